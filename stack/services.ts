@@ -1,0 +1,203 @@
+/**
+ * The local stack's services: Neo4j (Bolt) and the Temporal dev server with its UI. `stackUp`
+ * starts whatever is not already answering and waits until each one does; `stackDown` stops
+ * what the stack started; `stackStatus` reports each service and its address.
+ */
+import path from 'node:path';
+import type { Settings } from '../config/env';
+import { createDriver, pingNeo4j } from '../graph/driver';
+import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
+import { requiredSearchAttributes } from '../temporal/searchAttributes';
+import { installStack, NEO4J_LAUNCHER, stackPaths, type StackPaths } from './install';
+import { isAlive, portOpen, readPid, startDaemon, stopDaemon, tail, waitUntil, type Daemon, type Log } from './process';
+
+interface Service {
+  name: string;
+  daemon: Daemon;
+  host: string;
+  port: number;
+  /** Start the process (the stack is installed). */
+  start(p: StackPaths): number;
+  /** Resolves true once the service answers like a client needs it to. */
+  ready(): Promise<boolean>;
+  /** Work to do once it is ready (e.g. register search attributes). */
+  afterReady?(log: Log): Promise<void>;
+  addresses(): string[];
+  startTimeoutMs: number;
+  stopGraceMs: number;
+}
+
+function services(s: Settings): Service[] {
+  const p = stackPaths(s.PERSONA_STACK_DIR);
+  const daemon = (name: string): Daemon => ({
+    name,
+    pidFile: path.join(p.pids, `${name}.pid`),
+    logFile: path.join(p.logs, `${name}.log`),
+  });
+  const [temporalHost = '127.0.0.1', temporalPort = '7233'] = s.TEMPORAL_ADDRESS.split(':');
+
+  const neo4j: Service = {
+    name: 'neo4j',
+    daemon: daemon('neo4j'),
+    host: s.neo4jBoltHost,
+    port: s.neo4jBoltPort,
+    start: (paths) =>
+      startDaemon(
+        daemon('neo4j'),
+        'java',
+        [`-Xmx${s.NEO4J_HEAP}`, `-Xms${s.NEO4J_HEAP}`, '-XX:+UseG1GC', '-cp', path.join(paths.neo4jLib, '*'), NEO4J_LAUNCHER],
+        {
+          ...process.env,
+          PERSONA_NEO4J_HOME: paths.neo4jHome,
+          PERSONA_NEO4J_BOLT_HOST: s.neo4jBoltHost,
+          PERSONA_NEO4J_BOLT_PORT: String(s.neo4jBoltPort),
+          PERSONA_NEO4J_PAGECACHE: String(s.NEO4J_PAGECACHE_MB),
+          PERSONA_NEO4J_TX_MEMORY: String(s.NEO4J_TX_MEMORY_MB),
+          NEO4J_USER: s.NEO4J_USER,
+          NEO4J_PASSWORD: s.NEO4J_PASSWORD,
+        },
+        paths.root,
+      ),
+    ready: async () => {
+      const driver = createDriver(s, { maxConnectionPoolSize: 1 });
+      try {
+        await pingNeo4j(driver, s.NEO4J_DATABASE);
+        return true;
+      } finally {
+        await driver.close();
+      }
+    },
+    addresses: () => [`Neo4j Bolt       ${s.NEO4J_URI}  (user ${s.NEO4J_USER}, database ${s.NEO4J_DATABASE})`],
+    startTimeoutMs: 180_000,
+    stopGraceMs: 60_000,
+  };
+
+  const temporal: Service = {
+    name: 'temporal',
+    daemon: daemon('temporal'),
+    host: temporalHost,
+    port: Number(temporalPort),
+    start: (paths) =>
+      startDaemon(daemon('temporal'), paths.temporalBin, [
+        'server',
+        'start-dev',
+        '--ip',
+        temporalHost,
+        '--port',
+        temporalPort,
+        '--ui-port',
+        String(s.TEMPORAL_UI_PORT),
+        '--db-filename',
+        paths.temporalDb,
+        '--namespace',
+        s.TEMPORAL_NAMESPACE,
+        ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+        '--log-format',
+        'json',
+        '--log-level',
+        'warn',
+      ], process.env),
+    ready: async () => {
+      const { connection } = await connectTemporal(s);
+      try {
+        await describeNamespace(connection, s.TEMPORAL_NAMESPACE);
+      } finally {
+        await connection.close();
+      }
+      const ui = await fetch(`http://${temporalHost}:${s.TEMPORAL_UI_PORT}/`, { signal: AbortSignal.timeout(3000) });
+      return ui.status === 200;
+    },
+    afterReady: async (log) => {
+      const { connection } = await connectTemporal(s);
+      try {
+        const added = await ensureSearchAttributes(connection, s.TEMPORAL_NAMESPACE);
+        if (added.length > 0) log(`temporal: registered search attributes ${added.join(', ')}`);
+      } finally {
+        await connection.close();
+      }
+    },
+    addresses: () => [
+      `Temporal         ${s.TEMPORAL_ADDRESS}  (namespace ${s.TEMPORAL_NAMESPACE})`,
+      `Temporal UI      http://${temporalHost}:${s.TEMPORAL_UI_PORT}`,
+    ],
+    startTimeoutMs: 90_000,
+    stopGraceMs: 20_000,
+  };
+
+  return [neo4j, temporal];
+}
+
+function elapsed(since: number): string {
+  return `${((Date.now() - since) / 1000).toFixed(1)}s`;
+}
+
+/** Installs what is missing, starts what is not running, and waits until every service answers. */
+export async function stackUp(s: Settings, log: Log): Promise<{ started: string[] }> {
+  const t0 = Date.now();
+  const paths = await installStack(s.PERSONA_STACK_DIR, log);
+  const started: string[] = [];
+  const all = services(s);
+
+  // Start everything first, then wait: Neo4j's JVM and Temporal boot in parallel.
+  const pending: { svc: Service; pid?: number }[] = [];
+  for (const svc of all) {
+    const pid = readPid(svc.daemon);
+    if (isAlive(pid)) {
+      log(`${svc.name}: already running (pid ${pid})`);
+      pending.push({ svc, pid });
+    } else if (await portOpen(svc.host, svc.port)) {
+      log(`${svc.name}: something else already answers on ${svc.host}:${svc.port}; reusing it`);
+      pending.push({ svc });
+    } else {
+      const newPid = svc.start(paths);
+      log(`${svc.name}: starting (pid ${newPid}, log ${svc.daemon.logFile})`);
+      started.push(svc.name);
+      pending.push({ svc, pid: newPid });
+    }
+  }
+  await Promise.all(
+    pending.map(async ({ svc, pid }) => {
+      const t = Date.now();
+      try {
+        await waitUntil(svc.name, () => svc.ready(), svc.startTimeoutMs, pid === undefined ? undefined : () => isAlive(pid));
+      } catch (err) {
+        const logTail = tail(svc.daemon.logFile);
+        throw new Error(`${(err as Error).message}${logTail ? `\n--- last lines of ${svc.daemon.logFile} ---\n${logTail}` : ''}`);
+      }
+      await svc.afterReady?.(log);
+      log(`${svc.name}: ready (${elapsed(t)})`);
+    }),
+  );
+  log(`stack is up in ${elapsed(t0)}:`);
+  for (const line of all.flatMap((svc) => svc.addresses())) log(`  ${line}`);
+  return { started };
+}
+
+/** Stops the services the stack started (all of them, or the named ones). */
+export async function stackDown(s: Settings, log: Log, only?: string[]): Promise<void> {
+  for (const svc of services(s).reverse()) {
+    if (only && !only.includes(svc.name)) continue;
+    const t = Date.now();
+    const stopped = await stopDaemon(svc.daemon, svc.stopGraceMs, log);
+    log(stopped ? `${svc.name}: stopped (${elapsed(t)})` : `${svc.name}: was not running`);
+  }
+}
+
+export interface ServiceStatus {
+  name: string;
+  pid?: number;
+  running: boolean;
+  answering: boolean;
+  addresses: string[];
+}
+
+export async function stackStatus(s: Settings): Promise<ServiceStatus[]> {
+  return Promise.all(
+    services(s).map(async (svc) => {
+      const pid = readPid(svc.daemon);
+      const running = isAlive(pid);
+      const answering = await svc.ready().catch(() => false);
+      return { name: svc.name, ...(running ? { pid } : {}), running, answering, addresses: svc.addresses() };
+    }),
+  );
+}

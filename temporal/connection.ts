@@ -1,0 +1,39 @@
+/**
+ * The Temporal client factory: one Connection and Client per process, built in the entry point
+ * and passed down. Also the namespace checks the stack and readiness probes use.
+ */
+import { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { requiredSearchAttributes } from './searchAttributes';
+
+export interface TemporalSettings {
+  TEMPORAL_ADDRESS: string;
+  TEMPORAL_NAMESPACE: string;
+}
+
+export async function connectTemporal(settings: TemporalSettings): Promise<{ connection: Connection; client: Client }> {
+  const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS, connectTimeout: '5s' });
+  return { connection, client: new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE }) };
+}
+
+/** Resolves when the namespace answers; rejects with the server's error otherwise. */
+export async function describeNamespace(connection: Connection, namespace: string, timeoutMs = 3000): Promise<void> {
+  await connection.withDeadline(Date.now() + timeoutMs, () =>
+    connection.workflowService.describeNamespace({ namespace }),
+  );
+}
+
+/** Registers any of Persona's search attributes the namespace lacks. Returns the names it added. */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  const existing = await connection.operatorService.listSearchAttributes({ namespace });
+  const custom = existing.customAttributes ?? {};
+  const missing = requiredSearchAttributes.filter((a) => !(a.name in custom));
+  if (missing.length === 0) return [];
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(
+      missing.map((a) => [a.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    ),
+  });
+  return missing.map((a) => a.name);
+}

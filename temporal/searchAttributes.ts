@@ -1,0 +1,15 @@
+/**
+ * Search attributes Persona sets on its workflows, so ops can find every process of a customer
+ * in the Temporal UI with `PersonaCustomerId = '<id>'`.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const personaCustomerId = defineSearchAttributeKey('PersonaCustomerId', SearchAttributeType.KEYWORD);
+
+/** Every custom search attribute the namespace must have; all are Keyword. */
+export const requiredSearchAttributes = [{ name: personaCustomerId.name, type: 'Keyword' as const }];
+
+/** The visibility query that lists a customer's workflows. */
+export function customerWorkflowsQuery(customerId: string): string {
+  return `${personaCustomerId.name} = '${customerId.replace(/['\\]/g, '\\$&')}'`;
+}
