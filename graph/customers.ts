@@ -1,0 +1,108 @@
+/**
+ * The Customer aggregate: create (with its digital identifiers, in one transaction), read,
+ * update, and find by digital identifier.
+ */
+import { randomUUID } from 'node:crypto';
+import { toPlain } from './convert';
+import { NotFoundError } from './errors';
+import { appendEvent } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+import { attachIdentifiers, normaliseIdentifier } from './identifiers';
+import { customerPatch, newCustomerInput, parseInput, type Customer, type CustomerPatch, type IdentifierType, type NewCustomerInput } from './model';
+
+/** The map projection every customer read returns. */
+export const CUSTOMER_PROJECTION = 'c {.id, .status, .segment, .ltv, .acquisition_date, .created_at, .updated_at}';
+
+const CYPHER = {
+  create: `
+    CREATE (c:Customer {
+      id: $id, status: $status, segment: $segment, ltv: $ltv,
+      acquisition_date: coalesce(date($acquisitionDate), date(datetime.transaction())),
+      created_at: datetime.transaction(), updated_at: datetime.transaction()
+    })
+    RETURN ${CUSTOMER_PROJECTION} AS customer`,
+  get: `
+    MATCH (c:Customer {id: $id})
+    RETURN ${CUSTOMER_PROJECTION} AS customer`,
+  // Bumping updated_at first takes the customer's write lock, so `before` is read under it.
+  update: `
+    MATCH (c:Customer {id: $id})
+    SET c.updated_at = datetime.transaction()
+    WITH c, c {.segment, .ltv, .status} AS before
+    SET c += $patch
+    RETURN before, ${CUSTOMER_PROJECTION} AS customer`,
+  findByDigitalId: `
+    MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})
+    RETURN ${CUSTOMER_PROJECTION} AS customer`,
+} as const;
+
+export function toCustomer(value: unknown): Customer {
+  return toPlain(value) as unknown as Customer;
+}
+
+/**
+ * Creates a customer and its digital identifiers in one transaction, with a CustomerCreated
+ * event. An identifier that already exists makes the whole write fail with a ConflictError
+ * (label DigitalIdentifier) and leaves nothing behind.
+ */
+export async function createCustomer(g: Graph, input: NewCustomerInput): Promise<Customer> {
+  const c = parseInput(newCustomerInput, input, 'customer');
+  const id = c.id ?? randomUUID();
+  return writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.create, {
+      id,
+      status: c.status,
+      segment: c.segment,
+      ltv: c.ltv,
+      acquisitionDate: c.acquisition_date ?? null,
+    });
+    const customer = toCustomer(res.records[0]?.get('customer'));
+    await appendEvent(tx, 'CustomerCreated', id, {
+      segment: customer.segment,
+      status: customer.status,
+      ltv: customer.ltv,
+      acquisition_date: customer.acquisition_date,
+    });
+    await attachIdentifiers(tx, id, c.digital_identifiers);
+    return customer;
+  });
+}
+
+export async function getCustomer(g: Graph, id: string): Promise<Customer | null> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.get, { id });
+    const record = res.records[0];
+    return record ? toCustomer(record.get('customer')) : null;
+  });
+}
+
+/**
+ * Updates a customer's segment, LTV or status. Emits CustomerProfileUpdated with each changed
+ * field's old and new value; an update that changes nothing emits nothing.
+ */
+export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch): Promise<Customer> {
+  const p = parseInput(customerPatch, patch, 'customer');
+  return writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.update, { id, patch: p });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', id);
+    const before = toPlain(record.get('before')) as Record<string, unknown>;
+    const customer = toCustomer(record.get('customer'));
+    const changes = Object.fromEntries(
+      Object.entries(p)
+        .filter(([field, to]) => before[field] !== to)
+        .map(([field, to]) => [field, { from: before[field] ?? null, to }]),
+    );
+    if (Object.keys(changes).length > 0) await appendEvent(tx, 'CustomerProfileUpdated', id, { changes });
+    return customer;
+  });
+}
+
+/** The customer holding this (normalised) identifier, or null. */
+export async function findCustomerByDigitalId(g: Graph, type: IdentifierType, value: string): Promise<Customer | null> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.findByDigitalId, { type, value: normaliseIdentifier(type, value) });
+    const record = res.records[0];
+    return record ? toCustomer(record.get('customer')) : null;
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * Devices a customer logs in from. A device is one node per fingerprint, shared by every
+ * customer seen on it (a family tablet); each customer's LOGGED_IN_FROM edge counts logins.
+ */
+import { randomUUID } from 'node:crypto';
+import { toPlain } from './convert';
+import { NotFoundError } from './errors';
+import { appendEvent } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from './model';
+
+/** Trust a device starts with before any fraud signal: below the trusted threshold. */
+export const INITIAL_TRUST_SCORE = 0.5;
+
+const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .last_seen_ip, .last_seen_user_agent, .created_at, .updated_at';
+const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count, first_login: r.first_login, last_login: r.last_login}`;
+
+const CYPHER = {
+  // MERGE on the constrained fingerprint: concurrent logins from one new device make one node.
+  link: `
+    MATCH (c:Customer {id: $customerId})
+    MERGE (d:Device {fingerprint: $fingerprint})
+    ON CREATE SET d.id = $deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction()
+    SET d.updated_at = datetime.transaction(),
+        d.last_seen_ip = coalesce($ip, d.last_seen_ip),
+        d.last_seen_user_agent = coalesce($userAgent, d.last_seen_user_agent)
+    MERGE (c)-[r:LOGGED_IN_FROM]->(d)
+    ON CREATE SET r.login_count = 0, r.first_login = datetime.transaction()
+    SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction()
+    RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
+  listForCustomer: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
+    WITH c, r, d ORDER BY r.last_login DESC
+    RETURN c.id AS customerId, collect(${CUSTOMER_DEVICE}) AS devices`,
+} as const;
+
+/**
+ * Records a login of the customer from a device: creates the device on first sight (with the
+ * given or initial trust score), updates what was last seen, counts the login, emits DeviceLinked.
+ * An existing device's trust score is never changed here.
+ */
+export async function linkDevice(g: Graph, customerId: string, input: DeviceInput): Promise<CustomerDevice> {
+  const d = parseInput(deviceInput, input, 'device');
+  return writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.link, {
+      customerId,
+      deviceId: randomUUID(),
+      fingerprint: d.fingerprint,
+      trustScore: d.trust_score ?? INITIAL_TRUST_SCORE,
+      ip: d.ip ?? null,
+      userAgent: d.user_agent ?? null,
+    });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    const device = toPlain(record.get('device')) as unknown as CustomerDevice;
+    await appendEvent(tx, 'DeviceLinked', customerId, {
+      device_id: device.id,
+      new_device: record.get('newDevice') as boolean,
+      login_count: device.login_count,
+    });
+    return device;
+  });
+}
+
+/** The customer's devices with login counts, most recent login first. */
+export async function getDevicesByCustomer(g: Graph, customerId: string): Promise<CustomerDevice[]> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.listForCustomer, { customerId });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    return toPlain(record.get('devices')) as unknown as CustomerDevice[];
+  });
+}

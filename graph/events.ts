@@ -1,0 +1,79 @@
+/**
+ * The immutable change-event log. Every graph write appends its Event inside the same
+ * transaction as the change (the audit trail and the outbox are one thing), so no change is
+ * ever without its event and no event describes a change that rolled back.
+ *
+ * Payloads never hold a payment token, and hold identifier values only where the event is
+ * about that identifier.
+ */
+import { randomUUID } from 'node:crypto';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
+import { toPlain, type Plain } from './convert';
+import { readTx, type Graph } from './graph';
+
+export const EVENT_TYPES = [
+  'CustomerCreated',
+  'CustomerOnboarded',
+  'CustomerProfileUpdated',
+  'DigitalIdentifierAdded',
+  'PaymentMethodAdded',
+  'PaymentMethodStatusChanged',
+  'DefaultPaymentMethodChanged',
+  'DeviceLinked',
+  'DeviceTrustScoreUpdated',
+  'AddressAdded',
+  'RelationshipAdded',
+  'PaymentRecovered',
+  'PaymentRecoveryFailed',
+  'CustomerNotified',
+  'CustomerSuspended',
+  'CustomerReinstated',
+  'PossibleMatchFound',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface PersonaEvent {
+  id: string;
+  type: EventType;
+  customer_id: string;
+  occurred_at: string;
+  payload: Record<string, Plain>;
+}
+
+const CYPHER = {
+  // occurred_at is the clock when the event is appended, not when its transaction began:
+  // writers on one customer hold its lock by then, so their events are stamped in commit order.
+  // seq orders the events of one transaction among themselves.
+  append: `
+    CREATE (e:Event {id: $id, type: $type, customer_id: $customerId, occurred_at: datetime.realtime(), seq: $seq, payload: $payload})`,
+  listForCustomer: `
+    MATCH (e:Event {customer_id: $customerId})
+    RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event
+    ORDER BY e.occurred_at DESC, e.seq DESC
+    LIMIT $limit`,
+} as const;
+
+const appendedInTx = new WeakMap<ManagedTransaction, number>();
+
+/** Appends an event to the log inside the caller's transaction. */
+export async function appendEvent(
+  tx: ManagedTransaction,
+  type: EventType,
+  customerId: string,
+  payload: Record<string, unknown>,
+): Promise<void> {
+  const seq = appendedInTx.get(tx) ?? 0;
+  appendedInTx.set(tx, seq + 1);
+  await tx.run(CYPHER.append, { id: randomUUID(), type, customerId, seq, payload: JSON.stringify(payload) });
+}
+
+/** A customer's events, newest first. */
+export async function listCustomerEvents(g: Graph, customerId: string, limit = 100): Promise<PersonaEvent[]> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.listForCustomer, { customerId, limit: neo4j.int(limit) });
+    return res.records.map((r) => {
+      const e = toPlain(r.get('event')) as Record<string, Plain>;
+      return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
+    });
+  });
+}

@@ -1,0 +1,22 @@
+/** The identity graph: build its handle once per process and pass it down. */
+import type { Driver } from 'neo4j-driver';
+import type { Graph } from './graph';
+import { TokenCipher } from './tokens';
+
+export function createGraph(driver: Driver, database: string, tokenKey: Buffer): Graph {
+  return { driver, database, tokens: new TokenCipher(tokenKey) };
+}
+
+export * from './addresses';
+export * from './customers';
+export * from './devices';
+export * from './driver';
+export * from './errors';
+export * from './events';
+export * from './graph';
+export * from './identifiers';
+export * from './model';
+export * from './paymentMethods';
+export * from './relationships';
+export * from './schema';
+export * from './tokens';

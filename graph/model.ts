@@ -1,0 +1,176 @@
+/**
+ * The identity graph's vocabulary: node and edge shapes as the graph returns them (plain,
+ * snake_case, JSON-ready, never a token) and zod schemas for what writers may send in. The api
+ * reuses these schemas, so a field is named the same in a 400 and in the graph.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from './errors';
+
+export const CUSTOMER_STATUSES = ['active', 'suspended', 'erased'] as const;
+export const PAYMENT_METHOD_TYPES = ['card', 'digital_wallet', 'bank_account'] as const;
+export const PAYMENT_METHOD_STATUSES = ['active', 'expired', 'failed', 'inactive', 'compromised', 'unverified'] as const;
+export const IDENTIFIER_TYPES = ['email', 'phone_number'] as const;
+export const ADDRESS_TYPES = ['shipping', 'billing'] as const;
+
+export type CustomerStatus = (typeof CUSTOMER_STATUSES)[number];
+export type PaymentMethodType = (typeof PAYMENT_METHOD_TYPES)[number];
+export type PaymentMethodStatus = (typeof PAYMENT_METHOD_STATUSES)[number];
+export type IdentifierType = (typeof IDENTIFIER_TYPES)[number];
+
+// ---- what the graph returns -------------------------------------------------------------
+
+export interface Customer {
+  id: string;
+  status: CustomerStatus;
+  segment: string;
+  ltv: number;
+  acquisition_date: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A payment method as any reader sees it. The token is never part of it. */
+export interface PaymentMethod {
+  id: string;
+  type: PaymentMethodType;
+  status: PaymentMethodStatus;
+  brand: string | null;
+  last_four: string | null;
+  expiry_month: number | null;
+  expiry_year: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A payment method with its HAS_PAYMENT_METHOD edge: the wallet item. */
+export interface WalletEntry extends PaymentMethod {
+  is_default: boolean;
+  first_used: string | null;
+  last_used: string | null;
+}
+
+export interface Device {
+  id: string;
+  fingerprint: string;
+  trust_score: number;
+  last_seen_ip: string | null;
+  last_seen_user_agent: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A device with the customer's LOGGED_IN_FROM edge. */
+export interface CustomerDevice extends Device {
+  login_count: number;
+  first_login: string;
+  last_login: string;
+}
+
+export interface Address {
+  id: string;
+  street1: string;
+  street2: string | null;
+  city: string;
+  state: string | null;
+  zip_code: string;
+  country: string;
+  type: (typeof ADDRESS_TYPES)[number];
+  is_default: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DigitalIdentifier {
+  id: string;
+  type: IdentifierType;
+  value: string;
+  is_verified: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+// ---- what writers send ----------------------------------------------------------------
+
+const id = z.uuid();
+const isoDate = z.iso.date();
+
+export const digitalIdentifierInput = z.object({
+  id: id.optional(),
+  type: z.enum(IDENTIFIER_TYPES),
+  value: z.string().trim().min(1).max(320),
+  is_verified: z.boolean().default(false),
+});
+export type DigitalIdentifierInput = z.input<typeof digitalIdentifierInput>;
+
+export const newCustomerInput = z.object({
+  id: id.optional(),
+  segment: z.string().trim().min(1).max(64).default('New'),
+  ltv: z.number().nonnegative().finite().default(0),
+  acquisition_date: isoDate.optional(),
+  status: z.enum(CUSTOMER_STATUSES).default('active'),
+  digital_identifiers: z.array(digitalIdentifierInput).max(20).default([]),
+});
+export type NewCustomerInput = z.input<typeof newCustomerInput>;
+
+export const customerPatch = z
+  .object({
+    segment: z.string().trim().min(1).max(64),
+    ltv: z.number().nonnegative().finite(),
+    status: z.enum(CUSTOMER_STATUSES),
+  })
+  .partial()
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, { message: 'nothing to update' });
+export type CustomerPatch = z.input<typeof customerPatch>;
+
+export const newPaymentMethodInput = z
+  .object({
+    id: id.optional(),
+    type: z.enum(PAYMENT_METHOD_TYPES),
+    token: z.string().min(1).max(512),
+    brand: z.string().trim().min(1).max(32).optional(),
+    last_four: z.string().regex(/^\d{4}$/, 'must be exactly 4 digits').optional(),
+    expiry_month: z.number().int().min(1).max(12).optional(),
+    expiry_year: z.number().int().min(2000).max(2100).optional(),
+    status: z.enum(PAYMENT_METHOD_STATUSES).default('active'),
+  })
+  .superRefine((pm, ctx) => {
+    if (pm.type !== 'card') return;
+    for (const field of ['brand', 'last_four', 'expiry_month', 'expiry_year'] as const) {
+      if (pm[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required for a card' });
+    }
+  });
+export type NewPaymentMethodInput = z.input<typeof newPaymentMethodInput>;
+
+export const deviceInput = z.object({
+  fingerprint: z.string().trim().min(1).max(256),
+  ip: z.string().max(64).optional(),
+  user_agent: z.string().max(512).optional(),
+  trust_score: z.number().min(0).max(1).optional(),
+});
+export type DeviceInput = z.input<typeof deviceInput>;
+
+export const addressInput = z.object({
+  id: id.optional(),
+  street1: z.string().trim().min(1).max(200),
+  street2: z.string().trim().max(200).optional(),
+  city: z.string().trim().min(1).max(100),
+  state: z.string().trim().max(100).optional(),
+  zip_code: z.string().trim().min(1).max(20),
+  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
+  type: z.enum(ADDRESS_TYPES).default('shipping'),
+  is_default: z.boolean().default(false),
+});
+export type AddressInput = z.input<typeof addressInput>;
+
+/**
+ * Parses input with a schema; the first problem becomes an InvalidInputError naming the field
+ * by its path under `prefix` (e.g. `payment_method.expiry_month`).
+ */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, prefix: string): z.output<S> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = [prefix, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
+  throw new InvalidInputError(field || prefix, issue?.message ?? 'invalid');
+}

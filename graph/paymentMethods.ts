@@ -1,0 +1,202 @@
+/**
+ * Payment methods and the customer's wallet. Rules kept here, whoever writes:
+ *   - the token is encrypted before it reaches Neo4j and no read returns it;
+ *   - a customer has at most one default method, and only an active method can become it;
+ *   - writes that touch a customer's defaults take the customer's write lock first, so
+ *     concurrent writers on one customer serialise instead of leaving two defaults.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { toPlain } from './convert';
+import { InvalidStateError, NotFoundError } from './errors';
+import { appendEvent } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+import {
+  newPaymentMethodInput,
+  PAYMENT_METHOD_STATUSES,
+  parseInput,
+  type NewPaymentMethodInput,
+  type PaymentMethodStatus,
+  type WalletEntry,
+} from './model';
+import { assertIsToken } from './tokens';
+
+const PM_FIELDS = '.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at';
+/** A wallet entry: the method (never its token) with its edge's default flag and use times. */
+const WALLET_ENTRY = `p {${PM_FIELDS}, is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
+
+const CYPHER = {
+  add: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = datetime.transaction()
+    WITH c
+    OPTIONAL MATCH (c)-[cur:HAS_PAYMENT_METHOD {is_default: true}]->(curPm:PaymentMethod)
+    WITH c, collect(cur) AS currents, collect(curPm.id) AS currentIds
+    WITH c, currents, currentIds, $status = 'active' AND ($makeDefault OR size(currents) = 0) AS becomesDefault
+    CREATE (p:PaymentMethod {
+      id: $id, type: $type, status: $status, token: $encryptedToken,
+      brand: $brand, last_four: $lastFour, expiry_month: $expiryMonth, expiry_year: $expiryYear,
+      created_at: datetime.transaction(), updated_at: datetime.transaction()
+    })
+    CREATE (c)-[r:HAS_PAYMENT_METHOD {is_default: becomesDefault}]->(p)
+    FOREACH (old IN CASE WHEN becomesDefault THEN currents ELSE [] END | SET old.is_default = false)
+    RETURN ${WALLET_ENTRY} AS entry, CASE WHEN becomesDefault THEN currentIds ELSE null END AS replacedDefaults`,
+  defaultCandidate: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = datetime.transaction()
+    WITH c
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(target:PaymentMethod {id: $paymentMethodId})
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(cur:PaymentMethod)
+    RETURN target.status AS targetStatus, collect(cur.id) AS currentIds`,
+  setDefault: `
+    MATCH (:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+    SET r.is_default = (p.id = $paymentMethodId)`,
+  // Bumping updated_at first takes the method's write lock, so `from` is read under it.
+  setStatus: `
+    MATCH (c:Customer)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    SET p.updated_at = datetime.transaction()
+    WITH c, r, p, p.status AS from
+    SET p.status = $status
+    RETURN c.id AS customerId, from, ${WALLET_ENTRY} AS entry`,
+  listForCustomer: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+    WITH c, r, p
+    ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
+    RETURN c.id AS customerId, collect(${WALLET_ENTRY}) AS entries`,
+  token: `
+    MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    RETURN p.token AS token`,
+} as const;
+
+function toEntry(value: unknown): WalletEntry {
+  return toPlain(value) as unknown as WalletEntry;
+}
+
+/** The public part of a wallet entry (what events may carry). */
+function describe(entry: WalletEntry): Record<string, unknown> {
+  return {
+    payment_method_id: entry.id,
+    type: entry.type,
+    status: entry.status,
+    brand: entry.brand,
+    last_four: entry.last_four,
+    expiry_month: entry.expiry_month,
+    expiry_year: entry.expiry_year,
+    is_default: entry.is_default,
+  };
+}
+
+/**
+ * Adds a payment method to a customer's wallet. It becomes the default when asked to, or when
+ * the customer has none, provided it is active. Emits PaymentMethodAdded, and
+ * DefaultPaymentMethodChanged when the default moved.
+ */
+export async function addPaymentMethod(
+  g: Graph,
+  customerId: string,
+  input: NewPaymentMethodInput,
+  options: { makeDefault?: boolean } = {},
+): Promise<WalletEntry> {
+  const pm = parseInput(newPaymentMethodInput, input, 'payment_method');
+  assertIsToken(pm.token, 'payment_method.token');
+  const id = pm.id ?? randomUUID();
+  const encryptedToken = g.tokens.encrypt(pm.token, id);
+  return writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.add, {
+      customerId,
+      id,
+      type: pm.type,
+      status: pm.status,
+      encryptedToken,
+      brand: pm.brand ?? null,
+      lastFour: pm.last_four ?? null,
+      expiryMonth: pm.expiry_month ?? null,
+      expiryYear: pm.expiry_year ?? null,
+      makeDefault: options.makeDefault ?? false,
+    });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    const entry = toEntry(record.get('entry'));
+    await appendEvent(tx, 'PaymentMethodAdded', customerId, describe(entry));
+    const replaced = record.get('replacedDefaults') as string[] | null;
+    if (replaced) {
+      await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: replaced[0] ?? null, to: entry.id });
+    }
+    return entry;
+  });
+}
+
+/**
+ * Makes an active method the customer's one default, in one transaction. Setting the current
+ * default again changes nothing and emits nothing.
+ */
+export async function setDefaultPaymentMethod(g: Graph, customerId: string, paymentMethodId: string): Promise<void> {
+  await writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.defaultCandidate, { customerId, paymentMethodId });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    const status = record.get('targetStatus') as PaymentMethodStatus | null;
+    if (status === null) throw new NotFoundError('PaymentMethod', paymentMethodId);
+    if (status !== 'active') {
+      throw new InvalidStateError(`payment method ${paymentMethodId} is ${status}; only an active method can be the default`);
+    }
+    const currentIds = record.get('currentIds') as string[];
+    if (currentIds.length === 1 && currentIds[0] === paymentMethodId) return;
+    await tx.run(CYPHER.setDefault, { customerId, paymentMethodId });
+    await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: currentIds[0] ?? null, to: paymentMethodId });
+  });
+}
+
+/**
+ * Changes a method's status (e.g. active → expired) with a PaymentMethodStatusChanged event
+ * carrying the reason. Setting the status it already has emits nothing.
+ */
+export async function updatePaymentMethodStatus(
+  g: Graph,
+  paymentMethodId: string,
+  status: PaymentMethodStatus,
+  options: { reason?: string } = {},
+): Promise<WalletEntry & { customer_id: string }> {
+  const to = parseInput(z.enum(PAYMENT_METHOD_STATUSES), status, 'status');
+  return writeTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.setStatus, { paymentMethodId, status: to });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
+    const customerId = record.get('customerId') as string;
+    const from = record.get('from') as PaymentMethodStatus;
+    const entry = toEntry(record.get('entry'));
+    if (from !== to) {
+      await appendEvent(tx, 'PaymentMethodStatusChanged', customerId, {
+        payment_method_id: paymentMethodId,
+        from,
+        to,
+        reason: options.reason ?? null,
+      });
+    }
+    return { ...entry, customer_id: customerId };
+  });
+}
+
+/** The customer's wallet: the default first, then the most recently used. Never a token. */
+export async function getPaymentMethodsByCustomer(g: Graph, customerId: string): Promise<WalletEntry[]> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.listForCustomer, { customerId });
+    const record = res.records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    return (record.get('entries') as unknown[]).map(toEntry);
+  });
+}
+
+/**
+ * The decrypted gateway token of a payment method. Only the activity that charges the gateway
+ * calls this; the token goes straight into the gateway request and is never logged or returned.
+ */
+export async function revealPaymentToken(g: Graph, paymentMethodId: string): Promise<string> {
+  const stored = await readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.token, { paymentMethodId });
+    return res.records[0]?.get('token') as string | undefined;
+  });
+  if (!stored) throw new NotFoundError('PaymentMethod', paymentMethodId);
+  return g.tokens.decrypt(stored, paymentMethodId);
+}

@@ -1,0 +1,116 @@
+/**
+ * The identity graph's schema, applied by an idempotent migration at start-up (api and worker
+ * both run it; running it twice, or from two processes at once, changes nothing).
+ *
+ * Neo4j 5 Community supports property uniqueness constraints on one property and on several
+ * (composite); node-key and existence constraints are Enterprise-only. So (type, value) on
+ * DigitalIdentifier is a composite uniqueness constraint, and every constraint below works on
+ * Community. Each uniqueness constraint is backed by a range index, so lookups by id,
+ * fingerprint and (type, value) need no extra index.
+ */
+import type { Driver } from 'neo4j-driver';
+import { Neo4jError } from 'neo4j-driver';
+
+export interface SchemaRule {
+  name: string;
+  kind: 'constraint' | 'index';
+  cypher: string;
+}
+
+const NODE_LABELS = ['Customer', 'PaymentMethod', 'Device', 'Address', 'DigitalIdentifier', 'BehavioralProfile', 'Event'] as const;
+
+const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
+
+export const SCHEMA: SchemaRule[] = [
+  ...NODE_LABELS.map((label) => ({
+    name: `${snake(label)}_id_unique`,
+    kind: 'constraint' as const,
+    cypher: `CREATE CONSTRAINT ${snake(label)}_id_unique IF NOT EXISTS FOR (n:${label}) REQUIRE n.id IS UNIQUE`,
+  })),
+  {
+    name: 'device_fingerprint_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT device_fingerprint_unique IF NOT EXISTS FOR (d:Device) REQUIRE d.fingerprint IS UNIQUE',
+  },
+  {
+    name: 'digital_identifier_type_value_unique',
+    kind: 'constraint',
+    cypher:
+      'CREATE CONSTRAINT digital_identifier_type_value_unique IF NOT EXISTS FOR (d:DigitalIdentifier) REQUIRE (d.type, d.value) IS UNIQUE',
+  },
+  // Expiry scans and wallet reads filter payment methods by status (and expiry).
+  {
+    name: 'payment_method_status',
+    kind: 'index',
+    cypher: 'CREATE INDEX payment_method_status IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status)',
+  },
+  {
+    name: 'payment_method_status_expiry',
+    kind: 'index',
+    cypher:
+      'CREATE INDEX payment_method_status_expiry IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status, p.expiry_year, p.expiry_month)',
+  },
+  // Trusted-device reads filter on trust score.
+  {
+    name: 'device_trust_score',
+    kind: 'index',
+    cypher: 'CREATE INDEX device_trust_score IF NOT EXISTS FOR (d:Device) ON (d.trust_score)',
+  },
+  {
+    name: 'customer_status',
+    kind: 'index',
+    cypher: 'CREATE INDEX customer_status IF NOT EXISTS FOR (c:Customer) ON (c.status)',
+  },
+  // A customer's history (newest first) and the change feed read events by customer and time.
+  {
+    name: 'event_customer_occurred_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX event_customer_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.customer_id, e.occurred_at)',
+  },
+  {
+    name: 'event_occurred_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX event_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.occurred_at)',
+  },
+];
+
+export interface MigrationResult {
+  created: string[];
+  existing: string[];
+  ms: number;
+}
+
+/** Applies every rule that is missing and waits until all indexes are online. */
+export async function migrate(driver: Driver, database: string, indexWaitSeconds = 300): Promise<MigrationResult> {
+  const started = Date.now();
+  const before = await existingRuleNames(driver, database);
+  const created: string[] = [];
+  const existing: string[] = [];
+  for (const rule of SCHEMA) {
+    if (before.has(rule.name)) {
+      existing.push(rule.name);
+      continue;
+    }
+    try {
+      await driver.executeQuery(rule.cypher, {}, { database });
+      created.push(rule.name);
+    } catch (err) {
+      // Another process created the same rule between our check and our statement.
+      if (err instanceof Neo4jError && /EquivalentSchemaRuleAlreadyExists|ConstraintAlreadyExists|IndexAlreadyExists/.test(err.code)) {
+        existing.push(rule.name);
+      } else {
+        throw err;
+      }
+    }
+  }
+  await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
+  return { created, existing, ms: Date.now() - started };
+}
+
+async function existingRuleNames(driver: Driver, database: string): Promise<Set<string>> {
+  const [constraints, indexes] = await Promise.all([
+    driver.executeQuery('SHOW CONSTRAINTS YIELD name RETURN name', {}, { database }),
+    driver.executeQuery('SHOW INDEXES YIELD name RETURN name', {}, { database }),
+  ]);
+  return new Set([...constraints.records, ...indexes.records].map((r) => r.get('name') as string));
+}

@@ -1,0 +1,32 @@
+/** A real identity-graph handle for integration tests, on the local stack's Neo4j. */
+import { randomUUID } from 'node:crypto';
+import { loadConfig, type Config } from '../../config/env';
+import { createDriver, createGraph, type Graph } from '../../graph';
+import { toPlain } from '../../graph/convert';
+
+export interface TestGraph extends Graph {
+  config: Config;
+  close(): Promise<void>;
+  /** Runs a raw query (for assertions the graph module deliberately does not offer). */
+  query<T = Record<string, unknown>>(cypher: string, params?: Record<string, unknown>): Promise<T[]>;
+}
+
+export function openTestGraph(): TestGraph {
+  const config = loadConfig();
+  const driver = createDriver(config);
+  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+  return {
+    ...graph,
+    config,
+    close: () => driver.close(),
+    query: async <T>(cypher: string, params: Record<string, unknown> = {}) => {
+      const res = await driver.executeQuery(cypher, params, { database: config.NEO4J_DATABASE });
+      return res.records.map((r) => toPlain(r.toObject()) as T);
+    },
+  };
+}
+
+/** A unique email per test, so tests never see each other's data. */
+export function uniqueEmail(tag = 'user'): string {
+  return `${tag}.${randomUUID()}@example.com`;
+}

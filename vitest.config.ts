@@ -1,0 +1,44 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Three projects:
+ *   unit         pure logic, no programs needed;
+ *   workflows    workflow tests in the time-skipping test server (one per file, so files may
+ *                run in parallel); the stack's binaries must be installed;
+ *   integration  the real Neo4j and Temporal dev server, shared by every file: one file at a time.
+ */
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    teardownTimeout: 120_000,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['{activities,api,config,graph,stack,temporal,workers,workflows}/**/*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'workflows',
+          include: ['test/workflows/**/*.test.ts'],
+          globalSetup: ['test/setup/installed.ts'],
+          maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/setup/stack.ts'],
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
