@@ -17,15 +17,15 @@ export function createDriver(settings: Neo4jSettings, options: { maxConnectionPo
   });
 }
 
-/** Resolves when the database answers a trivial query within the deadline. */
-export async function pingNeo4j(driver: Driver, database: string, timeoutMs = 3000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Neo4j did not answer within ${timeoutMs} ms`)), timeoutMs);
-  });
+/**
+ * Resolves when the database answers a trivial query within the deadline. Runs outside a
+ * transaction function, so an unreachable server fails at once instead of being retried.
+ */
+export async function pingNeo4j(driver: Driver, database: string, timeoutMs = 2500): Promise<void> {
+  const session = driver.session({ database, defaultAccessMode: neo4j.session.READ });
   try {
-    await Promise.race([driver.executeQuery('RETURN 1 AS ok', {}, { database }), timeout]);
+    await session.run('RETURN 1 AS ok', {}, { timeout: timeoutMs });
   } finally {
-    clearTimeout(timer);
+    await session.close();
   }
 }

@@ -1,0 +1,44 @@
+/**
+ * The api process: REST (Hono) on PERSONA_HTTP_PORT. Connects to Neo4j and Temporal, migrates
+ * the graph schema, serves, and stops cleanly on SIGTERM.
+ */
+import { serve } from '@hono/node-server';
+import { ConfigError, loadConfig } from '../config/env';
+import { createDriver, migrate } from '../graph';
+import { neo4jCheck, temporalCheck } from '../runtime/checks';
+import { createLogger } from '../runtime/logger';
+import { onShutdown } from '../runtime/shutdown';
+import { connectTemporal } from '../temporal/connection';
+import { createApp } from './rest/app';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('persona-api', config.LOG_LEVEL);
+
+  const driver = createDriver(config);
+  await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
+  const schema = await migrate(driver, config.NEO4J_DATABASE);
+  logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
+
+  const { connection } = await connectTemporal(config);
+  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
+
+  const app = createApp({
+    logger,
+    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
+  });
+  const server = serve({ fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT }, (info) =>
+    logger.info({ port: info.port }, `REST listening on http://${config.PERSONA_HTTP_HOST}:${info.port}`),
+  );
+
+  onShutdown(logger, [
+    { name: 'http server', run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))) },
+    { name: 'temporal connection', run: () => connection.close() },
+    { name: 'neo4j driver', run: () => driver.close() },
+  ]);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

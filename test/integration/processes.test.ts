@@ -1,0 +1,99 @@
+import { Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../api/rest/app';
+import { loadConfig } from '../../config/env';
+import { createDriver } from '../../graph';
+import { neo4jCheck, temporalCheck } from '../../runtime/checks';
+import { createLogger } from '../../runtime/logger';
+import { connectTemporal } from '../../temporal/connection';
+import { freePort, startProcess, waitForOk } from '../support/processes';
+
+const config = loadConfig();
+const logger = createLogger('test', 'silent');
+
+describe('readiness', () => {
+  const driver = createDriver(config);
+  let temporal: Awaited<ReturnType<typeof connectTemporal>>;
+  beforeAll(async () => {
+    temporal = await connectTemporal(config);
+  });
+  afterAll(async () => {
+    await driver.close();
+    await temporal.connection.close();
+  });
+
+  it('is ready when Neo4j and Temporal answer', async () => {
+    const app = createApp({
+      logger,
+      readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
+    });
+    expect((await app.request('/healthz')).status).toBe(200);
+    const res = await app.request('/readyz');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'ready', checks: { neo4j: 'ok', temporal: 'ok' } });
+  });
+
+  it('answers 503 problem+json naming Neo4j when Neo4j is unreachable', async () => {
+    const deadDriver = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
+    try {
+      const app = createApp({
+        logger,
+        readiness: [neo4jCheck(deadDriver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
+      });
+      const res = await app.request('/readyz');
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      const body = (await res.json()) as { detail: string; checks: Record<string, string> };
+      expect(body).toMatchObject({ status: 503, title: 'Service not ready', checks: { temporal: 'ok' } });
+      expect(body.checks.neo4j).toMatch(/^unreachable/);
+      expect(body.detail).toMatch(/^neo4j unreachable/);
+    } finally {
+      await deadDriver.close();
+    }
+  });
+
+  it('answers 503 problem+json naming Temporal when Temporal is unreachable', async () => {
+    const dead = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1s' });
+    try {
+      const app = createApp({
+        logger,
+        readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)],
+      });
+      const res = await app.request('/readyz');
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { checks: Record<string, string> };
+      expect(body.checks.neo4j).toBe('ok');
+      expect(body.checks.temporal).toMatch(/^unreachable/);
+    } finally {
+      await dead.close();
+    }
+  });
+
+  it('answers unknown routes with problem+json', async () => {
+    const res = await createApp({ logger, readiness: [] }).request('/nope');
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toBe('application/problem+json');
+    expect(await res.json()).toMatchObject({ status: 404, instance: '/nope' });
+  });
+});
+
+describe('the api and worker processes', () => {
+  it.each([
+    ['api', 'api/main.ts', 'PERSONA_HTTP_PORT'],
+    ['worker', 'workers/main.ts', 'PERSONA_WORKER_HTTP_PORT'],
+  ])('the %s connects, migrates, becomes ready, and stops cleanly on SIGTERM', async (_name, entry, portVar) => {
+    const port = await freePort();
+    const proc = startProcess(entry, { [portVar]: String(port), PERSONA_HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+    try {
+      const ready = await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
+      expect(await ready.json()).toMatchObject({ status: 'ready' });
+      expect(proc.output()).toContain('graph schema ready');
+
+      proc.child.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+      expect(proc.output()).toContain('"msg":"bye"');
+    } finally {
+      if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+    }
+  });
+});

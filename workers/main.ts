@@ -1,0 +1,93 @@
+/**
+ * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
+ * to Neo4j and Temporal, migrates the graph schema, serves /healthz and /readyz on
+ * PERSONA_WORKER_HTTP_PORT, and drains cleanly on SIGTERM.
+ */
+import { serve } from '@hono/node-server';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { createActivities } from '../activities';
+import { ConfigError, loadConfig } from '../config/env';
+import { createDriver, createGraph, migrate } from '../graph';
+import { neo4jCheck, temporalCheck } from '../runtime/checks';
+import { healthRoutes } from '../runtime/health';
+import { createLogger } from '../runtime/logger';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger('persona-worker', config.LOG_LEVEL);
+  // The SDK logs through the same JSON logger; the worker, not the Runtime, decides when to
+  // stop: SIGTERM drains it (below).
+  const sdkLevels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+    TRACE: 'trace',
+    DEBUG: 'debug',
+    INFO: 'info',
+    WARN: 'warn',
+    ERROR: 'error',
+  };
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger('INFO', ({ level, message, meta }) => logger[sdkLevels[level]]({ sdk: meta }, message)),
+  });
+
+  const driver = createDriver(config);
+  await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
+  const schema = await migrate(driver, config.NEO4J_DATABASE);
+  logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
+  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    activities: createActivities({ graph }),
+    shutdownGraceTime: '30 seconds',
+  });
+
+  const health = healthRoutes({
+    service: 'persona-worker',
+    checks: [
+      neo4jCheck(driver, config.NEO4J_DATABASE),
+      temporalCheck(connection, config.TEMPORAL_NAMESPACE),
+      {
+        name: 'worker',
+        check: async () => {
+          const state = worker.getState();
+          if (state !== 'RUNNING') throw new Error(`worker is ${state}`);
+        },
+      },
+    ],
+  });
+  const server = serve({ fetch: health.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_WORKER_HTTP_PORT });
+
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining the worker');
+      worker.shutdown();
+    });
+  }
+
+  logger.info(
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, healthPort: config.PERSONA_WORKER_HTTP_PORT },
+    `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}"`,
+  );
+  try {
+    await worker.run();
+    logger.info('worker drained');
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await connection.close();
+    await driver.close();
+    logger.info('bye');
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});
