@@ -1,0 +1,53 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, loadSettings, localTokenKeyPath } from './env';
+
+const key = randomBytes(32).toString('base64');
+const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
+
+describe('configuration', () => {
+  it('has working defaults for the local stack', () => {
+    const c = loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_STACK_DIR: emptyStack() });
+    expect(c).toMatchObject({
+      NEO4J_URI: 'bolt://127.0.0.1:7687',
+      TEMPORAL_ADDRESS: '127.0.0.1:7233',
+      TEMPORAL_NAMESPACE: 'default',
+      TEMPORAL_TASK_QUEUE: 'persona',
+      PERSONA_HTTP_PORT: 8080,
+      PERSONA_GRPC_PORT: 50051,
+      neo4jBoltHost: '127.0.0.1',
+      neo4jBoltPort: 7687,
+    });
+    expect(c.tokenKey.equals(Buffer.from(key, 'base64'))).toBe(true);
+  });
+
+  it('names every wrong variable at once', () => {
+    const attempt = () =>
+      loadSettings({ NEO4J_URI: 'http://x', TEMPORAL_ADDRESS: 'nohostport', PERSONA_HTTP_PORT: '99999', LOG_LEVEL: 'loud' });
+    expect(attempt).toThrow(ConfigError);
+    try {
+      attempt();
+    } catch (err) {
+      const names = (err as ConfigError).issues.map((i) => i.split(':')[0]);
+      expect(names.sort()).toEqual(['LOG_LEVEL', 'NEO4J_URI', 'PERSONA_HTTP_PORT', 'TEMPORAL_ADDRESS']);
+    }
+  });
+
+  it('reads the locally generated token key outside production, and insists on one in production', () => {
+    const stack = emptyStack();
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack })).toThrow(/PERSONA_TOKEN_KEY: not set/);
+    mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
+    writeFileSync(localTokenKeyPath(stack), key);
+    expect(loadConfig({ PERSONA_STACK_DIR: stack }).tokenKey.length).toBe(32);
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, NODE_ENV: 'production' })).toThrow(/required in production/);
+  });
+
+  it('refuses a token key that is not 32 bytes', () => {
+    expect(() => loadConfig({ PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'), PERSONA_STACK_DIR: emptyStack() })).toThrow(
+      /must be 32 bytes/,
+    );
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * `npm run dev`: brings up the whole system in one command — the local stack (Neo4j, Temporal
+ * and its UI), then the worker and the api, their logs interleaved with a prefix. Ctrl-C stops
+ * the worker and api; the stack keeps running (`npm run stack:down` stops it).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { loadConfig, loadSettings, repoRoot } from '../config/env';
+import { stackUp } from './services';
+
+const log = (line: string): void => console.log(`[dev] ${line}`);
+
+function start(name: string, entry: string): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
+  }
+  return child;
+}
+
+async function main(): Promise<void> {
+  await stackUp(loadSettings(), (line) => console.log(`[stack] ${line}`));
+  const config = loadConfig();
+  const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts')];
+  log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz)`);
+  log(`worker     health on http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT}/readyz, task queue ${config.TEMPORAL_TASK_QUEUE}`);
+  log(`Temporal UI ${config.TEMPORAL_UI_URL}`);
+  log('Ctrl-C stops the worker and api; `npm run stack:down` stops Neo4j and Temporal.');
+
+  let exiting = false;
+  const stopAll = (code: number): void => {
+    if (exiting) return;
+    exiting = true;
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+    void Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r))))).then(() =>
+      process.exit(code),
+    );
+  };
+  for (const child of children) {
+    child.once('exit', (code) => {
+      if (!exiting) {
+        log(`a process exited with ${code}; stopping the others`);
+        stopAll(code ?? 1);
+      }
+    });
+  }
+  process.once('SIGINT', () => stopAll(0));
+  process.once('SIGTERM', () => stopAll(0));
+}
+
+main().catch((err: unknown) => {
+  console.error(`[dev] failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
