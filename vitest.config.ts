@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Three projects:
+ * Three projects, run one after another (unit, workflows, integration):
  *   unit         pure logic, no programs needed;
  *   workflows    workflow tests in the time-skipping test server (one per file, so files may
  *                run in parallel); the stack's binaries must be installed;
@@ -18,6 +18,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
+          sequence: { groupOrder: 0 },
           include: ['{activities,api,config,graph,stack,temporal,workers,workflows}/**/*.test.ts'],
         },
       },
@@ -25,6 +26,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'workflows',
+          sequence: { groupOrder: 1 },
           include: ['test/workflows/**/*.test.ts'],
           globalSetup: ['test/setup/installed.ts'],
           maxWorkers: 2,
@@ -34,6 +36,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
+          sequence: { groupOrder: 2 },
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/setup/stack.ts'],
           fileParallelism: false,

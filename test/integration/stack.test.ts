@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig, loadSettings } from '../../config/env';
+import { createDriver, createGraph, createCustomer, getCustomer } from '../../graph';
+import { stackDown, stackStatus, stackUp } from '../../stack/services';
+import { connectTemporal, describeNamespace } from '../../temporal/connection';
+import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+
+const settings = loadSettings();
+const quiet = (): void => undefined;
+
+describe('the local stack', () => {
+  it('reports Neo4j (Bolt RETURN 1) and Temporal (namespace and UI 200) answering', async () => {
+    const statuses = await stackStatus(settings);
+    expect(statuses.map((s) => [s.name, s.answering])).toEqual([
+      ['neo4j', true],
+      ['temporal', true],
+    ]);
+    const ui = await fetch(settings.TEMPORAL_UI_URL);
+    expect(ui.status).toBe(200);
+  });
+
+  it('has the PersonaCustomerId search attribute registered as Keyword', async () => {
+    const { connection } = await connectTemporal(settings);
+    try {
+      const res = await connection.operatorService.listSearchAttributes({ namespace: settings.TEMPORAL_NAMESPACE });
+      // 2 = INDEXED_VALUE_TYPE_KEYWORD
+      expect(res.customAttributes?.[personaCustomerId.name]).toBe(2);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  describe('restarts', async () => {
+    const managed = (await stackStatus(settings)).every((s) => s.running);
+    const config = loadConfig();
+    let driver = createDriver(config);
+    afterAll(() => driver.close());
+
+    // Only when this stack started the services (not when reusing someone else's servers).
+    it.skipIf(!managed)('lose nothing: a running workflow and a customer survive a restart of both services', async () => {
+      const customerId = randomUUID();
+      const workflowId = `restart-probe-${customerId}`;
+      const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+      await createCustomer(graph, { id: customerId, segment: 'Restart' });
+      let temporal = await connectTemporal(settings);
+      await temporal.client.workflow.start('RestartProbe', {
+        taskQueue: `restart-${customerId}`,
+        workflowId,
+        typedSearchAttributes: [{ key: personaCustomerId, value: customerId }],
+      });
+      await temporal.connection.close();
+      await driver.close();
+
+      await stackDown(settings, quiet);
+      expect((await stackStatus(settings)).some((s) => s.answering)).toBe(false);
+      await stackUp(settings, quiet);
+
+      driver = createDriver(config);
+      expect(await getCustomer(createGraph(driver, config.NEO4J_DATABASE, config.tokenKey), customerId)).toMatchObject({ segment: 'Restart' });
+      temporal = await connectTemporal(settings);
+      try {
+        await describeNamespace(temporal.connection, settings.TEMPORAL_NAMESPACE);
+        const handle = temporal.client.workflow.getHandle(workflowId);
+        expect((await handle.describe()).status.name).toBe('RUNNING');
+        const found: string[] = [];
+        for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(customerId) })) found.push(wf.workflowId);
+        expect(found).toEqual([workflowId]);
+        await handle.terminate('restart probe done');
+      } finally {
+        await temporal.connection.close();
+      }
+    });
+  });
+});
