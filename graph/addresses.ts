@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { readCustomerList, writeTx, type Graph } from './graph';
 import { addressInput, parseInput, type Address, type AddressInput } from './model';
 
 const ADDRESS = 'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
@@ -47,10 +47,5 @@ export async function addAddress(g: Graph, customerId: string, input: AddressInp
 }
 
 export async function getAddressesByCustomer(g: Graph, customerId: string): Promise<Address[]> {
-  return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    return toPlain(record.get('addresses')) as unknown as Address[];
-  });
+  return readCustomerList<Address>(g, CYPHER.listForCustomer, customerId, 'addresses');
 }

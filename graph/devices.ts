@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { readCustomerList, writeTx, type Graph } from './graph';
 import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from './model';
 
 /** Trust a device starts with before any fraud signal: below the trusted threshold. */
@@ -65,10 +65,5 @@ export async function linkDevice(g: Graph, customerId: string, input: DeviceInpu
 
 /** The customer's devices with login counts, most recent login first. */
 export async function getDevicesByCustomer(g: Graph, customerId: string): Promise<CustomerDevice[]> {
-  return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    return toPlain(record.get('devices')) as unknown as CustomerDevice[];
-  });
+  return readCustomerList<CustomerDevice>(g, CYPHER.listForCustomer, customerId, 'devices');
 }

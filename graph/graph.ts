@@ -4,7 +4,8 @@
  * errors, so their bodies are idempotent), and constraint violations become domain errors.
  */
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
-import { mapNeo4jError } from './errors';
+import { toPlain } from './convert';
+import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
 
 export interface Graph {
@@ -31,4 +32,16 @@ export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Prom
   } finally {
     await session.close();
   }
+}
+
+/**
+ * Reads one collected list belonging to a customer (its devices, addresses, …) with a query
+ * that returns one row while the customer exists. A missing customer is a NotFoundError, not [].
+ */
+export async function readCustomerList<T>(g: Graph, cypher: string, customerId: string, column: string): Promise<T[]> {
+  return readTx(g, async (tx) => {
+    const record = (await tx.run(cypher, { customerId })).records[0];
+    if (!record) throw new NotFoundError('Customer', customerId);
+    return toPlain(record.get(column)) as unknown as T[];
+  });
 }

@@ -7,7 +7,7 @@ import type { ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { readCustomerList, writeTx, type Graph } from './graph';
 import { digitalIdentifierInput, parseInput, type DigitalIdentifier, type DigitalIdentifierInput, type IdentifierType } from './model';
 
 const IDENTIFIER_PROJECTION = 'd {.id, .type, .value, .is_verified, .created_at, .updated_at}';
@@ -75,10 +75,5 @@ export async function addDigitalIdentifier(g: Graph, customerId: string, input: 
 }
 
 export async function getDigitalIdentifiersByCustomer(g: Graph, customerId: string): Promise<DigitalIdentifier[]> {
-  return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    return toPlain(record.get('identifiers')) as unknown as DigitalIdentifier[];
-  });
+  return readCustomerList<DigitalIdentifier>(g, CYPHER.listForCustomer, customerId, 'identifiers');
 }

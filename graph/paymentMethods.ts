@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { toPlain } from './convert';
 import { InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { readCustomerList, readTx, writeTx, type Graph } from './graph';
 import {
   newPaymentMethodInput,
   PAYMENT_METHOD_STATUSES,
@@ -180,12 +180,7 @@ export async function updatePaymentMethodStatus(
 
 /** The customer's wallet: the default first, then the most recently used. Never a token. */
 export async function getPaymentMethodsByCustomer(g: Graph, customerId: string): Promise<WalletEntry[]> {
-  return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    return (record.get('entries') as unknown[]).map(toEntry);
-  });
+  return readCustomerList<WalletEntry>(g, CYPHER.listForCustomer, customerId, 'entries');
 }
 
 /**
