@@ -1,5 +1,7 @@
 /** Addresses a customer ships to or is billed at (SHIPPED_TO edges). */
 import { randomUUID } from 'node:crypto';
+import type { ManagedTransaction } from 'neo4j-driver';
+import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
@@ -18,7 +20,9 @@ const CYPHER = {
     FOREACH (o IN CASE WHEN $address.is_default THEN others ELSE [] END | SET o.is_default = false)
     CREATE (a:Address)
     SET a = $address, a.created_at = datetime.transaction(), a.updated_at = datetime.transaction()
-    CREATE (c)-[:SHIPPED_TO]->(a)
+    CREATE (c)-[s:SHIPPED_TO]->(a)
+    SET s.first_shipped = CASE WHEN $used THEN datetime.transaction() END,
+        s.last_shipped = CASE WHEN $used THEN datetime.transaction() END
     RETURN ${ADDRESS} AS address`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
@@ -27,23 +31,31 @@ const CYPHER = {
     RETURN c.id AS customerId, collect(${ADDRESS}) AS addresses`,
 } as const;
 
+/** Inserts an address inside the caller's transaction, with AddressAdded. `used` stamps shipping times. */
+export async function insertAddress(
+  tx: ManagedTransaction,
+  customerId: string,
+  a: z.output<typeof addressInput>,
+  options: { used?: boolean } = {},
+): Promise<Address> {
+  const address = { ...a, id: a.id ?? randomUUID(), street2: a.street2 ?? null, state: a.state ?? null };
+  const res = await tx.run(CYPHER.add, { customerId, address, used: options.used ?? false });
+  const record = res.records[0];
+  if (!record) throw new NotFoundError('Customer', customerId);
+  const saved = toPlain(record.get('address')) as unknown as Address;
+  await appendEvent(tx, 'AddressAdded', customerId, {
+    address_id: saved.id,
+    type: saved.type,
+    country: saved.country,
+    is_default: saved.is_default,
+  });
+  return saved;
+}
+
 /** Adds an address; a new default address replaces the previous default of the same type. */
 export async function addAddress(g: Graph, customerId: string, input: AddressInput): Promise<Address> {
   const a = parseInput(addressInput, input, 'address');
-  const address = { ...a, id: a.id ?? randomUUID(), street2: a.street2 ?? null, state: a.state ?? null };
-  return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.add, { customerId, address });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    const saved = toPlain(record.get('address')) as unknown as Address;
-    await appendEvent(tx, 'AddressAdded', customerId, {
-      address_id: saved.id,
-      type: saved.type,
-      country: saved.country,
-      is_default: saved.is_default,
-    });
-    return saved;
-  });
+  return writeTx(g, (tx) => insertAddress(tx, customerId, a));
 }
 
 export async function getAddressesByCustomer(g: Graph, customerId: string): Promise<Address[]> {

@@ -3,11 +3,14 @@
  * update, and find by digital identifier.
  */
 import { randomUUID } from 'node:crypto';
+import type { ManagedTransaction } from 'neo4j-driver';
+import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
-import { attachIdentifiers, normaliseIdentifier } from './identifiers';
+import { attachIdentifiers } from './identifiers';
+import { normaliseIdentifier } from './identity';
 import { customerPatch, newCustomerInput, parseInput, type Customer, type CustomerPatch, type IdentifierType, type NewCustomerInput } from './model';
 
 /** The map projection every customer read returns. */
@@ -40,6 +43,29 @@ export function toCustomer(value: unknown): Customer {
   return toPlain(value) as unknown as Customer;
 }
 
+/** Inserts a customer inside the caller's transaction, with CustomerCreated. */
+export async function insertCustomer(
+  tx: ManagedTransaction,
+  id: string,
+  c: Pick<z.output<typeof newCustomerInput>, 'status' | 'segment' | 'ltv' | 'acquisition_date'>,
+): Promise<Customer> {
+  const res = await tx.run(CYPHER.create, {
+    id,
+    status: c.status,
+    segment: c.segment,
+    ltv: c.ltv,
+    acquisitionDate: c.acquisition_date ?? null,
+  });
+  const customer = toCustomer(res.records[0]?.get('customer'));
+  await appendEvent(tx, 'CustomerCreated', id, {
+    segment: customer.segment,
+    status: customer.status,
+    ltv: customer.ltv,
+    acquisition_date: customer.acquisition_date,
+  });
+  return customer;
+}
+
 /**
  * Creates a customer and its digital identifiers in one transaction, with a CustomerCreated
  * event. An identifier that already exists makes the whole write fail with a ConflictError
@@ -49,21 +75,8 @@ export async function createCustomer(g: Graph, input: NewCustomerInput): Promise
   const c = parseInput(newCustomerInput, input, 'customer');
   const id = c.id ?? randomUUID();
   return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.create, {
-      id,
-      status: c.status,
-      segment: c.segment,
-      ltv: c.ltv,
-      acquisitionDate: c.acquisition_date ?? null,
-    });
-    const customer = toCustomer(res.records[0]?.get('customer'));
-    await appendEvent(tx, 'CustomerCreated', id, {
-      segment: customer.segment,
-      status: customer.status,
-      ltv: customer.ltv,
-      acquisition_date: customer.acquisition_date,
-    });
-    await attachIdentifiers(tx, id, c.digital_identifiers);
+    const customer = await insertCustomer(tx, id, c);
+    await attachIdentifiers(tx, id, c.digital_identifiers, g.policy.defaultPhoneRegion);
     return customer;
   });
 }
@@ -101,7 +114,7 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
 /** The customer holding this (normalised) identifier, or null. */
 export async function findCustomerByDigitalId(g: Graph, type: IdentifierType, value: string): Promise<Customer | null> {
   return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.findByDigitalId, { type, value: normaliseIdentifier(type, value) });
+    const res = await tx.run(CYPHER.findByDigitalId, { type, value: normaliseIdentifier(type, value, g.policy.defaultPhoneRegion, 'value') });
     const record = res.records[0];
     return record ? toCustomer(record.get('customer')) : null;
   });

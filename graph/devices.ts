@@ -3,6 +3,8 @@
  * customer seen on it (a family tablet); each customer's LOGGED_IN_FROM edge counts logins.
  */
 import { randomUUID } from 'node:crypto';
+import type { ManagedTransaction } from 'neo4j-driver';
+import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
@@ -36,31 +38,34 @@ const CYPHER = {
 } as const;
 
 /**
- * Records a login of the customer from a device: creates the device on first sight (with the
- * given or initial trust score), updates what was last seen, counts the login, emits DeviceLinked.
- * An existing device's trust score is never changed here.
+ * Records a login of the customer from a device inside the caller's transaction: creates the
+ * device on first sight (with the given or initial trust score), updates what was last seen,
+ * counts the login, emits DeviceLinked. An existing device's trust score is never changed here.
  */
+export async function linkDeviceTx(tx: ManagedTransaction, customerId: string, d: z.output<typeof deviceInput>): Promise<CustomerDevice> {
+  const res = await tx.run(CYPHER.link, {
+    customerId,
+    deviceId: randomUUID(),
+    fingerprint: d.fingerprint,
+    trustScore: d.trust_score ?? INITIAL_TRUST_SCORE,
+    ip: d.ip ?? null,
+    userAgent: d.user_agent ?? null,
+  });
+  const record = res.records[0];
+  if (!record) throw new NotFoundError('Customer', customerId);
+  const device = toPlain(record.get('device')) as unknown as CustomerDevice;
+  await appendEvent(tx, 'DeviceLinked', customerId, {
+    device_id: device.id,
+    new_device: record.get('newDevice') as boolean,
+    login_count: device.login_count,
+  });
+  return device;
+}
+
+/** Records a login of the customer from a device (see linkDeviceTx). */
 export async function linkDevice(g: Graph, customerId: string, input: DeviceInput): Promise<CustomerDevice> {
   const d = parseInput(deviceInput, input, 'device');
-  return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.link, {
-      customerId,
-      deviceId: randomUUID(),
-      fingerprint: d.fingerprint,
-      trustScore: d.trust_score ?? INITIAL_TRUST_SCORE,
-      ip: d.ip ?? null,
-      userAgent: d.user_agent ?? null,
-    });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    const device = toPlain(record.get('device')) as unknown as CustomerDevice;
-    await appendEvent(tx, 'DeviceLinked', customerId, {
-      device_id: device.id,
-      new_device: record.get('newDevice') as boolean,
-      login_count: device.login_count,
-    });
-    return device;
-  });
+  return writeTx(g, (tx) => linkDeviceTx(tx, customerId, d));
 }
 
 /** The customer's devices with login counts, most recent login first. */

@@ -29,6 +29,8 @@ export const EVENT_TYPES = [
   'CustomerSuspended',
   'CustomerReinstated',
   'PossibleMatchFound',
+  'PaymentMethodRemoved',
+  'BehavioralProfileRequested',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -45,9 +47,14 @@ const CYPHER = {
   // writers on one customer hold its lock by then, so their events are stamped in commit order.
   // seq orders the events of one transaction among themselves.
   append: `
-    CREATE (e:Event {id: $id, type: $type, customer_id: $customerId, occurred_at: datetime.realtime(), seq: $seq, payload: $payload})`,
+    CREATE (e:Event {id: $id, type: $type, customer_id: $customerId, occurred_at: datetime.realtime(), seq: $seq,
+                     payload: $payload, idempotency_key: $idempotencyKey})`,
+  byIdempotencyKey: `
+    MATCH (e:Event {idempotency_key: $key})
+    RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
   listForCustomer: `
     MATCH (e:Event {customer_id: $customerId})
+    WHERE $type IS NULL OR e.type = $type
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
@@ -55,25 +62,45 @@ const CYPHER = {
 
 const appendedInTx = new WeakMap<ManagedTransaction, number>();
 
-/** Appends an event to the log inside the caller's transaction. */
+/**
+ * Appends an event to the log inside the caller's transaction. An idempotency key makes the
+ * event (and so the whole transaction) happen at most once: a second append with the same key
+ * violates a uniqueness constraint, and `findEventByIdempotencyKey` finds the first.
+ */
 export async function appendEvent(
   tx: ManagedTransaction,
   type: EventType,
   customerId: string,
   payload: Record<string, unknown>,
+  options: { idempotencyKey?: string } = {},
 ): Promise<void> {
   const seq = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, seq + 1);
-  await tx.run(CYPHER.append, { id: randomUUID(), type, customerId, seq, payload: JSON.stringify(payload) });
+  await tx.run(CYPHER.append, {
+    id: randomUUID(),
+    type,
+    customerId,
+    seq,
+    payload: JSON.stringify(payload),
+    idempotencyKey: options.idempotencyKey ?? null,
+  });
 }
 
-/** A customer's events, newest first. */
-export async function listCustomerEvents(g: Graph, customerId: string, limit = 100): Promise<PersonaEvent[]> {
+function toEvent(value: unknown): PersonaEvent {
+  const e = toPlain(value) as Record<string, Plain>;
+  return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
+}
+
+/** The event written with this idempotency key, inside the caller's transaction. */
+export async function findEventByIdempotencyKey(tx: ManagedTransaction, key: string): Promise<PersonaEvent | null> {
+  const record = (await tx.run(CYPHER.byIdempotencyKey, { key })).records[0];
+  return record ? toEvent(record.get('event')) : null;
+}
+
+/** A customer's events (optionally of one type), newest first. */
+export async function listCustomerEvents(g: Graph, customerId: string, options: { type?: EventType; limit?: number } = {}): Promise<PersonaEvent[]> {
   return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId, limit: neo4j.int(limit) });
-    return res.records.map((r) => {
-      const e = toPlain(r.get('event')) as Record<string, Plain>;
-      return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
-    });
+    const res = await tx.run(CYPHER.listForCustomer, { customerId, type: options.type ?? null, limit: neo4j.int(options.limit ?? 100) });
+    return res.records.map((r) => toEvent(r.get('event')));
   });
 }

@@ -3,15 +3,27 @@
  * the token cipher. Writes run as transaction functions (the driver retries them on transient
  * errors, so their bodies are idempotent), and constraint violations become domain errors.
  */
+import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
 
+/** How identities are read and matched (configurable per deployment). */
+export interface IdentityPolicy {
+  /** Region national phone numbers are read in (ISO 3166-1 alpha-2). */
+  defaultPhoneRegion: CountryCode;
+  /** A fingerprint linked to more customers than this is no longer a matching signal. */
+  sharedDeviceLimit: number;
+}
+
+export const DEFAULT_IDENTITY_POLICY: IdentityPolicy = { defaultPhoneRegion: 'US', sharedDeviceLimit: 5 };
+
 export interface Graph {
   driver: Driver;
   database: string;
   tokens: TokenCipher;
+  policy: IdentityPolicy;
 }
 
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {

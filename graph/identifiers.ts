@@ -5,9 +5,11 @@
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
-import { InvalidInputError, NotFoundError } from './errors';
+import { NotFoundError } from './errors';
 import { appendEvent } from './events';
+import type { CountryCode } from 'libphonenumber-js';
 import { readCustomerList, writeTx, type Graph } from './graph';
+import { normaliseIdentifier } from './identity';
 import { digitalIdentifierInput, parseInput, type DigitalIdentifier, type DigitalIdentifierInput, type IdentifierType } from './model';
 
 const IDENTIFIER_PROJECTION = 'd {.id, .type, .value, .is_verified, .created_at, .updated_at}';
@@ -31,30 +33,19 @@ const CYPHER = {
     RETURN c.id AS customerId, collect(${IDENTIFIER_PROJECTION}) AS identifiers`,
 } as const;
 
-/**
- * The canonical form of an identifier: emails trimmed and lower-cased; phone numbers reduced to
- * `+` and digits (separators dropped).
- */
-export function normaliseIdentifier(type: IdentifierType, value: string): string {
-  const trimmed = value.trim();
-  if (type === 'email') {
-    const email = trimmed.toLowerCase();
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) throw new InvalidInputError('digital_identifiers.value', 'not an email address');
-    return email;
-  }
-  const phone = trimmed.replace(/[\s().-]/g, '');
-  if (!/^\+?\d{6,15}$/.test(phone)) throw new InvalidInputError('digital_identifiers.value', 'not a phone number');
-  return phone;
-}
-
 /** Attaches identifiers to a customer inside the caller's transaction, each with its event. */
 export async function attachIdentifiers(
   tx: ManagedTransaction,
   customerId: string,
   identifiers: { id?: string | undefined; type: IdentifierType; value: string; is_verified: boolean }[],
+  region: CountryCode,
 ): Promise<number> {
   if (identifiers.length === 0) return 0;
-  const rows = identifiers.map((i) => ({ ...i, id: i.id ?? randomUUID(), value: normaliseIdentifier(i.type, i.value) }));
+  const rows = identifiers.map((i, n) => ({
+    ...i,
+    id: i.id ?? randomUUID(),
+    value: normaliseIdentifier(i.type, i.value, region, `digital_identifiers.${n}.value`),
+  }));
   const res = await tx.run(CYPHER.attach, { customerId, identifiers: rows });
   const attached = toPlain(res.records[0]?.get('attached')) as number;
   if (attached === 0) throw new NotFoundError('Customer', customerId);
@@ -71,7 +62,7 @@ export async function attachIdentifiers(
 /** Adds one identifier to an existing customer; a taken identifier is a ConflictError. */
 export async function addDigitalIdentifier(g: Graph, customerId: string, input: DigitalIdentifierInput): Promise<void> {
   const ident = parseInput(digitalIdentifierInput, input, 'digital_identifier');
-  await writeTx(g, (tx) => attachIdentifiers(tx, customerId, [ident]));
+  await writeTx(g, (tx) => attachIdentifiers(tx, customerId, [ident], g.policy.defaultPhoneRegion));
 }
 
 export async function getDigitalIdentifiersByCustomer(g: Graph, customerId: string): Promise<DigitalIdentifier[]> {

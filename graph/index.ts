@@ -1,10 +1,10 @@
 /** The identity graph: build its handle once per process and pass it down. */
 import type { Driver } from 'neo4j-driver';
-import type { Graph } from './graph';
+import { DEFAULT_IDENTITY_POLICY, type Graph, type IdentityPolicy } from './graph';
 import { TokenCipher } from './tokens';
 
-export function createGraph(driver: Driver, database: string, tokenKey: Buffer): Graph {
-  return { driver, database, tokens: new TokenCipher(tokenKey) };
+export function createGraph(driver: Driver, database: string, tokenKey: Buffer, policy: Partial<IdentityPolicy> = {}): Graph {
+  return { driver, database, tokens: new TokenCipher(tokenKey), policy: { ...DEFAULT_IDENTITY_POLICY, ...policy } };
 }
 
 export * from './addresses';
@@ -15,7 +15,10 @@ export * from './errors';
 export * from './events';
 export * from './graph';
 export * from './identifiers';
+export * from './identity';
 export * from './model';
+export * from './onboarding';
+export * from './resolution';
 export * from './paymentMethods';
 export * from './relationships';
 export * from './schema';

@@ -94,7 +94,7 @@ export interface DigitalIdentifier {
 const id = z.uuid();
 const isoDate = z.iso.date();
 
-export const digitalIdentifierInput = z.object({
+export const digitalIdentifierInput = z.strictObject({
   id: id.optional(),
   type: z.enum(IDENTIFIER_TYPES),
   value: z.string().trim().min(1).max(320),
@@ -102,7 +102,7 @@ export const digitalIdentifierInput = z.object({
 });
 export type DigitalIdentifierInput = z.input<typeof digitalIdentifierInput>;
 
-export const newCustomerInput = z.object({
+export const newCustomerInput = z.strictObject({
   id: id.optional(),
   segment: z.string().trim().min(1).max(64).default('New'),
   ltv: z.number().nonnegative().finite().default(0),
@@ -123,8 +123,8 @@ export const customerPatch = z
   .refine((p) => Object.keys(p).length > 0, { message: 'nothing to update' });
 export type CustomerPatch = z.input<typeof customerPatch>;
 
-export const newPaymentMethodInput = z
-  .object({
+/** The fields of a new payment method, before the card-only rules are checked. */
+export const paymentMethodFields = z.strictObject({
     id: id.optional(),
     type: z.enum(PAYMENT_METHOD_TYPES),
     token: z.string().min(1).max(512),
@@ -133,16 +133,20 @@ export const newPaymentMethodInput = z
     expiry_month: z.number().int().min(1).max(12).optional(),
     expiry_year: z.number().int().min(2000).max(2100).optional(),
     status: z.enum(PAYMENT_METHOD_STATUSES).default('active'),
-  })
-  .superRefine((pm, ctx) => {
-    if (pm.type !== 'card') return;
-    for (const field of ['brand', 'last_four', 'expiry_month', 'expiry_year'] as const) {
-      if (pm[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required for a card' });
-    }
-  });
+});
+
+/** A card needs brand, last four digits and expiry; other types may omit them. */
+export function requireCardDetails(pm: { type: string; brand?: string | undefined; last_four?: string | undefined; expiry_month?: number | undefined; expiry_year?: number | undefined }, ctx: z.RefinementCtx): void {
+  if (pm.type !== 'card') return;
+  for (const field of ['brand', 'last_four', 'expiry_month', 'expiry_year'] as const) {
+    if (pm[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required for a card' });
+  }
+}
+
+export const newPaymentMethodInput = paymentMethodFields.superRefine(requireCardDetails);
 export type NewPaymentMethodInput = z.input<typeof newPaymentMethodInput>;
 
-export const deviceInput = z.object({
+export const deviceInput = z.strictObject({
   fingerprint: z.string().trim().min(1).max(256),
   ip: z.string().max(64).optional(),
   user_agent: z.string().max(512).optional(),
@@ -150,7 +154,7 @@ export const deviceInput = z.object({
 });
 export type DeviceInput = z.input<typeof deviceInput>;
 
-export const addressInput = z.object({
+export const addressInput = z.strictObject({
   id: id.optional(),
   street1: z.string().trim().min(1).max(200),
   street2: z.string().trim().max(200).optional(),

@@ -8,7 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { toPlain } from './convert';
-import { InvalidStateError, NotFoundError } from './errors';
+import type { ManagedTransaction } from 'neo4j-driver';
+import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { readCustomerList, readTx, writeTx, type Graph } from './graph';
 import {
@@ -39,6 +40,8 @@ const CYPHER = {
       created_at: datetime.transaction(), updated_at: datetime.transaction()
     })
     CREATE (c)-[r:HAS_PAYMENT_METHOD {is_default: becomesDefault}]->(p)
+    SET r.first_used = CASE WHEN $used THEN datetime.transaction() END,
+        r.last_used = CASE WHEN $used THEN datetime.transaction() END
     FOREACH (old IN CASE WHEN becomesDefault THEN currents ELSE [] END | SET old.is_default = false)
     RETURN ${WALLET_ENTRY} AS entry, CASE WHEN becomesDefault THEN currentIds ELSE null END AS replacedDefaults`,
   defaultCandidate: `
@@ -64,6 +67,23 @@ const CYPHER = {
     WITH c, r, p
     ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
     RETURN c.id AS customerId, collect(${WALLET_ENTRY}) AS entries`,
+  removeCheck: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = datetime.transaction()
+    WITH c
+    OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    RETURN p IS NOT NULL AS owned, coalesce(r.is_default, false) AS wasDefault`,
+  // Deleting the method deletes its encrypted token with it. When it was the default, the most
+  // recently used active method left takes its place (or none does).
+  remove: `
+    MATCH (c:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    DETACH DELETE p
+    WITH DISTINCT c
+    OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(next:PaymentMethod {status: 'active'})
+    WHERE $wasDefault
+    WITH r, next ORDER BY r.last_used IS NULL, r.last_used DESC, next.created_at DESC LIMIT 1
+    FOREACH (x IN CASE WHEN r IS NULL THEN [] ELSE [r] END | SET x.is_default = true)
+    RETURN next.id AS promoted`,
   token: `
     MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     RETURN p.token AS token`,
@@ -87,6 +107,70 @@ function describe(entry: WalletEntry): Record<string, unknown> {
   };
 }
 
+/** A payment method row ready for the graph: validated, and its token already encrypted. */
+export interface PaymentMethodRow {
+  id: string;
+  type: NewPaymentMethodInput['type'];
+  status: PaymentMethodStatus;
+  encrypted_token: string;
+  brand: string | null;
+  last_four: string | null;
+  expiry_month: number | null;
+  expiry_year: number | null;
+}
+
+/** Validates input, refuses card numbers, and encrypts the token under the method's id. */
+export function preparePaymentMethod(g: Pick<Graph, 'tokens'>, input: NewPaymentMethodInput, field = 'payment_method'): PaymentMethodRow {
+  const pm = parseInput(newPaymentMethodInput, input, field);
+  assertIsToken(pm.token, `${field}.token`);
+  const id = pm.id ?? randomUUID();
+  return {
+    id,
+    type: pm.type,
+    status: pm.status,
+    encrypted_token: g.tokens.encrypt(pm.token, id),
+    brand: pm.brand ?? null,
+    last_four: pm.last_four ?? null,
+    expiry_month: pm.expiry_month ?? null,
+    expiry_year: pm.expiry_year ?? null,
+  };
+}
+
+/**
+ * Inserts a prepared payment method inside the caller's transaction, with PaymentMethodAdded
+ * (and DefaultPaymentMethodChanged when the default moved). `used` stamps first and last use.
+ */
+export async function insertPaymentMethod(
+  tx: ManagedTransaction,
+  customerId: string,
+  row: PaymentMethodRow,
+  options: { makeDefault?: boolean; used?: boolean } = {},
+): Promise<WalletEntry> {
+  if (!row.encrypted_token.startsWith('v1.')) throw new InvalidInputError('payment_method.token', 'must be encrypted before it is stored');
+  const res = await tx.run(CYPHER.add, {
+    customerId,
+    id: row.id,
+    type: row.type,
+    status: row.status,
+    encryptedToken: row.encrypted_token,
+    brand: row.brand,
+    lastFour: row.last_four,
+    expiryMonth: row.expiry_month,
+    expiryYear: row.expiry_year,
+    makeDefault: options.makeDefault ?? false,
+    used: options.used ?? false,
+  });
+  const record = res.records[0];
+  if (!record) throw new NotFoundError('Customer', customerId);
+  const entry = toEntry(record.get('entry'));
+  await appendEvent(tx, 'PaymentMethodAdded', customerId, describe(entry));
+  const replaced = record.get('replacedDefaults') as string[] | null;
+  if (replaced) {
+    await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: replaced[0] ?? null, to: entry.id });
+  }
+  return entry;
+}
+
 /**
  * Adds a payment method to a customer's wallet. It becomes the default when asked to, or when
  * the customer has none, provided it is active. Emits PaymentMethodAdded, and
@@ -98,33 +182,8 @@ export async function addPaymentMethod(
   input: NewPaymentMethodInput,
   options: { makeDefault?: boolean } = {},
 ): Promise<WalletEntry> {
-  const pm = parseInput(newPaymentMethodInput, input, 'payment_method');
-  assertIsToken(pm.token, 'payment_method.token');
-  const id = pm.id ?? randomUUID();
-  const encryptedToken = g.tokens.encrypt(pm.token, id);
-  return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.add, {
-      customerId,
-      id,
-      type: pm.type,
-      status: pm.status,
-      encryptedToken,
-      brand: pm.brand ?? null,
-      lastFour: pm.last_four ?? null,
-      expiryMonth: pm.expiry_month ?? null,
-      expiryYear: pm.expiry_year ?? null,
-      makeDefault: options.makeDefault ?? false,
-    });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('Customer', customerId);
-    const entry = toEntry(record.get('entry'));
-    await appendEvent(tx, 'PaymentMethodAdded', customerId, describe(entry));
-    const replaced = record.get('replacedDefaults') as string[] | null;
-    if (replaced) {
-      await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: replaced[0] ?? null, to: entry.id });
-    }
-    return entry;
-  });
+  const row = preparePaymentMethod(g, input);
+  return writeTx(g, (tx) => insertPaymentMethod(tx, customerId, row, options));
 }
 
 /**
@@ -181,6 +240,25 @@ export async function updatePaymentMethodStatus(
 /** The customer's wallet: the default first, then the most recently used. Never a token. */
 export async function getPaymentMethodsByCustomer(g: Graph, customerId: string): Promise<WalletEntry[]> {
   return readCustomerList<WalletEntry>(g, CYPHER.listForCustomer, customerId, 'entries');
+}
+
+/**
+ * Removes a payment method (and its token) from the customer's wallet, with
+ * PaymentMethodRemoved; removing the default promotes the most recently used active method, or
+ * leaves none, with DefaultPaymentMethodChanged.
+ */
+export async function removePaymentMethod(g: Graph, customerId: string, paymentMethodId: string): Promise<{ promoted: string | null }> {
+  return writeTx(g, async (tx) => {
+    const check = (await tx.run(CYPHER.removeCheck, { customerId, paymentMethodId })).records[0];
+    if (!check) throw new NotFoundError('Customer', customerId);
+    if (!check.get('owned')) throw new NotFoundError('PaymentMethod', paymentMethodId);
+    const wasDefault = check.get('wasDefault') as boolean;
+    const res = await tx.run(CYPHER.remove, { customerId, paymentMethodId, wasDefault });
+    const promoted = wasDefault ? ((res.records[0]?.get('promoted') as string | null | undefined) ?? null) : null;
+    await appendEvent(tx, 'PaymentMethodRemoved', customerId, { payment_method_id: paymentMethodId, was_default: wasDefault });
+    if (wasDefault) await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: paymentMethodId, to: promoted });
+    return { promoted };
+  });
 }
 
 /**

@@ -38,6 +38,12 @@ export const SCHEMA: SchemaRule[] = [
     cypher:
       'CREATE CONSTRAINT digital_identifier_type_value_unique IF NOT EXISTS FOR (d:DigitalIdentifier) REQUIRE (d.type, d.value) IS UNIQUE',
   },
+  // An event written with an idempotency key (an onboarding, a notification) happens once.
+  {
+    name: 'event_idempotency_key_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
+  },
   // Expiry scans and wallet reads filter payment methods by status (and expiry).
   {
     name: 'payment_method_status',

@@ -121,7 +121,7 @@ describe('customers and digital identifiers', () => {
   it('refuses malformed input naming the field, before writing', async () => {
     await expect(createCustomer(g, { ltv: -1 })).rejects.toMatchObject({ field: 'customer.ltv' });
     await expect(createCustomer(g, { digital_identifiers: [{ type: 'email', value: 'not-an-email' }] })).rejects.toMatchObject({
-      field: 'digital_identifiers.value',
+      field: 'digital_identifiers.0.value',
     });
     await expect(updateCustomer(g, randomUUID(), { segment: 'VIP' })).rejects.toBeInstanceOf(NotFoundError);
   });

@@ -1,0 +1,301 @@
+/**
+ * Onboarding in the graph: identity resolution and the write of the customer with everything
+ * linked to it, in ONE transaction (no half-onboarded customer can exist).
+ *
+ * Two steps, so that nothing secret or unnormalised ever reaches a workflow's history:
+ *   1. `prepareOnboarding` (api, before the workflow starts): validate the request, normalise
+ *      identifiers, drop junk, encrypt the payment token under a new payment-method id.
+ *   2. `onboardCustomer` (the worker's activity): resolve and write, atomically and idempotently
+ *      per onboarding id: a retry after a crash returns the first result and writes nothing.
+ *
+ * Races: verified identifiers are MERGEd first, in a fixed order; MERGE on the (type, value)
+ * constraint locks the identifier until commit, so two onboardings of one verified email
+ * serialise and the second sees the first's customer — one customer, whatever the interleaving.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ManagedTransaction } from 'neo4j-driver';
+import { z } from 'zod';
+import { insertAddress } from './addresses';
+import { insertCustomer } from './customers';
+import { linkDeviceTx } from './devices';
+import { ConflictError, NotFoundError } from './errors';
+import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
+import { writeTx, type Graph } from './graph';
+import { isJunkFingerprint, isJunkIdentifier, normaliseIdentifier } from './identity';
+import { attachIdentifiers } from './identifiers';
+import {
+  addressInput,
+  deviceInput,
+  digitalIdentifierInput,
+  newCustomerInput,
+  parseInput,
+  paymentMethodFields,
+  requireCardDetails,
+  type IdentifierType,
+} from './model';
+import { insertPaymentMethod, preparePaymentMethod, type PaymentMethodRow } from './paymentMethods';
+import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
+
+// ---- the request ---------------------------------------------------------------------
+
+export const onboardingRequestSchema = z.strictObject({
+  customer: newCustomerInput.pick({ segment: true, ltv: true, acquisition_date: true }).strict().default({ segment: 'New', ltv: 0 }),
+  payment_method: paymentMethodFields.omit({ id: true, status: true }).strict().superRefine(requireCardDetails).optional(),
+  device: deviceInput.omit({ trust_score: true }).strict().optional(),
+  address: addressInput.omit({ id: true }).strict().optional(),
+  digital_identifiers: z.array(digitalIdentifierInput.omit({ id: true }).strict()).max(10).default([]),
+});
+export type OnboardingRequest = z.input<typeof onboardingRequestSchema>;
+
+/** What the workflow carries: validated, normalised, junk dropped, token encrypted. */
+export interface OnboardingPlan {
+  customer: { segment: string; ltv: number; acquisition_date?: string | undefined };
+  payment_method: PaymentMethodRow | null;
+  device: { fingerprint: string; ip?: string | undefined; user_agent?: string | undefined } | null;
+  address: z.output<typeof addressInput> | null;
+  digital_identifiers: { type: IdentifierType; value: string; is_verified: boolean }[];
+  /** Values that were dropped as placeholders (kinds only, never the values). */
+  ignored: { field: string; reason: 'junk' | 'duplicate' }[];
+}
+
+export interface OnboardingResult {
+  customer_id: string;
+  outcome: 'created' | 'matched';
+  possible_matches: string[];
+}
+
+/** Validates and prepares an onboarding request. Throws InvalidInputError naming the field. */
+export function prepareOnboarding(g: Pick<Graph, 'tokens' | 'policy'>, request: unknown): OnboardingPlan {
+  const r = parseInput(onboardingRequestSchema, request, '');
+  const ignored: OnboardingPlan['ignored'] = [];
+  const seen = new Set<string>();
+  const identifiers: OnboardingPlan['digital_identifiers'] = [];
+  r.digital_identifiers.forEach((ident, n) => {
+    const field = `digital_identifiers.${n}.value`;
+    const value = normaliseIdentifier(ident.type, ident.value, g.policy.defaultPhoneRegion, field);
+    if (isJunkIdentifier(ident.type, value)) return ignored.push({ field, reason: 'junk' });
+    if (seen.has(`${ident.type}:${value}`)) return ignored.push({ field, reason: 'duplicate' });
+    seen.add(`${ident.type}:${value}`);
+    identifiers.push({ type: ident.type, value, is_verified: ident.is_verified });
+  });
+  let device: OnboardingPlan['device'] = null;
+  if (r.device) {
+    if (isJunkFingerprint(r.device.fingerprint)) ignored.push({ field: 'device.fingerprint', reason: 'junk' });
+    else device = r.device;
+  }
+  return {
+    customer: r.customer,
+    payment_method: r.payment_method ? preparePaymentMethod(g, { ...r.payment_method, id: randomUUID() }) : null,
+    device,
+    address: r.address ?? null,
+    digital_identifiers: identifiers,
+    ignored,
+  };
+}
+
+// ---- the write ------------------------------------------------------------------------
+
+const CYPHER = {
+  mergeVerified: `
+    UNWIND $identifiers AS i
+    MERGE (d:DigitalIdentifier {type: i.type, value: i.value})
+    ON CREATE SET d.id = i.id, d.is_verified = true, d.created_at = datetime.transaction(), d.updated_at = datetime.transaction()
+    WITH i, d
+    OPTIONAL MATCH (owner:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(d)
+    RETURN i.type AS type, i.value AS value, d.id = i.id AS created, d.is_verified AS verified, owner.id AS ownerId`,
+  lookupUnverified: `
+    UNWIND $identifiers AS i
+    OPTIONAL MATCH (d:DigitalIdentifier {type: i.type, value: i.value})
+    OPTIONAL MATCH (owner:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(d)
+    RETURN i.type AS type, i.value AS value, d IS NOT NULL AS exists, d.is_verified AS verified, owner.id AS ownerId`,
+  deviceCustomers: `
+    OPTIONAL MATCH (d:Device {fingerprint: $fingerprint})
+    OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
+    RETURN collect(DISTINCT c.id) AS customerIds`,
+  lockCustomer: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = datetime.transaction()
+    RETURN c.id AS id`,
+  linkMerged: `
+    MATCH (c:Customer {id: $customerId})
+    UNWIND $identifiers AS i
+    MATCH (d:DigitalIdentifier {type: i.type, value: i.value})
+    MERGE (c)-[:HAS_DIGITAL_IDENTIFIER]->(d)`,
+  reuseCard: `
+    MATCH (c:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+    WHERE p.type = $pm.type AND p.brand = $pm.brand AND p.last_four = $pm.last_four
+      AND p.expiry_month = $pm.expiry_month AND p.expiry_year = $pm.expiry_year
+    WITH r, p ORDER BY p.created_at LIMIT 1
+    SET r.last_used = datetime.transaction(), r.first_used = coalesce(r.first_used, datetime.transaction())
+    RETURN p.id AS id`,
+  usedOn: `
+    MATCH (p:PaymentMethod {id: $paymentMethodId}), (d:Device {id: $deviceId})
+    MERGE (p)-[u:USED_ON]->(d)
+    ON CREATE SET u.first_use = datetime.transaction()
+    SET u.last_use = datetime.transaction()`,
+  reuseAddress: `
+    MATCH (c:Customer {id: $customerId})-[s:SHIPPED_TO]->(a:Address)
+    WHERE toLower(a.street1) = toLower($a.street1) AND toLower(a.zip_code) = toLower($a.zip_code) AND a.country = $a.country
+    WITH s, a ORDER BY a.created_at LIMIT 1
+    SET s.last_shipped = datetime.transaction(), s.first_shipped = coalesce(s.first_shipped, datetime.transaction())
+    RETURN a.id AS id`,
+} as const;
+
+const byKey = (a: { type: string; value: string }, b: { type: string; value: string }): number =>
+  `${a.type}:${a.value}`.localeCompare(`${b.type}:${b.value}`);
+
+async function observeIdentifiers(tx: ManagedTransaction, plan: OnboardingPlan): Promise<IdentifierObservation[]> {
+  const verified = plan.digital_identifiers.filter((i) => i.is_verified).sort(byKey);
+  const unverified = plan.digital_identifiers.filter((i) => !i.is_verified).sort(byKey);
+  const observations: IdentifierObservation[] = [];
+  if (verified.length > 0) {
+    const res = await tx.run(CYPHER.mergeVerified, { identifiers: verified.map((i) => ({ ...i, id: randomUUID() })) });
+    for (const r of res.records) {
+      observations.push({
+        type: r.get('type') as IdentifierType,
+        value: r.get('value') as string,
+        incomingVerified: true,
+        onFile: r.get('created') ? null : { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null },
+      });
+    }
+  }
+  if (unverified.length > 0) {
+    const res = await tx.run(CYPHER.lookupUnverified, { identifiers: unverified });
+    for (const r of res.records) {
+      observations.push({
+        type: r.get('type') as IdentifierType,
+        value: r.get('value') as string,
+        incomingVerified: false,
+        onFile: r.get('exists') ? { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null } : null,
+      });
+    }
+  }
+  return observations;
+}
+
+async function onboardTx(
+  tx: ManagedTransaction,
+  g: Graph,
+  plan: OnboardingPlan,
+  ids: { onboardingId: string; customerId: string },
+): Promise<OnboardingResult> {
+  const idempotencyKey = `onboarding:${ids.onboardingId}`;
+  const prior = await findEventByIdempotencyKey(tx, idempotencyKey);
+  if (prior) return prior.payload.result as unknown as OnboardingResult;
+
+  const observations = await observeIdentifiers(tx, plan);
+  const device = plan.device
+    ? { customerIds: (await tx.run(CYPHER.deviceCustomers, { fingerprint: plan.device.fingerprint })).records[0]?.get('customerIds') as string[] }
+    : null;
+  const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
+
+  const customerId = resolution.matchedCustomerId ?? ids.customerId;
+  if (resolution.matchedCustomerId) {
+    const locked = await tx.run(CYPHER.lockCustomer, { customerId });
+    if (locked.records.length === 0) throw new NotFoundError('Customer', customerId);
+  } else {
+    await insertCustomer(tx, customerId, { status: 'active', ...plan.customer });
+  }
+
+  // Identifiers: verified ones this transaction MERGEd are linked; new unverified ones created.
+  const attachKeys = new Set(resolution.attach.map((a) => `${a.type}:${a.value}`));
+  const toLink = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`) && o.incomingVerified);
+  const toCreate = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`) && !o.incomingVerified);
+  if (toLink.length > 0) {
+    await tx.run(CYPHER.linkMerged, { customerId, identifiers: toLink.map(({ type, value }) => ({ type, value })) });
+    for (const o of toLink) {
+      await appendEvent(tx, 'DigitalIdentifierAdded', customerId, { type: o.type, is_verified: true });
+    }
+  }
+  await attachIdentifiers(
+    tx,
+    customerId,
+    toCreate.map(({ type, value }) => ({ type, value, is_verified: false })),
+    g.policy.defaultPhoneRegion,
+  );
+
+  const linkedDevice = plan.device ? await linkDeviceTx(tx, customerId, plan.device) : null;
+
+  let paymentMethodId: string | null = null;
+  if (plan.payment_method) {
+    const reused = resolution.matchedCustomerId
+      ? ((await tx.run(CYPHER.reuseCard, { customerId, pm: plan.payment_method })).records[0]?.get('id') as string | undefined)
+      : undefined;
+    paymentMethodId = reused ?? (await insertPaymentMethod(tx, customerId, plan.payment_method, { used: true })).id;
+    if (linkedDevice) await tx.run(CYPHER.usedOn, { paymentMethodId, deviceId: linkedDevice.id });
+  }
+
+  let addressId: string | null = null;
+  if (plan.address) {
+    const reused = resolution.matchedCustomerId
+      ? ((await tx.run(CYPHER.reuseAddress, { customerId, a: plan.address })).records[0]?.get('id') as string | undefined)
+      : undefined;
+    addressId = reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
+  }
+
+  for (const match of resolution.possibleMatches) {
+    await appendEvent(tx, 'PossibleMatchFound', customerId, {
+      matched_customer_id: match.customer_id,
+      signals: match.signals,
+      onboarding_id: ids.onboardingId,
+    });
+  }
+
+  const result: OnboardingResult = {
+    customer_id: customerId,
+    outcome: resolution.outcome,
+    possible_matches: resolution.possibleMatches.map((m) => m.customer_id),
+  };
+  await appendEvent(
+    tx,
+    'CustomerOnboarded',
+    customerId,
+    {
+      onboarding_id: ids.onboardingId,
+      outcome: resolution.outcome,
+      result,
+      payment_method_id: paymentMethodId,
+      device_id: linkedDevice?.id ?? null,
+      address_id: addressId,
+      identifiers: observations.map((o) => ({ type: o.type, is_verified: o.incomingVerified, linked: attachKeys.has(`${o.type}:${o.value}`) })),
+      ignored: plan.ignored,
+    },
+    { idempotencyKey },
+  );
+  return result;
+}
+
+/**
+ * Resolves the identity and writes the onboarding in one transaction. Idempotent per
+ * onboarding id. A race lost on a new unverified identifier (or on the onboarding itself)
+ * re-runs the resolution, which then sees the winner's write.
+ */
+export async function onboardCustomer(
+  g: Graph,
+  plan: OnboardingPlan,
+  ids: { onboardingId: string; customerId: string },
+): Promise<OnboardingResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await writeTx(g, (tx) => onboardTx(tx, g, plan, ids));
+    } catch (err) {
+      if (!(err instanceof ConflictError) || attempt >= 5) throw err;
+    }
+  }
+}
+
+export interface PossibleMatchRecord extends PossibleMatch {
+  found_at: string;
+  onboarding_id: string;
+}
+
+/** The possible matches recorded for a customer, newest first. */
+export async function listPossibleMatches(g: Graph, customerId: string): Promise<PossibleMatchRecord[]> {
+  const events = await listCustomerEvents(g, customerId, { type: 'PossibleMatchFound', limit: 500 });
+  return events.map((e) => ({
+    customer_id: e.payload.matched_customer_id as string,
+    signals: e.payload.signals as PossibleMatch['signals'],
+    found_at: e.occurred_at,
+    onboarding_id: e.payload.onboarding_id as string,
+  }));
+}
