@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { localTokenKeyPath, repoRoot } from '../config/env';
+import { localJwtSecretPath, localTokenKeyPath, repoRoot } from '../config/env';
 import { run, type Log } from './process';
 
 /** Pinned versions of what the stack installs from PyPI. Neo4j's version is pinned in stack/neo4j/pom.xml. */
@@ -32,6 +32,7 @@ export interface StackPaths {
   logs: string;
   pids: string;
   tokenKey: string;
+  jwtSecret: string;
 }
 
 export function stackPaths(stackDir: string): StackPaths {
@@ -47,6 +48,7 @@ export function stackPaths(stackDir: string): StackPaths {
     logs: path.join(stackDir, 'logs'),
     pids: path.join(stackDir, 'pids'),
     tokenKey: localTokenKeyPath(stackDir),
+    jwtSecret: localJwtSecretPath(stackDir),
   };
 }
 
@@ -103,11 +105,17 @@ async function ensureNeo4j(p: StackPaths, log: Log): Promise<void> {
   writeFileSync(marker, expected);
 }
 
-function ensureTokenKey(p: StackPaths, log: Log): void {
-  if (existsSync(p.tokenKey)) return;
-  mkdirSync(path.dirname(p.tokenKey), { recursive: true, mode: 0o700 });
-  writeFileSync(p.tokenKey, randomBytes(32).toString('base64'), { mode: 0o600 });
-  log(`secrets: generated a local payment-token key at ${p.tokenKey}`);
+/** Local secrets, generated once: the payment-token key and the JWT signing secret. */
+function ensureSecrets(p: StackPaths, log: Log): void {
+  for (const [file, what] of [
+    [p.tokenKey, 'payment-token key'],
+    [p.jwtSecret, 'JWT secret'],
+  ] as const) {
+    if (existsSync(file)) continue;
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+    log(`secrets: generated a local ${what} at ${file}`);
+  }
 }
 
 /** Installs whatever is missing. Safe to run any number of times. */
@@ -118,6 +126,6 @@ export async function installStack(stackDir: string, log: Log): Promise<StackPat
   }
   await ensureTemporalBinaries(p, log);
   await ensureNeo4j(p, log);
-  ensureTokenKey(p, log);
+  ensureSecrets(p, log);
   return p;
 }

@@ -8,7 +8,9 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities';
 import { ConfigError, loadConfig } from '../config/env';
-import { createDriver, createGraph, migrate } from '../graph';
+import { createChimeraClient } from '../clients/chimera';
+import { createDriver, migrate } from '../graph';
+import { graphFromConfig } from '../runtime/graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
@@ -34,7 +36,9 @@ async function main(): Promise<void> {
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE);
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
-  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+  const graph = graphFromConfig(driver, config);
+  const chimera = createChimeraClient(config.CHIMERA_URL, graph);
+  logger.info(config.CHIMERA_URL ? `Chimera at ${config.CHIMERA_URL}` : 'no CHIMERA_URL: behavioural-profile requests are recorded as events');
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
@@ -42,7 +46,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createActivities({ graph }),
+    activities: createActivities({ graph, chimera }),
     shutdownGraceTime: '30 seconds',
   });
 

@@ -1,7 +1,8 @@
 /** A real identity-graph handle for integration tests, on the local stack's Neo4j. */
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../config/env';
-import { createDriver, createGraph, type Graph } from '../../graph';
+import { createDriver, type Graph } from '../../graph';
+import { graphFromConfig } from '../../runtime/graph';
 import { toPlain } from '../../graph/convert';
 
 export interface TestGraph extends Graph {
@@ -14,7 +15,7 @@ export interface TestGraph extends Graph {
 export function openTestGraph(): TestGraph {
   const config = loadConfig();
   const driver = createDriver(config);
-  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+  const graph = graphFromConfig(driver, config);
   return {
     ...graph,
     config,

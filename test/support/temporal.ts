@@ -5,12 +5,34 @@
  */
 import { existsSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import { loadSettings } from '../../config/env';
+import proto from '@temporalio/proto';
+import { requiredSearchAttributes } from '../../temporal/searchAttributes';
+
+let runtimeInstalled = false;
+
+/** Keeps test output readable: only errors from the SDK (activities fail on purpose in tests). */
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({
+    logger: new DefaultLogger('ERROR'),
+    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
+  });
+}
 
 export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  quietRuntime();
   const path = loadSettings().temporalTestServerPath;
   if (!existsSync(path)) {
     throw new Error(`The Temporal test server is not installed at ${path}; run \`npm run stack:install\`.`);
   }
-  return TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
+  // Workflows tag themselves with Persona's search attributes; the test server must know them.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: Object.fromEntries(requiredSearchAttributes.map((a) => [a.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+  });
+  return env;
 }

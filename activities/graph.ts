@@ -1,0 +1,28 @@
+/** Activities that write the identity graph. */
+import { ApplicationFailure } from '@temporalio/activity';
+import { DomainError } from '../graph/errors';
+import type { Graph } from '../graph/graph';
+import { onboardCustomer, type OnboardingPlan, type OnboardingResult } from '../graph/onboarding';
+
+/** Domain errors a retry cannot fix become non-retryable failures with the error's code as type. */
+export function asActivityFailure(err: unknown): unknown {
+  if (err instanceof DomainError && err.code !== 'conflict') {
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true, cause: err });
+  }
+  return err;
+}
+
+export function createGraphActivities({ graph }: { graph: Graph }) {
+  return {
+    /** Resolves the identity and writes the whole onboarding in one transaction; idempotent per onboarding id. */
+    async onboardCustomer(plan: OnboardingPlan, ids: { onboardingId: string; customerId: string }): Promise<OnboardingResult> {
+      try {
+        return await onboardCustomer(graph, plan, ids);
+      } catch (err) {
+        throw asActivityFailure(err);
+      }
+    },
+  };
+}
+
+export type GraphActivities = ReturnType<typeof createGraphActivities>;

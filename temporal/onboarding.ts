@@ -1,0 +1,29 @@
+/** The onboarding workflow's contract, shared by the api (which starts it) and the worker. */
+import type { OnboardingPlan, OnboardingResult } from '../graph/onboarding';
+
+export const ONBOARDING_WORKFLOW_TYPE = 'onboardingWorkflow';
+
+export interface OnboardingWorkflowInput {
+  plan: OnboardingPlan;
+}
+
+export interface OnboardingWorkflowResult extends OnboardingResult {
+  workflow_id: string;
+  /** False when Chimera could not be asked for a behavioural profile (onboarding still succeeded). */
+  behavioral_profile_requested: boolean;
+}
+
+/**
+ * The one-line summary ops see in the Temporal UI: what is being onboarded, in words, without
+ * personal data.
+ */
+export function onboardingSummary(plan: OnboardingPlan): string {
+  const parts: string[] = [];
+  const ids = plan.digital_identifiers.map((i) => `${i.is_verified ? 'verified' : 'unverified'} ${i.type.replace('_', ' ')}`);
+  parts.push(ids.length > 0 ? ids.join(' and ') : 'no email or phone');
+  const pm = plan.payment_method;
+  if (pm) parts.push(pm.type === 'card' ? `${pm.brand ?? 'card'} card ending ${pm.last_four ?? '????'}` : pm.type.replace('_', ' '));
+  if (plan.device) parts.push('a device');
+  if (plan.address) parts.push(`a ${plan.address.type} address in ${plan.address.country}`);
+  return `Onboard a ${plan.customer.segment} customer with ${parts.join(', ')}`;
+}

@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Activities } from '../../activities';
+import type { BehavioralProfileRequest } from '../../clients/chimera';
+import type { OnboardingPlan, OnboardingResult } from '../../graph/onboarding';
+import { onboardingSummary } from '../../temporal/onboarding';
+import { personaCustomerId } from '../../temporal/searchAttributes';
+import { onboardingWorkflow } from '../../workflows';
+import { createTimeSkippingEnv } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+
+beforeAll(async () => {
+  env = await createTimeSkippingEnv();
+  bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)) });
+});
+afterAll(() => env?.teardown());
+
+const plan: OnboardingPlan = {
+  customer: { segment: 'New', ltv: 0 },
+  payment_method: null,
+  device: null,
+  address: null,
+  digital_identifiers: [{ type: 'email', value: 'ada@acme.io', is_verified: true }],
+  ignored: [],
+};
+
+interface Calls {
+  onboard: { onboardingId: string; customerId: string }[];
+  profile: BehavioralProfileRequest[];
+}
+
+/** Runs the workflow on a real Worker with the activities replaced. */
+async function run(activities: {
+  onboard: (ids: { onboardingId: string; customerId: string }, attempt: number) => Promise<OnboardingResult>;
+  profile?: (attempt: number) => Promise<{ reference: string }>;
+}) {
+  const calls: Calls = { onboard: [], profile: [] };
+  const taskQueue = `onboarding-${randomUUID()}`;
+  const fakes: Pick<Activities, 'onboardCustomer' | 'requestBehavioralProfile'> = {
+    onboardCustomer: async (_plan, ids) => {
+      calls.onboard.push(ids);
+      return activities.onboard(ids, calls.onboard.length);
+    },
+    requestBehavioralProfile: async (req) => {
+      calls.profile.push(req);
+      return (activities.profile ?? (async () => ({ reference: 'ref-1' })))(calls.profile.length);
+    },
+  };
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: fakes });
+  const workflowId = `onboarding-${randomUUID()}`;
+  const outcome = await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(onboardingWorkflow, {
+      args: [{ plan }],
+      taskQueue,
+      workflowId,
+      staticSummary: onboardingSummary(plan),
+    });
+    try {
+      return { result: await handle.result(), description: await handle.describe() };
+    } catch (error) {
+      return { error, description: await handle.describe() };
+    }
+  });
+  return { ...outcome, calls, workflowId };
+}
+
+const created = (ids: { customerId: string }): Promise<OnboardingResult> =>
+  Promise.resolve({ customer_id: ids.customerId, outcome: 'created', possible_matches: [] });
+
+describe('onboarding workflow', () => {
+  it('writes once with the workflow id as onboarding id, tags the customer, asks Chimera', async () => {
+    const { result, description, calls, workflowId } = await run({ onboard: created });
+    const customerId = calls.onboard[0]?.customerId;
+    expect(customerId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(calls.onboard).toEqual([{ onboardingId: workflowId, customerId }]);
+    expect(result).toEqual({
+      customer_id: customerId,
+      outcome: 'created',
+      possible_matches: [],
+      workflow_id: workflowId,
+      behavioral_profile_requested: true,
+    });
+    expect(description.typedSearchAttributes.get(personaCustomerId)).toBe(customerId);
+    expect(calls.profile).toEqual([{ customer_id: customerId, onboarding_id: workflowId, request_id: `${workflowId}:behavioral-profile` }]);
+  });
+
+  it('reports a match and tags the matched customer', async () => {
+    const matched = randomUUID();
+    const { result, description } = await run({
+      onboard: async () => ({ customer_id: matched, outcome: 'matched', possible_matches: [] }),
+    });
+    expect(result).toMatchObject({ customer_id: matched, outcome: 'matched' });
+    expect(description.typedSearchAttributes.get(personaCustomerId)).toBe(matched);
+  });
+
+  it('retries a graph write that fails transiently, with the same ids', async () => {
+    const { result, calls } = await run({
+      onboard: async (ids, attempt) => {
+        if (attempt < 3) throw new Error('Neo4j unavailable');
+        return created(ids);
+      },
+    });
+    expect(result?.outcome).toBe('created');
+    expect(calls.onboard).toHaveLength(3);
+    expect(new Set(calls.onboard.map((c) => c.customerId)).size).toBe(1);
+  });
+
+  it('fails at once, without retrying, on input the graph refuses', async () => {
+    const { error, calls } = await run({
+      onboard: async () => {
+        throw ApplicationFailure.create({ type: 'InvalidInputError', message: 'payment_method.token: looks like a card number', nonRetryable: true });
+      },
+    });
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    expect(((error as WorkflowFailedError).cause?.cause as ApplicationFailure).type).toBe('InvalidInputError');
+    expect(calls.onboard).toHaveLength(1);
+    expect(calls.profile).toHaveLength(0);
+  });
+
+  it('still onboards when Chimera keeps failing: retried, then given up on', async () => {
+    const { result, calls, description } = await run({
+      onboard: created,
+      profile: async () => {
+        throw new Error('Chimera unreachable');
+      },
+    });
+    expect(result).toMatchObject({ outcome: 'created', behavioral_profile_requested: false });
+    expect(calls.profile).toHaveLength(5);
+    expect(description.status.name).toBe('COMPLETED');
+  });
+
+  it('does not retry a request Chimera refused', async () => {
+    const { result, calls } = await run({
+      onboard: created,
+      profile: async () => {
+        throw ApplicationFailure.create({ type: 'ChimeraRejectedError', message: 'refused', nonRetryable: true });
+      },
+    });
+    expect(result).toMatchObject({ behavioral_profile_requested: false });
+    expect(calls.profile).toHaveLength(1);
+  });
+
+  it('carries a readable summary for the Temporal UI', async () => {
+    const { description } = await run({ onboard: created });
+    expect(await description.staticSummary()).toBe('Onboard a New customer with verified email');
+  });
+});

@@ -1,0 +1,17 @@
+/**
+ * Named activity-option profiles. Every profile sets a start-to-close timeout and an explicit
+ * retry policy; domain errors a retry cannot fix arrive as non-retryable failures.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/** One graph transaction: quick, retried with backoff while Neo4j is unavailable. */
+export const graphWrite: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
+};
+
+/** A call to another agent: retried a few times, and the caller decides what a failure means. */
+export const agentCall: ActivityOptions = {
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+};

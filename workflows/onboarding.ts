@@ -1,0 +1,38 @@
+/**
+ * Onboarding — workflow id `onboarding-<Idempotency-Key>`.
+ *   1. resolve the identity and write the customer with everything linked to it, in one graph
+ *      transaction (idempotent per onboarding: a retry returns the first result);
+ *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
+ *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
+ */
+import { log, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import type { AgentActivities } from '../activities/agents';
+import type { GraphActivities } from '../activities/graph';
+import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
+import { personaCustomerId } from '../temporal/searchAttributes';
+import { agentCall, graphWrite } from './activityOptions';
+
+const graph = proxyActivities<GraphActivities>(graphWrite);
+const agents = proxyActivities<AgentActivities>(agentCall);
+
+export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
+  const { workflowId } = workflowInfo();
+  const result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
+  upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
+
+  let behavioralProfileRequested = true;
+  try {
+    await agents.requestBehavioralProfile({
+      customer_id: result.customer_id,
+      onboarding_id: workflowId,
+      request_id: `${workflowId}:behavioral-profile`,
+    });
+  } catch (err) {
+    behavioralProfileRequested = false;
+    log.warn('Chimera could not be asked for a behavioural profile; onboarding goes on without it', {
+      customerId: result.customer_id,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+  return { ...result, workflow_id: workflowId, behavioral_profile_requested: behavioralProfileRequested };
+}
