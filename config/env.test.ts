@@ -3,14 +3,15 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadSettings, localTokenKeyPath } from './env';
+import { ConfigError, loadConfig, loadSettings, localJwtSecretPath, localTokenKeyPath } from './env';
 
 const key = randomBytes(32).toString('base64');
+const PERSONA_JWT_SECRET = 'x'.repeat(32);
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
 
 describe('configuration', () => {
   it('has working defaults for the local stack', () => {
-    const c = loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_STACK_DIR: emptyStack() });
+    const c = loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_STACK_DIR: emptyStack() });
     expect(c).toMatchObject({
       NEO4J_URI: 'bolt://127.0.0.1:7687',
       TEMPORAL_ADDRESS: '127.0.0.1:7233',
@@ -38,15 +39,25 @@ describe('configuration', () => {
 
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack })).toThrow(/PERSONA_TOKEN_KEY: not set/);
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(/PERSONA_TOKEN_KEY: not set/);
     mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
     writeFileSync(localTokenKeyPath(stack), key);
-    expect(loadConfig({ PERSONA_STACK_DIR: stack }).tokenKey.length).toBe(32);
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, NODE_ENV: 'production' })).toThrow(/required in production/);
+    expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, NODE_ENV: 'production' })).toThrow(/required in production/);
+  });
+
+  it('reads the local JWT secret outside production; JWKS needs no secret', () => {
+    const stack = emptyStack();
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(/PERSONA_JWT_SECRET: not set/);
+    mkdirSync(path.dirname(localJwtSecretPath(stack)), { recursive: true });
+    writeFileSync(localJwtSecretPath(stack), 'y'.repeat(44));
+    expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe('y'.repeat(44));
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, NODE_ENV: 'production' })).toThrow(/PERSONA_JWT_SECRET: required in production/);
+    expect(loadConfig({ PERSONA_STACK_DIR: emptyStack(), PERSONA_TOKEN_KEY: key, PERSONA_JWKS_URL: 'https://id.example.com/jwks.json' }).jwtSecret).toBe('');
   });
 
   it('refuses a token key that is not 32 bytes', () => {
-    expect(() => loadConfig({ PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'), PERSONA_STACK_DIR: emptyStack() })).toThrow(
+    expect(() => loadConfig({ PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'), PERSONA_JWT_SECRET, PERSONA_STACK_DIR: emptyStack() })).toThrow(
       /must be 32 bytes/,
     );
   });

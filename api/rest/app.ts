@@ -1,30 +1,68 @@
 /**
  * The REST app factory. Tests call `createApp(deps).request(...)` without a socket; api/main.ts
- * serves it. Every error leaves as RFC 9457 problem+json.
+ * serves it. Every error leaves as RFC 9457 problem+json; the OpenAPI document at
+ * /openapi.json is generated from the same zod schemas that validate requests, and /docs
+ * browses it.
  */
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { swaggerUI } from '@hono/swagger-ui';
+import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError } from '../../graph/errors';
-import { healthRoutes, type ReadinessCheck } from '../../runtime/health';
-import type { Logger } from '../../runtime/logger';
+import { healthRoutes } from '../../runtime/health';
 import { problemResponse, problemType } from '../../runtime/problem';
+import type { ApiDeps } from '../deps';
+import { IdempotencyKeyReusedError } from '../services/onboarding';
+import { validationHook } from './common';
+import { customerRoutes } from './customers';
+import { onboardingRoutes } from './onboarding';
 
-export interface AppDeps {
-  logger: Logger;
-  readiness: ReadinessCheck[];
-}
+export type { ApiDeps as AppDeps };
 
 const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid_input: 400, invalid_state: 409 } as const;
 
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono();
+export function createApp(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
   app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness }));
+
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: deps.limits.maxBodyBytes,
+      onError: (c) =>
+        problemResponse(c, {
+          type: problemType('too-large'),
+          title: 'Request body too large',
+          status: 413,
+          detail: `The body must be at most ${deps.limits.maxBodyBytes} bytes.`,
+          field: 'body',
+        }),
+    }),
+  );
+  app.route('/', onboardingRoutes(deps));
+  app.route('/', customerRoutes(deps));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Persona API',
+      version: '1',
+      description:
+        'Customer identity and lifecycle. Bearer JWTs carry space-separated scopes; `ops` may do everything; a customer token ' +
+        '(`sub` = customer id, scope `self`) reaches only its own profile and wallet. Errors are RFC 9457 problem+json.',
+    },
+  });
+  app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Persona API' }));
 
   app.notFound((c) =>
     problemResponse(c, { type: problemType('not-found'), title: 'Not found', status: 404, detail: `No route for ${c.req.method} ${c.req.path}` }),
   );
 
   app.onError((err, c) => {
+    if (err instanceof IdempotencyKeyReusedError) {
+      return problemResponse(c, { type: problemType('idempotency-key-reused'), title: 'Idempotency-Key reused', status: 422, detail: err.message, field: 'idempotency-key' });
+    }
     if (err instanceof DomainError) {
       return problemResponse(c, {
         type: problemType(err.code.replace('_', '-')),
@@ -35,7 +73,15 @@ export function createApp(deps: AppDeps): Hono {
       });
     }
     if (err instanceof HTTPException) {
-      return problemResponse(c, { type: problemType('http-error'), title: err.message || 'Request failed', status: err.status });
+      // Hono's validators raise these for a body that is not JSON at all.
+      const malformed = err.status === 400;
+      return problemResponse(c, {
+        type: problemType(malformed ? 'invalid-input' : 'http-error'),
+        title: malformed ? 'Invalid input' : err.message || 'Request failed',
+        status: err.status,
+        detail: err.message,
+        ...(malformed ? { field: 'body' } : {}),
+      });
     }
     deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
     return problemResponse(c, { type: problemType('internal'), title: 'Internal error', status: 500, detail: 'The error was logged.' });

@@ -1,4 +1,8 @@
 import { Connection } from '@temporalio/client';
+import type { Driver } from 'neo4j-driver';
+import { createAuthenticator } from '../../api/auth';
+import type { ReadinessCheck } from '../../runtime/health';
+import { graphFromConfig } from '../../runtime/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/rest/app';
 import { loadConfig } from '../../config/env';
@@ -10,6 +14,18 @@ import { freePort, startProcess, waitForOk } from '../support/processes';
 
 const config = loadConfig();
 const logger = createLogger('test', 'silent');
+
+/** An app whose only interesting dependency is its readiness checks. */
+function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeof connectTemporal>>, driver: Driver) {
+  return createApp({
+    logger,
+    readiness,
+    graph: graphFromConfig(driver, config),
+    temporal: { client: temporal.client, taskQueue: 'unused' },
+    authenticate: createAuthenticator(config),
+    limits: { maxBodyBytes: 1024, waitTimeoutMs: 1000 },
+  });
+}
 
 describe('readiness', () => {
   const driver = createDriver(config);
@@ -23,10 +39,7 @@ describe('readiness', () => {
   });
 
   it('is ready when Neo4j and Temporal answer', async () => {
-    const app = createApp({
-      logger,
-      readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
-    });
+    const app = appWith([neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)], temporal, driver);
     expect((await app.request('/healthz')).status).toBe(200);
     const res = await app.request('/readyz');
     expect(res.status).toBe(200);
@@ -36,10 +49,7 @@ describe('readiness', () => {
   it('answers 503 problem+json naming Neo4j when Neo4j is unreachable', async () => {
     const deadDriver = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
     try {
-      const app = createApp({
-        logger,
-        readiness: [neo4jCheck(deadDriver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
-      });
+      const app = appWith([neo4jCheck(deadDriver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)], temporal, driver);
       const res = await app.request('/readyz');
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -55,10 +65,7 @@ describe('readiness', () => {
   it('answers 503 problem+json naming Temporal when Temporal is unreachable', async () => {
     const dead = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1s' });
     try {
-      const app = createApp({
-        logger,
-        readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)],
-      });
+      const app = appWith([neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)], temporal, driver);
       const res = await app.request('/readyz');
       expect(res.status).toBe(503);
       const body = (await res.json()) as { checks: Record<string, string> };
@@ -70,7 +77,7 @@ describe('readiness', () => {
   });
 
   it('answers unknown routes with problem+json', async () => {
-    const res = await createApp({ logger, readiness: [] }).request('/nope');
+    const res = await appWith([], temporal, driver).request('/nope');
     expect(res.status).toBe(404);
     expect(res.headers.get('content-type')).toBe('application/problem+json');
     expect(await res.json()).toMatchObject({ status: 404, instance: '/nope' });

@@ -1,0 +1,89 @@
+/** Pieces every REST resource uses: problem responses, the validation hook, access checks. */
+import { z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import { problemResponse, problemType } from '../../runtime/problem';
+import { AuthError, authorize, type AccessRule, type Authenticator } from '../auth';
+
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    instance: z.string().optional(),
+    field: z.string().optional().openapi({ description: 'The offending field, for 400 answers' }),
+  })
+  .openapi('Problem');
+
+const PROBLEM_TEXT: Record<number, string> = {
+  400: 'Invalid input; `field` names what is wrong',
+  401: 'Missing, invalid or expired bearer token',
+  403: 'The token lacks the scope, or is another customer’s',
+  404: 'No such customer or resource',
+  409: 'Conflicts with the current state',
+  413: 'The body is larger than the limit',
+  422: 'The Idempotency-Key was used before with a different body',
+};
+
+/** OpenAPI entries for the problem+json answers a route can give. */
+export function problems(...codes: (keyof typeof PROBLEM_TEXT)[]) {
+  return Object.fromEntries(
+    codes.map((code) => [code, { description: PROBLEM_TEXT[code] as string, content: { 'application/problem+json': { schema: problemSchema } } }]),
+  );
+}
+
+export const customerParams = z.object({
+  id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: 'Customer id (UUID)' }),
+});
+
+interface Issue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+}
+
+/** The dotted field an issue is about; an unknown key names the key itself. */
+export function issueField(issue: Issue, target?: string): string {
+  const path = issue.code === 'unrecognized_keys' && issue.keys?.[0] ? [...issue.path, issue.keys[0]] : issue.path;
+  return path.map(String).join('.') || (target === 'json' ? 'body' : (target ?? 'body'));
+}
+
+/** zod-openapi's validation hook: a 400 problem naming the first wrong field (all are listed). */
+export function validationHook(result: { success: boolean; target: string; error?: { issues: Issue[] } }, c: Context): Response | undefined {
+  if (result.success || !result.error) return undefined;
+  const issues = result.error.issues;
+  const first = issues[0] as Issue;
+  const field = issueField(first, result.target);
+  const message = first.code === 'unrecognized_keys' ? 'unknown field' : first.message;
+  return problemResponse(c, {
+    type: problemType('invalid-input'),
+    title: 'Invalid input',
+    status: 400,
+    detail: `${field}: ${message}`,
+    field,
+    errors: issues.map((i) => ({ field: issueField(i, result.target), message: i.code === 'unrecognized_keys' ? 'unknown field' : i.message })),
+  });
+}
+
+/** Route middleware: authenticate the bearer token, then check the route's access rule. */
+export function access(authenticate: Authenticator, rule: AccessRule): MiddlewareHandler {
+  return async (c, next) => {
+    try {
+      const principal = await authenticate(c.req.header('authorization'));
+      authorize(principal, rule, c.req.param('id'));
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      if (err.status === 401) c.header('WWW-Authenticate', 'Bearer');
+      return problemResponse(c, {
+        type: problemType(err.status === 401 ? 'unauthenticated' : 'forbidden'),
+        title: err.status === 401 ? 'Unauthenticated' : 'Forbidden',
+        status: err.status,
+        detail: err.message,
+      });
+    }
+    await next();
+  };
+}
+
+export const bearerSecurity = [{ bearerAuth: [] }];

@@ -1,0 +1,158 @@
+/**
+ * A customer's profile, wallet and possible matches:
+ *   GET/PUT /api/v1/customers/{id}/profile
+ *   GET/POST /api/v1/customers/{id}/payment-methods, DELETE …/{pmId}
+ *   GET /api/v1/customers/{id}/possible-matches
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
+import type { ApiDeps } from '../deps';
+import { addToWallet, getProfile, listWallet, possibleMatches, removeFromWallet, updateProfile } from '../services/customers';
+import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+
+const profile = z
+  .object({
+    customer_id: z.uuid(),
+    status: z.enum(CUSTOMER_STATUSES),
+    segment: z.string(),
+    ltv: z.number(),
+    acquisition_date: z.string(),
+    digital_identifiers: z.array(z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() })),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi('Profile');
+
+const profileUpdate = z
+  .strictObject({ segment: z.string().trim().min(1).max(64).optional(), ltv: z.number().nonnegative().finite().optional() })
+  .refine((p) => Object.keys(p).length > 0, { message: 'send segment and/or ltv' })
+  .openapi('ProfileUpdate');
+
+const walletItem = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(PAYMENT_METHOD_TYPES),
+    status: z.enum(PAYMENT_METHOD_STATUSES),
+    brand: z.string().nullable(),
+    last_four: z.string().nullable(),
+    expiry_month: z.number().int().nullable(),
+    expiry_year: z.number().int().nullable(),
+    is_default: z.boolean(),
+    last_used: z.string().nullable(),
+  })
+  .openapi('WalletItem');
+const walletList = z.object({ data: z.array(walletItem), next_cursor: z.string().nullable() }).openapi('WalletList');
+
+const newPaymentMethod = paymentMethodFields
+  .omit({ id: true, status: true })
+  .extend({ make_default: z.boolean().optional().openapi({ description: 'Make it the default method' }) })
+  .strict()
+  .superRefine(requireCardDetails);
+
+const possibleMatch = z
+  .object({
+    customer_id: z.uuid(),
+    signals: z.array(z.string()),
+    found_at: z.string(),
+    onboarding_id: z.string(),
+  })
+  .openapi('PossibleMatch');
+
+const walletParams = customerParams.extend({
+  pmId: z.uuid().openapi({ param: { name: 'pmId', in: 'path' }, description: 'Payment method id (UUID)' }),
+});
+
+export function customerRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  const g = deps.graph;
+  const read = access(deps.authenticate, { scopes: ['customers:read'], self: true });
+  const write = access(deps.authenticate, { scopes: ['customers:write'], self: true });
+  const common = { tags: ['customers'], security: bearerSecurity };
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'get',
+      path: '/api/v1/customers/{id}/profile',
+      summary: 'A customer’s profile',
+      middleware: [read] as const,
+      request: { params: customerParams },
+      responses: { 200: { description: 'The profile', content: { 'application/json': { schema: profile } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => c.json(await getProfile(g, c.req.valid('param').id), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'put',
+      path: '/api/v1/customers/{id}/profile',
+      summary: 'Update segment or lifetime value (platform only)',
+      description: 'Segment and LTV are the platform’s to set: this needs `customers:write`; a customer’s own token is refused.',
+      middleware: [access(deps.authenticate, { scopes: ['customers:write'] })] as const,
+      request: { params: customerParams, body: { required: true, content: { 'application/json': { schema: profileUpdate } } } },
+      responses: { 200: { description: 'The updated profile', content: { 'application/json': { schema: profile } } }, ...problems(400, 401, 403, 404, 413) },
+    }),
+    async (c) => c.json(await updateProfile(g, c.req.valid('param').id, c.req.valid('json')), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'get',
+      path: '/api/v1/customers/{id}/payment-methods',
+      summary: 'The wallet: the default first, then the most recently used',
+      middleware: [read] as const,
+      request: { params: customerParams },
+      responses: { 200: { description: 'Wallet items (never a token)', content: { 'application/json': { schema: walletList } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => c.json(await listWallet(g, c.req.valid('param').id), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'post',
+      path: '/api/v1/customers/{id}/payment-methods',
+      summary: 'Add a payment method (a gateway token, never a card number)',
+      middleware: [write] as const,
+      request: { params: customerParams, body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } } },
+      responses: { 201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } }, ...problems(400, 401, 403, 404, 413) },
+    }),
+    async (c) => c.json(await addToWallet(g, c.req.valid('param').id, c.req.valid('json')), 201),
+  );
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'delete',
+      path: '/api/v1/customers/{id}/payment-methods/{pmId}',
+      summary: 'Remove a payment method; removing the default promotes the most recently used active one',
+      middleware: [write] as const,
+      request: { params: walletParams },
+      responses: { 204: { description: 'Removed' }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => {
+      const { id, pmId } = c.req.valid('param');
+      await removeFromWallet(g, id, pmId);
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'get',
+      path: '/api/v1/customers/{id}/possible-matches',
+      summary: 'Customers this one may be (never merged automatically), for review',
+      middleware: [access(deps.authenticate, { scopes: ['customers:read'] })] as const,
+      request: { params: customerParams },
+      responses: {
+        200: { description: 'Possible matches, newest first', content: { 'application/json': { schema: z.object({ data: z.array(possibleMatch), next_cursor: z.string().nullable() }) } } },
+        ...problems(400, 401, 403, 404),
+      },
+    }),
+    async (c) => c.json(await possibleMatches(g, c.req.valid('param').id), 200),
+  );
+  return app;
+}

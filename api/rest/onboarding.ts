@@ -1,0 +1,54 @@
+/** POST /api/v1/onboarding — start (or find) the onboarding for an Idempotency-Key. */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { onboardingRequestSchema } from '../../graph/onboarding';
+import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
+import type { ApiDeps } from '../deps';
+import { startOnboarding } from '../services/onboarding';
+import { access, bearerSecurity, problems, validationHook } from './common';
+
+// The graph module's schema, used as is (it was built before zod-openapi extended zod).
+const onboardingRequest = onboardingRequestSchema;
+const accepted = z.object({ workflow_id: z.string() }).openapi('OnboardingAccepted');
+const result = z
+  .object({
+    customer_id: z.uuid(),
+    outcome: z.enum(['created', 'matched']),
+    possible_matches: z.array(z.uuid()),
+    workflow_id: z.string(),
+  })
+  .openapi('OnboardingResult');
+
+export function onboardingRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  const route = createRoute({
+    method: 'post',
+    path: '/api/v1/onboarding',
+    tags: ['onboarding'],
+    summary: 'Onboard a customer',
+    description:
+      'Starts the onboarding workflow `onboarding-<Idempotency-Key>`. The same key again starts nothing new and answers ' +
+      'the same; the same key with a different body is refused (422). With `?wait=true` the answer is the result.',
+    security: bearerSecurity,
+    middleware: [access(deps.authenticate, { scopes: ['onboarding:write'] })] as const,
+    request: {
+      headers: z.object({
+        'idempotency-key': z
+          .string()
+          .regex(IDEMPOTENCY_KEY_PATTERN, 'must be 1–200 characters of letters, digits and . _ : -')
+          .openapi({ description: 'Unique per onboarding; a retry sends the same key' }),
+      }),
+      query: z.object({ wait: z.enum(['true', 'false']).optional().openapi({ description: 'Wait for the result' }) }),
+      body: { required: true, content: { 'application/json': { schema: onboardingRequest } } },
+    },
+    responses: {
+      200: { description: 'The onboarding finished (`?wait=true`)', content: { 'application/json': { schema: result } } },
+      202: { description: 'The onboarding runs; follow it by its workflow id', content: { 'application/json': { schema: accepted } } },
+      ...problems(400, 401, 403, 413, 422),
+    },
+  });
+  app.openapi(route, async (c) => {
+    const answer = await startOnboarding(deps, c.req.valid('header')['idempotency-key'], c.req.valid('json'), c.req.valid('query').wait === 'true');
+    return answer.status === 200 ? c.json(answer.body, 200) : c.json(answer.body, 202);
+  });
+  return app;
+}

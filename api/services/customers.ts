@@ -1,0 +1,62 @@
+/** Customer self-service reads and writes: one graph call each, shaped for the API contract. */
+import { getCustomer, updateCustomer } from '../../graph/customers';
+import { NotFoundError } from '../../graph/errors';
+import type { Graph } from '../../graph/graph';
+import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
+import type { CustomerPatch, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
+import { listPossibleMatches } from '../../graph/onboarding';
+import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
+
+export async function getProfile(g: Graph, id: string) {
+  const customer = await getCustomer(g, id);
+  if (!customer) throw new NotFoundError('Customer', id);
+  const identifiers = await getDigitalIdentifiersByCustomer(g, id);
+  return {
+    customer_id: customer.id,
+    status: customer.status,
+    segment: customer.segment,
+    ltv: customer.ltv,
+    acquisition_date: customer.acquisition_date,
+    digital_identifiers: identifiers.map((i) => ({ type: i.type, value: i.value, is_verified: i.is_verified })),
+    created_at: customer.created_at,
+    updated_at: customer.updated_at,
+  };
+}
+
+export async function updateProfile(g: Graph, id: string, patch: CustomerPatch) {
+  await updateCustomer(g, id, patch);
+  return getProfile(g, id);
+}
+
+/** The wallet item of the API contract (never the token). */
+export function walletItem(e: WalletEntry) {
+  return {
+    id: e.id,
+    type: e.type,
+    status: e.status,
+    brand: e.brand,
+    last_four: e.last_four,
+    expiry_month: e.expiry_month,
+    expiry_year: e.expiry_year,
+    is_default: e.is_default,
+    last_used: e.last_used,
+  };
+}
+
+export async function listWallet(g: Graph, id: string) {
+  return { data: (await getPaymentMethodsByCustomer(g, id)).map(walletItem), next_cursor: null };
+}
+
+export async function addToWallet(g: Graph, id: string, input: NewPaymentMethodInput & { make_default?: boolean | undefined }) {
+  const { make_default, ...pm } = input;
+  return walletItem(await addPaymentMethod(g, id, pm, { makeDefault: make_default ?? false }));
+}
+
+export async function removeFromWallet(g: Graph, id: string, paymentMethodId: string): Promise<void> {
+  await removePaymentMethod(g, id, paymentMethodId);
+}
+
+export async function possibleMatches(g: Graph, id: string) {
+  if (!(await getCustomer(g, id))) throw new NotFoundError('Customer', id);
+  return { data: await listPossibleMatches(g, id), next_cursor: null };
+}

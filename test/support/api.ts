@@ -1,0 +1,69 @@
+/**
+ * An end-to-end harness: the real REST app, the real Temporal dev server, a real Worker with
+ * the real activities (graph writes on the local Neo4j, the local Chimera stand-in), each on
+ * a task queue of its own.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { SignJWT } from 'jose';
+import { createActivities } from '../../activities';
+import { createAuthenticator } from '../../api/auth';
+import { createApp } from '../../api/rest/app';
+import { LocalChimeraClient } from '../../clients/chimera';
+import { loadSettings } from '../../config/env';
+import { createLogger } from '../../runtime/logger';
+import { connectTemporal } from '../../temporal/connection';
+import { openTestGraph, type TestGraph } from './graph';
+
+export interface Harness {
+  app: ReturnType<typeof createApp>;
+  graph: TestGraph;
+  client: Client;
+  taskQueue: string;
+  token(scope: string, sub?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(limits = { maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000 }): Promise<Harness> {
+  const settings = loadSettings();
+  const graph = openTestGraph();
+  const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings);
+  const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
+  const taskQueue = `e2e-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace: settings.TEMPORAL_NAMESPACE,
+    taskQueue,
+    workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
+    activities: createActivities({ graph, chimera: new LocalChimeraClient(graph) }),
+  });
+  const running = worker.run();
+  const app = createApp({
+    logger: createLogger('test-api', 'silent'),
+    readiness: [],
+    graph,
+    temporal: { client, taskQueue },
+    authenticate: createAuthenticator(graph.config),
+    limits,
+  });
+  const secret = new TextEncoder().encode(graph.config.jwtSecret);
+  return {
+    app,
+    graph,
+    client,
+    taskQueue,
+    token: async (scope, sub) => {
+      const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m');
+      return (sub ? jwt.setSubject(sub) : jwt).sign(secret);
+    },
+    close: async () => {
+      worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await graph.close();
+    },
+  };
+}
