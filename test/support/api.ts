@@ -26,7 +26,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(limits = { maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000 }): Promise<Harness> {
+type RealActivities = ReturnType<typeof createActivities>;
+
+export interface HarnessOptions {
+  limits?: { maxBodyBytes: number; waitTimeoutMs: number };
+  /** Wraps the real activities, e.g. to make a worker "die" after a side effect. */
+  wrapActivities?: (real: RealActivities) => RealActivities;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const limits = options.limits ?? { maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000 };
   const settings = loadSettings();
   const graph = openTestGraph();
   const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings);
@@ -37,7 +46,7 @@ export async function startHarness(limits = { maxBodyBytes: 16 * 1024, waitTimeo
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    activities: createActivities({ graph, chimera: new LocalChimeraClient(graph) }),
+    activities: (options.wrapActivities ?? ((a) => a))(createActivities({ graph, chimera: new LocalChimeraClient(graph) })),
   });
   const running = worker.run();
   const app = createApp({
