@@ -1,9 +1,11 @@
 /** What the api's routes and services run on, built once in api/main.ts (or by a test). */
 import type { Client } from '@temporalio/client';
+import type { ContextPolicy } from '../graph/context';
 import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
-import type { Authenticator } from './auth';
+import type { Config } from '../config/env';
+import { createAuthenticator, type Authenticator } from './auth';
 
 export interface ApiDeps {
   logger: Logger;
@@ -12,4 +14,22 @@ export interface ApiDeps {
   temporal: { client: Client; taskQueue: string };
   authenticate: Authenticator;
   limits: { maxBodyBytes: number; waitTimeoutMs: number };
+  /** Trust and VIP thresholds for context reads. */
+  policy: ContextPolicy;
+}
+
+/** The deps every api process builds the same way from its configuration. */
+export function apiDepsFromConfig(
+  config: Config,
+  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string },
+): ApiDeps {
+  return {
+    logger: parts.logger,
+    readiness: parts.readiness,
+    graph: parts.graph,
+    temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },
+    authenticate: createAuthenticator(config),
+    limits: { maxBodyBytes: config.PERSONA_MAX_BODY_BYTES, waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS },
+    policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
+  };
 }

@@ -10,7 +10,7 @@ import { createLogger } from '../runtime/logger';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal } from '../temporal/connection';
 import { graphFromConfig } from '../runtime/graph';
-import { createAuthenticator } from './auth';
+import { apiDepsFromConfig } from './deps';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -25,14 +25,15 @@ async function main(): Promise<void> {
   const { connection, client } = await connectTemporal(config);
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
 
-  const app = createApp({
-    logger,
-    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
-    graph: graphFromConfig(driver, config),
-    temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE },
-    authenticate: createAuthenticator(config),
-    limits: { maxBodyBytes: config.PERSONA_MAX_BODY_BYTES, waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS },
-  });
+  const app = createApp(
+    apiDepsFromConfig(config, {
+      logger,
+      readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
+      graph: graphFromConfig(driver, config),
+      client,
+    }),
+  );
+
   const server = serve({ fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT }, (info) =>
     logger.info({ port: info.port }, `REST listening on http://${config.PERSONA_HTTP_HOST}:${info.port} (OpenAPI: /openapi.json, browse: /docs)`),
   );

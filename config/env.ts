@@ -53,6 +53,10 @@ export const envSchema = z.object({
   PERSONA_DEFAULT_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as US').default('US'),
   /** A fingerprint linked to more customers than this stops being a matching signal. */
   PERSONA_SHARED_DEVICE_LIMIT: z.coerce.number().int().min(1).default(5),
+  /** A device is trusted when its trust score is at least this. */
+  PERSONA_TRUST_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
+  /** A customer is VIP when its segment is VIP or its lifetime value is at least this. */
+  PERSONA_VIP_LTV: z.coerce.number().nonnegative().default(10_000),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
   CHIMERA_URL: z.url().optional(),
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
@@ -30,6 +30,16 @@ const CYPHER = {
     ON CREATE SET r.login_count = 0, r.first_login = datetime.transaction()
     SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction()
     RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
+  // Bumping updated_at first takes the device's lock, so `from` is read under it. One event per
+  // customer seen on the device: each customer's history shows the change.
+  setTrust: `
+    MATCH (d:Device {id: $deviceId})
+    SET d.updated_at = datetime.transaction()
+    WITH d, d.trust_score AS from
+    SET d.trust_score = $score
+    WITH d, from
+    OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
+    RETURN from, collect(c.id) AS customerIds`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
@@ -66,6 +76,31 @@ export async function linkDeviceTx(tx: ManagedTransaction, customerId: string, d
 export async function linkDevice(g: Graph, customerId: string, input: DeviceInput): Promise<CustomerDevice> {
   const d = parseInput(deviceInput, input, 'device');
   return writeTx(g, (tx) => linkDeviceTx(tx, customerId, d));
+}
+
+/**
+ * Sets a device's trust score (0.0–1.0), with a DeviceTrustScoreUpdated event for each customer
+ * seen on the device carrying the old and new score and the reason. Setting the same score
+ * emits nothing.
+ */
+export async function updateDeviceTrustScore(
+  g: Graph,
+  deviceId: string,
+  score: number,
+  options: { reason?: string | undefined } = {},
+): Promise<{ device_id: string; trust_score: number; previous_trust_score: number }> {
+  const to = parseInput(z.number().min(0).max(1), score, 'trust_score');
+  return writeTx(g, async (tx) => {
+    const record = (await tx.run(CYPHER.setTrust, { deviceId, score: to })).records[0];
+    if (!record) throw new NotFoundError('Device', deviceId);
+    const from = record.get('from') as number;
+    if (from !== to) {
+      for (const customerId of record.get('customerIds') as string[]) {
+        await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, { device_id: deviceId, from, to, reason: options.reason ?? null });
+      }
+    }
+    return { device_id: deviceId, trust_score: to, previous_trust_score: from };
+  });
 }
 
 /** The customer's devices with login counts, most recent login first. */

@@ -31,6 +31,7 @@ export const EVENT_TYPES = [
   'PossibleMatchFound',
   'PaymentMethodRemoved',
   'BehavioralProfileRequested',
+  'TrustedDeviceReported',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -8,6 +8,7 @@ export function createGraph(driver: Driver, database: string, tokenKey: Buffer, 
 }
 
 export * from './addresses';
+export * from './context';
 export * from './customers';
 export * from './devices';
 export * from './driver';

@@ -3,3 +3,4 @@
  * deterministic code may be imported from here (ESLint bans Node built-ins and I/O modules).
  */
 export { onboardingWorkflow } from './onboarding';
+export { trustedDeviceWorkflow } from './trustedDevice';

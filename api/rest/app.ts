@@ -14,6 +14,7 @@ import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { validationHook } from './common';
+import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { onboardingRoutes } from './onboarding';
 
@@ -41,6 +42,7 @@ export function createApp(deps: ApiDeps) {
   );
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
+  app.route('/', contextRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -5,8 +5,9 @@
  *   GET /api/v1/customers/{id}/possible-matches
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
+import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
 import type { ApiDeps } from '../deps';
+import { walletItemSchema } from './schemas';
 import { addToWallet, getProfile, listWallet, possibleMatches, removeFromWallet, updateProfile } from '../services/customers';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 
@@ -28,19 +29,7 @@ const profileUpdate = z
   .refine((p) => Object.keys(p).length > 0, { message: 'send segment and/or ltv' })
   .openapi('ProfileUpdate');
 
-const walletItem = z
-  .object({
-    id: z.uuid(),
-    type: z.enum(PAYMENT_METHOD_TYPES),
-    status: z.enum(PAYMENT_METHOD_STATUSES),
-    brand: z.string().nullable(),
-    last_four: z.string().nullable(),
-    expiry_month: z.number().int().nullable(),
-    expiry_year: z.number().int().nullable(),
-    is_default: z.boolean(),
-    last_used: z.string().nullable(),
-  })
-  .openapi('WalletItem');
+const walletItem = walletItemSchema;
 const walletList = z.object({ data: z.array(walletItem), next_cursor: z.string().nullable() }).openapi('WalletList');
 
 const newPaymentMethod = paymentMethodFields

@@ -278,11 +278,15 @@ describe('the OpenAPI document', () => {
   it('describes every route from the same schemas, with a browsable UI', async () => {
     const doc = (await (await h.app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/customers/{id}/checkout-options',
+      '/api/v1/customers/{id}/context',
       '/api/v1/customers/{id}/payment-methods',
       '/api/v1/customers/{id}/payment-methods/{pmId}',
       '/api/v1/customers/{id}/possible-matches',
       '/api/v1/customers/{id}/profile',
+      '/api/v1/devices/{id}/trust-score',
       '/api/v1/onboarding',
+      '/api/v1/payment-methods/{id}/inactivate',
     ]);
     expect(Object.keys(doc.paths['/api/v1/onboarding']?.post as object)).toContain('requestBody');
     const ui = await h.app.request('/docs');

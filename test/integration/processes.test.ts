@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import type { Driver } from 'neo4j-driver';
-import { createAuthenticator } from '../../api/auth';
+import { apiDepsFromConfig } from '../../api/deps';
 import type { ReadinessCheck } from '../../runtime/health';
 import { graphFromConfig } from '../../runtime/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,14 +17,8 @@ const logger = createLogger('test', 'silent');
 
 /** An app whose only interesting dependency is its readiness checks. */
 function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeof connectTemporal>>, driver: Driver) {
-  return createApp({
-    logger,
-    readiness,
-    graph: graphFromConfig(driver, config),
-    temporal: { client: temporal.client, taskQueue: 'unused' },
-    authenticate: createAuthenticator(config),
-    limits: { maxBodyBytes: 1024, waitTimeoutMs: 1000 },
-  });
+  return createApp(apiDepsFromConfig(config, { logger, readiness, graph: graphFromConfig(driver, config), client: temporal.client }));
+
 }
 
 describe('readiness', () => {

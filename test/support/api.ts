@@ -9,9 +9,10 @@ import type { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
-import { createAuthenticator } from '../../api/auth';
+import { apiDepsFromConfig } from '../../api/deps';
 import { createApp } from '../../api/rest/app';
-import { LocalChimeraClient } from '../../clients/chimera';
+import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
+import type { ContextPolicy } from '../../graph/context';
 import { loadSettings } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { connectTemporal } from '../../temporal/connection';
@@ -32,6 +33,9 @@ export interface HarnessOptions {
   limits?: { maxBodyBytes: number; waitTimeoutMs: number };
   /** Wraps the real activities, e.g. to make a worker "die" after a side effect. */
   wrapActivities?: (real: RealActivities) => RealActivities;
+  /** Chimera as the worker sees it (default: the local stand-in). */
+  chimera?: (graph: TestGraph) => ChimeraClient;
+  policy?: ContextPolicy;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -46,17 +50,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    activities: (options.wrapActivities ?? ((a) => a))(createActivities({ graph, chimera: new LocalChimeraClient(graph) })),
+    activities: (options.wrapActivities ?? ((a) => a))(createActivities({ graph, chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph) })),
   });
   const running = worker.run();
   const app = createApp({
-    logger: createLogger('test-api', 'silent'),
-    readiness: [],
-    graph,
-    temporal: { client, taskQueue },
-    authenticate: createAuthenticator(graph.config),
+    ...apiDepsFromConfig(graph.config, { logger: createLogger('test-api', 'silent'), readiness: [], graph, client, taskQueue }),
     limits,
+    ...(options.policy ? { policy: options.policy } : {}),
   });
+
   const secret = new TextEncoder().encode(graph.config.jwtSecret);
   return {
     app,

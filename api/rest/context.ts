@@ -1,0 +1,107 @@
+/**
+ * The agents' routes:
+ *   GET /api/v1/customers/{id}/context                      Cerebrum, Chimera
+ *   GET /api/v1/customers/{id}/checkout-options?deviceId=   checkout (or the customer)
+ *   PUT /api/v1/devices/{id}/trust-score                    Chimera
+ *   POST /api/v1/payment-methods/{id}/inactivate            Chimera, ops
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { ApiDeps } from '../deps';
+import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
+import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { customerContextSchema, walletItemSchema } from './schemas';
+
+const idParam = (what: string) => z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });
+
+export function contextRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  const tags = ['agents'];
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/customers/{id}/context',
+      tags,
+      security: bearerSecurity,
+      summary: 'Customer context: status, VIP, LTV, trusted devices, default and active methods',
+      middleware: [access(deps.authenticate, { scopes: ['context:read'] })] as const,
+      request: { params: customerParams },
+      responses: { 200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => c.json(await customerContext(deps, c.req.valid('param').id), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/customers/{id}/checkout-options',
+      tags,
+      security: bearerSecurity,
+      summary: 'Active, unexpired methods for checkout, the default first; none for a suspended customer',
+      description: 'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) without delaying this answer.',
+      middleware: [access(deps.authenticate, { scopes: ['context:read'], self: true })] as const,
+      request: {
+        params: customerParams,
+        query: z.object({ deviceId: z.uuid().optional().openapi({ description: 'The device the checkout runs on' }) }),
+      },
+      responses: {
+        200: {
+          description: 'Checkout options',
+          content: { 'application/json': { schema: z.object({ data: z.array(walletItemSchema), trusted_device: z.boolean() }).openapi('CheckoutOptions') } },
+        },
+        ...problems(400, 401, 403, 404),
+      },
+    }),
+    async (c) => c.json(await checkoutOptions(deps, c.req.valid('param').id, c.req.valid('query').deviceId ?? null), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/api/v1/devices/{id}/trust-score',
+      tags,
+      security: bearerSecurity,
+      summary: 'Set a device’s trust score (0.0–1.0)',
+      middleware: [access(deps.authenticate, { scopes: ['devices:write'] })] as const,
+      request: {
+        params: idParam('Device'),
+        body: {
+          required: true,
+          content: { 'application/json': { schema: z.strictObject({ trust_score: z.number().min(0).max(1), reason: z.string().max(200).optional() }) } },
+        },
+      },
+      responses: {
+        200: {
+          description: 'The new score',
+          content: { 'application/json': { schema: z.object({ device_id: z.string(), trust_score: z.number(), previous_trust_score: z.number() }) } },
+        },
+        ...problems(400, 401, 403, 404, 413),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      return c.json(await setDeviceTrust(deps, c.req.valid('param').id, body.trust_score, body.reason), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/payment-methods/{id}/inactivate',
+      tags,
+      security: bearerSecurity,
+      summary: 'Mark a payment method inactive, recording why',
+      middleware: [access(deps.authenticate, { scopes: ['fraud:report', 'customers:write'] })] as const,
+      request: {
+        params: idParam('Payment method'),
+        body: { required: true, content: { 'application/json': { schema: z.strictObject({ reason: z.string().trim().min(1).max(200) }) } } },
+      },
+      responses: {
+        200: { description: 'The method, now inactive', content: { 'application/json': { schema: walletItemSchema.extend({ customer_id: z.string() }) } } },
+        ...problems(400, 401, 403, 404, 413),
+      },
+    }),
+    async (c) => c.json(await markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason), 200),
+  );
+  return app;
+}

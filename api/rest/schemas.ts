@@ -1,0 +1,30 @@
+/** Response shapes shared by REST resources (and mirrored by the proto). */
+import { z } from '@hono/zod-openapi';
+import { PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from '../../graph/model';
+
+export const walletItemSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(PAYMENT_METHOD_TYPES),
+    status: z.enum(PAYMENT_METHOD_STATUSES),
+    brand: z.string().nullable(),
+    last_four: z.string().nullable(),
+    expiry_month: z.number().int().nullable(),
+    expiry_year: z.number().int().nullable(),
+    is_default: z.boolean(),
+    last_used: z.string().nullable(),
+  })
+  .openapi('WalletItem');
+
+export const customerContextSchema = z
+  .object({
+    customer_id: z.uuid(),
+    status: z.string(),
+    segment: z.string(),
+    is_vip: z.boolean(),
+    ltv: z.number(),
+    trusted_devices: z.array(z.object({ device_id: z.string(), fingerprint: z.string(), trust_score: z.number() })),
+    default_payment_method_id: z.string().nullable(),
+    active_payment_methods: z.array(z.string()),
+  })
+  .openapi('CustomerContext');

@@ -1,0 +1,67 @@
+/**
+ * The agents' read path and writes: customer context, checkout options (telling Chimera about a
+ * trusted device without slowing the read), device trust, payment-method deactivation.
+ */
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { getCheckoutOptions, getCustomerContext } from '../../graph/context';
+import { updateDeviceTrustScore } from '../../graph/devices';
+import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { personaCustomerId } from '../../temporal/searchAttributes';
+import { TRUSTED_DEVICE_WORKFLOW_TYPE, trustedDeviceWorkflowId, type TrustedDeviceInput } from '../../temporal/trustedDevice';
+import type { ApiDeps } from '../deps';
+import { walletItem } from './customers';
+
+export function customerContext(deps: ApiDeps, customerId: string) {
+  return getCustomerContext(deps.graph, customerId, deps.policy);
+}
+
+export async function checkoutOptions(deps: ApiDeps, customerId: string, deviceId: string | null) {
+  const options = await getCheckoutOptions(deps.graph, customerId, deviceId, deps.policy);
+  if (options.trusted_device && deviceId && options.status === 'active') {
+    reportTrustedDevice(deps, { customer_id: customerId, device_id: deviceId, seen_on: new Date().toISOString().slice(0, 10) });
+  }
+  return { data: options.data.map(walletItem), trusted_device: options.trusted_device };
+}
+
+/** Workflow ids this process has already started (or found started): no second round trip. */
+const reported = new Set<string>();
+const REPORTED_LIMIT = 50_000;
+
+/**
+ * Starts the day's trusted-device workflow in the background. Neither a slow nor an unreachable
+ * Temporal (nor Chimera, which only the workflow talks to) delays or fails the read.
+ */
+function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
+  const workflowId = trustedDeviceWorkflowId(input);
+  if (reported.has(workflowId)) return;
+  deps.temporal.client.workflow
+    .start(TRUSTED_DEVICE_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [input],
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [{ key: personaCustomerId, value: input.customer_id }],
+      staticSummary: `Tell Chimera the customer checked out on trusted device ${input.device_id} on ${input.seen_on}`,
+    })
+    .then(
+      () => remember(workflowId),
+      (err: unknown) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return remember(workflowId);
+        deps.logger.warn({ err, workflowId }, 'could not start the trusted-device report; the next checkout tries again');
+      },
+    );
+}
+
+function remember(workflowId: string): void {
+  if (reported.size >= REPORTED_LIMIT) reported.clear();
+  reported.add(workflowId);
+}
+
+export function setDeviceTrust(deps: ApiDeps, deviceId: string, score: number, reason?: string) {
+  return updateDeviceTrustScore(deps.graph, deviceId, score, { reason });
+}
+
+export async function markPaymentMethodInactive(deps: ApiDeps, paymentMethodId: string, reason: string) {
+  const entry = await updatePaymentMethodStatus(deps.graph, paymentMethodId, 'inactive', { reason });
+  return { ...walletItem(entry), customer_id: entry.customer_id };
+}

@@ -1,0 +1,104 @@
+/**
+ * The read path other agents call inside a payment's authorisation budget: the customer
+ * context and the checkout options, each one parameterised Cypher read.
+ */
+import neo4j from 'neo4j-driver';
+import { toPlain } from './convert';
+import { NotFoundError } from './errors';
+import type { Graph } from './graph';
+import type { WalletEntry } from './model';
+
+export interface ContextPolicy {
+  /** A device is trusted at this trust score or above. */
+  trustThreshold: number;
+  /** A customer is VIP with segment VIP or at least this lifetime value. */
+  vipLtv: number;
+}
+
+export interface CustomerContext {
+  customer_id: string;
+  status: string;
+  segment: string;
+  is_vip: boolean;
+  ltv: number;
+  trusted_devices: { device_id: string; fingerprint: string; trust_score: number }[];
+  default_payment_method_id: string | null;
+  active_payment_methods: string[];
+}
+
+export const CONTEXT_CYPHER = `
+  MATCH (c:Customer {id: $customerId})
+  RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv,
+    [(c)-[:LOGGED_IN_FROM]->(d:Device) WHERE d.trust_score >= $trustThreshold
+       | d {device_id: d.id, .fingerprint, .trust_score}] AS trusted_devices,
+    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | [p.id, r.is_default]] AS methods`;
+
+/** The context of one customer, from one read. The default is reported only while it is active. */
+export async function getCustomerContext(g: Graph, customerId: string, policy: ContextPolicy): Promise<CustomerContext> {
+  const res = await g.driver.executeQuery(
+    CONTEXT_CYPHER,
+    { customerId, trustThreshold: policy.trustThreshold },
+    { database: g.database, routing: neo4j.routing.READ },
+  );
+  const r = res.records[0];
+  if (!r) throw new NotFoundError('Customer', customerId);
+  const segment = r.get('segment') as string;
+  const ltv = r.get('ltv') as number;
+  const methods = r.get('methods') as [string, boolean | null][];
+  const trusted = toPlain(r.get('trusted_devices')) as CustomerContext['trusted_devices'];
+  return {
+    customer_id: r.get('customer_id') as string,
+    status: r.get('status') as string,
+    segment,
+    is_vip: segment === 'VIP' || ltv >= policy.vipLtv,
+    ltv,
+    trusted_devices: trusted.sort((a, b) => b.trust_score - a.trust_score),
+    default_payment_method_id: methods.find(([, isDefault]) => isDefault === true)?.[0] ?? null,
+    active_payment_methods: methods.map(([id]) => id),
+  };
+}
+
+const WALLET_ENTRY = `p {.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at,
+  is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
+
+const CHECKOUT_CYPHER = `
+  MATCH (c:Customer {id: $customerId})
+  OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
+  WHERE c.status = 'active' AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)
+  WITH c, r, p ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
+  WITH c, collect(${WALLET_ENTRY}) AS entries
+  OPTIONAL MATCH (c)-[:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
+  RETURN c.status AS status, entries, d.trust_score AS deviceTrust`;
+
+export interface CheckoutOptions {
+  status: string;
+  data: WalletEntry[];
+  trusted_device: boolean;
+}
+
+/**
+ * Active, unexpired methods (a card is valid through the end of its expiry month), the default
+ * first, then the most recently used; none for a customer who is not active. `trusted_device`
+ * says whether `deviceId` is one of the customer's devices at or above the trust threshold.
+ */
+export async function getCheckoutOptions(
+  g: Graph,
+  customerId: string,
+  deviceId: string | null,
+  policy: Pick<ContextPolicy, 'trustThreshold'>,
+  now = new Date(),
+): Promise<CheckoutOptions> {
+  const res = await g.driver.executeQuery(
+    CHECKOUT_CYPHER,
+    { customerId, deviceId, currentMonth: now.getUTCFullYear() * 12 + now.getUTCMonth() + 1 },
+    { database: g.database, routing: neo4j.routing.READ },
+  );
+  const r = res.records[0];
+  if (!r) throw new NotFoundError('Customer', customerId);
+  const trust = r.get('deviceTrust') as number | null;
+  return {
+    status: r.get('status') as string,
+    data: toPlain(r.get('entries')) as unknown as WalletEntry[],
+    trusted_device: trust !== null && trust >= policy.trustThreshold,
+  };
+}

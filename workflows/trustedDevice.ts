@@ -1,0 +1,15 @@
+/**
+ * Trusted-device sighting — workflow id `trusted-device-<customer>-<device>-<YYYY-MM-DD>`, so a
+ * checkout on a trusted device tells Chimera at most once per customer, device and day. Started
+ * without waiting by the checkout read, which never slows down or fails because of it.
+ */
+import { proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { AgentActivities } from '../activities/agents';
+import type { TrustedDeviceInput } from '../temporal/trustedDevice';
+import { agentNotify } from './activityOptions';
+
+const agents = proxyActivities<AgentActivities>(agentNotify);
+
+export async function trustedDeviceWorkflow(input: TrustedDeviceInput): Promise<void> {
+  await agents.reportTrustedDevice({ ...input, request_id: workflowInfo().workflowId });
+}
