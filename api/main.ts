@@ -6,11 +6,13 @@ import { serve } from '@hono/node-server';
 import { ConfigError, loadConfig } from '../config/env';
 import { createDriver, migrate } from '../graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
+import { checkAll } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal } from '../temporal/connection';
 import { graphFromConfig } from '../runtime/graph';
 import { apiDepsFromConfig } from './deps';
+import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -25,20 +27,33 @@ async function main(): Promise<void> {
   const { connection, client } = await connectTemporal(config);
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
 
-  const app = createApp(
-    apiDepsFromConfig(config, {
-      logger,
-      readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
-      graph: graphFromConfig(driver, config),
-      client,
-    }),
-  );
+  const deps = apiDepsFromConfig(config, {
+    logger,
+    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
+    graph: graphFromConfig(driver, config),
+    client,
+  });
+  const app = createApp(deps);
+
+  const grpc = createGrpcServer(deps);
+  const grpcPort = await listen(grpc.server, config.PERSONA_HTTP_HOST, config.PERSONA_GRPC_PORT);
+  logger.info({ port: grpcPort }, `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} (health and reflection on)`);
+  // The standard health service follows readiness: NOT_SERVING while Neo4j or Temporal is down.
+  const healthTimer = setInterval(() => {
+    void checkAll(deps.readiness).then((results) => {
+      const serving = Object.values(results).every((r) => r === 'ok') ? 'SERVING' : 'NOT_SERVING';
+      grpc.health.setStatus('', serving);
+      grpc.health.setStatus(SERVICE_NAME, serving);
+    });
+  }, 5000);
+  healthTimer.unref();
 
   const server = serve({ fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT }, (info) =>
     logger.info({ port: info.port }, `REST listening on http://${config.PERSONA_HTTP_HOST}:${info.port} (OpenAPI: /openapi.json, browse: /docs)`),
   );
 
   onShutdown(logger, [
+    { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
     { name: 'http server', run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))) },
     { name: 'temporal connection', run: () => connection.close() },
     { name: 'neo4j driver', run: () => driver.close() },

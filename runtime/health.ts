@@ -35,11 +35,16 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<strin
   }
 }
 
+/** Runs every check at once: each name maps to 'ok' or 'unreachable: <why>'. */
+export async function checkAll(checks: ReadinessCheck[], timeoutMs = 5000): Promise<Record<string, string>> {
+  return Object.fromEntries(await Promise.all(checks.map(async (ch) => [ch.name, await runCheck(ch, timeoutMs)] as const)));
+}
+
 export function healthRoutes({ service, checks, timeoutMs = 5000 }: HealthOptions): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok', service }));
   app.get('/readyz', async (c) => {
-    const results = Object.fromEntries(await Promise.all(checks.map(async (ch) => [ch.name, await runCheck(ch, timeoutMs)] as const)));
+    const results = await checkAll(checks, timeoutMs);
     const failing = Object.entries(results).filter(([, r]) => r !== 'ok');
     if (failing.length === 0) return c.json({ status: 'ready', service, checks: results });
     return problemResponse(c, {

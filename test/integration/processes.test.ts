@@ -84,7 +84,12 @@ describe('the api and worker processes', () => {
     ['worker', 'workers/main.ts', 'PERSONA_WORKER_HTTP_PORT'],
   ])('the %s connects, migrates, becomes ready, and stops cleanly on SIGTERM', async (_name, entry, portVar) => {
     const port = await freePort();
-    const proc = startProcess(entry, { [portVar]: String(port), PERSONA_HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'info' });
+    const proc = startProcess(entry, {
+      [portVar]: String(port),
+      PERSONA_GRPC_PORT: String(await freePort()),
+      PERSONA_HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    });
     try {
       const ready = await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
       expect(await ready.json()).toMatchObject({ status: 'ready' });

@@ -1,0 +1,77 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { BoolValue as _google_protobuf_BoolValue, BoolValue__Output as _google_protobuf_BoolValue__Output } from './google/protobuf/BoolValue';
+import type { BytesValue as _google_protobuf_BytesValue, BytesValue__Output as _google_protobuf_BytesValue__Output } from './google/protobuf/BytesValue';
+import type { DoubleValue as _google_protobuf_DoubleValue, DoubleValue__Output as _google_protobuf_DoubleValue__Output } from './google/protobuf/DoubleValue';
+import type { FloatValue as _google_protobuf_FloatValue, FloatValue__Output as _google_protobuf_FloatValue__Output } from './google/protobuf/FloatValue';
+import type { Int32Value as _google_protobuf_Int32Value, Int32Value__Output as _google_protobuf_Int32Value__Output } from './google/protobuf/Int32Value';
+import type { Int64Value as _google_protobuf_Int64Value, Int64Value__Output as _google_protobuf_Int64Value__Output } from './google/protobuf/Int64Value';
+import type { StringValue as _google_protobuf_StringValue, StringValue__Output as _google_protobuf_StringValue__Output } from './google/protobuf/StringValue';
+import type { UInt32Value as _google_protobuf_UInt32Value, UInt32Value__Output as _google_protobuf_UInt32Value__Output } from './google/protobuf/UInt32Value';
+import type { UInt64Value as _google_protobuf_UInt64Value, UInt64Value__Output as _google_protobuf_UInt64Value__Output } from './google/protobuf/UInt64Value';
+import type { CheckoutOptions as _persona_v1_CheckoutOptions, CheckoutOptions__Output as _persona_v1_CheckoutOptions__Output } from './persona/v1/CheckoutOptions';
+import type { CustomerContext as _persona_v1_CustomerContext, CustomerContext__Output as _persona_v1_CustomerContext__Output } from './persona/v1/CustomerContext';
+import type { DeviceTrustScore as _persona_v1_DeviceTrustScore, DeviceTrustScore__Output as _persona_v1_DeviceTrustScore__Output } from './persona/v1/DeviceTrustScore';
+import type { GetCheckoutOptionsRequest as _persona_v1_GetCheckoutOptionsRequest, GetCheckoutOptionsRequest__Output as _persona_v1_GetCheckoutOptionsRequest__Output } from './persona/v1/GetCheckoutOptionsRequest';
+import type { GetCustomerContextRequest as _persona_v1_GetCustomerContextRequest, GetCustomerContextRequest__Output as _persona_v1_GetCustomerContextRequest__Output } from './persona/v1/GetCustomerContextRequest';
+import type { MarkPaymentMethodInactiveRequest as _persona_v1_MarkPaymentMethodInactiveRequest, MarkPaymentMethodInactiveRequest__Output as _persona_v1_MarkPaymentMethodInactiveRequest__Output } from './persona/v1/MarkPaymentMethodInactiveRequest';
+import type { OnboardCustomerRequest as _persona_v1_OnboardCustomerRequest, OnboardCustomerRequest__Output as _persona_v1_OnboardCustomerRequest__Output } from './persona/v1/OnboardCustomerRequest';
+import type { OnboardCustomerResponse as _persona_v1_OnboardCustomerResponse, OnboardCustomerResponse__Output as _persona_v1_OnboardCustomerResponse__Output } from './persona/v1/OnboardCustomerResponse';
+import type { OnboardingAddress as _persona_v1_OnboardingAddress, OnboardingAddress__Output as _persona_v1_OnboardingAddress__Output } from './persona/v1/OnboardingAddress';
+import type { OnboardingCustomer as _persona_v1_OnboardingCustomer, OnboardingCustomer__Output as _persona_v1_OnboardingCustomer__Output } from './persona/v1/OnboardingCustomer';
+import type { OnboardingDevice as _persona_v1_OnboardingDevice, OnboardingDevice__Output as _persona_v1_OnboardingDevice__Output } from './persona/v1/OnboardingDevice';
+import type { OnboardingIdentifier as _persona_v1_OnboardingIdentifier, OnboardingIdentifier__Output as _persona_v1_OnboardingIdentifier__Output } from './persona/v1/OnboardingIdentifier';
+import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, OnboardingPaymentMethod__Output as _persona_v1_OnboardingPaymentMethod__Output } from './persona/v1/OnboardingPaymentMethod';
+import type { PersonaAgentClient as _persona_v1_PersonaAgentClient, PersonaAgentDefinition as _persona_v1_PersonaAgentDefinition } from './persona/v1/PersonaAgent';
+import type { ReportFraudOutcomeRequest as _persona_v1_ReportFraudOutcomeRequest, ReportFraudOutcomeRequest__Output as _persona_v1_ReportFraudOutcomeRequest__Output } from './persona/v1/ReportFraudOutcomeRequest';
+import type { ReportPaymentFailureRequest as _persona_v1_ReportPaymentFailureRequest, ReportPaymentFailureRequest__Output as _persona_v1_ReportPaymentFailureRequest__Output } from './persona/v1/ReportPaymentFailureRequest';
+import type { TrustedDevice as _persona_v1_TrustedDevice, TrustedDevice__Output as _persona_v1_TrustedDevice__Output } from './persona/v1/TrustedDevice';
+import type { UpdateDeviceTrustScoreRequest as _persona_v1_UpdateDeviceTrustScoreRequest, UpdateDeviceTrustScoreRequest__Output as _persona_v1_UpdateDeviceTrustScoreRequest__Output } from './persona/v1/UpdateDeviceTrustScoreRequest';
+import type { WalletItem as _persona_v1_WalletItem, WalletItem__Output as _persona_v1_WalletItem__Output } from './persona/v1/WalletItem';
+import type { WorkflowStarted as _persona_v1_WorkflowStarted, WorkflowStarted__Output as _persona_v1_WorkflowStarted__Output } from './persona/v1/WorkflowStarted';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  google: {
+    protobuf: {
+      BoolValue: MessageTypeDefinition<_google_protobuf_BoolValue, _google_protobuf_BoolValue__Output>
+      BytesValue: MessageTypeDefinition<_google_protobuf_BytesValue, _google_protobuf_BytesValue__Output>
+      DoubleValue: MessageTypeDefinition<_google_protobuf_DoubleValue, _google_protobuf_DoubleValue__Output>
+      FloatValue: MessageTypeDefinition<_google_protobuf_FloatValue, _google_protobuf_FloatValue__Output>
+      Int32Value: MessageTypeDefinition<_google_protobuf_Int32Value, _google_protobuf_Int32Value__Output>
+      Int64Value: MessageTypeDefinition<_google_protobuf_Int64Value, _google_protobuf_Int64Value__Output>
+      StringValue: MessageTypeDefinition<_google_protobuf_StringValue, _google_protobuf_StringValue__Output>
+      UInt32Value: MessageTypeDefinition<_google_protobuf_UInt32Value, _google_protobuf_UInt32Value__Output>
+      UInt64Value: MessageTypeDefinition<_google_protobuf_UInt64Value, _google_protobuf_UInt64Value__Output>
+    }
+  }
+  persona: {
+    v1: {
+      CheckoutOptions: MessageTypeDefinition<_persona_v1_CheckoutOptions, _persona_v1_CheckoutOptions__Output>
+      CustomerContext: MessageTypeDefinition<_persona_v1_CustomerContext, _persona_v1_CustomerContext__Output>
+      DeviceTrustScore: MessageTypeDefinition<_persona_v1_DeviceTrustScore, _persona_v1_DeviceTrustScore__Output>
+      GetCheckoutOptionsRequest: MessageTypeDefinition<_persona_v1_GetCheckoutOptionsRequest, _persona_v1_GetCheckoutOptionsRequest__Output>
+      GetCustomerContextRequest: MessageTypeDefinition<_persona_v1_GetCustomerContextRequest, _persona_v1_GetCustomerContextRequest__Output>
+      MarkPaymentMethodInactiveRequest: MessageTypeDefinition<_persona_v1_MarkPaymentMethodInactiveRequest, _persona_v1_MarkPaymentMethodInactiveRequest__Output>
+      OnboardCustomerRequest: MessageTypeDefinition<_persona_v1_OnboardCustomerRequest, _persona_v1_OnboardCustomerRequest__Output>
+      OnboardCustomerResponse: MessageTypeDefinition<_persona_v1_OnboardCustomerResponse, _persona_v1_OnboardCustomerResponse__Output>
+      OnboardingAddress: MessageTypeDefinition<_persona_v1_OnboardingAddress, _persona_v1_OnboardingAddress__Output>
+      OnboardingCustomer: MessageTypeDefinition<_persona_v1_OnboardingCustomer, _persona_v1_OnboardingCustomer__Output>
+      OnboardingDevice: MessageTypeDefinition<_persona_v1_OnboardingDevice, _persona_v1_OnboardingDevice__Output>
+      OnboardingIdentifier: MessageTypeDefinition<_persona_v1_OnboardingIdentifier, _persona_v1_OnboardingIdentifier__Output>
+      OnboardingPaymentMethod: MessageTypeDefinition<_persona_v1_OnboardingPaymentMethod, _persona_v1_OnboardingPaymentMethod__Output>
+      PersonaAgent: SubtypeConstructor<typeof grpc.Client, _persona_v1_PersonaAgentClient> & { service: _persona_v1_PersonaAgentDefinition }
+      ReportFraudOutcomeRequest: MessageTypeDefinition<_persona_v1_ReportFraudOutcomeRequest, _persona_v1_ReportFraudOutcomeRequest__Output>
+      ReportPaymentFailureRequest: MessageTypeDefinition<_persona_v1_ReportPaymentFailureRequest, _persona_v1_ReportPaymentFailureRequest__Output>
+      TrustedDevice: MessageTypeDefinition<_persona_v1_TrustedDevice, _persona_v1_TrustedDevice__Output>
+      UpdateDeviceTrustScoreRequest: MessageTypeDefinition<_persona_v1_UpdateDeviceTrustScoreRequest, _persona_v1_UpdateDeviceTrustScoreRequest__Output>
+      WalletItem: MessageTypeDefinition<_persona_v1_WalletItem, _persona_v1_WalletItem__Output>
+      WorkflowStarted: MessageTypeDefinition<_persona_v1_WorkflowStarted, _persona_v1_WorkflowStarted__Output>
+    }
+  }
+}
+

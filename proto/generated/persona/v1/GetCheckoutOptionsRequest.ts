@@ -1,0 +1,12 @@
+// Original file: proto/persona/v1/persona.proto
+
+
+export interface GetCheckoutOptionsRequest {
+  'customer_id'?: (string);
+  'device_id'?: (string);
+}
+
+export interface GetCheckoutOptionsRequest__Output {
+  'customer_id'?: (string);
+  'device_id'?: (string);
+}

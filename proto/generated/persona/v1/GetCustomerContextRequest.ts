@@ -1,0 +1,10 @@
+// Original file: proto/persona/v1/persona.proto
+
+
+export interface GetCustomerContextRequest {
+  'customer_id'?: (string);
+}
+
+export interface GetCustomerContextRequest__Output {
+  'customer_id'?: (string);
+}

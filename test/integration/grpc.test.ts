@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiDepsFromConfig } from '../../api/deps';
+import { createGrpcServer, listen } from '../../api/grpc/server';
+import { createDriver, getDevicesByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
+import { createLogger } from '../../runtime/logger';
+import { graphFromConfig } from '../../runtime/graph';
+import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
+import { startHarness, type Harness } from '../support/api';
+import { uniqueEmail } from '../support/graph';
+import { bearer, call, personaClient } from '../support/grpc';
+import { freePort } from '../support/processes';
+
+let h: Harness;
+let server: grpc.Server;
+let client: PersonaAgentClient;
+let address: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  const deps = apiDepsFromConfig(h.graph.config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: h.graph, client: h.client, taskQueue: h.taskQueue });
+  server = createGrpcServer(deps).server;
+  address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+  client = personaClient(address);
+});
+afterAll(async () => {
+  client?.close();
+  await new Promise<void>((resolve) => server?.tryShutdown(() => resolve()));
+  await h?.close();
+});
+
+async function customer(trust = 0.85) {
+  const result = await onboardCustomer(
+    h.graph,
+    prepareOnboarding(h.graph, {
+      customer: { segment: 'VIP', ltv: 12 },
+      payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2034 },
+      device: { fingerprint: `fp-${randomUUID()}` },
+      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+    }),
+    { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
+  );
+  const [device] = await getDevicesByCustomer(h.graph, result.customer_id);
+  await h.graph.query('MATCH (d:Device {id: $id}) SET d.trust_score = $trust', { id: device?.id, trust });
+  return { customerId: result.customer_id, deviceId: device?.id as string };
+}
+
+describe('persona.v1.PersonaAgent over gRPC', () => {
+  it('GetCustomerContext answers the context', async () => {
+    const { customerId, deviceId } = await customer();
+    const { res, code } = await call(client, 'GetCustomerContext', { customer_id: customerId }, bearer(await h.token('context:read')));
+    expect(code).toBe(grpc.status.OK);
+    expect(res).toMatchObject({ customer_id: customerId, status: 'active', segment: 'VIP', is_vip: true, ltv: 12 });
+    expect(res?.trusted_devices).toEqual([{ device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.85 }]);
+    expect(res?.active_payment_methods).toEqual([res?.default_payment_method_id]);
+  });
+
+  it('maps failures to status codes, naming the field', async () => {
+    const ctx = bearer(await h.token('context:read'));
+    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, ctx)).toMatchObject({ code: grpc.status.NOT_FOUND });
+    expect(await call(client, 'GetCustomerContext', { customer_id: 'nope' }, ctx)).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      field: 'customer_id',
+      details: 'customer_id: must be a UUID',
+    });
+    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, new grpc.Metadata())).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('customers:read')))).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+    });
+    expect(await call(client, 'ReportPaymentFailure', { payment_id: 'p' }, ctx)).toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+  });
+
+  it('UpdateDeviceTrustScore and MarkPaymentMethodInactive show in the next context read', async () => {
+    const { customerId, deviceId } = await customer(0.3);
+    const ops = bearer(await h.token('ops'));
+    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res?.trusted_devices).toEqual([]);
+    const updated = await call(client, 'UpdateDeviceTrustScore', { device_id: deviceId, trust_score: 0.9, reason: 'passed' }, bearer(await h.token('devices:write')));
+    expect(updated.res).toEqual({ device_id: deviceId, trust_score: 0.9, previous_trust_score: 0.3 });
+    const ctx = (await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res;
+    expect(ctx?.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
+
+    const off = await call(client, 'MarkPaymentMethodInactive', { payment_method_id: ctx?.default_payment_method_id, reason: 'lost' }, bearer(await h.token('fraud:report')));
+    expect(off.res).toMatchObject({ status: 'inactive', customer_id: customerId });
+    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res).toMatchObject({
+      default_payment_method_id: '',
+      active_payment_methods: [],
+    });
+    expect(await call(client, 'UpdateDeviceTrustScore', { device_id: deviceId, trust_score: 2 }, ops)).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      field: 'trust_score',
+    });
+    expect(await call(client, 'MarkPaymentMethodInactive', { payment_method_id: randomUUID() }, ops)).toMatchObject({ field: 'reason' });
+  });
+
+  it('GetCheckoutOptions: a customer token for itself only', async () => {
+    const a = await customer(0.9);
+    const b = await customer();
+    const self = bearer(await h.token('self', a.customerId));
+    const mine = await call(client, 'GetCheckoutOptions', { customer_id: a.customerId, device_id: a.deviceId }, self);
+    expect(mine.res).toMatchObject({ trusted_device: true });
+    expect(mine.res?.data).toMatchObject([{ is_default: true, brand: 'visa', last_four: '4242' }]);
+    expect(await call(client, 'GetCheckoutOptions', { customer_id: b.customerId }, self)).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+  });
+
+  it('OnboardCustomer starts the onboarding workflow', async () => {
+    const email = uniqueEmail();
+    const req = {
+      idempotency_key: randomUUID(),
+      wait: true,
+      customer: { segment: 'New' },
+      payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '1881', expiry_month: 2, expiry_year: 2031 },
+      digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+    };
+    const onboarder = bearer(await h.token('onboarding:write'));
+    const created = await call(client, 'OnboardCustomer', req, onboarder);
+    expect(created.res).toMatchObject({ outcome: 'created', workflow_id: `onboarding-${req.idempotency_key}` });
+    const matched = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, onboarder);
+    expect(matched.res).toMatchObject({ outcome: 'matched', customer_id: created.res?.customer_id });
+
+    const pan = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, token: '4111111111111111' } }, onboarder);
+    expect(pan).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.token' });
+    const month = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, expiry_month: 13 } }, onboarder);
+    expect(month).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.expiry_month' });
+  });
+
+  it('answers UNAVAILABLE when Neo4j is down', async () => {
+    const config = h.graph.config;
+    const dead = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
+    const deps = apiDepsFromConfig(config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: graphFromConfig(dead, config), client: h.client });
+    const down = createGrpcServer(deps).server;
+    const port = await listen(down, '127.0.0.1', 0);
+    const downClient = personaClient(`127.0.0.1:${port}`);
+    try {
+      expect(await call(downClient, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('ops')))).toMatchObject({
+        code: grpc.status.UNAVAILABLE,
+      });
+    } finally {
+      downClient.close();
+      await new Promise<void>((resolve) => down.tryShutdown(() => resolve()));
+      await dead.close();
+    }
+  });
+
+  it('serves the standard health service and reflection', async () => {
+    const require = createRequire(import.meta.url);
+    const healthProto = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
+    const reflectionProto = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1alpha/reflection.proto');
+    const loaded = grpc.loadPackageDefinition(protoLoader.loadSync([healthProto, reflectionProto], { keepCase: true, enums: String })) as unknown as {
+      grpc: {
+        health: { v1: { Health: grpc.ServiceClientConstructor } };
+        reflection: { v1alpha: { ServerReflection: grpc.ServiceClientConstructor } };
+      };
+    };
+    const health = new loaded.grpc.health.v1.Health(address, grpc.credentials.createInsecure()) as unknown as {
+      Check(req: { service: string }, cb: (err: Error | null, res: { status: string }) => void): void;
+      close(): void;
+    };
+    const status = await new Promise<string>((resolve, reject) =>
+      health.Check({ service: 'persona.v1.PersonaAgent' }, (err, res) => (err ? reject(err) : resolve(res.status))),
+    );
+    expect(status).toBe('SERVING');
+    health.close();
+
+    const reflection = new loaded.grpc.reflection.v1alpha.ServerReflection(address, grpc.credentials.createInsecure()) as unknown as {
+      ServerReflectionInfo(): grpc.ClientDuplexStream<{ list_services: string }, { list_services_response?: { service: { name: string }[] } }>;
+      close(): void;
+    };
+    const stream = reflection.ServerReflectionInfo();
+    const services = await new Promise<string[]>((resolve, reject) => {
+      stream.on('data', (msg: { list_services_response?: { service: { name: string }[] } }) => {
+        const names = (msg.list_services_response?.service ?? []).map((s) => s.name);
+        resolve(names);
+        stream.end();
+      });
+      stream.on('error', reject);
+      stream.write({ list_services: '' });
+    });
+    expect(services).toContain('persona.v1.PersonaAgent');
+    reflection.close();
+  });
+});
