@@ -47,3 +47,12 @@ describe('authorisation', () => {
     expect(() => authorize(me, { scopes: ['customers:read'] }, 'cust-1')).toThrow(AuthError);
   });
 });
+
+describe('the verified-token cache', () => {
+  it('never outlives the token', async () => {
+    const token = await sign({ scope: 'ops' }, secret, '2s');
+    expect((await auth(`Bearer ${token}`)).scopes.has('ops')).toBe(true);
+    await new Promise((r) => setTimeout(r, 2100));
+    await expect(auth(`Bearer ${token}`)).rejects.toThrow(/expired/);
+  });
+});

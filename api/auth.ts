@@ -54,13 +54,22 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
     ...(s.PERSONA_JWT_ISSUER ? { issuer: s.PERSONA_JWT_ISSUER } : {}),
     ...(s.PERSONA_JWT_AUDIENCE ? { audience: s.PERSONA_JWT_AUDIENCE } : {}),
   };
+  // Agents send the same token with every call of the hot read path: a verified token is
+  // remembered until it expires (at most a minute), so its signature is checked once, not per call.
+  const verified = new Map<string, { principal: Principal; until: number }>();
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
     if (!match?.[1]) throw new AuthError(401, 'A bearer token is required (Authorization: Bearer <JWT>).');
+    const token = match[1];
+    const cached = verified.get(token);
+    if (cached && cached.until > Date.now()) return cached.principal;
     try {
-      const { payload } = jwks ? await jwtVerify(match[1], jwks, options) : await jwtVerify(match[1], secret, options);
+      const { payload } = jwks ? await jwtVerify(token, jwks, options) : await jwtVerify(token, secret, options);
       const scope = typeof payload.scope === 'string' ? payload.scope.split(/\s+/) : Array.isArray(payload.scp) ? (payload.scp as string[]) : [];
-      return { subject: payload.sub ?? null, scopes: new Set(scope.filter(Boolean)) };
+      const principal: Principal = { subject: payload.sub ?? null, scopes: new Set(scope.filter(Boolean)) };
+      if (verified.size >= 10_000) verified.clear();
+      verified.set(token, { principal, until: Math.min((payload.exp ?? 0) * 1000, Date.now() + 60_000) });
+      return principal;
     } catch (err) {
       const why = err instanceof joseErrors.JWTExpired ? 'the token has expired' : 'the token is not valid';
       throw new AuthError(401, `Unauthenticated: ${why}.`);
