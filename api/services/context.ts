@@ -23,8 +23,8 @@ export async function checkoutOptions(deps: ApiDeps, customerId: string, deviceI
   return { data: options.data.map(walletItem), trusted_device: options.trusted_device };
 }
 
-/** Workflow ids this process has already started (or found started): no second round trip. */
-const reported = new Set<string>();
+/** Per api instance, the workflow ids it already started (or found started): no second round trip. */
+const reportedBy = new WeakMap<ApiDeps, Set<string>>();
 const REPORTED_LIMIT = 50_000;
 
 /**
@@ -33,7 +33,13 @@ const REPORTED_LIMIT = 50_000;
  */
 function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
   const workflowId = trustedDeviceWorkflowId(input);
+  let reported = reportedBy.get(deps);
+  if (!reported) reportedBy.set(deps, (reported = new Set()));
   if (reported.has(workflowId)) return;
+  const remember = (): void => {
+    if (reported.size >= REPORTED_LIMIT) reported.clear();
+    reported.add(workflowId);
+  };
   deps.temporal.client.workflow
     .start(TRUSTED_DEVICE_WORKFLOW_TYPE, {
       workflowId,
@@ -43,18 +49,10 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
       typedSearchAttributes: [{ key: personaCustomerId, value: input.customer_id }],
       staticSummary: `Tell Chimera the customer checked out on trusted device ${input.device_id} on ${input.seen_on}`,
     })
-    .then(
-      () => remember(workflowId),
-      (err: unknown) => {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) return remember(workflowId);
+    .then(remember, (err: unknown) => {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return remember();
         deps.logger.warn({ err, workflowId }, 'could not start the trusted-device report; the next checkout tries again');
-      },
-    );
-}
-
-function remember(workflowId: string): void {
-  if (reported.size >= REPORTED_LIMIT) reported.clear();
-  reported.add(workflowId);
+      });
 }
 
 export function setDeviceTrust(deps: ApiDeps, deviceId: string, score: number, reason?: string) {
