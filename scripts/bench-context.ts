@@ -10,6 +10,7 @@
  * floor, and writes the figures as JSON to bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -154,6 +155,27 @@ async function main(): Promise<void> {
     ],
   ];
 
+  // Transport only: the same hops with no graph read behind them, to show where time goes.
+  const healthProto = protoLoader.loadSync(
+    path.join(path.dirname(createRequire(import.meta.url).resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto'),
+    { keepCase: true, enums: String },
+  );
+  const Health = (grpc.loadPackageDefinition(healthProto) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
+  const healthClient = new Health(grpcAddress, grpc.credentials.createInsecure()) as unknown as {
+    Check(req: object, cb: (err: Error | null) => void): void;
+    close(): void;
+  };
+  targets.push(
+    ['gRPC transport (Health/Check)', () => new Promise<void>((resolve, reject) => healthClient.Check({ service: '' }, (err) => (err ? reject(err) : resolve())))],
+    [
+      'REST transport (/healthz)',
+      async () => {
+        const res = await fetch(`${restBase}/healthz`);
+        await res.json();
+      },
+    ],
+  );
+
   const results: Stats[] = [];
   try {
     for (const [name, call] of targets) {
@@ -164,6 +186,7 @@ async function main(): Promise<void> {
     }
   } finally {
     grpcClient.close();
+    healthClient.close();
     if (api) {
       api.child.kill('SIGTERM');
       await api.exited;
@@ -173,10 +196,10 @@ async function main(): Promise<void> {
 
   const floor = results[0] as Stats;
   const fmt = (n: number): string => n.toFixed(2).padStart(8);
-  console.log('\ntarget                     p50 ms   p95 ms   p99 ms  mean ms     req/s   p50/floor  p99/floor');
+  console.log('\ntarget                          p50 ms   p95 ms   p99 ms  mean ms     req/s   p50/floor  p99/floor');
   for (const r of results) {
     console.log(
-      `${r.target.padEnd(24)} ${fmt(r.p50)} ${fmt(r.p95)} ${fmt(r.p99)} ${fmt(r.mean)} ${r.throughput.toFixed(0).padStart(9)}   ${(r.p50 / floor.p50).toFixed(2).padStart(8)}x ${(r.p99 / floor.p99).toFixed(2).padStart(8)}x`,
+      `${r.target.padEnd(29)} ${fmt(r.p50)} ${fmt(r.p95)} ${fmt(r.p99)} ${fmt(r.mean)} ${r.throughput.toFixed(0).padStart(9)}   ${(r.p50 / floor.p50).toFixed(2).padStart(8)}x ${(r.p99 / floor.p99).toFixed(2).padStart(8)}x`,
     );
   }
   const grpcStats = results[1] as Stats;

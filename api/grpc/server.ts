@@ -25,6 +25,7 @@ import { toGrpcError } from './errors';
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');
 export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
 export const SERVICE_NAME = 'persona.v1.PersonaAgent';
+const HEALTH_PROTO_FILE = path.join(repoRoot, 'proto', 'grpc', 'health', 'v1', 'health.proto');
 
 export function loadPersonaProto(): { definition: protoLoader.PackageDefinition; proto: ProtoGrpcType } {
   const definition = protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS);
@@ -127,7 +128,8 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
   server.addService(proto.persona.v1.PersonaAgent.service, handlers);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(definition).addToServer(server);
+  // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.
+  new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(server);
   return { server, health };
 }
 
