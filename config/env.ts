@@ -57,6 +57,14 @@ export const envSchema = z.object({
   PERSONA_TRUST_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
   /** A customer is VIP when its segment is VIP or its lifetime value is at least this. */
   PERSONA_VIP_LTV: z.coerce.number().nonnegative().default(10_000),
+  /** The local payment-gateway simulator's port (the stack starts it). */
+  PERSONA_GATEWAY_PORT: port.default(4010),
+  /** The payment gateway's base URL. */
+  PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
+  /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */
+  PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** When set, customer notifications are POSTed here (else they are logged). */
+  PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
   CHIMERA_URL: z.url().optional(),
 

@@ -4,7 +4,7 @@
  * what the stack started; `stackStatus` reports each service and its address.
  */
 import path from 'node:path';
-import type { Settings } from '../config/env';
+import { repoRoot, type Settings } from '../config/env';
 import { createDriver, pingNeo4j } from '../graph/driver';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
 import { requiredSearchAttributes } from '../temporal/searchAttributes';
@@ -124,7 +124,19 @@ function services(s: Settings): Service[] {
     stopGraceMs: 20_000,
   };
 
-  return [neo4j, temporal];
+  const gateway: Service = {
+    name: 'gateway',
+    daemon: daemon('gateway'),
+    host: '127.0.0.1',
+    port: s.PERSONA_GATEWAY_PORT,
+    start: () => startDaemon(daemon('gateway'), process.execPath, ['--import', 'tsx', path.join(repoRoot, 'simulators', 'gateway', 'main.ts')], process.env, repoRoot),
+    ready: async () => (await fetch(`http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200,
+    addresses: () => [`Gateway sim      http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}  (POST /v1/charges, GET /v1/charges?customer_id=)`],
+    startTimeoutMs: 30_000,
+    stopGraceMs: 5_000,
+  };
+
+  return [neo4j, temporal, gateway];
 }
 
 function elapsed(since: number): string {

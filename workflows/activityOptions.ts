@@ -22,3 +22,12 @@ export const agentNotify: ActivityOptions = {
   scheduleToCloseTimeout: '24 hours',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 };
+
+/**
+ * A charge at the payment gateway: the idempotency key makes a retry the same charge, so
+ * 5xx answers and timeouts are retried with backoff; a decline is a result, not an error.
+ */
+export const gatewayCharge: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+};

@@ -4,3 +4,4 @@
  */
 export { onboardingWorkflow } from './onboarding';
 export { trustedDeviceWorkflow } from './trustedDevice';
+export { paymentRecoveryWorkflow } from './paymentRecovery';

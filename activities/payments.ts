@@ -1,0 +1,58 @@
+/** Activities of payment recovery: the gateway charge and the graph writes around it. */
+import { ApplicationFailure } from '@temporalio/activity';
+import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '../clients/paymentGateway';
+import type { Graph } from '../graph/graph';
+import type { PaymentMethodStatus } from '../graph/model';
+import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
+import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, type RecoveryCandidate, type RecoveryRecord } from '../graph/recovery';
+import { asActivityFailure } from './graph';
+
+export interface ChargeAttempt {
+  payment_id: string;
+  customer_id: string;
+  payment_method_id: string;
+  amount: number;
+  currency: string;
+  /** From workflow data: `<payment id>:<payment method id>[:<round>]`. */
+  idempotency_key: string;
+}
+
+export function createPaymentActivities({ graph, gateway, trustThreshold }: { graph: Graph; gateway: PaymentGateway; trustThreshold: number }) {
+  const domain = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw asActivityFailure(err);
+    }
+  };
+  return {
+    /**
+     * Charges one payment method with the workflow's idempotency key. A decline is returned (a
+     * business outcome); 5xx and timeouts throw and are retried by Temporal with the same key,
+     * so a retry after a lost answer is the same charge.
+     */
+    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult> {
+      const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
+      try {
+        return await gateway.charge({ idempotency_key: a.idempotency_key, token, amount: a.amount, currency: a.currency, customer_id: a.customer_id });
+      } catch (err) {
+        if (err instanceof GatewayRejectedError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+        throw err;
+      }
+    },
+    async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
+      return domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
+    },
+    async deactivatePaymentMethod(req: { payment_method_id: string; status: PaymentMethodStatus; reason: string }): Promise<void> {
+      await domain(() => updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason }));
+    },
+    async recordRecovery(rec: RecoveryRecord): Promise<void> {
+      await domain(() => recordRecovery(graph, rec));
+    },
+    async recordRecoveryFailed(rec: { payment_id: string; customer_id: string; attempts: number; reason: string }): Promise<void> {
+      await domain(() => recordRecoveryFailed(graph, rec));
+    },
+  };
+}
+
+export type PaymentActivities = ReturnType<typeof createPaymentActivities>;

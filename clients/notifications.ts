@@ -1,0 +1,61 @@
+/**
+ * Where customer notifications go. The default sink logs them; with PERSONA_NOTIFY_WEBHOOK_URL
+ * set, each is POSTed there with its idempotency key (so the receiver can drop a resend). Either
+ * way the `notifyCustomer` activity records each notification once as a CustomerNotified event.
+ */
+import type { Logger } from '../runtime/logger';
+
+export type Channel = 'email' | 'sms';
+
+export interface Notification {
+  customer_id: string;
+  /** What it is about, e.g. payment_recovered, payment_failed, dunning_reminder, card_compromised. */
+  kind: string;
+  channel: Channel;
+  /** Stable per workflow and step: the same notification always carries the same key. */
+  key: string;
+  data: Record<string, unknown>;
+}
+
+export interface NotificationSink {
+  send(n: Notification): Promise<void>;
+}
+
+export class LogNotificationSink implements NotificationSink {
+  constructor(private readonly logger: Logger) {}
+
+  async send(n: Notification): Promise<void> {
+    this.logger.info({ customerId: n.customer_id, kind: n.kind, channel: n.channel, key: n.key }, `notify customer: ${n.kind} by ${n.channel}`);
+  }
+}
+
+/** The webhook refused the notification (4xx but 408/429): retrying cannot help. */
+export class NotificationRejectedError extends Error {
+  constructor(status: number) {
+    super(`the notification webhook refused the notification (${status})`);
+    this.name = 'NotificationRejectedError';
+  }
+}
+
+export class WebhookNotificationSink implements NotificationSink {
+  constructor(
+    private readonly url: string,
+    private readonly timeoutMs = 5000,
+  ) {}
+
+  async send(n: Notification): Promise<void> {
+    const res = await fetch(this.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': n.key },
+      body: JSON.stringify(n),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    if (res.ok) return;
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new NotificationRejectedError(res.status);
+    throw new Error(`the notification webhook answered ${res.status}`);
+  }
+}
+
+export function createNotificationSink(webhookUrl: string | undefined, logger: Logger): NotificationSink {
+  return webhookUrl ? new WebhookNotificationSink(webhookUrl) : new LogNotificationSink(logger);
+}

@@ -1,0 +1,101 @@
+/** Graph reads and writes of payment recovery. */
+import neo4j from 'neo4j-driver';
+import { toPlain } from './convert';
+import { ConflictError, NotFoundError } from './errors';
+import { appendEvent, findEventByIdempotencyKey } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+
+export interface RecoveryCandidate {
+  payment_method_id: string;
+  used_on_trusted_device: boolean;
+  last_used: string | null;
+}
+
+const CYPHER = {
+  candidates: `
+    MATCH (c:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
+    WHERE NOT p.id IN $exclude AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)
+    WITH p, r, EXISTS { (p)-[:USED_ON]->(d:Device) WHERE d.trust_score >= $trustThreshold } AS trusted
+    RETURN p.id AS payment_method_id, trusted AS used_on_trusted_device, r.last_used AS last_used
+    ORDER BY trusted DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC`,
+  recover: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = datetime.transaction()
+    WITH c
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(prev:PaymentMethod)
+    WITH c, collect(prev.id) AS previous
+    MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+    SET r.is_default = (p.id = $paymentMethodId),
+        r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
+    RETURN DISTINCT previous`,
+} as const;
+
+/**
+ * The customer's other active, unexpired methods to try: those used on a trusted device first,
+ * then the most recently used.
+ */
+export async function listRecoveryCandidates(
+  g: Graph,
+  customerId: string,
+  exclude: string[],
+  trustThreshold: number,
+  now = new Date(),
+): Promise<RecoveryCandidate[]> {
+  return readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.candidates, {
+      customerId,
+      exclude,
+      trustThreshold,
+      currentMonth: neo4j.int(now.getUTCFullYear() * 12 + now.getUTCMonth() + 1),
+    });
+    return res.records.map((r) => toPlain(r.toObject()) as unknown as RecoveryCandidate);
+  });
+}
+
+export interface RecoveryRecord {
+  payment_id: string;
+  customer_id: string;
+  payment_method_id: string;
+  charge_id: string;
+  amount: number;
+  currency: string;
+}
+
+/**
+ * The recovery succeeded: in one transaction the method becomes the customer's one default
+ * (DefaultPaymentMethodChanged) and PaymentRecovered is written, once per payment.
+ */
+export async function recordRecovery(g: Graph, rec: RecoveryRecord): Promise<void> {
+  try {
+    await writeTx(g, async (tx) => {
+      if (await findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`)) return;
+      const res = await tx.run(CYPHER.recover, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id });
+      const record = res.records[0];
+      if (!record) throw new NotFoundError('Customer', rec.customer_id);
+      const previous = (record.get('previous') as string[])[0] ?? null;
+      if (previous !== rec.payment_method_id) {
+        await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, { from: previous, to: rec.payment_method_id, reason: 'payment_recovered' });
+      }
+      await appendEvent(
+        tx,
+        'PaymentRecovered',
+        rec.customer_id,
+        { payment_id: rec.payment_id, payment_method_id: rec.payment_method_id, charge_id: rec.charge_id, amount: rec.amount, currency: rec.currency },
+        { idempotencyKey: `recovered:${rec.payment_id}` },
+      );
+    });
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+  }
+}
+
+/** The recovery gave up: PaymentRecoveryFailed, once per payment. */
+export async function recordRecoveryFailed(g: Graph, rec: { payment_id: string; customer_id: string; attempts: number; reason: string }): Promise<void> {
+  try {
+    await writeTx(g, (tx) =>
+      appendEvent(tx, 'PaymentRecoveryFailed', rec.customer_id, { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason }, { idempotencyKey: `recovery-failed:${rec.payment_id}` }),
+    );
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Decline codes and what Persona does about each — the one table the recovery workflow, the
+ * gateway simulator and the tests all read.
+ *   fraud_hard: the card is compromised: deactivate it, tell the customer, stop.
+ *   hard:       the card will not work again: deactivate it (expired_card → `expired`), cascade.
+ *   soft:       this attempt failed: cascade to the next method; the card may work later.
+ * `doNotRetry` marks codes after which card-network rules forbid charging that card again.
+ */
+export type DeclineClass = 'fraud_hard' | 'hard' | 'soft';
+
+export interface DeclineRule {
+  class: DeclineClass;
+  /** Status the failed method takes, when it is deactivated. */
+  status?: 'inactive' | 'expired' | 'compromised';
+  doNotRetry: boolean;
+}
+
+export const DECLINES = {
+  stolen_card: { class: 'fraud_hard', status: 'compromised', doNotRetry: true },
+  lost_card: { class: 'fraud_hard', status: 'compromised', doNotRetry: true },
+  pickup_card: { class: 'fraud_hard', status: 'compromised', doNotRetry: true },
+  fraudulent: { class: 'fraud_hard', status: 'compromised', doNotRetry: true },
+  restricted_card: { class: 'fraud_hard', status: 'compromised', doNotRetry: true },
+  expired_card: { class: 'hard', status: 'expired', doNotRetry: true },
+  incorrect_number: { class: 'hard', status: 'inactive', doNotRetry: true },
+  invalid_account: { class: 'hard', status: 'inactive', doNotRetry: true },
+  do_not_try_again: { class: 'hard', status: 'inactive', doNotRetry: true },
+  do_not_honor: { class: 'soft', doNotRetry: false },
+  insufficient_funds: { class: 'soft', doNotRetry: false },
+  generic_decline: { class: 'soft', doNotRetry: false },
+  processing_error: { class: 'soft', doNotRetry: false },
+  try_again_later: { class: 'soft', doNotRetry: false },
+  card_velocity_exceeded: { class: 'soft', doNotRetry: false },
+  withdrawal_count_limit_exceeded: { class: 'soft', doNotRetry: false },
+} as const satisfies Record<string, DeclineRule>;
+
+export type DeclineCode = keyof typeof DECLINES;
+export const DECLINE_CODES = Object.keys(DECLINES) as DeclineCode[];
+
+/** An unknown code is treated as a soft decline: never deactivate a card on a guess. */
+export function declineRule(code: string): DeclineRule {
+  return (DECLINES as Record<string, DeclineRule>)[code] ?? { class: 'soft', doNotRetry: false };
+}
+
+/**
+ * The decline code a test token asks for: `tok_decline_insufficient_funds_7` → insufficient_funds.
+ * The longest known code after `decline_` wins; null when the token asks for none.
+ */
+export function declineCodeInToken(token: string): DeclineCode | null {
+  const at = token.indexOf('decline_');
+  if (at < 0) return null;
+  const rest = token.slice(at + 'decline_'.length);
+  const matches = DECLINE_CODES.filter((code) => rest === code || rest.startsWith(`${code}_`));
+  return matches.sort((a, b) => b.length - a.length)[0] ?? null;
+}

@@ -1,0 +1,77 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GatewayRejectedError, GatewayUnavailableError, HttpPaymentGateway } from '../../clients/paymentGateway';
+import { createGatewaySimulator, type ChargeRecord } from './app';
+
+const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
+let server: ServerType;
+let base: string;
+
+beforeAll(async () => {
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: createGatewaySimulator(file).fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const charge = (token: string, key: string, customer = 'cust-1') => ({ idempotency_key: key, token, amount: 1999, currency: 'EUR', customer_id: customer });
+const listed = async (customer: string) => ((await (await fetch(`${base}/v1/charges?customer_id=${customer}`)).json()) as { data: ChargeRecord[] }).data;
+
+describe('the gateway simulator through the PaymentGateway client', () => {
+  const gateway = () => new HttpPaymentGateway(base, 1000);
+
+  it('succeeds, and answers a repeated key with the first answer without a new charge', async () => {
+    const first = await gateway().charge(charge('tok_visa', 'pay-1:pm-1', 'c-a'));
+    expect(first).toMatchObject({ outcome: 'succeeded', charge_id: expect.stringMatching(/^ch_/) });
+    expect(await gateway().charge(charge('tok_visa', 'pay-1:pm-1', 'c-a'))).toEqual(first);
+    expect(await listed('c-a')).toMatchObject([{ idempotency_key: 'pay-1:pm-1', status: 'succeeded', amount: 1999, currency: 'EUR' }]);
+  });
+
+  it('declines with the code in the token, as a business outcome', async () => {
+    expect(await gateway().charge(charge('tok_decline_insufficient_funds_7', 'pay-2:pm-1', 'c-b'))).toMatchObject({
+      outcome: 'declined',
+      decline_code: 'insufficient_funds',
+    });
+    expect(await listed('c-b')).toMatchObject([{ status: 'declined', decline_code: 'insufficient_funds' }]);
+  });
+
+  it('is unavailable for tokens containing "unavailable", and on injected faults: transient errors', async () => {
+    await expect(gateway().charge(charge('tok_unavailable', 'pay-3:pm-1', 'c-c'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+    await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ fail_next: 1 }) });
+    await expect(gateway().charge(charge('tok_visa', 'pay-3:pm-2', 'c-c'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+    expect(await gateway().charge(charge('tok_visa', 'pay-3:pm-2', 'c-c'))).toMatchObject({ outcome: 'succeeded' });
+    expect((await listed('c-c')).map((r) => r.status)).toEqual(['succeeded']);
+  });
+
+  it('times out as a transient error when the gateway is slow', async () => {
+    await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 1500 }) });
+    try {
+      await expect(gateway().charge(charge('tok_visa', 'pay-4:pm-1', 'c-d'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+    } finally {
+      await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 0 }) });
+    }
+  });
+
+  it('refuses a malformed request without a charge', async () => {
+    await expect(gateway().charge({ ...charge('tok_visa', 'pay-5:pm-1', 'c-e'), currency: 'euro' })).rejects.toBeInstanceOf(GatewayRejectedError);
+    expect(await listed('c-e')).toEqual([]);
+  });
+
+  it('keeps its records across a restart', async () => {
+    await gateway().charge(charge('tok_visa', 'pay-6:pm-1', 'c-f'));
+    const restarted = createGatewaySimulator(file);
+    const res = await restarted.request('/v1/charges?customer_id=c-f');
+    expect(((await res.json()) as { data: ChargeRecord[] }).data).toHaveLength(1);
+    const replay = await restarted.request('/v1/charges', {
+      method: 'POST',
+      headers: { 'idempotency-key': 'pay-6:pm-1', 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'tok_visa', amount: 1999, currency: 'EUR', customer_id: 'c-f' }),
+    });
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+  });
+});
