@@ -4,19 +4,29 @@
  * worker registers what `createActivities` returns.
  */
 import type { ChimeraClient } from '../clients/chimera';
+import type { NotificationSink } from '../clients/notifications';
+import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import { createAgentActivities } from './agents';
 import { createGraphActivities } from './graph';
+import { createNotificationActivities } from './notifications';
+import { createPaymentActivities } from './payments';
 
 export interface ActivityDeps {
   graph: Graph;
   chimera: ChimeraClient;
+  gateway: PaymentGateway;
+  notifications: NotificationSink;
+  /** Trusted-device threshold, for the cascade's order. */
+  trustThreshold: number;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createGraphActivities(deps),
     ...createAgentActivities(deps),
+    ...createPaymentActivities(deps),
+    ...createNotificationActivities(deps),
   };
 }
 

@@ -16,6 +16,7 @@ export interface ApiDeps {
   limits: { maxBodyBytes: number; waitTimeoutMs: number };
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
+  recovery: { dunningSchedule: string[] };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -31,5 +32,6 @@ export function apiDepsFromConfig(
     authenticate: createAuthenticator(config),
     limits: { maxBodyBytes: config.PERSONA_MAX_BODY_BYTES, waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS },
     policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
+    recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
   };
 }

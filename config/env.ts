@@ -63,6 +63,12 @@ export const envSchema = z.object({
   PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
   /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */
   PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** Dunning rounds after every method failed: delays such as 1d, 12h, 30m, comma-separated. */
+  PERSONA_DUNNING_SCHEDULE: z
+    .string()
+    .regex(/^\s*\d+\s*[dhms]\s*(,\s*\d+\s*[dhms]\s*)*$/, 'expected delays such as 1d,3d,5d,7d')
+    .default('1d,3d,5d,7d')
+    .transform((v) => v.split(',').map((d) => d.trim())),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities';
 import { ConfigError, loadConfig } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
+import { createNotificationSink } from '../clients/notifications';
+import { HttpPaymentGateway } from '../clients/paymentGateway';
 import { createDriver, migrate } from '../graph';
 import { graphFromConfig } from '../runtime/graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
@@ -46,7 +48,13 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createActivities({ graph, chimera }),
+    activities: createActivities({
+      graph,
+      chimera,
+      gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
+      notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
+      trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+    }),
     shutdownGraceTime: '30 seconds',
   });
 

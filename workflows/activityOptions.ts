@@ -28,6 +28,7 @@ export const agentNotify: ActivityOptions = {
  * 5xx answers and timeouts are retried with backoff; a decline is a result, not an error.
  */
 export const gatewayCharge: ActivityOptions = {
-  startToCloseTimeout: '30 seconds',
+  // Short: a worker that dies mid-charge is noticed within this, and the retry (same key) is the same charge.
+  startToCloseTimeout: '15 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 };

@@ -20,6 +20,9 @@ import type { ApiDeps } from '../deps';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
+import { reportPaymentFailure } from '../services/recovery';
+import { issueField } from '../rest/common';
+import { paymentFailureSchema } from '../rest/payments';
 import { toGrpcError } from './errors';
 
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');
@@ -120,7 +123,14 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
       const answer = await startOnboarding(deps, key, body, req.wait === true);
       return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
     }),
-    ReportPaymentFailure: unimplemented('ReportPaymentFailure'),
+    ReportPaymentFailure: unary({ scopes: ['payments:report'] }, () => undefined, async (req) => {
+      const parsed = paymentFailureSchema.safeParse({ ...plain(req), amount: req.amount === undefined ? undefined : Number(req.amount) });
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
+      }
+      return reportPaymentFailure(deps, parsed.data);
+    }),
     ReportFraudOutcome: unimplemented('ReportFraudOutcome'),
   };
 

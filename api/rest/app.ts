@@ -16,6 +16,7 @@ import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
+import { paymentRoutes } from './payments';
 import { onboardingRoutes } from './onboarding';
 
 export type { ApiDeps as AppDeps };
@@ -43,6 +44,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));
+  app.route('/', paymentRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

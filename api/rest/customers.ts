@@ -108,7 +108,7 @@ export function customerRoutes(deps: ApiDeps) {
       request: { params: customerParams, body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } } },
       responses: { 201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } }, ...problems(400, 401, 403, 404, 413) },
     }),
-    async (c) => c.json(await addToWallet(g, c.req.valid('param').id, c.req.valid('json')), 201),
+    async (c) => c.json(await addToWallet(deps, c.req.valid('param').id, c.req.valid('json')), 201),
   );
 
   app.openapi(

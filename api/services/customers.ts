@@ -6,6 +6,8 @@ import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
 import type { CustomerPatch, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
 import { listPossibleMatches } from '../../graph/onboarding';
 import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
+import type { ApiDeps } from '../deps';
+import { signalNewPaymentMethod } from './recovery';
 
 export async function getProfile(g: Graph, id: string) {
   const customer = await getCustomer(g, id);
@@ -47,9 +49,16 @@ export async function listWallet(g: Graph, id: string) {
   return { data: (await getPaymentMethodsByCustomer(g, id)).map(walletItem), next_cursor: null };
 }
 
-export async function addToWallet(g: Graph, id: string, input: NewPaymentMethodInput & { make_default?: boolean | undefined }) {
+export async function addToWallet(deps: ApiDeps, id: string, input: NewPaymentMethodInput & { make_default?: boolean | undefined }) {
   const { make_default, ...pm } = input;
-  return walletItem(await addPaymentMethod(g, id, pm, { makeDefault: make_default ?? false }));
+  const entry = await addPaymentMethod(deps.graph, id, pm, { makeDefault: make_default ?? false });
+  // A running recovery of this customer retries at once with the new method.
+  if (entry.status === 'active') {
+    await signalNewPaymentMethod(deps, id, entry.id).catch((err: unknown) =>
+      deps.logger.warn({ err, customerId: id }, 'could not tell running recoveries about the new payment method'),
+    );
+  }
+  return walletItem(entry);
 }
 
 export async function removeFromWallet(g: Graph, id: string, paymentMethodId: string): Promise<void> {

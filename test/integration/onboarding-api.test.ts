@@ -286,7 +286,9 @@ describe('the OpenAPI document', () => {
       '/api/v1/customers/{id}/profile',
       '/api/v1/devices/{id}/trust-score',
       '/api/v1/onboarding',
+      '/api/v1/payment-failures',
       '/api/v1/payment-methods/{id}/inactivate',
+      '/api/v1/payment-recoveries/{payment_id}',
     ]);
     expect(Object.keys(doc.paths['/api/v1/onboarding']?.post as object)).toContain('requestBody');
     const ui = await h.app.request('/docs');

@@ -12,6 +12,8 @@ import { createActivities } from '../../activities';
 import { apiDepsFromConfig } from '../../api/deps';
 import { createApp } from '../../api/rest/app';
 import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
+import { LogNotificationSink } from '../../clients/notifications';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import type { ContextPolicy } from '../../graph/context';
 import { loadSettings } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
@@ -50,7 +52,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    activities: (options.wrapActivities ?? ((a) => a))(createActivities({ graph, chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph) })),
+    activities: (options.wrapActivities ?? ((a) => a))(createActivities({
+        graph,
+        chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
+        gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+        notifications: new LogNotificationSink(createLogger('test-notify', 'silent')),
+        trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
+      })),
   });
   const running = worker.run();
   const app = createApp({

@@ -1,0 +1,60 @@
+/**
+ * Payment recovery from the api's side: Synapse reports a failure (signal-with-start of
+ * `paymentFailed`), anyone with the scope reads a recovery's status, and a new card in the
+ * wallet wakes the customer's running recoveries.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { NotFoundError } from '../../graph/errors';
+import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
+import {
+  paymentFailedSignal,
+  paymentMethodAddedSignal,
+  RECOVERY_WORKFLOW_TYPE,
+  recoveryStatusQuery,
+  recoveryWorkflowId,
+  type PaymentFailure,
+  type RecoveryStatus,
+} from '../../temporal/recovery';
+import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+import type { paymentRecoveryWorkflow } from '../../workflows/paymentRecovery';
+import type { ApiDeps } from '../deps';
+
+export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Promise<{ workflow_id: string }> {
+  const wallet = await getPaymentMethodsByCustomer(deps.graph, f.customer_id);
+  if (!wallet.some((pm) => pm.id === f.payment_method_id)) throw new NotFoundError('PaymentMethod', f.payment_method_id);
+  const workflowId = recoveryWorkflowId(f.payment_id);
+  const amount = `${(f.amount / 100).toFixed(2)} ${f.currency}`;
+  try {
+    await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(RECOVERY_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [{ dunningSchedule: deps.recovery.dunningSchedule }],
+      signal: paymentFailedSignal,
+      signalArgs: [f],
+      // A recovery that already finished is not started again: the same report changes nothing.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
+      staticSummary: `Recover payment ${f.payment_id} of ${amount} after a ${f.decline_code.replace(/_/g, ' ')} decline`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  return { workflow_id: workflowId };
+}
+
+export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {
+  try {
+    return await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('PaymentRecovery', paymentId);
+    throw err;
+  }
+}
+
+/** Wakes every running recovery of the customer: a new method means "retry now". */
+export async function signalNewPaymentMethod(deps: ApiDeps, customerId: string, paymentMethodId: string): Promise<void> {
+  const query = `${customerWorkflowsQuery(customerId)} AND WorkflowType = '${RECOVERY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
+  for await (const wf of deps.temporal.client.workflow.list({ query })) {
+    await deps.temporal.client.workflow.getHandle(wf.workflowId).signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
+  }
+}

@@ -1,0 +1,131 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import type { RecoveryStatus } from '../../temporal/recovery';
+import { recoveryWorkflowId } from '../../temporal/recovery';
+import { startHarness, type Harness } from '../support/api';
+import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+
+let h: Harness;
+let gatewayUrl: string;
+beforeAll(async () => {
+  h = await startHarness();
+  gatewayUrl = h.graph.config.PERSONA_GATEWAY_URL;
+});
+afterAll(() => h?.close());
+
+async function report(body: Record<string, unknown>) {
+  const res = await h.app.request('/api/v1/payment-failures', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await h.token('payments:report')}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+async function status(payment: string): Promise<RecoveryStatus> {
+  const res = await h.app.request(`/api/v1/payment-recoveries/${payment}`, { headers: { authorization: `Bearer ${await h.token('payments:report')}` } });
+  return (await res.json()) as RecoveryStatus;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(200);
+  }
+}
+
+const failure = (customerId: string, pm: string, decline_code: string, payment = paymentId()) => ({
+  payment_id: payment,
+  customer_id: customerId,
+  payment_method_id: pm,
+  amount: 2599,
+  currency: 'EUR',
+  decline_code,
+});
+
+describe('payment recovery end to end', () => {
+  it('recovers a soft decline with the second method: one successful charge, new default, customer told', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_1', `tok_visa_${randomUUID()}`]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    const res = await report(f);
+    expect(res).toEqual({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
+    const result = (await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+
+    const charges = await simulatorCharges(gatewayUrl, customerId);
+    expect(charges).toMatchObject([{ idempotency_key: `${f.payment_id}:${cards[1]}`, status: 'succeeded', amount: 2599, currency: 'EUR' }]);
+    const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
+    expect(wallet.filter((p) => p.is_default).map((p) => p.id)).toEqual([cards[1]]);
+    const types = (await listCustomerEvents(h.graph, customerId)).map((e) => e.type);
+    expect(types.filter((t) => t === 'PaymentRecovered')).toHaveLength(1);
+    expect(types).toContain('DefaultPaymentMethodChanged');
+    const notified = await listCustomerEvents(h.graph, customerId, { type: 'CustomerNotified' });
+    expect(notified.map((e) => e.payload)).toEqual([{ kind: 'payment_recovered', channel: 'email' }]);
+    expect(await status(f.payment_id)).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+  });
+
+  it('stops at a fraud-hard decline: the method is compromised and nothing is charged', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`, `tok_visa_${randomUUID()}`]);
+    const f = failure(customerId, cards[0] as string, 'stolen_card');
+    await report(f);
+    expect(await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()).toMatchObject({ state: 'stopped' });
+    expect(await simulatorCharges(gatewayUrl, customerId)).toEqual([]);
+    const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
+    expect(wallet.find((p) => p.id === cards[0])?.status).toBe('compromised');
+    const notified = await listCustomerEvents(h.graph, customerId, { type: 'CustomerNotified' });
+    expect(notified.map((e) => e.payload.kind)).toEqual(['card_compromised']);
+  });
+
+  it('dunns when every method fails, visibly, and a card added to the wallet retries at once', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_1', 'tok_decline_do_not_honor_2']);
+    const f = failure(customerId, cards[0] as string, 'generic_decline');
+    await report(f);
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    const dunning = await status(f.payment_id);
+    expect(dunning.next_retry_at).not.toBeNull();
+    expect(dunning.attempts.map((a) => [a.payment_method_id, a.decline_code])).toEqual([
+      [cards[0], 'generic_decline'],
+      [cards[1], 'do_not_honor'],
+    ]);
+    // The recovery must be visible to the wallet route's search before the card arrives.
+    await until(async () => {
+      for await (const wf of h.client.workflow.list({ query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}' AND ExecutionStatus = 'Running'` })) if (wf) return true;
+      return false;
+    });
+    const added = await h.app.request(`/api/v1/customers/${customerId}/payment-methods`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await h.token('self', customerId)}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'card', token: `tok_visa_${randomUUID()}`, brand: 'mastercard', last_four: '5454', expiry_month: 8, expiry_year: 2033 }),
+    });
+    const newCard = ((await added.json()) as { id: string }).id;
+    const result = (await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: newCard });
+    const succeeded = (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
+    expect(succeeded.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:${newCard}:r1`]);
+  });
+
+  it('ignores duplicate reports: one recovery, one charge', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_3', `tok_visa_${randomUUID()}`]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    await Promise.all([report(f), report(f), report(f)]);
+    await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
+    const again = await report(f);
+    expect(again.status).toBe(202);
+    await sleep(500);
+    expect(await simulatorCharges(gatewayUrl, customerId)).toHaveLength(1);
+    const runs: string[] = [];
+    for await (const wf of h.client.workflow.list({ query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}'` })) runs.push(wf.runId);
+    expect(runs).toHaveLength(1);
+  });
+
+  it('refuses bad reports naming the field, and a method that is not the customer’s', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), amount: -5 })).toMatchObject({ status: 400, json: { field: 'amount' } });
+    expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), currency: 'eur' })).toMatchObject({ status: 400, json: { field: 'currency' } });
+    expect((await report(failure(customerId, randomUUID(), 'generic_decline'))).status).toBe(404);
+    expect((await h.app.request(`/api/v1/payment-recoveries/${paymentId()}`, { headers: { authorization: `Bearer ${await h.token('ops')}` } })).status).toBe(404);
+  });
+});

@@ -1,0 +1,90 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
+import { reportPaymentFailure } from '../../api/services/recovery';
+import { loadSettings } from '../../config/env';
+import { createLogger } from '../../runtime/logger';
+import { connectTemporal } from '../../temporal/connection';
+import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { openTestGraph, type TestGraph } from '../support/graph';
+import { freePort, startProcess, waitForOk, type RunningProcess } from '../support/processes';
+import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+
+/**
+ * The real worker process is SIGKILLed while a charge is in flight at the gateway; a new worker
+ * process takes over. The gateway must have exactly one successful charge for the payment.
+ */
+let graph: TestGraph;
+let connection: Connection;
+let client: Client;
+let deps: ApiDeps;
+const taskQueue = `crash-${randomUUID()}`;
+const workers: RunningProcess[] = [];
+const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+
+async function startWorker(): Promise<RunningProcess> {
+  const port = await freePort();
+  const proc = startProcess('workers/main.ts', {
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PERSONA_WORKER_HTTP_PORT: String(port),
+    PERSONA_HTTP_HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+  });
+  workers.push(proc);
+  await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
+  return proc;
+}
+
+async function faults(body: Record<string, number>): Promise<void> {
+  await fetch(`${graph.config.PERSONA_GATEWAY_URL}/_sim/faults`, { method: 'PUT', body: JSON.stringify(body) });
+}
+
+beforeAll(async () => {
+  graph = openTestGraph();
+  ({ connection, client } = await connectTemporal(loadSettings()));
+  deps = apiDepsFromConfig(graph.config, { logger: createLogger('crash-test', 'silent'), readiness: [], graph, client, taskQueue });
+});
+afterAll(async () => {
+  await faults({ latency_ms: 0 });
+  for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
+  await connection?.close();
+  await graph?.close();
+});
+
+describe('a worker killed while a charge is in flight', () => {
+  it('charges exactly once, and the recovery completes on the next worker', async () => {
+    const { customerId, cards } = await customerWithCards(graph, ['tok_decline_insufficient_funds_9', `tok_visa_${randomUUID()}`]);
+    const payment = paymentId();
+    const first = await startWorker();
+
+    // The gateway takes 4 s to answer: long enough to kill the worker mid-charge.
+    await faults({ latency_ms: 4000 });
+    await reportPaymentFailure(deps, { payment_id: payment, customer_id: customerId, payment_method_id: cards[0] as string, amount: 4200, currency: 'USD', decline_code: 'insufficient_funds' });
+    const handle = client.workflow.getHandle(recoveryWorkflowId(payment));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const pending = (await handle.describe()).raw.pendingActivities ?? [];
+      if (pending.some((a) => a.activityType?.name === 'chargePaymentMethod' && a.state === STARTED)) break;
+      if (Date.now() > deadline) throw new Error('the charge never started');
+      await sleep(100);
+    }
+    await sleep(1000); // the request is at the gateway now
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    await sleep(3500); // the gateway finishes the charge the dead worker asked for
+    await faults({ latency_ms: 0 });
+    expect((await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId)).filter((c) => c.status === 'succeeded')).toHaveLength(1);
+
+    const second = await startWorker();
+    const result = (await handle.result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    const charges = await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId);
+    expect(charges).toMatchObject([{ idempotency_key: `${payment}:${cards[1]}`, status: 'succeeded', amount: 4200 }]);
+    second.child.kill('SIGTERM');
+    await second.exited;
+  });
+});

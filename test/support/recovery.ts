@@ -1,0 +1,27 @@
+/** Shared set-up for payment-recovery end-to-end tests: customers with cards, the simulator's records. */
+import { randomUUID } from 'node:crypto';
+import type { ChargeRecord } from '../../simulators/gateway/app';
+import { addPaymentMethod, createCustomer } from '../../graph';
+import type { TestGraph } from './graph';
+import { uniqueEmail } from './graph';
+
+/** A customer with a verified email and one card per token, the first one the default. */
+export async function customerWithCards(graph: TestGraph, tokens: string[]) {
+  const customer = await createCustomer(graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }] });
+  const cards: string[] = [];
+  for (const [i, token] of tokens.entries()) {
+    const pm = await addPaymentMethod(graph, customer.id, { type: 'card', token, brand: 'visa', last_four: String(1000 + i), expiry_month: 12, expiry_year: 2035 });
+    cards.push(pm.id);
+  }
+  return { customerId: customer.id, cards };
+}
+
+/** Every charge attempt the gateway simulator recorded for the customer. */
+export async function simulatorCharges(gatewayUrl: string, customerId: string): Promise<ChargeRecord[]> {
+  const res = await fetch(`${gatewayUrl}/v1/charges?customer_id=${customerId}`);
+  return ((await res.json()) as { data: ChargeRecord[] }).data;
+}
+
+export function paymentId(): string {
+  return `pay_${randomUUID().replace(/-/g, '')}`;
+}
