@@ -34,7 +34,7 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
       // A recovery that already finished is not started again: the same report changes nothing.
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
-      staticSummary: `Recover payment ${f.payment_id} of ${amount} after a ${f.decline_code.replace(/_/g, ' ')} decline`,
+      staticSummary: `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})`,
     });
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;

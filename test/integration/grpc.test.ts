@@ -14,6 +14,7 @@ import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { freePort } from '../support/processes';
+import { customerWithCards, paymentId } from '../support/recovery';
 
 let h: Harness;
 let server: grpc.Server;
@@ -129,6 +130,15 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     expect(pan).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.token' });
     const month = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, expiry_month: 13 } }, onboarder);
     expect(month).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.expiry_month' });
+  });
+
+  it('ReportPaymentFailure starts the recovery', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_5', `tok_visa_${randomUUID()}`]);
+    const payment = paymentId();
+    const req = { payment_id: payment, customer_id: customerId, payment_method_id: cards[0], amount: '1500', currency: 'GBP', decline_code: 'insufficient_funds' };
+    const started = await call(client, 'ReportPaymentFailure', req, bearer(await h.token('payments:report')));
+    expect(started.res).toEqual({ workflow_id: `payment-recovery-${payment}` });
+    expect(await h.client.workflow.getHandle(`payment-recovery-${payment}`).result()).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
   });
 
   it('answers UNAVAILABLE when Neo4j is down', async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
 import type { RecoveryStatus } from '../../temporal/recovery';
 import { recoveryWorkflowId } from '../../temporal/recovery';
+import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
@@ -65,6 +66,9 @@ describe('payment recovery end to end', () => {
     const notified = await listCustomerEvents(h.graph, customerId, { type: 'CustomerNotified' });
     expect(notified.map((e) => e.payload)).toEqual([{ kind: 'payment_recovered', channel: 'email' }]);
     expect(await status(f.payment_id)).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    const described = await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).describe();
+    expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(customerId);
+    expect(await described.staticSummary()).toBe(`Recover payment ${f.payment_id} of 25.99 EUR after a declined charge (insufficient_funds)`);
   });
 
   it('stops at a fraud-hard decline: the method is compromised and nothing is charged', async () => {
