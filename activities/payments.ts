@@ -4,7 +4,8 @@ import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '..
 import type { Graph } from '../graph/graph';
 import type { PaymentMethodStatus } from '../graph/model';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
-import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, type RecoveryCandidate, type RecoveryRecord } from '../graph/recovery';
+import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, reserveChargeAttempt, type RecoveryCandidate, type RecoveryRecord } from '../graph/recovery';
+import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../temporal/recovery';
 import { asActivityFailure } from './graph';
 
 export interface ChargeAttempt {
@@ -29,9 +30,12 @@ export function createPaymentActivities({ graph, gateway, trustThreshold }: { gr
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
      * business outcome); 5xx and timeouts throw and are retried by Temporal with the same key,
-     * so a retry after a lost answer is the same charge.
+     * so a retry after a lost answer is the same charge. A method already charged 15 times in
+     * 30 days (by any recovery) is not charged: `limited`.
      */
-    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult> {
+    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult | { outcome: 'limited' }> {
+      const allowed = await domain(() => reserveChargeAttempt(graph, a.payment_method_id, a.idempotency_key, MAX_CHARGES_PER_METHOD_IN_30_DAYS));
+      if (!allowed) return { outcome: 'limited' };
       const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
       try {
         return await gateway.charge({ idempotency_key: a.idempotency_key, token, amount: a.amount, currency: a.currency, customer_id: a.customer_id });

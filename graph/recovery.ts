@@ -28,7 +28,33 @@ const CYPHER = {
     SET r.is_default = (p.id = $paymentMethodId),
         r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
     RETURN DISTINCT previous`,
+  // Locks the method first (same-value SET), so concurrent recoveries count one after another.
+  reserve: `
+    MATCH (p:PaymentMethod {id: $paymentMethodId})
+    SET p.updated_at = p.updated_at
+    WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
+    WITH p, [i IN range(0, size(keys) - 1) WHERE times[i] > datetime($since) | i] AS live, keys, times
+    WITH p, [i IN live | keys[i]] AS recentKeys, [i IN live | times[i]] AS recentTimes
+    WITH p, recentKeys, recentTimes, $key IN recentKeys AS known
+    WITH p, recentKeys, recentTimes, known, known OR size(recentKeys) < $max AS allowed
+    SET p.charge_attempt_keys = CASE WHEN allowed AND NOT known THEN recentKeys + $key ELSE recentKeys END,
+        p.charge_attempt_times = CASE WHEN allowed AND NOT known THEN recentTimes + datetime($now) ELSE recentTimes END
+    RETURN allowed`,
 } as const;
+
+/**
+ * Card-network rule: a method is charged at most `max` times in 30 days, across every recovery.
+ * Reserves one attempt for `key` (a charge's idempotency key) and answers whether it may go
+ * ahead; the same key again — a retried activity — is the same attempt and is always allowed.
+ */
+export async function reserveChargeAttempt(g: Graph, paymentMethodId: string, key: string, max: number, now = new Date()): Promise<boolean> {
+  return writeTx(g, async (tx) => {
+    const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000).toISOString();
+    const record = (await tx.run(CYPHER.reserve, { paymentMethodId, key, max: neo4j.int(max), since, now: now.toISOString() })).records[0];
+    if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
+    return record.get('allowed') as boolean;
+  });
+}
 
 /**
  * The customer's other active, unexpired methods to try: those used on a trusted device first,

@@ -18,7 +18,6 @@ import type { PaymentActivities } from '../activities/payments';
 import { declineRule } from '../payments/declines';
 import {
   cancelRecoverySignal,
-  MAX_CHARGES_PER_METHOD_IN_30_DAYS,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   recoveryStatusQuery,
@@ -32,8 +31,6 @@ const payments = proxyActivities<Omit<PaymentActivities, 'chargePaymentMethod'>>
 const gateway = proxyActivities<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge);
 const notifications = proxyActivities<NotificationActivities>(graphWrite);
 
-const THIRTY_DAYS_MS = 30 * 24 * 60 * 60 * 1000;
-
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
   const { workflowId } = workflowInfo();
   const status: RecoveryStatus = { state: 'waiting', attempts: [], recovered_with: null, next_retry_at: null };
@@ -42,8 +39,6 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   let cancelled: string | null = null;
   /** Methods never to charge again in this recovery (do-not-retry declines, deactivated). */
   const doNotCharge: string[] = [];
-  /** Charge times per method, for the 15-in-30-days rule. */
-  const charges: Record<string, number[]> = {};
 
   setHandler(recoveryStatusQuery, () => status);
   setHandler(paymentFailedSignal, (f) => {
@@ -85,13 +80,6 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const candidates = await payments.listRecoveryCandidates({ customer_id: f.customer_id, exclude: [...exclude, ...doNotCharge] });
     for (const c of candidates) {
       if (cancelled) return false;
-      const now = Date.now();
-      const recent = (charges[c.payment_method_id] ?? []).filter((t) => now - t < THIRTY_DAYS_MS);
-      if (recent.length >= MAX_CHARGES_PER_METHOD_IN_30_DAYS) {
-        status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'skipped', decline_code: 'network_retry_limit', at: new Date().toISOString() });
-        continue;
-      }
-      charges[c.payment_method_id] = [...recent, now];
       const result = await gateway.chargePaymentMethod({
         payment_id: f.payment_id,
         customer_id: f.customer_id,
@@ -100,6 +88,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         currency: f.currency,
         idempotency_key: round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
       });
+      if (result.outcome === 'limited') {
+        // Charged 15 times in 30 days already (card-network rule, counted in the graph).
+        status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'skipped', decline_code: 'network_retry_limit', at: new Date().toISOString() });
+        continue;
+      }
       if (result.outcome === 'succeeded') {
         status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'succeeded', decline_code: null, at: new Date().toISOString() });
         await payments.recordRecovery({

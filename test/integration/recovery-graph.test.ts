@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, addRelationship, createCustomer, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents } from '../../graph';
-import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
+import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, reserveChargeAttempt } from '../../graph/recovery';
 import { openTestGraph, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -39,6 +39,21 @@ describe('recovery in the graph', () => {
     const candidates = await listRecoveryCandidates(g, c.id, [failed.id], 0.7);
     expect(candidates.map((x) => x.payment_method_id)).toEqual([onTrusted.id, recent.id, old.id]);
     expect(candidates[0]?.used_on_trusted_device).toBe(true);
+  });
+
+  it('allows 15 charges of a method in 30 days across recoveries, counts a retried key once, forgets old ones', async () => {
+    const c = await createCustomer(g, {});
+    const pm = await addPaymentMethod(g, c.id, card());
+    const longAgo = new Date(Date.now() - 40 * 24 * 60 * 60 * 1000);
+    for (let i = 0; i < 15; i++) expect(await reserveChargeAttempt(g, pm.id, `old-${i}`, 15, longAgo)).toBe(true);
+    expect(await reserveChargeAttempt(g, pm.id, 'old-16', 15, longAgo)).toBe(false);
+    // Forty days later those no longer count.
+    for (let i = 0; i < 15; i++) expect(await reserveChargeAttempt(g, pm.id, `pay-${i % 3}:${pm.id}:r${i}`, 15)).toBe(true);
+    expect(await reserveChargeAttempt(g, pm.id, `pay-9:${pm.id}`, 15)).toBe(false);
+    // A retried activity carries the same key: the same attempt, still allowed.
+    expect(await reserveChargeAttempt(g, pm.id, `pay-0:${pm.id}:r0`, 15)).toBe(true);
+    const [row] = await g.query<{ n: number }>('MATCH (p:PaymentMethod {id: $id}) RETURN size(p.charge_attempt_keys) AS n', { id: pm.id });
+    expect(row?.n).toBe(15);
   });
 
   it('records a recovery once: new default and PaymentRecovered in one transaction', async () => {
