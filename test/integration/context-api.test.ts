@@ -13,7 +13,7 @@ import {
 } from '../../graph';
 import { trustedDeviceWorkflowId } from '../../temporal/trustedDevice';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { uniqueEmail, cardInput } from '../support/graph';
 import { freePort } from '../support/processes';
 
 let h: Harness;
@@ -22,15 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const card = (overrides: Record<string, unknown> = {}) => ({
-  type: 'card' as const,
-  token: `tok_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2035,
-  ...overrides,
-});
+const card = cardInput;
 
 /** A customer with a default card and one device at the given trust score. */
 async function customerWithDevice(harness: Harness, trust: number, extra: Partial<OnboardingRequest> = {}) {

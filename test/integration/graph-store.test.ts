@@ -23,9 +23,8 @@ import {
   setDefaultPaymentMethod,
   updateCustomer,
   updatePaymentMethodStatus,
-  type NewPaymentMethodInput,
 } from '../../graph';
-import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { openTestGraph, uniqueEmail, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
 beforeAll(() => {
@@ -33,15 +32,7 @@ beforeAll(() => {
 });
 afterAll(() => g.close());
 
-const card = (overrides: Partial<NewPaymentMethodInput> = {}): NewPaymentMethodInput => ({
-  type: 'card',
-  token: `tok_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2030,
-  ...overrides,
-});
+const card = cardInput;
 
 async function eventTypes(customerId: string): Promise<string[]> {
   return (await listCustomerEvents(g, customerId)).map((e) => e.type).reverse();

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, addRelationship, createCustomer, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents } from '../../graph';
 import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, reserveChargeAttempt } from '../../graph/recovery';
-import { openTestGraph, type TestGraph } from '../support/graph';
+import { openTestGraph, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
 beforeAll(() => {
@@ -10,15 +10,7 @@ beforeAll(() => {
 });
 afterAll(() => g.close());
 
-const card = (overrides: Record<string, unknown> = {}) => ({
-  type: 'card' as const,
-  token: `tok_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2035,
-  ...overrides,
-});
+const card = cardInput;
 
 describe('recovery in the graph', () => {
   it('lists candidates: trusted-device methods first, then the most recently used; never expired, inactive or excluded', async () => {

@@ -1,7 +1,7 @@
 /** A real identity-graph handle for integration tests, on the local stack's Neo4j. */
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../config/env';
-import { createDriver, type Graph } from '../../graph';
+import { createDriver, type Graph, type NewPaymentMethodInput } from '../../graph';
 import { graphFromConfig } from '../../runtime/graph';
 import { toPlain } from '../../graph/convert';
 
@@ -30,4 +30,17 @@ export function openTestGraph(): TestGraph {
 /** A unique email per test, so tests never see each other's data. */
 export function uniqueEmail(tag = 'user'): string {
   return `${tag}.${randomUUID()}@example.com`;
+}
+
+/** A valid card for the wallet, with a fresh token; override any field. */
+export function cardInput(overrides: Partial<NewPaymentMethodInput> = {}): NewPaymentMethodInput {
+  return {
+    type: 'card',
+    token: `tok_${randomUUID()}`,
+    brand: 'visa',
+    last_four: '4242',
+    expiry_month: 12,
+    expiry_year: 2035,
+    ...overrides,
+  };
 }
