@@ -8,6 +8,7 @@ import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import { createAgentActivities } from './agents';
+import { createExpiryActivities } from './expiry';
 import { createGraphActivities } from './graph';
 import { createNotificationActivities } from './notifications';
 import { createPaymentActivities } from './payments';
@@ -27,6 +28,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createAgentActivities(deps),
     ...createPaymentActivities(deps),
     ...createNotificationActivities(deps),
+    ...createExpiryActivities(deps),
   };
 }
 

@@ -1,54 +1,130 @@
-/** The notification activity: each notification goes out and is recorded once per key. */
-import { ApplicationFailure } from '@temporalio/activity';
+/**
+ * Notification activities: every notification is claimed, sent and recorded once per key
+ * (graph/notifications.ts), whether it is one recovery message or a scan's batch of thousands.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { randomUUID } from 'node:crypto';
 import { NotificationRejectedError, type Channel, type NotificationSink } from '../clients/notifications';
-import { ConflictError } from '../graph/errors';
-import { appendEvent, findEventByIdempotencyKey } from '../graph/events';
-import { readTx, writeTx, type Graph } from '../graph/graph';
-import { getDigitalIdentifiersByCustomer } from '../graph/identifiers';
+import type { Graph } from '../graph/graph';
+import { claimNotifications, notificationChannels, recordNotificationsRejected, recordNotificationsSent, type SentNotification } from '../graph/notifications';
 
 export interface NotifyRequest {
   customer_id: string;
   kind: string;
   /** Stable per workflow and step, e.g. `<workflow id>:recovered`. */
   key: string;
+  /** What the message says (goes to the sink, not into the event). */
   data?: Record<string, unknown>;
+  /** What the notification is about, kept in the CustomerNotified event (ids, never personal data). */
+  subject?: SentNotification['subject'];
 }
 
-/** A verified email first, then a verified phone; an unverified email as a last resort. */
-async function channelFor(graph: Graph, customerId: string): Promise<Channel | null> {
-  const identifiers = await getDigitalIdentifiersByCustomer(graph, customerId);
-  if (identifiers.some((i) => i.type === 'email' && i.is_verified)) return 'email';
-  if (identifiers.some((i) => i.type === 'phone_number' && i.is_verified)) return 'sms';
-  if (identifiers.some((i) => i.type === 'email')) return 'email';
-  return null;
+/**
+ * What happened to one notification:
+ *   sent        — this call sent it;
+ *   unreachable — the customer has no channel; recorded, nothing sent;
+ *   duplicate   — sent (or refused) before, or another run holds it: nothing sent now;
+ *   rejected    — the receiver refused it for good; recorded, never sent again.
+ */
+export type DeliveryOutcome = 'sent' | 'unreachable' | 'duplicate' | 'rejected';
+
+export interface DeliveryResult {
+  outcome: DeliveryOutcome;
+  channel: Channel | null;
+}
+
+export interface DeliveryOptions {
+  /** Who claims the notifications; the same owner on a retry resends what it had not recorded. */
+  owner: string;
+  /** Sends in flight at once. */
+  concurrency?: number;
+  /** Called after each send (heartbeats). */
+  onSent?: (done: number, total: number) => void;
+}
+
+/** Who claims notifications: the activity (stable across its retries), or a one-off caller. */
+export function activityOwner(): string {
+  try {
+    const { workflowExecution, activityId } = Context.current().info;
+    return `${workflowExecution?.workflowId ?? 'standalone'}/${workflowExecution?.runId ?? '-'}/${activityId}`;
+  } catch {
+    return `direct/${randomUUID()}`;
+  }
+}
+
+/**
+ * Claims, sends and records a batch of notifications. A transient send failure is thrown after
+ * the sends that did succeed are recorded, so a retry (same owner) resends only the rest.
+ */
+export async function deliverNotifications(
+  deps: { graph: Graph; notifications: NotificationSink },
+  requests: NotifyRequest[],
+  options: DeliveryOptions,
+): Promise<Map<string, DeliveryResult>> {
+  const { graph, notifications } = deps;
+  const results = new Map<string, DeliveryResult>();
+  const claims = await claimNotifications(graph, requests, options.owner);
+  const mine = requests.filter((r) => claims.get(r.key)?.mine);
+  for (const r of requests) {
+    const claim = claims.get(r.key);
+    if (!claim?.mine) results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null });
+  }
+  const channels = await notificationChannels(graph, mine.map((r) => r.customer_id));
+
+  const toRecord: SentNotification[] = [];
+  const rejected: { key: string; reason: string }[] = [];
+  const failures: Error[] = [];
+  let next = 0;
+  let done = 0;
+  const sendOne = async (r: NotifyRequest): Promise<void> => {
+    const channel = channels.get(r.customer_id) ?? null;
+    if (channel) {
+      try {
+        await notifications.send({ customer_id: r.customer_id, kind: r.kind, channel, key: r.key, data: r.data ?? {} });
+      } catch (err) {
+        if (!(err instanceof NotificationRejectedError)) throw err;
+        rejected.push({ key: r.key, reason: err.message });
+        results.set(r.key, { outcome: 'rejected', channel });
+        return;
+      }
+    }
+    toRecord.push({ key: r.key, customer_id: r.customer_id, kind: r.kind, channel, subject: r.subject ?? {} });
+  };
+  const lane = async (): Promise<void> => {
+    while (failures.length === 0 && next < mine.length) {
+      const r = mine[next++] as NotifyRequest;
+      try {
+        await sendOne(r);
+      } catch (err) {
+        failures.push(err instanceof Error ? err : new Error(String(err)));
+      }
+      options.onSent?.(++done, mine.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, Math.max(mine.length, 1)) }, lane));
+
+  const recorded = await recordNotificationsSent(graph, toRecord, options.owner);
+  await recordNotificationsRejected(graph, rejected);
+  for (const n of toRecord) {
+    results.set(n.key, { outcome: !recorded.has(n.key) ? 'duplicate' : n.channel ? 'sent' : 'unreachable', channel: n.channel });
+  }
+  if (failures[0]) throw failures[0];
+  return results;
 }
 
 export function createNotificationActivities({ graph, notifications }: { graph: Graph; notifications: NotificationSink }) {
   return {
     /**
-     * Sends a notification unless one with this key was already recorded, then records it as a
-     * CustomerNotified event keyed by the same key. A crash between sending and recording
-     * resends with the same key, which the webhook receiver deduplicates on.
+     * Sends one notification unless its key was sent (or is being sent) already, and records
+     * it as a CustomerNotified event keyed by the same key. A crash between sending and
+     * recording resends with the same key, which the webhook receiver deduplicates on.
      */
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: Channel | null }> {
-      const idempotencyKey = `notify:${req.key}`;
-      const prior = await readTx(graph, (tx) => findEventByIdempotencyKey(tx, idempotencyKey));
-      if (prior) return { sent: false, channel: (prior.payload.channel as Channel | null) ?? null };
-      const channel = await channelFor(graph, req.customer_id);
-      if (channel) {
-        try {
-          await notifications.send({ customer_id: req.customer_id, kind: req.kind, channel, key: req.key, data: req.data ?? {} });
-        } catch (err) {
-          if (err instanceof NotificationRejectedError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
-          throw err;
-        }
+      const result = (await deliverNotifications({ graph, notifications }, [req], { owner: activityOwner() })).get(req.key);
+      if (result?.outcome === 'rejected') {
+        throw ApplicationFailure.create({ type: 'NotificationRejectedError', message: `the notification ${req.key} was refused by the receiver`, nonRetryable: true });
       }
-      try {
-        await writeTx(graph, (tx) => appendEvent(tx, 'CustomerNotified', req.customer_id, { kind: req.kind, channel }, { idempotencyKey }));
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-      }
-      return { sent: channel !== null, channel };
+      return { sent: result?.outcome === 'sent', channel: result?.channel ?? null };
     },
   };
 }

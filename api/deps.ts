@@ -5,6 +5,8 @@ import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { Config } from '../config/env';
+import type { ExpiryScanSettings } from '../temporal/expiry';
+import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
 
 export interface ApiDeps {
@@ -17,6 +19,8 @@ export interface ApiDeps {
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
   recovery: { dunningSchedule: string[] };
+  /** What on-demand expiry scans start with (the schedule uses the same). */
+  expiry: ExpiryScanSettings;
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -33,5 +37,6 @@ export function apiDepsFromConfig(
     limits: { maxBodyBytes: config.PERSONA_MAX_BODY_BYTES, waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS },
     policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
+    expiry: expiryScanSettings(config),
   };
 }

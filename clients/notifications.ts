@@ -3,9 +3,10 @@
  * set, each is POSTed there with its idempotency key (so the receiver can drop a resend). Either
  * way the `notifyCustomer` activity records each notification once as a CustomerNotified event.
  */
+import type { Channel } from '../graph/notifications';
 import type { Logger } from '../runtime/logger';
 
-export type Channel = 'email' | 'sms';
+export type { Channel };
 
 export interface Notification {
   customer_id: string;

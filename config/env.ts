@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { isTimeZone } from '../payments/expiry';
 
 /** The repository root (this file lives in `<root>/config`). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -69,6 +70,17 @@ export const envSchema = z.object({
     .regex(/^\s*\d+\s*[dhms]\s*(,\s*\d+\s*[dhms]\s*)*$/, 'expected delays such as 1d,3d,5d,7d')
     .default('1d,3d,5d,7d')
     .transform((v) => v.split(',').map((d) => d.trim())),
+  /** When the daily card-expiry scan runs (HH:MM, 24-hour clock) in PERSONA_EXPIRY_SCAN_TIMEZONE. */
+  PERSONA_EXPIRY_SCAN_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day HH:MM such as 06:00')
+    .default('06:00'),
+  /** The IANA time zone of the scan's schedule and of "today" for its expiry arithmetic. */
+  PERSONA_EXPIRY_SCAN_TIMEZONE: z.string().refine(isTimeZone, 'expected an IANA time zone such as UTC or Europe/Berlin').default('UTC'),
+  /** Cards read, expired and warned per batch activity of the expiry scan. */
+  PERSONA_EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(2000),
+  /** Batches per workflow run of the expiry scan before it continues as new. */
+  PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

@@ -48,8 +48,9 @@ const CYPHER = {
   // writers on one customer hold its lock by then, so their events are stamped in commit order.
   // seq orders the events of one transaction among themselves.
   append: `
-    CREATE (e:Event {id: $id, type: $type, customer_id: $customerId, occurred_at: datetime.realtime(), seq: $seq,
-                     payload: $payload, idempotency_key: $idempotencyKey})`,
+    UNWIND $events AS ev
+    CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(), seq: ev.seq,
+                     payload: ev.payload, idempotency_key: ev.idempotencyKey})`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
@@ -75,15 +76,30 @@ export async function appendEvent(
   payload: Record<string, unknown>,
   options: { idempotencyKey?: string } = {},
 ): Promise<void> {
-  const seq = appendedInTx.get(tx) ?? 0;
-  appendedInTx.set(tx, seq + 1);
+  await appendEvents(tx, [{ type, customerId, payload, ...options }]);
+}
+
+export interface NewEvent {
+  type: EventType;
+  customerId: string;
+  payload: Record<string, unknown>;
+  idempotencyKey?: string;
+}
+
+/** Appends several events in one statement (batch writers such as the expiry scan). */
+export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const first = appendedInTx.get(tx) ?? 0;
+  appendedInTx.set(tx, first + events.length);
   await tx.run(CYPHER.append, {
-    id: randomUUID(),
-    type,
-    customerId,
-    seq,
-    payload: JSON.stringify(payload),
-    idempotencyKey: options.idempotencyKey ?? null,
+    events: events.map((e, i) => ({
+      id: randomUUID(),
+      type: e.type,
+      customerId: e.customerId,
+      seq: first + i,
+      payload: JSON.stringify(e.payload),
+      idempotencyKey: e.idempotencyKey ?? null,
+    })),
   });
 }
 

@@ -50,11 +50,19 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX payment_method_status IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status)',
   },
+  // The expiry scan pages through active cards in (expiry year, month, id) order straight off
+  // this index: each page is one range seek, however large the graph.
   {
-    name: 'payment_method_status_expiry',
+    name: 'payment_method_expiry_scan',
     kind: 'index',
     cypher:
-      'CREATE INDEX payment_method_status_expiry IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status, p.expiry_year, p.expiry_month)',
+      'CREATE INDEX payment_method_expiry_scan IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status, p.expiry_year, p.expiry_month, p.id)',
+  },
+  // A notification is claimed under its key before it is sent, so it goes out once.
+  {
+    name: 'notification_key_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT notification_key_unique IF NOT EXISTS FOR (n:Notification) REQUIRE n.key IS UNIQUE',
   },
   // Trusted-device reads filter on trust score.
   {
@@ -80,8 +88,15 @@ export const SCHEMA: SchemaRule[] = [
   },
 ];
 
+/** Rules an earlier version created and this one no longer wants: dropped if present. */
+export const RETIRED_SCHEMA: SchemaRule[] = [
+  // Superseded by payment_method_expiry_scan, which also orders by id.
+  { name: 'payment_method_status_expiry', kind: 'index', cypher: 'DROP INDEX payment_method_status_expiry IF EXISTS' },
+];
+
 export interface MigrationResult {
   created: string[];
+  dropped: string[];
   existing: string[];
   ms: number;
 }
@@ -109,8 +124,14 @@ export async function migrate(driver: Driver, database: string, indexWaitSeconds
       }
     }
   }
+  const dropped: string[] = [];
+  for (const rule of RETIRED_SCHEMA) {
+    if (!before.has(rule.name)) continue;
+    await driver.executeQuery(rule.cypher, {}, { database });
+    dropped.push(rule.name);
+  }
   await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
-  return { created, existing, ms: Date.now() - started };
+  return { created, dropped, existing, ms: Date.now() - started };
 }
 
 async function existingRuleNames(driver: Driver, database: string): Promise<Set<string>> {

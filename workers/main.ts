@@ -1,7 +1,8 @@
 /**
  * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
  * to Neo4j and Temporal, migrates the graph schema, serves /healthz and /readyz on
- * PERSONA_WORKER_HTTP_PORT, and drains cleanly on SIGTERM.
+ * PERSONA_WORKER_HTTP_PORT, creates or updates the Temporal Schedules (the daily card-expiry
+ * scan), and drains cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
@@ -16,6 +17,8 @@ import { graphFromConfig } from '../runtime/graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
+import { connectTemporal } from '../temporal/connection';
+import { applySchedules } from '../temporal/schedules';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -57,6 +60,16 @@ async function main(): Promise<void> {
     }),
     shutdownGraceTime: '30 seconds',
   });
+
+  // The daily schedules exist whenever a worker runs; applying them again changes nothing.
+  const temporal = await connectTemporal(config);
+  try {
+    for (const s of await applySchedules(temporal.client, config)) {
+      logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
+    }
+  } finally {
+    await temporal.connection.close();
+  }
 
   const health = healthRoutes({
     service: 'persona-worker',

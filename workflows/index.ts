@@ -5,3 +5,4 @@
 export { onboardingWorkflow } from './onboarding';
 export { trustedDeviceWorkflow } from './trustedDevice';
 export { paymentRecoveryWorkflow } from './paymentRecovery';
+export { expiryScanWorkflow } from './expiryScan';

@@ -13,6 +13,7 @@ import { healthRoutes } from '../../runtime/health';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
+import { adminRoutes } from './admin';
 import { validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
@@ -45,6 +46,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));
   app.route('/', paymentRoutes(deps));
+  app.route('/', adminRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

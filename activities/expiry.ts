@@ -1,0 +1,95 @@
+/**
+ * The expiry scan's batch activity: reads one page of candidate cards, expires the ones past
+ * their month, and warns the customers whose default card enters a stage. Safe to retry and to
+ * run twice at once: expiring is conditional on the card still being active, and every warning
+ * is claimed under its (card, expiry month, stage) key before it is sent.
+ */
+import { Context } from '@temporalio/activity';
+import type { NotificationSink } from '../clients/notifications';
+import { expireCards, readExpiryCandidates } from '../graph/expiry';
+import type { Graph } from '../graph/graph';
+import { expiryAction, expiryLabel, expiryNoticeKey, scanWindowEnd, type ExpiryStage } from '../payments/expiry';
+import { emptyStageCounts, type ExpiryBatchRequest, type ExpiryBatchResult } from '../temporal/expiry';
+import { activityOwner, deliverNotifications, type NotifyRequest } from './notifications';
+
+/** The notification kind of a card-expiry warning. */
+export const CARD_EXPIRING = 'card_expiring';
+
+function heartbeat(details: Record<string, unknown>): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (a direct test call): nothing to report to.
+  }
+}
+
+export function createExpiryActivities({ graph, notifications }: { graph: Graph; notifications: NotificationSink }) {
+  return {
+    async scanExpiryBatch(req: ExpiryBatchRequest): Promise<ExpiryBatchResult> {
+      heartbeat({ phase: 'reading', cursor: req.cursor });
+      const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size);
+
+      const toExpire: typeof cards = [];
+      const warnings: (NotifyRequest & { stage: ExpiryStage })[] = [];
+      let notWarned = 0;
+      for (const card of cards) {
+        if (card.customer_id === null) continue;
+        const action = expiryAction(req.as_of, card.expiry_year, card.expiry_month);
+        if (action.kind === 'expire') toExpire.push(card);
+        if (action.kind !== 'warn') continue;
+        // Warnings are for the card a customer's subscriptions run on, and for active customers.
+        if (!card.is_default || card.customer_status !== 'active') {
+          notWarned++;
+          continue;
+        }
+        warnings.push({
+          stage: action.stage,
+          customer_id: card.customer_id,
+          kind: CARD_EXPIRING,
+          key: expiryNoticeKey(card.payment_method_id, card.expiry_year, card.expiry_month, action.stage),
+          data: {
+            payment_method_id: card.payment_method_id,
+            brand: card.brand,
+            last_four: card.last_four,
+            expires: expiryLabel(card.expiry_year, card.expiry_month),
+            days_left: action.daysLeft,
+          },
+          subject: { payment_method_id: card.payment_method_id, stage_days: action.stage, expires: expiryLabel(card.expiry_year, card.expiry_month) },
+        });
+      }
+
+      heartbeat({ phase: 'expiring', cursor: req.cursor, cards: toExpire.length });
+      const expired = await expireCards(graph, toExpire, req.as_of);
+
+      heartbeat({ phase: 'notifying', cursor: req.cursor, warnings: warnings.length });
+      const delivered = await deliverNotifications({ graph, notifications }, warnings, {
+        owner: activityOwner(),
+        concurrency: 16,
+        onSent: (done, total) => {
+          if (done % 100 === 0 || done === total) heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
+        },
+      });
+
+      const result: ExpiryBatchResult = {
+        next_cursor: next,
+        scanned: cards.length,
+        expired: expired.length,
+        notified: emptyStageCounts(),
+        already_notified: 0,
+        unreachable: 0,
+        rejected: 0,
+        not_warned: notWarned,
+      };
+      for (const w of warnings) {
+        const outcome = delivered.get(w.key)?.outcome;
+        if (outcome === 'sent') result.notified[`${w.stage}`]++;
+        else if (outcome === 'unreachable') result.unreachable++;
+        else if (outcome === 'rejected') result.rejected++;
+        else result.already_notified++;
+      }
+      return result;
+    },
+  };
+}
+
+export type ExpiryActivities = ReturnType<typeof createExpiryActivities>;

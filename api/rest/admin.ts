@@ -1,0 +1,89 @@
+/**
+ * Operations (scope `ops`):
+ *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now (optionally as of a day)
+ *   GET  /api/v1/admin/expiry-scans/{workflow_id}   a scan's progress
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { isIsoDate } from '../../payments/expiry';
+import type { ApiDeps } from '../deps';
+import { expiryScanProgress, startExpiryScan } from '../services/expiry';
+import { access, bearerSecurity, problems, validationHook } from './common';
+
+const expiryScanRequest = z
+  .strictObject({
+    as_of: z
+      .string()
+      .refine(isIsoDate, 'must be a calendar date YYYY-MM-DD')
+      .optional()
+      .openapi({ description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)', example: '2026-11-22' }),
+  })
+  .openapi('ExpiryScanRequest');
+
+const stageCounts = z.object({ '60': z.number().int(), '30': z.number().int(), '7': z.number().int() });
+const progressSchema = z
+  .object({
+    as_of: z.string(),
+    state: z.enum(['scanning', 'done']),
+    scanned: z.number().int(),
+    notified: stageCounts,
+    already_notified: z.number().int(),
+    unreachable: z.number().int(),
+    rejected: z.number().int(),
+    expired: z.number().int(),
+    batches: z.number().int(),
+    runs: z.number().int(),
+    cursor: z.object({ year: z.number().int(), month: z.number().int(), id: z.string().nullable() }).nullable(),
+    started_at: z.string(),
+    finished_at: z.string().nullable(),
+  })
+  .openapi('ExpiryScanProgress');
+
+const SCAN_ID = /^(expiry-scan-\d{4}-\d{2}-\d{2}|persona-expiry-scan-[A-Za-z0-9:.+-]{1,64})$/;
+
+export function adminRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  const opsOnly = access(deps.authenticate, { scopes: ['ops'] });
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/admin/expiry-scan',
+      tags: ['admin'],
+      security: bearerSecurity,
+      summary: 'Start a card-expiry scan now: expiry-scan-<as_of> (the same day again while it runs returns that run)',
+      middleware: [opsOnly] as const,
+      request: { body: { required: false, content: { 'application/json': { schema: expiryScanRequest } } } },
+      responses: {
+        202: {
+          description: 'The scan runs; follow it with GET /api/v1/admin/expiry-scans/{workflow_id} or in the Temporal UI',
+          content: { 'application/json': { schema: z.object({ workflow_id: z.string(), as_of: z.string() }) } },
+        },
+        ...problems(400, 401, 403, 413),
+      },
+    }),
+    async (c) => {
+      const body = c.req.header('content-length') === '0' || !c.req.header('content-type') ? {} : c.req.valid('json');
+      return c.json(await startExpiryScan(deps, body.as_of), 202);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/admin/expiry-scans/{workflow_id}',
+      tags: ['admin'],
+      security: bearerSecurity,
+      summary: 'A card-expiry scan’s progress: cards read, warnings per stage, cards expired',
+      middleware: [opsOnly] as const,
+      request: {
+        params: z.object({
+          workflow_id: z
+            .string()
+            .regex(SCAN_ID, 'must be an expiry scan’s workflow id, e.g. expiry-scan-2026-11-22')
+            .openapi({ param: { name: 'workflow_id', in: 'path' } }),
+        }),
+      },
+      responses: { 200: { description: 'The scan’s progress query', content: { 'application/json': { schema: progressSchema } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => c.json(await expiryScanProgress(deps, c.req.valid('param').workflow_id), 200),
+  );
+  return app;
+}

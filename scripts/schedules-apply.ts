@@ -1,0 +1,27 @@
+/**
+ * Creates or updates Persona's Temporal Schedules (the worker does the same at start-up):
+ *   npm run schedules:apply
+ * Prints what it did and when the daily card-expiry scan fires next.
+ */
+import { ConfigError, loadSettings } from '../config/env';
+import { connectTemporal } from '../temporal/connection';
+import { applySchedules } from '../temporal/schedules';
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const { connection, client } = await connectTemporal(settings);
+  try {
+    for (const applied of await applySchedules(client, settings)) {
+      const description = await client.schedule.getHandle(applied.scheduleId).describe();
+      const next = description.info.nextActionTimes[0]?.toISOString() ?? 'never (paused?)';
+      console.log(`${applied.scheduleId}: ${applied.outcome}; ${description.state.paused ? 'paused' : 'active'}; next run ${next}`);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError ? err.message : err instanceof Error ? err.message : err);
+  process.exit(1);
+});

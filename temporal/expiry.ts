@@ -1,0 +1,90 @@
+/** The card-expiry scan's contract: ids, input, progress query, batch messages. */
+import { defineQuery } from '@temporalio/workflow';
+import type { ExpiryStage } from '../payments/expiry';
+
+export const EXPIRY_SCAN_WORKFLOW_TYPE = 'expiryScanWorkflow';
+
+/** The daily Schedule; the runs it starts are `persona-expiry-scan-<scheduled time>`. */
+export const EXPIRY_SCAN_SCHEDULE_ID = 'persona-expiry-scan';
+
+/** An on-demand scan: one per `as_of` day at a time (a repeat while it runs gets the same run). */
+export function expiryScanWorkflowId(asOf: string): string {
+  return `expiry-scan-${asOf}`;
+}
+
+/** Where a scan is: the last card read, in (expiry year, expiry month, id) order. */
+export interface ExpiryCursor {
+  year: number;
+  month: number;
+  /** null once that month has been read to its end. */
+  id: string | null;
+}
+
+export interface ExpiryScanSettings {
+  /** Time zone "today" is taken in when no `as_of` is given (PERSONA_EXPIRY_SCAN_TIMEZONE). */
+  time_zone: string;
+  /** Cards per batch activity (PERSONA_EXPIRY_BATCH_SIZE). */
+  batch_size: number;
+  /** Batches per workflow run before continue-as-new (PERSONA_EXPIRY_BATCHES_PER_RUN). */
+  batches_per_run: number;
+}
+
+export interface ExpiryScanInput extends ExpiryScanSettings {
+  /** Scan as if this day (`YYYY-MM-DD`) were today; default: today in `time_zone`. */
+  as_of?: string;
+  /** Carried across continue-as-new. */
+  cursor?: ExpiryCursor | null;
+  progress?: ExpiryScanProgress;
+}
+
+export type StageCounts = Record<`${ExpiryStage}`, number>;
+
+export interface ExpiryScanProgress {
+  as_of: string;
+  state: 'scanning' | 'done';
+  /** Cards read: active cards expiring up to the end of the 60-day window. */
+  scanned: number;
+  /** Warnings sent by this scan, per stage (days before expiry). */
+  notified: StageCounts;
+  /** Warnings already sent (a re-run or an overlapping scan): not sent again. */
+  already_notified: number;
+  /** Warnings due for customers without an email or phone: recorded, nothing sent. */
+  unreachable: number;
+  /** Warnings the receiver refused for good (never retried). */
+  rejected: number;
+  /** Cards past their expiry month, now `expired`. */
+  expired: number;
+  batches: number;
+  /** Workflow runs so far (continue-as-new starts the next). */
+  runs: number;
+  cursor: ExpiryCursor | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export const expiryScanProgressQuery = defineQuery<ExpiryScanProgress>('expiryScanProgress');
+
+export interface ExpiryBatchRequest {
+  as_of: string;
+  /** null: from the start. */
+  cursor: ExpiryCursor | null;
+  batch_size: number;
+}
+
+export interface ExpiryBatchResult {
+  /** null when the window has been read to its end. */
+  next_cursor: ExpiryCursor | null;
+  scanned: number;
+  expired: number;
+  notified: StageCounts;
+  already_notified: number;
+  unreachable: number;
+  /** Warnings the receiver refused for good. */
+  rejected: number;
+  /** Warnings due on a card that is not the default, or whose customer is not active. */
+  not_warned: number;
+}
+
+export function emptyStageCounts(): StageCounts {
+  return { '60': 0, '30': 0, '7': 0 };
+}

@@ -1,0 +1,71 @@
+/**
+ * Persona's Temporal Schedules, and applying them: created when missing, brought up to date
+ * when present (keeping whether ops paused it and their note). The worker applies them at
+ * start-up; `npm run schedules:apply` does it on its own. Running either twice changes nothing.
+ */
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
+
+export interface ScheduleSettings {
+  TEMPORAL_TASK_QUEUE: string;
+  PERSONA_EXPIRY_SCAN_AT: string;
+  PERSONA_EXPIRY_SCAN_TIMEZONE: string;
+  PERSONA_EXPIRY_BATCH_SIZE: number;
+  PERSONA_EXPIRY_BATCHES_PER_RUN: number;
+}
+
+/** The scan settings every expiry scan starts with, scheduled or on demand. */
+export function expiryScanSettings(s: ScheduleSettings): Omit<ExpiryScanInput, 'as_of' | 'cursor' | 'progress'> {
+  return { time_zone: s.PERSONA_EXPIRY_SCAN_TIMEZONE, batch_size: s.PERSONA_EXPIRY_BATCH_SIZE, batches_per_run: s.PERSONA_EXPIRY_BATCHES_PER_RUN };
+}
+
+/** The daily card-expiry scan: at PERSONA_EXPIRY_SCAN_AT in PERSONA_EXPIRY_SCAN_TIMEZONE. */
+export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
+  const [hour, minute] = s.PERSONA_EXPIRY_SCAN_AT.split(':').map(Number) as [number, number];
+  return {
+    scheduleId: EXPIRY_SCAN_SCHEDULE_ID,
+    spec: { calendars: [{ hour, minute, comment: `daily at ${s.PERSONA_EXPIRY_SCAN_AT}` }], timezone: s.PERSONA_EXPIRY_SCAN_TIMEZONE },
+    action: {
+      type: 'startWorkflow',
+      workflowType: EXPIRY_SCAN_WORKFLOW_TYPE,
+      workflowId: EXPIRY_SCAN_SCHEDULE_ID,
+      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      args: [expiryScanSettings(s)],
+      staticSummary: `Daily card-expiry scan: warns customers 60, 30 and 7 days before their default card expires, and marks expired cards`,
+    },
+    // A scan still running at the next day's time is not doubled; a run missed while Temporal
+    // was down is caught up within six hours.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
+  };
+}
+
+export function persistentSchedules(s: ScheduleSettings): ScheduleOptions[] {
+  return [expiryScanSchedule(s)];
+}
+
+export interface AppliedSchedule {
+  scheduleId: string;
+  outcome: 'created' | 'updated';
+}
+
+/** Creates or updates every schedule; safe to run from several workers at once. */
+export async function applySchedules(client: Client, s: ScheduleSettings): Promise<AppliedSchedule[]> {
+  const applied: AppliedSchedule[] = [];
+  for (const desired of persistentSchedules(s)) {
+    try {
+      await client.schedule.create(desired);
+      applied.push({ scheduleId: desired.scheduleId, outcome: 'created' });
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      await client.schedule.getHandle(desired.scheduleId).update((previous) => ({
+        spec: desired.spec,
+        action: desired.action,
+        policies: desired.policies,
+        // Paused by ops stays paused, with their note.
+        state: { paused: previous.state.paused, note: previous.state.note, remainingActions: previous.state.remainingActions },
+      }));
+      applied.push({ scheduleId: desired.scheduleId, outcome: 'updated' });
+    }
+  }
+  return applied;
+}

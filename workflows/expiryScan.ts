@@ -1,0 +1,99 @@
+/**
+ * Card-expiry scan — started daily by the Schedule `persona-expiry-scan`, or on demand as
+ * `expiry-scan-<as_of>`. Pages through the active cards that expire up to the end of the 60-day
+ * window, one `scanExpiryBatch` activity per page (cursor in, next cursor out): cards past their
+ * expiry month become `expired`; a customer whose default card is 60, 30 or 7 days from expiry
+ * is warned once per card and stage. After `batches_per_run` batches the workflow continues as
+ * new with its cursor and totals, so its history stays small on any graph. The
+ * `expiryScanProgress` query and the UI's current details report progress.
+ */
+import { allHandlersFinished, condition, continueAsNew, log, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ExpiryActivities } from '../activities/expiry';
+import { dateInTimeZone, expiryLabel } from '../payments/expiry';
+import { emptyStageCounts, expiryScanProgressQuery, type ExpiryCursor, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
+import { expiryBatch } from './activityOptions';
+
+const { scanExpiryBatch } = proxyActivities<ExpiryActivities>(expiryBatch);
+
+export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<ExpiryScanProgress> {
+  const asOf = input.as_of ?? dateInTimeZone(new Date(), input.time_zone);
+  const progress: ExpiryScanProgress = input.progress ?? {
+    as_of: asOf,
+    state: 'scanning',
+    scanned: 0,
+    notified: emptyStageCounts(),
+    already_notified: 0,
+    unreachable: 0,
+    rejected: 0,
+    expired: 0,
+    batches: 0,
+    runs: 0,
+    cursor: null,
+    started_at: new Date().toISOString(),
+    finished_at: null,
+  };
+  progress.runs++;
+  setHandler(expiryScanProgressQuery, () => progress);
+  report(progress);
+
+  let cursor: ExpiryCursor | null = input.cursor ?? null;
+  for (let batch = 0; batch < input.batches_per_run; batch++) {
+    const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `batch ${progress.batches + 1}: cards ${where(cursor)}` }, [
+      { as_of: asOf, cursor, batch_size: input.batch_size },
+    ]);
+    progress.batches++;
+    progress.scanned += result.scanned;
+    progress.expired += result.expired;
+    progress.already_notified += result.already_notified;
+    progress.unreachable += result.unreachable;
+    progress.rejected += result.rejected;
+    for (const stage of ['60', '30', '7'] as const) progress.notified[stage] += result.notified[stage];
+    cursor = result.next_cursor;
+    progress.cursor = cursor;
+    if (cursor === null) {
+      progress.state = 'done';
+      progress.finished_at = new Date().toISOString();
+      report(progress);
+      log.info('expiry scan finished', { asOf, ...totals(progress) });
+      return progress;
+    }
+    report(progress);
+  }
+
+  // Keep the history bounded: hand the cursor and the totals to a fresh run.
+  await condition(allHandlersFinished);
+  log.info('expiry scan continues as new', { asOf, batches: progress.batches, scanned: progress.scanned });
+  return continueAsNew<typeof expiryScanWorkflow>({ ...input, as_of: asOf, cursor, progress });
+}
+
+function where(cursor: ExpiryCursor | null): string {
+  if (cursor === null) return 'from the earliest expiry';
+  return cursor.id === null ? `after expiry month ${expiryLabel(cursor.year, cursor.month)}` : `expiring ${expiryLabel(cursor.year, cursor.month)} after ${cursor.id}`;
+}
+
+function totals(p: ExpiryScanProgress): Record<string, number> {
+  return {
+    scanned: p.scanned,
+    expired: p.expired,
+    warned60: p.notified['60'],
+    warned30: p.notified['30'],
+    warned7: p.notified['7'],
+    alreadyWarned: p.already_notified,
+    unreachable: p.unreachable,
+  };
+}
+
+/** What ops read in the Temporal UI while the scan runs and after it ends. */
+function report(p: ExpiryScanProgress): void {
+  const { workflowId } = workflowInfo();
+  setCurrentDetails(
+    [
+      `**Card-expiry scan as of ${p.as_of}** — ${p.state === 'done' ? `done at ${p.finished_at}` : `scanning (${where(p.cursor)})`}`,
+      '',
+      `- cards read: ${p.scanned} in ${p.batches} batches (run ${p.runs} of workflow ${workflowId})`,
+      `- warned: ${p.notified['60']} at 60 days, ${p.notified['30']} at 30 days, ${p.notified['7']} at 7 days`,
+      `- already warned before: ${p.already_notified}; no email or phone: ${p.unreachable}; refused by the receiver: ${p.rejected}`,
+      `- marked expired: ${p.expired}`,
+    ].join('\n'),
+  );
+}
