@@ -56,7 +56,9 @@ const CYPHER = {
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
   listForCustomer: `
     MATCH (e:Event {customer_id: $customerId})
-    WHERE $type IS NULL OR e.type = $type
+    // Naming occurred_at lets the planner seek the (customer_id, occurred_at) index; without
+    // it a composite index is not considered and the whole log is scanned.
+    WHERE e.occurred_at IS NOT NULL AND ($type IS NULL OR e.type = $type)
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
