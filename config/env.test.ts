@@ -37,6 +37,24 @@ describe('configuration', () => {
     }
   });
 
+  it('reads the expiry scan schedule and refuses a time or zone that does not exist', () => {
+    expect(loadSettings({})).toMatchObject({ PERSONA_EXPIRY_SCAN_AT: '06:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'UTC', PERSONA_EXPIRY_BATCH_SIZE: 2000 });
+    expect(loadSettings({ PERSONA_EXPIRY_SCAN_AT: '23:59', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata' })).toMatchObject({
+      PERSONA_EXPIRY_SCAN_AT: '23:59',
+      PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata',
+    });
+    try {
+      loadSettings({ PERSONA_EXPIRY_SCAN_AT: '24:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Mars/Olympus', PERSONA_EXPIRY_BATCH_SIZE: '0' });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).issues.map((i) => i.split(':')[0]).sort()).toEqual([
+        'PERSONA_EXPIRY_BATCH_SIZE',
+        'PERSONA_EXPIRY_SCAN_AT',
+        'PERSONA_EXPIRY_SCAN_TIMEZONE',
+      ]);
+    }
+  });
+
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
     expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(/PERSONA_TOKEN_KEY: not set/);
