@@ -27,7 +27,7 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
   return {
     async scanExpiryBatch(req: ExpiryBatchRequest): Promise<ExpiryBatchResult> {
       heartbeat({ phase: 'reading', cursor: req.cursor });
-      const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size);
+      const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size, { from: req.id_from, to: req.id_to });
 
       const toExpire: typeof cards = [];
       const warnings: (NotifyRequest & { stage: ExpiryStage })[] = [];

@@ -81,6 +81,8 @@ export const envSchema = z.object({
   PERSONA_EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(2000),
   /** Batches per workflow run of the expiry scan before it continues as new. */
   PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
+  /** Slices of the card-id space the expiry scan pages through side by side (1–16). */
+  PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(4),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

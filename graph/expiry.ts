@@ -20,6 +20,14 @@ export interface ExpiryCandidate {
   last_four: string | null;
 }
 
+/** A slice of the id space, [from, to): scans run several at once. to null: no upper bound. */
+export interface IdRange {
+  from: string;
+  to: string | null;
+}
+
+export const ALL_IDS: IdRange = { from: '', to: null };
+
 export interface ExpiryPosition {
   year: number;
   month: number;
@@ -27,15 +35,28 @@ export interface ExpiryPosition {
   id: string | null;
 }
 
-const CYPHER = {
-  // Index order: ORDER BY on the index's properties lets the planner stop after $limit entries.
-  pageInMonth: `
-    MATCH (p:PaymentMethod)
-    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month AND p.id > $after
-    WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT $limit
+/** What the scan needs of a candidate card and its holder. */
+const CANDIDATE = `
     OPTIONAL MATCH (c:Customer)-[r:HAS_PAYMENT_METHOD]->(p)
     RETURN p.id AS payment_method_id, c.id AS customer_id, c.status AS customer_status, coalesce(r.is_default, false) AS is_default,
-           p.expiry_year AS expiry_year, p.expiry_month AS expiry_month, p.brand AS brand, p.last_four AS last_four`,
+           p.expiry_year AS expiry_year, p.expiry_month AS expiry_month, p.brand AS brand, p.last_four AS last_four`;
+
+/** Above every id (ids are UUIDs; any string sorts below this). */
+const END_OF_IDS = '\u{10FFFF}';
+
+// Index order: ORDER BY on the index's properties lets the planner stop after $limit entries,
+// and the id bounds make each page one range seek inside one expiry month.
+const CYPHER = {
+  pageInMonth: `
+    MATCH (p:PaymentMethod)
+    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month AND p.id > $after AND p.id < $before
+    WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT $limit
+    ${CANDIDATE}`,
+  pageInMonthFrom: `
+    MATCH (p:PaymentMethod)
+    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month AND p.id >= $after AND p.id < $before
+    WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT $limit
+    ${CANDIDATE}`,
   // The next month after (year, month) holding an active card: two seeks that each start exactly there.
   nextMonth: `
     CALL () {
@@ -63,14 +84,16 @@ const CYPHER = {
 const toNumber = (v: unknown): number => (neo4j.isInt(v) ? v.toNumber() : (v as number));
 
 /**
- * Reads up to `limit` candidates after `from`, in cursor order, up to and including the month
- * `end`. Returns them with the position to continue from, or null once the window is read.
+ * Reads up to `limit` candidates with ids in `ids` after `from`, in cursor order, up to and
+ * including the month `end`. Returns them with the position to continue from, or null once
+ * the window is read.
  */
 export async function readExpiryCandidates(
   g: Graph,
   from: ExpiryPosition | null,
   end: { year: number; month: number },
   limit: number,
+  ids: IdRange = ALL_IDS,
 ): Promise<{ cards: ExpiryCandidate[]; next: ExpiryPosition | null }> {
   return readTx(g, async (tx) => {
     const cards: ExpiryCandidate[] = [];
@@ -87,8 +110,15 @@ export async function readExpiryCandidates(
         pos = { ...month, id: '' };
       }
       const want = limit - cards.length;
-      const after = pos.id ?? '';
-      const res = await tx.run(CYPHER.pageInMonth, { year: neo4j.int(pos.year), month: neo4j.int(pos.month), after, limit: neo4j.int(want) });
+      const fresh = !pos.id;
+      const after = fresh ? ids.from : (pos.id as string);
+      const res = await tx.run(fresh ? CYPHER.pageInMonthFrom : CYPHER.pageInMonth, {
+        year: neo4j.int(pos.year),
+        month: neo4j.int(pos.month),
+        after,
+        before: ids.to ?? END_OF_IDS,
+        limit: neo4j.int(want),
+      });
       let last = after;
       for (const r of res.records) {
         const card: ExpiryCandidate = {

@@ -78,6 +78,12 @@ const CYPHER = {
     UNWIND $items AS it
     MATCH (n:Notification {key: it.key}) WHERE n.sent_at IS NULL
     SET n.rejected_at = datetime.realtime(), n.rejection = it.reason`,
+  // The common case on a re-run: the key is settled already. A read, no locks.
+  settled: `
+    UNWIND $keys AS key
+    MATCH (n:Notification {key: key})
+    WHERE n.sent_at IS NOT NULL OR n.rejected_at IS NOT NULL
+    RETURN key, n.sent_at IS NOT NULL AS sent, n.channel AS channel`,
   contacts: `
     UNWIND $customerIds AS id
     MATCH (c:Customer {id: id})
@@ -92,16 +98,19 @@ export async function claimNotifications(
   owner: string,
   leaseMs = DEFAULT_CLAIM_LEASE_MS,
 ): Promise<Map<string, ClaimOutcome>> {
-  if (items.length === 0) return new Map();
-  return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.claim, { items, owner, leaseMs: neo4j.int(leaseMs) });
-    return new Map(
-      res.records.map((r) => [
-        r.get('key') as string,
-        { mine: r.get('mine') as boolean, sent: r.get('sent') as boolean, channel: (r.get('channel') as Channel | null) ?? null },
-      ]),
-    );
-  });
+  const outcomes = new Map<string, ClaimOutcome>();
+  if (items.length === 0) return outcomes;
+  const settled = await readTx(g, async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records);
+  for (const r of settled) {
+    outcomes.set(r.get('key') as string, { mine: false, sent: r.get('sent') as boolean, channel: (r.get('channel') as Channel | null) ?? null });
+  }
+  const open = items.filter((i) => !outcomes.has(i.key));
+  if (open.length === 0) return outcomes;
+  const claimed = await writeTx(g, async (tx) => (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records);
+  for (const r of claimed) {
+    outcomes.set(r.get('key') as string, { mine: r.get('mine') as boolean, sent: r.get('sent') as boolean, channel: (r.get('channel') as Channel | null) ?? null });
+  }
+  return outcomes;
 }
 
 /**

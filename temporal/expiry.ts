@@ -20,6 +20,25 @@ export interface ExpiryCursor {
   id: string | null;
 }
 
+/**
+ * One slice of the card-id space, [from, to), paged by its own chain of batches; a scan runs
+ * its lanes side by side.
+ */
+export interface ExpiryLane {
+  from: string;
+  /** null: no upper bound. */
+  to: string | null;
+  cursor: ExpiryCursor | null;
+  done: boolean;
+}
+
+/** Splits the (UUID) id space into `count` lanes at hex-digit boundaries; together they cover every string. */
+export function expiryLanes(count: number): ExpiryLane[] {
+  const n = Math.max(1, Math.min(16, Math.trunc(count)));
+  const bounds = Array.from({ length: n }, (_, i) => Math.floor((i * 16) / n).toString(16));
+  return bounds.map((b, i) => ({ from: i === 0 ? '' : b, to: bounds[i + 1] ?? null, cursor: null, done: false }));
+}
+
 export interface ExpiryScanSettings {
   /** Time zone "today" is taken in when no `as_of` is given (PERSONA_EXPIRY_SCAN_TIMEZONE). */
   time_zone: string;
@@ -27,13 +46,14 @@ export interface ExpiryScanSettings {
   batch_size: number;
   /** Batches per workflow run before continue-as-new (PERSONA_EXPIRY_BATCHES_PER_RUN). */
   batches_per_run: number;
+  /** Lanes scanned side by side (PERSONA_EXPIRY_SCAN_LANES). */
+  lanes: number;
 }
 
 export interface ExpiryScanInput extends ExpiryScanSettings {
   /** Scan as if this day (`YYYY-MM-DD`) were today; default: today in `time_zone`. */
   as_of?: string;
-  /** Carried across continue-as-new. */
-  cursor?: ExpiryCursor | null;
+  /** Carried across continue-as-new (inside progress: each lane's cursor). */
   progress?: ExpiryScanProgress;
 }
 
@@ -57,7 +77,8 @@ export interface ExpiryScanProgress {
   batches: number;
   /** Workflow runs so far (continue-as-new starts the next). */
   runs: number;
-  cursor: ExpiryCursor | null;
+  /** Each lane's slice of the id space and where it is. */
+  lanes: ExpiryLane[];
   started_at: string;
   finished_at: string | null;
 }
@@ -68,6 +89,9 @@ export interface ExpiryBatchRequest {
   as_of: string;
   /** null: from the start. */
   cursor: ExpiryCursor | null;
+  /** The lane's ids: [id_from, id_to). */
+  id_from: string;
+  id_to: string | null;
   batch_size: number;
 }
 

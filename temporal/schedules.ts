@@ -12,11 +12,17 @@ export interface ScheduleSettings {
   PERSONA_EXPIRY_SCAN_TIMEZONE: string;
   PERSONA_EXPIRY_BATCH_SIZE: number;
   PERSONA_EXPIRY_BATCHES_PER_RUN: number;
+  PERSONA_EXPIRY_SCAN_LANES: number;
 }
 
 /** The scan settings every expiry scan starts with, scheduled or on demand. */
-export function expiryScanSettings(s: ScheduleSettings): Omit<ExpiryScanInput, 'as_of' | 'cursor' | 'progress'> {
-  return { time_zone: s.PERSONA_EXPIRY_SCAN_TIMEZONE, batch_size: s.PERSONA_EXPIRY_BATCH_SIZE, batches_per_run: s.PERSONA_EXPIRY_BATCHES_PER_RUN };
+export function expiryScanSettings(s: ScheduleSettings): Omit<ExpiryScanInput, 'as_of' | 'progress'> {
+  return {
+    time_zone: s.PERSONA_EXPIRY_SCAN_TIMEZONE,
+    batch_size: s.PERSONA_EXPIRY_BATCH_SIZE,
+    batches_per_run: s.PERSONA_EXPIRY_BATCHES_PER_RUN,
+    lanes: s.PERSONA_EXPIRY_SCAN_LANES,
+  };
 }
 
 /** The daily card-expiry scan: at PERSONA_EXPIRY_SCAN_AT in PERSONA_EXPIRY_SCAN_TIMEZONE. */

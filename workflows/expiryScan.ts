@@ -1,16 +1,16 @@
 /**
  * Card-expiry scan — started daily by the Schedule `persona-expiry-scan`, or on demand as
  * `expiry-scan-<as_of>`. Pages through the active cards that expire up to the end of the 60-day
- * window, one `scanExpiryBatch` activity per page (cursor in, next cursor out): cards past their
- * expiry month become `expired`; a customer whose default card is 60, 30 or 7 days from expiry
- * is warned once per card and stage. After `batches_per_run` batches the workflow continues as
- * new with its cursor and totals, so its history stays small on any graph. The
+ * window, one `scanExpiryBatch` activity per page (cursor in, next cursor out), in `lanes` slices
+ * of the card-id space side by side. Cards past their expiry month become `expired`; a customer
+ * whose default card is 60, 30 or 7 days from expiry is warned once per card and stage. After `batches_per_run` batches the workflow continues as
+ * new with its cursors and totals, so its history stays small on any graph. The
  * `expiryScanProgress` query and the UI's current details report progress.
  */
 import { allHandlersFinished, condition, continueAsNew, log, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
-import { emptyStageCounts, expiryScanProgressQuery, type ExpiryCursor, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
+import { emptyStageCounts, expiryLanes, expiryScanProgressQuery, type ExpiryLane, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
 import { expiryBatch } from './activityOptions';
 
 const { scanExpiryBatch } = proxyActivities<ExpiryActivities>(expiryBatch);
@@ -28,7 +28,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
     expired: 0,
     batches: 0,
     runs: 0,
-    cursor: null,
+    lanes: expiryLanes(input.lanes),
     started_at: new Date().toISOString(),
     finished_at: null,
   };
@@ -36,39 +36,47 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
   setHandler(expiryScanProgressQuery, () => progress);
   report(progress);
 
-  let cursor: ExpiryCursor | null = input.cursor ?? null;
-  for (let batch = 0; batch < input.batches_per_run; batch++) {
-    const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `batch ${progress.batches + 1}: cards ${where(cursor)}` }, [
-      { as_of: asOf, cursor, batch_size: input.batch_size },
-    ]);
-    progress.batches++;
-    progress.scanned += result.scanned;
-    progress.expired += result.expired;
-    progress.already_notified += result.already_notified;
-    progress.unreachable += result.unreachable;
-    progress.rejected += result.rejected;
-    for (const stage of ['60', '30', '7'] as const) progress.notified[stage] += result.notified[stage];
-    cursor = result.next_cursor;
-    progress.cursor = cursor;
-    if (cursor === null) {
-      progress.state = 'done';
-      progress.finished_at = new Date().toISOString();
+  // Each lane pages its slice of the ids on its own; together they share this run's batch budget.
+  let budget = input.batches_per_run;
+  const runLane = async (lane: ExpiryLane): Promise<void> => {
+    while (!lane.done && budget > 0) {
+      budget--;
+      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `batch ${progress.batches + 1}: ${where(lane)}` }, [
+        { as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size },
+      ]);
+      progress.batches++;
+      progress.scanned += result.scanned;
+      progress.expired += result.expired;
+      progress.already_notified += result.already_notified;
+      progress.unreachable += result.unreachable;
+      progress.rejected += result.rejected;
+      for (const stage of ['60', '30', '7'] as const) progress.notified[stage] += result.notified[stage];
+      lane.cursor = result.next_cursor;
+      lane.done = result.next_cursor === null;
       report(progress);
-      log.info('expiry scan finished', { asOf, ...totals(progress) });
-      return progress;
     }
-    report(progress);
-  }
+  };
+  await Promise.all(progress.lanes.map(runLane));
 
-  // Keep the history bounded: hand the cursor and the totals to a fresh run.
+  if (progress.lanes.every((l) => l.done)) {
+    progress.state = 'done';
+    progress.finished_at = new Date().toISOString();
+    report(progress);
+    log.info('expiry scan finished', { asOf, ...totals(progress) });
+    return progress;
+  }
+  // Keep the history bounded: hand the lanes' cursors and the totals to a fresh run.
   await condition(allHandlersFinished);
   log.info('expiry scan continues as new', { asOf, batches: progress.batches, scanned: progress.scanned });
-  return continueAsNew<typeof expiryScanWorkflow>({ ...input, as_of: asOf, cursor, progress });
+  return continueAsNew<typeof expiryScanWorkflow>({ ...input, as_of: asOf, progress });
 }
 
-function where(cursor: ExpiryCursor | null): string {
-  if (cursor === null) return 'from the earliest expiry';
-  return cursor.id === null ? `after expiry month ${expiryLabel(cursor.year, cursor.month)}` : `expiring ${expiryLabel(cursor.year, cursor.month)} after ${cursor.id}`;
+function where(lane: ExpiryLane): string {
+  const ids = `ids ${lane.from || '…'}–${lane.to ?? '…'}`;
+  const { cursor } = lane;
+  if (lane.done) return `${ids}: done`;
+  if (cursor === null) return `${ids} from the earliest expiry`;
+  return cursor.id === null ? `${ids} after expiry month ${expiryLabel(cursor.year, cursor.month)}` : `${ids} expiring ${expiryLabel(cursor.year, cursor.month)} after ${cursor.id}`;
 }
 
 function totals(p: ExpiryScanProgress): Record<string, number> {
@@ -88,7 +96,7 @@ function report(p: ExpiryScanProgress): void {
   const { workflowId } = workflowInfo();
   setCurrentDetails(
     [
-      `**Card-expiry scan as of ${p.as_of}** — ${p.state === 'done' ? `done at ${p.finished_at}` : `scanning (${where(p.cursor)})`}`,
+      `**Card-expiry scan as of ${p.as_of}** — ${p.state === 'done' ? `done at ${p.finished_at}` : `scanning, ${p.lanes.filter((l) => l.done).length} of ${p.lanes.length} lanes done`}`,
       '',
       `- cards read: ${p.scanned} in ${p.batches} batches (run ${p.runs} of workflow ${workflowId})`,
       `- warned: ${p.notified['60']} at 60 days, ${p.notified['30']} at 30 days, ${p.notified['7']} at 7 days`,

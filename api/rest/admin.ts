@@ -32,7 +32,14 @@ const progressSchema = z
     expired: z.number().int(),
     batches: z.number().int(),
     runs: z.number().int(),
-    cursor: z.object({ year: z.number().int(), month: z.number().int(), id: z.string().nullable() }).nullable(),
+    lanes: z.array(
+      z.object({
+        from: z.string(),
+        to: z.string().nullable(),
+        cursor: z.object({ year: z.number().int(), month: z.number().int(), id: z.string().nullable() }).nullable(),
+        done: z.boolean(),
+      }),
+    ),
     started_at: z.string(),
     finished_at: z.string().nullable(),
   })

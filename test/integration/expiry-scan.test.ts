@@ -11,7 +11,7 @@ import type { Notification, NotificationSink } from '../../clients/notifications
 import { readExpiryCandidates } from '../../graph/expiry';
 import { claimNotifications } from '../../graph/notifications';
 import { getPaymentMethodsByCustomer } from '../../graph';
-import type { ExpiryCursor } from '../../temporal/expiry';
+import { expiryLanes, type ExpiryCursor } from '../../temporal/expiry';
 import { expiryEvents, holderOfCard, type CardHolder } from '../support/expiry';
 import { openTestGraph, type TestGraph } from '../support/graph';
 
@@ -39,7 +39,7 @@ async function runScan(activities: ReturnType<typeof createExpiryActivities>, as
   let cursor: ExpiryCursor | null = null;
   let batches = 0;
   do {
-    const r = await activities.scanExpiryBatch({ as_of: asOf, cursor, batch_size: batchSize });
+    const r = await activities.scanExpiryBatch({ as_of: asOf, cursor, id_from: '', id_to: null, batch_size: batchSize });
     cursor = r.next_cursor;
     batches++;
   } while (cursor);
@@ -66,6 +66,18 @@ describe('expiry candidates', () => {
     // All of ours up to February 2005; March 2005 is past the window's last month.
     expect(ours.slice(0, 6).every((h) => ids.includes(h.cardId))).toBe(true);
     expect(ids).not.toContain(ours[6]?.cardId);
+
+    // The scan's lanes split the same read between them: together, the same cards, none twice.
+    const byLane: string[] = [];
+    for (const lane of expiryLanes(4)) {
+      let at: typeof pos = null;
+      do {
+        const page = await readExpiryCandidates(g, at, { year: 2005, month: 2 }, 3, { from: lane.from, to: lane.to });
+        byLane.push(...page.cards.map((c) => c.payment_method_id));
+        at = page.next;
+      } while (at);
+    }
+    expect(byLane.sort()).toEqual([...ids].sort());
   });
 });
 

@@ -33,7 +33,9 @@ describe('applySchedules', () => {
     expect(d.spec.timezone).toBe('Europe/Berlin');
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 5, end: 5 }], minute: [{ start: 30, end: 30 }] });
     expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: EXPIRY_SCAN_WORKFLOW_TYPE, taskQueue: settings.TEMPORAL_TASK_QUEUE });
-    expect(d.action.args).toEqual([{ time_zone: 'Europe/Berlin', batch_size: 750, batches_per_run: settings.PERSONA_EXPIRY_BATCHES_PER_RUN }]);
+    expect(d.action.args).toEqual([
+      { time_zone: 'Europe/Berlin', batch_size: 750, batches_per_run: settings.PERSONA_EXPIRY_BATCHES_PER_RUN, lanes: settings.PERSONA_EXPIRY_SCAN_LANES },
+    ]);
     expect(d.policies.overlap).toBe('SKIP');
     expect(d.action.staticSummary).toMatch(/card-expiry scan/i);
 

@@ -40,11 +40,13 @@ interface Card {
 class Store {
   readonly sent: string[] = [];
   readonly calls: ExpiryBatchRequest[] = [];
+  /** Every card handed to a batch, in order. */
+  readonly read: string[] = [];
   failNext = 0;
   constructor(readonly cards: Card[]) {}
 
   card(year: number, month: number, is_default = true): Card {
-    const c: Card = { id: `${year}-${String(month).padStart(2, '0')}-${randomUUID()}`, year, month, status: 'active', is_default };
+    const c: Card = { id: randomUUID(), year, month, status: 'active', is_default };
     this.cards.push(c);
     return c;
   }
@@ -57,9 +59,11 @@ class Store {
         const key = (c: { year: number; month: number; id: string | null }) => `${String(c.year).padStart(4, '0')}-${String(c.month).padStart(2, '0')}-${c.id ?? '\u{10FFFF}'}`;
         const after = req.cursor ? key(req.cursor) : '';
         const page = this.cards
+          .filter((c) => c.id >= req.id_from && (req.id_to === null || c.id < req.id_to))
           .filter((c) => c.status === 'active' && c.year * 12 + c.month <= end.year * 12 + end.month && key(c) > after)
           .sort((a, b) => key(a).localeCompare(key(b)))
           .slice(0, req.batch_size);
+        this.read.push(...page.map((c) => c.id));
         const result: ExpiryBatchResult = {
           next_cursor: null,
           scanned: page.length,
@@ -105,7 +109,7 @@ async function scan(store: Store, input: Partial<ExpiryScanInput> & { as_of?: st
     env.client.workflow.execute(expiryScanWorkflow, {
       taskQueue,
       workflowId,
-      args: [{ time_zone: 'UTC', batch_size: 100, batches_per_run: 50, ...input }],
+      args: [{ time_zone: 'UTC', batch_size: 100, batches_per_run: 50, lanes: 4, ...input }],
     }),
   );
   return { progress, workflowId };
@@ -179,7 +183,7 @@ describe('expiryScanWorkflow', () => {
     const store = new Store([]);
     for (let i = 0; i < 5; i++) store.card(2026, 2);
     store.failNext = 1;
-    const { progress } = await scan(store, { as_of: '2026-01-31', batch_size: 2 });
+    const { progress } = await scan(store, { as_of: '2026-01-31', batch_size: 2, lanes: 1 });
     expect(store.calls.length).toBe(4); // 3 batches, the first one twice
     expect(store.sent).toHaveLength(5);
     // The retried batch found its two warnings already sent.
@@ -196,7 +200,7 @@ describe('expiryScanWorkflow', () => {
       const handle = await env.client.workflow.start(expiryScanWorkflow, {
         taskQueue,
         workflowId,
-        args: [{ time_zone: 'UTC', as_of: '2026-01-31', batch_size: 2, batches_per_run: 2 }],
+        args: [{ time_zone: 'UTC', as_of: '2026-01-31', batch_size: 2, batches_per_run: 2, lanes: 1 }],
       });
       const result = await handle.result();
       // The query answers from the last run, with the totals of all of them.
@@ -209,6 +213,24 @@ describe('expiryScanWorkflow', () => {
     expect(progress).toMatchObject({ state: 'done', scanned: 9, batches: 5, runs: 3, notified: { '60': 3, '30': 3, '7': 3 } });
     expect(new Set(store.sent).size).toBe(9);
     expect(cards.every((c) => c.status === 'active')).toBe(true);
+  });
+
+  it('pages the id space in parallel lanes that together read every card once, across runs', async () => {
+    const store = new Store([]);
+    const cards = Array.from({ length: 40 }, (_, i) => store.card(2026, 1 + (i % 3)));
+    const { progress } = await scan(store, { as_of: '2026-01-31', batch_size: 3, batches_per_run: 5, lanes: 4 });
+    expect(progress.lanes.map((l) => [l.from, l.to, l.done])).toEqual([
+      ['', '4', true],
+      ['4', '8', true],
+      ['8', 'c', true],
+      ['c', null, true],
+    ]);
+    expect(progress).toMatchObject({ state: 'done', scanned: 40 });
+    expect(progress.runs).toBeGreaterThan(1);
+    expect(progress.notified['7'] + progress.notified['30'] + progress.notified['60']).toBe(40);
+    expect(new Set(store.sent).size).toBe(40);
+    // Lanes never overlap: every card was handed to exactly one batch.
+    expect(store.read.sort()).toEqual(cards.map((c) => c.id).sort());
   });
 
   it('scans as of today in its time zone when no day is given', async () => {
