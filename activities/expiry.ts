@@ -6,9 +6,9 @@
  */
 import { Context } from '@temporalio/activity';
 import type { NotificationSink } from '../clients/notifications';
-import { expireCards, readExpiryCandidates } from '../graph/expiry';
+import { expireCards, markCardsWarned, readExpiryCandidates } from '../graph/expiry';
 import type { Graph } from '../graph/graph';
-import { expiryAction, expiryLabel, expiryNoticeKey, scanWindowEnd, type ExpiryStage } from '../payments/expiry';
+import { expiryAction, expiryLabel, expiryNoticeKey, expiryWarningMarker, scanWindowEnd, warningSettled, type ExpiryStage } from '../payments/expiry';
 import { emptyStageCounts, type ExpiryBatchRequest, type ExpiryBatchResult } from '../temporal/expiry';
 import { activityOwner, deliverNotifications, type NotifyRequest } from './notifications';
 
@@ -30,8 +30,9 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
       const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size, { from: req.id_from, to: req.id_to });
 
       const toExpire: typeof cards = [];
-      const warnings: (NotifyRequest & { stage: ExpiryStage })[] = [];
+      const warnings: (NotifyRequest & { stage: ExpiryStage; marker: string })[] = [];
       let notWarned = 0;
+      let settled = 0;
       for (const card of cards) {
         if (card.customer_id === null) continue;
         const action = expiryAction(req.as_of, card.expiry_year, card.expiry_month);
@@ -40,6 +41,10 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
         // Warnings are for the card a customer's subscriptions run on, and for active customers.
         if (!card.is_default || card.customer_status !== 'active') {
           notWarned++;
+          continue;
+        }
+        if (warningSettled(card.expiry_warning, card.expiry_year, card.expiry_month, action.stage)) {
+          settled++;
           continue;
         }
         warnings.push({
@@ -55,6 +60,7 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
             days_left: action.daysLeft,
           },
           subject: { payment_method_id: card.payment_method_id, stage_days: action.stage, expires: expiryLabel(card.expiry_year, card.expiry_month) },
+          marker: expiryWarningMarker(card.expiry_year, card.expiry_month, action.stage),
         });
       }
 
@@ -70,12 +76,20 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
         },
       });
 
+      // Settled warnings (sent, unreachable, refused — now or before) are remembered on their cards.
+      await markCardsWarned(
+        graph,
+        warnings
+          .filter((w) => delivered.get(w.key)?.settled)
+          .map((w) => ({ payment_method_id: String(w.data?.payment_method_id), warning: w.marker })),
+      );
+
       const result: ExpiryBatchResult = {
         next_cursor: next,
         scanned: cards.length,
         expired: expired.length,
         notified: emptyStageCounts(),
-        already_notified: 0,
+        already_notified: settled,
         unreachable: 0,
         rejected: 0,
         not_warned: notWarned,

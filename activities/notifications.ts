@@ -31,6 +31,8 @@ export type DeliveryOutcome = 'sent' | 'unreachable' | 'duplicate' | 'rejected';
 export interface DeliveryResult {
   outcome: DeliveryOutcome;
   channel: Channel | null;
+  /** Nobody will send it again (sent, recorded unreachable, or refused) — false while another run holds it. */
+  settled: boolean;
 }
 
 export interface DeliveryOptions {
@@ -67,7 +69,7 @@ export async function deliverNotifications(
   const mine = requests.filter((r) => claims.get(r.key)?.mine);
   for (const r of requests) {
     const claim = claims.get(r.key);
-    if (!claim?.mine) results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null });
+    if (!claim?.mine) results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null, settled: claim?.settled ?? false });
   }
   const channels = await notificationChannels(graph, mine.map((r) => r.customer_id));
 
@@ -84,7 +86,7 @@ export async function deliverNotifications(
       } catch (err) {
         if (!(err instanceof NotificationRejectedError)) throw err;
         rejected.push({ key: r.key, reason: err.message });
-        results.set(r.key, { outcome: 'rejected', channel });
+        results.set(r.key, { outcome: 'rejected', channel, settled: true });
         return;
       }
     }
@@ -106,7 +108,7 @@ export async function deliverNotifications(
   const recorded = await recordNotificationsSent(graph, toRecord, options.owner);
   await recordNotificationsRejected(graph, rejected);
   for (const n of toRecord) {
-    results.set(n.key, { outcome: !recorded.has(n.key) ? 'duplicate' : n.channel ? 'sent' : 'unreachable', channel: n.channel });
+    results.set(n.key, { outcome: !recorded.has(n.key) ? 'duplicate' : n.channel ? 'sent' : 'unreachable', channel: n.channel, settled: true });
   }
   if (failures[0]) throw failures[0];
   return results;

@@ -38,7 +38,7 @@ describe('configuration', () => {
   });
 
   it('reads the expiry scan schedule and refuses a time or zone that does not exist', () => {
-    expect(loadSettings({})).toMatchObject({ PERSONA_EXPIRY_SCAN_AT: '06:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'UTC', PERSONA_EXPIRY_BATCH_SIZE: 2000 });
+    expect(loadSettings({})).toMatchObject({ PERSONA_EXPIRY_SCAN_AT: '06:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'UTC', PERSONA_EXPIRY_BATCH_SIZE: 5000, PERSONA_EXPIRY_SCAN_LANES: 2 });
     expect(loadSettings({ PERSONA_EXPIRY_SCAN_AT: '23:59', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata' })).toMatchObject({
       PERSONA_EXPIRY_SCAN_AT: '23:59',
       PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata',

@@ -78,11 +78,11 @@ export const envSchema = z.object({
   /** The IANA time zone of the scan's schedule and of "today" for its expiry arithmetic. */
   PERSONA_EXPIRY_SCAN_TIMEZONE: z.string().refine(isTimeZone, 'expected an IANA time zone such as UTC or Europe/Berlin').default('UTC'),
   /** Cards read, expired and warned per batch activity of the expiry scan. */
-  PERSONA_EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(2000),
+  PERSONA_EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(5000),
   /** Batches per workflow run of the expiry scan before it continues as new. */
   PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Slices of the card-id space the expiry scan pages through side by side (1–16). */
-  PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(4),
+  PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(2),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

@@ -18,6 +18,8 @@ export interface ExpiryCandidate {
   expiry_month: number;
   brand: string | null;
   last_four: string | null;
+  /** The most urgent warning recorded for this card, `<expiry month>:<stage>` (e.g. `2027-01:30`). */
+  expiry_warning: string | null;
 }
 
 /** A slice of the id space, [from, to): scans run several at once. to null: no upper bound. */
@@ -39,7 +41,8 @@ export interface ExpiryPosition {
 const CANDIDATE = `
     OPTIONAL MATCH (c:Customer)-[r:HAS_PAYMENT_METHOD]->(p)
     RETURN p.id AS payment_method_id, c.id AS customer_id, c.status AS customer_status, coalesce(r.is_default, false) AS is_default,
-           p.expiry_year AS expiry_year, p.expiry_month AS expiry_month, p.brand AS brand, p.last_four AS last_four`;
+           p.expiry_year AS expiry_year, p.expiry_month AS expiry_month, p.brand AS brand, p.last_four AS last_four,
+           p.expiry_warning AS expiry_warning`;
 
 /** Above every id (ids are UUIDs; any string sorts below this). */
 const END_OF_IDS = '\u{10FFFF}';
@@ -69,6 +72,11 @@ const CYPHER = {
       RETURN p.expiry_year AS year, p.expiry_month AS month ORDER BY p.status, p.expiry_year, p.expiry_month LIMIT 1
     }
     RETURN year, month ORDER BY year, month LIMIT 1`,
+  // A settled warning is remembered on the card, so the next day's read already knows it.
+  markWarned: `
+    UNWIND $cards AS card
+    MATCH (p:PaymentMethod {id: card.id})
+    SET p.expiry_warning = card.warning`,
   // The status is read after the first SET takes the card's lock, so two scans never both
   // expire it; a card whose expiry changed since it was read is left alone.
   expire: `
@@ -130,6 +138,7 @@ export async function readExpiryCandidates(
           expiry_month: toNumber(r.get('expiry_month')),
           brand: r.get('brand') as string | null,
           last_four: r.get('last_four') as string | null,
+          expiry_warning: (r.get('expiry_warning') as string | null) ?? null,
         };
         cards.push(card);
         if (card.payment_method_id > last) last = card.payment_method_id;
@@ -170,4 +179,14 @@ export async function expireCards(
     );
     return changed.map(({ customer_id, payment_method_id }) => ({ customer_id, payment_method_id }));
   });
+}
+
+/**
+ * Remembers on each card the most urgent warning settled for it (`<expiry month>:<stage>`), so
+ * later scans skip it without a lookup. The notification claims stay the arbiter of
+ * exactly-once; this only spares the work of asking them again.
+ */
+export async function markCardsWarned(g: Graph, cards: { payment_method_id: string; warning: string }[]): Promise<void> {
+  if (cards.length === 0) return;
+  await writeTx(g, (tx) => tx.run(CYPHER.markWarned, { cards: cards.map((c) => ({ id: c.payment_method_id, warning: c.warning })) }));
 }

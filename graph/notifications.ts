@@ -25,6 +25,8 @@ export interface ClaimOutcome {
   mine: boolean;
   /** Recorded as sent already (by anyone); the channel it went out on. */
   sent: boolean;
+  /** Sent or refused for good: nobody will send it again. */
+  settled: boolean;
   channel: Channel | null;
 }
 
@@ -65,7 +67,7 @@ const CYPHER = {
       RETURN prior AS n
     }
     RETURN it.key AS key, n.owner = $owner AND n.sent_at IS NULL AND n.rejected_at IS NULL AS mine,
-           n.sent_at IS NOT NULL AS sent, n.channel AS channel`,
+           n.sent_at IS NOT NULL AS sent, n.sent_at IS NOT NULL OR n.rejected_at IS NOT NULL AS settled, n.channel AS channel`,
   // Marks sends as recorded under each claim's lock; only rows that change here get an event.
   record: `
     UNWIND $items AS it
@@ -102,13 +104,18 @@ export async function claimNotifications(
   if (items.length === 0) return outcomes;
   const settled = await readTx(g, async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records);
   for (const r of settled) {
-    outcomes.set(r.get('key') as string, { mine: false, sent: r.get('sent') as boolean, channel: (r.get('channel') as Channel | null) ?? null });
+    outcomes.set(r.get('key') as string, { mine: false, sent: r.get('sent') as boolean, settled: true, channel: (r.get('channel') as Channel | null) ?? null });
   }
   const open = items.filter((i) => !outcomes.has(i.key));
   if (open.length === 0) return outcomes;
   const claimed = await writeTx(g, async (tx) => (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records);
   for (const r of claimed) {
-    outcomes.set(r.get('key') as string, { mine: r.get('mine') as boolean, sent: r.get('sent') as boolean, channel: (r.get('channel') as Channel | null) ?? null });
+    outcomes.set(r.get('key') as string, {
+      mine: r.get('mine') as boolean,
+      sent: r.get('sent') as boolean,
+      settled: r.get('settled') as boolean,
+      channel: (r.get('channel') as Channel | null) ?? null,
+    });
   }
   return outcomes;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dateInTimeZone, daysUntilExpiry, expiryAction, expiryNoticeKey, isIsoDate, isTimeZone, scanWindowEnd } from './expiry';
+import { dateInTimeZone, daysUntilExpiry, expiryAction, expiryNoticeKey, expiryWarningMarker, isIsoDate, isTimeZone, scanWindowEnd, warningSettled } from './expiry';
 
 describe('card-expiry calendar', () => {
   it('treats a card as valid to the last day of its expiry month', () => {
@@ -66,5 +66,15 @@ describe('card-expiry calendar', () => {
     expect(expiryNoticeKey('pm-1', 2027, 1, 30)).toBe('card-expiry:pm-1:2027-01:30d');
     expect(expiryNoticeKey('pm-1', 2027, 1, 7)).not.toBe(expiryNoticeKey('pm-1', 2027, 1, 30));
     expect(expiryNoticeKey('pm-1', 2028, 1, 30)).not.toBe(expiryNoticeKey('pm-1', 2027, 1, 30));
+  });
+
+  it('remembers the most urgent settled warning per expiry, and never goes back to an earlier stage', () => {
+    const marker = expiryWarningMarker(2027, 1, 30);
+    expect(marker).toBe('2027-01:30');
+    expect(warningSettled(marker, 2027, 1, 30)).toBe(true);
+    expect(warningSettled(marker, 2027, 1, 60)).toBe(true); // 60 days after "30 days left": no
+    expect(warningSettled(marker, 2027, 1, 7)).toBe(false); // the next stage is still due
+    expect(warningSettled(marker, 2028, 1, 30)).toBe(false); // a card with a new expiry starts over
+    expect(warningSettled(null, 2027, 1, 60)).toBe(false);
   });
 });

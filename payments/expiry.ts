@@ -99,3 +99,18 @@ export function expiryLabel(expiryYear: number, expiryMonth: number): string {
 export function expiryNoticeKey(paymentMethodId: string, expiryYear: number, expiryMonth: number, stage: ExpiryStage): string {
   return `card-expiry:${paymentMethodId}:${expiryLabel(expiryYear, expiryMonth)}:${stage}d`;
 }
+
+/** The marker a card keeps of its most urgent settled warning, e.g. `2027-01:30`. */
+export function expiryWarningMarker(expiryYear: number, expiryMonth: number, stage: ExpiryStage): string {
+  return `${expiryLabel(expiryYear, expiryMonth)}:${stage}`;
+}
+
+/**
+ * True when the card's marker shows this stage, or a more urgent one, settled for this expiry:
+ * a scan never warns "60 days left" after "7 days left" (say, when ops re-run an older day).
+ */
+export function warningSettled(marker: string | null, expiryYear: number, expiryMonth: number, stage: ExpiryStage): boolean {
+  if (!marker) return false;
+  const [label, settled] = marker.split(':');
+  return label === expiryLabel(expiryYear, expiryMonth) && Number(settled) <= stage;
+}
