@@ -70,6 +70,8 @@ export const envSchema = z.object({
     .regex(/^\s*\d+\s*[dhms]\s*(,\s*\d+\s*[dhms]\s*)*$/, 'expected delays such as 1d,3d,5d,7d')
     .default('1d,3d,5d,7d')
     .transform((v) => v.split(',').map((d) => d.trim())),
+  /** `apply`: the worker creates or updates the Temporal Schedules at start-up; `skip`: it leaves them alone. */
+  PERSONA_SCHEDULES: z.enum(['apply', 'skip']).default('apply'),
   /** When the daily card-expiry scan runs (HH:MM, 24-hour clock) in PERSONA_EXPIRY_SCAN_TIMEZONE. */
   PERSONA_EXPIRY_SCAN_AT: z
     .string()

@@ -62,13 +62,17 @@ async function main(): Promise<void> {
   });
 
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
-  const temporal = await connectTemporal(config);
-  try {
-    for (const s of await applySchedules(temporal.client, config)) {
-      logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
+  if (config.PERSONA_SCHEDULES === 'apply') {
+    const temporal = await connectTemporal(config);
+    try {
+      for (const s of await applySchedules(temporal.client, config)) {
+        logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
+      }
+    } finally {
+      await temporal.connection.close();
     }
-  } finally {
-    await temporal.connection.close();
+  } else {
+    logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules are left as they are');
   }
 
   const health = healthRoutes({

@@ -35,11 +35,11 @@ export const gatewayCharge: ActivityOptions = {
 
 /**
  * One batch of the expiry scan: a page of reads plus its writes and notifications. Heartbeats
- * show progress and let a dead worker's batch be retried within a minute; the batch is
+ * show progress and let a dead worker's batch be retried within 20 seconds; the batch is
  * idempotent, so a retry redoes only what did not happen.
  */
 export const expiryBatch: ActivityOptions = {
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 };

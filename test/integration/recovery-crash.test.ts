@@ -32,6 +32,8 @@ async function startWorker(): Promise<RunningProcess> {
     PERSONA_WORKER_HTTP_PORT: String(port),
     PERSONA_HTTP_HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // A worker on a test task queue must not point the shared schedule at that queue.
+    PERSONA_SCHEDULES: 'skip',
   });
   workers.push(proc);
   await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
