@@ -63,8 +63,14 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     expect(first.status).toBe(202);
     const { workflow_id } = (await first.json()) as { workflow_id: string };
     expect(workflow_id).toBe(`expiry-scan-${AS_OF}`);
-    const progress = (await h.client.workflow.getHandle(workflow_id).result()) as ExpiryScanProgress;
+    const handle = h.client.workflow.getHandle(workflow_id);
+    const progress = (await handle.result()) as ExpiryScanProgress;
     expect(progress).toMatchObject({ as_of: AS_OF, state: 'done' });
+    // What ops read in the Temporal UI: the summary, and the scan's details in words.
+    expect(await (await handle.describe()).staticSummary()).toMatch(/^Card-expiry scan as of 2001-01-31, started on demand/);
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toContain('**Card-expiry scan as of 2001-01-31** — done');
+    expect(metadata.currentDetails).toMatch(/marked expired: \d+/);
     expect(progress.scanned).toBeGreaterThanOrEqual(6);
 
     const events = await expiryEvents(h.graph, all);
