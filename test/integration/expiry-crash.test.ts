@@ -15,7 +15,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProgress } from '../../temporal/expiry';
 import { expiryEvents, holderOfCard } from '../support/expiry';
 import { openTestGraph, type TestGraph } from '../support/graph';
-import { freePort, startProcess, waitForOk, type RunningProcess } from '../support/processes';
+import { startWorkerProcess, type RunningProcess } from '../support/processes';
 
 const AS_OF = '2008-06-30'; // June 2008 cards end today: the 7-day warning
 let graph: TestGraph;
@@ -29,17 +29,8 @@ const taskQueue = `expiry-crash-${randomUUID()}`;
 const workers: RunningProcess[] = [];
 
 async function startWorker(): Promise<RunningProcess> {
-  const port = await freePort();
-  const proc = startProcess('workers/main.ts', {
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    PERSONA_WORKER_HTTP_PORT: String(port),
-    PERSONA_HTTP_HOST: '127.0.0.1',
-    PERSONA_NOTIFY_WEBHOOK_URL: webhookUrl,
-    PERSONA_SCHEDULES: 'skip',
-    LOG_LEVEL: 'warn',
-  });
+  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, PERSONA_NOTIFY_WEBHOOK_URL: webhookUrl });
   workers.push(proc);
-  await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
   return proc;
 }
 

@@ -10,7 +10,7 @@ import { createLogger } from '../../runtime/logger';
 import { connectTemporal } from '../../temporal/connection';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { openTestGraph, type TestGraph } from '../support/graph';
-import { freePort, startProcess, waitForOk, type RunningProcess } from '../support/processes';
+import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 /**
@@ -26,17 +26,8 @@ const workers: RunningProcess[] = [];
 const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
 async function startWorker(): Promise<RunningProcess> {
-  const port = await freePort();
-  const proc = startProcess('workers/main.ts', {
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    PERSONA_WORKER_HTTP_PORT: String(port),
-    PERSONA_HTTP_HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    // A worker on a test task queue must not point the shared schedule at that queue.
-    PERSONA_SCHEDULES: 'skip',
-  });
+  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue });
   workers.push(proc);
-  await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
   return proc;
 }
 

@@ -50,3 +50,20 @@ export async function waitForOk(url: string, proc: RunningProcess, timeoutMs = 9
   }
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms:\n${proc.output()}`);
 }
+
+/**
+ * Starts a worker process on a free health port and waits until it is ready. It leaves the
+ * shared Temporal Schedules alone (a test worker polls its own task queue).
+ */
+export async function startWorkerProcess(env: Record<string, string>): Promise<RunningProcess> {
+  const port = await freePort();
+  const proc = startProcess('workers/main.ts', {
+    PERSONA_WORKER_HTTP_PORT: String(port),
+    PERSONA_HTTP_HOST: '127.0.0.1',
+    PERSONA_SCHEDULES: 'skip',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+  await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
+  return proc;
+}

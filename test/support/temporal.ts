@@ -5,7 +5,9 @@
  */
 import { existsSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 import { loadSettings } from '../../config/env';
 import proto from '@temporalio/proto';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
@@ -35,4 +37,20 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
     searchAttributes: Object.fromEntries(requiredSearchAttributes.map((a) => [a.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
   });
   return env;
+}
+
+/** Persona's workflows, as the worker loads them. */
+export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
+
+/**
+ * Sets up, for the current test file, one time-skipping environment and one bundle of the
+ * workflows at `workflowsPath`, hands them to `ready`, and tears the environment down after.
+ */
+export function useWorkflowTestEnv(ready: (env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap) => void, workflowsPath = PERSONA_WORKFLOWS): void {
+  let env: TestWorkflowEnvironment | undefined;
+  beforeAll(async () => {
+    env = await createTimeSkippingEnv();
+    ready(env, await bundleWorkflowCode({ workflowsPath }));
+  });
+  afterAll(() => env?.teardown());
 }

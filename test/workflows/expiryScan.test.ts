@@ -4,10 +4,9 @@
  * calendar (payments/expiry.ts), and remembers which warnings went out, like the graph's claims.
  */
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
 import { expiryAction, expiryNoticeKey, scanWindowEnd } from '../../payments/expiry';
 import {
   emptyStageCounts,
@@ -18,15 +17,14 @@ import {
   type ExpiryScanProgress,
 } from '../../temporal/expiry';
 import { expiryScanWorkflow } from '../../workflows';
-import { createTimeSkippingEnv } from '../support/temporal';
+import { useWorkflowTestEnv } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)) });
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
 });
-afterAll(() => env?.teardown());
 
 interface Card {
   id: string;

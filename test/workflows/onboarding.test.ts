@@ -1,26 +1,24 @@
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities';
 import type { BehavioralProfileRequest } from '../../clients/chimera';
 import type { OnboardingPlan, OnboardingResult } from '../../graph/onboarding';
 import { onboardingSummary } from '../../temporal/onboarding';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { onboardingWorkflow } from '../../workflows';
-import { createTimeSkippingEnv } from '../support/temporal';
+import { useWorkflowTestEnv } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)) });
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
 });
-afterAll(() => env?.teardown());
 
 const plan: OnboardingPlan = {
   customer: { segment: 'New', ltv: 0 },

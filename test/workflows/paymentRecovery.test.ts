@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
 import type { ChargeAttempt } from '../../activities/payments';
 import type { ChargeResult } from '../../clients/paymentGateway';
@@ -15,15 +14,14 @@ import {
   type PaymentFailure,
 } from '../../temporal/recovery';
 import { paymentRecoveryWorkflow } from '../../workflows';
-import { createTimeSkippingEnv } from '../support/temporal';
+import { useWorkflowTestEnv } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)) });
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
 });
-afterAll(() => env?.teardown());
 
 /** A fake world: the customer's methods and what the gateway answers for each. */
 interface World {

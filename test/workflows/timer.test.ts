@@ -1,20 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
 import { createFixtureActivities } from '../fixtures/activities';
 import { sleepThenWake } from '../fixtures/workflows';
-import { createTimeSkippingEnv } from '../support/temporal';
+import { useWorkflowTestEnv } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-beforeAll(async () => {
-  env = await createTimeSkippingEnv();
-  bundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../fixtures/workflows.ts', import.meta.url)) });
-});
-afterAll(() => env?.teardown());
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
+}, fileURLToPath(new URL('../fixtures/workflows.ts', import.meta.url)));
 
 describe('time-skipping environment with a real Worker', () => {
   it('runs a workflow through a timer of several days in seconds of wall-clock time', async () => {
