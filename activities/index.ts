@@ -3,12 +3,14 @@
  * agent clients), so workflows can `import type` them and tests can swap any dependency. The
  * worker registers what `createActivities` returns.
  */
+import type { Client } from '@temporalio/client';
 import type { ChimeraClient } from '../clients/chimera';
 import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import { createAgentActivities } from './agents';
 import { createExpiryActivities } from './expiry';
+import { createFraudActivities } from './fraud';
 import { createGraphActivities } from './graph';
 import { createNotificationActivities } from './notifications';
 import { createPaymentActivities } from './payments';
@@ -20,6 +22,8 @@ export interface ActivityDeps {
   notifications: NotificationSink;
   /** Trusted-device threshold, for the cascade's order. */
   trustThreshold: number;
+  /** Temporal, for activities that find other workflows (a fraud outcome finds running recoveries). */
+  temporal: Client;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -29,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPaymentActivities(deps),
     ...createNotificationActivities(deps),
     ...createExpiryActivities(deps),
+    ...createFraudActivities(deps),
   };
 }
 

@@ -17,6 +17,8 @@ export interface NotifyRequest {
   data?: Record<string, unknown>;
   /** What the notification is about, kept in the CustomerNotified event (ids, never personal data). */
   subject?: SentNotification['subject'];
+  /** Only through a verified email or phone (e.g. an account-takeover alert). */
+  verified_only?: boolean;
 }
 
 /**
@@ -71,7 +73,8 @@ export async function deliverNotifications(
     const claim = claims.get(r.key);
     if (!claim?.mine) results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null, settled: claim?.settled ?? false });
   }
-  const channels = await notificationChannels(graph, mine.map((r) => r.customer_id));
+  const channels = await notificationChannels(graph, mine.filter((r) => !r.verified_only).map((r) => r.customer_id));
+  const verifiedChannels = await notificationChannels(graph, mine.filter((r) => r.verified_only).map((r) => r.customer_id), { verifiedOnly: true });
 
   const toRecord: SentNotification[] = [];
   const rejected: { key: string; reason: string }[] = [];
@@ -79,7 +82,7 @@ export async function deliverNotifications(
   let next = 0;
   let done = 0;
   const sendOne = async (r: NotifyRequest): Promise<void> => {
-    const channel = channels.get(r.customer_id) ?? null;
+    const channel = (r.verified_only ? verifiedChannels : channels).get(r.customer_id) ?? null;
     if (channel) {
       try {
         await notifications.send({ customer_id: r.customer_id, kind: r.kind, channel, key: r.key, data: r.data ?? {} });

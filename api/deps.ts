@@ -21,6 +21,7 @@ export interface ApiDeps {
   recovery: { dunningSchedule: string[] };
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
+  fraud: { trustStep: number; reviewDays: number };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -38,5 +39,6 @@ export function apiDepsFromConfig(
     policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
+    fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
   };
 }

@@ -85,6 +85,10 @@ export const envSchema = z.object({
   PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Slices of the card-id space the expiry scan pages through side by side (1–16). */
   PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(2),
+  /** How far a passed fraud challenge raises the device's trust score (bounded at 1). */
+  PERSONA_FRAUD_TRUST_STEP: z.coerce.number().gt(0).max(1).default(0.1),
+  /** How long a fraud suspension waits for ops' review before it stays as it is. */
+  PERSONA_FRAUD_REVIEW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

@@ -11,7 +11,7 @@ import { appendEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
 import { normaliseIdentifier } from './identity';
-import { customerPatch, newCustomerInput, parseInput, type Customer, type CustomerPatch, type IdentifierType, type NewCustomerInput } from './model';
+import { customerPatch, newCustomerInput, parseInput, type Customer, type CustomerPatch, type CustomerStatus, type IdentifierType, type NewCustomerInput } from './model';
 
 /** The map projection every customer read returns. */
 export const CUSTOMER_PROJECTION = 'c {.id, .status, .segment, .ltv, .acquisition_date, .created_at, .updated_at}';
@@ -34,6 +34,12 @@ const CYPHER = {
     WITH c, c {.segment, .ltv, .status} AS before
     SET c += $patch
     RETURN before, ${CUSTOMER_PROJECTION} AS customer`,
+  setStatus: `
+    MATCH (c:Customer {id: $id})
+    SET c.updated_at = datetime.transaction()
+    WITH c, c.status AS from
+    SET c.status = $status
+    RETURN from`,
   findByDigitalId: `
     MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})
     RETURN ${CUSTOMER_PROJECTION} AS customer`,
@@ -109,6 +115,24 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
     if (Object.keys(changes).length > 0) await appendEvent(tx, 'CustomerProfileUpdated', id, { changes });
     return customer;
   });
+}
+
+/**
+ * Sets a customer's status inside the caller's transaction; when it changed, appends `event`
+ * (CustomerSuspended, CustomerReinstated) with `{from, to, ...payload}`. Returns the old status.
+ */
+export async function setCustomerStatusTx(
+  tx: ManagedTransaction,
+  id: string,
+  to: CustomerStatus,
+  event: 'CustomerSuspended' | 'CustomerReinstated',
+  payload: Record<string, unknown>,
+): Promise<CustomerStatus> {
+  const record = (await tx.run(CYPHER.setStatus, { id, status: to })).records[0];
+  if (!record) throw new NotFoundError('Customer', id);
+  const from = record.get('from') as CustomerStatus;
+  if (from !== to) await appendEvent(tx, event, id, { from, to, ...payload });
+  return from;
 }
 
 /** The customer holding this (normalised) identifier, or null. */

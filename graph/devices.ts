@@ -32,14 +32,15 @@ const CYPHER = {
     RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
   // Bumping updated_at first takes the device's lock, so `from` is read under it. One event per
   // customer seen on the device: each customer's history shows the change.
+  // A step ($delta) moves the score within [0, 1] from where it is under the lock.
   setTrust: `
     MATCH (d:Device {id: $deviceId})
     SET d.updated_at = datetime.transaction()
     WITH d, d.trust_score AS from
-    SET d.trust_score = $score
+    SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0 WHEN from + $delta < 0.0 THEN 0.0 ELSE from + $delta END, 3))
     WITH d, from
     OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
-    RETURN from, collect(c.id) AS customerIds`,
+    RETURN from, d.trust_score AS to, collect(c.id) AS customerIds`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
@@ -79,6 +80,31 @@ export async function linkDevice(g: Graph, customerId: string, input: DeviceInpu
 }
 
 /**
+ * Sets a device's trust score (`score`) or moves it by a bounded step (`delta`) inside the
+ * caller's transaction, with a DeviceTrustScoreUpdated event (`{device_id, from, to, reason,
+ * ...extra}`) for each customer seen on the device when it changed.
+ */
+export async function setDeviceTrustTx(
+  tx: ManagedTransaction,
+  deviceId: string,
+  change: { score: number } | { delta: number },
+  options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
+): Promise<{ from: number; to: number; customerIds: string[] }> {
+  const params = 'score' in change ? { score: change.score, delta: null } : { score: null, delta: change.delta };
+  const record = (await tx.run(CYPHER.setTrust, { deviceId, ...params })).records[0];
+  if (!record) throw new NotFoundError('Device', deviceId);
+  const from = record.get('from') as number;
+  const to = record.get('to') as number;
+  const customerIds = record.get('customerIds') as string[];
+  if (from !== to) {
+    for (const customerId of customerIds) {
+      await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, { device_id: deviceId, from, to, reason: options.reason ?? null, ...options.extra });
+    }
+  }
+  return { from, to, customerIds };
+}
+
+/**
  * Sets a device's trust score (0.0–1.0), with a DeviceTrustScoreUpdated event for each customer
  * seen on the device carrying the old and new score and the reason. Setting the same score
  * emits nothing.
@@ -91,14 +117,7 @@ export async function updateDeviceTrustScore(
 ): Promise<{ device_id: string; trust_score: number; previous_trust_score: number }> {
   const to = parseInput(z.number().min(0).max(1), score, 'trust_score');
   return writeTx(g, async (tx) => {
-    const record = (await tx.run(CYPHER.setTrust, { deviceId, score: to })).records[0];
-    if (!record) throw new NotFoundError('Device', deviceId);
-    const from = record.get('from') as number;
-    if (from !== to) {
-      for (const customerId of record.get('customerIds') as string[]) {
-        await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, { device_id: deviceId, from, to, reason: options.reason ?? null });
-      }
-    }
+    const { from } = await setDeviceTrustTx(tx, deviceId, { score: to }, options);
     return { device_id: deviceId, trust_score: to, previous_trust_score: from };
   });
 }

@@ -32,6 +32,9 @@ export const EVENT_TYPES = [
   'PaymentMethodRemoved',
   'BehavioralProfileRequested',
   'TrustedDeviceReported',
+  'FraudOutcomeApplied',
+  'FraudOutcomeReversed',
+  'FraudReviewResolved',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

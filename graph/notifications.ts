@@ -153,9 +153,9 @@ export async function recordNotificationsRejected(g: Graph, items: { key: string
 
 /**
  * How to reach each customer: a verified email first, then a verified phone, an unverified email
- * as a last resort; null when there is no way (or no such customer).
+ * as a last resort (not with `verifiedOnly`); null when there is no way (or no such customer).
  */
-export async function notificationChannels(g: Graph, customerIds: string[]): Promise<Map<string, Channel | null>> {
+export async function notificationChannels(g: Graph, customerIds: string[], options: { verifiedOnly?: boolean } = {}): Promise<Map<string, Channel | null>> {
   const unique = [...new Set(customerIds)];
   const channels = new Map<string, Channel | null>(unique.map((id) => [id, null]));
   if (unique.length === 0) return channels;
@@ -163,7 +163,8 @@ export async function notificationChannels(g: Graph, customerIds: string[]): Pro
   for (const r of rows) {
     const identifiers = r.get('identifiers') as { type: string; is_verified: boolean }[];
     const has = (type: string, verified: boolean): boolean => identifiers.some((i) => i.type === type && (!verified || i.is_verified));
-    channels.set(r.get('id') as string, has('email', true) ? 'email' : has('phone_number', true) ? 'sms' : has('email', false) ? 'email' : null);
+    const fallback = !options.verifiedOnly && has('email', false) ? 'email' : null;
+    channels.set(r.get('id') as string, has('email', true) ? 'email' : has('phone_number', true) ? 'sms' : fallback);
   }
   return channels;
 }

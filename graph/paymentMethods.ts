@@ -208,6 +208,33 @@ export async function setDefaultPaymentMethod(g: Graph, customerId: string, paym
 }
 
 /**
+ * Changes a method's status inside the caller's transaction, with PaymentMethodStatusChanged
+ * (`{payment_method_id, from, to, reason, ...extra}`) when it changed.
+ */
+export async function setPaymentMethodStatusTx(
+  tx: ManagedTransaction,
+  paymentMethodId: string,
+  to: PaymentMethodStatus,
+  options: { reason?: string; extra?: Record<string, unknown> } = {},
+): Promise<{ customer_id: string; from: PaymentMethodStatus; entry: WalletEntry }> {
+  const res = await tx.run(CYPHER.setStatus, { paymentMethodId, status: to });
+  const record = res.records[0];
+  if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
+  const customerId = record.get('customerId') as string;
+  const from = record.get('from') as PaymentMethodStatus;
+  if (from !== to) {
+    await appendEvent(tx, 'PaymentMethodStatusChanged', customerId, {
+      payment_method_id: paymentMethodId,
+      from,
+      to,
+      reason: options.reason ?? null,
+      ...options.extra,
+    });
+  }
+  return { customer_id: customerId, from, entry: toEntry(record.get('entry')) };
+}
+
+/**
  * Changes a method's status (e.g. active → expired) with a PaymentMethodStatusChanged event
  * carrying the reason. Setting the status it already has emits nothing.
  */
@@ -219,21 +246,8 @@ export async function updatePaymentMethodStatus(
 ): Promise<WalletEntry & { customer_id: string }> {
   const to = parseInput(z.enum(PAYMENT_METHOD_STATUSES), status, 'status');
   return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.setStatus, { paymentMethodId, status: to });
-    const record = res.records[0];
-    if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
-    const customerId = record.get('customerId') as string;
-    const from = record.get('from') as PaymentMethodStatus;
-    const entry = toEntry(record.get('entry'));
-    if (from !== to) {
-      await appendEvent(tx, 'PaymentMethodStatusChanged', customerId, {
-        payment_method_id: paymentMethodId,
-        from,
-        to,
-        reason: options.reason ?? null,
-      });
-    }
-    return { ...entry, customer_id: customerId };
+    const { customer_id, entry } = await setPaymentMethodStatusTx(tx, paymentMethodId, to, options);
+    return { ...entry, customer_id };
   });
 }
 

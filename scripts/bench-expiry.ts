@@ -98,6 +98,7 @@ async function main(): Promise<void> {
   };
   const taskQueue = `bench-expiry-${randomUUID()}`;
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const { connection, client } = await connectTemporal(config);
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -109,9 +110,9 @@ async function main(): Promise<void> {
       gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
       notifications: sink,
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+      temporal: client,
     }),
   });
-  const { connection, client } = await connectTemporal(config);
 
   const runScan = async (label: string, day = asOf) => {
     const workflowId = `bench-expiry-scan-${day}-${randomUUID().slice(0, 8)}`;

@@ -46,6 +46,8 @@ async function main(): Promise<void> {
   logger.info(config.CHIMERA_URL ? `Chimera at ${config.CHIMERA_URL}` : 'no CHIMERA_URL: behavioural-profile requests are recorded as events');
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // A client too: activities that find other workflows use it, and the schedules are applied with it.
+  const temporal = await connectTemporal(config);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -57,19 +59,15 @@ async function main(): Promise<void> {
       gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+      temporal: temporal.client,
     }),
     shutdownGraceTime: '30 seconds',
   });
 
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
   if (config.PERSONA_SCHEDULES === 'apply') {
-    const temporal = await connectTemporal(config);
-    try {
-      for (const s of await applySchedules(temporal.client, config)) {
-        logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
-      }
-    } finally {
-      await temporal.connection.close();
+    for (const s of await applySchedules(temporal.client, config)) {
+      logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
     }
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules are left as they are');
@@ -111,6 +109,7 @@ async function main(): Promise<void> {
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await connection.close();
+    await temporal.connection.close();
     await driver.close();
     logger.info('bye');
   }

@@ -6,3 +6,4 @@ export { onboardingWorkflow } from './onboarding';
 export { trustedDeviceWorkflow } from './trustedDevice';
 export { paymentRecoveryWorkflow } from './paymentRecovery';
 export { expiryScanWorkflow } from './expiryScan';
+export { fraudOutcomeWorkflow } from './fraudOutcome';

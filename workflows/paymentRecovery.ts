@@ -9,7 +9,8 @@
  * first, then most recently used — with idempotency key `<payment id>:<method id>` (dunning
  * rounds append `:r<round>`). Success makes that method the default and tells the customer.
  * When every method fails, dunning: reminders and timers on the schedule; `paymentMethodAdded`
- * retries at once; `cancel` stops. Card-network rules: never a method again after a
+ * retries at once; `paymentMethodBlocked` (a confirmed fraud) takes a method out for good;
+ * `cancel` stops. Card-network rules: never a method again after a
  * do-not-retry decline, never more than 15 charges of one method in 30 days.
  */
 import { condition, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
@@ -20,6 +21,7 @@ import {
   cancelRecoverySignal,
   paymentFailedSignal,
   paymentMethodAddedSignal,
+  paymentMethodBlockedSignal,
   recoveryStatusQuery,
   type PaymentFailure,
   type RecoveryInput,
@@ -47,6 +49,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   });
   setHandler(paymentMethodAddedSignal, () => {
     methodAdded = true;
+  });
+  setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
+    log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
+    if (!doNotCharge.includes(payment_method_id)) doNotCharge.push(payment_method_id);
   });
   setHandler(cancelRecoverySignal, ({ reason }) => {
     cancelled = reason;
@@ -80,6 +86,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const candidates = await payments.listRecoveryCandidates({ customer_id: f.customer_id, exclude: [...exclude, ...doNotCharge] });
     for (const c of candidates) {
       if (cancelled) return false;
+      // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
+      if (doNotCharge.includes(c.payment_method_id)) continue;
       const result = await gateway.chargePaymentMethod({
         payment_id: f.payment_id,
         customer_id: f.customer_id,

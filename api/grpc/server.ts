@@ -20,8 +20,10 @@ import type { ApiDeps } from '../deps';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
+import { reportFraudOutcome } from '../services/fraud';
 import { reportPaymentFailure } from '../services/recovery';
 import { issueField } from '../rest/common';
+import { fraudOutcomeSchema } from '../rest/fraud';
 import { paymentFailureSchema } from '../rest/payments';
 import { toGrpcError } from './errors';
 
@@ -86,11 +88,6 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
     };
   }
 
-  const unimplemented =
-    <Req, Res>(what: string): grpc.handleUnaryCall<Req, Res> =>
-    (_call, callback) =>
-      callback({ code: grpc.status.UNIMPLEMENTED, details: `${what} is not implemented yet` });
-
   const handlers: PersonaAgentHandlers = {
     GetCustomerContext: unary({ scopes: ['context:read'] }, () => undefined, async (req) => {
       const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'));
@@ -131,7 +128,14 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
       }
       return reportPaymentFailure(deps, parsed.data);
     }),
-    ReportFraudOutcome: unimplemented('ReportFraudOutcome'),
+    ReportFraudOutcome: unary({ scopes: ['fraud:report'] }, () => undefined, async (req) => {
+      const parsed = fraudOutcomeSchema.safeParse(plain(req));
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
+      }
+      return reportFraudOutcome(deps, parsed.data);
+    }),
   };
 
   const server = new grpc.Server();

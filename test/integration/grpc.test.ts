@@ -72,7 +72,11 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('customers:read')))).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
     });
-    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o' }, ctx)).toMatchObject({ code: grpc.status.UNIMPLEMENTED });
+    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o' }, ctx)).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o', customer_id: randomUUID(), outcome: 'stolen_cookie' }, bearer(await h.token('fraud:report')))).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      field: 'outcome',
+    });
     expect(await call(client, 'ReportPaymentFailure', { payment_id: 'p' }, bearer(await h.token('payments:report')))).toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       field: 'customer_id',

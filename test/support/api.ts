@@ -58,6 +58,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
         notifications: new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
+        temporal: client,
       })),
   });
   const running = worker.run();

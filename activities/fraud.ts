@@ -1,0 +1,49 @@
+/** Activities of the fraud-outcome workflow: the graph changes, and finding the recoveries to tell. */
+import type { Client } from '@temporalio/client';
+import {
+  applyFraudOutcome,
+  resolveFraudReview,
+  reverseLatestFraudOutcome,
+  type AppliedFraudOutcome,
+  type FraudOutcomeReport,
+  type FraudReversal,
+  type ReviewDecision,
+} from '../graph/fraud';
+import type { Graph } from '../graph/graph';
+import type { CustomerStatus } from '../graph/model';
+import { RECOVERY_WORKFLOW_TYPE } from '../temporal/recovery';
+import { customerWorkflowsQuery } from '../temporal/searchAttributes';
+import { asActivityFailure } from './graph';
+
+export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
+  const domain = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (err) {
+      throw asActivityFailure(err);
+    }
+  };
+  return {
+    /** Applies the outcome's changes in one transaction; a retry returns the first result. */
+    async applyFraudOutcome(report: FraudOutcomeReport, options: { trust_step: number }): Promise<AppliedFraudOutcome> {
+      return domain(() => applyFraudOutcome(graph, report, { trustStep: options.trust_step }));
+    },
+    /** A false positive: puts back what the customer's latest fraud outcome changed. */
+    async reverseFraudOutcome(req: { outcome_id: string; customer_id: string }): Promise<FraudReversal> {
+      return domain(() => reverseLatestFraudOutcome(graph, req));
+    },
+    /** Records the review's end; `reinstate` restores the customer's earlier status. */
+    async resolveFraudReview(req: { outcome_id: string; customer_id: string; decision: ReviewDecision; restore_to?: CustomerStatus }): Promise<{ reinstated: boolean }> {
+      return domain(() => resolveFraudReview(graph, req));
+    },
+    /** The customer's running payment recoveries (by the PersonaCustomerId search attribute). */
+    async listRunningRecoveries(req: { customer_id: string }): Promise<string[]> {
+      const query = `${customerWorkflowsQuery(req.customer_id)} AND WorkflowType = '${RECOVERY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
+      const ids: string[] = [];
+      for await (const wf of temporal.workflow.list({ query })) ids.push(wf.workflowId);
+      return ids;
+    },
+  };
+}
+
+export type FraudActivities = ReturnType<typeof createFraudActivities>;

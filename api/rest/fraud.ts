@@ -1,0 +1,96 @@
+/**
+ * Fraud outcomes:
+ *   POST /api/v1/fraud-outcomes                         Chimera reports an outcome (scope fraud:report)
+ *   GET  /api/v1/fraud-outcomes/{outcome_id}            its status
+ *   POST /api/v1/fraud-outcomes/{outcome_id}/review     ops resolve a suspension (scope ops)
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { FRAUD_OUTCOMES } from '../../graph/fraud';
+import type { ApiDeps } from '../deps';
+import { fraudOutcomeStatus, reportFraudOutcome, resolveReview } from '../services/fraud';
+import { access, bearerSecurity, problems, validationHook } from './common';
+
+const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const outcomeIdField = z.string().regex(OUTCOME_ID, 'must be 1–128 letters, digits and _ . : -');
+
+export const fraudOutcomeSchema = z
+  .strictObject({
+    outcome_id: outcomeIdField,
+    customer_id: z.uuid(),
+    outcome: z.enum(FRAUD_OUTCOMES),
+    device_id: z.uuid().optional(),
+    payment_method_id: z.uuid().optional(),
+  })
+  .openapi('FraudOutcome');
+
+const change = z.object({ entity: z.string(), id: z.string(), field: z.string(), from: z.union([z.string(), z.number()]), to: z.union([z.string(), z.number()]) });
+const statusSchema = z
+  .object({
+    state: z.enum(['applying', 'awaiting_review', 'reinstated', 'confirmed', 'review_timed_out', 'done']),
+    outcome: z.enum(FRAUD_OUTCOMES),
+    applied: z.object({ outcome_id: z.string(), outcome: z.string(), changes: z.array(change), suspended: z.boolean() }).nullable(),
+    reversal: z.object({ reversed_outcome_id: z.string().nullable(), restored: z.array(change), skipped: z.array(change) }).nullable(),
+    recoveries_blocked: z.array(z.string()),
+    review_deadline: z.string().nullable(),
+  })
+  .openapi('FraudOutcomeStatus');
+
+const outcomeParams = z.object({ outcome_id: outcomeIdField.openapi({ param: { name: 'outcome_id', in: 'path' } }) });
+const accepted = { description: 'Accepted', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } };
+
+export function fraudRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/fraud-outcomes',
+      tags: ['fraud'],
+      security: bearerSecurity,
+      summary: 'Report a fraud outcome: starts fraud-outcome-<outcome_id> (a repeat is a no-op)',
+      middleware: [access(deps.authenticate, { scopes: ['fraud:report'] })] as const,
+      request: { body: { required: true, content: { 'application/json': { schema: fraudOutcomeSchema } } } },
+      responses: { 202: accepted, ...problems(400, 401, 403, 404, 413) },
+    }),
+    async (c) => c.json(await reportFraudOutcome(deps, c.req.valid('json')), 202),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/fraud-outcomes/{outcome_id}',
+      tags: ['fraud'],
+      security: bearerSecurity,
+      summary: 'A fraud outcome’s status: what it changed, and its review',
+      middleware: [access(deps.authenticate, { scopes: ['fraud:report', 'customers:read'] })] as const,
+      request: { params: outcomeParams },
+      responses: { 200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => c.json(await fraudOutcomeStatus(deps, c.req.valid('param').outcome_id), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/fraud-outcomes/{outcome_id}/review',
+      tags: ['fraud'],
+      security: bearerSecurity,
+      summary: 'Resolve the review of a suspension: reinstate the customer, or confirm the suspension',
+      middleware: [access(deps.authenticate, { scopes: ['ops'] })] as const,
+      request: {
+        params: outcomeParams,
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: z.strictObject({ decision: z.enum(['reinstate', 'confirm']), note: z.string().max(500).optional() }).openapi('FraudReview'),
+            },
+          },
+        },
+      },
+      responses: { 202: accepted, ...problems(400, 401, 403, 404, 409) },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      return c.json(await resolveReview(deps, c.req.valid('param').outcome_id, { decision: body.decision, ...(body.note ? { note: body.note } : {}) }), 202);
+    },
+  );
+  return app;
+}

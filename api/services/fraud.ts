@@ -1,0 +1,71 @@
+/**
+ * Fraud outcomes from the api's side: Chimera reports one (checked against the graph, then
+ * `fraud-outcome-<outcome_id>` is started; a repeat is a no-op), anyone with the scope reads its
+ * status, and ops resolve a suspension's review.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { checkFraudOutcome, type FraudOutcomeReport } from '../../graph/fraud';
+import {
+  FRAUD_OUTCOME_WORKFLOW_TYPE,
+  fraudOutcomeStatusQuery,
+  fraudOutcomeWorkflowId,
+  reviewResolvedSignal,
+  type FraudOutcomeStatus,
+  type ReviewResolution,
+} from '../../temporal/fraud';
+import { personaCustomerId } from '../../temporal/searchAttributes';
+import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
+import type { ApiDeps } from '../deps';
+
+const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
+  challenge_passed: 'passed a fraud challenge: raise the device’s trust',
+  confirmed_fraud: 'confirmed fraud: compromise the payment method, distrust the device, suspend the customer pending review',
+  account_takeover: 'account takeover: suspend the customer pending review, distrust the device, alert the customer',
+  false_positive: 'false positive: put back what the earlier fraud outcome changed',
+};
+
+export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeReport): Promise<{ workflow_id: string }> {
+  const workflowId = fraudOutcomeWorkflowId(report.outcome_id);
+  // A repeat of a known outcome is answered without checking it again (it may have changed what it checked).
+  try {
+    await deps.temporal.client.workflow.getHandle(workflowId).describe();
+    return { workflow_id: workflowId };
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  await checkFraudOutcome(deps.graph, report);
+  try {
+    await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [{ report, trust_step: deps.fraud.trustStep, review_days: deps.fraud.reviewDays }],
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      typedSearchAttributes: [{ key: personaCustomerId, value: report.customer_id }],
+      staticSummary: `Fraud outcome ${report.outcome_id} — ${SUMMARY[report.outcome]}`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  return { workflow_id: workflowId };
+}
+
+export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
+  try {
+    return await deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).query(fraudOutcomeStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('FraudOutcome', outcomeId);
+    throw err;
+  }
+}
+
+/** Sends ops' decision to an outcome waiting for review; 409 when it is not waiting. */
+export async function resolveReview(deps: ApiDeps, outcomeId: string, resolution: ReviewResolution): Promise<{ workflow_id: string }> {
+  const status = await fraudOutcomeStatus(deps, outcomeId);
+  if (status.state !== 'awaiting_review') {
+    throw new InvalidStateError(`fraud outcome ${outcomeId} is not awaiting review (it is ${status.state})`);
+  }
+  const workflowId = fraudOutcomeWorkflowId(outcomeId);
+  await deps.temporal.client.workflow.getHandle(workflowId).signal(reviewResolvedSignal, resolution);
+  return { workflow_id: workflowId };
+}

@@ -1,0 +1,180 @@
+/**
+ * Fraud outcomes in the graph. Each outcome is applied in one transaction — every change with its
+ * own event, plus a FraudOutcomeApplied event (idempotency key `fraud:<outcome id>`) listing each
+ * change's old and new value — so a retry returns the first result and a false positive can put
+ * back exactly what the outcome changed.
+ */
+import type { ManagedTransaction } from 'neo4j-driver';
+import { setCustomerStatusTx } from './customers';
+import { setDeviceTrustTx } from './devices';
+import { InvalidInputError, NotFoundError } from './errors';
+import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+import type { CustomerStatus, PaymentMethodStatus } from './model';
+import { setPaymentMethodStatusTx } from './paymentMethods';
+
+export const FRAUD_OUTCOMES = ['challenge_passed', 'confirmed_fraud', 'false_positive', 'account_takeover'] as const;
+export type FraudOutcomeKind = (typeof FRAUD_OUTCOMES)[number];
+
+export interface FraudOutcomeReport {
+  outcome_id: string;
+  customer_id: string;
+  outcome: FraudOutcomeKind;
+  device_id?: string | null;
+  payment_method_id?: string | null;
+}
+
+/** One change an outcome made: what, and its value before and after. */
+export type FraudChange =
+  | { entity: 'payment_method'; id: string; field: 'status'; from: PaymentMethodStatus; to: PaymentMethodStatus }
+  | { entity: 'device'; id: string; field: 'trust_score'; from: number; to: number }
+  | { entity: 'customer'; id: string; field: 'status'; from: CustomerStatus; to: CustomerStatus };
+
+export interface AppliedFraudOutcome {
+  outcome_id: string;
+  outcome: FraudOutcomeKind;
+  changes: FraudChange[];
+  /** The customer is suspended by this outcome (and awaits review). */
+  suspended: boolean;
+}
+
+export interface FraudReversal {
+  /** The outcome put back, or null when the customer had none to put back. */
+  reversed_outcome_id: string | null;
+  restored: FraudChange[];
+  /** Changes left alone because the value moved on since (someone else changed it). */
+  skipped: FraudChange[];
+}
+
+const CYPHER = {
+  ownership: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    OPTIONAL MATCH (c)-[:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
+    RETURN c.status AS status, p IS NOT NULL AS ownsMethod, d IS NOT NULL AS ownsDevice`,
+  // Read under the entity's lock (the first SET takes it) before putting a value back.
+  currentMethod: `MATCH (p:PaymentMethod {id: $id}) SET p.updated_at = datetime.transaction() RETURN p.status AS value`,
+  currentDevice: `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction() RETURN d.trust_score AS value`,
+  currentCustomer: `MATCH (c:Customer {id: $id}) SET c.updated_at = datetime.transaction() RETURN c.status AS value`,
+} as const;
+
+/**
+ * Checks a report against the graph: the customer exists, and the device and payment method, when
+ * named, are the customer's; the fields each outcome needs are there. Throws InvalidInputError
+ * naming the field (NotFoundError for an unknown customer); writes nothing.
+ */
+export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promise<void> {
+  if (r.outcome === 'challenge_passed' && !r.device_id) throw new InvalidInputError('device_id', 'required for challenge_passed: the device that passed the challenge');
+  if (r.outcome === 'confirmed_fraud' && !r.payment_method_id) throw new InvalidInputError('payment_method_id', 'required for confirmed_fraud: the payment method used in the fraud');
+  const record = await readTx(g, async (tx) =>
+    (await tx.run(CYPHER.ownership, { customerId: r.customer_id, paymentMethodId: r.payment_method_id ?? '', deviceId: r.device_id ?? '' })).records[0],
+  );
+  if (!record) throw new NotFoundError('Customer', r.customer_id);
+  if (r.payment_method_id && !record.get('ownsMethod')) throw new InvalidInputError('payment_method_id', 'is not a payment method of this customer');
+  if (r.device_id && !record.get('ownsDevice')) throw new InvalidInputError('device_id', 'is not a device this customer has logged in from');
+}
+
+/**
+ * Applies an outcome's changes in one transaction:
+ *   challenge_passed  → the device's trust rises by `trustStep` (at most 1);
+ *   confirmed_fraud   → the method becomes `compromised`, the device's trust 0, the customer `suspended`;
+ *   account_takeover  → the customer `suspended`, the device's trust 0.
+ * Applying the same outcome again returns what the first application did.
+ */
+export async function applyFraudOutcome(g: Graph, r: FraudOutcomeReport, options: { trustStep: number }): Promise<AppliedFraudOutcome> {
+  if (r.outcome === 'false_positive') throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
+  const key = `fraud:${r.outcome_id}`;
+  return writeTx(g, async (tx) => {
+    const prior = await findEventByIdempotencyKey(tx, key);
+    if (prior) return prior.payload as unknown as AppliedFraudOutcome;
+    const reason = `fraud outcome ${r.outcome_id}: ${r.outcome}`;
+    const extra = { fraud_outcome_id: r.outcome_id };
+    const changes: FraudChange[] = [];
+    if (r.payment_method_id && r.outcome === 'confirmed_fraud') {
+      const { from } = await setPaymentMethodStatusTx(tx, r.payment_method_id, 'compromised', { reason, extra });
+      changes.push({ entity: 'payment_method', id: r.payment_method_id, field: 'status', from, to: 'compromised' });
+    }
+    if (r.device_id) {
+      const { from, to } = await setDeviceTrustTx(tx, r.device_id, r.outcome === 'challenge_passed' ? { delta: options.trustStep } : { score: 0 }, { reason, extra });
+      changes.push({ entity: 'device', id: r.device_id, field: 'trust_score', from, to });
+    }
+    const suspends = r.outcome === 'confirmed_fraud' || r.outcome === 'account_takeover';
+    if (suspends) {
+      const from = await setCustomerStatusTx(tx, r.customer_id, 'suspended', 'CustomerSuspended', { reason, ...extra });
+      changes.push({ entity: 'customer', id: r.customer_id, field: 'status', from, to: 'suspended' });
+    }
+    const applied: AppliedFraudOutcome = { outcome_id: r.outcome_id, outcome: r.outcome, changes, suspended: suspends };
+    await appendEvent(tx, 'FraudOutcomeApplied', r.customer_id, { ...applied }, { idempotencyKey: key });
+    return applied;
+  });
+}
+
+async function current(tx: ManagedTransaction, change: FraudChange): Promise<unknown> {
+  const cypher = { payment_method: CYPHER.currentMethod, device: CYPHER.currentDevice, customer: CYPHER.currentCustomer }[change.entity];
+  return (await tx.run(cypher, { id: change.id })).records[0]?.get('value');
+}
+
+/**
+ * A false positive: puts back what the customer's latest confirmed_fraud or account_takeover
+ * outcome (not reversed yet) changed — each value only if it is still what the outcome set —
+ * with each change's event and a FraudOutcomeReversed event (idempotency key
+ * `fraud:<false positive's outcome id>`). Reversing again returns the first result.
+ */
+export async function reverseLatestFraudOutcome(g: Graph, r: { outcome_id: string; customer_id: string }): Promise<FraudReversal> {
+  const key = `fraud:${r.outcome_id}`;
+  const [applied, reversed] = await Promise.all([
+    listCustomerEvents(g, r.customer_id, { type: 'FraudOutcomeApplied', limit: 1000 }),
+    listCustomerEvents(g, r.customer_id, { type: 'FraudOutcomeReversed', limit: 1000 }),
+  ]);
+  const done = new Set(reversed.map((e) => e.payload.reversed_outcome_id));
+  const target = applied
+    .map((e) => e.payload as unknown as AppliedFraudOutcome)
+    .find((a) => (a.outcome === 'confirmed_fraud' || a.outcome === 'account_takeover') && !done.has(a.outcome_id));
+  return writeTx(g, async (tx) => {
+    const prior = await findEventByIdempotencyKey(tx, key);
+    if (prior) return prior.payload as unknown as FraudReversal;
+    const result: FraudReversal = { reversed_outcome_id: target?.outcome_id ?? null, restored: [], skipped: [] };
+    const reason = `false positive ${r.outcome_id}${target ? ` reverses ${target.outcome_id}` : ''}`;
+    const extra = { fraud_outcome_id: r.outcome_id };
+    for (const change of target?.changes ?? []) {
+      if ((await current(tx, change)) !== change.to) {
+        result.skipped.push(change);
+        continue;
+      }
+      if (change.entity === 'payment_method') await setPaymentMethodStatusTx(tx, change.id, change.from, { reason, extra });
+      if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, { reason, extra });
+      if (change.entity === 'customer') await setCustomerStatusTx(tx, change.id, change.from, 'CustomerReinstated', { reason, ...extra });
+      result.restored.push({ ...change, from: change.to, to: change.from } as FraudChange);
+    }
+    await appendEvent(tx, 'FraudOutcomeReversed', r.customer_id, { outcome_id: r.outcome_id, ...result }, { idempotencyKey: key });
+    return result;
+  });
+}
+
+export type ReviewDecision = 'reinstate' | 'confirm' | 'timed_out';
+
+/**
+ * Records how the review of a suspending outcome ended (FraudReviewResolved, once per outcome).
+ * `reinstate` restores the customer's status from before the outcome, if the customer is still
+ * suspended (CustomerReinstated); `confirm` and `timed_out` leave the customer suspended.
+ */
+export async function resolveFraudReview(
+  g: Graph,
+  r: { outcome_id: string; customer_id: string; decision: ReviewDecision; restore_to?: CustomerStatus },
+): Promise<{ reinstated: boolean }> {
+  const key = `fraud-review:${r.outcome_id}`;
+  return writeTx(g, async (tx) => {
+    const prior = await findEventByIdempotencyKey(tx, key);
+    if (prior) return { reinstated: prior.payload.reinstated === true };
+    let reinstated = false;
+    if (r.decision === 'reinstate') {
+      const status = await current(tx, { entity: 'customer', id: r.customer_id, field: 'status', from: 'active', to: 'suspended' });
+      if (status === 'suspended') {
+        await setCustomerStatusTx(tx, r.customer_id, r.restore_to ?? 'active', 'CustomerReinstated', { reason: `review of fraud outcome ${r.outcome_id}: reinstated`, fraud_outcome_id: r.outcome_id });
+        reinstated = true;
+      }
+    }
+    await appendEvent(tx, 'FraudReviewResolved', r.customer_id, { outcome_id: r.outcome_id, decision: r.decision, reinstated }, { idempotencyKey: key });
+    return { reinstated };
+  });
+}

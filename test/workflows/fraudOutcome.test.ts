@@ -1,0 +1,168 @@
+/**
+ * The fraud-outcome workflow on the time-skipping server, with fake activities that record what
+ * they were asked. A waiting payment-recovery workflow stands in for a running recovery.
+ */
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import type { NotifyRequest } from '../../activities/notifications';
+import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReversal, ReviewDecision } from '../../graph/fraud';
+import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, reviewResolvedSignal, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { fraudOutcomeWorkflow, paymentRecoveryWorkflow } from '../../workflows';
+import { useWorkflowTestEnv } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
+});
+
+interface Log {
+  applied: FraudOutcomeReport[];
+  reversed: string[];
+  reviews: { outcome_id: string; decision: ReviewDecision; restore_to?: string }[];
+  notified: NotifyRequest[];
+}
+
+function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | null = null) {
+  return {
+    async applyFraudOutcome(report: FraudOutcomeReport, options: { trust_step: number }): Promise<AppliedFraudOutcome> {
+      log.applied.push(report);
+      const suspended = report.outcome === 'confirmed_fraud' || report.outcome === 'account_takeover';
+      const changes: AppliedFraudOutcome['changes'] = [];
+      if (report.device_id) changes.push({ entity: 'device', id: report.device_id, field: 'trust_score', from: 0.5, to: suspended ? 0 : 0.5 + options.trust_step });
+      if (suspended) changes.push({ entity: 'customer', id: report.customer_id, field: 'status', from: 'active', to: 'suspended' });
+      return { outcome_id: report.outcome_id, outcome: report.outcome, changes, suspended };
+    },
+    async reverseFraudOutcome(req: { outcome_id: string }): Promise<FraudReversal> {
+      log.reversed.push(req.outcome_id);
+      return { reversed_outcome_id: reversedOutcomeId, restored: [], skipped: [] };
+    },
+    async resolveFraudReview(req: { outcome_id: string; decision: ReviewDecision; restore_to?: string }): Promise<{ reinstated: boolean }> {
+      log.reviews.push(req);
+      return { reinstated: req.decision === 'reinstate' };
+    },
+    async listRunningRecoveries(): Promise<string[]> {
+      return running;
+    },
+    async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' }> {
+      log.notified.push(req);
+      return { sent: true, channel: 'email' };
+    },
+  };
+}
+
+const report = (outcome: FraudOutcomeReport['outcome'], extra: Partial<FraudOutcomeReport> = {}): FraudOutcomeReport => ({
+  outcome_id: `o-${randomUUID()}`,
+  customer_id: randomUUID(),
+  outcome,
+  device_id: randomUUID(),
+  ...extra,
+});
+
+const newLog = (): Log => ({ applied: [], reversed: [], reviews: [], notified: [] });
+
+async function withWorker<T>(log: Log, work: (taskQueue: string) => Promise<T>, running: string[] = [], reversed: string | null = null): Promise<T> {
+  const taskQueue = `fraud-${randomUUID()}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: fakes(log, running, reversed) });
+  return worker.runUntil(work(taskQueue));
+}
+
+const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30) =>
+  env.client.workflow.start(fraudOutcomeWorkflow, { taskQueue, workflowId: fraudOutcomeWorkflowId(r.outcome_id), args: [{ report: r, trust_step: 0.1, review_days: reviewDays }] });
+
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('fraudOutcomeWorkflow', () => {
+  it('challenge_passed raises the device’s trust by the step, and ends without a review', async () => {
+    const log = newLog();
+    const r = report('challenge_passed');
+    const status = await withWorker(log, async (tq) => (await start(tq, r)).result());
+    expect(status).toMatchObject({ state: 'done', applied: { suspended: false, changes: [{ entity: 'device', from: 0.5, to: 0.6 }] } });
+    expect(log.applied).toEqual([r]);
+    expect(log.reviews).toEqual([]);
+  });
+
+  it('confirmed_fraud tells every running recovery not to charge the method, then waits for ops to confirm', async () => {
+    const log = newLog();
+    const pm = randomUUID();
+    const r = report('confirmed_fraud', { payment_method_id: pm });
+    const recoveryId = `payment-recovery-${randomUUID()}`;
+    const status = await withWorker(
+      log,
+      async (tq) => {
+        // A recovery waiting for its payment report: running, so it can be told.
+        const recovery = await env.client.workflow.start(paymentRecoveryWorkflow, { taskQueue: tq, workflowId: recoveryId, args: [{ dunningSchedule: ['1d'] }] });
+        const handle = await start(tq, r);
+        await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+        const waiting = await handle.query(fraudOutcomeStatusQuery);
+        expect(waiting.recoveries_blocked).toEqual([recoveryId]);
+        expect(Date.parse(waiting.review_deadline ?? '')).toBeGreaterThan(Date.now());
+        await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
+        const result = await handle.result();
+        const history = await recovery.fetchHistory();
+        const signals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : []));
+        expect(signals).toEqual(['paymentMethodBlocked']);
+        return result;
+      },
+      [recoveryId, 'payment-recovery-already-finished'],
+    );
+    expect(status).toMatchObject({ state: 'confirmed', recoveries_blocked: [recoveryId], review_deadline: null });
+    expect(log.reviews).toEqual([{ outcome_id: r.outcome_id, customer_id: r.customer_id, decision: 'confirm', restore_to: 'active' }]);
+  });
+
+  it('account_takeover alerts the customer through a verified identifier, and ops can reinstate', async () => {
+    const log = newLog();
+    const r = report('account_takeover');
+    const status = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r);
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+      await handle.signal(reviewResolvedSignal, { decision: 'reinstate', note: 'customer called in' });
+      return handle.result();
+    });
+    expect(status.state).toBe('reinstated');
+    expect(log.notified).toMatchObject([{ customer_id: r.customer_id, kind: 'account_takeover', verified_only: true, key: `${fraudOutcomeWorkflowId(r.outcome_id)}:alert` }]);
+    expect(log.reviews).toMatchObject([{ decision: 'reinstate', restore_to: 'active' }]);
+  });
+
+  it('leaves the customer suspended when nobody reviews within 30 days, and records it', async () => {
+    const log = newLog();
+    const r = report('confirmed_fraud', { payment_method_id: randomUUID() });
+    const status = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r, 30);
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+      await env.sleep('29 days');
+      expect((await handle.query(fraudOutcomeStatusQuery)).state).toBe('awaiting_review');
+      expect(log.reviews).toEqual([]);
+      return handle.result(); // the test server skips the last day
+    });
+    expect(status.state).toBe('review_timed_out');
+    expect(log.reviews).toMatchObject([{ outcome_id: r.outcome_id, decision: 'timed_out' }]);
+  });
+
+  it('false_positive puts back the earlier outcome and ends its review', async () => {
+    const log = newLog();
+    const earlier = report('account_takeover');
+    const fp = report('false_positive', { customer_id: earlier.customer_id, device_id: null });
+    const [earlierStatus, fpStatus] = await withWorker(
+      log,
+      async (tq) => {
+        const first = await start(tq, earlier);
+        await until(async () => (await first.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+        const second = await (await start(tq, fp)).result();
+        return [await first.result(), second] as [FraudOutcomeStatus, FraudOutcomeStatus];
+      },
+      [],
+      earlier.outcome_id,
+    );
+    expect(log.reversed).toEqual([fp.outcome_id]);
+    expect(fpStatus).toMatchObject({ state: 'done', reversal: { reversed_outcome_id: earlier.outcome_id } });
+    expect(earlierStatus.state).toBe('reinstated');
+    // Only the earlier outcome was applied; the false positive reverses, it applies nothing.
+    expect(log.applied.map((a) => a.outcome_id)).toEqual([earlier.outcome_id]);
+  });
+});
