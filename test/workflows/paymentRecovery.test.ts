@@ -10,6 +10,7 @@ import {
   cancelRecoverySignal,
   paymentFailedSignal,
   paymentMethodAddedSignal,
+  paymentMethodBlockedSignal,
   recoveryStatusQuery,
   type PaymentFailure,
 } from '../../temporal/recovery';
@@ -158,6 +159,21 @@ describe('payment recovery workflow', () => {
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
     expect(log.notified.map((n) => n.kind)).toEqual(['dunning_reminder', 'dunning_reminder', 'payment_recovered']);
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-failed:r1`, `${f.payment_id}:pm-failed:r2`, `${f.payment_id}:pm-new:r2`]);
+  });
+
+  it('never charges a method again once it is blocked (a confirmed fraud), though it is still listed', async () => {
+    const f = failure();
+    // The fake lists pm-stolen in every round (as if its status had not changed): only the block keeps it out.
+    const world: World = { methods: ['pm-failed', 'pm-stolen'], answers: { 'pm-failed': ['insufficient_funds'], 'pm-stolen': ['do_not_honor'] } };
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        await handle.signal(paymentMethodBlockedSignal, { payment_method_id: 'pm-stolen', reason: 'confirmed fraud o-1' });
+      },
+    });
+    expect(status.state).toBe('failed');
+    // Unblocked, the same world charges both methods in every round (see the next test); blocked, never pm-stolen.
+    expect(log.charges.filter((c) => c.payment_method_id === 'pm-stolen')).toEqual([]);
+    expect(log.charges.filter((c) => c.payment_method_id === 'pm-failed')).toHaveLength(4);
   });
 
   it('gives up after the schedule: PaymentRecoveryFailed and a notification', async () => {
