@@ -110,7 +110,7 @@ describe('confirmed fraud', () => {
     const failure = { payment_id: payment, customer_id: c.customerId, payment_method_id: failed, amount: 1999, currency: 'EUR', decline_code: 'insufficient_funds' };
     expect((await request('POST', '/api/v1/payment-failures', await h.token('payments:report'), failure)).status).toBe(202);
     const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
-    await until(async () => ((await recovery.query('recoveryStatus')) as RecoveryStatus).state === 'dunning');
+    await until(async () => (await recovery.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
     const chargedBefore = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId)).filter((ch) => ch.idempotency_key.includes(stolen));
     expect(chargedBefore).toHaveLength(1);
 
