@@ -55,6 +55,12 @@ describe('configuration', () => {
     }
   });
 
+  it('reads the fraud settings and refuses a step outside (0, 1]', () => {
+    expect(loadSettings({})).toMatchObject({ PERSONA_FRAUD_TRUST_STEP: 0.1, PERSONA_FRAUD_REVIEW_DAYS: 30 });
+    expect(() => loadSettings({ PERSONA_FRAUD_TRUST_STEP: '0' })).toThrow(/PERSONA_FRAUD_TRUST_STEP/);
+    expect(() => loadSettings({ PERSONA_FRAUD_REVIEW_DAYS: 'soon' })).toThrow(/PERSONA_FRAUD_REVIEW_DAYS/);
+  });
+
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
     expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(/PERSONA_TOKEN_KEY: not set/);
