@@ -13,16 +13,9 @@ import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
 import { RECOVERY_WORKFLOW_TYPE } from '../temporal/recovery';
 import { customerWorkflowsQuery } from '../temporal/searchAttributes';
-import { asActivityFailure } from './graph';
+import { domain } from './graph';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
-  const domain = async <T>(work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      throw asActivityFailure(err);
-    }
-  };
   return {
     /** Applies the outcome's changes in one transaction; a retry returns the first result. */
     async applyFraudOutcome(report: FraudOutcomeReport, options: { trust_step: number }): Promise<AppliedFraudOutcome> {

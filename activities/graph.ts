@@ -12,15 +12,20 @@ export function asActivityFailure(err: unknown): unknown {
   return err;
 }
 
+/** Runs graph work in an activity: domain errors a retry cannot fix fail it for good. */
+export async function domain<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw asActivityFailure(err);
+  }
+}
+
 export function createGraphActivities({ graph }: { graph: Graph }) {
   return {
     /** Resolves the identity and writes the whole onboarding in one transaction; idempotent per onboarding id. */
     async onboardCustomer(plan: OnboardingPlan, ids: { onboardingId: string; customerId: string }): Promise<OnboardingResult> {
-      try {
-        return await onboardCustomer(graph, plan, ids);
-      } catch (err) {
-        throw asActivityFailure(err);
-      }
+      return domain(() => onboardCustomer(graph, plan, ids));
     },
   };
 }

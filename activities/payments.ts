@@ -6,7 +6,7 @@ import type { PaymentMethodStatus } from '../graph/model';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
 import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, reserveChargeAttempt, type RecoveryCandidate, type RecoveryRecord } from '../graph/recovery';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../temporal/recovery';
-import { asActivityFailure } from './graph';
+import { domain } from './graph';
 
 export interface ChargeAttempt {
   payment_id: string;
@@ -19,13 +19,6 @@ export interface ChargeAttempt {
 }
 
 export function createPaymentActivities({ graph, gateway, trustThreshold }: { graph: Graph; gateway: PaymentGateway; trustThreshold: number }) {
-  const domain = async <T>(work: () => Promise<T>): Promise<T> => {
-    try {
-      return await work();
-    } catch (err) {
-      throw asActivityFailure(err);
-    }
-  };
   return {
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
