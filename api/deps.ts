@@ -22,6 +22,7 @@ export interface ApiDeps {
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
+  events: { feedLagMs: number };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -40,5 +41,6 @@ export function apiDepsFromConfig(
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
+    events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
   };
 }

@@ -89,6 +89,11 @@ export const envSchema = z.object({
   PERSONA_FRAUD_TRUST_STEP: z.coerce.number().gt(0).max(1).default(0.1),
   /** How long a fraud suspension waits for ops' review before it stays as it is. */
   PERSONA_FRAUD_REVIEW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  /**
+   * The change feed serves events stamped at least this long ago, so no event can appear behind a
+   * reader's cursor; keep it above the 10 s limit on write transactions.
+   */
+  PERSONA_EVENTS_FEED_LAG_MS: z.coerce.number().int().min(0).default(15_000),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

@@ -26,10 +26,17 @@ export interface Graph {
   policy: IdentityPolicy;
 }
 
+/**
+ * No write transaction may run longer than this: the change feed serves only events stamped
+ * longer ago than its lag (PERSONA_EVENTS_FEED_LAG_MS, more than this), so by then every
+ * transaction that stamped one has committed or rolled back.
+ */
+export const WRITE_TX_TIMEOUT_MS = 10_000;
+
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
   try {
-    return await session.executeWrite(work);
+    return await session.executeWrite(work, { timeout: WRITE_TX_TIMEOUT_MS });
   } catch (err) {
     throw mapNeo4jError(err);
   } finally {

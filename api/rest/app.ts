@@ -17,6 +17,7 @@ import { adminRoutes } from './admin';
 import { validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
+import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
 import { paymentRoutes } from './payments';
 import { onboardingRoutes } from './onboarding';
@@ -48,6 +49,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', contextRoutes(deps));
   app.route('/', paymentRoutes(deps));
   app.route('/', fraudRoutes(deps));
+  app.route('/', eventRoutes(deps));
   app.route('/', adminRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

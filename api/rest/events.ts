@@ -1,0 +1,85 @@
+/**
+ * The event log:
+ *   GET /api/v1/events?after=&limit=                 the change feed (scope events:read)
+ *   GET /api/v1/customers/{id}/events?before=&limit=  a customer's own history (the customer, or ops)
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { EVENT_TYPES } from '../../graph/events';
+import type { ApiDeps } from '../deps';
+import { customerHistory, eventFeed } from '../services/events';
+import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+
+const limit = (max: number, fallback: number) =>
+  z.coerce.number().int().min(1).max(max).default(fallback).openapi({ param: { name: 'limit', in: 'query' }, description: `1–${max}, default ${fallback}` });
+
+const eventSchema = z
+  .object({
+    id: z.uuid(),
+    type: z.enum(EVENT_TYPES),
+    customer_id: z.string(),
+    occurred_at: z.string(),
+    payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),
+  })
+  .openapi('Event');
+
+const historyItem = z.object({ id: z.uuid(), type: z.enum(EVENT_TYPES), occurred_at: z.string(), summary: z.string() }).openapi('HistoryItem');
+
+export function eventRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/events',
+      tags: ['events'],
+      security: bearerSecurity,
+      summary: 'The change feed: every event, oldest first; store next_cursor and resume with ?after= (at least once, in order per customer)',
+      middleware: [access(deps.authenticate, { scopes: ['events:read'] })] as const,
+      request: {
+        query: z.object({
+          after: z.string().max(512).optional().openapi({ param: { name: 'after', in: 'query' }, description: 'next_cursor of the previous page' }),
+          limit: limit(1000, 100),
+        }),
+      },
+      responses: {
+        200: {
+          description: 'A page of the feed; next_cursor is where to resume (the same cursor when nothing was new)',
+          content: { 'application/json': { schema: z.object({ data: z.array(eventSchema), next_cursor: z.string().nullable() }).openapi('EventFeedPage') } },
+        },
+        ...problems(400, 401, 403),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      return c.json(await eventFeed(deps, q.after, q.limit), 200);
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/customers/{id}/events',
+      tags: ['customers'],
+      security: bearerSecurity,
+      summary: 'The customer’s own history, newest first, in words',
+      middleware: [access(deps.authenticate, { scopes: ['ops'], self: true })] as const,
+      request: {
+        params: customerParams,
+        query: z.object({
+          before: z.string().max(512).optional().openapi({ param: { name: 'before', in: 'query' }, description: 'next_cursor of the previous page' }),
+          limit: limit(200, 50),
+        }),
+      },
+      responses: {
+        200: {
+          description: 'A page of the history; next_cursor is null on the last page',
+          content: { 'application/json': { schema: z.object({ data: z.array(historyItem), next_cursor: z.string().nullable() }).openapi('HistoryPage') } },
+        },
+        ...problems(400, 401, 403, 404),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      return c.json(await customerHistory(deps, c.req.valid('param').id, q.before, q.limit), 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,115 @@
+/**
+ * The change-event feed and a customer's own history, read from the event log.
+ *
+ * Order: (occurred_at, seq, id) — a total order that, per customer, is the order the changes
+ * were made in (an event is stamped under its entity's lock; seq orders one transaction's events).
+ *
+ * No skipped events: a transaction stamps its events before it commits, so an event can become
+ * visible after a later-stamped one. The feed therefore only serves events stamped at least
+ * `lagMs` ago (by Neo4j's own clock), and every write transaction is bounded by
+ * WRITE_TX_TIMEOUT_MS < lag: anything stamped before the horizon has committed or rolled back,
+ * so a cursor never passes an event that could still appear behind it.
+ */
+import neo4j from 'neo4j-driver';
+import { toPlain, type Plain } from './convert';
+import { InvalidInputError, NotFoundError } from './errors';
+import type { PersonaEvent } from './events';
+import { readTx, type Graph } from './graph';
+
+/** Where a reader is: the last event it was given, as an opaque string. */
+interface Position {
+  /** occurred_at exactly as Neo4j prints it (nanoseconds kept). */
+  t: string;
+  s: number;
+  id: string;
+}
+
+const EVENT = `e {.id, .type, .customer_id, .occurred_at, .payload} AS event, toString(e.occurred_at) AS at, e.seq AS seq`;
+
+const CYPHER = {
+  feedFirst: `
+    WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon
+    MATCH (e:Event) WHERE e.occurred_at <= horizon
+    RETURN ${EVENT}
+    ORDER BY e.occurred_at, e.seq, e.id LIMIT $limit`,
+  feedAfter: `
+    WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon
+    MATCH (e:Event) WHERE e.occurred_at >= datetime($t) AND e.occurred_at <= horizon
+    WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
+    RETURN ${EVENT}
+    ORDER BY e.occurred_at, e.seq, e.id LIMIT $limit`,
+  historyFirst: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at IS NOT NULL
+    WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
+    RETURN c.id AS customer, collect(CASE WHEN e IS NULL THEN null ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload}, at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
+  historyBefore: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at <= datetime($t)
+    WITH c, e WHERE e IS NULL OR e.occurred_at < datetime($t) OR e.seq < $s OR (e.seq = $s AND e.id < $id)
+    WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
+    RETURN c.id AS customer, collect(CASE WHEN e IS NULL THEN null ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload}, at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
+} as const;
+
+export function encodeCursor(p: Position): string {
+  return Buffer.from(JSON.stringify(p)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string, field: string): Position {
+  try {
+    const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Position;
+    if (typeof p.t === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(p.t) && typeof p.s === 'number' && typeof p.id === 'string') return p;
+  } catch {
+    // fall through
+  }
+  throw new InvalidInputError(field, 'is not a cursor this api gave out');
+}
+
+function toEvent(value: unknown): PersonaEvent {
+  const e = toPlain(value) as Record<string, Plain>;
+  return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
+}
+
+export interface FeedPage {
+  data: PersonaEvent[];
+  /** Resume from here (it is `after` again when there was nothing new). */
+  next_cursor: string | null;
+}
+
+/** Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. */
+export async function readFeed(g: Graph, options: { after?: string | undefined; limit: number; lagMs: number }): Promise<FeedPage> {
+  const after = options.after ? decodeCursor(options.after, 'after') : null;
+  const rows = await readTx(g, async (tx) =>
+    (
+      await tx.run(after ? CYPHER.feedAfter : CYPHER.feedFirst, {
+        lagMs: neo4j.int(options.lagMs),
+        limit: neo4j.int(options.limit),
+        ...(after ?? {}),
+      })
+    ).records,
+  );
+  const data = rows.map((r) => toEvent(r.get('event')));
+  const last = rows.at(-1);
+  const next = last ? encodeCursor({ t: last.get('at') as string, s: toPlain(last.get('seq')) as number, id: (data.at(-1) as PersonaEvent).id }) : (options.after ?? null);
+  return { data, next_cursor: next };
+}
+
+/** A customer's events, newest first, `limit` per page; `before` continues from a page's cursor. */
+export async function readCustomerHistory(
+  g: Graph,
+  customerId: string,
+  options: { before?: string | undefined; limit: number },
+): Promise<{ data: PersonaEvent[]; next_cursor: string | null }> {
+  const before = options.before ? decodeCursor(options.before, 'before') : null;
+  const record = await readTx(g, async (tx) =>
+    (await tx.run(before ? CYPHER.historyBefore : CYPHER.historyFirst, { customerId, limit: neo4j.int(options.limit), ...(before ?? {}) })).records[0],
+  );
+  if (!record) throw new NotFoundError('Customer', customerId);
+  const rows = record.get('rows') as { event: unknown; at: string; seq: number }[];
+  const data = rows.map((r) => toEvent(r.event));
+  const last = rows.at(-1);
+  return {
+    data,
+    next_cursor: last && rows.length === options.limit ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id }) : null,
+  };
+}
