@@ -19,7 +19,7 @@ export interface HistoryItem {
 }
 
 type Payload = Record<string, unknown>;
-const str = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v as string | number | boolean));
+const str = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 const words = (v: unknown): string => str(v).replace(/_/g, ' ');
 const because = (p: Payload): string => (p.reason ? ` (${str(p.reason)})` : '');
 const card = (p: Payload): string =>
