@@ -19,7 +19,12 @@ export interface HistoryItem {
 }
 
 type Payload = Record<string, unknown>;
-const str = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+function str(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
 const words = (v: unknown): string => str(v).replace(/_/g, ' ');
 const because = (p: Payload): string => (p.reason ? ` (${str(p.reason)})` : '');
 const card = (p: Payload): string =>
