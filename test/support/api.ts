@@ -9,7 +9,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
-import { apiDepsFromConfig } from '../../api/deps';
+import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createApp } from '../../api/rest/app';
 import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
 import { LogNotificationSink } from '../../clients/notifications';
@@ -26,6 +26,8 @@ export interface Harness {
   client: Client;
   taskQueue: string;
   token(scope: string, sub?: string): Promise<string>;
+  /** The same app over changed dependencies (e.g. a shorter feed lag). */
+  withDeps(change: (deps: ApiDeps) => ApiDeps): ReturnType<typeof createApp>;
   close(): Promise<void>;
 }
 
@@ -62,11 +64,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       })),
   });
   const running = worker.run();
-  const app = createApp({
+  const deps: ApiDeps = {
     ...apiDepsFromConfig(graph.config, { logger: createLogger('test-api', 'silent'), readiness: [], graph, client, taskQueue }),
     limits,
     ...(options.policy ? { policy: options.policy } : {}),
-  });
+  };
+  const app = createApp(deps);
 
   const secret = new TextEncoder().encode(graph.config.jwtSecret);
   return {
@@ -74,6 +77,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     graph,
     client,
     taskQueue,
+    withDeps: (change) => createApp(change(deps)),
     token: async (scope, sub) => {
       const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m');
       return (sub ? jwt.setSubject(sub) : jwt).sign(secret);
