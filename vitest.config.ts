@@ -10,6 +10,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     pool: 'forks',
+    // Every event any test writes (here or in a process a test starts) is checked against its
+    // type's payload contract (graph/eventSchemas.ts); a broken contract fails the write.
+    env: { PERSONA_VERIFY_EVENT_PAYLOADS: '1' },
     testTimeout: 60_000,
     hookTimeout: 180_000,
     teardownTimeout: 120_000,

@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
+import { payloadProblem } from './eventSchemas';
 import { readTx, type Graph } from './graph';
 
 export const EVENT_TYPES = [
@@ -94,6 +95,13 @@ export interface NewEvent {
 /** Appends several events in one statement (batch writers such as the expiry scan). */
 export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
+  // A test aid (the test runner sets it): every payload must keep its type's contract.
+  if (process.env.PERSONA_VERIFY_EVENT_PAYLOADS === '1') {
+    for (const e of events) {
+      const problem = payloadProblem(e.type, e.payload);
+      if (problem) throw new Error(`${e.type} payload breaks its contract (graph/eventSchemas.ts): ${problem}`);
+    }
+  }
   const first = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, first + events.length);
   await tx.run(CYPHER.append, {

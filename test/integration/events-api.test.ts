@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp } from '../../api/rest/app';
+import type { createApp } from '../../api/rest/app';
 import { addPaymentMethod, createCustomer, listCustomerEvents, updateCustomer, type PersonaEvent } from '../../graph';
 import { encodeCursor, readFeed } from '../../graph/feed';
 import { startHarness, type Harness } from '../support/api';

@@ -1,0 +1,21 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { EVENTS_SCHEMA_FILE, renderEventsSchema } from '../scripts/events-schema';
+import { EVENT_TYPES } from './events';
+import { EVENT_PAYLOADS, payloadProblem } from './eventSchemas';
+
+describe('event payload contracts', () => {
+  it('covers every event type', () => {
+    expect(Object.keys(EVENT_PAYLOADS).sort()).toEqual([...EVENT_TYPES].sort());
+  });
+
+  it('names what is wrong with a payload, and lets payloads gain fields', () => {
+    expect(payloadProblem('DefaultPaymentMethodChanged', { from: null, to: 'pm-1', reason: 'payment_recovered' })).toBeNull();
+    expect(payloadProblem('CustomerNotified', { kind: 'card_expiring', channel: 'pigeon' })).toMatch(/^channel:/);
+    expect(payloadProblem('PaymentMethodStatusChanged', { payment_method_id: 'pm-1', from: 'active' })).toMatch(/to:/);
+  });
+
+  it('is documented in docs/events.schema.json, up to date (npm run events:schema)', () => {
+    expect(readFileSync(EVENTS_SCHEMA_FILE, 'utf8')).toBe(renderEventsSchema());
+  });
+});
