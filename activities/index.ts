@@ -9,6 +9,7 @@ import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import { createAgentActivities } from './agents';
+import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
 import { createGraphActivities } from './graph';
@@ -34,6 +35,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createNotificationActivities(deps),
     ...createExpiryActivities(deps),
     ...createFraudActivities(deps),
+    ...createEventActivities(deps),
   };
 }
 

@@ -94,6 +94,10 @@ export const envSchema = z.object({
    * reader's cursor; keep it above the 10 s limit on write transactions.
    */
   PERSONA_EVENTS_FEED_LAG_MS: z.coerce.number().int().min(0).default(15_000),
+  /** When set, the worker keeps the event relay running: every event is POSTed here, in order. */
+  PERSONA_EVENTS_WEBHOOK_URL: z.url().optional(),
+  /** Delivery attempts (with backoff) before the relay parks an event and goes on. */
+  PERSONA_EVENTS_RELAY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */

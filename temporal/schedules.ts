@@ -4,6 +4,7 @@
  * start-up; `npm run schedules:apply` does it on its own. Running either twice changes nothing.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, type EventRelayInput } from './eventRelay';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
 
 export interface ScheduleSettings {
@@ -74,4 +75,39 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
     }
   }
   return applied;
+}
+
+export interface RelaySettings {
+  TEMPORAL_TASK_QUEUE: string;
+  PERSONA_EVENTS_WEBHOOK_URL?: string | undefined;
+  PERSONA_EVENTS_FEED_LAG_MS: number;
+  PERSONA_EVENTS_RELAY_MAX_ATTEMPTS: number;
+}
+
+export function eventRelayInput(s: RelaySettings & { PERSONA_EVENTS_WEBHOOK_URL: string }): EventRelayInput {
+  return {
+    webhook_url: s.PERSONA_EVENTS_WEBHOOK_URL,
+    lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,
+    page_size: 100,
+    poll_interval: '2 seconds',
+    max_attempts: s.PERSONA_EVENTS_RELAY_MAX_ATTEMPTS,
+    pages_per_run: 500,
+  };
+}
+
+/**
+ * Keeps the event relay running when PERSONA_EVENTS_WEBHOOK_URL is set: starts
+ * `persona-event-relay`, or leaves the running one alone.
+ */
+export async function ensureEventRelay(client: Client, s: RelaySettings): Promise<'on' | 'off'> {
+  const url = s.PERSONA_EVENTS_WEBHOOK_URL;
+  if (!url) return 'off';
+  await client.workflow.start(EVENT_RELAY_WORKFLOW_TYPE, {
+    workflowId: EVENT_RELAY_WORKFLOW_ID,
+    taskQueue: s.TEMPORAL_TASK_QUEUE,
+    args: [eventRelayInput({ ...s, PERSONA_EVENTS_WEBHOOK_URL: url })],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Delivers the change feed to ${new URL(url).host}, in order; parks events the subscriber keeps refusing`,
+  });
+  return 'on';
 }

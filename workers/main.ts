@@ -18,7 +18,7 @@ import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
 import { connectTemporal } from '../temporal/connection';
-import { applySchedules } from '../temporal/schedules';
+import { applySchedules, ensureEventRelay } from '../temporal/schedules';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -69,8 +69,10 @@ async function main(): Promise<void> {
     for (const s of await applySchedules(temporal.client, config)) {
       logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
     }
+    const relay = await ensureEventRelay(temporal.client, config);
+    logger.info({ relay }, relay === 'off' ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off' : `event relay running, delivering to ${config.PERSONA_EVENTS_WEBHOOK_URL ?? ''}`);
   } else {
-    logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules are left as they are');
+    logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
 
   const health = healthRoutes({

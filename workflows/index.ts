@@ -7,3 +7,4 @@ export { trustedDeviceWorkflow } from './trustedDevice';
 export { paymentRecoveryWorkflow } from './paymentRecovery';
 export { expiryScanWorkflow } from './expiryScan';
 export { fraudOutcomeWorkflow } from './fraudOutcome';
+export { eventRelayWorkflow } from './eventRelay';

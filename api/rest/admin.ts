@@ -2,11 +2,14 @@
  * Operations (scope `ops`):
  *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now (optionally as of a day)
  *   GET  /api/v1/admin/expiry-scans/{workflow_id}   a scan's progress
+ *   GET  /api/v1/admin/event-relay                  the event relay: cursor, delivered, parked events
+ *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { isIsoDate } from '../../payments/expiry';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
+import { relayStatus, retryParked } from '../services/relay';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
 const expiryScanRequest = z
@@ -91,6 +94,52 @@ export function adminRoutes(deps: ApiDeps) {
       responses: { 200: { description: 'The scan’s progress query', content: { 'application/json': { schema: progressSchema } } }, ...problems(400, 401, 403, 404) },
     }),
     async (c) => c.json(await expiryScanProgress(deps, c.req.valid('param').workflow_id), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/admin/event-relay',
+      tags: ['admin'],
+      security: bearerSecurity,
+      summary: 'The event relay: its checkpoint, how many events it delivered, and the parked ones with their errors',
+      middleware: [opsOnly] as const,
+      responses: {
+        200: {
+          description: 'The relay’s status query',
+          content: {
+            'application/json': {
+              schema: z
+                .object({
+                  cursor: z.string().nullable(),
+                  delivered: z.number().int(),
+                  parked: z.array(z.object({ event: z.record(z.string(), z.unknown()), error: z.string(), attempts: z.number().int(), parked_at: z.string() })),
+                  runs: z.number().int(),
+                  last_delivery_at: z.string().nullable(),
+                })
+                .openapi('EventRelayStatus'),
+            },
+          },
+        },
+        ...problems(401, 403, 404),
+      },
+    }),
+    async (c) => c.json(await relayStatus(deps), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/admin/event-relay/retry',
+      tags: ['admin'],
+      security: bearerSecurity,
+      summary: 'Deliver parked events again: every one, or the one named by event_id',
+      middleware: [opsOnly] as const,
+      request: { body: { required: false, content: { 'application/json': { schema: z.strictObject({ event_id: z.uuid().optional() }) } } } },
+      responses: { 202: { description: 'The relay retries them next', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } }, ...problems(400, 401, 403, 404) },
+    }),
+    async (c) => {
+      const body = c.req.header('content-type') ? c.req.valid('json') : {};
+      return c.json(await retryParked(deps, body.event_id), 202);
+    },
   );
   return app;
 }

@@ -278,6 +278,8 @@ describe('the OpenAPI document', () => {
   it('describes every route from the same schemas, with a browsable UI', async () => {
     const doc = (await (await h.app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/admin/event-relay',
+      '/api/v1/admin/event-relay/retry',
       '/api/v1/admin/expiry-scan',
       '/api/v1/admin/expiry-scans/{workflow_id}',
       '/api/v1/customers/{id}/checkout-options',

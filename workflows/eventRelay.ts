@@ -1,0 +1,87 @@
+/**
+ * Event relay — workflow id `persona-event-relay`, started by the worker when
+ * PERSONA_EVENTS_WEBHOOK_URL is set. Reads the change feed page by page and POSTs each event, in
+ * order, to the subscriber (Idempotency-Key = event id), retrying with backoff. An event that
+ * still fails after `max_attempts` (or is refused with a 4xx) is parked — kept in the state,
+ * visible in the `eventRelayStatus` query — and the relay goes on with the next; `retryParked`
+ * tries parked events again. The feed cursor is the checkpoint: it moves past a page once every
+ * event of it is delivered or parked, and survives continue-as-new after `pages_per_run` pages.
+ */
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import type { EventActivities } from '../activities/events';
+import type { PersonaEvent } from '../graph/events';
+import { eventRelayStatusQuery, retryParkedSignal, type EventRelayInput, type EventRelayState } from '../temporal/eventRelay';
+import { graphWrite } from './activityOptions';
+
+const feed = proxyActivities<Pick<EventActivities, 'readEventFeed'>>(graphWrite);
+
+export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
+  const state: EventRelayState = input.state ?? { cursor: null, delivered: 0, parked: [], runs: 0, last_delivery_at: null };
+  state.runs++;
+  let retry: { event_id?: string } | null = null;
+  setHandler(eventRelayStatusQuery, () => state);
+  setHandler(retryParkedSignal, (r) => {
+    retry = r;
+  });
+  const delivery = {
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: input.max_attempts },
+  } as const;
+  const { deliverEvent } = proxyActivities<Pick<EventActivities, 'deliverEvent'>>(delivery);
+
+  /** Delivers one event; the reason when it had to be given up for now, else null. */
+  const deliver = async (event: PersonaEvent): Promise<string | null> => {
+    try {
+      await deliverEvent.executeWithOptions({ ...delivery, summary: `${event.type} ${event.id}` }, [{ webhook_url: input.webhook_url, event }]);
+      state.delivered++;
+      state.last_delivery_at = new Date().toISOString();
+      return null;
+    } catch (err) {
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+      return cause;
+    }
+  };
+
+  const retryParked = async (): Promise<void> => {
+    const request = retry;
+    retry = null;
+    if (!request) return;
+    const still: typeof state.parked = [];
+    for (const p of state.parked) {
+      if (request.event_id && p.event.id !== request.event_id) {
+        still.push(p);
+        continue;
+      }
+      const error = await deliver(p.event);
+      if (error) still.push({ ...p, error, attempts: p.attempts + input.max_attempts });
+      else log.info('parked event delivered', { eventId: p.event.id });
+    }
+    state.parked = still;
+  };
+
+  const report = (): void =>
+    setCurrentDetails(
+      `**Event relay** to ${new URL(input.webhook_url).host}: ${state.delivered} delivered, ${state.parked.length} parked` +
+        (state.parked.length ? ` (retry with the \`retryParked\` signal)` : '') +
+        `; last delivery ${state.last_delivery_at ?? 'never'}`,
+    );
+  report();
+
+  for (let page = 0; page < input.pages_per_run; page++) {
+    await retryParked();
+    const { data, next_cursor } = await feed.readEventFeed({ after: state.cursor, limit: input.page_size, lag_ms: input.lag_ms });
+    for (const event of data) {
+      const error = await deliver(event);
+      if (error) {
+        log.warn('event parked: the subscriber keeps failing it', { eventId: event.id, type: event.type, error });
+        state.parked.push({ event, error, attempts: input.max_attempts, parked_at: new Date().toISOString() });
+      }
+    }
+    state.cursor = next_cursor;
+    report();
+    if (data.length === 0) await condition(() => retry !== null, input.poll_interval);
+  }
+  await retryParked();
+  await condition(allHandlersFinished);
+  await continueAsNew<typeof eventRelayWorkflow>({ ...input, state });
+}
