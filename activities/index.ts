@@ -9,6 +9,7 @@ import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import { createAgentActivities } from './agents';
+import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
@@ -36,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createExpiryActivities(deps),
     ...createFraudActivities(deps),
     ...createEventActivities(deps),
+    ...createErasureActivities(deps),
   };
 }
 

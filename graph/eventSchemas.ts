@@ -57,6 +57,9 @@ export const EVENT_PAYLOADS = {
   FraudOutcomeApplied: z.looseObject({ outcome_id: id, outcome: z.enum(['challenge_passed', 'confirmed_fraud', 'account_takeover']), changes: z.array(change), suspended: z.boolean() }),
   FraudOutcomeReversed: z.looseObject({ outcome_id: id, reversed_outcome_id: id.nullable(), restored: z.array(change), skipped: z.array(change) }),
   FraudReviewResolved: z.looseObject({ outcome_id: id, decision: z.enum(['reinstate', 'confirm', 'timed_out']), reinstated: z.boolean() }),
+  CustomerErased: z.looseObject({
+    deleted: z.object({ identifiers: z.number().int(), addresses: z.number().int(), payment_methods: z.number().int(), devices: z.number().int(), events_stripped: z.number().int() }),
+  }),
 } satisfies Record<EventType, z.ZodType>;
 
 /** Null when the payload keeps its type's contract; else what is wrong. */

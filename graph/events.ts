@@ -36,6 +36,7 @@ export const EVENT_TYPES = [
   'FraudOutcomeApplied',
   'FraudOutcomeReversed',
   'FraudReviewResolved',
+  'CustomerErased',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

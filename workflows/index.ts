@@ -8,3 +8,4 @@ export { paymentRecoveryWorkflow } from './paymentRecovery';
 export { expiryScanWorkflow } from './expiryScan';
 export { fraudOutcomeWorkflow } from './fraudOutcome';
 export { eventRelayWorkflow } from './eventRelay';
+export { erasureWorkflow } from './erasure';

@@ -19,6 +19,7 @@ import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
+import { privacyRoutes } from './privacy';
 import { paymentRoutes } from './payments';
 import { onboardingRoutes } from './onboarding';
 
@@ -50,6 +51,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', paymentRoutes(deps));
   app.route('/', fraudRoutes(deps));
   app.route('/', eventRoutes(deps));
+  app.route('/', privacyRoutes(deps));
   app.route('/', adminRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

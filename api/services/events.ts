@@ -64,6 +64,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   TrustedDeviceReported: () => 'A trusted device was reported to fraud checks',
   FraudOutcomeApplied: (p) => `Fraud check outcome: ${words(p.outcome)}`,
   FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
+  CustomerErased: () => 'Personal data erased at the customer’s request',
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out' ? 'Fraud review: no decision in time; the suspension stays' : `Fraud review: ${p.decision === 'reinstate' ? 'reinstated' : 'suspension confirmed'}`,
 };

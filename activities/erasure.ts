@@ -1,0 +1,24 @@
+/** Activities of erasure: find the customer's running workflows, erase the graph side. */
+import type { Client } from '@temporalio/client';
+import { eraseCustomer, type ErasureResult } from '../graph/erasure';
+import type { Graph } from '../graph/graph';
+import { customerWorkflowsQuery } from '../temporal/searchAttributes';
+import { domain } from './graph';
+
+export function createErasureActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
+  return {
+    /** Running workflows tagged with the customer (PersonaCustomerId), but `except`. */
+    async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
+      const ids: string[] = [];
+      for await (const wf of temporal.workflow.list({ query: `${customerWorkflowsQuery(req.customer_id)} AND ExecutionStatus = 'Running'` })) {
+        if (wf.workflowId !== req.except) ids.push(wf.workflowId);
+      }
+      return ids;
+    },
+    async eraseCustomer(req: { customer_id: string }): Promise<ErasureResult> {
+      return domain(() => eraseCustomer(graph, req.customer_id));
+    },
+  };
+}
+
+export type ErasureActivities = ReturnType<typeof createErasureActivities>;

@@ -1,0 +1,27 @@
+/**
+ * Erasure — workflow id `erasure-<customer id>`, started by `DELETE /api/v1/customers/{id}`.
+ * Cancels the customer's running workflows (a recovery stops dunning, a review stops waiting),
+ * then erases the customer in one graph transaction (graph/erasure.ts). Asking again is a no-op.
+ */
+import { getExternalWorkflowHandle, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { ErasureActivities } from '../activities/erasure';
+import type { ErasureOutcome } from '../temporal/erasure';
+import { graphWrite } from './activityOptions';
+
+const activities = proxyActivities<ErasureActivities>(graphWrite);
+
+export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
+  const { workflowId } = workflowInfo();
+  const running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  const cancelled: string[] = [];
+  for (const id of running) {
+    try {
+      await getExternalWorkflowHandle(id).cancel();
+      cancelled.push(id);
+    } catch (err) {
+      log.info('workflow not cancelled: it had finished', { workflowId: id, error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+  const result = await activities.eraseCustomer({ customer_id: input.customer_id });
+  return { customer_id: input.customer_id, cancelled, erased: result.erased, deleted: result.deleted };
+}
