@@ -1,0 +1,134 @@
+/**
+ * Records a fresh history of each workflow's main paths into workflows/__histories__/, for the
+ * replay test (test/workflows/replay.test.ts) that fails CI when a change breaks determinism:
+ *
+ *   npm run histories:record
+ *
+ * Runs each workflow on the time-skipping test server with stand-in activities (the replay
+ * checks the workflow code's commands, not what activities did). Re-record deliberately, after
+ * a change that is meant to alter a workflow's commands — behind `patched()` for running ones.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { repoRoot } from '../config/env';
+import { fraudOutcomeWorkflowId, reviewResolvedSignal } from '../temporal/fraud';
+import { paymentFailedSignal } from '../temporal/recovery';
+import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../test/support/temporal';
+
+export const HISTORIES_DIR = path.join(repoRoot, 'workflows', '__histories__');
+
+const noop = async (): Promise<void> => undefined;
+const stageCounts = { '60': 0, '30': 0, '7': 0 };
+/** Stand-in activities: plausible answers for every activity a workflow calls. */
+const activities = {
+  onboardCustomer: async () => ({ customer_id: '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11', outcome: 'created', possible_matches: [] }),
+  requestBehavioralProfile: async () => ({ reference: 'local:rec' }),
+  reportTrustedDevice: noop,
+  listRecoveryCandidates: async () => [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
+  chargePaymentMethod: async () => ({ outcome: 'succeeded', charge_id: 'ch_rec' }),
+  deactivatePaymentMethod: noop,
+  recordRecovery: noop,
+  recordRecoveryFailed: noop,
+  notifyCustomer: async () => ({ sent: true, channel: 'email' }),
+  scanExpiryBatch: async (req: { cursor: unknown }) => ({
+    next_cursor: req.cursor ? null : { year: 2027, month: 1, id: 'pm-x' },
+    scanned: 2,
+    expired: 1,
+    notified: { ...stageCounts, '30': 1 },
+    already_notified: 0,
+    unreachable: 0,
+    rejected: 0,
+    not_warned: 0,
+  }),
+  applyFraudOutcome: async (r: { outcome_id: string; outcome: string; customer_id: string }) => ({
+    outcome_id: r.outcome_id,
+    outcome: r.outcome,
+    changes: [{ entity: 'customer', id: r.customer_id, field: 'status', from: 'active', to: 'suspended' }],
+    suspended: r.outcome !== 'challenge_passed',
+  }),
+  reverseFraudOutcome: async () => ({ reversed_outcome_id: 'earlier', restored: [], skipped: [] }),
+  resolveFraudReview: async () => ({ reinstated: true }),
+  listRunningRecoveries: async () => [],
+  readEventFeed: async (req: { after: string | null }) => ({
+    data: req.after ? [] : [{ id: 'e-1', type: 'CustomerCreated', customer_id: 'c-1', occurred_at: '2026-11-22T10:00:00.000Z', payload: {} }],
+    next_cursor: 'cursor-1',
+  }),
+  deliverEvent: noop,
+  listRunningCustomerWorkflows: async () => [],
+  eraseCustomer: async (req: { customer_id: string }) => ({
+    customer_id: req.customer_id,
+    erased: true,
+    deleted: { identifiers: 1, addresses: 1, payment_methods: 1, devices: 1, events_stripped: 3 },
+  }),
+};
+
+const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
+
+async function main(): Promise<void> {
+  const env = await createTimeSkippingEnv();
+  const taskQueue = `record-${randomUUID()}`;
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflowCode({ workflowsPath: PERSONA_WORKFLOWS }), activities });
+  const histories: Record<string, string> = {};
+  const record = async (
+    name: string,
+    workflowType: string,
+    args: unknown[],
+    drive?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>,
+    workflowId = `rec-${name}`,
+  ) => {
+    const handle = await env.client.workflow.start(workflowType, { taskQueue, workflowId, args });
+    if (drive) await drive(handle);
+    else await handle.result();
+    // The first run's history (a workflow that continued as new ends there).
+    const history = await env.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
+    // The proto message's own JSON (enum names, string longs, base64 payloads); History.fromObject reads it back.
+    histories[name] = JSON.stringify((history as unknown as { toJSON(): unknown }).toJSON(), null, 1);
+  };
+  try {
+    await worker.runUntil(async () => {
+      const plan = { customer: { segment: 'New', ltv: 0 }, payment_method: null, device: null, address: null, digital_identifiers: [], ignored: [] };
+      await record('onboarding-created', 'onboardingWorkflow', [{ plan }]);
+      await record('trusted-device', 'trustedDeviceWorkflow', [{ customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' }]);
+      await record('payment-recovery-cascade', 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
+        await h.signal(paymentFailedSignal, { payment_id: 'pay-rec', customer_id: customerId, payment_method_id: 'pm-a', amount: 999, currency: 'EUR', decline_code: 'insufficient_funds' });
+        await h.result();
+      });
+      await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [{ as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 }]);
+      await record(
+        'fraud-confirmed-reviewed',
+        'fraudOutcomeWorkflow',
+        [{ report: { outcome_id: 'rec-cf', customer_id: customerId, outcome: 'confirmed_fraud', payment_method_id: 'pm-a', device_id: 'd-1' }, trust_step: 0.1, review_days: 30 }],
+        async (h) => {
+          await new Promise((r) => setTimeout(r, 500));
+          await h.signal(reviewResolvedSignal, { decision: 'confirm' });
+          await h.result();
+        },
+        fraudOutcomeWorkflowId('rec-cf'),
+      );
+      await record('fraud-false-positive', 'fraudOutcomeWorkflow', [{ report: { outcome_id: 'rec-fp', customer_id: customerId, outcome: 'false_positive' }, trust_step: 0.1, review_days: 30 }], undefined, fraudOutcomeWorkflowId('rec-fp'));
+      await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
+      await record('event-relay-continue-as-new', 'eventRelayWorkflow', [
+        { webhook_url: 'http://subscriber.invalid/events', lag_ms: 1000, page_size: 10, poll_interval: '1 second', max_attempts: 3, pages_per_run: 2 },
+      ], async (h) => {
+        // The relay never finishes on its own: once its first run has continued as new, stop it.
+        const first = (await h.describe()).runId;
+        while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));
+        await h.terminate('recorded');
+      });
+    });
+  } finally {
+    await env.teardown();
+  }
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  for (const [name, json] of Object.entries(histories)) {
+    writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${json}\n`);
+    console.log(`recorded workflows/__histories__/${name}.json`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
