@@ -84,7 +84,8 @@ async function main(): Promise<void> {
     // The first run's history (a workflow that continued as new ends there).
     const history = await env.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
     // The proto message's own JSON (enum names, string longs, base64 payloads); History.fromObject reads it back.
-    histories[name] = JSON.stringify((history as unknown as { toJSON(): unknown }).toJSON(), null, 1);
+    // Worker and client identities name the recording machine: replaced (replay ignores them).
+    histories[name] = JSON.stringify((history as unknown as { toJSON(): unknown }).toJSON(), (key, value: unknown) => (key === 'identity' ? 'history-recorder' : value), 1);
   };
   try {
     await worker.runUntil(async () => {
