@@ -60,6 +60,8 @@ export const envSchema = z.object({
   PERSONA_VIP_LTV: z.coerce.number().nonnegative().default(10_000),
   /** The local payment-gateway simulator's port (the stack starts it). */
   PERSONA_GATEWAY_PORT: port.default(4010),
+  /** The address the gateway simulator listens on (0.0.0.0 in a container). */
+  PERSONA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
   /** The payment gateway's base URL. */
   PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
   /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */

@@ -1,0 +1,12 @@
+# One image for Persona's processes: the api, the worker and the gateway simulator differ only
+# in their command (see docker-compose.yml). TypeScript runs through tsx, as in development.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts && npm cache clean --force
+COPY . .
+USER node
+# The api by default; the worker and the simulator override the command.
+EXPOSE 8080 50051 8081 4010
+CMD ["node", "--import", "tsx", "api/main.ts"]

@@ -1,0 +1,100 @@
+/**
+ * docker-compose.yml cannot be started here (no Docker engine), so it is checked statically
+ * against the code: it parses; every variable it gives a Persona service is one config/env.ts
+ * knows and, with the secrets filled in, the configuration loads in production mode; the
+ * addresses point at services that exist, on the ports those services use; commands name files
+ * that exist; images are pinned, Neo4j on the 5.26 line the stack runs.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { envSchema, loadConfig, repoRoot } from '../config/env';
+
+interface Service {
+  image?: string;
+  build?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const services = compose.services;
+const persona = ['api', 'worker', 'gateway-sim'] as const;
+
+/** `${X:?msg}` → a sample secret, `${X:-default}` → the default. */
+function resolve(value: string): string {
+  return String(value)
+    .replace(/\$\{(\w+):\?[^}]*\}/g, (_, name: string) => ({ PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'), PERSONA_JWT_SECRET: 'x'.repeat(40) })[name] ?? 'sample-secret')
+    .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
+}
+
+const envOf = (name: string): Record<string, string> => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, resolve(v)]));
+const hostPort = (url: string): [string, number] => {
+  const u = new URL(url.includes('://') ? url : `x://${url}`);
+  return [u.hostname, Number(u.port)];
+};
+
+describe('docker-compose.yml', () => {
+  it('has the services of a deployment, each with a health check where something waits for it', () => {
+    expect(Object.keys(services).sort()).toEqual(['api', 'gateway-sim', 'neo4j', 'temporal', 'temporal-db', 'temporal-setup', 'temporal-ui', 'worker']);
+    for (const [name, s] of Object.entries(services)) {
+      for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
+        expect(services[dep], `${name} depends on ${dep}`).toBeDefined();
+        if (condition === 'service_healthy') expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
+      }
+    }
+    expect(Object.keys(compose.volumes).sort()).toEqual(['neo4j-data', 'temporal-db']);
+  });
+
+  it('gives Persona’s services only variables the code reads, and they load as a production configuration', () => {
+    const known = new Set(Object.keys(envSchema.shape));
+    for (const name of persona) {
+      const env = envOf(name);
+      for (const key of Object.keys(env)) expect(known.has(key), `${name}: ${key} is not in config/env.ts`).toBe(true);
+    }
+    for (const name of ['api', 'worker'] as const) {
+      const config = loadConfig(envOf(name));
+      expect(config.NODE_ENV).toBe('production');
+      // Addresses name services of this file, on the ports those services listen on.
+      const [neo4jHost, neo4jPort] = hostPort(config.NEO4J_URI);
+      expect([neo4jHost, neo4jPort]).toEqual(['neo4j', 7687]);
+      expect(services.neo4j?.ports).toContain('7687:7687');
+      const [temporalHost, temporalPort] = hostPort(config.TEMPORAL_ADDRESS);
+      expect([temporalHost, temporalPort]).toEqual(['temporal', 7233]);
+      const [gatewayHost, gatewayPort] = hostPort(config.PERSONA_GATEWAY_URL);
+      expect(gatewayHost).toBe('gateway-sim');
+      expect(loadConfig({ ...envOf('api'), ...envOf('gateway-sim') }).PERSONA_GATEWAY_PORT).toBe(gatewayPort);
+    }
+    const api = loadConfig(envOf('api'));
+    expect(services.api?.ports).toEqual([`${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`, `${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`]);
+    expect(services.api?.healthcheck?.test.join(' ')).toContain(`:${api.PERSONA_HTTP_PORT}/readyz`);
+    const worker = loadConfig(envOf('worker'));
+    expect(services.worker?.healthcheck?.test.join(' ')).toContain(`:${worker.PERSONA_WORKER_HTTP_PORT}/readyz`);
+    expect(envOf('gateway-sim').PERSONA_GATEWAY_HOST).toBe('0.0.0.0');
+  });
+
+  it('runs files that exist, from one image built by the Dockerfile, and pins every image', () => {
+    const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    const cmd = /CMD \["node", "--import", "tsx", "([^"]+)"\]/.exec(dockerfile)?.[1];
+    expect(cmd && existsSync(path.join(repoRoot, cmd))).toBe(true);
+    for (const name of persona) {
+      const s = services[name] as Service;
+      expect(s.image).toBe('persona:local');
+      const entry = s.command?.at(-1) as string;
+      expect(existsSync(path.join(repoRoot, entry)), `${name} runs ${entry}`).toBe(true);
+    }
+    expect(services['gateway-sim']?.build).toBe('.');
+    for (const [name, s] of Object.entries(services)) {
+      if (s.image === 'persona:local') continue;
+      expect(s.image, `${name} pins its image`).toMatch(/^[\w./-]+:\d[\w.-]*$/);
+    }
+    expect(services.neo4j?.image).toMatch(/^neo4j:5\.26/);
+    // The search attribute the workflows set is registered.
+    expect(JSON.stringify(services['temporal-setup'])).toContain('PersonaCustomerId');
+    expect(services['temporal-ui']?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
+  });
+});
