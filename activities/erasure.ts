@@ -2,18 +2,14 @@
 import type { Client } from '@temporalio/client';
 import { eraseCustomer, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
-import { customerWorkflowsQuery } from '../temporal/searchAttributes';
+import { runningCustomerWorkflows } from '../temporal/connection';
 import { domain } from './graph';
 
 export function createErasureActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {
     /** Running workflows tagged with the customer (PersonaCustomerId), but `except`. */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
-      const ids: string[] = [];
-      for await (const wf of temporal.workflow.list({ query: `${customerWorkflowsQuery(req.customer_id)} AND ExecutionStatus = 'Running'` })) {
-        if (wf.workflowId !== req.except) ids.push(wf.workflowId);
-      }
-      return ids;
+      return runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
     },
     async eraseCustomer(req: { customer_id: string }): Promise<ErasureResult> {
       return domain(() => eraseCustomer(graph, req.customer_id));

@@ -12,7 +12,7 @@ import {
 import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
 import { RECOVERY_WORKFLOW_TYPE } from '../temporal/recovery';
-import { customerWorkflowsQuery } from '../temporal/searchAttributes';
+import { runningCustomerWorkflows } from '../temporal/connection';
 import { domain } from './graph';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
@@ -31,10 +31,7 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
     },
     /** The customer's running payment recoveries (by the PersonaCustomerId search attribute). */
     async listRunningRecoveries(req: { customer_id: string }): Promise<string[]> {
-      const query = `${customerWorkflowsQuery(req.customer_id)} AND WorkflowType = '${RECOVERY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
-      const ids: string[] = [];
-      for await (const wf of temporal.workflow.list({ query })) ids.push(wf.workflowId);
-      return ids;
+      return runningCustomerWorkflows(temporal, req.customer_id, { type: RECOVERY_WORKFLOW_TYPE });
     },
   };
 }

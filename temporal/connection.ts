@@ -4,7 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { requiredSearchAttributes } from './searchAttributes';
+import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
 
 export interface TemporalSettings {
   TEMPORAL_ADDRESS: string;
@@ -36,4 +36,14 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
     ),
   });
   return missing.map((a) => a.name);
+}
+
+/** Ids of the customer's running workflows (optionally of one type, and but one id). */
+export async function runningCustomerWorkflows(client: Client, customerId: string, options: { type?: string; except?: string } = {}): Promise<string[]> {
+  const type = options.type ? ` AND WorkflowType = '${options.type}'` : '';
+  const ids: string[] = [];
+  for await (const wf of client.workflow.list({ query: `${customerWorkflowsQuery(customerId)}${type} AND ExecutionStatus = 'Running'` })) {
+    if (wf.workflowId !== options.except) ids.push(wf.workflowId);
+  }
+  return ids;
 }

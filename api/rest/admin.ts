@@ -10,7 +10,7 @@ import { isIsoDate } from '../../payments/expiry';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
 import { relayStatus, retryParked } from '../services/relay';
-import { access, bearerSecurity, problems, validationHook } from './common';
+import { access, bearerSecurity, optionalBody, problems, validationHook } from './common';
 
 const expiryScanRequest = z
   .strictObject({
@@ -71,7 +71,7 @@ export function adminRoutes(deps: ApiDeps) {
       },
     }),
     async (c) => {
-      const body = c.req.header('content-length') === '0' || !c.req.header('content-type') ? {} : c.req.valid('json');
+      const body = optionalBody(c.req, () => c.req.valid('json'));
       return c.json(await startExpiryScan(deps, body.as_of), 202);
     },
   );
@@ -137,7 +137,7 @@ export function adminRoutes(deps: ApiDeps) {
       responses: { 202: { description: 'The relay retries them next', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } }, ...problems(400, 401, 403, 404) },
     }),
     async (c) => {
-      const body = c.req.header('content-type') ? c.req.valid('json') : {};
+      const body = optionalBody(c.req, () => c.req.valid('json'));
       return c.json(await retryParked(deps, body.event_id), 202);
     },
   );

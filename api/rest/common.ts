@@ -87,3 +87,11 @@ export function access(authenticate: Authenticator, rule: AccessRule): Middlewar
 }
 
 export const bearerSecurity = [{ bearerAuth: [] }];
+
+/**
+ * The validated JSON body of a route whose body is optional, or {} when none was sent (the
+ * validator only runs for a request that declares JSON).
+ */
+export function optionalBody<T extends object>(req: { header(name: string): string | undefined }, valid: () => T): Partial<T> {
+  return req.header('content-type') && req.header('content-length') !== '0' ? valid() : {};
+}

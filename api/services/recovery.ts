@@ -15,7 +15,8 @@ import {
   type PaymentFailure,
   type RecoveryStatus,
 } from '../../temporal/recovery';
-import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+import { runningCustomerWorkflows } from '../../temporal/connection';
+import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/paymentRecovery';
 import type { ApiDeps } from '../deps';
 
@@ -53,8 +54,7 @@ export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<
 
 /** Wakes every running recovery of the customer: a new method means "retry now". */
 export async function signalNewPaymentMethod(deps: ApiDeps, customerId: string, paymentMethodId: string): Promise<void> {
-  const query = `${customerWorkflowsQuery(customerId)} AND WorkflowType = '${RECOVERY_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'`;
-  for await (const wf of deps.temporal.client.workflow.list({ query })) {
-    await deps.temporal.client.workflow.getHandle(wf.workflowId).signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
+  for (const id of await runningCustomerWorkflows(deps.temporal.client, customerId, { type: RECOVERY_WORKFLOW_TYPE })) {
+    await deps.temporal.client.workflow.getHandle(id).signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
   }
 }

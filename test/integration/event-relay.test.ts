@@ -6,15 +6,14 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
-import { encodeCursor } from '../../graph/feed';
 import { EVENT_RELAY_WORKFLOW_ID, type EventRelayState } from '../../temporal/eventRelay';
 import type { eventRelayWorkflow } from '../../workflows/eventRelay';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { until } from '../support/wait';
+import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 
 interface Received {
   id: string;
@@ -58,17 +57,9 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function until(check: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(200);
-  }
-}
 
 describe('the event relay', () => {
   it('delivers in order, retries, parks what keeps failing without blocking the rest, and retries it on demand', async () => {
-    const [now] = await h.graph.query<{ now: string }>('RETURN toString(datetime.realtime()) AS now');
     const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
       workflowId: EVENT_RELAY_WORKFLOW_ID,
       taskQueue: h.taskQueue,
@@ -80,7 +71,7 @@ describe('the event relay', () => {
           poll_interval: '300 milliseconds',
           max_attempts: 3,
           pages_per_run: 4,
-          state: { cursor: encodeCursor({ t: now?.now as string, s: -1, id: '' }), delivered: 0, parked: [], runs: 0, last_delivery_at: null },
+          state: { cursor: await feedCursorAtNow(h.graph), delivered: 0, parked: [], runs: 0, last_delivery_at: null },
         },
       ],
     });
@@ -99,7 +90,7 @@ describe('the event relay', () => {
     const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
     const ok = (id: string) => received.filter((r) => r.customer_id === id && r.status < 300).map((r) => r.id);
 
-    await until(async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1);
+    await until(async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1, 45_000);
     // In each customer's order; the parked event did not hold back B's next one.
     expect(ok(a)).toEqual(ea.map((e) => e.id));
     expect(ok(c)).toEqual(ec.map((e) => e.id));
@@ -121,11 +112,11 @@ describe('the event relay', () => {
       body: JSON.stringify({ event_id: parkedEvent?.id }),
     });
     expect(retry.status).toBe(202);
-    await until(async () => ok(b).length === eb.length);
-    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0);
+    await until(async () => ok(b).length === eb.length, 45_000);
+    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0, 45_000);
 
     // Small runs: the relay has continued as new, cursor and counts intact.
-    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2);
+    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2, 45_000);
     const later = await handle.query<EventRelayState>('eventRelayStatus');
     expect(later.delivered).toBeGreaterThanOrEqual(ea.length + eb.length + ec.length);
     expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);

@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { createApp } from '../../api/rest/app';
 import { addPaymentMethod, createCustomer, listCustomerEvents, updateCustomer, type PersonaEvent } from '../../graph';
-import { encodeCursor, readFeed } from '../../graph/feed';
+import { readFeed } from '../../graph/feed';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 
 const LAG_MS = 1500;
 let h: Harness;
@@ -21,11 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-/** A cursor at Neo4j's "now": a reader that starts here sees what is written from now on. */
-async function cursorAtNow(): Promise<string> {
-  const [row] = await h.graph.query<{ now: string }>('RETURN toString(datetime.realtime()) AS now');
-  return encodeCursor({ t: row?.now as string, s: -1, id: '' });
-}
+const cursorAtNow = () => feedCursorAtNow(h.graph);
 
 async function get(path: string, token: string) {
   const res = await app.request(path, { headers: { authorization: `Bearer ${token}` } });

@@ -3,13 +3,13 @@
  * gateway simulator. Each test builds its own customers.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { addPaymentMethod, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents, type PersonaEvent } from '../../graph';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { until } from '../support/wait';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
@@ -34,13 +34,6 @@ async function request(method: string, path: string, token: string, body?: unkno
 const report = (body: Record<string, unknown>) => request('POST', '/api/v1/fraud-outcomes', chimera, body);
 const context = async (customerId: string) => (await request('GET', `/api/v1/customers/${customerId}/context`, chimera)).json;
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(200);
-  }
-}
 
 async function statusOf(outcomeId: string): Promise<FraudOutcomeStatus> {
   return (await request('GET', `/api/v1/fraud-outcomes/${outcomeId}`, chimera)).json as unknown as FraudOutcomeStatus;

@@ -3,12 +3,12 @@
  * an erasure while the customer's payment recovery is dunning.
  */
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAddress, findCustomerByDigitalId, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents } from '../../graph';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { until } from '../support/wait';
 import { customerWithCards, paymentId } from '../support/recovery';
 
 let h: Harness;
@@ -22,13 +22,6 @@ async function call(method: string, path: string, token: string) {
   return { status: res.status, text: await res.text() };
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(200);
-  }
-}
 
 describe('export and erasure', () => {
   it('exports everything but tokens; erasure cancels a running recovery, deletes personal data, keeps a tombstone, and is idempotent', async () => {

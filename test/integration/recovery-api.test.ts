@@ -6,6 +6,7 @@ import type { RecoveryStatus } from '../../temporal/recovery';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
+import { until } from '../support/wait';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
@@ -30,13 +31,6 @@ async function status(payment: string): Promise<RecoveryStatus> {
   return (await res.json()) as RecoveryStatus;
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(200);
-  }
-}
 
 const failure = (customerId: string, pm: string, decline_code: string, payment = paymentId()) => ({
   payment_id: payment,

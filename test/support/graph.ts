@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../../config/env';
 import { createDriver, type Graph, type NewPaymentMethodInput } from '../../graph';
 import { graphFromConfig } from '../../runtime/graph';
 import { toPlain } from '../../graph/convert';
+import { encodeCursor } from '../../graph/feed';
 
 export interface TestGraph extends Graph {
   config: Config;
@@ -43,4 +44,10 @@ export function cardInput(overrides: Partial<NewPaymentMethodInput> = {}): NewPa
     expiry_year: 2035,
     ...overrides,
   };
+}
+
+/** A change-feed cursor at Neo4j's "now": a reader starting here sees what is written from now on. */
+export async function feedCursorAtNow(g: TestGraph): Promise<string> {
+  const [row] = await g.query<{ now: string }>('RETURN toString(datetime.realtime()) AS now');
+  return encodeCursor({ t: row?.now as string, s: -1, id: '' });
 }
