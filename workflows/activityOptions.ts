@@ -2,7 +2,8 @@
  * Named activity-option profiles. Every profile sets a start-to-close timeout and an explicit
  * retry policy; domain errors a retry cannot fix arrive as non-retryable failures.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityFunction } from '@temporalio/common';
+import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
 
 /** One graph transaction: quick, retried with backoff while Neo4j is unavailable. */
 export const graphWrite: ActivityOptions = {
@@ -43,3 +44,24 @@ export const expiryBatch: ActivityOptions = {
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 };
+
+/** A one-line summary, in words, of each activity of a group: what ops read beside it in the UI. */
+export type ActivitySummaries<A> = {
+  [K in keyof A]: A[K] extends (...args: infer P) => Promise<unknown> ? (...args: P) => string : never;
+};
+
+/**
+ * Like `proxyActivities`, but every call carries the summary its arguments give, so each
+ * activity in a workflow's history says what it does. The type demands a summary for every
+ * activity of the group; `executeWithOptions` keeps the summary unless the options bring one.
+ */
+export function activitiesWithSummaries<A extends Record<keyof A, ActivityFunction>>(options: ActivityOptions, summaries: ActivitySummaries<A>): ActivityInterfaceFor<A> {
+  const proxy = proxyActivities<Record<string, ActivityFunction>>(options);
+  const entries = Object.entries(summaries as Record<string, (...args: unknown[]) => string>).map(([name, summarize]) => {
+    const target = proxy[name] as ActivityInterfaceFor<Record<string, ActivityFunction>>[string];
+    const withOptions = (o: ActivityOptions, args: unknown[]): Promise<unknown> => target.executeWithOptions({ summary: summarize(...args), ...o }, args);
+    const call = (...args: unknown[]): Promise<unknown> => withOptions(options, args);
+    return [name, Object.assign(call, { executeWithOptions: withOptions })] as const;
+  });
+  return Object.fromEntries(entries) as unknown as ActivityInterfaceFor<A>;
+}

@@ -3,12 +3,15 @@
  * Cancels the customer's running workflows (a recovery stops dunning, a review stops waiting),
  * then erases the customer in one graph transaction (graph/erasure.ts). Asking again is a no-op.
  */
-import { getExternalWorkflowHandle, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
 import type { ErasureActivities } from '../activities/erasure';
 import type { ErasureOutcome } from '../temporal/erasure';
-import { graphWrite } from './activityOptions';
+import { activitiesWithSummaries, graphWrite } from './activityOptions';
 
-const activities = proxyActivities<ErasureActivities>(graphWrite);
+const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
+  listRunningCustomerWorkflows: (req) => `Find customer ${req.customer_id}'s running workflows, to cancel them before the erasure`,
+  eraseCustomer: (req) => `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, payment methods; keep a tombstone`,
+});
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();

@@ -7,13 +7,15 @@
  * tries parked events again. The feed cursor is the checkpoint: it moves past a page once every
  * event of it is delivered or parked, and survives continue-as-new after `pages_per_run` pages.
  */
-import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
 import type { EventActivities } from '../activities/events';
 import type { PersonaEvent } from '../graph/events';
 import { eventRelayStatusQuery, retryParkedSignal, type EventRelayInput, type EventRelayState } from '../temporal/eventRelay';
-import { graphWrite } from './activityOptions';
+import { activitiesWithSummaries, graphWrite } from './activityOptions';
 
-const feed = proxyActivities<Pick<EventActivities, 'readEventFeed'>>(graphWrite);
+const feed = activitiesWithSummaries<Pick<EventActivities, 'readEventFeed'>>(graphWrite, {
+  readEventFeed: (req) => `Read up to ${req.limit} events of the change feed ${req.after ? 'after the checkpoint' : 'from its beginning'}`,
+});
 
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
   const state: EventRelayState = input.state ?? { cursor: null, delivered: 0, parked: [], runs: 0, last_delivery_at: null };
@@ -27,12 +29,14 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     startToCloseTimeout: '30 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: input.max_attempts },
   } as const;
-  const { deliverEvent } = proxyActivities<Pick<EventActivities, 'deliverEvent'>>(delivery);
+  const { deliverEvent } = activitiesWithSummaries<Pick<EventActivities, 'deliverEvent'>>(delivery, {
+    deliverEvent: (req) => `POST ${req.event.type} ${req.event.id} to ${new URL(req.webhook_url).host} (Idempotency-Key: the event id)`,
+  });
 
   /** Delivers one event; the reason when it had to be given up for now, else null. */
   const deliver = async (event: PersonaEvent): Promise<string | null> => {
     try {
-      await deliverEvent.executeWithOptions({ ...delivery, summary: `${event.type} ${event.id}` }, [{ webhook_url: input.webhook_url, event }]);
+      await deliverEvent({ webhook_url: input.webhook_url, event });
       state.delivered++;
       state.last_delivery_at = new Date().toISOString();
       return null;
@@ -79,7 +83,7 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     }
     state.cursor = next_cursor;
     report();
-    if (data.length === 0) await condition(() => retry !== null, input.poll_interval);
+    if (data.length === 0) await condition(() => retry !== null, input.poll_interval, { summary: `Nothing new in the feed: look again in ${input.poll_interval} (or at once on retryParked)` });
   }
   await retryParked();
   await condition(allHandlersFinished);

@@ -7,13 +7,15 @@
  * new with its cursors and totals, so its history stays small on any graph. The
  * `expiryScanProgress` query and the UI's current details report progress.
  */
-import { allHandlersFinished, condition, continueAsNew, log, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, log, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
 import { emptyStageCounts, expiryLanes, expiryScanProgressQuery, type ExpiryLane, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
-import { expiryBatch } from './activityOptions';
+import { activitiesWithSummaries, expiryBatch } from './activityOptions';
 
-const { scanExpiryBatch } = proxyActivities<ExpiryActivities>(expiryBatch);
+const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatch, {
+  scanExpiryBatch: (req) => `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
+});
 
 export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<ExpiryScanProgress> {
   const asOf = input.as_of ?? dateInTimeZone(new Date(), input.time_zone);
@@ -41,7 +43,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
   const runLane = async (lane: ExpiryLane): Promise<void> => {
     while (!lane.done && budget > 0) {
       budget--;
-      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `batch ${progress.batches + 1}: ${where(lane)}` }, [
+      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `Batch ${progress.batches + 1}: read up to ${input.batch_size} cards, ${where(lane)}` }, [
         { as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size },
       ]);
       progress.batches++;

@@ -13,9 +13,8 @@
  * After a suspension the workflow waits for ops' `reviewResolved` (reinstate | confirm) for up to
  * `review_days`; a timeout leaves the customer suspended and is recorded.
  */
-import { condition, getExternalWorkflowHandle, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { condition, getExternalWorkflowHandle, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { FraudActivities } from '../activities/fraud';
-import type { NotificationActivities } from '../activities/notifications';
 import {
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
@@ -25,10 +24,23 @@ import {
   type ReviewResolution,
 } from '../temporal/fraud';
 import { paymentMethodBlockedSignal } from '../temporal/recovery';
-import { graphWrite } from './activityOptions';
+import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { notifications } from './notifications';
 
-const fraud = proxyActivities<FraudActivities>(graphWrite);
-const notifications = proxyActivities<NotificationActivities>(graphWrite);
+const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
+  challenge_passed: 'raise the device’s trust by one step',
+  confirmed_fraud: 'mark the payment method compromised, distrust the device, suspend the customer',
+  account_takeover: 'distrust the device and suspend the customer',
+  false_positive: 'nothing to apply',
+};
+
+const fraud = activitiesWithSummaries<FraudActivities>(graphWrite, {
+  applyFraudOutcome: (report) => `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ${APPLY[report.outcome]}, with an event per change`,
+  reverseFraudOutcome: (req) => `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value (false positive ${req.outcome_id})`,
+  resolveFraudReview: (req) =>
+    `Record ops' review of ${req.outcome_id}: ${req.decision === 'reinstate' ? 'reinstate the customer' : req.decision === 'confirm' ? 'the suspension stands' : 'no decision in time, the customer stays suspended'}`,
+  listRunningRecoveries: (req) => `Find customer ${req.customer_id}'s running payment recoveries, to tell them not to charge the compromised method`,
+});
 
 /** Signals another workflow; one that has finished (or never ran) has nothing to be told. */
 async function tell(workflowId: string, send: (h: ReturnType<typeof getExternalWorkflowHandle>) => Promise<void>): Promise<boolean> {
@@ -91,7 +103,9 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   const before = applied.changes.find((c) => c.entity === 'customer');
   status.state = 'awaiting_review';
   status.review_deadline = new Date(Date.now() + input.review_days * 86_400_000).toISOString();
-  const reviewed = await condition(() => review !== null, `${input.review_days} days`);
+  const reviewed = await condition(() => review !== null, `${input.review_days} days`, {
+    summary: `Wait up to ${input.review_days} days for ops' review (signal reviewResolved: reinstate or confirm)`,
+  });
   const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
   await fraud.resolveFraudReview({
     outcome_id: report.outcome_id,

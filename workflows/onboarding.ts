@@ -5,15 +5,19 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  */
-import { log, proxyActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agents';
 import type { GraphActivities } from '../activities/graph';
 import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
 import { personaCustomerId } from '../temporal/searchAttributes';
-import { agentCall, graphWrite } from './activityOptions';
+import { activitiesWithSummaries, agentCall, graphWrite } from './activityOptions';
 
-const graph = proxyActivities<GraphActivities>(graphWrite);
-const agents = proxyActivities<AgentActivities>(agentCall);
+const graph = activitiesWithSummaries<GraphActivities>(graphWrite, {
+  onboardCustomer: (plan) => `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, in one transaction`,
+});
+const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralProfile'>>(agentCall, {
+  requestBehavioralProfile: (req) => `Ask Chimera to start a behavioural profile for customer ${req.customer_id} (optional: onboarding goes on without it)`,
+});
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();

@@ -13,8 +13,7 @@
  * `cancel` stops. Card-network rules: never a method again after a
  * do-not-retry decline, never more than 15 charges of one method in 30 days.
  */
-import { condition, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { NotificationActivities } from '../activities/notifications';
+import { condition, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { PaymentActivities } from '../activities/payments';
 import { declineRule } from '../payments/declines';
 import {
@@ -27,11 +26,22 @@ import {
   type RecoveryInput,
   type RecoveryStatus,
 } from '../temporal/recovery';
-import { gatewayCharge, graphWrite } from './activityOptions';
+import { activitiesWithSummaries, gatewayCharge, graphWrite } from './activityOptions';
+import { notifications } from './notifications';
 
-const payments = proxyActivities<Omit<PaymentActivities, 'chargePaymentMethod'>>(graphWrite);
-const gateway = proxyActivities<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge);
-const notifications = proxyActivities<NotificationActivities>(graphWrite);
+const money = (amount: number, currency: string): string => `${(amount / 100).toFixed(2)} ${currency}`;
+
+const payments = activitiesWithSummaries<Omit<PaymentActivities, 'chargePaymentMethod'>>(graphWrite, {
+  listRecoveryCandidates: (req) =>
+    `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
+    (req.exclude.length ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)` : ''),
+  deactivatePaymentMethod: (req) => `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
+  recordRecovery: (rec) => `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
+  recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
+});
+const gateway = activitiesWithSummaries<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge, {
+  chargePaymentMethod: (a) => `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} (idempotency key ${a.idempotency_key})`,
+});
 
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
   const { workflowId } = workflowInfo();
@@ -144,7 +154,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     await notify('dunning_reminder', `reminder-${round}`, { round });
     status.next_retry_at = new Date(Date.now() + msOf(delay)).toISOString();
     methodAdded = false;
-    await condition(() => methodAdded || cancelled !== null, delay);
+    await condition(() => methodAdded || cancelled !== null, delay, {
+      summary: `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying (a new payment method retries at once)`,
+    });
     if (cancelled) break;
     status.state = 'recovering';
     if (await cascade(round, [])) return finish();

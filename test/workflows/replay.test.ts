@@ -22,6 +22,21 @@ describe('recorded workflow histories', () => {
     );
   });
 
+  it('show ops a summary in words beside every activity and timer', () => {
+    const missing: string[] = [];
+    for (const f of files) {
+      const history = proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object);
+      for (const e of history.events) {
+        const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? (e.timerStartedEventAttributes ? 'timer' : null);
+        if (!what) continue;
+        const summary = e.userMetadata?.summary?.data ? (JSON.parse(Buffer.from(e.userMetadata.summary.data).toString('utf8')) as string) : '';
+        // Words, not an id alone: a sentence with a verb and at least a few words.
+        if (summary.split(/\s+/).length < 4) missing.push(`${f} event ${String(e.eventId)} (${what}): ${JSON.stringify(summary)}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('replay deterministically against the current code', async () => {
     const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object) }));
     const failures: string[] = [];
