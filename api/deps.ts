@@ -4,13 +4,18 @@ import type { ContextPolicy } from '../graph/context';
 import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
+import { RequestContext } from '../runtime/requestContext';
 import type { Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
+import { createApiMetrics, type ApiMetrics } from './observability';
 
 export interface ApiDeps {
   logger: Logger;
+  /** Which request the code running now serves (its id joins logs and workflow starts). */
+  requests: RequestContext;
+  metrics: ApiMetrics;
   readiness: ReadinessCheck[];
   graph: Graph;
   temporal: { client: Client; taskQueue: string };
@@ -28,10 +33,12 @@ export interface ApiDeps {
 /** The deps every api process builds the same way from its configuration. */
 export function apiDepsFromConfig(
   config: Config,
-  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string },
+  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string; requests?: RequestContext; metrics?: ApiMetrics },
 ): ApiDeps {
   return {
     logger: parts.logger,
+    requests: parts.requests ?? new RequestContext(),
+    metrics: parts.metrics ?? createApiMetrics(),
     readiness: parts.readiness,
     graph: parts.graph,
     temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },

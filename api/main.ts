@@ -8,23 +8,28 @@ import { createDriver, migrate } from '../graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { checkAll } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
+import { RequestContext } from '../runtime/requestContext';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal } from '../temporal/connection';
 import { graphFromConfig } from '../runtime/graph';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
+import { createApiMetrics } from './observability';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger('persona-api', config.LOG_LEVEL);
+  const requests = new RequestContext();
+  // Every line written while a request is served names it.
+  const logger = createLogger('persona-api', config.LOG_LEVEL, { context: () => (requests.requestId ? { requestId: requests.requestId } : {}) });
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE);
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
 
-  const { connection, client } = await connectTemporal(config);
+  // The client puts the request id on every workflow start and signal.
+  const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId });
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
 
   const deps = apiDepsFromConfig(config, {
@@ -32,6 +37,8 @@ async function main(): Promise<void> {
     readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
     graph: graphFromConfig(driver, config),
     client,
+    requests,
+    metrics: createApiMetrics({ processMetrics: true }),
   });
   const app = createApp(deps);
 

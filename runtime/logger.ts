@@ -1,6 +1,7 @@
 /**
  * Structured JSON logs (pino) for every process. Anything that could carry a payment token or
- * a personal identifier is redacted by key wherever it appears.
+ * a personal identifier is redacted by key wherever it appears; what the work in progress is
+ * (a request id, a workflow and run) joins every line through `context`.
  */
 import { pino, type Logger } from 'pino';
 
@@ -8,7 +9,13 @@ export type { Logger };
 
 export const REDACTED_KEYS = ['token', 'encryptedToken', 'password', 'authorization', 'value', 'email', 'phone', 'fingerprint'];
 
-export function createLogger(name: string, level: string, destination?: pino.DestinationStream): Logger {
+export interface LoggerOptions {
+  destination?: pino.DestinationStream;
+  /** Fields every line gets, e.g. the request id of the work in progress. A line's own fields win. */
+  context?: () => Record<string, unknown>;
+}
+
+export function createLogger(name: string, level: string, options: LoggerOptions = {}): Logger {
   return pino(
     {
       name,
@@ -16,7 +23,8 @@ export function createLogger(name: string, level: string, destination?: pino.Des
       base: { service: name },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]), censor: '[redacted]' },
+      ...(options.context ? { mixin: options.context } : {}),
     },
-    destination,
+    options.destination,
   );
 }

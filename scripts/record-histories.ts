@@ -16,6 +16,7 @@ import { repoRoot } from '../config/env';
 import { fraudOutcomeWorkflowId, reviewResolvedSignal } from '../temporal/fraud';
 import { paymentFailedSignal } from '../temporal/recovery';
 import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../test/support/temporal';
+import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
 
 export const HISTORIES_DIR = path.join(repoRoot, 'workflows', '__histories__');
 
@@ -69,7 +70,7 @@ const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
 async function main(): Promise<void> {
   const env = await createTimeSkippingEnv();
   const taskQueue = `record-${randomUUID()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflowCode({ workflowsPath: PERSONA_WORKFLOWS }), activities });
+  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflowCode({ workflowsPath: PERSONA_WORKFLOWS, workflowInterceptorModules: [WORKFLOW_INTERCEPTORS] }), activities });
   const histories: Record<string, string> = {};
   const record = async (
     name: string,

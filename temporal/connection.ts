@@ -2,8 +2,9 @@
  * The Temporal client factory: one Connection and Client per process, built in the entry point
  * and passed down. Also the namespace checks the stack and readiness probes use.
  */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
 import proto from '@temporalio/proto';
+import { withRequestId } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
 
 export interface TemporalSettings {
@@ -11,9 +12,26 @@ export interface TemporalSettings {
   TEMPORAL_NAMESPACE: string;
 }
 
-export async function connectTemporal(settings: TemporalSettings): Promise<{ connection: Connection; client: Client }> {
+export interface ClientOptions {
+  /** The request id of the work in progress: it goes with every start and signal (temporal/requestId.ts). */
+  requestId?: () => string | undefined;
+}
+
+export async function connectTemporal(settings: TemporalSettings, options: ClientOptions = {}): Promise<{ connection: Connection; client: Client }> {
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS, connectTimeout: '5s' });
-  return { connection, client: new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE }) };
+  const interceptors = options.requestId ? { workflow: [requestIdInterceptor(options.requestId)] } : undefined;
+  return { connection, client: new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE, ...(interceptors ? { interceptors } : {}) }) };
+}
+
+/** Puts the current request id on every workflow start, signal-with-start, signal and update. */
+export function requestIdInterceptor(requestId: () => string | undefined): WorkflowClientInterceptor {
+  const tag = <T extends { headers: Parameters<typeof withRequestId>[0] }>(input: T): T => ({ ...input, headers: withRequestId(input.headers, requestId()) });
+  return {
+    startWithDetails: (input, next) => next(tag(input)),
+    signalWithStart: (input, next) => next(tag(input)),
+    signal: (input, next) => next(tag(input)),
+    startUpdate: (input, next) => next(tag(input)),
+  };
 }
 
 /** Resolves when the namespace answers; rejects with the server's error otherwise. */

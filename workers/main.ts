@@ -1,11 +1,11 @@
 /**
  * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
- * to Neo4j and Temporal, migrates the graph schema, serves /healthz and /readyz on
- * PERSONA_WORKER_HTTP_PORT, creates or updates the Temporal Schedules (the daily card-expiry
+ * to Neo4j and Temporal, migrates the graph schema, serves /healthz, /readyz and /metrics on
+ * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates or updates the Temporal Schedules (the daily card-expiry
  * scan), and drains cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
-import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createActivities } from '../activities';
 import { ConfigError, loadConfig } from '../config/env';
@@ -16,26 +16,27 @@ import { createDriver, migrate } from '../graph';
 import { graphFromConfig } from '../runtime/graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
+import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import { createLogger } from '../runtime/logger';
+import { RequestContext } from '../runtime/requestContext';
 import { connectTemporal } from '../temporal/connection';
 import { applySchedules, ensureEventRelay } from '../temporal/schedules';
+import { activityLogContext, sdkLogger, workerInterceptors } from './logging';
+import { sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger('persona-worker', config.LOG_LEVEL);
+  const requests = new RequestContext();
+  // Lines written inside an activity name its workflow, run and request.
+  const logger = createLogger('persona-worker', config.LOG_LEVEL, { context: activityLogContext(requests) });
   // The SDK logs through the same JSON logger; the worker, not the Runtime, decides when to
   // stop: SIGTERM drains it (below).
-  const sdkLevels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
-    TRACE: 'trace',
-    DEBUG: 'debug',
-    INFO: 'info',
-    WARN: 'warn',
-    ERROR: 'error',
-  };
-  Runtime.install({
-    shutdownSignals: [],
-    logger: new DefaultLogger('INFO', ({ level, message, meta }) => logger[sdkLevels[level]]({ sdk: meta }, message)),
-  });
+  // Its metrics (and the workflows' business counters) go to an exporter on loopback, served on /metrics below.
+  try {
+    Runtime.install({ shutdownSignals: [], logger: sdkLogger(logger), telemetryOptions: sdkMetricsTelemetry(config.PERSONA_WORKER_SDK_METRICS_PORT) });
+  } catch (err) {
+    throw new ConfigError([`PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on 127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} (${err instanceof Error ? err.message : String(err)}); choose a free port`]);
+  }
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    interceptors: workerInterceptors(requests),
     activities: createActivities({
       graph,
       chimera,
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
       },
     ],
   });
+  health.route('/', metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true }))));
   const server = serve({ fetch: health.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_WORKER_HTTP_PORT });
 
   let stopping = false;

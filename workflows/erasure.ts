@@ -22,9 +22,10 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       await getExternalWorkflowHandle(id).cancel();
       cancelled.push(id);
     } catch (err) {
-      log.info('workflow not cancelled: it had finished', { workflowId: id, error: err instanceof Error ? err.message : String(err) });
+      log.info(`workflow ${id} not cancelled: it had finished`, { otherWorkflowId: id, error: err instanceof Error ? err.message : String(err) });
     }
   }
   const result = await activities.eraseCustomer({ customer_id: input.customer_id });
+  log.info(result.erased ? 'customer erased' : 'customer was erased before', { customerId: input.customer_id, cancelled: cancelled.length });
   return { customer_id: input.customer_id, cancelled, erased: result.erased, deleted: result.deleted };
 }

@@ -12,6 +12,7 @@ import type { EventActivities } from '../activities/events';
 import type { PersonaEvent } from '../graph/events';
 import { eventRelayStatusQuery, retryParkedSignal, type EventRelayInput, type EventRelayState } from '../temporal/eventRelay';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { countEventRelayed, setRelayParked } from './metrics';
 
 const feed = activitiesWithSummaries<Pick<EventActivities, 'readEventFeed'>>(graphWrite, {
   readEventFeed: (req) => `Read up to ${req.limit} events of the change feed ${req.after ? 'after the checkpoint' : 'from its beginning'}`,
@@ -38,6 +39,7 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     try {
       await deliverEvent({ webhook_url: input.webhook_url, event });
       state.delivered++;
+      countEventRelayed();
       state.last_delivery_at = new Date().toISOString();
       return null;
     } catch (err) {
@@ -63,12 +65,14 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     state.parked = still;
   };
 
-  const report = (): void =>
+  const report = (): void => {
+    setRelayParked(state.parked.length);
     setCurrentDetails(
       `**Event relay** to ${new URL(input.webhook_url).host}: ${state.delivered} delivered, ${state.parked.length} parked` +
         (state.parked.length ? ` (retry with the \`retryParked\` signal)` : '') +
         `; last delivery ${state.last_delivery_at ?? 'never'}`,
     );
+  };
   report();
 
   for (let page = 0; page < input.pages_per_run; page++) {

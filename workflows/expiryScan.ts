@@ -12,6 +12,7 @@ import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
 import { emptyStageCounts, expiryLanes, expiryScanProgressQuery, type ExpiryLane, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
 import { activitiesWithSummaries, expiryBatch } from './activityOptions';
+import { countExpiryBatch } from './metrics';
 
 const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatch, {
   scanExpiryBatch: (req) => `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
@@ -47,6 +48,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
         { as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size },
       ]);
       progress.batches++;
+      countExpiryBatch(result.notified, result.expired);
       progress.scanned += result.scanned;
       progress.expired += result.expired;
       progress.already_notified += result.already_notified;

@@ -25,6 +25,7 @@ import {
 } from '../temporal/fraud';
 import { paymentMethodBlockedSignal } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { countFraudOutcome, countFraudReview } from './metrics';
 import { notifications } from './notifications';
 
 const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
@@ -48,7 +49,7 @@ async function tell(workflowId: string, send: (h: ReturnType<typeof getExternalW
     await send(getExternalWorkflowHandle(workflowId));
     return true;
   } catch (err) {
-    log.info('workflow not signalled: it is not running', { workflowId, error: err instanceof Error ? err.message : String(err) });
+    log.info(`workflow ${workflowId} not signalled: it is not running`, { otherWorkflowId: workflowId, error: err instanceof Error ? err.message : String(err) });
     return false;
   }
 }
@@ -66,6 +67,8 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   if (report.outcome === 'false_positive') {
     status.reversal = await fraud.reverseFraudOutcome({ outcome_id: report.outcome_id, customer_id: report.customer_id });
+    countFraudOutcome(report.outcome);
+    log.info('false positive: earlier fraud outcome reversed', { outcomeId: report.outcome_id, reversedOutcomeId: status.reversal.reversed_outcome_id, restored: status.reversal.restored.length });
     const earlier = status.reversal.reversed_outcome_id;
     // The reversed outcome's review is over: the customer is back.
     if (earlier) await tell(fraudOutcomeWorkflowId(earlier), (h) => h.signal(reviewResolvedSignal, { decision: 'reinstate', note: `false positive ${report.outcome_id}` }));
@@ -75,6 +78,8 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   const applied = await fraud.applyFraudOutcome(report, { trust_step: input.trust_step });
   status.applied = applied;
+  countFraudOutcome(report.outcome);
+  log.info(`fraud outcome ${report.outcome} applied`, { outcomeId: report.outcome_id, customerId: report.customer_id, changes: applied.changes.length, suspended: applied.suspended });
 
   if (report.outcome === 'confirmed_fraud' && report.payment_method_id) {
     const methodId = report.payment_method_id;
@@ -113,6 +118,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     decision,
     ...(before && before.from !== 'suspended' ? { restore_to: before.from } : {}),
   });
+  countFraudReview(decision);
   status.state = decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out';
   status.review_deadline = null;
   if (!reviewed) log.warn('fraud review timed out: the customer stays suspended', { outcomeId: report.outcome_id, days: input.review_days });

@@ -5,12 +5,13 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  */
-import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agents';
 import type { GraphActivities } from '../activities/graph';
 import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
 import { personaCustomerId } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, agentCall, graphWrite } from './activityOptions';
+import { countOnboarding } from './metrics';
 
 const graph = activitiesWithSummaries<GraphActivities>(graphWrite, {
   onboardCustomer: (plan) => `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, in one transaction`,
@@ -21,8 +22,17 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
-  const result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
+  let result;
+  try {
+    result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    countOnboarding(cause instanceof ApplicationFailure && cause.type === 'InvalidInputError' ? 'rejected' : 'failed');
+    throw err;
+  }
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
+  countOnboarding(result.outcome);
+  log.info(`customer ${result.outcome}`, { customerId: result.customer_id, outcome: result.outcome, possibleMatches: result.possible_matches.length });
 
   let behavioralProfileRequested = true;
   try {

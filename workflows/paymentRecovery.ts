@@ -27,6 +27,7 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { activitiesWithSummaries, gatewayCharge, graphWrite } from './activityOptions';
+import { countRecovery } from './metrics';
 import { notifications } from './notifications';
 
 const money = (amount: number, currency: string): string => `${(amount / 100).toFixed(2)} ${currency}`;
@@ -88,6 +89,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   if (await onDecline(f.payment_method_id, f.decline_code)) {
     await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
     status.state = 'stopped';
+    countRecovery('stopped');
+    log.info('payment recovery stopped: fraud-class decline', { paymentId: f.payment_id, customerId: f.customer_id, declineCode: f.decline_code });
     return status;
   }
 
@@ -142,6 +145,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       await payments.recordRecoveryFailed({ payment_id: f.payment_id, customer_id: f.customer_id, attempts: status.attempts.length, reason: 'all payment methods failed' });
       await notify('payment_failed', 'failed');
     }
+    countRecovery(status.state);
+    log.info(`payment recovery ${status.state}`, { paymentId: f.payment_id, customerId: f.customer_id, attempts: status.attempts.length, recoveredWith: status.recovered_with });
     return status;
   };
 

@@ -17,6 +17,7 @@ import { InvalidInputError } from '../../graph/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
 import { authorize, type AccessRule, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
+import { observeUnary } from '../observability';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
@@ -138,8 +139,12 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
     }),
   };
 
+  // Every method: a request id in and out, one log line, the latency histogram.
+  const observed = Object.fromEntries(
+    Object.entries(handlers).map(([method, handler]) => [method, observeUnary(deps, method, handler as grpc.handleUnaryCall<unknown, unknown>)]),
+  ) as unknown as PersonaAgentHandlers;
   const server = new grpc.Server();
-  server.addService(proto.persona.v1.PersonaAgent.service, handlers);
+  server.addService(proto.persona.v1.PersonaAgent.service, observed);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.

@@ -10,8 +10,10 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError } from '../../graph/errors';
 import { healthRoutes } from '../../runtime/health';
+import { metricsRoutes } from '../../runtime/metrics';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
+import { observeRequests } from '../observability';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { adminRoutes } from './admin';
 import { validationHook } from './common';
@@ -29,7 +31,9 @@ const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid_input: 400, inval
 
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  app.use('*', observeRequests(deps));
   app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness }));
+  app.route('/', metricsRoutes(() => deps.metrics.registry.metrics()));
 
   app.use(
     '/api/*',

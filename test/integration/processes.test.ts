@@ -87,6 +87,7 @@ describe('the api and worker processes', () => {
     const proc = startProcess(entry, {
       [portVar]: String(port),
       PERSONA_GRPC_PORT: String(await freePort()),
+      PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
       PERSONA_HTTP_HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
     });

@@ -17,6 +17,8 @@ import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import type { ContextPolicy } from '../../graph/context';
 import { loadSettings } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
+import { RequestContext } from '../../runtime/requestContext';
+import { workerInterceptors } from '../../workers/logging';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 
@@ -42,11 +44,19 @@ export interface HarnessOptions {
   policy?: ContextPolicy;
 }
 
+/** A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for 10 minutes. */
+export async function signToken(jwtSecret: string, scope: string, sub?: string): Promise<string> {
+  const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m');
+  return (sub ? jwt.setSubject(sub) : jwt).sign(new TextEncoder().encode(jwtSecret));
+}
+
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const limits = options.limits ?? { maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000 };
   const settings = loadSettings();
   const graph = openTestGraph();
-  const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings);
+  // As in the real api and worker: the request id rides along with every start and signal.
+  const requests = new RequestContext();
+  const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, { requestId: () => requests.requestId });
   const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
   const taskQueue = `e2e-${randomUUID()}`;
   const worker = await Worker.create({
@@ -54,6 +64,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
+    interceptors: workerInterceptors(requests),
     activities: (options.wrapActivities ?? ((a) => a))(createActivities({
         graph,
         chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
@@ -65,23 +76,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const running = worker.run();
   const deps: ApiDeps = {
-    ...apiDepsFromConfig(graph.config, { logger: createLogger('test-api', 'silent'), readiness: [], graph, client, taskQueue }),
+    ...apiDepsFromConfig(graph.config, { logger: createLogger('test-api', 'silent'), readiness: [], graph, client, taskQueue, requests }),
     limits,
     ...(options.policy ? { policy: options.policy } : {}),
   };
   const app = createApp(deps);
 
-  const secret = new TextEncoder().encode(graph.config.jwtSecret);
   return {
     app,
     graph,
     client,
     taskQueue,
     withDeps: (change) => createApp(change(deps)),
-    token: async (scope, sub) => {
-      const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m');
-      return (sub ? jwt.setSubject(sub) : jwt).sign(secret);
-    },
+    token: (scope, sub) => signToken(graph.config.jwtSecret, scope, sub),
     close: async () => {
       worker.shutdown();
       await running;

@@ -51,19 +51,57 @@ export async function waitForOk(url: string, proc: RunningProcess, timeoutMs = 9
   throw new Error(`${url} did not answer 200 within ${timeoutMs} ms:\n${proc.output()}`);
 }
 
+export interface WorkerProcess extends RunningProcess {
+  /** http://127.0.0.1:<port>: /healthz, /readyz, /metrics */
+  url: string;
+}
+
 /**
- * Starts a worker process on a free health port and waits until it is ready. It leaves the
- * shared Temporal Schedules alone (a test worker polls its own task queue).
+ * Starts a worker process on free ports and waits until it is ready. It leaves the shared
+ * Temporal Schedules alone (a test worker polls its own task queue).
  */
-export async function startWorkerProcess(env: Record<string, string>): Promise<RunningProcess> {
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
   const port = await freePort();
   const proc = startProcess('workers/main.ts', {
     PERSONA_WORKER_HTTP_PORT: String(port),
+    PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
     PERSONA_HTTP_HOST: '127.0.0.1',
     PERSONA_SCHEDULES: 'skip',
     LOG_LEVEL: 'warn',
     ...env,
   });
-  await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
-  return proc;
+  const url = `http://127.0.0.1:${port}`;
+  await waitForOk(`${url}/readyz`, proc);
+  return { ...proc, url };
+}
+
+export interface ApiProcess extends RunningProcess {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** 127.0.0.1:<port> */
+  grpcAddress: string;
+}
+
+/** Starts an api process on free REST and gRPC ports and waits until it is ready. */
+export async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
+  const [http, grpc] = [await freePort(), await freePort()];
+  const proc = startProcess('api/main.ts', {
+    PERSONA_HTTP_PORT: String(http),
+    PERSONA_GRPC_PORT: String(grpc),
+    PERSONA_HTTP_HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+  const url = `http://127.0.0.1:${http}`;
+  await waitForOk(`${url}/readyz`, proc);
+  return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
+}
+
+/** Stops a process with SIGTERM (SIGKILL after `graceMs`) and waits for it to exit. */
+export async function stopProcess(proc: RunningProcess, graceMs = 15_000): Promise<void> {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
+  await proc.exited;
+  clearTimeout(timer);
 }

@@ -11,6 +11,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { loadSettings } from '../../config/env';
 import proto from '@temporalio/proto';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
+import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 let runtimeInstalled = false;
 
@@ -50,7 +51,8 @@ export function useWorkflowTestEnv(ready: (env: TestWorkflowEnvironment, bundle:
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await createTimeSkippingEnv();
-    ready(env, await bundleWorkflowCode({ workflowsPath }));
+    // With the workers' interceptors, as the worker bundles them.
+    ready(env, await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [WORKFLOW_INTERCEPTORS] }));
   });
   afterAll(() => env?.teardown());
 }

@@ -10,6 +10,7 @@ import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { HISTORIES_DIR } from '../../scripts/record-histories';
 import { PERSONA_WORKFLOWS } from '../support/temporal';
+import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
 
@@ -40,7 +41,7 @@ describe('recorded workflow histories', () => {
   it('replay deterministically against the current code', async () => {
     const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object) }));
     const failures: string[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowsPath: PERSONA_WORKFLOWS }, histories)) {
+    for await (const result of Worker.runReplayHistories({ workflowsPath: PERSONA_WORKFLOWS, interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] } }, histories)) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     expect(failures).toEqual([]);

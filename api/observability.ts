@@ -1,0 +1,94 @@
+/**
+ * What the api tells ops about every request, REST or gRPC: a request id (the caller's
+ * `X-Request-Id`, or a new one) answered in the same header and carried into every log line
+ * and every workflow the request starts or signals; one JSON log line per request; and a
+ * latency histogram by route and status on /metrics.
+ */
+import { status as grpcStatus, Metadata, type handleUnaryCall } from '@grpc/grpc-js';
+import type { MiddlewareHandler } from 'hono';
+import { matchedRoutes } from 'hono/route';
+import { Histogram, type Registry } from 'prom-client';
+import type { Logger } from '../runtime/logger';
+import { createRegistry } from '../runtime/metrics';
+import { REQUEST_ID_HEADER, requestIdFrom, type RequestContext } from '../runtime/requestContext';
+
+export interface ApiMetrics {
+  registry: Registry;
+  http: Histogram<'method' | 'route' | 'status'>;
+  grpc: Histogram<'method' | 'code'>;
+}
+
+/** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export function createApiMetrics(options: { processMetrics?: boolean } = {}): ApiMetrics {
+  const registry = createRegistry(options);
+  return {
+    registry,
+    http: new Histogram({
+      name: 'persona_http_request_duration_seconds',
+      help: 'REST request latency, by method, route pattern and response status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    grpc: new Histogram({
+      name: 'persona_grpc_request_duration_seconds',
+      help: 'gRPC call latency, by method and status code',
+      labelNames: ['method', 'code'],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+  };
+}
+
+interface ObserveDeps {
+  logger: Logger;
+  requests: RequestContext;
+  metrics: ApiMetrics;
+}
+
+/** Probes and scrapes are logged at debug only: they come every few seconds. */
+const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** The route pattern that answered (`/api/v1/customers/:id/profile`), or `unmatched` (bounded label values). */
+function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
+  return matchedRoutes(c).filter((r) => r.method !== 'ALL').at(-1)?.path ?? 'unmatched';
+}
+
+/** REST middleware: request id, one log line, the latency histogram. */
+export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
+  return async (c, next) => {
+    const requestId = requestIdFrom(c.req.header(REQUEST_ID_HEADER));
+    const started = performance.now();
+    c.header('X-Request-Id', requestId);
+    await deps.requests.run({ requestId }, next);
+    const seconds = (performance.now() - started) / 1000;
+    const route = routeOf(c);
+    const status = c.res.status;
+    deps.metrics.http.observe({ method: c.req.method, route, status: String(status) }, seconds);
+    const level = QUIET_ROUTES.has(route) ? 'debug' : status >= 500 ? 'error' : 'info';
+    deps.logger[level]({ requestId, method: c.req.method, route, path: c.req.path, status, ms: Math.round(seconds * 1000) }, `${c.req.method} ${route} ${status}`);
+  };
+}
+
+/** gRPC: the same for one unary method — request id in and out as `x-request-id` metadata. */
+export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handler: handleUnaryCall<Req, Res>): handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    const requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]?.toString());
+    const started = performance.now();
+    const answer = new Metadata();
+    answer.set(REQUEST_ID_HEADER, requestId);
+    call.sendMetadata(answer);
+    deps.requests.run({ requestId }, () =>
+      handler(call, (err, value) => {
+        const seconds = (performance.now() - started) / 1000;
+        const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
+        deps.metrics.grpc.observe({ method, code }, seconds);
+        const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
+        deps.logger[level]({ requestId, grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
+        callback(err, value);
+      }),
+    );
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * What ops see, end to end: an api process and a worker process on the real Temporal and
+ * Neo4j (and the gateway simulator), driven over REST and gRPC with known request ids and with
+ * secrets that must never reach a log — then their JSON logs, their /metrics pages and the
+ * workflows' histories read the way ops read them.
+ */
+import { randomUUID } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import type { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getDevicesByCustomer } from '../../graph';
+import { REQUEST_ID_HEADER_KEY } from '../../temporal/requestId';
+import { connectTemporal } from '../../temporal/connection';
+import type { ExpiryScanProgress } from '../../temporal/expiry';
+import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+import { signToken } from '../support/api';
+import { holderOfCard } from '../support/expiry';
+import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { bearer, personaClient } from '../support/grpc';
+import { logLines, metricValue, scrape } from '../support/observability';
+import { startApiProcess, startWorkerProcess, stopProcess, type ApiProcess, type WorkerProcess } from '../support/processes';
+import { paymentId } from '../support/recovery';
+import { until } from '../support/wait';
+
+const taskQueue = `observability-${randomUUID()}`;
+const run = randomUUID().slice(0, 8);
+/** Request ids the test sends, one per call it will look for. */
+const rid = { onboard: `obs-onboard-${run}`, match: `obs-match-${run}`, card: `obs-card-${run}`, pan: `obs-pan-${run}`, pay: `obs-pay-${run}`, fraud: `obs-fraud-${run}`, grpc: `obs-grpc-${run}`, scan: `obs-scan-${run}` };
+/** What must never appear in a log line. */
+const secret = {
+  token: `tok_obs_${randomUUID()}`,
+  secondToken: `tok_obs_${randomUUID()}`,
+  email: uniqueEmail('obs'),
+  phone: `+4479${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`,
+  fingerprint: `fp-obs-${randomUUID()}`,
+  pan: '4242424242424242',
+};
+const AS_OF = '2010-06-20';
+
+let graph: TestGraph;
+let temporal: { connection: Connection; client: Client };
+let worker: WorkerProcess;
+let api: ApiProcess;
+let ops: string;
+const seen: { customerId: string; onboardingId: string; recoveryId: string; fraudId: string; scanId: string; scan: ExpiryScanProgress; grpcRequestId: string } = {} as never;
+
+async function call(method: string, path: string, requestId: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${api.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ops}`, 'x-request-id': requestId, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, requestId: res.headers.get('x-request-id'), json: (await res.json()) as Record<string, unknown> };
+}
+
+const onboarding = (key: string, requestId: string) =>
+  call('POST', '/api/v1/onboarding?wait=true', requestId, {
+    customer: { segment: 'Subscriber', ltv: 120 },
+    payment_method: { type: 'card', token: secret.token, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2035 },
+    device: { fingerprint: secret.fingerprint, ip: '203.0.113.7', user_agent: 'observability-test' },
+    digital_identifiers: [
+      { type: 'email', value: secret.email, is_verified: true },
+      { type: 'phone_number', value: secret.phone, is_verified: true },
+    ],
+  }, { 'idempotency-key': key });
+
+/** Drives every lifecycle once through the api: what the tests below then read back. */
+async function exercise(): Promise<void> {
+  const onboarded = await onboarding(`obs-${run}-1`, rid.onboard);
+  expect(onboarded).toMatchObject({ status: 200, requestId: rid.onboard, json: { outcome: 'created' } });
+  seen.customerId = onboarded.json.customer_id as string;
+  seen.onboardingId = onboarded.json.workflow_id as string;
+  expect((await onboarding(`obs-${run}-2`, rid.match)).json).toMatchObject({ outcome: 'matched', customer_id: seen.customerId });
+
+  const wallet = `/api/v1/customers/${seen.customerId}/payment-methods`;
+  const card = { type: 'card', brand: 'visa', last_four: '4444', expiry_month: 11, expiry_year: 2034 };
+  expect(await call('POST', wallet, rid.card, { ...card, token: secret.secondToken })).toMatchObject({ status: 201, requestId: rid.card });
+  expect(await call('POST', wallet, rid.pan, { ...card, token: secret.pan })).toMatchObject({ status: 400, json: { field: 'payment_method.token' } });
+  const first = ((await call('GET', wallet, `obs-wallet-${run}`)).json.data as { id: string; last_four: string }[]).find((pm) => pm.last_four === '4242');
+
+  const payment = paymentId();
+  const failure = { payment_id: payment, customer_id: seen.customerId, payment_method_id: first?.id, amount: 2599, currency: 'EUR', decline_code: 'insufficient_funds' };
+  seen.recoveryId = (await call('POST', '/api/v1/payment-failures', rid.pay, failure)).json.workflow_id as string;
+  await until(async () => (await call('GET', `/api/v1/payment-recoveries/${payment}`, `obs-poll-${run}`)).json.state === 'recovered');
+
+  const [device] = await getDevicesByCustomer(graph, seen.customerId);
+  const outcomeId = randomUUID();
+  seen.fraudId = (await call('POST', '/api/v1/fraud-outcomes', rid.fraud, { outcome_id: outcomeId, customer_id: seen.customerId, outcome: 'challenge_passed', device_id: device?.id })).json.workflow_id as string;
+  await until(async () => (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, `obs-poll-${run}`)).json.state === 'done');
+
+  const client = personaClient(api.grpcAddress);
+  const metadata = bearer(ops);
+  metadata.set('x-request-id', rid.grpc);
+  seen.grpcRequestId = await new Promise<string>((resolve, reject) => {
+    const pending = client.GetCustomerContext({ customer_id: seen.customerId }, metadata, (err) => err && reject(err));
+    pending.on('metadata', (md: grpc.Metadata) => resolve(String(md.get('x-request-id')[0])));
+  });
+  client.close();
+
+  // Cards around a long-past day, so that only this test's cards are due: 41 days, 10 days, last month.
+  await holderOfCard(graph, 2010, 7);
+  await holderOfCard(graph, 2010, 6);
+  await holderOfCard(graph, 2010, 5);
+  seen.scanId = (await call('POST', '/api/v1/admin/expiry-scan', rid.scan, { as_of: AS_OF })).json.workflow_id as string;
+  await until(async () => {
+    seen.scan = (await call('GET', `/api/v1/admin/expiry-scans/${seen.scanId}`, `obs-poll-${run}`)).json as unknown as ExpiryScanProgress;
+    return seen.scan.state === 'done';
+  });
+}
+
+beforeAll(async () => {
+  graph = openTestGraph();
+  temporal = await connectTemporal(graph.config);
+  ops = await signToken(graph.config.jwtSecret, 'ops');
+  // Debug level: the most a process ever logs is what must hold no secret.
+  worker = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug' });
+  api = await startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug' });
+  await exercise();
+}, 240_000);
+
+afterAll(async () => {
+  await Promise.all([api && stopProcess(api), worker && stopProcess(worker)]);
+  await temporal?.connection.close();
+  await graph?.close();
+});
+
+const apiLogs = () => logLines(api.output());
+const workerLogs = () => logLines(worker.output());
+
+describe('structured logs', () => {
+  it('are JSON, one line per request in the api, each naming its request id, route and status', () => {
+    const { lines, notJson } = apiLogs();
+    expect(notJson).toEqual([]);
+    const find = (requestId: string) => lines.filter((l) => l.requestId === requestId && 'status' in l);
+    expect(find(rid.onboard)).toMatchObject([{ method: 'POST', route: '/api/v1/onboarding', status: 200 }]);
+    expect(find(rid.pan)).toMatchObject([{ method: 'POST', route: '/api/v1/customers/:id/payment-methods', status: 400 }]);
+    expect(lines.filter((l) => l.requestId === rid.grpc)).toMatchObject([{ grpcMethod: 'GetCustomerContext', code: 'OK' }]);
+    expect(seen.grpcRequestId).toBe(rid.grpc);
+  });
+
+  it('follow a request into the workflow it starts: every worker line of it names the workflow, the run and the request', async () => {
+    const { lines, notJson } = workerLogs();
+    expect(notJson).toEqual([]);
+    for (const [workflowId, requestId, expected] of [
+      [seen.onboardingId, rid.onboard, 'customer created'],
+      [seen.recoveryId, rid.pay, 'notify customer: payment_recovered by email'],
+      [seen.fraudId, rid.fraud, 'fraud outcome challenge_passed applied'],
+      [seen.scanId, rid.scan, 'expiry scan finished'],
+    ] as const) {
+      const { runId } = await temporal.client.workflow.getHandle(workflowId).describe();
+      const mine = lines.filter((l) => JSON.stringify(l).includes(workflowId) && l.otherWorkflowId !== workflowId);
+      expect(mine.map((l) => l.msg)).toContain(expected);
+      for (const line of mine) expect(line, JSON.stringify(line)).toMatchObject({ workflowId, runId });
+      // The SDK writes "Activity started" before any interceptor can see the activity's headers.
+      const withoutRequest = mine.filter((l) => l.requestId !== requestId && l.msg !== 'Activity started');
+      expect(withoutRequest).toEqual([]);
+    }
+  });
+
+  it('never hold a payment token, a card number, an email, a phone number, a fingerprint or a bearer token', () => {
+    const output = `${api.output()}\n${worker.output()}`;
+    // The secrets did pass through both processes (the worker wrote the card and the identifiers).
+    expect(workerLogs().lines.some((l) => l.workflowId === seen.onboardingId && l.msg === 'customer created')).toBe(true);
+    const digits = secret.phone.replace(/\D/g, '').slice(-9);
+    const leaks = Object.entries({ ...secret, phone: digits, bearer: ops }).filter(([, value]) => output.includes(value));
+    expect(leaks.map(([name]) => name)).toEqual([]);
+  });
+});
+
+describe('/metrics', () => {
+  it('the api: request latency histograms by route and status, REST and gRPC, and process metrics', async () => {
+    const m = await scrape(api.url);
+    const http = (route: string, status: string, method = 'POST') => metricValue(m, 'persona_http_request_duration_seconds_count', { method, route, status });
+    expect(http('/api/v1/onboarding', '200')).toBe(2);
+    expect(http('/api/v1/customers/:id/payment-methods', '201')).toBe(1);
+    expect(http('/api/v1/customers/:id/payment-methods', '400')).toBe(1);
+    expect(http('/api/v1/payment-failures', '202')).toBe(1);
+    expect(metricValue(m, 'persona_http_request_duration_seconds_bucket', { route: '/api/v1/onboarding', status: '200', le: '+Inf' })).toBe(2);
+    expect(metricValue(m, 'persona_http_request_duration_seconds_sum', { route: '/api/v1/onboarding', status: '200' })).toBeGreaterThan(0);
+    expect(metricValue(m, 'persona_grpc_request_duration_seconds_count', { method: 'GetCustomerContext', code: 'OK' })).toBe(1);
+    expect(m.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
+  });
+
+  it('the worker: business counters by outcome, stage and kind, the Temporal SDK runtime metrics, process metrics', async () => {
+    const m = await scrape(worker.url);
+    const mine = { taskQueue };
+    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
+    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
+    expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
+    expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
+    // The counters say what the scan itself reports, and this test's cards were among them.
+    for (const stage of ['60', '30', '7'] as const) {
+      expect(metricValue(m, 'persona_expiry_notifications_total', { ...mine, stage })).toBe(seen.scan.notified[stage]);
+    }
+    expect(seen.scan.notified['60']).toBeGreaterThanOrEqual(1);
+    expect(seen.scan.notified['30']).toBeGreaterThanOrEqual(1);
+    expect(metricValue(m, 'persona_cards_expired_total', mine)).toBe(seen.scan.expired);
+    expect(seen.scan.expired).toBeGreaterThanOrEqual(1);
+
+    const sdk = { task_queue: taskQueue };
+    expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(2);
+    expect(metricValue(m, 'temporal_activity_execution_latency_seconds_count', { ...sdk, activity_type: 'chargePaymentMethod' })).toBe(1);
+    expect(metricValue(m, 'temporal_workflow_task_schedule_to_start_latency_seconds_count', sdk)).toBeGreaterThan(0);
+    expect(m.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
+  });
+});
+
+describe('the Temporal UI', () => {
+  it('finds the customer’s workflows by PersonaCustomerId, each with a summary in words and a summary on every activity', async () => {
+    let found: { workflowId: string; type: string }[] = [];
+    await until(async () => {
+      found = [];
+      for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(seen.customerId) })) found.push({ workflowId: wf.workflowId, type: wf.type });
+      return found.length >= 4;
+    });
+    expect(new Set(found.map((f) => f.type))).toEqual(new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']));
+
+    for (const { workflowId } of [...found, { workflowId: seen.scanId }]) {
+      const handle = temporal.client.workflow.getHandle(workflowId);
+      const described = await handle.describe();
+      if (workflowId !== seen.scanId) expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
+      expect((await described.staticSummary())?.split(' ').length).toBeGreaterThanOrEqual(5);
+
+      const { events } = await handle.fetchHistory();
+      const started = events?.[0]?.workflowExecutionStartedEventAttributes;
+      expect(started?.header?.fields?.[REQUEST_ID_HEADER_KEY], `${workflowId} carries its request id`).toBeDefined();
+      const activities = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+      expect(activities.length).toBeGreaterThan(0);
+      for (const e of activities) {
+        const summary = JSON.parse(Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString() || '""') as string;
+        expect(summary.split(' ').length, `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`).toBeGreaterThanOrEqual(5);
+      }
+    }
+  });
+});

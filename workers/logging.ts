@@ -1,0 +1,90 @@
+/**
+ * The worker's logs: one JSON logger (pino) for the process, the SDK and the workflows.
+ *   - SDK lines (workflow `log`, activity `log`, the worker's own) arrive with the workflow id,
+ *     run id, type and — through the interceptors below — the request id as top-level fields;
+ *   - any other line written while an activity runs (a client, the notification sink) gets the
+ *     same fields from the activity's context;
+ *   - the request id that started a workflow reaches its activities in the `persona-request-id`
+ *     header (workflows/interceptors.ts puts it there).
+ */
+import { fileURLToPath } from 'node:url';
+import { Context } from '@temporalio/activity';
+import { DefaultLogger, type ActivityInterceptorsFactory, type LogLevel, type WorkerInterceptors } from '@temporalio/worker';
+import type { Logger } from '../runtime/logger';
+import type { RequestContext } from '../runtime/requestContext';
+import { requestIdOf } from '../temporal/requestId';
+
+const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
+const SDK_LEVEL: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+
+/** The SDK's log entries as fields of one JSON line: the same names for workflows and activities. */
+export function sdkLogFields(meta: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!meta) return {};
+  const { workflowRunId, taskToken: _taskToken, error, ...rest } = meta;
+  return {
+    ...rest,
+    ...(workflowRunId !== undefined ? { runId: workflowRunId } : {}),
+    // pino serialises an Error only under `err`.
+    ...(error !== undefined ? { err: error } : {}),
+  };
+}
+
+/** The Runtime's logger: the SDK's lines (workflows, activities, the worker) through `logger`. */
+export function sdkLogger(logger: Logger): DefaultLogger {
+  return new DefaultLogger(SDK_LEVEL[logger.level] ?? 'INFO', ({ level, message, meta }) => logger[LEVELS[level]](sdkLogFields(meta), message));
+}
+
+/**
+ * Fields for a log line written while an activity runs: which workflow, run, activity and
+ * request it serves. Outside an activity, just the request id when there is one.
+ */
+export function activityLogContext(requests: RequestContext): () => Record<string, unknown> {
+  return () => {
+    const requestId = requests.requestId;
+    const fields: Record<string, unknown> = requestId ? { requestId } : {};
+    let info: Context['info'];
+    try {
+      info = Context.current().info;
+    } catch {
+      return fields;
+    }
+    return {
+      ...fields,
+      workflowId: info.workflowExecution?.workflowId,
+      runId: info.workflowExecution?.runId,
+      workflowType: info.workflowType,
+      activityType: info.activityType,
+      activityId: info.activityId,
+      attempt: info.attempt,
+    };
+  };
+}
+
+/** Activities run inside their request's scope, and their SDK log lines name the request. */
+export function requestIdActivityInterceptor(requests: RequestContext): ActivityInterceptorsFactory {
+  return () => {
+    let requestId: string | undefined;
+    return {
+      inbound: {
+        execute: (input, next) => {
+          requestId = requestIdOf(input.headers);
+          return requestId ? requests.run({ requestId }, () => next(input)) : next(input);
+        },
+      },
+      outbound: {
+        getLogAttributes: (attributes, next) => (requestId ? { ...next(attributes), requestId } : next(attributes)),
+      },
+    };
+  };
+}
+
+/** The workflow interceptors module (it goes into the workflow bundle). */
+export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
+
+/** What every Persona worker (the process, test harnesses) registers: request ids, in and out. */
+export function workerInterceptors(requests: RequestContext): WorkerInterceptors {
+  return {
+    workflowModules: [WORKFLOW_INTERCEPTORS],
+    activity: [requestIdActivityInterceptor(requests)],
+  };
+}

@@ -1,0 +1,28 @@
+/**
+ * The worker's /metrics: the Temporal SDK's runtime metrics (workflow and activity counts and
+ * latencies, task-queue polling, sticky cache) together with Persona's business counters
+ * (temporal/metrics.ts, recorded by the workflows through the same SDK meter), plus Node's own
+ * process metrics. The SDK's exporter listens on loopback only; /metrics on the worker's HTTP
+ * port serves its text and the process metrics as one page, so ops scrape one address.
+ */
+import type { TelemetryOptions } from '@temporalio/worker';
+import type { Registry } from 'prom-client';
+
+/** Runtime telemetry: the SDK's Prometheus exporter on 127.0.0.1:`port`, seconds and `_total` as Prometheus expects. */
+export function sdkMetricsTelemetry(port: number): TelemetryOptions {
+  return {
+    metrics: {
+      prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true },
+    },
+  };
+}
+
+/** Renders the worker's whole /metrics page; rejects when the SDK's exporter does not answer. */
+export function workerMetricsPage(sdkPort: number, processMetrics: Registry): () => Promise<string> {
+  return async () => {
+    const res = await fetch(`http://127.0.0.1:${sdkPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`the Temporal SDK's metrics exporter answered ${res.status}`);
+    const [sdk, node] = await Promise.all([res.text(), processMetrics.metrics()]);
+    return `${sdk.trimEnd()}\n${node}`;
+  };
+}
