@@ -40,14 +40,14 @@ const hostPort = (url: string): [string, number] => {
 
 describe('docker-compose.yml', () => {
   it('has the services of a deployment, each with a health check where something waits for it', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'gateway-sim', 'neo4j', 'temporal', 'temporal-db', 'temporal-setup', 'temporal-ui', 'worker']);
+    expect(Object.keys(services).sort()).toEqual(['api', 'gateway-sim', 'neo4j', 'prometheus', 'temporal', 'temporal-db', 'temporal-setup', 'temporal-ui', 'worker']);
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         expect(services[dep], `${name} depends on ${dep}`).toBeDefined();
         if (condition === 'service_healthy') expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
       }
     }
-    expect(Object.keys(compose.volumes).sort()).toEqual(['neo4j-data', 'temporal-db']);
+    expect(Object.keys(compose.volumes).sort()).toEqual(['neo4j-data', 'prometheus-data', 'temporal-db']);
   });
 
   it('gives Persona’s services only variables the code reads, and they load as a production configuration', () => {
@@ -90,11 +90,27 @@ describe('docker-compose.yml', () => {
     expect(services['gateway-sim']?.build).toBe('.');
     for (const [name, s] of Object.entries(services)) {
       if (s.image === 'persona:local') continue;
-      expect(s.image, `${name} pins its image`).toMatch(/^[\w./-]+:\d[\w.-]*$/);
+      expect(s.image, `${name} pins its image`).toMatch(/^[\w./-]+:v?\d[\w.-]*$/);
     }
     expect(services.neo4j?.image).toMatch(/^neo4j:5\.26/);
     // The search attribute the workflows set is registered.
     expect(JSON.stringify(services['temporal-setup'])).toContain('PersonaCustomerId');
     expect(services['temporal-ui']?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
+  });
+
+  it('runs Prometheus on ops/prometheus, scraping the api and the worker where they serve /metrics', () => {
+    const prometheus = services.prometheus as Service & { volumes: string[] };
+    expect(prometheus.volumes).toContain('./ops/prometheus:/etc/prometheus:ro');
+    const config = parse(readFileSync(path.join(repoRoot, 'ops', 'prometheus', 'prometheus.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    for (const file of config.rule_files) expect(existsSync(path.join(repoRoot, 'ops', 'prometheus', file)), file).toBe(true);
+    const targets = Object.fromEntries(config.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((c) => c.targets)]));
+    // The api serves /metrics on its REST port, the worker on its health port.
+    expect(targets).toEqual({
+      'persona-api': [`api:${loadConfig(envOf('api')).PERSONA_HTTP_PORT}`],
+      'persona-worker': [`worker:${loadConfig(envOf('worker')).PERSONA_WORKER_HTTP_PORT}`],
+    });
   });
 });

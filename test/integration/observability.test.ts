@@ -17,7 +17,7 @@ import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
 import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
-import { logLines, metricValue, scrape } from '../support/observability';
+import { alertRules, logLines, metricValue, promqlSelectors, scrape } from '../support/observability';
 import { startApiProcess, startWorkerProcess, stopProcess, type ApiProcess, type WorkerProcess } from '../support/processes';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
@@ -202,6 +202,16 @@ describe('/metrics', () => {
     expect(metricValue(m, 'temporal_activity_execution_latency_seconds_count', { ...sdk, activity_type: 'chargePaymentMethod' })).toBe(1);
     expect(metricValue(m, 'temporal_workflow_task_schedule_to_start_latency_seconds_count', sdk)).toBeGreaterThan(0);
     expect(m.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
+  });
+
+  it('carry, under the names the alert rules use, every metric this run had reason to produce', async () => {
+    const onPage = new Set([...(await scrape(api.url)), ...(await scrape(worker.url))].map((s) => s.name));
+    const named = new Set(alertRules().flatMap((r) => promqlSelectors(r.expr).found.map((f) => f.metric)));
+    const absent = [...named].filter((n) => !onPage.has(n)).sort();
+    // Only what takes a failure, a parked event or a review to appear — and `up`, which Prometheus adds.
+    expect(absent).toEqual(
+      ['persona_event_relay_parked_events', 'persona_fraud_reviews_total', 'temporal_activity_execution_failed_total', 'temporal_workflow_failed_total', 'temporal_workflow_task_execution_failed_total', 'up'].sort(),
+    );
   });
 });
 

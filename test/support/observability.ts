@@ -1,4 +1,9 @@
-/** Reading what a process tells ops: its JSON log lines and its Prometheus /metrics page. */
+/** Reading what a process tells ops: its JSON log lines, its Prometheus /metrics page, the alert rules over them. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parser } from '@prometheus-io/lezer-promql';
+import { parse } from 'yaml';
+import { repoRoot } from '../../config/env';
 
 export interface Sample {
   name: string;
@@ -47,4 +52,35 @@ export function logLines(output: string): { lines: LogLine[]; notJson: string[] 
     }
   }
   return { lines, notJson };
+}
+
+export interface AlertRule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: { severity: string };
+  annotations: { summary: string; description: string; runbook_url: string };
+}
+
+/** The rules of ops/prometheus/alerts.yml. */
+export function alertRules(): AlertRule[] {
+  const file = path.join(repoRoot, 'ops', 'prometheus', 'alerts.yml');
+  return (parse(readFileSync(file, 'utf8')) as { groups: { rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
+}
+
+/** The vector selectors of a PromQL expression (metric name, label names matched on), and how many parse errors it has. */
+export function promqlSelectors(expr: string): { errors: number; found: { metric: string; labels: string[] }[] } {
+  const tree = parser.parse(expr);
+  let errors = 0;
+  const found: { metric: string; labels: string[] }[] = [];
+  tree.iterate({
+    enter: (n) => {
+      if (n.type.isError) errors++;
+      if (n.name !== 'VectorSelector') return;
+      const metric = n.node.getChild('Identifier');
+      const labels = n.node.getChild('LabelMatchers')?.getChildren('UnquotedLabelMatcher').map((m) => m.getChild('LabelName')).filter((l) => l !== null) ?? [];
+      found.push({ metric: metric ? expr.slice(metric.from, metric.to) : '', labels: labels.map((l) => expr.slice(l.from, l.to)) });
+    },
+  });
+  return { errors, found };
 }
