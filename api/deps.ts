@@ -1,4 +1,5 @@
 /** What the api's routes and services run on, built once in api/main.ts (or by a test). */
+import type { Tracer } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import type { ContextPolicy } from '../graph/context';
 import type { Graph } from '../graph/graph';
@@ -16,6 +17,8 @@ export interface ApiDeps {
   /** Which request the code running now serves (its id joins logs and workflow starts). */
   requests: RequestContext;
   metrics: ApiMetrics;
+  /** Set when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  tracer?: Tracer | undefined;
   readiness: ReadinessCheck[];
   graph: Graph;
   temporal: { client: Client; taskQueue: string };
@@ -33,12 +36,13 @@ export interface ApiDeps {
 /** The deps every api process builds the same way from its configuration. */
 export function apiDepsFromConfig(
   config: Config,
-  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string; requests?: RequestContext; metrics?: ApiMetrics },
+  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string; requests?: RequestContext; metrics?: ApiMetrics; tracer?: Tracer | undefined },
 ): ApiDeps {
   return {
     logger: parts.logger,
     requests: parts.requests ?? new RequestContext(),
     metrics: parts.metrics ?? createApiMetrics(),
+    tracer: parts.tracer,
     readiness: parts.readiness,
     graph: parts.graph,
     temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },

@@ -9,6 +9,7 @@ import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { checkAll } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
+import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal } from '../temporal/connection';
 import { graphFromConfig } from '../runtime/graph';
@@ -28,8 +29,10 @@ async function main(): Promise<void> {
   const schema = await migrate(driver, config.NEO4J_DATABASE);
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
 
-  // The client puts the request id on every workflow start and signal.
-  const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId });
+  const tracing = startTracing('persona-api', config.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting OpenTelemetry traces');
+  // The client puts the request id (and the trace) on every workflow start and signal.
+  const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId, plugins: tracing ? [tracing.temporal] : [] });
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
 
   const deps = apiDepsFromConfig(config, {
@@ -39,6 +42,7 @@ async function main(): Promise<void> {
     client,
     requests,
     metrics: createApiMetrics({ processMetrics: true }),
+    tracer: tracing?.tracer,
   });
   const app = createApp(deps);
 
@@ -64,6 +68,7 @@ async function main(): Promise<void> {
     { name: 'http server', run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))) },
     { name: 'temporal connection', run: () => connection.close() },
     { name: 'neo4j driver', run: () => driver.close() },
+    ...(tracing ? [{ name: 'tracing (flushing spans)', run: () => tracing.shutdown() }] : []),
   ]);
 }
 

@@ -5,12 +5,14 @@
  * latency histogram by route and status on /metrics.
  */
 import { status as grpcStatus, Metadata, type handleUnaryCall } from '@grpc/grpc-js';
+import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
 import { createRegistry } from '../runtime/metrics';
 import { REQUEST_ID_HEADER, requestIdFrom, type RequestContext } from '../runtime/requestContext';
+import { inSpan } from '../runtime/tracing';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -46,6 +48,8 @@ interface ObserveDeps {
   logger: Logger;
   requests: RequestContext;
   metrics: ApiMetrics;
+  /** Set when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT). */
+  tracer?: Tracer | undefined;
 }
 
 /** Probes and scrapes are logged at debug only: they come every few seconds. */
@@ -62,13 +66,21 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const requestId = requestIdFrom(c.req.header(REQUEST_ID_HEADER));
     const started = performance.now();
     c.header('X-Request-Id', requestId);
-    await deps.requests.run({ requestId }, next);
+    const method = c.req.method;
+    const traceId = await inSpan(deps.tracer, method, c.req.header(), async (span) => {
+      await deps.requests.run({ requestId }, next);
+      const route = routeOf(c);
+      span?.updateName(`${method} ${route}`);
+      span?.setAttributes({ 'http.request.method': method, 'http.route': route, 'http.response.status_code': c.res.status, 'persona.request_id': requestId });
+      if (c.res.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
+      return span?.spanContext().traceId;
+    });
     const seconds = (performance.now() - started) / 1000;
     const route = routeOf(c);
     const status = c.res.status;
-    deps.metrics.http.observe({ method: c.req.method, route, status: String(status) }, seconds);
+    deps.metrics.http.observe({ method, route, status: String(status) }, seconds);
     const level = QUIET_ROUTES.has(route) ? 'debug' : status >= 500 ? 'error' : 'info';
-    deps.logger[level]({ requestId, method: c.req.method, route, path: c.req.path, status, ms: Math.round(seconds * 1000) }, `${c.req.method} ${route} ${status}`);
+    deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), method, route, path: c.req.path, status, ms: Math.round(seconds * 1000) }, `${method} ${route} ${status}`);
   };
 }
 
@@ -80,14 +92,23 @@ export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handle
     const answer = new Metadata();
     answer.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(answer);
-    deps.requests.run({ requestId }, () =>
-      handler(call, (err, value) => {
-        const seconds = (performance.now() - started) / 1000;
-        const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
-        deps.metrics.grpc.observe({ method, code }, seconds);
-        const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
-        deps.logger[level]({ requestId, grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
-        callback(err, value);
+    const carrier = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, v.toString()]));
+    void inSpan(deps.tracer, `gRPC ${method}`, carrier, (span) =>
+      new Promise<void>((done) => {
+        deps.requests.run({ requestId }, () =>
+          handler(call, (err, value) => {
+            const seconds = (performance.now() - started) / 1000;
+            const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
+            deps.metrics.grpc.observe({ method, code }, seconds);
+            span?.setAttributes({ 'rpc.system': 'grpc', 'rpc.method': method, 'rpc.grpc.status_code': err?.code ?? grpcStatus.OK, 'persona.request_id': requestId });
+            if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
+            const traceId = span?.spanContext().traceId;
+            const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
+            deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
+            callback(err, value);
+            done();
+          }),
+        );
       }),
     );
   };

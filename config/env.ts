@@ -106,6 +106,8 @@ export const envSchema = z.object({
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
   CHIMERA_URL: z.url().optional(),
+  /** When set, the api and the worker export OpenTelemetry traces here over OTLP/HTTP (`<url>/v1/traces`). */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
 
   /** The git-ignored folder the local stack installs into and keeps its data in. */
   PERSONA_STACK_DIR: z.string().default(path.join(repoRoot, '.stack')),

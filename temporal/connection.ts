@@ -2,7 +2,7 @@
  * The Temporal client factory: one Connection and Client per process, built in the entry point
  * and passed down. Also the namespace checks the stack and readiness probes use.
  */
-import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
+import { Client, Connection, type ClientPlugin, type WorkflowClientInterceptor } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { withRequestId } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
@@ -15,12 +15,15 @@ export interface TemporalSettings {
 export interface ClientOptions {
   /** The request id of the work in progress: it goes with every start and signal (temporal/requestId.ts). */
   requestId?: () => string | undefined;
+  /** E.g. OpenTelemetry tracing (runtime/tracing.ts). */
+  plugins?: ClientPlugin[];
 }
 
 export async function connectTemporal(settings: TemporalSettings, options: ClientOptions = {}): Promise<{ connection: Connection; client: Client }> {
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS, connectTimeout: '5s' });
   const interceptors = options.requestId ? { workflow: [requestIdInterceptor(options.requestId)] } : undefined;
-  return { connection, client: new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE, ...(interceptors ? { interceptors } : {}) }) };
+  const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE, ...(interceptors ? { interceptors } : {}), plugins: options.plugins ?? [] });
+  return { connection, client };
 }
 
 /** Puts the current request id on every workflow start, signal-with-start, signal and update. */

@@ -19,6 +19,7 @@ import { healthRoutes } from '../runtime/health';
 import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
+import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
 import { applySchedules, ensureEventRelay } from '../temporal/schedules';
 import { activityLogContext, sdkLogger, workerInterceptors } from './logging';
@@ -46,15 +47,20 @@ async function main(): Promise<void> {
   const chimera = createChimeraClient(config.CHIMERA_URL, graph);
   logger.info(config.CHIMERA_URL ? `Chimera at ${config.CHIMERA_URL}` : 'no CHIMERA_URL: behavioural-profile requests are recorded as events');
 
+  const tracing = startTracing('persona-worker', config.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting OpenTelemetry traces');
+  const plugins = tracing ? [tracing.temporal] : [];
+
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // A client too: activities that find other workflows use it, and the schedules are applied with it.
-  const temporal = await connectTemporal(config);
+  const temporal = await connectTemporal(config, { plugins });
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
     interceptors: workerInterceptors(requests),
+    plugins,
     activities: createActivities({
       graph,
       chimera,
@@ -116,6 +122,7 @@ async function main(): Promise<void> {
     await connection.close();
     await temporal.connection.close();
     await driver.close();
+    await tracing?.shutdown();
     logger.info('bye');
   }
 }

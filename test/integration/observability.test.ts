@@ -17,7 +17,7 @@ import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
 import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
-import { alertRules, logLines, metricValue, promqlSelectors, scrape } from '../support/observability';
+import { alertRules, logLines, metricValue, promqlSelectors, scrape, startTraceReceiver } from '../support/observability';
 import { startApiProcess, startWorkerProcess, stopProcess, type ApiProcess, type WorkerProcess } from '../support/processes';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
@@ -36,11 +36,15 @@ const secret = {
   pan: '4242424242424242',
 };
 const AS_OF = '2010-06-20';
+/** A trace an agent started before calling Persona (W3C trace context). */
+const CALLER_TRACE = randomUUID().replace(/-/g, '');
+const CALLER_SPAN = randomUUID().replace(/-/g, '').slice(0, 16);
 
 let graph: TestGraph;
 let temporal: { connection: Connection; client: Client };
 let worker: WorkerProcess;
 let api: ApiProcess;
+let collector: Awaited<ReturnType<typeof startTraceReceiver>>;
 let ops: string;
 const seen: { customerId: string; onboardingId: string; recoveryId: string; fraudId: string; scanId: string; scan: ExpiryScanProgress; grpcRequestId: string } = {} as never;
 
@@ -91,6 +95,7 @@ async function exercise(): Promise<void> {
   const client = personaClient(api.grpcAddress);
   const metadata = bearer(ops);
   metadata.set('x-request-id', rid.grpc);
+  metadata.set('traceparent', `00-${CALLER_TRACE}-${CALLER_SPAN}-01`);
   seen.grpcRequestId = await new Promise<string>((resolve, reject) => {
     const pending = client.GetCustomerContext({ customer_id: seen.customerId }, metadata, (err) => err && reject(err));
     pending.on('metadata', (md: grpc.Metadata) => resolve(String(md.get('x-request-id')[0])));
@@ -112,9 +117,11 @@ beforeAll(async () => {
   graph = openTestGraph();
   temporal = await connectTemporal(graph.config);
   ops = await signToken(graph.config.jwtSecret, 'ops');
-  // Debug level: the most a process ever logs is what must hold no secret.
-  worker = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug' });
-  api = await startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug' });
+  collector = await startTraceReceiver();
+  // Debug level: the most a process ever logs is what must hold no secret. Traces go to the stand-in collector.
+  const env = { TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '200' };
+  worker = await startWorkerProcess(env);
+  api = await startApiProcess(env);
   await exercise();
 }, 240_000);
 
@@ -122,6 +129,7 @@ afterAll(async () => {
   await Promise.all([api && stopProcess(api), worker && stopProcess(worker)]);
   await temporal?.connection.close();
   await graph?.close();
+  await collector?.close();
 });
 
 const apiLogs = () => logLines(api.output());
@@ -241,5 +249,42 @@ describe('the Temporal UI', () => {
         expect(summary.split(' ').length, `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`).toBeGreaterThanOrEqual(5);
       }
     }
+  });
+});
+
+describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
+  it('follow a request from the api through the workflow it starts to each activity, in one trace', async () => {
+    const spans = () => collector.spans();
+    const request = () => spans().find((s) => s.name === 'POST /api/v1/onboarding' && s.attributes['persona.request_id'] === rid.onboard);
+    await until(async () => {
+      const root = request();
+      return root !== undefined && spans().some((s) => s.traceId === root.traceId && s.name === 'RunActivity:requestBehavioralProfile');
+    });
+    const root = request() as NonNullable<ReturnType<typeof request>>;
+    expect(root).toMatchObject({ service: 'persona-api', parentSpanId: '', attributes: { 'http.route': '/api/v1/onboarding', 'http.response.status_code': 200 } });
+    const trace = spans().filter((s) => s.traceId === root.traceId);
+    expect(new Set(trace.map((s) => s.name))).toEqual(
+      new Set([
+        'POST /api/v1/onboarding',
+        'StartWorkflow:onboardingWorkflow',
+        'DescribeWorkflow', // the api checks the Idempotency-Key's body
+        'RunWorkflow:onboardingWorkflow',
+        'StartActivity:onboardCustomer',
+        'RunActivity:onboardCustomer',
+        'StartActivity:requestBehavioralProfile',
+        'RunActivity:requestBehavioralProfile',
+      ]),
+    );
+    expect(new Set(trace.map((s) => s.service))).toEqual(new Set(['persona-api', 'persona-worker']));
+    // Every span but the request's own has its parent in the trace.
+    const ids = new Set(trace.map((s) => s.spanId));
+    for (const s of trace.filter((t) => t !== root)) expect(ids.has(s.parentSpanId), s.name).toBe(true);
+    // The api's log line of the request names the trace.
+    expect(apiLogs().lines.find((l) => l.requestId === rid.onboard && 'status' in l)?.traceId).toBe(root.traceId);
+  });
+
+  it('continue a caller’s trace (W3C traceparent) over gRPC', async () => {
+    const grpcSpan = collector.spans().find((s) => s.name === 'gRPC GetCustomerContext' && s.attributes['persona.request_id'] === rid.grpc);
+    expect(grpcSpan).toMatchObject({ service: 'persona-api', traceId: CALLER_TRACE, parentSpanId: CALLER_SPAN });
   });
 });

@@ -84,3 +84,42 @@ export function promqlSelectors(expr: string): { errors: number; found: { metric
   });
   return { errors, found };
 }
+
+export interface ReceivedSpan {
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+}
+
+/** A stand-in OpenTelemetry collector: accepts OTLP/HTTP JSON on POST /v1/traces and keeps the spans. */
+export async function startTraceReceiver(): Promise<{ url: string; spans: () => ReceivedSpan[]; close: () => Promise<void> }> {
+  const { createServer } = await import('node:http');
+  const spans: ReceivedSpan[] = [];
+  type AnyValue = { stringValue?: string; intValue?: number | string; boolValue?: boolean; doubleValue?: number };
+  type KeyValue = { key: string; value: AnyValue };
+  const plain = (kvs: KeyValue[] = []) => Object.fromEntries(kvs.map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue]));
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      if (req.method === 'POST' && req.url === '/v1/traces') {
+        const payload = JSON.parse(body) as {
+          resourceSpans: { resource: { attributes: KeyValue[] }; scopeSpans: { spans: (Omit<ReceivedSpan, 'service' | 'attributes'> & { attributes: KeyValue[] })[] }[] }[];
+        };
+        for (const rs of payload.resourceSpans) {
+          const service = String(plain(rs.resource.attributes)['service.name']);
+          for (const s of rs.scopeSpans.flatMap((ss) => ss.spans)) {
+            spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, attributes: plain(s.attributes) });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, spans: () => [...spans], close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
