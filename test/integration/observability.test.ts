@@ -121,7 +121,8 @@ beforeAll(async () => {
   // Debug level: the most a process ever logs is what must hold no secret. Traces go to the stand-in collector.
   const env = { TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '200' };
   worker = await startWorkerProcess(env);
-  api = await startApiProcess(env);
+  // Scans in small batches, one per run: the scan continues as new, and its request id must follow.
+  api = await startApiProcess({ ...env, PERSONA_EXPIRY_BATCH_SIZE: '2', PERSONA_EXPIRY_BATCHES_PER_RUN: '1', PERSONA_EXPIRY_SCAN_LANES: '1' });
   await exercise();
 }, 240_000);
 
@@ -155,10 +156,16 @@ describe('structured logs', () => {
       [seen.fraudId, rid.fraud, 'fraud outcome challenge_passed applied'],
       [seen.scanId, rid.scan, 'expiry scan finished'],
     ] as const) {
-      const { runId } = await temporal.client.workflow.getHandle(workflowId).describe();
+      // Every run of the workflow (the scan continues as new).
+      const runIds: string[] = [];
+      for await (const wf of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runIds.push(wf.runId);
       const mine = lines.filter((l) => JSON.stringify(l).includes(workflowId) && l.otherWorkflowId !== workflowId);
       expect(mine.map((l) => l.msg)).toContain(expected);
-      for (const line of mine) expect(line, JSON.stringify(line)).toMatchObject({ workflowId, runId });
+      for (const line of mine) {
+        expect(line.workflowId, JSON.stringify(line)).toBe(workflowId);
+        expect(runIds, JSON.stringify(line)).toContain(line.runId);
+      }
+      if (workflowId === seen.scanId) expect(new Set(mine.map((l) => l.runId)).size).toBe(seen.scan.runs);
       // The SDK writes "Activity started" before any interceptor can see the activity's headers.
       const withoutRequest = mine.filter((l) => l.requestId !== requestId && l.msg !== 'Activity started');
       expect(withoutRequest).toEqual([]);
@@ -204,6 +211,7 @@ describe('/metrics', () => {
     expect(seen.scan.notified['30']).toBeGreaterThanOrEqual(1);
     expect(metricValue(m, 'persona_cards_expired_total', mine)).toBe(seen.scan.expired);
     expect(seen.scan.expired).toBeGreaterThanOrEqual(1);
+    expect(seen.scan.runs).toBeGreaterThanOrEqual(2);
 
     const sdk = { task_queue: taskQueue };
     expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(2);
@@ -237,11 +245,19 @@ describe('the Temporal UI', () => {
       const handle = temporal.client.workflow.getHandle(workflowId);
       const described = await handle.describe();
       if (workflowId !== seen.scanId) expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
-      expect((await described.staticSummary())?.split(' ').length).toBeGreaterThanOrEqual(5);
-
       const { events } = await handle.fetchHistory();
       const started = events?.[0]?.workflowExecutionStartedEventAttributes;
+      // The latest run carries the request id — through continue-as-new too.
       expect(started?.header?.fields?.[REQUEST_ID_HEADER_KEY], `${workflowId} carries its request id`).toBeDefined();
+
+      // The summary is the first run's (Temporal keeps no static summary across continue-as-new:
+      // a continued run says what it is about in its current details).
+      const first = temporal.client.workflow.getHandle(workflowId, started?.firstExecutionRunId ?? undefined);
+      expect((await (await first.describe()).staticSummary())?.split(' ').length, workflowId).toBeGreaterThanOrEqual(5);
+      if (started?.continuedExecutionRunId) {
+        const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+        expect(currentDetails).toMatch(/^\*\*Card-expiry scan as of 2010-06-20\*\* — done/);
+      }
       const activities = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
       expect(activities.length).toBeGreaterThan(0);
       for (const e of activities) {
