@@ -67,7 +67,7 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const started = performance.now();
     c.header('X-Request-Id', requestId);
     const method = c.req.method;
-    const traceId = await inSpan(deps.tracer, method, c.req.header(), async (span) => {
+    const traceId = await inSpan(deps.tracer, method, () => c.req.header(), async (span) => {
       await deps.requests.run({ requestId }, next);
       const route = routeOf(c);
       span?.updateName(`${method} ${route}`);
@@ -92,7 +92,7 @@ export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handle
     const answer = new Metadata();
     answer.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(answer);
-    const carrier = Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, v.toString()]));
+    const carrier = () => Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, v.toString()]));
     void inSpan(deps.tracer, `gRPC ${method}`, carrier, (span) =>
       new Promise<void>((done) => {
         deps.requests.run({ requestId }, () =>

@@ -33,18 +33,18 @@ export function startTracing(service: string, endpoint: string | undefined): Tra
 }
 
 /**
- * Runs `work` in a span that continues the caller's trace (W3C `traceparent` in `carrier`);
- * without tracing, just runs it. `finish` names the span and sets its attributes once the
- * outcome is known.
+ * Runs `work` in a span that continues the caller's trace (W3C `traceparent` among the
+ * headers `carrier` gives, read only when tracing is on); `work` gets the span to name it and
+ * set its attributes once the outcome is known. Without tracing, just runs `work`.
  */
 export async function inSpan<T>(
   tracer: Tracer | undefined,
   name: string,
-  carrier: Record<string, string>,
+  carrier: () => Record<string, string>,
   work: (span: Span | undefined) => Promise<T>,
 ): Promise<T> {
   if (!tracer) return work(undefined);
-  const parent = propagation.extract(context.active(), carrier);
+  const parent = propagation.extract(context.active(), carrier());
   return tracer.startActiveSpan(name, {}, parent, async (span) => {
     try {
       return await work(span);
