@@ -22,8 +22,8 @@ async function main(): Promise<void> {
   await stackUp(loadSettings(), (line) => console.log(`[stack] ${line}`));
   const config = loadConfig();
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts')];
-  log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz)`);
-  log(`worker     health on http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT}/readyz, task queue ${config.TEMPORAL_TASK_QUEUE}`);
+  log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
+  log(`worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), task queue ${config.TEMPORAL_TASK_QUEUE}`);
   log(`Temporal UI ${config.TEMPORAL_UI_URL}`);
   log('Ctrl-C stops the worker and api; `npm run stack:down` stops Neo4j and Temporal.');
 
