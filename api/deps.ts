@@ -5,12 +5,13 @@ import type { ContextPolicy } from '../graph/context';
 import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
-import { RequestContext } from '../runtime/requestContext';
+import type { RequestContext } from '../runtime/requestContext';
 import type { Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
 import { createApiMetrics, type ApiMetrics } from './observability';
+import { parkedEventCount } from './services/relay';
 
 export interface ApiDeps {
   logger: Logger;
@@ -36,12 +37,22 @@ export interface ApiDeps {
 /** The deps every api process builds the same way from its configuration. */
 export function apiDepsFromConfig(
   config: Config,
-  parts: { logger: Logger; readiness: ReadinessCheck[]; graph: Graph; client: Client; taskQueue?: string; requests?: RequestContext; metrics?: ApiMetrics; tracer?: Tracer | undefined },
+  parts: {
+    logger: Logger;
+    readiness: ReadinessCheck[];
+    graph: Graph;
+    client: Client;
+    /** The request context the client's interceptor reads (connectTemporal's `requestId`): the same one, or request ids stop at the api. */
+    requests: RequestContext;
+    taskQueue?: string;
+    metrics?: ApiMetrics;
+    tracer?: Tracer | undefined;
+  },
 ): ApiDeps {
   return {
     logger: parts.logger,
-    requests: parts.requests ?? new RequestContext(),
-    metrics: parts.metrics ?? createApiMetrics(),
+    requests: parts.requests,
+    metrics: parts.metrics ?? createApiMetrics({ relayParked: () => parkedEventCount(parts.client) }),
     tracer: parts.tracer,
     readiness: parts.readiness,
     graph: parts.graph,

@@ -16,6 +16,7 @@ import { graphFromConfig } from '../runtime/graph';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
 import { createApiMetrics } from './observability';
+import { parkedEventCount } from './services/relay';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
 
   const tracing = startTracing('persona-api', config.OTEL_EXPORTER_OTLP_ENDPOINT);
-  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting OpenTelemetry traces');
+  if (tracing) logger.info({ collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin }, 'exporting OpenTelemetry traces');
   // The client puts the request id (and the trace) on every workflow start and signal.
   const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId, plugins: tracing ? [tracing.temporal] : [] });
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
     graph: graphFromConfig(driver, config),
     client,
     requests,
-    metrics: createApiMetrics({ processMetrics: true }),
+    metrics: createApiMetrics({ processMetrics: true, relayParked: () => parkedEventCount(client) }),
     tracer: tracing?.tracer,
   });
   const app = createApp(deps);

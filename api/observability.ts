@@ -8,23 +8,32 @@ import { status as grpcStatus, Metadata, type handleUnaryCall } from '@grpc/grpc
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { Histogram, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
 import { createRegistry } from '../runtime/metrics';
 import { REQUEST_ID_HEADER, requestIdFrom, type RequestContext } from '../runtime/requestContext';
 import { inSpan } from '../runtime/tracing';
+import { EVENT_RELAY_WORKFLOW_ID } from '../temporal/eventRelay';
 
 export interface ApiMetrics {
   registry: Registry;
   http: Histogram<'method' | 'route' | 'status'>;
   grpc: Histogram<'method' | 'code'>;
+  relayParked: Gauge<'workflow_id'>;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export function createApiMetrics(options: { processMetrics?: boolean } = {}): ApiMetrics {
+export interface ApiMetricsOptions {
+  processMetrics?: boolean;
+  /** The relay's parked events now, or null when unknown (read at each scrape). */
+  relayParked?: () => Promise<number | null>;
+}
+
+export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
+  const { relayParked } = options;
   return {
     registry,
     http: new Histogram({
@@ -41,6 +50,19 @@ export function createApiMetrics(options: { processMetrics?: boolean } = {}): Ap
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
+    // Read from the relay's own state at each scrape, so it is right whichever worker runs the
+    // relay (a gauge set by a worker would go stale on the one that ran it before).
+    relayParked: new Gauge({
+      name: 'persona_event_relay_parked_events',
+      help: 'Events the relay has parked because the subscriber keeps refusing them (absent when the relay is not running)',
+      labelNames: ['workflow_id'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const parked = relayParked ? await relayParked() : null;
+        if (parked !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, parked);
+      },
+    }),
   };
 }
 
@@ -52,7 +74,7 @@ interface ObserveDeps {
   tracer?: Tracer | undefined;
 }
 
-/** Probes and scrapes are logged at debug only: they come every few seconds. */
+/** Probes and scrapes that succeed are logged at debug only: they come every few seconds. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The route pattern that answered (`/api/v1/customers/:id/profile`), or `unmatched` (bounded label values). */
@@ -79,8 +101,9 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const route = routeOf(c);
     const status = c.res.status;
     deps.metrics.http.observe({ method, route, status: String(status) }, seconds);
-    const level = QUIET_ROUTES.has(route) ? 'debug' : status >= 500 ? 'error' : 'info';
-    deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), method, route, path: c.req.path, status, ms: Math.round(seconds * 1000) }, `${method} ${route} ${status}`);
+    // Not the path: a caller may put an email or a phone number where an id belongs.
+    const level = QUIET_ROUTES.has(route) ? (status < 400 ? 'debug' : 'warn') : status >= 500 ? 'error' : 'info';
+    deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), method, route, status, ms: Math.round(seconds * 1000) }, `${method} ${route} ${status}`);
   };
 }
 
@@ -95,20 +118,26 @@ export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handle
     const carrier = () => Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, v.toString()]));
     void inSpan(deps.tracer, `gRPC ${method}`, carrier, (span) =>
       new Promise<void>((done) => {
-        deps.requests.run({ requestId }, () =>
-          handler(call, (err, value) => {
-            const seconds = (performance.now() - started) / 1000;
-            const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
-            deps.metrics.grpc.observe({ method, code }, seconds);
-            span?.setAttributes({ 'rpc.system': 'grpc', 'rpc.method': method, 'rpc.grpc.status_code': err?.code ?? grpcStatus.OK, 'persona.request_id': requestId });
-            if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
-            const traceId = span?.spanContext().traceId;
-            const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
-            deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
-            callback(err, value);
-            done();
-          }),
-        );
+        const respond: Parameters<typeof handler>[1] = (err, value) => {
+          const seconds = (performance.now() - started) / 1000;
+          const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
+          deps.metrics.grpc.observe({ method, code }, seconds);
+          span?.setAttributes({ 'rpc.system': 'grpc', 'rpc.method': method, 'rpc.grpc.status_code': err?.code ?? grpcStatus.OK, 'persona.request_id': requestId });
+          if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
+          const traceId = span?.spanContext().traceId;
+          const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
+          deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
+          callback(err, value);
+          done();
+        };
+        deps.requests.run({ requestId }, () => {
+          try {
+            handler(call, respond);
+          } catch (err) {
+            deps.logger.error({ err, requestId, grpcMethod: method }, 'gRPC handler threw');
+            respond({ code: grpcStatus.INTERNAL, details: 'Internal error; it was logged.' });
+          }
+        });
       }),
     );
   };

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createApiMetrics } from '../api/observability';
 import { repoRoot } from '../config/env';
-import { BUSINESS_METRICS, exportedName } from '../temporal/metrics';
+import { BUSINESS_METRICS, exportedName, type BusinessMetric } from '../temporal/metrics';
 import { alertRules, promqlSelectors as selectors } from '../test/support/observability';
 
 const dir = path.join(repoRoot, 'ops', 'prometheus');
@@ -20,26 +20,48 @@ const rules = alertRules();
 const prometheus = parse(readFileSync(path.join(dir, 'prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: { job_name: string }[] };
 const runbook = readFileSync(path.join(repoRoot, 'docs', 'runbook.md'), 'utf8');
 
-/** Metric name → the labels it has (besides `le` on buckets), for the metrics Persona itself exports. */
+/** Metric name (as exported) → the labels it has (`le` on buckets), for the metrics Persona itself exports. */
 function personaMetrics(): Map<string, string[]> {
   const known = new Map<string, string[]>();
   const api = createApiMetrics();
   for (const histogram of [api.http, api.grpc]) {
     const { name, labelNames } = histogram as unknown as { name: string; labelNames: string[] };
-    for (const suffix of ['_bucket', '_count', '_sum']) known.set(`${name}${suffix}`, labelNames);
+    known.set(`${name}_bucket`, [...labelNames, 'le']);
+    for (const suffix of ['_count', '_sum']) known.set(`${name}${suffix}`, labelNames);
   }
+  const { name, labelNames } = api.relayParked as unknown as { name: string; labelNames: string[] };
+  known.set(name, labelNames);
   // Workflow metrics also carry the worker's labels (namespace, taskQueue) and the workflow type.
-  for (const m of Object.values(BUSINESS_METRICS)) known.set(exportedName(m), [...m.labels, 'namespace', 'taskQueue', 'workflowType']);
+  for (const m of Object.values(BUSINESS_METRICS) as BusinessMetric[]) known.set(exportedName(m), [...Object.keys(m.values), 'namespace', 'taskQueue', 'workflowType']);
   return known;
 }
 
-/** The metric names the installed Temporal Core defines (exported with the `temporal_` prefix). */
-function coreMetricNames(): Set<string> {
+/**
+ * The metrics the installed Temporal Core defines, under the names the worker exports them
+ * (`temporal_` prefix; counters `_total`, duration histograms `_seconds_bucket|_count|_sum`),
+ * each with the label keys Core uses.
+ */
+function coreMetrics(): Map<string, string[]> {
   const bridge = path.dirname(createRequire(import.meta.url).resolve('@temporalio/core-bridge/package.json'));
-  const source = ['sdk-core', 'common']
-    .map((crate) => readFileSync(path.join(bridge, 'sdk-core', 'crates', crate, 'src', 'telemetry', 'metrics.rs'), 'utf8'))
+  const source = ['sdk-core/src/telemetry/metrics.rs', 'common/src/telemetry/metrics.rs', 'client/src/metrics.rs']
+    .map((file) => readFileSync(path.join(bridge, 'sdk-core', 'crates', file), 'utf8'))
     .join('\n');
-  return new Set([...source.matchAll(/name: "([a-z_]+)"\.into\(\)|const \w+_NAME: &str =\s*"([a-z_]+)"/g)].map((m) => (m[1] ?? m[2]) as string));
+  const consts = new Map([...source.matchAll(/const (\w+): &str =\s*"([a-z_]+)"/g)].map((m) => [m[1] as string, m[2] as string]));
+  const labels = [...consts.entries()].filter(([k]) => k.startsWith('KEY_')).map(([, v]) => v);
+  labels.push('service_name');
+  const known = new Map<string, string[]>();
+  for (const m of source.matchAll(/(counter|gauge|histogram_duration)\w*\(MetricParameters \{\s*name: (?:"([a-z_]+)"|([A-Z_]+))\.into\(\)/g)) {
+    const name = m[2] ?? consts.get(m[3] as string);
+    if (!name) continue;
+    const base = `temporal_${name}`;
+    if (m[1] === 'counter') known.set(`${base}_total`, labels);
+    else if (m[1] === 'gauge') known.set(base, labels);
+    else {
+      known.set(`${base}_seconds_bucket`, [...labels, 'le']);
+      for (const suffix of ['_seconds_count', '_seconds_sum']) known.set(`${base}${suffix}`, labels);
+    }
+  }
+  return known;
 }
 
 describe('ops/prometheus/alerts.yml', () => {
@@ -61,25 +83,22 @@ describe('ops/prometheus/alerts.yml', () => {
   });
 
   it('parses as PromQL and names only metrics and labels that exist', () => {
-    const persona = personaMetrics();
-    const core = coreMetricNames();
-    expect(core.has('workflow_completed')).toBe(true);
+    const known = new Map([...personaMetrics(), ...coreMetrics()]);
+    expect(known.get('temporal_workflow_completed_total')).toContain('workflow_type');
     const problems: string[] = [];
     for (const r of rules) {
-      const { errors, found } = selectors(r.expr);
+      const { errors, found, groupings } = selectors(r.expr);
       if (errors > 0) problems.push(`${r.alert}: does not parse`);
+      if (found.length === 0) problems.push(`${r.alert}: no metric`);
       for (const { metric, labels } of found) {
         if (metric === 'up') continue; // Prometheus's own, per scrape job
-        const core_ = /^temporal_(\w+?)(?:_total|_seconds_(?:bucket|count|sum))$/.exec(metric)?.[1];
-        if (core_ !== undefined) {
-          if (!core.has(core_)) problems.push(`${r.alert}: ${metric} is not a Temporal SDK metric`);
-          continue;
-        }
-        const known = persona.get(metric);
-        if (!known) problems.push(`${r.alert}: ${metric} is not a metric Persona exports`);
-        for (const label of labels) if (known && !known.includes(label) && label !== 'le') problems.push(`${r.alert}: ${metric} has no label ${label}`);
+        const has = known.get(metric);
+        if (!has) problems.push(`${r.alert}: ${metric} is not a metric Persona or the Temporal SDK exports`);
+        for (const label of has ? labels : []) if (!has?.includes(label)) problems.push(`${r.alert}: ${metric} has no label ${label}`);
       }
-      if (found.length === 0) problems.push(`${r.alert}: no metric`);
+      for (const { labels, metrics } of groupings) {
+        for (const label of labels) for (const metric of metrics) if (known.get(metric) && !known.get(metric)?.includes(label)) problems.push(`${r.alert}: groups ${metric} by ${label}, which it does not have`);
+      }
     }
     expect(problems).toEqual([]);
   });
@@ -91,11 +110,23 @@ describe('ops/prometheus/alerts.yml', () => {
     for (const job of named) expect(jobs).toContain(job);
   });
 
-  it('catches what it should: a misspelt metric, a wrong label, broken PromQL', () => {
-    expect(selectors('sum(rate(persona_onboardings_total{outcome="failed"}[5m]))').found).toEqual([{ metric: 'persona_onboardings_total', labels: ['outcome'] }]);
+  it('catches what it should: a misspelt metric, a wrong label, a wrong suffix, a wrong grouping, broken PromQL', () => {
+    expect(selectors('sum by (taskQueue) (rate(persona_onboardings_total{outcome="failed"}[5m]))')).toEqual({
+      errors: 0,
+      found: [{ metric: 'persona_onboardings_total', labels: ['outcome'] }],
+      groupings: [{ labels: ['taskQueue'], metrics: ['persona_onboardings_total'] }],
+    });
     expect(selectors('sum(rate(foo[5m]) >').errors).toBeGreaterThan(0);
-    expect(personaMetrics().get('persona_onboardings_total')).toContain('outcome');
-    expect(personaMetrics().has('persona_onboarding_total')).toBe(false);
-    expect(coreMetricNames().has('workflow_finished')).toBe(false);
+    const persona = personaMetrics();
+    expect(persona.get('persona_onboardings_total')).toContain('outcome');
+    expect(persona.get('persona_onboardings_total')).not.toContain('task_queue');
+    expect(persona.has('persona_onboarding_total')).toBe(false);
+    const core = coreMetrics();
+    expect(core.has('temporal_workflow_failed_total')).toBe(true);
+    expect(core.has('temporal_workflow_failed_seconds_bucket')).toBe(false);
+    expect(core.has('temporal_workflow_task_schedule_to_start_latency_seconds_bucket')).toBe(true);
+    expect(core.has('temporal_workflow_task_schedule_to_start_latency_total')).toBe(false);
+    expect(core.get('temporal_activity_execution_failed_total')).toContain('activity_type');
+    expect(core.get('temporal_activity_execution_failed_total')).not.toContain('taskQueue');
   });
 });

@@ -7,7 +7,7 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export const REDACTED_KEYS = ['token', 'encryptedToken', 'password', 'authorization', 'value', 'email', 'phone', 'fingerprint'];
+export const REDACTED_KEYS = ['token', 'encryptedToken', 'encrypted_token', 'password', 'authorization', 'value', 'email', 'phone', 'phone_number', 'fingerprint'];
 
 export interface LoggerOptions {
   destination?: pino.DestinationStream;
@@ -22,7 +22,8 @@ export function createLogger(name: string, level: string, options: LoggerOptions
       level,
       base: { service: name },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`]), censor: '[redacted]' },
+      // At the top of a line and up to three objects deep.
+      redact: { paths: REDACTED_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]), censor: '[redacted]' },
       ...(options.context ? { mixin: options.context } : {}),
     },
     options.destination,

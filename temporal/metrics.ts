@@ -1,7 +1,9 @@
 /**
  * Persona's business metrics: what the workflows count, exported by the worker on /metrics
  * beside the Temporal SDK's own. Counters appear with a `_total` suffix, and every series also
- * carries the worker's `namespace`, `task_queue` and the `workflowType` that counted it.
+ * carries the worker's `namespace`, `taskQueue` and the `workflowType` that recorded it. The
+ * worker creates every counter series at 0 when it starts (`values` lists them), so that
+ * `increase()` sees the first event of a series too.
  */
 export interface BusinessMetric {
   /** The name a workflow records under (a counter is exported as `<name>_total`). */
@@ -9,22 +11,88 @@ export interface BusinessMetric {
   kind: 'counter' | 'gauge';
   unit: string;
   help: string;
-  /** Labels besides the ones every workflow metric has. */
-  labels: string[];
+  /** The workflow type that records it. */
+  workflowType: string;
+  /** Each label besides the workflow's own, with every value it takes. */
+  values: Record<string, readonly string[]>;
 }
 
 export const BUSINESS_METRICS = {
-  onboardings: { name: 'persona_onboardings', kind: 'counter', unit: 'onboardings', help: 'Onboardings finished, by outcome: created, matched, rejected (input the graph refused) or failed', labels: ['outcome'] },
-  recoveries: { name: 'persona_payment_recoveries', kind: 'counter', unit: 'recoveries', help: 'Payment recoveries finished, by outcome: recovered, failed (dunning exhausted) or stopped (fraud decline, cancelled)', labels: ['outcome'] },
-  expiryNotifications: { name: 'persona_expiry_notifications', kind: 'counter', unit: 'notifications', help: 'Card-expiry warnings sent, by stage (days before the card expires: 60, 30, 7)', labels: ['stage'] },
-  cardsExpired: { name: 'persona_cards_expired', kind: 'counter', unit: 'cards', help: 'Cards the expiry scan marked expired', labels: [] },
-  fraudOutcomes: { name: 'persona_fraud_outcomes', kind: 'counter', unit: 'outcomes', help: 'Fraud outcomes applied, by kind: challenge_passed, confirmed_fraud, account_takeover, false_positive', labels: ['kind'] },
-  fraudReviews: { name: 'persona_fraud_reviews', kind: 'counter', unit: 'reviews', help: 'Fraud suspensions reviewed, by decision: reinstate, confirm, timed_out', labels: ['decision'] },
-  eventsRelayed: { name: 'persona_events_relayed', kind: 'counter', unit: 'events', help: 'Change events the relay delivered to the subscriber', labels: [] },
-  relayParked: { name: 'persona_event_relay_parked_events', kind: 'gauge', unit: 'events', help: 'Events the relay has parked because the subscriber keeps refusing them', labels: [] },
+  onboardings: {
+    name: 'persona_onboardings',
+    kind: 'counter',
+    unit: 'onboardings',
+    help: 'Onboardings finished, by outcome: created, matched, rejected (input the graph refused) or failed',
+    workflowType: 'onboardingWorkflow',
+    values: { outcome: ['created', 'matched', 'rejected', 'failed'] },
+  },
+  recoveries: {
+    name: 'persona_payment_recoveries',
+    kind: 'counter',
+    unit: 'recoveries',
+    help: 'Payment recoveries finished, by outcome: recovered, failed (dunning exhausted) or stopped (fraud decline, cancelled)',
+    workflowType: 'paymentRecoveryWorkflow',
+    values: { outcome: ['recovered', 'failed', 'stopped'] },
+  },
+  expiryNotifications: {
+    name: 'persona_expiry_notifications',
+    kind: 'counter',
+    unit: 'notifications',
+    help: 'Card-expiry warnings sent, by stage (days before the card expires: 60, 30, 7)',
+    workflowType: 'expiryScanWorkflow',
+    values: { stage: ['60', '30', '7'] },
+  },
+  cardsExpired: {
+    name: 'persona_cards_expired',
+    kind: 'counter',
+    unit: 'cards',
+    help: 'Cards the expiry scan marked expired',
+    workflowType: 'expiryScanWorkflow',
+    values: {},
+  },
+  expiryScanFinished: {
+    name: 'persona_expiry_scan_last_success_timestamp_seconds',
+    kind: 'gauge',
+    unit: 'seconds',
+    help: 'When an expiry scan last finished (Unix time); the newest across workers is the last scan',
+    workflowType: 'expiryScanWorkflow',
+    values: {},
+  },
+  fraudOutcomes: {
+    name: 'persona_fraud_outcomes',
+    kind: 'counter',
+    unit: 'outcomes',
+    help: 'Fraud outcomes applied, by kind: challenge_passed, confirmed_fraud, account_takeover, false_positive',
+    workflowType: 'fraudOutcomeWorkflow',
+    values: { kind: ['challenge_passed', 'confirmed_fraud', 'account_takeover', 'false_positive'] },
+  },
+  fraudReviews: {
+    name: 'persona_fraud_reviews',
+    kind: 'counter',
+    unit: 'reviews',
+    help: 'Fraud suspensions reviewed, by decision: reinstate, confirm, timed_out',
+    workflowType: 'fraudOutcomeWorkflow',
+    values: { decision: ['reinstate', 'confirm', 'timed_out'] },
+  },
+  eventsRelayed: {
+    name: 'persona_events_relayed',
+    kind: 'counter',
+    unit: 'events',
+    help: 'Change events the relay delivered to the subscriber',
+    workflowType: 'eventRelayWorkflow',
+    values: {},
+  },
 } as const satisfies Record<string, BusinessMetric>;
 
 /** The name a metric has on /metrics (counters gain `_total`). */
 export function exportedName(metric: BusinessMetric): string {
   return metric.kind === 'counter' ? `${metric.name}_total` : metric.name;
+}
+
+/** Every label set a counter takes (the product of its label values; one empty set without labels). */
+export function labelSets(metric: BusinessMetric): Record<string, string>[] {
+  return Object.entries(metric.values).reduce<Record<string, string>[]>(
+    (sets, [label, values]) => sets.flatMap((set) => values.map((v) => ({ ...set, [label]: v }))),
+    [{}],
+  );
 }

@@ -23,7 +23,7 @@ import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
 import { applySchedules, ensureEventRelay } from '../temporal/schedules';
 import { activityLogContext, sdkLogger, workerInterceptors } from './logging';
-import { sdkMetricsTelemetry, workerMetricsPage } from './metrics';
+import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -38,6 +38,7 @@ async function main(): Promise<void> {
   } catch (err) {
     throw new ConfigError([`PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on 127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} (${err instanceof Error ? err.message : String(err)}); choose a free port`]);
   }
+  initBusinessCounters(Runtime.instance().metricMeter, { namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE });
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
   logger.info(config.CHIMERA_URL ? `Chimera at ${config.CHIMERA_URL}` : 'no CHIMERA_URL: behavioural-profile requests are recorded as events');
 
   const tracing = startTracing('persona-worker', config.OTEL_EXPORTER_OTLP_ENDPOINT);
-  if (tracing) logger.info({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }, 'exporting OpenTelemetry traces');
+  if (tracing) logger.info({ collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin }, 'exporting OpenTelemetry traces');
   const plugins = tracing ? [tracing.temporal] : [];
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -5,8 +5,10 @@
  * process metrics. The SDK's exporter listens on loopback only; /metrics on the worker's HTTP
  * port serves its text and the process metrics as one page, so ops scrape one address.
  */
+import type { MetricMeter } from '@temporalio/common';
 import type { TelemetryOptions } from '@temporalio/worker';
 import type { Registry } from 'prom-client';
+import { BUSINESS_METRICS, labelSets, type BusinessMetric } from '../temporal/metrics';
 
 /** Runtime telemetry: the SDK's Prometheus exporter on 127.0.0.1:`port`, seconds and `_total` as Prometheus expects. */
 export function sdkMetricsTelemetry(port: number): TelemetryOptions {
@@ -25,4 +27,17 @@ export function workerMetricsPage(sdkPort: number, processMetrics: Registry): ()
     const [sdk, node] = await Promise.all([res.text(), processMetrics.metrics()]);
     return `${sdk.trimEnd()}\n${node}`;
   };
+}
+
+/**
+ * Creates every business counter series at 0, with the labels the workflows will record them
+ * under, so that Prometheus's `increase()` sees a series' first event too (a series that first
+ * appears at 1 looks, to `increase()`, like no change).
+ */
+export function initBusinessCounters(meter: MetricMeter, worker: { namespace: string; taskQueue: string }): void {
+  for (const metric of Object.values(BUSINESS_METRICS) as BusinessMetric[]) {
+    if (metric.kind !== 'counter') continue;
+    const counter = meter.withTags({ ...worker, workflowType: metric.workflowType }).createCounter(metric.name, metric.unit, metric.help);
+    for (const labels of labelSets(metric)) counter.add(0, labels);
+  }
 }

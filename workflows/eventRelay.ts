@@ -12,7 +12,7 @@ import type { EventActivities } from '../activities/events';
 import type { PersonaEvent } from '../graph/events';
 import { eventRelayStatusQuery, retryParkedSignal, type EventRelayInput, type EventRelayState } from '../temporal/eventRelay';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
-import { countEventRelayed, setRelayParked } from './metrics';
+import { countEventRelayed } from './metrics';
 
 const feed = activitiesWithSummaries<Pick<EventActivities, 'readEventFeed'>>(graphWrite, {
   readEventFeed: (req) => `Read up to ${req.limit} events of the change feed ${req.after ? 'after the checkpoint' : 'from its beginning'}`,
@@ -65,14 +65,12 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     state.parked = still;
   };
 
-  const report = (): void => {
-    setRelayParked(state.parked.length);
+  const report = (): void =>
     setCurrentDetails(
       `**Event relay** to ${new URL(input.webhook_url).host}: ${state.delivered} delivered, ${state.parked.length} parked` +
         (state.parked.length ? ` (retry with the \`retryParked\` signal)` : '') +
         `; last delivery ${state.last_delivery_at ?? 'never'}`,
     );
-  };
   report();
 
   for (let page = 0; page < input.pages_per_run; page++) {

@@ -12,7 +12,7 @@ import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
 import { emptyStageCounts, expiryLanes, expiryScanProgressQuery, type ExpiryLane, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
 import { activitiesWithSummaries, expiryBatch } from './activityOptions';
-import { countExpiryBatch } from './metrics';
+import { countExpiryBatch, markExpiryScanFinished } from './metrics';
 
 const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatch, {
   scanExpiryBatch: (req) => `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
@@ -41,10 +41,12 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
 
   // Each lane pages its slice of the ids on its own; together they share this run's batch budget.
   let budget = input.batches_per_run;
+  // Numbered as they start (lanes run side by side, so they finish in any order).
+  let started = progress.batches;
   const runLane = async (lane: ExpiryLane): Promise<void> => {
     while (!lane.done && budget > 0) {
       budget--;
-      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `Batch ${progress.batches + 1}: read up to ${input.batch_size} cards, ${where(lane)}` }, [
+      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `Batch ${++started}: read up to ${input.batch_size} cards, ${where(lane)}` }, [
         { as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size },
       ]);
       progress.batches++;
@@ -65,6 +67,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
   if (progress.lanes.every((l) => l.done)) {
     progress.state = 'done';
     progress.finished_at = new Date().toISOString();
+    markExpiryScanFinished();
     report(progress);
     log.info('expiry scan finished', { asOf, ...totals(progress) });
     return progress;

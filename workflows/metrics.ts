@@ -1,41 +1,45 @@
 /**
- * The business counters, recorded from workflow code through the SDK's workflow metric meter:
- * nothing is recorded while a workflow replays, so a worker restart counts nothing twice.
+ * The business metrics, recorded from workflow code through the SDK's workflow metric meter.
+ * Nothing is recorded while a workflow replays its history, so a worker restart counts nothing
+ * twice; a workflow task that fails after counting and runs again does count again (rare).
  * Names and meanings: temporal/metrics.ts.
  */
 import { metricMeter } from '@temporalio/workflow';
 import { BUSINESS_METRICS, type BusinessMetric } from '../temporal/metrics';
 
+type ValueOf<M extends BusinessMetric, L extends keyof M['values']> = M['values'][L] extends readonly (infer V)[] ? V : never;
+
 function add(metric: BusinessMetric, value: number, tags: Record<string, string> = {}): void {
   if (value > 0) metricMeter.createCounter(metric.name, metric.unit, metric.help).add(value, tags);
 }
 
-export function countOnboarding(outcome: 'created' | 'matched' | 'rejected' | 'failed'): void {
+export function countOnboarding(outcome: ValueOf<typeof BUSINESS_METRICS.onboardings, 'outcome'>): void {
   add(BUSINESS_METRICS.onboardings, 1, { outcome });
 }
 
-export function countRecovery(outcome: 'recovered' | 'failed' | 'stopped'): void {
+export function countRecovery(outcome: ValueOf<typeof BUSINESS_METRICS.recoveries, 'outcome'>): void {
   add(BUSINESS_METRICS.recoveries, 1, { outcome });
 }
 
-export function countExpiryBatch(notified: Record<'60' | '30' | '7', number>, expired: number): void {
-  for (const stage of ['60', '30', '7'] as const) add(BUSINESS_METRICS.expiryNotifications, notified[stage], { stage });
+export function countExpiryBatch(notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>, expired: number): void {
+  for (const stage of BUSINESS_METRICS.expiryNotifications.values.stage) add(BUSINESS_METRICS.expiryNotifications, notified[stage], { stage });
   add(BUSINESS_METRICS.cardsExpired, expired);
 }
 
-export function countFraudOutcome(kind: string): void {
+/** Records when a scan finished, in the workflow's own (deterministic) time. */
+export function markExpiryScanFinished(): void {
+  const m = BUSINESS_METRICS.expiryScanFinished;
+  metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
+}
+
+export function countFraudOutcome(kind: ValueOf<typeof BUSINESS_METRICS.fraudOutcomes, 'kind'>): void {
   add(BUSINESS_METRICS.fraudOutcomes, 1, { kind });
 }
 
-export function countFraudReview(decision: 'reinstate' | 'confirm' | 'timed_out'): void {
+export function countFraudReview(decision: ValueOf<typeof BUSINESS_METRICS.fraudReviews, 'decision'>): void {
   add(BUSINESS_METRICS.fraudReviews, 1, { decision });
 }
 
 export function countEventRelayed(): void {
   add(BUSINESS_METRICS.eventsRelayed, 1);
-}
-
-export function setRelayParked(parked: number): void {
-  const m = BUSINESS_METRICS.relayParked;
-  metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(parked);
 }

@@ -1,5 +1,5 @@
 /** The event relay from ops' side: its state (parked events included), and retrying what is parked. */
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { NotFoundError } from '../../graph/errors';
 import { EVENT_RELAY_WORKFLOW_ID, eventRelayStatusQuery, retryParkedSignal, type EventRelayState } from '../../temporal/eventRelay';
 import type { ApiDeps } from '../deps';
@@ -21,4 +21,23 @@ export async function retryParked(deps: ApiDeps, eventId: string | undefined): P
     throw err;
   }
   return { workflow_id: EVENT_RELAY_WORKFLOW_ID };
+}
+
+/**
+ * How many events the relay has parked now (its own state, whichever worker runs it), or null
+ * when it is not running or does not answer within `timeoutMs`.
+ */
+export async function parkedEventCount(client: Client, timeoutMs = 2000): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), timeoutMs);
+  });
+  try {
+    const state = client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).query(eventRelayStatusQuery);
+    return await Promise.race([state.then((s) => s.parked.length), timeout]);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
 }

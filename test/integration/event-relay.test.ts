@@ -13,6 +13,7 @@ import { EVENT_RELAY_WORKFLOW_ID, type EventRelayState } from '../../temporal/ev
 import type { eventRelayWorkflow } from '../../workflows/eventRelay';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
+import { metricValue, parseMetrics } from '../support/observability';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 
 interface Received {
@@ -103,6 +104,9 @@ describe('the event relay', () => {
     const ops = await h.token('ops');
     const status = (await (await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })).json()) as EventRelayState;
     expect(status.parked).toMatchObject([{ event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' }, attempts: 3, error: expect.stringContaining('500') }]);
+    // What the alert PersonaEventRelayParked reads: the api's gauge, from the relay's own state.
+    const parkedGauge = async () => metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', { workflow_id: EVENT_RELAY_WORKFLOW_ID });
+    expect(await parkedGauge()).toBe(1);
 
     // The subscriber is fixed; ops retry the parked event.
     answers.set(`${b}:PaymentMethodAdded`, [204]);
@@ -114,6 +118,7 @@ describe('the event relay', () => {
     expect(retry.status).toBe(202);
     await until(async () => ok(b).length === eb.length, 45_000);
     await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0, 45_000);
+    expect(await parkedGauge()).toBe(0);
 
     // Small runs: the relay has continued as new, cursor and counts intact.
     await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2, 45_000);

@@ -23,7 +23,7 @@ let address: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  const deps = apiDepsFromConfig(h.graph.config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: h.graph, client: h.client, taskQueue: h.taskQueue });
+  const deps = apiDepsFromConfig(h.graph.config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: h.graph, client: h.client, requests: h.requests, taskQueue: h.taskQueue });
   server = createGrpcServer(deps).server;
   address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
   client = personaClient(address);
@@ -160,7 +160,7 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
   it('answers UNAVAILABLE when Neo4j is down', async () => {
     const config = h.graph.config;
     const dead = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
-    const deps = apiDepsFromConfig(config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: graphFromConfig(dead, config), client: h.client });
+    const deps = apiDepsFromConfig(config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: graphFromConfig(dead, config), client: h.client, requests: h.requests });
     const down = createGrpcServer(deps).server;
     const port = await listen(down, '127.0.0.1', 0);
     const downClient = personaClient(`127.0.0.1:${port}`);

@@ -9,7 +9,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getDevicesByCustomer } from '../../graph';
-import { REQUEST_ID_HEADER_KEY } from '../../temporal/requestId';
+import { requestIdOf, type Headers } from '../../temporal/requestId';
 import { connectTemporal } from '../../temporal/connection';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
@@ -200,6 +200,12 @@ describe('/metrics', () => {
     const m = await scrape(worker.url);
     const mine = { taskQueue };
     expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
+    // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
+    // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
+    expect(m.filter((s) => s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'created')).toHaveLength(1);
+    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'failed' })).toBe(0);
+    expect(m.some((s) => s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed')).toBe(true);
+    expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(Date.parse(seen.scan.started_at) / 1000 - 60);
     expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
     expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
     expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
@@ -224,9 +230,9 @@ describe('/metrics', () => {
     const onPage = new Set([...(await scrape(api.url)), ...(await scrape(worker.url))].map((s) => s.name));
     const named = new Set(alertRules().flatMap((r) => promqlSelectors(r.expr).found.map((f) => f.metric)));
     const absent = [...named].filter((n) => !onPage.has(n)).sort();
-    // Only what takes a failure, a parked event or a review to appear — and `up`, which Prometheus adds.
+    // Only what takes a failure or a running relay to appear — and `up`, which Prometheus adds.
     expect(absent).toEqual(
-      ['persona_event_relay_parked_events', 'persona_fraud_reviews_total', 'temporal_activity_execution_failed_total', 'temporal_workflow_failed_total', 'temporal_workflow_task_execution_failed_total', 'up'].sort(),
+      ['persona_event_relay_parked_events', 'temporal_activity_execution_failed_total', 'temporal_workflow_failed_total', 'temporal_workflow_task_execution_failed_total', 'up'].sort(),
     );
   });
 });
@@ -241,14 +247,21 @@ describe('the Temporal UI', () => {
     });
     expect(new Set(found.map((f) => f.type))).toEqual(new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']));
 
+    const startedBy = new Map([
+      [seen.onboardingId, rid.onboard],
+      [seen.onboardingId.replace(/-1$/, '-2'), rid.match],
+      [seen.recoveryId, rid.pay],
+      [seen.fraudId, rid.fraud],
+      [seen.scanId, rid.scan],
+    ]);
     for (const { workflowId } of [...found, { workflowId: seen.scanId }]) {
       const handle = temporal.client.workflow.getHandle(workflowId);
       const described = await handle.describe();
       if (workflowId !== seen.scanId) expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
       const { events } = await handle.fetchHistory();
       const started = events?.[0]?.workflowExecutionStartedEventAttributes;
-      // The latest run carries the request id — through continue-as-new too.
-      expect(started?.header?.fields?.[REQUEST_ID_HEADER_KEY], `${workflowId} carries its request id`).toBeDefined();
+      // The latest run carries the id of the request that started the workflow — through continue-as-new too.
+      expect(requestIdOf(started?.header?.fields as Headers), workflowId).toBe(startedBy.get(workflowId));
 
       // The summary is the first run's (Temporal keeps no static summary across continue-as-new:
       // a continued run says what it is about in its current details).

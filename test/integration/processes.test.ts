@@ -9,6 +9,7 @@ import { loadConfig } from '../../config/env';
 import { createDriver } from '../../graph';
 import { neo4jCheck, temporalCheck } from '../../runtime/checks';
 import { createLogger } from '../../runtime/logger';
+import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { freePort, startProcess, waitForOk } from '../support/processes';
 
@@ -17,7 +18,7 @@ const logger = createLogger('test', 'silent');
 
 /** An app whose only interesting dependency is its readiness checks. */
 function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeof connectTemporal>>, driver: Driver) {
-  return createApp(apiDepsFromConfig(config, { logger, readiness, graph: graphFromConfig(driver, config), client: temporal.client }));
+  return createApp(apiDepsFromConfig(config, { logger, readiness, graph: graphFromConfig(driver, config), client: temporal.client, requests: new RequestContext() }));
 
 }
 

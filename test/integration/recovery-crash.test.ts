@@ -7,6 +7,7 @@ import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { reportPaymentFailure } from '../../api/services/recovery';
 import { loadSettings } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
+import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { openTestGraph, type TestGraph } from '../support/graph';
@@ -37,8 +38,9 @@ async function faults(body: Record<string, number>): Promise<void> {
 
 beforeAll(async () => {
   graph = openTestGraph();
-  ({ connection, client } = await connectTemporal(loadSettings()));
-  deps = apiDepsFromConfig(graph.config, { logger: createLogger('crash-test', 'silent'), readiness: [], graph, client, taskQueue });
+  const requests = new RequestContext();
+  ({ connection, client } = await connectTemporal(loadSettings(), { requestId: () => requests.requestId }));
+  deps = apiDepsFromConfig(graph.config, { logger: createLogger('crash-test', 'silent'), readiness: [], graph, client, requests, taskQueue });
 });
 afterAll(async () => {
   await faults({ latency_ms: 0 });

@@ -26,6 +26,8 @@ export interface Harness {
   app: ReturnType<typeof createApp>;
   graph: TestGraph;
   client: Client;
+  /** The request context the harness's client and app share. */
+  requests: RequestContext;
   taskQueue: string;
   token(scope: string, sub?: string): Promise<string>;
   /** The same app over changed dependencies (e.g. a shorter feed lag). */
@@ -86,6 +88,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     app,
     graph,
     client,
+    requests,
     taskQueue,
     withDeps: (change) => createApp(change(deps)),
     token: (scope, sub) => signToken(graph.config.jwtSecret, scope, sub),

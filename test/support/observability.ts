@@ -68,21 +68,40 @@ export function alertRules(): AlertRule[] {
   return (parse(readFileSync(file, 'utf8')) as { groups: { rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
 }
 
-/** The vector selectors of a PromQL expression (metric name, label names matched on), and how many parse errors it has. */
-export function promqlSelectors(expr: string): { errors: number; found: { metric: string; labels: string[] }[] } {
+/**
+ * What a PromQL expression refers to: its vector selectors (metric name, label names matched
+ * on), the labels each aggregation groups by with the metrics beneath it, and how many parse
+ * errors Prometheus's grammar finds.
+ */
+export function promqlSelectors(expr: string): {
+  errors: number;
+  found: { metric: string; labels: string[] }[];
+  groupings: { labels: string[]; metrics: string[] }[];
+} {
   const tree = parser.parse(expr);
   let errors = 0;
-  const found: { metric: string; labels: string[] }[] = [];
+  const found: { metric: string; labels: string[]; at: number }[] = [];
+  const aggregates: { labels: string[]; from: number; to: number }[] = [];
+  const text = (n: { from: number; to: number }): string => expr.slice(n.from, n.to);
   tree.iterate({
     enter: (n) => {
       if (n.type.isError) errors++;
+      if (n.name === 'AggregateExpr') {
+        const grouping = n.node.getChild('AggregateModifier')?.getChild('GroupingLabels');
+        const labels = grouping?.getChildren('LabelName').map(text) ?? [];
+        if (labels.length > 0) aggregates.push({ labels, from: n.from, to: n.to });
+      }
       if (n.name !== 'VectorSelector') return;
       const metric = n.node.getChild('Identifier');
       const labels = n.node.getChild('LabelMatchers')?.getChildren('UnquotedLabelMatcher').map((m) => m.getChild('LabelName')).filter((l) => l !== null) ?? [];
-      found.push({ metric: metric ? expr.slice(metric.from, metric.to) : '', labels: labels.map((l) => expr.slice(l.from, l.to)) });
+      found.push({ metric: metric ? text(metric) : '', labels: labels.map(text), at: n.from });
     },
   });
-  return { errors, found };
+  return {
+    errors,
+    found: found.map(({ metric, labels }) => ({ metric, labels })),
+    groupings: aggregates.map((a) => ({ labels: a.labels, metrics: found.filter((f) => f.at >= a.from && f.at < a.to).map((f) => f.metric) })),
+  };
 }
 
 export interface ReceivedSpan {
