@@ -89,16 +89,15 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const started = performance.now();
     c.header('X-Request-Id', requestId);
     const method = c.req.method;
-    const traceId = await inSpan(deps.tracer, method, () => c.req.header(), async (span) => {
+    const { route, traceId } = await inSpan(deps.tracer, method, () => c.req.header(), async (span) => {
       await deps.requests.run({ requestId }, next);
-      const route = routeOf(c);
-      span?.updateName(`${method} ${route}`);
-      span?.setAttributes({ 'http.request.method': method, 'http.route': route, 'http.response.status_code': c.res.status, 'persona.request_id': requestId });
+      const answered = routeOf(c);
+      span?.updateName(`${method} ${answered}`);
+      span?.setAttributes({ 'http.request.method': method, 'http.route': answered, 'http.response.status_code': c.res.status, 'persona.request_id': requestId });
       if (c.res.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
-      return span?.spanContext().traceId;
+      return { route: answered, traceId: span?.spanContext().traceId };
     });
     const seconds = (performance.now() - started) / 1000;
-    const route = routeOf(c);
     const status = c.res.status;
     deps.metrics.http.observe({ method, route, status: String(status) }, seconds);
     // Not the path: a caller may put an email or a phone number where an id belongs.

@@ -1,5 +1,6 @@
 /** Reading what a process tells ops: its JSON log lines, its Prometheus /metrics page, the alert rules over them. */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import path from 'node:path';
 import { parser } from '@prometheus-io/lezer-promql';
 import { parse } from 'yaml';
@@ -115,7 +116,6 @@ export interface ReceivedSpan {
 
 /** A stand-in OpenTelemetry collector: accepts OTLP/HTTP JSON on POST /v1/traces and keeps the spans. */
 export async function startTraceReceiver(): Promise<{ url: string; spans: () => ReceivedSpan[]; close: () => Promise<void> }> {
-  const { createServer } = await import('node:http');
   const spans: ReceivedSpan[] = [];
   type AnyValue = { stringValue?: string; intValue?: number | string; boolValue?: boolean; doubleValue?: number };
   type KeyValue = { key: string; value: AnyValue };
