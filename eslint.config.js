@@ -14,7 +14,10 @@ export default tseslint.config(
   {
     languageOptions: {
       globals: globals.node,
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: {
+        projectService: { allowDefaultProject: ['eslint.config.js'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -33,14 +36,23 @@ export default tseslint.config(
         'error',
         {
           paths: [
-            ...nodeBuiltins.map((name) => ({ name, message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.' })),
-            ...['@temporalio/activity', '@temporalio/client', '@temporalio/worker', 'neo4j-driver', 'pino', 'hono'].map((name) => ({
+            ...nodeBuiltins.map((name) => ({
               name,
-              message: 'Workflow code must not do I/O; call an activity instead.',
+              message: 'Workflow code runs in a deterministic sandbox: no Node built-ins.',
             })),
+            ...['@temporalio/activity', '@temporalio/client', '@temporalio/worker', 'neo4j-driver', 'pino', 'hono'].map(
+              (name) => ({
+                name,
+                message: 'Workflow code must not do I/O; call an activity instead.',
+              }),
+            ),
           ],
           patterns: [
-            { group: ['**/activities', '**/activities/**', '**/graph', '**/graph/**', '**/fixtures/activities'], allowTypeImports: true, message: 'Import activities as types only (proxyActivities).' },
+            {
+              group: ['**/activities', '**/activities/**', '**/graph', '**/graph/**', '**/fixtures/activities'],
+              allowTypeImports: true,
+              message: 'Import activities as types only (proxyActivities).',
+            },
           ],
         },
       ],

@@ -22,7 +22,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           sequence: { groupOrder: 0 },
-          include: ['{activities,api,clients,config,graph,ops,payments,runtime,scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts'],
+          include: [
+            '{activities,api,clients,config,graph,ops,payments,runtime,scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
+          ],
         },
       },
       {

@@ -1,13 +1,19 @@
 /** Activities that talk to the platform's other agents. */
 import { ApplicationFailure } from '@temporalio/activity';
-import { ChimeraRejectedError, type BehavioralProfileRequest, type ChimeraClient, type TrustedDeviceSighting } from '../clients/chimera';
+import {
+  ChimeraRejectedError,
+  type BehavioralProfileRequest,
+  type ChimeraClient,
+  type TrustedDeviceSighting,
+} from '../clients/chimera';
 
 /** Chimera's refusals are final; everything else is retried by Temporal. */
 async function callChimera<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    if (err instanceof ChimeraRejectedError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+    if (err instanceof ChimeraRejectedError)
+      throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
     throw err;
   }
 }

@@ -29,7 +29,11 @@ export function createEventActivities({ graph }: { graph: Graph }) {
       if (res.ok) return;
       const text = (await res.text()).slice(0, 200);
       if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
-        throw ApplicationFailure.create({ type: 'EventRefused', message: `the events webhook refused ${req.event.id} (${res.status}): ${text}`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: 'EventRefused',
+          message: `the events webhook refused ${req.event.id} (${res.status}): ${text}`,
+          nonRetryable: true,
+        });
       }
       throw new Error(`the events webhook answered ${res.status}: ${text}`);
     },

@@ -8,7 +8,15 @@ import { Context } from '@temporalio/activity';
 import type { NotificationSink } from '../clients/notifications';
 import { expireCards, markCardsWarned, readExpiryCandidates } from '../graph/expiry';
 import type { Graph } from '../graph/graph';
-import { expiryAction, expiryLabel, expiryNoticeKey, expiryWarningMarker, scanWindowEnd, warningSettled, type ExpiryStage } from '../payments/expiry';
+import {
+  expiryAction,
+  expiryLabel,
+  expiryNoticeKey,
+  expiryWarningMarker,
+  scanWindowEnd,
+  warningSettled,
+  type ExpiryStage,
+} from '../payments/expiry';
 import { emptyStageCounts, type ExpiryBatchRequest, type ExpiryBatchResult } from '../temporal/expiry';
 import { activityOwner, deliverNotifications, type NotifyRequest } from './notifications';
 
@@ -27,7 +35,10 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
   return {
     async scanExpiryBatch(req: ExpiryBatchRequest): Promise<ExpiryBatchResult> {
       heartbeat({ phase: 'reading', cursor: req.cursor });
-      const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size, { from: req.id_from, to: req.id_to });
+      const { cards, next } = await readExpiryCandidates(graph, req.cursor, scanWindowEnd(req.as_of), req.batch_size, {
+        from: req.id_from,
+        to: req.id_to,
+      });
 
       const toExpire: typeof cards = [];
       const warnings: (NotifyRequest & { stage: ExpiryStage; marker: string })[] = [];
@@ -59,7 +70,11 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
             expires: expiryLabel(card.expiry_year, card.expiry_month),
             days_left: action.daysLeft,
           },
-          subject: { payment_method_id: card.payment_method_id, stage_days: action.stage, expires: expiryLabel(card.expiry_year, card.expiry_month) },
+          subject: {
+            payment_method_id: card.payment_method_id,
+            stage_days: action.stage,
+            expires: expiryLabel(card.expiry_year, card.expiry_month),
+          },
           marker: expiryWarningMarker(card.expiry_year, card.expiry_month, action.stage),
         });
       }
@@ -72,7 +87,8 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
         owner: activityOwner(),
         concurrency: 16,
         onSent: (done, total) => {
-          if (done % 100 === 0 || done === total) heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
+          if (done % 100 === 0 || done === total)
+            heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
         },
       });
 

@@ -26,7 +26,12 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       return domain(() => reverseLatestFraudOutcome(graph, req));
     },
     /** Records the review's end; `reinstate` restores the customer's earlier status. */
-    async resolveFraudReview(req: { outcome_id: string; customer_id: string; decision: ReviewDecision; restore_to?: CustomerStatus }): Promise<{ reinstated: boolean }> {
+    async resolveFraudReview(req: {
+      outcome_id: string;
+      customer_id: string;
+      decision: ReviewDecision;
+      restore_to?: CustomerStatus;
+    }): Promise<{ reinstated: boolean }> {
       return domain(() => resolveFraudReview(graph, req));
     },
     /** The customer's running payment recoveries (by the PersonaCustomerId search attribute). */

@@ -24,7 +24,10 @@ export async function domain<T>(work: () => Promise<T>): Promise<T> {
 export function createGraphActivities({ graph }: { graph: Graph }) {
   return {
     /** Resolves the identity and writes the whole onboarding in one transaction; idempotent per onboarding id. */
-    async onboardCustomer(plan: OnboardingPlan, ids: { onboardingId: string; customerId: string }): Promise<OnboardingResult> {
+    async onboardCustomer(
+      plan: OnboardingPlan,
+      ids: { onboardingId: string; customerId: string },
+    ): Promise<OnboardingResult> {
       return domain(() => onboardCustomer(graph, plan, ids));
     },
   };

@@ -6,7 +6,13 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { randomUUID } from 'node:crypto';
 import { NotificationRejectedError, type Channel, type NotificationSink } from '../clients/notifications';
 import type { Graph } from '../graph/graph';
-import { claimNotifications, notificationChannels, recordNotificationsRejected, recordNotificationsSent, type SentNotification } from '../graph/notifications';
+import {
+  claimNotifications,
+  notificationChannels,
+  recordNotificationsRejected,
+  recordNotificationsSent,
+  type SentNotification,
+} from '../graph/notifications';
 
 export interface NotifyRequest {
   customer_id: string;
@@ -71,10 +77,18 @@ export async function deliverNotifications(
   const mine = requests.filter((r) => claims.get(r.key)?.mine);
   for (const r of requests) {
     const claim = claims.get(r.key);
-    if (!claim?.mine) results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null, settled: claim?.settled ?? false });
+    if (!claim?.mine)
+      results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null, settled: claim?.settled ?? false });
   }
-  const channels = await notificationChannels(graph, mine.filter((r) => !r.verified_only).map((r) => r.customer_id));
-  const verifiedChannels = await notificationChannels(graph, mine.filter((r) => r.verified_only).map((r) => r.customer_id), { verifiedOnly: true });
+  const channels = await notificationChannels(
+    graph,
+    mine.filter((r) => !r.verified_only).map((r) => r.customer_id),
+  );
+  const verifiedChannels = await notificationChannels(
+    graph,
+    mine.filter((r) => r.verified_only).map((r) => r.customer_id),
+    { verifiedOnly: true },
+  );
 
   const toRecord: SentNotification[] = [];
   const rejected: { key: string; reason: string }[] = [];
@@ -111,13 +125,23 @@ export async function deliverNotifications(
   const recorded = await recordNotificationsSent(graph, toRecord, options.owner);
   await recordNotificationsRejected(graph, rejected);
   for (const n of toRecord) {
-    results.set(n.key, { outcome: !recorded.has(n.key) ? 'duplicate' : n.channel ? 'sent' : 'unreachable', channel: n.channel, settled: true });
+    results.set(n.key, {
+      outcome: !recorded.has(n.key) ? 'duplicate' : n.channel ? 'sent' : 'unreachable',
+      channel: n.channel,
+      settled: true,
+    });
   }
   if (failures[0]) throw failures[0];
   return results;
 }
 
-export function createNotificationActivities({ graph, notifications }: { graph: Graph; notifications: NotificationSink }) {
+export function createNotificationActivities({
+  graph,
+  notifications,
+}: {
+  graph: Graph;
+  notifications: NotificationSink;
+}) {
   return {
     /**
      * Sends one notification unless its key was sent (or is being sent) already, and records
@@ -125,9 +149,15 @@ export function createNotificationActivities({ graph, notifications }: { graph: 
      * recording resends with the same key, which the webhook receiver deduplicates on.
      */
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: Channel | null }> {
-      const result = (await deliverNotifications({ graph, notifications }, [req], { owner: activityOwner() })).get(req.key);
+      const result = (await deliverNotifications({ graph, notifications }, [req], { owner: activityOwner() })).get(
+        req.key,
+      );
       if (result?.outcome === 'rejected') {
-        throw ApplicationFailure.create({ type: 'NotificationRejectedError', message: `the notification ${req.key} was refused by the receiver`, nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: 'NotificationRejectedError',
+          message: `the notification ${req.key} was refused by the receiver`,
+          nonRetryable: true,
+        });
       }
       return { sent: result?.outcome === 'sent', channel: result?.channel ?? null };
     },

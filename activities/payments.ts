@@ -4,7 +4,14 @@ import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '..
 import type { Graph } from '../graph/graph';
 import type { PaymentMethodStatus } from '../graph/model';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
-import { listRecoveryCandidates, recordRecovery, recordRecoveryFailed, reserveChargeAttempt, type RecoveryCandidate, type RecoveryRecord } from '../graph/recovery';
+import {
+  listRecoveryCandidates,
+  recordRecovery,
+  recordRecoveryFailed,
+  reserveChargeAttempt,
+  type RecoveryCandidate,
+  type RecoveryRecord,
+} from '../graph/recovery';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../temporal/recovery';
 import { domain } from './graph';
 
@@ -18,7 +25,15 @@ export interface ChargeAttempt {
   idempotency_key: string;
 }
 
-export function createPaymentActivities({ graph, gateway, trustThreshold }: { graph: Graph; gateway: PaymentGateway; trustThreshold: number }) {
+export function createPaymentActivities({
+  graph,
+  gateway,
+  trustThreshold,
+}: {
+  graph: Graph;
+  gateway: PaymentGateway;
+  trustThreshold: number;
+}) {
   return {
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
@@ -27,26 +42,44 @@ export function createPaymentActivities({ graph, gateway, trustThreshold }: { gr
      * 30 days (by any recovery) is not charged: `limited`.
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult | { outcome: 'limited' }> {
-      const allowed = await domain(() => reserveChargeAttempt(graph, a.payment_method_id, a.idempotency_key, MAX_CHARGES_PER_METHOD_IN_30_DAYS));
+      const allowed = await domain(() =>
+        reserveChargeAttempt(graph, a.payment_method_id, a.idempotency_key, MAX_CHARGES_PER_METHOD_IN_30_DAYS),
+      );
       if (!allowed) return { outcome: 'limited' };
       const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
       try {
-        return await gateway.charge({ idempotency_key: a.idempotency_key, token, amount: a.amount, currency: a.currency, customer_id: a.customer_id });
+        return await gateway.charge({
+          idempotency_key: a.idempotency_key,
+          token,
+          amount: a.amount,
+          currency: a.currency,
+          customer_id: a.customer_id,
+        });
       } catch (err) {
-        if (err instanceof GatewayRejectedError) throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+        if (err instanceof GatewayRejectedError)
+          throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
         throw err;
       }
     },
     async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
       return domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
     },
-    async deactivatePaymentMethod(req: { payment_method_id: string; status: PaymentMethodStatus; reason: string }): Promise<void> {
+    async deactivatePaymentMethod(req: {
+      payment_method_id: string;
+      status: PaymentMethodStatus;
+      reason: string;
+    }): Promise<void> {
       await domain(() => updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason }));
     },
     async recordRecovery(rec: RecoveryRecord): Promise<void> {
       await domain(() => recordRecovery(graph, rec));
     },
-    async recordRecoveryFailed(rec: { payment_id: string; customer_id: string; attempts: number; reason: string }): Promise<void> {
+    async recordRecoveryFailed(rec: {
+      payment_id: string;
+      customer_id: string;
+      attempts: number;
+      reason: string;
+    }): Promise<void> {
       await domain(() => recordRecoveryFailed(graph, rec));
     },
   };

@@ -5,7 +5,11 @@ import { AuthError, authorize, createAuthenticator } from './auth';
 const secret = 'a-test-secret-that-is-long-enough-for-hs256';
 const auth = createAuthenticator({ jwtSecret: secret });
 const sign = (claims: Record<string, unknown>, key = secret, exp = '5m') =>
-  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(exp).sign(new TextEncoder().encode(key));
+  new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(key));
 
 describe('authentication', () => {
   it('reads scopes and subject from a valid token', async () => {
@@ -22,13 +26,18 @@ describe('authentication', () => {
   });
 
   it('refuses a token signed with another secret, or expired', async () => {
-    await expect(auth(`Bearer ${await sign({ scope: 'ops' }, 'another-secret-that-is-also-long-enough!!')}`)).rejects.toMatchObject({ status: 401 });
+    await expect(
+      auth(`Bearer ${await sign({ scope: 'ops' }, 'another-secret-that-is-also-long-enough!!')}`),
+    ).rejects.toMatchObject({ status: 401 });
     await expect(auth(`Bearer ${await sign({ scope: 'ops' }, secret, '-1m')}`)).rejects.toThrow(/expired/);
   });
 });
 
 describe('authorisation', () => {
-  const principal = (scopes: string, subject: string | null = null) => ({ subject, scopes: new Set(scopes.split(' ')) });
+  const principal = (scopes: string, subject: string | null = null) => ({
+    subject,
+    scopes: new Set(scopes.split(' ')),
+  });
 
   it('lets ops do everything, and a listed scope do its route', () => {
     expect(() => authorize(principal('ops'), { scopes: ['customers:write'] })).not.toThrow();

@@ -65,7 +65,12 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
     if (cached && cached.until > Date.now()) return cached.principal;
     try {
       const { payload } = jwks ? await jwtVerify(token, jwks, options) : await jwtVerify(token, secret, options);
-      const scope = typeof payload.scope === 'string' ? payload.scope.split(/\s+/) : Array.isArray(payload.scp) ? (payload.scp as string[]) : [];
+      const scope =
+        typeof payload.scope === 'string'
+          ? payload.scope.split(/\s+/)
+          : Array.isArray(payload.scp)
+            ? (payload.scp as string[])
+            : [];
       const principal: Principal = { subject: payload.sub ?? null, scopes: new Set(scope.filter(Boolean)) };
       if (verified.size >= 10_000) verified.clear();
       verified.set(token, { principal, until: Math.min((payload.exp ?? 0) * 1000, Date.now() + 60_000) });
@@ -93,5 +98,8 @@ export function authorize(principal: Principal, rule: AccessRule, customerId?: s
     if (customerId !== undefined && principal.subject === customerId) return;
     throw new AuthError(403, "Forbidden: a customer's token reaches only that customer's own data.");
   }
-  throw new AuthError(403, `Forbidden: this needs the scope ${rule.scopes.join(' or ')}${rule.self ? ' (or the customer’s own token)' : ''}.`);
+  throw new AuthError(
+    403,
+    `Forbidden: this needs the scope ${rule.scopes.join(' or ')}${rule.self ? ' (or the customer’s own token)' : ''}.`,
+  );
 }

@@ -23,7 +23,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const requests = new RequestContext();
   // Every line written while a request is served names it.
-  const logger = createLogger('persona-api', config.LOG_LEVEL, { context: () => (requests.requestId ? { requestId: requests.requestId } : {}) });
+  const logger = createLogger('persona-api', config.LOG_LEVEL, {
+    context: () => (requests.requestId ? { requestId: requests.requestId } : {}),
+  });
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
@@ -31,9 +33,16 @@ async function main(): Promise<void> {
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
 
   const tracing = startTracing('persona-api', config.OTEL_EXPORTER_OTLP_ENDPOINT);
-  if (tracing) logger.info({ collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin }, 'exporting OpenTelemetry traces');
+  if (tracing)
+    logger.info(
+      { collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin },
+      'exporting OpenTelemetry traces',
+    );
   // The client puts the request id (and the trace) on every workflow start and signal.
-  const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId, plugins: tracing ? [tracing.temporal] : [] });
+  const { connection, client } = await connectTemporal(config, {
+    requestId: () => requests.requestId,
+    plugins: tracing ? [tracing.temporal] : [],
+  });
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
 
   const deps = apiDepsFromConfig(config, {
@@ -49,7 +58,10 @@ async function main(): Promise<void> {
 
   const grpc = createGrpcServer(deps);
   const grpcPort = await listen(grpc.server, config.PERSONA_HTTP_HOST, config.PERSONA_GRPC_PORT);
-  logger.info({ port: grpcPort }, `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} (health and reflection on)`);
+  logger.info(
+    { port: grpcPort },
+    `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} (health and reflection on)`,
+  );
   // The standard health service follows readiness: NOT_SERVING while Neo4j or Temporal is down.
   const healthTimer = setInterval(() => {
     void checkAll(deps.readiness).then((results) => {
@@ -60,13 +72,21 @@ async function main(): Promise<void> {
   }, 5000);
   healthTimer.unref();
 
-  const server = serve({ fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT }, (info) =>
-    logger.info({ port: info.port }, `REST listening on http://${config.PERSONA_HTTP_HOST}:${info.port} (OpenAPI: /openapi.json, browse: /docs)`),
+  const server = serve(
+    { fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT },
+    (info) =>
+      logger.info(
+        { port: info.port },
+        `REST listening on http://${config.PERSONA_HTTP_HOST}:${info.port} (OpenAPI: /openapi.json, browse: /docs)`,
+      ),
   );
 
   onShutdown(logger, [
     { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
-    { name: 'http server', run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))) },
+    {
+      name: 'http server',
+      run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+    },
     { name: 'temporal connection', run: () => connection.close() },
     { name: 'neo4j driver', run: () => driver.close() },
     ...(tracing ? [{ name: 'tracing (flushing spans)', run: () => tracing.shutdown() }] : []),

@@ -79,7 +79,11 @@ const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** The route pattern that answered (`/api/v1/customers/:id/profile`), or `unmatched` (bounded label values). */
 function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
-  return matchedRoutes(c).filter((r) => r.method !== 'ALL').at(-1)?.path ?? 'unmatched';
+  return (
+    matchedRoutes(c)
+      .filter((r) => r.method !== 'ALL')
+      .at(-1)?.path ?? 'unmatched'
+  );
 }
 
 /** REST middleware: request id, one log line, the latency histogram. */
@@ -89,25 +93,42 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const started = performance.now();
     c.header('X-Request-Id', requestId);
     const method = c.req.method;
-    const { route, traceId } = await inSpan(deps.tracer, method, () => c.req.header(), async (span) => {
-      await deps.requests.run({ requestId }, next);
-      const answered = routeOf(c);
-      span?.updateName(`${method} ${answered}`);
-      span?.setAttributes({ 'http.request.method': method, 'http.route': answered, 'http.response.status_code': c.res.status, 'persona.request_id': requestId });
-      if (c.res.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
-      return { route: answered, traceId: span?.spanContext().traceId };
-    });
+    const { route, traceId } = await inSpan(
+      deps.tracer,
+      method,
+      () => c.req.header(),
+      async (span) => {
+        await deps.requests.run({ requestId }, next);
+        const answered = routeOf(c);
+        span?.updateName(`${method} ${answered}`);
+        span?.setAttributes({
+          'http.request.method': method,
+          'http.route': answered,
+          'http.response.status_code': c.res.status,
+          'persona.request_id': requestId,
+        });
+        if (c.res.status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
+        return { route: answered, traceId: span?.spanContext().traceId };
+      },
+    );
     const seconds = (performance.now() - started) / 1000;
     const status = c.res.status;
     deps.metrics.http.observe({ method, route, status: String(status) }, seconds);
     // Not the path: a caller may put an email or a phone number where an id belongs.
     const level = QUIET_ROUTES.has(route) ? (status < 400 ? 'debug' : 'warn') : status >= 500 ? 'error' : 'info';
-    deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), method, route, status, ms: Math.round(seconds * 1000) }, `${method} ${route} ${status}`);
+    deps.logger[level](
+      { requestId, ...(traceId ? { traceId } : {}), method, route, status, ms: Math.round(seconds * 1000) },
+      `${method} ${route} ${status}`,
+    );
   };
 }
 
 /** gRPC: the same for one unary method — request id in and out as `x-request-id` metadata. */
-export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handler: handleUnaryCall<Req, Res>): handleUnaryCall<Req, Res> {
+export function observeUnary<Req, Res>(
+  deps: ObserveDeps,
+  method: string,
+  handler: handleUnaryCall<Req, Res>,
+): handleUnaryCall<Req, Res> {
   return (call, callback) => {
     const requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]?.toString());
     const started = performance.now();
@@ -115,29 +136,41 @@ export function observeUnary<Req, Res>(deps: ObserveDeps, method: string, handle
     answer.set(REQUEST_ID_HEADER, requestId);
     call.sendMetadata(answer);
     const carrier = () => Object.fromEntries(Object.entries(call.metadata.getMap()).map(([k, v]) => [k, v.toString()]));
-    void inSpan(deps.tracer, `gRPC ${method}`, carrier, (span) =>
-      new Promise<void>((done) => {
-        const respond: Parameters<typeof handler>[1] = (err, value) => {
-          const seconds = (performance.now() - started) / 1000;
-          const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
-          deps.metrics.grpc.observe({ method, code }, seconds);
-          span?.setAttributes({ 'rpc.system': 'grpc', 'rpc.method': method, 'rpc.grpc.status_code': err?.code ?? grpcStatus.OK, 'persona.request_id': requestId });
-          if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
-          const traceId = span?.spanContext().traceId;
-          const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
-          deps.logger[level]({ requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) }, `gRPC ${method} ${code}`);
-          callback(err, value);
-          done();
-        };
-        deps.requests.run({ requestId }, () => {
-          try {
-            handler(call, respond);
-          } catch (err) {
-            deps.logger.error({ err, requestId, grpcMethod: method }, 'gRPC handler threw');
-            respond({ code: grpcStatus.INTERNAL, details: 'Internal error; it was logged.' });
-          }
-        });
-      }),
+    void inSpan(
+      deps.tracer,
+      `gRPC ${method}`,
+      carrier,
+      (span) =>
+        new Promise<void>((done) => {
+          const respond: Parameters<typeof handler>[1] = (err, value) => {
+            const seconds = (performance.now() - started) / 1000;
+            const code = grpcStatus[err ? (err.code ?? grpcStatus.UNKNOWN) : grpcStatus.OK];
+            deps.metrics.grpc.observe({ method, code }, seconds);
+            span?.setAttributes({
+              'rpc.system': 'grpc',
+              'rpc.method': method,
+              'rpc.grpc.status_code': err?.code ?? grpcStatus.OK,
+              'persona.request_id': requestId,
+            });
+            if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
+            const traceId = span?.spanContext().traceId;
+            const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
+            deps.logger[level](
+              { requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) },
+              `gRPC ${method} ${code}`,
+            );
+            callback(err, value);
+            done();
+          };
+          deps.requests.run({ requestId }, () => {
+            try {
+              handler(call, respond);
+            } catch (err) {
+              deps.logger.error({ err, requestId, grpcMethod: method }, 'gRPC handler threw');
+              respond({ code: grpcStatus.INTERNAL, details: 'Internal error; it was logged.' });
+            }
+          });
+        }),
     );
   };
 }

@@ -30,7 +30,10 @@ export interface ChimeraClient {
 
 /** Chimera refused the request (4xx other than 408/429): retrying cannot help. */
 export class ChimeraRejectedError extends Error {
-  constructor(readonly status: number, detail: string) {
+  constructor(
+    readonly status: number,
+    detail: string,
+  ) {
     super(`Chimera refused the behavioural-profile request (${status}): ${detail}`);
     this.name = 'ChimeraRejectedError';
   }
@@ -43,13 +46,20 @@ export class HttpChimeraClient implements ChimeraClient {
   ) {}
 
   async requestBehavioralProfile(req: BehavioralProfileRequest): Promise<{ reference: string }> {
-    const text = await this.post('/v1/behavioral-profiles', req.request_id, { customer_id: req.customer_id, onboarding_id: req.onboarding_id });
+    const text = await this.post('/v1/behavioral-profiles', req.request_id, {
+      customer_id: req.customer_id,
+      onboarding_id: req.onboarding_id,
+    });
     const body = (text ? JSON.parse(text) : {}) as { reference?: string; id?: string };
     return { reference: body.reference ?? body.id ?? req.request_id };
   }
 
   async reportTrustedDevice(s: TrustedDeviceSighting): Promise<void> {
-    await this.post('/v1/trusted-device-sightings', s.request_id, { customer_id: s.customer_id, device_id: s.device_id, seen_on: s.seen_on });
+    await this.post('/v1/trusted-device-sightings', s.request_id, {
+      customer_id: s.customer_id,
+      device_id: s.device_id,
+      seen_on: s.seen_on,
+    });
   }
 
   /** POSTs JSON with an idempotency key; 4xx (but 408/429) is final, anything else retryable. */
@@ -83,12 +93,22 @@ export class LocalChimeraClient implements ChimeraClient {
   }
 
   async reportTrustedDevice(s: TrustedDeviceSighting): Promise<void> {
-    await this.recordOnce('TrustedDeviceReported', s.customer_id, `trusted-device:${s.request_id}`, { device_id: s.device_id, seen_on: s.seen_on });
+    await this.recordOnce('TrustedDeviceReported', s.customer_id, `trusted-device:${s.request_id}`, {
+      device_id: s.device_id,
+      seen_on: s.seen_on,
+    });
   }
 
-  private async recordOnce(type: 'BehavioralProfileRequested' | 'TrustedDeviceReported', customerId: string, key: string, payload: Record<string, unknown>) {
+  private async recordOnce(
+    type: 'BehavioralProfileRequested' | 'TrustedDeviceReported',
+    customerId: string,
+    key: string,
+    payload: Record<string, unknown>,
+  ) {
     try {
-      await writeTx(this.graph, (tx) => appendEvent(tx, type, customerId, { ...payload, via: 'local' }, { idempotencyKey: key }));
+      await writeTx(this.graph, (tx) =>
+        appendEvent(tx, type, customerId, { ...payload, via: 'local' }, { idempotencyKey: key }),
+      );
     } catch (err) {
       // Already recorded by an earlier attempt of the same request: that is success.
       if (!(err instanceof ConflictError)) throw err;

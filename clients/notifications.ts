@@ -26,7 +26,10 @@ export class LogNotificationSink implements NotificationSink {
   constructor(private readonly logger: Logger) {}
 
   async send(n: Notification): Promise<void> {
-    this.logger.info({ customerId: n.customer_id, kind: n.kind, channel: n.channel, key: n.key }, `notify customer: ${n.kind} by ${n.channel}`);
+    this.logger.info(
+      { customerId: n.customer_id, kind: n.kind, channel: n.channel, key: n.key },
+      `notify customer: ${n.kind} by ${n.channel}`,
+    );
   }
 }
 
@@ -52,7 +55,8 @@ export class WebhookNotificationSink implements NotificationSink {
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     if (res.ok) return;
-    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new NotificationRejectedError(res.status);
+    if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)
+      throw new NotificationRejectedError(res.status);
     throw new Error(`the notification webhook answered ${res.status}`);
   }
 }

@@ -4,8 +4,7 @@
  * a 5xx, a timeout or a network error is transient (thrown, and retried by Temporal with backoff).
  */
 export type ChargeResult =
-  | { outcome: 'succeeded'; charge_id: string }
-  | { outcome: 'declined'; decline_code: string; charge_id: string | null };
+  { outcome: 'succeeded'; charge_id: string } | { outcome: 'declined'; decline_code: string; charge_id: string | null };
 
 export interface ChargeRequest {
   idempotency_key: string;
@@ -47,19 +46,28 @@ export class HttpPaymentGateway implements PaymentGateway {
       res = await fetch(new URL('/v1/charges', this.baseUrl), {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'idempotency-key': req.idempotency_key },
-        body: JSON.stringify({ token: req.token, amount: req.amount, currency: req.currency, customer_id: req.customer_id }),
+        body: JSON.stringify({
+          token: req.token,
+          amount: req.amount,
+          currency: req.currency,
+          customer_id: req.customer_id,
+        }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
       // Never echo the request: it holds the token.
       throw new GatewayUnavailableError(`no answer from the gateway: ${err instanceof Error ? err.name : 'error'}`);
     }
-    const body = (await res.json().catch(() => ({}))) as { id?: string; error?: { code?: string; decline_code?: string; charge?: string } };
+    const body = (await res.json().catch(() => ({}))) as {
+      id?: string;
+      error?: { code?: string; decline_code?: string; charge?: string };
+    };
     if (res.status === 200 && body.id) return { outcome: 'succeeded', charge_id: body.id };
     if (res.status === 402 && body.error?.decline_code) {
       return { outcome: 'declined', decline_code: body.error.decline_code, charge_id: body.error.charge ?? null };
     }
-    if (res.status >= 500 || res.status === 429 || res.status === 408) throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
+    if (res.status >= 500 || res.status === 429 || res.status === 408)
+      throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
     throw new GatewayRejectedError(res.status, body.error?.code ?? 'unknown');
   }
 }

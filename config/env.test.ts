@@ -27,7 +27,12 @@ describe('configuration', () => {
 
   it('names every wrong variable at once', () => {
     const attempt = () =>
-      loadSettings({ NEO4J_URI: 'http://x', TEMPORAL_ADDRESS: 'nohostport', PERSONA_HTTP_PORT: '99999', LOG_LEVEL: 'loud' });
+      loadSettings({
+        NEO4J_URI: 'http://x',
+        TEMPORAL_ADDRESS: 'nohostport',
+        PERSONA_HTTP_PORT: '99999',
+        LOG_LEVEL: 'loud',
+      });
     expect(attempt).toThrow(ConfigError);
     try {
       attempt();
@@ -38,13 +43,24 @@ describe('configuration', () => {
   });
 
   it('reads the expiry scan schedule and refuses a time or zone that does not exist', () => {
-    expect(loadSettings({})).toMatchObject({ PERSONA_EXPIRY_SCAN_AT: '06:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'UTC', PERSONA_EXPIRY_BATCH_SIZE: 5000, PERSONA_EXPIRY_SCAN_LANES: 2 });
-    expect(loadSettings({ PERSONA_EXPIRY_SCAN_AT: '23:59', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata' })).toMatchObject({
+    expect(loadSettings({})).toMatchObject({
+      PERSONA_EXPIRY_SCAN_AT: '06:00',
+      PERSONA_EXPIRY_SCAN_TIMEZONE: 'UTC',
+      PERSONA_EXPIRY_BATCH_SIZE: 5000,
+      PERSONA_EXPIRY_SCAN_LANES: 2,
+    });
+    expect(
+      loadSettings({ PERSONA_EXPIRY_SCAN_AT: '23:59', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata' }),
+    ).toMatchObject({
       PERSONA_EXPIRY_SCAN_AT: '23:59',
       PERSONA_EXPIRY_SCAN_TIMEZONE: 'Asia/Kolkata',
     });
     try {
-      loadSettings({ PERSONA_EXPIRY_SCAN_AT: '24:00', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Mars/Olympus', PERSONA_EXPIRY_BATCH_SIZE: '0' });
+      loadSettings({
+        PERSONA_EXPIRY_SCAN_AT: '24:00',
+        PERSONA_EXPIRY_SCAN_TIMEZONE: 'Mars/Olympus',
+        PERSONA_EXPIRY_BATCH_SIZE: '0',
+      });
       expect.unreachable();
     } catch (err) {
       expect((err as ConfigError).issues.map((i) => i.split(':')[0]).sort()).toEqual([
@@ -67,22 +83,38 @@ describe('configuration', () => {
     mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
     writeFileSync(localTokenKeyPath(stack), key);
     expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, NODE_ENV: 'production' })).toThrow(/required in production/);
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, NODE_ENV: 'production' })).toThrow(
+      /required in production/,
+    );
   });
 
   it('reads the local JWT secret outside production; JWKS needs no secret', () => {
     const stack = emptyStack();
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(/PERSONA_JWT_SECRET: not set/);
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(
+      /PERSONA_JWT_SECRET: not set/,
+    );
     mkdirSync(path.dirname(localJwtSecretPath(stack)), { recursive: true });
     writeFileSync(localJwtSecretPath(stack), 'y'.repeat(44));
     expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe('y'.repeat(44));
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, NODE_ENV: 'production' })).toThrow(/PERSONA_JWT_SECRET: required in production/);
-    expect(loadConfig({ PERSONA_STACK_DIR: emptyStack(), PERSONA_TOKEN_KEY: key, PERSONA_JWKS_URL: 'https://id.example.com/jwks.json' }).jwtSecret).toBe('');
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, NODE_ENV: 'production' })).toThrow(
+      /PERSONA_JWT_SECRET: required in production/,
+    );
+    expect(
+      loadConfig({
+        PERSONA_STACK_DIR: emptyStack(),
+        PERSONA_TOKEN_KEY: key,
+        PERSONA_JWKS_URL: 'https://id.example.com/jwks.json',
+      }).jwtSecret,
+    ).toBe('');
   });
 
   it('refuses a token key that is not 32 bytes', () => {
-    expect(() => loadConfig({ PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'), PERSONA_JWT_SECRET, PERSONA_STACK_DIR: emptyStack() })).toThrow(
-      /must be 32 bytes/,
-    );
+    expect(() =>
+      loadConfig({
+        PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'),
+        PERSONA_JWT_SECRET,
+        PERSONA_STACK_DIR: emptyStack(),
+      }),
+    ).toThrow(/must be 32 bytes/);
   });
 });

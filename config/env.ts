@@ -14,15 +14,16 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 
 const port = z.coerce.number().int().min(1).max(65535);
 const mebibytes = z.coerce.number().int().min(16);
-const hostPort = z
-  .string()
-  .regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
+const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
 
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 
-  NEO4J_URI: z.string().regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\//, 'expected a bolt:// or neo4j:// URI').default('bolt://127.0.0.1:7687'),
+  NEO4J_URI: z
+    .string()
+    .regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\//, 'expected a bolt:// or neo4j:// URI')
+    .default('bolt://127.0.0.1:7687'),
   NEO4J_USER: z.string().min(1).default('neo4j'),
   NEO4J_PASSWORD: z.string().min(8, 'Neo4j needs a password of at least 8 characters').default('persona-local'),
   NEO4J_DATABASE: z.string().min(1).default('neo4j'),
@@ -48,12 +49,19 @@ export const envSchema = z.object({
   PERSONA_JWT_ISSUER: z.string().min(1).optional(),
   PERSONA_JWT_AUDIENCE: z.string().min(1).optional(),
   /** Largest request body the api accepts. */
-  PERSONA_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(64 * 1024),
+  PERSONA_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(64 * 1024),
   /** How long `?wait=true` waits for a workflow's result before answering 202. */
   PERSONA_WAIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 
   /** Region national phone numbers are read in (ISO 3166-1 alpha-2). */
-  PERSONA_DEFAULT_PHONE_REGION: z.string().regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as US').default('US'),
+  PERSONA_DEFAULT_PHONE_REGION: z
+    .string()
+    .regex(/^[A-Z]{2}$/, 'expected an ISO 3166-1 alpha-2 code such as US')
+    .default('US'),
   /** A fingerprint linked to more customers than this stops being a matching signal. */
   PERSONA_SHARED_DEVICE_LIMIT: z.coerce.number().int().min(1).default(5),
   /** A device is trusted when its trust score is at least this. */
@@ -82,7 +90,10 @@ export const envSchema = z.object({
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day HH:MM such as 06:00')
     .default('06:00'),
   /** The IANA time zone of the scan's schedule and of "today" for its expiry arithmetic. */
-  PERSONA_EXPIRY_SCAN_TIMEZONE: z.string().refine(isTimeZone, 'expected an IANA time zone such as UTC or Europe/Berlin').default('UTC'),
+  PERSONA_EXPIRY_SCAN_TIMEZONE: z
+    .string()
+    .refine(isTimeZone, 'expected an IANA time zone such as UTC or Europe/Berlin')
+    .default('UTC'),
   /** Cards read, expired and warned per batch activity of the expiry scan. */
   PERSONA_EXPIRY_BATCH_SIZE: z.coerce.number().int().min(1).max(10_000).default(5000),
   /** Batches per workflow run of the expiry scan before it continues as new. */
@@ -111,7 +122,10 @@ export const envSchema = z.object({
 
   /** The git-ignored folder the local stack installs into and keeps its data in. */
   PERSONA_STACK_DIR: z.string().default(path.join(repoRoot, '.stack')),
-  NEO4J_HEAP: z.string().regex(/^\d+[mMgG]$/, 'expected a JVM size such as 512m or 1g').default('512m'),
+  NEO4J_HEAP: z
+    .string()
+    .regex(/^\d+[mMgG]$/, 'expected a JVM size such as 512m or 1g')
+    .default('512m'),
   NEO4J_PAGECACHE_MB: mebibytes.default(256),
   NEO4J_TX_MEMORY_MB: z.coerce.number().int().min(0).default(512),
   TEMPORAL_UI_PORT: port.default(8233),
@@ -154,7 +168,9 @@ export function localJwtSecretPath(stackDir: string): string {
 }
 
 /** Parses the environment without secrets (the stack CLI runs on this). Throws ConfigError. */
-export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings & { tokenKeyFromEnv?: string; jwtSecretFromEnv?: string } {
+export function loadSettings(
+  env: NodeJS.ProcessEnv = process.env,
+): Settings & { tokenKeyFromEnv?: string; jwtSecretFromEnv?: string } {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));

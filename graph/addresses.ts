@@ -8,7 +8,8 @@ import { appendEvent } from './events';
 import { readCustomerList, writeTx, type Graph } from './graph';
 import { addressInput, parseInput, type Address, type AddressInput } from './model';
 
-const ADDRESS = 'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
+const ADDRESS =
+  'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
 
 const CYPHER = {
   add: `

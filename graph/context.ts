@@ -47,7 +47,11 @@ export async function readOnce(g: Graph, cypher: string, params: Record<string, 
 }
 
 /** The context of one customer, from one read. The default is reported only while it is active. */
-export async function getCustomerContext(g: Graph, customerId: string, policy: ContextPolicy): Promise<CustomerContext> {
+export async function getCustomerContext(
+  g: Graph,
+  customerId: string,
+  policy: ContextPolicy,
+): Promise<CustomerContext> {
   const res = await readOnce(g, CONTEXT_CYPHER, { customerId, trustThreshold: policy.trustThreshold });
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
@@ -97,7 +101,11 @@ export async function getCheckoutOptions(
   policy: Pick<ContextPolicy, 'trustThreshold'>,
   now = new Date(),
 ): Promise<CheckoutOptions> {
-  const res = await readOnce(g, CHECKOUT_CYPHER, { customerId, deviceId, currentMonth: now.getUTCFullYear() * 12 + now.getUTCMonth() + 1 });
+  const res = await readOnce(g, CHECKOUT_CYPHER, {
+    customerId,
+    deviceId,
+    currentMonth: now.getUTCFullYear() * 12 + now.getUTCMonth() + 1,
+  });
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
   const trust = r.get('deviceTrust') as number | null;

@@ -6,7 +6,7 @@ export type Plain = null | boolean | number | string | Plain[] | { [key: string]
 export function toPlain(value: unknown): Plain {
   if (value === null || value === undefined) return null;
   if (typeof value !== 'object') return value as boolean | number | string;
-  if (isInt(value)) return (value).toNumber();
+  if (isInt(value)) return value.toNumber();
   if (isDateTime(value)) return (value as DateTime<Integer | number>).toStandardDate().toISOString();
   if (isDate(value)) return String(value);
   if (Array.isArray(value)) return value.map(toPlain);

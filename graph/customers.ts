@@ -11,7 +11,16 @@ import { appendEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
 import { normaliseIdentifier } from './identity';
-import { customerPatch, newCustomerInput, parseInput, type Customer, type CustomerPatch, type CustomerStatus, type IdentifierType, type NewCustomerInput } from './model';
+import {
+  customerPatch,
+  newCustomerInput,
+  parseInput,
+  type Customer,
+  type CustomerPatch,
+  type CustomerStatus,
+  type IdentifierType,
+  type NewCustomerInput,
+} from './model';
 
 /** The map projection every customer read returns. */
 export const CUSTOMER_PROJECTION = 'c {.id, .status, .segment, .ltv, .acquisition_date, .created_at, .updated_at}';
@@ -138,7 +147,10 @@ export async function setCustomerStatusTx(
 /** The customer holding this (normalised) identifier, or null. */
 export async function findCustomerByDigitalId(g: Graph, type: IdentifierType, value: string): Promise<Customer | null> {
   return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.findByDigitalId, { type, value: normaliseIdentifier(type, value, g.policy.defaultPhoneRegion, 'value') });
+    const res = await tx.run(CYPHER.findByDigitalId, {
+      type,
+      value: normaliseIdentifier(type, value, g.policy.defaultPhoneRegion, 'value'),
+    });
     const record = res.records[0];
     return record ? toCustomer(record.get('customer')) : null;
   });

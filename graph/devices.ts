@@ -53,7 +53,11 @@ const CYPHER = {
  * device on first sight (with the given or initial trust score), updates what was last seen,
  * counts the login, emits DeviceLinked. An existing device's trust score is never changed here.
  */
-export async function linkDeviceTx(tx: ManagedTransaction, customerId: string, d: z.output<typeof deviceInput>): Promise<CustomerDevice> {
+export async function linkDeviceTx(
+  tx: ManagedTransaction,
+  customerId: string,
+  d: z.output<typeof deviceInput>,
+): Promise<CustomerDevice> {
   const res = await tx.run(CYPHER.link, {
     customerId,
     deviceId: randomUUID(),
@@ -98,7 +102,13 @@ export async function setDeviceTrustTx(
   const customerIds = record.get('customerIds') as string[];
   if (from !== to) {
     for (const customerId of customerIds) {
-      await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, { device_id: deviceId, from, to, reason: options.reason ?? null, ...options.extra });
+      await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, {
+        device_id: deviceId,
+        from,
+        to,
+        reason: options.reason ?? null,
+        ...options.extra,
+      });
     }
   }
   return { from, to, customerIds };

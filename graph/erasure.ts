@@ -14,7 +14,13 @@ export interface ErasureResult {
   customer_id: string;
   /** False when the customer was erased already. */
   erased: boolean;
-  deleted: { identifiers: number; addresses: number; payment_methods: number; devices: number; events_stripped: number };
+  deleted: {
+    identifiers: number;
+    addresses: number;
+    payment_methods: number;
+    devices: number;
+    events_stripped: number;
+  };
 }
 
 const CYPHER = {
@@ -79,7 +85,13 @@ export async function eraseCustomer(g: Graph, customerId: string): Promise<Erasu
     if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
     const r = (await tx.run(CYPHER.erase, { id: customerId })).records[0];
     const n = (k: string): number => Number(r?.get(k) ?? 0);
-    const deleted = { identifiers: n('identifiers'), addresses: n('addresses'), payment_methods: n('paymentMethods'), devices: n('devices'), events_stripped: n('events') };
+    const deleted = {
+      identifiers: n('identifiers'),
+      addresses: n('addresses'),
+      payment_methods: n('paymentMethods'),
+      devices: n('devices'),
+      events_stripped: n('events'),
+    };
     await appendEvent(tx, 'CustomerErased', customerId, { deleted });
     return { customer_id: customerId, erased: true, deleted };
   });

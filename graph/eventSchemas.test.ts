@@ -10,7 +10,9 @@ describe('event payload contracts', () => {
   });
 
   it('names what is wrong with a payload, and lets payloads gain fields', () => {
-    expect(payloadProblem('DefaultPaymentMethodChanged', { from: null, to: 'pm-1', reason: 'payment_recovered' })).toBeNull();
+    expect(
+      payloadProblem('DefaultPaymentMethodChanged', { from: null, to: 'pm-1', reason: 'payment_recovered' }),
+    ).toBeNull();
     expect(payloadProblem('CustomerNotified', { kind: 'card_expiring', channel: 'pigeon' })).toMatch(/^channel:/);
     expect(payloadProblem('PaymentMethodStatusChanged', { payment_method_id: 'pm-1', from: 'active' })).toMatch(/to:/);
   });

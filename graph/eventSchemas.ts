@@ -10,10 +10,21 @@ import type { EventType } from './events';
 
 const id = z.string().min(1);
 const fraud = { fraud_outcome_id: id.optional() };
-const change = z.object({ entity: z.enum(['payment_method', 'device', 'customer']), id, field: z.string(), from: z.union([z.string(), z.number()]), to: z.union([z.string(), z.number()]) });
+const change = z.object({
+  entity: z.enum(['payment_method', 'device', 'customer']),
+  id,
+  field: z.string(),
+  from: z.union([z.string(), z.number()]),
+  to: z.union([z.string(), z.number()]),
+});
 
 export const EVENT_PAYLOADS = {
-  CustomerCreated: z.looseObject({ segment: z.string(), status: z.enum(CUSTOMER_STATUSES), ltv: z.number(), acquisition_date: z.string().nullable() }),
+  CustomerCreated: z.looseObject({
+    segment: z.string(),
+    status: z.enum(CUSTOMER_STATUSES),
+    ltv: z.number(),
+    acquisition_date: z.string().nullable(),
+  }),
   CustomerOnboarded: z.looseObject({
     onboarding_id: id,
     outcome: z.enum(['created', 'matched']),
@@ -22,8 +33,14 @@ export const EVENT_PAYLOADS = {
     address_id: id.nullable(),
     identifiers: z.array(z.looseObject({ type: z.string(), is_verified: z.boolean(), linked: z.boolean() })),
   }),
-  CustomerProfileUpdated: z.looseObject({ changes: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })) }),
-  DigitalIdentifierAdded: z.looseObject({ digital_identifier_id: id.optional(), type: z.enum(['email', 'phone_number']), is_verified: z.boolean() }),
+  CustomerProfileUpdated: z.looseObject({
+    changes: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })),
+  }),
+  DigitalIdentifierAdded: z.looseObject({
+    digital_identifier_id: id.optional(),
+    type: z.enum(['email', 'phone_number']),
+    is_verified: z.boolean(),
+  }),
   PaymentMethodAdded: z.looseObject({
     payment_method_id: id,
     type: z.enum(PAYMENT_METHOD_TYPES),
@@ -34,11 +51,23 @@ export const EVENT_PAYLOADS = {
     expiry_year: z.number().int().nullable(),
     is_default: z.boolean(),
   }),
-  PaymentMethodStatusChanged: z.looseObject({ payment_method_id: id, from: z.enum(PAYMENT_METHOD_STATUSES), to: z.enum(PAYMENT_METHOD_STATUSES), reason: z.string().nullable(), ...fraud }),
+  PaymentMethodStatusChanged: z.looseObject({
+    payment_method_id: id,
+    from: z.enum(PAYMENT_METHOD_STATUSES),
+    to: z.enum(PAYMENT_METHOD_STATUSES),
+    reason: z.string().nullable(),
+    ...fraud,
+  }),
   DefaultPaymentMethodChanged: z.looseObject({ from: id.nullable(), to: id.nullable() }),
   PaymentMethodRemoved: z.looseObject({ payment_method_id: id, was_default: z.boolean() }),
   DeviceLinked: z.looseObject({ device_id: id, new_device: z.boolean(), login_count: z.number().int() }),
-  DeviceTrustScoreUpdated: z.looseObject({ device_id: id, from: z.number(), to: z.number(), reason: z.string().nullable(), ...fraud }),
+  DeviceTrustScoreUpdated: z.looseObject({
+    device_id: id,
+    from: z.number(),
+    to: z.number(),
+    reason: z.string().nullable(),
+    ...fraud,
+  }),
   AddressAdded: z.looseObject({ address_id: id, type: z.string(), country: z.string(), is_default: z.boolean() }),
   RelationshipAdded: z.looseObject({
     type: z.string(),
@@ -46,26 +75,71 @@ export const EVENT_PAYLOADS = {
     to: z.looseObject({ label: z.string(), id }),
     attributes: z.record(z.string(), z.unknown()),
   }),
-  PaymentRecovered: z.looseObject({ payment_id: id, payment_method_id: id, charge_id: z.string().nullable(), amount: z.number().int(), currency: z.string() }),
+  PaymentRecovered: z.looseObject({
+    payment_id: id,
+    payment_method_id: id,
+    charge_id: z.string().nullable(),
+    amount: z.number().int(),
+    currency: z.string(),
+  }),
   PaymentRecoveryFailed: z.looseObject({ payment_id: id, attempts: z.number().int(), reason: z.string() }),
-  CustomerNotified: z.looseObject({ kind: z.string(), channel: z.enum(['email', 'sms']).nullable(), payment_method_id: id.optional(), stage_days: z.number().int().optional(), expires: z.string().optional(), ...fraud }),
-  CustomerSuspended: z.looseObject({ from: z.enum(CUSTOMER_STATUSES), to: z.literal('suspended'), reason: z.string(), ...fraud }),
-  CustomerReinstated: z.looseObject({ from: z.enum(CUSTOMER_STATUSES), to: z.enum(CUSTOMER_STATUSES), reason: z.string(), ...fraud }),
+  CustomerNotified: z.looseObject({
+    kind: z.string(),
+    channel: z.enum(['email', 'sms']).nullable(),
+    payment_method_id: id.optional(),
+    stage_days: z.number().int().optional(),
+    expires: z.string().optional(),
+    ...fraud,
+  }),
+  CustomerSuspended: z.looseObject({
+    from: z.enum(CUSTOMER_STATUSES),
+    to: z.literal('suspended'),
+    reason: z.string(),
+    ...fraud,
+  }),
+  CustomerReinstated: z.looseObject({
+    from: z.enum(CUSTOMER_STATUSES),
+    to: z.enum(CUSTOMER_STATUSES),
+    reason: z.string(),
+    ...fraud,
+  }),
   PossibleMatchFound: z.looseObject({ matched_customer_id: id, signals: z.array(z.string()), onboarding_id: id }),
   BehavioralProfileRequested: z.looseObject({ onboarding_id: id, reference: z.string() }),
   TrustedDeviceReported: z.looseObject({ device_id: id, seen_on: z.string() }),
-  FraudOutcomeApplied: z.looseObject({ outcome_id: id, outcome: z.enum(['challenge_passed', 'confirmed_fraud', 'account_takeover']), changes: z.array(change), suspended: z.boolean() }),
-  FraudOutcomeReversed: z.looseObject({ outcome_id: id, reversed_outcome_id: id.nullable(), restored: z.array(change), skipped: z.array(change) }),
-  FraudReviewResolved: z.looseObject({ outcome_id: id, decision: z.enum(['reinstate', 'confirm', 'timed_out']), reinstated: z.boolean() }),
+  FraudOutcomeApplied: z.looseObject({
+    outcome_id: id,
+    outcome: z.enum(['challenge_passed', 'confirmed_fraud', 'account_takeover']),
+    changes: z.array(change),
+    suspended: z.boolean(),
+  }),
+  FraudOutcomeReversed: z.looseObject({
+    outcome_id: id,
+    reversed_outcome_id: id.nullable(),
+    restored: z.array(change),
+    skipped: z.array(change),
+  }),
+  FraudReviewResolved: z.looseObject({
+    outcome_id: id,
+    decision: z.enum(['reinstate', 'confirm', 'timed_out']),
+    reinstated: z.boolean(),
+  }),
   CustomerErased: z.looseObject({
-    deleted: z.object({ identifiers: z.number().int(), addresses: z.number().int(), payment_methods: z.number().int(), devices: z.number().int(), events_stripped: z.number().int() }),
+    deleted: z.object({
+      identifiers: z.number().int(),
+      addresses: z.number().int(),
+      payment_methods: z.number().int(),
+      devices: z.number().int(),
+      events_stripped: z.number().int(),
+    }),
   }),
 } satisfies Record<EventType, z.ZodType>;
 
 /** Null when the payload keeps its type's contract; else what is wrong. */
 export function payloadProblem(type: EventType, payload: unknown): string | null {
   const result = EVENT_PAYLOADS[type].safeParse(payload);
-  return result.success ? null : result.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
+  return result.success
+    ? null
+    : result.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
 /** The JSON Schema of every payload, by event type (docs/events.schema.json). */
@@ -76,6 +150,11 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     description:
       'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. A type never changes meaning; payloads may gain fields, never lose or retype one. Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',
-    properties: Object.fromEntries(Object.entries(EVENT_PAYLOADS).map(([type, schema]) => [type, z.toJSONSchema(schema, { target: 'draft-2020-12' })])),
+    properties: Object.fromEntries(
+      Object.entries(EVENT_PAYLOADS).map(([type, schema]) => [
+        type,
+        z.toJSONSchema(schema, { target: 'draft-2020-12' }),
+      ]),
+    ),
   };
 }

@@ -129,9 +129,17 @@ export async function findEventByIdempotencyKey(tx: ManagedTransaction, key: str
 }
 
 /** A customer's events (optionally of one type), newest first. */
-export async function listCustomerEvents(g: Graph, customerId: string, options: { type?: EventType; limit?: number } = {}): Promise<PersonaEvent[]> {
+export async function listCustomerEvents(
+  g: Graph,
+  customerId: string,
+  options: { type?: EventType; limit?: number } = {},
+): Promise<PersonaEvent[]> {
   return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, { customerId, type: options.type ?? null, limit: neo4j.int(options.limit ?? 100) });
+    const res = await tx.run(CYPHER.listForCustomer, {
+      customerId,
+      type: options.type ?? null,
+      limit: neo4j.int(options.limit ?? 100),
+    });
     return res.records.map((r) => toEvent(r.get('event')));
   });
 }

@@ -111,7 +111,8 @@ export async function readExpiryCandidates(
       if (pos === null || pos.id === null) {
         // Find the next month that holds an active card.
         const after = pos ?? { year: 0, month: 0 };
-        const rec = (await tx.run(CYPHER.nextMonth, { year: neo4j.int(after.year), month: neo4j.int(after.month) })).records[0];
+        const rec = (await tx.run(CYPHER.nextMonth, { year: neo4j.int(after.year), month: neo4j.int(after.month) }))
+          .records[0];
         if (!rec) return { cards, next: null };
         const month = { year: toNumber(rec.get('year')), month: toNumber(rec.get('month')) };
         if (pastEnd(month)) return { cards, next: null };
@@ -162,7 +163,11 @@ export async function expireCards(
   if (cards.length === 0) return [];
   return writeTx(g, async (tx) => {
     const res = await tx.run(CYPHER.expire, {
-      cards: cards.map((c) => ({ id: c.payment_method_id, year: neo4j.int(c.expiry_year), month: neo4j.int(c.expiry_month) })),
+      cards: cards.map((c) => ({
+        id: c.payment_method_id,
+        year: neo4j.int(c.expiry_year),
+        month: neo4j.int(c.expiry_month),
+      })),
     });
     const changed = res.records.map((r) => ({
       customer_id: r.get('customer_id') as string,
@@ -174,7 +179,12 @@ export async function expireCards(
       changed.map((c) => ({
         type: 'PaymentMethodStatusChanged' as const,
         customerId: c.customer_id,
-        payload: { payment_method_id: c.payment_method_id, from: 'active', to: 'expired', reason: `card expired at the end of ${c.expiry} (expiry scan as of ${asOf})` },
+        payload: {
+          payment_method_id: c.payment_method_id,
+          from: 'active',
+          to: 'expired',
+          reason: `card expired at the end of ${c.expiry} (expiry scan as of ${asOf})`,
+        },
       })),
     );
     return changed.map(({ customer_id, payment_method_id }) => ({ customer_id, payment_method_id }));
@@ -186,7 +196,12 @@ export async function expireCards(
  * later scans skip it without a lookup. The notification claims stay the arbiter of
  * exactly-once; this only spares the work of asking them again.
  */
-export async function markCardsWarned(g: Graph, cards: { payment_method_id: string; warning: string }[]): Promise<void> {
+export async function markCardsWarned(
+  g: Graph,
+  cards: { payment_method_id: string; warning: string }[],
+): Promise<void> {
   if (cards.length === 0) return;
-  await writeTx(g, (tx) => tx.run(CYPHER.markWarned, { cards: cards.map((c) => ({ id: c.payment_method_id, warning: c.warning })) }));
+  await writeTx(g, (tx) =>
+    tx.run(CYPHER.markWarned, { cards: cards.map((c) => ({ id: c.payment_method_id, warning: c.warning })) }),
+  );
 }

@@ -58,7 +58,13 @@ export function encodeCursor(p: Position): string {
 export function decodeCursor(cursor: string, field: string): Position {
   try {
     const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Position;
-    if (typeof p.t === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(p.t) && typeof p.s === 'number' && typeof p.id === 'string') return p;
+    if (
+      typeof p.t === 'string' &&
+      /^\d{4}-\d{2}-\d{2}T/.test(p.t) &&
+      typeof p.s === 'number' &&
+      typeof p.id === 'string'
+    )
+      return p;
   } catch {
     // fall through
   }
@@ -77,20 +83,31 @@ export interface FeedPage {
 }
 
 /** Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. */
-export async function readFeed(g: Graph, options: { after?: string | undefined; limit: number; lagMs: number }): Promise<FeedPage> {
+export async function readFeed(
+  g: Graph,
+  options: { after?: string | undefined; limit: number; lagMs: number },
+): Promise<FeedPage> {
   const after = options.after ? decodeCursor(options.after, 'after') : null;
-  const rows = await readTx(g, async (tx) =>
-    (
-      await tx.run(after ? CYPHER.feedAfter : CYPHER.feedFirst, {
-        lagMs: neo4j.int(options.lagMs),
-        limit: neo4j.int(options.limit),
-        ...(after ?? {}),
-      })
-    ).records,
+  const rows = await readTx(
+    g,
+    async (tx) =>
+      (
+        await tx.run(after ? CYPHER.feedAfter : CYPHER.feedFirst, {
+          lagMs: neo4j.int(options.lagMs),
+          limit: neo4j.int(options.limit),
+          ...(after ?? {}),
+        })
+      ).records,
   );
   const data = rows.map((r) => toEvent(r.get('event')));
   const last = rows.at(-1);
-  const next = last ? encodeCursor({ t: last.get('at') as string, s: toPlain(last.get('seq')) as number, id: (data.at(-1) as PersonaEvent).id }) : (options.after ?? null);
+  const next = last
+    ? encodeCursor({
+        t: last.get('at') as string,
+        s: toPlain(last.get('seq')) as number,
+        id: (data.at(-1) as PersonaEvent).id,
+      })
+    : (options.after ?? null);
   return { data, next_cursor: next };
 }
 
@@ -101,8 +118,16 @@ export async function readCustomerHistory(
   options: { before?: string | undefined; limit: number },
 ): Promise<{ data: PersonaEvent[]; next_cursor: string | null }> {
   const before = options.before ? decodeCursor(options.before, 'before') : null;
-  const record = await readTx(g, async (tx) =>
-    (await tx.run(before ? CYPHER.historyBefore : CYPHER.historyFirst, { customerId, limit: neo4j.int(options.limit), ...(before ?? {}) })).records[0],
+  const record = await readTx(
+    g,
+    async (tx) =>
+      (
+        await tx.run(before ? CYPHER.historyBefore : CYPHER.historyFirst, {
+          customerId,
+          limit: neo4j.int(options.limit),
+          ...(before ?? {}),
+        })
+      ).records[0],
   );
   if (!record) throw new NotFoundError('Customer', customerId);
   const rows = record.get('rows') as { event: unknown; at: string; seq: number }[];
@@ -110,6 +135,9 @@ export async function readCustomerHistory(
   const last = rows.at(-1);
   return {
     data,
-    next_cursor: last && rows.length === options.limit ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id }) : null,
+    next_cursor:
+      last && rows.length === options.limit
+        ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id })
+        : null,
   };
 }

@@ -64,14 +64,29 @@ const CYPHER = {
  * naming the field (NotFoundError for an unknown customer); writes nothing.
  */
 export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promise<void> {
-  if (r.outcome === 'challenge_passed' && !r.device_id) throw new InvalidInputError('device_id', 'required for challenge_passed: the device that passed the challenge');
-  if (r.outcome === 'confirmed_fraud' && !r.payment_method_id) throw new InvalidInputError('payment_method_id', 'required for confirmed_fraud: the payment method used in the fraud');
-  const record = await readTx(g, async (tx) =>
-    (await tx.run(CYPHER.ownership, { customerId: r.customer_id, paymentMethodId: r.payment_method_id ?? '', deviceId: r.device_id ?? '' })).records[0],
+  if (r.outcome === 'challenge_passed' && !r.device_id)
+    throw new InvalidInputError('device_id', 'required for challenge_passed: the device that passed the challenge');
+  if (r.outcome === 'confirmed_fraud' && !r.payment_method_id)
+    throw new InvalidInputError(
+      'payment_method_id',
+      'required for confirmed_fraud: the payment method used in the fraud',
+    );
+  const record = await readTx(
+    g,
+    async (tx) =>
+      (
+        await tx.run(CYPHER.ownership, {
+          customerId: r.customer_id,
+          paymentMethodId: r.payment_method_id ?? '',
+          deviceId: r.device_id ?? '',
+        })
+      ).records[0],
   );
   if (!record) throw new NotFoundError('Customer', r.customer_id);
-  if (r.payment_method_id && !record.get('ownsMethod')) throw new InvalidInputError('payment_method_id', 'is not a payment method of this customer');
-  if (r.device_id && !record.get('ownsDevice')) throw new InvalidInputError('device_id', 'is not a device this customer has logged in from');
+  if (r.payment_method_id && !record.get('ownsMethod'))
+    throw new InvalidInputError('payment_method_id', 'is not a payment method of this customer');
+  if (r.device_id && !record.get('ownsDevice'))
+    throw new InvalidInputError('device_id', 'is not a device this customer has logged in from');
 }
 
 /**
@@ -81,8 +96,13 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
  *   account_takeover  → the customer `suspended`, the device's trust 0.
  * Applying the same outcome again returns what the first application did.
  */
-export async function applyFraudOutcome(g: Graph, r: FraudOutcomeReport, options: { trustStep: number }): Promise<AppliedFraudOutcome> {
-  if (r.outcome === 'false_positive') throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
+export async function applyFraudOutcome(
+  g: Graph,
+  r: FraudOutcomeReport,
+  options: { trustStep: number },
+): Promise<AppliedFraudOutcome> {
+  if (r.outcome === 'false_positive')
+    throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
   const key = `fraud:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
     const prior = await findEventByIdempotencyKey(tx, key);
@@ -95,7 +115,12 @@ export async function applyFraudOutcome(g: Graph, r: FraudOutcomeReport, options
       changes.push({ entity: 'payment_method', id: r.payment_method_id, field: 'status', from, to: 'compromised' });
     }
     if (r.device_id) {
-      const { from, to } = await setDeviceTrustTx(tx, r.device_id, r.outcome === 'challenge_passed' ? { delta: options.trustStep } : { score: 0 }, { reason, extra });
+      const { from, to } = await setDeviceTrustTx(
+        tx,
+        r.device_id,
+        r.outcome === 'challenge_passed' ? { delta: options.trustStep } : { score: 0 },
+        { reason, extra },
+      );
       changes.push({ entity: 'device', id: r.device_id, field: 'trust_score', from, to });
     }
     const suspends = r.outcome === 'confirmed_fraud' || r.outcome === 'account_takeover';
@@ -110,7 +135,11 @@ export async function applyFraudOutcome(g: Graph, r: FraudOutcomeReport, options
 }
 
 async function current(tx: ManagedTransaction, change: FraudChange): Promise<unknown> {
-  const cypher = { payment_method: CYPHER.currentMethod, device: CYPHER.currentDevice, customer: CYPHER.currentCustomer }[change.entity];
+  const cypher = {
+    payment_method: CYPHER.currentMethod,
+    device: CYPHER.currentDevice,
+    customer: CYPHER.currentCustomer,
+  }[change.entity];
   return (await tx.run(cypher, { id: change.id })).records[0]?.get('value');
 }
 
@@ -120,7 +149,10 @@ async function current(tx: ManagedTransaction, change: FraudChange): Promise<unk
  * with each change's event and a FraudOutcomeReversed event (idempotency key
  * `fraud:<false positive's outcome id>`). Reversing again returns the first result.
  */
-export async function reverseLatestFraudOutcome(g: Graph, r: { outcome_id: string; customer_id: string }): Promise<FraudReversal> {
+export async function reverseLatestFraudOutcome(
+  g: Graph,
+  r: { outcome_id: string; customer_id: string },
+): Promise<FraudReversal> {
   const key = `fraud:${r.outcome_id}`;
   const [applied, reversed] = await Promise.all([
     listCustomerEvents(g, r.customer_id, { type: 'FraudOutcomeApplied', limit: 1000 }),
@@ -141,12 +173,20 @@ export async function reverseLatestFraudOutcome(g: Graph, r: { outcome_id: strin
         result.skipped.push(change);
         continue;
       }
-      if (change.entity === 'payment_method') await setPaymentMethodStatusTx(tx, change.id, change.from, { reason, extra });
+      if (change.entity === 'payment_method')
+        await setPaymentMethodStatusTx(tx, change.id, change.from, { reason, extra });
       if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, { reason, extra });
-      if (change.entity === 'customer') await setCustomerStatusTx(tx, change.id, change.from, 'CustomerReinstated', { reason, ...extra });
+      if (change.entity === 'customer')
+        await setCustomerStatusTx(tx, change.id, change.from, 'CustomerReinstated', { reason, ...extra });
       result.restored.push({ ...change, from: change.to, to: change.from } as FraudChange);
     }
-    await appendEvent(tx, 'FraudOutcomeReversed', r.customer_id, { outcome_id: r.outcome_id, ...result }, { idempotencyKey: key });
+    await appendEvent(
+      tx,
+      'FraudOutcomeReversed',
+      r.customer_id,
+      { outcome_id: r.outcome_id, ...result },
+      { idempotencyKey: key },
+    );
     return result;
   });
 }
@@ -168,13 +208,28 @@ export async function resolveFraudReview(
     if (prior) return { reinstated: prior.payload.reinstated === true };
     let reinstated = false;
     if (r.decision === 'reinstate') {
-      const status = await current(tx, { entity: 'customer', id: r.customer_id, field: 'status', from: 'active', to: 'suspended' });
+      const status = await current(tx, {
+        entity: 'customer',
+        id: r.customer_id,
+        field: 'status',
+        from: 'active',
+        to: 'suspended',
+      });
       if (status === 'suspended') {
-        await setCustomerStatusTx(tx, r.customer_id, r.restore_to ?? 'active', 'CustomerReinstated', { reason: `review of fraud outcome ${r.outcome_id}: reinstated`, fraud_outcome_id: r.outcome_id });
+        await setCustomerStatusTx(tx, r.customer_id, r.restore_to ?? 'active', 'CustomerReinstated', {
+          reason: `review of fraud outcome ${r.outcome_id}: reinstated`,
+          fraud_outcome_id: r.outcome_id,
+        });
         reinstated = true;
       }
     }
-    await appendEvent(tx, 'FraudReviewResolved', r.customer_id, { outcome_id: r.outcome_id, decision: r.decision, reinstated }, { idempotencyKey: key });
+    await appendEvent(
+      tx,
+      'FraudReviewResolved',
+      r.customer_id,
+      { outcome_id: r.outcome_id, decision: r.decision, reinstated },
+      { idempotencyKey: key },
+    );
     return { reinstated };
   });
 }

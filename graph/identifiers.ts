@@ -10,7 +10,13 @@ import { appendEvent } from './events';
 import type { CountryCode } from 'libphonenumber-js';
 import { readCustomerList, writeTx, type Graph } from './graph';
 import { normaliseIdentifier } from './identity';
-import { digitalIdentifierInput, parseInput, type DigitalIdentifier, type DigitalIdentifierInput, type IdentifierType } from './model';
+import {
+  digitalIdentifierInput,
+  parseInput,
+  type DigitalIdentifier,
+  type DigitalIdentifierInput,
+  type IdentifierType,
+} from './model';
 
 const IDENTIFIER_PROJECTION = 'd {.id, .type, .value, .is_verified, .created_at, .updated_at}';
 

@@ -19,22 +19,32 @@ describe('normaliseIdentifier', () => {
 
   it('refuses values that are not an email or a phone, naming the field', () => {
     expect(() => normaliseIdentifier('email', 'nope')).toThrow(InvalidInputError);
-    expect(() => normaliseIdentifier('phone_number', 'call me', 'US', 'digital_identifiers.1.value')).toThrow(/^digital_identifiers\.1\.value: /);
+    expect(() => normaliseIdentifier('phone_number', 'call me', 'US', 'digital_identifiers.1.value')).toThrow(
+      /^digital_identifiers\.1\.value: /,
+    );
   });
 });
 
 describe('junk', () => {
-  it.each(['null', 'anonymous', 'test@test.com', 'noreply@shop.io', 'null@gmail.com', 'x@acme.io', 'aaaa@acme.io', 'jane@domain.com'])(
-    'email %s is junk',
-    (v) => expect(isJunkIdentifier('email', v)).toBe(true),
-  );
+  it.each([
+    'null',
+    'anonymous',
+    'test@test.com',
+    'noreply@shop.io',
+    'null@gmail.com',
+    'x@acme.io',
+    'aaaa@acme.io',
+    'jane@domain.com',
+  ])('email %s is junk', (v) => expect(isJunkIdentifier('email', v)).toBe(true));
   it.each(['jane.doe@acme.io', 'a.b@example.org', 'testerman.j@acme.io'])('email %s is not junk', (v) =>
     expect(isJunkIdentifier('email', v)).toBe(false),
   );
   it.each(['+10000000000', '+15555555555', '+11234567890', '+442000000000'])('phone %s is junk', (v) =>
     expect(isJunkIdentifier('phone_number', v)).toBe(true),
   );
-  it.each(['+14155550123', '+442079460958'])('phone %s is not junk', (v) => expect(isJunkIdentifier('phone_number', v)).toBe(false));
+  it.each(['+14155550123', '+442079460958'])('phone %s is not junk', (v) =>
+    expect(isJunkIdentifier('phone_number', v)).toBe(false),
+  );
   it.each(['', '   ', 'null', 'unknown', '00000000', 'ffffffffffff', 'abc'])('fingerprint "%s" is junk', (v) =>
     expect(isJunkFingerprint(v)).toBe(true),
   );

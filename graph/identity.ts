@@ -10,7 +10,12 @@ import type { IdentifierType } from './model';
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 /** Email trimmed and lower-cased; phone to E.164 (national numbers read in `region`). */
-export function normaliseIdentifier(type: IdentifierType, value: string, region: CountryCode = 'US', field = 'digital_identifiers.value'): string {
+export function normaliseIdentifier(
+  type: IdentifierType,
+  value: string,
+  region: CountryCode = 'US',
+  field = 'digital_identifiers.value',
+): string {
   const trimmed = value.trim();
   if (type === 'email') {
     const email = trimmed.toLowerCase();
@@ -18,16 +23,58 @@ export function normaliseIdentifier(type: IdentifierType, value: string, region:
     return email;
   }
   const phone = parsePhoneNumberFromString(trimmed, region);
-  if (!phone?.isPossible()) throw new InvalidInputError(field, 'not a phone number (use international format, e.g. +14155550123)');
+  if (!phone?.isPossible())
+    throw new InvalidInputError(field, 'not a phone number (use international format, e.g. +14155550123)');
   return phone.number;
 }
 
 const JUNK_WORDS = new Set([
-  '', 'null', 'nil', 'none', 'na', 'n/a', 'undefined', 'unknown', 'anonymous', 'anon', 'test', 'testing', 'tester',
-  'noemail', 'no-email', 'nomail', 'noreply', 'no-reply', 'donotreply', 'nobody', 'user', 'email', 'example', 'asdf',
-  'qwerty', 'x', 'xx', 'xxx', 'abc', 'fake', 'dummy', 'default', 'guest',
+  '',
+  'null',
+  'nil',
+  'none',
+  'na',
+  'n/a',
+  'undefined',
+  'unknown',
+  'anonymous',
+  'anon',
+  'test',
+  'testing',
+  'tester',
+  'noemail',
+  'no-email',
+  'nomail',
+  'noreply',
+  'no-reply',
+  'donotreply',
+  'nobody',
+  'user',
+  'email',
+  'example',
+  'asdf',
+  'qwerty',
+  'x',
+  'xx',
+  'xxx',
+  'abc',
+  'fake',
+  'dummy',
+  'default',
+  'guest',
 ]);
-const JUNK_EMAIL_DOMAINS = new Set(['test.com', 'test.test', 'testing.com', 'none.com', 'domain.com', 'noemail.com', 'nomail.com', 'fake.com', 'invalid', 'localhost']);
+const JUNK_EMAIL_DOMAINS = new Set([
+  'test.com',
+  'test.test',
+  'testing.com',
+  'none.com',
+  'domain.com',
+  'noemail.com',
+  'nomail.com',
+  'fake.com',
+  'invalid',
+  'localhost',
+]);
 
 /**
  * True for placeholder identifiers (`null`, `anonymous`, `test@test.com`, `noreply@…`,

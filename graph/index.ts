@@ -3,7 +3,12 @@ import type { Driver } from 'neo4j-driver';
 import { DEFAULT_IDENTITY_POLICY, type Graph, type IdentityPolicy } from './graph';
 import { TokenCipher } from './tokens';
 
-export function createGraph(driver: Driver, database: string, tokenKey: Buffer, policy: Partial<IdentityPolicy> = {}): Graph {
+export function createGraph(
+  driver: Driver,
+  database: string,
+  tokenKey: Buffer,
+  policy: Partial<IdentityPolicy> = {},
+): Graph {
   return { driver, database, tokens: new TokenCipher(tokenKey), policy: { ...DEFAULT_IDENTITY_POLICY, ...policy } };
 }
 

@@ -8,7 +8,14 @@ import { InvalidInputError } from './errors';
 
 export const CUSTOMER_STATUSES = ['active', 'suspended', 'erased'] as const;
 export const PAYMENT_METHOD_TYPES = ['card', 'digital_wallet', 'bank_account'] as const;
-export const PAYMENT_METHOD_STATUSES = ['active', 'expired', 'failed', 'inactive', 'compromised', 'unverified'] as const;
+export const PAYMENT_METHOD_STATUSES = [
+  'active',
+  'expired',
+  'failed',
+  'inactive',
+  'compromised',
+  'unverified',
+] as const;
 export const IDENTIFIER_TYPES = ['email', 'phone_number'] as const;
 export const ADDRESS_TYPES = ['shipping', 'billing'] as const;
 
@@ -125,18 +132,30 @@ export type CustomerPatch = z.input<typeof customerPatch>;
 
 /** The fields of a new payment method, before the card-only rules are checked. */
 export const paymentMethodFields = z.strictObject({
-    id: id.optional(),
-    type: z.enum(PAYMENT_METHOD_TYPES),
-    token: z.string().min(1).max(512),
-    brand: z.string().trim().min(1).max(32).optional(),
-    last_four: z.string().regex(/^\d{4}$/, 'must be exactly 4 digits').optional(),
-    expiry_month: z.number().int().min(1).max(12).optional(),
-    expiry_year: z.number().int().min(2000).max(2100).optional(),
-    status: z.enum(PAYMENT_METHOD_STATUSES).default('active'),
+  id: id.optional(),
+  type: z.enum(PAYMENT_METHOD_TYPES),
+  token: z.string().min(1).max(512),
+  brand: z.string().trim().min(1).max(32).optional(),
+  last_four: z
+    .string()
+    .regex(/^\d{4}$/, 'must be exactly 4 digits')
+    .optional(),
+  expiry_month: z.number().int().min(1).max(12).optional(),
+  expiry_year: z.number().int().min(2000).max(2100).optional(),
+  status: z.enum(PAYMENT_METHOD_STATUSES).default('active'),
 });
 
 /** A card needs brand, last four digits and expiry; other types may omit them. */
-export function requireCardDetails(pm: { type: string; brand?: string | undefined; last_four?: string | undefined; expiry_month?: number | undefined; expiry_year?: number | undefined }, ctx: z.RefinementCtx): void {
+export function requireCardDetails(
+  pm: {
+    type: string;
+    brand?: string | undefined;
+    last_four?: string | undefined;
+    expiry_month?: number | undefined;
+    expiry_year?: number | undefined;
+  },
+  ctx: z.RefinementCtx,
+): void {
   if (pm.type !== 'card') return;
   for (const field of ['brand', 'last_four', 'expiry_month', 'expiry_year'] as const) {
     if (pm[field] === undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'required for a card' });

@@ -102,13 +102,24 @@ export async function claimNotifications(
 ): Promise<Map<string, ClaimOutcome>> {
   const outcomes = new Map<string, ClaimOutcome>();
   if (items.length === 0) return outcomes;
-  const settled = await readTx(g, async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records);
+  const settled = await readTx(
+    g,
+    async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records,
+  );
   for (const r of settled) {
-    outcomes.set(r.get('key') as string, { mine: false, sent: r.get('sent') as boolean, settled: true, channel: (r.get('channel') as Channel | null) ?? null });
+    outcomes.set(r.get('key') as string, {
+      mine: false,
+      sent: r.get('sent') as boolean,
+      settled: true,
+      channel: (r.get('channel') as Channel | null) ?? null,
+    });
   }
   const open = items.filter((i) => !outcomes.has(i.key));
   if (open.length === 0) return outcomes;
-  const claimed = await writeTx(g, async (tx) => (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records);
+  const claimed = await writeTx(
+    g,
+    async (tx) => (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records,
+  );
   for (const r of claimed) {
     outcomes.set(r.get('key') as string, {
       mine: r.get('mine') as boolean,
@@ -125,7 +136,11 @@ export async function claimNotifications(
  * (`{kind, channel, ...subject}`, idempotency key `notify:<key>`) in one transaction. Returns the
  * keys recorded by this call; a key someone else recorded first is left alone.
  */
-export async function recordNotificationsSent(g: Graph, items: SentNotification[], owner: string): Promise<Set<string>> {
+export async function recordNotificationsSent(
+  g: Graph,
+  items: SentNotification[],
+  owner: string,
+): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   return writeTx(g, async (tx) => {
     const res = await tx.run(CYPHER.record, { items: items.map((i) => ({ key: i.key, channel: i.channel })), owner });
@@ -155,14 +170,19 @@ export async function recordNotificationsRejected(g: Graph, items: { key: string
  * How to reach each customer: a verified email first, then a verified phone, an unverified email
  * as a last resort (not with `verifiedOnly`); null when there is no way (or no such customer).
  */
-export async function notificationChannels(g: Graph, customerIds: string[], options: { verifiedOnly?: boolean } = {}): Promise<Map<string, Channel | null>> {
+export async function notificationChannels(
+  g: Graph,
+  customerIds: string[],
+  options: { verifiedOnly?: boolean } = {},
+): Promise<Map<string, Channel | null>> {
   const unique = [...new Set(customerIds)];
   const channels = new Map<string, Channel | null>(unique.map((id) => [id, null]));
   if (unique.length === 0) return channels;
   const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.contacts, { customerIds: unique })).records);
   for (const r of rows) {
     const identifiers = r.get('identifiers') as { type: string; is_verified: boolean }[];
-    const has = (type: string, verified: boolean): boolean => identifiers.some((i) => i.type === type && (!verified || i.is_verified));
+    const has = (type: string, verified: boolean): boolean =>
+      identifiers.some((i) => i.type === type && (!verified || i.is_verified));
     const fallback = !options.verifiedOnly && has('email', false) ? 'email' : null;
     channels.set(r.get('id') as string, has('email', true) ? 'email' : has('phone_number', true) ? 'sms' : fallback);
   }

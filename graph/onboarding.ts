@@ -39,11 +39,21 @@ import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from 
 // ---- the request ---------------------------------------------------------------------
 
 export const onboardingRequestSchema = z.strictObject({
-  customer: newCustomerInput.pick({ segment: true, ltv: true, acquisition_date: true }).strict().default({ segment: 'New', ltv: 0 }),
-  payment_method: paymentMethodFields.omit({ id: true, status: true }).strict().superRefine(requireCardDetails).optional(),
+  customer: newCustomerInput
+    .pick({ segment: true, ltv: true, acquisition_date: true })
+    .strict()
+    .default({ segment: 'New', ltv: 0 }),
+  payment_method: paymentMethodFields
+    .omit({ id: true, status: true })
+    .strict()
+    .superRefine(requireCardDetails)
+    .optional(),
   device: deviceInput.omit({ trust_score: true }).strict().optional(),
   address: addressInput.omit({ id: true }).strict().optional(),
-  digital_identifiers: z.array(digitalIdentifierInput.omit({ id: true }).strict()).max(10).default([]),
+  digital_identifiers: z
+    .array(digitalIdentifierInput.omit({ id: true }).strict())
+    .max(10)
+    .default([]),
 });
 export type OnboardingRequest = z.input<typeof onboardingRequestSchema>;
 
@@ -155,7 +165,9 @@ async function observeIdentifiers(tx: ManagedTransaction, plan: OnboardingPlan):
         type: r.get('type') as IdentifierType,
         value: r.get('value') as string,
         incomingVerified: true,
-        onFile: r.get('created') ? null : { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null },
+        onFile: r.get('created')
+          ? null
+          : { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null },
       });
     }
   }
@@ -166,7 +178,9 @@ async function observeIdentifiers(tx: ManagedTransaction, plan: OnboardingPlan):
         type: r.get('type') as IdentifierType,
         value: r.get('value') as string,
         incomingVerified: false,
-        onFile: r.get('exists') ? { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null } : null,
+        onFile: r.get('exists')
+          ? { verified: r.get('verified') === true, ownerId: r.get('ownerId') as string | null }
+          : null,
       });
     }
   }
@@ -185,7 +199,11 @@ async function onboardTx(
 
   const observations = await observeIdentifiers(tx, plan);
   const device = plan.device
-    ? { customerIds: (await tx.run(CYPHER.deviceCustomers, { fingerprint: plan.device.fingerprint })).records[0]?.get('customerIds') as string[] }
+    ? {
+        customerIds: (await tx.run(CYPHER.deviceCustomers, { fingerprint: plan.device.fingerprint })).records[0]?.get(
+          'customerIds',
+        ) as string[],
+      }
     : null;
   const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
 
@@ -219,7 +237,8 @@ async function onboardTx(
   let paymentMethodId: string | null = null;
   if (plan.payment_method) {
     const reused = resolution.matchedCustomerId
-      ? ((await tx.run(CYPHER.reuseCard, { customerId, pm: plan.payment_method })).records[0]?.get('id') as string | undefined)
+      ? ((await tx.run(CYPHER.reuseCard, { customerId, pm: plan.payment_method })).records[0]?.get('id') as
+          string | undefined)
       : undefined;
     paymentMethodId = reused ?? (await insertPaymentMethod(tx, customerId, plan.payment_method, { used: true })).id;
     if (linkedDevice) await tx.run(CYPHER.usedOn, { paymentMethodId, deviceId: linkedDevice.id });
@@ -228,7 +247,8 @@ async function onboardTx(
   let addressId: string | null = null;
   if (plan.address) {
     const reused = resolution.matchedCustomerId
-      ? ((await tx.run(CYPHER.reuseAddress, { customerId, a: plan.address })).records[0]?.get('id') as string | undefined)
+      ? ((await tx.run(CYPHER.reuseAddress, { customerId, a: plan.address })).records[0]?.get('id') as
+          string | undefined)
       : undefined;
     addressId = reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
   }
@@ -257,7 +277,11 @@ async function onboardTx(
       payment_method_id: paymentMethodId,
       device_id: linkedDevice?.id ?? null,
       address_id: addressId,
-      identifiers: observations.map((o) => ({ type: o.type, is_verified: o.incomingVerified, linked: attachKeys.has(`${o.type}:${o.value}`) })),
+      identifiers: observations.map((o) => ({
+        type: o.type,
+        is_verified: o.incomingVerified,
+        linked: attachKeys.has(`${o.type}:${o.value}`),
+      })),
       ignored: plan.ignored,
     },
     { idempotencyKey },

@@ -120,7 +120,11 @@ export interface PaymentMethodRow {
 }
 
 /** Validates input, refuses card numbers, and encrypts the token under the method's id. */
-export function preparePaymentMethod(g: Pick<Graph, 'tokens'>, input: NewPaymentMethodInput, field = 'payment_method'): PaymentMethodRow {
+export function preparePaymentMethod(
+  g: Pick<Graph, 'tokens'>,
+  input: NewPaymentMethodInput,
+  field = 'payment_method',
+): PaymentMethodRow {
   const pm = parseInput(newPaymentMethodInput, input, field);
   assertIsToken(pm.token, `${field}.token`);
   const id = pm.id ?? randomUUID();
@@ -146,7 +150,8 @@ export async function insertPaymentMethod(
   row: PaymentMethodRow,
   options: { makeDefault?: boolean; used?: boolean } = {},
 ): Promise<WalletEntry> {
-  if (!row.encrypted_token.startsWith('v1.')) throw new InvalidInputError('payment_method.token', 'must be encrypted before it is stored');
+  if (!row.encrypted_token.startsWith('v1.'))
+    throw new InvalidInputError('payment_method.token', 'must be encrypted before it is stored');
   const res = await tx.run(CYPHER.add, {
     customerId,
     id: row.id,
@@ -198,12 +203,17 @@ export async function setDefaultPaymentMethod(g: Graph, customerId: string, paym
     const status = record.get('targetStatus') as PaymentMethodStatus | null;
     if (status === null) throw new NotFoundError('PaymentMethod', paymentMethodId);
     if (status !== 'active') {
-      throw new InvalidStateError(`payment method ${paymentMethodId} is ${status}; only an active method can be the default`);
+      throw new InvalidStateError(
+        `payment method ${paymentMethodId} is ${status}; only an active method can be the default`,
+      );
     }
     const currentIds = record.get('currentIds') as string[];
     if (currentIds.length === 1 && currentIds[0] === paymentMethodId) return;
     await tx.run(CYPHER.setDefault, { customerId, paymentMethodId });
-    await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: currentIds[0] ?? null, to: paymentMethodId });
+    await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, {
+      from: currentIds[0] ?? null,
+      to: paymentMethodId,
+    });
   });
 }
 
@@ -261,7 +271,11 @@ export async function getPaymentMethodsByCustomer(g: Graph, customerId: string):
  * PaymentMethodRemoved; removing the default promotes the most recently used active method, or
  * leaves none, with DefaultPaymentMethodChanged.
  */
-export async function removePaymentMethod(g: Graph, customerId: string, paymentMethodId: string): Promise<{ promoted: string | null }> {
+export async function removePaymentMethod(
+  g: Graph,
+  customerId: string,
+  paymentMethodId: string,
+): Promise<{ promoted: string | null }> {
   return writeTx(g, async (tx) => {
     const check = (await tx.run(CYPHER.removeCheck, { customerId, paymentMethodId })).records[0];
     if (!check) throw new NotFoundError('Customer', customerId);
@@ -269,8 +283,12 @@ export async function removePaymentMethod(g: Graph, customerId: string, paymentM
     const wasDefault = check.get('wasDefault') as boolean;
     const res = await tx.run(CYPHER.remove, { customerId, paymentMethodId, wasDefault });
     const promoted = wasDefault ? ((res.records[0]?.get('promoted') as string | null | undefined) ?? null) : null;
-    await appendEvent(tx, 'PaymentMethodRemoved', customerId, { payment_method_id: paymentMethodId, was_default: wasDefault });
-    if (wasDefault) await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: paymentMethodId, to: promoted });
+    await appendEvent(tx, 'PaymentMethodRemoved', customerId, {
+      payment_method_id: paymentMethodId,
+      was_default: wasDefault,
+    });
+    if (wasDefault)
+      await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, { from: paymentMethodId, to: promoted });
     return { promoted };
   });
 }

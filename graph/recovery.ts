@@ -47,10 +47,18 @@ const CYPHER = {
  * Reserves one attempt for `key` (a charge's idempotency key) and answers whether it may go
  * ahead; the same key again — a retried activity — is the same attempt and is always allowed.
  */
-export async function reserveChargeAttempt(g: Graph, paymentMethodId: string, key: string, max: number, now = new Date()): Promise<boolean> {
+export async function reserveChargeAttempt(
+  g: Graph,
+  paymentMethodId: string,
+  key: string,
+  max: number,
+  now = new Date(),
+): Promise<boolean> {
   return writeTx(g, async (tx) => {
     const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000).toISOString();
-    const record = (await tx.run(CYPHER.reserve, { paymentMethodId, key, max: neo4j.int(max), since, now: now.toISOString() })).records[0];
+    const record = (
+      await tx.run(CYPHER.reserve, { paymentMethodId, key, max: neo4j.int(max), since, now: now.toISOString() })
+    ).records[0];
     if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
     return record.get('allowed') as boolean;
   });
@@ -100,13 +108,23 @@ export async function recordRecovery(g: Graph, rec: RecoveryRecord): Promise<voi
       if (!record) throw new NotFoundError('Customer', rec.customer_id);
       const previous = (record.get('previous') as string[])[0] ?? null;
       if (previous !== rec.payment_method_id) {
-        await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, { from: previous, to: rec.payment_method_id, reason: 'payment_recovered' });
+        await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, {
+          from: previous,
+          to: rec.payment_method_id,
+          reason: 'payment_recovered',
+        });
       }
       await appendEvent(
         tx,
         'PaymentRecovered',
         rec.customer_id,
-        { payment_id: rec.payment_id, payment_method_id: rec.payment_method_id, charge_id: rec.charge_id, amount: rec.amount, currency: rec.currency },
+        {
+          payment_id: rec.payment_id,
+          payment_method_id: rec.payment_method_id,
+          charge_id: rec.charge_id,
+          amount: rec.amount,
+          currency: rec.currency,
+        },
         { idempotencyKey: `recovered:${rec.payment_id}` },
       );
     });
@@ -116,10 +134,19 @@ export async function recordRecovery(g: Graph, rec: RecoveryRecord): Promise<voi
 }
 
 /** The recovery gave up: PaymentRecoveryFailed, once per payment. */
-export async function recordRecoveryFailed(g: Graph, rec: { payment_id: string; customer_id: string; attempts: number; reason: string }): Promise<void> {
+export async function recordRecoveryFailed(
+  g: Graph,
+  rec: { payment_id: string; customer_id: string; attempts: number; reason: string },
+): Promise<void> {
   try {
     await writeTx(g, (tx) =>
-      appendEvent(tx, 'PaymentRecoveryFailed', rec.customer_id, { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason }, { idempotencyKey: `recovery-failed:${rec.payment_id}` }),
+      appendEvent(
+        tx,
+        'PaymentRecoveryFailed',
+        rec.customer_id,
+        { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason },
+        { idempotencyKey: `recovery-failed:${rec.payment_id}` },
+      ),
     );
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;

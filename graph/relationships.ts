@@ -20,13 +20,31 @@ const time = z.iso.datetime({ offset: true });
 const count = z.number().int().min(0);
 
 const EDGES = {
-  HAS_PAYMENT_METHOD: { from: 'Customer', to: 'PaymentMethod', exclusive: true, attributes: { first_used: time, last_used: time } },
-  LOGGED_IN_FROM: { from: 'Customer', to: 'Device', exclusive: false, attributes: { login_count: count, first_login: time, last_login: time } },
+  HAS_PAYMENT_METHOD: {
+    from: 'Customer',
+    to: 'PaymentMethod',
+    exclusive: true,
+    attributes: { first_used: time, last_used: time },
+  },
+  LOGGED_IN_FROM: {
+    from: 'Customer',
+    to: 'Device',
+    exclusive: false,
+    attributes: { login_count: count, first_login: time, last_login: time },
+  },
   USED_ON: { from: 'PaymentMethod', to: 'Device', exclusive: false, attributes: { first_use: time, last_use: time } },
-  SHIPPED_TO: { from: 'Customer', to: 'Address', exclusive: false, attributes: { first_shipped: time, last_shipped: time } },
+  SHIPPED_TO: {
+    from: 'Customer',
+    to: 'Address',
+    exclusive: false,
+    attributes: { first_shipped: time, last_shipped: time },
+  },
   HAS_DIGITAL_IDENTIFIER: { from: 'Customer', to: 'DigitalIdentifier', exclusive: true, attributes: {} },
   HAS_BEHAVIORAL_PROFILE: { from: 'Customer', to: 'BehavioralProfile', exclusive: true, attributes: {} },
-} as const satisfies Record<string, { from: NodeLabel; to: NodeLabel; exclusive: boolean; attributes: Record<string, z.ZodType> }>;
+} as const satisfies Record<
+  string,
+  { from: NodeLabel; to: NodeLabel; exclusive: boolean; attributes: Record<string, z.ZodType> }
+>;
 
 export type RelationshipType = keyof typeof EDGES;
 export const RELATIONSHIP_TYPES = Object.keys(EDGES) as RelationshipType[];
@@ -40,7 +58,10 @@ function edgeSpec(from: NodeRef, type: RelationshipType, to: NodeRef): (typeof E
   const spec = (EDGES as Record<string, (typeof EDGES)[RelationshipType]>)[type];
   if (!spec) throw new InvalidInputError('type', `unknown relationship type; one of ${RELATIONSHIP_TYPES.join(', ')}`);
   if (from.label !== spec.from || to.label !== spec.to) {
-    throw new InvalidInputError('type', `${type} goes from ${spec.from} to ${spec.to}, not from ${from.label} to ${to.label}`);
+    throw new InvalidInputError(
+      'type',
+      `${type} goes from ${spec.from} to ${spec.to}, not from ${from.label} to ${to.label}`,
+    );
   }
   return spec;
 }
@@ -78,7 +99,10 @@ export async function addRelationship(
   attributes: Record<string, unknown> = {},
 ): Promise<Record<string, Plain>> {
   const spec = edgeSpec(from, type, to);
-  const attrs = parseInput(z.object(spec.attributes).partial().strict(), attributes, 'attributes') as Record<string, unknown>;
+  const attrs = parseInput(z.object(spec.attributes).partial().strict(), attributes, 'attributes') as Record<
+    string,
+    unknown
+  >;
   const params = Object.fromEntries(
     Object.entries(attrs).map(([k, v]) => [k, typeof v === 'string' ? toDateTime(v) : v]),
   );
@@ -89,7 +113,8 @@ export async function addRelationship(
     if (spec.exclusive && (toPlain(check.get('otherOwners')) as number) > 0) {
       throw new ConflictError(`${to.label} ${to.id} already belongs to another ${from.label}`, to.label, ['id']);
     }
-    const record = (await tx.run(cypher.merge(spec, type), { fromId: from.id, toId: to.id, attributes: params })).records[0];
+    const record = (await tx.run(cypher.merge(spec, type), { fromId: from.id, toId: to.id, attributes: params }))
+      .records[0];
     const customerId = record?.get('customerId') as string | null | undefined;
     if (!record || !customerId) throw new InvalidStateError(`${from.label} ${from.id} belongs to no customer`);
     const saved = toPlain(record.get('attributes')) as Record<string, Plain>;

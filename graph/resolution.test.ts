@@ -28,12 +28,24 @@ describe('resolveIdentity', () => {
   });
 
   it('matches on an email verified on both sides, and links the new phone to that customer', () => {
-    const r = resolveIdentity([email(true, { verified: true, ownerId: 'A' }), phone(true, null)], { customerIds: ['A'] }, 5);
-    expect(r).toMatchObject({ outcome: 'matched', matchedCustomerId: 'A', attach: [{ type: 'phone_number' }], possibleMatches: [] });
+    const r = resolveIdentity(
+      [email(true, { verified: true, ownerId: 'A' }), phone(true, null)],
+      { customerIds: ['A'] },
+      5,
+    );
+    expect(r).toMatchObject({
+      outcome: 'matched',
+      matchedCustomerId: 'A',
+      attach: [{ type: 'phone_number' }],
+      possibleMatches: [],
+    });
   });
 
   it('matches on a verified phone alone', () => {
-    expect(resolveIdentity([phone(true, { verified: true, ownerId: 'B' })], null, 5)).toMatchObject({ outcome: 'matched', matchedCustomerId: 'B' });
+    expect(resolveIdentity([phone(true, { verified: true, ownerId: 'B' })], null, 5)).toMatchObject({
+      outcome: 'matched',
+      matchedCustomerId: 'B',
+    });
   });
 
   it.each([
@@ -42,7 +54,12 @@ describe('resolveIdentity', () => {
     ['neither side verified it', false, false],
   ])('never merges on an email when %s: new customer, possible match', (_case, incoming, onFile) => {
     const r = resolveIdentity([email(incoming, { verified: onFile, ownerId: 'A' })], null, 5);
-    expect(r).toEqual({ outcome: 'created', matchedCustomerId: null, attach: [], possibleMatches: [{ customer_id: 'A', signals: ['unverified_email'] }] });
+    expect(r).toEqual({
+      outcome: 'created',
+      matchedCustomerId: null,
+      attach: [],
+      possibleMatches: [{ customer_id: 'A', signals: ['unverified_email'] }],
+    });
   });
 
   it('never merges on a device alone', () => {
@@ -61,12 +78,20 @@ describe('resolveIdentity', () => {
   });
 
   it('does not list the matched customer as a possible match of itself', () => {
-    const r = resolveIdentity([email(true, { verified: true, ownerId: 'A' }), phone(false, { verified: false, ownerId: 'A' })], { customerIds: ['A', 'B'] }, 5);
+    const r = resolveIdentity(
+      [email(true, { verified: true, ownerId: 'A' }), phone(false, { verified: false, ownerId: 'A' })],
+      { customerIds: ['A', 'B'] },
+      5,
+    );
     expect(r.possibleMatches).toEqual([{ customer_id: 'B', signals: ['device'] }]);
   });
 
   it('never guesses between two customers that verified identifiers point at', () => {
-    const r = resolveIdentity([email(true, { verified: true, ownerId: 'A' }), phone(true, { verified: true, ownerId: 'B' })], null, 5);
+    const r = resolveIdentity(
+      [email(true, { verified: true, ownerId: 'A' }), phone(true, { verified: true, ownerId: 'B' })],
+      null,
+      5,
+    );
     expect(r).toEqual({
       outcome: 'created',
       matchedCustomerId: null,

@@ -24,7 +24,13 @@ export interface DeviceObservation {
   customerIds: string[];
 }
 
-export type MatchSignal = 'verified_email' | 'verified_phone_number' | 'unverified_email' | 'unverified_phone_number' | 'device' | 'conflicting_verified_identifiers';
+export type MatchSignal =
+  | 'verified_email'
+  | 'verified_phone_number'
+  | 'unverified_email'
+  | 'unverified_phone_number'
+  | 'device'
+  | 'conflicting_verified_identifiers';
 
 export interface PossibleMatch {
   customer_id: string;

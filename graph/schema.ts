@@ -17,7 +17,15 @@ export interface SchemaRule {
   cypher: string;
 }
 
-const NODE_LABELS = ['Customer', 'PaymentMethod', 'Device', 'Address', 'DigitalIdentifier', 'BehavioralProfile', 'Event'] as const;
+const NODE_LABELS = [
+  'Customer',
+  'PaymentMethod',
+  'Device',
+  'Address',
+  'DigitalIdentifier',
+  'BehavioralProfile',
+  'Event',
+] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
 
@@ -42,7 +50,8 @@ export const SCHEMA: SchemaRule[] = [
   {
     name: 'event_idempotency_key_unique',
     kind: 'constraint',
-    cypher: 'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
+    cypher:
+      'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
   },
   // Expiry scans and wallet reads filter payment methods by status (and expiry).
   {
@@ -117,7 +126,10 @@ export async function migrate(driver: Driver, database: string, indexWaitSeconds
       created.push(rule.name);
     } catch (err) {
       // Another process created the same rule between our check and our statement.
-      if (err instanceof Neo4jError && /EquivalentSchemaRuleAlreadyExists|ConstraintAlreadyExists|IndexAlreadyExists/.test(err.code)) {
+      if (
+        err instanceof Neo4jError &&
+        /EquivalentSchemaRuleAlreadyExists|ConstraintAlreadyExists|IndexAlreadyExists/.test(err.code)
+      ) {
         existing.push(rule.name);
       } else {
         throw err;

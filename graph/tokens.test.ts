@@ -21,7 +21,13 @@ describe('TokenCipher', () => {
     const stored = cipher.encrypt('tok_visa_123', 'pm-1');
     expect(() => cipher.decrypt(stored, 'pm-2')).toThrow();
     const parts = stored.split('.');
-    parts[2] = Buffer.from('x' + Buffer.from(parts[2] as string, 'base64url').toString('latin1').slice(1), 'latin1').toString('base64url');
+    parts[2] = Buffer.from(
+      'x' +
+        Buffer.from(parts[2] as string, 'base64url')
+          .toString('latin1')
+          .slice(1),
+      'latin1',
+    ).toString('base64url');
     expect(() => cipher.decrypt(parts.join('.'), 'pm-1')).toThrow();
     expect(() => new TokenCipher(randomBytes(32)).decrypt(stored, 'pm-1')).toThrow();
   });
@@ -38,10 +44,13 @@ describe('card numbers', () => {
     expect(luhnValid('4242424242424241')).toBe(false);
   });
 
-  it.each(['4242424242424242', '4242 4242 4242 4242', '4242-4242-4242-4242', 'tok_4000056655665556', '3782 822463 10005'])(
-    'spots %s',
-    (text) => expect(containsCardNumber(text)).toBe(true),
-  );
+  it.each([
+    '4242424242424242',
+    '4242 4242 4242 4242',
+    '4242-4242-4242-4242',
+    'tok_4000056655665556',
+    '3782 822463 10005',
+  ])('spots %s', (text) => expect(containsCardNumber(text)).toBe(true));
 
   it.each(['tok_visa', 'tok_decline_insufficient_funds_7', '4242424242424241', '1234', 'pm_000000000000'])(
     'lets %s through',

@@ -17,7 +17,10 @@ import { alertRules, promqlSelectors as selectors } from '../test/support/observ
 
 const dir = path.join(repoRoot, 'ops', 'prometheus');
 const rules = alertRules();
-const prometheus = parse(readFileSync(path.join(dir, 'prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: { job_name: string }[] };
+const prometheus = parse(readFileSync(path.join(dir, 'prometheus.yml'), 'utf8')) as {
+  rule_files: string[];
+  scrape_configs: { job_name: string }[];
+};
 const runbook = readFileSync(path.join(repoRoot, 'docs', 'runbook.md'), 'utf8');
 
 /** Metric name (as exported) → the labels it has (`le` on buckets), for the metrics Persona itself exports. */
@@ -32,7 +35,8 @@ function personaMetrics(): Map<string, string[]> {
   const { name, labelNames } = api.relayParked as unknown as { name: string; labelNames: string[] };
   known.set(name, labelNames);
   // Workflow metrics also carry the worker's labels (namespace, taskQueue) and the workflow type.
-  for (const m of Object.values(BUSINESS_METRICS) as BusinessMetric[]) known.set(exportedName(m), [...Object.keys(m.values), 'namespace', 'taskQueue', 'workflowType']);
+  for (const m of Object.values(BUSINESS_METRICS) as BusinessMetric[])
+    known.set(exportedName(m), [...Object.keys(m.values), 'namespace', 'taskQueue', 'workflowType']);
   return known;
 }
 
@@ -46,11 +50,15 @@ function coreMetrics(): Map<string, string[]> {
   const source = ['sdk-core/src/telemetry/metrics.rs', 'common/src/telemetry/metrics.rs', 'client/src/metrics.rs']
     .map((file) => readFileSync(path.join(bridge, 'sdk-core', 'crates', file), 'utf8'))
     .join('\n');
-  const consts = new Map([...source.matchAll(/const (\w+): &str =\s*"([a-z_]+)"/g)].map((m) => [m[1] as string, m[2] as string]));
+  const consts = new Map(
+    [...source.matchAll(/const (\w+): &str =\s*"([a-z_]+)"/g)].map((m) => [m[1] as string, m[2] as string]),
+  );
   const labels = [...consts.entries()].filter(([k]) => k.startsWith('KEY_')).map(([, v]) => v);
   labels.push('service_name');
   const known = new Map<string, string[]>();
-  for (const m of source.matchAll(/(counter|gauge|histogram_duration)\w*\(MetricParameters \{\s*name: (?:"([a-z_]+)"|([A-Z_]+))\.into\(\)/g)) {
+  for (const m of source.matchAll(
+    /(counter|gauge|histogram_duration)\w*\(MetricParameters \{\s*name: (?:"([a-z_]+)"|([A-Z_]+))\.into\(\)/g,
+  )) {
     const name = m[2] ?? consts.get(m[3] as string);
     if (!name) continue;
     const base = `temporal_${name}`;
@@ -94,10 +102,14 @@ describe('ops/prometheus/alerts.yml', () => {
         if (metric === 'up') continue; // Prometheus's own, per scrape job
         const has = known.get(metric);
         if (!has) problems.push(`${r.alert}: ${metric} is not a metric Persona or the Temporal SDK exports`);
-        for (const label of has ? labels : []) if (!has?.includes(label)) problems.push(`${r.alert}: ${metric} has no label ${label}`);
+        for (const label of has ? labels : [])
+          if (!has?.includes(label)) problems.push(`${r.alert}: ${metric} has no label ${label}`);
       }
       for (const { labels, metrics } of groupings) {
-        for (const label of labels) for (const metric of metrics) if (known.get(metric) && !known.get(metric)?.includes(label)) problems.push(`${r.alert}: groups ${metric} by ${label}, which it does not have`);
+        for (const label of labels)
+          for (const metric of metrics)
+            if (known.get(metric) && !known.get(metric)?.includes(label))
+              problems.push(`${r.alert}: groups ${metric} by ${label}, which it does not have`);
       }
     }
     expect(problems).toEqual([]);

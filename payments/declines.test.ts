@@ -18,7 +18,8 @@ describe('decline classes', () => {
     for (const rule of Object.values(DECLINES)) if (rule.class === 'soft') expect(rule.doNotRetry).toBe(false);
   });
 
-  it('treats an unknown code as soft', () => expect(declineRule('brand_new_code')).toEqual({ class: 'soft', doNotRetry: false }));
+  it('treats an unknown code as soft', () =>
+    expect(declineRule('brand_new_code')).toEqual({ class: 'soft', doNotRetry: false }));
 });
 
 describe('test tokens', () => {

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { dateInTimeZone, daysUntilExpiry, expiryAction, expiryNoticeKey, expiryWarningMarker, isIsoDate, isTimeZone, scanWindowEnd, warningSettled } from './expiry';
+import {
+  dateInTimeZone,
+  daysUntilExpiry,
+  expiryAction,
+  expiryNoticeKey,
+  expiryWarningMarker,
+  isIsoDate,
+  isTimeZone,
+  scanWindowEnd,
+  warningSettled,
+} from './expiry';
 
 describe('card-expiry calendar', () => {
   it('treats a card as valid to the last day of its expiry month', () => {

@@ -11,7 +11,10 @@
 export const EXPIRY_STAGES = [60, 30, 7] as const;
 export type ExpiryStage = (typeof EXPIRY_STAGES)[number];
 
-export type ExpiryAction = { kind: 'expire'; daysPast: number } | { kind: 'warn'; stage: ExpiryStage; daysLeft: number } | { kind: 'none'; daysLeft: number };
+export type ExpiryAction =
+  | { kind: 'expire'; daysPast: number }
+  | { kind: 'warn'; stage: ExpiryStage; daysLeft: number }
+  | { kind: 'none'; daysLeft: number };
 
 const DAY_MS = 86_400_000;
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -72,7 +75,12 @@ export function scanWindowEnd(asOf: string): { year: number; month: number } {
 
 /** `YYYY-MM-DD` of an instant in a time zone (e.g. `Europe/Berlin`); the zone must be valid. */
 export function dateInTimeZone(instant: Date, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(instant);
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+  }).formatToParts(instant);
   const get = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
   return `${get('year')}-${get('month')}-${get('day')}`;
 }
@@ -96,7 +104,12 @@ export function expiryLabel(expiryYear: number, expiryMonth: number): string {
  * overlapping scan computes the same key, so the warning goes out once; a card given a new
  * expiry date is warned again for it.
  */
-export function expiryNoticeKey(paymentMethodId: string, expiryYear: number, expiryMonth: number, stage: ExpiryStage): string {
+export function expiryNoticeKey(
+  paymentMethodId: string,
+  expiryYear: number,
+  expiryMonth: number,
+  stage: ExpiryStage,
+): string {
   return `card-expiry:${paymentMethodId}:${expiryLabel(expiryYear, expiryMonth)}:${stage}d`;
 }
 
@@ -109,7 +122,12 @@ export function expiryWarningMarker(expiryYear: number, expiryMonth: number, sta
  * True when the card's marker shows this stage, or a more urgent one, settled for this expiry:
  * a scan never warns "60 days left" after "7 days left" (say, when ops re-run an older day).
  */
-export function warningSettled(marker: string | null, expiryYear: number, expiryMonth: number, stage: ExpiryStage): boolean {
+export function warningSettled(
+  marker: string | null,
+  expiryYear: number,
+  expiryMonth: number,
+  stage: ExpiryStage,
+): boolean {
   if (!marker) return false;
   const [label, settled] = marker.split(':');
   return label === expiryLabel(expiryYear, expiryMonth) && Number(settled) <= stage;

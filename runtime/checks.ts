@@ -18,7 +18,9 @@ export function temporalCheck(connection: HasWorkflowService, namespace: string,
   return {
     name: 'temporal',
     check: async () => {
-      await connection.withDeadline(Date.now() + deadlineMs, () => connection.workflowService.describeNamespace({ namespace }));
+      await connection.withDeadline(Date.now() + deadlineMs, () =>
+        connection.workflowService.describeNamespace({ namespace }),
+      );
     },
   };
 }

@@ -37,7 +37,9 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<strin
 
 /** Runs every check at once: each name maps to 'ok' or 'unreachable: <why>'. */
 export async function checkAll(checks: ReadinessCheck[], timeoutMs = 5000): Promise<Record<string, string>> {
-  return Object.fromEntries(await Promise.all(checks.map(async (ch) => [ch.name, await runCheck(ch, timeoutMs)] as const)));
+  return Object.fromEntries(
+    await Promise.all(checks.map(async (ch) => [ch.name, await runCheck(ch, timeoutMs)] as const)),
+  );
 }
 
 export function healthRoutes({ service, checks, timeoutMs = 5000 }: HealthOptions): Hono {

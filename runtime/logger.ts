@@ -7,7 +7,18 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
-export const REDACTED_KEYS = ['token', 'encryptedToken', 'encrypted_token', 'password', 'authorization', 'value', 'email', 'phone', 'phone_number', 'fingerprint'];
+export const REDACTED_KEYS = [
+  'token',
+  'encryptedToken',
+  'encrypted_token',
+  'password',
+  'authorization',
+  'value',
+  'email',
+  'phone',
+  'phone_number',
+  'fingerprint',
+];
 
 export interface LoggerOptions {
   destination?: pino.DestinationStream;

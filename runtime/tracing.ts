@@ -24,12 +24,18 @@ export interface Tracing {
 export function startTracing(service: string, endpoint: string | undefined): Tracing | null {
   if (!endpoint) return null;
   const resource = new Resource({ 'service.name': service });
-  const spanProcessor = new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint.replace(/\/$/, '')}/v1/traces` }));
+  const spanProcessor = new BatchSpanProcessor(
+    new OTLPTraceExporter({ url: `${endpoint.replace(/\/$/, '')}/v1/traces` }),
+  );
   const provider = new NodeTracerProvider({ resource, spanProcessors: [spanProcessor] });
   // The global provider, context manager (AsyncLocalStorage) and W3C trace-context propagator.
   provider.register();
   const tracer = trace.getTracer(service);
-  return { tracer, temporal: new OpenTelemetryPlugin({ resource, spanProcessor, tracer }), shutdown: () => provider.shutdown() };
+  return {
+    tracer,
+    temporal: new OpenTelemetryPlugin({ resource, spanProcessor, tracer }),
+    shutdown: () => provider.shutdown(),
+  };
 }
 
 /**

@@ -91,23 +91,36 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const driver = createDriver(config, { maxConnectionPoolSize: clients + 4 });
   const database = config.NEO4J_DATABASE;
-  const customers = Number((await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database })).records[0]?.get('n'));
-  const p = Math.min(1, (sampleSize * 1.5) / customers);
-  const ids = (await driver.executeQuery('MATCH (c:Customer) WHERE rand() < $p RETURN c.id AS id LIMIT $n', { p, n: neo4j.int(sampleSize) }, { database })).records.map(
-    (r) => r.get('id') as string,
+  const customers = Number(
+    (await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database })).records[0]?.get('n'),
   );
+  const p = Math.min(1, (sampleSize * 1.5) / customers);
+  const ids = (
+    await driver.executeQuery(
+      'MATCH (c:Customer) WHERE rand() < $p RETURN c.id AS id LIMIT $n',
+      { p, n: neo4j.int(sampleSize) },
+      { database },
+    )
+  ).records.map((r) => r.get('id') as string);
   for (let i = ids.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
     [ids[i], ids[j]] = [ids[j] as string, ids[i] as string];
   }
-  console.log(`bench: ${customers.toLocaleString()} customers in the graph; ${ids.length.toLocaleString()} random ids; ${clients} clients; ${warmup}s warm-up + ${seconds}s per target`);
+  console.log(
+    `bench: ${customers.toLocaleString()} customers in the graph; ${ids.length.toLocaleString()} random ids; ${clients} clients; ${warmup}s warm-up + ${seconds}s per target`,
+  );
 
   let api: ReturnType<typeof startProcess> | undefined;
   let grpcAddress = values.grpc;
   let restBase = values.rest;
   if (!grpcAddress || !restBase) {
     const [httpPort, grpcPort] = [await freePort(), await freePort()];
-    api = startProcess('api/main.ts', { PERSONA_HTTP_PORT: String(httpPort), PERSONA_GRPC_PORT: String(grpcPort), PERSONA_HTTP_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+    api = startProcess('api/main.ts', {
+      PERSONA_HTTP_PORT: String(httpPort),
+      PERSONA_GRPC_PORT: String(grpcPort),
+      PERSONA_HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+    });
     await waitForOk(`http://127.0.0.1:${httpPort}/readyz`, api);
     grpcAddress = `127.0.0.1:${grpcPort}`;
     restBase = `http://127.0.0.1:${httpPort}`;
@@ -119,7 +132,9 @@ async function main(): Promise<void> {
     .setIssuedAt()
     .setExpirationTime('1h')
     .sign(new TextEncoder().encode(config.jwtSecret));
-  const proto = grpc.loadPackageDefinition(protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS)) as unknown as ProtoGrpcType;
+  const proto = grpc.loadPackageDefinition(
+    protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS),
+  ) as unknown as ProtoGrpcType;
   const grpcClient = new proto.persona.v1.PersonaAgent(grpcAddress, grpc.credentials.createInsecure());
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${token}`);
@@ -142,7 +157,9 @@ async function main(): Promise<void> {
       'gRPC GetCustomerContext',
       (customerId) =>
         new Promise<void>((resolve, reject) =>
-          grpcClient.GetCustomerContext({ customer_id: customerId }, metadata, (err) => (err ? reject(err) : resolve())),
+          grpcClient.GetCustomerContext({ customer_id: customerId }, metadata, (err) =>
+            err ? reject(err) : resolve(),
+          ),
         ),
     ],
     [
@@ -157,16 +174,29 @@ async function main(): Promise<void> {
 
   // Transport only: the same hops with no graph read behind them, to show where time goes.
   const healthProto = protoLoader.loadSync(
-    path.join(path.dirname(createRequire(import.meta.url).resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto'),
+    path.join(
+      path.dirname(createRequire(import.meta.url).resolve('grpc-health-check/package.json')),
+      'proto/health/v1/health.proto',
+    ),
     { keepCase: true, enums: String },
   );
-  const Health = (grpc.loadPackageDefinition(healthProto) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } }).grpc.health.v1.Health;
+  const Health = (
+    grpc.loadPackageDefinition(healthProto) as unknown as {
+      grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+    }
+  ).grpc.health.v1.Health;
   const healthClient = new Health(grpcAddress, grpc.credentials.createInsecure()) as unknown as {
     Check(req: object, cb: (err: Error | null) => void): void;
     close(): void;
   };
   targets.push(
-    ['gRPC transport (Health/Check)', () => new Promise<void>((resolve, reject) => healthClient.Check({ service: '' }, (err) => (err ? reject(err) : resolve())))],
+    [
+      'gRPC transport (Health/Check)',
+      () =>
+        new Promise<void>((resolve, reject) =>
+          healthClient.Check({ service: '' }, (err) => (err ? reject(err) : resolve())),
+        ),
+    ],
     [
       'REST transport (/healthz)',
       async () => {
@@ -207,14 +237,30 @@ async function main(): Promise<void> {
     grpc_p99_le_5ms: grpcStats.p99 <= 5,
     grpc_p50_le_1_3x_floor: grpcStats.p50 <= 1.3 * floor.p50,
   };
-  console.log(`\ntargets: gRPC p99 ≤ 5 ms: ${verdicts.grpc_p99_le_5ms ? 'met' : 'NOT met'} (${grpcStats.p99.toFixed(2)} ms); gRPC p50 ≤ 1.3 × floor: ${verdicts.grpc_p50_le_1_3x_floor ? 'met' : 'NOT met'} (${(grpcStats.p50 / floor.p50).toFixed(2)}×)`);
+  console.log(
+    `\ntargets: gRPC p99 ≤ 5 ms: ${verdicts.grpc_p99_le_5ms ? 'met' : 'NOT met'} (${grpcStats.p99.toFixed(2)} ms); gRPC p50 ≤ 1.3 × floor: ${verdicts.grpc_p50_le_1_3x_floor ? 'met' : 'NOT met'} (${(grpcStats.p50 / floor.p50).toFixed(2)}×)`,
+  );
 
   const dir = path.join(repoRoot, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, `context-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(
     file,
-    JSON.stringify({ at: new Date().toISOString(), customers, sample: ids.length, clients, seconds, warmup, node: process.version, results, verdicts }, null, 2),
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        customers,
+        sample: ids.length,
+        clients,
+        seconds,
+        warmup,
+        node: process.version,
+        results,
+        verdicts,
+      },
+      null,
+      2,
+    ),
   );
   console.log(`bench: figures written to ${path.relative(repoRoot, file)}`);
 }

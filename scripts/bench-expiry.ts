@@ -63,10 +63,14 @@ async function main(): Promise<void> {
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   await migrate(driver, config.NEO4J_DATABASE);
   const graph = graphFromConfig(driver, config);
-  const [customers] = (await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })).records;
+  const [customers] = (
+    await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })
+  ).records;
   const customerCount = (customers?.get('n') as { toNumber(): number }).toNumber();
   const end = scanWindowEnd(asOf);
-  console.log(`graph: ${customerCount.toLocaleString('en')} customers; scan as of ${asOf} reads active cards expiring up to ${end.year}-${String(end.month).padStart(2, '0')}; batch ${batchSize}, ${lanes} lanes`);
+  console.log(
+    `graph: ${customerCount.toLocaleString('en')} customers; scan as of ${asOf} reads active cards expiring up to ${end.year}-${String(end.month).padStart(2, '0')}; batch ${batchSize}, ${lanes} lanes`,
+  );
 
   // 1. The raw paged read, the floor (once untimed, so both sides meet a warm page cache).
   const rawRead = async () => {
@@ -86,8 +90,15 @@ async function main(): Promise<void> {
   const measured = await rawRead();
   const rawCards = measured.cards;
   const rawSeconds = measured.seconds;
-  const raw = { cards: rawCards, pages: measured.pages, seconds: round(rawSeconds, 2), cards_per_second: Math.round(rawCards / rawSeconds) };
-  console.log(`raw paged read:  ${raw.cards.toLocaleString('en')} cards in ${raw.seconds} s = ${raw.cards_per_second.toLocaleString('en')} cards/s (${raw.pages} pages)`);
+  const raw = {
+    cards: rawCards,
+    pages: measured.pages,
+    seconds: round(rawSeconds, 2),
+    cards_per_second: Math.round(rawCards / rawSeconds),
+  };
+  console.log(
+    `raw paged read:  ${raw.cards.toLocaleString('en')} cards in ${raw.seconds} s = ${raw.cards_per_second.toLocaleString('en')} cards/s (${raw.pages} pages)`,
+  );
 
   // 2 and 3. The scan workflow with a real worker on its own task queue.
   let sent = 0;
@@ -121,16 +132,27 @@ async function main(): Promise<void> {
     const handle = await client.workflow.start<typeof expiryScanWorkflow>('expiryScanWorkflow', {
       workflowId,
       taskQueue,
-      args: [{ as_of: day, time_zone: config.PERSONA_EXPIRY_SCAN_TIMEZONE, batch_size: batchSize, batches_per_run: batchesPerRun, lanes }],
+      args: [
+        {
+          as_of: day,
+          time_zone: config.PERSONA_EXPIRY_SCAN_TIMEZONE,
+          batch_size: batchSize,
+          batches_per_run: batchesPerRun,
+          lanes,
+        },
+      ],
       staticSummary: `Benchmark: card-expiry scan as of ${day} (${label})`,
     });
     const ticker = setInterval(() => {
       void handle.query(expiryScanProgressQuery).then(
-        (p) => console.log(`  ${label} ${p.scanned.toLocaleString('en')} cards, ${p.batches} batches, ${round((performance.now() - started) / 1000)} s`),
+        (p) =>
+          console.log(
+            `  ${label} ${p.scanned.toLocaleString('en')} cards, ${p.batches} batches, ${round((performance.now() - started) / 1000)} s`,
+          ),
         () => undefined,
       );
     }, 5000);
-    const progress = (await handle.result());
+    const progress = await handle.result();
     clearInterval(ticker);
     const seconds = (performance.now() - started) / 1000;
     const figures = {

@@ -24,7 +24,11 @@ const noop = async (): Promise<void> => undefined;
 const stageCounts = { '60': 0, '30': 0, '7': 0 };
 /** Stand-in activities: plausible answers for every activity a workflow calls. */
 const activities = {
-  onboardCustomer: async () => ({ customer_id: '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11', outcome: 'created', possible_matches: [] }),
+  onboardCustomer: async () => ({
+    customer_id: '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11',
+    outcome: 'created',
+    possible_matches: [],
+  }),
   requestBehavioralProfile: async () => ({ reference: 'local:rec' }),
   reportTrustedDevice: noop,
   listRecoveryCandidates: async () => [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
@@ -53,7 +57,17 @@ const activities = {
   resolveFraudReview: async () => ({ reinstated: true }),
   listRunningRecoveries: async () => [],
   readEventFeed: async (req: { after: string | null }) => ({
-    data: req.after ? [] : [{ id: 'e-1', type: 'CustomerCreated', customer_id: 'c-1', occurred_at: '2026-11-22T10:00:00.000Z', payload: {} }],
+    data: req.after
+      ? []
+      : [
+          {
+            id: 'e-1',
+            type: 'CustomerCreated',
+            customer_id: 'c-1',
+            occurred_at: '2026-11-22T10:00:00.000Z',
+            payload: {},
+          },
+        ],
     next_cursor: 'cursor-1',
   }),
   deliverEvent: noop,
@@ -70,7 +84,15 @@ const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
 async function main(): Promise<void> {
   const env = await createTimeSkippingEnv();
   const taskQueue = `record-${randomUUID()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await bundleWorkflowCode({ workflowsPath: PERSONA_WORKFLOWS, workflowInterceptorModules: [WORKFLOW_INTERCEPTORS] }), activities });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await bundleWorkflowCode({
+      workflowsPath: PERSONA_WORKFLOWS,
+      workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
+    }),
+    activities,
+  });
   const histories: Record<string, string> = {};
   const record = async (
     name: string,
@@ -86,22 +108,56 @@ async function main(): Promise<void> {
     const history = await env.client.workflow.getHandle(workflowId, handle.firstExecutionRunId).fetchHistory();
     // The proto message's own JSON (enum names, string longs, base64 payloads); History.fromObject reads it back.
     // Worker and client identities name the recording machine: replaced (replay ignores them).
-    histories[name] = JSON.stringify((history as unknown as { toJSON(): unknown }).toJSON(), (key, value: unknown) => (key === 'identity' ? 'history-recorder' : value), 1);
+    histories[name] = JSON.stringify(
+      (history as unknown as { toJSON(): unknown }).toJSON(),
+      (key, value: unknown) => (key === 'identity' ? 'history-recorder' : value),
+      1,
+    );
   };
   try {
     await worker.runUntil(async () => {
-      const plan = { customer: { segment: 'New', ltv: 0 }, payment_method: null, device: null, address: null, digital_identifiers: [], ignored: [] };
+      const plan = {
+        customer: { segment: 'New', ltv: 0 },
+        payment_method: null,
+        device: null,
+        address: null,
+        digital_identifiers: [],
+        ignored: [],
+      };
       await record('onboarding-created', 'onboardingWorkflow', [{ plan }]);
-      await record('trusted-device', 'trustedDeviceWorkflow', [{ customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' }]);
+      await record('trusted-device', 'trustedDeviceWorkflow', [
+        { customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' },
+      ]);
       await record('payment-recovery-cascade', 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
-        await h.signal(paymentFailedSignal, { payment_id: 'pay-rec', customer_id: customerId, payment_method_id: 'pm-a', amount: 999, currency: 'EUR', decline_code: 'insufficient_funds' });
+        await h.signal(paymentFailedSignal, {
+          payment_id: 'pay-rec',
+          customer_id: customerId,
+          payment_method_id: 'pm-a',
+          amount: 999,
+          currency: 'EUR',
+          decline_code: 'insufficient_funds',
+        });
         await h.result();
       });
-      await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [{ as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 }]);
+      await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
+        { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },
+      ]);
       await record(
         'fraud-confirmed-reviewed',
         'fraudOutcomeWorkflow',
-        [{ report: { outcome_id: 'rec-cf', customer_id: customerId, outcome: 'confirmed_fraud', payment_method_id: 'pm-a', device_id: 'd-1' }, trust_step: 0.1, review_days: 30 }],
+        [
+          {
+            report: {
+              outcome_id: 'rec-cf',
+              customer_id: customerId,
+              outcome: 'confirmed_fraud',
+              payment_method_id: 'pm-a',
+              device_id: 'd-1',
+            },
+            trust_step: 0.1,
+            review_days: 30,
+          },
+        ],
         async (h) => {
           await new Promise((r) => setTimeout(r, 500));
           await h.signal(reviewResolvedSignal, { decision: 'confirm' });
@@ -109,16 +165,40 @@ async function main(): Promise<void> {
         },
         fraudOutcomeWorkflowId('rec-cf'),
       );
-      await record('fraud-false-positive', 'fraudOutcomeWorkflow', [{ report: { outcome_id: 'rec-fp', customer_id: customerId, outcome: 'false_positive' }, trust_step: 0.1, review_days: 30 }], undefined, fraudOutcomeWorkflowId('rec-fp'));
+      await record(
+        'fraud-false-positive',
+        'fraudOutcomeWorkflow',
+        [
+          {
+            report: { outcome_id: 'rec-fp', customer_id: customerId, outcome: 'false_positive' },
+            trust_step: 0.1,
+            review_days: 30,
+          },
+        ],
+        undefined,
+        fraudOutcomeWorkflowId('rec-fp'),
+      );
       await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
-      await record('event-relay-continue-as-new', 'eventRelayWorkflow', [
-        { webhook_url: 'http://subscriber.invalid/events', lag_ms: 1000, page_size: 10, poll_interval: '1 second', max_attempts: 3, pages_per_run: 2 },
-      ], async (h) => {
-        // The relay never finishes on its own: once its first run has continued as new, stop it.
-        const first = (await h.describe()).runId;
-        while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));
-        await h.terminate('recorded');
-      });
+      await record(
+        'event-relay-continue-as-new',
+        'eventRelayWorkflow',
+        [
+          {
+            webhook_url: 'http://subscriber.invalid/events',
+            lag_ms: 1000,
+            page_size: 10,
+            poll_interval: '1 second',
+            max_attempts: 3,
+            pages_per_run: 2,
+          },
+        ],
+        async (h) => {
+          // The relay never finishes on its own: once its first run has continued as new, stop it.
+          const first = (await h.describe()).runId;
+          while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));
+          await h.terminate('recorded');
+        },
+      );
     });
   } finally {
     await env.teardown();

@@ -14,7 +14,9 @@ async function main(): Promise<void> {
     for (const applied of await applySchedules(client, settings)) {
       const description = await client.schedule.getHandle(applied.scheduleId).describe();
       const next = description.info.nextActionTimes[0]?.toISOString() ?? 'never (paused?)';
-      console.log(`${applied.scheduleId}: ${applied.outcome}; ${description.state.paused ? 'paused' : 'active'}; next run ${next}`);
+      console.log(
+        `${applied.scheduleId}: ${applied.outcome}; ${description.state.paused ? 'paused' : 'active'}; next run ${next}`,
+      );
     }
   } finally {
     await connection.close();

@@ -34,10 +34,26 @@ function pick<T>(rand: () => number, weighted: [T, number][]): T {
   return (weighted.at(-1) as [T, number])[0];
 }
 
-const BRANDS: [string, number][] = [['visa', 52], ['mastercard', 30], ['amex', 11], ['discover', 7]];
-const SEGMENTS: [string, number][] = [['Subscriber', 55], ['New', 28], ['Dormant', 10], ['VIP', 7]];
+const BRANDS: [string, number][] = [
+  ['visa', 52],
+  ['mastercard', 30],
+  ['amex', 11],
+  ['discover', 7],
+];
+const SEGMENTS: [string, number][] = [
+  ['Subscriber', 55],
+  ['New', 28],
+  ['Dormant', 10],
+  ['VIP', 7],
+];
 const DOMAINS = ['gmail.com', 'outlook.com', 'yahoo.com', 'icloud.com', 'proton.me', 'fastmail.com'];
-const CITIES: [string, string, string][] = [['Austin', 'TX', 'US'], ['Leeds', '', 'GB'], ['Toronto', 'ON', 'CA'], ['Berlin', '', 'DE'], ['Seattle', 'WA', 'US']];
+const CITIES: [string, string, string][] = [
+  ['Austin', 'TX', 'US'],
+  ['Leeds', '', 'GB'],
+  ['Toronto', 'ON', 'CA'],
+  ['Berlin', '', 'DE'],
+  ['Seattle', 'WA', 'US'],
+];
 
 // ---- one batch ------------------------------------------------------------------------
 
@@ -50,7 +66,14 @@ interface CustomerRow extends Row {
   identifiers: Row[];
 }
 
-function makeBatch(start: number, size: number, rand: () => number, cipher: TokenCipher, sharedPool: string[], now: Date): CustomerRow[] {
+function makeBatch(
+  start: number,
+  size: number,
+  rand: () => number,
+  cipher: TokenCipher,
+  sharedPool: string[],
+  now: Date,
+): CustomerRow[] {
   const rows: CustomerRow[] = [];
   const thisMonth = now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
   const daysAgo = (max: number) => now.getTime() - Math.floor(rand() * max * 86_400_000);
@@ -76,16 +99,32 @@ function makeBatch(start: number, size: number, rand: () => number, cipher: Toke
     };
     rows.push(row);
 
-    const pmCount = pick(rand, [[1, 50], [2, 30], [3, 15], [4, 5]]);
+    const pmCount = pick(rand, [
+      [1, 50],
+      [2, 30],
+      [3, 15],
+      [4, 5],
+    ]);
     let defaultGiven = false;
     for (let p = 0; p < pmCount; p++) {
       const pmId = randomUUID();
-      const type = pick(rand, [['card', 85], ['digital_wallet', 10], ['bank_account', 5]]);
+      const type = pick(rand, [
+        ['card', 85],
+        ['digital_wallet', 10],
+        ['bank_account', 5],
+      ]);
       const isCard = type === 'card';
       const expiryYear = now.getUTCFullYear() - 1 + Math.floor(rand() * 7);
       const expiryMonth = 1 + Math.floor(rand() * 12);
       const expired = isCard && expiryYear * 12 + expiryMonth < thisMonth;
-      const status = expired ? 'expired' : pick(rand, [['active', 94], ['inactive', 3], ['failed', 2], ['compromised', 1]]);
+      const status = expired
+        ? 'expired'
+        : pick(rand, [
+            ['active', 94],
+            ['inactive', 3],
+            ['failed', 2],
+            ['compromised', 1],
+          ]);
       const isDefault: boolean = !defaultGiven && status === 'active';
       defaultGiven ||= isDefault;
       const firstUsed = daysAgo(900);
@@ -104,7 +143,11 @@ function makeBatch(start: number, size: number, rand: () => number, cipher: Toke
       });
     }
 
-    const deviceCount = pick(rand, [[1, 60], [2, 30], [3, 10]]);
+    const deviceCount = pick(rand, [
+      [1, 60],
+      [2, 30],
+      [3, 10],
+    ]);
     for (let d = 0; d < deviceCount; d++) {
       const login = { login_count: 1 + Math.floor(rand() * 200), first_login: daysAgo(900), last_login: daysAgo(30) };
       if (d === 0 && rand() < 0.03 && sharedPool.length > 0) {
@@ -116,9 +159,21 @@ function makeBatch(start: number, size: number, rand: () => number, cipher: Toke
         id: randomUUID(),
         fingerprint: `fp_${randomUUID().replace(/-/g, '')}`,
         // Most devices earn trust over time; some never do, a few are known bad.
-        trust_score: Math.round(pick(rand, [[0.55 + rand() * 0.45, 70], [0.2 + rand() * 0.45, 25], [rand() * 0.2, 5]]) * 100) / 100,
+        trust_score:
+          Math.round(
+            pick(rand, [
+              [0.55 + rand() * 0.45, 70],
+              [0.2 + rand() * 0.45, 25],
+              [rand() * 0.2, 5],
+            ]) * 100,
+          ) / 100,
         ip: `198.51.${Math.floor(rand() * 255)}.${Math.floor(rand() * 255)}`,
-        user_agent: pick(rand, [['Mozilla/5.0 (iPhone)', 40], ['Mozilla/5.0 (Windows NT 10.0)', 35], ['Mozilla/5.0 (Macintosh)', 15], ['Mozilla/5.0 (Linux; Android)', 10]]),
+        user_agent: pick(rand, [
+          ['Mozilla/5.0 (iPhone)', 40],
+          ['Mozilla/5.0 (Windows NT 10.0)', 35],
+          ['Mozilla/5.0 (Macintosh)', 15],
+          ['Mozilla/5.0 (Linux; Android)', 10],
+        ]),
       });
     }
 
@@ -126,7 +181,12 @@ function makeBatch(start: number, size: number, rand: () => number, cipher: Toke
     for (let a = 0; a < (rand() < 0.8 ? 1 : 2); a++) {
       row.addresses.push({
         id: randomUUID(),
-        street1: `${1 + Math.floor(rand() * 9999)} ${pick(rand, [['Main', 1], ['Oak', 1], ['High', 1], ['Park', 1]])} St`,
+        street1: `${1 + Math.floor(rand() * 9999)} ${pick(rand, [
+          ['Main', 1],
+          ['Oak', 1],
+          ['High', 1],
+          ['Park', 1],
+        ])} St`,
         city,
         state: state || null,
         zip_code: String(10_000 + Math.floor(rand() * 89_999)),
@@ -138,10 +198,20 @@ function makeBatch(start: number, size: number, rand: () => number, cipher: Toke
     }
 
     if (rand() < 0.95) {
-      row.identifiers.push({ id: randomUUID(), type: 'email', value: `customer${i}@${DOMAINS[i % DOMAINS.length]}`, is_verified: rand() < 0.8 });
+      row.identifiers.push({
+        id: randomUUID(),
+        type: 'email',
+        value: `customer${i}@${DOMAINS[i % DOMAINS.length]}`,
+        is_verified: rand() < 0.8,
+      });
     }
     if (rand() < 0.6) {
-      row.identifiers.push({ id: randomUUID(), type: 'phone_number', value: `+4479${String(i).padStart(8, '0')}`, is_verified: rand() < 0.7 });
+      row.identifiers.push({
+        id: randomUUID(),
+        type: 'phone_number',
+        value: `+4479${String(i).padStart(8, '0')}`,
+        is_verified: rand() < 0.7,
+      });
     }
   }
   return rows;
@@ -213,10 +283,14 @@ async function main(): Promise<void> {
   const now = new Date();
   try {
     await migrate(driver, config.NEO4J_DATABASE);
-    const existing = (await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })).records[0]?.get('n') as number;
+    const existing = (
+      await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })
+    ).records[0]?.get('n') as number;
     // Index offsets past what is there, so identifier values of a second run never collide.
     const offset = Number(existing) + Math.floor(rand() * 1e6) * 1000;
-    console.log(`seed: ${total.toLocaleString()} customers in batches of ${batchSize} (${concurrency} at once) on ${config.NEO4J_URI}; ${Number(existing).toLocaleString()} customers there already`);
+    console.log(
+      `seed: ${total.toLocaleString()} customers in batches of ${batchSize} (${concurrency} at once) on ${config.NEO4J_URI}; ${Number(existing).toLocaleString()} customers there already`,
+    );
 
     const pool = Array.from({ length: Math.max(10, Math.floor(total / 500)) }, () => ({
       id: randomUUID(),
@@ -256,13 +330,17 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     const seconds = (Date.now() - started) / 1000;
-    console.log(`seed: done — ${total.toLocaleString()} customers in ${seconds.toFixed(1)}s = ${Math.round(total / seconds).toLocaleString()} customers/s`);
+    console.log(
+      `seed: done — ${total.toLocaleString()} customers in ${seconds.toFixed(1)}s = ${Math.round(total / seconds).toLocaleString()} customers/s`,
+    );
   } finally {
     await driver.close();
   }
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : `seed failed: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(
+    err instanceof ConfigError ? err.message : `seed failed: ${err instanceof Error ? err.message : String(err)}`,
+  );
   process.exit(1);
 });

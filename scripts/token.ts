@@ -13,7 +13,9 @@ async function main(): Promise<void> {
     options: { scope: { type: 'string' }, sub: { type: 'string' }, ttl: { type: 'string', default: '1h' } },
   });
   if (!values.scope) {
-    console.error(`usage: npm run token -- --scope "<scopes>" [--sub <customer id>] [--ttl 1h]\nscopes: ${SCOPES.join(' ')}`);
+    console.error(
+      `usage: npm run token -- --scope "<scopes>" [--sub <customer id>] [--ttl 1h]\nscopes: ${SCOPES.join(' ')}`,
+    );
     process.exit(2);
   }
   const unknown = values.scope.split(/\s+/).filter((s) => s && !(SCOPES as readonly string[]).includes(s));
@@ -26,7 +28,10 @@ async function main(): Promise<void> {
     console.error('PERSONA_JWKS_URL is set: tokens come from your identity provider, not from this script.');
     process.exit(2);
   }
-  let jwt = new SignJWT({ scope: values.scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(values.ttl ?? '1h');
+  let jwt = new SignJWT({ scope: values.scope })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime(values.ttl ?? '1h');
   if (values.sub) jwt = jwt.setSubject(values.sub);
   if (config.PERSONA_JWT_ISSUER) jwt = jwt.setIssuer(config.PERSONA_JWT_ISSUER);
   if (config.PERSONA_JWT_AUDIENCE) jwt = jwt.setAudience(config.PERSONA_JWT_AUDIENCE);

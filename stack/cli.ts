@@ -24,7 +24,9 @@ async function main(command: string | undefined, args: string[]): Promise<number
       const statuses = await stackStatus(settings);
       for (const st of statuses) {
         const state = st.answering ? 'up' : st.running ? 'starting or unhealthy' : 'down';
-        log(`${st.name.padEnd(9)} ${state}${st.pid ? ` (pid ${st.pid})` : st.answering ? ' (not started by the stack)' : ''}`);
+        log(
+          `${st.name.padEnd(9)} ${state}${st.pid ? ` (pid ${st.pid})` : st.answering ? ' (not started by the stack)' : ''}`,
+        );
         for (const a of st.addresses) log(`            ${a}`);
       }
       return statuses.every((st) => st.answering) ? 0 : 3;
@@ -38,7 +40,9 @@ async function main(command: string | undefined, args: string[]): Promise<number
 main(process.argv[2], process.argv.slice(3)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : `[stack] failed: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(
+      err instanceof ConfigError ? err.message : `[stack] failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
     process.exit(1);
   },
 );

@@ -21,18 +21,27 @@ interface Service {
   healthcheck?: { test: string[] };
 }
 
-const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 const persona = ['api', 'worker', 'gateway-sim'] as const;
 
 /** `${X:?msg}` → a sample secret, `${X:-default}` → the default. */
 function resolve(value: string): string {
   return String(value)
-    .replace(/\$\{(\w+):\?[^}]*\}/g, (_, name: string) => ({ PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'), PERSONA_JWT_SECRET: 'x'.repeat(40) })[name] ?? 'sample-secret')
+    .replace(
+      /\$\{(\w+):\?[^}]*\}/g,
+      (_, name: string) =>
+        ({ PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'), PERSONA_JWT_SECRET: 'x'.repeat(40) })[name] ??
+        'sample-secret',
+    )
     .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
 }
 
-const envOf = (name: string): Record<string, string> => Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, resolve(v)]));
+const envOf = (name: string): Record<string, string> =>
+  Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, resolve(v)]));
 const hostPort = (url: string): [string, number] => {
   const u = new URL(url.includes('://') ? url : `x://${url}`);
   return [u.hostname, Number(u.port)];
@@ -40,11 +49,22 @@ const hostPort = (url: string): [string, number] => {
 
 describe('docker-compose.yml', () => {
   it('has the services of a deployment, each with a health check where something waits for it', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'gateway-sim', 'neo4j', 'prometheus', 'temporal', 'temporal-db', 'temporal-setup', 'temporal-ui', 'worker']);
+    expect(Object.keys(services).sort()).toEqual([
+      'api',
+      'gateway-sim',
+      'neo4j',
+      'prometheus',
+      'temporal',
+      'temporal-db',
+      'temporal-setup',
+      'temporal-ui',
+      'worker',
+    ]);
     for (const [name, s] of Object.entries(services)) {
       for (const [dep, { condition }] of Object.entries(s.depends_on ?? {})) {
         expect(services[dep], `${name} depends on ${dep}`).toBeDefined();
-        if (condition === 'service_healthy') expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
+        if (condition === 'service_healthy')
+          expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
       }
     }
     expect(Object.keys(compose.volumes).sort()).toEqual(['neo4j-data', 'prometheus-data', 'temporal-db']);
@@ -70,7 +90,10 @@ describe('docker-compose.yml', () => {
       expect(loadConfig({ ...envOf('api'), ...envOf('gateway-sim') }).PERSONA_GATEWAY_PORT).toBe(gatewayPort);
     }
     const api = loadConfig(envOf('api'));
-    expect(services.api?.ports).toEqual([`${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`, `${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`]);
+    expect(services.api?.ports).toEqual([
+      `${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`,
+      `${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`,
+    ]);
     expect(services.api?.healthcheck?.test.join(' ')).toContain(`:${api.PERSONA_HTTP_PORT}/readyz`);
     const worker = loadConfig(envOf('worker'));
     expect(services.worker?.healthcheck?.test.join(' ')).toContain(`:${worker.PERSONA_WORKER_HTTP_PORT}/readyz`);
@@ -105,8 +128,11 @@ describe('docker-compose.yml', () => {
       rule_files: string[];
       scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
     };
-    for (const file of config.rule_files) expect(existsSync(path.join(repoRoot, 'ops', 'prometheus', file)), file).toBe(true);
-    const targets = Object.fromEntries(config.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((c) => c.targets)]));
+    for (const file of config.rule_files)
+      expect(existsSync(path.join(repoRoot, 'ops', 'prometheus', file)), file).toBe(true);
+    const targets = Object.fromEntries(
+      config.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((c) => c.targets)]),
+    );
     // The api serves /metrics on its REST port, the worker on its health port.
     expect(targets).toEqual({
       'persona-api': [`api:${loadConfig(envOf('api')).PERSONA_HTTP_PORT}`],

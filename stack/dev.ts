@@ -11,7 +11,10 @@ import { stackUp } from './services';
 const log = (line: string): void => console.log(`[dev] ${line}`);
 
 function start(name: string, entry: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => console.log(`[${name}] ${line}`));
   }
@@ -23,7 +26,9 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts')];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
-  log(`worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), task queue ${config.TEMPORAL_TASK_QUEUE}`);
+  log(
+    `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), task queue ${config.TEMPORAL_TASK_QUEUE}`,
+  );
   log(`Temporal UI ${config.TEMPORAL_UI_URL}`);
   log('Ctrl-C stops the worker and api; `npm run stack:down` stops Neo4j and Temporal.');
 
@@ -32,9 +37,9 @@ async function main(): Promise<void> {
     if (exiting) return;
     exiting = true;
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-    void Promise.all(children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r))))).then(() =>
-      process.exit(code),
-    );
+    void Promise.all(
+      children.map((c) => (c.exitCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', r)))),
+    ).then(() => process.exit(code));
   };
   for (const child of children) {
     child.once('exit', (code) => {

@@ -103,7 +103,12 @@ export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<
 }
 
 /** Polls `probe` until it resolves true; throws with `what` and the last error after `timeoutMs`. */
-export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number, alive?: () => boolean): Promise<void> {
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  alive?: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
@@ -112,7 +117,8 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, tim
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }
-    if (alive && !alive()) throw new Error(`${what}: the process exited while starting${lastError ? ` (${lastError})` : ''}`);
+    if (alive && !alive())
+      throw new Error(`${what}: the process exited while starting${lastError ? ` (${lastError})` : ''}`);
     await sleep(500);
   }
   throw new Error(`${what}: not ready after ${timeoutMs / 1000}s${lastError ? ` (last error: ${lastError})` : ''}`);

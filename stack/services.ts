@@ -45,7 +45,14 @@ function services(s: Settings): Service[] {
       startDaemon(
         daemon('neo4j'),
         'java',
-        [`-Xmx${s.NEO4J_HEAP}`, `-Xms${s.NEO4J_HEAP}`, '-XX:+UseG1GC', '-cp', path.join(paths.neo4jLib, '*'), NEO4J_LAUNCHER],
+        [
+          `-Xmx${s.NEO4J_HEAP}`,
+          `-Xms${s.NEO4J_HEAP}`,
+          '-XX:+UseG1GC',
+          '-cp',
+          path.join(paths.neo4jLib, '*'),
+          NEO4J_LAUNCHER,
+        ],
         {
           ...process.env,
           PERSONA_NEO4J_HOME: paths.neo4jHome,
@@ -78,25 +85,30 @@ function services(s: Settings): Service[] {
     host: temporalHost,
     port: Number(temporalPort),
     start: (paths) =>
-      startDaemon(daemon('temporal'), paths.temporalBin, [
-        'server',
-        'start-dev',
-        '--ip',
-        temporalHost,
-        '--port',
-        temporalPort,
-        '--ui-port',
-        String(s.TEMPORAL_UI_PORT),
-        '--db-filename',
-        paths.temporalDb,
-        '--namespace',
-        s.TEMPORAL_NAMESPACE,
-        ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
-        '--log-format',
-        'json',
-        '--log-level',
-        'warn',
-      ], process.env),
+      startDaemon(
+        daemon('temporal'),
+        paths.temporalBin,
+        [
+          'server',
+          'start-dev',
+          '--ip',
+          temporalHost,
+          '--port',
+          temporalPort,
+          '--ui-port',
+          String(s.TEMPORAL_UI_PORT),
+          '--db-filename',
+          paths.temporalDb,
+          '--namespace',
+          s.TEMPORAL_NAMESPACE,
+          ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+          '--log-format',
+          'json',
+          '--log-level',
+          'warn',
+        ],
+        process.env,
+      ),
     ready: async () => {
       const { connection } = await connectTemporal(s);
       try {
@@ -129,9 +141,20 @@ function services(s: Settings): Service[] {
     daemon: daemon('gateway'),
     host: '127.0.0.1',
     port: s.PERSONA_GATEWAY_PORT,
-    start: () => startDaemon(daemon('gateway'), process.execPath, ['--import', 'tsx', path.join(repoRoot, 'simulators', 'gateway', 'main.ts')], process.env, repoRoot),
-    ready: async () => (await fetch(`http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}/healthz`, { signal: AbortSignal.timeout(2000) })).status === 200,
-    addresses: () => [`Gateway sim      http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}  (POST /v1/charges, GET /v1/charges?customer_id=)`],
+    start: () =>
+      startDaemon(
+        daemon('gateway'),
+        process.execPath,
+        ['--import', 'tsx', path.join(repoRoot, 'simulators', 'gateway', 'main.ts')],
+        process.env,
+        repoRoot,
+      ),
+    ready: async () =>
+      (await fetch(`http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}/healthz`, { signal: AbortSignal.timeout(2000) }))
+        .status === 200,
+    addresses: () => [
+      `Gateway sim      http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}  (POST /v1/charges, GET /v1/charges?customer_id=)`,
+    ],
     startTimeoutMs: 30_000,
     stopGraceMs: 5_000,
   };
@@ -171,10 +194,17 @@ export async function stackUp(s: Settings, log: Log): Promise<{ started: string[
     pending.map(async ({ svc, pid }) => {
       const t = Date.now();
       try {
-        await waitUntil(svc.name, () => svc.ready(), svc.startTimeoutMs, pid === undefined ? undefined : () => isAlive(pid));
+        await waitUntil(
+          svc.name,
+          () => svc.ready(),
+          svc.startTimeoutMs,
+          pid === undefined ? undefined : () => isAlive(pid),
+        );
       } catch (err) {
         const logTail = tail(svc.daemon.logFile);
-        throw new Error(`${(err as Error).message}${logTail ? `\n--- last lines of ${svc.daemon.logFile} ---\n${logTail}` : ''}`);
+        throw new Error(
+          `${(err as Error).message}${logTail ? `\n--- last lines of ${svc.daemon.logFile} ---\n${logTail}` : ''}`,
+        );
       }
       await svc.afterReady?.(log);
       log(`${svc.name}: ready (${elapsed(t)})`);

@@ -19,16 +19,27 @@ export interface ClientOptions {
   plugins?: ClientPlugin[];
 }
 
-export async function connectTemporal(settings: TemporalSettings, options: ClientOptions = {}): Promise<{ connection: Connection; client: Client }> {
+export async function connectTemporal(
+  settings: TemporalSettings,
+  options: ClientOptions = {},
+): Promise<{ connection: Connection; client: Client }> {
   const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS, connectTimeout: '5s' });
   const interceptors = options.requestId ? { workflow: [requestIdInterceptor(options.requestId)] } : undefined;
-  const client = new Client({ connection, namespace: settings.TEMPORAL_NAMESPACE, ...(interceptors ? { interceptors } : {}), plugins: options.plugins ?? [] });
+  const client = new Client({
+    connection,
+    namespace: settings.TEMPORAL_NAMESPACE,
+    ...(interceptors ? { interceptors } : {}),
+    plugins: options.plugins ?? [],
+  });
   return { connection, client };
 }
 
 /** Puts the current request id on every workflow start, signal-with-start, signal and update. */
 export function requestIdInterceptor(requestId: () => string | undefined): WorkflowClientInterceptor {
-  const tag = <T extends { headers: Parameters<typeof withRequestId>[0] }>(input: T): T => ({ ...input, headers: withRequestId(input.headers, requestId()) });
+  const tag = <T extends { headers: Parameters<typeof withRequestId>[0] }>(input: T): T => ({
+    ...input,
+    headers: withRequestId(input.headers, requestId()),
+  });
   return {
     startWithDetails: (input, next) => next(tag(input)),
     signalWithStart: (input, next) => next(tag(input)),
@@ -60,10 +71,16 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
 }
 
 /** Ids of the customer's running workflows (optionally of one type, and but one id). */
-export async function runningCustomerWorkflows(client: Client, customerId: string, options: { type?: string; except?: string } = {}): Promise<string[]> {
+export async function runningCustomerWorkflows(
+  client: Client,
+  customerId: string,
+  options: { type?: string; except?: string } = {},
+): Promise<string[]> {
   const type = options.type ? ` AND WorkflowType = '${options.type}'` : '';
   const ids: string[] = [];
-  for await (const wf of client.workflow.list({ query: `${customerWorkflowsQuery(customerId)}${type} AND ExecutionStatus = 'Running'` })) {
+  for await (const wf of client.workflow.list({
+    query: `${customerWorkflowsQuery(customerId)}${type} AND ExecutionStatus = 'Running'`,
+  })) {
     if (wf.workflowId !== options.except) ids.push(wf.workflowId);
   }
   return ids;

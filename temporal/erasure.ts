@@ -11,5 +11,11 @@ export interface ErasureOutcome {
   /** Workflows of the customer that were running and were cancelled. */
   cancelled: string[];
   erased: boolean;
-  deleted: { identifiers: number; addresses: number; payment_methods: number; devices: number; events_stripped: number };
+  deleted: {
+    identifiers: number;
+    addresses: number;
+    payment_methods: number;
+    devices: number;
+    events_stripped: number;
+  };
 }

@@ -17,7 +17,8 @@ export interface FraudOutcomeInput {
   review_days: number;
 }
 
-export type FraudOutcomeState = 'applying' | 'awaiting_review' | 'reinstated' | 'confirmed' | 'review_timed_out' | 'done';
+export type FraudOutcomeState =
+  'applying' | 'awaiting_review' | 'reinstated' | 'confirmed' | 'review_timed_out' | 'done';
 
 export interface FraudOutcomeStatus {
   state: FraudOutcomeState;

@@ -19,10 +19,15 @@ export interface OnboardingWorkflowResult extends OnboardingResult {
  */
 export function onboardingSummary(plan: OnboardingPlan): string {
   const parts: string[] = [];
-  const ids = plan.digital_identifiers.map((i) => `${i.is_verified ? 'verified' : 'unverified'} ${i.type.replace('_', ' ')}`);
+  const ids = plan.digital_identifiers.map(
+    (i) => `${i.is_verified ? 'verified' : 'unverified'} ${i.type.replace('_', ' ')}`,
+  );
   parts.push(ids.length > 0 ? ids.join(' and ') : 'no email or phone');
   const pm = plan.payment_method;
-  if (pm) parts.push(pm.type === 'card' ? `${pm.brand ?? 'card'} card ending ${pm.last_four ?? '????'}` : pm.type.replace('_', ' '));
+  if (pm)
+    parts.push(
+      pm.type === 'card' ? `${pm.brand ?? 'card'} card ending ${pm.last_four ?? '????'}` : pm.type.replace('_', ' '),
+    );
   if (plan.device) parts.push('a device');
   if (plan.address) parts.push(`a ${plan.address.type} address in ${plan.address.country}`);
   return `Onboard a ${plan.customer.segment} customer with ${parts.join(', ')}`;

@@ -43,7 +43,8 @@ export const paymentFailedSignal = defineSignal<[PaymentFailure]>('paymentFailed
 /** The customer added a payment method: retry at once. */
 export const paymentMethodAddedSignal = defineSignal<[{ payment_method_id: string }]>('paymentMethodAdded');
 /** A method must never be charged again in this recovery (a confirmed fraud on it). */
-export const paymentMethodBlockedSignal = defineSignal<[{ payment_method_id: string; reason: string }]>('paymentMethodBlocked');
+export const paymentMethodBlockedSignal =
+  defineSignal<[{ payment_method_id: string; reason: string }]>('paymentMethodBlocked');
 /** Stop recovering (ops, or a fraud outcome). */
 export const cancelRecoverySignal = defineSignal<[{ reason: string }]>('cancel');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');

@@ -31,7 +31,10 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
   const [hour, minute] = s.PERSONA_EXPIRY_SCAN_AT.split(':').map(Number) as [number, number];
   return {
     scheduleId: EXPIRY_SCAN_SCHEDULE_ID,
-    spec: { calendars: [{ hour, minute, comment: `daily at ${s.PERSONA_EXPIRY_SCAN_AT}` }], timezone: s.PERSONA_EXPIRY_SCAN_TIMEZONE },
+    spec: {
+      calendars: [{ hour, minute, comment: `daily at ${s.PERSONA_EXPIRY_SCAN_AT}` }],
+      timezone: s.PERSONA_EXPIRY_SCAN_TIMEZONE,
+    },
     action: {
       type: 'startWorkflow',
       workflowType: EXPIRY_SCAN_WORKFLOW_TYPE,
@@ -69,7 +72,11 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
         action: desired.action,
         policies: desired.policies,
         // Paused by ops stays paused, with their note.
-        state: { paused: previous.state.paused, note: previous.state.note, remainingActions: previous.state.remainingActions },
+        state: {
+          paused: previous.state.paused,
+          note: previous.state.note,
+          remainingActions: previous.state.remainingActions,
+        },
       }));
       applied.push({ scheduleId: desired.scheduleId, outcome: 'updated' });
     }

@@ -9,13 +9,32 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
-import { DefaultLogger, type ActivityInterceptorsFactory, type LogLevel, type WorkerInterceptors } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  type ActivityInterceptorsFactory,
+  type LogLevel,
+  type WorkerInterceptors,
+} from '@temporalio/worker';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { requestIdOf } from '../temporal/requestId';
 
-const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
-const SDK_LEVEL: Record<string, LogLevel> = { trace: 'TRACE', debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR', fatal: 'ERROR', silent: 'ERROR' };
+const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
+  TRACE: 'trace',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARN: 'warn',
+  ERROR: 'error',
+};
+const SDK_LEVEL: Record<string, LogLevel> = {
+  trace: 'TRACE',
+  debug: 'DEBUG',
+  info: 'INFO',
+  warn: 'WARN',
+  error: 'ERROR',
+  fatal: 'ERROR',
+  silent: 'ERROR',
+};
 
 /** The SDK's log entries as fields of one JSON line: the same names for workflows and activities. */
 export function sdkLogFields(meta: Record<string, unknown> | undefined): Record<string, unknown> {
@@ -31,7 +50,9 @@ export function sdkLogFields(meta: Record<string, unknown> | undefined): Record<
 
 /** The Runtime's logger: the SDK's lines (workflows, activities, the worker) through `logger`. */
 export function sdkLogger(logger: Logger): DefaultLogger {
-  return new DefaultLogger(SDK_LEVEL[logger.level] ?? 'INFO', ({ level, message, meta }) => logger[LEVELS[level]](sdkLogFields(meta), message));
+  return new DefaultLogger(SDK_LEVEL[logger.level] ?? 'INFO', ({ level, message, meta }) =>
+    logger[LEVELS[level]](sdkLogFields(meta), message),
+  );
 }
 
 /**

@@ -34,11 +34,20 @@ async function main(): Promise<void> {
   // stop: SIGTERM drains it (below).
   // Its metrics (and the workflows' business counters) go to an exporter on loopback, served on /metrics below.
   try {
-    Runtime.install({ shutdownSignals: [], logger: sdkLogger(logger), telemetryOptions: sdkMetricsTelemetry(config.PERSONA_WORKER_SDK_METRICS_PORT) });
+    Runtime.install({
+      shutdownSignals: [],
+      logger: sdkLogger(logger),
+      telemetryOptions: sdkMetricsTelemetry(config.PERSONA_WORKER_SDK_METRICS_PORT),
+    });
   } catch (err) {
-    throw new ConfigError([`PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on 127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} (${err instanceof Error ? err.message : String(err)}); choose a free port`]);
+    throw new ConfigError([
+      `PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on 127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} (${err instanceof Error ? err.message : String(err)}); choose a free port`,
+    ]);
   }
-  initBusinessCounters(Runtime.instance().metricMeter, { namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE });
+  initBusinessCounters(Runtime.instance().metricMeter, {
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+  });
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
@@ -46,10 +55,18 @@ async function main(): Promise<void> {
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
   const graph = graphFromConfig(driver, config);
   const chimera = createChimeraClient(config.CHIMERA_URL, graph);
-  logger.info(config.CHIMERA_URL ? `Chimera at ${config.CHIMERA_URL}` : 'no CHIMERA_URL: behavioural-profile requests are recorded as events');
+  logger.info(
+    config.CHIMERA_URL
+      ? `Chimera at ${config.CHIMERA_URL}`
+      : 'no CHIMERA_URL: behavioural-profile requests are recorded as events',
+  );
 
   const tracing = startTracing('persona-worker', config.OTEL_EXPORTER_OTLP_ENDPOINT);
-  if (tracing) logger.info({ collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin }, 'exporting OpenTelemetry traces');
+  if (tracing)
+    logger.info(
+      { collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin },
+      'exporting OpenTelemetry traces',
+    );
   const plugins = tracing ? [tracing.temporal] : [];
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -76,10 +93,18 @@ async function main(): Promise<void> {
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
   if (config.PERSONA_SCHEDULES === 'apply') {
     for (const s of await applySchedules(temporal.client, config)) {
-      logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`);
+      logger.info(
+        { scheduleId: s.scheduleId, outcome: s.outcome },
+        `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`,
+      );
     }
     const relay = await ensureEventRelay(temporal.client, config);
-    logger.info({ relay }, relay === 'off' ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off' : `event relay running, delivering to ${config.PERSONA_EVENTS_WEBHOOK_URL ?? ''}`);
+    logger.info(
+      { relay },
+      relay === 'off'
+        ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
+        : `event relay running, delivering to ${config.PERSONA_EVENTS_WEBHOOK_URL ?? ''}`,
+    );
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
@@ -98,8 +123,15 @@ async function main(): Promise<void> {
       },
     ],
   });
-  health.route('/', metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true }))));
-  const server = serve({ fetch: health.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_WORKER_HTTP_PORT });
+  health.route(
+    '/',
+    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true }))),
+  );
+  const server = serve({
+    fetch: health.fetch,
+    hostname: config.PERSONA_HTTP_HOST,
+    port: config.PERSONA_WORKER_HTTP_PORT,
+  });
 
   let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
@@ -112,7 +144,11 @@ async function main(): Promise<void> {
   }
 
   logger.info(
-    { taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE, healthPort: config.PERSONA_WORKER_HTTP_PORT },
+    {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      namespace: config.TEMPORAL_NAMESPACE,
+      healthPort: config.PERSONA_WORKER_HTTP_PORT,
+    },
     `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}"`,
   );
   try {

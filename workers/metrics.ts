@@ -14,7 +14,12 @@ import { BUSINESS_METRICS, labelSets, type BusinessMetric } from '../temporal/me
 export function sdkMetricsTelemetry(port: number): TelemetryOptions {
   return {
     metrics: {
-      prometheus: { bindAddress: `127.0.0.1:${port}`, countersTotalSuffix: true, unitSuffix: true, useSecondsForDurations: true },
+      prometheus: {
+        bindAddress: `127.0.0.1:${port}`,
+        countersTotalSuffix: true,
+        unitSuffix: true,
+        useSecondsForDurations: true,
+      },
     },
   };
 }
@@ -37,7 +42,9 @@ export function workerMetricsPage(sdkPort: number, processMetrics: Registry): ()
 export function initBusinessCounters(meter: MetricMeter, worker: { namespace: string; taskQueue: string }): void {
   for (const metric of Object.values(BUSINESS_METRICS) as BusinessMetric[]) {
     if (metric.kind !== 'counter') continue;
-    const counter = meter.withTags({ ...worker, workflowType: metric.workflowType }).createCounter(metric.name, metric.unit, metric.help);
+    const counter = meter
+      .withTags({ ...worker, workflowType: metric.workflowType })
+      .createCounter(metric.name, metric.unit, metric.help);
     for (const labels of labelSets(metric)) counter.add(0, labels);
   }
 }

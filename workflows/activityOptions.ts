@@ -55,13 +55,19 @@ export type ActivitySummaries<A> = {
  * activity in a workflow's history says what it does. The type demands a summary for every
  * activity of the group; `executeWithOptions` keeps the summary unless the options bring one.
  */
-export function activitiesWithSummaries<A extends Record<keyof A, ActivityFunction>>(options: ActivityOptions, summaries: ActivitySummaries<A>): ActivityInterfaceFor<A> {
+export function activitiesWithSummaries<A extends Record<keyof A, ActivityFunction>>(
+  options: ActivityOptions,
+  summaries: ActivitySummaries<A>,
+): ActivityInterfaceFor<A> {
   const proxy = proxyActivities<Record<string, ActivityFunction>>(options);
-  const entries = Object.entries(summaries as Record<string, (...args: unknown[]) => string>).map(([name, summarize]) => {
-    const target = proxy[name] as ActivityInterfaceFor<Record<string, ActivityFunction>>[string];
-    const withOptions = (o: ActivityOptions, args: unknown[]): Promise<unknown> => target.executeWithOptions({ summary: summarize(...args), ...o }, args);
-    const call = (...args: unknown[]): Promise<unknown> => withOptions(options, args);
-    return [name, Object.assign(call, { executeWithOptions: withOptions })] as const;
-  });
+  const entries = Object.entries(summaries as Record<string, (...args: unknown[]) => string>).map(
+    ([name, summarize]) => {
+      const target = proxy[name] as ActivityInterfaceFor<Record<string, ActivityFunction>>[string];
+      const withOptions = (o: ActivityOptions, args: unknown[]): Promise<unknown> =>
+        target.executeWithOptions({ summary: summarize(...args), ...o }, args);
+      const call = (...args: unknown[]): Promise<unknown> => withOptions(options, args);
+      return [name, Object.assign(call, { executeWithOptions: withOptions })] as const;
+    },
+  );
   return Object.fromEntries(entries) as unknown as ActivityInterfaceFor<A>;
 }

@@ -9,8 +9,10 @@ import type { ErasureOutcome } from '../temporal/erasure';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 
 const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
-  listRunningCustomerWorkflows: (req) => `Find customer ${req.customer_id}'s running workflows, to cancel them before the erasure`,
-  eraseCustomer: (req) => `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, payment methods; keep a tombstone`,
+  listRunningCustomerWorkflows: (req) =>
+    `Find customer ${req.customer_id}'s running workflows, to cancel them before the erasure`,
+  eraseCustomer: (req) =>
+    `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, payment methods; keep a tombstone`,
 });
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
@@ -22,10 +24,16 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       await getExternalWorkflowHandle(id).cancel();
       cancelled.push(id);
     } catch (err) {
-      log.info(`workflow ${id} not cancelled: it had finished`, { otherWorkflowId: id, error: err instanceof Error ? err.message : String(err) });
+      log.info(`workflow ${id} not cancelled: it had finished`, {
+        otherWorkflowId: id,
+        error: err instanceof Error ? err.message : String(err),
+      });
     }
   }
   const result = await activities.eraseCustomer({ customer_id: input.customer_id });
-  log.info(result.erased ? 'customer erased' : 'customer was erased before', { customerId: input.customer_id, cancelled: cancelled.length });
+  log.info(result.erased ? 'customer erased' : 'customer was erased before', {
+    customerId: input.customer_id,
+    cancelled: cancelled.length,
+  });
   return { customer_id: input.customer_id, cancelled, erased: result.erased, deleted: result.deleted };
 }

@@ -7,19 +7,39 @@
  * tries parked events again. The feed cursor is the checkpoint: it moves past a page once every
  * event of it is delivered or parked, and survives continue-as-new after `pages_per_run` pages.
  */
-import { ActivityFailure, allHandlersFinished, condition, continueAsNew, log, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  setCurrentDetails,
+  setHandler,
+} from '@temporalio/workflow';
 import type { EventActivities } from '../activities/events';
 import type { PersonaEvent } from '../graph/events';
-import { eventRelayStatusQuery, retryParkedSignal, type EventRelayInput, type EventRelayState } from '../temporal/eventRelay';
+import {
+  eventRelayStatusQuery,
+  retryParkedSignal,
+  type EventRelayInput,
+  type EventRelayState,
+} from '../temporal/eventRelay';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 import { countEventRelayed } from './metrics';
 
 const feed = activitiesWithSummaries<Pick<EventActivities, 'readEventFeed'>>(graphWrite, {
-  readEventFeed: (req) => `Read up to ${req.limit} events of the change feed ${req.after ? 'after the checkpoint' : 'from its beginning'}`,
+  readEventFeed: (req) =>
+    `Read up to ${req.limit} events of the change feed ${req.after ? 'after the checkpoint' : 'from its beginning'}`,
 });
 
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
-  const state: EventRelayState = input.state ?? { cursor: null, delivered: 0, parked: [], runs: 0, last_delivery_at: null };
+  const state: EventRelayState = input.state ?? {
+    cursor: null,
+    delivered: 0,
+    parked: [],
+    runs: 0,
+    last_delivery_at: null,
+  };
   state.runs++;
   let retry: { event_id?: string } | null = null;
   setHandler(eventRelayStatusQuery, () => state);
@@ -28,10 +48,16 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
   });
   const delivery = {
     startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: input.max_attempts },
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '5 minutes',
+      maximumAttempts: input.max_attempts,
+    },
   } as const;
   const { deliverEvent } = activitiesWithSummaries<Pick<EventActivities, 'deliverEvent'>>(delivery, {
-    deliverEvent: (req) => `POST ${req.event.type} ${req.event.id} to ${new URL(req.webhook_url).host} (Idempotency-Key: the event id)`,
+    deliverEvent: (req) =>
+      `POST ${req.event.type} ${req.event.id} to ${new URL(req.webhook_url).host} (Idempotency-Key: the event id)`,
   });
 
   /** Delivers one event; the reason when it had to be given up for now, else null. */
@@ -43,7 +69,12 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
       state.last_delivery_at = new Date().toISOString();
       return null;
     } catch (err) {
-      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : String(err);
+      const cause =
+        err instanceof ActivityFailure && err.cause
+          ? err.cause.message
+          : err instanceof Error
+            ? err.message
+            : String(err);
       return cause;
     }
   };
@@ -75,7 +106,11 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
 
   for (let page = 0; page < input.pages_per_run; page++) {
     await retryParked();
-    const { data, next_cursor } = await feed.readEventFeed({ after: state.cursor, limit: input.page_size, lag_ms: input.lag_ms });
+    const { data, next_cursor } = await feed.readEventFeed({
+      after: state.cursor,
+      limit: input.page_size,
+      lag_ms: input.lag_ms,
+    });
     for (const event of data) {
       const error = await deliver(event);
       if (error) {
@@ -85,7 +120,10 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     }
     state.cursor = next_cursor;
     report();
-    if (data.length === 0) await condition(() => retry !== null, input.poll_interval, { summary: `Nothing new in the feed: look again in ${input.poll_interval} (or at once on retryParked)` });
+    if (data.length === 0)
+      await condition(() => retry !== null, input.poll_interval, {
+        summary: `Nothing new in the feed: look again in ${input.poll_interval} (or at once on retryParked)`,
+      });
   }
   await retryParked();
   await condition(allHandlersFinished);

@@ -7,15 +7,31 @@
  * new with its cursors and totals, so its history stays small on any graph. The
  * `expiryScanProgress` query and the UI's current details report progress.
  */
-import { allHandlersFinished, condition, continueAsNew, log, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
-import { emptyStageCounts, expiryLanes, expiryScanProgressQuery, type ExpiryLane, type ExpiryScanInput, type ExpiryScanProgress } from '../temporal/expiry';
+import {
+  emptyStageCounts,
+  expiryLanes,
+  expiryScanProgressQuery,
+  type ExpiryLane,
+  type ExpiryScanInput,
+  type ExpiryScanProgress,
+} from '../temporal/expiry';
 import { activitiesWithSummaries, expiryBatch } from './activityOptions';
 import { countExpiryBatch, markExpiryScanFinished } from './metrics';
 
 const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatch, {
-  scanExpiryBatch: (req) => `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
+  scanExpiryBatch: (req) =>
+    `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
 });
 
 export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<ExpiryScanProgress> {
@@ -46,9 +62,10 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
   const runLane = async (lane: ExpiryLane): Promise<void> => {
     while (!lane.done && budget > 0) {
       budget--;
-      const result = await scanExpiryBatch.executeWithOptions({ ...expiryBatch, summary: `Batch ${++started}: read up to ${input.batch_size} cards, ${where(lane)}` }, [
-        { as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size },
-      ]);
+      const result = await scanExpiryBatch.executeWithOptions(
+        { ...expiryBatch, summary: `Batch ${++started}: read up to ${input.batch_size} cards, ${where(lane)}` },
+        [{ as_of: asOf, cursor: lane.cursor, id_from: lane.from, id_to: lane.to, batch_size: input.batch_size }],
+      );
       progress.batches++;
       countExpiryBatch(result.notified, result.expired);
       progress.scanned += result.scanned;
@@ -83,7 +100,9 @@ function where(lane: ExpiryLane): string {
   const { cursor } = lane;
   if (lane.done) return `${ids}: done`;
   if (cursor === null) return `${ids} from the earliest expiry`;
-  return cursor.id === null ? `${ids} after expiry month ${expiryLabel(cursor.year, cursor.month)}` : `${ids} expiring ${expiryLabel(cursor.year, cursor.month)} after ${cursor.id}`;
+  return cursor.id === null
+    ? `${ids} after expiry month ${expiryLabel(cursor.year, cursor.month)}`
+    : `${ids} expiring ${expiryLabel(cursor.year, cursor.month)} after ${cursor.id}`;
 }
 
 function totals(p: ExpiryScanProgress): Record<string, number> {

@@ -36,20 +36,29 @@ const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
 };
 
 const fraud = activitiesWithSummaries<FraudActivities>(graphWrite, {
-  applyFraudOutcome: (report) => `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ${APPLY[report.outcome]}, with an event per change`,
-  reverseFraudOutcome: (req) => `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value (false positive ${req.outcome_id})`,
+  applyFraudOutcome: (report) =>
+    `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ${APPLY[report.outcome]}, with an event per change`,
+  reverseFraudOutcome: (req) =>
+    `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value (false positive ${req.outcome_id})`,
   resolveFraudReview: (req) =>
     `Record ops' review of ${req.outcome_id}: ${req.decision === 'reinstate' ? 'reinstate the customer' : req.decision === 'confirm' ? 'the suspension stands' : 'no decision in time, the customer stays suspended'}`,
-  listRunningRecoveries: (req) => `Find customer ${req.customer_id}'s running payment recoveries, to tell them not to charge the compromised method`,
+  listRunningRecoveries: (req) =>
+    `Find customer ${req.customer_id}'s running payment recoveries, to tell them not to charge the compromised method`,
 });
 
 /** Signals another workflow; one that has finished (or never ran) has nothing to be told. */
-async function tell(workflowId: string, send: (h: ReturnType<typeof getExternalWorkflowHandle>) => Promise<void>): Promise<boolean> {
+async function tell(
+  workflowId: string,
+  send: (h: ReturnType<typeof getExternalWorkflowHandle>) => Promise<void>,
+): Promise<boolean> {
   try {
     await send(getExternalWorkflowHandle(workflowId));
     return true;
   } catch (err) {
-    log.info(`workflow ${workflowId} not signalled: it is not running`, { otherWorkflowId: workflowId, error: err instanceof Error ? err.message : String(err) });
+    log.info(`workflow ${workflowId} not signalled: it is not running`, {
+      otherWorkflowId: workflowId,
+      error: err instanceof Error ? err.message : String(err),
+    });
     return false;
   }
 }
@@ -57,7 +66,14 @@ async function tell(workflowId: string, send: (h: ReturnType<typeof getExternalW
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
   const { report } = input;
   const { workflowId } = workflowInfo();
-  const status: FraudOutcomeStatus = { state: 'applying', outcome: report.outcome, applied: null, reversal: null, recoveries_blocked: [], review_deadline: null };
+  const status: FraudOutcomeStatus = {
+    state: 'applying',
+    outcome: report.outcome,
+    applied: null,
+    reversal: null,
+    recoveries_blocked: [],
+    review_deadline: null,
+  };
   let review: ReviewResolution | null = null;
   setHandler(fraudOutcomeStatusQuery, () => status);
   setHandler(reviewResolvedSignal, (r) => {
@@ -66,12 +82,22 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   });
 
   if (report.outcome === 'false_positive') {
-    status.reversal = await fraud.reverseFraudOutcome({ outcome_id: report.outcome_id, customer_id: report.customer_id });
+    status.reversal = await fraud.reverseFraudOutcome({
+      outcome_id: report.outcome_id,
+      customer_id: report.customer_id,
+    });
     countFraudOutcome(report.outcome);
-    log.info('false positive: earlier fraud outcome reversed', { outcomeId: report.outcome_id, reversedOutcomeId: status.reversal.reversed_outcome_id, restored: status.reversal.restored.length });
+    log.info('false positive: earlier fraud outcome reversed', {
+      outcomeId: report.outcome_id,
+      reversedOutcomeId: status.reversal.reversed_outcome_id,
+      restored: status.reversal.restored.length,
+    });
     const earlier = status.reversal.reversed_outcome_id;
     // The reversed outcome's review is over: the customer is back.
-    if (earlier) await tell(fraudOutcomeWorkflowId(earlier), (h) => h.signal(reviewResolvedSignal, { decision: 'reinstate', note: `false positive ${report.outcome_id}` }));
+    if (earlier)
+      await tell(fraudOutcomeWorkflowId(earlier), (h) =>
+        h.signal(reviewResolvedSignal, { decision: 'reinstate', note: `false positive ${report.outcome_id}` }),
+      );
     status.state = 'done';
     return status;
   }
@@ -79,12 +105,22 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   const applied = await fraud.applyFraudOutcome(report, { trust_step: input.trust_step });
   status.applied = applied;
   countFraudOutcome(report.outcome);
-  log.info(`fraud outcome ${report.outcome} applied`, { outcomeId: report.outcome_id, customerId: report.customer_id, changes: applied.changes.length, suspended: applied.suspended });
+  log.info(`fraud outcome ${report.outcome} applied`, {
+    outcomeId: report.outcome_id,
+    customerId: report.customer_id,
+    changes: applied.changes.length,
+    suspended: applied.suspended,
+  });
 
   if (report.outcome === 'confirmed_fraud' && report.payment_method_id) {
     const methodId = report.payment_method_id;
     for (const id of await fraud.listRunningRecoveries({ customer_id: report.customer_id })) {
-      const told = await tell(id, (h) => h.signal(paymentMethodBlockedSignal, { payment_method_id: methodId, reason: `confirmed fraud ${report.outcome_id}` }));
+      const told = await tell(id, (h) =>
+        h.signal(paymentMethodBlockedSignal, {
+          payment_method_id: methodId,
+          reason: `confirmed fraud ${report.outcome_id}`,
+        }),
+      );
       if (told) status.recoveries_blocked.push(id);
     }
   }
@@ -121,6 +157,10 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   countFraudReview(decision);
   status.state = decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out';
   status.review_deadline = null;
-  if (!reviewed) log.warn('fraud review timed out: the customer stays suspended', { outcomeId: report.outcome_id, days: input.review_days });
+  if (!reviewed)
+    log.warn('fraud review timed out: the customer stays suspended', {
+      outcomeId: report.outcome_id,
+      days: input.review_days,
+    });
   return status;
 }

@@ -37,7 +37,8 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
         scheduleActivity: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         scheduleLocalActivity: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         signalWorkflow: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
-        startChildWorkflowExecution: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
+        startChildWorkflowExecution: (input, next) =>
+          next({ ...input, headers: withRequestId(input.headers, requestId) }),
         continueAsNew: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
       },
     ],

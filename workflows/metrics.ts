@@ -7,7 +7,9 @@
 import { metricMeter } from '@temporalio/workflow';
 import { BUSINESS_METRICS, type BusinessMetric } from '../temporal/metrics';
 
-type ValueOf<M extends BusinessMetric, L extends keyof M['values']> = M['values'][L] extends readonly (infer V)[] ? V : never;
+type ValueOf<M extends BusinessMetric, L extends keyof M['values']> = M['values'][L] extends readonly (infer V)[]
+  ? V
+  : never;
 
 function add(metric: BusinessMetric, value: number, tags: Record<string, string> = {}): void {
   if (value > 0) metricMeter.createCounter(metric.name, metric.unit, metric.help).add(value, tags);
@@ -21,8 +23,12 @@ export function countRecovery(outcome: ValueOf<typeof BUSINESS_METRICS.recoverie
   add(BUSINESS_METRICS.recoveries, 1, { outcome });
 }
 
-export function countExpiryBatch(notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>, expired: number): void {
-  for (const stage of BUSINESS_METRICS.expiryNotifications.values.stage) add(BUSINESS_METRICS.expiryNotifications, notified[stage], { stage });
+export function countExpiryBatch(
+  notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>,
+  expired: number,
+): void {
+  for (const stage of BUSINESS_METRICS.expiryNotifications.values.stage)
+    add(BUSINESS_METRICS.expiryNotifications, notified[stage], { stage });
   add(BUSINESS_METRICS.cardsExpired, expired);
 }
 

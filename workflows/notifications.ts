@@ -12,5 +12,6 @@ const WHAT: Record<string, string> = {
 };
 
 export const notifications = activitiesWithSummaries<NotificationActivities>(graphWrite, {
-  notifyCustomer: (req) => `Tell customer ${req.customer_id}: ${WHAT[req.kind] ?? req.kind.replace(/_/g, ' ')} — sent once (key ${req.key})`,
+  notifyCustomer: (req) =>
+    `Tell customer ${req.customer_id}: ${WHAT[req.kind] ?? req.kind.replace(/_/g, ' ')} — sent once (key ${req.key})`,
 });

@@ -5,7 +5,14 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  */
-import { ActivityFailure, ApplicationFailure, log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  log,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agents';
 import type { GraphActivities } from '../activities/graph';
 import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
@@ -14,10 +21,12 @@ import { activitiesWithSummaries, agentCall, graphWrite } from './activityOption
 import { countOnboarding } from './metrics';
 
 const graph = activitiesWithSummaries<GraphActivities>(graphWrite, {
-  onboardCustomer: (plan) => `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, in one transaction`,
+  onboardCustomer: (plan) =>
+    `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, in one transaction`,
 });
 const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralProfile'>>(agentCall, {
-  requestBehavioralProfile: (req) => `Ask Chimera to start a behavioural profile for customer ${req.customer_id} (optional: onboarding goes on without it)`,
+  requestBehavioralProfile: (req) =>
+    `Ask Chimera to start a behavioural profile for customer ${req.customer_id} (optional: onboarding goes on without it)`,
 });
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
@@ -32,7 +41,11 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
   }
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
   countOnboarding(result.outcome);
-  log.info(`customer ${result.outcome}`, { customerId: result.customer_id, outcome: result.outcome, possibleMatches: result.possible_matches.length });
+  log.info(`customer ${result.outcome}`, {
+    customerId: result.customer_id,
+    outcome: result.outcome,
+    possibleMatches: result.possible_matches.length,
+  });
 
   let behavioralProfileRequested = true;
   try {

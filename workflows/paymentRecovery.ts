@@ -35,13 +35,17 @@ const money = (amount: number, currency: string): string => `${(amount / 100).to
 const payments = activitiesWithSummaries<Omit<PaymentActivities, 'chargePaymentMethod'>>(graphWrite, {
   listRecoveryCandidates: (req) =>
     `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
-    (req.exclude.length ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)` : ''),
+    (req.exclude.length
+      ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
+      : ''),
   deactivatePaymentMethod: (req) => `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
-  recordRecovery: (rec) => `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
+  recordRecovery: (rec) =>
+    `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
   recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
 });
 const gateway = activitiesWithSummaries<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge, {
-  chargePaymentMethod: (a) => `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} (idempotency key ${a.idempotency_key})`,
+  chargePaymentMethod: (a) =>
+    `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} (idempotency key ${a.idempotency_key})`,
 });
 
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
@@ -72,31 +76,52 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   await condition(() => failure !== null);
   const f = failure as unknown as PaymentFailure;
   const notify = (kind: string, step: string, data: Record<string, unknown> = {}) =>
-    notifications.notifyCustomer({ customer_id: f.customer_id, kind, key: `${workflowId}:${step}`, data: { payment_id: f.payment_id, ...data } });
+    notifications.notifyCustomer({
+      customer_id: f.customer_id,
+      kind,
+      key: `${workflowId}:${step}`,
+      data: { payment_id: f.payment_id, ...data },
+    });
 
   /** Applies a decline's consequences to the method; returns true for a fraud-class decline. */
   const onDecline = async (paymentMethodId: string, code: string): Promise<boolean> => {
     const rule = declineRule(code);
     if (rule.doNotRetry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
     if (rule.status) {
-      await payments.deactivatePaymentMethod({ payment_method_id: paymentMethodId, status: rule.status, reason: `payment ${f.payment_id} declined: ${code}` });
+      await payments.deactivatePaymentMethod({
+        payment_method_id: paymentMethodId,
+        status: rule.status,
+        reason: `payment ${f.payment_id} declined: ${code}`,
+      });
     }
     return rule.class === 'fraud_hard';
   };
 
   status.state = 'recovering';
-  status.attempts.push({ payment_method_id: f.payment_method_id, outcome: 'declined', decline_code: f.decline_code, at: new Date().toISOString() });
+  status.attempts.push({
+    payment_method_id: f.payment_method_id,
+    outcome: 'declined',
+    decline_code: f.decline_code,
+    at: new Date().toISOString(),
+  });
   if (await onDecline(f.payment_method_id, f.decline_code)) {
     await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
     status.state = 'stopped';
     countRecovery('stopped');
-    log.info('payment recovery stopped: fraud-class decline', { paymentId: f.payment_id, customerId: f.customer_id, declineCode: f.decline_code });
+    log.info('payment recovery stopped: fraud-class decline', {
+      paymentId: f.payment_id,
+      customerId: f.customer_id,
+      declineCode: f.decline_code,
+    });
     return status;
   }
 
   /** One pass over the candidates; true when a charge succeeded. */
   const cascade = async (round: number, exclude: string[]): Promise<boolean> => {
-    const candidates = await payments.listRecoveryCandidates({ customer_id: f.customer_id, exclude: [...exclude, ...doNotCharge] });
+    const candidates = await payments.listRecoveryCandidates({
+      customer_id: f.customer_id,
+      exclude: [...exclude, ...doNotCharge],
+    });
     for (const c of candidates) {
       if (cancelled) return false;
       // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
@@ -107,15 +132,26 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         payment_method_id: c.payment_method_id,
         amount: f.amount,
         currency: f.currency,
-        idempotency_key: round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
+        idempotency_key:
+          round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
       });
       if (result.outcome === 'limited') {
         // Charged 15 times in 30 days already (card-network rule, counted in the graph).
-        status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'skipped', decline_code: 'network_retry_limit', at: new Date().toISOString() });
+        status.attempts.push({
+          payment_method_id: c.payment_method_id,
+          outcome: 'skipped',
+          decline_code: 'network_retry_limit',
+          at: new Date().toISOString(),
+        });
         continue;
       }
       if (result.outcome === 'succeeded') {
-        status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'succeeded', decline_code: null, at: new Date().toISOString() });
+        status.attempts.push({
+          payment_method_id: c.payment_method_id,
+          outcome: 'succeeded',
+          decline_code: null,
+          at: new Date().toISOString(),
+        });
         await payments.recordRecovery({
           payment_id: f.payment_id,
           customer_id: f.customer_id,
@@ -127,7 +163,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         status.recovered_with = c.payment_method_id;
         return true;
       }
-      status.attempts.push({ payment_method_id: c.payment_method_id, outcome: 'declined', decline_code: result.decline_code, at: new Date().toISOString() });
+      status.attempts.push({
+        payment_method_id: c.payment_method_id,
+        outcome: 'declined',
+        decline_code: result.decline_code,
+        at: new Date().toISOString(),
+      });
       await onDecline(c.payment_method_id, result.decline_code);
     }
     return false;
@@ -142,11 +183,21 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       status.state = 'stopped';
     } else {
       status.state = 'failed';
-      await payments.recordRecoveryFailed({ payment_id: f.payment_id, customer_id: f.customer_id, attempts: status.attempts.length, reason: 'all payment methods failed' });
+      await payments.recordRecoveryFailed({
+        payment_id: f.payment_id,
+        customer_id: f.customer_id,
+        attempts: status.attempts.length,
+        reason: 'all payment methods failed',
+      });
       await notify('payment_failed', 'failed');
     }
     countRecovery(status.state);
-    log.info(`payment recovery ${status.state}`, { paymentId: f.payment_id, customerId: f.customer_id, attempts: status.attempts.length, recoveredWith: status.recovered_with });
+    log.info(`payment recovery ${status.state}`, {
+      paymentId: f.payment_id,
+      customerId: f.customer_id,
+      attempts: status.attempts.length,
+      recoveredWith: status.recovered_with,
+    });
     return status;
   };
 

@@ -9,7 +9,8 @@ import type { TrustedDeviceInput } from '../temporal/trustedDevice';
 import { activitiesWithSummaries, agentNotify } from './activityOptions';
 
 const agents = activitiesWithSummaries<Pick<AgentActivities, 'reportTrustedDevice'>>(agentNotify, {
-  reportTrustedDevice: (s) => `Tell Chimera that customer ${s.customer_id} checked out on trusted device ${s.device_id} on ${s.seen_on}`,
+  reportTrustedDevice: (s) =>
+    `Tell Chimera that customer ${s.customer_id} checked out on trusted device ${s.device_id} on ${s.seen_on}`,
 });
 
 export async function trustedDeviceWorkflow(input: TrustedDeviceInput): Promise<void> {

@@ -29,7 +29,13 @@ import { paymentFailureSchema } from '../rest/payments';
 import { toGrpcError } from './errors';
 
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');
-export const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true };
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: false,
+  oneofs: true,
+};
 export const SERVICE_NAME = 'persona.v1.PersonaAgent';
 const HEALTH_PROTO_FILE = path.join(repoRoot, 'proto', 'grpc', 'health', 'v1', 'health.proto');
 
@@ -49,7 +55,9 @@ function uuidField(value: string | undefined, field: string): string {
 /** Drops proto3 presence markers (`_field`) and unset values, so the object reads like JSON. */
 function plain<T extends object>(message: T | null | undefined): Record<string, unknown> | undefined {
   if (!message) return undefined;
-  return Object.fromEntries(Object.entries(message).filter(([k, v]) => !k.startsWith('_') && v !== undefined && v !== null));
+  return Object.fromEntries(
+    Object.entries(message).filter(([k, v]) => !k.startsWith('_') && v !== undefined && v !== null),
+  );
 }
 
 function toWalletItem(item: ReturnType<typeof walletItem> & { customer_id?: string }): WalletItem {
@@ -90,71 +98,118 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
   }
 
   const handlers: PersonaAgentHandlers = {
-    GetCustomerContext: unary({ scopes: ['context:read'] }, () => undefined, async (req) => {
-      const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'));
-      return { ...ctx, default_payment_method_id: ctx.default_payment_method_id ?? '' };
-    }),
-    GetCheckoutOptions: unary({ scopes: ['context:read'], self: true }, (req) => req.customer_id, async (req) => {
-      const deviceId = req.device_id ? uuidField(req.device_id, 'device_id') : null;
-      const options = await checkoutOptions(deps, uuidField(req.customer_id, 'customer_id'), deviceId);
-      return { data: options.data.map(toWalletItem), trusted_device: options.trusted_device };
-    }),
-    UpdateDeviceTrustScore: unary({ scopes: ['devices:write'] }, () => undefined, async (req) => {
-      if (req.trust_score === undefined || req.trust_score === null) throw new InvalidInputError('trust_score', 'required');
-      return setDeviceTrust(deps, uuidField(req.device_id, 'device_id'), Number(req.trust_score), req.reason || undefined);
-    }),
-    MarkPaymentMethodInactive: unary({ scopes: ['fraud:report', 'customers:write'] }, () => undefined, async (req) => {
-      const reason = (req.reason ?? '').trim();
-      if (!reason) throw new InvalidInputError('reason', 'required');
-      return toWalletItem(await markPaymentMethodInactive(deps, uuidField(req.payment_method_id, 'payment_method_id'), reason));
-    }),
-    OnboardCustomer: unary({ scopes: ['onboarding:write'] }, () => undefined, async (req) => {
-      const key = req.idempotency_key ?? '';
-      if (!IDEMPOTENCY_KEY_PATTERN.test(key)) throw new InvalidInputError('idempotency_key', 'must be 1–200 characters of letters, digits and . _ : -');
-      const body = plain({
-        customer: plain(req.customer),
-        payment_method: plain(req.payment_method),
-        device: plain(req.device),
-        address: plain(req.address),
-        digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
-      });
-      const answer = await startOnboarding(deps, key, body, req.wait === true);
-      return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
-    }),
-    ReportPaymentFailure: unary({ scopes: ['payments:report'] }, () => undefined, async (req) => {
-      const parsed = paymentFailureSchema.safeParse({ ...plain(req), amount: req.amount === undefined ? undefined : Number(req.amount) });
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
-      }
-      return reportPaymentFailure(deps, parsed.data);
-    }),
-    ReportFraudOutcome: unary({ scopes: ['fraud:report'] }, () => undefined, async (req) => {
-      const parsed = fraudOutcomeSchema.safeParse(plain(req));
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
-      }
-      return reportFraudOutcome(deps, parsed.data);
-    }),
+    GetCustomerContext: unary(
+      { scopes: ['context:read'] },
+      () => undefined,
+      async (req) => {
+        const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'));
+        return { ...ctx, default_payment_method_id: ctx.default_payment_method_id ?? '' };
+      },
+    ),
+    GetCheckoutOptions: unary(
+      { scopes: ['context:read'], self: true },
+      (req) => req.customer_id,
+      async (req) => {
+        const deviceId = req.device_id ? uuidField(req.device_id, 'device_id') : null;
+        const options = await checkoutOptions(deps, uuidField(req.customer_id, 'customer_id'), deviceId);
+        return { data: options.data.map(toWalletItem), trusted_device: options.trusted_device };
+      },
+    ),
+    UpdateDeviceTrustScore: unary(
+      { scopes: ['devices:write'] },
+      () => undefined,
+      async (req) => {
+        if (req.trust_score === undefined || req.trust_score === null)
+          throw new InvalidInputError('trust_score', 'required');
+        return setDeviceTrust(
+          deps,
+          uuidField(req.device_id, 'device_id'),
+          Number(req.trust_score),
+          req.reason || undefined,
+        );
+      },
+    ),
+    MarkPaymentMethodInactive: unary(
+      { scopes: ['fraud:report', 'customers:write'] },
+      () => undefined,
+      async (req) => {
+        const reason = (req.reason ?? '').trim();
+        if (!reason) throw new InvalidInputError('reason', 'required');
+        return toWalletItem(
+          await markPaymentMethodInactive(deps, uuidField(req.payment_method_id, 'payment_method_id'), reason),
+        );
+      },
+    ),
+    OnboardCustomer: unary(
+      { scopes: ['onboarding:write'] },
+      () => undefined,
+      async (req) => {
+        const key = req.idempotency_key ?? '';
+        if (!IDEMPOTENCY_KEY_PATTERN.test(key))
+          throw new InvalidInputError('idempotency_key', 'must be 1–200 characters of letters, digits and . _ : -');
+        const body = plain({
+          customer: plain(req.customer),
+          payment_method: plain(req.payment_method),
+          device: plain(req.device),
+          address: plain(req.address),
+          digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
+        });
+        const answer = await startOnboarding(deps, key, body, req.wait === true);
+        return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
+      },
+    ),
+    ReportPaymentFailure: unary(
+      { scopes: ['payments:report'] },
+      () => undefined,
+      async (req) => {
+        const parsed = paymentFailureSchema.safeParse({
+          ...plain(req),
+          amount: req.amount === undefined ? undefined : Number(req.amount),
+        });
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
+        }
+        return reportPaymentFailure(deps, parsed.data);
+      },
+    ),
+    ReportFraudOutcome: unary(
+      { scopes: ['fraud:report'] },
+      () => undefined,
+      async (req) => {
+        const parsed = fraudOutcomeSchema.safeParse(plain(req));
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
+        }
+        return reportFraudOutcome(deps, parsed.data);
+      },
+    ),
   };
 
   // Every method: a request id in and out, one log line, the latency histogram.
   const observed = Object.fromEntries(
-    Object.entries(handlers).map(([method, handler]) => [method, observeUnary(deps, method, handler as grpc.handleUnaryCall<unknown, unknown>)]),
+    Object.entries(handlers).map(([method, handler]) => [
+      method,
+      observeUnary(deps, method, handler as grpc.handleUnaryCall<unknown, unknown>),
+    ]),
   ) as unknown as PersonaAgentHandlers;
   const server = new grpc.Server();
   server.addService(proto.persona.v1.PersonaAgent.service, observed);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.
-  new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(server);
+  new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(
+    server,
+  );
   return { server, health };
 }
 
 /** Binds the server; resolves with the bound port. */
 export function listen(server: grpc.Server, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(err) : resolve(bound),
+    ),
   );
 }

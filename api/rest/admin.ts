@@ -18,7 +18,10 @@ const expiryScanRequest = z
       .string()
       .refine(isIsoDate, 'must be a calendar date YYYY-MM-DD')
       .optional()
-      .openapi({ description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)', example: '2026-11-22' }),
+      .openapi({
+        description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)',
+        example: '2026-11-22',
+      }),
   })
   .openapi('ExpiryScanRequest');
 
@@ -64,7 +67,8 @@ export function adminRoutes(deps: ApiDeps) {
       request: { body: { required: false, content: { 'application/json': { schema: expiryScanRequest } } } },
       responses: {
         202: {
-          description: 'The scan runs; follow it with GET /api/v1/admin/expiry-scans/{workflow_id} or in the Temporal UI',
+          description:
+            'The scan runs; follow it with GET /api/v1/admin/expiry-scans/{workflow_id} or in the Temporal UI',
           content: { 'application/json': { schema: z.object({ workflow_id: z.string(), as_of: z.string() }) } },
         },
         ...problems(400, 401, 403, 413),
@@ -91,7 +95,10 @@ export function adminRoutes(deps: ApiDeps) {
             .openapi({ param: { name: 'workflow_id', in: 'path' } }),
         }),
       },
-      responses: { 200: { description: 'The scan’s progress query', content: { 'application/json': { schema: progressSchema } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: { description: 'The scan’s progress query', content: { 'application/json': { schema: progressSchema } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await expiryScanProgress(deps, c.req.valid('param').workflow_id), 200),
   );
@@ -112,7 +119,14 @@ export function adminRoutes(deps: ApiDeps) {
                 .object({
                   cursor: z.string().nullable(),
                   delivered: z.number().int(),
-                  parked: z.array(z.object({ event: z.record(z.string(), z.unknown()), error: z.string(), attempts: z.number().int(), parked_at: z.string() })),
+                  parked: z.array(
+                    z.object({
+                      event: z.record(z.string(), z.unknown()),
+                      error: z.string(),
+                      attempts: z.number().int(),
+                      parked_at: z.string(),
+                    }),
+                  ),
                   runs: z.number().int(),
                   last_delivery_at: z.string().nullable(),
                 })
@@ -133,8 +147,19 @@ export function adminRoutes(deps: ApiDeps) {
       security: bearerSecurity,
       summary: 'Deliver parked events again: every one, or the one named by event_id',
       middleware: [opsOnly] as const,
-      request: { body: { required: false, content: { 'application/json': { schema: z.strictObject({ event_id: z.uuid().optional() }) } } } },
-      responses: { 202: { description: 'The relay retries them next', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } }, ...problems(400, 401, 403, 404) },
+      request: {
+        body: {
+          required: false,
+          content: { 'application/json': { schema: z.strictObject({ event_id: z.uuid().optional() }) } },
+        },
+      },
+      responses: {
+        202: {
+          description: 'The relay retries them next',
+          content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+        },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => {
       const body = optionalBody(c.req, () => c.req.valid('json'));

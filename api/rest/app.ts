@@ -33,7 +33,10 @@ export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.use('*', observeRequests(deps));
   app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness }));
-  app.route('/', metricsRoutes(() => deps.metrics.registry.metrics()));
+  app.route(
+    '/',
+    metricsRoutes(() => deps.metrics.registry.metrics()),
+  );
 
   app.use(
     '/api/*',
@@ -58,7 +61,11 @@ export function createApp(deps: ApiDeps) {
   app.route('/', privacyRoutes(deps));
   app.route('/', adminRoutes(deps));
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+  });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {
@@ -72,12 +79,23 @@ export function createApp(deps: ApiDeps) {
   app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Persona API' }));
 
   app.notFound((c) =>
-    problemResponse(c, { type: problemType('not-found'), title: 'Not found', status: 404, detail: `No route for ${c.req.method} ${c.req.path}` }),
+    problemResponse(c, {
+      type: problemType('not-found'),
+      title: 'Not found',
+      status: 404,
+      detail: `No route for ${c.req.method} ${c.req.path}`,
+    }),
   );
 
   app.onError((err, c) => {
     if (err instanceof IdempotencyKeyReusedError) {
-      return problemResponse(c, { type: problemType('idempotency-key-reused'), title: 'Idempotency-Key reused', status: 422, detail: err.message, field: 'idempotency-key' });
+      return problemResponse(c, {
+        type: problemType('idempotency-key-reused'),
+        title: 'Idempotency-Key reused',
+        status: 422,
+        detail: err.message,
+        field: 'idempotency-key',
+      });
     }
     if (err instanceof DomainError) {
       return problemResponse(c, {
@@ -100,7 +118,12 @@ export function createApp(deps: ApiDeps) {
       });
     }
     deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
-    return problemResponse(c, { type: problemType('internal'), title: 'Internal error', status: 500, detail: 'The error was logged.' });
+    return problemResponse(c, {
+      type: problemType('internal'),
+      title: 'Internal error',
+      status: 500,
+      detail: 'The error was logged.',
+    });
   });
   return app;
 }

@@ -28,7 +28,10 @@ const PROBLEM_TEXT: Record<number, string> = {
 /** OpenAPI entries for the problem+json answers a route can give. */
 export function problems(...codes: (keyof typeof PROBLEM_TEXT)[]) {
   return Object.fromEntries(
-    codes.map((code) => [code, { description: PROBLEM_TEXT[code] as string, content: { 'application/problem+json': { schema: problemSchema } } }]),
+    codes.map((code) => [
+      code,
+      { description: PROBLEM_TEXT[code] as string, content: { 'application/problem+json': { schema: problemSchema } } },
+    ]),
   );
 }
 
@@ -50,7 +53,10 @@ export function issueField(issue: Issue, target?: string): string {
 }
 
 /** zod-openapi's validation hook: a 400 problem naming the first wrong field (all are listed). */
-export function validationHook(result: { success: boolean; target: string; error?: { issues: Issue[] } }, c: Context): Response | undefined {
+export function validationHook(
+  result: { success: boolean; target: string; error?: { issues: Issue[] } },
+  c: Context,
+): Response | undefined {
   if (result.success || !result.error) return undefined;
   const issues = result.error.issues;
   const first = issues[0] as Issue;
@@ -62,7 +68,10 @@ export function validationHook(result: { success: boolean; target: string; error
     status: 400,
     detail: `${field}: ${message}`,
     field,
-    errors: issues.map((i) => ({ field: issueField(i, result.target), message: i.code === 'unrecognized_keys' ? 'unknown field' : i.message })),
+    errors: issues.map((i) => ({
+      field: issueField(i, result.target),
+      message: i.code === 'unrecognized_keys' ? 'unknown field' : i.message,
+    })),
   });
 }
 
@@ -92,6 +101,9 @@ export const bearerSecurity = [{ bearerAuth: [] }];
  * The validated JSON body of a route whose body is optional, or {} when none was sent (the
  * validator only runs for a request that declares JSON).
  */
-export function optionalBody<T extends object>(req: { header(name: string): string | undefined }, valid: () => T): Partial<T> {
+export function optionalBody<T extends object>(
+  req: { header(name: string): string | undefined },
+  valid: () => T,
+): Partial<T> {
   return req.header('content-type') && req.header('content-length') !== '0' ? valid() : {};
 }

@@ -11,7 +11,8 @@ import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceT
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 import { customerContextSchema, walletItemSchema } from './schemas';
 
-const idParam = (what: string) => z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });
+const idParam = (what: string) =>
+  z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });
 
 export function contextRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -26,7 +27,10 @@ export function contextRoutes(deps: ApiDeps) {
       summary: 'Customer context: status, VIP, LTV, trusted devices, default and active methods',
       middleware: [access(deps.authenticate, { scopes: ['context:read'] })] as const,
       request: { params: customerParams },
-      responses: { 200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await customerContext(deps, c.req.valid('param').id), 200),
   );
@@ -38,7 +42,8 @@ export function contextRoutes(deps: ApiDeps) {
       tags,
       security: bearerSecurity,
       summary: 'Active, unexpired methods for checkout, the default first; none for a suspended customer',
-      description: 'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) without delaying this answer.',
+      description:
+        'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) without delaying this answer.',
       middleware: [access(deps.authenticate, { scopes: ['context:read'], self: true })] as const,
       request: {
         params: customerParams,
@@ -47,12 +52,19 @@ export function contextRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'Checkout options',
-          content: { 'application/json': { schema: z.object({ data: z.array(walletItemSchema), trusted_device: z.boolean() }).openapi('CheckoutOptions') } },
+          content: {
+            'application/json': {
+              schema: z
+                .object({ data: z.array(walletItemSchema), trusted_device: z.boolean() })
+                .openapi('CheckoutOptions'),
+            },
+          },
         },
         ...problems(400, 401, 403, 404),
       },
     }),
-    async (c) => c.json(await checkoutOptions(deps, c.req.valid('param').id, c.req.valid('query').deviceId ?? null), 200),
+    async (c) =>
+      c.json(await checkoutOptions(deps, c.req.valid('param').id, c.req.valid('query').deviceId ?? null), 200),
   );
 
   app.openapi(
@@ -67,13 +79,21 @@ export function contextRoutes(deps: ApiDeps) {
         params: idParam('Device'),
         body: {
           required: true,
-          content: { 'application/json': { schema: z.strictObject({ trust_score: z.number().min(0).max(1), reason: z.string().max(200).optional() }) } },
+          content: {
+            'application/json': {
+              schema: z.strictObject({ trust_score: z.number().min(0).max(1), reason: z.string().max(200).optional() }),
+            },
+          },
         },
       },
       responses: {
         200: {
           description: 'The new score',
-          content: { 'application/json': { schema: z.object({ device_id: z.string(), trust_score: z.number(), previous_trust_score: z.number() }) } },
+          content: {
+            'application/json': {
+              schema: z.object({ device_id: z.string(), trust_score: z.number(), previous_trust_score: z.number() }),
+            },
+          },
         },
         ...problems(400, 401, 403, 404, 413),
       },
@@ -94,14 +114,21 @@ export function contextRoutes(deps: ApiDeps) {
       middleware: [access(deps.authenticate, { scopes: ['fraud:report', 'customers:write'] })] as const,
       request: {
         params: idParam('Payment method'),
-        body: { required: true, content: { 'application/json': { schema: z.strictObject({ reason: z.string().trim().min(1).max(200) }) } } },
+        body: {
+          required: true,
+          content: { 'application/json': { schema: z.strictObject({ reason: z.string().trim().min(1).max(200) }) } },
+        },
       },
       responses: {
-        200: { description: 'The method, now inactive', content: { 'application/json': { schema: walletItemSchema.extend({ customer_id: z.string() }) } } },
+        200: {
+          description: 'The method, now inactive',
+          content: { 'application/json': { schema: walletItemSchema.extend({ customer_id: z.string() }) } },
+        },
         ...problems(400, 401, 403, 404, 413),
       },
     }),
-    async (c) => c.json(await markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason), 200),
+    async (c) =>
+      c.json(await markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason), 200),
   );
   return app;
 }

@@ -8,7 +8,14 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
 import type { ApiDeps } from '../deps';
 import { walletItemSchema } from './schemas';
-import { addToWallet, getProfile, listWallet, possibleMatches, removeFromWallet, updateProfile } from '../services/customers';
+import {
+  addToWallet,
+  getProfile,
+  listWallet,
+  possibleMatches,
+  removeFromWallet,
+  updateProfile,
+} from '../services/customers';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 
 const profile = z
@@ -18,14 +25,19 @@ const profile = z
     segment: z.string(),
     ltv: z.number(),
     acquisition_date: z.string(),
-    digital_identifiers: z.array(z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() })),
+    digital_identifiers: z.array(
+      z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() }),
+    ),
     created_at: z.string(),
     updated_at: z.string(),
   })
   .openapi('Profile');
 
 const profileUpdate = z
-  .strictObject({ segment: z.string().trim().min(1).max(64).optional(), ltv: z.number().nonnegative().finite().optional() })
+  .strictObject({
+    segment: z.string().trim().min(1).max(64).optional(),
+    ltv: z.number().nonnegative().finite().optional(),
+  })
   .refine((p) => Object.keys(p).length > 0, { message: 'send segment and/or ltv' })
   .openapi('ProfileUpdate');
 
@@ -66,7 +78,10 @@ export function customerRoutes(deps: ApiDeps) {
       summary: 'A customer’s profile',
       middleware: [read] as const,
       request: { params: customerParams },
-      responses: { 200: { description: 'The profile', content: { 'application/json': { schema: profile } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: { description: 'The profile', content: { 'application/json': { schema: profile } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await getProfile(g, c.req.valid('param').id), 200),
   );
@@ -77,10 +92,17 @@ export function customerRoutes(deps: ApiDeps) {
       method: 'put',
       path: '/api/v1/customers/{id}/profile',
       summary: 'Update segment or lifetime value (platform only)',
-      description: 'Segment and LTV are the platform’s to set: this needs `customers:write`; a customer’s own token is refused.',
+      description:
+        'Segment and LTV are the platform’s to set: this needs `customers:write`; a customer’s own token is refused.',
       middleware: [access(deps.authenticate, { scopes: ['customers:write'] })] as const,
-      request: { params: customerParams, body: { required: true, content: { 'application/json': { schema: profileUpdate } } } },
-      responses: { 200: { description: 'The updated profile', content: { 'application/json': { schema: profile } } }, ...problems(400, 401, 403, 404, 413) },
+      request: {
+        params: customerParams,
+        body: { required: true, content: { 'application/json': { schema: profileUpdate } } },
+      },
+      responses: {
+        200: { description: 'The updated profile', content: { 'application/json': { schema: profile } } },
+        ...problems(400, 401, 403, 404, 413),
+      },
     }),
     async (c) => c.json(await updateProfile(g, c.req.valid('param').id, c.req.valid('json')), 200),
   );
@@ -93,7 +115,10 @@ export function customerRoutes(deps: ApiDeps) {
       summary: 'The wallet: the default first, then the most recently used',
       middleware: [read] as const,
       request: { params: customerParams },
-      responses: { 200: { description: 'Wallet items (never a token)', content: { 'application/json': { schema: walletList } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: { description: 'Wallet items (never a token)', content: { 'application/json': { schema: walletList } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await listWallet(g, c.req.valid('param').id), 200),
   );
@@ -105,8 +130,14 @@ export function customerRoutes(deps: ApiDeps) {
       path: '/api/v1/customers/{id}/payment-methods',
       summary: 'Add a payment method (a gateway token, never a card number)',
       middleware: [write] as const,
-      request: { params: customerParams, body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } } },
-      responses: { 201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } }, ...problems(400, 401, 403, 404, 413) },
+      request: {
+        params: customerParams,
+        body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } },
+      },
+      responses: {
+        201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } },
+        ...problems(400, 401, 403, 404, 413),
+      },
     }),
     async (c) => c.json(await addToWallet(deps, c.req.valid('param').id, c.req.valid('json')), 201),
   );
@@ -137,7 +168,14 @@ export function customerRoutes(deps: ApiDeps) {
       middleware: [access(deps.authenticate, { scopes: ['customers:read'] })] as const,
       request: { params: customerParams },
       responses: {
-        200: { description: 'Possible matches, newest first', content: { 'application/json': { schema: z.object({ data: z.array(possibleMatch), next_cursor: z.string().nullable() }) } } },
+        200: {
+          description: 'Possible matches, newest first',
+          content: {
+            'application/json': {
+              schema: z.object({ data: z.array(possibleMatch), next_cursor: z.string().nullable() }),
+            },
+          },
+        },
         ...problems(400, 401, 403, 404),
       },
     }),

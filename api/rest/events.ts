@@ -10,7 +10,13 @@ import { customerHistory, eventFeed } from '../services/events';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 
 const limit = (max: number, fallback: number) =>
-  z.coerce.number().int().min(1).max(max).default(fallback).openapi({ param: { name: 'limit', in: 'query' }, description: `1–${max}, default ${fallback}` });
+  z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(max)
+    .default(fallback)
+    .openapi({ param: { name: 'limit', in: 'query' }, description: `1–${max}, default ${fallback}` });
 
 const eventSchema = z
   .object({
@@ -22,7 +28,9 @@ const eventSchema = z
   })
   .openapi('Event');
 
-const historyItem = z.object({ id: z.uuid(), type: z.enum(EVENT_TYPES), occurred_at: z.string(), summary: z.string() }).openapi('HistoryItem');
+const historyItem = z
+  .object({ id: z.uuid(), type: z.enum(EVENT_TYPES), occurred_at: z.string(), summary: z.string() })
+  .openapi('HistoryItem');
 
 export function eventRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -32,18 +40,29 @@ export function eventRoutes(deps: ApiDeps) {
       path: '/api/v1/events',
       tags: ['events'],
       security: bearerSecurity,
-      summary: 'The change feed: every event, oldest first; store next_cursor and resume with ?after= (at least once, in order per customer)',
+      summary:
+        'The change feed: every event, oldest first; store next_cursor and resume with ?after= (at least once, in order per customer)',
       middleware: [access(deps.authenticate, { scopes: ['events:read'] })] as const,
       request: {
         query: z.object({
-          after: z.string().max(512).optional().openapi({ param: { name: 'after', in: 'query' }, description: 'next_cursor of the previous page' }),
+          after: z
+            .string()
+            .max(512)
+            .optional()
+            .openapi({ param: { name: 'after', in: 'query' }, description: 'next_cursor of the previous page' }),
           limit: limit(1000, 100),
         }),
       },
       responses: {
         200: {
           description: 'A page of the feed; next_cursor is where to resume (the same cursor when nothing was new)',
-          content: { 'application/json': { schema: z.object({ data: z.array(eventSchema), next_cursor: z.string().nullable() }).openapi('EventFeedPage') } },
+          content: {
+            'application/json': {
+              schema: z
+                .object({ data: z.array(eventSchema), next_cursor: z.string().nullable() })
+                .openapi('EventFeedPage'),
+            },
+          },
         },
         ...problems(400, 401, 403),
       },
@@ -64,14 +83,24 @@ export function eventRoutes(deps: ApiDeps) {
       request: {
         params: customerParams,
         query: z.object({
-          before: z.string().max(512).optional().openapi({ param: { name: 'before', in: 'query' }, description: 'next_cursor of the previous page' }),
+          before: z
+            .string()
+            .max(512)
+            .optional()
+            .openapi({ param: { name: 'before', in: 'query' }, description: 'next_cursor of the previous page' }),
           limit: limit(200, 50),
         }),
       },
       responses: {
         200: {
           description: 'A page of the history; next_cursor is null on the last page',
-          content: { 'application/json': { schema: z.object({ data: z.array(historyItem), next_cursor: z.string().nullable() }).openapi('HistoryPage') } },
+          content: {
+            'application/json': {
+              schema: z
+                .object({ data: z.array(historyItem), next_cursor: z.string().nullable() })
+                .openapi('HistoryPage'),
+            },
+          },
         },
         ...problems(400, 401, 403, 404),
       },

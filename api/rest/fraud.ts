@@ -23,20 +23,33 @@ export const fraudOutcomeSchema = z
   })
   .openapi('FraudOutcome');
 
-const change = z.object({ entity: z.string(), id: z.string(), field: z.string(), from: z.union([z.string(), z.number()]), to: z.union([z.string(), z.number()]) });
+const change = z.object({
+  entity: z.string(),
+  id: z.string(),
+  field: z.string(),
+  from: z.union([z.string(), z.number()]),
+  to: z.union([z.string(), z.number()]),
+});
 const statusSchema = z
   .object({
     state: z.enum(['applying', 'awaiting_review', 'reinstated', 'confirmed', 'review_timed_out', 'done']),
     outcome: z.enum(FRAUD_OUTCOMES),
-    applied: z.object({ outcome_id: z.string(), outcome: z.string(), changes: z.array(change), suspended: z.boolean() }).nullable(),
-    reversal: z.object({ reversed_outcome_id: z.string().nullable(), restored: z.array(change), skipped: z.array(change) }).nullable(),
+    applied: z
+      .object({ outcome_id: z.string(), outcome: z.string(), changes: z.array(change), suspended: z.boolean() })
+      .nullable(),
+    reversal: z
+      .object({ reversed_outcome_id: z.string().nullable(), restored: z.array(change), skipped: z.array(change) })
+      .nullable(),
     recoveries_blocked: z.array(z.string()),
     review_deadline: z.string().nullable(),
   })
   .openapi('FraudOutcomeStatus');
 
 const outcomeParams = z.object({ outcome_id: outcomeIdField.openapi({ param: { name: 'outcome_id', in: 'path' } }) });
-const accepted = { description: 'Accepted', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } };
+const accepted = {
+  description: 'Accepted',
+  content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+};
 
 export function fraudRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -62,7 +75,10 @@ export function fraudRoutes(deps: ApiDeps) {
       summary: 'A fraud outcome’s status: what it changed, and its review',
       middleware: [access(deps.authenticate, { scopes: ['fraud:report', 'customers:read'] })] as const,
       request: { params: outcomeParams },
-      responses: { 200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await fraudOutcomeStatus(deps, c.req.valid('param').outcome_id), 200),
   );
@@ -80,7 +96,9 @@ export function fraudRoutes(deps: ApiDeps) {
           required: true,
           content: {
             'application/json': {
-              schema: z.strictObject({ decision: z.enum(['reinstate', 'confirm']), note: z.string().max(500).optional() }).openapi('FraudReview'),
+              schema: z
+                .strictObject({ decision: z.enum(['reinstate', 'confirm']), note: z.string().max(500).optional() })
+                .openapi('FraudReview'),
             },
           },
         },
@@ -89,7 +107,13 @@ export function fraudRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      return c.json(await resolveReview(deps, c.req.valid('param').outcome_id, { decision: body.decision, ...(body.note ? { note: body.note } : {}) }), 202);
+      return c.json(
+        await resolveReview(deps, c.req.valid('param').outcome_id, {
+          decision: body.decision,
+          ...(body.note ? { note: body.note } : {}),
+        }),
+        202,
+      );
     },
   );
   return app;

@@ -41,13 +41,24 @@ export function onboardingRoutes(deps: ApiDeps) {
       body: { required: true, content: { 'application/json': { schema: onboardingRequest } } },
     },
     responses: {
-      200: { description: 'The onboarding finished (`?wait=true`)', content: { 'application/json': { schema: result } } },
-      202: { description: 'The onboarding runs; follow it by its workflow id', content: { 'application/json': { schema: accepted } } },
+      200: {
+        description: 'The onboarding finished (`?wait=true`)',
+        content: { 'application/json': { schema: result } },
+      },
+      202: {
+        description: 'The onboarding runs; follow it by its workflow id',
+        content: { 'application/json': { schema: accepted } },
+      },
       ...problems(400, 401, 403, 413, 422),
     },
   });
   app.openapi(route, async (c) => {
-    const answer = await startOnboarding(deps, c.req.valid('header')['idempotency-key'], c.req.valid('json'), c.req.valid('query').wait === 'true');
+    const answer = await startOnboarding(
+      deps,
+      c.req.valid('header')['idempotency-key'],
+      c.req.valid('json'),
+      c.req.valid('query').wait === 'true',
+    );
     return answer.status === 200 ? c.json(answer.body, 200) : c.json(answer.body, 202);
   });
   return app;

@@ -22,7 +22,14 @@ export const paymentFailureSchema = z.strictObject({
 const statusSchema = z
   .object({
     state: z.enum(['waiting', 'recovering', 'recovered', 'dunning', 'failed', 'stopped']),
-    attempts: z.array(z.object({ payment_method_id: z.string(), outcome: z.string(), decline_code: z.string().nullable(), at: z.string() })),
+    attempts: z.array(
+      z.object({
+        payment_method_id: z.string(),
+        outcome: z.string(),
+        decline_code: z.string().nullable(),
+        at: z.string(),
+      }),
+    ),
     recovered_with: z.string().nullable(),
     next_retry_at: z.string().nullable(),
   })
@@ -40,7 +47,10 @@ export function paymentRoutes(deps: ApiDeps) {
       middleware: [access(deps.authenticate, { scopes: ['payments:report'] })] as const,
       request: { body: { required: true, content: { 'application/json': { schema: paymentFailureSchema } } } },
       responses: {
-        202: { description: 'The recovery runs', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } },
+        202: {
+          description: 'The recovery runs',
+          content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+        },
         ...problems(400, 401, 403, 404, 413),
       },
     }),
@@ -54,8 +64,18 @@ export function paymentRoutes(deps: ApiDeps) {
       security: bearerSecurity,
       summary: 'A recovery’s status: state, attempts, the method it recovered with, the next retry',
       middleware: [access(deps.authenticate, { scopes: ['payments:report', 'customers:read'] })] as const,
-      request: { params: z.object({ payment_id: z.string().regex(PAYMENT_ID).openapi({ param: { name: 'payment_id', in: 'path' } }) }) },
-      responses: { 200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } }, ...problems(400, 401, 403, 404) },
+      request: {
+        params: z.object({
+          payment_id: z
+            .string()
+            .regex(PAYMENT_ID)
+            .openapi({ param: { name: 'payment_id', in: 'path' } }),
+        }),
+      },
+      responses: {
+        200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await recoveryStatus(deps, c.req.valid('param').payment_id), 200),
   );

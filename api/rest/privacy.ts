@@ -17,10 +17,17 @@ export function privacyRoutes(deps: ApiDeps) {
       path: '/api/v1/customers/{id}/export',
       tags: ['customers'],
       security: bearerSecurity,
-      summary: 'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices, addresses, possible matches, events)',
+      summary:
+        'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices, addresses, possible matches, events)',
       middleware: [selfOrOps] as const,
       request: { params: customerParams },
-      responses: { 200: { description: 'The export', content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi('CustomerExport') } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        200: {
+          description: 'The export',
+          content: { 'application/json': { schema: z.record(z.string(), z.unknown()).openapi('CustomerExport') } },
+        },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await exportCustomer(deps, c.req.valid('param').id), 200),
   );
@@ -30,10 +37,17 @@ export function privacyRoutes(deps: ApiDeps) {
       path: '/api/v1/customers/{id}',
       tags: ['customers'],
       security: bearerSecurity,
-      summary: 'Erase the customer: cancels their running workflows, deletes their personal data, keeps a tombstone (idempotent)',
+      summary:
+        'Erase the customer: cancels their running workflows, deletes their personal data, keeps a tombstone (idempotent)',
       middleware: [selfOrOps] as const,
       request: { params: customerParams },
-      responses: { 202: { description: 'The erasure runs', content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } } }, ...problems(400, 401, 403, 404) },
+      responses: {
+        202: {
+          description: 'The erasure runs',
+          content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+        },
+        ...problems(400, 401, 403, 404),
+      },
     }),
     async (c) => c.json(await requestErasure(deps, c.req.valid('param').id), 202),
   );

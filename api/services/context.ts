@@ -7,7 +7,11 @@ import { getCheckoutOptions, getCustomerContext } from '../../graph/context';
 import { updateDeviceTrustScore } from '../../graph/devices';
 import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import { TRUSTED_DEVICE_WORKFLOW_TYPE, trustedDeviceWorkflowId, type TrustedDeviceInput } from '../../temporal/trustedDevice';
+import {
+  TRUSTED_DEVICE_WORKFLOW_TYPE,
+  trustedDeviceWorkflowId,
+  type TrustedDeviceInput,
+} from '../../temporal/trustedDevice';
 import type { ApiDeps } from '../deps';
 import { walletItem } from './customers';
 
@@ -18,7 +22,11 @@ export function customerContext(deps: ApiDeps, customerId: string) {
 export async function checkoutOptions(deps: ApiDeps, customerId: string, deviceId: string | null) {
   const options = await getCheckoutOptions(deps.graph, customerId, deviceId, deps.policy);
   if (options.trusted_device && deviceId && options.status === 'active') {
-    reportTrustedDevice(deps, { customer_id: customerId, device_id: deviceId, seen_on: new Date().toISOString().slice(0, 10) });
+    reportTrustedDevice(deps, {
+      customer_id: customerId,
+      device_id: deviceId,
+      seen_on: new Date().toISOString().slice(0, 10),
+    });
   }
   return { data: options.data.map(walletItem), trusted_device: options.trusted_device };
 }
@@ -50,9 +58,9 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
       staticSummary: `Tell Chimera the customer checked out on trusted device ${input.device_id} on ${input.seen_on}`,
     })
     .then(remember, (err: unknown) => {
-        if (err instanceof WorkflowExecutionAlreadyStartedError) return remember();
-        deps.logger.warn({ err, workflowId }, 'could not start the trusted-device report; the next checkout tries again');
-      });
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return remember();
+      deps.logger.warn({ err, workflowId }, 'could not start the trusted-device report; the next checkout tries again');
+    });
 }
 
 export function setDeviceTrust(deps: ApiDeps, deviceId: string, score: number, reason?: string) {

@@ -49,7 +49,11 @@ export async function listWallet(g: Graph, id: string) {
   return { data: (await getPaymentMethodsByCustomer(g, id)).map(walletItem), next_cursor: null };
 }
 
-export async function addToWallet(deps: ApiDeps, id: string, input: NewPaymentMethodInput & { make_default?: boolean | undefined }) {
+export async function addToWallet(
+  deps: ApiDeps,
+  id: string,
+  input: NewPaymentMethodInput & { make_default?: boolean | undefined },
+) {
   const { make_default, ...pm } = input;
   const entry = await addPaymentMethod(deps.graph, id, pm, { makeDefault: make_default ?? false });
   // A running recovery of this customer retries at once with the new method.

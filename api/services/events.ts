@@ -28,7 +28,9 @@ function str(v: unknown): string {
 const words = (v: unknown): string => str(v).replace(/_/g, ' ');
 const because = (p: Payload): string => (p.reason ? ` (${str(p.reason)})` : '');
 const card = (p: Payload): string =>
-  p.type === 'card' ? `${str(p.brand) || 'card'} ending ${str(p.last_four)}${p.expiry_month ? `, expires ${str(p.expiry_month).padStart(2, '0')}/${str(p.expiry_year)}` : ''}` : words(p.type);
+  p.type === 'card'
+    ? `${str(p.brand) || 'card'} ending ${str(p.last_four)}${p.expiry_month ? `, expires ${str(p.expiry_month).padStart(2, '0')}/${str(p.expiry_year)}` : ''}`
+    : words(p.type);
 const NOTIFICATION: Record<string, (p: Payload) => string> = {
   card_expiring: (p) => `your card expires at the end of ${str(p.expires)} (${str(p.stage_days)}-day reminder)`,
   payment_recovered: () => 'a failed payment was recovered',
@@ -40,23 +42,28 @@ const NOTIFICATION: Record<string, (p: Payload) => string> = {
 
 const SUMMARY: Record<string, (p: Payload) => string> = {
   CustomerCreated: (p) => `Profile created (segment ${str(p.segment)})`,
-  CustomerOnboarded: (p) => (p.outcome === 'matched' ? 'Signed up again and was recognised as this customer' : 'Signed up'),
+  CustomerOnboarded: (p) =>
+    p.outcome === 'matched' ? 'Signed up again and was recognised as this customer' : 'Signed up',
   CustomerProfileUpdated: (p) =>
     `Profile updated: ${Object.entries((p.changes ?? {}) as Record<string, { from: unknown; to: unknown }>)
       .map(([field, c]) => `${words(field)} ${str(c.from)} → ${str(c.to)}`)
       .join(', ')}`,
-  DigitalIdentifierAdded: (p) => `${p.type === 'email' ? 'Email address' : 'Phone number'} added${p.is_verified ? ' (verified)' : ''}`,
+  DigitalIdentifierAdded: (p) =>
+    `${p.type === 'email' ? 'Email address' : 'Phone number'} added${p.is_verified ? ' (verified)' : ''}`,
   PaymentMethodAdded: (p) => `Payment method added: ${card(p)}${p.is_default ? ' — now the default' : ''}`,
   PaymentMethodStatusChanged: (p) => `A payment method is now ${words(p.to)} (was ${words(p.from)})${because(p)}`,
   DefaultPaymentMethodChanged: (p) => (p.to ? 'Default payment method changed' : 'No default payment method any more'),
   PaymentMethodRemoved: () => 'Payment method removed',
-  DeviceLinked: (p) => (p.new_device ? 'Signed in from a new device' : `Signed in from a known device (${str(p.login_count)} sign-ins)`),
+  DeviceLinked: (p) =>
+    p.new_device ? 'Signed in from a new device' : `Signed in from a known device (${str(p.login_count)} sign-ins)`,
   DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}${because(p)}`,
   AddressAdded: () => 'Address added',
   RelationshipAdded: () => 'Relationship recorded',
-  PaymentRecovered: (p) => `Failed payment ${str(p.payment_id)} recovered${p.amount ? ` (${(Number(p.amount) / 100).toFixed(2)} ${str(p.currency)})` : ''}`,
+  PaymentRecovered: (p) =>
+    `Failed payment ${str(p.payment_id)} recovered${p.amount ? ` (${(Number(p.amount) / 100).toFixed(2)} ${str(p.currency)})` : ''}`,
   PaymentRecoveryFailed: (p) => `Payment ${str(p.payment_id)} could not be recovered`,
-  CustomerNotified: (p) => `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ${(NOTIFICATION[str(p.kind)] ?? ((q: Payload) => words(q.kind)))(p)}`,
+  CustomerNotified: (p) =>
+    `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ${(NOTIFICATION[str(p.kind)] ?? ((q: Payload) => words(q.kind)))(p)}`,
   CustomerSuspended: (p) => `Account suspended${because(p)}`,
   CustomerReinstated: (p) => `Account reinstated${because(p)}`,
   PossibleMatchFound: () => 'A possibly related profile was found and noted for review',
@@ -66,7 +73,9 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
   CustomerErased: () => 'Personal data erased at the customer’s request',
   FraudReviewResolved: (p) =>
-    p.decision === 'timed_out' ? 'Fraud review: no decision in time; the suspension stays' : `Fraud review: ${p.decision === 'reinstate' ? 'reinstated' : 'suspension confirmed'}`,
+    p.decision === 'timed_out'
+      ? 'Fraud review: no decision in time; the suspension stays'
+      : `Fraud review: ${p.decision === 'reinstate' ? 'reinstated' : 'suspension confirmed'}`,
 };
 
 /** One event in words. Payloads carry no token, and the summary adds none. */
@@ -75,7 +84,12 @@ export function describeEvent(e: PersonaEvent): HistoryItem {
   return { id: e.id, type: e.type, occurred_at: e.occurred_at, summary };
 }
 
-export async function customerHistory(deps: ApiDeps, customerId: string, before: string | undefined, limit: number): Promise<{ data: HistoryItem[]; next_cursor: string | null }> {
+export async function customerHistory(
+  deps: ApiDeps,
+  customerId: string,
+  before: string | undefined,
+  limit: number,
+): Promise<{ data: HistoryItem[]; next_cursor: string | null }> {
   const page = await readCustomerHistory(deps.graph, customerId, { before, limit });
   return { data: page.data.map(describeEvent), next_cursor: page.next_cursor };
 }

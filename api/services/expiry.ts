@@ -2,7 +2,12 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { NotFoundError } from '../../graph/errors';
 import { dateInTimeZone } from '../../payments/expiry';
-import { EXPIRY_SCAN_WORKFLOW_TYPE, expiryScanProgressQuery, expiryScanWorkflowId, type ExpiryScanProgress } from '../../temporal/expiry';
+import {
+  EXPIRY_SCAN_WORKFLOW_TYPE,
+  expiryScanProgressQuery,
+  expiryScanWorkflowId,
+  type ExpiryScanProgress,
+} from '../../temporal/expiry';
 import type { expiryScanWorkflow } from '../../workflows/expiryScan';
 import type { ApiDeps } from '../deps';
 

@@ -20,7 +20,8 @@ import type { ApiDeps } from '../deps';
 
 const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   challenge_passed: 'passed a fraud challenge: raise the device’s trust',
-  confirmed_fraud: 'confirmed fraud: compromise the payment method, distrust the device, suspend the customer pending review',
+  confirmed_fraud:
+    'confirmed fraud: compromise the payment method, distrust the device, suspend the customer pending review',
   account_takeover: 'account takeover: suspend the customer pending review, distrust the device, alert the customer',
   false_positive: 'false positive: put back what the earlier fraud outcome changed',
 };
@@ -52,7 +53,9 @@ export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeRepo
 
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
   try {
-    return await deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).query(fraudOutcomeStatusQuery);
+    return await deps.temporal.client.workflow
+      .getHandle(fraudOutcomeWorkflowId(outcomeId))
+      .query(fraudOutcomeStatusQuery);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('FraudOutcome', outcomeId);
     throw err;
@@ -60,7 +63,11 @@ export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Prom
 }
 
 /** Sends ops' decision to an outcome waiting for review; 409 when it is not waiting. */
-export async function resolveReview(deps: ApiDeps, outcomeId: string, resolution: ReviewResolution): Promise<{ workflow_id: string }> {
+export async function resolveReview(
+  deps: ApiDeps,
+  outcomeId: string,
+  resolution: ReviewResolution,
+): Promise<{ workflow_id: string }> {
   const status = await fraudOutcomeStatus(deps, outcomeId);
   if (status.state !== 'awaiting_review') {
     throw new InvalidStateError(`fraud outcome ${outcomeId} is not awaiting review (it is ${status.state})`);

@@ -15,7 +15,10 @@ import type { ApiDeps } from '../deps';
 
 export type OnboardingAnswer =
   | { status: 202; body: { workflow_id: string } }
-  | { status: 200; body: { customer_id: string; outcome: 'created' | 'matched'; possible_matches: string[]; workflow_id: string } };
+  | {
+      status: 200;
+      body: { customer_id: string; outcome: 'created' | 'matched'; possible_matches: string[]; workflow_id: string };
+    };
 
 /** The same Idempotency-Key with a different body: refused, never silently answered. */
 export class IdempotencyKeyReusedError extends InvalidStateError {
@@ -28,16 +31,27 @@ export class IdempotencyKeyReusedError extends InvalidStateError {
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(value)
+        .sort()
+        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+    );
   }
   return value;
 }
 
 export function requestHash(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify(canonical(body)))
+    .digest('hex');
 }
 
-export async function startOnboarding(deps: ApiDeps, key: string, body: unknown, wait: boolean): Promise<OnboardingAnswer> {
+export async function startOnboarding(
+  deps: ApiDeps,
+  key: string,
+  body: unknown,
+  wait: boolean,
+): Promise<OnboardingAnswer> {
   const plan = prepareOnboarding(deps.graph, body);
   const hash = requestHash(body);
   const workflowId = onboardingWorkflowId(key);
@@ -67,12 +81,20 @@ export async function startOnboarding(deps: ApiDeps, key: string, body: unknown,
   if (!result) return { status: 202, body: { workflow_id: workflowId } };
   return {
     status: 200,
-    body: { customer_id: result.customer_id, outcome: result.outcome, possible_matches: result.possible_matches, workflow_id: workflowId },
+    body: {
+      customer_id: result.customer_id,
+      outcome: result.outcome,
+      possible_matches: result.possible_matches,
+      workflow_id: workflowId,
+    },
   };
 }
 
 /** The workflow's result, or null when it takes longer than the timeout (it goes on regardless). */
-async function waitForResult(handle: WorkflowHandle<typeof onboardingWorkflow>, timeoutMs: number): Promise<OnboardingWorkflowResult | null> {
+async function waitForResult(
+  handle: WorkflowHandle<typeof onboardingWorkflow>,
+  timeoutMs: number,
+): Promise<OnboardingWorkflowResult | null> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

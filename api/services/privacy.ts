@@ -37,7 +37,19 @@ export async function exportCustomer(deps: ApiDeps, id: string) {
       first_login: d.first_login,
       last_login: d.last_login,
     })),
-    addresses: addresses.map(({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default }) => ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default })),
+    addresses: addresses.map(
+      ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default }) => ({
+        id: addressId,
+        street1,
+        street2,
+        city,
+        state,
+        zip_code,
+        country,
+        type,
+        is_default,
+      }),
+    ),
     possible_matches: matches.data,
     events: events.reverse(),
   };

@@ -22,21 +22,25 @@ import type { ApiDeps } from '../deps';
 
 export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Promise<{ workflow_id: string }> {
   const wallet = await getPaymentMethodsByCustomer(deps.graph, f.customer_id);
-  if (!wallet.some((pm) => pm.id === f.payment_method_id)) throw new NotFoundError('PaymentMethod', f.payment_method_id);
+  if (!wallet.some((pm) => pm.id === f.payment_method_id))
+    throw new NotFoundError('PaymentMethod', f.payment_method_id);
   const workflowId = recoveryWorkflowId(f.payment_id);
   const amount = `${(f.amount / 100).toFixed(2)} ${f.currency}`;
   try {
-    await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(RECOVERY_WORKFLOW_TYPE, {
-      workflowId,
-      taskQueue: deps.temporal.taskQueue,
-      args: [{ dunningSchedule: deps.recovery.dunningSchedule }],
-      signal: paymentFailedSignal,
-      signalArgs: [f],
-      // A recovery that already finished is not started again: the same report changes nothing.
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
-      staticSummary: `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})`,
-    });
+    await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(
+      RECOVERY_WORKFLOW_TYPE,
+      {
+        workflowId,
+        taskQueue: deps.temporal.taskQueue,
+        args: [{ dunningSchedule: deps.recovery.dunningSchedule }],
+        signal: paymentFailedSignal,
+        signalArgs: [f],
+        // A recovery that already finished is not started again: the same report changes nothing.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
+        staticSummary: `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})`,
+      },
+    );
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
@@ -53,8 +57,14 @@ export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<
 }
 
 /** Wakes every running recovery of the customer: a new method means "retry now". */
-export async function signalNewPaymentMethod(deps: ApiDeps, customerId: string, paymentMethodId: string): Promise<void> {
+export async function signalNewPaymentMethod(
+  deps: ApiDeps,
+  customerId: string,
+  paymentMethodId: string,
+): Promise<void> {
   for (const id of await runningCustomerWorkflows(deps.temporal.client, customerId, { type: RECOVERY_WORKFLOW_TYPE })) {
-    await deps.temporal.client.workflow.getHandle(id).signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
+    await deps.temporal.client.workflow
+      .getHandle(id)
+      .signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
   }
 }

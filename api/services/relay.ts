@@ -1,7 +1,12 @@
 /** The event relay from ops' side: its state (parked events included), and retrying what is parked. */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { NotFoundError } from '../../graph/errors';
-import { EVENT_RELAY_WORKFLOW_ID, eventRelayStatusQuery, retryParkedSignal, type EventRelayState } from '../../temporal/eventRelay';
+import {
+  EVENT_RELAY_WORKFLOW_ID,
+  eventRelayStatusQuery,
+  retryParkedSignal,
+  type EventRelayState,
+} from '../../temporal/eventRelay';
 import type { ApiDeps } from '../deps';
 
 export async function relayStatus(deps: ApiDeps): Promise<EventRelayState> {
@@ -15,7 +20,9 @@ export async function relayStatus(deps: ApiDeps): Promise<EventRelayState> {
 
 export async function retryParked(deps: ApiDeps, eventId: string | undefined): Promise<{ workflow_id: string }> {
   try {
-    await deps.temporal.client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).signal(retryParkedSignal, eventId ? { event_id: eventId } : {});
+    await deps.temporal.client.workflow
+      .getHandle(EVENT_RELAY_WORKFLOW_ID)
+      .signal(retryParkedSignal, eventId ? { event_id: eventId } : {});
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('EventRelay', EVENT_RELAY_WORKFLOW_ID);
     throw err;

@@ -19,8 +19,15 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const charge = (token: string, key: string, customer = 'cust-1') => ({ idempotency_key: key, token, amount: 1999, currency: 'EUR', customer_id: customer });
-const listed = async (customer: string) => ((await (await fetch(`${base}/v1/charges?customer_id=${customer}`)).json()) as { data: ChargeRecord[] }).data;
+const charge = (token: string, key: string, customer = 'cust-1') => ({
+  idempotency_key: key,
+  token,
+  amount: 1999,
+  currency: 'EUR',
+  customer_id: customer,
+});
+const listed = async (customer: string) =>
+  ((await (await fetch(`${base}/v1/charges?customer_id=${customer}`)).json()) as { data: ChargeRecord[] }).data;
 
 describe('the gateway simulator through the PaymentGateway client', () => {
   const gateway = () => new HttpPaymentGateway(base, 1000);
@@ -29,7 +36,9 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     const first = await gateway().charge(charge('tok_visa', 'pay-1:pm-1', 'c-a'));
     expect(first).toMatchObject({ outcome: 'succeeded', charge_id: expect.stringMatching(/^ch_/) });
     expect(await gateway().charge(charge('tok_visa', 'pay-1:pm-1', 'c-a'))).toEqual(first);
-    expect(await listed('c-a')).toMatchObject([{ idempotency_key: 'pay-1:pm-1', status: 'succeeded', amount: 1999, currency: 'EUR' }]);
+    expect(await listed('c-a')).toMatchObject([
+      { idempotency_key: 'pay-1:pm-1', status: 'succeeded', amount: 1999, currency: 'EUR' },
+    ]);
   });
 
   it('declines with the code in the token, as a business outcome', async () => {
@@ -41,9 +50,13 @@ describe('the gateway simulator through the PaymentGateway client', () => {
   });
 
   it('is unavailable for tokens containing "unavailable", and on injected faults: transient errors', async () => {
-    await expect(gateway().charge(charge('tok_unavailable', 'pay-3:pm-1', 'c-c'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+    await expect(gateway().charge(charge('tok_unavailable', 'pay-3:pm-1', 'c-c'))).rejects.toBeInstanceOf(
+      GatewayUnavailableError,
+    );
     await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ fail_next: 1 }) });
-    await expect(gateway().charge(charge('tok_visa', 'pay-3:pm-2', 'c-c'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+    await expect(gateway().charge(charge('tok_visa', 'pay-3:pm-2', 'c-c'))).rejects.toBeInstanceOf(
+      GatewayUnavailableError,
+    );
     expect(await gateway().charge(charge('tok_visa', 'pay-3:pm-2', 'c-c'))).toMatchObject({ outcome: 'succeeded' });
     expect((await listed('c-c')).map((r) => r.status)).toEqual(['succeeded']);
   });
@@ -51,14 +64,18 @@ describe('the gateway simulator through the PaymentGateway client', () => {
   it('times out as a transient error when the gateway is slow', async () => {
     await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 1500 }) });
     try {
-      await expect(gateway().charge(charge('tok_visa', 'pay-4:pm-1', 'c-d'))).rejects.toBeInstanceOf(GatewayUnavailableError);
+      await expect(gateway().charge(charge('tok_visa', 'pay-4:pm-1', 'c-d'))).rejects.toBeInstanceOf(
+        GatewayUnavailableError,
+      );
     } finally {
       await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 0 }) });
     }
   });
 
   it('refuses a malformed request without a charge', async () => {
-    await expect(gateway().charge({ ...charge('tok_visa', 'pay-5:pm-1', 'c-e'), currency: 'euro' })).rejects.toBeInstanceOf(GatewayRejectedError);
+    await expect(
+      gateway().charge({ ...charge('tok_visa', 'pay-5:pm-1', 'c-e'), currency: 'euro' }),
+    ).rejects.toBeInstanceOf(GatewayRejectedError);
     expect(await listed('c-e')).toEqual([]);
   });
 

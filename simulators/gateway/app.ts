@@ -55,13 +55,17 @@ export function createGatewaySimulator(dataFile: string) {
   const answer = (a: StoredAnswer) =>
     a.http_status === 200
       ? { status: 200 as const, body: { id: a.record.id, status: 'succeeded' } }
-      : { status: 402 as const, body: { error: { code: 'card_declined', decline_code: a.record.decline_code, charge: a.record.id } } };
+      : {
+          status: 402 as const,
+          body: { error: { code: 'card_declined', decline_code: a.record.decline_code, charge: a.record.id } },
+        };
 
   const app = new Hono();
   app.post('/v1/charges', async (c) => {
     if (faults.latency_ms > 0) await sleep(faults.latency_ms);
     const key = c.req.header('idempotency-key');
-    if (!key) return c.json({ error: { code: 'missing_idempotency_key', message: 'Idempotency-Key header required' } }, 400);
+    if (!key)
+      return c.json({ error: { code: 'missing_idempotency_key', message: 'Idempotency-Key header required' } }, 400);
     const prior = byKey.get(key);
     if (prior) {
       const a = answer(prior);
@@ -73,7 +77,8 @@ export function createGatewaySimulator(dataFile: string) {
       return c.json({ error: { code: 'simulated_failure' } }, 503);
     }
     const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
-    if (!parsed.success) return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
+    if (!parsed.success)
+      return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
     const { token, amount, currency, customer_id } = parsed.data;
     if (token.includes('unavailable')) return c.json({ error: { code: 'gateway_unavailable' } }, 503);
     const declineCode = declineCodeInToken(token);
@@ -103,7 +108,9 @@ export function createGatewaySimulator(dataFile: string) {
   });
 
   app.put('/_sim/faults', async (c) => {
-    const body = z.strictObject({ latency_ms: z.number().int().min(0).optional(), fail_next: z.number().int().min(0).optional() }).safeParse(await c.req.json());
+    const body = z
+      .strictObject({ latency_ms: z.number().int().min(0).optional(), fail_next: z.number().int().min(0).optional() })
+      .safeParse(await c.req.json());
     if (!body.success) return c.json({ error: { code: 'invalid_request' } }, 400);
     Object.assign(faults, body.data);
     return c.json(faults);

@@ -43,7 +43,12 @@ async function customerWithDevice(harness: Harness, trust: number, extra: Partia
   return { customerId: result.customer_id, deviceId: device?.id as string };
 }
 
-async function call(harness: Harness, method: string, path: string, opts: { token?: string; scope?: string; body?: unknown } = {}) {
+async function call(
+  harness: Harness,
+  method: string,
+  path: string,
+  opts: { token?: string; scope?: string; body?: unknown } = {},
+) {
   const token = opts.token ?? (await harness.token(opts.scope ?? 'ops'));
   const res = await harness.app.request(path, {
     method,
@@ -60,9 +65,19 @@ describe('GET /api/v1/customers/{id}/context', () => {
     const inactive = await addPaymentMethod(h.graph, customerId, card({ status: 'inactive' }));
     const { status, json } = await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { scope: 'context:read' });
     expect(status).toBe(200);
-    expect(json).toMatchObject({ customer_id: customerId, status: 'active', segment: 'Subscriber', is_vip: false, ltv: 250 });
-    expect(json.trusted_devices).toEqual([{ device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.9 }]);
-    expect((json.active_payment_methods as string[]).sort()).toEqual([json.default_payment_method_id as string, second.id].sort());
+    expect(json).toMatchObject({
+      customer_id: customerId,
+      status: 'active',
+      segment: 'Subscriber',
+      is_vip: false,
+      ltv: 250,
+    });
+    expect(json.trusted_devices).toEqual([
+      { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.9 },
+    ]);
+    expect((json.active_payment_methods as string[]).sort()).toEqual(
+      [json.default_payment_method_id as string, second.id].sort(),
+    );
     expect(json.active_payment_methods).not.toContain(inactive.id);
   });
 
@@ -82,37 +97,61 @@ describe('GET /api/v1/customers/{id}/context', () => {
     expect(invalid).toMatchObject({ status: 400, json: { field: 'id' } });
     const { customerId } = await customerWithDevice(h, 0.5);
     expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { token: 'not-a-jwt' })).status).toBe(401);
-    expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { scope: 'customers:read' })).status).toBe(403);
+    expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { scope: 'customers:read' })).status).toBe(
+      403,
+    );
     const self = await h.token('self', customerId);
     expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { token: self })).status).toBe(403);
   });
 
   it('reflects a trust-score update and a deactivation in the very next read', async () => {
     const { customerId, deviceId } = await customerWithDevice(h, 0.4);
-    const put = await call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { scope: 'devices:write', body: { trust_score: 0.95, reason: 'challenge passed' } });
-    expect(put).toMatchObject({ status: 200, json: { device_id: deviceId, trust_score: 0.95, previous_trust_score: 0.4 } });
+    const put = await call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, {
+      scope: 'devices:write',
+      body: { trust_score: 0.95, reason: 'challenge passed' },
+    });
+    expect(put).toMatchObject({
+      status: 200,
+      json: { device_id: deviceId, trust_score: 0.95, previous_trust_score: 0.4 },
+    });
     const ctx = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
     expect(ctx.json.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.95 }]);
     const events = await listCustomerEvents(h.graph, customerId, { type: 'DeviceTrustScoreUpdated' });
-    expect(events.map((e) => e.payload)).toEqual([{ device_id: deviceId, from: 0.4, to: 0.95, reason: 'challenge passed' }]);
+    expect(events.map((e) => e.payload)).toEqual([
+      { device_id: deviceId, from: 0.4, to: 0.95, reason: 'challenge passed' },
+    ]);
 
     const defaultId = ctx.json.default_payment_method_id as string;
-    const off = await call(h, 'POST', `/api/v1/payment-methods/${defaultId}/inactivate`, { scope: 'fraud:report', body: { reason: 'card reported lost' } });
+    const off = await call(h, 'POST', `/api/v1/payment-methods/${defaultId}/inactivate`, {
+      scope: 'fraud:report',
+      body: { reason: 'card reported lost' },
+    });
     expect(off).toMatchObject({ status: 200, json: { id: defaultId, status: 'inactive', customer_id: customerId } });
     const after = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
     expect(after.json).toMatchObject({ default_payment_method_id: null, active_payment_methods: [] });
     const changed = await listCustomerEvents(h.graph, customerId, { type: 'PaymentMethodStatusChanged' });
-    expect(changed[0]?.payload).toMatchObject({ payment_method_id: defaultId, to: 'inactive', reason: 'card reported lost' });
+    expect(changed[0]?.payload).toMatchObject({
+      payment_method_id: defaultId,
+      to: 'inactive',
+      reason: 'card reported lost',
+    });
   });
 
   it('refuses a trust score outside 0–1 or a missing reason, naming the field', async () => {
     const { deviceId } = await customerWithDevice(h, 0.5);
-    expect(await call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 1.5 } })).toMatchObject({
+    expect(
+      await call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 1.5 } }),
+    ).toMatchObject({
       status: 400,
       json: { field: 'trust_score' },
     });
-    expect((await call(h, 'PUT', `/api/v1/devices/${randomUUID()}/trust-score`, { body: { trust_score: 0.5 } })).status).toBe(404);
-    expect(await call(h, 'POST', `/api/v1/payment-methods/${randomUUID()}/inactivate`, { body: {} })).toMatchObject({ status: 400, json: { field: 'reason' } });
+    expect(
+      (await call(h, 'PUT', `/api/v1/devices/${randomUUID()}/trust-score`, { body: { trust_score: 0.5 } })).status,
+    ).toBe(404);
+    expect(await call(h, 'POST', `/api/v1/payment-methods/${randomUUID()}/inactivate`, { body: {} })).toMatchObject({
+      status: 400,
+      json: { field: 'reason' },
+    });
   });
 });
 
@@ -120,8 +159,16 @@ describe('GET /api/v1/customers/{id}/checkout-options', () => {
   it('lists active, unexpired methods, the default first; none once the customer is suspended', async () => {
     const { customerId } = await customerWithDevice(h, 0.5);
     const now = new Date();
-    const thisMonth = await addPaymentMethod(h.graph, customerId, card({ expiry_month: now.getUTCMonth() + 1, expiry_year: now.getUTCFullYear() }));
-    const expired = await addPaymentMethod(h.graph, customerId, card({ expiry_month: 1, expiry_year: now.getUTCFullYear() - 1 }));
+    const thisMonth = await addPaymentMethod(
+      h.graph,
+      customerId,
+      card({ expiry_month: now.getUTCMonth() + 1, expiry_year: now.getUTCFullYear() }),
+    );
+    const expired = await addPaymentMethod(
+      h.graph,
+      customerId,
+      card({ expiry_month: 1, expiry_year: now.getUTCFullYear() - 1 }),
+    );
     const res = await call(h, 'GET', `/api/v1/customers/${customerId}/checkout-options`, { scope: 'context:read' });
     const ids = (res.json.data as { id: string; is_default: boolean }[]).map((p) => p.id);
     expect(ids).toHaveLength(2);
@@ -138,10 +185,16 @@ describe('GET /api/v1/customers/{id}/checkout-options', () => {
     const { customerId, deviceId } = await customerWithDevice(h, 0.8);
     const self = await h.token('self', customerId);
     for (let i = 0; i < 3; i++) {
-      const res = await call(h, 'GET', `/api/v1/customers/${customerId}/checkout-options?deviceId=${deviceId}`, { token: self });
+      const res = await call(h, 'GET', `/api/v1/customers/${customerId}/checkout-options?deviceId=${deviceId}`, {
+        token: self,
+      });
       expect(res.json.trusted_device).toBe(true);
     }
-    const workflowId = trustedDeviceWorkflowId({ customer_id: customerId, device_id: deviceId, seen_on: new Date().toISOString().slice(0, 10) });
+    const workflowId = trustedDeviceWorkflowId({
+      customer_id: customerId,
+      device_id: deviceId,
+      seen_on: new Date().toISOString().slice(0, 10),
+    });
     await waitFor(async () => (await h.client.workflow.getHandle(workflowId).describe()).status.name === 'COMPLETED');
     expect(await listCustomerEvents(h.graph, customerId, { type: 'TrustedDeviceReported' })).toHaveLength(1);
   });
@@ -164,7 +217,11 @@ describe('checkout while Chimera is unreachable', () => {
     expect((res.json.data as unknown[]).length).toBe(1);
     expect(Date.now() - started).toBeLessThan(5000);
 
-    const workflowId = trustedDeviceWorkflowId({ customer_id: customerId, device_id: deviceId, seen_on: new Date().toISOString().slice(0, 10) });
+    const workflowId = trustedDeviceWorkflowId({
+      customer_id: customerId,
+      device_id: deviceId,
+      seen_on: new Date().toISOString().slice(0, 10),
+    });
     await waitFor(async () => {
       const d = await down.client.workflow.getHandle(workflowId).describe();
       return (d.raw.pendingActivities?.[0]?.attempt ?? 0) >= 2;

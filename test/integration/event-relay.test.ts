@@ -52,12 +52,14 @@ beforeAll(async () => {
   }
 });
 afterAll(async () => {
-  await h.client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).terminate('test over').catch(() => undefined);
+  await h.client.workflow
+    .getHandle(EVENT_RELAY_WORKFLOW_ID)
+    .terminate('test over')
+    .catch(() => undefined);
   receiver?.closeAllConnections();
   await new Promise<void>((resolve) => receiver?.close(() => resolve()));
   await h?.close();
 });
-
 
 describe('the event relay', () => {
   it('delivers in order, retries, parks what keeps failing without blocking the rest, and retries it on demand', async () => {
@@ -81,8 +83,15 @@ describe('the event relay', () => {
     // The receiver refuses B's new card for good, and C's creation twice before taking it.
     answers.set(`${b}:PaymentMethodAdded`, [500]);
     answers.set(`${c}:CustomerCreated`, [503, 503, 204]);
-    for (const [id, tag] of [[a, 'relay-a'], [b, 'relay-b'], [c, 'relay-c']] as const) {
-      await createCustomer(h.graph, { id, digital_identifiers: [{ type: 'email', value: uniqueEmail(tag), is_verified: true }] });
+    for (const [id, tag] of [
+      [a, 'relay-a'],
+      [b, 'relay-b'],
+      [c, 'relay-c'],
+    ] as const) {
+      await createCustomer(h.graph, {
+        id,
+        digital_identifiers: [{ type: 'email', value: uniqueEmail(tag), is_verified: true }],
+      });
       await addPaymentMethod(h.graph, id, cardInput());
     }
 
@@ -91,7 +100,10 @@ describe('the event relay', () => {
     const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
     const ok = (id: string) => received.filter((r) => r.customer_id === id && r.status < 300).map((r) => r.id);
 
-    await until(async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1, 45_000);
+    await until(
+      async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1,
+      45_000,
+    );
     // In each customer's order; the parked event did not hold back B's next one.
     expect(ok(a)).toEqual(ea.map((e) => e.id));
     expect(ok(c)).toEqual(ec.map((e) => e.id));
@@ -102,10 +114,21 @@ describe('the event relay', () => {
     // B's PaymentMethodAdded: tried max_attempts times, then parked, visible to ops.
     expect(received.filter((r) => r.id === parkedEvent?.id).map((r) => r.status)).toEqual([500, 500, 500]);
     const ops = await h.token('ops');
-    const status = (await (await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })).json()) as EventRelayState;
-    expect(status.parked).toMatchObject([{ event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' }, attempts: 3, error: expect.stringContaining('500') }]);
+    const status = (await (
+      await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })
+    ).json()) as EventRelayState;
+    expect(status.parked).toMatchObject([
+      {
+        event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' },
+        attempts: 3,
+        error: expect.stringContaining('500'),
+      },
+    ]);
     // What the alert PersonaEventRelayParked reads: the api's gauge, from the relay's own state.
-    const parkedGauge = async () => metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', { workflow_id: EVENT_RELAY_WORKFLOW_ID });
+    const parkedGauge = async () =>
+      metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', {
+        workflow_id: EVENT_RELAY_WORKFLOW_ID,
+      });
     expect(await parkedGauge()).toBe(1);
 
     // The subscriber is fixed; ops retry the parked event.

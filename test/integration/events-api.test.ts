@@ -47,7 +47,9 @@ describe('the change feed', () => {
     })();
     const customers = await Promise.all(
       Array.from({ length: 16 }, async (_, i) => {
-        const c = await createCustomer(h.graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail(`feed${i}`), is_verified: true }] });
+        const c = await createCustomer(h.graph, {
+          digital_identifiers: [{ type: 'email', value: uniqueEmail(`feed${i}`), is_verified: true }],
+        });
         for (let k = 0; k < 4; k++) {
           await addPaymentMethod(h.graph, c.id, cardInput({ last_four: String(1000 + k) }));
           await updateCustomer(h.graph, c.id, { ltv: i * 100 + k });
@@ -71,7 +73,9 @@ describe('the change feed', () => {
   it('pages over REST with an opaque cursor, and refuses what it did not give out', async () => {
     const token = await h.token('events:read');
     const start = await cursorAtNow();
-    const c = await createCustomer(h.graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail('rest'), is_verified: false }] });
+    const c = await createCustomer(h.graph, {
+      digital_identifiers: [{ type: 'email', value: uniqueEmail('rest'), is_verified: false }],
+    });
     await addPaymentMethod(h.graph, c.id, cardInput());
     await sleep(LAG_MS + 200);
     const first = await get(`/api/v1/events?after=${start}&limit=2`, token);
@@ -80,14 +84,20 @@ describe('the change feed', () => {
     expect(data.map((e) => e.type)).toEqual(['CustomerCreated', 'DigitalIdentifierAdded']);
     expect(data[0]).toMatchObject({ customer_id: c.id, payload: { segment: expect.any(String) } });
     const second = await get(`/api/v1/events?after=${first.json.next_cursor as string}&limit=10`, token);
-    expect((second.json.data as PersonaEvent[]).filter((e) => e.customer_id === c.id).map((e) => e.type)).toEqual(['PaymentMethodAdded', 'DefaultPaymentMethodChanged']);
+    expect((second.json.data as PersonaEvent[]).filter((e) => e.customer_id === c.id).map((e) => e.type)).toEqual([
+      'PaymentMethodAdded',
+      'DefaultPaymentMethodChanged',
+    ]);
     // Nothing new: the same cursor back.
     const end = second.json.next_cursor as string;
     const idle = await get(`/api/v1/events?after=${end}`, token);
     expect(idle.json).toEqual({ data: [], next_cursor: end });
 
     expect((await get('/api/v1/events', await h.token('customers:read'))).status).toBe(403);
-    expect((await get('/api/v1/events?after=bm90LWEtY3Vyc29y', token)).json).toMatchObject({ status: 400, field: 'after' });
+    expect((await get('/api/v1/events?after=bm90LWEtY3Vyc29y', token)).json).toMatchObject({
+      status: 400,
+      field: 'after',
+    });
     expect((await get('/api/v1/events?limit=5000', token)).json).toMatchObject({ status: 400, field: 'limit' });
   });
 
@@ -104,9 +114,15 @@ describe('the change feed', () => {
 
 describe('GET /api/v1/customers/{id}/events', () => {
   it('tells the customer their history, newest first, page by page, in words and without a token', async () => {
-    const c = await createCustomer(h.graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail('hist'), is_verified: true }] });
+    const c = await createCustomer(h.graph, {
+      digital_identifiers: [{ type: 'email', value: uniqueEmail('hist'), is_verified: true }],
+    });
     const token = `tok_secret_${randomUUID()}`;
-    await addPaymentMethod(h.graph, c.id, cardInput({ token, brand: 'visa', last_four: '4242', expiry_month: 3, expiry_year: 2031 }));
+    await addPaymentMethod(
+      h.graph,
+      c.id,
+      cardInput({ token, brand: 'visa', last_four: '4242', expiry_month: 3, expiry_year: 2031 }),
+    );
     await updateCustomer(h.graph, c.id, { segment: 'VIP' });
     const self = await h.token('self', c.id);
 
@@ -120,7 +136,13 @@ describe('GET /api/v1/customers/{id}/events', () => {
       next = res.json.next_cursor as string | null;
     } while (next);
     const all = pages.flat();
-    expect(all.map((e) => e.type)).toEqual(['CustomerProfileUpdated', 'DefaultPaymentMethodChanged', 'PaymentMethodAdded', 'DigitalIdentifierAdded', 'CustomerCreated']);
+    expect(all.map((e) => e.type)).toEqual([
+      'CustomerProfileUpdated',
+      'DefaultPaymentMethodChanged',
+      'PaymentMethodAdded',
+      'DigitalIdentifierAdded',
+      'CustomerCreated',
+    ]);
     expect(all.map((e) => e.summary)).toEqual([
       'Profile updated: segment New → VIP',
       'Default payment method changed',

@@ -67,7 +67,9 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     const progress = (await handle.result()) as ExpiryScanProgress;
     expect(progress).toMatchObject({ as_of: AS_OF, state: 'done' });
     // What ops read in the Temporal UI: the summary, and the scan's details in words.
-    expect(await (await handle.describe()).staticSummary()).toMatch(/^Card-expiry scan as of 2001-01-31, started on demand/);
+    expect(await (await handle.describe()).staticSummary()).toMatch(
+      /^Card-expiry scan as of 2001-01-31, started on demand/,
+    );
     const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     expect(metadata.currentDetails).toContain('**Card-expiry scan as of 2001-01-31** — done');
     expect(metadata.currentDetails).toMatch(/marked expired: \d+/);
@@ -79,17 +81,53 @@ describe('POST /api/v1/admin/expiry-scan', () => {
       .map((e): Record<string, unknown> => ({ customer_id: e.customer_id, ...e.payload }))
       .sort((a, b) => Number(a.stage_days) - Number(b.stage_days));
     expect(warnings).toEqual([
-      { customer_id: warn7.customerId, kind: 'card_expiring', channel: 'email', payment_method_id: warn7.cardId, stage_days: 7, expires: '2001-01' },
-      { customer_id: warn30.customerId, kind: 'card_expiring', channel: 'email', payment_method_id: warn30.cardId, stage_days: 30, expires: '2001-02' },
-      { customer_id: warn60.customerId, kind: 'card_expiring', channel: 'email', payment_method_id: warn60.cardId, stage_days: 60, expires: '2001-03' },
+      {
+        customer_id: warn7.customerId,
+        kind: 'card_expiring',
+        channel: 'email',
+        payment_method_id: warn7.cardId,
+        stage_days: 7,
+        expires: '2001-01',
+      },
+      {
+        customer_id: warn30.customerId,
+        kind: 'card_expiring',
+        channel: 'email',
+        payment_method_id: warn30.cardId,
+        stage_days: 30,
+        expires: '2001-02',
+      },
+      {
+        customer_id: warn60.customerId,
+        kind: 'card_expiring',
+        channel: 'email',
+        payment_method_id: warn60.cardId,
+        stage_days: 60,
+        expires: '2001-03',
+      },
     ]);
     const changes = events
       .filter((e) => e.type === 'PaymentMethodStatusChanged')
-      .map((e) => ({ customer_id: e.customer_id, payment_method_id: e.payload.payment_method_id, from: e.payload.from, to: e.payload.to }));
+      .map((e) => ({
+        customer_id: e.customer_id,
+        payment_method_id: e.payload.payment_method_id,
+        from: e.payload.from,
+        to: e.payload.to,
+      }));
     expect(changes).toEqual(
       expect.arrayContaining([
-        { customer_id: expiredLastMonth.customerId, payment_method_id: expiredLastMonth.cardId, from: 'active', to: 'expired' },
-        { customer_id: expiredNotDefault.customerId, payment_method_id: expiredNotDefault.cardId, from: 'active', to: 'expired' },
+        {
+          customer_id: expiredLastMonth.customerId,
+          payment_method_id: expiredLastMonth.cardId,
+          from: 'active',
+          to: 'expired',
+        },
+        {
+          customer_id: expiredNotDefault.customerId,
+          payment_method_id: expiredNotDefault.cardId,
+          from: 'active',
+          to: 'expired',
+        },
       ]),
     );
     expect(changes).toHaveLength(2);
@@ -98,9 +136,16 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     expect(wallet.find((pm) => pm.id !== expiredNotDefault.cardId)?.status).toBe('active');
 
     // The progress route reads the finished scan.
-    const read = await h.app.request(`/api/v1/admin/expiry-scans/${workflow_id}`, { headers: { authorization: `Bearer ${ops}` } });
+    const read = await h.app.request(`/api/v1/admin/expiry-scans/${workflow_id}`, {
+      headers: { authorization: `Bearer ${ops}` },
+    });
     expect(read.status).toBe(200);
-    expect(await read.json()).toMatchObject({ as_of: AS_OF, state: 'done', scanned: progress.scanned, expired: progress.expired });
+    expect(await read.json()).toMatchObject({
+      as_of: AS_OF,
+      state: 'done',
+      scanned: progress.scanned,
+      expired: progress.expired,
+    });
 
     // Trigger again (twice at once): one new run, and it finds everything done.
     const [again, same] = await Promise.all([post({ as_of: AS_OF }), post({ as_of: AS_OF })]);
@@ -114,7 +159,10 @@ describe('POST /api/v1/admin/expiry-scan', () => {
   });
 
   it('scans as of today when no day is given', async () => {
-    const res = await h.app.request('/api/v1/admin/expiry-scan', { method: 'POST', headers: { authorization: `Bearer ${ops}` } });
+    const res = await h.app.request('/api/v1/admin/expiry-scan', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ops}` },
+    });
     expect(res.status).toBe(202);
     const body = (await res.json()) as { workflow_id: string; as_of: string };
     expect(body.as_of).toBe(new Date().toISOString().slice(0, 10));
@@ -124,7 +172,9 @@ describe('POST /api/v1/admin/expiry-scan', () => {
   });
 
   it('answers 404 for a scan that does not exist', async () => {
-    const res = await h.app.request('/api/v1/admin/expiry-scans/expiry-scan-1999-01-01', { headers: { authorization: `Bearer ${ops}` } });
+    const res = await h.app.request('/api/v1/admin/expiry-scans/expiry-scan-1999-01-01', {
+      headers: { authorization: `Bearer ${ops}` },
+    });
     expect(res.status).toBe(404);
   });
 });

@@ -22,7 +22,9 @@ beforeAll(() => {
 afterAll(() => g.close());
 
 /** A sink that records every delivered notification, optionally slowly or failing on purpose. */
-function recordingSink(options: { delayMs?: number; failOn?: (n: Notification) => boolean } = {}): NotificationSink & { delivered: Notification[] } {
+function recordingSink(
+  options: { delayMs?: number; failOn?: (n: Notification) => boolean } = {},
+): NotificationSink & { delivered: Notification[] } {
   const delivered: Notification[] = [];
   return {
     delivered,
@@ -39,7 +41,13 @@ async function runScan(activities: ReturnType<typeof createExpiryActivities>, as
   let cursor: ExpiryCursor | null = null;
   let batches = 0;
   do {
-    const r = await activities.scanExpiryBatch({ as_of: asOf, cursor, id_from: '', id_to: null, batch_size: batchSize });
+    const r = await activities.scanExpiryBatch({
+      as_of: asOf,
+      cursor,
+      id_from: '',
+      id_to: null,
+      batch_size: batchSize,
+    });
     cursor = r.next_cursor;
     batches++;
   } while (cursor);
@@ -49,14 +57,27 @@ async function runScan(activities: ReturnType<typeof createExpiryActivities>, as
 describe('expiry candidates', () => {
   it('pages every active card up to the window once, in (year, month, id) order, across years', async () => {
     const ours: CardHolder[] = [];
-    for (const [y, m] of [[2004, 11], [2004, 12], [2005, 1], [2005, 2], [2004, 12], [2005, 1], [2005, 3]] as const) ours.push(await holderOfCard(g, y, m));
+    for (const [y, m] of [
+      [2004, 11],
+      [2004, 12],
+      [2005, 1],
+      [2005, 2],
+      [2004, 12],
+      [2005, 1],
+      [2005, 3],
+    ] as const)
+      ours.push(await holderOfCard(g, y, m));
     const seen: { id: string; key: string }[] = [];
     let pos: Awaited<ReturnType<typeof readExpiryCandidates>>['next'] = null;
     let pages = 0;
     do {
       const page = await readExpiryCandidates(g, pos, { year: 2005, month: 2 }, 2);
       expect(page.cards.length).toBeLessThanOrEqual(2);
-      for (const c of page.cards) seen.push({ id: c.payment_method_id, key: `${c.expiry_year}-${String(c.expiry_month).padStart(2, '0')}/${c.payment_method_id}` });
+      for (const c of page.cards)
+        seen.push({
+          id: c.payment_method_id,
+          key: `${c.expiry_year}-${String(c.expiry_month).padStart(2, '0')}/${c.payment_method_id}`,
+        });
       pos = page.next;
       pages++;
     } while (pos && pages < 10_000);
@@ -105,9 +126,14 @@ describe('scanExpiryBatch', () => {
     expect(warned).toHaveLength(17); // 16 sent, and the unreachable customer's recorded without a channel
     expect(warned.filter((e) => e.payload.stage_days === 7)).toHaveLength(9);
     expect(warned.filter((e) => e.payload.stage_days === 60)).toHaveLength(8);
-    expect(warned.find((e) => e.customer_id === unreachable.customerId)?.payload).toMatchObject({ channel: null, payment_method_id: unreachable.cardId });
+    expect(warned.find((e) => e.customer_id === unreachable.customerId)?.payload).toMatchObject({
+      channel: null,
+      payment_method_id: unreachable.cardId,
+    });
     const changed = events.filter((e) => e.type === 'PaymentMethodStatusChanged');
-    expect(changed.map((e) => e.payload.payment_method_id).sort()).toEqual([...past, pastNotDefault].map((h) => h.cardId).sort());
+    expect(changed.map((e) => e.payload.payment_method_id).sort()).toEqual(
+      [...past, pastNotDefault].map((h) => h.cardId).sort(),
+    );
     expect(changed.every((e) => e.payload.from === 'active' && e.payload.to === 'expired')).toBe(true);
     const wallet = await getPaymentMethodsByCustomer(g, pastNotDefault.customerId);
     expect(wallet.map((pm) => [pm.id === pastNotDefault.cardId, pm.status])).toEqual(
@@ -121,21 +147,32 @@ describe('scanExpiryBatch', () => {
     const before = sink.delivered.length;
     await runScan(createExpiryActivities({ graph: g, notifications: sink }), asOf, 4);
     expect(sink.delivered.length).toBe(before);
-    expect(await expiryEvents(g, [...soon, ...later, ...past, pastNotDefault, unreachable])).toHaveLength(events.length);
+    expect(await expiryEvents(g, [...soon, ...later, ...past, pastNotDefault, unreachable])).toHaveLength(
+      events.length,
+    );
   });
 });
 
 describe('claimed notifications', () => {
   it('after a failed send, a retry by the same owner sends only what was not sent', async () => {
     const holders = await Promise.all(Array.from({ length: 5 }, () => holderOfCard(g, 2007, 1)));
-    const requests = holders.map((h) => ({ customer_id: h.customerId, kind: 'card_expiring', key: `test:${randomUUID()}` }));
+    const requests = holders.map((h) => ({
+      customer_id: h.customerId,
+      kind: 'card_expiring',
+      key: `test:${randomUUID()}`,
+    }));
     const failing = recordingSink({ failOn: (n) => n.key === requests[2]?.key });
     const owner = `test-owner-${randomUUID()}`;
-    await expect(deliverNotifications({ graph: g, notifications: failing }, requests, { owner, concurrency: 1 })).rejects.toThrow(/unavailable/);
+    await expect(
+      deliverNotifications({ graph: g, notifications: failing }, requests, { owner, concurrency: 1 }),
+    ).rejects.toThrow(/unavailable/);
     expect(failing.delivered.map((n) => n.key)).toEqual(requests.slice(0, 2).map((r) => r.key));
 
     const working = recordingSink();
-    const results = await deliverNotifications({ graph: g, notifications: working }, requests, { owner, concurrency: 1 });
+    const results = await deliverNotifications({ graph: g, notifications: working }, requests, {
+      owner,
+      concurrency: 1,
+    });
     expect(working.delivered.map((n) => n.key)).toEqual(requests.slice(2).map((r) => r.key));
     expect([...results.values()].map((r) => r.outcome)).toEqual(['duplicate', 'duplicate', 'sent', 'sent', 'sent']);
     const events = await expiryEvents(g, holders);
@@ -145,7 +182,10 @@ describe('claimed notifications', () => {
   it('leaves a claim with its owner until the lease ends, then lets another take it over', async () => {
     const holder = await holderOfCard(g, 2007, 2);
     const claim = [{ key: `test:${randomUUID()}`, customer_id: holder.customerId, kind: 'card_expiring' }];
-    expect((await claimNotifications(g, claim, 'owner-a')).get(claim[0]!.key)).toMatchObject({ mine: true, sent: false });
+    expect((await claimNotifications(g, claim, 'owner-a')).get(claim[0]!.key)).toMatchObject({
+      mine: true,
+      sent: false,
+    });
     expect((await claimNotifications(g, claim, 'owner-b', 60_000)).get(claim[0]!.key)).toMatchObject({ mine: false });
     await new Promise((r) => setTimeout(r, 50));
     expect((await claimNotifications(g, claim, 'owner-b', 10)).get(claim[0]!.key)).toMatchObject({ mine: true });

@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { addPaymentMethod, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents, type PersonaEvent } from '../../graph';
+import {
+  addPaymentMethod,
+  getPaymentMethodsByCustomer,
+  linkDevice,
+  listCustomerEvents,
+  type PersonaEvent,
+} from '../../graph';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
@@ -25,15 +31,18 @@ afterAll(() => h?.close());
 async function request(method: string, path: string, token: string, body?: unknown) {
   const res = await h.app.request(path, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 const report = (body: Record<string, unknown>) => request('POST', '/api/v1/fraud-outcomes', chimera, body);
-const context = async (customerId: string) => (await request('GET', `/api/v1/customers/${customerId}/context`, chimera)).json;
-
+const context = async (customerId: string) =>
+  (await request('GET', `/api/v1/customers/${customerId}/context`, chimera)).json;
 
 async function statusOf(outcomeId: string): Promise<FraudOutcomeStatus> {
   return (await request('GET', `/api/v1/fraud-outcomes/${outcomeId}`, chimera)).json as unknown as FraudOutcomeStatus;
@@ -48,7 +57,16 @@ async function customer(tokens: string[] = [`tok_visa_${randomUUID()}`]) {
 
 const fraudEvents = async (customerId: string): Promise<PersonaEvent[]> =>
   (await listCustomerEvents(h.graph, customerId, { limit: 200 })).filter((e) =>
-    ['PaymentMethodStatusChanged', 'DeviceTrustScoreUpdated', 'CustomerSuspended', 'CustomerReinstated', 'FraudOutcomeApplied', 'FraudOutcomeReversed', 'FraudReviewResolved', 'CustomerNotified'].includes(e.type),
+    [
+      'PaymentMethodStatusChanged',
+      'DeviceTrustScoreUpdated',
+      'CustomerSuspended',
+      'CustomerReinstated',
+      'FraudOutcomeApplied',
+      'FraudOutcomeReversed',
+      'FraudReviewResolved',
+      'CustomerNotified',
+    ].includes(e.type),
   );
 
 describe('POST /api/v1/fraud-outcomes', () => {
@@ -69,11 +87,21 @@ describe('POST /api/v1/fraud-outcomes', () => {
       const outcomeId = `bad-${randomUUID()}`;
       const res = await report({ outcome_id: outcomeId, customer_id: a.customerId, ...fields });
       expect([res.status, res.json.field]).toEqual([status, field]);
-      await expect(h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+      await expect(h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).describe()).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
     }
     expect(await fraudEvents(a.customerId)).toEqual(before);
     expect((await context(a.customerId)).status).toBe('active');
-    expect((await request('POST', '/api/v1/fraud-outcomes', await h.token('context:read'), { outcome_id: 'x', customer_id: a.customerId, outcome: 'false_positive' })).status).toBe(403);
+    expect(
+      (
+        await request('POST', '/api/v1/fraud-outcomes', await h.token('context:read'), {
+          outcome_id: 'x',
+          customer_id: a.customerId,
+          outcome: 'false_positive',
+        })
+      ).status,
+    ).toBe(403);
   });
 
   it('challenge_passed raises the device’s trust by one step, once however often it is reported', async () => {
@@ -88,9 +116,19 @@ describe('POST /api/v1/fraud-outcomes', () => {
     const result = (await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()) as FraudOutcomeStatus;
     expect(result.state).toBe('done');
     const trust = (await fraudEvents(c.customerId)).filter((e) => e.type === 'DeviceTrustScoreUpdated');
-    expect(trust.map((e) => e.payload)).toEqual([{ device_id: fresh.id, from: 0.65, to: 0.75, reason: `fraud outcome ${outcomeId}: challenge_passed`, fraud_outcome_id: outcomeId }]);
+    expect(trust.map((e) => e.payload)).toEqual([
+      {
+        device_id: fresh.id,
+        from: 0.65,
+        to: 0.75,
+        reason: `fraud outcome ${outcomeId}: challenge_passed`,
+        fraud_outcome_id: outcomeId,
+      },
+    ]);
     // Now above the trusted threshold (0.7): the context lists it.
-    expect(((await context(c.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id)).toContain(fresh.id);
+    expect(
+      ((await context(c.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id),
+    ).toContain(fresh.id);
   });
 });
 
@@ -100,15 +138,32 @@ describe('confirmed fraud', () => {
     const c = await customer(['tok_decline_insufficient_funds_a', 'tok_decline_insufficient_funds_b']);
     const [failed, stolen] = c.cards as [string, string];
     const payment = paymentId();
-    const failure = { payment_id: payment, customer_id: c.customerId, payment_method_id: failed, amount: 1999, currency: 'EUR', decline_code: 'insufficient_funds' };
-    expect((await request('POST', '/api/v1/payment-failures', await h.token('payments:report'), failure)).status).toBe(202);
+    const failure = {
+      payment_id: payment,
+      customer_id: c.customerId,
+      payment_method_id: failed,
+      amount: 1999,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    };
+    expect((await request('POST', '/api/v1/payment-failures', await h.token('payments:report'), failure)).status).toBe(
+      202,
+    );
     const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
     await until(async () => (await recovery.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
-    const chargedBefore = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId)).filter((ch) => ch.idempotency_key.includes(stolen));
+    const chargedBefore = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId)).filter((ch) =>
+      ch.idempotency_key.includes(stolen),
+    );
     expect(chargedBefore).toHaveLength(1);
 
     const outcomeId = `cf-${randomUUID()}`;
-    const res = await report({ outcome_id: outcomeId, customer_id: c.customerId, outcome: 'confirmed_fraud', payment_method_id: stolen, device_id: c.deviceId });
+    const res = await report({
+      outcome_id: outcomeId,
+      customer_id: c.customerId,
+      outcome: 'confirmed_fraud',
+      payment_method_id: stolen,
+      device_id: c.deviceId,
+    });
     expect(res.status).toBe(202);
     await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
     const status = await statusOf(outcomeId);
@@ -117,15 +172,36 @@ describe('confirmed fraud', () => {
     // What the agents read now.
     const ctx = await context(c.customerId);
     expect(ctx).toMatchObject({ status: 'suspended', trusted_devices: [], active_payment_methods: [failed] });
-    const checkout = await request('GET', `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${c.deviceId}`, chimera);
+    const checkout = await request(
+      'GET',
+      `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${c.deviceId}`,
+      chimera,
+    );
     expect(checkout.json).toMatchObject({ data: [], trusted_device: false });
     const events = await fraudEvents(c.customerId);
-    expect(events.find((e) => e.type === 'PaymentMethodStatusChanged' && e.payload.to === 'compromised')?.payload).toMatchObject({ payment_method_id: stolen, from: 'active', fraud_outcome_id: outcomeId });
-    expect(events.find((e) => e.type === 'DeviceTrustScoreUpdated')?.payload).toMatchObject({ device_id: c.deviceId, from: 0.9, to: 0 });
-    expect(events.find((e) => e.type === 'CustomerSuspended')?.payload).toMatchObject({ from: 'active', to: 'suspended', fraud_outcome_id: outcomeId });
+    expect(
+      events.find((e) => e.type === 'PaymentMethodStatusChanged' && e.payload.to === 'compromised')?.payload,
+    ).toMatchObject({ payment_method_id: stolen, from: 'active', fraud_outcome_id: outcomeId });
+    expect(events.find((e) => e.type === 'DeviceTrustScoreUpdated')?.payload).toMatchObject({
+      device_id: c.deviceId,
+      from: 0.9,
+      to: 0,
+    });
+    expect(events.find((e) => e.type === 'CustomerSuspended')?.payload).toMatchObject({
+      from: 'active',
+      to: 'suspended',
+      fraud_outcome_id: outcomeId,
+    });
 
     // The customer adds a good card: the recovery retries at once — and never touches the compromised one.
-    const good = await addPaymentMethod(h.graph, c.customerId, { type: 'card', token: `tok_visa_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2035 });
+    const good = await addPaymentMethod(h.graph, c.customerId, {
+      type: 'card',
+      token: `tok_visa_${randomUUID()}`,
+      brand: 'visa',
+      last_four: '4242',
+      expiry_month: 12,
+      expiry_year: 2035,
+    });
     await recovery.signal('paymentMethodAdded', { payment_method_id: good.id });
     const recovered = (await recovery.result()) as RecoveryStatus;
     expect(recovered).toMatchObject({ state: 'recovered', recovered_with: good.id });
@@ -133,9 +209,15 @@ describe('confirmed fraud', () => {
     expect(charges.filter((ch) => ch.idempotency_key.includes(stolen))).toHaveLength(1);
 
     // Ops confirm the suspension; the customer stays suspended.
-    expect((await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, chimera, { decision: 'confirm' })).status).toBe(403);
-    expect((await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status).toBe(202);
-    expect(((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state).toBe('confirmed');
+    expect(
+      (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, chimera, { decision: 'confirm' })).status,
+    ).toBe(403);
+    expect(
+      (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status,
+    ).toBe(202);
+    expect(
+      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state,
+    ).toBe('confirmed');
     expect((await context(c.customerId)).status).toBe('suspended');
     const again = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'reinstate' });
     expect(again.status).toBe(409);
@@ -145,7 +227,13 @@ describe('confirmed fraud', () => {
     const c = await customer();
     const card = c.cards[0] as string;
     const fraudId = `cf-${randomUUID()}`;
-    await report({ outcome_id: fraudId, customer_id: c.customerId, outcome: 'confirmed_fraud', payment_method_id: card, device_id: c.deviceId });
+    await report({
+      outcome_id: fraudId,
+      customer_id: c.customerId,
+      outcome: 'confirmed_fraud',
+      payment_method_id: card,
+      device_id: c.deviceId,
+    });
     await until(async () => (await statusOf(fraudId)).state === 'awaiting_review');
     expect((await context(c.customerId)).status).toBe('suspended');
 
@@ -159,13 +247,28 @@ describe('confirmed fraud', () => {
       ['customer', 'active'],
     ]);
     // The earlier outcome's review is over: the customer is back.
-    expect(((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(fraudId)).result()) as FraudOutcomeStatus).state).toBe('reinstated');
+    expect(
+      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(fraudId)).result()) as FraudOutcomeStatus).state,
+    ).toBe('reinstated');
 
-    expect(await context(c.customerId)).toMatchObject({ status: 'active', active_payment_methods: [card], default_payment_method_id: card });
-    expect(((await context(c.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id)).toEqual([c.deviceId]);
+    expect(await context(c.customerId)).toMatchObject({
+      status: 'active',
+      active_payment_methods: [card],
+      default_payment_method_id: card,
+    });
+    expect(((await context(c.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id)).toEqual([
+      c.deviceId,
+    ]);
     const events = await fraudEvents(c.customerId);
-    expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({ from: 'suspended', to: 'active', fraud_outcome_id: fpId });
-    expect(events.find((e) => e.type === 'FraudOutcomeReversed')?.payload).toMatchObject({ outcome_id: fpId, reversed_outcome_id: fraudId });
+    expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({
+      from: 'suspended',
+      to: 'active',
+      fraud_outcome_id: fpId,
+    });
+    expect(events.find((e) => e.type === 'FraudOutcomeReversed')?.payload).toMatchObject({
+      outcome_id: fpId,
+      reversed_outcome_id: fraudId,
+    });
     expect((await getPaymentMethodsByCustomer(h.graph, c.customerId))[0]?.status).toBe('active');
   });
 });
@@ -174,7 +277,12 @@ describe('account takeover', () => {
   it('suspends, distrusts the device, alerts through a verified identifier; ops reinstate; a matched onboarding never reactivates', async () => {
     const c = await customer();
     const outcomeId = `ato-${randomUUID()}`;
-    await report({ outcome_id: outcomeId, customer_id: c.customerId, outcome: 'account_takeover', device_id: c.deviceId });
+    await report({
+      outcome_id: outcomeId,
+      customer_id: c.customerId,
+      outcome: 'account_takeover',
+      device_id: c.deviceId,
+    });
     await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
     const alert = (await fraudEvents(c.customerId)).find((e) => e.type === 'CustomerNotified');
     expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: 'email', fraud_outcome_id: outcomeId });
@@ -186,26 +294,52 @@ describe('account takeover', () => {
     );
     const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
-      headers: { authorization: `Bearer ${await h.token('onboarding:write')}`, 'idempotency-key': randomUUID(), 'content-type': 'application/json' },
-      body: JSON.stringify({ customer: { segment: 'New', ltv: 0 }, digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }] }),
+      headers: {
+        authorization: `Bearer ${await h.token('onboarding:write')}`,
+        'idempotency-key': randomUUID(),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        customer: { segment: 'New', ltv: 0 },
+        digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }],
+      }),
     });
     expect(await onboarding.json()).toMatchObject({ customer_id: c.customerId, outcome: 'matched' });
     expect((await context(c.customerId)).status).toBe('suspended');
 
-    expect((await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'reinstate', note: 'verified by phone' })).status).toBe(202);
-    const result = (await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus;
+    expect(
+      (
+        await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
+          decision: 'reinstate',
+          note: 'verified by phone',
+        })
+      ).status,
+    ).toBe(202);
+    const result = (await h.client.workflow
+      .getHandle(fraudOutcomeWorkflowId(outcomeId))
+      .result()) as FraudOutcomeStatus;
     expect(result.state).toBe('reinstated');
     expect((await context(c.customerId)).status).toBe('active');
     const events = await fraudEvents(c.customerId);
-    expect(events.find((e) => e.type === 'FraudReviewResolved')?.payload).toMatchObject({ outcome_id: outcomeId, decision: 'reinstate', reinstated: true });
-    expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({ from: 'suspended', to: 'active', fraud_outcome_id: outcomeId });
+    expect(events.find((e) => e.type === 'FraudReviewResolved')?.payload).toMatchObject({
+      outcome_id: outcomeId,
+      decision: 'reinstate',
+      reinstated: true,
+    });
+    expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({
+      from: 'suspended',
+      to: 'active',
+      fraud_outcome_id: outcomeId,
+    });
     // Reinstating gives back the customer, not the device's trust: that stays at 0 until Chimera says otherwise.
     expect((await context(c.customerId)).trusted_devices).toEqual([]);
   });
 
   it('does not alert a customer through an unverified identifier', async () => {
     const { customerId } = await customerWithCards(h.graph, []);
-    await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d) SET d.is_verified = false', { id: customerId });
+    await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d) SET d.is_verified = false', {
+      id: customerId,
+    });
     const outcomeId = `ato-${randomUUID()}`;
     await report({ outcome_id: outcomeId, customer_id: customerId, outcome: 'account_takeover' });
     await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');

@@ -21,8 +21,18 @@ describe('schema migration', () => {
     const rows = await g.query<{ name: string; labels: string[]; properties: string[]; type: string }>(
       'SHOW CONSTRAINTS YIELD name, labelsOrTypes AS labels, properties, type RETURN name, labels, properties, type',
     );
-    const unique = rows.filter((r) => r.type === 'UNIQUENESS').map((r) => `${r.labels.join()}(${r.properties.join(',')})`);
-    for (const label of ['Customer', 'PaymentMethod', 'Device', 'Address', 'DigitalIdentifier', 'BehavioralProfile', 'Event']) {
+    const unique = rows
+      .filter((r) => r.type === 'UNIQUENESS')
+      .map((r) => `${r.labels.join()}(${r.properties.join(',')})`);
+    for (const label of [
+      'Customer',
+      'PaymentMethod',
+      'Device',
+      'Address',
+      'DigitalIdentifier',
+      'BehavioralProfile',
+      'Event',
+    ]) {
       expect(unique).toContain(`${label}(id)`);
     }
     expect(unique).toContain('Device(fingerprint)');
@@ -40,12 +50,20 @@ describe('schema migration', () => {
 
   it('refuses a second DigitalIdentifier with the same (type, value), but not the same value under another type', async () => {
     const value = `+4420${Math.floor(Math.random() * 1e8)}`;
-    await g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', { id: randomUUID(), value });
+    await g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
+      id: randomUUID(),
+      value,
+    });
     await g.query('CREATE (:DigitalIdentifier {id: $id, type: "email", value: $value})', { id: randomUUID(), value });
-    const duplicate = g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', { id: randomUUID(), value });
+    const duplicate = g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
+      id: randomUUID(),
+      value,
+    });
     await expect(duplicate).rejects.toBeInstanceOf(Neo4jError);
     await expect(duplicate).rejects.toMatchObject({ code: 'Neo.ClientError.Schema.ConstraintValidationFailed' });
-    const [{ n }] = (await g.query<{ n: number }>('MATCH (d:DigitalIdentifier {value: $value}) RETURN count(d) AS n', { value })) as [{ n: number }];
+    const [{ n }] = (await g.query<{ n: number }>('MATCH (d:DigitalIdentifier {value: $value}) RETURN count(d) AS n', {
+      value,
+    })) as [{ n: number }];
     expect(n).toBe(2);
   });
 });

@@ -47,9 +47,16 @@ describe('customers and digital identifiers', () => {
       acquisition_date: '2024-03-01',
       digital_identifiers: [{ type: 'email', value: `  ${email.toUpperCase()} `, is_verified: true }],
     });
-    expect(customer).toMatchObject({ status: 'active', segment: 'Subscriber', ltv: 120.5, acquisition_date: '2024-03-01' });
+    expect(customer).toMatchObject({
+      status: 'active',
+      segment: 'Subscriber',
+      ltv: 120.5,
+      acquisition_date: '2024-03-01',
+    });
     expect(await getCustomer(g, customer.id)).toEqual(customer);
-    expect(await getDigitalIdentifiersByCustomer(g, customer.id)).toMatchObject([{ type: 'email', value: email, is_verified: true }]);
+    expect(await getDigitalIdentifiersByCustomer(g, customer.id)).toMatchObject([
+      { type: 'email', value: email, is_verified: true },
+    ]);
     expect(await eventTypes(customer.id)).toEqual(['CustomerCreated', 'DigitalIdentifierAdded']);
   });
 
@@ -67,7 +74,10 @@ describe('customers and digital identifiers', () => {
     const spellings = [email, email.toUpperCase(), ` ${email}`, `${email}\t`];
     const results = await Promise.allSettled(
       ids.map((id, i) =>
-        createCustomer(g, { id, digital_identifiers: [{ type: 'email', value: spellings[i % spellings.length] as string, is_verified: true }] }),
+        createCustomer(g, {
+          id,
+          digital_identifiers: [{ type: 'email', value: spellings[i % spellings.length] as string, is_verified: true }],
+        }),
       ),
     );
 
@@ -91,7 +101,9 @@ describe('customers and digital identifiers', () => {
       { ids, email },
     );
     expect(counts).toEqual({ customers: 1, identifiers: 1, events: 2 });
-    expect((await findCustomerByDigitalId(g, 'email', email))?.id).toBe((created[0] as PromiseFulfilledResult<{ id: string }>).value.id);
+    expect((await findCustomerByDigitalId(g, 'email', email))?.id).toBe(
+      (created[0] as PromiseFulfilledResult<{ id: string }>).value.id,
+    );
   });
 
   it('surfaces constraint violations as ConflictError and writes nothing', async () => {
@@ -111,7 +123,9 @@ describe('customers and digital identifiers', () => {
 
   it('refuses malformed input naming the field, before writing', async () => {
     await expect(createCustomer(g, { ltv: -1 })).rejects.toMatchObject({ field: 'customer.ltv' });
-    await expect(createCustomer(g, { digital_identifiers: [{ type: 'email', value: 'not-an-email' }] })).rejects.toMatchObject({
+    await expect(
+      createCustomer(g, { digital_identifiers: [{ type: 'email', value: 'not-an-email' }] }),
+    ).rejects.toMatchObject({
       field: 'digital_identifiers.0.value',
     });
     await expect(updateCustomer(g, randomUUID(), { segment: 'VIP' })).rejects.toBeInstanceOf(NotFoundError);
@@ -135,11 +149,17 @@ describe('payment methods', () => {
     const token = `tok_visa_${randomUUID()}`;
     const entry = await addPaymentMethod(g, customer.id, card({ token }));
 
-    const [stored] = await g.query<{ token: string }>('MATCH (p:PaymentMethod {id: $id}) RETURN p.token AS token', { id: entry.id });
+    const [stored] = await g.query<{ token: string }>('MATCH (p:PaymentMethod {id: $id}) RETURN p.token AS token', {
+      id: entry.id,
+    });
     expect(stored?.token).toMatch(/^v1\./);
     expect(stored?.token).not.toContain(token);
 
-    const everythingReturned = JSON.stringify([entry, await getPaymentMethodsByCustomer(g, customer.id), await listCustomerEvents(g, customer.id)]);
+    const everythingReturned = JSON.stringify([
+      entry,
+      await getPaymentMethodsByCustomer(g, customer.id),
+      await listCustomerEvents(g, customer.id),
+    ]);
     expect(everythingReturned).not.toContain(token);
     expect(everythingReturned).not.toContain(stored?.token);
     expect(entry).not.toHaveProperty('token');
@@ -198,7 +218,9 @@ describe('payment methods', () => {
     );
     expect(row?.defaults).toBe(1);
     // The default history is a chain: each change starts where the previous one ended.
-    const changes = (await listCustomerEvents(g, customer.id)).filter((e) => e.type === 'DefaultPaymentMethodChanged').reverse();
+    const changes = (await listCustomerEvents(g, customer.id))
+      .filter((e) => e.type === 'DefaultPaymentMethodChanged')
+      .reverse();
     for (let i = 1; i < changes.length; i++) expect(changes[i]?.payload.from).toBe(changes[i - 1]?.payload.to);
     const current = (await getPaymentMethodsByCustomer(g, customer.id)).find((p) => p.is_default);
     expect(current?.id).toBe(changes.at(-1)?.payload.to);
@@ -223,7 +245,9 @@ describe('payment methods', () => {
     expect(updated).toMatchObject({ id: pm.id, status: 'inactive', customer_id: customer.id });
     await updatePaymentMethodStatus(g, pm.id, 'inactive');
     const changes = (await listCustomerEvents(g, customer.id)).filter((e) => e.type === 'PaymentMethodStatusChanged');
-    expect(changes.map((e) => e.payload)).toEqual([{ payment_method_id: pm.id, from: 'active', to: 'inactive', reason: 'customer request' }]);
+    expect(changes.map((e) => e.payload)).toEqual([
+      { payment_method_id: pm.id, from: 'active', to: 'inactive', reason: 'customer request' },
+    ]);
     await expect(updatePaymentMethodStatus(g, pm.id, 'bogus' as never)).rejects.toMatchObject({ field: 'status' });
   });
 });
@@ -232,9 +256,17 @@ describe('devices, addresses and relationships', () => {
   it('counts logins on one device node per fingerprint, shared between customers', async () => {
     const fingerprint = `fp-${randomUUID()}`;
     const customers = await Promise.all(Array.from({ length: 5 }, () => createCustomer(g, {})));
-    await Promise.all(customers.map((c) => linkDevice(g, c.id, { fingerprint, ip: '203.0.113.7', user_agent: 'Tablet' })));
+    await Promise.all(
+      customers.map((c) => linkDevice(g, c.id, { fingerprint, ip: '203.0.113.7', user_agent: 'Tablet' })),
+    );
     const again = await linkDevice(g, (customers[0] as { id: string }).id, { fingerprint, ip: '203.0.113.8' });
-    expect(again).toMatchObject({ fingerprint, login_count: 2, last_seen_ip: '203.0.113.8', last_seen_user_agent: 'Tablet', trust_score: 0.5 });
+    expect(again).toMatchObject({
+      fingerprint,
+      login_count: 2,
+      last_seen_ip: '203.0.113.8',
+      last_seen_user_agent: 'Tablet',
+      trust_score: 0.5,
+    });
 
     const [row] = await g.query<{ devices: number; edges: number }>(
       'MATCH (d:Device {fingerprint: $fingerprint}) OPTIONAL MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d) RETURN count(DISTINCT d) AS devices, count(r) AS edges',
@@ -253,7 +285,9 @@ describe('devices, addresses and relationships', () => {
     const addresses = await getAddressesByCustomer(g, customer.id);
     expect(addresses.filter((a) => a.is_default).map((a) => a.id)).toEqual([second.id]);
     expect(addresses.map((a) => a.id).sort()).toEqual([first.id, second.id].sort());
-    await expect(addAddress(g, customer.id, { ...base, country: 'usa' })).rejects.toMatchObject({ field: 'address.country' });
+    await expect(addAddress(g, customer.id, { ...base, country: 'usa' })).rejects.toMatchObject({
+      field: 'address.country',
+    });
   });
 
   it('adds a relationship with attributes and reads them back', async () => {
@@ -264,7 +298,10 @@ describe('devices, addresses and relationships', () => {
     const to = { label: 'Device', id: device.id } as const;
 
     expect(await getRelationshipAttributes(g, from, 'USED_ON', to)).toBeNull();
-    await addRelationship(g, from, to, 'USED_ON', { first_use: '2025-01-02T03:04:05Z', last_use: '2025-02-03T04:05:06+01:00' });
+    await addRelationship(g, from, to, 'USED_ON', {
+      first_use: '2025-01-02T03:04:05Z',
+      last_use: '2025-02-03T04:05:06+01:00',
+    });
     expect(await getRelationshipAttributes(g, from, 'USED_ON', to)).toEqual({
       first_use: '2025-01-02T03:04:05.000Z',
       last_use: '2025-02-03T03:05:06.000Z',
@@ -280,9 +317,13 @@ describe('devices, addresses and relationships', () => {
     const c = { label: 'Customer', id: other.id } as const;
     const p = { label: 'PaymentMethod', id: pm.id } as const;
     await expect(addRelationship(g, c, p, 'USED_ON')).rejects.toMatchObject({ field: 'type' });
-    await expect(addRelationship(g, c, p, 'HAS_PAYMENT_METHOD', { is_default: true })).rejects.toMatchObject({ code: 'invalid_input' });
+    await expect(addRelationship(g, c, p, 'HAS_PAYMENT_METHOD', { is_default: true })).rejects.toMatchObject({
+      code: 'invalid_input',
+    });
     await expect(addRelationship(g, c, p, 'HAS_PAYMENT_METHOD')).rejects.toBeInstanceOf(ConflictError);
-    await expect(addRelationship(g, c, { label: 'PaymentMethod', id: randomUUID() }, 'HAS_PAYMENT_METHOD')).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      addRelationship(g, c, { label: 'PaymentMethod', id: randomUUID() }, 'HAS_PAYMENT_METHOD'),
+    ).rejects.toBeInstanceOf(NotFoundError);
     expect(await getPaymentMethodsByCustomer(g, other.id)).toEqual([]);
   });
 });

@@ -23,7 +23,14 @@ let address: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  const deps = apiDepsFromConfig(h.graph.config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: h.graph, client: h.client, requests: h.requests, taskQueue: h.taskQueue });
+  const deps = apiDepsFromConfig(h.graph.config, {
+    logger: createLogger('grpc-test', 'silent'),
+    readiness: [],
+    graph: h.graph,
+    client: h.client,
+    requests: h.requests,
+    taskQueue: h.taskQueue,
+  });
   server = createGrpcServer(deps).server;
   address = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
   client = personaClient(address);
@@ -39,7 +46,14 @@ async function customer(trust = 0.85) {
     h.graph,
     prepareOnboarding(h.graph, {
       customer: { segment: 'VIP', ltv: 12 },
-      payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2034 },
+      payment_method: {
+        type: 'card',
+        token: `tok_${randomUUID()}`,
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2034,
+      },
       device: { fingerprint: `fp-${randomUUID()}` },
       digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
     }),
@@ -53,31 +67,55 @@ async function customer(trust = 0.85) {
 describe('persona.v1.PersonaAgent over gRPC', () => {
   it('GetCustomerContext answers the context', async () => {
     const { customerId, deviceId } = await customer();
-    const { res, code } = await call(client, 'GetCustomerContext', { customer_id: customerId }, bearer(await h.token('context:read')));
+    const { res, code } = await call(
+      client,
+      'GetCustomerContext',
+      { customer_id: customerId },
+      bearer(await h.token('context:read')),
+    );
     expect(code).toBe(grpc.status.OK);
     expect(res).toMatchObject({ customer_id: customerId, status: 'active', segment: 'VIP', is_vip: true, ltv: 12 });
-    expect(res?.trusted_devices).toEqual([{ device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.85 }]);
+    expect(res?.trusted_devices).toEqual([
+      { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.85 },
+    ]);
     expect(res?.active_payment_methods).toEqual([res?.default_payment_method_id]);
   });
 
   it('maps failures to status codes, naming the field', async () => {
     const ctx = bearer(await h.token('context:read'));
-    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, ctx)).toMatchObject({ code: grpc.status.NOT_FOUND });
+    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, ctx)).toMatchObject({
+      code: grpc.status.NOT_FOUND,
+    });
     expect(await call(client, 'GetCustomerContext', { customer_id: 'nope' }, ctx)).toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       field: 'customer_id',
       details: 'customer_id: must be a UUID',
     });
-    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, new grpc.Metadata())).toMatchObject({ code: grpc.status.UNAUTHENTICATED });
-    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('customers:read')))).toMatchObject({
+    expect(await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, new grpc.Metadata())).toMatchObject({
+      code: grpc.status.UNAUTHENTICATED,
+    });
+    expect(
+      await call(client, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('customers:read'))),
+    ).toMatchObject({
       code: grpc.status.PERMISSION_DENIED,
     });
-    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o' }, ctx)).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
-    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o', customer_id: randomUUID(), outcome: 'stolen_cookie' }, bearer(await h.token('fraud:report')))).toMatchObject({
+    expect(await call(client, 'ReportFraudOutcome', { outcome_id: 'o' }, ctx)).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+    });
+    expect(
+      await call(
+        client,
+        'ReportFraudOutcome',
+        { outcome_id: 'o', customer_id: randomUUID(), outcome: 'stolen_cookie' },
+        bearer(await h.token('fraud:report')),
+      ),
+    ).toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       field: 'outcome',
     });
-    expect(await call(client, 'ReportPaymentFailure', { payment_id: 'p' }, bearer(await h.token('payments:report')))).toMatchObject({
+    expect(
+      await call(client, 'ReportPaymentFailure', { payment_id: 'p' }, bearer(await h.token('payments:report'))),
+    ).toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
       field: 'customer_id',
     });
@@ -86,13 +124,25 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
   it('UpdateDeviceTrustScore and MarkPaymentMethodInactive show in the next context read', async () => {
     const { customerId, deviceId } = await customer(0.3);
     const ops = bearer(await h.token('ops'));
-    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res?.trusted_devices).toEqual([]);
-    const updated = await call(client, 'UpdateDeviceTrustScore', { device_id: deviceId, trust_score: 0.9, reason: 'passed' }, bearer(await h.token('devices:write')));
+    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res?.trusted_devices).toEqual(
+      [],
+    );
+    const updated = await call(
+      client,
+      'UpdateDeviceTrustScore',
+      { device_id: deviceId, trust_score: 0.9, reason: 'passed' },
+      bearer(await h.token('devices:write')),
+    );
     expect(updated.res).toEqual({ device_id: deviceId, trust_score: 0.9, previous_trust_score: 0.3 });
     const ctx = (await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res;
     expect(ctx?.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
 
-    const off = await call(client, 'MarkPaymentMethodInactive', { payment_method_id: ctx?.default_payment_method_id, reason: 'lost' }, bearer(await h.token('fraud:report')));
+    const off = await call(
+      client,
+      'MarkPaymentMethodInactive',
+      { payment_method_id: ctx?.default_payment_method_id, reason: 'lost' },
+      bearer(await h.token('fraud:report')),
+    );
     expect(off.res).toMatchObject({ status: 'inactive', customer_id: customerId });
     expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res).toMatchObject({
       default_payment_method_id: '',
@@ -102,7 +152,9 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       code: grpc.status.INVALID_ARGUMENT,
       field: 'trust_score',
     });
-    expect(await call(client, 'MarkPaymentMethodInactive', { payment_method_id: randomUUID() }, ops)).toMatchObject({ field: 'reason' });
+    expect(await call(client, 'MarkPaymentMethodInactive', { payment_method_id: randomUUID() }, ops)).toMatchObject({
+      field: 'reason',
+    });
   });
 
   it('GetCheckoutOptions: a customer token for itself only', async () => {
@@ -112,7 +164,9 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     const mine = await call(client, 'GetCheckoutOptions', { customer_id: a.customerId, device_id: a.deviceId }, self);
     expect(mine.res).toMatchObject({ trusted_device: true });
     expect(mine.res?.data).toMatchObject([{ is_default: true, brand: 'visa', last_four: '4242' }]);
-    expect(await call(client, 'GetCheckoutOptions', { customer_id: b.customerId }, self)).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await call(client, 'GetCheckoutOptions', { customer_id: b.customerId }, self)).toMatchObject({
+      code: grpc.status.PERMISSION_DENIED,
+    });
   });
 
   it('OnboardCustomer starts the onboarding workflow', async () => {
@@ -121,7 +175,14 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       idempotency_key: randomUUID(),
       wait: true,
       customer: { segment: 'New' },
-      payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '1881', expiry_month: 2, expiry_year: 2031 },
+      payment_method: {
+        type: 'card',
+        token: `tok_${randomUUID()}`,
+        brand: 'visa',
+        last_four: '1881',
+        expiry_month: 2,
+        expiry_year: 2031,
+      },
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
     };
     const onboarder = bearer(await h.token('onboarding:write'));
@@ -130,19 +191,42 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     const matched = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, onboarder);
     expect(matched.res).toMatchObject({ outcome: 'matched', customer_id: created.res?.customer_id });
 
-    const pan = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, token: '4111111111111111' } }, onboarder);
+    const pan = await call(
+      client,
+      'OnboardCustomer',
+      { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, token: '4111111111111111' } },
+      onboarder,
+    );
     expect(pan).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.token' });
-    const month = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, expiry_month: 13 } }, onboarder);
+    const month = await call(
+      client,
+      'OnboardCustomer',
+      { ...req, idempotency_key: randomUUID(), payment_method: { ...req.payment_method, expiry_month: 13 } },
+      onboarder,
+    );
     expect(month).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.expiry_month' });
   });
 
   it('ReportPaymentFailure starts the recovery', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_5', `tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_5',
+      `tok_visa_${randomUUID()}`,
+    ]);
     const payment = paymentId();
-    const req = { payment_id: payment, customer_id: customerId, payment_method_id: cards[0], amount: '1500', currency: 'GBP', decline_code: 'insufficient_funds' };
+    const req = {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0],
+      amount: '1500',
+      currency: 'GBP',
+      decline_code: 'insufficient_funds',
+    };
     const started = await call(client, 'ReportPaymentFailure', req, bearer(await h.token('payments:report')));
     expect(started.res).toEqual({ workflow_id: `payment-recovery-${payment}` });
-    expect(await h.client.workflow.getHandle(`payment-recovery-${payment}`).result()).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    expect(await h.client.workflow.getHandle(`payment-recovery-${payment}`).result()).toMatchObject({
+      state: 'recovered',
+      recovered_with: cards[1],
+    });
   });
 
   it('ReportFraudOutcome starts the fraud-outcome workflow, and refuses a device that is not the customer’s', async () => {
@@ -150,22 +234,43 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     const b = await customer(0.5);
     const token = bearer(await h.token('fraud:report'));
     const outcomeId = `grpc-${randomUUID()}`;
-    const refused = await call(client, 'ReportFraudOutcome', { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: b.deviceId }, token);
+    const refused = await call(
+      client,
+      'ReportFraudOutcome',
+      { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: b.deviceId },
+      token,
+    );
     expect(refused).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'device_id' });
-    const started = await call(client, 'ReportFraudOutcome', { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: a.deviceId }, token);
+    const started = await call(
+      client,
+      'ReportFraudOutcome',
+      { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: a.deviceId },
+      token,
+    );
     expect(started.res).toEqual({ workflow_id: `fraud-outcome-${outcomeId}` });
-    expect(await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()).toMatchObject({ state: 'done', applied: { changes: [{ from: 0.5, to: 0.6 }] } });
+    expect(await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()).toMatchObject({
+      state: 'done',
+      applied: { changes: [{ from: 0.5, to: 0.6 }] },
+    });
   });
 
   it('answers UNAVAILABLE when Neo4j is down', async () => {
     const config = h.graph.config;
     const dead = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
-    const deps = apiDepsFromConfig(config, { logger: createLogger('grpc-test', 'silent'), readiness: [], graph: graphFromConfig(dead, config), client: h.client, requests: h.requests });
+    const deps = apiDepsFromConfig(config, {
+      logger: createLogger('grpc-test', 'silent'),
+      readiness: [],
+      graph: graphFromConfig(dead, config),
+      client: h.client,
+      requests: h.requests,
+    });
     const down = createGrpcServer(deps).server;
     const port = await listen(down, '127.0.0.1', 0);
     const downClient = personaClient(`127.0.0.1:${port}`);
     try {
-      expect(await call(downClient, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('ops')))).toMatchObject({
+      expect(
+        await call(downClient, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(await h.token('ops'))),
+      ).toMatchObject({
         code: grpc.status.UNAVAILABLE,
       });
     } finally {
@@ -177,9 +282,17 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
 
   it('serves the standard health service and reflection', async () => {
     const require = createRequire(import.meta.url);
-    const healthProto = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
-    const reflectionProto = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1alpha/reflection.proto');
-    const loaded = grpc.loadPackageDefinition(protoLoader.loadSync([healthProto, reflectionProto], { keepCase: true, enums: String })) as unknown as {
+    const healthProto = path.join(
+      path.dirname(require.resolve('grpc-health-check/package.json')),
+      'proto/health/v1/health.proto',
+    );
+    const reflectionProto = path.join(
+      path.dirname(require.resolve('@grpc/reflection/package.json')),
+      'build/proto/grpc/reflection/v1alpha/reflection.proto',
+    );
+    const loaded = grpc.loadPackageDefinition(
+      protoLoader.loadSync([healthProto, reflectionProto], { keepCase: true, enums: String }),
+    ) as unknown as {
       grpc: {
         health: { v1: { Health: grpc.ServiceClientConstructor } };
         reflection: { v1alpha: { ServerReflection: grpc.ServiceClientConstructor } };
@@ -195,8 +308,14 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     expect(status).toBe('SERVING');
     health.close();
 
-    const reflection = new loaded.grpc.reflection.v1alpha.ServerReflection(address, grpc.credentials.createInsecure()) as unknown as {
-      ServerReflectionInfo(): grpc.ClientDuplexStream<{ list_services: string }, { list_services_response?: { service: { name: string }[] } }>;
+    const reflection = new loaded.grpc.reflection.v1alpha.ServerReflection(
+      address,
+      grpc.credentials.createInsecure(),
+    ) as unknown as {
+      ServerReflectionInfo(): grpc.ClientDuplexStream<
+        { list_services: string },
+        { list_services_response?: { service: { name: string }[] } }
+      >;
       close(): void;
     };
     const stream = reflection.ServerReflectionInfo();

@@ -18,7 +18,10 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      received.push({ key: req.headers['idempotency-key'] as string | undefined, body: JSON.parse(body) as Notification });
+      received.push({
+        key: req.headers['idempotency-key'] as string | undefined,
+        body: JSON.parse(body) as Notification,
+      });
       res.writeHead(204).end();
     });
   });
@@ -32,7 +35,9 @@ afterAll(async () => {
 
 describe('notifyCustomer', () => {
   it('sends once per key through the webhook and records one CustomerNotified event', async () => {
-    const customer = await createCustomer(g, { digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }] });
+    const customer = await createCustomer(g, {
+      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+    });
     const activities = createNotificationActivities({ graph: g, notifications: new WebhookNotificationSink(url) });
     const notifyCustomer = (r: Parameters<typeof activities.notifyCustomer>[0]) => activities.notifyCustomer(r);
     const key = `payment-recovery-${randomUUID()}:recovered`;
@@ -41,7 +46,11 @@ describe('notifyCustomer', () => {
     // A retried activity: the same key again.
     expect(await notifyCustomer(req)).toEqual({ sent: false, channel: 'email' });
     expect(received.filter((r) => r.key === key)).toHaveLength(1);
-    expect(received.find((r) => r.key === key)?.body).toMatchObject({ customer_id: customer.id, kind: 'payment_recovered', channel: 'email' });
+    expect(received.find((r) => r.key === key)?.body).toMatchObject({
+      customer_id: customer.id,
+      kind: 'payment_recovered',
+      channel: 'email',
+    });
     const events = await listCustomerEvents(g, customer.id, { type: 'CustomerNotified' });
     expect(events.map((e) => e.payload)).toEqual([{ kind: 'payment_recovered', channel: 'email' }]);
   });
@@ -57,10 +66,16 @@ describe('notifyCustomer', () => {
         { type: 'phone_number', value: `+4479${String(Date.now()).slice(-8)}`, is_verified: true },
       ],
     });
-    expect(await notifyCustomer({ customer_id: phoneOnly.id, kind: 'dunning_reminder', key: `k-${randomUUID()}` })).toEqual({ sent: true, channel: 'sms' });
+    expect(
+      await notifyCustomer({ customer_id: phoneOnly.id, kind: 'dunning_reminder', key: `k-${randomUUID()}` }),
+    ).toEqual({ sent: true, channel: 'sms' });
     const unreachable = await createCustomer(g, {});
-    expect(await notifyCustomer({ customer_id: unreachable.id, kind: 'dunning_reminder', key: `k-${randomUUID()}` })).toEqual({ sent: false, channel: null });
+    expect(
+      await notifyCustomer({ customer_id: unreachable.id, kind: 'dunning_reminder', key: `k-${randomUUID()}` }),
+    ).toEqual({ sent: false, channel: null });
     expect(sent).toHaveLength(1);
-    expect((await listCustomerEvents(g, unreachable.id, { type: 'CustomerNotified' })).map((e) => e.payload)).toEqual([{ kind: 'dunning_reminder', channel: null }]);
+    expect((await listCustomerEvents(g, unreachable.id, { type: 'CustomerNotified' })).map((e) => e.payload)).toEqual([
+      { kind: 'dunning_reminder', channel: null },
+    ]);
   });
 });

@@ -17,15 +17,37 @@ import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
 import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
-import { alertRules, logLines, metricValue, promqlSelectors, scrape, startTraceReceiver } from '../support/observability';
-import { startApiProcess, startWorkerProcess, stopProcess, type ApiProcess, type WorkerProcess } from '../support/processes';
+import {
+  alertRules,
+  logLines,
+  metricValue,
+  promqlSelectors,
+  scrape,
+  startTraceReceiver,
+} from '../support/observability';
+import {
+  startApiProcess,
+  startWorkerProcess,
+  stopProcess,
+  type ApiProcess,
+  type WorkerProcess,
+} from '../support/processes';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
 const taskQueue = `observability-${randomUUID()}`;
 const run = randomUUID().slice(0, 8);
 /** Request ids the test sends, one per call it will look for. */
-const rid = { onboard: `obs-onboard-${run}`, match: `obs-match-${run}`, card: `obs-card-${run}`, pan: `obs-pan-${run}`, pay: `obs-pay-${run}`, fraud: `obs-fraud-${run}`, grpc: `obs-grpc-${run}`, scan: `obs-scan-${run}` };
+const rid = {
+  onboard: `obs-onboard-${run}`,
+  match: `obs-match-${run}`,
+  card: `obs-card-${run}`,
+  pan: `obs-pan-${run}`,
+  pay: `obs-pay-${run}`,
+  fraud: `obs-fraud-${run}`,
+  grpc: `obs-grpc-${run}`,
+  scan: `obs-scan-${run}`,
+};
 /** What must never appear in a log line. */
 const secret = {
   token: `tok_obs_${randomUUID()}`,
@@ -46,27 +68,63 @@ let worker: WorkerProcess;
 let api: ApiProcess;
 let collector: Awaited<ReturnType<typeof startTraceReceiver>>;
 let ops: string;
-const seen: { customerId: string; onboardingId: string; recoveryId: string; fraudId: string; scanId: string; scan: ExpiryScanProgress; grpcRequestId: string } = {} as never;
+const seen: {
+  customerId: string;
+  onboardingId: string;
+  recoveryId: string;
+  fraudId: string;
+  scanId: string;
+  scan: ExpiryScanProgress;
+  grpcRequestId: string;
+} = {} as never;
 
-async function call(method: string, path: string, requestId: string, body?: unknown, headers: Record<string, string> = {}) {
+async function call(
+  method: string,
+  path: string,
+  requestId: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(`${api.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${ops}`, 'x-request-id': requestId, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    headers: {
+      authorization: `Bearer ${ops}`,
+      'x-request-id': requestId,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
-  return { status: res.status, requestId: res.headers.get('x-request-id'), json: (await res.json()) as Record<string, unknown> };
+  return {
+    status: res.status,
+    requestId: res.headers.get('x-request-id'),
+    json: (await res.json()) as Record<string, unknown>,
+  };
 }
 
 const onboarding = (key: string, requestId: string) =>
-  call('POST', '/api/v1/onboarding?wait=true', requestId, {
-    customer: { segment: 'Subscriber', ltv: 120 },
-    payment_method: { type: 'card', token: secret.token, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2035 },
-    device: { fingerprint: secret.fingerprint, ip: '203.0.113.7', user_agent: 'observability-test' },
-    digital_identifiers: [
-      { type: 'email', value: secret.email, is_verified: true },
-      { type: 'phone_number', value: secret.phone, is_verified: true },
-    ],
-  }, { 'idempotency-key': key });
+  call(
+    'POST',
+    '/api/v1/onboarding?wait=true',
+    requestId,
+    {
+      customer: { segment: 'Subscriber', ltv: 120 },
+      payment_method: {
+        type: 'card',
+        token: secret.token,
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2035,
+      },
+      device: { fingerprint: secret.fingerprint, ip: '203.0.113.7', user_agent: 'observability-test' },
+      digital_identifiers: [
+        { type: 'email', value: secret.email, is_verified: true },
+        { type: 'phone_number', value: secret.phone, is_verified: true },
+      ],
+    },
+    { 'idempotency-key': key },
+  );
 
 /** Drives every lifecycle once through the api: what the tests below then read back. */
 async function exercise(): Promise<void> {
@@ -74,23 +132,53 @@ async function exercise(): Promise<void> {
   expect(onboarded).toMatchObject({ status: 200, requestId: rid.onboard, json: { outcome: 'created' } });
   seen.customerId = onboarded.json.customer_id as string;
   seen.onboardingId = onboarded.json.workflow_id as string;
-  expect((await onboarding(`obs-${run}-2`, rid.match)).json).toMatchObject({ outcome: 'matched', customer_id: seen.customerId });
+  expect((await onboarding(`obs-${run}-2`, rid.match)).json).toMatchObject({
+    outcome: 'matched',
+    customer_id: seen.customerId,
+  });
 
   const wallet = `/api/v1/customers/${seen.customerId}/payment-methods`;
   const card = { type: 'card', brand: 'visa', last_four: '4444', expiry_month: 11, expiry_year: 2034 };
-  expect(await call('POST', wallet, rid.card, { ...card, token: secret.secondToken })).toMatchObject({ status: 201, requestId: rid.card });
-  expect(await call('POST', wallet, rid.pan, { ...card, token: secret.pan })).toMatchObject({ status: 400, json: { field: 'payment_method.token' } });
-  const first = ((await call('GET', wallet, `obs-wallet-${run}`)).json.data as { id: string; last_four: string }[]).find((pm) => pm.last_four === '4242');
+  expect(await call('POST', wallet, rid.card, { ...card, token: secret.secondToken })).toMatchObject({
+    status: 201,
+    requestId: rid.card,
+  });
+  expect(await call('POST', wallet, rid.pan, { ...card, token: secret.pan })).toMatchObject({
+    status: 400,
+    json: { field: 'payment_method.token' },
+  });
+  const first = (
+    (await call('GET', wallet, `obs-wallet-${run}`)).json.data as { id: string; last_four: string }[]
+  ).find((pm) => pm.last_four === '4242');
 
   const payment = paymentId();
-  const failure = { payment_id: payment, customer_id: seen.customerId, payment_method_id: first?.id, amount: 2599, currency: 'EUR', decline_code: 'insufficient_funds' };
+  const failure = {
+    payment_id: payment,
+    customer_id: seen.customerId,
+    payment_method_id: first?.id,
+    amount: 2599,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  };
   seen.recoveryId = (await call('POST', '/api/v1/payment-failures', rid.pay, failure)).json.workflow_id as string;
-  await until(async () => (await call('GET', `/api/v1/payment-recoveries/${payment}`, `obs-poll-${run}`)).json.state === 'recovered');
+  await until(
+    async () =>
+      (await call('GET', `/api/v1/payment-recoveries/${payment}`, `obs-poll-${run}`)).json.state === 'recovered',
+  );
 
   const [device] = await getDevicesByCustomer(graph, seen.customerId);
   const outcomeId = randomUUID();
-  seen.fraudId = (await call('POST', '/api/v1/fraud-outcomes', rid.fraud, { outcome_id: outcomeId, customer_id: seen.customerId, outcome: 'challenge_passed', device_id: device?.id })).json.workflow_id as string;
-  await until(async () => (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, `obs-poll-${run}`)).json.state === 'done');
+  seen.fraudId = (
+    await call('POST', '/api/v1/fraud-outcomes', rid.fraud, {
+      outcome_id: outcomeId,
+      customer_id: seen.customerId,
+      outcome: 'challenge_passed',
+      device_id: device?.id,
+    })
+  ).json.workflow_id as string;
+  await until(
+    async () => (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, `obs-poll-${run}`)).json.state === 'done',
+  );
 
   const client = personaClient(api.grpcAddress);
   const metadata = bearer(ops);
@@ -106,9 +194,11 @@ async function exercise(): Promise<void> {
   await holderOfCard(graph, 2010, 7);
   await holderOfCard(graph, 2010, 6);
   await holderOfCard(graph, 2010, 5);
-  seen.scanId = (await call('POST', '/api/v1/admin/expiry-scan', rid.scan, { as_of: AS_OF })).json.workflow_id as string;
+  seen.scanId = (await call('POST', '/api/v1/admin/expiry-scan', rid.scan, { as_of: AS_OF })).json
+    .workflow_id as string;
   await until(async () => {
-    seen.scan = (await call('GET', `/api/v1/admin/expiry-scans/${seen.scanId}`, `obs-poll-${run}`)).json as unknown as ExpiryScanProgress;
+    seen.scan = (await call('GET', `/api/v1/admin/expiry-scans/${seen.scanId}`, `obs-poll-${run}`))
+      .json as unknown as ExpiryScanProgress;
     return seen.scan.state === 'done';
   });
 }
@@ -119,10 +209,20 @@ beforeAll(async () => {
   ops = await signToken(graph.config.jwtSecret, 'ops');
   collector = await startTraceReceiver();
   // Debug level: the most a process ever logs is what must hold no secret. Traces go to the stand-in collector.
-  const env = { TEMPORAL_TASK_QUEUE: taskQueue, LOG_LEVEL: 'debug', OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '200' };
+  const env = {
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    LOG_LEVEL: 'debug',
+    OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+    OTEL_BSP_SCHEDULE_DELAY: '200',
+  };
   worker = await startWorkerProcess(env);
   // Scans in small batches, one per run: the scan continues as new, and its request id must follow.
-  api = await startApiProcess({ ...env, PERSONA_EXPIRY_BATCH_SIZE: '2', PERSONA_EXPIRY_BATCHES_PER_RUN: '1', PERSONA_EXPIRY_SCAN_LANES: '1' });
+  api = await startApiProcess({
+    ...env,
+    PERSONA_EXPIRY_BATCH_SIZE: '2',
+    PERSONA_EXPIRY_BATCHES_PER_RUN: '1',
+    PERSONA_EXPIRY_SCAN_LANES: '1',
+  });
   await exercise();
 }, 240_000);
 
@@ -142,8 +242,12 @@ describe('structured logs', () => {
     expect(notJson).toEqual([]);
     const find = (requestId: string) => lines.filter((l) => l.requestId === requestId && 'status' in l);
     expect(find(rid.onboard)).toMatchObject([{ method: 'POST', route: '/api/v1/onboarding', status: 200 }]);
-    expect(find(rid.pan)).toMatchObject([{ method: 'POST', route: '/api/v1/customers/:id/payment-methods', status: 400 }]);
-    expect(lines.filter((l) => l.requestId === rid.grpc)).toMatchObject([{ grpcMethod: 'GetCustomerContext', code: 'OK' }]);
+    expect(find(rid.pan)).toMatchObject([
+      { method: 'POST', route: '/api/v1/customers/:id/payment-methods', status: 400 },
+    ]);
+    expect(lines.filter((l) => l.requestId === rid.grpc)).toMatchObject([
+      { grpcMethod: 'GetCustomerContext', code: 'OK' },
+    ]);
     expect(seen.grpcRequestId).toBe(rid.grpc);
   });
 
@@ -158,7 +262,8 @@ describe('structured logs', () => {
     ] as const) {
       // Every run of the workflow (the scan continues as new).
       const runIds: string[] = [];
-      for await (const wf of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runIds.push(wf.runId);
+      for await (const wf of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+        runIds.push(wf.runId);
       const mine = lines.filter((l) => JSON.stringify(l).includes(workflowId) && l.otherWorkflowId !== workflowId);
       expect(mine.map((l) => l.msg)).toContain(expected);
       for (const line of mine) {
@@ -175,9 +280,13 @@ describe('structured logs', () => {
   it('never hold a payment token, a card number, an email, a phone number, a fingerprint or a bearer token', () => {
     const output = `${api.output()}\n${worker.output()}`;
     // The secrets did pass through both processes (the worker wrote the card and the identifiers).
-    expect(workerLogs().lines.some((l) => l.workflowId === seen.onboardingId && l.msg === 'customer created')).toBe(true);
+    expect(workerLogs().lines.some((l) => l.workflowId === seen.onboardingId && l.msg === 'customer created')).toBe(
+      true,
+    );
     const digits = secret.phone.replace(/\D/g, '').slice(-9);
-    const leaks = Object.entries({ ...secret, phone: digits, bearer: ops }).filter(([, value]) => output.includes(value));
+    const leaks = Object.entries({ ...secret, phone: digits, bearer: ops }).filter(([, value]) =>
+      output.includes(value),
+    );
     expect(leaks.map(([name]) => name)).toEqual([]);
   });
 });
@@ -185,14 +294,25 @@ describe('structured logs', () => {
 describe('/metrics', () => {
   it('the api: request latency histograms by route and status, REST and gRPC, and process metrics', async () => {
     const m = await scrape(api.url);
-    const http = (route: string, status: string, method = 'POST') => metricValue(m, 'persona_http_request_duration_seconds_count', { method, route, status });
+    const http = (route: string, status: string, method = 'POST') =>
+      metricValue(m, 'persona_http_request_duration_seconds_count', { method, route, status });
     expect(http('/api/v1/onboarding', '200')).toBe(2);
     expect(http('/api/v1/customers/:id/payment-methods', '201')).toBe(1);
     expect(http('/api/v1/customers/:id/payment-methods', '400')).toBe(1);
     expect(http('/api/v1/payment-failures', '202')).toBe(1);
-    expect(metricValue(m, 'persona_http_request_duration_seconds_bucket', { route: '/api/v1/onboarding', status: '200', le: '+Inf' })).toBe(2);
-    expect(metricValue(m, 'persona_http_request_duration_seconds_sum', { route: '/api/v1/onboarding', status: '200' })).toBeGreaterThan(0);
-    expect(metricValue(m, 'persona_grpc_request_duration_seconds_count', { method: 'GetCustomerContext', code: 'OK' })).toBe(1);
+    expect(
+      metricValue(m, 'persona_http_request_duration_seconds_bucket', {
+        route: '/api/v1/onboarding',
+        status: '200',
+        le: '+Inf',
+      }),
+    ).toBe(2);
+    expect(
+      metricValue(m, 'persona_http_request_duration_seconds_sum', { route: '/api/v1/onboarding', status: '200' }),
+    ).toBeGreaterThan(0);
+    expect(
+      metricValue(m, 'persona_grpc_request_duration_seconds_count', { method: 'GetCustomerContext', code: 'OK' }),
+    ).toBe(1);
     expect(m.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
   });
 
@@ -202,10 +322,22 @@ describe('/metrics', () => {
     expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
     // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
     // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
-    expect(m.filter((s) => s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'created')).toHaveLength(1);
+    expect(
+      m.filter(
+        (s) =>
+          s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'created',
+      ),
+    ).toHaveLength(1);
     expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'failed' })).toBe(0);
-    expect(m.some((s) => s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed')).toBe(true);
-    expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(Date.parse(seen.scan.started_at) / 1000 - 60);
+    expect(
+      m.some(
+        (s) =>
+          s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed',
+      ),
+    ).toBe(true);
+    expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+      Date.parse(seen.scan.started_at) / 1000 - 60,
+    );
     expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
     expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
     expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
@@ -220,8 +352,15 @@ describe('/metrics', () => {
     expect(seen.scan.runs).toBeGreaterThanOrEqual(2);
 
     const sdk = { task_queue: taskQueue };
-    expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(2);
-    expect(metricValue(m, 'temporal_activity_execution_latency_seconds_count', { ...sdk, activity_type: 'chargePaymentMethod' })).toBe(1);
+    expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(
+      2,
+    );
+    expect(
+      metricValue(m, 'temporal_activity_execution_latency_seconds_count', {
+        ...sdk,
+        activity_type: 'chargePaymentMethod',
+      }),
+    ).toBe(1);
     expect(metricValue(m, 'temporal_workflow_task_schedule_to_start_latency_seconds_count', sdk)).toBeGreaterThan(0);
     expect(m.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
   });
@@ -232,7 +371,13 @@ describe('/metrics', () => {
     const absent = [...named].filter((n) => !onPage.has(n)).sort();
     // Only what takes a failure or a running relay to appear — and `up`, which Prometheus adds.
     expect(absent).toEqual(
-      ['persona_event_relay_parked_events', 'temporal_activity_execution_failed_total', 'temporal_workflow_failed_total', 'temporal_workflow_task_execution_failed_total', 'up'].sort(),
+      [
+        'persona_event_relay_parked_events',
+        'temporal_activity_execution_failed_total',
+        'temporal_workflow_failed_total',
+        'temporal_workflow_task_execution_failed_total',
+        'up',
+      ].sort(),
     );
   });
 });
@@ -242,10 +387,13 @@ describe('the Temporal UI', () => {
     let found: { workflowId: string; type: string }[] = [];
     await until(async () => {
       found = [];
-      for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(seen.customerId) })) found.push({ workflowId: wf.workflowId, type: wf.type });
+      for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(seen.customerId) }))
+        found.push({ workflowId: wf.workflowId, type: wf.type });
       return found.length >= 4;
     });
-    expect(new Set(found.map((f) => f.type))).toEqual(new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']));
+    expect(new Set(found.map((f) => f.type))).toEqual(
+      new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']),
+    );
 
     const startedBy = new Map([
       [seen.onboardingId, rid.onboard],
@@ -257,7 +405,8 @@ describe('the Temporal UI', () => {
     for (const { workflowId } of [...found, { workflowId: seen.scanId }]) {
       const handle = temporal.client.workflow.getHandle(workflowId);
       const described = await handle.describe();
-      if (workflowId !== seen.scanId) expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
+      if (workflowId !== seen.scanId)
+        expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
       const { events } = await handle.fetchHistory();
       const started = events?.[0]?.workflowExecutionStartedEventAttributes;
       // The latest run carries the id of the request that started the workflow — through continue-as-new too.
@@ -274,8 +423,13 @@ describe('the Temporal UI', () => {
       const activities = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
       expect(activities.length).toBeGreaterThan(0);
       for (const e of activities) {
-        const summary = JSON.parse(Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString() || '""') as string;
-        expect(summary.split(' ').length, `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`).toBeGreaterThanOrEqual(5);
+        const summary = JSON.parse(
+          Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString() || '""',
+        ) as string;
+        expect(
+          summary.split(' ').length,
+          `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`,
+        ).toBeGreaterThanOrEqual(5);
       }
     }
   });
@@ -284,13 +438,21 @@ describe('the Temporal UI', () => {
 describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
   it('follow a request from the api through the workflow it starts to each activity, in one trace', async () => {
     const spans = () => collector.spans();
-    const request = () => spans().find((s) => s.name === 'POST /api/v1/onboarding' && s.attributes['persona.request_id'] === rid.onboard);
+    const request = () =>
+      spans().find((s) => s.name === 'POST /api/v1/onboarding' && s.attributes['persona.request_id'] === rid.onboard);
     await until(async () => {
       const root = request();
-      return root !== undefined && spans().some((s) => s.traceId === root.traceId && s.name === 'RunActivity:requestBehavioralProfile');
+      return (
+        root !== undefined &&
+        spans().some((s) => s.traceId === root.traceId && s.name === 'RunActivity:requestBehavioralProfile')
+      );
     });
     const root = request() as NonNullable<ReturnType<typeof request>>;
-    expect(root).toMatchObject({ service: 'persona-api', parentSpanId: '', attributes: { 'http.route': '/api/v1/onboarding', 'http.response.status_code': 200 } });
+    expect(root).toMatchObject({
+      service: 'persona-api',
+      parentSpanId: '',
+      attributes: { 'http.route': '/api/v1/onboarding', 'http.response.status_code': 200 },
+    });
     const trace = spans().filter((s) => s.traceId === root.traceId);
     expect(new Set(trace.map((s) => s.name))).toEqual(
       new Set([
@@ -313,7 +475,9 @@ describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
   });
 
   it('continue a caller’s trace (W3C traceparent) over gRPC', async () => {
-    const grpcSpan = collector.spans().find((s) => s.name === 'gRPC GetCustomerContext' && s.attributes['persona.request_id'] === rid.grpc);
+    const grpcSpan = collector
+      .spans()
+      .find((s) => s.name === 'gRPC GetCustomerContext' && s.attributes['persona.request_id'] === rid.grpc);
     expect(grpcSpan).toMatchObject({ service: 'persona-api', traceId: CALLER_TRACE, parentSpanId: CALLER_SPAN });
   });
 });

@@ -18,17 +18,32 @@ afterAll(() => h?.close());
 
 const body = (overrides: Record<string, unknown> = {}) => ({
   customer: { segment: 'Subscriber', ltv: 12.5 },
-  payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2031 },
+  payment_method: {
+    type: 'card',
+    token: `tok_${randomUUID()}`,
+    brand: 'visa',
+    last_four: '4242',
+    expiry_month: 12,
+    expiry_year: 2031,
+  },
   device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'Safari' },
   address: { street1: '10 Downing St', city: 'London', zip_code: 'SW1A 2AA', country: 'GB', type: 'billing' },
   digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
   ...overrides,
 });
 
-async function onboard(payload: unknown, key: string = randomUUID(), opts: { wait?: boolean; token?: string; raw?: string } = {}) {
+async function onboard(
+  payload: unknown,
+  key: string = randomUUID(),
+  opts: { wait?: boolean; token?: string; raw?: string } = {},
+) {
   const res = await h.app.request(`/api/v1/onboarding${opts.wait === false ? '' : '?wait=true'}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${opts.token ?? onboarder}`, 'idempotency-key': key, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${opts.token ?? onboarder}`,
+      'idempotency-key': key,
+      'content-type': 'application/json',
+    },
     body: opts.raw ?? JSON.stringify(payload),
   });
   return { res, json: (await res.json()) as Record<string, unknown>, key };
@@ -52,22 +67,32 @@ async function workflowExists(key: string): Promise<boolean> {
 describe('POST /api/v1/onboarding end to end', () => {
   it('onboards a new customer, findable by its id in Temporal, with a readable summary', async () => {
     const email = uniqueEmail();
-    const { res, json, key } = await onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
+    const { res, json, key } = await onboard(
+      body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+    );
     expect(res.status).toBe(200);
     expect(json).toMatchObject({ outcome: 'created', possible_matches: [], workflow_id: `onboarding-${key}` });
     const customerId = json.customer_id as string;
 
     const profile = await get(`/api/v1/customers/${customerId}/profile`);
-    expect(profile.json).toMatchObject({ customer_id: customerId, segment: 'Subscriber', ltv: 12.5, digital_identifiers: [{ type: 'email', value: email }] });
+    expect(profile.json).toMatchObject({
+      customer_id: customerId,
+      segment: 'Subscriber',
+      ltv: 12.5,
+      digital_identifiers: [{ type: 'email', value: email }],
+    });
 
     const handle = h.client.workflow.getHandle(`onboarding-${key}`);
     const described = await handle.describe();
     expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(customerId);
-    expect(await described.staticSummary()).toBe('Onboard a Subscriber customer with verified email, visa card ending 4242, a device, a billing address in GB');
+    expect(await described.staticSummary()).toBe(
+      'Onboard a Subscriber customer with verified email, visa card ending 4242, a device, a billing address in GB',
+    );
     let found: string[] = [];
     for (let i = 0; i < 40 && found.length === 0; i++) {
       found = [];
-      for await (const wf of h.client.workflow.list({ query: customerWorkflowsQuery(customerId) })) found.push(wf.workflowId);
+      for await (const wf of h.client.workflow.list({ query: customerWorkflowsQuery(customerId) }))
+        found.push(wf.workflowId);
       if (found.length === 0) await new Promise((r) => setTimeout(r, 250));
     }
     expect(found).toEqual([`onboarding-${key}`]);
@@ -86,22 +111,40 @@ describe('POST /api/v1/onboarding end to end', () => {
   it('matches a second onboarding with the same verified email', async () => {
     const email = uniqueEmail();
     const first = await onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
-    const second = await onboard(body({ digital_identifiers: [{ type: 'email', value: ` ${email.toUpperCase()}`, is_verified: true }] }));
+    const second = await onboard(
+      body({ digital_identifiers: [{ type: 'email', value: ` ${email.toUpperCase()}`, is_verified: true }] }),
+    );
     expect(second.json).toMatchObject({ customer_id: first.json.customer_id, outcome: 'matched' });
     // The same card again is the same wallet item (used again), a new card is added.
-    const wallet = async () => (await get(`/api/v1/customers/${first.json.customer_id as string}/payment-methods`)).json.data as { brand: string }[];
+    const wallet = async () =>
+      (await get(`/api/v1/customers/${first.json.customer_id as string}/payment-methods`)).json.data as {
+        brand: string;
+      }[];
     expect((await wallet()).map((p) => p.brand)).toEqual(['visa']);
-    const newCard = { type: 'card', token: `tok_${randomUUID()}`, brand: 'mastercard', last_four: '4444', expiry_month: 6, expiry_year: 2030 };
-    await onboard(body({ payment_method: newCard, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
+    const newCard = {
+      type: 'card',
+      token: `tok_${randomUUID()}`,
+      brand: 'mastercard',
+      last_four: '4444',
+      expiry_month: 6,
+      expiry_year: 2030,
+    };
+    await onboard(
+      body({ payment_method: newCard, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+    );
     expect((await wallet()).map((p) => p.brand).sort()).toEqual(['mastercard', 'visa']);
   });
 
   it('creates a new customer with a possible match for a device-only or unverified-email match', async () => {
     const fingerprint = `fp-${randomUUID()}`;
     const email = uniqueEmail();
-    const first = await onboard(body({ device: { fingerprint }, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
+    const first = await onboard(
+      body({ device: { fingerprint }, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+    );
     const byDevice = await onboard(body({ device: { fingerprint } }));
-    const byUnverified = await onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: false }] }));
+    const byUnverified = await onboard(
+      body({ digital_identifiers: [{ type: 'email', value: email, is_verified: false }] }),
+    );
     for (const r of [byDevice, byUnverified]) {
       expect(r.json).toMatchObject({ outcome: 'created', possible_matches: [first.json.customer_id] });
       expect(r.json.customer_id).not.toBe(first.json.customer_id);
@@ -115,7 +158,9 @@ describe('POST /api/v1/onboarding end to end', () => {
   it('ends 20 parallel onboardings of one verified email under different keys with one customer', async () => {
     const email = uniqueEmail('race');
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }))),
+      Array.from({ length: 20 }, () =>
+        onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] })),
+      ),
     );
     expect(results.map((r) => r.res.status)).toEqual(Array(20).fill(200));
     expect(new Set(results.map((r) => r.json.customer_id)).size).toBe(1);
@@ -129,9 +174,12 @@ describe('POST /api/v1/onboarding end to end', () => {
     const again = await onboard(payload, key);
     expect(again.res.status).toBe(200);
     expect(again.json).toEqual(first.json);
-    const events = await h.graph.query<{ n: number }>("MATCH (e:Event {type: 'CustomerOnboarded', customer_id: $id}) RETURN count(e) AS n", {
-      id: first.json.customer_id,
-    });
+    const events = await h.graph.query<{ n: number }>(
+      "MATCH (e:Event {type: 'CustomerOnboarded', customer_id: $id}) RETURN count(e) AS n",
+      {
+        id: first.json.customer_id,
+      },
+    );
     expect(events[0]?.n).toBe(1);
     const runs: string[] = [];
     for await (const wf of h.client.workflow.list({ query: `WorkflowId = 'onboarding-${key}'` })) runs.push(wf.runId);
@@ -150,11 +198,31 @@ describe('bad input writes nothing', () => {
     ['an unknown nested field', () => body({ customer: { segment: 'VIP', ltv: 1, vip: true } }), 'customer.vip'],
     ['a wrong type', () => body({ customer: { segment: 'VIP', ltv: 'lots' } }), 'customer.ltv'],
     ['a bad enum', () => body({ payment_method: { ...body().payment_method, type: 'crypto' } }), 'payment_method.type'],
-    ['expiry month 13', () => body({ payment_method: { ...body().payment_method, expiry_month: 13 } }), 'payment_method.expiry_month'],
-    ['a last_four that is not four digits', () => body({ payment_method: { ...body().payment_method, last_four: '42a2' } }), 'payment_method.last_four'],
-    ['a full card number as token', () => body({ payment_method: { ...body().payment_method, token: pan } }), 'payment_method.token'],
-    ['a card number with spaces as token', () => body({ payment_method: { ...body().payment_method, token: '4242 4242 4242 4242' } }), 'payment_method.token'],
-    ['a bad email', () => body({ digital_identifiers: [{ type: 'email', value: 'not-an-email', is_verified: true }] }), 'digital_identifiers.0.value'],
+    [
+      'expiry month 13',
+      () => body({ payment_method: { ...body().payment_method, expiry_month: 13 } }),
+      'payment_method.expiry_month',
+    ],
+    [
+      'a last_four that is not four digits',
+      () => body({ payment_method: { ...body().payment_method, last_four: '42a2' } }),
+      'payment_method.last_four',
+    ],
+    [
+      'a full card number as token',
+      () => body({ payment_method: { ...body().payment_method, token: pan } }),
+      'payment_method.token',
+    ],
+    [
+      'a card number with spaces as token',
+      () => body({ payment_method: { ...body().payment_method, token: '4242 4242 4242 4242' } }),
+      'payment_method.token',
+    ],
+    [
+      'a bad email',
+      () => body({ digital_identifiers: [{ type: 'email', value: 'not-an-email', is_verified: true }] }),
+      'digital_identifiers.0.value',
+    ],
     ['malformed JSON', () => '{"customer": ', 'body'],
   ];
 
@@ -197,7 +265,11 @@ describe('bad input writes nothing', () => {
 
   it('refuses a missing token with 401 and a wrong scope with 403, writing nothing', async () => {
     const key = randomUUID();
-    const none = await h.app.request('/api/v1/onboarding', { method: 'POST', headers: { 'idempotency-key': key }, body: JSON.stringify(body()) });
+    const none = await h.app.request('/api/v1/onboarding', {
+      method: 'POST',
+      headers: { 'idempotency-key': key },
+      body: JSON.stringify(body()),
+    });
     expect(none.status).toBe(401);
     expect(none.headers.get('www-authenticate')).toBe('Bearer');
     const wrong = await onboard(body(), key, { token: await h.token('customers:read') });
@@ -212,12 +284,18 @@ describe('self-service', () => {
     const b = await onboard(body());
     const aToken = await h.token('self', a.json.customer_id as string);
     expect((await get(`/api/v1/customers/${a.json.customer_id as string}/profile`, aToken)).res.status).toBe(200);
-    expect((await get(`/api/v1/customers/${a.json.customer_id as string}/payment-methods`, aToken)).res.status).toBe(200);
+    expect((await get(`/api/v1/customers/${a.json.customer_id as string}/payment-methods`, aToken)).res.status).toBe(
+      200,
+    );
     const other = await get(`/api/v1/customers/${b.json.customer_id as string}/profile`, aToken);
     expect(other.res.status).toBe(403);
     expect(other.json).toMatchObject({ status: 403, title: 'Forbidden' });
-    expect((await get(`/api/v1/customers/${b.json.customer_id as string}/payment-methods`, aToken)).res.status).toBe(403);
-    expect((await get(`/api/v1/customers/${a.json.customer_id as string}/possible-matches`, aToken)).res.status).toBe(403);
+    expect((await get(`/api/v1/customers/${b.json.customer_id as string}/payment-methods`, aToken)).res.status).toBe(
+      403,
+    );
+    expect((await get(`/api/v1/customers/${a.json.customer_id as string}/possible-matches`, aToken)).res.status).toBe(
+      403,
+    );
     const put = await h.app.request(`/api/v1/customers/${a.json.customer_id as string}/profile`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${aToken}`, 'content-type': 'application/json' },
@@ -237,12 +315,36 @@ describe('self-service', () => {
         body: JSON.stringify(pm),
       });
     const token = `tok_${randomUUID()}`;
-    const added = await post({ type: 'card', token, brand: 'amex', last_four: '0005', expiry_month: 3, expiry_year: 2030 });
+    const added = await post({
+      type: 'card',
+      token,
+      brand: 'amex',
+      last_four: '0005',
+      expiry_month: 3,
+      expiry_year: 2030,
+    });
     expect(added.status).toBe(201);
     const item = (await added.json()) as Record<string, unknown>;
-    expect(Object.keys(item).sort()).toEqual(['brand', 'expiry_month', 'expiry_year', 'id', 'is_default', 'last_four', 'last_used', 'status', 'type']);
+    expect(Object.keys(item).sort()).toEqual([
+      'brand',
+      'expiry_month',
+      'expiry_year',
+      'id',
+      'is_default',
+      'last_four',
+      'last_used',
+      'status',
+      'type',
+    ]);
 
-    const refused = await post({ type: 'card', token: '4242424242424242', brand: 'visa', last_four: '4242', expiry_month: 3, expiry_year: 2030 });
+    const refused = await post({
+      type: 'card',
+      token: '4242424242424242',
+      brand: 'visa',
+      last_four: '4242',
+      expiry_month: 3,
+      expiry_year: 2030,
+    });
     expect(refused.status).toBe(400);
     expect(((await refused.json()) as { field: string }).field).toBe('payment_method.token');
 
@@ -258,7 +360,10 @@ describe('self-service', () => {
       headers: { authorization: `Bearer ${me}` },
     });
     expect(del.status).toBe(204);
-    const after = (await get(`/api/v1/customers/${id}/payment-methods`, me)).json.data as { id: string; is_default: boolean }[];
+    const after = (await get(`/api/v1/customers/${id}/payment-methods`, me)).json.data as {
+      id: string;
+      is_default: boolean;
+    }[];
     expect(after).toEqual([expect.objectContaining({ id: item.id, is_default: true })]);
   });
 
@@ -276,7 +381,9 @@ describe('self-service', () => {
 
 describe('the OpenAPI document', () => {
   it('describes every route from the same schemas, with a browsable UI', async () => {
-    const doc = (await (await h.app.request('/openapi.json')).json()) as { paths: Record<string, Record<string, unknown>> };
+    const doc = (await (await h.app.request('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/api/v1/admin/event-relay',
       '/api/v1/admin/event-relay/retry',

@@ -35,9 +35,20 @@ describe('a worker that dies mid-activity', () => {
     const email = uniqueEmail();
     const res = await h.app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
-      headers: { authorization: `Bearer ${await h.token('onboarding:write')}`, 'idempotency-key': randomUUID(), 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${await h.token('onboarding:write')}`,
+        'idempotency-key': randomUUID(),
+        'content-type': 'application/json',
+      },
       body: JSON.stringify({
-        payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 1, expiry_year: 2033 },
+        payment_method: {
+          type: 'card',
+          token: `tok_${randomUUID()}`,
+          brand: 'visa',
+          last_four: '4242',
+          expiry_month: 1,
+          expiry_year: 2033,
+        },
         device: { fingerprint: `fp-${randomUUID()}` },
         digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
       }),

@@ -23,9 +23,23 @@ afterAll(() => g.close());
 
 const request = (overrides: Partial<OnboardingRequest> = {}): OnboardingRequest => ({
   customer: { segment: 'Subscriber', ltv: 0 },
-  payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2031 },
+  payment_method: {
+    type: 'card',
+    token: `tok_${randomUUID()}`,
+    brand: 'visa',
+    last_four: '4242',
+    expiry_month: 12,
+    expiry_year: 2031,
+  },
   device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.4', user_agent: 'Firefox' },
-  address: { street1: '1 Infinite Loop', city: 'Cupertino', state: 'CA', zip_code: '95014', country: 'US', type: 'billing' },
+  address: {
+    street1: '1 Infinite Loop',
+    city: 'Cupertino',
+    state: 'CA',
+    zip_code: '95014',
+    country: 'US',
+    type: 'billing',
+  },
   digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
   ...overrides,
 });
@@ -49,7 +63,9 @@ describe('onboarding in the graph', () => {
   it('matches a verified email verified on file, links new facts and counts the login', async () => {
     const email = uniqueEmail();
     const fingerprint = `fp-${randomUUID()}`;
-    const first = await onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }], device: { fingerprint } }));
+    const first = await onboard(
+      request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }], device: { fingerprint } }),
+    );
     const phone = `+1415555${String(Math.floor(Math.random() * 9000) + 1000)}`;
     const second = await onboard(
       request({
@@ -58,23 +74,40 @@ describe('onboarding in the graph', () => {
           { type: 'phone_number', value: phone, is_verified: true },
         ],
         device: { fingerprint },
-        payment_method: { type: 'card', token: `tok_${randomUUID()}`, brand: 'mastercard', last_four: '5454', expiry_month: 1, expiry_year: 2030 },
+        payment_method: {
+          type: 'card',
+          token: `tok_${randomUUID()}`,
+          brand: 'mastercard',
+          last_four: '5454',
+          expiry_month: 1,
+          expiry_year: 2030,
+        },
       }),
     );
     expect(second).toEqual({ customer_id: first.customer_id, outcome: 'matched', possible_matches: [] });
-    expect((await getDigitalIdentifiersByCustomer(g, first.customer_id)).map((i) => i.type).sort()).toEqual(['email', 'phone_number']);
+    expect((await getDigitalIdentifiersByCustomer(g, first.customer_id)).map((i) => i.type).sort()).toEqual([
+      'email',
+      'phone_number',
+    ]);
     expect(await getDevicesByCustomer(g, first.customer_id)).toMatchObject([{ fingerprint, login_count: 2 }]);
-    expect((await getPaymentMethodsByCustomer(g, first.customer_id)).map((p) => p.brand).sort()).toEqual(['mastercard', 'visa']);
+    expect((await getPaymentMethodsByCustomer(g, first.customer_id)).map((p) => p.brand).sort()).toEqual([
+      'mastercard',
+      'visa',
+    ]);
   });
 
   it('never merges on an unverified email: a new customer and a possible match', async () => {
     const email = uniqueEmail();
     const first = await onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
-    const second = await onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: false }] }));
+    const second = await onboard(
+      request({ digital_identifiers: [{ type: 'email', value: email, is_verified: false }] }),
+    );
     expect(second.outcome).toBe('created');
     expect(second.customer_id).not.toBe(first.customer_id);
     expect(second.possible_matches).toEqual([first.customer_id]);
-    expect(await listPossibleMatches(g, second.customer_id)).toMatchObject([{ customer_id: first.customer_id, signals: ['unverified_email'] }]);
+    expect(await listPossibleMatches(g, second.customer_id)).toMatchObject([
+      { customer_id: first.customer_id, signals: ['unverified_email'] },
+    ]);
     expect(await getDigitalIdentifiersByCustomer(g, second.customer_id)).toEqual([]);
   });
 
@@ -123,7 +156,9 @@ describe('onboarding in the graph', () => {
   it('ends 20 parallel onboardings of one verified email with one customer', async () => {
     const email = uniqueEmail('race');
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }))),
+      Array.from({ length: 20 }, () =>
+        onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] })),
+      ),
     );
     expect(new Set(results.map((r) => r.customer_id)).size).toBe(1);
     expect(results.filter((r) => r.outcome === 'created')).toHaveLength(1);
@@ -136,7 +171,12 @@ describe('onboarding in the graph', () => {
 
   it('never carries the plain token in the plan', () => {
     const token = `tok_${randomUUID()}`;
-    const plan = prepareOnboarding(g, request({ payment_method: { type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 2, expiry_year: 2032 } }));
+    const plan = prepareOnboarding(
+      g,
+      request({
+        payment_method: { type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 2, expiry_year: 2032 },
+      }),
+    );
     expect(JSON.stringify(plan)).not.toContain(token);
   });
 });
@@ -153,9 +193,13 @@ describe('removing a payment method', () => {
       { customer: customer.id, b: b.id, c: c.id },
     );
     expect(await removePaymentMethod(g, customer.id, a.id)).toEqual({ promoted: b.id });
-    expect((await getPaymentMethodsByCustomer(g, customer.id)).filter((p) => p.is_default).map((p) => p.id)).toEqual([b.id]);
+    expect((await getPaymentMethodsByCustomer(g, customer.id)).filter((p) => p.is_default).map((p) => p.id)).toEqual([
+      b.id,
+    ]);
     expect(await removePaymentMethod(g, customer.id, b.id)).toEqual({ promoted: null });
-    expect((await getPaymentMethodsByCustomer(g, customer.id)).map((p) => [p.id, p.is_default])).toEqual([[c.id, false]]);
+    expect((await getPaymentMethodsByCustomer(g, customer.id)).map((p) => [p.id, p.is_default])).toEqual([
+      [c.id, false],
+    ]);
     await expect(removePaymentMethod(g, customer.id, a.id)).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -4,7 +4,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addAddress, findCustomerByDigitalId, getPaymentMethodsByCustomer, linkDevice, listCustomerEvents } from '../../graph';
+import {
+  addAddress,
+  findCustomerByDigitalId,
+  getPaymentMethodsByCustomer,
+  linkDevice,
+  listCustomerEvents,
+} from '../../graph';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
@@ -22,15 +28,23 @@ async function call(method: string, path: string, token: string) {
   return { status: res.status, text: await res.text() };
 }
 
-
 describe('export and erasure', () => {
   it('exports everything but tokens; erasure cancels a running recovery, deletes personal data, keeps a tombstone, and is idempotent', async () => {
     const token = `tok_decline_insufficient_funds_${randomUUID().slice(0, 8)}`;
     const { customerId, cards } = await customerWithCards(h.graph, [token, 'tok_decline_insufficient_funds_z']);
     const fingerprint = `fp-${randomUUID()}`;
     await linkDevice(h.graph, customerId, { fingerprint });
-    await addAddress(h.graph, customerId, { street1: '1 Erasure Lane', city: 'Gone', zip_code: '00000', country: 'GB', type: 'shipping' });
-    const [identifier] = await h.graph.query<{ value: string }>('MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d) RETURN d.value AS value', { id: customerId });
+    await addAddress(h.graph, customerId, {
+      street1: '1 Erasure Lane',
+      city: 'Gone',
+      zip_code: '00000',
+      country: 'GB',
+      type: 'shipping',
+    });
+    const [identifier] = await h.graph.query<{ value: string }>(
+      'MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d) RETURN d.value AS value',
+      { id: customerId },
+    );
     const email = identifier?.value as string;
     const self = await h.token('self', customerId);
 
@@ -47,11 +61,20 @@ describe('export and erasure', () => {
       addresses: [expect.objectContaining({ street1: '1 Erasure Lane' })],
     });
     expect((body.events as { type: string }[]).map((e) => e.type)).toContain('PaymentMethodAdded');
-    expect((await call('GET', `/api/v1/customers/${customerId}/export`, await h.token('self', randomUUID()))).status).toBe(403);
+    expect(
+      (await call('GET', `/api/v1/customers/${customerId}/export`, await h.token('self', randomUUID()))).status,
+    ).toBe(403);
 
     // A recovery is dunning for this customer.
     const payment = paymentId();
-    const failure = { payment_id: payment, customer_id: customerId, payment_method_id: cards[0], amount: 999, currency: 'EUR', decline_code: 'insufficient_funds' };
+    const failure = {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0],
+      amount: 999,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    };
     const reported = await h.app.request('/api/v1/payment-failures', {
       method: 'POST',
       headers: { authorization: `Bearer ${await h.token('payments:report')}`, 'content-type': 'application/json' },
@@ -61,17 +84,26 @@ describe('export and erasure', () => {
     const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
     await until(async () => (await recovery.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
     await until(async () => {
-      const list = h.client.workflow.list({ query: `PersonaCustomerId = '${customerId}' AND ExecutionStatus = 'Running'` });
+      const list = h.client.workflow.list({
+        query: `PersonaCustomerId = '${customerId}' AND ExecutionStatus = 'Running'`,
+      });
       for await (const wf of list) if (wf.workflowId === recoveryWorkflowId(payment)) return true;
       return false;
     });
 
     // Erase, twice at once: one workflow.
-    const [first, again] = await Promise.all([call('DELETE', `/api/v1/customers/${customerId}`, self), call('DELETE', `/api/v1/customers/${customerId}`, self)]);
+    const [first, again] = await Promise.all([
+      call('DELETE', `/api/v1/customers/${customerId}`, self),
+      call('DELETE', `/api/v1/customers/${customerId}`, self),
+    ]);
     expect([first.status, again.status]).toEqual([202, 202]);
     expect(JSON.parse(first.text)).toEqual({ workflow_id: `erasure-${customerId}` });
     const outcome = (await h.client.workflow.getHandle(`erasure-${customerId}`).result()) as ErasureOutcome;
-    expect(outcome).toMatchObject({ erased: true, cancelled: [recoveryWorkflowId(payment)], deleted: { identifiers: 1, addresses: 1, payment_methods: 2, devices: 1 } });
+    expect(outcome).toMatchObject({
+      erased: true,
+      cancelled: [recoveryWorkflowId(payment)],
+      deleted: { identifiers: 1, addresses: 1, payment_methods: 2, devices: 1 },
+    });
     expect((await recovery.describe()).status.name).toBe('CANCELLED');
 
     // Nothing personal is left to read, search or match.
@@ -88,12 +120,24 @@ describe('export and erasure', () => {
     expect(events[0]?.type).toBe('CustomerErased');
     expect(events.slice(1).every((e) => Object.keys(e.payload).length === 0)).toBe(true);
     const context = await call('GET', `/api/v1/customers/${customerId}/context`, await h.token('context:read'));
-    expect(JSON.parse(context.text)).toMatchObject({ status: 'erased', trusted_devices: [], active_payment_methods: [], default_payment_method_id: null });
+    expect(JSON.parse(context.text)).toMatchObject({
+      status: 'erased',
+      trusted_devices: [],
+      active_payment_methods: [],
+      default_payment_method_id: null,
+    });
     // Onboarding with the same email now makes a new customer: nothing matches the erased one.
     const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
-      headers: { authorization: `Bearer ${await h.token('onboarding:write')}`, 'idempotency-key': randomUUID(), 'content-type': 'application/json' },
-      body: JSON.stringify({ customer: { segment: 'New', ltv: 0 }, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+      headers: {
+        authorization: `Bearer ${await h.token('onboarding:write')}`,
+        'idempotency-key': randomUUID(),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        customer: { segment: 'New', ltv: 0 },
+        digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+      }),
     });
     const onboarded = (await onboarding.json()) as { customer_id: string; outcome: string };
     expect(onboarded.outcome).toBe('created');

@@ -18,8 +18,15 @@ const logger = createLogger('test', 'silent');
 
 /** An app whose only interesting dependency is its readiness checks. */
 function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeof connectTemporal>>, driver: Driver) {
-  return createApp(apiDepsFromConfig(config, { logger, readiness, graph: graphFromConfig(driver, config), client: temporal.client, requests: new RequestContext() }));
-
+  return createApp(
+    apiDepsFromConfig(config, {
+      logger,
+      readiness,
+      graph: graphFromConfig(driver, config),
+      client: temporal.client,
+      requests: new RequestContext(),
+    }),
+  );
 }
 
 describe('readiness', () => {
@@ -34,7 +41,11 @@ describe('readiness', () => {
   });
 
   it('is ready when Neo4j and Temporal answer', async () => {
-    const app = appWith([neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)], temporal, driver);
+    const app = appWith(
+      [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
+      temporal,
+      driver,
+    );
     expect((await app.request('/healthz')).status).toBe(200);
     const res = await app.request('/readyz');
     expect(res.status).toBe(200);
@@ -44,7 +55,11 @@ describe('readiness', () => {
   it('answers 503 problem+json naming Neo4j when Neo4j is unreachable', async () => {
     const deadDriver = createDriver({ ...config, NEO4J_URI: `bolt://127.0.0.1:${await freePort()}` });
     try {
-      const app = appWith([neo4jCheck(deadDriver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)], temporal, driver);
+      const app = appWith(
+        [neo4jCheck(deadDriver, config.NEO4J_DATABASE), temporalCheck(temporal.connection, config.TEMPORAL_NAMESPACE)],
+        temporal,
+        driver,
+      );
       const res = await app.request('/readyz');
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -60,7 +75,11 @@ describe('readiness', () => {
   it('answers 503 problem+json naming Temporal when Temporal is unreachable', async () => {
     const dead = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1s' });
     try {
-      const app = appWith([neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)], temporal, driver);
+      const app = appWith(
+        [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)],
+        temporal,
+        driver,
+      );
       const res = await app.request('/readyz');
       expect(res.status).toBe(503);
       const body = (await res.json()) as { checks: Record<string, string> };

@@ -27,10 +27,11 @@ async function report(body: Record<string, unknown>) {
 }
 
 async function status(payment: string): Promise<RecoveryStatus> {
-  const res = await h.app.request(`/api/v1/payment-recoveries/${payment}`, { headers: { authorization: `Bearer ${await h.token('payments:report')}` } });
+  const res = await h.app.request(`/api/v1/payment-recoveries/${payment}`, {
+    headers: { authorization: `Bearer ${await h.token('payments:report')}` },
+  });
   return (await res.json()) as RecoveryStatus;
 }
-
 
 const failure = (customerId: string, pm: string, decline_code: string, payment = paymentId()) => ({
   payment_id: payment,
@@ -43,7 +44,10 @@ const failure = (customerId: string, pm: string, decline_code: string, payment =
 
 describe('payment recovery end to end', () => {
   it('recovers a soft decline with the second method: one successful charge, new default, customer told', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_1', `tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_1',
+      `tok_visa_${randomUUID()}`,
+    ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
     const res = await report(f);
     expect(res).toEqual({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
@@ -51,7 +55,9 @@ describe('payment recovery end to end', () => {
     expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
 
     const charges = await simulatorCharges(gatewayUrl, customerId);
-    expect(charges).toMatchObject([{ idempotency_key: `${f.payment_id}:${cards[1]}`, status: 'succeeded', amount: 2599, currency: 'EUR' }]);
+    expect(charges).toMatchObject([
+      { idempotency_key: `${f.payment_id}:${cards[1]}`, status: 'succeeded', amount: 2599, currency: 'EUR' },
+    ]);
     const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
     expect(wallet.filter((p) => p.is_default).map((p) => p.id)).toEqual([cards[1]]);
     const types = (await listCustomerEvents(h.graph, customerId)).map((e) => e.type);
@@ -62,14 +68,21 @@ describe('payment recovery end to end', () => {
     expect(await status(f.payment_id)).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
     const described = await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).describe();
     expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(customerId);
-    expect(await described.staticSummary()).toBe(`Recover payment ${f.payment_id} of 25.99 EUR after a declined charge (insufficient_funds)`);
+    expect(await described.staticSummary()).toBe(
+      `Recover payment ${f.payment_id} of 25.99 EUR after a declined charge (insufficient_funds)`,
+    );
   });
 
   it('stops at a fraud-hard decline: the method is compromised and nothing is charged', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`, `tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      `tok_visa_${randomUUID()}`,
+      `tok_visa_${randomUUID()}`,
+    ]);
     const f = failure(customerId, cards[0] as string, 'stolen_card');
     await report(f);
-    expect(await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()).toMatchObject({ state: 'stopped' });
+    expect(await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()).toMatchObject({
+      state: 'stopped',
+    });
     expect(await simulatorCharges(gatewayUrl, customerId)).toEqual([]);
     const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
     expect(wallet.find((p) => p.id === cards[0])?.status).toBe('compromised');
@@ -78,7 +91,10 @@ describe('payment recovery end to end', () => {
   });
 
   it('dunns when every method fails, visibly, and a card added to the wallet retries at once', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_1', 'tok_decline_do_not_honor_2']);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_generic_decline_1',
+      'tok_decline_do_not_honor_2',
+    ]);
     const f = failure(customerId, cards[0] as string, 'generic_decline');
     await report(f);
     await until(async () => (await status(f.payment_id)).state === 'dunning');
@@ -90,13 +106,23 @@ describe('payment recovery end to end', () => {
     ]);
     // The recovery must be visible to the wallet route's search before the card arrives.
     await until(async () => {
-      for await (const wf of h.client.workflow.list({ query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}' AND ExecutionStatus = 'Running'` })) if (wf) return true;
+      for await (const wf of h.client.workflow.list({
+        query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}' AND ExecutionStatus = 'Running'`,
+      }))
+        if (wf) return true;
       return false;
     });
     const added = await h.app.request(`/api/v1/customers/${customerId}/payment-methods`, {
       method: 'POST',
       headers: { authorization: `Bearer ${await h.token('self', customerId)}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'card', token: `tok_visa_${randomUUID()}`, brand: 'mastercard', last_four: '5454', expiry_month: 8, expiry_year: 2033 }),
+      body: JSON.stringify({
+        type: 'card',
+        token: `tok_visa_${randomUUID()}`,
+        brand: 'mastercard',
+        last_four: '5454',
+        expiry_month: 8,
+        expiry_year: 2033,
+      }),
     });
     const newCard = ((await added.json()) as { id: string }).id;
     const result = (await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()) as RecoveryStatus;
@@ -106,7 +132,10 @@ describe('payment recovery end to end', () => {
   });
 
   it('ignores duplicate reports: one recovery, one charge', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_insufficient_funds_3', `tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_3',
+      `tok_visa_${randomUUID()}`,
+    ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
     await Promise.all([report(f), report(f), report(f)]);
     await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
@@ -115,15 +144,27 @@ describe('payment recovery end to end', () => {
     await sleep(500);
     expect(await simulatorCharges(gatewayUrl, customerId)).toHaveLength(1);
     const runs: string[] = [];
-    for await (const wf of h.client.workflow.list({ query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}'` })) runs.push(wf.runId);
+    for await (const wf of h.client.workflow.list({ query: `WorkflowId = '${recoveryWorkflowId(f.payment_id)}'` }))
+      runs.push(wf.runId);
     expect(runs).toHaveLength(1);
   });
 
   it('refuses bad reports naming the field, and a method that is not the customer’s', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
-    expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), amount: -5 })).toMatchObject({ status: 400, json: { field: 'amount' } });
-    expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), currency: 'eur' })).toMatchObject({ status: 400, json: { field: 'currency' } });
+    expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), amount: -5 })).toMatchObject({
+      status: 400,
+      json: { field: 'amount' },
+    });
+    expect(
+      await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), currency: 'eur' }),
+    ).toMatchObject({ status: 400, json: { field: 'currency' } });
     expect((await report(failure(customerId, randomUUID(), 'generic_decline'))).status).toBe(404);
-    expect((await h.app.request(`/api/v1/payment-recoveries/${paymentId()}`, { headers: { authorization: `Bearer ${await h.token('ops')}` } })).status).toBe(404);
+    expect(
+      (
+        await h.app.request(`/api/v1/payment-recoveries/${paymentId()}`, {
+          headers: { authorization: `Bearer ${await h.token('ops')}` },
+        })
+      ).status,
+    ).toBe(404);
   });
 });

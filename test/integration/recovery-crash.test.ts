@@ -40,7 +40,14 @@ beforeAll(async () => {
   graph = openTestGraph();
   const requests = new RequestContext();
   ({ connection, client } = await connectTemporal(loadSettings(), { requestId: () => requests.requestId }));
-  deps = apiDepsFromConfig(graph.config, { logger: createLogger('crash-test', 'silent'), readiness: [], graph, client, requests, taskQueue });
+  deps = apiDepsFromConfig(graph.config, {
+    logger: createLogger('crash-test', 'silent'),
+    readiness: [],
+    graph,
+    client,
+    requests,
+    taskQueue,
+  });
 });
 afterAll(async () => {
   await faults({ latency_ms: 0 });
@@ -51,13 +58,23 @@ afterAll(async () => {
 
 describe('a worker killed while a charge is in flight', () => {
   it('charges exactly once, and the recovery completes on the next worker', async () => {
-    const { customerId, cards } = await customerWithCards(graph, ['tok_decline_insufficient_funds_9', `tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(graph, [
+      'tok_decline_insufficient_funds_9',
+      `tok_visa_${randomUUID()}`,
+    ]);
     const payment = paymentId();
     const first = await startWorker();
 
     // The gateway takes 4 s to answer: long enough to kill the worker mid-charge.
     await faults({ latency_ms: 4000 });
-    await reportPaymentFailure(deps, { payment_id: payment, customer_id: customerId, payment_method_id: cards[0] as string, amount: 4200, currency: 'USD', decline_code: 'insufficient_funds' });
+    await reportPaymentFailure(deps, {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0] as string,
+      amount: 4200,
+      currency: 'USD',
+      decline_code: 'insufficient_funds',
+    });
     const handle = client.workflow.getHandle(recoveryWorkflowId(payment));
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -72,7 +89,9 @@ describe('a worker killed while a charge is in flight', () => {
 
     await sleep(3500); // the gateway finishes the charge the dead worker asked for
     await faults({ latency_ms: 0 });
-    expect((await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId)).filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    expect(
+      (await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId)).filter((c) => c.status === 'succeeded'),
+    ).toHaveLength(1);
 
     const second = await startWorker();
     const result = (await handle.result()) as RecoveryStatus;

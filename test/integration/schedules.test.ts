@@ -25,16 +25,30 @@ afterAll(async () => {
 
 describe('applySchedules', () => {
   it('creates or updates persona-expiry-scan at the configured time, idempotently, keeping a pause', async () => {
-    const berlin = { ...settings, PERSONA_EXPIRY_SCAN_AT: '05:30', PERSONA_EXPIRY_SCAN_TIMEZONE: 'Europe/Berlin', PERSONA_EXPIRY_BATCH_SIZE: 750 };
+    const berlin = {
+      ...settings,
+      PERSONA_EXPIRY_SCAN_AT: '05:30',
+      PERSONA_EXPIRY_SCAN_TIMEZONE: 'Europe/Berlin',
+      PERSONA_EXPIRY_BATCH_SIZE: 750,
+    };
     const [first] = await applySchedules(client, berlin);
     expect(first).toMatchObject({ scheduleId: EXPIRY_SCAN_SCHEDULE_ID });
     const handle = client.schedule.getHandle(EXPIRY_SCAN_SCHEDULE_ID);
     let d = await handle.describe();
     expect(d.spec.timezone).toBe('Europe/Berlin');
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 5, end: 5 }], minute: [{ start: 30, end: 30 }] });
-    expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: EXPIRY_SCAN_WORKFLOW_TYPE, taskQueue: settings.TEMPORAL_TASK_QUEUE });
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: EXPIRY_SCAN_WORKFLOW_TYPE,
+      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+    });
     expect(d.action.args).toEqual([
-      { time_zone: 'Europe/Berlin', batch_size: 750, batches_per_run: settings.PERSONA_EXPIRY_BATCHES_PER_RUN, lanes: settings.PERSONA_EXPIRY_SCAN_LANES },
+      {
+        time_zone: 'Europe/Berlin',
+        batch_size: 750,
+        batches_per_run: settings.PERSONA_EXPIRY_BATCHES_PER_RUN,
+        lanes: settings.PERSONA_EXPIRY_SCAN_LANES,
+      },
     ]);
     expect(d.policies.overlap).toBe('SKIP');
     expect(d.action.staticSummary).toMatch(/card-expiry scan/i);

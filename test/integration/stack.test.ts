@@ -39,38 +39,44 @@ describe('the local stack', () => {
     afterAll(() => driver.close());
 
     // Only when this stack started the services (not when reusing someone else's servers).
-    it.skipIf(!managed)('lose nothing: a running workflow and a customer survive a restart of both services', async () => {
-      const customerId = randomUUID();
-      const workflowId = `restart-probe-${customerId}`;
-      const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
-      await createCustomer(graph, { id: customerId, segment: 'Restart' });
-      let temporal = await connectTemporal(settings);
-      await temporal.client.workflow.start('RestartProbe', {
-        taskQueue: `restart-${customerId}`,
-        workflowId,
-        typedSearchAttributes: [{ key: personaCustomerId, value: customerId }],
-      });
-      await temporal.connection.close();
-      await driver.close();
-
-      await stackDown(settings, quiet);
-      expect((await stackStatus(settings)).some((s) => s.answering)).toBe(false);
-      await stackUp(settings, quiet);
-
-      driver = createDriver(config);
-      expect(await getCustomer(createGraph(driver, config.NEO4J_DATABASE, config.tokenKey), customerId)).toMatchObject({ segment: 'Restart' });
-      temporal = await connectTemporal(settings);
-      try {
-        await describeNamespace(temporal.connection, settings.TEMPORAL_NAMESPACE);
-        const handle = temporal.client.workflow.getHandle(workflowId);
-        expect((await handle.describe()).status.name).toBe('RUNNING');
-        const found: string[] = [];
-        for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(customerId) })) found.push(wf.workflowId);
-        expect(found).toEqual([workflowId]);
-        await handle.terminate('restart probe done');
-      } finally {
+    it.skipIf(!managed)(
+      'lose nothing: a running workflow and a customer survive a restart of both services',
+      async () => {
+        const customerId = randomUUID();
+        const workflowId = `restart-probe-${customerId}`;
+        const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+        await createCustomer(graph, { id: customerId, segment: 'Restart' });
+        let temporal = await connectTemporal(settings);
+        await temporal.client.workflow.start('RestartProbe', {
+          taskQueue: `restart-${customerId}`,
+          workflowId,
+          typedSearchAttributes: [{ key: personaCustomerId, value: customerId }],
+        });
         await temporal.connection.close();
-      }
-    });
+        await driver.close();
+
+        await stackDown(settings, quiet);
+        expect((await stackStatus(settings)).some((s) => s.answering)).toBe(false);
+        await stackUp(settings, quiet);
+
+        driver = createDriver(config);
+        expect(
+          await getCustomer(createGraph(driver, config.NEO4J_DATABASE, config.tokenKey), customerId),
+        ).toMatchObject({ segment: 'Restart' });
+        temporal = await connectTemporal(settings);
+        try {
+          await describeNamespace(temporal.connection, settings.TEMPORAL_NAMESPACE);
+          const handle = temporal.client.workflow.getHandle(workflowId);
+          expect((await handle.describe()).status.name).toBe('RUNNING');
+          const found: string[] = [];
+          for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(customerId) }))
+            found.push(wf.workflowId);
+          expect(found).toEqual([workflowId]);
+          await handle.terminate('restart probe done');
+        } finally {
+          await temporal.connection.close();
+        }
+      },
+    );
   });
 });

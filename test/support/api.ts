@@ -58,7 +58,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const graph = openTestGraph();
   // As in the real api and worker: the request id rides along with every start and signal.
   const requests = new RequestContext();
-  const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, { requestId: () => requests.requestId });
+  const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, {
+    requestId: () => requests.requestId,
+  });
   const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
   const taskQueue = `e2e-${randomUUID()}`;
   const worker = await Worker.create({
@@ -67,18 +69,27 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
     interceptors: workerInterceptors(requests),
-    activities: (options.wrapActivities ?? ((a) => a))(createActivities({
+    activities: (options.wrapActivities ?? ((a) => a))(
+      createActivities({
         graph,
         chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
         notifications: new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
         temporal: client,
-      })),
+      }),
+    ),
   });
   const running = worker.run();
   const deps: ApiDeps = {
-    ...apiDepsFromConfig(graph.config, { logger: createLogger('test-api', 'silent'), readiness: [], graph, client, taskQueue, requests }),
+    ...apiDepsFromConfig(graph.config, {
+      logger: createLogger('test-api', 'silent'),
+      readiness: [],
+      graph,
+      client,
+      taskQueue,
+      requests,
+    }),
     limits,
     ...(options.policy ? { policy: options.policy } : {}),
   };

@@ -20,12 +20,19 @@ export async function holderOfCard(
   options: { isDefault?: boolean; reachable?: boolean } = {},
 ): Promise<CardHolder> {
   const customer = await createCustomer(g, {
-    digital_identifiers: options.reachable === false ? [] : [{ type: 'email', value: uniqueEmail('expiry'), is_verified: true }],
+    digital_identifiers:
+      options.reachable === false ? [] : [{ type: 'email', value: uniqueEmail('expiry'), is_verified: true }],
   });
-  if (options.isDefault === false) await addPaymentMethod(g, customer.id, cardInput({ expiry_year: 2035, expiry_month: 12 }), { makeDefault: true });
-  const card = await addPaymentMethod(g, customer.id, cardInput({ expiry_year: year, expiry_month: month, last_four: '1111' }), {
-    makeDefault: options.isDefault !== false,
-  });
+  if (options.isDefault === false)
+    await addPaymentMethod(g, customer.id, cardInput({ expiry_year: 2035, expiry_month: 12 }), { makeDefault: true });
+  const card = await addPaymentMethod(
+    g,
+    customer.id,
+    cardInput({ expiry_year: year, expiry_month: month, last_four: '1111' }),
+    {
+      makeDefault: options.isDefault !== false,
+    },
+  );
   return { customerId: customer.id, cardId: card.id };
 }
 

@@ -19,7 +19,9 @@ export function parseMetrics(text: string): Sample[] {
     if (!line || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)].map((l) => [l[1] as string, l[2] as string]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)].map((l) => [l[1] as string, l[2] as string]),
+    );
     samples.push({ name: m[1] as string, labels, value: Number(m[3]) });
   }
   return samples;
@@ -94,14 +96,22 @@ export function promqlSelectors(expr: string): {
       }
       if (n.name !== 'VectorSelector') return;
       const metric = n.node.getChild('Identifier');
-      const labels = n.node.getChild('LabelMatchers')?.getChildren('UnquotedLabelMatcher').map((m) => m.getChild('LabelName')).filter((l) => l !== null) ?? [];
+      const labels =
+        n.node
+          .getChild('LabelMatchers')
+          ?.getChildren('UnquotedLabelMatcher')
+          .map((m) => m.getChild('LabelName'))
+          .filter((l) => l !== null) ?? [];
       found.push({ metric: metric ? text(metric) : '', labels: labels.map(text), at: n.from });
     },
   });
   return {
     errors,
     found: found.map(({ metric, labels }) => ({ metric, labels })),
-    groupings: aggregates.map((a) => ({ labels: a.labels, metrics: found.filter((f) => f.at >= a.from && f.at < a.to).map((f) => f.metric) })),
+    groupings: aggregates.map((a) => ({
+      labels: a.labels,
+      metrics: found.filter((f) => f.at >= a.from && f.at < a.to).map((f) => f.metric),
+    })),
   };
 }
 
@@ -115,23 +125,40 @@ export interface ReceivedSpan {
 }
 
 /** A stand-in OpenTelemetry collector: accepts OTLP/HTTP JSON on POST /v1/traces and keeps the spans. */
-export async function startTraceReceiver(): Promise<{ url: string; spans: () => ReceivedSpan[]; close: () => Promise<void> }> {
+export async function startTraceReceiver(): Promise<{
+  url: string;
+  spans: () => ReceivedSpan[];
+  close: () => Promise<void>;
+}> {
   const spans: ReceivedSpan[] = [];
   type AnyValue = { stringValue?: string; intValue?: number | string; boolValue?: boolean; doubleValue?: number };
   type KeyValue = { key: string; value: AnyValue };
-  const plain = (kvs: KeyValue[] = []) => Object.fromEntries(kvs.map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue]));
+  const plain = (kvs: KeyValue[] = []) =>
+    Object.fromEntries(
+      kvs.map(({ key, value }) => [key, value.stringValue ?? value.intValue ?? value.boolValue ?? value.doubleValue]),
+    );
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
     req.on('end', () => {
       if (req.method === 'POST' && req.url === '/v1/traces') {
         const payload = JSON.parse(body) as {
-          resourceSpans: { resource: { attributes: KeyValue[] }; scopeSpans: { spans: (Omit<ReceivedSpan, 'service' | 'attributes'> & { attributes: KeyValue[] })[] }[] }[];
+          resourceSpans: {
+            resource: { attributes: KeyValue[] };
+            scopeSpans: { spans: (Omit<ReceivedSpan, 'service' | 'attributes'> & { attributes: KeyValue[] })[] }[];
+          }[];
         };
         for (const rs of payload.resourceSpans) {
           const service = String(plain(rs.resource.attributes)['service.name']);
           for (const s of rs.scopeSpans.flatMap((ss) => ss.spans)) {
-            spans.push({ service, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, attributes: plain(s.attributes) });
+            spans.push({
+              service,
+              traceId: s.traceId,
+              spanId: s.spanId,
+              parentSpanId: s.parentSpanId ?? '',
+              name: s.name,
+              attributes: plain(s.attributes),
+            });
           }
         }
       }
@@ -140,5 +167,9 @@ export async function startTraceReceiver(): Promise<{ url: string; spans: () => 
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}`, spans: () => [...spans], close: () => new Promise((resolve) => server.close(() => resolve())) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    spans: () => [...spans],
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

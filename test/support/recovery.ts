@@ -7,10 +7,19 @@ import { uniqueEmail } from './graph';
 
 /** A customer with a verified email and one card per token, the first one the default. */
 export async function customerWithCards(graph: TestGraph, tokens: string[]) {
-  const customer = await createCustomer(graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }] });
+  const customer = await createCustomer(graph, {
+    digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+  });
   const cards: string[] = [];
   for (const [i, token] of tokens.entries()) {
-    const pm = await addPaymentMethod(graph, customer.id, { type: 'card', token, brand: 'visa', last_four: String(1000 + i), expiry_month: 12, expiry_year: 2035 });
+    const pm = await addPaymentMethod(graph, customer.id, {
+      type: 'card',
+      token,
+      brand: 'visa',
+      last_four: String(1000 + i),
+      expiry_month: 12,
+      expiry_year: 2035,
+    });
     cards.push(pm.id);
   }
   return { customerId: customer.id, cards };

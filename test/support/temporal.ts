@@ -5,7 +5,13 @@
  */
 import { existsSync } from 'node:fs';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  Runtime,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import { loadSettings } from '../../config/env';
@@ -31,11 +37,18 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   if (!existsSync(path)) {
     throw new Error(`The Temporal test server is not installed at ${path}; run \`npm run stack:install\`.`);
   }
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path } } });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path } },
+  });
   // Workflows tag themselves with Persona's search attributes; the test server must know them.
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
-    searchAttributes: Object.fromEntries(requiredSearchAttributes.map((a) => [a.name, proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD])),
+    searchAttributes: Object.fromEntries(
+      requiredSearchAttributes.map((a) => [
+        a.name,
+        proto.temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
+    ),
   });
   return env;
 }
@@ -47,7 +60,10 @@ export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts
  * Sets up, for the current test file, one time-skipping environment and one bundle of the
  * workflows at `workflowsPath`, hands them to `ready`, and tears the environment down after.
  */
-export function useWorkflowTestEnv(ready: (env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap) => void, workflowsPath = PERSONA_WORKFLOWS): void {
+export function useWorkflowTestEnv(
+  ready: (env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap) => void,
+  workflowsPath = PERSONA_WORKFLOWS,
+): void {
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await createTimeSkippingEnv();

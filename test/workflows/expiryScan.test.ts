@@ -54,7 +54,8 @@ class Store {
       scanExpiryBatch: async (req: ExpiryBatchRequest): Promise<ExpiryBatchResult> => {
         this.calls.push(req);
         const end = scanWindowEnd(req.as_of);
-        const key = (c: { year: number; month: number; id: string | null }) => `${String(c.year).padStart(4, '0')}-${String(c.month).padStart(2, '0')}-${c.id ?? '\u{10FFFF}'}`;
+        const key = (c: { year: number; month: number; id: string | null }) =>
+          `${String(c.year).padStart(4, '0')}-${String(c.month).padStart(2, '0')}-${c.id ?? '\u{10FFFF}'}`;
         const after = req.cursor ? key(req.cursor) : '';
         const page = this.cards
           .filter((c) => c.id >= req.id_from && (req.id_to === null || c.id < req.id_to))
@@ -79,7 +80,8 @@ class Store {
             result.expired++;
           } else if (action.kind === 'warn') {
             if (!c.is_default) result.not_warned++;
-            else if (this.sent.includes(expiryNoticeKey(c.id, c.year, c.month, action.stage))) result.already_notified++;
+            else if (this.sent.includes(expiryNoticeKey(c.id, c.year, c.month, action.stage)))
+              result.already_notified++;
             else {
               this.sent.push(expiryNoticeKey(c.id, c.year, c.month, action.stage));
               result.notified[`${action.stage}`]++;
@@ -92,17 +94,26 @@ class Store {
           throw new Error('worker lost mid-batch');
         }
         const last = page.at(-1);
-        result.next_cursor = page.length === req.batch_size && last ? { year: last.year, month: last.month, id: last.id } : null;
+        result.next_cursor =
+          page.length === req.batch_size && last ? { year: last.year, month: last.month, id: last.id } : null;
         return result;
       },
     };
   }
 }
 
-async function scan(store: Store, input: Partial<ExpiryScanInput> & { as_of?: string }): Promise<{ progress: ExpiryScanProgress; workflowId: string }> {
+async function scan(
+  store: Store,
+  input: Partial<ExpiryScanInput> & { as_of?: string },
+): Promise<{ progress: ExpiryScanProgress; workflowId: string }> {
   const taskQueue = `expiry-${randomUUID()}`;
   const workflowId = `expiry-scan-test-${randomUUID()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: store.activities() });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: store.activities(),
+  });
   const progress = await worker.runUntil(
     env.client.workflow.execute(expiryScanWorkflow, {
       taskQueue,
@@ -113,7 +124,8 @@ async function scan(store: Store, input: Partial<ExpiryScanInput> & { as_of?: st
   return { progress, workflowId };
 }
 
-const keysOf = (store: Store, ...cards: Card[]): string[] => cards.map((c) => store.sent.find((k) => k.includes(c.id)) ?? `none:${c.id}`);
+const keysOf = (store: Store, ...cards: Card[]): string[] =>
+  cards.map((c) => store.sent.find((k) => k.includes(c.id)) ?? `none:${c.id}`);
 
 describe('expiryScanWorkflow', () => {
   it('warns at 60, 30 and 7 days and expires cards past their month', async () => {
@@ -128,12 +140,27 @@ describe('expiryScanWorkflow', () => {
     const oldNotDefault = store.card(2025, 6, false);
     const { progress } = await scan(store, { as_of: '2026-01-31' });
 
-    expect(progress).toMatchObject({ as_of: '2026-01-31', state: 'done', expired: 2, notified: { '60': 1, '30': 1, '7': 1 }, already_notified: 0 });
+    expect(progress).toMatchObject({
+      as_of: '2026-01-31',
+      state: 'done',
+      expired: 2,
+      notified: { '60': 1, '30': 1, '7': 1 },
+      already_notified: 0,
+    });
     expect(progress.scanned).toBe(7);
     expect(store.sent.sort()).toEqual(
-      [expiryNoticeKey(today.id, 2026, 1, 7), expiryNoticeKey(feb.id, 2026, 2, 30), expiryNoticeKey(mar.id, 2026, 3, 60)].sort(),
+      [
+        expiryNoticeKey(today.id, 2026, 1, 7),
+        expiryNoticeKey(feb.id, 2026, 2, 30),
+        expiryNoticeKey(mar.id, 2026, 3, 60),
+      ].sort(),
     );
-    expect([lastYear.status, oldNotDefault.status, apr.status, notDefault.status]).toEqual(['expired', 'expired', 'active', 'active']);
+    expect([lastYear.status, oldNotDefault.status, apr.status, notDefault.status]).toEqual([
+      'expired',
+      'expired',
+      'active',
+      'active',
+    ]);
     expect(progress.finished_at).not.toBeNull();
   });
 
@@ -143,7 +170,10 @@ describe('expiryScanWorkflow', () => {
     const jan = store.card(2027, 1);
     const first = await scan(store, { as_of: '2026-12-31' });
     expect(first.progress).toMatchObject({ expired: 0, notified: { '60': 1, '30': 0, '7': 1 } });
-    expect(keysOf(store, dec, jan)).toEqual([expiryNoticeKey(dec.id, 2026, 12, 7), expiryNoticeKey(jan.id, 2027, 1, 60)]);
+    expect(keysOf(store, dec, jan)).toEqual([
+      expiryNoticeKey(dec.id, 2026, 12, 7),
+      expiryNoticeKey(jan.id, 2027, 1, 60),
+    ]);
 
     // A day later the year has turned: December's card has expired, January's is 30 days out.
     const newYear = await scan(store, { as_of: '2027-01-01' });
@@ -193,7 +223,12 @@ describe('expiryScanWorkflow', () => {
     const cards = Array.from({ length: 9 }, (_, i) => store.card(2026, 1 + (i % 3)));
     const taskQueue = `expiry-${randomUUID()}`;
     const workflowId = `expiry-scan-test-${randomUUID()}`;
-    const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: store.activities() });
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: store.activities(),
+    });
     const progress = await worker.runUntil(async () => {
       const handle = await env.client.workflow.start(expiryScanWorkflow, {
         taskQueue,
@@ -208,7 +243,13 @@ describe('expiryScanWorkflow', () => {
       expect(history.events?.at(-1)?.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
       return result;
     });
-    expect(progress).toMatchObject({ state: 'done', scanned: 9, batches: 5, runs: 3, notified: { '60': 3, '30': 3, '7': 3 } });
+    expect(progress).toMatchObject({
+      state: 'done',
+      scanned: 9,
+      batches: 5,
+      runs: 3,
+      notified: { '60': 3, '30': 3, '7': 3 },
+    });
     expect(new Set(store.sent).size).toBe(9);
     expect(cards.every((c) => c.status === 'active')).toBe(true);
   });

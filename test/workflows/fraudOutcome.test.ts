@@ -8,7 +8,12 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
 import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReversal, ReviewDecision } from '../../graph/fraud';
-import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, reviewResolvedSignal, type FraudOutcomeStatus } from '../../temporal/fraud';
+import {
+  fraudOutcomeStatusQuery,
+  fraudOutcomeWorkflowId,
+  reviewResolvedSignal,
+  type FraudOutcomeStatus,
+} from '../../temporal/fraud';
 import { fraudOutcomeWorkflow, paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
 
@@ -32,15 +37,27 @@ function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | nul
       log.applied.push(report);
       const suspended = report.outcome === 'confirmed_fraud' || report.outcome === 'account_takeover';
       const changes: AppliedFraudOutcome['changes'] = [];
-      if (report.device_id) changes.push({ entity: 'device', id: report.device_id, field: 'trust_score', from: 0.5, to: suspended ? 0 : 0.5 + options.trust_step });
-      if (suspended) changes.push({ entity: 'customer', id: report.customer_id, field: 'status', from: 'active', to: 'suspended' });
+      if (report.device_id)
+        changes.push({
+          entity: 'device',
+          id: report.device_id,
+          field: 'trust_score',
+          from: 0.5,
+          to: suspended ? 0 : 0.5 + options.trust_step,
+        });
+      if (suspended)
+        changes.push({ entity: 'customer', id: report.customer_id, field: 'status', from: 'active', to: 'suspended' });
       return { outcome_id: report.outcome_id, outcome: report.outcome, changes, suspended };
     },
     async reverseFraudOutcome(req: { outcome_id: string }): Promise<FraudReversal> {
       log.reversed.push(req.outcome_id);
       return { reversed_outcome_id: reversedOutcomeId, restored: [], skipped: [] };
     },
-    async resolveFraudReview(req: { outcome_id: string; decision: ReviewDecision; restore_to?: string }): Promise<{ reinstated: boolean }> {
+    async resolveFraudReview(req: {
+      outcome_id: string;
+      decision: ReviewDecision;
+      restore_to?: string;
+    }): Promise<{ reinstated: boolean }> {
       log.reviews.push(req);
       return { reinstated: req.decision === 'reinstate' };
     },
@@ -54,7 +71,10 @@ function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | nul
   };
 }
 
-const report = (outcome: FraudOutcomeReport['outcome'], extra: Partial<FraudOutcomeReport> = {}): FraudOutcomeReport => ({
+const report = (
+  outcome: FraudOutcomeReport['outcome'],
+  extra: Partial<FraudOutcomeReport> = {},
+): FraudOutcomeReport => ({
   outcome_id: `o-${randomUUID()}`,
   customer_id: randomUUID(),
   outcome,
@@ -64,14 +84,28 @@ const report = (outcome: FraudOutcomeReport['outcome'], extra: Partial<FraudOutc
 
 const newLog = (): Log => ({ applied: [], reversed: [], reviews: [], notified: [] });
 
-async function withWorker<T>(log: Log, work: (taskQueue: string) => Promise<T>, running: string[] = [], reversed: string | null = null): Promise<T> {
+async function withWorker<T>(
+  log: Log,
+  work: (taskQueue: string) => Promise<T>,
+  running: string[] = [],
+  reversed: string | null = null,
+): Promise<T> {
   const taskQueue = `fraud-${randomUUID()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: fakes(log, running, reversed) });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: fakes(log, running, reversed),
+  });
   return worker.runUntil(work(taskQueue));
 }
 
 const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30) =>
-  env.client.workflow.start(fraudOutcomeWorkflow, { taskQueue, workflowId: fraudOutcomeWorkflowId(r.outcome_id), args: [{ report: r, trust_step: 0.1, review_days: reviewDays }] });
+  env.client.workflow.start(fraudOutcomeWorkflow, {
+    taskQueue,
+    workflowId: fraudOutcomeWorkflowId(r.outcome_id),
+    args: [{ report: r, trust_step: 0.1, review_days: reviewDays }],
+  });
 
 async function until(check: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
@@ -82,7 +116,10 @@ describe('fraudOutcomeWorkflow', () => {
     const log = newLog();
     const r = report('challenge_passed');
     const status = await withWorker(log, async (tq) => (await start(tq, r)).result());
-    expect(status).toMatchObject({ state: 'done', applied: { suspended: false, changes: [{ entity: 'device', from: 0.5, to: 0.6 }] } });
+    expect(status).toMatchObject({
+      state: 'done',
+      applied: { suspended: false, changes: [{ entity: 'device', from: 0.5, to: 0.6 }] },
+    });
     expect(log.applied).toEqual([r]);
     expect(log.reviews).toEqual([]);
   });
@@ -96,7 +133,11 @@ describe('fraudOutcomeWorkflow', () => {
       log,
       async (tq) => {
         // A recovery waiting for its payment report: running, so it can be told.
-        const recovery = await env.client.workflow.start(paymentRecoveryWorkflow, { taskQueue: tq, workflowId: recoveryId, args: [{ dunningSchedule: ['1d'] }] });
+        const recovery = await env.client.workflow.start(paymentRecoveryWorkflow, {
+          taskQueue: tq,
+          workflowId: recoveryId,
+          args: [{ dunningSchedule: ['1d'] }],
+        });
         const handle = await start(tq, r);
         await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
         const waiting = await handle.query(fraudOutcomeStatusQuery);
@@ -105,14 +146,18 @@ describe('fraudOutcomeWorkflow', () => {
         await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
         const result = await handle.result();
         const history = await recovery.fetchHistory();
-        const signals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : []));
+        const signals = (history.events ?? []).flatMap((e) =>
+          e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : [],
+        );
         expect(signals).toEqual(['paymentMethodBlocked']);
         return result;
       },
       [recoveryId, 'payment-recovery-already-finished'],
     );
     expect(status).toMatchObject({ state: 'confirmed', recoveries_blocked: [recoveryId], review_deadline: null });
-    expect(log.reviews).toEqual([{ outcome_id: r.outcome_id, customer_id: r.customer_id, decision: 'confirm', restore_to: 'active' }]);
+    expect(log.reviews).toEqual([
+      { outcome_id: r.outcome_id, customer_id: r.customer_id, decision: 'confirm', restore_to: 'active' },
+    ]);
   });
 
   it('account_takeover alerts the customer through a verified identifier, and ops can reinstate', async () => {
@@ -125,7 +170,14 @@ describe('fraudOutcomeWorkflow', () => {
       return handle.result();
     });
     expect(status.state).toBe('reinstated');
-    expect(log.notified).toMatchObject([{ customer_id: r.customer_id, kind: 'account_takeover', verified_only: true, key: `${fraudOutcomeWorkflowId(r.outcome_id)}:alert` }]);
+    expect(log.notified).toMatchObject([
+      {
+        customer_id: r.customer_id,
+        kind: 'account_takeover',
+        verified_only: true,
+        key: `${fraudOutcomeWorkflowId(r.outcome_id)}:alert`,
+      },
+    ]);
     expect(log.reviews).toMatchObject([{ decision: 'reinstate', restore_to: 'active' }]);
   });
 

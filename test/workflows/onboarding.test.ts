@@ -51,7 +51,12 @@ async function run(activities: {
       return (activities.profile ?? (async () => ({ reference: 'ref-1' })))(calls.profile.length);
     },
   };
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: fakes });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: fakes,
+  });
   const workflowId = `onboarding-${randomUUID()}`;
   const outcome = await worker.runUntil(async () => {
     const handle = await env.client.workflow.start(onboardingWorkflow, {
@@ -86,7 +91,9 @@ describe('onboarding workflow', () => {
       behavioral_profile_requested: true,
     });
     expect(description.typedSearchAttributes.get(personaCustomerId)).toBe(customerId);
-    expect(calls.profile).toEqual([{ customer_id: customerId, onboarding_id: workflowId, request_id: `${workflowId}:behavioral-profile` }]);
+    expect(calls.profile).toEqual([
+      { customer_id: customerId, onboarding_id: workflowId, request_id: `${workflowId}:behavioral-profile` },
+    ]);
   });
 
   it('reports a match and tags the matched customer', async () => {
@@ -113,7 +120,11 @@ describe('onboarding workflow', () => {
   it('fails at once, without retrying, on input the graph refuses', async () => {
     const { error, calls } = await run({
       onboard: async () => {
-        throw ApplicationFailure.create({ type: 'InvalidInputError', message: 'payment_method.token: looks like a card number', nonRetryable: true });
+        throw ApplicationFailure.create({
+          type: 'InvalidInputError',
+          message: 'payment_method.token: looks like a card number',
+          nonRetryable: true,
+        });
       },
     });
     expect(error).toBeInstanceOf(WorkflowFailedError);

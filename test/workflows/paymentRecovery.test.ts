@@ -50,12 +50,15 @@ function fakes(world: World, log: Log) {
     },
     // Like the real activity, it counts charges per method (the graph does) and refuses the 16th in 30 days.
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult | { outcome: 'limited' }> {
-      if (log.charges.filter((c) => c.payment_method_id === a.payment_method_id).length >= 15) return { outcome: 'limited' };
+      if (log.charges.filter((c) => c.payment_method_id === a.payment_method_id).length >= 15)
+        return { outcome: 'limited' };
       log.charges.push(a);
       const list = world.answers[a.payment_method_id] ?? ['succeeded'];
       const n = (calls[a.payment_method_id] = (calls[a.payment_method_id] ?? 0) + 1);
       const answer = list[Math.min(n, list.length) - 1] as string;
-      return answer === 'succeeded' ? { outcome: 'succeeded', charge_id: `ch_${n}` } : { outcome: 'declined', decline_code: answer, charge_id: null };
+      return answer === 'succeeded'
+        ? { outcome: 'succeeded', charge_id: `ch_${n}` }
+        : { outcome: 'declined', decline_code: answer, charge_id: null };
     },
     async deactivatePaymentMethod(req: { payment_method_id: string; status: string }): Promise<void> {
       inactive.add(req.payment_method_id);
@@ -91,7 +94,12 @@ async function run(
 ) {
   const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
   const taskQueue = `recovery-${randomUUID()}`;
-  const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: bundle, activities: fakes(world, log) });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: fakes(world, log),
+  });
   const workflowId = `payment-recovery-${f.payment_id}`;
   const status = await worker.runUntil(async () => {
     const handle = await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
@@ -110,7 +118,10 @@ async function run(
 describe('payment recovery workflow', () => {
   it('soft decline: cascades to the next method, makes it the default, tells the customer', async () => {
     const f = failure();
-    const { status, log } = await run({ methods: ['pm-failed', 'pm-a', 'pm-b'], answers: { 'pm-a': ['insufficient_funds'], 'pm-b': ['succeeded'] } }, f);
+    const { status, log } = await run(
+      { methods: ['pm-failed', 'pm-a', 'pm-b'], answers: { 'pm-a': ['insufficient_funds'], 'pm-b': ['succeeded'] } },
+      f,
+    );
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-b', next_retry_at: null });
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`, `${f.payment_id}:pm-b`]);
     expect(log.recovered).toEqual([{ payment_method_id: 'pm-b' }]);
@@ -123,13 +134,19 @@ describe('payment recovery workflow', () => {
     ]);
   });
 
-  it.each(['stolen_card', 'lost_card', 'pickup_card', 'fraudulent'])('fraud-hard %s: deactivates, notifies, stops — no charge at all', async (code) => {
-    const { status, log } = await run({ methods: ['pm-failed', 'pm-a'], answers: {} }, failure({ decline_code: code }));
-    expect(status.state).toBe('stopped');
-    expect(log.charges).toEqual([]);
-    expect(log.deactivated).toEqual([{ payment_method_id: 'pm-failed', status: 'compromised' }]);
-    expect(log.notified.map((n) => n.kind)).toEqual(['card_compromised']);
-  });
+  it.each(['stolen_card', 'lost_card', 'pickup_card', 'fraudulent'])(
+    'fraud-hard %s: deactivates, notifies, stops — no charge at all',
+    async (code) => {
+      const { status, log } = await run(
+        { methods: ['pm-failed', 'pm-a'], answers: {} },
+        failure({ decline_code: code }),
+      );
+      expect(status.state).toBe('stopped');
+      expect(log.charges).toEqual([]);
+      expect(log.deactivated).toEqual([{ payment_method_id: 'pm-failed', status: 'compromised' }]);
+      expect(log.notified.map((n) => n.kind)).toEqual(['card_compromised']);
+    },
+  );
 
   it.each([
     ['expired_card', 'expired'],
@@ -143,7 +160,10 @@ describe('payment recovery workflow', () => {
 
   it('dunning over days: reminders, and paymentMethodAdded retries at once', async () => {
     const f = failure();
-    const world: World = { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds', 'insufficient_funds'] } };
+    const world: World = {
+      methods: ['pm-failed'],
+      answers: { 'pm-failed': ['insufficient_funds', 'insufficient_funds'] },
+    };
     const { status, log } = await run(world, f, {
       during: async (handle) => {
         // Round 1 (after 1 day) declines again; then the customer adds a card mid-way through the 3-day wait.
@@ -158,16 +178,26 @@ describe('payment recovery workflow', () => {
     });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
     expect(log.notified.map((n) => n.kind)).toEqual(['dunning_reminder', 'dunning_reminder', 'payment_recovered']);
-    expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-failed:r1`, `${f.payment_id}:pm-failed:r2`, `${f.payment_id}:pm-new:r2`]);
+    expect(log.charges.map((c) => c.idempotency_key)).toEqual([
+      `${f.payment_id}:pm-failed:r1`,
+      `${f.payment_id}:pm-failed:r2`,
+      `${f.payment_id}:pm-new:r2`,
+    ]);
   });
 
   it('never charges a method again once it is blocked (a confirmed fraud), though it is still listed', async () => {
     const f = failure();
     // The fake lists pm-stolen in every round (as if its status had not changed): only the block keeps it out.
-    const world: World = { methods: ['pm-failed', 'pm-stolen'], answers: { 'pm-failed': ['insufficient_funds'], 'pm-stolen': ['do_not_honor'] } };
+    const world: World = {
+      methods: ['pm-failed', 'pm-stolen'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-stolen': ['do_not_honor'] },
+    };
     const { status, log } = await run(world, f, {
       during: async (handle) => {
-        await handle.signal(paymentMethodBlockedSignal, { payment_method_id: 'pm-stolen', reason: 'confirmed fraud o-1' });
+        await handle.signal(paymentMethodBlockedSignal, {
+          payment_method_id: 'pm-stolen',
+          reason: 'confirmed fraud o-1',
+        });
       },
     });
     expect(status.state).toBe('failed');
@@ -177,22 +207,41 @@ describe('payment recovery workflow', () => {
   });
 
   it('gives up after the schedule: PaymentRecoveryFailed and a notification', async () => {
-    const { status, log } = await run({ methods: ['pm-failed', 'pm-a'], answers: { 'pm-failed': ['generic_decline'], 'pm-a': ['do_not_honor'] } }, failure());
+    const { status, log } = await run(
+      { methods: ['pm-failed', 'pm-a'], answers: { 'pm-failed': ['generic_decline'], 'pm-a': ['do_not_honor'] } },
+      failure(),
+    );
     expect(status.state).toBe('failed');
     expect(log.failed).toBe(1);
-    expect(log.notified.map((n) => n.kind)).toEqual(['dunning_reminder', 'dunning_reminder', 'dunning_reminder', 'dunning_reminder', 'payment_failed']);
+    expect(log.notified.map((n) => n.kind)).toEqual([
+      'dunning_reminder',
+      'dunning_reminder',
+      'dunning_reminder',
+      'dunning_reminder',
+      'payment_failed',
+    ]);
     // 1 cascade (pm-a) + 4 dunning rounds of both methods.
     expect(log.charges).toHaveLength(9);
   });
 
   it('never charges a method again after a do-not-retry decline', async () => {
-    const { log } = await run({ methods: ['pm-failed', 'pm-a'], answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['do_not_try_again'] } }, failure());
+    const { log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['do_not_try_again'] },
+      },
+      failure(),
+    );
     expect(log.charges.filter((c) => c.payment_method_id === 'pm-a')).toHaveLength(1);
   });
 
   it('skips a method the 15-in-30-days rule refuses, and goes on', async () => {
     const schedule = Array.from({ length: 20 }, () => '1h');
-    const { status, log } = await run({ methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } }, failure(), { schedule });
+    const { status, log } = await run(
+      { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } },
+      failure(),
+      { schedule },
+    );
     expect(log.charges).toHaveLength(15);
     expect(status.attempts.filter((a) => a.outcome === 'skipped')).toHaveLength(5);
     expect(status.state).toBe('failed');
@@ -200,25 +249,32 @@ describe('payment recovery workflow', () => {
 
   it('ignores a second report of the same payment', async () => {
     const f = failure();
-    const { status, log } = await run({ methods: ['pm-failed', 'pm-a'], answers: { 'pm-a': ['insufficient_funds', 'succeeded'] } }, f, {
-      schedule: ['1d'],
-      during: async (handle) => {
-        await handle.signal(paymentFailedSignal, { ...f, decline_code: 'stolen_card' });
+    const { status, log } = await run(
+      { methods: ['pm-failed', 'pm-a'], answers: { 'pm-a': ['insufficient_funds', 'succeeded'] } },
+      f,
+      {
+        schedule: ['1d'],
+        during: async (handle) => {
+          await handle.signal(paymentFailedSignal, { ...f, decline_code: 'stolen_card' });
+        },
       },
-    });
+    );
     expect(log.deactivated).toEqual([]);
     expect(status.attempts[0]).toMatchObject({ payment_method_id: 'pm-failed', decline_code: 'insufficient_funds' });
   });
 
   it('stops on cancel', async () => {
-    const { status, log } = await run({ methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } }, failure(), {
-      during: async (handle) => {
-        await env.sleep('2 hours');
-        await handle.signal(cancelRecoverySignal, { reason: 'ops' });
+    const { status, log } = await run(
+      { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } },
+      failure(),
+      {
+        during: async (handle) => {
+          await env.sleep('2 hours');
+          await handle.signal(cancelRecoverySignal, { reason: 'ops' });
+        },
       },
-    });
+    );
     expect(status.state).toBe('stopped');
     expect(log.charges).toEqual([]);
   });
 });
-

@@ -16,32 +16,61 @@ const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
 
 describe('recorded workflow histories', () => {
   it('cover every workflow', () => {
-    const types = files.map((f) => JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as { events: { workflowExecutionStartedEventAttributes?: { workflowType: { name: string } } }[] })
+    const types = files
+      .map(
+        (f) =>
+          JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as {
+            events: { workflowExecutionStartedEventAttributes?: { workflowType: { name: string } } }[];
+          },
+      )
       .map((h) => h.events[0]?.workflowExecutionStartedEventAttributes?.workflowType.name);
     expect(new Set(types)).toEqual(
-      new Set(['onboardingWorkflow', 'trustedDeviceWorkflow', 'paymentRecoveryWorkflow', 'expiryScanWorkflow', 'fraudOutcomeWorkflow', 'eventRelayWorkflow', 'erasureWorkflow']),
+      new Set([
+        'onboardingWorkflow',
+        'trustedDeviceWorkflow',
+        'paymentRecoveryWorkflow',
+        'expiryScanWorkflow',
+        'fraudOutcomeWorkflow',
+        'eventRelayWorkflow',
+        'erasureWorkflow',
+      ]),
     );
   });
 
   it('show ops a summary in words beside every activity and timer', () => {
     const missing: string[] = [];
     for (const f of files) {
-      const history = proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object);
+      const history = proto.temporal.api.history.v1.History.fromObject(
+        JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
+      );
       for (const e of history.events) {
-        const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? (e.timerStartedEventAttributes ? 'timer' : null);
+        const what =
+          e.activityTaskScheduledEventAttributes?.activityType?.name ??
+          (e.timerStartedEventAttributes ? 'timer' : null);
         if (!what) continue;
-        const summary = e.userMetadata?.summary?.data ? (JSON.parse(Buffer.from(e.userMetadata.summary.data).toString('utf8')) as string) : '';
+        const summary = e.userMetadata?.summary?.data
+          ? (JSON.parse(Buffer.from(e.userMetadata.summary.data).toString('utf8')) as string)
+          : '';
         // Words, not an id alone: a sentence with a verb and at least a few words.
-        if (summary.split(/\s+/).length < 4) missing.push(`${f} event ${String(e.eventId)} (${what}): ${JSON.stringify(summary)}`);
+        if (summary.split(/\s+/).length < 4)
+          missing.push(`${f} event ${String(e.eventId)} (${what}): ${JSON.stringify(summary)}`);
       }
     }
     expect(missing).toEqual([]);
   });
 
   it('replay deterministically against the current code', async () => {
-    const histories = files.map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: proto.temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object) }));
+    const histories = files.map((f) => ({
+      workflowId: f.replace(/\.json$/, ''),
+      history: proto.temporal.api.history.v1.History.fromObject(
+        JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
+      ),
+    }));
     const failures: string[] = [];
-    for await (const result of Worker.runReplayHistories({ workflowsPath: PERSONA_WORKFLOWS, interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] } }, histories)) {
+    for await (const result of Worker.runReplayHistories(
+      { workflowsPath: PERSONA_WORKFLOWS, interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] } },
+      histories,
+    )) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     }
     expect(failures).toEqual([]);

@@ -10,10 +10,13 @@ import { useWorkflowTestEnv } from '../support/temporal';
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
 
-useWorkflowTestEnv((e, b) => {
-  env = e;
-  bundle = b;
-}, fileURLToPath(new URL('../fixtures/workflows.ts', import.meta.url)));
+useWorkflowTestEnv(
+  (e, b) => {
+    env = e;
+    bundle = b;
+  },
+  fileURLToPath(new URL('../fixtures/workflows.ts', import.meta.url)),
+);
 
 describe('time-skipping environment with a real Worker', () => {
   it('runs a workflow through a timer of several days in seconds of wall-clock time', async () => {
