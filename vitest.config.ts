@@ -23,7 +23,8 @@ export default defineConfig({
           name: 'unit',
           sequence: { groupOrder: 0 },
           include: [
-            '{activities,api,clients,config,graph,ops,payments,runtime,scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
+            '{activities,api,clients,config,graph,ops,payments,runtime,' +
+              'scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
           ],
         },
       },

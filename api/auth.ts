@@ -100,6 +100,7 @@ export function authorize(principal: Principal, rule: AccessRule, customerId?: s
   }
   throw new AuthError(
     403,
-    `Forbidden: this needs the scope ${rule.scopes.join(' or ')}${rule.self ? ' (or the customer’s own token)' : ''}.`,
+    `Forbidden: this needs the scope ${rule.scopes.join(' or ')}` +
+      `${rule.self ? ' (or the customer’s own token)' : ''}.`,
   );
 }

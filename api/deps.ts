@@ -42,7 +42,10 @@ export function apiDepsFromConfig(
     readiness: ReadinessCheck[];
     graph: Graph;
     client: Client;
-    /** The request context the client's interceptor reads (connectTemporal's `requestId`): the same one, or request ids stop at the api. */
+    /**
+     * The request context the client's interceptor reads (connectTemporal's `requestId`): the same
+     * one, or request ids stop at the api.
+     */
     requests: RequestContext;
     taskQueue?: string;
     metrics?: ApiMetrics;

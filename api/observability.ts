@@ -54,7 +54,9 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
     // relay (a gauge set by a worker would go stale on the one that ran it before).
     relayParked: new Gauge({
       name: 'persona_event_relay_parked_events',
-      help: 'Events the relay has parked because the subscriber keeps refusing them (absent when the relay is not running)',
+      help:
+        'Events the relay has parked because the subscriber keeps refusing them ' +
+        '(absent when the relay is not running)',
       labelNames: ['workflow_id'],
       registers: [registry],
       async collect() {

@@ -207,7 +207,8 @@ function resolveJwtSecret(fromEnv: string | undefined, s: Settings): string {
   throw new ConfigError([
     s.NODE_ENV === 'production'
       ? 'PERSONA_JWT_SECRET: required in production unless PERSONA_JWKS_URL is set'
-      : 'PERSONA_JWT_SECRET: not set and no local secret yet; run `npm run stack:up` once or set it (at least 32 characters)',
+      : 'PERSONA_JWT_SECRET: not set and no local secret yet; run `npm run stack:up` once or set it ' +
+        '(at least 32 characters)',
   ]);
 }
 
@@ -225,7 +226,8 @@ function resolveTokenKey(fromEnv: string | undefined, nodeEnv: Env['NODE_ENV'], 
     throw new ConfigError([
       nodeEnv === 'production'
         ? 'PERSONA_TOKEN_KEY: required in production (32 random bytes, base64)'
-        : 'PERSONA_TOKEN_KEY: not set and no local key yet; run `npm run stack:up` once or set it (32 random bytes, base64)',
+        : 'PERSONA_TOKEN_KEY: not set and no local key yet; run `npm run stack:up` once or set it ' +
+          '(32 random bytes, base64)',
     ]);
   }
   const key = Buffer.from(encoded, 'base64');

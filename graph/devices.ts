@@ -15,7 +15,8 @@ import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from '
 export const INITIAL_TRUST_SCORE = 0.5;
 
 const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .last_seen_ip, .last_seen_user_agent, .created_at, .updated_at';
-const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count, first_login: r.first_login, last_login: r.last_login}`;
+const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count,
+  first_login: r.first_login, last_login: r.last_login}`;
 
 const CYPHER = {
   // MERGE on the constrained fingerprint: concurrent logins from one new device make one node.
@@ -37,7 +38,9 @@ const CYPHER = {
     MATCH (d:Device {id: $deviceId})
     SET d.updated_at = datetime.transaction()
     WITH d, d.trust_score AS from
-    SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0 WHEN from + $delta < 0.0 THEN 0.0 ELSE from + $delta END, 3))
+    SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
+                                                    WHEN from + $delta < 0.0 THEN 0.0
+                                                    ELSE from + $delta END, 3))
     WITH d, from
     OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
     RETURN from, d.trust_score AS to, collect(c.id) AS customerIds`,

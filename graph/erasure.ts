@@ -73,7 +73,8 @@ const CYPHER = {
       SET e.payload = '{}', e.erased = true
       RETURN count(e) AS events
     }
-    SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(), erased_at: datetime.transaction()}
+    SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
+             erased_at: datetime.transaction()}
     RETURN identifiers, addresses, paymentMethods, devices, events`,
 } as const;
 

@@ -148,7 +148,9 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: 'Persona event payloads, by event type',
     description:
-      'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. A type never changes meaning; payloads may gain fields, never lose or retype one. Generated from graph/eventSchemas.ts by npm run events:schema.',
+      'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. ' +
+      'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
+      'Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',
     properties: Object.fromEntries(
       Object.entries(EVENT_PAYLOADS).map(([type, schema]) => [

@@ -54,8 +54,8 @@ const CYPHER = {
   // seq orders the events of one transaction among themselves.
   append: `
     UNWIND $events AS ev
-    CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(), seq: ev.seq,
-                     payload: ev.payload, idempotency_key: ev.idempotencyKey})`,
+    CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
+                     seq: ev.seq, payload: ev.payload, idempotency_key: ev.idempotencyKey})`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,

@@ -40,7 +40,8 @@ export interface ExpiryPosition {
 /** What the scan needs of a candidate card and its holder. */
 const CANDIDATE = `
     OPTIONAL MATCH (c:Customer)-[r:HAS_PAYMENT_METHOD]->(p)
-    RETURN p.id AS payment_method_id, c.id AS customer_id, c.status AS customer_status, coalesce(r.is_default, false) AS is_default,
+    RETURN p.id AS payment_method_id, c.id AS customer_id, c.status AS customer_status,
+           coalesce(r.is_default, false) AS is_default,
            p.expiry_year AS expiry_year, p.expiry_month AS expiry_month, p.brand AS brand, p.last_four AS last_four,
            p.expiry_warning AS expiry_warning`;
 
@@ -52,12 +53,14 @@ const END_OF_IDS = '\u{10FFFF}';
 const CYPHER = {
   pageInMonth: `
     MATCH (p:PaymentMethod)
-    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month AND p.id > $after AND p.id < $before
+    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month
+      AND p.id > $after AND p.id < $before
     WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT $limit
     ${CANDIDATE}`,
   pageInMonthFrom: `
     MATCH (p:PaymentMethod)
-    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month AND p.id >= $after AND p.id < $before
+    WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month
+      AND p.id >= $after AND p.id < $before
     WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT $limit
     ${CANDIDATE}`,
   // The next month after (year, month) holding an active card: two seeks that each start exactly there.
@@ -86,7 +89,8 @@ const CYPHER = {
     WITH c, p, card
     WHERE p.status = 'active' AND p.expiry_year = card.year AND p.expiry_month = card.month
     SET p.status = 'expired'
-    RETURN c.id AS customer_id, p.id AS payment_method_id, p.expiry_year AS expiry_year, p.expiry_month AS expiry_month`,
+    RETURN c.id AS customer_id, p.id AS payment_method_id, p.expiry_year AS expiry_year,
+           p.expiry_month AS expiry_month`,
 } as const;
 
 const toNumber = (v: unknown): number => (neo4j.isInt(v) ? v.toNumber() : (v as number));

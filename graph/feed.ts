@@ -24,7 +24,8 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .occurred_at, .payload} AS event, toString(e.occurred_at) AS at, e.seq AS seq`;
+const EVENT = `e {.id, .type, .customer_id, .occurred_at, .payload} AS event,
+  toString(e.occurred_at) AS at, e.seq AS seq`;
 
 const CYPHER = {
   feedFirst: `
@@ -42,13 +43,19 @@ const CYPHER = {
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at IS NOT NULL
     WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-    RETURN c.id AS customer, collect(CASE WHEN e IS NULL THEN null ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload}, at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
+    RETURN c.id AS customer,
+           collect(CASE WHEN e IS NULL THEN null
+                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
+                              at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
   historyBefore: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at <= datetime($t)
     WITH c, e WHERE e IS NULL OR e.occurred_at < datetime($t) OR e.seq < $s OR (e.seq = $s AND e.id < $id)
     WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-    RETURN c.id AS customer, collect(CASE WHEN e IS NULL THEN null ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload}, at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
+    RETURN c.id AS customer,
+           collect(CASE WHEN e IS NULL THEN null
+                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
+                              at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
 } as const;
 
 export function encodeCursor(p: Position): string {

@@ -53,7 +53,8 @@ const CYPHER = {
     CALL (it, prior) {
       WITH it, prior WHERE prior IS NULL OR (prior.sent_at IS NULL AND prior.rejected_at IS NULL)
       MERGE (n:Notification {key: it.key})
-        ON CREATE SET n.customer_id = it.customer_id, n.kind = it.kind, n.owner = $owner, n.claimed_at = datetime.realtime()
+        ON CREATE SET n.customer_id = it.customer_id, n.kind = it.kind, n.owner = $owner,
+                      n.claimed_at = datetime.realtime()
       WITH n
       CALL (n) {
         WITH n WHERE n.owner <> $owner AND n.sent_at IS NULL
@@ -67,7 +68,8 @@ const CYPHER = {
       RETURN prior AS n
     }
     RETURN it.key AS key, n.owner = $owner AND n.sent_at IS NULL AND n.rejected_at IS NULL AS mine,
-           n.sent_at IS NOT NULL AS sent, n.sent_at IS NOT NULL OR n.rejected_at IS NOT NULL AS settled, n.channel AS channel`,
+           n.sent_at IS NOT NULL AS sent, n.sent_at IS NOT NULL OR n.rejected_at IS NOT NULL AS settled,
+           n.channel AS channel`,
   // Marks sends as recorded under each claim's lock; only rows that change here get an event.
   record: `
     UNWIND $items AS it

@@ -109,7 +109,8 @@ const CYPHER = {
   mergeVerified: `
     UNWIND $identifiers AS i
     MERGE (d:DigitalIdentifier {type: i.type, value: i.value})
-    ON CREATE SET d.id = i.id, d.is_verified = true, d.created_at = datetime.transaction(), d.updated_at = datetime.transaction()
+    ON CREATE SET d.id = i.id, d.is_verified = true, d.created_at = datetime.transaction(),
+                  d.updated_at = datetime.transaction()
     WITH i, d
     OPTIONAL MATCH (owner:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(d)
     RETURN i.type AS type, i.value AS value, d.id = i.id AS created, d.is_verified AS verified, owner.id AS ownerId`,
@@ -145,7 +146,8 @@ const CYPHER = {
     SET u.last_use = datetime.transaction()`,
   reuseAddress: `
     MATCH (c:Customer {id: $customerId})-[s:SHIPPED_TO]->(a:Address)
-    WHERE toLower(a.street1) = toLower($a.street1) AND toLower(a.zip_code) = toLower($a.zip_code) AND a.country = $a.country
+    WHERE toLower(a.street1) = toLower($a.street1) AND toLower(a.zip_code) = toLower($a.zip_code)
+      AND a.country = $a.country
     WITH s, a ORDER BY a.created_at LIMIT 1
     SET s.last_shipped = datetime.transaction(), s.first_shipped = coalesce(s.first_shipped, datetime.transaction())
     RETURN a.id AS id`,

@@ -24,7 +24,8 @@ import { assertIsToken } from './tokens';
 
 const PM_FIELDS = '.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at';
 /** A wallet entry: the method (never its token) with its edge's default flag and use times. */
-const WALLET_ENTRY = `p {${PM_FIELDS}, is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
+const WALLET_ENTRY = `p {${PM_FIELDS}, is_default: coalesce(r.is_default, false),
+  first_used: r.first_used, last_used: r.last_used}`;
 
 const CYPHER = {
   add: `

@@ -44,7 +44,8 @@ export const SCHEMA: SchemaRule[] = [
     name: 'digital_identifier_type_value_unique',
     kind: 'constraint',
     cypher:
-      'CREATE CONSTRAINT digital_identifier_type_value_unique IF NOT EXISTS FOR (d:DigitalIdentifier) REQUIRE (d.type, d.value) IS UNIQUE',
+      'CREATE CONSTRAINT digital_identifier_type_value_unique IF NOT EXISTS FOR (d:DigitalIdentifier) ' +
+      'REQUIRE (d.type, d.value) IS UNIQUE',
   },
   // An event written with an idempotency key (an onboarding, a notification) happens once.
   {
@@ -65,7 +66,8 @@ export const SCHEMA: SchemaRule[] = [
     name: 'payment_method_expiry_scan',
     kind: 'index',
     cypher:
-      'CREATE INDEX payment_method_expiry_scan IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status, p.expiry_year, p.expiry_month, p.id)',
+      'CREATE INDEX payment_method_expiry_scan IF NOT EXISTS FOR (p:PaymentMethod) ' +
+      'ON (p.status, p.expiry_year, p.expiry_month, p.id)',
   },
   // A notification is claimed under its key before it is sent, so it goes out once.
   {

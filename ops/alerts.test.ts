@@ -122,23 +122,26 @@ describe('ops/prometheus/alerts.yml', () => {
     for (const job of named) expect(jobs).toContain(job);
   });
 
-  it('catches what it should: a misspelt metric, a wrong label, a wrong suffix, a wrong grouping, broken PromQL', () => {
-    expect(selectors('sum by (taskQueue) (rate(persona_onboardings_total{outcome="failed"}[5m]))')).toEqual({
-      errors: 0,
-      found: [{ metric: 'persona_onboardings_total', labels: ['outcome'] }],
-      groupings: [{ labels: ['taskQueue'], metrics: ['persona_onboardings_total'] }],
-    });
-    expect(selectors('sum(rate(foo[5m]) >').errors).toBeGreaterThan(0);
-    const persona = personaMetrics();
-    expect(persona.get('persona_onboardings_total')).toContain('outcome');
-    expect(persona.get('persona_onboardings_total')).not.toContain('task_queue');
-    expect(persona.has('persona_onboarding_total')).toBe(false);
-    const core = coreMetrics();
-    expect(core.has('temporal_workflow_failed_total')).toBe(true);
-    expect(core.has('temporal_workflow_failed_seconds_bucket')).toBe(false);
-    expect(core.has('temporal_workflow_task_schedule_to_start_latency_seconds_bucket')).toBe(true);
-    expect(core.has('temporal_workflow_task_schedule_to_start_latency_total')).toBe(false);
-    expect(core.get('temporal_activity_execution_failed_total')).toContain('activity_type');
-    expect(core.get('temporal_activity_execution_failed_total')).not.toContain('taskQueue');
-  });
+  it(
+    'catches what it should: a misspelt metric, a wrong label, a wrong suffix, ' + 'a wrong grouping, broken PromQL',
+    () => {
+      expect(selectors('sum by (taskQueue) (rate(persona_onboardings_total{outcome="failed"}[5m]))')).toEqual({
+        errors: 0,
+        found: [{ metric: 'persona_onboardings_total', labels: ['outcome'] }],
+        groupings: [{ labels: ['taskQueue'], metrics: ['persona_onboardings_total'] }],
+      });
+      expect(selectors('sum(rate(foo[5m]) >').errors).toBeGreaterThan(0);
+      const persona = personaMetrics();
+      expect(persona.get('persona_onboardings_total')).toContain('outcome');
+      expect(persona.get('persona_onboardings_total')).not.toContain('task_queue');
+      expect(persona.has('persona_onboarding_total')).toBe(false);
+      const core = coreMetrics();
+      expect(core.has('temporal_workflow_failed_total')).toBe(true);
+      expect(core.has('temporal_workflow_failed_seconds_bucket')).toBe(false);
+      expect(core.has('temporal_workflow_task_schedule_to_start_latency_seconds_bucket')).toBe(true);
+      expect(core.has('temporal_workflow_task_schedule_to_start_latency_total')).toBe(false);
+      expect(core.get('temporal_activity_execution_failed_total')).toContain('activity_type');
+      expect(core.get('temporal_activity_execution_failed_total')).not.toContain('taskQueue');
+    },
+  );
 });

@@ -107,7 +107,8 @@ async function main(): Promise<void> {
     [ids[i], ids[j]] = [ids[j] as string, ids[i] as string];
   }
   console.log(
-    `bench: ${customers.toLocaleString()} customers in the graph; ${ids.length.toLocaleString()} random ids; ${clients} clients; ${warmup}s warm-up + ${seconds}s per target`,
+    `bench: ${customers.toLocaleString()} customers in the graph; ${ids.length.toLocaleString()} random ids; ` +
+      `${clients} clients; ${warmup}s warm-up + ${seconds}s per target`,
   );
 
   let api: ReturnType<typeof startProcess> | undefined;
@@ -229,7 +230,9 @@ async function main(): Promise<void> {
   console.log('\ntarget                          p50 ms   p95 ms   p99 ms  mean ms     req/s   p50/floor  p99/floor');
   for (const r of results) {
     console.log(
-      `${r.target.padEnd(29)} ${fmt(r.p50)} ${fmt(r.p95)} ${fmt(r.p99)} ${fmt(r.mean)} ${r.throughput.toFixed(0).padStart(9)}   ${(r.p50 / floor.p50).toFixed(2).padStart(8)}x ${(r.p99 / floor.p99).toFixed(2).padStart(8)}x`,
+      `${r.target.padEnd(29)} ${fmt(r.p50)} ${fmt(r.p95)} ${fmt(r.p99)} ${fmt(r.mean)} ` +
+        `${r.throughput.toFixed(0).padStart(9)}   ${(r.p50 / floor.p50).toFixed(2).padStart(8)}x ` +
+        `${(r.p99 / floor.p99).toFixed(2).padStart(8)}x`,
     );
   }
   const grpcStats = results[1] as Stats;
@@ -238,7 +241,9 @@ async function main(): Promise<void> {
     grpc_p50_le_1_3x_floor: grpcStats.p50 <= 1.3 * floor.p50,
   };
   console.log(
-    `\ntargets: gRPC p99 ≤ 5 ms: ${verdicts.grpc_p99_le_5ms ? 'met' : 'NOT met'} (${grpcStats.p99.toFixed(2)} ms); gRPC p50 ≤ 1.3 × floor: ${verdicts.grpc_p50_le_1_3x_floor ? 'met' : 'NOT met'} (${(grpcStats.p50 / floor.p50).toFixed(2)}×)`,
+    `\ntargets: gRPC p99 ≤ 5 ms: ${verdicts.grpc_p99_le_5ms ? 'met' : 'NOT met'} (${grpcStats.p99.toFixed(2)} ms); ` +
+      `gRPC p50 ≤ 1.3 × floor: ${verdicts.grpc_p50_le_1_3x_floor ? 'met' : 'NOT met'} ` +
+      `(${(grpcStats.p50 / floor.p50).toFixed(2)}×)`,
   );
 
   const dir = path.join(repoRoot, 'bench', 'results');

@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   const customerCount = (customers?.get('n') as { toNumber(): number }).toNumber();
   const end = scanWindowEnd(asOf);
   console.log(
-    `graph: ${customerCount.toLocaleString('en')} customers; scan as of ${asOf} reads active cards expiring up to ${end.year}-${String(end.month).padStart(2, '0')}; batch ${batchSize}, ${lanes} lanes`,
+    `graph: ${customerCount.toLocaleString('en')} customers; scan as of ${asOf} reads active cards expiring up to ` +
+      `${end.year}-${String(end.month).padStart(2, '0')}; batch ${batchSize}, ${lanes} lanes`,
   );
 
   // 1. The raw paged read, the floor (once untimed, so both sides meet a warm page cache).
@@ -97,7 +98,8 @@ async function main(): Promise<void> {
     cards_per_second: Math.round(rawCards / rawSeconds),
   };
   console.log(
-    `raw paged read:  ${raw.cards.toLocaleString('en')} cards in ${raw.seconds} s = ${raw.cards_per_second.toLocaleString('en')} cards/s (${raw.pages} pages)`,
+    `raw paged read:  ${raw.cards.toLocaleString('en')} cards in ${raw.seconds} s = ` +
+      `${raw.cards_per_second.toLocaleString('en')} cards/s (${raw.pages} pages)`,
   );
 
   // 2 and 3. The scan workflow with a real worker on its own task queue.
@@ -147,7 +149,8 @@ async function main(): Promise<void> {
       void handle.query(expiryScanProgressQuery).then(
         (p) =>
           console.log(
-            `  ${label} ${p.scanned.toLocaleString('en')} cards, ${p.batches} batches, ${round((performance.now() - started) / 1000)} s`,
+            `  ${label} ${p.scanned.toLocaleString('en')} cards, ${p.batches} batches, ` +
+              `${round((performance.now() - started) / 1000)} s`,
           ),
         () => undefined,
       );
@@ -170,9 +173,11 @@ async function main(): Promise<void> {
       notifications_delivered: sent - sentBefore,
     };
     console.log(
-      `${label.padEnd(16)} ${figures.cards.toLocaleString('en')} cards in ${figures.seconds} s = ${figures.cards_per_second.toLocaleString('en')} cards/s ` +
-        `(${figures.ratio_to_raw}× raw); warned 60/30/7 d: ${progress.notified['60']}/${progress.notified['30']}/${progress.notified['7']}, ` +
-        `already warned ${progress.already_notified}, expired ${progress.expired}, ${progress.batches} batches in ${progress.runs} runs`,
+      `${label.padEnd(16)} ${figures.cards.toLocaleString('en')} cards in ${figures.seconds} s = ` +
+        `${figures.cards_per_second.toLocaleString('en')} cards/s (${figures.ratio_to_raw}× raw); ` +
+        `warned 60/30/7 d: ${progress.notified['60']}/${progress.notified['30']}/${progress.notified['7']}, ` +
+        `already warned ${progress.already_notified}, expired ${progress.expired}, ` +
+        `${progress.batches} batches in ${progress.runs} runs`,
     );
     return figures;
   };

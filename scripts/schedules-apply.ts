@@ -15,7 +15,8 @@ async function main(): Promise<void> {
       const description = await client.schedule.getHandle(applied.scheduleId).describe();
       const next = description.info.nextActionTimes[0]?.toISOString() ?? 'never (paused?)';
       console.log(
-        `${applied.scheduleId}: ${applied.outcome}; ${description.state.paused ? 'paused' : 'active'}; next run ${next}`,
+        `${applied.scheduleId}: ${applied.outcome}; ` +
+          `${description.state.paused ? 'paused' : 'active'}; next run ${next}`,
       );
     }
   } finally {

@@ -224,43 +224,60 @@ function makeBatch(
 const CYPHER = {
   batch: `
     UNWIND $rows AS r
-    CREATE (c:Customer {id: r.id, status: r.status, segment: r.segment, ltv: r.ltv, acquisition_date: date(r.acquisition_date),
-                        created_at: datetime({epochMillis: toInteger(r.created)}), updated_at: datetime({epochMillis: toInteger(r.created)})})
-    CREATE (:Event {id: r.event_id, type: 'CustomerCreated', customer_id: r.id, occurred_at: datetime({epochMillis: toInteger(r.created)}), seq: 0, payload: r.payload})
+    CREATE (c:Customer {id: r.id, status: r.status, segment: r.segment, ltv: r.ltv,
+                        acquisition_date: date(r.acquisition_date),
+                        created_at: datetime({epochMillis: toInteger(r.created)}),
+                        updated_at: datetime({epochMillis: toInteger(r.created)})})
+    CREATE (:Event {id: r.event_id, type: 'CustomerCreated', customer_id: r.id,
+                    occurred_at: datetime({epochMillis: toInteger(r.created)}), seq: 0, payload: r.payload})
     WITH c, r
     CALL (c, r) {
       UNWIND r.pms AS m
-      CREATE (p:PaymentMethod {id: m.id, type: m.type, status: m.status, token: m.token, brand: m.brand, last_four: m.last_four,
-                               expiry_month: m.expiry_month, expiry_year: m.expiry_year,
-                               created_at: datetime({epochMillis: toInteger(m.first_used)}), updated_at: datetime({epochMillis: toInteger(m.first_used)})})
-      CREATE (c)-[:HAS_PAYMENT_METHOD {is_default: m.is_default, first_used: datetime({epochMillis: toInteger(m.first_used)}), last_used: datetime({epochMillis: toInteger(m.last_used)})}]->(p)
+      CREATE (p:PaymentMethod {id: m.id, type: m.type, status: m.status, token: m.token, brand: m.brand,
+                               last_four: m.last_four, expiry_month: m.expiry_month, expiry_year: m.expiry_year,
+                               created_at: datetime({epochMillis: toInteger(m.first_used)}),
+                               updated_at: datetime({epochMillis: toInteger(m.first_used)})})
+      CREATE (c)-[:HAS_PAYMENT_METHOD {is_default: m.is_default,
+                                       first_used: datetime({epochMillis: toInteger(m.first_used)}),
+                                       last_used: datetime({epochMillis: toInteger(m.last_used)})}]->(p)
     }
     CALL (c, r) {
       UNWIND r.devices AS v
-      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint, trust_score: v.trust_score, last_seen_ip: v.ip, last_seen_user_agent: v.user_agent,
-                        created_at: datetime({epochMillis: toInteger(v.first_login)}), updated_at: datetime({epochMillis: toInteger(v.last_login)})})
-      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count, first_login: datetime({epochMillis: toInteger(v.first_login)}), last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
+      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint, trust_score: v.trust_score, last_seen_ip: v.ip,
+                        last_seen_user_agent: v.user_agent,
+                        created_at: datetime({epochMillis: toInteger(v.first_login)}),
+                        updated_at: datetime({epochMillis: toInteger(v.last_login)})})
+      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count,
+                                   first_login: datetime({epochMillis: toInteger(v.first_login)}),
+                                   last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
     }
     CALL (c, r) {
       UNWIND r.shared AS v
       MATCH (d:Device {id: v.device_id})
-      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count, first_login: datetime({epochMillis: toInteger(v.first_login)}), last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
+      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count,
+                                   first_login: datetime({epochMillis: toInteger(v.first_login)}),
+                                   last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
     }
     CALL (c, r) {
       UNWIND r.addresses AS a
-      CREATE (n:Address {id: a.id, street1: a.street1, city: a.city, state: a.state, zip_code: a.zip_code, country: a.country, type: a.type,
-                         is_default: a.is_default, created_at: datetime({epochMillis: toInteger(a.last_shipped)}), updated_at: datetime({epochMillis: toInteger(a.last_shipped)})})
-      CREATE (c)-[:SHIPPED_TO {first_shipped: datetime({epochMillis: toInteger(a.last_shipped)}), last_shipped: datetime({epochMillis: toInteger(a.last_shipped)})}]->(n)
+      CREATE (n:Address {id: a.id, street1: a.street1, city: a.city, state: a.state, zip_code: a.zip_code,
+                         country: a.country, type: a.type, is_default: a.is_default,
+                         created_at: datetime({epochMillis: toInteger(a.last_shipped)}),
+                         updated_at: datetime({epochMillis: toInteger(a.last_shipped)})})
+      CREATE (c)-[:SHIPPED_TO {first_shipped: datetime({epochMillis: toInteger(a.last_shipped)}),
+                               last_shipped: datetime({epochMillis: toInteger(a.last_shipped)})}]->(n)
     }
     CALL (c, r) {
       UNWIND r.identifiers AS i
       CREATE (n:DigitalIdentifier {id: i.id, type: i.type, value: i.value, is_verified: i.is_verified,
-                                   created_at: datetime({epochMillis: toInteger(r.created)}), updated_at: datetime({epochMillis: toInteger(r.created)})})
+                                   created_at: datetime({epochMillis: toInteger(r.created)}),
+                                   updated_at: datetime({epochMillis: toInteger(r.created)})})
       CREATE (c)-[:HAS_DIGITAL_IDENTIFIER]->(n)
     }`,
   sharedPool: `
     UNWIND $rows AS r
-    CREATE (:Device {id: r.id, fingerprint: r.fingerprint, trust_score: r.trust_score, created_at: datetime(), updated_at: datetime()})`,
+    CREATE (:Device {id: r.id, fingerprint: r.fingerprint, trust_score: r.trust_score,
+                     created_at: datetime(), updated_at: datetime()})`,
 } as const;
 
 async function main(): Promise<void> {
@@ -289,7 +306,8 @@ async function main(): Promise<void> {
     // Index offsets past what is there, so identifier values of a second run never collide.
     const offset = Number(existing) + Math.floor(rand() * 1e6) * 1000;
     console.log(
-      `seed: ${total.toLocaleString()} customers in batches of ${batchSize} (${concurrency} at once) on ${config.NEO4J_URI}; ${Number(existing).toLocaleString()} customers there already`,
+      `seed: ${total.toLocaleString()} customers in batches of ${batchSize} (${concurrency} at once) ` +
+        `on ${config.NEO4J_URI}; ${Number(existing).toLocaleString()} customers there already`,
     );
 
     const pool = Array.from({ length: Math.max(10, Math.floor(total / 500)) }, () => ({
@@ -323,7 +341,8 @@ async function main(): Promise<void> {
           const rate = done / elapsed;
           const eta = (total - done) / rate;
           console.log(
-            `seed: ${done.toLocaleString()}/${total.toLocaleString()} (${((100 * done) / total).toFixed(1)}%)  ${Math.round(rate).toLocaleString()} customers/s  eta ${eta.toFixed(0)}s`,
+            `seed: ${done.toLocaleString()}/${total.toLocaleString()} (${((100 * done) / total).toFixed(1)}%)  ` +
+              `${Math.round(rate).toLocaleString()} customers/s  eta ${eta.toFixed(0)}s`,
           );
         }
       }
@@ -331,7 +350,8 @@ async function main(): Promise<void> {
     await Promise.all(Array.from({ length: concurrency }, worker));
     const seconds = (Date.now() - started) / 1000;
     console.log(
-      `seed: done — ${total.toLocaleString()} customers in ${seconds.toFixed(1)}s = ${Math.round(total / seconds).toLocaleString()} customers/s`,
+      `seed: done — ${total.toLocaleString()} customers in ${seconds.toFixed(1)}s = ` +
+        `${Math.round(total / seconds).toLocaleString()} customers/s`,
     );
   } finally {
     await driver.close();

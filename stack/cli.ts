@@ -24,9 +24,8 @@ async function main(command: string | undefined, args: string[]): Promise<number
       const statuses = await stackStatus(settings);
       for (const st of statuses) {
         const state = st.answering ? 'up' : st.running ? 'starting or unhealthy' : 'down';
-        log(
-          `${st.name.padEnd(9)} ${state}${st.pid ? ` (pid ${st.pid})` : st.answering ? ' (not started by the stack)' : ''}`,
-        );
+        const owner = st.pid ? ` (pid ${st.pid})` : st.answering ? ' (not started by the stack)' : '';
+        log(`${st.name.padEnd(9)} ${state}${owner}`);
         for (const a of st.addresses) log(`            ${a}`);
       }
       return statuses.every((st) => st.answering) ? 0 : 3;

@@ -27,7 +27,8 @@ async function main(): Promise<void> {
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts')];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
   log(
-    `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), task queue ${config.TEMPORAL_TASK_QUEUE}`,
+    `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), ` +
+      `task queue ${config.TEMPORAL_TASK_QUEUE}`,
   );
   log(`Temporal UI ${config.TEMPORAL_UI_URL}`);
   log('Ctrl-C stops the worker and api; `npm run stack:down` stops Neo4j and Temporal.');

@@ -30,7 +30,9 @@ export const BUSINESS_METRICS = {
     name: 'persona_payment_recoveries',
     kind: 'counter',
     unit: 'recoveries',
-    help: 'Payment recoveries finished, by outcome: recovered, failed (dunning exhausted) or stopped (fraud decline, cancelled)',
+    help:
+      'Payment recoveries finished, by outcome: recovered, failed (dunning exhausted) ' +
+      'or stopped (fraud decline, cancelled)',
     workflowType: 'paymentRecoveryWorkflow',
     values: { outcome: ['recovered', 'failed', 'stopped'] },
   },

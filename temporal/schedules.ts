@@ -41,7 +41,9 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
       workflowId: EXPIRY_SCAN_SCHEDULE_ID,
       taskQueue: s.TEMPORAL_TASK_QUEUE,
       args: [expiryScanSettings(s)],
-      staticSummary: `Daily card-expiry scan: warns customers 60, 30 and 7 days before their default card expires, and marks expired cards`,
+      staticSummary:
+        'Daily card-expiry scan: warns customers 60, 30 and 7 days before their default card expires, ' +
+        'and marks expired cards',
     },
     // A scan still running at the next day's time is not doubled; a run missed while Temporal
     // was down is caught up within six hours.
@@ -114,7 +116,8 @@ export async function ensureEventRelay(client: Client, s: RelaySettings): Promis
     taskQueue: s.TEMPORAL_TASK_QUEUE,
     args: [eventRelayInput({ ...s, PERSONA_EVENTS_WEBHOOK_URL: url })],
     workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary: `Delivers the change feed to ${new URL(url).host}, in order; parks events the subscriber keeps refusing`,
+    staticSummary:
+      `Delivers the change feed to ${new URL(url).host}, in order; ` + 'parks events the subscriber keeps refusing',
   });
   return 'on';
 }

@@ -1,8 +1,8 @@
 /**
  * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
  * to Neo4j and Temporal, migrates the graph schema, serves /healthz, /readyz and /metrics on
- * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates or updates the Temporal Schedules (the daily card-expiry
- * scan), and drains cleanly on SIGTERM.
+ * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates
+ * or updates the Temporal Schedules (the daily card-expiry scan), and drains cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     throw new ConfigError([
-      `PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on 127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} (${err instanceof Error ? err.message : String(err)}); choose a free port`,
+      `PERSONA_WORKER_SDK_METRICS_PORT: the Temporal SDK's metrics exporter cannot listen on ` +
+        `127.0.0.1:${config.PERSONA_WORKER_SDK_METRICS_PORT} ` +
+        `(${err instanceof Error ? err.message : String(err)}); choose a free port`,
     ]);
   }
   initBusinessCounters(Runtime.instance().metricMeter, {
@@ -95,7 +97,8 @@ async function main(): Promise<void> {
     for (const s of await applySchedules(temporal.client, config)) {
       logger.info(
         { scheduleId: s.scheduleId, outcome: s.outcome },
-        `schedule ${s.scheduleId} ${s.outcome} (daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`,
+        `schedule ${s.scheduleId} ${s.outcome} ` +
+          `(daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`,
       );
     }
     const relay = await ensureEventRelay(temporal.client, config);

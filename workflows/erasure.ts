@@ -12,7 +12,8 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
   listRunningCustomerWorkflows: (req) =>
     `Find customer ${req.customer_id}'s running workflows, to cancel them before the erasure`,
   eraseCustomer: (req) =>
-    `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, payment methods; keep a tombstone`,
+    `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, ` +
+    'payment methods; keep a tombstone',
 });
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {

@@ -98,7 +98,8 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
 
   const report = (): void =>
     setCurrentDetails(
-      `**Event relay** to ${new URL(input.webhook_url).host}: ${state.delivered} delivered, ${state.parked.length} parked` +
+      `**Event relay** to ${new URL(input.webhook_url).host}: ` +
+        `${state.delivered} delivered, ${state.parked.length} parked` +
         (state.parked.length ? ` (retry with the \`retryParked\` signal)` : '') +
         `; last delivery ${state.last_delivery_at ?? 'never'}`,
     );

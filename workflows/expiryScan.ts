@@ -3,9 +3,10 @@
  * `expiry-scan-<as_of>`. Pages through the active cards that expire up to the end of the 60-day
  * window, one `scanExpiryBatch` activity per page (cursor in, next cursor out), in `lanes` slices
  * of the card-id space side by side. Cards past their expiry month become `expired`; a customer
- * whose default card is 60, 30 or 7 days from expiry is warned once per card and stage. After `batches_per_run` batches the workflow continues as
- * new with its cursors and totals, so its history stays small on any graph. The
- * `expiryScanProgress` query and the UI's current details report progress.
+ * whose default card is 60, 30 or 7 days from expiry is warned once per card and stage. After
+ * `batches_per_run` batches the workflow continues as new with its cursors and totals, so its
+ * history stays small on any graph. The `expiryScanProgress` query and the UI's current details
+ * report progress.
  */
 import {
   allHandlersFinished,
@@ -122,11 +123,15 @@ function report(p: ExpiryScanProgress): void {
   const { workflowId } = workflowInfo();
   setCurrentDetails(
     [
-      `**Card-expiry scan as of ${p.as_of}** — ${p.state === 'done' ? `done at ${p.finished_at}` : `scanning, ${p.lanes.filter((l) => l.done).length} of ${p.lanes.length} lanes done`}`,
+      `**Card-expiry scan as of ${p.as_of}** — ` +
+        (p.state === 'done'
+          ? `done at ${p.finished_at}`
+          : `scanning, ${p.lanes.filter((l) => l.done).length} of ${p.lanes.length} lanes done`),
       '',
       `- cards read: ${p.scanned} in ${p.batches} batches (run ${p.runs} of workflow ${workflowId})`,
       `- warned: ${p.notified['60']} at 60 days, ${p.notified['30']} at 30 days, ${p.notified['7']} at 7 days`,
-      `- already warned before: ${p.already_notified}; no email or phone: ${p.unreachable}; refused by the receiver: ${p.rejected}`,
+      `- already warned before: ${p.already_notified}; no email or phone: ${p.unreachable}; ` +
+        `refused by the receiver: ${p.rejected}`,
       `- marked expired: ${p.expired}`,
     ].join('\n'),
   );

@@ -37,11 +37,18 @@ const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
 
 const fraud = activitiesWithSummaries<FraudActivities>(graphWrite, {
   applyFraudOutcome: (report) =>
-    `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ${APPLY[report.outcome]}, with an event per change`,
+    `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ` +
+    `${APPLY[report.outcome]}, with an event per change`,
   reverseFraudOutcome: (req) =>
-    `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value (false positive ${req.outcome_id})`,
+    `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value ` +
+    `(false positive ${req.outcome_id})`,
   resolveFraudReview: (req) =>
-    `Record ops' review of ${req.outcome_id}: ${req.decision === 'reinstate' ? 'reinstate the customer' : req.decision === 'confirm' ? 'the suspension stands' : 'no decision in time, the customer stays suspended'}`,
+    `Record ops' review of ${req.outcome_id}: ` +
+    (req.decision === 'reinstate'
+      ? 'reinstate the customer'
+      : req.decision === 'confirm'
+        ? 'the suspension stands'
+        : 'no decision in time, the customer stays suspended'),
   listRunningRecoveries: (req) =>
     `Find customer ${req.customer_id}'s running payment recoveries, to tell them not to charge the compromised method`,
 });

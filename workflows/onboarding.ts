@@ -22,11 +22,13 @@ import { countOnboarding } from './metrics';
 
 const graph = activitiesWithSummaries<GraphActivities>(graphWrite, {
   onboardCustomer: (plan) =>
-    `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, in one transaction`,
+    `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, ` +
+    'in one transaction',
 });
 const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralProfile'>>(agentCall, {
   requestBehavioralProfile: (req) =>
-    `Ask Chimera to start a behavioural profile for customer ${req.customer_id} (optional: onboarding goes on without it)`,
+    `Ask Chimera to start a behavioural profile for customer ${req.customer_id} ` +
+    '(optional: onboarding goes on without it)',
 });
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {

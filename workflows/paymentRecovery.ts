@@ -45,7 +45,8 @@ const payments = activitiesWithSummaries<Omit<PaymentActivities, 'chargePaymentM
 });
 const gateway = activitiesWithSummaries<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge, {
   chargePaymentMethod: (a) =>
-    `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} (idempotency key ${a.idempotency_key})`,
+    `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
+    `(idempotency key ${a.idempotency_key})`,
 });
 
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
@@ -211,7 +212,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     status.next_retry_at = new Date(Date.now() + msOf(delay)).toISOString();
     methodAdded = false;
     await condition(() => methodAdded || cancelled !== null, delay, {
-      summary: `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying (a new payment method retries at once)`,
+      summary:
+        `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
+        '(a new payment method retries at once)',
     });
     if (cancelled) break;
     status.state = 'recovering';

@@ -14,14 +14,10 @@ import { access, bearerSecurity, optionalBody, problems, validationHook } from '
 
 const expiryScanRequest = z
   .strictObject({
-    as_of: z
-      .string()
-      .refine(isIsoDate, 'must be a calendar date YYYY-MM-DD')
-      .optional()
-      .openapi({
-        description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)',
-        example: '2026-11-22',
-      }),
+    as_of: z.string().refine(isIsoDate, 'must be a calendar date YYYY-MM-DD').optional().openapi({
+      description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)',
+      example: '2026-11-22',
+    }),
   })
   .openapi('ExpiryScanRequest');
 
@@ -96,7 +92,10 @@ export function adminRoutes(deps: ApiDeps) {
         }),
       },
       responses: {
-        200: { description: 'The scan’s progress query', content: { 'application/json': { schema: progressSchema } } },
+        200: {
+          description: 'The scan’s progress query',
+          content: { 'application/json': { schema: progressSchema } },
+        },
         ...problems(400, 401, 403, 404),
       },
     }),

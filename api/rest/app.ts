@@ -72,8 +72,9 @@ export function createApp(deps: ApiDeps) {
       title: 'Persona API',
       version: '1',
       description:
-        'Customer identity and lifecycle. Bearer JWTs carry space-separated scopes; `ops` may do everything; a customer token ' +
-        '(`sub` = customer id, scope `self`) reaches only its own profile and wallet. Errors are RFC 9457 problem+json.',
+        'Customer identity and lifecycle. Bearer JWTs carry space-separated scopes; `ops` may do everything; ' +
+        'a customer token (`sub` = customer id, scope `self`) reaches only its own profile and wallet. ' +
+        'Errors are RFC 9457 problem+json.',
     },
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Persona API' }));

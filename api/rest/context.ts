@@ -43,7 +43,8 @@ export function contextRoutes(deps: ApiDeps) {
       security: bearerSecurity,
       summary: 'Active, unexpired methods for checkout, the default first; none for a suspended customer',
       description:
-        'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) without delaying this answer.',
+        'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) ' +
+        'without delaying this answer.',
       middleware: [access(deps.authenticate, { scopes: ['context:read'], self: true })] as const,
       request: {
         params: customerParams,

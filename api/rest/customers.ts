@@ -93,7 +93,8 @@ export function customerRoutes(deps: ApiDeps) {
       path: '/api/v1/customers/{id}/profile',
       summary: 'Update segment or lifetime value (platform only)',
       description:
-        'Segment and LTV are the platform’s to set: this needs `customers:write`; a customer’s own token is refused.',
+        'Segment and LTV are the platform’s to set: this needs `customers:write`; ' +
+        'a customer’s own token is refused.',
       middleware: [access(deps.authenticate, { scopes: ['customers:write'] })] as const,
       request: {
         params: customerParams,

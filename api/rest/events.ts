@@ -41,7 +41,8 @@ export function eventRoutes(deps: ApiDeps) {
       tags: ['events'],
       security: bearerSecurity,
       summary:
-        'The change feed: every event, oldest first; store next_cursor and resume with ?after= (at least once, in order per customer)',
+        'The change feed: every event, oldest first; store next_cursor and resume with ?after= ' +
+        '(at least once, in order per customer)',
       middleware: [access(deps.authenticate, { scopes: ['events:read'] })] as const,
       request: {
         query: z.object({

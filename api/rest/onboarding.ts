@@ -26,8 +26,9 @@ export function onboardingRoutes(deps: ApiDeps) {
     tags: ['onboarding'],
     summary: 'Onboard a customer',
     description:
-      'Starts the onboarding workflow `onboarding-<Idempotency-Key>`. The same key again starts nothing new and answers ' +
-      'the same; the same key with a different body is refused (422). With `?wait=true` the answer is the result.',
+      'Starts the onboarding workflow `onboarding-<Idempotency-Key>`. The same key again starts nothing new ' +
+      'and answers the same; the same key with a different body is refused (422). ' +
+      'With `?wait=true` the answer is the result.',
     security: bearerSecurity,
     middleware: [access(deps.authenticate, { scopes: ['onboarding:write'] })] as const,
     request: {

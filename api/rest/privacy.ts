@@ -18,7 +18,8 @@ export function privacyRoutes(deps: ApiDeps) {
       tags: ['customers'],
       security: bearerSecurity,
       summary:
-        'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices, addresses, possible matches, events)',
+        'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices, ' +
+        'addresses, possible matches, events)',
       middleware: [selfOrOps] as const,
       request: { params: customerParams },
       responses: {
@@ -38,7 +39,8 @@ export function privacyRoutes(deps: ApiDeps) {
       tags: ['customers'],
       security: bearerSecurity,
       summary:
-        'Erase the customer: cancels their running workflows, deletes their personal data, keeps a tombstone (idempotent)',
+        'Erase the customer: cancels their running workflows, deletes their personal data, ' +
+        'keeps a tombstone (idempotent)',
       middleware: [selfOrOps] as const,
       request: { params: customerParams },
       responses: {

@@ -29,7 +29,8 @@ const words = (v: unknown): string => str(v).replace(/_/g, ' ');
 const because = (p: Payload): string => (p.reason ? ` (${str(p.reason)})` : '');
 const card = (p: Payload): string =>
   p.type === 'card'
-    ? `${str(p.brand) || 'card'} ending ${str(p.last_four)}${p.expiry_month ? `, expires ${str(p.expiry_month).padStart(2, '0')}/${str(p.expiry_year)}` : ''}`
+    ? `${str(p.brand) || 'card'} ending ${str(p.last_four)}` +
+      `${p.expiry_month ? `, expires ${str(p.expiry_month).padStart(2, '0')}/${str(p.expiry_year)}` : ''}`
     : words(p.type);
 const NOTIFICATION: Record<string, (p: Payload) => string> = {
   card_expiring: (p) => `your card expires at the end of ${str(p.expires)} (${str(p.stage_days)}-day reminder)`,
@@ -60,10 +61,12 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   AddressAdded: () => 'Address added',
   RelationshipAdded: () => 'Relationship recorded',
   PaymentRecovered: (p) =>
-    `Failed payment ${str(p.payment_id)} recovered${p.amount ? ` (${(Number(p.amount) / 100).toFixed(2)} ${str(p.currency)})` : ''}`,
+    `Failed payment ${str(p.payment_id)} recovered` +
+    `${p.amount ? ` (${(Number(p.amount) / 100).toFixed(2)} ${str(p.currency)})` : ''}`,
   PaymentRecoveryFailed: (p) => `Payment ${str(p.payment_id)} could not be recovered`,
   CustomerNotified: (p) =>
-    `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ${(NOTIFICATION[str(p.kind)] ?? ((q: Payload) => words(q.kind)))(p)}`,
+    `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ` +
+    `${(NOTIFICATION[str(p.kind)] ?? ((q: Payload) => words(q.kind)))(p)}`,
   CustomerSuspended: (p) => `Account suspended${because(p)}`,
   CustomerReinstated: (p) => `Account reinstated${because(p)}`,
   PossibleMatchFound: () => 'A possibly related profile was found and noted for review',

@@ -25,7 +25,9 @@ export async function startExpiryScan(deps: ApiDeps, asOf?: string): Promise<{ w
     args: [{ ...deps.expiry, as_of: day }],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    staticSummary: `Card-expiry scan as of ${day}, started on demand: warns customers 60, 30 and 7 days before their default card expires, and marks expired cards`,
+    staticSummary:
+      `Card-expiry scan as of ${day}, started on demand: warns customers 60, 30 and 7 days before ` +
+      'their default card expires, and marks expired cards',
   });
   return { workflow_id: workflowId, as_of: day };
 }

@@ -1,4 +1,7 @@
-/** Runs the payment-gateway simulator on PERSONA_GATEWAY_HOST:PERSONA_GATEWAY_PORT, keeping its records in the stack folder. */
+/**
+ * Runs the payment-gateway simulator on PERSONA_GATEWAY_HOST:PERSONA_GATEWAY_PORT, keeping its
+ * records in the stack folder.
+ */
 import path from 'node:path';
 import { serve } from '@hono/node-server';
 import { loadSettings } from '../../config/env';

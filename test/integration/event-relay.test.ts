@@ -62,91 +62,100 @@ afterAll(async () => {
 });
 
 describe('the event relay', () => {
-  it('delivers in order, retries, parks what keeps failing without blocking the rest, and retries it on demand', async () => {
-    const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
-      workflowId: EVENT_RELAY_WORKFLOW_ID,
-      taskQueue: h.taskQueue,
-      args: [
+  it(
+    'delivers in order, retries, parks what keeps failing without blocking the rest, ' + 'and retries it on demand',
+    async () => {
+      const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
+        workflowId: EVENT_RELAY_WORKFLOW_ID,
+        taskQueue: h.taskQueue,
+        args: [
+          {
+            webhook_url: url,
+            lag_ms: 1000,
+            page_size: 3,
+            poll_interval: '300 milliseconds',
+            max_attempts: 3,
+            pages_per_run: 4,
+            state: {
+              cursor: await feedCursorAtNow(h.graph),
+              delivered: 0,
+              parked: [],
+              runs: 0,
+              last_delivery_at: null,
+            },
+          },
+        ],
+      });
+
+      const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+      // The receiver refuses B's new card for good, and C's creation twice before taking it.
+      answers.set(`${b}:PaymentMethodAdded`, [500]);
+      answers.set(`${c}:CustomerCreated`, [503, 503, 204]);
+      for (const [id, tag] of [
+        [a, 'relay-a'],
+        [b, 'relay-b'],
+        [c, 'relay-c'],
+      ] as const) {
+        await createCustomer(h.graph, {
+          id,
+          digital_identifiers: [{ type: 'email', value: uniqueEmail(tag), is_verified: true }],
+        });
+        await addPaymentMethod(h.graph, id, cardInput());
+      }
+
+      const eventsOf = async (id: string) => (await listCustomerEvents(h.graph, id, { limit: 100 })).reverse();
+      const [ea, eb, ec] = [await eventsOf(a), await eventsOf(b), await eventsOf(c)];
+      const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
+      const ok = (id: string) => received.filter((r) => r.customer_id === id && r.status < 300).map((r) => r.id);
+
+      await until(
+        async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1,
+        45_000,
+      );
+      // In each customer's order; the parked event did not hold back B's next one.
+      expect(ok(a)).toEqual(ea.map((e) => e.id));
+      expect(ok(c)).toEqual(ec.map((e) => e.id));
+      expect(ok(b)).toEqual(eb.filter((e) => e.id !== parkedEvent?.id).map((e) => e.id));
+      // C's first event failed twice, then went through: three attempts, one delivery, same key.
+      const cCreated = ec[0]?.id;
+      expect(received.filter((r) => r.id === cCreated).map((r) => r.status)).toEqual([503, 503, 204]);
+      // B's PaymentMethodAdded: tried max_attempts times, then parked, visible to ops.
+      expect(received.filter((r) => r.id === parkedEvent?.id).map((r) => r.status)).toEqual([500, 500, 500]);
+      const ops = await h.token('ops');
+      const status = (await (
+        await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })
+      ).json()) as EventRelayState;
+      expect(status.parked).toMatchObject([
         {
-          webhook_url: url,
-          lag_ms: 1000,
-          page_size: 3,
-          poll_interval: '300 milliseconds',
-          max_attempts: 3,
-          pages_per_run: 4,
-          state: { cursor: await feedCursorAtNow(h.graph), delivered: 0, parked: [], runs: 0, last_delivery_at: null },
+          event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' },
+          attempts: 3,
+          error: expect.stringContaining('500'),
         },
-      ],
-    });
+      ]);
+      // What the alert PersonaEventRelayParked reads: the api's gauge, from the relay's own state.
+      const parkedGauge = async () =>
+        metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', {
+          workflow_id: EVENT_RELAY_WORKFLOW_ID,
+        });
+      expect(await parkedGauge()).toBe(1);
 
-    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
-    // The receiver refuses B's new card for good, and C's creation twice before taking it.
-    answers.set(`${b}:PaymentMethodAdded`, [500]);
-    answers.set(`${c}:CustomerCreated`, [503, 503, 204]);
-    for (const [id, tag] of [
-      [a, 'relay-a'],
-      [b, 'relay-b'],
-      [c, 'relay-c'],
-    ] as const) {
-      await createCustomer(h.graph, {
-        id,
-        digital_identifiers: [{ type: 'email', value: uniqueEmail(tag), is_verified: true }],
+      // The subscriber is fixed; ops retry the parked event.
+      answers.set(`${b}:PaymentMethodAdded`, [204]);
+      const retry = await h.app.request('/api/v1/admin/event-relay/retry', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ops}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ event_id: parkedEvent?.id }),
       });
-      await addPaymentMethod(h.graph, id, cardInput());
-    }
+      expect(retry.status).toBe(202);
+      await until(async () => ok(b).length === eb.length, 45_000);
+      await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0, 45_000);
+      expect(await parkedGauge()).toBe(0);
 
-    const eventsOf = async (id: string) => (await listCustomerEvents(h.graph, id, { limit: 100 })).reverse();
-    const [ea, eb, ec] = [await eventsOf(a), await eventsOf(b), await eventsOf(c)];
-    const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
-    const ok = (id: string) => received.filter((r) => r.customer_id === id && r.status < 300).map((r) => r.id);
-
-    await until(
-      async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1,
-      45_000,
-    );
-    // In each customer's order; the parked event did not hold back B's next one.
-    expect(ok(a)).toEqual(ea.map((e) => e.id));
-    expect(ok(c)).toEqual(ec.map((e) => e.id));
-    expect(ok(b)).toEqual(eb.filter((e) => e.id !== parkedEvent?.id).map((e) => e.id));
-    // C's first event failed twice, then went through: three attempts, one delivery, same key.
-    const cCreated = ec[0]?.id;
-    expect(received.filter((r) => r.id === cCreated).map((r) => r.status)).toEqual([503, 503, 204]);
-    // B's PaymentMethodAdded: tried max_attempts times, then parked, visible to ops.
-    expect(received.filter((r) => r.id === parkedEvent?.id).map((r) => r.status)).toEqual([500, 500, 500]);
-    const ops = await h.token('ops');
-    const status = (await (
-      await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })
-    ).json()) as EventRelayState;
-    expect(status.parked).toMatchObject([
-      {
-        event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' },
-        attempts: 3,
-        error: expect.stringContaining('500'),
-      },
-    ]);
-    // What the alert PersonaEventRelayParked reads: the api's gauge, from the relay's own state.
-    const parkedGauge = async () =>
-      metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', {
-        workflow_id: EVENT_RELAY_WORKFLOW_ID,
-      });
-    expect(await parkedGauge()).toBe(1);
-
-    // The subscriber is fixed; ops retry the parked event.
-    answers.set(`${b}:PaymentMethodAdded`, [204]);
-    const retry = await h.app.request('/api/v1/admin/event-relay/retry', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ops}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ event_id: parkedEvent?.id }),
-    });
-    expect(retry.status).toBe(202);
-    await until(async () => ok(b).length === eb.length, 45_000);
-    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0, 45_000);
-    expect(await parkedGauge()).toBe(0);
-
-    // Small runs: the relay has continued as new, cursor and counts intact.
-    await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2, 45_000);
-    const later = await handle.query<EventRelayState>('eventRelayStatus');
-    expect(later.delivered).toBeGreaterThanOrEqual(ea.length + eb.length + ec.length);
-    expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
-  });
+      // Small runs: the relay has continued as new, cursor and counts intact.
+      await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2, 45_000);
+      const later = await handle.query<EventRelayState>('eventRelayStatus');
+      expect(later.delivered).toBeGreaterThanOrEqual(ea.length + eb.length + ec.length);
+      expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
+    },
+  );
 });

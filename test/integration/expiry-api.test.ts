@@ -48,115 +48,118 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     expect(await unknown.json()).toMatchObject({ field: 'dry_run' });
   });
 
-  it('warns exactly the due default cards, expires exactly the past ones, and a second trigger adds nothing', async () => {
-    // As of 2001-01-31: January ends today, February in 28 days, March in 59, April in 89.
-    const warn7 = await holderOfCard(h.graph, 2001, 1);
-    const warn30 = await holderOfCard(h.graph, 2001, 2);
-    const warn60 = await holderOfCard(h.graph, 2001, 3);
-    const notYet = await holderOfCard(h.graph, 2001, 4);
-    const dueButNotDefault = await holderOfCard(h.graph, 2001, 2, { isDefault: false });
-    const expiredLastMonth = await holderOfCard(h.graph, 2000, 12); // December → January
-    const expiredNotDefault = await holderOfCard(h.graph, 2000, 2, { isDefault: false }); // leap-year February
-    const all: CardHolder[] = [warn7, warn30, warn60, notYet, dueButNotDefault, expiredLastMonth, expiredNotDefault];
+  it(
+    'warns exactly the due default cards, expires exactly the past ones, ' + 'and a second trigger adds nothing',
+    async () => {
+      // As of 2001-01-31: January ends today, February in 28 days, March in 59, April in 89.
+      const warn7 = await holderOfCard(h.graph, 2001, 1);
+      const warn30 = await holderOfCard(h.graph, 2001, 2);
+      const warn60 = await holderOfCard(h.graph, 2001, 3);
+      const notYet = await holderOfCard(h.graph, 2001, 4);
+      const dueButNotDefault = await holderOfCard(h.graph, 2001, 2, { isDefault: false });
+      const expiredLastMonth = await holderOfCard(h.graph, 2000, 12); // December → January
+      const expiredNotDefault = await holderOfCard(h.graph, 2000, 2, { isDefault: false }); // leap-year February
+      const all: CardHolder[] = [warn7, warn30, warn60, notYet, dueButNotDefault, expiredLastMonth, expiredNotDefault];
 
-    const first = await post({ as_of: AS_OF });
-    expect(first.status).toBe(202);
-    const { workflow_id } = (await first.json()) as { workflow_id: string };
-    expect(workflow_id).toBe(`expiry-scan-${AS_OF}`);
-    const handle = h.client.workflow.getHandle(workflow_id);
-    const progress = (await handle.result()) as ExpiryScanProgress;
-    expect(progress).toMatchObject({ as_of: AS_OF, state: 'done' });
-    // What ops read in the Temporal UI: the summary, and the scan's details in words.
-    expect(await (await handle.describe()).staticSummary()).toMatch(
-      /^Card-expiry scan as of 2001-01-31, started on demand/,
-    );
-    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-    expect(metadata.currentDetails).toContain('**Card-expiry scan as of 2001-01-31** — done');
-    expect(metadata.currentDetails).toMatch(/marked expired: \d+/);
-    expect(progress.scanned).toBeGreaterThanOrEqual(6);
+      const first = await post({ as_of: AS_OF });
+      expect(first.status).toBe(202);
+      const { workflow_id } = (await first.json()) as { workflow_id: string };
+      expect(workflow_id).toBe(`expiry-scan-${AS_OF}`);
+      const handle = h.client.workflow.getHandle(workflow_id);
+      const progress = (await handle.result()) as ExpiryScanProgress;
+      expect(progress).toMatchObject({ as_of: AS_OF, state: 'done' });
+      // What ops read in the Temporal UI: the summary, and the scan's details in words.
+      expect(await (await handle.describe()).staticSummary()).toMatch(
+        /^Card-expiry scan as of 2001-01-31, started on demand/,
+      );
+      const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+      expect(metadata.currentDetails).toContain('**Card-expiry scan as of 2001-01-31** — done');
+      expect(metadata.currentDetails).toMatch(/marked expired: \d+/);
+      expect(progress.scanned).toBeGreaterThanOrEqual(6);
 
-    const events = await expiryEvents(h.graph, all);
-    const warnings = events
-      .filter((e) => e.type === 'CustomerNotified')
-      .map((e): Record<string, unknown> => ({ customer_id: e.customer_id, ...e.payload }))
-      .sort((a, b) => Number(a.stage_days) - Number(b.stage_days));
-    expect(warnings).toEqual([
-      {
-        customer_id: warn7.customerId,
-        kind: 'card_expiring',
-        channel: 'email',
-        payment_method_id: warn7.cardId,
-        stage_days: 7,
-        expires: '2001-01',
-      },
-      {
-        customer_id: warn30.customerId,
-        kind: 'card_expiring',
-        channel: 'email',
-        payment_method_id: warn30.cardId,
-        stage_days: 30,
-        expires: '2001-02',
-      },
-      {
-        customer_id: warn60.customerId,
-        kind: 'card_expiring',
-        channel: 'email',
-        payment_method_id: warn60.cardId,
-        stage_days: 60,
-        expires: '2001-03',
-      },
-    ]);
-    const changes = events
-      .filter((e) => e.type === 'PaymentMethodStatusChanged')
-      .map((e) => ({
-        customer_id: e.customer_id,
-        payment_method_id: e.payload.payment_method_id,
-        from: e.payload.from,
-        to: e.payload.to,
-      }));
-    expect(changes).toEqual(
-      expect.arrayContaining([
+      const events = await expiryEvents(h.graph, all);
+      const warnings = events
+        .filter((e) => e.type === 'CustomerNotified')
+        .map((e): Record<string, unknown> => ({ customer_id: e.customer_id, ...e.payload }))
+        .sort((a, b) => Number(a.stage_days) - Number(b.stage_days));
+      expect(warnings).toEqual([
         {
-          customer_id: expiredLastMonth.customerId,
-          payment_method_id: expiredLastMonth.cardId,
-          from: 'active',
-          to: 'expired',
+          customer_id: warn7.customerId,
+          kind: 'card_expiring',
+          channel: 'email',
+          payment_method_id: warn7.cardId,
+          stage_days: 7,
+          expires: '2001-01',
         },
         {
-          customer_id: expiredNotDefault.customerId,
-          payment_method_id: expiredNotDefault.cardId,
-          from: 'active',
-          to: 'expired',
+          customer_id: warn30.customerId,
+          kind: 'card_expiring',
+          channel: 'email',
+          payment_method_id: warn30.cardId,
+          stage_days: 30,
+          expires: '2001-02',
         },
-      ]),
-    );
-    expect(changes).toHaveLength(2);
-    const wallet = await getPaymentMethodsByCustomer(h.graph, expiredNotDefault.customerId);
-    expect(wallet.find((pm) => pm.id === expiredNotDefault.cardId)?.status).toBe('expired');
-    expect(wallet.find((pm) => pm.id !== expiredNotDefault.cardId)?.status).toBe('active');
+        {
+          customer_id: warn60.customerId,
+          kind: 'card_expiring',
+          channel: 'email',
+          payment_method_id: warn60.cardId,
+          stage_days: 60,
+          expires: '2001-03',
+        },
+      ]);
+      const changes = events
+        .filter((e) => e.type === 'PaymentMethodStatusChanged')
+        .map((e) => ({
+          customer_id: e.customer_id,
+          payment_method_id: e.payload.payment_method_id,
+          from: e.payload.from,
+          to: e.payload.to,
+        }));
+      expect(changes).toEqual(
+        expect.arrayContaining([
+          {
+            customer_id: expiredLastMonth.customerId,
+            payment_method_id: expiredLastMonth.cardId,
+            from: 'active',
+            to: 'expired',
+          },
+          {
+            customer_id: expiredNotDefault.customerId,
+            payment_method_id: expiredNotDefault.cardId,
+            from: 'active',
+            to: 'expired',
+          },
+        ]),
+      );
+      expect(changes).toHaveLength(2);
+      const wallet = await getPaymentMethodsByCustomer(h.graph, expiredNotDefault.customerId);
+      expect(wallet.find((pm) => pm.id === expiredNotDefault.cardId)?.status).toBe('expired');
+      expect(wallet.find((pm) => pm.id !== expiredNotDefault.cardId)?.status).toBe('active');
 
-    // The progress route reads the finished scan.
-    const read = await h.app.request(`/api/v1/admin/expiry-scans/${workflow_id}`, {
-      headers: { authorization: `Bearer ${ops}` },
-    });
-    expect(read.status).toBe(200);
-    expect(await read.json()).toMatchObject({
-      as_of: AS_OF,
-      state: 'done',
-      scanned: progress.scanned,
-      expired: progress.expired,
-    });
+      // The progress route reads the finished scan.
+      const read = await h.app.request(`/api/v1/admin/expiry-scans/${workflow_id}`, {
+        headers: { authorization: `Bearer ${ops}` },
+      });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({
+        as_of: AS_OF,
+        state: 'done',
+        scanned: progress.scanned,
+        expired: progress.expired,
+      });
 
-    // Trigger again (twice at once): one new run, and it finds everything done.
-    const [again, same] = await Promise.all([post({ as_of: AS_OF }), post({ as_of: AS_OF })]);
-    expect([again.status, same.status]).toEqual([202, 202]);
-    expect(((await again.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
-    expect(((await same.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
-    const rerun = (await h.client.workflow.getHandle(workflow_id).result()) as ExpiryScanProgress;
-    expect(rerun).toMatchObject({ state: 'done', expired: 0, notified: { '60': 0, '30': 0, '7': 0 } });
-    expect(rerun.already_notified).toBeGreaterThanOrEqual(3);
-    expect(await expiryEvents(h.graph, all)).toHaveLength(events.length);
-  });
+      // Trigger again (twice at once): one new run, and it finds everything done.
+      const [again, same] = await Promise.all([post({ as_of: AS_OF }), post({ as_of: AS_OF })]);
+      expect([again.status, same.status]).toEqual([202, 202]);
+      expect(((await again.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
+      expect(((await same.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
+      const rerun = (await h.client.workflow.getHandle(workflow_id).result()) as ExpiryScanProgress;
+      expect(rerun).toMatchObject({ state: 'done', expired: 0, notified: { '60': 0, '30': 0, '7': 0 } });
+      expect(rerun.already_notified).toBeGreaterThanOrEqual(3);
+      expect(await expiryEvents(h.graph, all)).toHaveLength(events.length);
+    },
+  );
 
   it('scans as of today when no day is given', async () => {
     const res = await h.app.request('/api/v1/admin/expiry-scan', {

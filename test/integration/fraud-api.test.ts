@@ -133,95 +133,99 @@ describe('POST /api/v1/fraud-outcomes', () => {
 });
 
 describe('confirmed fraud', () => {
-  it('compromises the method, distrusts the device, suspends the customer, and a running recovery never charges the method again', async () => {
-    // The failed card and the card the cascade tries next both soft-decline: the recovery dunns.
-    const c = await customer(['tok_decline_insufficient_funds_a', 'tok_decline_insufficient_funds_b']);
-    const [failed, stolen] = c.cards as [string, string];
-    const payment = paymentId();
-    const failure = {
-      payment_id: payment,
-      customer_id: c.customerId,
-      payment_method_id: failed,
-      amount: 1999,
-      currency: 'EUR',
-      decline_code: 'insufficient_funds',
-    };
-    expect((await request('POST', '/api/v1/payment-failures', await h.token('payments:report'), failure)).status).toBe(
-      202,
-    );
-    const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
-    await until(async () => (await recovery.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
-    const chargedBefore = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId)).filter((ch) =>
-      ch.idempotency_key.includes(stolen),
-    );
-    expect(chargedBefore).toHaveLength(1);
+  it(
+    'compromises the method, distrusts the device, suspends the customer, ' +
+      'and a running recovery never charges the method again',
+    async () => {
+      // The failed card and the card the cascade tries next both soft-decline: the recovery dunns.
+      const c = await customer(['tok_decline_insufficient_funds_a', 'tok_decline_insufficient_funds_b']);
+      const [failed, stolen] = c.cards as [string, string];
+      const payment = paymentId();
+      const failure = {
+        payment_id: payment,
+        customer_id: c.customerId,
+        payment_method_id: failed,
+        amount: 1999,
+        currency: 'EUR',
+        decline_code: 'insufficient_funds',
+      };
+      expect(
+        (await request('POST', '/api/v1/payment-failures', await h.token('payments:report'), failure)).status,
+      ).toBe(202);
+      const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
+      await until(async () => (await recovery.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
+      const chargedBefore = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId)).filter((ch) =>
+        ch.idempotency_key.includes(stolen),
+      );
+      expect(chargedBefore).toHaveLength(1);
 
-    const outcomeId = `cf-${randomUUID()}`;
-    const res = await report({
-      outcome_id: outcomeId,
-      customer_id: c.customerId,
-      outcome: 'confirmed_fraud',
-      payment_method_id: stolen,
-      device_id: c.deviceId,
-    });
-    expect(res.status).toBe(202);
-    await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
-    const status = await statusOf(outcomeId);
-    expect(status.recoveries_blocked).toEqual([recoveryWorkflowId(payment)]);
+      const outcomeId = `cf-${randomUUID()}`;
+      const res = await report({
+        outcome_id: outcomeId,
+        customer_id: c.customerId,
+        outcome: 'confirmed_fraud',
+        payment_method_id: stolen,
+        device_id: c.deviceId,
+      });
+      expect(res.status).toBe(202);
+      await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
+      const status = await statusOf(outcomeId);
+      expect(status.recoveries_blocked).toEqual([recoveryWorkflowId(payment)]);
 
-    // What the agents read now.
-    const ctx = await context(c.customerId);
-    expect(ctx).toMatchObject({ status: 'suspended', trusted_devices: [], active_payment_methods: [failed] });
-    const checkout = await request(
-      'GET',
-      `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${c.deviceId}`,
-      chimera,
-    );
-    expect(checkout.json).toMatchObject({ data: [], trusted_device: false });
-    const events = await fraudEvents(c.customerId);
-    expect(
-      events.find((e) => e.type === 'PaymentMethodStatusChanged' && e.payload.to === 'compromised')?.payload,
-    ).toMatchObject({ payment_method_id: stolen, from: 'active', fraud_outcome_id: outcomeId });
-    expect(events.find((e) => e.type === 'DeviceTrustScoreUpdated')?.payload).toMatchObject({
-      device_id: c.deviceId,
-      from: 0.9,
-      to: 0,
-    });
-    expect(events.find((e) => e.type === 'CustomerSuspended')?.payload).toMatchObject({
-      from: 'active',
-      to: 'suspended',
-      fraud_outcome_id: outcomeId,
-    });
+      // What the agents read now.
+      const ctx = await context(c.customerId);
+      expect(ctx).toMatchObject({ status: 'suspended', trusted_devices: [], active_payment_methods: [failed] });
+      const checkout = await request(
+        'GET',
+        `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${c.deviceId}`,
+        chimera,
+      );
+      expect(checkout.json).toMatchObject({ data: [], trusted_device: false });
+      const events = await fraudEvents(c.customerId);
+      expect(
+        events.find((e) => e.type === 'PaymentMethodStatusChanged' && e.payload.to === 'compromised')?.payload,
+      ).toMatchObject({ payment_method_id: stolen, from: 'active', fraud_outcome_id: outcomeId });
+      expect(events.find((e) => e.type === 'DeviceTrustScoreUpdated')?.payload).toMatchObject({
+        device_id: c.deviceId,
+        from: 0.9,
+        to: 0,
+      });
+      expect(events.find((e) => e.type === 'CustomerSuspended')?.payload).toMatchObject({
+        from: 'active',
+        to: 'suspended',
+        fraud_outcome_id: outcomeId,
+      });
 
-    // The customer adds a good card: the recovery retries at once — and never touches the compromised one.
-    const good = await addPaymentMethod(h.graph, c.customerId, {
-      type: 'card',
-      token: `tok_visa_${randomUUID()}`,
-      brand: 'visa',
-      last_four: '4242',
-      expiry_month: 12,
-      expiry_year: 2035,
-    });
-    await recovery.signal('paymentMethodAdded', { payment_method_id: good.id });
-    const recovered = (await recovery.result()) as RecoveryStatus;
-    expect(recovered).toMatchObject({ state: 'recovered', recovered_with: good.id });
-    const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId);
-    expect(charges.filter((ch) => ch.idempotency_key.includes(stolen))).toHaveLength(1);
+      // The customer adds a good card: the recovery retries at once — and never touches the compromised one.
+      const good = await addPaymentMethod(h.graph, c.customerId, {
+        type: 'card',
+        token: `tok_visa_${randomUUID()}`,
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2035,
+      });
+      await recovery.signal('paymentMethodAdded', { payment_method_id: good.id });
+      const recovered = (await recovery.result()) as RecoveryStatus;
+      expect(recovered).toMatchObject({ state: 'recovered', recovered_with: good.id });
+      const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId);
+      expect(charges.filter((ch) => ch.idempotency_key.includes(stolen))).toHaveLength(1);
 
-    // Ops confirm the suspension; the customer stays suspended.
-    expect(
-      (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, chimera, { decision: 'confirm' })).status,
-    ).toBe(403);
-    expect(
-      (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status,
-    ).toBe(202);
-    expect(
-      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state,
-    ).toBe('confirmed');
-    expect((await context(c.customerId)).status).toBe('suspended');
-    const again = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'reinstate' });
-    expect(again.status).toBe(409);
-  });
+      // Ops confirm the suspension; the customer stays suspended.
+      expect(
+        (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, chimera, { decision: 'confirm' })).status,
+      ).toBe(403);
+      expect(
+        (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status,
+      ).toBe(202);
+      expect(
+        ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state,
+      ).toBe('confirmed');
+      expect((await context(c.customerId)).status).toBe('suspended');
+      const again = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'reinstate' });
+      expect(again.status).toBe(409);
+    },
+  );
 
   it('a false positive puts back the method, the device’s trust and the customer, with events', async () => {
     const c = await customer();
@@ -274,66 +278,70 @@ describe('confirmed fraud', () => {
 });
 
 describe('account takeover', () => {
-  it('suspends, distrusts the device, alerts through a verified identifier; ops reinstate; a matched onboarding never reactivates', async () => {
-    const c = await customer();
-    const outcomeId = `ato-${randomUUID()}`;
-    await report({
-      outcome_id: outcomeId,
-      customer_id: c.customerId,
-      outcome: 'account_takeover',
-      device_id: c.deviceId,
-    });
-    await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
-    const alert = (await fraudEvents(c.customerId)).find((e) => e.type === 'CustomerNotified');
-    expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: 'email', fraud_outcome_id: outcomeId });
+  it(
+    'suspends, distrusts the device, alerts through a verified identifier; ' +
+      'ops reinstate; a matched onboarding never reactivates',
+    async () => {
+      const c = await customer();
+      const outcomeId = `ato-${randomUUID()}`;
+      await report({
+        outcome_id: outcomeId,
+        customer_id: c.customerId,
+        outcome: 'account_takeover',
+        device_id: c.deviceId,
+      });
+      await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
+      const alert = (await fraudEvents(c.customerId)).find((e) => e.type === 'CustomerNotified');
+      expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: 'email', fraud_outcome_id: outcomeId });
 
-    // While suspended, an onboarding that matches the customer's verified email leaves it suspended.
-    const identifiers = await h.graph.query<{ value: string }>(
-      'MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d:DigitalIdentifier) RETURN d.value AS value',
-      { id: c.customerId },
-    );
-    const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${await h.token('onboarding:write')}`,
-        'idempotency-key': randomUUID(),
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify({
-        customer: { segment: 'New', ltv: 0 },
-        digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }],
-      }),
-    });
-    expect(await onboarding.json()).toMatchObject({ customer_id: c.customerId, outcome: 'matched' });
-    expect((await context(c.customerId)).status).toBe('suspended');
+      // While suspended, an onboarding that matches the customer's verified email leaves it suspended.
+      const identifiers = await h.graph.query<{ value: string }>(
+        'MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d:DigitalIdentifier) RETURN d.value AS value',
+        { id: c.customerId },
+      );
+      const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await h.token('onboarding:write')}`,
+          'idempotency-key': randomUUID(),
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({
+          customer: { segment: 'New', ltv: 0 },
+          digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }],
+        }),
+      });
+      expect(await onboarding.json()).toMatchObject({ customer_id: c.customerId, outcome: 'matched' });
+      expect((await context(c.customerId)).status).toBe('suspended');
 
-    expect(
-      (
-        await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
-          decision: 'reinstate',
-          note: 'verified by phone',
-        })
-      ).status,
-    ).toBe(202);
-    const result = (await h.client.workflow
-      .getHandle(fraudOutcomeWorkflowId(outcomeId))
-      .result()) as FraudOutcomeStatus;
-    expect(result.state).toBe('reinstated');
-    expect((await context(c.customerId)).status).toBe('active');
-    const events = await fraudEvents(c.customerId);
-    expect(events.find((e) => e.type === 'FraudReviewResolved')?.payload).toMatchObject({
-      outcome_id: outcomeId,
-      decision: 'reinstate',
-      reinstated: true,
-    });
-    expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({
-      from: 'suspended',
-      to: 'active',
-      fraud_outcome_id: outcomeId,
-    });
-    // Reinstating gives back the customer, not the device's trust: that stays at 0 until Chimera says otherwise.
-    expect((await context(c.customerId)).trusted_devices).toEqual([]);
-  });
+      expect(
+        (
+          await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
+            decision: 'reinstate',
+            note: 'verified by phone',
+          })
+        ).status,
+      ).toBe(202);
+      const result = (await h.client.workflow
+        .getHandle(fraudOutcomeWorkflowId(outcomeId))
+        .result()) as FraudOutcomeStatus;
+      expect(result.state).toBe('reinstated');
+      expect((await context(c.customerId)).status).toBe('active');
+      const events = await fraudEvents(c.customerId);
+      expect(events.find((e) => e.type === 'FraudReviewResolved')?.payload).toMatchObject({
+        outcome_id: outcomeId,
+        decision: 'reinstate',
+        reinstated: true,
+      });
+      expect(events.find((e) => e.type === 'CustomerReinstated')?.payload).toMatchObject({
+        from: 'suspended',
+        to: 'active',
+        fraud_outcome_id: outcomeId,
+      });
+      // Reinstating gives back the customer, not the device's trust: that stays at 0 until Chimera says otherwise.
+      expect((await context(c.customerId)).trusted_devices).toEqual([]);
+    },
+  );
 
   it('does not alert a customer through an unverified identifier', async () => {
     const { customerId } = await customerWithCards(h.graph, []);

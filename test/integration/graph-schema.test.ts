@@ -48,22 +48,28 @@ describe('schema migration', () => {
     expect(indexed).toContain('Device(trust_score)');
   });
 
-  it('refuses a second DigitalIdentifier with the same (type, value), but not the same value under another type', async () => {
-    const value = `+4420${Math.floor(Math.random() * 1e8)}`;
-    await g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
-      id: randomUUID(),
-      value,
-    });
-    await g.query('CREATE (:DigitalIdentifier {id: $id, type: "email", value: $value})', { id: randomUUID(), value });
-    const duplicate = g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
-      id: randomUUID(),
-      value,
-    });
-    await expect(duplicate).rejects.toBeInstanceOf(Neo4jError);
-    await expect(duplicate).rejects.toMatchObject({ code: 'Neo.ClientError.Schema.ConstraintValidationFailed' });
-    const [{ n }] = (await g.query<{ n: number }>('MATCH (d:DigitalIdentifier {value: $value}) RETURN count(d) AS n', {
-      value,
-    })) as [{ n: number }];
-    expect(n).toBe(2);
-  });
+  it(
+    'refuses a second DigitalIdentifier with the same (type, value), ' + 'but not the same value under another type',
+    async () => {
+      const value = `+4420${Math.floor(Math.random() * 1e8)}`;
+      await g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
+        id: randomUUID(),
+        value,
+      });
+      await g.query('CREATE (:DigitalIdentifier {id: $id, type: "email", value: $value})', { id: randomUUID(), value });
+      const duplicate = g.query('CREATE (:DigitalIdentifier {id: $id, type: "phone_number", value: $value})', {
+        id: randomUUID(),
+        value,
+      });
+      await expect(duplicate).rejects.toBeInstanceOf(Neo4jError);
+      await expect(duplicate).rejects.toMatchObject({ code: 'Neo.ClientError.Schema.ConstraintValidationFailed' });
+      const [{ n }] = (await g.query<{ n: number }>(
+        'MATCH (d:DigitalIdentifier {value: $value}) RETURN count(d) AS n',
+        {
+          value,
+        },
+      )) as [{ n: number }];
+      expect(n).toBe(2);
+    },
+  );
 });

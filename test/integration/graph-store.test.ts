@@ -269,7 +269,8 @@ describe('devices, addresses and relationships', () => {
     });
 
     const [row] = await g.query<{ devices: number; edges: number }>(
-      'MATCH (d:Device {fingerprint: $fingerprint}) OPTIONAL MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d) RETURN count(DISTINCT d) AS devices, count(r) AS edges',
+      'MATCH (d:Device {fingerprint: $fingerprint}) OPTIONAL MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d) ' +
+        'RETURN count(DISTINCT d) AS devices, count(r) AS edges',
       { fingerprint },
     );
     expect(row).toEqual({ devices: 1, edges: 5 });

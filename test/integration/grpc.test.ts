@@ -229,30 +229,33 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     });
   });
 
-  it('ReportFraudOutcome starts the fraud-outcome workflow, and refuses a device that is not the customer’s', async () => {
-    const a = await customer(0.5);
-    const b = await customer(0.5);
-    const token = bearer(await h.token('fraud:report'));
-    const outcomeId = `grpc-${randomUUID()}`;
-    const refused = await call(
-      client,
-      'ReportFraudOutcome',
-      { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: b.deviceId },
-      token,
-    );
-    expect(refused).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'device_id' });
-    const started = await call(
-      client,
-      'ReportFraudOutcome',
-      { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: a.deviceId },
-      token,
-    );
-    expect(started.res).toEqual({ workflow_id: `fraud-outcome-${outcomeId}` });
-    expect(await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()).toMatchObject({
-      state: 'done',
-      applied: { changes: [{ from: 0.5, to: 0.6 }] },
-    });
-  });
+  it(
+    'ReportFraudOutcome starts the fraud-outcome workflow, ' + 'and refuses a device that is not the customer’s',
+    async () => {
+      const a = await customer(0.5);
+      const b = await customer(0.5);
+      const token = bearer(await h.token('fraud:report'));
+      const outcomeId = `grpc-${randomUUID()}`;
+      const refused = await call(
+        client,
+        'ReportFraudOutcome',
+        { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: b.deviceId },
+        token,
+      );
+      expect(refused).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'device_id' });
+      const started = await call(
+        client,
+        'ReportFraudOutcome',
+        { outcome_id: outcomeId, customer_id: a.customerId, outcome: 'challenge_passed', device_id: a.deviceId },
+        token,
+      );
+      expect(started.res).toEqual({ workflow_id: `fraud-outcome-${outcomeId}` });
+      expect(await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()).toMatchObject({
+        state: 'done',
+        applied: { changes: [{ from: 0.5, to: 0.6 }] },
+      });
+    },
+  );
 
   it('answers UNAVAILABLE when Neo4j is down', async () => {
     const config = h.graph.config;

@@ -251,31 +251,35 @@ describe('structured logs', () => {
     expect(seen.grpcRequestId).toBe(rid.grpc);
   });
 
-  it('follow a request into the workflow it starts: every worker line of it names the workflow, the run and the request', async () => {
-    const { lines, notJson } = workerLogs();
-    expect(notJson).toEqual([]);
-    for (const [workflowId, requestId, expected] of [
-      [seen.onboardingId, rid.onboard, 'customer created'],
-      [seen.recoveryId, rid.pay, 'notify customer: payment_recovered by email'],
-      [seen.fraudId, rid.fraud, 'fraud outcome challenge_passed applied'],
-      [seen.scanId, rid.scan, 'expiry scan finished'],
-    ] as const) {
-      // Every run of the workflow (the scan continues as new).
-      const runIds: string[] = [];
-      for await (const wf of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
-        runIds.push(wf.runId);
-      const mine = lines.filter((l) => JSON.stringify(l).includes(workflowId) && l.otherWorkflowId !== workflowId);
-      expect(mine.map((l) => l.msg)).toContain(expected);
-      for (const line of mine) {
-        expect(line.workflowId, JSON.stringify(line)).toBe(workflowId);
-        expect(runIds, JSON.stringify(line)).toContain(line.runId);
+  it(
+    'follow a request into the workflow it starts: ' +
+      'every worker line of it names the workflow, the run and the request',
+    async () => {
+      const { lines, notJson } = workerLogs();
+      expect(notJson).toEqual([]);
+      for (const [workflowId, requestId, expected] of [
+        [seen.onboardingId, rid.onboard, 'customer created'],
+        [seen.recoveryId, rid.pay, 'notify customer: payment_recovered by email'],
+        [seen.fraudId, rid.fraud, 'fraud outcome challenge_passed applied'],
+        [seen.scanId, rid.scan, 'expiry scan finished'],
+      ] as const) {
+        // Every run of the workflow (the scan continues as new).
+        const runIds: string[] = [];
+        for await (const wf of temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+          runIds.push(wf.runId);
+        const mine = lines.filter((l) => JSON.stringify(l).includes(workflowId) && l.otherWorkflowId !== workflowId);
+        expect(mine.map((l) => l.msg)).toContain(expected);
+        for (const line of mine) {
+          expect(line.workflowId, JSON.stringify(line)).toBe(workflowId);
+          expect(runIds, JSON.stringify(line)).toContain(line.runId);
+        }
+        if (workflowId === seen.scanId) expect(new Set(mine.map((l) => l.runId)).size).toBe(seen.scan.runs);
+        // The SDK writes "Activity started" before any interceptor can see the activity's headers.
+        const withoutRequest = mine.filter((l) => l.requestId !== requestId && l.msg !== 'Activity started');
+        expect(withoutRequest).toEqual([]);
       }
-      if (workflowId === seen.scanId) expect(new Set(mine.map((l) => l.runId)).size).toBe(seen.scan.runs);
-      // The SDK writes "Activity started" before any interceptor can see the activity's headers.
-      const withoutRequest = mine.filter((l) => l.requestId !== requestId && l.msg !== 'Activity started');
-      expect(withoutRequest).toEqual([]);
-    }
-  });
+    },
+  );
 
   it('never hold a payment token, a card number, an email, a phone number, a fingerprint or a bearer token', () => {
     const output = `${api.output()}\n${worker.output()}`;
@@ -316,54 +320,61 @@ describe('/metrics', () => {
     expect(m.some((s) => s.name === 'nodejs_eventloop_lag_seconds')).toBe(true);
   });
 
-  it('the worker: business counters by outcome, stage and kind, the Temporal SDK runtime metrics, process metrics', async () => {
-    const m = await scrape(worker.url);
-    const mine = { taskQueue };
-    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
-    // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
-    // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
-    expect(
-      m.filter(
-        (s) =>
-          s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'created',
-      ),
-    ).toHaveLength(1);
-    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'failed' })).toBe(0);
-    expect(
-      m.some(
-        (s) =>
-          s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed',
-      ),
-    ).toBe(true);
-    expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(
-      Date.parse(seen.scan.started_at) / 1000 - 60,
-    );
-    expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
-    expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
-    expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
-    // The counters say what the scan itself reports, and this test's cards were among them.
-    for (const stage of ['60', '30', '7'] as const) {
-      expect(metricValue(m, 'persona_expiry_notifications_total', { ...mine, stage })).toBe(seen.scan.notified[stage]);
-    }
-    expect(seen.scan.notified['60']).toBeGreaterThanOrEqual(1);
-    expect(seen.scan.notified['30']).toBeGreaterThanOrEqual(1);
-    expect(metricValue(m, 'persona_cards_expired_total', mine)).toBe(seen.scan.expired);
-    expect(seen.scan.expired).toBeGreaterThanOrEqual(1);
-    expect(seen.scan.runs).toBeGreaterThanOrEqual(2);
+  it(
+    'the worker: business counters by outcome, stage and kind, ' + 'the Temporal SDK runtime metrics, process metrics',
+    async () => {
+      const m = await scrape(worker.url);
+      const mine = { taskQueue };
+      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
+      // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
+      // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
+      expect(
+        m.filter(
+          (s) =>
+            s.name === 'persona_onboardings_total' &&
+            s.labels.taskQueue === taskQueue &&
+            s.labels.outcome === 'created',
+        ),
+      ).toHaveLength(1);
+      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'failed' })).toBe(0);
+      expect(
+        m.some(
+          (s) =>
+            s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed',
+        ),
+      ).toBe(true);
+      expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+        Date.parse(seen.scan.started_at) / 1000 - 60,
+      );
+      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
+      expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
+      expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
+      // The counters say what the scan itself reports, and this test's cards were among them.
+      for (const stage of ['60', '30', '7'] as const) {
+        expect(metricValue(m, 'persona_expiry_notifications_total', { ...mine, stage })).toBe(
+          seen.scan.notified[stage],
+        );
+      }
+      expect(seen.scan.notified['60']).toBeGreaterThanOrEqual(1);
+      expect(seen.scan.notified['30']).toBeGreaterThanOrEqual(1);
+      expect(metricValue(m, 'persona_cards_expired_total', mine)).toBe(seen.scan.expired);
+      expect(seen.scan.expired).toBeGreaterThanOrEqual(1);
+      expect(seen.scan.runs).toBeGreaterThanOrEqual(2);
 
-    const sdk = { task_queue: taskQueue };
-    expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(
-      2,
-    );
-    expect(
-      metricValue(m, 'temporal_activity_execution_latency_seconds_count', {
-        ...sdk,
-        activity_type: 'chargePaymentMethod',
-      }),
-    ).toBe(1);
-    expect(metricValue(m, 'temporal_workflow_task_schedule_to_start_latency_seconds_count', sdk)).toBeGreaterThan(0);
-    expect(m.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
-  });
+      const sdk = { task_queue: taskQueue };
+      expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(
+        2,
+      );
+      expect(
+        metricValue(m, 'temporal_activity_execution_latency_seconds_count', {
+          ...sdk,
+          activity_type: 'chargePaymentMethod',
+        }),
+      ).toBe(1);
+      expect(metricValue(m, 'temporal_workflow_task_schedule_to_start_latency_seconds_count', sdk)).toBeGreaterThan(0);
+      expect(m.some((s) => s.name === 'process_cpu_seconds_total')).toBe(true);
+    },
+  );
 
   it('carry, under the names the alert rules use, every metric this run had reason to produce', async () => {
     const onPage = new Set([...(await scrape(api.url)), ...(await scrape(worker.url))].map((s) => s.name));
@@ -383,56 +394,62 @@ describe('/metrics', () => {
 });
 
 describe('the Temporal UI', () => {
-  it('finds the customer’s workflows by PersonaCustomerId, each with a summary in words and a summary on every activity', async () => {
-    let found: { workflowId: string; type: string }[] = [];
-    await until(async () => {
-      found = [];
-      for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(seen.customerId) }))
-        found.push({ workflowId: wf.workflowId, type: wf.type });
-      return found.length >= 4;
-    });
-    expect(new Set(found.map((f) => f.type))).toEqual(
-      new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']),
-    );
+  it(
+    'finds the customer’s workflows by PersonaCustomerId, ' +
+      'each with a summary in words and a summary on every activity',
+    async () => {
+      let found: { workflowId: string; type: string }[] = [];
+      await until(async () => {
+        found = [];
+        for await (const wf of temporal.client.workflow.list({ query: customerWorkflowsQuery(seen.customerId) }))
+          found.push({ workflowId: wf.workflowId, type: wf.type });
+        return found.length >= 4;
+      });
+      expect(new Set(found.map((f) => f.type))).toEqual(
+        new Set(['onboardingWorkflow', 'paymentRecoveryWorkflow', 'fraudOutcomeWorkflow']),
+      );
 
-    const startedBy = new Map([
-      [seen.onboardingId, rid.onboard],
-      [seen.onboardingId.replace(/-1$/, '-2'), rid.match],
-      [seen.recoveryId, rid.pay],
-      [seen.fraudId, rid.fraud],
-      [seen.scanId, rid.scan],
-    ]);
-    for (const { workflowId } of [...found, { workflowId: seen.scanId }]) {
-      const handle = temporal.client.workflow.getHandle(workflowId);
-      const described = await handle.describe();
-      if (workflowId !== seen.scanId)
-        expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
-      const { events } = await handle.fetchHistory();
-      const started = events?.[0]?.workflowExecutionStartedEventAttributes;
-      // The latest run carries the id of the request that started the workflow — through continue-as-new too.
-      expect(requestIdOf(started?.header?.fields as Headers), workflowId).toBe(startedBy.get(workflowId));
+      const startedBy = new Map([
+        [seen.onboardingId, rid.onboard],
+        [seen.onboardingId.replace(/-1$/, '-2'), rid.match],
+        [seen.recoveryId, rid.pay],
+        [seen.fraudId, rid.fraud],
+        [seen.scanId, rid.scan],
+      ]);
+      for (const { workflowId } of [...found, { workflowId: seen.scanId }]) {
+        const handle = temporal.client.workflow.getHandle(workflowId);
+        const described = await handle.describe();
+        if (workflowId !== seen.scanId)
+          expect(described.typedSearchAttributes.get(personaCustomerId)).toBe(seen.customerId);
+        const { events } = await handle.fetchHistory();
+        const started = events?.[0]?.workflowExecutionStartedEventAttributes;
+        // The latest run carries the id of the request that started the workflow — through continue-as-new too.
+        expect(requestIdOf(started?.header?.fields as Headers), workflowId).toBe(startedBy.get(workflowId));
 
-      // The summary is the first run's (Temporal keeps no static summary across continue-as-new:
-      // a continued run says what it is about in its current details).
-      const first = temporal.client.workflow.getHandle(workflowId, started?.firstExecutionRunId ?? undefined);
-      expect((await (await first.describe()).staticSummary())?.split(' ').length, workflowId).toBeGreaterThanOrEqual(5);
-      if (started?.continuedExecutionRunId) {
-        const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
-        expect(currentDetails).toMatch(/^\*\*Card-expiry scan as of 2010-06-20\*\* — done/);
+        // The summary is the first run's (Temporal keeps no static summary across continue-as-new:
+        // a continued run says what it is about in its current details).
+        const first = temporal.client.workflow.getHandle(workflowId, started?.firstExecutionRunId ?? undefined);
+        expect((await (await first.describe()).staticSummary())?.split(' ').length, workflowId).toBeGreaterThanOrEqual(
+          5,
+        );
+        if (started?.continuedExecutionRunId) {
+          const { currentDetails } = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+          expect(currentDetails).toMatch(/^\*\*Card-expiry scan as of 2010-06-20\*\* — done/);
+        }
+        const activities = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+        expect(activities.length).toBeGreaterThan(0);
+        for (const e of activities) {
+          const summary = JSON.parse(
+            Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString() || '""',
+          ) as string;
+          expect(
+            summary.split(' ').length,
+            `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`,
+          ).toBeGreaterThanOrEqual(5);
+        }
       }
-      const activities = (events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
-      expect(activities.length).toBeGreaterThan(0);
-      for (const e of activities) {
-        const summary = JSON.parse(
-          Buffer.from(e.userMetadata?.summary?.data ?? new Uint8Array()).toString() || '""',
-        ) as string;
-        expect(
-          summary.split(' ').length,
-          `${workflowId}: ${e.activityTaskScheduledEventAttributes?.activityType?.name}`,
-        ).toBeGreaterThanOrEqual(5);
-      }
-    }
-  });
+    },
+  );
 });
 
 describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {

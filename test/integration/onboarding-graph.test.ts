@@ -163,7 +163,8 @@ describe('onboarding in the graph', () => {
     expect(new Set(results.map((r) => r.customer_id)).size).toBe(1);
     expect(results.filter((r) => r.outcome === 'created')).toHaveLength(1);
     const [row] = await g.query<{ n: number }>(
-      "MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: 'email', value: $email}) RETURN count(c) AS n",
+      "MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: 'email', value: $email}) " +
+        'RETURN count(c) AS n',
       { email },
     );
     expect(row?.n).toBe(1);
@@ -189,7 +190,8 @@ describe('removing a payment method', () => {
     const b = await addPaymentMethod(g, customer.id, { ...card, token: `tok_${randomUUID()}` });
     const c = await addPaymentMethod(g, customer.id, { ...card, token: `tok_${randomUUID()}`, status: 'expired' });
     await g.query(
-      'MATCH (:Customer {id: $customer})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) SET r.last_used = CASE p.id WHEN $b THEN datetime() - duration("P1D") WHEN $c THEN datetime() END',
+      'MATCH (:Customer {id: $customer})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) ' +
+        'SET r.last_used = CASE p.id WHEN $b THEN datetime() - duration("P1D") WHEN $c THEN datetime() END',
       { customer: customer.id, b: b.id, c: c.id },
     );
     expect(await removePaymentMethod(g, customer.id, a.id)).toEqual({ promoted: b.id });

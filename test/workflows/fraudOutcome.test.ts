@@ -124,41 +124,44 @@ describe('fraudOutcomeWorkflow', () => {
     expect(log.reviews).toEqual([]);
   });
 
-  it('confirmed_fraud tells every running recovery not to charge the method, then waits for ops to confirm', async () => {
-    const log = newLog();
-    const pm = randomUUID();
-    const r = report('confirmed_fraud', { payment_method_id: pm });
-    const recoveryId = `payment-recovery-${randomUUID()}`;
-    const status = await withWorker(
-      log,
-      async (tq) => {
-        // A recovery waiting for its payment report: running, so it can be told.
-        const recovery = await env.client.workflow.start(paymentRecoveryWorkflow, {
-          taskQueue: tq,
-          workflowId: recoveryId,
-          args: [{ dunningSchedule: ['1d'] }],
-        });
-        const handle = await start(tq, r);
-        await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
-        const waiting = await handle.query(fraudOutcomeStatusQuery);
-        expect(waiting.recoveries_blocked).toEqual([recoveryId]);
-        expect(Date.parse(waiting.review_deadline ?? '')).toBeGreaterThan(Date.now());
-        await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
-        const result = await handle.result();
-        const history = await recovery.fetchHistory();
-        const signals = (history.events ?? []).flatMap((e) =>
-          e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : [],
-        );
-        expect(signals).toEqual(['paymentMethodBlocked']);
-        return result;
-      },
-      [recoveryId, 'payment-recovery-already-finished'],
-    );
-    expect(status).toMatchObject({ state: 'confirmed', recoveries_blocked: [recoveryId], review_deadline: null });
-    expect(log.reviews).toEqual([
-      { outcome_id: r.outcome_id, customer_id: r.customer_id, decision: 'confirm', restore_to: 'active' },
-    ]);
-  });
+  it(
+    'confirmed_fraud tells every running recovery not to charge the method, ' + 'then waits for ops to confirm',
+    async () => {
+      const log = newLog();
+      const pm = randomUUID();
+      const r = report('confirmed_fraud', { payment_method_id: pm });
+      const recoveryId = `payment-recovery-${randomUUID()}`;
+      const status = await withWorker(
+        log,
+        async (tq) => {
+          // A recovery waiting for its payment report: running, so it can be told.
+          const recovery = await env.client.workflow.start(paymentRecoveryWorkflow, {
+            taskQueue: tq,
+            workflowId: recoveryId,
+            args: [{ dunningSchedule: ['1d'] }],
+          });
+          const handle = await start(tq, r);
+          await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+          const waiting = await handle.query(fraudOutcomeStatusQuery);
+          expect(waiting.recoveries_blocked).toEqual([recoveryId]);
+          expect(Date.parse(waiting.review_deadline ?? '')).toBeGreaterThan(Date.now());
+          await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
+          const result = await handle.result();
+          const history = await recovery.fetchHistory();
+          const signals = (history.events ?? []).flatMap((e) =>
+            e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : [],
+          );
+          expect(signals).toEqual(['paymentMethodBlocked']);
+          return result;
+        },
+        [recoveryId, 'payment-recovery-already-finished'],
+      );
+      expect(status).toMatchObject({ state: 'confirmed', recoveries_blocked: [recoveryId], review_deadline: null });
+      expect(log.reviews).toEqual([
+        { outcome_id: r.outcome_id, customer_id: r.customer_id, decision: 'confirm', restore_to: 'active' },
+      ]);
+    },
+  );
 
   it('account_takeover alerts the customer through a verified identifier, and ops can reinstate', async () => {
     const log = newLog();
