@@ -20,6 +20,7 @@ export const PYPI_PACKAGES = {
 
 export const NEO4J_POM = path.join(repoRoot, 'stack', 'neo4j', 'pom.xml');
 export const NEO4J_LAUNCHER = path.join(repoRoot, 'stack', 'neo4j', 'PersonaNeo4j.java');
+export const NEO4J_LAUNCHER_CLASS = 'PersonaNeo4j';
 
 export interface StackPaths {
   root: string;
@@ -27,6 +28,8 @@ export interface StackPaths {
   temporalBin: string;
   testServerBin: string;
   neo4jLib: string;
+  /** The launcher (stack/neo4j/PersonaNeo4j.java), compiled once at install rather than at every start. */
+  neo4jClasses: string;
   neo4jHome: string;
   temporalDb: string;
   logs: string;
@@ -43,6 +46,7 @@ export function stackPaths(stackDir: string): StackPaths {
     temporalBin: path.join(venv, 'bin', 'temporal'),
     testServerBin: path.join(venv, 'bin', 'temporal-test-server'),
     neo4jLib: path.join(stackDir, 'neo4j', 'lib'),
+    neo4jClasses: path.join(stackDir, 'neo4j', 'classes'),
     neo4jHome: path.join(stackDir, 'neo4j', 'home'),
     temporalDb: path.join(stackDir, 'temporal', 'persona.db'),
     logs: path.join(stackDir, 'logs'),
@@ -105,6 +109,21 @@ async function ensureNeo4j(p: StackPaths, log: Log): Promise<void> {
   writeFileSync(marker, expected);
 }
 
+/** Compiles the launcher against the installed jars; again whenever its source or the jars change. */
+async function ensureNeo4jLauncher(p: StackPaths, log: Log): Promise<void> {
+  const marker = path.join(p.neo4jClasses, '.persona-installed');
+  const expected = createHash('sha256')
+    .update(readFileSync(NEO4J_LAUNCHER))
+    .update(readFileSync(NEO4J_POM))
+    .digest('hex');
+  if (markerMatches(marker, expected)) return;
+  log('neo4j: compiling the launcher');
+  rmSync(p.neo4jClasses, { recursive: true, force: true });
+  mkdirSync(p.neo4jClasses, { recursive: true });
+  await run('javac', ['-nowarn', '-d', p.neo4jClasses, '-cp', path.join(p.neo4jLib, '*'), NEO4J_LAUNCHER], { log });
+  writeFileSync(marker, expected);
+}
+
 /** Local secrets, generated once: the payment-token key and the JWT signing secret. */
 function ensureSecrets(p: StackPaths, log: Log): void {
   for (const [file, what] of [
@@ -126,6 +145,7 @@ export async function installStack(stackDir: string, log: Log): Promise<StackPat
   }
   await ensureTemporalBinaries(p, log);
   await ensureNeo4j(p, log);
+  await ensureNeo4jLauncher(p, log);
   ensureSecrets(p, log);
   return p;
 }

@@ -69,23 +69,28 @@ export function startDaemon(
   }
 }
 
+/** How a stop went: the process ended on SIGTERM, had to be killed, or was not running. */
+export type StopResult = 'stopped' | 'killed' | 'not-running';
+
 /** Sends SIGTERM, waits for the process to end, and SIGKILLs it after the grace period. */
-export async function stopDaemon(daemon: Daemon, graceMs: number, log: Log): Promise<boolean> {
+export async function stopDaemon(daemon: Daemon, graceMs: number, log: Log): Promise<StopResult> {
   const pid = readPid(daemon);
   if (!isAlive(pid)) {
     rmSync(daemon.pidFile, { force: true });
-    return false;
+    return 'not-running';
   }
   process.kill(pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(200);
+  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+  let result: StopResult = 'stopped';
   if (isAlive(pid)) {
     log(`${daemon.name}: still running after ${graceMs / 1000}s, killing it`);
     process.kill(pid, 'SIGKILL');
     while (isAlive(pid)) await sleep(100);
+    result = 'killed';
   }
   rmSync(daemon.pidFile, { force: true });
-  return true;
+  return result;
 }
 
 /** True when something accepts TCP connections on host:port. */

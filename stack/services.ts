@@ -8,7 +8,7 @@ import { repoRoot, type Settings } from '../config/env';
 import { createDriver, pingNeo4j } from '../graph/driver';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
 import { requiredSearchAttributes } from '../temporal/searchAttributes';
-import { installStack, NEO4J_LAUNCHER, stackPaths, type StackPaths } from './install';
+import { installStack, NEO4J_LAUNCHER_CLASS, stackPaths, type StackPaths } from './install';
 import { isAlive, portOpen, readPid, startDaemon, stopDaemon, tail, waitUntil, type Daemon, type Log } from './process';
 
 interface Service {
@@ -27,6 +27,84 @@ interface Service {
   stopGraceMs: number;
 }
 
+export interface Launch {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** One Neo4j server: its data folder, address, memory and the one user's credentials. */
+export interface Neo4jInstance {
+  home: string;
+  host: string;
+  port: number;
+  heap: string;
+  pageCacheMb: number;
+  txMemoryMb: number;
+  user: string;
+  password: string;
+}
+
+/** How to start Neo4j (the launcher in stack/neo4j on the installed jars); SIGTERM stops it cleanly. */
+export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
+  return {
+    command: 'java',
+    args: [
+      `-Xmx${n.heap}`,
+      `-Xms${n.heap}`,
+      '-XX:+UseG1GC',
+      '-cp',
+      [paths.neo4jClasses, path.join(paths.neo4jLib, '*')].join(path.delimiter),
+      NEO4J_LAUNCHER_CLASS,
+    ],
+    env: {
+      ...process.env,
+      PERSONA_NEO4J_HOME: n.home,
+      PERSONA_NEO4J_BOLT_HOST: n.host,
+      PERSONA_NEO4J_BOLT_PORT: String(n.port),
+      PERSONA_NEO4J_PAGECACHE: String(n.pageCacheMb),
+      PERSONA_NEO4J_TX_MEMORY: String(n.txMemoryMb),
+      NEO4J_USER: n.user,
+      NEO4J_PASSWORD: n.password,
+    },
+  };
+}
+
+/** One Temporal dev server (with its UI) keeping its state in `dbFile`. */
+export interface TemporalInstance {
+  host: string;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  namespace: string;
+}
+
+export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
+  return {
+    command: paths.temporalBin,
+    args: [
+      'server',
+      'start-dev',
+      '--ip',
+      t.host,
+      '--port',
+      String(t.port),
+      '--ui-port',
+      String(t.uiPort),
+      '--db-filename',
+      t.dbFile,
+      '--namespace',
+      t.namespace,
+      ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+      '--log-format',
+      'json',
+      '--log-level',
+      'warn',
+    ],
+    env: process.env,
+  };
+}
+
 function services(s: Settings): Service[] {
   const p = stackPaths(s.PERSONA_STACK_DIR);
   const daemon = (name: string): Daemon => ({
@@ -41,30 +119,19 @@ function services(s: Settings): Service[] {
     daemon: daemon('neo4j'),
     host: s.neo4jBoltHost,
     port: s.neo4jBoltPort,
-    start: (paths) =>
-      startDaemon(
-        daemon('neo4j'),
-        'java',
-        [
-          `-Xmx${s.NEO4J_HEAP}`,
-          `-Xms${s.NEO4J_HEAP}`,
-          '-XX:+UseG1GC',
-          '-cp',
-          path.join(paths.neo4jLib, '*'),
-          NEO4J_LAUNCHER,
-        ],
-        {
-          ...process.env,
-          PERSONA_NEO4J_HOME: paths.neo4jHome,
-          PERSONA_NEO4J_BOLT_HOST: s.neo4jBoltHost,
-          PERSONA_NEO4J_BOLT_PORT: String(s.neo4jBoltPort),
-          PERSONA_NEO4J_PAGECACHE: String(s.NEO4J_PAGECACHE_MB),
-          PERSONA_NEO4J_TX_MEMORY: String(s.NEO4J_TX_MEMORY_MB),
-          NEO4J_USER: s.NEO4J_USER,
-          NEO4J_PASSWORD: s.NEO4J_PASSWORD,
-        },
-        paths.root,
-      ),
+    start: (paths) => {
+      const launch = neo4jLaunch(paths, {
+        home: paths.neo4jHome,
+        host: s.neo4jBoltHost,
+        port: s.neo4jBoltPort,
+        heap: s.NEO4J_HEAP,
+        pageCacheMb: s.NEO4J_PAGECACHE_MB,
+        txMemoryMb: s.NEO4J_TX_MEMORY_MB,
+        user: s.NEO4J_USER,
+        password: s.NEO4J_PASSWORD,
+      });
+      return startDaemon(daemon('neo4j'), launch.command, launch.args, launch.env, paths.root);
+    },
     ready: async () => {
       const driver = createDriver(s, { maxConnectionPoolSize: 1 });
       try {
@@ -84,31 +151,16 @@ function services(s: Settings): Service[] {
     daemon: daemon('temporal'),
     host: temporalHost,
     port: Number(temporalPort),
-    start: (paths) =>
-      startDaemon(
-        daemon('temporal'),
-        paths.temporalBin,
-        [
-          'server',
-          'start-dev',
-          '--ip',
-          temporalHost,
-          '--port',
-          temporalPort,
-          '--ui-port',
-          String(s.TEMPORAL_UI_PORT),
-          '--db-filename',
-          paths.temporalDb,
-          '--namespace',
-          s.TEMPORAL_NAMESPACE,
-          ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
-          '--log-format',
-          'json',
-          '--log-level',
-          'warn',
-        ],
-        process.env,
-      ),
+    start: (paths) => {
+      const launch = temporalLaunch(paths, {
+        host: temporalHost,
+        port: Number(temporalPort),
+        uiPort: s.TEMPORAL_UI_PORT,
+        dbFile: paths.temporalDb,
+        namespace: s.TEMPORAL_NAMESPACE,
+      });
+      return startDaemon(daemon('temporal'), launch.command, launch.args, launch.env);
+    },
     ready: async () => {
       const { connection } = await connectTemporal(s);
       try {
@@ -220,8 +272,9 @@ export async function stackDown(s: Settings, log: Log, only?: string[]): Promise
   for (const svc of services(s).reverse()) {
     if (only && !only.includes(svc.name)) continue;
     const t = Date.now();
-    const stopped = await stopDaemon(svc.daemon, svc.stopGraceMs, log);
-    log(stopped ? `${svc.name}: stopped (${elapsed(t)})` : `${svc.name}: was not running`);
+    const result = await stopDaemon(svc.daemon, svc.stopGraceMs, log);
+    if (result === 'not-running') log(`${svc.name}: was not running`);
+    else log(`${svc.name}: ${result === 'killed' ? 'killed' : 'stopped'} (${elapsed(t)})`);
   }
 }
 

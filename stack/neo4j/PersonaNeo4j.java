@@ -9,15 +9,28 @@
 //   PERSONA_NEO4J_PAGECACHE  page cache size in MiB, default 256
 //   PERSONA_NEO4J_TX_MEMORY  per-transaction memory cap in MiB, default 256 (0 = unlimited)
 //   NEO4J_USER / NEO4J_PASSWORD  the one user; auth is on, the password is set at every start
+//
+// Shutdown: SIGTERM (what `stack:down` sends) runs the shutdown hook, which stops the database
+// cleanly (a checkpoint, no recovery at the next start). The hook is registered as soon as the
+// database exists, so that no failure after that point can leave a database that only a kill
+// stops. A marker file in the home folder lives exactly as long as a run: when a start finds it,
+// the previous run was killed and Neo4j recovers the store (minutes on a big graph); the log says
+// so. Output lines start with "persona-neo4j:"; the stack CLI and tests read them.
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.Map;
 import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.BoltConnectorInternalSettings;
 import org.neo4j.configuration.connectors.HttpConnector;
 import org.neo4j.configuration.connectors.HttpsConnector;
 import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.graphdb.GraphDatabaseService;
+import org.neo4j.graphdb.QueryExecutionException;
 
 public class PersonaNeo4j {
   private static String env(String name, String fallback) {
@@ -34,8 +47,60 @@ public class PersonaNeo4j {
     String user = env("NEO4J_USER", "neo4j");
     String password = env("NEO4J_PASSWORD", "persona-local");
 
+    Files.createDirectories(home);
+    Path running = home.resolve("persona-neo4j.running");
+    if (Files.exists(running)) {
+      String other = Files.readString(running).trim();
+      boolean alive = other.matches("\\d+") && ProcessHandle.of(Long.parseLong(other)).map(ProcessHandle::isAlive).orElse(false);
+      if (alive) {
+        System.out.println("persona-neo4j: another Neo4j (pid " + other + ") runs on " + home + "; not starting");
+        System.exit(1);
+      }
+      System.out.println("persona-neo4j: the previous run did not shut down cleanly (it was killed);"
+          + " Neo4j recovers the store now, which can take minutes on a big graph");
+    }
+    Files.writeString(running, Long.toString(ProcessHandle.current().pid()));
+
     long started = System.nanoTime();
-    DatabaseManagementService dbms = new DatabaseManagementServiceBuilder(home)
+    final DatabaseManagementService dbms;
+    try {
+      dbms = build(home, host, port, pageCacheMiB, txMemoryMiB);
+    } catch (RuntimeException e) {
+      Files.deleteIfExists(running); // nothing started, nothing to recover
+      throw e;
+    }
+
+    AtomicBoolean stopping = new AtomicBoolean(false);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      stopping.set(true);
+      System.out.println("persona-neo4j: shutting down");
+      long t = System.nanoTime();
+      dbms.shutdown();
+      try {
+        Files.deleteIfExists(running);
+      } catch (Exception e) {
+        System.out.println("persona-neo4j: could not remove " + running + ": " + e);
+      }
+      System.out.printf("persona-neo4j: stopped cleanly in %d ms%n", (System.nanoTime() - t) / 1_000_000);
+    }, "persona-neo4j-shutdown"));
+
+    try {
+      setCredentials(dbms.database("system"), user, password);
+    } catch (Exception e) {
+      if (stopping.get()) return; // stopped while starting: the hook shuts down, nothing failed
+      System.out.println("persona-neo4j: could not set the credentials of user " + user + ": " + e.getMessage());
+      e.printStackTrace(System.out);
+      System.exit(1); // runs the shutdown hook: a clean stop, not a half-started server
+    }
+
+    long ms = (System.nanoTime() - started) / 1_000_000;
+    System.out.printf("persona-neo4j: Neo4j %s ready on bolt://%s:%d (home %s, page cache %d MiB) in %d ms%n",
+        org.neo4j.kernel.internal.Version.getNeo4jVersion(), host, port, home, pageCacheMiB, ms);
+    Thread.currentThread().join();
+  }
+
+  private static DatabaseManagementService build(Path home, String host, int port, long pageCacheMiB, long txMemoryMiB) {
+    return new DatabaseManagementServiceBuilder(home)
         .setConfig(BoltConnector.enabled, true)
         .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
         .setConfig(BoltConnector.advertised_address, new SocketAddress(host, port))
@@ -44,30 +109,38 @@ public class PersonaNeo4j {
         .setConfig(GraphDatabaseSettings.auth_enabled, true)
         .setConfig(GraphDatabaseSettings.pagecache_memory, pageCacheMiB * 1024 * 1024)
         .setConfig(GraphDatabaseSettings.memory_transaction_max_size, txMemoryMiB * 1024 * 1024)
+        // Bolt waits 5 s for its thread pool and 5 s for connections at shutdown, even when
+        // idle; a local server stops in about a second instead.
+        .setConfig(BoltConnectorInternalSettings.thread_pool_shutdown_wait_time, Duration.ofSeconds(1))
+        .setConfig(BoltConnectorInternalSettings.connection_shutdown_wait_time, Duration.ofSeconds(1))
         .build();
+  }
 
-    // Community has one administrative user. Creating it (first start) or resetting its
-    // password (every start) keeps the configured credentials the only ones that work.
-    var system = dbms.database("system");
+  /**
+   * Community has one administrative user. Creating it (first start) or setting its password
+   * (every later start) keeps the configured credentials the only ones that work. Neo4j refuses
+   * to "change" a password to the one it already has; that answer means the password is right.
+   */
+  private static void setCredentials(GraphDatabaseService system, String user, String password) {
     boolean exists = system.executeTransactionally(
         "SHOW USERS YIELD user WHERE user = $user RETURN count(*) > 0 AS exists",
         Map.of("user", user),
         result -> (Boolean) result.next().get("exists"));
-    String statement = exists
-        ? "ALTER USER " + quote(user) + " SET PASSWORD $password CHANGE NOT REQUIRED"
-        : "CREATE USER " + quote(user) + " SET PASSWORD $password CHANGE NOT REQUIRED";
-    system.executeTransactionally(statement, Map.of("password", password));
-
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      System.out.println("persona-neo4j: shutting down");
-      dbms.shutdown();
-      System.out.println("persona-neo4j: stopped");
-    }, "persona-neo4j-shutdown"));
-
-    long ms = (System.nanoTime() - started) / 1_000_000;
-    System.out.printf("persona-neo4j: Neo4j %s ready on bolt://%s:%d (home %s, page cache %d MiB) in %d ms%n",
-        org.neo4j.kernel.internal.Version.getNeo4jVersion(), host, port, home, pageCacheMiB, ms);
-    Thread.currentThread().join();
+    if (!exists) {
+      system.executeTransactionally(
+          "CREATE USER " + quote(user) + " SET PASSWORD $password CHANGE NOT REQUIRED", Map.of("password", password));
+      System.out.println("persona-neo4j: created user " + user);
+      return;
+    }
+    try {
+      system.executeTransactionally(
+          "ALTER USER " + quote(user) + " SET PASSWORD $password CHANGE NOT REQUIRED", Map.of("password", password));
+      System.out.println("persona-neo4j: set the password of user " + user);
+    } catch (QueryExecutionException e) {
+      if (!String.valueOf(e.getMessage()).contains("Old password and new password cannot be the same")) throw e;
+      // Already the configured password; make sure no change is pending from an older start.
+      system.executeTransactionally("ALTER USER " + quote(user) + " SET PASSWORD CHANGE NOT REQUIRED");
+    }
   }
 
   private static String quote(String name) {

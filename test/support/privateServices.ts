@@ -1,0 +1,185 @@
+/**
+ * Private instances of the stack's real services, for tests that stop and start them (restarts,
+ * outages) without touching the shared stack the other integration tests use. Each instance
+ * runs from the stack's installed programs, in a fresh temporary folder, on free ports, and is
+ * started and stopped exactly like `stack:up` / `stack:down` do it (SIGTERM, then a grace period).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { loadSettings } from '../../config/env';
+import { createDriver, pingNeo4j } from '../../graph/driver';
+import { stackPaths } from '../../stack/install';
+import {
+  isAlive,
+  readPid,
+  startDaemon,
+  stopDaemon,
+  waitUntil,
+  type Daemon,
+  type StopResult,
+} from '../../stack/process';
+import { neo4jLaunch, temporalLaunch, type Launch } from '../../stack/services';
+import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../../temporal/connection';
+
+const settings = loadSettings();
+const paths = stackPaths(settings.PERSONA_STACK_DIR);
+const quiet = (): void => undefined;
+
+/** A TCP port nothing listens on right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface PrivateService {
+  /** The folder the instance keeps its data and output in. */
+  dir: string;
+  /** Starts the process and resolves once it answers like a client needs it to. */
+  start(): Promise<void>;
+  /** SIGTERM and wait (what `stack:down` does): 'stopped' when it ended on its own. */
+  stop(graceMs?: number): Promise<StopResult>;
+  /** SIGKILL: a crash. */
+  kill(): void;
+  running(): boolean;
+  /** Everything the process printed, across every start. */
+  output(): string;
+  /** Stops the process if it runs and removes its folder. */
+  dispose(): Promise<void>;
+}
+
+function privateService(
+  name: string,
+  dir: string,
+  launch: () => Launch,
+  /** Whether the `starts`-th start is complete. */
+  ready: (starts: number, output: () => string) => Promise<boolean>,
+  startTimeoutMs: number,
+): PrivateService {
+  const daemon: Daemon = { name, pidFile: path.join(dir, `${name}.pid`), logFile: path.join(dir, `${name}.out`) };
+  const output = (): string => (existsSync(daemon.logFile) ? readFileSync(daemon.logFile, 'utf8') : '');
+  let starts = 0;
+  return {
+    dir,
+    async start() {
+      const l = launch();
+      const pid = startDaemon(daemon, l.command, l.args, l.env, dir);
+      starts += 1;
+      await waitUntil(
+        name,
+        () => ready(starts, output),
+        startTimeoutMs,
+        () => isAlive(pid),
+      );
+    },
+    stop: (graceMs = 60_000) => stopDaemon(daemon, graceMs, quiet),
+    kill() {
+      const pid = readPid(daemon);
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    },
+    running: () => isAlive(readPid(daemon)),
+    output,
+    async dispose() {
+      await stopDaemon(daemon, 30_000, quiet);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface PrivateNeo4j extends PrivateService {
+  uri: string;
+  /** Neo4j's own log of this instance (recoveries, checkpoints). */
+  debugLog(): string;
+  /** The settings a process or driver needs to reach this instance. */
+  env: { NEO4J_URI: string; NEO4J_USER: string; NEO4J_PASSWORD: string; NEO4J_DATABASE: string };
+}
+
+/** A Neo4j of its own (not started yet): the stack's launcher and jars, a fresh home. */
+export async function privateNeo4j(): Promise<PrivateNeo4j> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-neo4j-'));
+  const port = await freePort();
+  const env = {
+    NEO4J_URI: `bolt://127.0.0.1:${port}`,
+    NEO4J_USER: settings.NEO4J_USER,
+    NEO4J_PASSWORD: settings.NEO4J_PASSWORD,
+    NEO4J_DATABASE: settings.NEO4J_DATABASE,
+  };
+  const home = path.join(dir, 'home');
+  const service = privateService(
+    'neo4j',
+    dir,
+    () =>
+      neo4jLaunch(paths, {
+        home,
+        host: '127.0.0.1',
+        port,
+        heap: '384m',
+        pageCacheMb: 64,
+        txMemoryMb: 256,
+        user: env.NEO4J_USER,
+        password: env.NEO4J_PASSWORD,
+      }),
+    async (starts, output) => {
+      // Bolt answers before the launcher has set the credentials: wait for its "ready" line too.
+      if ((output().match(/^persona-neo4j: Neo4j .* ready on /gm) ?? []).length < starts) return false;
+      const driver = createDriver(env, { maxConnectionPoolSize: 1 });
+      try {
+        await pingNeo4j(driver, env.NEO4J_DATABASE);
+        return true;
+      } finally {
+        await driver.close();
+      }
+    },
+    180_000,
+  );
+  const debugLog = path.join(home, 'logs', 'debug.log');
+  return {
+    ...service,
+    uri: env.NEO4J_URI,
+    env,
+    debugLog: () => (existsSync(debugLog) ? readFileSync(debugLog, 'utf8') : ''),
+  };
+}
+
+export interface PrivateTemporal extends PrivateService {
+  address: string;
+  env: { TEMPORAL_ADDRESS: string; TEMPORAL_NAMESPACE: string };
+}
+
+/** A Temporal dev server of its own (not started yet), keeping its state in its folder across restarts. */
+export async function privateTemporal(): Promise<PrivateTemporal> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-temporal-'));
+  const [port, uiPort] = [await freePort(), await freePort()];
+  const env = { TEMPORAL_ADDRESS: `127.0.0.1:${port}`, TEMPORAL_NAMESPACE: settings.TEMPORAL_NAMESPACE };
+  const service = privateService(
+    'temporal',
+    dir,
+    () =>
+      temporalLaunch(paths, {
+        host: '127.0.0.1',
+        port,
+        uiPort,
+        dbFile: path.join(dir, 'temporal.db'),
+        namespace: env.TEMPORAL_NAMESPACE,
+      }),
+    async () => {
+      const { connection } = await connectTemporal(env);
+      try {
+        await describeNamespace(connection, env.TEMPORAL_NAMESPACE);
+        await ensureSearchAttributes(connection, env.TEMPORAL_NAMESPACE);
+        return true;
+      } finally {
+        await connection.close();
+      }
+    },
+    90_000,
+  );
+  return { ...service, address: env.TEMPORAL_ADDRESS, env };
+}
