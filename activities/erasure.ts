@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { eraseCustomer, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { runningCustomerWorkflows } from '../temporal/connection';
-import { domain } from './graph';
+import { domain } from './domain';
 
 export function createErasureActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {

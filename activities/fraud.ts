@@ -13,7 +13,7 @@ import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
 import { RECOVERY_WORKFLOW_TYPE } from '../temporal/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
-import { domain } from './graph';
+import { domain } from './domain';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {

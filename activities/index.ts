@@ -13,9 +13,9 @@ import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
-import { createGraphActivities } from './graph';
+import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
-import { createPaymentActivities } from './payments';
+import { createRecoveryActivities } from './recovery';
 
 export interface ActivityDeps {
   graph: Graph;
@@ -30,9 +30,9 @@ export interface ActivityDeps {
 
 export function createActivities(deps: ActivityDeps) {
   return {
-    ...createGraphActivities(deps),
+    ...createOnboardingActivities(deps),
     ...createAgentActivities(deps),
-    ...createPaymentActivities(deps),
+    ...createRecoveryActivities(deps),
     ...createNotificationActivities(deps),
     ...createExpiryActivities(deps),
     ...createFraudActivities(deps),

@@ -43,9 +43,10 @@ export class InvalidInputError extends DomainError {
   readonly code = 'invalid_input';
   constructor(
     readonly field: string,
-    message: string,
+    /** What is wrong, without the field's name (the message has both). */
+    readonly reason: string,
   ) {
-    super(`${field}: ${message}`);
+    super(`${field}: ${reason}`);
     this.name = 'InvalidInputError';
   }
 }

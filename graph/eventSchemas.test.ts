@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EVENTS_SCHEMA_FILE, renderEventsSchema } from '../scripts/events-schema';
-import { EVENT_TYPES } from './events';
+import { EVENT_TYPES } from './eventSchemas';
 import { EVENT_PAYLOADS, payloadProblem } from './eventSchemas';
 
 describe('event payload contracts', () => {

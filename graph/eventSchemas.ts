@@ -6,7 +6,35 @@
  */
 import { z } from 'zod';
 import { CUSTOMER_STATUSES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from './model';
-import type { EventType } from './events';
+
+/** Every type of event the graph writes. */
+export const EVENT_TYPES = [
+  'CustomerCreated',
+  'CustomerOnboarded',
+  'CustomerProfileUpdated',
+  'DigitalIdentifierAdded',
+  'PaymentMethodAdded',
+  'PaymentMethodStatusChanged',
+  'DefaultPaymentMethodChanged',
+  'DeviceLinked',
+  'DeviceTrustScoreUpdated',
+  'AddressAdded',
+  'RelationshipAdded',
+  'PaymentRecovered',
+  'PaymentRecoveryFailed',
+  'CustomerNotified',
+  'CustomerSuspended',
+  'CustomerReinstated',
+  'PossibleMatchFound',
+  'PaymentMethodRemoved',
+  'BehavioralProfileRequested',
+  'TrustedDeviceReported',
+  'FraudOutcomeApplied',
+  'FraudOutcomeReversed',
+  'FraudReviewResolved',
+  'CustomerErased',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 const id = z.string().min(1);
 const fraud = { fraud_outcome_id: id.optional() };

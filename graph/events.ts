@@ -9,36 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
-import { payloadProblem } from './eventSchemas';
+import { payloadProblem, type EventType } from './eventSchemas';
 import { readTx, type Graph } from './graph';
-
-export const EVENT_TYPES = [
-  'CustomerCreated',
-  'CustomerOnboarded',
-  'CustomerProfileUpdated',
-  'DigitalIdentifierAdded',
-  'PaymentMethodAdded',
-  'PaymentMethodStatusChanged',
-  'DefaultPaymentMethodChanged',
-  'DeviceLinked',
-  'DeviceTrustScoreUpdated',
-  'AddressAdded',
-  'RelationshipAdded',
-  'PaymentRecovered',
-  'PaymentRecoveryFailed',
-  'CustomerNotified',
-  'CustomerSuspended',
-  'CustomerReinstated',
-  'PossibleMatchFound',
-  'PaymentMethodRemoved',
-  'BehavioralProfileRequested',
-  'TrustedDeviceReported',
-  'FraudOutcomeApplied',
-  'FraudOutcomeReversed',
-  'FraudReviewResolved',
-  'CustomerErased',
-] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface PersonaEvent {
   id: string;

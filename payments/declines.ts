@@ -4,8 +4,16 @@
  *   fraud_hard: the card is compromised: deactivate it, tell the customer, stop.
  *   hard:       the card will not work again: deactivate it (expired_card → `expired`), cascade.
  *   soft:       this attempt failed: cascade to the next method; the card may work later.
- * `doNotRetry` marks codes after which card-network rules forbid charging that card again.
+ * `doNotRetry` marks codes after which card-network rules forbid charging that card again; the
+ * other card-network rule, a cap on charges per method, is here too.
  */
+
+/**
+ * Card-network rule: no method is charged more than this often in 30 days, by any recovery
+ * (counted in the graph when a charge is reserved, graph/recovery.ts).
+ */
+export const MAX_CHARGES_PER_METHOD_IN_30_DAYS = 15;
+
 export type DeclineClass = 'fraud_hard' | 'hard' | 'soft';
 
 export interface DeclineRule {

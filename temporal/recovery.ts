@@ -48,6 +48,3 @@ export const paymentMethodBlockedSignal =
 /** Stop recovering (ops, or a fraud outcome). */
 export const cancelRecoverySignal = defineSignal<[{ reason: string }]>('cancel');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
-
-/** Card-network rule: no method is charged more than this often in 30 days. */
-export const MAX_CHARGES_PER_METHOD_IN_30_DAYS = 15;

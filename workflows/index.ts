@@ -4,7 +4,7 @@
  */
 export { onboardingWorkflow } from './onboarding';
 export { trustedDeviceWorkflow } from './trustedDevice';
-export { paymentRecoveryWorkflow } from './paymentRecovery';
+export { paymentRecoveryWorkflow } from './recovery';
 export { expiryScanWorkflow } from './expiryScan';
 export { fraudOutcomeWorkflow } from './fraudOutcome';
 export { eventRelayWorkflow } from './eventRelay';

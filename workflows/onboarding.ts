@@ -5,22 +5,16 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  log,
-  upsertSearchAttributes,
-  uuid4,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agents';
-import type { GraphActivities } from '../activities/graph';
+import type { OnboardingActivities } from '../activities/onboarding';
 import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
+import { domainFailureOf } from '../temporal/failures';
 import { personaCustomerId } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, agentCall, graphWrite } from './activityOptions';
 import { countOnboarding } from './metrics';
 
-const graph = activitiesWithSummaries<GraphActivities>(graphWrite, {
+const graph = activitiesWithSummaries<OnboardingActivities>(graphWrite, {
   onboardCustomer: (plan) =>
     `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, ` +
     'in one transaction',
@@ -37,8 +31,7 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
   try {
     result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
   } catch (err) {
-    const cause = err instanceof ActivityFailure ? err.cause : undefined;
-    countOnboarding(cause instanceof ApplicationFailure && cause.type === 'InvalidInputError' ? 'rejected' : 'failed');
+    countOnboarding(domainFailureOf(err)?.code === 'invalid_input' ? 'rejected' : 'failed');
     throw err;
   }
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);

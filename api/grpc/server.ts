@@ -23,9 +23,7 @@ import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
 import { reportFraudOutcome } from '../services/fraud';
 import { reportPaymentFailure } from '../services/recovery';
-import { issueField } from '../rest/common';
-import { fraudOutcomeSchema } from '../rest/fraud';
-import { paymentFailureSchema } from '../rest/payments';
+import { fraudOutcomeSchema, issueField, paymentFailureSchema } from '../requests';
 import { toGrpcError } from './errors';
 
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');

@@ -136,7 +136,7 @@ export function adminRoutes(deps: ApiDeps) {
         ...problems(401, 403, 404),
       },
     }),
-    async (c) => c.json(await relayStatus(deps), 200),
+    async (c) => c.json(await relayStatus(deps.temporal.client), 200),
   );
   app.openapi(
     createRoute({
@@ -162,7 +162,7 @@ export function adminRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const body = optionalBody(c.req, () => c.req.valid('json'));
-      return c.json(await retryParked(deps, body.event_id), 202);
+      return c.json(await retryParked(deps.temporal.client, body.event_id), 202);
     },
   );
   return app;

@@ -22,7 +22,7 @@ import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
 import { privacyRoutes } from './privacy';
-import { paymentRoutes } from './payments';
+import { recoveryRoutes } from './recovery';
 import { onboardingRoutes } from './onboarding';
 
 export type { ApiDeps as AppDeps };
@@ -55,7 +55,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));
-  app.route('/', paymentRoutes(deps));
+  app.route('/', recoveryRoutes(deps));
   app.route('/', fraudRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', privacyRoutes(deps));

@@ -3,6 +3,7 @@ import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
 import { AuthError, authorize, type AccessRule, type Authenticator } from '../auth';
+import { issueField, type Issue } from '../requests';
 
 export const problemSchema = z
   .object({
@@ -38,19 +39,6 @@ export function problems(...codes: (keyof typeof PROBLEM_TEXT)[]) {
 export const customerParams = z.object({
   id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: 'Customer id (UUID)' }),
 });
-
-interface Issue {
-  code: string;
-  path: PropertyKey[];
-  message: string;
-  keys?: string[];
-}
-
-/** The dotted field an issue is about; an unknown key names the key itself. */
-export function issueField(issue: Issue, target?: string): string {
-  const path = issue.code === 'unrecognized_keys' && issue.keys?.[0] ? [...issue.path, issue.keys[0]] : issue.path;
-  return path.map(String).join('.') || (target === 'json' ? 'body' : (target ?? 'body'));
-}
 
 /** zod-openapi's validation hook: a 400 problem naming the first wrong field (all are listed). */
 export function validationHook(

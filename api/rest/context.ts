@@ -9,7 +9,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
-import { customerContextSchema, walletItemSchema } from './schemas';
+import { customerContextSchema, walletItemSchema } from './responses';
 
 const idParam = (what: string) =>
   z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });

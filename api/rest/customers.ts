@@ -7,7 +7,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
 import type { ApiDeps } from '../deps';
-import { walletItemSchema } from './schemas';
+import { walletItemSchema } from './responses';
 import {
   addToWallet,
   getProfile,

@@ -4,7 +4,7 @@
  *   GET /api/v1/customers/{id}/events?before=&limit=  a customer's own history (the customer, or ops)
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { EVENT_TYPES } from '../../graph/events';
+import { EVENT_TYPES } from '../../graph/eventSchemas';
 import type { ApiDeps } from '../deps';
 import { customerHistory, eventFeed } from '../services/events';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';

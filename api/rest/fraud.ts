@@ -7,21 +7,9 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { FRAUD_OUTCOMES } from '../../graph/fraud';
 import type { ApiDeps } from '../deps';
+import { fraudOutcomeSchema, outcomeIdField } from '../requests';
 import { fraudOutcomeStatus, reportFraudOutcome, resolveReview } from '../services/fraud';
 import { access, bearerSecurity, problems, validationHook } from './common';
-
-const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-const outcomeIdField = z.string().regex(OUTCOME_ID, 'must be 1–128 letters, digits and _ . : -');
-
-export const fraudOutcomeSchema = z
-  .strictObject({
-    outcome_id: outcomeIdField,
-    customer_id: z.uuid(),
-    outcome: z.enum(FRAUD_OUTCOMES),
-    device_id: z.uuid().optional(),
-    payment_method_id: z.uuid().optional(),
-  })
-  .openapi('FraudOutcome');
 
 const change = z.object({
   entity: z.string(),

@@ -2,7 +2,8 @@
  * The event log from the api's side: the change feed for Oracle (every event, oldest first,
  * resumable) and a customer's own history (newest first, in words a person can read).
  */
-import type { EventType, PersonaEvent } from '../../graph/events';
+import type { EventType } from '../../graph/eventSchemas';
+import type { PersonaEvent } from '../../graph/events';
 import { readCustomerHistory, readFeed, type FeedPage } from '../../graph/feed';
 import type { ApiDeps } from '../deps';
 

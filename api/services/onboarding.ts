@@ -5,10 +5,10 @@
  */
 import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, InvalidStateError } from '../../graph/errors';
 import { prepareOnboarding } from '../../graph/onboarding';
 import { ONBOARDING_WORKFLOW_TYPE, onboardingSummary, type OnboardingWorkflowResult } from '../../temporal/onboarding';
+import { domainFailureOf } from '../../temporal/failures';
 import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import type { onboardingWorkflow } from '../../workflows/onboarding';
 import type { ApiDeps } from '../deps';
@@ -105,11 +105,9 @@ async function waitForResult(
     ]);
   } catch (err) {
     // Input the graph refused inside the workflow surfaces as the same 400 the api gives.
-    const cause = err instanceof WorkflowFailedError ? err.cause?.cause : undefined;
-    if (cause instanceof ApplicationFailure && cause.type === 'InvalidInputError') {
-      const [field = 'body', ...rest] = cause.message.split(': ');
-      throw new InvalidInputError(field, rest.join(': ') || cause.message);
-    }
+    const failure = err instanceof WorkflowFailedError ? domainFailureOf(err) : undefined;
+    if (failure?.code === 'invalid_input')
+      throw new InvalidInputError(failure.field ?? 'body', failure.reason ?? 'invalid');
     throw err;
   } finally {
     clearTimeout(timer);

@@ -17,7 +17,7 @@ import {
 } from '../../temporal/recovery';
 import { runningCustomerWorkflows } from '../../temporal/connection';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import type { paymentRecoveryWorkflow } from '../../workflows/paymentRecovery';
+import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import type { ApiDeps } from '../deps';
 
 export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Promise<{ workflow_id: string }> {

@@ -1,4 +1,8 @@
-/** The event relay from ops' side: its state (parked events included), and retrying what is parked. */
+/**
+ * The event relay from ops' side: its state (parked events included), and retrying what is parked.
+ * These take the Temporal client alone (not the api's deps), so the deps can build the relay's
+ * gauge from them without an import circle.
+ */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { NotFoundError } from '../../graph/errors';
 import {
@@ -7,20 +11,19 @@ import {
   retryParkedSignal,
   type EventRelayState,
 } from '../../temporal/eventRelay';
-import type { ApiDeps } from '../deps';
 
-export async function relayStatus(deps: ApiDeps): Promise<EventRelayState> {
+export async function relayStatus(client: Client): Promise<EventRelayState> {
   try {
-    return await deps.temporal.client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).query(eventRelayStatusQuery);
+    return await client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).query(eventRelayStatusQuery);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('EventRelay', EVENT_RELAY_WORKFLOW_ID);
     throw err;
   }
 }
 
-export async function retryParked(deps: ApiDeps, eventId: string | undefined): Promise<{ workflow_id: string }> {
+export async function retryParked(client: Client, eventId: string | undefined): Promise<{ workflow_id: string }> {
   try {
-    await deps.temporal.client.workflow
+    await client.workflow
       .getHandle(EVENT_RELAY_WORKFLOW_ID)
       .signal(retryParkedSignal, eventId ? { event_id: eventId } : {});
   } catch (err) {

@@ -46,7 +46,7 @@ describe('the local Neo4j', () => {
   });
   afterAll(() => neo4j?.dispose());
 
-  it('starts, stops and starts twice on data it wrote, shutting down cleanly each time; a kill is recovered', async () => {
+  it('starts, stops and starts twice on data it wrote, stopping cleanly each time; a kill is recovered', async () => {
     const written: string[] = [];
     const timings: string[] = [];
     let mark = { out: 0, debug: 0 };

@@ -5,19 +5,9 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
+import { paymentFailureSchema, paymentIdField } from '../requests';
 import { recoveryStatus, reportPaymentFailure } from '../services/recovery';
 import { access, bearerSecurity, problems, validationHook } from './common';
-
-const PAYMENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
-
-export const paymentFailureSchema = z.strictObject({
-  payment_id: z.string().regex(PAYMENT_ID, 'must be 1–128 letters, digits and _ . : -'),
-  customer_id: z.uuid(),
-  payment_method_id: z.uuid(),
-  amount: z.number().int().positive().openapi({ description: 'Minor units' }),
-  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'),
-  decline_code: z.string().regex(/^[a-z_]{2,64}$/, 'must be a gateway decline code such as insufficient_funds'),
-});
 
 const statusSchema = z
   .object({
@@ -35,7 +25,7 @@ const statusSchema = z
   })
   .openapi('RecoveryStatus');
 
-export function paymentRoutes(deps: ApiDeps) {
+export function recoveryRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.openapi(
     createRoute({
@@ -66,10 +56,7 @@ export function paymentRoutes(deps: ApiDeps) {
       middleware: [access(deps.authenticate, { scopes: ['payments:report', 'customers:read'] })] as const,
       request: {
         params: z.object({
-          payment_id: z
-            .string()
-            .regex(PAYMENT_ID)
-            .openapi({ param: { name: 'payment_id', in: 'path' } }),
+          payment_id: paymentIdField.openapi({ param: { name: 'payment_id', in: 'path' } }),
         }),
       },
       responses: {

@@ -3,7 +3,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
-import type { ChargeAttempt } from '../../activities/payments';
+import type { ChargeAttempt } from '../../activities/recovery';
 import type { ChargeResult } from '../../clients/paymentGateway';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {

@@ -14,7 +14,7 @@
  * do-not-retry decline, never more than 15 charges of one method in 30 days.
  */
 import { condition, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { PaymentActivities } from '../activities/payments';
+import type { RecoveryActivities } from '../activities/recovery';
 import { declineRule } from '../payments/declines';
 import {
   cancelRecoverySignal,
@@ -32,7 +32,7 @@ import { notifications } from './notifications';
 
 const money = (amount: number, currency: string): string => `${(amount / 100).toFixed(2)} ${currency}`;
 
-const payments = activitiesWithSummaries<Omit<PaymentActivities, 'chargePaymentMethod'>>(graphWrite, {
+const graph = activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod'>>(graphWrite, {
   listRecoveryCandidates: (req) =>
     `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
     (req.exclude.length
@@ -43,7 +43,7 @@ const payments = activitiesWithSummaries<Omit<PaymentActivities, 'chargePaymentM
     `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
   recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
 });
-const gateway = activitiesWithSummaries<Pick<PaymentActivities, 'chargePaymentMethod'>>(gatewayCharge, {
+const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewayCharge, {
   chargePaymentMethod: (a) =>
     `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
     `(idempotency key ${a.idempotency_key})`,
@@ -89,7 +89,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const rule = declineRule(code);
     if (rule.doNotRetry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
     if (rule.status) {
-      await payments.deactivatePaymentMethod({
+      await graph.deactivatePaymentMethod({
         payment_method_id: paymentMethodId,
         status: rule.status,
         reason: `payment ${f.payment_id} declined: ${code}`,
@@ -119,7 +119,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 
   /** One pass over the candidates; true when a charge succeeded. */
   const cascade = async (round: number, exclude: string[]): Promise<boolean> => {
-    const candidates = await payments.listRecoveryCandidates({
+    const candidates = await graph.listRecoveryCandidates({
       customer_id: f.customer_id,
       exclude: [...exclude, ...doNotCharge],
     });
@@ -153,7 +153,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           decline_code: null,
           at: new Date().toISOString(),
         });
-        await payments.recordRecovery({
+        await graph.recordRecovery({
           payment_id: f.payment_id,
           customer_id: f.customer_id,
           payment_method_id: c.payment_method_id,
@@ -184,7 +184,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       status.state = 'stopped';
     } else {
       status.state = 'failed';
-      await payments.recordRecoveryFailed({
+      await graph.recordRecoveryFailed({
         payment_id: f.payment_id,
         customer_id: f.customer_id,
         attempts: status.attempts.length,

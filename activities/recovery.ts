@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { PaymentMethodStatus } from '../graph/model';
+import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   listRecoveryCandidates,
@@ -12,8 +13,7 @@ import {
   type RecoveryCandidate,
   type RecoveryRecord,
 } from '../graph/recovery';
-import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../temporal/recovery';
-import { domain } from './graph';
+import { domain } from './domain';
 
 export interface ChargeAttempt {
   payment_id: string;
@@ -25,7 +25,7 @@ export interface ChargeAttempt {
   idempotency_key: string;
 }
 
-export function createPaymentActivities({
+export function createRecoveryActivities({
   graph,
   gateway,
   trustThreshold,
@@ -85,4 +85,4 @@ export function createPaymentActivities({
   };
 }
 
-export type PaymentActivities = ReturnType<typeof createPaymentActivities>;
+export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;

@@ -1,0 +1,46 @@
+/**
+ * Request shapes that REST and gRPC both validate with, and how a validation issue names its
+ * field. REST routes use them as their OpenAPI body schemas; gRPC handlers parse the same
+ * messages with them, so a field is refused with the same words on both.
+ */
+import { z } from '@hono/zod-openapi';
+import { FRAUD_OUTCOMES } from '../graph/fraud';
+
+export const paymentIdField = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'must be 1–128 letters, digits and _ . : -');
+
+export const paymentFailureSchema = z.strictObject({
+  payment_id: paymentIdField,
+  customer_id: z.uuid(),
+  payment_method_id: z.uuid(),
+  amount: z.number().int().positive().openapi({ description: 'Minor units' }),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'),
+  decline_code: z.string().regex(/^[a-z_]{2,64}$/, 'must be a gateway decline code such as insufficient_funds'),
+});
+
+const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const outcomeIdField = z.string().regex(OUTCOME_ID, 'must be 1–128 letters, digits and _ . : -');
+
+export const fraudOutcomeSchema = z
+  .strictObject({
+    outcome_id: outcomeIdField,
+    customer_id: z.uuid(),
+    outcome: z.enum(FRAUD_OUTCOMES),
+    device_id: z.uuid().optional(),
+    payment_method_id: z.uuid().optional(),
+  })
+  .openapi('FraudOutcome');
+
+export interface Issue {
+  code: string;
+  path: PropertyKey[];
+  message: string;
+  keys?: string[];
+}
+
+/** The dotted field an issue is about; an unknown key names the key itself. */
+export function issueField(issue: Issue, target?: string): string {
+  const path = issue.code === 'unrecognized_keys' && issue.keys?.[0] ? [...issue.path, issue.keys[0]] : issue.path;
+  return path.map(String).join('.') || (target === 'json' ? 'body' : (target ?? 'body'));
+}

@@ -1,0 +1,40 @@
+/**
+ * How a domain error crosses Temporal: an activity that fails for good on a domain error (see
+ * activities/domain.ts) raises a non-retryable ApplicationFailure whose type is the error's name
+ * and whose first detail is `{code, field, reason}`. Workflows and the api read it with
+ * `domainFailureOf`, never by parsing a message.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { DomainErrorCode } from '../graph/errors';
+
+export interface DomainFailureDetails {
+  code: DomainErrorCode;
+  /** The offending field (snake_case path), for invalid input. */
+  field?: string;
+  /** What is wrong with it, without the field's name. */
+  reason?: string;
+}
+
+const CODES: readonly string[] = [
+  'not_found',
+  'conflict',
+  'invalid_input',
+  'invalid_state',
+] satisfies DomainErrorCode[];
+
+function isDetails(value: unknown): value is DomainFailureDetails {
+  return typeof value === 'object' && value !== null && CODES.includes((value as { code?: unknown }).code as string);
+}
+
+/** The domain failure anywhere in an error's cause chain (workflow → activity → application), if any. */
+export function domainFailureOf(err: unknown): DomainFailureDetails | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current instanceof ApplicationFailure) {
+      const details = current.details?.[0];
+      if (isDetails(details)) return details;
+    }
+    current = current.cause;
+  }
+  return undefined;
+}
