@@ -13,6 +13,7 @@ import {
   DefaultLogger,
   type ActivityInterceptorsFactory,
   type LogLevel,
+  type TelemetryOptions,
   type WorkerInterceptors,
 } from '@temporalio/worker';
 import type { Logger } from '../runtime/logger';
@@ -53,6 +54,16 @@ export function sdkLogger(logger: Logger): DefaultLogger {
   return new DefaultLogger(SDK_LEVEL[logger.level] ?? 'INFO', ({ level, message, meta }) =>
     logger[LEVELS[level]](sdkLogFields(meta), message),
   );
+}
+
+/**
+ * The SDK core's own lines (Rust: connection retries, polling, task failures) forwarded to the
+ * Runtime's logger, so they are JSON lines like every other, not coloured text on stderr. Core
+ * says WARN and worse (a quieter logger drops more); its third-party crates only ERROR.
+ */
+export function coreLogForwarding(logger: Logger): NonNullable<TelemetryOptions['logging']> {
+  const quiet = ['error', 'fatal', 'silent'].includes(logger.level);
+  return { filter: { core: quiet ? 'ERROR' : 'WARN', other: 'ERROR' }, forward: {} };
 }
 
 /**

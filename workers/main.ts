@@ -22,7 +22,7 @@ import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
 import { applySchedules, ensureEventRelay } from '../temporal/schedules';
-import { activityLogContext, sdkLogger, workerInterceptors } from './logging';
+import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 
 async function main(): Promise<void> {
@@ -30,14 +30,17 @@ async function main(): Promise<void> {
   const requests = new RequestContext();
   // Lines written inside an activity name its workflow, run and request.
   const logger = createLogger('persona-worker', config.LOG_LEVEL, { context: activityLogContext(requests) });
-  // The SDK logs through the same JSON logger; the worker, not the Runtime, decides when to
-  // stop: SIGTERM drains it (below).
+  // The SDK logs through the same JSON logger, its native core's lines included; the worker,
+  // not the Runtime, decides when to stop: SIGTERM drains it (below).
   // Its metrics (and the workflows' business counters) go to an exporter on loopback, served on /metrics below.
   try {
     Runtime.install({
       shutdownSignals: [],
       logger: sdkLogger(logger),
-      telemetryOptions: sdkMetricsTelemetry(config.PERSONA_WORKER_SDK_METRICS_PORT),
+      telemetryOptions: {
+        ...sdkMetricsTelemetry(config.PERSONA_WORKER_SDK_METRICS_PORT),
+        logging: coreLogForwarding(logger),
+      },
     });
   } catch (err) {
     throw new ConfigError([

@@ -32,6 +32,7 @@ import {
   type ApiProcess,
   type WorkerProcess,
 } from '../support/processes';
+import { privateTemporal } from '../support/privateServices';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
@@ -497,4 +498,36 @@ describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
       .find((s) => s.name === 'gRPC GetCustomerContext' && s.attributes['persona.request_id'] === rid.grpc);
     expect(grpcSpan).toMatchObject({ service: 'persona-api', traceId: CALLER_TRACE, parentSpanId: CALLER_SPAN });
   });
+});
+
+describe('during an outage', () => {
+  it(
+    'the worker still writes nothing but JSON: the SDK core’s retry warnings too, ' +
+      'with the component and what it retried',
+    async () => {
+      const lost = await privateTemporal();
+      let outageWorker: WorkerProcess | undefined;
+      try {
+        await lost.start();
+        outageWorker = await startWorkerProcess({ ...lost.env, TEMPORAL_TASK_QUEUE: `outage-${run}` });
+        const before = outageWorker.output().length;
+        expect(await lost.stop()).toBe('stopped');
+        // The core retries its polls and says so at WARN: that line must arrive as JSON (a line
+        // that is not JSON ends the wait at once).
+        const since = () => logLines(outageWorker!.output().slice(before));
+        const fromCore = () => since().lines.filter((l) => l.sdkComponent === 'core');
+        await until(async () => since().notJson.length > 0 || fromCore().some((l) => l.level === 40), 120_000);
+        expect(logLines(outageWorker.output()).notJson).toEqual([]);
+        expect(fromCore().find((l) => l.level === 40)).toMatchObject({
+          service: 'persona-worker',
+          msg: expect.any(String),
+        });
+        expect(outageWorker.output()).not.toContain('\u001b['); // no terminal colours anywhere
+      } finally {
+        if (outageWorker) await stopProcess(outageWorker, 5_000);
+        await lost.dispose();
+      }
+    },
+    240_000,
+  );
 });
