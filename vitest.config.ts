@@ -12,7 +12,13 @@ export default defineConfig({
     pool: 'forks',
     // Every event any test writes (here or in a process a test starts) is checked against its
     // type's payload contract (graph/eventSchemas.ts); a broken contract fails the write.
-    env: { PERSONA_VERIFY_EVENT_PAYLOADS: '1' },
+    // Request deadlines are generous here: tests share two cores with Neo4j, Temporal and the
+    // JVM, and a slow moment must not look like an outage. The outage tests set their own.
+    env: {
+      PERSONA_VERIFY_EVENT_PAYLOADS: '1',
+      PERSONA_REQUEST_DEADLINE_MS: '10000',
+      PERSONA_READ_DEADLINE_MS: '10000',
+    },
     testTimeout: 60_000,
     hookTimeout: 180_000,
     teardownTimeout: 120_000,

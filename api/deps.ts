@@ -24,7 +24,14 @@ export interface ApiDeps {
   graph: Graph;
   temporal: { client: Client; taskQueue: string };
   authenticate: Authenticator;
-  limits: { maxBodyBytes: number; waitTimeoutMs: number };
+  limits: {
+    maxBodyBytes: number;
+    waitTimeoutMs: number;
+    /** The longest a request waits on Neo4j or Temporal before it answers 503 / UNAVAILABLE. */
+    requestDeadlineMs: number;
+    /** The agents' context and checkout reads answer within this (or a shorter gRPC deadline). */
+    readDeadlineMs: number;
+  };
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
   recovery: { dunningSchedule: string[] };
@@ -61,7 +68,12 @@ export function apiDepsFromConfig(
     graph: parts.graph,
     temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },
     authenticate: createAuthenticator(config),
-    limits: { maxBodyBytes: config.PERSONA_MAX_BODY_BYTES, waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS },
+    limits: {
+      maxBodyBytes: config.PERSONA_MAX_BODY_BYTES,
+      waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,
+      requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
+      readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,
+    },
     policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),

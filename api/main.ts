@@ -3,16 +3,18 @@
  * the graph schema, serves, and stops cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
+import { Connection } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config/env';
 import { createDriver, migrate } from '../graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
-import { checkAll } from '../runtime/health';
+import { pathReadiness, watchReadiness } from '../runtime/health';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal } from '../temporal/connection';
 import { graphFromConfig } from '../runtime/graph';
+import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
 import { createApiMetrics } from './observability';
@@ -27,7 +29,8 @@ async function main(): Promise<void> {
     context: () => (requests.requestId ? { requestId: requests.requestId } : {}),
   });
 
-  const driver = createDriver(config);
+  // Callers wait on Neo4j for at most the request deadline (the worker's driver waits longer).
+  const driver = createDriver(config, { deadlineMs: config.PERSONA_REQUEST_DEADLINE_MS });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE);
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
@@ -38,16 +41,23 @@ async function main(): Promise<void> {
       { collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin },
       'exporting OpenTelemetry traces',
     );
-  // The client puts the request id (and the trace) on every workflow start and signal.
+  // The client puts the request id (and the trace) on every workflow start and signal, gives
+  // every call the request deadline, and connects lazily: the api starts, and serves context
+  // reads, while Temporal is down.
   const { connection, client } = await connectTemporal(config, {
     requestId: () => requests.requestId,
     plugins: tracing ? [tracing.temporal] : [],
+    callDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
+    lazy: true,
   });
-  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'connected to Temporal');
+  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'Temporal client ready');
+  // Readiness asks Temporal on a connection of its own without the client's retries, so a lost
+  // Temporal shows at the next probe instead of after the retries run out.
+  const probe = Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: '1s', interceptors: [] });
 
   const deps = apiDepsFromConfig(config, {
     logger,
-    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(connection, config.TEMPORAL_NAMESPACE)],
+    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],
     graph: graphFromConfig(driver, config),
     client,
     requests,
@@ -62,15 +72,16 @@ async function main(): Promise<void> {
     { port: grpcPort },
     `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} (health and reflection on)`,
   );
-  // The standard health service follows readiness: NOT_SERVING while Neo4j or Temporal is down.
-  const healthTimer = setInterval(() => {
-    void checkAll(deps.readiness).then((results) => {
-      const serving = Object.values(results).every((r) => r === 'ok') ? 'SERVING' : 'NOT_SERVING';
-      grpc.health.setStatus('', serving);
-      grpc.health.setStatus(SERVICE_NAME, serving);
-    });
-  }, 5000);
-  healthTimer.unref();
+  // The standard health service follows readiness, checked every half second: the whole server
+  // ('') needs Neo4j and Temporal; persona.v1.PersonaAgent stays SERVING while the agents'
+  // context reads can be answered (they need Neo4j only), so a Temporal outage keeps it in
+  // rotation for reads.
+  const stopWatching = watchReadiness(deps.readiness, (results) => {
+    const ready = pathReadiness(READINESS_PATHS, results);
+    const all = Object.values(results).every((r) => r === 'ok');
+    grpc.health.setStatus('', all ? 'SERVING' : 'NOT_SERVING');
+    grpc.health.setStatus(SERVICE_NAME, ready.read ? 'SERVING' : 'NOT_SERVING');
+  });
 
   const server = serve(
     { fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT },
@@ -82,12 +93,14 @@ async function main(): Promise<void> {
   );
 
   onShutdown(logger, [
+    { name: 'readiness watch', run: async () => stopWatching() },
     { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
     {
       name: 'http server',
       run: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
     },
     { name: 'temporal connection', run: () => connection.close() },
+    { name: 'temporal readiness probe', run: () => probe.close() },
     { name: 'neo4j driver', run: () => driver.close() },
     ...(tracing ? [{ name: 'tracing (flushing spans)', run: () => tracing.shutdown() }] : []),
   ]);

@@ -117,7 +117,16 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
     const status = c.res.status;
     deps.metrics.http.observe({ method, route, status: String(status) }, seconds);
     // Not the path: a caller may put an email or a phone number where an id belongs.
-    const level = QUIET_ROUTES.has(route) ? (status < 400 ? 'debug' : 'warn') : status >= 500 ? 'error' : 'info';
+    // A 503 is a dependency that is down (said once per request at warn, and by readiness), not a bug.
+    const level = QUIET_ROUTES.has(route)
+      ? status < 400
+        ? 'debug'
+        : 'warn'
+      : status === 503
+        ? 'warn'
+        : status >= 500
+          ? 'error'
+          : 'info';
     deps.logger[level](
       { requestId, ...(traceId ? { traceId } : {}), method, route, status, ms: Math.round(seconds * 1000) },
       `${method} ${route} ${status}`,

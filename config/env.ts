@@ -54,6 +54,13 @@ export const envSchema = z.object({
     .int()
     .min(1024)
     .default(64 * 1024),
+  /**
+   * The longest a REST or gRPC request waits on Neo4j or Temporal before it answers 503 (gRPC:
+   * UNAVAILABLE): a pooled connection, the driver's retries, a Temporal call and its retries.
+   */
+  PERSONA_REQUEST_DEADLINE_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  /** The agents' context and checkout reads answer within this (or the caller's shorter gRPC deadline). */
+  PERSONA_READ_DEADLINE_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** How long `?wait=true` waits for a workflow's result before answering 202. */
   PERSONA_WAIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 

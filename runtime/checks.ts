@@ -14,7 +14,7 @@ interface HasWorkflowService {
 }
 
 /** The namespace must answer within the deadline (shorter than the readiness timeout). */
-export function temporalCheck(connection: HasWorkflowService, namespace: string, deadlineMs = 2500): ReadinessCheck {
+export function temporalCheck(connection: HasWorkflowService, namespace: string, deadlineMs = 1000): ReadinessCheck {
   return {
     name: 'temporal',
     check: async () => {

@@ -1,9 +1,12 @@
 /**
  * Liveness and readiness for every Persona process:
- *   GET /healthz  the process is up (200 always while it serves);
- *   GET /readyz   every dependency answers (200), or 503 problem+json naming what does not.
+ *   GET /healthz          the process is up (200 always while it serves);
+ *   GET /readyz           every dependency answers (200), or 503 problem+json naming what does not;
+ *   GET /readyz/<path>    the dependencies one kind of traffic needs (the api: `read`, `write`).
+ * Every answer is current: the checks run when asked, each bounded by a short timeout, so a
+ * lost dependency shows at the next probe. A 503 carries `Retry-After`.
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { problemResponse, problemType } from './problem';
 
 export interface ReadinessCheck {
@@ -15,8 +18,16 @@ export interface ReadinessCheck {
 export interface HealthOptions {
   service: string;
   checks: ReadinessCheck[];
+  /**
+   * Readiness per kind of traffic: each path names the checks it needs, and is served at
+   * `/readyz/<path>` (the api: `read` needs Neo4j only, `write` needs Neo4j and Temporal).
+   */
+  paths?: Record<string, string[]>;
   timeoutMs?: number;
 }
+
+/** How long a check may take before it counts as unreachable: a hung dependency is seen within this. */
+export const READINESS_TIMEOUT_MS = 1500;
 
 async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<string> {
   let timer: NodeJS.Timeout | undefined;
@@ -36,27 +47,76 @@ async function runCheck(check: ReadinessCheck, timeoutMs: number): Promise<strin
 }
 
 /** Runs every check at once: each name maps to 'ok' or 'unreachable: <why>'. */
-export async function checkAll(checks: ReadinessCheck[], timeoutMs = 5000): Promise<Record<string, string>> {
+export async function checkAll(
+  checks: ReadinessCheck[],
+  timeoutMs = READINESS_TIMEOUT_MS,
+): Promise<Record<string, string>> {
   return Object.fromEntries(
     await Promise.all(checks.map(async (ch) => [ch.name, await runCheck(ch, timeoutMs)] as const)),
   );
 }
 
-export function healthRoutes({ service, checks, timeoutMs = 5000 }: HealthOptions): Hono {
+/** Whether each path's checks all passed: `{read: true, write: false}`. */
+export function pathReadiness(paths: Record<string, string[]>, results: Record<string, string>) {
+  return Object.fromEntries(
+    Object.entries(paths).map(([path, needs]) => [path, needs.every((name) => results[name] === 'ok')]),
+  );
+}
+
+/** 200 with what was checked, or 503 problem+json (with Retry-After) naming what does not answer. */
+function answer(c: Context, service: string, results: Record<string, string>, extra: Record<string, unknown>) {
+  const failing = Object.keys(results).filter((name) => results[name] !== 'ok');
+  if (failing.length === 0) return c.json({ status: 'ready', service, ...extra, checks: results });
+  c.header('Retry-After', '1');
+  return problemResponse(c, {
+    type: problemType('not-ready'),
+    title: 'Service not ready',
+    status: 503,
+    detail: failing.map((name) => `${name} ${results[name]}`).join('; '),
+    service,
+    ...extra,
+    checks: results,
+  });
+}
+
+export function healthRoutes({ service, checks, paths = {}, timeoutMs = READINESS_TIMEOUT_MS }: HealthOptions): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok', service }));
   app.get('/readyz', async (c) => {
     const results = await checkAll(checks, timeoutMs);
-    const failing = Object.entries(results).filter(([, r]) => r !== 'ok');
-    if (failing.length === 0) return c.json({ status: 'ready', service, checks: results });
-    return problemResponse(c, {
-      type: problemType('not-ready'),
-      title: 'Service not ready',
-      status: 503,
-      detail: failing.map(([name, r]) => `${name} ${r}`).join('; '),
-      service,
-      checks: results,
-    });
+    const ready = pathReadiness(paths, results);
+    const states = Object.fromEntries(Object.entries(ready).map(([p, ok]) => [p, ok ? 'ready' : 'not ready']));
+    return answer(c, service, results, Object.keys(paths).length > 0 ? { paths: states } : {});
   });
+  for (const [path, needs] of Object.entries(paths)) {
+    const needed = checks.filter((ch) => needs.includes(ch.name));
+    app.get(`/readyz/${path}`, async (c) => answer(c, service, await checkAll(needed, timeoutMs), { path }));
+  }
   return app;
+}
+
+/**
+ * Runs the checks every `intervalMs` and tells `onResults` what they found, for the gRPC health
+ * service (whose clients watch a status rather than ask). Returns a function that stops it.
+ */
+export function watchReadiness(
+  checks: ReadinessCheck[],
+  onResults: (results: Record<string, string>) => void,
+  intervalMs = 500,
+  timeoutMs = READINESS_TIMEOUT_MS,
+): () => void {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const round = async (): Promise<void> => {
+    const results = await checkAll(checks, timeoutMs);
+    if (stopped) return;
+    onResults(results);
+    timer = setTimeout(() => void round(), intervalMs);
+    timer.unref();
+  };
+  void round();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }

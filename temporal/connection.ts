@@ -2,7 +2,15 @@
  * The Temporal client factory: one Connection and Client per process, built in the entry point
  * and passed down. Also the namespace checks the stack and readiness probes use.
  */
-import { Client, Connection, type ClientPlugin, type WorkflowClientInterceptor } from '@temporalio/client';
+import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import {
+  Client,
+  Connection,
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
+  type ClientPlugin,
+  type WorkflowClientInterceptor,
+} from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { withRequestId } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
@@ -17,13 +25,47 @@ export interface ClientOptions {
   requestId?: () => string | undefined;
   /** E.g. OpenTelemetry tracing (runtime/tracing.ts). */
   plugins?: ClientPlugin[];
+  /**
+   * Every call but a long poll gets this deadline (its retries included), so a caller waiting
+   * on a request never waits longer for an unreachable Temporal; unset, the client's own
+   * retries (about 20 s) apply.
+   */
+  callDeadlineMs?: number;
+  /** Connect on the first call instead of now: a process that starts while Temporal is down still starts. */
+  lazy?: boolean;
+}
+
+/** Calls that wait on purpose (for a new history event, for an Update's outcome): their callers bound them. */
+const LONG_POLLS = ['/GetWorkflowExecutionHistory', '/PollWorkflowExecutionUpdate'];
+
+/** A gRPC interceptor that gives every call without a deadline one, `ms` from its start. */
+export function callDeadlineInterceptor(ms: number): Interceptor {
+  return (options, nextCall) => {
+    const path = options.method_definition.path;
+    if (options.deadline !== undefined || LONG_POLLS.some((m) => path.endsWith(m)))
+      return new InterceptingCall(nextCall(options));
+    return new InterceptingCall(nextCall({ ...options, deadline: Date.now() + ms }));
+  };
 }
 
 export async function connectTemporal(
   settings: TemporalSettings,
   options: ClientOptions = {},
 ): Promise<{ connection: Connection; client: Client }> {
-  const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS, connectTimeout: '5s' });
+  const connectionOptions = {
+    address: settings.TEMPORAL_ADDRESS,
+    connectTimeout: '5s',
+    // The deadline goes outside the SDK's retry interceptor, so it bounds every retry too.
+    ...(options.callDeadlineMs
+      ? {
+          interceptors: [
+            callDeadlineInterceptor(options.callDeadlineMs),
+            makeGrpcRetryInterceptor(defaultGrpcRetryOptions()),
+          ],
+        }
+      : {}),
+  };
+  const connection = options.lazy ? Connection.lazy(connectionOptions) : await Connection.connect(connectionOptions);
   const interceptors = options.requestId ? { workflow: [requestIdInterceptor(options.requestId)] } : undefined;
   const client = new Client({
     connection,

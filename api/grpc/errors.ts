@@ -1,17 +1,11 @@
 /** Maps Persona's errors to gRPC status codes, the way REST maps them to HTTP statuses. */
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { Neo4jError } from 'neo4j-driver';
 import { DomainError, InvalidInputError } from '../../graph/errors';
+import { unavailableDependency } from '../../runtime/dependencies';
 import type { Logger } from '../../runtime/logger';
 import { AuthError } from '../auth';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
-
-const UNAVAILABLE_NEO4J = new Set([
-  'ServiceUnavailable',
-  'SessionExpired',
-  'Neo.TransientError.General.DatabaseUnavailable',
-]);
 
 function serviceError(code: status, details: string, field?: string): Partial<ServiceError> {
   const metadata = new Metadata();
@@ -34,11 +28,10 @@ export function toGrpcError(err: unknown, logger: Logger): Partial<ServiceError>
     }[err.code];
     return serviceError(code, err.message);
   }
-  if (err instanceof Neo4jError && (UNAVAILABLE_NEO4J.has(err.code) || err.code.startsWith('Neo.TransientError'))) {
-    return serviceError(status.UNAVAILABLE, 'The identity graph is unavailable; retry shortly.');
-  }
-  if (err instanceof Error && /UNAVAILABLE|ECONNREFUSED|Connection refused|failed to connect/i.test(err.message)) {
-    return serviceError(status.UNAVAILABLE, 'A dependency is unavailable; retry shortly.');
+  const unavailable = unavailableDependency(err);
+  if (unavailable) {
+    logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
+    return serviceError(status.UNAVAILABLE, unavailable.message);
   }
   logger.error({ err }, 'unhandled gRPC error');
   return serviceError(status.INTERNAL, 'Internal error; it was logged.');

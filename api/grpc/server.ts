@@ -17,6 +17,7 @@ import { InvalidInputError } from '../../graph/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
 import { authorize, type AccessRule, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
+import { withinBudget } from '../deadlines';
 import { observeUnary } from '../observability';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
@@ -77,18 +78,26 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
   const { definition, proto } = loadPersonaProto();
 
   /** One unary handler: authenticate, authorise, run, map errors to status codes. */
+  /**
+   * One method: authenticate, authorise, run within the request's budget. `run` learns how many
+   * milliseconds the caller's own deadline leaves (undefined without one).
+   */
   function unary<Req, Res>(
     rule: AccessRule,
     customerIdOf: (req: Req) => string | undefined,
-    run: (req: Req, principal: Principal) => Promise<Res>,
+    run: (req: Req, principal: Principal, callerBudgetMs: number | undefined) => Promise<Res>,
+    waits: (req: Req) => boolean = () => false,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+      const callerBudgetMs = Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined;
       const work = async (): Promise<Res> => {
         const principal = await deps.authenticate(call.metadata.get('authorization')[0]?.toString());
         authorize(principal, rule, customerIdOf(call.request));
-        return run(call.request, principal);
+        return run(call.request, principal, callerBudgetMs);
       };
-      work().then(
+      withinBudget(deps, waits(call.request), work).then(
         (res) => callback(null, res),
         (err: unknown) => callback(toGrpcError(err, deps.logger)),
       );
@@ -99,17 +108,18 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
     GetCustomerContext: unary(
       { scopes: ['context:read'] },
       () => undefined,
-      async (req) => {
-        const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'));
+      async (req, _principal, callerBudgetMs) => {
+        const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'), callerBudgetMs);
         return { ...ctx, default_payment_method_id: ctx.default_payment_method_id ?? '' };
       },
     ),
     GetCheckoutOptions: unary(
       { scopes: ['context:read'], self: true },
       (req) => req.customer_id,
-      async (req) => {
+      async (req, _principal, callerBudgetMs) => {
         const deviceId = req.device_id ? uuidField(req.device_id, 'device_id') : null;
-        const options = await checkoutOptions(deps, uuidField(req.customer_id, 'customer_id'), deviceId);
+        const customerId = uuidField(req.customer_id, 'customer_id');
+        const options = await checkoutOptions(deps, customerId, deviceId, callerBudgetMs);
         return { data: options.data.map(toWalletItem), trusted_device: options.trusted_device };
       },
     ),
@@ -155,6 +165,7 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
         const answer = await startOnboarding(deps, key, body, req.wait === true);
         return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
       },
+      (req) => req.wait === true,
     ),
     ReportPaymentFailure: unary(
       { scopes: ['payments:report'] },

@@ -9,11 +9,13 @@ import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError } from '../../graph/errors';
+import { unavailableDependency } from '../../runtime/dependencies';
 import { healthRoutes } from '../../runtime/health';
 import { metricsRoutes } from '../../runtime/metrics';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { observeRequests } from '../observability';
+import { READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { adminRoutes } from './admin';
 import { validationHook } from './common';
@@ -32,7 +34,7 @@ const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid_input: 400, inval
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.use('*', observeRequests(deps));
-  app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness }));
+  app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness, paths: READINESS_PATHS }));
   app.route(
     '/',
     metricsRoutes(() => deps.metrics.registry.metrics()),
@@ -52,6 +54,7 @@ export function createApp(deps: ApiDeps) {
         }),
     }),
   );
+  app.use('/api/*', requestDeadline(deps));
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));
@@ -89,6 +92,18 @@ export function createApp(deps: ApiDeps) {
   );
 
   app.onError((err, c) => {
+    const unavailable = unavailableDependency(err);
+    if (unavailable) {
+      deps.logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
+      c.header('Retry-After', String(unavailable.retryAfterSeconds));
+      return problemResponse(c, {
+        type: problemType('unavailable'),
+        title: 'Service unavailable',
+        status: 503,
+        detail: unavailable.message,
+        dependency: unavailable.dependency,
+      });
+    }
     if (err instanceof IdempotencyKeyReusedError) {
       return problemResponse(c, {
         type: problemType('idempotency-key-reused'),

@@ -6,6 +6,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { getCheckoutOptions, getCustomerContext } from '../../graph/context';
 import { updateDeviceTrustScore } from '../../graph/devices';
 import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { withDeadline } from '../../runtime/dependencies';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import {
   TRUSTED_DEVICE_WORKFLOW_TYPE,
@@ -15,12 +16,30 @@ import {
 import type { ApiDeps } from '../deps';
 import { walletItem } from './customers';
 
-export function customerContext(deps: ApiDeps, customerId: string) {
-  return getCustomerContext(deps.graph, customerId, deps.policy);
+/**
+ * How long a read may take: the read deadline, or less when the caller (a gRPC deadline) has
+ * less time left. An answer later than that is of no use to an authorisation: 503 / UNAVAILABLE.
+ */
+function readBudget(deps: ApiDeps, callerBudgetMs?: number): number {
+  const own = deps.limits.readDeadlineMs;
+  return callerBudgetMs !== undefined && callerBudgetMs < own ? Math.max(1, callerBudgetMs) : own;
 }
 
-export async function checkoutOptions(deps: ApiDeps, customerId: string, deviceId: string | null) {
-  const options = await getCheckoutOptions(deps.graph, customerId, deviceId, deps.policy);
+export function customerContext(deps: ApiDeps, customerId: string, callerBudgetMs?: number) {
+  return withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
+    getCustomerContext(deps.graph, customerId, deps.policy),
+  );
+}
+
+export async function checkoutOptions(
+  deps: ApiDeps,
+  customerId: string,
+  deviceId: string | null,
+  callerBudgetMs?: number,
+) {
+  const options = await withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
+    getCheckoutOptions(deps.graph, customerId, deviceId, deps.policy),
+  );
   if (options.trusted_device && deviceId && options.status === 'active') {
     reportTrustedDevice(deps, {
       customer_id: customerId,

@@ -38,7 +38,7 @@ export interface Harness {
 type RealActivities = ReturnType<typeof createActivities>;
 
 export interface HarnessOptions {
-  limits?: { maxBodyBytes: number; waitTimeoutMs: number };
+  limits?: Partial<ApiDeps['limits']>;
   /** Wraps the real activities, e.g. to make a worker "die" after a side effect. */
   wrapActivities?: (real: RealActivities) => RealActivities;
   /** Chimera as the worker sees it (default: the local stand-in). */
@@ -53,7 +53,6 @@ export async function signToken(jwtSecret: string, scope: string, sub?: string):
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const limits = options.limits ?? { maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000 };
   const settings = loadSettings();
   const graph = openTestGraph();
   // As in the real api and worker: the request id rides along with every start and signal.
@@ -81,16 +80,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ),
   });
   const running = worker.run();
+  const base = apiDepsFromConfig(graph.config, {
+    logger: createLogger('test-api', 'silent'),
+    readiness: [],
+    graph,
+    client,
+    taskQueue,
+    requests,
+  });
   const deps: ApiDeps = {
-    ...apiDepsFromConfig(graph.config, {
-      logger: createLogger('test-api', 'silent'),
-      readiness: [],
-      graph,
-      client,
-      taskQueue,
-      requests,
-    }),
-    limits,
+    ...base,
+    limits: { ...base.limits, maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000, ...options.limits },
     ...(options.policy ? { policy: options.policy } : {}),
   };
   const app = createApp(deps);

@@ -5,7 +5,6 @@
  * started and stopped exactly like `stack:up` / `stack:down` do it (SIGTERM, then a grace period).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../config/env';
@@ -22,22 +21,11 @@ import {
 } from '../../stack/process';
 import { neo4jLaunch, temporalLaunch, type Launch } from '../../stack/services';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../../temporal/connection';
+import { freePort } from './processes';
 
 const settings = loadSettings();
 const paths = stackPaths(settings.PERSONA_STACK_DIR);
 const quiet = (): void => undefined;
-
-/** A TCP port nothing listens on right now. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export interface PrivateService {
   /** The folder the instance keeps its data and output in. */

@@ -1,0 +1,33 @@
+/**
+ * How long a caller waits on the api, at most. Neo4j and Temporal calls are bounded where they
+ * are made (the api's driver gives up within PERSONA_REQUEST_DEADLINE_MS, every Temporal call
+ * has that deadline, the agents' reads PERSONA_READ_DEADLINE_MS); this is the net under them,
+ * for a dependency that accepts a call and then hangs. Past it the caller gets 503 (gRPC:
+ * UNAVAILABLE) with Retry-After, and the work that hung is left to end at its own limits.
+ */
+import type { MiddlewareHandler } from 'hono';
+import { withDeadline } from '../runtime/dependencies';
+import type { ApiDeps } from './deps';
+
+/** What each kind of traffic needs: context reads only the graph; what starts or signals a workflow, Temporal too. */
+export const READINESS_PATHS = { read: ['neo4j'], write: ['neo4j', 'temporal'] };
+
+/** Room for the precise errors (which name the dependency) to arrive before the net's. */
+const MARGIN_MS = 500;
+
+/** The whole budget of one request: the deadline, plus the wait a `?wait=true` caller asked for. */
+export function requestBudgetMs(deps: ApiDeps, waits: boolean): number {
+  return deps.limits.requestDeadlineMs + MARGIN_MS + (waits ? deps.limits.waitTimeoutMs : 0);
+}
+
+/** Runs one request's work within its budget; past it, DependencyUnavailableError. */
+export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promise<T>): Promise<T> {
+  return withDeadline('either', requestBudgetMs(deps, waits), work);
+}
+
+/** REST: every /api route within its budget. */
+export function requestDeadline(deps: ApiDeps): MiddlewareHandler {
+  return async (c, next) => {
+    await withinBudget(deps, c.req.query('wait') === 'true', next);
+  };
+}

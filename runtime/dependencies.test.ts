@@ -1,0 +1,62 @@
+import { status } from '@grpc/grpc-js';
+import { ServiceError } from '@temporalio/client';
+import { Neo4jError } from 'neo4j-driver';
+import { describe, expect, it } from 'vitest';
+import { DependencyUnavailableError, unavailableDependency, withDeadline } from './dependencies';
+
+/** What the driver raises (its code, or 'N/A' as for a pool's acquisition timeout). */
+function newError(message: string, code = 'N/A'): Neo4jError {
+  return new Neo4jError(message, code, '50N42', '');
+}
+
+/** What grpc-js raises (the Temporal client's transport). */
+function grpcError(code: status, details: string): Error {
+  return Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} });
+}
+
+describe('unavailableDependency', () => {
+  it('recognises a Neo4j that cannot be reached, or whose pool hands out no connection in time', () => {
+    expect(unavailableDependency(newError('Could not connect', 'ServiceUnavailable'))).toMatchObject({
+      dependency: 'neo4j',
+    });
+    expect(unavailableDependency(newError('gone', 'SessionExpired'))?.dependency).toBe('neo4j');
+    expect(
+      unavailableDependency(newError('deadlock', 'Neo.TransientError.Transaction.DeadlockDetected')),
+    ).toBeDefined();
+    const acquisition = newError('Connection acquisition timed out in 2000 ms. Pool status: …');
+    expect(unavailableDependency(acquisition)?.reason).toMatch(/no connection to Neo4j/);
+  });
+
+  it('recognises a Temporal call that failed UNAVAILABLE or past its deadline, wrapped by the client', () => {
+    const wrapped = new ServiceError('Failed to start Workflow', {
+      cause: grpcError(status.DEADLINE_EXCEEDED, 'Deadline exceeded'),
+    });
+    expect(unavailableDependency(wrapped)).toMatchObject({ dependency: 'temporal', reason: 'Deadline exceeded' });
+    expect(unavailableDependency(grpcError(status.UNAVAILABLE, 'No connection established'))?.dependency).toBe(
+      'temporal',
+    );
+  });
+
+  it('leaves every other error alone: bad input, a constraint, a refused Temporal call', () => {
+    expect(unavailableDependency(new Error('boom'))).toBeUndefined();
+    expect(
+      unavailableDependency(new Neo4jError('x', 'Neo.ClientError.Schema.ConstraintValidationFailed', '', '')),
+    ).toBe(undefined);
+    expect(unavailableDependency(grpcError(status.NOT_FOUND, 'workflow not found'))).toBeUndefined();
+    expect(unavailableDependency(grpcError(status.ALREADY_EXISTS, 'started'))).toBeUndefined();
+  });
+});
+
+describe('withDeadline', () => {
+  it('answers what the work answers in time', async () => {
+    await expect(withDeadline('neo4j', 1000, async () => 42)).resolves.toBe(42);
+    await expect(withDeadline('neo4j', 1000, () => Promise.reject(new Error('no')))).rejects.toThrow('no');
+  });
+
+  it('stops waiting for work that hangs: DependencyUnavailableError naming the dependency', async () => {
+    const hung = new Promise<never>(() => undefined);
+    const err = await withDeadline('temporal', 30, () => hung).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DependencyUnavailableError);
+    expect(err).toMatchObject({ dependency: 'temporal', reason: 'no answer within 30 ms', retryAfterSeconds: 1 });
+  });
+});

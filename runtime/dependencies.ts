@@ -1,0 +1,85 @@
+/**
+ * When a request path cannot reach Neo4j or Temporal, its caller hears so quickly: 503 with
+ * `Retry-After` over REST, UNAVAILABLE over gRPC, within a bounded time — never a 500 after the
+ * driver's or the client's own retries (30 s and more). Background work (the worker) keeps its
+ * longer retries; this bounds only what a caller waits for.
+ *
+ * `unavailableDependency` recognises the errors that mean "unreachable" (a refused or dropped
+ * connection, a pool that hands out no connection in time, a call past its deadline), and
+ * `withDeadline` bounds work that could otherwise wait on a server that hangs.
+ */
+import { status } from '@grpc/grpc-js';
+import { isGrpcServiceError } from '@temporalio/client';
+import { Neo4jError } from 'neo4j-driver';
+
+/** What did not answer; `either` when a request as a whole ran out of time (see `withDeadline`). */
+export type Dependency = 'neo4j' | 'temporal' | 'either';
+
+const NAMES: Record<Dependency, string> = { neo4j: 'Neo4j', temporal: 'Temporal', either: 'Neo4j or Temporal' };
+
+export class DependencyUnavailableError extends Error {
+  constructor(
+    readonly dependency: Dependency,
+    readonly reason: string,
+    /** What the caller is told to wait before retrying (`Retry-After`). */
+    readonly retryAfterSeconds = 1,
+  ) {
+    super(`${NAMES[dependency]} is unavailable (${reason}); retry shortly`);
+    this.name = 'DependencyUnavailableError';
+  }
+}
+
+const NEO4J_UNAVAILABLE = new Set([
+  'ServiceUnavailable',
+  'SessionExpired',
+  'Neo.TransientError.General.DatabaseUnavailable',
+]);
+
+/** gRPC status codes (the Temporal client's transport) that mean the server did not answer in time or at all. */
+const GRPC_UNREACHABLE: number[] = [status.UNAVAILABLE, status.DEADLINE_EXCEEDED];
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]?.slice(0, 200) ?? '';
+}
+
+/**
+ * The dependency an error says is unreachable, if it says so: Neo4j's connection errors and
+ * transient errors that outlived the driver's retries, the pool's acquisition timeout, and
+ * Temporal calls that failed UNAVAILABLE or past their deadline (anywhere in the cause chain).
+ */
+export function unavailableDependency(err: unknown): DependencyUnavailableError | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current instanceof DependencyUnavailableError) return current;
+    if (current instanceof Neo4jError) {
+      if (NEO4J_UNAVAILABLE.has(current.code) || current.code.startsWith('Neo.TransientError'))
+        return new DependencyUnavailableError('neo4j', firstLine(current.message));
+      if (current.message.startsWith('Connection acquisition timed out'))
+        return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');
+    }
+    if (isGrpcServiceError(current) && GRPC_UNREACHABLE.includes(current.code))
+      return new DependencyUnavailableError('temporal', firstLine(current.details || current.message));
+    current = current.cause;
+  }
+  return undefined;
+}
+
+/**
+ * Runs `work`, or fails with DependencyUnavailableError when it has not finished within `ms`.
+ * The work itself is not stopped (a driver call ends at its own limits); only the caller stops
+ * waiting for it.
+ */
+export async function withDeadline<T>(dependency: Dependency, ms: number, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`)), ms);
+  });
+  const running = work();
+  // An answer that comes after the deadline is dropped, and so is its error.
+  running.catch(() => undefined);
+  try {
+    return await Promise.race([running, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

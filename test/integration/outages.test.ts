@@ -1,0 +1,259 @@
+/**
+ * A payment platform's callers have budgets of milliseconds to seconds. With Neo4j or Temporal
+ * stopped under requests (real services, private instances, so the shared stack keeps running),
+ * the api answers 503 problem+json with Retry-After (gRPC: UNAVAILABLE) within its request
+ * deadline — never a 500, never after the driver's or the client's own retries — and readiness
+ * says which kind of traffic it can take: context reads need only Neo4j, so a Temporal outage
+ * keeps them in rotation.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config/env';
+import { createDriver } from '../../graph/driver';
+import { addPaymentMethod, createCustomer, createGraph, migrate } from '../../graph';
+import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
+import { signToken } from '../support/api';
+import { bearer, call, healthClient, healthStatus, personaClient } from '../support/grpc';
+import { privateNeo4j, privateTemporal, type PrivateNeo4j, type PrivateTemporal } from '../support/privateServices';
+import { startApiProcess, stopProcess, type ApiProcess } from '../support/processes';
+import { until } from '../support/wait';
+
+const config = loadConfig();
+/** Short deadlines, to tell them from the driver's 30 s and the client's 20 s of retries. */
+const REQUEST_DEADLINE_MS = 1500;
+const READ_DEADLINE_MS = 600;
+/** What "within the deadline" allows for a loaded machine; the old answers took 20 to 65 s. */
+const SLACK_MS = 3500;
+
+interface Answer {
+  status: number;
+  ms: number;
+  body: Record<string, unknown>;
+  retryAfter: string | null;
+  contentType: string | null;
+}
+
+describe('when Neo4j or Temporal is lost', () => {
+  let neo4j: PrivateNeo4j;
+  let temporal: PrivateTemporal;
+  let api: ApiProcess;
+  let grpc: PersonaAgentClient;
+  let health: ReturnType<typeof healthClient>;
+  let ops: string;
+  const customerId = randomUUID();
+  let paymentMethodId: string;
+
+  async function rest(method: string, path: string, body?: unknown): Promise<Answer> {
+    const t = Date.now();
+    const res = await fetch(`${api.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${ops}`,
+        'content-type': 'application/json',
+        'idempotency-key': `outage-${randomUUID()}`,
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      ms: Date.now() - t,
+      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      retryAfter: res.headers.get('retry-after'),
+      contentType: res.headers.get('content-type'),
+    };
+  }
+
+  const status503 = (a: Answer, dependency: string, budgetMs: number): void => {
+    expect(a.status, JSON.stringify(a.body)).toBe(503);
+    expect(a.contentType).toBe('application/problem+json');
+    expect(a.retryAfter).toMatch(/^\d+$/);
+    expect(a.body).toMatchObject({ status: 503, dependency });
+    expect(a.ms).toBeLessThan(budgetMs + SLACK_MS);
+  };
+
+  const onboarding = () => ({
+    customer: { segment: 'New' },
+    digital_identifiers: [{ type: 'email', value: `outage-${randomUUID()}@example.com`, is_verified: false }],
+  });
+  const failure = () => ({
+    payment_id: `outage-${randomUUID()}`,
+    customer_id: customerId,
+    payment_method_id: paymentMethodId,
+    amount: 1299,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  });
+
+  /** Context reads over REST, back to back, while the test stops and starts a dependency. */
+  function readsUnderway(): { stop: () => Promise<Answer[]> } {
+    const answers: Answer[] = [];
+    let running = true;
+    const loop = (async () => {
+      while (running) {
+        // A refused or dropped connection (the api itself gone) is an answer too: status 0.
+        answers.push(
+          await rest('GET', `/api/v1/customers/${customerId}/context`).catch((err: unknown): Answer => ({
+            status: 0,
+            ms: 0,
+            body: { error: String(err) },
+            retryAfter: null,
+            contentType: null,
+          })),
+        );
+        await sleep(20);
+      }
+    })();
+    return {
+      stop: async () => {
+        running = false;
+        await loop;
+        return answers;
+      },
+    };
+  }
+
+  beforeAll(async () => {
+    [neo4j, temporal] = await Promise.all([privateNeo4j(), privateTemporal()]);
+    await Promise.all([neo4j.start(), temporal.start()]);
+    const driver = createDriver(neo4j.env);
+    try {
+      await migrate(driver, neo4j.env.NEO4J_DATABASE);
+      const graph = createGraph(driver, neo4j.env.NEO4J_DATABASE, config.tokenKey);
+      await createCustomer(graph, { id: customerId, segment: 'Subscriber' });
+      const card = { type: 'card', token: 'tok_visa', brand: 'visa', last_four: '4242', expiry_month: 12 } as const;
+      paymentMethodId = (await addPaymentMethod(graph, customerId, { ...card, expiry_year: 2031 })).id;
+    } finally {
+      await driver.close();
+    }
+    api = await startApiProcess({
+      ...neo4j.env,
+      ...temporal.env,
+      PERSONA_REQUEST_DEADLINE_MS: String(REQUEST_DEADLINE_MS),
+      PERSONA_READ_DEADLINE_MS: String(READ_DEADLINE_MS),
+    });
+    grpc = personaClient(api.grpcAddress);
+    health = healthClient(api.grpcAddress);
+    ops = await signToken(config.jwtSecret, 'ops');
+  }, 240_000);
+
+  afterAll(async () => {
+    if (api && api.child.exitCode !== null) console.log(`the api exited:\n${api.output()}`);
+    grpc?.close();
+    health?.close();
+    if (api) await stopProcess(api);
+    await Promise.all([neo4j?.dispose(), temporal?.dispose()]);
+  });
+
+  it('is ready for reads and writes while both answer', async () => {
+    expect((await rest('GET', '/readyz')).body).toMatchObject({
+      status: 'ready',
+      checks: { neo4j: 'ok', temporal: 'ok' },
+      paths: { read: 'ready', write: 'ready' },
+    });
+    expect((await rest('GET', '/readyz/read')).status).toBe(200);
+    expect((await rest('GET', '/readyz/write')).status).toBe(200);
+    await until(async () => (await healthStatus(health, '')) === 'SERVING');
+    expect(await healthStatus(health, 'persona.v1.PersonaAgent')).toBe('SERVING');
+  });
+
+  it(
+    'without Temporal: writes answer 503 within the deadline, reads go on, and only the write path ' +
+      'leaves rotation; all is back after Temporal restarts',
+    async () => {
+      const reads = readsUnderway();
+      expect(await temporal.stop()).toBe('stopped');
+      const stoppedAt = Date.now();
+
+      await until(async () => (await rest('GET', '/readyz/write')).status === 503, 10_000);
+      console.log(`write readiness went 503 ${Date.now() - stoppedAt} ms after Temporal stopped`);
+      const write = await rest('GET', '/readyz/write');
+      expect(write.retryAfter).toBe('1');
+      expect(write.body).toMatchObject({ status: 503, checks: { temporal: expect.stringMatching(/^unreachable/) } });
+      expect((await rest('GET', '/readyz/read')).status).toBe(200);
+      expect((await rest('GET', '/readyz')).body).toMatchObject({ paths: { read: 'ready', write: 'not ready' } });
+      await until(async () => (await healthStatus(health, '')) === 'NOT_SERVING', 10_000);
+      expect(await healthStatus(health, 'persona.v1.PersonaAgent')).toBe('SERVING');
+
+      status503(await rest('POST', '/api/v1/onboarding', onboarding()), 'temporal', REQUEST_DEADLINE_MS);
+      status503(await rest('POST', '/api/v1/onboarding?wait=true', onboarding()), 'temporal', REQUEST_DEADLINE_MS);
+      status503(await rest('POST', '/api/v1/payment-failures', failure()), 'temporal', REQUEST_DEADLINE_MS);
+      const t = Date.now();
+      const reported = await call(grpc, 'ReportPaymentFailure', failure(), bearer(ops));
+      expect(reported.code).toBe(status.UNAVAILABLE);
+      expect(Date.now() - t).toBeLessThan(REQUEST_DEADLINE_MS + SLACK_MS);
+
+      // The agents' reads need only the graph.
+      expect((await rest('GET', `/api/v1/customers/${customerId}/context`)).status).toBe(200);
+      const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
+      expect(context).toMatchObject({ code: status.OK, res: { customer_id: customerId } });
+
+      await temporal.start();
+      await until(async () => (await rest('GET', '/readyz/write')).status === 200, 30_000);
+      await until(async () => (await healthStatus(health, '')) === 'SERVING', 10_000);
+      await until(async () => (await rest('POST', '/api/v1/onboarding', onboarding())).status === 202, 30_000);
+
+      const answers = await reads.stop();
+      expect(answers.length).toBeGreaterThan(5);
+      expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+    },
+    180_000,
+  );
+
+  it(
+    'without Neo4j: reads and writes answer 503 / UNAVAILABLE within their deadlines, both paths ' +
+      'leave rotation, and come back after Neo4j restarts',
+    async () => {
+      const reads = readsUnderway();
+      expect(await neo4j.stop()).toBe('stopped');
+      const stoppedAt = Date.now();
+
+      await until(async () => (await rest('GET', '/readyz/read')).status === 503, 10_000);
+      console.log(`read readiness went 503 ${Date.now() - stoppedAt} ms after Neo4j stopped`);
+      expect((await rest('GET', '/readyz/write')).status).toBe(503);
+      await until(async () => (await healthStatus(health, 'persona.v1.PersonaAgent')) === 'NOT_SERVING', 10_000);
+      expect(await healthStatus(health, '')).toBe('NOT_SERVING');
+
+      status503(await rest('GET', `/api/v1/customers/${customerId}/context`), 'neo4j', READ_DEADLINE_MS);
+      status503(await rest('GET', `/api/v1/customers/${customerId}/profile`), 'neo4j', REQUEST_DEADLINE_MS);
+      const card = { type: 'card', token: 'tok_mastercard', brand: 'mastercard', last_four: '4444' };
+      status503(
+        await rest('POST', `/api/v1/customers/${customerId}/payment-methods`, {
+          ...card,
+          expiry_month: 3,
+          expiry_year: 2032,
+        }),
+        'neo4j',
+        REQUEST_DEADLINE_MS,
+      );
+      status503(await rest('POST', '/api/v1/payment-failures', failure()), 'neo4j', REQUEST_DEADLINE_MS);
+      const t = Date.now();
+      const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
+      expect(context.code).toBe(status.UNAVAILABLE);
+      expect(Date.now() - t).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
+      // A caller's shorter gRPC deadline is honoured too.
+      const hurried = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops), {
+        deadline: Date.now() + 200,
+      });
+      expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(hurried.code);
+
+      await neo4j.start();
+      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
+      await until(async () => (await healthStatus(health, 'persona.v1.PersonaAgent')) === 'SERVING', 10_000);
+      await until(async () => (await rest('GET', `/api/v1/customers/${customerId}/context`)).status === 200, 30_000);
+
+      const answers = await reads.stop();
+      expect(answers.some((a) => a.status === 503)).toBe(true);
+      expect(answers.filter((a) => a.status !== 200 && a.status !== 503)).toEqual([]);
+      for (const a of answers.filter((x) => x.status === 503)) status503(a, 'neo4j', READ_DEADLINE_MS);
+      const errors = api
+        .output()
+        .split('\n')
+        .filter((line) => line.includes('"level":50'));
+      expect(errors).toEqual([]);
+    },
+    240_000,
+  );
+});
