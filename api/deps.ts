@@ -74,7 +74,7 @@ export function apiDepsFromConfig(
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,
     },
-    policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtv: config.PERSONA_VIP_LTV },
+    policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtvMinor: config.vipLtvMinor },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },

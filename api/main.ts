@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   // Callers wait on Neo4j for at most the request deadline (the worker's driver waits longer).
   const driver = createDriver(config, { deadlineMs: config.PERSONA_REQUEST_DEADLINE_MS });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
-  const schema = await migrate(driver, config.NEO4J_DATABASE);
+  const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
 
   const tracing = startTracing('persona-api', config.OTEL_EXPORTER_OTLP_ENDPOINT);

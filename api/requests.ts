@@ -4,7 +4,6 @@
  * messages with them, so a field is refused with the same words on both.
  */
 import { z } from '@hono/zod-openapi';
-import { FRAUD_OUTCOMES } from '../graph/fraud';
 
 export const paymentIdField = z
   .string()
@@ -14,7 +13,12 @@ export const paymentFailureSchema = z.strictObject({
   payment_id: paymentIdField,
   customer_id: z.uuid(),
   payment_method_id: z.uuid(),
-  amount: z.number().int().positive().openapi({ description: 'Minor units' }),
+  amount: z
+    .number()
+    .int()
+    .positive()
+    .max(999_999_999_999)
+    .openapi({ description: 'Minor units of `currency`, at most 999,999,999,999' }),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'),
   decline_code: z.string().regex(/^[a-z_]{2,64}$/, 'must be a gateway decline code such as insufficient_funds'),
 });
@@ -22,14 +26,32 @@ export const paymentFailureSchema = z.strictObject({
 const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 export const outcomeIdField = z.string().regex(OUTCOME_ID, 'must be 1–128 letters, digits and _ . : -');
 
+const outcomeBase = {
+  outcome_id: outcomeIdField,
+  customer_id: z.uuid(),
+  device_id: z.uuid().optional(),
+  payment_method_id: z.uuid().optional(),
+};
+
+/**
+ * A fraud outcome. What each kind needs is part of the shape: a passed challenge names the
+ * device that passed it, a confirmed fraud the payment method used.
+ */
 export const fraudOutcomeSchema = z
-  .strictObject({
-    outcome_id: outcomeIdField,
-    customer_id: z.uuid(),
-    outcome: z.enum(FRAUD_OUTCOMES),
-    device_id: z.uuid().optional(),
-    payment_method_id: z.uuid().optional(),
-  })
+  .discriminatedUnion('outcome', [
+    z.strictObject({
+      ...outcomeBase,
+      outcome: z.literal('challenge_passed'),
+      device_id: z.uuid().openapi({ description: 'The device that passed the challenge' }),
+    }),
+    z.strictObject({
+      ...outcomeBase,
+      outcome: z.literal('confirmed_fraud'),
+      payment_method_id: z.uuid().openapi({ description: 'The payment method used in the fraud' }),
+    }),
+    z.strictObject({ ...outcomeBase, outcome: z.literal('account_takeover') }),
+    z.strictObject({ ...outcomeBase, outcome: z.literal('false_positive') }),
+  ])
   .openapi('FraudOutcome');
 
 export interface Issue {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { isTimeZone } from '../payments/expiry';
+import { CURRENCY_PATTERN, decimalProblem, toMinorUnits } from '../payments/money';
 
 /** The repository root (this file lives in `<root>/config`). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,8 +74,16 @@ export const envSchema = z.object({
   PERSONA_SHARED_DEVICE_LIMIT: z.coerce.number().int().min(1).default(5),
   /** A device is trusted when its trust score is at least this. */
   PERSONA_TRUST_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
-  /** A customer is VIP when its segment is VIP or its lifetime value is at least this. */
-  PERSONA_VIP_LTV: z.coerce.number().nonnegative().default(10_000),
+  /** The ISO 4217 currency lifetime values are counted in (integer minor units in the graph). */
+  PERSONA_REPORTING_CURRENCY: z
+    .string()
+    .regex(CURRENCY_PATTERN, 'expected an ISO 4217 code such as USD')
+    .default('USD'),
+  /**
+   * A customer is VIP when its segment is VIP or its lifetime value is at least this: an exact
+   * decimal in the reporting currency (checked against it below).
+   */
+  PERSONA_VIP_LTV: z.string().trim().default('10000'),
   /** The local payment-gateway simulator's port (the stack starts it). */
   PERSONA_GATEWAY_PORT: port.default(4010),
   /** The address the gateway simulator listens on (0.0.0.0 in a container). */
@@ -145,6 +154,8 @@ export type Env = z.infer<typeof envSchema>;
 /** The parsed environment with the derived values every process needs. */
 export interface Settings extends Omit<Env, 'PERSONA_TOKEN_KEY' | 'PERSONA_JWT_SECRET' | 'TEMPORAL_TEST_SERVER_PATH'> {
   temporalTestServerPath: string;
+  /** PERSONA_VIP_LTV in minor units of PERSONA_REPORTING_CURRENCY. */
+  vipLtvMinor: number;
   neo4jBoltHost: string;
   neo4jBoltPort: number;
 }
@@ -183,12 +194,15 @@ export function loadSettings(
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
   const { PERSONA_TOKEN_KEY, PERSONA_JWT_SECRET, TEMPORAL_TEST_SERVER_PATH, ...values } = parsed.data;
+  const vipProblem = decimalProblem(values.PERSONA_VIP_LTV, values.PERSONA_REPORTING_CURRENCY);
+  if (vipProblem) throw new ConfigError([`PERSONA_VIP_LTV: ${vipProblem} (in ${values.PERSONA_REPORTING_CURRENCY})`]);
   const stackDir = path.resolve(values.PERSONA_STACK_DIR);
   const bolt = new URL(values.NEO4J_URI.replace(/^[a-z+]+:/, 'http:'));
   return {
     ...values,
     PERSONA_STACK_DIR: stackDir,
     temporalTestServerPath: TEMPORAL_TEST_SERVER_PATH ?? path.join(stackDir, 'venv', 'bin', 'temporal-test-server'),
+    vipLtvMinor: toMinorUnits(values.PERSONA_VIP_LTV, values.PERSONA_REPORTING_CURRENCY),
     neo4jBoltHost: bolt.hostname,
     neo4jBoltPort: bolt.port ? Number(bolt.port) : 7687,
     ...(PERSONA_TOKEN_KEY ? { tokenKeyFromEnv: PERSONA_TOKEN_KEY } : {}),

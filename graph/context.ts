@@ -11,8 +11,8 @@ import type { WalletEntry } from './model';
 export interface ContextPolicy {
   /** A device is trusted at this trust score or above. */
   trustThreshold: number;
-  /** A customer is VIP with segment VIP or at least this lifetime value. */
-  vipLtv: number;
+  /** A customer is VIP with segment VIP or at least this lifetime value (minor units of the reporting currency). */
+  vipLtvMinor: number;
 }
 
 export interface CustomerContext {
@@ -20,7 +20,8 @@ export interface CustomerContext {
   status: string;
   segment: string;
   is_vip: boolean;
-  ltv: number;
+  /** Minor units of the reporting currency. */
+  ltv_minor: number;
   trusted_devices: { device_id: string; fingerprint: string; trust_score: number }[];
   default_payment_method_id: string | null;
   active_payment_methods: string[];
@@ -56,15 +57,16 @@ export async function getCustomerContext(
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
   const segment = r.get('segment') as string;
-  const ltv = r.get('ltv') as number;
+  // An erased customer keeps no lifetime value.
+  const ltv = (toPlain(r.get('ltv')) as number | null) ?? 0;
   const methods = r.get('methods') as [string, boolean | null][];
   const trusted = toPlain(r.get('trusted_devices')) as CustomerContext['trusted_devices'];
   return {
     customer_id: r.get('customer_id') as string,
     status: r.get('status') as string,
     segment,
-    is_vip: segment === 'VIP' || ltv >= policy.vipLtv,
-    ltv,
+    is_vip: segment === 'VIP' || ltv >= policy.vipLtvMinor,
+    ltv_minor: ltv,
     trusted_devices: trusted.sort((a, b) => b.trust_score - a.trust_score),
     default_payment_method_id: methods.find(([, isDefault]) => isDefault === true)?.[0] ?? null,
     active_payment_methods: methods.map(([id]) => id),

@@ -3,7 +3,8 @@
  * update, and find by digital identifier.
  */
 import { randomUUID } from 'node:crypto';
-import type { ManagedTransaction } from 'neo4j-driver';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
+import { fromMinorUnits } from '../payments/money';
 import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
@@ -23,12 +24,13 @@ import {
 } from './model';
 
 /** The map projection every customer read returns. */
-export const CUSTOMER_PROJECTION = 'c {.id, .status, .segment, .ltv, .acquisition_date, .created_at, .updated_at}';
+export const CUSTOMER_PROJECTION =
+  'c {.id, .status, .segment, ltv_minor: c.ltv, .acquisition_date, .created_at, .updated_at}';
 
 const CYPHER = {
   create: `
     CREATE (c:Customer {
-      id: $id, status: $status, segment: $segment, ltv: $ltv,
+      id: $id, status: $status, segment: $segment, ltv: $ltvMinor,
       acquisition_date: coalesce(date($acquisitionDate), date(datetime.transaction())),
       created_at: datetime.transaction(), updated_at: datetime.transaction()
     })
@@ -40,7 +42,7 @@ const CYPHER = {
   update: `
     MATCH (c:Customer {id: $id})
     SET c.updated_at = datetime.transaction()
-    WITH c, c {.segment, .ltv, .status} AS before
+    WITH c, c {.segment, ltv_minor: c.ltv, .status} AS before
     SET c += $patch
     RETURN before, ${CUSTOMER_PROJECTION} AS customer`,
   setStatus: `
@@ -55,30 +57,42 @@ const CYPHER = {
 } as const;
 
 export function toCustomer(value: unknown): Customer {
-  return toPlain(value) as unknown as Customer;
+  const customer = toPlain(value) as unknown as Customer;
+  // An erased customer (a tombstone) keeps no lifetime value.
+  return { ...customer, ltv_minor: customer.ltv_minor ?? 0 };
 }
 
 /** Inserts a customer inside the caller's transaction, with CustomerCreated. */
 export async function insertCustomer(
   tx: ManagedTransaction,
   id: string,
-  c: Pick<z.output<typeof newCustomerInput>, 'status' | 'segment' | 'ltv' | 'acquisition_date'>,
+  c: Pick<z.output<typeof newCustomerInput>, 'status' | 'segment' | 'ltv_minor' | 'acquisition_date'>,
+  reportingCurrency: string,
 ): Promise<Customer> {
   const res = await tx.run(CYPHER.create, {
     id,
     status: c.status,
     segment: c.segment,
-    ltv: c.ltv,
-    acquisitionDate: c.acquisition_date ?? null,
+    ltvMinor: neo4j.int(c.ltv_minor),
+    // A date-time names its day in its own offset: its first ten characters.
+    acquisitionDate: c.acquisition_date?.slice(0, 10) ?? null,
   });
   const customer = toCustomer(res.records[0]?.get('customer'));
   await appendEvent(tx, 'CustomerCreated', id, {
     segment: customer.segment,
     status: customer.status,
-    ltv: customer.ltv,
+    ...ltvFields(customer.ltv_minor, reportingCurrency),
     acquisition_date: customer.acquisition_date,
   });
   return customer;
+}
+
+/**
+ * Lifetime value as events carry it: `ltv_minor` (exact, minor units of `ltv_currency`) and, for
+ * readers of the feed from before, `ltv` as the number of major units it always was.
+ */
+export function ltvFields(minor: number, currency: string) {
+  return { ltv: Number(fromMinorUnits(minor, currency)), ltv_minor: minor, ltv_currency: currency };
 }
 
 /**
@@ -90,7 +104,7 @@ export async function createCustomer(g: Graph, input: NewCustomerInput): Promise
   const c = parseInput(newCustomerInput, input, 'customer');
   const id = c.id ?? randomUUID();
   return writeTx(g, async (tx) => {
-    const customer = await insertCustomer(tx, id, c);
+    const customer = await insertCustomer(tx, id, c, g.policy.reportingCurrency);
     await attachIdentifiers(tx, id, c.digital_identifiers, g.policy.defaultPhoneRegion);
     return customer;
   });
@@ -111,16 +125,24 @@ export async function getCustomer(g: Graph, id: string): Promise<Customer | null
 export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch): Promise<Customer> {
   const p = parseInput(customerPatch, patch, 'customer');
   return writeTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.update, { id, patch: p });
+    const { ltv_minor, ...rest } = p;
+    const properties = { ...rest, ...(ltv_minor !== undefined ? { ltv: neo4j.int(ltv_minor) } : {}) };
+    const res = await tx.run(CYPHER.update, { id, patch: properties });
     const record = res.records[0];
     if (!record) throw new NotFoundError('Customer', id);
     const before = toPlain(record.get('before')) as Record<string, unknown>;
     const customer = toCustomer(record.get('customer'));
-    const changes = Object.fromEntries(
+    const changes: Record<string, { from: unknown; to: unknown }> = Object.fromEntries(
       Object.entries(p)
         .filter(([field, to]) => before[field] !== to)
         .map(([field, to]) => [field, { from: before[field] ?? null, to }]),
     );
+    // The feed has always said `ltv` in major units: it still does, beside the exact `ltv_minor`.
+    if (changes.ltv_minor) {
+      const major = (minor: unknown) =>
+        typeof minor === 'number' ? ltvFields(minor, g.policy.reportingCurrency).ltv : null;
+      changes.ltv = { from: major(changes.ltv_minor.from), to: major(changes.ltv_minor.to) };
+    }
     if (Object.keys(changes).length > 0) await appendEvent(tx, 'CustomerProfileUpdated', id, { changes });
     return customer;
   });

@@ -5,7 +5,7 @@
  */
 import { Neo4jError } from 'neo4j-driver';
 
-export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid_input' | 'invalid_state';
+export type DomainErrorCode = 'not_found' | 'conflict' | 'invalid_input' | 'invalid_state' | 'unrecognisable_input';
 
 export abstract class DomainError extends Error {
   abstract readonly code: DomainErrorCode;
@@ -48,6 +48,22 @@ export class InvalidInputError extends DomainError {
   ) {
     super(`${field}: ${reason}`);
     this.name = 'InvalidInputError';
+  }
+}
+
+/**
+ * Input that is valid in form but holds nothing the graph can use: an onboarding whose every
+ * identity fact is a placeholder (`null`, `test@test.com`). 422, not 400: nothing in it is
+ * malformed.
+ */
+export class UnrecognisableInputError extends DomainError {
+  readonly code = 'unrecognisable_input';
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnrecognisableInputError';
   }
 }
 

@@ -50,7 +50,14 @@ export const EVENT_PAYLOADS = {
   CustomerCreated: z.looseObject({
     segment: z.string(),
     status: z.enum(CUSTOMER_STATUSES),
+    /** Major units, as a number: kept for readers from before `ltv_minor`; read `ltv_minor`. */
     ltv: z.number(),
+    /** Exact: minor units of `ltv_currency` (absent from events written before it existed). */
+    ltv_minor: z.number().int().nonnegative().optional(),
+    ltv_currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .optional(),
     acquisition_date: z.string().nullable(),
   }),
   CustomerOnboarded: z.looseObject({

@@ -9,21 +9,27 @@ import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
 
-/** How identities are read and matched (configurable per deployment). */
-export interface IdentityPolicy {
+/** How identities are read and matched, and what money is counted in (configurable per deployment). */
+export interface GraphPolicy {
   /** Region national phone numbers are read in (ISO 3166-1 alpha-2). */
   defaultPhoneRegion: CountryCode;
   /** A fingerprint linked to more customers than this is no longer a matching signal. */
   sharedDeviceLimit: number;
+  /** The ISO 4217 currency whose minor units the graph counts lifetime value in. */
+  reportingCurrency: string;
 }
 
-export const DEFAULT_IDENTITY_POLICY: IdentityPolicy = { defaultPhoneRegion: 'US', sharedDeviceLimit: 5 };
+export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
+  defaultPhoneRegion: 'US',
+  sharedDeviceLimit: 5,
+  reportingCurrency: 'USD',
+};
 
 export interface Graph {
   driver: Driver;
   database: string;
   tokens: TokenCipher;
-  policy: IdentityPolicy;
+  policy: GraphPolicy;
 }
 
 /**

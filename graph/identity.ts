@@ -9,6 +9,23 @@ import type { IdentifierType } from './model';
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
+/**
+ * What the api takes as an email: something@domain.tld with no whitespace in it (spaces around it
+ * are trimmed), at most 320 characters. "Whitespace" is spelled out (every character JavaScript or Python counts as
+ * one) so that the pattern means the same in the OpenAPI document, in clients generated from
+ * it and here. Everything it accepts, normaliseIdentifier accepts too.
+ */
+const NOT_SPACE_OR_AT =
+  '[^@ \\t\\n\\r\\f\\v\\u001c-\\u001f\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]';
+export const EMAIL_PATTERN = new RegExp(`^ *${NOT_SPACE_OR_AT}+@${NOT_SPACE_OR_AT}+\\.${NOT_SPACE_OR_AT}+ *$`);
+
+/**
+ * What the api takes as a phone number: international (E.164) form, `+` and 7–15 digits,
+ * which may be grouped by single spaces, dots, dashes or brackets: `+14155550123`,
+ * `+1 (415) 555-0123`. Everything it accepts, normaliseIdentifier accepts too.
+ */
+export const PHONE_PATTERN = /^\+[1-9](?:[ .()-]{0,2}[0-9]){6,14}$/;
+
 /** Email trimmed and lower-cased; phone to E.164 (national numbers read in `region`). */
 export function normaliseIdentifier(
   type: IdentifierType,
@@ -23,9 +40,11 @@ export function normaliseIdentifier(
     return email;
   }
   const phone = parsePhoneNumberFromString(trimmed, region);
-  if (!phone?.isPossible())
-    throw new InvalidInputError(field, 'not a phone number (use international format, e.g. +14155550123)');
-  return phone.number;
+  if (phone?.isPossible()) return phone.number;
+  // A number in international form whose country plan libphonenumber does not know to allow
+  // it: kept as its digits, still one identifier however it was spaced.
+  if (PHONE_PATTERN.test(trimmed)) return `+${trimmed.replace(/\D/g, '')}`;
+  throw new InvalidInputError(field, 'not a phone number (use international format, e.g. +14155550123)');
 }
 
 const JUNK_WORDS = new Set([

@@ -1,15 +1,15 @@
 /** The identity graph: build its handle once per process and pass it down. */
 import type { Driver } from 'neo4j-driver';
-import { DEFAULT_IDENTITY_POLICY, type Graph, type IdentityPolicy } from './graph';
+import { DEFAULT_GRAPH_POLICY, type Graph, type GraphPolicy } from './graph';
 import { TokenCipher } from './tokens';
 
 export function createGraph(
   driver: Driver,
   database: string,
   tokenKey: Buffer,
-  policy: Partial<IdentityPolicy> = {},
+  policy: Partial<GraphPolicy> = {},
 ): Graph {
-  return { driver, database, tokens: new TokenCipher(tokenKey), policy: { ...DEFAULT_IDENTITY_POLICY, ...policy } };
+  return { driver, database, tokens: new TokenCipher(tokenKey), policy: { ...DEFAULT_GRAPH_POLICY, ...policy } };
 }
 
 export * from './addresses';

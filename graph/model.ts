@@ -30,7 +30,8 @@ export interface Customer {
   id: string;
   status: CustomerStatus;
   segment: string;
-  ltv: number;
+  /** Lifetime value in minor units of the reporting currency (the graph's `ltv` property). */
+  ltv_minor: number;
   acquisition_date: string;
   created_at: string;
   updated_at: string;
@@ -98,22 +99,46 @@ export interface DigitalIdentifier {
 
 // ---- what writers send ----------------------------------------------------------------
 
+/**
+ * JavaScript's whitespace (what String.prototype.trim removes), spelled out so that a pattern
+ * means the same here, in the OpenAPI document and in a client in another language (whose \\s
+ * differs).
+ */
+export const JS_WHITESPACE = '\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff';
+const HAS_TEXT = new RegExp(`[^${JS_WHITESPACE}]`);
+
+/**
+ * Free text of at most `max` characters, trimmed after it is checked: what the document says
+ * (a length and "not only whitespace") is what is checked, on the text as sent.
+ */
+export function text(max: number, options: { optional?: 'blank-allowed' } = {}) {
+  const raw = z.string().max(max);
+  const checked = options.optional === 'blank-allowed' ? raw : raw.regex(HAS_TEXT, 'must not be blank');
+  return checked.transform((v) => v.trim());
+}
+
 const id = z.uuid();
-const isoDate = z.iso.date();
+/**
+ * A day: a plain date, or an RFC 3339 date-time whose calendar date (in its own offset) is the
+ * day: `2026-11-22` and `2026-11-22T15:20:00Z` are both 22 November 2026.
+ */
+export const dayInput = z.union([z.iso.date(), z.iso.datetime({ offset: true, local: false })]);
+/** Lifetime value in minor units of the reporting currency (the API speaks decimal strings). */
+const minorUnits = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 export const digitalIdentifierInput = z.strictObject({
   id: id.optional(),
   type: z.enum(IDENTIFIER_TYPES),
-  value: z.string().trim().min(1).max(320),
+  value: text(320),
   is_verified: z.boolean().default(false),
 });
 export type DigitalIdentifierInput = z.input<typeof digitalIdentifierInput>;
 
 export const newCustomerInput = z.strictObject({
   id: id.optional(),
-  segment: z.string().trim().min(1).max(64).default('New'),
-  ltv: z.number().nonnegative().finite().default(0),
-  acquisition_date: isoDate.optional(),
+  segment: text(64).default('New'),
+  ltv_minor: minorUnits.default(0),
+  acquisition_date: dayInput.optional(),
   status: z.enum(CUSTOMER_STATUSES).default('active'),
   digital_identifiers: z.array(digitalIdentifierInput).max(20).default([]),
 });
@@ -121,8 +146,8 @@ export type NewCustomerInput = z.input<typeof newCustomerInput>;
 
 export const customerPatch = z
   .object({
-    segment: z.string().trim().min(1).max(64),
-    ltv: z.number().nonnegative().finite(),
+    segment: text(64),
+    ltv_minor: minorUnits,
     status: z.enum(CUSTOMER_STATUSES),
   })
   .partial()
@@ -135,10 +160,10 @@ export const paymentMethodFields = z.strictObject({
   id: id.optional(),
   type: z.enum(PAYMENT_METHOD_TYPES),
   token: z.string().min(1).max(512),
-  brand: z.string().trim().min(1).max(32).optional(),
+  brand: text(32).optional(),
   last_four: z
     .string()
-    .regex(/^\d{4}$/, 'must be exactly 4 digits')
+    .regex(/^[0-9]{4}$/, 'must be exactly 4 digits')
     .optional(),
   expiry_month: z.number().int().min(1).max(12).optional(),
   expiry_year: z.number().int().min(2000).max(2100).optional(),
@@ -162,11 +187,25 @@ export function requireCardDetails(
   }
 }
 
-export const newPaymentMethodInput = paymentMethodFields.superRefine(requireCardDetails);
+/**
+ * The card rule above, as JSON Schema says it (for the OpenAPI document): when `type` is `card`,
+ * brand, last four digits and expiry are required.
+ */
+export const CARD_DETAILS_SCHEMA = {
+  if: { properties: { type: { const: 'card' } }, required: ['type'] },
+  then: { required: ['brand', 'last_four', 'expiry_month', 'expiry_year'] },
+};
+
+/** A payment method's fields with the card rule, checked and documented. */
+export function withCardDetails<S extends z.ZodType<{ type: string }>>(schema: S) {
+  return schema.superRefine(requireCardDetails).meta(CARD_DETAILS_SCHEMA);
+}
+
+export const newPaymentMethodInput = withCardDetails(paymentMethodFields);
 export type NewPaymentMethodInput = z.input<typeof newPaymentMethodInput>;
 
 export const deviceInput = z.strictObject({
-  fingerprint: z.string().trim().min(1).max(256),
+  fingerprint: text(256),
   ip: z.string().max(64).optional(),
   user_agent: z.string().max(512).optional(),
   trust_score: z.number().min(0).max(1).optional(),
@@ -175,11 +214,11 @@ export type DeviceInput = z.input<typeof deviceInput>;
 
 export const addressInput = z.strictObject({
   id: id.optional(),
-  street1: z.string().trim().min(1).max(200),
-  street2: z.string().trim().max(200).optional(),
-  city: z.string().trim().min(1).max(100),
-  state: z.string().trim().max(100).optional(),
-  zip_code: z.string().trim().min(1).max(20),
+  street1: text(200),
+  street2: text(200, { optional: 'blank-allowed' }).optional(),
+  city: text(100),
+  state: text(100, { optional: 'blank-allowed' }).optional(),
+  zip_code: text(20),
   country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code'),
   type: z.enum(ADDRESS_TYPES).default('shipping'),
   is_default: z.boolean().default(false),

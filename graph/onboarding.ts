@@ -15,22 +15,22 @@
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { z } from 'zod';
+import { currencyExponent, decimalPattern, decimalProblem, toMinorUnits } from '../payments/money';
 import { insertAddress } from './addresses';
 import { insertCustomer } from './customers';
 import { linkDeviceTx } from './devices';
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError, NotFoundError, UnrecognisableInputError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
 import { writeTx, type Graph } from './graph';
-import { isJunkFingerprint, isJunkIdentifier, normaliseIdentifier } from './identity';
+import { EMAIL_PATTERN, isJunkFingerprint, isJunkIdentifier, normaliseIdentifier, PHONE_PATTERN } from './identity';
 import { attachIdentifiers } from './identifiers';
 import {
   addressInput,
   deviceInput,
-  digitalIdentifierInput,
   newCustomerInput,
   parseInput,
   paymentMethodFields,
-  requireCardDetails,
+  withCardDetails,
   type IdentifierType,
 } from './model';
 import { insertPaymentMethod, preparePaymentMethod, type PaymentMethodRow } from './paymentMethods';
@@ -38,28 +38,79 @@ import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from 
 
 // ---- the request ---------------------------------------------------------------------
 
-export const onboardingRequestSchema = z.strictObject({
-  customer: newCustomerInput
-    .pick({ segment: true, ltv: true, acquisition_date: true })
-    .strict()
-    .default({ segment: 'New', ltv: 0 }),
-  payment_method: paymentMethodFields
-    .omit({ id: true, status: true })
-    .strict()
-    .superRefine(requireCardDetails)
-    .optional(),
-  device: deviceInput.omit({ trust_score: true }).strict().optional(),
-  address: addressInput.omit({ id: true }).strict().optional(),
-  digital_identifiers: z
-    .array(digitalIdentifierInput.omit({ id: true }).strict())
-    .max(10)
-    .default([]),
-});
-export type OnboardingRequest = z.input<typeof onboardingRequestSchema>;
+/** An exact decimal amount in `currency` (the API never takes money as a float). */
+export function decimalAmount(currency: string) {
+  return z
+    .string()
+    .regex(decimalPattern(currency), decimalProblem('x', currency) ?? undefined)
+    .meta({ description: `An exact decimal in ${currency}, e.g. "1234.50"; never rounded` });
+}
+
+/**
+ * An identifier as the api takes it: an email, or a phone number in international form, each
+ * with the exact pattern the OpenAPI document shows (graph/identity.ts).
+ */
+const identifierRequest = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('email'),
+    value: z.string().max(320).regex(EMAIL_PATTERN, 'not an email address'),
+    is_verified: z.boolean().default(false),
+  }),
+  z.strictObject({
+    type: z.literal('phone_number'),
+    value: z.string().max(64).regex(PHONE_PATTERN, 'not a phone number in international form, e.g. +14155550123'),
+    is_verified: z.boolean().default(false),
+  }),
+]);
+
+const NO_IDENTITY =
+  'an onboarding needs at least one identity fact the graph can recognise later: ' +
+  'a digital identifier, a device or a payment method';
+
+const requestSchemas = new Map<string, ReturnType<typeof buildRequestSchema>>();
+
+function buildRequestSchema(currency: string) {
+  return z
+    .strictObject({
+      customer: z
+        .strictObject({
+          segment: newCustomerInput.shape.segment,
+          ltv: decimalAmount(currency).default('0'),
+          acquisition_date: newCustomerInput.shape.acquisition_date,
+        })
+        .default({ segment: 'New', ltv: '0' }),
+      payment_method: withCardDetails(paymentMethodFields.omit({ id: true, status: true }).strict()).optional(),
+      device: deviceInput.omit({ trust_score: true }).strict().optional(),
+      address: addressInput.omit({ id: true }).strict().optional(),
+      digital_identifiers: z.array(identifierRequest).max(10).default([]),
+    })
+    .refine((r) => r.digital_identifiers.length > 0 || r.device !== undefined || r.payment_method !== undefined, {
+      message: NO_IDENTITY,
+    })
+    .meta({
+      description: `At least one of \`digital_identifiers\`, \`device\` and \`payment_method\`: ${NO_IDENTITY}.`,
+      anyOf: [
+        { required: ['digital_identifiers'], properties: { digital_identifiers: { minItems: 1 } } },
+        { required: ['device'] },
+        { required: ['payment_method'] },
+      ],
+    });
+}
+
+/**
+ * The onboarding request, validated as the api receives it; LTV is a decimal string in the
+ * reporting currency. One schema per currency (the pattern depends on its minor units).
+ */
+export function onboardingRequestSchema(currency: string) {
+  let schema = requestSchemas.get(currency);
+  if (!schema) requestSchemas.set(currency, (schema = buildRequestSchema(currency)));
+  return schema;
+}
+export type OnboardingRequest = z.input<ReturnType<typeof onboardingRequestSchema>>;
 
 /** What the workflow carries: validated, normalised, junk dropped, token encrypted. */
 export interface OnboardingPlan {
-  customer: { segment: string; ltv: number; acquisition_date?: string | undefined };
+  customer: { segment: string; ltv_minor: number; acquisition_date?: string | undefined };
   payment_method: PaymentMethodRow | null;
   device: { fingerprint: string; ip?: string | undefined; user_agent?: string | undefined } | null;
   address: z.output<typeof addressInput> | null;
@@ -76,7 +127,8 @@ export interface OnboardingResult {
 
 /** Validates and prepares an onboarding request. Throws InvalidInputError naming the field. */
 export function prepareOnboarding(g: Pick<Graph, 'tokens' | 'policy'>, request: unknown): OnboardingPlan {
-  const r = parseInput(onboardingRequestSchema, request, '');
+  const currency = g.policy.reportingCurrency;
+  const r = parseInput(onboardingRequestSchema(currency), request, '');
   const ignored: OnboardingPlan['ignored'] = [];
   const seen = new Set<string>();
   const identifiers: OnboardingPlan['digital_identifiers'] = [];
@@ -93,8 +145,16 @@ export function prepareOnboarding(g: Pick<Graph, 'tokens' | 'policy'>, request: 
     if (isJunkFingerprint(r.device.fingerprint)) ignored.push({ field: 'device.fingerprint', reason: 'junk' });
     else device = r.device;
   }
+  if (identifiers.length === 0 && device === null && r.payment_method === undefined) {
+    // Placeholders (`null`, `test@test.com`, a blank fingerprint) are dropped: nothing was left.
+    throw new UnrecognisableInputError(
+      'body',
+      `every identity fact was a placeholder (${ignored.map((i) => i.field).join(', ')}); ${NO_IDENTITY}`,
+    );
+  }
+  const { ltv, ...customer } = r.customer;
   return {
-    customer: r.customer,
+    customer: { ...customer, ltv_minor: toMinorUnits(ltv, currency) },
     payment_method: r.payment_method ? preparePaymentMethod(g, { ...r.payment_method, id: randomUUID() }) : null,
     device,
     address: r.address ?? null,
@@ -189,6 +249,17 @@ async function observeIdentifiers(tx: ManagedTransaction, plan: OnboardingPlan):
   return observations;
 }
 
+/**
+ * The plan's customer. Onboardings started before LTV became minor units carry `ltv` as a
+ * number of major units instead: read as such (their values came from JSON decimals).
+ */
+function planCustomer(plan: OnboardingPlan, g: Graph): OnboardingPlan['customer'] {
+  const c = plan.customer as OnboardingPlan['customer'] & { ltv?: number };
+  if (typeof c.ltv_minor === 'number') return c;
+  const { ltv = 0, ...rest } = c;
+  return { ...rest, ltv_minor: Math.round(ltv * 10 ** currencyExponent(g.policy.reportingCurrency)) };
+}
+
 async function onboardTx(
   tx: ManagedTransaction,
   g: Graph,
@@ -214,7 +285,7 @@ async function onboardTx(
     const locked = await tx.run(CYPHER.lockCustomer, { customerId });
     if (locked.records.length === 0) throw new NotFoundError('Customer', customerId);
   } else {
-    await insertCustomer(tx, customerId, { status: 'active', ...plan.customer });
+    await insertCustomer(tx, customerId, { status: 'active', ...planCustomer(plan, g) }, g.policy.reportingCurrency);
   }
 
   // Identifiers: verified ones this transaction MERGEd are linked; new unverified ones created.

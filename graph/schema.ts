@@ -10,6 +10,7 @@
  */
 import type { Driver } from 'neo4j-driver';
 import { Neo4jError } from 'neo4j-driver';
+import { currencyExponent } from '../payments/money';
 
 export interface SchemaRule {
   name: string;
@@ -75,6 +76,12 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'constraint',
     cypher: 'CREATE CONSTRAINT notification_key_unique IF NOT EXISTS FOR (n:Notification) REQUIRE n.key IS UNIQUE',
   },
+  // A data migration (below) runs once: its name is recorded when it is done.
+  {
+    name: 'migration_name_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT migration_name_unique IF NOT EXISTS FOR (m:Migration) REQUIRE m.name IS UNIQUE',
+  },
   // Trusted-device reads filter on trust score.
   {
     name: 'device_trust_score',
@@ -109,11 +116,42 @@ export interface MigrationResult {
   created: string[];
   dropped: string[];
   existing: string[];
+  /** Data migrations this run applied (each runs once per database, recorded as a `Migration` node). */
+  migrated: string[];
   ms: number;
 }
 
-/** Applies every rule that is missing and waits until all indexes are online. */
-export async function migrate(driver: Driver, database: string, indexWaitSeconds = 300): Promise<MigrationResult> {
+export interface MigrationOptions {
+  indexWaitSeconds?: number;
+  /** The currency lifetime values are kept in (minor units); the LTV migration needs its exponent. */
+  reportingCurrency?: string;
+}
+
+interface DataMigration {
+  name: string;
+  /** One auto-commit statement (it may batch with CALL … IN TRANSACTIONS); idempotent. */
+  cypher: string;
+  params(options: Required<MigrationOptions>): Record<string, unknown>;
+}
+
+export const DATA_MIGRATIONS: DataMigration[] = [
+  {
+    // LTV was a float of major units; it is an integer of minor units of the reporting currency.
+    name: 'customer-ltv-minor-units',
+    cypher: `
+      MATCH (c:Customer) WHERE c.ltv IS NOT NULL AND NOT c.ltv IS :: INTEGER
+      CALL (c) { SET c.ltv = toInteger(round(c.ltv * $scale)) } IN TRANSACTIONS OF 10000 ROWS`,
+    params: (o) => ({ scale: 10 ** currencyExponent(o.reportingCurrency) }),
+  },
+];
+
+/** Applies every rule that is missing, waits until all indexes are online, then runs pending data migrations. */
+export async function migrate(
+  driver: Driver,
+  database: string,
+  options: MigrationOptions = {},
+): Promise<MigrationResult> {
+  const { indexWaitSeconds = 300, reportingCurrency = 'USD' } = options;
   const started = Date.now();
   const before = await existingRuleNames(driver, database);
   const created: string[] = [];
@@ -145,7 +183,38 @@ export async function migrate(driver: Driver, database: string, indexWaitSeconds
     dropped.push(rule.name);
   }
   await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
-  return { created, dropped, existing, ms: Date.now() - started };
+  const migrated = await runDataMigrations(driver, database, { indexWaitSeconds, reportingCurrency });
+  return { created, dropped, existing, migrated, ms: Date.now() - started };
+}
+
+async function runDataMigrations(
+  driver: Driver,
+  database: string,
+  options: Required<MigrationOptions>,
+): Promise<string[]> {
+  const { records } = await driver.executeQuery(
+    'MATCH (m:Migration) RETURN collect(m.name) AS names',
+    {},
+    { database },
+  );
+  const done = new Set((records[0]?.get('names') as string[] | undefined) ?? []);
+  const migrated: string[] = [];
+  for (const m of DATA_MIGRATIONS.filter((d) => !done.has(d.name))) {
+    // CALL … IN TRANSACTIONS needs an auto-commit transaction: a session's run, not a transaction function.
+    const session = driver.session({ database });
+    try {
+      await session.run(m.cypher, m.params(options));
+    } finally {
+      await session.close();
+    }
+    await driver.executeQuery(
+      'MERGE (m:Migration {name: $name}) ON CREATE SET m.applied_at = datetime()',
+      { name: m.name },
+      { database },
+    );
+    migrated.push(m.name);
+  }
+  return migrated;
 }
 
 async function existingRuleNames(driver: Driver, database: string): Promise<Set<string>> {

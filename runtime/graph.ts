@@ -8,5 +8,6 @@ export function graphFromConfig(driver: Driver, config: Config): Graph {
   return createGraph(driver, config.NEO4J_DATABASE, config.tokenKey, {
     defaultPhoneRegion: config.PERSONA_DEFAULT_PHONE_REGION as CountryCode,
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
+    reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
   });
 }

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
-  await migrate(driver, config.NEO4J_DATABASE);
+  await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   const graph = graphFromConfig(driver, config);
   const [customers] = (
     await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })

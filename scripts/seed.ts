@@ -12,7 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import neo4j from 'neo4j-driver';
 import { ConfigError, loadConfig } from '../config/env';
-import { createDriver, migrate, TokenCipher } from '../graph';
+import { createDriver, ltvFields, migrate, TokenCipher } from '../graph';
+import { currencyExponent } from '../payments/money';
 
 // ---- deterministic randomness --------------------------------------------------------
 
@@ -73,6 +74,7 @@ function makeBatch(
   cipher: TokenCipher,
   sharedPool: string[],
   now: Date,
+  currency: string,
 ): CustomerRow[] {
   const rows: CustomerRow[] = [];
   const thisMonth = now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
@@ -81,16 +83,19 @@ function makeBatch(
     const id = randomUUID();
     const created = daysAgo(1500);
     const segment = pick(rand, SEGMENTS);
-    const ltv = Math.round(Math.exp(4 + rand() * 4 + (segment === 'VIP' ? 2 : 0)) * 100) / 100;
+    // A log-normal spread of lifetime values, in whole minor units of the reporting currency.
+    const ltvMinor = Math.round(
+      Math.exp(4 + rand() * 4 + (segment === 'VIP' ? 2 : 0)) * 10 ** currencyExponent(currency),
+    );
     const row: CustomerRow = {
       id,
       status: rand() < 0.03 ? 'suspended' : 'active',
       segment,
-      ltv,
+      ltv_minor: ltvMinor,
       acquisition_date: new Date(created).toISOString().slice(0, 10),
       created,
       event_id: randomUUID(),
-      payload: JSON.stringify({ segment, status: 'active', ltv, source: 'seed' }),
+      payload: JSON.stringify({ segment, status: 'active', ...ltvFields(ltvMinor, currency), source: 'seed' }),
       pms: [],
       devices: [],
       shared: [],
@@ -224,7 +229,7 @@ function makeBatch(
 const CYPHER = {
   batch: `
     UNWIND $rows AS r
-    CREATE (c:Customer {id: r.id, status: r.status, segment: r.segment, ltv: r.ltv,
+    CREATE (c:Customer {id: r.id, status: r.status, segment: r.segment, ltv: toInteger(r.ltv_minor),
                         acquisition_date: date(r.acquisition_date),
                         created_at: datetime({epochMillis: toInteger(r.created)}),
                         updated_at: datetime({epochMillis: toInteger(r.created)})})
@@ -299,7 +304,7 @@ async function main(): Promise<void> {
   const rand = mulberry32(Number(values.seed));
   const now = new Date();
   try {
-    await migrate(driver, config.NEO4J_DATABASE);
+    await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
     const existing = (
       await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database: config.NEO4J_DATABASE })
     ).records[0]?.get('n') as number;
@@ -327,7 +332,7 @@ async function main(): Promise<void> {
         const start = next;
         const size = Math.min(batchSize, total - start);
         next += size;
-        const batch = makeBatch(offset + start, size, rand, cipher, sharedPool, now);
+        const batch = makeBatch(offset + start, size, rand, cipher, sharedPool, now, config.PERSONA_REPORTING_CURRENCY);
         const session = driver.session({ database: config.NEO4J_DATABASE, defaultAccessMode: neo4j.session.WRITE });
         try {
           await session.executeWrite((tx) => tx.run(CYPHER.batch, { rows: batch }));

@@ -60,7 +60,9 @@ export async function connectTemporal(
       ? {
           interceptors: [
             callDeadlineInterceptor(options.callDeadlineMs),
-            makeGrpcRetryInterceptor(defaultGrpcRetryOptions()),
+            // Short retries too: the SDK's back off for up to 5 s between attempts, and a call
+            // waiting out a back-off outlives its deadline. Four tries within a few hundred ms.
+            makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4, initialIntervalMs: () => 50 })),
           ],
         }
       : {}),

@@ -20,6 +20,7 @@ const CODES: readonly string[] = [
   'conflict',
   'invalid_input',
   'invalid_state',
+  'unrecognisable_input',
 ] satisfies DomainErrorCode[];
 
 function isDetails(value: unknown): value is DomainFailureDetails {

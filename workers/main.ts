@@ -56,7 +56,7 @@ async function main(): Promise<void> {
 
   const driver = createDriver(config);
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
-  const schema = await migrate(driver, config.NEO4J_DATABASE);
+  const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
   const graph = graphFromConfig(driver, config);
   const chimera = createChimeraClient(config.CHIMERA_URL, graph);

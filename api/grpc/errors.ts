@@ -25,8 +25,9 @@ export function toGrpcError(err: unknown, logger: Logger): Partial<ServiceError>
       conflict: status.ALREADY_EXISTS,
       invalid_input: status.INVALID_ARGUMENT,
       invalid_state: status.FAILED_PRECONDITION,
+      unrecognisable_input: status.INVALID_ARGUMENT,
     }[err.code];
-    return serviceError(code, err.message);
+    return serviceError(code, err.message, 'field' in err ? (err.field as string) : undefined);
   }
   const unavailable = unavailableDependency(err);
   if (unavailable) {

@@ -6,7 +6,6 @@
  *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { isIsoDate } from '../../payments/expiry';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
 import { relayStatus, retryParked } from '../services/relay';
@@ -14,7 +13,7 @@ import { access, bearerSecurity, optionalBody, problems, validationHook } from '
 
 const expiryScanRequest = z
   .strictObject({
-    as_of: z.string().refine(isIsoDate, 'must be a calendar date YYYY-MM-DD').optional().openapi({
+    as_of: z.iso.date('must be a calendar date YYYY-MM-DD').optional().openapi({
       description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)',
       example: '2026-11-22',
     }),
@@ -47,7 +46,7 @@ const progressSchema = z
   })
   .openapi('ExpiryScanProgress');
 
-const SCAN_ID = /^(expiry-scan-\d{4}-\d{2}-\d{2}|persona-expiry-scan-[A-Za-z0-9:.+-]{1,64})$/;
+const SCAN_ID = /^(expiry-scan-[0-9]{4}-[0-9]{2}-[0-9]{2}|persona-expiry-scan-[A-Za-z0-9:.+-]{1,64})$/;
 
 export function adminRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });

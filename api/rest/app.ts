@@ -29,7 +29,28 @@ import { onboardingRoutes } from './onboarding';
 
 export type { ApiDeps as AppDeps };
 
-const DOMAIN_STATUS = { not_found: 404, conflict: 409, invalid_input: 400, invalid_state: 409 } as const;
+const DOMAIN_STATUS = {
+  not_found: 404,
+  conflict: 409,
+  invalid_input: 400,
+  invalid_state: 409,
+  unrecognisable_input: 422,
+} as const;
+
+/** The methods each registered path takes (HEAD wherever GET is), as a lookup by request path. */
+function routeMethods(routes: { method: string; path: string }[]): (path: string) => string[] {
+  const patterns = routes
+    .filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
+    .map((r) => ({
+      method: r.method,
+      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}/?$`),
+    }));
+  return (path) => {
+    const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
+    if (methods.has('GET')) methods.add('HEAD');
+    return [...methods].sort();
+  };
+}
 
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -82,14 +103,26 @@ export function createApp(deps: ApiDeps) {
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Persona API' }));
 
-  app.notFound((c) =>
-    problemResponse(c, {
+  // A known path asked with a method it does not take: 405 with Allow, not 404.
+  const methodsOf = routeMethods(app.routes);
+  app.notFound((c) => {
+    const allowed = methodsOf(c.req.path);
+    if (allowed.length > 0) {
+      c.header('Allow', allowed.join(', '));
+      return problemResponse(c, {
+        type: problemType('method-not-allowed'),
+        title: 'Method not allowed',
+        status: 405,
+        detail: `${c.req.path} takes ${allowed.join(', ')}, not ${c.req.method}`,
+      });
+    }
+    return problemResponse(c, {
       type: problemType('not-found'),
       title: 'Not found',
       status: 404,
       detail: `No route for ${c.req.method} ${c.req.path}`,
-    }),
-  );
+    });
+  });
 
   app.onError((err, c) => {
     const unavailable = unavailableDependency(err);
@@ -115,7 +148,7 @@ export function createApp(deps: ApiDeps) {
     }
     if (err instanceof DomainError) {
       return problemResponse(c, {
-        type: problemType(err.code.replace('_', '-')),
+        type: problemType(err.code.replaceAll('_', '-')),
         title: err.name.replace(/Error$/, '').replace(/([a-z])([A-Z])/g, '$1 $2'),
         status: DOMAIN_STATUS[err.code],
         detail: err.message,

@@ -13,6 +13,10 @@ export const problemSchema = z
     detail: z.string().optional(),
     instance: z.string().optional(),
     field: z.string().optional().openapi({ description: 'The offending field, for 400 answers' }),
+    dependency: z
+      .enum(['neo4j', 'temporal', 'either'])
+      .optional()
+      .openapi({ description: 'For 503: what could not be reached' }),
   })
   .openapi('Problem');
 
@@ -23,11 +27,21 @@ const PROBLEM_TEXT: Record<number, string> = {
   404: 'No such customer or resource',
   409: 'Conflicts with the current state',
   413: 'The body is larger than the limit',
-  422: 'The Idempotency-Key was used before with a different body',
+  415: 'The body is not JSON (send `Content-Type: application/json`)',
+  422:
+    'The Idempotency-Key was used before with a different body; or (onboarding) every identity fact ' +
+    'was a placeholder such as test@test.com, so nothing could recognise the customer later',
+  503:
+    'Neo4j or Temporal could not be reached within the request deadline; retry after `Retry-After` ' +
+    'seconds (`dependency` names which)',
 };
 
-/** OpenAPI entries for the problem+json answers a route can give. */
-export function problems(...codes: (keyof typeof PROBLEM_TEXT)[]) {
+/**
+ * OpenAPI entries for the problem+json answers a route can give: the codes named, 503 (any
+ * route may find a dependency down), and 415 wherever a body is taken (413 is named).
+ */
+export function problems(...named: (keyof typeof PROBLEM_TEXT)[]) {
+  const codes = [...named, ...(named.includes(413) ? [415] : []), 503];
   return Object.fromEntries(
     codes.map((code) => [
       code,

@@ -6,6 +6,7 @@
  *   POST /api/v1/payment-methods/{id}/inactivate            Chimera, ops
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { text } from '../../graph/model';
 import type { ApiDeps } from '../deps';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
@@ -117,7 +118,7 @@ export function contextRoutes(deps: ApiDeps) {
         params: idParam('Payment method'),
         body: {
           required: true,
-          content: { 'application/json': { schema: z.strictObject({ reason: z.string().trim().min(1).max(200) }) } },
+          content: { 'application/json': { schema: z.strictObject({ reason: text(200) }) } },
         },
       },
       responses: {

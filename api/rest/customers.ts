@@ -5,7 +5,8 @@
  *   GET /api/v1/customers/{id}/possible-matches
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, requireCardDetails } from '../../graph/model';
+import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
+import { decimalAmount } from '../../graph/onboarding';
 import type { ApiDeps } from '../deps';
 import { walletItemSchema } from './responses';
 import {
@@ -23,7 +24,8 @@ const profile = z
     customer_id: z.uuid(),
     status: z.enum(CUSTOMER_STATUSES),
     segment: z.string(),
-    ltv: z.number(),
+    ltv: z.string().openapi({ description: 'Lifetime value: an exact decimal in `ltv_currency`, e.g. "1234.50"' }),
+    ltv_currency: z.string().openapi({ description: 'The reporting currency (ISO 4217)' }),
     acquisition_date: z.string(),
     digital_identifiers: z.array(
       z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() }),
@@ -33,22 +35,26 @@ const profile = z
   })
   .openapi('Profile');
 
-const profileUpdate = z
-  .strictObject({
-    segment: z.string().trim().min(1).max(64).optional(),
-    ltv: z.number().nonnegative().finite().optional(),
-  })
-  .refine((p) => Object.keys(p).length > 0, { message: 'send segment and/or ltv' })
-  .openapi('ProfileUpdate');
+/** Segment and/or LTV (an exact decimal in the reporting currency). */
+function profileUpdateSchema(currency: string) {
+  return z
+    .strictObject({
+      segment: text(64).optional(),
+      ltv: decimalAmount(currency).optional(),
+    })
+    .refine((p) => Object.keys(p).length > 0, { message: 'send segment and/or ltv' })
+    .openapi('ProfileUpdate', { minProperties: 1 });
+}
 
 const walletItem = walletItemSchema;
 const walletList = z.object({ data: z.array(walletItem), next_cursor: z.string().nullable() }).openapi('WalletList');
 
-const newPaymentMethod = paymentMethodFields
-  .omit({ id: true, status: true })
-  .extend({ make_default: z.boolean().optional().openapi({ description: 'Make it the default method' }) })
-  .strict()
-  .superRefine(requireCardDetails);
+const newPaymentMethod = withCardDetails(
+  paymentMethodFields
+    .omit({ id: true, status: true })
+    .extend({ make_default: z.boolean().optional().openapi({ description: 'Make it the default method' }) })
+    .strict(),
+);
 
 const possibleMatch = z
   .object({
@@ -66,6 +72,7 @@ const walletParams = customerParams.extend({
 export function customerRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const g = deps.graph;
+  const profileUpdate = profileUpdateSchema(g.policy.reportingCurrency);
   const read = access(deps.authenticate, { scopes: ['customers:read'], self: true });
   const write = access(deps.authenticate, { scopes: ['customers:write'], self: true });
   const common = { tags: ['customers'], security: bearerSecurity };

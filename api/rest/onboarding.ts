@@ -6,8 +6,6 @@ import type { ApiDeps } from '../deps';
 import { startOnboarding } from '../services/onboarding';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
-// The graph module's schema, used as is (it was built before zod-openapi extended zod).
-const onboardingRequest = onboardingRequestSchema;
 const accepted = z.object({ workflow_id: z.string() }).openapi('OnboardingAccepted');
 const result = z
   .object({
@@ -20,6 +18,8 @@ const result = z
 
 export function onboardingRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  // The graph module's schema, used as is: REST, gRPC and the graph refuse the same requests.
+  const onboardingRequest = onboardingRequestSchema(deps.graph.policy.reportingCurrency);
   const route = createRoute({
     method: 'post',
     path: '/api/v1/onboarding',

@@ -6,6 +6,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { getCheckoutOptions, getCustomerContext } from '../../graph/context';
 import { updateDeviceTrustScore } from '../../graph/devices';
 import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { fromMinorUnits } from '../../payments/money';
 import { withDeadline } from '../../runtime/dependencies';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import {
@@ -25,10 +26,13 @@ function readBudget(deps: ApiDeps, callerBudgetMs?: number): number {
   return callerBudgetMs !== undefined && callerBudgetMs < own ? Math.max(1, callerBudgetMs) : own;
 }
 
-export function customerContext(deps: ApiDeps, customerId: string, callerBudgetMs?: number) {
-  return withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
+/** The customer context of the API contract: LTV as an exact decimal in the reporting currency. */
+export async function customerContext(deps: ApiDeps, customerId: string, callerBudgetMs?: number) {
+  const { ltv_minor, ...context } = await withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
     getCustomerContext(deps.graph, customerId, deps.policy),
   );
+  const currency = deps.graph.policy.reportingCurrency;
+  return { ...context, ltv: fromMinorUnits(ltv_minor, currency), ltv_currency: currency };
 }
 
 export async function checkoutOptions(

@@ -6,6 +6,7 @@ import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
 import type { CustomerPatch, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
 import { listPossibleMatches } from '../../graph/onboarding';
 import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
+import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { signalNewPaymentMethod } from './recovery';
 
@@ -17,7 +18,8 @@ export async function getProfile(g: Graph, id: string) {
     customer_id: customer.id,
     status: customer.status,
     segment: customer.segment,
-    ltv: customer.ltv,
+    ltv: fromMinorUnits(customer.ltv_minor, g.policy.reportingCurrency),
+    ltv_currency: g.policy.reportingCurrency,
     acquisition_date: customer.acquisition_date,
     digital_identifiers: identifiers.map((i) => ({ type: i.type, value: i.value, is_verified: i.is_verified })),
     created_at: customer.created_at,
@@ -25,8 +27,18 @@ export async function getProfile(g: Graph, id: string) {
   };
 }
 
-export async function updateProfile(g: Graph, id: string, patch: CustomerPatch) {
-  await updateCustomer(g, id, patch);
+/** Segment and/or LTV; the LTV arrives as a decimal string and is kept in minor units. */
+export async function updateProfile(
+  g: Graph,
+  id: string,
+  patch: { segment?: string | undefined; ltv?: string | undefined },
+) {
+  const { ltv, ...rest } = patch;
+  const change: CustomerPatch = {
+    ...rest,
+    ...(ltv !== undefined ? { ltv_minor: toMinorUnits(ltv, g.policy.reportingCurrency) } : {}),
+  };
+  await updateCustomer(g, id, change);
   return getProfile(g, id);
 }
 

@@ -30,7 +30,7 @@ async function customerWithDevice(harness: Harness, trust: number, extra: Partia
   const result = await onboardCustomer(
     harness.graph,
     prepareOnboarding(harness.graph, {
-      customer: { segment: 'Subscriber', ltv: 250 },
+      customer: { segment: 'Subscriber', ltv: '250' },
       payment_method: card(),
       device: { fingerprint },
       digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
@@ -70,7 +70,8 @@ describe('GET /api/v1/customers/{id}/context', () => {
       status: 'active',
       segment: 'Subscriber',
       is_vip: false,
-      ltv: 250,
+      ltv: '250.00',
+      ltv_currency: 'USD',
     });
     expect(json.trusted_devices).toEqual([
       { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.9 },
@@ -85,9 +86,16 @@ describe('GET /api/v1/customers/{id}/context', () => {
     const { customerId } = await customerWithDevice(h, 0.69);
     const before = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
     expect(before.json).toMatchObject({ is_vip: false, trusted_devices: [] });
-    await updateCustomer(h.graph, customerId, { ltv: 10_000 });
+    // The threshold is 10000 (major units of the reporting currency): in minor units, exactly.
+    await updateCustomer(h.graph, customerId, { ltv_minor: 999_999 });
+    expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`)).json).toMatchObject({
+      is_vip: false,
+      ltv: '9999.99',
+      ltv_currency: 'USD',
+    });
+    await updateCustomer(h.graph, customerId, { ltv_minor: 1_000_000 });
     expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`)).json.is_vip).toBe(true);
-    await updateCustomer(h.graph, customerId, { ltv: 1, segment: 'VIP' });
+    await updateCustomer(h.graph, customerId, { ltv_minor: 1, segment: 'VIP' });
     expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`)).json.is_vip).toBe(true);
   });
 

@@ -52,7 +52,7 @@ describe('the change feed', () => {
         });
         for (let k = 0; k < 4; k++) {
           await addPaymentMethod(h.graph, c.id, cardInput({ last_four: String(1000 + k) }));
-          await updateCustomer(h.graph, c.id, { ltv: i * 100 + k });
+          await updateCustomer(h.graph, c.id, { ltv_minor: i * 100 + k });
         }
         return c.id;
       }),

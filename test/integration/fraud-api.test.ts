@@ -307,7 +307,7 @@ describe('account takeover', () => {
           'content-type': 'application/json',
         },
         body: JSON.stringify({
-          customer: { segment: 'New', ltv: 0 },
+          customer: { segment: 'New', ltv: '0' },
           digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }],
         }),
       });

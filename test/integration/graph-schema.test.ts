@@ -17,6 +17,22 @@ describe('schema migration', () => {
     expect(again.existing.sort()).toEqual(SCHEMA.map((r) => r.name).sort());
   });
 
+  it('turns a lifetime value kept as a float into exact minor units, once', async () => {
+    const id = randomUUID();
+    await g.query("CREATE (:Customer {id: $id, status: 'active', segment: 'New', ltv: 120.5})", { id });
+    // As if this graph had never run the data migration.
+    await g.query("MATCH (m:Migration {name: 'customer-ltv-minor-units'}) DELETE m");
+    const first = await migrate(g.driver, g.database, { reportingCurrency: 'USD' });
+    expect(first.migrated).toEqual(['customer-ltv-minor-units']);
+    const [row] = await g.query<{ ltv: unknown; integer: boolean }>(
+      'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.ltv IS :: INTEGER AS integer',
+      { id },
+    );
+    expect(row).toEqual({ ltv: 12050, integer: true });
+    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
+    await g.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id });
+  });
+
   it('leaves the uniqueness constraints DESIGN.md asks for', async () => {
     const rows = await g.query<{ name: string; labels: string[]; properties: string[]; type: string }>(
       'SHOW CONSTRAINTS YIELD name, labelsOrTypes AS labels, properties, type RETURN name, labels, properties, type',

@@ -43,14 +43,14 @@ describe('customers and digital identifiers', () => {
     const email = uniqueEmail();
     const customer = await createCustomer(g, {
       segment: 'Subscriber',
-      ltv: 120.5,
+      ltv_minor: 12050,
       acquisition_date: '2024-03-01',
       digital_identifiers: [{ type: 'email', value: `  ${email.toUpperCase()} `, is_verified: true }],
     });
     expect(customer).toMatchObject({
       status: 'active',
       segment: 'Subscriber',
-      ltv: 120.5,
+      ltv_minor: 12050,
       acquisition_date: '2024-03-01',
     });
     expect(await getCustomer(g, customer.id)).toEqual(customer);
@@ -122,7 +122,8 @@ describe('customers and digital identifiers', () => {
   });
 
   it('refuses malformed input naming the field, before writing', async () => {
-    await expect(createCustomer(g, { ltv: -1 })).rejects.toMatchObject({ field: 'customer.ltv' });
+    await expect(createCustomer(g, { ltv_minor: -1 })).rejects.toMatchObject({ field: 'customer.ltv_minor' });
+    await expect(createCustomer(g, { ltv_minor: 1.5 })).rejects.toMatchObject({ field: 'customer.ltv_minor' });
     await expect(
       createCustomer(g, { digital_identifiers: [{ type: 'email', value: 'not-an-email' }] }),
     ).rejects.toMatchObject({
@@ -132,9 +133,9 @@ describe('customers and digital identifiers', () => {
   });
 
   it('records each changed field of an update, and nothing for an update that changes nothing', async () => {
-    const customer = await createCustomer(g, { segment: 'New', ltv: 10 });
-    const updated = await updateCustomer(g, customer.id, { segment: 'VIP', ltv: 10 });
-    expect(updated).toMatchObject({ segment: 'VIP', ltv: 10 });
+    const customer = await createCustomer(g, { segment: 'New', ltv_minor: 1000 });
+    const updated = await updateCustomer(g, customer.id, { segment: 'VIP', ltv_minor: 1000 });
+    expect(updated).toMatchObject({ segment: 'VIP', ltv_minor: 1000 });
     await updateCustomer(g, customer.id, { segment: 'VIP' });
     const events = await listCustomerEvents(g, customer.id);
     const updates = events.filter((e) => e.type === 'CustomerProfileUpdated');

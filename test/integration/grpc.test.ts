@@ -45,7 +45,7 @@ async function customer(trust = 0.85) {
   const result = await onboardCustomer(
     h.graph,
     prepareOnboarding(h.graph, {
-      customer: { segment: 'VIP', ltv: 12 },
+      customer: { segment: 'VIP', ltv: '12.3' },
       payment_method: {
         type: 'card',
         token: `tok_${randomUUID()}`,
@@ -74,7 +74,13 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       bearer(await h.token('context:read')),
     );
     expect(code).toBe(grpc.status.OK);
-    expect(res).toMatchObject({ customer_id: customerId, status: 'active', segment: 'VIP', is_vip: true, ltv: 12 });
+    expect(res).toMatchObject({
+      customer_id: customerId,
+      status: 'active',
+      segment: 'VIP',
+      is_vip: true,
+      ltv: '12.30',
+    });
     expect(res?.trusted_devices).toEqual([
       { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.85 },
     ]);

@@ -109,7 +109,7 @@ const onboarding = (key: string, requestId: string) =>
     '/api/v1/onboarding?wait=true',
     requestId,
     {
-      customer: { segment: 'Subscriber', ltv: 120 },
+      customer: { segment: 'Subscriber', ltv: '120' },
       payment_method: {
         type: 'card',
         token: secret.token,
@@ -225,6 +225,11 @@ beforeAll(async () => {
     PERSONA_EXPIRY_SCAN_LANES: '1',
   });
   await exercise();
+  // The worker forwards the SDK core's lines, so the SDK holds every line up to 100 ms to keep
+  // them in order: wait for the last one of the exercise to be written.
+  await until(async () =>
+    logLines(worker.output()).lines.some((l) => l.msg === 'expiry scan finished' && l.workflowId === seen.scanId),
+  );
 }, 240_000);
 
 afterAll(async () => {

@@ -17,7 +17,7 @@ beforeAll(async () => {
 afterAll(() => h?.close());
 
 const body = (overrides: Record<string, unknown> = {}) => ({
-  customer: { segment: 'Subscriber', ltv: 12.5 },
+  customer: { segment: 'Subscriber', ltv: '12.5' },
   payment_method: {
     type: 'card',
     token: `tok_${randomUUID()}`,
@@ -78,7 +78,7 @@ describe('POST /api/v1/onboarding end to end', () => {
     expect(profile.json).toMatchObject({
       customer_id: customerId,
       segment: 'Subscriber',
-      ltv: 12.5,
+      ltv: '12.50',
       digital_identifiers: [{ type: 'email', value: email }],
     });
 
@@ -191,11 +191,35 @@ describe('POST /api/v1/onboarding end to end', () => {
   });
 });
 
+describe('what the contract accepts', () => {
+  it.each([
+    ['2026-11-22', '2026-11-22'],
+    ['2026-11-22T15:20:00Z', '2026-11-22'],
+    ['2026-11-22T23:30:00.123-05:00', '2026-11-22'],
+  ])('acquisition_date %s (a date or an RFC 3339 date-time) is the day %s', async (given, day) => {
+    const { res, json } = await onboard(
+      body({
+        customer: { segment: 'Subscriber', ltv: '1234.5', acquisition_date: given },
+        digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+      }),
+    );
+    expect(res.status).toBe(200);
+    const profile = await get(`/api/v1/customers/${json.customer_id as string}/profile`);
+    expect(profile.json).toMatchObject({ acquisition_date: day, ltv: '1234.50', ltv_currency: 'USD' });
+  });
+
+  it('a device alone is enough to onboard, and so is a payment method alone', async () => {
+    const device = { fingerprint: `fp_${randomUUID()}`, ip: '203.0.113.7' };
+    expect((await onboard({ device })).res.status).toBe(200);
+    expect((await onboard({ payment_method: body().payment_method })).res.status).toBe(200);
+  });
+});
+
 describe('bad input writes nothing', () => {
   const pan = '4242424242424242';
   const cases: [string, () => Record<string, unknown> | string, string][] = [
     ['an unknown field', () => body({ nickname: 'x' }), 'nickname'],
-    ['an unknown nested field', () => body({ customer: { segment: 'VIP', ltv: 1, vip: true } }), 'customer.vip'],
+    ['an unknown nested field', () => body({ customer: { segment: 'VIP', ltv: '1', vip: true } }), 'customer.vip'],
     ['a wrong type', () => body({ customer: { segment: 'VIP', ltv: 'lots' } }), 'customer.ltv'],
     ['a bad enum', () => body({ payment_method: { ...body().payment_method, type: 'crypto' } }), 'payment_method.type'],
     [
@@ -224,6 +248,21 @@ describe('bad input writes nothing', () => {
       'digital_identifiers.0.value',
     ],
     ['malformed JSON', () => '{"customer": ', 'body'],
+    ['an empty body: no identity fact at all', () => ({}), 'body'],
+    ['only a customer, nothing the graph can recognise later', () => ({ customer: { segment: 'VIP' } }), 'body'],
+    ['LTV as a float', () => body({ customer: { segment: 'VIP', ltv: 12.5 } }), 'customer.ltv'],
+    ['LTV with more decimals than the currency', () => body({ customer: { ltv: '12.345' } }), 'customer.ltv'],
+    ['a negative LTV', () => body({ customer: { ltv: '-1' } }), 'customer.ltv'],
+    [
+      'a day that does not exist',
+      () => body({ customer: { acquisition_date: '2026-02-30' } }),
+      'customer.acquisition_date',
+    ],
+    [
+      'a date-time without an offset',
+      () => body({ customer: { acquisition_date: '2026-11-22T15:20:00' } }),
+      'customer.acquisition_date',
+    ],
   ];
 
   it.each(cases)('%s → 400 naming the field, no workflow', async (_name, make, field) => {
@@ -237,9 +276,24 @@ describe('bad input writes nothing', () => {
     expect(await workflowExists(key)).toBe(false);
   });
 
+  it('only placeholders (a junk email, a blank fingerprint) → 422 naming the body, no workflow', async () => {
+    const key = randomUUID();
+    const { res, json } = await onboard(
+      {
+        digital_identifiers: [{ type: 'email', value: 'test@test.com', is_verified: true }],
+        device: { fingerprint: 'unknown' },
+      },
+      key,
+    );
+    expect(res.status).toBe(422);
+    expect(json).toMatchObject({ field: 'body', type: '/problems/unrecognisable-input' });
+    expect(json.detail).toContain('digital_identifiers.0.value, device.fingerprint');
+    expect(await workflowExists(key)).toBe(false);
+  });
+
   it('a body over the size limit → 413, no workflow', async () => {
     const key = randomUUID();
-    const { res, json } = await onboard(body({ customer: { segment: 'x'.repeat(20_000), ltv: 0 } }), key);
+    const { res, json } = await onboard(body({ customer: { segment: 'x'.repeat(20_000), ltv: '0' } }), key);
     expect(res.status).toBe(413);
     expect(json.field).toBe('body');
     expect(await workflowExists(key)).toBe(false);
@@ -372,10 +426,10 @@ describe('self-service', () => {
     const res = await h.app.request(`/api/v1/customers/${a.json.customer_id as string}/profile`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${await h.token('customers:write')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ segment: 'VIP', ltv: 5000 }),
+      body: JSON.stringify({ segment: 'VIP', ltv: '5000' }),
     });
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ segment: 'VIP', ltv: 5000 });
+    expect(await res.json()).toMatchObject({ segment: 'VIP', ltv: '5000.00', ltv_currency: 'USD' });
   });
 });
 

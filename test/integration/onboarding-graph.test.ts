@@ -22,7 +22,7 @@ beforeAll(() => {
 afterAll(() => g.close());
 
 const request = (overrides: Partial<OnboardingRequest> = {}): OnboardingRequest => ({
-  customer: { segment: 'Subscriber', ltv: 0 },
+  customer: { segment: 'Subscriber', ltv: '0' },
   payment_method: {
     type: 'card',
     token: `tok_${randomUUID()}`,

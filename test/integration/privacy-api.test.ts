@@ -138,7 +138,7 @@ describe('export and erasure', () => {
           'content-type': 'application/json',
         },
         body: JSON.stringify({
-          customer: { segment: 'New', ltv: 0 },
+          customer: { segment: 'New', ltv: '0' },
           digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
         }),
       });

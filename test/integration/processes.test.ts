@@ -1,3 +1,7 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import type { Driver } from 'neo4j-driver';
 import { apiDepsFromConfig } from '../../api/deps';
@@ -87,6 +91,42 @@ describe('readiness', () => {
       expect(body.checks.temporal).toMatch(/^unreachable/);
     } finally {
       await dead.close();
+    }
+  });
+
+  it('answers a method a known path does not take with 405 and Allow', async () => {
+    // Over a real socket: fetch refuses to send TRACE at all.
+    const server = serve({ fetch: appWith([], temporal, driver).fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    const { port } = server.address() as AddressInfo;
+    const ask = (method: string, path: string) =>
+      new Promise<{ status: number; allow: string | undefined; type: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port, method, path }, (res) => {
+            let body = '';
+            res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 0,
+                allow: res.headers.allow,
+                type: res.headers['content-type'],
+                body,
+              }),
+            );
+          });
+          req.on('error', reject);
+          req.end();
+        },
+      );
+    try {
+      const trace = await ask('TRACE', '/api/v1/payment-failures');
+      expect(trace).toMatchObject({ status: 405, allow: 'POST', type: 'application/problem+json' });
+      expect(JSON.parse(trace.body)).toMatchObject({ status: 405, title: 'Method not allowed' });
+      const patch = await ask('PATCH', `/api/v1/customers/${randomUUID()}/profile`);
+      expect(patch).toMatchObject({ status: 405, allow: 'GET, HEAD, PUT' });
+      expect((await ask('GET', '/api/v1/no-such-thing')).status).toBe(404);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
     }
   });
 

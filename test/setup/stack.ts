@@ -16,7 +16,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   const config = loadConfig();
   const driver = createDriver(config);
   try {
-    const result = await migrate(driver, config.NEO4J_DATABASE);
+    const result = await migrate(driver, config.NEO4J_DATABASE, {
+      reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+    });
     log(`schema: ${result.created.length} created, ${result.existing.length} already there (${result.ms} ms)`);
   } finally {
     await driver.close();

@@ -46,9 +46,9 @@ export interface HarnessOptions {
   policy?: ContextPolicy;
 }
 
-/** A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for 10 minutes. */
-export async function signToken(jwtSecret: string, scope: string, sub?: string): Promise<string> {
-  const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime('10m');
+/** A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for `ttl` (10 minutes). */
+export async function signToken(jwtSecret: string, scope: string, sub?: string, ttl = '10m'): Promise<string> {
+  const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(ttl);
   return (sub ? jwt.setSubject(sub) : jwt).sign(new TextEncoder().encode(jwtSecret));
 }
 

@@ -21,7 +21,7 @@ useWorkflowTestEnv((e, b) => {
 });
 
 const plan: OnboardingPlan = {
-  customer: { segment: 'New', ltv: 0 },
+  customer: { segment: 'New', ltv_minor: 0 },
   payment_method: null,
   device: null,
   address: null,

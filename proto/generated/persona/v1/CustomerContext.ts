@@ -7,10 +7,11 @@ export interface CustomerContext {
   'status'?: (string);
   'segment'?: (string);
   'is_vip'?: (boolean);
-  'ltv'?: (number | string);
   'trusted_devices'?: (_persona_v1_TrustedDevice)[];
   'default_payment_method_id'?: (string);
   'active_payment_methods'?: (string)[];
+  'ltv'?: (string);
+  'ltv_currency'?: (string);
 }
 
 export interface CustomerContext__Output {
@@ -18,8 +19,9 @@ export interface CustomerContext__Output {
   'status'?: (string);
   'segment'?: (string);
   'is_vip'?: (boolean);
-  'ltv'?: (number);
   'trusted_devices'?: (_persona_v1_TrustedDevice__Output)[];
   'default_payment_method_id'?: (string);
   'active_payment_methods'?: (string)[];
+  'ltv'?: (string);
+  'ltv_currency'?: (string);
 }

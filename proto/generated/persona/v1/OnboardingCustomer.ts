@@ -3,18 +3,18 @@
 
 export interface OnboardingCustomer {
   'segment'?: (string);
-  'ltv'?: (number | string);
   'acquisition_date'?: (string);
+  'ltv'?: (string);
   '_segment'?: "segment";
-  '_ltv'?: "ltv";
   '_acquisition_date'?: "acquisition_date";
+  '_ltv'?: "ltv";
 }
 
 export interface OnboardingCustomer__Output {
   'segment'?: (string);
-  'ltv'?: (number);
   'acquisition_date'?: (string);
+  'ltv'?: (string);
   '_segment'?: "segment";
-  '_ltv'?: "ltv";
   '_acquisition_date'?: "acquisition_date";
+  '_ltv'?: "ltv";
 }
