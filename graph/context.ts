@@ -4,6 +4,7 @@
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
+import { ltvMinorFromGraph } from './customers';
 import { NotFoundError } from './errors';
 import type { Graph } from './graph';
 import type { WalletEntry } from './model';
@@ -41,7 +42,7 @@ export const CONTEXT_CYPHER = `
 export async function readOnce(g: Graph, cypher: string, params: Record<string, unknown>) {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
   try {
-    return await session.run(cypher, params);
+    return await session.run(cypher, params, g.limits?.hotReadMs ? { timeout: g.limits.hotReadMs } : {});
   } finally {
     await session.close();
   }
@@ -57,8 +58,7 @@ export async function getCustomerContext(
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
   const segment = r.get('segment') as string;
-  // An erased customer keeps no lifetime value.
-  const ltv = (toPlain(r.get('ltv')) as number | null) ?? 0;
+  const ltv = ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency);
   const methods = r.get('methods') as [string, boolean | null][];
   const trusted = toPlain(r.get('trusted_devices')) as CustomerContext['trusted_devices'];
   return {

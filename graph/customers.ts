@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
-import { fromMinorUnits } from '../payments/money';
+import { currencyExponent, fromMinorUnits, maxMinorUnits } from '../payments/money';
 import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
@@ -56,10 +56,23 @@ const CYPHER = {
     RETURN ${CUSTOMER_PROJECTION} AS customer`,
 } as const;
 
-export function toCustomer(value: unknown): Customer {
+export function toCustomer(value: unknown, currency: string): Customer {
   const customer = toPlain(value) as unknown as Customer;
-  // An erased customer (a tombstone) keeps no lifetime value.
-  return { ...customer, ltv_minor: customer.ltv_minor ?? 0 };
+  return { ...customer, ltv_minor: ltvMinorFromGraph((value as { ltv_minor?: unknown }).ltv_minor, currency) };
+}
+
+/**
+ * A customer's `ltv` property as minor units, never throwing on what the graph holds: none (an
+ * erased customer) is 0; an integer is minor units; a float is major units, as the graph kept
+ * LTV before it became exact (written by a process from before the migration); both capped at
+ * the largest amount the api takes.
+ */
+export function ltvMinorFromGraph(raw: unknown, currency: string): number {
+  const max = maxMinorUnits(currency);
+  let minor = 0;
+  if (neo4j.isInt(raw)) minor = raw.greaterThan(max) ? max : raw.toNumber();
+  else if (typeof raw === 'number' && Number.isFinite(raw)) minor = Math.round(raw * 10 ** currencyExponent(currency));
+  return Math.min(Math.max(minor, 0), max);
 }
 
 /** Inserts a customer inside the caller's transaction, with CustomerCreated. */
@@ -77,7 +90,7 @@ export async function insertCustomer(
     // A date-time names its day in its own offset: its first ten characters.
     acquisitionDate: c.acquisition_date?.slice(0, 10) ?? null,
   });
-  const customer = toCustomer(res.records[0]?.get('customer'));
+  const customer = toCustomer(res.records[0]?.get('customer'), reportingCurrency);
   await appendEvent(tx, 'CustomerCreated', id, {
     segment: customer.segment,
     status: customer.status,
@@ -114,7 +127,7 @@ export async function getCustomer(g: Graph, id: string): Promise<Customer | null
   return readTx(g, async (tx) => {
     const res = await tx.run(CYPHER.get, { id });
     const record = res.records[0];
-    return record ? toCustomer(record.get('customer')) : null;
+    return record ? toCustomer(record.get('customer'), g.policy.reportingCurrency) : null;
   });
 }
 
@@ -130,8 +143,13 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
     const res = await tx.run(CYPHER.update, { id, patch: properties });
     const record = res.records[0];
     if (!record) throw new NotFoundError('Customer', id);
-    const before = toPlain(record.get('before')) as Record<string, unknown>;
-    const customer = toCustomer(record.get('customer'));
+    const currency = g.policy.reportingCurrency;
+    const raw = record.get('before') as { ltv_minor?: unknown };
+    const before: Record<string, unknown> = {
+      ...(toPlain(raw) as Record<string, unknown>),
+      ltv_minor: ltvMinorFromGraph(raw.ltv_minor, currency),
+    };
+    const customer = toCustomer(record.get('customer'), currency);
     const changes: Record<string, { from: unknown; to: unknown }> = Object.fromEntries(
       Object.entries(p)
         .filter(([field, to]) => before[field] !== to)
@@ -139,11 +157,14 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
     );
     // The feed has always said `ltv` in major units: it still does, beside the exact `ltv_minor`.
     if (changes.ltv_minor) {
-      const major = (minor: unknown) =>
-        typeof minor === 'number' ? ltvFields(minor, g.policy.reportingCurrency).ltv : null;
+      const major = (minor: unknown) => (typeof minor === 'number' ? ltvFields(minor, currency).ltv : null);
       changes.ltv = { from: major(changes.ltv_minor.from), to: major(changes.ltv_minor.to) };
     }
-    if (Object.keys(changes).length > 0) await appendEvent(tx, 'CustomerProfileUpdated', id, { changes });
+    if (Object.keys(changes).length > 0)
+      await appendEvent(tx, 'CustomerProfileUpdated', id, {
+        changes,
+        ...(changes.ltv_minor ? { ltv_currency: currency } : {}),
+      });
     return customer;
   });
 }
@@ -174,6 +195,6 @@ export async function findCustomerByDigitalId(g: Graph, type: IdentifierType, va
       value: normaliseIdentifier(type, value, g.policy.defaultPhoneRegion, 'value'),
     });
     const record = res.records[0];
-    return record ? toCustomer(record.get('customer')) : null;
+    return record ? toCustomer(record.get('customer'), g.policy.reportingCurrency) : null;
   });
 }

@@ -70,6 +70,11 @@ export const EVENT_PAYLOADS = {
   }),
   CustomerProfileUpdated: z.looseObject({
     changes: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })),
+    /** With an LTV change: the currency of `changes.ltv_minor`. */
+    ltv_currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .optional(),
   }),
   DigitalIdentifierAdded: z.looseObject({
     digital_identifier_id: id.optional(),

@@ -10,7 +10,9 @@
  */
 import type { Driver } from 'neo4j-driver';
 import { Neo4jError } from 'neo4j-driver';
-import { currencyExponent } from '../payments/money';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { currencyExponent, maxMinorUnits } from '../payments/money';
 
 export interface SchemaRule {
   name: string;
@@ -136,14 +138,24 @@ interface DataMigration {
 
 export const DATA_MIGRATIONS: DataMigration[] = [
   {
-    // LTV was a float of major units; it is an integer of minor units of the reporting currency.
+    // LTV was a float of major units; it is an integer of minor units of the reporting currency,
+    // at most what the api takes (a float beyond it, which the old api let in, is capped).
     name: 'customer-ltv-minor-units',
     cypher: `
       MATCH (c:Customer) WHERE c.ltv IS NOT NULL AND NOT c.ltv IS :: INTEGER
-      CALL (c) { SET c.ltv = toInteger(round(c.ltv * $scale)) } IN TRANSACTIONS OF 10000 ROWS`,
-    params: (o) => ({ scale: 10 ** currencyExponent(o.reportingCurrency) }),
+      CALL (c) {
+        WITH c WHERE NOT c.ltv IS :: INTEGER
+        SET c.ltv = toInteger(round(CASE WHEN c.ltv * $scale > $max THEN $max ELSE c.ltv * $scale END))
+      } IN TRANSACTIONS OF 10000 ROWS`,
+    params: (o) => ({
+      scale: 10 ** currencyExponent(o.reportingCurrency),
+      max: maxMinorUnits(o.reportingCurrency),
+    }),
   },
 ];
+
+/** How long a data migration another process claimed may run before this one takes it over. */
+const MIGRATION_LEASE_MS = 15 * 60_000;
 
 /** Applies every rule that is missing, waits until all indexes are online, then runs pending data migrations. */
 export async function migrate(
@@ -183,38 +195,79 @@ export async function migrate(
     dropped.push(rule.name);
   }
   await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
+  await checkReportingCurrency(driver, database, reportingCurrency);
   const migrated = await runDataMigrations(driver, database, { indexWaitSeconds, reportingCurrency });
   return { created, dropped, existing, migrated, ms: Date.now() - started };
 }
 
+/**
+ * Runs the data migrations this database has not had, one process at a time: each is claimed as
+ * a `Migration` node (unique on its name) before it runs and marked done after, so an api and a
+ * worker starting together never both run one (a second pass over values the first is
+ * converting could scale them twice). A process that finds one claimed waits for it.
+ */
 async function runDataMigrations(
   driver: Driver,
   database: string,
   options: Required<MigrationOptions>,
 ): Promise<string[]> {
-  const { records } = await driver.executeQuery(
-    'MATCH (m:Migration) RETURN collect(m.name) AS names',
-    {},
-    { database },
-  );
-  const done = new Set((records[0]?.get('names') as string[] | undefined) ?? []);
+  const owner = randomUUID();
   const migrated: string[] = [];
-  for (const m of DATA_MIGRATIONS.filter((d) => !done.has(d.name))) {
-    // CALL … IN TRANSACTIONS needs an auto-commit transaction: a session's run, not a transaction function.
-    const session = driver.session({ database });
-    try {
-      await session.run(m.cypher, m.params(options));
-    } finally {
-      await session.close();
+  for (const m of DATA_MIGRATIONS) {
+    for (;;) {
+      const { records } = await driver.executeQuery(
+        `MERGE (m:Migration {name: $name})
+         ON CREATE SET m.state = 'running', m.owner = $owner, m.claimed_at = datetime()
+         WITH m
+         // Take over a claim whose process died (it never finished within the lease).
+         FOREACH (_ IN CASE WHEN m.state = 'running' AND m.claimed_at < datetime() - duration({milliseconds: $lease})
+                  THEN [1] ELSE [] END | SET m.owner = $owner, m.claimed_at = datetime())
+         RETURN coalesce(m.state, 'done') AS state, m.owner = $owner AS mine`,
+        { name: m.name, owner, lease: MIGRATION_LEASE_MS },
+        { database },
+      );
+      const state = records[0]?.get('state') as string;
+      if (state === 'done') break;
+      if (records[0]?.get('mine') !== true) {
+        await sleep(1000); // another process runs it: wait until it is done
+        continue;
+      }
+      // CALL … IN TRANSACTIONS needs an auto-commit transaction: a session's run, not a transaction function.
+      const session = driver.session({ database });
+      try {
+        await session.run(m.cypher, m.params(options));
+      } finally {
+        await session.close();
+      }
+      await driver.executeQuery(
+        "MATCH (m:Migration {name: $name, owner: $owner}) SET m.state = 'done', m.applied_at = datetime()",
+        { name: m.name, owner },
+        { database },
+      );
+      migrated.push(m.name);
+      break;
     }
-    await driver.executeQuery(
-      'MERGE (m:Migration {name: $name}) ON CREATE SET m.applied_at = datetime()',
-      { name: m.name },
-      { database },
-    );
-    migrated.push(m.name);
   }
   return migrated;
+}
+
+/**
+ * The graph remembers which currency its amounts are minor units of: a process configured with
+ * another one refuses to start rather than read every amount 100 times too large or too small.
+ */
+async function checkReportingCurrency(driver: Driver, database: string, currency: string): Promise<void> {
+  const { records } = await driver.executeQuery(
+    `MERGE (s:GraphSetting {name: 'reporting_currency'}) ON CREATE SET s.value = $currency
+     RETURN s.value AS value`,
+    { currency },
+    { database },
+  );
+  const kept = records[0]?.get('value') as string;
+  if (kept !== currency)
+    throw new Error(
+      `this graph counts money in minor units of ${kept}, but PERSONA_REPORTING_CURRENCY is ${currency}: ` +
+        'amounts would be misread; set it back, or convert the graph first',
+    );
 }
 
 async function existingRuleNames(driver: Driver, database: string): Promise<Set<string>> {

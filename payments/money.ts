@@ -39,10 +39,17 @@ const EXPONENTS: Record<string, number> = {
 };
 
 /**
- * Digits before the decimal point: amounts up to 10^12 − 1 major units stay exact as JS numbers
- * (below 2^53 minor units).
+ * Digits before the decimal point: at most 12, and fewer for a currency with more than three
+ * decimals, so every amount's minor units stay below 2^53 (exact as a JS number).
  */
-const MAX_WHOLE_DIGITS = 12;
+function maxWholeDigits(currency: string): number {
+  return Math.min(12, 15 - currencyExponent(currency));
+}
+
+/** The largest amount in `currency`, in minor units (every digit a nine). */
+export function maxMinorUnits(currency: string): number {
+  return 10 ** (maxWholeDigits(currency) + currencyExponent(currency)) - 1;
+}
 
 export const CURRENCY_PATTERN = /^[A-Z]{3}$/;
 
@@ -56,7 +63,7 @@ export function decimalPattern(currency: string): RegExp {
   const exponent = currencyExponent(currency);
   // [0-9], not \\d: in other languages' patterns \\d matches every script's digits.
   const fraction = exponent > 0 ? `(\\.[0-9]{1,${exponent}})?` : '';
-  return new RegExp(`^(0|[1-9][0-9]{0,${MAX_WHOLE_DIGITS - 1}})${fraction}$`);
+  return new RegExp(`^(0|[1-9][0-9]{0,${maxWholeDigits(currency) - 1}})${fraction}$`);
 }
 
 /** Why a decimal string is not an amount in `currency`, or null when it is one. */
@@ -68,7 +75,7 @@ export function decimalProblem(value: string, currency: string): string | null {
   const example = exponent > 0 ? `1234.${'5'.padEnd(exponent, '0')}` : '1234';
   return (
     `must be a non-negative decimal string such as "${example}" ` +
-    `(at most ${MAX_WHOLE_DIGITS} digits before the point)`
+    `(at most ${maxWholeDigits(currency)} digits before the point)`
   );
 }
 

@@ -17,13 +17,17 @@ describe('schema migration', () => {
     expect(again.existing.sort()).toEqual(SCHEMA.map((r) => r.name).sort());
   });
 
-  it('turns a lifetime value kept as a float into exact minor units, once', async () => {
+  it('turns a lifetime value kept as a float into exact minor units, once, however many processes start', async () => {
     const id = randomUUID();
     await g.query("CREATE (:Customer {id: $id, status: 'active', segment: 'New', ltv: 120.5})", { id });
     // As if this graph had never run the data migration.
     await g.query("MATCH (m:Migration {name: 'customer-ltv-minor-units'}) DELETE m");
-    const first = await migrate(g.driver, g.database, { reportingCurrency: 'USD' });
-    expect(first.migrated).toEqual(['customer-ltv-minor-units']);
+    // An api and a worker starting together: one of them converts, the other waits for it.
+    const both = await Promise.all([
+      migrate(g.driver, g.database, { reportingCurrency: 'USD' }),
+      migrate(g.driver, g.database, { reportingCurrency: 'USD' }),
+    ]);
+    expect(both.flatMap((r) => r.migrated)).toEqual(['customer-ltv-minor-units']);
     const [row] = await g.query<{ ltv: unknown; integer: boolean }>(
       'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.ltv IS :: INTEGER AS integer',
       { id },
@@ -31,6 +35,12 @@ describe('schema migration', () => {
     expect(row).toEqual({ ltv: 12050, integer: true });
     expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
     await g.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id });
+  });
+
+  it('refuses to start on a graph that counts money in another currency', async () => {
+    await expect(migrate(g.driver, g.database, { reportingCurrency: 'JPY' })).rejects.toThrow(
+      /counts money in minor units of USD, but PERSONA_REPORTING_CURRENCY is JPY/,
+    );
   });
 
   it('leaves the uniqueness constraints DESIGN.md asks for', async () => {
