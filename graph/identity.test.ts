@@ -1,7 +1,7 @@
 import type { CountryCode } from 'libphonenumber-js';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from './errors';
-import { isJunkFingerprint, isJunkIdentifier, normaliseIdentifier } from './identity';
+import { EMAIL_PATTERN, isJunkFingerprint, isJunkIdentifier, normaliseIdentifier, PHONE_PATTERN } from './identity';
 
 describe('normaliseIdentifier', () => {
   it('trims and lower-cases emails', () => {
@@ -49,4 +49,44 @@ describe('junk', () => {
     expect(isJunkFingerprint(v)).toBe(true),
   );
   it('a real fingerprint is not junk', () => expect(isJunkFingerprint('fp_9f8e7d6c5b4a3f2e')).toBe(false));
+});
+
+describe('the api’s identifier patterns', () => {
+  it('match a hostile 64 KB address in linear time (no backtracking blow-up)', () => {
+    const hostile = `a@${'.'.repeat(65_000)}@`;
+    const started = performance.now();
+    expect(EMAIL_PATTERN.test(hostile)).toBe(false);
+    expect(EMAIL_PATTERN.test(`${'a'.repeat(65_000)}@${'b.'.repeat(30_000)}`)).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it.each([
+    ['ada@acme.io', true],
+    [' Ada.Lovelace@Example.CO.UK ', true],
+    ['a+tag@x.y', true],
+    ['a@b', false],
+    ['a@b..c', false],
+    ['a b@c.d', false],
+    ['\tada@acme.io', false],
+    ['ada@acme\u00a0.io', false],
+  ])('email %j → %s, and whatever the pattern takes, normaliseIdentifier takes', (value, ok) => {
+    expect(EMAIL_PATTERN.test(value)).toBe(ok);
+    if (ok) expect(() => normaliseIdentifier('email', value)).not.toThrow();
+  });
+
+  it.each([
+    ['+14155550123', '+14155550123'],
+    ['+1 (415) 555-0123', '+14155550123'],
+    ['+44 7911 123456', '+447911123456'],
+    // A number libphonenumber does not know to be possible is kept as its digits.
+    ['+999 1234567', '+9991234567'],
+  ])('phone %j matches the pattern and normalises to %s', (value, normalised) => {
+    expect(PHONE_PATTERN.test(value)).toBe(true);
+    expect(normaliseIdentifier('phone_number', value)).toBe(normalised);
+  });
+
+  it.each(['4155550123', '+0 415 555 0123', '+1 415', '+1--415-555-0123-', '+1 415 555 0123 x12'])(
+    'phone %j is not in international form',
+    (value) => expect(PHONE_PATTERN.test(value)).toBe(false),
+  );
 });
