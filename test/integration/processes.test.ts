@@ -77,7 +77,9 @@ describe('readiness', () => {
   });
 
   it('answers 503 problem+json naming Temporal when Temporal is unreachable', async () => {
-    const dead = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1s' });
+    // Without the SDK's retries, like the api's own probe: a retry still pending when the
+    // connection closes would throw from its timer.
+    const dead = Connection.lazy({ address: `127.0.0.1:${await freePort()}`, connectTimeout: '1s', interceptors: [] });
     try {
       const app = appWith(
         [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(dead, config.TEMPORAL_NAMESPACE)],
