@@ -12,7 +12,9 @@ import type { DomainFailureDetails } from '../temporal/failures';
 export function asActivityFailure(err: unknown): unknown {
   if (err instanceof DomainError && err.code !== 'conflict') {
     const details: DomainFailureDetails =
-      err instanceof InvalidInputError ? { code: err.code, field: err.field, reason: err.reason } : { code: err.code };
+      err instanceof InvalidInputError
+        ? { code: err.code, field: err.field, reason: err.reason }
+        : { code: err.code, ...('field' in err ? { field: err.field as string } : {}) };
     return ApplicationFailure.create({
       type: err.name,
       message: err.message,

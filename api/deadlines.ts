@@ -15,14 +15,21 @@ export const READINESS_PATHS = { read: ['neo4j'], write: ['neo4j', 'temporal'] }
 /** Room for the precise errors (which name the dependency) to arrive before the net's. */
 const MARGIN_MS = 500;
 
-/** The whole budget of one request: the deadline, plus the wait a `?wait=true` caller asked for. */
+/**
+ * The whole budget of one request: the deadline, plus — for a `?wait=true` caller — the wait
+ * it asked for and the two calls (start, describe) made before the wait begins.
+ */
 export function requestBudgetMs(deps: ApiDeps, waits: boolean): number {
-  return deps.limits.requestDeadlineMs + MARGIN_MS + (waits ? deps.limits.waitTimeoutMs : 0);
+  const { requestDeadlineMs, waitTimeoutMs } = deps.limits;
+  return requestDeadlineMs + MARGIN_MS + (waits ? waitTimeoutMs + 2 * requestDeadlineMs : 0);
 }
 
 /** Runs one request's work within its budget; past it, DependencyUnavailableError. */
 export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promise<T>): Promise<T> {
-  return withDeadline('either', requestBudgetMs(deps, waits), work);
+  const requestId = deps.requests.requestId;
+  return withDeadline('either', requestBudgetMs(deps, waits), work, (err) =>
+    deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed'),
+  );
 }
 
 /** REST: every /api route within its budget. */

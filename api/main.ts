@@ -12,8 +12,8 @@ import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
-import { connectTemporal } from '../temporal/connection';
-import { graphFromConfig } from '../runtime/graph';
+import { connectTemporal, QUICK_RECONNECT } from '../temporal/connection';
+import { graphFromConfig, requestLimits } from '../runtime/graph';
 import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
@@ -51,14 +51,21 @@ async function main(): Promise<void> {
     lazy: true,
   });
   logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'Temporal client ready');
-  // Readiness asks Temporal on a connection of its own without the client's retries, so a lost
-  // Temporal shows at the next probe instead of after the retries run out.
-  const probe = Connection.lazy({ address: config.TEMPORAL_ADDRESS, connectTimeout: '1s', interceptors: [] });
+  // Readiness asks on connections of its own: Temporal without the client's retries, so a lost
+  // Temporal shows at the next probe instead of after the retries run out; Neo4j from a pool of
+  // two, so a busy request pool never takes the api out of rotation.
+  const probeDriver = createDriver(config, { maxConnectionPoolSize: 2, deadlineMs: 1000 });
+  const probe = Connection.lazy({
+    address: config.TEMPORAL_ADDRESS,
+    connectTimeout: '1s',
+    interceptors: [],
+    channelArgs: QUICK_RECONNECT,
+  });
 
   const deps = apiDepsFromConfig(config, {
     logger,
-    readiness: [neo4jCheck(driver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],
-    graph: graphFromConfig(driver, config),
+    readiness: [neo4jCheck(probeDriver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],
+    graph: graphFromConfig(driver, config, requestLimits(config)),
     client,
     requests,
     metrics: createApiMetrics({ processMetrics: true, relayParked: () => parkedEventCount(client) }),
@@ -76,11 +83,20 @@ async function main(): Promise<void> {
   // ('') needs Neo4j and Temporal; persona.v1.PersonaAgent stays SERVING while the agents'
   // context reads can be answered (they need Neo4j only), so a Temporal outage keeps it in
   // rotation for reads.
+  // NOT_SERVING until the first round has checked; afterwards set only on a change, so
+  // clients watching a status hear of changes, not of every round.
+  const statuses = new Map<string, 'SERVING' | 'NOT_SERVING'>();
+  const setStatus = (service: string, status: 'SERVING' | 'NOT_SERVING'): void => {
+    if (statuses.get(service) === status) return;
+    statuses.set(service, status);
+    grpc.health.setStatus(service, status);
+  };
+  setStatus('', 'NOT_SERVING');
+  setStatus(SERVICE_NAME, 'NOT_SERVING');
   const stopWatching = watchReadiness(deps.readiness, (results) => {
     const ready = pathReadiness(READINESS_PATHS, results);
-    const all = Object.values(results).every((r) => r === 'ok');
-    grpc.health.setStatus('', all ? 'SERVING' : 'NOT_SERVING');
-    grpc.health.setStatus(SERVICE_NAME, ready.read ? 'SERVING' : 'NOT_SERVING');
+    setStatus('', Object.values(results).every((r) => r === 'ok') ? 'SERVING' : 'NOT_SERVING');
+    setStatus(SERVICE_NAME, ready.read ? 'SERVING' : 'NOT_SERVING');
   });
 
   const server = serve(
@@ -102,6 +118,7 @@ async function main(): Promise<void> {
     { name: 'temporal connection', run: () => connection.close() },
     { name: 'temporal readiness probe', run: () => probe.close() },
     { name: 'neo4j driver', run: () => driver.close() },
+    { name: 'neo4j readiness driver', run: () => probeDriver.close() },
     ...(tracing ? [{ name: 'tracing (flushing spans)', run: () => tracing.shutdown() }] : []),
   ]);
 }

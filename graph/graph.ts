@@ -25,11 +25,23 @@ export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
   reportingCurrency: 'USD',
 };
 
+/**
+ * Server-side limits on transactions, for a process whose callers wait (the api): a transaction
+ * past its limit is rolled back by Neo4j, so a caller told 503 is not followed by a late commit.
+ */
+export interface TransactionLimits {
+  /** Any read or write transaction (writes never longer than WRITE_TX_TIMEOUT_MS anyway). */
+  transactionMs?: number;
+  /** The agents' hot reads (context, checkout options). */
+  hotReadMs?: number;
+}
+
 export interface Graph {
   driver: Driver;
   database: string;
   tokens: TokenCipher;
   policy: GraphPolicy;
+  limits?: TransactionLimits;
 }
 
 /**
@@ -42,7 +54,8 @@ export const WRITE_TX_TIMEOUT_MS = 10_000;
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
   try {
-    return await session.executeWrite(work, { timeout: WRITE_TX_TIMEOUT_MS });
+    const timeout = Math.min(g.limits?.transactionMs ?? WRITE_TX_TIMEOUT_MS, WRITE_TX_TIMEOUT_MS);
+    return await session.executeWrite(work, { timeout });
   } catch (err) {
     throw mapNeo4jError(err);
   } finally {
@@ -53,7 +66,7 @@ export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Pro
 export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
   try {
-    return await session.executeRead(work);
+    return await session.executeRead(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
   } finally {
     await session.close();
   }

@@ -44,6 +44,10 @@ describe('unavailableDependency', () => {
     ).toBe(undefined);
     expect(unavailableDependency(grpcError(status.NOT_FOUND, 'workflow not found'))).toBeUndefined();
     expect(unavailableDependency(grpcError(status.ALREADY_EXISTS, 'started'))).toBeUndefined();
+    // A memory limit fails the same way on every retry: a 500 to look into, not a 503.
+    expect(unavailableDependency(newError('too big', 'Neo.TransientError.General.MemoryPoolOutOfMemoryError'))).toBe(
+      undefined,
+    );
   });
 });
 

@@ -24,7 +24,8 @@ export class DependencyUnavailableError extends Error {
     /** What the caller is told to wait before retrying (`Retry-After`). */
     readonly retryAfterSeconds = 1,
   ) {
-    super(`${NAMES[dependency]} is unavailable (${reason}); retry shortly`);
+    // The message is what callers see: no internal detail (addresses, ids) goes in; `reason` is logged.
+    super(`${NAMES[dependency]} is unavailable; retry shortly`);
     this.name = 'DependencyUnavailableError';
   }
 }
@@ -35,8 +36,25 @@ const NEO4J_UNAVAILABLE = new Set([
   'Neo.TransientError.General.DatabaseUnavailable',
 ]);
 
-/** gRPC status codes (the Temporal client's transport) that mean the server did not answer in time or at all. */
-const GRPC_UNREACHABLE: number[] = [status.UNAVAILABLE, status.DEADLINE_EXCEEDED];
+/**
+ * Transient errors that mean "busy, try again": lock waits and deadlocks that outlived the
+ * driver's retries, a cluster changing leader. Not memory limits: those fail the same way on
+ * every retry (a 500 to look into, not a 503 to retry).
+ */
+const BUSY_TRANSACTION = [
+  'DeadlockDetected',
+  'LockClientStopped',
+  'LockAcquisitionTimeout',
+  'Outdated',
+  'ConstraintsChanged',
+];
+const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TRANSACTION.join('|')})|Cluster\\.)`);
+
+/**
+ * gRPC status codes (the Temporal client's transport) that mean the server did not answer in
+ * time or at all, or is throttling (RESOURCE_EXHAUSTED): try again shortly.
+ */
+const GRPC_UNREACHABLE: number[] = [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED];
 
 function firstLine(message: string): string {
   return message.split('\n')[0]?.slice(0, 200) ?? '';
@@ -52,7 +70,7 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     if (current instanceof DependencyUnavailableError) return current;
     if (current instanceof Neo4jError) {
-      if (NEO4J_UNAVAILABLE.has(current.code) || current.code.startsWith('Neo.TransientError'))
+      if (NEO4J_UNAVAILABLE.has(current.code) || NEO4J_BUSY.test(current.code))
         return new DependencyUnavailableError('neo4j', firstLine(current.message));
       if (current.message.startsWith('Connection acquisition timed out'))
         return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');
@@ -69,14 +87,26 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
  * The work itself is not stopped (a driver call ends at its own limits); only the caller stops
  * waiting for it.
  */
-export async function withDeadline<T>(dependency: Dependency, ms: number, work: () => Promise<T>): Promise<T> {
+export async function withDeadline<T>(
+  dependency: Dependency,
+  ms: number,
+  work: () => Promise<T>,
+  /** Told of an error the work ends with after the deadline (so that a real bug is not lost in a 503). */
+  onLateError?: (err: unknown) => void,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  let late = false;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      late = true;
+      reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`));
+    }, ms);
   });
   const running = work();
-  // An answer that comes after the deadline is dropped, and so is its error.
-  running.catch(() => undefined);
+  // An answer that comes after the deadline is dropped; its error is reported, not thrown.
+  running.catch((err: unknown) => {
+    if (late) onLateError?.(err);
+  });
   try {
     return await Promise.race([running, expired]);
   } finally {

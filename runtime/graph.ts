@@ -2,12 +2,18 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Driver } from 'neo4j-driver';
 import type { Config } from '../config/env';
-import { createGraph, type Graph } from '../graph';
+import { createGraph, type Graph, type TransactionLimits } from '../graph';
 
-export function graphFromConfig(driver: Driver, config: Config): Graph {
-  return createGraph(driver, config.NEO4J_DATABASE, config.tokenKey, {
+export function graphFromConfig(driver: Driver, config: Config, limits?: TransactionLimits): Graph {
+  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey, {
     defaultPhoneRegion: config.PERSONA_DEFAULT_PHONE_REGION as CountryCode,
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
     reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
   });
+  return limits ? { ...graph, limits } : graph;
+}
+
+/** The api's limits: no transaction outlives the request that waits for it. */
+export function requestLimits(config: Config): TransactionLimits {
+  return { transactionMs: config.PERSONA_REQUEST_DEADLINE_MS, hotReadMs: config.PERSONA_READ_DEADLINE_MS };
 }

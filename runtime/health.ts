@@ -3,8 +3,9 @@
  *   GET /healthz          the process is up (200 always while it serves);
  *   GET /readyz           every dependency answers (200), or 503 problem+json naming what does not;
  *   GET /readyz/<path>    the dependencies one kind of traffic needs (the api: `read`, `write`).
- * Every answer is current: the checks run when asked, each bounded by a short timeout, so a
- * lost dependency shows at the next probe. A 503 carries `Retry-After`.
+ * Every answer is current: the checks run when asked (probes within 250 ms of each other share
+ * one round), each bounded by a short timeout, so a lost dependency shows at the next probe.
+ * A 503 carries `Retry-After`.
  */
 import { Hono, type Context } from 'hono';
 import { problemResponse, problemType } from './problem';
@@ -79,18 +80,33 @@ function answer(c: Context, service: string, results: Record<string, string>, ex
   });
 }
 
+/**
+ * Runs the checks at most once per `freshMs`: probes arriving together share one round, so a
+ * flood of (unauthenticated) readiness requests costs the dependencies a few checks a second.
+ */
+function sharedChecks(checks: ReadinessCheck[], timeoutMs: number, freshMs: number) {
+  let last: { at: number; results: Promise<Record<string, string>> } | undefined;
+  return (names?: string[]): Promise<Record<string, string>> => {
+    if (!last || performance.now() - last.at > freshMs)
+      last = { at: performance.now(), results: checkAll(checks, timeoutMs) };
+    return last.results.then((all) =>
+      names ? Object.fromEntries(Object.entries(all).filter(([name]) => names.includes(name))) : all,
+    );
+  };
+}
+
 export function healthRoutes({ service, checks, paths = {}, timeoutMs = READINESS_TIMEOUT_MS }: HealthOptions): Hono {
   const app = new Hono();
+  const check = sharedChecks(checks, timeoutMs, 250);
   app.get('/healthz', (c) => c.json({ status: 'ok', service }));
   app.get('/readyz', async (c) => {
-    const results = await checkAll(checks, timeoutMs);
+    const results = await check();
     const ready = pathReadiness(paths, results);
     const states = Object.fromEntries(Object.entries(ready).map(([p, ok]) => [p, ok ? 'ready' : 'not ready']));
     return answer(c, service, results, Object.keys(paths).length > 0 ? { paths: states } : {});
   });
   for (const [path, needs] of Object.entries(paths)) {
-    const needed = checks.filter((ch) => needs.includes(ch.name));
-    app.get(`/readyz/${path}`, async (c) => answer(c, service, await checkAll(needed, timeoutMs), { path }));
+    app.get(`/readyz/${path}`, async (c) => answer(c, service, await check(needs), { path }));
   }
   return app;
 }

@@ -2,7 +2,7 @@
  * The Temporal client factory: one Connection and Client per process, built in the entry point
  * and passed down. Also the namespace checks the stack and readiness probes use.
  */
-import { InterceptingCall, type Interceptor } from '@grpc/grpc-js';
+import { InterceptingCall, status as grpcStatus, type Interceptor } from '@grpc/grpc-js';
 import {
   Client,
   Connection,
@@ -35,8 +35,25 @@ export interface ClientOptions {
   lazy?: boolean;
 }
 
-/** Calls that wait on purpose (for a new history event, for an Update's outcome): their callers bound them. */
-const LONG_POLLS = ['/GetWorkflowExecutionHistory', '/PollWorkflowExecutionUpdate'];
+/**
+ * Calls that wait on purpose (for a new history event; for an Update to be accepted or done,
+ * Update-with-Start included): their callers bound them.
+ */
+const LONG_POLLS = [
+  '/GetWorkflowExecutionHistory',
+  '/PollWorkflowExecutionUpdate',
+  '/UpdateWorkflowExecution',
+  '/ExecuteMultiOperation',
+];
+
+/**
+ * A process whose callers wait reconnects quickly after an outage: grpc-js backs off up to
+ * 120 s between reconnection attempts by default, and fails every call in between.
+ */
+export const QUICK_RECONNECT = {
+  'grpc.initial_reconnect_backoff_ms': 250,
+  'grpc.max_reconnect_backoff_ms': 2000,
+};
 
 /** A gRPC interceptor that gives every call without a deadline one, `ms` from its start. */
 export function callDeadlineInterceptor(ms: number): Interceptor {
@@ -61,9 +78,16 @@ export async function connectTemporal(
           interceptors: [
             callDeadlineInterceptor(options.callDeadlineMs),
             // Short retries too: the SDK's back off for up to 5 s between attempts, and a call
-            // waiting out a back-off outlives its deadline. Four tries within a few hundred ms.
-            makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4, initialIntervalMs: () => 50 })),
+            // waiting out a back-off outlives its deadline. Four tries within a few hundred ms
+            // (a throttled server, RESOURCE_EXHAUSTED, gets longer pauses).
+            makeGrpcRetryInterceptor(
+              defaultGrpcRetryOptions({
+                maxAttempts: 4,
+                initialIntervalMs: ({ code }) => (code === grpcStatus.RESOURCE_EXHAUSTED ? 300 : 50),
+              }),
+            ),
           ],
+          channelArgs: QUICK_RECONNECT,
         }
       : {}),
   };

@@ -34,6 +34,11 @@ export function domainFailureOf(err: unknown): DomainFailureDetails | undefined 
     if (current instanceof ApplicationFailure) {
       const details = current.details?.[0];
       if (isDetails(details)) return details;
+      // Failures recorded before details were carried: "<field>: <reason>" in the message.
+      if (current.type === 'InvalidInputError' && !current.details?.length) {
+        const [field = 'body', ...reason] = current.message.split(': ');
+        return { code: 'invalid_input', field, reason: reason.join(': ') || current.message };
+      }
     }
     current = current.cause;
   }

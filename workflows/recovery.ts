@@ -16,6 +16,7 @@
 import { condition, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { RecoveryActivities } from '../activities/recovery';
 import { declineRule } from '../payments/declines';
+import { fromMinorUnits } from '../payments/money';
 import {
   cancelRecoverySignal,
   paymentFailedSignal,
@@ -30,7 +31,7 @@ import { activitiesWithSummaries, gatewayCharge, graphWrite } from './activityOp
 import { countRecovery } from './metrics';
 import { notifications } from './notifications';
 
-const money = (amount: number, currency: string): string => `${(amount / 100).toFixed(2)} ${currency}`;
+const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
 const graph = activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod'>>(graphWrite, {
   listRecoveryCandidates: (req) =>

@@ -43,7 +43,7 @@ function routeMethods(routes: { method: string; path: string }[]): (path: string
     .filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
     .map((r) => ({
       method: r.method,
-      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}/?$`),
+      regex: new RegExp(`^${r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[^/]+/g, '[^/]+')}$`),
     }));
   return (path) => {
     const methods = new Set(patterns.filter((p) => p.regex.test(path)).map((p) => p.method));
@@ -107,7 +107,7 @@ export function createApp(deps: ApiDeps) {
   const methodsOf = routeMethods(app.routes);
   app.notFound((c) => {
     const allowed = methodsOf(c.req.path);
-    if (allowed.length > 0) {
+    if (allowed.length > 0 && !allowed.includes(c.req.method)) {
       c.header('Allow', allowed.join(', '));
       return problemResponse(c, {
         type: problemType('method-not-allowed'),

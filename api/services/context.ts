@@ -56,6 +56,8 @@ export async function checkoutOptions(
 
 /** Per api instance, the workflow ids it already started (or found started): no second round trip. */
 const reportedBy = new WeakMap<ApiDeps, Set<string>>();
+/** Per api instance, when it last warned that a report could not start (once a minute, not per checkout). */
+const lastWarnedAt = new WeakMap<ApiDeps, number>();
 const REPORTED_LIMIT = 50_000;
 
 /**
@@ -82,7 +84,13 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
     })
     .then(remember, (err: unknown) => {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return remember();
-      deps.logger.warn({ err, workflowId }, 'could not start the trusted-device report; the next checkout tries again');
+      const now = Date.now();
+      if (now - (lastWarnedAt.get(deps) ?? 0) < 60_000) return;
+      lastWarnedAt.set(deps, now);
+      deps.logger.warn(
+        { err, workflowId },
+        'could not start the trusted-device report; the next checkout tries again (said once a minute)',
+      );
     });
 }
 

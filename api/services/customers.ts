@@ -68,9 +68,10 @@ export async function addToWallet(
 ) {
   const { make_default, ...pm } = input;
   const entry = await addPaymentMethod(deps.graph, id, pm, { makeDefault: make_default ?? false });
-  // A running recovery of this customer retries at once with the new method.
+  // A running recovery of this customer retries at once with the new method. Best effort, and
+  // not awaited: the card is added (committed) whatever Temporal does, and the answer says so.
   if (entry.status === 'active') {
-    await signalNewPaymentMethod(deps, id, entry.id).catch((err: unknown) =>
+    signalNewPaymentMethod(deps, id, entry.id).catch((err: unknown) =>
       deps.logger.warn({ err, customerId: id }, 'could not tell running recoveries about the new payment method'),
     );
   }

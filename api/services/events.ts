@@ -5,6 +5,7 @@
 import type { EventType } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
 import { readCustomerHistory, readFeed, type FeedPage } from '../../graph/feed';
+import { CURRENCY_PATTERN, fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 
 export async function eventFeed(deps: ApiDeps, after: string | undefined, limit: number): Promise<FeedPage> {
@@ -20,6 +21,12 @@ export interface HistoryItem {
 }
 
 type Payload = Record<string, unknown>;
+/** Minor units as the currency writes them ("15.00 EUR", "1500 JPY"). */
+function money(minor: number, currency: string): string {
+  if (!Number.isSafeInteger(minor) || !CURRENCY_PATTERN.test(currency)) return `${minor} ${currency}`;
+  return `${fromMinorUnits(minor, currency)} ${currency}`;
+}
+
 function str(v: unknown): string {
   if (v === null || v === undefined) return '';
   if (typeof v === 'string') return v;
@@ -63,7 +70,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   RelationshipAdded: () => 'Relationship recorded',
   PaymentRecovered: (p) =>
     `Failed payment ${str(p.payment_id)} recovered` +
-    `${p.amount ? ` (${(Number(p.amount) / 100).toFixed(2)} ${str(p.currency)})` : ''}`,
+    `${p.amount ? ` (${money(Number(p.amount), str(p.currency))})` : ''}`,
   PaymentRecoveryFailed: (p) => `Payment ${str(p.payment_id)} could not be recovered`,
   CustomerNotified: (p) =>
     `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ` +

@@ -77,7 +77,7 @@ export async function startOnboarding(
   if (described.memo?.request_sha256 !== hash) throw new IdempotencyKeyReusedError(key);
 
   if (!wait) return { status: 202, body: { workflow_id: workflowId } };
-  const result = await waitForResult(handle, deps.limits.waitTimeoutMs);
+  const result = await waitForResult(deps, handle, deps.limits.waitTimeoutMs);
   if (!result) return { status: 202, body: { workflow_id: workflowId } };
   return {
     status: 200,
@@ -90,15 +90,22 @@ export async function startOnboarding(
   };
 }
 
-/** The workflow's result, or null when it takes longer than the timeout (it goes on regardless). */
+/**
+ * The workflow's result, or null when it takes longer than the timeout (the workflow goes on
+ * regardless). The long poll for it is cancelled then too, not left polling until it closes.
+ */
 async function waitForResult(
+  deps: ApiDeps,
   handle: WorkflowHandle<typeof onboardingWorkflow>,
   timeoutMs: number,
 ): Promise<OnboardingWorkflowResult | null> {
+  const stop = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
+    const result = deps.temporal.client.connection.withAbortSignal(stop.signal, () => handle.result());
+    result.catch(() => undefined); // cancelled below when the wait is over
     return await Promise.race([
-      handle.result(),
+      result,
       new Promise<null>((resolve) => {
         timer = setTimeout(() => resolve(null), timeoutMs);
       }),
@@ -111,5 +118,6 @@ async function waitForResult(
     throw err;
   } finally {
     clearTimeout(timer);
+    stop.abort();
   }
 }

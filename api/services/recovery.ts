@@ -18,6 +18,7 @@ import {
 import { runningCustomerWorkflows } from '../../temporal/connection';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
+import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 
 export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Promise<{ workflow_id: string }> {
@@ -25,7 +26,7 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
   if (!wallet.some((pm) => pm.id === f.payment_method_id))
     throw new NotFoundError('PaymentMethod', f.payment_method_id);
   const workflowId = recoveryWorkflowId(f.payment_id);
-  const amount = `${(f.amount / 100).toFixed(2)} ${f.currency}`;
+  const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
   try {
     await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(
       RECOVERY_WORKFLOW_TYPE,
