@@ -6,6 +6,7 @@
  * UNAVAILABLE) with Retry-After, and the work that hung is left to end at its own limits.
  */
 import type { MiddlewareHandler } from 'hono';
+import { AbandonedWriteError } from '../graph/graph';
 import { withDeadline } from '../runtime/dependencies';
 import type { ApiDeps } from './deps';
 
@@ -27,8 +28,16 @@ export function requestBudgetMs(deps: ApiDeps, waits: boolean): number {
 /** Runs one request's work within its budget; past it, DependencyUnavailableError. */
 export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promise<T>): Promise<T> {
   const requestId = deps.requests.requestId;
-  return withDeadline('either', requestBudgetMs(deps, waits), work, (err) =>
-    deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed'),
+  return withDeadline(
+    'either',
+    requestBudgetMs(deps, waits),
+    work,
+    (err) => {
+      if (err instanceof AbandonedWriteError) return; // rolled back, as it should
+      deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed');
+    },
+    // Its writes still under way roll back instead of committing (graph/graph.ts).
+    () => deps.requests.abandon(),
   );
 }
 

@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const deps = apiDepsFromConfig(config, {
     logger,
     readiness: [neo4jCheck(probeDriver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],
-    graph: graphFromConfig(driver, config, requestLimits(config)),
+    graph: graphFromConfig(driver, config, requestLimits(config, requests)),
     client,
     requests,
     metrics: createApiMetrics({ processMetrics: true, relayParked: () => parkedEventCount(client) }),

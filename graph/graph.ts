@@ -34,6 +34,19 @@ export interface TransactionLimits {
   transactionMs?: number;
   /** The agents' hot reads (context, checkout options). */
   hotReadMs?: number;
+  /**
+   * Asked before a write transaction commits: false when its caller was already answered
+   * without it (a 503 when the request ran out of time), and then it rolls back instead.
+   */
+  mayCommit?: () => boolean;
+}
+
+/** A write rolled back because its caller had already been answered without it. */
+export class AbandonedWriteError extends Error {
+  constructor() {
+    super('the request was answered without this write (out of time): rolled back');
+    this.name = 'AbandonedWriteError';
+  }
 }
 
 export interface Graph {
@@ -55,7 +68,15 @@ export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Pro
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
   try {
     const timeout = Math.min(g.limits?.transactionMs ?? WRITE_TX_TIMEOUT_MS, WRITE_TX_TIMEOUT_MS);
-    return await session.executeWrite(work, { timeout });
+    const mayCommit = g.limits?.mayCommit;
+    const checked = mayCommit
+      ? async (tx: ManagedTransaction) => {
+          const result = await work(tx);
+          if (!mayCommit()) throw new AbandonedWriteError();
+          return result;
+        }
+      : work;
+    return await session.executeWrite(checked, { timeout });
   } catch (err) {
     throw mapNeo4jError(err);
   } finally {

@@ -57,6 +57,25 @@ describe('withDeadline', () => {
     await expect(withDeadline('neo4j', 1000, () => Promise.reject(new Error('no')))).rejects.toThrow('no');
   });
 
+  it('says when the deadline passed, and reports an error the work ends with afterwards', async () => {
+    let finish: (err: Error) => void = () => undefined;
+    const work = new Promise<never>((_, reject) => (finish = reject));
+    const late: unknown[] = [];
+    let expired = 0;
+    const answer = withDeadline(
+      'neo4j',
+      20,
+      () => work,
+      (err) => late.push(err),
+      () => (expired += 1),
+    );
+    await expect(answer).rejects.toBeInstanceOf(DependencyUnavailableError);
+    expect(expired).toBe(1);
+    finish(new Error('too late'));
+    await expect.poll(() => late.length).toBe(1);
+    expect(late[0]).toMatchObject({ message: 'too late' });
+  });
+
   it('stops waiting for work that hangs: DependencyUnavailableError naming the dependency', async () => {
     const hung = new Promise<never>(() => undefined);
     const err = await withDeadline('temporal', 30, () => hung).catch((e: unknown) => e);

@@ -93,12 +93,15 @@ export async function withDeadline<T>(
   work: () => Promise<T>,
   /** Told of an error the work ends with after the deadline (so that a real bug is not lost in a 503). */
   onLateError?: (err: unknown) => void,
+  /** Called when the deadline passes, in the caller's async context (e.g. to abandon its writes). */
+  onExpired?: () => void,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let late = false;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       late = true;
+      onExpired?.();
       reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`));
     }, ms);
   });

@@ -2,6 +2,7 @@
 import type { CountryCode } from 'libphonenumber-js';
 import type { Driver } from 'neo4j-driver';
 import type { Config } from '../config/env';
+import type { RequestContext } from './requestContext';
 import { createGraph, type Graph, type TransactionLimits } from '../graph';
 
 export function graphFromConfig(driver: Driver, config: Config, limits?: TransactionLimits): Graph {
@@ -13,7 +14,14 @@ export function graphFromConfig(driver: Driver, config: Config, limits?: Transac
   return limits ? { ...graph, limits } : graph;
 }
 
-/** The api's limits: no transaction outlives the request that waits for it. */
-export function requestLimits(config: Config): TransactionLimits {
-  return { transactionMs: config.PERSONA_REQUEST_DEADLINE_MS, hotReadMs: config.PERSONA_READ_DEADLINE_MS };
+/**
+ * The api's limits: no transaction outlives the request that waits for it, and a write whose
+ * request was already answered 503 (out of time) rolls back instead of committing late.
+ */
+export function requestLimits(config: Config, requests: RequestContext): TransactionLimits {
+  return {
+    transactionMs: config.PERSONA_REQUEST_DEADLINE_MS,
+    hotReadMs: config.PERSONA_READ_DEADLINE_MS,
+    mayCommit: () => !requests.abandoned,
+  };
 }

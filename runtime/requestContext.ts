@@ -15,6 +15,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface RequestScope {
   requestId: string;
+  /** Set when the caller has been answered without the work (out of time): it must not commit. */
+  abandoned?: boolean;
 }
 
 /** Which request the code running now serves. One per process, built in its entry point. */
@@ -28,6 +30,17 @@ export class RequestContext {
   /** The request id of the work in progress, if it serves one. */
   get requestId(): string | undefined {
     return this.#storage.getStore()?.requestId;
+  }
+
+  /** Marks the request in progress as answered without its work: what it still runs must not commit. */
+  abandon(): void {
+    const scope = this.#storage.getStore();
+    if (scope) scope.abandoned = true;
+  }
+
+  /** Whether the request in progress was abandoned (false outside a request). */
+  get abandoned(): boolean {
+    return this.#storage.getStore()?.abandoned === true;
   }
 }
 

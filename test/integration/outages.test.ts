@@ -256,4 +256,31 @@ describe('when Neo4j or Temporal is lost', () => {
     },
     240_000,
   );
+
+  it(
+    'with Neo4j hung (it takes connections and answers nothing): reads answer 503 within the read ' +
+      'deadline, writes within the request deadline, and all comes back when it wakes',
+    async () => {
+      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
+      neo4j.pause();
+      try {
+        status503(await rest('GET', `/api/v1/customers/${customerId}/context`), 'neo4j', READ_DEADLINE_MS);
+        const t = Date.now();
+        const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
+        expect(context.code).toBe(status.UNAVAILABLE);
+        expect(Date.now() - t).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
+        // A write waits at most the request deadline (plus the net's margin): whichever notices first.
+        const write = await rest('PUT', `/api/v1/customers/${customerId}/profile`, { segment: 'Hung' });
+        expect(write.status).toBe(503);
+        expect(['neo4j', 'either']).toContain(write.body.dependency);
+        expect(write.ms).toBeLessThan(REQUEST_DEADLINE_MS + 500 + SLACK_MS);
+        await until(async () => (await rest('GET', '/readyz/read')).status === 503, 10_000);
+      } finally {
+        neo4j.resume();
+      }
+      await until(async () => (await rest('GET', `/api/v1/customers/${customerId}/context`)).status === 200, 60_000);
+      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
+    },
+    180_000,
+  );
 });

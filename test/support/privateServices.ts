@@ -36,6 +36,9 @@ export interface PrivateService {
   stop(graceMs?: number): Promise<StopResult>;
   /** SIGKILL: a crash. */
   kill(): void;
+  /** SIGSTOP / SIGCONT: a process that hangs (accepts connections, answers nothing), and wakes. */
+  pause(): void;
+  resume(): void;
   running(): boolean;
   /** Everything the process printed, across every start. */
   output(): string;
@@ -71,6 +74,14 @@ function privateService(
     kill() {
       const pid = readPid(daemon);
       if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    },
+    pause() {
+      const pid = readPid(daemon);
+      if (isAlive(pid)) process.kill(pid, 'SIGSTOP');
+    },
+    resume() {
+      const pid = readPid(daemon);
+      if (isAlive(pid)) process.kill(pid, 'SIGCONT');
     },
     running: () => isAlive(readPid(daemon)),
     output,
