@@ -138,6 +138,12 @@ async function main(): Promise<number> {
     TEMPORAL_TASK_QUEUE: taskQueue,
     PERSONA_EVENTS_WEBHOOK_URL: sinkUrl,
     PERSONA_WAIT_TIMEOUT_MS: '5000',
+    // Deadlines as generous as the other tests' (vitest.config.ts): CI shares two cores with Neo4j,
+    // Temporal and the JVM, and a slow moment is not an outage. A context read once took longer than
+    // the 1 s default on a loaded machine and answered 503, which the fuzzer rightly calls a server
+    // error; what a deadline does is the outage test's to prove (test/integration/outages.test.ts).
+    PERSONA_REQUEST_DEADLINE_MS: '10000',
+    PERSONA_READ_DEADLINE_MS: '10000',
   };
   const worker = await startWorkerProcess(env);
   cleanups.push({ name: 'the worker', run: () => stopProcess(worker) });
