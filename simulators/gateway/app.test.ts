@@ -61,6 +61,13 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     expect((await listed('c-c')).map((r) => r.status)).toEqual(['succeeded']);
   });
 
+  it('refuses a revoked token as a request, for good, without a charge', async () => {
+    await expect(gateway().charge(charge('tok_revoked_1', 'pay-5:pm-1', 'c-e'))).rejects.toBeInstanceOf(
+      GatewayRejectedError,
+    );
+    expect(await listed('c-e')).toEqual([]);
+  });
+
   it('times out as a transient error when the gateway is slow', async () => {
     await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 1500 }) });
     try {

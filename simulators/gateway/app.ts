@@ -3,7 +3,8 @@
  *   POST /v1/charges (Idempotency-Key header; {token, amount, currency, customer_id})
  *     200 {id, status: "succeeded"} | 402 {error: {code: "card_declined", decline_code}} | 503
  *     — a token containing `decline_<code>` declines with that code, one containing
- *       `unavailable` answers 503, anything else succeeds;
+ *       `unavailable` answers 503, one containing `revoked` is refused as a request (400
+ *       `token_revoked`: no charge, and no retry can help), anything else succeeds;
  *     — a repeated Idempotency-Key returns the first answer and creates no new charge.
  *   GET /v1/charges?customer_id=  every charge attempt of a customer.
  *   PUT /_sim/faults {latency_ms?, fail_next?}  latency and failure injection for tests.
@@ -81,6 +82,8 @@ export function createGatewaySimulator(dataFile: string) {
       return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
     const { token, amount, currency, customer_id } = parsed.data;
     if (token.includes('unavailable')) return c.json({ error: { code: 'gateway_unavailable' } }, 503);
+    if (token.includes('revoked'))
+      return c.json({ error: { code: 'token_revoked', message: 'the token was revoked by its issuer' } }, 400);
     const declineCode = declineCodeInToken(token);
     const stored: StoredAnswer = {
       http_status: declineCode ? 402 : 200,
