@@ -10,6 +10,7 @@ import {
   recordRecovery,
   recordRecoveryFailed,
   reserveChargeAttempt,
+  type ChargeVerdict,
   type RecoveryCandidate,
   type RecoveryRecord,
 } from '../graph/recovery';
@@ -25,6 +26,12 @@ export interface ChargeAttempt {
   idempotency_key: string;
 }
 
+/** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
+export type ChargeOutcome =
+  | ChargeResult
+  | { outcome: 'limited' }
+  | { outcome: 'not_charged'; reason: Exclude<ChargeVerdict, 'allowed' | 'limited'> };
+
 export function createRecoveryActivities({
   graph,
   gateway,
@@ -38,14 +45,22 @@ export function createRecoveryActivities({
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
      * business outcome); 5xx and timeouts throw and are retried by Temporal with the same key,
-     * so a retry after a lost answer is the same charge. A method already charged 15 times in
-     * 30 days (by any recovery) is not charged: `limited`.
+     * so a retry after a lost answer is the same charge. Right before the charge the graph says
+     * whether it may happen (graph/recovery.ts `reserveChargeAttempt`): a method charged 15 times
+     * in 30 days (by any recovery) is `limited`; a suspended or erased customer, or a method no
+     * longer active in the wallet, is not charged (`not_charged` with the reason).
      */
-    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult | { outcome: 'limited' }> {
-      const allowed = await domain(() =>
-        reserveChargeAttempt(graph, a.payment_method_id, a.idempotency_key, MAX_CHARGES_PER_METHOD_IN_30_DAYS),
+    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
+      const verdict = await domain(() =>
+        reserveChargeAttempt(graph, {
+          customer_id: a.customer_id,
+          payment_method_id: a.payment_method_id,
+          key: a.idempotency_key,
+          max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
+        }),
       );
-      if (!allowed) return { outcome: 'limited' };
+      if (verdict === 'limited') return { outcome: 'limited' };
+      if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
       const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
       try {
         return await gateway.charge({

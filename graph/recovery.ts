@@ -28,10 +28,17 @@ const CYPHER = {
     SET r.is_default = (p.id = $paymentMethodId),
         r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
     RETURN DISTINCT previous`,
-  // Locks the method first (same-value SET), so concurrent recoveries count one after another.
+  // Locks the customer, then the method (same-value SETs): an erasure or a suspension commits
+  // before or after the check, never under it, and concurrent recoveries count one after another.
+  standing: `
+    OPTIONAL MATCH (c:Customer {id: $customerId})
+    SET c.updated_at = c.updated_at
+    WITH c
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    SET p.updated_at = p.updated_at
+    RETURN c.status AS customer, p.status AS method`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})
-    SET p.updated_at = p.updated_at
     WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
     WITH p, [i IN range(0, size(keys) - 1) WHERE times[i] > datetime($since) | i] AS live, keys, times
     WITH p, [i IN live | keys[i]] AS recentKeys, [i IN live | times[i]] AS recentTimes
@@ -43,24 +50,41 @@ const CYPHER = {
 } as const;
 
 /**
- * Card-network rule: a method is charged at most `max` times in 30 days, across every recovery.
- * Reserves one attempt for `key` (a charge's idempotency key) and answers whether it may go
- * ahead; the same key again — a retried activity — is the same attempt and is always allowed.
+ * Whether a charge may go ahead, decided in the graph right before it:
+ *   allowed            — go ahead (one attempt is reserved for the key);
+ *   limited            — card-network rule: the method was charged `max` times in 30 days, across
+ *                        every recovery (the same key again, a retried activity, is the same attempt);
+ *   customer_suspended — the customer is suspended (a fraud outcome awaits review): no charge now;
+ *   customer_erased    — the customer was erased (or never existed): never charge;
+ *   method_unavailable — the method is gone from the wallet or no longer active: never charge it.
  */
+export type ChargeVerdict = 'allowed' | 'limited' | 'customer_suspended' | 'customer_erased' | 'method_unavailable';
+
 export async function reserveChargeAttempt(
   g: Graph,
-  paymentMethodId: string,
-  key: string,
-  max: number,
+  charge: { customer_id: string; payment_method_id: string; key: string; max: number },
   now = new Date(),
-): Promise<boolean> {
+): Promise<ChargeVerdict> {
   return writeTx(g, async (tx) => {
+    const standing = (
+      await tx.run(CYPHER.standing, { customerId: charge.customer_id, paymentMethodId: charge.payment_method_id })
+    ).records[0];
+    const customer = standing?.get('customer') as string | null;
+    const method = standing?.get('method') as string | null;
+    if (customer === null || customer === 'erased') return 'customer_erased';
+    if (customer === 'suspended') return 'customer_suspended';
+    if (method !== 'active') return 'method_unavailable';
     const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000).toISOString();
     const record = (
-      await tx.run(CYPHER.reserve, { paymentMethodId, key, max: neo4j.int(max), since, now: now.toISOString() })
+      await tx.run(CYPHER.reserve, {
+        paymentMethodId: charge.payment_method_id,
+        key: charge.key,
+        max: neo4j.int(charge.max),
+        since,
+        now: now.toISOString(),
+      })
     ).records[0];
-    if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
-    return record.get('allowed') as boolean;
+    return record?.get('allowed') === true ? 'allowed' : 'limited';
   });
 }
 

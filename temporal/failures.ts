@@ -44,3 +44,19 @@ export function domainFailureOf(err: unknown): DomainFailureDetails | undefined 
   }
   return undefined;
 }
+
+/**
+ * A failure in words for a status or a log line: the innermost cause's type and message (an
+ * activity's failure says what the activity itself threw, not "Activity task failed").
+ */
+export function describeFailure(err: unknown): string {
+  let current: unknown = err;
+  let last: Error | undefined;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    last = current;
+    current = current.cause;
+  }
+  if (!last) return String(err);
+  const type = last instanceof ApplicationFailure && last.type ? last.type : last.name;
+  return `${type}: ${last.message}`;
+}

@@ -36,6 +36,16 @@ export const BUSINESS_METRICS = {
     workflowType: 'paymentRecoveryWorkflow',
     values: { outcome: ['recovered', 'failed', 'stopped'] },
   },
+  recoveriesNeedingAttention: {
+    name: 'persona_payment_recoveries_needing_attention',
+    kind: 'counter',
+    unit: 'recoveries',
+    help:
+      'Payment recoveries that stopped to wait for ops, by why: charge_failed (the gateway refused the ' +
+      'request or stayed down through every retry) or record_failed (charged, but the graph refused the record)',
+    workflowType: 'paymentRecoveryWorkflow',
+    values: { why: ['charge_failed', 'record_failed'] },
+  },
   expiryNotifications: {
     name: 'persona_expiry_notifications',
     kind: 'counter',

@@ -1,5 +1,5 @@
 /** The payment-recovery workflow's contract: id, messages, state. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 export const RECOVERY_WORKFLOW_TYPE = 'paymentRecoveryWorkflow';
 
@@ -25,13 +25,38 @@ export interface RecoveryAttempt {
   at: string;
 }
 
-export type RecoveryState = 'waiting' | 'recovering' | 'recovered' | 'dunning' | 'failed' | 'stopped';
+export type RecoveryState =
+  'waiting' | 'recovering' | 'recovered' | 'dunning' | 'needs_attention' | 'failed' | 'stopped';
+
+/** Why a recovery waits for ops: a charge that could not be made, or a write that could not be done. */
+export interface RecoveryAttention {
+  /** What failed, in words, with the failure's message. */
+  reason: string;
+  /** The method whose charge failed (null when the recording of a recovery failed). */
+  payment_method_id: string | null;
+  since: string;
+}
 
 export interface RecoveryStatus {
   state: RecoveryState;
   attempts: RecoveryAttempt[];
   recovered_with: string | null;
   next_retry_at: string | null;
+  /** Set while the state is `needs_attention`. */
+  attention: RecoveryAttention | null;
+  /** Why the recovery stopped (cancelled, customer erased, fraud-class decline), when it did. */
+  stop_reason: string | null;
+  /** Notifications that could not be delivered (best-effort: the recovery went on without them). */
+  undelivered: string[];
+}
+
+/**
+ * Ops' answer to a recovery that needs attention: charge the same method again with the same
+ * idempotency key (the cause was fixed), or go on without it. `cancel` stops the recovery.
+ */
+export interface AttentionDecision {
+  action: 'retry' | 'skip';
+  note?: string;
 }
 
 export interface RecoveryInput {
@@ -48,3 +73,5 @@ export const paymentMethodBlockedSignal =
 /** Stop recovering (ops, or a fraud outcome). */
 export const cancelRecoverySignal = defineSignal<[{ reason: string }]>('cancel');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
+/** Rejected unless the recovery needs attention and nobody has decided yet; answers the status once acted on. */
+export const resolveAttentionUpdate = defineUpdate<RecoveryStatus, [AttentionDecision]>('resolveAttention');

@@ -11,6 +11,16 @@ export const graphWrite: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
 };
 
+/**
+ * A graph write that must happen (a recovery after money moved, a fraud outcome's suspension):
+ * retried while Neo4j is unavailable for as long as it takes; only a domain error a retry
+ * cannot fix ends it, and the workflow then asks ops instead of failing.
+ */
+export const graphWriteUntilDone: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
 /** A call to another agent: retried a few times, and the caller decides what a failure means. */
 export const agentCall: ActivityOptions = {
   startToCloseTimeout: '15 seconds',

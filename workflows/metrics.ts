@@ -23,6 +23,12 @@ export function countRecovery(outcome: ValueOf<typeof BUSINESS_METRICS.recoverie
   add(BUSINESS_METRICS.recoveries, 1, { outcome });
 }
 
+export function countRecoveryNeedingAttention(
+  why: ValueOf<typeof BUSINESS_METRICS.recoveriesNeedingAttention, 'why'>,
+): void {
+  add(BUSINESS_METRICS.recoveriesNeedingAttention, 1, { why });
+}
+
 export function countExpiryBatch(
   notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>,
   expired: number,

@@ -12,10 +12,27 @@
  * retries at once; `paymentMethodBlocked` (a confirmed fraud) takes a method out for good;
  * `cancel` stops. Card-network rules: never a method again after a
  * do-not-retry decline, never more than 15 charges of one method in 30 days.
+ *
+ * It never ends Failed, so its id keeps rejecting a repeated report: notifications are
+ * best-effort; the graph decides right before each charge whether it may happen (a suspended
+ * customer is not charged this round, an erased one never); a charge that cannot be made (the
+ * gateway refuses the request, or stays down through every retry) waits in `needs_attention`
+ * for ops' `resolveAttention` (retry or skip) or `cancel`; after money moved, the recording is
+ * retried until it is done.
  */
-import { condition, log, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { RecoveryActivities } from '../activities/recovery';
+import {
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
 import { declineRule } from '../payments/declines';
+import { describeFailure } from '../temporal/failures';
 import { fromMinorUnits } from '../payments/money';
 import {
   cancelRecoverySignal,
@@ -23,27 +40,40 @@ import {
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
   recoveryStatusQuery,
+  resolveAttentionUpdate,
+  type AttentionDecision,
   type PaymentFailure,
   type RecoveryInput,
   type RecoveryStatus,
 } from '../temporal/recovery';
-import { activitiesWithSummaries, gatewayCharge, graphWrite } from './activityOptions';
-import { countRecovery } from './metrics';
+import { activitiesWithSummaries, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
+import { countRecovery, countRecoveryNeedingAttention } from './metrics';
 import { notifications } from './notifications';
+
+/**
+ * The patch that made recoveries unable to fail (best-effort notifications, needs_attention,
+ * counted signals, whole-state updates). Recoveries started before it replay the old way; see
+ * docs/workflows.md, "Changing a workflow", for when it is deprecated.
+ */
+export const RECOVERY_NEVER_STRANDS = 'recovery-never-strands';
 
 const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
-const graph = activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod'>>(graphWrite, {
-  listRecoveryCandidates: (req) =>
-    `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
-    (req.exclude.length
-      ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
-      : ''),
-  deactivatePaymentMethod: (req) => `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
-  recordRecovery: (rec) =>
-    `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
-  recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
-});
+const graphActivities = (options: ActivityOptions) =>
+  activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod'>>(options, {
+    listRecoveryCandidates: (req) =>
+      `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
+      (req.exclude.length
+        ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
+        : ''),
+    deactivatePaymentMethod: (req) => `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
+    recordRecovery: (rec) =>
+      `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
+    recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
+  });
+const graph = graphActivities(graphWrite);
+/** After money moved (or the recovery is over), the record must be written: retried without an attempt cap. */
+const ledger = graphActivities(graphWriteUntilDone);
 const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewayCharge, {
   chargePaymentMethod: (a) =>
     `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
@@ -51,11 +81,25 @@ const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentM
 });
 
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
+  // Before the first await: the same point of every run's first workflow task.
+  const v2 = patched(RECOVERY_NEVER_STRANDS);
   const { workflowId } = workflowInfo();
-  const status: RecoveryStatus = { state: 'waiting', attempts: [], recovered_with: null, next_retry_at: null };
+  const status: RecoveryStatus = {
+    state: 'waiting',
+    attempts: [],
+    recovered_with: null,
+    next_retry_at: null,
+    attention: null,
+    stop_reason: null,
+    undelivered: [],
+  };
   let failure: PaymentFailure | null = null;
   let methodAdded = false;
+  /** `paymentMethodAdded` signals received, and how many a retry has answered (none is lost). */
+  let methodsAdded = 0;
+  let methodsAnswered = 0;
   let cancelled: string | null = null;
+  let decision: AttentionDecision | null = null;
   /** Methods never to charge again in this recovery (do-not-retry declines, deactivated). */
   const doNotCharge: string[] = [];
 
@@ -66,6 +110,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   });
   setHandler(paymentMethodAddedSignal, () => {
     methodAdded = true;
+    methodsAdded++;
   });
   setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
     log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
@@ -74,154 +119,336 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   setHandler(cancelRecoverySignal, ({ reason }) => {
     cancelled = reason;
   });
+  setHandler(
+    resolveAttentionUpdate,
+    async (d) => {
+      // Recorded before the first await: a second update in the same workflow task is rejected by the validator.
+      decision = d;
+      await condition(() => status.state !== 'needs_attention');
+      return JSON.parse(JSON.stringify(status)) as RecoveryStatus;
+    },
+    {
+      validator: (d: Partial<AttentionDecision> | undefined) => {
+        if (status.state !== 'needs_attention')
+          throw new Error(`the recovery does not need attention (it is ${status.state})`);
+        if (decision) throw new Error(`ops decided already: ${decision.action}`);
+        if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
+      },
+    },
+  );
 
-  await condition(() => failure !== null);
-  const f = failure as unknown as PaymentFailure;
-  const notify = (kind: string, step: string, data: Record<string, unknown> = {}) =>
-    notifications.notifyCustomer({
-      customer_id: f.customer_id,
-      kind,
-      key: `${workflowId}:${step}`,
-      data: { payment_id: f.payment_id, ...data },
-    });
+  const main = async (): Promise<RecoveryStatus> => {
+    await condition(() => failure !== null);
+    const f = failure as unknown as PaymentFailure;
 
-  /** Applies a decline's consequences to the method; returns true for a fraud-class decline. */
-  const onDecline = async (paymentMethodId: string, code: string): Promise<boolean> => {
-    const rule = declineRule(code);
-    if (rule.doNotRetry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
-    if (rule.status) {
-      await graph.deactivatePaymentMethod({
-        payment_method_id: paymentMethodId,
-        status: rule.status,
-        reason: `payment ${f.payment_id} declined: ${code}`,
-      });
-    }
-    return rule.class === 'fraud_hard';
-  };
-
-  status.state = 'recovering';
-  status.attempts.push({
-    payment_method_id: f.payment_method_id,
-    outcome: 'declined',
-    decline_code: f.decline_code,
-    at: new Date().toISOString(),
-  });
-  if (await onDecline(f.payment_method_id, f.decline_code)) {
-    await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
-    status.state = 'stopped';
-    countRecovery('stopped');
-    log.info('payment recovery stopped: fraud-class decline', {
-      paymentId: f.payment_id,
-      customerId: f.customer_id,
-      declineCode: f.decline_code,
-    });
-    return status;
-  }
-
-  /** One pass over the candidates; true when a charge succeeded. */
-  const cascade = async (round: number, exclude: string[]): Promise<boolean> => {
-    const candidates = await graph.listRecoveryCandidates({
-      customer_id: f.customer_id,
-      exclude: [...exclude, ...doNotCharge],
-    });
-    for (const c of candidates) {
-      if (cancelled) return false;
-      // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
-      if (doNotCharge.includes(c.payment_method_id)) continue;
-      const result = await gateway.chargePaymentMethod({
-        payment_id: f.payment_id,
-        customer_id: f.customer_id,
-        payment_method_id: c.payment_method_id,
-        amount: f.amount,
-        currency: f.currency,
-        idempotency_key:
-          round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
-      });
-      if (result.outcome === 'limited') {
-        // Charged 15 times in 30 days already (card-network rule, counted in the graph).
-        status.attempts.push({
-          payment_method_id: c.payment_method_id,
-          outcome: 'skipped',
-          decline_code: 'network_retry_limit',
-          at: new Date().toISOString(),
+    /** Best-effort (v2): a notification that cannot be delivered is noted, and the recovery goes on. */
+    const notify = async (kind: string, step: string, data: Record<string, unknown> = {}): Promise<void> => {
+      try {
+        await notifications.notifyCustomer({
+          customer_id: f.customer_id,
+          kind,
+          key: `${workflowId}:${step}`,
+          data: { payment_id: f.payment_id, ...data },
         });
-        continue;
+      } catch (err) {
+        if (!v2 || isCancellation(err)) throw err;
+        status.undelivered.push(step);
+        log.warn('a notification could not be delivered; the recovery goes on without it', {
+          paymentId: f.payment_id,
+          customerId: f.customer_id,
+          kind,
+          error: describeFailure(err),
+        });
       }
-      if (result.outcome === 'succeeded') {
-        status.attempts.push({
-          payment_method_id: c.payment_method_id,
-          outcome: 'succeeded',
-          decline_code: null,
-          at: new Date().toISOString(),
+    };
+
+    /** Waits for ops (or a cancel) after something a retry by Temporal could not fix. */
+    const needAttention = async (
+      why: 'charge_failed' | 'record_failed',
+      reason: string,
+      paymentMethodId: string | null,
+    ): Promise<AttentionDecision['action'] | 'cancelled'> => {
+      const resume = status.state;
+      Object.assign(status, {
+        state: 'needs_attention',
+        next_retry_at: null,
+        attention: { reason, payment_method_id: paymentMethodId, since: new Date().toISOString() },
+      });
+      decision = null;
+      countRecoveryNeedingAttention(why);
+      log.warn('payment recovery needs attention', {
+        paymentId: f.payment_id,
+        customerId: f.customer_id,
+        paymentMethodId,
+        reason,
+      });
+      await condition(() => decision !== null || cancelled !== null);
+      const action = cancelled !== null ? 'cancelled' : (decision as unknown as AttentionDecision).action;
+      log.info('payment recovery resumed', {
+        paymentId: f.payment_id,
+        action,
+        note: (decision as AttentionDecision | null)?.note,
+      });
+      Object.assign(status, { state: resume, attention: null });
+      return action;
+    };
+
+    /** Applies a decline's consequences to the method; returns true for a fraud-class decline. */
+    const onDecline = async (paymentMethodId: string, code: string): Promise<boolean> => {
+      const rule = declineRule(code);
+      if (rule.doNotRetry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
+      if (rule.status) {
+        await graph.deactivatePaymentMethod({
+          payment_method_id: paymentMethodId,
+          status: rule.status,
+          reason: `payment ${f.payment_id} declined: ${code}`,
         });
-        await graph.recordRecovery({
+      }
+      return rule.class === 'fraud_hard';
+    };
+
+    const stop = (reason: string): RecoveryStatus => {
+      Object.assign(status, { state: 'stopped', next_retry_at: null, stop_reason: reason });
+      countRecovery('stopped');
+      log.info(`payment recovery stopped: ${reason}`, { paymentId: f.payment_id, customerId: f.customer_id });
+      return status;
+    };
+
+    status.state = 'recovering';
+    status.attempts.push({
+      payment_method_id: f.payment_method_id,
+      outcome: 'declined',
+      decline_code: f.decline_code,
+      at: new Date().toISOString(),
+    });
+    if (await onDecline(f.payment_method_id, f.decline_code)) {
+      if (v2) {
+        // Stopped before the message: a refused message must not leave it looking like it still recovers.
+        stop(`fraud-class decline ${f.decline_code}`);
+        await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
+        return status;
+      }
+      await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
+      status.state = 'stopped';
+      countRecovery('stopped');
+      log.info('payment recovery stopped: fraud-class decline', {
+        paymentId: f.payment_id,
+        customerId: f.customer_id,
+        declineCode: f.decline_code,
+      });
+      return status;
+    }
+
+    /** A charge; v2: one the gateway cannot make waits for ops instead of failing the recovery. */
+    const charge = async (a: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'cancelled'> => {
+      for (;;) {
+        try {
+          return await gateway.chargePaymentMethod(a);
+        } catch (err) {
+          if (!v2 || isCancellation(err)) throw err;
+          const action = await needAttention(
+            'charge_failed',
+            `the charge of ${a.payment_method_id} could not be made: ${describeFailure(err)}`,
+            a.payment_method_id,
+          );
+          if (action !== 'retry') return action === 'skip' ? 'skip' : 'cancelled';
+        }
+      }
+    };
+
+    /** Records the recovery; v2: retried until done, and a write the graph refuses waits for ops. */
+    const record = async (rec: Parameters<RecoveryActivities['recordRecovery']>[0]): Promise<void> => {
+      if (!v2) return graph.recordRecovery(rec);
+      for (;;) {
+        try {
+          return await ledger.recordRecovery(rec);
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          const action = await needAttention(
+            'record_failed',
+            `payment ${rec.payment_id} was charged (${rec.charge_id}) ` +
+              `but could not be recorded: ${describeFailure(err)}`,
+            null,
+          );
+          if (action !== 'retry') return;
+        }
+      }
+    };
+
+    const now = () => new Date().toISOString();
+    /** One pass over the candidates; true when a charge succeeded, 'erased' when the customer is gone. */
+    const cascade = async (round: number, exclude: string[]): Promise<boolean | 'erased'> => {
+      const candidates = await graph.listRecoveryCandidates({
+        customer_id: f.customer_id,
+        exclude: [...exclude, ...doNotCharge],
+      });
+      for (const c of candidates) {
+        if (cancelled) return false;
+        // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
+        if (doNotCharge.includes(c.payment_method_id)) continue;
+        const attempt: ChargeAttempt = {
           payment_id: f.payment_id,
           customer_id: f.customer_id,
           payment_method_id: c.payment_method_id,
-          charge_id: result.charge_id,
           amount: f.amount,
           currency: f.currency,
+          idempotency_key:
+            round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
+        };
+        // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
+        const result = v2 ? await CancellationScope.nonCancellable(() => charge(attempt)) : await charge(attempt);
+        if (result === 'cancelled') return false;
+        if (result === 'skip') {
+          status.attempts.push({
+            payment_method_id: c.payment_method_id,
+            outcome: 'skipped',
+            decline_code: 'skipped_by_ops',
+            at: now(),
+          });
+          continue;
+        }
+        if (result.outcome === 'limited') {
+          // Charged 15 times in 30 days already (card-network rule, counted in the graph).
+          status.attempts.push({
+            payment_method_id: c.payment_method_id,
+            outcome: 'skipped',
+            decline_code: 'network_retry_limit',
+            at: now(),
+          });
+          continue;
+        }
+        if (result.outcome === 'not_charged') {
+          status.attempts.push({
+            payment_method_id: c.payment_method_id,
+            outcome: 'skipped',
+            decline_code: result.reason,
+            at: now(),
+          });
+          if (result.reason === 'customer_erased') return 'erased';
+          // Suspended: nothing is charged this round; the next round asks again.
+          if (result.reason === 'customer_suspended') return false;
+          doNotCharge.push(c.payment_method_id);
+          continue;
+        }
+        if (result.outcome === 'succeeded') {
+          // Attempt and method together: a query never sees a success without the method.
+          status.attempts.push({
+            payment_method_id: c.payment_method_id,
+            outcome: 'succeeded',
+            decline_code: null,
+            at: now(),
+          });
+          if (v2) status.recovered_with = c.payment_method_id;
+          const rec = {
+            payment_id: f.payment_id,
+            customer_id: f.customer_id,
+            payment_method_id: c.payment_method_id,
+            charge_id: result.charge_id,
+            amount: f.amount,
+            currency: f.currency,
+          };
+          await (v2 ? CancellationScope.nonCancellable(() => record(rec)) : record(rec));
+          status.recovered_with = c.payment_method_id;
+          return true;
+        }
+        status.attempts.push({
+          payment_method_id: c.payment_method_id,
+          outcome: 'declined',
+          decline_code: result.decline_code,
+          at: now(),
         });
-        status.recovered_with = c.payment_method_id;
-        return true;
+        await onDecline(c.payment_method_id, result.decline_code);
       }
-      status.attempts.push({
-        payment_method_id: c.payment_method_id,
-        outcome: 'declined',
-        decline_code: result.decline_code,
-        at: new Date().toISOString(),
-      });
-      await onDecline(c.payment_method_id, result.decline_code);
-    }
-    return false;
-  };
+      return false;
+    };
 
-  const finish = async (): Promise<RecoveryStatus> => {
-    status.next_retry_at = null;
-    if (status.recovered_with) {
-      status.state = 'recovered';
-      await notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with });
-    } else if (cancelled) {
-      status.state = 'stopped';
-    } else {
-      status.state = 'failed';
-      await graph.recordRecoveryFailed({
-        payment_id: f.payment_id,
-        customer_id: f.customer_id,
+    const finish = async (): Promise<RecoveryStatus> => {
+      status.next_retry_at = null;
+      if (status.recovered_with) {
+        status.state = 'recovered';
+        await notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with });
+      } else if (cancelled) {
+        status.state = 'stopped';
+        if (v2) status.stop_reason = `cancelled: ${cancelled}`;
+      } else {
+        status.state = 'failed';
+        await (v2 ? ledger : graph).recordRecoveryFailed({
+          payment_id: f.payment_id,
+          customer_id: f.customer_id,
+          attempts: status.attempts.length,
+          reason: 'all payment methods failed',
+        });
+        await notify('payment_failed', 'failed');
+      }
+      countRecovery(status.state);
+      log.info(`payment recovery ${status.state}`, {
+        paymentId: f.payment_id,
+        customerId: f.customer_id,
         attempts: status.attempts.length,
-        reason: 'all payment methods failed',
+        recoveredWith: status.recovered_with,
       });
-      await notify('payment_failed', 'failed');
+      return status;
+    };
+
+    // The first cascade skips the method that just failed; dunning rounds may retry it.
+    const first = await cascade(0, [f.payment_method_id]);
+    if (first === 'erased') return stop('the customer was erased');
+    if (first) return finish();
+
+    for (let round = 1; round <= input.dunningSchedule.length && !cancelled; round++) {
+      const delay = input.dunningSchedule[round - 1] as string;
+      if (v2) {
+        // The whole dunning state at once, before the reminder: a query never sees half of it.
+        const wait = msOf(delay);
+        Object.assign(status, { state: 'dunning', next_retry_at: new Date(Date.now() + wait).toISOString() });
+        const started = Date.now();
+        await notify('dunning_reminder', `reminder-${round}`, { round });
+        await condition(
+          () => methodsAdded > methodsAnswered || cancelled !== null,
+          Math.max(wait - (Date.now() - started), 1),
+          {
+            summary:
+              `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
+              '(a new payment method retries at once)',
+          },
+        );
+        // Every card added so far is answered by this retry; one added during it wakes the next round.
+        methodsAnswered = methodsAdded;
+        if (cancelled) break;
+        Object.assign(status, { state: 'recovering', next_retry_at: null });
+      } else {
+        status.state = 'dunning';
+        await notify('dunning_reminder', `reminder-${round}`, { round });
+        status.next_retry_at = new Date(Date.now() + msOf(delay)).toISOString();
+        methodAdded = false;
+        await condition(() => methodAdded || cancelled !== null, delay, {
+          summary:
+            `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
+            '(a new payment method retries at once)',
+        });
+        if (cancelled) break;
+        status.state = 'recovering';
+      }
+      const outcome = await cascade(round, []);
+      if (outcome === 'erased') return stop('the customer was erased');
+      if (outcome) return finish();
     }
-    countRecovery(status.state);
-    log.info(`payment recovery ${status.state}`, {
-      paymentId: f.payment_id,
-      customerId: f.customer_id,
-      attempts: status.attempts.length,
-      recoveredWith: status.recovered_with,
-    });
-    return status;
+    return finish();
   };
 
-  // The first cascade skips the method that just failed; dunning rounds may retry it.
-  if (await cascade(0, [f.payment_method_id])) return finish();
-
-  for (let round = 1; round <= input.dunningSchedule.length && !cancelled; round++) {
-    status.state = 'dunning';
-    const delay = input.dunningSchedule[round - 1] as string;
-    await notify('dunning_reminder', `reminder-${round}`, { round });
-    status.next_retry_at = new Date(Date.now() + msOf(delay)).toISOString();
-    methodAdded = false;
-    await condition(() => methodAdded || cancelled !== null, delay, {
-      summary:
-        `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
-        '(a new payment method retries at once)',
-    });
-    if (cancelled) break;
-    status.state = 'recovering';
-    if (await cascade(round, [])) return finish();
+  try {
+    return await main();
+  } catch (err) {
+    // v2: a cancellation (erasure, ops in the UI) ends the recovery like `cancel` does, never mid-charge.
+    if (!v2 || !isCancellation(err)) throw err;
+    // A charge that went through before the cancel was recorded (non-cancellable): it stays recovered.
+    const state = status.recovered_with ? 'recovered' : 'stopped';
+    Object.assign(status, { state, next_retry_at: null, attention: null });
+    if (state === 'stopped') status.stop_reason = 'workflow cancelled';
+    countRecovery(state);
+    log.info(`payment recovery ${state}: workflow cancelled`, { workflowId });
+    return status;
   }
-  return finish();
 }
 
 /** Duration strings of the dunning schedule: `1d`, `12h`, `30m`, `45s`. */

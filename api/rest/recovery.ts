@@ -2,16 +2,17 @@
  * Payment failures and recoveries:
  *   POST /api/v1/payment-failures                 Synapse reports a failed recurring payment
  *   GET  /api/v1/payment-recoveries/{payment_id}  the recovery's status
+ *   POST /api/v1/payment-recoveries/{payment_id}/attention  ops answer a recovery that needs attention
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { paymentFailureSchema, paymentIdField } from '../requests';
-import { recoveryStatus, reportPaymentFailure } from '../services/recovery';
+import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
 const statusSchema = z
   .object({
-    state: z.enum(['waiting', 'recovering', 'recovered', 'dunning', 'failed', 'stopped']),
+    state: z.enum(['waiting', 'recovering', 'recovered', 'dunning', 'needs_attention', 'failed', 'stopped']),
     attempts: z.array(
       z.object({
         payment_method_id: z.string(),
@@ -22,6 +23,12 @@ const statusSchema = z
     ),
     recovered_with: z.string().nullable(),
     next_retry_at: z.string().nullable(),
+    attention: z
+      .object({ reason: z.string(), payment_method_id: z.string().nullable(), since: z.string() })
+      .nullable()
+      .openapi({ description: 'Why the recovery waits for ops (state needs_attention), else null' }),
+    stop_reason: z.string().nullable(),
+    undelivered: z.array(z.string()).openapi({ description: 'Notifications that could not be delivered' }),
   })
   .openapi('RecoveryStatus');
 
@@ -65,6 +72,50 @@ export function recoveryRoutes(deps: ApiDeps) {
       },
     }),
     async (c) => c.json(await recoveryStatus(deps, c.req.valid('param').payment_id), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/payment-recoveries/{payment_id}/attention',
+      tags: ['payments'],
+      security: bearerSecurity,
+      summary:
+        'Answer a recovery that needs attention: retry the charge that could not be made (same idempotency ' +
+        'key), or skip that method; answers the status once the recovery acted on it',
+      middleware: [access(deps.authenticate, { scopes: ['ops'] })] as const,
+      request: {
+        params: z.object({
+          payment_id: paymentIdField.openapi({ param: { name: 'payment_id', in: 'path' } }),
+        }),
+        body: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: z
+                .strictObject({ action: z.enum(['retry', 'skip']), note: z.string().max(500).optional() })
+                .openapi('RecoveryAttentionDecision'),
+            },
+          },
+        },
+      },
+      responses: {
+        200: {
+          description: 'The status after the decision',
+          content: { 'application/json': { schema: statusSchema } },
+        },
+        ...problems(400, 401, 403, 404, 409),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      return c.json(
+        await resolveAttention(deps, c.req.valid('param').payment_id, {
+          action: body.action,
+          ...(body.note ? { note: body.note } : {}),
+        }),
+        200,
+      );
+    },
   );
   return app;
 }

@@ -12,9 +12,12 @@ import {
   RECOVERY_WORKFLOW_TYPE,
   recoveryStatusQuery,
   recoveryWorkflowId,
+  resolveAttentionUpdate,
+  type AttentionDecision,
   type PaymentFailure,
   type RecoveryStatus,
 } from '../../temporal/recovery';
+import { refusalError, updateRefusalOf } from '../../temporal/updates';
 import { runningCustomerWorkflows } from '../../temporal/connection';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
@@ -48,12 +51,48 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
   return { workflow_id: workflowId };
 }
 
+/** Recoveries started before `attention`, `stop_reason` and `undelivered` existed answer without them. */
+function complete(status: Partial<RecoveryStatus> & Pick<RecoveryStatus, 'state'>): RecoveryStatus {
+  const defaults: Omit<RecoveryStatus, 'state'> = {
+    attempts: [],
+    recovered_with: null,
+    next_retry_at: null,
+    attention: null,
+    stop_reason: null,
+    undelivered: [],
+  };
+  return { ...defaults, ...status };
+}
+
 export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {
   try {
-    return await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery);
+    return complete(
+      await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('PaymentRecovery', paymentId);
     throw err;
+  }
+}
+
+/**
+ * Ops' answer to a recovery in `needs_attention`, as a Workflow Update: its validator refuses
+ * (409, with the workflow's reason) a recovery that does not need attention or was answered
+ * already, so two ops deciding at once get one 200 and one 409.
+ */
+export async function resolveAttention(
+  deps: ApiDeps,
+  paymentId: string,
+  decision: AttentionDecision,
+): Promise<RecoveryStatus> {
+  const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
+  try {
+    return complete(await handle.executeUpdate(resolveAttentionUpdate, { args: [decision] }));
+  } catch (err) {
+    const refusal = await updateRefusalOf(err, handle);
+    if (!refusal) throw err;
+    if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
+    throw refusalError(refusal, `payment recovery ${paymentId}`);
   }
 }
 

@@ -40,6 +40,9 @@ IDS = {
     "PUT /api/v1/devices/{id}/trust-score": {"path": {"id": "PERSONA_CONTRACT_DEVICE_ID"}},
     "POST /api/v1/payment-methods/{id}/inactivate": {"path": {"id": "PERSONA_CONTRACT_INACTIVATE_PM_ID"}},
     "GET /api/v1/payment-recoveries/{payment_id}": {"path": {"payment_id": "PERSONA_CONTRACT_PAYMENT_ID"}},
+    "POST /api/v1/payment-recoveries/{payment_id}/attention": {
+        "path": {"payment_id": "PERSONA_CONTRACT_ATTENTION_PAYMENT_ID"}
+    },
     "GET /api/v1/fraud-outcomes/{outcome_id}": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
     "POST /api/v1/fraud-outcomes/{outcome_id}/review": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
     "GET /api/v1/events": {"query": {"after": "PERSONA_CONTRACT_FEED_CURSOR"}},

@@ -7,9 +7,9 @@
  * It runs on a Neo4j and a Temporal of its own (test/support/privateServices.ts), so what the
  * fuzzer does — scans as of any day, erasures, fraud suspensions — never touches the shared
  * stack or a developer's graph. So that it reaches past authentication and finds records, it
- * seeds customers, cards, a device, a recovery, a fraud outcome awaiting review, an expiry scan
- * and the event relay, and hands their ids and tokens (ops, and the customer's own for
- * self-service routes) to schemathesis; a run where an operation got fewer than MIN_EXAMPLES
+ * seeds customers, cards, a device, a recovery (and one that needs attention), a fraud outcome
+ * awaiting review, an expiry scan and the event relay, and hands their ids and tokens (ops, and
+ * the customer's own for self-service routes) to schemathesis; a run where an operation got fewer than MIN_EXAMPLES
  * cases, or no valid request of an operation was answered 2xx, or every call answered
  * 401/403/404, fails. Everything it starts it stops. Exit code 0 only for a clean run.
  */
@@ -191,6 +191,25 @@ async function main(): Promise<number> {
     currency: 'EUR',
     decline_code: 'insufficient_funds',
   });
+  // A recovery that needs attention: its second card's token was revoked (the gateway refuses it as a request).
+  const stuck = await createCustomer(graph, { segment: 'Subscriber' });
+  const stuckCard = await addPaymentMethod(graph, stuck.id, cardInput({ token: 'tok_decline_insufficient_funds_s' }), {
+    makeDefault: true,
+  });
+  await addPaymentMethod(graph, stuck.id, cardInput({ token: 'tok_revoked_s', last_four: '6666' }));
+  const attentionPaymentId = `contract-${randomUUID()}`;
+  await call('POST', '/api/v1/payment-failures', {
+    payment_id: attentionPaymentId,
+    customer_id: stuck.id,
+    payment_method_id: stuckCard.id,
+    amount: 1299,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  });
+  await until(
+    async () => (await call('GET', `/api/v1/payment-recoveries/${attentionPaymentId}`)).state === 'needs_attention',
+    60_000,
+  );
   const outcomeId = `contract-${randomUUID()}`;
   await call('POST', '/api/v1/fraud-outcomes', {
     outcome_id: outcomeId,
@@ -227,6 +246,7 @@ async function main(): Promise<number> {
     PERSONA_CONTRACT_INACTIVATE_PM_ID: inactivate.id,
     PERSONA_CONTRACT_DEVICE_ID: device.id,
     PERSONA_CONTRACT_PAYMENT_ID: paymentId,
+    PERSONA_CONTRACT_ATTENTION_PAYMENT_ID: attentionPaymentId,
     PERSONA_CONTRACT_OUTCOME_ID: outcomeId,
     PERSONA_CONTRACT_SCAN_ID: scanId,
     PERSONA_CONTRACT_FEED_CURSOR: feedCursor,

@@ -14,6 +14,8 @@ import {
   recordRecoveryFailed,
   reserveChargeAttempt,
 } from '../../graph/recovery';
+import { eraseCustomer } from '../../graph/erasure';
+import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { openTestGraph, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
@@ -63,14 +65,15 @@ describe('recovery in the graph', () => {
       const c = await createCustomer(g, {});
       const pm = await addPaymentMethod(g, c.id, card());
       const longAgo = new Date(Date.now() - 40 * 24 * 60 * 60 * 1000);
-      for (let i = 0; i < 15; i++) expect(await reserveChargeAttempt(g, pm.id, `old-${i}`, 15, longAgo)).toBe(true);
-      expect(await reserveChargeAttempt(g, pm.id, 'old-16', 15, longAgo)).toBe(false);
+      const reserve = (key: string, at?: Date) =>
+        reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key, max: 15 }, at);
+      for (let i = 0; i < 15; i++) expect(await reserve(`old-${i}`, longAgo)).toBe('allowed');
+      expect(await reserve('old-16', longAgo)).toBe('limited');
       // Forty days later those no longer count.
-      for (let i = 0; i < 15; i++)
-        expect(await reserveChargeAttempt(g, pm.id, `pay-${i % 3}:${pm.id}:r${i}`, 15)).toBe(true);
-      expect(await reserveChargeAttempt(g, pm.id, `pay-9:${pm.id}`, 15)).toBe(false);
+      for (let i = 0; i < 15; i++) expect(await reserve(`pay-${i % 3}:${pm.id}:r${i}`)).toBe('allowed');
+      expect(await reserve(`pay-9:${pm.id}`)).toBe('limited');
       // A retried activity carries the same key: the same attempt, still allowed.
-      expect(await reserveChargeAttempt(g, pm.id, `pay-0:${pm.id}:r0`, 15)).toBe(true);
+      expect(await reserve(`pay-0:${pm.id}:r0`)).toBe('allowed');
       const [row] = await g.query<{ n: number }>(
         'MATCH (p:PaymentMethod {id: $id}) RETURN size(p.charge_attempt_keys) AS n',
         { id: pm.id },
@@ -78,6 +81,31 @@ describe('recovery in the graph', () => {
       expect(row?.n).toBe(15);
     },
   );
+
+  it('never reserves a charge for a suspended or erased customer, or a method gone from the wallet', async () => {
+    const c = await createCustomer(g, {});
+    const pm = await addPaymentMethod(g, c.id, card());
+    const other = await addPaymentMethod(g, c.id, card());
+    const reserve = (payment_method_id: string, customer_id = c.id) =>
+      reserveChargeAttempt(g, { customer_id, payment_method_id, key: `k-${randomUUID()}`, max: 15 });
+    expect(await reserve(pm.id)).toBe('allowed');
+    // Another customer's method is not this customer's to charge.
+    const stranger = await createCustomer(g, {});
+    expect(await reserve(pm.id, stranger.id)).toBe('method_unavailable');
+    await updatePaymentMethodStatus(g, other.id, 'compromised', { reason: 'test' });
+    expect(await reserve(other.id)).toBe('method_unavailable');
+    await g.query("MATCH (c:Customer {id: $id}) SET c.status = 'suspended'", { id: c.id });
+    expect(await reserve(pm.id)).toBe('customer_suspended');
+    // Nothing was reserved for the refusals (the compromised method was never charged).
+    const rows = await g.query<{ n: number }>(
+      'MATCH (p:PaymentMethod {id: $id}) RETURN size(coalesce(p.charge_attempt_keys, [])) AS n',
+      { id: other.id },
+    );
+    expect(rows.map((r) => Number(r.n))).toEqual([0]);
+    await eraseCustomer(g, c.id);
+    expect(await reserve(pm.id)).toBe('customer_erased');
+    expect(await reserve(pm.id, randomUUID())).toBe('customer_erased');
+  });
 
   it('records a recovery once: new default and PaymentRecovered in one transaction', async () => {
     const c = await createCustomer(g, {});

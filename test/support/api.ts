@@ -12,7 +12,7 @@ import { createActivities } from '../../activities';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createApp } from '../../api/rest/app';
 import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
-import { LogNotificationSink } from '../../clients/notifications';
+import { LogNotificationSink, type NotificationSink } from '../../clients/notifications';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import type { ContextPolicy } from '../../graph/context';
 import { loadSettings } from '../../config/env';
@@ -44,6 +44,8 @@ export interface HarnessOptions {
   /** Chimera as the worker sees it (default: the local stand-in). */
   chimera?: (graph: TestGraph) => ChimeraClient;
   policy?: ContextPolicy;
+  /** Where the worker's notifications go (default: the log). */
+  notifications?: () => NotificationSink;
 }
 
 /** A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for `ttl` (10 minutes). */
@@ -73,7 +75,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         graph,
         chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-        notifications: new LogNotificationSink(createLogger('test-notify', 'silent')),
+        notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
         temporal: client,
       }),

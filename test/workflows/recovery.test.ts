@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
-import type { ChargeAttempt } from '../../activities/recovery';
-import type { ChargeResult } from '../../clients/paymentGateway';
+import type { ChargeAttempt, ChargeOutcome } from '../../activities/recovery';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
   cancelRecoverySignal,
@@ -12,8 +12,10 @@ import {
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
   recoveryStatusQuery,
+  resolveAttentionUpdate,
   type PaymentFailure,
 } from '../../temporal/recovery';
+import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
 
@@ -29,6 +31,12 @@ interface World {
   methods: string[];
   /** Per method, the answers in order (the last one repeats). */
   answers: Record<string, string[]>;
+  /** Replaces the gateway for a charge (may throw); undefined falls through to `answers`. */
+  charge?: (a: ChargeAttempt) => Promise<ChargeOutcome | undefined>;
+  /** Runs before each notification is recorded as sent (may throw: the receiver refuses it). */
+  notify?: (req: NotifyRequest) => Promise<void>;
+  /** Runs before the recovery is recorded (may throw: the graph refuses it). */
+  record?: () => Promise<void>;
 }
 
 interface Log {
@@ -49,7 +57,12 @@ function fakes(world: World, log: Log) {
         .map((m) => ({ payment_method_id: m, used_on_trusted_device: false, last_used: null }));
     },
     // Like the real activity, it counts charges per method (the graph does) and refuses the 16th in 30 days.
-    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeResult | { outcome: 'limited' }> {
+    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
+      const instead = await world.charge?.(a);
+      if (instead) {
+        if (instead.outcome !== 'not_charged') log.charges.push(a);
+        return instead;
+      }
       if (log.charges.filter((c) => c.payment_method_id === a.payment_method_id).length >= 15)
         return { outcome: 'limited' };
       log.charges.push(a);
@@ -65,12 +78,14 @@ function fakes(world: World, log: Log) {
       log.deactivated.push({ payment_method_id: req.payment_method_id, status: req.status });
     },
     async recordRecovery(rec: { payment_method_id: string }): Promise<void> {
+      await world.record?.();
       log.recovered.push({ payment_method_id: rec.payment_method_id });
     },
     async recordRecoveryFailed(): Promise<void> {
       log.failed++;
     },
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' }> {
+      await world.notify?.(req);
       log.notified.push(req);
       return { sent: true, channel: 'email' };
     },
@@ -276,5 +291,332 @@ describe('payment recovery workflow', () => {
     );
     expect(status.state).toBe('stopped');
     expect(log.charges).toEqual([]);
+  });
+});
+
+/** A refusal no retry can fix, as the real activities raise it. */
+const refused = (type: string, message: string) => ApplicationFailure.create({ type, message, nonRetryable: true });
+
+type Handle = ReturnType<typeof env.client.workflow.getHandle>;
+const stateOf = async (h: Handle) => (await h.query(recoveryStatusQuery)).state;
+const hours = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 3_600_000;
+
+describe('payment recovery off the happy path: it never fails, and never strands the customer', () => {
+  it('a notification the receiver refuses for good does not fail the recovery: recovered, refusal noted', async () => {
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: {},
+        notify: async () => {
+          throw refused('NotificationRejectedError', 'the notification was refused by the receiver');
+        },
+      },
+      failure(),
+    );
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', undelivered: ['recovered'] });
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+    expect(log.charges).toHaveLength(1);
+  });
+
+  it('a refused reminder: dunning goes on, its next retry shown all along, and a new card still recovers', async () => {
+    const world: World = {
+      methods: ['pm-failed'],
+      answers: { 'pm-failed': ['insufficient_funds'] },
+      notify: async (req) => {
+        if (req.kind === 'dunning_reminder') throw refused('NotificationRejectedError', 'refused');
+      },
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await handle.query(recoveryStatusQuery)).undelivered.length === 1);
+        const mid = await handle.query(recoveryStatusQuery);
+        expect(mid).toMatchObject({ state: 'dunning', undelivered: ['reminder-1'] });
+        expect(mid.next_retry_at).not.toBeNull();
+        world.methods.push('pm-new');
+        await handle.signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
+  });
+
+  it('a charge the gateway refuses waits in needs_attention; ops retry it with the same key: recovered', async () => {
+    const f = failure();
+    let refusals = 0;
+    const asked: string[] = [];
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async (a) => {
+        asked.push(a.idempotency_key);
+        if (refusals++ === 0) throw refused('GatewayRejectedError', 'the gateway refused the request: 422');
+        return undefined;
+      },
+    };
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        const waiting = await handle.query(recoveryStatusQuery);
+        expect(waiting.attention).toMatchObject({ payment_method_id: 'pm-a' });
+        expect(waiting.attention?.reason).toContain('GatewayRejectedError');
+        expect(waiting.next_retry_at).toBeNull();
+        const after = await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+        expect(after.state).not.toBe('needs_attention');
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', attention: null });
+    expect(asked).toEqual([`${f.payment_id}:pm-a`, `${f.payment_id}:pm-a`]);
+    expect(log.recovered).toHaveLength(1);
+  });
+
+  it('ops may skip the method that cannot be charged: the cascade goes on with the next', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a') throw refused('GatewayRejectedError', 'unknown token');
+        return undefined;
+      },
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip', note: 'token revoked' }] });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-b' });
+    expect(status.attempts.find((a) => a.payment_method_id === 'pm-a')).toMatchObject({
+      outcome: 'skipped',
+      decline_code: 'skipped_by_ops',
+    });
+  });
+
+  it('a gateway down through every retry waits in needs_attention too; cancel stops it', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => {
+        throw new Error('connect ECONNREFUSED');
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        // The retries' backoff is server time: skip it until the attempts are spent.
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        expect((await handle.query(recoveryStatusQuery)).attention?.reason).toContain('ECONNREFUSED');
+        await handle.signal(cancelRecoverySignal, { reason: 'ops: gateway decommissioned' });
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: gateway decommissioned' });
+    expect(log.recovered).toEqual([]);
+  });
+
+  it('two ops deciding at once, both before the worker polls: one decision is taken, the other refused', async () => {
+    const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
+    let refusals = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => {
+        if (refusals++ === 0) throw refused('GatewayRejectedError', 'refused');
+        return undefined;
+      },
+    };
+    const taskQueue = `recovery-${randomUUID()}`;
+    const f = failure();
+    // No sticky cache: the second worker must be the one that gets the workflow task, at once.
+    const worker = () =>
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue,
+        workflowBundle: bundle,
+        activities: fakes(world, log),
+        maxCachedWorkflows: 0,
+      });
+    const handle = await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
+      workflowId: `payment-recovery-${f.payment_id}`,
+      taskQueue,
+      args: [{ dunningSchedule: ['1d'] }],
+      signal: paymentFailedSignal,
+      signalArgs: [f],
+    });
+    await (await worker()).runUntil(until(async () => (await stateOf(handle)) === 'needs_attention'));
+    // No worker polls now: both decisions wait at the server and reach the workflow together.
+    const decisions = (['retry', 'skip'] as const).map((action) =>
+      handle.executeUpdate(resolveAttentionUpdate, { args: [{ action }] }).then(
+        () => ({ action, taken: true, reason: '' }),
+        (err: Error) => ({
+          action,
+          taken: false,
+          reason: String((err.cause as Error | undefined)?.message ?? err.message),
+        }),
+      ),
+    );
+    const [status, answers] = await (
+      await worker()
+    ).runUntil(async () => [await handle.result(), await Promise.all(decisions)] as const);
+    expect(answers.filter((a) => a.taken)).toHaveLength(1);
+    const lost = answers.find((a) => !a.taken);
+    expect(lost?.reason).toMatch(/decided already|does not need attention/);
+    const winner = answers.find((a) => a.taken)?.action;
+    expect(status.state).toBe('recovered');
+    expect(status.recovered_with).toBe(winner === 'retry' ? 'pm-a' : null);
+  });
+
+  it('charged, but the graph refuses the record: needs_attention, no second charge; a retry records it', async () => {
+    let refusals = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      record: async () => {
+        if (refusals++ === 0) throw refused('NotFoundError', 'Customer not found');
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        const waiting = await handle.query(recoveryStatusQuery);
+        // Charged: the query says with which method, while the record waits.
+        expect(waiting).toMatchObject({ recovered_with: 'pm-a', attention: { payment_method_id: null } });
+        expect(waiting.attention?.reason).toContain('could not be recorded');
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.charges).toHaveLength(1);
+    expect(log.recovered).toHaveLength(1);
+  });
+
+  it('after money moved, the record is retried for as long as the graph is down (no attempt cap)', async () => {
+    let failures = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      record: async () => {
+        // More failures than any bounded retry policy of a graph write allows (graphWrite: 20).
+        if (failures++ < 30) throw new Error('Neo4j unavailable');
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async () => {
+        // The retries' backoff is server time: skip it while they go on.
+        while (failures <= 30) await env.sleep('5 minutes');
+      },
+    });
+    expect(status.state).toBe('recovered');
+    expect(failures).toBe(31);
+    expect(log.charges).toHaveLength(1);
+  });
+
+  it('a card added while the reminder is sent is not lost: the retry comes at once, not a delay later', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed'],
+      answers: { 'pm-failed': ['insufficient_funds'] },
+      notify: async (req) => {
+        if (req.kind !== 'dunning_reminder' || world.methods.includes('pm-new')) return;
+        world.methods.push('pm-new');
+        await env.client.workflow
+          .getHandle(`payment-recovery-${f.payment_id}`)
+          .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+      },
+    };
+    const { status } = await run(world, f, { schedule: ['3d'] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
+    const [first, last] = [status.attempts[0], status.attempts.at(-1)];
+    expect(hours(first!.at, last!.at)).toBeLessThan(1);
+  });
+
+  it('a card added while the cascade charges is not lost either', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id !== 'pm-a' || world.methods.includes('pm-new')) return undefined;
+        world.methods.push('pm-new');
+        await env.client.workflow
+          .getHandle(`payment-recovery-${f.payment_id}`)
+          .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+        return undefined;
+      },
+    };
+    const { status } = await run(world, f, { schedule: ['3d'] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
+    expect(hours(status.attempts[0]!.at, status.attempts.at(-1)!.at)).toBeLessThan(1);
+  });
+
+  it('a suspended customer is not charged this round; the next round asks the graph again', async () => {
+    let suspended = true;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'] },
+      charge: async () => {
+        if (!suspended) return undefined;
+        suspended = false; // reinstated by the time of the next round
+        return { outcome: 'not_charged', reason: 'customer_suspended' };
+      },
+    };
+    const { status, log } = await run(world, failure(), { schedule: ['1d'] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(status.attempts.map((a) => a.decline_code)).toEqual([
+      'insufficient_funds',
+      'customer_suspended',
+      'insufficient_funds',
+      null,
+    ]);
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-failed', 'pm-a']);
+  });
+
+  it('an erased customer is never charged: the recovery stops', async () => {
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: {},
+        charge: async () => ({ outcome: 'not_charged', reason: 'customer_erased' }),
+      },
+      failure(),
+    );
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'the customer was erased' });
+    expect(log.charges).toEqual([]);
+    expect(log.notified).toEqual([]);
+  });
+
+  it('a hard cancel during a charge: the charge completes and is recorded, never abandoned', async () => {
+    let started = false;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => {
+        started = true;
+        await gate;
+        return undefined;
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => started);
+        await handle.cancel();
+        release();
+      },
+    });
+    expect(status.state).toBe('recovered');
+    expect(log.charges).toHaveLength(1);
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+  });
+
+  it('a hard cancel while dunning stops the recovery with a final state', async () => {
+    const { status } = await run(
+      { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } },
+      failure(),
+      {
+        during: async (handle) => {
+          await until(async () => (await stateOf(handle)) === 'dunning');
+          await handle.cancel();
+        },
+      },
+    );
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'workflow cancelled' });
   });
 });

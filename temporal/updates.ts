@@ -1,0 +1,54 @@
+/**
+ * Decisions people send to a running workflow (a fraud review, an answer to a recovery that needs
+ * attention) go as Workflow Updates: the workflow's validator refuses what it cannot take (not
+ * waiting for it, decided already), and the caller learns that at once, with the workflow's
+ * own reason, instead of a signal that is accepted and then silently ignored.
+ */
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { InvalidStateError } from '../graph/errors';
+
+/** What the api says when an Update was refused or could not be sent. */
+export type UpdateRefusal =
+  /** The validator refused it (or the handler failed): its reason. */
+  | { kind: 'refused'; reason: string }
+  /** The workflow has no such Update: a run started before the Update existed. */
+  | { kind: 'unknown_update' }
+  /** The workflow ran once and has ended. */
+  | { kind: 'ended' }
+  /** No workflow with that id ever ran (or its history is past retention). */
+  | { kind: 'not_found' };
+
+const UNKNOWN_UPDATE = 'No registered handler for update';
+
+/** Classifies an error of `executeUpdate`; undefined when it is something else (a service error). */
+export async function updateRefusalOf(err: unknown, handle: WorkflowHandle): Promise<UpdateRefusal | undefined> {
+  if (err instanceof WorkflowUpdateFailedError) {
+    const cause = err.cause;
+    const reason = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
+    return reason.startsWith(UNKNOWN_UPDATE) ? { kind: 'unknown_update' } : { kind: 'refused', reason };
+  }
+  if (err instanceof WorkflowNotFoundError) {
+    // The server answers NOT_FOUND for an Update to a closed run too: tell the two apart.
+    try {
+      await handle.describe();
+      return { kind: 'ended' };
+    } catch (again) {
+      if (again instanceof WorkflowNotFoundError) return { kind: 'not_found' };
+      throw again;
+    }
+  }
+  return undefined;
+}
+
+/** The refusal as the domain error the api answers 409 with (`what` names the process). */
+export function refusalError(refusal: Exclude<UpdateRefusal, { kind: 'not_found' }>, what: string): InvalidStateError {
+  switch (refusal.kind) {
+    case 'refused':
+      return new InvalidStateError(`${what}: ${refusal.reason}`);
+    case 'ended':
+      return new InvalidStateError(`${what} has ended`);
+    case 'unknown_update':
+      return new InvalidStateError(`${what} was started before it could take this decision`);
+  }
+}
