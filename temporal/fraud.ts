@@ -1,5 +1,5 @@
 /** The fraud-outcome workflow's contract: id, input, review signal, status query. */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReversal } from '../graph/fraud';
 
 export const FRAUD_OUTCOME_WORKFLOW_TYPE = 'fraudOutcomeWorkflow';
@@ -18,7 +18,14 @@ export interface FraudOutcomeInput {
 }
 
 export type FraudOutcomeState =
-  'applying' | 'awaiting_review' | 'reinstated' | 'confirmed' | 'review_timed_out' | 'done';
+  | 'applying'
+  | 'awaiting_review'
+  | 'reinstated'
+  | 'confirmed'
+  | 'review_timed_out'
+  | 'done'
+  /** The graph refused the outcome for good (e.g. the customer was erased): nothing was changed. */
+  | 'not_applied';
 
 export interface FraudOutcomeStatus {
   state: FraudOutcomeState;
@@ -28,10 +35,24 @@ export interface FraudOutcomeStatus {
   /** Recoveries told not to charge the compromised method. */
   recoveries_blocked: string[];
   review_deadline: string | null;
+  /** Ops' decision once taken (the first one; any later one is refused). */
+  decision: ReviewResolution['decision'] | null;
+  /** Why the outcome was not applied, or what went wrong after it was, in words. */
+  problem: string | null;
+  /** Notifications that could not be delivered (best-effort: the outcome went on without them). */
+  undelivered: string[];
 }
 
 export type ReviewResolution = { decision: 'reinstate' | 'confirm'; note?: string };
 
-/** Ops' review of a suspension: reinstate the customer, or confirm the suspension. */
+/**
+ * Ops' review of a suspension, as an Update: refused unless the outcome awaits review and
+ * nobody has decided yet; answers the final status once the decision is applied.
+ */
+export const resolveReviewUpdate = defineUpdate<FraudOutcomeStatus, [ReviewResolution]>('resolveReview');
+/**
+ * The same decision as a signal: what a false positive sends to the outcome it reverses (a
+ * workflow cannot send an Update), and what runs started before the Update understand.
+ */
 export const reviewResolvedSignal = defineSignal<[ReviewResolution]>('reviewResolved');
 export const fraudOutcomeStatusQuery = defineQuery<FraudOutcomeStatus>('fraudOutcomeStatus');

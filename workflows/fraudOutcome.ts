@@ -10,21 +10,37 @@
  *                      alerted through a verified email or phone;
  *   false_positive   → puts back what the customer's latest confirmed_fraud/account_takeover
  *                      changed, and ends that outcome's review (reinstate).
- * After a suspension the workflow waits for ops' `reviewResolved` (reinstate | confirm) for up to
- * `review_days`; a timeout leaves the customer suspended and is recorded.
+ * After a suspension the workflow waits for ops' decision (the `resolveReview` Update, or the
+ * `reviewResolved` signal a false positive sends) for up to `review_days`; a timeout leaves the
+ * customer suspended and is recorded. The first decision is final; a later one is refused.
+ *
+ * It never ends Failed: the graph writes are retried until done, a change the graph refuses for
+ * good ends `not_applied` with the reason, and the account-takeover alert is best-effort and
+ * sent while the review already waits, so a refused alert cannot keep ops from deciding.
  */
-import { condition, getExternalWorkflowHandle, log, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  patched,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { FraudActivities } from '../activities/fraud';
 import {
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
+  resolveReviewUpdate,
   reviewResolvedSignal,
   type FraudOutcomeInput,
   type FraudOutcomeStatus,
   type ReviewResolution,
 } from '../temporal/fraud';
 import { paymentMethodBlockedSignal } from '../temporal/recovery';
-import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { describeFailure, domainFailureOf } from '../temporal/failures';
+import { activitiesWithSummaries, graphWrite, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview } from './metrics';
 import { notifications } from './notifications';
 
@@ -35,23 +51,34 @@ const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
   false_positive: 'nothing to apply',
 };
 
-const fraud = activitiesWithSummaries<FraudActivities>(graphWrite, {
-  applyFraudOutcome: (report) =>
-    `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ` +
-    `${APPLY[report.outcome]}, with an event per change`,
-  reverseFraudOutcome: (req) =>
-    `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value ` +
-    `(false positive ${req.outcome_id})`,
-  resolveFraudReview: (req) =>
-    `Record ops' review of ${req.outcome_id}: ` +
-    (req.decision === 'reinstate'
-      ? 'reinstate the customer'
-      : req.decision === 'confirm'
-        ? 'the suspension stands'
-        : 'no decision in time, the customer stays suspended'),
-  listRunningRecoveries: (req) =>
-    `Find customer ${req.customer_id}'s running payment recoveries, to tell them not to charge the compromised method`,
-});
+/**
+ * The patch that made fraud outcomes unable to fail and reviews an Update (docs/workflows.md,
+ * "Changing a workflow").
+ */
+export const FRAUD_NEVER_STRANDS = 'fraud-outcome-never-strands';
+
+const fraudActivities = (options: ActivityOptions) =>
+  activitiesWithSummaries<FraudActivities>(options, {
+    applyFraudOutcome: (report) =>
+      `Apply ${report.outcome.replace(/_/g, ' ')} ${report.outcome_id} to customer ${report.customer_id}: ` +
+      `${APPLY[report.outcome]}, with an event per change`,
+    reverseFraudOutcome: (req) =>
+      `Put back what customer ${req.customer_id}'s latest fraud outcome changed, value by value ` +
+      `(false positive ${req.outcome_id})`,
+    resolveFraudReview: (req) =>
+      `Record ops' review of ${req.outcome_id}: ` +
+      (req.decision === 'reinstate'
+        ? 'reinstate the customer'
+        : req.decision === 'confirm'
+          ? 'the suspension stands'
+          : 'no decision in time, the customer stays suspended'),
+    listRunningRecoveries: (req) =>
+      `Find customer ${req.customer_id}'s running payment recoveries, ` +
+      'to tell them not to charge the compromised method',
+  });
+const fraud = fraudActivities(graphWrite);
+/** A suspension, its reversal and its review's end must reach the graph: retried until done. */
+const fraudUntilDone = fraudActivities(graphWriteUntilDone);
 
 /** Signals another workflow; one that has finished (or never ran) has nothing to be told. */
 async function tell(
@@ -71,6 +98,9 @@ async function tell(
 }
 
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
+  // Before the first await: the same point of every run's first workflow task.
+  const v2 = patched(FRAUD_NEVER_STRANDS);
+  const graph = v2 ? fraudUntilDone : fraud;
   const { report } = input;
   const { workflowId } = workflowInfo();
   const status: FraudOutcomeStatus = {
@@ -80,19 +110,61 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     reversal: null,
     recoveries_blocked: [],
     review_deadline: null,
+    decision: null,
+    problem: null,
+    undelivered: [],
   };
   let review: ReviewResolution | null = null;
+  const decide = (r: ReviewResolution, how: string): void => {
+    if (review) {
+      log.info('the review was decided already; this decision is ignored', { decision: r.decision, how });
+      return;
+    }
+    review = r;
+    if (v2) status.decision = r.decision;
+  };
+  const final = (): boolean => !['applying', 'awaiting_review'].includes(status.state);
   setHandler(fraudOutcomeStatusQuery, () => status);
-  setHandler(reviewResolvedSignal, (r) => {
-    if (review) log.info('the review was resolved already; this decision is ignored', { decision: r.decision });
-    else review = r;
-  });
+  setHandler(reviewResolvedSignal, (r) => decide(r, 'signal'));
+  setHandler(
+    resolveReviewUpdate,
+    async (r) => {
+      // Recorded before the first await: a second Update in the same workflow task is refused by the validator.
+      decide(r, 'update');
+      await condition(final);
+      return JSON.parse(JSON.stringify(status)) as FraudOutcomeStatus;
+    },
+    {
+      validator: (r: Partial<ReviewResolution> | undefined) => {
+        if (r?.decision !== 'reinstate' && r?.decision !== 'confirm')
+          throw new Error('decision must be reinstate or confirm');
+        if (review) throw new Error(`the review was decided already: ${review.decision}`);
+        if (status.state !== 'awaiting_review') throw new Error(`it is not awaiting review (it is ${status.state})`);
+      },
+    },
+  );
+
+  /** v2: a graph change refused for good ends the outcome with the reason, never a failed workflow. */
+  const refused = (err: unknown, what: string): FraudOutcomeStatus => {
+    if (!v2 || isCancellation(err) || !domainFailureOf(err)) throw err;
+    Object.assign(status, { state: 'not_applied', review_deadline: null, problem: `${what}: ${describeFailure(err)}` });
+    log.warn(`fraud outcome ${report.outcome} not applied`, {
+      outcomeId: report.outcome_id,
+      customerId: report.customer_id,
+      problem: status.problem,
+    });
+    return status;
+  };
 
   if (report.outcome === 'false_positive') {
-    status.reversal = await fraud.reverseFraudOutcome({
-      outcome_id: report.outcome_id,
-      customer_id: report.customer_id,
-    });
+    try {
+      status.reversal = await graph.reverseFraudOutcome({
+        outcome_id: report.outcome_id,
+        customer_id: report.customer_id,
+      });
+    } catch (err) {
+      return refused(err, 'the earlier outcome could not be reversed');
+    }
     countFraudOutcome(report.outcome);
     log.info('false positive: earlier fraud outcome reversed', {
       outcomeId: report.outcome_id,
@@ -109,7 +181,12 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     return status;
   }
 
-  const applied = await fraud.applyFraudOutcome(report, { trust_step: input.trust_step });
+  let applied;
+  try {
+    applied = await graph.applyFraudOutcome(report, { trust_step: input.trust_step });
+  } catch (err) {
+    return refused(err, 'the graph refused the outcome');
+  }
   status.applied = applied;
   countFraudOutcome(report.outcome);
   log.info(`fraud outcome ${report.outcome} applied`, {
@@ -131,16 +208,27 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       if (told) status.recoveries_blocked.push(id);
     }
   }
-  if (report.outcome === 'account_takeover') {
-    await notifications.notifyCustomer({
-      customer_id: report.customer_id,
-      kind: 'account_takeover',
-      key: `${workflowId}:alert`,
-      verified_only: true,
-      data: { outcome_id: report.outcome_id },
-      subject: { fraud_outcome_id: report.outcome_id },
-    });
-  }
+  const alert = async (): Promise<void> => {
+    try {
+      await notifications.notifyCustomer({
+        customer_id: report.customer_id,
+        kind: 'account_takeover',
+        key: `${workflowId}:alert`,
+        verified_only: true,
+        data: { outcome_id: report.outcome_id },
+        subject: { fraud_outcome_id: report.outcome_id },
+      });
+    } catch (err) {
+      if (!v2) throw err;
+      status.undelivered.push('alert');
+      log.warn('the account-takeover alert could not be delivered; the review goes on without it', {
+        outcomeId: report.outcome_id,
+        customerId: report.customer_id,
+        error: describeFailure(err),
+      });
+    }
+  };
+  if (report.outcome === 'account_takeover' && !(v2 && applied.suspended)) await alert();
 
   if (!applied.suspended) {
     status.state = 'done';
@@ -149,21 +237,46 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   // Suspended: wait for ops' review, for at most review_days.
   const before = applied.changes.find((c) => c.entity === 'customer');
-  status.state = 'awaiting_review';
-  status.review_deadline = new Date(Date.now() + input.review_days * 86_400_000).toISOString();
-  const reviewed = await condition(() => review !== null, `${input.review_days} days`, {
-    summary: `Wait up to ${input.review_days} days for ops' review (signal reviewResolved: reinstate or confirm)`,
+  const reviewMs = input.review_days * 86_400_000;
+  const opened = Date.now();
+  Object.assign(status, {
+    state: 'awaiting_review',
+    review_deadline: new Date(opened + reviewMs).toISOString(),
   });
+  // v2: the review is open before the alert goes out, and the alert's retries run beside the wait:
+  // they never delay a decision (alert() never throws in v2).
+  const alerting = report.outcome === 'account_takeover' && v2 ? alert() : Promise.resolve();
+  const reviewed = await condition(
+    () => review !== null,
+    v2 ? Math.max(reviewMs - (Date.now() - opened), 1) : `${input.review_days} days`,
+    {
+      summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
+    },
+  );
   const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
-  await fraud.resolveFraudReview({
-    outcome_id: report.outcome_id,
-    customer_id: report.customer_id,
-    decision,
-    ...(before && before.from !== 'suspended' ? { restore_to: before.from } : {}),
-  });
+  try {
+    await graph.resolveFraudReview({
+      outcome_id: report.outcome_id,
+      customer_id: report.customer_id,
+      decision,
+      ...(before && before.from !== 'suspended' ? { restore_to: before.from } : {}),
+    });
+  } catch (err) {
+    if (!v2 || isCancellation(err) || !domainFailureOf(err)) throw err;
+    // The customer changed under the review (erased, say): the decision stands, its record could not be made.
+    status.problem = `the review's decision could not be recorded: ${describeFailure(err)}`;
+    log.warn('fraud review decided, but the graph refused the record', {
+      outcomeId: report.outcome_id,
+      decision,
+      problem: status.problem,
+    });
+  }
   countFraudReview(decision);
-  status.state = decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out';
-  status.review_deadline = null;
+  await alerting;
+  Object.assign(status, {
+    state: decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out',
+    review_deadline: null,
+  });
   if (!reviewed)
     log.warn('fraud review timed out: the customer stays suspended', {
       outcomeId: report.outcome_id,

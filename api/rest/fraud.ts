@@ -20,7 +20,15 @@ const change = z.object({
 });
 const statusSchema = z
   .object({
-    state: z.enum(['applying', 'awaiting_review', 'reinstated', 'confirmed', 'review_timed_out', 'done']),
+    state: z.enum([
+      'applying',
+      'awaiting_review',
+      'reinstated',
+      'confirmed',
+      'review_timed_out',
+      'done',
+      'not_applied',
+    ]),
     outcome: z.enum(FRAUD_OUTCOMES),
     applied: z
       .object({ outcome_id: z.string(), outcome: z.string(), changes: z.array(change), suspended: z.boolean() })
@@ -30,6 +38,9 @@ const statusSchema = z
       .nullable(),
     recoveries_blocked: z.array(z.string()),
     review_deadline: z.string().nullable(),
+    decision: z.enum(['reinstate', 'confirm']).nullable(),
+    problem: z.string().nullable().openapi({ description: 'Why the outcome was not applied, in words, else null' }),
+    undelivered: z.array(z.string()).openapi({ description: 'Notifications that could not be delivered' }),
   })
   .openapi('FraudOutcomeStatus');
 
@@ -76,7 +87,9 @@ export function fraudRoutes(deps: ApiDeps) {
       path: '/api/v1/fraud-outcomes/{outcome_id}/review',
       tags: ['fraud'],
       security: bearerSecurity,
-      summary: 'Resolve the review of a suspension: reinstate the customer, or confirm the suspension',
+      summary:
+        'Resolve the review of a suspension: reinstate the customer, or confirm the suspension. The first ' +
+        'decision is taken; 409 when the outcome is not awaiting review or was decided already',
       middleware: [access(deps.authenticate, { scopes: ['ops'] })] as const,
       request: {
         params: outcomeParams,
@@ -91,7 +104,13 @@ export function fraudRoutes(deps: ApiDeps) {
           },
         },
       },
-      responses: { 202: accepted, ...problems(400, 401, 403, 404, 409) },
+      responses: {
+        200: {
+          description: 'The decision was taken and applied: the outcome’s final status',
+          content: { 'application/json': { schema: statusSchema } },
+        },
+        ...problems(400, 401, 403, 404, 409),
+      },
     }),
     async (c) => {
       const body = c.req.valid('json');
@@ -100,7 +119,7 @@ export function fraudRoutes(deps: ApiDeps) {
           decision: body.decision,
           ...(body.note ? { note: body.note } : {}),
         }),
-        202,
+        200,
       );
     },
   );

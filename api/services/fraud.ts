@@ -10,11 +10,13 @@ import {
   FRAUD_OUTCOME_WORKFLOW_TYPE,
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
+  resolveReviewUpdate,
   reviewResolvedSignal,
   type FraudOutcomeStatus,
   type ReviewResolution,
 } from '../../temporal/fraud';
 import { personaCustomerId } from '../../temporal/searchAttributes';
+import { refusalError, updateRefusalOf } from '../../temporal/updates';
 import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
 import type { ApiDeps } from '../deps';
 
@@ -51,28 +53,47 @@ export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeRepo
   return { workflow_id: workflowId };
 }
 
+/** Outcomes started before `decision`, `problem` and `undelivered` existed answer without them. */
+function complete(status: Omit<FraudOutcomeStatus, 'decision' | 'problem' | 'undelivered'>): FraudOutcomeStatus {
+  return { decision: null, problem: null, undelivered: [], ...status };
+}
+
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
   try {
-    return await deps.temporal.client.workflow
-      .getHandle(fraudOutcomeWorkflowId(outcomeId))
-      .query(fraudOutcomeStatusQuery);
+    return complete(
+      await deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).query(fraudOutcomeStatusQuery),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('FraudOutcome', outcomeId);
     throw err;
   }
 }
 
-/** Sends ops' decision to an outcome waiting for review; 409 when it is not waiting. */
+/**
+ * Ops' decision on an outcome waiting for review, as a Workflow Update: the workflow's validator
+ * refuses it (409, with the reason: not awaiting review, or decided already) and otherwise answers
+ * once the decision is applied. Two ops deciding at once: one 200, one 409. An outcome started
+ * before the Update existed gets the decision as a signal, after the same check.
+ */
 export async function resolveReview(
   deps: ApiDeps,
   outcomeId: string,
   resolution: ReviewResolution,
-): Promise<{ workflow_id: string }> {
+): Promise<FraudOutcomeStatus> {
+  const what = `fraud outcome ${outcomeId}`;
+  const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
+  try {
+    return complete(await handle.executeUpdate(resolveReviewUpdate, { args: [resolution] }));
+  } catch (err) {
+    const refusal = await updateRefusalOf(err, handle);
+    if (!refusal) throw err;
+    if (refusal.kind === 'not_found') throw new NotFoundError('FraudOutcome', outcomeId);
+    if (refusal.kind !== 'unknown_update') throw refusalError(refusal, what);
+  }
   const status = await fraudOutcomeStatus(deps, outcomeId);
   if (status.state !== 'awaiting_review') {
-    throw new InvalidStateError(`fraud outcome ${outcomeId} is not awaiting review (it is ${status.state})`);
+    throw new InvalidStateError(`${what}: it is not awaiting review (it is ${status.state})`);
   }
-  const workflowId = fraudOutcomeWorkflowId(outcomeId);
-  await deps.temporal.client.workflow.getHandle(workflowId).signal(reviewResolvedSignal, resolution);
-  return { workflow_id: workflowId };
+  await handle.signal(reviewResolvedSignal, resolution);
+  return complete((await handle.result()) as FraudOutcomeStatus);
 }

@@ -196,7 +196,8 @@ describe('confirmed fraud', () => {
         fraud_outcome_id: outcomeId,
       });
 
-      // The customer adds a good card: the recovery retries at once — and never touches the compromised one.
+      // The customer adds a good card: the recovery retries at once — but a suspended customer is not
+      // charged (the graph says so right before the charge), and the compromised card is never touched.
       const good = await addPaymentMethod(h.graph, c.customerId, {
         type: 'card',
         token: `tok_visa_${randomUUID()}`,
@@ -206,10 +207,16 @@ describe('confirmed fraud', () => {
         expiry_year: 2035,
       });
       await recovery.signal('paymentMethodAdded', { payment_method_id: good.id });
-      const recovered = (await recovery.result()) as RecoveryStatus;
-      expect(recovered).toMatchObject({ state: 'recovered', recovered_with: good.id });
+      await until(async () =>
+        (await recovery.query<RecoveryStatus>('recoveryStatus')).attempts.some(
+          (a) => a.decline_code === 'customer_suspended',
+        ),
+      );
       const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId);
       expect(charges.filter((ch) => ch.idempotency_key.includes(stolen))).toHaveLength(1);
+      expect(charges.filter((ch) => ch.idempotency_key.includes(good.id))).toEqual([]);
+      await recovery.signal('cancel', { reason: 'test over' });
+      expect(((await recovery.result()) as RecoveryStatus).state).toBe('stopped');
 
       // Ops confirm the suspension; the customer stays suspended.
       expect(
@@ -217,7 +224,7 @@ describe('confirmed fraud', () => {
       ).toBe(403);
       expect(
         (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status,
-      ).toBe(202);
+      ).toBe(200);
       expect(
         ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state,
       ).toBe('confirmed');
@@ -291,6 +298,8 @@ describe('account takeover', () => {
         device_id: c.deviceId,
       });
       await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
+      // The review opens first; the alert goes out beside it.
+      await until(async () => (await fraudEvents(c.customerId)).some((e) => e.type === 'CustomerNotified'));
       const alert = (await fraudEvents(c.customerId)).find((e) => e.type === 'CustomerNotified');
       expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: 'email', fraud_outcome_id: outcomeId });
 
@@ -321,7 +330,7 @@ describe('account takeover', () => {
             note: 'verified by phone',
           })
         ).status,
-      ).toBe(202);
+      ).toBe(200);
       const result = (await h.client.workflow
         .getHandle(fraudOutcomeWorkflowId(outcomeId))
         .result()) as FraudOutcomeStatus;
@@ -351,6 +360,8 @@ describe('account takeover', () => {
     const outcomeId = `ato-${randomUUID()}`;
     await report({ outcome_id: outcomeId, customer_id: customerId, outcome: 'account_takeover' });
     await until(async () => (await statusOf(outcomeId)).state === 'awaiting_review');
+    // The review opens first; the alert is recorded beside it.
+    await until(async () => (await fraudEvents(customerId)).some((e) => e.type === 'CustomerNotified'));
     const alert = (await fraudEvents(customerId)).find((e) => e.type === 'CustomerNotified');
     expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: null });
     await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).terminate('test over');

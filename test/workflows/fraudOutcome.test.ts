@@ -3,19 +3,22 @@
  * they were asked. A waiting payment-recovery workflow stands in for a running recovery.
  */
 import { randomUUID } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
 import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReversal, ReviewDecision } from '../../graph/fraud';
 import {
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
+  resolveReviewUpdate,
   reviewResolvedSignal,
   type FraudOutcomeStatus,
 } from '../../temporal/fraud';
 import { fraudOutcomeWorkflow, paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
+import { until } from '../support/wait';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -31,9 +34,17 @@ interface Log {
   notified: NotifyRequest[];
 }
 
+/** What the fakes do before answering (each may throw, or wait). */
+interface Hooks {
+  apply?: () => Promise<void>;
+  notify?: () => Promise<void>;
+}
+let hooks: Hooks = {};
+
 function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | null = null) {
   return {
     async applyFraudOutcome(report: FraudOutcomeReport, options: { trust_step: number }): Promise<AppliedFraudOutcome> {
+      await hooks.apply?.();
       log.applied.push(report);
       const suspended = report.outcome === 'confirmed_fraud' || report.outcome === 'account_takeover';
       const changes: AppliedFraudOutcome['changes'] = [];
@@ -65,6 +76,7 @@ function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | nul
       return running;
     },
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' }> {
+      await hooks.notify?.();
       log.notified.push(req);
       return { sent: true, channel: 'email' };
     },
@@ -107,9 +119,9 @@ const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30) =>
     args: [{ report: r, trust_step: 0.1, review_days: reviewDays }],
   });
 
-async function until(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 50));
-}
+afterEach(() => {
+  hooks = {};
+});
 
 describe('fraudOutcomeWorkflow', () => {
   it('challenge_passed raises the device’s trust by the step, and ends without a review', async () => {
@@ -219,5 +231,136 @@ describe('fraudOutcomeWorkflow', () => {
     expect(earlierStatus.state).toBe('reinstated');
     // Only the earlier outcome was applied; the false positive reverses, it applies nothing.
     expect(log.applied.map((a) => a.outcome_id)).toEqual([earlier.outcome_id]);
+  });
+});
+
+type Handle = Awaited<ReturnType<typeof start>>;
+const stateOf = async (h: Handle) => (await h.query(fraudOutcomeStatusQuery)).state;
+const decideBy = (h: Handle, decision: 'reinstate' | 'confirm') =>
+  h.executeUpdate(resolveReviewUpdate, { args: [{ decision }] }).then(
+    (status) => ({ decision, status, refused: null as string | null }),
+    (err: Error) => ({
+      decision,
+      status: null,
+      refused: String((err.cause as Error | undefined)?.message ?? err.message),
+    }),
+  );
+
+describe('fraudOutcomeWorkflow off the happy path: it never fails, and no decision is lost', () => {
+  it('a refused account-takeover alert still reaches review; ops decide with the Update, get the outcome', async () => {
+    hooks.notify = async () => {
+      throw ApplicationFailure.create({ type: 'NotificationRejectedError', message: 'refused', nonRetryable: true });
+    };
+    const log = newLog();
+    const r = report('account_takeover');
+    const { decided, status } = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r);
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).undelivered.length === 1);
+      expect(await stateOf(handle)).toBe('awaiting_review');
+      const decided = await decideBy(handle, 'reinstate');
+      return { decided, status: await handle.result() };
+    });
+    expect(decided.status).toMatchObject({ state: 'reinstated', decision: 'reinstate', undelivered: ['alert'] });
+    expect(status.state).toBe('reinstated');
+    expect(log.reviews).toMatchObject([{ decision: 'reinstate', restore_to: 'active' }]);
+  });
+
+  it('an alert still retrying (the webhook is down) does not keep ops from deciding', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    hooks.notify = () => gate;
+    const log = newLog();
+    const r = report('account_takeover');
+    const decided = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r);
+      await until(async () => (await stateOf(handle)) === 'awaiting_review');
+      const deciding = decideBy(handle, 'confirm');
+      // The decision is taken at once; its answer waits for the alert to end.
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).decision === 'confirm');
+      release();
+      return deciding;
+    });
+    expect(decided.status).toMatchObject({ state: 'confirmed', undelivered: [] });
+    expect(log.notified).toHaveLength(1);
+  });
+
+  it('two ops decide at once, both before the worker polls: one decision is taken, the other refused', async () => {
+    const log = newLog();
+    const r = report('confirmed_fraud', { payment_method_id: randomUUID() });
+    const taskQueue = `fraud-${randomUUID()}`;
+    // No sticky cache: the second worker must be the one that gets the workflow task, at once.
+    const worker = () =>
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue,
+        workflowBundle: bundle,
+        activities: fakes(log),
+        maxCachedWorkflows: 0,
+      });
+    const handle = await start(taskQueue, r);
+    await (await worker()).runUntil(until(async () => (await stateOf(handle)) === 'awaiting_review'));
+    const decisions = [decideBy(handle, 'reinstate'), decideBy(handle, 'confirm')];
+    const [answers, status] = await (
+      await worker()
+    ).runUntil(async () => [await Promise.all(decisions), await handle.result()] as const);
+    const taken = answers.filter((a) => a.status);
+    expect(taken).toHaveLength(1);
+    expect(answers.find((a) => a.refused)?.refused).toContain('decided already');
+    expect(status).toMatchObject({ decision: taken[0]?.decision });
+    expect(log.reviews).toHaveLength(1);
+  });
+
+  it('a decision sent while the outcome is still being applied is refused, not silently dropped', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    let applying = false;
+    hooks.apply = async () => {
+      applying = true;
+      await gate;
+    };
+    const log = newLog();
+    const r = report('confirmed_fraud', { payment_method_id: randomUUID() });
+    const early = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r);
+      await until(async () => applying);
+      const early = await decideBy(handle, 'reinstate');
+      release();
+      await until(async () => (await stateOf(handle)) === 'awaiting_review');
+      expect((await decideBy(handle, 'confirm')).status?.state).toBe('confirmed');
+      return early;
+    });
+    expect(early.refused).toContain('not awaiting review (it is applying)');
+  });
+
+  it('an outcome the graph refuses for good ends not_applied with the reason, never Failed', async () => {
+    hooks.apply = async () => {
+      throw ApplicationFailure.create({
+        type: 'NotFoundError',
+        message: 'Customer c-1 not found',
+        nonRetryable: true,
+        details: [{ code: 'not_found' }],
+      });
+    };
+    const log = newLog();
+    const status = await withWorker(log, async (tq) => (await start(tq, report('account_takeover'))).result());
+    expect(status).toMatchObject({ state: 'not_applied', applied: null });
+    expect(status.problem).toContain('Customer c-1 not found');
+    expect(log.notified).toEqual([]);
+  });
+
+  it('a suspension is retried for as long as the graph is down (no attempt cap)', async () => {
+    let failures = 0;
+    hooks.apply = async () => {
+      if (failures++ < 30) throw new Error('Neo4j unavailable');
+    };
+    const log = newLog();
+    const status = await withWorker(log, async (tq) => {
+      const handle = await start(tq, report('confirmed_fraud', { payment_method_id: randomUUID() }));
+      // The retries' backoff is server time: skip it while they go on.
+      while ((await stateOf(handle)) === 'applying') await env.sleep('5 minutes');
+      return (await decideBy(handle, 'confirm')).status;
+    });
+    expect(failures).toBe(31);
+    expect(status?.state).toBe('confirmed');
   });
 });
