@@ -1,5 +1,7 @@
-/** Activities of erasure: find the customer's running workflows, erase the graph side. */
-import type { Client } from '@temporalio/client';
+/** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { eraseCustomer, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { runningCustomerWorkflows } from '../temporal/connection';
@@ -10,6 +12,29 @@ export function createErasureActivities({ graph, temporal }: { graph: Graph; tem
     /** Running workflows tagged with the customer (PersonaCustomerId), but `except`. */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
       return runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+    },
+    /**
+     * Waits until each workflow has closed (a recovery told to stop ends after the charge in
+     * flight is recorded), for at most `within_ms`; answers the ids still running then.
+     * Heartbeats, so a dead worker's wait is retried.
+     */
+    async awaitWorkflowsClosed(req: { workflow_ids: string[]; within_ms: number }): Promise<string[]> {
+      const deadline = Date.now() + req.within_ms;
+      let running = req.workflow_ids;
+      for (;;) {
+        const still: string[] = [];
+        for (const id of running) {
+          try {
+            if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') still.push(id);
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          }
+        }
+        running = still;
+        Context.current().heartbeat({ running: running.length });
+        if (running.length === 0 || Date.now() >= deadline) return running;
+        await sleep(500, undefined, { signal: Context.current().cancellationSignal });
+      }
     },
     async eraseCustomer(req: { customer_id: string }): Promise<ErasureResult> {
       return domain(() => eraseCustomer(graph, req.customer_id));

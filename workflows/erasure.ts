@@ -1,16 +1,29 @@
 /**
  * Erasure — workflow id `erasure-<customer id>`, started by `DELETE /api/v1/customers/{id}`.
- * Cancels the customer's running workflows (a recovery stops dunning, a review stops waiting),
- * then erases the customer in one graph transaction (graph/erasure.ts). Asking again is a no-op.
+ * Stops the customer's running workflows — a recovery with its `cancel` signal, so that a charge
+ * in flight is finished and recorded rather than abandoned, and waits (bounded) for recoveries to
+ * end; any other workflow (a review waiting, an onboarding) is cancelled — then erases the customer
+ * in one graph transaction (graph/erasure.ts). Asking again is a no-op. A recovery visibility did
+ * not list yet (it lags) cannot charge afterwards: the graph refuses a charge for an erased customer.
  */
-import { getExternalWorkflowHandle, log, workflowInfo } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, patched, workflowInfo } from '@temporalio/workflow';
 import type { ErasureActivities } from '../activities/erasure';
 import type { ErasureOutcome } from '../temporal/erasure';
+import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+
+/** The patch that stops recoveries with a signal instead of a hard cancel (docs/workflows.md). */
+export const ERASURE_STOPS_RECOVERIES_GRACEFULLY = 'erasure-stops-recoveries-gracefully';
+const RECOVERY_PREFIX = recoveryWorkflowId('');
+/** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
+const RECOVERY_STOP_WAIT_MS = 120_000;
 
 const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
   listRunningCustomerWorkflows: (req) =>
-    `Find customer ${req.customer_id}'s running workflows, to cancel them before the erasure`,
+    `Find customer ${req.customer_id}'s running workflows, to stop them before the erasure`,
+  awaitWorkflowsClosed: (req) =>
+    `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
+    'to finish the charge in flight and stop',
   eraseCustomer: (req) =>
     `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, ` +
     'payment methods; keep a tombstone',
@@ -18,11 +31,17 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
+  const graceful = patched(ERASURE_STOPS_RECOVERIES_GRACEFULLY);
   const running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
   const cancelled: string[] = [];
+  const recoveries: string[] = [];
   for (const id of running) {
     try {
-      await getExternalWorkflowHandle(id).cancel();
+      const other = getExternalWorkflowHandle(id);
+      if (graceful && id.startsWith(RECOVERY_PREFIX)) {
+        await other.signal(cancelRecoverySignal, { reason: `customer ${input.customer_id} is being erased` });
+        recoveries.push(id);
+      } else await other.cancel();
       cancelled.push(id);
     } catch (err) {
       log.info(`workflow ${id} not cancelled: it had finished`, {
@@ -30,6 +49,17 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
         error: err instanceof Error ? err.message : String(err),
       });
     }
+  }
+  if (recoveries.length) {
+    const still = await activities.awaitWorkflowsClosed.executeWithOptions(
+      { startToCloseTimeout: RECOVERY_STOP_WAIT_MS + 60_000, heartbeatTimeout: '20 seconds' },
+      [{ workflow_ids: recoveries, within_ms: RECOVERY_STOP_WAIT_MS }],
+    );
+    if (still.length)
+      log.warn('payment recoveries still running at erasure; the graph refuses them any further charge', {
+        customerId: input.customer_id,
+        running: still,
+      });
   }
   const result = await activities.eraseCustomer({ customer_id: input.customer_id });
   log.info(result.erased ? 'customer erased' : 'customer was erased before', {
