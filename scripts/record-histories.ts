@@ -2,23 +2,23 @@
  * Records a fresh history of each workflow's main paths into workflows/__histories__/, for the
  * replay test (test/workflows/replay.test.ts) that fails CI when a change breaks determinism:
  *
- *   npm run histories:record
+ *   npm run histories:record -- --as <label>      e.g. --as 2026-11-never-strands
  *
  * Runs each workflow on the time-skipping test server with stand-in activities (the replay
- * checks the workflow code's commands, not what activities did). Re-record deliberately, after
- * a change that is meant to alter a workflow's commands — behind `patched()` for running ones.
+ * checks the workflow code's commands, not what activities did). Record after a change that
+ * is meant to alter a workflow's commands — behind `patched()` for running ones. The new
+ * histories are written as `<path>@<label>.json` beside the old ones, never over them: the old
+ * histories are what running workflows look like, and must keep replaying until their patch is
+ * removed (docs/workflows.md, "Changing a workflow").
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { repoRoot } from '../config/env';
-import { fraudOutcomeWorkflowId, reviewResolvedSignal } from '../temporal/fraud';
+import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
 import { paymentFailedSignal } from '../temporal/recovery';
-import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../test/support/temporal';
+import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
-
-export const HISTORIES_DIR = path.join(repoRoot, 'workflows', '__histories__');
 
 const noop = async (): Promise<void> => undefined;
 const stageCounts = { '60': 0, '30': 0, '7': 0 };
@@ -72,6 +72,7 @@ const activities = {
   }),
   deliverEvent: noop,
   listRunningCustomerWorkflows: async () => [],
+  awaitWorkflowsClosed: async () => [],
   eraseCustomer: async (req: { customer_id: string }) => ({
     customer_id: req.customer_id,
     erased: true,
@@ -82,6 +83,12 @@ const activities = {
 const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
 
 async function main(): Promise<void> {
+  const labelAt = process.argv.indexOf('--as');
+  const label = labelAt > 0 ? process.argv[labelAt + 1] : undefined;
+  if (!label || !/^[a-z0-9][a-z0-9-]*$/.test(label)) {
+    console.error('usage: npm run histories:record -- --as <label>   (lowercase letters, digits and dashes)');
+    process.exit(2);
+  }
   const env = await createTimeSkippingEnv();
   const taskQueue = `record-${randomUUID()}`;
   const worker = await Worker.create({
@@ -159,8 +166,9 @@ async function main(): Promise<void> {
           },
         ],
         async (h) => {
-          await new Promise((r) => setTimeout(r, 500));
-          await h.signal(reviewResolvedSignal, { decision: 'confirm' });
+          while ((await h.query(fraudOutcomeStatusQuery)).state !== 'awaiting_review')
+            await new Promise((r) => setTimeout(r, 100));
+          await h.executeUpdate(resolveReviewUpdate, { args: [{ decision: 'confirm' }] });
           await h.result();
         },
         fraudOutcomeWorkflowId('rec-cf'),
@@ -205,8 +213,10 @@ async function main(): Promise<void> {
   }
   mkdirSync(HISTORIES_DIR, { recursive: true });
   for (const [name, json] of Object.entries(histories)) {
-    writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${json}\n`);
-    console.log(`recorded workflows/__histories__/${name}.json`);
+    const file = `${name}@${label}.json`;
+    // 'wx': never over a history already kept.
+    writeFileSync(path.join(HISTORIES_DIR, file), `${json}\n`, { flag: 'wx' });
+    console.log(`recorded workflows/__histories__/${file}`);
   }
 }
 

@@ -30,7 +30,7 @@ async function call(method: string, path: string, token: string) {
 
 describe('export and erasure', () => {
   it(
-    'exports everything but tokens; erasure cancels a running recovery, deletes personal data, ' +
+    'exports everything but tokens; erasure stops a running recovery, deletes personal data, ' +
       'keeps a tombstone, and is idempotent',
     async () => {
       const token = `tok_decline_insufficient_funds_${randomUUID().slice(0, 8)}`;
@@ -107,7 +107,11 @@ describe('export and erasure', () => {
         cancelled: [recoveryWorkflowId(payment)],
         deleted: { identifiers: 1, addresses: 1, payment_methods: 2, devices: 1 },
       });
-      expect((await recovery.describe()).status.name).toBe('CANCELLED');
+      // Stopped with its cancel signal (never mid-charge), and ended with a final state.
+      expect((await recovery.describe()).status.name).toBe('COMPLETED');
+      expect(((await recovery.result()) as RecoveryStatus).stop_reason).toBe(
+        `cancelled: customer ${customerId} is being erased`,
+      );
 
       // Nothing personal is left to read, search or match.
       expect(await findCustomerByDigitalId(h.graph, 'email', email)).toBeNull();

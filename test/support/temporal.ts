@@ -53,6 +53,9 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   return env;
 }
 
+/** Recorded workflow histories, replayed by test/workflows/replay.test.ts (scripts/record-histories.ts writes them). */
+export const HISTORIES_DIR = fileURLToPath(new URL('../../workflows/__histories__', import.meta.url));
+
 /** Persona's workflows, as the worker loads them. */
 export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));
 

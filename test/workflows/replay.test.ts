@@ -1,15 +1,14 @@
 /**
  * Replays every recorded history in workflows/__histories__/ against today's workflow code: a
  * change that alters a workflow's commands for a recorded path fails here (and so fails CI).
- * Record fresh histories with `npm run histories:record`.
+ * Record new ones beside them with `npm run histories:record -- --as <label>`.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { HISTORIES_DIR } from '../../scripts/record-histories';
-import { PERSONA_WORKFLOWS } from '../support/temporal';
+import { HISTORIES_DIR, PERSONA_WORKFLOWS } from '../support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));

@@ -1,0 +1,205 @@
+/**
+ * Durable processes when the world says no, end to end: the real api, a real worker, the real
+ * Temporal and Neo4j and gateway simulator, with a notification webhook that refuses everything
+ * (403 to every request, over HTTP) and Chimera unreachable (nothing listens at its address).
+ * A recovery still recovers and charges once, a dunning recovery shows its whole state, an
+ * account takeover still reaches review, two ops deciding the same review get one 200 and one
+ * 409, and an erasure during a charge either records the charge or never makes it.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HttpChimeraClient } from '../../clients/chimera';
+import { WebhookNotificationSink } from '../../clients/notifications';
+import { linkDevice, listCustomerEvents } from '../../graph';
+import type { ErasureOutcome } from '../../temporal/erasure';
+import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { startHarness, type Harness } from '../support/api';
+import { freePort } from '../support/processes';
+import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { until } from '../support/wait';
+
+let h: Harness;
+let webhook: Server;
+let refused = 0;
+/** Charges of these customers wait here until the test opens the gate. */
+const gates = new Map<string, { started: boolean; open: () => void; opened: Promise<void> }>();
+
+beforeAll(async () => {
+  webhook = createServer((req, res) => {
+    req.resume();
+    refused++;
+    res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"refused"}');
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
+  const webhookUrl = `http://127.0.0.1:${(webhook.address() as AddressInfo).port}/notify`;
+  const nobody = `http://127.0.0.1:${await freePort()}`;
+  h = await startHarness({
+    notifications: () => new WebhookNotificationSink(webhookUrl, 2000),
+    chimera: () => new HttpChimeraClient(nobody, 500),
+    wrapActivities: (real) => ({
+      ...real,
+      async chargePaymentMethod(a) {
+        const gate = gates.get(a.customer_id);
+        if (gate) {
+          gate.started = true;
+          await gate.opened;
+        }
+        return real.chargePaymentMethod(a);
+      },
+    }),
+  });
+});
+afterAll(async () => {
+  await h?.close();
+  await new Promise((resolve) => webhook?.close(resolve));
+});
+
+async function call(method: string, path: string, token: string, body?: unknown) {
+  const res = await h.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+const failure = (customerId: string, pm: string) => ({
+  payment_id: paymentId(),
+  customer_id: customerId,
+  payment_method_id: pm,
+  amount: 4200,
+  currency: 'EUR',
+  decline_code: 'insufficient_funds',
+});
+
+async function recoveryStatus(payment: string): Promise<RecoveryStatus> {
+  return (await call('GET', `/api/v1/payment-recoveries/${payment}`, await h.token('payments:report')))
+    .json as unknown as RecoveryStatus;
+}
+
+describe('when the notification webhook refuses everything and Chimera is unreachable', () => {
+  it('a recovery still recovers: one charge, recorded, the refused message noted, the workflow Completed', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_r1',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const f = failure(customerId, cards[0] as string);
+    const before = refused;
+    expect((await call('POST', '/api/v1/payment-failures', await h.token('payments:report'), f)).status).toBe(202);
+    const handle = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
+    const result = (await handle.result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1], undelivered: ['recovered'] });
+    expect((await handle.describe()).status.name).toBe('COMPLETED');
+    expect(refused).toBeGreaterThan(before);
+    const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId);
+    expect(charges.filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    const events = await listCustomerEvents(h.graph, customerId, { limit: 100 });
+    expect(events.filter((e) => e.type === 'PaymentRecovered')).toHaveLength(1);
+    // The same report again changes nothing: the id still rejects it.
+    expect((await call('POST', '/api/v1/payment-failures', await h.token('payments:report'), f)).status).toBe(202);
+    expect(await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId)).toHaveLength(charges.length);
+  });
+
+  it('a dunning recovery with a refused reminder says dunning with its next retry, and goes on', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_d1',
+      'tok_decline_insufficient_funds_d2',
+    ]);
+    const f = failure(customerId, cards[0] as string);
+    expect((await call('POST', '/api/v1/payment-failures', await h.token('payments:report'), f)).status).toBe(202);
+    // Every status read on the way sees a whole state: dunning always comes with its next retry.
+    const seen: RecoveryStatus[] = [];
+    await until(async () => {
+      const s = await recoveryStatus(f.payment_id);
+      seen.push(s);
+      return s.undelivered.includes('reminder-1');
+    });
+    for (const s of seen.filter((x) => x.state === 'dunning')) expect(s.next_retry_at).not.toBeNull();
+    const now = await recoveryStatus(f.payment_id);
+    expect(now).toMatchObject({ state: 'dunning', attention: null });
+    expect(Date.parse(now.next_retry_at ?? '')).toBeGreaterThan(Date.now());
+    const handle = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    await handle.signal('cancel', { reason: 'test over' });
+    expect(((await handle.result()) as RecoveryStatus).state).toBe('stopped');
+  });
+
+  it('an account takeover still reaches review; two ops deciding at once get one 200 and one 409', async () => {
+    const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const device = await linkDevice(h.graph, customerId, { fingerprint: `fp-${randomUUID()}` });
+    const outcomeId = `ato-${randomUUID()}`;
+    const reported = await call('POST', '/api/v1/fraud-outcomes', await h.token('fraud:report'), {
+      outcome_id: outcomeId,
+      customer_id: customerId,
+      outcome: 'account_takeover',
+      device_id: device.id,
+    });
+    expect(reported.status).toBe(202);
+    const ops = await h.token('ops');
+    const statusOf = async () =>
+      (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, ops)).json as unknown as FraudOutcomeStatus;
+    await until(async () => (await statusOf()).undelivered.includes('alert'));
+    expect(await statusOf()).toMatchObject({ state: 'awaiting_review', decision: null });
+
+    const decisions = await Promise.all(
+      (['reinstate', 'confirm'] as const).map((decision) =>
+        call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision }),
+      ),
+    );
+    expect(decisions.map((d) => d.status).sort()).toEqual([200, 409]);
+    const won = decisions.find((d) => d.status === 200)?.json as unknown as FraudOutcomeStatus;
+    const lost = decisions.find((d) => d.status === 409)?.json as { detail: string };
+    expect(lost.detail).toContain(`decided already: ${won.decision}`);
+    expect(won.state).toBe(won.decision === 'reinstate' ? 'reinstated' : 'confirmed');
+    const handle = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
+    expect(((await handle.result()) as FraudOutcomeStatus).decision).toBe(won.decision);
+    // Decided: any later decision is refused, naming the state.
+    const late = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
+    expect(late.status).toBe(409);
+  });
+
+  it('an erasure during a charge: the charge is made and recorded before the customer is erased', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_e1',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    let open: () => void = () => undefined;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    const gate = { started: false, open, opened };
+    gates.set(customerId, gate);
+    const f = failure(customerId, cards[0] as string);
+    expect((await call('POST', '/api/v1/payment-failures', await h.token('payments:report'), f)).status).toBe(202);
+    await until(async () => gate.started);
+    // Visibility must list the recovery for the erasure to stop it.
+    await until(async () => {
+      for await (const wf of h.client.workflow.list({
+        query: `PersonaCustomerId = '${customerId}' AND ExecutionStatus = 'Running'`,
+      }))
+        if (wf.workflowId === recoveryWorkflowId(f.payment_id)) return true;
+      return false;
+    });
+
+    expect((await call('DELETE', `/api/v1/customers/${customerId}`, await h.token('ops'))).status).toBe(202);
+    const recovery = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
+    // The recovery was told to stop while its charge was in flight; then the charge goes through.
+    await until(async () => {
+      const history = await recovery.fetchHistory();
+      return (history.events ?? []).some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'cancel');
+    });
+    gate.open();
+
+    const recovered = (await recovery.result()) as RecoveryStatus;
+    const erased = (await h.client.workflow.getHandle(`erasure-${customerId}`).result()) as ErasureOutcome;
+    expect(erased).toMatchObject({ erased: true, cancelled: [recoveryWorkflowId(f.payment_id)] });
+    expect(recovered).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId);
+    expect(charges.filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    // Recorded before the erasure (its payload is stripped by it, the event stays).
+    const events = await listCustomerEvents(h.graph, customerId, { limit: 100 });
+    expect(events.map((e) => e.type)).toContain('PaymentRecovered');
+    expect(events[0]?.type).toBe('CustomerErased');
+  });
+});
