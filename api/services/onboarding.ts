@@ -63,7 +63,9 @@ export async function startOnboarding(
       taskQueue,
       workflowId,
       args: [{ plan }],
-      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      // A key whose run completed answers its stored result; one whose run failed (or was
+      // terminated) may start again: the caller's retry is not refused forever.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
       workflowIdConflictPolicy: 'USE_EXISTING',
       memo: { request_sha256: hash },
       staticSummary: onboardingSummary(plan),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+import { until } from '../support/wait';
 import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
 
@@ -188,6 +189,26 @@ describe('POST /api/v1/onboarding end to end', () => {
     const different = await onboard(body(), key);
     expect(different.res.status).toBe(422);
     expect(different.json).toMatchObject({ field: 'idempotency-key' });
+  });
+
+  it('starts a run again under a key whose earlier run failed, instead of refusing the key for good', async () => {
+    const key = randomUUID();
+    // An earlier run under the key that ended without a customer (here: terminated before any worker took it).
+    const earlier = await h.client.workflow.start('onboardingWorkflow', {
+      workflowId: `onboarding-${key}`,
+      taskQueue: `nobody-polls-${randomUUID()}`,
+      args: [{ plan: {} }],
+    });
+    await earlier.terminate('test: a failed run');
+    const { res, json } = await onboard(body(), key);
+    expect(res.status).toBe(200);
+    expect(json).toMatchObject({ outcome: 'created', workflow_id: `onboarding-${key}` });
+    // Two runs under the id: the terminated one and the one that onboarded (visibility may lag: wait for it).
+    await until(async () => {
+      const runs: string[] = [];
+      for await (const wf of h.client.workflow.list({ query: `WorkflowId = 'onboarding-${key}'` })) runs.push(wf.runId);
+      return runs.length === 2;
+    });
   });
 });
 
@@ -461,6 +482,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/payment-failures',
       '/api/v1/payment-methods/{id}/inactivate',
       '/api/v1/payment-recoveries/{payment_id}',
+      '/api/v1/payment-recoveries/{payment_id}/attention',
     ]);
     expect(Object.keys(doc.paths['/api/v1/onboarding']?.post as object)).toContain('requestBody');
     const ui = await h.app.request('/docs');
