@@ -1,4 +1,5 @@
 /** The onboarding workflow's contract, shared by the api (which starts it) and the worker. */
+import { defineUpdate } from '@temporalio/workflow';
 import type { OnboardingPlan, OnboardingResult } from '../graph/onboarding';
 
 export const ONBOARDING_WORKFLOW_TYPE = 'onboardingWorkflow';
@@ -12,6 +13,18 @@ export interface OnboardingWorkflowResult extends OnboardingResult {
   /** False when Chimera could not be asked for a behavioural profile (onboarding still succeeded). */
   behavioral_profile_requested: boolean;
 }
+
+/** What a waiting caller gets: the customer, as soon as it is written. */
+export interface OnboardingWritten extends OnboardingResult {
+  workflow_id: string;
+}
+
+/**
+ * Completes as soon as the customer is written (or fails with the graph's refusal), while the
+ * workflow goes on with Chimera's request in the background: `POST /onboarding?wait=true` sends
+ * it with the start (Update-with-Start), so a Chimera brownout never delays the answer.
+ */
+export const customerWrittenUpdate = defineUpdate<OnboardingWritten>('customerWritten');
 
 /**
  * The one-line summary ops see in the Temporal UI: what is being onboarded, in words, without

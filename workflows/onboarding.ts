@@ -4,11 +4,26 @@
  *      transaction (idempotent per onboarding: a retry returns the first result);
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
+ * The `customerWritten` Update answers a waiting caller right after step 1 (or with step 1's
+ * refusal); step 3 goes on after it. The Update adds no command: no patch is needed.
  */
-import { log, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  log,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { AgentActivities } from '../activities/agents';
 import type { OnboardingActivities } from '../activities/onboarding';
-import type { OnboardingWorkflowInput, OnboardingWorkflowResult } from '../temporal/onboarding';
+import {
+  customerWrittenUpdate,
+  type OnboardingWorkflowInput,
+  type OnboardingWorkflowResult,
+  type OnboardingWritten,
+} from '../temporal/onboarding';
 import { domainFailureOf } from '../temporal/failures';
 import { personaCustomerId } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, agentCall, graphWrite } from './activityOptions';
@@ -27,13 +42,24 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
+  /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */
+  const outcome: { written?: OnboardingWritten; refused?: Error } = {};
+  setHandler(customerWrittenUpdate, async () => {
+    await condition(() => outcome.written !== undefined || outcome.refused !== undefined);
+    if (outcome.refused) throw outcome.refused; // the activity's failure: its domain details reach the caller
+    return outcome.written as OnboardingWritten;
+  });
   let result;
   try {
     result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
   } catch (err) {
     countOnboarding(domainFailureOf(err)?.code === 'invalid_input' ? 'rejected' : 'failed');
+    // A waiting caller hears the refusal from its Update before the workflow fails.
+    outcome.refused = err instanceof Error ? err : new Error(String(err));
+    await condition(allHandlersFinished);
     throw err;
   }
+  outcome.written = { ...result, workflow_id: workflowId };
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
   countOnboarding(result.outcome);
   log.info(`customer ${result.outcome}`, {

@@ -1,13 +1,30 @@
 /**
  * Starting an onboarding: validate and prepare the request (400 before anything starts), then
  * start `onboarding-<Idempotency-Key>` — or find the one that key already started, whose body
- * must be the same — and, when asked, wait for its result.
+ * must be the same — and, when asked, wait for the customer: with the start goes the
+ * `customerWritten` Update (Update-with-Start), answered as soon as the customer is written.
+ *
+ * What a repeated key gets, waiting: its run still running → joined, the same answer once the
+ * customer exists; completed → the stored result, nothing started; failed → a new run. No
+ * worker within the wait → 503 with Retry-After (the run is kept and a retry joins it); a
+ * worker that is just slow → 202 with the workflow id.
  */
 import { createHash } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowUpdateFailedError,
+  type WorkflowStartOptions,
+} from '@temporalio/client';
 import { InvalidInputError, InvalidStateError } from '../../graph/errors';
 import { prepareOnboarding } from '../../graph/onboarding';
-import { ONBOARDING_WORKFLOW_TYPE, onboardingSummary, type OnboardingWorkflowResult } from '../../temporal/onboarding';
+import {
+  customerWrittenUpdate,
+  ONBOARDING_WORKFLOW_TYPE,
+  onboardingSummary,
+  type OnboardingWritten,
+} from '../../temporal/onboarding';
+import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { domainFailureOf } from '../../temporal/failures';
 import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import type { onboardingWorkflow } from '../../workflows/onboarding';
@@ -57,69 +74,106 @@ export async function startOnboarding(
   const workflowId = onboardingWorkflowId(key);
   const { client, taskQueue } = deps.temporal;
 
-  let handle: WorkflowHandle<typeof onboardingWorkflow>;
-  try {
-    handle = await client.workflow.start<typeof onboardingWorkflow>(ONBOARDING_WORKFLOW_TYPE, {
-      taskQueue,
-      workflowId,
-      args: [{ plan }],
-      // A key whose run completed answers its stored result; one whose run failed (or was
-      // terminated) may start again: the caller's retry is not refused forever.
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      memo: { request_sha256: hash },
-      staticSummary: onboardingSummary(plan),
-      staticDetails: `Started by POST /api/v1/onboarding with Idempotency-Key ${key}.`,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    handle = client.workflow.getHandle<typeof onboardingWorkflow>(workflowId);
-  }
-  const described = await handle.describe();
-  if (described.memo?.request_sha256 !== hash) throw new IdempotencyKeyReusedError(key);
+  const options = {
+    taskQueue,
+    workflowId,
+    args: [{ plan }] as [{ plan: typeof plan }],
+    // A key whose run completed answers its stored result; one whose run failed (or was
+    // terminated) may start again: the caller's retry is not refused forever.
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY' as const,
+    // A key whose run is still running joins it.
+    workflowIdConflictPolicy: 'USE_EXISTING' as const,
+    memo: { request_sha256: hash },
+    staticSummary: onboardingSummary(plan),
+    staticDetails: `Started by POST /api/v1/onboarding with Idempotency-Key ${key}.`,
+  };
+  const handle = client.workflow.getHandle<typeof onboardingWorkflow>(workflowId);
+  /** The run under the key must be this body's: the same key with another body is refused. */
+  const sameBody = async () => {
+    const described = await handle.describe();
+    if (described.memo?.request_sha256 !== hash) throw new IdempotencyKeyReusedError(key);
+    return described;
+  };
 
-  if (!wait) return { status: 202, body: { workflow_id: workflowId } };
-  const result = await waitForResult(deps, handle, deps.limits.waitTimeoutMs);
-  if (!result) return { status: 202, body: { workflow_id: workflowId } };
+  if (!wait) {
+    try {
+      await client.workflow.start<typeof onboardingWorkflow>(ONBOARDING_WORKFLOW_TYPE, options);
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await sameBody();
+    return { status: 202, body: { workflow_id: workflowId } };
+  }
+
+  const waited = await startAndWait(deps, options);
+  const described = await sameBody();
+  switch (waited.kind) {
+    case 'written':
+      return { status: 200, body: answer(waited.written) };
+    case 'completed_before':
+      return { status: 200, body: answer(await handle.result()) };
+    case 'refused': {
+      // Input the graph refused inside the workflow surfaces as the same 400 the api gives.
+      const failure = domainFailureOf(waited.error);
+      if (failure?.code === 'invalid_input')
+        throw new InvalidInputError(failure.field ?? 'body', failure.reason ?? 'invalid');
+      throw waited.error;
+    }
+    case 'out_of_time':
+      // Started and kept (nothing is lost), but no worker took it: a retry with the same key joins it.
+      if (described.status.name === 'RUNNING' && described.historyLength <= 2)
+        throw new DependencyUnavailableError('temporal', `no worker took ${workflowId} within the wait`, 5);
+      return { status: 202, body: { workflow_id: workflowId } };
+  }
+}
+
+function answer(r: OnboardingWritten): Extract<OnboardingAnswer, { status: 200 }>['body'] {
   return {
-    status: 200,
-    body: {
-      customer_id: result.customer_id,
-      outcome: result.outcome,
-      possible_matches: result.possible_matches,
-      workflow_id: workflowId,
-    },
+    customer_id: r.customer_id,
+    outcome: r.outcome,
+    possible_matches: r.possible_matches,
+    workflow_id: r.workflow_id,
   };
 }
 
+type Waited =
+  | { kind: 'written'; written: OnboardingWritten }
+  | { kind: 'completed_before' }
+  | { kind: 'refused'; error: unknown }
+  | { kind: 'out_of_time' };
+
 /**
- * The workflow's result, or null when it takes longer than the timeout (the workflow goes on
- * regardless). The long poll for it is cancelled then too, not left polling until it closes.
+ * Starts the onboarding (or joins the run under the key) together with the `customerWritten`
+ * Update, and waits for the Update for at most the wait timeout: it completes as soon as the
+ * customer is written, never waiting for Chimera. The long poll is cancelled when the wait is
+ * over; the workflow goes on regardless.
  */
-async function waitForResult(
+async function startAndWait(
   deps: ApiDeps,
-  handle: WorkflowHandle<typeof onboardingWorkflow>,
-  timeoutMs: number,
-): Promise<OnboardingWorkflowResult | null> {
+  options: WorkflowStartOptions<typeof onboardingWorkflow> & { workflowIdConflictPolicy: 'USE_EXISTING' },
+): Promise<Waited> {
+  const { client } = deps.temporal;
   const stop = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let outOfTime = false;
+  const timer = setTimeout(() => {
+    outOfTime = true;
+    stop.abort();
+  }, deps.limits.waitTimeoutMs);
   try {
-    const result = deps.temporal.client.connection.withAbortSignal(stop.signal, () => handle.result());
-    result.catch(() => undefined); // cancelled below when the wait is over
-    return await Promise.race([
-      result,
-      new Promise<null>((resolve) => {
-        timer = setTimeout(() => resolve(null), timeoutMs);
-      }),
-    ]);
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof onboardingWorkflow>(
+      ONBOARDING_WORKFLOW_TYPE,
+      options,
+    );
+    const written = await client.connection.withAbortSignal(stop.signal, () =>
+      client.workflow.executeUpdateWithStart(customerWrittenUpdate, { startWorkflowOperation }),
+    );
+    return { kind: 'written', written };
   } catch (err) {
-    // Input the graph refused inside the workflow surfaces as the same 400 the api gives.
-    const failure = err instanceof WorkflowFailedError ? domainFailureOf(err) : undefined;
-    if (failure?.code === 'invalid_input')
-      throw new InvalidInputError(failure.field ?? 'body', failure.reason ?? 'invalid');
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { kind: 'completed_before' };
+    if (err instanceof WorkflowUpdateFailedError) return { kind: 'refused', error: err };
+    if (outOfTime) return { kind: 'out_of_time' };
     throw err;
   } finally {
     clearTimeout(timer);
-    stop.abort();
   }
 }

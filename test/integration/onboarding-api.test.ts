@@ -191,6 +191,27 @@ describe('POST /api/v1/onboarding end to end', () => {
     expect(different.json).toMatchObject({ field: 'idempotency-key' });
   });
 
+  it('waiting with no worker polling: 503 with Retry-After within the wait, and the run is kept', async () => {
+    const nobody = h.withDeps((d) => ({
+      ...d,
+      temporal: { ...d.temporal, taskQueue: `nobody-polls-${randomUUID()}` },
+      limits: { ...d.limits, waitTimeoutMs: 1500 },
+    }));
+    const key = randomUUID();
+    const started = Date.now();
+    const res = await nobody.request('/api/v1/onboarding?wait=true', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${onboarder}`, 'idempotency-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify(body()),
+    });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBeTruthy();
+    expect(Date.now() - started).toBeLessThan(1500 + 10_000);
+    const run = h.client.workflow.getHandle(`onboarding-${key}`);
+    expect((await run.describe()).status.name).toBe('RUNNING');
+    await run.terminate('test over');
+  });
+
   it('starts a run again under a key whose earlier run failed, instead of refusing the key for good', async () => {
     const key = randomUUID();
     // An earlier run under the key that ended without a customer (here: terminated before any worker took it).

@@ -4,7 +4,8 @@
  * (403 to every request, over HTTP) and Chimera unreachable (nothing listens at its address).
  * A recovery still recovers and charges once, a dunning recovery shows its whole state, an
  * account takeover still reaches review, two ops deciding the same review get one 200 and one
- * 409, and an erasure during a charge either records the charge or never makes it.
+ * 409, a waited onboarding answers with the customer without waiting for Chimera, and an erasure
+ * during a charge either records the charge or never makes it.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -159,6 +160,32 @@ describe('when the notification webhook refuses everything and Chimera is unreac
     // Decided: any later decision is refused, naming the state.
     const late = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
     expect(late.status).toBe(409);
+  });
+
+  it('a waited onboarding answers 200 with the customer in seconds, though Chimera does not answer', async () => {
+    const started = Date.now();
+    const res = await h.app.request('/api/v1/onboarding?wait=true', {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await h.token('onboarding:write')}`,
+        'idempotency-key': randomUUID(),
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({
+        customer: { segment: 'New', ltv: '0' },
+        digital_identifiers: [{ type: 'email', value: `chimera-down-${randomUUID()}@example.com`, is_verified: true }],
+      }),
+    });
+    const took = Date.now() - started;
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as { customer_id: string; outcome: string; workflow_id: string };
+    expect(answer.outcome).toBe('created');
+    // Chimera's retries (about 30 s) go on in the background of the same workflow.
+    console.log(`waited onboarding answered in ${took} ms with Chimera unreachable`);
+    const result = (await h.client.workflow.getHandle(answer.workflow_id).result()) as {
+      behavioral_profile_requested: boolean;
+    };
+    expect(result.behavioral_profile_requested).toBe(false);
   });
 
   it('an erasure during a charge: the charge is made and recorded before the customer is erased', async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -7,10 +7,12 @@ import { describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities';
 import type { BehavioralProfileRequest } from '../../clients/chimera';
 import type { OnboardingPlan, OnboardingResult } from '../../graph/onboarding';
-import { onboardingSummary } from '../../temporal/onboarding';
+import { customerWrittenUpdate, onboardingSummary } from '../../temporal/onboarding';
+import { domainFailureOf } from '../../temporal/failures';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { onboardingWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
+import { until } from '../support/wait';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -159,5 +161,87 @@ describe('onboarding workflow', () => {
   it('carries a readable summary for the Temporal UI', async () => {
     const { description } = await run({ onboard: created });
     expect(await description.staticSummary()).toBe('Onboard a New customer with verified email');
+  });
+});
+
+describe('onboarding with a waiting caller (Update-with-Start)', () => {
+  const fakes = (onboard: () => Promise<OnboardingResult>, profile: () => Promise<{ reference: string }>) => ({
+    onboardCustomer: onboard,
+    requestBehavioralProfile: profile,
+  });
+  const startWithUpdate = (taskQueue: string, workflowId: string) =>
+    env.client.workflow.executeUpdateWithStart(customerWrittenUpdate, {
+      startWorkflowOperation: new WithStartWorkflowOperation(onboardingWorkflow, {
+        args: [{ plan }],
+        taskQueue,
+        workflowId,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      }),
+    });
+
+  it('answers with the customer as soon as it is written, while Chimera is still being asked', async () => {
+    let release: () => void = () => undefined;
+    const chimeraAnswers = new Promise<void>((resolve) => (release = resolve));
+    let asked = false;
+    const taskQueue = `onboarding-${randomUUID()}`;
+    const workflowId = `onboarding-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: fakes(
+        async () => ({ customer_id: 'c-written', outcome: 'created', possible_matches: [] }),
+        async () => {
+          asked = true;
+          await chimeraAnswers;
+          return { reference: 'ref' };
+        },
+      ),
+    });
+    const { written, runningThen, result } = await worker.runUntil(async () => {
+      const written = await startWithUpdate(taskQueue, workflowId);
+      // Answered before Chimera was: the workflow is still running.
+      const runningThen = (await env.client.workflow.getHandle(workflowId).describe()).status.name;
+      await until(async () => asked);
+      release();
+      return { written, runningThen, result: await env.client.workflow.getHandle(workflowId).result() };
+    });
+    expect(written).toEqual({
+      customer_id: 'c-written',
+      outcome: 'created',
+      possible_matches: [],
+      workflow_id: workflowId,
+    });
+    expect(runningThen).toBe('RUNNING');
+    expect(result).toMatchObject({ customer_id: 'c-written', behavioral_profile_requested: true });
+  });
+
+  it('fails the Update with the graph’s refusal, its field in the details, before the workflow fails', async () => {
+    const taskQueue = `onboarding-${randomUUID()}`;
+    const workflowId = `onboarding-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: fakes(
+        async () => {
+          throw ApplicationFailure.create({
+            type: 'InvalidInputError',
+            message: 'payment_method.token: looks like a card number',
+            nonRetryable: true,
+            details: [{ code: 'invalid_input', field: 'payment_method.token', reason: 'looks like a card number' }],
+          });
+        },
+        async () => ({ reference: 'never' }),
+      ),
+    });
+    const error = await worker.runUntil(
+      startWithUpdate(taskQueue, workflowId).then(
+        () => null,
+        (e: unknown) => e,
+      ),
+    );
+    expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
+    expect(domainFailureOf(error)).toMatchObject({ code: 'invalid_input', field: 'payment_method.token' });
   });
 });
