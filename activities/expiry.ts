@@ -23,12 +23,17 @@ import { activityOwner, deliverNotifications, type NotifyRequest } from './notif
 /** The notification kind of a card-expiry warning. */
 export const CARD_EXPIRING = 'card_expiring';
 
+/** Reports progress; a cancelled batch (its scan cancelled, or timed out) stops here instead of going on. */
 function heartbeat(details: Record<string, unknown>): void {
+  let context: Context;
   try {
-    Context.current().heartbeat(details);
+    context = Context.current();
   } catch {
-    // Called outside an activity (a direct test call): nothing to report to.
+    return; // called outside an activity (a direct test call): nothing to report to
   }
+  context.heartbeat(details);
+  // What it did so far is recorded; a retry, if any, redoes only the rest.
+  if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
 }
 
 export function createExpiryActivities({ graph, notifications }: { graph: Graph; notifications: NotificationSink }) {

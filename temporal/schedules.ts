@@ -45,9 +45,10 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
         'Daily card-expiry scan: warns customers 60, 30 and 7 days before their default card expires, ' +
         'and marks expired cards',
     },
-    // A scan still running at the next day's time is not doubled; a run missed while Temporal
-    // was down is caught up within six hours.
-    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '6 hours' },
+    // A scan still running at the next day's time is not doubled, and the next day is not
+    // dropped either: it waits and runs after (BUFFER_ONE; the scan is idempotent). A run
+    // missed while Temporal was down is caught up within six hours.
+    policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '6 hours' },
   };
 }
 

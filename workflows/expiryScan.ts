@@ -17,6 +17,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
 import type { ExpiryActivities } from '../activities/expiry';
 import { dateInTimeZone, expiryLabel } from '../payments/expiry';
 import {
@@ -35,8 +36,14 @@ const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatc
     `Read up to ${req.batch_size} cards expiring by ${req.as_of} + 60 days; expire the past ones, warn at 60/30/7 days`,
 });
 
+/** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
+const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
+
 export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<ExpiryScanProgress> {
-  const asOf = input.as_of ?? dateInTimeZone(new Date(), input.time_zone);
+  // A scheduled run that started late (caught up after an outage, or buffered behind a long
+  // scan) still scans as of the day it was due.
+  const due = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+  const asOf = input.as_of ?? dateInTimeZone(due ?? new Date(), input.time_zone);
   const progress: ExpiryScanProgress = input.progress ?? {
     as_of: asOf,
     state: 'scanning',

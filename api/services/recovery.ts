@@ -96,15 +96,26 @@ export async function resolveAttention(
   }
 }
 
-/** Wakes every running recovery of the customer: a new method means "retry now". */
+/**
+ * Wakes every running recovery of the customer: a new method means "retry now". Visibility lags,
+ * so one listed as running may have ended since: it is skipped, and the others are still told.
+ * Answers the ids that were told.
+ */
 export async function signalNewPaymentMethod(
   deps: ApiDeps,
   customerId: string,
   paymentMethodId: string,
-): Promise<void> {
+): Promise<string[]> {
+  const told: string[] = [];
   for (const id of await runningCustomerWorkflows(deps.temporal.client, customerId, { type: RECOVERY_WORKFLOW_TYPE })) {
-    await deps.temporal.client.workflow
-      .getHandle(id)
-      .signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
+    try {
+      await deps.temporal.client.workflow
+        .getHandle(id)
+        .signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
+      told.push(id);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
   }
+  return told;
 }
