@@ -102,7 +102,10 @@ export async function connectTemporal(
   return { connection, client };
 }
 
-/** Puts the current request id on every workflow start, signal-with-start, signal and update. */
+/**
+ * Puts the current request id on every workflow start, signal-with-start, signal, update and
+ * update-with-start (both the start's headers and the update's).
+ */
 export function requestIdInterceptor(requestId: () => string | undefined): WorkflowClientInterceptor {
   const tag = <T extends { headers: Parameters<typeof withRequestId>[0] }>(input: T): T => ({
     ...input,
@@ -113,6 +116,12 @@ export function requestIdInterceptor(requestId: () => string | undefined): Workf
     signalWithStart: (input, next) => next(tag(input)),
     signal: (input, next) => next(tag(input)),
     startUpdate: (input, next) => next(tag(input)),
+    startUpdateWithStart: (input, next) =>
+      next({
+        ...input,
+        workflowStartHeaders: withRequestId(input.workflowStartHeaders, requestId()),
+        updateHeaders: withRequestId(input.updateHeaders, requestId()),
+      }),
   };
 }
 

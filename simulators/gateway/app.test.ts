@@ -70,10 +70,14 @@ describe('the gateway simulator through the PaymentGateway client', () => {
 
   it('times out as a transient error when the gateway is slow', async () => {
     await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 1500 }) });
+    const inFlight = async () =>
+      ((await (await fetch(`${base}/_sim/faults`)).json()) as { in_flight: number }).in_flight;
     try {
-      await expect(gateway().charge(charge('tok_visa', 'pay-4:pm-1', 'c-d'))).rejects.toBeInstanceOf(
-        GatewayUnavailableError,
-      );
+      expect(await inFlight()).toBe(0);
+      const slow = gateway().charge(charge('tok_visa', 'pay-4:pm-1', 'c-d'));
+      await expect(slow).rejects.toBeInstanceOf(GatewayUnavailableError);
+      // The simulator still holds the request the client gave up on: a test can wait on that.
+      expect(await inFlight()).toBe(1);
     } finally {
       await fetch(`${base}/_sim/faults`, { method: 'PUT', body: JSON.stringify({ latency_ms: 0 }) });
     }

@@ -8,13 +8,14 @@
  *     — a repeated Idempotency-Key returns the first answer and creates no new charge.
  *   GET /v1/charges?customer_id=  every charge attempt of a customer.
  *   PUT /_sim/faults {latency_ms?, fail_next?}  latency and failure injection for tests.
+ *   GET /_sim/faults  the faults in force, and `in_flight`: charge requests received, not yet answered.
  * Records are appended to a JSON-lines file, so a restart loses nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { declineCodeInToken } from '../../payments/declines';
 
@@ -52,6 +53,8 @@ export function createGatewaySimulator(dataFile: string) {
     }
   }
   const faults = { latency_ms: 0, fail_next: 0 };
+  /** Charge requests received and not yet answered (a test waits on it instead of on the clock). */
+  let inFlight = 0;
 
   const answer = (a: StoredAnswer) =>
     a.http_status === 200
@@ -63,6 +66,14 @@ export function createGatewaySimulator(dataFile: string) {
 
   const app = new Hono();
   app.post('/v1/charges', async (c) => {
+    inFlight++;
+    try {
+      return await charge(c);
+    } finally {
+      inFlight--;
+    }
+  });
+  const charge = async (c: Context) => {
     if (faults.latency_ms > 0) await sleep(faults.latency_ms);
     const key = c.req.header('idempotency-key');
     if (!key)
@@ -102,7 +113,7 @@ export function createGatewaySimulator(dataFile: string) {
     byKey.set(key, stored);
     const a = answer(stored);
     return c.json(a.body, a.status);
-  });
+  };
 
   app.get('/v1/charges', (c) => {
     const customerId = c.req.query('customer_id');
@@ -118,6 +129,7 @@ export function createGatewaySimulator(dataFile: string) {
     Object.assign(faults, body.data);
     return c.json(faults);
   });
+  app.get('/_sim/faults', (c) => c.json({ ...faults, in_flight: inFlight }));
   app.get('/healthz', (c) => c.json({ status: 'ok', charges: byKey.size }));
   return app;
 }

@@ -480,9 +480,11 @@ describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     expect(new Set(trace.map((s) => s.name))).toEqual(
       new Set([
         'POST /api/v1/onboarding',
-        'StartWorkflow:onboardingWorkflow',
+        // A waited onboarding starts its run with the Update that answers once the customer is written.
+        'UpdateWithStartWorkflow:customerWritten',
         'DescribeWorkflow', // the api checks the Idempotency-Key's body
         'RunWorkflow:onboardingWorkflow',
+        'HandleUpdate:customerWritten',
         'StartActivity:onboardCustomer',
         'RunActivity:onboardCustomer',
         'StartActivity:requestBehavioralProfile',

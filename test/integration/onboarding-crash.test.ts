@@ -54,9 +54,11 @@ describe('a worker that dies mid-activity', () => {
       }),
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { customer_id: string; outcome: string };
+    const body = (await res.json()) as { customer_id: string; outcome: string; workflow_id: string };
     // A naive retry would have found the email it had just written and answered "matched".
     expect(body.outcome).toBe('created');
+    // The answer comes once the customer is written; the profile request follows it.
+    await h.client.workflow.getHandle(body.workflow_id).result();
     expect(lost).toEqual({ onboard: 2, profile: 2 });
 
     const events = await listCustomerEvents(h.graph, body.customer_id);

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, Connection } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { reportPaymentFailure } from '../../api/services/recovery';
@@ -13,6 +11,7 @@ import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery
 import { openTestGraph, type TestGraph } from '../support/graph';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { until } from '../support/wait';
 
 /**
  * The real worker process is SIGKILLed while a charge is in flight at the gateway; a new worker
@@ -24,12 +23,15 @@ let client: Client;
 let deps: ApiDeps;
 const taskQueue = `crash-${randomUUID()}`;
 const workers: RunningProcess[] = [];
-const STARTED = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
 
 async function startWorker(): Promise<RunningProcess> {
   const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue });
   workers.push(proc);
   return proc;
+}
+
+async function simulatorFaults(): Promise<{ in_flight: number }> {
+  return (await (await fetch(`${graph.config.PERSONA_GATEWAY_URL}/_sim/faults`)).json()) as { in_flight: number };
 }
 
 async function faults(body: Record<string, number>): Promise<void> {
@@ -76,22 +78,17 @@ describe('a worker killed while a charge is in flight', () => {
       decline_code: 'insufficient_funds',
     });
     const handle = client.workflow.getHandle(recoveryWorkflowId(payment));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const pending = (await handle.describe()).raw.pendingActivities ?? [];
-      if (pending.some((a) => a.activityType?.name === 'chargePaymentMethod' && a.state === STARTED)) break;
-      if (Date.now() > deadline) throw new Error('the charge never started');
-      await sleep(100);
-    }
-    await sleep(1000); // the request is at the gateway now
+    // The charge request is at the gateway (which holds it for 4 s): kill the worker now.
+    await until(async () => (await simulatorFaults()).in_flight > 0, 30_000);
     first.child.kill('SIGKILL');
     await first.exited;
 
-    await sleep(3500); // the gateway finishes the charge the dead worker asked for
+    // The gateway finishes the charge the dead worker asked for.
+    const succeeded = async () =>
+      (await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId)).filter((c) => c.status === 'succeeded');
+    await until(async () => (await simulatorFaults()).in_flight === 0, 30_000);
     await faults({ latency_ms: 0 });
-    expect(
-      (await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId)).filter((c) => c.status === 'succeeded'),
-    ).toHaveLength(1);
+    expect(await succeeded()).toHaveLength(1);
 
     const second = await startWorker();
     const result = (await handle.result()) as RecoveryStatus;
