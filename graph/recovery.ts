@@ -36,7 +36,7 @@ const CYPHER = {
     WITH c
     OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     SET p.updated_at = p.updated_at
-    RETURN c.status AS customer, p.status AS method`,
+    RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})
     WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
@@ -51,7 +51,8 @@ const CYPHER = {
 
 /**
  * Whether a charge may go ahead, decided in the graph right before it:
- *   allowed            — go ahead (one attempt is reserved for the key);
+ *   allowed            — go ahead (one attempt is reserved for the key); a key reserved before is
+ *                        always allowed again, whatever changed since: it is the same charge;
  *   limited            — card-network rule: the method was charged `max` times in 30 days, across
  *                        every recovery (the same key again, a retried activity, is the same attempt);
  *   customer_suspended — the customer is suspended (a fraud outcome awaits review): no charge now;
@@ -67,8 +68,15 @@ export async function reserveChargeAttempt(
 ): Promise<ChargeVerdict> {
   return writeTx(g, async (tx) => {
     const standing = (
-      await tx.run(CYPHER.standing, { customerId: charge.customer_id, paymentMethodId: charge.payment_method_id })
+      await tx.run(CYPHER.standing, {
+        customerId: charge.customer_id,
+        paymentMethodId: charge.payment_method_id,
+        key: charge.key,
+      })
     ).records[0];
+    // The same key again is the same charge (a retried activity whose answer was lost): it goes
+    // to the gateway whatever happened since, so the gateway answers what it did the first time.
+    if (standing?.get('known') === true) return 'allowed';
     const customer = standing?.get('customer') as string | null;
     const method = standing?.get('method') as string | null;
     if (customer === null || customer === 'erased') return 'customer_erased';

@@ -198,7 +198,9 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   if (report.outcome === 'confirmed_fraud' && report.payment_method_id) {
     const methodId = report.payment_method_id;
-    for (const id of await fraud.listRunningRecoveries({ customer_id: report.customer_id })) {
+    // v2: the suspension is applied already; finding the recoveries to tell waits out Neo4j too.
+    const recoveries = await (v2 ? fraudUntilDone : fraud).listRunningRecoveries({ customer_id: report.customer_id });
+    for (const id of recoveries) {
       const told = await tell(id, (h) =>
         h.signal(paymentMethodBlockedSignal, {
           payment_method_id: methodId,

@@ -21,6 +21,8 @@
  * retried until it is done.
  */
 import {
+  ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -83,6 +85,8 @@ const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentM
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
   // Before the first await: the same point of every run's first workflow task.
   const v2 = patched(RECOVERY_NEVER_STRANDS);
+  /** v2: the graph reads and writes of the cascade are retried while Neo4j is away, however long. */
+  const wallet = v2 ? ledger : graph;
   const { workflowId } = workflowInfo();
   const status: RecoveryStatus = {
     state: 'waiting',
@@ -100,6 +104,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   let methodsAnswered = 0;
   let cancelled: string | null = null;
   let decision: AttentionDecision | null = null;
+  /**
+   * Whether ops may skip what needs attention: not after a charge whose outcome is unknown (the
+   * gateway timed out or kept failing; it may have charged), where only a retry under the same
+   * idempotency key is safe.
+   */
+  let skippable = false;
   /** Methods never to charge again in this recovery (do-not-retry declines, deactivated). */
   const doNotCharge: string[] = [];
 
@@ -133,6 +143,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           throw new Error(`the recovery does not need attention (it is ${status.state})`);
         if (decision) throw new Error(`ops decided already: ${decision.action}`);
         if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
+        if (d.action === 'skip' && !skippable)
+          throw new Error(
+            'skip is not safe here: the gateway may have taken this charge; ' +
+              'retry, under the same idempotency key, finds out',
+          );
       },
     },
   );
@@ -167,8 +182,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       why: 'charge_failed' | 'record_failed',
       reason: string,
       paymentMethodId: string | null,
+      canSkip: boolean,
     ): Promise<AttentionDecision['action'] | 'cancelled'> => {
       const resume = status.state;
+      skippable = canSkip;
       Object.assign(status, {
         state: 'needs_attention',
         next_retry_at: null,
@@ -198,11 +215,22 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       const rule = declineRule(code);
       if (rule.doNotRetry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
       if (rule.status) {
-        await graph.deactivatePaymentMethod({
-          payment_method_id: paymentMethodId,
-          status: rule.status,
-          reason: `payment ${f.payment_id} declined: ${code}`,
-        });
+        try {
+          await wallet.deactivatePaymentMethod({
+            payment_method_id: paymentMethodId,
+            status: rule.status,
+            reason: `payment ${f.payment_id} declined: ${code}`,
+          });
+        } catch (err) {
+          // v2: the graph refused (the method was removed meanwhile): it is not charged again here either way.
+          if (!v2 || isCancellation(err)) throw err;
+          if (!doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
+          log.warn('the declined payment method could not be marked; it is not charged again by this recovery', {
+            paymentId: f.payment_id,
+            paymentMethodId,
+            error: describeFailure(err),
+          });
+        }
       }
       return rule.class === 'fraud_hard';
     };
@@ -246,10 +274,17 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           return await gateway.chargePaymentMethod(a);
         } catch (err) {
           if (!v2 || isCancellation(err)) throw err;
+          // A refusal of the request (a revoked token) surely charged nothing; anything else may have.
+          const refused =
+            err instanceof ActivityFailure &&
+            err.cause instanceof ApplicationFailure &&
+            err.cause.nonRetryable === true;
           const action = await needAttention(
             'charge_failed',
-            `the charge of ${a.payment_method_id} could not be made: ${describeFailure(err)}`,
+            `the charge of ${a.payment_method_id} could not be made: ${describeFailure(err)}` +
+              (refused ? '' : ' (the gateway may have taken it: only a retry, same idempotency key, is safe)'),
             a.payment_method_id,
+            refused,
           );
           if (action !== 'retry') return action === 'skip' ? 'skip' : 'cancelled';
         }
@@ -269,6 +304,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             `payment ${rec.payment_id} was charged (${rec.charge_id}) ` +
               `but could not be recorded: ${describeFailure(err)}`,
             null,
+            // Skip: ops take the recording over by hand (the runbook says how).
+            true,
           );
           if (action !== 'retry') return;
         }
@@ -278,7 +315,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const now = () => new Date().toISOString();
     /** One pass over the candidates; true when a charge succeeded, 'erased' when the customer is gone. */
     const cascade = async (round: number, exclude: string[]): Promise<boolean | 'erased'> => {
-      const candidates = await graph.listRecoveryCandidates({
+      const candidates = await wallet.listRecoveryCandidates({
         customer_id: f.customer_id,
         exclude: [...exclude, ...doNotCharge],
       });
@@ -429,6 +466,13 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         if (cancelled) break;
         status.state = 'recovering';
       }
+      const outcome = await cascade(round, []);
+      if (outcome === 'erased') return stop('the customer was erased');
+      if (outcome) return finish();
+    }
+    // v2: a card added during the last pass is still answered before the recovery gives up.
+    for (let round = input.dunningSchedule.length + 1; v2 && methodsAdded > methodsAnswered && !cancelled; round++) {
+      methodsAnswered = methodsAdded;
       const outcome = await cascade(round, []);
       if (outcome === 'erased') return stop('the customer was erased');
       if (outcome) return finish();

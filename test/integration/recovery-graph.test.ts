@@ -94,8 +94,17 @@ describe('recovery in the graph', () => {
     expect(await reserve(pm.id, stranger.id)).toBe('method_unavailable');
     await updatePaymentMethodStatus(g, other.id, 'compromised', { reason: 'test' });
     expect(await reserve(other.id)).toBe('method_unavailable');
+    const charged = `k-${randomUUID()}`;
+    expect(await reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key: charged, max: 15 })).toBe(
+      'allowed',
+    );
     await g.query("MATCH (c:Customer {id: $id}) SET c.status = 'suspended'", { id: c.id });
     expect(await reserve(pm.id)).toBe('customer_suspended');
+    // A charge already reserved (its answer lost, the activity retried) is the same charge: it
+    // goes to the gateway again, which answers what it did the first time.
+    expect(await reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key: charged, max: 15 })).toBe(
+      'allowed',
+    );
     // Nothing was reserved for the refusals (the compromised method was never charged).
     const rows = await g.query<{ n: number }>(
       'MATCH (p:PaymentMethod {id: $id}) RETURN size(coalesce(p.charge_attempt_keys, [])) AS n',

@@ -37,6 +37,7 @@ interface Log {
 /** What the fakes do before answering (each may throw, or wait). */
 interface Hooks {
   apply?: () => Promise<void>;
+  recoveries?: () => Promise<void>;
   notify?: () => Promise<void>;
 }
 let hooks: Hooks = {};
@@ -73,6 +74,7 @@ function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | nul
       return { reinstated: req.decision === 'reinstate' };
     },
     async listRunningRecoveries(): Promise<string[]> {
+      await hooks.recoveries?.();
       return running;
     },
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' }> {
@@ -358,6 +360,25 @@ describe('fraudOutcomeWorkflow off the happy path: it never fails, and no decisi
       const handle = await start(tq, report('confirmed_fraud', { payment_method_id: randomUUID() }));
       // The retries' backoff is server time: skip it while they go on.
       while ((await stateOf(handle)) === 'applying') await env.sleep('5 minutes');
+      return (await decideBy(handle, 'confirm')).status;
+    });
+    expect(failures).toBe(31);
+    expect(status?.state).toBe('confirmed');
+  });
+
+  it('after the suspension, finding the recoveries to tell waits out a long graph outage too', async () => {
+    let failures = 0;
+    hooks.recoveries = async () => {
+      if (failures++ < 30) throw new Error('Neo4j unavailable');
+    };
+    const log = newLog();
+    const status = await withWorker(log, async (tq) => {
+      const handle = await start(tq, report('confirmed_fraud', { payment_method_id: randomUUID() }));
+      while (failures <= 30) {
+        expect((await handle.describe()).status.name).toBe('RUNNING');
+        await env.sleep('5 minutes');
+      }
+      await until(async () => (await stateOf(handle)) === 'awaiting_review');
       return (await decideBy(handle, 'confirm')).status;
     });
     expect(failures).toBe(31);

@@ -37,6 +37,8 @@ interface World {
   notify?: (req: NotifyRequest) => Promise<void>;
   /** Runs before the recovery is recorded (may throw: the graph refuses it). */
   record?: () => Promise<void>;
+  /** Runs before a method is marked inactive (may throw: the graph no longer has it). */
+  deactivate?: () => Promise<void>;
 }
 
 interface Log {
@@ -74,6 +76,7 @@ function fakes(world: World, log: Log) {
         : { outcome: 'declined', decline_code: answer, charge_id: null };
     },
     async deactivatePaymentMethod(req: { payment_method_id: string; status: string }): Promise<void> {
+      await world.deactivate?.();
       inactive.add(req.payment_method_id);
       log.deactivated.push({ payment_method_id: req.payment_method_id, status: req.status });
     },
@@ -410,6 +413,47 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.recovered).toEqual([]);
   });
 
+  it('a charge of unknown outcome (no answer in every retry) cannot be skipped; a retry, same key, can', async () => {
+    let gatewayBack = false;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a' && !gatewayBack) throw new Error('the gateway did not answer in 10 s');
+        return undefined;
+      },
+    };
+    const f = failure();
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        expect((await handle.query(recoveryStatusQuery)).attention?.reason).toContain('only a retry');
+        // Skipping to pm-b could charge the customer twice (the gateway may have taken pm-a's charge).
+        await expect(
+          handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip', note: 'try the next card' }] }),
+        ).rejects.toThrow();
+        expect(await stateOf(handle)).toBe('needs_attention');
+        gatewayBack = true;
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
+  });
+
+  it('a declined method the graph no longer has (removed meanwhile) does not fail the recovery', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: { 'pm-a': ['stolen_card'] },
+      deactivate: async () => {
+        throw refused('NotFoundError', 'PaymentMethod pm-a not found');
+      },
+    };
+    const { status, log } = await run(world, failure());
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-b' });
+    expect(log.charges.filter((c) => c.payment_method_id === 'pm-a')).toHaveLength(1);
+  });
+
   it('two ops deciding at once, both before the worker polls: one decision is taken, the other refused', async () => {
     const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
     let refusals = 0;
@@ -459,7 +503,9 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(lost?.reason).toMatch(/decided already|does not need attention/);
     const winner = answers.find((a) => a.taken)?.action;
     expect(status.state).toBe('recovered');
-    expect(status.recovered_with).toBe(winner === 'retry' ? 'pm-a' : null);
+    // Retry: pm-a again, now charged. Skip: pm-a is passed over, and the dunning round recovers
+    // with the first card it tries (the one that failed first).
+    expect(status.recovered_with).toBe(winner === 'retry' ? 'pm-a' : 'pm-failed');
   });
 
   it('charged, but the graph refuses the record: needs_attention, no second charge; a retry records it', async () => {
@@ -543,6 +589,26 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status } = await run(world, f, { schedule: ['3d'] });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
     expect(hours(status.attempts[0]!.at, status.attempts.at(-1)!.at)).toBeLessThan(1);
+  });
+
+  it('a card added during the last pass is still tried before the recovery gives up', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id !== 'pm-a' || world.methods.includes('pm-new')) return undefined;
+        world.methods.push('pm-new');
+        await env.client.workflow
+          .getHandle(`payment-recovery-${f.payment_id}`)
+          .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+        return undefined;
+      },
+    };
+    // No dunning at all: the first cascade is the last pass.
+    const { status, log } = await run(world, f, { schedule: [] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
+    expect(log.failed).toBe(0);
   });
 
   it('a suspended customer is not charged this round; the next round asks the graph again', async () => {
