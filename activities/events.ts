@@ -1,41 +1,188 @@
-/** Activities of the event relay: read the feed, deliver one event to the subscriber's webhook. */
-import { ApplicationFailure } from '@temporalio/activity';
+/**
+ * Activities of the event relay. `relayPage` delivers a stretch of the change feed in order from
+ * the graph checkpoint and moves the checkpoint; `retryParkedEvents` tries parked events again.
+ * `readEventFeed`, `deliverEvent` and `adoptRelayState` serve relays started before the
+ * checkpoint moved to the graph (see workflows/eventRelayBeforeCheckpoint.ts).
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { PersonaEvent } from '../graph/events';
-import { readFeed, type FeedPage } from '../graph/feed';
+import { readFeed, readFeedEntries, type FeedPage } from '../graph/feed';
 import type { Graph } from '../graph/graph';
+import {
+  adoptRelayState,
+  listParkedEvents,
+  readRelayCheckpoint,
+  recordRelayProgress,
+  settleParkedEvents,
+  type RelayProgress,
+} from '../graph/relay';
+import type { ParkedEventBeforeCheckpoint, RetryParkedResult } from '../temporal/eventRelay';
+
+/** How many parked events one retry request tries (oldest first); ask again for more. */
+export const RETRY_PARKED_LIMIT = 1000;
+
+export interface RelayPageRequest {
+  checkpoint_id: string;
+  webhook_url: string;
+  page_size: number;
+  lag_ms: number;
+}
+
+export interface RelayPageResult {
+  /** Events read from the feed after the checkpoint (0: nothing new). */
+  read: number;
+  delivered: number;
+  parked: number;
+}
+
+/** What the subscriber made of one event. */
+type Answer = { kind: 'delivered' } | { kind: 'refused'; error: string } | { kind: 'unavailable'; error: string };
+
+/**
+ * POSTs one event with `Idempotency-Key: <event id>` (a redelivery is recognisable). 2xx is
+ * delivered; 408, 429, 5xx and no answer mean "not now"; any other 4xx is a refusal for good.
+ */
+async function post(url: string, event: PersonaEvent, cancelled?: AbortSignal): Promise<Answer> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
+      body: JSON.stringify(event),
+      signal: cancelled ? AbortSignal.any([cancelled, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000),
+    });
+  } catch (err) {
+    if (cancelled?.aborted) throw cancelled.reason;
+    return { kind: 'unavailable', error: `no answer: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (res.ok) {
+    await res.body?.cancel();
+    return { kind: 'delivered' };
+  }
+  const error = `${res.status}: ${(await res.text()).slice(0, 200)}`;
+  const permanent = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
+  return permanent ? { kind: 'refused', error } : { kind: 'unavailable', error };
+}
+
+/** The running activity's context, or null when called directly (a test). */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
 
 export function createEventActivities({ graph }: { graph: Graph }) {
   return {
+    /**
+     * Delivers up to `page_size` events after the graph checkpoint, in feed order. A refusal
+     * for good parks that event and the relay goes on; "not now" (5xx, 408, 429, no answer)
+     * stops the page there: the checkpoint records what went through and what it is blocked on,
+     * and the activity fails so that Temporal retries it with backoff, from that event, for as
+     * long as it takes (order is kept). Heartbeats after every event; a cancelled page records
+     * its progress and stops. At least once: a worker that dies before the checkpoint moves
+     * sends that stretch again, under the same idempotency keys.
+     */
+    async relayPage(req: RelayPageRequest): Promise<RelayPageResult> {
+      const ctx = activityContext();
+      const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
+      const entries = await readFeedEntries(graph, {
+        after: checkpoint.cursor ?? undefined,
+        limit: req.page_size,
+        lagMs: req.lag_ms,
+      });
+      const progress: RelayProgress = { cursor: checkpoint.cursor, delivered: 0, parked: [], blocked: null };
+      const commit = () => recordRelayProgress(graph, req.checkpoint_id, progress);
+      for (const { event, cursor } of entries) {
+        ctx?.heartbeat({ cursor: progress.cursor, delivered: progress.delivered, parked: progress.parked.length });
+        let answer: Answer;
+        try {
+          answer = await post(req.webhook_url, event, ctx?.cancellationSignal);
+        } catch (cancelled) {
+          await commit();
+          throw cancelled;
+        }
+        if (answer.kind === 'unavailable') {
+          progress.blocked = { event_id: event.id, error: answer.error };
+          await commit();
+          throw ApplicationFailure.retryable(
+            `the events webhook did not take ${event.id} (${event.type}) for now (${answer.error}); ` +
+              'the relay sends it again with backoff, and nothing after it before it is taken',
+            'SubscriberUnavailable',
+          );
+        }
+        if (answer.kind === 'delivered') progress.delivered++;
+        else progress.parked.push({ event_id: event.id, error: answer.error });
+        progress.cursor = cursor;
+      }
+      if (entries.length > 0 || checkpoint.blocked) await commit();
+      return { read: entries.length, delivered: progress.delivered, parked: progress.parked.length };
+    },
+
+    /**
+     * Tries parked events again (the one named, or the oldest RETRY_PARKED_LIMIT), one attempt
+     * each: the delivered ones leave the parked list, the others stay with their new error.
+     */
+    async retryParkedEvents(req: {
+      checkpoint_id: string;
+      webhook_url: string;
+      event_id?: string;
+    }): Promise<RetryParkedResult> {
+      const ctx = activityContext();
+      const parked = await listParkedEvents(graph, req.checkpoint_id, {
+        eventId: req.event_id,
+        limit: RETRY_PARKED_LIMIT,
+      });
+      const delivered: string[] = [];
+      const failed: { event_id: string; error: string }[] = [];
+      try {
+        for (const p of parked) {
+          ctx?.heartbeat({ delivered: delivered.length, failed: failed.length, of: parked.length });
+          const answer = await post(req.webhook_url, p.event, ctx?.cancellationSignal);
+          if (answer.kind === 'delivered') delivered.push(p.event.id);
+          else failed.push({ event_id: p.event.id, error: answer.error });
+        }
+      } finally {
+        await settleParkedEvents(graph, req.checkpoint_id, { delivered, failed });
+      }
+      return { retried: parked.length, delivered: delivered.length, still_parked: failed.length };
+    },
+
+    /** Moves the state a pre-checkpoint relay kept in its workflow into the graph checkpoint. */
+    async adoptRelayState(req: {
+      checkpoint_id: string;
+      cursor: string | null;
+      delivered: number;
+      parked: ParkedEventBeforeCheckpoint[];
+    }): Promise<void> {
+      await adoptRelayState(graph, req.checkpoint_id, {
+        cursor: req.cursor,
+        delivered: req.delivered,
+        parked: req.parked.map((p) => ({
+          event_id: p.event.id,
+          error: p.error,
+          attempts: p.attempts,
+          parked_at: p.parked_at,
+        })),
+      });
+    },
+
+    /** Pre-checkpoint relays: a page of the feed. */
     async readEventFeed(req: { after: string | null; limit: number; lag_ms: number }): Promise<FeedPage> {
       return readFeed(graph, { after: req.after ?? undefined, limit: req.limit, lagMs: req.lag_ms });
     },
-    /**
-     * POSTs one event with `Idempotency-Key: <event id>` (a redelivery is recognisable). 2xx is
-     * delivered; 408, 429 and 5xx or no answer are retried with backoff; other 4xx are refused
-     * for good.
-     */
+    /** Pre-checkpoint relays: one event; a refusal for good is non-retryable, "not now" retryable. */
     async deliverEvent(req: { webhook_url: string; event: PersonaEvent }): Promise<void> {
-      let res: Response;
-      try {
-        res = await fetch(req.webhook_url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': req.event.id },
-          body: JSON.stringify(req.event),
-          signal: AbortSignal.timeout(10_000),
-        });
-      } catch (err) {
-        throw new Error(`the events webhook did not answer: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (res.ok) return;
-      const text = (await res.text()).slice(0, 200);
-      if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) {
+      const answer = await post(req.webhook_url, req.event);
+      if (answer.kind === 'delivered') return;
+      if (answer.kind === 'refused')
         throw ApplicationFailure.create({
           type: 'EventRefused',
-          message: `the events webhook refused ${req.event.id} (${res.status}): ${text}`,
+          message: `the events webhook refused ${req.event.id} (${answer.error})`,
           nonRetryable: true,
         });
-      }
-      throw new Error(`the events webhook answered ${res.status}: ${text}`);
+      throw new Error(`the events webhook answered ${answer.error}`);
     },
   };
 }

@@ -11,7 +11,7 @@ import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
 import { createApiMetrics, type ApiMetrics } from './observability';
-import { parkedEventCount } from './services/relay';
+import { relayGauges } from './services/relay';
 
 export interface ApiDeps {
   logger: Logger;
@@ -62,7 +62,7 @@ export function apiDepsFromConfig(
   return {
     logger: parts.logger,
     requests: parts.requests,
-    metrics: parts.metrics ?? createApiMetrics({ relayParked: () => parkedEventCount(parts.client) }),
+    metrics: parts.metrics ?? createApiMetrics({ relay: () => relayGauges(parts.graph) }),
     tracer: parts.tracer,
     readiness: parts.readiness,
     graph: parts.graph,

@@ -18,7 +18,7 @@ import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
 import { createApiMetrics } from './observability';
-import { parkedEventCount } from './services/relay';
+import { relayGauges } from './services/relay';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -62,13 +62,14 @@ async function main(): Promise<void> {
     channelArgs: QUICK_RECONNECT,
   });
 
+  const graph = graphFromConfig(driver, config, requestLimits(config, requests));
   const deps = apiDepsFromConfig(config, {
     logger,
     readiness: [neo4jCheck(probeDriver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],
-    graph: graphFromConfig(driver, config, requestLimits(config, requests)),
+    graph,
     client,
     requests,
-    metrics: createApiMetrics({ processMetrics: true, relayParked: () => parkedEventCount(client) }),
+    metrics: createApiMetrics({ processMetrics: true, relay: () => relayGauges(graph) }),
     tracer: tracing?.tracer,
   });
   const app = createApp(deps);

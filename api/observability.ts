@@ -20,6 +20,7 @@ export interface ApiMetrics {
   http: Histogram<'method' | 'route' | 'status'>;
   grpc: Histogram<'method' | 'code'>;
   relayParked: Gauge<'workflow_id'>;
+  relayBlocked: Gauge<'workflow_id'>;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -27,13 +28,13 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 export interface ApiMetricsOptions {
   processMetrics?: boolean;
-  /** The relay's parked events now, or null when unknown (read at each scrape). */
-  relayParked?: () => Promise<number | null>;
+  /** The relay's gauges now, from its graph checkpoint, or null when unknown (read at each scrape). */
+  relay?: () => Promise<{ parked: number; blocked_seconds: number } | null>;
 }
 
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
-  const { relayParked } = options;
+  const { relay } = options;
   return {
     registry,
     http: new Histogram({
@@ -50,19 +51,32 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       buckets: LATENCY_BUCKETS,
       registers: [registry],
     }),
-    // Read from the relay's own state at each scrape, so it is right whichever worker runs the
-    // relay (a gauge set by a worker would go stale on the one that ran it before).
+    // Read from the relay's checkpoint in the graph at each scrape, so it is right whichever
+    // worker runs the relay, and while Temporal is down.
     relayParked: new Gauge({
       name: 'persona_event_relay_parked_events',
       help:
-        'Events the relay has parked because the subscriber keeps refusing them ' +
-        '(absent when the relay is not running)',
+        'Events the relay has parked because the subscriber refused them for good ' +
+        '(absent when the relay never ran)',
       labelNames: ['workflow_id'],
       registers: [registry],
       async collect() {
         this.reset();
-        const parked = relayParked ? await relayParked() : null;
-        if (parked !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, parked);
+        const now = relay ? await relay() : null;
+        if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.parked);
+      },
+    }),
+    relayBlocked: new Gauge({
+      name: 'persona_event_relay_blocked_seconds',
+      help:
+        'How long the relay has waited on one event the subscriber keeps answering "not now" ' +
+        '(0 when it is not blocked; absent when the relay never ran)',
+      labelNames: ['workflow_id'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const now = relay ? await relay() : null;
+        if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.blocked_seconds);
       },
     }),
   };

@@ -89,11 +89,20 @@ export interface FeedPage {
   next_cursor: string | null;
 }
 
-/** Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. */
-export async function readFeed(
+/** An event of the feed with the cursor that resumes right after it. */
+export interface FeedEntry {
+  event: PersonaEvent;
+  cursor: string;
+}
+
+/**
+ * Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`,
+ * each with its own cursor (the relay checkpoints after any event, not only after a page).
+ */
+export async function readFeedEntries(
   g: Graph,
   options: { after?: string | undefined; limit: number; lagMs: number },
-): Promise<FeedPage> {
+): Promise<FeedEntry[]> {
   const after = options.after ? decodeCursor(options.after, 'after') : null;
   const rows = await readTx(
     g,
@@ -106,16 +115,22 @@ export async function readFeed(
         })
       ).records,
   );
-  const data = rows.map((r) => toEvent(r.get('event')));
-  const last = rows.at(-1);
-  const next = last
-    ? encodeCursor({
-        t: last.get('at') as string,
-        s: toPlain(last.get('seq')) as number,
-        id: (data.at(-1) as PersonaEvent).id,
-      })
-    : (options.after ?? null);
-  return { data, next_cursor: next };
+  return rows.map((r) => {
+    const event = toEvent(r.get('event'));
+    return {
+      event,
+      cursor: encodeCursor({ t: r.get('at') as string, s: toPlain(r.get('seq')) as number, id: event.id }),
+    };
+  });
+}
+
+/** Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. */
+export async function readFeed(
+  g: Graph,
+  options: { after?: string | undefined; limit: number; lagMs: number },
+): Promise<FeedPage> {
+  const entries = await readFeedEntries(g, options);
+  return { data: entries.map((e) => e.event), next_cursor: entries.at(-1)?.cursor ?? options.after ?? null };
 }
 
 /** A customer's events, newest first, `limit` per page; `before` continues from a page's cursor. */

@@ -28,6 +28,7 @@ const NODE_LABELS = [
   'DigitalIdentifier',
   'BehavioralProfile',
   'Event',
+  'RelayCheckpoint',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();

@@ -32,8 +32,10 @@ function personaMetrics(): Map<string, string[]> {
     known.set(`${name}_bucket`, [...labelNames, 'le']);
     for (const suffix of ['_count', '_sum']) known.set(`${name}${suffix}`, labelNames);
   }
-  const { name, labelNames } = api.relayParked as unknown as { name: string; labelNames: string[] };
-  known.set(name, labelNames);
+  for (const gauge of [api.relayParked, api.relayBlocked]) {
+    const { name, labelNames } = gauge as unknown as { name: string; labelNames: string[] };
+    known.set(name, labelNames);
+  }
   // Workflow metrics also carry the worker's labels (namespace, taskQueue) and the workflow type.
   for (const m of Object.values(BUSINESS_METRICS) as BusinessMetric[])
     known.set(exportedName(m), [...Object.keys(m.values), 'namespace', 'taskQueue', 'workflowType']);

@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
+import { retryParkedUpdate } from '../temporal/eventRelay';
 import { paymentFailedSignal } from '../temporal/recovery';
 import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
@@ -71,6 +72,12 @@ const activities = {
     next_cursor: 'cursor-1',
   }),
   deliverEvent: noop,
+  relayPage: (() => {
+    let pages = 0;
+    return async () => (pages++ === 0 ? { read: 3, delivered: 2, parked: 1 } : { read: 0, delivered: 0, parked: 0 });
+  })(),
+  retryParkedEvents: async () => ({ retried: 1, delivered: 1, still_parked: 0 }),
+  adoptRelayState: noop,
   listRunningCustomerWorkflows: async () => [],
   awaitWorkflowsClosed: async () => [],
   eraseCustomer: async (req: { customer_id: string }) => ({
@@ -196,11 +203,11 @@ async function main(): Promise<void> {
             lag_ms: 1000,
             page_size: 10,
             poll_interval: '1 second',
-            max_attempts: 3,
             pages_per_run: 2,
           },
         ],
         async (h) => {
+          await h.executeUpdate(retryParkedUpdate, { args: [{}] });
           // The relay never finishes on its own: once its first run has continued as new, stop it.
           const first = (await h.describe()).runId;
           while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));

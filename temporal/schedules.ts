@@ -91,16 +91,14 @@ export interface RelaySettings {
   TEMPORAL_TASK_QUEUE: string;
   PERSONA_EVENTS_WEBHOOK_URL?: string | undefined;
   PERSONA_EVENTS_FEED_LAG_MS: number;
-  PERSONA_EVENTS_RELAY_MAX_ATTEMPTS: number;
 }
 
 export function eventRelayInput(s: RelaySettings & { PERSONA_EVENTS_WEBHOOK_URL: string }): EventRelayInput {
   return {
     webhook_url: s.PERSONA_EVENTS_WEBHOOK_URL,
     lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,
-    page_size: 100,
+    page_size: 250,
     poll_interval: '2 seconds',
-    max_attempts: s.PERSONA_EVENTS_RELAY_MAX_ATTEMPTS,
     pages_per_run: 500,
   };
 }

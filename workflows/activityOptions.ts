@@ -55,6 +55,18 @@ export const expiryBatch: ActivityOptions = {
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 30 },
 };
 
+/**
+ * A stretch of the change feed delivered to the subscriber, in order. "Not now" from the
+ * subscriber fails the attempt at the event it stopped on (checkpointed), and it is retried with
+ * backoff for as long as it takes: the relay blocks rather than reorder. Heartbeats after each
+ * event, so a dead worker's page is taken over within half a minute.
+ */
+export const subscriberDelivery: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
 /** A one-line summary, in words, of each activity of a group: what ops read beside it in the UI. */
 export type ActivitySummaries<A> = {
   [K in keyof A]: A[K] extends (...args: infer P) => Promise<unknown> ? (...args: P) => string : never;

@@ -52,6 +52,6 @@ export function countFraudReview(decision: ValueOf<typeof BUSINESS_METRICS.fraud
   add(BUSINESS_METRICS.fraudReviews, 1, { decision });
 }
 
-export function countEventRelayed(): void {
-  add(BUSINESS_METRICS.eventsRelayed, 1);
+export function countEventRelayed(events = 1): void {
+  add(BUSINESS_METRICS.eventsRelayed, events);
 }

@@ -2,13 +2,13 @@
  * Operations (scope `ops`):
  *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now (optionally as of a day)
  *   GET  /api/v1/admin/expiry-scans/{workflow_id}   a scan's progress
- *   GET  /api/v1/admin/event-relay                  the event relay: cursor, delivered, parked events
+ *   GET  /api/v1/admin/event-relay                  the event relay: checkpoint, delivered, blocked, parked events
  *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
-import { relayStatus, retryParked } from '../services/relay';
+import { PARKED_LISTED, relayStatus, retryParked } from '../services/relay';
 import { access, bearerSecurity, optionalBody, problems, validationHook } from './common';
 
 const expiryScanRequest = z
@@ -110,23 +110,37 @@ export function adminRoutes(deps: ApiDeps) {
       middleware: [opsOnly] as const,
       responses: {
         200: {
-          description: 'The relay’s status query',
+          description: 'The relay’s checkpoint in the graph, and whether its workflow runs',
           content: {
             'application/json': {
               schema: z
                 .object({
+                  workflow_id: z.string(),
+                  running: z.boolean().nullable().openapi({ description: 'null: Temporal did not answer in time' }),
                   cursor: z.string().nullable(),
                   delivered: z.number().int(),
-                  parked: z.array(
-                    z.object({
-                      event: z.record(z.string(), z.unknown()),
+                  parked_count: z.number().int(),
+                  parked: z
+                    .array(
+                      z.object({
+                        event: z.record(z.string(), z.unknown()),
+                        error: z.string(),
+                        attempts: z.number().int(),
+                        parked_at: z.string(),
+                      }),
+                    )
+                    .openapi({ description: `The oldest parked events, up to ${PARKED_LISTED}` }),
+                  blocked: z
+                    .object({
+                      event_id: z.string(),
                       error: z.string(),
+                      since: z.string(),
                       attempts: z.number().int(),
-                      parked_at: z.string(),
-                    }),
-                  ),
-                  runs: z.number().int(),
+                    })
+                    .nullable()
+                    .openapi({ description: 'The event the subscriber has not taken yet; nothing after it goes out' }),
                   last_delivery_at: z.string().nullable(),
+                  updated_at: z.string().nullable(),
                 })
                 .openapi('EventRelayStatus'),
             },
@@ -135,7 +149,7 @@ export function adminRoutes(deps: ApiDeps) {
         ...problems(401, 403, 404),
       },
     }),
-    async (c) => c.json(await relayStatus(deps.temporal.client), 200),
+    async (c) => c.json(await relayStatus(deps.graph, deps.temporal.client), 200),
   );
   app.openapi(
     createRoute({
@@ -153,7 +167,7 @@ export function adminRoutes(deps: ApiDeps) {
       },
       responses: {
         202: {
-          description: 'The relay retries them next',
+          description: 'The relay has queued the retry; it tries them between pages',
           content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
         },
         ...problems(400, 401, 403, 404),

@@ -1,15 +1,19 @@
 /**
  * The event relay on the real Temporal and Neo4j, delivering to a local receiver that fails on
- * purpose: once for good (that event is parked, the rest go on), twice and then not (retried
- * with backoff, delivered once). Ops see the parked event and retry it through the api.
+ * purpose: one event refused for good (4xx: parked at once, the rest go on), one answered "not
+ * now" (503) until the test lets it through (the relay blocks there, in order, and ops see what it
+ * is blocked on). Ops retry the parked event through the api; retry requests queue.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
-import { EVENT_RELAY_WORKFLOW_ID, type EventRelayState } from '../../temporal/eventRelay';
+import { addPaymentMethod, createCustomer } from '../../graph';
+import { readFeed } from '../../graph/feed';
+import { adoptRelayState } from '../../graph/relay';
+import type { EventRelayView } from '../../api/services/relay';
+import { EVENT_RELAY_WORKFLOW_ID, retryParkedUpdate, type EventRelayRunStatus } from '../../temporal/eventRelay';
 import type { eventRelayWorkflow } from '../../workflows/eventRelay';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
@@ -63,34 +67,18 @@ afterAll(async () => {
 
 describe('the event relay', () => {
   it(
-    'delivers in order, retries, parks what keeps failing without blocking the rest, ' + 'and retries it on demand',
+    'delivers in order, blocks on "not now" instead of reordering, parks a refusal without blocking, ' +
+      'and retries it on demand',
     async () => {
-      const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
-        workflowId: EVENT_RELAY_WORKFLOW_ID,
-        taskQueue: h.taskQueue,
-        args: [
-          {
-            webhook_url: url,
-            lag_ms: 1000,
-            page_size: 3,
-            poll_interval: '300 milliseconds',
-            max_attempts: 3,
-            pages_per_run: 4,
-            state: {
-              cursor: await feedCursorAtNow(h.graph),
-              delivered: 0,
-              parked: [],
-              runs: 0,
-              last_delivery_at: null,
-            },
-          },
-        ],
-      });
+      // A fresh checkpoint at the feed's present: this relay delivers only what the test writes.
+      await h.graph.query('MATCH (r:RelayCheckpoint {id: $id}) DETACH DELETE r', { id: EVENT_RELAY_WORKFLOW_ID });
+      const start = await feedCursorAtNow(h.graph);
+      await adoptRelayState(h.graph, EVENT_RELAY_WORKFLOW_ID, { cursor: start, delivered: 0, parked: [] });
 
       const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
-      // The receiver refuses B's new card for good, and C's creation twice before taking it.
-      answers.set(`${b}:PaymentMethodAdded`, [500]);
-      answers.set(`${c}:CustomerCreated`, [503, 503, 204]);
+      // The receiver refuses B's new card for good, and answers C's creation "not now" until told.
+      answers.set(`${b}:PaymentMethodAdded`, [422]);
+      answers.set(`${c}:CustomerCreated`, [503]);
       for (const [id, tag] of [
         [a, 'relay-a'],
         [b, 'relay-b'],
@@ -102,44 +90,72 @@ describe('the event relay', () => {
         });
         await addPaymentMethod(h.graph, id, cardInput());
       }
-
-      const eventsOf = async (id: string) => (await listCustomerEvents(h.graph, id, { limit: 100 })).reverse();
-      const [ea, eb, ec] = [await eventsOf(a), await eventsOf(b), await eventsOf(c)];
-      const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
-      const ok = (id: string) => received.filter((r) => r.customer_id === id && r.status < 300).map((r) => r.id);
-
-      await until(
-        async () => ok(a).length === ea.length && ok(c).length === ec.length && ok(b).length === eb.length - 1,
-        45_000,
+      // The feed's order of what the test wrote (nothing else writes while it runs).
+      const feed = (await readFeed(h.graph, { after: start, limit: 1000, lagMs: 0 })).data.filter((e) =>
+        ([a, b, c] as string[]).includes(e.customer_id),
       );
-      // In each customer's order; the parked event did not hold back B's next one.
-      expect(ok(a)).toEqual(ea.map((e) => e.id));
-      expect(ok(c)).toEqual(ec.map((e) => e.id));
-      expect(ok(b)).toEqual(eb.filter((e) => e.id !== parkedEvent?.id).map((e) => e.id));
-      // C's first event failed twice, then went through: three attempts, one delivery, same key.
-      const cCreated = ec[0]?.id;
-      expect(received.filter((r) => r.id === cCreated).map((r) => r.status)).toEqual([503, 503, 204]);
-      // B's PaymentMethodAdded: tried max_attempts times, then parked, visible to ops.
-      expect(received.filter((r) => r.id === parkedEvent?.id).map((r) => r.status)).toEqual([500, 500, 500]);
+      const eb = feed.filter((e) => e.customer_id === b);
+      const ec = feed.filter((e) => e.customer_id === c);
+      const parkedEvent = eb.find((e) => e.type === 'PaymentMethodAdded');
+      const blocking = ec.find((e) => e.type === 'CustomerCreated');
+      const delivered = () => received.filter((r) => r.status < 300).map((r) => r.id);
+
+      const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
+        workflowId: EVENT_RELAY_WORKFLOW_ID,
+        taskQueue: h.taskQueue,
+        args: [{ webhook_url: url, lag_ms: 1000, page_size: 3, poll_interval: '300 milliseconds', pages_per_run: 4 }],
+      });
       const ops = await h.token('ops');
-      const status = (await (
-        await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })
-      ).json()) as EventRelayState;
-      expect(status.parked).toMatchObject([
-        {
-          event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' },
-          attempts: 3,
-          error: expect.stringContaining('500'),
-        },
-      ]);
-      // What the alert PersonaEventRelayParked reads: the api's gauge, from the relay's own state.
-      const parkedGauge = async () =>
-        metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), 'persona_event_relay_parked_events', {
+      const status = async () =>
+        (await (
+          await h.app.request('/api/v1/admin/event-relay', { headers: { authorization: `Bearer ${ops}` } })
+        ).json()) as EventRelayView;
+      const gauge = async (name: string) =>
+        metricValue(parseMetrics(await (await h.app.request('/metrics')).text()), name, {
           workflow_id: EVENT_RELAY_WORKFLOW_ID,
         });
-      expect(await parkedGauge()).toBe(1);
 
-      // The subscriber is fixed; ops retry the parked event.
+      // Blocked at C's creation, retried with backoff: ops see it, and nothing after it went out.
+      await until(async () => {
+        const s = await status();
+        return s.blocked?.event_id === blocking?.id && (s.blocked?.attempts ?? 0) >= 2;
+      }, 45_000);
+      const before = feed.slice(0, feed.indexOf(blocking as (typeof feed)[number]));
+      expect(delivered()).toEqual(before.filter((e) => e !== parkedEvent).map((e) => e.id));
+      const blocked = await status();
+      expect(blocked).toMatchObject({ running: true, blocked: { error: expect.stringContaining('503') } });
+      expect(await gauge('persona_event_relay_blocked_seconds')).toBeGreaterThanOrEqual(0);
+
+      // The receiver takes it now: everything goes out, in the feed's order, but the parked one.
+      answers.set(`${c}:CustomerCreated`, [204]);
+      await until(async () => delivered().length === feed.length - 1, 45_000);
+      expect(delivered()).toEqual(feed.filter((e) => e !== parkedEvent).map((e) => e.id));
+      // C's creation: answered "not now" at least twice, delivered once, always under its own key.
+      const tries = received.filter((r) => r.id === blocking?.id).map((r) => r.status);
+      expect(tries.filter((t) => t === 503).length).toBeGreaterThanOrEqual(2);
+      expect(tries.filter((t) => t < 300)).toEqual([204]);
+      // B's refused card: one attempt, parked at once, visible to ops and to the alert's gauge.
+      expect(received.filter((r) => r.id === parkedEvent?.id).map((r) => r.status)).toEqual([422]);
+      await until(async () => (await status()).blocked === null);
+      const after = await status();
+      expect(after).toMatchObject({
+        parked_count: 1,
+        parked: [{ event: { id: parkedEvent?.id, type: 'PaymentMethodAdded' }, attempts: 1 }],
+      });
+      expect(after.parked[0]?.error).toContain('422');
+      expect(await gauge('persona_event_relay_parked_events')).toBe(1);
+      expect(await gauge('persona_event_relay_blocked_seconds')).toBe(0);
+
+      // Two retry requests at once are both served (one no longer replaces the other); the
+      // subscriber still refuses, so the event stays parked with its new error.
+      const [r1, r2] = await Promise.all([
+        handle.executeUpdate(retryParkedUpdate, { args: [{}] }),
+        handle.executeUpdate(retryParkedUpdate, { args: [{ event_id: parkedEvent?.id }] }),
+      ]);
+      for (const r of [r1, r2]) expect(r).toMatchObject({ delivered: 0, still_parked: 1 });
+      expect((await status()).parked[0]?.attempts).toBeGreaterThanOrEqual(2);
+
+      // The subscriber is fixed; ops retry the parked event through the api.
       answers.set(`${b}:PaymentMethodAdded`, [204]);
       const retry = await h.app.request('/api/v1/admin/event-relay/retry', {
         method: 'POST',
@@ -147,15 +163,14 @@ describe('the event relay', () => {
         body: JSON.stringify({ event_id: parkedEvent?.id }),
       });
       expect(retry.status).toBe(202);
-      await until(async () => ok(b).length === eb.length, 45_000);
-      await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).parked.length === 0, 45_000);
-      expect(await parkedGauge()).toBe(0);
+      await until(async () => (await status()).parked_count === 0, 45_000);
+      expect(delivered().filter((id) => id === parkedEvent?.id)).toHaveLength(1);
+      expect(await gauge('persona_event_relay_parked_events')).toBe(0);
 
-      // Small runs: the relay has continued as new, cursor and counts intact.
-      await until(async () => (await handle.query<EventRelayState>('eventRelayStatus')).runs >= 2, 45_000);
-      const later = await handle.query<EventRelayState>('eventRelayStatus');
-      expect(later.delivered).toBeGreaterThanOrEqual(ea.length + eb.length + ec.length);
+      // Small runs: the relay has continued as new, its checkpoint in the graph intact.
+      await until(async () => (await handle.query<EventRelayRunStatus>('eventRelayStatus')).runs >= 2, 45_000);
       expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
+      expect((await status()).delivered).toBe(feed.length);
     },
   );
 });
