@@ -54,7 +54,8 @@ async function main(): Promise<void> {
     taskQueue: config.TEMPORAL_TASK_QUEUE,
   });
 
-  const driver = createDriver(config);
+  // No activity waits for a pooled connection: one per activity slot, and some to spare.
+  const driver = createDriver(config, { maxConnectionPoolSize: config.PERSONA_WORKER_ACTIVITY_SLOTS + 10 });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
@@ -93,6 +94,7 @@ async function main(): Promise<void> {
       temporal: temporal.client,
     }),
     shutdownGraceTime: '30 seconds',
+    maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,
   });
 
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
