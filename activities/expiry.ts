@@ -23,14 +23,19 @@ import { activityOwner, deliverNotifications, type NotifyRequest } from './notif
 /** The notification kind of a card-expiry warning. */
 export const CARD_EXPIRING = 'card_expiring';
 
+/** The running activity's context, or null when called directly (a test without one). */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
 /** Reports progress; a cancelled batch (its scan cancelled, or timed out) stops here instead of going on. */
 function heartbeat(details: Record<string, unknown>): void {
-  let context: Context;
-  try {
-    context = Context.current();
-  } catch {
-    return; // called outside an activity (a direct test call): nothing to report to
-  }
+  const context = activityContext();
+  if (!context) return; // called outside an activity (a direct test call): nothing to report to
   context.heartbeat(details);
   // What it did so far is recorded; a retry, if any, redoes only the rest.
   if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
@@ -88,14 +93,18 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
       const expired = await expireCards(graph, toExpire, req.as_of);
 
       heartbeat({ phase: 'notifying', cursor: req.cursor, warnings: warnings.length });
+      // A cancel stops the sends between two of them; what went out is recorded before the batch stops.
+      const context = activityContext();
       const delivered = await deliverNotifications({ graph, notifications }, warnings, {
         owner: activityOwner(),
         concurrency: 16,
         onSent: (done, total) => {
           if (done % 100 === 0 || done === total)
-            heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
+            context?.heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
         },
+        stopped: () => context?.cancellationSignal.aborted === true,
       });
+      heartbeat({ phase: 'notified', cursor: req.cursor });
 
       // Settled warnings (sent, unreachable, refused — now or before) are remembered on their cards.
       await markCardsWarned(

@@ -48,8 +48,13 @@ export interface DeliveryOptions {
   owner: string;
   /** Sends in flight at once. */
   concurrency?: number;
-  /** Called after each send (heartbeats). */
+  /** Called after each send (heartbeats); must not throw. */
   onSent?: (done: number, total: number) => void;
+  /**
+   * Checked before each send: once true, nothing more is sent, what was sent is recorded, and
+   * the results so far are returned (the caller stops there: a cancelled activity).
+   */
+  stopped?: () => boolean;
 }
 
 /** Who claims notifications: the activity (stable across its retries), or a one-off caller. */
@@ -110,7 +115,7 @@ export async function deliverNotifications(
     toRecord.push({ key: r.key, customer_id: r.customer_id, kind: r.kind, channel, subject: r.subject ?? {} });
   };
   const lane = async (): Promise<void> => {
-    while (failures.length === 0 && next < mine.length) {
+    while (failures.length === 0 && next < mine.length && !options.stopped?.()) {
       const r = mine[next++] as NotifyRequest;
       try {
         await sendOne(r);

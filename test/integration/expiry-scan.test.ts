@@ -4,6 +4,7 @@
  * own customers.
  */
 import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExpiryActivities } from '../../activities/expiry';
 import { deliverNotifications } from '../../activities/notifications';
@@ -150,6 +151,44 @@ describe('scanExpiryBatch', () => {
     expect(await expiryEvents(g, [...soon, ...later, ...past, pastNotDefault, unreachable])).toHaveLength(
       events.length,
     );
+  });
+});
+
+describe('a cancelled batch', () => {
+  it('stops sending between two notifications, records what went out, and its retry sends only the rest', async () => {
+    const asOf = '2007-06-30';
+    const holders: CardHolder[] = [];
+    for (let i = 0; i < 60; i++) holders.push(await holderOfCard(g, 2007, 6)); // due today: 7-day warnings
+    const ours = new Set(holders.map((h) => h.customerId));
+    const sink = recordingSink({ delayMs: 5 });
+    const mine = () => sink.delivered.filter((n) => ours.has(n.customer_id));
+    // The scan is cancelled once ten warnings are out.
+    const env = new MockActivityEnvironment();
+    let cancelled = false;
+    const slow: NotificationSink = {
+      async send(n) {
+        await sink.send(n);
+        if (mine().length >= 10 && !cancelled) {
+          cancelled = true;
+          env.cancel();
+        }
+      },
+    };
+    const batch = { as_of: asOf, cursor: null, id_from: '', id_to: null, batch_size: 500 };
+    const activities = createExpiryActivities({ graph: g, notifications: slow });
+    await expect(env.run((req: typeof batch) => activities.scanExpiryBatch(req), batch)).rejects.toThrow();
+    const before = mine().length;
+    expect(before).toBeGreaterThanOrEqual(10);
+    expect(before).toBeLessThan(holders.length);
+    // Every warning that went out is recorded (a CustomerNotified event each).
+    const warned = (await expiryEvents(g, holders)).filter((e) => e.type === 'CustomerNotified');
+    expect(warned).toHaveLength(before);
+
+    // The batch's retry (the same activity, so the same claim owner) warns the others, nobody twice.
+    const retry = createExpiryActivities({ graph: g, notifications: sink });
+    await new MockActivityEnvironment().run((req: typeof batch) => retry.scanExpiryBatch(req), batch);
+    expect(mine()).toHaveLength(holders.length);
+    expect(new Set(mine().map((n) => n.key)).size).toBe(holders.length);
   });
 });
 
