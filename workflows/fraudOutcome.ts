@@ -274,11 +274,13 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     });
   }
   countFraudReview(decision);
-  await alerting;
+  // Final before the alert's retries end: ops' Update answers with the outcome at once, not once
+  // the alert has gone out (or given up) minutes later.
   Object.assign(status, {
     state: decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out',
     review_deadline: null,
   });
+  await alerting;
   if (!reviewed)
     log.warn('fraud review timed out: the customer stays suspended', {
       outcomeId: report.outcome_id,
