@@ -57,6 +57,11 @@ export interface RecoveryStatus {
 export interface AttentionDecision {
   action: 'retry' | 'skip';
   note?: string;
+  /**
+   * The `attention.since` the decision was made on: when given, a decision about an earlier
+   * attention (a resent request, a stale screen) is refused instead of applied to a later one.
+   */
+  since?: string;
 }
 
 export interface RecoveryInput {

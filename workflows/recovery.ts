@@ -143,6 +143,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           throw new Error(`the recovery does not need attention (it is ${status.state})`);
         if (decision) throw new Error(`ops decided already: ${decision.action}`);
         if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
+        if (d.since !== undefined && Date.parse(d.since) !== Date.parse(status.attention?.since ?? ''))
+          throw new Error(
+            `the decision answers the attention of ${d.since}; the recovery now needs attention since ` +
+              `${status.attention?.since ?? 'never'}: ${status.attention?.reason ?? ''}`,
+          );
         if (d.action === 'skip' && !skippable)
           throw new Error(
             'skip is not safe here: the gateway may have taken this charge; ' +

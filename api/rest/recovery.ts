@@ -92,7 +92,22 @@ export function recoveryRoutes(deps: ApiDeps) {
           content: {
             'application/json': {
               schema: z
-                .strictObject({ action: z.enum(['retry', 'skip']), note: z.string().max(500).optional() })
+                .strictObject({
+                  action: z.enum(['retry', 'skip']),
+                  note: z.string().max(500).optional(),
+                  since: z
+                    .string()
+                    .regex(
+                      /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$/,
+                      'must be an RFC 3339 date-time in UTC, as attention.since gives it',
+                    )
+                    .optional()
+                    .openapi({
+                      description:
+                        'The `attention.since` this decision answers: refused (409) when the recovery ' +
+                        'needs attention for something later (a resent or stale decision)',
+                    }),
+                })
                 .openapi('RecoveryAttentionDecision'),
             },
           },

@@ -362,7 +362,15 @@ describe('payment recovery off the happy path: it never fails, and never strands
         expect(waiting.attention).toMatchObject({ payment_method_id: 'pm-a' });
         expect(waiting.attention?.reason).toContain('GatewayRejectedError');
         expect(waiting.next_retry_at).toBeNull();
-        const after = await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+        // A decision made on an earlier attention (a resent request) is refused, not applied to this one.
+        await expect(
+          handle.executeUpdate(resolveAttentionUpdate, {
+            args: [{ action: 'retry', since: '2020-01-01T00:00:00.000Z' }],
+          }),
+        ).rejects.toThrow();
+        const after = await handle.executeUpdate(resolveAttentionUpdate, {
+          args: [{ action: 'retry', since: waiting.attention?.since }],
+        });
         expect(after.state).not.toBe('needs_attention');
       },
     });
