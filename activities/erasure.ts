@@ -4,14 +4,30 @@ import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { eraseCustomer, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
+import { recoveriesThatCharged } from '../graph/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
+import { recoveryWorkflowId } from '../temporal/recovery';
 import { domain } from './domain';
 
 export function createErasureActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {
-    /** Running workflows tagged with the customer (PersonaCustomerId), but `except`. */
+    /**
+     * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and the running
+     * recoveries the graph says reserved a charge for the customer (which visibility may not list yet).
+     */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
-      return runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+      const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+      // Visibility lags: the recoveries that reserved a charge are named by the graph too, and
+      // asked directly (describe reads the workflow itself) whether they still run.
+      for (const id of (await recoveriesThatCharged(graph, req.customer_id)).map(recoveryWorkflowId)) {
+        if (id === req.except || listed.includes(id)) continue;
+        try {
+          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      return listed;
     },
     /**
      * Waits until each workflow has closed (a recovery told to stop ends after the charge in

@@ -97,6 +97,34 @@ export async function reserveChargeAttempt(
 }
 
 /**
+ * The payment ids whose recoveries reserved a charge on the customer's methods in the last 30
+ * days (the keys the network rule keeps): read from the graph, so it is consistent where
+ * Temporal's visibility lags. An erasure stops these too, whether visibility lists them yet or not.
+ */
+export async function recoveriesThatCharged(g: Graph, customerId: string): Promise<string[]> {
+  const rows = await readTx(
+    g,
+    async (tx) =>
+      (
+        await tx.run(
+          `MATCH (:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+           UNWIND coalesce(p.charge_attempt_keys, []) AS key
+           RETURN DISTINCT p.id AS method, key`,
+          { customerId },
+        )
+      ).records,
+  );
+  const ids = new Set<string>();
+  for (const r of rows) {
+    // Keys are `<payment id>:<method id>` or `<payment id>:<method id>:r<round>`.
+    const key = r.get('key') as string;
+    const at = key.lastIndexOf(`:${r.get('method') as string}`);
+    if (at > 0) ids.add(key.slice(0, at));
+  }
+  return [...ids];
+}
+
+/**
  * The customer's other active, unexpired methods to try: those used on a trusted device first,
  * then the most recently used.
  */

@@ -12,6 +12,7 @@ import {
   listRecoveryCandidates,
   recordRecovery,
   recordRecoveryFailed,
+  recoveriesThatCharged,
   reserveChargeAttempt,
 } from '../../graph/recovery';
 import { eraseCustomer } from '../../graph/erasure';
@@ -114,6 +115,21 @@ describe('recovery in the graph', () => {
     await eraseCustomer(g, c.id);
     expect(await reserve(pm.id)).toBe('customer_erased');
     expect(await reserve(pm.id, randomUUID())).toBe('customer_erased');
+  });
+
+  it('names the recoveries that reserved a charge for a customer, from the graph (what an erasure stops)', async () => {
+    const c = await createCustomer(g, {});
+    const [a, b] = [await addPaymentMethod(g, c.id, card()), await addPaymentMethod(g, c.id, card())];
+    const other = await createCustomer(g, {});
+    const theirs = await addPaymentMethod(g, other.id, card());
+    const reserve = (customer_id: string, payment_method_id: string, key: string) =>
+      reserveChargeAttempt(g, { customer_id, payment_method_id, key, max: 15 });
+    await reserve(c.id, a.id, `pay_one:${a.id}`);
+    await reserve(c.id, b.id, `pay_one:${b.id}`);
+    await reserve(c.id, b.id, `pay:with:colons:${b.id}:r2`);
+    await reserve(other.id, theirs.id, `pay_theirs:${theirs.id}`);
+    expect((await recoveriesThatCharged(g, c.id)).sort()).toEqual(['pay:with:colons', 'pay_one']);
+    expect(await recoveriesThatCharged(g, randomUUID())).toEqual([]);
   });
 
   it('records a recovery once: new default and PaymentRecovered in one transaction', async () => {
