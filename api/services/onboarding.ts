@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  WorkflowNotFoundError,
   WithStartWorkflowOperation,
   WorkflowExecutionAlreadyStartedError,
   WorkflowUpdateFailedError,
@@ -106,7 +107,12 @@ export async function startOnboarding(
   }
 
   const waited = await startAndWait(deps, options);
-  const described = await sameBody();
+  const described = await sameBody().catch((err: unknown) => {
+    // The wait ran out before the start reached Temporal: nothing was started; the caller retries.
+    if (waited.kind === 'out_of_time' && err instanceof WorkflowNotFoundError)
+      throw new DependencyUnavailableError('temporal', `the start of ${workflowId} did not reach Temporal in time`, 5);
+    throw err;
+  });
   switch (waited.kind) {
     case 'written':
       return { status: 200, body: answer(waited.written) };
