@@ -6,7 +6,7 @@
  */
 import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
 import { ConfigError, loadConfig } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
@@ -22,6 +22,7 @@ import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
 import { applySchedules, ensureEventRelay } from '../temporal/schedules';
+import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 
@@ -78,12 +79,22 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // A client too: activities that find other workflows use it, and the schedules are applied with it.
   const temporal = await connectTemporal(config, { plugins });
+  const workflowCode = workflowCodeOption(config.PERSONA_WORKFLOW_BUNDLE_DIR, tracing !== null);
+  logger.info(
+    'workflowBundle' in workflowCode
+      ? `workflow code from the prebuilt bundle ${workflowCode.workflowBundle.codePath}`
+      : 'no PERSONA_WORKFLOW_BUNDLE_DIR: bundling the workflow code now',
+  );
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    interceptors: workerInterceptors(requests),
+    ...workflowCode,
+    // A prebuilt bundle has the workflow interceptors in it already.
+    interceptors: {
+      ...workerInterceptors(requests),
+      ...('workflowBundle' in workflowCode ? { workflowModules: [] } : {}),
+    },
     plugins,
     activities: createActivities({
       graph,
@@ -176,3 +187,18 @@ main().catch((err: unknown) => {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });
+
+/** The prebuilt bundle when there is one (its absence is a configuration error), else the source to bundle. */
+function workflowCodeOption(
+  dir: string | undefined,
+  traced: boolean,
+): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  if (!dir) return { workflowsPath: WORKFLOWS_PATH };
+  const codePath = workflowBundlePath(dir, traced);
+  if (!existsSync(codePath))
+    throw new ConfigError([
+      `PERSONA_WORKFLOW_BUNDLE_DIR: ${codePath} does not exist; build it with \`npm run build:workflows -- ${dir}\` ` +
+        'or unset the variable to bundle at start',
+    ]);
+  return { workflowBundle: { codePath } };
+}

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
@@ -9,6 +12,7 @@ import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { openTestGraph, type TestGraph } from '../support/graph';
+import { buildWorkflowBundles } from '../../workers/bundle';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
@@ -24,8 +28,8 @@ let deps: ApiDeps;
 const taskQueue = `crash-${randomUUID()}`;
 const workers: RunningProcess[] = [];
 
-async function startWorker(): Promise<RunningProcess> {
-  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue });
+async function startWorker(env: Record<string, string> = {}): Promise<RunningProcess> {
+  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, ...env });
   workers.push(proc);
   return proc;
 }
@@ -90,7 +94,11 @@ describe('a worker killed while a charge is in flight', () => {
     await faults({ latency_ms: 0 });
     expect(await succeeded()).toHaveLength(1);
 
-    const second = await startWorker();
+    // The next worker runs the workflow code from the prebuilt bundle (as the image does): it
+    // takes over the history the first worker began from the source, and finishes it.
+    const bundles = mkdtempSync(path.join(tmpdir(), 'persona-bundle-'));
+    await buildWorkflowBundles(bundles);
+    const second = await startWorker({ PERSONA_WORKFLOW_BUNDLE_DIR: bundles });
     const result = (await handle.result()) as RecoveryStatus;
     expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
     const charges = await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId);

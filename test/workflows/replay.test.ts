@@ -3,12 +3,14 @@
  * change that alters a workflow's commands for a recorded path fails here (and so fails CI).
  * Record new ones beside them with `npm run histories:record -- --as <label>`.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { HISTORIES_DIR, PERSONA_WORKFLOWS } from '../support/temporal';
+import { buildWorkflowBundles, workflowBundlePath } from '../../workers/bundle';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 const files = readdirSync(HISTORIES_DIR).filter((f) => f.endsWith('.json'));
@@ -75,4 +77,25 @@ describe('recorded workflow histories', () => {
     expect(failures).toEqual([]);
     expect(histories.length).toBe(files.length);
   });
+
+  it('replay against the prebuilt bundles too (what `npm run build:workflows` writes for the image)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'persona-bundle-'));
+    const built = await buildWorkflowBundles(dir);
+    expect(built.map((b) => path.basename(b.path))).toEqual(['workflows.js', 'workflows-traced.js']);
+    const histories = files.map((f) => ({
+      workflowId: f.replace(/\.json$/, ''),
+      history: proto.temporal.api.history.v1.History.fromObject(
+        JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
+      ),
+    }));
+    for (const traced of [false, true]) {
+      const failures: string[] = [];
+      for await (const result of Worker.runReplayHistories(
+        { workflowBundle: { codePath: workflowBundlePath(dir, traced) } },
+        histories,
+      ))
+        if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
+      expect(failures, traced ? 'traced bundle' : 'bundle').toEqual([]);
+    }
+  }, 120_000);
 });
