@@ -80,7 +80,7 @@ export function createEventActivities({ graph }: { graph: Graph }) {
      * for good parks that event and the relay goes on; "not now" (5xx, 408, 429, no answer)
      * stops the page there: the checkpoint records what went through and what it is blocked on,
      * and the activity fails so that Temporal retries it with backoff, from that event, for as
-     * long as it takes (order is kept). Heartbeats after every event; a cancelled page records
+     * long as it takes (order is kept). Heartbeats as it goes (every half second); a cancelled page records
      * its progress and stops. At least once: a worker that dies before the checkpoint moves
      * sends that stretch again, under the same idempotency keys.
      */
@@ -94,8 +94,14 @@ export function createEventActivities({ graph }: { graph: Graph }) {
       });
       const progress: RelayProgress = { cursor: checkpoint.cursor, delivered: 0, parked: [], blocked: null };
       const commit = () => recordRelayProgress(graph, req.checkpoint_id, progress);
+      let beatAt = 0;
       for (const { event, cursor } of entries) {
-        ctx?.heartbeat({ cursor: progress.cursor, delivered: progress.delivered, parked: progress.parked.length });
+        // A heartbeat at most every half second: often enough for the 30 s timeout and for a
+        // cancel to arrive, rare enough to cost nothing per event in a backlog.
+        if (Date.now() - beatAt >= 500) {
+          beatAt = Date.now();
+          ctx?.heartbeat({ cursor: progress.cursor, delivered: progress.delivered, parked: progress.parked.length });
+        }
         let answer: Answer;
         try {
           answer = await post(req.webhook_url, event, ctx?.cancellationSignal);

@@ -58,8 +58,8 @@ export const expiryBatch: ActivityOptions = {
 /**
  * A stretch of the change feed delivered to the subscriber, in order. "Not now" from the
  * subscriber fails the attempt at the event it stopped on (checkpointed), and it is retried with
- * backoff for as long as it takes: the relay blocks rather than reorder. Heartbeats after each
- * event, so a dead worker's page is taken over within half a minute.
+ * backoff for as long as it takes: the relay blocks rather than reorder. Heartbeats as it goes
+ * (every half second), so a dead worker's page is taken over within half a minute.
  */
 export const subscriberDelivery: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
