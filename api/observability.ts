@@ -35,6 +35,14 @@ export interface ApiMetricsOptions {
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
   const { relay } = options;
+  // Both relay gauges come from one checkpoint read per scrape: the second collect reuses the
+  // first one's read while it is under a second old.
+  let lastRead: { at: number; value: Promise<{ parked: number; blocked_seconds: number } | null> } | null = null;
+  const relayNow = () => {
+    if (!relay) return Promise.resolve(null);
+    if (!lastRead || Date.now() - lastRead.at > 1000) lastRead = { at: Date.now(), value: relay() };
+    return lastRead.value;
+  };
   return {
     registry,
     http: new Histogram({
@@ -62,7 +70,7 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        const now = relay ? await relay() : null;
+        const now = await relayNow();
         if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.parked);
       },
     }),
@@ -75,7 +83,7 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       registers: [registry],
       async collect() {
         this.reset();
-        const now = relay ? await relay() : null;
+        const now = await relayNow();
         if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.blocked_seconds);
       },
     }),

@@ -78,7 +78,8 @@ export function decodeCursor(cursor: string, field: string): Position {
   throw new InvalidInputError(field, 'is not a cursor this api gave out');
 }
 
-function toEvent(value: unknown): PersonaEvent {
+/** An Event node's map (`e {.id, .type, .customer_id, .occurred_at, .payload}`) as the event it records. */
+export function toEvent(value: unknown): PersonaEvent {
   const e = toPlain(value) as Record<string, Plain>;
   return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
 }

@@ -9,6 +9,7 @@
  */
 import neo4j from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
+import { toEvent } from './feed';
 import type { PersonaEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 
@@ -49,6 +50,10 @@ export interface RelayProgress {
   blocked: { event_id: string; error: string } | null;
 }
 
+/** The relay's checkpoint node, made on first use. */
+const CHECKPOINT = `MERGE (r:RelayCheckpoint {id: $id})
+      ON CREATE SET r.delivered = 0, r.created_at = datetime.realtime()`;
+
 const CYPHER = {
   read: `
     OPTIONAL MATCH (r:RelayCheckpoint {id: $id})
@@ -58,8 +63,7 @@ const CYPHER = {
            CASE WHEN r IS NULL THEN 0 ELSE COUNT { (r)-[:PARKED]->(:Event) } END AS parked`,
   // The block's start and attempts are worked out before the blocked event id is replaced.
   progress: `
-    MERGE (r:RelayCheckpoint {id: $id})
-      ON CREATE SET r.delivered = 0, r.created_at = datetime.realtime()
+    ${CHECKPOINT}
     WITH r, r.blocked_event_id AS wasBlockedOn
     SET r.cursor = $cursor,
         r.delivered = r.delivered + $delivered,
@@ -90,8 +94,7 @@ const CYPHER = {
     ORDER BY e.occurred_at, e.seq, e.id
     LIMIT $limit`,
   settle: `
-    MERGE (r:RelayCheckpoint {id: $id})
-      ON CREATE SET r.delivered = 0, r.created_at = datetime.realtime()
+    ${CHECKPOINT}
     WITH r
     CALL (r) {
       UNWIND $delivered AS eventId
@@ -110,8 +113,7 @@ const CYPHER = {
   // A relay that ran before the checkpoint lived in the graph hands over its cursor and parked
   // events once; a checkpoint that already has a cursor keeps it.
   adopt: `
-    MERGE (r:RelayCheckpoint {id: $id})
-      ON CREATE SET r.delivered = 0, r.created_at = datetime.realtime()
+    ${CHECKPOINT}
     SET r.cursor = coalesce(r.cursor, $cursor), r.delivered = r.delivered + $delivered,
         r.updated_at = datetime.realtime()
     WITH r
@@ -173,15 +175,12 @@ export async function listParkedEvents(
     async (tx) =>
       (await tx.run(CYPHER.parked, { id, eventId: options.eventId ?? null, limit: neo4j.int(options.limit) })).records,
   );
-  return rows.map((r) => {
-    const e = toPlain(r.get('event')) as Record<string, Plain>;
-    return {
-      event: { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent,
-      error: r.get('error') as string,
-      attempts: toPlain(r.get('attempts')) as number,
-      parked_at: iso(r.get('parked_at')) ?? '',
-    };
-  });
+  return rows.map((r) => ({
+    event: toEvent(r.get('event')),
+    error: r.get('error') as string,
+    attempts: toPlain(r.get('attempts')) as number,
+    parked_at: iso(r.get('parked_at')) ?? '',
+  }));
 }
 
 /** After parked events were tried again: the delivered ones leave the list, the others keep their new error. */

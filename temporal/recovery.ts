@@ -50,6 +50,19 @@ export interface RecoveryStatus {
   undelivered: string[];
 }
 
+/** A recovery's status before anything happened: a new run's, and what older runs' answers lack. */
+export function initialRecoveryStatus(): RecoveryStatus {
+  return {
+    state: 'waiting',
+    attempts: [],
+    recovered_with: null,
+    next_retry_at: null,
+    attention: null,
+    stop_reason: null,
+    undelivered: [],
+  };
+}
+
 /**
  * Ops' answer to a recovery that needs attention: charge the same method again with the same
  * idempotency key (the cause was fixed), or go on without it. `cancel` stops the recovery.

@@ -46,6 +46,7 @@ import {
   type AttentionDecision,
   type PaymentFailure,
   type RecoveryInput,
+  initialRecoveryStatus,
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { activitiesWithSummaries, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
@@ -88,15 +89,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   /** v2: the graph reads and writes of the cascade are retried while Neo4j is away, however long. */
   const wallet = v2 ? ledger : graph;
   const { workflowId } = workflowInfo();
-  const status: RecoveryStatus = {
-    state: 'waiting',
-    attempts: [],
-    recovered_with: null,
-    next_retry_at: null,
-    attention: null,
-    stop_reason: null,
-    undelivered: [],
-  };
+  const status: RecoveryStatus = initialRecoveryStatus();
   let failure: PaymentFailure | null = null;
   let methodAdded = false;
   /** `paymentMethodAdded` signals received, and how many a retry has answered (none is lost). */

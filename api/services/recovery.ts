@@ -15,6 +15,7 @@ import {
   resolveAttentionUpdate,
   type AttentionDecision,
   type PaymentFailure,
+  initialRecoveryStatus,
   type RecoveryStatus,
 } from '../../temporal/recovery';
 import { refusalError, updateRefusalOf } from '../../temporal/updates';
@@ -53,15 +54,7 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
 
 /** Recoveries started before `attention`, `stop_reason` and `undelivered` existed answer without them. */
 function complete(status: Partial<RecoveryStatus> & Pick<RecoveryStatus, 'state'>): RecoveryStatus {
-  const defaults: Omit<RecoveryStatus, 'state'> = {
-    attempts: [],
-    recovered_with: null,
-    next_retry_at: null,
-    attention: null,
-    stop_reason: null,
-    undelivered: [],
-  };
-  return { ...defaults, ...status };
+  return { ...initialRecoveryStatus(), ...status };
 }
 
 export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {

@@ -304,6 +304,23 @@ type Handle = ReturnType<typeof env.client.workflow.getHandle>;
 const stateOf = async (h: Handle) => (await h.query(recoveryStatusQuery)).state;
 const hours = (from: string, to: string) => (Date.parse(to) - Date.parse(from)) / 3_600_000;
 
+/** Every card declines; while pm-a is being charged, the customer adds pm-new (which would succeed). */
+function cardAddedWhileCharging(f: PaymentFailure): World {
+  const world: World = {
+    methods: ['pm-failed', 'pm-a'],
+    answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
+    charge: async (a) => {
+      if (a.payment_method_id !== 'pm-a' || world.methods.includes('pm-new')) return undefined;
+      world.methods.push('pm-new');
+      await env.client.workflow
+        .getHandle(`payment-recovery-${f.payment_id}`)
+        .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+      return undefined;
+    },
+  };
+  return world;
+}
+
 describe('payment recovery off the happy path: it never fails, and never strands the customer', () => {
   it('a notification the receiver refuses for good does not fail the recovery: recovered, refusal noted', async () => {
     const { status, log } = await run(
@@ -582,18 +599,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
 
   it('a card added while the cascade charges is not lost either', async () => {
     const f = failure();
-    const world: World = {
-      methods: ['pm-failed', 'pm-a'],
-      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
-      charge: async (a) => {
-        if (a.payment_method_id !== 'pm-a' || world.methods.includes('pm-new')) return undefined;
-        world.methods.push('pm-new');
-        await env.client.workflow
-          .getHandle(`payment-recovery-${f.payment_id}`)
-          .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
-        return undefined;
-      },
-    };
+    const world = cardAddedWhileCharging(f);
     const { status } = await run(world, f, { schedule: ['3d'] });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
     expect(hours(status.attempts[0]!.at, status.attempts.at(-1)!.at)).toBeLessThan(1);
@@ -601,18 +607,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
 
   it('a card added during the last pass is still tried before the recovery gives up', async () => {
     const f = failure();
-    const world: World = {
-      methods: ['pm-failed', 'pm-a'],
-      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
-      charge: async (a) => {
-        if (a.payment_method_id !== 'pm-a' || world.methods.includes('pm-new')) return undefined;
-        world.methods.push('pm-new');
-        await env.client.workflow
-          .getHandle(`payment-recovery-${f.payment_id}`)
-          .signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
-        return undefined;
-      },
-    };
+    const world = cardAddedWhileCharging(f);
     // No dunning at all: the first cascade is the last pass.
     const { status, log } = await run(world, f, { schedule: [] });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
