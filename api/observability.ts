@@ -35,13 +35,15 @@ export interface ApiMetricsOptions {
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
   const { relay } = options;
-  // Both relay gauges come from one checkpoint read per scrape: the second collect reuses the
-  // first one's read while it is under a second old.
-  let lastRead: { at: number; value: Promise<{ parked: number; blocked_seconds: number } | null> } | null = null;
+  // Both relay gauges come from one checkpoint read per scrape: a collect that starts while the
+  // other's read is in flight shares it; the next scrape reads again.
+  let pending: Promise<{ parked: number; blocked_seconds: number } | null> | null = null;
   const relayNow = () => {
     if (!relay) return Promise.resolve(null);
-    if (!lastRead || Date.now() - lastRead.at > 1000) lastRead = { at: Date.now(), value: relay() };
-    return lastRead.value;
+    pending ??= relay().finally(() => {
+      pending = null;
+    });
+    return pending;
   };
   return {
     registry,
