@@ -17,6 +17,7 @@ export const SCOPES = [
   'fraud:report',
   'devices:write',
   'events:read',
+  'identity:verify',
   'ops',
   'self',
 ] as const;

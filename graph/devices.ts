@@ -1,6 +1,8 @@
 /**
  * Devices a customer logs in from. A device is one node per fingerprint, shared by every
- * customer seen on it (a family tablet); each customer's LOGGED_IN_FROM edge counts logins.
+ * customer seen on it (a family tablet); each customer's LOGGED_IN_FROM edge counts logins and
+ * holds what that customer's logins showed (IP address, user agent): facts of one customer,
+ * never on the node that the others on the device read too.
  */
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
@@ -14,22 +16,31 @@ import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from '
 /** Trust a device starts with before any fraud signal: below the trusted threshold. */
 export const INITIAL_TRUST_SCORE = 0.5;
 
-const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .last_seen_ip, .last_seen_user_agent, .created_at, .updated_at';
+const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .created_at, .updated_at';
+/** The device as one customer sees it: the shared node, and that customer's own login edge `r`. */
 const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count,
-  first_login: r.first_login, last_login: r.last_login}`;
+  first_login: r.first_login, last_login: r.last_login,
+  last_seen_ip: r.last_seen_ip, last_seen_user_agent: r.last_seen_user_agent}`;
 
 const CYPHER = {
   // MERGE on the constrained fingerprint: concurrent logins from one new device make one node.
+  // Only a new device's properties are set: a login writes the customer's own edge, never the
+  // shared node, so logins of many customers on one device do not queue on its lock (and no
+  // customer's IP or user agent lands where the others read). `updated_at` on a device is when
+  // the device itself (its trust) last changed. A device still carrying a device-level last-seen
+  // (written by a version from before the login edge held it) loses it here, once.
   link: `
     MATCH (c:Customer {id: $customerId})
     MERGE (d:Device {fingerprint: $fingerprint})
-    ON CREATE SET d.id = $deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction()
-    SET d.updated_at = datetime.transaction(),
-        d.last_seen_ip = coalesce($ip, d.last_seen_ip),
-        d.last_seen_user_agent = coalesce($userAgent, d.last_seen_user_agent)
+    ON CREATE SET d.id = $deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction(),
+                  d.updated_at = datetime.transaction()
+    FOREACH (_ IN CASE WHEN d.last_seen_ip IS NOT NULL OR d.last_seen_user_agent IS NOT NULL THEN [1] ELSE [] END |
+      REMOVE d.last_seen_ip, d.last_seen_user_agent)
     MERGE (c)-[r:LOGGED_IN_FROM]->(d)
     ON CREATE SET r.login_count = 0, r.first_login = datetime.transaction()
-    SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction()
+    SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction(),
+        r.last_seen_ip = coalesce($ip, r.last_seen_ip),
+        r.last_seen_user_agent = coalesce($userAgent, r.last_seen_user_agent)
     RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
   // Bumping updated_at first takes the device's lock, so `from` is read under it. One event per
   // customer seen on the device: each customer's history shows the change.
@@ -53,8 +64,9 @@ const CYPHER = {
 
 /**
  * Records a login of the customer from a device inside the caller's transaction: creates the
- * device on first sight (with the given or initial trust score), updates what was last seen,
- * counts the login, emits DeviceLinked. An existing device's trust score is never changed here.
+ * device on first sight (with the given or initial trust score), records on the customer's own
+ * login edge what this login showed (IP, user agent), counts the login, emits DeviceLinked. An
+ * existing device is never written here (neither its trust score nor anything else).
  */
 export async function linkDeviceTx(
   tx: ManagedTransaction,

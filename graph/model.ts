@@ -61,17 +61,17 @@ export interface Device {
   id: string;
   fingerprint: string;
   trust_score: number;
-  last_seen_ip: string | null;
-  last_seen_user_agent: string | null;
   created_at: string;
   updated_at: string;
 }
 
-/** A device with the customer's LOGGED_IN_FROM edge. */
+/** A device with the customer's LOGGED_IN_FROM edge: the last IP and user agent are this customer's own. */
 export interface CustomerDevice extends Device {
   login_count: number;
   first_login: string;
   last_login: string;
+  last_seen_ip: string | null;
+  last_seen_user_agent: string | null;
 }
 
 export interface Address {

@@ -46,6 +46,15 @@ export function decimalAmount(currency: string) {
     .meta({ description: `An exact decimal in ${currency}, e.g. "1234.50"; never rounded` });
 }
 
+const verifiedFlag = z
+  .boolean()
+  .default(false)
+  .meta({
+    description:
+      'Counts only from a caller whose token holds the scope identity:verify (the verification service); ' +
+      'from anyone else it is treated as false',
+  });
+
 /**
  * An identifier as the api takes it: an email, or a phone number in international form, each
  * with the exact pattern the OpenAPI document shows (graph/identity.ts).
@@ -55,12 +64,12 @@ const identifierRequest = z.discriminatedUnion('type', [
     type: z.literal('email'),
     // The length is checked first and stops the check (a long value never reaches the pattern).
     value: z.string().max(320, { abort: true }).regex(EMAIL_PATTERN, 'not an email address'),
-    is_verified: z.boolean().default(false),
+    is_verified: verifiedFlag,
   }),
   z.strictObject({
     type: z.literal('phone_number'),
     value: z.string().max(64).regex(PHONE_PATTERN, 'not a phone number in international form, e.g. +14155550123'),
-    is_verified: z.boolean().default(false),
+    is_verified: verifiedFlag,
   }),
 ]);
 
@@ -162,6 +171,17 @@ export function prepareOnboarding(g: Pick<Graph, 'tokens' | 'policy'>, request: 
     digital_identifiers: identifiers,
     ignored,
   };
+}
+
+/**
+ * The plan as a caller that may not vouch for verification sent it: every identifier
+ * unverified. "Verified" merges the request into the customer who owns the identifier (card,
+ * device and address attached to them), so only the platform's verification service (scope
+ * `identity:verify`) may say it; from anyone else the flag is treated as absent: the identifier
+ * can only be a possible match, and is stored unverified.
+ */
+export function withoutVerification(plan: OnboardingPlan): OnboardingPlan {
+  return { ...plan, digital_identifiers: plan.digital_identifiers.map((i) => ({ ...i, is_verified: false })) };
 }
 
 // ---- the write ------------------------------------------------------------------------

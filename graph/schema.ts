@@ -58,12 +58,6 @@ export const SCHEMA: SchemaRule[] = [
     cypher:
       'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
   },
-  // Expiry scans and wallet reads filter payment methods by status (and expiry).
-  {
-    name: 'payment_method_status',
-    kind: 'index',
-    cypher: 'CREATE INDEX payment_method_status IF NOT EXISTS FOR (p:PaymentMethod) ON (p.status)',
-  },
   // The expiry scan pages through active cards in (expiry year, month, id) order straight off
   // this index: each page is one range seek, however large the graph.
   {
@@ -85,17 +79,6 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'constraint',
     cypher: 'CREATE CONSTRAINT migration_name_unique IF NOT EXISTS FOR (m:Migration) REQUIRE m.name IS UNIQUE',
   },
-  // Trusted-device reads filter on trust score.
-  {
-    name: 'device_trust_score',
-    kind: 'index',
-    cypher: 'CREATE INDEX device_trust_score IF NOT EXISTS FOR (d:Device) ON (d.trust_score)',
-  },
-  {
-    name: 'customer_status',
-    kind: 'index',
-    cypher: 'CREATE INDEX customer_status IF NOT EXISTS FOR (c:Customer) ON (c.status)',
-  },
   // A customer's history (newest first) and the change feed read events by customer and time.
   {
     name: 'event_customer_occurred_at',
@@ -113,6 +96,12 @@ export const SCHEMA: SchemaRule[] = [
 export const RETIRED_SCHEMA: SchemaRule[] = [
   // Superseded by payment_method_expiry_scan, which also orders by id.
   { name: 'payment_method_status_expiry', kind: 'index', cypher: 'DROP INDEX payment_method_status_expiry IF EXISTS' },
+  // No query starts from these: a card's status, a device's trust and a customer's status are
+  // always read on nodes reached from one customer (its edges), and the expiry scan seeks
+  // payment_method_expiry_scan. An index nobody reads only costs every write that touches it.
+  { name: 'payment_method_status', kind: 'index', cypher: 'DROP INDEX payment_method_status IF EXISTS' },
+  { name: 'device_trust_score', kind: 'index', cypher: 'DROP INDEX device_trust_score IF EXISTS' },
+  { name: 'customer_status', kind: 'index', cypher: 'DROP INDEX customer_status IF EXISTS' },
 ];
 
 export interface MigrationResult {
@@ -152,6 +141,24 @@ export const DATA_MIGRATIONS: DataMigration[] = [
       scale: 10 ** currencyExponent(o.reportingCurrency),
       max: maxMinorUnits(o.reportingCurrency),
     }),
+  },
+  {
+    // The last IP and user agent seen were kept on the Device node, which every customer on a
+    // shared device reads: they belong to the login (LOGGED_IN_FROM). The device-level value is
+    // the last login's, so it goes onto the edge of the customer who logged in last (never
+    // over a value that edge already holds), and leaves the device.
+    name: 'device-last-seen-to-login-edge',
+    cypher: `
+      MATCH (d:Device) WHERE d.last_seen_ip IS NOT NULL OR d.last_seen_user_agent IS NOT NULL
+      CALL (d) {
+        OPTIONAL MATCH (:Customer)-[r:LOGGED_IN_FROM]->(d)
+        WITH d, r ORDER BY r.last_login IS NULL, r.last_login DESC LIMIT 1
+        FOREACH (_ IN CASE WHEN r IS NULL THEN [] ELSE [1] END |
+          SET r.last_seen_ip = coalesce(r.last_seen_ip, d.last_seen_ip),
+              r.last_seen_user_agent = coalesce(r.last_seen_user_agent, d.last_seen_user_agent))
+        REMOVE d.last_seen_ip, d.last_seen_user_agent
+      } IN TRANSACTIONS OF 1000 ROWS`,
+    params: () => ({}),
   },
 ];
 

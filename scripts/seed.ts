@@ -248,11 +248,11 @@ const CYPHER = {
     }
     CALL (c, r) {
       UNWIND r.devices AS v
-      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint, trust_score: v.trust_score, last_seen_ip: v.ip,
-                        last_seen_user_agent: v.user_agent,
+      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint, trust_score: v.trust_score,
                         created_at: datetime({epochMillis: toInteger(v.first_login)}),
-                        updated_at: datetime({epochMillis: toInteger(v.last_login)})})
-      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count,
+                        updated_at: datetime({epochMillis: toInteger(v.first_login)})})
+      // What a login showed is the customer's: on its edge, never on the device others may share.
+      CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count, last_seen_ip: v.ip, last_seen_user_agent: v.user_agent,
                                    first_login: datetime({epochMillis: toInteger(v.first_login)}),
                                    last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
     }

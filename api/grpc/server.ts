@@ -151,7 +151,7 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
     OnboardCustomer: unary(
       { scopes: ['onboarding:write'] },
       () => undefined,
-      async (req) => {
+      async (req, principal) => {
         const key = req.idempotency_key ?? '';
         if (!IDEMPOTENCY_KEY_PATTERN.test(key))
           throw new InvalidInputError('idempotency_key', 'must be 1–200 characters of letters, digits and . _ : -');
@@ -162,7 +162,7 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
           address: plain(req.address),
           digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
         });
-        const answer = await startOnboarding(deps, key, body, req.wait === true);
+        const answer = await startOnboarding(deps, key, body, req.wait === true, principal);
         return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
       },
       (req) => req.wait === true,

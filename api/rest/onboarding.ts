@@ -59,6 +59,7 @@ export function onboardingRoutes(deps: ApiDeps) {
       c.req.valid('header')['idempotency-key'],
       c.req.valid('json'),
       c.req.valid('query').wait === 'true',
+      await deps.authenticate(c.req.header('authorization')),
     );
     return answer.status === 200 ? c.json(answer.body, 200) : c.json(answer.body, 202);
   });

@@ -8,6 +8,8 @@ import type { ApiDeps } from '../deps';
 import { exportCustomer, requestErasure } from '../services/privacy';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 
+const encoder = new TextEncoder();
+
 export function privacyRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const selfOrOps = access(deps.authenticate, { scopes: ['ops'], self: true });
@@ -18,8 +20,9 @@ export function privacyRoutes(deps: ApiDeps) {
       tags: ['customers'],
       security: bearerSecurity,
       summary:
-        'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices, ' +
-        'addresses, possible matches, events)',
+        'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices ' +
+        'with the customer’s own last IP and user agent, addresses, events newest first), streamed; ' +
+        'nothing of another customer',
       middleware: [selfOrOps] as const,
       request: { params: customerParams },
       responses: {
@@ -30,7 +33,28 @@ export function privacyRoutes(deps: ApiDeps) {
         ...problems(400, 401, 403, 404),
       },
     }),
-    async (c) => c.json(await exportCustomer(deps, c.req.valid('param').id), 200),
+    async (c) => {
+      const pieces = await exportCustomer(deps, c.req.valid('param').id);
+      const body = new ReadableStream<Uint8Array>({
+        // Pulled: the next page is read only when the client has taken the last one.
+        async pull(controller) {
+          try {
+            const next = await pieces.next();
+            if (next.done) controller.close();
+            else controller.enqueue(encoder.encode(next.value));
+          } catch (err) {
+            // The status is sent already: the body breaks off (no closing brace, never valid JSON).
+            deps.logger.error({ err }, 'the export stopped midway');
+            controller.error(err);
+          }
+        },
+        async cancel() {
+          await pieces.return(undefined);
+        },
+      });
+      // Typed routes expect c.json's typed answer; the streamed body is the same JSON (the schema above).
+      return c.body(body, 200, { 'content-type': 'application/json; charset=utf-8' }) as never;
+    },
   );
   app.openapi(
     createRoute({

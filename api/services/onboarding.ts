@@ -18,7 +18,7 @@ import {
   type WorkflowStartOptions,
 } from '@temporalio/client';
 import { InvalidInputError, InvalidStateError } from '../../graph/errors';
-import { prepareOnboarding } from '../../graph/onboarding';
+import { prepareOnboarding, withoutVerification } from '../../graph/onboarding';
 import {
   customerWrittenUpdate,
   ONBOARDING_WORKFLOW_TYPE,
@@ -29,6 +29,7 @@ import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { domainFailureOf } from '../../temporal/failures';
 import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import type { onboardingWorkflow } from '../../workflows/onboarding';
+import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 
 export type OnboardingAnswer =
@@ -64,13 +65,21 @@ export function requestHash(body: unknown): string {
     .digest('hex');
 }
 
+/** Only the platform's verification service vouches that an identifier is verified (not even `ops`). */
+export function mayVerifyIdentifiers(principal: Principal): boolean {
+  return principal.scopes.has('identity:verify');
+}
+
 export async function startOnboarding(
   deps: ApiDeps,
   key: string,
   body: unknown,
   wait: boolean,
+  principal: Principal,
 ): Promise<OnboardingAnswer> {
-  const plan = prepareOnboarding(deps.graph, body);
+  const prepared = prepareOnboarding(deps.graph, body);
+  // The workflow carries the decision in its plan: an identifier is verified there only when this caller may say so.
+  const plan = mayVerifyIdentifiers(principal) ? prepared : withoutVerification(prepared);
   const hash = requestHash(body);
   const workflowId = onboardingWorkflowId(key);
   const { client, taskQueue } = deps.temporal;

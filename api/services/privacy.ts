@@ -1,58 +1,98 @@
 /**
- * A customer's data rights: export everything Persona holds about them (never a token), and
- * erase it (the erasure workflow).
+ * A customer's data rights: export everything Persona holds about them (never a token, nothing
+ * of another customer), and erase it (the erasure workflow).
  */
 import { getAddressesByCustomer } from '../../graph/addresses';
 import { getCustomer } from '../../graph/customers';
 import { getDevicesByCustomer } from '../../graph/devices';
 import { NotFoundError } from '../../graph/errors';
-import { listCustomerEvents } from '../../graph/events';
+import type { PersonaEvent } from '../../graph/events';
+import { readCustomerHistory } from '../../graph/feed';
 import { ERASURE_WORKFLOW_TYPE, erasureWorkflowId } from '../../temporal/erasure';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { erasureWorkflow } from '../../workflows/erasure';
 import type { ApiDeps } from '../deps';
-import { getProfile, listWallet, possibleMatches } from './customers';
+import { getProfile, listWallet } from './customers';
 
-export async function exportCustomer(deps: ApiDeps, id: string) {
+/** Events read per page while an export streams: memory stays flat however long the history. */
+export const EXPORT_EVENTS_PAGE = 500;
+
+/**
+ * An event as the customer's export shows it, or null when it is not the customer's to see.
+ * Possible matches name other customers (ops review them): the PossibleMatchFound events are
+ * left out, and an onboarding's stored result loses its list of them.
+ */
+export function eventForCustomer(e: PersonaEvent): PersonaEvent | null {
+  if (e.type === 'PossibleMatchFound') return null;
+  if (e.type === 'CustomerOnboarded' && e.payload.result && typeof e.payload.result === 'object') {
+    const { possible_matches: _others, ...result } = e.payload.result as Record<string, unknown>;
+    return { ...e, payload: { ...e.payload, result } } as PersonaEvent;
+  }
+  return e;
+}
+
+/**
+ * The export, as JSON text in pieces: `{exported_at, profile, payment_methods, devices,
+ * addresses, events}`. The customer is looked up before the first piece (an unknown one is a
+ * NotFoundError the route answers 404 with); the wallet, devices and addresses are one short
+ * list each; the events, which grow with the customer's history, are read a page at a time
+ * (newest first, as the history) only as fast as the reader takes them, so the api never holds
+ * a whole history. A read failing midway ends the stream with an error, never a short body that
+ * looks complete (the closing brace is written last).
+ */
+export async function exportCustomer(deps: ApiDeps, id: string): Promise<AsyncGenerator<string>> {
   const g = deps.graph;
   const profile = await getProfile(g, id);
-  const [wallet, devices, addresses, matches, events] = await Promise.all([
-    listWallet(g, id),
-    getDevicesByCustomer(g, id),
-    getAddressesByCustomer(g, id),
-    possibleMatches(g, id),
-    listCustomerEvents(g, id, { limit: 100_000 }),
-  ]);
-  return {
-    exported_at: new Date().toISOString(),
-    profile,
-    payment_methods: wallet.data,
-    devices: devices.map((d) => ({
-      id: d.id,
-      fingerprint: d.fingerprint,
-      trust_score: d.trust_score,
-      last_seen_ip: d.last_seen_ip,
-      last_seen_user_agent: d.last_seen_user_agent,
-      login_count: d.login_count,
-      first_login: d.first_login,
-      last_login: d.last_login,
-    })),
-    addresses: addresses.map(
-      ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default }) => ({
-        id: addressId,
-        street1,
-        street2,
-        city,
-        state,
-        zip_code,
-        country,
-        type,
-        is_default,
-      }),
-    ),
-    possible_matches: matches.data,
-    events: events.reverse(),
-  };
+  return (async function* pieces() {
+    const [wallet, devices, addresses] = await Promise.all([
+      listWallet(g, id),
+      getDevicesByCustomer(g, id),
+      getAddressesByCustomer(g, id),
+    ]);
+    const head = {
+      exported_at: new Date().toISOString(),
+      profile,
+      payment_methods: wallet.data,
+      // The device as this customer knows it: the last IP and user agent are this customer's
+      // own logins' (their LOGGED_IN_FROM edge), whoever else uses the device.
+      devices: devices.map((d) => ({
+        id: d.id,
+        fingerprint: d.fingerprint,
+        trust_score: d.trust_score,
+        last_seen_ip: d.last_seen_ip,
+        last_seen_user_agent: d.last_seen_user_agent,
+        login_count: d.login_count,
+        first_login: d.first_login,
+        last_login: d.last_login,
+      })),
+      addresses: addresses.map(
+        ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default }) => ({
+          id: addressId,
+          street1,
+          street2,
+          city,
+          state,
+          zip_code,
+          country,
+          type,
+          is_default,
+        }),
+      ),
+    };
+    yield `${JSON.stringify(head).slice(0, -1)},"events":[`;
+    let before: string | undefined;
+    let first = true;
+    do {
+      const page = await readCustomerHistory(g, id, { before, limit: EXPORT_EVENTS_PAGE });
+      const shown = page.data.map(eventForCustomer).filter((e) => e !== null);
+      if (shown.length > 0) {
+        yield `${first ? '' : ','}${shown.map((e) => JSON.stringify(e)).join(',')}`;
+        first = false;
+      }
+      before = page.next_cursor ?? undefined;
+    } while (before);
+    yield ']}';
+  })();
 }
 
 /** Starts (or finds) `erasure-<id>`. */

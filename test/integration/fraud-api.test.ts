@@ -311,7 +311,7 @@ describe('account takeover', () => {
       const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
         method: 'POST',
         headers: {
-          authorization: `Bearer ${await h.token('onboarding:write')}`,
+          authorization: `Bearer ${await h.token('onboarding:write identity:verify')}`,
           'idempotency-key': randomUUID(),
           'content-type': 'application/json',
         },

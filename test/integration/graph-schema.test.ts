@@ -65,13 +65,79 @@ describe('schema migration', () => {
     expect(unique).toContain('DigitalIdentifier(type,value)');
   });
 
-  it('indexes payment-method status and device trust score', async () => {
+  it('keeps only indexes a query seeks, and drops the ones none does', async () => {
+    await migrate(g.driver, g.database);
     const rows = await g.query<{ labels: string[]; properties: string[] }>(
       "SHOW INDEXES YIELD labelsOrTypes AS labels, properties, type WHERE type = 'RANGE' RETURN labels, properties",
     );
     const indexed = rows.map((r) => `${r.labels.join()}(${r.properties.join(',')})`);
-    expect(indexed).toContain('PaymentMethod(status)');
-    expect(indexed).toContain('Device(trust_score)');
+    // No query starts from these (each is read on nodes reached from one customer): gone.
+    for (const unused of ['PaymentMethod(status)', 'Device(trust_score)', 'Customer(status)'])
+      expect(indexed).not.toContain(unused);
+    for (const used of [
+      'Event(customer_id,occurred_at)',
+      'Event(occurred_at)',
+      'PaymentMethod(status,expiry_year,expiry_month,id)',
+    ])
+      expect(indexed).toContain(used);
+    // Each one is what the query of its reader seeks (the shapes of graph/expiry.ts, graph/feed.ts, graph/events.ts).
+    const seeks = async (cypher: string, params: Record<string, unknown>): Promise<string> => {
+      const res = await g.driver.executeQuery(`EXPLAIN ${cypher}`, params, { database: g.database });
+      const ops: string[] = [];
+      const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
+        ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
+        p.children.forEach((c) => walk(c as typeof p));
+      };
+      walk(res.summary.plan as never);
+      return ops.join('\n');
+    };
+    expect(
+      await seeks(
+        `MATCH (p:PaymentMethod) WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month
+           AND p.id > $after AND p.id < $before
+         WITH p ORDER BY p.status, p.expiry_year, p.expiry_month, p.id LIMIT 10 RETURN p.id`,
+        { year: 2030, month: 1, after: '', before: 'z' },
+      ),
+    ).toMatch(/NodeIndexSeek.*PaymentMethod\(status, expiry_year, expiry_month, id\)/);
+    expect(
+      await seeks('MATCH (e:Event) WHERE e.occurred_at <= datetime() RETURN e.id ORDER BY e.occurred_at LIMIT 10', {}),
+    ).toMatch(/Event\(occurred_at\)/);
+    expect(
+      await seeks(
+        'MATCH (e:Event {customer_id: $id}) WHERE e.occurred_at IS NOT NULL ' +
+          'RETURN e.id ORDER BY e.occurred_at DESC LIMIT 10',
+        { id: 'x' },
+      ),
+    ).toMatch(/Event\(customer_id, occurred_at\)/);
+  });
+
+  it("moves a device's last IP and user agent onto the login edge of whoever logged in last, once", async () => {
+    const [earlier, later, device] = [randomUUID(), randomUUID(), randomUUID()];
+    // A device as an earlier version left it: the last login's IP and user agent on the shared node.
+    await g.query(
+      `CREATE (d:Device {id: $device, fingerprint: $device, trust_score: 0.5,
+                         last_seen_ip: '198.51.100.99', last_seen_user_agent: 'Last/9'})
+       CREATE (:Customer {id: $earlier, status: 'active'})-[:LOGGED_IN_FROM {login_count: 3,
+                last_login: datetime() - duration('P2D')}]->(d)
+       CREATE (:Customer {id: $later, status: 'active'})-[:LOGGED_IN_FROM {login_count: 1,
+                last_login: datetime() - duration('P1D')}]->(d)`,
+      { device, earlier, later },
+    );
+    await g.query("MATCH (m:Migration {name: 'device-last-seen-to-login-edge'}) DELETE m");
+    const both = await Promise.all([migrate(g.driver, g.database), migrate(g.driver, g.database)]);
+    expect(both.flatMap((r) => r.migrated)).toEqual(['device-last-seen-to-login-edge']);
+    const rows = await g.query<{ customer: string; ip: string | null; ua: string | null; left: string[] }>(
+      `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device {id: $device})
+       RETURN c.id AS customer, r.last_seen_ip AS ip, r.last_seen_user_agent AS ua, keys(d) AS left`,
+      { device },
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.customer, [r.ip, r.ua]]))).toEqual({
+      [later]: ['198.51.100.99', 'Last/9'],
+      [earlier]: [null, null],
+    });
+    expect(rows[0]?.left.sort()).toEqual(['fingerprint', 'id', 'trust_score']);
+    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
+    await g.query('MATCH (n) WHERE n.id IN [$device, $earlier, $later] DETACH DELETE n', { device, earlier, later });
   });
 
   it(

@@ -191,9 +191,13 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       },
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
     };
-    const onboarder = bearer(await h.token('onboarding:write'));
+    const onboarder = bearer(await h.token('onboarding:write identity:verify'));
     const created = await call(client, 'OnboardCustomer', req, onboarder);
     expect(created.res).toMatchObject({ outcome: 'created', workflow_id: `onboarding-${req.idempotency_key}` });
+    // A caller that may not vouch for verification is no match on the verified email, over gRPC as over REST.
+    const unverifying = bearer(await h.token('onboarding:write'));
+    const claimed = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, unverifying);
+    expect(claimed.res).toMatchObject({ outcome: 'created', possible_matches: [created.res?.customer_id] });
     const matched = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, onboarder);
     expect(matched.res).toMatchObject({ outcome: 'matched', customer_id: created.res?.customer_id });
 

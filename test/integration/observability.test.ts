@@ -207,7 +207,8 @@ async function exercise(): Promise<void> {
 beforeAll(async () => {
   graph = openTestGraph();
   temporal = await connectTemporal(graph.config);
-  ops = await signToken(graph.config.jwtSecret, 'ops');
+  // Ops, and the verification service (only it may say an identifier is verified).
+  ops = await signToken(graph.config.jwtSecret, 'ops identity:verify');
   collector = await startTraceReceiver();
   // Debug level: the most a process ever logs is what must hold no secret. Traces go to the stand-in collector.
   const env = {

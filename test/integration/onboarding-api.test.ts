@@ -12,7 +12,8 @@ let ops: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  onboarder = await h.token('onboarding:write');
+  // The platform's verification service: its verified identifiers count (scope identity:verify).
+  onboarder = await h.token('onboarding:write identity:verify');
   ops = await h.token('ops');
 });
 afterAll(() => h?.close());

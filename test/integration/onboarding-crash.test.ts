@@ -36,7 +36,7 @@ describe('a worker that dies mid-activity', () => {
     const res = await h.app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
       headers: {
-        authorization: `Bearer ${await h.token('onboarding:write')}`,
+        authorization: `Bearer ${await h.token('onboarding:write identity:verify')}`,
         'idempotency-key': randomUUID(),
         'content-type': 'application/json',
       },
