@@ -3,17 +3,30 @@
  * erase it (the erasure workflow).
  */
 import { getAddressesByCustomer } from '../../graph/addresses';
-import { getCustomer } from '../../graph/customers';
 import { getDevicesByCustomer } from '../../graph/devices';
-import { NotFoundError } from '../../graph/errors';
+import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import { listCustomerEvents } from '../../graph/events';
-import { ERASURE_WORKFLOW_TYPE, erasureWorkflowId } from '../../temporal/erasure';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  ERASURE_WORKFLOW_TYPE,
+  erasureRequestedSignal,
+  erasureStatusQuery,
+  erasureWorkflowId,
+  type ErasureRequest,
+  type ErasureStatus,
+} from '../../temporal/erasure';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { erasureWorkflow } from '../../workflows/erasure';
+import { actsAsSelf, AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet, possibleMatches } from './customers';
+import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
 
-export async function exportCustomer(deps: ApiDeps, id: string) {
+/** Who may export and erase besides the customer: ops. */
+const PRIVACY_SCOPES = ['ops'] as const;
+
+export async function exportCustomer(deps: ApiDeps, id: string, actor: Omit<Actor, 'routeScopes'>) {
+  await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
   const g = deps.graph;
   const profile = await getProfile(g, id);
   const [wallet, devices, addresses, matches, events] = await Promise.all([
@@ -55,19 +68,65 @@ export async function exportCustomer(deps: ApiDeps, id: string) {
   };
 }
 
-/** Starts (or finds) `erasure-<id>`. */
-export async function requestErasure(deps: ApiDeps, id: string): Promise<{ workflow_id: string }> {
-  const customer = await getCustomer(deps.graph, id);
-  if (!customer) throw new NotFoundError('Customer', id);
+/**
+ * Starts (or finds) `erasure-<id>`. With a reason (ops), the request rides along as the
+ * `erasureRequested` signal (signal-with-start), so a running erasure learns it too; an override
+ * of a pending fraud review needs ops and a reason.
+ */
+export async function requestErasure(
+  deps: ApiDeps,
+  id: string,
+  actor: Omit<Actor, 'routeScopes'> & { overrideFraudReview?: boolean },
+): Promise<{ workflow_id: string }> {
+  const override = actor.overrideFraudReview === true;
+  if (override && actsAsSelf(actor.principal, PRIVACY_SCOPES))
+    throw new AuthError(403, 'Forbidden: only ops may override a pending fraud review.');
+  const allowed = await guardCustomerAction(deps, id, 'erasure', { ...actor, routeScopes: PRIVACY_SCOPES });
+  if (override && !allowed.reason)
+    throw new InvalidInputError(
+      REASON_HEADER,
+      'overriding a pending fraud review needs a reason (header Persona-Reason)',
+    );
   const workflowId = erasureWorkflowId(id);
-  await deps.temporal.client.workflow.start<typeof erasureWorkflow>(ERASURE_WORKFLOW_TYPE, {
+  const options = {
     workflowId,
     taskQueue: deps.temporal.taskQueue,
-    args: [{ customer_id: id }],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    args: [{ customer_id: id }] as [{ customer_id: string }],
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE' as const,
     typedSearchAttributes: [{ key: personaCustomerId, value: id }],
     staticSummary: 'Erase the customer: cancel their running workflows, delete their personal data, keep a tombstone',
-  });
+  };
+  if (allowed.reason) {
+    const request: ErasureRequest = {
+      reason: allowed.reason,
+      requested_by: allowed.actor,
+      override_fraud_review: override,
+    };
+    await deps.temporal.client.workflow.signalWithStart<typeof erasureWorkflow, [ErasureRequest]>(
+      ERASURE_WORKFLOW_TYPE,
+      { ...options, signal: erasureRequestedSignal, signalArgs: [request] },
+    );
+  } else {
+    await deps.temporal.client.workflow.start<typeof erasureWorkflow>(ERASURE_WORKFLOW_TYPE, {
+      ...options,
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+  }
   return { workflow_id: workflowId };
+}
+
+/** Where the customer's erasure is: waiting for a fraud review, erasing, done (its status query). */
+export async function erasureStatus(
+  deps: ApiDeps,
+  id: string,
+): Promise<ErasureStatus & { workflow_id: string; running: boolean }> {
+  const workflowId = erasureWorkflowId(id);
+  const handle = deps.temporal.client.workflow.getHandle(workflowId);
+  try {
+    const running = (await handle.describe()).status.name === 'RUNNING';
+    return { workflow_id: workflowId, running, ...(await handle.query(erasureStatusQuery)) };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('Erasure', id);
+    throw err;
+  }
 }
