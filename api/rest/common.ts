@@ -114,7 +114,6 @@ export function access(authenticate: Authenticator, rule: AccessRule): Middlewar
 export const reasonHeaders = z.object({
   'persona-reason': z
     .string()
-    .trim()
     .min(1, 'must not be empty')
     .max(500, 'at most 500 characters')
     .optional()

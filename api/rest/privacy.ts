@@ -15,7 +15,9 @@ const erasureStatusSchema = z
   .object({
     workflow_id: z.string(),
     running: z.boolean(),
-    state: z.enum(['starting', 'waiting_for_fraud_review', 'erasing', 'done']),
+    state: z.enum(['starting', 'waiting_for_fraud_review', 'erasing', 'done', 'stopped']).openapi({
+      description: '`stopped`: failed, cancelled or terminated before erasing; DELETE again starts it anew',
+    }),
     waiting_for: z.array(z.string()).openapi({ description: 'The fraud-outcome workflows whose review it waits for' }),
     request: z
       .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })

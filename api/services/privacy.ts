@@ -12,6 +12,7 @@ import {
   erasureRequestedSignal,
   erasureStatusQuery,
   erasureWorkflowId,
+  type ErasureOutcome,
   type ErasureRequest,
   type ErasureStatus,
 } from '../../temporal/erasure';
@@ -115,16 +116,32 @@ export async function requestErasure(
   return { workflow_id: workflowId };
 }
 
-/** Where the customer's erasure is: waiting for a fraud review, erasing, done (its status query). */
+/**
+ * Where the customer's erasure is: waiting for a fraud review, erasing, done (a running one
+ * answers its status query; a closed one is read from its result, which needs no worker).
+ */
 export async function erasureStatus(
   deps: ApiDeps,
   id: string,
-): Promise<ErasureStatus & { workflow_id: string; running: boolean }> {
+): Promise<
+  Omit<ErasureStatus, 'state'> & { state: ErasureStatus['state'] | 'stopped'; workflow_id: string; running: boolean }
+> {
   const workflowId = erasureWorkflowId(id);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
   try {
-    const running = (await handle.describe()).status.name === 'RUNNING';
-    return { workflow_id: workflowId, running, ...(await handle.query(erasureStatusQuery)) };
+    const status = (await handle.describe()).status.name;
+    if (status === 'RUNNING')
+      return { workflow_id: workflowId, running: true, ...(await handle.query(erasureStatusQuery)) };
+    if (status !== 'COMPLETED')
+      return { workflow_id: workflowId, running: false, state: 'stopped', waiting_for: [], request: null };
+    const outcome = (await handle.result()) as ErasureOutcome;
+    return {
+      workflow_id: workflowId,
+      running: false,
+      state: 'done',
+      waiting_for: [],
+      request: outcome.request ?? null,
+    };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('Erasure', id);
     throw err;
