@@ -5,12 +5,17 @@
  * start without the tokens' issuer and audience.
  */
 import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiDepsFromConfig } from '../../api/deps';
+import { createGrpcServer, listen } from '../../api/grpc/server';
 import { createCustomer, listCustomerEvents } from '../../graph';
+import { createLogger } from '../../runtime/logger';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { startHarness, type Harness } from '../support/api';
+import { bearer, call as grpcCall, personaClient } from '../support/grpc';
 import { freePort, startProcess } from '../support/processes';
 
 let h: Harness;
@@ -51,6 +56,33 @@ describe('token claims', () => {
       expect(res.challenge).toBe('Bearer');
     }
     expect((await call('GET', path, await raw({ scope: 'ops', iat: now(), exp: now() + 600 }))).status).toBe(200);
+  });
+
+  it('holds for gRPC too: UNAUTHENTICATED saying which claim is missing', async () => {
+    const customer = await createCustomer(h.graph, {});
+    const deps = apiDepsFromConfig(h.graph.config, {
+      logger: createLogger('token-rules', 'silent'),
+      readiness: [],
+      graph: h.graph,
+      client: h.client,
+      requests: h.requests,
+      taskQueue: h.taskQueue,
+    });
+    const { server } = createGrpcServer(deps);
+    const client = personaClient(`127.0.0.1:${await listen(server, '127.0.0.1', 0)}`);
+    try {
+      const req = { customer_id: customer.id };
+      const noExp = bearer(await raw({ scope: 'context:read', iat: now() }));
+      expect(await grpcCall(client, 'GetCustomerContext', req, noExp)).toMatchObject({
+        code: grpc.status.UNAUTHENTICATED,
+        details: expect.stringMatching(/no "exp" claim/) as unknown,
+      });
+      const valid = bearer(await raw({ scope: 'context:read', iat: now(), exp: now() + 600 }));
+      expect((await grpcCall(client, 'GetCustomerContext', req, valid)).code).toBe(grpc.status.OK);
+    } finally {
+      client.close();
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    }
   });
 });
 
