@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { eraseCustomer, type ErasureResult } from '../graph/erasure';
+import { eraseCustomer, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { recoveriesThatCharged } from '../graph/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
@@ -34,7 +34,14 @@ export function createErasureActivities({ graph, temporal }: { graph: Graph; tem
      * flight is recorded), for at most `within_ms`; answers the ids still running then.
      * Heartbeats, so a dead worker's wait is retried.
      */
-    async awaitWorkflowsClosed(req: { workflow_ids: string[]; within_ms: number }): Promise<string[]> {
+    async awaitWorkflowsClosed(req: {
+      workflow_ids: string[];
+      within_ms: number;
+      /** How often to look (default 500 ms). */
+      poll_ms?: number;
+      /** What the workflows are, in words, for the activity's summary (default: payment recoveries). */
+      what?: string;
+    }): Promise<string[]> {
       const deadline = Date.now() + req.within_ms;
       let running = req.workflow_ids;
       for (;;) {
@@ -49,11 +56,11 @@ export function createErasureActivities({ graph, temporal }: { graph: Graph; tem
         running = still;
         Context.current().heartbeat({ running: running.length });
         if (running.length === 0 || Date.now() >= deadline) return running;
-        await sleep(500, undefined, { signal: Context.current().cancellationSignal });
+        await sleep(req.poll_ms ?? 500, undefined, { signal: Context.current().cancellationSignal });
       }
     },
-    async eraseCustomer(req: { customer_id: string }): Promise<ErasureResult> {
-      return domain(() => eraseCustomer(graph, req.customer_id));
+    async eraseCustomer(req: { customer_id: string; audit?: ErasureAudit }): Promise<ErasureResult> {
+      return domain(() => eraseCustomer(graph, req.customer_id, req.audit));
     },
   };
 }

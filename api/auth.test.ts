@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { AuthError, authorize, createAuthenticator } from './auth';
+import { actsAsSelf, AuthError, authorize, createAuthenticator, requireRecentAuth } from './auth';
 
 const secret = 'a-test-secret-that-is-long-enough-for-hs256';
 const auth = createAuthenticator({ jwtSecret: secret });
@@ -63,5 +63,94 @@ describe('the verified-token cache', () => {
     expect((await auth(`Bearer ${token}`)).scopes.has('ops')).toBe(true);
     await new Promise((r) => setTimeout(r, 2100));
     await expect(auth(`Bearer ${token}`)).rejects.toThrow(/expired/);
+  });
+});
+
+describe('required claims and the maximum token age', () => {
+  const now = () => Math.floor(Date.now() / 1000);
+  const raw = (claims: Record<string, unknown>) =>
+    new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret));
+  const short = createAuthenticator({ jwtSecret: secret, PERSONA_JWT_MAX_AGE_SECONDS: 3600 });
+
+  it('refuses a token without exp, or without iat, saying which claim is missing', async () => {
+    await expect(auth(`Bearer ${await raw({ scope: 'ops', iat: now() })}`)).rejects.toThrow(/no "exp" claim/);
+    await expect(auth(`Bearer ${await raw({ scope: 'ops', exp: now() + 60 })}`)).rejects.toThrow(/no "iat" claim/);
+    await expect(auth(`Bearer ${await raw({ scope: 'ops', iat: now(), exp: now() + 60 })}`)).resolves.toBeDefined();
+  });
+
+  it('refuses a token issued longer ago than the maximum age, even before it expires', async () => {
+    const old = await raw({ scope: 'ops', iat: now() - 3700, exp: now() + 60 });
+    await expect(short(`Bearer ${old}`)).rejects.toMatchObject({ status: 401, message: /more than 3600 s ago/ });
+  });
+
+  it('refuses a token meant to live longer than the maximum age (exp - iat)', async () => {
+    const long = await raw({ scope: 'ops', iat: now(), exp: now() + 7200 });
+    await expect(short(`Bearer ${long}`)).rejects.toThrow(/lives 7200 s .* maximum of 3600 s/);
+    // The default maximum is 24 h.
+    await expect(auth(`Bearer ${await raw({ scope: 'ops', iat: now(), exp: now() + 86_401 })}`)).rejects.toThrow(
+      /maximum of 86400 s/,
+    );
+  });
+
+  it('refuses an iat in the future beyond the clock skew, and accepts a small skew', async () => {
+    await expect(auth(`Bearer ${await raw({ scope: 'ops', iat: now() + 600, exp: now() + 900 })}`)).rejects.toThrow(
+      /issued in the future/,
+    );
+    await expect(
+      auth(`Bearer ${await raw({ scope: 'ops', iat: now() + 20, exp: now() + 900 })}`),
+    ).resolves.toBeDefined();
+  });
+
+  it('refuses another issuer or audience when they are configured, naming the claim', async () => {
+    const strict = createAuthenticator({
+      jwtSecret: secret,
+      PERSONA_JWT_ISSUER: 'persona',
+      PERSONA_JWT_AUDIENCE: 'api',
+    });
+    const claims = { scope: 'ops', iat: now(), exp: now() + 60 };
+    await expect(strict(`Bearer ${await raw({ ...claims, iss: 'persona', aud: 'api' })}`)).resolves.toBeDefined();
+    await expect(strict(`Bearer ${await raw({ ...claims, iss: 'other', aud: 'api' })}`)).rejects.toThrow(/"iss"/);
+    await expect(strict(`Bearer ${await raw({ ...claims, iss: 'persona', aud: 'else' })}`)).rejects.toThrow(/"aud"/);
+    await expect(strict(`Bearer ${await raw({ ...claims, aud: 'api' })}`)).rejects.toThrow(/no "iss" claim/);
+  });
+
+  it('never serves a cached token past its maximum age', async () => {
+    const tiny = createAuthenticator({ jwtSecret: secret, PERSONA_JWT_MAX_AGE_SECONDS: 60 });
+    // Issued 58 s ago (and valid for another hour by exp, which the lifetime rule refuses anyway):
+    // a lifetime within the rule, iat about to reach the maximum age.
+    const token = await raw({ scope: 'ops', iat: now() - 58, exp: now() + 2 });
+    expect((await tiny(`Bearer ${token}`)).scopes.has('ops')).toBe(true);
+    await new Promise((r) => setTimeout(r, 2100));
+    await expect(tiny(`Bearer ${token}`)).rejects.toThrow(/expired|more than 60 s ago/);
+  });
+
+  it('reads auth_time into the principal', async () => {
+    const t = now() - 10;
+    const p = await auth(`Bearer ${await raw({ scope: 'self', sub: 'c', iat: now(), exp: now() + 60, auth_time: t })}`);
+    expect(p.authTime).toBe(t);
+  });
+});
+
+describe('recent authentication', () => {
+  const nowMs = Date.UTC(2026, 10, 23, 12, 0, 0);
+  const self = (authTime: number | null) => ({ subject: 'c', scopes: new Set(['self']), authTime });
+
+  it('passes a sign-in within the window, refuses an older one or none with a step-up challenge', () => {
+    expect(() => requireRecentAuth(self(nowMs / 1000 - 299), 300, nowMs)).not.toThrow();
+    for (const stale of [self(nowMs / 1000 - 301), self(null), self(nowMs / 1000 + 3600)]) {
+      try {
+        requireRecentAuth(stale, 300, nowMs);
+        expect.unreachable();
+      } catch (err) {
+        expect(err).toMatchObject({ status: 401, message: /fresh sign-in is needed/ });
+        expect((err as AuthError).hint.challenge).toMatch(/insufficient_user_authentication.*max_age=300/);
+      }
+    }
+  });
+
+  it('knows a customer’s own token from ops and from a platform scope', () => {
+    expect(actsAsSelf(self(null), ['customers:write'])).toBe(true);
+    expect(actsAsSelf({ subject: null, scopes: new Set(['ops']) })).toBe(false);
+    expect(actsAsSelf({ subject: 'c', scopes: new Set(['self', 'customers:write']) }, ['customers:write'])).toBe(false);
   });
 });

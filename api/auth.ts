@@ -26,12 +26,16 @@ export type Scope = (typeof SCOPES)[number];
 export interface Principal {
   subject: string | null;
   scopes: ReadonlySet<string>;
+  /** The token's `auth_time` (seconds since the epoch): when the person last signed in; null without one. */
+  authTime?: number | null;
 }
 
 export class AuthError extends Error {
   constructor(
     readonly status: 401 | 403,
     message: string,
+    /** Extra for the answer: a problem type slug and a `WWW-Authenticate` challenge. */
+    readonly hint: { type?: string; challenge?: string } = {},
   ) {
     super(message);
     this.name = 'AuthError';
@@ -43,6 +47,28 @@ export interface AuthSettings {
   PERSONA_JWKS_URL?: string | undefined;
   PERSONA_JWT_ISSUER?: string | undefined;
   PERSONA_JWT_AUDIENCE?: string | undefined;
+  /** The longest a token may live (exp - iat) and the oldest its iat may be (default 24 h). */
+  PERSONA_JWT_MAX_AGE_SECONDS?: number | undefined;
+}
+
+/** How far the issuer's clock may be ahead of (or behind) ours, for iat, nbf and exp. */
+export const CLOCK_SKEW_SECONDS = 60;
+export const DEFAULT_JWT_MAX_AGE_SECONDS = 86_400;
+
+/** Why a token was refused, in words a caller can act on. */
+function refusal(err: unknown): string {
+  if (err instanceof joseErrors.JWTClaimValidationFailed || err instanceof joseErrors.JWTExpired) {
+    if (err.reason === 'missing')
+      return `the token has no "${err.claim}" claim (every token needs exp and iat${
+        ['iss', 'aud'].includes(err.claim) ? `, and here ${err.claim} too` : ''
+      })`;
+    if (err.claim === 'exp') return 'the token has expired';
+    if (err.claim === 'nbf') return 'the token is not valid yet ("nbf")';
+    if (err.claim === 'iss') return 'the token is from another issuer ("iss")';
+    if (err.claim === 'aud') return 'the token is for another audience ("aud")';
+    return `the token's "${err.claim}" claim is not acceptable`;
+  }
+  return 'the token is not valid';
 }
 
 export type Authenticator = (authorization: string | undefined) => Promise<Principal>;
@@ -50,13 +76,17 @@ export type Authenticator = (authorization: string | undefined) => Promise<Princ
 export function createAuthenticator(s: AuthSettings): Authenticator {
   const jwks: JWTVerifyGetKey | null = s.PERSONA_JWKS_URL ? createRemoteJWKSet(new URL(s.PERSONA_JWKS_URL)) : null;
   const secret = new TextEncoder().encode(s.jwtSecret);
+  const maxAge = s.PERSONA_JWT_MAX_AGE_SECONDS ?? DEFAULT_JWT_MAX_AGE_SECONDS;
   const options = {
     algorithms: jwks ? ['RS256', 'ES256', 'PS256', 'EdDSA'] : ['HS256'],
+    // jose refuses a token without these (and an expired one, with no grace).
+    requiredClaims: ['exp', 'iat'],
     ...(s.PERSONA_JWT_ISSUER ? { issuer: s.PERSONA_JWT_ISSUER } : {}),
     ...(s.PERSONA_JWT_AUDIENCE ? { audience: s.PERSONA_JWT_AUDIENCE } : {}),
   };
   // Agents send the same token with every call of the hot read path: a verified token is
-  // remembered until it expires (at most a minute), so its signature is checked once, not per call.
+  // remembered until it expires or grows too old (at most a minute), so its signature and
+  // claims are checked once, not per call; nothing it allows outlives the rules above.
   const verified = new Map<string, { principal: Principal; until: number }>();
   return async (authorization) => {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
@@ -64,22 +94,40 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
     const token = match[1];
     const cached = verified.get(token);
     if (cached && cached.until > Date.now()) return cached.principal;
+    let payload;
     try {
-      const { payload } = jwks ? await jwtVerify(token, jwks, options) : await jwtVerify(token, secret, options);
-      const scope =
-        typeof payload.scope === 'string'
-          ? payload.scope.split(/\s+/)
-          : Array.isArray(payload.scp)
-            ? (payload.scp as string[])
-            : [];
-      const principal: Principal = { subject: payload.sub ?? null, scopes: new Set(scope.filter(Boolean)) };
-      if (verified.size >= 10_000) verified.clear();
-      verified.set(token, { principal, until: Math.min((payload.exp ?? 0) * 1000, Date.now() + 60_000) });
-      return principal;
+      ({ payload } = jwks ? await jwtVerify(token, jwks, options) : await jwtVerify(token, secret, options));
     } catch (err) {
-      const why = err instanceof joseErrors.JWTExpired ? 'the token has expired' : 'the token is not valid';
-      throw new AuthError(401, `Unauthenticated: ${why}.`);
+      throw new AuthError(401, `Unauthenticated: ${refusal(err)}.`);
     }
+    const exp = payload.exp as number;
+    const iat = payload.iat as number;
+    const now = Math.floor(Date.now() / 1000);
+    const why =
+      iat > now + CLOCK_SKEW_SECONDS
+        ? 'the token was issued in the future ("iat" is ahead of our clock)'
+        : now - iat > maxAge
+          ? `the token was issued more than ${maxAge} s ago (the maximum token age)`
+          : exp - iat > maxAge
+            ? `the token lives ${exp - iat} s (exp - iat), longer than the maximum of ${maxAge} s`
+            : null;
+    if (why) throw new AuthError(401, `Unauthenticated: ${why}.`);
+    const scope =
+      typeof payload.scope === 'string'
+        ? payload.scope.split(/\s+/)
+        : Array.isArray(payload.scp)
+          ? (payload.scp as string[])
+          : [];
+    const principal: Principal = {
+      subject: payload.sub ?? null,
+      scopes: new Set(scope.filter(Boolean)),
+      authTime: typeof payload.auth_time === 'number' ? payload.auth_time : null,
+    };
+    if (verified.size >= 10_000) verified.clear();
+    // Remembered no longer than jose would accept it: before exp, and before iat + maxAge.
+    const until = Math.min(exp * 1000, (iat + maxAge) * 1000, Date.now() + 60_000);
+    verified.set(token, { principal, until });
+    return principal;
   };
 }
 
@@ -103,5 +151,40 @@ export function authorize(principal: Principal, rule: AccessRule, customerId?: s
     403,
     `Forbidden: this needs the scope ${rule.scopes.join(' or ')}` +
       `${rule.self ? ' (or the customer’s own token)' : ''}.`,
+  );
+}
+
+/** Whether the principal reaches a route only as the customer's own token (not ops, none of its scopes). */
+export function actsAsSelf(principal: Principal, routeScopes: readonly Scope[] = []): boolean {
+  if (principal.scopes.has('ops') || routeScopes.some((s) => principal.scopes.has(s))) return false;
+  return principal.scopes.has('self');
+}
+
+/**
+ * A step that banks ask for again (export, erasure): the customer's own token needs an
+ * `auth_time` no older than `windowSeconds`. Otherwise 401 with an RFC 9470 step-up challenge
+ * (`error="insufficient_user_authentication"`, `max_age`), so the client signs the person in
+ * again and retries with the new token.
+ */
+export function requireRecentAuth(principal: Principal, windowSeconds: number, nowMs = Date.now()): void {
+  const authTime = principal.authTime ?? null;
+  const age = authTime === null ? null : Math.floor(nowMs / 1000) - authTime;
+  if (age !== null && age <= windowSeconds && age >= -CLOCK_SKEW_SECONDS) return;
+  const why =
+    age === null
+      ? 'the token has no "auth_time" claim'
+      : age < 0
+        ? '"auth_time" is in the future'
+        : `the last sign-in was ${age} s ago`;
+  throw new AuthError(
+    401,
+    `A fresh sign-in is needed: ${why}; this step needs a sign-in within the last ${windowSeconds} s ` +
+      '(a token whose "auth_time" is that recent).',
+    {
+      type: 'fresh-sign-in-required',
+      challenge:
+        `Bearer error="insufficient_user_authentication", ` +
+        `error_description="A fresh sign-in is needed", max_age=${windowSeconds}`,
+    },
   );
 }

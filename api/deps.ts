@@ -24,6 +24,8 @@ export interface ApiDeps {
   graph: Graph;
   temporal: { client: Client; taskQueue: string };
   authenticate: Authenticator;
+  /** Export and erasure with a customer's own token need a sign-in (`auth_time`) this recent. */
+  auth: { recentAuthSeconds: number };
   limits: {
     maxBodyBytes: number;
     waitTimeoutMs: number;
@@ -68,6 +70,7 @@ export function apiDepsFromConfig(
     graph: parts.graph,
     temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },
     authenticate: createAuthenticator(config),
+    auth: { recentAuthSeconds: config.PERSONA_RECENT_AUTH_SECONDS },
     limits: {
       maxBodyBytes: config.PERSONA_MAX_BODY_BYTES,
       waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,

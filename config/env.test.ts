@@ -8,6 +8,7 @@ import { ConfigError, loadConfig, loadSettings, localJwtSecretPath, localTokenKe
 const key = randomBytes(32).toString('base64');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
+const production = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
 
 describe('configuration', () => {
   it('has working defaults for the local stack', () => {
@@ -77,14 +78,38 @@ describe('configuration', () => {
     expect(() => loadSettings({ PERSONA_FRAUD_REVIEW_DAYS: 'soon' })).toThrow(/PERSONA_FRAUD_REVIEW_DAYS/);
   });
 
+  it('refuses production without the tokens’ issuer and audience, naming both variables', () => {
+    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, NODE_ENV: 'production' };
+    try {
+      loadConfig(secrets);
+      expect.unreachable();
+    } catch (err) {
+      expect((err as ConfigError).issues.map((i) => i.split(':')[0]).sort()).toEqual([
+        'PERSONA_JWT_AUDIENCE',
+        'PERSONA_JWT_ISSUER',
+      ]);
+      expect((err as ConfigError).message).toMatch(/set PERSONA_JWT_ISSUER and PERSONA_JWT_AUDIENCE/);
+    }
+    expect(() => loadConfig({ ...secrets, PERSONA_JWT_ISSUER: 'persona' })).toThrow(/PERSONA_JWT_AUDIENCE/);
+    expect(loadConfig({ ...secrets, ...production })).toMatchObject(production);
+    // Outside production they stay optional.
+    expect(loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET }).PERSONA_JWT_ISSUER).toBeUndefined();
+  });
+
+  it('reads the token age and recent sign-in windows, with defaults of 24 h and 5 min', () => {
+    expect(loadSettings({})).toMatchObject({ PERSONA_JWT_MAX_AGE_SECONDS: 86_400, PERSONA_RECENT_AUTH_SECONDS: 300 });
+    expect(() => loadSettings({ PERSONA_JWT_MAX_AGE_SECONDS: '0' })).toThrow(/PERSONA_JWT_MAX_AGE_SECONDS/);
+    expect(() => loadSettings({ PERSONA_RECENT_AUTH_SECONDS: 'soon' })).toThrow(/PERSONA_RECENT_AUTH_SECONDS/);
+  });
+
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
     expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(/PERSONA_TOKEN_KEY: not set/);
     mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
     writeFileSync(localTokenKeyPath(stack), key);
     expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, NODE_ENV: 'production' })).toThrow(
-      /required in production/,
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, ...production })).toThrow(
+      /PERSONA_TOKEN_KEY: required in production/,
     );
   });
 
@@ -96,7 +121,7 @@ describe('configuration', () => {
     mkdirSync(path.dirname(localJwtSecretPath(stack)), { recursive: true });
     writeFileSync(localJwtSecretPath(stack), 'y'.repeat(44));
     expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe('y'.repeat(44));
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, NODE_ENV: 'production' })).toThrow(
+    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, ...production })).toThrow(
       /PERSONA_JWT_SECRET: required in production/,
     );
     expect(

@@ -57,8 +57,25 @@ export const envSchema = z.object({
   PERSONA_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** When set, JWTs are verified against this JWKS (RS256/ES256) instead of the HS256 secret. */
   PERSONA_JWKS_URL: z.url().optional(),
+  /** Every token must carry this `iss` (required in production). */
   PERSONA_JWT_ISSUER: z.string().min(1).optional(),
+  /** Every token must carry this `aud` (required in production). */
   PERSONA_JWT_AUDIENCE: z.string().min(1).optional(),
+  /**
+   * The longest a token may live (exp - iat) and the oldest its `iat` may be; tokens without
+   * `exp` and `iat` are refused whatever this says.
+   */
+  PERSONA_JWT_MAX_AGE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
+  /**
+   * Export and erasure with a customer's own token need a sign-in this recent (the token's
+   * `auth_time`); ops and other scopes are not asked.
+   */
+  PERSONA_RECENT_AUTH_SECONDS: z.coerce.number().int().min(30).max(86_400).default(300),
   /** Largest request body the api accepts. */
   PERSONA_MAX_BODY_BYTES: z.coerce
     .number()
@@ -159,6 +176,23 @@ export const envSchema = z.object({
 
 export type Env = z.infer<typeof envSchema>;
 
+/**
+ * In production a token must name who issued it and for whom: one minted for another service
+ * with the same key (or by the same identity provider) is not ours.
+ */
+const withProductionRules = envSchema.superRefine((env, ctx) => {
+  if (env.NODE_ENV !== 'production') return;
+  for (const name of ['PERSONA_JWT_ISSUER', 'PERSONA_JWT_AUDIENCE'] as const)
+    if (!env[name])
+      ctx.addIssue({
+        code: 'custom',
+        path: [name],
+        message:
+          'required in production (NODE_ENV=production): set PERSONA_JWT_ISSUER and PERSONA_JWT_AUDIENCE ' +
+          'to the iss and aud your tokens carry',
+      });
+});
+
 /** The parsed environment with the derived values every process needs. */
 export interface Settings extends Omit<Env, 'PERSONA_TOKEN_KEY' | 'PERSONA_JWT_SECRET' | 'TEMPORAL_TEST_SERVER_PATH'> {
   temporalTestServerPath: string;
@@ -197,7 +231,7 @@ export function localJwtSecretPath(stackDir: string): string {
 export function loadSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): Settings & { tokenKeyFromEnv?: string; jwtSecretFromEnv?: string } {
-  const parsed = envSchema.safeParse(env);
+  const parsed = withProductionRules.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }

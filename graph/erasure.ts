@@ -23,6 +23,13 @@ export interface ErasureResult {
   };
 }
 
+/** Who asked for the erasure and why (ops, for a customer who is not active, or overriding a review). */
+export interface ErasureAudit {
+  reason: string;
+  requested_by: string | null;
+  override_fraud_review: boolean;
+}
+
 const CYPHER = {
   // The customer's lock first: no write for it can interleave.
   lock: `
@@ -78,7 +85,7 @@ const CYPHER = {
     RETURN identifiers, addresses, paymentMethods, devices, events`,
 } as const;
 
-export async function eraseCustomer(g: Graph, customerId: string): Promise<ErasureResult> {
+export async function eraseCustomer(g: Graph, customerId: string, audit?: ErasureAudit): Promise<ErasureResult> {
   return writeTx(g, async (tx) => {
     const lock = (await tx.run(CYPHER.lock, { id: customerId })).records[0];
     if (!lock) throw new NotFoundError('Customer', customerId);
@@ -93,7 +100,7 @@ export async function eraseCustomer(g: Graph, customerId: string): Promise<Erasu
       devices: n('devices'),
       events_stripped: n('events'),
     };
-    await appendEvent(tx, 'CustomerErased', customerId, { deleted });
+    await appendEvent(tx, 'CustomerErased', customerId, { deleted, ...(audit ? { request: audit } : {}) });
     return { customer_id: customerId, erased: true, deleted };
   });
 }

@@ -33,6 +33,7 @@ export const EVENT_TYPES = [
   'FraudOutcomeReversed',
   'FraudReviewResolved',
   'CustomerErased',
+  'OpsActionRecorded',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -171,6 +172,19 @@ export const EVENT_PAYLOADS = {
       devices: z.number().int(),
       events_stripped: z.number().int(),
     }),
+    /** Ops' reason, when the erasure came with one (a customer who was not active, or a review overridden). */
+    request: z
+      .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })
+      .optional(),
+  }),
+  OpsActionRecorded: z.looseObject({
+    /** What was done for the customer, with a reason (ops, or the platform, acting for a customer not active). */
+    action: z.enum(['export', 'add_payment_method', 'remove_payment_method']),
+    reason: z.string(),
+    /** The acting token's subject, when it has one. */
+    actor: z.string().nullable(),
+    /** The customer's status when it was done. */
+    customer_status: z.enum(CUSTOMER_STATUSES),
   }),
 } satisfies Record<EventType, z.ZodType>;
 

@@ -1,7 +1,11 @@
 /**
  * Prints a locally signed JWT for trying the api:
  *   npm run token -- --scope "onboarding:write customers:read" [--sub <customer id>] [--ttl 1h]
- * Signed HS256 with PERSONA_JWT_SECRET (or the stack's local secret).
+ *                    [--auth-time now|<seconds since the epoch>]
+ * Signed HS256 with PERSONA_JWT_SECRET (or the stack's local secret), with iat and exp (the
+ * api refuses a token without them, or one living longer than PERSONA_JWT_MAX_AGE_SECONDS), and
+ * the iss/aud of PERSONA_JWT_ISSUER/PERSONA_JWT_AUDIENCE when set. `--auth-time now` says the
+ * person just signed in: a customer's own token needs that for export and erasure.
  */
 import { parseArgs } from 'node:util';
 import { SignJWT } from 'jose';
@@ -10,12 +14,30 @@ import { ConfigError, loadConfig } from '../config/env';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { scope: { type: 'string' }, sub: { type: 'string' }, ttl: { type: 'string', default: '1h' } },
+    options: {
+      scope: { type: 'string' },
+      sub: { type: 'string' },
+      ttl: { type: 'string', default: '1h' },
+      'auth-time': { type: 'string' },
+    },
   });
+  const usage =
+    'usage: npm run token -- --scope "<scopes>" [--sub <customer id>] [--ttl 1h] [--auth-time now|<epoch seconds>]';
   if (!values.scope) {
-    console.error(
-      `usage: npm run token -- --scope "<scopes>" [--sub <customer id>] [--ttl 1h]\nscopes: ${SCOPES.join(' ')}`,
-    );
+    console.error(`${usage}\nscopes: ${SCOPES.join(' ')}`);
+    process.exit(2);
+  }
+  const authTimeArg = values['auth-time'];
+  const authTime =
+    authTimeArg === undefined
+      ? undefined
+      : authTimeArg === 'now'
+        ? Math.floor(Date.now() / 1000)
+        : /^\d{9,11}$/.test(authTimeArg)
+          ? Number(authTimeArg)
+          : null;
+  if (authTime === null) {
+    console.error(`--auth-time: expected "now" or seconds since the epoch\n${usage}`);
     process.exit(2);
   }
   const unknown = values.scope.split(/\s+/).filter((s) => s && !(SCOPES as readonly string[]).includes(s));
@@ -28,7 +50,7 @@ async function main(): Promise<void> {
     console.error('PERSONA_JWKS_URL is set: tokens come from your identity provider, not from this script.');
     process.exit(2);
   }
-  let jwt = new SignJWT({ scope: values.scope })
+  let jwt = new SignJWT({ scope: values.scope, ...(authTime === undefined ? {} : { auth_time: authTime }) })
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuedAt()
     .setExpirationTime(values.ttl ?? '1h');

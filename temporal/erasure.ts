@@ -1,10 +1,38 @@
 /** The erasure workflow's contract. */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
 export const ERASURE_WORKFLOW_TYPE = 'erasureWorkflow';
 
 /** One erasure per customer: asking again returns the same workflow (and erasing twice changes nothing). */
 export function erasureWorkflowId(customerId: string): string {
   return `erasure-${customerId}`;
 }
+
+/**
+ * Who asked for the erasure and why, sent with every request that carries a reason (ops, or
+ * the platform, acting for a customer who is not active); recorded on the CustomerErased event.
+ */
+export interface ErasureRequest {
+  reason: string;
+  /** The requesting token's subject, when it has one. */
+  requested_by: string | null;
+  /** Erase now, though a fraud review of the customer is pending: the review is cancelled. */
+  override_fraud_review: boolean;
+}
+
+/** Sent with signal-with-start by `DELETE /api/v1/customers/{id}` when the request carries a reason. */
+export const erasureRequestedSignal = defineSignal<[ErasureRequest]>('erasureRequested');
+
+export interface ErasureStatus {
+  /** `waiting_for_fraud_review`: a fraud review of the customer is pending; nothing is erased yet. */
+  state: 'starting' | 'waiting_for_fraud_review' | 'erasing' | 'done';
+  /** The fraud-outcome workflows the erasure waits for. */
+  waiting_for: string[];
+  /** The latest reason given, and whether ops overrode a pending review. */
+  request: ErasureRequest | null;
+}
+
+export const erasureStatusQuery = defineQuery<ErasureStatus>('erasureStatus');
 
 export interface ErasureOutcome {
   customer_id: string;
@@ -18,4 +46,8 @@ export interface ErasureOutcome {
     devices: number;
     events_stripped: number;
   };
+  /** Fraud-outcome workflows whose review the erasure waited for (absent before it waited for any). */
+  waited_for?: string[];
+  /** The reason recorded with the erasure, and whether it overrode a pending review. */
+  request?: ErasureRequest | null;
 }

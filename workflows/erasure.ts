@@ -5,25 +5,53 @@
  * end; any other workflow (a review waiting, an onboarding) is cancelled — then erases the customer
  * in one graph transaction (graph/erasure.ts). Asking again is a no-op. A recovery visibility did
  * not list yet (it lags) cannot charge afterwards: the graph refuses a charge for an erased customer.
+ *
+ * While a fraud outcome of the customer runs (its review pending), the erasure waits, in state
+ * `waiting_for_fraud_review` (query `erasureStatus`), and erases once the review has ended: an
+ * attacker holding a taken-over account cannot erase it and its review with it. Only ops'
+ * override (the `erasureRequested` signal with `override_fraud_review` and a reason) erases at
+ * once, cancelling the review; the reason lands on the CustomerErased event.
  */
-import { getExternalWorkflowHandle, log, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  patched,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { ErasureActivities } from '../activities/erasure';
-import type { ErasureOutcome } from '../temporal/erasure';
+import {
+  erasureRequestedSignal,
+  erasureStatusQuery,
+  type ErasureOutcome,
+  type ErasureStatus,
+} from '../temporal/erasure';
+import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 
 /** The patch that stops recoveries with a signal instead of a hard cancel (docs/workflows.md). */
 export const ERASURE_STOPS_RECOVERIES_GRACEFULLY = 'erasure-stops-recoveries-gracefully';
+/** The patch that makes an erasure wait for a pending fraud review unless ops override it. */
+export const ERASURE_WAITS_FOR_FRAUD_REVIEW = 'erasure-waits-for-fraud-review';
 const RECOVERY_PREFIX = recoveryWorkflowId('');
+const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
+/** One round of waiting for a fraud review to end (then the customer's workflows are listed again). */
+const REVIEW_WAIT_ROUND_MS = 3_600_000;
 
 const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
   listRunningCustomerWorkflows: (req) =>
     `Find customer ${req.customer_id}'s running workflows, to stop them before the erasure`,
   awaitWorkflowsClosed: (req) =>
-    `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
-    'to finish the charge in flight and stop',
+    req.what
+      ? `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} ${req.what} to end`
+      : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
+        'to finish the charge in flight and stop',
   eraseCustomer: (req) =>
     `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, ` +
     'payment methods; keep a tombstone',
@@ -32,7 +60,47 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
   const graceful = patched(ERASURE_STOPS_RECOVERIES_GRACEFULLY);
-  const running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  const waitsForReview = patched(ERASURE_WAITS_FOR_FRAUD_REVIEW);
+  const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null };
+  setHandler(erasureStatusQuery, () => status);
+  setHandler(erasureRequestedSignal, (r) => {
+    // An override, once given, stays: a later request without one does not take it back.
+    status.request = {
+      ...r,
+      override_fraud_review: r.override_fraud_review || !!status.request?.override_fraud_review,
+    };
+  });
+  const overridden = (): boolean => status.request?.override_fraud_review === true;
+  let running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  const waitedFor: string[] = [];
+  // A pending fraud review holds the erasure (and is never cancelled by it) unless ops override.
+  while (waitsForReview && !overridden()) {
+    const reviews = running.filter((id) => id.startsWith(FRAUD_PREFIX));
+    if (reviews.length === 0) break;
+    Object.assign(status, { state: 'waiting_for_fraud_review', waiting_for: reviews });
+    for (const id of reviews) if (!waitedFor.includes(id)) waitedFor.push(id);
+    log.info('erasure waits for the customer’s fraud review', { customerId: input.customer_id, reviews });
+    let ended = false;
+    let failure: unknown = null;
+    const scope = new CancellationScope();
+    const waiting = scope
+      .run(() =>
+        activities.awaitWorkflowsClosed.executeWithOptions(
+          { startToCloseTimeout: REVIEW_WAIT_ROUND_MS + 60_000, heartbeatTimeout: '30 seconds' },
+          [{ workflow_ids: reviews, within_ms: REVIEW_WAIT_ROUND_MS, poll_ms: 5000, what: 'fraud reviews' }],
+        ),
+      )
+      .then(
+        () => void (ended = true),
+        (err: unknown) => void ((failure = err), (ended = true)),
+      );
+    await condition(() => ended || overridden());
+    if (!ended) scope.cancel();
+    await waiting;
+    if (failure && !isCancellation(failure)) throw failure as Error;
+    running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  }
+  Object.assign(status, { state: 'erasing', waiting_for: [] });
   const cancelled: string[] = [];
   const recoveries: string[] = [];
   for (const id of running) {
@@ -61,10 +129,21 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
         running: still,
       });
   }
-  const result = await activities.eraseCustomer({ customer_id: input.customer_id });
+  const request = status.request;
+  const result = await activities.eraseCustomer({
+    customer_id: input.customer_id,
+    ...(request ? { audit: request } : {}),
+  });
+  status.state = 'done';
   log.info(result.erased ? 'customer erased' : 'customer was erased before', {
     customerId: input.customer_id,
     cancelled: cancelled.length,
   });
-  return { customer_id: input.customer_id, cancelled, erased: result.erased, deleted: result.deleted };
+  return {
+    customer_id: input.customer_id,
+    cancelled,
+    erased: result.erased,
+    deleted: result.deleted,
+    ...(waitsForReview ? { waited_for: waitedFor, request } : {}),
+  };
 }

@@ -13,12 +13,13 @@ import { unavailableDependency } from '../../runtime/dependencies';
 import { healthRoutes } from '../../runtime/health';
 import { metricsRoutes } from '../../runtime/metrics';
 import { problemResponse, problemType } from '../../runtime/problem';
+import { AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { observeRequests } from '../observability';
 import { READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { adminRoutes } from './admin';
-import { validationHook } from './common';
+import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
@@ -137,6 +138,8 @@ export function createApp(deps: ApiDeps) {
         dependency: unavailable.dependency,
       });
     }
+    // A service's own refusal (a customer who is not active, a sign-in that is not recent).
+    if (err instanceof AuthError) return authProblem(c, err);
     if (err instanceof IdempotencyKeyReusedError) {
       return problemResponse(c, {
         type: problemType('idempotency-key-reused'),

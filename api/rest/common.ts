@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
-import { AuthError, authorize, type AccessRule, type Authenticator } from '../auth';
+import { AuthError, authorize, type AccessRule, type Authenticator, type Principal } from '../auth';
 import { issueField, type Issue } from '../requests';
 
 export const problemSchema = z
@@ -77,25 +77,52 @@ export function validationHook(
   });
 }
 
+declare module 'hono' {
+  interface ContextVariableMap {
+    /** Who the bearer token says the caller is (set by `access`). */
+    principal: Principal;
+  }
+}
+
+/** A refused token or access as problem+json (401 with its `WWW-Authenticate` challenge). */
+export function authProblem(c: Context, err: AuthError): Response {
+  if (err.status === 401) c.header('WWW-Authenticate', err.hint.challenge ?? 'Bearer');
+  return problemResponse(c, {
+    type: problemType(err.hint.type ?? (err.status === 401 ? 'unauthenticated' : 'forbidden')),
+    title: err.status === 401 ? 'Unauthenticated' : 'Forbidden',
+    status: err.status,
+    detail: err.message,
+  });
+}
+
 /** Route middleware: authenticate the bearer token, then check the route's access rule. */
 export function access(authenticate: Authenticator, rule: AccessRule): MiddlewareHandler {
   return async (c, next) => {
     try {
       const principal = await authenticate(c.req.header('authorization'));
       authorize(principal, rule, c.req.param('id'));
+      c.set('principal', principal);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      if (err.status === 401) c.header('WWW-Authenticate', 'Bearer');
-      return problemResponse(c, {
-        type: problemType(err.status === 401 ? 'unauthenticated' : 'forbidden'),
-        title: err.status === 401 ? 'Unauthenticated' : 'Forbidden',
-        status: err.status,
-        detail: err.message,
-      });
+      return authProblem(c, err);
     }
     await next();
   };
 }
+
+/** The header through which ops (or the platform) give the reason for an action that needs one. */
+export const reasonHeaders = z.object({
+  'persona-reason': z
+    .string()
+    .min(1, 'must not be empty')
+    .max(500, 'at most 500 characters')
+    .optional()
+    .openapi({
+      description:
+        'Why ops (or the platform) do this: required for a customer who is not active and for an override; ' +
+        'recorded with the action. A customer’s own token needs none.',
+    }),
+});
 
 export const bearerSecurity = [{ bearerAuth: [] }];
 

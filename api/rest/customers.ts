@@ -17,7 +17,11 @@ import {
   removeFromWallet,
   updateProfile,
 } from '../services/customers';
-import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
+
+const WALLET_WRITE_NOTE =
+  'A suspended customer’s own token is refused (403 naming the status); the platform and ops give ' +
+  '`Persona-Reason` for a customer who is not active, recorded as an `OpsActionRecorded` event.';
 
 const profile = z
   .object({
@@ -137,9 +141,11 @@ export function customerRoutes(deps: ApiDeps) {
       method: 'post',
       path: '/api/v1/customers/{id}/payment-methods',
       summary: 'Add a payment method (a gateway token, never a card number)',
+      description: WALLET_WRITE_NOTE,
       middleware: [write] as const,
       request: {
         params: customerParams,
+        headers: reasonHeaders,
         body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } },
       },
       responses: {
@@ -147,7 +153,14 @@ export function customerRoutes(deps: ApiDeps) {
         ...problems(400, 401, 403, 404, 413),
       },
     }),
-    async (c) => c.json(await addToWallet(deps, c.req.valid('param').id, c.req.valid('json')), 201),
+    async (c) =>
+      c.json(
+        await addToWallet(deps, c.req.valid('param').id, c.req.valid('json'), {
+          principal: c.get('principal'),
+          reason: c.req.valid('header')['persona-reason'],
+        }),
+        201,
+      ),
   );
 
   app.openapi(
@@ -156,13 +169,17 @@ export function customerRoutes(deps: ApiDeps) {
       method: 'delete',
       path: '/api/v1/customers/{id}/payment-methods/{pmId}',
       summary: 'Remove a payment method; removing the default promotes the most recently used active one',
+      description: WALLET_WRITE_NOTE,
       middleware: [write] as const,
-      request: { params: walletParams },
+      request: { params: walletParams, headers: reasonHeaders },
       responses: { 204: { description: 'Removed' }, ...problems(400, 401, 403, 404) },
     }),
     async (c) => {
       const { id, pmId } = c.req.valid('param');
-      await removeFromWallet(g, id, pmId);
+      await removeFromWallet(deps, id, pmId, {
+        principal: c.get('principal'),
+        reason: c.req.valid('header')['persona-reason'],
+      });
       return c.body(null, 204);
     },
   );

@@ -2,11 +2,33 @@
  * A customer's data rights (the customer's own token, or ops):
  *   GET    /api/v1/customers/{id}/export   everything Persona holds about the customer, as JSON
  *   DELETE /api/v1/customers/{id}          erase the customer (workflow erasure-<id>)
+ *   GET    /api/v1/customers/{id}/erasure  where the erasure is (ops): e.g. waiting for a fraud review
+ * A customer's own token needs a recent sign-in (`auth_time`) and an active customer; ops give a
+ * reason (header Persona-Reason) for a customer who is not active (api/services/guards.ts).
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
-import { exportCustomer, requestErasure } from '../services/privacy';
-import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { erasureStatus, exportCustomer, requestErasure } from '../services/privacy';
+import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
+
+const erasureStatusSchema = z
+  .object({
+    workflow_id: z.string(),
+    running: z.boolean(),
+    state: z.enum(['starting', 'waiting_for_fraud_review', 'erasing', 'done', 'stopped']).openapi({
+      description: '`stopped`: failed, cancelled or terminated before erasing; DELETE again starts it anew',
+    }),
+    waiting_for: z.array(z.string()).openapi({ description: 'The fraud-outcome workflows whose review it waits for' }),
+    request: z
+      .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })
+      .nullable(),
+  })
+  .openapi('ErasureStatus');
+
+const SELF_NOTE =
+  'A customer’s own token needs a sign-in within PERSONA_RECENT_AUTH_SECONDS (its `auth_time`; else 401 ' +
+  'with `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age=…`) and an active ' +
+  'customer (else 403 naming the status). Ops give `Persona-Reason` for a customer who is not active.';
 
 const encoder = new TextEncoder();
 
@@ -23,8 +45,9 @@ export function privacyRoutes(deps: ApiDeps) {
         'Everything Persona holds about the customer (profile, identifiers, wallet — never a token —, devices ' +
         'with the customer’s own last IP and user agent, addresses, events newest first), streamed; ' +
         'nothing of another customer',
+      description: SELF_NOTE,
       middleware: [selfOrOps] as const,
-      request: { params: customerParams },
+      request: { params: customerParams, headers: reasonHeaders },
       responses: {
         200: {
           description: 'The export',
@@ -34,7 +57,10 @@ export function privacyRoutes(deps: ApiDeps) {
       },
     }),
     async (c) => {
-      const pieces = await exportCustomer(deps, c.req.valid('param').id);
+      const pieces = await exportCustomer(deps, c.req.valid('param').id, {
+        principal: c.get('principal'),
+        reason: c.req.valid('header')['persona-reason'],
+      });
       const body = new ReadableStream<Uint8Array>({
         // Pulled: the next page is read only when the client has taken the last one.
         async pull(controller) {
@@ -65,8 +91,20 @@ export function privacyRoutes(deps: ApiDeps) {
       summary:
         'Erase the customer: cancels their running workflows, deletes their personal data, ' +
         'keeps a tombstone (idempotent)',
+      description:
+        `${SELF_NOTE} While a fraud review of the customer is pending the erasure waits for it (see ` +
+        '`GET …/erasure`); ops erase at once with `?override=fraud_review` and a reason, which cancels the review.',
       middleware: [selfOrOps] as const,
-      request: { params: customerParams },
+      request: {
+        params: customerParams,
+        headers: reasonHeaders,
+        query: z.object({
+          override: z
+            .literal('fraud_review')
+            .optional()
+            .openapi({ description: 'Ops only, with Persona-Reason: erase now though a fraud review is pending' }),
+        }),
+      },
       responses: {
         202: {
           description: 'The erasure runs',
@@ -75,7 +113,31 @@ export function privacyRoutes(deps: ApiDeps) {
         ...problems(400, 401, 403, 404),
       },
     }),
-    async (c) => c.json(await requestErasure(deps, c.req.valid('param').id), 202),
+    async (c) =>
+      c.json(
+        await requestErasure(deps, c.req.valid('param').id, {
+          principal: c.get('principal'),
+          reason: c.req.valid('header')['persona-reason'],
+          overrideFraudReview: c.req.valid('query').override === 'fraud_review',
+        }),
+        202,
+      ),
+  );
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/customers/{id}/erasure',
+      tags: ['customers'],
+      security: bearerSecurity,
+      summary: 'Where the customer’s erasure is: starting, waiting for a fraud review, erasing, done (ops)',
+      middleware: [access(deps.authenticate, { scopes: ['ops'] })] as const,
+      request: { params: customerParams },
+      responses: {
+        200: { description: 'The erasure’s status', content: { 'application/json': { schema: erasureStatusSchema } } },
+        ...problems(400, 401, 403, 404),
+      },
+    }),
+    async (c) => c.json(await erasureStatus(deps, c.req.valid('param').id), 200),
   );
   return app;
 }

@@ -8,6 +8,7 @@ import { listPossibleMatches } from '../../graph/onboarding';
 import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
+import { guardAndRecord, type Actor } from './guards';
 import { signalNewPaymentMethod } from './recovery';
 
 export async function getProfile(g: Graph, id: string) {
@@ -61,11 +62,20 @@ export async function listWallet(g: Graph, id: string) {
   return { data: (await getPaymentMethodsByCustomer(g, id)).map(walletItem), next_cursor: null };
 }
 
+/** Who may change a wallet besides the customer: the platform (`customers:write`) and ops. */
+const WALLET_SCOPES = ['customers:write'] as const;
+
+/**
+ * Adds a payment method. A customer who is not active cannot with its own token; anyone else
+ * needs a reason then, recorded (api/services/guards.ts).
+ */
 export async function addToWallet(
   deps: ApiDeps,
   id: string,
   input: NewPaymentMethodInput & { make_default?: boolean | undefined },
+  actor: Omit<Actor, 'routeScopes'>,
 ) {
+  await guardAndRecord(deps, id, 'add_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
   const { make_default, ...pm } = input;
   const entry = await addPaymentMethod(deps.graph, id, pm, { makeDefault: make_default ?? false });
   // A running recovery of this customer retries at once with the new method. Best effort, and
@@ -78,8 +88,15 @@ export async function addToWallet(
   return walletItem(entry);
 }
 
-export async function removeFromWallet(g: Graph, id: string, paymentMethodId: string): Promise<void> {
-  await removePaymentMethod(g, id, paymentMethodId);
+/** Removes a payment method, under the same rule as adding one. */
+export async function removeFromWallet(
+  deps: ApiDeps,
+  id: string,
+  paymentMethodId: string,
+  actor: Omit<Actor, 'routeScopes'>,
+): Promise<void> {
+  await guardAndRecord(deps, id, 'remove_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
+  await removePaymentMethod(deps.graph, id, paymentMethodId);
 }
 
 export async function possibleMatches(g: Graph, id: string) {

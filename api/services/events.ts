@@ -83,6 +83,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   FraudOutcomeApplied: (p) => `Fraud check outcome: ${words(p.outcome)}`,
   FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
   CustomerErased: () => 'Personal data erased at the customer’s request',
+  OpsActionRecorded: (p) => `Support acted on the account (${words(p.action)}): ${str(p.reason)}`,
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out'
       ? 'Fraud review: no decision in time; the suspension stays'

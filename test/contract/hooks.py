@@ -37,6 +37,7 @@ IDS = {
     },
     "GET /api/v1/customers/{id}/export": {"path": {"id": CUSTOMER}},
     "DELETE /api/v1/customers/{id}": {"path": {"id": "PERSONA_CONTRACT_ERASE_CUSTOMER_ID"}},
+    "GET /api/v1/customers/{id}/erasure": {"path": {"id": "PERSONA_CONTRACT_ERASE_CUSTOMER_ID"}},
     "PUT /api/v1/devices/{id}/trust-score": {"path": {"id": "PERSONA_CONTRACT_DEVICE_ID"}},
     "POST /api/v1/payment-methods/{id}/inactivate": {"path": {"id": "PERSONA_CONTRACT_INACTIVATE_PM_ID"}},
     "GET /api/v1/payment-recoveries/{payment_id}": {"path": {"payment_id": "PERSONA_CONTRACT_PAYMENT_ID"}},

@@ -489,6 +489,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/customers/{id}',
       '/api/v1/customers/{id}/checkout-options',
       '/api/v1/customers/{id}/context',
+      '/api/v1/customers/{id}/erasure',
       '/api/v1/customers/{id}/events',
       '/api/v1/customers/{id}/export',
       '/api/v1/customers/{id}/payment-methods',

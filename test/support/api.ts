@@ -29,7 +29,7 @@ export interface Harness {
   /** The request context the harness's client and app share. */
   requests: RequestContext;
   taskQueue: string;
-  token(scope: string, sub?: string): Promise<string>;
+  token(scope: string, sub?: string, claims?: TokenClaims): Promise<string>;
   /** The same app over changed dependencies (e.g. a shorter feed lag). */
   withDeps(change: (deps: ApiDeps) => ApiDeps): ReturnType<typeof createApp>;
   close(): Promise<void>;
@@ -48,10 +48,39 @@ export interface HarnessOptions {
   notifications?: () => NotificationSink;
 }
 
-/** A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for `ttl` (10 minutes). */
-export async function signToken(jwtSecret: string, scope: string, sub?: string, ttl = '10m'): Promise<string> {
-  const jwt = new SignJWT({ scope }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(ttl);
-  return (sub ? jwt.setSubject(sub) : jwt).sign(new TextEncoder().encode(jwtSecret));
+/** Claims a test may set on a token beyond scope and subject. */
+export interface TokenClaims {
+  /**
+   * When the person signed in (seconds since the epoch); null for none. A `self` token gets
+   * "now" unless told otherwise: a customer who just signed in.
+   */
+  authTime?: number | null;
+  /** Another iat (seconds since the epoch), e.g. an old token. */
+  issuedAt?: number;
+}
+
+/**
+ * A bearer JWT with these scopes (and subject), signed with the local HS256 secret, valid for
+ * `ttl` (10 minutes), with iat and exp, and the iss/aud the api expects when they are configured.
+ */
+export async function signToken(
+  jwtSecret: string,
+  scope: string,
+  sub?: string,
+  ttl: string | number = '10m',
+  claims: TokenClaims = {},
+): Promise<string> {
+  const { PERSONA_JWT_ISSUER: issuer, PERSONA_JWT_AUDIENCE: audience } = loadSettings();
+  const now = Math.floor(Date.now() / 1000);
+  const authTime = claims.authTime === undefined ? (scope.split(' ').includes('self') ? now : null) : claims.authTime;
+  let jwt = new SignJWT({ scope, ...(authTime === null ? {} : { auth_time: authTime }) })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt(claims.issuedAt ?? now)
+    .setExpirationTime(typeof ttl === 'number' ? (claims.issuedAt ?? now) + ttl : ttl);
+  if (sub) jwt = jwt.setSubject(sub);
+  if (issuer) jwt = jwt.setIssuer(issuer);
+  if (audience) jwt = jwt.setAudience(audience);
+  return jwt.sign(new TextEncoder().encode(jwtSecret));
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -104,7 +133,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     requests,
     taskQueue,
     withDeps: (change) => createApp(change(deps)),
-    token: (scope, sub) => signToken(graph.config.jwtSecret, scope, sub),
+    token: (scope, sub, claims) => signToken(graph.config.jwtSecret, scope, sub, '10m', claims),
     close: async () => {
       worker.shutdown();
       await running;

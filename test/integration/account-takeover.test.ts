@@ -1,0 +1,180 @@
+/**
+ * The issue's scenario through the real api, worker, Temporal and Neo4j: an account is taken
+ * over and suspended, and the customer's own token (which the attacker holds) can read the
+ * profile and history but cannot export, erase or change the wallet; ops can, with a reason
+ * that is recorded; an erasure waits for the pending fraud review, and only ops' override with a
+ * reason erases at once (cancelling the review).
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getCustomer, linkDevice, listCustomerEvents } from '../../graph';
+import { erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
+import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { startHarness, type Harness } from '../support/api';
+import { customerWithCards } from '../support/recovery';
+import { until } from '../support/wait';
+
+let h: Harness;
+let ops: string;
+let chimera: string;
+beforeAll(async () => {
+  h = await startHarness();
+  ops = await h.token('ops');
+  chimera = await h.token('fraud:report');
+});
+afterAll(() => h?.close());
+
+async function call(method: string, path: string, token: string, options: { body?: unknown; reason?: string } = {}) {
+  const res = await h.app.request(path, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(options.reason === undefined ? {} : { 'persona-reason': options.reason }),
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
+}
+
+const newCard = () => ({
+  type: 'card',
+  token: `tok_visa_${randomUUID()}`,
+  brand: 'visa',
+  last_four: '4242',
+  expiry_month: 12,
+  expiry_year: 2036,
+});
+
+/** A customer with a card and a trusted device, taken over: suspended, its review pending. */
+async function takenOver() {
+  const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+  const device = await linkDevice(h.graph, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.9 });
+  const outcomeId = `ato-${randomUUID()}`;
+  const reported = await call('POST', '/api/v1/fraud-outcomes', chimera, {
+    body: { outcome_id: outcomeId, customer_id: customerId, outcome: 'account_takeover', device_id: device.id },
+  });
+  expect(reported.status).toBe(202);
+  const review = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
+  await until(async () => (await review.query<FraudOutcomeStatus>('fraudOutcomeStatus')).state === 'awaiting_review');
+  expect((await getCustomer(h.graph, customerId))?.status).toBe('suspended');
+  return { customerId, cards, outcomeId, review };
+}
+
+const eventsOf = async (customerId: string, type: string) =>
+  (await listCustomerEvents(h.graph, customerId, { limit: 500 })).filter((e) => e.type === type);
+
+describe('a taken-over, suspended account', () => {
+  it(
+    'the customer’s own token reads profile and history but cannot export, erase or change the wallet; ' +
+      'ops can with a recorded reason; erasure waits for the review until ops override it',
+    async () => {
+      const { customerId, cards, outcomeId, review } = await takenOver();
+      const self = await h.token('self', customerId); // signed in just now: only the status stops it
+      const base = `/api/v1/customers/${customerId}`;
+
+      // What the attacker holding the customer's token can still do: read.
+      expect((await call('GET', `${base}/profile`, self)).json).toMatchObject({ status: 'suspended' });
+      expect((await call('GET', `${base}/events`, self)).status).toBe(200);
+      expect((await call('GET', `${base}/payment-methods`, self)).status).toBe(200);
+      // And what it cannot: 403 naming the status.
+      for (const [method, path, body] of [
+        ['GET', `${base}/export`, undefined],
+        ['DELETE', base, undefined],
+        ['POST', `${base}/payment-methods`, newCard()],
+        ['DELETE', `${base}/payment-methods/${cards[0]}`, undefined],
+      ] as const) {
+        const res = await call(method, path, self, { body });
+        expect(res.status, `${method} ${path}`).toBe(403);
+        expect(res.json).toMatchObject({ type: '/problems/customer-not-active' });
+        expect(res.json.detail).toMatch(/customer is suspended/);
+      }
+      await expect(h.client.workflow.getHandle(erasureWorkflowId(customerId)).describe()).rejects.toBeInstanceOf(
+        WorkflowNotFoundError,
+      );
+      expect((await call('GET', `${base}/payment-methods`, ops)).json.data).toHaveLength(1);
+
+      // Ops: a reason is required, and recorded.
+      const noReason = await call('GET', `${base}/export`, ops);
+      expect([noReason.status, noReason.json.field]).toEqual([400, 'persona-reason']);
+      const exportReason = `customer called in, ticket ${randomUUID()}`;
+      const exported = await call('GET', `${base}/export`, ops, { reason: exportReason });
+      expect(exported.status).toBe(200);
+      expect((exported.json.profile as { customer_id: string }).customer_id).toBe(customerId);
+      const cardReason = `replacement card, ticket ${randomUUID()}`;
+      expect((await call('POST', `${base}/payment-methods`, ops, { body: newCard() })).status).toBe(400);
+      expect((await call('POST', `${base}/payment-methods`, ops, { body: newCard(), reason: cardReason })).status).toBe(
+        201,
+      );
+      const audit = (await eventsOf(customerId, 'OpsActionRecorded')).map((e) => e.payload);
+      expect(audit).toEqual(
+        expect.arrayContaining([
+          { action: 'export', reason: exportReason, actor: null, customer_status: 'suspended' },
+          { action: 'add_payment_method', reason: cardReason, actor: null, customer_status: 'suspended' },
+        ]),
+      );
+
+      // Ops' erasure without an override waits for the review, and never cancels it.
+      const eraseReason = `customer asked by phone, ticket ${randomUUID()}`;
+      expect((await call('DELETE', base, ops)).json.field).toBe('persona-reason');
+      expect((await call('DELETE', base, ops, { reason: eraseReason })).status).toBe(202);
+      await until(async () => {
+        const s = await call('GET', `${base}/erasure`, ops);
+        return s.status === 200 && s.json.state === 'waiting_for_fraud_review';
+      });
+      expect((await call('GET', `${base}/erasure`, ops)).json).toMatchObject({
+        running: true,
+        waiting_for: [fraudOutcomeWorkflowId(outcomeId)],
+        request: { reason: eraseReason, override_fraud_review: false },
+      });
+      expect((await review.query<FraudOutcomeStatus>('fraudOutcomeStatus')).state).toBe('awaiting_review');
+      expect((await getCustomer(h.graph, customerId))?.status).toBe('suspended');
+      // The customer's own token cannot override; an override needs a reason.
+      expect((await call('DELETE', `${base}?override=fraud_review`, self)).status).toBe(403);
+      const bare = await call('DELETE', `${base}?override=fraud_review`, ops);
+      expect([bare.status, bare.json.field]).toEqual([400, 'persona-reason']);
+
+      // With ops' override and its reason the erasure proceeds, cancels the review, records the reason.
+      const overrideReason = `legal request, ticket ${randomUUID()}`;
+      expect((await call('DELETE', `${base}?override=fraud_review`, ops, { reason: overrideReason })).status).toBe(202);
+      const outcome = (await h.client.workflow.getHandle(erasureWorkflowId(customerId)).result()) as ErasureOutcome;
+      expect(outcome).toMatchObject({
+        erased: true,
+        cancelled: [fraudOutcomeWorkflowId(outcomeId)],
+        waited_for: [fraudOutcomeWorkflowId(outcomeId)],
+        request: { reason: overrideReason, requested_by: null, override_fraud_review: true },
+      });
+      expect((await review.describe()).status.name).toBe('CANCELLED');
+      const [erased] = await eventsOf(customerId, 'CustomerErased');
+      expect(erased?.payload.request).toEqual({
+        reason: overrideReason,
+        requested_by: null,
+        override_fraud_review: true,
+      });
+    },
+  );
+
+  it('an erasure waits for the review and erases once ops decide it, the review’s decision recorded', async () => {
+    const { customerId, outcomeId, review } = await takenOver();
+    const base = `/api/v1/customers/${customerId}`;
+    const reason = `customer asked by letter, ticket ${randomUUID()}`;
+    expect((await call('DELETE', base, ops, { reason })).status).toBe(202);
+    await until(async () => (await call('GET', `${base}/erasure`, ops)).json.state === 'waiting_for_fraud_review');
+
+    const decided = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
+      body: { decision: 'confirm' },
+    });
+    expect(decided.status).toBe(200);
+    const outcome = (await h.client.workflow.getHandle(erasureWorkflowId(customerId)).result()) as ErasureOutcome;
+    expect(outcome).toMatchObject({
+      erased: true,
+      cancelled: [],
+      waited_for: [fraudOutcomeWorkflowId(outcomeId)],
+      request: { reason, override_fraud_review: false },
+    });
+    expect(((await review.result()) as FraudOutcomeStatus).state).toBe('confirmed');
+    expect(await eventsOf(customerId, 'FraudReviewResolved')).toHaveLength(1);
+  });
+});
