@@ -57,7 +57,7 @@ const trustEvents = async (customerId: string): Promise<PersonaEvent[]> =>
   listCustomerEvents(h.graph, customerId, { type: 'DeviceTrustScoreUpdated', limit: 100 });
 
 describe('a device shared by 10,000 customers', () => {
-  it('takes a confirmed fraud as ONE device-level event that every customer on it sees as the device’s change, never as another’s fraud', async () => {
+  it('makes a confirmed fraud ONE device-level event, seen by each customer as the device’s change only', async () => {
     const cursor = await feedCursorAtNow(h.graph);
     const outcomeId = `cf-shared-${randomUUID()}`;
     const started = Date.now();
@@ -150,7 +150,7 @@ describe('a device shared by 10,000 customers', () => {
     expect(fedTrust[0]).toMatchObject({ customer_id: null, device_id: caught.deviceId });
   });
 
-  it('shows a customer only the device’s changes from its first login on, and a device-level reason as given', async () => {
+  it('shows a customer the device’s changes from its first login on, with a device-level reason as given', async () => {
     // Joins after the fraud (or whatever trust change came before): sees none of them.
     const newcomer = randomUUID();
     await h.graph.query(
@@ -178,7 +178,7 @@ describe('a device shared by 10,000 customers', () => {
     expect(theirs[0]?.id).toBe(mine[0]?.id);
   });
 
-  it('reads a per-customer trust event written before trust changes were device-level as the device’s change only', async () => {
+  it('reads a per-customer trust event from before as the device’s change only', async () => {
     // What the graph holds from before: the caught customer's outcome copied to another customer.
     const other = others[1] as string;
     const foreign = `cf-legacy-${randomUUID()}`;
@@ -216,7 +216,7 @@ describe('a device shared by 10,000 customers', () => {
     }
   });
 
-  it('answers onboarding on the device by reading at most limit + 1 of its customers, with no possible match', async () => {
+  it('onboards on the device reading at most limit + 1 of its customers, with no possible match', async () => {
     const res = await h.app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
       headers: {
