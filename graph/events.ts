@@ -34,14 +34,9 @@ const CYPHER = {
     UNWIND $events AS ev
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, payload: ev.payload, idempotency_key: ev.idempotencyKey})`,
-  // A device-level event: no customer, one device (every customer on it reads it through the
-  // device; see listForCustomer).
-  appendForDevice: `
-    CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
-                     seq: $seq, payload: $payload})`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
-    RETURN e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event`,
+    RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
   // The customer's own events, and the device-level events of every device the customer logged
   // in from, stamped from the customer's first login on it (a change from before the customer
   // came is not the customer's history). Each branch is an index seek ((customer_id,
@@ -62,6 +57,11 @@ const CYPHER = {
     RETURN e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
+  // A device-level event: no customer, one device (every customer on it reads it through the
+  // device; see listForCustomer).
+  appendForDevice: `
+    CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
+                     seq: $seq, payload: $payload})`,
 } as const;
 
 const appendedInTx = new WeakMap<ManagedTransaction, number>();
@@ -112,26 +112,6 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   });
 }
 
-/**
- * Appends a device-level event inside the caller's transaction: one event about the device,
- * whoever and however many customers use it (a customer's history shows it through the device,
- * see listCustomerEvents). Its payload must say nothing of any one customer.
- */
-export async function appendDeviceEvent(
-  tx: ManagedTransaction,
-  type: EventType,
-  deviceId: string,
-  payload: Record<string, unknown>,
-): Promise<void> {
-  if (process.env.PERSONA_VERIFY_EVENT_PAYLOADS === '1') {
-    const problem = payloadProblem(type, payload);
-    if (problem) throw new Error(`${type} payload breaks its contract (graph/eventSchemas.ts): ${problem}`);
-  }
-  const seq = appendedInTx.get(tx) ?? 0;
-  appendedInTx.set(tx, seq + 1);
-  await tx.run(CYPHER.appendForDevice, { id: randomUUID(), type, deviceId, seq, payload: JSON.stringify(payload) });
-}
-
 /** What a device-level trust change says of why when a fraud outcome caused it. */
 export const FRAUD_SIGNAL_REASON = 'fraud signal';
 
@@ -177,4 +157,24 @@ export async function listCustomerEvents(
     });
     return res.records.map((r) => eventFromRow(r.get('event')));
   });
+}
+
+/**
+ * Appends a device-level event inside the caller's transaction: one event about the device,
+ * whoever and however many customers use it (a customer's history shows it through the device,
+ * see listCustomerEvents). Its payload must say nothing of any one customer.
+ */
+export async function appendDeviceEvent(
+  tx: ManagedTransaction,
+  type: EventType,
+  deviceId: string,
+  payload: Record<string, unknown>,
+): Promise<void> {
+  if (process.env.PERSONA_VERIFY_EVENT_PAYLOADS === '1') {
+    const problem = payloadProblem(type, payload);
+    if (problem) throw new Error(`${type} payload breaks its contract (graph/eventSchemas.ts): ${problem}`);
+  }
+  const seq = appendedInTx.get(tx) ?? 0;
+  appendedInTx.set(tx, seq + 1);
+  await tx.run(CYPHER.appendForDevice, { id: randomUUID(), type, deviceId, seq, payload: JSON.stringify(payload) });
 }
