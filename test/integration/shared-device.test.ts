@@ -249,4 +249,22 @@ describe('a device shared by 10,000 customers', () => {
     console.log(`onboarding's shared-device read on ${SHARED} customers: ${dbHits} db hits`);
     expect(dbHits).toBeLessThan(200);
   });
+
+  it('reads a customer’s device-level events by a seek of the (device_id, occurred_at) index', async () => {
+    // The shape of the device branch of graph/feed.ts history() and graph/events.ts listForCustomer.
+    const plan = await h.graph.driver.executeQuery(
+      `EXPLAIN MATCH (:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device)
+       MATCH (e:Event {device_id: d.id}) WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0}))
+       RETURN e ORDER BY e.occurred_at DESC LIMIT 50`,
+      { customerId: others[0] },
+      { database: h.graph.database },
+    );
+    const ops: string[] = [];
+    const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
+      ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
+      p.children.forEach((c) => walk(c as typeof p));
+    };
+    walk(plan.summary.plan as never);
+    expect(ops.join('\n')).toMatch(/NodeIndexSeek.*Event\(device_id, occurred_at\)/);
+  });
 });
