@@ -9,7 +9,7 @@ import type { ManagedTransaction } from 'neo4j-driver';
 import { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
-import { appendEvent } from './events';
+import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
 import { readCustomerList, writeTx, type Graph } from './graph';
 import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from './model';
 
@@ -42,8 +42,8 @@ const CYPHER = {
         r.last_seen_ip = coalesce($ip, r.last_seen_ip),
         r.last_seen_user_agent = coalesce($userAgent, r.last_seen_user_agent)
     RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
-  // Bumping updated_at first takes the device's lock, so `from` is read under it. One event per
-  // customer seen on the device: each customer's history shows the change.
+  // Bumping updated_at first takes the device's lock, so `from` is read under it. Only the
+  // device is touched: however many customers use it, none of them is read or locked here.
   // A step ($delta) moves the score within [0, 1] from where it is under the lock.
   setTrust: `
     MATCH (d:Device {id: $deviceId})
@@ -52,9 +52,7 @@ const CYPHER = {
     SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
-    WITH d, from
-    OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
-    RETURN from, d.trust_score AS to, collect(c.id) AS customerIds`,
+    RETURN from, d.trust_score AS to`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
@@ -100,39 +98,45 @@ export async function linkDevice(g: Graph, customerId: string, input: DeviceInpu
 
 /**
  * Sets a device's trust score (`score`) or moves it by a bounded step (`delta`) inside the
- * caller's transaction, with a DeviceTrustScoreUpdated event (`{device_id, from, to, reason,
- * ...extra}`) for each customer seen on the device when it changed.
+ * caller's transaction, with ONE device-level DeviceTrustScoreUpdated event (`{device_id, from,
+ * to, reason}`, no customer) when it changed: every customer on the device sees it in its
+ * history through the device (graph/events.ts listCustomerEvents, graph/feed.ts), so a change
+ * costs the same on a device shared by 100,000 customers as on a customer's own phone, and locks
+ * only the device.
+ *
+ * Every customer on the device reads the event, so it says nothing of the customer whose action
+ * caused it: a change made for a fraud outcome (`extra.fraud_outcome_id`) says only
+ * "fraud signal" — the outcome, its id and its reason stay in that customer's own
+ * FraudOutcomeApplied/FraudOutcomeReversed event. Other callers' `reason` (a device-level call
+ * such as PUT /devices/{id}/trust-score) is kept as given.
  */
 export async function setDeviceTrustTx(
   tx: ManagedTransaction,
   deviceId: string,
   change: { score: number } | { delta: number },
   options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
-): Promise<{ from: number; to: number; customerIds: string[] }> {
+): Promise<{ from: number; to: number }> {
   const params = 'score' in change ? { score: change.score, delta: null } : { score: null, delta: change.delta };
   const record = (await tx.run(CYPHER.setTrust, { deviceId, ...params })).records[0];
   if (!record) throw new NotFoundError('Device', deviceId);
   const from = record.get('from') as number;
   const to = record.get('to') as number;
-  const customerIds = record.get('customerIds') as string[];
   if (from !== to) {
-    for (const customerId of customerIds) {
-      await appendEvent(tx, 'DeviceTrustScoreUpdated', customerId, {
-        device_id: deviceId,
-        from,
-        to,
-        reason: options.reason ?? null,
-        ...options.extra,
-      });
-    }
+    const forFraud = options.extra?.fraud_outcome_id !== undefined;
+    await appendDeviceEvent(tx, 'DeviceTrustScoreUpdated', deviceId, {
+      device_id: deviceId,
+      from,
+      to,
+      reason: forFraud ? FRAUD_SIGNAL_REASON : (options.reason ?? null),
+    });
   }
-  return { from, to, customerIds };
+  return { from, to };
 }
 
 /**
- * Sets a device's trust score (0.0–1.0), with a DeviceTrustScoreUpdated event for each customer
- * seen on the device carrying the old and new score and the reason. Setting the same score
- * emits nothing.
+ * Sets a device's trust score (0.0–1.0), with one device-level DeviceTrustScoreUpdated event
+ * carrying the old and new score and the reason (shown to every customer on the device).
+ * Setting the same score emits nothing.
  */
 export async function updateDeviceTrustScore(
   g: Graph,

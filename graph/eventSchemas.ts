@@ -203,6 +203,7 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     title: 'Persona event payloads, by event type',
     description:
       'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. ' +
+      'A device-level event (DeviceTrustScoreUpdated) has customer_id null and device_id set. ' +
       'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
       'Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',

@@ -15,7 +15,13 @@ import { readTx, type Graph } from './graph';
 export interface PersonaEvent {
   id: string;
   type: EventType;
-  customer_id: string;
+  /** The customer the event is about; null on a device-level event (see `device_id`). */
+  customer_id: string | null;
+  /**
+   * Only on a device-level event (a device's trust change, shared by every customer on the
+   * device): the device it is about. Absent on a customer's own events.
+   */
+  device_id?: string;
   occurred_at: string;
   payload: Record<string, Plain>;
 }
@@ -31,14 +37,31 @@ const CYPHER = {
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
     RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
+  // The customer's own events, and the device-level events of every device the customer logged
+  // in from, stamped from the customer's first login on it (a change from before the customer
+  // came is not the customer's history). Each branch is an index seek ((customer_id,
+  // occurred_at) and (device_id, occurred_at)) cut at $limit before the two are merged.
   listForCustomer: `
-    MATCH (e:Event {customer_id: $customerId})
-    // Naming occurred_at lets the planner seek the (customer_id, occurred_at) index; without
-    // it a composite index is not considered and the whole log is scanned.
-    WHERE e.occurred_at IS NOT NULL AND ($type IS NULL OR e.type = $type)
-    RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event
+    CALL () {
+      MATCH (e:Event {customer_id: $customerId})
+      // Naming occurred_at lets the planner seek the (customer_id, occurred_at) index; without
+      // it a composite index is not considered and the whole log is scanned.
+      WHERE e.occurred_at IS NOT NULL AND ($type IS NULL OR e.type = $type)
+      RETURN e ORDER BY e.occurred_at DESC, e.seq DESC LIMIT $limit
+      UNION
+      MATCH (:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device)
+      MATCH (e:Event {device_id: d.id})
+      WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0})) AND ($type IS NULL OR e.type = $type)
+      RETURN e ORDER BY e.occurred_at DESC, e.seq DESC LIMIT $limit
+    }
+    RETURN e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
+  // A device-level event: no customer, one device (every customer on it reads it through the
+  // device; see listForCustomer).
+  appendForDevice: `
+    CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
+                     seq: $seq, payload: $payload})`,
 } as const;
 
 const appendedInTx = new WeakMap<ManagedTransaction, number>();
@@ -89,18 +112,38 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   });
 }
 
-function toEvent(value: unknown): PersonaEvent {
-  const e = toPlain(value) as Record<string, Plain>;
-  return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
+/** What a device-level trust change says of why when a fraud outcome caused it. */
+export const FRAUD_SIGNAL_REASON = 'fraud signal';
+
+/**
+ * An Event node's map (`e {.id, .type, .customer_id, .device_id, .occurred_at, .payload}`) as
+ * the event it records; `device_id` only on a device-level event (customer_id null).
+ *
+ * Before trust changes became device-level, a DeviceTrustScoreUpdated event was copied to every
+ * customer on the device with the caught customer's `fraud_outcome_id` and reason: read back,
+ * such an event says only "fraud signal", like a device-level one (that customer's own
+ * FraudOutcomeApplied keeps the details), wherever it is read — history, export, feed.
+ */
+export function eventFromRow(value: unknown): PersonaEvent {
+  const { device_id, ...e } = toPlain(value) as Record<string, Plain>;
+  let payload = JSON.parse(e.payload as string) as Record<string, Plain>;
+  if (e.type === 'DeviceTrustScoreUpdated' && 'fraud_outcome_id' in payload) {
+    const { fraud_outcome_id: _outcome, ...rest } = payload;
+    payload = { ...rest, reason: FRAUD_SIGNAL_REASON };
+  }
+  return { ...e, ...(typeof device_id === 'string' ? { device_id } : {}), payload } as PersonaEvent;
 }
 
 /** The event written with this idempotency key, inside the caller's transaction. */
 export async function findEventByIdempotencyKey(tx: ManagedTransaction, key: string): Promise<PersonaEvent | null> {
   const record = (await tx.run(CYPHER.byIdempotencyKey, { key })).records[0];
-  return record ? toEvent(record.get('event')) : null;
+  return record ? eventFromRow(record.get('event')) : null;
 }
 
-/** A customer's events (optionally of one type), newest first. */
+/**
+ * A customer's events (optionally of one type), newest first: its own, and the device-level
+ * events of the devices it logged in from, from its first login on each.
+ */
 export async function listCustomerEvents(
   g: Graph,
   customerId: string,
@@ -112,6 +155,26 @@ export async function listCustomerEvents(
       type: options.type ?? null,
       limit: neo4j.int(options.limit ?? 100),
     });
-    return res.records.map((r) => toEvent(r.get('event')));
+    return res.records.map((r) => eventFromRow(r.get('event')));
   });
+}
+
+/**
+ * Appends a device-level event inside the caller's transaction: one event about the device,
+ * whoever and however many customers use it (a customer's history shows it through the device,
+ * see listCustomerEvents). Its payload must say nothing of any one customer.
+ */
+export async function appendDeviceEvent(
+  tx: ManagedTransaction,
+  type: EventType,
+  deviceId: string,
+  payload: Record<string, unknown>,
+): Promise<void> {
+  if (process.env.PERSONA_VERIFY_EVENT_PAYLOADS === '1') {
+    const problem = payloadProblem(type, payload);
+    if (problem) throw new Error(`${type} payload breaks its contract (graph/eventSchemas.ts): ${problem}`);
+  }
+  const seq = appendedInTx.get(tx) ?? 0;
+  appendedInTx.set(tx, seq + 1);
+  await tx.run(CYPHER.appendForDevice, { id: randomUUID(), type, deviceId, seq, payload: JSON.stringify(payload) });
 }

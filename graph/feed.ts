@@ -11,9 +11,9 @@
  * so a cursor never passes an event that could still appear behind it.
  */
 import neo4j from 'neo4j-driver';
-import { toPlain, type Plain } from './convert';
+import { toPlain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
-import type { PersonaEvent } from './events';
+import { eventFromRow, type PersonaEvent } from './events';
 import { readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
@@ -24,8 +24,35 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .occurred_at, .payload} AS event,
+const EVENT = `e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
+
+/**
+ * A customer's history, newest first: its own events and the device-level events (a shared
+ * device's trust change) of every device it logged in from, stamped from its first login on that
+ * device. Each branch is an index seek cut at $limit, then the two are merged; `page` narrows
+ * both to the events before a cursor. One row even when there are no events (404 is for an
+ * unknown customer only).
+ */
+function history(page: string): string {
+  return `
+    MATCH (c:Customer {id: $customerId})
+    CALL (c) {
+      CALL (c) {
+        MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL ${page}
+        RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
+        UNION
+        MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
+        MATCH (e:Event {device_id: d.id})
+        WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0})) ${page}
+        RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
+      }
+      WITH e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
+      RETURN collect({event: e {.id, .type, .customer_id, .device_id, .occurred_at, .payload},
+                      at: toString(e.occurred_at), seq: e.seq}) AS rows
+    }
+    RETURN c.id AS customer, rows`;
+}
 
 const CYPHER = {
   feedFirst: `
@@ -39,23 +66,10 @@ const CYPHER = {
     WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
     RETURN ${EVENT}
     ORDER BY e.occurred_at, e.seq, e.id LIMIT $limit`,
-  historyFirst: `
-    MATCH (c:Customer {id: $customerId})
-    OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at IS NOT NULL
-    WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-    RETURN c.id AS customer,
-           collect(CASE WHEN e IS NULL THEN null
-                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
-                              at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
-  historyBefore: `
-    MATCH (c:Customer {id: $customerId})
-    OPTIONAL MATCH (e:Event {customer_id: $customerId}) WHERE e.occurred_at <= datetime($t)
-    WITH c, e WHERE e IS NULL OR e.occurred_at < datetime($t) OR e.seq < $s OR (e.seq = $s AND e.id < $id)
-    WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-    RETURN c.id AS customer,
-           collect(CASE WHEN e IS NULL THEN null
-                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
-                              at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
+  historyFirst: history(''),
+  historyBefore: history(
+    'AND e.occurred_at <= datetime($t) AND (e.occurred_at < datetime($t) OR e.seq < $s OR (e.seq = $s AND e.id < $id))',
+  ),
 } as const;
 
 export function encodeCursor(p: Position): string {
@@ -78,10 +92,9 @@ export function decodeCursor(cursor: string, field: string): Position {
   throw new InvalidInputError(field, 'is not a cursor this api gave out');
 }
 
-/** An Event node's map (`e {.id, .type, .customer_id, .occurred_at, .payload}`) as the event it records. */
+/** An Event node's map as the event it records (see eventFromRow). */
 export function toEvent(value: unknown): PersonaEvent {
-  const e = toPlain(value) as Record<string, Plain>;
-  return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
+  return eventFromRow(value);
 }
 
 export interface FeedPage {

@@ -186,6 +186,17 @@ export function withoutVerification(plan: OnboardingPlan): OnboardingPlan {
 
 // ---- the write ------------------------------------------------------------------------
 
+/**
+ * Customers already on a device, at most $cap of them (the shared-device limit + 1: enough to
+ * tell a device shared beyond the limit, which is no match signal, without reading the thousands
+ * a public terminal or a family tablet may have). DISTINCT and LIMIT stream: the read stops
+ * after $cap customers, so it costs the same on a device shared by 100,000 as on a fresh one.
+ */
+export const DEVICE_CUSTOMERS = `
+    MATCH (:Device {fingerprint: $fingerprint})<-[:LOGGED_IN_FROM]-(c:Customer)
+    WITH DISTINCT c.id AS id LIMIT toInteger($cap)
+    RETURN collect(id) AS customerIds`;
+
 const CYPHER = {
   mergeVerified: `
     UNWIND $identifiers AS i
@@ -200,10 +211,7 @@ const CYPHER = {
     OPTIONAL MATCH (d:DigitalIdentifier {type: i.type, value: i.value})
     OPTIONAL MATCH (owner:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(d)
     RETURN i.type AS type, i.value AS value, d IS NOT NULL AS exists, d.is_verified AS verified, owner.id AS ownerId`,
-  deviceCustomers: `
-    OPTIONAL MATCH (d:Device {fingerprint: $fingerprint})
-    OPTIONAL MATCH (c:Customer)-[:LOGGED_IN_FROM]->(d)
-    RETURN collect(DISTINCT c.id) AS customerIds`,
+  deviceCustomers: DEVICE_CUSTOMERS,
   lockCustomer: `
     MATCH (c:Customer {id: $customerId})
     SET c.updated_at = datetime.transaction()
@@ -294,9 +302,12 @@ async function onboardTx(
   const observations = await observeIdentifiers(tx, plan);
   const device = plan.device
     ? {
-        customerIds: (await tx.run(CYPHER.deviceCustomers, { fingerprint: plan.device.fingerprint })).records[0]?.get(
-          'customerIds',
-        ) as string[],
+        customerIds: (
+          await tx.run(CYPHER.deviceCustomers, {
+            fingerprint: plan.device.fingerprint,
+            cap: g.policy.sharedDeviceLimit + 1,
+          })
+        ).records[0]?.get('customerIds') as string[],
       }
     : null;
   const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);

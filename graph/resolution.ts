@@ -20,7 +20,10 @@ export interface IdentifierObservation {
 }
 
 export interface DeviceObservation {
-  /** Customers already linked to the fingerprint. */
+  /**
+   * Customers already linked to the fingerprint: all of them up to the shared-device limit, and
+   * limit + 1 of them on a device shared beyond it (the count is all that matters then).
+   */
   customerIds: string[];
 }
 

@@ -85,6 +85,13 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX event_customer_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.customer_id, e.occurred_at)',
   },
+  // A customer's history reads the device-level events (a shared device's trust change) of its
+  // devices by device and time.
+  {
+    name: 'event_device_occurred_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX event_device_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.device_id, e.occurred_at)',
+  },
   {
     name: 'event_occurred_at',
     kind: 'index',

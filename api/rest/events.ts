@@ -22,7 +22,17 @@ const eventSchema = z
   .object({
     id: z.uuid(),
     type: z.enum(EVENT_TYPES),
-    customer_id: z.string(),
+    customer_id: z.string().nullable().openapi({
+      description: 'The customer the event is about; null on a device-level event (see device_id)',
+    }),
+    device_id: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          'Only on a device-level event (DeviceTrustScoreUpdated): the device, shared by any number of ' +
+          'customers; join by device (DeviceLinked) to see whom it concerns. docs/events.md',
+      }),
     occurred_at: z.string(),
     payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),
   })

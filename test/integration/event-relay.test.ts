@@ -92,7 +92,7 @@ describe('the event relay', () => {
       }
       // The feed's order of what the test wrote (nothing else writes while it runs).
       const feed = (await readFeed(h.graph, { after: start, limit: 1000, lagMs: 0 })).data.filter((e) =>
-        ([a, b, c] as string[]).includes(e.customer_id),
+        ([a, b, c] as string[]).includes(e.customer_id ?? ''),
       );
       const eb = feed.filter((e) => e.customer_id === b);
       const ec = feed.filter((e) => e.customer_id === c);
