@@ -5,8 +5,14 @@
  * server's size limit, field bounds and the caller's deadline, a malformed feed cursor, and
  * Idempotency-Keys that belong to their caller and agree over REST and gRPC.
  */
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '../../api/grpc/server';
@@ -25,6 +31,7 @@ let h: Harness;
 let deps: ApiDeps;
 let server: grpc.Server;
 let client: PersonaAgentClient;
+let grpcAddress: string;
 /** Customers get 3 requests at once, refilled at one an hour: the 4th is refused. */
 const SELF_BURST = 3;
 
@@ -54,7 +61,8 @@ beforeAll(async () => {
     }),
   };
   server = createGrpcServer(deps).server;
-  client = personaClient(`127.0.0.1:${await listen(server, '127.0.0.1', 0)}`);
+  grpcAddress = `127.0.0.1:${await listen(server, '127.0.0.1', 0)}`;
+  client = personaClient(grpcAddress);
 });
 afterAll(async () => {
   client?.close();
@@ -297,6 +305,120 @@ describe('the gRPC server', () => {
     expect(() =>
       grpcCredentials({ ...config, NODE_ENV: 'production', PERSONA_GRPC_ALLOW_INSECURE: 'true' }),
     ).not.toThrow();
+  });
+});
+
+/** A CA, and a server (localhost, 127.0.0.1) and a client certificate it signed, in a fresh folder. */
+function certificates(): { dir: string; file: (name: string) => string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'persona-tls-'));
+  const file = (name: string) => path.join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=persona-test-ca', '-days', '1');
+  for (const [name, ext] of [
+    ['server', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+    ['client', 'extendedKeyUsage=clientAuth'],
+  ] as const) {
+    openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    writeFileSync(file(`${name}.ext`), `${ext}\n`);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    );
+  }
+  return { dir, file };
+}
+
+/** The services a server's reflection lists, or the status code it refused with. */
+function reflectedServices(address: string): Promise<string[] | grpc.status> {
+  const definition = protoLoader.loadSync(
+    path.join(
+      path.dirname(createRequire(import.meta.url).resolve('@grpc/reflection/package.json')),
+      'build/proto/grpc/reflection/v1/reflection.proto',
+    ),
+    { keepCase: true },
+  );
+  const Reflection = (
+    grpc.loadPackageDefinition(definition) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+    }
+  ).grpc.reflection.v1.ServerReflection;
+  const reflection = new Reflection(address, grpc.credentials.createInsecure());
+  type Listed = { list_services_response?: { service: { name: string }[] } };
+  return new Promise<string[] | grpc.status>((resolve) => {
+    const stream = (
+      reflection as unknown as {
+        ServerReflectionInfo(): grpc.ClientDuplexStream<object, Listed>;
+      }
+    ).ServerReflectionInfo();
+    stream.on('data', (res: Listed) => {
+      resolve((res.list_services_response?.service ?? []).map((s) => s.name));
+      stream.cancel();
+    });
+    stream.on('error', (err: grpc.ServiceError) => resolve(err.code));
+    stream.write({ list_services: '' });
+  }).finally(() => reflection.close());
+}
+
+describe('the gRPC server’s transport', () => {
+  it('serves TLS from configured files and, with a CA, only to clients holding a certificate it signed', async () => {
+    const { dir, file } = certificates();
+    const config = {
+      ...loadConfig(),
+      PERSONA_GRPC_TLS_CERT: file('server.crt'),
+      PERSONA_GRPC_TLS_KEY: file('server.key'),
+      PERSONA_GRPC_TLS_CA: file('ca.crt'),
+    };
+    const tls = createGrpcServer(deps).server;
+    const address = `localhost:${await listen(tls, '127.0.0.1', 0, grpcCredentials(config))}`;
+    const ca = readFileSync(file('ca.crt'));
+    const clients = {
+      mtls: personaClient(
+        address,
+        grpc.credentials.createSsl(ca, readFileSync(file('client.key')), readFileSync(file('client.crt'))),
+      ),
+      noClientCertificate: personaClient(address, grpc.credentials.createSsl(ca)),
+      plaintext: personaClient(address),
+    };
+    try {
+      const ask = (c: PersonaAgentClient) =>
+        call(c, 'GetCustomerContext', { customer_id: randomUUID() }, new grpc.Metadata(), {
+          deadline: Date.now() + 5000,
+        }).then((r) => r.code);
+      // Through TLS to the method itself, which wants a token.
+      expect(await ask(clients.mtls)).toBe(grpc.status.UNAUTHENTICATED);
+      expect(await ask(clients.noClientCertificate)).toBe(grpc.status.UNAVAILABLE);
+      expect(await ask(clients.plaintext)).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      Object.values(clients).forEach((c) => c.close());
+      await new Promise<void>((resolve) => tls.tryShutdown(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('serves reflection only when switched on', async () => {
+    const off = createGrpcServer(deps, { reflection: false }).server;
+    try {
+      const offAddress = `127.0.0.1:${await listen(off, '127.0.0.1', 0)}`;
+      expect(await reflectedServices(offAddress)).toBe(grpc.status.UNIMPLEMENTED);
+    } finally {
+      await new Promise<void>((resolve) => off.tryShutdown(() => resolve()));
+    }
+    // The suite's server is built with the default: on.
+    expect(await reflectedServices(grpcAddress)).toContain('persona.v1.PersonaAgent');
   });
 });
 
