@@ -131,8 +131,11 @@ export function createGrpcServer(
         return;
       }
       // Timers keep the request's async context: this marks this request abandoned.
+      // Only a deadline inside the request's own budget needs it (a far one would overflow the timer).
       const expiry =
-        callerBudgetMs === undefined ? undefined : setTimeout(() => deps.requests.abandon(), callerBudgetMs);
+        callerBudgetMs !== undefined && callerBudgetMs < requestBudgetMs(deps, waits(call.request))
+          ? setTimeout(() => deps.requests.abandon(), callerBudgetMs)
+          : undefined;
       const work = async (): Promise<Res> => {
         const authorization = call.metadata.get('authorization')[0]?.toString();
         const who = await identify(deps.authenticate, authorization, peerAddress(call));
