@@ -218,7 +218,7 @@ export function createGrpcServer(
           address: plain(req.address),
           digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
         });
-        const answer = await startOnboarding(deps, key, body, req.wait === true, { principal, authorization });
+        const answer = await startOnboarding(deps, key, body, req.wait === true, principal, authorization);
         return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
       },
       (req) => req.wait === true,

@@ -54,15 +54,13 @@ export function onboardingRoutes(deps: ApiDeps) {
     },
   });
   app.openapi(route, async (c) => {
-    const authorization = c.req.header('authorization');
-    // Verified by `access` just before (and remembered): the key belongs to this caller.
-    const principal = await deps.authenticate(authorization);
     const answer = await startOnboarding(
       deps,
       c.req.valid('header')['idempotency-key'],
       c.req.valid('json'),
       c.req.valid('query').wait === 'true',
-      { principal, authorization },
+      await deps.authenticate(c.req.header('authorization')),
+      c.req.header('authorization'),
     );
     return answer.status === 200 ? c.json(answer.body, 200) : c.json(answer.body, 202);
   });

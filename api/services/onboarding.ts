@@ -82,8 +82,8 @@ export function onboardingHash(currency: string, body: unknown): string {
  * (every such caller shares one key space, as keys did before they were scoped). Another
  * caller's same key names another workflow, so it can neither join nor read the first's run.
  */
-export function keyOwner(principal: Principal | null, authorization?: string): string | null {
-  if (principal?.subject) return `sub:${principal.subject}`;
+export function keyOwner(principal: Principal, authorization?: string): string | null {
+  if (principal.subject) return `sub:${principal.subject}`;
   try {
     const claims = authorization ? decodeJwt(authorization.replace(/^Bearer\s+/i, '')) : {};
     const client = claims.client_id ?? claims.azp;
@@ -105,13 +105,15 @@ export async function startOnboarding(
   key: string,
   body: unknown,
   wait: boolean,
-  caller: { principal: Principal | null; authorization?: string | undefined },
+  principal: Principal,
+  /** The bearer header, for a `client_id` claim when the token has no subject. */
+  authorization?: string,
 ): Promise<OnboardingAnswer> {
   const plan = prepareOnboarding(deps.graph, body);
   const hash = onboardingHash(deps.graph.policy.reportingCurrency, body);
   // Runs started before the canonical hash carry the hash of the body as sent.
   const legacyHash = requestHash(body);
-  const workflowId = scopedOnboardingId(key, keyOwner(caller.principal, caller.authorization));
+  const workflowId = scopedOnboardingId(key, keyOwner(principal, authorization));
   const { client, taskQueue } = deps.temporal;
 
   const options = {
