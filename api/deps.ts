@@ -11,6 +11,7 @@ import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
 import { createApiMetrics, type ApiMetrics } from './observability';
+import { RateLimiter } from './rateLimit';
 import { relayGauges } from './services/relay';
 
 export interface ApiDeps {
@@ -34,6 +35,10 @@ export interface ApiDeps {
     /** The agents' context and checkout reads answer within this (or a shorter gRPC deadline). */
     readDeadlineMs: number;
   };
+  /** Per-caller rate limits, shared by REST and gRPC (api/rateLimit.ts). */
+  rateLimiter: RateLimiter;
+  /** When set, GET /metrics needs this bearer token. */
+  metricsToken?: string | undefined;
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
   recovery: { dunningSchedule: string[] };
@@ -77,10 +82,24 @@ export function apiDepsFromConfig(
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,
     },
+    rateLimiter: rateLimiterFromConfig(config),
+    metricsToken: config.PERSONA_METRICS_TOKEN,
     policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtvMinor: config.vipLtvMinor },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
   };
+}
+
+export function rateLimiterFromConfig(config: Config): RateLimiter {
+  return new RateLimiter({
+    limits: {
+      anonymous: config.PERSONA_RATE_LIMIT_ANONYMOUS,
+      self: config.PERSONA_RATE_LIMIT_SELF,
+      agent: config.PERSONA_RATE_LIMIT_AGENT,
+      ops: config.PERSONA_RATE_LIMIT_OPS,
+    },
+    maxKeys: config.PERSONA_RATE_LIMIT_MAX_KEYS,
+  });
 }

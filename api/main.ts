@@ -16,7 +16,7 @@ import { connectTemporal, QUICK_RECONNECT } from '../temporal/connection';
 import { graphFromConfig, requestLimits } from '../runtime/graph';
 import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
-import { createGrpcServer, listen, SERVICE_NAME } from './grpc/server';
+import { createGrpcServer, grpcCredentials, grpcServerOptions, listen, SERVICE_NAME } from './grpc/server';
 import { createApiMetrics } from './observability';
 import { relayGauges } from './services/relay';
 import { createApp } from './rest/app';
@@ -74,11 +74,18 @@ async function main(): Promise<void> {
   });
   const app = createApp(deps);
 
-  const grpc = createGrpcServer(deps);
-  const grpcPort = await listen(grpc.server, config.PERSONA_HTTP_HOST, config.PERSONA_GRPC_PORT);
+  const grpcOptions = grpcServerOptions(config);
+  const grpc = createGrpcServer(deps, grpcOptions);
+  const grpcPort = await listen(
+    grpc.server,
+    config.PERSONA_HTTP_HOST,
+    config.PERSONA_GRPC_PORT,
+    grpcCredentials(config),
+  );
   logger.info(
-    { port: grpcPort },
-    `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} (health and reflection on)`,
+    { port: grpcPort, tls: Boolean(config.PERSONA_GRPC_TLS_CERT), mtls: Boolean(config.PERSONA_GRPC_TLS_CA) },
+    `gRPC ${SERVICE_NAME} listening on ${config.PERSONA_HTTP_HOST}:${grpcPort} ` +
+      `(health on, reflection ${grpcOptions.reflection ? 'on' : 'off'})`,
   );
   // The standard health service follows readiness, checked every half second: the whole server
   // ('') needs Neo4j and Temporal; persona.v1.PersonaAgent stays SERVING while the agents'

@@ -8,7 +8,7 @@ import { status as grpcStatus, Metadata, type handleUnaryCall } from '@grpc/grpc
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../runtime/logger';
 import { createRegistry } from '../runtime/metrics';
 import { REQUEST_ID_HEADER, requestIdFrom, type RequestContext } from '../runtime/requestContext';
@@ -21,6 +21,8 @@ export interface ApiMetrics {
   grpc: Histogram<'method' | 'code'>;
   relayParked: Gauge<'workflow_id'>;
   relayBlocked: Gauge<'workflow_id'>;
+  /** Calls refused by the rate limiter (api/rateLimit.ts), by scope class and transport. */
+  rateLimited: Counter<'class' | 'transport'>;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -59,6 +61,12 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       help: 'gRPC call latency, by method and status code',
       labelNames: ['method', 'code'],
       buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'persona_rate_limited_total',
+      help: 'Calls refused with 429 / RESOURCE_EXHAUSTED by the per-caller rate limit, by scope class and transport',
+      labelNames: ['class', 'transport'],
       registers: [registry],
     }),
     // Read from the relay's checkpoint in the graph at each scrape, so it is right whichever

@@ -4,6 +4,7 @@
  * messages with them, so a field is refused with the same words on both.
  */
 import { z } from '@hono/zod-openapi';
+import { text } from '../graph/model';
 
 export const paymentIdField = z
   .string()
@@ -53,6 +54,15 @@ export const fraudOutcomeSchema = z
     z.strictObject({ ...outcomeBase, outcome: z.literal('false_positive') }),
   ])
   .openapi('FraudOutcome');
+
+/** PUT /devices/{id}/trust-score, gRPC UpdateDeviceTrustScore. */
+export const deviceTrustSchema = z.strictObject({
+  trust_score: z.number().min(0).max(1),
+  reason: z.string().max(200).optional(),
+});
+
+/** POST /payment-methods/{id}/inactivate, gRPC MarkPaymentMethodInactive. */
+export const inactivateSchema = z.strictObject({ reason: text(200) });
 
 export interface Issue {
   code: string;

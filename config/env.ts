@@ -15,6 +15,17 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 
 const port = z.coerce.number().int().min(1).max(65535);
 const mebibytes = z.coerce.number().int().min(16);
+/** `<per second>,<burst>`, e.g. `5,20`: 5 requests a second sustained, 20 at once. */
+const rateLimit = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\s*\d+(\.\d+)?\s*,\s*\d+\s*$/, 'expected <per second>,<burst> such as 5,20')
+    .default(fallback)
+    .transform((v) => {
+      const [perSecond, burst] = v.split(',').map(Number) as [number, number];
+      return { perSecond, burst };
+    })
+    .refine((l) => l.perSecond > 0 && l.burst >= 1, 'both must be positive');
 const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
 
 export const envSchema = z.object({
@@ -91,6 +102,35 @@ export const envSchema = z.object({
   PERSONA_READ_DEADLINE_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** How long `?wait=true` waits for a workflow's result before answering 202. */
   PERSONA_WAIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
+
+  /**
+   * Rate limits per caller, by scope class, as `<per second>,<burst>`: a token bucket per caller
+   * (a token's subject; the client address without a valid token), in each api replica's memory.
+   */
+  PERSONA_RATE_LIMIT_ANONYMOUS: rateLimit('5,20'),
+  PERSONA_RATE_LIMIT_SELF: rateLimit('5,20'),
+  PERSONA_RATE_LIMIT_AGENT: rateLimit('200,400'),
+  PERSONA_RATE_LIMIT_OPS: rateLimit('20,100'),
+  /** The most callers the rate limiter remembers at once (the idlest is forgotten past it). */
+  PERSONA_RATE_LIMIT_MAX_KEYS: z.coerce.number().int().min(100).default(100_000),
+  /** When set, GET /metrics needs `Authorization: Bearer <this>` (401 without it). */
+  PERSONA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** gRPC server reflection: `on` or `off`; unset, off when NODE_ENV=production and on otherwise. */
+  PERSONA_GRPC_REFLECTION: z.enum(['on', 'off']).optional(),
+  /** PEM files for gRPC TLS: certificate chain and key (both or neither); with a CA, clients must present a certificate it signed (mTLS). */
+  PERSONA_GRPC_TLS_CERT: z.string().min(1).optional(),
+  PERSONA_GRPC_TLS_KEY: z.string().min(1).optional(),
+  PERSONA_GRPC_TLS_CA: z.string().min(1).optional(),
+  /** `true` lets a production api serve gRPC without TLS (e.g. behind a mesh that terminates it). */
+  PERSONA_GRPC_ALLOW_INSECURE: z.enum(['true', 'false']).default('false'),
+  /** How often the gRPC server pings an idle connection, and how long it waits for the answer. */
+  PERSONA_GRPC_KEEPALIVE_MS: z.coerce.number().int().min(1000).default(60_000),
+  /** A gRPC connection is closed (gracefully) after this long, so clients rebalance over replicas. */
+  PERSONA_GRPC_MAX_CONNECTION_AGE_MS: z.coerce
+    .number()
+    .int()
+    .min(10_000)
+    .default(30 * 60_000),
 
   /** Region national phone numbers are read in (ISO 3166-1 alpha-2). */
   PERSONA_DEFAULT_PHONE_REGION: z

@@ -25,6 +25,11 @@ export interface HealthOptions {
    */
   paths?: Record<string, string[]>;
   timeoutMs?: number;
+  /**
+   * Whether this caller sees what was checked and why it failed; others get the status alone.
+   * Unset, everyone does (the worker's port is not public).
+   */
+  detail?: (c: Context) => Promise<boolean>;
 }
 
 /** How long a check may take before it counts as unreachable: a hung dependency is seen within this. */
@@ -64,9 +69,23 @@ export function pathReadiness(paths: Record<string, string[]>, results: Record<s
   );
 }
 
-/** 200 with what was checked, or 503 problem+json (with Retry-After) naming what does not answer. */
-function answer(c: Context, service: string, results: Record<string, string>, extra: Record<string, unknown>) {
+/**
+ * 200 with what was checked, or 503 problem+json (with Retry-After) naming what does not answer;
+ * without `detail`, the status alone.
+ */
+function answer(
+  c: Context,
+  service: string,
+  results: Record<string, string>,
+  extra: Record<string, unknown>,
+  detail: boolean,
+) {
   const failing = Object.keys(results).filter((name) => results[name] !== 'ok');
+  if (!detail) {
+    if (failing.length === 0) return c.json({ status: 'ready' });
+    c.header('Retry-After', '1');
+    return problemResponse(c, { type: problemType('not-ready'), title: 'Service not ready', status: 503 });
+  }
   if (failing.length === 0) return c.json({ status: 'ready', service, ...extra, checks: results });
   c.header('Retry-After', '1');
   return problemResponse(c, {
@@ -95,7 +114,13 @@ function sharedChecks(checks: ReadinessCheck[], timeoutMs: number, freshMs: numb
   };
 }
 
-export function healthRoutes({ service, checks, paths = {}, timeoutMs = READINESS_TIMEOUT_MS }: HealthOptions): Hono {
+export function healthRoutes({
+  service,
+  checks,
+  paths = {},
+  timeoutMs = READINESS_TIMEOUT_MS,
+  detail = () => Promise.resolve(true),
+}: HealthOptions): Hono {
   const app = new Hono();
   const check = sharedChecks(checks, timeoutMs, 250);
   app.get('/healthz', (c) => c.json({ status: 'ok', service }));
@@ -103,10 +128,10 @@ export function healthRoutes({ service, checks, paths = {}, timeoutMs = READINES
     const results = await check();
     const ready = pathReadiness(paths, results);
     const states = Object.fromEntries(Object.entries(ready).map(([p, ok]) => [p, ok ? 'ready' : 'not ready']));
-    return answer(c, service, results, Object.keys(paths).length > 0 ? { paths: states } : {});
+    return answer(c, service, results, Object.keys(paths).length > 0 ? { paths: states } : {}, await detail(c));
   });
   for (const [path, needs] of Object.entries(paths)) {
-    app.get(`/readyz/${path}`, async (c) => answer(c, service, await check(needs), { path }));
+    app.get(`/readyz/${path}`, async (c) => answer(c, service, await check(needs), { path }, await detail(c)));
   }
   return app;
 }

@@ -5,6 +5,7 @@ import { DomainError, InvalidInputError } from '../../graph/errors';
 import { unavailableDependency } from '../../runtime/dependencies';
 import type { Logger } from '../../runtime/logger';
 import { AuthError } from '../auth';
+import { RateLimitedError } from '../rateLimit';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 
 function serviceError(code: status, details: string, field?: string): Partial<ServiceError> {
@@ -16,6 +17,11 @@ function serviceError(code: status, details: string, field?: string): Partial<Se
 export function toGrpcError(err: unknown, logger: Logger): Partial<ServiceError> {
   if (err instanceof AuthError)
     return serviceError(err.status === 401 ? status.UNAUTHENTICATED : status.PERMISSION_DENIED, err.message);
+  if (err instanceof RateLimitedError) {
+    const limited = serviceError(status.RESOURCE_EXHAUSTED, err.message);
+    limited.metadata?.set('retry-after', String(err.retryAfterSeconds));
+    return limited;
+  }
   if (err instanceof InvalidInputError) return serviceError(status.INVALID_ARGUMENT, err.message, err.field);
   if (err instanceof IdempotencyKeyReusedError)
     return serviceError(status.ALREADY_EXISTS, err.message, 'idempotency_key');

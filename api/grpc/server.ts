@@ -4,12 +4,14 @@
  * are as thin as the REST ones and call the same services; the same JWT travels in the
  * `authorization` metadata, with the same scopes.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { repoRoot } from '../../config/env';
+import { ConfigError, repoRoot, type Config } from '../../config/env';
 import type { ProtoGrpcType } from '../../proto/generated/persona';
 import type { PersonaAgentHandlers } from '../../proto/generated/persona/v1/PersonaAgent';
 import type { WalletItem } from '../../proto/generated/persona/v1/WalletItem';
@@ -17,14 +19,15 @@ import { InvalidInputError } from '../../graph/errors';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
 import { authorize, type AccessRule, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
-import { withinBudget } from '../deadlines';
+import { requestBudgetMs, withinBudget } from '../deadlines';
+import { admit, identify } from '../rateLimit';
 import { observeUnary } from '../observability';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
 import { reportFraudOutcome } from '../services/fraud';
 import { reportPaymentFailure } from '../services/recovery';
-import { fraudOutcomeSchema, issueField, paymentFailureSchema } from '../requests';
+import { deviceTrustSchema, fraudOutcomeSchema, inactivateSchema, issueField, paymentFailureSchema } from '../requests';
 import { toGrpcError } from './errors';
 
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');
@@ -74,34 +77,88 @@ function toWalletItem(item: ReturnType<typeof walletItem> & { customer_id?: stri
   };
 }
 
-export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: HealthImplementation } {
+export interface GrpcServerOptions {
+  /** Server reflection (grpcurl without a proto file); default on. */
+  reflection?: boolean;
+  /** Ping an idle connection this often (and wait as long for the answer); default 60 s. */
+  keepaliveMs?: number;
+  /** Close a connection gracefully after this long, so clients rebalance; default 30 min. */
+  maxConnectionAgeMs?: number;
+}
+
+/** The server options from the configuration (reflection off in production unless asked for). */
+export function grpcServerOptions(config: Config): GrpcServerOptions {
+  return {
+    reflection: (config.PERSONA_GRPC_REFLECTION ?? (config.NODE_ENV === 'production' ? 'off' : 'on')) === 'on',
+    keepaliveMs: config.PERSONA_GRPC_KEEPALIVE_MS,
+    maxConnectionAgeMs: config.PERSONA_GRPC_MAX_CONNECTION_AGE_MS,
+  };
+}
+
+/** `ipv4:127.0.0.1:5000`, `[::1]:5000` → the address without the port. */
+function peerAddress(call: { getPeer(): string }): string {
+  const peer = call.getPeer().replace(/^ipv[46]:/, '');
+  const bracketed = /^\[([^\]]+)\](:\d+)?$/.exec(peer);
+  if (bracketed?.[1]) return bracketed[1];
+  return /^[^:]+:\d+$/.test(peer) ? peer.replace(/:\d+$/, '') : peer;
+}
+
+export function createGrpcServer(
+  deps: ApiDeps,
+  options: GrpcServerOptions = {},
+): { server: grpc.Server; health: HealthImplementation } {
+  const { reflection = true, keepaliveMs = 60_000, maxConnectionAgeMs = 30 * 60_000 } = options;
   const { definition, proto } = loadPersonaProto();
 
-  /** One unary handler: authenticate, authorise, run, map errors to status codes. */
   /**
-   * One method: authenticate, authorise, run within the request's budget. `run` learns how many
-   * milliseconds the caller's own deadline leaves (undefined without one).
+   * One method: count it against the caller's rate limit, authenticate, authorise, run within
+   * the request's budget. `run` learns how many milliseconds the caller's own deadline leaves
+   * (undefined without one); once that deadline has passed, the request is abandoned, so a
+   * write still under way rolls back instead of committing for a caller that gave up.
    */
   function unary<Req, Res>(
     rule: AccessRule,
     customerIdOf: (req: Req) => string | undefined,
-    run: (req: Req, principal: Principal, callerBudgetMs: number | undefined) => Promise<Res>,
+    run: (req: Req, principal: Principal, callerBudgetMs: number | undefined, authorization?: string) => Promise<Res>,
     waits: (req: Req) => boolean = () => false,
   ): grpc.handleUnaryCall<Req, Res> {
     return (call, callback) => {
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
       const callerBudgetMs = Number.isFinite(deadlineMs) ? deadlineMs - Date.now() : undefined;
+      if (callerBudgetMs !== undefined && callerBudgetMs <= 0) {
+        callback({ code: grpc.status.DEADLINE_EXCEEDED, details: 'The deadline passed before the call started.' });
+        return;
+      }
+      // Timers keep the request's async context: this marks this request abandoned.
+      // Only a deadline inside the request's own budget needs it (a far one would overflow the timer).
+      const expiry =
+        callerBudgetMs !== undefined && callerBudgetMs < requestBudgetMs(deps, waits(call.request))
+          ? setTimeout(() => deps.requests.abandon(), callerBudgetMs)
+          : undefined;
       const work = async (): Promise<Res> => {
-        const principal = await deps.authenticate(call.metadata.get('authorization')[0]?.toString());
-        authorize(principal, rule, customerIdOf(call.request));
-        return run(call.request, principal, callerBudgetMs);
+        const authorization = call.metadata.get('authorization')[0]?.toString();
+        const who = await identify(deps.authenticate, authorization, peerAddress(call));
+        admit(deps.rateLimiter, deps.metrics.rateLimited, who.caller, 'grpc');
+        if (who.authError) throw who.authError;
+        authorize(who.principal, rule, customerIdOf(call.request));
+        return run(call.request, who.principal, callerBudgetMs, authorization);
       };
-      withinBudget(deps, waits(call.request), work).then(
-        (res) => callback(null, res),
-        (err: unknown) => callback(toGrpcError(err, deps.logger)),
-      );
+      withinBudget(deps, waits(call.request), work)
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toGrpcError(err, deps.logger)),
+        )
+        .finally(() => clearTimeout(expiry));
     };
+  }
+
+  /** Parses a message with the REST route's schema: the same fields refused with the same words. */
+  function parse<T>(schema: z.ZodType<T>, value: unknown): T {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
   }
 
   const handlers: PersonaAgentHandlers = {
@@ -129,29 +186,28 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
       async (req) => {
         if (req.trust_score === undefined || req.trust_score === null)
           throw new InvalidInputError('trust_score', 'required');
-        return setDeviceTrust(
-          deps,
-          uuidField(req.device_id, 'device_id'),
-          Number(req.trust_score),
-          req.reason || undefined,
-        );
+        const deviceId = uuidField(req.device_id, 'device_id');
+        const body = parse(deviceTrustSchema, {
+          trust_score: Number(req.trust_score),
+          ...(req.reason ? { reason: req.reason } : {}),
+        });
+        return setDeviceTrust(deps, deviceId, body.trust_score, body.reason);
       },
     ),
     MarkPaymentMethodInactive: unary(
       { scopes: ['fraud:report', 'customers:write'] },
       () => undefined,
       async (req) => {
-        const reason = (req.reason ?? '').trim();
-        if (!reason) throw new InvalidInputError('reason', 'required');
-        return toWalletItem(
-          await markPaymentMethodInactive(deps, uuidField(req.payment_method_id, 'payment_method_id'), reason),
-        );
+        const paymentMethodId = uuidField(req.payment_method_id, 'payment_method_id');
+        if (!(req.reason ?? '').trim()) throw new InvalidInputError('reason', 'required');
+        const { reason } = parse(inactivateSchema, { reason: req.reason });
+        return toWalletItem(await markPaymentMethodInactive(deps, paymentMethodId, reason));
       },
     ),
     OnboardCustomer: unary(
       { scopes: ['onboarding:write'] },
       () => undefined,
-      async (req, principal) => {
+      async (req, principal, _budget, authorization) => {
         const key = req.idempotency_key ?? '';
         if (!IDEMPOTENCY_KEY_PATTERN.test(key))
           throw new InvalidInputError('idempotency_key', 'must be 1–200 characters of letters, digits and . _ : -');
@@ -162,7 +218,7 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
           address: plain(req.address),
           digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
         });
-        const answer = await startOnboarding(deps, key, body, req.wait === true, principal);
+        const answer = await startOnboarding(deps, key, body, req.wait === true, principal, authorization);
         return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };
       },
       (req) => req.wait === true,
@@ -171,27 +227,18 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
       { scopes: ['payments:report'] },
       () => undefined,
       async (req) => {
-        const parsed = paymentFailureSchema.safeParse({
+        const parsed = parse(paymentFailureSchema, {
           ...plain(req),
           amount: req.amount === undefined ? undefined : Number(req.amount),
         });
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
-        }
-        return reportPaymentFailure(deps, parsed.data);
+        return reportPaymentFailure(deps, parsed);
       },
     ),
     ReportFraudOutcome: unary(
       { scopes: ['fraud:report'] },
       () => undefined,
       async (req) => {
-        const parsed = fraudOutcomeSchema.safeParse(plain(req));
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
-        }
-        return reportFraudOutcome(deps, parsed.data);
+        return reportFraudOutcome(deps, parse(fraudOutcomeSchema, plain(req)));
       },
     ),
   };
@@ -203,22 +250,66 @@ export function createGrpcServer(deps: ApiDeps): { server: grpc.Server; health: 
       observeUnary(deps, method, handler as grpc.handleUnaryCall<unknown, unknown>),
     ]),
   ) as unknown as PersonaAgentHandlers;
-  const server = new grpc.Server();
+  const server = new grpc.Server({
+    // A message as large as REST's largest body, no larger.
+    'grpc.max_receive_message_length': deps.limits.maxBodyBytes,
+    'grpc.keepalive_time_ms': keepaliveMs,
+    'grpc.keepalive_timeout_ms': Math.min(20_000, keepaliveMs),
+    'grpc.max_connection_age_ms': maxConnectionAgeMs,
+    // Calls under way when a connection reaches its age get this long to finish.
+    'grpc.max_connection_age_grace_ms': requestBudgetMs(deps, true),
+  });
   server.addService(proto.persona.v1.PersonaAgent.service, observed);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.
-  new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(
-    server,
-  );
+  if (reflection)
+    new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(
+      server,
+    );
   return { server, health };
 }
 
-/** Binds the server; resolves with the bound port. */
-export function listen(server: grpc.Server, host: string, port: number): Promise<number> {
+/**
+ * TLS from PEM files (PERSONA_GRPC_TLS_CERT and _KEY; with _CA, clients must present a
+ * certificate it signed). Without them plaintext, which production refuses unless
+ * PERSONA_GRPC_ALLOW_INSECURE=true (TLS terminated in front of the api). Throws ConfigError.
+ */
+export function grpcCredentials(config: Config): grpc.ServerCredentials {
+  const { PERSONA_GRPC_TLS_CERT: cert, PERSONA_GRPC_TLS_KEY: key, PERSONA_GRPC_TLS_CA: ca } = config;
+  if (!cert && !key) {
+    if (ca) throw new ConfigError(['PERSONA_GRPC_TLS_CA: needs PERSONA_GRPC_TLS_CERT and PERSONA_GRPC_TLS_KEY']);
+    if (config.NODE_ENV === 'production' && config.PERSONA_GRPC_ALLOW_INSECURE !== 'true')
+      throw new ConfigError([
+        'PERSONA_GRPC_TLS_CERT, PERSONA_GRPC_TLS_KEY: required in production ' +
+          '(or PERSONA_GRPC_ALLOW_INSECURE=true when TLS ends in front of the api)',
+      ]);
+    return grpc.ServerCredentials.createInsecure();
+  }
+  if (!cert || !key)
+    throw new ConfigError([`${cert ? 'PERSONA_GRPC_TLS_KEY' : 'PERSONA_GRPC_TLS_CERT'}: needed with the other`]);
+  const read = (file: string, name: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new ConfigError([`${name}: cannot read ${file} (${err instanceof Error ? err.message : String(err)})`]);
+    }
+  };
+  return grpc.ServerCredentials.createSsl(
+    ca ? read(ca, 'PERSONA_GRPC_TLS_CA') : null,
+    [{ cert_chain: read(cert, 'PERSONA_GRPC_TLS_CERT'), private_key: read(key, 'PERSONA_GRPC_TLS_KEY') }],
+    Boolean(ca),
+  );
+}
+
+/** Binds the server (plaintext unless credentials are given); resolves with the bound port. */
+export function listen(
+  server: grpc.Server,
+  host: string,
+  port: number,
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<number> {
   return new Promise((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(err) : resolve(bound),
-    ),
+    server.bindAsync(`${host}:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
 }

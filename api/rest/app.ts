@@ -24,6 +24,7 @@ import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
+import { noStore, rateLimit, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';
 import { recoveryRoutes } from './recovery';
 import { onboardingRoutes } from './onboarding';
@@ -56,11 +57,23 @@ function routeMethods(routes: { method: string; path: string }[]): (path: string
 export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.use('*', observeRequests(deps));
-  app.route('/', healthRoutes({ service: 'persona-api', checks: deps.readiness, paths: READINESS_PATHS }));
+  app.use('*', noStore());
   app.route(
     '/',
-    metricsRoutes(() => deps.metrics.registry.metrics()),
+    healthRoutes({
+      service: 'persona-api',
+      checks: deps.readiness,
+      paths: READINESS_PATHS,
+      detail: readinessDetail(deps),
+    }),
   );
+  app.route(
+    '/',
+    metricsRoutes(() => deps.metrics.registry.metrics(), { token: deps.metricsToken }),
+  );
+
+  // Probes and scrapes above are not limited; every /api call is.
+  app.use('/api/*', rateLimit(deps));
 
   app.use(
     '/api/*',

@@ -28,6 +28,7 @@ const PROBLEM_TEXT: Record<number, string> = {
   409: 'Conflicts with the current state',
   413: 'The body is larger than the limit',
   415: 'The body is not JSON (send `Content-Type: application/json`)',
+  429: 'Too many requests from this caller; retry after `Retry-After` seconds',
   422:
     'The Idempotency-Key was used before with a different body; or (onboarding) every identity fact ' +
     'was a placeholder such as test@test.com, so nothing could recognise the customer later',
@@ -37,11 +38,12 @@ const PROBLEM_TEXT: Record<number, string> = {
 };
 
 /**
- * OpenAPI entries for the problem+json answers a route can give: the codes named, 503 (any
- * route may find a dependency down), and 415 wherever a body is taken (413 is named).
+ * OpenAPI entries for the problem+json answers a route can give: the codes named, 429 and 503
+ * (any route may find its caller over the rate limit, or a dependency down), and 415 wherever
+ * a body is taken (413 is named).
  */
 export function problems(...named: (keyof typeof PROBLEM_TEXT)[]) {
-  const codes = [...named, ...(named.includes(413) ? [415] : []), 503];
+  const codes = [...named, ...(named.includes(413) ? [415] : []), 429, 503];
   return Object.fromEntries(
     codes.map((code) => [
       code,

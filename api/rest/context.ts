@@ -6,8 +6,8 @@
  *   POST /api/v1/payment-methods/{id}/inactivate            Chimera, ops
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { text } from '../../graph/model';
 import type { ApiDeps } from '../deps';
+import { deviceTrustSchema, inactivateSchema } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
 import { customerContextSchema, walletItemSchema } from './responses';
@@ -83,7 +83,7 @@ export function contextRoutes(deps: ApiDeps) {
           required: true,
           content: {
             'application/json': {
-              schema: z.strictObject({ trust_score: z.number().min(0).max(1), reason: z.string().max(200).optional() }),
+              schema: deviceTrustSchema,
             },
           },
         },
@@ -118,7 +118,7 @@ export function contextRoutes(deps: ApiDeps) {
         params: idParam('Payment method'),
         body: {
           required: true,
-          content: { 'application/json': { schema: z.strictObject({ reason: text(200) }) } },
+          content: { 'application/json': { schema: inactivateSchema } },
         },
       },
       responses: {

@@ -60,6 +60,7 @@ export function onboardingRoutes(deps: ApiDeps) {
       c.req.valid('json'),
       c.req.valid('query').wait === 'true',
       await deps.authenticate(c.req.header('authorization')),
+      c.req.header('authorization'),
     );
     return answer.status === 200 ? c.json(answer.body, 200) : c.json(answer.body, 202);
   });

@@ -10,6 +10,7 @@
  * worker that is just slow → 202 with the workflow id.
  */
 import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import {
   WorkflowNotFoundError,
   WithStartWorkflowOperation,
@@ -18,7 +19,8 @@ import {
   type WorkflowStartOptions,
 } from '@temporalio/client';
 import { InvalidInputError, InvalidStateError } from '../../graph/errors';
-import { prepareOnboarding, withoutVerification } from '../../graph/onboarding';
+import { onboardingRequestSchema, prepareOnboarding, withoutVerification } from '../../graph/onboarding';
+import { toMinorUnits } from '../../payments/money';
 import {
   customerWrittenUpdate,
   ONBOARDING_WORKFLOW_TYPE,
@@ -70,18 +72,55 @@ export function mayVerifyIdentifiers(principal: Principal): boolean {
   return principal.scopes.has('identity:verify');
 }
 
+/**
+ * The hash an onboarding is known by: over the request as validated (defaults filled in,
+ * text trimmed, the LTV in minor units), keys sorted, so the same onboarding sent as REST JSON
+ * (any key order, any spacing) and as a gRPC message hashes the same.
+ */
+export function onboardingHash(currency: string, body: unknown): string {
+  const parsed = onboardingRequestSchema(currency).parse(body);
+  return requestHash({ ...parsed, customer: { ...parsed.customer, ltv: toMinorUnits(parsed.customer.ltv, currency) } });
+}
+
+/**
+ * The caller an Idempotency-Key belongs to: the token's subject, else its client id, else none
+ * (every such caller shares one key space, as keys did before they were scoped). Another
+ * caller's same key names another workflow, so it can neither join nor read the first's run.
+ */
+export function keyOwner(principal: Principal, authorization?: string): string | null {
+  if (principal.subject) return `sub:${principal.subject}`;
+  try {
+    const claims = authorization ? decodeJwt(authorization.replace(/^Bearer\s+/i, '')) : {};
+    const client = claims.client_id ?? claims.azp;
+    if (typeof client === 'string' && client) return `client:${client}`;
+  } catch {
+    // no client id
+  }
+  return null;
+}
+
+/** `onboarding-<key>`, and `@<owner hash>` after it for an owned key (`@` is never in a key). */
+export function scopedOnboardingId(key: string, owner: string | null): string {
+  const base = onboardingWorkflowId(key);
+  return owner ? `${base}@${createHash('sha256').update(owner).digest('hex').slice(0, 16)}` : base;
+}
+
 export async function startOnboarding(
   deps: ApiDeps,
   key: string,
   body: unknown,
   wait: boolean,
   principal: Principal,
+  /** The bearer header, for a `client_id` claim when the token has no subject. */
+  authorization?: string,
 ): Promise<OnboardingAnswer> {
   const prepared = prepareOnboarding(deps.graph, body);
   // The workflow carries the decision in its plan: an identifier is verified there only when this caller may say so.
   const plan = mayVerifyIdentifiers(principal) ? prepared : withoutVerification(prepared);
-  const hash = requestHash(body);
-  const workflowId = onboardingWorkflowId(key);
+  const hash = onboardingHash(deps.graph.policy.reportingCurrency, body);
+  // Runs started before the canonical hash carry the hash of the body as sent.
+  const legacyHash = requestHash(body);
+  const workflowId = scopedOnboardingId(key, keyOwner(principal, authorization));
   const { client, taskQueue } = deps.temporal;
 
   const options = {
@@ -101,7 +140,8 @@ export async function startOnboarding(
   /** The run under the key must be this body's: the same key with another body is refused. */
   const sameBody = async () => {
     const described = await handle.describe();
-    if (described.memo?.request_sha256 !== hash) throw new IdempotencyKeyReusedError(key);
+    const known = described.memo?.request_sha256;
+    if (known !== hash && known !== legacyHash) throw new IdempotencyKeyReusedError(key);
     return described;
   };
 

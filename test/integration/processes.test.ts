@@ -15,10 +15,13 @@ import { neo4jCheck, temporalCheck } from '../../runtime/checks';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
+import { signToken } from '../support/api';
 import { freePort, startProcess, waitForOk } from '../support/processes';
 
 const config = loadConfig();
 const logger = createLogger('test', 'silent');
+/** Readiness names what failed only to ops (or a caller on the same host). */
+const asOps = async () => ({ headers: { authorization: `Bearer ${await signToken(config.jwtSecret, 'ops')}` } });
 
 /** An app whose only interesting dependency is its readiness checks. */
 function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeof connectTemporal>>, driver: Driver) {
@@ -51,7 +54,7 @@ describe('readiness', () => {
       driver,
     );
     expect((await app.request('/healthz')).status).toBe(200);
-    const res = await app.request('/readyz');
+    const res = await app.request('/readyz', await asOps());
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'ready', checks: { neo4j: 'ok', temporal: 'ok' } });
   });
@@ -64,7 +67,7 @@ describe('readiness', () => {
         temporal,
         driver,
       );
-      const res = await app.request('/readyz');
+      const res = await app.request('/readyz', await asOps());
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
       const body = (await res.json()) as { detail: string; checks: Record<string, string> };
@@ -86,7 +89,7 @@ describe('readiness', () => {
         temporal,
         driver,
       );
-      const res = await app.request('/readyz');
+      const res = await app.request('/readyz', await asOps());
       expect(res.status).toBe(503);
       const body = (await res.json()) as { checks: Record<string, string> };
       expect(body.checks.neo4j).toBe('ok');

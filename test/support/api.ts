@@ -10,6 +10,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
+import { RateLimiter } from '../../api/rateLimit';
 import { createApp } from '../../api/rest/app';
 import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
 import { LogNotificationSink, type NotificationSink } from '../../clients/notifications';
@@ -46,6 +47,17 @@ export interface HarnessOptions {
   policy?: ContextPolicy;
   /** Where the worker's notifications go (default: the log). */
   notifications?: () => NotificationSink;
+  /** The rate limiter (default: limits no test reaches). */
+  rateLimiter?: RateLimiter;
+}
+
+/** A limiter no test reaches: 100,000 requests at once, per caller. */
+export function generousRateLimiter(): RateLimiter {
+  const limit = { perSecond: 100_000, burst: 100_000 };
+  return new RateLimiter({
+    limits: { anonymous: limit, self: limit, agent: limit, ops: limit },
+    maxKeys: 100_000,
+  });
 }
 
 /** Claims a test may set on a token beyond scope and subject. */
@@ -121,6 +133,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const deps: ApiDeps = {
     ...base,
+    // Tests send bursts from one token; the limits themselves are tested with their own limiter.
+    rateLimiter: options.rateLimiter ?? generousRateLimiter(),
     limits: { ...base.limits, maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000, ...options.limits },
     ...(options.policy ? { policy: options.policy } : {}),
   };

@@ -7,12 +7,15 @@ import { LOADER_OPTIONS, PROTO_FILE } from '../../api/grpc/server';
 import type { ProtoGrpcType } from '../../proto/generated/persona';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 
-/** A client that, like most, reads unset fields as their defaults ('' , 0, []). */
-export function personaClient(address: string): PersonaAgentClient {
+/** A client that, like most, reads unset fields as their defaults ('' , 0, []); plaintext unless given credentials. */
+export function personaClient(
+  address: string,
+  credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): PersonaAgentClient {
   const proto = grpc.loadPackageDefinition(
     protoLoader.loadSync(PROTO_FILE, { ...LOADER_OPTIONS, defaults: true }),
   ) as unknown as ProtoGrpcType;
-  return new proto.persona.v1.PersonaAgent(address, grpc.credentials.createInsecure());
+  return new proto.persona.v1.PersonaAgent(address, credentials);
 }
 
 export function bearer(token: string): grpc.Metadata {

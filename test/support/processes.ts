@@ -91,6 +91,10 @@ export async function startApiProcess(env: Record<string, string>): Promise<ApiP
     PERSONA_GRPC_PORT: String(grpc),
     PERSONA_HTTP_HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // Tests (and the contract fuzzer) send bursts from one token and one address.
+    ...Object.fromEntries(
+      ['ANONYMOUS', 'SELF', 'AGENT', 'OPS'].map((c) => [`PERSONA_RATE_LIMIT_${c}`, '100000,100000']),
+    ),
     ...env,
   });
   const url = `http://127.0.0.1:${http}`;

@@ -1,0 +1,145 @@
+/**
+ * Per-principal rate limits, one limiter for REST and gRPC. A caller is counted by who it is:
+ * a token's subject (or, for a token without one, its `client_id`/`azp` claim, else a hash of
+ * the token itself); a call without a valid token by the client's address. Each caller has a
+ * token bucket of its scope class (anonymous, self, agent, ops): `perSecond` sustained,
+ * `burst` at once. Buckets live in this process's memory — the limits hold per api replica —
+ * in a map of at most `maxKeys` callers: past it the caller idle longest is forgotten (its
+ * bucket had refilled by then in all but a flood, where forgetting it only gives it a full
+ * bucket again), so a flood of distinct keys cannot grow the map.
+ */
+import { createHash } from 'node:crypto';
+import type { Counter } from 'prom-client';
+import { decodeJwt } from 'jose';
+import { AuthError, type Authenticator, type Principal } from './auth';
+
+export const RATE_CLASSES = ['anonymous', 'self', 'agent', 'ops'] as const;
+export type RateClass = (typeof RATE_CLASSES)[number];
+
+export interface RateLimit {
+  /** Requests per second, sustained. */
+  perSecond: number;
+  /** Requests at once (the bucket's size). */
+  burst: number;
+}
+
+export interface RateLimiterOptions {
+  limits: Record<RateClass, RateLimit>;
+  /** The most callers remembered at once. */
+  maxKeys: number;
+  now?: () => number;
+}
+
+/** A call refused: the caller may try again after `retryAfterSeconds`. */
+export class RateLimitedError extends Error {
+  constructor(
+    readonly rateClass: RateClass,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`Too many requests: retry after ${retryAfterSeconds} s.`);
+    this.name = 'RateLimitedError';
+  }
+}
+
+export interface Caller {
+  key: string;
+  rateClass: RateClass;
+}
+
+export class RateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: RateLimiterOptions) {
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** How many callers are remembered now (bounded by maxKeys). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /** Takes one request from the caller's bucket; throws RateLimitedError when it is empty. */
+  take(caller: Caller): void {
+    const { perSecond, burst } = this.options.limits[caller.rateClass];
+    const now = this.now();
+    const key = `${caller.rateClass}|${caller.key}`;
+    const bucket = this.buckets.get(key);
+    let tokens = burst;
+    if (bucket) {
+      tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
+      // Delete and set again: the map's order stays "idle longest first".
+      this.buckets.delete(key);
+    } else if (this.buckets.size >= this.options.maxKeys) {
+      const idlest = this.buckets.keys().next().value;
+      if (idlest !== undefined) this.buckets.delete(idlest);
+    }
+    if (tokens < 1) {
+      this.buckets.set(key, { tokens, at: now });
+      throw new RateLimitedError(caller.rateClass, Math.max(1, Math.ceil((1 - tokens) / perSecond)));
+    }
+    this.buckets.set(key, { tokens: tokens - 1, at: now });
+  }
+}
+
+/**
+ * ops > agent (any scope other than `self`) > self (a customer's own token); a token with no
+ * scope at all may do nothing, and gets the anonymous limit (under its own identity).
+ */
+export function rateClassOf(principal: Principal): RateClass {
+  if (principal.scopes.has('ops')) return 'ops';
+  if ([...principal.scopes].some((s) => s !== 'self')) return 'agent';
+  return principal.scopes.has('self') ? 'self' : 'anonymous';
+}
+
+function tokenIdentity(principal: Principal, authorization: string): string {
+  if (principal.subject) return `sub:${principal.subject}`;
+  const token = authorization.replace(/^Bearer\s+/i, '');
+  try {
+    const claims = decodeJwt(token);
+    const client = claims.client_id ?? claims.azp;
+    if (typeof client === 'string' && client) return `client:${client}`;
+  } catch {
+    // verified already; a token jose cannot decode again is keyed by its hash below
+  }
+  return `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
+}
+
+/**
+ * Who is calling, for the limiter: the principal when the token is valid, else the address.
+ * Returns the principal too (or the AuthError), so the caller authenticates only once.
+ */
+export async function identify(
+  authenticate: Authenticator,
+  authorization: string | undefined,
+  address: string,
+): Promise<
+  { caller: Caller; principal: Principal; authError: null } | { caller: Caller; principal: null; authError: AuthError }
+> {
+  try {
+    const principal = await authenticate(authorization);
+    return {
+      caller: { key: tokenIdentity(principal, authorization ?? ''), rateClass: rateClassOf(principal) },
+      principal,
+      authError: null,
+    };
+  } catch (err) {
+    if (!(err instanceof AuthError)) throw err;
+    return { caller: { key: `addr:${address}`, rateClass: 'anonymous' }, principal: null, authError: err };
+  }
+}
+
+/** Takes one request, counting a refusal in `persona_rate_limited_total`. */
+export function admit(
+  limiter: RateLimiter,
+  counter: Counter<'class' | 'transport'>,
+  caller: Caller,
+  transport: 'rest' | 'grpc',
+): void {
+  try {
+    limiter.take(caller);
+  } catch (err) {
+    if (err instanceof RateLimitedError) counter.inc({ class: err.rateClass, transport });
+    throw err;
+  }
+}

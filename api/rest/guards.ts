@@ -1,0 +1,58 @@
+/**
+ * What every REST answer gets and every /api call passes before its route: headers that keep
+ * personal data out of caches and stop content sniffing, and the per-caller rate limit.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Context, MiddlewareHandler } from 'hono';
+import { problemResponse, problemType } from '../../runtime/problem';
+import type { ApiDeps } from '../deps';
+import { admit, identify, RateLimitedError } from '../rateLimit';
+
+/** Every answer (problem+json too): no cache keeps it, no browser guesses its type. */
+export function noStore(): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    c.header('Cache-Control', 'no-store');
+    c.header('X-Content-Type-Options', 'nosniff');
+  };
+}
+
+/** The socket's peer address (never X-Forwarded-For, which any caller can write), or `unknown`. */
+export function clientAddress(c: Context): string {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** /readyz detail: for a caller on this host (a kubelet's exec probe, ops on the box) or with an `ops` token. */
+export function readinessDetail(deps: ApiDeps): (c: Context) => Promise<boolean> {
+  return async (c) => {
+    if (LOOPBACK.test(clientAddress(c))) return true;
+    if (!c.req.header('authorization')) return false;
+    return deps.authenticate(c.req.header('authorization')).then(
+      (principal) => principal.scopes.has('ops'),
+      () => false,
+    );
+  };
+}
+
+/** /api/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
+export function rateLimit(deps: ApiDeps): MiddlewareHandler {
+  return async (c, next) => {
+    const { caller } = await identify(deps.authenticate, c.req.header('authorization'), clientAddress(c));
+    try {
+      admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
+    } catch (err) {
+      if (!(err instanceof RateLimitedError)) throw err;
+      c.header('Retry-After', String(err.retryAfterSeconds));
+      return problemResponse(c, {
+        type: problemType('rate-limited'),
+        title: 'Too many requests',
+        status: 429,
+        detail: err.message,
+      });
+    }
+    await next();
+  };
+}
