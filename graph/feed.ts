@@ -24,7 +24,7 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .occurred_at, .payload} AS event,
+const EVENT = `e {.id, .type, .customer_id, .occurred_at, .customer_seq, .payload} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
 
 const CYPHER = {
@@ -45,7 +45,7 @@ const CYPHER = {
     WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
     RETURN c.id AS customer,
            collect(CASE WHEN e IS NULL THEN null
-                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
+                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .customer_seq, .payload},
                               at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
   historyBefore: `
     MATCH (c:Customer {id: $customerId})
@@ -54,7 +54,7 @@ const CYPHER = {
     WITH c, e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
     RETURN c.id AS customer,
            collect(CASE WHEN e IS NULL THEN null
-                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .payload},
+                        ELSE {event: e {.id, .type, .customer_id, .occurred_at, .customer_seq, .payload},
                               at: toString(e.occurred_at), seq: e.seq} END) AS rows`,
 } as const;
 
@@ -78,7 +78,7 @@ export function decodeCursor(cursor: string, field: string): Position {
   throw new InvalidInputError(field, 'is not a cursor this api gave out');
 }
 
-/** An Event node's map (`e {.id, .type, .customer_id, .occurred_at, .payload}`) as the event it records. */
+/** An Event node's map (`e {.id, .type, .customer_id, .occurred_at, .customer_seq, .payload}`) as the event it records. */
 export function toEvent(value: unknown): PersonaEvent {
   const e = toPlain(value) as Record<string, Plain>;
   return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;

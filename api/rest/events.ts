@@ -18,18 +18,36 @@ const limit = (max: number, fallback: number) =>
     .default(fallback)
     .openapi({ param: { name: 'limit', in: 'query' }, description: `1–${max}, default ${fallback}` });
 
+const customerSeq = z
+  .number()
+  .int()
+  .min(1)
+  .nullable()
+  .openapi({
+    description:
+      'The event’s place in its customer’s own sequence (1, 2, 3, … without gaps; a gap means a missed event); ' +
+      'null for an event of no customer',
+  });
+
 const eventSchema = z
   .object({
     id: z.uuid(),
     type: z.enum(EVENT_TYPES),
     customer_id: z.string(),
     occurred_at: z.string(),
+    customer_seq: customerSeq,
     payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),
   })
   .openapi('Event');
 
 const historyItem = z
-  .object({ id: z.uuid(), type: z.enum(EVENT_TYPES), occurred_at: z.string(), summary: z.string() })
+  .object({
+    id: z.uuid(),
+    type: z.enum(EVENT_TYPES),
+    occurred_at: z.string(),
+    customer_seq: customerSeq,
+    summary: z.string(),
+  })
   .openapi('HistoryItem');
 
 export function eventRoutes(deps: ApiDeps) {
