@@ -14,7 +14,7 @@ import neo4j from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
 import type { PersonaEvent } from './events';
-import { readTx, type Graph } from './graph';
+import { leaderReadTx, readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
 interface Position {
@@ -78,7 +78,7 @@ export function decodeCursor(cursor: string, field: string): Position {
   throw new InvalidInputError(field, 'is not a cursor this api gave out');
 }
 
-/** An Event node's map (`e {.id, .type, .customer_id, .occurred_at, .customer_seq, .payload}`) as the event it records. */
+/** An Event node's map (EVENT_PROJECTION, graph/events.ts) as the event it records. */
 export function toEvent(value: unknown): PersonaEvent {
   const e = toPlain(value) as Record<string, Plain>;
   return { ...e, payload: JSON.parse(e.payload as string) as Record<string, Plain> } as PersonaEvent;
@@ -105,7 +105,8 @@ export async function readFeedEntries(
   options: { after?: string | undefined; limit: number; lagMs: number },
 ): Promise<FeedEntry[]> {
   const after = options.after ? decodeCursor(options.after, 'after') : null;
-  const rows = await readTx(
+  // From the leader in a cluster (leaderReadTx): a lagging follower could skip an event for good.
+  const rows = await leaderReadTx(
     g,
     async (tx) =>
       (

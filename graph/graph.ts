@@ -5,6 +5,7 @@
  */
 import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
+import { WRITE_TX_TIMEOUT_MS } from '../config/env';
 import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
@@ -58,11 +59,12 @@ export interface Graph {
 }
 
 /**
- * No write transaction may run longer than this: the change feed serves only events stamped
- * longer ago than its lag (PERSONA_EVENTS_FEED_LAG_MS, more than this), so by then every
- * transaction that stamped one has committed or rolled back.
+ * No write transaction may run longer than WRITE_TX_TIMEOUT_MS: the change feed serves only
+ * events stamped longer ago than its lag (PERSONA_EVENTS_FEED_LAG_MS, which config/env.ts refuses
+ * below this plus a margin), so by then every transaction that stamped one has committed or
+ * rolled back.
  */
-export const WRITE_TX_TIMEOUT_MS = 10_000;
+export { WRITE_TX_TIMEOUT_MS };
 
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
@@ -88,6 +90,22 @@ export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Prom
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
   try {
     return await session.executeRead(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * A read on the leader of a cluster (Enterprise, Aura): a write-routed session running a read.
+ * Followers apply the leader's commits a moment later, so a read routed to one can miss an
+ * event the leader has committed while returning a later one; the change feed, whose cursor
+ * moves past whatever it returned, must never do that. On a single instance (Community) it is
+ * an ordinary read. Nothing is written, so nothing is asked of `mayCommit`.
+ */
+export async function leaderReadTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
+  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
+  try {
+    return await session.executeWrite(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
   } finally {
     await session.close();
   }
