@@ -188,7 +188,9 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: 'Persona event payloads, by event type',
     description:
-      'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. ' +
+      'Every event is {id, type, customer_id, occurred_at, customer_seq, payload} (customer_seq: the ' +
+      "event's place in its customer's gap-free sequence, null without a customer); this maps each type " +
+      'to its payload. ' +
       'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
       'Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',

@@ -64,7 +64,7 @@ async function inOrder(customerId: string): Promise<PersonaEvent[]> {
 }
 
 describe('the per-customer event sequence', () => {
-  it('numbers the events of concurrent writers on one customer 1..N without a gap, in the order they were made, and the feed and history carry it', async () => {
+  it('numbers concurrent writers’ events on one customer 1..N in order; feed and history carry it', async () => {
     const cursor = await feedCursorAtNow(h.graph);
     const customerId = await newCustomer();
     const writers = 24;
@@ -171,7 +171,7 @@ describe('fraud reversals under the customer lock', () => {
     expect(wallet.map((p) => p.status)).toEqual(cards.map(() => 'active'));
   });
 
-  it('serialises a reversal with an outcome applied at the same moment: a reversal made after it reverses it', async () => {
+  it('serialises a reversal with an outcome applied at once: a reversal made after it reverses it', async () => {
     for (let round = 0; round < 5; round++) {
       const customerId = await newCustomer();
       const [first, second] = [
@@ -203,7 +203,7 @@ describe('fraud reversals under the customer lock', () => {
 });
 
 describe('a default payment method that stops being usable', () => {
-  it('moves to the most recently used active card in the fraud outcome’s transaction; context never shows a compromised default', async () => {
+  it('moves to the latest-used active card in the fraud write; context never shows a compromised default', async () => {
     const customerId = await newCustomer();
     const stolen = (await addPaymentMethod(h.graph, customerId, cardInput({ last_four: '1111' }))).id;
     const older = (await addPaymentMethod(h.graph, customerId, cardInput({ last_four: '2222' }))).id;
