@@ -133,6 +133,8 @@ export const envSchema = z.object({
   PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Slices of the card-id space the expiry scan pages through side by side (1–16). */
   PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(2),
+  /** Events an erasure empties per transaction (a long history is erased in batches of this many). */
+  PERSONA_ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** How far a passed fraud challenge raises the device's trust score (bounded at 1). */
   PERSONA_FRAUD_TRUST_STEP: z.coerce.number().gt(0).max(1).default(0.1),
   /** How long a fraud suspension waits for ops' review before it stays as it is. */
