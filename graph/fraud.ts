@@ -5,7 +5,7 @@
  * back exactly what the outcome changed.
  */
 import type { ManagedTransaction } from 'neo4j-driver';
-import { setCustomerStatusTx } from './customers';
+import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { setDeviceTrustTx } from './devices';
 import { InvalidInputError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
@@ -56,15 +56,14 @@ const CYPHER = {
   currentMethod: `MATCH (p:PaymentMethod {id: $id}) SET p.updated_at = datetime.transaction() RETURN p.status AS value`,
   currentDevice: `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction() RETURN d.trust_score AS value`,
   currentCustomer: `MATCH (c:Customer {id: $id}) SET c.updated_at = datetime.transaction() RETURN c.status AS value`,
-  // Every fraud write takes the customer's lock before anything else (graph/graph.ts: the lock
-  // order), so what it reads of the customer's outcomes no other fraud write can change.
-  lockCustomer: `MATCH (c:Customer {id: $id}) SET c.updated_at = datetime.transaction() RETURN c.id AS id`,
 } as const;
 
-/** Takes the customer's write lock, first thing in a transaction (NotFoundError if none). */
+/**
+ * Takes the customer's write lock, first thing in every fraud write (the lock order,
+ * graph/graph.ts), so what it reads of the customer's outcomes no other writer can change.
+ */
 async function lockCustomer(tx: ManagedTransaction, customerId: string): Promise<void> {
-  if ((await tx.run(CYPHER.lockCustomer, { id: customerId })).records.length === 0)
-    throw new NotFoundError('Customer', customerId);
+  if (!(await lockCustomersTx(tx, [customerId])).has(customerId)) throw new NotFoundError('Customer', customerId);
 }
 
 /**

@@ -2,6 +2,18 @@
  * The graph handle every graph function takes: the process's one driver, the database name and
  * the token cipher. Writes run as transaction functions (the driver retries them on transient
  * errors, so their bodies are idempotent), and constraint violations become domain errors.
+ *
+ * The lock order every writer keeps: the customer first (several customers in id order), then
+ * what belongs to it (payment methods, devices, addresses, notification claims, events). A
+ * writer takes the customer's write lock with its first SET (`lockCustomersTx` in customers.ts,
+ * or a SET on the customer in the writer's own first statement) before it locks anything else,
+ * and appending an event takes it too (the customer's `event_seq`, events.ts), so everything a
+ * customer's writers read and write, and the order of the customer's events, is serialised by
+ * that one lock. Two known exceptions, where Neo4j's deadlock detection and the transaction
+ * functions' retry settle a rare cycle: onboarding MERGEs verified identifiers before it knows
+ * (and locks) the customer they lead to, because the identifier is how it finds the customer;
+ * and a device's trust change reaches its customers through the device. Proven by
+ * test/integration/concurrent-writers.test.ts ("one lock order: the customer first").
  */
 import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';

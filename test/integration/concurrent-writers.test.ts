@@ -8,7 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addPaymentMethod,
+  addRelationship,
   createCustomer,
+  linkDevice,
+  updatePaymentMethodStatus,
   getPaymentMethodsByCustomer,
   listCustomerEvents,
   updateCustomer,
@@ -16,6 +19,7 @@ import {
 } from '../../graph';
 import { appendEvents } from '../../graph/events';
 import { expireCards } from '../../graph/expiry';
+import { claimNotifications, recordNotificationsSent } from '../../graph/notifications';
 import { applyFraudOutcome, reverseLatestFraudOutcome } from '../../graph/fraud';
 import { writeTx } from '../../graph/graph';
 import { startHarness, type Harness } from '../support/api';
@@ -264,5 +268,103 @@ describe('a default payment method that stops being usable', () => {
       type: 'DefaultPaymentMethodChanged',
       payload: { from: expiring, to: next },
     });
+  });
+});
+
+describe('one lock order: the customer first', () => {
+  /**
+   * Holds the customer's lock in an open transaction, starts `write`, waits until it is blocked,
+   * then asks whether `entity` (the thing the writer changes) can still be locked at once: it can
+   * only if the writer waits for the customer before taking the entity's lock.
+   */
+  async function entityFreeWhileWriterWaits(
+    customerId: string,
+    ids: string[],
+    write: () => Promise<unknown>,
+    entity: { match: string; id: string },
+  ): Promise<boolean> {
+    const holder = h.graph.driver.session({ database: h.graph.database });
+    const probe = h.graph.driver.session({ database: h.graph.database });
+    const tx = holder.beginTransaction();
+    let writing: Promise<unknown> | undefined;
+    try {
+      await tx.run('MATCH (c:Customer {id: $id}) SET c.status = c.status', { id: customerId });
+      writing = write();
+      await until(async () => {
+        const blocked = await h.graph.query<{ parameters: unknown }>(
+          "SHOW TRANSACTIONS YIELD status, parameters WHERE status STARTS WITH 'Blocked' RETURN parameters",
+        );
+        return blocked.some((b) => ids.some((id) => JSON.stringify(b.parameters).includes(id)));
+      });
+      try {
+        await probe.run(`MATCH ${entity.match} SET n.updated_at = n.updated_at`, { id: entity.id }, { timeout: 2000 });
+        return true;
+      } catch {
+        return false;
+      }
+    } finally {
+      await tx.rollback();
+      await writing;
+      await Promise.all([holder.close(), probe.close()]);
+    }
+  }
+
+  it('a payment method’s status change waits for the customer before it locks the method', async () => {
+    const customerId = await newCustomer();
+    const pm = (await addPaymentMethod(h.graph, customerId, cardInput())).id;
+    const free = await entityFreeWhileWriterWaits(
+      customerId,
+      [customerId, pm],
+      () => updatePaymentMethodStatus(h.graph, pm, 'inactive', { reason: 'lock order test' }),
+      { match: '(n:PaymentMethod {id: $id})', id: pm },
+    );
+    expect(free).toBe(true);
+  });
+
+  it('the expiry scan waits for each customer before it locks the card', async () => {
+    const customerId = await newCustomer();
+    const pm = (await addPaymentMethod(h.graph, customerId, cardInput({ expiry_month: 1, expiry_year: 2021 }))).id;
+    const free = await entityFreeWhileWriterWaits(
+      customerId,
+      [customerId, pm],
+      () => expireCards(h.graph, [{ payment_method_id: pm, expiry_year: 2021, expiry_month: 1 }], '2021-02-01'),
+      { match: '(n:PaymentMethod {id: $id})', id: pm },
+    );
+    expect(free).toBe(true);
+  });
+
+  it('an edge from a customer’s method to a device, and a login, wait for the customer before the device', async () => {
+    const customerId = await newCustomer();
+    const pm = (await addPaymentMethod(h.graph, customerId, cardInput())).id;
+    const fingerprint = `fp-${randomUUID()}`;
+    const device = (await linkDevice(h.graph, customerId, { fingerprint })).id;
+    const edge = await entityFreeWhileWriterWaits(
+      customerId,
+      [customerId, pm, device],
+      () => addRelationship(h.graph, { label: 'PaymentMethod', id: pm }, { label: 'Device', id: device }, 'USED_ON'),
+      { match: '(n:Device {id: $id})', id: device },
+    );
+    const login = await entityFreeWhileWriterWaits(
+      customerId,
+      [customerId, fingerprint],
+      () => linkDevice(h.graph, customerId, { fingerprint }),
+      { match: '(n:Device {id: $id})', id: device },
+    );
+    expect({ edge, login }).toEqual({ edge: true, login: true });
+    await h.graph.query('MATCH (d:Device {id: $id}) DETACH DELETE d', { id: device });
+  });
+
+  it('recording a notification waits for the customer before it locks the claim', async () => {
+    const customerId = await newCustomer();
+    const key = `lock-order:${randomUUID()}`;
+    const item = { key, customer_id: customerId, kind: 'payment_recovered' };
+    await claimNotifications(h.graph, [item], 'lock-order-test');
+    const free = await entityFreeWhileWriterWaits(
+      customerId,
+      [customerId, key],
+      () => recordNotificationsSent(h.graph, [{ ...item, channel: 'email' }], 'lock-order-test'),
+      { match: '(n:Notification {key: $id})', id: key },
+    );
+    expect(free).toBe(true);
   });
 });
