@@ -106,6 +106,12 @@ const CYPHER = {
       RETURN next.id AS promoted
     }
     RETURN c.id AS customerId, p.id AS paymentMethodId, promoted`,
+  // A method that becomes active where the customer has no default becomes it (as an added one does).
+  adoptDefault: `
+    MATCH (c:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    WHERE p.status = 'active' AND NOT EXISTS { (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(:PaymentMethod) }
+    SET r.is_default = true
+    RETURN p.id AS id`,
   token: `
     MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     RETURN p.token AS token`,
@@ -281,8 +287,9 @@ export function defaultChangedEvent(m: DefaultReplacement, status: PaymentMethod
  * Changes a method's status inside the caller's transaction, with PaymentMethodStatusChanged
  * (`{payment_method_id, from, to, reason, ...extra}`) when it changed. When the method was the
  * default and is no longer active, the default moves in the same transaction
- * (replaceUnusableDefaultsTx) with DefaultPaymentMethodChanged. Takes the customer's lock
- * before the method's.
+ * (replaceUnusableDefaultsTx) with DefaultPaymentMethodChanged; a method that becomes active
+ * where the customer has no default becomes it (a false positive's card is the default again).
+ * Takes the customer's lock before the method's.
  */
 export async function setPaymentMethodStatusTx(
   tx: ManagedTransaction,
@@ -311,6 +318,14 @@ export async function setPaymentMethodStatusTx(
       const event = defaultChangedEvent(moved, to);
       await appendEvent(tx, event.type, event.customerId, event.payload);
       entry.is_default = false;
+    }
+    if (to === 'active' && (await tx.run(CYPHER.adoptDefault, { customerId, paymentMethodId })).records.length > 0) {
+      await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, {
+        from: null,
+        to: paymentMethodId,
+        reason: 'payment_method_active',
+      });
+      entry.is_default = true;
     }
   }
   return { customer_id: customerId, from, entry };

@@ -257,6 +257,11 @@ describe('a default payment method that stops being usable', () => {
     expect((await inOrder(alone)).filter((e) => e.type === 'DefaultPaymentMethodChanged').at(-1)).toMatchObject({
       payload: { from: only, to: null },
     });
+    // A false positive makes it active again, and, with no other default, the default again.
+    await reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: alone });
+    expect(await getPaymentMethodsByCustomer(h.graph, alone)).toMatchObject([
+      { id: only, status: 'active', is_default: true },
+    ]);
 
     const scanned = await newCustomer();
     const expiring = (await addPaymentMethod(h.graph, scanned, cardInput({ expiry_month: 1, expiry_year: 2021 }))).id;
