@@ -9,7 +9,16 @@ import { runningCustomerWorkflows } from '../temporal/connection';
 import { recoveryWorkflowId } from '../temporal/recovery';
 import { domain } from './domain';
 
-export function createErasureActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
+export function createErasureActivities({
+  graph,
+  temporal,
+  erasureBatchSize,
+}: {
+  graph: Graph;
+  temporal: Client;
+  /** Events emptied per transaction (PERSONA_ERASURE_BATCH_SIZE). */
+  erasureBatchSize?: number | undefined;
+}) {
   return {
     /**
      * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and the running
@@ -59,8 +68,22 @@ export function createErasureActivities({ graph, temporal }: { graph: Graph; tem
         await sleep(req.poll_ms ?? 500, undefined, { signal: Context.current().cancellationSignal });
       }
     },
+    /**
+     * Erases the customer: its events in batches (heartbeating after each, so a dead worker's
+     * erasure is retried and goes on where it was), then the rest in one transaction.
+     */
     async eraseCustomer(req: { customer_id: string; audit?: ErasureAudit }): Promise<ErasureResult> {
-      return domain(() => eraseCustomer(graph, req.customer_id, req.audit));
+      return domain(() =>
+        eraseCustomer(graph, req.customer_id, {
+          ...(erasureBatchSize ? { batchSize: erasureBatchSize } : {}),
+          ...(req.audit ? { audit: req.audit } : {}),
+          onBatch: (progress) => {
+            const context = Context.current();
+            context.heartbeat(progress);
+            if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+          },
+        }),
+      );
     },
   };
 }

@@ -26,6 +26,8 @@ export interface ActivityDeps {
   trustThreshold: number;
   /** Temporal, for activities that find other workflows (a fraud outcome finds running recoveries). */
   temporal: Client;
+  /** Events an erasure empties per transaction (PERSONA_ERASURE_BATCH_SIZE). */
+  erasureBatchSize?: number;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -3,7 +3,15 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadSettings, localJwtSecretPath, localTokenKeyPath } from './env';
+import {
+  ConfigError,
+  FEED_LAG_MARGIN_MS,
+  loadConfig,
+  loadSettings,
+  localJwtSecretPath,
+  localTokenKeyPath,
+  WRITE_TX_TIMEOUT_MS,
+} from './env';
 
 const key = randomBytes(32).toString('base64');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
@@ -141,5 +149,21 @@ describe('configuration', () => {
         PERSONA_STACK_DIR: emptyStack(),
       }),
     ).toThrow(/must be 32 bytes/);
+  });
+
+  it('refuses a feed lag shorter than the write-transaction timeout plus a margin, naming both', () => {
+    expect(loadSettings({}).PERSONA_EVENTS_FEED_LAG_MS).toBe(15_000);
+    const least = WRITE_TX_TIMEOUT_MS + FEED_LAG_MARGIN_MS;
+    expect(loadSettings({ PERSONA_EVENTS_FEED_LAG_MS: String(least) }).PERSONA_EVENTS_FEED_LAG_MS).toBe(least);
+    for (const lag of [0, 1000, WRITE_TX_TIMEOUT_MS, least - 1]) {
+      expect(() => loadSettings({ PERSONA_EVENTS_FEED_LAG_MS: String(lag) })).toThrow(ConfigError);
+      try {
+        loadSettings({ PERSONA_EVENTS_FEED_LAG_MS: String(lag) });
+      } catch (err) {
+        expect((err as ConfigError).issues).toEqual([
+          expect.stringMatching(/^PERSONA_EVENTS_FEED_LAG_MS: .*WRITE_TX_TIMEOUT_MS \(10000 ms\) plus 2000 ms/),
+        ]);
+      }
+    }
   });
 });

@@ -13,6 +13,13 @@ import { CURRENCY_PATTERN, decimalProblem, toMinorUnits } from '../payments/mone
 /** The repository root (this file lives in `<root>/config`). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+/**
+ * No write transaction may run longer than this (graph/graph.ts enforces it on every write);
+ * the change feed's lag must exceed it by FEED_LAG_MARGIN_MS (clock steps, commit latency).
+ */
+export const WRITE_TX_TIMEOUT_MS = 10_000;
+export const FEED_LAG_MARGIN_MS = 2_000;
+
 const port = z.coerce.number().int().min(1).max(65535);
 const mebibytes = z.coerce.number().int().min(16);
 /** `<per second>,<burst>`, e.g. `5,20`: 5 requests a second sustained, 20 at once. */
@@ -183,15 +190,26 @@ export const envSchema = z.object({
   PERSONA_EXPIRY_BATCHES_PER_RUN: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Slices of the card-id space the expiry scan pages through side by side (1–16). */
   PERSONA_EXPIRY_SCAN_LANES: z.coerce.number().int().min(1).max(16).default(2),
+  /** Events an erasure empties per transaction (a long history is erased in batches of this many). */
+  PERSONA_ERASURE_BATCH_SIZE: z.coerce.number().int().min(1).max(100_000).default(1000),
   /** How far a passed fraud challenge raises the device's trust score (bounded at 1). */
   PERSONA_FRAUD_TRUST_STEP: z.coerce.number().gt(0).max(1).default(0.1),
   /** How long a fraud suspension waits for ops' review before it stays as it is. */
   PERSONA_FRAUD_REVIEW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
   /**
    * The change feed serves events stamped at least this long ago, so no event can appear behind a
-   * reader's cursor; keep it above the 10 s limit on write transactions.
+   * reader's cursor: refused below the write-transaction timeout plus a margin (12 s).
    */
-  PERSONA_EVENTS_FEED_LAG_MS: z.coerce.number().int().min(0).default(15_000),
+  PERSONA_EVENTS_FEED_LAG_MS: z.coerce
+    .number()
+    .int()
+    .refine(
+      (lag) => lag >= WRITE_TX_TIMEOUT_MS + FEED_LAG_MARGIN_MS,
+      `must be at least the write-transaction timeout WRITE_TX_TIMEOUT_MS (${WRITE_TX_TIMEOUT_MS} ms) plus ` +
+        `${FEED_LAG_MARGIN_MS} ms: a shorter PERSONA_EVENTS_FEED_LAG_MS lets the feed pass an event a ` +
+        'slower write transaction commits later',
+    )
+    .default(15_000),
   /** When set, the worker keeps the event relay running: every event is POSTed here, in order. */
   PERSONA_EVENTS_WEBHOOK_URL: z.url().optional(),
   /** When set, customer notifications are POSTed here (else they are logged). */

@@ -51,6 +51,12 @@ const CYPHER = {
     WITH c, c.status AS from
     SET c.status = $status
     RETURN from`,
+  // Same-value SETs: the write lock without a change (the counter and updated_at stay as they are).
+  lock: `
+    UNWIND $ids AS id
+    MATCH (c:Customer {id: id})
+    SET c.status = c.status
+    RETURN c.id AS id`,
   findByDigitalId: `
     MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})
     RETURN ${CUSTOMER_PROJECTION} AS customer`,
@@ -185,6 +191,18 @@ export async function setCustomerStatusTx(
   const from = record.get('from') as CustomerStatus;
   if (from !== to) await appendEvent(tx, event, id, { from, to, ...payload });
   return from;
+}
+
+/**
+ * Takes the write locks of these customers inside the caller's transaction, in id order (the
+ * lock order: graph/graph.ts), before the writer touches anything of theirs. Returns the ids
+ * that exist.
+ */
+export async function lockCustomersTx(tx: ManagedTransaction, ids: Iterable<string>): Promise<Set<string>> {
+  const sorted = [...new Set(ids)].sort();
+  if (sorted.length === 0) return new Set();
+  const res = await tx.run(CYPHER.lock, { ids: sorted });
+  return new Set(res.records.map((r) => r.get('id') as string));
 }
 
 /** The customer holding this (normalised) identifier, or null. */

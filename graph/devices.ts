@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { z } from 'zod';
 import { toPlain } from './convert';
+import { lockCustomersTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
 import { readCustomerList, writeTx, type Graph } from './graph';
@@ -93,7 +94,11 @@ export async function linkDeviceTx(
 /** Records a login of the customer from a device (see linkDeviceTx). */
 export async function linkDevice(g: Graph, customerId: string, input: DeviceInput): Promise<CustomerDevice> {
   const d = parseInput(deviceInput, input, 'device');
-  return writeTx(g, (tx) => linkDeviceTx(tx, customerId, d));
+  return writeTx(g, async (tx) => {
+    // The customer's lock before the device's (the lock order, graph/graph.ts).
+    await lockCustomersTx(tx, [customerId]);
+    return linkDeviceTx(tx, customerId, d);
+  });
 }
 
 /**

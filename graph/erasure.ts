@@ -1,14 +1,18 @@
 /**
- * Erasing a customer: everything personal goes, a tombstone stays. In one transaction:
- * identifiers, addresses, payment methods (and their encrypted tokens), the behavioural profile
- * and devices no other customer uses are deleted; shared devices only lose the customer's edge;
- * the customer keeps its id with status `erased` and nothing else; the customer's events keep
- * their id, type and time but their payloads are emptied; a CustomerErased event records it.
- * Erasing an erased customer changes nothing.
+ * Erasing a customer: everything personal goes, a tombstone stays. First the customer's events
+ * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
+ * write-transaction limit): each keeps its id, type and time, its payload becomes `{}`. Then, in
+ * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens), the
+ * behavioural profile and devices no other customer uses are deleted; shared devices only lose the
+ * customer's edge; events appended since the batches are emptied too; the customer keeps its id
+ * (and its event counter) with status `erased` and nothing else; a CustomerErased event records it.
+ * Idempotent and resumable: a batch only touches events not emptied yet, so an erasure that
+ * stopped half-way goes on where it was; erasing an erased customer changes nothing.
  */
+import neo4j from 'neo4j-driver';
 import { appendEvent } from './events';
 import { NotFoundError } from './errors';
-import { writeTx, type Graph } from './graph';
+import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
   customer_id: string;
@@ -30,7 +34,20 @@ export interface ErasureAudit {
   override_fraud_review: boolean;
 }
 
+/** Events emptied per transaction, unless the caller says otherwise (PERSONA_ERASURE_BATCH_SIZE). */
+export const DEFAULT_ERASURE_BATCH_SIZE = 1000;
+
 const CYPHER = {
+  status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status`,
+  // Oldest first along the (customer_id, occurred_at) index, from where the last batch ended;
+  // events emptied already (by an earlier run) are passed over. No customer lock: only the
+  // customer's existing events are touched, which no other writer changes.
+  stripBatch: `
+    MATCH (e:Event {customer_id: $id})
+    WHERE e.occurred_at >= datetime($after) AND e.erased IS NULL
+    WITH e ORDER BY e.occurred_at LIMIT $limit
+    SET e.payload = '{}', e.erased = true
+    RETURN count(e) AS stripped, toString(max(e.occurred_at)) AS last`,
   // The customer's lock first: no write for it can interleave.
   lock: `
     MATCH (c:Customer {id: $id})
@@ -76,16 +93,50 @@ const CYPHER = {
       RETURN count(n) AS claims
     }
     CALL (c) {
-      MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL
+      MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL AND e.erased IS NULL
       SET e.payload = '{}', e.erased = true
       RETURN count(e) AS events
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
-             erased_at: datetime.transaction()}
+             erased_at: datetime.transaction(), event_seq: c.event_seq}
     RETURN identifiers, addresses, paymentMethods, devices, events`,
 } as const;
 
-export async function eraseCustomer(g: Graph, customerId: string, audit?: ErasureAudit): Promise<ErasureResult> {
+export interface ErasureOptions {
+  /** Events emptied per transaction (default DEFAULT_ERASURE_BATCH_SIZE). */
+  batchSize?: number;
+  /** Called after each batch of events (an activity heartbeats here). */
+  onBatch?: (progress: { batch: number; stripped: number; total: number }) => void;
+  /** Who asked and why, recorded on the CustomerErased event. */
+  audit?: ErasureAudit | undefined;
+}
+
+/** The earliest instant Neo4j's datetime() reads: a batch cursor before every event. */
+const BEFORE_ALL = '0001-01-01T00:00:00Z';
+
+export async function eraseCustomer(
+  g: Graph,
+  customerId: string,
+  options: ErasureOptions = {},
+): Promise<ErasureResult> {
+  const status = await readTx(g, async (tx) => (await tx.run(CYPHER.status, { id: customerId })).records[0]);
+  if (!status) throw new NotFoundError('Customer', customerId);
+  let strippedInBatches = 0;
+  if (status.get('status') !== 'erased') {
+    const limit = neo4j.int(options.batchSize ?? DEFAULT_ERASURE_BATCH_SIZE);
+    let after = BEFORE_ALL;
+    for (let batch = 1; ; batch++) {
+      const r = await writeTx(
+        g,
+        async (tx) => (await tx.run(CYPHER.stripBatch, { id: customerId, after, limit })).records[0],
+      );
+      const stripped = Number(r?.get('stripped') ?? 0);
+      if (stripped === 0) break;
+      strippedInBatches += stripped;
+      after = r?.get('last') as string;
+      options.onBatch?.({ batch, stripped, total: strippedInBatches });
+    }
+  }
   return writeTx(g, async (tx) => {
     const lock = (await tx.run(CYPHER.lock, { id: customerId })).records[0];
     if (!lock) throw new NotFoundError('Customer', customerId);
@@ -98,9 +149,12 @@ export async function eraseCustomer(g: Graph, customerId: string, audit?: Erasur
       addresses: n('addresses'),
       payment_methods: n('paymentMethods'),
       devices: n('devices'),
-      events_stripped: n('events'),
+      events_stripped: strippedInBatches + n('events'),
     };
-    await appendEvent(tx, 'CustomerErased', customerId, { deleted, ...(audit ? { request: audit } : {}) });
+    await appendEvent(tx, 'CustomerErased', customerId, {
+      deleted,
+      ...(options.audit ? { request: options.audit } : {}),
+    });
     return { customer_id: customerId, erased: true, deleted };
   });
 }

@@ -202,8 +202,10 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: 'Persona event payloads, by event type',
     description:
-      'Every event is {id, type, customer_id, occurred_at, payload}; this maps each type to its payload. ' +
-      'A device-level event (DeviceTrustScoreUpdated) has customer_id null and device_id set. ' +
+      'Every event is {id, type, customer_id, occurred_at, customer_seq, payload} (customer_seq: the ' +
+      "event's place in its customer's gap-free sequence, null without a customer); this maps each type " +
+      'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set ' +
+      'and customer_seq null. ' +
       'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
       'Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',

@@ -23,20 +23,40 @@ export interface PersonaEvent {
    */
   device_id?: string;
   occurred_at: string;
+  /**
+   * The event's place in its customer's own sequence (1, 2, 3, … with no gap), or null for an
+   * event of no existing customer (none named, or a customer never created).
+   */
+  customer_seq: number | null;
   payload: Record<string, Plain>;
 }
+
+/** The map projection of an Event node every read returns (PersonaEvent, payload still JSON). */
+export const EVENT_PROJECTION = 'e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload}';
 
 const CYPHER = {
   // occurred_at is the clock when the event is appended, not when its transaction began:
   // writers on one customer hold its lock by then, so their events are stamped in commit order.
   // seq orders the events of one transaction among themselves.
+  // customer_seq numbers each customer's events 1, 2, 3, …: the counter lives on the Customer
+  // node, so incrementing it takes the customer's write lock (held to commit) and two writers on
+  // one customer append one after the other. The SET reads the counter it writes, so Neo4j takes
+  // the lock before the read. One group per customer, so a batch is still one statement; a group
+  // without an existing customer gets no number.
   append: `
-    UNWIND $events AS ev
+    UNWIND $groups AS grp
+    OPTIONAL MATCH (c:Customer {id: grp.customerId})
+    FOREACH (x IN CASE WHEN c IS NULL THEN [] ELSE [c] END |
+      SET x.event_seq = coalesce(x.event_seq, 0) + size(grp.events))
+    WITH grp, CASE WHEN c IS NULL THEN null ELSE c.event_seq - size(grp.events) END AS base
+    UNWIND range(0, size(grp.events) - 1) AS i
+    WITH grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
-                     seq: ev.seq, payload: ev.payload, idempotency_key: ev.idempotencyKey})`,
+                     seq: ev.seq, customer_seq: customerSeq, payload: ev.payload,
+                     idempotency_key: ev.idempotencyKey})`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
-    RETURN e {.id, .type, .customer_id, .occurred_at, .payload} AS event`,
+    RETURN ${EVENT_PROJECTION} AS event`,
   // The customer's own events, and the device-level events of every device the customer logged
   // in from, stamped from the customer's first login on it (a change from before the customer
   // came is not the customer's history). Each branch is an index seek ((customer_id,
@@ -54,7 +74,7 @@ const CYPHER = {
       WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0})) AND ($type IS NULL OR e.type = $type)
       RETURN e ORDER BY e.occurred_at DESC, e.seq DESC LIMIT $limit
     }
-    RETURN e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event
+    RETURN ${EVENT_PROJECTION} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
   // A device-level event: no customer, one device (every customer on it reads it through the
@@ -74,7 +94,7 @@ const appendedInTx = new WeakMap<ManagedTransaction, number>();
 export async function appendEvent(
   tx: ManagedTransaction,
   type: EventType,
-  customerId: string,
+  customerId: string | null,
   payload: Record<string, unknown>,
   options: { idempotencyKey?: string } = {},
 ): Promise<void> {
@@ -83,12 +103,16 @@ export async function appendEvent(
 
 export interface NewEvent {
   type: EventType;
-  customerId: string;
+  /** null for an event of no customer (it gets no customer_seq). */
+  customerId: string | null;
   payload: Record<string, unknown>;
   idempotencyKey?: string;
 }
 
-/** Appends several events in one statement (batch writers such as the expiry scan). */
+/**
+ * Appends several events in one statement (batch writers such as the expiry scan), each
+ * customer's in the order given, numbered in that customer's sequence under its lock.
+ */
 export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
   // A test aid (the test runner sets it): every payload must keep its type's contract.
@@ -100,15 +124,24 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   }
   const first = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, first + events.length);
-  await tx.run(CYPHER.append, {
-    events: events.map((e, i) => ({
+  const groups = new Map<string | null, Record<string, unknown>[]>();
+  events.forEach((e, i) => {
+    const row = {
       id: randomUUID(),
       type: e.type,
       customerId: e.customerId,
       seq: first + i,
       payload: JSON.stringify(e.payload),
       idempotencyKey: e.idempotencyKey ?? null,
-    })),
+    };
+    const group = groups.get(e.customerId);
+    if (group) group.push(row);
+    else groups.set(e.customerId, [row]);
+  });
+  // Customers in id order: two batches over the same customers take their locks in one order.
+  const ordered = [...groups.entries()].sort(([a], [b]) => ((a ?? '') < (b ?? '') ? -1 : 1));
+  await tx.run(CYPHER.append, {
+    groups: ordered.map(([customerId, rows]) => ({ customerId, events: rows })),
   });
 }
 
@@ -116,8 +149,7 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
 export const FRAUD_SIGNAL_REASON = 'fraud signal';
 
 /**
- * An Event node's map (`e {.id, .type, .customer_id, .device_id, .occurred_at, .payload}`) as
- * the event it records; `device_id` only on a device-level event (customer_id null).
+ * An Event node's map (EVENT_PROJECTION) as the event it records; `device_id` only on a device-level event (customer_id null).
  *
  * Before trust changes became device-level, a DeviceTrustScoreUpdated event was copied to every
  * customer on the device with the caught customer's `fraud_outcome_id` and reason: read back,
@@ -149,14 +181,24 @@ export async function listCustomerEvents(
   customerId: string,
   options: { type?: EventType; limit?: number } = {},
 ): Promise<PersonaEvent[]> {
-  return readTx(g, async (tx) => {
-    const res = await tx.run(CYPHER.listForCustomer, {
-      customerId,
-      type: options.type ?? null,
-      limit: neo4j.int(options.limit ?? 100),
-    });
-    return res.records.map((r) => eventFromRow(r.get('event')));
+  return readTx(g, (tx) => listCustomerEventsTx(tx, customerId, options));
+}
+
+/**
+ * A customer's events (optionally of one type), newest first, inside the caller's transaction:
+ * a writer that holds the customer's lock reads them knowing no other writer can add one.
+ */
+export async function listCustomerEventsTx(
+  tx: ManagedTransaction,
+  customerId: string,
+  options: { type?: EventType; limit?: number } = {},
+): Promise<PersonaEvent[]> {
+  const res = await tx.run(CYPHER.listForCustomer, {
+    customerId,
+    type: options.type ?? null,
+    limit: neo4j.int(options.limit ?? 100),
   });
+  return res.records.map((r) => eventFromRow(r.get('event')));
 }
 
 /**

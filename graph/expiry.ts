@@ -7,6 +7,7 @@
 import neo4j from 'neo4j-driver';
 import { appendEvents } from './events';
 import { readTx, writeTx, type Graph } from './graph';
+import { defaultChangedEvent, replaceUnusableDefaultsTx } from './paymentMethods';
 
 export interface ExpiryCandidate {
   payment_method_id: string;
@@ -80,11 +81,16 @@ const CYPHER = {
     UNWIND $cards AS card
     MATCH (p:PaymentMethod {id: card.id})
     SET p.expiry_warning = card.warning`,
-  // The status is read after the first SET takes the card's lock, so two scans never both
-  // expire it; a card whose expiry changed since it was read is left alone.
+  // Customers' locks first, in id order (the lock order every writer keeps: graph/graph.ts;
+  // ORDER BY is eager, so every lock is taken after the sort), then each card's. The status is
+  // read under the card's lock, so two scans never both expire it; a card whose expiry changed
+  // since it was read is left alone.
   expire: `
     UNWIND $cards AS card
     MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: card.id})
+    WITH c, p, card ORDER BY c.id, p.id
+    SET c.updated_at = datetime.transaction()
+    WITH c, p, card
     SET p.updated_at = datetime.transaction()
     WITH c, p, card
     WHERE p.status = 'active' AND p.expiry_year = card.year AND p.expiry_month = card.month
@@ -157,7 +163,9 @@ export async function readExpiryCandidates(
 
 /**
  * Marks cards past their expiry month `expired`, each with PaymentMethodStatusChanged, in one
- * transaction. Cards no longer active (a re-run, another scan, a customer's change) are skipped.
+ * transaction; an expired default is replaced as a status change replaces it
+ * (replaceUnusableDefaultsTx), with DefaultPaymentMethodChanged. Cards no longer active (a
+ * re-run, another scan, a customer's change) are skipped.
  */
 export async function expireCards(
   g: Graph,
@@ -178,18 +186,25 @@ export async function expireCards(
       payment_method_id: r.get('payment_method_id') as string,
       expiry: `${toNumber(r.get('expiry_year'))}-${String(toNumber(r.get('expiry_month'))).padStart(2, '0')}`,
     }));
+    // An expired default gives way to the customer's most recently used active method (or none).
+    const moved = new Map(
+      (await replaceUnusableDefaultsTx(tx, changed)).map((m) => [m.from, defaultChangedEvent(m, 'expired')]),
+    );
     await appendEvents(
       tx,
-      changed.map((c) => ({
-        type: 'PaymentMethodStatusChanged' as const,
-        customerId: c.customer_id,
-        payload: {
-          payment_method_id: c.payment_method_id,
-          from: 'active',
-          to: 'expired',
-          reason: `card expired at the end of ${c.expiry} (expiry scan as of ${asOf})`,
+      changed.flatMap((c) => [
+        {
+          type: 'PaymentMethodStatusChanged' as const,
+          customerId: c.customer_id,
+          payload: {
+            payment_method_id: c.payment_method_id,
+            from: 'active',
+            to: 'expired',
+            reason: `card expired at the end of ${c.expiry} (expiry scan as of ${asOf})`,
+          },
         },
-      })),
+        ...(moved.has(c.payment_method_id) ? [moved.get(c.payment_method_id)!] : []),
+      ]),
     );
     return changed.map(({ customer_id, payment_method_id }) => ({ customer_id, payment_method_id }));
   });

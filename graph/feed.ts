@@ -14,7 +14,7 @@ import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
 import { eventFromRow, type PersonaEvent } from './events';
-import { readTx, type Graph } from './graph';
+import { leaderReadTx, readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
 interface Position {
@@ -24,7 +24,7 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .device_id, .occurred_at, .payload} AS event,
+const EVENT = `e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
 
 /**
@@ -48,7 +48,7 @@ function history(page: string): string {
         RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
       }
       WITH e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-      RETURN collect({event: e {.id, .type, .customer_id, .device_id, .occurred_at, .payload},
+      RETURN collect({event: e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload},
                       at: toString(e.occurred_at), seq: e.seq}) AS rows
     }
     RETURN c.id AS customer, rows`;
@@ -138,7 +138,8 @@ export async function readFeedEntries(
   options: { after?: string | undefined; limit: number; lagMs: number },
 ): Promise<FeedEntry[]> {
   const after = options.after ? decodeCursor(options.after, 'after') : null;
-  const rows = await readTx(
+  // From the leader in a cluster (leaderReadTx): a lagging follower could skip an event for good.
+  const rows = await leaderReadTx(
     g,
     async (tx) =>
       (

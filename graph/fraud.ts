@@ -5,10 +5,10 @@
  * back exactly what the outcome changed.
  */
 import type { ManagedTransaction } from 'neo4j-driver';
-import { setCustomerStatusTx } from './customers';
+import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { setDeviceTrustTx } from './devices';
 import { InvalidInputError, NotFoundError } from './errors';
-import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
+import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 import type { CustomerStatus, PaymentMethodStatus } from './model';
 import { setPaymentMethodStatusTx } from './paymentMethods';
@@ -59,6 +59,14 @@ const CYPHER = {
 } as const;
 
 /**
+ * Takes the customer's write lock, first thing in every fraud write (the lock order,
+ * graph/graph.ts), so what it reads of the customer's outcomes no other writer can change.
+ */
+async function lockCustomer(tx: ManagedTransaction, customerId: string): Promise<void> {
+  if (!(await lockCustomersTx(tx, [customerId])).has(customerId)) throw new NotFoundError('Customer', customerId);
+}
+
+/**
  * Checks a report against the graph: the customer exists, and the device and payment method, when
  * named, are the customer's; the fields each outcome needs are there. Throws InvalidInputError
  * naming the field (NotFoundError for an unknown customer); writes nothing.
@@ -105,6 +113,7 @@ export async function applyFraudOutcome(
     throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
   const key = `fraud:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
+    await lockCustomer(tx, r.customer_id);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return prior.payload as unknown as AppliedFraudOutcome;
     const reason = `fraud outcome ${r.outcome_id}: ${r.outcome}`;
@@ -154,17 +163,19 @@ export async function reverseLatestFraudOutcome(
   r: { outcome_id: string; customer_id: string },
 ): Promise<FraudReversal> {
   const key = `fraud:${r.outcome_id}`;
-  const [applied, reversed] = await Promise.all([
-    listCustomerEvents(g, r.customer_id, { type: 'FraudOutcomeApplied', limit: 1000 }),
-    listCustomerEvents(g, r.customer_id, { type: 'FraudOutcomeReversed', limit: 1000 }),
-  ]);
-  const done = new Set(reversed.map((e) => e.payload.reversed_outcome_id));
-  const target = applied
-    .map((e) => e.payload as unknown as AppliedFraudOutcome)
-    .find((a) => (a.outcome === 'confirmed_fraud' || a.outcome === 'account_takeover') && !done.has(a.outcome_id));
   return writeTx(g, async (tx) => {
+    // The target is chosen under the customer's lock: two false positives at once reverse two
+    // outcomes (or one, and nothing), never the same one twice, and an outcome applied meanwhile
+    // is either seen here or applied after this reversal commits.
+    await lockCustomer(tx, r.customer_id);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return prior.payload as unknown as FraudReversal;
+    const applied = await listCustomerEventsTx(tx, r.customer_id, { type: 'FraudOutcomeApplied', limit: 1000 });
+    const reversed = await listCustomerEventsTx(tx, r.customer_id, { type: 'FraudOutcomeReversed', limit: 1000 });
+    const done = new Set(reversed.map((e) => e.payload.reversed_outcome_id));
+    const target = applied
+      .map((e) => e.payload as unknown as AppliedFraudOutcome)
+      .find((a) => (a.outcome === 'confirmed_fraud' || a.outcome === 'account_takeover') && !done.has(a.outcome_id));
     const result: FraudReversal = { reversed_outcome_id: target?.outcome_id ?? null, restored: [], skipped: [] };
     const reason = `false positive ${r.outcome_id}${target ? ` reverses ${target.outcome_id}` : ''}`;
     const extra = { fraud_outcome_id: r.outcome_id };
@@ -204,6 +215,9 @@ export async function resolveFraudReview(
 ): Promise<{ reinstated: boolean }> {
   const key = `fraud-review:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
+    // The customer's lock before the decision is read or made: a reversal or another outcome
+    // on this customer commits wholly before or after it.
+    await lockCustomer(tx, r.customer_id);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return { reinstated: prior.payload.reinstated === true };
     let reinstated = false;

@@ -2,9 +2,22 @@
  * The graph handle every graph function takes: the process's one driver, the database name and
  * the token cipher. Writes run as transaction functions (the driver retries them on transient
  * errors, so their bodies are idempotent), and constraint violations become domain errors.
+ *
+ * The lock order every writer keeps: the customer first (several customers in id order), then
+ * what belongs to it (payment methods, devices, addresses, notification claims, events). A
+ * writer takes the customer's write lock with its first SET (`lockCustomersTx` in customers.ts,
+ * or a SET on the customer in the writer's own first statement) before it locks anything else,
+ * and appending an event takes it too (the customer's `event_seq`, events.ts), so everything a
+ * customer's writers read and write, and the order of the customer's events, is serialised by
+ * that one lock. Two known exceptions, where Neo4j's deadlock detection and the transaction
+ * functions' retry settle a rare cycle: onboarding MERGEs verified identifiers before it knows
+ * (and locks) the customer they lead to, because the identifier is how it finds the customer;
+ * and a device's trust change reaches its customers through the device. Proven by
+ * test/integration/concurrent-writers.test.ts ("one lock order: the customer first").
  */
 import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
+import { WRITE_TX_TIMEOUT_MS } from '../config/env';
 import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
@@ -58,11 +71,12 @@ export interface Graph {
 }
 
 /**
- * No write transaction may run longer than this: the change feed serves only events stamped
- * longer ago than its lag (PERSONA_EVENTS_FEED_LAG_MS, more than this), so by then every
- * transaction that stamped one has committed or rolled back.
+ * No write transaction may run longer than WRITE_TX_TIMEOUT_MS: the change feed serves only
+ * events stamped longer ago than its lag (PERSONA_EVENTS_FEED_LAG_MS, which config/env.ts refuses
+ * below this plus a margin), so by then every transaction that stamped one has committed or
+ * rolled back.
  */
-export const WRITE_TX_TIMEOUT_MS = 10_000;
+export { WRITE_TX_TIMEOUT_MS };
 
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
@@ -88,6 +102,22 @@ export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Prom
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
   try {
     return await session.executeRead(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
+  } finally {
+    await session.close();
+  }
+}
+
+/**
+ * A read on the leader of a cluster (Enterprise, Aura): a write-routed session running a read.
+ * Followers apply the leader's commits a moment later, so a read routed to one can miss an
+ * event the leader has committed while returning a later one; the change feed, whose cursor
+ * moves past whatever it returned, must never do that. On a single instance (Community) it is
+ * an ordinary read. Nothing is written, so nothing is asked of `mayCommit`.
+ */
+export async function leaderReadTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
+  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
+  try {
+    return await session.executeWrite(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
   } finally {
     await session.close();
   }

@@ -23,8 +23,11 @@ const IDENTIFIER_PROJECTION = 'd {.id, .type, .value, .is_verified, .created_at,
 const CYPHER = {
   // CREATE, not MERGE: the (type, value) uniqueness constraint is the arbiter when two
   // writers claim the same identifier at once; the loser's whole transaction rolls back.
+  // The customer's lock before the new identifiers' (the lock order, graph/graph.ts).
   attach: `
     MATCH (c:Customer {id: $customerId})
+    SET c.status = c.status
+    WITH c
     UNWIND $identifiers AS ident
     CREATE (d:DigitalIdentifier {
       id: ident.id, type: ident.type, value: ident.value, is_verified: ident.is_verified,

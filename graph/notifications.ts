@@ -8,6 +8,7 @@
  *   - a claim whose owner vanished (a terminated workflow) is taken over after the lease.
  */
 import neo4j from 'neo4j-driver';
+import { lockCustomersTx } from './customers';
 import { appendEvents } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 
@@ -145,6 +146,12 @@ export async function recordNotificationsSent(
 ): Promise<Set<string>> {
   if (items.length === 0) return new Set();
   return writeTx(g, async (tx) => {
+    // The customers' locks before the claims' (the lock order, graph/graph.ts): the erasure of
+    // one of them, which deletes its claims, commits wholly before or after this.
+    await lockCustomersTx(
+      tx,
+      items.map((i) => i.customer_id),
+    );
     const res = await tx.run(CYPHER.record, { items: items.map((i) => ({ key: i.key, channel: i.channel })), owner });
     const recorded = new Set(res.records.map((r) => r.get('key') as string));
     await appendEvents(

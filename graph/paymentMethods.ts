@@ -3,7 +3,9 @@
  *   - the token is encrypted before it reaches Neo4j and no read returns it;
  *   - a customer has at most one default method, and only an active method can become it;
  *   - writes that touch a customer's defaults take the customer's write lock first, so
- *     concurrent writers on one customer serialise instead of leaving two defaults.
+ *     concurrent writers on one customer serialise instead of leaving two defaults;
+ *   - the default is always active: a status change that makes it unusable moves the default
+ *     to the most recently used active method (or clears it) in the same transaction.
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -55,9 +57,12 @@ const CYPHER = {
   setDefault: `
     MATCH (:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
     SET r.is_default = (p.id = $paymentMethodId)`,
-  // Bumping updated_at first takes the method's write lock, so `from` is read under it.
+  // The customer's lock first (the lock order every writer keeps: graph/graph.ts), then the
+  // method's; `from` is read under it.
   setStatus: `
     MATCH (c:Customer)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    SET c.updated_at = datetime.transaction()
+    WITH c, r, p
     SET p.updated_at = datetime.transaction()
     WITH c, r, p, p.status AS from
     SET p.status = $status
@@ -85,6 +90,28 @@ const CYPHER = {
     WITH r, next ORDER BY r.last_used IS NULL, r.last_used DESC, next.created_at DESC LIMIT 1
     FOREACH (x IN CASE WHEN r IS NULL THEN [] ELSE [r] END | SET x.is_default = true)
     RETURN next.id AS promoted`,
+  // A default that is no longer active stops being the default; the most recently used active
+  // method left takes its place (or none does). Runs under the customers' locks, after the
+  // status change, in the same transaction. One row per default that moved.
+  replaceUnusableDefaults: `
+    UNWIND $cards AS card
+    MATCH (c:Customer {id: card.customerId})-[r:HAS_PAYMENT_METHOD {is_default: true}]->(p:PaymentMethod {id: card.id})
+    WHERE p.status <> 'active'
+    SET r.is_default = false
+    WITH c, p
+    CALL (c) {
+      OPTIONAL MATCH (c)-[n:HAS_PAYMENT_METHOD]->(next:PaymentMethod {status: 'active'})
+      WITH n, next ORDER BY n.last_used IS NULL, n.last_used DESC, next.created_at DESC LIMIT 1
+      FOREACH (x IN CASE WHEN n IS NULL THEN [] ELSE [n] END | SET x.is_default = true)
+      RETURN next.id AS promoted
+    }
+    RETURN c.id AS customerId, p.id AS paymentMethodId, promoted`,
+  // A method that becomes active where the customer has no default becomes it (as an added one does).
+  adoptDefault: `
+    MATCH (c:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
+    WHERE p.status = 'active' AND NOT EXISTS { (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(:PaymentMethod) }
+    SET r.is_default = true
+    RETURN p.id AS id`,
   token: `
     MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     RETURN p.token AS token`,
@@ -218,9 +245,51 @@ export async function setDefaultPaymentMethod(g: Graph, customerId: string, paym
   });
 }
 
+/** A default method that stopped being usable, and what replaced it (null: nothing did). */
+export interface DefaultReplacement {
+  customer_id: string;
+  from: string;
+  to: string | null;
+}
+
+/**
+ * After status changes inside the caller's transaction (which holds the customers' locks): every
+ * changed method that was its customer's default and is no longer active stops being the
+ * default, and the customer's most recently used active method (else the newest) becomes it, or
+ * none does. The checkout never offers a compromised, expired or inactive default. Returns the
+ * moves; the caller appends a DefaultPaymentMethodChanged for each (`defaultChangedEvent`).
+ */
+export async function replaceUnusableDefaultsTx(
+  tx: ManagedTransaction,
+  cards: { customer_id: string; payment_method_id: string }[],
+): Promise<DefaultReplacement[]> {
+  if (cards.length === 0) return [];
+  const res = await tx.run(CYPHER.replaceUnusableDefaults, {
+    cards: cards.map((c) => ({ customerId: c.customer_id, id: c.payment_method_id })),
+  });
+  return res.records.map((r) => ({
+    customer_id: r.get('customerId') as string,
+    from: r.get('paymentMethodId') as string,
+    to: r.get('promoted') as string | null,
+  }));
+}
+
+/** The DefaultPaymentMethodChanged event of a replaced default. */
+export function defaultChangedEvent(m: DefaultReplacement, status: PaymentMethodStatus) {
+  return {
+    type: 'DefaultPaymentMethodChanged' as const,
+    customerId: m.customer_id,
+    payload: { from: m.from, to: m.to, reason: `payment_method_${status}` },
+  };
+}
+
 /**
  * Changes a method's status inside the caller's transaction, with PaymentMethodStatusChanged
- * (`{payment_method_id, from, to, reason, ...extra}`) when it changed.
+ * (`{payment_method_id, from, to, reason, ...extra}`) when it changed. When the method was the
+ * default and is no longer active, the default moves in the same transaction
+ * (replaceUnusableDefaultsTx) with DefaultPaymentMethodChanged; a method that becomes active
+ * where the customer has no default becomes it (a false positive's card is the default again).
+ * Takes the customer's lock before the method's.
  */
 export async function setPaymentMethodStatusTx(
   tx: ManagedTransaction,
@@ -233,6 +302,7 @@ export async function setPaymentMethodStatusTx(
   if (!record) throw new NotFoundError('PaymentMethod', paymentMethodId);
   const customerId = record.get('customerId') as string;
   const from = record.get('from') as PaymentMethodStatus;
+  const entry = toEntry(record.get('entry'));
   if (from !== to) {
     await appendEvent(tx, 'PaymentMethodStatusChanged', customerId, {
       payment_method_id: paymentMethodId,
@@ -241,8 +311,24 @@ export async function setPaymentMethodStatusTx(
       reason: options.reason ?? null,
       ...options.extra,
     });
+    const [moved] = await replaceUnusableDefaultsTx(tx, [
+      { customer_id: customerId, payment_method_id: paymentMethodId },
+    ]);
+    if (moved) {
+      const event = defaultChangedEvent(moved, to);
+      await appendEvent(tx, event.type, event.customerId, event.payload);
+      entry.is_default = false;
+    }
+    if (to === 'active' && (await tx.run(CYPHER.adoptDefault, { customerId, paymentMethodId })).records.length > 0) {
+      await appendEvent(tx, 'DefaultPaymentMethodChanged', customerId, {
+        from: null,
+        to: paymentMethodId,
+        reason: 'payment_method_active',
+      });
+      entry.is_default = true;
+    }
   }
-  return { customer_id: customerId, from, entry: toEntry(record.get('entry')) };
+  return { customer_id: customerId, from, entry };
 }
 
 /**

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { toDateTime, toPlain, type Plain } from './convert';
+import { lockCustomersTx } from './customers';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
@@ -67,7 +68,13 @@ function edgeSpec(from: NodeRef, type: RelationshipType, to: NodeRef): (typeof E
 }
 
 const cypher = {
-  // Locks the target first, so two writers cannot both claim an exclusively owned node.
+  // The customer the edge belongs to (the `from` customer, or the owner of the `from` method):
+  // its lock is taken before anything else (the lock order, graph/graph.ts).
+  owner: (s: (typeof EDGES)[RelationshipType]) => `
+    OPTIONAL MATCH (a:${s.from} {id: $fromId})
+    OPTIONAL MATCH (owner:Customer)-[:HAS_PAYMENT_METHOD]->(a)
+    RETURN CASE WHEN a:Customer THEN a.id ELSE owner.id END AS customerId`,
+  // Locks the target next, so two writers cannot both claim an exclusively owned node.
   check: (s: (typeof EDGES)[RelationshipType], type: string) => `
     MATCH (b:${s.to} {id: $toId})
     SET b.updated_at = b.updated_at
@@ -107,6 +114,9 @@ export async function addRelationship(
     Object.entries(attrs).map(([k, v]) => [k, typeof v === 'string' ? toDateTime(v) : v]),
   );
   return writeTx(g, async (tx) => {
+    const owner = (await tx.run(cypher.owner(spec), { fromId: from.id })).records[0]?.get('customerId') as
+      string | null | undefined;
+    if (owner) await lockCustomersTx(tx, [owner]);
     const check = (await tx.run(cypher.check(spec, type), { fromId: from.id, toId: to.id })).records[0];
     if (!check) throw new NotFoundError(to.label, to.id);
     if (!check.get('fromExists')) throw new NotFoundError(from.label, from.id);

@@ -103,6 +103,7 @@ async function main(): Promise<void> {
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       temporal: temporal.client,
+      erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
     }),
     shutdownGraceTime: '30 seconds',
     maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,

@@ -3,8 +3,9 @@
  * Stops the customer's running workflows — a recovery with its `cancel` signal, so that a charge
  * in flight is finished and recorded rather than abandoned, and waits (bounded) for recoveries to
  * end; any other workflow (a review waiting, an onboarding) is cancelled — then erases the customer
- * in one graph transaction (graph/erasure.ts). Asking again is a no-op. A recovery visibility did
- * not list yet (it lags) cannot charge afterwards: the graph refuses a charge for an erased customer.
+ * in the graph (graph/erasure.ts: its events in batches, the rest in one transaction). Asking
+ * again is a no-op. A recovery visibility did not list yet (it lags) cannot charge afterwards:
+ * the graph refuses a charge for an erased customer.
  *
  * While a fraud outcome of the customer runs (its review pending), the erasure waits, in state
  * `waiting_for_fraud_review` (query `erasureStatus`), and erases once the review has ended: an
@@ -39,6 +40,12 @@ export const ERASURE_STOPS_RECOVERIES_GRACEFULLY = 'erasure-stops-recoveries-gra
 export const ERASURE_WAITS_FOR_FRAUD_REVIEW = 'erasure-waits-for-fraud-review';
 const RECOVERY_PREFIX = recoveryWorkflowId('');
 const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
+
+/**
+ * The patch that gives the graph erasure time for a long history: its events are emptied in
+ * batches (graph/erasure.ts), the activity heartbeating after each.
+ */
+export const ERASURE_IN_BATCHES = 'erasure-in-batches';
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
 /** One round of waiting for a fraud review to end (then the customer's workflows are listed again). */
@@ -53,8 +60,8 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
       : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
         'to finish the charge in flight and stop',
   eraseCustomer: (req) =>
-    `Erase customer ${req.customer_id} in one transaction: identifiers, unshared addresses and devices, ` +
-    'payment methods; keep a tombstone',
+    `Erase customer ${req.customer_id}: empty its events in batches, then identifiers, unshared addresses ` +
+    'and devices, payment methods in one transaction; keep a tombstone',
 });
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
@@ -130,10 +137,13 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       });
   }
   const request = status.request;
-  const result = await activities.eraseCustomer({
-    customer_id: input.customer_id,
-    ...(request ? { audit: request } : {}),
-  });
+  const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
+  const result = patched(ERASURE_IN_BATCHES)
+    ? await activities.eraseCustomer.executeWithOptions(
+        { ...graphWrite, startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute' },
+        [eraseInput],
+      )
+    : await activities.eraseCustomer(eraseInput);
   status.state = 'done';
   log.info(result.erased ? 'customer erased' : 'customer was erased before', {
     customerId: input.customer_id,

@@ -18,6 +18,17 @@ const limit = (max: number, fallback: number) =>
     .default(fallback)
     .openapi({ param: { name: 'limit', in: 'query' }, description: `1–${max}, default ${fallback}` });
 
+const customerSeq = z
+  .number()
+  .int()
+  .min(1)
+  .nullable()
+  .openapi({
+    description:
+      'The event’s place in its customer’s own sequence (1, 2, 3, … without gaps; a gap means a missed event); ' +
+      'null for an event of no customer',
+  });
+
 const eventSchema = z
   .object({
     id: z.uuid(),
@@ -34,12 +45,19 @@ const eventSchema = z
           'customers; join by device (DeviceLinked) to see whom it concerns. docs/events.md',
       }),
     occurred_at: z.string(),
+    customer_seq: customerSeq,
     payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),
   })
   .openapi('Event');
 
 const historyItem = z
-  .object({ id: z.uuid(), type: z.enum(EVENT_TYPES), occurred_at: z.string(), summary: z.string() })
+  .object({
+    id: z.uuid(),
+    type: z.enum(EVENT_TYPES),
+    occurred_at: z.string(),
+    customer_seq: customerSeq,
+    summary: z.string(),
+  })
   .openapi('HistoryItem');
 
 export function eventRoutes(deps: ApiDeps) {

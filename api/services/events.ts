@@ -16,6 +16,8 @@ export interface HistoryItem {
   id: string;
   type: EventType;
   occurred_at: string;
+  /** The event's place in the customer's sequence (null for an event of no customer). */
+  customer_seq: number | null;
   /** What happened, in a sentence. */
   summary: string;
 }
@@ -93,7 +95,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
 /** One event in words. Payloads carry no token, and the summary adds none. */
 export function describeEvent(e: PersonaEvent): HistoryItem {
   const summary = (SUMMARY[e.type] ?? ((): string => words(e.type)))(e.payload);
-  return { id: e.id, type: e.type, occurred_at: e.occurred_at, summary };
+  return { id: e.id, type: e.type, occurred_at: e.occurred_at, customer_seq: e.customer_seq ?? null, summary };
 }
 
 export async function customerHistory(
