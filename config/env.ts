@@ -116,7 +116,7 @@ export const envSchema = z.object({
    */
   PERSONA_RATE_LIMIT_ANONYMOUS: rateLimit('5,20'),
   PERSONA_RATE_LIMIT_SELF: rateLimit('5,20'),
-  PERSONA_RATE_LIMIT_AGENT: rateLimit('200,400'),
+  PERSONA_RATE_LIMIT_AGENT: rateLimit('5000,10000'),
   PERSONA_RATE_LIMIT_OPS: rateLimit('20,100'),
   /** The most callers the rate limiter remembers at once (the idlest is forgotten past it). */
   PERSONA_RATE_LIMIT_MAX_KEYS: z.coerce.number().int().min(100).default(100_000),
