@@ -124,7 +124,10 @@ export const envSchema = z.object({
   PERSONA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** gRPC server reflection: `on` or `off`; unset, off when NODE_ENV=production and on otherwise. */
   PERSONA_GRPC_REFLECTION: z.enum(['on', 'off']).optional(),
-  /** PEM files for gRPC TLS: certificate chain and key (both or neither); with a CA, clients must present a certificate it signed (mTLS). */
+  /**
+   * PEM files for gRPC TLS: certificate chain and key (both or neither); with a CA, clients must
+   * present a certificate it signed (mTLS).
+   */
   PERSONA_GRPC_TLS_CERT: z.string().min(1).optional(),
   PERSONA_GRPC_TLS_KEY: z.string().min(1).optional(),
   PERSONA_GRPC_TLS_CA: z.string().min(1).optional(),

@@ -149,7 +149,8 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
 export const FRAUD_SIGNAL_REASON = 'fraud signal';
 
 /**
- * An Event node's map (EVENT_PROJECTION) as the event it records; `device_id` only on a device-level event (customer_id null).
+ * An Event node's map (EVENT_PROJECTION) as the event it records; `device_id` only on a
+ * device-level event (customer_id null).
  *
  * Before trust changes became device-level, a DeviceTrustScoreUpdated event was copied to every
  * customer on the device with the caught customer's `fraud_outcome_id` and reason: read back,

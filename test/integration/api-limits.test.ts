@@ -85,7 +85,7 @@ async function seededCustomer() {
 }
 
 describe('rate limits', () => {
-  it('answers 429 with Retry-After after the burst of one customer token, while another customer is served', async () => {
+  it('answers 429 with Retry-After after the burst of one customer token, while another is served', async () => {
     const app = h.withDeps(() => deps);
     const [a, b] = [await seededCustomer(), await seededCustomer()];
     const [tokenA, tokenB] = [await h.token('self', a.customerId), await h.token('self', b.customerId)];
@@ -434,7 +434,9 @@ describe('Idempotency-Keys', () => {
     const first = request(uniqueEmail('idem'));
     const platform = await h.token('onboarding:write', `platform-${randomUUID()}`);
     // Keys in another order, and spacing: the same request.
-    const raw = `{ "digital_identifiers": ${JSON.stringify(first.digital_identifiers)},\n  "device": ${JSON.stringify(first.device)}, "customer": {"ltv": "12.50", "segment": "Subscriber"} }`;
+    const raw =
+      `{ "digital_identifiers": ${JSON.stringify(first.digital_identifiers)},\n` +
+      `  "device": ${JSON.stringify(first.device)}, "customer": {"ltv": "12.50", "segment": "Subscriber"} }`;
     const app = h.withDeps(() => ({ ...deps, rateLimiter: generousRateLimiter() }));
     const rest = await app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',

@@ -87,7 +87,7 @@ describe('token claims', () => {
 });
 
 describe('a recent sign-in for export and erasure', () => {
-  it('refuses the customer’s own token without a recent auth_time (401, step-up challenge); ops are not asked', async () => {
+  it('refuses the customer’s own token without a recent auth_time (401, step-up); ops are not asked', async () => {
     const customer = await createCustomer(h.graph, {});
     const stale = await h.token('self', customer.id, { authTime: now() - 3600 });
     const none = await h.token('self', customer.id, { authTime: null });
