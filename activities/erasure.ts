@@ -1,11 +1,12 @@
 /** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { eraseCustomer, type ErasureAudit, type ErasureResult } from '../graph/erasure';
+import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { recoveriesThatCharged } from '../graph/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
+import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { recoveryWorkflowId } from '../temporal/recovery';
 import { domain } from './domain';
 
@@ -21,14 +22,19 @@ export function createErasureActivities({
 }) {
   return {
     /**
-     * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and the running
-     * recoveries the graph says reserved a charge for the customer (which visibility may not list yet).
+     * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
+     * graph names — recoveries that reserved a charge, fraud outcomes whose review has not ended —
+     * which visibility may not list yet.
      */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
       const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
-      // Visibility lags: the recoveries that reserved a charge are named by the graph too, and
-      // asked directly (describe reads the workflow itself) whether they still run.
-      for (const id of (await recoveriesThatCharged(graph, req.customer_id)).map(recoveryWorkflowId)) {
+      // Visibility lags: the graph names them too, and each is asked directly (describe reads the
+      // workflow itself) whether it still runs.
+      const named = [
+        ...(await recoveriesThatCharged(graph, req.customer_id)).map(recoveryWorkflowId),
+        ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
+      ];
+      for (const id of named) {
         if (id === req.except || listed.includes(id)) continue;
         try {
           if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
@@ -37,6 +43,24 @@ export function createErasureActivities({
         }
       }
       return listed;
+    },
+    /**
+     * Whether the fraud reviews have ended: answers when none of these workflows runs any more,
+     * and otherwise fails with a retryable `ReviewsPending`. The erasure waits through this
+     * activity's retries (a minute apart at most): no worker slot is held between looks, and the
+     * history holds one activity however long the review lasts.
+     */
+    async fraudReviewsEnded(req: { workflow_ids: string[] }): Promise<void> {
+      const running: string[] = [];
+      for (const id of req.workflow_ids) {
+        try {
+          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.push(id);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      if (running.length > 0)
+        throw ApplicationFailure.retryable(`fraud reviews still running: ${running.join(', ')}`, 'ReviewsPending');
     },
     /**
      * Waits until each workflow has closed (a recovery told to stop ends after the charge in

@@ -11,7 +11,7 @@
  */
 import neo4j from 'neo4j-driver';
 import { appendEvent } from './events';
-import { NotFoundError } from './errors';
+import { InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
@@ -38,13 +38,22 @@ export interface ErasureAudit {
 export const DEFAULT_ERASURE_BATCH_SIZE = 1000;
 
 const CYPHER = {
-  status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status`,
+  status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status, toString(datetime.realtime()) AS now`,
+  // Suspending fraud outcomes of the customer whose review has no recorded end yet (keys
+  // `fraud:<outcome id>` and `fraud-review:<outcome id>`, graph/fraud.ts).
+  pendingReviews: `
+    MATCH (e:Event {customer_id: $id})
+    WHERE e.occurred_at IS NOT NULL AND e.type = 'FraudOutcomeApplied' AND e.erased IS NULL
+      AND e.payload CONTAINS '"suspended":true'
+    WITH substring(e.idempotency_key, size('fraud:')) AS outcomeId
+    WHERE NOT EXISTS { MATCH (:Event {idempotency_key: 'fraud-review:' + outcomeId}) }
+    RETURN collect(outcomeId) AS outcomeIds`,
   // Oldest first along the (customer_id, occurred_at) index, from where the last batch ended;
   // events emptied already (by an earlier run) are passed over. No customer lock: only the
   // customer's existing events are touched, which no other writer changes.
   stripBatch: `
     MATCH (e:Event {customer_id: $id})
-    WHERE e.occurred_at >= datetime($after) AND e.erased IS NULL
+    WHERE e.occurred_at >= datetime($after) AND e.occurred_at <= datetime($until) AND e.erased IS NULL
     WITH e ORDER BY e.occurred_at LIMIT $limit
     SET e.payload = '{}', e.erased = true
     RETURN count(e) AS stripped, toString(max(e.occurred_at)) AS last`,
@@ -93,7 +102,8 @@ const CYPHER = {
       RETURN count(n) AS claims
     }
     CALL (c) {
-      MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL AND e.erased IS NULL
+      // From where the batches ended: the events before were emptied by them.
+      MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at >= datetime($from) AND e.erased IS NULL
       SET e.payload = '{}', e.erased = true
       RETURN count(e) AS events
     }
@@ -111,6 +121,26 @@ export interface ErasureOptions {
   audit?: ErasureAudit | undefined;
 }
 
+/**
+ * A suspended customer is erased only at ops' request (which carries a reason, `audit`): an
+ * erasure the customer's own token asked for — perhaps the attacker's, before the takeover was
+ * caught — is refused, before anything is emptied and again under the customer's lock.
+ */
+function refuseUnlessOps(status: unknown, options: ErasureOptions, customerId: string): void {
+  if (status === 'suspended' && !options.audit)
+    throw new InvalidStateError(
+      `customer ${customerId} is suspended: only ops (with a reason) may erase it now, not its own request`,
+    );
+}
+
+/** The customer's suspending fraud outcomes whose review has not ended (by the graph's record). */
+export async function pendingFraudReviews(g: Graph, customerId: string): Promise<string[]> {
+  return readTx(g, async (tx) => {
+    const r = (await tx.run(CYPHER.pendingReviews, { id: customerId })).records[0];
+    return (r?.get('outcomeIds') as string[] | undefined) ?? [];
+  });
+}
+
 /** The earliest instant Neo4j's datetime() reads: a batch cursor before every event. */
 const BEFORE_ALL = '0001-01-01T00:00:00Z';
 
@@ -121,14 +151,18 @@ export async function eraseCustomer(
 ): Promise<ErasureResult> {
   const status = await readTx(g, async (tx) => (await tx.run(CYPHER.status, { id: customerId })).records[0]);
   if (!status) throw new NotFoundError('Customer', customerId);
+  refuseUnlessOps(status.get('status'), options, customerId);
+  // Batches empty only what was there when the erasure began; anything appended since (a fraud
+  // outcome, say) is emptied in the last transaction, under the lock, after the last check.
+  const until = status.get('now') as string;
   let strippedInBatches = 0;
+  let after = BEFORE_ALL;
   if (status.get('status') !== 'erased') {
     const limit = neo4j.int(options.batchSize ?? DEFAULT_ERASURE_BATCH_SIZE);
-    let after = BEFORE_ALL;
     for (let batch = 1; ; batch++) {
       const r = await writeTx(
         g,
-        async (tx) => (await tx.run(CYPHER.stripBatch, { id: customerId, after, limit })).records[0],
+        async (tx) => (await tx.run(CYPHER.stripBatch, { id: customerId, after, until, limit })).records[0],
       );
       const stripped = Number(r?.get('stripped') ?? 0);
       if (stripped === 0) break;
@@ -142,7 +176,8 @@ export async function eraseCustomer(
     if (!lock) throw new NotFoundError('Customer', customerId);
     const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0 };
     if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
-    const r = (await tx.run(CYPHER.erase, { id: customerId })).records[0];
+    refuseUnlessOps(lock.get('status'), options, customerId);
+    const r = (await tx.run(CYPHER.erase, { id: customerId, from: after })).records[0];
     const n = (k: string): number => Number(r?.get(k) ?? 0);
     const deleted = {
       identifiers: n('identifiers'),

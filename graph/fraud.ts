@@ -7,7 +7,7 @@
 import type { ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { setDeviceTrustTx } from './devices';
-import { InvalidInputError, NotFoundError } from './errors';
+import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 import type { CustomerStatus, PaymentMethodStatus } from './model';
@@ -91,6 +91,8 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
       ).records[0],
   );
   if (!record) throw new NotFoundError('Customer', r.customer_id);
+  // A tombstone has nothing left to protect: an outcome would only turn it back into `suspended`.
+  if (record.get('status') === 'erased') throw new InvalidStateError(`customer ${r.customer_id} is erased`);
   if (r.payment_method_id && !record.get('ownsMethod'))
     throw new InvalidInputError('payment_method_id', 'is not a payment method of this customer');
   if (r.device_id && !record.get('ownsDevice'))
@@ -116,6 +118,9 @@ export async function applyFraudOutcome(
     await lockCustomer(tx, r.customer_id);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return prior.payload as unknown as AppliedFraudOutcome;
+    const current = (await tx.run(CYPHER.currentCustomer, { id: r.customer_id })).records[0];
+    const status = current?.get('value') as string | undefined;
+    if (status === 'erased') throw new InvalidStateError(`customer ${r.customer_id} is erased`);
     const reason = `fraud outcome ${r.outcome_id}: ${r.outcome}`;
     const extra = { fraud_outcome_id: r.outcome_id };
     const changes: FraudChange[] = [];

@@ -18,6 +18,7 @@ import {
   newPaymentMethodInput,
   PAYMENT_METHOD_STATUSES,
   parseInput,
+  type CustomerStatus,
   type NewPaymentMethodInput,
   type PaymentMethodStatus,
   type WalletEntry,
@@ -213,10 +214,35 @@ export async function addPaymentMethod(
   g: Graph,
   customerId: string,
   input: NewPaymentMethodInput,
-  options: { makeDefault?: boolean } = {},
+  options: { makeDefault?: boolean; allowStatuses?: readonly CustomerStatus[] } = {},
 ): Promise<WalletEntry> {
   const row = preparePaymentMethod(g, input);
-  return writeTx(g, (tx) => insertPaymentMethod(tx, customerId, row, options));
+  return writeTx(g, async (tx) => {
+    await lockWalletOwnerTx(tx, customerId, options.allowStatuses);
+    return insertPaymentMethod(tx, customerId, row, options);
+  });
+}
+
+const LOCK_OWNER = `
+  MATCH (c:Customer {id: $customerId})
+  SET c.updated_at = datetime.transaction()
+  RETURN c.status AS status`;
+
+/**
+ * Takes the customer's lock and checks, under it, that its wallet may change: never for an erased
+ * customer (a tombstone holds no wallet), and only in `allowStatuses` (default: active or
+ * suspended; a customer's own token passes `['active']`). A status that changed since a check
+ * outside the transaction is caught here: InvalidStateError (409).
+ */
+async function lockWalletOwnerTx(
+  tx: ManagedTransaction,
+  customerId: string,
+  allowStatuses: readonly CustomerStatus[] = ['active', 'suspended'],
+): Promise<void> {
+  const status = (await tx.run(LOCK_OWNER, { customerId })).records[0]?.get('status') as CustomerStatus | undefined;
+  if (status === undefined) throw new NotFoundError('Customer', customerId);
+  if (status === 'erased' || !allowStatuses.includes(status))
+    throw new InvalidStateError(`the customer is ${status}: its wallet cannot change now`);
 }
 
 /**
@@ -362,8 +388,10 @@ export async function removePaymentMethod(
   g: Graph,
   customerId: string,
   paymentMethodId: string,
+  options: { allowStatuses?: readonly CustomerStatus[] } = {},
 ): Promise<{ promoted: string | null }> {
   return writeTx(g, async (tx) => {
+    await lockWalletOwnerTx(tx, customerId, options.allowStatuses);
     const check = (await tx.run(CYPHER.removeCheck, { customerId, paymentMethodId })).records[0];
     if (!check) throw new NotFoundError('Customer', customerId);
     if (!check.get('owned')) throw new NotFoundError('PaymentMethod', paymentMethodId);

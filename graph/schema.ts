@@ -151,15 +151,18 @@ export const DATA_MIGRATIONS: DataMigration[] = [
   },
   {
     // The last IP and user agent seen were kept on the Device node, which every customer on a
-    // shared device reads: they belong to the login (LOGGED_IN_FROM). The device-level value is
-    // the last login's, so it goes onto the edge of the customer who logged in last (never
-    // over a value that edge already holds), and leaves the device.
+    // shared device reads: they belong to the login (LOGGED_IN_FROM). On a device of one customer
+    // they are that customer's, and go onto its edge (never over a value the edge holds). On a
+    // shared device they may be anyone's — a login without an IP kept the one before it, perhaps
+    // another customer's — so they are attributed to nobody: they leave the device, and each
+    // customer's next login records its own.
     name: 'device-last-seen-to-login-edge',
     cypher: `
       MATCH (d:Device) WHERE d.last_seen_ip IS NOT NULL OR d.last_seen_user_agent IS NOT NULL
       CALL (d) {
         OPTIONAL MATCH (:Customer)-[r:LOGGED_IN_FROM]->(d)
-        WITH d, r ORDER BY r.last_login IS NULL, r.last_login DESC LIMIT 1
+        WITH d, collect(r) AS logins
+        WITH d, CASE WHEN size(logins) = 1 THEN logins[0] ELSE null END AS r
         FOREACH (_ IN CASE WHEN r IS NULL THEN [] ELSE [1] END |
           SET r.last_seen_ip = coalesce(r.last_seen_ip, d.last_seen_ip),
               r.last_seen_user_agent = coalesce(r.last_seen_user_agent, d.last_seen_user_agent))

@@ -24,8 +24,13 @@ export interface ErasureRequest {
 export const erasureRequestedSignal = defineSignal<[ErasureRequest]>('erasureRequested');
 
 export interface ErasureStatus {
-  /** `waiting_for_fraud_review`: a fraud review of the customer is pending; nothing is erased yet. */
-  state: 'starting' | 'waiting_for_fraud_review' | 'erasing' | 'done';
+  /**
+   * `waiting_for_fraud_review`: a fraud review of the customer is pending; nothing is erased yet.
+   * `refused`: the customer is suspended and the erasure was not ops' (nothing erased).
+   */
+  state: 'starting' | 'waiting_for_fraud_review' | 'erasing' | 'done' | 'refused';
+  /** Why the erasure was refused. */
+  refused?: string;
   /** The fraud-outcome workflows the erasure waits for. */
   waiting_for: string[];
   /** The latest reason given, and whether ops overrode a pending review. */
@@ -50,4 +55,6 @@ export interface ErasureOutcome {
   waited_for?: string[];
   /** The reason recorded with the erasure, and whether it overrode a pending review. */
   request?: ErasureRequest | null;
+  /** Set when nothing was erased because the customer is suspended and the request was not ops'. */
+  refused?: string;
 }

@@ -30,6 +30,7 @@ import {
   type ErasureOutcome,
   type ErasureStatus,
 } from '../temporal/erasure';
+import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
@@ -48,8 +49,8 @@ const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
 export const ERASURE_IN_BATCHES = 'erasure-in-batches';
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
-/** One round of waiting for a fraud review to end (then the customer's workflows are listed again). */
-const REVIEW_WAIT_ROUND_MS = 3_600_000;
+/** The longest between two looks at whether a pending fraud review has ended. */
+const REVIEW_POLL_MAX = '2 minutes';
 
 const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
   listRunningCustomerWorkflows: (req) =>
@@ -59,6 +60,8 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
       ? `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} ${req.what} to end`
       : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
         'to finish the charge in flight and stop',
+  fraudReviewsEnded: (req) =>
+    `Look (again and again, through retries) whether ${req.workflow_ids.length} fraud reviews have ended`,
   eraseCustomer: (req) =>
     `Erase customer ${req.customer_id}: empty its events in batches, then identifiers, unshared addresses ` +
     'and devices, payment methods in one transaction; keep a tombstone',
@@ -90,11 +93,22 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
     let ended = false;
     let failure: unknown = null;
     const scope = new CancellationScope();
+    // One activity whose retries are the polling (ReviewsPending until the reviews end): no worker
+    // slot held while waiting, one activity in the history however long the review lasts, and
+    // no attempt limit (an outage of Temporal's frontend only delays it).
     const waiting = scope
       .run(() =>
-        activities.awaitWorkflowsClosed.executeWithOptions(
-          { startToCloseTimeout: REVIEW_WAIT_ROUND_MS + 60_000, heartbeatTimeout: '30 seconds' },
-          [{ workflow_ids: reviews, within_ms: REVIEW_WAIT_ROUND_MS, poll_ms: 5000, what: 'fraud reviews' }],
+        activities.fraudReviewsEnded.executeWithOptions(
+          {
+            startToCloseTimeout: '1 minute',
+            retry: {
+              initialInterval: '5 seconds',
+              backoffCoefficient: 2,
+              maximumInterval: REVIEW_POLL_MAX,
+              maximumAttempts: Number.POSITIVE_INFINITY,
+            },
+          },
+          [{ workflow_ids: reviews }],
         ),
       )
       .then(
@@ -138,12 +152,35 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   }
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
-  const result = patched(ERASURE_IN_BATCHES)
-    ? await activities.eraseCustomer.executeWithOptions(
-        { ...graphWrite, startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute' },
-        [eraseInput],
-      )
-    : await activities.eraseCustomer(eraseInput);
+  let result;
+  try {
+    result = patched(ERASURE_IN_BATCHES)
+      ? await activities.eraseCustomer.executeWithOptions(
+          { ...graphWrite, startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute' },
+          [eraseInput],
+        )
+      : await activities.eraseCustomer(eraseInput);
+  } catch (err) {
+    // The graph refuses to erase a suspended customer at its own request (graph/erasure.ts): the
+    // erasure ends, saying so; ops may erase with a reason (DELETE with Persona-Reason).
+    const refusal = waitsForReview ? domainFailureOf(err) : null;
+    if (refusal?.code !== 'invalid_state') throw err;
+    const why = describeFailure(err);
+    Object.assign(status, { state: 'refused', refused: why });
+    log.warn('erasure refused: the customer is suspended and only ops may erase it now', {
+      customerId: input.customer_id,
+      refused: why,
+    });
+    return {
+      customer_id: input.customer_id,
+      cancelled,
+      erased: false,
+      deleted: { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0 },
+      waited_for: waitedFor,
+      request,
+      refused: why,
+    };
+  }
   status.state = 'done';
   log.info(result.erased ? 'customer erased' : 'customer was erased before', {
     customerId: input.customer_id,

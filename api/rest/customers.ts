@@ -150,7 +150,7 @@ export function customerRoutes(deps: ApiDeps) {
       },
       responses: {
         201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } },
-        ...problems(400, 401, 403, 404, 413),
+        ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
     async (c) =>
@@ -172,7 +172,7 @@ export function customerRoutes(deps: ApiDeps) {
       description: WALLET_WRITE_NOTE,
       middleware: [write] as const,
       request: { params: walletParams, headers: reasonHeaders },
-      responses: { 204: { description: 'Removed' }, ...problems(400, 401, 403, 404) },
+      responses: { 204: { description: 'Removed' }, ...problems(400, 401, 403, 404, 409) },
     }),
     async (c) => {
       const { id, pmId } = c.req.valid('param');

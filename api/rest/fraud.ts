@@ -61,7 +61,7 @@ export function fraudRoutes(deps: ApiDeps) {
       summary: 'Report a fraud outcome: starts fraud-outcome-<outcome_id> (a repeat is a no-op)',
       middleware: [access(deps.authenticate, { scopes: ['fraud:report'] })] as const,
       request: { body: { required: true, content: { 'application/json': { schema: fraudOutcomeSchema } } } },
-      responses: { 202: accepted, ...problems(400, 401, 403, 404, 413) },
+      responses: { 202: accepted, ...problems(400, 401, 403, 404, 409, 413) },
     }),
     async (c) => c.json(await reportFraudOutcome(deps, c.req.valid('json')), 202),
   );

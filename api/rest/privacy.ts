@@ -15,9 +15,12 @@ const erasureStatusSchema = z
   .object({
     workflow_id: z.string(),
     running: z.boolean(),
-    state: z.enum(['starting', 'waiting_for_fraud_review', 'erasing', 'done', 'stopped']).openapi({
-      description: '`stopped`: failed, cancelled or terminated before erasing; DELETE again starts it anew',
+    state: z.enum(['starting', 'waiting_for_fraud_review', 'erasing', 'done', 'refused', 'stopped']).openapi({
+      description:
+        '`stopped`: failed, cancelled or terminated before erasing; DELETE again starts it anew. ' +
+        '`refused`: the customer is suspended and the erasure was its own request; ops may erase with a reason',
     }),
+    refused: z.string().optional().openapi({ description: 'Why the erasure was refused' }),
     waiting_for: z.array(z.string()).openapi({ description: 'The fraud-outcome workflows whose review it waits for' }),
     request: z
       .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })

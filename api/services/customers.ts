@@ -3,10 +3,11 @@ import { getCustomer, updateCustomer } from '../../graph/customers';
 import { NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
 import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
-import type { CustomerPatch, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
+import type { CustomerPatch, CustomerStatus, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
 import { listPossibleMatches } from '../../graph/onboarding';
 import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
+import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { guardAndRecord, type Actor } from './guards';
 import { signalNewPaymentMethod } from './recovery';
@@ -66,6 +67,15 @@ export async function listWallet(g: Graph, id: string) {
 const WALLET_SCOPES = ['customers:write'] as const;
 
 /**
+ * The customer statuses a wallet write may commit under, checked again under the customer's lock
+ * (the guard reads outside the write): a customer's own token only while active; others while
+ * active or suspended (with the reason the guard asked for); nobody once erased.
+ */
+function walletStatusesFor(actor: Omit<Actor, 'routeScopes'>): readonly CustomerStatus[] {
+  return actsAsSelf(actor.principal, WALLET_SCOPES) ? ['active'] : ['active', 'suspended'];
+}
+
+/**
  * Adds a payment method. A customer who is not active cannot with its own token; anyone else
  * needs a reason then, recorded (api/services/guards.ts).
  */
@@ -77,7 +87,10 @@ export async function addToWallet(
 ) {
   await guardAndRecord(deps, id, 'add_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
   const { make_default, ...pm } = input;
-  const entry = await addPaymentMethod(deps.graph, id, pm, { makeDefault: make_default ?? false });
+  const entry = await addPaymentMethod(deps.graph, id, pm, {
+    makeDefault: make_default ?? false,
+    allowStatuses: walletStatusesFor(actor),
+  });
   // A running recovery of this customer retries at once with the new method. Best effort, and
   // not awaited: the card is added (committed) whatever Temporal does, and the answer says so.
   if (entry.status === 'active') {
@@ -96,7 +109,7 @@ export async function removeFromWallet(
   actor: Omit<Actor, 'routeScopes'>,
 ): Promise<void> {
   await guardAndRecord(deps, id, 'remove_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
-  await removePaymentMethod(deps.graph, id, paymentMethodId);
+  await removePaymentMethod(deps.graph, id, paymentMethodId, { allowStatuses: walletStatusesFor(actor) });
 }
 
 export async function possibleMatches(g: Graph, id: string) {

@@ -173,18 +173,22 @@ export async function erasureStatus(
   const workflowId = erasureWorkflowId(id);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
   try {
-    const status = (await handle.describe()).status.name;
+    const described = await handle.describe();
+    const status = described.status.name;
     if (status === 'RUNNING')
       return { workflow_id: workflowId, running: true, ...(await handle.query(erasureStatusQuery)) };
     if (status !== 'COMPLETED')
       return { workflow_id: workflowId, running: false, state: 'stopped', waiting_for: [], request: null };
-    const outcome = (await handle.result()) as ErasureOutcome;
+    // The run just described, by its run id: a newer run started since must not make this wait for it.
+    const run = deps.temporal.client.workflow.getHandle(workflowId, described.runId);
+    const outcome = (await run.result()) as ErasureOutcome;
     return {
       workflow_id: workflowId,
       running: false,
-      state: 'done',
+      state: outcome.refused ? 'refused' : 'done',
       waiting_for: [],
       request: outcome.request ?? null,
+      ...(outcome.refused ? { refused: outcome.refused } : {}),
     };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('Erasure', id);

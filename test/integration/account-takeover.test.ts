@@ -8,8 +8,9 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getCustomer, linkDevice, listCustomerEvents } from '../../graph';
-import { erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
+import { addPaymentMethod, getCustomer, linkDevice, listCustomerEvents, removePaymentMethod } from '../../graph';
+import { eraseCustomer } from '../../graph/erasure';
+import { ERASURE_WORKFLOW_TYPE, erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { startHarness, type Harness } from '../support/api';
 import { customerWithCards } from '../support/recovery';
@@ -40,7 +41,7 @@ async function call(method: string, path: string, token: string, options: { body
 }
 
 const newCard = () => ({
-  type: 'card',
+  type: 'card' as const,
   token: `tok_visa_${randomUUID()}`,
   brand: 'visa',
   last_four: '4242',
@@ -176,5 +177,71 @@ describe('a taken-over, suspended account', () => {
     });
     expect(((await review.result()) as FraudOutcomeStatus).state).toBe('confirmed');
     expect(await eventsOf(customerId, 'FraudReviewResolved')).toHaveLength(1);
+  });
+
+  it('refuses, once the customer is suspended, an erasure that was not ops’, emptying nothing of it', async () => {
+    const { customerId, outcomeId, review } = await takenOver();
+    // As the customer's own request would have started it just before the takeover was caught: no reason.
+    const erasure = await h.client.workflow.start(ERASURE_WORKFLOW_TYPE, {
+      workflowId: erasureWorkflowId(customerId),
+      taskQueue: h.taskQueue,
+      args: [{ customer_id: customerId }],
+    });
+    const base = `/api/v1/customers/${customerId}`;
+    await until(async () => (await call('GET', `${base}/erasure`, ops)).json.state === 'waiting_for_fraud_review');
+    const decided = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
+      body: { decision: 'confirm' },
+    });
+    expect(decided.status).toBe(200);
+    const outcome = (await erasure.result()) as ErasureOutcome;
+    expect(outcome).toMatchObject({ erased: false, waited_for: [fraudOutcomeWorkflowId(outcomeId)], request: null });
+    expect(outcome.refused).toMatch(/suspended/);
+    expect((await call('GET', `${base}/erasure`, ops)).json).toMatchObject({ state: 'refused', running: false });
+    expect((await getCustomer(h.graph, customerId))?.status).toBe('suspended');
+    // The evidence is whole: the outcome's event still says what it changed.
+    const [applied] = await eventsOf(customerId, 'FraudOutcomeApplied');
+    expect(applied?.payload).toMatchObject({ outcome_id: outcomeId, suspended: true });
+    expect(((await review.result()) as FraudOutcomeStatus).state).toBe('confirmed');
+  });
+});
+
+describe('a wallet under the customer’s lock', () => {
+  it('never changes once the customer is erased, whoever asks', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    await eraseCustomer(h.graph, customerId);
+    const added = (await eventsOf(customerId, 'PaymentMethodAdded')).length;
+    const self = await h.token('self', customerId);
+    const base = `/api/v1/customers/${customerId}/payment-methods`;
+    const bySelf = await call('POST', base, self, { body: newCard() });
+    const byOps = await call('POST', base, ops, { body: newCard(), reason: `ticket ${randomUUID()}` });
+    expect([bySelf.status, byOps.status]).toEqual([409, 409]);
+    expect((await call('DELETE', `${base}/${cards[0]}`, ops, { reason: 'ticket' })).status).toBe(409);
+    expect(await eventsOf(customerId, 'PaymentMethodAdded')).toHaveLength(added);
+    expect((await getCustomer(h.graph, customerId))?.status).toBe('erased');
+  });
+
+  it('refuses, under the lock, a write its own token started while active once the customer is suspended', async () => {
+    const { customerId, cards } = await takenOver();
+    // The guard's read happened before the suspension; the write commits after it.
+    await expect(addPaymentMethod(h.graph, customerId, newCard(), { allowStatuses: ['active'] })).rejects.toThrow(
+      /suspended/,
+    );
+    await expect(removePaymentMethod(h.graph, customerId, cards[0]!, { allowStatuses: ['active'] })).rejects.toThrow(
+      /suspended/,
+    );
+    // Ops (with the reason the guard asks for) may.
+    await expect(addPaymentMethod(h.graph, customerId, newCard())).resolves.toMatchObject({ status: 'active' });
+  });
+});
+
+describe('an erased customer', () => {
+  it('takes no fraud outcome: its tombstone is never suspended again', async () => {
+    const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    await eraseCustomer(h.graph, customerId);
+    const reported = await call('POST', '/api/v1/fraud-outcomes', chimera, {
+      body: { outcome_id: `ato-${randomUUID()}`, customer_id: customerId, outcome: 'account_takeover' },
+    });
+    expect(reported.status).toBe(409);
+    expect((await getCustomer(h.graph, customerId))?.status).toBe('erased');
   });
 });

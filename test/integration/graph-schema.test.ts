@@ -111,17 +111,22 @@ describe('schema migration', () => {
     ).toMatch(/Event\(customer_id, occurred_at\)/);
   });
 
-  it("moves a device's last IP and user agent onto the login edge of whoever logged in last, once", async () => {
-    const [earlier, later, device] = [randomUUID(), randomUUID(), randomUUID()];
-    // A device as an earlier version left it: the last login's IP and user agent on the shared node.
+  it("gives a device's last IP and user agent to its one customer's login edge, a shared one's to nobody", async () => {
+    const [earlier, later, device, own, owner] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    // Devices as an earlier version left them: the last IP and user agent on the node. On a shared
+    // one they may be anyone's (a login without an IP kept the one before it).
     await g.query(
       `CREATE (d:Device {id: $device, fingerprint: $device, trust_score: 0.5,
                          last_seen_ip: '198.51.100.99', last_seen_user_agent: 'Last/9'})
        CREATE (:Customer {id: $earlier, status: 'active'})-[:LOGGED_IN_FROM {login_count: 3,
                 last_login: datetime() - duration('P2D')}]->(d)
        CREATE (:Customer {id: $later, status: 'active'})-[:LOGGED_IN_FROM {login_count: 1,
-                last_login: datetime() - duration('P1D')}]->(d)`,
-      { device, earlier, later },
+                last_login: datetime() - duration('P1D')}]->(d)
+       CREATE (o:Device {id: $own, fingerprint: $own, trust_score: 0.5,
+                         last_seen_ip: '198.51.100.7', last_seen_user_agent: 'Own/1'})
+       CREATE (:Customer {id: $owner, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2,
+                last_login: datetime() - duration('P1D')}]->(o)`,
+      { device, earlier, later, own, owner },
     );
     await g.query("MATCH (m:Migration {name: 'device-last-seen-to-login-edge'}) DELETE m");
     const both = await Promise.all([migrate(g.driver, g.database), migrate(g.driver, g.database)]);
@@ -132,12 +137,25 @@ describe('schema migration', () => {
       { device },
     );
     expect(Object.fromEntries(rows.map((r) => [r.customer, [r.ip, r.ua]]))).toEqual({
-      [later]: ['198.51.100.99', 'Last/9'],
+      [later]: [null, null],
       [earlier]: [null, null],
     });
     expect(rows[0]?.left.sort()).toEqual(['fingerprint', 'id', 'trust_score']);
+    const mine = await g.query<{ ip: string | null; ua: string | null; left: string[] }>(
+      `MATCH (:Customer {id: $owner})-[r:LOGGED_IN_FROM]->(d:Device {id: $own})
+       RETURN r.last_seen_ip AS ip, r.last_seen_user_agent AS ua, keys(d) AS left`,
+      { owner, own },
+    );
+    expect(mine.map((r) => [r.ip, r.ua])).toEqual([['198.51.100.7', 'Own/1']]);
+    expect(mine[0]?.left.sort()).toEqual(['fingerprint', 'id', 'trust_score']);
     expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
-    await g.query('MATCH (n) WHERE n.id IN [$device, $earlier, $later] DETACH DELETE n', { device, earlier, later });
+    await g.query('MATCH (n) WHERE n.id IN [$device, $earlier, $later, $own, $owner] DETACH DELETE n', {
+      device,
+      earlier,
+      later,
+      own,
+      owner,
+    });
   });
 
   it(
