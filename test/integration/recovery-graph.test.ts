@@ -112,7 +112,8 @@ describe('recovery in the graph', () => {
       { id: other.id },
     );
     expect(rows.map((r) => Number(r.n))).toEqual([0]);
-    await eraseCustomer(g, c.id);
+    // A suspended customer is erased at ops' request (graph/erasure.ts), which carries a reason.
+    await eraseCustomer(g, c.id, { audit: { reason: 'test', requested_by: null, override_fraud_review: false } });
     expect(await reserve(pm.id)).toBe('customer_erased');
     expect(await reserve(pm.id, randomUUID())).toBe('customer_erased');
   });
