@@ -18,6 +18,7 @@ export const SCOPES = [
   'devices:write',
   'events:read',
   'identity:verify',
+  'interactions:write',
   'ops',
   'self',
 ] as const;

@@ -46,6 +46,8 @@ export interface ApiDeps {
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
   events: { feedLagMs: number };
+  /** Segment rules applied when interactions are recorded. */
+  interactions: { subscriberAfterPayments: number };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -89,6 +91,7 @@ export function apiDepsFromConfig(
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
+    interactions: { subscriberAfterPayments: config.PERSONA_SUBSCRIBER_AFTER_PAYMENTS },
   };
 }
 

@@ -4,7 +4,8 @@
  * messages with them, so a field is refused with the same words on both.
  */
 import { z } from '@hono/zod-openapi';
-import { text } from '../graph/model';
+import { PAYMENT_OUTCOMES } from '../graph/interactions';
+import { addressInput, deviceInput, text } from '../graph/model';
 
 export const paymentIdField = z
   .string()
@@ -76,3 +77,64 @@ export function issueField(issue: Issue, target?: string): string {
   const path = issue.code === 'unrecognized_keys' && issue.keys?.[0] ? [...issue.path, issue.keys[0]] : issue.path;
   return path.map(String).join('.') || (target === 'json' ? 'body' : (target ?? 'body'));
 }
+
+/** The most items one POST /interactions (or RecordInteractions) carries. */
+export const MAX_INTERACTIONS = 500;
+
+const interactionDevice = deviceInput.omit({ trust_score: true }).openapi('InteractionDevice');
+const interactionAddress = addressInput.omit({ id: true, is_default: true }).openapi('InteractionAddress');
+const interactionCommon = {
+  id: paymentIdField.openapi({ description: 'The sender’s id of the interaction: the same id again is a no-op' }),
+  customer_id: z.uuid(),
+  occurred_at: z.iso
+    .datetime({ offset: true, local: false })
+    .refine((v) => Number.isFinite(Date.parse(v)), 'must be a real instant (RFC 3339)')
+    .openapi({ description: 'When it happened (RFC 3339); first/last times keep the earliest and latest' }),
+};
+
+/**
+ * One interaction (POST /interactions, gRPC RecordInteractions): a payment's outcome, a login,
+ * a shipment. Each item of a batch is parsed with this on its own, so one bad item is answered
+ * `invalid` (its field named) while the others are recorded.
+ */
+export const interactionSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({
+      ...interactionCommon,
+      type: z.literal('payment'),
+      payment_method_id: z.uuid(),
+      amount: z
+        .number()
+        .int()
+        .nonnegative()
+        .max(999_999_999_999)
+        .openapi({ description: 'Minor units of `currency` (an integer), at most 999,999,999,999' }),
+      currency: z
+        .string()
+        .regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR')
+        .openapi({ description: 'Must be the reporting currency: no exchange rates are configured' }),
+      outcome: z.enum(PAYMENT_OUTCOMES),
+      decline_code: z
+        .string()
+        .regex(/^[a-z_]{2,64}$/, 'must be a gateway decline code such as insufficient_funds')
+        .optional(),
+      transaction_id: z.string().min(1).max(128).optional(),
+      device: interactionDevice.optional(),
+      shipping_address: interactionAddress.optional(),
+    }),
+    z.strictObject({ ...interactionCommon, type: z.literal('login'), device: interactionDevice }),
+    z.strictObject({ ...interactionCommon, type: z.literal('shipment'), address: interactionAddress }),
+    z.strictObject({
+      ...interactionCommon,
+      type: z.literal('ltv_feedback'),
+      predicted_ltv: z
+        .string()
+        .max(32)
+        .openapi({
+          description:
+            'The Oracle’s predicted lifetime value: an exact decimal in the reporting currency ("1234.50"); ' +
+            'kept apart from the measured LTV, the latest by `occurred_at` wins',
+        }),
+    }),
+  ])
+  .openapi('Interaction');

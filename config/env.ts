@@ -161,6 +161,13 @@ export const envSchema = z.object({
    * decimal in the reporting currency (checked against it below).
    */
   PERSONA_VIP_LTV: z.string().trim().default('10000'),
+  /** A customer in segment New becomes Subscriber after this many recorded succeeded payments. */
+  PERSONA_SUBSCRIBER_AFTER_PAYMENTS: z.coerce.number().int().min(1).default(3),
+  /**
+   * How long an interaction's id is remembered at least (a redelivery within it is a no-op): as
+   * long as the longest redelivery window upstream. No prune runs yet, so today ids are kept for good.
+   */
+  PERSONA_INTERACTION_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
   /** The local payment-gateway simulator's port (the stack starts it). */
   PERSONA_GATEWAY_PORT: port.default(4010),
   /** The address the gateway simulator listens on (0.0.0.0 in a container). */

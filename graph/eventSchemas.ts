@@ -34,6 +34,7 @@ export const EVENT_TYPES = [
   'FraudReviewResolved',
   'CustomerErased',
   'OpsActionRecorded',
+  'PaymentMethodUsedOnDevice',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -76,6 +77,8 @@ export const EVENT_PAYLOADS = {
       .string()
       .regex(/^[A-Z]{3}$/)
       .optional(),
+    /** Why, in words, when the change was not asked for directly (recorded interactions). */
+    reason: z.string().optional(),
   }),
   DigitalIdentifierAdded: z.looseObject({
     digital_identifier_id: id.optional(),
@@ -185,6 +188,13 @@ export const EVENT_PAYLOADS = {
     actor: z.string().nullable(),
     /** The customer's status when it was done. */
     customer_status: z.enum(CUSTOMER_STATUSES),
+  }),
+  /** A payment method first used on a device (a recorded payment interaction). */
+  PaymentMethodUsedOnDevice: z.looseObject({
+    payment_method_id: id,
+    device_id: id,
+    /** The device was first seen with this payment. */
+    new_device: z.boolean(),
   }),
 } satisfies Record<EventType, z.ZodType>;
 

@@ -29,6 +29,8 @@ const NODE_LABELS = [
   'BehavioralProfile',
   'Event',
   'RelayCheckpoint',
+  // An interaction's claim (`<customer id>:<sender's id>`, graph/interactions.ts): recorded once.
+  'Interaction',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();

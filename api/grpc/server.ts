@@ -26,8 +26,16 @@ import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceT
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
 import { reportFraudOutcome } from '../services/fraud';
+import { recordInteractions } from '../services/interactions';
 import { reportPaymentFailure } from '../services/recovery';
-import { deviceTrustSchema, fraudOutcomeSchema, inactivateSchema, issueField, paymentFailureSchema } from '../requests';
+import {
+  deviceTrustSchema,
+  fraudOutcomeSchema,
+  inactivateSchema,
+  issueField,
+  MAX_INTERACTIONS,
+  paymentFailureSchema,
+} from '../requests';
 import { toGrpcError } from './errors';
 
 export const PROTO_FILE = path.join(repoRoot, 'proto', 'persona', 'v1', 'persona.proto');
@@ -239,6 +247,36 @@ export function createGrpcServer(
       () => undefined,
       async (req) => {
         return reportFraudOutcome(deps, parse(fraudOutcomeSchema, plain(req)));
+      },
+    ),
+    RecordInteractions: unary(
+      { scopes: ['interactions:write'] },
+      () => undefined,
+      async (req) => {
+        const items = req.data ?? [];
+        if (items.length < 1 || items.length > MAX_INTERACTIONS)
+          throw new InvalidInputError('data', `must hold 1–${MAX_INTERACTIONS} interactions`);
+        // As the REST item reads: unset fields absent, the amount a number; the same schema decides.
+        const answer = await recordInteractions(
+          deps,
+          items.map((i) =>
+            plain({
+              ...i,
+              amount: i.amount === undefined || i.amount === null ? undefined : Number(i.amount),
+              device: plain(i.device),
+              shipping_address: plain(i.shipping_address),
+              address: plain(i.address),
+            }),
+          ),
+        );
+        return {
+          data: answer.data.map((a) => ({
+            id: a.id ?? '',
+            result: a.result,
+            field: a.result === 'invalid' ? a.field : '',
+            problem: a.result === 'invalid' ? a.problem : '',
+          })),
+        };
       },
     ),
   };

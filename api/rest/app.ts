@@ -24,6 +24,7 @@ import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
+import { interactionRoutes } from './interactions';
 import { noStore, rateLimit, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';
 import { recoveryRoutes } from './recovery';
@@ -95,6 +96,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', contextRoutes(deps));
   app.route('/', recoveryRoutes(deps));
   app.route('/', fraudRoutes(deps));
+  app.route('/', interactionRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', privacyRoutes(deps));
   app.route('/', adminRoutes(deps));

@@ -51,14 +51,27 @@ const NOTIFICATION: Record<string, (p: Payload) => string> = {
   account_takeover: () => 'we suspended your account after suspicious activity',
 };
 
+/** Profile fields in minor units (with `ltv_currency`), by the words that name them. */
+const MONEY_FIELDS: Record<string, string> = {
+  ltv_minor: 'lifetime value',
+  predicted_ltv_minor: 'predicted lifetime value',
+};
+const amount = (minor: unknown, currency: string): string =>
+  minor === null || minor === undefined ? 'none' : money(Number(minor), currency);
+
 const SUMMARY: Record<string, (p: Payload) => string> = {
   CustomerCreated: (p) => `Profile created (segment ${str(p.segment)})`,
   CustomerOnboarded: (p) =>
     p.outcome === 'matched' ? 'Signed up again and was recognised as this customer' : 'Signed up',
   CustomerProfileUpdated: (p) =>
     `Profile updated: ${Object.entries((p.changes ?? {}) as Record<string, { from: unknown; to: unknown }>)
-      .map(([field, c]) => `${words(field)} ${str(c.from)} → ${str(c.to)}`)
-      .join(', ')}`,
+      .filter(([field]) => !(MONEY_FIELDS[`${field}_minor`] && p.ltv_currency))
+      .map(([field, c]) =>
+        MONEY_FIELDS[field] && typeof p.ltv_currency === 'string'
+          ? `${MONEY_FIELDS[field]} ${amount(c.from, p.ltv_currency)} → ${amount(c.to, p.ltv_currency)}`
+          : `${words(field)} ${str(c.from)} → ${str(c.to)}`,
+      )
+      .join(', ')}${because(p)}`,
   DigitalIdentifierAdded: (p) =>
     `${p.type === 'email' ? 'Email address' : 'Phone number'} added${p.is_verified ? ' (verified)' : ''}`,
   PaymentMethodAdded: (p) => `Payment method added: ${card(p)}${p.is_default ? ' — now the default' : ''}`,
@@ -85,6 +98,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   FraudOutcomeApplied: (p) => `Fraud check outcome: ${words(p.outcome)}`,
   FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
   CustomerErased: () => 'Personal data erased at the customer’s request',
+  PaymentMethodUsedOnDevice: (p) => `A payment method was used on ${p.new_device ? 'a new' : 'another'} device`,
   OpsActionRecorded: (p) => `Support acted on the account (${words(p.action)}): ${str(p.reason)}`,
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out'

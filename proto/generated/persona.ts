@@ -6,6 +6,8 @@ import type { CustomerContext as _persona_v1_CustomerContext, CustomerContext__O
 import type { DeviceTrustScore as _persona_v1_DeviceTrustScore, DeviceTrustScore__Output as _persona_v1_DeviceTrustScore__Output } from './persona/v1/DeviceTrustScore';
 import type { GetCheckoutOptionsRequest as _persona_v1_GetCheckoutOptionsRequest, GetCheckoutOptionsRequest__Output as _persona_v1_GetCheckoutOptionsRequest__Output } from './persona/v1/GetCheckoutOptionsRequest';
 import type { GetCustomerContextRequest as _persona_v1_GetCustomerContextRequest, GetCustomerContextRequest__Output as _persona_v1_GetCustomerContextRequest__Output } from './persona/v1/GetCustomerContextRequest';
+import type { Interaction as _persona_v1_Interaction, Interaction__Output as _persona_v1_Interaction__Output } from './persona/v1/Interaction';
+import type { InteractionResult as _persona_v1_InteractionResult, InteractionResult__Output as _persona_v1_InteractionResult__Output } from './persona/v1/InteractionResult';
 import type { MarkPaymentMethodInactiveRequest as _persona_v1_MarkPaymentMethodInactiveRequest, MarkPaymentMethodInactiveRequest__Output as _persona_v1_MarkPaymentMethodInactiveRequest__Output } from './persona/v1/MarkPaymentMethodInactiveRequest';
 import type { OnboardCustomerRequest as _persona_v1_OnboardCustomerRequest, OnboardCustomerRequest__Output as _persona_v1_OnboardCustomerRequest__Output } from './persona/v1/OnboardCustomerRequest';
 import type { OnboardCustomerResponse as _persona_v1_OnboardCustomerResponse, OnboardCustomerResponse__Output as _persona_v1_OnboardCustomerResponse__Output } from './persona/v1/OnboardCustomerResponse';
@@ -15,6 +17,8 @@ import type { OnboardingDevice as _persona_v1_OnboardingDevice, OnboardingDevice
 import type { OnboardingIdentifier as _persona_v1_OnboardingIdentifier, OnboardingIdentifier__Output as _persona_v1_OnboardingIdentifier__Output } from './persona/v1/OnboardingIdentifier';
 import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, OnboardingPaymentMethod__Output as _persona_v1_OnboardingPaymentMethod__Output } from './persona/v1/OnboardingPaymentMethod';
 import type { PersonaAgentClient as _persona_v1_PersonaAgentClient, PersonaAgentDefinition as _persona_v1_PersonaAgentDefinition } from './persona/v1/PersonaAgent';
+import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from './persona/v1/RecordInteractionsRequest';
+import type { RecordInteractionsResponse as _persona_v1_RecordInteractionsResponse, RecordInteractionsResponse__Output as _persona_v1_RecordInteractionsResponse__Output } from './persona/v1/RecordInteractionsResponse';
 import type { ReportFraudOutcomeRequest as _persona_v1_ReportFraudOutcomeRequest, ReportFraudOutcomeRequest__Output as _persona_v1_ReportFraudOutcomeRequest__Output } from './persona/v1/ReportFraudOutcomeRequest';
 import type { ReportPaymentFailureRequest as _persona_v1_ReportPaymentFailureRequest, ReportPaymentFailureRequest__Output as _persona_v1_ReportPaymentFailureRequest__Output } from './persona/v1/ReportPaymentFailureRequest';
 import type { TrustedDevice as _persona_v1_TrustedDevice, TrustedDevice__Output as _persona_v1_TrustedDevice__Output } from './persona/v1/TrustedDevice';
@@ -34,6 +38,8 @@ export interface ProtoGrpcType {
       DeviceTrustScore: MessageTypeDefinition<_persona_v1_DeviceTrustScore, _persona_v1_DeviceTrustScore__Output>
       GetCheckoutOptionsRequest: MessageTypeDefinition<_persona_v1_GetCheckoutOptionsRequest, _persona_v1_GetCheckoutOptionsRequest__Output>
       GetCustomerContextRequest: MessageTypeDefinition<_persona_v1_GetCustomerContextRequest, _persona_v1_GetCustomerContextRequest__Output>
+      Interaction: MessageTypeDefinition<_persona_v1_Interaction, _persona_v1_Interaction__Output>
+      InteractionResult: MessageTypeDefinition<_persona_v1_InteractionResult, _persona_v1_InteractionResult__Output>
       MarkPaymentMethodInactiveRequest: MessageTypeDefinition<_persona_v1_MarkPaymentMethodInactiveRequest, _persona_v1_MarkPaymentMethodInactiveRequest__Output>
       OnboardCustomerRequest: MessageTypeDefinition<_persona_v1_OnboardCustomerRequest, _persona_v1_OnboardCustomerRequest__Output>
       OnboardCustomerResponse: MessageTypeDefinition<_persona_v1_OnboardCustomerResponse, _persona_v1_OnboardCustomerResponse__Output>
@@ -43,6 +49,8 @@ export interface ProtoGrpcType {
       OnboardingIdentifier: MessageTypeDefinition<_persona_v1_OnboardingIdentifier, _persona_v1_OnboardingIdentifier__Output>
       OnboardingPaymentMethod: MessageTypeDefinition<_persona_v1_OnboardingPaymentMethod, _persona_v1_OnboardingPaymentMethod__Output>
       PersonaAgent: SubtypeConstructor<typeof grpc.Client, _persona_v1_PersonaAgentClient> & { service: _persona_v1_PersonaAgentDefinition }
+      RecordInteractionsRequest: MessageTypeDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsRequest__Output>
+      RecordInteractionsResponse: MessageTypeDefinition<_persona_v1_RecordInteractionsResponse, _persona_v1_RecordInteractionsResponse__Output>
       ReportFraudOutcomeRequest: MessageTypeDefinition<_persona_v1_ReportFraudOutcomeRequest, _persona_v1_ReportFraudOutcomeRequest__Output>
       ReportPaymentFailureRequest: MessageTypeDefinition<_persona_v1_ReportPaymentFailureRequest, _persona_v1_ReportPaymentFailureRequest__Output>
       TrustedDevice: MessageTypeDefinition<_persona_v1_TrustedDevice, _persona_v1_TrustedDevice__Output>

@@ -501,6 +501,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/fraud-outcomes',
       '/api/v1/fraud-outcomes/{outcome_id}',
       '/api/v1/fraud-outcomes/{outcome_id}/review',
+      '/api/v1/interactions',
       '/api/v1/onboarding',
       '/api/v1/payment-failures',
       '/api/v1/payment-methods/{id}/inactivate',

@@ -10,6 +10,8 @@ import type { GetCustomerContextRequest as _persona_v1_GetCustomerContextRequest
 import type { MarkPaymentMethodInactiveRequest as _persona_v1_MarkPaymentMethodInactiveRequest, MarkPaymentMethodInactiveRequest__Output as _persona_v1_MarkPaymentMethodInactiveRequest__Output } from '../../persona/v1/MarkPaymentMethodInactiveRequest';
 import type { OnboardCustomerRequest as _persona_v1_OnboardCustomerRequest, OnboardCustomerRequest__Output as _persona_v1_OnboardCustomerRequest__Output } from '../../persona/v1/OnboardCustomerRequest';
 import type { OnboardCustomerResponse as _persona_v1_OnboardCustomerResponse, OnboardCustomerResponse__Output as _persona_v1_OnboardCustomerResponse__Output } from '../../persona/v1/OnboardCustomerResponse';
+import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from '../../persona/v1/RecordInteractionsRequest';
+import type { RecordInteractionsResponse as _persona_v1_RecordInteractionsResponse, RecordInteractionsResponse__Output as _persona_v1_RecordInteractionsResponse__Output } from '../../persona/v1/RecordInteractionsResponse';
 import type { ReportFraudOutcomeRequest as _persona_v1_ReportFraudOutcomeRequest, ReportFraudOutcomeRequest__Output as _persona_v1_ReportFraudOutcomeRequest__Output } from '../../persona/v1/ReportFraudOutcomeRequest';
 import type { ReportPaymentFailureRequest as _persona_v1_ReportPaymentFailureRequest, ReportPaymentFailureRequest__Output as _persona_v1_ReportPaymentFailureRequest__Output } from '../../persona/v1/ReportPaymentFailureRequest';
 import type { UpdateDeviceTrustScoreRequest as _persona_v1_UpdateDeviceTrustScoreRequest, UpdateDeviceTrustScoreRequest__Output as _persona_v1_UpdateDeviceTrustScoreRequest__Output } from '../../persona/v1/UpdateDeviceTrustScoreRequest';
@@ -53,6 +55,15 @@ export interface PersonaAgentClient extends grpc.Client {
   onboardCustomer(argument: _persona_v1_OnboardCustomerRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_OnboardCustomerResponse__Output>): grpc.ClientUnaryCall;
   onboardCustomer(argument: _persona_v1_OnboardCustomerRequest, callback: grpc.requestCallback<_persona_v1_OnboardCustomerResponse__Output>): grpc.ClientUnaryCall;
   
+  RecordInteractions(argument: _persona_v1_RecordInteractionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  RecordInteractions(argument: _persona_v1_RecordInteractionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  RecordInteractions(argument: _persona_v1_RecordInteractionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  RecordInteractions(argument: _persona_v1_RecordInteractionsRequest, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  recordInteractions(argument: _persona_v1_RecordInteractionsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  recordInteractions(argument: _persona_v1_RecordInteractionsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  recordInteractions(argument: _persona_v1_RecordInteractionsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  recordInteractions(argument: _persona_v1_RecordInteractionsRequest, callback: grpc.requestCallback<_persona_v1_RecordInteractionsResponse__Output>): grpc.ClientUnaryCall;
+  
   ReportFraudOutcome(argument: _persona_v1_ReportFraudOutcomeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_WorkflowStarted__Output>): grpc.ClientUnaryCall;
   ReportFraudOutcome(argument: _persona_v1_ReportFraudOutcomeRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_WorkflowStarted__Output>): grpc.ClientUnaryCall;
   ReportFraudOutcome(argument: _persona_v1_ReportFraudOutcomeRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_WorkflowStarted__Output>): grpc.ClientUnaryCall;
@@ -91,6 +102,8 @@ export interface PersonaAgentHandlers extends grpc.UntypedServiceImplementation 
   
   OnboardCustomer: grpc.handleUnaryCall<_persona_v1_OnboardCustomerRequest__Output, _persona_v1_OnboardCustomerResponse>;
   
+  RecordInteractions: grpc.handleUnaryCall<_persona_v1_RecordInteractionsRequest__Output, _persona_v1_RecordInteractionsResponse>;
+  
   ReportFraudOutcome: grpc.handleUnaryCall<_persona_v1_ReportFraudOutcomeRequest__Output, _persona_v1_WorkflowStarted>;
   
   ReportPaymentFailure: grpc.handleUnaryCall<_persona_v1_ReportPaymentFailureRequest__Output, _persona_v1_WorkflowStarted>;
@@ -104,6 +117,7 @@ export interface PersonaAgentDefinition extends grpc.ServiceDefinition {
   GetCustomerContext: MethodDefinition<_persona_v1_GetCustomerContextRequest, _persona_v1_CustomerContext, _persona_v1_GetCustomerContextRequest__Output, _persona_v1_CustomerContext__Output>
   MarkPaymentMethodInactive: MethodDefinition<_persona_v1_MarkPaymentMethodInactiveRequest, _persona_v1_WalletItem, _persona_v1_MarkPaymentMethodInactiveRequest__Output, _persona_v1_WalletItem__Output>
   OnboardCustomer: MethodDefinition<_persona_v1_OnboardCustomerRequest, _persona_v1_OnboardCustomerResponse, _persona_v1_OnboardCustomerRequest__Output, _persona_v1_OnboardCustomerResponse__Output>
+  RecordInteractions: MethodDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsResponse, _persona_v1_RecordInteractionsRequest__Output, _persona_v1_RecordInteractionsResponse__Output>
   ReportFraudOutcome: MethodDefinition<_persona_v1_ReportFraudOutcomeRequest, _persona_v1_WorkflowStarted, _persona_v1_ReportFraudOutcomeRequest__Output, _persona_v1_WorkflowStarted__Output>
   ReportPaymentFailure: MethodDefinition<_persona_v1_ReportPaymentFailureRequest, _persona_v1_WorkflowStarted, _persona_v1_ReportPaymentFailureRequest__Output, _persona_v1_WorkflowStarted__Output>
   UpdateDeviceTrustScore: MethodDefinition<_persona_v1_UpdateDeviceTrustScoreRequest, _persona_v1_DeviceTrustScore, _persona_v1_UpdateDeviceTrustScoreRequest__Output, _persona_v1_DeviceTrustScore__Output>

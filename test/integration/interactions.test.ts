@@ -1,0 +1,443 @@
+/**
+ * Interactions recorded through the real api (REST and gRPC) into the real Neo4j: each item
+ * answered in order, each recorded exactly once, and what it changes on the customer.
+ */
+import { randomUUID } from 'node:crypto';
+import type * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiDepsFromConfig } from '../../api/deps';
+import { createGrpcServer, listen } from '../../api/grpc/server';
+import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
+import { eraseCustomer } from '../../graph/erasure';
+import { fromMinorUnits } from '../../payments/money';
+import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
+import { createLogger } from '../../runtime/logger';
+import { startHarness, type Harness } from '../support/api';
+import { cardInput, uniqueEmail } from '../support/graph';
+import { bearer, call, personaClient } from '../support/grpc';
+
+let h: Harness;
+let server: grpc.Server;
+let client: PersonaAgentClient;
+const created: string[] = [];
+const fingerprints: string[] = [];
+
+beforeAll(async () => {
+  h = await startHarness();
+  const deps = apiDepsFromConfig(h.graph.config, {
+    logger: createLogger('interactions-test', 'silent'),
+    readiness: [],
+    graph: h.graph,
+    client: h.client,
+    requests: h.requests,
+    taskQueue: h.taskQueue,
+  });
+  server = createGrpcServer(deps).server;
+  client = personaClient(`127.0.0.1:${await listen(server, '127.0.0.1', 0)}`);
+});
+
+afterAll(async () => {
+  client?.close();
+  await new Promise<void>((resolve) => (server ? server.tryShutdown(() => resolve()) : resolve()));
+  if (h) {
+    // Everything these tests made: their customers with what hangs off them, their devices
+    // (unique fingerprints), their interaction claims and events.
+    await h.graph.query(
+      `MATCH (c:Customer) WHERE c.id IN $ids
+       OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD|HAS_DIGITAL_IDENTIFIER|SHIPPED_TO]->(n)
+       DETACH DELETE n, c`,
+      { ids: created },
+    );
+    await h.graph.query('MATCH (d:Device) WHERE d.fingerprint IN $fps DETACH DELETE d', { fps: fingerprints });
+    await h.graph.query('MATCH (i:Interaction) WHERE i.customer_id IN $ids DELETE i', { ids: created });
+    await h.graph.query('MATCH (e:Event) WHERE e.customer_id IN $ids DETACH DELETE e', { ids: created });
+    await h.close();
+  }
+});
+
+const currency = () => h.graph.policy.reportingCurrency;
+
+/** A customer with one card (LTV in minor units of the reporting currency). */
+async function customer(options: { segment?: string; ltvMinor?: number } = {}) {
+  const c = await createCustomer(h.graph, {
+    segment: options.segment ?? 'New',
+    ltv_minor: options.ltvMinor ?? 0,
+    digital_identifiers: [{ type: 'email', value: uniqueEmail('interactions'), is_verified: true }],
+  });
+  created.push(c.id);
+  const card = await addPaymentMethod(h.graph, c.id, cardInput());
+  return { customerId: c.id, cardId: card.id };
+}
+
+function fingerprint(): string {
+  const fp = `fp-${randomUUID()}`;
+  fingerprints.push(fp);
+  return fp;
+}
+
+const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+
+function payment(
+  who: { customerId: string; cardId: string },
+  amount: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    id: `pay-${randomUUID()}`,
+    type: 'payment',
+    customer_id: who.customerId,
+    occurred_at: at(10),
+    payment_method_id: who.cardId,
+    amount,
+    currency: currency(),
+    outcome: 'succeeded',
+    ...extra,
+  };
+}
+
+interface Answer {
+  id: string | null;
+  result: string;
+  field?: string;
+  problem?: string;
+}
+
+async function post(body: unknown, scope = 'interactions:write') {
+  const res = await h.app.request('/api/v1/interactions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await h.token(scope)}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as { data: Answer[]; field?: string } };
+}
+
+async function record(items: Record<string, unknown>[]): Promise<Answer[]> {
+  const res = await post({ data: items });
+  expect(res.status).toBe(200);
+  return res.json.data;
+}
+
+async function ltvMinor(customerId: string): Promise<number> {
+  const [row] = await h.graph.query<{ ltv: number }>('MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv', {
+    id: customerId,
+  });
+  return row?.ltv as number;
+}
+
+async function restContext(customerId: string) {
+  const res = await h.app.request(`/api/v1/customers/${customerId}/context`, {
+    headers: { authorization: `Bearer ${await h.token('context:read')}` },
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { is_vip: boolean; ltv: string; segment: string };
+}
+
+describe('POST /api/v1/interactions', () => {
+  it('a batch with one invalid item records the others and answers each item in order', async () => {
+    const a = await customer({ ltvMinor: 500 });
+    const other = await customer();
+    const fp = fingerprint();
+    const items = [
+      payment(a, 1000),
+      payment(a, 700, { currency: currency() === 'EUR' ? 'GBP' : 'EUR' }),
+      {
+        id: `login-${randomUUID()}`,
+        type: 'login',
+        customer_id: a.customerId,
+        occurred_at: at(5),
+        device: { fingerprint: fp },
+      },
+      payment(a, 12.5),
+      payment({ customerId: a.customerId, cardId: other.cardId }, 300),
+      payment({ customerId: randomUUID(), cardId: a.cardId }, 300),
+    ];
+    const answers = await record(items);
+    expect(answers.map((x) => [x.id, x.result, x.field ?? null])).toEqual([
+      [items[0]?.id, 'recorded', null],
+      [items[1]?.id, 'invalid', 'data[1].currency'],
+      [items[2]?.id, 'recorded', null],
+      [items[3]?.id, 'invalid', 'data[3].amount'],
+      [items[4]?.id, 'invalid', 'data[4].payment_method_id'],
+      [items[5]?.id, 'invalid', 'data[5].customer_id'],
+    ]);
+    expect(answers[1]?.problem).toContain('exchange rate');
+    // Only the valid ones wrote anything: LTV moved by the first payment alone, two ids claimed.
+    expect(await ltvMinor(a.customerId)).toBe(1500);
+    const claims = await h.graph.query<{ n: number }>('MATCH (i:Interaction {customer_id: $id}) RETURN count(i) AS n', {
+      id: a.customerId,
+    });
+    expect(claims[0]?.n).toBe(2);
+    expect(await ltvMinor(other.customerId)).toBe(0);
+  });
+
+  it('the same batch twice changes LTV once, and a repeat inside one batch is a duplicate', async () => {
+    const a = await customer();
+    const first = payment(a, 2500);
+    const items = [first, payment(a, 400), { ...first }];
+    expect((await record(items)).map((x) => x.result)).toEqual(['recorded', 'recorded', 'duplicate']);
+    expect((await record(items)).map((x) => x.result)).toEqual(['duplicate', 'duplicate', 'duplicate']);
+    expect(await ltvMinor(a.customerId)).toBe(2900);
+    const updates = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(updates).toHaveLength(1);
+    expect(updates[0]?.payload).toMatchObject({ changes: { ltv_minor: { from: 0, to: 2900 } } });
+  });
+
+  it('concurrent batches for one customer sum exactly, redelivered items among them counted once', async () => {
+    const a = await customer();
+    const batches = Array.from({ length: 4 }, (_, b) =>
+      Array.from({ length: 25 }, (_, i) => payment(a, 100 * b + i + 1)),
+    );
+    // Every batch also redelivers the first item of the batch before it.
+    const sent = batches.map((batch, b) => [...batch, batches[(b + 3) % 4]?.[0] as Record<string, unknown>]);
+    const expected = batches.flat().reduce((sum, p) => sum + (p.amount as number), 0);
+    const answers = await Promise.all(sent.map((items) => record(items)));
+    const counts = answers
+      .flat()
+      .reduce<Record<string, number>>((n, x) => ({ ...n, [x.result]: (n[x.result] ?? 0) + 1 }), {});
+    expect(counts).toEqual({ recorded: 100, duplicate: 4 });
+    expect(await ltvMinor(a.customerId)).toBe(expected);
+  });
+
+  it('an out-of-order occurred_at keeps first and last right (logins and card use)', async () => {
+    const a = await customer();
+    const fp = fingerprint();
+    const login = (minutesAgo: number, ip: string) => ({
+      id: `login-${randomUUID()}`,
+      type: 'login',
+      customer_id: a.customerId,
+      occurred_at: at(minutesAgo),
+      device: { fingerprint: fp, ip, user_agent: `agent ${ip}` },
+    });
+    const later = login(5, '10.0.0.2');
+    const earlier = login(60, '10.0.0.1');
+    const middle = login(30, '10.0.0.3');
+    await record([later, payment(a, 100, { occurred_at: later.occurred_at })]);
+    await record([earlier, payment(a, 100, { occurred_at: earlier.occurred_at })]);
+    await record([middle]);
+    const [edge] = await h.graph.query<Record<string, unknown>>(
+      `MATCH (:Customer {id: $id})-[r:LOGGED_IN_FROM]->(:Device {fingerprint: $fp})
+       RETURN r.login_count AS count, r.first_login AS first, r.last_login AS last,
+              r.last_seen_ip AS ip, r.last_seen_user_agent AS agent`,
+      { id: a.customerId, fp },
+    );
+    expect(edge).toMatchObject({ count: 3, ip: '10.0.0.2', agent: 'agent 10.0.0.2' });
+    expect(Date.parse(edge?.first as string)).toBe(Date.parse(earlier.occurred_at));
+    expect(Date.parse(edge?.last as string)).toBe(Date.parse(later.occurred_at));
+    const [use] = await h.graph.query<Record<string, unknown>>(
+      `MATCH (:Customer {id: $id})-[r:HAS_PAYMENT_METHOD]->(:PaymentMethod {id: $pm})
+       RETURN r.first_used AS first, r.last_used AS last`,
+      { id: a.customerId, pm: a.cardId },
+    );
+    expect(Date.parse(use?.last as string)).toBe(Date.parse(later.occurred_at));
+    expect(Date.parse(use?.first as string)).toBe(Date.parse(earlier.occurred_at));
+  });
+
+  it('a refund or a chargeback takes LTV back', async () => {
+    const a = await customer({ ltvMinor: 100 });
+    const paid = payment(a, 5000);
+    await record([paid, payment(a, 1200)]);
+    expect(await ltvMinor(a.customerId)).toBe(6300);
+    await record([
+      payment(a, 5000, { outcome: 'refunded', transaction_id: 'tx-1' }),
+      payment(a, 1200, { outcome: 'charged_back' }),
+      payment(a, 999, { outcome: 'declined', decline_code: 'insufficient_funds' }),
+    ]);
+    expect(await ltvMinor(a.customerId)).toBe(100);
+    const context = await restContext(a.customerId);
+    expect(context.ltv).toBe(fromMinorUnits(100, currency()));
+  });
+
+  it('a login from a new device links it and counts', async () => {
+    const a = await customer();
+    const fp = fingerprint();
+    const login = () => ({
+      id: `login-${randomUUID()}`,
+      type: 'login',
+      customer_id: a.customerId,
+      occurred_at: at(1),
+      device: { fingerprint: fp, ip: '192.0.2.7' },
+    });
+    await record([login()]);
+    const [first] = await h.graph.query<Record<string, unknown>>(
+      `MATCH (:Customer {id: $id})-[r:LOGGED_IN_FROM]->(d:Device {fingerprint: $fp})
+       RETURN d.id AS id, d.trust_score AS trust, r.login_count AS count, d.last_seen_ip AS deviceIp`,
+      { id: a.customerId, fp },
+    );
+    expect(first).toMatchObject({ count: 1, deviceIp: null });
+    expect(first?.trust).toBeGreaterThan(0);
+    await record([login(), login()]);
+    const [again] = await h.graph.query<{ count: number }>(
+      'MATCH (:Customer {id: $id})-[r:LOGGED_IN_FROM]->(:Device {fingerprint: $fp}) RETURN r.login_count AS count',
+      { id: a.customerId, fp },
+    );
+    expect(again?.count).toBe(3);
+    // Linked once: one event for the new link, not one per login.
+    const linked = await listCustomerEvents(h.graph, a.customerId, { type: 'DeviceLinked' });
+    expect(linked.map((e) => e.payload)).toEqual([{ device_id: first?.id, new_device: true, login_count: 1 }]);
+  });
+
+  it('a payment on a device records the card used on it, once per link', async () => {
+    const a = await customer();
+    const fp = fingerprint();
+    await record([payment(a, 100, { device: { fingerprint: fp } }), payment(a, 200, { device: { fingerprint: fp } })]);
+    await record([payment(a, 300, { device: { fingerprint: fp }, outcome: 'declined' })]);
+    const [used] = await h.graph.query<{ count: number; device: string }>(
+      `MATCH (:PaymentMethod {id: $pm})-[u:USED_ON]->(d:Device {fingerprint: $fp})
+       RETURN u.use_count AS count, d.id AS device`,
+      { pm: a.cardId, fp },
+    );
+    expect(used?.count).toBe(3);
+    const events = await listCustomerEvents(h.graph, a.customerId, { type: 'PaymentMethodUsedOnDevice' });
+    expect(events.map((e) => e.payload)).toEqual([
+      { payment_method_id: a.cardId, device_id: used?.device, new_device: true },
+    ]);
+  });
+
+  it('a shipment to a new address adds it once, and matches it however it is written', async () => {
+    const a = await customer();
+    const street = `${Math.floor(Math.random() * 9000) + 100} Elm Street`;
+    const shipment = (address: Record<string, unknown>, minutesAgo: number) => ({
+      id: `ship-${randomUUID()}`,
+      type: 'shipment',
+      customer_id: a.customerId,
+      occurred_at: at(minutesAgo),
+      address,
+    });
+    const address = { street1: street, city: 'Springfield', zip_code: 'AB1 2CD', country: 'GB' };
+    await record([shipment(address, 30), shipment({ ...address, street1: ` ${street.toUpperCase()} ` }, 40)]);
+    await record([shipment({ ...address, zip_code: 'ab1 2cd' }, 10)]);
+    const rows = await h.graph.query<Record<string, unknown>>(
+      `MATCH (:Customer {id: $id})-[s:SHIPPED_TO]->(a:Address)
+       RETURN a.street1 AS street1, s.first_shipped AS first, s.last_shipped AS last`,
+      { id: a.customerId },
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.street1).toBe(street);
+    expect(Date.parse(rows[0]?.last as string) - Date.parse(rows[0]?.first as string)).toBeGreaterThanOrEqual(
+      29 * 60_000,
+    );
+    expect(await listCustomerEvents(h.graph, a.customerId, { type: 'AddressAdded' })).toHaveLength(1);
+  });
+
+  it('segment New becomes Subscriber after the configured number of succeeded payments; VIP is kept', async () => {
+    const n = h.graph.config.PERSONA_SUBSCRIBER_AFTER_PAYMENTS;
+    const a = await customer();
+    const vip = await customer({ segment: 'VIP' });
+    await record(Array.from({ length: n - 1 }, () => payment(a, 10)));
+    expect((await restContext(a.customerId)).segment).toBe('New');
+    await record([
+      payment(a, 10, { outcome: 'declined' }),
+      payment(a, 10),
+      ...Array.from({ length: n }, () => payment(vip, 10)),
+    ]);
+    expect((await restContext(a.customerId)).segment).toBe('Subscriber');
+    expect((await restContext(vip.customerId)).segment).toBe('VIP');
+    const [update] = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(update?.payload).toMatchObject({ changes: { segment: { from: 'New', to: 'Subscriber' } } });
+    expect(update?.payload.reason).toContain(`Subscriber after ${n} succeeded payments`);
+  });
+
+  it('ltv_feedback sets predicted_ltv apart from the measured LTV; the latest prediction wins', async () => {
+    const a = await customer({ ltvMinor: 700 });
+    const feedback = (value: string, minutesAgo: number) => ({
+      id: `oracle-${randomUUID()}`,
+      type: 'ltv_feedback',
+      customer_id: a.customerId,
+      occurred_at: at(minutesAgo),
+      predicted_ltv: value,
+    });
+    const answers = await record([feedback('250.5', 5), feedback('12.345', 1)]);
+    expect(answers.map((x) => [x.result, x.field ?? null])).toEqual([
+      ['recorded', null],
+      ['invalid', 'data[1].predicted_ltv'],
+    ]);
+    // An older prediction arriving late does not replace the newer one.
+    await record([feedback('999', 30)]);
+    const [row] = await h.graph.query<{ ltv: number; predicted: number }>(
+      'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.predicted_ltv AS predicted',
+      { id: a.customerId },
+    );
+    expect(row).toEqual({ ltv: 700, predicted: 25050 });
+    const updates = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(updates.map((e) => e.payload.changes)).toEqual([
+      {
+        predicted_ltv_minor: { from: null, to: 25050 },
+        predicted_ltv: { from: null, to: fromMinorUnits(25050, currency()) },
+      },
+    ]);
+  });
+
+  it('refuses an erased customer per item, and a bad envelope or scope as a whole', async () => {
+    const a = await customer();
+    await eraseCustomer(h.graph, a.customerId);
+    expect((await record([payment(a, 100)]))[0]).toMatchObject({ result: 'invalid', field: 'data[0].customer_id' });
+    expect(await ltvMinor(a.customerId)).toBeNull();
+    expect((await post({ data: [] })).json.field).toBe('data');
+    expect((await post({ data: Array.from({ length: 501 }, () => 1) })).status).toBe(400);
+    expect((await post({ items: [] })).status).toBe(400);
+    expect((await post({ data: [payment(a, 1)] }, 'context:read')).status).toBe(403);
+    expect((await post({ data: [payment(a, 1)] }, 'ops')).status).toBe(200);
+  });
+
+  it('the history says what changed in words', async () => {
+    const a = await customer();
+    await record([payment(a, 4200)]);
+    const res = await h.app.request(`/api/v1/customers/${a.customerId}/events`, {
+      headers: { authorization: `Bearer ${await h.token('ops')}` },
+    });
+    const history = (await res.json()) as { data: { type: string; summary: string }[] };
+    const update = history.data.find((e) => e.type === 'CustomerProfileUpdated');
+    const money = (minor: number) => `${fromMinorUnits(minor, currency())} ${currency()}`;
+    expect(update?.summary).toContain(`lifetime value ${money(0)} → ${money(4200)}`);
+    expect(update?.summary).toContain('1 succeeded payment recorded');
+  });
+});
+
+describe('gRPC RecordInteractions', () => {
+  it('a customer crossing the VIP threshold by paying is VIP in the next context read over gRPC and REST', async () => {
+    const threshold = h.graph.config.vipLtvMinor;
+    const a = await customer({ ltvMinor: 0 });
+    const md = bearer(await h.token('interactions:write context:read'));
+    const before = await call(client, 'GetCustomerContext', { customer_id: a.customerId }, md);
+    expect(before.res?.is_vip).toBe(false);
+    const item = payment(a, threshold);
+    const recorded = await call(client, 'RecordInteractions', { data: [{ ...item, amount: String(threshold) }] }, md);
+    expect(recorded.code).toBe(0);
+    expect(recorded.res?.data).toEqual([{ id: item.id, result: 'recorded', field: '', problem: '' }]);
+    const after = await call(client, 'GetCustomerContext', { customer_id: a.customerId }, md);
+    expect(after.res?.is_vip).toBe(true);
+    expect((await restContext(a.customerId)).is_vip).toBe(true);
+    const [update] = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(update?.payload).toMatchObject({ changes: { is_vip: { from: false, to: true } } });
+  });
+
+  it('answers an invalid item by its field and refuses an empty batch with INVALID_ARGUMENT', async () => {
+    const a = await customer();
+    const md = bearer(await h.token('interactions:write'));
+    const bad = await call(
+      client,
+      'RecordInteractions',
+      {
+        data: [
+          { ...payment(a, 1), amount: '1', outcome: 'lost' },
+          { ...payment(a, 7), amount: '7' },
+        ],
+      },
+      md,
+    );
+    expect(((bad.res as { data: Answer[] }).data ?? []).map((x) => [x.result, x.field])).toEqual([
+      ['invalid', 'data[0].outcome'],
+      ['recorded', ''],
+    ]);
+    expect(await ltvMinor(a.customerId)).toBe(7);
+    const empty = await call(client, 'RecordInteractions', { data: [] }, md);
+    expect(empty).toMatchObject({ code: 3, field: 'data' });
+    const denied = await call(
+      client,
+      'RecordInteractions',
+      { data: [payment(a, 1)] },
+      bearer(await h.token('context:read')),
+    );
+    expect(denied.code).toBe(7);
+  });
+});
