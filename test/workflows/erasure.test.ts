@@ -1,0 +1,136 @@
+/**
+ * The erasure workflow on the time-skipping server, with fake activities: the wait for a pending
+ * fraud review (through `fraudReviewsEnded`'s retries), ops' override, the graph's refusal, and an
+ * activity that fails for good.
+ */
+import { randomUUID } from 'node:crypto';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import type { ErasureResult } from '../../graph/erasure';
+import { erasureRequestedSignal, erasureStatusQuery, erasureWorkflowId } from '../../temporal/erasure';
+import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
+import { erasureWorkflow } from '../../workflows';
+import { useWorkflowTestEnv } from '../support/temporal';
+import { until } from '../support/wait';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
+});
+
+interface Fakes {
+  /** What each listing answers, in turn (the last one repeats). */
+  listings: string[][];
+  /** How many looks say the review still runs (Infinity: it never ends). */
+  reviewLooks: number;
+  erase: () => Promise<ErasureResult>;
+}
+
+const erased = (customerId: string): ErasureResult => ({
+  customer_id: customerId,
+  erased: true,
+  deleted: { identifiers: 1, addresses: 0, payment_methods: 1, devices: 0, events_stripped: 3 },
+});
+
+async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Promise<unknown>) {
+  const taskQueue = `erasure-${randomUUID()}`;
+  const customerId = randomUUID();
+  const calls = { listings: 0, looks: 0 };
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities: {
+      async listRunningCustomerWorkflows(): Promise<string[]> {
+        return f.listings[Math.min(calls.listings++, f.listings.length - 1)] ?? [];
+      },
+      async fraudReviewsEnded(): Promise<void> {
+        if (++calls.looks <= f.reviewLooks)
+          throw ApplicationFailure.retryable('fraud reviews still running', 'ReviewsPending');
+      },
+      async awaitWorkflowsClosed(): Promise<string[]> {
+        return [];
+      },
+      eraseCustomer: f.erase,
+    },
+  });
+  const result = await worker.runUntil(work(taskQueue, customerId));
+  return { result, calls, customerId };
+}
+
+const start = (taskQueue: string, customerId: string) =>
+  env.client.workflow.start(erasureWorkflow, {
+    taskQueue,
+    workflowId: erasureWorkflowId(customerId),
+    args: [{ customer_id: customerId }],
+  });
+
+describe('erasureWorkflow', () => {
+  it('waits through fraudReviewsEnded’s retries while a review runs, then erases', async () => {
+    const review = fraudOutcomeWorkflowId(`o-${randomUUID()}`);
+    const { result, calls } = await run(
+      { listings: [[review], []], reviewLooks: 3, erase: async () => erased('c') },
+      async (tq, id) => (await start(tq, id)).result(),
+    );
+    expect(result).toMatchObject({ erased: true, waited_for: [review], request: null });
+    // One activity whose retries were the polling: three "still running", then ended.
+    expect(calls.looks).toBe(4);
+  });
+
+  it('ends the wait at once on ops’ override, and records the reason', async () => {
+    const review = fraudOutcomeWorkflowId(`o-${randomUUID()}`);
+    const { result } = await run(
+      // The review is gone from the listing after the override (the real cancel is the integration test's).
+      { listings: [[review], []], reviewLooks: Number.POSITIVE_INFINITY, erase: async () => erased('c') },
+      async (tq, id) => {
+        const handle = await start(tq, id);
+        await until(async () => (await handle.query(erasureStatusQuery)).state === 'waiting_for_fraud_review');
+        const request = { reason: 'court order 7', requested_by: 'ops-1', override_fraud_review: true };
+        await handle.signal(erasureRequestedSignal, request);
+        return handle.result();
+      },
+    );
+    expect(result).toMatchObject({
+      erased: true,
+      request: { reason: 'court order 7', override_fraud_review: true },
+    });
+  });
+
+  it('ends refused, erasing nothing, when the graph refuses a suspended customer’s own request', async () => {
+    const { result } = await run(
+      {
+        listings: [[]],
+        reviewLooks: 0,
+        erase: () =>
+          Promise.reject(
+            ApplicationFailure.create({
+              type: 'InvalidStateError',
+              message: 'customer is suspended: only ops (with a reason) may erase it now',
+              nonRetryable: true,
+              details: [{ code: 'invalid_state' }],
+            }),
+          ),
+      },
+      async (tq, id) => (await start(tq, id)).result(),
+    );
+    expect(result).toMatchObject({ erased: false, refused: expect.stringMatching(/suspended/) as unknown });
+  });
+
+  it('fails, for ops to see, when eraseCustomer fails for good', async () => {
+    await run(
+      {
+        listings: [[]],
+        reviewLooks: 0,
+        erase: () => Promise.reject(ApplicationFailure.nonRetryable('Neo4j is gone', 'Neo4jDown')),
+      },
+      async (tq, id) => {
+        await expect((await start(tq, id)).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      },
+    );
+  });
+});
