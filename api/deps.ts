@@ -2,11 +2,12 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import type { ContextPolicy } from '../graph/context';
+import type { ProfileRules } from '../graph/interactions';
 import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
-import type { Config } from '../config/env';
+import { profileRules, type Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
@@ -46,8 +47,8 @@ export interface ApiDeps {
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
   events: { feedLagMs: number };
-  /** Segment rules applied when interactions are recorded. */
-  interactions: { subscriberAfterPayments: number };
+  /** Segment and VIP rules applied when interactions are recorded. */
+  interactions: ProfileRules;
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -86,12 +87,16 @@ export function apiDepsFromConfig(
     },
     rateLimiter: rateLimiterFromConfig(config),
     metricsToken: config.PERSONA_METRICS_TOKEN,
-    policy: { trustThreshold: config.PERSONA_TRUST_THRESHOLD, vipLtvMinor: config.vipLtvMinor },
+    policy: {
+      trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+      vipLtvMinor: config.vipLtvMinor,
+      vipBasis: config.PERSONA_VIP_BASIS,
+    },
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
-    interactions: { subscriberAfterPayments: config.PERSONA_SUBSCRIBER_AFTER_PAYMENTS },
+    interactions: profileRules(config),
   };
 }
 

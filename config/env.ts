@@ -161,6 +161,11 @@ export const envSchema = z.object({
    * decimal in the reporting currency (checked against it below).
    */
   PERSONA_VIP_LTV: z.string().trim().default('10000'),
+  /**
+   * Which lifetime value the VIP rule compares with PERSONA_VIP_LTV: `measured` (the sum of recorded
+   * payments), `predicted` (The Oracle's predicted_ltv) or `either` (VIP when one of them reaches it).
+   */
+  PERSONA_VIP_BASIS: z.enum(['measured', 'predicted', 'either']).default('measured'),
   /** A customer in segment New becomes Subscriber after this many recorded succeeded payments. */
   PERSONA_SUBSCRIBER_AFTER_PAYMENTS: z.coerce.number().int().min(1).default(3),
   /**
@@ -317,6 +322,19 @@ export function loadSettings(
     neo4jBoltPort: bolt.port ? Number(bolt.port) : 7687,
     ...(PERSONA_TOKEN_KEY ? { tokenKeyFromEnv: PERSONA_TOKEN_KEY } : {}),
     ...(PERSONA_JWT_SECRET ? { jwtSecretFromEnv: PERSONA_JWT_SECRET } : {}),
+  };
+}
+
+/** The segment and VIP rules interactions are recorded under (graph/interactions.ts ProfileRules). */
+export function profileRules(settings: Settings): {
+  vipLtvMinor: number;
+  vipBasis: Settings['PERSONA_VIP_BASIS'];
+  subscriberAfterPayments: number;
+} {
+  return {
+    vipLtvMinor: settings.vipLtvMinor,
+    vipBasis: settings.PERSONA_VIP_BASIS,
+    subscriberAfterPayments: settings.PERSONA_SUBSCRIBER_AFTER_PAYMENTS,
   };
 }
 

@@ -14,6 +14,27 @@ export interface ContextPolicy {
   trustThreshold: number;
   /** A customer is VIP with segment VIP or at least this lifetime value (minor units of the reporting currency). */
   vipLtvMinor: number;
+  /** Which lifetime value meets `vipLtvMinor`: the measured one, The Oracle's predicted one, or either. */
+  vipBasis: 'measured' | 'predicted' | 'either';
+}
+
+/**
+ * The VIP rule, the one place it is written: segment VIP (an explicit decision, always kept), or the
+ * lifetime value the policy names at or above the threshold. A customer without a prediction is
+ * never VIP by prediction.
+ */
+export function isVip(
+  segment: string,
+  ltvMinor: number,
+  predictedLtvMinor: number | null,
+  policy: Pick<ContextPolicy, 'vipLtvMinor' | 'vipBasis'>,
+): boolean {
+  if (segment === 'VIP') return true;
+  const measured = ltvMinor >= policy.vipLtvMinor;
+  const predicted = predictedLtvMinor !== null && predictedLtvMinor >= policy.vipLtvMinor;
+  if (policy.vipBasis === 'measured') return measured;
+  if (policy.vipBasis === 'predicted') return predicted;
+  return measured || predicted;
 }
 
 export interface CustomerContext {

@@ -21,6 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money';
+import type { ContextPolicy } from './context';
 import { ltvFields, ltvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE } from './devices';
 import { appendEvents, type NewEvent } from './events';
@@ -77,9 +78,7 @@ export type InteractionResult =
   /** `field` is the item's own field (`currency`, `customer_id`, …). */
   | { result: 'invalid'; field: string; problem: string };
 
-export interface ProfileRules {
-  /** VIP at or above this LTV (minor units of the reporting currency), or with segment VIP. */
-  vipLtvMinor: number;
+export interface ProfileRules extends Pick<ContextPolicy, 'vipLtvMinor' | 'vipBasis'> {
   /** A customer in segment `New` becomes `Subscriber` after this many succeeded payments. */
   subscriberAfterPayments: number;
 }

@@ -47,7 +47,7 @@ export async function recordInteractions(deps: ApiDeps, items: unknown[]): Promi
     const results = await recordInGraph(
       deps.graph,
       valid.map((v) => v.item),
-      { vipLtvMinor: deps.policy.vipLtvMinor, subscriberAfterPayments: deps.interactions.subscriberAfterPayments },
+      deps.interactions,
     );
     results.forEach((r, k) => {
       const { index, item } = valid[k] as { index: number; item: Interaction };
