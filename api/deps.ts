@@ -30,6 +30,8 @@ export interface ApiDeps {
   auth: { recentAuthSeconds: number };
   limits: {
     maxBodyBytes: number;
+    /** Largest body of an interactions batch (POST /api/v1/interactions, RecordInteractions). */
+    maxInteractionsBodyBytes: number;
     waitTimeoutMs: number;
     /** The longest a request waits on Neo4j or Temporal before it answers 503 / UNAVAILABLE. */
     requestDeadlineMs: number;
@@ -81,6 +83,7 @@ export function apiDepsFromConfig(
     auth: { recentAuthSeconds: config.PERSONA_RECENT_AUTH_SECONDS },
     limits: {
       maxBodyBytes: config.PERSONA_MAX_BODY_BYTES,
+      maxInteractionsBodyBytes: config.PERSONA_MAX_INTERACTIONS_BODY_BYTES,
       waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,

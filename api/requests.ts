@@ -83,8 +83,20 @@ export const MAX_INTERACTIONS = 500;
 
 const interactionDevice = deviceInput.omit({ trust_score: true }).openapi('InteractionDevice');
 const interactionAddress = addressInput.omit({ id: true, is_default: true }).openapi('InteractionAddress');
+/** The ids Persona records its own recovery charges under (activities/recovery.ts): no sender may use them. */
+export const RESERVED_INTERACTION_PREFIX = 'recovery:';
+
 const interactionCommon = {
-  id: paymentIdField.openapi({ description: 'The sender’s id of the interaction: the same id again is a no-op' }),
+  id: paymentIdField
+    .refine(
+      (v) => !v.toLowerCase().startsWith(RESERVED_INTERACTION_PREFIX),
+      `must not start with "${RESERVED_INTERACTION_PREFIX}": Persona records its own recovery charges under it`,
+    )
+    .openapi({
+      description:
+        'The sender’s id of the interaction: the same id again is a no-op. Ids starting with `recovery:` are ' +
+        'Persona’s own (a recovery’s charge) and refused',
+    }),
   customer_id: z.uuid(),
   occurred_at: z.iso
     .datetime({ offset: true, local: false })

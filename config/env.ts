@@ -101,6 +101,15 @@ export const envSchema = z.object({
     .min(1024)
     .default(64 * 1024),
   /**
+   * Largest body of POST /api/v1/interactions (and a RecordInteractions message): a full batch of 500
+   * items with devices and addresses is about 250 KiB, so the default leaves room for it.
+   */
+  PERSONA_MAX_INTERACTIONS_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(512 * 1024),
+  /**
    * The longest a REST or gRPC request waits on Neo4j or Temporal before it answers 503 (gRPC:
    * UNAVAILABLE): a pooled connection, the driver's retries, a Temporal call and its retries.
    */

@@ -4,7 +4,7 @@
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
-import { ltvMinorFromGraph } from './customers';
+import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { NotFoundError } from './errors';
 import type { Graph } from './graph';
 import type { WalletEntry } from './model';
@@ -44,6 +44,8 @@ export interface CustomerContext {
   is_vip: boolean;
   /** Minor units of the reporting currency. */
   ltv_minor: number;
+  /** The Oracle's predicted lifetime value (minor units), or null when it has predicted none. */
+  predicted_ltv_minor: number | null;
   trusted_devices: { device_id: string; fingerprint: string; trust_score: number }[];
   default_payment_method_id: string | null;
   active_payment_methods: string[];
@@ -51,7 +53,7 @@ export interface CustomerContext {
 
 export const CONTEXT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
-  RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv,
+  RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
     [(c)-[:LOGGED_IN_FROM]->(d:Device) WHERE d.trust_score >= $trustThreshold
        | d {device_id: d.id, .fingerprint, .trust_score}] AS trusted_devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | [p.id, r.is_default]] AS methods`;
@@ -80,14 +82,16 @@ export async function getCustomerContext(
   if (!r) throw new NotFoundError('Customer', customerId);
   const segment = r.get('segment') as string;
   const ltv = ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency);
+  const predicted = predictedLtvMinorFromGraph(r.get('predicted'), g.policy.reportingCurrency);
   const methods = r.get('methods') as [string, boolean | null][];
   const trusted = toPlain(r.get('trusted_devices')) as CustomerContext['trusted_devices'];
   return {
     customer_id: r.get('customer_id') as string,
     status: r.get('status') as string,
     segment,
-    is_vip: segment === 'VIP' || ltv >= policy.vipLtvMinor,
+    is_vip: isVip(segment, ltv, predicted, policy),
     ltv_minor: ltv,
+    predicted_ltv_minor: predicted,
     trusted_devices: trusted.sort((a, b) => b.trust_score - a.trust_score),
     default_payment_method_id: methods.find(([, isDefault]) => isDefault === true)?.[0] ?? null,
     active_payment_methods: methods.map(([id]) => id),

@@ -25,7 +25,8 @@ import {
 
 /** The map projection every customer read returns. */
 export const CUSTOMER_PROJECTION =
-  'c {.id, .status, .segment, ltv_minor: c.ltv, .acquisition_date, .created_at, .updated_at}';
+  'c {.id, .status, .segment, ltv_minor: c.ltv, predicted_ltv_minor: c.predicted_ltv, .acquisition_date, .created_at, ' +
+  '.updated_at}';
 
 const CYPHER = {
   create: `
@@ -64,7 +65,17 @@ const CYPHER = {
 
 export function toCustomer(value: unknown, currency: string): Customer {
   const customer = toPlain(value) as unknown as Customer;
-  return { ...customer, ltv_minor: ltvMinorFromGraph((value as { ltv_minor?: unknown }).ltv_minor, currency) };
+  const raw = value as { ltv_minor?: unknown; predicted_ltv_minor?: unknown };
+  return {
+    ...customer,
+    ltv_minor: ltvMinorFromGraph(raw.ltv_minor, currency),
+    predicted_ltv_minor: predictedLtvMinorFromGraph(raw.predicted_ltv_minor, currency),
+  };
+}
+
+/** The Oracle's `predicted_ltv` property as minor units, or null when it has predicted none. */
+export function predictedLtvMinorFromGraph(raw: unknown, currency: string): number | null {
+  return raw === null || raw === undefined ? null : ltvMinorFromGraph(raw, currency);
 }
 
 /**

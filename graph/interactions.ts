@@ -21,8 +21,8 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money';
-import type { ContextPolicy } from './context';
-import { ltvFields, ltvMinorFromGraph } from './customers';
+import { isVip, type ContextPolicy } from './context';
+import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE } from './devices';
 import { appendEvents, type NewEvent } from './events';
 import { writeTx, type Graph } from './graph';
@@ -115,7 +115,7 @@ const CYPHER = {
     SET c.segment = CASE WHEN c.segment = 'New' AND c.succeeded_payments >= $subscriberAfter
                          THEN 'Subscriber' ELSE c.segment END
     RETURN c.id AS id, ltvBefore, c.ltv AS ltvAfter, segmentBefore, c.segment AS segmentAfter,
-           c.succeeded_payments AS succeededPayments`,
+           c.succeeded_payments AS succeededPayments, c.predicted_ltv AS predicted`,
   // The latest prediction by occurred_at wins, whatever order the feedback arrives in.
   feedback: `
     UNWIND $rows AS f
@@ -123,7 +123,7 @@ const CYPHER = {
     WITH c, f, c.predicted_ltv AS before
     FOREACH (_ IN CASE WHEN c.predicted_ltv_at IS NULL OR c.predicted_ltv_at <= datetime(f.at) THEN [1] ELSE [] END |
       SET c.predicted_ltv = f.value, c.predicted_ltv_at = datetime(f.at))
-    RETURN c.id AS id, before, c.predicted_ltv AS after`,
+    RETURN c.id AS id, before, c.predicted_ltv AS after, c.ltv AS ltv, c.segment AS segment`,
   methodUse: `
     UNWIND $rows AS u
     MATCH (:Customer {id: u.customerId})-[r:HAS_PAYMENT_METHOD]->(:PaymentMethod {id: u.paymentMethodId})
@@ -325,6 +325,13 @@ async function apply(
     return fresh;
   };
   const payments = recorded.filter((i) => i.type === 'payment');
+  /** Per customer, what the VIP rule reads: before the batch (first seen) and after it (last seen). */
+  type VipInputs = { segment: string; ltv: number; predicted: number | null };
+  const vip = new Map<string, { before: VipInputs; after: VipInputs }>();
+  const vipInputs = (id: string, before: VipInputs, after: VipInputs) => {
+    const known = vip.get(id);
+    vip.set(id, { before: known?.before ?? before, after });
+  };
 
   // LTV and the succeeded-payment count: one change per customer.
   const profileRows = byKey(groupBy(payments, (p) => p.customer_id))
@@ -362,8 +369,8 @@ async function apply(
       const to = ltvMinorFromGraph(r.get('ltvAfter'), currency);
       const segmentFrom = r.get('segmentBefore') as string;
       const segmentTo = r.get('segmentAfter') as string;
-      const vipFrom = segmentFrom === 'VIP' || from >= rules.vipLtvMinor;
-      const vipTo = segmentTo === 'VIP' || to >= rules.vipLtvMinor;
+      const predicted = predictedLtvMinorFromGraph(r.get('predicted'), currency);
+      vipInputs(id, { segment: segmentFrom, ltv: from, predicted }, { segment: segmentTo, ltv: to, predicted });
       const { changes, why } = profileOf(id);
       if (from !== to) {
         changes.ltv_minor = { from, to };
@@ -380,10 +387,6 @@ async function apply(
       if (segmentFrom !== segmentTo) {
         changes.segment = { from: segmentFrom, to: segmentTo };
         why.push(`${segmentTo} after ${String(r.get('succeededPayments'))} succeeded payments`);
-      }
-      if (vipFrom !== vipTo) {
-        changes.is_vip = { from: vipFrom, to: vipTo };
-        why.push(vipTo ? 'lifetime value reached the VIP threshold' : 'lifetime value fell below the VIP threshold');
       }
     }
   }
@@ -404,18 +407,36 @@ async function apply(
   });
   if (feedbackRows.length > 0) {
     for (const r of (await tx.run(CYPHER.feedback, { rows: feedbackRows })).records) {
-      const before = r.get('before') as unknown;
-      const from = before === null ? null : ltvMinorFromGraph(before, currency);
-      const to = ltvMinorFromGraph(r.get('after'), currency);
+      const id = r.get('id') as string;
+      const from = predictedLtvMinorFromGraph(r.get('before'), currency);
+      const to = predictedLtvMinorFromGraph(r.get('after'), currency);
+      const segment = r.get('segment') as string;
+      const ltv = ltvMinorFromGraph(r.get('ltv'), currency);
+      vipInputs(id, { segment, ltv, predicted: from }, { segment, ltv, predicted: to });
       if (from === to) continue;
-      const { changes, why } = profileOf(r.get('id') as string);
+      const { changes, why } = profileOf(id);
       changes.predicted_ltv_minor = { from, to };
       changes.predicted_ltv = {
         from: from === null ? null : fromMinorUnits(from, currency),
-        to: fromMinorUnits(to, currency),
+        to: to === null ? null : fromMinorUnits(to, currency),
       };
       why.push('the Oracle’s LTV feedback');
     }
+  }
+  // VIP, from what the rule reads before the batch and after it (one rule: graph/context.ts isVip).
+  for (const [id, { before, after }] of vip) {
+    const vipFrom = isVip(before.segment, before.ltv, before.predicted, rules);
+    const vipTo = isVip(after.segment, after.ltv, after.predicted, rules);
+    if (vipFrom === vipTo) continue;
+    const { changes, why } = profileOf(id);
+    changes.is_vip = { from: vipFrom, to: vipTo };
+    const basis =
+      rules.vipBasis === 'measured'
+        ? 'lifetime value'
+        : rules.vipBasis === 'predicted'
+          ? 'predicted lifetime value'
+          : 'lifetime value or predicted lifetime value';
+    why.push(vipTo ? `${basis} reached the VIP threshold` : `${basis} fell below the VIP threshold`);
   }
   for (const [id, { changes, why }] of byKey(profile))
     if (Object.keys(changes).length > 0)

@@ -32,6 +32,8 @@ export interface Customer {
   segment: string;
   /** Lifetime value in minor units of the reporting currency (the graph's `ltv` property). */
   ltv_minor: number;
+  /** The Oracle's predicted lifetime value (`predicted_ltv`), or null; never mixed with `ltv_minor`. */
+  predicted_ltv_minor: number | null;
   acquisition_date: string;
   created_at: string;
   updated_at: string;

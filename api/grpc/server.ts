@@ -175,7 +175,11 @@ export function createGrpcServer(
       () => undefined,
       async (req, _principal, callerBudgetMs) => {
         const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'), callerBudgetMs);
-        return { ...ctx, default_payment_method_id: ctx.default_payment_method_id ?? '' };
+        return {
+          ...ctx,
+          default_payment_method_id: ctx.default_payment_method_id ?? '',
+          predicted_ltv: ctx.predicted_ltv ?? '',
+        };
       },
     ),
     GetCheckoutOptions: unary(
@@ -281,23 +285,52 @@ export function createGrpcServer(
     ),
   };
 
+  // Each method's message is held to its REST route's body limit. grpc-js has one receive limit per
+  // server (the larger one, for RecordInteractions' batches), so the other methods' decoders mark a
+  // message over the smaller limit and the handler refuses it before anything reads it.
+  const limitOf = (method: string) =>
+    method === 'RecordInteractions' ? deps.limits.maxInteractionsBodyBytes : deps.limits.maxBodyBytes;
+  const oversized = new WeakSet<object>();
+  const agentService = proto.persona.v1.PersonaAgent.service;
+  const service = Object.fromEntries(
+    Object.entries(agentService).map(([method, d]) => [
+      method,
+      {
+        ...d,
+        requestDeserialize: (bytes: Buffer): unknown => {
+          const message = d.requestDeserialize(bytes) as object;
+          if (bytes.length > limitOf(method)) oversized.add(message);
+          return message;
+        },
+      },
+    ]),
+  ) as unknown as typeof agentService;
+  const limited =
+    (method: string, handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> =>
+    (call, callback) => {
+      if (!oversized.has(call.request as object)) return handler(call, callback);
+      callback({
+        code: grpc.status.RESOURCE_EXHAUSTED,
+        details: `The message must be at most ${limitOf(method)} bytes.`,
+      });
+    };
+
   // Every method: a request id in and out, one log line, the latency histogram.
   const observed = Object.fromEntries(
     Object.entries(handlers).map(([method, handler]) => [
       method,
-      observeUnary(deps, method, handler as grpc.handleUnaryCall<unknown, unknown>),
+      observeUnary(deps, method, limited(method, handler as grpc.handleUnaryCall<unknown, unknown>)),
     ]),
   ) as unknown as PersonaAgentHandlers;
   const server = new grpc.Server({
-    // A message as large as REST's largest body, no larger.
-    'grpc.max_receive_message_length': deps.limits.maxBodyBytes,
+    'grpc.max_receive_message_length': Math.max(deps.limits.maxBodyBytes, deps.limits.maxInteractionsBodyBytes),
     'grpc.keepalive_time_ms': keepaliveMs,
     'grpc.keepalive_timeout_ms': Math.min(20_000, keepaliveMs),
     'grpc.max_connection_age_ms': maxConnectionAgeMs,
     // Calls under way when a connection reaches its age get this long to finish.
     'grpc.max_connection_age_grace_ms': requestBudgetMs(deps, true),
   });
-  server.addService(proto.persona.v1.PersonaAgent.service, observed);
+  server.addService(service, observed);
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
   health.addToServer(server);
   // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.

@@ -7,6 +7,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
+import { except } from 'hono/combine';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError } from '../../graph/errors';
 import { unavailableDependency } from '../../runtime/dependencies';
@@ -24,7 +25,7 @@ import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
-import { interactionRoutes } from './interactions';
+import { INTERACTIONS_PATH, interactionRoutes } from './interactions';
 import { noStore, rateLimit, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';
 import { recoveryRoutes } from './recovery';
@@ -76,20 +77,21 @@ export function createApp(deps: ApiDeps) {
   // Probes and scrapes above are not limited; every /api call is.
   app.use('/api/*', rateLimit(deps));
 
-  app.use(
-    '/api/*',
+  // A batch of interactions may be larger than any other body; everything else keeps the small limit.
+  const limitTo = (maxSize: number) =>
     bodyLimit({
-      maxSize: deps.limits.maxBodyBytes,
+      maxSize,
       onError: (c) =>
         problemResponse(c, {
           type: problemType('too-large'),
           title: 'Request body too large',
           status: 413,
-          detail: `The body must be at most ${deps.limits.maxBodyBytes} bytes.`,
+          detail: `The body must be at most ${maxSize} bytes.`,
           field: 'body',
         }),
-    }),
-  );
+    });
+  app.use(INTERACTIONS_PATH, limitTo(deps.limits.maxInteractionsBodyBytes));
+  app.use('/api/*', except(INTERACTIONS_PATH, limitTo(deps.limits.maxBodyBytes)));
   app.use('/api/*', requestDeadline(deps));
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));

@@ -30,6 +30,14 @@ const profile = z
     segment: z.string(),
     ltv: z.string().openapi({ description: 'Lifetime value: an exact decimal in `ltv_currency`, e.g. "1234.50"' }),
     ltv_currency: z.string().openapi({ description: 'The reporting currency (ISO 4217)' }),
+    predicted_ltv: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          'The Oracle\u2019s predicted lifetime value (`ltv_feedback` interactions), an exact decimal in `ltv_currency`; ' +
+          'null when none was reported. Never added to `ltv`; PERSONA_VIP_BASIS says whether the VIP rule uses it',
+      }),
     acquisition_date: z.string(),
     digital_identifiers: z.array(
       z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() }),

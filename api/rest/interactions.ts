@@ -8,6 +8,9 @@ import { interactionSchema, MAX_INTERACTIONS } from '../requests';
 import { recordInteractions } from '../services/interactions';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
+/** The one route whose body may be as large as a full batch (api/rest/app.ts). */
+export const INTERACTIONS_PATH = '/api/v1/interactions';
+
 /**
  * The envelope only: each item is checked on its own (against `Interaction`), so one bad item is
  * answered `invalid` while the others are recorded; a bad envelope is the only 400.
@@ -46,7 +49,7 @@ export function interactionRoutes(deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'post',
-      path: '/api/v1/interactions',
+      path: INTERACTIONS_PATH,
       tags: ['interactions'],
       security: bearerSecurity,
       summary: 'Record payments, logins and shipments (1–500), each exactly once',

@@ -28,11 +28,18 @@ function readBudget(deps: ApiDeps, callerBudgetMs?: number): number {
 
 /** The customer context of the API contract: LTV as an exact decimal in the reporting currency. */
 export async function customerContext(deps: ApiDeps, customerId: string, callerBudgetMs?: number) {
-  const { ltv_minor, ...context } = await withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
-    getCustomerContext(deps.graph, customerId, deps.policy),
+  const { ltv_minor, predicted_ltv_minor, ...context } = await withDeadline(
+    'neo4j',
+    readBudget(deps, callerBudgetMs),
+    () => getCustomerContext(deps.graph, customerId, deps.policy),
   );
   const currency = deps.graph.policy.reportingCurrency;
-  return { ...context, ltv: fromMinorUnits(ltv_minor, currency), ltv_currency: currency };
+  return {
+    ...context,
+    ltv: fromMinorUnits(ltv_minor, currency),
+    ltv_currency: currency,
+    predicted_ltv: predicted_ltv_minor === null ? null : fromMinorUnits(predicted_ltv_minor, currency),
+  };
 }
 
 export async function checkoutOptions(

@@ -22,6 +22,10 @@ export async function getProfile(g: Graph, id: string) {
     segment: customer.segment,
     ltv: fromMinorUnits(customer.ltv_minor, g.policy.reportingCurrency),
     ltv_currency: g.policy.reportingCurrency,
+    predicted_ltv:
+      customer.predicted_ltv_minor === null
+        ? null
+        : fromMinorUnits(customer.predicted_ltv_minor, g.policy.reportingCurrency),
     acquisition_date: customer.acquisition_date,
     digital_identifiers: identifiers.map((i) => ({ type: i.type, value: i.value, is_verified: i.is_verified })),
     created_at: customer.created_at,

@@ -237,6 +237,29 @@ describe('the gRPC server', () => {
     expect(res.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
   });
 
+  it('takes a RecordInteractions batch larger than every other method may send', async () => {
+    const customerId = randomUUID();
+    const data = Array.from({ length: 300 }, () => ({
+      id: `pay-${randomUUID()}`,
+      type: 'payment',
+      customer_id: customerId,
+      occurred_at: new Date().toISOString(),
+      payment_method_id: randomUUID(),
+      amount: '100',
+      currency: h.graph.policy.reportingCurrency,
+      outcome: 'succeeded',
+    }));
+    expect(JSON.stringify(data).length).toBeGreaterThan(deps.limits.maxBodyBytes);
+    const res = await call(client, 'RecordInteractions', { data }, bearer(await h.token('interactions:write')));
+    expect(res.code).toBe(grpc.status.OK);
+    // Through to the service, which answers every item (no such customer: nothing written).
+    const answers = (res.res as { data: { result: string; field: string }[] }).data;
+    expect(answers).toHaveLength(300);
+    expect(new Set(answers.map((x) => `${x.result} ${x.field.replace(/\[\d+\]/, '[i]')}`))).toEqual(
+      new Set(['invalid data[i].customer_id']),
+    );
+  });
+
   it('bounds free text as REST does, naming the field', async () => {
     const { deviceId } = await seededCustomer();
     expect(

@@ -72,6 +72,7 @@ describe('GET /api/v1/customers/{id}/context', () => {
       is_vip: false,
       ltv: '250.00',
       ltv_currency: 'USD',
+      predicted_ltv: null,
     });
     expect(json.trusted_devices).toEqual([
       { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.9 },

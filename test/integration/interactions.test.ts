@@ -8,7 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig } from '../../api/deps';
 import { createGrpcServer, listen } from '../../api/grpc/server';
 import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
+import { getCustomerContext } from '../../graph/context';
 import { eraseCustomer } from '../../graph/erasure';
+import { recordInteractions as recordInGraph, type Interaction } from '../../graph/interactions';
 import { fromMinorUnits } from '../../payments/money';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { createLogger } from '../../runtime/logger';
@@ -129,7 +131,7 @@ async function restContext(customerId: string) {
     headers: { authorization: `Bearer ${await h.token('context:read')}` },
   });
   expect(res.status).toBe(200);
-  return (await res.json()) as { is_vip: boolean; ltv: string; segment: string };
+  return (await res.json()) as { is_vip: boolean; ltv: string; predicted_ltv: string | null; segment: string };
 }
 
 describe('POST /api/v1/interactions', () => {
@@ -358,6 +360,15 @@ describe('POST /api/v1/interactions', () => {
       { id: a.customerId },
     );
     expect(row).toEqual({ ltv: 700, predicted: 25050 });
+    // Both transports show it beside the measured LTV, never added to it.
+    const context = await restContext(a.customerId);
+    expect(context).toMatchObject({
+      ltv: fromMinorUnits(700, currency()),
+      predicted_ltv: fromMinorUnits(25050, currency()),
+    });
+    const md = bearer(await h.token('context:read'));
+    const overGrpc = await call(client, 'GetCustomerContext', { customer_id: a.customerId }, md);
+    expect(overGrpc.res).toMatchObject({ ltv: context.ltv, predicted_ltv: context.predicted_ltv });
     const updates = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
     expect(updates.map((e) => e.payload.changes)).toEqual([
       {
@@ -379,6 +390,57 @@ describe('POST /api/v1/interactions', () => {
     expect((await post({ data: [payment(a, 1)] }, 'ops')).status).toBe(200);
   });
 
+  it('takes a full batch of 500 items with devices and addresses, larger than any other body may be', async () => {
+    const a = await customer();
+    const fp = fingerprint();
+    const items = Array.from({ length: 500 }, (_, k) =>
+      payment(a, 1, {
+        transaction_id: `txn-${randomUUID()}`,
+        device: { fingerprint: fp, ip: '203.0.113.7', user_agent: 'Mozilla/5.0 (X11; Linux x86_64) Persona-test' },
+        shipping_address: {
+          street1: `${k % 3} Long Street`,
+          city: 'Springfield',
+          zip_code: '12345',
+          country: 'US',
+          type: 'shipping',
+        },
+      }),
+    );
+    const body = JSON.stringify({ data: items });
+    let limits = { maxBodyBytes: 0, maxInteractionsBodyBytes: 0 };
+    h.withDeps((deps) => {
+      limits = deps.limits;
+      return deps;
+    });
+    // Bigger than every other route takes, within the interactions' own limit.
+    expect(body.length).toBeGreaterThan(limits.maxBodyBytes);
+    expect(body.length).toBeLessThan(limits.maxInteractionsBodyBytes);
+    const answers = await record(items);
+    expect(answers.filter((x) => x.result === 'recorded')).toHaveLength(500);
+    expect(await ltvMinor(a.customerId)).toBe(500);
+    // The same size anywhere else is refused before it is read, naming the body.
+    const elsewhere = await h.app.request(`/api/v1/customers/${a.customerId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${await h.token('ops')}`, 'content-type': 'application/json' },
+      body,
+    });
+    expect(elsewhere.status).toBe(413);
+    expect(((await elsewhere.json()) as { field: string }).field).toBe('body');
+    // And past its own limit, a batch is refused too.
+    const huge = JSON.stringify({ data: items, pad: 'x'.repeat(limits.maxInteractionsBodyBytes) });
+    expect((await post(JSON.parse(huge))).status).toBe(413);
+  });
+
+  it('refuses the ids Persona records its own recovery charges under', async () => {
+    const a = await customer();
+    const answers = await record([payment(a, 5, { id: 'recovery:pay-1' }), payment(a, 7, { id: 'Recovery:pay-2' })]);
+    expect(answers.map((x) => [x.result, x.field])).toEqual([
+      ['invalid', 'data[0].id'],
+      ['invalid', 'data[1].id'],
+    ]);
+    expect(await ltvMinor(a.customerId)).toBe(0);
+  });
+
   it('the history says what changed in words', async () => {
     const a = await customer();
     await record([payment(a, 4200)]);
@@ -390,6 +452,64 @@ describe('POST /api/v1/interactions', () => {
     const money = (minor: number) => `${fromMinorUnits(minor, currency())} ${currency()}`;
     expect(update?.summary).toContain(`lifetime value ${money(0)} → ${money(4200)}`);
     expect(update?.summary).toContain('1 succeeded payment recorded');
+  });
+});
+
+describe('the VIP rule on the predicted LTV (PERSONA_VIP_BASIS)', () => {
+  const feedback = (customerId: string, value: string) => ({
+    id: `oracle-${randomUUID()}`,
+    type: 'ltv_feedback' as const,
+    customer_id: customerId,
+    occurred_at: at(0),
+    predicted_ltv: value,
+  });
+  const threshold = () => h.graph.config.vipLtvMinor;
+  const rules = (vipBasis: 'measured' | 'predicted' | 'either') => ({
+    vipLtvMinor: threshold(),
+    vipBasis,
+    subscriberAfterPayments: h.graph.config.PERSONA_SUBSCRIBER_AFTER_PAYMENTS,
+  });
+  const policy = (vipBasis: 'measured' | 'predicted' | 'either') => ({
+    trustThreshold: h.graph.config.PERSONA_TRUST_THRESHOLD,
+    vipLtvMinor: threshold(),
+    vipBasis,
+  });
+
+  it('with basis predicted, a prediction at the threshold makes the customer VIP, and says so', async () => {
+    const a = await customer({ ltvMinor: 0 });
+    const atThreshold = fromMinorUnits(threshold(), currency());
+    const [answer] = await recordInGraph(h.graph, [feedback(a.customerId, atThreshold)], rules('predicted'));
+    expect(answer).toEqual({ result: 'recorded' });
+    expect((await getCustomerContext(h.graph, a.customerId, policy('predicted'))).is_vip).toBe(true);
+    expect((await getCustomerContext(h.graph, a.customerId, policy('either'))).is_vip).toBe(true);
+    // The measured rule does not see a prediction: the two values are never mixed.
+    expect((await getCustomerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(false);
+    const [update] = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(update?.payload).toMatchObject({ changes: { is_vip: { from: false, to: true } } });
+    expect(update?.payload.reason).toContain('predicted lifetime value reached the VIP threshold');
+  });
+
+  it('with basis measured, a prediction moves no VIP flag; paying past the threshold does', async () => {
+    const a = await customer({ ltvMinor: 0 });
+    const high = fromMinorUnits(threshold() * 2, currency());
+    await recordInGraph(h.graph, [feedback(a.customerId, high)], rules('measured'));
+    const [first] = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(first?.payload.changes).not.toHaveProperty('is_vip');
+    const pay = payment(a, threshold()) as unknown as Interaction;
+    await recordInGraph(h.graph, [pay], rules('measured'));
+    expect((await getCustomerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(true);
+  });
+
+  it('with basis either, one batch of a payment and a prediction reports one VIP change', async () => {
+    const a = await customer({ ltvMinor: 0 });
+    const pay = payment(a, threshold()) as unknown as Interaction;
+    const high = fromMinorUnits(threshold(), currency());
+    await recordInGraph(h.graph, [pay, feedback(a.customerId, high)], rules('either'));
+    const updates = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(updates).toHaveLength(1);
+    expect(updates[0]?.payload).toMatchObject({
+      changes: { is_vip: { from: false, to: true }, ltv_minor: { from: 0, to: threshold() } },
+    });
   });
 });
 

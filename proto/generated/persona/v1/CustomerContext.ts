@@ -12,6 +12,7 @@ export interface CustomerContext {
   'active_payment_methods'?: (string)[];
   'ltv'?: (string);
   'ltv_currency'?: (string);
+  'predicted_ltv'?: (string);
 }
 
 export interface CustomerContext__Output {
@@ -24,4 +25,5 @@ export interface CustomerContext__Output {
   'active_payment_methods'?: (string)[];
   'ltv'?: (string);
   'ltv_currency'?: (string);
+  'predicted_ltv'?: (string);
 }
