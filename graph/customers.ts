@@ -25,8 +25,8 @@ import {
 
 /** The map projection every customer read returns. */
 export const CUSTOMER_PROJECTION =
-  'c {.id, .status, .segment, ltv_minor: c.ltv, predicted_ltv_minor: c.predicted_ltv, .acquisition_date, .created_at, ' +
-  '.updated_at}';
+  'c {.id, .status, .segment, ltv_minor: c.ltv, predicted_ltv_minor: c.predicted_ltv, .acquisition_date, ' +
+  '.created_at, .updated_at}';
 
 const CYPHER = {
   create: `

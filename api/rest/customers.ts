@@ -8,7 +8,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
 import { decimalAmount } from '../../graph/onboarding';
 import type { ApiDeps } from '../deps';
-import { walletItemSchema } from './responses';
+import { predictedLtvField, walletItemSchema } from './responses';
 import {
   addToWallet,
   getProfile,
@@ -30,14 +30,7 @@ const profile = z
     segment: z.string(),
     ltv: z.string().openapi({ description: 'Lifetime value: an exact decimal in `ltv_currency`, e.g. "1234.50"' }),
     ltv_currency: z.string().openapi({ description: 'The reporting currency (ISO 4217)' }),
-    predicted_ltv: z
-      .string()
-      .nullable()
-      .openapi({
-        description:
-          'The Oracle\u2019s predicted lifetime value (`ltv_feedback` interactions), an exact decimal in `ltv_currency`; ' +
-          'null when none was reported. Never added to `ltv`; PERSONA_VIP_BASIS says whether the VIP rule uses it',
-      }),
+    predicted_ltv: predictedLtvField,
     acquisition_date: z.string(),
     digital_identifiers: z.array(
       z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() }),

@@ -16,6 +16,17 @@ export const walletItemSchema = z
   })
   .openapi('WalletItem');
 
+/** The Oracle's prediction, beside the measured `ltv` (context and profile). */
+export const predictedLtvField = z
+  .string()
+  .nullable()
+  .openapi({
+    description:
+      'The Oracle’s predicted lifetime value (`ltv_feedback` interactions), an exact decimal in ' +
+      '`ltv_currency`; null when none was reported. Never added to `ltv`; PERSONA_VIP_BASIS says whether ' +
+      'the VIP rule uses it',
+  });
+
 export const customerContextSchema = z
   .object({
     customer_id: z.uuid(),
@@ -24,14 +35,7 @@ export const customerContextSchema = z
     is_vip: z.boolean(),
     ltv: z.string().openapi({ description: 'Lifetime value: an exact decimal in `ltv_currency`, e.g. "1234.50"' }),
     ltv_currency: z.string().openapi({ description: 'The reporting currency (ISO 4217)' }),
-    predicted_ltv: z
-      .string()
-      .nullable()
-      .openapi({
-        description:
-          'The Oracle\u2019s predicted lifetime value (`ltv_feedback` interactions), an exact decimal in `ltv_currency`; ' +
-          'null when none was reported. Never added to `ltv`; PERSONA_VIP_BASIS says whether the VIP rule uses it',
-      }),
+    predicted_ltv: predictedLtvField,
     trusted_devices: z.array(z.object({ device_id: z.string(), fingerprint: z.string(), trust_score: z.number() })),
     default_payment_method_id: z.string().nullable(),
     active_payment_methods: z.array(z.string()),
