@@ -8,6 +8,7 @@ import type { ChimeraClient } from '../clients/chimera';
 import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
+import type { ProfileRules } from '../graph/interactions';
 import { createAgentActivities } from './agents';
 import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
@@ -24,6 +25,8 @@ export interface ActivityDeps {
   notifications: NotificationSink;
   /** Trusted-device threshold, for the cascade's order. */
   trustThreshold: number;
+  /** Segment and VIP rules (config/env.ts `profileRules`): a recovery's charge is recorded under them. */
+  profileRules: ProfileRules;
   /** Temporal, for activities that find other workflows (a fraud outcome finds running recoveries). */
   temporal: Client;
   /** Events an erasure empties per transaction (PERSONA_ERASURE_BATCH_SIZE). */

@@ -1,7 +1,8 @@
 /** Activities of payment recovery: the gateway charge and the graph writes around it. */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, log } from '@temporalio/activity';
 import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
+import { recordInteractions, type ProfileRules } from '../graph/interactions';
 import type { PaymentMethodStatus } from '../graph/model';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
@@ -36,10 +37,13 @@ export function createRecoveryActivities({
   graph,
   gateway,
   trustThreshold,
+  profileRules,
 }: {
   graph: Graph;
   gateway: PaymentGateway;
   trustThreshold: number;
+  /** The segment and VIP rules a recovered payment is recorded under (as the agents' payments are). */
+  profileRules: ProfileRules;
 }) {
   return {
     /**
@@ -86,8 +90,49 @@ export function createRecoveryActivities({
     }): Promise<void> {
       await domain(() => updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason }));
     },
+    /**
+     * Records a recovery that charged: the method becomes the default and PaymentRecovered is
+     * written (graph/recovery.ts), then the charge is recorded as the payment Persona made itself
+     * through the interaction service (graph/interactions.ts), as a succeeded payment with id
+     * `recovery:<payment id>`: it adds its amount to LTV, counts as a succeeded payment and may
+     * move the segment and VIP. Both writes are idempotent (PaymentRecovered by its idempotency
+     * key, the interaction by its claimed id), so a retry after a worker died between them records
+     * each once; the second answers `duplicate`, which is fine.
+     *
+     * An `invalid` interaction (a currency other than the reporting currency, a customer erased
+     * or a method removed meanwhile) does not fail the activity: the recovery itself is recorded
+     * and a retry could not change the answer. It is logged as a warning with the payment id, the
+     * customer id and the problem (never the method's token) and the activity returns.
+     */
     async recordRecovery(rec: RecoveryRecord): Promise<void> {
       await domain(() => recordRecovery(graph, rec));
+      const [result] = await domain(() =>
+        recordInteractions(
+          graph,
+          [
+            {
+              type: 'payment',
+              id: recoveryInteractionId(rec.payment_id),
+              customer_id: rec.customer_id,
+              payment_method_id: rec.payment_method_id,
+              // RecoveryRecord.amount is integer minor units of `currency`, as the interaction's is.
+              amount: rec.amount,
+              currency: rec.currency,
+              outcome: 'succeeded',
+              transaction_id: rec.charge_id,
+              occurred_at: new Date().toISOString(),
+            },
+          ],
+          profileRules,
+        ),
+      );
+      if (result?.result === 'invalid')
+        log.warn('recovered payment not counted in the customer profile (LTV, segment): the interaction is invalid', {
+          paymentId: rec.payment_id,
+          customerId: rec.customer_id,
+          field: result.field,
+          problem: result.problem,
+        });
     },
     async recordRecoveryFailed(rec: {
       payment_id: string;
@@ -98,6 +143,11 @@ export function createRecoveryActivities({
       await domain(() => recordRecoveryFailed(graph, rec));
     },
   };
+}
+
+/** The interaction id a recovery's successful charge is recorded under (agents must not report it again). */
+export function recoveryInteractionId(paymentId: string): string {
+  return `recovery:${paymentId}`;
 }
 
 export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;

@@ -25,7 +25,7 @@ import { createActivities } from '../activities';
 import { LocalChimeraClient } from '../clients/chimera';
 import type { NotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
-import { loadConfig, repoRoot } from '../config/env';
+import { loadConfig, profileRules, repoRoot } from '../config/env';
 import { createDriver, migrate } from '../graph';
 import { readExpiryCandidates } from '../graph/expiry';
 import { dateInTimeZone, isIsoDate, scanWindowEnd } from '../payments/expiry';
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
       gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
       notifications: sink,
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+      profileRules: profileRules(config),
       temporal: client,
     }),
   });

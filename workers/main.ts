@@ -8,7 +8,7 @@ import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { ConfigError, loadConfig } from '../config/env';
+import { ConfigError, loadConfig, profileRules } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -102,6 +102,7 @@ async function main(): Promise<void> {
       gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+      profileRules: profileRules(config),
       temporal: temporal.client,
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
     }),

@@ -6,6 +6,7 @@ import type { RecoveryStatus } from '../../temporal/recovery';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
+import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { until } from '../support/wait';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
@@ -71,6 +72,36 @@ describe('payment recovery end to end', () => {
     expect(await described.staticSummary()).toBe(
       `Recover payment ${f.payment_id} of 25.99 EUR after a declined charge (insufficient_funds)`,
     );
+  });
+
+  it('counts a recovered payment in the reporting currency in LTV once, as the next context read shows', async () => {
+    const currency = h.graph.policy.reportingCurrency;
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_4',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const context = async () => {
+      const res = await h.app.request(`/api/v1/customers/${customerId}/context`, {
+        headers: { authorization: `Bearer ${await h.token('context:read')}` },
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as { ltv: string; ltv_currency: string };
+    };
+    const before = await context();
+    expect(before.ltv_currency).toBe(currency);
+    const f = { ...failure(customerId, cards[0] as string, 'insufficient_funds'), amount: 12345, currency };
+    expect((await report(f)).status).toBe(202);
+    const result = (await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+
+    expect((await context()).ltv).toBe(fromMinorUnits(toMinorUnits(before.ltv, currency) + 12345, currency));
+    const [row] = await h.graph.query<{ succeeded: number }>(
+      'MATCH (c:Customer {id: $id}) RETURN c.succeeded_payments AS succeeded',
+      { id: customerId },
+    );
+    expect(Number(row?.succeeded)).toBe(1);
+    const updates = await listCustomerEvents(h.graph, customerId, { type: 'CustomerProfileUpdated' });
+    expect(updates.map((e) => e.payload.reason)).toEqual([expect.stringContaining('1 succeeded payment recorded')]);
   });
 
   it('stops at a fraud-hard decline: the method is compromised and nothing is charged', async () => {

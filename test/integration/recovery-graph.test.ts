@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecoveryActivities, recoveryInteractionId } from '../../activities/recovery';
+import type { PaymentGateway } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
 import {
   addPaymentMethod,
   addRelationship,
@@ -8,6 +13,7 @@ import {
   linkDevice,
   listCustomerEvents,
 } from '../../graph';
+import { getCustomerContext } from '../../graph/context';
 import {
   listRecoveryCandidates,
   recordRecovery,
@@ -168,5 +174,108 @@ describe('recovery in the graph', () => {
     await recordRecoveryFailed(g, failed);
     await recordRecoveryFailed(g, failed);
     expect(await listCustomerEvents(g, c.id, { type: 'PaymentRecoveryFailed' })).toHaveLength(1);
+  });
+});
+
+describe("a recovery's charge in the customer's profile (the recordRecovery activity)", () => {
+  /** These activities only record: a charge here would be a mistake. */
+  const noGateway: PaymentGateway = {
+    charge: () => Promise.reject(new Error('recording a recovery must not charge')),
+  };
+  const activities = () =>
+    createRecoveryActivities({
+      graph: g,
+      gateway: noGateway,
+      trustThreshold: g.config.PERSONA_TRUST_THRESHOLD,
+      profileRules: profileRules(g.config),
+    });
+
+  /** Runs the activity as a worker would (in an activity context), keeping what it logged. */
+  async function runRecordRecovery(rec: Parameters<ReturnType<typeof activities>['recordRecovery']>[0]) {
+    const logged: LogEntry[] = [];
+    const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('WARN', (entry) => logged.push(entry)) });
+    await env.run((r: typeof rec) => activities().recordRecovery(r), rec);
+    return logged;
+  }
+
+  /** What the context read says, and the counters it does not show. */
+  async function profile(customerId: string) {
+    const context = await getCustomerContext(g, customerId, {
+      trustThreshold: g.config.PERSONA_TRUST_THRESHOLD,
+      vipLtvMinor: g.config.vipLtvMinor,
+      vipBasis: g.config.PERSONA_VIP_BASIS,
+    });
+    const [row] = await g.query<{ succeeded: number | null }>(
+      'MATCH (c:Customer {id: $id}) RETURN c.succeeded_payments AS succeeded',
+      { id: customerId },
+    );
+    return { ltv_minor: context.ltv_minor, succeeded: Number(row?.succeeded ?? 0) };
+  }
+
+  async function recovered(currency: string) {
+    const c = await createCustomer(g, {});
+    await addPaymentMethod(g, c.id, card());
+    const token = `tok_${randomUUID()}`;
+    const second = await addPaymentMethod(g, c.id, card({ token }));
+    const rec = {
+      payment_id: `pay_${randomUUID()}`,
+      customer_id: c.id,
+      payment_method_id: second.id,
+      charge_id: `ch_${randomUUID()}`,
+      amount: 4250,
+      currency,
+    };
+    return { customerId: c.id, token, rec, before: await profile(c.id) };
+  }
+
+  it('adds the charged amount to LTV once and counts one succeeded payment, however often it runs', async () => {
+    const { customerId, rec, before } = await recovered(g.policy.reportingCurrency);
+    // The first attempt, run through; then its retry (a worker died before reporting it done).
+    expect(await runRecordRecovery(rec)).toEqual([]);
+    expect(await runRecordRecovery(rec)).toEqual([]);
+    expect(await profile(customerId)).toEqual({
+      ltv_minor: before.ltv_minor + 4250,
+      succeeded: before.succeeded + 1,
+    });
+    const [claim] = await g.query<{ type: string }>('MATCH (i:Interaction {id: $id}) RETURN i.type AS type', {
+      id: `${customerId}:${recoveryInteractionId(rec.payment_id)}`,
+    });
+    expect(claim).toEqual({ type: 'payment' });
+    const events = await listCustomerEvents(g, customerId);
+    expect(events.filter((e) => e.type === 'PaymentRecovered')).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'CustomerProfileUpdated').map((e) => e.payload.changes)).toEqual([
+      expect.objectContaining({ ltv_minor: { from: before.ltv_minor, to: before.ltv_minor + 4250 } }),
+    ]);
+  });
+
+  it('records the charge on the retry of an attempt that died between its two writes, once', async () => {
+    const { customerId, rec, before } = await recovered(g.policy.reportingCurrency);
+    // The first attempt wrote PaymentRecovered and the worker died before the interaction.
+    await recordRecovery(g, rec);
+    expect(await profile(customerId)).toEqual(before);
+    await runRecordRecovery(rec);
+    await runRecordRecovery(rec);
+    expect(await profile(customerId)).toEqual({
+      ltv_minor: before.ltv_minor + 4250,
+      succeeded: before.succeeded + 1,
+    });
+    expect(await listCustomerEvents(g, customerId, { type: 'PaymentRecovered' })).toHaveLength(1);
+  });
+
+  it('records a recovery in another currency and succeeds, leaving LTV as it was, with a warning', async () => {
+    const other = g.policy.reportingCurrency === 'EUR' ? 'GBP' : 'EUR';
+    const { customerId, token, rec, before } = await recovered(other);
+    const logged = await runRecordRecovery(rec);
+    expect(await profile(customerId)).toEqual(before);
+    expect(await listCustomerEvents(g, customerId, { type: 'PaymentRecovered' })).toHaveLength(1);
+    const wallet = await getPaymentMethodsByCustomer(g, customerId);
+    expect(wallet.filter((p) => p.is_default).map((p) => p.id)).toEqual([rec.payment_method_id]);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      level: 'WARN',
+      meta: { paymentId: rec.payment_id, customerId, field: 'currency' },
+    });
+    expect(String(logged[0]?.meta?.problem)).toContain(g.policy.reportingCurrency);
+    expect(JSON.stringify(logged.map((e) => [e.message, e.meta]))).not.toContain(token);
   });
 });

@@ -16,7 +16,7 @@ import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
 import { LogNotificationSink, type NotificationSink } from '../../clients/notifications';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import type { ContextPolicy } from '../../graph/context';
-import { loadSettings } from '../../config/env';
+import { loadSettings, profileRules } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { workerInterceptors } from '../../workers/logging';
@@ -118,6 +118,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
         notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
+        profileRules: profileRules(graph.config),
         temporal: client,
       }),
     ),
