@@ -117,8 +117,8 @@ describe('a scheduled interaction prune', () => {
     // A claim from May 2001 (older than 30 days before the due time) and one from mid-June (not).
     const [old, kept] = [`test-prune:${randomUUID()}`, `test-prune:${randomUUID()}`];
     await h.graph.query(
-      `CREATE (:Interaction {id: $old, customer_id: 'test-prune', type: 'login', recorded_at: datetime('2001-05-01T00:00:00Z')})
-       CREATE (:Interaction {id: $kept, customer_id: 'test-prune', type: 'login', recorded_at: datetime('2001-06-15T00:00:00Z')})`,
+      `UNWIND [[$old, '2001-05-01T00:00:00Z'], [$kept, '2001-06-15T00:00:00Z']] AS claim
+       CREATE (:Interaction {id: claim[0], customer_id: 'test-prune', type: 'login', recorded_at: datetime(claim[1])})`,
       { old, kept },
     );
     try {
