@@ -14,6 +14,7 @@ import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
+import { createInteractionPruneActivities } from './interactionPrune';
 import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
 import { createRecoveryActivities } from './recovery';
@@ -43,6 +44,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createFraudActivities(deps),
     ...createEventActivities(deps),
     ...createErasureActivities(deps),
+    ...createInteractionPruneActivities(deps),
   };
 }
 

@@ -178,10 +178,19 @@ export const envSchema = z.object({
   /** A customer in segment New becomes Subscriber after this many recorded succeeded payments. */
   PERSONA_SUBSCRIBER_AFTER_PAYMENTS: z.coerce.number().int().min(1).default(3),
   /**
-   * How long an interaction's id is remembered at least (a redelivery within it is a no-op): as
-   * long as the longest redelivery window upstream. No prune runs yet, so today ids are kept for good.
+   * How long an interaction's id is remembered (a redelivery within it is a no-op): as long as the
+   * longest redelivery window upstream. The daily prune (Schedule `persona-interaction-prune`, at
+   * PERSONA_INTERACTION_PRUNE_AT) deletes the ids recorded longer ago; a redelivery after that
+   * records again. So an id is kept at least this many days (and a day more, at most, while the runs succeed).
    */
   PERSONA_INTERACTION_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
+  /** When the daily prune of interaction ids older than the retention runs (HH:MM, 24-hour clock, UTC). */
+  PERSONA_INTERACTION_PRUNE_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day HH:MM such as 03:00')
+    .default('03:00'),
+  /** Interaction ids the prune deletes per write transaction (each within the write-transaction limit). */
+  PERSONA_INTERACTION_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
   /** The local payment-gateway simulator's port (the stack starts it). */
   PERSONA_GATEWAY_PORT: port.default(4010),
   /** The address the gateway simulator listens on (0.0.0.0 in a container). */

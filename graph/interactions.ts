@@ -594,3 +594,42 @@ async function apply(
   // Numbered in each customer's sequence under its lock (held since step 1).
   await appendEvents(tx, events);
 }
+
+/**
+ * One batch of the daily prune (`pruneInteractionClaims`): claims recorded before `$olderThan`,
+ * oldest first, straight off the `interaction_recorded_at` range index (a test checks the plan).
+ */
+export const PRUNE_CLAIMS_BATCH = `
+  MATCH (i:Interaction) WHERE i.recorded_at < datetime($olderThan)
+  WITH i ORDER BY i.recorded_at LIMIT $batch
+  DETACH DELETE i
+  RETURN count(i) AS deleted`;
+
+export interface PruneClaimsOptions {
+  /** Claims recorded before this instant are deleted. */
+  olderThan: Date;
+  /** Claims deleted per write transaction. */
+  batchSize: number;
+  /** Called after each batch with the claims deleted so far (an activity heartbeats here). */
+  onBatch?: (deletedSoFar: number) => void;
+}
+
+/**
+ * Forgets interaction ids recorded before `olderThan`, in batches of `batchSize` (each its own
+ * write transaction, so a backlog of any size fits the write-transaction limit and a stop halfway
+ * keeps what was deleted). Answers how many were deleted. Past its claim's deletion an id is
+ * unknown again: a redelivery of it then records again (the contract past the retention window).
+ * Idempotent: running it twice, or two at once, deletes each claim once.
+ */
+export async function pruneInteractionClaims(g: Graph, options: PruneClaimsOptions): Promise<number> {
+  const params = { olderThan: options.olderThan.toISOString(), batch: neo4j.int(options.batchSize) };
+  let deleted = 0;
+  for (;;) {
+    const n = await writeTx(g, async (tx) =>
+      neo4j.integer.toNumber((await tx.run(PRUNE_CLAIMS_BATCH, params)).records[0]?.get('deleted') as number),
+    );
+    deleted += n;
+    options.onBatch?.(deleted);
+    if (n < options.batchSize) return deleted;
+  }
+}

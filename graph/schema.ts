@@ -99,6 +99,13 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX event_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.occurred_at)',
   },
+  // The daily prune deletes interaction claims older than the retention, oldest first, one range
+  // seek per batch (graph/interactions.ts `pruneInteractionClaims`).
+  {
+    name: 'interaction_recorded_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX interaction_recorded_at IF NOT EXISTS FOR (i:Interaction) ON (i.recorded_at)',
+  },
 ];
 
 /** Rules an earlier version created and this one no longer wants: dropped if present. */

@@ -1,7 +1,7 @@
 /**
  * Creates or updates Persona's Temporal Schedules (the worker does the same at start-up):
  *   npm run schedules:apply
- * Prints what it did and when the daily card-expiry scan fires next.
+ * Prints what it did and when each (the card-expiry scan, the interaction-id prune) fires next.
  */
 import { ConfigError, loadSettings } from '../config/env';
 import { connectTemporal } from '../temporal/connection';

@@ -6,6 +6,11 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, type EventRelayInput } from './eventRelay';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
+import {
+  INTERACTION_PRUNE_SCHEDULE_ID,
+  INTERACTION_PRUNE_WORKFLOW_TYPE,
+  type InteractionPruneInput,
+} from './interactionPrune';
 
 export interface ScheduleSettings {
   TEMPORAL_TASK_QUEUE: string;
@@ -14,6 +19,9 @@ export interface ScheduleSettings {
   PERSONA_EXPIRY_BATCH_SIZE: number;
   PERSONA_EXPIRY_BATCHES_PER_RUN: number;
   PERSONA_EXPIRY_SCAN_LANES: number;
+  PERSONA_INTERACTION_RETENTION_DAYS: number;
+  PERSONA_INTERACTION_PRUNE_AT: string;
+  PERSONA_INTERACTION_PRUNE_BATCH_SIZE: number;
 }
 
 /** The scan settings every expiry scan starts with, scheduled or on demand. */
@@ -52,14 +60,48 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
   };
 }
 
+export function interactionPruneInput(s: ScheduleSettings): InteractionPruneInput {
+  return { retention_days: s.PERSONA_INTERACTION_RETENTION_DAYS, batch_size: s.PERSONA_INTERACTION_PRUNE_BATCH_SIZE };
+}
+
+/** The daily prune of interaction ids past the retention: at PERSONA_INTERACTION_PRUNE_AT, UTC. */
+export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
+  const [hour, minute] = s.PERSONA_INTERACTION_PRUNE_AT.split(':').map(Number) as [number, number];
+  return {
+    scheduleId: INTERACTION_PRUNE_SCHEDULE_ID,
+    spec: {
+      calendars: [{ hour, minute, comment: `daily at ${s.PERSONA_INTERACTION_PRUNE_AT}` }],
+      timezone: 'UTC',
+    },
+    action: {
+      type: 'startWorkflow',
+      workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
+      workflowId: INTERACTION_PRUNE_SCHEDULE_ID,
+      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      args: [interactionPruneInput(s)],
+      staticSummary:
+        `Daily prune of interaction ids recorded more than ${s.PERSONA_INTERACTION_RETENTION_DAYS} days ago ` +
+        '(a redelivery of one after that records again)',
+    },
+    // As the expiry scan: a run still going at the next day's time delays that one, never doubles
+    // it (deleting is idempotent anyway); a run missed while Temporal was down is caught up.
+    policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '6 hours' },
+  };
+}
+
 export function persistentSchedules(s: ScheduleSettings): ScheduleOptions[] {
-  return [expiryScanSchedule(s)];
+  return [expiryScanSchedule(s), interactionPruneSchedule(s)];
 }
 
 export interface AppliedSchedule {
   scheduleId: string;
   outcome: 'created' | 'updated';
+  /** When it runs, in words (`daily at 06:00`, with its time zone). */
+  when: string;
 }
+
+const when = (o: ScheduleOptions): string =>
+  `${o.spec.calendars?.map((c) => c.comment).join(', ') ?? ''} (${o.spec.timezone ?? 'UTC'})`;
 
 /** Creates or updates every schedule; safe to run from several workers at once. */
 export async function applySchedules(client: Client, s: ScheduleSettings): Promise<AppliedSchedule[]> {
@@ -67,7 +109,7 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
   for (const desired of persistentSchedules(s)) {
     try {
       await client.schedule.create(desired);
-      applied.push({ scheduleId: desired.scheduleId, outcome: 'created' });
+      applied.push({ scheduleId: desired.scheduleId, outcome: 'created', when: when(desired) });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
       await client.schedule.getHandle(desired.scheduleId).update((previous) => ({
@@ -81,7 +123,7 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
           remainingActions: previous.state.remainingActions,
         },
       }));
-      applied.push({ scheduleId: desired.scheduleId, outcome: 'updated' });
+      applied.push({ scheduleId: desired.scheduleId, outcome: 'updated', when: when(desired) });
     }
   }
   return applied;

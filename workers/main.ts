@@ -2,7 +2,8 @@
  * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
  * to Neo4j and Temporal, migrates the graph schema, serves /healthz, /readyz and /metrics on
  * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates
- * or updates the Temporal Schedules (the daily card-expiry scan), and drains cleanly on SIGTERM.
+ * or updates the Temporal Schedules (the daily card-expiry scan and interaction-id prune), and drains
+ * cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -113,11 +114,7 @@ async function main(): Promise<void> {
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
   if (config.PERSONA_SCHEDULES === 'apply') {
     for (const s of await applySchedules(temporal.client, config)) {
-      logger.info(
-        { scheduleId: s.scheduleId, outcome: s.outcome },
-        `schedule ${s.scheduleId} ${s.outcome} ` +
-          `(daily at ${config.PERSONA_EXPIRY_SCAN_AT} ${config.PERSONA_EXPIRY_SCAN_TIMEZONE})`,
-      );
+      logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome}: ${s.when}`);
     }
     const relay = await ensureEventRelay(temporal.client, config);
     logger.info(

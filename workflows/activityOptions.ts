@@ -56,6 +56,18 @@ export const expiryBatch: ActivityOptions = {
 };
 
 /**
+ * The daily prune of interaction claims: one activity deleting batch after batch, heartbeating
+ * the count after each (a dead worker's run is taken over within a minute, and goes on from the
+ * count it heartbeat). Retried for about an hour (12 attempts), then the run fails (the UI shows it
+ * Failed) and the next day's run tries again; deleting is idempotent, so nothing is lost.
+ */
+export const claimsPrune: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 12 },
+};
+
+/**
  * A stretch of the change feed delivered to the subscriber, in order. "Not now" from the
  * subscriber fails the attempt at the event it stopped on (checkpointed), and it is retried with
  * backoff for as long as it takes: the relay blocks rather than reorder. Heartbeats as it goes

@@ -9,3 +9,4 @@ export { expiryScanWorkflow } from './expiryScan';
 export { fraudOutcomeWorkflow } from './fraudOutcome';
 export { eventRelayWorkflow } from './eventRelay';
 export { erasureWorkflow } from './erasure';
+export { interactionClaimsPruneWorkflow } from './interactionClaimsPrune';

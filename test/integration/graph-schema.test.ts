@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Neo4jError } from 'neo4j-driver';
+import { int, Neo4jError } from 'neo4j-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, SCHEMA } from '../../graph';
+import { PRUNE_CLAIMS_BATCH } from '../../graph/interactions';
 import { openTestGraph, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -78,6 +79,7 @@ describe('schema migration', () => {
       'Event(customer_id,occurred_at)',
       'Event(occurred_at)',
       'PaymentMethod(status,expiry_year,expiry_month,id)',
+      'Interaction(recorded_at)',
     ])
       expect(indexed).toContain(used);
     // Each one is what the query of its reader seeks (the shapes of graph/expiry.ts, graph/feed.ts, graph/events.ts).
@@ -109,6 +111,10 @@ describe('schema migration', () => {
         { id: 'x' },
       ),
     ).toMatch(/Event\(customer_id, occurred_at\)/);
+    // The prune's batch itself (graph/interactions.ts): a range seek, already in recorded_at order.
+    const prune = await seeks(PRUNE_CLAIMS_BATCH, { olderThan: '2001-01-01T00:00:00Z', batch: int(10) });
+    expect(prune).toMatch(/NodeIndexSeekByRange.*Interaction\(recorded_at\)/);
+    expect(prune).not.toMatch(/^(Partial)?(Sort|Top)/m);
   });
 
   it("gives a device's last IP and user agent to its one customer's login edge, a shared one's to nobody", async () => {

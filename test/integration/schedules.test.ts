@@ -1,8 +1,8 @@
 /**
- * The daily expiry-scan Schedule on the real Temporal dev server: created or updated in place,
- * with the configured time and zone, never doubled, and a pause by ops survives a re-apply;
- * a run that starts late scans as of the day it was due. Ends by applying the default
- * configuration again.
+ * The daily Schedules (card-expiry scan, interaction-id prune) on the real Temporal dev server:
+ * created or updated in place, with the configured time and zone, never doubled, and a pause by
+ * ops survives a re-apply; a run that starts late scans (or prunes) as of when it was due. Ends
+ * by applying the default configuration again.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,11 @@ import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProg
 import { startHarness } from '../support/api';
 import { until } from '../support/wait';
 import { applySchedules } from '../../temporal/schedules';
+import {
+  INTERACTION_PRUNE_SCHEDULE_ID,
+  INTERACTION_PRUNE_WORKFLOW_TYPE,
+  type InteractionPruneResult,
+} from '../../temporal/interactionPrune';
 
 const settings = loadSettings();
 let client: Client;
@@ -21,8 +26,8 @@ beforeAll(async () => {
   ({ client, connection } = await connectTemporal(settings));
 });
 afterAll(async () => {
-  const handle = client.schedule.getHandle(EXPIRY_SCAN_SCHEDULE_ID);
-  await handle.unpause('restored by the schedules test');
+  for (const id of [EXPIRY_SCAN_SCHEDULE_ID, INTERACTION_PRUNE_SCHEDULE_ID])
+    await client.schedule.getHandle(id).unpause('restored by the schedules test');
   await applySchedules(client, settings);
   await connection.close();
 });
@@ -61,10 +66,98 @@ describe('applySchedules', () => {
     await handle.pause('paused by ops during a migration');
     const later = { ...berlin, PERSONA_EXPIRY_SCAN_AT: '07:15' };
     const results = await Promise.all([applySchedules(client, later), applySchedules(client, later)]);
-    expect(results.flat().map((r) => r.outcome)).toEqual(['updated', 'updated']);
+    expect(results.flat().map((r) => r.outcome)).toEqual(['updated', 'updated', 'updated', 'updated']);
     d = await handle.describe();
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 7, end: 7 }], minute: [{ start: 15, end: 15 }] });
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops during a migration' });
+  });
+
+  it('creates or updates persona-interaction-prune: daily at the configured UTC time, with the retention', async () => {
+    const custom = {
+      ...settings,
+      PERSONA_INTERACTION_PRUNE_AT: '02:45',
+      PERSONA_INTERACTION_RETENTION_DAYS: 45,
+      PERSONA_INTERACTION_PRUNE_BATCH_SIZE: 2500,
+    };
+    const applied = await applySchedules(client, custom);
+    expect(applied.map((a) => a.scheduleId)).toEqual([EXPIRY_SCAN_SCHEDULE_ID, INTERACTION_PRUNE_SCHEDULE_ID]);
+    expect(applied[1]?.when).toBe('daily at 02:45 (UTC)');
+    const handle = client.schedule.getHandle(INTERACTION_PRUNE_SCHEDULE_ID);
+    let d = await handle.describe();
+    expect(d.spec.timezone).toBe('UTC');
+    expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2 }], minute: [{ start: 45, end: 45 }] });
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
+      workflowId: INTERACTION_PRUNE_SCHEDULE_ID,
+      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+    });
+    expect(d.action.args).toEqual([{ retention_days: 45, batch_size: 2500 }]);
+    expect(d.policies.overlap).toBe('BUFFER_ONE');
+    expect(d.action.staticSummary).toMatch(/prune of interaction ids recorded more than 45 days ago/);
+
+    // Paused by ops: a re-apply with the defaults keeps the pause and brings the rest back.
+    await handle.pause('paused by ops: keeping ids longer during an incident');
+    await applySchedules(client, settings);
+    d = await handle.describe();
+    expect(d.action.args).toEqual([
+      {
+        retention_days: settings.PERSONA_INTERACTION_RETENTION_DAYS,
+        batch_size: settings.PERSONA_INTERACTION_PRUNE_BATCH_SIZE,
+      },
+    ]);
+    expect(d.state).toMatchObject({ paused: true, note: 'paused by ops: keeping ids longer during an incident' });
+  });
+});
+
+describe('a scheduled interaction prune', () => {
+  it('prunes as of when it was due, however late it starts (a backfilled run of 2001-07-01)', async () => {
+    const h = await startHarness();
+    const scheduleId = `test-interaction-prune-${randomUUID()}`;
+    // A claim from May 2001 (older than 30 days before the due time) and one from mid-June (not).
+    const [old, kept] = [`test-prune:${randomUUID()}`, `test-prune:${randomUUID()}`];
+    await h.graph.query(
+      `UNWIND [[$old, '2001-05-01T00:00:00Z'], [$kept, '2001-06-15T00:00:00Z']] AS claim
+       CREATE (:Interaction {id: claim[0], customer_id: 'test-prune', type: 'login', recorded_at: datetime(claim[1])})`,
+      { old, kept },
+    );
+    try {
+      const schedule = await client.schedule.create({
+        scheduleId,
+        spec: { calendars: [{ hour: 3, minute: 0 }], timezone: 'UTC' },
+        action: {
+          type: 'startWorkflow',
+          workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
+          taskQueue: h.taskQueue,
+          args: [{ retention_days: 30, batch_size: 100 }],
+        },
+        policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE },
+        state: { paused: true },
+      });
+      // Due on 2001-07-01 at 03:00, started today.
+      await schedule.backfill({
+        start: new Date('2001-07-01T00:00:00Z'),
+        end: new Date('2001-07-01T23:00:00Z'),
+        overlap: ScheduleOverlapPolicy.ALLOW_ALL,
+      });
+      let workflowId = '';
+      await until(async () => {
+        workflowId = (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId ?? '';
+        return workflowId !== '';
+      });
+      const result = (await h.client.workflow.getHandle(workflowId).result()) as InteractionPruneResult;
+      expect(result.cutoff).toBe('2001-06-01T03:00:00.000Z');
+      expect(result.deleted).toBeGreaterThanOrEqual(1);
+      const left = await h.graph.query<{ id: string }>(
+        'MATCH (i:Interaction) WHERE i.id IN [$old, $kept] RETURN i.id AS id',
+        { old, kept },
+      );
+      expect(left.map((r) => r.id)).toEqual([kept]);
+    } finally {
+      await client.schedule.getHandle(scheduleId).delete();
+      await h.graph.query('MATCH (i:Interaction) WHERE i.id IN [$old, $kept] DELETE i', { old, kept });
+      await h.close();
+    }
   });
 });
 

@@ -1,0 +1,34 @@
+/** The interaction-claims prune's contract: ids, input, result, the activity's request. */
+
+export const INTERACTION_PRUNE_WORKFLOW_TYPE = 'interactionClaimsPruneWorkflow';
+
+/** The daily Schedule; the runs it starts are `persona-interaction-prune-<scheduled time>`. */
+export const INTERACTION_PRUNE_SCHEDULE_ID = 'persona-interaction-prune';
+
+export interface InteractionPruneInput {
+  /** Claims older than this many days before the run was due are deleted (PERSONA_INTERACTION_RETENTION_DAYS). */
+  retention_days: number;
+  /** Claims deleted per write transaction (PERSONA_INTERACTION_PRUNE_BATCH_SIZE). */
+  batch_size: number;
+}
+
+export interface InteractionPruneResult {
+  /** Claims deleted by this run. */
+  deleted: number;
+  /** RFC 3339: claims recorded before it were deleted. */
+  cutoff: string;
+}
+
+export interface PruneClaimsRequest {
+  /** RFC 3339. */
+  cutoff: string;
+  batch_size: number;
+}
+
+/** What the activity heartbeats after each batch: on a retry it goes on counting from there. */
+export interface PruneClaimsProgress {
+  deleted: number;
+}
+
+/** The failure type of a run whose activity failed for good. */
+export const INTERACTION_PRUNE_FAILED = 'InteractionPruneFailed';
