@@ -646,7 +646,9 @@ async function main(): Promise<void> {
     if ((entry.level ?? 0) >= 50)
       tally(
         apiErrors,
-        [entry.msg, entry.err?.type, entry.err?.code, entry.err?.message?.split('\n')[0]].filter(Boolean).join(': '),
+        [entry.msg, entry.err?.type, entry.err?.code, entry.err?.message?.split('\n')[0]?.slice(0, 160)]
+          .filter(Boolean)
+          .join(': '),
       );
   }
 
@@ -708,7 +710,7 @@ async function main(): Promise<void> {
     for (const [error, n] of Object.entries(s.errors)) console.log(`  failed batch ${String(n)}× ${error}`);
   }
   for (const [error, n] of [...apiErrors.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10))
-    console.log(`api logged ${String(n)}× ${error.slice(0, 400)}`);
+    console.log(`api logged ${String(n)}× ${error}`);
   for (const [which, s] of [
     ['A', readsAlone],
     ['C', underLoad?.reads],
