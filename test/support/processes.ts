@@ -21,9 +21,12 @@ export interface RunningProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs a TypeScript entry point (relative to the repo root) with tsx and extra environment. */
-export function startProcess(entry: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+/**
+ * Runs a TypeScript entry point (relative to the repo root) with tsx and extra environment;
+ * `nodeArgs` go to node after tsx (e.g. another `--import`, which may then be TypeScript).
+ */
+export function startProcess(entry: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, entry], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -84,19 +87,23 @@ export interface ApiProcess extends RunningProcess {
 }
 
 /** Starts an api process on free REST and gRPC ports and waits until it is ready. */
-export async function startApiProcess(env: Record<string, string>): Promise<ApiProcess> {
+export async function startApiProcess(env: Record<string, string>, nodeArgs: string[] = []): Promise<ApiProcess> {
   const [http, grpc] = [await freePort(), await freePort()];
-  const proc = startProcess('api/main.ts', {
-    PERSONA_HTTP_PORT: String(http),
-    PERSONA_GRPC_PORT: String(grpc),
-    PERSONA_HTTP_HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    // Tests (and the contract fuzzer) send bursts from one token and one address.
-    ...Object.fromEntries(
-      ['ANONYMOUS', 'SELF', 'AGENT', 'OPS'].map((c) => [`PERSONA_RATE_LIMIT_${c}`, '100000,100000']),
-    ),
-    ...env,
-  });
+  const proc = startProcess(
+    'api/main.ts',
+    {
+      PERSONA_HTTP_PORT: String(http),
+      PERSONA_GRPC_PORT: String(grpc),
+      PERSONA_HTTP_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      // Tests (and the contract fuzzer) send bursts from one token and one address.
+      ...Object.fromEntries(
+        ['ANONYMOUS', 'SELF', 'AGENT', 'OPS'].map((c) => [`PERSONA_RATE_LIMIT_${c}`, '100000,100000']),
+      ),
+      ...env,
+    },
+    nodeArgs,
+  );
   const url = `http://127.0.0.1:${http}`;
   await waitForOk(`${url}/readyz`, proc);
   return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };

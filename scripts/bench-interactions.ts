@@ -1,0 +1,807 @@
+/**
+ * The write-path benchmark (issue 18): interactions recorded per second over REST
+ * `POST /api/v1/interactions`, and what that load does to the context read beside it.
+ *
+ *   npm run bench:interactions -- [--customers 20000] [--seconds 20] [--warmup 3] [--senders 1,4]
+ *                                 [--readers 2] [--batch 100] [--zipf 1.1] [--seed 7] [--cpu-prof]
+ *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051]
+ *
+ * It samples `--customers` random active customers that have an active payment method (one
+ * read), ranks them in a seeded random order, and draws each item's customer from a Zipf
+ * distribution over that rank (exponent `--zipf`), so a few customers get a large share. Then:
+ *   A. reads alone: `--readers` gRPC GetCustomerContext clients over Zipf-drawn customers;
+ *   B. writes: for each count in `--senders`, that many REST senders each posting batches of
+ *      `--batch` items as fast as answers come (payments 87 % — succeeded 85 %, declined 10 %,
+ *      refunded 5 %, 30 % with a device from a pool of fresh fingerprints —, logins 10 % from a
+ *      few devices per customer, shipments 3 % to one address per customer);
+ *   C. reads under writes: A's readers and the largest sender count at once.
+ * Each phase runs `--warmup` seconds unmeasured, then `--seconds` measured. It prints the figures
+ * beside the targets (≥ 2,000 interactions/s with 4 senders; read p99 under load ≤ 1.5 × alone)
+ * and writes them as JSON to bench/results/.
+ *
+ * It WRITES to the graph it runs against: LTV, segment, last_used, devices, logins, addresses,
+ * events and one Interaction node per item, all on real customers. A benchmark graph only.
+ *
+ * It starts its own api process (a separate process, as in production) with a body limit and
+ * rate limits the batches cannot hit, unless `--api` (REST base) and `--grpc` point at a running
+ * one, whose own limits then apply; the rest of its configuration comes from the environment
+ * (a batch that outlives PERSONA_REQUEST_DEADLINE_MS is answered 503 and counted as failed).
+ * `--cpu-prof` (own api only) loads scripts/cpu-profile.ts into it, profiles exactly phase B's
+ * measured window at the largest sender count (those figures then carry the profiler's small
+ * overhead) and prints the functions and packages with the most self time; the profile stays in
+ * bench/results/ for DevTools.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { SignJWT } from 'jose';
+import neo4j from 'neo4j-driver';
+import { LOADER_OPTIONS, PROTO_FILE } from '../api/grpc/server';
+import { loadConfig, repoRoot, type Config } from '../config/env';
+import { createDriver } from '../graph';
+import type { ProtoGrpcType } from '../proto/generated/persona';
+import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
+
+const { values } = parseArgs({
+  options: {
+    customers: { type: 'string', default: '20000' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '3' },
+    senders: { type: 'string', default: '1,4' },
+    readers: { type: 'string', default: '2' },
+    batch: { type: 'string', default: '100' },
+    zipf: { type: 'string', default: '1.1' },
+    seed: { type: 'string', default: '7' },
+    'cpu-prof': { type: 'boolean', default: false },
+    api: { type: 'string' },
+    grpc: { type: 'string' },
+  },
+});
+const sampleSize = Number(values.customers);
+const seconds = Number(values.seconds);
+const warmup = Number(values.warmup);
+const senderCounts = (values.senders ?? '').split(',').map(Number);
+const readers = Number(values.readers);
+const batchSize = Number(values.batch);
+const zipfS = Number(values.zipf);
+const seed = Number(values.seed);
+const cpuProf = values['cpu-prof'] === true;
+const maxSenders = Math.max(...senderCounts);
+
+function usage(problem: string): never {
+  console.error(`bench: ${problem}`);
+  process.exit(2);
+}
+if (!(sampleSize >= 1)) usage('--customers must be a positive number');
+if (!(seconds > 0) || !(warmup >= 0)) usage('--seconds must be positive and --warmup not negative');
+if (senderCounts.length === 0 || senderCounts.some((n) => !Number.isInteger(n) || n < 1))
+  usage('--senders must be a comma-separated list of positive integers, e.g. 1,4');
+if (!Number.isInteger(readers) || readers < 1) usage('--readers must be a positive integer');
+if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 500) usage('--batch must be 1–500');
+if (!(zipfS > 0)) usage('--zipf must be positive');
+if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go together');
+if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
+
+// ---- deterministic randomness and the Zipf draw -----------------------------------------
+
+function mulberry32(s: number): () => number {
+  let a = s >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Rank k (0-based) drawn with probability ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
+class Zipf {
+  private readonly cdf: Float64Array;
+  constructor(n: number, s: number) {
+    this.cdf = new Float64Array(n);
+    let sum = 0;
+    for (let k = 0; k < n; k++) this.cdf[k] = sum += 1 / (k + 1) ** s;
+  }
+  get total(): number {
+    return this.cdf[this.cdf.length - 1] as number;
+  }
+  /** The share of all draws that fall on the first `k` ranks. */
+  shareOfTop(k: number): number {
+    return k <= 0 ? 0 : (this.cdf[Math.min(k, this.cdf.length) - 1] as number) / this.total;
+  }
+  draw(rand: () => number): number {
+    const u = rand() * this.total;
+    let lo = 0;
+    let hi = this.cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.cdf[mid] as number) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+// ---- statistics --------------------------------------------------------------------------
+
+interface Latencies {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+  max: number;
+}
+
+function summarise(samples: number[]): Latencies {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+  return {
+    count: sorted.length,
+    p50: at(0.5),
+    p95: at(0.95),
+    p99: at(0.99),
+    mean: sorted.reduce((s, x) => s + x, 0) / sorted.length,
+    max: sorted.at(-1) ?? NaN,
+  };
+}
+
+const tally = (m: Map<string, number>, key: string): void => void m.set(key, (m.get(key) ?? 0) + 1);
+
+interface ReadStats extends Latencies {
+  readers: number;
+  perSecond: number;
+  errors: Record<string, number>;
+}
+
+interface WriteStats {
+  senders: number;
+  seconds: number;
+  batches: number;
+  items: number;
+  recorded: number;
+  duplicate: number;
+  invalid: number;
+  interactionsPerSecond: number;
+  batchesPerSecond: number;
+  batchMs: Latencies;
+  /** Invalid items by field (without the index) and problem. */
+  invalidReasons: Record<string, number>;
+  /** Batches that got no per-item answer: HTTP status and problem, or the network error. */
+  errors: Record<string, number>;
+}
+
+// ---- what the senders send ----------------------------------------------------------------
+
+interface Sampled {
+  id: string;
+  paymentMethodId: string;
+}
+
+const USER_AGENTS = [
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148',
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36',
+  'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari/605.1.15',
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126.0 Mobile Safari/537.36',
+];
+const CITIES: [string, string, string, string][] = [
+  ['Austin', 'TX', 'US', '787'],
+  ['Seattle', 'WA', 'US', '981'],
+  ['Denver', 'CO', 'US', '802'],
+  ['Boston', 'MA', 'US', '021'],
+];
+
+/** A small stable number from a customer id, so its login devices and address stay the same across runs. */
+function idHash(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+class ItemMaker {
+  private counter = 0;
+  private readonly rand: () => number;
+  constructor(
+    private readonly runId: string,
+    private readonly lane: string,
+    private readonly customers: Sampled[],
+    private readonly zipf: Zipf,
+    private readonly paymentDevices: string[],
+    laneSeed: number,
+  ) {
+    this.rand = mulberry32(laneSeed);
+  }
+
+  private ip(): string {
+    return `198.51.100.${String(1 + Math.floor(this.rand() * 254))}`;
+  }
+
+  private ua(): string {
+    return USER_AGENTS[Math.floor(this.rand() * USER_AGENTS.length)] as string;
+  }
+
+  item(): Record<string, unknown> {
+    const r = this.rand;
+    const c = this.customers[this.zipf.draw(r)] as Sampled;
+    const common = {
+      id: `${this.runId}-${this.lane}-${String(this.counter++)}`,
+      customer_id: c.id,
+      occurred_at: new Date(Date.now() + Math.round((r() * 2 - 1) * 30_000)).toISOString(),
+    };
+    const kind = r();
+    if (kind < 0.1)
+      return {
+        ...common,
+        type: 'login',
+        device: { fingerprint: `fp-${c.id}-${String(Math.floor(r() * 3))}`, ip: this.ip(), user_agent: this.ua() },
+      };
+    if (kind < 0.13) {
+      const h = idHash(c.id);
+      const [city, state, country, zip] = CITIES[h % CITIES.length] as [string, string, string, string];
+      return {
+        ...common,
+        type: 'shipment',
+        address: {
+          street1: `${String(1 + (h % 9000))} Benchmark Avenue`,
+          city,
+          state,
+          zip_code: `${zip}${String(h % 100).padStart(2, '0')}`,
+          country,
+          type: 'shipping',
+        },
+      };
+    }
+    const o = r();
+    const outcome = o < 0.85 ? 'succeeded' : o < 0.95 ? 'declined' : 'refunded';
+    return {
+      ...common,
+      type: 'payment',
+      payment_method_id: c.paymentMethodId,
+      amount: 100 + Math.floor(r() * 49_900),
+      currency: 'USD',
+      outcome,
+      ...(outcome === 'declined' ? { decline_code: 'insufficient_funds' } : {}),
+      transaction_id: `tx-${common.id}`,
+      ...(r() < 0.3
+        ? {
+            device: {
+              fingerprint: this.paymentDevices[Math.floor(r() * this.paymentDevices.length)] as string,
+              ip: this.ip(),
+              user_agent: this.ua(),
+            },
+          }
+        : {}),
+    };
+  }
+
+  batch(size: number): Record<string, unknown>[] {
+    return Array.from({ length: size }, () => this.item());
+  }
+}
+
+// ---- the drivers ---------------------------------------------------------------------------
+
+type Read = (customerId: string) => Promise<void>;
+
+async function driveReads(
+  read: Read,
+  customers: Sampled[],
+  zipf: Zipf,
+  laneSeed: number,
+  durationS: number,
+): Promise<ReadStats> {
+  const latencies: number[] = [];
+  const errors = new Map<string, number>();
+  const deadline = performance.now() + durationS * 1000;
+  const loop = async (reader: number): Promise<void> => {
+    const rand = mulberry32(laneSeed * 1000 + reader);
+    while (performance.now() < deadline) {
+      const id = (customers[zipf.draw(rand)] as Sampled).id;
+      const t0 = performance.now();
+      try {
+        await read(id);
+        latencies.push(performance.now() - t0);
+      } catch (err) {
+        tally(errors, err instanceof Error ? err.message : String(err));
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: readers }, (_, i) => loop(i)));
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    readers,
+    ...summarise(latencies),
+    perSecond: latencies.length / elapsed,
+    errors: Object.fromEntries(errors),
+  };
+}
+
+interface Answer {
+  data?: { id: string | null; result: string; field?: string; problem?: string }[];
+  title?: string;
+  detail?: string;
+}
+
+async function driveWrites(
+  post: (items: Record<string, unknown>[]) => Promise<{ status: number; body: Answer }>,
+  makers: ItemMaker[],
+  senders: number,
+  durationS: number,
+): Promise<WriteStats> {
+  const latencies: number[] = [];
+  const invalidReasons = new Map<string, number>();
+  const errors = new Map<string, number>();
+  let batches = 0;
+  let items = 0;
+  let recorded = 0;
+  let duplicate = 0;
+  let invalid = 0;
+  const deadline = performance.now() + durationS * 1000;
+  const loop = async (maker: ItemMaker): Promise<void> => {
+    while (performance.now() < deadline) {
+      const batch = maker.batch(batchSize);
+      const t0 = performance.now();
+      try {
+        const { status, body } = await post(batch);
+        const ms = performance.now() - t0;
+        if (status !== 200 || !Array.isArray(body.data)) {
+          tally(errors, `HTTP ${String(status)}: ${body.detail ?? body.title ?? 'no detail'}`);
+          continue;
+        }
+        latencies.push(ms);
+        batches++;
+        items += batch.length;
+        for (const a of body.data) {
+          if (a.result === 'recorded') recorded++;
+          else if (a.result === 'duplicate') duplicate++;
+          else {
+            invalid++;
+            tally(invalidReasons, `${(a.field ?? '').replace(/^data\[\d+\]\.?/, '')}: ${a.problem ?? ''}`);
+          }
+        }
+      } catch (err) {
+        tally(errors, err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+      }
+    }
+  };
+  const started = performance.now();
+  await Promise.all(makers.slice(0, senders).map((m) => loop(m)));
+  const elapsed = (performance.now() - started) / 1000;
+  return {
+    senders,
+    seconds: elapsed,
+    batches,
+    items,
+    recorded,
+    duplicate,
+    invalid,
+    interactionsPerSecond: recorded / elapsed,
+    batchesPerSecond: batches / elapsed,
+    batchMs: summarise(latencies),
+    invalidReasons: Object.fromEntries(invalidReasons),
+    errors: Object.fromEntries(errors),
+  };
+}
+
+// ---- the CPU profile's summary ------------------------------------------------------------
+
+interface SelfTime {
+  name: string;
+  ms: number;
+  /** Of the busy time: everything sampled but `(idle)`. */
+  share: number;
+}
+
+interface ProfileSummary {
+  sampledMs: number;
+  idleMs: number;
+  functions: SelfTime[];
+  packages: SelfTime[];
+}
+
+/**
+ * Self time (time in the function itself, not in what it called) per function and per package
+ * (`ours` for the repo's code, `node` for Node's internals, V8's pseudo-frames as named), as
+ * shares of the busy time. The profiler's own start and stop (scripts/cpu-profile.ts) are left out.
+ */
+function selfTimes(file: string, top: number): ProfileSummary {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as {
+    nodes: {
+      id: number;
+      callFrame: { functionName: string; url: string; lineNumber: number };
+      children?: number[];
+    }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+  const own = new Set<number>();
+  const mark = (id: number): void => {
+    own.add(id);
+    for (const c of nodes.get(id)?.children ?? []) mark(c);
+  };
+  for (const n of profile.nodes) if (n.callFrame.url.endsWith('scripts/cpu-profile.ts')) mark(n.id);
+  const fns = new Map<string, number>();
+  const pkgs = new Map<string, number>();
+  let sampledMs = 0;
+  let idleMs = 0;
+  profile.samples.forEach((id, k) => {
+    const frame = nodes.get(id)?.callFrame;
+    const ms = (profile.timeDeltas[k] ?? 0) / 1000;
+    if (!frame || own.has(id)) return;
+    sampledMs += ms;
+    if (frame.functionName === '(idle)') {
+      idleMs += ms;
+      return;
+    }
+    const file = frame.url.replace(/^file:\/\//, '');
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1];
+    const where = pkg
+      ? file.slice(file.lastIndexOf('node_modules/') + 'node_modules/'.length)
+      : file.startsWith(repoRoot)
+        ? path.relative(repoRoot, file)
+        : file;
+    const name = `${frame.functionName || '(anonymous)'}${where ? ` ${where}:${String(frame.lineNumber + 1)}` : ''}`;
+    fns.set(name, (fns.get(name) ?? 0) + ms);
+    const group = !frame.url
+      ? frame.functionName || '(native)'
+      : frame.url.startsWith('node:')
+        ? 'node'
+        : (pkg ?? 'ours');
+    pkgs.set(group, (pkgs.get(group) ?? 0) + ms);
+  });
+  const busy = sampledMs - idleMs;
+  const rank = (m: Map<string, number>): SelfTime[] =>
+    [...m.entries()]
+      .map(([name, ms]) => ({ name, ms, share: busy > 0 ? ms / busy : 0 }))
+      .sort((x, y) => y.ms - x.ms)
+      .slice(0, top);
+  return { sampledMs, idleMs, functions: rank(fns), packages: rank(pkgs) };
+}
+
+// ---- the run ------------------------------------------------------------------------------
+
+async function token(config: Config, scope: string, client: string): Promise<string> {
+  let jwt = new SignJWT({ scope, client_id: client })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuedAt()
+    .setExpirationTime('1h');
+  if (config.PERSONA_JWT_ISSUER) jwt = jwt.setIssuer(config.PERSONA_JWT_ISSUER);
+  if (config.PERSONA_JWT_AUDIENCE) jwt = jwt.setAudience(config.PERSONA_JWT_AUDIENCE);
+  return jwt.sign(new TextEncoder().encode(config.jwtSecret));
+}
+
+/** Random active customers with an active payment method, in one read (a random filter over a label scan). */
+async function sample(config: Config): Promise<{ total: number; customers: Sampled[] }> {
+  const driver = createDriver(config, { maxConnectionPoolSize: 2 });
+  const database = config.NEO4J_DATABASE;
+  try {
+    const total = Number(
+      (await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, { database })).records[0]?.get('n'),
+    );
+    // About 97 % of seeded customers are active and nearly all of those have an active method.
+    const p = Math.min(1, (sampleSize * 1.3) / Math.max(1, total));
+    const res = await driver.executeQuery(
+      `MATCH (c:Customer)
+       WHERE c.status = 'active' AND rand() < $p
+       CALL (c) {
+         MATCH (c)-[:HAS_PAYMENT_METHOD]->(m:PaymentMethod {status: 'active'})
+         RETURN m.id AS paymentMethodId LIMIT 1
+       }
+       RETURN c.id AS id, paymentMethodId LIMIT $n`,
+      { p, n: neo4j.int(sampleSize) },
+      { database, routing: neo4j.routing.READ },
+    );
+    const customers = res.records.map((r) => ({
+      id: r.get('id') as string,
+      paymentMethodId: r.get('paymentMethodId') as string,
+    }));
+    // The Zipf rank: a seeded random order, so the hot customers are not the oldest ones.
+    const rand = mulberry32(seed);
+    for (let i = customers.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [customers[i], customers[j]] = [customers[j] as Sampled, customers[i] as Sampled];
+    }
+    return { total, customers };
+  } finally {
+    await driver.close();
+  }
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(file)) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '—');
+const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  if (config.PERSONA_REPORTING_CURRENCY !== 'USD')
+    usage(`the payments are in USD and PERSONA_REPORTING_CURRENCY is ${config.PERSONA_REPORTING_CURRENCY}`);
+  const t0 = performance.now();
+  const { total, customers } = await sample(config);
+  if (customers.length === 0) usage('no active customer with an active payment method: seed the graph first');
+  const zipf = new Zipf(customers.length, zipfS);
+  console.log(
+    `bench: ${total.toLocaleString('en-US')} customers in the graph; ${customers.length.toLocaleString('en-US')} ` +
+      `sampled in ${f0(performance.now() - t0)} ms; Zipf s=${String(zipfS)}: the top customer gets ` +
+      `${(zipf.shareOfTop(1) * 100).toFixed(1)} % of draws, the top 1 % ` +
+      `${(zipf.shareOfTop(Math.ceil(customers.length / 100)) * 100).toFixed(1)} %`,
+  );
+
+  let api: ApiProcess | undefined;
+  let restBase = values.api;
+  let grpcAddress = values.grpc;
+  if (!restBase || !grpcAddress) {
+    api = await startApiProcess(
+      {
+        // A batch of 100 is about 25 KB; room for 500-item batches with devices and addresses.
+        PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
+        // One token per role sends everything: a limit it would hit measures the limiter.
+        PERSONA_RATE_LIMIT_AGENT: '10000000,10000000',
+        PERSONA_RATE_LIMIT_OPS: '10000000,10000000',
+      },
+      cpuProf ? ['--import', './scripts/cpu-profile.ts'] : [],
+    );
+    restBase = api.url;
+    grpcAddress = api.grpcAddress;
+    console.log(`bench: started an api process (REST ${restBase}, gRPC ${grpcAddress}, pid ${String(api.child.pid)})`);
+  }
+
+  const readToken = await token(config, 'context:read', 'bench-interactions-reader');
+  const writeToken = await token(config, 'interactions:write', 'bench-interactions-sender');
+  const proto = grpc.loadPackageDefinition(
+    protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS),
+  ) as unknown as ProtoGrpcType;
+  const grpcClient = new proto.persona.v1.PersonaAgent(grpcAddress, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${readToken}`);
+  const read: Read = (customerId) =>
+    new Promise<void>((resolve, reject) =>
+      grpcClient.GetCustomerContext({ customer_id: customerId }, metadata, (err) => (err ? reject(err) : resolve())),
+    );
+  const url = `${restBase}/api/v1/interactions`;
+  const headers = { authorization: `Bearer ${writeToken}`, 'content-type': 'application/json' };
+  const post = async (items: Record<string, unknown>[]): Promise<{ status: number; body: Answer }> => {
+    const res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ data: items }) });
+    return { status: res.status, body: (await res.json()) as Answer };
+  };
+
+  // Unique item ids per run: a run prefix, the sender's lane, a counter.
+  const runId = `bench-${Date.now().toString(36)}`;
+  const poolRand = mulberry32(seed + 1);
+  const paymentDevices = Array.from(
+    { length: Math.max(1000, Math.floor(customers.length / 2)) },
+    () => `fp-${runId}-${Math.floor(poolRand() * 2 ** 48).toString(16)}`,
+  );
+  const makers = Array.from(
+    { length: maxSenders },
+    (_, i) => new ItemMaker(runId, `s${String(i)}`, customers, zipf, paymentDevices, seed * 100 + i),
+  );
+  console.log(
+    `bench: items ${runId}-*; ${String(readers)} readers (gRPC GetCustomerContext), senders ` +
+      `${senderCounts.join(' then ')} (REST POST /api/v1/interactions, ${String(batchSize)} items a batch); ` +
+      `${String(warmup)} s warm-up + ${String(seconds)} s per phase`,
+  );
+
+  let readsAlone: ReadStats | undefined;
+  const writes: WriteStats[] = [];
+  let underLoad: { reads: ReadStats; writes: WriteStats } | undefined;
+  let profile: { file: string; summary: ProfileSummary } | undefined;
+  try {
+    await driveReads(read, customers, zipf, 1, warmup);
+    readsAlone = await driveReads(read, customers, zipf, 2, seconds);
+    console.log(`bench: A reads alone: ${f0(readsAlone.count)} reads, p99 ${f2(readsAlone.p99)} ms`);
+
+    for (const senders of senderCounts) {
+      await driveWrites(post, makers, senders, warmup);
+      const profiling = cpuProf && api?.child.pid !== undefined && senders === maxSenders && !profile;
+      if (profiling) api?.child.kill('SIGUSR2');
+      const stats = await driveWrites(post, makers, senders, seconds);
+      if (profiling && api?.child.pid !== undefined) {
+        api.child.kill('SIGUSR2');
+        const file = path.join(repoRoot, 'bench', 'results', `cpu-${String(api.child.pid)}.cpuprofile`);
+        if (await waitForFile(file, 30_000)) profile = { file, summary: selfTimes(file, 25) };
+        else console.error(`bench: the api wrote no CPU profile; its output:\n${api.output()}`);
+      }
+      writes.push(stats);
+      console.log(
+        `bench: B ${String(senders)} sender(s): ${f0(stats.recorded)} recorded in ${f0(stats.batches)} batches, ` +
+          `${f0(stats.interactionsPerSecond)}/s; ${String(Object.values(stats.errors).reduce((s, n) => s + n, 0))} ` +
+          'failed batches',
+      );
+    }
+
+    await Promise.all([driveReads(read, customers, zipf, 3, warmup), driveWrites(post, makers, maxSenders, warmup)]);
+    const [r, w] = await Promise.all([
+      driveReads(read, customers, zipf, 4, seconds),
+      driveWrites(post, makers, maxSenders, seconds),
+    ]);
+    underLoad = { reads: r, writes: w };
+    console.log(`bench: C reads under ${String(maxSenders)} senders: p99 ${f2(r.p99)} ms`);
+  } finally {
+    grpcClient.close();
+    if (api) await stopProcess(api);
+  }
+  // What the api logged as errors (the answers say only "The error was logged").
+  const apiErrors = new Map<string, number>();
+  for (const text of (api?.output() ?? '').split('\n')) {
+    let entry: { level?: number; msg?: string; err?: { type?: string; code?: string; message?: string } };
+    try {
+      entry = JSON.parse(text) as typeof entry;
+    } catch {
+      continue;
+    }
+    if ((entry.level ?? 0) >= 50)
+      tally(
+        apiErrors,
+        [entry.msg, entry.err?.type, entry.err?.code, entry.err?.message?.split('\n')[0]?.slice(0, 160)]
+          .filter(Boolean)
+          .join(': '),
+      );
+  }
+
+  // ---- the report ----
+  const line = (cells: string[], widths: number[]): string =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const widths = [34, 7, 7, 14, 9, 9, 9, 9, 8, 8, 8, 7];
+  const header = [
+    'phase',
+    'senders',
+    'readers',
+    'interactions/s',
+    'batches/s',
+    'batch p50',
+    'batch p95',
+    'batch p99',
+    'read p50',
+    'read p95',
+    'read p99',
+    'reads/s',
+  ];
+  const w = (s: WriteStats | undefined): string[] =>
+    s
+      ? [f0(s.interactionsPerSecond), f2(s.batchesPerSecond), f2(s.batchMs.p50), f2(s.batchMs.p95), f2(s.batchMs.p99)]
+      : ['', '', '', '', ''];
+  const rd = (s: ReadStats | undefined): string[] =>
+    s ? [f2(s.p50), f2(s.p95), f2(s.p99), f0(s.perSecond)] : ['', '', '', ''];
+  console.log(`\n${line(header, widths)}`);
+  console.log(`|${widths.map((n, i) => (i === 0 ? '-'.repeat(n + 2) : `${'-'.repeat(n + 1)}:`)).join('|')}|`);
+  console.log(line(['A  reads alone', '0', String(readers), ...w(undefined), ...rd(readsAlone)], widths));
+  for (const s of writes)
+    console.log(
+      line(
+        [
+          `B  writes${cpuProf && s.senders === maxSenders ? ' (profiled)' : ''}`,
+          String(s.senders),
+          '0',
+          ...w(s),
+          ...rd(undefined),
+        ],
+        widths,
+      ),
+    );
+  console.log(
+    line(
+      ['C  reads under writes', String(maxSenders), String(readers), ...w(underLoad?.writes), ...rd(underLoad?.reads)],
+      widths,
+    ),
+  );
+  console.log('(latencies in ms; a batch is one POST of its items, answered once all are recorded)');
+
+  const notRecorded = [...writes, ...(underLoad ? [underLoad.writes] : [])].filter(
+    (s) => s.duplicate + s.invalid > 0 || Object.keys(s.errors).length > 0,
+  );
+  for (const s of notRecorded) {
+    const which = s === underLoad?.writes ? 'C' : `B ${String(s.senders)}`;
+    console.log(`\nnot recorded (${which}): ${String(s.duplicate)} duplicate, ${String(s.invalid)} invalid`);
+    for (const [reason, n] of Object.entries(s.invalidReasons)) console.log(`  invalid ${String(n)}× ${reason}`);
+    for (const [error, n] of Object.entries(s.errors)) console.log(`  failed batch ${String(n)}× ${error}`);
+  }
+  for (const [error, n] of [...apiErrors.entries()].sort((a, b) => b[1] - a[1]).slice(0, 10))
+    console.log(`api logged ${String(n)}× ${error}`);
+  for (const [which, s] of [
+    ['A', readsAlone],
+    ['C', underLoad?.reads],
+  ] as const)
+    for (const [error, n] of Object.entries(s?.errors ?? {}))
+      console.log(`read error (${which}) ${String(n)}× ${error}`);
+
+  const one = writes.find((s) => s.senders === 1);
+  const most = writes.find((s) => s.senders === maxSenders) as WriteStats;
+  const ratio = underLoad && readsAlone ? underLoad.reads.p99 / readsAlone.p99 : NaN;
+  const verdicts = {
+    writes_ge_2000_per_s: most.interactionsPerSecond >= 2000,
+    read_p99_under_load_le_1_5x: ratio <= 1.5,
+  };
+  console.log(
+    `\ntargets: ≥ 2,000 interactions/s with ${String(maxSenders)} senders: ` +
+      `${verdicts.writes_ge_2000_per_s ? 'met' : 'NOT met'} (${f0(most.interactionsPerSecond)}/s in B; ` +
+      `${f0(underLoad?.writes.interactionsPerSecond ?? NaN)}/s in C beside the reads)` +
+      `${maxSenders === 4 ? '' : ' [the target is for 4 senders]'}\n` +
+      `         read p99 under load ≤ 1.5 × alone: ${verdicts.read_p99_under_load_le_1_5x ? 'met' : 'NOT met'} ` +
+      `(${f2(underLoad?.reads.p99 ?? NaN)} / ${f2(readsAlone?.p99 ?? NaN)} ms = ${f2(ratio)}×)`,
+  );
+  if (one && most !== one)
+    console.log(
+      `scaling: 1 → ${String(maxSenders)} senders: ${f0(one.interactionsPerSecond)} → ` +
+        `${f0(most.interactionsPerSecond)} interactions/s = ` +
+        `${f2(most.interactionsPerSecond / one.interactionsPerSecond)}× ` +
+        `(batch p50 ${f2(one.batchMs.p50)} → ${f2(most.batchMs.p50)} ms)`,
+    );
+
+  if (profile) {
+    const { summary } = profile;
+    const busy = summary.sampledMs - summary.idleMs;
+    console.log(
+      `\nCPU profile of the api, B at ${String(maxSenders)} senders: ${path.relative(repoRoot, profile.file)}\n` +
+        `${f0(summary.sampledMs)} ms sampled, ${f0(busy)} ms busy ` +
+        `(${f2((busy / Math.max(1, summary.sampledMs)) * 100)} % of the window, on its main thread); ` +
+        'shares below are of the busy time\n' +
+        'self time by package:',
+    );
+    for (const p of summary.packages.slice(0, 12))
+      console.log(`  ${(p.share * 100).toFixed(1).padStart(5)} %  ${f0(p.ms).padStart(7)} ms  ${p.name}`);
+    console.log('self time by function:');
+    for (const p of summary.functions)
+      console.log(`  ${(p.share * 100).toFixed(1).padStart(5)} %  ${f0(p.ms).padStart(7)} ms  ${p.name}`);
+  }
+
+  const dir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `interactions-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      {
+        at: new Date().toISOString(),
+        node: process.version,
+        graph_customers: total,
+        sampled_customers: customers.length,
+        zipf_s: zipfS,
+        seed,
+        batch: batchSize,
+        seconds,
+        warmup,
+        transport: { writes: 'REST POST /api/v1/interactions', reads: 'gRPC GetCustomerContext' },
+        run_id: runId,
+        reads_alone: readsAlone,
+        writes,
+        reads_under_writes: underLoad,
+        read_p99_ratio: ratio,
+        api_errors: Object.fromEntries(apiErrors),
+        verdicts,
+        ...(profile
+          ? {
+              cpu_profile: {
+                file: path.relative(repoRoot, profile.file),
+                sampled_ms: profile.summary.sampledMs,
+                idle_ms: profile.summary.idleMs,
+                packages: profile.summary.packages,
+                functions: profile.summary.functions,
+              },
+            }
+          : {}),
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(`\nbench: figures written to ${path.relative(repoRoot, file)}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});
