@@ -32,6 +32,8 @@ export interface ApiDeps {
     maxBodyBytes: number;
     /** Largest body of an interactions batch (POST /api/v1/interactions, RecordInteractions). */
     maxInteractionsBodyBytes: number;
+    /** Most items one group commit of interaction batches writes in one transaction. */
+    maxInteractionsGroupItems: number;
     waitTimeoutMs: number;
     /** The longest a request waits on Neo4j or Temporal before it answers 503 / UNAVAILABLE. */
     requestDeadlineMs: number;
@@ -84,6 +86,7 @@ export function apiDepsFromConfig(
     limits: {
       maxBodyBytes: config.PERSONA_MAX_BODY_BYTES,
       maxInteractionsBodyBytes: config.PERSONA_MAX_INTERACTIONS_BODY_BYTES,
+      maxInteractionsGroupItems: config.PERSONA_INTERACTIONS_GROUP_MAX_ITEMS,
       waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,

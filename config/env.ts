@@ -104,6 +104,11 @@ export const envSchema = z.object({
    * Largest body of POST /api/v1/interactions (and a RecordInteractions message): a full batch of 500
    * items with devices and addresses is about 250 KiB, so the default leaves room for it.
    */
+  /**
+   * Interaction batches arriving while one is written go together in the next transaction, up to
+   * this many items (api/services/interactions.ts GroupCommit); 500 writes every batch on its own.
+   */
+  PERSONA_INTERACTIONS_GROUP_MAX_ITEMS: z.coerce.number().int().min(500).max(5000).default(1000),
   PERSONA_MAX_INTERACTIONS_BODY_BYTES: z.coerce
     .number()
     .int()

@@ -23,6 +23,12 @@ describe('unavailableDependency', () => {
     expect(
       unavailableDependency(newError('deadlock', 'Neo.TransientError.Transaction.DeadlockDetected')),
     ).toBeDefined();
+    // Stopped at the api's own transaction time limit (a lock wait, typically): busy, not broken.
+    for (const code of [
+      'Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration',
+      'Neo.ClientError.Transaction.LockClientStopped',
+    ])
+      expect(unavailableDependency(newError('terminated', code))?.dependency).toBe('neo4j');
     const acquisition = newError('Connection acquisition timed out in 2000 ms. Pool status: …');
     expect(unavailableDependency(acquisition)?.reason).toMatch(/no connection to Neo4j/);
   });

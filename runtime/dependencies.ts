@@ -48,6 +48,15 @@ const BUSY_TRANSACTION = [
   'Outdated',
   'ConstraintsChanged',
 ];
+/**
+ * What Neo4j 5 answers when it stopped a transaction at the time limit the api gave it (the request
+ * deadline), typically while it waited for a busy customer's lock: the same "busy, try again".
+ */
+const NEO4J_TIMED_OUT = new Set([
+  'Neo.ClientError.Transaction.TransactionTimedOut',
+  'Neo.ClientError.Transaction.TransactionTimedOutClientConfiguration',
+  'Neo.ClientError.Transaction.LockClientStopped',
+]);
 const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TRANSACTION.join('|')})|Cluster\\.)`);
 
 /**
@@ -70,7 +79,7 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     if (current instanceof DependencyUnavailableError) return current;
     if (current instanceof Neo4jError) {
-      if (NEO4J_UNAVAILABLE.has(current.code) || NEO4J_BUSY.test(current.code))
+      if (NEO4J_UNAVAILABLE.has(current.code) || NEO4J_TIMED_OUT.has(current.code) || NEO4J_BUSY.test(current.code))
         return new DependencyUnavailableError('neo4j', firstLine(current.message));
       if (current.message.startsWith('Connection acquisition timed out'))
         return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseInteraction } from './interactions';
+import type { Interaction, InteractionResult } from '../../graph/interactions';
+import { GroupCommit, parseInteraction } from './interactions';
 
 const base = {
   id: 'pay-1',
@@ -51,5 +52,67 @@ describe('one interaction, parsed on its own', () => {
       ok: true,
       item: { address: { street1: '1 Main St', type: 'shipping' } },
     });
+  });
+});
+
+describe('group commit of interaction batches', () => {
+  const batch = (name: string, n: number) =>
+    Array.from({ length: n }, (_, k) => ({ ...payment, id: `${name}-${k}` }) as Interaction);
+  /** A write that waits until released, recording what each call wrote. */
+  function gatedWriter(fail: (items: Interaction[]) => boolean = () => false) {
+    const calls: string[][] = [];
+    const gates: (() => void)[] = [];
+    const write = async (items: Interaction[]): Promise<InteractionResult[]> => {
+      calls.push(items.map((i) => i.id));
+      await new Promise<void>((release) => gates.push(release));
+      if (fail(items)) throw new Error(`cannot write ${items[0]?.id}`);
+      return items.map((i) => (i.id.endsWith('-0') ? { result: 'recorded' } : { result: 'duplicate' }));
+    };
+    const releaseAll = async () => {
+      // Each release may let the next write start: release until nothing waits.
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setImmediate(r));
+        gates.splice(0).forEach((release) => release());
+      }
+    };
+    return { calls, write, releaseAll };
+  }
+
+  it('writes batches that arrive during a write together next, each answered with its own slice', async () => {
+    const w = gatedWriter();
+    const group = new GroupCommit(w.write, 1000);
+    const a = group.submit(batch('a', 2));
+    const b = group.submit(batch('b', 3));
+    const c = group.submit(batch('c', 1));
+    await w.releaseAll();
+    expect(w.calls).toEqual([
+      ['a-0', 'a-1'],
+      ['b-0', 'b-1', 'b-2', 'c-0'],
+    ]);
+    expect(await a).toEqual([{ result: 'recorded' }, { result: 'duplicate' }]);
+    expect(await b).toEqual([{ result: 'recorded' }, { result: 'duplicate' }, { result: 'duplicate' }]);
+    expect(await c).toEqual([{ result: 'recorded' }]);
+  });
+
+  it('never puts more than the limit in one transaction', async () => {
+    const w = gatedWriter();
+    const group = new GroupCommit(w.write, 500);
+    const all = [group.submit(batch('a', 100)), group.submit(batch('b', 300)), group.submit(batch('c', 300))];
+    await w.releaseAll();
+    await Promise.all(all);
+    expect(w.calls.map((ids) => ids.length)).toEqual([100, 300, 300]);
+  });
+
+  it('writes a failed group again batch by batch, so one batch failing fails only its own caller', async () => {
+    const w = gatedWriter((items) => items.some((i) => i.id.startsWith('bad')));
+    const group = new GroupCommit(w.write, 1000);
+    const first = group.submit(batch('a', 1));
+    const good = group.submit(batch('b', 2));
+    const bad = group.submit(batch('bad', 1)).catch((err: unknown) => err);
+    await w.releaseAll();
+    await expect(first).resolves.toHaveLength(1);
+    await expect(good).resolves.toEqual([{ result: 'recorded' }, { result: 'duplicate' }]);
+    expect(((await bad) as Error).message).toBe('cannot write bad-0');
+    expect(w.calls).toEqual([['a-0'], ['b-0', 'b-1', 'bad-0'], ['b-0', 'b-1'], ['bad-0']]);
   });
 });

@@ -4,7 +4,13 @@
  * valid ones are recorded in one transaction (graph/interactions.ts). The answer lists every
  * item's result in order; an invalid item names its field as `data[<index>].<field>`.
  */
-import { recordInteractions as recordInGraph, type Interaction } from '../../graph/interactions';
+import type { Graph } from '../../graph/graph';
+import {
+  recordInteractions as recordInGraph,
+  type Interaction,
+  type InteractionResult,
+  type ProfileRules,
+} from '../../graph/interactions';
 import type { ApiDeps } from '../deps';
 import { interactionSchema, issueField } from '../requests';
 
@@ -44,11 +50,7 @@ export async function recordInteractions(deps: ApiDeps, items: unknown[]): Promi
     else answers[index] = { id: idOf(raw), result: 'invalid', field: parsed.field, problem: parsed.problem };
   });
   if (valid.length > 0) {
-    const results = await recordInGraph(
-      deps.graph,
-      valid.map((v) => v.item),
-      deps.interactions,
-    );
+    const results = await groupCommitOf(deps).submit(valid.map((v) => v.item));
     results.forEach((r, k) => {
       const { index, item } = valid[k] as { index: number; item: Interaction };
       answers[index] =
@@ -58,4 +60,80 @@ export async function recordInteractions(deps: ApiDeps, items: unknown[]): Promi
     });
   }
   return { data: answers as InteractionAnswer[] };
+}
+
+/**
+ * Group commit: batches that arrive while one is being written wait, and go together in the next
+ * transaction (up to `maxItems` items), each answered with its own slice of the results. Every
+ * batch of a Zipf-shaped stream touches the few busiest customers, so concurrent transactions
+ * would queue on those customers' locks one after another anyway; one transaction for all of them
+ * takes each lock once, pays the round trips and the commit once, and aggregates more items per
+ * customer. A group that fails is written again batch by batch, so one batch's failure never
+ * becomes another's.
+ *
+ * The group's write may commit after one of its callers was answered 503 (out of time): an
+ * interaction is idempotent, so the sender's retry is answered `duplicate` and nothing counts twice.
+ */
+export class GroupCommit {
+  private readonly queue: {
+    items: Interaction[];
+    resolve: (results: InteractionResult[]) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  private writing = false;
+
+  constructor(
+    private readonly write: (items: Interaction[]) => Promise<InteractionResult[]>,
+    private readonly maxItems: number,
+  ) {}
+
+  submit(items: Interaction[]): Promise<InteractionResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ items, resolve, reject });
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = [this.queue.shift() as (typeof this.queue)[number]];
+        let size = group[0]?.items.length ?? 0;
+        while (this.queue.length > 0 && size + (this.queue[0]?.items.length ?? 0) <= this.maxItems) {
+          const next = this.queue.shift() as (typeof this.queue)[number];
+          size += next.items.length;
+          group.push(next);
+        }
+        try {
+          const results = await this.write(group.flatMap((g) => g.items));
+          let at = 0;
+          for (const g of group) {
+            g.resolve(results.slice(at, at + g.items.length));
+            at += g.items.length;
+          }
+        } catch (err) {
+          if (group.length === 1) group[0]?.reject(err);
+          else for (const g of group) await this.write(g.items).then(g.resolve, g.reject);
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+}
+
+/** Per api instance, its one group commit. */
+const groupCommits = new WeakMap<ApiDeps, GroupCommit>();
+
+function groupCommitOf(deps: ApiDeps): GroupCommit {
+  const known = groupCommits.get(deps);
+  if (known) return known;
+  // Not tied to the request that happens to start a group: its callers may differ (see above).
+  const graph: Graph = { ...deps.graph, limits: { ...deps.graph.limits, mayCommit: undefined } };
+  const rules: ProfileRules = deps.interactions;
+  const fresh = new GroupCommit((items) => recordInGraph(graph, items, rules), deps.limits.maxInteractionsGroupItems);
+  groupCommits.set(deps, fresh);
+  return fresh;
 }
