@@ -106,9 +106,10 @@ export const envSchema = z.object({
    */
   /**
    * Interaction batches arriving while one is written go together in the next transaction, up to
-   * this many items (api/services/interactions.ts GroupCommit); 500 writes every batch on its own.
+   * this many items (api/services/interactions.ts GroupCommit); a group always takes at least one batch,
+   * so 1 writes every batch in its own transaction.
    */
-  PERSONA_INTERACTIONS_GROUP_MAX_ITEMS: z.coerce.number().int().min(500).max(5000).default(1000),
+  PERSONA_INTERACTIONS_GROUP_MAX_ITEMS: z.coerce.number().int().min(1).max(5000).default(1000),
   PERSONA_MAX_INTERACTIONS_BODY_BYTES: z.coerce
     .number()
     .int()
