@@ -19,6 +19,7 @@ export const SCOPES = [
   'events:read',
   'identity:verify',
   'interactions:write',
+  'ltv:write',
   'ops',
   'self',
 ] as const;

@@ -86,21 +86,23 @@ const interactionAddress = addressInput.omit({ id: true, is_default: true }).ope
 /** The ids Persona records its own recovery charges under (activities/recovery.ts): no sender may use them. */
 export const RESERVED_INTERACTION_PREFIX = 'recovery:';
 
+/** How far ahead of our clock a sender's `occurred_at` may be: a time later than that would pin every "latest". */
+const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 const interactionCommon = {
-  id: paymentIdField
-    .refine(
-      (v) => !v.toLowerCase().startsWith(RESERVED_INTERACTION_PREFIX),
-      `must not start with "${RESERVED_INTERACTION_PREFIX}": Persona records its own recovery charges under it`,
-    )
-    .openapi({
-      description:
-        'The sender’s id of the interaction: the same id again is a no-op. Ids starting with `recovery:` are ' +
-        'Persona’s own (a recovery’s charge) and refused',
-    }),
+  id: paymentIdField.openapi({
+    description:
+      'The sender’s id of the interaction: the same id again is a no-op. Ids starting with `recovery:` are ' +
+      'Persona’s own (a recovery’s charge): refused from anyone but ops, who count a recovery by hand',
+  }),
   customer_id: z.uuid(),
   occurred_at: z.iso
     .datetime({ offset: true, local: false })
     .refine((v) => Number.isFinite(Date.parse(v)), 'must be a real instant (RFC 3339)')
+    .refine(
+      (v) => Date.parse(v) <= Date.now() + MAX_CLOCK_SKEW_MS,
+      'must not be in the future (more than 5 minutes ahead of Persona’s clock)',
+    )
     .openapi({ description: 'When it happened (RFC 3339); first/last times keep the earliest and latest' }),
 };
 

@@ -101,15 +101,15 @@ export const envSchema = z.object({
     .min(1024)
     .default(64 * 1024),
   /**
-   * Largest body of POST /api/v1/interactions (and a RecordInteractions message): a full batch of 500
-   * items with devices and addresses is about 250 KiB, so the default leaves room for it.
-   */
-  /**
    * Interaction batches arriving while one is written go together in the next transaction, up to
    * this many items (api/services/interactions.ts GroupCommit); a group always takes at least one batch,
    * so 1 writes every batch in its own transaction.
    */
   PERSONA_INTERACTIONS_GROUP_MAX_ITEMS: z.coerce.number().int().min(1).max(5000).default(1000),
+  /**
+   * Largest body of POST /api/v1/interactions (and a RecordInteractions message): a full batch of 500
+   * items with devices and addresses is about 250 KiB, so the default leaves room for it.
+   */
   PERSONA_MAX_INTERACTIONS_BODY_BYTES: z.coerce
     .number()
     .int()

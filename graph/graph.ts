@@ -40,7 +40,8 @@ export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
 
 /**
  * Server-side limits on transactions, for a process whose callers wait (the api): a transaction
- * past its limit is rolled back by Neo4j, so a caller told 503 is not followed by a late commit.
+ * past its limit is rolled back by Neo4j, so a caller told 503 is not followed by a late commit
+ * (except an interactions group, which drops `mayCommit`: api/services/interactions.ts).
  */
 export interface TransactionLimits {
   /** Any read or write transaction (writes never longer than WRITE_TX_TIMEOUT_MS anyway). */

@@ -70,6 +70,14 @@ export const BUSINESS_METRICS = {
     workflowType: 'expiryScanWorkflow',
     values: {},
   },
+  interactionPruneFinished: {
+    name: 'persona_interaction_prune_last_success_timestamp_seconds',
+    kind: 'gauge',
+    unit: 'seconds',
+    help: 'When an interaction-claims prune last finished (Unix time); the newest across workers is the last prune',
+    workflowType: 'interactionClaimsPruneWorkflow',
+    values: {},
+  },
   fraudOutcomes: {
     name: 'persona_fraud_outcomes',
     kind: 'counter',

@@ -7,7 +7,14 @@
  * fails with `InteractionPruneFailed` (Failed in the UI) and the next day's run tries again; what
  * was deleted stays deleted. The UI's current details say the cutoff and, at the end, the count.
  */
-import { ActivityFailure, ApplicationFailure, log, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import type { InteractionPruneActivities } from '../activities/interactionPrune';
 import {
@@ -16,6 +23,7 @@ import {
   type InteractionPruneResult,
 } from '../temporal/interactionPrune';
 import { activitiesWithSummaries, claimsPrune } from './activityOptions';
+import { markInteractionPruneFinished } from './metrics';
 
 const { pruneInteractionClaims } = activitiesWithSummaries<InteractionPruneActivities>(claimsPrune, {
   pruneInteractionClaims: (req) =>
@@ -29,7 +37,10 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 export async function interactionClaimsPruneWorkflow(input: InteractionPruneInput): Promise<InteractionPruneResult> {
   // A run caught up late (after an outage) still keeps the full retention, counted from when it was due.
-  const due = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME) ?? new Date();
+  // Never later than now: a backfill reaching into the future must not delete ids still in their window.
+  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+  const now = new Date();
+  const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
   const cutoff = new Date(due.getTime() - input.retention_days * DAY_MS).toISOString();
   setCurrentDetails(
     `**Interaction-claims prune** — deleting claims recorded before ${cutoff} ` +
@@ -41,9 +52,11 @@ export async function interactionClaimsPruneWorkflow(input: InteractionPruneInpu
       `**Interaction-claims prune** — done: ${result.deleted} claims recorded before ${cutoff} deleted`,
     );
     log.info('interaction claims pruned', { deleted: result.deleted, cutoff });
+    markInteractionPruneFinished();
     return { deleted: result.deleted, cutoff };
   } catch (err) {
-    if (!(err instanceof ActivityFailure)) throw err;
+    // Cancelled by ops: Canceled in the UI, not a failure to alert on.
+    if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
     const why = err.cause?.message ?? err.message;
     throw ApplicationFailure.create({
       type: INTERACTION_PRUNE_FAILED,

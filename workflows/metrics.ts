@@ -44,6 +44,12 @@ export function markExpiryScanFinished(): void {
   metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
 }
 
+/** Records when an interaction-claims prune finished, in the workflow's own (deterministic) time. */
+export function markInteractionPruneFinished(): void {
+  const m = BUSINESS_METRICS.interactionPruneFinished;
+  metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
+}
+
 export function countFraudOutcome(kind: ValueOf<typeof BUSINESS_METRICS.fraudOutcomes, 'kind'>): void {
   add(BUSINESS_METRICS.fraudOutcomes, 1, { kind });
 }

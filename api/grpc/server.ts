@@ -256,7 +256,7 @@ export function createGrpcServer(
     RecordInteractions: unary(
       { scopes: ['interactions:write'] },
       () => undefined,
-      async (req) => {
+      async (req, principal) => {
         const items = req.data ?? [];
         if (items.length < 1 || items.length > MAX_INTERACTIONS)
           throw new InvalidInputError('data', `must hold 1–${MAX_INTERACTIONS} interactions`);
@@ -272,6 +272,7 @@ export function createGrpcServer(
               address: plain(i.address),
             }),
           ),
+          principal,
         );
         return {
           data: answer.data.map((a) => ({
@@ -286,8 +287,8 @@ export function createGrpcServer(
   };
 
   // Each method's message is held to its REST route's body limit. grpc-js has one receive limit per
-  // server (the larger one, for RecordInteractions' batches), so the other methods' decoders mark a
-  // message over the smaller limit and the handler refuses it before anything reads it.
+  // server (the larger one, for RecordInteractions' batches), so the other methods' decoders leave a
+  // message over the smaller limit undecoded and the handler refuses it before anything reads it.
   const limitOf = (method: string) =>
     method === 'RecordInteractions' ? deps.limits.maxInteractionsBodyBytes : deps.limits.maxBodyBytes;
   const oversized = new WeakSet<object>();
@@ -297,10 +298,12 @@ export function createGrpcServer(
       method,
       {
         ...d,
+        // Too large: not decoded at all, an empty marker the handler refuses (before auth and limits).
         requestDeserialize: (bytes: Buffer): unknown => {
-          const message = d.requestDeserialize(bytes) as object;
-          if (bytes.length > limitOf(method)) oversized.add(message);
-          return message;
+          if (bytes.length <= limitOf(method)) return d.requestDeserialize(bytes);
+          const marker = {};
+          oversized.add(marker);
+          return marker;
         },
       },
     ]),

@@ -65,7 +65,7 @@ export function interactionRoutes(deps: ApiDeps) {
         ...problems(400, 401, 403, 413),
       },
     }),
-    async (c) => c.json(await recordInteractions(deps, c.req.valid('json').data), 200),
+    async (c) => c.json(await recordInteractions(deps, c.req.valid('json').data, c.get('principal')), 200),
   );
   return app;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Interaction, InteractionResult } from '../../graph/interactions';
+import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { GroupCommit, parseInteraction } from './interactions';
 
 const base = {
@@ -80,7 +81,7 @@ describe('group commit of interaction batches', () => {
 
   it('writes batches that arrive during a write together next, each answered with its own slice', async () => {
     const w = gatedWriter();
-    const group = new GroupCommit(w.write, 1000);
+    const group = new GroupCommit(w.write, { maxItems: 1000, maxQueuedItems: 5000 });
     const a = group.submit(batch('a', 2));
     const b = group.submit(batch('b', 3));
     const c = group.submit(batch('c', 1));
@@ -96,7 +97,7 @@ describe('group commit of interaction batches', () => {
 
   it('never puts more than the limit in one transaction', async () => {
     const w = gatedWriter();
-    const group = new GroupCommit(w.write, 500);
+    const group = new GroupCommit(w.write, { maxItems: 500, maxQueuedItems: 5000 });
     const all = [group.submit(batch('a', 100)), group.submit(batch('b', 300)), group.submit(batch('c', 300))];
     await w.releaseAll();
     await Promise.all(all);
@@ -105,7 +106,7 @@ describe('group commit of interaction batches', () => {
 
   it('writes a failed group again batch by batch, so one batch failing fails only its own caller', async () => {
     const w = gatedWriter((items) => items.some((i) => i.id.startsWith('bad')));
-    const group = new GroupCommit(w.write, 1000);
+    const group = new GroupCommit(w.write, { maxItems: 1000, maxQueuedItems: 5000 });
     const first = group.submit(batch('a', 1));
     const good = group.submit(batch('b', 2));
     const bad = group.submit(batch('bad', 1)).catch((err: unknown) => err);
@@ -114,5 +115,42 @@ describe('group commit of interaction batches', () => {
     await expect(good).resolves.toEqual([{ result: 'recorded' }, { result: 'duplicate' }]);
     expect(((await bad) as Error).message).toBe('cannot write bad-0');
     expect(w.calls).toEqual([['a-0'], ['b-0', 'b-1', 'bad-0'], ['b-0', 'b-1'], ['bad-0']]);
+  });
+
+  it('fails a whole group at once when Neo4j is unavailable, writing nothing again', async () => {
+    const w = gatedWriter((items) => items.length > 1);
+    const unavailable = async (items: Interaction[]) => {
+      try {
+        return await w.write(items);
+      } catch {
+        throw new DependencyUnavailableError('neo4j', 'down');
+      }
+    };
+    const group = new GroupCommit(unavailable, { maxItems: 1000, maxQueuedItems: 5000 });
+    const first = group.submit(batch('a', 1));
+    const b = group.submit(batch('b', 1)).catch((err: unknown) => err);
+    const c = group.submit(batch('c', 1)).catch((err: unknown) => err);
+    await w.releaseAll();
+    await first;
+    expect(await b).toBeInstanceOf(DependencyUnavailableError);
+    expect(await c).toBeInstanceOf(DependencyUnavailableError);
+    expect(w.calls).toEqual([['a-0'], ['b-0', 'c-0']]);
+  });
+
+  it('drops a batch whose caller was answered before its turn, and refuses one past the queue limit', async () => {
+    const w = gatedWriter();
+    const group = new GroupCommit(w.write, { maxItems: 1000, maxQueuedItems: 3 });
+    const first = group.submit(batch('a', 1));
+    let waiting = true;
+    const gaveUp = group.submit(batch('b', 2), () => waiting).catch((err: unknown) => err);
+    const refused = group.submit(batch('c', 2)).catch((err: unknown) => err);
+    const fits = group.submit(batch('d', 1));
+    waiting = false;
+    await w.releaseAll();
+    await first;
+    expect(await gaveUp).toBeInstanceOf(DependencyUnavailableError);
+    expect(await refused).toBeInstanceOf(DependencyUnavailableError);
+    await expect(fits).resolves.toHaveLength(1);
+    expect(w.calls).toEqual([['a-0'], ['d-0']]);
   });
 });

@@ -12,7 +12,10 @@ import {
   type ProfileRules,
 } from '../../graph/interactions';
 import type { ApiDeps } from '../deps';
-import { interactionSchema, issueField } from '../requests';
+import { AsyncResource } from 'node:async_hooks';
+import { DependencyUnavailableError, unavailableDependency } from '../../runtime/dependencies';
+import type { Principal } from '../auth';
+import { interactionSchema, issueField, MAX_INTERACTIONS, RESERVED_INTERACTION_PREFIX } from '../requests';
 
 export type InteractionAnswer =
   | { id: string | null; result: 'recorded' | 'duplicate' }
@@ -41,16 +44,43 @@ export function parseInteraction(
  * Records a batch (1–500 items, checked by the caller's envelope): every item answered in order,
  * `recorded`, `duplicate` or `invalid`; an invalid item writes nothing, the others are recorded.
  */
-export async function recordInteractions(deps: ApiDeps, items: unknown[]): Promise<{ data: InteractionAnswer[] }> {
+export async function recordInteractions(
+  deps: ApiDeps,
+  items: unknown[],
+  principal: Principal,
+): Promise<{ data: InteractionAnswer[] }> {
+  // Persona records its own recovery charges under these ids; only ops may (to count a skipped record).
+  const mayUseReserved = principal.scopes.has('ops');
+  // A prediction may make a customer VIP (PERSONA_VIP_BASIS): only The Oracle's scope, or ops, sets one.
+  const mayPredict = principal.scopes.has('ltv:write') || principal.scopes.has('ops');
   const answers: (InteractionAnswer | undefined)[] = [];
   const valid: { index: number; item: Interaction }[] = [];
   items.forEach((raw, index) => {
     const parsed = parseInteraction(raw, index);
-    if (parsed.ok) valid.push({ index, item: parsed.item });
+    if (parsed.ok && !mayUseReserved && parsed.item.id.toLowerCase().startsWith(RESERVED_INTERACTION_PREFIX))
+      answers[index] = {
+        id: parsed.item.id,
+        result: 'invalid',
+        field: `data[${index}].id`,
+        problem: `must not start with "${RESERVED_INTERACTION_PREFIX}": Persona's own recovery charges use it`,
+      };
+    else if (parsed.ok && parsed.item.type === 'ltv_feedback' && !mayPredict)
+      answers[index] = {
+        id: parsed.item.id,
+        result: 'invalid',
+        field: `data[${index}].type`,
+        problem: 'ltv_feedback needs the scope ltv:write (The Oracle’s)',
+      };
+    else if (parsed.ok) valid.push({ index, item: parsed.item });
     else answers[index] = { id: idOf(raw), result: 'invalid', field: parsed.field, problem: parsed.problem };
   });
   if (valid.length > 0) {
-    const results = await groupCommitOf(deps).submit(valid.map((v) => v.item));
+    // Bound to this request's scope: read later, it says whether this caller still waits.
+    const waiting = AsyncResource.bind(() => !deps.requests.abandoned);
+    const results = await groupCommitOf(deps).submit(
+      valid.map((v) => v.item),
+      waiting,
+    );
     results.forEach((r, k) => {
       const { index, item } = valid[k] as { index: number; item: Interaction };
       answers[index] =
@@ -68,44 +98,75 @@ export async function recordInteractions(deps: ApiDeps, items: unknown[]): Promi
  * batch of a Zipf-shaped stream touches the few busiest customers, so concurrent transactions
  * would queue on those customers' locks one after another anyway; one transaction for all of them
  * takes each lock once, pays the round trips and the commit once, and aggregates more items per
- * customer. A group that fails is written again batch by batch, so one batch's failure never
- * becomes another's.
+ * customer.
  *
- * The group's write may commit after one of its callers was answered 503 (out of time): an
- * interaction is idempotent, so the sender's retry is answered `duplicate` and nothing counts twice.
+ * What keeps it from becoming a single point of stall:
+ * - a batch whose caller was already answered (503, out of time) is dropped before its turn, never
+ *   written late in front of newer ones; the sender retries it with the same ids;
+ * - at most `maxQueuedItems` wait: beyond that a batch is answered 503 busy at once;
+ * - a group that fails because Neo4j is unavailable or busy fails all its batches (503: retry) at once;
+ *   a group that fails for any other reason is written again batch by batch, so one batch's failure
+ *   never becomes another's.
+ * A group may still commit just after one of its callers was answered 503 (the deadline passed during
+ * the commit): an interaction is idempotent, so the sender's retry is answered `duplicate` and nothing
+ * counts twice.
  */
 export class GroupCommit {
   private readonly queue: {
     items: Interaction[];
+    /** False once the caller has been answered without this batch. */
+    waiting: () => boolean;
     resolve: (results: InteractionResult[]) => void;
     reject: (err: unknown) => void;
   }[] = [];
+  private queuedItems = 0;
   private writing = false;
 
   constructor(
     private readonly write: (items: Interaction[]) => Promise<InteractionResult[]>,
-    private readonly maxItems: number,
+    private readonly limits: { maxItems: number; maxQueuedItems: number },
+    /** Runs the writer outside the scope of the request that happens to start it. */
+    private readonly detached: (work: () => Promise<void>) => Promise<void> = (work) => work(),
   ) {}
 
-  submit(items: Interaction[]): Promise<InteractionResult[]> {
+  /** `waiting` says whether the caller still waits (checked before the batch's turn). */
+  submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
+    if (this.queuedItems > 0 && this.queuedItems + items.length > this.limits.maxQueuedItems)
+      return Promise.reject(
+        new DependencyUnavailableError('neo4j', `${this.queuedItems} interactions already wait to be written`),
+      );
     return new Promise((resolve, reject) => {
-      this.queue.push({ items, resolve, reject });
-      void this.drain();
+      this.queue.push({ items, waiting, resolve, reject });
+      this.queuedItems += items.length;
+      if (!this.writing) {
+        this.writing = true;
+        void this.detached(() => this.drain());
+      }
     });
   }
 
+  /** The next batches whose callers still wait, up to maxItems (at least one batch). */
+  private nextGroup(): typeof this.queue {
+    const group: typeof this.queue = [];
+    let size = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0] as (typeof this.queue)[number];
+      if (group.length > 0 && size + next.items.length > this.limits.maxItems) break;
+      this.queue.shift();
+      this.queuedItems -= next.items.length;
+      if (!next.waiting()) {
+        next.reject(new DependencyUnavailableError('neo4j', 'answered before its turn to be written'));
+        continue;
+      }
+      group.push(next);
+      size += next.items.length;
+    }
+    return group;
+  }
+
   private async drain(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
     try {
-      while (this.queue.length > 0) {
-        const group = [this.queue.shift() as (typeof this.queue)[number]];
-        let size = group[0]?.items.length ?? 0;
-        while (this.queue.length > 0 && size + (this.queue[0]?.items.length ?? 0) <= this.maxItems) {
-          const next = this.queue.shift() as (typeof this.queue)[number];
-          size += next.items.length;
-          group.push(next);
-        }
+      for (let group = this.nextGroup(); group.length > 0; group = this.nextGroup()) {
         try {
           const results = await this.write(group.flatMap((g) => g.items));
           let at = 0;
@@ -114,8 +175,11 @@ export class GroupCommit {
             at += g.items.length;
           }
         } catch (err) {
-          if (group.length === 1) group[0]?.reject(err);
-          else for (const g of group) await this.write(g.items).then(g.resolve, g.reject);
+          if (group.length === 1 || unavailableDependency(err)) for (const g of group) g.reject(err);
+          else
+            for (const g of group)
+              if (g.waiting()) await this.write(g.items).then(g.resolve, g.reject);
+              else g.reject(err);
         }
       }
     } finally {
@@ -126,6 +190,7 @@ export class GroupCommit {
 
 /** Per api instance, its one group commit. */
 const groupCommits = new WeakMap<ApiDeps, GroupCommit>();
+let groups = 0;
 
 function groupCommitOf(deps: ApiDeps): GroupCommit {
   const known = groupCommits.get(deps);
@@ -133,7 +198,12 @@ function groupCommitOf(deps: ApiDeps): GroupCommit {
   // Not tied to the request that happens to start a group: its callers may differ (see above).
   const graph: Graph = { ...deps.graph, limits: { ...deps.graph.limits, mayCommit: undefined } };
   const rules: ProfileRules = deps.interactions;
-  const fresh = new GroupCommit((items) => recordInGraph(graph, items, rules), deps.limits.maxInteractionsGroupItems);
+  const max = deps.limits.maxInteractionsGroupItems;
+  const fresh = new GroupCommit(
+    (items) => recordInGraph(graph, items, rules),
+    { maxItems: max, maxQueuedItems: Math.max(4 * max, MAX_INTERACTIONS) },
+    (work) => deps.requests.run({ requestId: `interaction-group-${++groups}` }, work),
+  );
   groupCommits.set(deps, fresh);
   return fresh;
 }

@@ -113,8 +113,8 @@ async function post(body: unknown, scope = 'interactions:write') {
   return { status: res.status, json: (await res.json()) as { data: Answer[]; field?: string } };
 }
 
-async function record(items: Record<string, unknown>[]): Promise<Answer[]> {
-  const res = await post({ data: items });
+async function record(items: Record<string, unknown>[], scope = 'interactions:write'): Promise<Answer[]> {
+  const res = await post({ data: items }, scope);
   expect(res.status).toBe(200);
   return res.json.data;
 }
@@ -348,13 +348,22 @@ describe('POST /api/v1/interactions', () => {
       occurred_at: at(minutesAgo),
       predicted_ltv: value,
     });
-    const answers = await record([feedback('250.5', 5), feedback('12.345', 1)]);
+    // Only The Oracle's scope (or ops) may set a prediction: it can make a customer VIP.
+    const oracle = 'interactions:write ltv:write';
+    expect(await record([feedback('250.5', 5)])).toEqual([
+      expect.objectContaining({ result: 'invalid', field: 'data[0].type' }),
+    ]);
+    const answers = await record([feedback('250.5', 5), feedback('12.345', 1)], oracle);
     expect(answers.map((x) => [x.result, x.field ?? null])).toEqual([
       ['recorded', null],
       ['invalid', 'data[1].predicted_ltv'],
     ]);
     // An older prediction arriving late does not replace the newer one.
-    await record([feedback('999', 30)]);
+    await record([feedback('999', 30)], oracle);
+    // A time in the future would pin "the latest prediction" for good: refused.
+    expect(await record([feedback('5000', -60)], oracle)).toEqual([
+      expect.objectContaining({ result: 'invalid', field: 'data[0].occurred_at' }),
+    ]);
     const [row] = await h.graph.query<{ ltv: number; predicted: number }>(
       'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.predicted_ltv AS predicted',
       { id: a.customerId },
@@ -431,7 +440,7 @@ describe('POST /api/v1/interactions', () => {
     expect((await post(JSON.parse(huge))).status).toBe(413);
   });
 
-  it('refuses the ids Persona records its own recovery charges under', async () => {
+  it('refuses the ids Persona records its own recovery charges under, except from ops', async () => {
     const a = await customer();
     const answers = await record([payment(a, 5, { id: 'recovery:pay-1' }), payment(a, 7, { id: 'Recovery:pay-2' })]);
     expect(answers.map((x) => [x.result, x.field])).toEqual([
@@ -439,6 +448,10 @@ describe('POST /api/v1/interactions', () => {
       ['invalid', 'data[1].id'],
     ]);
     expect(await ltvMinor(a.customerId)).toBe(0);
+    // Ops may, to count a recovery whose record was skipped (docs/runbook.md); once, like any id.
+    const byOps = await post({ data: [payment(a, 5, { id: 'recovery:pay-1' })] }, 'ops');
+    expect(byOps.json.data).toEqual([{ id: 'recovery:pay-1', result: 'recorded' }]);
+    expect(await ltvMinor(a.customerId)).toBe(5);
   });
 
   it('the history says what changed in words', async () => {
