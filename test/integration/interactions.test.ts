@@ -17,6 +17,7 @@ import { createLogger } from '../../runtime/logger';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
+import { until } from '../support/wait';
 
 let h: Harness;
 let server: grpc.Server;
@@ -182,6 +183,52 @@ describe('POST /api/v1/interactions', () => {
     const updates = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
     expect(updates).toHaveLength(1);
     expect(updates[0]?.payload).toMatchObject({ changes: { ltv_minor: { from: 0, to: 2900 } } });
+  });
+
+  it('a batch retried after a timeout whose write committed anyway is counted once', async () => {
+    const a = await customer();
+    const batch = [payment(a, 1100), payment(a, 220)];
+    // The write commits, but its answer is held past the request's deadline: the caller gets 503.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const driver = h.graph.driver;
+    const slowDriver = new Proxy(driver, {
+      get(target, prop) {
+        if (prop !== 'session') {
+          const value = Reflect.get(target, prop) as unknown;
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        }
+        return (config: Parameters<typeof driver.session>[0]) => {
+          const session = target.session(config);
+          const write = session.executeWrite.bind(session);
+          session.executeWrite = async (work, options) => {
+            const result = await write(work, options);
+            await held;
+            return result;
+          };
+          return session;
+        };
+      },
+    });
+    const slow = h.withDeps((deps) => ({
+      ...deps,
+      graph: { ...deps.graph, driver: slowDriver },
+      limits: { ...deps.limits, requestDeadlineMs: 1500 },
+    }));
+    try {
+      const timedOut = await slow.request('/api/v1/interactions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await h.token('interactions:write')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ data: batch }),
+      });
+      expect(timedOut.status).toBe(503);
+      // It committed all the same (the sender cannot know): wait for it, then retry the same batch.
+      await until(async () => (await ltvMinor(a.customerId)) === 1320);
+      expect((await record(batch)).map((x) => x.result)).toEqual(['duplicate', 'duplicate']);
+    } finally {
+      release();
+    }
+    expect(await ltvMinor(a.customerId)).toBe(1320);
   });
 
   it('concurrent batches for one customer sum exactly, redelivered items among them counted once', async () => {

@@ -12,6 +12,7 @@ import { getDevicesByCustomer } from '../../graph';
 import { requestIdOf, type Headers } from '../../temporal/requestId';
 import { connectTemporal } from '../../temporal/connection';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
+import { INTERACTION_PRUNE_WORKFLOW_TYPE, type InteractionPruneInput } from '../../temporal/interactionPrune';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
@@ -76,6 +77,7 @@ const seen: {
   fraudId: string;
   scanId: string;
   scan: ExpiryScanProgress;
+  pruneStartedAt: number;
   grpcRequestId: string;
 } = {} as never;
 
@@ -201,6 +203,15 @@ async function exercise(): Promise<void> {
     seen.scan = (await call('GET', `/api/v1/admin/expiry-scans/${seen.scanId}`, `obs-poll-${run}`))
       .json as unknown as ExpiryScanProgress;
     return seen.scan.state === 'done';
+  });
+
+  // A prune that keeps everything younger than a century (nothing of anyone's goes): its gauge.
+  seen.pruneStartedAt = Date.now();
+  const prune: InteractionPruneInput = { retention_days: 36_500, batch_size: 100 };
+  await temporal.client.workflow.execute(INTERACTION_PRUNE_WORKFLOW_TYPE, {
+    taskQueue,
+    workflowId: `obs-prune-${run}`,
+    args: [prune],
   });
 }
 
@@ -352,6 +363,9 @@ describe('/metrics', () => {
       ).toBe(true);
       expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(
         Date.parse(seen.scan.started_at) / 1000 - 60,
+      );
+      expect(metricValue(m, 'persona_interaction_prune_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+        seen.pruneStartedAt / 1000 - 60,
       );
       expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
       expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
