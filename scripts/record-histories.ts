@@ -78,6 +78,7 @@ const activities = {
   })(),
   retryParkedEvents: async () => ({ retried: 1, delivered: 1, still_parked: 0 }),
   adoptRelayState: noop,
+  pruneInteractionClaims: async (req: { cutoff: string }) => ({ deleted: 3, cutoff: req.cutoff }),
   listRunningCustomerWorkflows: async () => [],
   awaitWorkflowsClosed: async () => [],
   eraseCustomer: async (req: { customer_id: string }) => ({
@@ -194,6 +195,9 @@ async function main(): Promise<void> {
         fraudOutcomeWorkflowId('rec-fp'),
       );
       await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
+      await record('interaction-claims-prune', 'interactionClaimsPruneWorkflow', [
+        { retention_days: 30, batch_size: 10_000 },
+      ]);
       await record(
         'event-relay-continue-as-new',
         'eventRelayWorkflow',

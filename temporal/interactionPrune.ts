@@ -13,7 +13,7 @@ export interface InteractionPruneInput {
 }
 
 export interface InteractionPruneResult {
-  /** Claims deleted by this run. */
+  /** Claims deleted by this run (at least: a worker that died may have deleted a few more it never reported). */
   deleted: number;
   /** RFC 3339: claims recorded before it were deleted. */
   cutoff: string;

@@ -34,6 +34,7 @@ describe('recorded workflow histories', () => {
         'fraudOutcomeWorkflow',
         'eventRelayWorkflow',
         'erasureWorkflow',
+        'interactionClaimsPruneWorkflow',
       ]),
     );
   });
