@@ -44,6 +44,7 @@ import { loadConfig, repoRoot, type Config } from '../config/env';
 import { createDriver } from '../graph';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
+import { mulberry32 } from './random';
 
 const { values } = parseArgs({
   options: {
@@ -86,17 +87,6 @@ if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go tog
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
 // ---- deterministic randomness and the Zipf draw -----------------------------------------
-
-function mulberry32(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Rank k (0-based) drawn with probability ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
 class Zipf {

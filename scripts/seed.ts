@@ -14,19 +14,9 @@ import neo4j from 'neo4j-driver';
 import { ConfigError, loadConfig } from '../config/env';
 import { createDriver, ltvFields, migrate, TokenCipher } from '../graph';
 import { currencyExponent } from '../payments/money';
+import { mulberry32 } from './random';
 
 // ---- deterministic randomness --------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(rand: () => number, weighted: [T, number][]): T {
   const total = weighted.reduce((s, [, w]) => s + w, 0);
