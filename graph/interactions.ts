@@ -84,16 +84,14 @@ export interface ProfileRules extends Pick<ContextPolicy, 'vipLtvMinor' | 'vipBa
 }
 
 const CYPHER = {
-  // The write locks, in id order (same-value SET), and what the rules need, read under them.
+  // The write locks, in id order (same-value SET), and what the rules need, read under them: the
+  // status, and which of the payment methods the batch names are the customer's own.
   lock: `
-    UNWIND $ids AS id
-    MATCH (c:Customer {id: id})
+    UNWIND $rows AS row
+    MATCH (c:Customer {id: row.id})
     SET c.status = c.status
-    RETURN c.id AS id, c.status AS status`,
-  owned: `
-    UNWIND $pairs AS pair
-    MATCH (:Customer {id: pair.customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: pair.paymentMethodId})
-    RETURN pair.customerId AS customerId, p.id AS paymentMethodId`,
+    RETURN c.id AS id, c.status AS status,
+           [(c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.id IN row.methods | p.id] AS owned`,
   // MERGE under the uniqueness constraint: of two transactions claiming one id, the second waits
   // for the first and then finds its node. The claim token tells a node this statement created.
   claim: `
@@ -104,6 +102,7 @@ const CYPHER = {
     WITH row, i, i.claim = $claim AS created
     REMOVE i.claim
     RETURN row.key AS key, created`,
+  // LTV, segment, and the methods' first and last use (succeeded payments only): one row per customer.
   profile: `
     UNWIND $rows AS row
     MATCH (c:Customer {id: row.customerId})
@@ -114,6 +113,15 @@ const CYPHER = {
     WITH c, row, ltvBefore, segmentBefore
     SET c.segment = CASE WHEN c.segment = 'New' AND c.succeeded_payments >= $subscriberAfter
                          THEN 'Subscriber' ELSE c.segment END
+    WITH c, row, ltvBefore, segmentBefore
+    CALL (c, row) {
+      UNWIND row.uses AS u
+      MATCH (c)-[r:HAS_PAYMENT_METHOD]->(:PaymentMethod {id: u.paymentMethodId})
+      SET r.last_used = CASE WHEN r.last_used IS NULL OR r.last_used < datetime(u.last)
+                             THEN datetime(u.last) ELSE r.last_used END,
+          r.first_used = CASE WHEN r.first_used IS NULL OR r.first_used > datetime(u.first)
+                              THEN datetime(u.first) ELSE r.first_used END
+    }
     RETURN c.id AS id, ltvBefore, c.ltv AS ltvAfter, segmentBefore, c.segment AS segmentAfter,
            c.succeeded_payments AS succeededPayments, c.predicted_ltv AS predicted`,
   // The latest prediction by occurred_at wins, whatever order the feedback arrives in.
@@ -124,13 +132,6 @@ const CYPHER = {
     FOREACH (_ IN CASE WHEN c.predicted_ltv_at IS NULL OR c.predicted_ltv_at <= datetime(f.at) THEN [1] ELSE [] END |
       SET c.predicted_ltv = f.value, c.predicted_ltv_at = datetime(f.at))
     RETURN c.id AS id, before, c.predicted_ltv AS after, c.ltv AS ltv, c.segment AS segment`,
-  methodUse: `
-    UNWIND $rows AS u
-    MATCH (:Customer {id: u.customerId})-[r:HAS_PAYMENT_METHOD]->(:PaymentMethod {id: u.paymentMethodId})
-    SET r.last_used = CASE WHEN r.last_used IS NULL OR r.last_used < datetime(u.last)
-                           THEN datetime(u.last) ELSE r.last_used END,
-        r.first_used = CASE WHEN r.first_used IS NULL OR r.first_used > datetime(u.first)
-                            THEN datetime(u.first) ELSE r.first_used END`,
   // A device never seen is created as onboarding creates one (graph/devices.ts).
   devices: `
     UNWIND $rows AS row
@@ -249,12 +250,23 @@ export async function recordInteractions(
     });
     const open = () => items.map((item, i) => ({ item, i })).filter(({ i }) => results[i] === undefined);
 
-    // 1. The customers' locks, in id order, before anything of theirs.
-    const ids = [...new Set(open().map(({ item }) => item.customer_id))].sort();
+    // 1. The customers' locks, in id order, before anything of theirs; with them, which of the
+    //    payment methods the batch names each customer owns.
+    const methods = new Map<string, Set<string>>();
+    for (const { item } of open()) {
+      const named = methods.get(item.customer_id) ?? new Set<string>();
+      if (item.type === 'payment') named.add(item.payment_method_id);
+      methods.set(item.customer_id, named);
+    }
+    const lockRows = [...methods.keys()].sort().map((id) => ({ id, methods: [...(methods.get(id) ?? [])] }));
     const status = new Map<string, string>();
-    if (ids.length > 0)
-      for (const r of (await tx.run(CYPHER.lock, { ids })).records)
-        status.set(r.get('id') as string, r.get('status') as string);
+    const owned = new Set<string>();
+    if (lockRows.length > 0)
+      for (const r of (await tx.run(CYPHER.lock, { rows: lockRows })).records) {
+        const id = r.get('id') as string;
+        status.set(id, r.get('status') as string);
+        for (const m of r.get('owned') as string[]) owned.add(`${id}|${m}`);
+      }
     for (const { item, i } of open()) {
       const s = status.get(item.customer_id);
       if (s === undefined) results[i] = invalid('customer_id', 'no such customer');
@@ -262,19 +274,9 @@ export async function recordInteractions(
     }
 
     // 2. A payment names one of the customer's own methods.
-    const pairs = open().flatMap(({ item }) =>
-      item.type === 'payment' ? [{ customerId: item.customer_id, paymentMethodId: item.payment_method_id }] : [],
-    );
-    if (pairs.length > 0) {
-      const owned = new Set(
-        (await tx.run(CYPHER.owned, { pairs })).records.map(
-          (r) => `${r.get('customerId') as string}|${r.get('paymentMethodId') as string}`,
-        ),
-      );
-      for (const { item, i } of open())
-        if (item.type === 'payment' && !owned.has(`${item.customer_id}|${item.payment_method_id}`))
-          results[i] = invalid('payment_method_id', 'not a payment method of this customer');
-    }
+    for (const { item, i } of open())
+      if (item.type === 'payment' && !owned.has(`${item.customer_id}|${item.payment_method_id}`))
+        results[i] = invalid('payment_method_id', 'not a payment method of this customer');
 
     // 3. Claim the ids: the first of a key in the batch claims it, later ones are duplicates.
     const claim = randomUUID();
@@ -333,7 +335,22 @@ async function apply(
     vip.set(id, { before: known?.before ?? before, after });
   };
 
-  // LTV and the succeeded-payment count: one change per customer.
+  // The methods' use: succeeded payments only (a declined card is not moved up the checkout).
+  const usesOf = new Map<string, { paymentMethodId: string; first: string; last: string }[]>();
+  for (const [, ps] of byKey(
+    groupBy(
+      payments.filter((p) => p.outcome === 'succeeded'),
+      (p) => `${p.customer_id}|${p.payment_method_id}`,
+    ),
+  )) {
+    const { customer_id, payment_method_id } = ps[0] as (typeof ps)[number];
+    const known = usesOf.get(customer_id) ?? [];
+    known.push({ paymentMethodId: payment_method_id, ...span(ps.map((p) => p.occurred_at)) });
+    usesOf.set(customer_id, known);
+  }
+
+  // LTV, the succeeded-payment count and the methods' use: one row per customer (every customer with
+  // a use has a succeeded payment, so a row).
   const profileRows = byKey(groupBy(payments, (p) => p.customer_id))
     .map(([customerId, ps]) => {
       let ltvDelta = 0;
@@ -357,6 +374,7 @@ async function apply(
         customerId: r.customerId,
         ltvDelta: neo4j.int(r.ltvDelta),
         succeeded: neo4j.int(r.succeeded),
+        uses: usesOf.get(r.customerId) ?? [],
       })),
       subscriberAfter: neo4j.int(rules.subscriberAfterPayments),
     });
@@ -449,19 +467,6 @@ async function apply(
           reason: why.join('; '),
         },
       });
-
-  // The methods' use: succeeded payments only (a declined card is not moved up the checkout).
-  const uses = byKey(
-    groupBy(
-      payments.filter((p) => p.outcome === 'succeeded'),
-      (p) => `${p.customer_id}|${p.payment_method_id}`,
-    ),
-  ).map(([, ps]) => ({
-    customerId: ps[0]?.customer_id,
-    paymentMethodId: ps[0]?.payment_method_id,
-    ...span(ps.map((p) => p.occurred_at)),
-  }));
-  if (uses.length > 0) await tx.run(CYPHER.methodUse, { rows: uses });
 
   // Devices (logins, and the device a payment was attempted on), created on first sight.
   const seen = recorded.flatMap((i): { item: Interaction; device: SeenDevice }[] =>
