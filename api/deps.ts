@@ -34,6 +34,8 @@ export interface ApiDeps {
     maxInteractionsBodyBytes: number;
     /** Most items one group commit of interaction batches writes in one transaction. */
     maxInteractionsGroupItems: number;
+    /** Group commits interaction batches are split over, by customer. */
+    interactionWriteLanes: number;
     waitTimeoutMs: number;
     /** The longest a request waits on Neo4j or Temporal before it answers 503 / UNAVAILABLE. */
     requestDeadlineMs: number;
@@ -87,6 +89,7 @@ export function apiDepsFromConfig(
       maxBodyBytes: config.PERSONA_MAX_BODY_BYTES,
       maxInteractionsBodyBytes: config.PERSONA_MAX_INTERACTIONS_BODY_BYTES,
       maxInteractionsGroupItems: config.PERSONA_INTERACTIONS_GROUP_MAX_ITEMS,
+      interactionWriteLanes: config.PERSONA_INTERACTIONS_WRITE_LANES,
       waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,

@@ -107,6 +107,12 @@ export const envSchema = z.object({
    */
   PERSONA_INTERACTIONS_GROUP_MAX_ITEMS: z.coerce.number().int().min(1).max(5000).default(1000),
   /**
+   * Interaction write lanes per api process: a batch's items are split by customer over this many
+   * group commits, each writing its own transactions, so Neo4j writes on as many threads (the lanes
+   * never share a customer, hence never a customer's lock). 1 writes every group in one lane.
+   */
+  PERSONA_INTERACTIONS_WRITE_LANES: z.coerce.number().int().min(1).max(16).default(2),
+  /**
    * Largest body of POST /api/v1/interactions (and a RecordInteractions message): a full batch of 500
    * items with devices and addresses is about 250 KiB, so the default leaves room for it.
    */

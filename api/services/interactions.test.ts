@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Interaction, InteractionResult } from '../../graph/interactions';
 import { DependencyUnavailableError } from '../../runtime/dependencies';
-import { GroupCommit, parseInteraction } from './interactions';
+import { GroupCommit, laneOf, parseInteraction, WriteLanes } from './interactions';
 
 const base = {
   id: 'pay-1',
@@ -152,5 +152,78 @@ describe('group commit of interaction batches', () => {
     expect(await refused).toBeInstanceOf(DependencyUnavailableError);
     await expect(fits).resolves.toHaveLength(1);
     expect(w.calls).toEqual([['a-0'], ['d-0']]);
+  });
+});
+
+describe('write lanes: a batch split by customer over group commits', () => {
+  const item = (customer: string, id: string) => ({ ...payment, customer_id: customer, id }) as Interaction;
+  /** Customer ids that fall in lane 0 and lane 1 of two. */
+  const inLane = (lane: number, n: number) => {
+    const ids: string[] = [];
+    for (let k = 0; ids.length < n; k++) if (laneOf(`cus-${k}`, 2) === lane) ids.push(`cus-${k}`);
+    return ids;
+  };
+
+  it('puts a customer always in the same lane, and spreads customers over the lanes', () => {
+    const counts = [0, 0, 0, 0];
+    for (let k = 0; k < 4000; k++) {
+      const lane = laneOf(`cus-${k}`, 4);
+      expect(laneOf(`cus-${k}`, 4)).toBe(lane);
+      counts[lane] = (counts[lane] ?? 0) + 1;
+    }
+    for (const n of counts) expect(n).toBeGreaterThan(800);
+  });
+
+  it('sends each customer’s items down its lane and answers them in the order sent', async () => {
+    const [a, b] = inLane(0, 2) as [string, string];
+    const [c] = inLane(1, 1) as [string];
+    const written: string[][][] = [[], []];
+    const lanes = [0, 1].map(
+      (lane) =>
+        new GroupCommit(
+          async (items) => {
+            written[lane]?.push(items.map((i) => `${i.customer_id}/${i.id}`));
+            return items.map((i) => ({ result: i.id.startsWith('dup') ? 'duplicate' : 'recorded' }));
+          },
+          { maxItems: 1000, maxQueuedItems: 5000 },
+        ),
+    );
+    const results = await new WriteLanes(lanes).submit([item(a, 'x'), item(c, 'dup-y'), item(b, 'z'), item(c, 'w')]);
+    expect(results.map((r) => r.result)).toEqual(['recorded', 'duplicate', 'recorded', 'recorded']);
+    expect(written).toEqual([[[`${a}/x`, `${b}/z`]], [[`${c}/dup-y`, `${c}/w`]]]);
+  });
+
+  it('fails the call when one lane fails, once the other lane has settled', async () => {
+    const [a] = inLane(0, 1) as [string];
+    const [c] = inLane(1, 1) as [string];
+    let release: () => void = () => undefined;
+    let slowDone = false;
+    const slow = new GroupCommit(
+      async (items) => {
+        await new Promise<void>((r) => (release = r));
+        slowDone = true;
+        return items.map(() => ({ result: 'recorded' }));
+      },
+      { maxItems: 1000, maxQueuedItems: 5000 },
+    );
+    const failing = new GroupCommit(
+      async () => {
+        throw new DependencyUnavailableError('neo4j', 'down');
+      },
+      { maxItems: 1000, maxQueuedItems: 5000 },
+    );
+    const call = new WriteLanes([slow, failing]).submit([item(a, 'x'), item(c, 'y')]).catch((err: unknown) => err);
+    await new Promise((r) => setImmediate(r));
+    release();
+    expect(await call).toBeInstanceOf(DependencyUnavailableError);
+    expect(slowDone).toBe(true);
+  });
+
+  it('with one lane is that lane', async () => {
+    const one = new GroupCommit(async (items) => items.map(() => ({ result: 'recorded' })), {
+      maxItems: 1000,
+      maxQueuedItems: 5000,
+    });
+    await expect(new WriteLanes([one]).submit([item('cus-1', 'x')])).resolves.toEqual([{ result: 'recorded' }]);
   });
 });

@@ -77,7 +77,7 @@ export async function recordInteractions(
   if (valid.length > 0) {
     // Bound to this request's scope: read later, it says whether this caller still waits.
     const waiting = AsyncResource.bind(() => !deps.requests.abandoned);
-    const results = await groupCommitOf(deps).submit(
+    const results = await writeLanesOf(deps).submit(
       valid.map((v) => v.item),
       waiting,
     );
@@ -188,22 +188,74 @@ export class GroupCommit {
   }
 }
 
-/** Per api instance, its one group commit. */
-const groupCommits = new WeakMap<ApiDeps, GroupCommit>();
+/** The lane of a customer: FNV-1a of its id, so a customer's items always go down one lane. */
+export function laneOf(customerId: string, lanes: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < customerId.length; i++) h = Math.imul(h ^ customerId.charCodeAt(i), 16777619);
+  return (h >>> 0) % lanes;
+}
+
+/**
+ * Write lanes: a batch's items split by customer over several group commits, each writing its own
+ * transactions. A transaction runs on one Neo4j thread; one lane leaves the other cores idle while the
+ * api waits on it. The lanes never share a customer, so they never queue on each other's customer locks
+ * (they may meet on a shared device, a deadlock Neo4j detects and the driver retries). Every item is
+ * aggregated, claimed and evented with the other items of its customer, as in one lane.
+ *
+ * The answer waits for every lane's part. When a part fails, the caller gets that failure (503: retry),
+ * after the other parts have settled: a part that committed is answered `duplicate` on the retry, as
+ * after any 503 here.
+ */
+export class WriteLanes {
+  constructor(private readonly lanes: GroupCommit[]) {}
+
+  async submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
+    const only = this.lanes.length === 1 ? this.lanes[0] : undefined;
+    if (only) return only.submit(items, waiting);
+    const parts = new Map<number, number[]>();
+    items.forEach((item, i) => {
+      const lane = laneOf(item.customer_id, this.lanes.length);
+      const part = parts.get(lane);
+      if (part) part.push(i);
+      else parts.set(lane, [i]);
+    });
+    const results: InteractionResult[] = new Array<InteractionResult>(items.length);
+    const settled = await Promise.allSettled(
+      [...parts].map(async ([lane, indexes]) => {
+        const answered = await (this.lanes[lane] as GroupCommit).submit(
+          indexes.map((i) => items[i] as Interaction),
+          waiting,
+        );
+        answered.forEach((r, k) => (results[indexes[k] as number] = r));
+      }),
+    );
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return results;
+  }
+}
+
+/** Per api instance, its write lanes. */
+const writeLanes = new WeakMap<ApiDeps, WriteLanes>();
 let groups = 0;
 
-function groupCommitOf(deps: ApiDeps): GroupCommit {
-  const known = groupCommits.get(deps);
+function writeLanesOf(deps: ApiDeps): WriteLanes {
+  const known = writeLanes.get(deps);
   if (known) return known;
   // Not tied to the request that happens to start a group: its callers may differ (see above).
   const graph: Graph = { ...deps.graph, limits: { ...deps.graph.limits, mayCommit: undefined } };
   const rules: ProfileRules = deps.interactions;
   const max = deps.limits.maxInteractionsGroupItems;
-  const fresh = new GroupCommit(
-    (items) => recordInGraph(graph, items, rules),
-    { maxItems: max, maxQueuedItems: Math.max(4 * max, MAX_INTERACTIONS) },
-    (work) => deps.requests.run({ requestId: `interaction-group-${++groups}` }, work),
+  const lanes = Array.from(
+    { length: deps.limits.interactionWriteLanes },
+    () =>
+      new GroupCommit(
+        (items) => recordInGraph(graph, items, rules),
+        { maxItems: max, maxQueuedItems: Math.max(4 * max, MAX_INTERACTIONS) },
+        (work) => deps.requests.run({ requestId: `interaction-group-${++groups}` }, work),
+      ),
   );
-  groupCommits.set(deps, fresh);
+  const fresh = new WriteLanes(lanes);
+  writeLanes.set(deps, fresh);
   return fresh;
 }

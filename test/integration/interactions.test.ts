@@ -14,6 +14,7 @@ import { recordInteractions as recordInGraph, type Interaction } from '../../gra
 import { fromMinorUnits } from '../../payments/money';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { createLogger } from '../../runtime/logger';
+import { laneOf } from '../../api/services/interactions';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
@@ -229,6 +230,47 @@ describe('POST /api/v1/interactions', () => {
       release();
     }
     expect(await ltvMinor(a.customerId)).toBe(1320);
+  });
+
+  it('a batch over two lanes, one of them stuck, is answered 503 and counted once on retry', async () => {
+    // Two customers in different lanes of two.
+    const a = await customer();
+    let b = await customer();
+    while (laneOf(b.customerId, 2) === laneOf(a.customerId, 2)) b = await customer();
+    const batch = [payment(a, 700), payment(b, 90)];
+    const lanes = h.withDeps((deps) => ({
+      ...deps,
+      limits: { ...deps.limits, interactionWriteLanes: 2, requestDeadlineMs: 1500 },
+    }));
+    const send = async (items: Record<string, unknown>[]) => {
+      const res = await lanes.request('/api/v1/interactions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await h.token('interactions:write')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ data: items }),
+      });
+      return { status: res.status, body: (await res.json()) as { data: Answer[] } };
+    };
+    // Another writer holds b's lock: b's lane waits on it past the request's deadline, a's lane commits.
+    const session = h.graph.driver.session({ database: h.graph.database });
+    const holder = await session.beginTransaction();
+    try {
+      await holder.run('MATCH (c:Customer {id: $id}) SET c.status = c.status', { id: b.customerId });
+      expect((await send(batch)).status).toBe(503);
+      await until(async () => (await ltvMinor(a.customerId)) === 700);
+      expect(await ltvMinor(b.customerId)).toBe(0);
+    } finally {
+      await holder.rollback();
+      await session.close();
+    }
+    // The retry: a's item was recorded by the first attempt; b's by whichever of the two gets there first.
+    const retried = await send(batch);
+    expect(retried.status).toBe(200);
+    expect(retried.body.data[0]?.result).toBe('duplicate');
+    expect(['recorded', 'duplicate']).toContain(retried.body.data[1]?.result);
+    // A later batch down b's lane is written after everything queued before it.
+    expect((await send([payment(b, 5)])).body.data[0]?.result).toBe('recorded');
+    expect(await ltvMinor(a.customerId)).toBe(700);
+    expect(await ltvMinor(b.customerId)).toBe(95);
   });
 
   it('concurrent batches for one customer sum exactly, redelivered items among them counted once', async () => {
