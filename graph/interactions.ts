@@ -133,11 +133,15 @@ const CYPHER = {
       SET c.predicted_ltv = f.value, c.predicted_ltv_at = datetime(f.at))
     RETURN c.id AS id, before, c.predicted_ltv AS after, c.ltv AS ltv, c.segment AS segment`,
   // A device never seen is created as onboarding creates one (graph/devices.ts).
+  // Every device of the batch is write-locked here, in fingerprint order (a same-value SET on one
+  // that exists), so the login and USED_ON statements after it take no device lock of their own: two
+  // transactions over different customers meeting on the same devices queue, never deadlock.
   devices: `
     UNWIND $rows AS row
     MERGE (d:Device {fingerprint: row.fingerprint})
     ON CREATE SET d.id = row.deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction(),
                   d.updated_at = datetime.transaction()
+    ON MATCH SET d.trust_score = d.trust_score
     RETURN row.fingerprint AS fingerprint, d.id AS id, d.id = row.deviceId AS created`,
   // first/last are the min/max of what is there and what came, so items in any order keep them
   // right; what the latest login showed (IP, user agent) is kept on the customer's own edge.
