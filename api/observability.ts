@@ -23,6 +23,10 @@ export interface ApiMetrics {
   relayBlocked: Gauge<'workflow_id'>;
   /** Calls refused by the rate limiter (api/rateLimit.ts), by scope class and transport. */
   rateLimited: Counter<'class' | 'transport'>;
+  /** Interaction items waiting per write lane; read at each scrape from `interactionLanes.queued`. */
+  interactionsQueued: Gauge<'lane'>;
+  /** Set by api/services/interactions.ts once this api's write lanes exist. */
+  interactionLanes: { queued?: () => number[] };
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -47,8 +51,20 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
     });
     return pending;
   };
+  const interactionLanes: ApiMetrics['interactionLanes'] = {};
   return {
     registry,
+    interactionLanes,
+    interactionsQueued: new Gauge({
+      name: 'persona_interactions_queued_items',
+      help: 'Interaction items waiting for their write lane (absent until the first batch)',
+      labelNames: ['lane'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        interactionLanes.queued?.().forEach((n, lane) => this.set({ lane: String(lane) }, n));
+      },
+    }),
     http: new Histogram({
       name: 'persona_http_request_duration_seconds',
       help: 'REST request latency, by method, route pattern and response status',

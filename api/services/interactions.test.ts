@@ -212,11 +212,47 @@ describe('write lanes: a batch split by customer over group commits', () => {
       },
       { maxItems: 1000, maxQueuedItems: 5000 },
     );
-    const call = new WriteLanes([slow, failing]).submit([item(a, 'x'), item(c, 'y')]).catch((err: unknown) => err);
-    await new Promise((r) => setImmediate(r));
+    let settled = false;
+    const call = new WriteLanes([slow, failing])
+      .submit([item(a, 'x'), item(c, 'y')])
+      .catch((err: unknown) => err)
+      .finally(() => (settled = true));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false); // the failing lane has answered; the slow one has not
     release();
     expect(await call).toBeInstanceOf(DependencyUnavailableError);
     expect(slowDone).toBe(true);
+  });
+
+  it('admits a batch to all its lanes or to none, within one budget over the lanes', async () => {
+    const [a, b] = inLane(0, 2) as [string, string];
+    const [c] = inLane(1, 1) as [string];
+    const gates: (() => void)[] = [];
+    const written: string[] = [];
+    const lane = () =>
+      new GroupCommit(
+        async (items) => {
+          written.push(...items.map((i) => i.id));
+          await new Promise<void>((release) => gates.push(release));
+          return items.map(() => ({ result: 'recorded' }));
+        },
+        { maxItems: 1000, maxQueuedItems: 3 },
+      );
+    const lanes = new WriteLanes([lane(), lane()], 3);
+    const first = lanes.submit([item(a, 'first')]); // being written: lane 0 busy, nothing queued
+    const queued = lanes.submit([item(b, 'queued-1'), item(b, 'queued-2')]); // 2 wait in lane 0
+    // Each lane alone would take its part (lane 0: 2 + 1 ≤ 3), but all lanes together would hold 4 > 3:
+    // the batch is refused and neither part is queued.
+    const refused = await lanes.submit([item(c, 'refused-c'), item(b, 'refused-b')]).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(DependencyUnavailableError);
+    expect(lanes.queuedItems).toBe(2);
+    expect(lanes.queuedPerLane()).toEqual([2, 0]);
+    for (let i = 0; i < 20; i++) {
+      await new Promise((r) => setImmediate(r));
+      gates.splice(0).forEach((release) => release());
+    }
+    await Promise.all([first, queued]);
+    expect(written.sort()).toEqual(['first', 'queued-1', 'queued-2']);
   });
 
   it('with one lane is that lane', async () => {

@@ -119,7 +119,7 @@ export class GroupCommit {
     resolve: (results: InteractionResult[]) => void;
     reject: (err: unknown) => void;
   }[] = [];
-  private queuedItems = 0;
+  private queued = 0;
   private writing = false;
 
   constructor(
@@ -129,15 +129,20 @@ export class GroupCommit {
     private readonly detached: (work: () => Promise<void>) => Promise<void> = (work) => work(),
   ) {}
 
+  /** Items waiting for their turn (not those being written). */
+  get queuedItems(): number {
+    return this.queued;
+  }
+
   /** `waiting` says whether the caller still waits (checked before the batch's turn). */
   submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
-    if (this.queuedItems > 0 && this.queuedItems + items.length > this.limits.maxQueuedItems)
+    if (this.queued > 0 && this.queued + items.length > this.limits.maxQueuedItems)
       return Promise.reject(
-        new DependencyUnavailableError('neo4j', `${this.queuedItems} interactions already wait to be written`),
+        new DependencyUnavailableError('neo4j', `${this.queued} interactions already wait to be written`),
       );
     return new Promise((resolve, reject) => {
       this.queue.push({ items, waiting, resolve, reject });
-      this.queuedItems += items.length;
+      this.queued += items.length;
       if (!this.writing) {
         this.writing = true;
         void this.detached(() => this.drain());
@@ -153,7 +158,7 @@ export class GroupCommit {
       const next = this.queue[0] as (typeof this.queue)[number];
       if (group.length > 0 && size + next.items.length > this.limits.maxItems) break;
       this.queue.shift();
-      this.queuedItems -= next.items.length;
+      this.queued -= next.items.length;
       if (!next.waiting()) {
         next.reject(new DependencyUnavailableError('neo4j', 'answered before its turn to be written'));
         continue;
@@ -198,18 +203,38 @@ export function laneOf(customerId: string, lanes: number): number {
 /**
  * Write lanes: a batch's items split by customer over several group commits, each writing its own
  * transactions. A transaction runs on one Neo4j thread; one lane leaves the other cores idle while the
- * api waits on it. The lanes never share a customer, so they never queue on each other's customer locks
- * (they may meet on a shared device, a deadlock Neo4j detects and the driver retries). Every item is
- * aggregated, claimed and evented with the other items of its customer, as in one lane.
+ * api waits on it. The lanes never share a customer, so they never queue on each other's customer locks.
+ * They may meet on a shared device: graph/interactions.ts locks a batch's devices in fingerprint order,
+ * so they queue there, never deadlock. Every item is aggregated, claimed and evented with the other items
+ * of its customer, as in one lane.
  *
- * The answer waits for every lane's part. When a part fails, the caller gets that failure (503: retry),
- * after the other parts have settled: a part that committed is answered `duplicate` on the retry, as
- * after any 503 here.
+ * One budget of waiting items covers all the lanes, and a batch is admitted to all of its lanes or to
+ * none (503 busy at once, nothing written): a sender filling one lane cannot get other senders' batches
+ * half written. The answer waits for every lane's part. When a part fails, the caller gets that failure
+ * (503: retry), after the other parts have settled: a part that committed is answered `duplicate` on the
+ * retry, as after any 503 here.
  */
 export class WriteLanes {
-  constructor(private readonly lanes: GroupCommit[]) {}
+  constructor(
+    private readonly lanes: GroupCommit[],
+    /** Most items waiting over all lanes; the lanes' own limits should be no lower. */
+    private readonly maxQueuedItems: number = Number.POSITIVE_INFINITY,
+  ) {}
+
+  /** Items waiting over all lanes. */
+  get queuedItems(): number {
+    return this.lanes.reduce((n, lane) => n + lane.queuedItems, 0);
+  }
+
+  /** Items waiting in each lane. */
+  queuedPerLane(): number[] {
+    return this.lanes.map((lane) => lane.queuedItems);
+  }
 
   async submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
+    const queued = this.queuedItems;
+    if (queued > 0 && queued + items.length > this.maxQueuedItems)
+      throw new DependencyUnavailableError('neo4j', `${queued} interactions already wait to be written`);
     const only = this.lanes.length === 1 ? this.lanes[0] : undefined;
     if (only) return only.submit(items, waiting);
     const parts = new Map<number, number[]>();
@@ -220,17 +245,25 @@ export class WriteLanes {
       else parts.set(lane, [i]);
     });
     const results: InteractionResult[] = new Array<InteractionResult>(items.length);
-    const settled = await Promise.allSettled(
+    // The first failure in time is the answer; a part still waiting for its turn is then dropped (its
+    // caller gets that failure anyway), one being written finishes (the retry answers it `duplicate`).
+    let failure: { err: unknown } | undefined;
+    const stillWaiting = () => failure === undefined && waiting();
+    // Every part is queued in this same tick (each submit runs before the first await): all or none.
+    await Promise.all(
       [...parts].map(async ([lane, indexes]) => {
-        const answered = await (this.lanes[lane] as GroupCommit).submit(
-          indexes.map((i) => items[i] as Interaction),
-          waiting,
-        );
-        answered.forEach((r, k) => (results[indexes[k] as number] = r));
+        try {
+          const answered = await (this.lanes[lane] as GroupCommit).submit(
+            indexes.map((i) => items[i] as Interaction),
+            stillWaiting,
+          );
+          answered.forEach((r, k) => (results[indexes[k] as number] = r));
+        } catch (err) {
+          failure ??= { err };
+        }
       }),
     );
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed) throw failed.reason;
+    if (failure) throw failure.err;
     return results;
   }
 }
@@ -246,16 +279,19 @@ function writeLanesOf(deps: ApiDeps): WriteLanes {
   const graph: Graph = { ...deps.graph, limits: { ...deps.graph.limits, mayCommit: undefined } };
   const rules: ProfileRules = deps.interactions;
   const max = deps.limits.maxInteractionsGroupItems;
+  // Four groups' worth of items wait at most, over all the lanes together.
+  const maxQueuedItems = Math.max(4 * max, MAX_INTERACTIONS);
   const lanes = Array.from(
     { length: deps.limits.interactionWriteLanes },
     () =>
       new GroupCommit(
         (items) => recordInGraph(graph, items, rules),
-        { maxItems: max, maxQueuedItems: Math.max(4 * max, MAX_INTERACTIONS) },
+        { maxItems: max, maxQueuedItems },
         (work) => deps.requests.run({ requestId: `interaction-group-${++groups}` }, work),
       ),
   );
-  const fresh = new WriteLanes(lanes);
+  const fresh = new WriteLanes(lanes, maxQueuedItems);
   writeLanes.set(deps, fresh);
+  deps.metrics.interactionLanes.queued = () => fresh.queuedPerLane();
   return fresh;
 }
