@@ -136,8 +136,16 @@ function routeOf(c: Parameters<MiddlewareHandler>[0]): string {
   );
 }
 
+/**
+ * The per-request line's logger: the line holds only fixed fields (request id, method, route
+ * pattern, status, time), never a body, a path or a header, so the key redaction every other line
+ * goes through (runtime/logger.ts), a fifth of the line's cost on the read path, is left out.
+ */
+const requestLineLogger = (logger: Logger): Logger => logger.child({}, { redact: [] });
+
 /** REST middleware: request id, one log line, the latency histogram. */
 export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
+  const lines = requestLineLogger(deps.logger);
   return async (c, next) => {
     const requestId = requestIdFrom(c.req.header(REQUEST_ID_HEADER));
     const started = performance.now();
@@ -175,7 +183,7 @@ export function observeRequests(deps: ObserveDeps): MiddlewareHandler {
         : status >= 500
           ? 'error'
           : 'info';
-    deps.logger[level](
+    lines[level](
       { requestId, ...(traceId ? { traceId } : {}), method, route, status, ms: Math.round(seconds * 1000) },
       `${method} ${route} ${status}`,
     );
@@ -188,6 +196,7 @@ export function observeUnary<Req, Res>(
   method: string,
   handler: handleUnaryCall<Req, Res>,
 ): handleUnaryCall<Req, Res> {
+  const lines = requestLineLogger(deps.logger);
   return (call, callback) => {
     const requestId = requestIdFrom(call.metadata.get(REQUEST_ID_HEADER)[0]?.toString());
     const started = performance.now();
@@ -214,7 +223,7 @@ export function observeUnary<Req, Res>(
             if (err) span?.setStatus({ code: SpanStatusCode.ERROR, message: code });
             const traceId = span?.spanContext().traceId;
             const level = err?.code === grpcStatus.INTERNAL || err?.code === grpcStatus.UNKNOWN ? 'error' : 'info';
-            deps.logger[level](
+            lines[level](
               { requestId, ...(traceId ? { traceId } : {}), grpcMethod: method, code, ms: Math.round(seconds * 1000) },
               `gRPC ${method} ${code}`,
             );

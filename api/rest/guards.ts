@@ -8,12 +8,16 @@ import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { admit, identify, RateLimitedError } from '../rateLimit';
 
-/** Every answer (problem+json too): no cache keeps it, no browser guesses its type. */
+/**
+ * Every answer (problem+json too): no cache keeps it, no browser guesses its type. Set on the
+ * answer's own headers: `c.header()` after the route has answered makes Hono copy the whole
+ * response (with the Node server, a full web Response and its body stream) on every request.
+ */
 export function noStore(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    c.header('Cache-Control', 'no-store');
-    c.header('X-Content-Type-Options', 'nosniff');
+    c.res.headers.set('Cache-Control', 'no-store');
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
   };
 }
 
