@@ -101,7 +101,7 @@ export async function getCustomerContext(
 const WALLET_ENTRY = `p {.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at,
   is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
 
-const CHECKOUT_CYPHER = `
+export const CHECKOUT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
   OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
   WHERE c.status = 'active' AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)

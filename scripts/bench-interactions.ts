@@ -48,7 +48,7 @@ import { loadConfig, repoRoot, type Config } from '../config/env';
 import { createDriver } from '../graph';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
-import { mulberry32 } from './random';
+import { mulberry32, Zipf } from './random';
 
 const { values } = parseArgs({
   options: {
@@ -95,36 +95,6 @@ if (!(zipfS > 0)) usage('--zipf must be positive');
 if (!(rate >= 0)) usage('--rate must be a number of interactions a second, 0 for no phase D');
 if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go together');
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
-
-// ---- deterministic randomness and the Zipf draw -----------------------------------------
-
-/** Rank k (0-based) drawn with probability ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
-class Zipf {
-  private readonly cdf: Float64Array;
-  constructor(n: number, s: number) {
-    this.cdf = new Float64Array(n);
-    let sum = 0;
-    for (let k = 0; k < n; k++) this.cdf[k] = sum += 1 / (k + 1) ** s;
-  }
-  get total(): number {
-    return this.cdf[this.cdf.length - 1] as number;
-  }
-  /** The share of all draws that fall on the first `k` ranks. */
-  shareOfTop(k: number): number {
-    return k <= 0 ? 0 : (this.cdf[Math.min(k, this.cdf.length) - 1] as number) / this.total;
-  }
-  draw(rand: () => number): number {
-    const u = rand() * this.total;
-    let lo = 0;
-    let hi = this.cdf.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((this.cdf[mid] as number) < u) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-}
 
 // ---- statistics --------------------------------------------------------------------------
 

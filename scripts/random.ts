@@ -11,3 +11,40 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** Rank k (0-based) drawn with probability ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
+export class Zipf {
+  private readonly cdf: Float64Array;
+  constructor(n: number, s: number) {
+    this.cdf = new Float64Array(n);
+    let sum = 0;
+    for (let k = 0; k < n; k++) this.cdf[k] = sum += 1 / (k + 1) ** s;
+  }
+  get total(): number {
+    return this.cdf[this.cdf.length - 1] as number;
+  }
+  /** The share of all draws that fall on the first `k` ranks. */
+  shareOfTop(k: number): number {
+    return k <= 0 ? 0 : (this.cdf[Math.min(k, this.cdf.length) - 1] as number) / this.total;
+  }
+  draw(rand: () => number): number {
+    const u = rand() * this.total;
+    let lo = 0;
+    let hi = this.cdf.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.cdf[mid] as number) < u) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** Fisher–Yates in place with the given generator: the same seed, the same order. */
+export function shuffle<T>(items: T[], rand: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
