@@ -855,11 +855,13 @@ function findOnPath(name: string): string | null {
   return null;
 }
 
+/**
+ * The service's shape comes from the api's gRPC reflection, not from the .proto file: ghz's own proto
+ * parser predates proto3's `optional` fields (persona.proto has some) and refuses the file.
+ */
 function ghzArgs(dataFile: string, authorization: string, clients: number, address: string): string[] {
   return [
     '--insecure',
-    '--proto',
-    PROTO_FILE,
     '--call',
     `${SERVICE_NAME}.GetCustomerContext`,
     '--data-file',
