@@ -63,7 +63,6 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { SignJWT } from 'jose';
 import neo4j, { type Driver } from 'neo4j-driver';
 import { LOADER_OPTIONS, PROTO_FILE, SERVICE_NAME } from '../api/grpc/server';
 import { loadConfig, repoRoot, type Config } from '../config/env';
@@ -71,6 +70,7 @@ import { createDriver } from '../graph';
 import { CHECKOUT_CYPHER, CONTEXT_CYPHER } from '../graph/context';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
+import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
 import { mulberry32, shuffle, Zipf } from './random';
 
 const { values } = parseArgs({
@@ -136,36 +136,8 @@ const readTargets = targetNames.filter((t): t is 'floor' | 'grpc' | 'rest' => t 
 
 // ---- statistics --------------------------------------------------------------------------
 
-interface Latencies {
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  mean: number;
-  max: number;
-}
-
-function summarise(samples: number[]): Latencies {
-  const sorted = Float64Array.from(samples).sort();
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  let sum = 0;
-  for (const x of sorted) sum += x;
-  return {
-    count: sorted.length,
-    p50: at(0.5),
-    p95: at(0.95),
-    p99: at(0.99),
-    mean: sum / sorted.length,
-    max: sorted.at(-1) ?? NaN,
-  };
-}
-
-const tally = (m: Map<string, number>, key: string): void => void m.set(key, (m.get(key) ?? 0) + 1);
 const message = (err: unknown): string =>
   err instanceof Error ? (err.message.split('\n')[0]?.slice(0, 160) ?? err.name) : String(err);
-const f2 = (n: number | undefined): string => (n !== undefined && Number.isFinite(n) ? n.toFixed(2) : '—');
-const f0 = (n: number | undefined): string =>
-  n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—';
 
 // ---- the customers -------------------------------------------------------------------------
 
@@ -312,16 +284,6 @@ function hitRate(before: Map<string, number>, after: Map<string, number>): numbe
   const hits = (after.get(CACHE_HITS) ?? 0) - (before.get(CACHE_HITS) ?? 0);
   const misses = (after.get(CACHE_MISSES) ?? 0) - (before.get(CACHE_MISSES) ?? 0);
   return hits + misses > 0 ? hits / (hits + misses) : null;
-}
-
-async function token(config: Config, scope: string, client: string): Promise<string> {
-  let jwt = new SignJWT({ scope, client_id: client })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuedAt()
-    .setExpirationTime('12h');
-  if (config.PERSONA_JWT_ISSUER) jwt = jwt.setIssuer(config.PERSONA_JWT_ISSUER);
-  if (config.PERSONA_JWT_AUDIENCE) jwt = jwt.setAudience(config.PERSONA_JWT_AUDIENCE);
-  return jwt.sign(new TextEncoder().encode(config.jwtSecret));
 }
 
 // ---- the targets ------------------------------------------------------------------------------
@@ -947,11 +909,11 @@ async function main(): Promise<void> {
   };
 
   const tokens: Tokens = {
-    cerebrum: await token(config, 'context:read', 'cerebrum'),
-    chimera: await token(config, 'context:read', 'chimera'),
-    checkout: await token(config, 'context:read', 'checkout'),
-    interactions: await token(config, 'interactions:write', 'bench-context-ingestion'),
-    writer: await token(config, 'devices:write fraud:report', 'bench-context-writer'),
+    cerebrum: await benchToken(config, 'context:read', 'cerebrum', '12h'),
+    chimera: await benchToken(config, 'context:read', 'chimera', '12h'),
+    checkout: await benchToken(config, 'context:read', 'checkout', '12h'),
+    interactions: await benchToken(config, 'interactions:write', 'bench-context-ingestion', '12h'),
+    writer: await benchToken(config, 'devices:write fraud:report', 'bench-context-writer', '12h'),
   };
 
   // ghz: where its files go, and whether it runs.

@@ -41,13 +41,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { SignJWT } from 'jose';
 import neo4j from 'neo4j-driver';
 import { LOADER_OPTIONS, PROTO_FILE } from '../api/grpc/server';
 import { loadConfig, repoRoot, type Config } from '../config/env';
 import { createDriver } from '../graph';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
+import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
 import { mulberry32, Zipf } from './random';
 
 const { values } = parseArgs({
@@ -97,30 +97,6 @@ if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go tog
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
 // ---- statistics --------------------------------------------------------------------------
-
-interface Latencies {
-  count: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  mean: number;
-  max: number;
-}
-
-function summarise(samples: number[]): Latencies {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-  return {
-    count: sorted.length,
-    p50: at(0.5),
-    p95: at(0.95),
-    p99: at(0.99),
-    mean: sorted.reduce((s, x) => s + x, 0) / sorted.length,
-    max: sorted.at(-1) ?? NaN,
-  };
-}
-
-const tally = (m: Map<string, number>, key: string): void => void m.set(key, (m.get(key) ?? 0) + 1);
 
 interface ReadStats extends Latencies {
   readers: number;
@@ -464,16 +440,6 @@ function selfTimes(file: string, top: number): ProfileSummary {
 
 // ---- the run ------------------------------------------------------------------------------
 
-async function token(config: Config, scope: string, client: string): Promise<string> {
-  let jwt = new SignJWT({ scope, client_id: client })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setIssuedAt()
-    .setExpirationTime('1h');
-  if (config.PERSONA_JWT_ISSUER) jwt = jwt.setIssuer(config.PERSONA_JWT_ISSUER);
-  if (config.PERSONA_JWT_AUDIENCE) jwt = jwt.setAudience(config.PERSONA_JWT_AUDIENCE);
-  return jwt.sign(new TextEncoder().encode(config.jwtSecret));
-}
-
 /** Random active customers with an active payment method, in one read (a random filter over a label scan). */
 async function sample(config: Config): Promise<{ total: number; customers: Sampled[] }> {
   const driver = createDriver(config, { maxConnectionPoolSize: 2 });
@@ -520,9 +486,6 @@ async function waitForFile(file: string, timeoutMs: number): Promise<boolean> {
   return false;
 }
 
-const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '—');
-const f0 = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
-
 async function main(): Promise<void> {
   const config = loadConfig();
   if (config.PERSONA_REPORTING_CURRENCY !== 'USD')
@@ -563,8 +526,8 @@ async function main(): Promise<void> {
     console.log(`bench: started an api process (REST ${restBase}, gRPC ${grpcAddress}, pid ${String(api.child.pid)})`);
   }
 
-  const readToken = await token(config, 'context:read', 'bench-interactions-reader');
-  const writeToken = await token(config, 'interactions:write', 'bench-interactions-sender');
+  const readToken = await benchToken(config, 'context:read', 'bench-interactions-reader', '1h');
+  const writeToken = await benchToken(config, 'interactions:write', 'bench-interactions-sender', '1h');
   const proto = grpc.loadPackageDefinition(
     protoLoader.loadSync(PROTO_FILE, LOADER_OPTIONS),
   ) as unknown as ProtoGrpcType;
