@@ -63,12 +63,35 @@ export class AbandonedWriteError extends Error {
   }
 }
 
+/**
+ * An event as its transaction committed it, handed to `Graph.changes`: what a reader that keeps
+ * copies (the api's read cache) needs to bring them up to date or drop them.
+ */
+export interface CommittedEvent {
+  id: string;
+  type: string;
+  /** null on a device-level event. */
+  customer_id: string | null;
+  /** The event's place in its customer's sequence (null without a customer). */
+  customer_seq: number | null;
+  /** Only on a device-level event. */
+  device_id?: string;
+  /** A device-level event's place in its device's sequence. */
+  device_seq?: number;
+  payload: Record<string, unknown>;
+}
+
 export interface Graph {
   driver: Driver;
   database: string;
   tokens: TokenCipher;
   policy: GraphPolicy;
   limits?: TransactionLimits;
+  /**
+   * Called once a write transaction has committed, before the writer returns, with the events it
+   * appended (those of the attempt that committed, never of a retried one). Must not throw.
+   */
+  changes?: (events: CommittedEvent[]) => void;
 }
 
 /**

@@ -5,9 +5,13 @@ import type { WalletItem as _persona_v1_WalletItem, WalletItem__Output as _perso
 export interface CheckoutOptions {
   'data'?: (_persona_v1_WalletItem)[];
   'trusted_device'?: (boolean);
+  'stale'?: (boolean);
+  'as_of'?: (string);
 }
 
 export interface CheckoutOptions__Output {
   'data'?: (_persona_v1_WalletItem__Output)[];
   'trusted_device'?: (boolean);
+  'stale'?: (boolean);
+  'as_of'?: (string);
 }

@@ -13,6 +13,8 @@ export interface CustomerContext {
   'ltv'?: (string);
   'ltv_currency'?: (string);
   'predicted_ltv'?: (string);
+  'stale'?: (boolean);
+  'as_of'?: (string);
 }
 
 export interface CustomerContext__Output {
@@ -26,4 +28,6 @@ export interface CustomerContext__Output {
   'ltv'?: (string);
   'ltv_currency'?: (string);
   'predicted_ltv'?: (string);
+  'stale'?: (boolean);
+  'as_of'?: (string);
 }

@@ -3,8 +3,10 @@
 
 export interface GetCustomerContextRequest {
   'customer_id'?: (string);
+  'min_version'?: (string);
 }
 
 export interface GetCustomerContextRequest__Output {
   'customer_id'?: (string);
+  'min_version'?: (string);
 }

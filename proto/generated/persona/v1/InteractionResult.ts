@@ -6,6 +6,7 @@ export interface InteractionResult {
   'result'?: (string);
   'field'?: (string);
   'problem'?: (string);
+  'consistency_token'?: (string);
 }
 
 export interface InteractionResult__Output {
@@ -13,4 +14,5 @@ export interface InteractionResult__Output {
   'result'?: (string);
   'field'?: (string);
   'problem'?: (string);
+  'consistency_token'?: (string);
 }

@@ -12,6 +12,7 @@ export interface WalletItem {
   'is_default'?: (boolean);
   'last_used'?: (string);
   'customer_id'?: (string);
+  'consistency_token'?: (string);
 }
 
 export interface WalletItem__Output {
@@ -25,4 +26,5 @@ export interface WalletItem__Output {
   'is_default'?: (boolean);
   'last_used'?: (string);
   'customer_id'?: (string);
+  'consistency_token'?: (string);
 }
