@@ -11,7 +11,10 @@ import { profileRules, type Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
+import { onCommit } from '../graph/graph';
+import { ChangeTailer } from './changeTailer';
 import { createApiMetrics, type ApiMetrics } from './observability';
+import { ReadCache } from './readCache';
 import { RateLimiter } from './rateLimit';
 import { relayGauges } from './services/relay';
 
@@ -55,6 +58,10 @@ export interface ApiDeps {
   events: { feedLagMs: number };
   /** Segment and VIP rules applied when interactions are recorded. */
   interactions: ProfileRules;
+  /** The agents' read cache (context and checkout options), kept current by this process's commits. */
+  readCache: ReadCache;
+  /** Tails the event log for other processes' writes: started by whoever serves (api/main.ts, tests). */
+  changeTailer: ChangeTailer;
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -75,10 +82,20 @@ export function apiDepsFromConfig(
     tracer?: Tracer | undefined;
   },
 ): ApiDeps {
+  const metrics = parts.metrics ?? createApiMetrics({ relay: () => relayGauges(parts.graph) });
+  const { readCache, changeTailer } = readCacheFromConfig(config, parts.graph, parts.logger);
+  metrics.readCache.view = () => ({
+    ...readCache.stats,
+    entries: readCache.size,
+    bytes: readCache.bytes,
+    breaker: readCache.breakerState,
+    tailAgeSeconds: readCache.lastPolledAt === 0 ? Infinity : (Date.now() - readCache.lastPolledAt) / 1000,
+    caughtBySweep: changeTailer.stats.caughtBySweep,
+  });
   return {
     logger: parts.logger,
     requests: parts.requests,
-    metrics: parts.metrics ?? createApiMetrics({ relay: () => relayGauges(parts.graph) }),
+    metrics,
     tracer: parts.tracer,
     readiness: parts.readiness,
     graph: parts.graph,
@@ -106,7 +123,43 @@ export function apiDepsFromConfig(
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
     interactions: profileRules(config),
+    readCache,
+    changeTailer,
   };
+}
+
+/**
+ * The read cache and its tail, from configuration. Every commit made through `graph` (and any copy
+ * of it) reaches the cache before the writer answers; the tail is started by the caller.
+ */
+export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger) {
+  const readCache = new ReadCache(
+    graph,
+    {
+      enabled: config.PERSONA_READ_CACHE === 'on',
+      maxEntries: config.PERSONA_READ_CACHE_MAX_ENTRIES,
+      maxBytes: config.PERSONA_READ_CACHE_MAX_MB * 1024 * 1024,
+      ttlMs: config.PERSONA_READ_CACHE_TTL_MS,
+      freshMs: config.PERSONA_READ_CACHE_FRESH_MS,
+      breakerFailures: config.PERSONA_READ_BREAKER_FAILURES,
+      breakerHalfOpenMs: config.PERSONA_READ_BREAKER_HALF_OPEN_MS,
+    },
+    logger,
+    config.PERSONA_READ_DEADLINE_MS,
+  );
+  onCommit(graph, (events) => readCache.apply(events, 'local'));
+  const changeTailer = new ChangeTailer(
+    graph,
+    readCache,
+    {
+      pollMs: config.PERSONA_READ_CACHE_POLL_MS,
+      overlapMs: config.PERSONA_READ_CACHE_OVERLAP_MS,
+      sweepMs: config.PERSONA_READ_CACHE_SWEEP_MS,
+      lagMs: config.PERSONA_EVENTS_FEED_LAG_MS,
+    },
+    logger,
+  );
+  return { readCache, changeTailer };
 }
 
 export function rateLimiterFromConfig(config: Config): RateLimiter {

@@ -104,8 +104,11 @@ async function main(): Promise<void> {
   const stopWatching = watchReadiness(deps.readiness, (results) => {
     const ready = pathReadiness(READINESS_PATHS, results);
     setStatus('', Object.values(results).every((r) => r === 'ok') ? 'SERVING' : 'NOT_SERVING');
-    setStatus(SERVICE_NAME, ready.read ? 'SERVING' : 'NOT_SERVING');
+    // While its cache can answer (stale), the agents' service stays in rotation: see /readyz/read.
+    const degraded = deps.readCache.settings.enabled && deps.readCache.size > 0;
+    setStatus(SERVICE_NAME, ready.read || degraded ? 'SERVING' : 'NOT_SERVING');
   });
+  if (deps.readCache.settings.enabled) deps.changeTailer.start();
 
   const server = serve(
     { fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT },
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
 
   onShutdown(logger, [
     { name: 'readiness watch', run: async () => stopWatching() },
+    { name: 'read cache tail', run: async () => deps.changeTailer.stop() },
     { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
     {
       name: 'http server',

@@ -27,6 +27,23 @@ export interface ApiMetrics {
   interactionsQueued: Gauge<'lane'>;
   /** Set by api/services/interactions.ts once this api's write lanes exist. */
   interactionLanes: { queued?: () => number[] };
+  /** Set by api/deps.ts: the read cache's figures, read at each scrape. */
+  readCache: { view?: () => ReadCacheView };
+}
+
+/** What the read cache's metrics show (api/readCache.ts, api/changeTailer.ts). */
+export interface ReadCacheView {
+  hits: number;
+  misses: number;
+  stale: number;
+  applied: number;
+  invalidated: { local: number; tail: number };
+  entries: number;
+  bytes: number;
+  breaker: 'closed' | 'open' | 'half-open';
+  /** Seconds since the tail's last successful poll began (Infinity before the first). */
+  tailAgeSeconds: number;
+  caughtBySweep: number;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -52,9 +69,86 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
     return pending;
   };
   const interactionLanes: ApiMetrics['interactionLanes'] = {};
+  const readCache: ApiMetrics['readCache'] = {};
+  // Counters that mirror the cache's own: set to its figure at each scrape.
+  const mirror = (name: string, help: string, value: (v: ReadCacheView) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const view = readCache.view?.();
+        if (!view) return;
+        this.reset();
+        this.inc(value(view));
+      },
+    });
+  mirror('persona_read_cache_hits_total', 'Context and checkout reads answered from the read cache', (v) => v.hits);
+  mirror('persona_read_cache_misses_total', 'Context and checkout reads that went to Neo4j', (v) => v.misses);
+  mirror(
+    'persona_read_cache_stale_answers_total',
+    'Reads answered from the cache marked stale because Neo4j could not answer',
+    (v) => v.stale,
+  );
+  mirror('persona_read_cache_applied_total', 'Events applied to cached customers in place', (v) => v.applied);
+  mirror(
+    'persona_read_cache_sweep_caught_total',
+    'Events the tail found only on its sweep (committed well after being stamped)',
+    (v) => v.caughtBySweep,
+  );
+  new Counter({
+    name: 'persona_read_cache_invalidations_total',
+    help: 'Cached customers dropped by an event, by where the event came from (local commit or the tail)',
+    labelNames: ['source'],
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (!view) return;
+      this.reset();
+      this.inc({ source: 'local' }, view.invalidated.local);
+      this.inc({ source: 'tail' }, view.invalidated.tail);
+    },
+  });
+  new Gauge({
+    name: 'persona_read_cache_entries',
+    help: 'Customers held by the read cache',
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (view) this.set(view.entries);
+    },
+  });
+  new Gauge({
+    name: 'persona_read_cache_bytes',
+    help: 'Estimated memory of the read cache entries',
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (view) this.set(view.bytes);
+    },
+  });
+  new Gauge({
+    name: 'persona_read_cache_tail_age_seconds',
+    help: 'Seconds since the read cache last tailed the event log successfully (hits stop past PERSONA_READ_CACHE_FRESH_MS)',
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (view) this.set(Number.isFinite(view.tailAgeSeconds) ? view.tailAgeSeconds : -1);
+    },
+  });
+  new Gauge({
+    name: 'persona_read_breaker_open',
+    help: 'The read breaker: 0 closed, 1 open (reads fail fast or are served stale), 0.5 half-open (probing)',
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (view) this.set(view.breaker === 'closed' ? 0 : view.breaker === 'open' ? 1 : 0.5);
+    },
+  });
   return {
     registry,
     interactionLanes,
+    readCache,
     interactionsQueued: new Gauge({
       name: 'persona_interactions_queued_items',
       help: 'Interaction items waiting for their write lane (absent until the first batch)',

@@ -128,6 +128,32 @@ export const envSchema = z.object({
   PERSONA_REQUEST_DEADLINE_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
   /** The agents' context and checkout reads answer within this (or the caller's shorter gRPC deadline). */
   PERSONA_READ_DEADLINE_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /**
+   * The agents' read cache (api/readCache.ts): `on` serves context and checkout reads from memory,
+   * kept current by the event log; `off` reads Neo4j every time.
+   */
+  PERSONA_READ_CACHE: z.enum(['on', 'off']).default('on'),
+  /** Most customers the read cache holds (least recently read are dropped first). */
+  PERSONA_READ_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(100_000),
+  /** Most memory the read cache's entries take, in MiB (estimated per entry). */
+  PERSONA_READ_CACHE_MAX_MB: z.coerce.number().int().min(1).default(64),
+  /** A cached customer is read again after this long even without an event (writes that append none). */
+  PERSONA_READ_CACHE_TTL_MS: z.coerce.number().int().min(100).default(300_000),
+  /** How often the read cache tails the event log for other processes' writes. */
+  PERSONA_READ_CACHE_POLL_MS: z.coerce.number().int().min(5).max(600_000).default(50),
+  /** How far back each poll reads again, for an event committed just after a later one. */
+  PERSONA_READ_CACHE_OVERLAP_MS: z.coerce.number().int().min(10).max(10_000).default(300),
+  /** How often the sweep checks the stretch behind the overlap for events committed later still. */
+  PERSONA_READ_CACHE_SWEEP_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+  /**
+   * A hit is served only while the tail's last successful poll began less than this ago: the bound
+   * on how stale a hit can be when the tail cannot keep up (a read goes to Neo4j instead).
+   */
+  PERSONA_READ_CACHE_FRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
+  /** Consecutive failed context or checkout reads that open the read breaker. */
+  PERSONA_READ_BREAKER_FAILURES: z.coerce.number().int().min(1).default(5),
+  /** How long the open read breaker waits before letting one read probe Neo4j. */
+  PERSONA_READ_BREAKER_HALF_OPEN_MS: z.coerce.number().int().min(100).default(2000),
   /** How long `?wait=true` waits for a workflow's result before answering 202. */
   PERSONA_WAIT_TIMEOUT_MS: z.coerce.number().int().min(100).default(30_000),
 

@@ -62,8 +62,9 @@ export const CONTEXT_CYPHER = `
  * Runs one read outside a transaction function: the hot path fails fast (UNAVAILABLE) instead
  * of retrying for seconds when Neo4j is down — an answer that late is no use to an authorisation.
  */
-export async function readOnce(g: Graph, cypher: string, params: Record<string, unknown>) {
-  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
+export async function readOnce(g: Graph, cypher: string, params: Record<string, unknown>, leader = false) {
+  const mode = leader ? neo4j.session.WRITE : neo4j.session.READ;
+  const session = g.driver.session({ database: g.database, defaultAccessMode: mode });
   try {
     return await session.run(cypher, params, g.limits?.hotReadMs ? { timeout: g.limits.hotReadMs } : {});
   } finally {
@@ -131,7 +132,7 @@ export async function getCheckoutOptions(
   const res = await readOnce(g, CHECKOUT_CYPHER, {
     customerId,
     deviceId,
-    currentMonth: now.getUTCFullYear() * 12 + now.getUTCMonth() + 1,
+    currentMonth: monthOf(now),
   });
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
@@ -140,5 +141,123 @@ export async function getCheckoutOptions(
     status: r.get('status') as string,
     data: toPlain(r.get('entries')) as unknown as WalletEntry[],
     trusted_device: trust !== null && trust >= policy.trustThreshold,
+  };
+}
+
+/**
+ * Everything both agent reads are computed from: one customer's state as one read saw it, with
+ * the customer's event sequence read first (so the data is at least as new as `seq`, and an event
+ * numbered above it may or may not be reflected yet). Policy (the trust threshold, VIP, the
+ * expiry month) is applied when an answer is served, so a kept snapshot stays right when the
+ * month turns or the configuration differs.
+ */
+export interface CustomerSnapshot {
+  customer_id: string;
+  /** The customer's event sequence when the read began (0 before its first event). */
+  seq: number;
+  status: string;
+  segment: string;
+  ltvMinor: number;
+  predictedLtvMinor: number | null;
+  /** Every device the customer logged in from, trusted or not, with the device's own sequence. */
+  devices: { device_id: string; fingerprint: string; trust_score: number; seq: number }[];
+  /** The active payment methods, in no particular order. */
+  methods: WalletEntry[];
+}
+
+export const SNAPSHOT_CYPHER = `
+  MATCH (c:Customer {id: $customerId})
+  WITH c, coalesce(c.event_seq, 0) AS seq
+  RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
+    [(c)-[:LOGGED_IN_FROM]->(d:Device) | [d.id, d.fingerprint, d.trust_score, coalesce(d.event_seq, 0)]] AS devices,
+    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods`;
+
+/** One customer's snapshot, from one read (a leader read when `leader`: it has every commit). */
+export async function readCustomerSnapshot(
+  g: Graph,
+  customerId: string,
+  options: { leader?: boolean } = {},
+): Promise<CustomerSnapshot> {
+  const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, options.leader);
+  const r = res.records[0];
+  if (!r) throw new NotFoundError('Customer', customerId);
+  const devices = r.get('devices') as [string, string, number, unknown][];
+  return {
+    customer_id: r.get('customer_id') as string,
+    seq: toNumber(r.get('seq')),
+    status: r.get('status') as string,
+    segment: r.get('segment') as string,
+    ltvMinor: ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency),
+    predictedLtvMinor: predictedLtvMinorFromGraph(r.get('predicted'), g.policy.reportingCurrency),
+    devices: devices.map(([device_id, fingerprint, trust_score, seq]) => ({
+      device_id,
+      fingerprint,
+      trust_score,
+      seq: toNumber(seq),
+    })),
+    methods: toPlain(r.get('methods')) as unknown as WalletEntry[],
+  };
+}
+
+function toNumber(value: unknown): number {
+  return neo4j.isInt(value) ? (value as { toNumber(): number }).toNumber() : Number(value ?? 0);
+}
+
+/** The customer context of a snapshot, under the policy in force now. */
+export function contextFromSnapshot(snap: CustomerSnapshot, policy: ContextPolicy): CustomerContext {
+  const defaultMethod = snap.methods.find((m) => m.is_default);
+  return {
+    customer_id: snap.customer_id,
+    status: snap.status,
+    segment: snap.segment,
+    is_vip: isVip(snap.segment, snap.ltvMinor, snap.predictedLtvMinor, policy),
+    ltv_minor: snap.ltvMinor,
+    predicted_ltv_minor: snap.predictedLtvMinor,
+    trusted_devices: snap.devices
+      .filter((d) => d.trust_score >= policy.trustThreshold)
+      .map(({ device_id, fingerprint, trust_score }) => ({ device_id, fingerprint, trust_score }))
+      .sort((a, b) => b.trust_score - a.trust_score),
+    default_payment_method_id: defaultMethod?.id ?? null,
+    active_payment_methods: snap.methods.map((m) => m.id),
+  };
+}
+
+/** The month count a card's expiry is compared with (a card is valid through its expiry month). */
+export function monthOf(now: Date): number {
+  return now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
+}
+
+const usedAt = (m: WalletEntry): number => (m.last_used === null ? -Infinity : Date.parse(m.last_used));
+
+/**
+ * The checkout options of a snapshot, as CHECKOUT_CYPHER orders them: active, unexpired methods,
+ * the default first, then the most recently used, then the newest; none for a customer who is
+ * not active.
+ */
+export function checkoutFromSnapshot(
+  snap: CustomerSnapshot,
+  deviceId: string | null,
+  policy: Pick<ContextPolicy, 'trustThreshold'>,
+  now = new Date(),
+): CheckoutOptions {
+  const month = monthOf(now);
+  const data =
+    snap.status !== 'active'
+      ? []
+      : snap.methods
+          .filter(
+            (m) => m.expiry_year == null || (m.expiry_month != null && m.expiry_year * 12 + m.expiry_month >= month),
+          )
+          .sort(
+            (a, b) =>
+              Number(b.is_default) - Number(a.is_default) ||
+              usedAt(b) - usedAt(a) ||
+              Date.parse(b.created_at) - Date.parse(a.created_at),
+          );
+  const device = deviceId === null ? undefined : snap.devices.find((d) => d.device_id === deviceId);
+  return {
+    status: snap.status,
+    data,
+    trusted_device: device !== undefined && device.trust_score >= policy.trustThreshold,
   };
 }

@@ -158,3 +158,27 @@ export async function readCustomerList<T>(g: Graph, cypher: string, customerId: 
     return toPlain(record.get(column)) as unknown as T[];
   });
 }
+
+const commitListeners = new WeakMap<Graph, Set<(events: CommittedEvent[]) => void>>();
+
+/**
+ * Adds a listener to the graph's commits (`Graph.changes`), beside any already there: an api
+ * process's read cache, and in tests a second api on the same graph. A copy of the graph made
+ * afterwards (`{...graph, limits}`) reaches the same listeners. Returns its removal.
+ */
+export function onCommit(g: Graph, listener: (events: CommittedEvent[]) => void): () => void {
+  let listeners = commitListeners.get(g);
+  if (!listeners) {
+    const all = new Set<(events: CommittedEvent[]) => void>();
+    const before = g.changes;
+    g.changes = (events) => {
+      before?.(events);
+      for (const l of all) l(events);
+    };
+    commitListeners.set(g, all);
+    listeners = all;
+  }
+  listeners.add(listener);
+  const added = listeners;
+  return () => void added.delete(listener);
+}

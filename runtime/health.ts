@@ -30,6 +30,12 @@ export interface HealthOptions {
    * Unset, everyone does (the worker's port is not public).
    */
   detail?: (c: Context) => Promise<boolean>;
+  /**
+   * Per path, whether it still serves while a check it needs fails (the api's `read` path while
+   * its cache can answer stale): then `/readyz/<path>` answers 200 `degraded`, so a load balancer
+   * keeps the instance (and its cache) in rotation.
+   */
+  degraded?: Record<string, () => boolean>;
 }
 
 /** How long a check may take before it counts as unreachable: a hung dependency is seen within this. */
@@ -120,6 +126,7 @@ export function healthRoutes({
   paths = {},
   timeoutMs = READINESS_TIMEOUT_MS,
   detail = () => Promise.resolve(true),
+  degraded = {},
 }: HealthOptions): Hono {
   const app = new Hono();
   const check = sharedChecks(checks, timeoutMs, 250);
@@ -131,7 +138,15 @@ export function healthRoutes({
     return answer(c, service, results, Object.keys(paths).length > 0 ? { paths: states } : {}, await detail(c));
   });
   for (const [path, needs] of Object.entries(paths)) {
-    app.get(`/readyz/${path}`, async (c) => answer(c, service, await check(needs), { path }, await detail(c)));
+    app.get(`/readyz/${path}`, async (c) => {
+      const results = await check(needs);
+      const failing = Object.keys(results).filter((name) => results[name] !== 'ok');
+      if (failing.length > 0 && degraded[path]?.()) {
+        const show = await detail(c);
+        return c.json({ status: 'degraded', ...(show ? { service, path, checks: results } : {}) });
+      }
+      return answer(c, service, results, { path }, await detail(c));
+    });
   }
   return app;
 }

@@ -29,11 +29,13 @@ import { reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
 import { reportPaymentFailure } from '../services/recovery';
 import {
+  consistencyTokenField,
   deviceTrustSchema,
   fraudOutcomeSchema,
   inactivateSchema,
   issueField,
   MAX_INTERACTIONS,
+  parseConsistencyToken,
   paymentFailureSchema,
 } from '../requests';
 import { toGrpcError } from './errors';
@@ -169,16 +171,27 @@ export function createGrpcServer(
     throw new InvalidInputError(issue ? issueField(issue) : 'body', issue?.message ?? 'invalid');
   }
 
+  /** `min_version`: empty for none, else a consistency token (INVALID_ARGUMENT naming the field). */
+  function minVersionField(value: string | undefined) {
+    if (!value) return null;
+    const parsed = consistencyTokenField.safeParse(value);
+    if (!parsed.success) throw new InvalidInputError('min_version', parsed.error.issues[0]?.message ?? 'invalid');
+    return parseConsistencyToken(parsed.data);
+  }
+
   const handlers: PersonaAgentHandlers = {
     GetCustomerContext: unary(
       { scopes: ['context:read'] },
       () => undefined,
       async (req, _principal, callerBudgetMs) => {
-        const ctx = await customerContext(deps, uuidField(req.customer_id, 'customer_id'), callerBudgetMs);
+        const customerId = uuidField(req.customer_id, 'customer_id');
+        const ctx = await customerContext(deps, customerId, callerBudgetMs, minVersionField(req.min_version));
         return {
           ...ctx,
           default_payment_method_id: ctx.default_payment_method_id ?? '',
           predicted_ltv: ctx.predicted_ltv ?? '',
+          stale: ctx.stale === true,
+          as_of: ctx.as_of ?? '',
         };
       },
     ),
@@ -188,8 +201,19 @@ export function createGrpcServer(
       async (req, _principal, callerBudgetMs) => {
         const deviceId = req.device_id ? uuidField(req.device_id, 'device_id') : null;
         const customerId = uuidField(req.customer_id, 'customer_id');
-        const options = await checkoutOptions(deps, customerId, deviceId, callerBudgetMs);
-        return { data: options.data.map(toWalletItem), trusted_device: options.trusted_device };
+        const options = await checkoutOptions(
+          deps,
+          customerId,
+          deviceId,
+          callerBudgetMs,
+          minVersionField(req.min_version),
+        );
+        return {
+          data: options.data.map(toWalletItem),
+          trusted_device: options.trusted_device,
+          stale: options.stale === true,
+          as_of: options.as_of ?? '',
+        };
       },
     ),
     UpdateDeviceTrustScore: unary(

@@ -67,6 +67,8 @@ export function createApp(deps: ApiDeps) {
       checks: deps.readiness,
       paths: READINESS_PATHS,
       detail: readinessDetail(deps),
+      // Reads of cached customers are answered (stale) while Neo4j is down: keep the replica.
+      degraded: { read: () => deps.readCache.settings.enabled && deps.readCache.size > 0 },
     }),
   );
   app.route(

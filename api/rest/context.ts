@@ -7,10 +7,21 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
-import { deviceTrustSchema, inactivateSchema } from '../requests';
+import { consistencyTokenField, deviceTrustSchema, inactivateSchema, parseConsistencyToken } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
-import { customerContextSchema, walletItemSchema } from './responses';
+import { customerContextSchema, staleFields, walletItemSchema } from './responses';
+
+/** A read that must reflect a write: the token from that write's answer. */
+const consistencyHeaders = z.object({
+  'x-persona-consistency': consistencyTokenField.optional().openapi({
+    description:
+      'The consistency token of a write (its answer’s `x-persona-consistency`): the answer reflects that ' +
+      'write, on any api replica, or is 503; never older.',
+  }),
+});
+
+const minVersion = (token: string | undefined) => (token === undefined ? null : parseConsistencyToken(token));
 
 const idParam = (what: string) =>
   z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });
@@ -27,13 +38,22 @@ export function contextRoutes(deps: ApiDeps) {
       security: bearerSecurity,
       summary: 'Customer context: status, VIP, LTV, trusted devices, default and active methods',
       middleware: [access(deps.authenticate, { scopes: ['context:read'] })] as const,
-      request: { params: customerParams },
+      request: { params: customerParams, headers: consistencyHeaders },
       responses: {
         200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } },
         ...problems(400, 401, 403, 404),
       },
     }),
-    async (c) => c.json(await customerContext(deps, c.req.valid('param').id), 200),
+    async (c) =>
+      c.json(
+        await customerContext(
+          deps,
+          c.req.valid('param').id,
+          undefined,
+          minVersion(c.req.valid('header')['x-persona-consistency']),
+        ),
+        200,
+      ),
   );
 
   app.openapi(
@@ -50,6 +70,7 @@ export function contextRoutes(deps: ApiDeps) {
       request: {
         params: customerParams,
         query: z.object({ deviceId: z.uuid().optional().openapi({ description: 'The device the checkout runs on' }) }),
+        headers: consistencyHeaders,
       },
       responses: {
         200: {
@@ -57,7 +78,7 @@ export function contextRoutes(deps: ApiDeps) {
           content: {
             'application/json': {
               schema: z
-                .object({ data: z.array(walletItemSchema), trusted_device: z.boolean() })
+                .object({ data: z.array(walletItemSchema), trusted_device: z.boolean(), ...staleFields })
                 .openapi('CheckoutOptions'),
             },
           },
@@ -66,7 +87,16 @@ export function contextRoutes(deps: ApiDeps) {
       },
     }),
     async (c) =>
-      c.json(await checkoutOptions(deps, c.req.valid('param').id, c.req.valid('query').deviceId ?? null), 200),
+      c.json(
+        await checkoutOptions(
+          deps,
+          c.req.valid('param').id,
+          c.req.valid('query').deviceId ?? null,
+          undefined,
+          minVersion(c.req.valid('header')['x-persona-consistency']),
+        ),
+        200,
+      ),
   );
 
   app.openapi(

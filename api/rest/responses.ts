@@ -27,6 +27,18 @@ export const predictedLtvField = z
       'the VIP rule uses it',
   });
 
+/** On a context or checkout answer served from the api's cache while Neo4j could not answer. */
+export const staleFields = {
+  stale: z
+    .literal(true)
+    .optional()
+    .openapi({ description: 'Present when Neo4j could not answer in time and this is the api’s cached copy' }),
+  as_of: z
+    .string()
+    .optional()
+    .openapi({ description: 'With `stale`: when the answer was last known to be current (RFC 3339)' }),
+};
+
 export const customerContextSchema = z
   .object({
     customer_id: z.uuid(),
@@ -39,5 +51,6 @@ export const customerContextSchema = z
     trusted_devices: z.array(z.object({ device_id: z.string(), fingerprint: z.string(), trust_score: z.number() })),
     default_payment_method_id: z.string().nullable(),
     active_payment_methods: z.array(z.string()),
+    ...staleFields,
   })
   .openapi('CustomerContext');

@@ -3,11 +3,10 @@
  * trusted device without slowing the read), device trust, payment-method deactivation.
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { getCheckoutOptions, getCustomerContext } from '../../graph/context';
+import { checkoutFromSnapshot, contextFromSnapshot } from '../../graph/context';
 import { updateDeviceTrustScore } from '../../graph/devices';
 import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { fromMinorUnits } from '../../payments/money';
-import { withDeadline } from '../../runtime/dependencies';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import {
   TRUSTED_DEVICE_WORKFLOW_TYPE,
@@ -15,6 +14,7 @@ import {
   type TrustedDeviceInput,
 } from '../../temporal/trustedDevice';
 import type { ApiDeps } from '../deps';
+import type { ConsistencyToken } from '../readCache';
 import { walletItem } from './customers';
 
 /**
@@ -26,19 +26,30 @@ function readBudget(deps: ApiDeps, callerBudgetMs?: number): number {
   return callerBudgetMs !== undefined && callerBudgetMs < own ? Math.max(1, callerBudgetMs) : own;
 }
 
-/** The customer context of the API contract: LTV as an exact decimal in the reporting currency. */
-export async function customerContext(deps: ApiDeps, customerId: string, callerBudgetMs?: number) {
-  const { ltv_minor, predicted_ltv_minor, ...context } = await withDeadline(
-    'neo4j',
-    readBudget(deps, callerBudgetMs),
-    () => getCustomerContext(deps.graph, customerId, deps.policy),
-  );
+/** What a read answered from the cache while Neo4j could not answer adds: `stale` and `as_of`. */
+function staleness(asOf: Date | undefined): { stale?: true; as_of?: string } {
+  return asOf ? { stale: true, as_of: asOf.toISOString() } : {};
+}
+
+/**
+ * The customer context of the API contract: LTV as an exact decimal in the reporting currency.
+ * `minVersion`: a write's consistency token the answer must reflect.
+ */
+export async function customerContext(
+  deps: ApiDeps,
+  customerId: string,
+  callerBudgetMs?: number,
+  minVersion: ConsistencyToken | null = null,
+) {
+  const read = await deps.readCache.read(customerId, readBudget(deps, callerBudgetMs), minVersion);
+  const { ltv_minor, predicted_ltv_minor, ...context } = contextFromSnapshot(read.snapshot, deps.policy);
   const currency = deps.graph.policy.reportingCurrency;
   return {
     ...context,
     ltv: fromMinorUnits(ltv_minor, currency),
     ltv_currency: currency,
     predicted_ltv: predicted_ltv_minor === null ? null : fromMinorUnits(predicted_ltv_minor, currency),
+    ...staleness(read.staleAsOf),
   };
 }
 
@@ -47,18 +58,23 @@ export async function checkoutOptions(
   customerId: string,
   deviceId: string | null,
   callerBudgetMs?: number,
+  minVersion: ConsistencyToken | null = null,
 ) {
-  const options = await withDeadline('neo4j', readBudget(deps, callerBudgetMs), () =>
-    getCheckoutOptions(deps.graph, customerId, deviceId, deps.policy),
-  );
-  if (options.trusted_device && deviceId && options.status === 'active') {
+  const read = await deps.readCache.read(customerId, readBudget(deps, callerBudgetMs), minVersion);
+  const options = checkoutFromSnapshot(read.snapshot, deviceId, deps.policy);
+  // A stale answer is no news for Chimera: only a current one reports the device.
+  if (options.trusted_device && deviceId && options.status === 'active' && !read.staleAsOf) {
     reportTrustedDevice(deps, {
       customer_id: customerId,
       device_id: deviceId,
       seen_on: new Date().toISOString().slice(0, 10),
     });
   }
-  return { data: options.data.map(walletItem), trusted_device: options.trusted_device };
+  return {
+    data: options.data.map(walletItem),
+    trusted_device: options.trusted_device,
+    ...staleness(read.staleAsOf),
+  };
 }
 
 /** Per api instance, the workflow ids it already started (or found started): no second round trip. */

@@ -25,6 +25,8 @@ import { openTestGraph, type TestGraph } from './graph';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
+  /** What the app runs on (its read cache's figures, for one). */
+  deps: ApiDeps;
   graph: TestGraph;
   client: Client;
   /** The request context the harness's client and app share. */
@@ -140,9 +142,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.policy ? { policy: options.policy } : {}),
   };
   const app = createApp(deps);
+  // As in the real api: the read cache hears of other processes' writes through the tail.
+  if (deps.readCache.settings.enabled) deps.changeTailer.start();
 
   return {
     app,
+    deps,
     graph,
     client,
     requests,
@@ -150,6 +155,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     withDeps: (change) => createApp(change(deps)),
     token: (scope, sub, claims) => signToken(graph.config.jwtSecret, scope, sub, '10m', claims),
     close: async () => {
+      deps.changeTailer.stop();
       worker.shutdown();
       await running;
       await nativeConnection.close();

@@ -1,0 +1,346 @@
+/**
+ * The agents' read path from memory: one snapshot per customer (graph/context.ts
+ * CustomerSnapshot), from which both the context and the checkout options are served, kept
+ * current by the graph's own events.
+ *
+ * - A write this process commits reaches the cache before its answer (`Graph.changes`).
+ * - Writes of other processes (the worker, other api replicas) arrive through the change tailer
+ *   (api/changeTailer.ts), which polls the event log every PERSONA_READ_CACHE_POLL_MS.
+ * - A hit is served only while the tailer is current (its last successful poll began less than
+ *   PERSONA_READ_CACHE_FRESH_MS ago) and the entry is younger than PERSONA_READ_CACHE_TTL_MS (the
+ *   backstop for writes that append no event); otherwise the read goes to Neo4j.
+ * - An event the snapshot already reflects (its customer sequence at or below the snapshot's) is
+ *   skipped; the next one in sequence is applied in place when it only moves LTV, segment, the
+ *   prediction or a method's `last_used` (every recorded payment does), or moves nothing the
+ *   snapshot holds; anything else (a status change, a method's, a gap in the sequence) drops the
+ *   entry. A device's trust change reaches every cached customer on the device the same way.
+ * - A fill (one per customer at a time) that an event overtakes is answered but not kept: its read
+ *   may have begun before the event's commit.
+ * - When Neo4j fails or is slower than the read's budget, or the breaker is open, a customer the
+ *   cache holds is answered from it, marked stale with the time it was last known current; any
+ *   other read fails fast with 503 / UNAVAILABLE. A read that names a consistency token the entry
+ *   does not reach goes to Neo4j's leader, and is never answered stale.
+ */
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+import { LRUCache } from 'lru-cache';
+import { readCustomerSnapshot, type CustomerSnapshot } from '../graph/context';
+import type { CommittedEvent, Graph } from '../graph/graph';
+import type { Logger } from '../runtime/logger';
+import { DependencyUnavailableError, unavailableDependency, withDeadline } from '../runtime/dependencies';
+
+/** A write's consistency token, parsed: a customer's event sequence, or a device's. */
+export type ConsistencyToken = { kind: 'c'; seq: number } | { kind: 'd'; deviceId: string; seq: number };
+
+export interface ReadCacheSettings {
+  /** false: every read goes to Neo4j (the breaker and fail-fast still apply). */
+  enabled: boolean;
+  maxEntries: number;
+  maxBytes: number;
+  ttlMs: number;
+  /** A hit is served only while the tailer's last successful poll began less than this ago. */
+  freshMs: number;
+  /** Consecutive failed reads that open the breaker. */
+  breakerFailures: number;
+  /** How long the breaker stays open before one read probes Neo4j again. */
+  breakerHalfOpenMs: number;
+}
+
+/** A tailed or committed event, as much of it as the cache reads. */
+export type CacheEvent = Pick<CommittedEvent, 'type' | 'customer_id' | 'customer_seq' | 'device_id' | 'device_seq'> & {
+  /** Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated). */
+  payload?: Record<string, unknown> | null;
+};
+
+export interface CachedRead {
+  snapshot: CustomerSnapshot;
+  /** Set when Neo4j could not answer and this is the cached copy: when it was last known current. */
+  staleAsOf?: Date;
+}
+
+interface Entry {
+  snap: CustomerSnapshot;
+  /** When the read that filled it began (Date.now()). */
+  filledAt: number;
+}
+
+interface Fill {
+  promise: Promise<CustomerSnapshot>;
+  /** An event about the customer arrived while the read ran: answer it, do not keep it. */
+  overtaken: boolean;
+}
+
+/** Events that change nothing a snapshot holds: in sequence, they only move its number. */
+const NEUTRAL = new Set([
+  'CustomerCreated',
+  'DigitalIdentifierAdded',
+  'AddressAdded',
+  'RelationshipAdded',
+  'PaymentRecoveryFailed',
+  'CustomerNotified',
+  'PossibleMatchFound',
+  'BehavioralProfileRequested',
+  'TrustedDeviceReported',
+  'PaymentMethodUsedOnDevice',
+]);
+
+/** The CustomerProfileUpdated changes applied in place (`to` is absolute); any other drops the entry. */
+const PROFILE_FIELDS = new Set(['ltv', 'ltv_minor', 'segment', 'predicted_ltv', 'predicted_ltv_minor', 'is_vip']);
+
+/** Rough bytes of a snapshot in memory, for the cache's size bound. */
+function sizeOf(snap: CustomerSnapshot): number {
+  return 400 + 200 * snap.devices.length + 520 * snap.methods.length;
+}
+
+export interface ReadCacheStats {
+  hits: number;
+  misses: number;
+  stale: number;
+  /** Entries dropped by events, by where the event came from. */
+  invalidated: { local: number; tail: number };
+  /** Entries updated in place by events. */
+  applied: number;
+}
+
+export class ReadCache {
+  private readonly lru: LRUCache<string, Entry>;
+  /** deviceId → the cached customers who logged in from it. */
+  private readonly byDevice = new Map<string, Set<string>>();
+  private readonly fills = new Map<string, Fill>();
+  private readonly breaker: CircuitBreakerPolicy;
+  /** When the change tailer's last successful poll began (0: never, so no hit is fresh). */
+  private polledAt = 0;
+  readonly stats: ReadCacheStats = { hits: 0, misses: 0, stale: 0, invalidated: { local: 0, tail: 0 }, applied: 0 };
+
+  constructor(
+    private readonly graph: Graph,
+    readonly settings: ReadCacheSettings,
+    private readonly logger: Logger,
+    private readonly fillDeadlineMs: number,
+  ) {
+    this.lru = new LRUCache<string, Entry>({
+      max: Math.max(1, settings.maxEntries),
+      maxSize: Math.max(1, settings.maxBytes),
+      sizeCalculation: (e) => sizeOf(e.snap),
+      dispose: (e, customerId) => this.unindex(customerId, e.snap),
+    });
+    this.breaker = circuitBreaker(
+      handleWhen((err) => unavailableDependency(err) !== undefined),
+      { halfOpenAfter: settings.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) },
+    );
+    this.breaker.onBreak(() => this.logger.warn('read breaker open: Neo4j is failing reads; serving from the cache'));
+    this.breaker.onReset(() => this.logger.info('read breaker closed: Neo4j answers reads again'));
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  /** closed, open (reads fail fast or are served stale) or half-open (one probe is let through). */
+  get breakerState(): 'closed' | 'open' | 'half-open' {
+    const s = this.breaker.state;
+    return s === CircuitState.Closed ? 'closed' : s === CircuitState.HalfOpen ? 'half-open' : 'open';
+  }
+
+  /** The tailer reports each successful poll with the time it began. */
+  polled(startedAt: number): void {
+    if (startedAt > this.polledAt) this.polledAt = startedAt;
+  }
+
+  /** When the tailer last polled successfully (0: never). */
+  get lastPolledAt(): number {
+    return this.polledAt;
+  }
+
+  /** True while hits may be served: the cache is on and its tailer current. */
+  isCurrent(now = Date.now()): boolean {
+    return this.settings.enabled && now - this.polledAt < this.settings.freshMs;
+  }
+
+  /**
+   * One customer's snapshot: from memory when current and at or past `minVersion`, else from
+   * Neo4j (within `budgetMs`), else, when Neo4j cannot answer, the cached copy marked stale.
+   */
+  async read(customerId: string, budgetMs: number, minVersion: ConsistencyToken | null = null): Promise<CachedRead> {
+    const now = Date.now();
+    const entry = this.lru.get(customerId);
+    const reaches = entry !== undefined && this.reaches(entry.snap, minVersion);
+    if (entry && reaches && this.isCurrent(now) && now - entry.filledAt < this.settings.ttlMs) {
+      this.stats.hits++;
+      return { snapshot: entry.snap };
+    }
+    this.stats.misses++;
+    try {
+      return { snapshot: await this.fill(customerId, budgetMs, minVersion !== null && !reaches) };
+    } catch (err) {
+      const unavailable = unavailableDependency(err);
+      if (!unavailable) throw err;
+      // Only a copy that reaches the caller's token may stand in for Neo4j's answer.
+      if (entry && reaches) {
+        this.stats.stale++;
+        return { snapshot: entry.snap, staleAsOf: new Date(Math.max(entry.filledAt, this.polledAt)) };
+      }
+      throw unavailable;
+    }
+  }
+
+  private reaches(snap: CustomerSnapshot, token: ConsistencyToken | null): boolean {
+    if (token === null) return true;
+    if (token.kind === 'c') return snap.seq >= token.seq;
+    const device = snap.devices.find((d) => d.device_id === token.deviceId);
+    return device !== undefined && device.seq >= token.seq;
+  }
+
+  /**
+   * Reads the snapshot from Neo4j: one read per customer at a time (a `leader` read, for a
+   * consistency token the cache does not reach, runs on its own), each caller waiting at most its
+   * own budget, through the breaker.
+   */
+  private fill(customerId: string, budgetMs: number, leader: boolean): Promise<CustomerSnapshot> {
+    const running = leader ? undefined : this.fills.get(customerId);
+    if (running) return withDeadline('neo4j', budgetMs, () => running.promise);
+    const startedAt = Date.now();
+    const fill = { overtaken: false } as Fill;
+    const read = this.breaker
+      .execute(() =>
+        withDeadline('neo4j', Math.max(budgetMs, this.fillDeadlineMs), () =>
+          readCustomerSnapshot(this.graph, customerId, { leader }),
+        ),
+      )
+      .catch((err: unknown) => {
+        if (err instanceof BrokenCircuitError)
+          throw new DependencyUnavailableError('neo4j', 'read breaker open after repeated Neo4j failures', 1);
+        throw err;
+      });
+    fill.promise = read.then(
+      (snap) => {
+        if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
+        if (!fill.overtaken && this.settings.enabled) this.keep(customerId, snap, startedAt);
+        return snap;
+      },
+      (err: unknown) => {
+        if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
+        throw err;
+      },
+    );
+    if (!leader) this.fills.set(customerId, fill);
+    return withDeadline('neo4j', budgetMs, () => fill.promise);
+  }
+
+  private keep(customerId: string, snap: CustomerSnapshot, filledAt: number): void {
+    const known = this.lru.peek(customerId);
+    // A slower fill must not replace what a newer one (or an event) already brought.
+    if (known && known.snap.seq > snap.seq) return;
+    this.lru.set(customerId, { snap, filledAt });
+    if (!this.lru.has(customerId)) return; // larger than the whole cache
+    for (const d of snap.devices) {
+      let customers = this.byDevice.get(d.device_id);
+      if (!customers) this.byDevice.set(d.device_id, (customers = new Set()));
+      customers.add(customerId);
+    }
+  }
+
+  private unindex(customerId: string, snap: CustomerSnapshot): void {
+    for (const d of snap.devices) {
+      const customers = this.byDevice.get(d.device_id);
+      if (!customers) continue;
+      customers.delete(customerId);
+      if (customers.size === 0) this.byDevice.delete(d.device_id);
+    }
+  }
+
+  private drop(customerId: string, source: 'local' | 'tail'): void {
+    if (this.lru.delete(customerId)) this.stats.invalidated[source]++;
+  }
+
+  /** Brings the cache up to date with events (a commit of this process, or tailed ones). */
+  apply(events: readonly CacheEvent[], source: 'local' | 'tail'): void {
+    for (const ev of events) {
+      if (ev.customer_id) this.applyCustomerEvent(ev.customer_id, ev, source);
+      else if (ev.device_id) this.applyDeviceEvent(ev.device_id, ev, source);
+    }
+  }
+
+  private applyCustomerEvent(customerId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
+    const fill = this.fills.get(customerId);
+    if (fill) fill.overtaken = true;
+    const entry = this.lru.peek(customerId);
+    if (!entry) return;
+    const snap = entry.snap;
+    if (ev.customer_seq !== null && ev.customer_seq <= snap.seq) return; // already reflected
+    if (ev.customer_seq === snap.seq + 1) {
+      if (NEUTRAL.has(ev.type) || (ev.type === 'CustomerProfileUpdated' && applyProfile(snap, ev.payload))) {
+        snap.seq = ev.customer_seq;
+        this.stats.applied++;
+        return;
+      }
+    }
+    this.drop(customerId, source);
+  }
+
+  private applyDeviceEvent(deviceId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
+    // A fill in flight may hold the device without the index knowing yet.
+    for (const fill of this.fills.values()) fill.overtaken = true;
+    const customers = this.byDevice.get(deviceId);
+    if (!customers) return;
+    const to = ev.payload?.to;
+    for (const customerId of [...customers]) {
+      const device = this.lru.peek(customerId)?.snap.devices.find((d) => d.device_id === deviceId);
+      if (!device) continue;
+      const seq = ev.device_seq ?? null;
+      if (seq !== null && seq <= device.seq) continue; // already reflected
+      if (ev.type === 'DeviceTrustScoreUpdated' && seq === device.seq + 1 && typeof to === 'number') {
+        device.trust_score = to;
+        device.seq = seq;
+        this.stats.applied++;
+      } else {
+        this.drop(customerId, source);
+      }
+    }
+  }
+
+  /** Forgets everything (a test aid, and what an operator's flush would do). */
+  clear(): void {
+    this.lru.clear();
+    this.byDevice.clear();
+  }
+}
+
+/**
+ * Applies a CustomerProfileUpdated to a snapshot when everything it changes is held there as an
+ * absolute value; false (the entry is then dropped) when it changes anything else.
+ */
+function applyProfile(snap: CustomerSnapshot, payload: Record<string, unknown> | null | undefined): boolean {
+  if (!payload) return false;
+  const changes = (payload.changes ?? {}) as Record<string, { to?: unknown } | undefined>;
+  for (const key of Object.keys(changes)) if (!PROFILE_FIELDS.has(key)) return false;
+  // The major-unit values ride beside the exact minor ones; one without the other is not applied.
+  if ((changes.ltv && !changes.ltv_minor) || (changes.predicted_ltv && !changes.predicted_ltv_minor)) return false;
+  const used = (payload.payment_methods_used ?? []) as { payment_method_id?: unknown; last_used?: unknown }[];
+  if (!Array.isArray(used)) return false;
+  const ltv = changes.ltv_minor?.to;
+  const predicted = changes.predicted_ltv_minor?.to;
+  const segment = changes.segment?.to;
+  if (changes.ltv_minor && typeof ltv !== 'number') return false;
+  if (changes.predicted_ltv_minor && predicted !== null && typeof predicted !== 'number') return false;
+  if (changes.segment && typeof segment !== 'string') return false;
+  if (typeof ltv === 'number') snap.ltvMinor = ltv;
+  if (changes.predicted_ltv_minor) snap.predictedLtvMinor = predicted as number | null;
+  if (typeof segment === 'string') snap.segment = segment;
+  for (const u of used) {
+    const method = snap.methods.find((m) => m.id === u.payment_method_id);
+    // A method the snapshot does not hold is not active: its use changes nothing served.
+    if (method && typeof u.last_used === 'string') method.last_used = u.last_used;
+  }
+  return true;
+}

@@ -1,0 +1,240 @@
+/**
+ * The agents' read cache (api/readCache.ts) against the real services, across processes: an
+ * in-process api (A, the harness, with its own worker), two api processes (B tails the event log
+ * at its defaults; C polls only every 5 minutes, so its cache goes stale on purpose) and a worker
+ * process on B's task queue. Each test proves the cache was in play (hits on /metrics, or an
+ * answer older than the graph), so it fails if the cache were removed or never invalidated.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addPaymentMethod, createCustomer, linkDevice, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
+import { startHarness, type Harness } from '../support/api';
+import { cardInput } from '../support/graph';
+import { metricValue, scrape } from '../support/observability';
+import {
+  startApiProcess,
+  startWorkerProcess,
+  stopProcess,
+  type ApiProcess,
+  type WorkerProcess,
+} from '../support/processes';
+import { until } from '../support/wait';
+
+/**
+ * How stale a cached answer may be after a write of another process (PERSONA_READ_CACHE_FRESH_MS
+ * and the sweep's interval are 1 s; the poll is 50 ms), plus what two busy cores add to a poll.
+ */
+const BOUND_MS = 1000;
+const SLACK_MS = 2000;
+
+let h: Harness;
+let b: ApiProcess;
+let c: ApiProcess;
+let worker: WorkerProcess;
+let agent: string;
+const taskQueue = `read-cache-${randomUUID()}`;
+
+beforeAll(async () => {
+  h = await startHarness();
+  agent = await h.token('context:read devices:write fraud:report customers:write');
+  [b, c, worker] = await Promise.all([
+    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }),
+    startApiProcess({
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      PERSONA_READ_CACHE_POLL_MS: '300000',
+      PERSONA_READ_CACHE_FRESH_MS: '600000',
+    }),
+    startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue }),
+  ]);
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all([b, c, worker].filter(Boolean).map((p) => stopProcess(p)));
+  await h?.close();
+});
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  token: string | null;
+}
+
+/** A request to the in-process api (A) or an api process. */
+async function send(
+  to: Harness | ApiProcess,
+  method: string,
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Answer> {
+  const init = {
+    method,
+    headers: { authorization: `Bearer ${agent}`, 'content-type': 'application/json', ...options.headers },
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  };
+  const res = 'app' in to ? await to.app.request(path, init) : await fetch(`${to.url}${path}`, init);
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    token: res.headers.get('x-persona-consistency'),
+  };
+}
+
+const context = (to: Harness | ApiProcess, id: string, token?: string) =>
+  send(to, 'GET', `/api/v1/customers/${id}/context`, token ? { headers: { 'x-persona-consistency': token } } : {});
+
+const hits = async (p: ApiProcess) => metricValue(await scrape(p.url), 'persona_read_cache_hits_total');
+const caughtBySweep = async (p: ApiProcess) =>
+  metricValue(await scrape(p.url), 'persona_read_cache_sweep_caught_total');
+
+/** An active customer with two active cards (the first the default) and a device at trust 0.5. */
+async function customer(g: Graph = h.graph) {
+  const customerId = randomUUID();
+  await createCustomer(g, { id: customerId, segment: 'Subscriber' });
+  const first = await addPaymentMethod(g, customerId, cardInput());
+  const second = await addPaymentMethod(g, customerId, cardInput());
+  const device = await linkDevice(g, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.5 });
+  return { customerId, cards: [first.id, second.id], deviceId: device.id };
+}
+
+/** Reads until the cache answers (a hit moved the counter), so what follows reads a cached entry. */
+async function warm(p: ApiProcess, id: string): Promise<Answer> {
+  const first = await context(p, id);
+  expect(first.status).toBe(200);
+  await until(async () => {
+    const before = await hits(p);
+    await context(p, id);
+    return (await hits(p)) > before;
+  }, 20_000);
+  return first;
+}
+
+describe('the read cache', () => {
+  it('answers a write through the same api at once, from memory', async () => {
+    const { customerId, cards, deviceId } = await customer();
+    expect((await context(h, customerId)).body.active_payment_methods).toHaveLength(2);
+    // The first fill may be overtaken by the tail bringing the customer's own creation: not kept.
+    await until(async () => {
+      const before = h.deps.readCache.stats.hits;
+      expect((await context(h, customerId)).status).toBe(200);
+      return h.deps.readCache.stats.hits === before + 1;
+    }, 20_000);
+
+    const trust = await send(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.95 } });
+    expect(trust.status).toBe(200);
+    const after = await context(h, customerId);
+    expect(after.body.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.95 }]);
+
+    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[1]}/inactivate`, {
+      body: { reason: 'read-after-write test' },
+    });
+    expect(off.status).toBe(200);
+    expect((await context(h, customerId)).body.active_payment_methods).toEqual([cards[0]]);
+    const checkout = await send(h, 'GET', `/api/v1/customers/${customerId}/checkout-options`);
+    expect((checkout.body.data as { id: string }[]).map((m) => m.id)).toEqual([cards[0]]);
+  });
+
+  it('hears of another api’s write within the bound', async () => {
+    const { customerId, cards } = await customer();
+    await warm(b, customerId);
+    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
+      body: { reason: 'cross-process test' },
+    });
+    expect(off.status).toBe(200);
+    const answered = Date.now();
+    await until(async () => {
+      const methods = (await context(b, customerId)).body.active_payment_methods as string[];
+      return !methods.includes(cards[0] as string);
+    }, BOUND_MS + SLACK_MS);
+    console.log(`api B dropped the inactivated card ${Date.now() - answered} ms after api A answered`);
+  });
+
+  it('never serves a suspension by the worker stale past the bound', async () => {
+    const { customerId, deviceId } = await customer();
+    await warm(b, customerId);
+    // A reader hammers B throughout; each answer is kept with the time its request began.
+    const answers: { at: number; status: string }[] = [];
+    let reading = true;
+    const reader = (async () => {
+      while (reading) {
+        const at = Date.now();
+        const res = await context(b, customerId);
+        if (res.status === 200) answers.push({ at, status: res.body.status as string });
+      }
+    })();
+    const reported = await send(b, 'POST', '/api/v1/fraud-outcomes', {
+      body: {
+        outcome_id: `ato-${randomUUID()}`,
+        outcome: 'account_takeover',
+        customer_id: customerId,
+        device_id: deviceId,
+      },
+    });
+    expect(reported.status).toBe(202);
+    // The moment the test sees the suspension committed (its own read of the graph).
+    let committedBy = 0;
+    await until(async () => {
+      const rows = await h.graph.query('MATCH (c:Customer {id: $id}) RETURN c.status AS s', { id: customerId });
+      committedBy = Date.now();
+      return rows[0]?.s === 'suspended';
+    }, 60_000);
+    await until(async () => answers.some((a) => a.at > committedBy && a.status === 'suspended'), BOUND_MS + SLACK_MS);
+    await sleep(BOUND_MS);
+    reading = false;
+    await reader;
+    const staleLate = answers.filter((a) => a.at > committedBy + BOUND_MS && a.status !== 'suspended');
+    expect(staleLate).toEqual([]);
+    const firstSuspended = answers.find((a) => a.status === 'suspended');
+    console.log(
+      `api B answered suspended ${(firstSuspended?.at ?? NaN) - committedBy} ms after the test saw the commit ` +
+        `(${answers.length} reads)`,
+    );
+    expect(answers.filter((a) => a.at < committedBy - 1000).every((a) => a.status === 'active')).toBe(true);
+  });
+
+  it('catches on its sweep an event committed long after it was stamped', async () => {
+    const { customerId } = await customer();
+    await warm(b, customerId);
+    const caughtBefore = await caughtBySweep(b);
+    // The suspension is stamped, then its transaction waits 3 s (past the poll's overlap) while
+    // other writers' events move the tail on.
+    let busy = true;
+    const others = (async () => {
+      while (busy) await customer();
+    })();
+    await writeTx(h.graph, async (tx) => {
+      await setCustomerStatusTx(tx, customerId, 'suspended', 'CustomerSuspended', { reason: 'late commit test' });
+      await sleep(3000);
+    });
+    const committed = Date.now();
+    busy = false;
+    await others;
+    await until(async () => (await context(b, customerId)).body.status === 'suspended', BOUND_MS + SLACK_MS);
+    console.log(`api B saw the late commit ${Date.now() - committed} ms after it committed`);
+    expect(await caughtBySweep(b)).toBeGreaterThan(caughtBefore);
+  });
+
+  it('honours a write’s consistency token on another api whose cache is behind', async () => {
+    const { customerId, deviceId } = await customer();
+    await warm(c, customerId);
+    const trust = await send(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.97 } });
+    expect(trust.token).toMatch(/^d:/);
+    // C polls every 5 minutes: without the token it still answers from its older copy.
+    const behind = await context(c, customerId);
+    expect(behind.body.trusted_devices).toEqual([]);
+    const caught = await context(c, customerId, trust.token as string);
+    expect(caught.body.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.97 }]);
+
+    const { cards } = { cards: (behind.body.active_payment_methods as string[]).slice() };
+    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
+      body: { reason: 'token test' },
+    });
+    expect(off.token).toMatch(/^c:\d+$/);
+    expect((await context(c, customerId, off.token as string)).body.active_payment_methods).not.toContain(cards[0]);
+    // A token is checked like any field.
+    const bad = await context(c, customerId, 'c:latest');
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('x-persona-consistency');
+  });
+});
