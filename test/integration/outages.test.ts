@@ -4,7 +4,8 @@
  * the api answers 503 problem+json with Retry-After (gRPC: UNAVAILABLE) within its request
  * deadline — never a 500, never after the driver's or the client's own retries — and readiness
  * says which kind of traffic it can take: context reads need only Neo4j, so a Temporal outage
- * keeps them in rotation.
+ * keeps them in rotation. Without Neo4j, the customers in the api's read cache are still answered,
+ * marked stale (api/readCache.ts), and the read path stays in rotation as `degraded`.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,6 +17,7 @@ import { addPaymentMethod, createCustomer, createGraph, migrate } from '../../gr
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { signToken } from '../support/api';
 import { bearer, call, healthClient, healthStatus, personaClient } from '../support/grpc';
+import { metricValue, scrape } from '../support/observability';
 import { privateNeo4j, privateTemporal, type PrivateNeo4j, type PrivateTemporal } from '../support/privateServices';
 import { startApiProcess, stopProcess, type ApiProcess } from '../support/processes';
 import { until } from '../support/wait';
@@ -49,6 +51,8 @@ describe('when Neo4j or Temporal is lost', () => {
   let health: ReturnType<typeof healthClient>;
   let ops: string;
   const customerId = randomUUID();
+  /** A customer no read asks for before Neo4j goes: never in the api's cache. */
+  const uncachedId = randomUUID();
   let paymentMethodId: string;
 
   async function rest(method: string, path: string, body?: unknown): Promise<Answer> {
@@ -129,6 +133,7 @@ describe('when Neo4j or Temporal is lost', () => {
       await migrate(driver, neo4j.env.NEO4J_DATABASE);
       const graph = createGraph(driver, neo4j.env.NEO4J_DATABASE, config.tokenKey);
       await createCustomer(graph, { id: customerId, segment: 'Subscriber' });
+      await createCustomer(graph, { id: uncachedId, segment: 'Subscriber' });
       const card = { type: 'card', token: 'tok_visa', brand: 'visa', last_four: '4242', expiry_month: 12 } as const;
       paymentMethodId = (await addPaymentMethod(graph, customerId, { ...card, expiry_year: 2031 })).id;
     } finally {
@@ -212,21 +217,51 @@ describe('when Neo4j or Temporal is lost', () => {
     180_000,
   );
 
+  /** The api's read breaker, from its metrics: 0 closed, 1 open, 0.5 half-open. */
+  const breaker = async () => metricValue(await scrape(api.url), 'persona_read_breaker_open');
+
+  /** A cached customer's context is answered from the cache, marked stale with a time. */
+  const staleAnswer = (a: Answer): void => {
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect(a.body).toMatchObject({ customer_id: customerId, stale: true, as_of: expect.any(String) });
+    expect(Date.parse(a.body.as_of as string)).toBeLessThanOrEqual(Date.now());
+    expect(a.ms).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
+  };
+
   it(
-    'without Neo4j: reads and writes answer 503 / UNAVAILABLE within their deadlines, both paths ' +
-      'leave rotation, and come back after Neo4j restarts',
+    'without Neo4j: a cached customer is answered stale, any other read and every write 503 within ' +
+      'its deadline; the breaker opens, the read path stays in rotation as degraded, and all is ' +
+      'current again after Neo4j restarts',
     async () => {
+      // The customer is in the api's cache (read just now); `uncachedId` never was.
+      expect((await rest('GET', `/api/v1/customers/${customerId}/context`)).body.stale).toBeUndefined();
       const reads = readsUnderway();
       expect(await neo4j.stop()).toBe('stopped');
       const stoppedAt = Date.now();
 
-      await until(async () => (await rest('GET', '/readyz/read')).status === 503, 10_000);
-      console.log(`read readiness went 503 ${Date.now() - stoppedAt} ms after Neo4j stopped`);
-      expect((await rest('GET', '/readyz/write')).status).toBe(503);
-      await until(async () => (await healthStatus(health, 'persona.v1.PersonaAgent')) === 'NOT_SERVING', 10_000);
-      expect(await healthStatus(health, '')).toBe('NOT_SERVING');
+      await until(async () => (await rest('GET', '/readyz/write')).status === 503, 10_000);
+      console.log(`write readiness went 503 ${Date.now() - stoppedAt} ms after Neo4j stopped`);
+      await until(async () => (await rest('GET', '/readyz/read')).body.status === 'degraded', 10_000);
+      expect((await rest('GET', '/readyz/read')).status).toBe(200);
+      await until(async () => (await healthStatus(health, '')) === 'NOT_SERVING', 10_000);
+      expect(await healthStatus(health, 'persona.v1.PersonaAgent')).toBe('SERVING');
 
-      status503(await rest('GET', `/api/v1/customers/${customerId}/context`), 'neo4j', READ_DEADLINE_MS);
+      staleAnswer(await rest('GET', `/api/v1/customers/${customerId}/context`));
+      const checkout = await rest('GET', `/api/v1/customers/${customerId}/checkout-options`);
+      expect(checkout.body).toMatchObject({ stale: true, data: [{ id: paymentMethodId }] });
+      const t = Date.now();
+      const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
+      expect(context).toMatchObject({ code: status.OK, res: { customer_id: customerId, stale: true } });
+      expect(Date.now() - t).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
+
+      status503(await rest('GET', `/api/v1/customers/${uncachedId}/context`), 'neo4j', READ_DEADLINE_MS);
+      const uncached = await call(grpc, 'GetCustomerContext', { customer_id: uncachedId }, bearer(ops));
+      expect(uncached.code).toBe(status.UNAVAILABLE);
+      // A caller's shorter gRPC deadline is honoured too.
+      const hurried = await call(grpc, 'GetCustomerContext', { customer_id: uncachedId }, bearer(ops), {
+        deadline: Date.now() + 200,
+      });
+      expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(hurried.code);
       status503(await rest('GET', `/api/v1/customers/${customerId}/profile`), 'neo4j', REQUEST_DEADLINE_MS);
       const card = { type: 'card', token: 'tok_mastercard', brand: 'mastercard', last_four: '4444' };
       status503(
@@ -239,25 +274,26 @@ describe('when Neo4j or Temporal is lost', () => {
         REQUEST_DEADLINE_MS,
       );
       status503(await rest('POST', '/api/v1/payment-failures', failure()), 'neo4j', REQUEST_DEADLINE_MS);
-      const t = Date.now();
-      const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
-      expect(context.code).toBe(status.UNAVAILABLE);
-      expect(Date.now() - t).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
-      // A caller's shorter gRPC deadline is honoured too.
-      const hurried = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops), {
-        deadline: Date.now() + 200,
-      });
-      expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(hurried.code);
+      // The reads underway failed one after another: the breaker is open, and a miss fails at once.
+      await until(async () => (await breaker()) === 1, 20_000);
+      const fast = await rest('GET', `/api/v1/customers/${uncachedId}/context`);
+      status503(fast, 'neo4j', READ_DEADLINE_MS);
+      console.log(`with the breaker open, an uncached read answered 503 in ${fast.ms} ms`);
 
       await neo4j.start();
-      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
-      await until(async () => (await healthStatus(health, 'persona.v1.PersonaAgent')) === 'SERVING', 10_000);
-      await until(async () => (await rest('GET', `/api/v1/customers/${customerId}/context`)).status === 200, 30_000);
+      await until(async () => (await rest('GET', '/readyz/read')).body.status === 'ready', 30_000);
+      await until(async () => (await healthStatus(health, '')) === 'SERVING', 10_000);
+      await until(async () => {
+        const a = await rest('GET', `/api/v1/customers/${customerId}/context`);
+        return a.status === 200 && a.body.stale === undefined;
+      }, 30_000);
+      expect((await rest('GET', `/api/v1/customers/${uncachedId}/context`)).status).toBe(200);
+      await until(async () => (await breaker()) === 0, 10_000);
 
       const answers = await reads.stop();
-      expect(answers.some((a) => a.status === 503)).toBe(true);
-      expect(answers.filter((a) => a.status !== 200 && a.status !== 503)).toEqual([]);
-      for (const a of answers.filter((x) => x.status === 503)) status503(a, 'neo4j', READ_DEADLINE_MS);
+      // Every read of the cached customer was answered: current, or stale while Neo4j was away.
+      expect(answers.filter((a) => a.status !== 200)).toEqual([]);
+      expect(answers.some((a) => a.body.stale === true)).toBe(true);
       const errors = api
         .output()
         .split('\n')
@@ -268,15 +304,25 @@ describe('when Neo4j or Temporal is lost', () => {
   );
 
   it(
-    'with Neo4j hung (it takes connections and answers nothing): reads answer 503 within the read ' +
-      'deadline, writes within the request deadline, and all comes back when it wakes',
+    'with Neo4j hung (it takes connections and answers nothing): a cached customer is answered stale, ' +
+      'other reads 503 within the read deadline and then at once (breaker open), writes within the ' +
+      'request deadline, and all comes back when it wakes',
     async () => {
-      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
+      await until(async () => (await rest('GET', '/readyz/read')).body.status === 'ready', 30_000);
+      await until(async () => (await rest('GET', `/api/v1/customers/${customerId}/context`)).status === 200, 30_000);
       neo4j.pause();
       try {
-        status503(await rest('GET', `/api/v1/customers/${customerId}/context`), 'neo4j', READ_DEADLINE_MS);
+        // Reads of customers never cached (new ids: each a miss) wait on Neo4j.
+        // Hits stay current while the tail polled within PERSONA_READ_CACHE_FRESH_MS; then stale.
+        await until(async () => {
+          const a = await rest('GET', `/api/v1/customers/${customerId}/context`);
+          expect(a.status).toBe(200);
+          return a.body.stale === true;
+        }, 20_000);
+        staleAnswer(await rest('GET', `/api/v1/customers/${customerId}/context`));
+        status503(await rest('GET', `/api/v1/customers/${randomUUID()}/context`), 'neo4j', READ_DEADLINE_MS);
         const t = Date.now();
-        const context = await call(grpc, 'GetCustomerContext', { customer_id: customerId }, bearer(ops));
+        const context = await call(grpc, 'GetCustomerContext', { customer_id: randomUUID() }, bearer(ops));
         expect(context.code).toBe(status.UNAVAILABLE);
         expect(Date.now() - t).toBeLessThan(READ_DEADLINE_MS + SLACK_MS);
         // A write waits at most the request deadline (plus the net's margin): whichever notices first.
@@ -284,12 +330,28 @@ describe('when Neo4j or Temporal is lost', () => {
         expect(write.status).toBe(503);
         expect(['neo4j', 'either']).toContain(write.body.dependency);
         expect(write.ms).toBeLessThan(REQUEST_DEADLINE_MS + 500 + SLACK_MS);
-        await until(async () => (await rest('GET', '/readyz/read')).status === 503, 10_000);
+        // Reads that time out one after another open the breaker; then a miss does not wait.
+        await until(async () => {
+          await rest('GET', `/api/v1/customers/${randomUUID()}/context`);
+          return (await breaker()) === 1;
+        }, 60_000);
+        // While it is open (not probing, which one read in every half-open period does), a miss
+        // is refused at once instead of waiting out the read deadline.
+        await until(async () => {
+          const fast = await rest('GET', `/api/v1/customers/${randomUUID()}/context`);
+          status503(fast, 'neo4j', READ_DEADLINE_MS);
+          return fast.ms < READ_DEADLINE_MS / 4;
+        }, 30_000);
+        await until(async () => (await rest('GET', '/readyz/read')).body.status === 'degraded', 10_000);
       } finally {
         neo4j.resume();
       }
-      await until(async () => (await rest('GET', `/api/v1/customers/${customerId}/context`)).status === 200, 60_000);
-      await until(async () => (await rest('GET', '/readyz/read')).status === 200, 30_000);
+      await until(async () => {
+        const a = await rest('GET', `/api/v1/customers/${customerId}/context`);
+        return a.status === 200 && a.body.stale === undefined;
+      }, 60_000);
+      await until(async () => (await rest('GET', '/readyz/read')).body.status === 'ready', 30_000);
+      await until(async () => (await breaker()) === 0, 30_000);
     },
     180_000,
   );
