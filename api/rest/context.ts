@@ -6,10 +6,12 @@
  *   POST /api/v1/payment-methods/{id}/inactivate            Chimera, ops
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { observeCommits } from '../../graph/graph';
+import { answerToken, customerTokenOf, deviceTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { deviceTrustSchema, inactivateSchema } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
-import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { access, bearerSecurity, consistencyHeaders, customerParams, problems, validationHook } from './common';
 import { customerContextSchema, walletItemSchema } from './responses';
 
 const idParam = (what: string) =>
@@ -91,6 +93,7 @@ export function contextRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'The new score',
+          headers: consistencyHeaders,
           content: {
             'application/json': {
               schema: z.object({ device_id: z.string(), trust_score: z.number(), previous_trust_score: z.number() }),
@@ -102,7 +105,10 @@ export function contextRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      return c.json(await setDeviceTrust(deps, c.req.valid('param').id, body.trust_score, body.reason), 200);
+      const { id } = c.req.valid('param');
+      const { result, events } = await observeCommits(() => setDeviceTrust(deps, id, body.trust_score, body.reason));
+      answerToken(c, deviceTokenOf(events, id));
+      return c.json(result, 200);
     },
   );
 
@@ -124,13 +130,19 @@ export function contextRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'The method, now inactive',
+          headers: consistencyHeaders,
           content: { 'application/json': { schema: walletItemSchema.extend({ customer_id: z.string() }) } },
         },
         ...problems(400, 401, 403, 404, 413),
       },
     }),
-    async (c) =>
-      c.json(await markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason), 200),
+    async (c) => {
+      const { result, events } = await observeCommits(() =>
+        markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason),
+      );
+      answerToken(c, customerTokenOf(events, result.customer_id));
+      return c.json(result, 200);
+    },
   );
   return app;
 }
