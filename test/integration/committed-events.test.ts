@@ -165,7 +165,7 @@ describe('Graph.changes', () => {
     expect(history.map((e) => e.device_seq)).toEqual([before + 2, before + 1]);
   });
 
-  it('hears a payment that only moved a method’s last_used: CustomerProfileUpdated with payment_methods_used', async () => {
+  it('hears a payment that only moved last_used: CustomerProfileUpdated with payment_methods_used', async () => {
     const a = await customer();
     const { g, reported } = observed();
     const occurred = new Date(Date.now() - 60_000).toISOString();
