@@ -206,6 +206,21 @@ describe('consistency tokens on write answers', () => {
     });
   }
 
+  it('are described in the OpenAPI document on every write that answers one', async () => {
+    type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: object }> }>> };
+    const doc = (await (await h.app.request('/openapi.json')).json()) as Doc;
+    const header = (path: string, method: string, code: string) =>
+      doc.paths[path]?.[method]?.responses[code]?.headers ?? {};
+    for (const [path, method, code] of [
+      ['/api/v1/devices/{id}/trust-score', 'put', '200'],
+      ['/api/v1/payment-methods/{id}/inactivate', 'post', '200'],
+      ['/api/v1/customers/{id}/profile', 'put', '200'],
+      ['/api/v1/customers/{id}/payment-methods', 'post', '201'],
+      ['/api/v1/customers/{id}/payment-methods/{pmId}', 'delete', '204'],
+    ] as const)
+      expect(header(path, method, code), `${method} ${path}`).toHaveProperty(CONSISTENCY_HEADER);
+  });
+
   it('PUT trust-score answers d:<device>:<device_seq>; the same score again, none', async () => {
     const a = await customer();
     const deviceId = await device(a.customerId);
