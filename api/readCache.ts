@@ -34,9 +34,7 @@ import { readCustomerSnapshot, type CustomerSnapshot } from '../graph/context';
 import type { CommittedEvent, Graph } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
 import { DependencyUnavailableError, unavailableDependency, withDeadline } from '../runtime/dependencies';
-
-/** A write's consistency token, parsed: a customer's event sequence, or a device's. */
-export type ConsistencyToken = { kind: 'c'; seq: number } | { kind: 'd'; deviceId: string; seq: number };
+import type { ConsistencyToken } from './consistency';
 
 export interface ReadCacheSettings {
   /** false: every read goes to Neo4j (the breaker and fail-fast still apply). */

@@ -6,7 +6,7 @@
 import { z } from '@hono/zod-openapi';
 import { PAYMENT_OUTCOMES } from '../graph/interactions';
 import { addressInput, deviceInput, text } from '../graph/model';
-import type { ConsistencyToken } from './readCache';
+import { parseToken, type ConsistencyToken } from './consistency';
 
 export const paymentIdField = z
   .string()
@@ -156,19 +156,18 @@ export const interactionSchema = z
 
 /**
  * A write's consistency token, as a read passes it back (`x-persona-consistency`, `min_version`):
- * `c:<customer event sequence>` or `d:<device id>:<device event sequence>`.
+ * `c:<customer event sequence>` or `d:<device id>:<device event sequence>` (api/consistency.ts).
  */
 export const consistencyTokenField = z
   .string()
-  .regex(
-    /^(c:\d{1,15}|d:[0-9a-fA-F-]{36}:\d{1,15})$/,
+  .refine(
+    (token) => parseToken(token) !== null,
     'must be a consistency token from a write’s answer: c:<seq> or d:<device id>:<seq>',
   );
 
 /** The token a valid `consistencyTokenField` names. */
 export function parseConsistencyToken(token: string): ConsistencyToken {
-  const parts = token.split(':');
-  return parts[0] === 'c'
-    ? { kind: 'c', seq: Number(parts[1]) }
-    : { kind: 'd', deviceId: (parts[1] as string).toLowerCase(), seq: Number(parts[2]) };
+  const parsed = parseToken(token);
+  if (!parsed) throw new Error('not a consistency token (validate with consistencyTokenField first)');
+  return parsed;
 }

@@ -79,6 +79,11 @@ export const EVENT_PAYLOADS = {
       .optional(),
     /** Why, in words, when the change was not asked for directly (recorded interactions). */
     reason: z.string().optional(),
+    /**
+     * Recorded payments only: the payment methods whose `last_used` the succeeded payments moved, and
+     * its value after the change (RFC 3339). The event is written for this alone, `changes` then `{}`.
+     */
+    payment_methods_used: z.array(z.looseObject({ payment_method_id: id, last_used: z.string() })).optional(),
   }),
   DigitalIdentifierAdded: z.looseObject({
     digital_identifier_id: id.optional(),
@@ -214,8 +219,9 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     description:
       'Every event is {id, type, customer_id, occurred_at, customer_seq, payload} (customer_seq: the ' +
       "event's place in its customer's gap-free sequence, null without a customer); this maps each type " +
-      'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set ' +
-      'and customer_seq null. ' +
+      'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set, ' +
+      "customer_seq null and device_seq (its place in its device's gap-free sequence; 0 before devices were " +
+      'numbered). ' +
       'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
       'Generated from graph/eventSchemas.ts by npm run events:schema.',
     type: 'object',

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
 import { payloadProblem, type EventType } from './eventSchemas';
-import { readTx, type Graph } from './graph';
+import { readTx, recordAppended, type CommittedEvent, type Graph } from './graph';
 
 export interface PersonaEvent {
   id: string;
@@ -28,11 +28,17 @@ export interface PersonaEvent {
    * event of no existing customer (none named, or a customer never created).
    */
   customer_seq: number | null;
+  /**
+   * Only on a device-level event: its place in its device's own sequence (1, 2, 3, … with no gap;
+   * 0 on an event from before devices were numbered).
+   */
+  device_seq?: number;
   payload: Record<string, Plain>;
 }
 
 /** The map projection of an Event node every read returns (PersonaEvent, payload still JSON). */
-export const EVENT_PROJECTION = 'e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload}';
+export const EVENT_PROJECTION =
+  'e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload}';
 
 const CYPHER = {
   // occurred_at is the clock when the event is appended, not when its transaction began:
@@ -42,7 +48,7 @@ const CYPHER = {
   // node, so incrementing it takes the customer's write lock (held to commit) and two writers on
   // one customer append one after the other. The SET reads the counter it writes, so Neo4j takes
   // the lock before the read. One group per customer, so a batch is still one statement; a group
-  // without an existing customer gets no number.
+  // without an existing customer gets no number. Each event's number is returned (Graph.changes).
   append: `
     UNWIND $groups AS grp
     OPTIONAL MATCH (c:Customer {id: grp.customerId})
@@ -53,7 +59,8 @@ const CYPHER = {
     WITH grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, payload: ev.payload,
-                     idempotency_key: ev.idempotencyKey})`,
+                     idempotency_key: ev.idempotencyKey})
+    RETURN ev.id AS id, customerSeq`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
     RETURN ${EVENT_PROJECTION} AS event`,
@@ -78,10 +85,15 @@ const CYPHER = {
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
   // A device-level event: no customer, one device (every customer on it reads it through the
-  // device; see listForCustomer).
+  // device; see listForCustomer). device_seq numbers each device's events 1, 2, 3, … from the
+  // counter on the Device node, as customer_seq does from the customer's: its writer holds the
+  // device's lock already (setDeviceTrustTx sets the device first), so no new lock is taken.
   appendForDevice: `
+    OPTIONAL MATCH (d:Device {id: $deviceId})
+    FOREACH (x IN CASE WHEN d IS NULL THEN [] ELSE [d] END | SET x.event_seq = coalesce(x.event_seq, 0) + 1)
     CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
-                     seq: $seq, payload: $payload})`,
+                     seq: $seq, device_seq: d.event_seq, payload: $payload})
+    RETURN e.device_seq AS deviceSeq`,
 } as const;
 
 const appendedInTx = new WeakMap<ManagedTransaction, number>();
@@ -125,6 +137,7 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   const first = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, first + events.length);
   const groups = new Map<string | null, Record<string, unknown>[]>();
+  const appended = new Map<string, CommittedEvent>();
   events.forEach((e, i) => {
     const row = {
       id: randomUUID(),
@@ -134,15 +147,25 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       payload: JSON.stringify(e.payload),
       idempotencyKey: e.idempotencyKey ?? null,
     };
+    // The payload as stored (what a reader of the log gets), not the caller's object.
+    const payload = JSON.parse(row.payload) as Record<string, unknown>;
+    appended.set(row.id, { id: row.id, type: e.type, customer_id: e.customerId, customer_seq: null, payload });
     const group = groups.get(e.customerId);
     if (group) group.push(row);
     else groups.set(e.customerId, [row]);
   });
   // Customers in id order: two batches over the same customers take their locks in one order.
   const ordered = [...groups.entries()].sort(([a], [b]) => ((a ?? '') < (b ?? '') ? -1 : 1));
-  await tx.run(CYPHER.append, {
+  const res = await tx.run(CYPHER.append, {
     groups: ordered.map(([customerId, rows]) => ({ customerId, events: rows })),
   });
+  for (const r of res.records) {
+    const e = appended.get(r.get('id') as string);
+    const seq = r.get('customerSeq') as unknown;
+    if (e) e.customer_seq = seq === null ? null : neo4j.integer.toNumber(seq as number);
+  }
+  // In the order the events were given (each customer's numbered in that order).
+  recordAppended(tx, [...appended.values()]);
 }
 
 /** What a device-level trust change says of why when a fraud outcome caused it. */
@@ -158,13 +181,16 @@ export const FRAUD_SIGNAL_REASON = 'fraud signal';
  * FraudOutcomeApplied keeps the details), wherever it is read — history, export, feed.
  */
 export function eventFromRow(value: unknown): PersonaEvent {
-  const { device_id, ...e } = toPlain(value) as Record<string, Plain>;
+  const { device_id, device_seq, ...e } = toPlain(value) as Record<string, Plain>;
   let payload = JSON.parse(e.payload as string) as Record<string, Plain>;
   if (e.type === 'DeviceTrustScoreUpdated' && 'fraud_outcome_id' in payload) {
     const { fraud_outcome_id: _outcome, ...rest } = payload;
     payload = { ...rest, reason: FRAUD_SIGNAL_REASON };
   }
-  return { ...e, ...(typeof device_id === 'string' ? { device_id } : {}), payload } as PersonaEvent;
+  // A device-level event from before devices were numbered has no device_seq: 0.
+  const device =
+    typeof device_id === 'string' ? { device_id, device_seq: typeof device_seq === 'number' ? device_seq : 0 } : {};
+  return { ...e, ...device, payload } as PersonaEvent;
 }
 
 /** The event written with this idempotency key, inside the caller's transaction. */
@@ -219,5 +245,21 @@ export async function appendDeviceEvent(
   }
   const seq = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, seq + 1);
-  await tx.run(CYPHER.appendForDevice, { id: randomUUID(), type, deviceId, seq, payload: JSON.stringify(payload) });
+  const id = randomUUID();
+  const stored = JSON.stringify(payload);
+  const res = await tx.run(CYPHER.appendForDevice, { id, type, deviceId, seq, payload: stored });
+  const deviceSeq = res.records[0]?.get('deviceSeq') as unknown;
+  recordAppended(tx, [
+    {
+      id,
+      type,
+      customer_id: null,
+      customer_seq: null,
+      device_id: deviceId,
+      ...(deviceSeq === null || deviceSeq === undefined
+        ? {}
+        : { device_seq: neo4j.integer.toNumber(deviceSeq as number) }),
+      payload: JSON.parse(stored) as Record<string, unknown>,
+    },
+  ]);
 }

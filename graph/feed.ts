@@ -24,7 +24,7 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload} AS event,
+const EVENT = `e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
 
 /**
@@ -48,7 +48,8 @@ function history(page: string): string {
         RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
       }
       WITH e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
-      RETURN collect({event: e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload},
+      RETURN collect({event: e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq,
+                                .payload},
                       at: toString(e.occurred_at), seq: e.seq}) AS rows
     }
     RETURN c.id AS customer, rows`;

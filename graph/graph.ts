@@ -15,6 +15,7 @@
  * and a device's trust change reaches its customers through the device. Proven by
  * test/integration/concurrent-writers.test.ts ("one lock order: the customer first").
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
 import { WRITE_TX_TIMEOUT_MS } from '../config/env';
@@ -102,24 +103,69 @@ export interface Graph {
  */
 export { WRITE_TX_TIMEOUT_MS };
 
+/**
+ * The events each transaction attempt appended (graph/events.ts records them here). Keyed by the
+ * attempt's own transaction: the driver gives every retry a new one, so an attempt that failed or
+ * was retried never leaks its events into the one that commits.
+ */
+const appendedBy = new WeakMap<ManagedTransaction, CommittedEvent[]>();
+
+/** Records events appended inside `tx` (graph/events.ts), reported once `tx` commits. */
+export function recordAppended(tx: ManagedTransaction, events: CommittedEvent[]): void {
+  const known = appendedBy.get(tx);
+  if (known) known.push(...events);
+  else appendedBy.set(tx, [...events]);
+}
+
+/** The observers of `observeCommits` in scope, innermost first. */
+const observers = new AsyncLocalStorage<{ events: CommittedEvent[]; outer: unknown }>();
+
+/**
+ * Runs `work` and answers, with its result, the events every write transaction it ran committed (in
+ * commit order): how a writer learns the sequence numbers its answer's consistency token names
+ * (api/consistency.ts). Nested observers each see the events of their own scope.
+ */
+export async function observeCommits<T>(work: () => Promise<T>): Promise<{ result: T; events: CommittedEvent[] }> {
+  const events: CommittedEvent[] = [];
+  const result = await observers.run({ events, outer: observers.getStore() }, work);
+  return { result, events };
+}
+
+/** Hands a committed transaction's events to `g.changes` and to the observers in scope. */
+function reportCommitted(g: Graph, events: CommittedEvent[]): void {
+  if (events.length === 0) return;
+  for (let o = observers.getStore(); o; o = o.outer as typeof o | undefined) o.events.push(...events);
+  try {
+    g.changes?.(events);
+  } catch {
+    // The write has committed: a failing hook must not turn it into an error. Nothing is logged here
+    // (an event's payload may be personal); the hook reports its own failures.
+  }
+}
+
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
+  let committed: CommittedEvent[] = [];
+  let result: T;
   try {
     const timeout = Math.min(g.limits?.transactionMs ?? WRITE_TX_TIMEOUT_MS, WRITE_TX_TIMEOUT_MS);
     const mayCommit = g.limits?.mayCommit;
-    const checked = mayCommit
-      ? async (tx: ManagedTransaction) => {
-          const result = await work(tx);
-          if (!mayCommit()) throw new AbandonedWriteError();
-          return result;
-        }
-      : work;
-    return await session.executeWrite(checked, { timeout });
+    // Each attempt replaces what an earlier one appended: only the attempt that commits is reported
+    // (a commit that fails after the work returned is retried, and its retry replaces it again).
+    const attempt = async (tx: ManagedTransaction) => {
+      const answer = await work(tx);
+      if (mayCommit && !mayCommit()) throw new AbandonedWriteError();
+      committed = appendedBy.get(tx) ?? [];
+      return answer;
+    };
+    result = await session.executeWrite(attempt, { timeout });
   } catch (err) {
     throw mapNeo4jError(err);
   } finally {
     await session.close();
   }
+  reportCommitted(g, committed);
+  return result;
 }
 
 export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {

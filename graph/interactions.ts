@@ -15,8 +15,9 @@
  *
  * Events: what changed state, coalesced per customer and batch — a device newly linked
  * (DeviceLinked), a payment method first used on a device (PaymentMethodUsedOnDevice), an
- * address newly added (AddressAdded), and one CustomerProfileUpdated for LTV, segment and VIP.
- * A payment itself is not copied into the log.
+ * address newly added (AddressAdded), and one CustomerProfileUpdated for LTV, segment, VIP and
+ * the payment methods' `last_used` (`payment_methods_used`, written even when nothing else
+ * changed). A payment itself is not copied into the log.
  */
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
@@ -24,6 +25,7 @@ import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money'
 import { isVip, type ContextPolicy } from './context';
 import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE } from './devices';
+import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
 import { writeTx, type Graph } from './graph';
 
@@ -114,16 +116,20 @@ const CYPHER = {
     SET c.segment = CASE WHEN c.segment = 'New' AND c.succeeded_payments >= $subscriberAfter
                          THEN 'Subscriber' ELSE c.segment END
     WITH c, row, ltvBefore, segmentBefore
+    // The methods whose last_used moved, with its value after the SET (the event says where to).
     CALL (c, row) {
       UNWIND row.uses AS u
       MATCH (c)-[r:HAS_PAYMENT_METHOD]->(:PaymentMethod {id: u.paymentMethodId})
+      WITH u, r, r.last_used AS lastBefore
       SET r.last_used = CASE WHEN r.last_used IS NULL OR r.last_used < datetime(u.last)
                              THEN datetime(u.last) ELSE r.last_used END,
           r.first_used = CASE WHEN r.first_used IS NULL OR r.first_used > datetime(u.first)
                               THEN datetime(u.first) ELSE r.first_used END
+      RETURN collect(CASE WHEN lastBefore IS NULL OR lastBefore <> r.last_used
+                          THEN {paymentMethodId: u.paymentMethodId, lastUsed: r.last_used} END) AS used
     }
     RETURN c.id AS id, ltvBefore, c.ltv AS ltvAfter, segmentBefore, c.segment AS segmentAfter,
-           c.succeeded_payments AS succeededPayments, c.predicted_ltv AS predicted`,
+           c.succeeded_payments AS succeededPayments, c.predicted_ltv AS predicted, used`,
   // The latest prediction by occurred_at wins, whatever order the feedback arrives in.
   feedback: `
     UNWIND $rows AS f
@@ -321,12 +327,17 @@ async function apply(
   if (recorded.length === 0) return;
   const events: NewEvent[] = [];
   /** Per customer, what changed on its profile and why: one CustomerProfileUpdated each. */
-  type ProfileChange = { changes: Record<string, { from: unknown; to: unknown }>; why: string[] };
+  type ProfileChange = {
+    changes: Record<string, { from: unknown; to: unknown }>;
+    why: string[];
+    /** The methods whose last_used a succeeded payment moved, and where to (RFC 3339). */
+    used: { payment_method_id: string; last_used: string }[];
+  };
   const profile = new Map<string, ProfileChange>();
   const profileOf = (id: string): ProfileChange => {
     const known = profile.get(id);
     if (known) return known;
-    const fresh: ProfileChange = { changes: {}, why: [] };
+    const fresh: ProfileChange = { changes: {}, why: [], used: [] };
     profile.set(id, fresh);
     return fresh;
   };
@@ -393,10 +404,14 @@ async function apply(
       const segmentTo = r.get('segmentAfter') as string;
       const predicted = predictedLtvMinorFromGraph(r.get('predicted'), currency);
       vipInputs(id, { segment: segmentFrom, ltv: from, predicted }, { segment: segmentTo, ltv: to, predicted });
-      const { changes, why } = profileOf(id);
-      if (from !== to) {
-        changes.ltv_minor = { from, to };
-        changes.ltv = { from: ltvFields(from, currency).ltv, to: ltvFields(to, currency).ltv };
+      const { changes, why, used } = profileOf(id);
+      for (const u of toPlain(r.get('used')) as unknown as { paymentMethodId: string; lastUsed: string }[])
+        used.push({ payment_method_id: u.paymentMethodId, last_used: u.lastUsed });
+      if (from !== to || used.length > 0) {
+        if (from !== to) {
+          changes.ltv_minor = { from, to };
+          changes.ltv = { from: ltvFields(from, currency).ltv, to: ltvFields(to, currency).ltv };
+        }
         why.push(
           [
             row.succeeded > 0 ? `${row.succeeded} succeeded payment${row.succeeded === 1 ? '' : 's'}` : '',
@@ -460,14 +475,16 @@ async function apply(
           : 'lifetime value or predicted lifetime value';
     why.push(vipTo ? `${basis} reached the VIP threshold` : `${basis} fell below the VIP threshold`);
   }
-  for (const [id, { changes, why }] of byKey(profile))
-    if (Object.keys(changes).length > 0)
+  // A moved last_used alone is a change too (it orders the checkout): never silent.
+  for (const [id, { changes, why, used }] of byKey(profile))
+    if (Object.keys(changes).length > 0 || used.length > 0)
       events.push({
         type: 'CustomerProfileUpdated',
         customerId: id,
         payload: {
           changes,
           ...(changes.ltv_minor || changes.predicted_ltv_minor ? { ltv_currency: currency } : {}),
+          ...(used.length > 0 ? { payment_methods_used: used } : {}),
           reason: why.join('; '),
         },
       });

@@ -89,7 +89,8 @@ const CYPHER = {
   parked: `
     MATCH (:RelayCheckpoint {id: $id})-[k:PARKED]->(e:Event)
     WHERE $eventId IS NULL OR e.id = $eventId
-    RETURN e {.id, .type, .customer_id, .device_id, .occurred_at, .customer_seq, .payload} AS event, k.error AS error,
+    RETURN e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload} AS event,
+           k.error AS error,
            k.attempts AS attempts, toString(k.parked_at) AS parked_at
     ORDER BY e.occurred_at, e.seq, e.id
     LIMIT $limit`,

@@ -16,8 +16,10 @@ import type { ProtoGrpcType } from '../../proto/generated/persona';
 import type { PersonaAgentHandlers } from '../../proto/generated/persona/v1/PersonaAgent';
 import type { WalletItem } from '../../proto/generated/persona/v1/WalletItem';
 import { InvalidInputError } from '../../graph/errors';
+import { observeCommits } from '../../graph/graph';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
 import { authorize, type AccessRule, type Principal } from '../auth';
+import { customerTokenOf, deviceTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { requestBudgetMs, withinBudget } from '../deadlines';
 import { admit, identify } from '../rateLimit';
@@ -227,7 +229,10 @@ export function createGrpcServer(
           trust_score: Number(req.trust_score),
           ...(req.reason ? { reason: req.reason } : {}),
         });
-        return setDeviceTrust(deps, deviceId, body.trust_score, body.reason);
+        const { result, events } = await observeCommits(() =>
+          setDeviceTrust(deps, deviceId, body.trust_score, body.reason),
+        );
+        return { ...result, consistency_token: deviceTokenOf(events, deviceId) ?? '' };
       },
     ),
     MarkPaymentMethodInactive: unary(
@@ -237,7 +242,8 @@ export function createGrpcServer(
         const paymentMethodId = uuidField(req.payment_method_id, 'payment_method_id');
         if (!(req.reason ?? '').trim()) throw new InvalidInputError('reason', 'required');
         const { reason } = parse(inactivateSchema, { reason: req.reason });
-        return toWalletItem(await markPaymentMethodInactive(deps, paymentMethodId, reason));
+        const { result, events } = await observeCommits(() => markPaymentMethodInactive(deps, paymentMethodId, reason));
+        return { ...toWalletItem(result), consistency_token: customerTokenOf(events, result.customer_id) ?? '' };
       },
     ),
     OnboardCustomer: unary(
@@ -304,6 +310,7 @@ export function createGrpcServer(
             result: a.result,
             field: a.result === 'invalid' ? a.field : '',
             problem: a.result === 'invalid' ? a.problem : '',
+            consistency_token: a.result === 'recorded' ? (a.consistency_token ?? '') : '',
           })),
         };
       },

@@ -52,6 +52,20 @@ export function problems(...named: (keyof typeof PROBLEM_TEXT)[]) {
   );
 }
 
+/**
+ * The OpenAPI response headers of a write that answers synchronously: its consistency token
+ * (api/consistency.ts), absent when the write changed nothing.
+ */
+export const consistencyHeaders = {
+  'x-persona-consistency': {
+    description:
+      'A consistency token (`c:<customer_seq>`, or `d:<device_id>:<device_seq>` for a device trust write): ' +
+      'the write’s place in its customer’s (device’s) event sequence. Absent when the write changed nothing. ' +
+      'docs/api.md',
+    schema: { type: 'string' as const },
+  },
+};
+
 export const customerParams = z.object({
   id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: 'Customer id (UUID)' }),
 });

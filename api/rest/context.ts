@@ -6,14 +6,16 @@
  *   POST /api/v1/payment-methods/{id}/inactivate            Chimera, ops
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { observeCommits } from '../../graph/graph';
+import { answerToken, customerTokenOf, deviceTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { consistencyTokenField, deviceTrustSchema, inactivateSchema, parseConsistencyToken } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
-import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { access, bearerSecurity, consistencyHeaders, customerParams, problems, validationHook } from './common';
 import { customerContextSchema, staleFields, walletItemSchema } from './responses';
 
 /** A read that must reflect a write: the token from that write's answer. */
-const consistencyHeaders = z.object({
+const consistencyRequestHeaders = z.object({
   'x-persona-consistency': consistencyTokenField.optional().openapi({
     description:
       'The consistency token of a write (its answer’s `x-persona-consistency`): the answer reflects that ' +
@@ -38,7 +40,7 @@ export function contextRoutes(deps: ApiDeps) {
       security: bearerSecurity,
       summary: 'Customer context: status, VIP, LTV, trusted devices, default and active methods',
       middleware: [access(deps.authenticate, { scopes: ['context:read'] })] as const,
-      request: { params: customerParams, headers: consistencyHeaders },
+      request: { params: customerParams, headers: consistencyRequestHeaders },
       responses: {
         200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } },
         ...problems(400, 401, 403, 404),
@@ -70,7 +72,7 @@ export function contextRoutes(deps: ApiDeps) {
       request: {
         params: customerParams,
         query: z.object({ deviceId: z.uuid().optional().openapi({ description: 'The device the checkout runs on' }) }),
-        headers: consistencyHeaders,
+        headers: consistencyRequestHeaders,
       },
       responses: {
         200: {
@@ -121,6 +123,7 @@ export function contextRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'The new score',
+          headers: consistencyHeaders,
           content: {
             'application/json': {
               schema: z.object({ device_id: z.string(), trust_score: z.number(), previous_trust_score: z.number() }),
@@ -132,7 +135,10 @@ export function contextRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const body = c.req.valid('json');
-      return c.json(await setDeviceTrust(deps, c.req.valid('param').id, body.trust_score, body.reason), 200);
+      const { id } = c.req.valid('param');
+      const { result, events } = await observeCommits(() => setDeviceTrust(deps, id, body.trust_score, body.reason));
+      answerToken(c, deviceTokenOf(events, id));
+      return c.json(result, 200);
     },
   );
 
@@ -154,13 +160,19 @@ export function contextRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'The method, now inactive',
+          headers: consistencyHeaders,
           content: { 'application/json': { schema: walletItemSchema.extend({ customer_id: z.string() }) } },
         },
         ...problems(400, 401, 403, 404, 413),
       },
     }),
-    async (c) =>
-      c.json(await markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason), 200),
+    async (c) => {
+      const { result, events } = await observeCommits(() =>
+        markPaymentMethodInactive(deps, c.req.valid('param').id, c.req.valid('json').reason),
+      );
+      answerToken(c, customerTokenOf(events, result.customer_id));
+      return c.json(result, 200);
+    },
   );
   return app;
 }

@@ -7,6 +7,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
 import { decimalAmount } from '../../graph/onboarding';
+import { observeCommits } from '../../graph/graph';
+import { answerToken, customerTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { predictedLtvField, walletItemSchema } from './responses';
 import {
@@ -17,7 +19,15 @@ import {
   removeFromWallet,
   updateProfile,
 } from '../services/customers';
-import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
+import {
+  access,
+  bearerSecurity,
+  consistencyHeaders,
+  customerParams,
+  problems,
+  reasonHeaders,
+  validationHook,
+} from './common';
 
 const WALLET_WRITE_NOTE =
   'A suspended customer’s own token is refused (403 naming the status); the platform and ops give ' +
@@ -113,11 +123,20 @@ export function customerRoutes(deps: ApiDeps) {
         body: { required: true, content: { 'application/json': { schema: profileUpdate } } },
       },
       responses: {
-        200: { description: 'The updated profile', content: { 'application/json': { schema: profile } } },
+        200: {
+          description: 'The updated profile',
+          headers: consistencyHeaders,
+          content: { 'application/json': { schema: profile } },
+        },
         ...problems(400, 401, 403, 404, 413),
       },
     }),
-    async (c) => c.json(await updateProfile(g, c.req.valid('param').id, c.req.valid('json')), 200),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const { result, events } = await observeCommits(() => updateProfile(g, id, c.req.valid('json')));
+      answerToken(c, customerTokenOf(events, id));
+      return c.json(result, 200);
+    },
   );
 
   app.openapi(
@@ -150,18 +169,25 @@ export function customerRoutes(deps: ApiDeps) {
         body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } },
       },
       responses: {
-        201: { description: 'The new wallet item', content: { 'application/json': { schema: walletItem } } },
+        201: {
+          description: 'The new wallet item',
+          headers: consistencyHeaders,
+          content: { 'application/json': { schema: walletItem } },
+        },
         ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
-    async (c) =>
-      c.json(
-        await addToWallet(deps, c.req.valid('param').id, c.req.valid('json'), {
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const { result, events } = await observeCommits(() =>
+        addToWallet(deps, id, c.req.valid('json'), {
           principal: c.get('principal'),
           reason: c.req.valid('header')['persona-reason'],
         }),
-        201,
-      ),
+      );
+      answerToken(c, customerTokenOf(events, id));
+      return c.json(result, 201);
+    },
   );
 
   app.openapi(
@@ -173,14 +199,20 @@ export function customerRoutes(deps: ApiDeps) {
       description: WALLET_WRITE_NOTE,
       middleware: [write] as const,
       request: { params: walletParams, headers: reasonHeaders },
-      responses: { 204: { description: 'Removed' }, ...problems(400, 401, 403, 404, 409) },
+      responses: {
+        204: { description: 'Removed', headers: consistencyHeaders },
+        ...problems(400, 401, 403, 404, 409),
+      },
     }),
     async (c) => {
       const { id, pmId } = c.req.valid('param');
-      await removeFromWallet(deps, id, pmId, {
-        principal: c.get('principal'),
-        reason: c.req.valid('header')['persona-reason'],
-      });
+      const { events } = await observeCommits(() =>
+        removeFromWallet(deps, id, pmId, {
+          principal: c.get('principal'),
+          reason: c.req.valid('header')['persona-reason'],
+        }),
+      );
+      answerToken(c, customerTokenOf(events, id));
       return c.body(null, 204);
     },
   );

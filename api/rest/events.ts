@@ -44,6 +44,15 @@ const eventSchema = z
           'Only on a device-level event (DeviceTrustScoreUpdated): the device, shared by any number of ' +
           'customers; join by device (DeviceLinked) to see whom it concerns. docs/events.md',
       }),
+    device_seq: z
+      .number()
+      .int()
+      .optional()
+      .openapi({
+        description:
+          'Only on a device-level event: its place in its device’s own sequence (1, 2, 3, … without gaps; ' +
+          '0 on an event from before devices were numbered)',
+      }),
     occurred_at: z.string(),
     customer_seq: customerSeq,
     payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),

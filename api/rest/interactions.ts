@@ -37,6 +37,14 @@ const answer = z
           result: z.enum(['recorded', 'duplicate', 'invalid']),
           field: z.string().optional().openapi({ description: 'For `invalid`: the field, e.g. `data[3].amount`' }),
           problem: z.string().optional().openapi({ description: 'For `invalid`: what is wrong with it' }),
+          consistency_token: z
+            .string()
+            .optional()
+            .openapi({
+              description:
+                'For `recorded`: the consistency token of its customer’s write (`c:<customer_seq>`), for a read’s ' +
+                '`x-persona-consistency`; absent when nothing about the customer changed. docs/api.md',
+            }),
         })
         .openapi('InteractionResult'),
     ),

@@ -14,7 +14,7 @@ import {
   type TrustedDeviceInput,
 } from '../../temporal/trustedDevice';
 import type { ApiDeps } from '../deps';
-import type { ConsistencyToken } from '../readCache';
+import type { ConsistencyToken } from '../consistency';
 import { walletItem } from './customers';
 
 /**

@@ -63,15 +63,19 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   CustomerCreated: (p) => `Profile created (segment ${str(p.segment)})`,
   CustomerOnboarded: (p) =>
     p.outcome === 'matched' ? 'Signed up again and was recognised as this customer' : 'Signed up',
-  CustomerProfileUpdated: (p) =>
-    `Profile updated: ${Object.entries((p.changes ?? {}) as Record<string, { from: unknown; to: unknown }>)
+  CustomerProfileUpdated: (p) => {
+    const changed = Object.entries((p.changes ?? {}) as Record<string, { from: unknown; to: unknown }>)
       .filter(([field]) => !(MONEY_FIELDS[`${field}_minor`] && p.ltv_currency))
       .map(([field, c]) =>
         MONEY_FIELDS[field] && typeof p.ltv_currency === 'string'
           ? `${MONEY_FIELDS[field]} ${amount(c.from, p.ltv_currency)} → ${amount(c.to, p.ltv_currency)}`
           : `${words(field)} ${str(c.from)} → ${str(c.to)}`,
-      )
-      .join(', ')}${because(p)}`,
+      );
+    // A payment that only moved a method's last use (payment_methods_used) changes no field.
+    const used = Array.isArray(p.payment_methods_used) ? p.payment_methods_used.length : 0;
+    if (used > 0) changed.push(`${used === 1 ? 'a payment method' : `${used} payment methods`} used`);
+    return `Profile updated: ${changed.join(', ')}${because(p)}`;
+  },
   DigitalIdentifierAdded: (p) =>
     `${p.type === 'email' ? 'Email address' : 'Phone number'} added${p.is_verified ? ' (verified)' : ''}`,
   PaymentMethodAdded: (p) => `Payment method added: ${card(p)}${p.is_default ? ' — now the default' : ''}`,

@@ -4,21 +4,30 @@
  * valid ones are recorded in one transaction (graph/interactions.ts). The answer lists every
  * item's result in order; an invalid item names its field as `data[<index>].<field>`.
  */
-import type { Graph } from '../../graph/graph';
+import { observeCommits, type Graph } from '../../graph/graph';
 import {
   recordInteractions as recordInGraph,
   type Interaction,
   type InteractionResult,
   type ProfileRules,
 } from '../../graph/interactions';
+import { customerSeqs, formatCustomerToken } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { AsyncResource } from 'node:async_hooks';
 import { DependencyUnavailableError, unavailableDependency } from '../../runtime/dependencies';
 import type { Principal } from '../auth';
 import { interactionSchema, issueField, MAX_INTERACTIONS, RESERVED_INTERACTION_PREFIX } from '../requests';
 
+/**
+ * An item's result as the group commit answers it: a recorded item carries the consistency token of
+ * its customer's write (api/consistency.ts) when the transaction that recorded it committed events of
+ * that customer.
+ */
+export type LaneResult = InteractionResult & { consistency_token?: string };
+
 export type InteractionAnswer =
-  | { id: string | null; result: 'recorded' | 'duplicate' }
+  | { id: string | null; result: 'recorded'; consistency_token?: string }
+  | { id: string | null; result: 'duplicate' }
   | { id: string | null; result: 'invalid'; field: string; problem: string };
 
 /** The item's own `id` when it has a usable one (an invalid item may not). */
@@ -86,7 +95,9 @@ export async function recordInteractions(
       answers[index] =
         r.result === 'invalid'
           ? { id: item.id, result: 'invalid', field: `data[${index}].${r.field}`, problem: r.problem }
-          : { id: item.id, result: r.result };
+          : r.result === 'recorded' && r.consistency_token !== undefined
+            ? { id: item.id, result: 'recorded', consistency_token: r.consistency_token }
+            : { id: item.id, result: r.result };
     });
   }
   return { data: answers as InteractionAnswer[] };
@@ -116,14 +127,14 @@ export class GroupCommit {
     items: Interaction[];
     /** False once the caller has been answered without this batch. */
     waiting: () => boolean;
-    resolve: (results: InteractionResult[]) => void;
+    resolve: (results: LaneResult[]) => void;
     reject: (err: unknown) => void;
   }[] = [];
   private queued = 0;
   private writing = false;
 
   constructor(
-    private readonly write: (items: Interaction[]) => Promise<InteractionResult[]>,
+    private readonly write: (items: Interaction[]) => Promise<LaneResult[]>,
     private readonly limits: { maxItems: number; maxQueuedItems: number },
     /** Runs the writer outside the scope of the request that happens to start it. */
     private readonly detached: (work: () => Promise<void>) => Promise<void> = (work) => work(),
@@ -135,7 +146,7 @@ export class GroupCommit {
   }
 
   /** `waiting` says whether the caller still waits (checked before the batch's turn). */
-  submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
+  submit(items: Interaction[], waiting: () => boolean = () => true): Promise<LaneResult[]> {
     if (this.queued > 0 && this.queued + items.length > this.limits.maxQueuedItems)
       return Promise.reject(
         new DependencyUnavailableError('neo4j', `${this.queued} interactions already wait to be written`),
@@ -231,7 +242,7 @@ export class WriteLanes {
     return this.lanes.map((lane) => lane.queuedItems);
   }
 
-  async submit(items: Interaction[], waiting: () => boolean = () => true): Promise<InteractionResult[]> {
+  async submit(items: Interaction[], waiting: () => boolean = () => true): Promise<LaneResult[]> {
     const queued = this.queuedItems;
     if (queued > 0 && queued + items.length > this.maxQueuedItems)
       throw new DependencyUnavailableError('neo4j', `${queued} interactions already wait to be written`);
@@ -244,7 +255,7 @@ export class WriteLanes {
       if (part) part.push(i);
       else parts.set(lane, [i]);
     });
-    const results: InteractionResult[] = new Array<InteractionResult>(items.length);
+    const results: LaneResult[] = new Array<LaneResult>(items.length);
     // The first failure in time is the answer; a part still waiting for its turn is then dropped (its
     // caller gets that failure anyway), one being written finishes (the retry answers it `duplicate`).
     let failure: { err: unknown } | undefined;
@@ -268,6 +279,20 @@ export class WriteLanes {
   }
 }
 
+/**
+ * Records a group and gives each recorded item the token of its customer's write: the highest
+ * customer_seq the group's transaction committed for that customer (the group runs in its own scope,
+ * so it maps the sequence numbers to the items itself).
+ */
+export async function recordWithTokens(g: Graph, items: Interaction[], rules: ProfileRules): Promise<LaneResult[]> {
+  const { result, events } = await observeCommits(() => recordInGraph(g, items, rules));
+  const seqs = customerSeqs(events);
+  return result.map((r, i) => {
+    const seq = r.result === 'recorded' ? seqs.get((items[i] as Interaction).customer_id) : undefined;
+    return seq === undefined ? r : { ...r, consistency_token: formatCustomerToken(seq) };
+  });
+}
+
 /** Per api instance, its write lanes. */
 const writeLanes = new WeakMap<ApiDeps, WriteLanes>();
 let groups = 0;
@@ -275,8 +300,13 @@ let groups = 0;
 function writeLanesOf(deps: ApiDeps): WriteLanes {
   const known = writeLanes.get(deps);
   if (known) return known;
-  // Not tied to the request that happens to start a group: its callers may differ (see above).
-  const graph: Graph = { ...deps.graph, limits: { ...deps.graph.limits, mayCommit: undefined } };
+  // Not tied to the request that happens to start a group: its callers may differ (see above). Its
+  // commits still reach the api's `changes` (read at commit time, whenever that hook is set).
+  const graph: Graph = {
+    ...deps.graph,
+    limits: { ...deps.graph.limits, mayCommit: undefined },
+    changes: (events) => deps.graph.changes?.(events),
+  };
   const rules: ProfileRules = deps.interactions;
   const max = deps.limits.maxInteractionsGroupItems;
   // Four groups' worth of items wait at most, over all the lanes together.
@@ -285,7 +315,7 @@ function writeLanesOf(deps: ApiDeps): WriteLanes {
     { length: deps.limits.interactionWriteLanes },
     () =>
       new GroupCommit(
-        (items) => recordInGraph(graph, items, rules),
+        (items) => recordWithTokens(graph, items, rules),
         { maxItems: max, maxQueuedItems },
         (work) => deps.requests.run({ requestId: `interaction-group-${++groups}` }, work),
       ),

@@ -139,7 +139,13 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       { device_id: deviceId, trust_score: 0.9, reason: 'passed' },
       bearer(await h.token('devices:write')),
     );
-    expect(updated.res).toEqual({ device_id: deviceId, trust_score: 0.9, previous_trust_score: 0.3 });
+    // The token names the device's change (api/consistency.ts): its first numbered event.
+    expect(updated.res).toEqual({
+      device_id: deviceId,
+      trust_score: 0.9,
+      previous_trust_score: 0.3,
+      consistency_token: `d:${deviceId}:1`,
+    });
     const ctx = (await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res;
     expect(ctx?.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
 
@@ -149,7 +155,10 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       { payment_method_id: ctx?.default_payment_method_id, reason: 'lost' },
       bearer(await h.token('fraud:report')),
     );
-    expect(off.res).toMatchObject({ status: 'inactive', customer_id: customerId });
+    const [seq] = await h.graph.query<{ seq: number }>('MATCH (c:Customer {id: $id}) RETURN c.event_seq AS seq', {
+      id: customerId,
+    });
+    expect(off.res).toMatchObject({ status: 'inactive', customer_id: customerId, consistency_token: `c:${seq?.seq}` });
     expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res).toMatchObject({
       default_payment_method_id: '',
       active_payment_methods: [],

@@ -604,7 +604,9 @@ describe('POST /api/v1/interactions', () => {
     expect(await ltvMinor(a.customerId)).toBe(0);
     // Ops may, to count a recovery whose record was skipped (docs/runbook.md); once, like any id.
     const byOps = await post({ data: [payment(a, 5, { id: 'recovery:pay-1' })] }, 'ops');
-    expect(byOps.json.data).toEqual([{ id: 'recovery:pay-1', result: 'recorded' }]);
+    expect(byOps.json.data).toEqual([
+      { id: 'recovery:pay-1', result: 'recorded', consistency_token: expect.stringMatching(/^c:\d+$/) },
+    ]);
     expect(await ltvMinor(a.customerId)).toBe(5);
   });
 
@@ -690,7 +692,13 @@ describe('gRPC RecordInteractions', () => {
     const item = payment(a, threshold);
     const recorded = await call(client, 'RecordInteractions', { data: [{ ...item, amount: String(threshold) }] }, md);
     expect(recorded.code).toBe(0);
-    expect(recorded.res?.data).toEqual([{ id: item.id, result: 'recorded', field: '', problem: '' }]);
+    // Its token names the customer's write (api/consistency.ts).
+    const [seq] = await h.graph.query<{ seq: number }>('MATCH (c:Customer {id: $id}) RETURN c.event_seq AS seq', {
+      id: a.customerId,
+    });
+    expect(recorded.res?.data).toEqual([
+      { id: item.id, result: 'recorded', field: '', problem: '', consistency_token: `c:${seq?.seq}` },
+    ]);
     const after = await call(client, 'GetCustomerContext', { customer_id: a.customerId }, md);
     expect(after.res?.is_vip).toBe(true);
     expect((await restContext(a.customerId)).is_vip).toBe(true);

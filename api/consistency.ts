@@ -1,0 +1,73 @@
+/**
+ * Consistency tokens: what a write's answer names so that a later read can ask to see at least that
+ * write. `c:<customer_seq>` is the highest customer_seq the write committed for the customer the
+ * answer is about; `d:<device_id>:<device_seq>` the device_seq a device's trust write committed.
+ * REST answers carry one in the `x-persona-consistency` header (interactions: per item), gRPC in
+ * the answer's `consistency_token` field. docs/api.md
+ */
+import type { Context } from 'hono';
+import type { CommittedEvent } from '../graph/graph';
+
+/** The REST header a write's token is answered in. */
+export const CONSISTENCY_HEADER = 'x-persona-consistency';
+
+export type ConsistencyToken = { kind: 'c'; seq: number } | { kind: 'd'; deviceId: string; seq: number };
+
+export function formatCustomerToken(seq: number): string {
+  return `c:${seq}`;
+}
+
+export function formatDeviceToken(deviceId: string, seq: number): string {
+  return `d:${deviceId}:${seq}`;
+}
+
+const SEQ = /^(0|[1-9][0-9]{0,15})$/;
+const DEVICE_ID = /^[0-9A-Za-z-]{1,64}$/;
+
+/** A token as `format*Token` writes it, or null for anything else (never throws). */
+export function parseToken(s: string | null | undefined): ConsistencyToken | null {
+  if (typeof s !== 'string' || s.length > 100) return null;
+  const parts = s.split(':');
+  const seqOf = (text: string | undefined) => {
+    if (text === undefined || !SEQ.test(text)) return null;
+    const n = Number(text);
+    return Number.isSafeInteger(n) ? n : null;
+  };
+  if (parts.length === 2 && parts[0] === 'c') {
+    const seq = seqOf(parts[1]);
+    return seq === null ? null : { kind: 'c', seq };
+  }
+  if (parts.length === 3 && parts[0] === 'd' && DEVICE_ID.test(parts[1] ?? '')) {
+    const seq = seqOf(parts[2]);
+    return seq === null ? null : { kind: 'd', deviceId: parts[1] as string, seq };
+  }
+  return null;
+}
+
+/** The highest customer_seq each customer got among committed events. */
+export function customerSeqs(events: readonly CommittedEvent[]): Map<string, number> {
+  const seqs = new Map<string, number>();
+  for (const e of events)
+    if (e.customer_id !== null && e.customer_seq !== null)
+      seqs.set(e.customer_id, Math.max(seqs.get(e.customer_id) ?? 0, e.customer_seq));
+  return seqs;
+}
+
+/** The token of a write's answer about one customer, or undefined when it committed no event of it. */
+export function customerTokenOf(events: readonly CommittedEvent[], customerId: string): string | undefined {
+  const seq = customerSeqs(events).get(customerId);
+  return seq === undefined ? undefined : formatCustomerToken(seq);
+}
+
+/** The token of a device trust write's answer, or undefined when it changed nothing (no event). */
+export function deviceTokenOf(events: readonly CommittedEvent[], deviceId: string): string | undefined {
+  let seq: number | undefined;
+  for (const e of events)
+    if (e.device_id === deviceId && e.device_seq !== undefined) seq = Math.max(seq ?? 0, e.device_seq);
+  return seq === undefined ? undefined : formatDeviceToken(deviceId, seq);
+}
+
+/** Sets the REST answer's token header when the write has one. */
+export function answerToken(c: Context, token: string | undefined): void {
+  if (token !== undefined) c.header(CONSISTENCY_HEADER, token);
+}
