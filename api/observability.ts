@@ -129,7 +129,9 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   });
   new Gauge({
     name: 'persona_read_cache_tail_age_seconds',
-    help: 'Seconds since the read cache last tailed the event log successfully (hits stop past PERSONA_READ_CACHE_FRESH_MS)',
+    help:
+      'Seconds since the read cache last tailed the event log successfully ' +
+      '(hits stop past PERSONA_READ_CACHE_FRESH_MS; -1 before the first poll)',
     registers: [registry],
     collect() {
       const view = readCache.view?.();
