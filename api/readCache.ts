@@ -52,7 +52,7 @@ export interface ReadCacheSettings {
 
 /** A tailed or committed event, as much of it as the cache reads. */
 export type CacheEvent = Pick<CommittedEvent, 'type' | 'customer_id' | 'customer_seq' | 'device_id' | 'device_seq'> & {
-  /** Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated). */
+  /** Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated, DeviceLinked). */
   payload?: Record<string, unknown> | null;
 };
 
@@ -121,6 +121,8 @@ export class ReadCache {
     readonly settings: ReadCacheSettings,
     private readonly logger: Logger,
     private readonly fillDeadlineMs: number,
+    /** How a snapshot is read from Neo4j (a unit test's stand-in replaces it). */
+    private readonly readSnapshot: typeof readCustomerSnapshot = readCustomerSnapshot,
   ) {
     this.lru = new LRUCache<string, Entry>({
       max: Math.max(1, settings.maxEntries),
@@ -212,7 +214,7 @@ export class ReadCache {
     const read = this.breaker
       .execute(() =>
         withDeadline('neo4j', Math.max(budgetMs, this.fillDeadlineMs), () =>
-          readCustomerSnapshot(this.graph, customerId, { leader }),
+          this.readSnapshot(this.graph, customerId, { leader }),
         ),
       )
       .catch((err: unknown) => {
@@ -277,7 +279,12 @@ export class ReadCache {
     const snap = entry.snap;
     if (ev.customer_seq !== null && ev.customer_seq <= snap.seq) return; // already reflected
     if (ev.customer_seq === snap.seq + 1) {
-      if (NEUTRAL.has(ev.type) || (ev.type === 'CustomerProfileUpdated' && applyProfile(snap, ev.payload))) {
+      if (
+        NEUTRAL.has(ev.type) ||
+        (ev.type === 'CustomerProfileUpdated' && applyProfile(snap, ev.payload)) ||
+        // Another login from (or payment on) a device the snapshot holds: only its count moved.
+        (ev.type === 'DeviceLinked' && snap.devices.some((d) => d.device_id === ev.payload?.device_id))
+      ) {
         snap.seq = ev.customer_seq;
         this.stats.applied++;
         return;

@@ -1,0 +1,201 @@
+/**
+ * The read cache's rules without Neo4j: the snapshot reader is a stand-in that counts its reads and
+ * can fail. What each test proves is seen in whether a read reached the reader.
+ */
+import { Neo4jError } from 'neo4j-driver';
+import { describe, expect, it } from 'vitest';
+import type { CustomerSnapshot } from '../graph/context';
+import type { Graph } from '../graph/graph';
+import { DependencyUnavailableError } from '../runtime/dependencies';
+import { createLogger } from '../runtime/logger';
+import { ReadCache, type CacheEvent } from './readCache';
+
+const ID = '00000000-0000-4000-8000-000000000001';
+const DEVICE = '00000000-0000-4000-8000-0000000000d1';
+
+function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): CustomerSnapshot {
+  return {
+    customer_id: ID,
+    seq,
+    status: 'active',
+    segment: 'Subscriber',
+    ltvMinor: 1000,
+    predictedLtvMinor: null,
+    devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.5, seq: 1 }],
+    methods: [
+      {
+        id: 'pm-1',
+        type: 'card',
+        status: 'active',
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2040,
+        created_at: '2026-01-01T00:00:00Z',
+        updated_at: '2026-01-01T00:00:00Z',
+        is_default: true,
+        first_used: null,
+        last_used: null,
+      },
+    ],
+    ...overrides,
+  } as CustomerSnapshot;
+}
+
+/** A cache over a reader that answers `next()` and records each read. */
+function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>) {
+  const reads: { leader: boolean }[] = [];
+  const cache = new ReadCache(
+    {} as Graph,
+    {
+      enabled: true,
+      maxEntries: 100,
+      maxBytes: 1024 * 1024,
+      ttlMs: 60_000,
+      freshMs: 60_000,
+      breakerFailures: 3,
+      breakerHalfOpenMs: 60_000,
+    },
+    createLogger('test', 'silent'),
+    1000,
+    async (_g, _id, options) => {
+      reads.push({ leader: options?.leader === true });
+      const value = await next();
+      if (value instanceof Error) throw value;
+      return structuredClone(value);
+    },
+  );
+  cache.polled(Date.now());
+  return { cache, reads };
+}
+
+const profile = (seq: number, payload: Record<string, unknown>): CacheEvent => ({
+  type: 'CustomerProfileUpdated',
+  customer_id: ID,
+  customer_seq: seq,
+  payload,
+});
+
+const unreachable = () => new Neo4jError('connection refused', 'ServiceUnavailable', '08000', 'unavailable');
+
+describe('the read cache', () => {
+  it('reads Neo4j once, then answers from memory while its tail is current', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(1);
+    expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
+  });
+
+  it('goes to Neo4j when its tail has not polled within the fresh window', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    (cache as unknown as { polledAt: number }).polledAt = Date.now() - 120_000;
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('applies the next profile change in place: LTV, segment and a method’s last use', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    cache.apply(
+      [
+        profile(4, {
+          changes: { ltv_minor: { from: 1000, to: 2500 }, ltv: { from: '10.00', to: '25.00' } },
+          payment_methods_used: [{ payment_method_id: 'pm-1', last_used: '2026-11-23T10:00:00Z' }],
+        }),
+      ],
+      'local',
+    );
+    const { snapshot: s } = await cache.read(ID, 500);
+    expect(reads).toHaveLength(1);
+    expect(s).toMatchObject({ seq: 4, ltvMinor: 2500, methods: [{ last_used: '2026-11-23T10:00:00Z' }] });
+  });
+
+  it('skips an event it already reflects, and drops the entry on a gap or a change it cannot apply', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    cache.apply([profile(3, { changes: { segment: { from: 'New', to: 'Ignored' } } })], 'tail');
+    expect((await cache.read(ID, 500)).snapshot.segment).toBe('Subscriber');
+    expect(reads).toHaveLength(1);
+
+    cache.apply([profile(5, { changes: { segment: { from: 'Subscriber', to: 'VIP' } } })], 'tail');
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 4, payload: null }], 'tail');
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(3);
+    expect(cache.stats.invalidated.tail).toBe(2);
+  });
+
+  it('brings a device’s trust change to every cached customer on it, in sequence; drops on a gap', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    const trust = (seq: number, to: number): CacheEvent => ({
+      type: 'DeviceTrustScoreUpdated',
+      customer_id: null,
+      customer_seq: null,
+      device_id: DEVICE,
+      device_seq: seq,
+      payload: { device_id: DEVICE, from: 0.5, to },
+    });
+    cache.apply([trust(2, 0.9)], 'local');
+    expect((await cache.read(ID, 500)).snapshot.devices[0]?.trust_score).toBe(0.9);
+    expect(reads).toHaveLength(1);
+    cache.apply([trust(4, 0.1)], 'tail');
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('answers a fill an event overtook, but does not keep it', async () => {
+    let release: (s: CustomerSnapshot) => void = () => undefined;
+    const { cache, reads } = cacheWith(() => new Promise<CustomerSnapshot>((r) => (release = r)));
+    const first = cache.read(ID, 500);
+    await Promise.resolve();
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 4, payload: null }], 'tail');
+    release(snapshot(3));
+    expect((await first).snapshot.seq).toBe(3);
+    expect(cache.size).toBe(0);
+    const second = cache.read(ID, 500);
+    await Promise.resolve();
+    release(snapshot(4, { status: 'suspended' }));
+    expect((await second).snapshot.status).toBe('suspended');
+    expect(reads).toHaveLength(2);
+  });
+
+  it('honours a consistency token: a copy below it goes to the leader, and is never answered stale', async () => {
+    let answer: CustomerSnapshot | Error = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    await cache.read(ID, 500);
+    await cache.read(ID, 500, { kind: 'c', seq: 3 });
+    expect(reads).toHaveLength(1);
+    answer = snapshot(5);
+    expect((await cache.read(ID, 500, { kind: 'c', seq: 5 })).snapshot.seq).toBe(5);
+    expect(reads.at(-1)).toEqual({ leader: true });
+    answer = unreachable();
+    await expect(cache.read(ID, 500, { kind: 'c', seq: 9 })).rejects.toBeInstanceOf(DependencyUnavailableError);
+    await expect(cache.read(ID, 500, { kind: 'd', deviceId: DEVICE, seq: 7 })).rejects.toBeInstanceOf(
+      DependencyUnavailableError,
+    );
+  });
+
+  it('answers a cached customer stale when Neo4j fails, fails fast for others, and opens its breaker', async () => {
+    let answer: CustomerSnapshot | Error = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    await cache.read(ID, 500);
+    (cache as unknown as { polledAt: number }).polledAt = 1;
+    answer = unreachable();
+    const stale = await cache.read(ID, 500);
+    expect(stale.staleAsOf).toBeInstanceOf(Date);
+    expect(stale.snapshot.seq).toBe(3);
+    const other = '00000000-0000-4000-8000-000000000002';
+    await expect(cache.read(other, 500)).rejects.toBeInstanceOf(DependencyUnavailableError);
+    await cache.read(ID, 500);
+    expect(cache.breakerState).toBe('open');
+    const before = reads.length;
+    await expect(cache.read(other, 500)).rejects.toBeInstanceOf(DependencyUnavailableError);
+    expect(reads).toHaveLength(before);
+    expect(cache.stats.stale).toBe(2);
+  });
+});
