@@ -101,7 +101,11 @@ export class ChangeTailer {
     private readonly logger: Logger,
   ) {}
 
+  /** When start() was called (0: never): the tail's age before its first poll. */
+  startedAt = 0;
+
   start(): void {
+    this.startedAt = Date.now();
     this.stopped = false;
     this.schedule(0);
   }

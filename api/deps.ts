@@ -89,7 +89,9 @@ export function apiDepsFromConfig(
     entries: readCache.size,
     bytes: readCache.bytes,
     breaker: readCache.breakerState,
-    tailAgeSeconds: readCache.lastPolledAt === 0 ? Infinity : (Date.now() - readCache.lastPolledAt) / 1000,
+    // Before its first poll, the tail is as far behind as it has been running.
+    tailAgeSeconds:
+      (Date.now() - (readCache.lastPolledAt || changeTailer.startedAt || Number.POSITIVE_INFINITY)) / 1000,
     caughtBySweep: changeTailer.stats.caughtBySweep,
   });
   return {
@@ -143,6 +145,7 @@ export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger
       freshMs: config.PERSONA_READ_CACHE_FRESH_MS,
       breakerFailures: config.PERSONA_READ_BREAKER_FAILURES,
       breakerHalfOpenMs: config.PERSONA_READ_BREAKER_HALF_OPEN_MS,
+      staleMaxMs: config.PERSONA_READ_CACHE_STALE_MAX_MS,
     },
     logger,
     config.PERSONA_READ_DEADLINE_MS,

@@ -130,8 +130,8 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   new Gauge({
     name: 'persona_read_cache_tail_age_seconds',
     help:
-      'Seconds since the read cache last tailed the event log successfully ' +
-      '(hits stop past PERSONA_READ_CACHE_FRESH_MS; -1 before the first poll)',
+      'Seconds since the read cache last tailed the event log successfully, or since the tail started ' +
+      'before its first poll (hits stop past PERSONA_READ_CACHE_FRESH_MS; -1 when the cache is off)',
     registers: [registry],
     collect() {
       const view = readCache.view?.();

@@ -55,6 +55,7 @@ function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapsh
       freshMs: 60_000,
       breakerFailures: 3,
       breakerHalfOpenMs: 60_000,
+      staleMaxMs: 60_000,
     },
     createLogger('test', 'silent'),
     1000,
@@ -113,20 +114,57 @@ describe('the read cache', () => {
   });
 
   it('skips an event it already reflects, and drops the entry on a gap or a change it cannot apply', async () => {
-    const { cache, reads } = cacheWith(() => snapshot(3));
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
     await cache.read(ID, 500);
     cache.apply([profile(3, { changes: { segment: { from: 'New', to: 'Ignored' } } })], 'tail');
     expect((await cache.read(ID, 500)).snapshot.segment).toBe('Subscriber');
     expect(reads).toHaveLength(1);
 
     cache.apply([profile(5, { changes: { segment: { from: 'Subscriber', to: 'VIP' } } })], 'tail');
-    await cache.read(ID, 500);
+    answer = snapshot(5, { segment: 'VIP' });
+    expect((await cache.read(ID, 500)).snapshot.segment).toBe('VIP');
     expect(reads).toHaveLength(2);
 
-    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 4, payload: null }], 'tail');
-    await cache.read(ID, 500);
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 6, payload: null }], 'tail');
+    answer = snapshot(6, { status: 'suspended' });
+    expect((await cache.read(ID, 500)).snapshot.status).toBe('suspended');
     expect(reads).toHaveLength(3);
     expect(cache.stats.invalidated.tail).toBe(2);
+  });
+
+  it('never keeps a read behind an event it has seen (a fill begun before it, a lagging replica)', async () => {
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 4, payload: null }], 'tail');
+    expect((await cache.read(ID, 500)).snapshot.seq).toBe(3);
+    expect(cache.size).toBe(0);
+    answer = snapshot(4, { status: 'suspended' });
+    await cache.read(ID, 500);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+    expect(cache.stats.hits).toBe(1);
+  });
+
+  it('keeps nothing read before its tail first polled', async () => {
+    const cache = new ReadCache(
+      {} as Graph,
+      {
+        enabled: true,
+        maxEntries: 10,
+        maxBytes: 1024 * 1024,
+        ttlMs: 60_000,
+        freshMs: 60_000,
+        breakerFailures: 3,
+        breakerHalfOpenMs: 60_000,
+        staleMaxMs: 60_000,
+      },
+      createLogger('test', 'silent'),
+      1000,
+      () => Promise.resolve(snapshot(3)),
+    );
+    await cache.read(ID, 500);
+    expect(cache.size).toBe(0);
   });
 
   it('brings a device’s trust change to every cached customer on it, in sequence; drops on a gap', async () => {

@@ -48,6 +48,8 @@ export interface ReadCacheSettings {
   breakerFailures: number;
   /** How long the breaker stays open before one read probes Neo4j again. */
   breakerHalfOpenMs: number;
+  /** The oldest a cached copy may be (since last known current) to be answered stale. */
+  staleMaxMs: number;
 }
 
 /** A tailed or committed event, as much of it as the cache reads. */
@@ -69,6 +71,7 @@ interface Entry {
 }
 
 interface Fill {
+  customerId: string;
   promise: Promise<CustomerSnapshot>;
   /** An event about the customer arrived while the read ran: answer it, do not keep it. */
   overtaken: boolean;
@@ -110,7 +113,18 @@ export class ReadCache {
   private readonly lru: LRUCache<string, Entry>;
   /** deviceId → the cached customers who logged in from it. */
   private readonly byDevice = new Map<string, Set<string>>();
+  /** The fill each customer's reads share (a leader read runs on its own, in `inFlight` only). */
   private readonly fills = new Map<string, Fill>();
+  /** Every fill under way, shared or not: an event marks those of its customer overtaken. */
+  private readonly inFlight = new Set<Fill>();
+  /**
+   * The highest customer sequence an event has shown, per customer (bounded): a snapshot below it
+   * is never kept, whatever read brought it (a fill that began before the event, a lagging
+   * follower).
+   */
+  private readonly seenSeq: LRUCache<string, number>;
+  /** When the tail's first successful poll began: fills that began earlier are not kept. */
+  private tailOrigin = 0;
   private readonly breaker: CircuitBreakerPolicy;
   /** When the change tailer's last successful poll began (0: never, so no hit is fresh). */
   private polledAt = 0;
@@ -130,6 +144,7 @@ export class ReadCache {
       sizeCalculation: (e) => sizeOf(e.snap),
       dispose: (e, customerId) => this.unindex(customerId, e.snap),
     });
+    this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.breaker = circuitBreaker(
       handleWhen((err) => unavailableDependency(err) !== undefined),
       { halfOpenAfter: settings.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) },
@@ -154,6 +169,7 @@ export class ReadCache {
 
   /** The tailer reports each successful poll with the time it began. */
   polled(startedAt: number): void {
+    if (this.tailOrigin === 0) this.tailOrigin = startedAt;
     if (startedAt > this.polledAt) this.polledAt = startedAt;
   }
 
@@ -186,7 +202,8 @@ export class ReadCache {
       const unavailable = unavailableDependency(err);
       if (!unavailable) throw err;
       // Only a copy that reaches the caller's token may stand in for Neo4j's answer.
-      if (entry && reaches) {
+      // ... and only for so long: past that, a denying change this replica cannot see may exist.
+      if (entry && reaches && now - Math.max(entry.filledAt, this.polledAt) < this.settings.staleMaxMs) {
         this.stats.stale++;
         return { snapshot: entry.snap, staleAsOf: new Date(Math.max(entry.filledAt, this.polledAt)) };
       }
@@ -210,7 +227,7 @@ export class ReadCache {
     const running = leader ? undefined : this.fills.get(customerId);
     if (running) return withDeadline('neo4j', budgetMs, () => running.promise);
     const startedAt = Date.now();
-    const fill = { overtaken: false } as Fill;
+    const fill = { customerId, overtaken: false } as Fill;
     const read = this.breaker
       .execute(() =>
         withDeadline('neo4j', Math.max(budgetMs, this.fillDeadlineMs), () =>
@@ -225,19 +242,26 @@ export class ReadCache {
     fill.promise = read.then(
       (snap) => {
         if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
+        this.inFlight.delete(fill);
         if (!fill.overtaken && this.settings.enabled) this.keep(customerId, snap, startedAt);
         return snap;
       },
       (err: unknown) => {
         if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
+        this.inFlight.delete(fill);
         throw err;
       },
     );
     if (!leader) this.fills.set(customerId, fill);
+    this.inFlight.add(fill);
     return withDeadline('neo4j', budgetMs, () => fill.promise);
   }
 
   private keep(customerId: string, snap: CustomerSnapshot, filledAt: number): void {
+    // Before the tail's first poll, events between this read and the tail's start are never read.
+    if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
+    // An event already showed a later sequence: this read is behind it.
+    if ((this.seenSeq.get(customerId) ?? 0) > snap.seq) return;
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
     if (known && known.snap.seq > snap.seq) return;
@@ -272,8 +296,9 @@ export class ReadCache {
   }
 
   private applyCustomerEvent(customerId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
-    const fill = this.fills.get(customerId);
-    if (fill) fill.overtaken = true;
+    for (const fill of this.inFlight) if (fill.customerId === customerId) fill.overtaken = true;
+    if (ev.customer_seq !== null && ev.customer_seq > (this.seenSeq.get(customerId) ?? 0))
+      this.seenSeq.set(customerId, ev.customer_seq);
     const entry = this.lru.peek(customerId);
     if (!entry) return;
     const snap = entry.snap;
@@ -295,7 +320,7 @@ export class ReadCache {
 
   private applyDeviceEvent(deviceId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
     // A fill in flight may hold the device without the index knowing yet.
-    for (const fill of this.fills.values()) fill.overtaken = true;
+    for (const fill of this.inFlight) fill.overtaken = true;
     const customers = this.byDevice.get(deviceId);
     if (!customers) return;
     const to = ev.payload?.to;

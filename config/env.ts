@@ -150,6 +150,11 @@ export const envSchema = z.object({
    * on how stale a hit can be when the tail cannot keep up (a read goes to Neo4j instead).
    */
   PERSONA_READ_CACHE_FRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
+  /**
+   * While Neo4j cannot answer, a cached customer is answered stale only if it was last known
+   * current less than this ago; past it, 503 (a denying change it cannot see may exist).
+   */
+  PERSONA_READ_CACHE_STALE_MAX_MS: z.coerce.number().int().min(0).default(300_000),
   /** Consecutive failed context or checkout reads that open the read breaker. */
   PERSONA_READ_BREAKER_FAILURES: z.coerce.number().int().min(1).default(5),
   /** How long the open read breaker waits before letting one read probe Neo4j. */
@@ -367,6 +372,11 @@ export function loadSettings(
   const { PERSONA_TOKEN_KEY, PERSONA_JWT_SECRET, TEMPORAL_TEST_SERVER_PATH, ...values } = parsed.data;
   const vipProblem = decimalProblem(values.PERSONA_VIP_LTV, values.PERSONA_REPORTING_CURRENCY);
   if (vipProblem) throw new ConfigError([`PERSONA_VIP_LTV: ${vipProblem} (in ${values.PERSONA_REPORTING_CURRENCY})`]);
+  if (values.PERSONA_READ_CACHE_FRESH_MS <= 2 * values.PERSONA_READ_CACHE_POLL_MS)
+    throw new ConfigError([
+      `PERSONA_READ_CACHE_FRESH_MS: must be more than twice PERSONA_READ_CACHE_POLL_MS ` +
+        `(${values.PERSONA_READ_CACHE_POLL_MS} ms), or the read cache would never answer a hit`,
+    ]);
   const stackDir = path.resolve(values.PERSONA_STACK_DIR);
   const bolt = new URL(values.NEO4J_URI.replace(/^[a-z+]+:/, 'http:'));
   return {

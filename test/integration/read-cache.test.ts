@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, createCustomer, linkDevice, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { startHarness, type Harness } from '../support/api';
+import { bearer, call, personaClient } from '../support/grpc';
 import { cardInput } from '../support/graph';
 import { metricValue, scrape } from '../support/observability';
 import {
@@ -43,7 +45,7 @@ beforeAll(async () => {
     startApiProcess({
       TEMPORAL_TASK_QUEUE: taskQueue,
       PERSONA_READ_CACHE_POLL_MS: '300000',
-      PERSONA_READ_CACHE_FRESH_MS: '600000',
+      PERSONA_READ_CACHE_FRESH_MS: '900000',
     }),
     startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue }),
   ]);
@@ -232,6 +234,26 @@ describe('the read cache', () => {
     });
     expect(off.token).toMatch(/^c:\d+$/);
     expect((await context(c, customerId, off.token as string)).body.active_payment_methods).not.toContain(cards[0]);
+    // gRPC: min_version, the same rule.
+    const client = personaClient(c.grpcAddress);
+    try {
+      const viaGrpc = await call(
+        client,
+        'GetCustomerContext',
+        { customer_id: customerId, min_version: trust.token },
+        bearer(agent),
+      );
+      expect(viaGrpc.res?.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.97 }]);
+      const badGrpc = await call(
+        client,
+        'GetCustomerContext',
+        { customer_id: customerId, min_version: 'latest' },
+        bearer(agent),
+      );
+      expect(badGrpc).toMatchObject({ code: grpcStatus.INVALID_ARGUMENT, field: 'min_version' });
+    } finally {
+      client.close();
+    }
     // A token is checked like any field.
     const bad = await context(c, customerId, 'c:latest');
     expect(bad.status).toBe(400);
