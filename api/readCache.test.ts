@@ -39,7 +39,7 @@ function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): Custo
       },
     ],
     ...overrides,
-  } as CustomerSnapshot;
+  };
 }
 
 /** A cache over a reader that answers `next()` and records each read. */
