@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     console.log('|---|---:|---:|---:|---:|---:|');
     const all = [...samples['in place'], ...samples.dropped];
     for (const [name, s] of [...Object.entries(samples), ['all', all] as const]) {
-      const l = summarise(s as number[]);
+      const l = summarise(s);
       console.log(`| ${name} | ${l.count} | ${f2(l.p50)} | ${f2(l.p95)} | ${f2(l.p99)} | ${f2(l.max)} |`);
     }
     console.log(`\napi hit rate during the run: ${((100 * hits) / Math.max(1, hits + misses)).toFixed(1)} %`);
