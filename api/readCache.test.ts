@@ -8,9 +8,19 @@ import type { CustomerSnapshot } from '../graph/context';
 import type { Graph } from '../graph/graph';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { createLogger } from '../runtime/logger';
-import { ReadCache, type CacheEvent } from './readCache';
+import { ReadCache, type CacheEvent, type ReadCacheSettings } from './readCache';
 
 const ID = '00000000-0000-4000-8000-000000000001';
+const SETTINGS: ReadCacheSettings = {
+  enabled: true,
+  maxEntries: 100,
+  maxBytes: 1024 * 1024,
+  ttlMs: 60_000,
+  freshMs: 60_000,
+  breakerFailures: 3,
+  breakerHalfOpenMs: 60_000,
+  staleMaxMs: 60_000,
+};
 const DEVICE = '00000000-0000-4000-8000-0000000000d1';
 
 function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): CustomerSnapshot {
@@ -45,27 +55,12 @@ function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): Custo
 /** A cache over a reader that answers `next()` and records each read. */
 function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>) {
   const reads: { leader: boolean }[] = [];
-  const cache = new ReadCache(
-    {} as Graph,
-    {
-      enabled: true,
-      maxEntries: 100,
-      maxBytes: 1024 * 1024,
-      ttlMs: 60_000,
-      freshMs: 60_000,
-      breakerFailures: 3,
-      breakerHalfOpenMs: 60_000,
-      staleMaxMs: 60_000,
-    },
-    createLogger('test', 'silent'),
-    1000,
-    async (_g, _id, options) => {
-      reads.push({ leader: options?.leader === true });
-      const value = await next();
-      if (value instanceof Error) throw value;
-      return structuredClone(value);
-    },
-  );
+  const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, async (_g, _id, options) => {
+    reads.push({ leader: options?.leader === true });
+    const value = await next();
+    if (value instanceof Error) throw value;
+    return structuredClone(value);
+  });
   cache.polled(Date.now());
   return { cache, reads };
 }
@@ -147,21 +142,8 @@ describe('the read cache', () => {
   });
 
   it('keeps nothing read before its tail first polled', async () => {
-    const cache = new ReadCache(
-      {} as Graph,
-      {
-        enabled: true,
-        maxEntries: 10,
-        maxBytes: 1024 * 1024,
-        ttlMs: 60_000,
-        freshMs: 60_000,
-        breakerFailures: 3,
-        breakerHalfOpenMs: 60_000,
-        staleMaxMs: 60_000,
-      },
-      createLogger('test', 'silent'),
-      1000,
-      () => Promise.resolve(snapshot(3)),
+    const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, () =>
+      Promise.resolve(snapshot(3)),
     );
     await cache.read(ID, 500);
     expect(cache.size).toBe(0);
