@@ -218,4 +218,41 @@ describe('the read cache', () => {
     expect(reads).toHaveLength(before);
     expect(cache.stats.stale).toBe(2);
   });
+  it('never answers stale a copy an event dropped while the read waited on Neo4j', async () => {
+    let answer: CustomerSnapshot | Error | Promise<CustomerSnapshot> = snapshot(3);
+    const { cache } = cacheWith(() => answer);
+    await cache.read(ID, 500);
+    (cache as unknown as { polledAt: number }).polledAt = 1;
+    let fail: (e: Error) => void = () => undefined;
+    answer = new Promise<CustomerSnapshot>((_, reject) => (fail = reject));
+    const pending = cache.read(ID, 500);
+    await Promise.resolve();
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 4, payload: null }], 'tail');
+    fail(unreachable());
+    await expect(pending).rejects.toBeInstanceOf(DependencyUnavailableError);
+  });
+
+  it('keeps no snapshot holding a device below a trust change it has seen', async () => {
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    cache.apply(
+      [
+        {
+          type: 'DeviceTrustScoreUpdated',
+          customer_id: null,
+          customer_seq: null,
+          device_id: DEVICE,
+          device_seq: 2,
+          payload: { to: 0.1 },
+        },
+      ],
+      'tail',
+    );
+    await cache.read(ID, 500);
+    expect(cache.size).toBe(0);
+    answer = snapshot(3, { devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.1, seq: 2 }] });
+    await cache.read(ID, 500);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+  });
 });

@@ -123,6 +123,8 @@ export class ReadCache {
    * follower).
    */
   private readonly seenSeq: LRUCache<string, number>;
+  /** The same for devices: a snapshot holding a device below it is never kept. */
+  private readonly seenDeviceSeq: LRUCache<string, number>;
   /** When the tail's first successful poll began: fills that began earlier are not kept. */
   private tailOrigin = 0;
   private readonly breaker: CircuitBreakerPolicy;
@@ -145,6 +147,7 @@ export class ReadCache {
       dispose: (e, customerId) => this.unindex(customerId, e.snap),
     });
     this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
+    this.seenDeviceSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.breaker = circuitBreaker(
       handleWhen((err) => unavailableDependency(err) !== undefined),
       { halfOpenAfter: settings.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) },
@@ -201,11 +204,14 @@ export class ReadCache {
     } catch (err) {
       const unavailable = unavailableDependency(err);
       if (!unavailable) throw err;
-      // Only a copy that reaches the caller's token may stand in for Neo4j's answer.
-      // ... and only for so long: past that, a denying change this replica cannot see may exist.
-      if (entry && reaches && now - Math.max(entry.filledAt, this.polledAt) < this.settings.staleMaxMs) {
+      // The copy held now (an event may have dropped the one seen before the wait), only if it
+      // reaches the caller's token, and only for so long: past that, a denying change this replica
+      // cannot see may exist.
+      const held = this.lru.peek(customerId);
+      const asOf = held ? Math.max(held.filledAt, this.polledAt) : 0;
+      if (held && this.reaches(held.snap, minVersion) && Date.now() - asOf < this.settings.staleMaxMs) {
         this.stats.stale++;
-        return { snapshot: entry.snap, staleAsOf: new Date(Math.max(entry.filledAt, this.polledAt)) };
+        return { snapshot: held.snap, staleAsOf: new Date(asOf) };
       }
       throw unavailable;
     }
@@ -224,7 +230,9 @@ export class ReadCache {
    * own budget, through the breaker.
    */
   private fill(customerId: string, budgetMs: number, leader: boolean): Promise<CustomerSnapshot> {
-    const running = leader ? undefined : this.fills.get(customerId);
+    // A fill an event overtook is not joined: its answer may be older than the event.
+    const shared = leader ? undefined : this.fills.get(customerId);
+    const running = shared?.overtaken ? undefined : shared;
     if (running) return withDeadline('neo4j', budgetMs, () => running.promise);
     const startedAt = Date.now();
     const fill = { customerId, overtaken: false } as Fill;
@@ -262,6 +270,7 @@ export class ReadCache {
     if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
     // An event already showed a later sequence: this read is behind it.
     if ((this.seenSeq.get(customerId) ?? 0) > snap.seq) return;
+    if (snap.devices.some((d) => (this.seenDeviceSeq.get(d.device_id) ?? 0) > d.seq)) return;
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
     if (known && known.snap.seq > snap.seq) return;
@@ -321,13 +330,14 @@ export class ReadCache {
   private applyDeviceEvent(deviceId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
     // A fill in flight may hold the device without the index knowing yet.
     for (const fill of this.inFlight) fill.overtaken = true;
+    const seq = ev.device_seq ?? null;
+    if (seq !== null && seq > (this.seenDeviceSeq.get(deviceId) ?? 0)) this.seenDeviceSeq.set(deviceId, seq);
     const customers = this.byDevice.get(deviceId);
     if (!customers) return;
     const to = ev.payload?.to;
     for (const customerId of [...customers]) {
       const device = this.lru.peek(customerId)?.snap.devices.find((d) => d.device_id === deviceId);
       if (!device) continue;
-      const seq = ev.device_seq ?? null;
       if (seq !== null && seq <= device.seq) continue; // already reflected
       if (ev.type === 'DeviceTrustScoreUpdated' && seq === device.seq + 1 && typeof to === 'number') {
         device.trust_score = to;

@@ -169,7 +169,7 @@ export const SNAPSHOT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
   WITH c, coalesce(c.event_seq, 0) AS seq
   RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
-    [(c)-[:LOGGED_IN_FROM]->(d:Device) | [d.id, d.fingerprint, d.trust_score, coalesce(d.event_seq, 0)]] AS devices,
+    [(c)-[:LOGGED_IN_FROM]->(d:Device) | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods`;
 
 /** One customer's snapshot, from one read (a leader read when `leader`: it has every commit). */
@@ -181,7 +181,8 @@ export async function readCustomerSnapshot(
   const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, options.leader);
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
-  const devices = r.get('devices') as [string, string, number, unknown][];
+  // Each device's sequence before its trust score, as the customer's before its data.
+  const devices = r.get('devices') as [unknown, string, string, number][];
   return {
     customer_id: r.get('customer_id') as string,
     seq: toNumber(r.get('seq')),
@@ -189,7 +190,7 @@ export async function readCustomerSnapshot(
     segment: r.get('segment') as string,
     ltvMinor: ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency),
     predictedLtvMinor: predictedLtvMinorFromGraph(r.get('predicted'), g.policy.reportingCurrency),
-    devices: devices.map(([device_id, fingerprint, trust_score, seq]) => ({
+    devices: devices.map(([seq, device_id, fingerprint, trust_score]) => ({
       device_id,
       fingerprint,
       trust_score,
