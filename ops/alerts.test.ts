@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Histogram } from 'prom-client';
 import { parse } from 'yaml';
 import { createApiMetrics } from '../api/observability';
 import { repoRoot } from '../config/env';
@@ -32,8 +33,10 @@ function personaMetrics(): Map<string, string[]> {
     known.set(`${name}_bucket`, [...labelNames, 'le']);
     for (const suffix of ['_count', '_sum']) known.set(`${name}${suffix}`, labelNames);
   }
-  for (const gauge of [api.relayParked, api.relayBlocked]) {
-    const { name, labelNames } = gauge as unknown as { name: string; labelNames: string[] };
+  // Every counter and gauge of the api's registry (the relay's, the rate limiter's, the read cache's, …).
+  for (const metric of api.registry.getMetricsAsArray()) {
+    const { name, labelNames } = metric as unknown as { name: string; labelNames: string[] };
+    if (metric instanceof Histogram) continue;
     known.set(name, labelNames);
   }
   // Workflow metrics also carry the worker's labels (namespace, taskQueue) and the workflow type.
