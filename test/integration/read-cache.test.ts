@@ -40,15 +40,17 @@ const taskQueue = `read-cache-${randomUUID()}`;
 beforeAll(async () => {
   h = await startHarness();
   agent = await h.token('context:read devices:write fraud:report customers:write');
-  [b, c, worker] = await Promise.all([
-    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }),
+  // Each is kept as it comes up, so that one failing to start leaves none of the others running.
+  const started = await Promise.allSettled([
+    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (b = p)),
     startApiProcess({
       TEMPORAL_TASK_QUEUE: taskQueue,
       PERSONA_READ_CACHE_POLL_MS: '300000',
       PERSONA_READ_CACHE_FRESH_MS: '900000',
-    }),
-    startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue }),
+    }).then((p) => (c = p)),
+    startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (worker = p)),
   ]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 180_000);
 
 afterAll(async () => {
