@@ -105,6 +105,8 @@ function tokenIdentity(principal: Principal, authorization: string): string {
   return `token:${createHash('sha256').update(token).digest('base64url').slice(0, 22)}`;
 }
 
+const callers = new WeakMap<Principal, Caller>();
+
 /**
  * Who is calling, for the limiter: the principal when the token is valid, else the address.
  * Returns the principal too (or the AuthError), so the caller authenticates only once.
@@ -118,11 +120,14 @@ export async function identify(
 > {
   try {
     const principal = await authenticate(authorization);
-    return {
-      caller: { key: tokenIdentity(principal, authorization ?? ''), rateClass: rateClassOf(principal) },
-      principal,
-      authError: null,
-    };
+    // The authenticator hands back the same principal for a token it verified already: its
+    // caller is worked out once (decoding the token again for its client id cost every call).
+    let caller = callers.get(principal);
+    if (!caller) {
+      caller = { key: tokenIdentity(principal, authorization ?? ''), rateClass: rateClassOf(principal) };
+      callers.set(principal, caller);
+    }
+    return { caller, principal, authError: null };
   } catch (err) {
     if (!(err instanceof AuthError)) throw err;
     return { caller: { key: `addr:${address}`, rateClass: 'anonymous' }, principal: null, authError: err };

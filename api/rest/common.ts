@@ -97,6 +97,8 @@ declare module 'hono' {
   interface ContextVariableMap {
     /** Who the bearer token says the caller is (set by `access`). */
     principal: Principal;
+    /** The bearer token, authenticated by the rate limit (api/rest/guards.ts) before the route. */
+    identity: { principal: Principal } | { authError: AuthError };
   }
 }
 
@@ -115,7 +117,9 @@ export function authProblem(c: Context, err: AuthError): Response {
 export function access(authenticate: Authenticator, rule: AccessRule): MiddlewareHandler {
   return async (c, next) => {
     try {
-      const principal = await authenticate(c.req.header('authorization'));
+      const identity = c.get('identity');
+      if (identity && 'authError' in identity) throw identity.authError;
+      const principal = identity ? identity.principal : await authenticate(c.req.header('authorization'));
       authorize(principal, rule, c.req.param('id'));
       c.set('principal', principal);
     } catch (err) {

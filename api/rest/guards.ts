@@ -44,7 +44,13 @@ export function readinessDetail(deps: ApiDeps): (c: Context) => Promise<boolean>
 /** /api/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
 export function rateLimit(deps: ApiDeps): MiddlewareHandler {
   return async (c, next) => {
-    const { caller } = await identify(deps.authenticate, c.req.header('authorization'), clientAddress(c));
+    const { caller, principal, authError } = await identify(
+      deps.authenticate,
+      c.req.header('authorization'),
+      clientAddress(c),
+    );
+    // The route's `access` takes it from here instead of authenticating a second time.
+    c.set('identity', principal ? { principal } : { authError });
     try {
       admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
     } catch (err) {
