@@ -17,6 +17,7 @@ import { customerContextSchema, staleFields, walletItemSchema } from './response
 /** A read that must reflect a write: the token from that write's answer. */
 const consistencyRequestHeaders = z.object({
   'x-persona-consistency': consistencyTokenField.optional().openapi({
+    format: 'persona-consistency-token',
     description:
       'The consistency token of a write (its answer’s `x-persona-consistency`): the answer reflects that ' +
       'write, on any api replica, or is 503; never older.',

@@ -14,6 +14,7 @@ import os
 import uuid
 
 import schemathesis
+from hypothesis import strategies as st
 from schemathesis.core.parameters import ParameterLocation
 
 CUSTOMER = "PERSONA_CONTRACT_CUSTOMER_ID"
@@ -69,6 +70,18 @@ _next_removable = itertools.chain(REMOVABLE, itertools.repeat(REMOVABLE[-1]))
 # Idempotency keys: the pattern allows "0", and the fuzzer sends it again with another body;
 # a reused key is refused (422) by design. Positive onboardings get keys of their own.
 IDEMPOTENT = {"POST /api/v1/onboarding"}
+
+# Consistency tokens (the `x-persona-consistency` read header): the document names their format
+# `persona-consistency-token` beside the pattern. Generated header values are otherwise kept to
+# letters and digits, which no token is (they hold `:`), so the fuzzer would send `0` as valid.
+_SEQ = st.integers(min_value=0, max_value=10**15 - 1)
+schemathesis.openapi.format(
+    "persona-consistency-token",
+    st.one_of(
+        _SEQ.map(lambda n: f"c:{n}"),
+        st.tuples(st.uuids(), _SEQ).map(lambda t: f"d:{t[0]}:{t[1]}"),
+    ),
+)
 
 LOCATIONS = {
     "path": (ParameterLocation.PATH, "path_parameters"),
