@@ -9,6 +9,7 @@
  * Needs the local stack with a seeded graph; reads only.
  */
 import { parseArgs } from 'node:util';
+import neo4j from 'neo4j-driver';
 import { loadConfig } from '../config/env';
 import { createDriver } from '../graph';
 import { startApiProcess, stopProcess } from '../test/support/processes';
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const ids = (
     await driver.executeQuery(
       'MATCH (c:Customer) RETURN c.id AS id LIMIT $n',
-      { n: customers },
+      { n: neo4j.int(customers) },
       {
         database: config.NEO4J_DATABASE,
       },
