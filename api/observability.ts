@@ -109,44 +109,30 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       this.inc({ source: 'tail' }, view.invalidated.tail);
     },
   });
-  new Gauge({
-    name: 'persona_read_cache_entries',
-    help: 'Customers held by the read cache',
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (view) this.set(view.entries);
-    },
-  });
-  new Gauge({
-    name: 'persona_read_cache_bytes',
-    help: 'Estimated memory of the read cache entries',
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (view) this.set(view.bytes);
-    },
-  });
-  new Gauge({
-    name: 'persona_read_cache_tail_age_seconds',
-    help:
-      'Seconds since the read cache last tailed the event log successfully, or since the tail started ' +
+  // Gauges that show the cache's figure at each scrape.
+  const gauge = (name: string, help: string, value: (v: ReadCacheView) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const view = readCache.view?.();
+        if (view) this.set(value(view));
+      },
+    });
+  gauge('persona_read_cache_entries', 'Customers held by the read cache', (v) => v.entries);
+  gauge('persona_read_cache_bytes', 'Estimated memory of the read cache entries', (v) => v.bytes);
+  gauge(
+    'persona_read_cache_tail_age_seconds',
+    'Seconds since the read cache last tailed the event log successfully, or since the tail started ' +
       'before its first poll (hits stop past PERSONA_READ_CACHE_FRESH_MS; -1 when the cache is off)',
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (view) this.set(Number.isFinite(view.tailAgeSeconds) ? view.tailAgeSeconds : -1);
-    },
-  });
-  new Gauge({
-    name: 'persona_read_breaker_open',
-    help: 'The read breaker: 0 closed, 1 open (reads fail fast or are served stale), 0.5 half-open (probing)',
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (view) this.set(view.breaker === 'closed' ? 0 : view.breaker === 'open' ? 1 : 0.5);
-    },
-  });
+    (v) => (Number.isFinite(v.tailAgeSeconds) ? v.tailAgeSeconds : -1),
+  );
+  gauge(
+    'persona_read_breaker_open',
+    'The read breaker: 0 closed, 1 open (reads fail fast or are served stale), 0.5 half-open (probing)',
+    (v) => (v.breaker === 'closed' ? 0 : v.breaker === 'open' ? 1 : 0.5),
+  );
   return {
     registry,
     interactionLanes,

@@ -348,12 +348,6 @@ export class ReadCache {
       }
     }
   }
-
-  /** Forgets everything (a test aid, and what an operator's flush would do). */
-  clear(): void {
-    this.lru.clear();
-    this.byDevice.clear();
-  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import neo4j from 'neo4j-driver';
 import { loadConfig } from '../config/env';
 import { createDriver } from '../graph';
+import { metricValue, scrape } from '../test/support/observability';
 import { startApiProcess, stopProcess } from '../test/support/processes';
 import { benchToken } from './benchKit';
 
@@ -40,8 +41,8 @@ async function main(): Promise<void> {
   const api = await startApiProcess({ PERSONA_RATE_LIMIT_AGENT: '10000000,10000000' });
   const token = await benchToken(config, 'context:read', 'bench-cache-memory', '1h');
   const figures = async () => {
-    const text = await (await fetch(`${api.url}/metrics`)).text();
-    const metric = (name: string) => Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
+    const samples = await scrape(api.url);
+    const metric = (name: string) => metricValue(samples, name);
     const mb = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
     return (
       `entries ${metric('persona_read_cache_entries').toLocaleString('en')}, ` +

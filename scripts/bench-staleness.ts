@@ -25,6 +25,8 @@ import {
   updateCustomer,
   writeTx,
 } from '../graph';
+import { cardInput } from '../test/support/graph';
+import { metricValue, scrape } from '../test/support/observability';
 import { startApiProcess, stopProcess } from '../test/support/processes';
 import { benchToken, f2, summarise } from './benchKit';
 
@@ -45,10 +47,7 @@ async function main(): Promise<void> {
     });
     return (await res.json()) as { status: string; segment: string };
   };
-  const metric = async (name: string) => {
-    const text = await (await fetch(`${api.url}/metrics`)).text();
-    return Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? NaN);
-  };
+  const metric = async (name: string) => metricValue(await scrape(api.url), name);
   const hitsBefore = await metric('persona_read_cache_hits_total');
   const missesBefore = await metric('persona_read_cache_misses_total');
   const samples: Record<'in place' | 'dropped', number[]> = { 'in place': [], dropped: [] };
@@ -56,14 +55,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < rounds; i++) {
       const id = randomUUID();
       await createCustomer(graph, { id, segment: 'Subscriber' });
-      await addPaymentMethod(graph, id, {
-        type: 'card',
-        token: `tok_bench_${randomUUID()}`,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2035,
-      });
+      await addPaymentMethod(graph, id, cardInput());
       // Warm: the first fill may be overtaken by the tail bringing the creation itself.
       for (let k = 0; k < 3; k++) await read(id);
       await sleep(100);
