@@ -12,4 +12,4 @@ ENV PERSONA_WORKFLOW_BUNDLE_DIR=/app/dist/workflows
 USER node
 # The api by default; the worker and the simulator override the command.
 EXPOSE 8080 50051 8081 4010
-CMD ["node", "--import", "tsx", "api/main.ts"]
+CMD ["node", "--max-old-space-size=192", "--import", "tsx", "api/main.ts"]

@@ -7,7 +7,8 @@ import type { Graph } from '../graph/graph';
 import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
-import { profileRules, type Config } from '../config/env';
+import { getHeapStatistics } from 'node:v8';
+import { API_HEAP_BESIDES_CACHE_MB, profileRules, type Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
@@ -151,6 +152,13 @@ export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger
     config.PERSONA_READ_DEADLINE_MS,
   );
   onCommit(graph, (events) => readCache.apply(events, 'local'));
+  const heapMb = Math.floor(getHeapStatistics().heap_size_limit / 1024 / 1024);
+  if (config.PERSONA_READ_CACHE === 'on' && config.PERSONA_READ_CACHE_MAX_MB + API_HEAP_BESIDES_CACHE_MB > heapMb)
+    logger.warn(
+      { heapMb, cacheMb: config.PERSONA_READ_CACHE_MAX_MB },
+      `the read cache's bound (PERSONA_READ_CACHE_MAX_MB) leaves less than ${API_HEAP_BESIDES_CACHE_MB} MiB of ` +
+        'the heap limit to the rest of the api: raise --max-old-space-size or lower the bound',
+    );
   const changeTailer = new ChangeTailer(
     graph,
     readCache,

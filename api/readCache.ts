@@ -94,9 +94,15 @@ const NEUTRAL = new Set([
 /** The CustomerProfileUpdated changes applied in place (`to` is absolute); any other drops the entry. */
 const PROFILE_FIELDS = new Set(['ltv', 'ltv_minor', 'segment', 'predicted_ltv', 'predicted_ltv_minor', 'is_vip']);
 
-/** Rough bytes of a snapshot in memory, for the cache's size bound. */
-function sizeOf(snap: CustomerSnapshot): number {
-  return 400 + 200 * snap.devices.length + 520 * snap.methods.length;
+/**
+ * Bytes an entry takes in the heap, for the cache's size bound: the snapshot, the cache's own slot,
+ * the device index's share and the sequence guards. Calibrated by `npm run bench:cache-memory`,
+ * which fills a cache with real snapshots and weighs the heap after a full collection (1,690 bytes
+ * an entry on the seeded graph, 1.6 devices and 1.3 active methods a customer on average); slightly
+ * over, so that the bound is a bound.
+ */
+export function sizeOf(snap: CustomerSnapshot): number {
+  return 560 + 240 * snap.devices.length + 640 * snap.methods.length;
 }
 
 export interface ReadCacheStats {

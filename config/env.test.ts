@@ -1,15 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  API_HEAP_BESIDES_CACHE_MB,
+  API_HEAP_MB,
+  API_NODE_ARGS,
   ConfigError,
   FEED_LAG_MARGIN_MS,
   loadConfig,
   loadSettings,
   localJwtSecretPath,
   localTokenKeyPath,
+  repoRoot,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
 
@@ -165,5 +169,20 @@ describe('configuration', () => {
         ]);
       }
     }
+  });
+});
+
+describe("the api's heap limit", () => {
+  it('is passed by every way the api is started, and fits the read cache at its default bound', () => {
+    const [flag] = API_NODE_ARGS;
+    expect(flag).toBe(`--max-old-space-size=${API_HEAP_MB}`);
+    const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['start:api']).toContain(`node ${flag} `);
+    expect(read('Dockerfile')).toContain(`CMD ["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
+    expect(read('docker-compose.yml')).toContain(`["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
+    expect(read('stack/dev.ts')).toContain("start('api', 'api/main.ts', API_NODE_ARGS)");
+    const defaults = loadConfig({ PERSONA_JWT_SECRET, PERSONA_TOKEN_KEY: key });
+    expect(defaults.PERSONA_READ_CACHE_MAX_MB + API_HEAP_BESIDES_CACHE_MB).toBeLessThanOrEqual(API_HEAP_MB);
   });
 });

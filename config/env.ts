@@ -35,6 +35,19 @@ const rateLimit = (fallback: string) =>
     .refine((l) => l.perSecond > 0 && l.burst >= 1, 'both must be positive');
 const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
 
+/**
+ * The api's V8 heap limit. Left to itself, V8 sizes the heap from the machine's memory and lets
+ * garbage from the read path pile up to hundreds of MiB before collecting it; capped, the api
+ * stays near what it holds (about 64 MiB of its own, the read cache's bound, and room for
+ * requests in flight). Every way the api is started passes API_NODE_ARGS (package.json,
+ * Dockerfile, docker-compose.yml, `npm run dev`, the tests' and benchmarks' api processes);
+ * raise both together with PERSONA_READ_CACHE_MAX_MB.
+ */
+export const API_HEAP_MB = 192;
+export const API_NODE_ARGS = [`--max-old-space-size=${API_HEAP_MB}`];
+/** What the api needs besides its read cache: its own objects, requests in flight, the collector's room. */
+export const API_HEAP_BESIDES_CACHE_MB = 128;
+
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -134,9 +147,12 @@ export const envSchema = z.object({
    */
   PERSONA_READ_CACHE: z.enum(['on', 'off']).default('on'),
   /** Most customers the read cache holds (least recently read are dropped first). */
-  PERSONA_READ_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(100_000),
-  /** Most memory the read cache's entries take, in MiB (estimated per entry). */
-  PERSONA_READ_CACHE_MAX_MB: z.coerce.number().int().min(1).default(64),
+  PERSONA_READ_CACHE_MAX_ENTRIES: z.coerce.number().int().min(1).default(20_000),
+  /**
+   * Most memory the read cache's entries take, in MiB (estimated per entry); with
+   * API_HEAP_BESIDES_CACHE_MB it must fit the api's heap limit (API_HEAP_MB), or the api warns.
+   */
+  PERSONA_READ_CACHE_MAX_MB: z.coerce.number().int().min(1).default(48),
   /** A cached customer is read again after this long even without an event (writes that append none). */
   PERSONA_READ_CACHE_TTL_MS: z.coerce.number().int().min(100).default(300_000),
   /** How often the read cache tails the event log for other processes' writes. */

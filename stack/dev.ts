@@ -5,13 +5,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { loadConfig, loadSettings, repoRoot } from '../config/env';
+import { API_NODE_ARGS, loadConfig, loadSettings, repoRoot } from '../config/env';
 import { stackUp } from './services';
 
 const log = (line: string): void => console.log(`[dev] ${line}`);
 
-function start(name: string, entry: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+function start(name: string, entry: string, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -24,7 +24,7 @@ function start(name: string, entry: string): ChildProcess {
 async function main(): Promise<void> {
   await stackUp(loadSettings(), (line) => console.log(`[stack] ${line}`));
   const config = loadConfig();
-  const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts')];
+  const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts', API_NODE_ARGS)];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
   log(
     `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), ` +

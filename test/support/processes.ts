@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { repoRoot } from '../../config/env';
+import { API_NODE_ARGS, repoRoot } from '../../config/env';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -102,7 +102,8 @@ export async function startApiProcess(env: Record<string, string>, nodeArgs: str
       ),
       ...env,
     },
-    nodeArgs,
+    // The heap limit the api runs with everywhere, so that tests and benchmarks see its memory.
+    [...API_NODE_ARGS, ...nodeArgs],
   );
   const url = `http://127.0.0.1:${http}`;
   await waitForOk(`${url}/readyz`, proc);
