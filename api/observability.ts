@@ -34,7 +34,7 @@ export interface ApiMetrics {
 /** What the read cache's metrics show (api/readCache.ts, api/changeTailer.ts). */
 export interface ReadCacheView {
   hits: number;
-  misses: number;
+  misses: Record<'absent' | 'behind_token' | 'tail_behind' | 'expired', number>;
   stale: number;
   applied: number;
   invalidated: { local: number; tail: number };
@@ -84,7 +84,18 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       },
     });
   mirror('persona_read_cache_hits_total', 'Context and checkout reads answered from the read cache', (v) => v.hits);
-  mirror('persona_read_cache_misses_total', 'Context and checkout reads that went to Neo4j', (v) => v.misses);
+  new Counter({
+    name: 'persona_read_cache_misses_total',
+    help: 'Context and checkout reads that went to Neo4j, by why (absent, behind_token, tail_behind, expired)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect() {
+      const view = readCache.view?.();
+      if (!view) return;
+      this.reset();
+      for (const [reason, count] of Object.entries(view.misses)) this.inc({ reason }, count);
+    },
+  });
   mirror(
     'persona_read_cache_stale_answers_total',
     'Reads answered from the cache marked stale because Neo4j could not answer',

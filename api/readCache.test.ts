@@ -80,7 +80,7 @@ describe('the read cache', () => {
     await cache.read(ID, 500);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(1);
-    expect(cache.stats).toMatchObject({ hits: 1, misses: 1 });
+    expect(cache.stats).toMatchObject({ hits: 1, misses: { absent: 1, behind_token: 0, tail_behind: 0 } });
   });
 
   it('goes to Neo4j when its tail has not polled within the fresh window', async () => {
@@ -89,6 +89,15 @@ describe('the read cache', () => {
     (cache as unknown as { polledAt: number }).polledAt = Date.now() - 120_000;
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
+    expect(cache.stats.misses).toEqual({ absent: 1, behind_token: 0, tail_behind: 1, expired: 0 });
+  });
+
+  it('counts a read whose consistency token is past the entry as a miss of its own', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    await cache.read(ID, 500, { kind: 'c', seq: 4 });
+    expect(reads).toEqual([{ leader: false }, { leader: true }]);
+    expect(cache.stats.misses).toEqual({ absent: 1, behind_token: 1, tail_behind: 0, expired: 0 });
   });
 
   it('applies the next profile change in place: LTV, segment and a method’s last use', async () => {

@@ -105,9 +105,16 @@ export function sizeOf(snap: CustomerSnapshot): number {
   return 560 + 240 * snap.devices.length + 640 * snap.methods.length;
 }
 
+/**
+ * Why a read went to Neo4j: the customer is not held (never read, evicted or dropped by an event),
+ * the caller's consistency token is past the entry, the tail is not current, or the entry outlived
+ * its TTL.
+ */
+export type MissReason = 'absent' | 'behind_token' | 'tail_behind' | 'expired';
+
 export interface ReadCacheStats {
   hits: number;
-  misses: number;
+  misses: Record<MissReason, number>;
   stale: number;
   /** Entries dropped by events, by where the event came from. */
   invalidated: { local: number; tail: number };
@@ -136,7 +143,13 @@ export class ReadCache {
   private readonly breaker: CircuitBreakerPolicy;
   /** When the change tailer's last successful poll began (0: never, so no hit is fresh). */
   private polledAt = 0;
-  readonly stats: ReadCacheStats = { hits: 0, misses: 0, stale: 0, invalidated: { local: 0, tail: 0 }, applied: 0 };
+  readonly stats: ReadCacheStats = {
+    hits: 0,
+    misses: { absent: 0, behind_token: 0, tail_behind: 0, expired: 0 },
+    stale: 0,
+    invalidated: { local: 0, tail: 0 },
+    applied: 0,
+  };
 
   constructor(
     private readonly graph: Graph,
@@ -200,11 +213,12 @@ export class ReadCache {
     const now = Date.now();
     const entry = this.lru.get(customerId);
     const reaches = entry !== undefined && this.reaches(entry.snap, minVersion);
-    if (entry && reaches && this.isCurrent(now) && now - entry.filledAt < this.settings.ttlMs) {
+    const current = this.isCurrent(now);
+    if (entry && reaches && current && now - entry.filledAt < this.settings.ttlMs) {
       this.stats.hits++;
       return { snapshot: entry.snap };
     }
-    this.stats.misses++;
+    this.stats.misses[!entry ? 'absent' : !reaches ? 'behind_token' : !current ? 'tail_behind' : 'expired']++;
     try {
       return { snapshot: await this.fill(customerId, budgetMs, minVersion !== null && !reaches) };
     } catch (err) {
