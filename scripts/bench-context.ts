@@ -267,8 +267,13 @@ async function scrape(api: Api, config: Config): Promise<Map<string, number>> {
     for (const line of (await res.text()).split('\n')) {
       if (line.startsWith('#')) continue;
       // name{labels} value: counters summed over their labels.
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})?\s+([-+0-9.eEInfNa]+)/.exec(line);
-      if (m) out.set(m[1] as string, (out.get(m[1] as string) ?? 0) + Number(m[2]));
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+([-+0-9.eEInfNa]+)/.exec(line);
+      if (!m) continue;
+      const [, name, labels, value] = m as unknown as [string, string, string | undefined, string];
+      out.set(name, (out.get(name) ?? 0) + Number(value));
+      // The read cache's misses also by reason, as `name:reason`.
+      const reason = name === CACHE_MISSES ? /reason="([^"]*)"/.exec(labels ?? '')?.[1] : undefined;
+      if (reason) out.set(`${name}:${reason}`, Number(value));
     }
   } catch {
     // no metrics: RSS and hit rate show "—"
@@ -284,6 +289,14 @@ function hitRate(before: Map<string, number>, after: Map<string, number>): numbe
   const hits = (after.get(CACHE_HITS) ?? 0) - (before.get(CACHE_HITS) ?? 0);
   const misses = (after.get(CACHE_MISSES) ?? 0) - (before.get(CACHE_MISSES) ?? 0);
   return hits + misses > 0 ? hits / (hits + misses) : null;
+}
+
+/** The read cache's misses during a pass, by reason (absent, behind_token, tail_behind, expired). */
+function missesByReason(before: Map<string, number>, after: Map<string, number>): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  for (const [key, value] of after)
+    if (key.startsWith(`${CACHE_MISSES}:`)) out[key.slice(CACHE_MISSES.length + 1)] = value - (before.get(key) ?? 0);
+  return Object.keys(out).length > 0 ? out : null;
 }
 
 // ---- the targets ------------------------------------------------------------------------------
@@ -524,6 +537,8 @@ interface Pass {
   writes?: WriteStats;
   background?: BackgroundStats;
   cacheHitRate: number | null;
+  /** The api's read-cache misses during the pass, by reason (null without the counter). */
+  cacheMisses: Record<string, number> | null;
   rssBytes: number | null;
 }
 
@@ -740,6 +755,7 @@ function toPass(
     ...(o.writes ? { writes: o.writes } : {}),
     ...(o.background ? { background: o.background } : {}),
     cacheHitRate: null,
+    cacheMisses: null,
     rssBytes: null,
   };
 }
@@ -1011,6 +1027,8 @@ async function main(): Promise<void> {
             if (name !== 'floor') {
               cold.cacheHitRate = hitRate(m0, m1);
               warm.cacheHitRate = hitRate(m1, m2);
+              cold.cacheMisses = missesByReason(m0, m1);
+              warm.cacheMisses = missesByReason(m1, m2);
               warm.rssBytes = m2.get('process_resident_memory_bytes') ?? null;
             }
             passes.push(cold, warm);
@@ -1265,6 +1283,20 @@ function report(passes: Pass[], ghz: GhzResult[], ghzNotes: string[], restarts: 
       'workload, clients and phase; RSS after the warm pass; bg writes: device trust + card status changes' +
       `${noCache ? '; hit rate: — (no read cache yet)' : ''}; recoveries by the worker are not included)`,
   );
+  const missed = passes.filter((p) => p.phase === 'warm' && p.cacheMisses);
+  if (missed.length > 0)
+    console.log(
+      `(read-cache misses of the warm passes by reason: ${missed
+        .map(
+          (p) =>
+            `${p.workload} × ${String(p.clients)} × ${p.target} ` +
+            Object.entries(p.cacheMisses ?? {})
+              .filter(([, n]) => n > 0)
+              .map(([reason, n]) => `${reason} ${f0(n)}`)
+              .join(', '),
+        )
+        .join('; ')})`,
+    );
   if (restarts.count > 0)
     console.log(
       `(the api was restarted ${String(restarts.count)} times for cold passes, ${f2(restarts.ms / 1000)} s in all)`,
