@@ -102,7 +102,7 @@ describe('docker-compose.yml', () => {
 
   it('runs files that exist, from one image built by the Dockerfile, and pins every image', () => {
     const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-    const cmd = /CMD \["node", "--import", "tsx", "([^"]+)"\]/.exec(dockerfile)?.[1];
+    const cmd = /CMD \["node", (?:"--[^"]+", )*"--import", "tsx", "([^"]+)"\]/.exec(dockerfile)?.[1];
     expect(cmd && existsSync(path.join(repoRoot, cmd))).toBe(true);
     for (const name of persona) {
       const s = services[name] as Service;
