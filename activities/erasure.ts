@@ -4,10 +4,11 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
+import { historyKeysOfCustomer } from '../graph/historyKeys';
 import { recoveriesThatCharged } from '../graph/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
-import { recoveryWorkflowId } from '../temporal/recovery';
+import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { domain } from './domain';
 
 export function createErasureActivities({
@@ -91,6 +92,36 @@ export function createErasureActivities({
         if (running.length === 0 || Date.now() >= deadline) return running;
         await sleep(req.poll_ms ?? 500, undefined, { signal: Context.current().cancellationSignal });
       }
+    },
+    /**
+     * Whether every workflow with a history key of the customer's (graph/historyKeys.ts) has
+     * closed: erasure destroys those keys, and a worker could no longer read the history of one
+     * still open. The graph names them, so none is missed because visibility lags. Each one
+     * still running is told to stop (a recovery with its `cancel` signal, anything else
+     * cancelled; a fraud review only when ops overrode it, otherwise it is waited for), and the
+     * activity fails with a retryable `WorkflowsOpen` until they have closed: the erasure waits
+     * through its retries.
+     */
+    async historyWorkflowsClosed(req: { customer_id: string; except: string; cancel_reviews: boolean }): Promise<void> {
+      const open: string[] = [];
+      for (const id of await historyKeysOfCustomer(graph, req.customer_id)) {
+        if (id === req.except) continue;
+        const handle = temporal.workflow.getHandle(id);
+        try {
+          if ((await handle.describe()).status.name !== 'RUNNING') continue;
+          open.push(id);
+          if (id.startsWith(recoveryWorkflowId('')))
+            await handle.signal(cancelRecoverySignal, { reason: `customer ${req.customer_id} is being erased` });
+          else if (req.cancel_reviews || !id.startsWith(fraudOutcomeWorkflowId(''))) await handle.cancel();
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      if (open.length > 0)
+        throw ApplicationFailure.retryable(
+          `the customer's workflows must close before their history keys are destroyed; still open: ${open.join(', ')}`,
+          'WorkflowsOpen',
+        );
     },
     /**
      * Erases the customer: its events in batches (heartbeating after each, so a dead worker's

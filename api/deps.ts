@@ -13,6 +13,9 @@ import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
 import { onCommit } from '../graph/graph';
+import { provisionHistoryKey } from '../graph/historyKeys';
+import { payloadCodecFromConfig } from '../temporal/payloadCodec';
+import type { PersonaPayloadCodec } from '../temporal/payloadCodec';
 import { ChangeTailer } from './changeTailer';
 import { createApiMetrics, type ApiMetrics } from './observability';
 import { ReadCache } from './readCache';
@@ -63,6 +66,15 @@ export interface ApiDeps {
   readCache: ReadCache;
   /** Tails the event log for other processes' writes: started by whoever serves (api/main.ts, tests). */
   changeTailer: ChangeTailer;
+  /** Temporal payloads (temporal/payloadCodec.ts). */
+  payloads: {
+    /** Makes a customer workflow's history key and links it to the customer, before the workflow starts. */
+    provision: (workflowId: string, customerId: string) => Promise<void>;
+    /** The codec server's codec (/codec/*): no key cache, so an erasure's destroyed keys are gone for it at once. */
+    codec: PersonaPayloadCodec;
+    /** The Temporal UI's origin, allowed to call the codec server from a browser (CORS); '' for none. */
+    corsOrigin: string;
+  };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -128,6 +140,12 @@ export function apiDepsFromConfig(
     interactions: profileRules(config),
     readCache,
     changeTailer,
+    payloads: {
+      provision: (workflowId, customerId) =>
+        provisionHistoryKey(parts.graph, config.payloadKeys, workflowId, customerId),
+      codec: payloadCodecFromConfig(config, parts.graph, 'none'),
+      corsOrigin: config.PERSONA_CODEC_CORS_ORIGIN,
+    },
   };
 }
 

@@ -14,6 +14,7 @@ import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal, QUICK_RECONNECT } from '../temporal/connection';
 import { graphFromConfig, requestLimits } from '../runtime/graph';
+import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen, SERVICE_NAME } from './grpc/server';
@@ -41,16 +42,6 @@ async function main(): Promise<void> {
       { collector: new URL(config.OTEL_EXPORTER_OTLP_ENDPOINT ?? '').origin },
       'exporting OpenTelemetry traces',
     );
-  // The client puts the request id (and the trace) on every workflow start and signal, gives
-  // every call the request deadline, and connects lazily: the api starts, and serves context
-  // reads, while Temporal is down.
-  const { connection, client } = await connectTemporal(config, {
-    requestId: () => requests.requestId,
-    plugins: tracing ? [tracing.temporal] : [],
-    callDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
-    lazy: true,
-  });
-  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'Temporal client ready');
   // Readiness asks on connections of its own: Temporal without the client's retries, so a lost
   // Temporal shows at the next probe instead of after the retries run out; Neo4j from a pool of
   // two, so a busy request pool never takes the api out of rotation.
@@ -63,6 +54,19 @@ async function main(): Promise<void> {
   });
 
   const graph = graphFromConfig(driver, config, requestLimits(config, requests));
+  // The client puts the request id (and the trace) on every workflow start and signal, gives
+  // every call the request deadline, and connects lazily: the api starts, and serves context
+  // reads, while Temporal is down.
+  const { connection, client } = await connectTemporal(config, {
+    requestId: () => requests.requestId,
+    plugins: tracing ? [tracing.temporal] : [],
+    callDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
+    lazy: true,
+    // Every payload encrypted: under the workflow's history key (made in the graph when it starts)
+    // for a customer's workflow, the active service key otherwise.
+    payloadCodec: payloadCodecFromConfig(config, graph, 'encode'),
+  });
+  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'Temporal client ready');
   const deps = apiDepsFromConfig(config, {
     logger,
     readiness: [neo4jCheck(probeDriver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],

@@ -12,19 +12,27 @@ import {
   loadConfig,
   loadSettings,
   localJwtSecretPath,
+  localPayloadKeysPath,
   localTokenKeyPath,
   repoRoot,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
+import { newPayloadKeySpec } from './payloadKeys';
 
 const key = randomBytes(32).toString('base64');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
+const PERSONA_PAYLOAD_KEYS = newPayloadKeySpec('test-1');
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
 const production = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
 
 describe('configuration', () => {
   it('has working defaults for the local stack', () => {
-    const c = loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_STACK_DIR: emptyStack() });
+    const c = loadConfig({
+      PERSONA_PAYLOAD_KEYS,
+      PERSONA_TOKEN_KEY: key,
+      PERSONA_JWT_SECRET,
+      PERSONA_STACK_DIR: emptyStack(),
+    });
     expect(c).toMatchObject({
       NEO4J_URI: 'bolt://127.0.0.1:7687',
       TEMPORAL_ADDRESS: '127.0.0.1:7233',
@@ -91,7 +99,7 @@ describe('configuration', () => {
   });
 
   it('refuses production without the tokens’ issuer and audience, naming both variables', () => {
-    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, NODE_ENV: 'production' };
+    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS, NODE_ENV: 'production' };
     try {
       loadConfig(secrets);
       expect.unreachable();
@@ -105,7 +113,9 @@ describe('configuration', () => {
     expect(() => loadConfig({ ...secrets, PERSONA_JWT_ISSUER: 'persona' })).toThrow(/PERSONA_JWT_AUDIENCE/);
     expect(loadConfig({ ...secrets, ...production })).toMatchObject(production);
     // Outside production they stay optional.
-    expect(loadConfig({ PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET }).PERSONA_JWT_ISSUER).toBeUndefined();
+    expect(
+      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET }).PERSONA_JWT_ISSUER,
+    ).toBeUndefined();
   });
 
   it('reads the token age and recent sign-in windows, with defaults of 24 h and 5 min', () => {
@@ -116,28 +126,47 @@ describe('configuration', () => {
 
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(/PERSONA_TOKEN_KEY: not set/);
+    expect(() => loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(
+      /PERSONA_TOKEN_KEY: not set/,
+    );
     mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
     writeFileSync(localTokenKeyPath(stack), key);
-    expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, ...production })).toThrow(
-      /PERSONA_TOKEN_KEY: required in production/,
+    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
+    expect(() =>
+      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, ...production }),
+    ).toThrow(/PERSONA_TOKEN_KEY: required in production/);
+  });
+
+  it('reads the local payload key ring outside production, insists on one in production, and names a bad one', () => {
+    const stack = emptyStack();
+    const base = { PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET };
+    expect(() => loadConfig(base)).toThrow(/PERSONA_PAYLOAD_KEYS: not set and no local key ring yet/);
+    mkdirSync(path.dirname(localPayloadKeysPath(stack)), { recursive: true });
+    writeFileSync(localPayloadKeysPath(stack), newPayloadKeySpec('local-1'));
+    expect(loadConfig(base).payloadKeys.active.id).toBe('local-1');
+    expect(() => loadConfig({ ...base, ...production })).toThrow(/PERSONA_PAYLOAD_KEYS: required in production/);
+    expect(loadConfig({ ...base, ...production, PERSONA_PAYLOAD_KEYS }).payloadKeys.active.id).toBe('test-1');
+    expect(() => loadConfig({ ...base, PERSONA_PAYLOAD_KEYS: 'k:AAAA' })).toThrow(
+      /PERSONA_PAYLOAD_KEYS: payload key k must be 32 bytes \(got 3\)/,
     );
   });
 
   it('reads the local JWT secret outside production; JWKS needs no secret', () => {
     const stack = emptyStack();
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(
+    expect(() => loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(
       /PERSONA_JWT_SECRET: not set/,
     );
     mkdirSync(path.dirname(localJwtSecretPath(stack)), { recursive: true });
     writeFileSync(localJwtSecretPath(stack), 'y'.repeat(44));
-    expect(loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe('y'.repeat(44));
-    expect(() => loadConfig({ PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, ...production })).toThrow(
-      /PERSONA_JWT_SECRET: required in production/,
+    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe(
+      'y'.repeat(44),
     );
+    expect(() =>
+      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, ...production }),
+    ).toThrow(/PERSONA_JWT_SECRET: required in production/);
     expect(
       loadConfig({
+        PERSONA_PAYLOAD_KEYS,
         PERSONA_STACK_DIR: emptyStack(),
         PERSONA_TOKEN_KEY: key,
         PERSONA_JWKS_URL: 'https://id.example.com/jwks.json',
@@ -148,6 +177,7 @@ describe('configuration', () => {
   it('refuses a token key that is not 32 bytes', () => {
     expect(() =>
       loadConfig({
+        PERSONA_PAYLOAD_KEYS,
         PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'),
         PERSONA_JWT_SECRET,
         PERSONA_STACK_DIR: emptyStack(),
@@ -182,7 +212,7 @@ describe("the api's heap limit", () => {
     expect(read('Dockerfile')).toContain(`CMD ["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
     expect(read('docker-compose.yml')).toContain(`["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
     expect(read('stack/dev.ts')).toContain("start('api', 'api/main.ts', API_NODE_ARGS)");
-    const defaults = loadConfig({ PERSONA_JWT_SECRET, PERSONA_TOKEN_KEY: key });
+    const defaults = loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_JWT_SECRET, PERSONA_TOKEN_KEY: key });
     expect(defaults.PERSONA_READ_CACHE_MAX_MB + API_HEAP_BESIDES_CACHE_MB).toBeLessThanOrEqual(API_HEAP_MB);
   });
 });

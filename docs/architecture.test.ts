@@ -43,7 +43,7 @@ const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   graph: ['config', 'payments'],
   runtime: ['config', 'graph'],
   clients: ['config', 'graph', 'runtime'],
-  temporal: ['graph', 'payments'],
+  temporal: ['config', 'graph', 'payments'],
   activities: ['clients', 'config', 'graph', 'payments', 'runtime', 'temporal'],
   workflows: ['activities', 'graph', 'payments', 'temporal'],
   workers: ['activities', 'clients', 'config', 'graph', 'payments', 'runtime', 'temporal', 'workflows'],

@@ -3,9 +3,11 @@
  * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
  * write-transaction limit): each keeps its id, type and time, its payload becomes `{}`. Then, in
  * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens), the
- * behavioural profile and devices no other customer uses are deleted; shared devices only lose the
- * customer's edge; events appended since the batches are emptied too; the customer keeps its id
- * (and its event counter) with status `erased` and nothing else; a CustomerErased event records it.
+ * behavioural profile and devices no other customer uses are deleted; the keys of the customer's
+ * workflow histories are destroyed (crypto-shredding: workflows/erasure.ts waits until those
+ * workflows have closed); shared devices only lose the customer's edge; events appended since the
+ * batches are emptied too; the customer keeps its id (and its event counter) with status `erased`
+ * and nothing else; a CustomerErased event records it.
  * Idempotent and resumable: a batch only touches events not emptied yet, so an erasure that
  * stopped half-way goes on where it was; erasing an erased customer changes nothing.
  */
@@ -24,6 +26,8 @@ export interface ErasureResult {
     payment_methods: number;
     devices: number;
     events_stripped: number;
+    /** Keys of the customer's workflow histories destroyed: those payloads are unreadable now. */
+    history_keys: number;
   };
 }
 
@@ -92,6 +96,13 @@ const CYPHER = {
       RETURN count(d) AS devices
     }
     CALL (c) {
+      // Crypto-shredding: every history payload of the customer's workflows becomes unreadable
+      // (temporal/payloadCodec.ts). Its workflows are closed by now (workflows/erasure.ts).
+      OPTIONAL MATCH (c)-[:HAS_HISTORY_KEY]->(k:HistoryKey)
+      DETACH DELETE k
+      RETURN count(k) AS historyKeys
+    }
+    CALL (c) {
       OPTIONAL MATCH (c)-[r]-()
       DELETE r
       RETURN count(r) AS edges
@@ -109,7 +120,7 @@ const CYPHER = {
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
              erased_at: datetime.transaction(), event_seq: c.event_seq}
-    RETURN identifiers, addresses, paymentMethods, devices, events`,
+    RETURN identifiers, addresses, paymentMethods, devices, events, historyKeys`,
 } as const;
 
 export interface ErasureOptions {
@@ -174,7 +185,7 @@ export async function eraseCustomer(
   return writeTx(g, async (tx) => {
     const lock = (await tx.run(CYPHER.lock, { id: customerId })).records[0];
     if (!lock) throw new NotFoundError('Customer', customerId);
-    const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0 };
+    const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0, history_keys: 0 };
     if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
     refuseUnlessOps(lock.get('status'), options, customerId);
     const r = (await tx.run(CYPHER.erase, { id: customerId, from: after })).records[0];
@@ -185,6 +196,7 @@ export async function eraseCustomer(
       payment_methods: n('paymentMethods'),
       devices: n('devices'),
       events_stripped: strippedInBatches + n('events'),
+      history_keys: n('historyKeys'),
     };
     await appendEvent(tx, 'CustomerErased', customerId, {
       deleted,

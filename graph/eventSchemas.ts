@@ -179,6 +179,11 @@ export const EVENT_PAYLOADS = {
       payment_methods: z.number().int(),
       devices: z.number().int(),
       events_stripped: z.number().int(),
+      /**
+       * Keys of the customer's workflow histories destroyed with the erasure: every history
+       * payload of theirs is unreadable from then on (absent on erasures before the payload codec).
+       */
+      history_keys: z.number().int().optional(),
     }),
     /** Ops' reason, when the erasure came with one (a customer who was not active, or a review overridden). */
     request: z

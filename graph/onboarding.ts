@@ -22,6 +22,7 @@ import { linkDeviceTx } from './devices';
 import { ConflictError, NotFoundError, UnrecognisableInputError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
 import { writeTx, type Graph } from './graph';
+import { linkHistoryKeyTx } from './historyKeys';
 import { EMAIL_PATTERN, isJunkFingerprint, isJunkIdentifier, normaliseIdentifier, PHONE_PATTERN } from './identity';
 import { attachIdentifiers } from './identifiers';
 import {
@@ -357,6 +358,10 @@ async function onboardTx(
       : undefined;
     addressId = reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
   }
+
+  // The onboarding's history key (made when it started, temporal/payloadCodec.ts) now belongs to
+  // the customer: erasing the customer destroys it with the customer's other history keys.
+  await linkHistoryKeyTx(tx, ids.onboardingId, customerId);
 
   for (const match of resolution.possibleMatches) {
     await appendEvent(tx, 'PossibleMatchFound', customerId, {

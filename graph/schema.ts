@@ -31,6 +31,8 @@ const NODE_LABELS = [
   'RelayCheckpoint',
   // An interaction's claim (`<customer id>:<sender's id>`, graph/interactions.ts): recorded once.
   'Interaction',
+  // A customer workflow's history key (`id` = the workflow id, graph/historyKeys.ts).
+  'HistoryKey',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();

@@ -18,7 +18,7 @@ import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
 import { retryParkedUpdate } from '../temporal/eventRelay';
 import { paymentFailedSignal } from '../temporal/recovery';
-import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS } from '../test/support/temporal';
+import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
 
 const noop = async (): Promise<void> => undefined;
@@ -81,10 +81,11 @@ const activities = {
   pruneInteractionClaims: async (req: { cutoff: string }) => ({ deleted: 3, cutoff: req.cutoff }),
   listRunningCustomerWorkflows: async () => [],
   awaitWorkflowsClosed: async () => [],
+  historyWorkflowsClosed: noop,
   eraseCustomer: async (req: { customer_id: string }) => ({
     customer_id: req.customer_id,
     erased: true,
-    deleted: { identifiers: 1, addresses: 1, payment_methods: 1, devices: 1, events_stripped: 3 },
+    deleted: { identifiers: 1, addresses: 1, payment_methods: 1, devices: 1, events_stripped: 3, history_keys: 2 },
   }),
 };
 
@@ -97,7 +98,8 @@ async function main(): Promise<void> {
     console.error('usage: npm run histories:record -- --as <label>   (lowercase letters, digits and dashes)');
     process.exit(2);
   }
-  const env = await createTimeSkippingEnv();
+  // Recorded as Persona's clients and workers write them: every payload encrypted.
+  const env = await createTimeSkippingEnv({ payloadCodec: RECORDING_CODEC });
   const taskQueue = `record-${randomUUID()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
       workflowsPath: PERSONA_WORKFLOWS,
       workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
     }),
+    dataConverter: { payloadCodecs: [RECORDING_CODEC] },
     activities,
   });
   const histories: Record<string, string> = {};

@@ -34,8 +34,11 @@ function resolve(value: string): string {
     .replace(
       /\$\{(\w+):\?[^}]*\}/g,
       (_, name: string) =>
-        ({ PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'), PERSONA_JWT_SECRET: 'x'.repeat(40) })[name] ??
-        'sample-secret',
+        ({
+          PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'),
+          PERSONA_JWT_SECRET: 'x'.repeat(40),
+          PERSONA_PAYLOAD_KEYS: `prod-1:${Buffer.alloc(32, 9).toString('base64')}`,
+        })[name] ?? 'sample-secret',
     )
     .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
 }

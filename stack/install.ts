@@ -9,7 +9,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { localJwtSecretPath, localTokenKeyPath, repoRoot } from '../config/env';
+import { localJwtSecretPath, localPayloadKeysPath, localTokenKeyPath, repoRoot } from '../config/env';
+import { newPayloadKeySpec } from '../config/payloadKeys';
 import { run, type Log } from './process';
 
 /** Pinned versions of what the stack installs from PyPI. Neo4j's version is pinned in stack/neo4j/pom.xml. */
@@ -38,6 +39,7 @@ export interface StackPaths {
   pids: string;
   tokenKey: string;
   jwtSecret: string;
+  payloadKeys: string;
 }
 
 export function stackPaths(stackDir: string): StackPaths {
@@ -55,6 +57,7 @@ export function stackPaths(stackDir: string): StackPaths {
     pids: path.join(stackDir, 'pids'),
     tokenKey: localTokenKeyPath(stackDir),
     jwtSecret: localJwtSecretPath(stackDir),
+    payloadKeys: localPayloadKeysPath(stackDir),
   };
 }
 
@@ -126,15 +129,19 @@ async function ensureNeo4jLauncher(p: StackPaths, log: Log): Promise<void> {
   writeFileSync(marker, expected);
 }
 
-/** Local secrets, generated once: the payment-token key and the JWT signing secret. */
+/**
+ * Local secrets, generated once: the payment-token key, the JWT signing secret and the payload
+ * codec's key ring (one key, `local-1`).
+ */
 function ensureSecrets(p: StackPaths, log: Log): void {
-  for (const [file, what] of [
-    [p.tokenKey, 'payment-token key'],
-    [p.jwtSecret, 'JWT secret'],
+  for (const [file, what, make] of [
+    [p.tokenKey, 'payment-token key', () => randomBytes(32).toString('base64')],
+    [p.jwtSecret, 'JWT secret', () => randomBytes(32).toString('base64')],
+    [p.payloadKeys, 'payload key ring', () => newPayloadKeySpec('local-1')],
   ] as const) {
     if (existsSync(file)) continue;
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600 });
+    writeFileSync(file, make(), { mode: 0o600 });
     log(`secrets: generated a local ${what} at ${file}`);
   }
 }

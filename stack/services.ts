@@ -77,6 +77,8 @@ export interface TemporalInstance {
   uiPort: number;
   dbFile: string;
   namespace: string;
+  /** The codec server the UI asks to decode payloads (the api's /codec). */
+  codecEndpoint?: string;
 }
 
 export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
@@ -95,6 +97,7 @@ export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
       t.dbFile,
       '--namespace',
       t.namespace,
+      ...(t.codecEndpoint ? ['--ui-codec-endpoint', t.codecEndpoint] : []),
       ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
       '--log-format',
       'json',
@@ -158,6 +161,8 @@ function services(s: Settings): Service[] {
         uiPort: s.TEMPORAL_UI_PORT,
         dbFile: paths.temporalDb,
         namespace: s.TEMPORAL_NAMESPACE,
+        // The UI shows ciphertext until it can send an ops token (README: the CLI is the ops path).
+        codecEndpoint: `http://localhost:${s.PERSONA_HTTP_PORT}/codec`,
       });
       return startDaemon(daemon('temporal'), launch.command, launch.args, launch.env);
     },

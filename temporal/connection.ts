@@ -11,6 +11,7 @@ import {
   type ClientPlugin,
   type WorkflowClientInterceptor,
 } from '@temporalio/client';
+import type { PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { withRequestId } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
@@ -33,6 +34,12 @@ export interface ClientOptions {
   callDeadlineMs?: number;
   /** Connect on the first call instead of now: a process that starts while Temporal is down still starts. */
   lazy?: boolean;
+  /**
+   * Encrypts every payload sent and decrypts every one received (temporal/payloadCodec.ts).
+   * Every client of Persona's workflows has one; only a client that never touches a payload (a
+   * namespace check) goes without.
+   */
+  payloadCodec?: PayloadCodec;
 }
 
 /**
@@ -97,6 +104,7 @@ export async function connectTemporal(
     connection,
     namespace: settings.TEMPORAL_NAMESPACE,
     ...(interceptors ? { interceptors } : {}),
+    ...(options.payloadCodec ? { dataConverter: { payloadCodecs: [options.payloadCodec] } } : {}),
     plugins: options.plugins ?? [],
   });
   return { connection, client };

@@ -50,6 +50,8 @@ export interface ErasureOutcome {
     payment_methods: number;
     devices: number;
     events_stripped: number;
+    /** History keys destroyed (absent in erasures from before the payload codec). */
+    history_keys?: number;
   };
   /** Fraud-outcome workflows whose review the erasure waited for (absent before it waited for any). */
   waited_for?: string[];

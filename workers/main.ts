@@ -15,6 +15,7 @@ import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
 import { createDriver, migrate } from '../graph';
 import { graphFromConfig } from '../runtime/graph';
+import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
 import { createRegistry, metricsRoutes } from '../runtime/metrics';
@@ -79,7 +80,10 @@ async function main(): Promise<void> {
 
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // A client too: activities that find other workflows use it, and the schedules are applied with it.
-  const temporal = await connectTemporal(config, { plugins });
+  // Every payload the worker and its client send is encrypted, and every one they receive decrypted
+  // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.
+  const payloadCodec = payloadCodecFromConfig(config, graph, 'all');
+  const temporal = await connectTemporal(config, { plugins, payloadCodec });
   const workflowCode = workflowCodeOption(config.PERSONA_WORKFLOW_BUNDLE_DIR, tracing !== null);
   logger.info(
     'workflowBundle' in workflowCode
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
       ...('workflowBundle' in workflowCode ? { workflowModules: [] } : {}),
     },
     plugins,
+    dataConverter: { payloadCodecs: [payloadCodec] },
     activities: createActivities({
       graph,
       chimera,

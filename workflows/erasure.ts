@@ -47,6 +47,12 @@ const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
  * batches (graph/erasure.ts), the activity heartbeating after each.
  */
 export const ERASURE_IN_BATCHES = 'erasure-in-batches';
+/**
+ * The patch that waits, before the graph erasure, until every workflow with a history key of the
+ * customer's has closed: the erasure destroys those keys (crypto-shredding), and a worker cannot
+ * replay a history it can no longer decrypt.
+ */
+export const ERASURE_CLOSES_KEYED_WORKFLOWS = 'erasure-closes-keyed-workflows';
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
 /** The longest between two looks at whether a pending fraud review has ended. */
@@ -60,6 +66,9 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
       ? `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} ${req.what} to end`
       : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
         'to finish the charge in flight and stop',
+  historyWorkflowsClosed: (req) =>
+    `Wait until every workflow of customer ${req.customer_id} with a history key has closed ` +
+    '(telling those still running to stop), before the keys are destroyed',
   fraudReviewsEnded: (req) =>
     `Look (again and again, through retries) whether ${req.workflow_ids.length} fraud reviews have ended`,
   eraseCustomer: (req) =>
@@ -150,6 +159,21 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
         running: still,
       });
   }
+  if (patched(ERASURE_CLOSES_KEYED_WORKFLOWS)) {
+    // Retried without a limit, at most a minute apart: the history shows one activity however long it waits.
+    await activities.historyWorkflowsClosed.executeWithOptions(
+      {
+        startToCloseTimeout: '1 minute',
+        retry: {
+          initialInterval: '2 seconds',
+          backoffCoefficient: 2,
+          maximumInterval: '1 minute',
+          maximumAttempts: Number.POSITIVE_INFINITY,
+        },
+      },
+      [{ customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() }],
+    );
+  }
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
   let result;
@@ -175,7 +199,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       customer_id: input.customer_id,
       cancelled,
       erased: false,
-      deleted: { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0 },
+      deleted: { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0, history_keys: 0 },
       waited_for: waitedFor,
       request,
       refused: why,

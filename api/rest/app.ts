@@ -8,6 +8,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
+import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { DomainError } from '../../graph/errors';
 import { unavailableDependency } from '../../runtime/dependencies';
@@ -20,6 +21,7 @@ import { observeRequests } from '../observability';
 import { READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { adminRoutes } from './admin';
+import { CODEC_MAX_BODY_BYTES, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
@@ -76,8 +78,22 @@ export function createApp(deps: ApiDeps) {
     metricsRoutes(() => deps.metrics.registry.metrics(), { token: deps.metricsToken }),
   );
 
-  // Probes and scrapes above are not limited; every /api call is.
+  // The codec server answers the Temporal UI's origin from a browser (its preflight carries no token).
+  if (deps.payloads.corsOrigin)
+    app.use(
+      '/codec/*',
+      cors({
+        origin: deps.payloads.corsOrigin,
+        allowMethods: ['POST', 'OPTIONS'],
+        allowHeaders: ['Authorization', 'Content-Type', 'X-Namespace'],
+        credentials: true,
+        maxAge: 600,
+      }),
+    );
+
+  // Probes and scrapes above are not limited; every /api and /codec call is.
   app.use('/api/*', rateLimit(deps));
+  app.use('/codec/*', rateLimit(deps));
 
   // A batch of interactions may be larger than any other body; everything else keeps the small limit.
   const limitTo = (maxSize: number) =>
@@ -94,7 +110,9 @@ export function createApp(deps: ApiDeps) {
     });
   app.use(INTERACTIONS_PATH, limitTo(deps.limits.maxInteractionsBodyBytes));
   app.use('/api/*', except(INTERACTIONS_PATH, limitTo(deps.limits.maxBodyBytes)));
+  app.use('/codec/*', limitTo(CODEC_MAX_BODY_BYTES));
   app.use('/api/*', requestDeadline(deps));
+  app.use('/codec/*', requestDeadline(deps));
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));
@@ -104,6 +122,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', eventRoutes(deps));
   app.route('/', privacyRoutes(deps));
   app.route('/', adminRoutes(deps));
+  app.route('/', codecRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

@@ -21,6 +21,15 @@ const erasureStatusSchema = z
         '`refused`: the customer is suspended and the erasure was its own request; ops may erase with a reason',
     }),
     refused: z.string().optional().openapi({ description: 'Why the erasure was refused' }),
+    history_keys_destroyed: z
+      .number()
+      .int()
+      .optional()
+      .openapi({
+        description:
+          'When done: how many keys of the customer’s workflow histories were destroyed with the erasure — every ' +
+          'history payload of theirs in Temporal is unreadable from then on (crypto-shredding)',
+      }),
     waiting_for: z.array(z.string()).openapi({ description: 'The fraud-outcome workflows whose review it waits for' }),
     request: z
       .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })

@@ -38,6 +38,8 @@ export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeRepo
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
   await checkFraudOutcome(deps.graph, report);
+  // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
+  await deps.payloads.provision(workflowId, report.customer_id);
   try {
     await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
       workflowId,

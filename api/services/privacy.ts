@@ -168,7 +168,12 @@ export async function erasureStatus(
   deps: ApiDeps,
   id: string,
 ): Promise<
-  Omit<ErasureStatus, 'state'> & { state: ErasureStatus['state'] | 'stopped'; workflow_id: string; running: boolean }
+  Omit<ErasureStatus, 'state'> & {
+    state: ErasureStatus['state'] | 'stopped';
+    workflow_id: string;
+    running: boolean;
+    history_keys_destroyed?: number;
+  }
 > {
   const workflowId = erasureWorkflowId(id);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
@@ -189,6 +194,7 @@ export async function erasureStatus(
       waiting_for: [],
       request: outcome.request ?? null,
       ...(outcome.refused ? { refused: outcome.refused } : {}),
+      ...(outcome.deleted.history_keys !== undefined ? { history_keys_destroyed: outcome.deleted.history_keys } : {}),
     };
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError('Erasure', id);

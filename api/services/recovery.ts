@@ -31,6 +31,8 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
     throw new NotFoundError('PaymentMethod', f.payment_method_id);
   const workflowId = recoveryWorkflowId(f.payment_id);
   const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
+  // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
+  await deps.payloads.provision(workflowId, f.customer_id);
   try {
     await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(
       RECOVERY_WORKFLOW_TYPE,

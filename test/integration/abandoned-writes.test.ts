@@ -12,7 +12,7 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { signToken } from '../support/api';
-import { openTestGraph, type TestGraph } from '../support/graph';
+import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
 import { until } from '../support/wait';
 
 describe('a write answered 503', () => {
@@ -20,7 +20,7 @@ describe('a write answered 503', () => {
   let temporal: Awaited<ReturnType<typeof connectTemporal>>;
   beforeAll(async () => {
     graph = openTestGraph();
-    temporal = await connectTemporal(graph.config);
+    temporal = await connectTemporal(graph.config, { payloadCodec: testPayloadCodec(graph) });
   });
   afterAll(async () => {
     await temporal?.connection.close();

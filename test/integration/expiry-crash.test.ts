@@ -14,7 +14,7 @@ import { loadSettings } from '../../config/env';
 import { connectTemporal } from '../../temporal/connection';
 import { EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProgress } from '../../temporal/expiry';
 import { expiryEvents, holderOfCard } from '../support/expiry';
-import { openTestGraph, type TestGraph } from '../support/graph';
+import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 
 const AS_OF = '2008-06-30'; // June 2008 cards end today: the 7-day warning
@@ -36,7 +36,7 @@ async function startWorker(): Promise<RunningProcess> {
 
 beforeAll(async () => {
   graph = openTestGraph();
-  ({ connection, client } = await connectTemporal(loadSettings()));
+  ({ connection, client } = await connectTemporal(loadSettings(), { payloadCodec: testPayloadCodec(graph) }));
   receiver = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));

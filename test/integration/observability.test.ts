@@ -16,7 +16,7 @@ import { INTERACTION_PRUNE_WORKFLOW_TYPE, type InteractionPruneInput } from '../
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
-import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { openTestGraph, uniqueEmail, type TestGraph, testPayloadCodec } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
 import {
   alertRules,
@@ -217,7 +217,7 @@ async function exercise(): Promise<void> {
 
 beforeAll(async () => {
   graph = openTestGraph();
-  temporal = await connectTemporal(graph.config);
+  temporal = await connectTemporal(graph.config, { payloadCodec: testPayloadCodec(graph) });
   // Ops, and the verification service (only it may say an identifier is verified).
   ops = await signToken(graph.config.jwtSecret, 'ops identity:verify');
   collector = await startTraceReceiver();

@@ -11,7 +11,7 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
-import { openTestGraph, type TestGraph } from '../support/graph';
+import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
 import { buildWorkflowBundles } from '../../workers/bundle';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -45,7 +45,10 @@ async function faults(body: Record<string, number>): Promise<void> {
 beforeAll(async () => {
   graph = openTestGraph();
   const requests = new RequestContext();
-  ({ connection, client } = await connectTemporal(loadSettings(), { requestId: () => requests.requestId }));
+  ({ connection, client } = await connectTemporal(loadSettings(), {
+    requestId: () => requests.requestId,
+    payloadCodec: testPayloadCodec(graph),
+  }));
   deps = apiDepsFromConfig(graph.config, {
     logger: createLogger('crash-test', 'silent'),
     readiness: [],

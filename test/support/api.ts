@@ -19,6 +19,7 @@ import type { ContextPolicy } from '../../graph/context';
 import { loadSettings, profileRules } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
+import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
@@ -102,8 +103,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const graph = openTestGraph();
   // As in the real api and worker: the request id rides along with every start and signal.
   const requests = new RequestContext();
+  // As in the real api and worker: every payload encrypted, history keys in the graph.
   const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, {
     requestId: () => requests.requestId,
+    payloadCodec: payloadCodecFromConfig(graph.config, graph, 'encode'),
   });
   const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
   const taskQueue = `e2e-${randomUUID()}`;
@@ -113,6 +116,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
     interceptors: workerInterceptors(requests),
+    dataConverter: { payloadCodecs: [payloadCodecFromConfig(graph.config, graph, 'all')] },
     activities: (options.wrapActivities ?? ((a) => a))(
       createActivities({
         graph,

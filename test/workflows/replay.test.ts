@@ -9,7 +9,8 @@ import path from 'node:path';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { HISTORIES_DIR, PERSONA_WORKFLOWS } from '../support/temporal';
+import { isEncrypted } from '../../temporal/payloadCodec';
+import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../support/temporal';
 import { buildWorkflowBundles, workflowBundlePath } from '../../workers/bundle';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
@@ -39,7 +40,7 @@ describe('recorded workflow histories', () => {
     );
   });
 
-  it('show ops a summary in words beside every activity and timer', () => {
+  it('show ops a summary in words beside every activity and timer', async () => {
     const missing: string[] = [];
     for (const f of files) {
       const history = proto.temporal.api.history.v1.History.fromObject(
@@ -50,15 +51,30 @@ describe('recorded workflow histories', () => {
           e.activityTaskScheduledEventAttributes?.activityType?.name ??
           (e.timerStartedEventAttributes ? 'timer' : null);
         if (!what) continue;
-        const summary = e.userMetadata?.summary?.data
-          ? (JSON.parse(Buffer.from(e.userMetadata.summary.data).toString('utf8')) as string)
-          : '';
+        const payload = e.userMetadata?.summary;
+        const [plain] = payload ? await RECORDING_CODEC.decode([payload]) : [];
+        const summary = plain?.data ? (JSON.parse(Buffer.from(plain.data).toString('utf8')) as string) : '';
         // Words, not an id alone: a sentence with a verb and at least a few words.
         if (summary.split(/\s+/).length < 4)
           missing.push(`${f} event ${String(e.eventId)} (${what}): ${JSON.stringify(summary)}`);
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it('include histories from before the payload codec (plain) and after it (every payload encrypted)', () => {
+    const kinds = new Map<string, 'plain' | 'encrypted' | 'mixed'>();
+    for (const f of files) {
+      const text = readFileSync(path.join(HISTORIES_DIR, f), 'utf8');
+      const history = proto.temporal.api.history.v1.History.fromObject(JSON.parse(text) as object);
+      const input = history.events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+      const encrypted = input.filter((p) => isEncrypted(p)).length;
+      kinds.set(f, encrypted === 0 ? 'plain' : encrypted === input.length ? 'encrypted' : 'mixed');
+    }
+    const values = [...kinds.values()];
+    expect(values).toContain('plain');
+    expect(values).toContain('encrypted');
+    expect(values).not.toContain('mixed');
   });
 
   it('replay deterministically against the current code', async () => {
@@ -70,7 +86,12 @@ describe('recorded workflow histories', () => {
     }));
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
-      { workflowsPath: PERSONA_WORKFLOWS, interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] } },
+      {
+        workflowsPath: PERSONA_WORKFLOWS,
+        interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] },
+        // Histories recorded through the codec are decrypted; those from before it are read as they are.
+        dataConverter: { payloadCodecs: [RECORDING_CODEC] },
+      },
       histories,
     )) {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
@@ -92,7 +113,10 @@ describe('recorded workflow histories', () => {
     for (const traced of [false, true]) {
       const failures: string[] = [];
       for await (const result of Worker.runReplayHistories(
-        { workflowBundle: { codePath: workflowBundlePath(dir, traced) } },
+        {
+          workflowBundle: { codePath: workflowBundlePath(dir, traced) },
+          dataConverter: { payloadCodecs: [RECORDING_CODEC] },
+        },
         histories,
       ))
         if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);

@@ -1,0 +1,110 @@
+/**
+ * The codec server (Temporal's remote codec protocol) for ops, scope `ops`:
+ *   POST /codec/decode   payloads as Temporal stores them → readable
+ *   POST /codec/encode   readable payloads → as Persona's clients would send them (the service key)
+ *
+ * `temporal workflow show --codec-endpoint http://<api>/codec --codec-auth 'Bearer <ops token>'`
+ * prints a history readable; without the endpoint, or with any other token, it stays ciphertext.
+ * A payload whose history key erasure destroyed comes back as it came (still encrypted): it can no
+ * longer be read by anyone. Every decode is logged with the token's subject (who read whose
+ * payloads), never with what they hold.
+ *
+ * The Temporal UI's origin (PERSONA_CODEC_CORS_ORIGIN) may call it from a browser; the UI cannot
+ * send a Persona token yet, so there it is refused and the UI shows ciphertext.
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { Payload } from '@temporalio/common';
+import type { ApiDeps } from '../deps';
+import { access, bearerSecurity, problems, validationHook } from './common';
+
+/** A codec request's largest body (a page of history payloads; Temporal's own limit per payload is 2 MB). */
+export const CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+const payloadJson = z
+  .object({
+    metadata: z.record(z.string(), z.base64('must be base64')).optional(),
+    data: z.base64('must be base64').optional(),
+  })
+  .openapi('CodecPayload');
+const payloadsJson = z
+  .object({ payloads: z.array(payloadJson).max(10_000, 'at most 10,000 payloads per request') })
+  .openapi('CodecPayloads');
+
+type PayloadJson = z.infer<typeof payloadJson>;
+
+function fromJson(p: PayloadJson): Payload {
+  return {
+    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+    data: Buffer.from(p.data ?? '', 'base64'),
+  };
+}
+
+function toJson(p: Payload): PayloadJson {
+  return {
+    metadata: Object.fromEntries(
+      Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')]),
+    ),
+    data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
+  };
+}
+
+const namespaceHeader = z.object({
+  'x-namespace': z
+    .string()
+    .max(255)
+    .optional()
+    .openapi({ description: 'The namespace of the payloads (informational)' }),
+});
+
+export function codecRoutes(deps: ApiDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  const opsOnly = access(deps.authenticate, { scopes: ['ops'] });
+  const codec = deps.payloads.codec;
+  const route = (path: '/codec/decode' | '/codec/encode', summary: string) =>
+    createRoute({
+      method: 'post',
+      path,
+      tags: ['codec'],
+      security: bearerSecurity,
+      summary,
+      middleware: [opsOnly] as const,
+      request: {
+        headers: namespaceHeader,
+        body: { required: true, content: { 'application/json': { schema: payloadsJson } } },
+      },
+      responses: {
+        200: { description: 'The payloads, in order', content: { 'application/json': { schema: payloadsJson } } },
+        ...problems(400, 401, 403, 413),
+      },
+    });
+
+  app.openapi(
+    route(
+      '/codec/decode',
+      'Decrypt payloads for ops (Temporal’s codec-server protocol); ' +
+        'a payload whose key erasure destroyed comes back unchanged',
+    ),
+    async (c) => {
+      const { payloads } = c.req.valid('json');
+      const decoded = await codec.decodeWhereReadable(payloads.map(fromJson));
+      deps.logger.info(
+        {
+          actor: c.get('principal')?.subject ?? null,
+          namespace: c.req.valid('header')['x-namespace'] ?? null,
+          payloads: payloads.length,
+          unreadable: decoded.unreadable.length,
+        },
+        'codec server: payloads decoded for ops',
+      );
+      return c.json({ payloads: decoded.payloads.map(toJson) }, 200);
+    },
+  );
+  app.openapi(
+    route('/codec/encode', 'Encrypt payloads as Persona’s clients do (the active service key), for ops sending input'),
+    async (c) => {
+      const { payloads } = c.req.valid('json');
+      return c.json({ payloads: (await codec.encode(payloads.map(fromJson))).map(toJson) }, 200);
+    },
+  );
+  return app;
+}

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import {
+  historyKeyOwner,
+  isEncrypted,
+  payloadKeyId,
+  PayloadKeyUnavailableError,
+  PersonaPayloadCodec,
+  UnreadablePayloadError,
+} from './payloadCodec';
+import type { HistoryKeyStore } from '../graph/historyKeys';
+import { newPayloadKeySpec, parsePayloadKeys } from '../config/payloadKeys';
+
+/** History keys in a Map: the graph's store (graph/historyKeys.ts) is tested against Neo4j. */
+function mapStore(): HistoryKeyStore & { keys: Map<string, Buffer> } {
+  const keys = new Map<string, Buffer>();
+  return {
+    keys,
+    async keyFor(workflowId, { create }) {
+      if (!keys.has(workflowId) && create) keys.set(workflowId, randomBytes(32));
+      return keys.get(workflowId) ?? null;
+    },
+  };
+}
+
+const ada = { email: 'ada@acme.io', phone: '+14155550142', fingerprint: 'fp-ada', ip: '203.0.113.7' };
+const toPayload = (v: unknown): Payload => defaultPayloadConverter.toPayload(v);
+const text = (p: Payload): string => Buffer.from(p.data ?? []).toString() + JSON.stringify(p.metadata);
+const onboarding = { type: 'workflow' as const, namespace: 'default', workflowId: 'onboarding-k1' };
+
+describe('the payload codec', () => {
+  it('encrypts every payload: nothing of the value is left in the bytes, and it comes back as it was', async () => {
+    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), mapStore());
+    const plain = toPayload(ada);
+    const [sealed] = await codec.encode([plain], onboarding);
+    expect(isEncrypted(sealed as Payload)).toBe(true);
+    for (const v of Object.values(ada)) expect(text(sealed as Payload)).not.toContain(v);
+    const [opened] = await codec.decode([sealed as Payload]);
+    expect(defaultPayloadConverter.fromPayload(opened as Payload)).toEqual(ada);
+  });
+
+  it('uses the workflow’s own history key for a customer workflow and the service key for the rest', async () => {
+    const store = mapStore();
+    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), store);
+    const [own] = await codec.encode([toPayload(ada)], onboarding);
+    expect(payloadKeyId(own as Payload)).toBe('history:onboarding-k1');
+    // An activity's payloads belong to the workflow that scheduled it.
+    const activity = {
+      type: 'activity' as const,
+      namespace: 'default',
+      workflowId: 'payment-recovery-p1',
+      isLocal: false,
+    };
+    expect(payloadKeyId((await codec.encode([toPayload(1)], activity))[0] as Payload)).toBe(
+      'history:payment-recovery-p1',
+    );
+    for (const workflowId of ['expiry-scan-2026-11-24', 'erasure-c1', 'persona-event-relay', 'trusted-device-c-d-day'])
+      expect(
+        payloadKeyId(
+          (await codec.encode([toPayload(1)], { type: 'workflow', namespace: 'default', workflowId }))[0] as Payload,
+        ),
+      ).toBe('k1');
+    expect(payloadKeyId((await codec.encode([toPayload(1)]))[0] as Payload)).toBe('k1');
+    expect([...store.keys.keys()]).toEqual(['onboarding-k1', 'payment-recovery-p1']);
+  });
+
+  it('cannot read a payload once its history key is destroyed, while another workflow’s still reads', async () => {
+    const store = mapStore();
+    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), store);
+    const [mine] = await codec.encode([toPayload(ada)], onboarding);
+    const [other] = await codec.encode([toPayload('other')], { ...onboarding, workflowId: 'onboarding-k2' });
+    store.keys.delete('onboarding-k1');
+    await expect(codec.decode([mine as Payload])).rejects.toBeInstanceOf(PayloadKeyUnavailableError);
+    const server = await codec.decodeWhereReadable([mine as Payload, other as Payload]);
+    expect(server.unreadable).toEqual(['history:onboarding-k1']);
+    expect(server.payloads[0]).toBe(mine);
+    expect(defaultPayloadConverter.fromPayload(server.payloads[1] as Payload)).toBe('other');
+    // Encoding for a workflow whose key is gone makes a new one: the old payloads stay unreadable.
+    await codec.encode([toPayload(1)], onboarding);
+    await expect(codec.decode([mine as Payload])).rejects.toBeInstanceOf(UnreadablePayloadError);
+  });
+
+  it('keeps histories written under an older service key readable after a new key becomes active', async () => {
+    const old = newPayloadKeySpec('k1');
+    const before = new PersonaPayloadCodec(parsePayloadKeys(old), null);
+    const [sealed] = await before.encode([toPayload(ada)]);
+    const after = new PersonaPayloadCodec(parsePayloadKeys(`${newPayloadKeySpec('k2')},${old}`), null);
+    expect(defaultPayloadConverter.fromPayload((await after.decode([sealed as Payload]))[0] as Payload)).toEqual(ada);
+    expect(payloadKeyId((await after.encode([toPayload(1)]))[0] as Payload)).toBe('k2');
+    // A ring without the old key says which key is missing.
+    const without = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k2')), null);
+    await expect(without.decode([sealed as Payload])).rejects.toThrow(/payload key k1 is not in PERSONA_PAYLOAD_KEYS/);
+  });
+
+  it('refuses an altered payload or one moved under another key id, and passes a plain one through', async () => {
+    const codec = new PersonaPayloadCodec(
+      parsePayloadKeys(`${newPayloadKeySpec('k1')},${newPayloadKeySpec('k0')}`),
+      null,
+    );
+    const [sealed] = (await codec.encode([toPayload(ada)])) as [Payload];
+    const flipped = Buffer.from(sealed.data ?? []);
+    flipped[20] = (flipped[20] ?? 0) ^ 1;
+    await expect(codec.decode([{ ...sealed, data: flipped }])).rejects.toBeInstanceOf(UnreadablePayloadError);
+    const moved = { ...sealed, metadata: { ...sealed.metadata, 'encryption-key-id': Buffer.from('k0') } };
+    await expect(codec.decode([moved])).rejects.toBeInstanceOf(UnreadablePayloadError);
+    const plain = toPayload('recorded before the codec');
+    expect((await codec.decode([plain]))[0]).toBe(plain);
+  });
+
+  it('reads its key ring from configuration and says what is wrong without echoing a key', () => {
+    const ring = parsePayloadKeys(`${newPayloadKeySpec('new')}, ${newPayloadKeySpec('old')}`);
+    expect(ring.active.id).toBe('new');
+    expect(ring.ids).toEqual(['new', 'old']);
+    expect(() => parsePayloadKeys('k1:c2hvcnQ=')).toThrow('payload key k1 must be 32 bytes (got 5)');
+    expect(() => parsePayloadKeys('nocolon')).toThrow('entry 1 must be <key id>:<32 bytes, base64>');
+    expect(() => parsePayloadKeys(`${newPayloadKeySpec('a')},${newPayloadKeySpec('a')}`)).toThrow(/appears twice/);
+    expect(() => parsePayloadKeys('')).toThrow(/at least one key/);
+  });
+
+  it('names the workflows whose payloads take a history key', () => {
+    expect(historyKeyOwner({ type: 'workflow', namespace: 'n', workflowId: 'fraud-outcome-o1' })).toBe(
+      'fraud-outcome-o1',
+    );
+    expect(historyKeyOwner({ type: 'activity', namespace: 'n', isLocal: false })).toBeNull();
+    expect(historyKeyOwner(undefined)).toBeNull();
+  });
+});

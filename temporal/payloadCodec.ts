@@ -1,0 +1,198 @@
+/**
+ * Every payload Persona hands Temporal is ciphertext (AES-256-GCM): workflow and activity inputs
+ * and results, signals, queries, updates, memos, summaries, failure details and heartbeats. Search
+ * attributes stay clear (they hold ids only: temporal/searchAttributes.ts).
+ *
+ * Two kinds of key:
+ *   - the **service keys**, a ring from configuration (`PERSONA_PAYLOAD_KEYS`: `id:base64,…`, the
+ *     first one active). Payloads of workflows that belong to no one customer (the expiry scan,
+ *     the event relay, the prune, an erasure) are encrypted under the active one; older keys stay
+ *     in the ring so that histories written under them stay readable.
+ *   - a **history key** per customer workflow (onboarding, payment recovery, fraud outcome,
+ *     trusted device): 32 random bytes of its own, kept in the graph wrapped by the active
+ *     service key and linked to the workflow's customer (graph/historyKeys.ts). Erasure destroys
+ *     the customer's history keys once none of those workflows is open, and with them every
+ *     history payload of that customer: crypto-shredding, without touching Temporal's storage.
+ *
+ * Which key a payload takes follows from its serialization context (the workflow that owns it, or
+ * the workflow that scheduled the activity): see `historyKeyOwner`. The key id travels in the
+ * payload's metadata (`encryption-key-id`: a service key's id, or `history:<workflow id>`) and is
+ * the cipher's additional authenticated data, so a payload cannot be moved under another key.
+ * A payload without the `binary/encrypted` encoding (a history recorded before the codec) is
+ * passed through unchanged.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec, type SerializationContext } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import { fraudOutcomeWorkflowId } from './fraud';
+import { recoveryWorkflowId } from './recovery';
+import type { Config } from '../config/env';
+import type { PayloadKeyRing } from '../config/payloadKeys';
+import { graphHistoryKeys, type HistoryKeyStore } from '../graph/historyKeys';
+export type { HistoryKeyStore };
+import type { Graph } from '../graph/graph';
+import { onboardingWorkflowId } from './workflowIds';
+
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+export const KEY_ID_METADATA = 'encryption-key-id';
+const HISTORY_KEY_PREFIX = 'history:';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/** The customer workflows whose payloads carry one customer's personal data: each has a history key. */
+export const HISTORY_KEYED_WORKFLOW_PREFIXES: readonly string[] = [
+  onboardingWorkflowId(''),
+  recoveryWorkflowId(''),
+  fraudOutcomeWorkflowId(''),
+];
+
+/**
+ * The workflow whose history key encrypts a payload with this context, or null for the service
+ * key. An activity's payloads belong to the workflow that scheduled it; a signal's, query's or
+ * update's to the workflow it is sent to.
+ */
+export function historyKeyOwner(context: SerializationContext | undefined): string | null {
+  const id = context?.workflowId;
+  if (!id) return null;
+  return HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p)) ? id : null;
+}
+
+/** An encrypted payload this process cannot read (its key is gone, or it is not what it claims to be). */
+export class UnreadablePayloadError extends Error {
+  constructor(
+    readonly keyId: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnreadablePayloadError';
+  }
+}
+
+/** A payload whose key is gone: its workflow's history key was destroyed (erasure), or never existed here. */
+export class PayloadKeyUnavailableError extends UnreadablePayloadError {
+  constructor(keyId: string) {
+    super(
+      keyId,
+      keyId.startsWith(HISTORY_KEY_PREFIX)
+        ? `the history key of workflow ${keyId.slice(HISTORY_KEY_PREFIX.length)} is gone (destroyed by an erasure): ` +
+            'its payloads cannot be read'
+        : `payload key ${keyId} is not in PERSONA_PAYLOAD_KEYS: add it back to the ring to read these payloads`,
+    );
+    this.name = 'PayloadKeyUnavailableError';
+  }
+}
+
+export function isEncrypted(payload: Payload): boolean {
+  const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
+  return encoding !== undefined && encoding !== null && Buffer.from(encoding).toString() === ENCRYPTED_ENCODING;
+}
+
+/** The key id an encrypted payload names (`history:<workflow id>` or a service key id). */
+export function payloadKeyId(payload: Payload): string | null {
+  const id = payload.metadata?.[KEY_ID_METADATA];
+  return id ? Buffer.from(id).toString() : null;
+}
+
+function seal(key: Buffer, keyId: string, payload: Payload): Payload {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(keyId));
+  const plain = proto.temporal.api.common.v1.Payload.encode(payload).finish();
+  const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  return {
+    metadata: {
+      [METADATA_ENCODING_KEY]: Buffer.from(ENCRYPTED_ENCODING),
+      [KEY_ID_METADATA]: Buffer.from(keyId),
+    },
+    data: sealed,
+  };
+}
+
+function open(key: Buffer, keyId: string, payload: Payload): Payload {
+  const data = Buffer.from(payload.data ?? new Uint8Array());
+  if (data.length < IV_BYTES + TAG_BYTES) throw new Error(`encrypted payload under ${keyId} is truncated`);
+  const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
+  decipher.setAAD(Buffer.from(keyId));
+  decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
+  const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+  const decoded = proto.temporal.api.common.v1.Payload.decode(plain);
+  return { metadata: decoded.metadata ?? {}, data: decoded.data ?? new Uint8Array() };
+}
+
+export class PersonaPayloadCodec implements PayloadCodec {
+  constructor(
+    private readonly ring: PayloadKeyRing,
+    /** Null where no graph is reachable (workflow unit tests, recorded histories): the service key for all. */
+    private readonly historyKeys: HistoryKeyStore | null,
+  ) {}
+
+  async encode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
+    const owner = this.historyKeys ? historyKeyOwner(context) : null;
+    if (owner === null) return payloads.map((p) => seal(this.ring.active.key, this.ring.active.id, p));
+    const key = await this.historyKeys?.keyFor(owner, { create: true });
+    if (!key) throw new PayloadKeyUnavailableError(`${HISTORY_KEY_PREFIX}${owner}`);
+    return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${owner}`, p));
+  }
+
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return Promise.all(payloads.map((p) => this.decodeOne(p)));
+  }
+
+  /**
+   * For the codec server: a payload this process cannot read (its key destroyed, or altered) is
+   * handed back as it came; `unreadable` names the keys of those.
+   */
+  async decodeWhereReadable(payloads: Payload[]): Promise<{ payloads: Payload[]; unreadable: string[] }> {
+    const unreadable: string[] = [];
+    const out = await Promise.all(
+      payloads.map(async (p) => {
+        try {
+          return await this.decodeOne(p);
+        } catch (err) {
+          if (!(err instanceof UnreadablePayloadError)) throw err;
+          unreadable.push(err.keyId);
+          return p;
+        }
+      }),
+    );
+    return { payloads: out, unreadable };
+  }
+
+  private async decodeOne(payload: Payload): Promise<Payload> {
+    if (!isEncrypted(payload)) return payload;
+    const keyId = payloadKeyId(payload);
+    if (!keyId) throw new UnreadablePayloadError('', 'an encrypted payload without its encryption-key-id');
+    const key = keyId.startsWith(HISTORY_KEY_PREFIX)
+      ? await this.historyKeys?.keyFor(keyId.slice(HISTORY_KEY_PREFIX.length), { create: false })
+      : this.ring.get(keyId);
+    if (!key) throw new PayloadKeyUnavailableError(keyId);
+    try {
+      return open(key, keyId, payload);
+    } catch (err) {
+      throw new UnreadablePayloadError(
+        keyId,
+        `a payload under ${keyId} does not decrypt (altered, or not Persona's): ` +
+          (err instanceof Error ? err.message : String(err)),
+      );
+    }
+  }
+}
+
+/**
+ * The codec every Temporal client and worker of Persona uses, with history keys kept in memory
+ * for PERSONA_HISTORY_KEY_CACHE_TTL_MS:
+ *   - `all`: a worker's (it decodes every task of an open workflow; erasure destroys keys only
+ *     once those have closed, so a worker never needs a destroyed one);
+ *   - `encode`: an api's client — starts and signals use the cache, but every decode (a status,
+ *     a result) reads the key from the graph, so what an erasure destroyed is unreadable at once;
+ *   - `none`: the codec server's.
+ */
+export function payloadCodecFromConfig(
+  config: Pick<Config, 'payloadKeys' | 'PERSONA_HISTORY_KEY_CACHE_ENTRIES' | 'PERSONA_HISTORY_KEY_CACHE_TTL_MS'>,
+  graph: Graph,
+  cache: 'all' | 'encode' | 'none',
+): PersonaPayloadCodec {
+  const maxEntries = cache === 'none' ? 0 : config.PERSONA_HISTORY_KEY_CACHE_ENTRIES;
+  const options = { maxEntries, ttlMs: config.PERSONA_HISTORY_KEY_CACHE_TTL_MS, decodes: cache === 'all' };
+  return new PersonaPayloadCodec(config.payloadKeys, graphHistoryKeys(graph, config.payloadKeys, options));
+}

@@ -1,0 +1,225 @@
+/**
+ * Personal data in Temporal is ciphertext, readable by ops through the codec server, and gone
+ * with the customer: the api and a real worker with the payload codec, the real Temporal and
+ * Neo4j. The histories are read straight from Temporal's service, without any codec.
+ */
+import { randomUUID } from 'node:crypto';
+import proto from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ErasureOutcome } from '../../temporal/erasure';
+import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { startHarness, type Harness } from '../support/api';
+import { uniqueEmail } from '../support/graph';
+import { paymentId } from '../support/recovery';
+import { until } from '../support/wait';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h?.close());
+
+interface Person {
+  email: string;
+  phone: string;
+  fingerprint: string;
+  ip: string;
+  token: string;
+}
+
+const person = (): Person => ({
+  email: uniqueEmail(),
+  phone: `+1415555${String(Math.floor(Math.random() * 10_000)).padStart(4, '0')}`,
+  fingerprint: `fp-${randomUUID()}`,
+  ip: `198.51.100.${Math.floor(Math.random() * 250) + 1}`,
+  token: `tok_${randomUUID()}`,
+});
+
+async function onboard(p: Person): Promise<{ customerId: string; workflowId: string }> {
+  const res = await h.app.request('/api/v1/onboarding?wait=true', {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${await h.token('onboarding:write')}`,
+      'idempotency-key': randomUUID(),
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({
+      customer: { segment: 'New', ltv: '0' },
+      payment_method: {
+        type: 'card',
+        token: p.token,
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2031,
+      },
+      device: { fingerprint: p.fingerprint, ip: p.ip, user_agent: 'Safari' },
+      digital_identifiers: [
+        { type: 'email', value: p.email, is_verified: true },
+        { type: 'phone_number', value: p.phone, is_verified: false },
+      ],
+    }),
+  });
+  expect([200, 201]).toContain(res.status);
+  const body = (await res.json()) as { customer_id: string; workflow_id: string };
+  // Wait for the rest of it (Chimera's request) so the whole history is there.
+  await h.client.workflow.getHandle(body.workflow_id).result();
+  return { customerId: body.customer_id, workflowId: body.workflow_id };
+}
+
+/** The history as Temporal stores it: no codec on this read. */
+async function rawHistory(workflowId: string): Promise<proto.temporal.api.history.v1.IHistoryEvent[]> {
+  const res = await h.client.connection.workflowService.getWorkflowExecutionHistory({
+    namespace: h.client.options.namespace,
+    execution: { workflowId },
+  });
+  return res.history?.events ?? [];
+}
+
+const bytesOf = (events: proto.temporal.api.history.v1.IHistoryEvent[]): Buffer =>
+  Buffer.from(proto.temporal.api.history.v1.History.encode({ events }).finish());
+
+const startInput = (events: proto.temporal.api.history.v1.IHistoryEvent[]) =>
+  events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
+
+const toJson = (p: proto.temporal.api.common.v1.IPayload) => ({
+  metadata: Object.fromEntries(
+    Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+  ),
+  data: Buffer.from(p.data ?? []).toString('base64'),
+});
+
+async function decodeThroughServer(
+  payloads: proto.temporal.api.common.v1.IPayload[],
+  token: string | null,
+): Promise<{ status: number; text: string }> {
+  const res = await h.app.request('/codec/decode', {
+    method: 'POST',
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      'content-type': 'application/json',
+      'x-namespace': 'default',
+    },
+    body: JSON.stringify({ payloads: payloads.map(toJson) }),
+  });
+  const body = await res.text();
+  if (res.status !== 200) return { status: res.status, text: body };
+  // What the CLI would print: each payload's data, decoded.
+  const decoded = (JSON.parse(body) as { payloads: { data: string }[] }).payloads;
+  return { status: 200, text: decoded.map((p) => Buffer.from(p.data, 'base64').toString('utf8')).join('\n') };
+}
+
+describe('the payload codec end to end', () => {
+  it(
+    'keeps an onboarding’s personal data out of Temporal, shows it to ops through the codec server, ' +
+      'and shreds it with the customer while another customer’s stays readable',
+    async () => {
+      const ada = person();
+      const grace = person();
+      const a = await onboard(ada);
+      const g = await onboard(grace);
+
+      // Straight from Temporal: none of it, anywhere in the history (inputs, results, summaries).
+      const history = await rawHistory(a.workflowId);
+      expect(history.length).toBeGreaterThan(5);
+      const raw = bytesOf(history).toString('latin1');
+      for (const value of Object.values(ada)) expect(raw).not.toContain(value);
+      expect(startInput(history).length).toBe(1);
+      expect(Buffer.from(startInput(history)[0]?.metadata?.encoding ?? []).toString()).toBe('binary/encrypted');
+      // The onboarding's key belongs to the customer now.
+      const keys = await h.graph.query<{ id: string }>(
+        'MATCH (:Customer {id: $id})-[:HAS_HISTORY_KEY]->(k:HistoryKey) RETURN k.id AS id',
+        { id: a.customerId },
+      );
+      expect(keys.map((k) => k.id)).toEqual([a.workflowId]);
+
+      // Ops read it through the codec server; a customer's token, or none, reads nothing.
+      const asOps = await decodeThroughServer(startInput(history), await h.token('ops', 'ops-alice'));
+      expect(asOps.status).toBe(200);
+      expect(asOps.text).toContain(ada.email);
+      expect(asOps.text).toContain(ada.fingerprint);
+      expect((await decodeThroughServer(startInput(history), await h.token('self', a.customerId))).status).toBe(403);
+      expect((await decodeThroughServer(startInput(history), await h.token('context:read'))).status).toBe(403);
+      expect((await decodeThroughServer(startInput(history), null)).status).toBe(401);
+
+      // A recovery of Ada's dunning: its key is made and linked when it starts.
+      const [card] = await h.graph.query<{ id: string }>(
+        'MATCH (:Customer {id: $id})-[:HAS_PAYMENT_METHOD]->(p) RETURN p.id AS id',
+        { id: a.customerId },
+      );
+      const payment = paymentId();
+      const reported = await h.app.request('/api/v1/payment-failures', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await h.token('payments:report')}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          payment_id: payment,
+          customer_id: a.customerId,
+          payment_method_id: card?.id,
+          amount: 999,
+          currency: 'EUR',
+          decline_code: 'insufficient_funds',
+        }),
+      });
+      expect(reported.status).toBe(202);
+      const recovery = h.client.workflow.getHandle(recoveryWorkflowId(payment));
+      await until(async () =>
+        ['dunning', 'failed'].includes((await recovery.query<RecoveryStatus>('recoveryStatus')).state),
+      );
+      const recoveryHistory = await rawHistory(recoveryWorkflowId(payment));
+      expect(bytesOf(recoveryHistory).toString('latin1')).not.toContain('insufficient_funds');
+
+      // Erasure stops the recovery, waits for it to close, and destroys both keys.
+      const erase = await h.app.request(`/api/v1/customers/${a.customerId}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${await h.token('self', a.customerId)}` },
+      });
+      expect(erase.status).toBe(202);
+      const outcome = (await h.client.workflow.getHandle(`erasure-${a.customerId}`).result()) as ErasureOutcome;
+      expect(outcome).toMatchObject({ erased: true, deleted: { history_keys: 2 } });
+      expect((await recovery.describe()).status.name).toBe('COMPLETED');
+      const status = await h.app.request(`/api/v1/customers/${a.customerId}/erasure`, {
+        headers: { authorization: `Bearer ${await h.token('ops')}` },
+      });
+      expect(await status.json()).toMatchObject({ state: 'done', history_keys_destroyed: 2 });
+      const [erased] = await h.graph.query<{ payload: string }>(
+        "MATCH (e:Event {customer_id: $id, type: 'CustomerErased'}) RETURN e.payload AS payload",
+        { id: a.customerId },
+      );
+      expect(JSON.parse(erased?.payload ?? '{}')).toMatchObject({ deleted: { history_keys: 2 } });
+
+      // Now even ops read nothing of Ada's histories; Grace's still read.
+      for (const workflowId of [a.workflowId, recoveryWorkflowId(payment)]) {
+        const events = await rawHistory(workflowId);
+        const afterErasure = await decodeThroughServer(
+          events
+            .flatMap((e) => e.workflowExecutionStartedEventAttributes?.input?.payloads ?? [])
+            .concat(events.flatMap((e) => e.workflowExecutionSignaledEventAttributes?.input?.payloads ?? [])),
+          await h.token('ops'),
+        );
+        expect(afterErasure.status).toBe(200);
+        expect(afterErasure.text).not.toContain(ada.email);
+        expect(afterErasure.text).not.toContain(ada.fingerprint);
+        expect(afterErasure.text).not.toContain('insufficient_funds');
+      }
+      // Nor can a client with the codec read the results any more.
+      await expect(h.client.workflow.getHandle(a.workflowId).result()).rejects.toThrow(/history key .* is gone/);
+      const graceReads = await decodeThroughServer(startInput(await rawHistory(g.workflowId)), await h.token('ops'));
+      expect(graceReads.text).toContain(grace.email);
+    },
+  );
+
+  it('refuses to start a workflow of an erased customer (its key could never be read)', async () => {
+    const ada = person();
+    const a = await onboard(ada);
+    const erase = await h.app.request(`/api/v1/customers/${a.customerId}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${await h.token('ops')}`, 'persona-reason': 'test' },
+    });
+    expect(erase.status).toBe(202);
+    await h.client.workflow.getHandle(`erasure-${a.customerId}`).result();
+    await expect(h.deps.payloads.provision(`fraud-outcome-${randomUUID()}`, a.customerId)).rejects.toThrow(/is erased/);
+    expect(
+      await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_HISTORY_KEY]->(k) RETURN k', { id: a.customerId }),
+    ).toEqual([]);
+  });
+});
