@@ -31,6 +31,7 @@ import { readExpiryCandidates } from '../graph/expiry';
 import { dateInTimeZone, isIsoDate, scanWindowEnd } from '../payments/expiry';
 import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
+import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { expiryScanProgressQuery } from '../temporal/expiry';
 import type { expiryScanWorkflow } from '../workflows/expiryScan';
 
@@ -109,26 +110,38 @@ async function main(): Promise<void> {
       sent++;
     },
   };
-  const taskQueue = `bench-expiry-${randomUUID()}`;
+  // Two workers side by side: with the payload codec (as Persona runs) and without it (payloads in
+  // clear, as before it), each with its client and task queue, so the re-runs say what it costs.
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const { connection, client } = await connectTemporal(config);
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue,
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createActivities({
-      graph,
-      chimera: new LocalChimeraClient(graph),
-      gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
-      notifications: sink,
-      trustThreshold: config.PERSONA_TRUST_THRESHOLD,
-      profileRules: profileRules(config),
-      temporal: client,
-    }),
-  });
+  const setup = async (codec: boolean) => {
+    const taskQueue = `bench-expiry-${codec ? 'codec' : 'plain'}-${randomUUID()}`;
+    const { connection, client } = await connectTemporal(
+      config,
+      codec ? { payloadCodec: payloadCodecFromConfig(config, graph, 'encode') } : {},
+    );
+    const worker = await Worker.create({
+      connection: nativeConnection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue,
+      workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+      dataConverter: { payloadCodecs: codec ? [payloadCodecFromConfig(config, graph, 'all')] : [] },
+      activities: createActivities({
+        graph,
+        chimera: new LocalChimeraClient(graph),
+        gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
+        notifications: sink,
+        trustThreshold: config.PERSONA_TRUST_THRESHOLD,
+        profileRules: profileRules(config),
+        temporal: client,
+      }),
+    });
+    return { taskQueue, connection, client, worker };
+  };
+  const withCodec = await setup(true);
+  const plain = await setup(false);
 
-  const runScan = async (label: string, day = asOf) => {
+  const runScan = async (label: string, day = asOf, on = withCodec) => {
+    const { client, taskQueue } = on;
     const workflowId = `bench-expiry-scan-${day}-${randomUUID().slice(0, 8)}`;
     const sentBefore = sent;
     const started = performance.now();
@@ -184,13 +197,39 @@ async function main(): Promise<void> {
   };
 
   const results: Record<string, unknown> = { raw_read: raw };
-  await worker.runUntil(async () => {
-    // Warm the worker (workflow sandbox, connections) on a day with nothing due.
+  const running = [withCodec.worker.run(), plain.worker.run()];
+  try {
+    // Warm both workers (workflow sandbox, connections) on a day with nothing due.
     await runScan('warm-up:', '1990-01-01');
+    await runScan('warm-up plain:', '1990-01-01', plain);
     results.full_scan = await runScan('full scan:');
-    if (!values['no-rerun']) results.rerun = await runScan('re-run:');
-  });
-  await connection.close();
+    if (!values['no-rerun']) {
+      // The same day again, alternately without and with the codec: the same work, both warm.
+      const reruns: { plain: number[]; codec: number[] } = { plain: [], codec: [] };
+      for (let i = 0; i < 2; i++) {
+        reruns.plain.push((await runScan('re-run, plain:', asOf, plain)).seconds);
+        const codec = await runScan('re-run:', asOf);
+        reruns.codec.push(codec.seconds);
+        results.rerun = codec;
+      }
+      const best = (xs: number[]) => Math.min(...xs);
+      results.codec_cost = {
+        rerun_seconds_plain: reruns.plain,
+        rerun_seconds_codec: reruns.codec,
+        best_ratio: round(best(reruns.codec) / best(reruns.plain), 2),
+      };
+      console.log(
+        `payload codec on the re-run: best ${best(reruns.codec)} s with it vs ${best(reruns.plain)} s without ` +
+          `(${round((best(reruns.codec) / best(reruns.plain) - 1) * 100)} %)`,
+      );
+    }
+  } finally {
+    withCodec.worker.shutdown();
+    plain.worker.shutdown();
+    await Promise.all(running);
+  }
+  await withCodec.connection.close();
+  await plain.connection.close();
   await nativeConnection.close();
   await driver.close();
 
