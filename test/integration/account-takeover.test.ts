@@ -175,8 +175,10 @@ describe('a taken-over, suspended account', () => {
       waited_for: [fraudOutcomeWorkflowId(outcomeId)],
       request: { reason, override_fraud_review: false },
     });
-    expect(((await review.result()) as FraudOutcomeStatus).state).toBe('confirmed');
     expect(await eventsOf(customerId, 'FraudReviewResolved')).toHaveLength(1);
+    // The review ended, and with the customer its history's payloads went (their key destroyed).
+    expect((await review.describe()).status.name).toBe('COMPLETED');
+    await expect(review.result()).rejects.toThrow(/history key of workflow .* is gone/);
   });
 
   it('refuses, once the customer is suspended, an erasure that was not ops’, emptying nothing of it', async () => {

@@ -507,6 +507,8 @@ describe('the OpenAPI document', () => {
       '/api/v1/payment-methods/{id}/inactivate',
       '/api/v1/payment-recoveries/{payment_id}',
       '/api/v1/payment-recoveries/{payment_id}/attention',
+      '/codec/decode',
+      '/codec/encode',
     ]);
     expect(Object.keys(doc.paths['/api/v1/onboarding']?.post as object)).toContain('requestBody');
     const ui = await h.app.request('/docs');

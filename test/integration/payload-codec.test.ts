@@ -3,9 +3,15 @@
  * with the customer: the api and a real worker with the payload codec, the real Temporal and
  * Neo4j. The histories are read straight from Temporal's service, without any codec.
  */
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSettings } from '../../config/env';
+import { stackPaths } from '../../stack/install';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
@@ -221,5 +227,39 @@ describe('the payload codec end to end', () => {
     expect(
       await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_HISTORY_KEY]->(k) RETURN k', { id: a.customerId }),
     ).toEqual([]);
+  });
+
+  it('serves the Temporal CLI: `temporal workflow show --codec-endpoint` prints the history readable for ops', async () => {
+    const ada = person();
+    const a = await onboard(ada);
+    const server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const settings = loadSettings();
+      const show = async (...extra: string[]) =>
+        (
+          await promisify(execFile)(
+            stackPaths(settings.PERSONA_STACK_DIR).temporalBin,
+            ['workflow', 'show', '--workflow-id', a.workflowId, '--address', settings.TEMPORAL_ADDRESS, ...extra],
+            { maxBuffer: 16 * 1024 * 1024 },
+          )
+        ).stdout;
+      const plain = await show('--output', 'json');
+      expect(plain).not.toContain(ada.email);
+      expect(plain).toContain('binary/encrypted');
+      const readable = await show(
+        '--output',
+        'json',
+        '--codec-endpoint',
+        `http://127.0.0.1:${port}/codec`,
+        '--codec-auth',
+        `Bearer ${await h.token('ops', 'ops-cli')}`,
+      );
+      expect(readable).toContain(ada.email);
+      expect(readable).toContain('Onboard a New customer with verified email');
+    } finally {
+      server.close();
+    }
   });
 });
