@@ -26,8 +26,9 @@ const payloadJson = z
     data: z.base64('must be base64').optional(),
   })
   .openapi('CodecPayload');
+// An empty list is `{}` in protobuf's JSON (the CLI sends one for an event without payloads).
 const payloadsJson = z
-  .object({ payloads: z.array(payloadJson).max(10_000, 'at most 10,000 payloads per request') })
+  .object({ payloads: z.array(payloadJson).max(10_000, 'at most 10,000 payloads per request').default([]) })
   .openapi('CodecPayloads');
 
 type PayloadJson = z.infer<typeof payloadJson>;
