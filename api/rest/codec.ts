@@ -14,16 +14,24 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Payload } from '@temporalio/common';
+import type { MiddlewareHandler } from 'hono';
+import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
 /** A codec request's largest body (a page of history payloads; Temporal's own limit per payload is 2 MB). */
 export const CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/** Standard base64, as protobuf's JSON writes bytes (a pattern the OpenAPI document carries too). */
+const base64 = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/, 'must be base64')
+  .max(CODEC_MAX_BODY_BYTES);
+
 const payloadJson = z
   .object({
-    metadata: z.record(z.string(), z.base64('must be base64')).optional(),
-    data: z.base64('must be base64').optional(),
+    metadata: z.record(z.string().max(256), base64).optional(),
+    data: base64.optional(),
   })
   .openapi('CodecPayload');
 // An empty list is `{}` in protobuf's JSON (the CLI sends one for an event without payloads).
@@ -57,6 +65,20 @@ const namespaceHeader = z.object({
     .openapi({ description: 'The namespace of the payloads (informational)' }),
 });
 
+/** A codec request always has a body (`{}` is an empty list): none at all is a 400 naming it. */
+const requireBody: MiddlewareHandler = async (c, next) => {
+  // Read once here; Hono keeps it for the body's validator.
+  if ((await c.req.text()).trim() === '')
+    return problemResponse(c, {
+      type: problemType('invalid-input'),
+      title: 'Invalid input',
+      status: 400,
+      detail: 'body: required ({"payloads": [...]})',
+      field: 'body',
+    });
+  await next();
+};
+
 export function codecRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const opsOnly = access(deps.authenticate, { scopes: ['ops'] });
@@ -68,7 +90,7 @@ export function codecRoutes(deps: ApiDeps) {
       tags: ['codec'],
       security: bearerSecurity,
       summary,
-      middleware: [opsOnly] as const,
+      middleware: [opsOnly, requireBody] as const,
       request: {
         headers: namespaceHeader,
         body: { required: true, content: { 'application/json': { schema: payloadsJson } } },
