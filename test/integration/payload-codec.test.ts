@@ -4,15 +4,18 @@
  * Neo4j. The histories are read straight from Temporal's service, without any codec.
  */
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/env';
+import { PayloadKeyRing } from '../../config/payloadKeys';
+import { graphHistoryKeys } from '../../graph/historyKeys';
 import { stackPaths } from '../../stack/install';
 import type { ErasureOutcome } from '../../temporal/erasure';
+import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
@@ -211,6 +214,27 @@ describe('the payload codec end to end', () => {
       await expect(h.client.workflow.getHandle(a.workflowId).result()).rejects.toThrow(/history key .* is gone/);
       const graceReads = await decodeThroughServer(startInput(await rawHistory(g.workflowId)), await h.token('ops'));
       expect(graceReads.text).toContain(grace.email);
+
+      // A rotation: a new active service key in front of the old one. Grace's history (its key
+      // wrapped by the old one) still reads; new history keys are wrapped by the new one.
+      const old = h.graph.config.payloadKeys;
+      const rotated = new PayloadKeyRing([
+        { id: 'rotated-1', key: randomBytes(32) },
+        ...old.ids.map((id) => ({ id, key: old.get(id) as Buffer })),
+      ]);
+      const afterRotation = new PersonaPayloadCodec(rotated, graphHistoryKeys(h.graph, rotated));
+      const [graceInput] = await afterRotation.decode(startInput(await rawHistory(g.workflowId)));
+      expect(Buffer.from(graceInput?.data ?? []).toString()).toContain(grace.email);
+      const fresh = `onboarding-rotation-${randomUUID()}`;
+      await afterRotation.encode([{ metadata: {}, data: Buffer.from('"x"') }], {
+        type: 'workflow',
+        namespace: 'default',
+        workflowId: fresh,
+      });
+      const [made] = await h.graph.query<{ by: string }>('MATCH (k:HistoryKey {id: $id}) RETURN k.wrapped_by AS by', {
+        id: fresh,
+      });
+      expect(made?.by).toBe('rotated-1');
     },
   );
 
@@ -229,7 +253,7 @@ describe('the payload codec end to end', () => {
     ).toEqual([]);
   });
 
-  it('serves the Temporal CLI: `temporal workflow show --codec-endpoint` prints the history readable for ops', async () => {
+  it('serves the Temporal CLI: `workflow show --codec-endpoint` prints the history readable for ops', async () => {
     const ada = person();
     const a = await onboard(ada);
     const server = serve({ fetch: h.app.fetch, hostname: '127.0.0.1', port: 0 });
