@@ -3,13 +3,18 @@
  *   npm run schedules:apply
  * Prints what it did and when each (the card-expiry scan, the interaction-id prune) fires next.
  */
-import { ConfigError, loadSettings } from '../config/env';
+import { ConfigError, loadConfig } from '../config/env';
 import { connectTemporal } from '../temporal/connection';
+import { PersonaPayloadCodec } from '../temporal/payloadCodec';
 import { applySchedules } from '../temporal/schedules';
 
 async function main(): Promise<void> {
-  const settings = loadSettings();
-  const { connection, client } = await connectTemporal(settings);
+  const settings = loadConfig();
+  // The schedules' workflow inputs are encrypted like every payload; they start only workflows that
+  // belong to no one customer, so the service key (no graph) is enough.
+  const { connection, client } = await connectTemporal(settings, {
+    payloadCodec: new PersonaPayloadCodec(settings.payloadKeys, null),
+  });
   try {
     for (const applied of await applySchedules(client, settings)) {
       const description = await client.schedule.getHandle(applied.scheduleId).describe();

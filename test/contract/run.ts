@@ -25,6 +25,7 @@ import { encodeCursor } from '../../graph/feed';
 import { graphFromConfig } from '../../runtime/graph';
 import { stackPaths } from '../../stack/install';
 import { stackDown, stackUp } from '../../stack/services';
+import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { connectTemporal } from '../../temporal/connection';
 import { ensureEventRelay } from '../../temporal/schedules';
 import { signToken } from '../support/api';
@@ -119,7 +120,9 @@ async function main(): Promise<number> {
   cleanups.push({ name: 'the Neo4j driver', run: () => driver.close() });
   const graph = graphFromConfig(driver, own);
   await migrate(driver, own.NEO4J_DATABASE, { reportingCurrency: own.PERSONA_REPORTING_CURRENCY });
-  const { connection, client } = await connectTemporal(own);
+  const { connection, client } = await connectTemporal(own, {
+    payloadCodec: payloadCodecFromConfig(own, graph, 'encode'),
+  });
   cleanups.push({ name: 'the Temporal connection', run: () => connection.close() });
   const taskQueue = `contract-${randomUUID()}`;
 
