@@ -98,8 +98,10 @@ const CYPHER = {
     CALL (c) {
       // Crypto-shredding: every history payload of the customer's workflows becomes unreadable
       // (temporal/payloadCodec.ts). Its workflows are closed by now (workflows/erasure.ts).
-      OPTIONAL MATCH (c)-[:HAS_HISTORY_KEY]->(k:HistoryKey)
-      DETACH DELETE k
+      // The key material goes; the node stays (unlinked below) as a tombstone, so that nothing can
+      // make the workflow a new key (graph/historyKeys.ts).
+      OPTIONAL MATCH (c)-[:HAS_HISTORY_KEY]->(k:HistoryKey) WHERE k.wrapped IS NOT NULL
+      SET k.wrapped = null, k.wrapped_by = null, k.destroyed_at = datetime.transaction()
       RETURN count(k) AS historyKeys
     }
     CALL (c) {

@@ -8,14 +8,15 @@
  * A key is created by the first payload its workflow encodes (the start), linked to the customer
  * then when the starter knows the customer (`provisionHistoryKey`), or — for an onboarding,
  * whose customer does not exist yet — in the transaction that creates or matches the customer
- * (graph/onboarding.ts). Erasure deletes the customer's keys in its own transaction once none of
- * those workflows is open (graph/erasure.ts, workflows/erasure.ts).
+ * (graph/onboarding.ts). Erasure destroys the customer's keys in its own transaction once none of
+ * those workflows is open (graph/erasure.ts, workflows/erasure.ts): the key material goes, the node
+ * stays unlinked as a tombstone, so no later payload of the workflow can make it a new key.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { LRUCache } from 'lru-cache';
 import type { PayloadKeyRing } from '../config/payloadKeys';
-import { NotFoundError, InvalidStateError } from './errors';
+import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
 
 /** Where the history keys live (graph/historyKeys.ts keeps them in the graph). */
@@ -37,11 +38,14 @@ const CYPHER = {
   provision: `
     MATCH (c:Customer {id: $customerId})
     SET c.status = c.status
-    FOREACH (_ IN CASE WHEN c.status = 'erased' THEN [] ELSE [1] END |
+    OPTIONAL MATCH (other:Customer)-[:HAS_HISTORY_KEY]->(:HistoryKey {id: $id})
+    WHERE other <> c
+    WITH c, count(other) > 0 AS taken
+    FOREACH (_ IN CASE WHEN c.status = 'erased' OR taken THEN [] ELSE [1] END |
       MERGE (k:HistoryKey {id: $id})
         ON CREATE SET k.wrapped = $wrapped, k.wrapped_by = $wrappedBy, k.created_at = datetime()
       MERGE (c)-[:HAS_HISTORY_KEY]->(k))
-    RETURN c.status = 'erased' AS erased`,
+    RETURN c.status = 'erased' AS erased, taken`,
   link: `
     MATCH (k:HistoryKey {id: $id})
     MATCH (c:Customer {id: $customerId})
@@ -50,7 +54,8 @@ const CYPHER = {
 };
 
 interface Wrapped {
-  wrapped: string;
+  /** Null once an erasure destroyed the key (the node stays, a tombstone). */
+  wrapped: string | null;
   wrappedBy: string;
 }
 
@@ -62,13 +67,32 @@ function wrap(ring: PayloadKeyRing, key: Buffer, workflowId: string): Wrapped {
   return { wrapped: sealed.toString('base64'), wrappedBy: ring.active.id };
 }
 
+/** A history key this process cannot unwrap (its service key is not in the ring, or it is damaged). */
+export class HistoryKeyUnreadableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HistoryKeyUnreadableError';
+  }
+}
+
 function unwrap(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffer {
+  try {
+    return unwrapWith(ring, w, workflowId);
+  } catch (err) {
+    if (err instanceof HistoryKeyUnreadableError) throw err;
+    throw new HistoryKeyUnreadableError(
+      `the history key of ${workflowId} does not unwrap: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}
+
+function unwrapWith(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffer {
   const by = ring.get(w.wrappedBy);
   if (!by)
-    throw new Error(
+    throw new HistoryKeyUnreadableError(
       `the history key of ${workflowId} is wrapped by payload key ${w.wrappedBy}, which is not in PERSONA_PAYLOAD_KEYS`,
     );
-  const data = Buffer.from(w.wrapped, 'base64');
+  const data = Buffer.from(w.wrapped ?? '', 'base64');
   const decipher = createDecipheriv('aes-256-gcm', by, data.subarray(0, 12));
   decipher.setAAD(Buffer.from(`history-key:${workflowId}`));
   decipher.setAuthTag(data.subarray(data.length - 16));
@@ -110,7 +134,10 @@ export function graphHistoryKeys(g: Graph, ring: PayloadKeyRing, cache?: History
     let found = await readTx(g, (tx) => read(tx, CYPHER.read, { id: workflowId }));
     if (!found && create)
       found = await writeTx(g, (tx) => read(tx, CYPHER.create, { id: workflowId, ...newWrappedKey(ring, workflowId) }));
-    return found ? unwrap(ring, found, workflowId) : null;
+    // Destroyed by an erasure: the node stays without its key, so nothing makes a new one for the
+    // workflow (its later payloads would escape the erasure).
+    if (!found?.wrapped) return null;
+    return unwrap(ring, found, workflowId);
   };
   return {
     async keyFor(workflowId, { create }) {
@@ -140,13 +167,16 @@ export async function provisionHistoryKey(
   workflowId: string,
   customerId: string,
 ): Promise<void> {
-  const erased = await writeTx(g, async (tx) => {
+  const { erased, taken } = await writeTx(g, async (tx) => {
     const record = (await tx.run(CYPHER.provision, { id: workflowId, customerId, ...newWrappedKey(ring, workflowId) }))
       .records[0];
     if (!record) throw new NotFoundError('Customer', customerId);
-    return record.get('erased') as boolean;
+    return { erased: record.get('erased') as boolean, taken: record.get('taken') as boolean };
   });
   if (erased) throw new InvalidStateError(`customer ${customerId} is erased: no workflow of it may start`);
+  // A payment or outcome id is the caller's: another customer's workflow keeps its own key, and an
+  // erasure of this customer must never reach it.
+  if (taken) throw new ConflictError(`workflow ${workflowId} belongs to another customer`);
 }
 
 /** Links an onboarding's history key to the customer it created or matched (in that transaction). */

@@ -8,8 +8,8 @@
  *     first one active). Payloads of workflows that belong to no one customer (the expiry scan,
  *     the event relay, the prune, an erasure) are encrypted under the active one; older keys stay
  *     in the ring so that histories written under them stay readable.
- *   - a **history key** per customer workflow (onboarding, payment recovery, fraud outcome,
- *     trusted device): 32 random bytes of its own, kept in the graph wrapped by the active
+ *   - a **history key** per customer workflow (onboarding, payment recovery, fraud outcome):
+ *     32 random bytes of its own, kept in the graph wrapped by the active
  *     service key and linked to the workflow's customer (graph/historyKeys.ts). Erasure destroys
  *     the customer's history keys once none of those workflows is open, and with them every
  *     history payload of that customer: crypto-shredding, without touching Temporal's storage.
@@ -28,7 +28,7 @@ import { fraudOutcomeWorkflowId } from './fraud';
 import { recoveryWorkflowId } from './recovery';
 import type { Config } from '../config/env';
 import type { PayloadKeyRing } from '../config/payloadKeys';
-import { graphHistoryKeys, type HistoryKeyStore } from '../graph/historyKeys';
+import { graphHistoryKeys, HistoryKeyUnreadableError, type HistoryKeyStore } from '../graph/historyKeys';
 export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
 import { onboardingWorkflowId } from './workflowIds';
@@ -162,10 +162,20 @@ export class PersonaPayloadCodec implements PayloadCodec {
     if (!isEncrypted(payload)) return payload;
     const keyId = payloadKeyId(payload);
     if (!keyId) throw new UnreadablePayloadError('', 'an encrypted payload without its encryption-key-id');
-    const key = keyId.startsWith(HISTORY_KEY_PREFIX)
-      ? await this.historyKeys?.keyFor(keyId.slice(HISTORY_KEY_PREFIX.length), { create: false })
-      : this.ring.get(keyId);
+    let key: Buffer | null | undefined;
+    try {
+      key = keyId.startsWith(HISTORY_KEY_PREFIX)
+        ? await this.historyKeys?.keyFor(keyId.slice(HISTORY_KEY_PREFIX.length), { create: false })
+        : this.ring.get(keyId);
+    } catch (err) {
+      if (err instanceof HistoryKeyUnreadableError) throw new UnreadablePayloadError(keyId, err.message);
+      throw err;
+    }
     if (!key) throw new PayloadKeyUnavailableError(keyId);
+    return this.open(key, keyId, payload);
+  }
+
+  private open(key: Buffer, keyId: string, payload: Payload): Payload {
     try {
       return open(key, keyId, payload);
     } catch (err) {

@@ -20,6 +20,7 @@ import type { ApiDeps } from '../deps';
 import { observeRequests } from '../observability';
 import { READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
+import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { adminRoutes } from './admin';
 import { CODEC_MAX_BODY_BYTES, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
@@ -194,6 +195,15 @@ export function createApp(deps: ApiDeps) {
         status: DOMAIN_STATUS[err.code],
         detail: err.message,
         ...('field' in err ? { field: err.field } : {}),
+      });
+    }
+    if (err instanceof UnreadablePayloadError) {
+      // A workflow of an erased customer: its history key was destroyed with the customer.
+      return problemResponse(c, {
+        type: problemType('gone'),
+        title: 'Gone',
+        status: 410,
+        detail: err.message,
       });
     }
     if (err instanceof HTTPException) {

@@ -210,8 +210,21 @@ describe('the payload codec end to end', () => {
         expect(afterErasure.text).not.toContain(ada.fingerprint);
         expect(afterErasure.text).not.toContain('insufficient_funds');
       }
-      // Nor can a client with the codec read the results any more.
+      // Nor can a client with the codec read the results any more, and nothing makes the workflow a
+      // new key: a destroyed key stays a tombstone, so later payloads cannot escape the erasure.
       await expect(h.client.workflow.getHandle(a.workflowId).result()).rejects.toThrow(/history key .* is gone/);
+      await expect(
+        h.deps.payloads.codec.encode([{ metadata: {}, data: Buffer.from('"late"') }], {
+          type: 'workflow',
+          namespace: 'default',
+          workflowId: recoveryWorkflowId(payment),
+        }),
+      ).rejects.toThrow(/history key .* is gone/);
+      expect(
+        await h.graph.query<{ wrapped: string | null }>('MATCH (k:HistoryKey {id: $id}) RETURN k.wrapped AS wrapped', {
+          id: a.workflowId,
+        }),
+      ).toEqual([{ wrapped: null }]);
       const graceReads = await decodeThroughServer(startInput(await rawHistory(g.workflowId)), await h.token('ops'));
       expect(graceReads.text).toContain(grace.email);
 
@@ -238,7 +251,7 @@ describe('the payload codec end to end', () => {
     },
   );
 
-  it('refuses to start a workflow of an erased customer (its key could never be read)', async () => {
+  it('refuses a workflow of an erased customer, or one whose id another customer holds, a key', async () => {
     const ada = person();
     const a = await onboard(ada);
     const erase = await h.app.request(`/api/v1/customers/${a.customerId}`, {
@@ -248,6 +261,14 @@ describe('the payload codec end to end', () => {
     expect(erase.status).toBe(202);
     await h.client.workflow.getHandle(`erasure-${a.customerId}`).result();
     await expect(h.deps.payloads.provision(`fraud-outcome-${randomUUID()}`, a.customerId)).rejects.toThrow(/is erased/);
+    // A workflow id is the caller's (a payment or outcome id): another customer's workflow keeps its
+    // key, so that erasing this one never reaches it.
+    const other = await onboard(person());
+    const third = await onboard(person());
+    const outcome = `fraud-outcome-${randomUUID()}`;
+    await h.deps.payloads.provision(outcome, other.customerId);
+    await h.deps.payloads.provision(outcome, other.customerId);
+    await expect(h.deps.payloads.provision(outcome, third.customerId)).rejects.toThrow(/belongs to another customer/);
     expect(
       await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_HISTORY_KEY]->(k) RETURN k', { id: a.customerId }),
     ).toEqual([]);
