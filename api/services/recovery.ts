@@ -4,7 +4,8 @@
  * wallet wakes the customer's running recoveries.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { NotFoundError } from '../../graph/errors';
+import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { erasureWorkflowId } from '../../temporal/erasure';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   paymentFailedSignal,
@@ -31,6 +32,9 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
     throw new NotFoundError('PaymentMethod', f.payment_method_id);
   const workflowId = recoveryWorkflowId(f.payment_id);
   const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
+  // A customer being erased starts no new recovery: its key would be destroyed while it ran (the
+  // erasure checked the customer's workflows before). Fraud outcomes are never held back like this.
+  await refuseWhileErasing(deps, f.customer_id);
   // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
   await deps.payloads.provision(workflowId, f.customer_id);
   try {
@@ -52,6 +56,16 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   return { workflow_id: workflowId };
+}
+
+async function refuseWhileErasing(deps: ApiDeps, customerId: string): Promise<void> {
+  try {
+    const erasure = await deps.temporal.client.workflow.getHandle(erasureWorkflowId(customerId)).describe();
+    if (erasure.status.name === 'RUNNING')
+      throw new InvalidStateError(`customer ${customerId} is being erased: no new payment recovery may start`);
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
 }
 
 /** Recoveries started before `attention`, `stop_reason` and `undelivered` existed answer without them. */

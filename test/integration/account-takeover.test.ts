@@ -158,11 +158,29 @@ describe('a taken-over, suspended account', () => {
   );
 
   it('an erasure waits for the review and erases once ops decide it, the review’s decision recorded', async () => {
-    const { customerId, outcomeId, review } = await takenOver();
+    const { customerId, cards, outcomeId, review } = await takenOver();
     const base = `/api/v1/customers/${customerId}`;
     const reason = `customer asked by letter, ticket ${randomUUID()}`;
     expect((await call('DELETE', base, ops, { reason })).status).toBe(202);
     await until(async () => (await call('GET', `${base}/erasure`, ops)).json.state === 'waiting_for_fraud_review');
+    // While it runs no new recovery of the customer starts (its history key would be destroyed
+    // under it); nothing was written for it.
+    const payment = `pay-${randomUUID()}`;
+    const failure = await call('POST', '/api/v1/payment-failures', await h.token('payments:report'), {
+      body: {
+        payment_id: payment,
+        customer_id: customerId,
+        payment_method_id: cards[0],
+        amount: 500,
+        currency: 'EUR',
+        decline_code: 'insufficient_funds',
+      },
+    });
+    expect(failure.status).toBe(409);
+    expect(failure.json.detail).toMatch(/being erased/);
+    expect(
+      await h.graph.query('MATCH (k:HistoryKey {id: $id}) RETURN k', { id: `payment-recovery-${payment}` }),
+    ).toEqual([]);
 
     const decided = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
       body: { decision: 'confirm' },
