@@ -38,6 +38,7 @@ const CYPHER = {
   provision: `
     MATCH (c:Customer {id: $customerId})
     SET c.status = c.status
+    WITH c
     OPTIONAL MATCH (other:Customer)-[:HAS_HISTORY_KEY]->(:HistoryKey {id: $id})
     WHERE other <> c
     WITH c, count(other) > 0 AS taken

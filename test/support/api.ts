@@ -131,7 +131,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const running = worker.run();
   const base = apiDepsFromConfig(graph.config, {
-    logger: createLogger('test-api', 'silent'),
+    // TEST_API_LOG=error shows what an unexpected 500 logged (the harness is silent by default).
+    logger: createLogger('test-api', process.env.TEST_API_LOG ?? 'silent'),
     readiness: [],
     graph,
     client,
