@@ -1,5 +1,5 @@
 /** Activities of the fraud-outcome workflow: the graph changes, and finding the recoveries to tell. */
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import {
   applyFraudOutcome,
   resolveFraudReview,
@@ -11,7 +11,8 @@ import {
 } from '../graph/fraud';
 import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
-import { RECOVERY_WORKFLOW_TYPE } from '../temporal/recovery';
+import { historyKeysOfCustomer } from '../graph/historyKeys';
+import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId } from '../temporal/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import { domain } from './domain';
 
@@ -34,9 +35,24 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
     }): Promise<{ reinstated: boolean }> {
       return domain(() => resolveFraudReview(graph, req));
     },
-    /** The customer's running payment recoveries (by the PersonaCustomerId search attribute). */
+    /**
+     * The customer's running payment recoveries: those whose history keys the graph links to the
+     * customer (a consistent read, so a recovery visibility has not indexed yet is not missed),
+     * and those the PersonaCustomerId search attribute finds (recoveries from before the keys).
+     */
     async listRunningRecoveries(req: { customer_id: string }): Promise<string[]> {
-      return runningCustomerWorkflows(temporal, req.customer_id, { type: RECOVERY_WORKFLOW_TYPE });
+      const running = new Set<string>();
+      for (const id of await historyKeysOfCustomer(graph, req.customer_id)) {
+        if (!id.startsWith(recoveryWorkflowId(''))) continue;
+        try {
+          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.add(id);
+        } catch (err) {
+          if (!(err instanceof WorkflowNotFoundError)) throw err;
+        }
+      }
+      for (const id of await runningCustomerWorkflows(temporal, req.customer_id, { type: RECOVERY_WORKFLOW_TYPE }))
+        running.add(id);
+      return [...running].sort();
     },
   };
 }

@@ -13,7 +13,9 @@ import {
   type PersonaEvent,
 } from '../../graph';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
-import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { createFraudActivities } from '../../activities/fraud';
+import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -366,5 +368,38 @@ describe('account takeover', () => {
     const alert = (await fraudEvents(customerId)).find((e) => e.type === 'CustomerNotified');
     expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: null });
     await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).terminate('test over');
+  });
+
+  it('finds the running recoveries to tell by the graph as well as by visibility, and no closed one', async () => {
+    const { customerId } = await customerWithCards(h.graph, []);
+    const idle = `persona-nobody-${randomUUID()}`; // no worker polls it: what starts there stays running
+    const start = async (id: string, searchable: boolean) => {
+      await h.deps.payloads.provision(id, customerId);
+      return h.client.workflow.start(RECOVERY_WORKFLOW_TYPE, {
+        taskQueue: idle,
+        workflowId: id,
+        args: [],
+        ...(searchable ? { typedSearchAttributes: [{ key: personaCustomerId, value: customerId }] } : {}),
+      });
+    };
+    // Linked in the graph only (no search attribute): what visibility has not indexed yet looks like this.
+    const unindexed = await start(recoveryWorkflowId(paymentId()), false);
+    const closed = await start(recoveryWorkflowId(paymentId()), false);
+    await closed.terminate('test: a closed recovery is not told');
+    // Found by visibility only (started before history keys existed): no key linked.
+    const before = await h.client.workflow.start(RECOVERY_WORKFLOW_TYPE, {
+      taskQueue: idle,
+      workflowId: recoveryWorkflowId(paymentId()),
+      args: [],
+      typedSearchAttributes: [{ key: personaCustomerId, value: customerId }],
+    });
+    const fraud = createFraudActivities({ graph: h.graph, temporal: h.client });
+    await until(async () =>
+      (await fraud.listRunningRecoveries({ customer_id: customerId })).includes(before.workflowId),
+    );
+    expect(await fraud.listRunningRecoveries({ customer_id: customerId })).toEqual(
+      [unindexed.workflowId, before.workflowId].sort(),
+    );
+    await Promise.all([unindexed.terminate('test over'), before.terminate('test over')]);
   });
 });
