@@ -48,7 +48,7 @@ export function recoveryRoutes(deps: ApiDeps) {
           description: 'The recovery runs',
           content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
         },
-        ...problems(400, 401, 403, 404, 413),
+        ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
     async (c) => c.json(await reportPaymentFailure(deps, c.req.valid('json')), 202),
