@@ -5,6 +5,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { ChimeraClient } from '../clients/chimera';
+import type { KafkaProducer } from '../clients/kafka';
 import type { NotificationSink } from '../clients/notifications';
 import type { PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
@@ -15,6 +16,7 @@ import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
 import { createInteractionPruneActivities } from './interactionPrune';
+import { createKafkaPublisherActivities } from './kafkaPublisher';
 import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
 import { createRecoveryActivities } from './recovery';
@@ -32,6 +34,8 @@ export interface ActivityDeps {
   temporal: Client;
   /** Events an erasure empties per transaction (PERSONA_ERASURE_BATCH_SIZE). */
   erasureBatchSize?: number;
+  /** The idempotent producer, when KAFKA_BROKERS is set (the publisher's activity needs it). */
+  kafka?: KafkaProducer | undefined;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -45,6 +49,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createErasureActivities(deps),
     ...createInteractionPruneActivities(deps),
+    ...createKafkaPublisherActivities(deps),
   };
 }
 

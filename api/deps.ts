@@ -20,7 +20,8 @@ import { ChangeTailer } from './changeTailer';
 import { createApiMetrics, type ApiMetrics } from './observability';
 import { ReadCache } from './readCache';
 import { RateLimiter } from './rateLimit';
-import { relayGauges } from './services/relay';
+import { publisherGauges, relayGauges } from './services/relay';
+import { kafkaEnabled } from '../clients/kafka';
 
 export interface ApiDeps {
   logger: Logger;
@@ -95,7 +96,14 @@ export function apiDepsFromConfig(
     tracer?: Tracer | undefined;
   },
 ): ApiDeps {
-  const metrics = parts.metrics ?? createApiMetrics({ relay: () => relayGauges(parts.graph) });
+  const metrics =
+    parts.metrics ??
+    createApiMetrics({
+      relay: () => relayGauges(parts.graph),
+      ...(kafkaEnabled(config)
+        ? { publisher: () => publisherGauges(parts.graph, config.PERSONA_KAFKA_EVENTS_TOPIC) }
+        : {}),
+    });
   const { readCache, changeTailer } = readCacheFromConfig(config, parts.graph, parts.logger);
   metrics.readCache.view = () => ({
     ...readCache.stats,

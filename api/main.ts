@@ -19,7 +19,9 @@ import { READINESS_PATHS } from './deadlines';
 import { apiDepsFromConfig } from './deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen, SERVICE_NAME } from './grpc/server';
 import { createApiMetrics } from './observability';
-import { relayGauges } from './services/relay';
+import { publisherGauges, relayGauges } from './services/relay';
+import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
+import { startAgentConsumer, type AgentConsumer } from './kafkaConsumer';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -73,7 +75,11 @@ async function main(): Promise<void> {
     graph,
     client,
     requests,
-    metrics: createApiMetrics({ processMetrics: true, relay: () => relayGauges(graph) }),
+    metrics: createApiMetrics({
+      processMetrics: true,
+      relay: () => relayGauges(graph),
+      ...(kafkaEnabled(config) ? { publisher: () => publisherGauges(graph, config.PERSONA_KAFKA_EVENTS_TOPIC) } : {}),
+    }),
     tracer: tracing?.tracer,
   });
   const app = createApp(deps);
@@ -123,8 +129,36 @@ async function main(): Promise<void> {
       ),
   );
 
+  // Kafka (KAFKA_BROKERS): the agents' topics feed the same services as the routes. Started in
+  // the background and tried again until the broker answers: REST and gRPC do not wait for it.
+  const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-api') : undefined;
+  let consumer: AgentConsumer | undefined;
+  let stopped = false;
+  if (kafka)
+    void (async () => {
+      for (let delay = 1000; !stopped; delay = Math.min(delay * 2, 30_000)) {
+        try {
+          await ensureTopics(config);
+          consumer = await startAgentConsumer({ settings: config, deps, producer: kafka, logger });
+          return;
+        } catch (err) {
+          logger.warn({ err, retryInMs: delay }, `Kafka at ${config.KAFKA_BROKERS} does not answer yet`);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
+    })();
+  else logger.info('no KAFKA_BROKERS: the agents report over REST and gRPC only');
+
   onShutdown(logger, [
     { name: 'readiness watch', run: async () => stopWatching() },
+    {
+      name: 'Kafka consumer',
+      run: async () => {
+        stopped = true;
+        await consumer?.close();
+        await kafka?.close();
+      },
+    },
     { name: 'read cache tail', run: async () => deps.changeTailer.stop() },
     { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
     {

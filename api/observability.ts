@@ -21,6 +21,10 @@ export interface ApiMetrics {
   grpc: Histogram<'method' | 'code'>;
   relayParked: Gauge<'workflow_id'>;
   relayBlocked: Gauge<'workflow_id'>;
+  publisherBehindEvents: Gauge;
+  publisherBehindSeconds: Gauge;
+  /** Consumed messages sent to the dead-letter topic, by the topic they came from. */
+  kafkaDeadLetters: Counter<'topic'>;
   /** Calls refused by the rate limiter (api/rateLimit.ts), by scope class and transport. */
   rateLimited: Counter<'class' | 'transport'>;
   /** Interaction items waiting per write lane; read at each scrape from `interactionLanes.queued`. */
@@ -53,6 +57,8 @@ export interface ApiMetricsOptions {
   processMetrics?: boolean;
   /** The relay's gauges now, from its graph checkpoint, or null when unknown (read at each scrape). */
   relay?: () => Promise<{ parked: number; blocked_seconds: number } | null>;
+  /** The Kafka publisher's lag now, from its checkpoint, or null when Kafka is off or it never ran. */
+  publisher?: () => Promise<{ behind_events: number; behind_seconds: number } | null>;
 }
 
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
@@ -67,6 +73,14 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       pending = null;
     });
     return pending;
+  };
+  let publishing: Promise<{ behind_events: number; behind_seconds: number } | null> | null = null;
+  const publisherNow = () => {
+    if (!options.publisher) return Promise.resolve(null);
+    publishing ??= options.publisher().finally(() => {
+      publishing = null;
+    });
+    return publishing;
   };
   const interactionLanes: ApiMetrics['interactionLanes'] = {};
   const readCache: ApiMetrics['readCache'] = {};
@@ -204,6 +218,37 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
         this.reset();
         const now = await relayNow();
         if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.blocked_seconds);
+      },
+    }),
+    kafkaDeadLetters: new Counter({
+      name: 'persona_kafka_dead_letters_total',
+      help: "Messages of the agents' topics the api can never accept, sent to the dead-letter topic, by topic",
+      labelNames: ['topic'],
+      registers: [registry],
+    }),
+    // The Kafka publisher's lag, from its checkpoint at each scrape (whichever worker publishes).
+    publisherBehindEvents: new Gauge({
+      name: 'persona_kafka_publisher_behind_events',
+      help:
+        "Events in the log after the Kafka publisher's checkpoint, counted up to 100,000 " +
+        '(absent when Kafka is off or the publisher never ran)',
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const now = await publisherNow();
+        if (now !== null) this.set(now.behind_events);
+      },
+    }),
+    publisherBehindSeconds: new Gauge({
+      name: 'persona_kafka_publisher_behind_seconds',
+      help:
+        'Age of the oldest event the Kafka publisher has not published yet (0 when it is at the end; ' +
+        'the feed lag PERSONA_EVENTS_FEED_LAG_MS is always in it)',
+      registers: [registry],
+      async collect() {
+        this.reset();
+        const now = await publisherNow();
+        if (now !== null) this.set(now.behind_seconds);
       },
     }),
   };

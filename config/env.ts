@@ -22,6 +22,10 @@ export const WRITE_TX_TIMEOUT_MS = 10_000;
 export const FEED_LAG_MARGIN_MS = 2_000;
 
 const port = z.coerce.number().int().min(1).max(65535);
+/** A Kafka topic name as the broker accepts it. */
+const kafkaTopic = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,249}$/, 'expected a Kafka topic name (letters, digits, . _ -; at most 249)');
 const mebibytes = z.coerce.number().int().min(16);
 /** `<per second>,<burst>`, e.g. `5,20`: 5 requests a second sustained, 20 at once. */
 const rateLimit = (fallback: string) =>
@@ -319,6 +323,38 @@ export const envSchema = z.object({
     .default(15_000),
   /** When set, the worker keeps the event relay running: every event is POSTed here, in order. */
   PERSONA_EVENTS_WEBHOOK_URL: z.url().optional(),
+  /**
+   * Kafka's bootstrap brokers (`host:port,…`). Empty (the default) turns Kafka off: the feed and
+   * the webhooks go on as before. `npm run dev` sets it to the local stack's broker.
+   */
+  KAFKA_BROKERS: z
+    .string()
+    .default('')
+    .refine(
+      (v) => v === '' || v.split(',').every((b) => /^[A-Za-z0-9.-]+:\d{1,5}$/.test(b.trim())),
+      'expected host:port[,host:port…] (empty turns Kafka off)',
+    ),
+  /** The topic the graph's events are published to, keyed by customer id. */
+  PERSONA_KAFKA_EVENTS_TOPIC: kafkaTopic.default('persona.events.v1'),
+  /** Partitions of the events topic when Persona creates it (a customer's events stay on one). */
+  PERSONA_KAFKA_EVENTS_PARTITIONS: z.coerce.number().int().min(1).max(10_000).default(12),
+  /** How long the events topic keeps a message when Persona creates it (default 7 days; -1: for ever). */
+  PERSONA_KAFKA_EVENTS_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(-1)
+    .default(7 * 24 * 3600 * 1000),
+  /** Replication factor of the topics Persona creates (1 for a one-broker stack; 3 in production). */
+  PERSONA_KAFKA_REPLICATION: z.coerce.number().int().min(1).max(16).default(1),
+  /** Events per page the publisher reads from the graph and sends in one produce request. */
+  PERSONA_KAFKA_PUBLISH_PAGE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  /** The agents' topics the api consumes, and where a message that can never be valid goes. */
+  PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: kafkaTopic.default('synapse.payment-failures.v1'),
+  PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: kafkaTopic.default('chimera.fraud-outcomes.v1'),
+  PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: kafkaTopic.default('cerebrum.routing-outcomes.v1'),
+  PERSONA_KAFKA_DEAD_LETTER_TOPIC: kafkaTopic.default('persona.dead-letters.v1'),
+  /** The consumer group of the api's consumers (every api replica joins it). */
+  PERSONA_KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('persona-api'),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
@@ -335,6 +371,13 @@ export const envSchema = z.object({
   NEO4J_PAGECACHE_MB: mebibytes.default(256),
   NEO4J_TX_MEMORY_MB: z.coerce.number().int().min(0).default(512),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** The local stack's Kafka broker (KRaft, one node): its client and controller ports, and heap. */
+  KAFKA_PORT: port.default(9092),
+  KAFKA_CONTROLLER_PORT: port.default(9093),
+  KAFKA_HEAP: z
+    .string()
+    .regex(/^\d+[mMgG]$/, 'expected a JVM size such as 256m or 1g')
+    .default('256m'),
   /** Path of the time-skipping test server; defaults to the stack's installed binary. */
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
 });
@@ -374,6 +417,8 @@ export interface Settings extends Omit<
   vipLtvMinor: number;
   neo4jBoltHost: string;
   neo4jBoltPort: number;
+  /** KAFKA_BROKERS split; empty when Kafka is off. */
+  kafkaBrokers: string[];
 }
 
 /** Settings plus the secrets: what the api and worker run on. */
@@ -436,6 +481,9 @@ export function loadSettings(
     vipLtvMinor: toMinorUnits(values.PERSONA_VIP_LTV, values.PERSONA_REPORTING_CURRENCY),
     neo4jBoltHost: bolt.hostname,
     neo4jBoltPort: bolt.port ? Number(bolt.port) : 7687,
+    kafkaBrokers: values.KAFKA_BROKERS.split(',')
+      .map((b) => b.trim())
+      .filter((b) => b !== ''),
     ...(PERSONA_TOKEN_KEY ? { tokenKeyFromEnv: PERSONA_TOKEN_KEY } : {}),
     ...(PERSONA_JWT_SECRET ? { jwtSecretFromEnv: PERSONA_JWT_SECRET } : {}),
     ...(PERSONA_PAYLOAD_KEYS ? { payloadKeysFromEnv: PERSONA_PAYLOAD_KEYS } : {}),

@@ -47,7 +47,7 @@ const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   activities: ['clients', 'config', 'graph', 'payments', 'runtime', 'temporal'],
   workflows: ['activities', 'graph', 'payments', 'temporal'],
   workers: ['activities', 'clients', 'config', 'graph', 'payments', 'runtime', 'temporal', 'workflows'],
-  api: ['config', 'graph', 'payments', 'proto', 'runtime', 'temporal', 'workflows'],
+  api: ['clients', 'config', 'graph', 'payments', 'proto', 'runtime', 'temporal', 'workflows'],
   simulators: ['config', 'payments', 'runtime'],
   stack: ['config', 'graph', 'temporal'],
 };

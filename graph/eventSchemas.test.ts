@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EVENTS_SCHEMA_FILE, renderEventsSchema } from '../scripts/events-schema';
 import { EVENT_TYPES } from './eventSchemas';
-import { EVENT_PAYLOADS, payloadProblem } from './eventSchemas';
+import { EVENT_PAYLOADS, payloadProblem, publishedFields, publishedPayload } from './eventSchemas';
 
 describe('event payload contracts', () => {
   it('covers every event type', () => {
@@ -19,5 +19,19 @@ describe('event payload contracts', () => {
 
   it('is documented in docs/events.schema.json, up to date (npm run events:schema)', () => {
     expect(readFileSync(EVENTS_SCHEMA_FILE, 'utf8')).toBe(renderEventsSchema());
+  });
+
+  it('publishes to Kafka only the fields a type names, and docs/events.md lists them per type', () => {
+    expect(
+      publishedPayload('PaymentMethodRemoved', { payment_method_id: 'pm-1', was_default: false, email: 'a@b.c' }),
+    ).toEqual({ payment_method_id: 'pm-1', was_default: false });
+    expect(publishedPayload('NoSuchType', { email: 'a@b.c' })).toEqual({});
+    const doc = readFileSync(new URL('../docs/events.md', import.meta.url), 'utf8');
+    for (const type of EVENT_TYPES) {
+      const row = new RegExp(`^\\| \`${type}\`\\s*\\| (.*?)\\s*\\|$`, 'm').exec(doc);
+      expect(row, `docs/events.md has a row for ${type}`).not.toBeNull();
+      const listed = [...(row?.[1] ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1]);
+      expect(listed, type).toEqual(publishedFields(type));
+    }
   });
 });

@@ -238,3 +238,19 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     ),
   };
 }
+
+/** The payload fields of each type its contract names: all that leaves Persona on a Kafka topic. */
+export function publishedFields(type: EventType): string[] {
+  return Object.keys(EVENT_PAYLOADS[type].shape);
+}
+
+/**
+ * An event's payload as it is published outside Persona (Kafka, where erasure cannot reach): the
+ * fields its type's contract names and nothing else, so a field added to a payload leaves Persona
+ * only once the contract (and docs/events.md's table) names it. An unknown type publishes `{}`.
+ */
+export function publishedPayload(type: string, payload: Record<string, unknown>): Record<string, unknown> {
+  if (!(EVENT_TYPES as readonly string[]).includes(type)) return {};
+  const fields = new Set(publishedFields(type as EventType));
+  return Object.fromEntries(Object.entries(payload).filter(([k]) => fields.has(k)));
+}

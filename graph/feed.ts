@@ -67,6 +67,27 @@ const CYPHER = {
     WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
     RETURN ${EVENT}
     ORDER BY e.occurred_at, e.seq, e.id LIMIT $limit`,
+  // How far a reader at the cursor is behind: the oldest event after it, and how many (counted up
+  // to a cap, so a scrape stays cheap on a backlog of millions). Every event counts, lag or not.
+  backlogFirst: `
+    CALL () { MATCH (e:Event) WHERE e.occurred_at IS NOT NULL RETURN e LIMIT $cap }
+    WITH count(e) AS events
+    OPTIONAL CALL () { MATCH (e:Event) WHERE e.occurred_at IS NOT NULL
+                       RETURN e.occurred_at AS oldest ORDER BY e.occurred_at LIMIT 1 }
+    RETURN events, toString(oldest) AS oldest`,
+  backlogAfter: `
+    CALL () {
+      MATCH (e:Event) WHERE e.occurred_at >= datetime($t)
+      WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
+      RETURN e LIMIT $cap
+    }
+    WITH count(e) AS events
+    OPTIONAL CALL () {
+      MATCH (e:Event) WHERE e.occurred_at >= datetime($t)
+      WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
+      RETURN e.occurred_at AS oldest ORDER BY e.occurred_at LIMIT 1
+    }
+    RETURN events, toString(oldest) AS oldest`,
   historyFirst: history(''),
   historyBefore: history(
     'AND e.occurred_at <= datetime($t) AND (e.occurred_at < datetime($t) OR e.seq < $s OR (e.seq = $s AND e.id < $id))',
@@ -198,4 +219,24 @@ export async function readCustomerHistory(
         ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id })
         : null,
   };
+}
+
+/** How far a reader at `after` is behind the log: events after it (at most `cap`) and the oldest one's time. */
+export interface FeedBacklog {
+  events: number;
+  /** The oldest event after the cursor (RFC 3339), or null when the reader is at the end. */
+  oldest_at: string | null;
+}
+
+export async function feedBacklog(g: Graph, options: { after: string | null; cap: number }): Promise<FeedBacklog> {
+  const after = options.after ? decodeCursor(options.after, 'after') : null;
+  return readTx(g, async (tx) => {
+    const row = (
+      await tx.run(after ? CYPHER.backlogAfter : CYPHER.backlogFirst, { cap: neo4j.int(options.cap), ...(after ?? {}) })
+    ).records[0];
+    return {
+      events: (toPlain(row?.get('events')) as number | undefined) ?? 0,
+      oldest_at: (row?.get('oldest') as string | null | undefined) ?? null,
+    };
+  });
 }

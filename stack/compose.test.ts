@@ -55,6 +55,7 @@ describe('docker-compose.yml', () => {
     expect(Object.keys(services).sort()).toEqual([
       'api',
       'gateway-sim',
+      'kafka',
       'neo4j',
       'prometheus',
       'temporal',
@@ -70,7 +71,7 @@ describe('docker-compose.yml', () => {
           expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
       }
     }
-    expect(Object.keys(compose.volumes).sort()).toEqual(['neo4j-data', 'prometheus-data', 'temporal-db']);
+    expect(Object.keys(compose.volumes).sort()).toEqual(['kafka-data', 'neo4j-data', 'prometheus-data', 'temporal-db']);
   });
 
   it('gives Persona’s services only variables the code reads, and they load as a production configuration', () => {
@@ -91,6 +92,9 @@ describe('docker-compose.yml', () => {
       const [gatewayHost, gatewayPort] = hostPort(config.PERSONA_GATEWAY_URL);
       expect(gatewayHost).toBe('gateway-sim');
       expect(loadConfig({ ...envOf('api'), ...envOf('gateway-sim') }).PERSONA_GATEWAY_PORT).toBe(gatewayPort);
+      // Kafka is on, at the broker of this file, on the port it advertises.
+      expect(config.kafkaBrokers).toEqual(['kafka:9092']);
+      expect(services.kafka?.environment?.KAFKA_ADVERTISED_LISTENERS).toBe('PLAINTEXT://kafka:9092');
     }
     const api = loadConfig(envOf('api'));
     expect(services.api?.ports).toEqual([

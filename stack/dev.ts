@@ -1,7 +1,8 @@
 /**
  * `npm run dev`: brings up the whole system in one command — the local stack (Neo4j, Temporal
- * and its UI), then the worker and the api, their logs interleaved with a prefix. Ctrl-C stops
- * the worker and api; the stack keeps running (`npm run stack:down` stops it).
+ * and its UI, Kafka, the gateway simulator), then the worker and the api (Kafka on), their logs
+ * interleaved with a prefix. Ctrl-C stops the worker and api; the stack keeps running
+ * (`npm run stack:down` stops it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -22,7 +23,10 @@ function start(name: string, entry: string, nodeArgs: string[] = []): ChildProce
 }
 
 async function main(): Promise<void> {
-  await stackUp(loadSettings(), (line) => console.log(`[stack] ${line}`));
+  const settings = loadSettings();
+  await stackUp(settings, (line) => console.log(`[stack] ${line}`));
+  // The stack's Kafka broker, unless KAFKA_BROKERS says otherwise (set it to "" to run without Kafka).
+  process.env.KAFKA_BROKERS ??= `127.0.0.1:${settings.KAFKA_PORT}`;
   const config = loadConfig();
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts', API_NODE_ARGS)];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);

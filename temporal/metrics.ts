@@ -102,6 +102,14 @@ export const BUSINESS_METRICS = {
     workflowType: 'eventRelayWorkflow',
     values: {},
   },
+  eventsPublished: {
+    name: 'persona_events_published',
+    kind: 'counter',
+    unit: 'events',
+    help: 'Change events the Kafka publisher published to the events topic (a page published again counts again)',
+    workflowType: 'kafkaPublisherWorkflow',
+    values: {},
+  },
 } as const satisfies Record<string, BusinessMetric>;
 
 /** The name a metric has on /metrics (counters gain `_total`). */

@@ -5,6 +5,7 @@
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, type EventRelayInput } from './eventRelay';
+import { KAFKA_PUBLISHER_WORKFLOW_ID, KAFKA_PUBLISHER_WORKFLOW_TYPE, kafkaPublisherInput } from './kafkaPublisher';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
 import {
   INTERACTION_PRUNE_SCHEDULE_ID,
@@ -159,6 +160,26 @@ export async function ensureEventRelay(client: Client, s: RelaySettings): Promis
     workflowIdConflictPolicy: 'USE_EXISTING',
     staticSummary:
       `Delivers the change feed to ${new URL(url).host}, in order; ` + 'parks events the subscriber keeps refusing',
+  });
+  return 'on';
+}
+
+/**
+ * Keeps the Kafka publisher running when KAFKA_BROKERS is set: starts `persona-kafka-publisher`,
+ * or leaves the running one alone.
+ */
+export async function ensureKafkaPublisher(
+  client: Client,
+  s: Parameters<typeof kafkaPublisherInput>[0] & { kafkaBrokers: string[]; TEMPORAL_TASK_QUEUE: string },
+): Promise<'on' | 'off'> {
+  if (s.kafkaBrokers.length === 0) return 'off';
+  await client.workflow.start(KAFKA_PUBLISHER_WORKFLOW_TYPE, {
+    workflowId: KAFKA_PUBLISHER_WORKFLOW_ID,
+    taskQueue: s.TEMPORAL_TASK_QUEUE,
+    args: [kafkaPublisherInput(s)],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary:
+      `Publishes the change feed to the Kafka topic ${s.PERSONA_KAFKA_EVENTS_TOPIC}, ` + 'in order per customer',
   });
   return 'on';
 }

@@ -23,7 +23,8 @@ import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
-import { applySchedules, ensureEventRelay } from '../temporal/schedules';
+import { applySchedules, ensureEventRelay, ensureKafkaPublisher } from '../temporal/schedules';
+import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
@@ -84,6 +85,12 @@ async function main(): Promise<void> {
   // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.
   const payloadCodec = payloadCodecFromConfig(config, graph, 'all');
   const temporal = await connectTemporal(config, { plugins, payloadCodec });
+  // Kafka (KAFKA_BROKERS): the topics Persona needs, and the idempotent producer the publisher uses.
+  const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-worker') : undefined;
+  if (kafka) {
+    const made = await ensureTopics(config);
+    logger.info({ brokers: config.kafkaBrokers, made }, `Kafka at ${config.KAFKA_BROKERS}`);
+  } else logger.info('no KAFKA_BROKERS: Kafka is off (the feed and the webhooks are unchanged)');
   const workflowCode = workflowCodeOption(config.PERSONA_WORKFLOW_BUNDLE_DIR, tracing !== null);
   logger.info(
     'workflowBundle' in workflowCode
@@ -111,6 +118,7 @@ async function main(): Promise<void> {
       profileRules: profileRules(config),
       temporal: temporal.client,
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
+      kafka,
     }),
     shutdownGraceTime: '30 seconds',
     maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,
@@ -127,6 +135,13 @@ async function main(): Promise<void> {
       relay === 'off'
         ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
         : `event relay running, delivering to ${config.PERSONA_EVENTS_WEBHOOK_URL ?? ''}`,
+    );
+    const publisher = await ensureKafkaPublisher(temporal.client, config);
+    logger.info(
+      { publisher },
+      publisher === 'off'
+        ? 'no KAFKA_BROKERS: the Kafka publisher is off'
+        : `Kafka publisher running, publishing to ${config.PERSONA_KAFKA_EVENTS_TOPIC}`,
     );
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
@@ -181,6 +196,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await connection.close();
     await temporal.connection.close();
+    await kafka?.close();
     await driver.close();
     await tracing?.shutdown();
     logger.info('bye');

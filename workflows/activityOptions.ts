@@ -79,6 +79,17 @@ export const subscriberDelivery: ActivityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };
 
+/**
+ * Publishing to Kafka: a batch of pages heartbeating after each (a dead worker's batch is taken
+ * over within half a minute), retried with backoff for as long as Kafka is away — the publisher
+ * waits rather than skip or reorder.
+ */
+export const kafkaPublishing: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
 /** A one-line summary, in words, of each activity of a group: what ops read beside it in the UI. */
 export type ActivitySummaries<A> = {
   [K in keyof A]: A[K] extends (...args: infer P) => Promise<unknown> ? (...args: P) => string : never;

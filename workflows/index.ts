@@ -8,5 +8,6 @@ export { paymentRecoveryWorkflow } from './recovery';
 export { expiryScanWorkflow } from './expiryScan';
 export { fraudOutcomeWorkflow } from './fraudOutcome';
 export { eventRelayWorkflow } from './eventRelay';
+export { kafkaPublisherWorkflow } from './kafkaPublisher';
 export { erasureWorkflow } from './erasure';
 export { interactionClaimsPruneWorkflow } from './interactionClaimsPrune';

@@ -61,3 +61,7 @@ export function countFraudReview(decision: ValueOf<typeof BUSINESS_METRICS.fraud
 export function countEventRelayed(events = 1): void {
   add(BUSINESS_METRICS.eventsRelayed, events);
 }
+
+export function countEventPublished(events: number): void {
+  add(BUSINESS_METRICS.eventsPublished, events);
+}

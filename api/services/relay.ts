@@ -6,9 +6,11 @@
  */
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { InvalidInputError, NotFoundError } from '../../graph/errors';
+import { feedBacklog } from '../../graph/feed';
 import type { Graph } from '../../graph/graph';
 import { listParkedEvents, readRelayCheckpoint, type ParkedEvent, type RelayBlock } from '../../graph/relay';
 import { EVENT_RELAY_WORKFLOW_ID, retryParkedSignal, retryParkedUpdate } from '../../temporal/eventRelay';
+import { kafkaCheckpointId } from '../../temporal/kafkaPublisher';
 
 /** How many parked events the status lists (oldest first); `parked_count` has them all. */
 export const PARKED_LISTED = 100;
@@ -82,32 +84,60 @@ export async function retryParked(client: Client, eventId: string | undefined): 
   return { workflow_id: EVENT_RELAY_WORKFLOW_ID };
 }
 
-/**
- * The relay's gauges now, from its graph checkpoint: parked events, and for how long it has been
- * blocked on one event (0 when it is not). Null when it never ran or the graph does not answer
- * within `timeoutMs`.
- */
-export async function relayGauges(
-  graph: Graph,
-  timeoutMs = 2000,
-): Promise<{ parked: number; blocked_seconds: number } | null> {
+/** `read`'s answer, or null when it fails or does not come within `timeoutMs` (a scrape never waits longer). */
+async function withinOrNull<T>(read: () => Promise<T | null>, timeoutMs: number): Promise<T | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<null>((resolve) => {
     timer = setTimeout(() => resolve(null), timeoutMs);
   });
   try {
-    const read = readRelayCheckpoint(graph, EVENT_RELAY_WORKFLOW_ID).then((c) =>
-      c.updated_at === null
-        ? null
-        : {
-            parked: c.parked,
-            blocked_seconds: c.blocked ? Math.max(0, (Date.now() - Date.parse(c.blocked.since)) / 1000) : 0,
-          },
-    );
-    return await Promise.race([read, timeout]);
+    return await Promise.race([read(), timeout]);
   } catch {
     return null;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The relay's gauges now, from its graph checkpoint: parked events, and for how long it has been
+ * blocked on one event (0 when it is not). Null when it never ran or the graph does not answer
+ * within `timeoutMs`.
+ */
+export function relayGauges(
+  graph: Graph,
+  timeoutMs = 2000,
+): Promise<{ parked: number; blocked_seconds: number } | null> {
+  return withinOrNull(async () => {
+    const c = await readRelayCheckpoint(graph, EVENT_RELAY_WORKFLOW_ID);
+    if (c.updated_at === null) return null;
+    return {
+      parked: c.parked,
+      blocked_seconds: c.blocked ? Math.max(0, (Date.now() - Date.parse(c.blocked.since)) / 1000) : 0,
+    };
+  }, timeoutMs);
+}
+
+/** Events counted behind the Kafka publisher at most (a scrape stays cheap on a huge backlog). */
+export const PUBLISHER_BACKLOG_CAP = 100_000;
+
+/**
+ * The Kafka publisher's lag now, from its graph checkpoint: the events after it (up to
+ * PUBLISHER_BACKLOG_CAP) and the age of the oldest of them (0 when it is at the end of the log).
+ * Null when the publisher never ran or the graph does not answer within `timeoutMs`.
+ */
+export function publisherGauges(
+  graph: Graph,
+  topic: string,
+  timeoutMs = 2000,
+): Promise<{ behind_events: number; behind_seconds: number } | null> {
+  return withinOrNull(async () => {
+    const c = await readRelayCheckpoint(graph, kafkaCheckpointId(topic));
+    if (c.updated_at === null) return null;
+    const backlog = await feedBacklog(graph, { after: c.cursor, cap: PUBLISHER_BACKLOG_CAP });
+    return {
+      behind_events: backlog.events,
+      behind_seconds: backlog.oldest_at ? Math.max(0, (Date.now() - Date.parse(backlog.oldest_at)) / 1000) : 0,
+    };
+  }, timeoutMs);
 }

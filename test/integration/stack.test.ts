@@ -10,11 +10,12 @@ const settings = loadSettings();
 const quiet = (): void => undefined;
 
 describe('the local stack', () => {
-  it('reports Neo4j (Bolt RETURN 1), Temporal (namespace and UI 200) and the gateway simulator answering', async () => {
+  it('reports Neo4j (Bolt RETURN 1), Temporal (namespace, UI), Kafka and the gateway answering', async () => {
     const statuses = await stackStatus(settings);
     expect(statuses.map((s) => [s.name, s.answering])).toEqual([
       ['neo4j', true],
       ['temporal', true],
+      ['kafka', true],
       ['gateway', true],
     ]);
     const ui = await fetch(settings.TEMPORAL_UI_URL);

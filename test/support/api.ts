@@ -3,6 +3,7 @@
  * the real activities (graph writes on the local Neo4j, the local Chimera stand-in), each on
  * a task queue of its own.
  */
+import type { KafkaProducer } from '../../clients/kafka';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Client, Connection } from '@temporalio/client';
@@ -45,6 +46,8 @@ export interface HarnessOptions {
   limits?: Partial<ApiDeps['limits']>;
   /** Wraps the real activities, e.g. to make a worker "die" after a side effect. */
   wrapActivities?: (real: RealActivities) => RealActivities;
+  /** The worker's Kafka producer (the publisher's activity needs one; none by default). */
+  kafka?: KafkaProducer;
   /** Chimera as the worker sees it (default: the local stand-in). */
   chimera?: (graph: TestGraph) => ChimeraClient;
   policy?: ContextPolicy;
@@ -126,6 +129,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
         profileRules: profileRules(graph.config),
         temporal: client,
+        kafka: options.kafka,
       }),
     ),
   });

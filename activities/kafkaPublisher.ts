@@ -1,0 +1,105 @@
+/**
+ * The Kafka publisher's activity: publishes stretches of the change feed to the events topic,
+ * page by page, from the graph checkpoint, and moves the checkpoint after each page Kafka has
+ * acknowledged (every in-sync replica). At least once: a worker that dies between the produce and
+ * the checkpoint publishes that page again, and consumers drop what they saw by the `event-id`
+ * header. In order per customer: the message key is the customer id (a device-level event's is
+ * its device id), a page goes out as one produce request of the idempotent producer, and a page
+ * is sent only after the one before it was acknowledged.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { KAFKA_HEADERS, type KafkaProducer } from '../clients/kafka';
+import { publishedPayload } from '../graph/eventSchemas';
+import type { PersonaEvent } from '../graph/events';
+import { readFeedEntries } from '../graph/feed';
+import type { Graph } from '../graph/graph';
+import { readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
+import type { PublishRequest, PublishResult } from '../temporal/kafkaPublisher';
+
+/** The partition key: one customer's events (or one device's) stay in order on one partition. */
+export function eventKey(event: PersonaEvent): string {
+  return event.customer_id ?? event.device_id ?? event.id;
+}
+
+/**
+ * One page in flight per producer: an activity that was cancelled or timed out may still be
+ * finishing its page while its retry starts on the same worker, and the idempotent producer's
+ * sequence numbers stay simple when its sends to a partition never overlap.
+ */
+const sending = new WeakMap<KafkaProducer, Promise<unknown>>();
+async function sendInTurn(kafka: KafkaProducer, send: () => Promise<unknown>): Promise<void> {
+  const before = sending.get(kafka) ?? Promise.resolve();
+  const mine = before.catch(() => undefined).then(send);
+  sending.set(kafka, mine);
+  await mine;
+}
+
+/** The running activity's context, or null when called directly (a test). */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
+export function createKafkaPublisherActivities({ graph, kafka }: { graph: Graph; kafka?: KafkaProducer | undefined }) {
+  return {
+    async publishEvents(req: PublishRequest): Promise<PublishResult> {
+      if (!kafka)
+        throw ApplicationFailure.create({
+          type: 'KafkaOff',
+          message: 'this worker has no KAFKA_BROKERS: it cannot publish (set it, or terminate the publisher)',
+          nonRetryable: false,
+        });
+      const ctx = activityContext();
+      const started = Date.now();
+      let published = 0;
+      let pages = 0;
+      for (;;) {
+        const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
+        const entries = await readFeedEntries(graph, {
+          after: checkpoint.cursor ?? undefined,
+          limit: req.page_size,
+          lagMs: req.lag_ms,
+        });
+        const last = entries.at(-1);
+        if (!last) return { published, pages, caught_up: true };
+        try {
+          await sendInTurn(kafka, () =>
+            kafka.send({
+              messages: entries.map(({ event }) => ({
+                topic: req.topic,
+                key: eventKey(event),
+                value: JSON.stringify({ ...event, payload: publishedPayload(event.type, event.payload) }),
+                headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
+              })),
+            }),
+          );
+        } catch (err) {
+          throw ApplicationFailure.create({
+            type: 'KafkaUnavailable',
+            message:
+              `Kafka did not take ${entries.length} events after the checkpoint (${(err as Error).message}); ` +
+              'the publisher sends them again with backoff, and nothing after them before',
+            cause: err as Error,
+          });
+        }
+        await recordRelayProgress(graph, req.checkpoint_id, {
+          cursor: last.cursor,
+          delivered: entries.length,
+          parked: [],
+          blocked: null,
+        });
+        published += entries.length;
+        pages++;
+        ctx?.heartbeat({ published, pages });
+        if (entries.length < req.page_size) return { published, pages, caught_up: true };
+        if (Date.now() - started >= req.budget_ms || ctx?.cancellationSignal.aborted)
+          return { published, pages, caught_up: false };
+      }
+    },
+  };
+}
+
+export type KafkaPublisherActivities = ReturnType<typeof createKafkaPublisherActivities>;

@@ -1,0 +1,293 @@
+/**
+ * The agents' topics, consumed into the same services as the api's routes (docs/events.md#kafka):
+ *   - payment failures (Synapse) → `reportPaymentFailure`: the recovery's signal-with-start;
+ *   - fraud outcomes (Chimera)   → `reportFraudOutcome`: starts its workflow;
+ *   - routing outcomes (Cerebrum) → `recordInteractions`: payments recorded in batches, each once.
+ *
+ * A message's value is the JSON body the route takes, checked by the same schema. One that can
+ * never be accepted (not JSON, a field wrong, a refusal of the service: an unknown customer, a
+ * method not the customer's) goes to the dead-letter topic with the reason and its origin in
+ * headers, and the partition goes on. Anything else (Neo4j or Temporal away) is retried with
+ * backoff, and nothing after it on that partition goes first. Offsets are committed only after
+ * the service answered (the workflow start or signal acknowledged by Temporal, the batch
+ * committed in the graph): a crash replays from the last commit, and the workflow ids and
+ * interaction ids make a replay change nothing. `x-request-id` and `traceparent` headers carry
+ * the request id and the trace into the workflow as they do over HTTP.
+ */
+import {
+  Consumer,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  stringDeserializers,
+  type Message,
+  type MessagesStream,
+} from '@platformatic/kafka';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { KAFKA_HEADERS, type KafkaProducer, type KafkaSettings } from '../clients/kafka';
+import type { Settings } from '../config/env';
+import { DomainError } from '../graph/errors';
+import type { FraudOutcomeReport } from '../graph/fraud';
+import { requestIdFrom } from '../runtime/requestContext';
+import { inSpan } from '../runtime/tracing';
+import { UnreadablePayloadError } from '../temporal/payloadCodec';
+import { AuthError, type Principal } from './auth';
+import type { ApiDeps } from './deps';
+import { fraudOutcomeSchema, issueField, MAX_INTERACTIONS, paymentFailureSchema } from './requests';
+import { reportFraudOutcome } from './services/fraud';
+import { recordInteractions } from './services/interactions';
+import { reportPaymentFailure } from './services/recovery';
+
+type Msg = Message<string, string, string, string>;
+
+/** A message that can never be accepted: it goes to the dead-letter topic with this reason. */
+class Refused extends Error {
+  constructor(
+    readonly reason: string,
+    readonly field?: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** Refusals of the service itself (a 4xx over HTTP) are for good; everything else is "not now". */
+function refusalOf(err: unknown): Refused | null {
+  if (err instanceof Refused) return err;
+  if (err instanceof DomainError || err instanceof AuthError || err instanceof UnreadablePayloadError)
+    return new Refused(err.message, 'field' in err ? String(err.field) : undefined);
+  return null;
+}
+
+function parseBody<T>(msg: Msg, schema: z.ZodType<T>): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(msg.value);
+  } catch {
+    throw new Refused('the message is not JSON', 'value');
+  }
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue ? issueField(issue, 'value') : 'value';
+  const problem = issue?.code === 'unrecognized_keys' ? 'unknown field' : (issue?.message ?? 'invalid');
+  throw new Refused(`${field}: ${problem}`, field);
+}
+
+export interface AgentConsumerOptions {
+  settings: KafkaSettings & Pick<Settings, 'PERSONA_KAFKA_CONSUMER_GROUP'>;
+  deps: ApiDeps;
+  /** Writes the dead letters (the api's producer). */
+  producer: KafkaProducer;
+  logger: Logger;
+  /** Called after a message was handled and before its offset is committed (tests stop a consumer here). */
+  beforeCommit?: (messages: Msg[]) => Promise<void>;
+  /** Longest wait between two tries of a message whose service is away (default 30 s). */
+  maxBackoffMs?: number;
+}
+
+export interface AgentConsumer {
+  /**
+   * Stops reading. What is being handled finishes first, unless `abandon` (a crash, as tests
+   * make one): then its offset is never committed and the group hands it out again.
+   */
+  close(options?: { abandon?: boolean }): Promise<void>;
+  /** Messages handled (accepted or dead-lettered) since start. */
+  readonly handled: number;
+}
+
+/** The principal a topic's messages act as: the scope the route demands of its caller. */
+function topicPrincipal(topic: string, scope: string): Principal {
+  return { subject: `kafka:${topic}`, scopes: new Set([scope]) };
+}
+
+export async function startAgentConsumer(options: AgentConsumerOptions): Promise<AgentConsumer> {
+  const { settings: s, deps, producer, logger } = options;
+  const topics = {
+    failures: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC,
+    fraud: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC,
+    routing: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC,
+  };
+  const routingPrincipal = topicPrincipal(topics.routing, 'interactions:write');
+  const consumer = new Consumer({
+    clientId: 'persona-api',
+    groupId: s.PERSONA_KAFKA_CONSUMER_GROUP,
+    bootstrapBrokers: s.kafkaBrokers,
+    deserializers: stringDeserializers,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+  });
+  const stream: MessagesStream<string, string, string, string> = await consumer.consume({
+    topics: Object.values(topics),
+    autocommit: false,
+    mode: MessagesStreamModes.COMMITTED,
+    // A new group starts at the oldest message: a replay is a no-op, a message missed is not.
+    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+    maxWaitTime: 500,
+  });
+
+  let closing = false;
+  let handled = 0;
+  const queue: Msg[] = [];
+  let running: Promise<void> | null = null;
+
+  const headerOf = (m: Msg, name: string): string | undefined => m.headers.get(name);
+
+  /** Runs `work` as a request: its request id (the message's, else a new one) and its trace. */
+  const asRequest = <T>(m: Msg, name: string, work: () => Promise<T>): Promise<T> => {
+    const requestId = requestIdFrom(headerOf(m, KAFKA_HEADERS.requestId));
+    const carrier = (): Record<string, string> => {
+      const tp = headerOf(m, KAFKA_HEADERS.traceparent);
+      return tp ? { traceparent: tp } : {};
+    };
+    return inSpan(deps.tracer, `kafka ${name}`, carrier, () => deps.requests.run({ requestId }, work));
+  };
+
+  const deadLetter = async (m: Msg, reason: string, field?: string): Promise<void> => {
+    await producer.send({
+      messages: [
+        {
+          topic: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC,
+          ...(m.key ? { key: m.key } : {}),
+          value: m.value,
+          headers: {
+            ...Object.fromEntries(m.headers),
+            [KAFKA_HEADERS.deadLetterReason]: reason,
+            [KAFKA_HEADERS.deadLetterSource]: `${m.topic}/${m.partition}/${m.offset}`,
+          },
+        },
+      ],
+    });
+    deps.metrics.kafkaDeadLetters.inc({ topic: m.topic });
+    logger.warn(
+      { topic: m.topic, partition: m.partition, offset: String(m.offset), reason, ...(field ? { field } : {}) },
+      'a message that can never be accepted went to the dead-letter topic',
+    );
+  };
+
+  /** Tries `work` until it is accepted, refused for good, or the consumer closes (then throws). */
+  const untilAnswered = async (what: string, work: () => Promise<void>): Promise<void> => {
+    let delay = 200;
+    for (;;) {
+      try {
+        return await work();
+      } catch (err) {
+        if (refusalOf(err)) throw err;
+        if (closing) throw err;
+        logger.warn({ err, what, retryInMs: delay }, 'a consumed message could not be handled for now; retrying');
+        await sleep(delay);
+        delay = Math.min(delay * 2, options.maxBackoffMs ?? 30_000);
+      }
+    }
+  };
+
+  const handleOne = async (m: Msg): Promise<void> => {
+    try {
+      await untilAnswered(`${m.topic}/${m.partition}/${m.offset}`, async () => {
+        if (m.topic === topics.failures) {
+          const f = parseBody(m, paymentFailureSchema);
+          await asRequest(m, 'payment-failure', () => reportPaymentFailure(deps, f));
+        } else if (m.topic === topics.fraud) {
+          const report = parseBody(m, fraudOutcomeSchema) as FraudOutcomeReport;
+          await asRequest(m, 'fraud-outcome', () => reportFraudOutcome(deps, report));
+        }
+      });
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (!refusal) throw err;
+      await deadLetter(m, refusal.reason, refusal.field);
+    }
+  };
+
+  /** Routing outcomes in one ingestion batch: invalid items to the dead-letter topic, the rest recorded once. */
+  const handleRouting = async (batch: Msg[]): Promise<void> => {
+    const items: unknown[] = [];
+    const itemOf: Msg[] = [];
+    for (const m of batch) {
+      try {
+        items.push(JSON.parse(m.value));
+        itemOf.push(m);
+      } catch {
+        await deadLetter(m, 'the message is not JSON', 'value');
+      }
+    }
+    if (items.length === 0) return;
+    let answers: Awaited<ReturnType<typeof recordInteractions>> | undefined;
+    try {
+      await untilAnswered(`${items.length} routing outcomes`, async () => {
+        answers = await asRequest(itemOf[0] as Msg, 'routing-outcomes', () =>
+          recordInteractions(deps, items, routingPrincipal),
+        );
+      });
+    } catch (err) {
+      const refusal = refusalOf(err);
+      if (!refusal) throw err;
+      for (const m of itemOf) await deadLetter(m, refusal.reason, refusal.field);
+      return;
+    }
+    for (const [i, answer] of (answers?.data ?? []).entries()) {
+      const m = itemOf[i] as Msg;
+      if (answer.result === 'invalid') {
+        const field = (answer.field ?? '').replace(/^data\[\d+\]\.?/, '') || 'value';
+        await deadLetter(m, `${field}: ${answer.problem ?? 'invalid'}`, field);
+      }
+    }
+  };
+
+  /** Commits the last message of each partition in `done`. */
+  const commit = async (done: Msg[]): Promise<void> => {
+    await options.beforeCommit?.(done);
+    const last = new Map<string, Msg>();
+    for (const m of done) last.set(`${m.topic}/${m.partition}`, m);
+    for (const m of last.values()) await m.commit();
+    handled += done.length;
+  };
+
+  const drain = async (): Promise<void> => {
+    while (queue.length > 0 && !closing) {
+      const first = queue[0] as Msg;
+      // Consecutive routing outcomes go as one ingestion batch; anything else one at a time.
+      let n = 1;
+      if (first.topic === topics.routing)
+        while (n < queue.length && n < MAX_INTERACTIONS && (queue[n] as Msg).topic === topics.routing) n++;
+      const run = queue.slice(0, n);
+      if (first.topic === topics.routing) await handleRouting(run);
+      else await handleOne(first);
+      await commit(run);
+      queue.splice(0, n);
+      if (queue.length < MAX_INTERACTIONS && stream.isPaused()) stream.resume();
+    }
+  };
+
+  const kick = (): void => {
+    running ??= drain()
+      .catch((err: unknown) => {
+        if (!closing) logger.error({ err }, 'the Kafka consumer stopped handling messages');
+      })
+      .finally(() => {
+        running = null;
+        if (queue.length > 0 && !closing) kick();
+      });
+  };
+
+  stream.on('data', (m: Msg) => {
+    queue.push(m);
+    if (queue.length >= 2 * MAX_INTERACTIONS) stream.pause();
+    kick();
+  });
+  stream.on('error', (err: unknown) => logger.error({ err }, 'the Kafka consumer stream failed'));
+  logger.info({ topics: Object.values(topics), group: s.PERSONA_KAFKA_CONSUMER_GROUP }, 'consuming the agents topics');
+
+  return {
+    get handled() {
+      return handled;
+    },
+    async close(opts = {}) {
+      closing = true;
+      if (!opts.abandon) await running;
+      await stream.close();
+      // The overload with a boolean is typed as callback style; without a callback it returns the promise.
+      await (consumer.close(true) as unknown as Promise<void>);
+    },
+  };
+}

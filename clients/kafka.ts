@@ -1,0 +1,106 @@
+/**
+ * Kafka, Persona's side of it: the topics Persona publishes to and reads from, the idempotent
+ * producer, and making the topics that are missing. Off when KAFKA_BROKERS is empty.
+ *
+ * Topics (names are configuration, docs/events.md#kafka says what each carries):
+ *   - `persona.events.v1`: the graph's events, keyed by customer id (a device-level event by its
+ *     device id), JSON as docs/events.schema.json says, the event id in the `event-id` header;
+ *   - `synapse.payment-failures.v1`, `chimera.fraud-outcomes.v1`, `cerebrum.routing-outcomes.v1`:
+ *     the agents', consumed by the api into the same services as its routes;
+ *   - `persona.dead-letters.v1`: what the api consumed and can never accept, with the reason.
+ */
+import { Admin, ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka';
+import type { Settings } from '../config/env';
+
+export type KafkaSettings = Pick<
+  Settings,
+  | 'kafkaBrokers'
+  | 'PERSONA_KAFKA_EVENTS_TOPIC'
+  | 'PERSONA_KAFKA_EVENTS_PARTITIONS'
+  | 'PERSONA_KAFKA_EVENTS_RETENTION_MS'
+  | 'PERSONA_KAFKA_REPLICATION'
+  | 'PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC'
+  | 'PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC'
+  | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
+  | 'PERSONA_KAFKA_DEAD_LETTER_TOPIC'
+>;
+
+export function kafkaEnabled(s: Pick<Settings, 'kafkaBrokers'>): boolean {
+  return s.kafkaBrokers.length > 0;
+}
+
+/** Headers Persona reads and writes (lower case, as HTTP's). */
+export const KAFKA_HEADERS = {
+  eventId: 'event-id',
+  eventType: 'event-type',
+  requestId: 'x-request-id',
+  traceparent: 'traceparent',
+  deadLetterReason: 'persona-dead-letter-reason',
+  deadLetterSource: 'persona-dead-letter-source',
+} as const;
+
+export type KafkaProducer = Producer<string, string, string, string>;
+
+/**
+ * The idempotent producer (acks from every in-sync replica): a retried produce request never
+ * writes a message twice, and a partition keeps the order the messages were sent in.
+ */
+export function createKafkaProducer(s: Pick<Settings, 'kafkaBrokers'>, clientId: string): KafkaProducer {
+  return new Producer({
+    clientId,
+    bootstrapBrokers: s.kafkaBrokers,
+    serializers: stringSerializers,
+    idempotent: true,
+    acks: ProduceAcks.ALL,
+    retries: 5,
+    timeout: 10_000,
+  });
+}
+
+export interface TopicSpec {
+  name: string;
+  partitions: number;
+  retentionMs?: number;
+}
+
+/** The topics Persona needs: its own, and the agents' (made here only when missing: local stacks and tests). */
+export function personaTopics(s: KafkaSettings): TopicSpec[] {
+  return [
+    {
+      name: s.PERSONA_KAFKA_EVENTS_TOPIC,
+      partitions: s.PERSONA_KAFKA_EVENTS_PARTITIONS,
+      retentionMs: s.PERSONA_KAFKA_EVENTS_RETENTION_MS,
+    },
+    { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1 },
+    { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 6 },
+    { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 6 },
+    { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions: 6 },
+  ];
+}
+
+/** Creates the topics that do not exist yet; one that exists is left as it is. Returns those it made. */
+export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = personaTopics(s)): Promise<string[]> {
+  const admin = new Admin({ clientId: 'persona-topics', bootstrapBrokers: s.kafkaBrokers, timeout: 10_000 });
+  try {
+    const existing = new Set(await admin.listTopics());
+    const made: string[] = [];
+    for (const t of topics) {
+      if (existing.has(t.name)) continue;
+      try {
+        await admin.createTopics({
+          topics: [t.name],
+          partitions: t.partitions,
+          replicas: s.PERSONA_KAFKA_REPLICATION,
+          ...(t.retentionMs === undefined ? {} : { configs: [{ name: 'retention.ms', value: String(t.retentionMs) }] }),
+        });
+        made.push(t.name);
+      } catch (err) {
+        // Another process made it in between: that is what we wanted.
+        if (!(await admin.listTopics()).includes(t.name)) throw err;
+      }
+    }
+    return made;
+  } finally {
+    await admin.close();
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The Kafka publisher's contract: publishes the graph's events to the events topic, in feed
+ * order, from a checkpoint in the graph (the event relay's `RelayCheckpoint`, its own id).
+ */
+import { defineQuery } from '@temporalio/workflow';
+
+export const KAFKA_PUBLISHER_WORKFLOW_TYPE = 'kafkaPublisherWorkflow';
+/** One publisher per deployment: the worker starts it when KAFKA_BROKERS is set. */
+export const KAFKA_PUBLISHER_WORKFLOW_ID = 'persona-kafka-publisher';
+
+/** The graph checkpoint of the publisher to a topic. */
+export function kafkaCheckpointId(topic: string): string {
+  return `kafka:${topic}`;
+}
+
+export interface KafkaPublisherInput {
+  topic: string;
+  /** The feed's lag (PERSONA_EVENTS_FEED_LAG_MS): nothing stamped more recently is published. */
+  lag_ms: number;
+  /** Events per produce request; the checkpoint moves after each. */
+  page_size: number;
+  /** How long one activity publishes before it hands back (it heartbeats after every page). */
+  budget_ms: number;
+  /** How long to wait when the feed has nothing new. */
+  poll_interval: string;
+  /** Activities per run before the workflow continues as new. */
+  batches_per_run: number;
+  /** Carried from run to run. */
+  runs?: number;
+}
+
+export interface PublishRequest {
+  checkpoint_id: string;
+  topic: string;
+  page_size: number;
+  lag_ms: number;
+  budget_ms: number;
+}
+
+export interface PublishResult {
+  /** Events published (and the checkpoint moved past them). */
+  published: number;
+  pages: number;
+  /** True when the last page was not full: the feed has nothing more for now. */
+  caught_up: boolean;
+}
+
+export interface KafkaPublisherStatus {
+  topic: string;
+  checkpoint_id: string;
+  runs: number;
+  published_this_run: number;
+  last_batch_at: string | null;
+}
+
+export const kafkaPublisherStatusQuery = defineQuery<KafkaPublisherStatus>('kafkaPublisherStatus');
+
+export function kafkaPublisherInput(s: {
+  PERSONA_KAFKA_EVENTS_TOPIC: string;
+  PERSONA_EVENTS_FEED_LAG_MS: number;
+  PERSONA_KAFKA_PUBLISH_PAGE: number;
+}): KafkaPublisherInput {
+  return {
+    topic: s.PERSONA_KAFKA_EVENTS_TOPIC,
+    lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,
+    page_size: s.PERSONA_KAFKA_PUBLISH_PAGE,
+    budget_ms: 20_000,
+    poll_interval: '1 second',
+    batches_per_run: 500,
+  };
+}

@@ -1,0 +1,382 @@
+/**
+ * Kafka on the real broker the stack starts (with the real Neo4j and Temporal): the publisher
+ * puts a customer's events on the topic in order, each once after de-duplication by the
+ * `event-id` header, through a produce whose checkpoint never moved and a publisher terminated
+ * in the middle; the api's consumer turns a payment failure delivered twice, and handled by a
+ * consumer that dies before committing, into one recovery and one charge; a routing outcome
+ * delivered twice adds to LTV once; a malformed message goes to the dead-letter topic with its
+ * reason and the next one is handled. Every test has topics and a consumer group of its own.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  Consumer,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  stringDeserializers,
+  type Message,
+} from '@platformatic/kafka';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createKafkaProducer,
+  ensureTopics,
+  KAFKA_HEADERS,
+  type KafkaProducer,
+  type KafkaSettings,
+} from '../../clients/kafka';
+import { loadSettings } from '../../config/env';
+import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
+import { payloadProblem } from '../../graph/eventSchemas';
+import type { PersonaEvent } from '../../graph/events';
+import { adoptRelayState } from '../../graph/relay';
+import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
+import { publisherGauges } from '../../api/services/relay';
+import { createLogger } from '../../runtime/logger';
+import { kafkaCheckpointId, kafkaPublisherStatusQuery, type KafkaPublisherInput } from '../../temporal/kafkaPublisher';
+import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import type { kafkaPublisherWorkflow } from '../../workflows/kafkaPublisher';
+import { startHarness, type Harness } from '../support/api';
+import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
+import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { until } from '../support/wait';
+
+type Msg = Message<string, string, string, string>;
+
+const settings = loadSettings();
+const brokers = [`127.0.0.1:${settings.KAFKA_PORT}`];
+/** A send that Kafka acknowledged, then "the worker died" before the checkpoint moved: once. */
+let dieAfterNextSend = false;
+let producer: KafkaProducer;
+let h: Harness;
+
+beforeAll(async () => {
+  const real = createKafkaProducer({ kafkaBrokers: brokers }, 'persona-test-worker');
+  producer = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop !== 'send') {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      }
+      return async (...args: Parameters<KafkaProducer['send']>) => {
+        const result = await target.send(...args);
+        if (dieAfterNextSend) {
+          dieAfterNextSend = false;
+          throw new Error('test: the worker died after Kafka acknowledged the page, before the checkpoint moved');
+        }
+        return result;
+      };
+    },
+  });
+  h = await startHarness({ kafka: producer });
+});
+afterAll(async () => {
+  await h?.close();
+  await producer?.close();
+});
+
+/** Topics and settings of one test: nothing another test (or run) wrote is on them. */
+async function topicsForTest(): Promise<KafkaSettings & { PERSONA_KAFKA_CONSUMER_GROUP: string }> {
+  const run = randomUUID().slice(0, 8);
+  const s = {
+    kafkaBrokers: brokers,
+    PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.persona.events`,
+    PERSONA_KAFKA_EVENTS_PARTITIONS: 3,
+    PERSONA_KAFKA_EVENTS_RETENTION_MS: 3_600_000,
+    PERSONA_KAFKA_REPLICATION: 1,
+    PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.payment-failures`,
+    PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.fraud-outcomes`,
+    PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.routing-outcomes`,
+    PERSONA_KAFKA_DEAD_LETTER_TOPIC: `test.${run}.dead-letters`,
+    PERSONA_KAFKA_CONSUMER_GROUP: `test-${run}`,
+  };
+  await ensureTopics(s);
+  return s;
+}
+
+/** Reads a topic from its start into `into`, until stopped. */
+async function readTopic(topic: string, into: Msg[]): Promise<{ stop(): Promise<void> }> {
+  const consumer = new Consumer({
+    clientId: 'persona-test-reader',
+    groupId: `reader-${randomUUID()}`,
+    bootstrapBrokers: brokers,
+    deserializers: stringDeserializers,
+  });
+  const stream = await consumer.consume({
+    topics: [topic],
+    autocommit: false,
+    mode: MessagesStreamModes.EARLIEST,
+    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+    maxWaitTime: 300,
+  });
+  stream.on('data', (m: Msg) => into.push(m));
+  return {
+    async stop() {
+      await stream.close();
+      await consumer.close();
+    },
+  };
+}
+
+const silent = createLogger('test-kafka', 'silent');
+
+describe('publishing the change feed to Kafka', () => {
+  it(
+    "puts each customer's events on its partition in order, each once after de-duplication, through a " +
+      'crash before the checkpoint and a publisher terminated mid-way',
+    async () => {
+      const s = await topicsForTest();
+      const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
+      // A checkpoint at the feed's present: this publisher publishes only what the test writes.
+      await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
+        cursor: await feedCursorAtNow(h.graph),
+        delivered: 0,
+        parked: [],
+      });
+      // Three customers, written concurrently: a creation and four cards each.
+      const customers = await Promise.all(
+        [0, 1, 2].map(async () => {
+          const c = await createCustomer(h.graph, {
+            digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+          });
+          for (let i = 0; i < 4; i++) await addPaymentMethod(h.graph, c.id, cardInput());
+          return c.id;
+        }),
+      );
+      const input: KafkaPublisherInput = {
+        topic,
+        lag_ms: 1000,
+        page_size: 3,
+        budget_ms: 1000,
+        poll_interval: '200 milliseconds',
+        batches_per_run: 3,
+      };
+      const start = () =>
+        h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
+          taskQueue: h.taskQueue,
+          workflowId: `test-kafka-publisher-${randomUUID()}`,
+          args: [input],
+        });
+      // The lag gauges (the api's /metrics) before: everything the test wrote is behind.
+      const writtenByTest = (await Promise.all(customers.map((id) => listCustomerEvents(h.graph, id)))).flat();
+      const before = await publisherGauges(h.graph, topic);
+      expect(before?.behind_events).toBe(writtenByTest.length);
+      expect(before?.behind_seconds).toBeGreaterThan(0);
+      const received: Msg[] = [];
+      const reader = await readTopic(topic, received);
+      try {
+        dieAfterNextSend = true; // the first page is sent, then sent again by the retry
+        const first = await start();
+        await until(async () => received.length >= 6);
+        await first.terminate('test: the publisher is stopped mid-way');
+        const second = await start();
+        const ours = () => received.filter((m) => customers.includes(m.key));
+        // What the log holds for these customers, in each one's order: every one of them must arrive.
+        const logged = new Map<string, PersonaEvent[]>();
+        for (const id of customers)
+          logged.set(
+            id,
+            (await listCustomerEvents(h.graph, id)).sort((a, b) => (a.customer_seq ?? 0) - (b.customer_seq ?? 0)),
+          );
+        const expected = [...logged.values()].flat().map((e) => e.id);
+        const missing = () => {
+          const got = new Set(ours().map((m) => m.headers.get(KAFKA_HEADERS.eventId)));
+          return expected.filter((id) => !got.has(id));
+        };
+        await until(async () => missing().length === 0, 45_000).catch(async (err: unknown) => {
+          const status = await second.query(kafkaPublisherStatusQuery).catch((e: unknown) => String(e));
+          throw new Error(
+            `${String(err)}: ${missing().length} of ${expected.length} events not on the topic ` +
+              `(${received.length} messages read); the publisher says ${JSON.stringify(status)}`,
+          );
+        });
+        await second.terminate('test over');
+        // …and after: nothing behind.
+        expect(await publisherGauges(h.graph, topic)).toEqual({ behind_events: 0, behind_seconds: 0 });
+
+        // At least once: the page sent before the "crash" came again.
+        expect(ours().length).toBeGreaterThan(expected.length);
+        const seen = new Set<string>();
+        const byCustomer = new Map<string, PersonaEvent[]>();
+        for (const m of ours()) {
+          const id = m.headers.get(KAFKA_HEADERS.eventId) as string;
+          const event = JSON.parse(m.value) as PersonaEvent;
+          expect(event.id).toBe(id);
+          expect(m.key).toBe(event.customer_id);
+          expect(m.headers.get(KAFKA_HEADERS.eventType)).toBe(event.type);
+          expect(payloadProblem(event.type, event.payload)).toBeNull();
+          if (seen.has(id)) continue;
+          seen.add(id);
+          byCustomer.set(m.key, [...(byCustomer.get(m.key) ?? []), event]);
+        }
+        for (const id of customers) {
+          const events = byCustomer.get(id) ?? [];
+          // Each once, in the customer's order, with nothing but what the log holds.
+          expect(events.map((e) => e.id)).toEqual((logged.get(id) ?? []).map((e) => e.id));
+          expect(events.map((e) => e.customer_seq)).toEqual(events.map((_, i) => i + 1));
+          expect(events.filter((e) => e.type === 'PaymentMethodAdded')).toHaveLength(4);
+          // One customer, one partition.
+          expect(
+            new Set(
+              ours()
+                .filter((m) => m.key === id)
+                .map((m) => m.partition),
+            ).size,
+          ).toBe(1);
+        }
+      } finally {
+        await reader.stop();
+      }
+    },
+  );
+});
+
+describe("consuming the agents' topics", () => {
+  let consumers: AgentConsumer[] = [];
+  afterAll(async () => {
+    for (const c of consumers) await c.close({ abandon: true }).catch(() => undefined);
+  });
+  const consume = async (
+    s: Awaited<ReturnType<typeof topicsForTest>>,
+    beforeCommit?: (m: Msg[]) => Promise<void>,
+  ): Promise<AgentConsumer> => {
+    const c = await startAgentConsumer({
+      settings: s,
+      deps: h.deps,
+      producer,
+      logger: silent,
+      maxBackoffMs: 1000,
+      ...(beforeCommit ? { beforeCommit } : {}),
+    });
+    consumers.push(c);
+    return c;
+  };
+  /** Keyed by customer as an agent keys them: one customer's messages on one partition, in order. */
+  const send = (topic: string, key: string, value: unknown, headers: Record<string, string> = {}) =>
+    producer.send({
+      messages: [{ topic, key, value: typeof value === 'string' ? value : JSON.stringify(value), headers }],
+    });
+
+  it('recovers with one charge a payment failure sent twice to a consumer that dies before its commit', async () => {
+    const s = await topicsForTest();
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_1',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const failure = {
+      payment_id: paymentId(),
+      customer_id: customerId,
+      payment_method_id: cards[0],
+      amount: 2599,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    };
+    const requestId = `kafka-${randomUUID()}`;
+    await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, failure, { [KAFKA_HEADERS.requestId]: requestId });
+    await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, failure, { [KAFKA_HEADERS.requestId]: requestId });
+
+    // The first consumer starts the recovery, then dies before it commits the offset.
+    let handledBeforeCrash = 0;
+    const first = await consume(s, async (done) => {
+      handledBeforeCrash += done.length;
+      await new Promise(() => undefined); // never commits
+    });
+    await until(async () => handledBeforeCrash > 0);
+    await first.close({ abandon: true });
+    consumers = consumers.filter((c) => c !== first);
+
+    // Its successor in the group gets both messages again: the workflow id makes them no-ops.
+    const second = await consume(s);
+    await until(async () => second.handled >= 2, 60_000);
+    const handle = h.client.workflow.getHandle(recoveryWorkflowId(failure.payment_id));
+    const result = (await handle.result()) as RecoveryStatus;
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId);
+    expect(charges.filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    // The request id travelled from the Kafka header into the workflow's start.
+    const history = await handle.fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    expect(JSON.stringify(started?.header ?? {})).toContain(Buffer.from(JSON.stringify(requestId)).toString('base64'));
+    await second.close();
+    consumers = consumers.filter((c) => c !== second);
+  });
+
+  it('adds a routing outcome delivered twice to LTV once; dead-letters malformed ones and goes on', async () => {
+    const s = await topicsForTest();
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const currency = h.graph.policy.reportingCurrency;
+    const payment = {
+      id: `route-${randomUUID()}`,
+      type: 'payment',
+      customer_id: customerId,
+      occurred_at: new Date().toISOString(),
+      payment_method_id: cards[0],
+      amount: 4200,
+      currency,
+      outcome: 'succeeded',
+    };
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, payment);
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, '{"not json');
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, {
+      ...payment,
+      id: `route-${randomUUID()}`,
+      amount: -1,
+    });
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, payment);
+    const second = { ...payment, id: `route-${randomUUID()}`, amount: 100 };
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, second);
+
+    const dead: Msg[] = [];
+    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    try {
+      const c = await consume(s);
+      await until(async () => c.handled >= 5, 60_000);
+      const [row] = await h.graph.query<{ ltv: number }>('MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv', {
+        id: customerId,
+      });
+      expect(Number(row?.ltv)).toBe(4300);
+      await until(async () => dead.length >= 2);
+      const reasons = dead.map((m) => m.headers.get(KAFKA_HEADERS.deadLetterReason));
+      expect(reasons[0]).toBe('the message is not JSON');
+      expect(reasons[1]).toMatch(/^amount: /);
+      expect(dead[1]?.headers.get(KAFKA_HEADERS.deadLetterSource)).toMatch(
+        new RegExp(`^${s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC.replace(/\./g, '\\.')}/\\d+/2$`),
+      );
+      await c.close();
+      consumers = consumers.filter((x) => x !== c);
+    } finally {
+      await reader.stop();
+    }
+  });
+
+  it('refuses a payment failure whose method is not the customer’s: dead-lettered, nothing started', async () => {
+    const s = await topicsForTest();
+    const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const other = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const failure = {
+      payment_id: paymentId(),
+      customer_id: customerId,
+      payment_method_id: other.cards[0],
+      amount: 100,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    };
+    await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, failure);
+    await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, { ...failure, unknown_field: 1 });
+    const dead: Msg[] = [];
+    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    try {
+      const c = await consume(s);
+      await until(async () => dead.length >= 2, 60_000);
+      expect(dead.map((m) => m.headers.get(KAFKA_HEADERS.deadLetterReason))).toEqual([
+        expect.stringMatching(/PaymentMethod/),
+        'unknown_field: unknown field',
+      ]);
+      await expect(h.client.workflow.getHandle(recoveryWorkflowId(failure.payment_id)).describe()).rejects.toThrow(
+        /not found/,
+      );
+      await c.close();
+      consumers = consumers.filter((x) => x !== c);
+    } finally {
+      await reader.stop();
+    }
+  });
+});
