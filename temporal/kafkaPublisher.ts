@@ -51,6 +51,8 @@ export interface KafkaPublisherStatus {
   runs: number;
   published_this_run: number;
   last_batch_at: string | null;
+  /** The last failure for good of a batch (null once a batch went through). */
+  last_error: string | null;
 }
 
 export const kafkaPublisherStatusQuery = defineQuery<KafkaPublisherStatus>('kafkaPublisherStatus');

@@ -8,7 +8,15 @@
  * metrics grow (docs/runbook.md, PersonaKafkaPublisherBehind). A publisher terminated and
  * started again resumes where the graph says.
  */
-import { continueAsNew, log, setCurrentDetails, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  continueAsNew,
+  log,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { KafkaPublisherActivities } from '../activities/kafkaPublisher';
 import {
   kafkaCheckpointId,
@@ -32,24 +40,38 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
     runs: (input.runs ?? 0) + 1,
     published_this_run: 0,
     last_batch_at: null,
+    last_error: null,
   };
   setHandler(kafkaPublisherStatusQuery, () => status);
   const report = (): void =>
     setCurrentDetails(
       `**Kafka publisher** to \`${input.topic}\` (checkpoint \`${checkpointId}\` in the graph; run ` +
         `${status.runs}): ${status.published_this_run} events published in this run; last batch ` +
-        `${status.last_batch_at ?? 'not yet'}. Lag: \`persona_kafka_publisher_behind_seconds\` on the api's /metrics.`,
+        `${status.last_batch_at ?? 'not yet'}. Lag: \`persona_kafka_publisher_behind_seconds\` on the api's /metrics.` +
+        (status.last_error ? ` Last failure (tried again in a minute): ${status.last_error}` : ''),
     );
   report();
 
   for (let batch = 0; batch < input.batches_per_run && !workflowInfo().continueAsNewSuggested; batch++) {
-    const result = await publishEvents({
-      checkpoint_id: checkpointId,
-      topic: input.topic,
-      page_size: input.page_size,
-      lag_ms: input.lag_ms,
-      budget_ms: input.budget_ms,
-    });
+    let result;
+    try {
+      result = await publishEvents({
+        checkpoint_id: checkpointId,
+        topic: input.topic,
+        page_size: input.page_size,
+        lag_ms: input.lag_ms,
+        budget_ms: input.budget_ms,
+      });
+    } catch (err) {
+      // Only a failure the activity marks for good ends up here (Kafka away is retried inside it):
+      // the publisher never stops for it; it says so and tries again from the checkpoint.
+      if (!(err instanceof ActivityFailure)) throw err;
+      status = { ...status, last_error: err.cause?.message ?? err.message };
+      log.warn('publishing to Kafka failed for good; trying again in a minute', { error: status.last_error });
+      report();
+      await sleep('1 minute');
+      continue;
+    }
     if (result.published > 0) {
       countEventPublished(result.published);
       log.info('events published to Kafka', { topic: input.topic, published: result.published, pages: result.pages });
@@ -58,6 +80,7 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
       ...status,
       published_this_run: status.published_this_run + result.published,
       last_batch_at: new Date().toISOString(),
+      last_error: null,
     };
     report();
     if (result.caught_up) await sleep(input.poll_interval);
