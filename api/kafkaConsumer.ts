@@ -253,7 +253,18 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
       const run = queue.slice(0, n);
       if (first.topic === topics.routing) await handleRouting(run);
       else await handleOne(first);
-      await commit(run);
+      try {
+        await commit(run);
+      } catch (err) {
+        // The partition moved to another member (a rebalance) or the broker is away: the offset
+        // stays where it was, the next owner hands these messages out again, and handling them
+        // again changes nothing. Never retried here: that would spin on a partition no longer ours.
+        if (closing) throw err;
+        logger.warn(
+          { err, messages: run.length },
+          'an offset could not be committed; the group hands the messages again',
+        );
+      }
       queue.splice(0, n);
       if (queue.length < MAX_INTERACTIONS && stream.isPaused()) stream.resume();
     }

@@ -98,9 +98,10 @@ async function main(): Promise<void> {
   log(`publish (read, produce acks=all, checkpoint): ${publishRate.toFixed(0)} events/s (${published} events)`);
   log(`baseline again, graph read only: ${readAfter.toFixed(0)} events/s`);
   const readMean = (readBefore + readAfter) / 2;
+  const perPage = (rate: number): number => (page / rate) * 1000;
   log(
-    `per page of ${page}: read ${((page / readMean) * 1000).toFixed(1)} ms, publish ${((page / publishRate) * 1000).toFixed(1)} ms ` +
-      `(produce + checkpoint ${((page / publishRate - page / readMean) * 1000).toFixed(1)} ms)`,
+    `per page of ${page}: read ${perPage(readMean).toFixed(1)} ms, publish ${perPage(publishRate).toFixed(1)} ms ` +
+      `(produce + checkpoint ${(perPage(publishRate) - perPage(readMean)).toFixed(1)} ms)`,
   );
 
   // Latency: the publisher caught up at the end of the log, a consumer reading the topic's end.
