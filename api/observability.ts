@@ -231,7 +231,7 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       name: 'persona_kafka_publisher_behind_events',
       help:
         "Events in the log after the Kafka publisher's checkpoint, counted up to 100,000 " +
-        '(absent when Kafka is off or the publisher never ran)',
+        '(0 when Kafka is off or the publisher never ran)',
       registers: [registry],
       async collect() {
         this.reset();
@@ -242,8 +242,8 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
     publisherBehindSeconds: new Gauge({
       name: 'persona_kafka_publisher_behind_seconds',
       help:
-        'Age of the oldest event the Kafka publisher has not published yet (0 when it is at the end; ' +
-        'the feed lag PERSONA_EVENTS_FEED_LAG_MS is always in it)',
+        'Age of the oldest event the Kafka publisher has not published yet (0 when it is at the end, ' +
+        'when Kafka is off or the publisher never ran; the feed lag PERSONA_EVENTS_FEED_LAG_MS is always in it)',
       registers: [registry],
       async collect() {
         this.reset();
