@@ -24,7 +24,9 @@ import {
   type KafkaSettings,
 } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
-import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
+import { addPaymentMethod, createCustomer, linkDevice, listCustomerEvents } from '../../graph';
+import { updateDeviceTrustScore } from '../../graph/devices';
+import { eraseCustomer } from '../../graph/erasure';
 import { payloadProblem } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
 import { adoptRelayState } from '../../graph/relay';
@@ -227,6 +229,63 @@ describe('publishing the change feed to Kafka', () => {
       }
     },
   );
+});
+
+describe('what reaches the events topic', () => {
+  it('has a device-level event once, keyed by its device, and an erasure, with no data of the erased', async () => {
+    const s = await topicsForTest();
+    const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
+    await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
+      cursor: await feedCursorAtNow(h.graph),
+      delivered: 0,
+      parked: [],
+    });
+    const email = uniqueEmail();
+    const fingerprint = `fp-${randomUUID()}`;
+    const erased = await createCustomer(h.graph, {
+      digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+    });
+    const device = await linkDevice(h.graph, erased.id, { fingerprint, trust_score: 0.9 });
+    await updateDeviceTrustScore(h.graph, device.id, 0.2, { reason: 'test: a chargeback on this device' });
+    await eraseCustomer(h.graph, erased.id);
+
+    const received: Msg[] = [];
+    const reader = await readTopic(topic, received);
+    const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
+      taskQueue: h.taskQueue,
+      workflowId: `test-kafka-publisher-${randomUUID()}`,
+      args: [
+        { topic, lag_ms: 1000, page_size: 50, budget_ms: 1000, poll_interval: '200 milliseconds', batches_per_run: 20 },
+      ],
+    });
+    try {
+      const typeOf = (m: Msg) => m.headers.get(KAFKA_HEADERS.eventType);
+      await until(async () => received.some((m) => m.key === erased.id && typeOf(m) === 'CustomerErased'), 45_000);
+      await until(async () => received.some((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id));
+      // The device's trust change: one message, keyed by the device, no customer in it.
+      const trust = received.filter((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id);
+      expect(trust).toHaveLength(1);
+      const event = JSON.parse((trust[0] as Msg).value) as PersonaEvent;
+      expect(event).toMatchObject({
+        customer_id: null,
+        device_id: device.id,
+        payload: { device_id: device.id, to: 0.2 },
+      });
+      // The erasure reached the topic: consumers purge on it. What was published of the customer
+      // holds neither the email nor the device's fingerprint (published after the erasure: emptied).
+      const theirs = received.filter((m) => m.key === erased.id);
+      expect(theirs.map(typeOf)).toContain('CustomerErased');
+      for (const m of received) {
+        expect(m.value).not.toContain(email);
+        expect(m.value).not.toContain(fingerprint);
+      }
+      for (const m of theirs.filter((x) => typeOf(x) !== 'CustomerErased'))
+        expect((JSON.parse(m.value) as PersonaEvent).payload).toEqual({});
+    } finally {
+      await handle.terminate('test over');
+      await reader.stop();
+    }
+  });
 });
 
 describe("consuming the agents' topics", () => {
