@@ -65,6 +65,9 @@ export function createKafkaPublisherActivities({ graph, kafka }: { graph: Graph;
         });
         const last = entries.at(-1);
         if (!last) return { published, pages, caught_up: true };
+        // While the send waits (on a broker that does not answer, with the client's retries), the
+        // heartbeat goes on: the activity is not taken over by another worker because of it.
+        const beat = setInterval(() => ctx?.heartbeat({ published, pages }), 5_000);
         try {
           await sendInTurn(kafka, () =>
             kafka.send({
@@ -84,6 +87,8 @@ export function createKafkaPublisherActivities({ graph, kafka }: { graph: Graph;
               'the publisher sends them again with backoff, and nothing after them before',
             cause: err as Error,
           });
+        } finally {
+          clearInterval(beat);
         }
         await recordRelayProgress(graph, req.checkpoint_id, {
           cursor: last.cursor,

@@ -270,10 +270,20 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     }
   };
 
+  // After a failure drain could not handle (the dead-letter topic unwritable, say), the next try
+  // waits, doubling up to the backoff's ceiling: never a tight loop while Kafka is away.
+  let failures = 0;
   const kick = (): void => {
     running ??= drain()
-      .catch((err: unknown) => {
-        if (!closing) logger.error({ err }, 'the Kafka consumer stopped handling messages');
+      .then(() => {
+        failures = 0;
+      })
+      .catch(async (err: unknown) => {
+        if (closing) return;
+        failures++;
+        const delay = Math.min(200 * 2 ** (failures - 1), options.maxBackoffMs ?? 30_000);
+        logger.error({ err, retryInMs: delay }, 'the Kafka consumer could not handle a message; trying it again');
+        await sleep(delay);
       })
       .finally(() => {
         running = null;

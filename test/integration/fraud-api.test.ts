@@ -177,7 +177,22 @@ describe('confirmed fraud', () => {
 
       // What the agents read now.
       const ctx = await context(c.customerId);
-      expect(ctx).toMatchObject({ status: 'suspended', trusted_devices: [], active_payment_methods: [failed] });
+      // Should it differ, the message says what the graph and the log held then.
+      const [graphNow] = await h.graph.query<{ status: string; seq: number }>(
+        'MATCH (c:Customer {id: $id}) RETURN c.status AS status, c.event_seq AS seq',
+        { id: c.customerId },
+      );
+      const log = (await listCustomerEvents(h.graph, c.customerId, { limit: 200 })).map(
+        (e) => `${e.customer_seq ?? '-'} ${e.type} ${e.occurred_at}`,
+      );
+      expect(
+        ctx,
+        `graph: ${JSON.stringify(graphNow)}; cache stats: ${JSON.stringify(h.deps.readCache.stats)}; log:\n${log.join('\n')}`,
+      ).toMatchObject({
+        status: 'suspended',
+        trusted_devices: [],
+        active_payment_methods: [failed],
+      });
       const checkout = await request(
         'GET',
         `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${c.deviceId}`,
