@@ -25,7 +25,7 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { KAFKA_HEADERS, type KafkaProducer, type KafkaSettings } from '../clients/kafka';
+import { KAFKA_HEADERS, kafkaConnection, type KafkaProducer, type KafkaSettings } from '../clients/kafka';
 import type { Settings } from '../config/env';
 import { DomainError } from '../graph/errors';
 import type { FraudOutcomeReport } from '../graph/fraud';
@@ -112,7 +112,7 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   const consumer = new Consumer({
     clientId: 'persona-api',
     groupId: s.PERSONA_KAFKA_CONSUMER_GROUP,
-    bootstrapBrokers: s.kafkaBrokers,
+    ...kafkaConnection(s),
     deserializers: stringDeserializers,
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,

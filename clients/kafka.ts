@@ -9,24 +9,79 @@
  *     the agents', consumed by the api into the same services as its routes;
  *   - `persona.dead-letters.v1`: what the api consumed and can never accept, with the reason.
  */
-import { Admin, ProduceAcks, Producer, stringSerializers } from '@platformatic/kafka';
-import type { Settings } from '../config/env';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as TLSConnectionOptions } from 'node:tls';
+import { Admin, ProduceAcks, Producer, stringSerializers, type SASLOptions } from '@platformatic/kafka';
+import { ConfigError, type Settings } from '../config/env';
 
-export type KafkaSettings = Pick<
-  Settings,
-  | 'kafkaBrokers'
-  | 'PERSONA_KAFKA_EVENTS_TOPIC'
-  | 'PERSONA_KAFKA_EVENTS_PARTITIONS'
-  | 'PERSONA_KAFKA_EVENTS_RETENTION_MS'
-  | 'PERSONA_KAFKA_REPLICATION'
-  | 'PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC'
-  | 'PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC'
-  | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
-  | 'PERSONA_KAFKA_DEAD_LETTER_TOPIC'
->;
+/** How Persona reaches the brokers: where, and with which TLS and SASL settings. */
+export type KafkaConnectionSettings = Pick<Settings, 'kafkaBrokers'> &
+  Partial<
+    Pick<
+      Settings,
+      | 'KAFKA_TLS'
+      | 'KAFKA_TLS_CA'
+      | 'KAFKA_TLS_CERT'
+      | 'KAFKA_TLS_KEY'
+      | 'KAFKA_SASL_MECHANISM'
+      | 'KAFKA_SASL_USERNAME'
+      | 'kafkaSaslPassword'
+    >
+  >;
+
+export type KafkaSettings = KafkaConnectionSettings &
+  Pick<
+    Settings,
+    | 'PERSONA_KAFKA_EVENTS_TOPIC'
+    | 'PERSONA_KAFKA_EVENTS_PARTITIONS'
+    | 'PERSONA_KAFKA_EVENTS_RETENTION_MS'
+    | 'PERSONA_KAFKA_REPLICATION'
+    | 'PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC'
+    | 'PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC'
+    | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
+    | 'PERSONA_KAFKA_DEAD_LETTER_TOPIC'
+  >;
 
 export function kafkaEnabled(s: Pick<Settings, 'kafkaBrokers'>): boolean {
   return s.kafkaBrokers.length > 0;
+}
+
+function pem(name: string, file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError([`${name}: cannot read ${file} (${(err as Error).message})`]);
+  }
+}
+
+/**
+ * The connection options every Kafka client of Persona is made with (producer, consumer, admin):
+ * the bootstrap brokers, TLS when KAFKA_TLS=true (the brokers verified against KAFKA_TLS_CA or the
+ * system's CAs, Persona's certificate when KAFKA_TLS_CERT/_KEY are set) and SASL when
+ * KAFKA_SASL_MECHANISM is set. Throws ConfigError when a PEM file cannot be read.
+ */
+export function kafkaConnection(s: KafkaConnectionSettings): {
+  bootstrapBrokers: string[];
+  tls?: TLSConnectionOptions;
+  sasl?: SASLOptions;
+} {
+  const tls: TLSConnectionOptions | undefined =
+    s.KAFKA_TLS === 'true'
+      ? {
+          ...(s.KAFKA_TLS_CA ? { ca: pem('KAFKA_TLS_CA', s.KAFKA_TLS_CA) } : {}),
+          ...(s.KAFKA_TLS_CERT && s.KAFKA_TLS_KEY
+            ? { cert: pem('KAFKA_TLS_CERT', s.KAFKA_TLS_CERT), key: pem('KAFKA_TLS_KEY', s.KAFKA_TLS_KEY) }
+            : {}),
+        }
+      : undefined;
+  const sasl: SASLOptions | undefined = s.KAFKA_SASL_MECHANISM
+    ? {
+        mechanism: s.KAFKA_SASL_MECHANISM,
+        ...(s.KAFKA_SASL_USERNAME ? { username: s.KAFKA_SASL_USERNAME } : {}),
+        ...(s.kafkaSaslPassword ? { password: s.kafkaSaslPassword } : {}),
+      }
+    : undefined;
+  return { bootstrapBrokers: s.kafkaBrokers, ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}) };
 }
 
 /** Headers Persona reads and writes (lower case, as HTTP's). */
@@ -45,10 +100,10 @@ export type KafkaProducer = Producer<string, string, string, string>;
  * The idempotent producer (acks from every in-sync replica): a retried produce request never
  * writes a message twice, and a partition keeps the order the messages were sent in.
  */
-export function createKafkaProducer(s: Pick<Settings, 'kafkaBrokers'>, clientId: string): KafkaProducer {
+export function createKafkaProducer(s: KafkaConnectionSettings, clientId: string): KafkaProducer {
   return new Producer({
     clientId,
-    bootstrapBrokers: s.kafkaBrokers,
+    ...kafkaConnection(s),
     serializers: stringSerializers,
     idempotent: true,
     acks: ProduceAcks.ALL,
@@ -80,7 +135,7 @@ export function personaTopics(s: KafkaSettings): TopicSpec[] {
 
 /** Creates the topics that do not exist yet; one that exists is left as it is. Returns those it made. */
 export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = personaTopics(s)): Promise<string[]> {
-  const admin = new Admin({ clientId: 'persona-topics', bootstrapBrokers: s.kafkaBrokers, timeout: 10_000 });
+  const admin = new Admin({ clientId: 'persona-topics', ...kafkaConnection(s), timeout: 10_000 });
   try {
     const existing = new Set(await admin.listTopics());
     const made: string[] = [];

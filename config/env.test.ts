@@ -202,6 +202,61 @@ describe('configuration', () => {
   });
 });
 
+describe('Kafka security settings', () => {
+  const issuesOf = (env: Record<string, string>): string[] => {
+    try {
+      loadSettings(env);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).issues;
+    }
+  };
+  const brokers = { KAFKA_BROKERS: 'kafka-1.internal:9093' };
+
+  it('refuses production with Kafka on but unencrypted or unauthenticated, naming what to set', () => {
+    const issues = issuesOf({ ...production, ...brokers });
+    expect(issues.map((i) => i.split(':')[0]).sort()).toEqual(['KAFKA_SASL_MECHANISM', 'KAFKA_TLS']);
+    expect(issues.join('\n')).toMatch(/KAFKA_ALLOW_PLAINTEXT=true/);
+    // TLS alone encrypts but does not say who Persona is.
+    expect(issuesOf({ ...production, ...brokers, KAFKA_TLS: 'true' })).toEqual([
+      expect.stringMatching(/^KAFKA_SASL_MECHANISM: required in production/),
+    ]);
+    // TLS with SASL, or TLS with a client certificate: accepted.
+    const sasl = { KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'persona', KAFKA_SASL_PASSWORD: 's' };
+    expect(issuesOf({ ...production, ...brokers, KAFKA_TLS: 'true', ...sasl })).toEqual([]);
+    const mtls = { KAFKA_TLS_CERT: '/run/persona.crt', KAFKA_TLS_KEY: '/run/persona.key' };
+    expect(issuesOf({ ...production, ...brokers, KAFKA_TLS: 'true', ...mtls })).toEqual([]);
+    // A mesh that encrypts and authenticates: said explicitly.
+    expect(issuesOf({ ...production, ...brokers, KAFKA_ALLOW_PLAINTEXT: 'true' })).toEqual([]);
+    // Kafka off in production, or plaintext outside it: nothing to say.
+    expect(issuesOf({ ...production })).toEqual([]);
+    expect(issuesOf({ ...brokers })).toEqual([]);
+  });
+
+  it('refuses half a pair, SASL without credentials, and TLS files without TLS', () => {
+    expect(issuesOf({ KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'persona' })).toEqual([
+      'KAFKA_SASL_PASSWORD: required with KAFKA_SASL_MECHANISM=PLAIN',
+    ]);
+    expect(issuesOf({ KAFKA_SASL_USERNAME: 'persona', KAFKA_SASL_PASSWORD: 's' })).toEqual([
+      'KAFKA_SASL_MECHANISM: required with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
+    ]);
+    expect(issuesOf({ KAFKA_TLS: 'true', KAFKA_TLS_CERT: '/run/persona.crt' })).toEqual([
+      'KAFKA_TLS_KEY: KAFKA_TLS_CERT and KAFKA_TLS_KEY go together',
+    ]);
+    expect(issuesOf({ KAFKA_TLS_CA: '/run/ca.pem' })).toEqual(['KAFKA_TLS_CA: needs KAFKA_TLS=true']);
+    expect(issuesOf({ KAFKA_SASL_MECHANISM: 'GSSAPI' })[0]).toMatch(/^KAFKA_SASL_MECHANISM: /);
+  });
+
+  it('never puts the SASL password where a log line could carry it', () => {
+    const s = loadSettings({
+      KAFKA_SASL_MECHANISM: 'PLAIN',
+      KAFKA_SASL_USERNAME: 'persona',
+      KAFKA_SASL_PASSWORD: 'hunter2',
+    });
+    expect(JSON.stringify(s)).not.toContain('hunter2');
+  });
+});
+
 describe("the api's heap limit", () => {
   it('is passed by every way the api is started, and fits the read cache at its default bound', () => {
     const [flag] = API_NODE_ARGS;

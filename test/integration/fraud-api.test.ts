@@ -185,10 +185,8 @@ describe('confirmed fraud', () => {
       const log = (await listCustomerEvents(h.graph, c.customerId, { limit: 200 })).map(
         (e) => `${e.customer_seq ?? '-'} ${e.type} ${e.occurred_at}`,
       );
-      expect(
-        ctx,
-        `graph: ${JSON.stringify(graphNow)}; cache stats: ${JSON.stringify(h.deps.readCache.stats)}; log:\n${log.join('\n')}`,
-      ).toMatchObject({
+      const held = `graph: ${JSON.stringify(graphNow)}; cache stats: ${JSON.stringify(h.deps.readCache.stats)}`;
+      expect(ctx, `${held}; log:\n${log.join('\n')}`).toMatchObject({
         status: 'suspended',
         trusted_devices: [],
         active_payment_methods: [failed],
