@@ -94,6 +94,12 @@ export interface AgentConsumer {
   close(options?: { abandon?: boolean }): Promise<void>;
   /** Messages handled (accepted or dead-lettered) since start. */
   readonly handled: number;
+  /**
+   * Resolves, with the reason, when the stream ended without close(): Kafka was away longer than
+   * the client's retries (about 12 s), and this consumer reads nothing more. superviseAgentConsumer
+   * starts another.
+   */
+  readonly ended: Promise<Error>;
 }
 
 /** The principal a topic's messages act as: the scope the route demands of its caller. */
@@ -296,19 +302,106 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     if (queue.length >= 2 * MAX_INTERACTIONS) stream.pause();
     kick();
   });
-  stream.on('error', (err: unknown) => logger.error({ err }, 'the Kafka consumer stream failed'));
+  let end: (err: Error) => void = () => undefined;
+  const ended = new Promise<Error>((resolve) => (end = resolve));
+  stream.on('error', (err: unknown) => {
+    logger.error({ err }, 'the Kafka consumer stream failed');
+    if (!closing) end(err instanceof Error ? err : new Error(String(err)));
+  });
+  stream.on('close', () => {
+    if (!closing) end(new Error('the Kafka consumer stream closed'));
+  });
   logger.info({ topics: Object.values(topics), group: s.PERSONA_KAFKA_CONSUMER_GROUP }, 'consuming the agents topics');
 
   return {
     get handled() {
       return handled;
     },
+    ended,
     async close(opts = {}) {
       closing = true;
       if (!opts.abandon) await running;
       await stream.close();
       // The overload with a boolean is typed as callback style; without a callback it returns the promise.
       await (consumer.close(true) as unknown as Promise<void>);
+    },
+  };
+}
+
+export interface SupervisedConsumer {
+  /** Messages handled across every consumer it started. */
+  readonly handled: number;
+  /** Consumers started after the first (each after a stream ended). */
+  readonly restarts: number;
+  /** Streams that ended without being closed (each one logged, and replaced once Kafka answers). */
+  readonly interruptions: number;
+  /** True while a consumer reads the topics. */
+  readonly consuming: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Keeps the agents' consumer running for as long as the api runs: makes the topics that are
+ * missing and starts it, with backoff (1 s doubling to 30 s) while Kafka does not answer, and
+ * starts a new one whenever a stream ends (Kafka away past the client's retries) — never a
+ * consumer that silently stopped reading. What the dead one was handling is replayed by the group.
+ */
+export function superviseAgentConsumer(
+  options: AgentConsumerOptions & { ensureTopics: () => Promise<unknown>; minBackoffMs?: number },
+): SupervisedConsumer {
+  const { logger, settings: s } = options;
+  const minBackoff = options.minBackoffMs ?? 1000;
+  let stopped = false;
+  let current: AgentConsumer | undefined;
+  let handledBefore = 0;
+  let starts = 0;
+  let interruptions = 0;
+  const wake = new AbortController();
+  const loop = (async () => {
+    for (let delay = minBackoff; !stopped;) {
+      try {
+        await options.ensureTopics();
+        current = await startAgentConsumer(options);
+        starts++;
+        delay = minBackoff;
+        if (stopped) break;
+        const why = await Promise.race([
+          current.ended,
+          new Promise<null>((r) => wake.signal.addEventListener('abort', () => r(null))),
+        ]);
+        if (why === null || stopped) break;
+        interruptions++;
+        logger.error({ err: why }, 'the Kafka consumer stopped reading; starting another');
+        const dead = current;
+        current = undefined;
+        handledBefore += dead.handled;
+        await dead.close({ abandon: true }).catch(() => undefined);
+      } catch (err) {
+        if (stopped) break;
+        logger.warn({ err, retryInMs: delay }, `Kafka at ${s.kafkaBrokers.join(',')} does not answer yet`);
+        await sleep(delay, undefined, { signal: wake.signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, options.maxBackoffMs ?? 30_000);
+      }
+    }
+  })();
+  return {
+    get handled() {
+      return handledBefore + (current?.handled ?? 0);
+    },
+    get restarts() {
+      return Math.max(0, starts - 1);
+    },
+    get interruptions() {
+      return interruptions;
+    },
+    get consuming() {
+      return current !== undefined;
+    },
+    async close() {
+      stopped = true;
+      wake.abort();
+      await loop;
+      await current?.close();
     },
   };
 }

@@ -21,7 +21,7 @@ import { createGrpcServer, grpcCredentials, grpcServerOptions, listen, SERVICE_N
 import { createApiMetrics } from './observability';
 import { publisherGauges, relayGauges } from './services/relay';
 import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
-import { startAgentConsumer, type AgentConsumer } from './kafkaConsumer';
+import { superviseAgentConsumer, type SupervisedConsumer } from './kafkaConsumer';
 import { createApp } from './rest/app';
 
 async function main(): Promise<void> {
@@ -130,23 +130,18 @@ async function main(): Promise<void> {
   );
 
   // Kafka (KAFKA_BROKERS): the agents' topics feed the same services as the routes. Started in
-  // the background and tried again until the broker answers: REST and gRPC do not wait for it.
+  // the background, tried again until the broker answers, and started again whenever a stream
+  // ends (Kafka away for longer than the client's retries): REST and gRPC do not wait for it.
   const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-api') : undefined;
-  let consumer: AgentConsumer | undefined;
-  let stopped = false;
+  let consumer: SupervisedConsumer | undefined;
   if (kafka)
-    void (async () => {
-      for (let delay = 1000; !stopped; delay = Math.min(delay * 2, 30_000)) {
-        try {
-          await ensureTopics(config);
-          consumer = await startAgentConsumer({ settings: config, deps, producer: kafka, logger });
-          return;
-        } catch (err) {
-          logger.warn({ err, retryInMs: delay }, `Kafka at ${config.KAFKA_BROKERS} does not answer yet`);
-          await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-      }
-    })();
+    consumer = superviseAgentConsumer({
+      settings: config,
+      deps,
+      producer: kafka,
+      logger,
+      ensureTopics: () => ensureTopics(config),
+    });
   else logger.info('no KAFKA_BROKERS: the agents report over REST and gRPC only');
 
   onShutdown(logger, [
@@ -154,7 +149,6 @@ async function main(): Promise<void> {
     {
       name: 'Kafka consumer',
       run: async () => {
-        stopped = true;
         await consumer?.close();
         await kafka?.close();
       },

@@ -19,7 +19,7 @@ import {
   type Daemon,
   type StopResult,
 } from '../../stack/process';
-import { neo4jLaunch, temporalLaunch, type Launch } from '../../stack/services';
+import { kafkaAnswers, kafkaLaunch, neo4jLaunch, temporalLaunch, type Launch } from '../../stack/services';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../../temporal/connection';
 import { freePort } from './processes';
 
@@ -181,4 +181,24 @@ export async function privateTemporal(): Promise<PrivateTemporal> {
     90_000,
   );
   return { ...service, address: env.TEMPORAL_ADDRESS, env };
+}
+
+export interface PrivateKafka extends PrivateService {
+  /** host:port of its plaintext listener. */
+  address: string;
+}
+
+/** A Kafka broker of its own (not started yet): the stack's jars, KRaft, a fresh log folder kept across restarts. */
+export async function privateKafka(): Promise<PrivateKafka> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-kafka-'));
+  const [port, controllerPort] = [await freePort(), await freePort()];
+  const address = `127.0.0.1:${port}`;
+  const service = privateService(
+    'kafka',
+    dir,
+    () => kafkaLaunch(paths, { home: dir, host: '127.0.0.1', port, controllerPort, heap: '256m' }),
+    () => kafkaAnswers([address]),
+    120_000,
+  );
+  return { ...service, address };
 }
