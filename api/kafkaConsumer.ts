@@ -146,7 +146,15 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
       const tp = headerOf(m, KAFKA_HEADERS.traceparent);
       return tp ? { traceparent: tp } : {};
     };
-    return inSpan(deps.tracer, `kafka ${name}`, carrier, () => deps.requests.run({ requestId }, work));
+    return inSpan(deps.tracer, `kafka ${name}`, carrier, (span) => {
+      span?.setAttributes({
+        'persona.request_id': requestId,
+        'messaging.system': 'kafka',
+        'messaging.destination.name': m.topic,
+        'messaging.kafka.offset': Number(m.offset),
+      });
+      return deps.requests.run({ requestId }, work);
+    });
   };
 
   const deadLetter = async (m: Msg, reason: string, field?: string): Promise<void> => {

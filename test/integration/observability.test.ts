@@ -8,10 +8,13 @@ import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKafkaProducer } from '../../clients/kafka';
+import { loadSettings } from '../../config/env';
 import { getDevicesByCustomer } from '../../graph';
 import { requestIdOf, type Headers } from '../../temporal/requestId';
 import { connectTemporal } from '../../temporal/connection';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
+import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { INTERACTION_PRUNE_WORKFLOW_TYPE, type InteractionPruneInput } from '../../temporal/interactionPrune';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
@@ -63,6 +66,20 @@ const AS_OF = '2010-06-20';
 /** A trace an agent started before calling Persona (W3C trace context). */
 const CALLER_TRACE = randomUUID().replace(/-/g, '');
 const CALLER_SPAN = randomUUID().replace(/-/g, '').slice(0, 16);
+/** The trace Chimera's message carries in its Kafka headers. */
+const KAFKA_TRACE = randomUUID().replace(/-/g, '');
+const KAFKA_SPAN = randomUUID().replace(/-/g, '').slice(0, 16);
+/** The api consumes the agents' topics of this run on the stack's broker (the worker publishes nothing). */
+const kafkaEnv = {
+  KAFKA_BROKERS: `127.0.0.1:${loadSettings().KAFKA_PORT}`,
+  PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.obs.events`,
+  PERSONA_KAFKA_EVENTS_PARTITIONS: '1',
+  PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.obs.payment-failures`,
+  PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.obs.fraud-outcomes`,
+  PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.obs.routing-outcomes`,
+  PERSONA_KAFKA_DEAD_LETTER_TOPIC: `test.${run}.obs.dead-letters`,
+  PERSONA_KAFKA_CONSUMER_GROUP: `test-obs-${run}`,
+};
 
 let graph: TestGraph;
 let temporal: { connection: Connection; client: Client };
@@ -169,16 +186,38 @@ async function exercise(): Promise<void> {
       (await call('GET', `/api/v1/payment-recoveries/${payment}`, `obs-poll-${run}`)).json.state === 'recovered',
   );
 
+  // Chimera reports its outcome over Kafka, with its request id and its trace in the headers.
   const [device] = await getDevicesByCustomer(graph, seen.customerId);
   const outcomeId = randomUUID();
-  seen.fraudId = (
-    await call('POST', '/api/v1/fraud-outcomes', rid.fraud, {
-      outcome_id: outcomeId,
-      customer_id: seen.customerId,
-      outcome: 'challenge_passed',
-      device_id: device?.id,
-    })
-  ).json.workflow_id as string;
+  seen.fraudId = fraudOutcomeWorkflowId(outcomeId);
+  const chimera = createKafkaProducer({ kafkaBrokers: [kafkaEnv.KAFKA_BROKERS] }, 'obs-chimera');
+  try {
+    // The api makes the topics when its consumer starts: send once it has.
+    await until(async () => {
+      try {
+        await chimera.send({
+          messages: [
+            {
+              topic: kafkaEnv.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC,
+              key: seen.customerId,
+              value: JSON.stringify({
+                outcome_id: outcomeId,
+                customer_id: seen.customerId,
+                outcome: 'challenge_passed',
+                device_id: device?.id,
+              }),
+              headers: { 'x-request-id': rid.fraud, traceparent: `00-${KAFKA_TRACE}-${KAFKA_SPAN}-01` },
+            },
+          ],
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  } finally {
+    await chimera.close();
+  }
   await until(
     async () => (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, `obs-poll-${run}`)).json.state === 'done',
   );
@@ -232,6 +271,7 @@ beforeAll(async () => {
   // Scans in small batches, one per run: the scan continues as new, and its request id must follow.
   api = await startApiProcess({
     ...env,
+    ...kafkaEnv,
     PERSONA_EXPIRY_BATCH_SIZE: '2',
     PERSONA_EXPIRY_BATCHES_PER_RUN: '1',
     PERSONA_EXPIRY_SCAN_LANES: '1',
@@ -405,7 +445,7 @@ describe('/metrics', () => {
     // graph (another test file may have), neither before.
     const relay = ['persona_event_relay_blocked_seconds', 'persona_event_relay_parked_events'];
     expect(relay.filter((n) => onPage.has(n)).length % relay.length).toBe(0);
-    // Only what takes a failure to appear (a dead-lettered Kafka message: this api has no Kafka)
+    // Only what takes a failure to appear (a dead-lettered Kafka message: none in this run)
     // — and `up`, which Prometheus adds.
     expect(absent.filter((n) => !relay.includes(n))).toEqual(
       [
@@ -517,6 +557,18 @@ describe('traces (OTEL_EXPORTER_OTLP_ENDPOINT set)', () => {
     for (const s of trace.filter((t) => t !== root)) expect(ids.has(s.parentSpanId), s.name).toBe(true);
     // The api's log line of the request names the trace.
     expect(apiLogs().lines.find((l) => l.requestId === rid.onboard && 'status' in l)?.traceId).toBe(root.traceId);
+  });
+
+  it('continue a caller’s trace from a Kafka message’s headers into the workflow it starts', async () => {
+    const spans = () => collector.spans().filter((s) => s.traceId === KAFKA_TRACE);
+    await until(async () => spans().some((s) => s.name === 'RunActivity:applyFraudOutcome'));
+    expect(spans().find((s) => s.name === 'kafka fraud-outcome')).toMatchObject({
+      service: 'persona-api',
+      parentSpanId: KAFKA_SPAN,
+      attributes: { 'persona.request_id': rid.fraud },
+    });
+    expect(new Set(spans().map((s) => s.service))).toEqual(new Set(['persona-api', 'persona-worker']));
+    expect(spans().map((s) => s.name)).toContain('RunWorkflow:fraudOutcomeWorkflow');
   });
 
   it('continue a caller’s trace (W3C traceparent) over gRPC', async () => {
