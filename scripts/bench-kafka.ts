@@ -2,7 +2,7 @@
  * Publishing the change feed to Kafka, on whatever graph the local Neo4j holds (measured on the
  * seeded million-customer graph) and the stack's broker:
  *
- *   npm run bench:kafka -- [--events 200000] [--page 1000] [--writes 200] [--rate 20]
+ *   npm run bench:kafka -- [--events 200000] [--page 1000] [--writes 200] [--rate 20] [--routing 20000]
  *
  * 1. Throughput: the publisher's activity (`publishEvents`, as the worker runs it, without
  *    Temporal around it) publishes the first `--events` events of the log to a fresh topic of 12
@@ -12,17 +12,32 @@
  * 2. Latency: `--writes` new customers written at `--rate` per second while the publisher runs
  *    (caught up, polling every 200 ms, the feed's lag PERSONA_EVENTS_FEED_LAG_MS) and a consumer
  *    reads the topic; prints commit-to-consumer p50/p95/p99, and the same less the feed's lag.
+ * 3. Consuming: `--routing` routing outcomes (succeeded payments of customers drawn from a Zipf
+ *    distribution, s 1.1, over 20,000 sampled active customers) waiting on a fresh topic of 6
+ *    partitions are handled by the api's consumer (`startAgentConsumer`, in this process); beside
+ *    it, the baseline: as many payments recorded by the same service the consumer calls
+ *    (`recordInteractions`) in batches of 500, with no Kafka. Prints interactions/s of each. It
+ *    WRITES to the graph (LTV, last_used, one Interaction node per item): a benchmark graph only.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Consumer, MessagesStreamFallbackModes, MessagesStreamModes, stringDeserializers } from '@platformatic/kafka';
 import { createKafkaPublisherActivities } from '../activities/kafkaPublisher';
-import { createKafkaProducer, ensureTopics, KAFKA_HEADERS } from '../clients/kafka';
-import { loadConfig } from '../config/env';
-import { createCustomer, createDriver } from '../graph';
+import { apiDepsFromConfig } from '../api/deps';
+import { startAgentConsumer } from '../api/kafkaConsumer';
+import { MAX_INTERACTIONS } from '../api/requests';
+import { recordInteractions } from '../api/services/interactions';
+import { createKafkaProducer, ensureTopics, KAFKA_HEADERS, type KafkaProducer } from '../clients/kafka';
+import { loadConfig, type Config } from '../config/env';
+import { createCustomer, createDriver, type Graph } from '../graph';
+import { readTx } from '../graph/graph';
 import { encodeCursor, readFeedEntries } from '../graph/feed';
 import { adoptRelayState } from '../graph/relay';
 import { graphFromConfig } from '../runtime/graph';
+import { createLogger } from '../runtime/logger';
+import { RequestContext } from '../runtime/requestContext';
+import { connectTemporal } from '../temporal/connection';
+import { mulberry32, Zipf } from './random';
 import { kafkaCheckpointId } from '../temporal/kafkaPublisher';
 
 const { values } = parseArgs({
@@ -31,6 +46,7 @@ const { values } = parseArgs({
     page: { type: 'string', default: '1000' },
     writes: { type: 'string', default: '200' },
     rate: { type: 'string', default: '20' },
+    routing: { type: 'string', default: '20000' },
   },
 });
 const total = Number(values.events);
@@ -176,8 +192,106 @@ async function main(): Promise<void> {
   );
   await stream.close();
   await consumer.close();
+  if (Number(values.routing) > 0) await routingThroughput(config, graph, brokers, producer, Number(values.routing));
   await producer.close();
   await driver.close();
+}
+
+/** Part 3: routing outcomes through the api's consumer against the ingestion service alone. */
+async function routingThroughput(
+  config: Config,
+  graph: Graph,
+  brokers: string[],
+  producer: KafkaProducer,
+  n: number,
+): Promise<void> {
+  const res = await readTx(graph, async (tx) =>
+    (
+      await tx.run(
+        `MATCH (c:Customer)
+         WHERE c.status = 'active' AND rand() < 0.03
+         CALL (c) {
+           MATCH (c)-[:HAS_PAYMENT_METHOD]->(m:PaymentMethod {status: 'active'})
+           RETURN m.id AS method LIMIT 1
+         }
+         RETURN c.id AS id, method LIMIT 20000`,
+      )
+    ).records.map((r) => ({ id: r.get('id') as string, method: r.get('method') as string })),
+  );
+  const zipf = new Zipf(res.length, 1.1);
+  const rand = mulberry32(11);
+  const payments = (count: number, tag: string) =>
+    Array.from({ length: count }, (_, i) => {
+      const c = res[zipf.draw(rand)] as { id: string; method: string };
+      return {
+        id: `bench-${tag}-${i}`,
+        type: 'payment',
+        customer_id: c.id,
+        occurred_at: new Date().toISOString(),
+        payment_method_id: c.method,
+        amount: 100 + Math.floor(rand() * 20_000),
+        currency: config.PERSONA_REPORTING_CURRENCY,
+        outcome: 'succeeded',
+      };
+    });
+  const run = randomUUID().slice(0, 8);
+  const requests = new RequestContext();
+  const logger = createLogger('bench-kafka', 'warn');
+  const { connection, client } = await connectTemporal(config, { requestId: () => requests.requestId });
+  const deps = apiDepsFromConfig(config, { logger, readiness: [], graph, client, requests });
+  try {
+    // Baseline: the ingestion service alone, batches of what the consumer takes at most; before
+    // and after the consumer's run (the first pass also warms the page cache for these customers).
+    const principal = { subject: 'bench', scopes: new Set(['interactions:write']) };
+    const alone = async (pass: string): Promise<number> => {
+      const items = payments(n, `direct-${pass}-${run}`);
+      const started = performance.now();
+      for (let i = 0; i < items.length; i += MAX_INTERACTIONS)
+        await recordInteractions(deps, items.slice(i, i + MAX_INTERACTIONS), principal);
+      const rate = n / ((performance.now() - started) / 1000);
+      log(`routing outcomes, recordInteractions alone (batches of ${MAX_INTERACTIONS}), ${pass}: ${rate.toFixed(0)}/s`);
+      return rate;
+    };
+    await alone('warm-up');
+    const before = await alone('before');
+
+    // The same count waiting on a topic, then the consumer from a standing start.
+    const s = {
+      ...config,
+      kafkaBrokers: brokers,
+      PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `bench.${run}.payment-failures`,
+      PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `bench.${run}.fraud-outcomes`,
+      PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `bench.${run}.routing-outcomes`,
+      PERSONA_KAFKA_DEAD_LETTER_TOPIC: `bench.${run}.dead-letters`,
+      PERSONA_KAFKA_CONSUMER_GROUP: `bench-${run}`,
+    };
+    await ensureTopics(s, [
+      { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+      { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+      { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions: 6, retentionMs: 3_600_000 },
+      { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+    ]);
+    const viaKafka = payments(n, `kafka-${run}`);
+    for (let i = 0; i < viaKafka.length; i += 1000)
+      await producer.send({
+        messages: viaKafka.slice(i, i + 1000).map((p) => ({
+          topic: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC,
+          key: p.customer_id,
+          value: JSON.stringify(p),
+        })),
+      });
+    const t0 = performance.now();
+    const consumer = await startAgentConsumer({ settings: s, deps, producer, logger });
+    while (consumer.handled < n) await new Promise((r) => setTimeout(r, 50));
+    const kafkaRate = n / ((performance.now() - t0) / 1000);
+    await consumer.close();
+    log(`routing outcomes through the Kafka consumer (${n} waiting, 6 partitions): ${kafkaRate.toFixed(0)}/s`);
+    const after = await alone('after');
+    log(`the consumer at ${((kafkaRate / ((before + after) / 2)) * 100).toFixed(0)} % of the service alone`);
+  } finally {
+    deps.changeTailer.stop();
+    await connection.close();
+  }
 }
 
 main().catch((err: unknown) => {
