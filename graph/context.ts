@@ -2,12 +2,11 @@
  * The read path other agents call inside a payment's authorisation budget: the customer
  * context and the checkout options, each one parameterised Cypher read.
  */
-import { isDeepStrictEqual } from 'node:util';
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { NotFoundError } from './errors';
-import type { Graph } from './graph';
+import { lockNode, type Graph } from './graph';
 import type { WalletEntry } from './model';
 
 export interface ContextPolicy {
@@ -185,42 +184,40 @@ export interface CustomerSnapshot {
   methods: WalletEntry[];
 }
 
+/**
+ * The snapshot, read under the customer's write lock (graph.ts lockNode: nothing changes). Neo4j
+ * reads at read committed, and a transaction's changes reach the store one by one while it is
+ * applied: a query running meanwhile can see part of it — a fraud outcome's
+ * compromised card and distrusted device without the suspension. Locks are held until a
+ * transaction is applied, and every write that changes what a snapshot holds about a customer
+ * takes that customer's lock, so a read under it sees each such transaction whole or not at all.
+ */
 export const SNAPSHOT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
+  ${lockNode('c')}
   WITH c, coalesce(c.event_seq, 0) AS seq
   RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
     [(c)-[:LOGGED_IN_FROM]->(d:Device) | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods`;
 
-/** How many times a snapshot read is repeated until two reads in a row agree. */
-const SNAPSHOT_READS = 5;
-
 /**
- * One customer's snapshot (a leader read when `leader`: it has every commit), the same twice in a
- * row. Neo4j reads at read committed: one query that runs while a transaction on the customer is
- * being applied can see part of it — a fraud outcome's compromised card and distrusted device, but
- * not yet its suspension (measured: about 1 read in 500 under a constant stream of writes on one
- * customer). Two consecutive reads that agree are not torn by one commit: a torn read would need
- * the same commit, half applied, at both (0 in 35,000 reads under the same stream). The read
- * cache's fills come from here, so a miss costs two queries; a customer written to without pause
- * gets the last read after SNAPSHOT_READS attempts.
+ * One customer's snapshot, whole (see SNAPSHOT_CYPHER): what the read cache fills from. Reading
+ * until two reads in a row agreed was not enough: on a busy machine a transaction's application
+ * outlasted two reads (CI, test/integration/torn-reads.test.ts). Under the lock, a fill waits for a
+ * write on the customer being applied, within the hot read's deadline. It runs as a write
+ * transaction with nothing to write: on a cluster it goes to the leader.
  */
 export async function readCustomerSnapshot(
   g: Graph,
   customerId: string,
-  options: { leader?: boolean } = {},
+  _options: { leader?: boolean } = {},
 ): Promise<CustomerSnapshot> {
-  let previous = await readSnapshotOnce(g, customerId, options.leader);
-  for (let attempt = 1; attempt < SNAPSHOT_READS; attempt++) {
-    const next = await readSnapshotOnce(g, customerId, options.leader);
-    if (isDeepStrictEqual(next, previous)) return next;
-    previous = next;
-  }
-  return previous;
+  return readSnapshotOnce(g, customerId);
 }
 
-async function readSnapshotOnce(g: Graph, customerId: string, leader = false): Promise<CustomerSnapshot> {
-  const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, leader);
+async function readSnapshotOnce(g: Graph, customerId: string): Promise<CustomerSnapshot> {
+  // A write session: the lock (a leader's, on a cluster).
+  const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, true);
   const r = res.records[0];
   if (!r) throw new NotFoundError('Customer', customerId);
   // Each device's sequence before its trust score, as the customer's before its data.

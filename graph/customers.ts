@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
 import { normaliseIdentifier } from './identity';
 import {
@@ -52,11 +52,11 @@ const CYPHER = {
     WITH c, c.status AS from
     SET c.status = $status
     RETURN from`,
-  // Same-value SETs: the write lock without a change (the counter and updated_at stay as they are).
+  // The write locks without a change (the counter and updated_at stay as they are).
   lock: `
     UNWIND $ids AS id
     MATCH (c:Customer {id: id})
-    SET c.status = c.status
+    ${lockNode('c')}
     RETURN c.id AS id`,
   findByDigitalId: `
     MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})

@@ -6,7 +6,7 @@
  * The lock order every writer keeps: the customer first (several customers in id order), then
  * what belongs to it (payment methods, devices, addresses, notification claims, events). A
  * writer takes the customer's write lock with its first SET (`lockCustomersTx` in customers.ts,
- * or a SET on the customer in the writer's own first statement) before it locks anything else,
+ * or `lockNode` / a SET on the customer in the writer's own first statement) before it locks anything else,
  * and appending an event takes it too (the customer's `event_seq`, events.ts), so everything a
  * customer's writers read and write, and the order of the customer's events, is serialised by
  * that one lock. Two known exceptions, where Neo4j's deadlock detection and the transaction
@@ -22,6 +22,17 @@ import { WRITE_TX_TIMEOUT_MS } from '../config/env';
 import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
+
+/**
+ * Cypher that takes a node's write lock and changes nothing: a constant property set and removed
+ * again in the same transaction. Never a same-value SET such as `SET c.status = c.status`: Neo4j
+ * evaluates the right-hand side before it waits for the lock, so a transaction that changed the
+ * value meanwhile (a suspension, an erasure) would be overwritten, after its commit, with the value
+ * read before it. What a statement reads after this, under the lock, is the committed value.
+ */
+export function lockNode(variable: string): string {
+  return `SET ${variable}._lock = true REMOVE ${variable}._lock`;
+}
 
 /** How identities are read and matched, and what money is counted in (configurable per deployment). */
 export interface GraphPolicy {

@@ -17,7 +17,7 @@ import type { ManagedTransaction } from 'neo4j-driver';
 import { LRUCache } from 'lru-cache';
 import type { PayloadKeyRing } from '../config/payloadKeys';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
-import { readTx, writeTx, type Graph } from './graph';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
 
 /** Where the history keys live (graph/historyKeys.ts keeps them in the graph). */
 export interface HistoryKeyStore {
@@ -37,7 +37,7 @@ const CYPHER = {
   // The customer's lock first (graph/graph.ts), then the key: an erasure cannot interleave.
   provision: `
     MATCH (c:Customer {id: $customerId})
-    SET c.status = c.status
+    ${lockNode('c')}
     WITH c
     OPTIONAL MATCH (other:Customer)-[:HAS_HISTORY_KEY]->(:HistoryKey {id: $id})
     WHERE other <> c

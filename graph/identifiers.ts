@@ -8,7 +8,7 @@ import { toPlain } from './convert';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
 import type { CountryCode } from 'libphonenumber-js';
-import { readCustomerList, writeTx, type Graph } from './graph';
+import { lockNode, readCustomerList, writeTx, type Graph } from './graph';
 import { normaliseIdentifier } from './identity';
 import {
   digitalIdentifierInput,
@@ -26,7 +26,7 @@ const CYPHER = {
   // The customer's lock before the new identifiers' (the lock order, graph/graph.ts).
   attach: `
     MATCH (c:Customer {id: $customerId})
-    SET c.status = c.status
+    ${lockNode('c')}
     WITH c
     UNWIND $identifiers AS ident
     CREATE (d:DigitalIdentifier {

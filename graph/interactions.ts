@@ -27,7 +27,7 @@ import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './cust
 import { INITIAL_TRUST_SCORE } from './devices';
 import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
-import { writeTx, type Graph } from './graph';
+import { lockNode, writeTx, type Graph } from './graph';
 
 export const PAYMENT_OUTCOMES = ['succeeded', 'declined', 'refunded', 'charged_back'] as const;
 export type PaymentOutcome = (typeof PAYMENT_OUTCOMES)[number];
@@ -86,12 +86,13 @@ export interface ProfileRules extends Pick<ContextPolicy, 'vipLtvMinor' | 'vipBa
 }
 
 const CYPHER = {
-  // The write locks, in id order (same-value SET), and what the rules need, read under them: the
-  // status, and which of the payment methods the batch names are the customer's own.
+  // The write locks, in id order (graph.ts lockNode), and what the rules need, read under them:
+  // the status, and which of the payment methods the batch names are the customer's own.
   lock: `
     UNWIND $rows AS row
     MATCH (c:Customer {id: row.id})
-    SET c.status = c.status
+    ${lockNode('c')}
+    WITH c, row
     RETURN c.id AS id, c.status AS status,
            [(c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.id IN row.methods | p.id] AS owned`,
   // MERGE under the uniqueness constraint: of two transactions claiming one id, the second waits
@@ -139,15 +140,18 @@ const CYPHER = {
       SET c.predicted_ltv = f.value, c.predicted_ltv_at = datetime(f.at))
     RETURN c.id AS id, before, c.predicted_ltv AS after, c.ltv AS ltv, c.segment AS segment`,
   // A device never seen is created as onboarding creates one (graph/devices.ts).
-  // Every device of the batch is write-locked here, in fingerprint order (a same-value SET on one
-  // that exists), so the login and USED_ON statements after it take no device lock of their own: two
-  // transactions over different customers meeting on the same devices queue, never deadlock.
+  // Every device of the batch is write-locked here, in fingerprint order (a constant set and
+  // removed on one that exists: graph.ts lockNode), so the login and USED_ON statements after it
+  // take no device lock of their own: two transactions over different customers meeting on the
+  // same devices queue, never deadlock.
   devices: `
     UNWIND $rows AS row
     MERGE (d:Device {fingerprint: row.fingerprint})
     ON CREATE SET d.id = row.deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction(),
                   d.updated_at = datetime.transaction()
-    ON MATCH SET d.trust_score = d.trust_score
+    ON MATCH SET d._lock = true
+    REMOVE d._lock
+    WITH d, row
     RETURN row.fingerprint AS fingerprint, d.id AS id, d.id = row.deviceId AS created`,
   // first/last are the min/max of what is there and what came, so items in any order keep them
   // right; what the latest login showed (IP, user agent) is kept on the customer's own edge.

@@ -3,7 +3,7 @@ import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ConflictError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
 
 export interface RecoveryCandidate {
   payment_method_id: string;
@@ -28,14 +28,15 @@ const CYPHER = {
     SET r.is_default = (p.id = $paymentMethodId),
         r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
     RETURN DISTINCT previous`,
-  // Locks the customer, then the method (same-value SETs): an erasure or a suspension commits
+  // Locks the customer, then the method (graph.ts lockNode): an erasure or a suspension commits
   // before or after the check, never under it, and concurrent recoveries count one after another.
   standing: `
     OPTIONAL MATCH (c:Customer {id: $customerId})
-    SET c.updated_at = c.updated_at
+    ${lockNode('c')}
     WITH c
     OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
-    SET p.updated_at = p.updated_at
+    ${lockNode('p')}
+    WITH c, p
     RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})

@@ -12,7 +12,7 @@ import { toDateTime, toPlain, type Plain } from './convert';
 import { lockCustomersTx } from './customers';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readTx, writeTx, type Graph } from './graph';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
 import { parseInput } from './model';
 
 export type NodeLabel = 'Customer' | 'PaymentMethod' | 'Device' | 'Address' | 'DigitalIdentifier' | 'BehavioralProfile';
@@ -77,7 +77,7 @@ const cypher = {
   // Locks the target next, so two writers cannot both claim an exclusively owned node.
   check: (s: (typeof EDGES)[RelationshipType], type: string) => `
     MATCH (b:${s.to} {id: $toId})
-    SET b.updated_at = b.updated_at
+    ${lockNode('b')}
     WITH b
     OPTIONAL MATCH (a:${s.from} {id: $fromId})
     OPTIONAL MATCH (other)-[:${type}]->(b) WHERE other <> a

@@ -18,6 +18,7 @@ import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '../../api/grpc/server';
 import { RateLimiter } from '../../api/rateLimit';
 import { getDevicesByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
+import { lockNode } from '../../graph/graph';
 import { loadConfig } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
@@ -286,7 +287,7 @@ describe('the gRPC server', () => {
     // Another transaction holds the device's lock past the caller's deadline.
     const blocker = h.graph.driver.session({ database: h.graph.database });
     const tx = await blocker.beginTransaction();
-    await tx.run('MATCH (d:Device {id: $id}) SET d.trust_score = d.trust_score', { id: deviceId });
+    await tx.run(`MATCH (d:Device {id: $id}) ${lockNode('d')}`, { id: deviceId });
     try {
       const res = await call(
         client,

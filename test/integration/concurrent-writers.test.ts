@@ -21,7 +21,8 @@ import { appendEvents } from '../../graph/events';
 import { expireCards } from '../../graph/expiry';
 import { claimNotifications, recordNotificationsSent } from '../../graph/notifications';
 import { applyFraudOutcome, reverseLatestFraudOutcome } from '../../graph/fraud';
-import { writeTx } from '../../graph/graph';
+import { lockCustomersTx } from '../../graph/customers';
+import { lockNode, writeTx } from '../../graph/graph';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { until } from '../support/wait';
@@ -276,6 +277,35 @@ describe('a default payment method that stops being usable', () => {
   });
 });
 
+describe('a lock taken while another writer changes the customer', () => {
+  it('never writes back what it read before the lock: a suspension committed meanwhile stays', async () => {
+    const customerId = await newCustomer();
+    const holder = h.graph.driver.session({ database: h.graph.database });
+    const suspending = holder.beginTransaction();
+    let locking: Promise<unknown> | undefined;
+    try {
+      await suspending.run(`MATCH (c:Customer {id: $id}) SET c.status = 'suspended'`, { id: customerId });
+      // Another writer asks for the customer's lock while the suspension holds it.
+      locking = writeTx(h.graph, (tx) => lockCustomersTx(tx, [customerId]));
+      await until(async () => {
+        const blocked = await h.graph.query<{ parameters: unknown }>(
+          "SHOW TRANSACTIONS YIELD status, parameters WHERE status STARTS WITH 'Blocked' RETURN parameters",
+        );
+        return blocked.some((b) => JSON.stringify(b.parameters).includes(customerId));
+      });
+      await suspending.commit();
+      await locking;
+    } finally {
+      await holder.close();
+    }
+    // A same-value SET (`SET c.status = c.status`) read 'active' before it waited, and wrote it back.
+    const [row] = await h.graph.query<{ status: string }>('MATCH (c:Customer {id: $id}) RETURN c.status AS status', {
+      id: customerId,
+    });
+    expect(row?.status).toBe('suspended');
+  });
+});
+
 describe('one lock order: the customer first', () => {
   /**
    * Holds the customer's lock in an open transaction, starts `write`, waits until it is blocked,
@@ -293,7 +323,7 @@ describe('one lock order: the customer first', () => {
     const tx = holder.beginTransaction();
     let writing: Promise<unknown> | undefined;
     try {
-      await tx.run('MATCH (c:Customer {id: $id}) SET c.status = c.status', { id: customerId });
+      await tx.run(`MATCH (c:Customer {id: $id}) ${lockNode('c')}`, { id: customerId });
       writing = write();
       await until(async () => {
         const blocked = await h.graph.query<{ parameters: unknown }>(
@@ -302,7 +332,7 @@ describe('one lock order: the customer first', () => {
         return blocked.some((b) => ids.some((id) => JSON.stringify(b.parameters).includes(id)));
       });
       try {
-        await probe.run(`MATCH ${entity.match} SET n.updated_at = n.updated_at`, { id: entity.id }, { timeout: 2000 });
+        await probe.run(`MATCH ${entity.match} ${lockNode('n')}`, { id: entity.id }, { timeout: 2000 });
         return true;
       } catch {
         return false;

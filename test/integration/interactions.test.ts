@@ -9,6 +9,7 @@ import { apiDepsFromConfig } from '../../api/deps';
 import { createGrpcServer, listen } from '../../api/grpc/server';
 import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
 import { getCustomerContext } from '../../graph/context';
+import { lockNode } from '../../graph/graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { recordInteractions as recordInGraph, type Interaction } from '../../graph/interactions';
 import { fromMinorUnits } from '../../payments/money';
@@ -262,7 +263,7 @@ describe('POST /api/v1/interactions', () => {
     const session = h.graph.driver.session({ database: h.graph.database });
     const holder = await session.beginTransaction();
     try {
-      await holder.run('MATCH (c:Customer {id: $id}) SET c.status = c.status', { id: b.customerId });
+      await holder.run(`MATCH (c:Customer {id: $id}) ${lockNode('c')}`, { id: b.customerId });
       expect((await send(batch)).status).toBe(503);
       await until(async () => (await ltvMinor(a.customerId)) === 700);
       expect(await ltvMinor(b.customerId)).toBe(0);

@@ -3,8 +3,9 @@
  * it. A customer snapshot (what the read cache serves the agents) must never be such a mix: here
  * one writer flips a customer between "active with its card" and "suspended with the card
  * compromised", in one transaction each, as fast as it can, while readers take snapshots. Every
- * snapshot is one state or the other. (A single read of the same query gave about one torn
- * snapshot in 500 under this load.)
+ * snapshot is one state or the other. (A single read without the lock gave about one torn
+ * snapshot in 500 under this load; two reads in a row agreeing still let one through on a busy
+ * CI machine; the snapshot is now read under the customer's lock.)
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
