@@ -35,6 +35,7 @@ export const EVENT_TYPES = [
   'CustomerErased',
   'OpsActionRecorded',
   'PaymentMethodUsedOnDevice',
+  'GraphRestored',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -206,6 +207,23 @@ export const EVENT_PAYLOADS = {
     /** The device was first seen with this payment. */
     new_device: z.boolean(),
   }),
+  /**
+   * The graph was restored from a backup (backup/restore.ts): of no customer, the first event of
+   * the log's new epoch that the restore's own writes follow. What the restore did, by ids only.
+   */
+  GraphRestored: z.looseObject({
+    epoch: z.number().int(),
+    previous_epoch: z.number().int(),
+    backup: z.object({ id: z.string(), taken_at: z.string() }),
+    /** Customers erased after the backup, erased again from Temporal's record of their erasure. */
+    erasures_reapplied: z.array(id),
+    /** History keys those erasures destroyed again (they were back with the restored graph). */
+    history_keys_destroyed: z.number().int(),
+    /** Running workflows the restore acted on, and why. */
+    workflows: z.array(
+      z.object({ workflow_id: id, action: z.enum(['needs_attention', 'terminated']), reason: z.string() }),
+    ),
+  }),
 } satisfies Record<EventType, z.ZodType>;
 
 /** Null when the payload keeps its type's contract; else what is wrong. */
@@ -222,8 +240,10 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     $schema: 'https://json-schema.org/draft/2020-12/schema',
     title: 'Persona event payloads, by event type',
     description:
-      'Every event is {id, type, customer_id, occurred_at, customer_seq, payload} (customer_seq: the ' +
-      "event's place in its customer's gap-free sequence, null without a customer); this maps each type " +
+      'Every event is {id, type, customer_id, occurred_at, customer_seq, epoch, payload} (customer_seq: the ' +
+      "event's place in its customer's gap-free sequence within the log's epoch, null without a customer; " +
+      'epoch: 0 until the graph is first restored from a backup, then the restore\'s time in seconds); this ' +
+      'maps each type ' +
       'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set, ' +
       "customer_seq null and device_seq (its place in its device's gap-free sequence; 0 before devices were " +
       'numbered). ' +

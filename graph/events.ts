@@ -33,12 +33,23 @@ export interface PersonaEvent {
    * 0 on an event from before devices were numbered).
    */
   device_seq?: number;
+  /**
+   * The log's epoch when the event was appended: 0 until the graph is first restored from a
+   * backup, then the restore's time in seconds since 1970 (backup/restore.ts). Sequences are
+   * numbered within an epoch: (epoch, customer_seq) is never reused, even when a restore brings
+   * back a graph from before events a consumer already received.
+   */
+  epoch: number;
   payload: Record<string, Plain>;
 }
 
 /** The map projection of an Event node every read returns (PersonaEvent, payload still JSON). */
 export const EVENT_PROJECTION =
-  'e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload}';
+  'e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .epoch, .payload}';
+
+/** The log's node (its epoch); absent until the first restore, which is epoch 0. */
+export const EVENT_LOG_ID = 'persona';
+const EPOCH = `OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) WITH coalesce(log.epoch, 0) AS epoch`;
 
 const CYPHER = {
   // occurred_at is the clock when the event is appended, not when its transaction began:
@@ -50,15 +61,16 @@ const CYPHER = {
   // the lock before the read. One group per customer, so a batch is still one statement; a group
   // without an existing customer gets no number. Each event's number is returned (Graph.changes).
   append: `
+    ${EPOCH}
     UNWIND $groups AS grp
     OPTIONAL MATCH (c:Customer {id: grp.customerId})
     FOREACH (x IN CASE WHEN c IS NULL THEN [] ELSE [c] END |
       SET x.event_seq = coalesce(x.event_seq, 0) + size(grp.events))
-    WITH grp, CASE WHEN c IS NULL THEN null ELSE c.event_seq - size(grp.events) END AS base
+    WITH epoch, grp, CASE WHEN c IS NULL THEN null ELSE c.event_seq - size(grp.events) END AS base
     UNWIND range(0, size(grp.events) - 1) AS i
-    WITH grp.events[i] AS ev, base + i + 1 AS customerSeq
+    WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
-                     seq: ev.seq, customer_seq: customerSeq, payload: ev.payload,
+                     seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
                      idempotency_key: ev.idempotencyKey})
     RETURN ev.id AS id, customerSeq`,
   byIdempotencyKey: `
@@ -89,10 +101,11 @@ const CYPHER = {
   // counter on the Device node, as customer_seq does from the customer's: its writer holds the
   // device's lock already (setDeviceTrustTx sets the device first), so no new lock is taken.
   appendForDevice: `
+    ${EPOCH}
     OPTIONAL MATCH (d:Device {id: $deviceId})
     FOREACH (x IN CASE WHEN d IS NULL THEN [] ELSE [d] END | SET x.event_seq = coalesce(x.event_seq, 0) + 1)
     CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
-                     seq: $seq, device_seq: d.event_seq, payload: $payload})
+                     seq: $seq, device_seq: d.event_seq, epoch: epoch, payload: $payload})
     RETURN e.device_seq AS deviceSeq`,
 } as const;
 
@@ -181,7 +194,7 @@ export const FRAUD_SIGNAL_REASON = 'fraud signal';
  * FraudOutcomeApplied keeps the details), wherever it is read — history, export, feed.
  */
 export function eventFromRow(value: unknown): PersonaEvent {
-  const { device_id, device_seq, ...e } = toPlain(value) as Record<string, Plain>;
+  const { device_id, device_seq, epoch, ...e } = toPlain(value) as Record<string, Plain>;
   let payload = JSON.parse(e.payload as string) as Record<string, Plain>;
   if (e.type === 'DeviceTrustScoreUpdated' && 'fraud_outcome_id' in payload) {
     const { fraud_outcome_id: _outcome, ...rest } = payload;
@@ -190,7 +203,7 @@ export function eventFromRow(value: unknown): PersonaEvent {
   // A device-level event from before devices were numbered has no device_seq: 0.
   const device =
     typeof device_id === 'string' ? { device_id, device_seq: typeof device_seq === 'number' ? device_seq : 0 } : {};
-  return { ...e, ...device, payload } as PersonaEvent;
+  return { ...e, ...device, epoch: typeof epoch === 'number' ? epoch : 0, payload } as PersonaEvent;
 }
 
 /** The event written with this idempotency key, inside the caller's transaction. */

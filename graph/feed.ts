@@ -13,7 +13,7 @@
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
-import { eventFromRow, type PersonaEvent } from './events';
+import { EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
 import { leaderReadTx, readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
@@ -24,7 +24,7 @@ interface Position {
   id: string;
 }
 
-const EVENT = `e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload} AS event,
+const EVENT = `${EVENT_PROJECTION} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
 
 /**
@@ -49,7 +49,7 @@ function history(page: string): string {
       }
       WITH e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
       RETURN collect({event: e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq,
-                                .payload},
+                                .epoch, .payload},
                       at: toString(e.occurred_at), seq: e.seq}) AS rows
     }
     RETURN c.id AS customer, rows`;

@@ -10,7 +10,7 @@
 import neo4j from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
 import { toEvent } from './feed';
-import type { PersonaEvent } from './events';
+import { EVENT_PROJECTION, type PersonaEvent } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 
 export interface RelayBlock {
@@ -89,7 +89,7 @@ const CYPHER = {
   parked: `
     MATCH (:RelayCheckpoint {id: $id})-[k:PARKED]->(e:Event)
     WHERE $eventId IS NULL OR e.id = $eventId
-    RETURN e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .payload} AS event,
+    RETURN ${EVENT_PROJECTION} AS event,
            k.error AS error,
            k.attempts AS attempts, toString(k.parked_at) AS parked_at
     ORDER BY e.occurred_at, e.seq, e.id

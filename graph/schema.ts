@@ -33,6 +33,8 @@ const NODE_LABELS = [
   'Interaction',
   // A customer workflow's history key (`id` = the workflow id, graph/historyKeys.ts).
   'HistoryKey',
+  // The event log itself (one node, id `persona`): its epoch, moved on by every restore (backup/).
+  'EventLog',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();

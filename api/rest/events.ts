@@ -55,6 +55,16 @@ const eventSchema = z
       }),
     occurred_at: z.string(),
     customer_seq: customerSeq,
+    epoch: z
+      .number()
+      .int()
+      .min(0)
+      .openapi({
+        description:
+          'The event log’s epoch: 0 until the graph is first restored from a backup, then the restore’s time ' +
+          '(seconds since 1970). Sequences count within an epoch: a new epoch after a restore may number ' +
+          'again what a lost one numbered, so order and de-duplicate by (epoch, customer_seq) or by id',
+      }),
     payload: z.record(z.string(), z.unknown()).openapi({ description: 'Per type: docs/events.md' }),
   })
   .openapi('Event');

@@ -103,6 +103,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
   CustomerErased: () => 'Personal data erased at the customer’s request',
   PaymentMethodUsedOnDevice: (p) => `A payment method was used on ${p.new_device ? 'a new' : 'another'} device`,
+  GraphRestored: () => 'Persona’s records were restored from a backup',
   OpsActionRecorded: (p) => `Support acted on the account (${words(p.action)}): ${str(p.reason)}`,
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out'
