@@ -42,9 +42,10 @@ export const BUSINESS_METRICS = {
     unit: 'recoveries',
     help:
       'Payment recoveries that stopped to wait for ops, by why: charge_failed (the gateway refused the ' +
-      'request or stayed down through every retry) or record_failed (charged, but the graph refused the record)',
+      'request or stayed down through every retry), record_failed (charged, but the graph refused the record) ' +
+      'or graph_restored (the graph was restored from a backup that lacks its customer or payment method)',
     workflowType: 'paymentRecoveryWorkflow',
-    values: { why: ['charge_failed', 'record_failed'] },
+    values: { why: ['charge_failed', 'record_failed', 'graph_restored'] },
   },
   expiryNotifications: {
     name: 'persona_expiry_notifications',

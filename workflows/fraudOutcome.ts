@@ -39,6 +39,7 @@ import {
   type ReviewResolution,
 } from '../temporal/fraud';
 import { paymentMethodBlockedSignal } from '../temporal/recovery';
+import { graphRestoredSignal } from '../temporal/restore';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { activitiesWithSummaries, graphWrite, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview } from './metrics';
@@ -126,6 +127,14 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   const final = (): boolean => !['applying', 'awaiting_review'].includes(status.state);
   setHandler(fraudOutcomeStatusQuery, () => status);
   setHandler(reviewResolvedSignal, (r) => decide(r, 'signal'));
+  setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
+    // The review stays open for ops, who now see what the restored graph lacks.
+    status.problem = `needs attention: the graph was restored from backup ${backup_id}: ${reason}`;
+    log.warn('the graph was restored from a backup that lacks what this fraud outcome acts on', {
+      outcomeId: report.outcome_id,
+      reason,
+    });
+  });
   setHandler(
     resolveReviewUpdate,
     async (r) => {

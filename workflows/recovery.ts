@@ -49,6 +49,7 @@ import {
   initialRecoveryStatus,
   type RecoveryStatus,
 } from '../temporal/recovery';
+import { graphRestoredSignal } from '../temporal/restore';
 import { activitiesWithSummaries, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
 import { countRecovery, countRecoveryNeedingAttention } from './metrics';
 import { notifications } from './notifications';
@@ -96,6 +97,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   let methodsAdded = 0;
   let methodsAnswered = 0;
   let cancelled: string | null = null;
+  /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
+  let restored: string | null = null;
   let decision: AttentionDecision | null = null;
   /**
    * Whether ops may skip what needs attention: not after a charge whose outcome is unknown (the
@@ -121,6 +124,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   });
   setHandler(cancelRecoverySignal, ({ reason }) => {
     cancelled = reason;
+  });
+  setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
+    log.warn('the graph was restored from a backup that lacks what this recovery acts on', { reason, backup_id });
+    restored = `the graph was restored from backup ${backup_id}: ${reason}`;
   });
   setHandler(
     resolveAttentionUpdate,
@@ -177,7 +184,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 
     /** Waits for ops (or a cancel) after something a retry by Temporal could not fix. */
     const needAttention = async (
-      why: 'charge_failed' | 'record_failed',
+      why: 'charge_failed' | 'record_failed' | 'graph_restored',
       reason: string,
       paymentMethodId: string | null,
       canSkip: boolean,
@@ -313,6 +320,13 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const now = () => new Date().toISOString();
     /** One pass over the candidates; true when a charge succeeded, 'erased' when the customer is gone. */
     const cascade = async (round: number, exclude: string[]): Promise<boolean | 'erased'> => {
+      if (restored !== null) {
+        // A restore lost what this recovery acts on: ops decide before anything is charged
+        // (retry or skip: go on with the graph as it is now; cancel: stop).
+        const reason = restored;
+        restored = null;
+        if ((await needAttention('graph_restored', reason, null, true)) === 'cancelled') return false;
+      }
       const candidates = await wallet.listRecoveryCandidates({
         customer_id: f.customer_id,
         exclude: [...exclude, ...doNotCharge],
@@ -439,7 +453,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         const started = Date.now();
         await notify('dunning_reminder', `reminder-${round}`, { round });
         await condition(
-          () => methodsAdded > methodsAnswered || cancelled !== null,
+          () => methodsAdded > methodsAnswered || cancelled !== null || restored !== null,
           Math.max(wait - (Date.now() - started), 1),
           {
             summary:
@@ -456,7 +470,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         await notify('dunning_reminder', `reminder-${round}`, { round });
         status.next_retry_at = new Date(Date.now() + msOf(delay)).toISOString();
         methodAdded = false;
-        await condition(() => methodAdded || cancelled !== null, delay, {
+        await condition(() => methodAdded || cancelled !== null || restored !== null, delay, {
           summary:
             `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
             '(a new payment method retries at once)',

@@ -15,6 +15,7 @@ import {
   resolveAttentionUpdate,
   type PaymentFailure,
 } from '../../temporal/recovery';
+import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
@@ -436,6 +437,51 @@ describe('payment recovery off the happy path: it never fails, and never strands
     });
     expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: gateway decommissioned' });
     expect(log.recovered).toEqual([]);
+  });
+
+  it('a restore that lost its method: needs_attention while dunning, nothing charged until ops decide', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds', 'succeeded'] },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const attempts = (await handle.query(recoveryStatusQuery)).attempts.length;
+        await handle.signal(graphRestoredSignal, {
+          reason: 'the restored graph lacks what it acts on: payment method pm-failed is not in it',
+          epoch: 1_800_000_000,
+          backup_id: 'persona-backup-x',
+        });
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        const attention = (await handle.query(recoveryStatusQuery)).attention;
+        expect(attention?.reason).toContain('restored from backup persona-backup-x');
+        expect(attention?.reason).toContain('pm-failed is not in it');
+        // Days pass: it waits for ops, and charges nothing meanwhile.
+        await env.sleep('10 days');
+        expect(await stateOf(handle)).toBe('needs_attention');
+        expect((await handle.query(recoveryStatusQuery)).attempts).toHaveLength(attempts);
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+      },
+    });
+    expect(status.state).toBe('recovered');
+    expect(status.recovered_with).toBe('pm-a');
+    // pm-a once before the restore, then pm-failed and pm-a again only after ops' retry.
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a', 'pm-failed', 'pm-a']);
+  });
+
+  it('a restore that lost its customer: ops cancel the recovery it put in needs_attention', async () => {
+    const world: World = { methods: ['pm-failed', 'pm-a'], answers: { 'pm-a': ['insufficient_funds'] } };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        await handle.signal(graphRestoredSignal, { reason: 'customer c is not in it', epoch: 1, backup_id: 'b' });
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        await handle.signal(cancelRecoverySignal, { reason: 'ops: customer lost with the graph' });
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: customer lost with the graph' });
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
   });
 
   it('a charge of unknown outcome (no answer in every retry) cannot be skipped; a retry, same key, can', async () => {
