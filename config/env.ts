@@ -381,6 +381,10 @@ export const envSchema = z.object({
   /** When set, the api and the worker export OpenTelemetry traces here over OTLP/HTTP (`<url>/v1/traces`). */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
 
+  /** Where `npm run backup` writes archives (default: `backups/` in the stack's folder). */
+  PERSONA_BACKUP_DIR: z.string().optional(),
+  /** How many archives `npm run backup` keeps; older ones are deleted after a backup. */
+  PERSONA_BACKUP_KEEP: z.coerce.number().int().min(1).default(7),
   /** The git-ignored folder the local stack installs into and keeps its data in. */
   PERSONA_STACK_DIR: z.string().default(path.join(repoRoot, '.stack')),
   NEO4J_HEAP: z
@@ -476,7 +480,10 @@ export interface Settings extends Omit<
   | 'TEMPORAL_TEST_SERVER_PATH'
   | 'PERSONA_CODEC_CORS_ORIGIN'
   | 'KAFKA_SASL_PASSWORD'
+  | 'PERSONA_BACKUP_DIR'
 > {
+  /** Resolved: PERSONA_BACKUP_DIR, or `backups/` in the stack's folder. */
+  PERSONA_BACKUP_DIR: string;
   /** KAFKA_SASL_PASSWORD, behind a function: a settings object logged or serialised never carries it. */
   kafkaSaslPassword?: () => string;
   /** Resolved: the local UI's origin by default, none in production. */
@@ -555,6 +562,7 @@ export function loadSettings(
   return {
     ...values,
     PERSONA_STACK_DIR: stackDir,
+    PERSONA_BACKUP_DIR: path.resolve(values.PERSONA_BACKUP_DIR ?? path.join(stackDir, 'backups')),
     PERSONA_CODEC_CORS_ORIGIN:
       values.PERSONA_CODEC_CORS_ORIGIN ?? (values.NODE_ENV === 'production' ? '' : 'http://localhost:8233'),
     temporalTestServerPath: TEMPORAL_TEST_SERVER_PATH ?? path.join(stackDir, 'venv', 'bin', 'temporal-test-server'),

@@ -15,6 +15,7 @@ import { repoRoot } from '../config/env';
 const CODE_FOLDERS = [
   'activities',
   'api',
+  'backup',
   'clients',
   'config',
   'graph',
@@ -50,6 +51,7 @@ const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   api: ['clients', 'config', 'graph', 'payments', 'proto', 'runtime', 'temporal', 'workflows'],
   simulators: ['config', 'payments', 'runtime'],
   stack: ['config', 'graph', 'temporal'],
+  backup: ['config', 'graph', 'runtime', 'temporal'],
 };
 
 const SKIP = new Set(['node_modules', '.stack', 'generated', '__histories__']);

@@ -361,12 +361,15 @@ function elapsed(since: number): string {
   return `${((Date.now() - since) / 1000).toFixed(1)}s`;
 }
 
-/** Installs what is missing, starts what is not running, and waits until every service answers. */
-export async function stackUp(s: Settings, log: Log): Promise<{ started: string[] }> {
+/**
+ * Installs what is missing, starts what is not running, and waits until every service (or each
+ * one named) answers.
+ */
+export async function stackUp(s: Settings, log: Log, only?: string[]): Promise<{ started: string[] }> {
   const t0 = Date.now();
   const paths = await installStack(s.PERSONA_STACK_DIR, log);
   const started: string[] = [];
-  const all = services(s);
+  const all = services(s).filter((svc) => !only || only.includes(svc.name));
 
   // Start everything first, then wait: Neo4j's JVM and Temporal boot in parallel.
   const pending: { svc: Service; pid?: number }[] = [];
@@ -408,6 +411,37 @@ export async function stackUp(s: Settings, log: Log): Promise<{ started: string[
   log(`stack is up in ${elapsed(t0)}:`);
   for (const line of all.flatMap((svc) => svc.addresses())) log(`  ${line}`);
   return { started };
+}
+
+/**
+ * The stack's Neo4j as a store to back up or restore (backup/): its home, stopped and started the
+ * way `stack:down neo4j` and `stack:up` do it. Refused when the Neo4j that answers is not the
+ * stack's own (its files are elsewhere).
+ */
+export function localNeo4jStore(
+  s: Settings,
+  log: Log,
+): { home: string; stop(): Promise<void>; start(): Promise<void> } {
+  if (!stackRuns(s, 'neo4j'))
+    throw new Error(
+      `the Neo4j at ${s.NEO4J_URI} is not the local stack's (npm run stack:up starts it): its store is not here. ` +
+        'In production, back up with Neo4j Enterprise online backup or Aura snapshots (docs/deployment.md)',
+    );
+  return {
+    home: stackPaths(s.PERSONA_STACK_DIR).neo4jHome,
+    stop: async () => {
+      await stackDown(s, log, ['neo4j']);
+    },
+    start: async () => {
+      await stackUp(s, log, ['neo4j']);
+    },
+  };
+}
+
+/** Whether the stack started this service and it still runs (not something else on its port). */
+export function stackRuns(s: Settings, name: string): boolean {
+  const svc = services(s).find((x) => x.name === name);
+  return svc !== undefined && isAlive(readPid(svc.daemon));
 }
 
 /** Stops the services the stack started (all of them, or the named ones). */

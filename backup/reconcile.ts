@@ -1,0 +1,231 @@
+/**
+ * What a restored graph must do about what happened after its backup, before the api and worker
+ * serve again (backup/restore.ts runs these in order):
+ *
+ *   1. a new epoch for the event log: the restore's events and every later one carry it, so no
+ *      (epoch, customer_seq) is given twice and readers see the discontinuity;
+ *   2. every erasure since the backup again, from the erasure ledger outside the graph: Temporal's
+ *      own record of the erasure workflows that completed (their results), so an erased customer
+ *      never comes back and the history keys the erasure destroyed are destroyed again;
+ *   3. every running workflow against the restored graph: one whose history key the graph no
+ *      longer has (it was made after the backup) can never be replayed and is terminated with
+ *      the reason; a recovery or fraud review whose customer or payment method is gone is told
+ *      (`graphRestored`) and waits for ops;
+ *   4. a `GraphRestored` event that says all of it.
+ */
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { Driver } from 'neo4j-driver';
+import { eraseCustomer } from '../graph/erasure';
+import { NotFoundError } from '../graph/errors';
+import { appendEvent, EVENT_LOG_ID } from '../graph/events';
+import { writeTx, type Graph } from '../graph/graph';
+import { ERASURE_WORKFLOW_TYPE, type ErasureOutcome } from '../temporal/erasure';
+import { fraudOutcomeWorkflowId, type FraudOutcomeInput } from '../temporal/fraud';
+import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
+import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
+import { graphRestoredSignal } from '../temporal/restore';
+import { personaCustomerId } from '../temporal/searchAttributes';
+import type { BackupManifest } from './archive';
+import type { Log } from './backup';
+
+/**
+ * How far before the backup's time erasures are looked up: an erasure that closed just before the
+ * copy is in the archive already, and erasing again is a no-op, so the margin costs nothing but
+ * covers clocks that disagree.
+ */
+export const ERASURE_LOOKBACK_MS = 60 * 60_000;
+
+export interface WorkflowAction {
+  workflow_id: string;
+  action: 'needs_attention' | 'terminated';
+  reason: string;
+}
+
+export interface RestoreReport {
+  epoch: number;
+  previous_epoch: number;
+  /** Customers erased again (they came back with the graph). */
+  erasures_reapplied: string[];
+  /** Erasures of customers the restored graph never had (made after the backup): nothing to do. */
+  erasures_absent: string[];
+  /** Erasures the restored graph holds already. */
+  erasures_already_applied: number;
+  history_keys_destroyed: number;
+  workflows: WorkflowAction[];
+  /** Running workflows looked at. */
+  workflows_checked: number;
+}
+
+/** Moves the log to a new epoch: the restore's time in seconds, and always above the one before. */
+export async function startEpoch(g: Graph, backupId: string, now: Date): Promise<{ epoch: number; previous: number }> {
+  return writeTx(g, async (tx) => {
+    const r = (
+      await tx.run(
+        `MERGE (l:EventLog {id: $id})
+         WITH l, coalesce(l.epoch, 0) AS previous
+         SET l.epoch = CASE WHEN $epoch > previous THEN $epoch ELSE previous + 1 END,
+             l.restored_at = datetime.realtime(), l.restored_from = $backupId
+         RETURN previous, l.epoch AS epoch`,
+        { id: EVENT_LOG_ID, epoch: Math.floor(now.getTime() / 1000), backupId },
+      )
+    ).records[0];
+    return { epoch: Number(r?.get('epoch')), previous: Number(r?.get('previous')) };
+  });
+}
+
+/** Visibility's date format: RFC 3339, as the query language takes it. */
+const since = (iso: string, lookbackMs: number): string => new Date(Date.parse(iso) - lookbackMs).toISOString();
+
+/** Erases again every customer whose erasure completed since the backup (Temporal's record). */
+export async function reapplyErasures(
+  g: Graph,
+  client: Client,
+  manifest: BackupManifest,
+  log: Log,
+): Promise<
+  Pick<RestoreReport, 'erasures_reapplied' | 'erasures_absent' | 'erasures_already_applied'> & {
+    history_keys_destroyed: number;
+  }
+> {
+  const query =
+    `WorkflowType = '${ERASURE_WORKFLOW_TYPE}' AND ExecutionStatus = 'Completed' ` +
+    `AND CloseTime >= '${since(manifest.taken_at, ERASURE_LOOKBACK_MS)}'`;
+  const out = { erasures_reapplied: [] as string[], erasures_absent: [] as string[], erasures_already_applied: 0 };
+  let keys = 0;
+  for await (const wf of client.workflow.list({ query })) {
+    const outcome = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as ErasureOutcome;
+    if (!outcome.erased) continue;
+    const closed = wf.closeTime?.toISOString() ?? 'an unknown time';
+    try {
+      const r = await eraseCustomer(g, outcome.customer_id, {
+        audit: {
+          reason: `erased at ${closed}; erased again by the restore of backup ${manifest.id}, taken before it`,
+          requested_by: 'persona-restore',
+          override_fraud_review: true,
+        },
+      });
+      if (r.erased) {
+        out.erasures_reapplied.push(outcome.customer_id);
+        keys += r.deleted.history_keys;
+        log(`erasure of ${outcome.customer_id} (done ${closed}) applied again`);
+      } else out.erasures_already_applied += 1;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      out.erasures_absent.push(outcome.customer_id);
+    }
+  }
+  return { ...out, history_keys_destroyed: keys };
+}
+
+const GRAPH_FACTS = {
+  key: 'OPTIONAL MATCH (k:HistoryKey {id: $id}) RETURN k IS NOT NULL AND k.wrapped IS NOT NULL AS present',
+  customer: `
+    OPTIONAL MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (p:PaymentMethod {id: $methodId})
+    RETURN c.status AS status, p IS NOT NULL AS method`,
+} as const;
+
+/** The first payload of a history event's input, decoded (Persona's codec, then JSON). */
+async function firstInput(
+  decode: (payloads: Payload[]) => Promise<Payload[]>,
+  input: temporal.api.common.v1.IPayloads | null | undefined,
+): Promise<unknown> {
+  const payload = input?.payloads?.[0];
+  if (!payload) return undefined;
+  const [decoded] = await decode([payload as Payload]);
+  return decoded ? defaultPayloadConverter.fromPayload(decoded) : undefined;
+}
+
+/** The customer and payment method a recovery or fraud outcome acts on, from its own history. */
+async function subjectOf(
+  client: Client,
+  decode: (payloads: Payload[]) => Promise<Payload[]>,
+  wf: WorkflowExecutionInfo,
+): Promise<{ customer: string | null; method: string | null }> {
+  const customer = wf.typedSearchAttributes.get(personaCustomerId) ?? null;
+  const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+  for (const event of history.events ?? []) {
+    if (wf.workflowId.startsWith(recoveryWorkflowId(''))) {
+      const signal = event.workflowExecutionSignaledEventAttributes;
+      if (signal?.signalName !== 'paymentFailed') continue;
+      const f = (await firstInput(decode, signal.input)) as PaymentFailure | undefined;
+      return { customer: f?.customer_id ?? customer, method: f?.payment_method_id ?? null };
+    }
+    const started = event.workflowExecutionStartedEventAttributes;
+    if (!started) continue;
+    const input = (await firstInput(decode, started.input)) as FraudOutcomeInput | undefined;
+    return { customer: input?.report.customer_id ?? customer, method: input?.report.payment_method_id ?? null };
+  }
+  return { customer, method: null };
+}
+
+/**
+ * Every running workflow against the restored graph (see the module's comment). Needs no worker:
+ * it reads histories and visibility, terminates and signals.
+ */
+export async function reconcileWorkflows(
+  driver: Driver,
+  database: string,
+  client: Client,
+  decode: (payloads: Payload[]) => Promise<Payload[]>,
+  notice: { epoch: number; backup_id: string },
+  log: Log,
+): Promise<{ workflows: WorkflowAction[]; checked: number }> {
+  const fact = async (cypher: string, params: Record<string, unknown>) =>
+    (await driver.executeQuery(cypher, params, { database })).records[0];
+  const actions: WorkflowAction[] = [];
+  let checked = 0;
+  for await (const wf of client.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
+    checked += 1;
+    const id = wf.workflowId;
+    if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
+      const key = await fact(GRAPH_FACTS.key, { id });
+      if (key?.get('present') !== true) {
+        const reason =
+          `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
+          'no worker can read its history again';
+        await client.workflow.getHandle(id, wf.runId).terminate(reason);
+        actions.push({ workflow_id: id, action: 'terminated', reason });
+        log(`${id}: terminated (${reason})`);
+        continue;
+      }
+    }
+    const isRecovery = id.startsWith(recoveryWorkflowId(''));
+    if (!isRecovery && !id.startsWith(fraudOutcomeWorkflowId(''))) continue;
+    const subject = await subjectOf(client, decode, wf);
+    if (!subject.customer) continue;
+    const row = await fact(GRAPH_FACTS.customer, { customerId: subject.customer, methodId: subject.method ?? '' });
+    const status = row?.get('status') as string | null;
+    const missing =
+      status === null
+        ? `customer ${subject.customer} is not in it`
+        : status === 'erased'
+          ? `customer ${subject.customer} is erased in it`
+          : subject.method && row?.get('method') !== true
+            ? `payment method ${subject.method} is not in it`
+            : null;
+    if (!missing) continue;
+    await client.workflow
+      .getHandle(id, wf.runId)
+      .signal(graphRestoredSignal, { reason: `the restored graph lacks what it acts on: ${missing}`, ...notice });
+    actions.push({ workflow_id: id, action: 'needs_attention', reason: missing });
+    log(`${id}: waits for ops (${missing})`);
+  }
+  return { workflows: actions, checked };
+}
+
+/** The restore's own record in the log, after the erasures it applied again (all in the new epoch). */
+export async function recordRestore(g: Graph, manifest: BackupManifest, report: RestoreReport): Promise<void> {
+  await writeTx(g, (tx) =>
+    appendEvent(tx, 'GraphRestored', null, {
+      epoch: report.epoch,
+      previous_epoch: report.previous_epoch,
+      backup: { id: manifest.id, taken_at: manifest.taken_at },
+      erasures_reapplied: report.erasures_reapplied,
+      history_keys_destroyed: report.history_keys_destroyed,
+      workflows: report.workflows,
+    }),
+  );
+}

@@ -1,0 +1,101 @@
+/**
+ * The backup and restore commands as functions of the configuration and a Neo4j store: what
+ * `npm run backup` and `npm run restore` run on the local stack's Neo4j (scripts/), and what the
+ * drill runs on a private one (test/integration/backup-restore.test.ts).
+ */
+import type { Config } from '../config/env';
+import { createDriver } from '../graph/driver';
+import { graphFromConfig } from '../runtime/graph';
+import { connectTemporal } from '../temporal/connection';
+import { payloadCodecFromConfig } from '../temporal/payloadCodec';
+import { backupGraph, type BackupResult, type Log, type Neo4jStore } from './backup';
+import type { RestoreReport } from './reconcile';
+import { putBackupInPlace, reconcileRestored, type Placed } from './restore';
+
+const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+export async function runBackup(config: Config, store: Neo4jStore, log: Log): Promise<BackupResult> {
+  const driver = createDriver(config);
+  try {
+    const r = await backupGraph({
+      store,
+      driver,
+      database: config.NEO4J_DATABASE,
+      dir: config.PERSONA_BACKUP_DIR,
+      keep: config.PERSONA_BACKUP_KEEP,
+      log,
+    });
+    const down = s(r.manifest.downtime_ms);
+    log(`wrote ${r.file} (${mb(r.bytes)}) and its .sha256 in ${s(r.took_ms)}; Neo4j was down ${down}`);
+    for (const old of r.deleted) log(`retention (keep ${config.PERSONA_BACKUP_KEEP}): deleted ${old}`);
+    return r;
+  } finally {
+    await driver.close();
+  }
+}
+
+/**
+ * Refuses while something still serves Persona: an api answering on this configuration's port, or
+ * a worker that polled the task queue in the last `recentMs` (a long poll lasts a minute).
+ */
+export async function servingProcesses(config: Config, recentMs = 75_000): Promise<string[]> {
+  const found: string[] = [];
+  const api = await fetch(`http://127.0.0.1:${config.PERSONA_HTTP_PORT}/healthz`, {
+    signal: AbortSignal.timeout(2000),
+  }).catch(() => null);
+  if (api) found.push(`an api answers on port ${config.PERSONA_HTTP_PORT}`);
+  const { connection } = await connectTemporal(config);
+  try {
+    const queue = await connection.workflowService.describeTaskQueue({
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: { name: config.TEMPORAL_TASK_QUEUE },
+    });
+    const recent = (queue.pollers ?? []).filter((p) => {
+      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+      return Date.now() - seconds * 1000 < recentMs;
+    });
+    if (recent.length > 0)
+      found.push(
+        `${recent.length} worker(s) polled task queue ${config.TEMPORAL_TASK_QUEUE} in the last ` +
+          `${recentMs / 1000} s (${recent.map((p) => p.identity).join(', ')})`,
+      );
+  } finally {
+    await connection.close();
+  }
+  return found;
+}
+
+export interface RestoreRun extends Placed {
+  report: RestoreReport;
+  took_ms: number;
+}
+
+export async function runRestore(config: Config, store: Neo4jStore, archive: string, log: Log): Promise<RestoreRun> {
+  const started = Date.now();
+  const placed = await putBackupInPlace({ archive, store, log });
+  // Opened only now: a driver from before would wait for transactions the restored store never had.
+  const driver = createDriver(config);
+  const graph = graphFromConfig(driver, config);
+  // No key cache: every history key is read from the graph as restored.
+  const codec = payloadCodecFromConfig(config, graph, 'none');
+  const { connection, client } = await connectTemporal(config, { payloadCodec: codec });
+  try {
+    const report = await reconcileRestored({
+      manifest: placed.manifest,
+      driver,
+      database: config.NEO4J_DATABASE,
+      graph,
+      client,
+      decode: (payloads) => codec.decode(payloads),
+      reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+      log,
+    });
+    const took = Date.now() - started;
+    log(`restored ${placed.manifest.id} in ${s(took)}; Neo4j was down ${s(placed.downtime_ms)}`);
+    return { ...placed, report, took_ms: took };
+  } finally {
+    await connection.close();
+    await driver.close();
+  }
+}

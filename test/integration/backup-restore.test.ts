@@ -1,0 +1,412 @@
+/**
+ * The backup and restore drill, on a private Neo4j and a private Temporal (a restore stops the
+ * one and reconciles every running workflow of the other), with the real worker and api
+ * processes, the stack's Kafka broker and gateway simulator:
+ *
+ *   a small graph and a recovery in dunning → backup → a new customer onboarded, a customer
+ *   erased, a card added, a second recovery, everything published to Kafka → the api and worker
+ *   stopped → restore → the erased customer stays erased (keys destroyed), the new epoch numbers
+ *   what follows, the recovery whose history key was lost with the graph is terminated, the one
+ *   from before the backup goes on untouched, and the api and worker serve again: the publisher
+ *   goes on from its restored checkpoint without losing an event or repeating one silently.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  Consumer,
+  MessagesStreamFallbackModes,
+  MessagesStreamModes,
+  stringDeserializers,
+  type Message,
+} from '@platformatic/kafka';
+import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listArchives } from '../../backup/archive';
+import { runBackup, runRestore } from '../../backup/run';
+import type { Neo4jStore } from '../../backup/backup';
+import { ensureTopics, KAFKA_HEADERS } from '../../clients/kafka';
+import { loadConfig, type Config } from '../../config/env';
+import { createDriver } from '../../graph';
+import { toPlain } from '../../graph/convert';
+import type { PersonaEvent } from '../../graph/events';
+import { migrate } from '../../graph/schema';
+import { graphFromConfig } from '../../runtime/graph';
+import { connectTemporal } from '../../temporal/connection';
+import { erasureWorkflowId } from '../../temporal/erasure';
+import { kafkaCheckpointId } from '../../temporal/kafkaPublisher';
+import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
+import { recoveryWorkflowId, recoveryStatusQuery, type RecoveryStatus } from '../../temporal/recovery';
+import { signToken } from '../support/api';
+import { customerWithCards, paymentId } from '../support/recovery';
+import type { TestGraph } from '../support/graph';
+import { uniqueEmail } from '../support/graph';
+import { privateNeo4j, privateTemporal, type PrivateNeo4j, type PrivateTemporal } from '../support/privateServices';
+import {
+  startApiProcess,
+  startWorkerProcess,
+  stopProcess,
+  type ApiProcess,
+  type RunningProcess,
+} from '../support/processes';
+import { until } from '../support/wait';
+
+type Msg = Message<string, string, string, string>;
+
+const run = randomUUID().slice(0, 8);
+const topic = `test.${run}.restore.persona.events`;
+let neo4j: PrivateNeo4j;
+let temporal: PrivateTemporal;
+let config: Config;
+let env: Record<string, string>;
+let graph: TestGraph;
+let connection: Connection;
+let client: Client;
+let backups: string;
+const processes: RunningProcess[] = [];
+const received: Msg[] = [];
+let reader: Consumer<string, string, string, string>;
+let stream: Awaited<ReturnType<Consumer<string, string, string, string>['consume']>>;
+
+const log = (): void => undefined;
+
+function testGraph(c: Config): TestGraph {
+  const driver = createDriver(c);
+  return {
+    ...graphFromConfig(driver, c),
+    config: c,
+    close: () => driver.close(),
+    query: async <T>(cypher: string, params: Record<string, unknown> = {}) =>
+      (await driver.executeQuery(cypher, params, { database: c.NEO4J_DATABASE })).records.map(
+        (r) => toPlain(r.toObject()) as T,
+      ),
+  };
+}
+
+beforeAll(async () => {
+  [neo4j, temporal] = await Promise.all([privateNeo4j(), privateTemporal()]);
+  await Promise.all([neo4j.start(), temporal.start()]);
+  backups = mkdtempSync(path.join(os.tmpdir(), 'persona-backups-'));
+  const stackKafka = `127.0.0.1:${loadConfig().KAFKA_PORT}`;
+  env = {
+    ...neo4j.env,
+    ...temporal.env,
+    KAFKA_BROKERS: stackKafka,
+    KAFKA_ALLOW_PLAINTEXT: 'true',
+    PERSONA_KAFKA_EVENTS_TOPIC: topic,
+    PERSONA_BACKUP_DIR: backups,
+    // A recovery in dunning waits days: nothing but the test moves it on.
+    PERSONA_DUNNING_SCHEDULE: '7d,7d',
+  };
+  config = loadConfig({ ...process.env, ...env });
+  const driver = createDriver(config);
+  await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
+  await driver.close();
+  await openClients();
+  await ensureTopics({ ...config, kafkaBrokers: [stackKafka] }, [{ name: topic, partitions: 3 }]);
+  reader = new Consumer({
+    clientId: 'persona-test-reader',
+    groupId: `reader-${run}`,
+    bootstrapBrokers: [stackKafka],
+    deserializers: stringDeserializers,
+  });
+  stream = await reader.consume({
+    topics: [topic],
+    autocommit: false,
+    mode: MessagesStreamModes.EARLIEST,
+    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+    maxWaitTime: 200,
+  });
+  stream.on('data', (m: Msg) => received.push(m));
+}, 240_000);
+
+async function openClients(): Promise<void> {
+  graph = testGraph(config);
+  ({ connection, client } = await connectTemporal(config, {
+    payloadCodec: payloadCodecFromConfig(config, graph, 'none'),
+  }));
+}
+
+afterAll(async () => {
+  for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  await stream?.close();
+  await reader?.close();
+  await connection?.close();
+  await graph?.close();
+  await Promise.all([neo4j?.dispose(), temporal?.dispose()]);
+  rmSync(backups, { recursive: true, force: true });
+});
+
+/** The private Neo4j as the store a backup copies and a restore replaces. */
+const store = (): Neo4jStore => ({
+  home: path.join(neo4j.dir, 'home'),
+  stop: async () => {
+    await neo4j.stop();
+  },
+  start: () => neo4j.start(),
+});
+
+async function serve(): Promise<{ api: ApiProcess; worker: RunningProcess }> {
+  // The worker applies the schedules and starts the Kafka publisher on this (private) Temporal.
+  const worker = await startWorkerProcess({ ...env, PERSONA_SCHEDULES: 'apply' });
+  processes.push(worker);
+  const api = await startApiProcess(env);
+  processes.push(api);
+  return { api, worker };
+}
+
+async function call(api: ApiProcess, method: string, route: string, body?: unknown, headers = {}) {
+  const token = await signToken(
+    config.jwtSecret,
+    'ops onboarding:write identity:verify customers:write customers:read context:read payments:report',
+  );
+  const res = await fetch(`${api.url}${route}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      'persona-reason': 'backup drill',
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json().catch(() => null)) as Record<string, unknown> };
+}
+
+/** Every event of the log, oldest first (the feed's order). */
+async function logEvents(): Promise<PersonaEvent[]> {
+  const rows = await graph.query<{ e: PersonaEvent }>(
+    `MATCH (e:Event) WHERE e.occurred_at IS NOT NULL
+     RETURN e {.id, .type, .customer_id, .customer_seq, .epoch} AS e ORDER BY e.occurred_at, e.seq, e.id`,
+  );
+  return rows.map((r) => r.e);
+}
+
+const receivedIds = () => new Set(received.map((m) => m.headers.get(KAFKA_HEADERS.eventId)));
+/** Until every event of the log (read again each time: workflows may still be writing) is on the topic. */
+async function allPublished(): Promise<void> {
+  await until(async () => {
+    const got = receivedIds();
+    return (await logEvents()).every((e) => got.has(e.id));
+  }, 90_000);
+}
+
+async function reportFailure(api: ApiProcess, customerId: string, method: string): Promise<string> {
+  const payment = paymentId();
+  const res = await call(api, 'POST', '/api/v1/payment-failures', {
+    payment_id: payment,
+    customer_id: customerId,
+    payment_method_id: method,
+    amount: 1500,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  });
+  expect(res.status).toBe(202);
+  const handle = client.workflow.getHandle(recoveryWorkflowId(payment));
+  // Every card declines: the recovery waits in dunning.
+  await until(async () => ((await handle.query(recoveryStatusQuery)) as RecoveryStatus).state === 'dunning', 60_000);
+  return payment;
+}
+
+async function workflowStatus(id: string): Promise<string | null> {
+  try {
+    return (await client.workflow.getHandle(id).describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  }
+}
+
+describe('backup and restore drill', () => {
+  it('restores without undoing an erasure, reusing an event, or losing the publisher’s place', async () => {
+    let { api, worker } = await serve();
+    // Before the backup: three customers, one recovery in dunning.
+    // The customer erased after the backup had a recovery before it: a history key of theirs.
+    const erased = await customerWithCards(graph, ['tok_decline_insufficient_funds_e', `tok_${randomUUID()}`]);
+    const erasedPayment = paymentId();
+    expect(
+      (
+        await call(api, 'POST', '/api/v1/payment-failures', {
+          payment_id: erasedPayment,
+          customer_id: erased.customerId,
+          payment_method_id: erased.cards[0],
+          amount: 900,
+          currency: 'EUR',
+          decline_code: 'insufficient_funds',
+        })
+      ).status,
+    ).toBe(202);
+    expect(await client.workflow.getHandle(recoveryWorkflowId(erasedPayment)).result()).toMatchObject({
+      state: 'recovered',
+    });
+    const kept = await customerWithCards(graph, [
+      'tok_decline_insufficient_funds_a',
+      'tok_decline_insufficient_funds_b',
+    ]);
+    const before = await reportFailure(api, kept.customerId, kept.cards[0] as string);
+    await allPublished();
+
+    const backup = await runBackup(config, store(), log);
+    expect(listArchives(backups)).toEqual([backup.file]);
+    expect(backup.manifest.marks.customers).toBe(2);
+    expect(backup.manifest.marks.checkpoints.map((c) => c.id)).toContain(kafkaCheckpointId(topic));
+    await expect(runBackupAgainAtSameInstant(backup.manifest.taken_at)).rejects.toThrow(/never overwrites/);
+
+    // After the backup: an onboarding, an erasure, a card, a second recovery.
+    const onboarded = await call(
+      api,
+      'POST',
+      '/api/v1/onboarding?wait=true',
+      {
+        customer: { segment: 'Subscriber' },
+        device: { fingerprint: `fp-${randomUUID()}` },
+        digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
+      },
+      { 'idempotency-key': randomUUID() },
+    );
+    expect(onboarded).toMatchObject({ status: 200 });
+    const newcomer = onboarded.json.customer_id as string;
+    expect((await call(api, 'DELETE', `/api/v1/customers/${erased.customerId}`)).status).toBe(202);
+    await client.workflow.getHandle(erasureWorkflowId(erased.customerId)).result();
+    const card = await call(api, 'POST', `/api/v1/customers/${kept.customerId}/payment-methods`, {
+      type: 'card',
+      token: 'tok_decline_insufficient_funds_c',
+      brand: 'visa',
+      last_four: '4000',
+      expiry_month: 1,
+      expiry_year: 2036,
+    });
+    expect(card.status).toBe(201);
+    const after = await reportFailure(api, kept.customerId, kept.cards[1] as string);
+    await allPublished();
+    const beforeRestore = await logEvents();
+    const publishedBefore = received.length;
+
+    // The api and the worker stop; the graph is restored.
+    await Promise.all([stopProcess(api), stopProcess(worker)]);
+    const restored = await runRestore(config, store(), backup.file, log);
+    const { report } = restored;
+    // Like the api and worker, this test's own driver must be a new one: the old one's bookmarks
+    // name transactions the restored store never had.
+    await connection.close();
+    await graph.close();
+    await openClients();
+
+    // The erased customer stays erased; the keys of their histories are destroyed again.
+    expect(report.erasures_reapplied).toEqual([erased.customerId]);
+    expect(report.history_keys_destroyed).toBe(1);
+    await expect(client.workflow.getHandle(recoveryWorkflowId(erasedPayment)).result()).rejects.toThrow(
+      /history key .* is gone/,
+    );
+    const [customer] = await graph.query<{ status: string; keys: number }>(
+      `MATCH (c:Customer {id: $id})
+       RETURN c.status AS status, COUNT { (c)-[:HAS_HISTORY_KEY]->(k:HistoryKey) WHERE k.wrapped IS NOT NULL } AS keys`,
+      { id: erased.customerId },
+    );
+    expect(customer).toEqual({ status: 'erased', keys: 0 });
+    expect(
+      await graph.query('MATCH (:Customer {id: $id})-[:HAS_PAYMENT_METHOD|HAS_IDENTIFIER]->(n) RETURN n', {
+        id: erased.customerId,
+      }),
+    ).toEqual([]);
+    // What came after the backup and was not an erasure is gone (the recovery point).
+    expect(await graph.query('MATCH (c:Customer {id: $id}) RETURN c.id', { id: newcomer })).toEqual([]);
+
+    // A new epoch: the restore's events carry it, and no (epoch, customer, sequence) is given twice.
+    expect(report.epoch).toBeGreaterThan(report.previous_epoch);
+    expect(report.previous_epoch).toBe(0);
+    const restoredLog = await logEvents();
+    const graphRestored = restoredLog.find((e) => e.type === 'GraphRestored');
+    expect(graphRestored).toMatchObject({ customer_id: null, epoch: report.epoch });
+
+    // The recovery from after the backup cannot be replayed (its key is gone): terminated, said why.
+    expect(report.workflows).toEqual([
+      expect.objectContaining({ workflow_id: recoveryWorkflowId(after), action: 'terminated' }),
+    ]);
+    expect(await workflowStatus(recoveryWorkflowId(after))).toBe('TERMINATED');
+    expect(await workflowStatus(recoveryWorkflowId(before))).toBe('RUNNING');
+
+    // The api and the worker serve again; the publisher goes on from its restored checkpoint.
+    ({ api, worker } = await serve());
+    expect(
+      ((await call(api, 'GET', `/api/v1/customers/${kept.customerId}/context`)).json as { customer_id?: string })
+        .customer_id,
+    ).toBe(kept.customerId);
+    const again = await call(
+      api,
+      'POST',
+      '/api/v1/onboarding?wait=true',
+      {
+        customer: { segment: 'Subscriber' },
+        device: { fingerprint: `fp-${randomUUID()}` },
+        digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
+      },
+      { 'idempotency-key': randomUUID() },
+    );
+    expect(again).toMatchObject({ status: 200 });
+    await allPublished();
+    expect(
+      ((await client.workflow.getHandle(recoveryWorkflowId(before)).query(recoveryStatusQuery)) as RecoveryStatus)
+        .state,
+    ).toBe('dunning');
+
+    const published = received.map((m) => JSON.parse(m.value) as PersonaEvent);
+    // Nothing of the restored log is missing from the topic (allPublished, above).
+    // A message sent twice is the same event, byte for byte (consumers drop it by its event-id).
+    const byId = new Map<string, string>();
+    for (const m of received) {
+      const id = m.headers.get(KAFKA_HEADERS.eventId) as string;
+      if (byId.has(id)) expect(m.value).toBe(byId.get(id));
+      byId.set(id, m.value);
+    }
+    // No (epoch, customer, sequence) names two events.
+    const seqs = new Map<string, string>();
+    for (const e of published) {
+      if (e.customer_seq === null) continue;
+      const k = `${e.epoch}/${e.customer_id}/${e.customer_seq}`;
+      expect(seqs.get(k) ?? e.id, `${k} names one event`).toBe(e.id);
+      seqs.set(k, e.id);
+    }
+    // The events lost with the graph were published before the restore, in the old epoch; what
+    // the restore and everything after it wrote is in the new one.
+    const lost = beforeRestore.filter((e) => !restoredLog.some((r) => r.id === e.id));
+    expect(lost.length).toBeGreaterThan(0);
+    expect(lost.every((e) => e.epoch === 0)).toBe(true);
+    const newEvents = published.slice(publishedBefore).filter((e) => !beforeRestore.some((b) => b.id === e.id));
+    expect(newEvents.map((e) => e.type)).toEqual(expect.arrayContaining(['CustomerErased', 'GraphRestored']));
+    expect(newEvents.every((e) => e.epoch === report.epoch)).toBe(true);
+    // The store the restore replaced is kept beside it, named in its answer.
+    expect(restored.replaced).not.toBeNull();
+    expect(readdirSync(path.join(neo4j.dir, 'home')).some((f) => f.startsWith('data.replaced-'))).toBe(true);
+  }, 600_000);
+
+  it('refuses an archive whose checksum does not match, and changes nothing', async () => {
+    const corrupt = path.join(backups, 'persona-backup-corrupt.tar.gz');
+    writeFileSync(corrupt, 'not an archive');
+    writeFileSync(`${corrupt}.sha256`, `${'0'.repeat(64)}  persona-backup-corrupt.tar.gz\n`);
+    const epoch = async () => (await graph.query<{ e: number }>('MATCH (l:EventLog) RETURN l.epoch AS e'))[0]?.e;
+    const was = await epoch();
+    await expect(runRestore(config, store(), corrupt, log)).rejects.toThrow(/does not match its checksum/);
+    expect(await epoch()).toBe(was);
+  }, 120_000);
+});
+
+/** A second backup named like the first: refused before anything is stopped or written. */
+async function runBackupAgainAtSameInstant(takenAt: string): Promise<void> {
+  const { backupGraph } = await import('../../backup/backup');
+  const driver = createDriver(config);
+  try {
+    await backupGraph({
+      store: store(),
+      driver,
+      database: config.NEO4J_DATABASE,
+      dir: backups,
+      keep: 7,
+      log,
+      now: () => new Date(takenAt),
+    });
+  } finally {
+    await driver.close();
+  }
+}
