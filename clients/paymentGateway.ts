@@ -18,6 +18,35 @@ export interface PaymentGateway {
   charge(req: ChargeRequest): Promise<ChargeResult>;
 }
 
+/** One charge as the gateway recorded it (its own record: the authority on what was charged). */
+export interface GatewayCharge {
+  id: string;
+  idempotency_key: string;
+  customer_id: string;
+  amount: number;
+  currency: string;
+  status: 'succeeded' | 'declined';
+  decline_code: string | null;
+  created_at: string;
+}
+
+/** A token's standing at the issuer, as the gateway knows it. */
+export type GatewayTokenStatus = 'active' | 'revoked';
+
+/** The gateway's records, for reconciliation (read only: nothing here charges). */
+export interface GatewayRecords {
+  /** Charges made from `created_gte` on, in the order made, a page at a time after `starting_after`. */
+  listCharges(req: {
+    created_gte: string;
+    starting_after: string | null;
+    limit: number;
+  }): Promise<{ data: GatewayCharge[]; has_more: boolean }>;
+  /** One charge by id, or null when the gateway has none. */
+  getCharge(id: string): Promise<GatewayCharge | null>;
+  /** Each token's standing, in the order asked (at most 100). */
+  tokenStatuses(tokens: string[]): Promise<GatewayTokenStatus[]>;
+}
+
 /** The gateway did not give an answer (5xx, timeout, network): try again later. */
 export class GatewayUnavailableError extends Error {
   constructor(message: string) {
@@ -34,7 +63,7 @@ export class GatewayRejectedError extends Error {
   }
 }
 
-export class HttpPaymentGateway implements PaymentGateway {
+export class HttpPaymentGateway implements PaymentGateway, GatewayRecords {
   constructor(
     private readonly baseUrl: string,
     private readonly timeoutMs = 10_000,
@@ -69,5 +98,50 @@ export class HttpPaymentGateway implements PaymentGateway {
     if (res.status >= 500 || res.status === 429 || res.status === 408)
       throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
     throw new GatewayRejectedError(res.status, body.error?.code ?? 'unknown');
+  }
+
+  async listCharges(req: { created_gte: string; starting_after: string | null; limit: number }) {
+    const url = new URL('/v1/charges', this.baseUrl);
+    url.searchParams.set('created_gte', req.created_gte);
+    url.searchParams.set('limit', String(req.limit));
+    if (req.starting_after) url.searchParams.set('starting_after', req.starting_after);
+    return (await this.read(url)) as { data: GatewayCharge[]; has_more: boolean };
+  }
+
+  async getCharge(id: string): Promise<GatewayCharge | null> {
+    return (await this.read(new URL(`/v1/charges/${encodeURIComponent(id)}`, this.baseUrl), true)) as GatewayCharge;
+  }
+
+  async tokenStatuses(tokens: string[]): Promise<GatewayTokenStatus[]> {
+    const body = (await this.read(new URL('/v1/payment_methods/status', this.baseUrl), false, { tokens })) as {
+      data: { status: GatewayTokenStatus }[];
+    };
+    if (body.data.length !== tokens.length)
+      throw new GatewayUnavailableError('the gateway answered a short status list');
+    return body.data.map((d) => d.status);
+  }
+
+  /** A read of the gateway's records: 404 is null when allowed; any other failure throws (retried). */
+  private async read(url: URL, missingIsNull = false, post?: unknown): Promise<unknown> {
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: post === undefined ? 'GET' : 'POST',
+        headers: post === undefined ? {} : { 'content-type': 'application/json' },
+        body: post === undefined ? null : JSON.stringify(post),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      // Never echo the request: a status lookup holds tokens.
+      throw new GatewayUnavailableError(`no answer from the gateway: ${err instanceof Error ? err.name : 'error'}`);
+    }
+    if (res.status === 404 && missingIsNull) return null;
+    if (res.status !== 200) {
+      const body = (await res.json().catch(() => ({}))) as { error?: { code?: string } };
+      if (res.status >= 500 || res.status === 429 || res.status === 408)
+        throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
+      throw new GatewayRejectedError(res.status, body.error?.code ?? 'unknown');
+    }
+    return res.json();
   }
 }

@@ -102,4 +102,40 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
   });
+
+  it('lists its charges a page at a time, in the order made, and answers one by id', async () => {
+    const since = new Date().toISOString();
+    const made = [];
+    for (let n = 0; n < 5; n++) made.push(await gateway().charge(charge('tok_visa', `pay-7-${n}:pm-1`, 'c-g')));
+    const ids = made.map((m) => (m.outcome === 'succeeded' ? m.charge_id : ''));
+    const seen: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    for (;;) {
+      const page = await gateway().listCharges({ created_gte: since, starting_after: after, limit: 2 });
+      pages++;
+      seen.push(...page.data.map((c) => c.id));
+      after = page.data.at(-1)?.id ?? null;
+      if (!page.has_more) break;
+    }
+    // In order, each once (a charge of the test before, made in the same millisecond, may lead the list).
+    expect(seen.slice(-5)).toEqual(ids);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(pages).toBe(Math.ceil(seen.length / 2));
+    expect(await gateway().getCharge(ids[0] ?? '')).toMatchObject({ id: ids[0], idempotency_key: 'pay-7-0:pm-1' });
+    expect(await gateway().getCharge('ch_missing')).toBeNull();
+  });
+
+  it("answers each token's standing: revoked by its name, or by the issuer afterwards (kept across a restart)", async () => {
+    expect(await gateway().tokenStatuses(['tok_a', 'tok_revoked_2', 'tok_b'])).toEqual(['active', 'revoked', 'active']);
+    await fetch(`${base}/_sim/revoke`, { method: 'PUT', body: JSON.stringify({ token: 'tok_b' }) });
+    expect(await gateway().tokenStatuses(['tok_a', 'tok_b'])).toEqual(['active', 'revoked']);
+    const restarted = createGatewaySimulator(file);
+    const res = await restarted.request('/v1/payment_methods/status', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ tokens: ['tok_b'] }),
+    });
+    expect(await res.json()).toEqual({ data: [{ status: 'revoked' }] });
+  });
 });

@@ -6,7 +6,14 @@
  *       `unavailable` answers 503, one containing `revoked` is refused as a request (400
  *       `token_revoked`: no charge, and no retry can help), anything else succeeds;
  *     — a repeated Idempotency-Key returns the first answer and creates no new charge.
- *   GET /v1/charges?customer_id=  every charge attempt of a customer.
+ *   GET /v1/charges?customer_id=&created_gte=&starting_after=&limit=
+ *     charge records in the order they were made, a page at a time ({data, has_more}; `limit`
+ *     1–1000, default 1000; `starting_after` a charge id of the previous page) — reconciliation
+ *     pages through a day of them;
+ *   GET /v1/charges/{id}  one charge record, or 404;
+ *   POST /v1/payment_methods/status {tokens: [...]}  each token's standing at the issuer, in order:
+ *     `revoked` (contains "revoked", or revoked since through /_sim/revoke), else `active`;
+ *   PUT /_sim/revoke {token}  the issuer revokes a token after it was stored (a lost card).
  *   PUT /_sim/faults {latency_ms?, fail_next?}  latency and failure injection for tests.
  *   GET /_sim/faults  the faults in force, and `in_flight`: charge requests received, not yet answered.
  * Records are appended to a JSON-lines file, so a restart loses nothing.
@@ -42,14 +49,37 @@ const chargeBody = z.strictObject({
   customer_id: z.string().min(1),
 });
 
+const listQuery = z.object({
+  customer_id: z.string().optional(),
+  created_gte: z.iso.datetime({ offset: true }).optional(),
+  starting_after: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(1000),
+});
+
+const statusBody = z.strictObject({ tokens: z.array(z.string().min(1)).min(1).max(100) });
+
+/** A line of the records file: a charge's first answer, or a token the issuer revoked. */
+type StoredLine = StoredAnswer | { revoked_token: string };
+
 export function createGatewaySimulator(dataFile: string) {
   mkdirSync(path.dirname(dataFile), { recursive: true });
   const byKey = new Map<string, StoredAnswer>();
+  /** Every charge record in the order it was made (the listing's order). */
+  const records: ChargeRecord[] = [];
+  const byId = new Map<string, number>();
+  const revoked = new Set<string>();
+  const remember = (line: StoredLine) => {
+    if ('revoked_token' in line) {
+      revoked.add(line.revoked_token);
+      return;
+    }
+    byKey.set(line.record.idempotency_key, line);
+    byId.set(line.record.id, records.length);
+    records.push(line.record);
+  };
   if (existsSync(dataFile)) {
     for (const line of readFileSync(dataFile, 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      const answer = JSON.parse(line) as StoredAnswer;
-      byKey.set(answer.record.idempotency_key, answer);
+      if (line.trim()) remember(JSON.parse(line) as StoredLine);
     }
   }
   const faults = { latency_ms: 0, fail_next: 0 };
@@ -110,15 +140,54 @@ export function createGatewaySimulator(dataFile: string) {
       },
     };
     appendFileSync(dataFile, `${JSON.stringify(stored)}\n`);
-    byKey.set(key, stored);
+    remember(stored);
     const a = answer(stored);
     return c.json(a.body, a.status);
   };
 
   app.get('/v1/charges', (c) => {
-    const customerId = c.req.query('customer_id');
-    const data = [...byKey.values()].map((a) => a.record).filter((r) => !customerId || r.customer_id === customerId);
+    const q = listQuery.safeParse(c.req.query());
+    if (!q.success) return c.json({ error: { code: 'invalid_request', message: q.error.issues[0]?.message } }, 400);
+    const { customer_id, created_gte, starting_after, limit } = q.data;
+    let from = 0;
+    if (starting_after !== undefined) {
+      const at = byId.get(starting_after);
+      if (at === undefined)
+        return c.json({ error: { code: 'invalid_request', message: 'unknown starting_after' } }, 400);
+      from = at + 1;
+    }
+    const since = created_gte === undefined ? null : Date.parse(created_gte);
+    const data: ChargeRecord[] = [];
+    let i = from;
+    for (; i < records.length && data.length < limit; i++) {
+      const r = records[i] as ChargeRecord;
+      if (customer_id !== undefined && r.customer_id !== customer_id) continue;
+      if (since !== null && Date.parse(r.created_at) < since) continue;
+      data.push(r);
+    }
+    return c.json({ data, has_more: i < records.length && data.length === limit });
+  });
+  app.get('/v1/charges/:id', (c) => {
+    const at = byId.get(c.req.param('id'));
+    if (at === undefined) return c.json({ error: { code: 'resource_missing' } }, 404);
+    return c.json(records[at]);
+  });
+  app.post('/v1/payment_methods/status', async (c) => {
+    const body = statusBody.safeParse(await c.req.json().catch(() => null));
+    if (!body.success)
+      return c.json({ error: { code: 'invalid_request', message: body.error.issues[0]?.message } }, 400);
+    const data = body.data.tokens.map((t) => ({
+      status: t.includes('revoked') || revoked.has(t) ? 'revoked' : 'active',
+    }));
     return c.json({ data });
+  });
+  app.put('/_sim/revoke', async (c) => {
+    const body = z.strictObject({ token: z.string().min(1) }).safeParse(await c.req.json().catch(() => null));
+    if (!body.success) return c.json({ error: { code: 'invalid_request' } }, 400);
+    const line: StoredLine = { revoked_token: body.data.token };
+    appendFileSync(dataFile, `${JSON.stringify(line)}\n`);
+    remember(line);
+    return c.json({ revoked: true });
   });
 
   app.put('/_sim/faults', async (c) => {
