@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { ChimeraClient } from '../clients/chimera';
 import type { KafkaProducer } from '../clients/kafka';
 import type { NotificationSink } from '../clients/notifications';
-import type { PaymentGateway } from '../clients/paymentGateway';
+import type { GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
 import { createAgentActivities } from './agents';
@@ -19,12 +19,15 @@ import { createInteractionPruneActivities } from './interactionPrune';
 import { createKafkaPublisherActivities } from './kafkaPublisher';
 import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
+import { createReconciliationActivities } from './reconciliation';
 import { createRecoveryActivities } from './recovery';
 
 export interface ActivityDeps {
   graph: Graph;
   chimera: ChimeraClient;
   gateway: PaymentGateway;
+  /** The gateway's records, for the reconciliation (the same HTTP client as `gateway` in the worker). */
+  gatewayRecords?: GatewayRecords | undefined;
   notifications: NotificationSink;
   /** Trusted-device threshold, for the cascade's order. */
   trustThreshold: number;
@@ -50,6 +53,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createErasureActivities(deps),
     ...createInteractionPruneActivities(deps),
     ...createKafkaPublisherActivities(deps),
+    ...createReconciliationActivities(deps),
   };
 }
 

@@ -269,6 +269,21 @@ export const envSchema = z.object({
     .default('03:00'),
   /** Interaction ids the prune deletes per write transaction (each within the write-transaction limit). */
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
+  /** When the daily gateway reconciliation runs (HH:MM, 24-hour clock, UTC; Schedule `persona-gateway-reconciliation`). */
+  PERSONA_GATEWAY_RECONCILE_AT: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day HH:MM such as 04:00')
+    .default('04:00'),
+  /**
+   * The hours of charges and recorded recoveries each reconciliation compares, back from when it
+   * was due: more than a day, so consecutive daily runs overlap (a repair is idempotent).
+   */
+  PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 31)
+    .default(26),
   /** The local payment-gateway simulator's port (the stack starts it). */
   PERSONA_GATEWAY_PORT: port.default(4010),
   /** The address the gateway simulator listens on (0.0.0.0 in a container). */

@@ -111,6 +111,38 @@ export const BUSINESS_METRICS = {
     workflowType: 'kafkaPublisherWorkflow',
     values: {},
   },
+  gatewayRepairs: {
+    name: 'persona_gateway_repairs',
+    kind: 'counter',
+    unit: 'repairs',
+    help: 'What the gateway reconciliation repaired, by kind: recovery_recorded (a charge the graph lacked), method_deactivated (a token the issuer revoked)',
+    workflowType: 'gatewayReconciliationWorkflow',
+    values: { kind: ['recovery_recorded', 'method_deactivated'] },
+  },
+  gatewayDiscrepancies: {
+    name: 'persona_gateway_discrepancies',
+    kind: 'gauge',
+    unit: 'discrepancies',
+    help: 'What the last finished gateway reconciliation flagged for ops, by kind (0 when none)',
+    workflowType: 'gatewayReconciliationWorkflow',
+    values: {
+      kind: [
+        'charged_twice',
+        'charge_not_recorded',
+        'charged_but_recorded_failed',
+        'amount_mismatch',
+        'recovery_without_charge',
+      ],
+    },
+  },
+  gatewayReconciliationFinished: {
+    name: 'persona_gateway_reconciliation_last_success_timestamp_seconds',
+    kind: 'gauge',
+    unit: 'seconds',
+    help: 'When a gateway reconciliation last finished (Unix time); the newest across workers is the last run',
+    workflowType: 'gatewayReconciliationWorkflow',
+    values: {},
+  },
 } as const satisfies Record<string, BusinessMetric>;
 
 /** The name a metric has on /metrics (counters gain `_total`). */

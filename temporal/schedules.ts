@@ -8,6 +8,11 @@ import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, type EventRelayInpu
 import { KAFKA_PUBLISHER_WORKFLOW_ID, KAFKA_PUBLISHER_WORKFLOW_TYPE, kafkaPublisherInput } from './kafkaPublisher';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
 import {
+  GATEWAY_RECONCILIATION_SCHEDULE_ID,
+  GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
+  type GatewayReconciliationInput,
+} from './reconciliation';
+import {
   INTERACTION_PRUNE_SCHEDULE_ID,
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneInput,
@@ -23,6 +28,8 @@ export interface ScheduleSettings {
   PERSONA_INTERACTION_RETENTION_DAYS: number;
   PERSONA_INTERACTION_PRUNE_AT: string;
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: number;
+  PERSONA_GATEWAY_RECONCILE_AT: string;
+  PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: number;
 }
 
 /** The scan settings every expiry scan starts with, scheduled or on demand. */
@@ -90,8 +97,36 @@ export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
   };
 }
 
+export function gatewayReconciliationInput(s: ScheduleSettings): GatewayReconciliationInput {
+  return { lookback_hours: s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS, grace_minutes: 30, page_size: 200 };
+}
+
+/** The daily reconciliation with the gateway's records: at PERSONA_GATEWAY_RECONCILE_AT, UTC. */
+export function gatewayReconciliationSchedule(s: ScheduleSettings): ScheduleOptions {
+  const [hour, minute] = s.PERSONA_GATEWAY_RECONCILE_AT.split(':').map(Number) as [number, number];
+  return {
+    scheduleId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
+    spec: {
+      calendars: [{ hour, minute, comment: `daily at ${s.PERSONA_GATEWAY_RECONCILE_AT}` }],
+      timezone: 'UTC',
+    },
+    action: {
+      type: 'startWorkflow',
+      workflowType: GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
+      workflowId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
+      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      args: [gatewayReconciliationInput(s)],
+      staticSummary:
+        `Daily reconciliation of the last ${s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS} hours of charges with the ` +
+        "gateway's records: repairs what is safe, flags the rest for ops",
+    },
+    // As the other daily runs: never doubled, a missed one caught up (its repairs are idempotent).
+    policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE, catchupWindow: '6 hours' },
+  };
+}
+
 export function persistentSchedules(s: ScheduleSettings): ScheduleOptions[] {
-  return [expiryScanSchedule(s), interactionPruneSchedule(s)];
+  return [expiryScanSchedule(s), interactionPruneSchedule(s), gatewayReconciliationSchedule(s)];
 }
 
 export interface AppliedSchedule {

@@ -97,6 +97,7 @@ async function main(): Promise<void> {
       ? `workflow code from the prebuilt bundle ${workflowCode.workflowBundle.codePath}`
       : 'no PERSONA_WORKFLOW_BUNDLE_DIR: bundling the workflow code now',
   );
+  const gateway = new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -112,7 +113,8 @@ async function main(): Promise<void> {
     activities: createActivities({
       graph,
       chimera,
-      gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
+      gateway,
+      gatewayRecords: gateway,
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       profileRules: profileRules(config),

@@ -116,3 +116,13 @@ export function activitiesWithSummaries<A extends Record<keyof A, ActivityFuncti
   );
   return Object.fromEntries(entries) as unknown as ActivityInterfaceFor<A>;
 }
+
+/**
+ * One page of the gateway reconciliation: a listing (or a lookup per recovery) at the gateway and
+ * the graph reads and idempotent repairs for it. A page is retried whole (nothing repairs twice);
+ * after the last attempt the run fails and the next day's run covers the same window again.
+ */
+export const reconciliationPage: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
+};

@@ -11,3 +11,4 @@ export { eventRelayWorkflow } from './eventRelay';
 export { kafkaPublisherWorkflow } from './kafkaPublisher';
 export { erasureWorkflow } from './erasure';
 export { interactionClaimsPruneWorkflow } from './interactionClaimsPrune';
+export { gatewayReconciliationWorkflow } from './gatewayReconciliation';

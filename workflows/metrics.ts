@@ -65,3 +65,18 @@ export function countEventRelayed(events = 1): void {
 export function countEventPublished(events: number): void {
   add(BUSINESS_METRICS.eventsPublished, events);
 }
+
+export function countGatewayRepairs(kind: ValueOf<typeof BUSINESS_METRICS.gatewayRepairs, 'kind'>, n: number): void {
+  add(BUSINESS_METRICS.gatewayRepairs, n, { kind });
+}
+
+/** What a finished reconciliation flagged, by kind (a gauge: the last run's count, 0 included), and when. */
+export function markGatewayReconciliationFinished(
+  flagged: Record<ValueOf<typeof BUSINESS_METRICS.gatewayDiscrepancies, 'kind'>, number>,
+): void {
+  const d = BUSINESS_METRICS.gatewayDiscrepancies;
+  const gauge = metricMeter.createGauge(d.name, 'int', d.unit, d.help);
+  for (const kind of d.values.kind) gauge.set(flagged[kind], { kind });
+  const m = BUSINESS_METRICS.gatewayReconciliationFinished;
+  metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
+}

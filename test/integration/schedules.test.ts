@@ -14,6 +14,10 @@ import { startHarness } from '../support/api';
 import { until } from '../support/wait';
 import { applySchedules } from '../../temporal/schedules';
 import {
+  GATEWAY_RECONCILIATION_SCHEDULE_ID,
+  GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
+} from '../../temporal/reconciliation';
+import {
   INTERACTION_PRUNE_SCHEDULE_ID,
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneResult,
@@ -66,7 +70,7 @@ describe('applySchedules', () => {
     await handle.pause('paused by ops during a migration');
     const later = { ...berlin, PERSONA_EXPIRY_SCAN_AT: '07:15' };
     const results = await Promise.all([applySchedules(client, later), applySchedules(client, later)]);
-    expect(results.flat().map((r) => r.outcome)).toEqual(['updated', 'updated', 'updated', 'updated']);
+    expect(results.flat().map((r) => r.outcome)).toEqual(Array(6).fill('updated'));
     d = await handle.describe();
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 7, end: 7 }], minute: [{ start: 15, end: 15 }] });
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops during a migration' });
@@ -80,7 +84,11 @@ describe('applySchedules', () => {
       PERSONA_INTERACTION_PRUNE_BATCH_SIZE: 2500,
     };
     const applied = await applySchedules(client, custom);
-    expect(applied.map((a) => a.scheduleId)).toEqual([EXPIRY_SCAN_SCHEDULE_ID, INTERACTION_PRUNE_SCHEDULE_ID]);
+    expect(applied.map((a) => a.scheduleId)).toEqual([
+      EXPIRY_SCAN_SCHEDULE_ID,
+      INTERACTION_PRUNE_SCHEDULE_ID,
+      GATEWAY_RECONCILIATION_SCHEDULE_ID,
+    ]);
     expect(applied[1]?.when).toBe('daily at 02:45 (UTC)');
     const handle = client.schedule.getHandle(INTERACTION_PRUNE_SCHEDULE_ID);
     let d = await handle.describe();
@@ -107,6 +115,26 @@ describe('applySchedules', () => {
       },
     ]);
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops: keeping ids longer during an incident' });
+  });
+
+  it('creates or updates persona-gateway-reconciliation: daily at the configured UTC time, with the lookback', async () => {
+    const applied = await applySchedules(client, {
+      ...settings,
+      PERSONA_GATEWAY_RECONCILE_AT: '05:10',
+      PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: 30,
+    });
+    expect(applied[2]).toMatchObject({ scheduleId: GATEWAY_RECONCILIATION_SCHEDULE_ID, when: 'daily at 05:10 (UTC)' });
+    const d = await client.schedule.getHandle(GATEWAY_RECONCILIATION_SCHEDULE_ID).describe();
+    expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 5, end: 5 }], minute: [{ start: 10, end: 10 }] });
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
+      workflowId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
+      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+    });
+    expect(d.action.args).toEqual([{ lookback_hours: 30, grace_minutes: 30, page_size: 200 }]);
+    expect(d.policies.overlap).toBe('BUFFER_ONE');
+    await applySchedules(client, settings);
   });
 });
 

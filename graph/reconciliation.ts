@@ -1,0 +1,155 @@
+/**
+ * What the graph recorded of the payments the gateway charged, read for the reconciliation with
+ * the gateway's own records (activities/reconciliation.ts): a payment's PaymentRecovered and
+ * PaymentRecoveryFailed (found by their idempotency keys, a unique-index seek each), the
+ * recoveries recorded in a window (the other direction), and the active methods' tokens to ask
+ * the gateway about.
+ */
+import neo4j from 'neo4j-driver';
+import { toPlain } from './convert';
+import { readTx, type Graph } from './graph';
+
+export interface RecordedRecovery {
+  customer_id: string;
+  payment_method_id: string;
+  charge_id: string;
+  amount: number;
+  currency: string;
+}
+
+export interface RecordedPayment {
+  /** The PaymentRecovered written for the payment, or null. */
+  recovered: RecordedRecovery | null;
+  /** Whether PaymentRecoveryFailed was written for it. */
+  failed: boolean;
+}
+
+/** The customer and the method a charge names, as the graph has them now. */
+export interface ChargeTarget {
+  /** null: no such customer; 'erased' stays a status. */
+  customer_status: string | null;
+  /** null: the method is not in this customer's wallet (removed, or never in this graph). */
+  method_status: string | null;
+}
+
+const CYPHER = {
+  payments: `
+    UNWIND $ids AS id
+    OPTIONAL MATCH (r:Event {idempotency_key: 'recovered:' + id})
+    OPTIONAL MATCH (f:Event {idempotency_key: 'recovery-failed:' + id})
+    RETURN id, r.customer_id AS customer_id, r.payload AS recovered, f IS NOT NULL AS failed`,
+  targets: `
+    UNWIND $pairs AS pair
+    OPTIONAL MATCH (c:Customer {id: pair.customer_id})
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: pair.payment_method_id})
+    RETURN pair.customer_id AS customer_id, pair.payment_method_id AS payment_method_id,
+           c.status AS customer_status, p.status AS method_status`,
+  // Index-backed on (occurred_at): the window in order, a page at a time after the cursor.
+  recoveredBetween: `
+    MATCH (e:Event)
+    WHERE e.occurred_at >= datetime($from) AND e.occurred_at < datetime($to)
+      AND (e.occurred_at > datetime($afterAt) OR (e.occurred_at = datetime($afterAt) AND e.id > $afterId))
+      AND e.type = 'PaymentRecovered'
+    RETURN e.id AS id, toString(e.occurred_at) AS occurred_at, e.customer_id AS customer_id, e.payload AS payload
+    ORDER BY e.occurred_at, e.id
+    LIMIT $limit`,
+  activeTokens: `
+    UNWIND $ids AS id
+    MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: id, status: 'active'})
+    RETURN p.id AS payment_method_id, c.id AS customer_id, p.token AS token`,
+} as const;
+
+function recovery(customerId: string, payload: string): RecordedRecovery {
+  const p = JSON.parse(payload) as Record<string, unknown>;
+  return {
+    customer_id: customerId,
+    payment_method_id: String(p.payment_method_id),
+    charge_id: String(p.charge_id),
+    amount: Number(p.amount),
+    currency: String(p.currency),
+  };
+}
+
+/** What the graph recorded for each payment id. */
+export async function recordedPayments(g: Graph, paymentIds: string[]): Promise<Map<string, RecordedPayment>> {
+  const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.payments, { ids: paymentIds })).records);
+  const out = new Map<string, RecordedPayment>();
+  for (const r of rows) {
+    const payload = r.get('recovered') as string | null;
+    out.set(r.get('id') as string, {
+      recovered: payload === null ? null : recovery(r.get('customer_id') as string, payload),
+      failed: r.get('failed') as boolean,
+    });
+  }
+  return out;
+}
+
+/** Each (customer, method) pair as the graph has it now, keyed `<customer>/<method>`. */
+export async function chargeTargets(
+  g: Graph,
+  pairs: { customer_id: string; payment_method_id: string }[],
+): Promise<Map<string, ChargeTarget>> {
+  const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.targets, { pairs })).records);
+  return new Map(
+    rows.map((r) => [
+      `${r.get('customer_id') as string}/${r.get('payment_method_id') as string}`,
+      {
+        customer_status: r.get('customer_status') as string | null,
+        method_status: r.get('method_status') as string | null,
+      },
+    ]),
+  );
+}
+
+export interface RecoveryRecordedEvent extends RecordedRecovery {
+  event_id: string;
+  occurred_at: string;
+  payment_id: string;
+}
+
+/** PaymentRecovered events written in [from, to), in order, `limit` after the cursor. */
+export async function recoveriesRecordedBetween(
+  g: Graph,
+  window: { from: string; to: string },
+  after: { occurred_at: string; id: string } | null,
+  limit: number,
+): Promise<RecoveryRecordedEvent[]> {
+  const rows = await readTx(
+    g,
+    async (tx) =>
+      (
+        await tx.run(CYPHER.recoveredBetween, {
+          from: window.from,
+          to: window.to,
+          afterAt: after?.occurred_at ?? '0001-01-01T00:00:00Z',
+          afterId: after?.id ?? '',
+          limit: neo4j.int(limit),
+        })
+      ).records,
+  );
+  return rows.map((r) => {
+    const payload = r.get('payload') as string;
+    return {
+      ...recovery(r.get('customer_id') as string, payload),
+      event_id: r.get('id') as string,
+      occurred_at: r.get('occurred_at') as string,
+      payment_id: String((JSON.parse(payload) as { payment_id: unknown }).payment_id),
+    };
+  });
+}
+
+/** The methods among `ids` still active in a wallet, with their tokens decrypted (never logged). */
+export async function activeMethodTokens(
+  g: Graph,
+  ids: string[],
+): Promise<{ payment_method_id: string; customer_id: string; token: string }[]> {
+  const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.activeTokens, { ids })).records);
+  return rows.map((r) => {
+    const { payment_method_id, customer_id, token } = toPlain(r.toObject()) as Record<string, string>;
+    return {
+      payment_method_id: payment_method_id as string,
+      customer_id: customer_id as string,
+      token: g.tokens.decrypt(token as string, payment_method_id as string),
+    };
+  });
+}

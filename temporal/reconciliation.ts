@@ -1,0 +1,154 @@
+/**
+ * The gateway reconciliation's contract: ids, input, what each page's activity answers, the
+ * result. The workflow compares the charges the payment gateway made (its own records, the
+ * authority on money) with what the graph recorded, repairs what is safe and flags the rest.
+ */
+import { defineQuery } from '@temporalio/workflow';
+
+export const GATEWAY_RECONCILIATION_WORKFLOW_TYPE = 'gatewayReconciliationWorkflow';
+
+/** The daily Schedule; the runs it starts are `persona-gateway-reconciliation-<scheduled time>`. */
+export const GATEWAY_RECONCILIATION_SCHEDULE_ID = 'persona-gateway-reconciliation';
+
+/** The failure type of a run whose activity failed for good. */
+export const GATEWAY_RECONCILIATION_FAILED = 'GatewayReconciliationFailed';
+
+export interface GatewayReconciliationInput {
+  /** Charges and recoveries made this many hours before the run was due are compared (overlapping runs). */
+  lookback_hours: number;
+  /** The newest minutes are left to the next run: a recovery records its charge moments after it. */
+  grace_minutes: number;
+  /** Gateway charges or recorded recoveries per activity. */
+  page_size: number;
+  /** Carried over continue-as-new. */
+  progress?: GatewayReconciliationProgress;
+}
+
+/** What was repaired, with the event it wrote. */
+export interface Repair {
+  kind: 'recovery_recorded' | 'method_deactivated';
+  customer_id: string;
+  payment_method_id: string;
+  payment_id: string | null;
+  charge_id: string | null;
+}
+
+/**
+ * What ops must look at (docs/runbook.md says what to do with each):
+ *   charged_twice                — a second succeeded charge for a payment already recovered;
+ *   charge_not_recorded          — the gateway charged, and the graph cannot record it (customer erased
+ *                                  or gone, method gone);
+ *   charged_but_recorded_failed  — the gateway charged a payment the graph says could not be recovered;
+ *   amount_mismatch              — the recorded recovery's amount or currency is not the charge's;
+ *   recovery_without_charge      — a recorded recovery whose charge the gateway does not have as succeeded.
+ */
+export type FlagKind =
+  | 'charged_twice'
+  | 'charge_not_recorded'
+  | 'charged_but_recorded_failed'
+  | 'amount_mismatch'
+  | 'recovery_without_charge';
+
+export const FLAG_KINDS: readonly FlagKind[] = [
+  'charged_twice',
+  'charge_not_recorded',
+  'charged_but_recorded_failed',
+  'amount_mismatch',
+  'recovery_without_charge',
+];
+
+export interface Flag {
+  kind: FlagKind;
+  customer_id: string;
+  payment_id: string;
+  charge_id: string;
+  /** In words, for ops: what the gateway says and what the graph says. */
+  detail: string;
+}
+
+export interface ReconciliationCounts {
+  /** Gateway charges compared. */
+  charges: number;
+  /** Succeeded charges the graph had recorded as they are. */
+  matched: number;
+  /** Succeeded charges of recoveries still running (they record their own charge). */
+  in_flight: number;
+  /** Charges whose idempotency key is not a recovery's (another system's charges on the account). */
+  foreign: number;
+  /** Active methods whose token's standing was asked. */
+  methods_checked: number;
+  /** Recorded recoveries checked against the gateway. */
+  recoveries: number;
+}
+
+export interface PageResult {
+  counts: ReconciliationCounts;
+  repairs: Repair[];
+  flags: Flag[];
+}
+
+export interface ChargesPageRequest {
+  from: string;
+  to: string;
+  starting_after: string | null;
+  limit: number;
+}
+
+export interface ChargesPageResult extends PageResult {
+  /** The last charge id read (the next page starts after it), or null when the window is done. */
+  next: string | null;
+}
+
+export interface RecoveriesPageRequest {
+  from: string;
+  to: string;
+  after: { occurred_at: string; id: string } | null;
+  limit: number;
+}
+
+export interface RecoveriesPageResult extends PageResult {
+  next: { occurred_at: string; id: string } | null;
+}
+
+/** At most this many repairs and flags are listed in the result (all are counted and logged). */
+export const LISTED_MAX = 100;
+
+export interface GatewayReconciliationProgress {
+  from: string;
+  to: string;
+  phase: 'charges' | 'recoveries' | 'done';
+  charges_cursor: string | null;
+  recoveries_cursor: { occurred_at: string; id: string } | null;
+  counts: ReconciliationCounts;
+  repaired: Record<Repair['kind'], number>;
+  flagged: Record<FlagKind, number>;
+  /** The first LISTED_MAX of each. */
+  repairs: Repair[];
+  flags: Flag[];
+  pages: number;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export const emptyCounts = (): ReconciliationCounts => ({
+  charges: 0,
+  matched: 0,
+  in_flight: 0,
+  foreign: 0,
+  methods_checked: 0,
+  recoveries: 0,
+});
+
+/**
+ * A recovery's charge key: `<payment id>:<method id>` or `<payment id>:<method id>:r<round>`
+ * (workflows/recovery.ts). Method ids hold no colon; payment ids may.
+ */
+export function parseRecoveryChargeKey(key: string): { payment_id: string; payment_method_id: string } | null {
+  const m = /^(.+):([^:]+):r\d+$/.exec(key) ?? /^(.+):([^:]+)$/.exec(key);
+  return m ? { payment_id: m[1] as string, payment_method_id: m[2] as string } : null;
+}
+
+/** The run's progress and, once done, its result. */
+export const gatewayReconciliationProgressQuery = defineQuery<GatewayReconciliationProgress>(
+  'gatewayReconciliationProgress',
+);

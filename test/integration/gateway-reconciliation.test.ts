@@ -1,0 +1,251 @@
+/**
+ * The gateway reconciliation's activities on the real Neo4j and Temporal, against a private
+ * gateway simulator (so the window holds only this test's charges): a charge the graph lost is
+ * recorded, a token the issuer revoked deactivates its method, and what is not safe to repair is
+ * flagged — a second charge of a recovered payment, a charge of an erased customer, a charge of a
+ * payment recorded as failed, a recorded recovery the gateway never charged. A charge whose
+ * recovery still runs is left to it. Run again, nothing is repaired twice.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Client, Connection } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createReconciliationActivities, REVOKED_REASON } from '../../activities/reconciliation';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { loadSettings, profileRules } from '../../config/env';
+import { addPaymentMethod, createCustomer, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import { eraseCustomer } from '../../graph/erasure';
+import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
+import { createGatewaySimulator } from '../../simulators/gateway/app';
+import { connectTemporal } from '../../temporal/connection';
+import type { ChargesPageResult, Flag, PageResult, RecoveriesPageResult, Repair } from '../../temporal/reconciliation';
+import { recoveryWorkflowId } from '../../temporal/recovery';
+import { cardInput, openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
+
+let g: TestGraph;
+let server: ServerType;
+let base: string;
+let connection: Connection;
+let client: Client;
+
+beforeAll(async () => {
+  g = openTestGraph();
+  ({ connection, client } = await connectTemporal(loadSettings(), { payloadCodec: testPayloadCodec(g) }));
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-reconcile-')), 'charges.jsonl');
+  await new Promise<void>((resolve) => {
+    server = serve({ fetch: createGatewaySimulator(file).fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await connection.close();
+  await g.close();
+});
+
+const gateway = () => new HttpPaymentGateway(base, 5000);
+
+async function customerWithCard(token = `tok_${randomUUID()}`) {
+  const c = await createCustomer(g, {});
+  const card = await addPaymentMethod(g, c.id, cardInput({ token }));
+  return { customer: c.id, card: card.id, token };
+}
+
+async function charge(who: { customer: string; token: string }, key: string, amount = 1999) {
+  return gateway().charge({
+    idempotency_key: key,
+    token: who.token,
+    amount,
+    currency: g.policy.reportingCurrency,
+    customer_id: who.customer,
+  });
+}
+
+/** Both passes over the window, a page of three at a time, as the workflow runs them. */
+async function reconcile(window: { from: string; to: string }) {
+  const activities = createReconciliationActivities({
+    graph: g,
+    gatewayRecords: gateway(),
+    temporal: client,
+    trustThreshold: 0.7,
+    profileRules: profileRules(loadSettings()),
+  });
+  const env = new MockActivityEnvironment();
+  const all: PageResult = {
+    counts: { charges: 0, matched: 0, in_flight: 0, foreign: 0, methods_checked: 0, recoveries: 0 },
+    repairs: [],
+    flags: [],
+  };
+  const add = (p: PageResult) => {
+    for (const k of Object.keys(all.counts) as (keyof PageResult['counts'])[]) all.counts[k] += p.counts[k];
+    all.repairs.push(...p.repairs);
+    all.flags.push(...p.flags);
+  };
+  let after: string | null = null;
+  do {
+    const page: ChargesPageResult = await env.run((req) => activities.reconcileChargesPage(req), {
+      ...window,
+      starting_after: after,
+      limit: 3,
+    });
+    add(page);
+    after = page.next;
+  } while (after !== null);
+  let cursor: { occurred_at: string; id: string } | null = null;
+  do {
+    const page: RecoveriesPageResult = await env.run((req) => activities.reconcileRecoveriesPage(req), {
+      ...window,
+      after: cursor,
+      limit: 50,
+    });
+    add(page);
+    cursor = page.next;
+  } while (cursor !== null);
+  return all;
+}
+
+const mine = (ids: string[]) => (x: Flag | Repair) => ids.includes(x.customer_id);
+
+describe('reconciliation with the gateway', () => {
+  it('repairs what is safe, flags the rest, leaves running recoveries alone, and repairs nothing twice', async () => {
+    const from = new Date(Date.now() - 60_000).toISOString();
+    const pay = (tag: string) => `pay-${tag}-${randomUUID()}`;
+    const currency = g.policy.reportingCurrency;
+
+    // A: charged, and the graph never recorded it (the recovery ended first, or a restore lost it).
+    const a = await customerWithCard();
+    const payA = pay('a');
+    const chargedA = await charge(a, `${payA}:${a.card}`);
+    // B: recovered by its first charge, then charged again by another method.
+    const b = await customerWithCard();
+    const b2Token = `tok_${randomUUID()}`;
+    const b2 = await addPaymentMethod(g, b.customer, cardInput({ token: b2Token }));
+    const payB = pay('b');
+    const first = await charge(b, `${payB}:${b.card}`);
+    if (first.outcome !== 'succeeded') throw new Error('the first charge should succeed');
+    await recordRecovery(g, {
+      payment_id: payB,
+      customer_id: b.customer,
+      payment_method_id: b.card,
+      charge_id: first.charge_id,
+      amount: 1999,
+      currency,
+    });
+    await charge({ customer: b.customer, token: b2Token }, `${payB}:${b2.id}:r1`);
+    // C: recovered and recorded; the issuer revokes the card's token afterwards.
+    const c = await customerWithCard();
+    const payC = pay('c');
+    const chargedC = await charge(c, `${payC}:${c.card}`);
+    if (chargedC.outcome !== 'succeeded') throw new Error('the charge should succeed');
+    await recordRecovery(g, {
+      payment_id: payC,
+      customer_id: c.customer,
+      payment_method_id: c.card,
+      charge_id: chargedC.charge_id,
+      amount: 1999,
+      currency,
+    });
+    await fetch(`${base}/_sim/revoke`, { method: 'PUT', body: JSON.stringify({ token: c.token }) });
+    // D: charged, then the customer was erased.
+    const d = await customerWithCard();
+    const payD = pay('d');
+    await charge(d, `${payD}:${d.card}`);
+    await eraseCustomer(g, d.customer);
+    // E: charged by a recovery that still runs (it records its own charge): a run nobody polls.
+    const e = await customerWithCard();
+    const payE = pay('e');
+    await charge(e, `${payE}:${e.card}`);
+    const running = await client.workflow.start('paymentRecoveryWorkflow', {
+      taskQueue: `nobody-${randomUUID()}`,
+      workflowId: recoveryWorkflowId(payE),
+      args: [],
+    });
+    // F: the graph says recovered by a charge the gateway never made.
+    const f = await customerWithCard();
+    const payF = pay('f');
+    await recordRecovery(g, {
+      payment_id: payF,
+      customer_id: f.customer,
+      payment_method_id: f.card,
+      charge_id: `ch_never_${randomUUID()}`,
+      amount: 500,
+      currency,
+    });
+    // G: a decline (nothing to record); H: another system's charge on the account.
+    const gc = await customerWithCard(`tok_decline_insufficient_funds_${randomUUID()}`);
+    await charge(gc, `${pay('g')}:${gc.card}`);
+    await charge(a, `order-${randomUUID()}`);
+    // I: charged, and the graph recorded the recovery as failed.
+    const i = await customerWithCard();
+    const payI = pay('i');
+    await charge(i, `${payI}:${i.card}`);
+    await recordRecoveryFailed(g, { payment_id: payI, customer_id: i.customer, attempts: 3, reason: 'exhausted' });
+
+    const ours = [a, b, c, d, e, f, gc, i].map((x) => x.customer);
+    const window = { from, to: new Date(Date.now() + 60_000).toISOString() };
+    try {
+      const result = await reconcile(window);
+      expect(result.counts).toMatchObject({ charges: 9, foreign: 1, in_flight: 1 });
+      expect(result.counts.matched).toBe(2); // B's first charge and C's
+      expect(
+        result.repairs
+          .filter(mine(ours))
+          .map((r) => [r.kind, r.customer_id])
+          .sort(),
+      ).toEqual(
+        [
+          ['method_deactivated', c.customer],
+          ['recovery_recorded', a.customer],
+        ].sort(),
+      );
+      expect(
+        result.flags
+          .filter(mine(ours))
+          .map((x) => [x.kind, x.payment_id])
+          .sort(),
+      ).toEqual(
+        [
+          ['charge_not_recorded', payD],
+          ['charged_but_recorded_failed', payI],
+          ['charged_twice', payB],
+          ['recovery_without_charge', payF],
+        ].sort(),
+      );
+
+      // A's charge is now recorded as its recovery would have: PaymentRecovered with the gateway's charge.
+      if (chargedA.outcome !== 'succeeded') throw new Error('the charge should succeed');
+      const recovered = await listCustomerEvents(g, a.customer, { type: 'PaymentRecovered' });
+      expect(recovered.map((ev) => ev.payload)).toEqual([
+        { payment_id: payA, payment_method_id: a.card, charge_id: chargedA.charge_id, amount: 1999, currency },
+      ]);
+      // C's revoked card is inactive, with the reason.
+      expect((await getPaymentMethodsByCustomer(g, c.customer)).find((m) => m.id === c.card)?.status).toBe('inactive');
+      const changed = await listCustomerEvents(g, c.customer, { type: 'PaymentMethodStatusChanged' });
+      expect(changed.map((ev) => ev.payload)).toEqual([
+        { payment_method_id: c.card, from: 'active', to: 'inactive', reason: REVOKED_REASON },
+      ]);
+
+      // Again (tomorrow's overlapping window, or a page retried after a worker died): nothing repaired twice.
+      const again = await reconcile(window);
+      expect(again.repairs.filter(mine(ours))).toEqual([]);
+      expect(again.counts.matched).toBe(3);
+      expect(
+        again.flags
+          .filter(mine(ours))
+          .map((x) => x.kind)
+          .sort(),
+      ).toEqual(
+        ['charge_not_recorded', 'charged_but_recorded_failed', 'charged_twice', 'recovery_without_charge'].sort(),
+      );
+      expect(await listCustomerEvents(g, a.customer, { type: 'PaymentRecovered' })).toHaveLength(1);
+      expect(await listCustomerEvents(g, c.customer, { type: 'PaymentMethodStatusChanged' })).toHaveLength(1);
+    } finally {
+      await running.terminate('test over');
+    }
+  });
+});

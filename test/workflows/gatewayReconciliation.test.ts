@@ -1,0 +1,136 @@
+/**
+ * The gateway reconciliation workflow on the time-skipping server, with fake activities: it pages
+ * through the gateway's charges, then the recorded recoveries, over the window before it was due,
+ * adds up what each page repaired and flagged, and lists them; an activity that fails for good
+ * fails the run with a message that says what failed and what happens next.
+ */
+import { randomUUID } from 'node:crypto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { describe, expect, it } from 'vitest';
+import type { ReconciliationActivities } from '../../activities/reconciliation';
+import {
+  GATEWAY_RECONCILIATION_FAILED,
+  emptyCounts,
+  type ChargesPageRequest,
+  type RecoveriesPageRequest,
+} from '../../temporal/reconciliation';
+import { gatewayReconciliationWorkflow } from '../../workflows';
+import { reconciliationPage } from '../../workflows/activityOptions';
+import { useWorkflowTestEnv } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let bundle: WorkflowBundleWithSourceMap;
+useWorkflowTestEnv((e, b) => {
+  env = e;
+  bundle = b;
+});
+
+async function reconcile(activities: ReconciliationActivities) {
+  const taskQueue = `reconcile-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: bundle,
+    activities,
+  });
+  const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
+    taskQueue,
+    workflowId: `gateway-reconciliation-test-${randomUUID()}`,
+    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2 }],
+  });
+  const outcome = await worker.runUntil(
+    handle.result().then(
+      (result) => ({ result, error: null }),
+      (error: unknown) => ({ result: null, error }),
+    ),
+  );
+  return { ...outcome, started: (await handle.describe()).startTime };
+}
+
+const flag = (n: number) => ({
+  kind: 'charged_twice' as const,
+  customer_id: 'c-1',
+  payment_id: `pay-${n}`,
+  charge_id: `ch_${n}`,
+  detail: 'twice',
+});
+
+describe('gatewayReconciliationWorkflow', () => {
+  it('pages through the charges, then the recoveries, and adds up what was repaired and flagged', async () => {
+    const charges: ChargesPageRequest[] = [];
+    const recoveries: RecoveriesPageRequest[] = [];
+    const { result, started } = await reconcile({
+      reconcileChargesPage: async (req) => {
+        charges.push(req);
+        const first = req.starting_after === null;
+        return {
+          counts: { ...emptyCounts(), charges: 2, matched: first ? 1 : 0, in_flight: first ? 0 : 1 },
+          repairs: first
+            ? [
+                {
+                  kind: 'recovery_recorded',
+                  customer_id: 'c-1',
+                  payment_method_id: 'pm-1',
+                  payment_id: 'pay-9',
+                  charge_id: 'ch_9',
+                },
+              ]
+            : [],
+          flags: first ? [] : [flag(1)],
+          next: first ? 'ch_2' : null,
+        };
+      },
+      reconcileRecoveriesPage: async (req) => {
+        recoveries.push(req);
+        return {
+          counts: { ...emptyCounts(), recoveries: 1 },
+          repairs: [],
+          flags: [{ ...flag(2), kind: 'recovery_without_charge' }],
+          next: null,
+        };
+      },
+    });
+    expect(charges.map((c) => c.starting_after)).toEqual([null, 'ch_2']);
+    expect(recoveries.map((r) => r.after)).toEqual([null]);
+    // The window: 26 hours to 30 minutes before the run (its first task's time, within moments of its start).
+    const from = Date.parse(charges[0]?.from ?? '');
+    const to = Date.parse(charges[0]?.to ?? '');
+    expect(Math.abs(from - (started.getTime() - 26 * 3_600_000))).toBeLessThan(60_000);
+    expect(to - from).toBe(26 * 3_600_000 - 30 * 60_000);
+    expect(recoveries[0]).toMatchObject({ from: charges[0]?.from, to: charges[0]?.to });
+    expect(result).toMatchObject({
+      phase: 'done',
+      pages: 3,
+      counts: { charges: 4, matched: 1, in_flight: 1, recoveries: 1 },
+      repaired: { recovery_recorded: 1, method_deactivated: 0 },
+      flagged: { charged_twice: 1, recovery_without_charge: 1, charge_not_recorded: 0 },
+    });
+    expect(result?.flags.map((f) => f.kind)).toEqual(['charged_twice', 'recovery_without_charge']);
+    expect(result?.repairs).toHaveLength(1);
+    expect(result?.finished_at).not.toBeNull();
+  });
+
+  it('fails the run, saying what failed and what comes next, when a page fails for good', async () => {
+    let attempts = 0;
+    const { error } = await reconcile({
+      reconcileChargesPage: async () => {
+        attempts++;
+        throw new Error('the gateway answered 503');
+      },
+      reconcileRecoveriesPage: async () => {
+        throw new Error('never reached');
+      },
+    });
+    expect(attempts).toBe(reconciliationPage.retry?.maximumAttempts);
+    expect(error).toBeInstanceOf(WorkflowFailedError);
+    const cause = (error as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause).toMatchObject({ type: GATEWAY_RECONCILIATION_FAILED, nonRetryable: true });
+    expect(cause?.message).toMatch(
+      /failed after every retry \(the gateway answered 503\); .*compares the window again$/,
+    );
+  });
+});

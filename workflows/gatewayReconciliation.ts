@@ -1,0 +1,158 @@
+/**
+ * Gateway reconciliation — started daily by the Schedule `persona-gateway-reconciliation` (or
+ * triggered from the UI). Compares the window [due − lookback, due − grace] in two passes, a page
+ * per activity: the gateway's charges against the graph (a succeeded charge the graph lacks is
+ * recorded as its recovery would have; a token the issuer revoked deactivates its method), then
+ * the recoveries the graph recorded against the gateway. What is not safe to repair is flagged:
+ * in the result, in the log, and in the `persona_gateway_discrepancies` gauge an alert watches
+ * (docs/runbook.md). Overlapping windows are fine: every repair is idempotent. After
+ * PAGES_PER_RUN pages it continues as new with its cursors and totals. An activity that fails
+ * for good fails the run with `GatewayReconciliationFailed`; the next day's run covers the
+ * window again, and the last-success gauge lets an alert notice.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import type { ReconciliationActivities } from '../activities/reconciliation';
+import {
+  FLAG_KINDS,
+  GATEWAY_RECONCILIATION_FAILED,
+  LISTED_MAX,
+  emptyCounts,
+  gatewayReconciliationProgressQuery,
+  type GatewayReconciliationInput,
+  type GatewayReconciliationProgress,
+  type PageResult,
+} from '../temporal/reconciliation';
+import { activitiesWithSummaries, reconciliationPage } from './activityOptions';
+import { countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
+
+const { reconcileChargesPage, reconcileRecoveriesPage } = activitiesWithSummaries<ReconciliationActivities>(
+  reconciliationPage,
+  {
+    reconcileChargesPage: (req) =>
+      `Compare up to ${req.limit} gateway charges made ${req.from} – ${req.to} with the graph`,
+    reconcileRecoveriesPage: (req) =>
+      `Ask the gateway about up to ${req.limit} recoveries recorded ${req.from} – ${req.to}`,
+  },
+);
+
+/** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
+const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
+
+/** Pages per run before continue-as-new keeps the history small. */
+const PAGES_PER_RUN = 200;
+
+export async function gatewayReconciliationWorkflow(
+  input: GatewayReconciliationInput,
+): Promise<GatewayReconciliationProgress> {
+  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+  const now = new Date();
+  const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
+  const p: GatewayReconciliationProgress = input.progress ?? {
+    from: new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
+    to: new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
+    phase: 'charges',
+    charges_cursor: null,
+    recoveries_cursor: null,
+    counts: emptyCounts(),
+    repaired: { recovery_recorded: 0, method_deactivated: 0 },
+    flagged: Object.fromEntries(FLAG_KINDS.map((k) => [k, 0])) as GatewayReconciliationProgress['flagged'],
+    repairs: [],
+    flags: [],
+    pages: 0,
+    started_at: now.toISOString(),
+    finished_at: null,
+  };
+  setHandler(gatewayReconciliationProgressQuery, () => p);
+  report(p);
+
+  const add = (page: PageResult) => {
+    p.pages++;
+    for (const k of Object.keys(p.counts) as (keyof typeof p.counts)[]) p.counts[k] += page.counts[k];
+    for (const r of page.repairs) p.repaired[r.kind]++;
+    for (const f of page.flags) p.flagged[f.kind]++;
+    p.repairs.push(...page.repairs.slice(0, LISTED_MAX - p.repairs.length));
+    p.flags.push(...page.flags.slice(0, LISTED_MAX - p.flags.length));
+    countGatewayRepairs('recovery_recorded', page.repairs.filter((r) => r.kind === 'recovery_recorded').length);
+    countGatewayRepairs('method_deactivated', page.repairs.filter((r) => r.kind === 'method_deactivated').length);
+    report(p);
+  };
+
+  let budget = PAGES_PER_RUN;
+  try {
+    while (p.phase === 'charges' && budget-- > 0) {
+      const page = await reconcileChargesPage({
+        from: p.from,
+        to: p.to,
+        starting_after: p.charges_cursor,
+        limit: input.page_size,
+      });
+      p.charges_cursor = page.next;
+      if (page.next === null) p.phase = 'recoveries';
+      add(page);
+    }
+    while (p.phase === 'recoveries' && budget-- > 0) {
+      const page = await reconcileRecoveriesPage({
+        from: p.from,
+        to: p.to,
+        after: p.recoveries_cursor,
+        limit: input.page_size,
+      });
+      p.recoveries_cursor = page.next;
+      if (page.next === null) p.phase = 'done';
+      add(page);
+    }
+  } catch (err) {
+    // Cancelled by ops: Canceled in the UI, not a failure to alert on.
+    if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
+    const why = err.cause?.message ?? err.message;
+    throw ApplicationFailure.create({
+      type: GATEWAY_RECONCILIATION_FAILED,
+      message:
+        `reconciling ${p.from} – ${p.to} with the gateway failed after every retry (${why}); ` +
+        "what was repaired stays repaired, and the next day's run compares the window again",
+      nonRetryable: true,
+      cause: err,
+    });
+  }
+  if (p.phase !== 'done') {
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof gatewayReconciliationWorkflow>({ ...input, progress: p });
+  }
+  p.finished_at = new Date().toISOString();
+  markGatewayReconciliationFinished(p.flagged);
+  report(p);
+  const flagged = Object.values(p.flagged).reduce((a, b) => a + b, 0);
+  const summary = {
+    from: p.from,
+    to: p.to,
+    ...p.counts,
+    repaired: p.repaired.recovery_recorded + p.repaired.method_deactivated,
+    flagged,
+  };
+  if (flagged > 0) log.warn('gateway reconciliation finished: discrepancies flagged for ops', summary);
+  else log.info('gateway reconciliation finished', summary);
+  return p;
+}
+
+function report(p: GatewayReconciliationProgress): void {
+  const flagged = FLAG_KINDS.filter((k) => p.flagged[k] > 0).map((k) => `${k} ${p.flagged[k]}`);
+  setCurrentDetails(
+    `**Gateway reconciliation** ${p.from} – ${p.to}: ${p.phase}\n\n` +
+      `${p.counts.charges} charges compared (${p.counts.matched} matched, ${p.counts.in_flight} in flight), ` +
+      `${p.counts.recoveries} recorded recoveries checked, ${p.counts.methods_checked} tokens asked.\n\n` +
+      `Repaired: ${p.repaired.recovery_recorded} recoveries recorded, ${p.repaired.method_deactivated} methods ` +
+      `deactivated. Flagged for ops: ${flagged.length ? flagged.join(', ') : 'none'}.`,
+  );
+}
