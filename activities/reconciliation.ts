@@ -118,13 +118,17 @@ export function createReconciliationActivities(deps: {
         flag(out, {
           kind: 'charged_twice',
           ...base,
-          detail: `the gateway also charged ${ch.id} (${ch.amount} ${ch.currency}); the payment was recovered by ${recovered.charge_id}`,
+          detail:
+            `the gateway also charged ${ch.id} (${ch.amount} ${ch.currency}); ` +
+            `the payment was recovered by ${recovered.charge_id}`,
         });
       } else if (recovered.amount !== ch.amount || recovered.currency !== ch.currency) {
         flag(out, {
           kind: 'amount_mismatch',
           ...base,
-          detail: `the gateway charged ${ch.amount} ${ch.currency}; the graph recorded ${recovered.amount} ${recovered.currency}`,
+          detail:
+            `the gateway charged ${ch.amount} ${ch.currency}; ` +
+            `the graph recorded ${recovered.amount} ${recovered.currency}`,
         });
       } else out.counts.matched++;
       return;

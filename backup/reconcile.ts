@@ -134,7 +134,7 @@ async function firstInput(
 ): Promise<unknown> {
   const payload = input?.payloads?.[0];
   if (!payload) return undefined;
-  const [decoded] = await decode([payload as Payload]);
+  const [decoded] = await decode([payload]);
   return decoded ? defaultPayloadConverter.fromPayload(decoded) : undefined;
 }
 

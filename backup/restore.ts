@@ -27,6 +27,8 @@ export interface PlaceOptions {
   store: Neo4jStore;
   log: Log;
   now?: () => Date;
+  /** Asked once the archive is verified, before Neo4j stops: throw to refuse (nothing changed yet). */
+  accept?: (manifest: BackupManifest) => Promise<void>;
 }
 
 export interface Placed {
@@ -64,6 +66,12 @@ export async function putBackupInPlace(o: PlaceOptions): Promise<Placed> {
     `archive ${manifest.id} verified: taken ${manifest.taken_at}, ${n(customers)} customers, ${n(events)} events, ` +
       `epoch ${epoch}`,
   );
+  try {
+    await o.accept?.(manifest);
+  } catch (err) {
+    rmSync(unpacked, { recursive: true, force: true });
+    throw err;
+  }
   o.log('stopping Neo4j to put the backup in place');
   const down = Date.now();
   await o.store.stop();

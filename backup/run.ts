@@ -9,7 +9,8 @@ import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { backupGraph, type BackupResult, type Log, type Neo4jStore } from './backup';
-import type { RestoreReport } from './reconcile';
+import type { BackupManifest } from './archive';
+import { ERASURE_LOOKBACK_MS, type RestoreReport } from './reconcile';
 import { putBackupInPlace, reconcileRestored, type Placed } from './restore';
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
@@ -71,9 +72,40 @@ export interface RestoreRun extends Placed {
   took_ms: number;
 }
 
-export async function runRestore(config: Config, store: Neo4jStore, archive: string, log: Log): Promise<RestoreRun> {
+/**
+ * The erasure ledger is Temporal's record of completed erasure workflows, kept for the namespace's
+ * retention: a backup older than that (less the lookback) would bring back customers erased in
+ * between with nothing left to say so. Refused, unless ops accept it knowingly.
+ */
+export async function erasureLedgerReaches(config: Config, takenAt: string, now = new Date()): Promise<void> {
+  const { connection } = await connectTemporal(config);
+  try {
+    const ns = await connection.workflowService.describeNamespace({ namespace: config.TEMPORAL_NAMESPACE });
+    const retention = Number(ns.config?.workflowExecutionRetentionTtl?.seconds ?? 0) * 1000;
+    const needed = now.getTime() - Date.parse(takenAt) + ERASURE_LOOKBACK_MS;
+    if (retention > 0 && needed > retention)
+      throw new Error(
+        `the backup was taken ${takenAt}, longer ago than Temporal keeps its record of erasures ` +
+          `(namespace ${config.TEMPORAL_NAMESPACE}: ${retention / 3_600_000} h): customers erased in between would ` +
+          'come back. Restore a newer archive, or pass --accept-lost-erasures and erase them again by hand',
+      );
+  } finally {
+    await connection.close();
+  }
+}
+
+export async function runRestore(
+  config: Config,
+  store: Neo4jStore,
+  archive: string,
+  log: Log,
+  options: { acceptLostErasures?: boolean } = {},
+): Promise<RestoreRun> {
   const started = Date.now();
-  const placed = await putBackupInPlace({ archive, store, log });
+  const accept = options.acceptLostErasures
+    ? undefined
+    : (m: BackupManifest) => erasureLedgerReaches(config, m.taken_at);
+  const placed = await putBackupInPlace({ archive, store, log, ...(accept ? { accept } : {}) });
   // Opened only now: a driver from before would wait for transactions the restored store never had.
   const driver = createDriver(config);
   const graph = graphFromConfig(driver, config);

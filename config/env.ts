@@ -269,7 +269,7 @@ export const envSchema = z.object({
     .default('03:00'),
   /** Interaction ids the prune deletes per write transaction (each within the write-transaction limit). */
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
-  /** When the daily gateway reconciliation runs (HH:MM, 24-hour clock, UTC; Schedule `persona-gateway-reconciliation`). */
+  /** When the daily gateway reconciliation runs (HH:MM, 24-hour clock, UTC). */
   PERSONA_GATEWAY_RECONCILE_AT: z
     .string()
     .regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'expected a time of day HH:MM such as 04:00')

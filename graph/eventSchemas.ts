@@ -242,7 +242,7 @@ export function eventPayloadJsonSchema(): Record<string, unknown> {
     description:
       'Every event is {id, type, customer_id, occurred_at, customer_seq, epoch, payload} (customer_seq: the ' +
       "event's place in its customer's gap-free sequence within the log's epoch, null without a customer; " +
-      'epoch: 0 until the graph is first restored from a backup, then the restore\'s time in seconds); this ' +
+      "epoch: 0 until the graph is first restored from a backup, then the restore's time in seconds); this " +
       'maps each type ' +
       'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set, ' +
       "customer_seq null and device_seq (its place in its device's gap-free sequence; 0 before devices were " +

@@ -14,7 +14,7 @@ async function main(args: string[]): Promise<number> {
   const force = args.includes('--force');
   const archive = args.find((a) => !a.startsWith('--'));
   if (!archive) {
-    console.error('usage: npm run restore -- <archive.tar.gz> [--force]');
+    console.error('usage: npm run restore -- <archive.tar.gz> [--force] [--accept-lost-erasures]');
     return 2;
   }
   const config = loadConfig();
@@ -27,7 +27,9 @@ async function main(args: string[]): Promise<number> {
     );
     return 3;
   }
-  const r = await runRestore(config, localNeo4jStore(config, log), path.resolve(archive), log);
+  const r = await runRestore(config, localNeo4jStore(config, log), path.resolve(archive), log, {
+    acceptLostErasures: args.includes('--accept-lost-erasures'),
+  });
   console.log(JSON.stringify({ backup: r.manifest.id, ...r.report }, null, 2));
   log('done: start the worker and the api again (npm run dev)');
   return 0;

@@ -115,7 +115,9 @@ export const BUSINESS_METRICS = {
     name: 'persona_gateway_repairs',
     kind: 'counter',
     unit: 'repairs',
-    help: 'What the gateway reconciliation repaired, by kind: recovery_recorded (a charge the graph lacked), method_deactivated (a token the issuer revoked)',
+    help:
+      'What the gateway reconciliation repaired, by kind: recovery_recorded (a charge the graph lacked), ' +
+      'method_deactivated (a token the issuer revoked)',
     workflowType: 'gatewayReconciliationWorkflow',
     values: { kind: ['recovery_recorded', 'method_deactivated'] },
   },

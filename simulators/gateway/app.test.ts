@@ -126,7 +126,7 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     expect(await gateway().getCharge('ch_missing')).toBeNull();
   });
 
-  it("answers each token's standing: revoked by its name, or by the issuer afterwards (kept across a restart)", async () => {
+  it("answers each token's standing: revoked by name, or by the issuer later (kept across a restart)", async () => {
     expect(await gateway().tokenStatuses(['tok_a', 'tok_revoked_2', 'tok_b'])).toEqual(['active', 'revoked', 'active']);
     await fetch(`${base}/_sim/revoke`, { method: 'PUT', body: JSON.stringify({ token: 'tok_b' }) });
     expect(await gateway().tokenStatuses(['tok_a', 'tok_b'])).toEqual(['active', 'revoked']);

@@ -24,7 +24,7 @@ import {
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listArchives } from '../../backup/archive';
-import { runBackup, runRestore } from '../../backup/run';
+import { erasureLedgerReaches, runBackup, runRestore } from '../../backup/run';
 import type { Neo4jStore } from '../../backup/backup';
 import { ensureTopics, KAFKA_HEADERS } from '../../clients/kafka';
 import { loadConfig, type Config } from '../../config/env';
@@ -205,7 +205,7 @@ async function reportFailure(api: ApiProcess, customerId: string, method: string
   expect(res.status).toBe(202);
   const handle = client.workflow.getHandle(recoveryWorkflowId(payment));
   // Every card declines: the recovery waits in dunning.
-  await until(async () => ((await handle.query(recoveryStatusQuery)) as RecoveryStatus).state === 'dunning', 60_000);
+  await until(async () => (await handle.query<RecoveryStatus>(recoveryStatusQuery)).state === 'dunning', 60_000);
   return payment;
 }
 
@@ -347,8 +347,7 @@ describe('backup and restore drill', () => {
     expect(again).toMatchObject({ status: 200 });
     await allPublished();
     expect(
-      ((await client.workflow.getHandle(recoveryWorkflowId(before)).query(recoveryStatusQuery)) as RecoveryStatus)
-        .state,
+      (await client.workflow.getHandle(recoveryWorkflowId(before)).query<RecoveryStatus>(recoveryStatusQuery)).state,
     ).toBe('dunning');
 
     const published = received.map((m) => JSON.parse(m.value) as PersonaEvent);
@@ -390,6 +389,13 @@ describe('backup and restore drill', () => {
     await expect(runRestore(config, store(), corrupt, log)).rejects.toThrow(/does not match its checksum/);
     expect(await epoch()).toBe(was);
   }, 120_000);
+
+  it("refuses a backup older than Temporal's record of erasures (customers erased since would come back)", async () => {
+    await expect(erasureLedgerReaches(config, '2001-01-01T00:00:00Z')).rejects.toThrow(
+      /longer ago than Temporal keeps its record of erasures/,
+    );
+    await expect(erasureLedgerReaches(config, new Date().toISOString())).resolves.toBeUndefined();
+  });
 });
 
 /** A second backup named like the first: refused before anything is stopped or written. */

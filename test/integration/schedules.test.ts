@@ -117,7 +117,7 @@ describe('applySchedules', () => {
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops: keeping ids longer during an incident' });
   });
 
-  it('creates or updates persona-gateway-reconciliation: daily at the configured UTC time, with the lookback', async () => {
+  it('creates or updates persona-gateway-reconciliation: daily at the configured time, with its lookback', async () => {
     const applied = await applySchedules(client, {
       ...settings,
       PERSONA_GATEWAY_RECONCILE_AT: '05:10',
