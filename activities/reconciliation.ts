@@ -4,19 +4,30 @@
  * wallets. Every repair is idempotent (a recovery is recorded under its payment's idempotency
  * key, a status change to the status it already has writes nothing), so a page retried after a
  * worker died repairs nothing twice. Tokens are asked about and never logged.
+ *
+ * A charge whose recovery still runs is the recovery's to record; it is kept as pending in the
+ * graph and looked at again by every later run until it is recorded, repaired or flagged, so a
+ * recovery that ends without recording it (cancelled by ops while a charge's outcome was unknown)
+ * is still caught, however long after the window it ends.
  */
-import { ApplicationFailure, log } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { GatewayCharge, GatewayRecords } from '../clients/paymentGateway';
+import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
 import { updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   activeMethodTokens,
-  chargeTargets,
+  keepPendingCharge,
+  pendingCharges,
   recordedPayments,
   recoveriesRecordedBetween,
+  settlePendingCharge,
+  type PendingCharge,
+  type RecordedPayment,
 } from '../graph/reconciliation';
+import { recordRecovery } from '../graph/recovery';
 import {
   emptyCounts,
   parseRecoveryChargeKey,
@@ -24,26 +35,40 @@ import {
   type ChargesPageResult,
   type Flag,
   type PageResult,
+  type PendingPageRequest,
+  type PendingPageResult,
   type RecoveriesPageRequest,
   type RecoveriesPageResult,
   type Repair,
 } from '../temporal/reconciliation';
 import { recoveryWorkflowId } from '../temporal/recovery';
+import { personaCustomerId } from '../temporal/searchAttributes';
 import { domain } from './domain';
-import { createRecoveryActivities } from './recovery';
+import { countRecoveredPayment } from './recovery';
 
 /** The status and reason a method whose token the issuer revoked gets. */
 export const REVOKED_METHOD_STATUS = 'inactive';
 export const REVOKED_REASON = 'gateway_token_revoked';
 
+/** What became of one charge: the last three settle it; `in_flight` leaves it to its recovery. */
+type Settled = 'matched' | 'repaired' | 'flagged' | 'in_flight';
+
+/** The running activity's context, or null when called directly. */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
 export function createReconciliationActivities(deps: {
   graph: Graph;
   gatewayRecords?: GatewayRecords | undefined;
   temporal: Client;
-  trustThreshold: number;
   profileRules: ProfileRules;
 }) {
-  const { graph, temporal } = deps;
+  const { graph, temporal, profileRules } = deps;
   const records = (): GatewayRecords => {
     if (deps.gatewayRecords) return deps.gatewayRecords;
     throw ApplicationFailure.create({
@@ -52,31 +77,126 @@ export function createReconciliationActivities(deps: {
       nonRetryable: true,
     });
   };
-  // The same write a recovery makes when it charged: PaymentRecovered, the default, LTV.
-  const recovery = createRecoveryActivities({
-    ...deps,
-    gateway: { charge: () => Promise.reject(new Error('the reconciliation never charges')) },
-  });
+  /** A sign of life between two calls: a dead worker's page is taken over within the heartbeat timeout. */
+  const beat = () => activityContext()?.heartbeat();
 
-  /** Whether the payment's recovery workflow still runs (it records its own charge). */
-  async function recoveryRunning(paymentId: string): Promise<boolean> {
+  /**
+   * The payment's recovery as Temporal has it: whether it still runs (then it records its own
+   * charge) and whose it is (PersonaCustomerId, set by Persona when it started it); null when
+   * Temporal has no such recovery (never started, or past the namespace's retention).
+   */
+  async function recoveryOf(paymentId: string): Promise<{ running: boolean; customer_id: string | null } | null> {
     try {
       const d = await temporal.workflow.getHandle(recoveryWorkflowId(paymentId)).describe();
-      return d.status.name === 'RUNNING';
+      return {
+        running: d.status.name === 'RUNNING',
+        customer_id: d.typedSearchAttributes.get(personaCustomerId) ?? null,
+      };
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return false;
+      if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
 
-  function flag(out: PageResult, f: Flag): void {
+  function flag(out: PageResult, f: Flag): Settled {
     out.flags.push(f);
     log.warn('gateway reconciliation: flagged for ops', { ...f });
+    return 'flagged';
   }
 
-  function repaired(out: PageResult, r: Repair): void {
+  function repaired(out: PageResult, r: Repair): Settled {
     out.repairs.push(r);
     log.info('gateway reconciliation: repaired', { ...r });
+    return 'repaired';
+  }
+
+  /** A charge against what the graph recorded for its payment (read before). */
+  function compare(out: PageResult, ch: PendingCharge, graphSays: RecordedPayment | undefined): Settled | null {
+    const base = { customer_id: ch.customer_id, payment_id: ch.payment_id, charge_id: ch.charge_id };
+    const recovered = graphSays?.recovered ?? null;
+    if (recovered === null) return null;
+    // The customer was erased since: their records are emptied, nothing is left to dispute.
+    if (recovered === 'erased') return 'matched';
+    if (recovered.charge_id !== ch.charge_id)
+      return flag(out, {
+        kind: 'charged_twice',
+        ...base,
+        detail:
+          `the gateway also charged ${ch.charge_id} (${ch.amount} ${ch.currency}); ` +
+          `the payment was recovered by ${recovered.charge_id}`,
+      });
+    if (recovered.amount !== ch.amount || recovered.currency !== ch.currency)
+      return flag(out, {
+        kind: 'amount_mismatch',
+        ...base,
+        detail:
+          `the gateway charged ${ch.amount} ${ch.currency}; ` +
+          `the graph recorded ${recovered.amount} ${recovered.currency}`,
+      });
+    return 'matched';
+  }
+
+  /**
+   * One succeeded charge of a recovery. The order matters: the recovery is asked whether it still
+   * runs before anything is written, and the write itself refuses, under the customer's lock, a
+   * payment recorded as failed meanwhile, or a customer or method gone.
+   */
+  async function settle(out: PageResult, ch: PendingCharge, graphSays: RecordedPayment | undefined): Promise<Settled> {
+    const compared = compare(out, ch, graphSays);
+    if (compared) return compared;
+    const recovery = await recoveryOf(ch.payment_id);
+    if (recovery?.running) return 'in_flight';
+    const base = { customer_id: ch.customer_id, payment_id: ch.payment_id, charge_id: ch.charge_id };
+    // The key and the customer come from the gateway's record: written into the graph only when
+    // Persona's own recovery of that payment, of that customer, made it. A charge no recovery of
+    // this customer made (another system's key that looks like one, a forged one) is never
+    // recorded on anyone: ops look at it.
+    if (recovery?.customer_id !== ch.customer_id)
+      return flag(out, {
+        kind: 'charge_not_recorded',
+        ...base,
+        detail:
+          `the gateway charged ${ch.amount} ${ch.currency} under a recovery's key; ` +
+          (recovery
+            ? `the recovery ${recoveryWorkflowId(ch.payment_id)} is another customer's`
+            : `Temporal has no recovery ${recoveryWorkflowId(ch.payment_id)} (never started, or past its retention)`),
+      });
+    const rec = {
+      payment_id: ch.payment_id,
+      customer_id: ch.customer_id,
+      payment_method_id: ch.payment_method_id,
+      charge_id: ch.charge_id,
+      amount: ch.amount,
+      currency: ch.currency,
+    };
+    // Money moved and the graph does not know (its recovery ended without recording it, or a
+    // restored graph lost it): record it as the recovery would have.
+    const outcome = await domain(() => recordRecovery(graph, rec, { repair: true }));
+    switch (outcome) {
+      case 'recorded':
+        await countRecoveredPayment(graph, profileRules, rec);
+        return repaired(out, { kind: 'recovery_recorded', ...base, payment_method_id: ch.payment_method_id });
+      case 'already_recorded': {
+        // The recovery recorded it after all, just before it ended: compare with that.
+        const now = (await domain(() => recordedPayments(graph, [ch.payment_id]))).get(ch.payment_id);
+        return compare(out, ch, now) ?? 'matched';
+      }
+      case 'recorded_failed':
+        return flag(out, {
+          kind: 'charged_but_recorded_failed',
+          ...base,
+          detail: `the gateway charged ${ch.amount} ${ch.currency}; the graph recorded the recovery as failed`,
+        });
+      case 'customer_gone':
+      case 'method_gone':
+        return flag(out, {
+          kind: 'charge_not_recorded',
+          ...base,
+          detail:
+            `the gateway charged ${ch.amount} ${ch.currency}; the graph has ` +
+            (outcome === 'customer_gone' ? 'the customer erased, or no such customer' : 'no such method'),
+        });
+    }
   }
 
   /** Methods the gateway charged that are still active here, whose token the issuer has revoked since. */
@@ -86,12 +206,19 @@ export function createReconciliationActivities(deps: {
     for (let i = 0; i < active.length; i += 100) {
       const slice = active.slice(i, i + 100);
       const statuses = await records().tokenStatuses(slice.map((m) => m.token));
+      beat();
       out.counts.methods_checked += slice.length;
       for (const [j, m] of slice.entries()) {
         if (statuses[j] !== 'revoked') continue;
-        await domain(() =>
-          updatePaymentMethodStatus(graph, m.payment_method_id, REVOKED_METHOD_STATUS, { reason: REVOKED_REASON }),
-        );
+        try {
+          await updatePaymentMethodStatus(graph, m.payment_method_id, REVOKED_METHOD_STATUS, {
+            reason: REVOKED_REASON,
+          });
+        } catch (err) {
+          // Removed from the wallet meanwhile: nothing left to deactivate.
+          if (err instanceof NotFoundError) continue;
+          throw err;
+        }
         repaired(out, {
           kind: 'method_deactivated',
           customer_id: m.customer_id,
@@ -103,74 +230,15 @@ export function createReconciliationActivities(deps: {
     }
   }
 
-  async function reconcileCharge(
-    out: PageResult,
-    ch: GatewayCharge,
-    key: { payment_id: string; payment_method_id: string },
-    recorded: Awaited<ReturnType<typeof recordedPayments>>,
-    targets: Awaited<ReturnType<typeof chargeTargets>>,
-  ): Promise<void> {
-    const base = { customer_id: ch.customer_id, payment_id: key.payment_id, charge_id: ch.id };
-    const graphSays = recorded.get(key.payment_id);
-    const recovered = graphSays?.recovered ?? null;
-    if (recovered) {
-      if (recovered.charge_id !== ch.id) {
-        flag(out, {
-          kind: 'charged_twice',
-          ...base,
-          detail:
-            `the gateway also charged ${ch.id} (${ch.amount} ${ch.currency}); ` +
-            `the payment was recovered by ${recovered.charge_id}`,
-        });
-      } else if (recovered.amount !== ch.amount || recovered.currency !== ch.currency) {
-        flag(out, {
-          kind: 'amount_mismatch',
-          ...base,
-          detail:
-            `the gateway charged ${ch.amount} ${ch.currency}; ` +
-            `the graph recorded ${recovered.amount} ${recovered.currency}`,
-        });
-      } else out.counts.matched++;
-      return;
-    }
-    if (await recoveryRunning(key.payment_id)) {
-      out.counts.in_flight++;
-      return;
-    }
-    if (graphSays?.failed) {
-      flag(out, {
-        kind: 'charged_but_recorded_failed',
-        ...base,
-        detail: `the gateway charged ${ch.amount} ${ch.currency}; the graph recorded the recovery as failed`,
-      });
-      return;
-    }
-    const target = targets.get(`${ch.customer_id}/${key.payment_method_id}`);
-    const customer = target?.customer_status ?? null;
-    if (customer === null || customer === 'erased' || target?.method_status === null) {
-      flag(out, {
-        kind: 'charge_not_recorded',
-        ...base,
-        detail:
-          `the gateway charged ${ch.amount} ${ch.currency}; the graph has ` +
-          (customer === null ? 'no such customer' : customer === 'erased' ? 'the customer erased' : 'no such method'),
-      });
-      return;
-    }
-    // Money moved and the graph does not know (its recovery ended without recording it, or a
-    // restored graph lost it): record it as the recovery would have.
-    const found = {
-      customer_id: ch.customer_id,
-      payment_method_id: key.payment_method_id,
-      charge_id: ch.id,
-      amount: ch.amount,
-      currency: ch.currency,
-    };
-    await recovery.recordRecovery({ payment_id: key.payment_id, ...found });
-    // A second charge of the same payment further on is then a double charge, not a second repair.
-    recorded.set(key.payment_id, { recovered: found, failed: false });
-    repaired(out, { kind: 'recovery_recorded', ...base, payment_method_id: key.payment_method_id });
-  }
+  const pendingOf = (ch: GatewayCharge, key: { payment_id: string; payment_method_id: string }): PendingCharge => ({
+    payment_id: key.payment_id,
+    payment_method_id: key.payment_method_id,
+    charge_id: ch.id,
+    customer_id: ch.customer_id,
+    amount: ch.amount,
+    currency: ch.currency,
+    created_at: ch.created_at,
+  });
 
   return {
     /** One page of the gateway's charges in the window, compared with the graph. */
@@ -192,19 +260,49 @@ export function createReconciliationActivities(deps: {
         return key ? [{ ch, key }] : [];
       });
       out.counts.charges += inWindow.length;
-      const succeeded = ours.filter((o) => o.ch.status === 'succeeded');
-      const recorded = await domain(() =>
-        recordedPayments(graph, [...new Set(succeeded.map((o) => o.key.payment_id))]),
-      );
-      const targets = await domain(() =>
-        chargeTargets(
-          graph,
-          succeeded.map((o) => ({ customer_id: o.ch.customer_id, payment_method_id: o.key.payment_method_id })),
-        ),
-      );
-      for (const { ch, key } of succeeded) await reconcileCharge(out, ch, key, recorded, targets);
+      const succeeded = ours.filter((o) => o.ch.status === 'succeeded').map((o) => pendingOf(o.ch, o.key));
+      const recorded = await domain(() => recordedPayments(graph, [...new Set(succeeded.map((c) => c.payment_id))]));
+      for (const ch of succeeded) {
+        // A later charge of a payment repaired on this page compares with that repair.
+        const settled = await settle(out, ch, recorded.get(ch.payment_id));
+        beat();
+        if (settled === 'in_flight' || settled === 'matched') out.counts[settled]++;
+        if (settled === 'in_flight') await domain(() => keepPendingCharge(graph, ch));
+        if (settled === 'repaired')
+          recorded.set(ch.payment_id, {
+            recovered: {
+              customer_id: ch.customer_id,
+              payment_method_id: ch.payment_method_id,
+              charge_id: ch.charge_id,
+              amount: ch.amount,
+              currency: ch.currency,
+            },
+            failed: false,
+          });
+      }
       await checkTokens(out, [...new Set(ours.map((o) => o.key.payment_method_id))]);
       return { ...out, next: done ? null : (last?.id ?? null) };
+    },
+
+    /** One page of the charges kept pending by earlier runs: settled now, or kept. */
+    async reconcilePendingPage(req: PendingPageRequest): Promise<PendingPageResult> {
+      const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
+      const page = await domain(() => pendingCharges(graph, req.after, req.limit));
+      const recorded = await domain(() =>
+        recordedPayments(
+          graph,
+          page.map((c) => c.payment_id),
+        ),
+      );
+      for (const ch of page) {
+        out.counts.pending++;
+        const settled = await settle(out, ch, recorded.get(ch.payment_id));
+        beat();
+        if (settled === 'in_flight') out.counts.in_flight++;
+        else await domain(() => settlePendingCharge(graph, ch.payment_id));
+      }
+      const last = page.at(-1);
+      return { ...out, next: page.length < req.limit || !last ? null : last.payment_id };
     },
 
     /** One page of the recoveries the graph recorded in the window, each asked of the gateway. */
@@ -214,6 +312,7 @@ export function createReconciliationActivities(deps: {
       for (const r of page) {
         out.counts.recoveries++;
         const ch = await records().getCharge(r.charge_id);
+        beat();
         if (ch?.status === 'succeeded') continue;
         flag(out, {
           kind: 'recovery_without_charge',

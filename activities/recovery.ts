@@ -106,33 +106,7 @@ export function createRecoveryActivities({
      */
     async recordRecovery(rec: RecoveryRecord): Promise<void> {
       await domain(() => recordRecovery(graph, rec));
-      const [result] = await domain(() =>
-        recordInteractions(
-          graph,
-          [
-            {
-              type: 'payment',
-              id: recoveryInteractionId(rec.payment_id),
-              customer_id: rec.customer_id,
-              payment_method_id: rec.payment_method_id,
-              // RecoveryRecord.amount is integer minor units of `currency`, as the interaction's is.
-              amount: rec.amount,
-              currency: rec.currency,
-              outcome: 'succeeded',
-              transaction_id: rec.charge_id,
-              occurred_at: new Date().toISOString(),
-            },
-          ],
-          profileRules,
-        ),
-      );
-      if (result?.result === 'invalid')
-        log.warn('recovered payment not counted in the customer profile (LTV, segment): the interaction is invalid', {
-          paymentId: rec.payment_id,
-          customerId: rec.customer_id,
-          field: result.field,
-          problem: result.problem,
-        });
+      await countRecoveredPayment(graph, profileRules, rec);
     },
     async recordRecoveryFailed(rec: {
       payment_id: string;
@@ -151,3 +125,40 @@ export function recoveryInteractionId(paymentId: string): string {
 }
 
 export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;
+
+/**
+ * A recovered payment counted in the customer's profile: the succeeded payment interaction
+ * `recovery:<payment id>` (LTV, segment, VIP), once (a second time answers `duplicate`). An
+ * invalid one (another currency, a customer erased or a method removed meanwhile) is logged as a
+ * warning with the ids and the problem, never the token, and does not fail: a retry could not
+ * change the answer.
+ */
+export async function countRecoveredPayment(graph: Graph, profileRules: ProfileRules, rec: RecoveryRecord) {
+  const [result] = await domain(() =>
+    recordInteractions(
+      graph,
+      [
+        {
+          type: 'payment',
+          id: recoveryInteractionId(rec.payment_id),
+          customer_id: rec.customer_id,
+          payment_method_id: rec.payment_method_id,
+          // RecoveryRecord.amount is integer minor units of `currency`, as the interaction's is.
+          amount: rec.amount,
+          currency: rec.currency,
+          outcome: 'succeeded',
+          transaction_id: rec.charge_id,
+          occurred_at: new Date().toISOString(),
+        },
+      ],
+      profileRules,
+    ),
+  );
+  if (result?.result === 'invalid')
+    log.warn('recovered payment not counted in the customer profile (LTV, segment): the interaction is invalid', {
+      paymentId: rec.payment_id,
+      customerId: rec.customer_id,
+      field: result.field,
+      problem: result.problem,
+    });
+}

@@ -2,12 +2,12 @@
  * What the graph recorded of the payments the gateway charged, read for the reconciliation with
  * the gateway's own records (activities/reconciliation.ts): a payment's PaymentRecovered and
  * PaymentRecoveryFailed (found by their idempotency keys, a unique-index seek each), the
- * recoveries recorded in a window (the other direction), and the active methods' tokens to ask
- * the gateway about.
+ * recoveries recorded in a window (the other direction), the active methods' tokens to ask the
+ * gateway about, and the charges left pending because their recovery still ran.
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
-import { readTx, type Graph } from './graph';
+import { readTx, writeTx, type Graph } from './graph';
 
 export interface RecordedRecovery {
   customer_id: string;
@@ -18,18 +18,21 @@ export interface RecordedRecovery {
 }
 
 export interface RecordedPayment {
-  /** The PaymentRecovered written for the payment, or null. */
-  recovered: RecordedRecovery | null;
+  /** The PaymentRecovered written for the payment; 'erased' when the customer's erasure emptied it. */
+  recovered: RecordedRecovery | 'erased' | null;
   /** Whether PaymentRecoveryFailed was written for it. */
   failed: boolean;
 }
 
-/** The customer and the method a charge names, as the graph has them now. */
-export interface ChargeTarget {
-  /** null: no such customer; 'erased' stays a status. */
-  customer_status: string | null;
-  /** null: the method is not in this customer's wallet (removed, or never in this graph). */
-  method_status: string | null;
+/** A gateway charge as the reconciliation keeps it while its recovery still runs. */
+export interface PendingCharge {
+  payment_id: string;
+  payment_method_id: string;
+  charge_id: string;
+  customer_id: string;
+  amount: number;
+  currency: string;
+  created_at: string;
 }
 
 const CYPHER = {
@@ -37,19 +40,15 @@ const CYPHER = {
     UNWIND $ids AS id
     OPTIONAL MATCH (r:Event {idempotency_key: 'recovered:' + id})
     OPTIONAL MATCH (f:Event {idempotency_key: 'recovery-failed:' + id})
-    RETURN id, r.customer_id AS customer_id, r.payload AS recovered, f IS NOT NULL AS failed`,
-  targets: `
-    UNWIND $pairs AS pair
-    OPTIONAL MATCH (c:Customer {id: pair.customer_id})
-    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: pair.payment_method_id})
-    RETURN pair.customer_id AS customer_id, pair.payment_method_id AS payment_method_id,
-           c.status AS customer_status, p.status AS method_status`,
-  // Index-backed on (occurred_at): the window in order, a page at a time after the cursor.
+    RETURN id, r.customer_id AS customer_id, r.payload AS recovered, coalesce(r.erased, false) AS erased,
+           f IS NOT NULL AS failed`,
+  // Index-backed on (occurred_at): the window in order, a page at a time after the cursor. An
+  // erased customer's recoveries are emptied: nothing is left to compare.
   recoveredBetween: `
     MATCH (e:Event)
     WHERE e.occurred_at >= datetime($from) AND e.occurred_at < datetime($to)
       AND (e.occurred_at > datetime($afterAt) OR (e.occurred_at = datetime($afterAt) AND e.id > $afterId))
-      AND e.type = 'PaymentRecovered'
+      AND e.type = 'PaymentRecovered' AND e.erased IS NULL
     RETURN e.id AS id, toString(e.occurred_at) AS occurred_at, e.customer_id AS customer_id, e.payload AS payload
     ORDER BY e.occurred_at, e.id
     LIMIT $limit`,
@@ -57,6 +56,14 @@ const CYPHER = {
     UNWIND $ids AS id
     MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: id, status: 'active'})
     RETURN p.id AS payment_method_id, c.id AS customer_id, p.token AS token`,
+  keepPending: `
+    MERGE (r:ReconciliationPending {id: $charge.payment_id})
+    ON CREATE SET r += $charge, r.first_seen = datetime.realtime()`,
+  pending: `
+    MATCH (r:ReconciliationPending) WHERE r.id > $after
+    RETURN r {.payment_id, .payment_method_id, .charge_id, .customer_id, .amount, .currency, .created_at} AS charge
+    ORDER BY r.id LIMIT $limit`,
+  settle: `MATCH (r:ReconciliationPending {id: $paymentId}) DELETE r`,
 } as const;
 
 function recovery(customerId: string, payload: string): RecordedRecovery {
@@ -76,29 +83,11 @@ export async function recordedPayments(g: Graph, paymentIds: string[]): Promise<
   const out = new Map<string, RecordedPayment>();
   for (const r of rows) {
     const payload = r.get('recovered') as string | null;
-    out.set(r.get('id') as string, {
-      recovered: payload === null ? null : recovery(r.get('customer_id') as string, payload),
-      failed: r.get('failed') as boolean,
-    });
+    const recovered =
+      payload === null ? null : r.get('erased') === true ? 'erased' : recovery(r.get('customer_id') as string, payload);
+    out.set(r.get('id') as string, { recovered, failed: r.get('failed') as boolean });
   }
   return out;
-}
-
-/** Each (customer, method) pair as the graph has it now, keyed `<customer>/<method>`. */
-export async function chargeTargets(
-  g: Graph,
-  pairs: { customer_id: string; payment_method_id: string }[],
-): Promise<Map<string, ChargeTarget>> {
-  const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.targets, { pairs })).records);
-  return new Map(
-    rows.map((r) => [
-      `${r.get('customer_id') as string}/${r.get('payment_method_id') as string}`,
-      {
-        customer_status: r.get('customer_status') as string | null,
-        method_status: r.get('method_status') as string | null,
-      },
-    ]),
-  );
 }
 
 export interface RecoveryRecordedEvent extends RecordedRecovery {
@@ -152,4 +141,23 @@ export async function activeMethodTokens(
       token: g.tokens.decrypt(token as string, payment_method_id as string),
     };
   });
+}
+
+/** Keeps a charge whose recovery still runs, to look at again (once per payment: the first charge seen). */
+export async function keepPendingCharge(g: Graph, charge: PendingCharge): Promise<void> {
+  await writeTx(g, (tx) => tx.run(CYPHER.keepPending, { charge }));
+}
+
+/** The pending charges, by payment id, `limit` after `after`. */
+export async function pendingCharges(g: Graph, after: string | null, limit: number): Promise<PendingCharge[]> {
+  const rows = await readTx(
+    g,
+    async (tx) => (await tx.run(CYPHER.pending, { after: after ?? '', limit: neo4j.int(limit) })).records,
+  );
+  return rows.map((r) => toPlain(r.get('charge')) as unknown as PendingCharge);
+}
+
+/** A pending charge settled: recorded, repaired or flagged. */
+export async function settlePendingCharge(g: Graph, paymentId: string): Promise<void> {
+  await writeTx(g, (tx) => tx.run(CYPHER.settle, { paymentId }));
 }

@@ -18,16 +18,20 @@ const CYPHER = {
     WITH p, r, EXISTS { (p)-[:USED_ON]->(d:Device) WHERE d.trust_score >= $trustThreshold } AS trusted
     RETURN p.id AS payment_method_id, trusted AS used_on_trusted_device, r.last_used AS last_used
     ORDER BY trusted DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC`,
+  // The recovered method becomes the one default only while it is active (a default is always
+  // usable): one deactivated since the charge is recorded as used, and the default stays.
   recover: `
     MATCH (c:Customer {id: $customerId})
     SET c.updated_at = datetime.transaction()
     WITH c
     OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(prev:PaymentMethod)
     WITH c, collect(prev.id) AS previous
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(target:PaymentMethod {id: $paymentMethodId})
+    WITH c, previous, coalesce(target.status = 'active', false) AS usable
     MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
-    SET r.is_default = (p.id = $paymentMethodId),
+    SET r.is_default = CASE WHEN usable THEN p.id = $paymentMethodId ELSE r.is_default END,
         r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
-    RETURN DISTINCT previous`,
+    RETURN DISTINCT previous, usable`,
   // Locks the customer, then the method (graph.ts lockNode): an erasure or a suspension commits
   // before or after the check, never under it, and concurrent recoveries count one after another.
   standing: `
@@ -157,18 +161,46 @@ export interface RecoveryRecord {
 }
 
 /**
- * The recovery succeeded: in one transaction the method becomes the customer's one default
- * (DefaultPaymentMethodChanged) and PaymentRecovered is written, once per payment.
+ * What recording a recovery came to: written now, or already (the same payment's record, once);
+ * for a repair (`repair: true`, the gateway reconciliation) also refused because the payment was
+ * recorded as failed, or the customer (erased, or gone) or the method is no longer there to hold it.
  */
-export async function recordRecovery(g: Graph, rec: RecoveryRecord): Promise<void> {
+export type RecordRecoveryOutcome =
+  'recorded' | 'already_recorded' | 'recorded_failed' | 'customer_gone' | 'method_gone';
+
+/**
+ * The recovery succeeded: in one transaction the method becomes the customer's one default
+ * (DefaultPaymentMethodChanged; only while it is active) and PaymentRecovered is written, once per
+ * payment. With `repair`, the customer is locked first and the record refused, under that lock,
+ * for a payment recorded as failed and for a customer erased or gone or a method gone.
+ */
+export async function recordRecovery(
+  g: Graph,
+  rec: RecoveryRecord,
+  options: { repair?: boolean } = {},
+): Promise<RecordRecoveryOutcome> {
   try {
-    await writeTx(g, async (tx) => {
-      if (await findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`)) return;
+    return await writeTx(g, async (tx): Promise<RecordRecoveryOutcome> => {
+      if (options.repair) {
+        const standing = (
+          await tx.run(CYPHER.standing, {
+            customerId: rec.customer_id,
+            paymentMethodId: rec.payment_method_id,
+            key: '',
+          })
+        ).records[0];
+        const customer = standing?.get('customer') as string | null;
+        if (customer === null || customer === 'erased') return 'customer_gone';
+        if (standing?.get('method') === null) return 'method_gone';
+      }
+      if (await findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`)) return 'already_recorded';
+      if (options.repair && (await findEventByIdempotencyKey(tx, `recovery-failed:${rec.payment_id}`)))
+        return 'recorded_failed';
       const res = await tx.run(CYPHER.recover, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id });
       const record = res.records[0];
       if (!record) throw new NotFoundError('Customer', rec.customer_id);
       const previous = (record.get('previous') as string[])[0] ?? null;
-      if (previous !== rec.payment_method_id) {
+      if (record.get('usable') === true && previous !== rec.payment_method_id) {
         await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, {
           from: previous,
           to: rec.payment_method_id,
@@ -188,9 +220,12 @@ export async function recordRecovery(g: Graph, rec: RecoveryRecord): Promise<voi
         },
         { idempotencyKey: `recovered:${rec.payment_id}` },
       );
+      return 'recorded';
     });
   } catch (err) {
+    // A concurrent writer recorded it first (the idempotency key is unique).
     if (!(err instanceof ConflictError)) throw err;
+    return 'already_recorded';
   }
 }
 

@@ -35,6 +35,9 @@ const NODE_LABELS = [
   'HistoryKey',
   // The event log itself (one node, id `persona`): its epoch, moved on by every restore (backup/).
   'EventLog',
+  // A gateway charge whose recovery was still running when the reconciliation saw it (`id` = the
+  // payment id, graph/reconciliation.ts): looked at again by every run until it is settled.
+  'ReconciliationPending',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();

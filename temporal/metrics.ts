@@ -123,9 +123,9 @@ export const BUSINESS_METRICS = {
   },
   gatewayDiscrepancies: {
     name: 'persona_gateway_discrepancies',
-    kind: 'gauge',
+    kind: 'counter',
     unit: 'discrepancies',
-    help: 'What the last finished gateway reconciliation flagged for ops, by kind (0 when none)',
+    help: 'What gateway reconciliations flagged for ops, by kind (a discrepancy in two overlapping windows counts in both)',
     workflowType: 'gatewayReconciliationWorkflow',
     values: {
       kind: [

@@ -16,6 +16,11 @@ export const GATEWAY_RECONCILIATION_FAILED = 'GatewayReconciliationFailed';
 export interface GatewayReconciliationInput {
   /** Charges and recoveries made this many hours before the run was due are compared (overlapping runs). */
   lookback_hours: number;
+  /**
+   * An explicit window instead (RFC 3339): what a restore starts, from an hour before its backup
+   * was taken to the restore, however long that is.
+   */
+  window?: { from: string; to: string };
   /** The newest minutes are left to the next run: a recovery records its charge moments after it. */
   grace_minutes: number;
   /** Gateway charges or recorded recoveries per activity. */
@@ -79,6 +84,8 @@ export interface ReconciliationCounts {
   methods_checked: number;
   /** Recorded recoveries checked against the gateway. */
   recoveries: number;
+  /** Charges kept pending by earlier runs (their recovery was running), looked at again. */
+  pending: number;
 }
 
 export interface PageResult {
@@ -99,6 +106,16 @@ export interface ChargesPageResult extends PageResult {
   next: string | null;
 }
 
+export interface PendingPageRequest {
+  /** The last payment id of the previous page, or null. */
+  after: string | null;
+  limit: number;
+}
+
+export interface PendingPageResult extends PageResult {
+  next: string | null;
+}
+
 export interface RecoveriesPageRequest {
   from: string;
   to: string;
@@ -116,8 +133,9 @@ export const LISTED_MAX = 100;
 export interface GatewayReconciliationProgress {
   from: string;
   to: string;
-  phase: 'charges' | 'recoveries' | 'done';
+  phase: 'charges' | 'pending' | 'recoveries' | 'done';
   charges_cursor: string | null;
+  pending_cursor: string | null;
   recoveries_cursor: { occurred_at: string; id: string } | null;
   counts: ReconciliationCounts;
   repaired: Record<Repair['kind'], number>;
@@ -137,6 +155,7 @@ export const emptyCounts = (): ReconciliationCounts => ({
   foreign: 0,
   methods_checked: 0,
   recoveries: 0,
+  pending: 0,
 });
 
 /**

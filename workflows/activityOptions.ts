@@ -124,5 +124,7 @@ export function activitiesWithSummaries<A extends Record<keyof A, ActivityFuncti
  */
 export const reconciliationPage: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
+  // Beats after every charge, token batch and lookup: a dead worker's page is taken over in a minute.
+  heartbeatTimeout: '1 minute',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 10 },
 };

@@ -3,8 +3,9 @@
  * triggered from the UI). Compares the window [due − lookback, due − grace] in two passes, a page
  * per activity: the gateway's charges against the graph (a succeeded charge the graph lacks is
  * recorded as its recovery would have; a token the issuer revoked deactivates its method), then
- * the recoveries the graph recorded against the gateway. What is not safe to repair is flagged:
- * in the result, in the log, and in the `persona_gateway_discrepancies` gauge an alert watches
+ * the charges earlier runs left to their running recoveries, then the recoveries the graph recorded
+ * against the gateway. What is not safe to repair is flagged:
+ * in the result, in the log, and in the `persona_gateway_discrepancies_total` counter an alert watches
  * (docs/runbook.md). Overlapping windows are fine: every repair is idempotent. After
  * PAGES_PER_RUN pages it continues as new with its cursors and totals. An activity that fails
  * for good fails the run with `GatewayReconciliationFailed`; the next day's run covers the
@@ -35,17 +36,17 @@ import {
   type PageResult,
 } from '../temporal/reconciliation';
 import { activitiesWithSummaries, reconciliationPage } from './activityOptions';
-import { countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
+import { countGatewayDiscrepancies, countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
 
-const { reconcileChargesPage, reconcileRecoveriesPage } = activitiesWithSummaries<ReconciliationActivities>(
-  reconciliationPage,
-  {
+const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
+  activitiesWithSummaries<ReconciliationActivities>(reconciliationPage, {
     reconcileChargesPage: (req) =>
       `Compare up to ${req.limit} gateway charges made ${req.from} – ${req.to} with the graph`,
+    reconcilePendingPage: (req) =>
+      `Look again at up to ${req.limit} charges earlier runs left to their running recoveries`,
     reconcileRecoveriesPage: (req) =>
       `Ask the gateway about up to ${req.limit} recoveries recorded ${req.from} – ${req.to}`,
-  },
-);
+  });
 
 /** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
 const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
@@ -60,10 +61,11 @@ export async function gatewayReconciliationWorkflow(
   const now = new Date();
   const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
   const p: GatewayReconciliationProgress = input.progress ?? {
-    from: new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
-    to: new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
+    from: input.window?.from ?? new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
+    to: input.window?.to ?? new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
     phase: 'charges',
     charges_cursor: null,
+    pending_cursor: null,
     recoveries_cursor: null,
     counts: emptyCounts(),
     repaired: { recovery_recorded: 0, method_deactivated: 0 },
@@ -86,6 +88,7 @@ export async function gatewayReconciliationWorkflow(
     p.flags.push(...page.flags.slice(0, LISTED_MAX - p.flags.length));
     countGatewayRepairs('recovery_recorded', page.repairs.filter((r) => r.kind === 'recovery_recorded').length);
     countGatewayRepairs('method_deactivated', page.repairs.filter((r) => r.kind === 'method_deactivated').length);
+    for (const kind of FLAG_KINDS) countGatewayDiscrepancies(kind, page.flags.filter((f) => f.kind === kind).length);
     report(p);
   };
 
@@ -99,6 +102,12 @@ export async function gatewayReconciliationWorkflow(
         limit: input.page_size,
       });
       p.charges_cursor = page.next;
+      if (page.next === null) p.phase = 'pending';
+      add(page);
+    }
+    while (p.phase === 'pending' && budget-- > 0) {
+      const page = await reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size });
+      p.pending_cursor = page.next;
       if (page.next === null) p.phase = 'recoveries';
       add(page);
     }
@@ -131,7 +140,7 @@ export async function gatewayReconciliationWorkflow(
     return continueAsNew<typeof gatewayReconciliationWorkflow>({ ...input, progress: p });
   }
   p.finished_at = new Date().toISOString();
-  markGatewayReconciliationFinished(p.flagged);
+  markGatewayReconciliationFinished();
   report(p);
   const flagged = Object.values(p.flagged).reduce((a, b) => a + b, 0);
   const summary = {

@@ -70,13 +70,15 @@ export function countGatewayRepairs(kind: ValueOf<typeof BUSINESS_METRICS.gatewa
   add(BUSINESS_METRICS.gatewayRepairs, n, { kind });
 }
 
-/** What a finished reconciliation flagged, by kind (a gauge: the last run's count, 0 included), and when. */
-export function markGatewayReconciliationFinished(
-  flagged: Record<ValueOf<typeof BUSINESS_METRICS.gatewayDiscrepancies, 'kind'>, number>,
+export function countGatewayDiscrepancies(
+  kind: ValueOf<typeof BUSINESS_METRICS.gatewayDiscrepancies, 'kind'>,
+  n: number,
 ): void {
-  const d = BUSINESS_METRICS.gatewayDiscrepancies;
-  const gauge = metricMeter.createGauge(d.name, 'int', d.unit, d.help);
-  for (const kind of d.values.kind) gauge.set(flagged[kind], { kind });
+  add(BUSINESS_METRICS.gatewayDiscrepancies, n, { kind });
+}
+
+/** Records when a gateway reconciliation finished, in the workflow's own (deterministic) time. */
+export function markGatewayReconciliationFinished(): void {
   const m = BUSINESS_METRICS.gatewayReconciliationFinished;
   metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
 }

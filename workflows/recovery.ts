@@ -319,14 +319,19 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 
     const now = () => new Date().toISOString();
     /** One pass over the candidates; true when a charge succeeded, 'erased' when the customer is gone. */
+    /**
+     * A restore lost what this recovery acts on: ops decide before anything more is charged (retry
+     * or skip: go on with the graph as it is now; cancel: stop). Asked before every charge, so a
+     * signal that arrives mid-cascade stops the next charge too. False when ops cancelled.
+     */
+    const restoredAndDecided = async (): Promise<boolean> => {
+      if (restored === null) return true;
+      const reason = restored;
+      restored = null;
+      return (await needAttention('graph_restored', reason, null, true)) !== 'cancelled';
+    };
     const cascade = async (round: number, exclude: string[]): Promise<boolean | 'erased'> => {
-      if (restored !== null) {
-        // A restore lost what this recovery acts on: ops decide before anything is charged
-        // (retry or skip: go on with the graph as it is now; cancel: stop).
-        const reason = restored;
-        restored = null;
-        if ((await needAttention('graph_restored', reason, null, true)) === 'cancelled') return false;
-      }
+      if (!(await restoredAndDecided())) return false;
       const candidates = await wallet.listRecoveryCandidates({
         customer_id: f.customer_id,
         exclude: [...exclude, ...doNotCharge],
@@ -335,6 +340,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         if (cancelled) return false;
         // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
         if (doNotCharge.includes(c.payment_method_id)) continue;
+        if (!(await restoredAndDecided())) return false;
+        if (cancelled) return false;
         const attempt: ChargeAttempt = {
           payment_id: f.payment_id,
           customer_id: f.customer_id,

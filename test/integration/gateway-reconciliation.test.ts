@@ -23,8 +23,16 @@ import { eraseCustomer } from '../../graph/erasure';
 import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import { connectTemporal } from '../../temporal/connection';
-import type { ChargesPageResult, Flag, PageResult, RecoveriesPageResult, Repair } from '../../temporal/reconciliation';
+import type {
+  ChargesPageResult,
+  Flag,
+  PageResult,
+  PendingPageResult,
+  RecoveriesPageResult,
+  Repair,
+} from '../../temporal/reconciliation';
 import { recoveryWorkflowId } from '../../temporal/recovery';
+import { personaCustomerId } from '../../temporal/searchAttributes';
 import { cardInput, openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -72,12 +80,11 @@ async function reconcile(window: { from: string; to: string }) {
     graph: g,
     gatewayRecords: gateway(),
     temporal: client,
-    trustThreshold: 0.7,
     profileRules: profileRules(loadSettings()),
   });
   const env = new MockActivityEnvironment();
   const all: PageResult = {
-    counts: { charges: 0, matched: 0, in_flight: 0, foreign: 0, methods_checked: 0, recoveries: 0 },
+    counts: { charges: 0, matched: 0, in_flight: 0, foreign: 0, methods_checked: 0, recoveries: 0, pending: 0 },
     repairs: [],
     flags: [],
   };
@@ -96,6 +103,15 @@ async function reconcile(window: { from: string; to: string }) {
     add(page);
     after = page.next;
   } while (after !== null);
+  let pending: string | null = null;
+  do {
+    const page: PendingPageResult = await env.run((req) => activities.reconcilePendingPage(req), {
+      after: pending,
+      limit: 3,
+    });
+    add(page);
+    pending = page.next;
+  } while (pending !== null);
   let cursor: { occurred_at: string; id: string } | null = null;
   do {
     const page: RecoveriesPageResult = await env.run((req) => activities.reconcileRecoveriesPage(req), {
@@ -111,15 +127,28 @@ async function reconcile(window: { from: string; to: string }) {
 
 const mine = (ids: string[]) => (x: Flag | Repair) => ids.includes(x.customer_id);
 
+/** A recovery of the customer's payment as Temporal has it, on a queue nobody polls: running, or ended. */
+async function recoveryRun(paymentId: string, customerId: string, ended: boolean) {
+  const handle = await client.workflow.start('paymentRecoveryWorkflow', {
+    taskQueue: `nobody-${randomUUID()}`,
+    workflowId: recoveryWorkflowId(paymentId),
+    args: [],
+    typedSearchAttributes: [{ key: personaCustomerId, value: customerId }],
+  });
+  if (ended) await handle.terminate('ended by the test (as a recovery cancelled by ops)');
+  return handle;
+}
+
 describe('reconciliation with the gateway', () => {
-  it('repairs what is safe, flags the rest, leaves running recoveries alone, and repairs nothing twice', async () => {
+  it('repairs what is safe, flags the rest, settles what was pending, and repairs nothing twice', async () => {
     const from = new Date(Date.now() - 60_000).toISOString();
     const pay = (tag: string) => `pay-${tag}-${randomUUID()}`;
     const currency = g.policy.reportingCurrency;
 
-    // A: charged, and the graph never recorded it (the recovery ended first, or a restore lost it).
+    // A: charged by its recovery, which ended without recording it (or a restore lost the record).
     const a = await customerWithCard();
     const payA = pay('a');
+    await recoveryRun(payA, a.customer, true);
     const chargedA = await charge(a, `${payA}:${a.card}`);
     // B: recovered by its first charge, then charged again by another method.
     const b = await customerWithCard();
@@ -151,20 +180,17 @@ describe('reconciliation with the gateway', () => {
       currency,
     });
     await fetch(`${base}/_sim/revoke`, { method: 'PUT', body: JSON.stringify({ token: c.token }) });
-    // D: charged, then the customer was erased.
+    // D: charged by its recovery, then the customer was erased.
     const d = await customerWithCard();
     const payD = pay('d');
+    await recoveryRun(payD, d.customer, true);
     await charge(d, `${payD}:${d.card}`);
     await eraseCustomer(g, d.customer);
-    // E: charged by a recovery that still runs (it records its own charge): a run nobody polls.
+    // E: charged by a recovery that still runs (it records its own charge).
     const e = await customerWithCard();
     const payE = pay('e');
-    await charge(e, `${payE}:${e.card}`);
-    const running = await client.workflow.start('paymentRecoveryWorkflow', {
-      taskQueue: `nobody-${randomUUID()}`,
-      workflowId: recoveryWorkflowId(payE),
-      args: [],
-    });
+    const runningE = await recoveryRun(payE, e.customer, false);
+    const chargedE = await charge(e, `${payE}:${e.card}`);
     // F: the graph says recovered by a charge the gateway never made.
     const f = await customerWithCard();
     const payF = pay('f');
@@ -183,15 +209,33 @@ describe('reconciliation with the gateway', () => {
     // I: charged, and the graph recorded the recovery as failed.
     const i = await customerWithCard();
     const payI = pay('i');
+    await recoveryRun(payI, i.customer, true);
     await charge(i, `${payI}:${i.card}`);
     await recordRecoveryFailed(g, { payment_id: payI, customer_id: i.customer, attempts: 3, reason: 'exhausted' });
+    // X: a charge under a key naming A's recovery, on another customer's card: never written on either.
+    const x = await customerWithCard();
+    const payX = pay('x');
+    await recoveryRun(payX, a.customer, true);
+    await charge(x, `${payX}:${x.card}`);
 
-    const ours = [a, b, c, d, e, f, gc, i].map((x) => x.customer);
+    const ours = [a, b, c, d, e, f, gc, i, x].map((who) => who.customer);
     const window = { from, to: new Date(Date.now() + 60_000).toISOString() };
+    const kinds = (r: PageResult) =>
+      r.flags
+        .filter(mine(ours))
+        .map((fl) => [fl.kind, fl.payment_id])
+        .sort();
+    const expectedFlags = [
+      ['charge_not_recorded', payD],
+      ['charge_not_recorded', payX],
+      ['charged_but_recorded_failed', payI],
+      ['charged_twice', payB],
+      ['recovery_without_charge', payF],
+    ].sort();
     try {
       const result = await reconcile(window);
-      expect(result.counts).toMatchObject({ charges: 9, foreign: 1, in_flight: 1 });
-      expect(result.counts.matched).toBe(2); // B's first charge and C's
+      expect(result.counts).toMatchObject({ charges: 10, foreign: 1, matched: 2 }); // B's first charge and C's
+      expect(result.counts.in_flight).toBeGreaterThanOrEqual(1);
       expect(
         result.repairs
           .filter(mine(ours))
@@ -203,19 +247,7 @@ describe('reconciliation with the gateway', () => {
           ['recovery_recorded', a.customer],
         ].sort(),
       );
-      expect(
-        result.flags
-          .filter(mine(ours))
-          .map((x) => [x.kind, x.payment_id])
-          .sort(),
-      ).toEqual(
-        [
-          ['charge_not_recorded', payD],
-          ['charged_but_recorded_failed', payI],
-          ['charged_twice', payB],
-          ['recovery_without_charge', payF],
-        ].sort(),
-      );
+      expect(kinds(result)).toEqual(expectedFlags);
 
       // A's charge is now recorded as its recovery would have: PaymentRecovered with the gateway's charge.
       if (chargedA.outcome !== 'succeeded') throw new Error('the charge should succeed');
@@ -223,29 +255,46 @@ describe('reconciliation with the gateway', () => {
       expect(recovered.map((ev) => ev.payload)).toEqual([
         { payment_id: payA, payment_method_id: a.card, charge_id: chargedA.charge_id, amount: 1999, currency },
       ]);
+      // X's forged key wrote nothing on X, nor on A.
+      expect(await listCustomerEvents(g, x.customer, { type: 'PaymentRecovered' })).toEqual([]);
       // C's revoked card is inactive, with the reason.
       expect((await getPaymentMethodsByCustomer(g, c.customer)).find((m) => m.id === c.card)?.status).toBe('inactive');
       const changed = await listCustomerEvents(g, c.customer, { type: 'PaymentMethodStatusChanged' });
       expect(changed.map((ev) => ev.payload)).toEqual([
         { payment_method_id: c.card, from: 'active', to: 'inactive', reason: REVOKED_REASON },
       ]);
+      // E's charge waits for its recovery, kept pending in the graph.
+      const pendingE = async () =>
+        (
+          await g.query<{ n: number }>('MATCH (r:ReconciliationPending {id: $id}) RETURN count(r) AS n', { id: payE })
+        )[0]?.n;
+      expect(await pendingE()).toBe(1);
+      expect(await listCustomerEvents(g, e.customer, { type: 'PaymentRecovered' })).toEqual([]);
 
-      // Again (tomorrow's overlapping window, or a page retried after a worker died): nothing repaired twice.
+      // E's recovery ends without recording its charge (ops cancelled it while the charge's outcome
+      // was unknown). A later run, whose window no longer holds the charge, settles it from the pending.
+      await runningE.terminate('cancelled by ops');
+      const later = await reconcile({ from: window.to, to: new Date(Date.now() + 120_000).toISOString() });
+      expect(later.repairs.filter(mine(ours)).map((r) => [r.kind, r.customer_id])).toEqual([
+        ['recovery_recorded', e.customer],
+      ]);
+      if (chargedE.outcome !== 'succeeded') throw new Error('the charge should succeed');
+      expect(
+        (await listCustomerEvents(g, e.customer, { type: 'PaymentRecovered' })).map((ev) => ev.payload.charge_id),
+      ).toEqual([chargedE.charge_id]);
+      expect(await pendingE()).toBe(0);
+
+      // Again over the first window (tomorrow's overlapping run, or a page retried after a worker
+      // died): nothing repaired twice, the same flags.
       const again = await reconcile(window);
       expect(again.repairs.filter(mine(ours))).toEqual([]);
-      expect(again.counts.matched).toBe(3);
-      expect(
-        again.flags
-          .filter(mine(ours))
-          .map((x) => x.kind)
-          .sort(),
-      ).toEqual(
-        ['charge_not_recorded', 'charged_but_recorded_failed', 'charged_twice', 'recovery_without_charge'].sort(),
-      );
+      expect(again.counts.matched).toBe(4); // A, B's first, C, E
+      expect(kinds(again)).toEqual(expectedFlags);
       expect(await listCustomerEvents(g, a.customer, { type: 'PaymentRecovered' })).toHaveLength(1);
+      expect(await listCustomerEvents(g, e.customer, { type: 'PaymentRecovered' })).toHaveLength(1);
       expect(await listCustomerEvents(g, c.customer, { type: 'PaymentMethodStatusChanged' })).toHaveLength(1);
     } finally {
-      await running.terminate('test over');
+      await runningE.terminate('test over').catch(() => undefined);
     }
   });
 });

@@ -62,9 +62,11 @@ describe('gatewayReconciliationWorkflow', () => {
   it('pages through the charges, then the recoveries, and adds up what was repaired and flagged', async () => {
     const charges: ChargesPageRequest[] = [];
     const recoveries: RecoveriesPageRequest[] = [];
+    const order: string[] = [];
     const { result, started } = await reconcile({
       reconcileChargesPage: async (req) => {
         charges.push(req);
+        order.push('charges');
         const first = req.starting_after === null;
         return {
           counts: { ...emptyCounts(), charges: 2, matched: first ? 1 : 0, in_flight: first ? 0 : 1 },
@@ -83,8 +85,19 @@ describe('gatewayReconciliationWorkflow', () => {
           next: first ? 'ch_2' : null,
         };
       },
+      reconcilePendingPage: async (req) => {
+        order.push(`pending after ${req.after}`);
+        const first = req.after === null;
+        return {
+          counts: { ...emptyCounts(), pending: 2, in_flight: first ? 1 : 0 },
+          repairs: [],
+          flags: first ? [{ ...flag(3), kind: 'charge_not_recorded' }] : [],
+          next: first ? 'pay-5' : null,
+        };
+      },
       reconcileRecoveriesPage: async (req) => {
         recoveries.push(req);
+        order.push('recoveries');
         return {
           counts: { ...emptyCounts(), recoveries: 1 },
           repairs: [],
@@ -94,6 +107,8 @@ describe('gatewayReconciliationWorkflow', () => {
       },
     });
     expect(charges.map((c) => c.starting_after)).toEqual([null, 'ch_2']);
+    // The window's charges, then those earlier runs left pending, then the recorded recoveries.
+    expect(order).toEqual(['charges', 'charges', 'pending after null', 'pending after pay-5', 'recoveries']);
     expect(recoveries.map((r) => r.after)).toEqual([null]);
     // The window: 26 hours to 30 minutes before the run (its first task's time, within moments of its start).
     const from = Date.parse(charges[0]?.from ?? '');
@@ -103,12 +118,16 @@ describe('gatewayReconciliationWorkflow', () => {
     expect(recoveries[0]).toMatchObject({ from: charges[0]?.from, to: charges[0]?.to });
     expect(result).toMatchObject({
       phase: 'done',
-      pages: 3,
-      counts: { charges: 4, matched: 1, in_flight: 1, recoveries: 1 },
+      pages: 5,
+      counts: { charges: 4, matched: 1, in_flight: 2, recoveries: 1, pending: 4 },
       repaired: { recovery_recorded: 1, method_deactivated: 0 },
-      flagged: { charged_twice: 1, recovery_without_charge: 1, charge_not_recorded: 0 },
+      flagged: { charged_twice: 1, recovery_without_charge: 1, charge_not_recorded: 1 },
     });
-    expect(result?.flags.map((f) => f.kind)).toEqual(['charged_twice', 'recovery_without_charge']);
+    expect(result?.flags.map((f) => f.kind)).toEqual([
+      'charged_twice',
+      'charge_not_recorded',
+      'recovery_without_charge',
+    ]);
     expect(result?.repairs).toHaveLength(1);
     expect(result?.finished_at).not.toBeNull();
   });
@@ -119,6 +138,9 @@ describe('gatewayReconciliationWorkflow', () => {
       reconcileChargesPage: async () => {
         attempts++;
         throw new Error('the gateway answered 503');
+      },
+      reconcilePendingPage: async () => {
+        throw new Error('never reached');
       },
       reconcileRecoveriesPage: async () => {
         throw new Error('never reached');
