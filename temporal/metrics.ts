@@ -125,7 +125,7 @@ export const BUSINESS_METRICS = {
     name: 'persona_gateway_discrepancies',
     kind: 'counter',
     unit: 'discrepancies',
-    help: 'What gateway reconciliations flagged for ops, by kind (a discrepancy in two overlapping windows counts in both)',
+    help: 'What gateway reconciliations flagged for ops, by kind (one in two overlapping windows counts twice)',
     workflowType: 'gatewayReconciliationWorkflow',
     values: {
       kind: [
