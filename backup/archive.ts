@@ -86,13 +86,18 @@ export function checksumPath(archive: string): string {
   return `${archive}.sha256`;
 }
 
-/** Every file below `root`, as paths relative to it, sorted. */
+/**
+ * Every file below `root`, as paths relative to it, sorted. Anything but a regular file or a
+ * folder (a symbolic link, a device, a pipe) is refused: a store holds none, and a link in an
+ * archive would let Neo4j read or write outside its store once the archive is put in place.
+ */
 export function filesUnder(root: string, rel = ''): string[] {
   return readdirSync(path.join(root, rel), { withFileTypes: true })
     .flatMap((entry) => {
       const child = rel ? path.posix.join(rel, entry.name) : entry.name;
       if (entry.isDirectory()) return filesUnder(root, child);
-      return entry.isFile() ? [child] : [];
+      if (entry.isFile()) return [child];
+      throw new Error(`${child} is neither a file nor a folder (a link, a device or a pipe): refused`);
     })
     .sort();
 }
@@ -137,7 +142,8 @@ export async function packArchive(staging: string, dir: string, id: string): Pro
         done(null, chunk);
       },
     }),
-    createWriteStream(partial, { flags: 'wx' }),
+    // Only this user reads an archive: it holds every customer's personal data.
+    createWriteStream(partial, { flags: 'wx', mode: 0o600 }),
   );
   const code = await exited;
   if (code !== 0) {
@@ -148,7 +154,7 @@ export async function packArchive(staging: string, dir: string, id: string): Pro
   // link: fails if the name was taken meanwhile (never overwrites), unlike rename.
   linkSync(partial, file);
   unlinkSync(partial);
-  writeFileSync(checksumPath(file), `${digest}  ${path.basename(file)}\n`, { flag: 'wx' });
+  writeFileSync(checksumPath(file), `${digest}  ${path.basename(file)}\n`, { flag: 'wx', mode: 0o600 });
   return { file, bytes: statSync(file).size };
 }
 
@@ -166,9 +172,11 @@ export async function verifyArchiveChecksum(file: string): Promise<string> {
 
 /** Unpacks an archive into `into` (created) and checks every store file against the manifest. */
 export async function unpackArchive(file: string, into: string): Promise<BackupManifest> {
-  mkdirSync(into, { recursive: true });
+  mkdirSync(into, { recursive: true, mode: 0o700 });
   await new Promise<void>((resolve, reject) => {
-    const tar = spawn('tar', ['-C', into, '-xzf', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Owners and modes are this process's, never the archive's (no setuid file comes out of one).
+    const args = ['-C', into, '--no-same-owner', '--no-same-permissions', '-xzf', file];
+    const tar = spawn('tar', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     tar.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     tar.on('error', reject);
@@ -176,7 +184,11 @@ export async function unpackArchive(file: string, into: string): Promise<BackupM
       code === 0 ? resolve() : reject(new Error(`tar could not unpack ${file}: ${stderr.trim()}`)),
     );
   });
+  const top = readdirSync(into).filter((f) => f !== MANIFEST_FILE && f !== DATA_DIR);
+  if (top.length > 0) throw new Error(`${file}: holds more than ${MANIFEST_FILE} and ${DATA_DIR}/: ${top.join(', ')}`);
   const manifest = JSON.parse(readFileSync(path.join(into, MANIFEST_FILE), 'utf8')) as BackupManifest;
+  if (!Number.isFinite(Date.parse(manifest.taken_at)))
+    throw new Error(`${file}: the manifest's taken_at is not a time: ${String(manifest.taken_at)}`);
   if (manifest.format !== MANIFEST_FORMAT)
     throw new Error(`${file}: manifest format ${manifest.format}; this version restores format ${MANIFEST_FORMAT}`);
   const data = path.join(into, DATA_DIR);

@@ -102,7 +102,7 @@ export async function backupGraph(o: BackupOptions): Promise<BackupResult> {
   const now = o.now ?? (() => new Date());
   const data = path.join(o.store.home, DATA_DIR);
   if (!existsSync(data)) throw new Error(`${data} does not exist: no Neo4j store to back up there`);
-  mkdirSync(o.dir, { recursive: true });
+  mkdirSync(o.dir, { recursive: true, mode: 0o700 });
   const marks = await readMarks(o.driver, o.database);
   o.log(
     `graph: ${marks.customers.toLocaleString('en-US')} customers, ${marks.events.toLocaleString('en-US')} events, ` +
@@ -114,7 +114,7 @@ export async function backupGraph(o: BackupOptions): Promise<BackupResult> {
     throw new Error(`${archivePath(o.dir, id)} exists already: a backup never overwrites one`);
   const staging = path.join(o.dir, `.staging-${id}`);
   if (existsSync(staging)) throw new Error(`${staging} exists: another backup of the same instant is under way`);
-  mkdirSync(staging);
+  mkdirSync(staging, { mode: 0o700 });
   try {
     o.log('stopping Neo4j for the copy');
     const down = Date.now();

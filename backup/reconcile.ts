@@ -22,7 +22,12 @@ import { NotFoundError } from '../graph/errors';
 import { appendEvent, EVENT_LOG_ID } from '../graph/events';
 import { writeTx, type Graph } from '../graph/graph';
 import { ERASURE_WORKFLOW_TYPE, type ErasureOutcome } from '../temporal/erasure';
-import { fraudOutcomeWorkflowId, type FraudOutcomeInput } from '../temporal/fraud';
+import { FRAUD_OUTCOME_WORKFLOW_TYPE, fraudOutcomeWorkflowId, type FraudOutcomeInput } from '../temporal/fraud';
+import {
+  GATEWAY_RECONCILIATION_SCHEDULE_ID,
+  GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
+  type GatewayReconciliationInput,
+} from '../temporal/reconciliation';
 import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
 import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
@@ -56,6 +61,60 @@ export interface RestoreReport {
   workflows: WorkflowAction[];
   /** Running workflows looked at. */
   workflows_checked: number;
+  /**
+   * Fraud outcomes reported since the backup (any state): the suspensions and compromised methods
+   * they applied are not in the restored graph. Ops re-apply them (docs/runbook.md).
+   */
+  fraud_outcomes_since_backup: { workflow_id: string; customer_id: string | null; status: string }[];
+  /** The gateway reconciliation the restore started over the window since the backup (runs once a worker does). */
+  gateway_reconciliation: string | null;
+}
+
+/** Fraud outcomes started since an hour before the backup, from Temporal's visibility. */
+export async function fraudOutcomesSince(
+  client: Client,
+  manifest: BackupManifest,
+): Promise<RestoreReport['fraud_outcomes_since_backup']> {
+  const query =
+    `WorkflowType = '${FRAUD_OUTCOME_WORKFLOW_TYPE}' ` +
+    `AND StartTime >= '${since(manifest.taken_at, ERASURE_LOOKBACK_MS)}'`;
+  const out: RestoreReport['fraud_outcomes_since_backup'] = [];
+  for await (const wf of client.workflow.list({ query }))
+    out.push({
+      workflow_id: wf.workflowId,
+      customer_id: wf.typedSearchAttributes.get(personaCustomerId) ?? null,
+      status: wf.status.name,
+    });
+  return out;
+}
+
+/**
+ * Starts a gateway reconciliation over everything since an hour before the backup: charges the
+ * gateway made after it, which the restored graph lacks, are recorded again or flagged. It runs
+ * once a worker is back (the restore runs with the workers stopped).
+ */
+export async function startGatewayReconciliation(
+  client: Client,
+  taskQueue: string,
+  manifest: BackupManifest,
+  epoch: number,
+  now: Date,
+): Promise<string> {
+  const workflowId = `${GATEWAY_RECONCILIATION_SCHEDULE_ID}-restore-${epoch}`;
+  const input: GatewayReconciliationInput = {
+    lookback_hours: 0,
+    grace_minutes: 0,
+    page_size: 200,
+    window: { from: since(manifest.taken_at, ERASURE_LOOKBACK_MS), to: now.toISOString() },
+  };
+  await client.workflow.start(GATEWAY_RECONCILIATION_WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `Reconciliation with the gateway since backup ${manifest.id} (started by its restore)`,
+  });
+  return workflowId;
 }
 
 /** Moves the log to a new epoch: the restore's time in seconds, and always above the one before. */

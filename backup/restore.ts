@@ -20,7 +20,15 @@ import type { Graph } from '../graph/graph';
 import { migrate } from '../graph/schema';
 import { DATA_DIR, moveAside, unpackArchive, verifyArchiveChecksum, type BackupManifest } from './archive';
 import type { Log, Neo4jStore } from './backup';
-import { reapplyErasures, reconcileWorkflows, recordRestore, startEpoch, type RestoreReport } from './reconcile';
+import {
+  fraudOutcomesSince,
+  reapplyErasures,
+  reconcileWorkflows,
+  recordRestore,
+  startEpoch,
+  startGatewayReconciliation,
+  type RestoreReport,
+} from './reconcile';
 
 export interface PlaceOptions {
   archive: string;
@@ -107,6 +115,8 @@ export interface ReconcileOptions {
   /** Persona's payload codec's decode: reconciliation reads workflows' inputs from their histories. */
   decode: (payloads: Payload[]) => Promise<Payload[]>;
   reportingCurrency: string;
+  /** The task queue the gateway reconciliation the restore starts runs on. */
+  taskQueue: string;
   log: Log;
   now?: () => Date;
 }
@@ -136,12 +146,22 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
     { epoch: epoch.epoch, backup_id: manifest.id },
     o.log,
   );
+  const fraud = await fraudOutcomesSince(o.client, manifest);
+  if (fraud.length > 0)
+    o.log(
+      `${fraud.length} fraud outcome(s) reported since the backup: what they applied is not in the restored ` +
+        'graph (listed in the report: re-apply them)',
+    );
+  const reconciliation = await startGatewayReconciliation(o.client, o.taskQueue, manifest, epoch.epoch, now());
+  o.log(`${reconciliation} started: it compares the gateway's charges since the backup once a worker runs`);
   const report: RestoreReport = {
     epoch: epoch.epoch,
     previous_epoch: epoch.previous,
     ...erasures,
     workflows: workflows.workflows,
     workflows_checked: workflows.checked,
+    fraud_outcomes_since_backup: fraud,
+    gateway_reconciliation: reconciliation,
   };
   o.log(
     `running workflows: ${workflows.checked} checked, ` +

@@ -121,6 +121,7 @@ export async function runRestore(
       client,
       decode: (payloads) => codec.decode(payloads),
       reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
       log,
     });
     const took = Date.now() - started;

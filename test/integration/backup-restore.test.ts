@@ -1,16 +1,20 @@
 /**
  * The backup and restore drill, on a private Neo4j and a private Temporal (a restore stops the
  * one and reconciles every running workflow of the other), with the real worker and api
- * processes, the stack's Kafka broker and gateway simulator:
+ * processes, the stack's Kafka broker and a gateway simulator of its own:
  *
  *   a small graph and a recovery in dunning → backup → a new customer onboarded, a customer
- *   erased, a card added, a second recovery, everything published to Kafka → the api and worker
- *   stopped → restore → the erased customer stays erased (keys destroyed), the new epoch numbers
- *   what follows, the recovery whose history key was lost with the graph is terminated, the one
- *   from before the backup goes on untouched, and the api and worker serve again: the publisher
- *   goes on from its restored checkpoint without losing an event or repeating one silently.
+ *   erased, a card added, a second recovery in dunning, a third that charges a card and ends,
+ *   everything published to Kafka → the api and worker stopped → restore → the erased customer
+ *   stays erased (keys destroyed), the new epoch numbers what follows, the recovery whose history
+ *   key was lost with the graph is terminated, the one from before the backup goes on untouched,
+ *   and the api and worker serve again: the publisher goes on from its restored checkpoint
+ *   without losing an event or repeating one silently, and the gateway reconciliation the restore
+ *   started records the third recovery's charge, which the restored graph had lost.
  */
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { serve as serveHttp, type ServerType } from '@hono/node-server';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,6 +55,8 @@ import {
   type RunningProcess,
 } from '../support/processes';
 import { until } from '../support/wait';
+import { createGatewaySimulator } from '../../simulators/gateway/app';
+import type { GatewayReconciliationProgress } from '../../temporal/reconciliation';
 
 type Msg = Message<string, string, string, string>;
 
@@ -66,6 +72,7 @@ let client: Client;
 let backups: string;
 const processes: RunningProcess[] = [];
 const received: Msg[] = [];
+let gatewayServer: ServerType;
 let reader: Consumer<string, string, string, string>;
 let stream: Awaited<ReturnType<Consumer<string, string, string, string>['consume']>>;
 
@@ -88,6 +95,18 @@ beforeAll(async () => {
   [neo4j, temporal] = await Promise.all([privateNeo4j(), privateTemporal()]);
   await Promise.all([neo4j.start(), temporal.start()]);
   backups = mkdtempSync(path.join(os.tmpdir(), 'persona-backups-'));
+  // A gateway of its own: the reconciliation after the restore compares only this drill's charges.
+  await new Promise<void>((resolve) => {
+    gatewayServer = serveHttp(
+      {
+        fetch: createGatewaySimulator(path.join(backups, 'gateway', 'charges.jsonl')).fetch,
+        hostname: '127.0.0.1',
+        port: 0,
+      },
+      () => resolve(),
+    );
+  });
+  const gatewayUrl = `http://127.0.0.1:${(gatewayServer.address() as AddressInfo).port}`;
   const stackKafka = `127.0.0.1:${loadConfig().KAFKA_PORT}`;
   env = {
     ...neo4j.env,
@@ -95,7 +114,8 @@ beforeAll(async () => {
     KAFKA_BROKERS: stackKafka,
     KAFKA_ALLOW_PLAINTEXT: 'true',
     PERSONA_KAFKA_EVENTS_TOPIC: topic,
-    PERSONA_BACKUP_DIR: backups,
+    PERSONA_BACKUP_DIR: path.join(backups, 'archives'),
+    PERSONA_GATEWAY_URL: gatewayUrl,
     // A recovery in dunning waits days: nothing but the test moves it on.
     PERSONA_DUNNING_SCHEDULE: '7d,7d',
   };
@@ -134,6 +154,7 @@ afterAll(async () => {
   await reader?.close();
   await connection?.close();
   await graph?.close();
+  await new Promise<void>((resolve) => (gatewayServer ? gatewayServer.close(() => resolve()) : resolve()));
   await Promise.all([neo4j?.dispose(), temporal?.dispose()]);
   rmSync(backups, { recursive: true, force: true });
 });
@@ -209,6 +230,26 @@ async function reportFailure(api: ApiProcess, customerId: string, method: string
   return payment;
 }
 
+/** A failed payment on the customer's first card (it declines), recovered on their second. */
+async function recoveredOnSecondCard(
+  api: ApiProcess,
+  who: { customerId: string; cards: string[] },
+  amount: number,
+): Promise<string> {
+  const payment = paymentId();
+  const res = await call(api, 'POST', '/api/v1/payment-failures', {
+    payment_id: payment,
+    customer_id: who.customerId,
+    payment_method_id: who.cards[0],
+    amount,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  });
+  expect(res.status).toBe(202);
+  expect(await client.workflow.getHandle(recoveryWorkflowId(payment)).result()).toMatchObject({ state: 'recovered' });
+  return payment;
+}
+
 async function workflowStatus(id: string): Promise<string | null> {
   try {
     return (await client.workflow.getHandle(id).describe()).status.name;
@@ -224,32 +265,19 @@ describe('backup and restore drill', () => {
     // Before the backup: three customers, one recovery in dunning.
     // The customer erased after the backup had a recovery before it: a history key of theirs.
     const erased = await customerWithCards(graph, ['tok_decline_insufficient_funds_e', `tok_${randomUUID()}`]);
-    const erasedPayment = paymentId();
-    expect(
-      (
-        await call(api, 'POST', '/api/v1/payment-failures', {
-          payment_id: erasedPayment,
-          customer_id: erased.customerId,
-          payment_method_id: erased.cards[0],
-          amount: 900,
-          currency: 'EUR',
-          decline_code: 'insufficient_funds',
-        })
-      ).status,
-    ).toBe(202);
-    expect(await client.workflow.getHandle(recoveryWorkflowId(erasedPayment)).result()).toMatchObject({
-      state: 'recovered',
-    });
+    const erasedPayment = await recoveredOnSecondCard(api, erased, 900);
     const kept = await customerWithCards(graph, [
       'tok_decline_insufficient_funds_a',
       'tok_decline_insufficient_funds_b',
     ]);
     const before = await reportFailure(api, kept.customerId, kept.cards[0] as string);
+    // A customer whose failed payment, reported after the backup, is recovered on their other card.
+    const payer = await customerWithCards(graph, ['tok_decline_insufficient_funds_p', `tok_${randomUUID()}`]);
     await allPublished();
 
     const backup = await runBackup(config, store(), log);
-    expect(listArchives(backups)).toEqual([backup.file]);
-    expect(backup.manifest.marks.customers).toBe(2);
+    expect(listArchives(config.PERSONA_BACKUP_DIR)).toEqual([backup.file]);
+    expect(backup.manifest.marks.customers).toBe(3);
     expect(backup.manifest.marks.checkpoints.map((c) => c.id)).toContain(kafkaCheckpointId(topic));
     await expect(runBackupAgainAtSameInstant(backup.manifest.taken_at)).rejects.toThrow(/never overwrites/);
 
@@ -279,6 +307,7 @@ describe('backup and restore drill', () => {
     });
     expect(card.status).toBe(201);
     const after = await reportFailure(api, kept.customerId, kept.cards[1] as string);
+    const recoveredAfter = await recoveredOnSecondCard(api, payer, 700);
     await allPublished();
     const beforeRestore = await logEvents();
     const publishedBefore = received.length;
@@ -327,8 +356,33 @@ describe('backup and restore drill', () => {
     expect(await workflowStatus(recoveryWorkflowId(after))).toBe('TERMINATED');
     expect(await workflowStatus(recoveryWorkflowId(before))).toBe('RUNNING');
 
+    // The third recovery's PaymentRecovered was lost with the graph (it came after the backup).
+    const recoveredEvents = () =>
+      graph.query<{ customer_id: string; epoch: number }>(
+        "MATCH (e:Event {idempotency_key: 'recovered:' + $id}) RETURN e.customer_id AS customer_id, e.epoch AS epoch",
+        { id: recoveredAfter },
+      );
+    expect(await recoveredEvents()).toEqual([]);
+    expect(report.gateway_reconciliation).toMatch(/^persona-gateway-reconciliation-restore-/);
+
     // The api and the worker serve again; the publisher goes on from its restored checkpoint.
     ({ api, worker } = await serve());
+    // The reconciliation the restore started runs now: the lost charge is recorded again, and the
+    // erased customer's recovery (its records emptied) is not disputed.
+    const reconciled = (await client.workflow
+      .getHandle(report.gateway_reconciliation ?? '')
+      .result()) as GatewayReconciliationProgress;
+    expect(reconciled.repairs).toEqual([
+      expect.objectContaining({
+        kind: 'recovery_recorded',
+        customer_id: payer.customerId,
+        payment_id: recoveredAfter,
+        payment_method_id: payer.cards[1],
+      }),
+    ]);
+    expect(reconciled.flags).toEqual([]);
+    expect(reconciled.counts.matched).toBe(1);
+    expect(await recoveredEvents()).toEqual([{ customer_id: payer.customerId, epoch: report.epoch }]);
     expect(
       ((await call(api, 'GET', `/api/v1/customers/${kept.customerId}/context`)).json as { customer_id?: string })
         .customer_id,
@@ -381,7 +435,7 @@ describe('backup and restore drill', () => {
   }, 600_000);
 
   it('refuses an archive whose checksum does not match, and changes nothing', async () => {
-    const corrupt = path.join(backups, 'persona-backup-corrupt.tar.gz');
+    const corrupt = path.join(config.PERSONA_BACKUP_DIR, 'persona-backup-corrupt.tar.gz');
     writeFileSync(corrupt, 'not an archive');
     writeFileSync(`${corrupt}.sha256`, `${'0'.repeat(64)}  persona-backup-corrupt.tar.gz\n`);
     const epoch = async () => (await graph.query<{ e: number }>('MATCH (l:EventLog) RETURN l.epoch AS e'))[0]?.e;
@@ -407,7 +461,7 @@ async function runBackupAgainAtSameInstant(takenAt: string): Promise<void> {
       store: store(),
       driver,
       database: config.NEO4J_DATABASE,
-      dir: backups,
+      dir: config.PERSONA_BACKUP_DIR,
       keep: 7,
       log,
       now: () => new Date(takenAt),
