@@ -42,6 +42,18 @@ import type { Log } from './backup';
  */
 export const ERASURE_LOOKBACK_MS = 60 * 60_000;
 
+/**
+ * Temporal, twice: `client` with Persona's payload codec (signals, results, starts), `visibility`
+ * without it (lists, describes, terminations, raw histories). A workflow started after the backup
+ * has a summary encrypted under a history key the restored graph never had: listing it through the
+ * codec would fail on it, and nothing read through `visibility` needs decoding (search attributes
+ * are clear; the inputs read from histories are decoded one by one, where their key exists).
+ */
+export interface RestoreTemporal {
+  client: Client;
+  visibility: Client;
+}
+
 export interface WorkflowAction {
   workflow_id: string;
   action: 'needs_attention' | 'terminated';
@@ -72,14 +84,14 @@ export interface RestoreReport {
 
 /** Fraud outcomes started since an hour before the backup, from Temporal's visibility. */
 export async function fraudOutcomesSince(
-  client: Client,
+  visibility: Client,
   manifest: BackupManifest,
 ): Promise<RestoreReport['fraud_outcomes_since_backup']> {
   const query =
     `WorkflowType = '${FRAUD_OUTCOME_WORKFLOW_TYPE}' ` +
     `AND StartTime >= '${since(manifest.taken_at, ERASURE_LOOKBACK_MS)}'`;
   const out: RestoreReport['fraud_outcomes_since_backup'] = [];
-  for await (const wf of client.workflow.list({ query }))
+  for await (const wf of visibility.workflow.list({ query }))
     out.push({
       workflow_id: wf.workflowId,
       customer_id: wf.typedSearchAttributes.get(personaCustomerId) ?? null,
@@ -140,7 +152,7 @@ const since = (iso: string, lookbackMs: number): string => new Date(Date.parse(i
 /** Erases again every customer whose erasure completed since the backup (Temporal's record). */
 export async function reapplyErasures(
   g: Graph,
-  client: Client,
+  temporal: RestoreTemporal,
   manifest: BackupManifest,
   log: Log,
 ): Promise<
@@ -153,8 +165,8 @@ export async function reapplyErasures(
     `AND CloseTime >= '${since(manifest.taken_at, ERASURE_LOOKBACK_MS)}'`;
   const out = { erasures_reapplied: [] as string[], erasures_absent: [] as string[], erasures_already_applied: 0 };
   let keys = 0;
-  for await (const wf of client.workflow.list({ query })) {
-    const outcome = (await client.workflow.getHandle(wf.workflowId, wf.runId).result()) as ErasureOutcome;
+  for await (const wf of temporal.visibility.workflow.list({ query })) {
+    const outcome = (await temporal.client.workflow.getHandle(wf.workflowId, wf.runId).result()) as ErasureOutcome;
     if (!outcome.erased) continue;
     const closed = wf.closeTime?.toISOString() ?? 'an unknown time';
     try {
@@ -227,7 +239,7 @@ async function subjectOf(
 export async function reconcileWorkflows(
   driver: Driver,
   database: string,
-  client: Client,
+  temporal: RestoreTemporal,
   decode: (payloads: Payload[]) => Promise<Payload[]>,
   notice: { epoch: number; backup_id: string },
   log: Log,
@@ -236,7 +248,8 @@ export async function reconcileWorkflows(
     (await driver.executeQuery(cypher, params, { database })).records[0];
   const actions: WorkflowAction[] = [];
   let checked = 0;
-  for await (const wf of client.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
+  const { visibility, client } = temporal;
+  for await (const wf of visibility.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
     checked += 1;
     const id = wf.workflowId;
     if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
@@ -245,7 +258,7 @@ export async function reconcileWorkflows(
         const reason =
           `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
           'no worker can read its history again';
-        await client.workflow.getHandle(id, wf.runId).terminate(reason);
+        await visibility.workflow.getHandle(id, wf.runId).terminate(reason);
         actions.push({ workflow_id: id, action: 'terminated', reason });
         log(`${id}: terminated (${reason})`);
         continue;
@@ -253,7 +266,7 @@ export async function reconcileWorkflows(
     }
     const isRecovery = id.startsWith(recoveryWorkflowId(''));
     if (!isRecovery && !id.startsWith(fraudOutcomeWorkflowId(''))) continue;
-    const subject = await subjectOf(client, decode, wf);
+    const subject = await subjectOf(visibility, decode, wf);
     if (!subject.customer) continue;
     const row = await fact(GRAPH_FACTS.customer, { customerId: subject.customer, methodId: subject.method ?? '' });
     const status = row?.get('status') as string | null;

@@ -13,7 +13,6 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import type { Driver } from 'neo4j-driver';
 import type { Graph } from '../graph/graph';
@@ -28,6 +27,7 @@ import {
   startEpoch,
   startGatewayReconciliation,
   type RestoreReport,
+  type RestoreTemporal,
 } from './reconcile';
 
 export interface PlaceOptions {
@@ -111,7 +111,7 @@ export interface ReconcileOptions {
   driver: Driver;
   database: string;
   graph: Graph;
-  client: Client;
+  temporal: RestoreTemporal;
   /** Persona's payload codec's decode: reconciliation reads workflows' inputs from their histories. */
   decode: (payloads: Payload[]) => Promise<Payload[]>;
   reportingCurrency: string;
@@ -131,7 +131,7 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
 
   const epoch = await startEpoch(o.graph, manifest.id, now());
   o.log(`event log: epoch ${epoch.previous} → ${epoch.epoch}`);
-  const erasures = await reapplyErasures(o.graph, o.client, manifest, o.log);
+  const erasures = await reapplyErasures(o.graph, o.temporal, manifest, o.log);
   o.log(
     `erasures since the backup: ${erasures.erasures_reapplied.length} applied again, ` +
       `${erasures.erasures_already_applied} in the backup already, ` +
@@ -141,18 +141,18 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
   const workflows = await reconcileWorkflows(
     o.driver,
     o.database,
-    o.client,
+    o.temporal,
     o.decode,
     { epoch: epoch.epoch, backup_id: manifest.id },
     o.log,
   );
-  const fraud = await fraudOutcomesSince(o.client, manifest);
+  const fraud = await fraudOutcomesSince(o.temporal.visibility, manifest);
   if (fraud.length > 0)
     o.log(
       `${fraud.length} fraud outcome(s) reported since the backup: what they applied is not in the restored ` +
         'graph (listed in the report: re-apply them)',
     );
-  const reconciliation = await startGatewayReconciliation(o.client, o.taskQueue, manifest, epoch.epoch, now());
+  const reconciliation = await startGatewayReconciliation(o.temporal.client, o.taskQueue, manifest, epoch.epoch, now());
   o.log(`${reconciliation} started: it compares the gateway's charges since the backup once a worker runs`);
   const report: RestoreReport = {
     epoch: epoch.epoch,

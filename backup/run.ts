@@ -3,11 +3,13 @@
  * `npm run backup` and `npm run restore` run on the local stack's Neo4j (scripts/), and what the
  * drill runs on a private one (test/integration/backup-restore.test.ts).
  */
+import { Client } from '@temporalio/client';
+import { defaultPayloadConverter, type PayloadCodec } from '@temporalio/common';
 import type { Config } from '../config/env';
 import { createDriver } from '../graph/driver';
 import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
-import { payloadCodecFromConfig } from '../temporal/payloadCodec';
+import { isEncrypted, payloadCodecFromConfig, type PersonaPayloadCodec } from '../temporal/payloadCodec';
 import { backupGraph, type BackupResult, type Log, type Neo4jStore } from './backup';
 import type { BackupManifest } from './archive';
 import { ERASURE_LOOKBACK_MS, type RestoreReport } from './reconcile';
@@ -112,13 +114,20 @@ export async function runRestore(
   // No key cache: every history key is read from the graph as restored.
   const codec = payloadCodecFromConfig(config, graph, 'none');
   const { connection, client } = await connectTemporal(config, { payloadCodec: codec });
+  // The same connection with a codec that reads what it can and nothing else: a memo or summary
+  // under a history key the restored graph never had reads as null (see RestoreTemporal).
+  const visibility = new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: { payloadCodecs: [readableOrNull(codec)] },
+  });
   try {
     const report = await reconcileRestored({
       manifest: placed.manifest,
       driver,
       database: config.NEO4J_DATABASE,
       graph,
-      client,
+      temporal: { client, visibility },
       decode: (payloads) => codec.decode(payloads),
       reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -131,4 +140,16 @@ export async function runRestore(
     await connection.close();
     await driver.close();
   }
+}
+
+/** Persona's codec for reading only: a payload it cannot decrypt decodes to JSON null instead of failing. */
+function readableOrNull(codec: PersonaPayloadCodec): PayloadCodec {
+  const nothing = defaultPayloadConverter.toPayload(null);
+  return {
+    encode: (payloads) => codec.encode(payloads),
+    async decode(payloads) {
+      const { payloads: out } = await codec.decodeWhereReadable(payloads);
+      return out.map((p) => (isEncrypted(p) ? nothing : p));
+    },
+  };
 }
