@@ -16,6 +16,7 @@ import { connectTemporal } from '../../temporal/connection';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
 import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { INTERACTION_PRUNE_WORKFLOW_TYPE, type InteractionPruneInput } from '../../temporal/interactionPrune';
+import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE, type GatewayReconciliationInput } from '../../temporal/reconciliation';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
@@ -95,6 +96,7 @@ const seen: {
   scanId: string;
   scan: ExpiryScanProgress;
   pruneStartedAt: number;
+  reconciliationStartedAt: number;
   grpcRequestId: string;
 } = {} as never;
 
@@ -252,6 +254,20 @@ async function exercise(): Promise<void> {
     workflowId: `obs-prune-${run}`,
     args: [prune],
   });
+
+  // A gateway reconciliation over a window long past (nothing charged or recovered then): its gauge.
+  seen.reconciliationStartedAt = Date.now();
+  const reconciliation: GatewayReconciliationInput = {
+    lookback_hours: 26,
+    window: { from: '2010-01-01T00:00:00Z', to: '2010-01-01T01:00:00Z' },
+    grace_minutes: 0,
+    page_size: 100,
+  };
+  await temporal.client.workflow.execute(GATEWAY_RECONCILIATION_WORKFLOW_TYPE, {
+    taskQueue,
+    workflowId: `obs-reconciliation-${run}`,
+    args: [reconciliation],
+  });
 }
 
 beforeAll(async () => {
@@ -406,6 +422,9 @@ describe('/metrics', () => {
       );
       expect(metricValue(m, 'persona_interaction_prune_last_success_timestamp_seconds', mine)).toBeGreaterThan(
         seen.pruneStartedAt / 1000 - 60,
+      );
+      expect(metricValue(m, 'persona_gateway_reconciliation_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+        seen.reconciliationStartedAt / 1000 - 60,
       );
       expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
       expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
