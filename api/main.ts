@@ -5,10 +5,14 @@
 import { serve } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config/env';
+import { randomUUID } from 'node:crypto';
 import { createDriver, migrate } from '../graph';
+import { readCustomerSnapshot } from '../graph/context';
+import { NotFoundError } from '../graph/errors';
+import type { Graph } from '../graph/graph';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { pathReadiness, watchReadiness } from '../runtime/health';
-import { createLogger } from '../runtime/logger';
+import { createLogger, type Logger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
@@ -56,6 +60,7 @@ async function main(): Promise<void> {
   });
 
   const graph = graphFromConfig(driver, config, requestLimits(config, requests));
+  await warmReadPath(graph, logger);
   // The client puts the request id (and the trace) on every workflow start and signal, gives
   // every call the request deadline, and connects lazily: the api starts, and serves context
   // reads, while Temporal is down.
@@ -171,3 +176,27 @@ main().catch((err: unknown) => {
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });
+
+/**
+ * The context read once before the api serves, on an id nobody has: Neo4j plans the query and
+ * loads its index pages now, not under the first agent's request deadline (after a restart or a
+ * restore the first read otherwise took longer than its 1 s and answered 503). A few tries, each
+ * within the request deadline; a failure only logs: readiness reports Neo4j either way.
+ */
+async function warmReadPath(graph: Graph, logger: Logger): Promise<void> {
+  const started = Date.now();
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    try {
+      await readCustomerSnapshot(graph, randomUUID());
+      logger.info({ ms: Date.now() - started, attempts: attempt }, 'read path warmed up');
+      return;
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        logger.info({ ms: Date.now() - started, attempts: attempt }, 'read path warmed up');
+        return;
+      }
+      if (attempt === 5)
+        logger.warn({ err, ms: Date.now() - started }, 'read path not warmed up: the first reads may be slow');
+    }
+  }
+}
