@@ -73,6 +73,8 @@ export function createRecoveryActivities({
           amount: a.amount,
           currency: a.currency,
           customer_id: a.customer_id,
+          // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
+          initiator: 'mit',
         });
       } catch (err) {
         if (err instanceof GatewayRejectedError)

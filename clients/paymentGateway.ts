@@ -3,8 +3,24 @@
  * retried charge is the same charge. A decline is a business outcome (returned, never retried);
  * a 5xx, a timeout or a network error is transient (thrown, and retried by Temporal with backoff).
  */
+/**
+ * What the card network adds to an answer (null where the processor sent nothing): the network,
+ * the card's fingerprint (one per card identity, whatever its token), and on a decline Visa's
+ * response code and category or Mastercard's Merchant Advice Code.
+ */
+export interface NetworkFacts {
+  network: string | null;
+  fingerprint: string | null;
+}
+export interface DeclineFacts extends NetworkFacts {
+  network_response_code: string | null;
+  category: number | null;
+  advice_code: string | null;
+}
+
 export type ChargeResult =
-  { outcome: 'succeeded'; charge_id: string } | { outcome: 'declined'; decline_code: string; charge_id: string | null };
+  | ({ outcome: 'succeeded'; charge_id: string } & Partial<NetworkFacts>)
+  | ({ outcome: 'declined'; decline_code: string; charge_id: string | null } & Partial<DeclineFacts>);
 
 export interface ChargeRequest {
   idempotency_key: string;
@@ -12,6 +28,18 @@ export interface ChargeRequest {
   amount: number;
   currency: string;
   customer_id: string;
+  /** `mit`: merchant-initiated (a recovery's retry); `cit`: the cardholder is there. */
+  initiator: 'cit' | 'mit';
+}
+
+/** The account updater's answer about one card. */
+export type UpdaterAnswer =
+  | { status: 'no_change' | 'closed' }
+  | { status: 'updated'; expiry_month: number; expiry_year: number }
+  | { status: 'replaced'; token: string; expiry_month: number; expiry_year: number };
+
+export interface AccountUpdater {
+  lookup(token: string): Promise<UpdaterAnswer>;
 }
 
 export interface PaymentGateway {
@@ -63,7 +91,7 @@ export class GatewayRejectedError extends Error {
   }
 }
 
-export class HttpPaymentGateway implements PaymentGateway, GatewayRecords {
+export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, AccountUpdater {
   constructor(
     private readonly baseUrl: string,
     private readonly timeoutMs = 10_000,
@@ -80,6 +108,7 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords {
           amount: req.amount,
           currency: req.currency,
           customer_id: req.customer_id,
+          initiator: req.initiator,
         }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -89,11 +118,29 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords {
     }
     const body = (await res.json().catch(() => ({}))) as {
       id?: string;
-      error?: { code?: string; decline_code?: string; charge?: string };
+      network?: string;
+      fingerprint?: string;
+      error?: { code?: string; decline_code?: string; charge?: string } & Partial<DeclineFacts>;
     };
-    if (res.status === 200 && body.id) return { outcome: 'succeeded', charge_id: body.id };
+    if (res.status === 200 && body.id)
+      return {
+        outcome: 'succeeded',
+        charge_id: body.id,
+        network: body.network ?? null,
+        fingerprint: body.fingerprint ?? null,
+      };
     if (res.status === 402 && body.error?.decline_code) {
-      return { outcome: 'declined', decline_code: body.error.decline_code, charge_id: body.error.charge ?? null };
+      const e = body.error;
+      return {
+        outcome: 'declined',
+        decline_code: e.decline_code as string,
+        charge_id: e.charge ?? null,
+        network: e.network ?? null,
+        fingerprint: e.fingerprint ?? null,
+        network_response_code: e.network_response_code ?? null,
+        category: e.category ?? null,
+        advice_code: e.advice_code ?? null,
+      };
     }
     if (res.status >= 500 || res.status === 429 || res.status === 408)
       throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
@@ -119,6 +166,19 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords {
     if (body.data.length !== tokens.length)
       throw new GatewayUnavailableError('the gateway answered a short status list');
     return body.data.map((d) => d.status);
+  }
+
+  /** Asks the network's account updater about a card (a read: asking twice is harmless). */
+  async lookup(token: string): Promise<UpdaterAnswer> {
+    const body = (await this.read(new URL('/v1/account_updater/lookups', this.baseUrl), false, { token })) as {
+      status?: string;
+    } & Record<string, unknown>;
+    const { status } = body;
+    if (status === 'no_change' || status === 'closed') return { status };
+    const expiry = { expiry_month: Number(body.expiry_month), expiry_year: Number(body.expiry_year) };
+    if (status === 'updated') return { status, ...expiry };
+    if (status === 'replaced' && typeof body.token === 'string') return { status, token: body.token, ...expiry };
+    throw new GatewayUnavailableError(`the account updater answered what it should not: ${String(status)}`);
   }
 
   /** A read of the gateway's records: 404 is null when allowed; any other failure throws (retried). */

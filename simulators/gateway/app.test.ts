@@ -1,11 +1,11 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayRejectedError, GatewayUnavailableError, HttpPaymentGateway } from '../../clients/paymentGateway';
-import { createGatewaySimulator, type ChargeRecord } from './app';
+import { createGatewaySimulator, fingerprintOfToken, type ChargeRecord } from './app';
 
 const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
 let server: ServerType;
@@ -25,6 +25,7 @@ const charge = (token: string, key: string, customer = 'cust-1') => ({
   amount: 1999,
   currency: 'EUR',
   customer_id: customer,
+  initiator: 'mit' as const,
 });
 const listed = async (customer: string) =>
   ((await (await fetch(`${base}/v1/charges?customer_id=${customer}`)).json()) as { data: ChargeRecord[] }).data;
@@ -98,7 +99,7 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     const replay = await restarted.request('/v1/charges', {
       method: 'POST',
       headers: { 'idempotency-key': 'pay-6:pm-1', 'content-type': 'application/json' },
-      body: JSON.stringify({ token: 'tok_visa', amount: 1999, currency: 'EUR', customer_id: 'c-f' }),
+      body: JSON.stringify({ token: 'tok_visa', amount: 1999, currency: 'EUR', customer_id: 'c-f', initiator: 'mit' }),
     });
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
   });
@@ -136,6 +137,95 @@ describe('the gateway simulator through the PaymentGateway client', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ tokens: ['tok_b'] }),
     });
-    expect(await res.json()).toEqual({ data: [{ status: 'revoked' }] });
+    expect(await res.json()).toEqual({
+      data: [{ status: 'revoked', network: 'visa', fingerprint: fingerprintOfToken('tok_b') }],
+    });
+  });
+});
+
+describe('the gateway simulator speaks like a processor', () => {
+  const gateway = () => new HttpPaymentGateway(base, 1000);
+
+  it('declines with the network, its response code and Visa category from the rule table', async () => {
+    expect(await gateway().charge(charge('tok_visa_decline_lost_card', 'pay-n1:pm-1', 'c-n'))).toEqual({
+      outcome: 'declined',
+      decline_code: 'lost_card',
+      charge_id: expect.stringMatching(/^ch_/),
+      network: 'visa',
+      fingerprint: fingerprintOfToken('tok_visa_decline_lost_card'),
+      network_response_code: '41',
+      category: 1,
+      advice_code: null,
+    });
+    // No network named: a Visa card; a code the table has not: category 4 (generic), response 05.
+    expect(await gateway().charge(charge('tok_decline_insufficient_funds_9', 'pay-n2:pm-1', 'c-n'))).toMatchObject({
+      network: 'visa',
+      category: 2,
+      network_response_code: '51',
+    });
+  });
+
+  it('gives Mastercard declines the advice code the token asks for, and none otherwise', async () => {
+    const token = 'tok_mastercard_decline_insufficient_funds_mac_25';
+    expect(await gateway().charge(charge(token, 'pay-n3:pm-1', 'c-n'))).toMatchObject({
+      network: 'mastercard',
+      advice_code: '25',
+      category: null,
+    });
+    const plain = await gateway().charge(charge('tok_mastercard_decline_do_not_honor', 'pay-n4:pm-1', 'c-n'));
+    expect(plain).toMatchObject({ network: 'mastercard', advice_code: null });
+  });
+
+  it('records the initiator of each charge and refuses a request without one', async () => {
+    await gateway().charge({ ...charge('tok_amex_1', 'pay-n5:pm-1', 'c-i'), initiator: 'cit' });
+    expect(await listed('c-i')).toMatchObject([{ initiator: 'cit', network: 'amex', status: 'succeeded' }]);
+    const res = await fetch(`${base}/v1/charges`, {
+      method: 'POST',
+      headers: { 'idempotency-key': 'pay-n6:pm-1', 'content-type': 'application/json' },
+      body: JSON.stringify({ token: 'tok_visa', amount: 100, currency: 'EUR', customer_id: 'c-i' }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: 'invalid_request' } });
+    expect(await listed('c-i')).toHaveLength(1);
+  });
+
+  it('gives every token of one card identity the same fingerprint, and different cards different ones', () => {
+    expect(fingerprintOfToken('tok_visa_card-abc_1')).toBe(fingerprintOfToken('tok_visa_card-abc_2'));
+    expect(fingerprintOfToken('tok_visa_card-abc_1')).not.toBe(fingerprintOfToken('tok_visa_card-abd_1'));
+    expect(fingerprintOfToken('tok_x')).not.toBe(fingerprintOfToken('tok_y'));
+  });
+
+  it('answers account-updater lookups as the token asks, the same each time, and records them', async () => {
+    expect(await gateway().lookup('tok_visa_card-u1_au_expiry_09_2031')).toEqual({
+      status: 'updated',
+      expiry_month: 9,
+      expiry_year: 2031,
+    });
+    const replaced = await gateway().lookup('tok_mastercard_decline_expired_card_au_replaced');
+    expect(replaced).toMatchObject({ status: 'replaced', expiry_month: 12 });
+    expect(await gateway().lookup('tok_mastercard_decline_expired_card_au_replaced')).toEqual(replaced);
+    const newToken = (replaced as { token: string }).token;
+    // The new token is the same card (its fingerprint), charges, and is itself not replaced again.
+    expect(fingerprintOfToken(newToken)).toBe(fingerprintOfToken('tok_mastercard_decline_expired_card_au_replaced'));
+    expect(await gateway().charge(charge(newToken, 'pay-n7:pm-1', 'c-u'))).toMatchObject({
+      outcome: 'succeeded',
+      network: 'mastercard',
+    });
+    expect(await gateway().lookup(newToken)).toEqual({ status: 'no_change' });
+    expect(await gateway().lookup('tok_visa_au_closed')).toEqual({ status: 'closed' });
+
+    const fingerprint = fingerprintOfToken('tok_visa_card-u1_au_expiry_09_2031');
+    const listLookups = async (app: { request: (p: string) => Response | Promise<Response> }) =>
+      (
+        (await (await app.request(`/v1/account_updater/lookups?fingerprint=${fingerprint}`)).json()) as {
+          data: { status: string; fingerprint: string }[];
+        }
+      ).data;
+    expect(await listLookups({ request: (p) => fetch(`${base}${p}`) })).toMatchObject([
+      { status: 'updated', fingerprint },
+    ]);
+    // Kept across a restart, and never the token itself.
+    expect(await listLookups(createGatewaySimulator(file))).toHaveLength(1);
+    expect(readFileSync(file, 'utf8')).not.toContain('au_expiry_09_2031');
   });
 });

@@ -1,18 +1,34 @@
 /**
  * A payment-gateway simulator that behaves like a card processor's test mode:
- *   POST /v1/charges (Idempotency-Key header; {token, amount, currency, customer_id})
- *     200 {id, status: "succeeded"} | 402 {error: {code: "card_declined", decline_code}} | 503
- *     — a token containing `decline_<code>` declines with that code, one containing
- *       `unavailable` answers 503, one containing `revoked` is refused as a request (400
- *       `token_revoked`: no charge, and no retry can help), anything else succeeds;
+ *   POST /v1/charges (Idempotency-Key header; {token, amount, currency, customer_id, initiator})
+ *     `initiator` is `cit` (the cardholder is present) or `mit` (merchant-initiated: a recovery);
+ *     200 {id, status: "succeeded", network, fingerprint}
+ *     | 402 {error: {code: "card_declined", decline_code, charge, network, fingerprint,
+ *                  network_response_code, category (Visa), advice_code (Mastercard)}} | 503
+ *     — the token names the card (test tokens spell it out):
+ *         network      `visa`, `mastercard`, `amex` or `discover` in the token, else visa;
+ *         identity     `card-<id>` in the token, else the token itself: the fingerprint, which
+ *                      stays the same when a card is tokenised again;
+ *         `decline_<code>` declines with that code; Visa declines carry the response code and
+ *                      category of the network-rule table (config/network-rules), Mastercard
+ *                      ones `mac_<NN>` from the token as their Merchant Advice Code;
+ *       `unavailable` answers 503, `revoked` is refused as a request (400 `token_revoked`: no
+ *       charge, and no retry can help), anything else succeeds;
  *     — a repeated Idempotency-Key returns the first answer and creates no new charge.
+ *   POST /v1/account_updater/lookups {token}  the network's account updater, asked about a card:
+ *     `au_expiry_<MM>_<YYYY>` in the token → {status: "updated", expiry_month, expiry_year};
+ *     `au_replaced` → {status: "replaced", token, expiry_month, expiry_year} (a new token of the
+ *     same card identity, which charges; the same answer each time); `au_closed` →
+ *     {status: "closed"}; else "no_change".
+ *     Every lookup is recorded: GET /v1/account_updater/lookups?fingerprint= lists them.
  *   GET /v1/charges?customer_id=&created_gte=&starting_after=&limit=
  *     charge records in the order they were made, a page at a time ({data, has_more}; `limit`
  *     1–1000, default 1000; `starting_after` a charge id of the previous page) — reconciliation
  *     pages through a day of them;
  *   GET /v1/charges/{id}  one charge record, or 404;
  *   POST /v1/payment_methods/status {tokens: [...]}  each token's standing at the issuer, in order:
- *     `revoked` (contains "revoked", or revoked since through /_sim/revoke), else `active`;
+ *     `revoked` (contains "revoked", or revoked since through /_sim/revoke), else `active`; with
+ *     its network and fingerprint;
  *   PUT /_sim/revoke {token}  the issuer revokes a token after it was stored (a lost card).
  *   PUT /_sim/faults {latency_ms?, fail_next?}  latency and failure injection for tests.
  *   GET /_sim/faults  the faults in force, and `in_flight`: charge requests received, not yet answered.
@@ -24,7 +40,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
+import { createHash } from 'node:crypto';
 import { declineCodeInToken } from '../../payments/declines';
+import type { RuleTable } from '../../payments/networkRules';
+import { loadRuleTable } from '../../payments/ruleTables';
 
 export interface ChargeRecord {
   id: string;
@@ -35,6 +54,48 @@ export interface ChargeRecord {
   status: 'succeeded' | 'declined';
   decline_code: string | null;
   created_at: string;
+  /** Absent on records written before the simulator spoke like a processor. */
+  network?: string;
+  fingerprint?: string;
+  initiator?: 'cit' | 'mit';
+  network_response_code?: string | null;
+  category?: number | null;
+  advice_code?: string | null;
+}
+
+/** One question to the account updater, as recorded. */
+export interface UpdaterLookup {
+  id: string;
+  fingerprint: string;
+  status: 'no_change' | 'updated' | 'replaced' | 'closed';
+  at: string;
+}
+
+const NETWORKS = ['mastercard', 'visa', 'amex', 'discover'] as const;
+
+/** The network a test token names; visa when it names none. */
+export function networkOfToken(token: string): string {
+  return NETWORKS.find((n) => token.includes(n)) ?? 'visa';
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** The card a token stands for: `card-<id>` when the token names one, else a digest of the token. */
+const cardIdentity = (token: string) => /card-([A-Za-z0-9]+)/.exec(token)?.[1] ?? digest(token).slice(0, 16);
+
+/** The card's fingerprint: the same for every token of one card identity (it survives re-tokenisation). */
+export function fingerprintOfToken(token: string): string {
+  return `fp_${digest(cardIdentity(token)).slice(0, 24)}`;
+}
+
+/** What the network adds to a decline: Visa's response code and category, Mastercard's advice code. */
+function networkDecline(table: RuleTable, network: string, token: string, code: string) {
+  if (network === 'visa') {
+    const entry = table.visa_categories.codes[code];
+    return { network_response_code: entry?.response_code ?? '05', category: entry?.category ?? 4, advice_code: null };
+  }
+  const mac = network === 'mastercard' ? (/mac_(\d{2})/.exec(token)?.[1] ?? null) : null;
+  return { network_response_code: null, category: null, advice_code: mac };
 }
 
 interface StoredAnswer {
@@ -47,6 +108,7 @@ const chargeBody = z.strictObject({
   amount: z.number().int().positive(),
   currency: z.string().regex(/^[A-Z]{3}$/),
   customer_id: z.string().min(1),
+  initiator: z.enum(['cit', 'mit']),
 });
 
 const listQuery = z.object({
@@ -58,19 +120,24 @@ const listQuery = z.object({
 
 const statusBody = z.strictObject({ tokens: z.array(z.string().min(1)).min(1).max(100) });
 
-/** A line of the records file: a charge's first answer, or a token the issuer revoked. */
-type StoredLine = StoredAnswer | { revoked_token: string };
+/** A line of the records file: a charge's first answer, a token the issuer revoked, an updater lookup. */
+type StoredLine = StoredAnswer | { revoked_token: string } | { lookup: UpdaterLookup };
 
-export function createGatewaySimulator(dataFile: string) {
+export function createGatewaySimulator(dataFile: string, rules: RuleTable = loadRuleTable()) {
   mkdirSync(path.dirname(dataFile), { recursive: true });
   const byKey = new Map<string, StoredAnswer>();
   /** Every charge record in the order it was made (the listing's order). */
   const records: ChargeRecord[] = [];
   const byId = new Map<string, number>();
   const revoked = new Set<string>();
+  const lookups: UpdaterLookup[] = [];
   const remember = (line: StoredLine) => {
     if ('revoked_token' in line) {
       revoked.add(line.revoked_token);
+      return;
+    }
+    if ('lookup' in line) {
+      lookups.push(line.lookup);
       return;
     }
     byKey.set(line.record.idempotency_key, line);
@@ -86,13 +153,25 @@ export function createGatewaySimulator(dataFile: string) {
   /** Charge requests received and not yet answered (a test waits on it instead of on the clock). */
   let inFlight = 0;
 
-  const answer = (a: StoredAnswer) =>
-    a.http_status === 200
-      ? { status: 200 as const, body: { id: a.record.id, status: 'succeeded' } }
+  const answer = ({ http_status, record: r }: StoredAnswer) => {
+    const card = { network: r.network, fingerprint: r.fingerprint };
+    return http_status === 200
+      ? { status: 200 as const, body: { id: r.id, status: 'succeeded', ...card } }
       : {
           status: 402 as const,
-          body: { error: { code: 'card_declined', decline_code: a.record.decline_code, charge: a.record.id } },
+          body: {
+            error: {
+              code: 'card_declined',
+              decline_code: r.decline_code,
+              charge: r.id,
+              ...card,
+              network_response_code: r.network_response_code ?? null,
+              category: r.category ?? null,
+              advice_code: r.advice_code ?? null,
+            },
+          },
         };
+  };
 
   const app = new Hono();
   app.post('/v1/charges', async (c) => {
@@ -121,11 +200,12 @@ export function createGatewaySimulator(dataFile: string) {
     const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
     if (!parsed.success)
       return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
-    const { token, amount, currency, customer_id } = parsed.data;
+    const { token, amount, currency, customer_id, initiator } = parsed.data;
     if (token.includes('unavailable')) return c.json({ error: { code: 'gateway_unavailable' } }, 503);
     if (token.includes('revoked'))
       return c.json({ error: { code: 'token_revoked', message: 'the token was revoked by its issuer' } }, 400);
     const declineCode = declineCodeInToken(token);
+    const network = networkOfToken(token);
     const stored: StoredAnswer = {
       http_status: declineCode ? 402 : 200,
       record: {
@@ -137,6 +217,12 @@ export function createGatewaySimulator(dataFile: string) {
         status: declineCode ? 'declined' : 'succeeded',
         decline_code: declineCode,
         created_at: new Date().toISOString(),
+        network,
+        fingerprint: fingerprintOfToken(token),
+        initiator,
+        ...(declineCode
+          ? networkDecline(rules, network, token, declineCode)
+          : { network_response_code: null, category: null, advice_code: null }),
       },
     };
     appendFileSync(dataFile, `${JSON.stringify(stored)}\n`);
@@ -178,8 +264,43 @@ export function createGatewaySimulator(dataFile: string) {
       return c.json({ error: { code: 'invalid_request', message: body.error.issues[0]?.message } }, 400);
     const data = body.data.tokens.map((t) => ({
       status: t.includes('revoked') || revoked.has(t) ? 'revoked' : 'active',
+      network: networkOfToken(t),
+      fingerprint: fingerprintOfToken(t),
     }));
     return c.json({ data });
+  });
+  app.post('/v1/account_updater/lookups', async (c) => {
+    const body = z.strictObject({ token: z.string().min(1) }).safeParse(await c.req.json().catch(() => null));
+    if (!body.success)
+      return c.json({ error: { code: 'invalid_request', message: body.error.issues[0]?.message } }, 400);
+    const { token } = body.data;
+    const expiry = /au_expiry_(\d{2})_(\d{4})/.exec(token);
+    const found = expiry
+      ? { status: 'updated' as const, expiry_month: Number(expiry[1]), expiry_year: Number(expiry[2]) }
+      : token.includes('au_replaced')
+        ? {
+            status: 'replaced' as const,
+            // The same answer every time it is asked, and the same card identity (so the same fingerprint).
+            token: `tok_${networkOfToken(token)}_card-${cardIdentity(token)}_r${digest(token).slice(0, 12)}`,
+            expiry_month: 12,
+            expiry_year: new Date().getUTCFullYear() + 3,
+          }
+        : token.includes('au_closed')
+          ? { status: 'closed' as const }
+          : { status: 'no_change' as const };
+    const lookup: UpdaterLookup = {
+      id: `aul_${randomUUID().replace(/-/g, '')}`,
+      fingerprint: fingerprintOfToken(token),
+      status: found.status,
+      at: new Date().toISOString(),
+    };
+    appendFileSync(dataFile, `${JSON.stringify({ lookup } satisfies StoredLine)}\n`);
+    remember({ lookup });
+    return c.json({ id: lookup.id, ...found });
+  });
+  app.get('/v1/account_updater/lookups', (c) => {
+    const fingerprint = c.req.query('fingerprint');
+    return c.json({ data: lookups.filter((l) => fingerprint === undefined || l.fingerprint === fingerprint) });
   });
   app.put('/_sim/revoke', async (c) => {
     const body = z.strictObject({ token: z.string().min(1) }).safeParse(await c.req.json().catch(() => null));

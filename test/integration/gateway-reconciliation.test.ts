@@ -71,6 +71,7 @@ async function charge(who: { customer: string; token: string }, key: string, amo
     amount,
     currency: g.policy.reportingCurrency,
     customer_id: who.customer,
+    initiator: 'mit',
   });
 }
 
