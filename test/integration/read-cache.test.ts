@@ -8,16 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ManagedTransaction } from 'neo4j-driver';
-import {
-  addPaymentMethod,
-  createCustomer,
-  linkDevice,
-  readTx,
-  setCustomerStatusTx,
-  writeTx,
-  type Graph,
-} from '../../graph';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
+import { addPaymentMethod, createCustomer, linkDevice, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { startHarness, type Harness } from '../support/api';
 import { bearer, call, personaClient } from '../support/grpc';
@@ -222,20 +214,27 @@ describe('the read cache', () => {
     const marker = (await customer()).customerId;
     await warm(b, customerId);
     const caughtBefore = await caughtBySweep(b);
-    // The suspension is stamped, and its transaction stays open until B's fast poll has moved past
-    // that stamp by more than its overlap: a later event (the marker's suspension, stamped once
-    // Neo4j's clock is past the overlap) has committed, and a poll of B's begun after that commit
-    // has succeeded. Only then does it commit, so the fast poll, which reads from
-    // (newest − overlap), never reads it: only the sweep can.
+    // B's fast poll moves past a fresh event: the marker's suspension commits, and a poll of B's
+    // that began after that commit succeeds.
+    const markerStamp = await writeTx(h.graph, async (tx) => {
+      await setCustomerStatusTx(tx, marker, 'suspended', 'CustomerSuspended', { reason: 'moves the tail on' });
+      return neo4jNowMs(tx);
+    });
+    const markerCommitted = Date.now();
+    await until(async () => (await lastPollBegan(b)) > markerCommitted);
+    // The suspension then commits stamped as a transaction that had run 2 s longer would have
+    // stamped it (graph/events.ts stamps an event when it is appended, not when it commits):
+    // older than B's newest by more than the poll's overlap, so the fast poll, which reads from
+    // (newest − overlap), never reads it; only the sweep can. (Holding a real transaction open
+    // that long raced the write timeout on a busy machine.)
     await writeTx(h.graph, async (tx) => {
       await setCustomerStatusTx(tx, customerId, 'suspended', 'CustomerSuspended', { reason: 'late commit test' });
-      const stamped = await neo4jNowMs(tx);
-      await until(async () => (await readTx(h.graph, neo4jNowMs)) > stamped + OVERLAP_MS + 50, 2000);
-      await writeTx(h.graph, (other) =>
-        setCustomerStatusTx(other, marker, 'suspended', 'CustomerSuspended', { reason: 'moves the tail on' }),
+      await tx.run(
+        `MATCH (e:Event {customer_id: $id, type: 'CustomerSuspended'})
+         WITH e ORDER BY e.customer_seq DESC LIMIT 1
+         SET e.occurred_at = datetime({epochMillis: $at})`,
+        { id: customerId, at: neo4j.int(markerStamp - OVERLAP_MS - 2000) },
       );
-      const markerCommitted = Date.now();
-      await until(async () => (await lastPollBegan(b)) > markerCommitted, 5000);
     });
     const committed = Date.now();
     await until(async () => (await context(b, customerId)).body.status === 'suspended', BOUND_MS + SLACK_MS);
