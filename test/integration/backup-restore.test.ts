@@ -157,7 +157,7 @@ afterAll(async () => {
   await graph?.close();
   await new Promise<void>((resolve) => (gatewayServer ? gatewayServer.close(() => resolve()) : resolve()));
   await Promise.all([neo4j?.dispose(), temporal?.dispose()]);
-  rmSync(backups, { recursive: true, force: true });
+  if (backups) rmSync(backups, { recursive: true, force: true });
 });
 
 /** The private Neo4j as the store a backup copies and a restore replaces. */

@@ -63,12 +63,20 @@ function privateService(
       const l = launch();
       const pid = startDaemon(daemon, l.command, l.args, l.env, dir);
       starts += 1;
-      await waitUntil(
-        name,
-        () => ready(starts, output),
-        startTimeoutMs,
-        () => isAlive(pid),
-      );
+      try {
+        await waitUntil(
+          name,
+          () => ready(starts, output),
+          startTimeoutMs,
+          () => isAlive(pid),
+        );
+      } catch (err) {
+        // The folder goes with the test's cleanup: what the process said is kept in the error.
+        const said = output().trim().split('\n').slice(-15).join('\n');
+        throw new Error(`${err instanceof Error ? err.message : String(err)}; its last words:\n${said}`, {
+          cause: err,
+        });
+      }
     },
     stop: (graceMs = 60_000) => stopDaemon(daemon, graceMs, quiet),
     kill() {

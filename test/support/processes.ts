@@ -1,17 +1,45 @@
 /** Starting Persona's own processes (api, worker) from tests, on free ports. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_NODE_ARGS, repoRoot } from '../../config/env';
 
+/**
+ * A port nothing listens on, for a process a test is about to start. Taken below the kernel's
+ * ephemeral range: a port the kernel hands out (to any bind(0), or as the local end of any
+ * outgoing connection on this busy machine) could be taken again in the seconds before a JVM
+ * binds it, and the process exits at start. Never the same port twice in one test process.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const floor = 10_000;
+  const ceiling = ephemeralLow() - 1;
+  for (let tries = 0; tries < 200; tries++) {
+    const port = floor + Math.floor(Math.random() * (ceiling - floor));
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port between ${floor} and ${ceiling}`);
+}
+
+const handedOut = new Set<number>();
+
+/** The low end of the kernel's ephemeral ports (32768 where it cannot be read). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 20_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
