@@ -26,14 +26,20 @@ const history = (attempts: CardAttempt[], lookups: number[] = []): CardHistory =
 });
 const decide = (network: string, h: CardHistory, at: number) => decideRetry(table, network, h, new Date(at));
 
+/** Persona's do-not-retry codes that bar a card for good (expired_card is renewed by the updater). */
+const BARRING_CODES = DECLINE_CODES.filter((c) => declineRule(c).doNotRetry && c !== 'expired_card');
+
 /**
- * The rules as the networks state them, written out by hand (not read from the table): the
- * violations a sequence of charges on one card commits. The governor must never let one happen.
+ * The rules as the networks state them, written out by hand (not read from the table): what a
+ * charge of the card at time t would break, given its history so far. The oracle of the
+ * properties, both ways: the governor must never allow a charge this refuses, nor refuse one it
+ * allows (the earliest time it names must be the first this accepts).
  */
-function violations(network: string, h: CardHistory): string[] {
+function brokenAt(network: string, h: CardHistory, t: number): string[] {
   const found: string[] = [];
-  const a = h.attempts.map((x) => ({ ...x, t: Date.parse(x.at) }));
+  const a = h.attempts.map((x) => ({ ...x, t: Date.parse(x.at) })).sort((x, y) => x.t - y.t);
   const lookups = h.updater_lookups.map((l) => Date.parse(l));
+  const declined = a.filter((x) => x.outcome === 'declined');
   const macWait: Record<string, number> = {
     '24': HOUR,
     '25': DAY,
@@ -43,40 +49,39 @@ function violations(network: string, h: CardHistory): string[] {
     '29': 8 * DAY,
     '30': 10 * DAY,
   };
-  const isReattempt = (i: number) => {
-    const prev = a[i - 1];
-    return i > 0 && prev?.outcome === 'declined' && [2, 3, 4].includes(prev.category ?? 4);
-  };
-  for (let i = 1; i < a.length; i++) {
-    const now = a[i]!;
-    const before = a.slice(0, i);
-    const declined = before.filter((x) => x.outcome === 'declined');
-    if (declined.some((x) => x.decline_code && declineRule(x.decline_code).doNotRetry))
-      found.push(`${i}: after a do-not-retry decline`);
-    if (network === 'visa') {
-      if (declined.some((x) => x.category === 1)) found.push(`${i}: visa after category 1`);
-      if (isReattempt(i)) {
-        let earlier = 0;
-        for (let k = 1; k < i; k++) if (isReattempt(k) && a[k]!.t > now.t - 30 * DAY) earlier++;
-        if (earlier >= 15) found.push(`${i}: visa reattempt past the 15th in 30 days`);
-      }
-    } else if (network === 'mastercard') {
-      if (declined.some((x) => x.advice_code === '03' || x.advice_code === '21'))
-        found.push(`${i}: mastercard after MAC 03/21`);
-      for (const x of declined) {
-        const wait = x.advice_code ? macWait[x.advice_code] : undefined;
-        if (wait !== undefined && now.t < x.t + wait) found.push(`${i}: mastercard before MAC ${x.advice_code} allows`);
-      }
-      if (declined.filter((x) => x.t > now.t - DAY).length >= 10) found.push(`${i}: mastercard 11th decline in 24 h`);
-      if (declined.filter((x) => x.t > now.t - 30 * DAY).length >= 35)
-        found.push(`${i}: mastercard 36th decline in 30 days`);
-      const mac01 = [...declined].reverse().find((x) => x.advice_code === '01');
-      if (mac01 && !lookups.some((l) => l >= mac01.t && l <= now.t)) found.push(`${i}: mastercard MAC 01 no updater`);
-    } else if (before.filter((x) => x.t > now.t - 30 * DAY).length >= 15) {
-      found.push(`${i}: other network 16th charge in 30 days`);
+  if (declined.some((x) => x.decline_code && BARRING_CODES.includes(x.decline_code as never)))
+    found.push('after a do-not-retry decline');
+  if (network === 'visa') {
+    // A charge is a reattempt when the one before it on the card was a category 2-4 decline.
+    const softDecline = (x: CardAttempt | undefined) =>
+      x?.outcome === 'declined' && [2, 3, 4].includes(x.category ?? 4);
+    if (declined.some((x) => x.category === 1)) found.push('visa after category 1');
+    if (softDecline(a.at(-1))) {
+      const earlier = a.filter((x, k) => k > 0 && softDecline(a[k - 1]) && x.t > t - 30 * DAY).length;
+      if (earlier >= 15) found.push('visa reattempt past the 15th in 30 days');
     }
+  } else if (network === 'mastercard') {
+    if (declined.some((x) => x.advice_code === '03' || x.advice_code === '21'))
+      found.push('mastercard after MAC 03/21');
+    for (const x of declined) {
+      const wait = x.advice_code ? macWait[x.advice_code] : undefined;
+      if (wait !== undefined && t < x.t + wait) found.push(`mastercard before MAC ${x.advice_code} allows`);
+    }
+    if (declined.filter((x) => x.t > t - DAY).length >= 10) found.push('mastercard 11th decline in 24 h');
+    if (declined.filter((x) => x.t > t - 30 * DAY).length >= 35) found.push('mastercard 36th decline in 30 days');
+    const mac01 = declined.filter((x) => x.advice_code === '01').at(-1);
+    if (mac01 && !lookups.some((l) => l >= mac01.t && l <= t)) found.push('mastercard MAC 01 no updater');
+  } else if (a.filter((x) => x.t > t - 30 * DAY).length >= 15) {
+    found.push('other network 16th charge in 30 days');
   }
   return found;
+}
+
+/** What a sequence of charges on one card broke, charge by charge. */
+function violations(network: string, h: CardHistory): string[] {
+  return h.attempts.flatMap((x, i) =>
+    brokenAt(network, { ...h, attempts: h.attempts.slice(0, i) }, Date.parse(x.at)).map((v) => `${i}: ${v}`),
+  );
 }
 
 describe('the rule tables', () => {
@@ -93,7 +98,9 @@ describe('the rule tables', () => {
 
   it('refuse a table that a rule of cannot be read, naming the file and the field', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rules-'));
-    const good = JSON.parse(readFileSync(path.join(RULE_TABLES_DIR, `${table.version}.json`), 'utf8'));
+    const good = JSON.parse(readFileSync(path.join(RULE_TABLES_DIR, `${table.version}.json`), 'utf8')) as {
+      rules: Record<string, unknown>[];
+    };
     const write = (t: unknown) => writeFileSync(path.join(dir, '2030-01.json'), JSON.stringify(t));
     write({ ...good, version: '2030-01', rules: [{ ...good.rules[0], source: '' }] });
     expect(() => loadRuleTable('2030-01', dir)).toThrow(/2030-01\.json: rules\.0\.source/);
@@ -103,6 +110,24 @@ describe('the rule tables', () => {
     expect(() => loadRuleTable('2030-01', dir)).toThrow(/rules\.1\.id: visa-category-1-never twice/);
     write({ ...good, version: '2030-02' });
     expect(() => loadRuleTable('2030-01', dir)).toThrow(/version says 2030-02/);
+    // Rules that would load and then never fire, or fire wrongly.
+    const rule = (r: Record<string, unknown>) => write({ ...good, version: '2030-01', rules: [r] });
+    const mac = good.rules.find((r) => r.id === 'mastercard-mac-03-21-never');
+    rule({ ...mac, network: 'mastercrd' });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/rules\.0\.network/);
+    rule({ ...mac, match: { categories: [1] } });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/rules\.0\.match\.categories: categories are Visa/);
+    rule({ ...mac, network: 'visa' });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/advice codes are Mastercard/);
+    rule({ ...mac, match: { decline_codes: ['stolen_crad'] } });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/rules\.0\.match\.decline_codes\.0/);
+    rule({ ...good.rules.at(-1), match: { decline_codes: ['lost_card'] } });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/a cap of all charges matches nothing/);
+    rule({ ...good.rules[4], after: '200000000d' });
+    expect(() => loadRuleTable('2030-01', dir)).toThrow(/at most a year/);
+    // A file that is not a version is not a table (nor the newest one).
+    writeFileSync(path.join(dir, 'schema.json'), '{}');
+    expect(ruleTableVersions(dir)).toEqual(['2030-01']);
   });
 });
 
@@ -192,6 +217,34 @@ describe('the governor', () => {
     expect(decide('visa', history(visaSuccesses), T0 + 15 * DAY).verdict).toBe('allowed');
   });
 
+  it('refuses to decide on a time it cannot read, rather than let it drop out of every window', () => {
+    const h = history([decline(T0, 'mastercard', { advice_code: '30' })]);
+    expect(() => decide('mastercard', h, Number.NaN)).toThrow(/cannot read the time of now/);
+    const bad = history([{ ...decline(T0, 'mastercard', { advice_code: '30' }), at: '2026-13-01T00:00:00Z' }]);
+    expect(() => decide('mastercard', bad, T0 + DAY)).toThrow(/cannot read the time of an attempt: 2026-13-01/);
+    expect(() => decideRetry(table, 'mastercard', { attempts: [], updater_lookups: ['soon'] }, new Date(T0))).toThrow(
+      /an updater lookup/,
+    );
+  });
+
+  it('reads a history in any order', () => {
+    const sorted = [
+      decline(T0, 'mastercard', { advice_code: '01' }),
+      decline(T0 + 2 * HOUR, 'mastercard', { advice_code: '01' }),
+    ];
+    // The lookup came between the two MAC 01 declines: the later one still wants one.
+    expect(decide('mastercard', history([...sorted].reverse(), [T0 + HOUR]), T0 + 3 * HOUR).verdict).toBe(
+      'updater_first',
+    );
+  });
+
+  it('does not bar an expired card for good: the updater renews it under the same fingerprint', () => {
+    const h = history([decline(T0, 'visa', { decline_code: 'expired_card', category: 3 })]);
+    expect(decide('visa', h, T0 + HOUR).verdict).toBe('allowed');
+    const amex = history([decline(T0, 'amex', { decline_code: 'expired_card' })]);
+    expect(decide('amex', amex, T0 + HOUR).verdict).toBe('allowed');
+  });
+
   it('finds violations in charges nobody governed (the checker the properties trust can fail)', () => {
     const h = history([
       decline(T0, 'mastercard', { advice_code: '25' }),
@@ -265,6 +318,11 @@ const life = fc.tuple(fc.constantFrom(...NETWORKS), fc.boolean()).chain(([networ
         answer: answer(network, stubborn),
         /** Whether the caller waits for the earliest time the rules allow, or tries later on its schedule. */
         waitsForEarliest: fc.boolean(),
+        /** The account updater asked before this charge, whatever the rules said. */
+        lookupFirst: fc.oneof(
+          { weight: 9, arbitrary: fc.constant(false) },
+          { weight: 1, arbitrary: fc.constant(true) },
+        ),
       }),
       { minLength: 1, maxLength: 120, size: 'max' },
     ),
@@ -272,30 +330,48 @@ const life = fc.tuple(fc.constantFrom(...NETWORKS), fc.boolean()).chain(([networ
 );
 
 describe('the governor over any sequence of declines (fast-check)', () => {
-  it('never lets a violation happen, and names the exact earliest retry time', () => {
+  it('never lets a violation happen, never refuses a charge the rules allow, and names the exact earliest time', () => {
     fc.assert(
       fc.property(life, ({ network, steps }) => {
         const h: CardHistory = { attempts: [], updater_lookups: [] };
+        // The governor sorts what it is given: it is asked with the history newest first (charges
+        // of one millisecond keep their order: nothing else can tell it which came first).
+        const newestFirst = () => [...h.attempts].sort((x, y) => Date.parse(y.at) - Date.parse(x.at));
+        const decide = (at: number) =>
+          decideRetry(
+            table,
+            network,
+            { attempts: newestFirst(), updater_lookups: [...h.updater_lookups].reverse() },
+            new Date(at),
+          );
         let t = T0;
         for (const step of steps) {
           t += step.gap;
-          let v = decideRetry(table, network, h, new Date(t));
-          if (v.verdict === 'never') break;
+          if (step.lookupFirst) h.updater_lookups.push(iso(t));
+          let v = decide(t);
+          if (v.verdict === 'never') {
+            expect(brokenAt(network, h, t)).not.toEqual([]);
+            expect(brokenAt(network, h, t + 400 * DAY)).not.toEqual([]);
+            break;
+          }
           if (v.verdict === 'updater_first') {
+            expect(brokenAt(network, h, t)).toContain('mastercard MAC 01 no updater');
             h.updater_lookups.push(iso(t));
-            v = decideRetry(table, network, h, new Date(t));
+            v = decide(t);
           }
           if (v.verdict === 'not_before') {
             const at = Date.parse(v.at);
             expect(at).toBeGreaterThan(t);
-            // Exact: refused a millisecond before, allowed at the time named.
-            expect(decideRetry(table, network, h, new Date(at - 1)).verdict).not.toBe('allowed');
-            expect(decideRetry(table, network, h, new Date(at)).verdict).toBe('allowed');
+            // Exact, by the rules as written: a charge a millisecond before breaks one, at the time named none.
+            expect(brokenAt(network, h, at - 1)).not.toEqual([]);
+            expect(brokenAt(network, h, at)).toEqual([]);
+            expect(decide(at).verdict).toBe('allowed');
             if (!step.waitsForEarliest) continue;
             t = at;
-            v = decideRetry(table, network, h, new Date(t));
+            v = decide(t);
           }
           expect(v.verdict).toBe('allowed');
+          expect(brokenAt(network, h, t)).toEqual([]);
           h.attempts.push({ at: iso(t), network, ...step.answer });
         }
         expect(violations(network, h)).toEqual([]);

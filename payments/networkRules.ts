@@ -99,6 +99,16 @@ export type RetryVerdict =
 
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
+/**
+ * A time the governor can count with; anything else throws. A date that does not parse would
+ * drop out of every window and wait (NaN compares false), and allow what the rules forbid.
+ */
+function timeOf(at: string | number, what: string): number {
+  const t = typeof at === 'number' ? at : Date.parse(at);
+  if (!Number.isFinite(t)) throw new RangeError(`the network-rule governor cannot read the time of ${what}: ${at}`);
+  return t;
+}
+
 /** `30d`, `24h`, `90m` in milliseconds. */
 export function durationMs(d: string): number {
   const m = /^(\d+)(m|h|d)$/.exec(d);
@@ -137,8 +147,13 @@ const ref = (table: RuleTable, rule: NetworkRule): RuleRef => ({
 /** Whether a charge of this card may be made at `now`, and if not, from when (or never). */
 export function decideRetry(table: RuleTable, network: Network, history: CardHistory, now: Date): RetryVerdict {
   const rules = rulesFor(table, network);
-  const attempts = history.attempts;
-  const t = now.getTime();
+  const t = timeOf(now.getTime(), 'now');
+  // Oldest first, whatever order the history came in (a stable sort: one millisecond keeps its order).
+  const attempts = history.attempts
+    .map((a, i) => ({ a, i, at: timeOf(a.at, 'an attempt') }))
+    .sort((x, y) => x.at - y.at || x.i - y.i)
+    .map((x) => x.a);
+  const lookups = history.updater_lookups.map((l) => timeOf(l, 'an updater lookup'));
 
   for (const rule of rules) {
     if (rule.kind !== 'never_after') continue;
@@ -151,8 +166,7 @@ export function decideRetry(table: RuleTable, network: Network, history: CardHis
     const last = [...attempts].reverse().find((a) => matches(table, rule.match, a));
     if (!last) continue;
     const since = Date.parse(last.at);
-    if (!history.updater_lookups.some((l) => Date.parse(l) >= since))
-      return { verdict: 'updater_first', rule: ref(table, rule), since: last.at };
+    if (!lookups.some((l) => l >= since)) return { verdict: 'updater_first', rule: ref(table, rule), since: last.at };
   }
 
   let latest: { at: number; rule: NetworkRule } | null = null;

@@ -8,20 +8,26 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { DECLINE_CODES, type DeclineCode } from './declines';
 import { durationMs, type RuleTable } from './networkRules';
 
 export const RULE_TABLES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'config', 'network-rules');
 
+const YEAR_MS = 366 * 86_400_000;
 const duration = z.string().refine(
   (d) => {
     try {
-      return durationMs(d) > 0;
+      const ms = durationMs(d);
+      return ms > 0 && ms <= YEAR_MS;
     } catch {
       return false;
     }
   },
-  { message: 'a duration such as 90m, 24h or 30d' },
+  { message: 'a duration such as 90m, 24h or 30d, at most a year' },
 );
+
+/** The networks a rule may name; `*` is every network, `other` every network no rule names. */
+export const RULE_NETWORKS = ['visa', 'mastercard', 'amex', 'discover', 'jcb', 'unionpay', 'diners', '*', 'other'];
 
 const match = z
   .strictObject({
@@ -30,14 +36,17 @@ const match = z
       .array(z.string().regex(/^\d{2}$/))
       .min(1)
       .optional(),
-    decline_codes: z.array(z.string().min(1)).min(1).optional(),
+    decline_codes: z
+      .array(z.enum(DECLINE_CODES as [DeclineCode, ...DeclineCode[]]))
+      .min(1)
+      .optional(),
     do_not_retry: z.literal(true).optional(),
   })
   .refine((m) => Object.keys(m).length > 0, { message: 'a match names at least one condition' });
 
 const base = {
   id: z.string().regex(/^[a-z0-9-]+$/),
-  network: z.string().regex(/^([a-z]+|\*)$/),
+  network: z.enum(RULE_NETWORKS as [string, ...string[]]),
   source: z.string().min(20),
 };
 
@@ -79,13 +88,24 @@ const table = z
       seen.add(r.id);
       if (r.kind === 'cap' && r.counts === 'reattempts' && !r.match)
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'match'], message: 'a reattempt cap names the declines' });
+      if (r.kind === 'cap' && r.counts === 'attempts' && r.match)
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'match'], message: 'a cap of all charges matches nothing' });
+      // Conditions only one network's declines carry would never fire on another's.
+      if (r.match?.categories && r.network !== 'visa')
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'match', 'categories'], message: 'categories are Visa’s' });
+      if (r.match?.advice_codes && r.network !== 'mastercard')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['rules', i, 'match', 'advice_codes'],
+          message: 'advice codes are Mastercard’s',
+        });
     });
   });
 
 /** The versions on disk, oldest first. */
 export function ruleTableVersions(dir = RULE_TABLES_DIR): string[] {
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
+    .filter((f) => /^\d{4}-\d{2}(-[a-z0-9]+)?\.json$/.test(f))
     .map((f) => f.slice(0, -'.json'.length))
     .sort();
 }
