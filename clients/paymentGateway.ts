@@ -38,6 +38,11 @@ export type UpdaterAnswer =
   | { status: 'updated'; expiry_month: number; expiry_year: number }
   | { status: 'replaced'; token: string; expiry_month: number; expiry_year: number };
 
+/** The processor naming a token's card: its network and fingerprint (null when it cannot). */
+export interface CardDescriber {
+  describe(token: string): Promise<{ network: string; fingerprint: string } | null>;
+}
+
 export interface AccountUpdater {
   lookup(token: string): Promise<UpdaterAnswer>;
 }
@@ -91,7 +96,7 @@ export class GatewayRejectedError extends Error {
   }
 }
 
-export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, AccountUpdater {
+export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, AccountUpdater, CardDescriber {
   constructor(
     private readonly baseUrl: string,
     private readonly timeoutMs = 10_000,
@@ -168,6 +173,14 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     return body.data.map((d) => d.status);
   }
 
+  async describe(token: string): Promise<{ network: string; fingerprint: string } | null> {
+    const body = (await this.read(new URL('/v1/payment_methods/status', this.baseUrl), false, { tokens: [token] })) as {
+      data?: { network?: string; fingerprint?: string }[];
+    };
+    const d = body.data?.[0];
+    return d?.network && d.fingerprint ? { network: d.network, fingerprint: d.fingerprint } : null;
+  }
+
   /** Asks the network's account updater about a card (a read: asking twice is harmless). */
   async lookup(token: string): Promise<UpdaterAnswer> {
     const body = (await this.read(new URL('/v1/account_updater/lookups', this.baseUrl), false, { token })) as {
@@ -176,9 +189,16 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     const { status } = body;
     if (status === 'no_change' || status === 'closed') return { status };
     const expiry = { expiry_month: Number(body.expiry_month), expiry_year: Number(body.expiry_year) };
-    if (status === 'updated') return { status, ...expiry };
-    if (status === 'replaced' && typeof body.token === 'string') return { status, token: body.token, ...expiry };
-    throw new GatewayUnavailableError(`the account updater answered what it should not: ${String(status)}`);
+    const validExpiry =
+      Number.isInteger(expiry.expiry_month) &&
+      expiry.expiry_month >= 1 &&
+      expiry.expiry_month <= 12 &&
+      Number.isInteger(expiry.expiry_year);
+    if (status === 'updated' && validExpiry) return { status, ...expiry };
+    if (status === 'replaced' && validExpiry && typeof body.token === 'string' && body.token)
+      return { status, token: body.token, ...expiry };
+    // Asking again would get the same answer: not a transient failure.
+    throw new GatewayRejectedError(200, `the account updater answered what it should not (${String(status)})`);
   }
 
   /** A read of the gateway's records: 404 is null when allowed; any other failure throws (retried). */

@@ -58,6 +58,9 @@ export function declineCodeInToken(token: string): DeclineCode | null {
   const at = token.indexOf('decline_');
   if (at < 0) return null;
   const rest = token.slice(at + 'decline_'.length);
-  const matches = DECLINE_CODES.filter((code) => rest === code || rest.startsWith(`${code}_`));
+  // The code ends the token or is followed by `_` or `-` (`..._decline_expired_card-42`).
+  const matches = DECLINE_CODES.filter(
+    (code) => rest === code || rest.startsWith(`${code}_`) || rest.startsWith(`${code}-`),
+  );
   return matches.sort((a, b) => b.length - a.length)[0] ?? null;
 }

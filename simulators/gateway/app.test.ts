@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GatewayRejectedError, GatewayUnavailableError, HttpPaymentGateway } from '../../clients/paymentGateway';
-import { createGatewaySimulator, fingerprintOfToken, type ChargeRecord } from './app';
+import { createGatewaySimulator, fingerprintOfToken, networkOfToken, type ChargeRecord } from './app';
 
 const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
 let server: ServerType;
@@ -187,6 +187,38 @@ describe('the gateway simulator speaks like a processor', () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: { code: 'invalid_request' } });
     expect(await listed('c-i')).toHaveLength(1);
+  });
+
+  it('charges once for two requests with one key at once, and refuses the key for another charge', async () => {
+    const body = (amount: number) =>
+      JSON.stringify({ token: 'tok_visa', amount, currency: 'EUR', customer_id: 'c-k', initiator: 'mit' });
+    const post = (amount: number) =>
+      fetch(`${base}/v1/charges`, {
+        method: 'POST',
+        headers: { 'idempotency-key': 'pay-k:pm-1', 'content-type': 'application/json' },
+        body: body(amount),
+      });
+    const [a, b] = await Promise.all([post(500), post(500)]);
+    const [first, second] = [(await a.json()) as { id: string }, (await b.json()) as { id: string }];
+    expect(first.id).toBe(second.id);
+    expect(await listed('c-k')).toHaveLength(1);
+    const other = await post(501);
+    expect(other.status).toBe(400);
+    expect(await other.json()).toMatchObject({ error: { code: 'idempotency_key_in_use' } });
+    expect(await listed('c-k')).toHaveLength(1);
+  });
+
+  it('reads test tokens by their parts: the network, the advice code, a code followed by the card', async () => {
+    expect(networkOfToken('tok_amex_card-visa01')).toBe('amex');
+    const mac = await gateway().charge(charge('tok_mastercard_decline_do_not_honor_mac_240', 'pay-t1:pm-1', 'c-t'));
+    expect(mac).toMatchObject({ outcome: 'declined', advice_code: null });
+    expect(
+      await gateway().charge(charge('tok_mastercard_decline_expired_card-42', 'pay-t2:pm-1', 'c-t')),
+    ).toMatchObject({
+      outcome: 'declined',
+      decline_code: 'expired_card',
+      fingerprint: fingerprintOfToken('tok_card-42'),
+    });
   });
 
   it('gives every token of one card identity the same fingerprint, and different cards different ones', () => {

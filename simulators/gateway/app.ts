@@ -73,9 +73,9 @@ export interface UpdaterLookup {
 
 const NETWORKS = ['mastercard', 'visa', 'amex', 'discover'] as const;
 
-/** The network a test token names; visa when it names none. */
+/** The network a test token names (a `_`-separated part of it: `tok_amex_card-visa01` is Amex); else visa. */
 export function networkOfToken(token: string): string {
-  return NETWORKS.find((n) => token.includes(n)) ?? 'visa';
+  return token.split('_').find((part): part is (typeof NETWORKS)[number] => NETWORKS.includes(part as never)) ?? 'visa';
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -94,7 +94,7 @@ function networkDecline(table: RuleTable, network: string, token: string, code: 
     const entry = table.visa_categories.codes[code];
     return { network_response_code: entry?.response_code ?? '05', category: entry?.category ?? 4, advice_code: null };
   }
-  const mac = network === 'mastercard' ? (/mac_(\d{2})/.exec(token)?.[1] ?? null) : null;
+  const mac = network === 'mastercard' ? (/mac_(\d{2})(?!\d)/.exec(token)?.[1] ?? null) : null;
   return { network_response_code: null, category: null, advice_code: mac };
 }
 
@@ -150,6 +150,8 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     }
   }
   const faults = { latency_ms: 0, fail_next: 0 };
+  /** Keys whose charge is being made: a second request with one waits for the first. */
+  const keysInFlight = new Map<string, Promise<void>>();
   /** Charge requests received and not yet answered (a test waits on it instead of on the clock). */
   let inFlight = 0;
 
@@ -187,8 +189,40 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     const key = c.req.header('idempotency-key');
     if (!key)
       return c.json({ error: { code: 'missing_idempotency_key', message: 'Idempotency-Key header required' } }, 400);
+    // One request per key at a time: a second one with the same key waits for the first's answer
+    // (two at once must not charge twice), then replays it.
+    while (keysInFlight.has(key)) await keysInFlight.get(key);
+    let release = () => {};
+    keysInFlight.set(key, new Promise<void>((resolve) => (release = resolve)));
+    try {
+      return await chargeOnce(c, key);
+    } finally {
+      keysInFlight.delete(key);
+      release();
+    }
+  };
+  const chargeOnce = async (c: Context, key: string) => {
+    const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
     const prior = byKey.get(key);
     if (prior) {
+      // The same key is the same charge: a request that asks for another one is refused, as processors do.
+      const r = prior.record;
+      if (
+        parsed.success &&
+        (parsed.data.amount !== r.amount ||
+          parsed.data.currency !== r.currency ||
+          parsed.data.customer_id !== r.customer_id ||
+          (r.fingerprint !== undefined && fingerprintOfToken(parsed.data.token) !== r.fingerprint))
+      )
+        return c.json(
+          {
+            error: {
+              code: 'idempotency_key_in_use',
+              message: 'this Idempotency-Key was used for a charge with other parameters',
+            },
+          },
+          400,
+        );
       const a = answer(prior);
       c.header('idempotent-replayed', 'true');
       return c.json(a.body, a.status);
@@ -197,7 +231,6 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
       faults.fail_next--;
       return c.json({ error: { code: 'simulated_failure' } }, 503);
     }
-    const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
     if (!parsed.success)
       return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
     const { token, amount, currency, customer_id, initiator } = parsed.data;
