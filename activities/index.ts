@@ -7,9 +7,10 @@ import type { Client } from '@temporalio/client';
 import type { ChimeraClient } from '../clients/chimera';
 import type { KafkaProducer } from '../clients/kafka';
 import type { NotificationSink } from '../clients/notifications';
-import type { GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
+import type { CardDescriber, GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
+import type { RuleTable } from '../payments/networkRules';
 import { createAgentActivities } from './agents';
 import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
@@ -28,6 +29,9 @@ export interface ActivityDeps {
   gateway: PaymentGateway;
   /** The gateway's records, for the reconciliation (the same HTTP client as `gateway` in the worker). */
   gatewayRecords?: GatewayRecords | undefined;
+  /** The processor naming a method's card, and the network-rule table: with both, charges are governed per card. */
+  cards?: CardDescriber | undefined;
+  networkRules?: RuleTable | undefined;
   notifications: NotificationSink;
   /** Trusted-device threshold, for the cascade's order. */
   trustThreshold: number;

@@ -1,16 +1,23 @@
 /** Activities of payment recovery: the gateway charge and the graph writes around it. */
 import { ApplicationFailure, log } from '@temporalio/activity';
-import { GatewayRejectedError, type ChargeResult, type PaymentGateway } from '../clients/paymentGateway';
+import {
+  GatewayRejectedError,
+  type CardDescriber,
+  type ChargeResult,
+  type PaymentGateway,
+} from '../clients/paymentGateway';
+import { cardOfMethod, recordCardAnswer, setCardOfMethod, type CardIdentity } from '../graph/cardHistory';
 import type { Graph } from '../graph/graph';
 import { recordInteractions, type ProfileRules } from '../graph/interactions';
 import type { PaymentMethodStatus } from '../graph/model';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
+import { describeVerdict, type RetryVerdict, type RuleTable } from '../payments/networkRules';
 import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   listRecoveryCandidates,
   recordRecovery,
   recordRecoveryFailed,
-  reserveChargeAttempt,
+  reserveGovernedCharge,
   type ChargeVerdict,
   type RecoveryCandidate,
   type RecoveryRecord,
@@ -30,44 +37,93 @@ export interface ChargeAttempt {
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
 export type ChargeOutcome =
   | ChargeResult
-  | { outcome: 'limited' }
+  /** A card-network rule (or, for a card the processor never named, the per-method cap) says not now. */
+  | { outcome: 'limited'; rule?: string; not_before?: string | null; never?: boolean }
   | { outcome: 'not_charged'; reason: Exclude<ChargeVerdict, 'allowed' | 'limited'> };
+
+/** What a `limited` outcome says of the rule behind it (in the status and the history). */
+function limitedBy(rule: RetryVerdict | null): ChargeOutcome {
+  if (!rule || rule.verdict === 'allowed') return { outcome: 'limited' };
+  return {
+    outcome: 'limited',
+    rule: describeVerdict(rule),
+    not_before: rule.verdict === 'not_before' ? rule.at : null,
+    never: rule.verdict === 'never',
+  };
+}
 
 export function createRecoveryActivities({
   graph,
   gateway,
   trustThreshold,
   profileRules,
+  cards,
+  networkRules,
 }: {
   graph: Graph;
   gateway: PaymentGateway;
+  /**
+   * The processor, naming a method's card (network and fingerprint), and the network-rule table:
+   * with both, every charge is governed per card by the networks' rules (payments/networkRules.ts);
+   * without, by the per-method cap alone.
+   */
+  cards?: CardDescriber | undefined;
+  networkRules?: RuleTable | undefined;
   trustThreshold: number;
   /** The segment and VIP rules a recovered payment is recorded under (as the agents' payments are). */
   profileRules: ProfileRules;
 }) {
+  /** The method's card as the processor names it: asked once (a read of the token), then kept on the method. */
+  const cardOf = async (paymentMethodId: string): Promise<CardIdentity | null> => {
+    const known = await domain(() => cardOfMethod(graph, paymentMethodId));
+    if (known || !cards) return known;
+    let token: string;
+    try {
+      token = await revealPaymentToken(graph, paymentMethodId);
+    } catch {
+      return null; // gone from the wallet: the reservation says so
+    }
+    const named = await cards.describe(token);
+    if (!named) return null;
+    await domain(() => setCardOfMethod(graph, paymentMethodId, named));
+    return named;
+  };
+
   return {
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
      * business outcome); 5xx and timeouts throw and are retried by Temporal with the same key,
      * so a retry after a lost answer is the same charge. Right before the charge the graph says
-     * whether it may happen (graph/recovery.ts `reserveChargeAttempt`): a method charged 15 times
-     * in 30 days (by any recovery) is `limited`; a suspended or erased customer, or a method no
-     * longer active in the wallet, is not charged (`not_charged` with the reason).
+     * whether it may happen (graph/recovery.ts `reserveGovernedCharge`): a charge the card
+     * networks' rules do not allow now is `limited`, with the rule and when it allows one (for a
+     * card the processor never named, the cap of 15 charges per method in 30 days); a suspended
+     * or erased customer, or a method no longer active in the wallet, is not charged
+     * (`not_charged` with the reason). The network's answer is counted against the card.
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
-      const verdict = await domain(() =>
-        reserveChargeAttempt(graph, {
+      const card = networkRules ? await cardOf(a.payment_method_id) : null;
+      const { verdict, rule } = await domain(() =>
+        reserveGovernedCharge(graph, {
           customer_id: a.customer_id,
           payment_method_id: a.payment_method_id,
           key: a.idempotency_key,
           max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
+          card: card && networkRules ? { identity: card, table: networkRules } : undefined,
         }),
       );
-      if (verdict === 'limited') return { outcome: 'limited' };
+      if (verdict === 'limited') {
+        log.info('a charge the networks’ rules do not allow now was not made', {
+          paymentId: a.payment_id,
+          paymentMethodId: a.payment_method_id,
+          rule: rule ? describeVerdict(rule) : 'per-method cap',
+        });
+        return limitedBy(rule);
+      }
       if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
       const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
+      let result: ChargeResult;
       try {
-        return await gateway.charge({
+        result = await gateway.charge({
           idempotency_key: a.idempotency_key,
           token,
           amount: a.amount,
@@ -81,6 +137,11 @@ export function createRecoveryActivities({
           throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
         throw err;
       }
+      // What the network said is counted against the card before the answer goes back (a retry of
+      // this activity records the same answer again, which changes nothing).
+      if (card && networkRules)
+        await domain(() => recordCardAnswer(graph, card, a.idempotency_key, result, networkRules));
+      return result;
     },
     async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
       return domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));

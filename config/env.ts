@@ -292,6 +292,11 @@ export const envSchema = z.object({
   PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
   /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */
   PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  /** The card-network rule table (config/network-rules/<version>.json); the newest when unset. */
+  PERSONA_NETWORK_RULES_VERSION: z
+    .string()
+    .regex(/^\d{4}-\d{2}(-[a-z0-9]+)?$/, 'expected a table version such as 2026-11')
+    .optional(),
   /** Dunning rounds after every method failed: delays such as 1d, 12h, 30m, comma-separated. */
   PERSONA_DUNNING_SCHEDULE: z
     .string()

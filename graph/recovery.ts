@@ -3,6 +3,8 @@ import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ConflictError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey } from './events';
+import type { RetryVerdict, RuleTable } from '../payments/networkRules';
+import { governChargeTx, type CardIdentity } from './cardHistory';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 
 export interface RecoveryCandidate {
@@ -71,6 +73,25 @@ export async function reserveChargeAttempt(
   charge: { customer_id: string; payment_method_id: string; key: string; max: number },
   now = new Date(),
 ): Promise<ChargeVerdict> {
+  return (await reserveGovernedCharge(g, charge, now)).verdict;
+}
+
+/**
+ * `reserveChargeAttempt`, with the card-network rules when the card is known: the governor
+ * (graph/cardHistory.ts) decides on the card's history under its lock in the same transaction,
+ * in place of the per-method cap; `rule` says why a charge is `limited`.
+ */
+export async function reserveGovernedCharge(
+  g: Graph,
+  charge: {
+    customer_id: string;
+    payment_method_id: string;
+    key: string;
+    max: number;
+    card?: { identity: CardIdentity; table: RuleTable } | undefined;
+  },
+  now = new Date(),
+): Promise<{ verdict: ChargeVerdict; rule: RetryVerdict | null }> {
   return writeTx(g, async (tx) => {
     const standing = (
       await tx.run(CYPHER.standing, {
@@ -81,23 +102,28 @@ export async function reserveChargeAttempt(
     ).records[0];
     // The same key again is the same charge (a retried activity whose answer was lost): it goes
     // to the gateway whatever happened since, so the gateway answers what it did the first time.
-    if (standing?.get('known') === true) return 'allowed';
+    if (standing?.get('known') === true) return { verdict: 'allowed' as const, rule: null };
     const customer = standing?.get('customer') as string | null;
     const method = standing?.get('method') as string | null;
-    if (customer === null || customer === 'erased') return 'customer_erased';
-    if (customer === 'suspended') return 'customer_suspended';
-    if (method !== 'active') return 'method_unavailable';
+    if (customer === null || customer === 'erased') return { verdict: 'customer_erased' as const, rule: null };
+    if (customer === 'suspended') return { verdict: 'customer_suspended' as const, rule: null };
+    if (method !== 'active') return { verdict: 'method_unavailable' as const, rule: null };
+    if (charge.card) {
+      const rule = await governChargeTx(tx, charge.card.identity, charge.key, charge.card.table, now);
+      if (rule.verdict !== 'allowed') return { verdict: 'limited' as const, rule };
+    }
     const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000).toISOString();
     const record = (
       await tx.run(CYPHER.reserve, {
         paymentMethodId: charge.payment_method_id,
         key: charge.key,
-        max: neo4j.int(charge.max),
+        // A known card is governed by the networks' rules above; the per-method cap is for the rest.
+        max: neo4j.int(charge.card ? 1_000_000 : charge.max),
         since,
         now: now.toISOString(),
       })
     ).records[0];
-    return record?.get('allowed') === true ? 'allowed' : 'limited';
+    return { verdict: record?.get('allowed') === true ? ('allowed' as const) : ('limited' as const), rule: null };
   });
 }
 

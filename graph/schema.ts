@@ -48,6 +48,14 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'constraint' as const,
     cypher: `CREATE CONSTRAINT ${snake(label)}_id_unique IF NOT EXISTS FOR (n:${label}) REQUIRE n.id IS UNIQUE`,
   })),
+  // A card's charges as the networks count them (graph/cardHistory.ts), one node per fingerprint.
+  {
+    name: 'card_identity_fingerprint_unique',
+    kind: 'constraint',
+    cypher:
+      'CREATE CONSTRAINT card_identity_fingerprint_unique IF NOT EXISTS ' +
+      'FOR (k:CardIdentity) REQUIRE k.fingerprint IS UNIQUE',
+  },
   {
     name: 'device_fingerprint_unique',
     kind: 'constraint',

@@ -23,6 +23,8 @@ export interface RecoveryAttempt {
   outcome: 'succeeded' | 'declined' | 'skipped';
   decline_code: string | null;
   at: string;
+  /** Why a charge was skipped by a card-network rule: the rule, its table and when it allows one. */
+  rule?: string;
 }
 
 export type RecoveryState =

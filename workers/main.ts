@@ -28,6 +28,7 @@ import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafk
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
+import { loadRuleTable } from '../payments/ruleTables';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -98,6 +99,9 @@ async function main(): Promise<void> {
       : 'no PERSONA_WORKFLOW_BUNDLE_DIR: bundling the workflow code now',
   );
   const gateway = new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS);
+  // Read and checked now: a table that does not parse stops the worker, not a charge.
+  const networkRules = loadRuleTable(config.PERSONA_NETWORK_RULES_VERSION);
+  logger.info({ version: networkRules.version, rules: networkRules.rules.length }, 'card-network rules loaded');
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -115,6 +119,8 @@ async function main(): Promise<void> {
       chimera,
       gateway,
       gatewayRecords: gateway,
+      cards: gateway,
+      networkRules,
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       profileRules: profileRules(config),

@@ -364,12 +364,14 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           continue;
         }
         if (result.outcome === 'limited') {
-          // Charged 15 times in 30 days already (card-network rule, counted in the graph).
+          // A card-network rule does not allow this charge now (decided in the graph, per card);
+          // the rule is named when the worker governs by the rule table.
           status.attempts.push({
             payment_method_id: c.payment_method_id,
             outcome: 'skipped',
             decline_code: 'network_retry_limit',
             at: now(),
+            ...(result.rule ? { rule: result.rule } : {}),
           });
           continue;
         }

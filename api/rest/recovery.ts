@@ -19,6 +19,14 @@ const statusSchema = z
         outcome: z.string(),
         decline_code: z.string().nullable(),
         at: z.string(),
+        rule: z
+          .string()
+          .optional()
+          .openapi({
+            description:
+              'A charge skipped by a card-network rule (decline_code network_retry_limit): the rule, ' +
+              'its table version and when it allows a charge',
+          }),
       }),
     ),
     recovered_with: z.string().nullable(),

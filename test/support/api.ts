@@ -24,6 +24,7 @@ import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
+import { loadRuleTable } from '../../payments/ruleTables';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
@@ -125,6 +126,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         graph,
         chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+        cards: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+        networkRules: loadRuleTable(),
         notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
         profileRules: profileRules(graph.config),

@@ -266,6 +266,32 @@ describe('payment recovery workflow', () => {
     expect(status.state).toBe('failed');
   });
 
+  it('names the card-network rule that skipped a charge, in the status', async () => {
+    const rule = 'not before 2026-11-26T10:00:00.000Z: mastercard-mac-25-after-24-hours (rules 2026-11)';
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: { 'pm-failed': ['succeeded'] },
+        charge: async (a) =>
+          a.payment_method_id === 'pm-a'
+            ? { outcome: 'limited', rule, not_before: '2026-11-26T10:00:00.000Z', never: false }
+            : undefined,
+      },
+      failure(),
+      { schedule: ['1h'] },
+    );
+    expect(status.attempts).toContainEqual({
+      payment_method_id: 'pm-a',
+      outcome: 'skipped',
+      decline_code: 'network_retry_limit',
+      at: expect.any(String),
+      rule,
+    });
+    // The first pass skipped pm-a by the rule; the dunning round recovered with the reported method.
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-failed' }]);
+    expect(status.state).toBe('recovered');
+  });
+
   it('ignores a second report of the same payment', async () => {
     const f = failure();
     const { status, log } = await run(

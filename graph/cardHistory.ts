@@ -1,0 +1,199 @@
+/**
+ * What the card networks count, per card identity: a `CardIdentity` node per processor card
+ * fingerprint (the same for every token of one card, so a card tokenised again, or stored by two
+ * customers, has one history). It holds every charge of the last 31 days under its idempotency
+ * key with what the network answered, the account-updater lookups, and — for good — the verdict
+ * of a rule that barred the card. No customer id, token or card number is kept here.
+ *
+ * The governor (payments/networkRules.ts) decides on this history inside the transaction that
+ * reserves a charge (graph/recovery.ts), under the card's lock: two recoveries of one card count
+ * one after the other. A charge is appended `pending` when reserved and given its answer once the
+ * gateway gave one; the same key again is the same charge.
+ */
+import type { ManagedTransaction } from 'neo4j-driver';
+import {
+  decideRetry,
+  type CardAttempt,
+  type CardHistory,
+  type RetryVerdict,
+  type RuleTable,
+} from '../payments/networkRules';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
+
+/** A card as the processor identifies it. */
+export interface CardIdentity {
+  fingerprint: string;
+  network: string;
+}
+
+/** One charge in the history: its key, and `pending` until the gateway's answer is recorded. */
+export interface StoredAttempt extends Omit<CardAttempt, 'outcome'> {
+  key: string;
+  outcome: CardAttempt['outcome'] | 'pending';
+}
+
+/** What the gateway answered a charge, as far as the networks' rules care. */
+export interface CardAnswer {
+  outcome: 'succeeded' | 'declined';
+  decline_code?: string | null;
+  category?: number | null;
+  advice_code?: string | null;
+}
+
+/** How long attempts are kept: the longest rule window (30 days) and a day. */
+const KEEP_MS = 31 * 86_400_000;
+
+const CYPHER = {
+  card: `
+    MERGE (k:CardIdentity {fingerprint: $fingerprint})
+      ON CREATE SET k.network = $network, k.attempts = [], k.lookups = [], k.created_at = datetime.transaction()
+    ${lockNode('k')}
+    RETURN k.attempts AS attempts, k.lookups AS lookups, k.barred AS barred, k.network AS network`,
+  save: `
+    MATCH (k:CardIdentity {fingerprint: $fingerprint})
+    SET k.attempts = $attempts, k.lookups = $lookups, k.barred = $barred, k.updated_at = datetime.transaction()`,
+  read: `
+    MATCH (k:CardIdentity {fingerprint: $fingerprint})
+    RETURN k.attempts AS attempts, k.lookups AS lookups, k.barred AS barred, k.network AS network`,
+  methodCard: `
+    MATCH (p:PaymentMethod {id: $id})
+    RETURN p.card_fingerprint AS fingerprint, p.card_network AS network`,
+  setMethodCard: `
+    MATCH (p:PaymentMethod {id: $id})
+    SET p.card_fingerprint = $fingerprint, p.card_network = $network`,
+} as const;
+
+/** The card a payment method is, as the processor named it; null until it was asked. */
+export async function cardOfMethod(g: Graph, paymentMethodId: string): Promise<CardIdentity | null> {
+  const r = await readTx(g, async (tx) => (await tx.run(CYPHER.methodCard, { id: paymentMethodId })).records[0]);
+  const fingerprint = r?.get('fingerprint') as string | null | undefined;
+  return fingerprint ? { fingerprint, network: (r?.get('network') as string | null) ?? 'unknown' } : null;
+}
+
+/** Keeps the processor's name for the method's card (asked once; the same answer changes nothing). */
+export async function setCardOfMethod(g: Graph, paymentMethodId: string, card: CardIdentity): Promise<void> {
+  await writeTx(g, (tx) => tx.run(CYPHER.setMethodCard, { id: paymentMethodId, ...card }));
+}
+
+interface Loaded {
+  attempts: StoredAttempt[];
+  lookups: string[];
+  barred: Extract<RetryVerdict, { verdict: 'never' }> | null;
+  network: string;
+}
+
+function parse(r: { get(key: string): unknown }, fallbackNetwork: string): Loaded {
+  const barred = r.get('barred') as string | null;
+  return {
+    attempts: ((r.get('attempts') as string[] | null) ?? []).map((a) => JSON.parse(a) as StoredAttempt),
+    lookups: (r.get('lookups') as string[] | null) ?? [],
+    barred: barred ? (JSON.parse(barred) as Loaded['barred']) : null,
+    network: (r.get('network') as string | null) ?? fallbackNetwork,
+  };
+}
+
+async function loadLocked(tx: ManagedTransaction, card: CardIdentity): Promise<Loaded> {
+  const r = (await tx.run(CYPHER.card, card)).records[0];
+  if (!r) throw new Error(`card ${card.fingerprint} could not be read`);
+  return parse(r, card.network);
+}
+
+async function save(tx: ManagedTransaction, fingerprint: string, l: Loaded, now: Date): Promise<void> {
+  const since = now.getTime() - KEEP_MS;
+  await tx.run(CYPHER.save, {
+    fingerprint,
+    attempts: l.attempts.filter((a) => Date.parse(a.at) > since).map((a) => JSON.stringify(a)),
+    lookups: l.lookups.filter((at) => Date.parse(at) > since),
+    barred: l.barred ? JSON.stringify(l.barred) : null,
+  });
+}
+
+/**
+ * The governor's view. A pending charge (reserved, its answer not recorded: in flight, or its
+ * worker died) counts as the worst it can turn out to be short of a bar: a decline, of Visa's
+ * generic category 4 — so it counts towards every cap of charges, declines and reattempts, and
+ * the charge after it is a reattempt.
+ */
+function historyOf(l: Loaded): CardHistory {
+  return {
+    attempts: l.attempts.map((a) =>
+      a.outcome === 'pending'
+        ? { ...a, outcome: 'declined' as const, decline_code: null, category: 4, advice_code: null }
+        : { ...a, outcome: a.outcome },
+    ),
+    updater_lookups: l.lookups,
+  };
+}
+
+/**
+ * Inside the reserving transaction: may this card be charged now under `key`? A key the card has
+ * seen is the same charge (allowed, nothing added); otherwise the governor decides, and an allowed
+ * charge is appended `pending`.
+ */
+export async function governChargeTx(
+  tx: ManagedTransaction,
+  card: CardIdentity,
+  key: string,
+  table: RuleTable,
+  now: Date,
+): Promise<RetryVerdict> {
+  const l = await loadLocked(tx, card);
+  if (l.attempts.some((a) => a.key === key)) return { verdict: 'allowed', table: table.version };
+  if (l.barred) return l.barred;
+  const verdict = decideRetry(table, l.network, historyOf(l), now);
+  if (verdict.verdict !== 'allowed') return verdict;
+  l.attempts.push({ key, at: now.toISOString(), outcome: 'pending', network: l.network });
+  await save(tx, card.fingerprint, l, now);
+  return verdict;
+}
+
+/**
+ * The gateway's answer to the charge under `key`, recorded (again: the same answer changes
+ * nothing). A decline that bars the card for good (Visa category 1, Mastercard MAC 03/21, a
+ * do-not-retry code) is kept as the card's bar after its attempt has aged out.
+ */
+export async function recordCardAnswer(
+  g: Graph,
+  card: CardIdentity,
+  key: string,
+  answer: CardAnswer,
+  table: RuleTable,
+  now = new Date(),
+): Promise<void> {
+  await writeTx(g, async (tx) => {
+    const l = await loadLocked(tx, card);
+    const attempt = l.attempts.find((a) => a.key === key);
+    if (!attempt) return;
+    // A wait the network asks for runs from its answer, which may come long after the reservation
+    // (the gateway retried): the first answer moves the charge's time to when it was given.
+    if (attempt.outcome === 'pending') attempt.at = now.toISOString();
+    Object.assign(attempt, {
+      outcome: answer.outcome,
+      decline_code: answer.decline_code ?? null,
+      category: answer.category ?? null,
+      advice_code: answer.advice_code ?? null,
+    });
+    if (!l.barred && answer.outcome === 'declined') {
+      const after = decideRetry(table, l.network, historyOf(l), now);
+      if (after.verdict === 'never') l.barred = after;
+    }
+    await save(tx, card.fingerprint, l, now);
+  });
+}
+
+/** An account-updater lookup of the card: after a MAC 01 decline, it allows the retry. */
+export async function recordUpdaterLookup(g: Graph, card: CardIdentity, now = new Date()): Promise<void> {
+  await writeTx(g, async (tx) => {
+    const l = await loadLocked(tx, card);
+    l.lookups.push(now.toISOString());
+    await save(tx, card.fingerprint, l, now);
+  });
+}
+
+/** The card's history as kept (tests, ops): null when the card was never charged. */
+export async function readCardHistory(g: Graph, fingerprint: string): Promise<Loaded | null> {
+  return readTx(g, async (tx) => {
+    const r = (await tx.run(CYPHER.read, { fingerprint })).records[0];
+    return r ? parse(r, 'unknown') : null;
+  });
+}

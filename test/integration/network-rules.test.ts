@@ -1,0 +1,142 @@
+/**
+ * The card networks' retry rules on a recovery's charge, against the real graph and the stack's
+ * gateway simulator: the charge activity has the processor name the method's card once (network
+ * and fingerprint), the graph's reservation asks the governor under the card's lock, and the
+ * network's answer is counted against the card, whichever token or customer it comes from.
+ */
+import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from '../../activities/recovery';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
+import { addPaymentMethod, createCustomer } from '../../graph';
+import { cardOfMethod, readCardHistory } from '../../graph/cardHistory';
+import { loadRuleTable } from '../../payments/ruleTables';
+import { fingerprintOfToken } from '../../simulators/gateway/app';
+import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
+
+let g: TestGraph;
+let gateway: HttpPaymentGateway;
+const table = loadRuleTable();
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+beforeAll(() => {
+  g = openTestGraph();
+  gateway = new HttpPaymentGateway(g.config.PERSONA_GATEWAY_URL, 5000);
+});
+afterAll(() => g.close());
+
+const activities = () =>
+  createRecoveryActivities({
+    graph: g,
+    gateway,
+    cards: gateway,
+    networkRules: table,
+    trustThreshold: g.config.PERSONA_TRUST_THRESHOLD,
+    profileRules: profileRules(g.config),
+  });
+
+/** The charge activity, run as a worker runs it. */
+const charge = (a: ChargeAttempt): Promise<ChargeOutcome> =>
+  new MockActivityEnvironment().run((x: ChargeAttempt) => activities().chargePaymentMethod(x), a);
+
+/** A card identity of its own for each test (`card-<id>` in the simulator's test tokens). */
+const cardId = () => randomUUID().replace(/-/g, '');
+
+async function holder(token: string) {
+  const c = await createCustomer(g, {});
+  const pm = await addPaymentMethod(g, c.id, cardInput({ token }));
+  return { customer: c.id, method: pm.id };
+}
+
+const attempt = (who: { customer: string; method: string }, payment: string, round = 0): ChargeAttempt => ({
+  payment_id: payment,
+  customer_id: who.customer,
+  payment_method_id: who.method,
+  amount: 1999,
+  currency: g.policy.reportingCurrency,
+  idempotency_key: round === 0 ? `${payment}:${who.method}` : `${payment}:${who.method}:r${round}`,
+});
+
+describe('the networks’ retry rules on the charge', () => {
+  it('wait as long as a Mastercard advice code says, for every token of the card and every customer', async () => {
+    const id = cardId();
+    const a = await holder(`tok_mastercard_card-${id}_decline_insufficient_funds_mac_25`);
+    const declinedAt = Date.now();
+    expect(await charge(attempt(a, `pay_${id}`))).toMatchObject({
+      outcome: 'declined',
+      network: 'mastercard',
+      advice_code: '25',
+    });
+    // The method now carries its card as the processor named it.
+    expect(await cardOfMethod(g, a.method)).toEqual({
+      fingerprint: fingerprintOfToken(`tok_mastercard_card-${id}`),
+      network: 'mastercard',
+    });
+
+    const again = await charge(attempt(a, `pay_${id}`, 1));
+    expect(again).toMatchObject({ outcome: 'limited', never: false });
+    const limited = again as Extract<ChargeOutcome, { outcome: 'limited' }>;
+    expect(limited.rule).toMatch(/mastercard-mac-25-after-24-hours \(rules 2026-11\)/);
+    const notBefore = Date.parse(limited.not_before ?? '');
+    expect(notBefore).toBeGreaterThanOrEqual(declinedAt + DAY);
+    expect(notBefore).toBeLessThanOrEqual(Date.now() + DAY);
+
+    // The same card stored again by another customer, under another token: one history.
+    const b = await holder(`tok_mastercard_card-${id}_stored_again`);
+    expect(await charge(attempt(b, `pay_${id}_b`))).toMatchObject({
+      outcome: 'limited',
+      not_before: limited.not_before,
+    });
+    const history = await readCardHistory(g, fingerprintOfToken(`tok_mastercard_card-${id}`));
+    expect(history?.attempts).toMatchObject([{ outcome: 'declined', advice_code: '25', network: 'mastercard' }]);
+    // Only the first charge reached the gateway.
+    const gatewayCharges = async (customer: string) =>
+      (await (await fetch(`${g.config.PERSONA_GATEWAY_URL}/v1/charges?customer_id=${customer}`)).json()) as {
+        data: unknown[];
+      };
+    expect((await gatewayCharges(a.customer)).data).toHaveLength(1);
+    expect((await gatewayCharges(b.customer)).data).toHaveLength(0);
+  });
+
+  it('never charge a Visa card again after a category 1 decline; a retried activity is the same charge', async () => {
+    const id = cardId();
+    const a = await holder(`tok_visa_card-${id}_decline_lost_card`);
+    const first = attempt(a, `pay_${id}`);
+    const declined = await charge(first);
+    expect(declined).toMatchObject({ outcome: 'declined', category: 1, network_response_code: '41' });
+    // The activity retried after its answer was lost: the same charge, the same answer, counted once.
+    expect(await charge(first)).toEqual(declined);
+    const fingerprint = fingerprintOfToken(`tok_visa_card-${id}`);
+    expect((await readCardHistory(g, fingerprint))?.attempts).toHaveLength(1);
+
+    expect(await charge(attempt(a, `pay_${id}`, 1))).toMatchObject({
+      outcome: 'limited',
+      never: true,
+      rule: expect.stringMatching(/^never again: visa-category-1-never/),
+    });
+    // Barred for good, beyond the 31 days its attempt is kept.
+    expect((await readCardHistory(g, fingerprint))?.barred).toMatchObject({
+      verdict: 'never',
+      rule: { id: 'visa-category-1-never', table: '2026-11' },
+    });
+  });
+
+  it('hold a card of a network the table does not name to 15 charges in 30 days', async () => {
+    const id = cardId();
+    const a = await holder(`tok_amex_card-${id}`);
+    const started = Date.now();
+    for (let n = 0; n < 15; n++)
+      expect(await charge(attempt(a, `pay_${id}_${n}`))).toMatchObject({ outcome: 'succeeded', network: 'amex' });
+    const sixteenth = await charge(attempt(a, `pay_${id}_15`));
+    expect(sixteenth).toMatchObject({
+      outcome: 'limited',
+      rule: expect.stringContaining('persona-other-networks-15-in-30-days'),
+    });
+    const notBefore = Date.parse((sixteenth as { not_before: string }).not_before);
+    expect(notBefore).toBeGreaterThanOrEqual(started + 30 * DAY);
+    expect(notBefore).toBeLessThanOrEqual(Date.now() + 30 * DAY);
+  });
+});
