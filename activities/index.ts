@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { ChimeraClient } from '../clients/chimera';
 import type { KafkaProducer } from '../clients/kafka';
 import type { NotificationSink } from '../clients/notifications';
-import type { CardDescriber, GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
+import type { AccountUpdater, CardDescriber, GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
 import type { RuleTable } from '../payments/networkRules';
@@ -31,6 +31,8 @@ export interface ActivityDeps {
   gatewayRecords?: GatewayRecords | undefined;
   /** The processor naming a method's card, and the network-rule table: with both, charges are governed per card. */
   cards?: CardDescriber | undefined;
+  /** The networks' account updater (asked after Mastercard's MAC 01). */
+  updater?: AccountUpdater | undefined;
   networkRules?: RuleTable | undefined;
   notifications: NotificationSink;
   /** Trusted-device threshold, for the cascade's order. */

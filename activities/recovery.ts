@@ -2,11 +2,20 @@
 import { ApplicationFailure, log } from '@temporalio/activity';
 import {
   GatewayRejectedError,
+  type AccountUpdater,
   type CardDescriber,
   type ChargeResult,
   type PaymentGateway,
 } from '../clients/paymentGateway';
-import { cardOfMethod, recordCardAnswer, setCardOfMethod, type CardIdentity } from '../graph/cardHistory';
+import {
+  cardOfMethod,
+  recordCardAnswer,
+  recordReportedDecline,
+  recordUpdaterLookup,
+  setCardOfMethod,
+  type CardIdentity,
+} from '../graph/cardHistory';
+import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { recordInteractions, type ProfileRules } from '../graph/interactions';
 import type { PaymentMethodStatus } from '../graph/model';
@@ -32,6 +41,8 @@ export interface ChargeAttempt {
   currency: string;
   /** From workflow data: `<payment id>:<payment method id>[:<round>]`. */
   idempotency_key: string;
+  /** The decline the recovery started from (absent in attempts scheduled before it was sent). */
+  reported?: { payment_method_id: string; decline_code: string };
 }
 
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
@@ -58,6 +69,7 @@ export function createRecoveryActivities({
   trustThreshold,
   profileRules,
   cards,
+  updater,
   networkRules,
 }: {
   graph: Graph;
@@ -68,26 +80,55 @@ export function createRecoveryActivities({
    * without, by the per-method cap alone.
    */
   cards?: CardDescriber | undefined;
+  /** The networks' account updater, asked before a retry that Mastercard's MAC 01 asks it for. */
+  updater?: AccountUpdater | undefined;
   networkRules?: RuleTable | undefined;
   trustThreshold: number;
   /** The segment and VIP rules a recovered payment is recorded under (as the agents' payments are). */
   profileRules: ProfileRules;
 }) {
-  /** The method's card as the processor names it: asked once (a read of the token), then kept on the method. */
+  /**
+   * The method's card as the processor names it: asked once (a read of the token), then kept on
+   * the method. Null when the method is gone, or the processor will not name it (the per-method
+   * cap governs then); an unreachable processor throws (retried: the charge could not go either).
+   */
   const cardOf = async (paymentMethodId: string): Promise<CardIdentity | null> => {
     const known = await domain(() => cardOfMethod(graph, paymentMethodId));
     if (known || !cards) return known;
     let token: string;
     try {
       token = await revealPaymentToken(graph, paymentMethodId);
-    } catch {
-      return null; // gone from the wallet: the reservation says so
+    } catch (err) {
+      if (err instanceof NotFoundError) return null; // gone from the wallet: the reservation says so
+      throw err;
     }
-    const named = await cards.describe(token);
+    let named: CardIdentity | null;
+    try {
+      named = await cards.describe(token);
+    } catch (err) {
+      if (!(err instanceof GatewayRejectedError)) throw err;
+      log.warn('the processor would not name a card; its charges fall back to the per-method cap', {
+        paymentMethodId,
+        error: err.message,
+      });
+      return null;
+    }
     if (!named) return null;
     await domain(() => setCardOfMethod(graph, paymentMethodId, named));
     return named;
   };
+
+  /** The reservation, governed by the card when the worker has the rules and the card is named. */
+  const reserve = (a: ChargeAttempt, card: CardIdentity | null) =>
+    domain(() =>
+      reserveGovernedCharge(graph, {
+        customer_id: a.customer_id,
+        payment_method_id: a.payment_method_id,
+        key: a.idempotency_key,
+        max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
+        card: card && networkRules ? { identity: card, table: networkRules } : undefined,
+      }),
+    );
 
   return {
     /**
@@ -102,15 +143,25 @@ export function createRecoveryActivities({
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
       const card = networkRules ? await cardOf(a.payment_method_id) : null;
-      const { verdict, rule } = await domain(() =>
-        reserveGovernedCharge(graph, {
-          customer_id: a.customer_id,
-          payment_method_id: a.payment_method_id,
-          key: a.idempotency_key,
-          max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
-          card: card && networkRules ? { identity: card, table: networkRules } : undefined,
-        }),
-      );
+      // The decline the recovery started from counts against its card first (once per payment).
+      if (networkRules && a.reported) {
+        const { payment_method_id, decline_code } = a.reported;
+        const reported = payment_method_id === a.payment_method_id ? card : await cardOf(payment_method_id);
+        if (reported)
+          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline_code, networkRules));
+      }
+      let { verdict, rule } = await reserve(a, card);
+      // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
+      if (verdict === 'limited' && rule?.verdict === 'updater_first' && card && updater) {
+        const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
+        const answer = await updater.lookup(token);
+        log.info('asked the account updater before a retry', {
+          paymentMethodId: a.payment_method_id,
+          answer: answer.status,
+        });
+        await domain(() => recordUpdaterLookup(graph, card));
+        ({ verdict, rule } = await reserve(a, card));
+      }
       if (verdict === 'limited') {
         log.info('a charge the networks’ rules do not allow now was not made', {
           paymentId: a.payment_id,
@@ -137,10 +188,22 @@ export function createRecoveryActivities({
           throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
         throw err;
       }
-      // What the network said is counted against the card before the answer goes back (a retry of
-      // this activity records the same answer again, which changes nothing).
-      if (card && networkRules)
-        await domain(() => recordCardAnswer(graph, card, a.idempotency_key, result, networkRules));
+      // What the network said is counted against the card (a retry of this activity records the
+      // same answer again, which changes nothing). Money may have moved: a write that fails here
+      // must not fail the charge, so it is logged, and the charge stays pending in the card's
+      // history, where it counts as a decline until it ages out.
+      if (card && networkRules) {
+        const rules = networkRules;
+        try {
+          await recordCardAnswer(graph, card, a.idempotency_key, result, rules);
+        } catch (err) {
+          log.warn('the network’s answer could not be counted against the card; it stays pending there', {
+            paymentId: a.payment_id,
+            paymentMethodId: a.payment_method_id,
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      }
       return result;
     },
     async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {

@@ -1,15 +1,19 @@
 /**
  * What the card networks count, per card identity: a `CardIdentity` node per processor card
  * fingerprint (the same for every token of one card, so a card tokenised again, or stored by two
- * customers, has one history). It holds every charge of the last 31 days under its idempotency
- * key with what the network answered, the account-updater lookups, and — for good — the verdict
- * of a rule that barred the card. No customer id, token or card number is kept here.
+ * customers, has one history). It holds every charge of the last 31 days under a digest of its
+ * idempotency key (the key names a payment; its digest names nothing) with what the network
+ * answered, the account-updater lookups, and — for good — the verdict of a network rule that bars
+ * the card permanently (Visa category 1, Mastercard MAC 03/21; Persona's own do-not-retry codes
+ * bar it only while the decline is kept). No customer id, token or card number is kept here.
  *
  * The governor (payments/networkRules.ts) decides on this history inside the transaction that
- * reserves a charge (graph/recovery.ts), under the card's lock: two recoveries of one card count
- * one after the other. A charge is appended `pending` when reserved and given its answer once the
- * gateway gave one; the same key again is the same charge.
+ * reserves a charge (graph/recovery.ts), under the card's lock: two reservations of one card
+ * count one after the other (the charges themselves may overlap). A charge is appended `pending`
+ * when reserved and given its answer once the gateway gave one; the same key again is the same
+ * charge. The decline a recovery starts from is added under `reported:<payment id>`.
  */
+import { createHash } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import {
   decideRetry,
@@ -42,6 +46,16 @@ export interface CardAnswer {
 
 /** How long attempts are kept: the longest rule window (30 days) and a day. */
 const KEEP_MS = 31 * 86_400_000;
+
+/** What the history keeps of an idempotency key: enough to know it again, nothing to trace it by. */
+const digest = (key: string) => createHash('sha256').update(key).digest('hex').slice(0, 32);
+
+/** Whether a `never` verdict is one the card keeps after its decline ages out. */
+function permanent(table: RuleTable, v: RetryVerdict): v is Extract<RetryVerdict, { verdict: 'never' }> {
+  if (v.verdict !== 'never') return false;
+  const rule = table.rules.find((r) => r.id === v.rule.id);
+  return rule?.kind === 'never_after' && rule.permanent === true;
+}
 
 const CYPHER = {
   card: `
@@ -138,11 +152,12 @@ export async function governChargeTx(
   now: Date,
 ): Promise<RetryVerdict> {
   const l = await loadLocked(tx, card);
-  if (l.attempts.some((a) => a.key === key)) return { verdict: 'allowed', table: table.version };
+  const k = digest(key);
+  if (l.attempts.some((a) => a.key === k)) return { verdict: 'allowed', table: table.version };
   if (l.barred) return l.barred;
   const verdict = decideRetry(table, l.network, historyOf(l), now);
   if (verdict.verdict !== 'allowed') return verdict;
-  l.attempts.push({ key, at: now.toISOString(), outcome: 'pending', network: l.network });
+  l.attempts.push({ key: k, at: now.toISOString(), outcome: 'pending', network: l.network });
   await save(tx, card.fingerprint, l, now);
   return verdict;
 }
@@ -162,10 +177,11 @@ export async function recordCardAnswer(
 ): Promise<void> {
   await writeTx(g, async (tx) => {
     const l = await loadLocked(tx, card);
-    const attempt = l.attempts.find((a) => a.key === key);
+    const attempt = l.attempts.find((a) => a.key === digest(key));
     if (!attempt) return;
     // A wait the network asks for runs from its answer, which may come long after the reservation
-    // (the gateway retried): the first answer moves the charge's time to when it was given.
+    // (the gateway retried): the first answer recorded moves the charge's time to the recording
+    // (moments after the answer; later only when the activity was retried: never earlier).
     if (attempt.outcome === 'pending') attempt.at = now.toISOString();
     Object.assign(attempt, {
       outcome: answer.outcome,
@@ -175,7 +191,39 @@ export async function recordCardAnswer(
     });
     if (!l.barred && answer.outcome === 'declined') {
       const after = decideRetry(table, l.network, historyOf(l), now);
-      if (after.verdict === 'never') l.barred = after;
+      if (permanent(table, after)) l.barred = after;
+    }
+    await save(tx, card.fingerprint, l, now);
+  });
+}
+
+/**
+ * The decline a recovery starts from (reported by the agent that charged: its code, no network
+ * facts), added once to the card's history under `reported:<payment id>`, so that the same card
+ * under another token is not charged as if it had never declined.
+ */
+export async function recordReportedDecline(
+  g: Graph,
+  card: CardIdentity,
+  paymentId: string,
+  declineCode: string,
+  table: RuleTable,
+  now = new Date(),
+): Promise<void> {
+  await writeTx(g, async (tx) => {
+    const l = await loadLocked(tx, card);
+    const k = digest(`reported:${paymentId}`);
+    if (l.attempts.some((a) => a.key === k)) return;
+    l.attempts.push({
+      key: k,
+      at: now.toISOString(),
+      outcome: 'declined',
+      network: l.network,
+      decline_code: declineCode,
+    });
+    if (!l.barred) {
+      const after = decideRetry(table, l.network, historyOf(l), now);
+      if (permanent(table, after)) l.barred = after;
     }
     await save(tx, card.fingerprint, l, now);
   });

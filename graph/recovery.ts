@@ -61,7 +61,8 @@ const CYPHER = {
  *   allowed            — go ahead (one attempt is reserved for the key); a key reserved before is
  *                        always allowed again, whatever changed since: it is the same charge;
  *   limited            — card-network rule: the method was charged `max` times in 30 days, across
- *                        every recovery (the same key again, a retried activity, is the same attempt);
+ *                        every recovery (the same key again, a retried activity, is the same attempt),
+ *                        or, for a known card, the networks' rules (`reserveGovernedCharge`) say not now;
  *   customer_suspended — the customer is suspended (a fraud outcome awaits review): no charge now;
  *   customer_erased    — the customer was erased (or never existed): never charge;
  *   method_unavailable — the method is gone from the wallet or no longer active: never charge it.

@@ -7,7 +7,8 @@
  *
  * Rule kinds (each rule names its network — `visa`, `mastercard`, `*` for every network, `other`
  * for a network no rule names — and its source):
- *   never_after    a decline that matches bars the card for good;
+ *   never_after    a decline that matches bars the card (for good when `permanent`; else while the
+ *                  decline is in the history the caller keeps);
  *   updater_first  after a decline that matches, the account updater must have been asked since;
  *   not_before     after a decline that matches, no attempt before (its time + `after`);
  *   cap            at most `max` counted events in any rolling `window`: `attempts` (every charge),
@@ -41,7 +42,8 @@ interface RuleBase {
 }
 
 export type NetworkRule =
-  | (RuleBase & { kind: 'never_after'; match: RuleMatch })
+  /** `permanent`: the card's history keeps the bar after the decline has aged out (the networks' own "never"). */
+  | (RuleBase & { kind: 'never_after'; match: RuleMatch; permanent?: boolean })
   | (RuleBase & { kind: 'updater_first'; match: RuleMatch })
   | (RuleBase & { kind: 'not_before'; match: RuleMatch; after: string })
   | (RuleBase & {

@@ -51,7 +51,7 @@ const base = {
 };
 
 const rule = z.discriminatedUnion('kind', [
-  z.strictObject({ ...base, kind: z.literal('never_after'), match }),
+  z.strictObject({ ...base, kind: z.literal('never_after'), match, permanent: z.boolean().optional() }),
   z.strictObject({ ...base, kind: z.literal('updater_first'), match }),
   z.strictObject({ ...base, kind: z.literal('not_before'), match, after: duration }),
   z.strictObject({

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
       gateway,
       gatewayRecords: gateway,
       cards: gateway,
+      updater: gateway,
       networkRules,
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,

@@ -10,8 +10,8 @@
  * rounds append `:r<round>`). Success makes that method the default and tells the customer.
  * When every method fails, dunning: reminders and timers on the schedule; `paymentMethodAdded`
  * retries at once; `paymentMethodBlocked` (a confirmed fraud) takes a method out for good;
- * `cancel` stops. Card-network rules: never a method again after a
- * do-not-retry decline, never more than 15 charges of one method in 30 days.
+ * `cancel` stops. Card-network rules: never a method again after a do-not-retry decline in this
+ * recovery; every charge governed per card by the networks' rule table (activities/recovery.ts).
  *
  * It never ends Failed, so its id keeps rejecting a repeated report: notifications are
  * best-effort; the graph decides right before each charge whether it may happen (a suspended
@@ -350,6 +350,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           currency: f.currency,
           idempotency_key:
             round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
+          // Counted against its card before the charge (an activity input: replay compares none).
+          reported: { payment_method_id: f.payment_method_id, decline_code: f.decline_code },
         };
         // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
         const result = v2 ? await CancellationScope.nonCancellable(() => charge(attempt)) : await charge(attempt);

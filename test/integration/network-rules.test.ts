@@ -33,6 +33,7 @@ const activities = () =>
     graph: g,
     gateway,
     cards: gateway,
+    updater: gateway,
     networkRules: table,
     trustThreshold: g.config.PERSONA_TRUST_THRESHOLD,
     profileRules: profileRules(g.config),
@@ -122,6 +123,52 @@ describe('the networks’ retry rules on the charge', () => {
       verdict: 'never',
       rule: { id: 'visa-category-1-never', table: '2026-11' },
     });
+  });
+
+  it('count the decline a recovery starts from against its card, so another token of it is not charged', async () => {
+    const id = cardId();
+    const c = await createCustomer(g, {});
+    const reported = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_card-${id}_decline_stolen_card` }));
+    const again = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_card-${id}_stored_twice` }));
+    const a = {
+      ...attempt({ customer: c.id, method: again.id }, `pay_${id}`),
+      reported: { payment_method_id: reported.id, decline_code: 'stolen_card' },
+    };
+    expect(await charge(a)).toMatchObject({
+      outcome: 'limited',
+      never: true,
+      rule: expect.stringContaining('visa-category-1-never'),
+    });
+    // Counted once, however often the recovery charges.
+    await charge({ ...a, idempotency_key: `${a.idempotency_key}:r1` });
+    const history = await readCardHistory(g, fingerprintOfToken(`tok_visa_card-${id}`));
+    expect(history?.attempts).toMatchObject([{ outcome: 'declined', decline_code: 'stolen_card' }]);
+    // The attempt keys are digests: nothing in the card's history names the payment.
+    expect(JSON.stringify(history)).not.toContain(`pay_${id}`);
+    const charged = (await (await fetch(`${g.config.PERSONA_GATEWAY_URL}/v1/charges?customer_id=${c.id}`)).json()) as {
+      data: unknown[];
+    };
+    expect(charged.data).toEqual([]);
+  });
+
+  it('ask the account updater after Mastercard advice code 01, then retry', async () => {
+    const id = cardId();
+    const token = `tok_mastercard_card-${id}_decline_do_not_honor_mac_01`;
+    const a = await holder(token);
+    expect(await charge(attempt(a, `pay_${id}`))).toMatchObject({ outcome: 'declined', advice_code: '01' });
+    const lookups = async () =>
+      (
+        (await (
+          await fetch(
+            `${g.config.PERSONA_GATEWAY_URL}/v1/account_updater/lookups?fingerprint=${fingerprintOfToken(token)}`,
+          )
+        ).json()) as { data: unknown[] }
+      ).data;
+    expect(await lookups()).toEqual([]);
+    // The next charge asks the updater first, then goes ahead.
+    expect(await charge(attempt(a, `pay_${id}`, 1))).toMatchObject({ outcome: 'declined', advice_code: '01' });
+    expect(await lookups()).toHaveLength(1);
+    expect((await readCardHistory(g, fingerprintOfToken(token)))?.lookups).toHaveLength(1);
   });
 
   it('hold a card of a network the table does not name to 15 charges in 30 days', async () => {

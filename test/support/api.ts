@@ -127,6 +127,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
         gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
         cards: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+        updater: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
         networkRules: loadRuleTable(),
         notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
         trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
