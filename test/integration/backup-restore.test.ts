@@ -196,6 +196,20 @@ async function call(api: ApiProcess, method: string, route: string, body?: unkno
   return { status: res.status, json: (await res.json().catch(() => null)) as Record<string, unknown> };
 }
 
+/** A newcomer onboarded through the api, waiting for the answer. */
+const onboard = (api: ApiProcess) =>
+  call(
+    api,
+    'POST',
+    '/api/v1/onboarding?wait=true',
+    {
+      customer: { segment: 'Subscriber' },
+      device: { fingerprint: `fp-${randomUUID()}` },
+      digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
+    },
+    { 'idempotency-key': randomUUID() },
+  );
+
 /** Every event of the log, oldest first (the feed's order). */
 async function logEvents(): Promise<PersonaEvent[]> {
   const rows = await graph.query<{ e: PersonaEvent }>(
@@ -283,17 +297,7 @@ describe('backup and restore drill', () => {
     await expect(runBackupAgainAtSameInstant(backup.manifest.taken_at)).rejects.toThrow(/never overwrites/);
 
     // After the backup: an onboarding, an erasure, a card, a second recovery.
-    const onboarded = await call(
-      api,
-      'POST',
-      '/api/v1/onboarding?wait=true',
-      {
-        customer: { segment: 'Subscriber' },
-        device: { fingerprint: `fp-${randomUUID()}` },
-        digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
-      },
-      { 'idempotency-key': randomUUID() },
-    );
+    const onboarded = await onboard(api);
     expect(onboarded).toMatchObject({ status: 200 });
     const newcomer = onboarded.json.customer_id as string;
     expect((await call(api, 'DELETE', `/api/v1/customers/${erased.customerId}`)).status).toBe(202);
@@ -400,17 +404,7 @@ describe('backup and restore drill', () => {
       ((await call(api, 'GET', `/api/v1/customers/${kept.customerId}/context`)).json as { customer_id?: string })
         .customer_id,
     ).toBe(kept.customerId);
-    const again = await call(
-      api,
-      'POST',
-      '/api/v1/onboarding?wait=true',
-      {
-        customer: { segment: 'Subscriber' },
-        device: { fingerprint: `fp-${randomUUID()}` },
-        digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
-      },
-      { 'idempotency-key': randomUUID() },
-    );
+    const again = await onboard(api);
     expect(again).toMatchObject({ status: 200 });
     await allPublished();
     expect(
