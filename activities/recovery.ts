@@ -9,6 +9,7 @@ import {
 } from '../clients/paymentGateway';
 import {
   cardOfMethod,
+  forecastCharge,
   recordCardAnswer,
   recordReportedDecline,
   recordUpdaterLookup,
@@ -43,6 +44,30 @@ export interface ChargeAttempt {
   idempotency_key: string;
   /** The decline the recovery started from (absent in attempts scheduled before it was sent). */
   reported?: { payment_method_id: string; decline_code: string };
+  /** The workflow's time when it scheduled the charge (absent in older attempts): see `clockOf`. */
+  at?: string;
+}
+
+/**
+ * When a recovery's candidates may next be charged under the networks' rules: the earliest time
+ * one of them may (`at` itself when one may now); null when none ever may, or there is none.
+ */
+export interface ChargeForecast {
+  earliest: string | null;
+  /** The rule that sets `earliest`, in words, when it is later than the time asked about. */
+  rule: string | null;
+  candidates: number;
+}
+
+/**
+ * The time the rules are applied at: the later of the workflow's time when it scheduled the
+ * activity and this worker's clock. In production they differ by the activity's queueing and
+ * retries (the later is the truth); in a time-skipping test the workflow's clock runs ahead of
+ * the machine's, and its days must count.
+ */
+export function clockOf(at: string | undefined): Date {
+  const scheduled = at === undefined ? Number.NaN : Date.parse(at);
+  return new Date(Number.isFinite(scheduled) ? Math.max(scheduled, Date.now()) : Date.now());
 }
 
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
@@ -119,15 +144,19 @@ export function createRecoveryActivities({
   };
 
   /** The reservation, governed by the card when the worker has the rules and the card is named. */
-  const reserve = (a: ChargeAttempt, card: CardIdentity | null) =>
+  const reserve = (a: ChargeAttempt, card: CardIdentity | null, now: Date) =>
     domain(() =>
-      reserveGovernedCharge(graph, {
-        customer_id: a.customer_id,
-        payment_method_id: a.payment_method_id,
-        key: a.idempotency_key,
-        max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
-        card: card && networkRules ? { identity: card, table: networkRules } : undefined,
-      }),
+      reserveGovernedCharge(
+        graph,
+        {
+          customer_id: a.customer_id,
+          payment_method_id: a.payment_method_id,
+          key: a.idempotency_key,
+          max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
+          card: card && networkRules ? { identity: card, table: networkRules } : undefined,
+        },
+        now,
+      ),
     );
 
   return {
@@ -142,15 +171,16 @@ export function createRecoveryActivities({
      * (`not_charged` with the reason). The network's answer is counted against the card.
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
+      const now = clockOf(a.at);
       const card = networkRules ? await cardOf(a.payment_method_id) : null;
       // The decline the recovery started from counts against its card first (once per payment).
       if (networkRules && a.reported) {
         const { payment_method_id, decline_code } = a.reported;
         const reported = payment_method_id === a.payment_method_id ? card : await cardOf(payment_method_id);
         if (reported)
-          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline_code, networkRules));
+          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline_code, networkRules, now));
       }
-      let { verdict, rule } = await reserve(a, card);
+      let { verdict, rule } = await reserve(a, card, now);
       // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
       if (verdict === 'limited' && rule?.verdict === 'updater_first' && card && updater) {
         const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
@@ -159,8 +189,8 @@ export function createRecoveryActivities({
           paymentMethodId: a.payment_method_id,
           answer: answer.status,
         });
-        await domain(() => recordUpdaterLookup(graph, card));
-        ({ verdict, rule } = await reserve(a, card));
+        await domain(() => recordUpdaterLookup(graph, card, now));
+        ({ verdict, rule } = await reserve(a, card, now));
       }
       if (verdict === 'limited') {
         log.info('a charge the networks’ rules do not allow now was not made', {
@@ -195,7 +225,7 @@ export function createRecoveryActivities({
       if (card && networkRules) {
         const rules = networkRules;
         try {
-          await recordCardAnswer(graph, card, a.idempotency_key, result, rules);
+          await recordCardAnswer(graph, card, a.idempotency_key, result, rules, clockOf(a.at));
         } catch (err) {
           log.warn('the network’s answer could not be counted against the card; it stays pending there', {
             paymentId: a.payment_id,
@@ -205,6 +235,33 @@ export function createRecoveryActivities({
         }
       }
       return result;
+    },
+    /**
+     * When the networks' rules next allow a charge of one of the customer's candidates (asked
+     * before a dunning round is scheduled, so that it is never scheduled earlier). A forecast:
+     * the history is read without the card's lock, and the charge itself is governed again.
+     * A card the processor never named, or a worker without the rule table, may be charged now.
+     */
+    async forecastCharges(req: { customer_id: string; exclude: string[]; at: string }): Promise<ChargeForecast> {
+      const now = clockOf(req.at);
+      const candidates = await domain(() =>
+        listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold, now),
+      );
+      let best: { t: number; rule: string | null } | null = null;
+      for (const c of candidates) {
+        const card = networkRules ? await domain(() => cardOfMethod(graph, c.payment_method_id)) : null;
+        const v = card && networkRules ? await domain(() => forecastCharge(graph, card, networkRules, now)) : null;
+        // After MAC 01 the charge asks the account updater itself, then the rules again: it may go now.
+        const t = v?.verdict === 'never' ? null : v?.verdict === 'not_before' ? Date.parse(v.at) : now.getTime();
+        if (t === null || (best && best.t <= t)) continue;
+        best = { t, rule: v && t > now.getTime() ? describeVerdict(v) : null };
+        if (t <= now.getTime()) break;
+      }
+      return {
+        earliest: best ? new Date(best.t).toISOString() : null,
+        rule: best?.rule ?? null,
+        candidates: candidates.length,
+      };
     },
     async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
       return domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));

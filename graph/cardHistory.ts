@@ -245,3 +245,18 @@ export async function readCardHistory(g: Graph, fingerprint: string): Promise<Lo
     return r ? parse(r, 'unknown') : null;
   });
 }
+
+/**
+ * What the governor would say of a charge of this card at `now`, from its history as kept (read
+ * without the lock: a forecast for scheduling; the reservation decides under the lock). A card
+ * never charged is allowed.
+ */
+export async function forecastCharge(g: Graph, card: CardIdentity, table: RuleTable, now: Date): Promise<RetryVerdict> {
+  const l = await readTx(g, async (tx) => {
+    const r = (await tx.run(CYPHER.read, { fingerprint: card.fingerprint })).records[0];
+    return r ? parse(r, card.network) : null;
+  });
+  if (!l) return { verdict: 'allowed', table: table.version };
+  if (l.barred) return l.barred;
+  return decideRetry(table, l.network, historyOf(l), now);
+}

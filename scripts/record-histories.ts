@@ -3,6 +3,7 @@
  * replay test (test/workflows/replay.test.ts) that fails CI when a change breaks determinism:
  *
  *   npm run histories:record -- --as <label>      e.g. --as 2026-11-never-strands
+ *   npm run histories:record -- --as <label> --only payment-recovery   (those whose name starts so)
  *
  * Runs each workflow on the time-skipping test server with stand-in activities (the replay
  * checks the workflow code's commands, not what activities did). Record after a change that
@@ -33,7 +34,17 @@ const activities = {
   requestBehavioralProfile: async () => ({ reference: 'local:rec' }),
   reportTrustedDevice: noop,
   listRecoveryCandidates: async () => [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
-  chargePaymentMethod: async () => ({ outcome: 'succeeded', charge_id: 'ch_rec' }),
+  // Payment pay-dun declines in its first pass and recovers in its dunning round.
+  chargePaymentMethod: async (a: { payment_id: string; idempotency_key: string }) =>
+    a.payment_id === 'pay-dun' && !a.idempotency_key.includes(':r')
+      ? { outcome: 'declined', decline_code: 'insufficient_funds', charge_id: null }
+      : { outcome: 'succeeded', charge_id: 'ch_rec' },
+  // The rules allow the next charge two days after the schedule's one.
+  forecastCharges: async (req: { at: string }) => ({
+    earliest: new Date(Date.parse(req.at) + 3 * 86_400_000).toISOString(),
+    rule: 'not before that: mastercard-mac-27-after-2-days (rules 2026-11)',
+    candidates: 1,
+  }),
   deactivatePaymentMethod: noop,
   recordRecovery: noop,
   recordRecoveryFailed: noop,
@@ -94,6 +105,8 @@ const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
 async function main(): Promise<void> {
   const labelAt = process.argv.indexOf('--as');
   const label = labelAt > 0 ? process.argv[labelAt + 1] : undefined;
+  const onlyAt = process.argv.indexOf('--only');
+  const only = onlyAt > 0 ? (process.argv[onlyAt + 1] ?? '') : '';
   if (!label || !/^[a-z0-9][a-z0-9-]*$/.test(label)) {
     console.error('usage: npm run histories:record -- --as <label>   (lowercase letters, digits and dashes)');
     process.exit(2);
@@ -119,6 +132,7 @@ async function main(): Promise<void> {
     drive?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>,
     workflowId = `rec-${name}`,
   ) => {
+    if (!name.startsWith(only)) return;
     const handle = await env.client.workflow.start(workflowType, { taskQueue, workflowId, args });
     if (drive) await drive(handle);
     else await handle.result();
@@ -146,17 +160,21 @@ async function main(): Promise<void> {
       await record('trusted-device', 'trustedDeviceWorkflow', [
         { customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' },
       ]);
-      await record('payment-recovery-cascade', 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
-        await h.signal(paymentFailedSignal, {
-          payment_id: 'pay-rec',
-          customer_id: customerId,
-          payment_method_id: 'pm-a',
-          amount: 999,
-          currency: 'EUR',
-          decline_code: 'insufficient_funds',
+      /** A recovery of `paymentId` from its report to its end (the stand-ins decide how it goes). */
+      const recovery = (name: string, paymentId: string) =>
+        record(name, 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
+          await h.signal(paymentFailedSignal, {
+            payment_id: paymentId,
+            customer_id: customerId,
+            payment_method_id: 'pm-a',
+            amount: 999,
+            currency: 'EUR',
+            decline_code: 'insufficient_funds',
+          });
+          await h.result();
         });
-        await h.result();
-      });
+      await recovery('payment-recovery-cascade', 'pay-rec');
+      await recovery('payment-recovery-dunning', 'pay-dun');
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },
       ]);

@@ -25,6 +25,8 @@ export interface RecoveryAttempt {
   at: string;
   /** Why a charge was skipped by a card-network rule: the rule, its table and when it allows one. */
   rule?: string;
+  /** Why a dunning round's charge came when it did: the schedule, or the network rule it waited for. */
+  scheduled_by?: string;
 }
 
 export type RecoveryState =
@@ -44,6 +46,11 @@ export interface RecoveryStatus {
   attempts: RecoveryAttempt[];
   recovered_with: string | null;
   next_retry_at: string | null;
+  /**
+   * Why the next retry is when it is, in words: the dunning schedule's round, or the card-network
+   * rule (with its table) that allows no charge earlier. Set with `next_retry_at`.
+   */
+  next_retry_reason: string | null;
   /** Set while the state is `needs_attention`. */
   attention: RecoveryAttention | null;
   /** Why the recovery stopped (cancelled, customer erased, fraud-class decline), when it did. */
@@ -59,6 +66,7 @@ export function initialRecoveryStatus(): RecoveryStatus {
     attempts: [],
     recovered_with: null,
     next_retry_at: null,
+    next_retry_reason: null,
     attention: null,
     stop_reason: null,
     undelivered: [],

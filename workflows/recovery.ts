@@ -60,6 +60,13 @@ import { notifications } from './notifications';
  * docs/workflows.md, "Changing a workflow", for when it is deprecated.
  */
 export const RECOVERY_NEVER_STRANDS = 'recovery-never-strands';
+/**
+ * The patch that schedules a dunning round no earlier than the card networks' rules allow a
+ * charge of one of the candidates (asked of the graph before each wait, and again after it).
+ */
+export const RECOVERY_WAITS_FOR_RULES = 'recovery-dunning-waits-for-network-rules';
+/** How often a round asks the rules again after its wait before it charges anyway (governed then). */
+const RULE_RECHECKS = 3;
 
 const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
@@ -74,6 +81,8 @@ const graphActivities = (options: ActivityOptions) =>
     recordRecovery: (rec) =>
       `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
     recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
+    forecastCharges: (req) =>
+      `Ask the card networks' rules when customer ${req.customer_id}'s payment methods may next be charged`,
   });
 const graph = graphActivities(graphWrite);
 /** After money moved (or the recovery is over), the record must be written: retried without an attempt cap. */
@@ -194,6 +203,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       Object.assign(status, {
         state: 'needs_attention',
         next_retry_at: null,
+        next_retry_reason: null,
         attention: { reason, payment_method_id: paymentMethodId, since: new Date().toISOString() },
       });
       decision = null;
@@ -241,7 +251,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     };
 
     const stop = (reason: string): RecoveryStatus => {
-      Object.assign(status, { state: 'stopped', next_retry_at: null, stop_reason: reason });
+      Object.assign(status, { state: 'stopped', next_retry_at: null, next_retry_reason: null, stop_reason: reason });
       countRecovery('stopped');
       log.info(`payment recovery stopped: ${reason}`, { paymentId: f.payment_id, customerId: f.customer_id });
       return status;
@@ -330,6 +340,41 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       restored = null;
       return (await needAttention('graph_restored', reason, null, true)) !== 'cancelled';
     };
+    /** Why the charges of the current dunning round came when they did (v3; null in the first pass). */
+    let scheduledBy: string | null = null;
+    /**
+     * When the next round may charge: at `scheduledAt`, or later when the networks' rules allow no
+     * charge of any candidate before then (v3). A forecast that cannot be had (the graph refused)
+     * leaves the schedule as it is: the charge is governed by the rules again when it is made.
+     */
+    const rulesAllow = async (
+      scheduledAt: number,
+      scheduled: string,
+    ): Promise<{ at: number; why: string; rules: boolean }> => {
+      if (!patched(RECOVERY_WAITS_FOR_RULES)) return { at: scheduledAt, why: scheduled, rules: false };
+      try {
+        // Retried a while (graphWrite), not for ever: without a forecast the schedule stands.
+        const forecast = await graph.forecastCharges({
+          customer_id: f.customer_id,
+          exclude: doNotCharge,
+          at: new Date().toISOString(),
+        });
+        const earliest = forecast.earliest === null ? Number.NaN : Date.parse(forecast.earliest);
+        if (!(earliest > scheduledAt)) return { at: scheduledAt, why: scheduled, rules: true };
+        return {
+          at: earliest,
+          why: `${scheduled}, moved to when the card networks' rules allow a charge: ${forecast.rule ?? 'a rule'}`,
+          rules: true,
+        };
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('the card networks’ rules could not be asked when to retry; the schedule stands', {
+          paymentId: f.payment_id,
+          error: describeFailure(err),
+        });
+        return { at: scheduledAt, why: scheduled, rules: false };
+      }
+    };
     const cascade = async (round: number, exclude: string[]): Promise<boolean | 'erased'> => {
       if (!(await restoredAndDecided())) return false;
       const candidates = await wallet.listRecoveryCandidates({
@@ -352,7 +397,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
           // Counted against its card before the charge (an activity input: replay compares none).
           reported: { payment_method_id: f.payment_method_id, decline_code: f.decline_code },
+          at: now(),
         };
+        /** What every attempt of a dunning round says of why it came when it did. */
+        const why = scheduledBy ? { scheduled_by: scheduledBy } : {};
         // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
         const result = v2 ? await CancellationScope.nonCancellable(() => charge(attempt)) : await charge(attempt);
         if (result === 'cancelled') return false;
@@ -362,6 +410,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             outcome: 'skipped',
             decline_code: 'skipped_by_ops',
             at: now(),
+            ...why,
           });
           continue;
         }
@@ -374,6 +423,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             decline_code: 'network_retry_limit',
             at: now(),
             ...(result.rule ? { rule: result.rule } : {}),
+            ...why,
           });
           continue;
         }
@@ -383,6 +433,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             outcome: 'skipped',
             decline_code: result.reason,
             at: now(),
+            ...why,
           });
           if (result.reason === 'customer_erased') return 'erased';
           // Suspended: nothing is charged this round; the next round asks again.
@@ -397,6 +448,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             outcome: 'succeeded',
             decline_code: null,
             at: now(),
+            ...why,
           });
           if (v2) status.recovered_with = c.payment_method_id;
           const rec = {
@@ -416,6 +468,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           outcome: 'declined',
           decline_code: result.decline_code,
           at: now(),
+          ...why,
         });
         await onDecline(c.payment_method_id, result.decline_code);
       }
@@ -423,7 +476,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     };
 
     const finish = async (): Promise<RecoveryStatus> => {
-      status.next_retry_at = null;
+      Object.assign(status, { next_retry_at: null, next_retry_reason: null });
       if (status.recovered_with) {
         status.state = 'recovered';
         await notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with });
@@ -458,24 +511,37 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     for (let round = 1; round <= input.dunningSchedule.length && !cancelled; round++) {
       const delay = input.dunningSchedule[round - 1] as string;
       if (v2) {
-        // The whole dunning state at once, before the reminder: a query never sees half of it.
         const wait = msOf(delay);
-        Object.assign(status, { state: 'dunning', next_retry_at: new Date(Date.now() + wait).toISOString() });
         const started = Date.now();
+        const scheduled = `dunning round ${round} of ${input.dunningSchedule.length}, ${delay} after the last`;
+        // v3: never earlier than the networks' rules allow a charge of one of the candidates.
+        let next = await rulesAllow(started + wait, scheduled);
+        // The whole dunning state at once, before the reminder: a query never sees half of it.
+        Object.assign(status, {
+          state: 'dunning',
+          next_retry_at: new Date(next.at).toISOString(),
+          next_retry_reason: next.why,
+        });
         await notify('dunning_reminder', `reminder-${round}`, { round });
-        await condition(
-          () => methodsAdded > methodsAnswered || cancelled !== null || restored !== null,
-          Math.max(wait - (Date.now() - started), 1),
-          {
+        const woken = () => methodsAdded > methodsAnswered || cancelled !== null || restored !== null;
+        for (let recheck = 0; ; recheck++) {
+          await condition(woken, Math.max(next.at - Date.now(), 1), {
             summary:
-              `Dunning round ${round} of ${input.dunningSchedule.length}: wait ${delay} before retrying ` +
-              '(a new payment method retries at once)',
-          },
-        );
+              `Dunning round ${round} of ${input.dunningSchedule.length}: wait until ` +
+              `${new Date(next.at).toISOString()} (${next.why}) before retrying (a new payment method retries at once)`,
+          });
+          if (woken() || recheck >= RULE_RECHECKS || !next.rules) break;
+          // The card was charged meanwhile (another recovery of it): the rules may now say later.
+          const again = await rulesAllow(Date.now(), scheduled);
+          if (again.at <= Date.now()) break;
+          next = again;
+          Object.assign(status, { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
+        }
+        scheduledBy = methodsAdded > methodsAnswered ? 'a payment method was added: retried at once' : next.why;
         // Every card added so far is answered by this retry; one added during it wakes the next round.
         methodsAnswered = methodsAdded;
         if (cancelled) break;
-        Object.assign(status, { state: 'recovering', next_retry_at: null });
+        Object.assign(status, { state: 'recovering', next_retry_at: null, next_retry_reason: null });
       } else {
         status.state = 'dunning';
         await notify('dunning_reminder', `reminder-${round}`, { round });
@@ -496,6 +562,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     // v2: a card added during the last pass is still answered before the recovery gives up.
     for (let round = input.dunningSchedule.length + 1; v2 && methodsAdded > methodsAnswered && !cancelled; round++) {
       methodsAnswered = methodsAdded;
+      scheduledBy = 'a payment method was added during the last round: retried at once';
       const outcome = await cascade(round, []);
       if (outcome === 'erased') return stop('the customer was erased');
       if (outcome) return finish();
@@ -510,7 +577,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     if (!v2 || !isCancellation(err)) throw err;
     // A charge that went through before the cancel was recorded (non-cancellable): it stays recovered.
     const state = status.recovered_with ? 'recovered' : 'stopped';
-    Object.assign(status, { state, next_retry_at: null, attention: null });
+    Object.assign(status, { state, next_retry_at: null, next_retry_reason: null, attention: null });
     if (state === 'stopped') status.stop_reason = 'workflow cancelled';
     countRecovery(state);
     log.info(`payment recovery ${state}: workflow cancelled`, { workflowId });

@@ -27,10 +27,26 @@ const statusSchema = z
               'A charge skipped by a card-network rule (decline_code network_retry_limit): the rule, ' +
               'its table version and when it allows a charge',
           }),
+        scheduled_by: z
+          .string()
+          .optional()
+          .openapi({
+            description:
+              "Why a dunning round's charge came when it did: the schedule's round, or the card-network " +
+              'rule it waited for',
+          }),
       }),
     ),
     recovered_with: z.string().nullable(),
     next_retry_at: z.string().nullable(),
+    next_retry_reason: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          "Why the next retry is when it is: the dunning schedule's round, or the card-network rule that " +
+          'allows no charge before',
+      }),
     attention: z
       .object({ reason: z.string(), payment_method_id: z.string().nullable(), since: z.string() })
       .nullable()

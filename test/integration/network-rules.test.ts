@@ -7,7 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from '../../activities/recovery';
+import {
+  createRecoveryActivities,
+  type ChargeAttempt,
+  type ChargeForecast,
+  type ChargeOutcome,
+} from '../../activities/recovery';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
 import { addPaymentMethod, createCustomer } from '../../graph';
@@ -123,6 +128,51 @@ describe('the networks’ retry rules on the charge', () => {
       verdict: 'never',
       rule: { id: 'visa-category-1-never', table: '2026-11' },
     });
+  });
+
+  it('forecast when a dunning round may charge: the earliest candidate, with the rule that sets it', async () => {
+    const id = cardId();
+    const c = await createCustomer(g, {});
+    const held = await addPaymentMethod(
+      g,
+      c.id,
+      cardInput({ token: `tok_mastercard_card-${id}_decline_insufficient_funds_mac_26` }),
+    );
+    const who = { customer: c.id, method: held.id };
+    const forecast = (exclude: string[], at = new Date().toISOString()): Promise<ChargeForecast> =>
+      new MockActivityEnvironment().run(
+        (x: { customer_id: string; exclude: string[]; at: string }) => activities().forecastCharges(x),
+        { customer_id: c.id, exclude, at },
+      );
+    /** A forecast that a charge may go now: at the time asked, or the worker's clock when that is later. */
+    const expectNow = async (exclude: string[], candidates: number) => {
+      const asked = Date.now();
+      const f = await forecast(exclude, new Date(asked).toISOString());
+      expect(f).toMatchObject({ rule: null, candidates });
+      expect(Date.parse(f.earliest ?? '')).toBeGreaterThanOrEqual(asked);
+      expect(Date.parse(f.earliest ?? '')).toBeLessThanOrEqual(Date.now());
+    };
+    // A card never charged may be charged now.
+    await expectNow([], 1);
+
+    expect(await charge(attempt(who, `pay_${id}`))).toMatchObject({ outcome: 'declined', advice_code: '26' });
+    const history = await readCardHistory(g, fingerprintOfToken(`tok_mastercard_card-${id}`));
+    const declinedAt = Date.parse(history?.attempts[0]?.at ?? '');
+    const waiting = await forecast([]);
+    const allowedAt = new Date(declinedAt + 2 * DAY).toISOString();
+    expect(waiting).toEqual({
+      earliest: allowedAt,
+      rule: `not before ${allowedAt}: mastercard-mac-26-after-2-days (rules 2026-11)`,
+      candidates: 1,
+    });
+    // Two days on (the workflow's time, as a time-skipping test runs it) the card may be charged.
+    const later = new Date(declinedAt + 2 * DAY).toISOString();
+    expect(await forecast([], later)).toEqual({ earliest: later, rule: null, candidates: 1 });
+
+    // A second card the customer may charge now wins; an excluded one does not count.
+    const free = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_card-${cardId()}_ok` }));
+    await expectNow([], 2);
+    expect(await forecast([free.id])).toMatchObject({ earliest: waiting.earliest, candidates: 1 });
   });
 
   it('count the decline a recovery starts from against its card, so another token of it is not charged', async () => {

@@ -4,7 +4,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
-import type { ChargeAttempt, ChargeOutcome } from '../../activities/recovery';
+import type { ChargeAttempt, ChargeForecast, ChargeOutcome } from '../../activities/recovery';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
   cancelRecoverySignal,
@@ -40,6 +40,8 @@ interface World {
   record?: () => Promise<void>;
   /** Runs before a method is marked inactive (may throw: the graph no longer has it). */
   deactivate?: () => Promise<void>;
+  /** When the networks' rules allow the next charge; undefined: now. */
+  forecast?: (req: { customer_id: string; exclude: string[]; at: string }) => Promise<ChargeForecast | undefined>;
 }
 
 interface Log {
@@ -87,6 +89,9 @@ function fakes(world: World, log: Log) {
     },
     async recordRecoveryFailed(): Promise<void> {
       log.failed++;
+    },
+    async forecastCharges(req: { customer_id: string; exclude: string[]; at: string }): Promise<ChargeForecast> {
+      return (await world.forecast?.(req)) ?? { earliest: req.at, rule: null, candidates: world.methods.length };
     },
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' }> {
       await world.notify?.(req);
@@ -290,6 +295,71 @@ describe('payment recovery workflow', () => {
     // The first pass skipped pm-a by the rule; the dunning round recovered with the reported method.
     expect(log.recovered).toEqual([{ payment_method_id: 'pm-failed' }]);
     expect(status.state).toBe('recovered');
+  });
+
+  it('schedules a dunning round no earlier than the networks’ rules allow, and says why', async () => {
+    const rule = 'not before that: mastercard-mac-27-after-4-days (rules 2026-11)';
+    const asked: string[] = [];
+    let earliest = '';
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed'],
+        answers: { 'pm-failed': ['succeeded'] },
+        // The rules allow a charge of the card 4 days on; the schedule says 1 day.
+        forecast: async (req) => {
+          asked.push(req.at);
+          if (!earliest) earliest = new Date(Date.parse(req.at) + 4 * 86_400_000).toISOString();
+          return Date.parse(req.at) < Date.parse(earliest)
+            ? { earliest, rule, candidates: 1 }
+            : { earliest: req.at, rule: null, candidates: 1 };
+        },
+      },
+      failure(),
+      {
+        schedule: ['1d'],
+        during: async (h) => {
+          await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+          const mid = await h.query(recoveryStatusQuery);
+          expect(mid.next_retry_at).toBe(earliest);
+          expect(mid.next_retry_reason).toBe(
+            `dunning round 1 of 1, 1d after the last, moved to when the card networks' rules allow a charge: ${rule}`,
+          );
+        },
+      },
+    );
+    expect(status.state).toBe('recovered');
+    // Charged once, at the time the rules allow, never before; asked again after the wait.
+    expect(log.charges).toHaveLength(1);
+    expect(Date.parse(log.charges[0]?.at ?? '')).toBeGreaterThanOrEqual(Date.parse(earliest));
+    expect(asked).toHaveLength(2);
+    expect(status.attempts.at(-1)).toMatchObject({ outcome: 'succeeded', scheduled_by: expect.stringContaining(rule) });
+    expect(status.next_retry_reason).toBeNull();
+  });
+
+  it('keeps the schedule when the rules allow earlier, or cannot be asked', async () => {
+    let calls = 0;
+    const { status } = await run(
+      {
+        methods: ['pm-failed'],
+        answers: { 'pm-failed': ['succeeded'] },
+        forecast: async () => {
+          calls++;
+          throw refused('Neo4jError', 'the graph refused the read');
+        },
+      },
+      failure(),
+      {
+        schedule: ['1d'],
+        during: async (h) => {
+          await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+          const mid = await h.query(recoveryStatusQuery);
+          expect(mid.next_retry_reason).toBe('dunning round 1 of 1, 1d after the last');
+        },
+      },
+    );
+    expect(calls).toBe(1);
+    expect(status.state).toBe('recovered');
+    expect(status.attempts.at(-1)?.scheduled_by).toBe('dunning round 1 of 1, 1d after the last');
   });
 
   it('ignores a second report of the same payment', async () => {
