@@ -6,6 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import type { NotificationSink } from '../clients/notifications';
+import type { AccountUpdater } from '../clients/paymentGateway';
 import { expireCards, markCardsWarned, readExpiryCandidates } from '../graph/expiry';
 import type { Graph } from '../graph/graph';
 import {
@@ -18,6 +19,7 @@ import {
   type ExpiryStage,
 } from '../payments/expiry';
 import { emptyStageCounts, type ExpiryBatchRequest, type ExpiryBatchResult } from '../temporal/expiry';
+import { withoutRenewedCards } from './accountUpdater';
 import { activityOwner, deliverNotifications, type NotifyRequest } from './notifications';
 
 /** The notification kind of a card-expiry warning. */
@@ -41,7 +43,16 @@ function heartbeat(details: Record<string, unknown>): void {
   if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
 }
 
-export function createExpiryActivities({ graph, notifications }: { graph: Graph; notifications: NotificationSink }) {
+export function createExpiryActivities({
+  graph,
+  notifications,
+  updater,
+}: {
+  graph: Graph;
+  notifications: NotificationSink;
+  /** The networks' account updater, asked before each warning: a card it renews is not warned about. */
+  updater?: AccountUpdater | undefined;
+}) {
   return {
     async scanExpiryBatch(req: ExpiryBatchRequest): Promise<ExpiryBatchResult> {
       heartbeat({ phase: 'reading', cursor: req.cursor });
@@ -51,7 +62,7 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
       });
 
       const toExpire: typeof cards = [];
-      const warnings: (NotifyRequest & { stage: ExpiryStage; marker: string })[] = [];
+      let warnings: (NotifyRequest & { stage: ExpiryStage; marker: string })[] = [];
       let notWarned = 0;
       let settled = 0;
       for (const card of cards) {
@@ -89,6 +100,14 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
         });
       }
 
+      let renewed = 0;
+      if (updater && warnings.length > 0) {
+        heartbeat({ phase: 'asking the account updater', cursor: req.cursor, cards: warnings.length });
+        const asked = await withoutRenewedCards(graph, updater, warnings, (w) => String(w.data?.payment_method_id));
+        warnings = asked.kept;
+        renewed = asked.renewed;
+      }
+
       heartbeat({ phase: 'expiring', cursor: req.cursor, cards: toExpire.length });
       const expired = await expireCards(graph, toExpire, req.as_of);
 
@@ -123,6 +142,7 @@ export function createExpiryActivities({ graph, notifications }: { graph: Graph;
         unreachable: 0,
         rejected: 0,
         not_warned: notWarned,
+        renewed,
       };
       for (const w of warnings) {
         const outcome = delivered.get(w.key)?.outcome;

@@ -16,6 +16,7 @@ import {
   setCardOfMethod,
   type CardIdentity,
 } from '../graph/cardHistory';
+import type { UpdateOutcome } from '../graph/cardUpdates';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { recordInteractions, type ProfileRules } from '../graph/interactions';
@@ -32,6 +33,7 @@ import {
   type RecoveryCandidate,
   type RecoveryRecord,
 } from '../graph/recovery';
+import { renewFromUpdater } from './accountUpdater';
 import { domain } from './domain';
 
 export interface ChargeAttempt {
@@ -72,7 +74,8 @@ export function clockOf(at: string | undefined): Date {
 
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
 export type ChargeOutcome =
-  | ChargeResult
+  /** `renewed_by_updater`: the account updater renewed the card right before this charge (after MAC 01). */
+  | (ChargeResult & { renewed_by_updater?: boolean })
   /** A card-network rule (or, for a card the processor never named, the per-method cap) says not now. */
   | { outcome: 'limited'; rule?: string; not_before?: string | null; never?: boolean }
   | { outcome: 'not_charged'; reason: Exclude<ChargeVerdict, 'allowed' | 'limited'> };
@@ -182,13 +185,10 @@ export function createRecoveryActivities({
       }
       let { verdict, rule } = await reserve(a, card, now);
       // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
+      let renewed = false;
       if (verdict === 'limited' && rule?.verdict === 'updater_first' && card && updater) {
-        const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
-        const answer = await updater.lookup(token);
-        log.info('asked the account updater before a retry', {
-          paymentMethodId: a.payment_method_id,
-          answer: answer.status,
-        });
+        // Its answer is applied: a new expiry (and token) for the method, charged below.
+        renewed = (await renewFromUpdater(graph, updater, a.payment_method_id, now)).outcome === 'updated';
         await domain(() => recordUpdaterLookup(graph, card, now));
         ({ verdict, rule } = await reserve(a, card, now));
       }
@@ -234,7 +234,16 @@ export function createRecoveryActivities({
           });
         }
       }
-      return result;
+      return renewed ? { ...result, renewed_by_updater: true } : result;
+    },
+    /**
+     * Asks the networks' account updater about the method's card and applies its answer (after an
+     * `expired_card` decline): a renewed card is active again with its new expiry (and token), with
+     * PaymentMethodUpdatedByNetwork. Without an updater configured, nothing is asked.
+     */
+    async renewCard(req: { payment_method_id: string }): Promise<UpdateOutcome> {
+      if (!updater) return { outcome: 'not_applied', reason: 'no account updater is configured' };
+      return renewFromUpdater(graph, updater, req.payment_method_id);
     },
     /**
      * When the networks' rules next allow a charge of one of the customer's candidates (asked

@@ -5,6 +5,7 @@
  * the tests check every payload the system writes against it.
  */
 import { z } from 'zod';
+import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
 import { CUSTOMER_STATUSES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from './model';
 
 /** Every type of event the graph writes. */
@@ -36,6 +37,7 @@ export const EVENT_TYPES = [
   'OpsActionRecorded',
   'PaymentMethodUsedOnDevice',
   'GraphRestored',
+  'PaymentMethodUpdatedByNetwork',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -131,6 +133,21 @@ export const EVENT_PAYLOADS = {
     charge_id: z.string().nullable(),
     amount: z.number().int(),
     currency: z.string(),
+    /**
+     * What recovered it, exactly one (absent from events of recoveries before it was kept):
+     * another of the customer's methods, the failed method retried, the account updater's renewal
+     * of the card, or a card the customer added while the recovery ran.
+     */
+    mechanism: z.enum(RECOVERY_MECHANISMS).optional(),
+  }),
+  /** The networks' account updater renewed a card: its new expiry (and token, never published). */
+  PaymentMethodUpdatedByNetwork: z.looseObject({
+    payment_method_id: id,
+    source: z.enum(['account_updater']),
+    /** `YYYY-MM`; null when the method had none. */
+    expiry_from: z.string().nullable(),
+    expiry_to: z.string(),
+    token_replaced: z.boolean(),
   }),
   PaymentRecoveryFailed: z.looseObject({ payment_id: id, attempts: z.number().int(), reason: z.string() }),
   CustomerNotified: z.looseObject({

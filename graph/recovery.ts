@@ -1,4 +1,5 @@
 /** Graph reads and writes of payment recovery. */
+import type { RecoveryMechanism } from '../payments/mechanisms';
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ConflictError, NotFoundError } from './errors';
@@ -185,6 +186,8 @@ export interface RecoveryRecord {
   charge_id: string;
   amount: number;
   currency: string;
+  /** What recovered it (absent in records of recoveries started before it was kept). */
+  mechanism?: RecoveryMechanism;
 }
 
 /**
@@ -244,6 +247,7 @@ export async function recordRecovery(
           charge_id: rec.charge_id,
           amount: rec.amount,
           currency: rec.currency,
+          ...(rec.mechanism ? { mechanism: rec.mechanism } : {}),
         },
         { idempotencyKey: `recovered:${rec.payment_id}` },
       );

@@ -39,6 +39,7 @@ const activities = {
     a.payment_id === 'pay-dun' && !a.idempotency_key.includes(':r')
       ? { outcome: 'declined', decline_code: 'insufficient_funds', charge_id: null }
       : { outcome: 'succeeded', charge_id: 'ch_rec' },
+  renewCard: async () => ({ outcome: 'updated', token_replaced: false, reactivated: true, expiry: '2031-09' }),
   // The rules allow the next charge two days after the schedule's one.
   forecastCharges: async (req: { at: string }) => ({
     earliest: new Date(Date.parse(req.at) + 3 * 86_400_000).toISOString(),
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
         { customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' },
       ]);
       /** A recovery of `paymentId` from its report to its end (the stand-ins decide how it goes). */
-      const recovery = (name: string, paymentId: string) =>
+      const recovery = (name: string, paymentId: string, declineCode = 'insufficient_funds') =>
         record(name, 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
           await h.signal(paymentFailedSignal, {
             payment_id: paymentId,
@@ -169,12 +170,14 @@ async function main(): Promise<void> {
             payment_method_id: 'pm-a',
             amount: 999,
             currency: 'EUR',
-            decline_code: 'insufficient_funds',
+            decline_code: declineCode,
           });
           await h.result();
         });
       await recovery('payment-recovery-cascade', 'pay-rec');
       await recovery('payment-recovery-dunning', 'pay-dun');
+      // Declined as expired; the account updater renews the card, which is charged at once.
+      await recovery('payment-recovery-renewed', 'pay-ren', 'expired_card');
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },
       ]);

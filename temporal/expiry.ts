@@ -74,6 +74,8 @@ export interface ExpiryScanProgress {
   rejected: number;
   /** Cards past their expiry month, now `expired`. */
   expired: number;
+  /** Warnings not sent because the account updater renewed the card first (new expiry, no warning). */
+  renewed?: number;
   batches: number;
   /** Workflow runs so far (continue-as-new starts the next). */
   runs: number;
@@ -107,6 +109,8 @@ export interface ExpiryBatchResult {
   rejected: number;
   /** Warnings due on a card that is not the default, or whose customer is not active. */
   not_warned: number;
+  /** Warnings not sent: the account updater renewed the card (absent from older batches). */
+  renewed?: number;
 }
 
 export function emptyStageCounts(): StageCounts {

@@ -5,6 +5,7 @@
  * worker creates every counter series at 0 when it starts (`values` lists them), so that
  * `increase()` sees the first event of a series too.
  */
+import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
 export interface BusinessMetric {
   /** The name a workflow records under (a counter is exported as `<name>_total`). */
   name: string;
@@ -35,6 +36,16 @@ export const BUSINESS_METRICS = {
       'or stopped (fraud decline, cancelled)',
     workflowType: 'paymentRecoveryWorkflow',
     values: { outcome: ['recovered', 'failed', 'stopped'] },
+  },
+  recoveriesByMechanism: {
+    name: 'persona_payment_recoveries_recovered',
+    kind: 'counter',
+    unit: 'recoveries',
+    help:
+      'Payment recoveries that recovered, by the one mechanism credited: account_updater, ' +
+      'customer_added_card, retry (the failed method) or cascade (another method)',
+    workflowType: 'paymentRecoveryWorkflow',
+    values: { mechanism: RECOVERY_MECHANISMS },
   },
   recoveriesNeedingAttention: {
     name: 'persona_payment_recoveries_needing_attention',

@@ -1,5 +1,6 @@
 /** The payment-recovery workflow's contract: id, messages, state. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { RecoveryMechanism } from '../payments/mechanisms';
 
 export const RECOVERY_WORKFLOW_TYPE = 'paymentRecoveryWorkflow';
 
@@ -45,6 +46,8 @@ export interface RecoveryStatus {
   state: RecoveryState;
   attempts: RecoveryAttempt[];
   recovered_with: string | null;
+  /** What recovered it, exactly one (payments/mechanisms.ts); set with `recovered_with`. */
+  recovered_by: RecoveryMechanism | null;
   next_retry_at: string | null;
   /**
    * Why the next retry is when it is, in words: the dunning schedule's round, or the card-network
@@ -65,6 +68,7 @@ export function initialRecoveryStatus(): RecoveryStatus {
     state: 'waiting',
     attempts: [],
     recovered_with: null,
+    recovered_by: null,
     next_retry_at: null,
     next_retry_reason: null,
     attention: null,

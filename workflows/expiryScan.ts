@@ -81,6 +81,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
       progress.already_notified += result.already_notified;
       progress.unreachable += result.unreachable;
       progress.rejected += result.rejected;
+      progress.renewed = (progress.renewed ?? 0) + (result.renewed ?? 0);
       for (const stage of ['60', '30', '7'] as const) progress.notified[stage] += result.notified[stage];
       lane.cursor = result.next_cursor;
       lane.done = result.next_cursor === null;
@@ -122,6 +123,7 @@ function totals(p: ExpiryScanProgress): Record<string, number> {
     warned7: p.notified['7'],
     alreadyWarned: p.already_notified,
     unreachable: p.unreachable,
+    renewed: p.renewed ?? 0,
   };
 }
 
@@ -139,6 +141,7 @@ function report(p: ExpiryScanProgress): void {
       `- warned: ${p.notified['60']} at 60 days, ${p.notified['30']} at 30 days, ${p.notified['7']} at 7 days`,
       `- already warned before: ${p.already_notified}; no email or phone: ${p.unreachable}; ` +
         `refused by the receiver: ${p.rejected}`,
+      `- renewed by the account updater first (not warned): ${p.renewed ?? 0}`,
       `- marked expired: ${p.expired}`,
     ].join('\n'),
   );

@@ -23,6 +23,10 @@ export function countRecovery(outcome: ValueOf<typeof BUSINESS_METRICS.recoverie
   add(BUSINESS_METRICS.recoveries, 1, { outcome });
 }
 
+export function countRecoveredBy(mechanism: ValueOf<typeof BUSINESS_METRICS.recoveriesByMechanism, 'mechanism'>): void {
+  add(BUSINESS_METRICS.recoveriesByMechanism, 1, { mechanism });
+}
+
 export function countRecoveryNeedingAttention(
   why: ValueOf<typeof BUSINESS_METRICS.recoveriesNeedingAttention, 'why'>,
 ): void {

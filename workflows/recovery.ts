@@ -33,6 +33,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
+import type { RecoveryCandidate } from '../graph/recovery';
 import { declineRule } from '../payments/declines';
 import { describeFailure } from '../temporal/failures';
 import { fromMinorUnits } from '../payments/money';
@@ -51,7 +52,8 @@ import {
 } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
 import { activitiesWithSummaries, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
-import { countRecovery, countRecoveryNeedingAttention } from './metrics';
+import { countRecoveredBy, countRecovery, countRecoveryNeedingAttention } from './metrics';
+import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 
 /**
@@ -65,6 +67,11 @@ export const RECOVERY_NEVER_STRANDS = 'recovery-never-strands';
  * charge of one of the candidates (asked of the graph before each wait, and again after it).
  */
 export const RECOVERY_WAITS_FOR_RULES = 'recovery-dunning-waits-for-network-rules';
+/**
+ * The patch that asks the account updater after an `expired_card` decline (a renewed card is
+ * charged again at once) and credits each recovery to one mechanism (payments/mechanisms.ts).
+ */
+export const RECOVERY_ASKS_UPDATER = 'recovery-asks-account-updater';
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
 
@@ -81,6 +88,9 @@ const graphActivities = (options: ActivityOptions) =>
     recordRecovery: (rec) =>
       `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
     recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
+    renewCard: (req) =>
+      `Ask the card networks' account updater whether payment method ${req.payment_method_id} was renewed, ` +
+      'and apply its new expiry',
     forecastCharges: (req) =>
       `Ask the card networks' rules when customer ${req.customer_id}'s payment methods may next be charged`,
   });
@@ -123,9 +133,13 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     if (failure) log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
     else failure = f;
   });
-  setHandler(paymentMethodAddedSignal, () => {
+  /** Methods the customer added while the recovery ran, and methods the account updater renewed. */
+  const added: string[] = [];
+  const renewed: string[] = [];
+  setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
     methodAdded = true;
     methodsAdded++;
+    if (typeof payment_method_id === 'string' && !added.includes(payment_method_id)) added.push(payment_method_id);
   });
   setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
     log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
@@ -340,6 +354,34 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       restored = null;
       return (await needAttention('graph_restored', reason, null, true)) !== 'cancelled';
     };
+    /**
+     * After an `expired_card` decline (v4): asks the account updater about the card. A card it
+     * renewed is active again with its new expiry, and is charged again at once; true then.
+     * Best-effort: an updater that cannot be asked leaves the method expired (logged).
+     */
+    const renewAfterExpiry = async (paymentMethodId: string, code: string): Promise<boolean> => {
+      if (code !== 'expired_card' || renewed.includes(paymentMethodId) || !patched(RECOVERY_ASKS_UPDATER)) return false;
+      try {
+        const outcome = await graph.renewCard({ payment_method_id: paymentMethodId });
+        if (outcome.outcome !== 'updated') return false;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('the account updater could not be asked about an expired card; it stays expired', {
+          paymentId: f.payment_id,
+          paymentMethodId,
+          error: describeFailure(err),
+        });
+        return false;
+      }
+      renewed.push(paymentMethodId);
+      doNotCharge.splice(0, doNotCharge.length, ...doNotCharge.filter((m) => m !== paymentMethodId));
+      log.info('the account updater renewed an expired card: it is charged again at once', {
+        paymentId: f.payment_id,
+        paymentMethodId,
+      });
+      return true;
+    };
+
     /** Why the charges of the current dunning round came when they did (v3; null in the first pass). */
     let scheduledBy: string | null = null;
     /**
@@ -381,7 +423,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         customer_id: f.customer_id,
         exclude: [...exclude, ...doNotCharge],
       });
-      for (const c of candidates) {
+      // A card the account updater renewed goes first; one renewed during this pass comes again at once.
+      const queue: (RecoveryCandidate & { renewedRetry?: boolean })[] = [...candidates].sort(
+        (x, y) => Number(renewed.includes(y.payment_method_id)) - Number(renewed.includes(x.payment_method_id)),
+      );
+      for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
         if (cancelled) return false;
         // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
         if (doNotCharge.includes(c.payment_method_id)) continue;
@@ -394,7 +440,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           amount: f.amount,
           currency: f.currency,
           idempotency_key:
-            round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`,
+            (round === 0
+              ? `${f.payment_id}:${c.payment_method_id}`
+              : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
+            // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
+            (c.renewedRetry ? ':renewed' : ''),
           // Counted against its card before the charge (an activity input: replay compares none).
           reported: { payment_method_id: f.payment_method_id, decline_code: f.decline_code },
           at: now(),
@@ -450,8 +500,14 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             at: now(),
             ...why,
           });
-          if (v2) status.recovered_with = c.payment_method_id;
+          const mechanism = recoveryMechanism(c.payment_method_id, {
+            failed: f.payment_method_id,
+            renewed: result.renewed_by_updater ? [...renewed, c.payment_method_id] : renewed,
+            added,
+          });
+          if (v2) Object.assign(status, { recovered_with: c.payment_method_id, recovered_by: mechanism });
           const rec = {
+            mechanism,
             payment_id: f.payment_id,
             customer_id: f.customer_id,
             payment_method_id: c.payment_method_id,
@@ -471,6 +527,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
           ...why,
         });
         await onDecline(c.payment_method_id, result.decline_code);
+        if (!c.renewedRetry && (await renewAfterExpiry(c.payment_method_id, result.decline_code)))
+          queue.unshift({ ...c, renewedRetry: true });
       }
       return false;
     };
@@ -479,6 +537,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       Object.assign(status, { next_retry_at: null, next_retry_reason: null });
       if (status.recovered_with) {
         status.state = 'recovered';
+        if (status.recovered_by) countRecoveredBy(status.recovered_by);
         await notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with });
       } else if (cancelled) {
         status.state = 'stopped';
@@ -503,8 +562,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       return status;
     };
 
-    // The first cascade skips the method that just failed; dunning rounds may retry it.
-    const first = await cascade(0, [f.payment_method_id]);
+    // The first cascade skips the method that just failed (unless the account updater renewed it);
+    // dunning rounds may retry it.
+    const reportedRenewed = await renewAfterExpiry(f.payment_method_id, f.decline_code);
+    const first = await cascade(0, reportedRenewed ? [] : [f.payment_method_id]);
     if (first === 'erased') return stop('the customer was erased');
     if (first) return finish();
 

@@ -4,6 +4,7 @@
  *   GET  /api/v1/payment-recoveries/{payment_id}  the recovery's status
  *   POST /api/v1/payment-recoveries/{payment_id}/attention  ops answer a recovery that needs attention
  */
+import { RECOVERY_MECHANISMS } from '../../payments/mechanisms';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { paymentFailureSchema, paymentIdField } from '../requests';
@@ -38,6 +39,14 @@ const statusSchema = z
       }),
     ),
     recovered_with: z.string().nullable(),
+    recovered_by: z
+      .enum(RECOVERY_MECHANISMS)
+      .nullable()
+      .openapi({
+        description:
+          'What recovered it, exactly one: account_updater (a card the networks renewed), ' +
+          'customer_added_card, retry (the failed method) or cascade (another method)',
+      }),
     next_retry_at: z.string().nullable(),
     next_retry_reason: z
       .string()

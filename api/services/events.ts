@@ -90,6 +90,9 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   PaymentRecovered: (p) =>
     `Failed payment ${str(p.payment_id)} recovered` +
     `${p.amount ? ` (${money(Number(p.amount), str(p.currency))})` : ''}`,
+  PaymentMethodUpdatedByNetwork: (p) =>
+    `Your card's issuer sent its new details through the card network: it now expires ${str(p.expiry_to)}` +
+    `${p.token_replaced ? ' (reissued)' : ''}`,
   PaymentRecoveryFailed: (p) => `Payment ${str(p.payment_id)} could not be recovered`,
   CustomerNotified: (p) =>
     `${p.channel ? `Sent by ${p.channel === 'sms' ? 'text message' : 'email'}` : 'Not sent (no way to reach you)'}: ` +

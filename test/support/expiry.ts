@@ -17,7 +17,7 @@ export async function holderOfCard(
   g: Graph,
   year: number,
   month: number,
-  options: { isDefault?: boolean; reachable?: boolean } = {},
+  options: { isDefault?: boolean; reachable?: boolean; token?: string } = {},
 ): Promise<CardHolder> {
   const customer = await createCustomer(g, {
     digital_identifiers:
@@ -28,7 +28,12 @@ export async function holderOfCard(
   const card = await addPaymentMethod(
     g,
     customer.id,
-    cardInput({ expiry_year: year, expiry_month: month, last_four: '1111' }),
+    cardInput({
+      expiry_year: year,
+      expiry_month: month,
+      last_four: '1111',
+      ...(options.token ? { token: options.token } : {}),
+    }),
     {
       makeDefault: options.isDefault !== false,
     },

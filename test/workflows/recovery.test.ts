@@ -5,6 +5,7 @@ import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
 import type { ChargeAttempt, ChargeForecast, ChargeOutcome } from '../../activities/recovery';
+import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
   cancelRecoverySignal,
@@ -40,6 +41,8 @@ interface World {
   record?: () => Promise<void>;
   /** Runs before a method is marked inactive (may throw: the graph no longer has it). */
   deactivate?: () => Promise<void>;
+  /** What the account updater says of a method after `expired_card`; undefined: nothing new. */
+  renew?: (paymentMethodId: string) => Promise<UpdateOutcome | undefined>;
   /** When the networks' rules allow the next charge; undefined: now. */
   forecast?: (req: { customer_id: string; exclude: string[]; at: string }) => Promise<ChargeForecast | undefined>;
 }
@@ -89,6 +92,11 @@ function fakes(world: World, log: Log) {
     },
     async recordRecoveryFailed(): Promise<void> {
       log.failed++;
+    },
+    async renewCard(req: { payment_method_id: string }): Promise<UpdateOutcome> {
+      const outcome = (await world.renew?.(req.payment_method_id)) ?? { outcome: 'unchanged' };
+      if (outcome.outcome === 'updated') inactive.delete(req.payment_method_id);
+      return outcome;
     },
     async forecastCharges(req: { customer_id: string; exclude: string[]; at: string }): Promise<ChargeForecast> {
       return (await world.forecast?.(req)) ?? { earliest: req.at, rule: null, candidates: world.methods.length };
@@ -360,6 +368,74 @@ describe('payment recovery workflow', () => {
     expect(calls).toBe(1);
     expect(status.state).toBe('recovered');
     expect(status.attempts.at(-1)?.scheduled_by).toBe('dunning round 1 of 1, 1d after the last');
+  });
+
+  it('an expired card the account updater renewed is charged again at once: recovered by the updater', async () => {
+    const asked: string[] = [];
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: { 'pm-failed': ['succeeded'], 'pm-a': ['insufficient_funds'] },
+        renew: async (pm) => {
+          asked.push(pm);
+          return { outcome: 'updated', token_replaced: false, reactivated: true, expiry: '2030-12' };
+        },
+      },
+      failure({ decline_code: 'expired_card' }),
+    );
+    expect(asked).toEqual(['pm-failed']);
+    // Marked expired by the decline, renewed by the updater, charged first and at once.
+    expect(log.deactivated).toEqual([{ payment_method_id: 'pm-failed', status: 'expired' }]);
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-failed']);
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-failed', recovered_by: 'account_updater' });
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-failed' }]);
+  });
+
+  it('a card declined as expired in the cascade is asked about once, and charged again under a new key', async () => {
+    const f = failure();
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: { 'pm-a': ['expired_card', 'succeeded'] },
+        renew: async () => ({ outcome: 'updated', token_replaced: true, reactivated: true, expiry: '2031-01' }),
+      },
+      f,
+    );
+    expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`, `${f.payment_id}:pm-a:renewed`]);
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', recovered_by: 'account_updater' });
+  });
+
+  it('an updater that knows nothing newer, or cannot be asked, leaves the expired card out', async () => {
+    for (const renew of [
+      async () => ({ outcome: 'unchanged' as const }),
+      async (): Promise<UpdateOutcome> => {
+        throw refused('GatewayRejectedError', 'the updater refused the lookup');
+      },
+    ]) {
+      const { status, log } = await run(
+        { methods: ['pm-failed', 'pm-a'], answers: { 'pm-a': ['succeeded'] }, renew },
+        failure({ decline_code: 'expired_card' }),
+      );
+      expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
+      expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', recovered_by: 'cascade' });
+    }
+  });
+
+  it('credits each recovery to exactly one mechanism: cascade, retry, customer-added card', async () => {
+    const cascade = await run({ methods: ['pm-failed', 'pm-a'], answers: {} }, failure());
+    expect(cascade.status.recovered_by).toBe('cascade');
+    const retry = await run({ methods: ['pm-failed'], answers: {} }, failure(), { schedule: ['1h'] });
+    expect(retry.status).toMatchObject({ recovered_with: 'pm-failed', recovered_by: 'retry' });
+    const world: World = { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } };
+    const added = await run(world, failure(), {
+      schedule: ['7d'],
+      during: async (h) => {
+        await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+        world.methods.push('pm-new');
+        await h.signal(paymentMethodAddedSignal, { payment_method_id: 'pm-new' });
+      },
+    });
+    expect(added.status).toMatchObject({ recovered_with: 'pm-new', recovered_by: 'customer_added_card' });
   });
 
   it('ignores a second report of the same payment', async () => {

@@ -132,6 +132,9 @@ const activities = {
       candidates: 1,
     };
   },
+  async renewCard() {
+    return { outcome: 'unchanged' as const };
+  },
   async deactivatePaymentMethod() {},
   async recordRecovery() {},
   async recordRecoveryFailed() {},
