@@ -50,31 +50,46 @@ function logOf(): Context['log'] | null {
 /**
  * Asks the updater about each card, `lanes` at a time, before a warning about it is sent: the
  * cards it renewed are left out of what is returned (and counted). An updater that cannot be
- * asked, or a write that fails, leaves the card in: a warning is better than none.
+ * asked, or a write that fails, leaves the card in: a warning is better than none. After
+ * `breakAfter` failures in a row the rest are not asked (an updater that is down must not hold
+ * up the warnings and expiries behind it). `progress` runs after every card (the batch's
+ * heartbeat: it may throw to stop, when the batch is cancelled).
  */
 export async function withoutRenewedCards<T>(
   graph: Graph,
   updater: AccountUpdater,
   items: T[],
   paymentMethodOf: (item: T) => string,
-  lanes = 8,
-): Promise<{ kept: T[]; renewed: number }> {
+  options: { lanes?: number; breakAfter?: number; progress?: (asked: number, of: number) => void } = {},
+): Promise<{ kept: T[]; renewed: number; not_asked: number }> {
   const renewed = new Set<number>();
+  const breakAfter = options.breakAfter ?? 3;
   let next = 0;
+  let asked = 0;
+  let failuresInARow = 0;
   const lane = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && failuresInARow < breakAfter) {
       const i = next++;
       const id = paymentMethodOf(items[i] as T);
       try {
         if ((await renewFromUpdater(graph, updater, id)).outcome === 'updated') renewed.add(i);
+        failuresInARow = 0;
       } catch (err) {
+        failuresInARow++;
         logOf()?.warn('the account updater could not be asked about a card; it is warned about as it is', {
           paymentMethodId: id,
           error: err instanceof Error ? err.message : String(err),
         });
       }
+      asked++;
+      options.progress?.(asked, items.length);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(lanes, Math.max(items.length, 1)) }, lane));
-  return { kept: items.filter((_, i) => !renewed.has(i)), renewed: renewed.size };
+  await Promise.all(Array.from({ length: Math.min(options.lanes ?? 8, Math.max(items.length, 1)) }, lane));
+  const notAsked = items.length - asked;
+  if (notAsked > 0)
+    logOf()?.warn('the account updater failed several times in a row; the other cards are warned about as they are', {
+      notAsked,
+    });
+  return { kept: items.filter((_, i) => !renewed.has(i)), renewed: renewed.size, not_asked: notAsked };
 }

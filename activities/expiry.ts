@@ -103,7 +103,11 @@ export function createExpiryActivities({
       let renewed = 0;
       if (updater && warnings.length > 0) {
         heartbeat({ phase: 'asking the account updater', cursor: req.cursor, cards: warnings.length });
-        const asked = await withoutRenewedCards(graph, updater, warnings, (w) => String(w.data?.payment_method_id));
+        const asked = await withoutRenewedCards(graph, updater, warnings, (w) => String(w.data?.payment_method_id), {
+          // A beat per card: lookups of a big batch take longer than the heartbeat timeout together.
+          progress: (done, of) =>
+            heartbeat({ phase: 'asking the account updater', cursor: req.cursor, asked: done, of }),
+        });
         warnings = asked.kept;
         renewed = asked.renewed;
       }

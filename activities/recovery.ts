@@ -175,7 +175,7 @@ export function createRecoveryActivities({
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
       const now = clockOf(a.at);
-      const card = networkRules ? await cardOf(a.payment_method_id) : null;
+      let card = networkRules ? await cardOf(a.payment_method_id) : null;
       // The decline the recovery started from counts against its card first (once per payment).
       if (networkRules && a.reported) {
         const { payment_method_id, decline_code } = a.reported;
@@ -188,8 +188,11 @@ export function createRecoveryActivities({
       let renewed = false;
       if (verdict === 'limited' && rule?.verdict === 'updater_first' && card && updater) {
         // Its answer is applied: a new expiry (and token) for the method, charged below.
-        renewed = (await renewFromUpdater(graph, updater, a.payment_method_id, now)).outcome === 'updated';
-        await domain(() => recordUpdaterLookup(graph, card, now));
+        const renewal = await renewFromUpdater(graph, updater, a.payment_method_id, now);
+        renewed = renewal.outcome === 'updated';
+        await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
+        // A reissued card is named again: the networks count its charges as its own.
+        if (renewal.outcome === 'updated' && renewal.token_replaced) card = await cardOf(a.payment_method_id);
         ({ verdict, rule } = await reserve(a, card, now));
       }
       if (verdict === 'limited') {
@@ -243,7 +246,14 @@ export function createRecoveryActivities({
      */
     async renewCard(req: { payment_method_id: string }): Promise<UpdateOutcome> {
       if (!updater) return { outcome: 'not_applied', reason: 'no account updater is configured' };
-      return renewFromUpdater(graph, updater, req.payment_method_id);
+      try {
+        return await renewFromUpdater(graph, updater, req.payment_method_id);
+      } catch (err) {
+        // The updater refused the request: asking again gets the same answer.
+        if (err instanceof GatewayRejectedError)
+          throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+        throw err;
+      }
     },
     /**
      * When the networks' rules next allow a charge of one of the customer's candidates (asked

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExpiryActivities } from '../../activities/expiry';
-import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { withoutRenewedCards } from '../../activities/accountUpdater';
+import { HttpPaymentGateway, type AccountUpdater } from '../../clients/paymentGateway';
 import type { Notification, NotificationSink } from '../../clients/notifications';
 import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
@@ -70,6 +71,38 @@ describe('the account updater', () => {
     expect(again.renewed).toBe(0);
     expect(await lookups(token)).toHaveLength(1);
     expect(delivered.filter((n) => n.customer_id === renewed.customerId)).toEqual([]);
+  });
+
+  it('stops asking an updater that failed three times in a row: every card is warned about as it is', async () => {
+    const { cards } = await customerWithCards(
+      h.graph,
+      Array.from({ length: 6 }, () => `tok_visa_card-${cardId()}_au_expiry_09_2040`),
+    );
+    let asked = 0;
+    const down: AccountUpdater = {
+      async lookup() {
+        asked++;
+        throw new Error('the account updater is unavailable');
+      },
+    };
+    const beats: number[] = [];
+    const result = await withoutRenewedCards(h.graph, down, cards, (id) => id, {
+      lanes: 1,
+      progress: (done) => beats.push(done),
+    });
+    expect(result).toEqual({ kept: cards, renewed: 0, not_asked: 3 });
+    expect(asked).toBe(3);
+    expect(beats).toEqual([1, 2, 3]);
+    // One that answers again resets the count: a failure now and then never stops the batch.
+    let calls = 0;
+    const flaky: AccountUpdater = {
+      async lookup(token) {
+        if (++calls % 2 === 0) throw new Error('a timeout');
+        return gateway.lookup(token);
+      },
+    };
+    const again = await withoutRenewedCards(h.graph, flaky, cards, (id) => id, { lanes: 1 });
+    expect(again).toEqual({ kept: cards.filter((_, i) => i % 2 === 1), renewed: 3, not_asked: 0 });
   });
 
   it('recovers an expired_card payment on the card the updater reissued, at once, credited to it', async () => {

@@ -1,0 +1,103 @@
+/**
+ * The account updater's answer applied to a stored card (graph/cardUpdates.ts), on the real graph:
+ * what it renews, what it refuses, and that the same answer twice is one renewal.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addPaymentMethod, createCustomer, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import { cardOfMethod, setCardOfMethod } from '../../graph/cardHistory';
+import { applyUpdaterAnswer } from '../../graph/cardUpdates';
+import { updatePaymentMethodStatus, revealPaymentToken } from '../../graph/paymentMethods';
+import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
+
+let g: TestGraph;
+beforeAll(() => {
+  g = openTestGraph();
+});
+afterAll(() => g.close());
+
+async function card(expiry = { expiry_month: 4, expiry_year: 2027 }) {
+  const c = await createCustomer(g, {});
+  const pm = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_${randomUUID()}`, ...expiry }));
+  return { customerId: c.id, id: pm.id };
+}
+const renewedEvents = async (customerId: string) =>
+  (await listCustomerEvents(g, customerId, { type: 'PaymentMethodUpdatedByNetwork' })).map((e) => e.payload);
+
+describe('applying the account updater’s answer', () => {
+  it('renews an expired card once: a retried call is told it has the renewal, and writes nothing', async () => {
+    const c = await card();
+    await updatePaymentMethodStatus(g, c.id, 'expired', { reason: 'declined: expired_card' });
+    const answer = { status: 'updated' as const, expiry_month: 9, expiry_year: 2031 };
+    expect(await applyUpdaterAnswer(g, c.id, answer)).toEqual({
+      outcome: 'updated',
+      token_replaced: false,
+      reactivated: true,
+      expiry: '2031-09',
+    });
+    expect(await applyUpdaterAnswer(g, c.id, answer)).toMatchObject({ outcome: 'updated', already: true });
+    expect(await renewedEvents(c.customerId)).toEqual([
+      {
+        payment_method_id: c.id,
+        source: 'account_updater',
+        expiry_from: '2027-04',
+        expiry_to: '2031-09',
+        token_replaced: false,
+      },
+    ]);
+    const [pm] = await getPaymentMethodsByCustomer(g, c.customerId);
+    expect(pm).toMatchObject({ status: 'active', is_default: true, expiry_month: 9, expiry_year: 2031 });
+  });
+
+  it('stores a reissued token encrypted, with its own expiry, and has the processor name the card again', async () => {
+    // The new card expires before the old one would have: it is another card, with its own expiry.
+    const c = await card({ expiry_month: 4, expiry_year: 2032 });
+    await setCardOfMethod(g, c.id, { fingerprint: `fp_${randomUUID()}`, network: 'visa' });
+    const token = `tok_visa_${randomUUID()}`;
+    expect(
+      await applyUpdaterAnswer(g, c.id, { status: 'replaced', token, expiry_month: 1, expiry_year: 2030 }),
+    ).toMatchObject({ outcome: 'updated', token_replaced: true, reactivated: false });
+    expect(await revealPaymentToken(g, c.id)).toBe(token);
+    expect(await cardOfMethod(g, c.id)).toBeNull();
+    expect(JSON.stringify(await listCustomerEvents(g, c.customerId))).not.toContain(token);
+  });
+
+  it('refuses what it must not apply, and writes nothing for it', async () => {
+    const now = new Date('2026-11-25T00:00:00Z');
+    const c = await card();
+    const refusals: [Parameters<typeof applyUpdaterAnswer>[2], RegExp][] = [
+      [{ status: 'updated', expiry_month: 13, expiry_year: 2030 }, /not a month/],
+      [{ status: 'updated', expiry_month: 1, expiry_year: 2999 }, /not a month/],
+      [{ status: 'updated', expiry_month: 10, expiry_year: 2026 }, /is past/],
+      [{ status: 'updated', expiry_month: 1, expiry_year: 2027 }, /earlier than the card's 2027-04/],
+      [{ status: 'replaced', token: '4242424242424242', expiry_month: 1, expiry_year: 2030 }, /not a gateway token/],
+      [{ status: 'closed' }, /closed/],
+    ];
+    for (const [answer, reason] of refusals)
+      expect(await applyUpdaterAnswer(g, c.id, answer, now)).toEqual({
+        outcome: 'not_applied',
+        reason: expect.stringMatching(reason),
+      });
+    expect(await applyUpdaterAnswer(g, c.id, { status: 'no_change' }, now)).toEqual({ outcome: 'unchanged' });
+    // The expiry it already has: nothing new, and an expired card stays expired.
+    await updatePaymentMethodStatus(g, c.id, 'expired');
+    expect(await applyUpdaterAnswer(g, c.id, { status: 'updated', expiry_month: 4, expiry_year: 2027 }, now)).toEqual({
+      outcome: 'unchanged',
+    });
+    expect(await renewedEvents(c.customerId)).toEqual([]);
+  });
+
+  it('never renews a card blocked for fraud or deactivated, nor one that is gone', async () => {
+    for (const status of ['compromised', 'inactive'] as const) {
+      const c = await card();
+      await updatePaymentMethodStatus(g, c.id, status);
+      expect(await applyUpdaterAnswer(g, c.id, { status: 'updated', expiry_month: 9, expiry_year: 2031 })).toEqual({
+        outcome: 'not_applied',
+        reason: `the payment method is ${status}`,
+      });
+    }
+    expect(
+      await applyUpdaterAnswer(g, randomUUID(), { status: 'updated', expiry_month: 9, expiry_year: 2031 }),
+    ).toEqual({ outcome: 'not_applied', reason: 'the payment method is gone' });
+  });
+});
