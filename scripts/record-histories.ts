@@ -18,7 +18,7 @@ import path from 'node:path';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
 import { retryParkedUpdate } from '../temporal/eventRelay';
-import { paymentFailedSignal } from '../temporal/recovery';
+import { offerPaymentMethodUpdate, paymentFailedSignal, recoveryStatusQuery } from '../temporal/recovery';
 import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
 
@@ -162,7 +162,12 @@ async function main(): Promise<void> {
         { customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' },
       ]);
       /** A recovery of `paymentId` from its report to its end (the stand-ins decide how it goes). */
-      const recovery = (name: string, paymentId: string, declineCode = 'insufficient_funds') =>
+      const recovery = (
+        name: string,
+        paymentId: string,
+        declineCode = 'insufficient_funds',
+        during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>,
+      ) =>
         record(name, 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
           await h.signal(paymentFailedSignal, {
             payment_id: paymentId,
@@ -172,12 +177,18 @@ async function main(): Promise<void> {
             currency: 'EUR',
             decline_code: declineCode,
           });
+          await during?.(h);
           await h.result();
         });
       await recovery('payment-recovery-cascade', 'pay-rec');
       await recovery('payment-recovery-dunning', 'pay-dun');
       // Declined as expired; the account updater renews the card, which is charged at once.
       await recovery('payment-recovery-renewed', 'pay-ren', 'expired_card');
+      // Dunning; a card added to the wallet is offered (the Update), and the retry it wakes recovers.
+      await recovery('payment-recovery-offered', 'pay-dun', 'insufficient_funds', async (h) => {
+        while ((await h.query(recoveryStatusQuery)).state !== 'dunning') await new Promise((r) => setTimeout(r, 100));
+        await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
+      });
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },
       ]);

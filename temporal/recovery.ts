@@ -107,3 +107,35 @@ export const cancelRecoverySignal = defineSignal<[{ reason: string }]>('cancel')
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
 /** Rejected unless the recovery needs attention and nobody has decided yet; answers the status once acted on. */
 export const resolveAttentionUpdate = defineUpdate<RecoveryStatus, [AttentionDecision]>('resolveAttention');
+
+/** A card the customer just added, offered to a running recovery: it is charged at once. */
+export interface CardOffer {
+  payment_method_id: string;
+}
+
+/** What a recovery did with an offered card, once the retry that took it is over. */
+export interface CardOfferAnswer {
+  payment_id: string;
+  payment_method_id: string;
+  /**
+   * recovered — the card was charged and paid; declined — it was charged and declined;
+   * skipped — it was not charged (a network rule, a suspended customer: `decline_code` says);
+   * not_tried — the retry ended without it (another method paid first, or it is not chargeable).
+   */
+  outcome: 'recovered' | 'declined' | 'skipped' | 'not_tried';
+  decline_code: string | null;
+  /** The recovery's state and method after the retry. */
+  state: RecoveryState;
+  recovered_with: string | null;
+}
+
+/** The states in which a recovery has ended: it takes no card any more. */
+export const RECOVERY_ENDED: readonly RecoveryState[] = ['recovered', 'failed', 'stopped'];
+
+/**
+ * Offers a card the customer just added (`POST …/payment-methods`): validated (the recovery must
+ * be running and not cancelled), then charged at once like `paymentMethodAdded`, and answered
+ * with what came of it once that retry is over — the synchronous answer a person adding a card
+ * waits for. The update id `offer:<payment method id>` makes a resent offer the same one.
+ */
+export const offerPaymentMethodUpdate = defineUpdate<CardOfferAnswer, [CardOffer]>('offerPaymentMethod');

@@ -30,6 +30,7 @@ import {
   patched,
   setHandler,
   workflowInfo,
+  allHandlersFinished,
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
@@ -42,6 +43,8 @@ import {
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
+  offerPaymentMethodUpdate,
+  RECOVERY_ENDED,
   recoveryStatusQuery,
   resolveAttentionUpdate,
   type AttentionDecision,
@@ -51,7 +54,7 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
-import { activitiesWithSummaries, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
+import { activitiesWithSummaries, agentCall, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
 import { countRecoveredBy, countRecovery, countRecoveryNeedingAttention } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
@@ -78,7 +81,7 @@ const RULE_RECHECKS = 3;
 const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
 const graphActivities = (options: ActivityOptions) =>
-  activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod'>>(options, {
+  activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod' | 'renewCard'>>(options, {
     listRecoveryCandidates: (req) =>
       `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
       (req.exclude.length
@@ -88,13 +91,16 @@ const graphActivities = (options: ActivityOptions) =>
     recordRecovery: (rec) =>
       `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
     recordRecoveryFailed: (rec) => `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
-    renewCard: (req) =>
-      `Ask the card networks' account updater whether payment method ${req.payment_method_id} was renewed, ` +
-      'and apply its new expiry',
     forecastCharges: (req) =>
       `Ask the card networks' rules when customer ${req.customer_id}'s payment methods may next be charged`,
   });
 const graph = graphActivities(graphWrite);
+/** The account updater is another party: asked a few times, then the recovery goes on without it. */
+const updater = activitiesWithSummaries<Pick<RecoveryActivities, 'renewCard'>>(agentCall, {
+  renewCard: (req) =>
+    `Ask the card networks' account updater whether payment method ${req.payment_method_id} was renewed, ` +
+    'and apply its new expiry',
+});
 /** After money moved (or the recovery is over), the record must be written: retried without an attempt cap. */
 const ledger = graphActivities(graphWriteUntilDone);
 const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewayCharge, {
@@ -115,6 +121,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   /** `paymentMethodAdded` signals received, and how many a retry has answered (none is lost). */
   let methodsAdded = 0;
   let methodsAnswered = 0;
+  /** How many added methods a finished retry has taken (an offer is answered once its retry is over). */
+  let methodsTried = 0;
   let cancelled: string | null = null;
   /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
   let restored: string | null = null;
@@ -141,8 +149,41 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     methodsAdded++;
     if (typeof payment_method_id === 'string' && !added.includes(payment_method_id)) added.push(payment_method_id);
   });
+  setHandler(
+    offerPaymentMethodUpdate,
+    async ({ payment_method_id }) => {
+      // Counted before the first await, like the signal: the retry it wakes takes it.
+      methodAdded = true;
+      const ticket = ++methodsAdded;
+      if (!added.includes(payment_method_id)) added.push(payment_method_id);
+      await condition(() => methodsTried >= ticket || RECOVERY_ENDED.includes(status.state));
+      const attempt = [...status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
+      const outcome =
+        attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
+      return {
+        payment_id: failure?.payment_id ?? '',
+        payment_method_id,
+        outcome,
+        decline_code: attempt?.decline_code ?? null,
+        state: status.state,
+        recovered_with: status.recovered_with,
+      };
+    },
+    {
+      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => {
+        if (typeof offer?.payment_method_id !== 'string' || offer.payment_method_id === '')
+          throw new Error('payment_method_id is required');
+        if (failure === null) throw new Error('the recovery has not started');
+        if (RECOVERY_ENDED.includes(status.state)) throw new Error(`the recovery has ended (${status.state})`);
+        if (cancelled !== null) throw new Error(`the recovery was cancelled: ${cancelled}`);
+      },
+    },
+  );
+  /** Methods blocked for good by a confirmed fraud: no renewal brings them back into this recovery. */
+  const blocked: string[] = [];
   setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
     log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
+    if (!blocked.includes(payment_method_id)) blocked.push(payment_method_id);
     if (!doNotCharge.includes(payment_method_id)) doNotCharge.push(payment_method_id);
   });
   setHandler(cancelRecoverySignal, ({ reason }) => {
@@ -362,7 +403,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     const renewAfterExpiry = async (paymentMethodId: string, code: string): Promise<boolean> => {
       if (code !== 'expired_card' || renewed.includes(paymentMethodId) || !patched(RECOVERY_ASKS_UPDATER)) return false;
       try {
-        const outcome = await graph.renewCard({ payment_method_id: paymentMethodId });
+        const outcome = await updater.renewCard({ payment_method_id: paymentMethodId });
         if (outcome.outcome !== 'updated') return false;
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -373,6 +414,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         });
         return false;
       }
+      if (blocked.includes(paymentMethodId)) return false;
       renewed.push(paymentMethodId);
       doNotCharge.splice(0, doNotCharge.length, ...doNotCharge.filter((m) => m !== paymentMethodId));
       log.info('the account updater renewed an expired card: it is charged again at once', {
@@ -616,7 +658,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         if (cancelled) break;
         status.state = 'recovering';
       }
+      const answering = methodsAnswered;
       const outcome = await cascade(round, []);
+      methodsTried = Math.max(methodsTried, answering);
       if (outcome === 'erased') return stop('the customer was erased');
       if (outcome) return finish();
     }
@@ -624,7 +668,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     for (let round = input.dunningSchedule.length + 1; v2 && methodsAdded > methodsAnswered && !cancelled; round++) {
       methodsAnswered = methodsAdded;
       scheduledBy = 'a payment method was added during the last round: retried at once';
+      const answering = methodsAnswered;
       const outcome = await cascade(round, []);
+      methodsTried = Math.max(methodsTried, answering);
       if (outcome === 'erased') return stop('the customer was erased');
       if (outcome) return finish();
     }
@@ -632,7 +678,10 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   };
 
   try {
-    return await main();
+    const result = await main();
+    // An offer answered by the last retry returns its answer before the recovery ends.
+    await condition(allHandlersFinished);
+    return result;
   } catch (err) {
     // v2: a cancellation (erasure, ops in the UI) ends the recovery like `cancel` does, never mid-charge.
     if (!v2 || !isCancellation(err)) throw err;
@@ -642,6 +691,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     if (state === 'stopped') status.stop_reason = 'workflow cancelled';
     countRecovery(state);
     log.info(`payment recovery ${state}: workflow cancelled`, { workflowId });
+    // The root scope is cancelled: waiting for the offers' answers must not be.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     return status;
   }
 }

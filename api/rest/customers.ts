@@ -62,6 +62,28 @@ function profileUpdateSchema(currency: string) {
 }
 
 const walletItem = walletItemSchema;
+const recoveryOffer = z
+  .object({
+    payment_id: z.string(),
+    workflow_id: z.string(),
+    offered: z.number().int().openapi({ description: 'The order it was offered in: 1, the recovery started first' }),
+    outcome: z.enum(['recovered', 'declined', 'skipped', 'not_tried', 'pending']).openapi({
+      description:
+        'recovered: charged with this card; declined; skipped: not charged (decline_code says why); ' +
+        'not_tried: the retry ended without it; pending: no answer within the wait',
+    }),
+    decline_code: z.string().nullable(),
+    state: z.string().nullable().openapi({ description: 'The recovery state after the retry (null while pending)' }),
+    status_url: z.string().openapi({ description: 'Where to read the recovery’s status' }),
+  })
+  .openapi('RecoveryOffer');
+const walletItemWithOffers = walletItem
+  .extend({
+    recoveries: z.array(recoveryOffer).optional().openapi({
+      description: 'The customer’s running recoveries the card was offered to, each charging it at once',
+    }),
+  })
+  .openapi('NewWalletItem');
 const walletList = z.object({ data: z.array(walletItem), next_cursor: z.string().nullable() }).openapi('WalletList');
 
 const newPaymentMethod = withCardDetails(
@@ -166,13 +188,27 @@ export function customerRoutes(deps: ApiDeps) {
       request: {
         params: customerParams,
         headers: reasonHeaders,
+        query: z.object({
+          wait: z
+            .enum(['true', 'false'])
+            .optional()
+            .openapi({ description: 'Wait (up to PERSONA_WAIT_TIMEOUT_MS) for the running recoveries’ answers' }),
+        }),
         body: { required: true, content: { 'application/json': { schema: newPaymentMethod } } },
       },
       responses: {
         201: {
-          description: 'The new wallet item',
+          description:
+            'The new wallet item; with `recoveries` when running recoveries were offered it, each with its answer',
           headers: consistencyHeaders,
-          content: { 'application/json': { schema: walletItem } },
+          content: { 'application/json': { schema: walletItemWithOffers } },
+        },
+        202: {
+          description:
+            'The card is added; a running recovery it was offered to has not answered yet ' +
+            '(`outcome: pending`; read it at `status_url`)',
+          headers: consistencyHeaders,
+          content: { 'application/json': { schema: walletItemWithOffers } },
         },
         ...problems(400, 401, 403, 404, 409, 413),
       },
@@ -180,13 +216,16 @@ export function customerRoutes(deps: ApiDeps) {
     async (c) => {
       const { id } = c.req.valid('param');
       const { result, events } = await observeCommits(() =>
-        addToWallet(deps, id, c.req.valid('json'), {
-          principal: c.get('principal'),
-          reason: c.req.valid('header')['persona-reason'],
-        }),
+        addToWallet(
+          deps,
+          id,
+          c.req.valid('json'),
+          { principal: c.get('principal'), reason: c.req.valid('header')['persona-reason'] },
+          { wait: c.req.valid('query').wait === 'true' },
+        ),
       );
       answerToken(c, customerTokenOf(events, id));
-      return c.json(result, 201);
+      return result.recoveries?.some((r) => r.outcome === 'pending') ? c.json(result, 202) : c.json(result, 201);
     },
   );
 

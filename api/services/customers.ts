@@ -10,7 +10,7 @@ import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { guardAndRecord, type Actor } from './guards';
-import { signalNewPaymentMethod } from './recovery';
+import { offerNewPaymentMethod, type RecoveryOffer } from './recovery';
 
 export async function getProfile(g: Graph, id: string) {
   const customer = await getCustomer(g, id);
@@ -88,21 +88,25 @@ export async function addToWallet(
   id: string,
   input: NewPaymentMethodInput & { make_default?: boolean | undefined },
   actor: Omit<Actor, 'routeScopes'>,
-) {
+  options: { wait?: boolean } = {},
+): Promise<ReturnType<typeof walletItem> & { recoveries?: RecoveryOffer[] }> {
   await guardAndRecord(deps, id, 'add_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
   const { make_default, ...pm } = input;
   const entry = await addPaymentMethod(deps.graph, id, pm, {
     makeDefault: make_default ?? false,
     allowStatuses: walletStatusesFor(actor),
   });
-  // A running recovery of this customer retries at once with the new method. Best effort, and
-  // not awaited: the card is added (committed) whatever Temporal does, and the answer says so.
-  if (entry.status === 'active') {
-    signalNewPaymentMethod(deps, id, entry.id).catch((err: unknown) =>
-      deps.logger.warn({ err, customerId: id }, 'could not tell running recoveries about the new payment method'),
-    );
+  const item = walletItem(entry);
+  if (entry.status !== 'active') return item;
+  // The customer's running recoveries are offered the card, which each charges at once; with a
+  // wait, their answers come back here. The card is added (committed) whatever Temporal does.
+  try {
+    const recoveries = await offerNewPaymentMethod(deps, id, entry.id, options.wait ? deps.limits.waitTimeoutMs : 0);
+    return recoveries.length > 0 ? { ...item, recoveries } : item;
+  } catch (err) {
+    deps.logger.warn({ err, customerId: id }, 'could not offer the new payment method to running recoveries');
+    return item;
   }
-  return walletItem(entry);
 }
 
 /** Removes a payment method, under the same rule as adding one. */

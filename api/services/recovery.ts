@@ -3,14 +3,21 @@
  * `paymentFailed`), anyone with the scope reads a recovery's status, and a new card in the
  * wallet wakes the customer's running recoveries.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateStage,
+  type Client,
+} from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   paymentFailedSignal,
+  offerPaymentMethodUpdate,
   paymentMethodAddedSignal,
   RECOVERY_WORKFLOW_TYPE,
+  type CardOfferAnswer,
   recoveryStatusQuery,
   recoveryWorkflowId,
   resolveAttentionUpdate,
@@ -20,7 +27,7 @@ import {
   type RecoveryStatus,
 } from '../../temporal/recovery';
 import { refusalError, updateRefusalOf } from '../../temporal/updates';
-import { runningCustomerWorkflows } from '../../temporal/connection';
+import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import { fromMinorUnits } from '../../payments/money';
@@ -105,26 +112,91 @@ export async function resolveAttention(
   }
 }
 
+/** What became of a new card offered to one of the customer's running recoveries. */
+export interface RecoveryOffer {
+  payment_id: string;
+  workflow_id: string;
+  /** The order the card was offered in (1 first: the recovery that started first). */
+  offered: number;
+  /** The recovery's answer for the card, or `pending` when it did not come within the wait. */
+  outcome: CardOfferAnswer['outcome'] | 'pending';
+  decline_code: string | null;
+  /** The recovery's state after the retry (null while pending). */
+  state: CardOfferAnswer['state'] | null;
+  /** Where to read the outcome: the recovery's status. */
+  status_url: string;
+}
+
+/** The customer's running recoveries, the one started first first (visibility may lag). */
+async function runningRecoveriesOldestFirst(client: Client, customerId: string): Promise<string[]> {
+  const found: { id: string; started: number }[] = [];
+  for await (const wf of client.workflow.list({
+    query:
+      `${customerWorkflowsQuery(customerId)} AND WorkflowType = '${RECOVERY_WORKFLOW_TYPE}'` +
+      " AND ExecutionStatus = 'Running'",
+  }))
+    found.push({ id: wf.workflowId, started: wf.startTime.getTime() });
+  return found.sort((a, b) => a.started - b.started || a.id.localeCompare(b.id)).map((f) => f.id);
+}
+
+const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId('').length);
+
 /**
- * Wakes every running recovery of the customer: a new method means "retry now". Visibility lags,
- * so one listed as running may have ended since: it is skipped, and the others are still told.
- * Answers the ids that were told.
+ * Offers a card just added to each of the customer's running recoveries, the one started first
+ * first (a Workflow Update `offerPaymentMethod`, validated by the recovery: a recovery that has
+ * ended or was cancelled refuses it and is left out). Each charges the card at once; with a wait,
+ * the answer for each comes back as it is known, until `waitMs` is spent (then `pending`, read at
+ * `status_url`). A recovery started before the Update existed is told by the signal instead.
+ * The card is in the wallet whatever happens here: Temporal away means no offers (logged).
  */
-export async function signalNewPaymentMethod(
+export async function offerNewPaymentMethod(
   deps: ApiDeps,
   customerId: string,
   paymentMethodId: string,
-): Promise<string[]> {
-  const told: string[] = [];
-  for (const id of await runningCustomerWorkflows(deps.temporal.client, customerId, { type: RECOVERY_WORKFLOW_TYPE })) {
+  waitMs: number,
+): Promise<RecoveryOffer[]> {
+  const { client } = deps.temporal;
+  const deadline = Date.now() + waitMs;
+  // Each call to Temporal is bounded: by half the request's deadline, or by what is left of the wait.
+  const bounded = <T>(ms: number, fn: () => Promise<T>): Promise<T> => {
+    const call = new AbortController();
+    const timer = setTimeout(() => call.abort(), Math.max(ms, 1));
+    return client.connection.withAbortSignal(call.signal, fn).finally(() => clearTimeout(timer));
+  };
+  const offers: RecoveryOffer[] = [];
+  const ids = await bounded(deps.limits.requestDeadlineMs / 2, () => runningRecoveriesOldestFirst(client, customerId));
+  for (const workflowId of ids) {
+    const paymentId = paymentIdOf(workflowId);
+    const base = {
+      payment_id: paymentId,
+      workflow_id: workflowId,
+      offered: offers.length + 1,
+      status_url: `/api/v1/payment-recoveries/${paymentId}`,
+    };
+    const pending: RecoveryOffer = { ...base, outcome: 'pending', decline_code: null, state: null };
+    const handle = client.workflow.getHandle(workflowId);
     try {
-      await deps.temporal.client.workflow
-        .getHandle(id)
-        .signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId });
-      told.push(id);
+      const update = await bounded(deps.limits.requestDeadlineMs / 2, () =>
+        handle.startUpdate(offerPaymentMethodUpdate, {
+          args: [{ payment_method_id: paymentMethodId }],
+          updateId: `offer:${paymentMethodId}`,
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        }),
+      );
+      const left = deadline - Date.now();
+      const answer = left > 0 ? await bounded(left, () => update.result()).catch(() => null) : null;
+      offers.push(
+        answer ? { ...base, outcome: answer.outcome, decline_code: answer.decline_code, state: answer.state } : pending,
+      );
     } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      const refusal = await updateRefusalOf(err, handle).catch(() => undefined);
+      if (refusal?.kind === 'refused' || refusal?.kind === 'ended' || refusal?.kind === 'not_found') continue;
+      // A run from before the Update, or one that did not accept in time: the signal wakes it.
+      await handle.signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId }).catch(() => undefined);
+      offers.push(pending);
+      if (refusal?.kind !== 'unknown_update')
+        deps.logger.warn({ err, workflowId }, 'a running recovery did not take the new card in time; it was signalled');
     }
   }
-  return told;
+  return offers;
 }

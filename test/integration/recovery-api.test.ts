@@ -43,6 +43,30 @@ const failure = (customerId: string, pm: string, decline_code: string, payment =
   decline_code,
 });
 
+/** Adds a card through the wallet route, as the customer. */
+async function addCard(customerId: string, token: string, query = '') {
+  const res = await h.app.request(`/api/v1/customers/${customerId}/payment-methods${query}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await h.token('self', customerId)}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 8, expiry_year: 2033 }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Until visibility lists these recoveries as running: the wallet route finds them by search. */
+async function untilListed(paymentIds: string[]) {
+  await until(async () => {
+    let n = 0;
+    for await (const wf of h.client.workflow.list({
+      query:
+        `WorkflowId IN (${paymentIds.map((p) => `'${recoveryWorkflowId(p)}'`).join(', ')})` +
+        " AND ExecutionStatus = 'Running'",
+    }))
+      if (wf) n++;
+    return n === paymentIds.length;
+  });
+}
+
 describe('payment recovery end to end', () => {
   it('recovers a soft decline with the second method: one successful charge, new default, customer told', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
@@ -160,6 +184,67 @@ describe('payment recovery end to end', () => {
     expect(result).toMatchObject({ state: 'recovered', recovered_with: newCard });
     const succeeded = (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
     expect(succeeded.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:${newCard}:r1`]);
+  });
+
+  it('answers a card added while two recoveries dunn with each one’s outcome, the first started first', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_5']);
+    const first = failure(customerId, cards[0] as string, 'generic_decline');
+    const second = failure(customerId, cards[0] as string, 'generic_decline');
+    await report(first);
+    await until(async () => (await status(first.payment_id)).state === 'dunning');
+    await report(second);
+    await until(async () => (await status(second.payment_id)).state === 'dunning');
+    await untilListed([first.payment_id, second.payment_id]);
+
+    const added = await addCard(customerId, `tok_visa_${randomUUID()}`, '?wait=true');
+    expect(added.status).toBe(201);
+    const body = added.json as { id: string; recoveries: Record<string, unknown>[] };
+    expect(body.recoveries).toEqual([
+      {
+        payment_id: first.payment_id,
+        workflow_id: recoveryWorkflowId(first.payment_id),
+        offered: 1,
+        outcome: 'recovered',
+        decline_code: null,
+        state: 'recovered',
+        status_url: `/api/v1/payment-recoveries/${first.payment_id}`,
+      },
+      expect.objectContaining({ payment_id: second.payment_id, offered: 2, outcome: 'recovered' }),
+    ]);
+    // Each payment charged once on the new card, each under its own key.
+    const succeeded = (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
+    expect(succeeded.map((c) => c.idempotency_key).sort()).toEqual(
+      [`${first.payment_id}:${body.id}:r1`, `${second.payment_id}:${body.id}:r1`].sort(),
+    );
+    expect(await status(first.payment_id)).toMatchObject({
+      recovered_with: body.id,
+      recovered_by: 'customer_added_card',
+    });
+  });
+
+  it('answers 202 and where to read the outcome to a caller who does not wait; a decline is said so', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_6']);
+    const f = failure(customerId, cards[0] as string, 'generic_decline');
+    await report(f);
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    await untilListed([f.payment_id]);
+    const pending = await addCard(customerId, 'tok_decline_do_not_honor_7');
+    expect(pending.status).toBe(202);
+    expect((pending.json as { recoveries: unknown[] }).recoveries).toEqual([
+      expect.objectContaining({
+        offered: 1,
+        outcome: 'pending',
+        status_url: `/api/v1/payment-recoveries/${f.payment_id}`,
+      }),
+    ]);
+    // The declined card, offered with a wait: the answer names the decline, and the recovery dunns on.
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    const declined = await addCard(customerId, 'tok_decline_insufficient_funds_8', '?wait=true');
+    expect(declined.status).toBe(201);
+    expect((declined.json as { recoveries: unknown[] }).recoveries).toEqual([
+      expect.objectContaining({ outcome: 'declined', decline_code: 'insufficient_funds' }),
+    ]);
+    await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).cancel();
   });
 
   it('ignores duplicate reports: one recovery, one charge', async () => {

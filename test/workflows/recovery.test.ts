@@ -12,6 +12,7 @@ import {
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
+  offerPaymentMethodUpdate,
   recoveryStatusQuery,
   resolveAttentionUpdate,
   type PaymentFailure,
@@ -436,6 +437,73 @@ describe('payment recovery workflow', () => {
       },
     });
     expect(added.status).toMatchObject({ recovered_with: 'pm-new', recovered_by: 'customer_added_card' });
+  });
+
+  it('answers a card offered while dunning with what came of it (a Workflow Update), at once', async () => {
+    const world: World = { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } };
+    let answer: unknown;
+    const { status, log } = await run(world, failure(), {
+      schedule: ['7d', '7d'],
+      during: async (h) => {
+        await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+        world.methods.push('pm-new');
+        answer = await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
+      },
+    });
+    expect(answer).toEqual({
+      payment_id: expect.any(String),
+      payment_method_id: 'pm-new',
+      outcome: 'recovered',
+      decline_code: null,
+      state: 'recovered',
+      recovered_with: 'pm-new',
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_by: 'customer_added_card' });
+    // One reminder: the offer did not wait for the 7 days.
+    expect(log.notified.filter((n) => n.kind === 'dunning_reminder')).toHaveLength(1);
+  });
+
+  it('answers a declined offer with its decline, and the recovery dunns on', async () => {
+    const world: World = {
+      methods: ['pm-failed'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-new': ['do_not_honor'] },
+    };
+    const { status } = await run(world, failure(), {
+      schedule: ['1d', '1d'],
+      during: async (h) => {
+        await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+        world.methods.push('pm-new');
+        const answer = await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
+        expect(answer).toMatchObject({ outcome: 'declined', decline_code: 'do_not_honor', recovered_with: null });
+        expect(answer.state).not.toMatch(/recovered|failed|stopped/);
+      },
+    });
+    expect(status.state).toBe('failed');
+  });
+
+  it('refuses an offer it cannot take: ended, cancelled, or no payment method named', async () => {
+    const { workflowId } = await run({ methods: ['pm-failed', 'pm-a'], answers: {} }, failure());
+    const ended = env.client.workflow.getHandle(workflowId);
+    await expect(
+      ended.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-x' }] }),
+    ).rejects.toThrow();
+    const world: World = { methods: ['pm-failed'], answers: { 'pm-failed': ['insufficient_funds'] } };
+    await run(world, failure(), {
+      schedule: ['1d'],
+      during: async (h) => {
+        await until(async () => (await h.query(recoveryStatusQuery)).state === 'dunning');
+        const refused = await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: '' }] }).then(
+          () => null,
+          (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
+        );
+        expect(refused).toBe('payment_method_id is required');
+        await h.signal(cancelRecoverySignal, { reason: 'test' });
+        await until(async () => (await h.query(recoveryStatusQuery)).state === 'stopped');
+        await expect(
+          h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-y' }] }),
+        ).rejects.toThrow();
+      },
+    });
   });
 
   it('ignores a second report of the same payment', async () => {
