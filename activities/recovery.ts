@@ -45,7 +45,7 @@ export interface ChargeAttempt {
   /** From workflow data: `<payment id>:<payment method id>[:<round>]`. */
   idempotency_key: string;
   /** The decline the recovery started from (absent in attempts scheduled before it was sent). */
-  reported?: { payment_method_id: string; decline_code: string };
+  reported?: { payment_method_id: string; decline_code: string; advice_code?: string };
   /** The workflow's time when it scheduled the charge (absent in older attempts): see `clockOf`. */
   at?: string;
 }
@@ -178,10 +178,10 @@ export function createRecoveryActivities({
       let card = networkRules ? await cardOf(a.payment_method_id) : null;
       // The decline the recovery started from counts against its card first (once per payment).
       if (networkRules && a.reported) {
-        const { payment_method_id, decline_code } = a.reported;
+        const { payment_method_id, ...decline } = a.reported;
         const reported = payment_method_id === a.payment_method_id ? card : await cardOf(payment_method_id);
         if (reported)
-          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline_code, networkRules, now));
+          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline, networkRules, now));
       }
       let { verdict, rule } = await reserve(a, card, now);
       // After Mastercard's MAC 01 the account updater is asked first, then the rules again.

@@ -24,6 +24,15 @@ export const paymentFailureSchema = z.strictObject({
     .openapi({ description: 'Minor units of `currency`, at most 999,999,999,999' }),
   currency: z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code such as EUR'),
   decline_code: z.string().regex(/^[a-z_]{2,64}$/, 'must be a gateway decline code such as insufficient_funds'),
+  advice_code: z
+    .string()
+    .regex(/^\d{2}$/, "must be the network's two-digit Merchant Advice Code such as 03")
+    .optional()
+    .openapi({
+      description:
+        'The Merchant Advice Code of a Mastercard decline, as the processor gave it: the networks count the ' +
+        'decline with it (03 or 21 bar the card, 24–30 set the earliest retry)',
+    }),
 });
 
 const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;

@@ -198,15 +198,15 @@ export async function recordCardAnswer(
 }
 
 /**
- * The decline a recovery starts from (reported by the agent that charged: its code, no network
- * facts), added once to the card's history under `reported:<payment id>`, so that the same card
+ * The decline a recovery starts from (reported by the agent that charged: its code and, for a
+ * Mastercard decline, the advice code when the report carries it), added once to the card's history under `reported:<payment id>`, so that the same card
  * under another token is not charged as if it had never declined.
  */
 export async function recordReportedDecline(
   g: Graph,
   card: CardIdentity,
   paymentId: string,
-  declineCode: string,
+  decline: { decline_code: string; advice_code?: string | undefined },
   table: RuleTable,
   now = new Date(),
 ): Promise<void> {
@@ -219,7 +219,9 @@ export async function recordReportedDecline(
       at: now.toISOString(),
       outcome: 'declined',
       network: l.network,
-      decline_code: declineCode,
+      decline_code: decline.decline_code,
+      // Only Mastercard's advice codes mean anything to the rules.
+      ...(decline.advice_code && l.network === 'mastercard' ? { advice_code: decline.advice_code } : {}),
     });
     if (!l.barred) {
       const after = decideRetry(table, l.network, historyOf(l), now);

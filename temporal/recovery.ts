@@ -17,6 +17,8 @@ export interface PaymentFailure {
   amount: number;
   currency: string;
   decline_code: string;
+  /** The Merchant Advice Code of a Mastercard decline, when the processor gave one. */
+  advice_code?: string;
 }
 
 export interface RecoveryAttempt {

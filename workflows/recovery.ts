@@ -488,7 +488,11 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
             (c.renewedRetry ? ':renewed' : ''),
           // Counted against its card before the charge (an activity input: replay compares none).
-          reported: { payment_method_id: f.payment_method_id, decline_code: f.decline_code },
+          reported: {
+            payment_method_id: f.payment_method_id,
+            decline_code: f.decline_code,
+            ...(f.advice_code ? { advice_code: f.advice_code } : {}),
+          },
           at: now(),
         };
         /** What every attempt of a dunning round says of why it came when it did. */

@@ -201,6 +201,23 @@ describe('the networks’ retry rules on the charge', () => {
     expect(charged.data).toEqual([]);
   });
 
+  it('count a reported Mastercard decline with its advice code: 03 bars the card, with no charge', async () => {
+    const id = cardId();
+    const c = await createCustomer(g, {});
+    const pm = await addPaymentMethod(g, c.id, cardInput({ token: `tok_mastercard_card-${id}_decline_do_not_honor` }));
+    const a = {
+      ...attempt({ customer: c.id, method: pm.id }, `pay_${id}`),
+      reported: { payment_method_id: pm.id, decline_code: 'do_not_honor', advice_code: '03' },
+    };
+    expect(await charge(a)).toMatchObject({ outcome: 'limited', rule: expect.stringContaining('mac-03') });
+    const history = await readCardHistory(g, fingerprintOfToken(`tok_mastercard_card-${id}`));
+    expect(history?.attempts).toMatchObject([{ outcome: 'declined', decline_code: 'do_not_honor', advice_code: '03' }]);
+    const charged = (await (await fetch(`${g.config.PERSONA_GATEWAY_URL}/v1/charges?customer_id=${c.id}`)).json()) as {
+      data: unknown[];
+    };
+    expect(charged.data).toEqual([]);
+  });
+
   it('ask the account updater after Mastercard advice code 01, then retry', async () => {
     const id = cardId();
     const token = `tok_mastercard_card-${id}_decline_do_not_honor_mac_01`;

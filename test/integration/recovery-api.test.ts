@@ -274,6 +274,9 @@ describe('payment recovery end to end', () => {
     expect(
       await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), currency: 'eur' }),
     ).toMatchObject({ status: 400, json: { field: 'currency' } });
+    expect(
+      await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), advice_code: '3' }),
+    ).toMatchObject({ status: 400, json: { field: 'advice_code' } });
     expect((await report(failure(customerId, randomUUID(), 'generic_decline'))).status).toBe(404);
     expect(
       (

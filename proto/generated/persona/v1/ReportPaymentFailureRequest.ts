@@ -9,6 +9,8 @@ export interface ReportPaymentFailureRequest {
   'amount'?: (number | string | Long);
   'currency'?: (string);
   'decline_code'?: (string);
+  'advice_code'?: (string);
+  '_advice_code'?: "advice_code";
 }
 
 export interface ReportPaymentFailureRequest__Output {
@@ -18,4 +20,6 @@ export interface ReportPaymentFailureRequest__Output {
   'amount'?: (string);
   'currency'?: (string);
   'decline_code'?: (string);
+  'advice_code'?: (string);
+  '_advice_code'?: "advice_code";
 }
