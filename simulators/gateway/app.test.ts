@@ -91,6 +91,22 @@ describe('the gateway simulator through the PaymentGateway client', () => {
     expect(await listed('c-e')).toEqual([]);
   });
 
+  it('declines a pays_after_<N> card its first N charges, then pays, counting across a restart', async () => {
+    const token = 'tok_visa_card-topped-up_decline_insufficient_funds_pays_after_2';
+    const outcomes = async (keys: string[]) =>
+      Promise.all(keys.map(async (k) => (await gateway().charge(charge(token, k, 'c-t'))).outcome));
+    expect(await outcomes(['pay-t:1'])).toEqual(['declined']);
+    // A repeated key is the same charge: it does not count again.
+    expect(await outcomes(['pay-t:1', 'pay-t:2'])).toEqual(['declined', 'declined']);
+    const restarted = createGatewaySimulator(file);
+    const res = await restarted.request('/v1/charges', {
+      method: 'POST',
+      headers: { 'idempotency-key': 'pay-t:3', 'content-type': 'application/json' },
+      body: JSON.stringify({ token, amount: 1999, currency: 'EUR', customer_id: 'c-t', initiator: 'mit' }),
+    });
+    expect(res.status).toBe(200);
+  });
+
   it('keeps its records across a restart', async () => {
     await gateway().charge(charge('tok_visa', 'pay-6:pm-1', 'c-f'));
     const restarted = createGatewaySimulator(file);

@@ -9,7 +9,8 @@
  *         network      `visa`, `mastercard`, `amex` or `discover` in the token, else visa;
  *         identity     `card-<id>` in the token, else the token itself: the fingerprint, which
  *                      stays the same when a card is tokenised again;
- *         `decline_<code>` declines with that code; Visa declines carry the response code and
+ *         `decline_<code>` declines with that code (with `pays_after_<N>`, only the card's
+ *                      first N charges: then it pays, a balance topped up); Visa declines carry the response code and
  *                      category of the network-rule table (config/network-rules), Mastercard
  *                      ones `mac_<NN>` from the token as their Merchant Advice Code;
  *       `unavailable` answers 503, `revoked` is refused as a request (400 `token_revoked`: no
@@ -131,6 +132,8 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
   const byId = new Map<string, number>();
   const revoked = new Set<string>();
   const lookups: UpdaterLookup[] = [];
+  /** How many charges each card (fingerprint) has had: `pays_after_<N>` declines the first N. */
+  const chargesOfCard = new Map<string, number>();
   const remember = (line: StoredLine) => {
     if ('revoked_token' in line) {
       revoked.add(line.revoked_token);
@@ -143,6 +146,8 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     byKey.set(line.record.idempotency_key, line);
     byId.set(line.record.id, records.length);
     records.push(line.record);
+    const fp = line.record.fingerprint;
+    if (fp !== undefined) chargesOfCard.set(fp, (chargesOfCard.get(fp) ?? 0) + 1);
   };
   if (existsSync(dataFile)) {
     for (const line of readFileSync(dataFile, 'utf8').split('\n')) {
@@ -237,7 +242,11 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     if (token.includes('unavailable')) return c.json({ error: { code: 'gateway_unavailable' } }, 503);
     if (token.includes('revoked'))
       return c.json({ error: { code: 'token_revoked', message: 'the token was revoked by its issuer' } }, 400);
-    const declineCode = declineCodeInToken(token);
+    const paysAfter = /pays_after_(\d+)/.exec(token);
+    const declineCode =
+      paysAfter && (chargesOfCard.get(fingerprintOfToken(token)) ?? 0) >= Number(paysAfter[1])
+        ? null
+        : declineCodeInToken(token);
     const network = networkOfToken(token);
     const stored: StoredAnswer = {
       http_status: declineCode ? 402 : 200,
