@@ -15,7 +15,7 @@ import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery
 import { fingerprintOfToken } from '../../simulators/gateway/app';
 import { startHarness, type Harness } from '../support/api';
 import { holderOfCard } from '../support/expiry';
-import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
 let gateway: HttpPaymentGateway;
@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const cardId = () => randomUUID().replace(/-/g, '');
+const cardId = cardIdentity;
 
 async function lookups(token: string): Promise<unknown[]> {
   const fingerprint = fingerprintOfToken(token);

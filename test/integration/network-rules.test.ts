@@ -4,7 +4,6 @@
  * and fingerprint), the graph's reservation asks the governor under the card's lock, and the
  * network's answer is counted against the card, whichever token or customer it comes from.
  */
-import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,6 +19,7 @@ import { cardOfMethod, readCardHistory } from '../../graph/cardHistory';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { fingerprintOfToken } from '../../simulators/gateway/app';
 import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
+import { cardIdentity } from '../support/recovery';
 
 let g: TestGraph;
 let gateway: HttpPaymentGateway;
@@ -48,8 +48,7 @@ const activities = () =>
 const charge = (a: ChargeAttempt): Promise<ChargeOutcome> =>
   new MockActivityEnvironment().run((x: ChargeAttempt) => activities().chargePaymentMethod(x), a);
 
-/** A card identity of its own for each test (`card-<id>` in the simulator's test tokens). */
-const cardId = () => randomUUID().replace(/-/g, '');
+const cardId = cardIdentity;
 
 async function holder(token: string) {
   const c = await createCustomer(g, {});

@@ -25,6 +25,16 @@ export async function customerWithCards(graph: TestGraph, tokens: string[]) {
   return { customerId: customer.id, cards };
 }
 
+/**
+ * A card identity for the simulator's test tokens (`card-<id>`): letters only, since 13 or more
+ * digits in a row of a hex id can pass Luhn, and a token that looks like a card number is refused.
+ */
+export function cardIdentity(): string {
+  return randomUUID()
+    .replace(/-/g, '')
+    .replace(/\d/g, (d) => 'ghijklmnop'.charAt(Number(d)));
+}
+
 /** Every charge attempt the gateway simulator recorded for the customer. */
 export async function simulatorCharges(gatewayUrl: string, customerId: string): Promise<ChargeRecord[]> {
   const res = await fetch(`${gatewayUrl}/v1/charges?customer_id=${customerId}`);
