@@ -140,4 +140,12 @@ export const RECOVERY_ENDED: readonly RecoveryState[] = ['recovered', 'failed', 
  * with what came of it once that retry is over — the synchronous answer a person adding a card
  * waits for. The update id `offer:<payment method id>` makes a resent offer the same one.
  */
+/**
+ * The type of an offer's refusal that means "signal the card instead": a run from before the
+ * Update could answer, a recovery waiting for ops (an offer would hold one of the few Updates a
+ * workflow may have in flight, which ops need for their decision), or offers already waiting.
+ */
+export const OFFER_BY_SIGNAL = 'RecoveryTakesCardBySignal';
+/** Offers one recovery answers at a time; more are signalled (Temporal admits few Updates in flight). */
+export const MAX_OFFERS_WAITING = 3;
 export const offerPaymentMethodUpdate = defineUpdate<CardOfferAnswer, [CardOffer]>('offerPaymentMethod');

@@ -44,6 +44,8 @@ import {
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
   offerPaymentMethodUpdate,
+  MAX_OFFERS_WAITING,
+  OFFER_BY_SIGNAL,
   RECOVERY_ENDED,
   recoveryStatusQuery,
   resolveAttentionUpdate,
@@ -144,6 +146,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   /** Methods the customer added while the recovery ran, and methods the account updater renewed. */
   const added: string[] = [];
   const renewed: string[] = [];
+  /** Offers whose answer waits for a retry (each holds one of the workflow's Updates in flight). */
+  let offersWaiting = 0;
   setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
     methodAdded = true;
     methodsAdded++;
@@ -156,7 +160,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       methodAdded = true;
       const ticket = ++methodsAdded;
       if (!added.includes(payment_method_id)) added.push(payment_method_id);
-      await condition(() => methodsTried >= ticket || RECOVERY_ENDED.includes(status.state));
+      offersWaiting++;
+      try {
+        await condition(() => methodsTried >= ticket || RECOVERY_ENDED.includes(status.state));
+      } finally {
+        offersWaiting--;
+      }
       const attempt = [...status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
       const outcome =
         attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
@@ -176,6 +185,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         if (failure === null) throw new Error('the recovery has not started');
         if (RECOVERY_ENDED.includes(status.state)) throw new Error(`the recovery has ended (${status.state})`);
         if (cancelled !== null) throw new Error(`the recovery was cancelled: ${cancelled}`);
+        const bySignal = (message: string) => ApplicationFailure.create({ type: OFFER_BY_SIGNAL, message });
+        if (!v2) throw bySignal('this recovery was started before it could answer an offer: signal the card');
+        if (status.state === 'needs_attention')
+          throw bySignal('the recovery waits for ops: signal the card, charged after their decision');
+        if (offersWaiting >= MAX_OFFERS_WAITING)
+          throw bySignal(`${offersWaiting} offers wait for this recovery's retry: signal the card`);
       },
     },
   );
@@ -683,8 +698,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 
   try {
     const result = await main();
-    // An offer answered by the last retry returns its answer before the recovery ends.
-    await condition(allHandlersFinished);
+    // An offer answered by the last retry returns its answer before the recovery ends (even when
+    // a cancellation was asked for meanwhile: this wait must not throw it).
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     return result;
   } catch (err) {
     // v2: a cancellation (erasure, ops in the UI) ends the recovery like `cancel` does, never mid-charge.

@@ -101,7 +101,12 @@ export async function addToWallet(
   // The customer's running recoveries are offered the card, which each charges at once; with a
   // wait, their answers come back here. The card is added (committed) whatever Temporal does.
   try {
-    const recoveries = await offerNewPaymentMethod(deps, id, entry.id, options.wait ? deps.limits.waitTimeoutMs : 0);
+    const offers = await offerNewPaymentMethod(deps, id, entry.id, options.wait ? deps.limits.waitTimeoutMs : 0);
+    // The customer learns whether the card paid, not the issuer's reason: a live decline code
+    // for every card added would be a card tester's oracle.
+    const recoveries = actsAsSelf(actor.principal, WALLET_SCOPES)
+      ? offers.map((o) => ({ ...o, decline_code: null }))
+      : offers;
     return recoveries.length > 0 ? { ...item, recoveries } : item;
   } catch (err) {
     deps.logger.warn({ err, customerId: id }, 'could not offer the new payment method to running recoveries');

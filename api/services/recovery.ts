@@ -6,15 +6,18 @@
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
   WorkflowUpdateStage,
   type Client,
 } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   paymentFailedSignal,
   offerPaymentMethodUpdate,
+  OFFER_BY_SIGNAL,
   paymentMethodAddedSignal,
   RECOVERY_WORKFLOW_TYPE,
   type CardOfferAnswer,
@@ -142,12 +145,15 @@ async function runningRecoveriesOldestFirst(client: Client, customerId: string):
 const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId('').length);
 
 /**
- * Offers a card just added to each of the customer's running recoveries, the one started first
- * first (a Workflow Update `offerPaymentMethod`, validated by the recovery: a recovery that has
- * ended or was cancelled refuses it and is left out). Each charges the card at once; with a wait,
- * the answer for each comes back as it is known, until `waitMs` is spent (then `pending`, read at
- * `status_url`). A recovery started before the Update existed is told by the signal instead.
- * The card is in the wallet whatever happens here: Temporal away means no offers (logged).
+ * Offers a card just added to each of the customer's running recoveries at once (a Workflow
+ * Update `offerPaymentMethod`, validated by the recovery: one that has ended or was cancelled
+ * refuses it and is left out). Each charges the card at once; `offered` numbers them by start, the
+ * one started first first. With a wait, each answer comes back as it is known until `waitMs` is
+ * spent (then `pending`, read at `status_url`); without one, the offers are only made. A run from
+ * before the Update, one waiting for ops, or one with offers already waiting refuses with
+ * OFFER_BY_SIGNAL and is told by the signal instead (`pending`). Everything here, the listing
+ * included, fits in one budget: the wait, or half the request's deadline. The card is in the
+ * wallet whatever happens here.
  */
 export async function offerNewPaymentMethod(
   deps: ApiDeps,
@@ -156,47 +162,57 @@ export async function offerNewPaymentMethod(
   waitMs: number,
 ): Promise<RecoveryOffer[]> {
   const { client } = deps.temporal;
-  const deadline = Date.now() + waitMs;
-  // Each call to Temporal is bounded: by half the request's deadline, or by what is left of the wait.
+  const deadline = Date.now() + (waitMs > 0 ? waitMs : deps.limits.requestDeadlineMs / 2);
+  const left = () => Math.max(deadline - Date.now(), 1);
+  /** A call to Temporal bounded by what is left of the budget (or `ms`). */
   const bounded = <T>(ms: number, fn: () => Promise<T>): Promise<T> => {
     const call = new AbortController();
-    const timer = setTimeout(() => call.abort(), Math.max(ms, 1));
+    const timer = setTimeout(() => call.abort(), ms);
     return client.connection.withAbortSignal(call.signal, fn).finally(() => clearTimeout(timer));
   };
-  const offers: RecoveryOffer[] = [];
-  const ids = await bounded(deps.limits.requestDeadlineMs / 2, () => runningRecoveriesOldestFirst(client, customerId));
-  for (const workflowId of ids) {
+  const ids = await bounded(left(), () => runningRecoveriesOldestFirst(client, customerId));
+  const offer = async (workflowId: string): Promise<Omit<RecoveryOffer, 'offered'> | null> => {
     const paymentId = paymentIdOf(workflowId);
     const base = {
       payment_id: paymentId,
       workflow_id: workflowId,
-      offered: offers.length + 1,
       status_url: `/api/v1/payment-recoveries/${paymentId}`,
     };
-    const pending: RecoveryOffer = { ...base, outcome: 'pending', decline_code: null, state: null };
+    const pending = { ...base, outcome: 'pending' as const, decline_code: null, state: null };
     const handle = client.workflow.getHandle(workflowId);
+    let update;
     try {
-      const update = await bounded(deps.limits.requestDeadlineMs / 2, () =>
+      update = await bounded(left(), () =>
         handle.startUpdate(offerPaymentMethodUpdate, {
           args: [{ payment_method_id: paymentMethodId }],
           updateId: `offer:${paymentMethodId}`,
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         }),
       );
-      const left = deadline - Date.now();
-      const answer = left > 0 ? await bounded(left, () => update.result()).catch(() => null) : null;
-      offers.push(
-        answer ? { ...base, outcome: answer.outcome, decline_code: answer.decline_code, state: answer.state } : pending,
-      );
     } catch (err) {
       const refusal = await updateRefusalOf(err, handle).catch(() => undefined);
-      if (refusal?.kind === 'refused' || refusal?.kind === 'ended' || refusal?.kind === 'not_found') continue;
-      // A run from before the Update, or one that did not accept in time: the signal wakes it.
-      await handle.signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId }).catch(() => undefined);
-      offers.push(pending);
-      if (refusal?.kind !== 'unknown_update')
-        deps.logger.warn({ err, workflowId }, 'a running recovery did not take the new card in time; it was signalled');
+      if (refusal?.kind === 'ended' || refusal?.kind === 'not_found') return null;
+      // Not accepted in time: the server may still deliver it, so no signal (it would count twice).
+      deps.logger.warn({ err, workflowId }, 'a running recovery did not take the new card in time');
+      return pending;
     }
-  }
-  return offers;
+    try {
+      // A refusal is known at once (no call); an answer is waited for only with a wait.
+      const answer = await bounded(waitMs > 0 ? left() : 1, () => update.result());
+      return { ...base, outcome: answer.outcome, decline_code: answer.decline_code, state: answer.state };
+    } catch (err) {
+      if (!(err instanceof WorkflowUpdateFailedError)) return pending;
+      const refusal = await updateRefusalOf(err, handle).catch(() => undefined);
+      const type = err.cause instanceof ApplicationFailure ? err.cause.type : null;
+      if (type !== OFFER_BY_SIGNAL && refusal?.kind !== 'unknown_update') return null;
+      await bounded(left(), () =>
+        handle.signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId }),
+      ).catch((signalErr: unknown) =>
+        deps.logger.warn({ err: signalErr, workflowId }, 'could not signal the new card to a running recovery'),
+      );
+      return pending;
+    }
+  };
+  const answers = await Promise.all(ids.map(offer));
+  return answers.filter((a) => a !== null).map((a, i) => ({ ...a, offered: i + 1 }));
 }

@@ -44,10 +44,12 @@ const failure = (customerId: string, pm: string, decline_code: string, payment =
 });
 
 /** Adds a card through the wallet route, as the customer. */
-async function addCard(customerId: string, token: string, query = '') {
+/** Adds a card as the customer (or, with `scope`, as an agent holding it). */
+async function addCard(customerId: string, token: string, query = '', scope?: string) {
+  const bearer = scope ? await h.token(scope) : await h.token('self', customerId);
   const res = await h.app.request(`/api/v1/customers/${customerId}/payment-methods${query}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${await h.token('self', customerId)}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 8, expiry_year: 2033 }),
   });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
@@ -237,11 +239,18 @@ describe('payment recovery end to end', () => {
         status_url: `/api/v1/payment-recoveries/${f.payment_id}`,
       }),
     ]);
-    // The declined card, offered with a wait: the answer names the decline, and the recovery dunns on.
+    // The declined card, offered with a wait: the customer is told it declined, not the issuer's
+    // reason (a live decline code per card added would help a card tester); the recovery dunns on.
     await until(async () => (await status(f.payment_id)).state === 'dunning');
     const declined = await addCard(customerId, 'tok_decline_insufficient_funds_8', '?wait=true');
     expect(declined.status).toBe(201);
     expect((declined.json as { recoveries: unknown[] }).recoveries).toEqual([
+      expect.objectContaining({ outcome: 'declined', decline_code: null }),
+    ]);
+    // An agent adding a card for the customer reads the reason.
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    const byAgent = await addCard(customerId, 'tok_decline_insufficient_funds_9', '?wait=true', 'customers:write');
+    expect((byAgent.json as { recoveries: unknown[] }).recoveries).toEqual([
       expect.objectContaining({ outcome: 'declined', decline_code: 'insufficient_funds' }),
     ]);
     await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).cancel();

@@ -13,6 +13,7 @@ import {
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
   offerPaymentMethodUpdate,
+  OFFER_BY_SIGNAL,
   recoveryStatusQuery,
   resolveAttentionUpdate,
   type PaymentFailure,
@@ -649,6 +650,14 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status } = await run(world, failure(), {
       during: async (handle) => {
         await until(async () => (await stateOf(handle)) === 'needs_attention');
+        // An offer now would hold one of the Updates in flight that ops need: refused, to be signalled.
+        const refusal = await handle
+          .executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] })
+          .then(
+            () => null,
+            (err: Error) => err.cause as ApplicationFailure,
+          );
+        expect(refusal).toMatchObject({ type: OFFER_BY_SIGNAL, message: expect.stringMatching(/waits for ops/) });
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip', note: 'token revoked' }] });
       },
     });
