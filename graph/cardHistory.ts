@@ -199,8 +199,9 @@ export async function recordCardAnswer(
 
 /**
  * The decline a recovery starts from (reported by the agent that charged: its code and, for a
- * Mastercard decline, the advice code when the report carries it), added once to the card's history under `reported:<payment id>`, so that the same card
- * under another token is not charged as if it had never declined.
+ * Mastercard decline, the advice code when the report carries it), added once to the card's
+ * history under `reported:<payment id>`, so that the same card under another token is not
+ * charged as if it had never declined.
  */
 export async function recordReportedDecline(
   g: Graph,
@@ -214,19 +215,23 @@ export async function recordReportedDecline(
     const l = await loadLocked(tx, card);
     const k = digest(`reported:${paymentId}`);
     if (l.attempts.some((a) => a.key === k)) return;
-    l.attempts.push({
+    const attempt = {
       key: k,
       at: now.toISOString(),
-      outcome: 'declined',
+      outcome: 'declined' as const,
       network: l.network,
       decline_code: decline.decline_code,
-      // Only Mastercard's advice codes mean anything to the rules.
-      ...(decline.advice_code && l.network === 'mastercard' ? { advice_code: decline.advice_code } : {}),
-    });
+    };
+    l.attempts.push(attempt);
+    // A bar for good comes from the decline code alone: an advice code only a reporter vouches for
+    // counts while the decline is kept (31 days; MAC 03/21 hold it 30), never bars the card — shared
+    // by every customer who stores it — for good.
     if (!l.barred) {
       const after = decideRetry(table, l.network, historyOf(l), now);
       if (permanent(table, after)) l.barred = after;
     }
+    // Only Mastercard's advice codes mean anything to the rules.
+    if (decline.advice_code && l.network === 'mastercard') Object.assign(attempt, { advice_code: decline.advice_code });
     await save(tx, card.fingerprint, l, now);
   });
 }

@@ -211,6 +211,8 @@ describe('the networks’ retry rules on the charge', () => {
     expect(await charge(a)).toMatchObject({ outcome: 'limited', rule: expect.stringContaining('mac-03') });
     const history = await readCardHistory(g, fingerprintOfToken(`tok_mastercard_card-${id}`));
     expect(history?.attempts).toMatchObject([{ outcome: 'declined', decline_code: 'do_not_honor', advice_code: '03' }]);
+    // Only while the decline is kept: a reporter's advice code never bars a shared card for good.
+    expect(history?.barred ?? null).toBeNull();
     const charged = (await (await fetch(`${g.config.PERSONA_GATEWAY_URL}/v1/charges?customer_id=${c.id}`)).json()) as {
       data: unknown[];
     };
