@@ -19,6 +19,7 @@ import { createActivities } from '../activities';
 import { apiDepsFromConfig, type ApiDeps } from '../api/deps';
 import { createApp } from '../api/rest/app';
 import { generousRateLimiter, signToken } from '../test/support/api';
+import { newCustomerOnboarding } from './benchKit';
 import { LocalChimeraClient } from '../clients/chimera';
 import { LogNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -96,19 +97,7 @@ async function main(): Promise<void> {
         'idempotency-key': randomUUID(),
         'content-type': 'application/json',
       },
-      body: JSON.stringify({
-        customer: { segment: 'New', ltv: '0' },
-        payment_method: {
-          type: 'card',
-          token: `tok_${randomUUID()}`,
-          brand: 'visa',
-          last_four: '4242',
-          expiry_month: 12,
-          expiry_year: 2031,
-        },
-        device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'bench' },
-        digital_identifiers: [{ type: 'email', value: `bench-${randomUUID()}@codec.example`, is_verified: true }],
-      }),
+      body: JSON.stringify(newCustomerOnboarding('codec.example')),
     });
     if (res.status !== 200 && res.status !== 201)
       throw new Error(`onboarding answered ${res.status}: ${await res.text()}`);

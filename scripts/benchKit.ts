@@ -2,6 +2,7 @@
  * What the benchmarks share besides randomness (scripts/random.ts): latency summaries, counting,
  * number formatting for their tables, and a bearer token the api accepts.
  */
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Config } from '../config/env';
 
@@ -49,4 +50,21 @@ export async function benchToken(config: Config, scope: string, client: string, 
   if (config.PERSONA_JWT_ISSUER) jwt = jwt.setIssuer(config.PERSONA_JWT_ISSUER);
   if (config.PERSONA_JWT_AUDIENCE) jwt = jwt.setAudience(config.PERSONA_JWT_AUDIENCE);
   return jwt.sign(new TextEncoder().encode(config.jwtSecret));
+}
+
+/** An onboarding request for a new customer: a verified email at `domain`, a card and a device. */
+export function newCustomerOnboarding(domain: string) {
+  return {
+    customer: { segment: 'New', ltv: '0' },
+    payment_method: {
+      type: 'card',
+      token: `tok_${randomUUID()}`,
+      brand: 'visa',
+      last_four: '4242',
+      expiry_month: 12,
+      expiry_year: 2031,
+    },
+    device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'bench' },
+    digital_identifiers: [{ type: 'email', value: `bench-${randomUUID()}@${domain}`, is_verified: true }],
+  };
 }
