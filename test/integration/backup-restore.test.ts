@@ -302,6 +302,12 @@ describe('backup and restore drill', () => {
     const newcomer = onboarded.json.customer_id as string;
     expect((await call(api, 'DELETE', `/api/v1/customers/${erased.customerId}`)).status).toBe(202);
     await client.workflow.getHandle(erasureWorkflowId(erased.customerId)).result();
+    // The wallet finds the customer's running recoveries through visibility: until it lists this one.
+    await until(async () => {
+      const query = `WorkflowId = '${recoveryWorkflowId(before)}' AND ExecutionStatus = 'Running'`;
+      for await (const _ of client.workflow.list({ query })) return true;
+      return false;
+    });
     const card = await call(api, 'POST', `/api/v1/customers/${kept.customerId}/payment-methods`, {
       type: 'card',
       token: 'tok_decline_insufficient_funds_c',
@@ -310,7 +316,8 @@ describe('backup and restore drill', () => {
       expiry_month: 1,
       expiry_year: 2036,
     });
-    expect(card.status).toBe(201);
+    // Offered to the customer's recovery in dunning, which charges it; nobody waits: 202, pending.
+    expect(card).toMatchObject({ status: 202, json: { recoveries: [{ outcome: 'pending' }] } });
     const after = await reportFailure(api, kept.customerId, kept.cards[1] as string);
     const recoveredAfter = await recoveredOnSecondCard(api, payer, 700);
     // An onboarding still running at the restore, its memo encrypted under a history key made
