@@ -33,7 +33,6 @@ import { addPaymentMethod, createCustomer, createDriver, migrate } from '../grap
 import type { Graph } from '../graph/graph';
 import { loadRuleTable } from '../payments/ruleTables';
 import { graphFromConfig } from '../runtime/graph';
-import type { ChargeRecord } from '../simulators/gateway/app';
 import { connectTemporal } from '../temporal/connection';
 import {
   offerPaymentMethodUpdate,
@@ -44,7 +43,7 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { personaCustomerId } from '../temporal/searchAttributes';
-import { cardIdentity } from '../test/support/recovery';
+import { cardIdentity, simulatorCharges } from '../test/support/recovery';
 import { createTimeSkippingEnv } from '../test/support/temporal';
 import { f2, tally } from './benchKit';
 import { mulberry32 } from './random';
@@ -229,11 +228,6 @@ const report = (client: Client, taskQueue: string, f: PaymentFailure, schedule: 
     staticSummary: `Benchmark: recover payment ${f.payment_id} (${f.decline_code})`,
   });
 
-async function simulatorCharges(customerId: string): Promise<ChargeRecord[]> {
-  const res = await fetch(`${config.PERSONA_GATEWAY_URL}/v1/charges?customer_id=${customerId}`);
-  return ((await res.json()) as { data: ChargeRecord[] }).data;
-}
-
 /** Runs `count` jobs, `lanes` at a time. */
 async function inLanes(count: number, lanes: number, job: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -319,7 +313,7 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
       byKind.set(p.kind, kindTally);
       if ((KINDS[p.kind].expect ?? status.state) !== outcome) unexpected.push(`${p.kind}: ${outcome}`);
       // Each card's charges at the simulator, at the workflow times the recovery made them.
-      const recorded = await simulatorCharges(p.failure.customer_id);
+      const recorded = await simulatorCharges(config.PERSONA_GATEWAY_URL, p.failure.customer_id);
       charges += recorded.length;
       for (const [i, pm] of p.cards.entries()) {
         const made = status.attempts.filter((a) => a.payment_method_id === pm && a.outcome !== 'skipped');
