@@ -10,20 +10,25 @@ import {
 import {
   cardOfMethod,
   forecastCharge,
+  methodCards,
   recordCardAnswer,
-  recordReportedDecline,
   recordUpdaterLookup,
-  setCardOfMethod,
   type CardIdentity,
 } from '../graph/cardHistory';
 import type { UpdateOutcome } from '../graph/cardUpdates';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
-import { recordInteractions, type ProfileRules } from '../graph/interactions';
+import {
+  recordInteractions,
+  recordInteractionsTx,
+  type Interaction,
+  type InteractionResult,
+  type ProfileRules,
+} from '../graph/interactions';
 import type { PaymentMethodStatus } from '../graph/model';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { describeVerdict, type RetryVerdict, type RuleTable } from '../payments/networkRules';
-import { revealPaymentToken, updatePaymentMethodStatus } from '../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   listRecoveryCandidates,
   recordRecovery,
@@ -34,7 +39,7 @@ import {
   type RecoveryRecord,
 } from '../graph/recovery';
 import { renewFromUpdater } from './accountUpdater';
-import { domain } from './domain';
+import { asActivityFailure, domain } from './domain';
 
 export interface ChargeAttempt {
   payment_id: string;
@@ -116,38 +121,47 @@ export function createRecoveryActivities({
   profileRules: ProfileRules;
 }) {
   /**
-   * The method's card as the processor names it: asked once (a read of the token), then kept on
-   * the method. Null when the method is gone, or the processor will not name it (the per-method
-   * cap governs then); an unreachable processor throws (retried: the charge could not go either).
+   * The cards of the methods a charge involves, as the processor names them, from one read: a
+   * card named before is kept on its method; one not yet named is asked of the processor (its
+   * token read in the same read), and its name is in `fresh`, to be kept by the reservation. A
+   * method gone from the wallet, or one the processor will not name, has no card (the per-method
+   * cap governs its charges then); an unreachable processor throws (retried: the charge could not
+   * go either).
    */
-  const cardOf = async (paymentMethodId: string): Promise<CardIdentity | null> => {
-    const known = await domain(() => cardOfMethod(graph, paymentMethodId));
-    if (known || !cards) return known;
-    let token: string;
-    try {
-      token = await revealPaymentToken(graph, paymentMethodId);
-    } catch (err) {
-      if (err instanceof NotFoundError) return null; // gone from the wallet: the reservation says so
-      throw err;
-    }
-    let named: CardIdentity | null;
-    try {
-      named = await cards.describe(token);
-    } catch (err) {
-      if (!(err instanceof GatewayRejectedError)) throw err;
-      log.warn('the processor would not name a card; its charges fall back to the per-method cap', {
-        paymentMethodId,
-        error: err.message,
-      });
-      return null;
-    }
-    if (!named) return null;
-    await domain(() => setCardOfMethod(graph, paymentMethodId, named));
-    return named;
+  const cardsOf = async (paymentMethodIds: string[]) => {
+    const named = new Map<string, CardIdentity>();
+    const fresh: { payment_method_id: string; card: CardIdentity }[] = [];
+    const known = await domain(() => methodCards(graph, [...new Set(paymentMethodIds)]));
+    await Promise.all(
+      [...known].map(async ([paymentMethodId, method]) => {
+        if (method.card) return void named.set(paymentMethodId, method.card);
+        if (!cards) return;
+        let card: CardIdentity | null;
+        try {
+          card = await cards.describe(method.token());
+        } catch (err) {
+          if (!(err instanceof GatewayRejectedError)) throw err;
+          log.warn('the processor would not name a card; its charges fall back to the per-method cap', {
+            paymentMethodId,
+            error: err.message,
+          });
+          return;
+        }
+        if (!card) return;
+        named.set(paymentMethodId, card);
+        fresh.push({ payment_method_id: paymentMethodId, card });
+      }),
+    );
+    return { named, fresh };
   };
 
   /** The reservation, governed by the card when the worker has the rules and the card is named. */
-  const reserve = (a: ChargeAttempt, card: CardIdentity | null, now: Date) =>
+  const reserve = (
+    a: ChargeAttempt,
+    card: CardIdentity | null,
+    now: Date,
+    before: Pick<Parameters<typeof reserveGovernedCharge>[1], 'names' | 'reported'> = {},
+  ) =>
     domain(() =>
       reserveGovernedCharge(
         graph,
@@ -157,6 +171,7 @@ export function createRecoveryActivities({
           key: a.idempotency_key,
           max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
           card: card && networkRules ? { identity: card, table: networkRules } : undefined,
+          ...before,
         },
         now,
       ),
@@ -175,26 +190,45 @@ export function createRecoveryActivities({
      */
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
       const now = clockOf(a.at);
-      let card = networkRules ? await cardOf(a.payment_method_id) : null;
-      // The decline the recovery started from counts against its card first (once per payment).
-      if (networkRules && a.reported) {
-        const { payment_method_id, ...decline } = a.reported;
-        const reported = payment_method_id === a.payment_method_id ? card : await cardOf(payment_method_id);
-        if (reported)
-          await domain(() => recordReportedDecline(graph, reported, a.payment_id, decline, networkRules, now));
-      }
-      let { verdict, rule } = await reserve(a, card, now);
+      // One read names the cards (the one charged, and the one the recovery started from), and
+      // one transaction keeps new names, counts the reported decline against its card (once per
+      // payment) and reserves the charge: the charge's graph round trips are these two and the
+      // answer's.
+      const reportedId = a.reported?.payment_method_id;
+      const { named, fresh } = networkRules
+        ? await cardsOf(reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
+        : { named: new Map<string, CardIdentity>(), fresh: [] };
+      let card = named.get(a.payment_method_id) ?? null;
+      const reportedCard = reportedId ? named.get(reportedId) : undefined;
+      let reservation = await reserve(a, card, now, {
+        names: fresh,
+        reported:
+          a.reported && reportedCard && networkRules
+            ? {
+                card: reportedCard,
+                payment_id: a.payment_id,
+                decline: { decline_code: a.reported.decline_code, advice_code: a.reported.advice_code },
+                table: networkRules,
+              }
+            : undefined,
+      });
       // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
       let renewed = false;
-      if (verdict === 'limited' && rule?.verdict === 'updater_first' && card && updater) {
+      if (reservation.verdict === 'limited' && reservation.rule?.verdict === 'updater_first' && card && updater) {
         // Its answer is applied: a new expiry (and token) for the method, charged below.
         const renewal = await renewFromUpdater(graph, updater, a.payment_method_id, now);
         renewed = renewal.outcome === 'updated';
         await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
         // A reissued card is named again: the networks count its charges as its own.
-        if (renewal.outcome === 'updated' && renewal.token_replaced) card = await cardOf(a.payment_method_id);
-        ({ verdict, rule } = await reserve(a, card, now));
+        let names: { payment_method_id: string; card: CardIdentity }[] = [];
+        if (renewal.outcome === 'updated' && renewal.token_replaced) {
+          const again = await cardsOf([a.payment_method_id]);
+          card = again.named.get(a.payment_method_id) ?? null;
+          names = again.fresh;
+        }
+        reservation = await reserve(a, card, now, { names });
       }
+      const { verdict, rule } = reservation;
       if (verdict === 'limited') {
         log.info('a charge the networks’ rules do not allow now was not made', {
           paymentId: a.payment_id,
@@ -204,7 +238,9 @@ export function createRecoveryActivities({
         return limitedBy(rule);
       }
       if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
-      const token = await domain(() => revealPaymentToken(graph, a.payment_method_id));
+      const { token } = reservation;
+      // A charge reserved before whose method has gone since: the token is gone with it.
+      if (token === null) throw asActivityFailure(new NotFoundError('PaymentMethod', a.payment_method_id));
       let result: ChargeResult;
       try {
         result = await gateway.charge({
@@ -307,8 +343,16 @@ export function createRecoveryActivities({
      * customer id and the problem (never the method's token) and the activity returns.
      */
     async recordRecovery(rec: RecoveryRecord): Promise<void> {
-      await domain(() => recordRecovery(graph, rec));
-      await countRecoveredPayment(graph, profileRules, rec);
+      // One transaction records the recovery and counts the payment (each once).
+      let counted: InteractionResult | undefined;
+      await domain(() =>
+        recordRecovery(graph, rec, {
+          alsoTx: async (tx) => {
+            [counted] = await recordInteractionsTx(tx, graph, [recoveredPayment(rec)], profileRules);
+          },
+        }),
+      );
+      warnIfNotCounted(rec, counted);
     },
     async recordRecoveryFailed(rec: {
       payment_id: string;
@@ -336,26 +380,27 @@ export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;
  * change the answer.
  */
 export async function countRecoveredPayment(graph: Graph, profileRules: ProfileRules, rec: RecoveryRecord) {
-  const [result] = await domain(() =>
-    recordInteractions(
-      graph,
-      [
-        {
-          type: 'payment',
-          id: recoveryInteractionId(rec.payment_id),
-          customer_id: rec.customer_id,
-          payment_method_id: rec.payment_method_id,
-          // RecoveryRecord.amount is integer minor units of `currency`, as the interaction's is.
-          amount: rec.amount,
-          currency: rec.currency,
-          outcome: 'succeeded',
-          transaction_id: rec.charge_id,
-          occurred_at: new Date().toISOString(),
-        },
-      ],
-      profileRules,
-    ),
-  );
+  const [result] = await domain(() => recordInteractions(graph, [recoveredPayment(rec)], profileRules));
+  warnIfNotCounted(rec, result);
+}
+
+/** The succeeded payment interaction a recovery counts in the customer's profile. */
+function recoveredPayment(rec: RecoveryRecord): Interaction {
+  return {
+    type: 'payment',
+    id: recoveryInteractionId(rec.payment_id),
+    customer_id: rec.customer_id,
+    payment_method_id: rec.payment_method_id,
+    // RecoveryRecord.amount is integer minor units of `currency`, as the interaction's is.
+    amount: rec.amount,
+    currency: rec.currency,
+    outcome: 'succeeded',
+    transaction_id: rec.charge_id,
+    occurred_at: new Date().toISOString(),
+  };
+}
+
+function warnIfNotCounted(rec: RecoveryRecord, result: InteractionResult | undefined): void {
   if (result?.result === 'invalid')
     log.warn('recovered payment not counted in the customer profile (LTV, segment): the interaction is invalid', {
       paymentId: rec.payment_id,

@@ -75,6 +75,15 @@ const CYPHER = {
   setMethodCard: `
     MATCH (p:PaymentMethod {id: $id})
     SET p.card_fingerprint = $fingerprint, p.card_network = $network`,
+  // Methods in a wallet: their cards as named, and the sealed token to name one not yet named.
+  methodCards: `
+    UNWIND $ids AS id
+    MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: id})
+    RETURN p.id AS id, p.card_fingerprint AS fingerprint, p.card_network AS network, p.token AS token`,
+  nameMethods: `
+    UNWIND $names AS n
+    MATCH (:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: n.id})
+    SET p.card_fingerprint = n.fingerprint, p.card_network = n.network`,
 } as const;
 
 /** The card a payment method is, as the processor named it; null until it was asked. */
@@ -87,6 +96,48 @@ export async function cardOfMethod(g: Graph, paymentMethodId: string): Promise<C
 /** Keeps the processor's name for the method's card (asked once; the same answer changes nothing). */
 export async function setCardOfMethod(g: Graph, paymentMethodId: string, card: CardIdentity): Promise<void> {
   await writeTx(g, (tx) => tx.run(CYPHER.setMethodCard, { id: paymentMethodId, ...card }));
+}
+
+/** A wallet's method as a charge needs it: its card as named (null until asked) and its token. */
+export interface MethodCard {
+  card: CardIdentity | null;
+  /** The method's payment token, decrypted only when asked for (to have the processor name it). */
+  token: () => string;
+}
+
+/**
+ * The cards of several methods, in one read: what a charge reads before it reserves (the card it
+ * charges and the one the recovery started from). A method in no wallet is missing from the answer.
+ */
+export async function methodCards(g: Graph, paymentMethodIds: string[]): Promise<Map<string, MethodCard>> {
+  const records = await readTx(g, async (tx) => (await tx.run(CYPHER.methodCards, { ids: paymentMethodIds })).records);
+  const out = new Map<string, MethodCard>();
+  for (const r of records) {
+    const id = r.get('id') as string;
+    const fingerprint = r.get('fingerprint') as string | null;
+    const sealed = r.get('token') as string;
+    out.set(id, {
+      card: fingerprint ? { fingerprint, network: (r.get('network') as string | null) ?? 'unknown' } : null,
+      token: () => g.tokens.decrypt(sealed, id),
+    });
+  }
+  return out;
+}
+
+/**
+ * Inside a customer's write transaction (its lock held): keeps the processor's names for the
+ * customer's methods' cards. A method no longer in the wallet is left alone.
+ */
+export async function nameMethodsTx(
+  tx: ManagedTransaction,
+  customerId: string,
+  names: { payment_method_id: string; card: CardIdentity }[],
+): Promise<void> {
+  if (names.length === 0) return;
+  await tx.run(CYPHER.nameMethods, {
+    customerId,
+    names: names.map((n) => ({ id: n.payment_method_id, ...n.card })),
+  });
 }
 
 interface Loaded {
@@ -197,43 +248,59 @@ export async function recordCardAnswer(
   });
 }
 
+/** A decline a recovery started from, as the failure report gave it. */
+export interface ReportedDecline {
+  decline_code: string;
+  advice_code?: string | undefined;
+}
+
 /**
- * The decline a recovery starts from (reported by the agent that charged: its code and, for a
- * Mastercard decline, the advice code when the report carries it), added once to the card's
- * history under `reported:<payment id>`, so that the same card under another token is not
- * charged as if it had never declined.
+ * Inside the reserving transaction: the decline a recovery starts from (reported by the agent that
+ * charged: its code and, for a Mastercard decline, the advice code when the report carries it),
+ * added once to the card's history under `reported:<payment id>`, so that the same card under
+ * another token is not charged as if it had never declined.
  */
-export async function recordReportedDecline(
-  g: Graph,
+export async function recordReportedDeclineTx(
+  tx: ManagedTransaction,
   card: CardIdentity,
   paymentId: string,
-  decline: { decline_code: string; advice_code?: string | undefined },
+  decline: ReportedDecline,
   table: RuleTable,
-  now = new Date(),
+  now: Date,
 ): Promise<void> {
-  await writeTx(g, async (tx) => {
-    const l = await loadLocked(tx, card);
-    const k = digest(`reported:${paymentId}`);
-    if (l.attempts.some((a) => a.key === k)) return;
-    const attempt = {
-      key: k,
-      at: now.toISOString(),
-      outcome: 'declined' as const,
-      network: l.network,
-      decline_code: decline.decline_code,
-    };
-    l.attempts.push(attempt);
-    // A bar for good comes from the decline code alone: an advice code only a reporter vouches for
-    // counts while the decline is kept (31 days; MAC 03/21 hold it 30), never bars the card — shared
-    // by every customer who stores it — for good.
-    if (!l.barred) {
-      const after = decideRetry(table, l.network, historyOf(l), now);
-      if (permanent(table, after)) l.barred = after;
-    }
-    // Only Mastercard's advice codes mean anything to the rules.
-    if (decline.advice_code && l.network === 'mastercard') Object.assign(attempt, { advice_code: decline.advice_code });
-    await save(tx, card.fingerprint, l, now);
-  });
+  const l = await loadLocked(tx, card);
+  const k = digest(`reported:${paymentId}`);
+  if (l.attempts.some((a) => a.key === k)) return;
+  const attempt = {
+    key: k,
+    at: now.toISOString(),
+    outcome: 'declined' as const,
+    network: l.network,
+    decline_code: decline.decline_code,
+  };
+  l.attempts.push(attempt);
+  // A bar for good comes from the decline code alone: an advice code only a reporter vouches for
+  // counts while the decline is kept (31 days; MAC 03/21 hold it 30), never bars the card — shared
+  // by every customer who stores it — for good.
+  if (!l.barred) {
+    const after = decideRetry(table, l.network, historyOf(l), now);
+    if (permanent(table, after)) l.barred = after;
+  }
+  // Only Mastercard's advice codes mean anything to the rules.
+  if (decline.advice_code && l.network === 'mastercard') Object.assign(attempt, { advice_code: decline.advice_code });
+  await save(tx, card.fingerprint, l, now);
+}
+
+/**
+ * Inside a transaction about to lock two cards' histories: takes the lock of the one whose
+ * fingerprint sorts first, so that two transactions locking the same two cards wait for each
+ * other instead of deadlocking.
+ */
+export async function lockCardsInOrderTx(tx: ManagedTransaction, cards: CardIdentity[]): Promise<void> {
+  const distinct = [...new Map(cards.map((c) => [c.fingerprint, c])).values()];
+  if (distinct.length < 2) return;
+  distinct.sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+  for (const card of distinct) await loadLocked(tx, card);
 }
 
 /** An account-updater lookup of the card: after a MAC 01 decline, it allows the retry. */

@@ -249,75 +249,87 @@ export async function recordInteractions(
   items: Interaction[],
   rules: ProfileRules,
 ): Promise<InteractionResult[]> {
+  return writeTx(g, (tx) => recordInteractionsTx(tx, g, items, rules));
+}
+
+/**
+ * `recordInteractions` inside a writer's own transaction (a recovery's record). It takes the
+ * customers' locks first; a writer that already holds one (and what belongs to that customer)
+ * keeps the lock order, the customer first.
+ */
+export async function recordInteractionsTx(
+  tx: ManagedTransaction,
+  g: Graph,
+  items: Interaction[],
+  rules: ProfileRules,
+): Promise<InteractionResult[]> {
   const currency = g.policy.reportingCurrency;
-  return writeTx(g, async (tx) => {
-    // Recomputed on every attempt: the transaction function may run again after a transient error.
-    const results: (InteractionResult | undefined)[] = items.map((item) => {
-      if (item.type === 'payment' && item.currency !== currency)
-        return invalid(
-          'currency',
-          `must be ${currency}, the reporting currency: no exchange rate to it is configured, so an amount in ` +
-            'another currency cannot be counted exactly',
-        );
-      const problem = item.type === 'ltv_feedback' ? decimalProblem(item.predicted_ltv, currency) : null;
-      return problem ? invalid('predicted_ltv', `${problem} (in ${currency})`) : undefined;
-    });
-    const open = () => items.map((item, i) => ({ item, i })).filter(({ i }) => results[i] === undefined);
-
-    // 1. The customers' locks, in id order, before anything of theirs; with them, which of the
-    //    payment methods the batch names each customer owns.
-    const methods = new Map<string, Set<string>>();
-    for (const { item } of open()) {
-      const named = methods.get(item.customer_id) ?? new Set<string>();
-      if (item.type === 'payment') named.add(item.payment_method_id);
-      methods.set(item.customer_id, named);
-    }
-    const lockRows = [...methods.keys()].sort().map((id) => ({ id, methods: [...(methods.get(id) ?? [])] }));
-    const status = new Map<string, string>();
-    const owned = new Set<string>();
-    if (lockRows.length > 0)
-      for (const r of (await tx.run(CYPHER.lock, { rows: lockRows })).records) {
-        const id = r.get('id') as string;
-        status.set(id, r.get('status') as string);
-        for (const m of r.get('owned') as string[]) owned.add(`${id}|${m}`);
-      }
-    for (const { item, i } of open()) {
-      const s = status.get(item.customer_id);
-      if (s === undefined) results[i] = invalid('customer_id', 'no such customer');
-      else if (s === 'erased') results[i] = invalid('customer_id', 'the customer was erased: nothing is recorded');
-    }
-
-    // 2. A payment names one of the customer's own methods.
-    for (const { item, i } of open())
-      if (item.type === 'payment' && !owned.has(`${item.customer_id}|${item.payment_method_id}`))
-        results[i] = invalid('payment_method_id', 'not a payment method of this customer');
-
-    // 3. Claim the ids: the first of a key in the batch claims it, later ones are duplicates.
-    const claim = randomUUID();
-    const firstOf = new Map<string, number>();
-    const claimRows: { key: string; customerId: string; type: string }[] = [];
-    for (const { item, i } of open()) {
-      const key = `${item.customer_id}:${item.id}`;
-      if (firstOf.has(key)) continue;
-      firstOf.set(key, i);
-      claimRows.push({ key, customerId: item.customer_id, type: item.type });
-    }
-    const created = new Set<string>();
-    if (claimRows.length > 0)
-      for (const r of (await tx.run(CYPHER.claim, { rows: claimRows, claim })).records)
-        if (r.get('created') === true) created.add(r.get('key') as string);
-    const recorded: Interaction[] = [];
-    for (const { item, i } of open()) {
-      const key = `${item.customer_id}:${item.id}`;
-      if (firstOf.get(key) === i && created.has(key)) {
-        results[i] = { result: 'recorded' };
-        recorded.push(item);
-      } else results[i] = { result: 'duplicate' };
-    }
-
-    await apply(tx, recorded, rules, currency, claim);
-    return results as InteractionResult[];
+  // Recomputed on every attempt: the transaction function may run again after a transient error.
+  const results: (InteractionResult | undefined)[] = items.map((item) => {
+    if (item.type === 'payment' && item.currency !== currency)
+      return invalid(
+        'currency',
+        `must be ${currency}, the reporting currency: no exchange rate to it is configured, so an amount in ` +
+          'another currency cannot be counted exactly',
+      );
+    const problem = item.type === 'ltv_feedback' ? decimalProblem(item.predicted_ltv, currency) : null;
+    return problem ? invalid('predicted_ltv', `${problem} (in ${currency})`) : undefined;
   });
+  const open = () => items.map((item, i) => ({ item, i })).filter(({ i }) => results[i] === undefined);
+
+  // 1. The customers' locks, in id order, before anything of theirs; with them, which of the
+  //    payment methods the batch names each customer owns.
+  const methods = new Map<string, Set<string>>();
+  for (const { item } of open()) {
+    const named = methods.get(item.customer_id) ?? new Set<string>();
+    if (item.type === 'payment') named.add(item.payment_method_id);
+    methods.set(item.customer_id, named);
+  }
+  const lockRows = [...methods.keys()].sort().map((id) => ({ id, methods: [...(methods.get(id) ?? [])] }));
+  const status = new Map<string, string>();
+  const owned = new Set<string>();
+  if (lockRows.length > 0)
+    for (const r of (await tx.run(CYPHER.lock, { rows: lockRows })).records) {
+      const id = r.get('id') as string;
+      status.set(id, r.get('status') as string);
+      for (const m of r.get('owned') as string[]) owned.add(`${id}|${m}`);
+    }
+  for (const { item, i } of open()) {
+    const s = status.get(item.customer_id);
+    if (s === undefined) results[i] = invalid('customer_id', 'no such customer');
+    else if (s === 'erased') results[i] = invalid('customer_id', 'the customer was erased: nothing is recorded');
+  }
+
+  // 2. A payment names one of the customer's own methods.
+  for (const { item, i } of open())
+    if (item.type === 'payment' && !owned.has(`${item.customer_id}|${item.payment_method_id}`))
+      results[i] = invalid('payment_method_id', 'not a payment method of this customer');
+
+  // 3. Claim the ids: the first of a key in the batch claims it, later ones are duplicates.
+  const claim = randomUUID();
+  const firstOf = new Map<string, number>();
+  const claimRows: { key: string; customerId: string; type: string }[] = [];
+  for (const { item, i } of open()) {
+    const key = `${item.customer_id}:${item.id}`;
+    if (firstOf.has(key)) continue;
+    firstOf.set(key, i);
+    claimRows.push({ key, customerId: item.customer_id, type: item.type });
+  }
+  const created = new Set<string>();
+  if (claimRows.length > 0)
+    for (const r of (await tx.run(CYPHER.claim, { rows: claimRows, claim })).records)
+      if (r.get('created') === true) created.add(r.get('key') as string);
+  const recorded: Interaction[] = [];
+  for (const { item, i } of open()) {
+    const key = `${item.customer_id}:${item.id}`;
+    if (firstOf.get(key) === i && created.has(key)) {
+      results[i] = { result: 'recorded' };
+      recorded.push(item);
+    } else results[i] = { result: 'duplicate' };
+  }
+
+  await apply(tx, recorded, rules, currency, claim);
+  return results as InteractionResult[];
 }
 
 /** The effects of the newly recorded items, aggregated per customer, and their events. */

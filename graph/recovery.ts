@@ -1,11 +1,18 @@
 /** Graph reads and writes of payment recovery. */
 import type { RecoveryMechanism } from '../payments/mechanisms';
-import neo4j from 'neo4j-driver';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ConflictError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey } from './events';
 import type { RetryVerdict, RuleTable } from '../payments/networkRules';
-import { governChargeTx, type CardIdentity } from './cardHistory';
+import {
+  governChargeTx,
+  lockCardsInOrderTx,
+  nameMethodsTx,
+  recordReportedDeclineTx,
+  type CardIdentity,
+  type ReportedDecline,
+} from './cardHistory';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 
 export interface RecoveryCandidate {
@@ -44,7 +51,8 @@ const CYPHER = {
     OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     ${lockNode('p')}
     WITH c, p
-    RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known`,
+    RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known,
+           p.token AS token`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})
     WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
@@ -81,7 +89,11 @@ export async function reserveChargeAttempt(
 /**
  * `reserveChargeAttempt`, with the card-network rules when the card is known: the governor
  * (graph/cardHistory.ts) decides on the card's history under its lock in the same transaction,
- * in place of the per-method cap; `rule` says why a charge is `limited`.
+ * in place of the per-method cap; `rule` says why a charge is `limited`. What a charge writes
+ * before it is governed goes in the same transaction: the processor's names for the cards of the
+ * customer's methods (`names`) and the decline the recovery started from (`reported`, counted
+ * against its card once per payment, whatever the verdict). An allowed charge's `token` is the
+ * method's, read under the lock (the one a renewal just wrote).
  */
 export async function reserveGovernedCharge(
   g: Graph,
@@ -91,10 +103,12 @@ export async function reserveGovernedCharge(
     key: string;
     max: number;
     card?: { identity: CardIdentity; table: RuleTable } | undefined;
+    names?: { payment_method_id: string; card: CardIdentity }[];
+    reported?: { card: CardIdentity; payment_id: string; decline: ReportedDecline; table: RuleTable } | undefined;
   },
   now = new Date(),
-): Promise<{ verdict: ChargeVerdict; rule: RetryVerdict | null }> {
-  return writeTx(g, async (tx) => {
+): Promise<{ verdict: ChargeVerdict; rule: RetryVerdict | null; token: string | null }> {
+  const decided = await writeTx(g, async (tx) => {
     const standing = (
       await tx.run(CYPHER.standing, {
         customerId: charge.customer_id,
@@ -102,17 +116,25 @@ export async function reserveGovernedCharge(
         key: charge.key,
       })
     ).records[0];
+    const sealed = (standing?.get('token') as string | null) ?? null;
+    await nameMethodsTx(tx, charge.customer_id, charge.names ?? []);
+    const { reported } = charge;
+    if (reported) {
+      // The customer's lock first (above), then the cards' in fingerprint order.
+      await lockCardsInOrderTx(tx, charge.card ? [reported.card, charge.card.identity] : [reported.card]);
+      await recordReportedDeclineTx(tx, reported.card, reported.payment_id, reported.decline, reported.table, now);
+    }
     // The same key again is the same charge (a retried activity whose answer was lost): it goes
     // to the gateway whatever happened since, so the gateway answers what it did the first time.
-    if (standing?.get('known') === true) return { verdict: 'allowed' as const, rule: null };
+    if (standing?.get('known') === true) return { verdict: 'allowed' as const, rule: null, sealed };
     const customer = standing?.get('customer') as string | null;
     const method = standing?.get('method') as string | null;
-    if (customer === null || customer === 'erased') return { verdict: 'customer_erased' as const, rule: null };
-    if (customer === 'suspended') return { verdict: 'customer_suspended' as const, rule: null };
-    if (method !== 'active') return { verdict: 'method_unavailable' as const, rule: null };
+    if (customer === null || customer === 'erased') return { verdict: 'customer_erased' as const, rule: null, sealed };
+    if (customer === 'suspended') return { verdict: 'customer_suspended' as const, rule: null, sealed };
+    if (method !== 'active') return { verdict: 'method_unavailable' as const, rule: null, sealed };
     if (charge.card) {
       const rule = await governChargeTx(tx, charge.card.identity, charge.key, charge.card.table, now);
-      if (rule.verdict !== 'allowed') return { verdict: 'limited' as const, rule };
+      if (rule.verdict !== 'allowed') return { verdict: 'limited' as const, rule, sealed };
     }
     const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000).toISOString();
     const record = (
@@ -125,8 +147,12 @@ export async function reserveGovernedCharge(
         now: now.toISOString(),
       })
     ).records[0];
-    return { verdict: record?.get('allowed') === true ? ('allowed' as const) : ('limited' as const), rule: null };
+    const verdict = record?.get('allowed') === true ? ('allowed' as const) : ('limited' as const);
+    return { verdict, rule: null, sealed };
   });
+  const { verdict, rule, sealed } = decided;
+  const token = verdict === 'allowed' && sealed ? g.tokens.decrypt(sealed, charge.payment_method_id) : null;
+  return { verdict, rule, token };
 }
 
 /**
@@ -207,57 +233,76 @@ export type RecordRecoveryOutcome =
 export async function recordRecovery(
   g: Graph,
   rec: RecoveryRecord,
-  options: { repair?: boolean } = {},
+  options: {
+    repair?: boolean;
+    /**
+     * More of the recovery to write in the same transaction, once it is recorded (now or before):
+     * the recovered payment counted in the profile. Idempotent itself; after a lost race on the
+     * record it runs alone.
+     */
+    alsoTx?: (tx: ManagedTransaction) => Promise<void>;
+  } = {},
 ): Promise<RecordRecoveryOutcome> {
   try {
     return await writeTx(g, async (tx): Promise<RecordRecoveryOutcome> => {
-      if (options.repair) {
-        const standing = (
-          await tx.run(CYPHER.standing, {
-            customerId: rec.customer_id,
-            paymentMethodId: rec.payment_method_id,
-            key: '',
-          })
-        ).records[0];
-        const customer = standing?.get('customer') as string | null;
-        if (customer === null || customer === 'erased') return 'customer_gone';
-        if (standing?.get('method') === null) return 'method_gone';
-      }
-      if (await findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`)) return 'already_recorded';
-      if (options.repair && (await findEventByIdempotencyKey(tx, `recovery-failed:${rec.payment_id}`)))
-        return 'recorded_failed';
-      const res = await tx.run(CYPHER.recover, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id });
-      const record = res.records[0];
-      if (!record) throw new NotFoundError('Customer', rec.customer_id);
-      const previous = (record.get('previous') as string[])[0] ?? null;
-      if (record.get('usable') === true && previous !== rec.payment_method_id) {
-        await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, {
-          from: previous,
-          to: rec.payment_method_id,
-          reason: 'payment_recovered',
-        });
-      }
-      await appendEvent(
-        tx,
-        'PaymentRecovered',
-        rec.customer_id,
-        {
-          payment_id: rec.payment_id,
-          payment_method_id: rec.payment_method_id,
-          charge_id: rec.charge_id,
-          amount: rec.amount,
-          currency: rec.currency,
-          ...(rec.mechanism ? { mechanism: rec.mechanism } : {}),
-        },
-        { idempotencyKey: `recovered:${rec.payment_id}` },
-      );
-      return 'recorded';
+      const outcome = await recordRecoveryTx(tx, rec, options);
+      if (options.alsoTx && (outcome === 'recorded' || outcome === 'already_recorded')) await options.alsoTx(tx);
+      return outcome;
     });
   } catch (err) {
     // A concurrent writer recorded it first (the idempotency key is unique).
     if (!(err instanceof ConflictError)) throw err;
+    if (options.alsoTx) await writeTx(g, options.alsoTx);
     return 'already_recorded';
   }
+}
+
+async function recordRecoveryTx(
+  tx: ManagedTransaction,
+  rec: RecoveryRecord,
+  options: { repair?: boolean },
+): Promise<RecordRecoveryOutcome> {
+  if (options.repair) {
+    const standing = (
+      await tx.run(CYPHER.standing, {
+        customerId: rec.customer_id,
+        paymentMethodId: rec.payment_method_id,
+        key: '',
+      })
+    ).records[0];
+    const customer = standing?.get('customer') as string | null;
+    if (customer === null || customer === 'erased') return 'customer_gone';
+    if (standing?.get('method') === null) return 'method_gone';
+  }
+  if (await findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`)) return 'already_recorded';
+  if (options.repair && (await findEventByIdempotencyKey(tx, `recovery-failed:${rec.payment_id}`)))
+    return 'recorded_failed';
+  const res = await tx.run(CYPHER.recover, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id });
+  const record = res.records[0];
+  if (!record) throw new NotFoundError('Customer', rec.customer_id);
+  const previous = (record.get('previous') as string[])[0] ?? null;
+  if (record.get('usable') === true && previous !== rec.payment_method_id) {
+    await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, {
+      from: previous,
+      to: rec.payment_method_id,
+      reason: 'payment_recovered',
+    });
+  }
+  await appendEvent(
+    tx,
+    'PaymentRecovered',
+    rec.customer_id,
+    {
+      payment_id: rec.payment_id,
+      payment_method_id: rec.payment_method_id,
+      charge_id: rec.charge_id,
+      amount: rec.amount,
+      currency: rec.currency,
+      ...(rec.mechanism ? { mechanism: rec.mechanism } : {}),
+    },
+    { idempotencyKey: `recovered:${rec.payment_id}` },
+  );
+  return 'recorded';
 }
 
 /** The recovery gave up: PaymentRecoveryFailed, once per payment. */
