@@ -7,8 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { NotificationRejectedError, type Channel, type NotificationSink } from '../clients/notifications';
 import type { Graph } from '../graph/graph';
 import {
-  claimNotifications,
-  notificationChannels,
+  claimNotificationsAndReach,
   recordNotificationsRejected,
   recordNotificationsSent,
   type SentNotification,
@@ -78,22 +77,14 @@ export async function deliverNotifications(
 ): Promise<Map<string, DeliveryResult>> {
   const { graph, notifications } = deps;
   const results = new Map<string, DeliveryResult>();
-  const claims = await claimNotifications(graph, requests, options.owner);
+  // The claim reads, in its transaction, how to reach the customers whose notifications it took.
+  const { claims, channels, verifiedChannels } = await claimNotificationsAndReach(graph, requests, options.owner);
   const mine = requests.filter((r) => claims.get(r.key)?.mine);
   for (const r of requests) {
     const claim = claims.get(r.key);
     if (!claim?.mine)
       results.set(r.key, { outcome: 'duplicate', channel: claim?.channel ?? null, settled: claim?.settled ?? false });
   }
-  const channels = await notificationChannels(
-    graph,
-    mine.filter((r) => !r.verified_only).map((r) => r.customer_id),
-  );
-  const verifiedChannels = await notificationChannels(
-    graph,
-    mine.filter((r) => r.verified_only).map((r) => r.customer_id),
-    { verifiedOnly: true },
-  );
 
   const toRecord: SentNotification[] = [];
   const rejected: { key: string; reason: string }[] = [];

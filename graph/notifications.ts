@@ -7,7 +7,7 @@
  *   - an overlapping run finds the claim owned by someone else and sends nothing;
  *   - a claim whose owner vanished (a terminated workflow) is taken over after the lease.
  */
-import neo4j from 'neo4j-driver';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx } from './customers';
 import { appendEvents } from './events';
 import { readTx, writeTx, type Graph } from './graph';
@@ -103,12 +103,44 @@ export async function claimNotifications(
   owner: string,
   leaseMs = DEFAULT_CLAIM_LEASE_MS,
 ): Promise<Map<string, ClaimOutcome>> {
+  return (await claimAndReach(g, items, owner, leaseMs, false)).claims;
+}
+
+/** How to reach customers: any channel, and a verified one only (null: no way). */
+export interface Reach {
+  channels: Map<string, Channel | null>;
+  verifiedChannels: Map<string, Channel | null>;
+}
+
+/**
+ * `claimNotifications`, and how to reach the customers whose notifications this owner now holds,
+ * read in the claiming transaction: one round trip fewer for each notification sent.
+ */
+export async function claimNotificationsAndReach(
+  g: Graph,
+  items: NotificationClaim[],
+  owner: string,
+  leaseMs = DEFAULT_CLAIM_LEASE_MS,
+): Promise<{ claims: Map<string, ClaimOutcome> } & Reach> {
+  return claimAndReach(g, items, owner, leaseMs, true);
+}
+
+async function claimAndReach(
+  g: Graph,
+  items: NotificationClaim[],
+  owner: string,
+  leaseMs: number,
+  reach: boolean,
+): Promise<{ claims: Map<string, ClaimOutcome> } & Reach> {
   const outcomes = new Map<string, ClaimOutcome>();
-  if (items.length === 0) return outcomes;
-  const settled = await readTx(
-    g,
-    async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records,
-  );
+  const none: Reach = { channels: new Map(), verifiedChannels: new Map() };
+  if (items.length === 0) return { claims: outcomes, ...none };
+  // A batch (a scan's page, often a re-run) first reads which keys are settled, without a lock; a
+  // single notification goes straight to the claim, whose query answers a settled key alike.
+  const settled =
+    items.length === 1
+      ? []
+      : await readTx(g, async (tx) => (await tx.run(CYPHER.settled, { keys: items.map((i) => i.key) })).records);
   for (const r of settled) {
     outcomes.set(r.get('key') as string, {
       mine: false,
@@ -118,20 +150,48 @@ export async function claimNotifications(
     });
   }
   const open = items.filter((i) => !outcomes.has(i.key));
-  if (open.length === 0) return outcomes;
-  const claimed = await writeTx(
-    g,
-    async (tx) => (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records,
-  );
-  for (const r of claimed) {
-    outcomes.set(r.get('key') as string, {
-      mine: r.get('mine') as boolean,
-      sent: r.get('sent') as boolean,
-      settled: r.get('settled') as boolean,
-      channel: (r.get('channel') as Channel | null) ?? null,
-    });
+  if (open.length === 0) return { claims: outcomes, ...none };
+  const contacts = await writeTx(g, async (tx) => {
+    const claimed = (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records;
+    for (const r of claimed) {
+      outcomes.set(r.get('key') as string, {
+        mine: r.get('mine') as boolean,
+        sent: r.get('sent') as boolean,
+        settled: r.get('settled') as boolean,
+        channel: (r.get('channel') as Channel | null) ?? null,
+      });
+    }
+    const customers = [...new Set(open.filter((i) => outcomes.get(i.key)?.mine).map((i) => i.customer_id))];
+    return reach ? readContactsTx(tx, customers) : [];
+  });
+  return { claims: outcomes, ...reachOf(contacts) };
+}
+
+type Contacts = { id: string; identifiers: { type: string; is_verified: boolean }[] }[];
+
+async function readContactsTx(tx: ManagedTransaction, customerIds: string[]): Promise<Contacts> {
+  if (customerIds.length === 0) return [];
+  const rows = (await tx.run(CYPHER.contacts, { customerIds })).records;
+  return rows.map((r) => ({
+    id: r.get('id') as string,
+    identifiers: r.get('identifiers') as Contacts[number]['identifiers'],
+  }));
+}
+
+/**
+ * How to reach each customer: a verified email first, then a verified phone, an unverified email
+ * as a last resort (not in `verifiedChannels`); null when there is no way (or no such customer).
+ */
+function reachOf(contacts: Contacts): Reach {
+  const out: Reach = { channels: new Map(), verifiedChannels: new Map() };
+  for (const { id, identifiers } of contacts) {
+    const has = (type: string, verified: boolean): boolean =>
+      identifiers.some((i) => i.type === type && (!verified || i.is_verified));
+    const verified = has('email', true) ? 'email' : has('phone_number', true) ? 'sms' : null;
+    out.verifiedChannels.set(id, verified);
+    out.channels.set(id, verified ?? (has('email', false) ? 'email' : null));
   }
-  return outcomes;
+  return out;
 }
 
 /**
@@ -173,27 +233,4 @@ export async function recordNotificationsSent(
 export async function recordNotificationsRejected(g: Graph, items: { key: string; reason: string }[]): Promise<void> {
   if (items.length === 0) return;
   await writeTx(g, (tx) => tx.run(CYPHER.reject, { items }));
-}
-
-/**
- * How to reach each customer: a verified email first, then a verified phone, an unverified email
- * as a last resort (not with `verifiedOnly`); null when there is no way (or no such customer).
- */
-export async function notificationChannels(
-  g: Graph,
-  customerIds: string[],
-  options: { verifiedOnly?: boolean } = {},
-): Promise<Map<string, Channel | null>> {
-  const unique = [...new Set(customerIds)];
-  const channels = new Map<string, Channel | null>(unique.map((id) => [id, null]));
-  if (unique.length === 0) return channels;
-  const rows = await readTx(g, async (tx) => (await tx.run(CYPHER.contacts, { customerIds: unique })).records);
-  for (const r of rows) {
-    const identifiers = r.get('identifiers') as { type: string; is_verified: boolean }[];
-    const has = (type: string, verified: boolean): boolean =>
-      identifiers.some((i) => i.type === type && (!verified || i.is_verified));
-    const fallback = !options.verifiedOnly && has('email', false) ? 'email' : null;
-    channels.set(r.get('id') as string, has('email', true) ? 'email' : has('phone_number', true) ? 'sms' : fallback);
-  }
-  return channels;
 }
