@@ -56,7 +56,14 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
-import { activitiesWithSummaries, agentCall, gatewayCharge, graphWrite, graphWriteUntilDone } from './activityOptions';
+import {
+  activitiesWithSummaries,
+  agentCall,
+  gatewayCharge,
+  graphWrite,
+  graphWriteUntilDone,
+  type ActivitySummaries,
+} from './activityOptions';
 import { countRecoveredBy, countRecovery, countRecoveryNeedingAttention } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
@@ -77,18 +84,26 @@ export const RECOVERY_WAITS_FOR_RULES = 'recovery-dunning-waits-for-network-rule
  * charged again at once) and credits each recovery to one mechanism (payments/mechanisms.ts).
  */
 export const RECOVERY_ASKS_UPDATER = 'recovery-asks-account-updater';
+/**
+ * The patch that tells the customer of a recovery while it is recorded, not after: once the charge
+ * succeeded the two do not depend on each other, and the recovery ends one round trip sooner.
+ */
+export const RECOVERY_NOTIFIES_WHILE_RECORDING = 'recovery-notifies-while-recording';
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
 
 const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
+const listSummary: ActivitySummaries<Pick<RecoveryActivities, 'listRecoveryCandidates'>> = {
+  listRecoveryCandidates: (req) =>
+    `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
+    (req.exclude.length
+      ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
+      : ''),
+};
 const graphActivities = (options: ActivityOptions) =>
   activitiesWithSummaries<Omit<RecoveryActivities, 'chargePaymentMethod' | 'renewCard'>>(options, {
-    listRecoveryCandidates: (req) =>
-      `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
-      (req.exclude.length
-        ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
-        : ''),
+    ...listSummary,
     deactivatePaymentMethod: (req) => `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
     recordRecovery: (rec) =>
       `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
@@ -114,6 +129,7 @@ const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentM
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
   // Before the first await: the same point of every run's first workflow task.
   const v2 = patched(RECOVERY_NEVER_STRANDS);
+  const notifiesWhileRecording = v2 && patched(RECOVERY_NOTIFIES_WHILE_RECORDING);
   /** v2: the graph reads and writes of the cascade are retried while Neo4j is away, however long. */
   const wallet = v2 ? ledger : graph;
   const { workflowId } = workflowInfo();
@@ -260,6 +276,9 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
         });
       }
     };
+
+    /** The customer being told of the recovery while it is recorded (RECOVERY_NOTIFIES_WHILE_RECORDING). */
+    let recoveredNotice: Promise<void> | null = null;
 
     /** Waits for ops (or a cancel) after something a retry by Temporal could not fix. */
     const needAttention = async (
@@ -576,6 +595,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
             amount: f.amount,
             currency: f.currency,
           };
+          // The money moved: the customer is told (best effort) while it is recorded, whatever
+          // ops decide meanwhile; the recovery ends when both are done (`finish`).
+          if (notifiesWhileRecording)
+            recoveredNotice = CancellationScope.nonCancellable(() =>
+              notify('payment_recovered', 'recovered', { payment_method_id: c.payment_method_id }),
+            );
           await (v2 ? CancellationScope.nonCancellable(() => record(rec)) : record(rec));
           status.recovered_with = c.payment_method_id;
           return true;
@@ -599,7 +624,8 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
       if (status.recovered_with) {
         status.state = 'recovered';
         if (status.recovered_by) countRecoveredBy(status.recovered_by);
-        await notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with });
+        await (recoveredNotice ??
+          notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with }));
       } else if (cancelled) {
         status.state = 'stopped';
         if (v2) status.stop_reason = `cancelled: ${cancelled}`;

@@ -124,7 +124,12 @@ const failure = (overrides: Partial<PaymentFailure> = {}): PaymentFailure => ({
 async function run(
   world: World,
   f: PaymentFailure,
-  opts: { schedule?: string[]; during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void> } = {},
+  opts: {
+    schedule?: string[];
+    /** A block that reaches the workflow before the failure does (it starts with it). */
+    blockedFirst?: { payment_method_id: string; reason: string };
+    during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>;
+  } = {},
 ) {
   const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
   const taskQueue = `recovery-${randomUUID()}`;
@@ -136,13 +141,23 @@ async function run(
   });
   const workflowId = `payment-recovery-${f.payment_id}`;
   const status = await worker.runUntil(async () => {
-    const handle = await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
-      workflowId,
-      taskQueue,
-      args: [{ dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'] }],
-      signal: paymentFailedSignal,
-      signalArgs: [f],
-    });
+    const args: [{ dunningSchedule: string[] }] = [{ dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'] }];
+    const handle = opts.blockedFirst
+      ? await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
+          workflowId,
+          taskQueue,
+          args,
+          signal: paymentMethodBlockedSignal,
+          signalArgs: [opts.blockedFirst],
+        })
+      : await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
+          workflowId,
+          taskQueue,
+          args,
+          signal: paymentFailedSignal,
+          signalArgs: [f],
+        });
+    if (opts.blockedFirst) await handle.signal(paymentFailedSignal, f);
     if (opts.during) await opts.during(handle);
     return handle.result();
   });
@@ -166,6 +181,27 @@ describe('payment recovery workflow', () => {
       ['pm-a', 'declined'],
       ['pm-b', 'succeeded'],
     ]);
+  });
+
+  it('tells the customer while the recovery is recorded: the record waits for the notification', async () => {
+    // The record is held until the customer was told: a recovery that told only after recording
+    // would never end (and the test would time out).
+    let told!: () => void;
+    const customerTold = new Promise<void>((resolve) => (told = resolve));
+    const { status, log } = await run(
+      {
+        methods: ['pm-failed', 'pm-a'],
+        answers: {},
+        notify: async (req) => {
+          if (req.kind === 'payment_recovered') told();
+        },
+        record: () => customerTold,
+      },
+      failure(),
+    );
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', undelivered: [] });
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+    expect(log.notified.map((n) => n.kind)).toEqual(['payment_recovered']);
   });
 
   it.each(['stolen_card', 'lost_card', 'pickup_card', 'fraudulent'])(
@@ -226,13 +262,9 @@ describe('payment recovery workflow', () => {
       methods: ['pm-failed', 'pm-stolen'],
       answers: { 'pm-failed': ['insufficient_funds'], 'pm-stolen': ['do_not_honor'] },
     };
+    // The block reaches the workflow before the failure, so it holds from the first cascade on.
     const { status, log } = await run(world, f, {
-      during: async (handle) => {
-        await handle.signal(paymentMethodBlockedSignal, {
-          payment_method_id: 'pm-stolen',
-          reason: 'confirmed fraud o-1',
-        });
-      },
+      blockedFirst: { payment_method_id: 'pm-stolen', reason: 'confirmed fraud o-1' },
     });
     expect(status.state).toBe('failed');
     // Unblocked, the same world charges both methods in every round (see the next test); blocked, never pm-stolen.
