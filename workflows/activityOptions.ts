@@ -3,12 +3,29 @@
  * retry policy; domain errors a retry cannot fix arrive as non-retryable failures.
  */
 import type { ActivityFunction } from '@temporalio/common';
-import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
+import {
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 
 /** One graph transaction: quick, retried with backoff while Neo4j is unavailable. */
 export const graphWrite: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 20 },
+};
+
+/**
+ * One graph transaction a person waits on, run as a local activity: by the worker running the
+ * workflow's task, within that task (recorded as a marker), so the answer needs no round trip
+ * through the server's task queues. Retried as `graphWrite` is. A worker that dies during it loses
+ * the workflow task, and the worker that takes the task over runs it again: it must be idempotent.
+ */
+export const graphWriteLocal: LocalActivityOptions = {
+  startToCloseTimeout: graphWrite.startToCloseTimeout,
+  retry: graphWrite.retry,
 };
 
 /**
@@ -104,11 +121,26 @@ export function activitiesWithSummaries<A extends Record<keyof A, ActivityFuncti
   options: ActivityOptions,
   summaries: ActivitySummaries<A>,
 ): ActivityInterfaceFor<A> {
-  const proxy = proxyActivities<Record<string, ActivityFunction>>(options);
+  return withSummaries(proxyActivities<Record<string, ActivityFunction>>(options), options, summaries);
+}
+
+/** `activitiesWithSummaries` for local activities (the summary is on the marker in the history). */
+export function localActivitiesWithSummaries<A extends Record<keyof A, ActivityFunction>>(
+  options: LocalActivityOptions,
+  summaries: ActivitySummaries<A>,
+): ActivityInterfaceFor<A> {
+  return withSummaries(proxyLocalActivities<Record<string, ActivityFunction>>(options), options, summaries);
+}
+
+function withSummaries<A, O extends ActivityOptions | LocalActivityOptions>(
+  proxy: ActivityInterfaceFor<Record<string, ActivityFunction>>,
+  options: O,
+  summaries: ActivitySummaries<A>,
+): ActivityInterfaceFor<A> {
   const entries = Object.entries(summaries as Record<string, (...args: unknown[]) => string>).map(
     ([name, summarize]) => {
       const target = proxy[name] as ActivityInterfaceFor<Record<string, ActivityFunction>>[string];
-      const withOptions = (o: ActivityOptions, args: unknown[]): Promise<unknown> =>
+      const withOptions = (o: O, args: unknown[]): Promise<unknown> =>
         target.executeWithOptions({ summary: summarize(...args), ...o }, args);
       const call = (...args: unknown[]): Promise<unknown> => withOptions(options, args);
       return [name, Object.assign(call, { executeWithOptions: withOptions })] as const;

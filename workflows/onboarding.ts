@@ -5,12 +5,15 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  * The `customerWritten` Update answers a waiting caller right after step 1 (or with step 1's
- * refusal); step 3 goes on after it. The Update adds no command: no patch is needed.
+ * refusal); step 3 goes on after it. The Update adds no command: no patch is needed. Step 1 is a
+ * local activity (patch ONBOARDING_WRITES_LOCALLY): the worker running the first workflow task
+ * writes the customer within it, so the answer is one workflow task away from the request.
  */
 import {
   allHandlersFinished,
   condition,
   log,
+  patched,
   setHandler,
   upsertSearchAttributes,
   uuid4,
@@ -26,14 +29,29 @@ import {
 } from '../temporal/onboarding';
 import { domainFailureOf } from '../temporal/failures';
 import { personaCustomerId } from '../temporal/searchAttributes';
-import { activitiesWithSummaries, agentCall, graphWrite } from './activityOptions';
+import {
+  activitiesWithSummaries,
+  agentCall,
+  graphWrite,
+  graphWriteLocal,
+  localActivitiesWithSummaries,
+  type ActivitySummaries,
+} from './activityOptions';
 import { countOnboarding } from './metrics';
 
-const graph = activitiesWithSummaries<OnboardingActivities>(graphWrite, {
+/**
+ * The patch that writes the customer in a local activity (onboardings started before it replay
+ * with the activity they scheduled).
+ */
+export const ONBOARDING_WRITES_LOCALLY = 'onboarding-writes-in-a-local-activity';
+
+const writeSummary: ActivitySummaries<OnboardingActivities> = {
   onboardCustomer: (plan) =>
     `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, ` +
     'in one transaction',
-});
+};
+const graph = activitiesWithSummaries<OnboardingActivities>(graphWrite, writeSummary);
+const localGraph = localActivitiesWithSummaries<OnboardingActivities>(graphWriteLocal, writeSummary);
 const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralProfile'>>(agentCall, {
   requestBehavioralProfile: (req) =>
     `Ask Chimera to start a behavioural profile for customer ${req.customer_id} ` +
@@ -42,6 +60,7 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
+  const write = patched(ONBOARDING_WRITES_LOCALLY) ? localGraph : graph;
   /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */
   const outcome: { written?: OnboardingWritten; refused?: Error } = {};
   setHandler(customerWrittenUpdate, async () => {
@@ -51,7 +70,7 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
   });
   let result;
   try {
-    result = await graph.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
+    result = await write.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
   } catch (err) {
     countOnboarding(domainFailureOf(err)?.code === 'invalid_input' ? 'rejected' : 'failed');
     // A waiting caller hears the refusal from its Update before the workflow fails.

@@ -130,7 +130,10 @@ describe('onboarding workflow', () => {
       },
     });
     expect(error).toBeInstanceOf(WorkflowFailedError);
-    expect(((error as WorkflowFailedError).cause?.cause as ApplicationFailure).type).toBe('InvalidInputError');
+    // The activity's own failure, in the chain (a local activity's arrives as itself, not wrapped).
+    const chain: unknown[] = [];
+    for (let e: unknown = error; e instanceof Error; e = e.cause) chain.push(e);
+    expect(chain.find((e): e is ApplicationFailure => e instanceof ApplicationFailure)?.type).toBe('InvalidInputError');
     expect(calls.onboard).toHaveLength(1);
     expect(calls.profile).toHaveLength(0);
   });
@@ -214,6 +217,48 @@ describe('onboarding with a waiting caller (Update-with-Start)', () => {
     });
     expect(runningThen).toBe('RUNNING');
     expect(result).toMatchObject({ customer_id: 'c-written', behavioral_profile_requested: true });
+  });
+
+  it('answers a second caller of the same onboarding from a worker that replays it (written locally)', async () => {
+    // The customer is written in a local activity: its result is a marker in the history. A caller
+    // that comes while Chimera is being asked, to a worker without the workflow cached, must hear
+    // the same customer from the replay, and nothing is written again.
+    let asked = false;
+    let writes = 0;
+    const taskQueue = `onboarding-${randomUUID()}`;
+    const workflowId = `onboarding-${randomUUID()}`;
+    const worker = (chimera: () => Promise<{ reference: string }>) =>
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue,
+        workflowBundle: bundle,
+        activities: fakes(async () => {
+          writes++;
+          return { customer_id: 'c-replayed', outcome: 'created', possible_matches: [] };
+        }, chimera),
+        maxCachedWorkflows: 0,
+      });
+    // The first worker's Chimera is down: the request waits for its retry when the worker stops.
+    const first = await (
+      await worker(async () => {
+        asked = true;
+        throw new Error('Chimera unreachable');
+      })
+    ).runUntil(async () => {
+      const written = await startWithUpdate(taskQueue, workflowId);
+      await until(async () => asked);
+      return written;
+    });
+    const { second, result } = await (
+      await worker(async () => ({ reference: 'ref' }))
+    ).runUntil(async () => ({
+      second: await startWithUpdate(taskQueue, workflowId),
+      result: await env.client.workflow.getHandle(workflowId).result(),
+    }));
+    expect(first).toMatchObject({ customer_id: 'c-replayed', outcome: 'created', workflow_id: workflowId });
+    expect(second).toEqual(first);
+    expect(writes).toBe(1);
+    expect(result).toMatchObject({ customer_id: 'c-replayed', behavioral_profile_requested: true });
   });
 
   it('fails the Update with the graph’s refusal, its field in the details, before the workflow fails', async () => {
