@@ -2,7 +2,7 @@
  * The payment-recovery benchmark, on the stack's Neo4j and gateway simulator:
  *
  *   npm run bench:recovery -- [--failures 1000] [--mix retry=20,cascade=15,...] [--lanes 16]
- *                             [--throughput 200] [--callers 8] [--seed 7]
+ *                             [--throughput 400] [--callers 8] [--rounds 4] [--seed 7]
  *
  * 1. The mix: `--failures` failed payments drawn from a decline mix (the kinds below, weights in
  *    `--mix`) run through the recovery workflow with the real activities (graph, simulator,
@@ -14,7 +14,8 @@
  *    independently of payments/networkRules.ts), at the workflow times the recovery charged.
  * 2. Throughput: on the stack's Temporal (a real server), `--throughput` recoveries that recover
  *    on the first cascade, `--callers` at a time, against a bare workflow (scripts/bench-workflows.ts)
- *    with as many no-op activities as one of those recoveries ran, on the same worker.
+ *    with as many no-op activities as one of those recoveries ran, on the same worker, in `--rounds`
+ *    alternating rounds (the ratio printed overall and per round).
  * Figures go to bench/results/ as JSON. Payload encryption is off for both (bench:codec measures it).
  */
 import { randomUUID } from 'node:crypto';
@@ -53,8 +54,9 @@ const { values } = parseArgs({
     failures: { type: 'string', default: '1000' },
     mix: { type: 'string' },
     lanes: { type: 'string', default: '1' },
-    throughput: { type: 'string', default: '200' },
+    throughput: { type: 'string', default: '400' },
     callers: { type: 'string', default: '8' },
+    rounds: { type: 'string', default: '4' },
     seed: { type: 'string', default: '7' },
     'skip-mix': { type: 'boolean', default: false },
     'skip-throughput': { type: 'boolean', default: false },
@@ -371,6 +373,7 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
 async function throughputPhase(graph: Graph, gateway: HttpPaymentGateway) {
   const n = Number(values.throughput);
   const callers = Number(values.callers);
+  const rounds = Math.max(1, Number(values.rounds));
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const { client, connection } = await connectTemporal(config);
   const taskQueue = `bench-recovery-${randomUUID()}`;
@@ -409,19 +412,31 @@ async function throughputPhase(graph: Graph, gateway: HttpPaymentGateway) {
       const p = payments[i]!;
       await (await report(client, taskQueue, p.failure, schedule)).result();
     };
-    // Warm both (bundles, connections, the graph's caches), then measure bare, recovery, bare, recovery.
+    // Warm both (bundles, connections, the graph's caches), then `rounds` rounds of each, the
+    // first of a round swapping, so that both meet the same machine (two shared cores are noisy).
     await timed('warm-up', 20, bare(activities));
     await timed('warm-up', 19, (i) => recover(n + i));
-    const half = Math.floor(n / 2);
-    const b1 = await timed('bare', half, bare(activities));
-    const r1 = await timed('recovery', half, (i) => recover(i));
-    const b2 = await timed('bare', n - half, bare(activities));
-    const r2 = await timed('recovery', n - half, (i) => recover(half + i));
-    const bareRate = (b1 + b2) / 2;
-    const recoveryRate = (r1 + r2) / 2;
+    const perRound = Math.floor(n / rounds);
+    const rates: { bare: number; recovery: number }[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const size = r === rounds - 1 ? n - perRound * r : perRound;
+      const runBare = () => timed('bare', size, bare(activities));
+      const runRecovery = () => timed('recovery', size, (i) => recover(perRound * r + i));
+      const first = r % 2 === 0 ? await runBare() : await runRecovery();
+      const second = r % 2 === 0 ? await runRecovery() : await runBare();
+      rates.push(r % 2 === 0 ? { bare: first, recovery: second } : { bare: second, recovery: first });
+    }
+    const bareRate = rates.reduce((a, x) => a + x.bare, 0) / rounds;
+    const recoveryRate = rates.reduce((a, x) => a + x.recovery, 0) / rounds;
+    const ratios = rates.map((x) => x.recovery / x.bare).sort((a, b) => a - b);
+    const median =
+      ratios.length % 2
+        ? ratios[(ratios.length - 1) / 2]!
+        : (ratios[ratios.length / 2 - 1]! + ratios[ratios.length / 2]!) / 2;
     console.log(
       `recovery ${f2(recoveryRate)}/s vs bare ${f2(bareRate)}/s (${activities} no-op activities each): ` +
-        `${f2(recoveryRate / bareRate)}× the bare workflow`,
+        `${f2(recoveryRate / bareRate)}× the bare workflow; per round ${ratios.map(f2).join(', ')} ` +
+        `(median ${f2(median)}×)`,
     );
     const spent = await whereTheTimeGoes(
       client,
@@ -431,6 +446,8 @@ async function throughputPhase(graph: Graph, gateway: HttpPaymentGateway) {
       activities_per_recovery: activities,
       bare_per_second: bareRate,
       recovery_per_second: recoveryRate,
+      ratio_per_round: ratios,
+      ratio_median: median,
       where_the_time_goes_ms: spent,
     };
   });
