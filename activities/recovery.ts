@@ -14,6 +14,7 @@ import {
   recordCardAnswer,
   recordUpdaterLookup,
   type CardIdentity,
+  type MethodName,
 } from '../graph/cardHistory';
 import type { UpdateOutcome } from '../graph/cardUpdates';
 import { NotFoundError } from '../graph/errors';
@@ -128,10 +129,10 @@ export function createRecoveryActivities({
    * cap governs its charges then); an unreachable processor throws (retried: the charge could not
    * go either).
    */
-  const cardsOf = async (paymentMethodIds: string[]) => {
+  const cardsOf = async (customerId: string, paymentMethodIds: string[]) => {
     const named = new Map<string, CardIdentity>();
-    const fresh: { payment_method_id: string; card: CardIdentity }[] = [];
-    const known = await domain(() => methodCards(graph, [...new Set(paymentMethodIds)]));
+    const fresh: MethodName[] = [];
+    const known = await domain(() => methodCards(graph, customerId, [...new Set(paymentMethodIds)]));
     await Promise.all(
       [...known].map(async ([paymentMethodId, method]) => {
         if (method.card) return void named.set(paymentMethodId, method.card);
@@ -149,7 +150,7 @@ export function createRecoveryActivities({
         }
         if (!card) return;
         named.set(paymentMethodId, card);
-        fresh.push({ payment_method_id: paymentMethodId, card });
+        fresh.push({ payment_method_id: paymentMethodId, card, sealed: method.sealed });
       }),
     );
     return { named, fresh };
@@ -196,7 +197,7 @@ export function createRecoveryActivities({
       // answer's.
       const reportedId = a.reported?.payment_method_id;
       const { named, fresh } = networkRules
-        ? await cardsOf(reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
+        ? await cardsOf(a.customer_id, reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
         : { named: new Map<string, CardIdentity>(), fresh: [] };
       let card = named.get(a.payment_method_id) ?? null;
       const reportedCard = reportedId ? named.get(reportedId) : undefined;
@@ -220,9 +221,9 @@ export function createRecoveryActivities({
         renewed = renewal.outcome === 'updated';
         await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
         // A reissued card is named again: the networks count its charges as its own.
-        let names: { payment_method_id: string; card: CardIdentity }[] = [];
+        let names: MethodName[] = [];
         if (renewal.outcome === 'updated' && renewal.token_replaced) {
-          const again = await cardsOf([a.payment_method_id]);
+          const again = await cardsOf(a.customer_id, [a.payment_method_id]);
           card = again.named.get(a.payment_method_id) ?? null;
           names = again.fresh;
         }
@@ -238,8 +239,8 @@ export function createRecoveryActivities({
         return limitedBy(rule);
       }
       if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
-      const { token } = reservation;
-      // A charge reserved before whose method has gone since: the token is gone with it.
+      // Allowed, the method had a token under the lock (a method without one is no card).
+      const token = reservation.token();
       if (token === null) throw asActivityFailure(new NotFoundError('PaymentMethod', a.payment_method_id));
       let result: ChargeResult;
       try {

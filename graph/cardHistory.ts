@@ -75,14 +75,16 @@ const CYPHER = {
   setMethodCard: `
     MATCH (p:PaymentMethod {id: $id})
     SET p.card_fingerprint = $fingerprint, p.card_network = $network`,
-  // Methods in a wallet: their cards as named, and the sealed token to name one not yet named.
+  // The customer's methods: their cards as named, and the sealed token to name one not yet named.
   methodCards: `
     UNWIND $ids AS id
-    MATCH (:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: id})
+    MATCH (:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: id})
     RETURN p.id AS id, p.card_fingerprint AS fingerprint, p.card_network AS network, p.token AS token`,
+  // Only onto the token the processor named: a renewal that replaced it meanwhile wins.
   nameMethods: `
     UNWIND $names AS n
     MATCH (:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: n.id})
+    WHERE p.token = n.token
     SET p.card_fingerprint = n.fingerprint, p.card_network = n.network`,
 } as const;
 
@@ -101,16 +103,33 @@ export async function setCardOfMethod(g: Graph, paymentMethodId: string, card: C
 /** A wallet's method as a charge needs it: its card as named (null until asked) and its token. */
 export interface MethodCard {
   card: CardIdentity | null;
+  /** The method's payment token as stored (encrypted): what a name is kept for. */
+  sealed: string;
   /** The method's payment token, decrypted only when asked for (to have the processor name it). */
   token: () => string;
 }
 
+/** A name the processor gave a method's card, for the token it named (sealed, as stored). */
+export interface MethodName {
+  payment_method_id: string;
+  card: CardIdentity;
+  sealed: string;
+}
+
 /**
- * The cards of several methods, in one read: what a charge reads before it reserves (the card it
- * charges and the one the recovery started from). A method in no wallet is missing from the answer.
+ * The cards of a customer's methods, in one read: what a charge reads before it reserves (the
+ * card it charges and the one the recovery started from). A method not in the customer's wallet
+ * is missing from the answer: another customer's is never named, asked about or counted against.
  */
-export async function methodCards(g: Graph, paymentMethodIds: string[]): Promise<Map<string, MethodCard>> {
-  const records = await readTx(g, async (tx) => (await tx.run(CYPHER.methodCards, { ids: paymentMethodIds })).records);
+export async function methodCards(
+  g: Graph,
+  customerId: string,
+  paymentMethodIds: string[],
+): Promise<Map<string, MethodCard>> {
+  const records = await readTx(
+    g,
+    async (tx) => (await tx.run(CYPHER.methodCards, { customerId, ids: paymentMethodIds })).records,
+  );
   const out = new Map<string, MethodCard>();
   for (const r of records) {
     const id = r.get('id') as string;
@@ -118,6 +137,7 @@ export async function methodCards(g: Graph, paymentMethodIds: string[]): Promise
     const sealed = r.get('token') as string;
     out.set(id, {
       card: fingerprint ? { fingerprint, network: (r.get('network') as string | null) ?? 'unknown' } : null,
+      sealed,
       token: () => g.tokens.decrypt(sealed, id),
     });
   }
@@ -126,17 +146,15 @@ export async function methodCards(g: Graph, paymentMethodIds: string[]): Promise
 
 /**
  * Inside a customer's write transaction (its lock held): keeps the processor's names for the
- * customer's methods' cards. A method no longer in the wallet is left alone.
+ * customer's methods' cards, each only while the method still has the token that was named (a
+ * renewal that replaced it meanwhile, and cleared the name, wins). A method no longer in the
+ * wallet is left alone.
  */
-export async function nameMethodsTx(
-  tx: ManagedTransaction,
-  customerId: string,
-  names: { payment_method_id: string; card: CardIdentity }[],
-): Promise<void> {
+export async function nameMethodsTx(tx: ManagedTransaction, customerId: string, names: MethodName[]): Promise<void> {
   if (names.length === 0) return;
   await tx.run(CYPHER.nameMethods, {
     customerId,
-    names: names.map((n) => ({ id: n.payment_method_id, ...n.card })),
+    names: names.map((n) => ({ id: n.payment_method_id, token: n.sealed, ...n.card })),
   });
 }
 

@@ -152,6 +152,7 @@ async function claimAndReach(
   const open = items.filter((i) => !outcomes.has(i.key));
   if (open.length === 0) return { claims: outcomes, ...none };
   const contacts = await writeTx(g, async (tx) => {
+    // `outcomes` is written over on every attempt: the claim answers a row for every open key.
     const claimed = (await tx.run(CYPHER.claim, { items: open, owner, leaseMs: neo4j.int(leaseMs) })).records;
     for (const r of claimed) {
       outcomes.set(r.get('key') as string, {

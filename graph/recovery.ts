@@ -11,6 +11,7 @@ import {
   nameMethodsTx,
   recordReportedDeclineTx,
   type CardIdentity,
+  type MethodName,
   type ReportedDecline,
 } from './cardHistory';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
@@ -52,7 +53,7 @@ const CYPHER = {
     ${lockNode('p')}
     WITH c, p
     RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known,
-           p.token AS token`,
+           p.token AS token, p.card_fingerprint AS fingerprint`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})
     WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
@@ -92,8 +93,10 @@ export async function reserveChargeAttempt(
  * in place of the per-method cap; `rule` says why a charge is `limited`. What a charge writes
  * before it is governed goes in the same transaction: the processor's names for the cards of the
  * customer's methods (`names`) and the decline the recovery started from (`reported`, counted
- * against its card once per payment, whatever the verdict). An allowed charge's `token` is the
- * method's, read under the lock (the one a renewal just wrote).
+ * against its card once per payment, whatever the verdict). An allowed charge's `token()` is the
+ * method's, read under the lock (the one a renewal just wrote). A card named for a token the
+ * method no longer has (renewed meanwhile) is not charged: `CardRenamedError`, and the charge,
+ * retried, names the card again.
  */
 export async function reserveGovernedCharge(
   g: Graph,
@@ -103,11 +106,11 @@ export async function reserveGovernedCharge(
     key: string;
     max: number;
     card?: { identity: CardIdentity; table: RuleTable } | undefined;
-    names?: { payment_method_id: string; card: CardIdentity }[];
+    names?: MethodName[];
     reported?: { card: CardIdentity; payment_id: string; decline: ReportedDecline; table: RuleTable } | undefined;
   },
   now = new Date(),
-): Promise<{ verdict: ChargeVerdict; rule: RetryVerdict | null; token: string | null }> {
+): Promise<{ verdict: ChargeVerdict; rule: RetryVerdict | null; token: () => string | null }> {
   const decided = await writeTx(g, async (tx) => {
     const standing = (
       await tx.run(CYPHER.standing, {
@@ -133,6 +136,10 @@ export async function reserveGovernedCharge(
     if (customer === 'suspended') return { verdict: 'customer_suspended' as const, rule: null, sealed };
     if (method !== 'active') return { verdict: 'method_unavailable' as const, rule: null, sealed };
     if (charge.card) {
+      // The card governed must be the one the method's token is now (named above, or before).
+      const named = charge.names?.find((n) => n.payment_method_id === charge.payment_method_id && n.sealed === sealed);
+      const fingerprint = named ? named.card.fingerprint : (standing?.get('fingerprint') as string | null);
+      if (fingerprint !== charge.card.identity.fingerprint) throw new CardRenamedError(charge.payment_method_id);
       const rule = await governChargeTx(tx, charge.card.identity, charge.key, charge.card.table, now);
       if (rule.verdict !== 'allowed') return { verdict: 'limited' as const, rule, sealed };
     }
@@ -151,8 +158,16 @@ export async function reserveGovernedCharge(
     return { verdict, rule: null, sealed };
   });
   const { verdict, rule, sealed } = decided;
-  const token = verdict === 'allowed' && sealed ? g.tokens.decrypt(sealed, charge.payment_method_id) : null;
+  const token = () => (verdict === 'allowed' && sealed ? g.tokens.decrypt(sealed, charge.payment_method_id) : null);
   return { verdict, rule, token };
+}
+
+/** The method's card changed (a renewal replaced its token) while a charge was prepared: name it again. */
+export class CardRenamedError extends Error {
+  constructor(paymentMethodId: string) {
+    super(`payment method ${paymentMethodId} was renewed while its charge was prepared: its card is named again`);
+    this.name = 'CardRenamedError';
+  }
 }
 
 /**
@@ -250,8 +265,11 @@ export async function recordRecovery(
       return outcome;
     });
   } catch (err) {
-    // A concurrent writer recorded it first (the idempotency key is unique).
+    // A concurrent writer recorded it first (the idempotency key is unique) — and only that: a
+    // conflict of `alsoTx` rolled the record back too, and is retried.
     if (!(err instanceof ConflictError)) throw err;
+    const recorded = await readTx(g, (tx) => findEventByIdempotencyKey(tx, `recovered:${rec.payment_id}`));
+    if (!recorded) throw err;
     if (options.alsoTx) await writeTx(g, options.alsoTx);
     return 'already_recorded';
   }

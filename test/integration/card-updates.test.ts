@@ -5,7 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, createCustomer, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
-import { cardOfMethod, setCardOfMethod } from '../../graph/cardHistory';
+import { cardOfMethod, methodCards, readCardHistory, setCardOfMethod } from '../../graph/cardHistory';
+import { CardRenamedError, reserveGovernedCharge } from '../../graph/recovery';
+import { loadRuleTable } from '../../payments/ruleTables';
 import { applyUpdaterAnswer } from '../../graph/cardUpdates';
 import { updatePaymentMethodStatus, revealPaymentToken } from '../../graph/paymentMethods';
 import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
@@ -99,5 +101,40 @@ describe('applying the account updater’s answer', () => {
     expect(
       await applyUpdaterAnswer(g, randomUUID(), { status: 'updated', expiry_month: 9, expiry_year: 2031 }),
     ).toEqual({ outcome: 'not_applied', reason: 'the payment method is gone' });
+  });
+});
+
+describe('a card renewed while its charge is prepared', () => {
+  it('keeps no name for the token it replaced, and is not charged under the old card: named again', async () => {
+    const c = await card();
+    const table = loadRuleTable();
+    // The charge read the method and had its token named (before the renewal)...
+    const [read] = (await methodCards(g, c.customerId, [c.id])).values();
+    const old = { fingerprint: `fp_${randomUUID()}`, network: 'visa' };
+    // ...then the updater replaced the token, and the renewal cleared the name.
+    await applyUpdaterAnswer(g, c.id, {
+      status: 'replaced',
+      token: `tok_visa_${randomUUID()}`,
+      expiry_month: 1,
+      expiry_year: 2031,
+    });
+    const reserve = () =>
+      reserveGovernedCharge(g, {
+        customer_id: c.customerId,
+        payment_method_id: c.id,
+        key: `pay_${randomUUID()}:${c.id}`,
+        max: 15,
+        card: { identity: old, table },
+        names: [{ payment_method_id: c.id, card: old, sealed: (read as { sealed: string }).sealed }],
+      });
+    await expect(reserve()).rejects.toBeInstanceOf(CardRenamedError);
+    expect(await cardOfMethod(g, c.id)).toBeNull();
+    expect(await readCardHistory(g, old.fingerprint)).toBeNull();
+  });
+
+  it('never names or counts another customer’s method', async () => {
+    const mine = await card();
+    const theirs = await card();
+    expect([...(await methodCards(g, mine.customerId, [mine.id, theirs.id])).keys()]).toEqual([mine.id]);
   });
 });
