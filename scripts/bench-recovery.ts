@@ -373,7 +373,9 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
 async function throughputPhase(graph: Graph, gateway: HttpPaymentGateway) {
   const n = Number(values.throughput);
   const callers = Number(values.callers);
-  const rounds = Math.max(1, Number(values.rounds));
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > n)
+    throw new Error(`--rounds: "${values.rounds}" is not a whole number from 1 to --throughput (${n})`);
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const { client, connection } = await connectTemporal(config);
   const taskQueue = `bench-recovery-${randomUUID()}`;
