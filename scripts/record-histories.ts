@@ -15,9 +15,11 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { WithStartWorkflowOperation } from '@temporalio/client';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
 import { retryParkedUpdate } from '../temporal/eventRelay';
+import { customerWrittenUpdate } from '../temporal/onboarding';
 import { offerPaymentMethodUpdate, paymentFailedSignal, recoveryStatusQuery } from '../temporal/recovery';
 import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
@@ -132,9 +134,14 @@ async function main(): Promise<void> {
     args: unknown[],
     drive?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>,
     workflowId = `rec-${name}`,
+    /** How the workflow is started, when not by a plain start (an Update-with-Start). */
+    start?: (workflowId: string) => Promise<{ firstExecutionRunId: string }>,
   ) => {
     if (!name.startsWith(only)) return;
-    const handle = await env.client.workflow.start(workflowType, { taskQueue, workflowId, args });
+    const handle = Object.assign(
+      env.client.workflow.getHandle(workflowId),
+      start ? await start(workflowId) : await env.client.workflow.start(workflowType, { taskQueue, workflowId, args }),
+    );
     if (drive) await drive(handle);
     else await handle.result();
     // The first run's history (a workflow that continued as new ends there).
@@ -158,6 +165,26 @@ async function main(): Promise<void> {
         ignored: [],
       };
       await record('onboarding-created', 'onboardingWorkflow', [{ plan }]);
+      // As the api starts it with ?wait=true: an Update-with-Start, answered once the customer is written.
+      await record(
+        'onboarding-waited',
+        'onboardingWorkflow',
+        [{ plan }],
+        undefined,
+        'rec-onboarding-waited',
+        async (id) => {
+          const operation = new WithStartWorkflowOperation('onboardingWorkflow', {
+            taskQueue,
+            workflowId: id,
+            args: [{ plan }],
+            workflowIdConflictPolicy: 'USE_EXISTING',
+          });
+          await env.client.workflow.executeUpdateWithStart(customerWrittenUpdate, {
+            startWorkflowOperation: operation,
+          });
+          return { firstExecutionRunId: (await (await operation.workflowHandle()).describe()).runId };
+        },
+      );
       await record('trusted-device', 'trustedDeviceWorkflow', [
         { customer_id: customerId, device_id: 'd-1', seen_on: '2026-11-22' },
       ]);

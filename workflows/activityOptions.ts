@@ -20,12 +20,14 @@ export const graphWrite: ActivityOptions = {
 /**
  * One graph transaction a person waits on, run as a local activity: by the worker running the
  * workflow's task, within that task (recorded as a marker), so the answer needs no round trip
- * through the server's task queues. Retried as `graphWrite` is. A worker that dies during it loses
- * the workflow task, and the worker that takes the task over runs it again: it must be idempotent.
+ * through the server's task queues. A few quick attempts (1 s, 2 s apart), so that the task is
+ * not held open through an outage: the workflow then goes on with the ordinary activity
+ * (`graphWrite`). A worker that dies during it loses the workflow task, and the worker that takes
+ * the task over runs it again: it must be idempotent.
  */
 export const graphWriteLocal: LocalActivityOptions = {
   startToCloseTimeout: graphWrite.startToCloseTimeout,
-  retry: graphWrite.retry,
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumAttempts: 3 },
 };
 
 /**

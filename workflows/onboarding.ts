@@ -7,11 +7,13 @@
  * The `customerWritten` Update answers a waiting caller right after step 1 (or with step 1's
  * refusal); step 3 goes on after it. The Update adds no command: no patch is needed. Step 1 is a
  * local activity (patch ONBOARDING_WRITES_LOCALLY): the worker running the first workflow task
- * writes the customer within it, so the answer is one workflow task away from the request.
+ * writes the customer within it, so the answer is one workflow task away from the request; past
+ * its three attempts, the ordinary activity takes over (graphWrite's retries).
  */
 import {
   allHandlersFinished,
   condition,
+  isCancellation,
   log,
   patched,
   setHandler,
@@ -60,7 +62,7 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
-  const write = patched(ONBOARDING_WRITES_LOCALLY) ? localGraph : graph;
+  const local = patched(ONBOARDING_WRITES_LOCALLY);
   /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */
   const outcome: { written?: OnboardingWritten; refused?: Error } = {};
   setHandler(customerWrittenUpdate, async () => {
@@ -68,9 +70,23 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
     if (outcome.refused) throw outcome.refused; // the activity's failure: its domain details reach the caller
     return outcome.written as OnboardingWritten;
   });
+  const ids = { onboardingId: workflowId, customerId: uuid4() };
+  /** Locally first; past its few attempts (Neo4j away), the ordinary activity goes on retrying. */
+  const writeCustomer = async () => {
+    if (!local) return graph.onboardCustomer(plan, ids);
+    try {
+      return await localGraph.onboardCustomer(plan, ids);
+    } catch (err) {
+      if (domainFailureOf(err) || isCancellation(err)) throw err;
+      log.warn('the customer could not be written within the first workflow task; retried as an activity', {
+        error: err instanceof Error ? err.message : String(err),
+      });
+      return graph.onboardCustomer(plan, ids);
+    }
+  };
   let result;
   try {
-    result = await write.onboardCustomer(plan, { onboardingId: workflowId, customerId: uuid4() });
+    result = await writeCustomer();
   } catch (err) {
     countOnboarding(domainFailureOf(err)?.code === 'invalid_input' ? 'rejected' : 'failed');
     // A waiting caller hears the refusal from its Update before the workflow fails.

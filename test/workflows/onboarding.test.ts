@@ -119,6 +119,25 @@ describe('onboarding workflow', () => {
     expect(new Set(calls.onboard.map((c) => c.customerId)).size).toBe(1);
   });
 
+  it('writes locally a few times, then as an ordinary activity: the first workflow task is not held open', async () => {
+    const { result, calls, workflowId } = await run({
+      onboard: async (ids, attempt) => {
+        if (attempt < 5) throw new Error('Neo4j unavailable');
+        return created(ids);
+      },
+    });
+    expect(result?.outcome).toBe('created');
+    // Three local attempts, then the activity's (its first fails too, its second writes).
+    expect(calls.onboard).toHaveLength(5);
+    expect(new Set(calls.onboard.map((c) => c.customerId)).size).toBe(1);
+    const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+    const local = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
+    const scheduled = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'onboardCustomer',
+    );
+    expect([local.length, scheduled.length]).toEqual([1, 1]);
+  });
+
   it('fails at once, without retrying, on input the graph refuses', async () => {
     const { error, calls } = await run({
       onboard: async () => {
