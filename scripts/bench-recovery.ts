@@ -1,7 +1,8 @@
 /**
  * The payment-recovery benchmark, on the stack's Neo4j and gateway simulator:
  *
- *   npm run bench:recovery -- [--failures 1000] [--mix retry=20,cascade=15,...] [--lanes 16]
+ *   npm run bench:recovery -- [--failures 1000] [--mix retry=20,cascade=15,...] [--lanes 1]
+ *                             [--server-every 1000]
  *                             [--throughput 400] [--callers 8] [--rounds 4] [--seed 7]
  *
  * 1. The mix: `--failures` failed payments drawn from a decline mix (the kinds below, weights in
@@ -54,6 +55,7 @@ const { values } = parseArgs({
     failures: { type: 'string', default: '1000' },
     mix: { type: 'string' },
     lanes: { type: 'string', default: '1' },
+    'server-every': { type: 'string', default: '1000' },
     throughput: { type: 'string', default: '400' },
     callers: { type: 'string', default: '8' },
     rounds: { type: 'string', default: '4' },
@@ -270,6 +272,9 @@ function workerFor(connection: Conn, namespace: string, taskQueue: string, graph
 async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
   const n = Number(values.failures);
   const lanes = Number(values.lanes);
+  const perServer = Number(values['server-every']);
+  if (!Number.isInteger(perServer) || perServer < 1)
+    throw new Error(`--server-every: "${values['server-every']}" is not a whole number of failures`);
   const mix = parseMix(values.mix);
   const total = Object.values(mix).reduce((a, b) => a + b, 0);
   const rand = mulberry32(Number(values.seed));
@@ -279,9 +284,6 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
     return 'visa_declines';
   };
   console.log(`mix: ${n} failed payments, ${lanes} at a time, schedule ${config.PERSONA_DUNNING_SCHEDULE.join(',')}`);
-  const env = await createTimeSkippingEnv();
-  const taskQueue = `bench-recovery-${randomUUID()}`;
-  const worker = await workerFor(env.nativeConnection, env.namespace ?? 'default', taskQueue, graph, env.client);
   const byKind = new Map<Kind, Map<string, number>>();
   const violations = new Map<string, number>();
   const unexpected: string[] = [];
@@ -292,8 +294,18 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
     () => console.log(`  ${done}/${n} recoveries ended, ${Math.round((performance.now() - started) / 1000)} s`),
     10_000,
   );
-  await worker.runUntil(
-    inLanes(n, lanes, async () => {
+  // The test server keeps every workflow it ran in memory and slows as they pile up (to half its
+  // pace after 3,000): a fresh one, with its worker, for each `--server-every` failures.
+  for (let from = 0; from < n; from += perServer) {
+    const env = await createTimeSkippingEnv();
+    const taskQueue = `bench-recovery-${randomUUID()}`;
+    const worker = await workerFor(env.nativeConnection, env.namespace ?? 'default', taskQueue, graph, env.client);
+    await worker.runUntil(inLanes(Math.min(perServer, n - from), lanes, one(env, taskQueue)));
+    await env.teardown();
+  }
+  clearInterval(ticker);
+  function one(env: Awaited<ReturnType<typeof createTimeSkippingEnv>>, taskQueue: string) {
+    return async () => {
       const p = await failedPayment(graph, gateway, draw());
       const handle = await report(env.client, taskQueue, p.failure, config.PERSONA_DUNNING_SCHEDULE);
       if (p.kind === 'customer_card') {
@@ -336,10 +348,8 @@ async function mixPhase(graph: Graph, gateway: HttpPaymentGateway) {
         for (const v of violationsOf(history)) tally(violations, v);
       }
       done++;
-    }),
-  );
-  clearInterval(ticker);
-  await env.teardown();
+    };
+  }
   const seconds = (performance.now() - started) / 1000;
   const overall = new Map<string, number>();
   for (const t of byKind.values()) for (const [k, v] of t) overall.set(k, (overall.get(k) ?? 0) + v);
