@@ -17,6 +17,7 @@ import {
   repoRoot,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
+import { DEFAULT_MATCH_WEIGHTS } from './matchWeights';
 import { newPayloadKeySpec } from './payloadKeys';
 
 const key = randomBytes(32).toString('base64');
@@ -183,6 +184,32 @@ describe('configuration', () => {
         PERSONA_STACK_DIR: emptyStack(),
       }),
     ).toThrow(/must be 32 bytes/);
+  });
+
+  it('reads the match weights: defaults, a JSON object changing some, and a wrong one named by its field', () => {
+    expect(loadSettings({}).PERSONA_MATCH_WEIGHTS).toEqual(DEFAULT_MATCH_WEIGHTS);
+    expect(
+      loadSettings({ PERSONA_MATCH_WEIGHTS: ' {"address": 0, "card_fingerprint": 70} ' }).PERSONA_MATCH_WEIGHTS,
+    ).toEqual({ ...DEFAULT_MATCH_WEIGHTS, address: 0, card_fingerprint: 70 });
+    const issues = (value: string): string[] => {
+      try {
+        loadSettings({ PERSONA_MATCH_WEIGHTS: value });
+      } catch (err) {
+        return (err as ConfigError).issues;
+      }
+      return [];
+    };
+    expect(
+      issues('{"device": 101, "address": 2.5}')
+        .map((i) => i.split(':')[0])
+        .sort(),
+    ).toEqual(['PERSONA_MATCH_WEIGHTS.address', 'PERSONA_MATCH_WEIGHTS.device']);
+    expect(issues('{"devices": 10}')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS: .*devices/)]);
+    expect(issues('{"device": "10"}')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS\.device: /)]);
+    expect(issues('device=10')).toEqual([
+      'PERSONA_MATCH_WEIGHTS: expected a JSON object of weights such as {"device": 10}',
+    ]);
+    expect(issues('[1]')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS: /)]);
   });
 
   it('refuses a feed lag shorter than the write-transaction timeout plus a margin, naming both', () => {

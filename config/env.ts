@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { isTimeZone } from '../payments/expiry';
 import { CURRENCY_PATTERN, decimalProblem, toMinorUnits } from '../payments/money';
+import { matchWeightsVariable } from './matchWeights';
 import { parsePayloadKeys, type PayloadKeyRing } from './payloadKeys';
 
 /** The repository root (this file lives in `<root>/config`). */
@@ -236,6 +237,11 @@ export const envSchema = z.object({
     .default('US'),
   /** A fingerprint linked to more customers than this stops being a matching signal. */
   PERSONA_SHARED_DEVICE_LIMIT: z.coerce.number().int().min(1).default(5),
+  /**
+   * What each kind of evidence counts towards a possible match's score (config/matchWeights.ts): a JSON
+   * object naming the weights to change, e.g. `{"device": 10}`; the others keep their defaults.
+   */
+  PERSONA_MATCH_WEIGHTS: matchWeightsVariable,
   /** A device is trusted when its trust score is at least this. */
   PERSONA_TRUST_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
   /** The ISO 4217 currency lifetime values are counted in (integer minor units in the graph). */
@@ -327,6 +333,10 @@ export const envSchema = z.object({
   PERSONA_FRAUD_TRUST_STEP: z.coerce.number().gt(0).max(1).default(0.1),
   /** How long a fraud suspension waits for ops' review before it stays as it is. */
   PERSONA_FRAUD_REVIEW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
+  /** How long an identity merge waits for both customers' consent; silence means no merge. */
+  PERSONA_MERGE_CONSENT_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  /** How long after an identity merge ops may still undo it. */
+  PERSONA_UNMERGE_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /**
    * The change feed serves events stamped at least this long ago, so no event can appear behind a
    * reader's cursor: refused below the write-transaction timeout plus a margin (12 s).

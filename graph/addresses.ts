@@ -11,6 +11,50 @@ import { addressInput, parseInput, type Address, type AddressInput } from './mod
 const ADDRESS =
   'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
 
+/** Words an address is written with in full or short: matched as the short form. */
+const STREET_WORDS: Record<string, string> = {
+  street: 'st',
+  avenue: 'ave',
+  road: 'rd',
+  boulevard: 'blvd',
+  drive: 'dr',
+  lane: 'ln',
+  place: 'pl',
+  court: 'ct',
+  square: 'sq',
+  apartment: 'apt',
+  suite: 'ste',
+  floor: 'fl',
+};
+
+/** Cypher: a street line lower-cased, `. , # - /` and tabs made spaces, runs of spaces one, words shortened. */
+function streetLine(value: string): string {
+  let text = `toLower(trim(coalesce(${value}, '')))`;
+  for (const c of ['.', ',', '#', '-', '/', '\\t']) text = `replace(${text}, '${c}', ' ')`;
+  const words = Object.entries(STREET_WORDS)
+    .map(([long, short]) => `WHEN '${long}' THEN '${short}'`)
+    .join(' ');
+  return (
+    `reduce(mkLine = '', mkWord IN [mkWord IN split(${text}, ' ') WHERE mkWord <> '' | ` +
+    `CASE mkWord ${words} ELSE mkWord END] | CASE WHEN mkLine = '' THEN mkWord ELSE mkLine + ' ' + mkWord END)`
+  );
+}
+
+/**
+ * Cypher: the key two addresses match by when they are the same place however they were typed
+ * (graph/matchEvidence.ts): street lines normalised (`10 Downing Street.` = `10 downing st`), the
+ * postcode lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`), the country; city and
+ * state are left out (the postcode says as much, spelled one way). Every writer of an Address sets
+ * it as `match_key` (indexed), and a data migration set it on the addresses written before.
+ */
+export function addressMatchKey(a: string): string {
+  const zip = `replace(replace(toLower(coalesce(${a}.zip_code, '')), ' ', ''), '-', '')`;
+  return (
+    `${streetLine(`${a}.street1`)} + '|' + ${streetLine(`${a}.street2`)} + '|' + ${zip} + '|' + ` +
+    `toUpper(trim(coalesce(${a}.country, '')))`
+  );
+}
+
 const CYPHER = {
   add: `
     MATCH (c:Customer {id: $customerId})
@@ -21,6 +65,7 @@ const CYPHER = {
     FOREACH (o IN CASE WHEN $address.is_default THEN others ELSE [] END | SET o.is_default = false)
     CREATE (a:Address)
     SET a = $address, a.created_at = datetime.transaction(), a.updated_at = datetime.transaction()
+    SET a.match_key = ${addressMatchKey('a')}
     CREATE (c)-[s:SHIPPED_TO]->(a)
     SET s.first_shipped = CASE WHEN $used THEN datetime.transaction() END,
         s.last_shipped = CASE WHEN $used THEN datetime.transaction() END

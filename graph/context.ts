@@ -2,10 +2,10 @@
  * The read path other agents call inside a payment's authorisation budget: the customer
  * context and the checkout options, each one parameterised Cypher read.
  */
-import neo4j from 'neo4j-driver';
+import neo4j, { type Record as Neo4jRecord } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
-import { NotFoundError } from './errors';
+import { InvalidStateError, NotFoundError } from './errors';
 import { lockNode, type Graph } from './graph';
 import type { WalletEntry } from './model';
 
@@ -171,7 +171,13 @@ export async function getCheckoutOptions(
  * month turns or the configuration differs.
  */
 export interface CustomerSnapshot {
+  /** The customer the data is of: the survivor when the id asked for is a merge's tombstone. */
   customer_id: string;
+  /**
+   * Set (to the survivor, `customer_id`) when the id asked for is the tombstone of a merge
+   * (graph/merge.ts): the read followed it. Absent otherwise.
+   */
+  merged_into?: string;
   /** The customer's event sequence when the read began (0 before its first event). */
   seq: number;
   status: string;
@@ -191,14 +197,25 @@ export interface CustomerSnapshot {
  * compromised card and distrusted device without the suspension. Locks are held until a
  * transaction is applied, and every write that changes what a snapshot holds about a customer
  * takes that customer's lock, so a read under it sees each such transaction whole or not at all.
+ *
+ * The id asked for may be the tombstone of a merge (graph/merge.ts: status `merged`,
+ * `merged_into`): the same read then follows it and takes the survivor's lock instead — no second
+ * round trip, and for any other id only an index seek that finds nothing. A merge or an unmerge
+ * holds the survivor's lock too, so the tombstone is read again (`now`) under it: when it no
+ * longer leads where the read went (a merge or unmerge committed in between), the read is made
+ * again (`readSnapshotOnce`).
  */
 export const SNAPSHOT_CYPHER = `
-  MATCH (c:Customer {id: $customerId})
+  MATCH (asked:Customer {id: $customerId})
+  OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'
+  WITH coalesce(survivor, asked) AS c
   ${lockNode('c')}
   WITH c, coalesce(c.event_seq, 0) AS seq
+  MATCH (now:Customer {id: $customerId})
   RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
     [(c)-[:LOGGED_IN_FROM]->(d:Device) | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
-    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods`;
+    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods,
+    now.status AS askedStatus, now.merged_into AS askedInto`;
 
 /**
  * One customer's snapshot, whole (see SNAPSHOT_CYPHER): what the read cache fills from. Reading
@@ -215,15 +232,34 @@ export async function readCustomerSnapshot(
   return readSnapshotOnce(g, customerId);
 }
 
+/** How often a snapshot is read again when a merge or unmerge of the id committed during the read. */
+const MERGE_RACE_ATTEMPTS = 3;
+
 async function readSnapshotOnce(g: Graph, customerId: string): Promise<CustomerSnapshot> {
-  // A write session: the lock (a leader's, on a cluster).
-  const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, true);
-  const r = res.records[0];
-  if (!r) throw new NotFoundError('Customer', customerId);
+  for (let attempt = 1; ; attempt++) {
+    // A write session: the lock (a leader's, on a cluster).
+    const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, true);
+    const r = res.records[0];
+    if (!r) throw new NotFoundError('Customer', customerId);
+    const survivor = r.get('customer_id') as string;
+    const askedStatus = r.get('askedStatus') as string;
+    // Under the lock: the id still leads to the record read (itself, or the survivor of its merge).
+    const settled =
+      survivor === customerId
+        ? askedStatus !== 'merged'
+        : askedStatus === 'merged' && r.get('askedInto') === survivor && r.get('status') !== 'merged';
+    if (settled) return snapshotOf(g, r, survivor === customerId ? undefined : survivor);
+    if (attempt >= MERGE_RACE_ATTEMPTS)
+      throw new InvalidStateError(`customer ${customerId} is being merged or unmerged: try again`);
+  }
+}
+
+function snapshotOf(g: Graph, r: Neo4jRecord, mergedInto: string | undefined): CustomerSnapshot {
   // Each device's sequence before its trust score, as the customer's before its data.
   const devices = r.get('devices') as [unknown, string, string, number][];
   return {
     customer_id: r.get('customer_id') as string,
+    ...(mergedInto === undefined ? {} : { merged_into: mergedInto }),
     seq: toNumber(r.get('seq')),
     status: r.get('status') as string,
     segment: r.get('segment') as string,

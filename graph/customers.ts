@@ -7,7 +7,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { currencyExponent, fromMinorUnits, maxMinorUnits } from '../payments/money';
 import type { z } from 'zod';
 import { toPlain } from './convert';
-import { NotFoundError } from './errors';
+import { CustomerMergedError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
@@ -43,7 +43,7 @@ const CYPHER = {
   update: `
     MATCH (c:Customer {id: $id})
     SET c.updated_at = datetime.transaction()
-    WITH c, c {.segment, ltv_minor: c.ltv, .status} AS before
+    WITH c, c {.segment, ltv_minor: c.ltv, .status, .merged_into} AS before
     SET c += $patch
     RETURN before, ${CUSTOMER_PROJECTION} AS customer`,
   setStatus: `
@@ -150,7 +150,8 @@ export async function getCustomer(g: Graph, id: string): Promise<Customer | null
 
 /**
  * Updates a customer's segment, LTV or status. Emits CustomerProfileUpdated with each changed
- * field's old and new value; an update that changes nothing emits nothing.
+ * field's old and new value; an update that changes nothing emits nothing. The tombstone of a
+ * merge (graph/merge.ts) is refused under its lock, writing nothing: CustomerMergedError.
  */
 export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch): Promise<Customer> {
   const p = parseInput(customerPatch, patch, 'customer');
@@ -161,7 +162,9 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
     const record = res.records[0];
     if (!record) throw new NotFoundError('Customer', id);
     const currency = g.policy.reportingCurrency;
-    const raw = record.get('before') as { ltv_minor?: unknown };
+    const raw = record.get('before') as { ltv_minor?: unknown; status?: unknown; merged_into?: unknown };
+    // Thrown inside the transaction function: the patch just set is rolled back with it.
+    if (raw.status === 'merged') throw new CustomerMergedError(id, String(raw.merged_into));
     const before: Record<string, unknown> = {
       ...(toPlain(raw) as Record<string, unknown>),
       ltv_minor: ltvMinorFromGraph(raw.ltv_minor, currency),

@@ -1,7 +1,8 @@
 /**
  * Erasing a customer: everything personal goes, a tombstone stays. First the customer's events
  * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
- * write-transaction limit): each keeps its id, type and time, its payload becomes `{}`. Then, in
+ * write-transaction limit): each keeps its id, type and time, its payload becomes `{}` (and a
+ * PossibleMatchFound loses the customer it named, graph/events.ts). Then, in
  * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens), the
  * behavioural profile and devices no other customer uses are deleted; the keys of the customer's
  * workflow histories are destroyed (crypto-shredding: workflows/erasure.ts waits until those
@@ -18,6 +19,8 @@ import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
   customer_id: string;
+  /** Records merged into this customer (tombstones of identity merges), erased with it. */
+  merged_records?: string[];
   /** False when the customer was erased already. */
   erased: boolean;
   deleted: {
@@ -43,6 +46,8 @@ export const DEFAULT_ERASURE_BATCH_SIZE = 1000;
 
 const CYPHER = {
   status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status, toString(datetime.realtime()) AS now`,
+  // The tombstones of identity merges into this customer (graph/merge.ts): the same person's records.
+  mergedInto: `MATCH (t:Customer {merged_into: $id}) WHERE t.status = 'merged' RETURN collect(t.id) AS ids`,
   // Suspending fraud outcomes of the customer whose review has no recorded end yet (keys
   // `fraud:<outcome id>` and `fraud-review:<outcome id>`, graph/fraud.ts).
   pendingReviews: `
@@ -59,7 +64,7 @@ const CYPHER = {
     MATCH (e:Event {customer_id: $id})
     WHERE e.occurred_at >= datetime($after) AND e.occurred_at <= datetime($until) AND e.erased IS NULL
     WITH e ORDER BY e.occurred_at LIMIT $limit
-    SET e.payload = '{}', e.erased = true
+    SET e.payload = '{}', e.erased = true REMOVE e.matched_customer_id
     RETURN count(e) AS stripped, toString(max(e.occurred_at)) AS last`,
   // The customer's lock first: no write for it can interleave.
   lock: `
@@ -117,7 +122,7 @@ const CYPHER = {
     CALL (c) {
       // From where the batches ended: the events before were emptied by them.
       MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at >= datetime($from) AND e.erased IS NULL
-      SET e.payload = '{}', e.erased = true
+      SET e.payload = '{}', e.erased = true REMOVE e.matched_customer_id
       RETURN count(e) AS events
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
@@ -165,6 +170,13 @@ export async function eraseCustomer(
   const status = await readTx(g, async (tx) => (await tx.run(CYPHER.status, { id: customerId })).records[0]);
   if (!status) throw new NotFoundError('Customer', customerId);
   refuseUnlessOps(status.get('status'), options, customerId);
+  // The records merged into this one are the same person's: their events, history keys and what
+  // else a tombstone keeps go first (each its own erasure), so a retry still finds what is left.
+  const merged = await readTx(
+    g,
+    async (tx) => ((await tx.run(CYPHER.mergedInto, { id: customerId })).records[0]?.get('ids') as string[]) ?? [],
+  );
+  for (const id of merged) await eraseCustomer(g, id, options);
   // Batches empty only what was there when the erasure began; anything appended since (a fraud
   // outcome, say) is emptied in the last transaction, under the lock, after the last check.
   const until = status.get('now') as string;
@@ -202,8 +214,9 @@ export async function eraseCustomer(
     };
     await appendEvent(tx, 'CustomerErased', customerId, {
       deleted,
+      ...(merged.length ? { merged_records: merged } : {}),
       ...(options.audit ? { request: options.audit } : {}),
     });
-    return { customer_id: customerId, erased: true, deleted };
+    return { customer_id: customerId, ...(merged.length ? { merged_records: merged } : {}), erased: true, deleted };
   });
 }

@@ -76,6 +76,20 @@ export class InvalidStateError extends DomainError {
   }
 }
 
+/**
+ * A write addressed to the tombstone of a merge (graph/merge.ts): refused, writing nothing, with
+ * the survivor named so that the caller can send it there (409; gRPC FAILED_PRECONDITION).
+ */
+export class CustomerMergedError extends InvalidStateError {
+  constructor(
+    readonly customerId: string,
+    readonly survivorId: string,
+  ) {
+    super(`customer ${customerId} was merged into ${survivorId}: use ${survivorId}`);
+    this.name = 'CustomerMergedError';
+  }
+}
+
 const CONSTRAINT_VIOLATION = 'Neo.ClientError.Schema.ConstraintValidationFailed';
 
 /**

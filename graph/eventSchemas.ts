@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
-import { CUSTOMER_STATUSES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from './model';
+import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from './model';
 
 /** Every type of event the graph writes. */
 export const EVENT_TYPES = [
@@ -38,6 +38,8 @@ export const EVENT_TYPES = [
   'PaymentMethodUsedOnDevice',
   'GraphRestored',
   'PaymentMethodUpdatedByNetwork',
+  'CustomersMerged',
+  'CustomersUnmerged',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -149,6 +151,45 @@ export const EVENT_PAYLOADS = {
     expiry_to: z.string(),
     token_replaced: z.boolean(),
   }),
+  /**
+   * Two customer records became one (graph/merge.ts), on both customers' logs: the manifest says
+   * everything that moved to the survivor and every value that changed, with its value before.
+   */
+  CustomersMerged: z.looseObject({
+    merge_id: id,
+    survivor_id: id,
+    merged_id: id,
+    decided_by: z.enum(['consent', 'ops']),
+    requested_by: z.string().nullable(),
+    reason: z.string().nullable(),
+    manifest: z.looseObject({
+      payment_methods: z.array(z.looseObject({ id, was_default: z.boolean(), is_default: z.boolean() })),
+      devices: z.array(z.looseObject({ id })),
+      addresses: z.array(z.looseObject({ id, was_default: z.boolean(), is_default: z.boolean() })),
+      identifiers: z.array(z.looseObject({ id, type: z.string() })),
+      ltv: z.looseObject({
+        survivor_before: z.number().int(),
+        merged: z.number().int(),
+        survivor_after: z.number().int(),
+      }),
+      redirected: z.array(id),
+    }),
+  }),
+  /** A merge taken back: what went back to the merged record, and what did not (and why). */
+  CustomersUnmerged: z.looseObject({
+    merge_id: id,
+    survivor_id: id,
+    merged_id: id,
+    requested_by: z.string().nullable(),
+    reason: z.string(),
+    restored: z.looseObject({
+      payment_methods: z.array(id),
+      devices: z.array(id),
+      addresses: z.array(id),
+      identifiers: z.array(id),
+    }),
+    not_restored: z.array(z.looseObject({ kind: z.string(), id: id.nullable(), reason: z.string() })),
+  }),
   PaymentRecoveryFailed: z.looseObject({ payment_id: id, attempts: z.number().int(), reason: z.string() }),
   CustomerNotified: z.looseObject({
     kind: z.string(),
@@ -170,7 +211,24 @@ export const EVENT_PAYLOADS = {
     reason: z.string(),
     ...fraud,
   }),
-  PossibleMatchFound: z.looseObject({ matched_customer_id: id, signals: z.array(z.string()), onboarding_id: id }),
+  PossibleMatchFound: z.looseObject({
+    matched_customer_id: id,
+    signals: z.array(z.string()),
+    onboarding_id: id,
+    /**
+     * Each identifier of the onboarding that the matched customer holds: its type, and whether the
+     * onboarding and the matched customer's record had it verified (absent from events written before).
+     */
+    identifiers: z
+      .array(
+        z.looseObject({
+          type: z.enum(IDENTIFIER_TYPES),
+          incoming_verified: z.boolean(),
+          on_file_verified: z.boolean(),
+        }),
+      )
+      .optional(),
+  }),
   BehavioralProfileRequested: z.looseObject({ onboarding_id: id, reference: z.string() }),
   TrustedDeviceReported: z.looseObject({ device_id: id, seen_on: z.string() }),
   FraudOutcomeApplied: z.looseObject({
@@ -207,6 +265,8 @@ export const EVENT_PAYLOADS = {
     request: z
       .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })
       .optional(),
+    /** Records merged into this customer (identity merges), erased with it: the same person's. */
+    merged_records: z.array(id).optional(),
   }),
   OpsActionRecorded: z.looseObject({
     /** What was done for the customer, with a reason (ops, or the platform, acting for a customer not active). */

@@ -60,6 +60,9 @@ const CYPHER = {
   // one customer append one after the other. The SET reads the counter it writes, so Neo4j takes
   // the lock before the read. One group per customer, so a batch is still one statement; a group
   // without an existing customer gets no number. Each event's number is returned (Graph.changes).
+  // A PossibleMatchFound keeps the customer it names as a property too (matchedCustomerId): that
+  // customer's possible matches find it by an index seek (graph/matchEvidence.ts), not by a scan
+  // of every payload.
   append: `
     ${EPOCH}
     UNWIND $groups AS grp
@@ -71,7 +74,7 @@ const CYPHER = {
     WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
-                     idempotency_key: ev.idempotencyKey})
+                     idempotency_key: ev.idempotencyKey, matched_customer_id: ev.matchedCustomerId})
     RETURN ev.id AS id, customerSeq`,
   byIdempotencyKey: `
     MATCH (e:Event {idempotency_key: $key})
@@ -159,6 +162,7 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       seq: first + i,
       payload: JSON.stringify(e.payload),
       idempotencyKey: e.idempotencyKey ?? null,
+      matchedCustomerId: matchedCustomerOf(e),
     };
     // The payload as stored (what a reader of the log gets), not the caller's object.
     const payload = JSON.parse(row.payload) as Record<string, unknown>;
@@ -179,6 +183,12 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   }
   // In the order the events were given (each customer's numbered in that order).
   recordAppended(tx, [...appended.values()]);
+}
+
+/** The other customer a PossibleMatchFound names (kept on the Event node, indexed); null for any other event. */
+function matchedCustomerOf(e: NewEvent): string | null {
+  const named = e.payload.matched_customer_id;
+  return e.type === 'PossibleMatchFound' && typeof named === 'string' ? named : null;
 }
 
 /** What a device-level trust change says of why when a fraud outcome caused it. */

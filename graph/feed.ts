@@ -32,11 +32,14 @@ const EVENT = `${EVENT_PROJECTION} AS event,
  * device's trust change) of every device it logged in from, stamped from its first login on that
  * device. Each branch is an index seek cut at $limit, then the two are merged; `page` narrows
  * both to the events before a cursor. One row even when there are no events (404 is for an
- * unknown customer only).
+ * unknown customer only). With `$follow`, the id of a merged customer (a merge's tombstone,
+ * graph/merge.ts) reads its survivor's history instead, in the same read.
  */
 function history(page: string): string {
   return `
-    MATCH (c:Customer {id: $customerId})
+    MATCH (asked:Customer {id: $customerId})
+    OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE $follow AND asked.status = 'merged'
+    WITH coalesce(survivor, asked) AS c, survivor IS NOT NULL AS followed
     CALL (c) {
       CALL (c) {
         MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL ${page}
@@ -52,7 +55,7 @@ function history(page: string): string {
                                 .epoch, .payload},
                       at: toString(e.occurred_at), seq: e.seq}) AS rows
     }
-    RETURN c.id AS customer, rows`;
+    RETURN c.id AS customer, CASE WHEN followed THEN c.id END AS mergedInto, rows`;
 }
 
 const CYPHER = {
@@ -190,12 +193,15 @@ export async function readFeed(
   return { data: entries.map((e) => e.event), next_cursor: entries.at(-1)?.cursor ?? options.after ?? null };
 }
 
-/** A customer's events, newest first, `limit` per page; `before` continues from a page's cursor. */
+/**
+ * A customer's events, newest first, `limit` per page; `before` continues from a page's cursor.
+ * With `follow`, a merged customer's id reads its survivor's history, and says so (`merged_into`).
+ */
 export async function readCustomerHistory(
   g: Graph,
   customerId: string,
-  options: { before?: string | undefined; limit: number },
-): Promise<{ data: PersonaEvent[]; next_cursor: string | null }> {
+  options: { before?: string | undefined; limit: number; follow?: boolean },
+): Promise<{ data: PersonaEvent[]; next_cursor: string | null; merged_into?: string }> {
   const before = options.before ? decodeCursor(options.before, 'before') : null;
   const record = await readTx(
     g,
@@ -204,6 +210,7 @@ export async function readCustomerHistory(
         await tx.run(before ? CYPHER.historyBefore : CYPHER.historyFirst, {
           customerId,
           limit: neo4j.int(options.limit),
+          follow: options.follow === true,
           ...(before ?? {}),
         })
       ).records[0],
@@ -212,8 +219,10 @@ export async function readCustomerHistory(
   const rows = record.get('rows') as { event: unknown; at: string; seq: number }[];
   const data = rows.map((r) => toEvent(r.event));
   const last = rows.at(-1);
+  const mergedInto = record.get('mergedInto') as string | null;
   return {
     data,
+    ...(mergedInto === null ? {} : { merged_into: mergedInto }),
     next_cursor:
       last && rows.length === options.limit
         ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id })

@@ -47,11 +47,14 @@ export interface FraudReversal {
 }
 
 const CYPHER = {
+  // A merge's tombstone (graph/merge.ts) is followed to its survivor, which holds its methods and devices now.
   ownership: `
-    MATCH (c:Customer {id: $customerId})
+    MATCH (asked:Customer {id: $customerId})
+    OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'
+    WITH coalesce(survivor, asked) AS c
     OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
     OPTIONAL MATCH (c)-[:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
-    RETURN c.status AS status, p IS NOT NULL AS ownsMethod, d IS NOT NULL AS ownsDevice`,
+    RETURN c.id AS customerId, c.status AS status, p IS NOT NULL AS ownsMethod, d IS NOT NULL AS ownsDevice`,
   // Read under the entity's lock (the first SET takes it) before putting a value back.
   currentMethod: `MATCH (p:PaymentMethod {id: $id}) SET p.updated_at = datetime.transaction() RETURN p.status AS value`,
   currentDevice: `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction() RETURN d.trust_score AS value`,
@@ -69,9 +72,11 @@ async function lockCustomer(tx: ManagedTransaction, customerId: string): Promise
 /**
  * Checks a report against the graph: the customer exists, and the device and payment method, when
  * named, are the customer's; the fields each outcome needs are there. Throws InvalidInputError
- * naming the field (NotFoundError for an unknown customer); writes nothing.
+ * naming the field (NotFoundError for an unknown customer); writes nothing. Answers the customer
+ * the outcome is about: the one named, or — when that is the tombstone of a merge — its survivor
+ * (checked in the same read), so that the outcome never lands on a tombstone.
  */
-export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promise<void> {
+export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promise<{ customer_id: string }> {
   if (r.outcome === 'challenge_passed' && !r.device_id)
     throw new InvalidInputError('device_id', 'required for challenge_passed: the device that passed the challenge');
   if (r.outcome === 'confirmed_fraud' && !r.payment_method_id)
@@ -91,12 +96,17 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
       ).records[0],
   );
   if (!record) throw new NotFoundError('Customer', r.customer_id);
+  const customerId = record.get('customerId') as string;
   // A tombstone has nothing left to protect: an outcome would only turn it back into `suspended`.
-  if (record.get('status') === 'erased') throw new InvalidStateError(`customer ${r.customer_id} is erased`);
+  if (record.get('status') === 'erased') throw new InvalidStateError(`customer ${customerId} is erased`);
+  // A merge's tombstone whose survivor was merged in turn (chains are shortened at once): not guessed at.
+  if (record.get('status') === 'merged')
+    throw new InvalidStateError(`customer ${r.customer_id} is being merged: report the outcome again`);
   if (r.payment_method_id && !record.get('ownsMethod'))
     throw new InvalidInputError('payment_method_id', 'is not a payment method of this customer');
   if (r.device_id && !record.get('ownsDevice'))
     throw new InvalidInputError('device_id', 'is not a device this customer has logged in from');
+  return { customer_id: customerId };
 }
 
 /**

@@ -25,6 +25,7 @@ import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money'
 import { isVip, type ContextPolicy } from './context';
 import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE } from './devices';
+import { addressMatchKey } from './addresses';
 import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
 import { lockNode, writeTx, type Graph } from './graph';
@@ -75,7 +76,8 @@ export type Interaction =
   | (Common & { type: 'ltv_feedback'; predicted_ltv: string });
 
 export type InteractionResult =
-  | { result: 'recorded' }
+  /** `merged_into`: the item named a merged customer and was recorded on its survivor (graph/merge.ts). */
+  | { result: 'recorded'; merged_into?: string }
   | { result: 'duplicate' }
   /** `field` is the item's own field (`currency`, `customer_id`, …). */
   | { result: 'invalid'; field: string; problem: string };
@@ -93,7 +95,7 @@ const CYPHER = {
     MATCH (c:Customer {id: row.id})
     ${lockNode('c')}
     WITH c, row
-    RETURN c.id AS id, c.status AS status,
+    RETURN c.id AS id, c.status AS status, c.merged_into AS mergedInto,
            [(c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.id IN row.methods | p.id] AS owned`,
   // MERGE under the uniqueness constraint: of two transactions claiming one id, the second waits
   // for the first and then finds its node. The claim token tells a node this statement created.
@@ -206,6 +208,7 @@ const CYPHER = {
     CREATE (a:Address)
     SET a = s.address, a.id = s.addressId, a.is_default = false,
         a.created_at = datetime.transaction(), a.updated_at = datetime.transaction()
+    SET a.match_key = ${addressMatchKey('a')}
     CREATE (c)-[r:SHIPPED_TO]->(a)
     SET r.first_shipped = datetime(s.first), r.last_shipped = datetime(s.last)`,
 } as const;
@@ -288,24 +291,47 @@ export async function recordInteractionsTx(
   const lockRows = [...methods.keys()].sort().map((id) => ({ id, methods: [...(methods.get(id) ?? [])] }));
   const status = new Map<string, string>();
   const owned = new Set<string>();
-  if (lockRows.length > 0)
-    for (const r of (await tx.run(CYPHER.lock, { rows: lockRows })).records) {
+  /** A merged customer (a merge's tombstone, graph/merge.ts) named by the batch → its survivor. */
+  const survivorFor = new Map<string, string>();
+  const lock = async (rows: { id: string; methods: string[] }[]) => {
+    for (const r of (await tx.run(CYPHER.lock, { rows })).records) {
       const id = r.get('id') as string;
       status.set(id, r.get('status') as string);
+      const into = r.get('mergedInto') as string | null;
+      if (r.get('status') === 'merged' && into) survivorFor.set(id, into);
       for (const m of r.get('owned') as string[]) owned.add(`${id}|${m}`);
     }
+  };
+  if (lockRows.length > 0) await lock(lockRows);
+  // 1b. An item naming a merged customer is recorded on its survivor, which holds its methods and
+  //     devices now: never on the tombstone. The survivors are locked after the others (the lock
+  //     order bends here; a deadlock with a merge of the same records is retried by the driver),
+  //     with the methods their tombstones' items name. Chains are shortened by every merge, so a
+  //     survivor that is itself merged means a merge is committing: refused, to be sent again.
+  if (survivorFor.size > 0) {
+    const named = new Map<string, Set<string>>();
+    for (const [tombstone, survivor] of survivorFor)
+      named.set(survivor, new Set([...(named.get(survivor) ?? []), ...(methods.get(tombstone) ?? [])]));
+    await lock([...named.keys()].sort().map((id) => ({ id, methods: [...(named.get(id) ?? [])] })));
+  }
+  /** Whose the item is: the customer it names, or that customer's survivor. */
+  const ownerOf = (item: Interaction): string => survivorFor.get(item.customer_id) ?? item.customer_id;
   for (const { item, i } of open()) {
-    const s = status.get(item.customer_id);
+    const s = status.get(ownerOf(item));
     if (s === undefined) results[i] = invalid('customer_id', 'no such customer');
     else if (s === 'erased') results[i] = invalid('customer_id', 'the customer was erased: nothing is recorded');
+    else if (s === 'merged')
+      results[i] = invalid('customer_id', `customer ${item.customer_id} is being merged: send the item again`);
   }
 
   // 2. A payment names one of the customer's own methods.
   for (const { item, i } of open())
-    if (item.type === 'payment' && !owned.has(`${item.customer_id}|${item.payment_method_id}`))
+    if (item.type === 'payment' && !owned.has(`${ownerOf(item)}|${item.payment_method_id}`))
       results[i] = invalid('payment_method_id', 'not a payment method of this customer');
 
-  // 3. Claim the ids: the first of a key in the batch claims it, later ones are duplicates.
+  // 3. Claim the ids: the first of a key in the batch claims it, later ones are duplicates. The key
+  //    is the customer the sender named (a merged one's too), so that an item recorded before its
+  //    customer was merged is a duplicate when it is sent again after.
   const claim = randomUUID();
   const firstOf = new Map<string, number>();
   const claimRows: { key: string; customerId: string; type: string }[] = [];
@@ -323,8 +349,9 @@ export async function recordInteractionsTx(
   for (const { item, i } of open()) {
     const key = `${item.customer_id}:${item.id}`;
     if (firstOf.get(key) === i && created.has(key)) {
-      results[i] = { result: 'recorded' };
-      recorded.push(item);
+      const owner = ownerOf(item);
+      results[i] = owner === item.customer_id ? { result: 'recorded' } : { result: 'recorded', merged_into: owner };
+      recorded.push(owner === item.customer_id ? item : { ...item, customer_id: owner });
     } else results[i] = { result: 'duplicate' };
   }
 

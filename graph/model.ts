@@ -19,6 +19,10 @@ export const PAYMENT_METHOD_STATUSES = [
 export const IDENTIFIER_TYPES = ['email', 'phone_number'] as const;
 export const ADDRESS_TYPES = ['shipping', 'billing'] as const;
 
+/**
+ * A status writers may set. The graph also holds `merged` on the tombstone of a merge
+ * (graph/merge.ts); reads follow a tombstone to its survivor, so no reader answers with it.
+ */
 export type CustomerStatus = (typeof CUSTOMER_STATUSES)[number];
 export type PaymentMethodType = (typeof PAYMENT_METHOD_TYPES)[number];
 export type PaymentMethodStatus = (typeof PAYMENT_METHOD_STATUSES)[number];

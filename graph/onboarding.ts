@@ -20,7 +20,7 @@ import { insertAddress } from './addresses';
 import { insertCustomer } from './customers';
 import { linkDeviceTx } from './devices';
 import { ConflictError, NotFoundError, UnrecognisableInputError } from './errors';
-import { appendEvent, findEventByIdempotencyKey, listCustomerEvents } from './events';
+import { appendEvent, findEventByIdempotencyKey } from './events';
 import { writeTx, type Graph } from './graph';
 import { linkHistoryKeyTx } from './historyKeys';
 import { EMAIL_PATTERN, isJunkFingerprint, isJunkIdentifier, normaliseIdentifier, PHONE_PATTERN } from './identity';
@@ -35,7 +35,7 @@ import {
   type IdentifierType,
 } from './model';
 import { insertPaymentMethod, preparePaymentMethod, type PaymentMethodRow } from './paymentMethods';
-import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
+import { resolveIdentity, type IdentifierObservation } from './resolution';
 
 // ---- the request ---------------------------------------------------------------------
 
@@ -368,6 +368,13 @@ async function onboardTx(
       matched_customer_id: match.customer_id,
       signals: match.signals,
       onboarding_id: ids.onboardingId,
+      // On which side each identifier the other customer holds was verified (types only, never values):
+      // what the match's evidence says of it later (graph/matchEvidence.ts).
+      identifiers: observations.flatMap((o) =>
+        o.onFile?.ownerId === match.customer_id
+          ? [{ type: o.type, incoming_verified: o.incomingVerified, on_file_verified: o.onFile.verified }]
+          : [],
+      ),
     });
   }
 
@@ -416,20 +423,4 @@ export async function onboardCustomer(
       if (!(err instanceof ConflictError) || attempt >= 5) throw err;
     }
   }
-}
-
-export interface PossibleMatchRecord extends PossibleMatch {
-  found_at: string;
-  onboarding_id: string;
-}
-
-/** The possible matches recorded for a customer, newest first. */
-export async function listPossibleMatches(g: Graph, customerId: string): Promise<PossibleMatchRecord[]> {
-  const events = await listCustomerEvents(g, customerId, { type: 'PossibleMatchFound', limit: 500 });
-  return events.map((e) => ({
-    customer_id: e.payload.matched_customer_id as string,
-    signals: e.payload.signals as PossibleMatch['signals'],
-    found_at: e.occurred_at,
-    onboarding_id: e.payload.onboarding_id as string,
-  }));
 }

@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { toPlain } from './convert';
 import type { ManagedTransaction } from 'neo4j-driver';
-import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
+import { CustomerMergedError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { readCustomerList, readTx, writeTx, type Graph } from './graph';
 import {
@@ -226,21 +226,25 @@ export async function addPaymentMethod(
 const LOCK_OWNER = `
   MATCH (c:Customer {id: $customerId})
   SET c.updated_at = datetime.transaction()
-  RETURN c.status AS status`;
+  RETURN c.status AS status, c.merged_into AS mergedInto`;
 
 /**
  * Takes the customer's lock and checks, under it, that its wallet may change: never for an erased
  * customer (a tombstone holds no wallet), and only in `allowStatuses` (default: active or
- * suspended; a customer's own token passes `['active']`). A status that changed since a check
- * outside the transaction is caught here: InvalidStateError (409).
+ * suspended; a customer's own token passes `['active']`); never for a merge's tombstone
+ * (CustomerMergedError, naming the survivor). A status that changed since a check outside the
+ * transaction is caught here: InvalidStateError (409).
  */
 async function lockWalletOwnerTx(
   tx: ManagedTransaction,
   customerId: string,
   allowStatuses: readonly CustomerStatus[] = ['active', 'suspended'],
 ): Promise<void> {
-  const status = (await tx.run(LOCK_OWNER, { customerId })).records[0]?.get('status') as CustomerStatus | undefined;
+  const owner = (await tx.run(LOCK_OWNER, { customerId })).records[0];
+  const status = owner?.get('status') as CustomerStatus | undefined;
   if (status === undefined) throw new NotFoundError('Customer', customerId);
+  // A merge's tombstone (graph/merge.ts): its wallet is the survivor's now.
+  if ((status as string) === 'merged') throw new CustomerMergedError(customerId, String(owner?.get('mergedInto')));
   if (status === 'erased' || !allowStatuses.includes(status))
     throw new InvalidStateError(`the customer is ${status}: its wallet cannot change now`);
 }

@@ -13,6 +13,7 @@ import { Neo4jError } from 'neo4j-driver';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { currencyExponent, maxMinorUnits } from '../payments/money';
+import { addressMatchKey } from './addresses';
 
 export interface SchemaRule {
   name: string;
@@ -114,6 +115,33 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX event_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.occurred_at)',
   },
+  // A merge points the tombstones of earlier merges at its survivor, an erasure of a survivor finds
+  // the records merged into it (graph/merge.ts, graph/erasure.ts): a seek, not a scan of customers.
+  {
+    name: 'customer_merged_into',
+    kind: 'index',
+    cypher: 'CREATE INDEX customer_merged_into IF NOT EXISTS FOR (c:Customer) ON (c.merged_into)',
+  },
+  // A customer's possible matches (graph/matchEvidence.ts): the PossibleMatchFound events of others
+  // that name it, newest first; the customers with the same card (the processor's fingerprint) or
+  // the same address (its normalised key), each a seek from one of the customer's own.
+  {
+    name: 'event_matched_customer_occurred_at',
+    kind: 'index',
+    cypher:
+      'CREATE INDEX event_matched_customer_occurred_at IF NOT EXISTS FOR (e:Event) ' +
+      'ON (e.matched_customer_id, e.occurred_at)',
+  },
+  {
+    name: 'payment_method_card_fingerprint',
+    kind: 'index',
+    cypher: 'CREATE INDEX payment_method_card_fingerprint IF NOT EXISTS FOR (p:PaymentMethod) ON (p.card_fingerprint)',
+  },
+  {
+    name: 'address_match_key',
+    kind: 'index',
+    cypher: 'CREATE INDEX address_match_key IF NOT EXISTS FOR (a:Address) ON (a.match_key)',
+  },
   // The daily prune deletes interaction claims older than the retention, oldest first, one range
   // seek per batch (graph/interactions.ts `pruneInteractionClaims`).
   {
@@ -192,6 +220,28 @@ export const DATA_MIGRATIONS: DataMigration[] = [
               r.last_seen_user_agent = coalesce(r.last_seen_user_agent, d.last_seen_user_agent))
         REMOVE d.last_seen_ip, d.last_seen_user_agent
       } IN TRANSACTIONS OF 1000 ROWS`,
+    params: () => ({}),
+  },
+  {
+    // A PossibleMatchFound keeps the customer it names on the Event node (graph/events.ts), so
+    // that customer's possible matches seek it; the ones written before get it from their payload
+    // (JSON.stringify's, no spaces; ids hold no quote). Emptied events (erasure) get none.
+    name: 'possible-match-named-customer',
+    cypher: `
+      MATCH (e:Event) WHERE e.type = 'PossibleMatchFound' AND e.matched_customer_id IS NULL AND e.erased IS NULL
+      CALL (e) {
+        SET e.matched_customer_id = split(split(e.payload, '"matched_customer_id":"')[1], '"')[0]
+      } IN TRANSACTIONS OF 10000 ROWS`,
+    params: () => ({}),
+  },
+  {
+    // Every address gets the key it is matched by (graph/addresses.ts), as writers now set it.
+    name: 'address-match-key',
+    cypher: `
+      MATCH (a:Address) WHERE a.match_key IS NULL
+      CALL (a) {
+        SET a.match_key = ${addressMatchKey('a')}
+      } IN TRANSACTIONS OF 10000 ROWS`,
     params: () => ({}),
   },
 ];

@@ -9,6 +9,7 @@ export function graphFromConfig(driver: Driver, config: Config, limits?: Transac
   const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey, {
     defaultPhoneRegion: config.PERSONA_DEFAULT_PHONE_REGION as CountryCode,
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
+    matchWeights: config.PERSONA_MATCH_WEIGHTS,
     reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
   });
   return limits ? { ...graph, limits } : graph;

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import neo4j from 'neo4j-driver';
 import { ConfigError, loadConfig } from '../config/env';
-import { createDriver, ltvFields, migrate, TokenCipher } from '../graph';
+import { addressMatchKey, createDriver, ltvFields, migrate, TokenCipher } from '../graph';
 import { currencyExponent } from '../payments/money';
 import { mulberry32 } from './random';
 
@@ -259,6 +259,7 @@ const CYPHER = {
                          country: a.country, type: a.type, is_default: a.is_default,
                          created_at: datetime({epochMillis: toInteger(a.last_shipped)}),
                          updated_at: datetime({epochMillis: toInteger(a.last_shipped)})})
+      SET n.match_key = ${addressMatchKey('n')}
       CREATE (c)-[:SHIPPED_TO {first_shipped: datetime({epochMillis: toInteger(a.last_shipped)}),
                                last_shipped: datetime({epochMillis: toInteger(a.last_shipped)})}]->(n)
     }

@@ -1,0 +1,330 @@
+/**
+ * A customer's possible matches with their evidence, from one graph read (one statement in one
+ * read transaction), scored by graph/matchScore.ts.
+ *
+ * Candidates: the customers this customer's PossibleMatchFound events name, the customers whose
+ * PossibleMatchFound events name this one (the Event node keeps the customer it names,
+ * `matched_customer_id`, indexed with the time: graph/events.ts), and the customers who share a
+ * device, a card (the processor's card fingerprint) or an address (its normalised key,
+ * graph/addresses.ts) with it. Only customers `active` or `suspended` (never an erased or merged
+ * record).
+ *
+ * Bounded: each of the customer's devices is read up to the shared-device limit + 1 customers (a
+ * device of 100,000 costs what one of six does: it is no signal, and its customers are no
+ * candidates), each card and address up to SHARED_FACT_LIMIT + 1, and the newest 500
+ * PossibleMatchFound events each way.
+ *
+ * Identifiers are never linked to two customers (the first holder keeps one; graph/onboarding.ts),
+ * so what two customers' identifiers share is known only from the PossibleMatchFound event the
+ * onboarding wrote: its signals, and (since it was added) on which side each identifier was
+ * verified. For an older event, the side it names as the holder says what it can: an identifier
+ * of that type verified there, and the match unverified, means verified on one record only.
+ */
+import neo4j from 'neo4j-driver';
+import { toPlain } from './convert';
+import { readTx, type Graph } from './graph';
+import type { IdentifierType } from './model';
+import {
+  rankMatches,
+  scoreMatch,
+  SHARED_FACT_LIMIT,
+  strongerVerification,
+  type AddressSide,
+  type CardSide,
+  type IdentifierEvidence,
+  type MatchEvidence,
+  type PartSignal,
+  type ScorePart,
+  type Verification,
+} from './matchScore';
+
+/** PossibleMatchFound events read each way, newest first. */
+const EVENTS_EACH_WAY = 500;
+
+const CARD = 'p {.id, .brand, .last_four, .expiry_month, .expiry_year, .card_fingerprint, .card_network}';
+const ADDRESS = 'a {.id, .type, .city, .country, .match_key}';
+
+export const MATCH_EVIDENCE = `
+    MATCH (c:Customer {id: $customerId})
+    // The customer's devices, each with its customers up to $deviceCap (the limit + 1): DISTINCT
+    // and LIMIT stream, so the read stops there however many use it (graph/onboarding.ts).
+    CALL (c) {
+      OPTIONAL MATCH (c)-[:LOGGED_IN_FROM]->(d:Device)
+      CALL (d) {
+        OPTIONAL MATCH (d)<-[:LOGGED_IN_FROM]-(x:Customer)
+        WITH DISTINCT x.id AS xid LIMIT $deviceCap
+        RETURN collect(xid) AS sharers
+      }
+      WITH d, sharers WHERE d IS NOT NULL
+      RETURN collect({id: d.id, fingerprint: d.fingerprint, sharers: sharers}) AS devices
+    }
+    // Its cards' fingerprints and addresses' keys, each with its holders up to $factCap.
+    CALL (c) {
+      OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+      WITH DISTINCT p.card_fingerprint AS fp WHERE fp IS NOT NULL
+      CALL (fp) {
+        MATCH (:PaymentMethod {card_fingerprint: fp})<-[:HAS_PAYMENT_METHOD]-(x:Customer)
+        WITH DISTINCT x.id AS xid LIMIT $factCap
+        RETURN collect(xid) AS holders
+      }
+      RETURN collect({fingerprint: fp, holders: holders}) AS cardFacts
+    }
+    CALL (c) {
+      OPTIONAL MATCH (c)-[:SHIPPED_TO]->(a:Address)
+      WITH DISTINCT a.match_key AS key WHERE key IS NOT NULL
+      CALL (key) {
+        MATCH (:Address {match_key: key})<-[:SHIPPED_TO]-(x:Customer)
+        WITH DISTINCT x.id AS xid LIMIT $factCap
+        RETURN collect(xid) AS holders
+      }
+      RETURN collect({key: key, holders: holders}) AS addressFacts
+    }
+    // Possible matches recorded either way: each an index seek, newest first.
+    CALL (c) {
+      CALL (c) {
+        MATCH (e:Event {customer_id: c.id})
+        WHERE e.occurred_at IS NOT NULL AND e.type = 'PossibleMatchFound' AND e.erased IS NULL
+        WITH e ORDER BY e.occurred_at DESC LIMIT $eventCap
+        RETURN e
+        UNION
+        MATCH (e:Event {matched_customer_id: c.id})
+        WHERE e.occurred_at IS NOT NULL AND e.type = 'PossibleMatchFound' AND e.erased IS NULL
+        WITH e ORDER BY e.occurred_at DESC LIMIT $eventCap
+        RETURN e
+      }
+      RETURN collect(e {.customer_id, .matched_customer_id, .occurred_at, .payload}) AS events
+    }
+    WITH c, devices, cardFacts, addressFacts, events,
+         [e IN events | CASE WHEN e.customer_id = c.id THEN e.matched_customer_id ELSE e.customer_id END] +
+         reduce(ids = [], d IN devices |
+                ids + CASE WHEN size(d.sharers) <= $sharedDeviceLimit THEN d.sharers ELSE [] END) +
+         reduce(ids = [], k IN cardFacts | ids + CASE WHEN size(k.holders) <= $factLimit THEN k.holders ELSE [] END) +
+         reduce(ids = [], k IN addressFacts | ids + CASE WHEN size(k.holders) <= $factLimit THEN k.holders ELSE [] END)
+         AS named
+    CALL (c, named, devices, cardFacts, addressFacts) {
+      UNWIND named AS id
+      WITH DISTINCT id WHERE id IS NOT NULL AND id <> c.id
+      MATCH (o:Customer {id: id}) WHERE o.status IN ['active', 'suspended']
+      WITH o, [d IN devices | d.id] AS deviceIds, [k IN cardFacts | k.fingerprint] AS fingerprints,
+           [k IN addressFacts | k.key] AS keys
+      RETURN collect({
+        customer_id: o.id,
+        status: o.status,
+        devices: [(o)-[:LOGGED_IN_FROM]->(d:Device) WHERE d.id IN deviceIds | d.id],
+        cards: [(o)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.card_fingerprint IN fingerprints | ${CARD}],
+        addresses: [(o)-[:SHIPPED_TO]->(a:Address) WHERE a.match_key IN keys | ${ADDRESS}],
+        identifiers: [(o)-[:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier) | i {.type, .is_verified}]
+      }) AS candidates
+    }
+    RETURN devices, cardFacts, addressFacts, events, candidates,
+           [(c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.card_fingerprint IS NOT NULL | ${CARD}] AS cards,
+           [(c)-[:SHIPPED_TO]->(a:Address) WHERE a.match_key IS NOT NULL | ${ADDRESS}] AS addresses,
+           [(c)-[:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier) | i {.type, .is_verified}] AS identifiers`;
+
+interface CardRow {
+  id: string;
+  brand: string | null;
+  last_four: string | null;
+  expiry_month: number | null;
+  expiry_year: number | null;
+  card_fingerprint: string;
+  card_network: string | null;
+}
+interface AddressRow {
+  id: string;
+  type: string;
+  city: string | null;
+  country: string;
+  match_key: string;
+}
+interface IdentifierRow {
+  type: IdentifierType;
+  is_verified: boolean;
+}
+interface EventRow {
+  customer_id: string;
+  matched_customer_id: string;
+  occurred_at: string;
+  payload: string;
+}
+interface CandidateRow {
+  customer_id: string;
+  status: PossibleMatchEvidence['status'];
+  devices: string[];
+  cards: CardRow[];
+  addresses: AddressRow[];
+  identifiers: IdentifierRow[];
+}
+interface EvidenceRow {
+  devices: { id: string; fingerprint: string; sharers: string[] }[];
+  cardFacts: { fingerprint: string; holders: string[] }[];
+  addressFacts: { key: string; holders: string[] }[];
+  events: EventRow[];
+  candidates: CandidateRow[];
+  cards: CardRow[];
+  addresses: AddressRow[];
+  identifiers: IdentifierRow[];
+}
+
+/** A PossibleMatchFound payload as written (`identifiers` only on events since it was added). */
+interface MatchPayload {
+  signals?: string[];
+  onboarding_id?: string;
+  identifiers?: { type: IdentifierType; incoming_verified: boolean; on_file_verified: boolean }[];
+}
+
+export interface PossibleMatchEvidence {
+  customer_id: string;
+  /** The other customer's status (an erased or merged record is never a candidate). */
+  status: 'active' | 'suspended';
+  /** 0–100: the parts' points summed, at most 100. */
+  score: number;
+  /** The parts' signals, once each (what the list said before it had parts). */
+  signals: PartSignal[];
+  parts: ScorePart[];
+  /** When an onboarding last recorded the two as a possible match (either way); null when none did. */
+  found_at: string | null;
+  /** That onboarding. */
+  onboarding_id: string | null;
+}
+
+const IDENTIFIER_TYPES: IdentifierType[] = ['email', 'phone_number'];
+
+/** How verified an identifier of `type` two customers share is, from one PossibleMatchFound. */
+function verificationOf(
+  signal: string,
+  type: IdentifierType,
+  payload: MatchPayload,
+  holderIdentifiers: IdentifierRow[],
+): Verification | null {
+  if (signal === `verified_${type}`) return 'both';
+  if (signal !== `unverified_${type}`) return null;
+  const sides = (payload.identifiers ?? []).filter((i) => i.type === type);
+  if (sides.length > 0)
+    return sides
+      .map((i): Verification => {
+        const n = Number(i.incoming_verified) + Number(i.on_file_verified);
+        return n === 2 ? 'both' : n === 1 ? 'one_side' : 'neither';
+      })
+      .reduce(strongerVerification);
+  // An event from before the sides were recorded: the holder's identifiers of the type as they are.
+  const held = holderIdentifiers.filter((i) => i.type === type);
+  return held.length > 0 && held.every((i) => i.is_verified) ? 'one_side' : 'unknown';
+}
+
+function identifierEvidence(
+  events: EventRow[],
+  identifiersOf: (customerId: string) => IdentifierRow[],
+): { identifiers: IdentifierEvidence[]; conflicting: boolean } {
+  const best = new Map<IdentifierType, Verification>();
+  let conflicting = false;
+  for (const e of events) {
+    const payload = JSON.parse(e.payload) as MatchPayload;
+    for (const signal of payload.signals ?? []) {
+      if (signal === 'conflicting_verified_identifiers') conflicting = true;
+      for (const type of IDENTIFIER_TYPES) {
+        const v = verificationOf(signal, type, payload, identifiersOf(e.matched_customer_id));
+        if (v) best.set(type, strongerVerification(best.get(type) ?? v, v));
+      }
+    }
+  }
+  return {
+    identifiers: IDENTIFIER_TYPES.flatMap((type) => {
+      const verified = best.get(type);
+      return verified ? [{ type, verified }] : [];
+    }),
+    conflicting,
+  };
+}
+
+const cardSide = (p: CardRow): CardSide => ({
+  payment_method_id: p.id,
+  brand: p.brand,
+  last_four: p.last_four,
+  expiry_month: p.expiry_month,
+  expiry_year: p.expiry_year,
+});
+const addressSide = (a: AddressRow): AddressSide => ({
+  address_id: a.id,
+  type: a.type,
+  city: a.city,
+  country: a.country,
+});
+
+/** What links the customer with one candidate, from the row the read returned. */
+function evidenceFor(row: EvidenceRow, customerId: string, o: CandidateRow, events: EventRow[]): MatchEvidence {
+  const { identifiers, conflicting } = identifierEvidence(events, (id) =>
+    id === customerId ? row.identifiers : id === o.customer_id ? o.identifiers : [],
+  );
+  const devices = row.devices
+    .filter((d) => o.devices.includes(d.id))
+    .map((d) => ({ device_id: d.id, fingerprint: d.fingerprint, shared_by: d.sharers.length }));
+  const cards = row.cardFacts.flatMap((k) => {
+    const mine = row.cards.find((p) => p.card_fingerprint === k.fingerprint);
+    const theirs = o.cards.find((p) => p.card_fingerprint === k.fingerprint);
+    if (!mine || !theirs) return [];
+    return [
+      {
+        fingerprint: k.fingerprint,
+        network: theirs.card_network ?? mine.card_network,
+        this: cardSide(mine),
+        other: cardSide(theirs),
+        shared_by: k.holders.length,
+      },
+    ];
+  });
+  const addresses = row.addressFacts.flatMap((k) => {
+    const mine = row.addresses.find((a) => a.match_key === k.key);
+    const theirs = o.addresses.find((a) => a.match_key === k.key);
+    if (!mine || !theirs) return [];
+    return [{ this: addressSide(mine), other: addressSide(theirs), shared_by: k.holders.length }];
+  });
+  return { identifiers, conflicting_verified_identifiers: conflicting, devices, cards, addresses };
+}
+
+/** MATCH_EVIDENCE's parameters for a customer, under the graph's shared-device limit. */
+export function matchEvidenceParams(g: Pick<Graph, 'policy'>, customerId: string): Record<string, unknown> {
+  const limit = g.policy.sharedDeviceLimit;
+  return {
+    customerId,
+    sharedDeviceLimit: neo4j.int(limit),
+    deviceCap: neo4j.int(limit + 1),
+    factLimit: neo4j.int(SHARED_FACT_LIMIT),
+    factCap: neo4j.int(SHARED_FACT_LIMIT + 1),
+    eventCap: neo4j.int(EVENTS_EACH_WAY),
+  };
+}
+
+/**
+ * The customer's possible matches with their evidence and score, ranked (highest score first,
+ * ties by customer id); null when there is no such customer.
+ */
+export async function listMatchEvidence(g: Graph, customerId: string): Promise<PossibleMatchEvidence[] | null> {
+  const record = await readTx(
+    g,
+    async (tx) => (await tx.run(MATCH_EVIDENCE, matchEvidenceParams(g, customerId))).records[0],
+  );
+  if (!record) return null;
+  const row = toPlain(record.toObject()) as unknown as EvidenceRow;
+  const matches = row.candidates.map((o): PossibleMatchEvidence => {
+    const between = row.events
+      .filter((e) => (e.customer_id === customerId ? e.matched_customer_id : e.customer_id) === o.customer_id)
+      .sort((a, b) => (a.occurred_at < b.occurred_at ? 1 : a.occurred_at > b.occurred_at ? -1 : 0));
+    const { score, parts } = scoreMatch(
+      evidenceFor(row, customerId, o, between),
+      g.policy.matchWeights,
+      g.policy.sharedDeviceLimit,
+    );
+    const newest = between[0];
+    return {
+      customer_id: o.customer_id,
+      status: o.status,
+      score,
+      signals: [...new Set(parts.map((p) => p.signal))],
+      parts,
+      found_at: newest?.occurred_at ?? null,
+      onboarding_id: newest ? ((JSON.parse(newest.payload) as MatchPayload).onboarding_id ?? null) : null,
+    };
+  });
+  return rankMatches(matches);
+}

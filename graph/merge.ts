@@ -1,0 +1,524 @@
+/**
+ * Merging two customer records into one, and taking a merge back.
+ *
+ * A merge is one transaction under both customers' locks (id order, graph/graph.ts): the merged
+ * customer's payment methods, devices (login counts summed where both used one), addresses and
+ * identifiers move to the survivor; the survivor's default stays the one default (the merged
+ * record's becomes the default only where the survivor had none); lifetime value and payment
+ * counts are summed exactly; the merged customer becomes a tombstone, status `merged` with
+ * `merged_into`, that keeps its own profile and history; tombstones that pointed at it point at
+ * the survivor (a chain A→B, B→C leaves A → C). A `CustomersMerged` event on each records the
+ * manifest: everything that moved and every value that changed, with its value before.
+ *
+ * An unmerge reads that manifest and, in one transaction with `CustomersUnmerged` on each,
+ * moves back what the merge moved and restores what it changed, except what was deleted or
+ * changed since: that is reported, never overwritten. What came to the survivor after the merge
+ * (a card added, logins, payments) stays with the survivor.
+ */
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
+import { lockCustomersTx } from './customers';
+import { appendEvent, listCustomerEventsTx } from './events';
+import { InvalidStateError, NotFoundError } from './errors';
+import { readTx, writeTx, type Graph } from './graph';
+
+/** How many tombstones a read follows at most (chains are shortened by every merge, so 1 in practice). */
+const MAX_HOPS = 5;
+
+export interface MovedPaymentMethod {
+  id: string;
+  /** The edge's is_default on the merged record, and after the merge on the survivor. */
+  was_default: boolean;
+  is_default: boolean;
+}
+
+/**
+ * A login edge's count and times as they were (times as Neo4j's own strings, restored exactly).
+ * The last IP address and user agent are personal data the event log never carries: the merge
+ * keeps them on a `MERGED_LOGIN {merge_id}` edge from the tombstone to the device, where the undo
+ * reads them (and an erasure deletes them with every edge of the tombstone).
+ */
+export interface LoginEdge {
+  login_count: number;
+  first_login: string | null;
+  last_login: string | null;
+}
+
+export interface MovedDevice {
+  id: string;
+  /** The merged record's login edge, moved (survivor_before null) or added into the survivor's. */
+  merged: LoginEdge;
+  survivor_before: LoginEdge | null;
+  survivor_after: LoginEdge;
+}
+
+export interface MovedAddress {
+  id: string;
+  type: string;
+  /** The address's is_default before and after (false after when the survivor had a default of the type). */
+  was_default: boolean;
+  is_default: boolean;
+  /** The survivor shipped to this very address already: only the merged record's edge went. */
+  shared: boolean;
+  first_shipped: string | null;
+  last_shipped: string | null;
+}
+
+export interface MergeManifest {
+  payment_methods: MovedPaymentMethod[];
+  devices: MovedDevice[];
+  addresses: MovedAddress[];
+  identifiers: { id: string; type: string }[];
+  /** Minor units of the reporting currency, exact. */
+  ltv: { survivor_before: number; merged: number; survivor_after: number };
+  succeeded_payments: { survivor_before: number; merged: number; survivor_after: number };
+  /** The merged customer's status before it became a tombstone. */
+  merged_status_before: string;
+  /** Tombstones (of earlier merges) that pointed at the merged customer and now point at the survivor. */
+  redirected: string[];
+}
+
+export interface MergeRequest {
+  merge_id: string;
+  survivor_id: string;
+  merged_id: string;
+  /** How the merge was decided: both customers consented, or ops decided alone. */
+  decided_by: 'consent' | 'ops';
+  requested_by: string | null;
+  reason: string | null;
+}
+
+export interface MergeResult {
+  /** merged: this call merged; already_merged: the same merge had committed before (a retry). */
+  outcome: 'merged' | 'already_merged';
+  survivor_id: string;
+  merged_id: string;
+  manifest: MergeManifest;
+}
+
+export interface NotRestored {
+  kind: 'payment_method' | 'device' | 'address' | 'identifier' | 'ltv' | 'succeeded_payments';
+  id: string | null;
+  reason: string;
+}
+
+export interface UnmergeResult {
+  outcome: 'unmerged' | 'already_unmerged';
+  survivor_id: string;
+  merged_id: string;
+  restored: { payment_methods: string[]; devices: string[]; addresses: string[]; identifiers: string[] };
+  not_restored: NotRestored[];
+}
+
+/** Why a customer cannot take part in a merge now, or null when it can. */
+export function mergeRefusal(
+  role: 'survivor' | 'merged',
+  c: { id: string; status: string; merged_into: string | null } | null,
+): string | null {
+  if (!c) return `customer ${role === 'survivor' ? 'to keep' : 'to merge'} was not found`;
+  if (c.status === 'suspended') return `customer ${c.id} is suspended: a suspended customer is never merged`;
+  if (c.status === 'erased') return `customer ${c.id} is erased`;
+  if (c.status === 'merged') return `customer ${c.id} was merged into ${c.merged_into ?? 'another'} already`;
+  return null;
+}
+
+const LOGIN_EDGE = (r: string) =>
+  `{login_count: coalesce(${r}.login_count, 0), first_login: toString(${r}.first_login), ` +
+  `last_login: toString(${r}.last_login)}`;
+
+const CYPHER = {
+  customers: `
+    UNWIND $ids AS id
+    MATCH (c:Customer {id: id})
+    RETURN c.id AS id, c.status AS status, c.merged_into AS mergedInto,
+           coalesce(c.ltv, 0) AS ltv, coalesce(c.succeeded_payments, 0) AS succeeded`,
+  methods: `
+    MATCH (s:Customer {id: $survivorId})
+    OPTIONAL MATCH (s)-[d:HAS_PAYMENT_METHOD {is_default: true}]->(:PaymentMethod)
+    WITH s, count(d) > 0 AS survivorHasDefault
+    MATCH (:Customer {id: $mergedId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
+    WITH s, survivorHasDefault, r, p, coalesce(r.is_default, false) AS wasDefault
+    CREATE (s)-[n:HAS_PAYMENT_METHOD]->(p)
+    SET n = properties(r), n.is_default = wasDefault AND NOT survivorHasDefault
+    DELETE r
+    RETURN p.id AS id, wasDefault, n.is_default AS isDefault`,
+  devices: `
+    MATCH (s:Customer {id: $survivorId})
+    MATCH (m:Customer {id: $mergedId})-[r:LOGGED_IN_FROM]->(d:Device)
+    OPTIONAL MATCH (s)-[sr:LOGGED_IN_FROM]->(d)
+    WITH s, m, d, r, sr, ${LOGIN_EDGE('r')} AS merged,
+         CASE WHEN sr IS NULL THEN null ELSE ${LOGIN_EDGE('sr')} END AS before
+    CREATE (m)-[k:MERGED_LOGIN {merge_id: $mergeId}]->(d)
+    SET k.last_seen_ip = r.last_seen_ip, k.last_seen_user_agent = r.last_seen_user_agent,
+        k.survivor_ip_before = sr.last_seen_ip, k.survivor_user_agent_before = sr.last_seen_user_agent
+    FOREACH (_ IN CASE WHEN sr IS NULL THEN [1] ELSE [] END |
+      CREATE (s)-[n:LOGGED_IN_FROM]->(d) SET n = properties(r))
+    FOREACH (x IN CASE WHEN sr IS NULL THEN [] ELSE [sr] END |
+      SET x.login_count = coalesce(x.login_count, 0) + coalesce(r.login_count, 0),
+          x.first_login = CASE WHEN r.first_login < x.first_login THEN r.first_login ELSE x.first_login END,
+          x.last_seen_ip = CASE WHEN r.last_login > x.last_login THEN r.last_seen_ip ELSE x.last_seen_ip END,
+          x.last_seen_user_agent = CASE WHEN r.last_login > x.last_login THEN r.last_seen_user_agent
+                                        ELSE x.last_seen_user_agent END,
+          x.last_login = CASE WHEN r.last_login > x.last_login THEN r.last_login ELSE x.last_login END)
+    DELETE r
+    WITH s, d, merged, before
+    MATCH (s)-[a:LOGGED_IN_FROM]->(d)
+    RETURN d.id AS id, merged, before, ${LOGIN_EDGE('a')} AS after`,
+  addresses: `
+    MATCH (s:Customer {id: $survivorId})
+    MATCH (m:Customer {id: $mergedId})-[r:SHIPPED_TO]->(a:Address)
+    OPTIONAL MATCH (s)-[sr:SHIPPED_TO]->(a)
+    WITH s, m, r, sr, a, coalesce(a.is_default, false) AS wasDefault,
+         EXISTS { MATCH (s)-[:SHIPPED_TO]->(o:Address {type: a.type, is_default: true}) WHERE o <> a } AS taken,
+         toString(r.first_shipped) AS firstShipped, toString(r.last_shipped) AS lastShipped
+    FOREACH (_ IN CASE WHEN sr IS NULL THEN [1] ELSE [] END | CREATE (s)-[n:SHIPPED_TO]->(a) SET n = properties(r))
+    SET a.is_default = wasDefault AND NOT taken
+    DELETE r
+    RETURN a.id AS id, a.type AS type, wasDefault, a.is_default AS isDefault, sr IS NOT NULL AS shared,
+           firstShipped, lastShipped`,
+  identifiers: `
+    MATCH (s:Customer {id: $survivorId})
+    MATCH (:Customer {id: $mergedId})-[r:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier)
+    CREATE (s)-[:HAS_DIGITAL_IDENTIFIER]->(i)
+    DELETE r
+    RETURN i.id AS id, i.type AS type`,
+  tombstone: `
+    MATCH (s:Customer {id: $survivorId}), (m:Customer {id: $mergedId})
+    SET s.ltv = coalesce(s.ltv, 0) + $ltv, s.succeeded_payments = coalesce(s.succeeded_payments, 0) + $succeeded,
+        s.updated_at = datetime.transaction(),
+        m.status = 'merged', m.merged_into = s.id, m.merged_at = datetime.transaction(), m.merge_id = $mergeId,
+        m.ltv = 0, m.succeeded_payments = 0, m.updated_at = datetime.transaction()
+    WITH s, m
+    OPTIONAL MATCH (t:Customer {merged_into: m.id})
+    SET t.merged_into = s.id
+    RETURN collect(t.id) AS redirected`,
+} as const;
+
+interface Row {
+  id: string;
+  status: string;
+  merged_into: string | null;
+  ltv: number;
+  succeeded: number;
+}
+
+async function readPair(tx: ManagedTransaction, ids: string[]): Promise<Map<string, Row>> {
+  const res = await tx.run(CYPHER.customers, { ids });
+  return new Map(
+    res.records.map((r) => [
+      r.get('id') as string,
+      {
+        id: r.get('id') as string,
+        status: r.get('status') as string,
+        merged_into: (r.get('mergedInto') as string | null) ?? null,
+        ltv: Number(r.get('ltv')),
+        succeeded: Number(r.get('succeeded')),
+      },
+    ]),
+  );
+}
+
+const edge = (v: unknown): LoginEdge => {
+  const e = v as Record<string, unknown>;
+  return {
+    login_count: Number(e.login_count ?? 0),
+    first_login: (e.first_login as string | null) ?? null,
+    last_login: (e.last_login as string | null) ?? null,
+  };
+};
+
+/** The manifest of the CustomersMerged event of this merge on the merged customer, if it committed. */
+async function mergedEvent(
+  tx: ManagedTransaction,
+  mergedId: string,
+  mergeId: string,
+): Promise<{ manifest: MergeManifest; survivor_id: string } | null> {
+  const events = await listCustomerEventsTx(tx, mergedId, { type: 'CustomersMerged', limit: 50 });
+  const e = events.find((x) => x.payload.merge_id === mergeId && x.payload.merged_id === mergedId);
+  return e
+    ? { manifest: e.payload.manifest as unknown as MergeManifest, survivor_id: e.payload.survivor_id as string }
+    : null;
+}
+
+/**
+ * Merges `merged_id` into `survivor_id` in one transaction (module comment). A retry of a merge
+ * that committed answers `already_merged` with its manifest; anything else that is not an active
+ * pair is refused (InvalidStateError naming why) and nothing is written.
+ */
+export async function mergeCustomers(g: Graph, req: MergeRequest): Promise<MergeResult> {
+  if (req.survivor_id === req.merged_id) throw new InvalidStateError('a customer cannot be merged into itself');
+  return writeTx(g, async (tx) => {
+    await lockCustomersTx(tx, [req.survivor_id, req.merged_id]);
+    const pair = await readPair(tx, [req.survivor_id, req.merged_id]);
+    const survivor = pair.get(req.survivor_id) ?? null;
+    const merged = pair.get(req.merged_id) ?? null;
+    if (merged?.status === 'merged' && merged.merged_into === req.survivor_id) {
+      const done = await mergedEvent(tx, req.merged_id, req.merge_id);
+      if (done) return { outcome: 'already_merged', merged_id: req.merged_id, ...done };
+    }
+    const refusal = mergeRefusal('survivor', survivor) ?? mergeRefusal('merged', merged);
+    if (refusal || !survivor || !merged) throw new InvalidStateError(refusal ?? 'not found');
+    const p = { survivorId: req.survivor_id, mergedId: req.merged_id, mergeId: req.merge_id };
+    const methods = (await tx.run(CYPHER.methods, p)).records.map((r) => ({
+      id: r.get('id') as string,
+      was_default: r.get('wasDefault') as boolean,
+      is_default: r.get('isDefault') as boolean,
+    }));
+    const devices = (await tx.run(CYPHER.devices, p)).records.map((r) => ({
+      id: r.get('id') as string,
+      merged: edge(r.get('merged')),
+      survivor_before: r.get('before') === null ? null : edge(r.get('before')),
+      survivor_after: edge(r.get('after')),
+    }));
+    const addresses = (await tx.run(CYPHER.addresses, p)).records.map((r) => ({
+      id: r.get('id') as string,
+      type: r.get('type') as string,
+      was_default: r.get('wasDefault') as boolean,
+      is_default: r.get('isDefault') as boolean,
+      shared: r.get('shared') as boolean,
+      first_shipped: (r.get('firstShipped') as string | null) ?? null,
+      last_shipped: (r.get('lastShipped') as string | null) ?? null,
+    }));
+    const identifiers = (await tx.run(CYPHER.identifiers, p)).records.map((r) => ({
+      id: r.get('id') as string,
+      type: r.get('type') as string,
+    }));
+    const t = (
+      await tx.run(CYPHER.tombstone, {
+        ...p,
+        // Integers, as every writer of LTV keeps them (a float would read as major units).
+        ltv: neo4j.int(merged.ltv),
+        succeeded: neo4j.int(merged.succeeded),
+      })
+    ).records[0];
+    const manifest: MergeManifest = {
+      payment_methods: methods,
+      devices,
+      addresses,
+      identifiers,
+      ltv: { survivor_before: survivor.ltv, merged: merged.ltv, survivor_after: survivor.ltv + merged.ltv },
+      succeeded_payments: {
+        survivor_before: survivor.succeeded,
+        merged: merged.succeeded,
+        survivor_after: survivor.succeeded + merged.succeeded,
+      },
+      merged_status_before: merged.status,
+      redirected: (t?.get('redirected') as string[] | undefined) ?? [],
+    };
+    const payload = {
+      merge_id: req.merge_id,
+      survivor_id: req.survivor_id,
+      merged_id: req.merged_id,
+      decided_by: req.decided_by,
+      requested_by: req.requested_by,
+      reason: req.reason,
+      manifest,
+    };
+    // The lock order: both customers are locked already, their events in id order.
+    for (const id of [req.survivor_id, req.merged_id].sort()) await appendEvent(tx, 'CustomersMerged', id, payload);
+    return { outcome: 'merged' as const, survivor_id: req.survivor_id, merged_id: req.merged_id, manifest };
+  });
+}
+
+const UNDO = {
+  // A moved method goes back unless it left the survivor or its default flag changed since.
+  methods: `
+    UNWIND $methods AS m
+    MATCH (old:Customer {id: $mergedId})
+    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: m.id})
+    WITH old, m, r, p,
+         CASE WHEN p IS NULL THEN 'it was removed or moved since the merge'
+              WHEN coalesce(r.is_default, false) <> m.is_default THEN 'the survivor changed its default since the merge'
+         END AS refusal
+    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
+      CREATE (old)-[n:HAS_PAYMENT_METHOD]->(p) SET n = properties(r), n.is_default = m.was_default
+      DELETE r)
+    RETURN m.id AS id, refusal`,
+  devices: `
+    UNWIND $devices AS v
+    MATCH (old:Customer {id: $mergedId})
+    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:LOGGED_IN_FROM]->(d:Device {id: v.id})
+    OPTIONAL MATCH (old)-[k:MERGED_LOGIN {merge_id: $mergeId}]->(:Device {id: v.id})
+    WITH old, v, r, d, k, CASE WHEN r IS NULL THEN 'the survivor no longer logs in from it' END AS refusal
+    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
+      CREATE (old)-[n:LOGGED_IN_FROM]->(d)
+      SET n.login_count = v.merged.login_count, n.first_login = datetime(v.merged.first_login),
+          n.last_login = datetime(v.merged.last_login), n.last_seen_ip = k.last_seen_ip,
+          n.last_seen_user_agent = k.last_seen_user_agent)
+    WITH old, v, r, d, k, refusal,
+         CASE WHEN r IS NULL THEN 0 ELSE coalesce(r.login_count, 0) - v.merged.login_count END AS remaining,
+         r IS NOT NULL AND toString(r.last_login) = v.survivor_after.last_login AS noLoginSince
+    // The survivor keeps its own logins and those since the merge; times it had before come back.
+    FOREACH (x IN CASE WHEN refusal IS NULL AND remaining <= 0 AND v.survivor_before IS NULL THEN [r] ELSE [] END |
+      DELETE x)
+    FOREACH (x IN CASE WHEN refusal IS NULL AND (remaining > 0 OR v.survivor_before IS NOT NULL) THEN [r] ELSE [] END |
+      SET x.login_count = CASE WHEN remaining > 0 THEN remaining ELSE 0 END,
+          x.first_login = CASE WHEN v.survivor_before IS NULL THEN x.first_login
+                               ELSE datetime(v.survivor_before.first_login) END,
+          x.last_seen_ip = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
+                                THEN k.survivor_ip_before ELSE x.last_seen_ip END,
+          x.last_seen_user_agent = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
+                                THEN k.survivor_user_agent_before ELSE x.last_seen_user_agent END,
+          x.last_login = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
+                              THEN datetime(v.survivor_before.last_login) ELSE x.last_login END)
+    FOREACH (y IN CASE WHEN k IS NULL THEN [] ELSE [k] END | DELETE y)
+    RETURN v.id AS id, refusal`,
+  addresses: `
+    UNWIND $addresses AS v
+    MATCH (old:Customer {id: $mergedId})
+    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:SHIPPED_TO]->(a:Address {id: v.id})
+    WITH old, v, r, a,
+         CASE WHEN a IS NULL THEN 'it was removed since the merge'
+              WHEN coalesce(a.is_default, false) <> v.is_default THEN 'its default flag changed since the merge'
+         END AS refusal
+    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
+      CREATE (old)-[n:SHIPPED_TO]->(a)
+      SET n.first_shipped = datetime(v.first_shipped), n.last_shipped = datetime(v.last_shipped),
+          a.is_default = v.was_default)
+    FOREACH (x IN CASE WHEN refusal IS NULL AND NOT v.shared THEN [r] ELSE [] END | DELETE x)
+    RETURN v.id AS id, refusal`,
+  identifiers: `
+    UNWIND $identifiers AS v
+    MATCH (old:Customer {id: $mergedId})
+    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier {id: v.id})
+    WITH old, v, r, i, CASE WHEN i IS NULL THEN 'it was removed since the merge' END AS refusal
+    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END | CREATE (old)-[:HAS_DIGITAL_IDENTIFIER]->(i) DELETE r)
+    RETURN v.id AS id, refusal`,
+  customers: `
+    MATCH (s:Customer {id: $survivorId}), (m:Customer {id: $mergedId})
+    SET s.ltv = $survivorLtv, s.succeeded_payments = $survivorSucceeded, s.updated_at = datetime.transaction(),
+        m.status = $status, m.ltv = $mergedLtv, m.succeeded_payments = $mergedSucceeded,
+        m.updated_at = datetime.transaction()
+    REMOVE m.merged_into, m.merged_at, m.merge_id
+    WITH s, m
+    UNWIND (CASE WHEN size($redirected) = 0 THEN [null] ELSE $redirected END) AS tid
+    OPTIONAL MATCH (t:Customer {id: tid, merged_into: s.id})
+    SET t.merged_into = m.id`,
+} as const;
+
+/**
+ * Takes back the merge `merge_id` of `merged_id` into `survivor_id` (module comment). Refused when
+ * the merged customer is not that merge's tombstone any more, or the survivor has been merged or
+ * erased since (undo the later merge first).
+ */
+export async function unmergeCustomers(
+  g: Graph,
+  req: { merge_id: string; survivor_id: string; merged_id: string; requested_by: string | null; reason: string },
+): Promise<UnmergeResult> {
+  return writeTx(g, async (tx) => {
+    await lockCustomersTx(tx, [req.survivor_id, req.merged_id]);
+    const pair = await readPair(tx, [req.survivor_id, req.merged_id]);
+    const survivor = pair.get(req.survivor_id);
+    const merged = pair.get(req.merged_id);
+    if (!survivor || !merged) throw new NotFoundError('Customer', !survivor ? req.survivor_id : req.merged_id);
+    const done = await mergedEvent(tx, req.merged_id, req.merge_id);
+    if (!done) throw new InvalidStateError(`merge ${req.merge_id} of customer ${req.merged_id} never committed`);
+    const base = { survivor_id: req.survivor_id, merged_id: req.merged_id };
+    const undone = (await listCustomerEventsTx(tx, req.merged_id, { type: 'CustomersUnmerged', limit: 50 })).find(
+      (e) => e.payload.merge_id === req.merge_id,
+    );
+    if (undone) {
+      return {
+        outcome: 'already_unmerged',
+        ...base,
+        restored: undone.payload.restored as unknown as UnmergeResult['restored'],
+        not_restored: undone.payload.not_restored as unknown as NotRestored[],
+      };
+    }
+    if (survivor.status === 'merged')
+      throw new InvalidStateError(
+        `customer ${req.survivor_id} was merged into ${survivor.merged_into ?? 'another'} since: undo that merge first`,
+      );
+    if (survivor.status === 'erased') throw new InvalidStateError(`customer ${req.survivor_id} was erased since`);
+    if (merged.status !== 'merged' || merged.merged_into !== req.survivor_id)
+      throw new InvalidStateError(`customer ${req.merged_id} is not merged into ${req.survivor_id} any more`);
+    const m = done.manifest;
+    const p = { survivorId: req.survivor_id, mergedId: req.merged_id };
+    const notRestored: NotRestored[] = [];
+    const restoredOf = async (kind: NotRestored['kind'], cypher: string, params: Record<string, unknown>) => {
+      const ok: string[] = [];
+      for (const r of (await tx.run(cypher, { ...p, ...params })).records) {
+        const refusal = r.get('refusal') as string | null;
+        if (refusal) notRestored.push({ kind, id: r.get('id') as string, reason: refusal });
+        else ok.push(r.get('id') as string);
+      }
+      return ok;
+    };
+    const restored = {
+      payment_methods: await restoredOf('payment_method', UNDO.methods, { methods: m.payment_methods }),
+      devices: await restoredOf('device', UNDO.devices, { devices: m.devices, mergeId: req.merge_id }),
+      addresses: await restoredOf('address', UNDO.addresses, { addresses: m.addresses }),
+      identifiers: await restoredOf('identifier', UNDO.identifiers, { identifiers: m.identifiers }),
+    };
+    // Exact: the survivor keeps what it had and what came since; a refund since may leave less.
+    const back = (kind: 'ltv' | 'succeeded_payments', now: number, part: number): number => {
+      if (now >= part) return now - part;
+      notRestored.push({
+        kind,
+        id: null,
+        reason: `the survivor holds ${now} now, less than the ${part} the merge added: the survivor keeps 0`,
+      });
+      return 0;
+    };
+    await tx.run(UNDO.customers, {
+      ...p,
+      survivorLtv: neo4j.int(back('ltv', survivor.ltv, m.ltv.merged)),
+      survivorSucceeded: neo4j.int(back('succeeded_payments', survivor.succeeded, m.succeeded_payments.merged)),
+      mergedLtv: neo4j.int(m.ltv.merged),
+      mergedSucceeded: neo4j.int(m.succeeded_payments.merged),
+      status: m.merged_status_before,
+      redirected: m.redirected,
+    });
+    const payload = {
+      merge_id: req.merge_id,
+      ...base,
+      requested_by: req.requested_by,
+      reason: req.reason,
+      restored,
+      not_restored: notRestored,
+    };
+    for (const id of [req.survivor_id, req.merged_id].sort()) await appendEvent(tx, 'CustomersUnmerged', id, payload);
+    return { outcome: 'unmerged' as const, ...base, restored, not_restored: notRestored };
+  });
+}
+
+export interface MergeParty {
+  id: string;
+  status: string;
+  merged_into: string | null;
+}
+
+/** The two customers of a merge as they are now (null for one that does not exist). */
+export async function mergeParties(g: Graph, ids: [string, string]): Promise<(MergeParty | null)[]> {
+  return readTx(g, async (tx) => {
+    const pair = await readPair(tx, ids);
+    return ids.map((id) => {
+      const c = pair.get(id);
+      return c ? { id: c.id, status: c.status, merged_into: c.merged_into } : null;
+    });
+  });
+}
+
+/**
+ * Where a customer id leads now: itself, or the survivor its merges lead to (followed at most
+ * MAX_HOPS tombstones). null when the customer does not exist.
+ */
+export async function survivorOf(g: Graph, id: string): Promise<{ id: string; merged_into: string | null } | null> {
+  return readTx(g, async (tx) => survivorOfTx(tx, id));
+}
+
+export async function survivorOfTx(
+  tx: ManagedTransaction,
+  id: string,
+): Promise<{ id: string; merged_into: string | null } | null> {
+  let current = id;
+  for (let hop = 0; hop <= MAX_HOPS; hop++) {
+    const r = (
+      await tx.run('MATCH (c:Customer {id: $id}) RETURN c.status AS status, c.merged_into AS into', { id: current })
+    ).records[0];
+    if (!r) return hop === 0 ? null : { id: current, merged_into: current };
+    const into = r.get('into') as string | null;
+    if (r.get('status') !== 'merged' || !into) return { id: current, merged_into: hop === 0 ? null : current };
+    current = into;
+  }
+  throw new InvalidStateError(`customer ${id}'s merges lead further than ${MAX_HOPS} records`);
+}
