@@ -16,6 +16,7 @@ import { createErasureActivities } from './erasure';
 import { createEventActivities } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
+import { createIdentityMergeActivities } from './identityMerge';
 import { createInteractionPruneActivities } from './interactionPrune';
 import { createKafkaPublisherActivities } from './kafkaPublisher';
 import { createOnboardingActivities } from './onboarding';
@@ -60,6 +61,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createInteractionPruneActivities(deps),
     ...createKafkaPublisherActivities(deps),
     ...createReconciliationActivities(deps),
+    ...createIdentityMergeActivities(deps),
   };
 }
 

@@ -23,11 +23,19 @@ export interface NotificationSink {
 }
 
 export class LogNotificationSink implements NotificationSink {
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    /**
+     * Outside production the log stands in for the customer's inbox: a message's `code` (an
+     * identity merge's consent code) is printed, so a developer can answer it. Never in production.
+     */
+    private readonly options: { revealCodes?: boolean } = {},
+  ) {}
 
   async send(n: Notification): Promise<void> {
+    const code = this.options.revealCodes && typeof n.data.code === 'string' ? { code: n.data.code } : {};
     this.logger.info(
-      { customerId: n.customer_id, kind: n.kind, channel: n.channel, key: n.key },
+      { customerId: n.customer_id, kind: n.kind, channel: n.channel, key: n.key, ...code },
       `notify customer: ${n.kind} by ${n.channel}`,
     );
   }
@@ -61,6 +69,10 @@ export class WebhookNotificationSink implements NotificationSink {
   }
 }
 
-export function createNotificationSink(webhookUrl: string | undefined, logger: Logger): NotificationSink {
-  return webhookUrl ? new WebhookNotificationSink(webhookUrl) : new LogNotificationSink(logger);
+export function createNotificationSink(
+  webhookUrl: string | undefined,
+  logger: Logger,
+  options: { revealCodes?: boolean } = {},
+): NotificationSink {
+  return webhookUrl ? new WebhookNotificationSink(webhookUrl) : new LogNotificationSink(logger, options);
 }

@@ -19,6 +19,12 @@ import { WithStartWorkflowOperation } from '@temporalio/client';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
 import { retryParkedUpdate } from '../temporal/eventRelay';
+import {
+  confirmMergeUpdate,
+  identityMergeStatusQuery,
+  identityMergeWorkflowId,
+  undoMergeUpdate,
+} from '../temporal/identityMerge';
 import { customerWrittenUpdate } from '../temporal/onboarding';
 import { offerPaymentMethodUpdate, paymentFailedSignal, recoveryStatusQuery } from '../temporal/recovery';
 import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../test/support/temporal';
@@ -101,9 +107,26 @@ const activities = {
     erased: true,
     deleted: { identifiers: 1, addresses: 1, payment_methods: 1, devices: 1, events_stripped: 3, history_keys: 2 },
   }),
+  createConsentCodes: async (req: { customer_ids: string[] }) =>
+    Object.fromEntries(req.customer_ids.map((id, i) => [id, `RECORDED${i}`])),
+  mergeCustomers: async () => ({
+    outcome: 'merged',
+    payment_methods: ['pm-b'],
+    devices: ['d-b'],
+    addresses: [],
+    identifiers: ['i-b'],
+    ltv_minor_moved: 1250,
+    redirected: [],
+  }),
+  unmergeCustomers: async () => ({
+    restored: { payment_methods: ['pm-b'], devices: ['d-b'], addresses: [], identifiers: ['i-b'] },
+    not_restored: [],
+  }),
+  listMergedCustomerProcesses: async () => [],
 };
 
 const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
+const otherCustomerId = '0b9a6c3e-2f41-4d7a-9a55-3c1e2d4b5f60';
 
 async function main(): Promise<void> {
   const labelAt = process.argv.indexOf('--as');
@@ -255,6 +278,41 @@ async function main(): Promise<void> {
         ],
         undefined,
         fraudOutcomeWorkflowId('rec-fp'),
+      );
+      const mergeInput = (consent: boolean) => ({
+        survivor_id: customerId,
+        merged_id: otherCustomerId,
+        consent,
+        consent_days: 7,
+        unmerge_days: 90,
+        requested_by: 'recorder',
+        reason: 'recorded',
+      });
+      await record(
+        'identity-merge-consented',
+        'identityMergeWorkflow',
+        [mergeInput(true)],
+        async (h) => {
+          while ((await h.query(identityMergeStatusQuery)).state !== 'awaiting_consent')
+            await new Promise((r) => setTimeout(r, 100));
+          for (const [i, id] of [customerId, otherCustomerId].entries())
+            await h.executeUpdate(confirmMergeUpdate, { args: [{ customer_id: id, code: `RECORDED${i}` }] });
+          // The undo window passes without an undo.
+          await h.result();
+        },
+        identityMergeWorkflowId(customerId, otherCustomerId),
+      );
+      await record(
+        'identity-merge-undone',
+        'identityMergeWorkflow',
+        [mergeInput(false)],
+        async (h) => {
+          while ((await h.query(identityMergeStatusQuery)).state !== 'merged')
+            await new Promise((r) => setTimeout(r, 100));
+          await h.executeUpdate(undoMergeUpdate, { args: [{ reason: 'recorded', requested_by: 'recorder' }] });
+          await h.result();
+        },
+        `rec-undone-${identityMergeWorkflowId(customerId, otherCustomerId)}`,
       );
       await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
       await record('interaction-claims-prune', 'interactionClaimsPruneWorkflow', [

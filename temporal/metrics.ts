@@ -156,6 +156,17 @@ export const BUSINESS_METRICS = {
     workflowType: 'gatewayReconciliationWorkflow',
     values: {},
   },
+  identityMerges: {
+    name: 'persona_identity_merges',
+    kind: 'counter',
+    unit: 'merges',
+    help:
+      'Identity merges by how they ended: consented (both customers), ops (decided by ops), declined, expired ' +
+      '(no answer in time), refused (a customer could not be merged), unreachable (a customer could not be asked), ' +
+      'undone (taken back by ops)',
+    workflowType: 'identityMergeWorkflow',
+    values: { outcome: ['consented', 'ops', 'declined', 'expired', 'refused', 'unreachable', 'undone'] },
+  },
 } as const satisfies Record<string, BusinessMetric>;
 
 /** The name a metric has on /metrics (counters gain `_total`). */

@@ -122,7 +122,9 @@ async function main(): Promise<void> {
       cards: gateway,
       updater: gateway,
       networkRules,
-      notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger),
+      notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger, {
+        revealCodes: config.NODE_ENV !== 'production',
+      }),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       profileRules: profileRules(config),
       temporal: temporal.client,

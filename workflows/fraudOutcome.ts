@@ -39,6 +39,7 @@ import {
   type ReviewResolution,
 } from '../temporal/fraud';
 import { paymentMethodBlockedSignal } from '../temporal/recovery';
+import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { activitiesWithSummaries, graphWrite, graphWriteUntilDone } from './activityOptions';
@@ -134,6 +135,16 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       outcomeId: report.outcome_id,
       reason,
     });
+  });
+  // The customer was merged into another record (never a suspended one): what is left to do — the
+  // alert, a review's record — is done for the survivor.
+  setHandler(customerMergedSignal, ({ merged_id, survivor_id }) => {
+    if (report.customer_id !== merged_id) return;
+    log.info('the customer was merged: the fraud outcome goes on against the survivor', {
+      outcomeId: report.outcome_id,
+      survivorId: survivor_id,
+    });
+    report.customer_id = survivor_id;
   });
   setHandler(
     resolveReviewUpdate,

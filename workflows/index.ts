@@ -12,3 +12,4 @@ export { kafkaPublisherWorkflow } from './kafkaPublisher';
 export { erasureWorkflow } from './erasure';
 export { interactionClaimsPruneWorkflow } from './interactionClaimsPrune';
 export { gatewayReconciliationWorkflow } from './gatewayReconciliation';
+export { identityMergeWorkflow } from './identityMerge';

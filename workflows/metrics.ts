@@ -86,3 +86,7 @@ export function markGatewayReconciliationFinished(): void {
   const m = BUSINESS_METRICS.gatewayReconciliationFinished;
   metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
 }
+
+export function countIdentityMerge(outcome: ValueOf<typeof BUSINESS_METRICS.identityMerges, 'outcome'>): void {
+  add(BUSINESS_METRICS.identityMerges, 1, { outcome });
+}

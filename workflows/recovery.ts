@@ -55,6 +55,7 @@ import {
   initialRecoveryStatus,
   type RecoveryStatus,
 } from '../temporal/recovery';
+import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import {
   activitiesWithSummaries,
@@ -216,6 +217,17 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
     log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
     if (!blocked.includes(payment_method_id)) blocked.push(payment_method_id);
     if (!doNotCharge.includes(payment_method_id)) doNotCharge.push(payment_method_id);
+  });
+  // The customer was merged into another record: its payment methods moved there (same ids), and
+  // every later step (charges, notifications, records) goes on against the survivor.
+  setHandler(customerMergedSignal, ({ merged_id, survivor_id, merge_id }) => {
+    if (failure?.customer_id !== merged_id) return;
+    log.info('the customer was merged: the recovery goes on against the survivor', {
+      mergedId: merged_id,
+      survivorId: survivor_id,
+      mergeId: merge_id,
+    });
+    failure.customer_id = survivor_id;
   });
   setHandler(cancelRecoverySignal, ({ reason }) => {
     cancelled = reason;

@@ -18,6 +18,7 @@ import {
   resolveAttentionUpdate,
   type PaymentFailure,
 } from '../../temporal/recovery';
+import { customerMergedSignal } from '../../temporal/identityMerge';
 import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
@@ -253,6 +254,32 @@ describe('payment recovery workflow', () => {
       `${f.payment_id}:pm-failed:r2`,
       `${f.payment_id}:pm-new:r2`,
     ]);
+  });
+
+  it('a customer merged mid-recovery: the recovery goes on against the survivor (signal customerMerged)', async () => {
+    const f = failure();
+    const survivor = randomUUID();
+    const world: World = {
+      methods: ['pm-failed', 'pm-2'],
+      answers: { 'pm-2': ['insufficient_funds'], 'pm-failed': ['succeeded'] },
+    };
+    const { status, log } = await run(world, f, {
+      schedule: ['1d'],
+      during: async (handle) => {
+        await until(async () => (await handle.query(recoveryStatusQuery)).state === 'dunning');
+        // Another customer's merge is no business of this recovery's.
+        await handle.signal(customerMergedSignal, {
+          merge_id: 'm0',
+          merged_id: randomUUID(),
+          survivor_id: randomUUID(),
+        });
+        await handle.signal(customerMergedSignal, { merge_id: 'm1', merged_id: f.customer_id, survivor_id: survivor });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-failed' });
+    // The first charge was the merged customer's; the retry after the merge is the survivor's.
+    expect(log.charges.map((c) => c.customer_id)).toEqual([f.customer_id, survivor]);
+    expect(log.notified.map((n) => [n.kind, n.customer_id])).toContainEqual(['payment_recovered', survivor]);
   });
 
   it('never charges a method again once it is blocked (a confirmed fraud), though it is still listed', async () => {

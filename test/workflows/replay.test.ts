@@ -36,6 +36,7 @@ describe('recorded workflow histories', () => {
         'eventRelayWorkflow',
         'erasureWorkflow',
         'interactionClaimsPruneWorkflow',
+        'identityMergeWorkflow',
       ]),
     );
   });
