@@ -18,6 +18,7 @@ export const SCOPES = [
   'devices:write',
   'events:read',
   'identity:verify',
+  'identity:merge',
   'interactions:write',
   'ltv:write',
   'ops',

@@ -60,6 +60,8 @@ export interface ApiDeps {
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
+  /** Identity merges: how long consent is waited for, how long an undo stays possible. */
+  merges: { consentDays: number; unmergeDays: number };
   events: { feedLagMs: number };
   /** Segment and VIP rules applied when interactions are recorded. */
   interactions: ProfileRules;
@@ -144,6 +146,7 @@ export function apiDepsFromConfig(
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
+    merges: { consentDays: config.PERSONA_MERGE_CONSENT_DAYS, unmergeDays: config.PERSONA_UNMERGE_DAYS },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
     interactions: profileRules(config),
     readCache,

@@ -265,3 +265,97 @@ describe('the read cache', () => {
     expect(reads).toHaveLength(2);
   });
 });
+
+describe('the read cache after a merge', () => {
+  // ID is the survivor; MERGED was merged into it (a tombstone: the reader follows it, graph/context.ts).
+  const MERGED = '00000000-0000-4000-8000-0000000000aa';
+  const event = (customerId: string, type: string, seq: number, payload: Record<string, unknown> | null = null) =>
+    ({ type, customer_id: customerId, customer_seq: seq, payload }) as CacheEvent;
+
+  /** A reader that answers the survivor's snapshot for both ids, followed for the merged one; counts reads per id. */
+  function mergedCache(survivor: () => CustomerSnapshot | Error | Promise<CustomerSnapshot> = () => snapshot(3)) {
+    const reads: string[] = [];
+    const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, async (_g, id) => {
+      reads.push(id);
+      const value = await survivor();
+      if (value instanceof Error) throw value;
+      return structuredClone(id === MERGED ? { ...value, merged_into: ID } : value);
+    });
+    cache.polled(Date.now());
+    return { cache, reads };
+  }
+
+  it('answers the merged id with the survivor’s snapshot and merged_into, kept once, under the survivor', async () => {
+    const { cache, reads } = mergedCache();
+    const first = await cache.read(MERGED, 500);
+    expect(first.snapshot).toMatchObject({ customer_id: ID, merged_into: ID, seq: 3 });
+    // Both ids are served from the one entry: the survivor's own answer has no merged_into.
+    expect((await cache.read(ID, 500)).snapshot).not.toHaveProperty('merged_into');
+    expect((await cache.read(MERGED, 500)).snapshot).toMatchObject({ customer_id: ID, merged_into: ID });
+    expect(reads).toEqual([MERGED]);
+    expect(cache.size).toBe(1);
+  });
+
+  it('brings the survivor’s later events to the merged id: applied in place, or dropped for both', async () => {
+    let answer = snapshot(3);
+    const { cache, reads } = mergedCache(() => answer);
+    await cache.read(MERGED, 500);
+    cache.apply([profile(4, { changes: { segment: { from: 'Subscriber', to: 'VIP' } } })], 'tail');
+    expect((await cache.read(MERGED, 500)).snapshot).toMatchObject({ segment: 'VIP', merged_into: ID, seq: 4 });
+    expect(reads).toEqual([MERGED]);
+    cache.apply([event(ID, 'CustomerSuspended', 5)], 'tail');
+    answer = snapshot(5, { status: 'suspended' });
+    expect((await cache.read(MERGED, 500)).snapshot).toMatchObject({ status: 'suspended', merged_into: ID });
+    expect(reads).toEqual([MERGED, MERGED]);
+  });
+
+  it('never serves the alias once the survivor’s entry was replaced, nor after an event of the merged id', async () => {
+    let answer = snapshot(3);
+    const { cache, reads } = mergedCache(() => answer);
+    await cache.read(MERGED, 500);
+    // The survivor's entry dropped and filled again by a read of its own: the merged id reads Neo4j.
+    cache.apply([event(ID, 'PaymentMethodStatusChanged', 4)], 'tail');
+    answer = snapshot(4);
+    await cache.read(ID, 500);
+    await cache.read(MERGED, 500);
+    expect(reads).toEqual([MERGED, ID, MERGED]);
+    // An unmerge appends CustomersUnmerged to both logs; the merged id's alone already ends the alias.
+    cache.apply([event(MERGED, 'CustomersUnmerged', 9)], 'tail');
+    await cache.read(ID, 500);
+    await cache.read(MERGED, 500);
+    expect(reads).toEqual([MERGED, ID, MERGED, MERGED]);
+  });
+
+  it('drops the survivor’s pre-merge entry; keeps no fill of the merged id an unmerge overtook', async () => {
+    let answer: CustomerSnapshot | Promise<CustomerSnapshot> = snapshot(3);
+    const { cache, reads } = mergedCache(() => answer);
+    await cache.read(ID, 500);
+    cache.apply([event(ID, 'CustomersMerged', 4)], 'tail');
+    answer = snapshot(4, { methods: [] });
+    expect((await cache.read(ID, 500)).snapshot.seq).toBe(4);
+    expect(reads).toEqual([ID, ID]);
+
+    let release: (s: CustomerSnapshot) => void = () => undefined;
+    answer = new Promise<CustomerSnapshot>((r) => (release = r));
+    cache.apply([event(ID, 'CustomerSuspended', 5)], 'tail');
+    const pending = cache.read(MERGED, 500);
+    await Promise.resolve();
+    cache.apply([event(MERGED, 'CustomersUnmerged', 7)], 'tail');
+    release(snapshot(5));
+    expect((await pending).snapshot).toMatchObject({ customer_id: ID, merged_into: ID, seq: 5 });
+    answer = snapshot(5);
+    await cache.read(MERGED, 500);
+    expect(reads).toEqual([ID, ID, MERGED, MERGED]);
+  });
+
+  it('answers the merged id stale from the survivor’s entry while Neo4j cannot answer', async () => {
+    let answer: CustomerSnapshot | Error = snapshot(3);
+    const { cache } = mergedCache(() => answer);
+    await cache.read(MERGED, 500);
+    (cache as unknown as { polledAt: number }).polledAt = 1;
+    answer = unreachable();
+    const stale = await cache.read(MERGED, 500);
+    expect(stale.staleAsOf).toBeInstanceOf(Date);
+    expect(stale.snapshot).toMatchObject({ customer_id: ID, merged_into: ID });
+  });
+});

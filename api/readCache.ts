@@ -20,6 +20,10 @@
  *   cache holds is answered from it, marked stale with the time it was last known current; any
  *   other read fails fast with 503 / UNAVAILABLE. A read that names a consistency token the entry
  *   does not reach goes to Neo4j's leader, and is never answered stale.
+ * - The id of a merged customer (a tombstone, graph/merge.ts) is answered with its survivor's
+ *   snapshot (the fill follows it: graph/context.ts). That snapshot is kept under the survivor's
+ *   own id, never under the tombstone's — the survivor's events, which keep it current, name the
+ *   survivor — and the tombstone's id is only an alias of that very entry (see `aliases`).
  */
 import {
   BrokenCircuitError,
@@ -138,6 +142,17 @@ export class ReadCache {
   private readonly seenSeq: LRUCache<string, number>;
   /** The same for devices: a snapshot holding a device below it is never kept. */
   private readonly seenDeviceSeq: LRUCache<string, number>;
+  /**
+   * A merged customer's id → the entry of its survivor that a fill of the merged id found (kept
+   * under the survivor's id). Served only while the survivor's entry is that same object: any
+   * event that drops or refills the survivor's entry (a merge, an unmerge, a status change…)
+   * ends the alias with it, while the events applied in place (a payment, a profile change) reach
+   * both ids at once. Any event of the merged id itself (CustomersUnmerged, on both customers'
+   * logs) deletes its alias; a merge of the survivor into a third record appends CustomersMerged
+   * to the survivor's log, which drops the survivor's entry, so an alias never outlives a
+   * re-pointed tombstone. Nothing is ever cached under a tombstone's own id.
+   */
+  private readonly aliases: LRUCache<string, Entry>;
   /** When the tail's first successful poll began: fills that began earlier are not kept. */
   private tailOrigin = 0;
   private readonly breaker: CircuitBreakerPolicy;
@@ -167,6 +182,7 @@ export class ReadCache {
     });
     this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.seenDeviceSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
+    this.aliases = new LRUCache<string, Entry>({ max: Math.max(1000, settings.maxEntries) });
     this.breaker = circuitBreaker(
       handleWhen((err) => unavailableDependency(err) !== undefined),
       { halfOpenAfter: settings.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) },
@@ -211,12 +227,12 @@ export class ReadCache {
    */
   async read(customerId: string, budgetMs: number, minVersion: ConsistencyToken | null = null): Promise<CachedRead> {
     const now = Date.now();
-    const entry = this.lru.get(customerId);
+    const entry = this.lru.get(customerId) ?? this.aliased(customerId, true);
     const reaches = entry !== undefined && this.reaches(entry.snap, minVersion);
     const current = this.isCurrent(now);
     if (entry && reaches && current && now - entry.filledAt < this.settings.ttlMs) {
       this.stats.hits++;
-      return { snapshot: entry.snap };
+      return { snapshot: answerFor(customerId, entry.snap) };
     }
     this.stats.misses[!entry ? 'absent' : !reaches ? 'behind_token' : !current ? 'tail_behind' : 'expired']++;
     try {
@@ -227,14 +243,24 @@ export class ReadCache {
       // The copy held now (an event may have dropped the one seen before the wait), only if it
       // reaches the caller's token, and only for so long: past that, a denying change this replica
       // cannot see may exist.
-      const held = this.lru.peek(customerId);
+      const held = this.lru.peek(customerId) ?? this.aliased(customerId, false);
       const asOf = held ? Math.max(held.filledAt, this.polledAt) : 0;
       if (held && this.reaches(held.snap, minVersion) && Date.now() - asOf < this.settings.staleMaxMs) {
         this.stats.stale++;
-        return { snapshot: held.snap, staleAsOf: new Date(asOf) };
+        return { snapshot: answerFor(customerId, held.snap), staleAsOf: new Date(asOf) };
       }
       throw unavailable;
     }
+  }
+
+  /** The survivor's entry a merged customer's id is an alias of, while it is still that entry. */
+  private aliased(customerId: string, touch: boolean): Entry | undefined {
+    const alias = this.aliases.peek(customerId);
+    if (!alias) return undefined;
+    const survivor = touch ? this.lru.get(alias.snap.customer_id) : this.lru.peek(alias.snap.customer_id);
+    if (survivor === alias) return alias;
+    this.aliases.delete(customerId);
+    return undefined;
   }
 
   private reaches(snap: CustomerSnapshot, token: ConsistencyToken | null): boolean {
@@ -271,7 +297,10 @@ export class ReadCache {
       (snap) => {
         if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
         this.inFlight.delete(fill);
-        if (!fill.overtaken && this.settings.enabled) this.keep(customerId, snap, startedAt);
+        if (!fill.overtaken && this.settings.enabled) {
+          if (snap.merged_into === undefined) this.keep(customerId, snap, startedAt);
+          else this.keepFollowed(customerId, snap, startedAt);
+        }
         return snap;
       },
       (err: unknown) => {
@@ -303,6 +332,21 @@ export class ReadCache {
     }
   }
 
+  /**
+   * A merged customer's fill brought its survivor's snapshot: kept as the survivor's own (under the
+   * survivor's id, by the same rules; an event of the survivor during the fill shows a later
+   * sequence than the snapshot's, so `keep` refuses it), and the merged id made an alias of the
+   * survivor's entry, whichever is current. An event of the merged id during the fill (an unmerge)
+   * marked the fill overtaken, so it never gets here.
+   */
+  private keepFollowed(mergedId: string, snap: CustomerSnapshot, filledAt: number): void {
+    if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
+    const { merged_into: _followed, ...own } = snap;
+    this.keep(own.customer_id, own, filledAt);
+    const survivor = this.lru.peek(own.customer_id);
+    if (survivor) this.aliases.set(mergedId, survivor);
+  }
+
   private unindex(customerId: string, snap: CustomerSnapshot): void {
     for (const d of snap.devices) {
       const customers = this.byDevice.get(d.device_id);
@@ -326,6 +370,8 @@ export class ReadCache {
 
   private applyCustomerEvent(customerId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
     for (const fill of this.inFlight) if (fill.customerId === customerId) fill.overtaken = true;
+    // A merged id's own log moves only when its merge is undone (or it is erased): where it leads may change.
+    this.aliases.delete(customerId);
     if (ev.customer_seq !== null && ev.customer_seq > (this.seenSeq.get(customerId) ?? 0))
       this.seenSeq.set(customerId, ev.customer_seq);
     const entry = this.lru.peek(customerId);
@@ -368,6 +414,11 @@ export class ReadCache {
       }
     }
   }
+}
+
+/** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */
+function answerFor(askedId: string, snap: CustomerSnapshot): CustomerSnapshot {
+  return askedId === snap.customer_id ? snap : { ...snap, merged_into: snap.customer_id };
 }
 
 /**

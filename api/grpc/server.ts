@@ -194,6 +194,7 @@ export function createGrpcServer(
           predicted_ltv: ctx.predicted_ltv ?? '',
           stale: ctx.stale === true,
           as_of: ctx.as_of ?? '',
+          merged_into: ctx.merged_into ?? '',
         };
       },
     ),
@@ -215,6 +216,7 @@ export function createGrpcServer(
           trusted_device: options.trusted_device,
           stale: options.stale === true,
           as_of: options.as_of ?? '',
+          merged_into: options.merged_into ?? '',
         };
       },
     ),

@@ -28,6 +28,7 @@ import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
+import { identityMergeRoutes } from './identityMerges';
 import { INTERACTIONS_PATH, interactionRoutes } from './interactions';
 import { noStore, rateLimit, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';
@@ -119,6 +120,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', contextRoutes(deps));
   app.route('/', recoveryRoutes(deps));
   app.route('/', fraudRoutes(deps));
+  app.route('/', identityMergeRoutes(deps));
   app.route('/', interactionRoutes(deps));
   app.route('/', eventRoutes(deps));
   app.route('/', privacyRoutes(deps));

@@ -12,7 +12,7 @@ import type { ApiDeps } from '../deps';
 import { consistencyTokenField, deviceTrustSchema, inactivateSchema, parseConsistencyToken } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import { access, bearerSecurity, consistencyHeaders, customerParams, problems, validationHook } from './common';
-import { customerContextSchema, staleFields, walletItemSchema } from './responses';
+import { customerContextSchema, mergedIntoFields, staleFields, walletItemSchema } from './responses';
 
 /** A read that must reflect a write: the token from that write's answer. */
 const consistencyRequestHeaders = z.object({
@@ -81,7 +81,12 @@ export function contextRoutes(deps: ApiDeps) {
           content: {
             'application/json': {
               schema: z
-                .object({ data: z.array(walletItemSchema), trusted_device: z.boolean(), ...staleFields })
+                .object({
+                  data: z.array(walletItemSchema),
+                  trusted_device: z.boolean(),
+                  ...mergedIntoFields,
+                  ...staleFields,
+                })
                 .openapi('CheckoutOptions'),
             },
           },

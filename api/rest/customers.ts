@@ -7,10 +7,11 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
 import { decimalAmount } from '../../graph/onboarding';
+import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchScore';
 import { observeCommits } from '../../graph/graph';
 import { answerToken, customerTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
-import { predictedLtvField, walletItemSchema } from './responses';
+import { mergedIntoFields, predictedLtvField, walletItemSchema } from './responses';
 import {
   addToWallet,
   getProfile,
@@ -31,7 +32,8 @@ import {
 
 const WALLET_WRITE_NOTE =
   'A suspended customer’s own token is refused (403 naming the status); the platform and ops give ' +
-  '`Persona-Reason` for a customer who is not active, recorded as an `OpsActionRecorded` event.';
+  '`Persona-Reason` for a customer who is not active, recorded as an `OpsActionRecorded` event. ' +
+  'The id of a merged customer is refused (409 naming the survivor), whoever asks.';
 
 const profile = z
   .object({
@@ -47,6 +49,7 @@ const profile = z
     ),
     created_at: z.string(),
     updated_at: z.string(),
+    ...mergedIntoFields,
   })
   .openapi('Profile');
 
@@ -84,7 +87,9 @@ const walletItemWithOffers = walletItem
     }),
   })
   .openapi('NewWalletItem');
-const walletList = z.object({ data: z.array(walletItem), next_cursor: z.string().nullable() }).openapi('WalletList');
+const walletList = z
+  .object({ data: z.array(walletItem), next_cursor: z.string().nullable(), ...mergedIntoFields })
+  .openapi('WalletList');
 
 const newPaymentMethod = withCardDetails(
   paymentMethodFields
@@ -93,12 +98,69 @@ const newPaymentMethod = withCardDetails(
     .strict(),
 );
 
+const sharing = {
+  shared_by: z.number().int().openapi({
+    description: 'Customers holding it, these two included, counted up to `limit` + 1 (where counting stops)',
+  }),
+  shared_beyond_limit: z.boolean().openapi({ description: 'Held by more than `limit` customers: 0 points' }),
+  limit: z.number().int(),
+};
+const cardSide = z
+  .object({
+    payment_method_id: z.string(),
+    brand: z.string().nullable(),
+    last_four: z.string().nullable(),
+    expiry_month: z.number().int().nullable(),
+    expiry_year: z.number().int().nullable(),
+  })
+  .openapi('MatchCardSide');
+const addressSide = z
+  .object({ address_id: z.string(), type: z.string(), city: z.string().nullable(), country: z.string() })
+  .openapi('MatchAddressSide');
+const partDetails = z
+  .union([
+    z
+      .object({ type: z.enum(IDENTIFIER_TYPES), verified: z.enum(VERIFICATIONS) })
+      .openapi('IdentifierEvidence', { description: '`verified`: on which of the two records it is verified' }),
+    z
+      .object({ device_id: z.string(), fingerprint_suffix: z.string(), ...sharing })
+      .openapi('DeviceEvidence', { description: '`limit`: PERSONA_SHARED_DEVICE_LIMIT' }),
+    z
+      .object({
+        fingerprint_suffix: z.string(),
+        network: z.string().nullable(),
+        this: cardSide,
+        other: cardSide,
+        ...sharing,
+      })
+      .openapi('CardEvidence', { description: 'The two payment methods with the same processor card fingerprint' }),
+    z
+      .object({ compared: z.array(z.string()), this: addressSide, other: addressSide, ...sharing })
+      .openapi('AddressEvidence', { description: '`compared`: the fields the normalised addresses agree on' }),
+    z.object({}).openapi('NoEvidenceDetails'),
+  ])
+  .openapi({ description: 'The evidence, by kind: `this` is the customer asked about, `other` the match' });
+const matchPart = z
+  .object({
+    signal: z.enum(PART_SIGNALS),
+    points: z.number().int().min(0).max(100),
+    reason: z.string().openapi({ description: 'In words; never an email, phone number, street or whole fingerprint' }),
+    details: partDetails,
+  })
+  .openapi('MatchPart');
 const possibleMatch = z
   .object({
     customer_id: z.uuid(),
-    signals: z.array(z.string()),
-    found_at: z.string(),
-    onboarding_id: z.string(),
+    status: z.enum(['active', 'suspended']),
+    score: z.number().int().min(0).max(100).openapi({
+      description: 'The parts’ points summed, at most 100 (weights: PERSONA_MATCH_WEIGHTS)',
+    }),
+    signals: z.array(z.enum(PART_SIGNALS)).openapi({ description: 'The parts’ signals, once each' }),
+    parts: z.array(matchPart).openapi({ description: 'The evidence, the strongest first' }),
+    found_at: z.string().nullable().openapi({
+      description: 'When an onboarding last recorded the two as a possible match (either way); null if none did',
+    }),
+    onboarding_id: z.string().nullable(),
   })
   .openapi('PossibleMatch');
 
@@ -138,7 +200,7 @@ export function customerRoutes(deps: ApiDeps) {
       summary: 'Update segment or lifetime value (platform only)',
       description:
         'Segment and LTV are the platform’s to set: this needs `customers:write`; ' +
-        'a customer’s own token is refused.',
+        'a customer’s own token is refused. The id of a merged customer is refused (409 naming the survivor).',
       middleware: [access(deps.authenticate, { scopes: ['customers:write'] })] as const,
       request: {
         params: customerParams,
@@ -150,7 +212,7 @@ export function customerRoutes(deps: ApiDeps) {
           headers: consistencyHeaders,
           content: { 'application/json': { schema: profile } },
         },
-        ...problems(400, 401, 403, 404, 413),
+        ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
     async (c) => {
@@ -261,12 +323,17 @@ export function customerRoutes(deps: ApiDeps) {
       ...common,
       method: 'get',
       path: '/api/v1/customers/{id}/possible-matches',
-      summary: 'Customers this one may be (never merged automatically), for review',
-      middleware: [access(deps.authenticate, { scopes: ['customers:read'] })] as const,
+      summary: 'Customers this one may be (never merged automatically), with the evidence, for review',
+      description:
+        'Each possible match with its score and every part of it in words, from one graph read: customers ' +
+        'an onboarding recorded as a possible match (either way) and customers sharing a device, a card ' +
+        '(processor fingerprint) or an address (normalised) with this one; erased and merged records never. ' +
+        'Needs `customers:read` or `identity:merge`; a customer’s own token is refused (it names others).',
+      middleware: [access(deps.authenticate, { scopes: ['customers:read', 'identity:merge'] })] as const,
       request: { params: customerParams },
       responses: {
         200: {
-          description: 'Possible matches, newest first',
+          description: 'Possible matches, the highest score first (ties by customer id)',
           content: {
             'application/json': {
               schema: z.object({ data: z.array(possibleMatch), next_cursor: z.string().nullable() }),

@@ -8,6 +8,7 @@ import { EVENT_TYPES } from '../../graph/eventSchemas';
 import type { ApiDeps } from '../deps';
 import { customerHistory, eventFeed } from '../services/events';
 import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { mergedIntoFields } from './responses';
 
 const limit = (max: number, fallback: number) =>
   z.coerce
@@ -127,6 +128,9 @@ export function eventRoutes(deps: ApiDeps) {
       tags: ['customers'],
       security: bearerSecurity,
       summary: 'The customer’s own history, newest first, in words',
+      description:
+        'For the id of a customer merged into another: the survivor’s history, with `merged_into` (the ' +
+        'survivor’s id); a customer’s own token of the merged id reads it through the merged id.',
       middleware: [access(deps.authenticate, { scopes: ['ops'], self: true })] as const,
       request: {
         params: customerParams,
@@ -145,7 +149,7 @@ export function eventRoutes(deps: ApiDeps) {
           content: {
             'application/json': {
               schema: z
-                .object({ data: z.array(historyItem), next_cursor: z.string().nullable() })
+                .object({ data: z.array(historyItem), next_cursor: z.string().nullable(), ...mergedIntoFields })
                 .openapi('HistoryPage'),
             },
           },

@@ -10,6 +10,7 @@ import type { ApiDeps } from '../deps';
 import { fraudOutcomeSchema, outcomeIdField } from '../requests';
 import { fraudOutcomeStatus, reportFraudOutcome, resolveReview } from '../services/fraud';
 import { access, bearerSecurity, problems, validationHook } from './common';
+import { mergedIntoFields } from './responses';
 
 const change = z.object({
   entity: z.string(),
@@ -46,8 +47,9 @@ const statusSchema = z
 
 const outcomeParams = z.object({ outcome_id: outcomeIdField.openapi({ param: { name: 'outcome_id', in: 'path' } }) });
 const accepted = {
-  description: 'Accepted',
-  content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+  description:
+    'Accepted; for a `customer_id` merged into another customer, the outcome is the survivor’s (`merged_into`)',
+  content: { 'application/json': { schema: z.object({ workflow_id: z.string(), ...mergedIntoFields }) } },
 };
 
 export function fraudRoutes(deps: ApiDeps) {

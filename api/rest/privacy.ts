@@ -10,6 +10,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { erasureStatus, exportCustomer, requestErasure } from '../services/privacy';
 import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
+import { mergedIntoFields } from './responses';
 
 const erasureStatusSchema = z
   .object({
@@ -40,7 +41,9 @@ const erasureStatusSchema = z
 const SELF_NOTE =
   'A customer’s own token needs a sign-in within PERSONA_RECENT_AUTH_SECONDS (its `auth_time`; else 401 ' +
   'with `WWW-Authenticate: Bearer error="insufficient_user_authentication", max_age=…`) and an active ' +
-  'customer (else 403 naming the status). Ops give `Persona-Reason` for a customer who is not active.';
+  'customer (else 403 naming the status). Ops give `Persona-Reason` for a customer who is not active. ' +
+  'The id of a customer merged into another acts on the survivor (the same person), and says so ' +
+  '(`merged_into`).';
 
 const encoder = new TextEncoder();
 
@@ -120,7 +123,9 @@ export function privacyRoutes(deps: ApiDeps) {
       responses: {
         202: {
           description: 'The erasure runs',
-          content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+          content: {
+            'application/json': { schema: z.object({ workflow_id: z.string(), ...mergedIntoFields }) },
+          },
         },
         ...problems(400, 401, 403, 404),
       },

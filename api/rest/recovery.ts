@@ -10,6 +10,7 @@ import type { ApiDeps } from '../deps';
 import { paymentFailureSchema, paymentIdField } from '../requests';
 import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
 import { access, bearerSecurity, problems, validationHook } from './common';
+import { mergedIntoFields } from './responses';
 
 const statusSchema = z
   .object({
@@ -78,8 +79,10 @@ export function recoveryRoutes(deps: ApiDeps) {
       request: { body: { required: true, content: { 'application/json': { schema: paymentFailureSchema } } } },
       responses: {
         202: {
-          description: 'The recovery runs',
-          content: { 'application/json': { schema: z.object({ workflow_id: z.string() }) } },
+          description:
+            'The recovery runs; for a `customer_id` merged into another customer, the survivor’s (named in ' +
+            '`merged_into`), whose wallet holds the method now',
+          content: { 'application/json': { schema: z.object({ workflow_id: z.string(), ...mergedIntoFields }) } },
         },
         ...problems(400, 401, 403, 404, 409, 413),
       },

@@ -39,6 +39,21 @@ export const staleFields = {
     .openapi({ description: 'With `stale`: when the answer was last known to be current (RFC 3339)' }),
 };
 
+/**
+ * On an answer for the id of a merged customer (the tombstone of a merge): the survivor whose data
+ * it is. Absent for any other id. docs/api.md "After a merge".
+ */
+export const mergedIntoFields = {
+  merged_into: z
+    .uuid()
+    .optional()
+    .openapi({
+      description:
+        'Present only when the id asked for was merged into another customer: the survivor (its id), whose ' +
+        'data this is. Use that id from now on; writes to the merged id are refused (409)',
+    }),
+};
+
 export const customerContextSchema = z
   .object({
     customer_id: z.uuid(),
@@ -51,6 +66,7 @@ export const customerContextSchema = z
     trusted_devices: z.array(z.object({ device_id: z.string(), fingerprint: z.string(), trust_score: z.number() })),
     default_payment_method_id: z.string().nullable(),
     active_payment_methods: z.array(z.string()),
+    ...mergedIntoFields,
     ...staleFields,
   })
   .openapi('CustomerContext');

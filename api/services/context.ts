@@ -16,6 +16,7 @@ import {
 import type { ApiDeps } from '../deps';
 import type { ConsistencyToken } from '../consistency';
 import { walletItem } from './customers';
+import { mergedInto } from './mergedIds';
 
 /**
  * How long a read may take: the read deadline, or less when the caller (a gRPC deadline) has
@@ -49,6 +50,7 @@ export async function customerContext(
     ltv: fromMinorUnits(ltv_minor, currency),
     ltv_currency: currency,
     predicted_ltv: predicted_ltv_minor === null ? null : fromMinorUnits(predicted_ltv_minor, currency),
+    ...mergedInto(read.snapshot.merged_into),
     ...staleness(read.staleAsOf),
   };
 }
@@ -65,7 +67,8 @@ export async function checkoutOptions(
   // A stale answer is no news for Chimera: only a current one reports the device.
   if (options.trusted_device && deviceId && options.status === 'active' && !read.staleAsOf) {
     reportTrustedDevice(deps, {
-      customer_id: customerId,
+      // The survivor's, when the id asked for was merged into it: the device is the survivor's now.
+      customer_id: read.snapshot.customer_id,
       device_id: deviceId,
       seen_on: new Date().toISOString().slice(0, 10),
     });
@@ -73,6 +76,7 @@ export async function checkoutOptions(
   return {
     data: options.data.map(walletItem),
     trusted_device: options.trusted_device,
+    ...mergedInto(read.snapshot.merged_into),
     ...staleness(read.staleAsOf),
   };
 }

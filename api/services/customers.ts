@@ -4,18 +4,29 @@ import { NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
 import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
 import type { CustomerPatch, CustomerStatus, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
-import { listPossibleMatches } from '../../graph/onboarding';
+import { listMatchEvidence } from '../../graph/matchEvidence';
 import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { guardAndRecord, type Actor } from './guards';
+import { followMerge, isMergedStatus, mergedInto } from './mergedIds';
 import { offerNewPaymentMethod, type RecoveryOffer } from './recovery';
 
+/**
+ * The profile; for a merged customer's id, its survivor's with `merged_into` (the status read says
+ * so: any other id costs no more reads).
+ */
 export async function getProfile(g: Graph, id: string) {
-  const customer = await getCustomer(g, id);
-  if (!customer) throw new NotFoundError('Customer', id);
-  const identifiers = await getDigitalIdentifiersByCustomer(g, id);
+  let customer = await getCustomer(g, id);
+  let survivor: string | undefined;
+  // A second round only when the survivor was itself merged in between (a chain is shortened at once).
+  for (let round = 0; customer && isMergedStatus(customer.status) && round < 2; round++) {
+    survivor = (await followMerge(g, id)).id;
+    customer = await getCustomer(g, survivor);
+  }
+  if (!customer || isMergedStatus(customer.status)) throw new NotFoundError('Customer', id);
+  const identifiers = await getDigitalIdentifiersByCustomer(g, customer.id);
   return {
     customer_id: customer.id,
     status: customer.status,
@@ -30,6 +41,7 @@ export async function getProfile(g: Graph, id: string) {
     digital_identifiers: identifiers.map((i) => ({ type: i.type, value: i.value, is_verified: i.is_verified })),
     created_at: customer.created_at,
     updated_at: customer.updated_at,
+    ...mergedInto(survivor),
   };
 }
 
@@ -63,8 +75,18 @@ export function walletItem(e: WalletEntry) {
   };
 }
 
+/**
+ * The wallet; for a merged customer's id, its survivor's with `merged_into`. A merged customer's
+ * own wallet is empty (its methods moved to the survivor, and no wallet write reaches a tombstone),
+ * so only an empty wallet asks where the id leads: a wallet with methods costs no more reads.
+ */
 export async function listWallet(g: Graph, id: string) {
-  return { data: (await getPaymentMethodsByCustomer(g, id)).map(walletItem), next_cursor: null };
+  const entries = await getPaymentMethodsByCustomer(g, id);
+  if (entries.length > 0) return { data: entries.map(walletItem), next_cursor: null };
+  const target = await followMerge(g, id);
+  if (target.merged_into === undefined) return { data: [], next_cursor: null };
+  const survivors = await getPaymentMethodsByCustomer(g, target.id);
+  return { data: survivors.map(walletItem), next_cursor: null, ...mergedInto(target.merged_into) };
 }
 
 /** Who may change a wallet besides the customer: the platform (`customers:write`) and ops. */
@@ -125,7 +147,12 @@ export async function removeFromWallet(
   await removePaymentMethod(deps.graph, id, paymentMethodId, { allowStatuses: walletStatusesFor(actor) });
 }
 
+/**
+ * The customers this one may be, each with its score and the evidence for it, ranked (one graph
+ * read). Review data: it names other customers, so never for a customer's own token.
+ */
 export async function possibleMatches(g: Graph, id: string) {
-  if (!(await getCustomer(g, id))) throw new NotFoundError('Customer', id);
-  return { data: await listPossibleMatches(g, id), next_cursor: null };
+  const data = await listMatchEvidence(g, id);
+  if (!data) throw new NotFoundError('Customer', id);
+  return { data, next_cursor: null };
 }

@@ -7,6 +7,7 @@ import type { PersonaEvent } from '../../graph/events';
 import { readCustomerHistory, readFeed, type FeedPage } from '../../graph/feed';
 import { CURRENCY_PATTERN, fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
+import { mergedInto } from './mergedIds';
 
 export async function eventFeed(deps: ApiDeps, after: string | undefined, limit: number): Promise<FeedPage> {
   return readFeed(deps.graph, { after, limit, lagMs: deps.events.feedLagMs });
@@ -108,6 +109,22 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   PaymentMethodUsedOnDevice: (p) => `A payment method was used on ${p.new_device ? 'a new' : 'another'} device`,
   GraphRestored: () => 'Persona’s records were restored from a backup',
   OpsActionRecorded: (p) => `Support acted on the account (${words(p.action)}): ${str(p.reason)}`,
+  CustomersMerged: (p) => {
+    const m = (p.manifest ?? {}) as Record<string, unknown[] | undefined>;
+    const n = (k: string): number => m[k]?.length ?? 0;
+    const how = p.decided_by === 'consent' ? 'with the consent of both' : 'by support';
+    return (
+      `Profile ${str(p.merged_id)} was merged into ${str(p.survivor_id)} ${how}: ${n('payment_methods')} payment ` +
+      `methods, ${n('devices')} devices, ${n('addresses')} addresses and ${n('identifiers')} contact details moved`
+    );
+  },
+  CustomersUnmerged: (p) => {
+    const kept = Array.isArray(p.not_restored) ? p.not_restored.length : 0;
+    return (
+      `The merge of profile ${str(p.merged_id)} into ${str(p.survivor_id)} was undone` +
+      `${kept ? ` (${kept} ${kept === 1 ? 'item' : 'items'} changed since stayed as they are)` : ''}`
+    );
+  },
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out'
       ? 'Fraud review: no decision in time; the suspension stays'
@@ -120,12 +137,13 @@ export function describeEvent(e: PersonaEvent): HistoryItem {
   return { id: e.id, type: e.type, occurred_at: e.occurred_at, customer_seq: e.customer_seq ?? null, summary };
 }
 
+/** A customer's history in words; for a merged customer's id, its survivor's, with `merged_into`. */
 export async function customerHistory(
   deps: ApiDeps,
   customerId: string,
   before: string | undefined,
   limit: number,
-): Promise<{ data: HistoryItem[]; next_cursor: string | null }> {
-  const page = await readCustomerHistory(deps.graph, customerId, { before, limit });
-  return { data: page.data.map(describeEvent), next_cursor: page.next_cursor };
+): Promise<{ data: HistoryItem[]; next_cursor: string | null; merged_into?: string }> {
+  const page = await readCustomerHistory(deps.graph, customerId, { before, limit, follow: true });
+  return { data: page.data.map(describeEvent), next_cursor: page.next_cursor, ...mergedInto(page.merged_into) };
 }

@@ -19,6 +19,7 @@ import { personaCustomerId } from '../../temporal/searchAttributes';
 import { refusalError, updateRefusalOf } from '../../temporal/updates';
 import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
 import type { ApiDeps } from '../deps';
+import { mergedInto } from './mergedIds';
 
 const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   challenge_passed: 'passed a fraud challenge: raise the device’s trust',
@@ -28,8 +29,11 @@ const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   false_positive: 'false positive: put back what the earlier fraud outcome changed',
 };
 
-export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeReport): Promise<{ workflow_id: string }> {
-  const workflowId = fraudOutcomeWorkflowId(report.outcome_id);
+export async function reportFraudOutcome(
+  deps: ApiDeps,
+  reported: FraudOutcomeReport,
+): Promise<{ workflow_id: string; merged_into?: string }> {
+  const workflowId = fraudOutcomeWorkflowId(reported.outcome_id);
   // A repeat of a known outcome is answered without checking it again (it may have changed what it checked).
   try {
     await deps.temporal.client.workflow.getHandle(workflowId).describe();
@@ -37,7 +41,9 @@ export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeRepo
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
-  await checkFraudOutcome(deps.graph, report);
+  // A report naming a merged customer is about its survivor (the check follows the tombstone).
+  const { customer_id } = await checkFraudOutcome(deps.graph, reported);
+  const report = customer_id === reported.customer_id ? reported : { ...reported, customer_id };
   // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
   await deps.payloads.provision(workflowId, report.customer_id);
   try {
@@ -52,7 +58,7 @@ export async function reportFraudOutcome(deps: ApiDeps, report: FraudOutcomeRepo
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  return { workflow_id: workflowId };
+  return { workflow_id: workflowId, ...mergedInto(report === reported ? null : customer_id) };
 }
 
 /** Outcomes started before `decision`, `problem` and `undelivered` existed answer without them. */

@@ -16,6 +16,7 @@ import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import type { CustomerStatus } from '../../graph/model';
 import { actsAsSelf, AuthError, requireRecentAuth, type Principal, type Scope } from '../auth';
 import type { ApiDeps } from '../deps';
+import { isMergedStatus, mergedRefusal } from './mergedIds';
 
 export type GuardedAction = AuditedAction | 'erasure';
 
@@ -40,8 +41,9 @@ export interface Actor {
 /**
  * Checks that the actor may do `action` for the customer now, and answers what to record: the
  * reason given by a caller other than the customer (null when none was given). Throws
- * NotFoundError (no such customer), AuthError (401 a fresh sign-in; 403 not active), or
- * InvalidInputError (a reason is needed).
+ * NotFoundError (no such customer), AuthError (401 a fresh sign-in; 403 not active),
+ * InvalidInputError (a reason is needed), or CustomerMergedError (the id was merged into another
+ * customer: 409 naming it).
  */
 export async function guardCustomerAction(
   deps: ApiDeps,
@@ -52,6 +54,8 @@ export async function guardCustomerAction(
   const customer = await getCustomer(deps.graph, customerId);
   if (!customer) throw new NotFoundError('Customer', customerId);
   const { status } = customer;
+  // A merge's tombstone: refused before anything is recorded (export and erasure follow it first).
+  if (isMergedStatus(status)) throw await mergedRefusal(deps.graph, customerId);
   // An erased customer is a tombstone: nothing left to protect (export shows it, erasing again is a no-op).
   const notActive = status !== 'active' && status !== 'erased';
   if (actsAsSelf(actor.principal, actor.routeScopes)) {

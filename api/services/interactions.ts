@@ -288,7 +288,8 @@ export async function recordWithTokens(g: Graph, items: Interaction[], rules: Pr
   const { result, events } = await observeCommits(() => recordInGraph(g, items, rules));
   const seqs = customerSeqs(events);
   return result.map((r, i) => {
-    const seq = r.result === 'recorded' ? seqs.get((items[i] as Interaction).customer_id) : undefined;
+    // An item naming a merged customer was recorded on the survivor: the token is of the survivor's write.
+    const seq = r.result === 'recorded' ? seqs.get(r.merged_into ?? (items[i] as Interaction).customer_id) : undefined;
     return seq === undefined ? r : { ...r, consistency_token: formatCustomerToken(seq) };
   });
 }

@@ -23,6 +23,7 @@ import { actsAsSelf, AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
+import { followMerge, mergedInto } from './mergedIds';
 
 /** Who may export and erase besides the customer: ops. */
 const PRIVACY_SCOPES = ['ops'] as const;
@@ -55,12 +56,14 @@ export function eventForCustomer(e: PersonaEvent): PersonaEvent | null {
  */
 export async function exportCustomer(
   deps: ApiDeps,
-  id: string,
+  asked: string,
   actor: Omit<Actor, 'routeScopes'>,
 ): Promise<AsyncGenerator<string>> {
-  await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
   const g = deps.graph;
-  const profile = await getProfile(g, id);
+  // A merged customer's id exports its survivor (the same person): the profile says `merged_into`.
+  const { id, merged_into } = await followMerge(g, asked);
+  await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
+  const profile = { ...(await getProfile(g, id)), ...mergedInto(merged_into) };
   return (async function* pieces() {
     const [wallet, devices, addresses] = await Promise.all([
       listWallet(g, id),
@@ -120,12 +123,15 @@ export async function exportCustomer(
  */
 export async function requestErasure(
   deps: ApiDeps,
-  id: string,
+  asked: string,
   actor: Omit<Actor, 'routeScopes'> & { overrideFraudReview?: boolean },
-): Promise<{ workflow_id: string }> {
+): Promise<{ workflow_id: string; merged_into?: string }> {
   const override = actor.overrideFraudReview === true;
   if (override && actsAsSelf(actor.principal, PRIVACY_SCOPES))
     throw new AuthError(403, 'Forbidden: only ops may override a pending fraud review.');
+  // A merged customer's id erases its survivor (the same person), whose erasure finds the records
+  // merged into it (graph/erasure.ts).
+  const { id, merged_into } = await followMerge(deps.graph, asked);
   const allowed = await guardCustomerAction(deps, id, 'erasure', { ...actor, routeScopes: PRIVACY_SCOPES });
   if (override && !allowed.reason)
     throw new InvalidInputError(
@@ -157,7 +163,7 @@ export async function requestErasure(
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
   }
-  return { workflow_id: workflowId };
+  return { workflow_id: workflowId, ...mergedInto(merged_into) };
 }
 
 /**
@@ -166,7 +172,7 @@ export async function requestErasure(
  */
 export async function erasureStatus(
   deps: ApiDeps,
-  id: string,
+  asked: string,
 ): Promise<
   Omit<ErasureStatus, 'state'> & {
     state: ErasureStatus['state'] | 'stopped';
@@ -175,6 +181,11 @@ export async function erasureStatus(
     history_keys_destroyed?: number;
   }
 > {
+  // A merged customer's id: its survivor's erasure (the one a DELETE of the merged id starts).
+  const { id } = await followMerge(deps.graph, asked).catch((err: unknown) => {
+    if (err instanceof NotFoundError) return { id: asked };
+    throw err;
+  });
   const workflowId = erasureWorkflowId(id);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
   try {

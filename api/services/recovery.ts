@@ -35,11 +35,13 @@ import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
+import { followMerge, mergedInto } from './mergedIds';
 
-export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Promise<{ workflow_id: string }> {
-  const wallet = await getPaymentMethodsByCustomer(deps.graph, f.customer_id);
-  if (!wallet.some((pm) => pm.id === f.payment_method_id))
-    throw new NotFoundError('PaymentMethod', f.payment_method_id);
+export async function reportPaymentFailure(
+  deps: ApiDeps,
+  reported: PaymentFailure,
+): Promise<{ workflow_id: string; merged_into?: string }> {
+  const f = await ownerOfFailure(deps, reported);
   const workflowId = recoveryWorkflowId(f.payment_id);
   const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
   // A customer being erased starts no new recovery: its key would be destroyed while it ran (the
@@ -65,7 +67,22 @@ export async function reportPaymentFailure(deps: ApiDeps, f: PaymentFailure): Pr
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  return { workflow_id: workflowId };
+  return { workflow_id: workflowId, ...mergedInto(f.customer_id === reported.customer_id ? null : f.customer_id) };
+}
+
+/**
+ * The failure as the recovery runs it: the method must be the customer's (404 otherwise). A report
+ * naming a merged customer (a merge's tombstone, whose methods moved to the survivor) is the
+ * survivor's: the recovery runs for the survivor, never on the tombstone. Only a method not found
+ * in the named customer's wallet asks where the id leads, so an ordinary report costs no more reads.
+ */
+async function ownerOfFailure(deps: ApiDeps, f: PaymentFailure): Promise<PaymentFailure> {
+  const owns = async (customerId: string) =>
+    (await getPaymentMethodsByCustomer(deps.graph, customerId)).some((pm) => pm.id === f.payment_method_id);
+  if (await owns(f.customer_id)) return f;
+  const target = await followMerge(deps.graph, f.customer_id);
+  if (target.merged_into !== undefined && (await owns(target.id))) return { ...f, customer_id: target.id };
+  throw new NotFoundError('PaymentMethod', f.payment_method_id);
 }
 
 async function refuseWhileErasing(deps: ApiDeps, customerId: string): Promise<void> {

@@ -6,13 +6,13 @@ import {
   getDigitalIdentifiersByCustomer,
   getPaymentMethodsByCustomer,
   listCustomerEvents,
-  listPossibleMatches,
   onboardCustomer,
   prepareOnboarding,
   removePaymentMethod,
   createCustomer,
   type OnboardingRequest,
 } from '../../graph';
+import { listMatchEvidence } from '../../graph/matchEvidence';
 import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -105,9 +105,12 @@ describe('onboarding in the graph', () => {
     expect(second.outcome).toBe('created');
     expect(second.customer_id).not.toBe(first.customer_id);
     expect(second.possible_matches).toEqual([first.customer_id]);
-    expect(await listPossibleMatches(g, second.customer_id)).toMatchObject([
-      { customer_id: first.customer_id, signals: ['unverified_email'] },
-    ]);
+    // The strongest match (others may share the test's common address): the email, verified on one side.
+    const [top] = (await listMatchEvidence(g, second.customer_id)) ?? [];
+    expect(top).toMatchObject({ customer_id: first.customer_id, found_at: expect.any(String) });
+    expect(top?.parts).toContainEqual(
+      expect.objectContaining({ signal: 'unverified_email', details: { type: 'email', verified: 'one_side' } }),
+    );
     expect(await getDigitalIdentifiersByCustomer(g, second.customer_id)).toEqual([]);
   });
 

@@ -7,6 +7,7 @@ export interface CheckoutOptions {
   'trusted_device'?: (boolean);
   'stale'?: (boolean);
   'as_of'?: (string);
+  'merged_into'?: (string);
 }
 
 export interface CheckoutOptions__Output {
@@ -14,4 +15,5 @@ export interface CheckoutOptions__Output {
   'trusted_device'?: (boolean);
   'stale'?: (boolean);
   'as_of'?: (string);
+  'merged_into'?: (string);
 }

@@ -15,6 +15,7 @@ export interface CustomerContext {
   'predicted_ltv'?: (string);
   'stale'?: (boolean);
   'as_of'?: (string);
+  'merged_into'?: (string);
 }
 
 export interface CustomerContext__Output {
@@ -30,4 +31,5 @@ export interface CustomerContext__Output {
   'predicted_ltv'?: (string);
   'stale'?: (boolean);
   'as_of'?: (string);
+  'merged_into'?: (string);
 }

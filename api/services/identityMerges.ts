@@ -1,0 +1,174 @@
+/**
+ * Identity merges from the api's side: proposing one (ops, a service with `identity:merge`, or a
+ * customer of one of the two records, who always needs both customers' consent), each
+ * customer's answer, ops' undo, and the status. Every decision is a Workflow Update, so the
+ * caller hears the outcome (or the validator's refusal, 409) at once.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
+import { mergeParties, mergeRefusal } from '../../graph/merge';
+import {
+  IDENTITY_MERGE_WORKFLOW_TYPE,
+  confirmMergeUpdate,
+  declineMergeUpdate,
+  identityMergePair,
+  identityMergeStatusQuery,
+  identityMergeWorkflowId,
+  undoMergeUpdate,
+  type IdentityMergeStatus,
+  type MergeDecision,
+} from '../../temporal/identityMerge';
+import { personaCustomerId } from '../../temporal/searchAttributes';
+import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
+import type { identityMergeWorkflow } from '../../workflows/identityMerge';
+import { actsAsSelf, AuthError, type Principal } from '../auth';
+import type { ApiDeps } from '../deps';
+
+export interface MergeProposal {
+  survivor_id: string;
+  merged_id: string;
+  consent: boolean;
+  reason?: string | undefined;
+}
+
+const ROUTE_SCOPES = ['identity:merge'] as const;
+
+/** A customer's own token proposes or answers only for its own record. */
+function selfOnlyFor(principal: Principal, ids: string[]): boolean {
+  if (!actsAsSelf(principal, [...ROUTE_SCOPES])) return false;
+  if (!principal.subject || !ids.includes(principal.subject))
+    throw new AuthError(403, "Forbidden: a customer's token reaches only merges of that customer's own record.");
+  return true;
+}
+
+/**
+ * Starts `identity-merge-<pair>` after checking both customers (404, or 409 naming why one
+ * cannot be merged: nothing is started, nothing written). A merge of the same pair that runs
+ * already — either way round — is answered as it is (`created: false`).
+ */
+export async function proposeMerge(
+  deps: ApiDeps,
+  proposal: MergeProposal,
+  principal: Principal,
+): Promise<{ created: boolean; status: IdentityMergeStatus }> {
+  const { survivor_id, merged_id } = proposal;
+  if (survivor_id === merged_id) throw new InvalidInputError('merged_id', 'must not be the survivor itself');
+  // A customer proves both identities by both consents: a customer's request always asks both.
+  const consent = selfOnlyFor(principal, [survivor_id, merged_id]) ? true : proposal.consent;
+  const workflowId = identityMergeWorkflowId(survivor_id, merged_id);
+  const handle = deps.temporal.client.workflow.getHandle<typeof identityMergeWorkflow>(workflowId);
+  const running = await runningStatus(deps, workflowId);
+  if (running) return { created: false, status: running };
+  const [survivor, merged] = await mergeParties(deps.graph, [survivor_id, merged_id]);
+  if (!survivor) throw new NotFoundError('Customer', survivor_id);
+  if (!merged) throw new NotFoundError('Customer', merged_id);
+  const refusal = mergeRefusal('survivor', survivor) ?? mergeRefusal('merged', merged);
+  if (refusal) throw new InvalidStateError(refusal);
+  try {
+    await deps.temporal.client.workflow.start<typeof identityMergeWorkflow>(IDENTITY_MERGE_WORKFLOW_TYPE, {
+      workflowId,
+      taskQueue: deps.temporal.taskQueue,
+      args: [
+        {
+          survivor_id,
+          merged_id,
+          consent,
+          consent_days: deps.merges.consentDays,
+          unmerge_days: deps.merges.unmergeDays,
+          requested_by: principal.subject,
+          reason: proposal.reason ?? null,
+        },
+      ],
+      // A merge that ended (declined, expired, undone) may be proposed again; a running one is the answer.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      typedSearchAttributes: [{ key: personaCustomerId, value: survivor_id }],
+      staticSummary:
+        `Merge customer ${merged_id} into ${survivor_id} — ` +
+        (consent
+          ? `only with the consent of both, asked through a verified email or phone (${deps.merges.consentDays} days)`
+          : 'decided by ops') +
+        `; undo possible for ${deps.merges.unmergeDays} days`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    // Lost a race with the same pair: that merge is the answer.
+    return { created: false, status: await handle.query(identityMergeStatusQuery) };
+  }
+  return { created: true, status: await handle.query(identityMergeStatusQuery) };
+}
+
+async function runningStatus(deps: ApiDeps, workflowId: string): Promise<IdentityMergeStatus | null> {
+  const handle = deps.temporal.client.workflow.getHandle(workflowId);
+  try {
+    const d = await handle.describe();
+    return d.status.name === 'RUNNING' ? await handle.query(identityMergeStatusQuery) : null;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  }
+}
+
+function pairOf(mergeId: string): [string, string] {
+  const pair = identityMergePair(mergeId);
+  if (!pair) throw new NotFoundError('IdentityMerge', mergeId);
+  return pair;
+}
+
+/** The merge's status (its last run), for ops, services with the scope, or a customer of either record. */
+export async function mergeStatus(deps: ApiDeps, mergeId: string, principal: Principal): Promise<IdentityMergeStatus> {
+  selfOnlyFor(principal, pairOf(mergeId));
+  try {
+    return await deps.temporal.client.workflow.getHandle(mergeId).query(identityMergeStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('IdentityMerge', mergeId);
+    throw err;
+  }
+}
+
+/**
+ * A customer's answer, with the code sent to that customer. The validator refuses (409) a
+ * customer not in the merge, a wrong code, a second answer, and a merge no longer waiting.
+ */
+export async function answerMerge(
+  deps: ApiDeps,
+  mergeId: string,
+  answer: 'confirm' | 'decline',
+  decision: MergeDecision,
+  principal: Principal,
+): Promise<IdentityMergeStatus> {
+  pairOf(mergeId);
+  selfOnlyFor(principal, [decision.customer_id]);
+  const handle = deps.temporal.client.workflow.getHandle(mergeId);
+  try {
+    return await handle.executeUpdate(answer === 'confirm' ? confirmMergeUpdate : declineMergeUpdate, {
+      args: [decision],
+    });
+  } catch (err) {
+    throw asDomainError(err, await updateRefusalOf(err, handle), mergeId);
+  }
+}
+
+/** Ops take a merge back: 200 with what was restored and what was not, or 409 naming why not. */
+export async function undoMerge(
+  deps: ApiDeps,
+  mergeId: string,
+  reason: string,
+  principal: Principal,
+): Promise<IdentityMergeStatus> {
+  pairOf(mergeId);
+  const handle = deps.temporal.client.workflow.getHandle(mergeId);
+  try {
+    return await handle.executeUpdate(undoMergeUpdate, { args: [{ reason, requested_by: principal.subject }] });
+  } catch (err) {
+    const refusal = await updateRefusalOf(err, handle);
+    if (refusal?.kind === 'ended')
+      throw new InvalidStateError(`identity merge ${mergeId} has closed: its undo window is over (or it never merged)`);
+    throw asDomainError(err, refusal, mergeId);
+  }
+}
+
+function asDomainError(err: unknown, refusal: UpdateRefusal | undefined, mergeId: string): unknown {
+  if (!refusal) return err;
+  if (refusal.kind === 'not_found') return new NotFoundError('IdentityMerge', mergeId);
+  return refusalError(refusal, `identity merge ${mergeId}`);
+}

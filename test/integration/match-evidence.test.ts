@@ -1,0 +1,388 @@
+/**
+ * Explainable match evidence (issue 24, deliverable 1), end to end on the real api, worker,
+ * Temporal and Neo4j: each possible match of a customer with its score and every part of it in
+ * words, found either way (the onboarding that recorded it, or the customer it named) or by what
+ * the two share (device, card fingerprint, normalised address), ranked; from one bounded read.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_MATCH_WEIGHTS as W } from '../../config/matchWeights';
+import { migrate } from '../../graph';
+import { eraseCustomer } from '../../graph/erasure';
+import { setCardOfMethod } from '../../graph/cardHistory';
+import {
+  listMatchEvidence,
+  MATCH_EVIDENCE,
+  matchEvidenceParams,
+  type PossibleMatchEvidence,
+} from '../../graph/matchEvidence';
+import { SHARED_FACT_LIMIT } from '../../graph/matchScore';
+import { startHarness, type Harness } from '../support/api';
+import { uniqueEmail } from '../support/graph';
+import { removeDeviceCustomers, seedDeviceCustomers } from '../support/sharedDevice';
+
+let h: Harness;
+let onboarder: string;
+let reviewer: string;
+
+beforeAll(async () => {
+  h = await startHarness();
+  // The verification service: its verified identifiers count (scope identity:verify).
+  onboarder = await h.token('onboarding:write identity:verify');
+  reviewer = await h.token('identity:merge');
+});
+afterAll(() => h?.close());
+
+interface Onboarded {
+  customer_id: string;
+  outcome: string;
+  possible_matches: string[];
+  workflow_id: string;
+}
+
+async function onboard(body: Record<string, unknown>): Promise<Onboarded> {
+  const res = await h.app.request('/api/v1/onboarding?wait=true', {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${onboarder}`,
+      'idempotency-key': randomUUID(),
+      'content-type': 'application/json',
+    },
+    body: JSON.stringify({ customer: { segment: 'New', ltv: '0' }, ...body }),
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as Onboarded;
+}
+
+async function matchesOf(id: string, token = reviewer) {
+  const res = await h.app.request(`/api/v1/customers/${id}/possible-matches`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const text = await res.text();
+  return { status: res.status, text, body: JSON.parse(text) as { data: PossibleMatchEvidence[]; next_cursor: null } };
+}
+
+async function walletOf(id: string): Promise<string[]> {
+  const rows = await h.graph.query<{ id: string }>(
+    'MATCH (:Customer {id: $id})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) RETURN p.id AS id',
+    { id },
+  );
+  return rows.map((r) => r.id);
+}
+
+const card = () => ({
+  type: 'card',
+  token: `tok_${randomUUID()}`,
+  brand: 'visa',
+  last_four: '4242',
+  expiry_month: 12,
+  expiry_year: 2031,
+});
+
+describe('possible matches with their evidence', () => {
+  it('ranks two customers sharing a device, a card, an address and an email, and explains each part', async () => {
+    const email = uniqueEmail('match');
+    const fingerprint = `fp-match-${randomUUID()}`;
+    const street = `${Math.floor(Math.random() * 1e6)} Acacia Avenue`;
+    const address = { street1: street, city: 'London', zip_code: 'SW1A 2AA', country: 'GB', type: 'shipping' };
+
+    // A: the email verified (the verification service said so), a card, a device and an address.
+    const a = await onboard({
+      digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+      device: { fingerprint },
+      payment_method: card(),
+      address,
+    });
+    // B: the same email unverified, the same device, the same card under another token, and the
+    // address typed another way.
+    const b = await onboard({
+      digital_identifiers: [{ type: 'email', value: email.toUpperCase(), is_verified: false }],
+      device: { fingerprint },
+      payment_method: card(),
+      address: { ...address, street1: `${street.toLowerCase().replace('avenue', 'ave.')}`, zip_code: 'sw1a2aa' },
+    });
+    expect(b).toMatchObject({ outcome: 'created', possible_matches: [a.customer_id] });
+    // C: the device only (a family tablet, now of three customers).
+    const c = await onboard({ device: { fingerprint } });
+    expect(c.possible_matches.sort()).toEqual([a.customer_id, b.customer_id].sort());
+    // D: only the address, typed a third way: no onboarding recorded a match, the address finds it.
+    const d = await onboard({
+      payment_method: card(),
+      address: { ...address, street1: `  ${street.replace('Avenue', 'Ave')}  `, zip_code: 'SW1A-2AA' },
+    });
+    expect(d.possible_matches).toEqual([]);
+    // The processor names A's and B's cards as one card (the same fingerprint).
+    const cardFingerprint = `card_fp_${randomUUID().replaceAll('-', '')}`;
+    const [aCard] = await walletOf(a.customer_id);
+    const [bCard] = await walletOf(b.customer_id);
+    for (const pm of [aCard, bCard])
+      await setCardOfMethod(h.graph, pm as string, { fingerprint: cardFingerprint, network: 'visa' });
+
+    const { status, text, body } = await matchesOf(b.customer_id);
+    expect(status).toBe(200);
+    expect(body.next_cursor).toBeNull();
+    expect(body.data.map((m) => m.customer_id)).toEqual([a.customer_id, d.customer_id, c.customer_id]);
+    const [withA, withD, withC] = body.data;
+
+    const tablet = Math.round((W.device * 2) / 3);
+    expect(withA).toMatchObject({
+      status: 'active',
+      score: Math.min(100, W.card_fingerprint + W.partly_verified_identifier + W.address + tablet),
+      signals: ['card_fingerprint', 'unverified_email', 'address', 'device'],
+      found_at: expect.any(String),
+      onboarding_id: b.workflow_id,
+    });
+    expect(withA?.parts).toEqual([
+      {
+        signal: 'card_fingerprint',
+        points: W.card_fingerprint,
+        reason: 'card Visa •••• 4242 exp 12/2031 on both records (same card fingerprint)',
+        details: {
+          fingerprint_suffix: cardFingerprint.slice(-4),
+          network: 'visa',
+          this: { payment_method_id: bCard, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2031 },
+          other: { payment_method_id: aCard, brand: 'visa', last_four: '4242', expiry_month: 12, expiry_year: 2031 },
+          shared_by: 2,
+          shared_beyond_limit: false,
+          limit: SHARED_FACT_LIMIT,
+        },
+      },
+      {
+        signal: 'unverified_email',
+        points: W.partly_verified_identifier,
+        reason: 'the same email address, verified on one record only',
+        details: { type: 'email', verified: 'one_side' },
+      },
+      {
+        signal: 'address',
+        points: W.address,
+        reason: 'the same shipping address after normalisation',
+        details: {
+          compared: ['street1', 'street2', 'zip_code', 'country'],
+          this: expect.objectContaining({ type: 'shipping', city: 'London', country: 'GB' }),
+          other: expect.objectContaining({ type: 'shipping', city: 'London', country: 'GB' }),
+          shared_by: 3,
+          shared_beyond_limit: false,
+          limit: SHARED_FACT_LIMIT,
+        },
+      },
+      {
+        signal: 'device',
+        points: tablet,
+        reason: `both log in from device …${fingerprint.slice(-4)}, which 3 customers use`,
+        details: expect.objectContaining({ fingerprint_suffix: fingerprint.slice(-4), shared_by: 3, limit: 5 }),
+      },
+    ]);
+    // The address alone: no onboarding named D, so no time or onboarding.
+    expect(withD).toMatchObject({ score: W.address, signals: ['address'], found_at: null, onboarding_id: null });
+    expect(withC).toMatchObject({ score: tablet, signals: ['device'], onboarding_id: c.workflow_id });
+    // Nothing personal in words or details: no email, street, postcode or whole fingerprint.
+    for (const secret of [email, email.toUpperCase(), street, 'SW1A', 'sw1a', fingerprint, cardFingerprint])
+      expect(text).not.toContain(secret);
+
+    // The other way round: A never onboarded after B, yet B's onboarding named A, and is found.
+    const ofA = await matchesOf(a.customer_id);
+    expect(ofA.body.data.map((m) => m.customer_id)).toEqual([b.customer_id, d.customer_id, c.customer_id]);
+    expect(ofA.body.data[0]).toMatchObject({
+      signals: ['card_fingerprint', 'unverified_email', 'address', 'device'],
+      found_at: withA?.found_at,
+      onboarding_id: b.workflow_id,
+    });
+    expect(ofA.body.data[0]?.parts[0]?.details).toMatchObject({
+      this: { payment_method_id: aCard },
+      other: { payment_method_id: bCard },
+    });
+  });
+
+  it('matches an address a shipment recorded with the same address given at onboarding', async () => {
+    const street = `${Math.floor(Math.random() * 1e6)} Mill Road`;
+    const shipper = await onboard({ device: { fingerprint: `fp-${randomUUID()}` } });
+    const shipped = await h.app.request('/api/v1/interactions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await h.token('interactions:write')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        data: [
+          {
+            id: `ship-${randomUUID()}`,
+            type: 'shipment',
+            customer_id: shipper.customer_id,
+            occurred_at: new Date().toISOString(),
+            address: { street1: street.toUpperCase(), city: 'Leeds', zip_code: 'LS1 4DY', country: 'GB' },
+          },
+        ],
+      }),
+    });
+    expect(shipped.status).toBe(200);
+    const later = await onboard({
+      device: { fingerprint: `fp-${randomUUID()}` },
+      address: { street1: street.replace('Road', 'Rd.'), city: 'Leeds', zip_code: 'ls14dy', country: 'GB' },
+    });
+    expect(await listMatchEvidence(h.graph, later.customer_id)).toMatchObject([
+      { customer_id: shipper.customer_id, score: W.address, signals: ['address'], found_at: null },
+    ]);
+  });
+
+  it('leaves out erased and merged records, and an erasure takes the name off its events', async () => {
+    const fingerprint = `fp-gone-${randomUUID()}`;
+    const first = await onboard({ device: { fingerprint } });
+    const merged = await onboard({ device: { fingerprint } });
+    const erased = await onboard({ device: { fingerprint } });
+    const asked = await onboard({ device: { fingerprint } });
+    expect(asked.possible_matches).toHaveLength(3);
+    await h.graph.query("MATCH (c:Customer {id: $id}) SET c.status = 'merged', c.merged_into = $into", {
+      id: merged.customer_id,
+      into: first.customer_id,
+    });
+    expect(await eraseCustomer(h.graph, erased.customer_id)).toMatchObject({ erased: true });
+
+    const { body } = await matchesOf(asked.customer_id);
+    expect(body.data.map((m) => m.customer_id)).toEqual([first.customer_id]);
+    // Three customers still log in from it (the erased one's login went with it).
+    expect(body.data[0]?.parts).toEqual([
+      expect.objectContaining({ signal: 'device', details: expect.objectContaining({ shared_by: 3 }) }),
+    ]);
+    const named = await h.graph.query<{ n: number }>(
+      "MATCH (e:Event {customer_id: $id, type: 'PossibleMatchFound'}) WHERE e.matched_customer_id IS NOT NULL " +
+        'RETURN count(e) AS n',
+      { id: erased.customer_id },
+    );
+    expect(named[0]?.n).toBe(0);
+  });
+
+  it('admits identity:merge and customers:read, and refuses a customer’s own token and other scopes', async () => {
+    const me = await onboard({ device: { fingerprint: `fp-${randomUUID()}` } });
+    expect((await matchesOf(me.customer_id, await h.token('customers:read'))).status).toBe(200);
+    expect((await matchesOf(me.customer_id, await h.token('ops'))).status).toBe(200);
+    expect((await matchesOf(me.customer_id, await h.token('self', me.customer_id))).status).toBe(403);
+    expect((await matchesOf(me.customer_id, await h.token('context:read'))).status).toBe(403);
+    expect((await matchesOf(randomUUID())).status).toBe(404);
+  });
+});
+
+describe('the read is bounded', () => {
+  const SHARED = 3_000;
+  let deviceId: string;
+  let crowd: string[] = [];
+
+  beforeAll(async () => {
+    deviceId = randomUUID();
+    await h.graph.query('CREATE (:Device {id: $id, fingerprint: $fp, trust_score: 0.5})', {
+      id: deviceId,
+      fp: `fp-crowd-${randomUUID()}`,
+    });
+    crowd = await seedDeviceCustomers(h.graph, deviceId, SHARED);
+  });
+  afterAll(async () => {
+    if (!deviceId) return;
+    await h.graph.query(
+      'UNWIND $ids AS id MATCH (:Customer {id: id})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod) DETACH DELETE p',
+      { ids: crowd.slice(0, 2) },
+    );
+    await removeDeviceCustomers(h.graph, deviceId, crowd);
+    await h.graph.query('MATCH (d:Device {id: $id}) DETACH DELETE d', { id: deviceId });
+  });
+
+  it('a device of thousands names no candidate, costs a few rows, counts 0 in a match found otherwise', async () => {
+    const [me, other] = crowd as [string, string];
+    expect(await listMatchEvidence(h.graph, me)).toEqual([]);
+
+    // The same card on two of them: a match, the crowded device in it at 0 points.
+    const fp = `card_fp_${randomUUID()}`;
+    await h.graph.query(
+      `UNWIND $ids AS id MATCH (c:Customer {id: id})
+       CREATE (c)-[:HAS_PAYMENT_METHOD {is_default: true}]->(:PaymentMethod {id: randomUUID(), type: 'card',
+         status: 'active', brand: 'mastercard', last_four: '4444', expiry_month: 6, expiry_year: 2030,
+         card_fingerprint: $fp, card_network: 'mastercard'})`,
+      { ids: [me, other], fp },
+    );
+    const [match] = (await listMatchEvidence(h.graph, me)) ?? [];
+    expect(match).toMatchObject({
+      customer_id: other,
+      score: W.card_fingerprint,
+      signals: ['card_fingerprint', 'device'],
+    });
+    expect(match?.parts[1]).toMatchObject({
+      signal: 'device',
+      points: 0,
+      reason: expect.stringMatching(/which more than 5 customers use: too widely shared to count$/),
+      details: { shared_by: 6, shared_beyond_limit: true },
+    });
+
+    const profiled = await h.graph.driver.executeQuery(`PROFILE ${MATCH_EVIDENCE}`, matchEvidenceParams(h.graph, me), {
+      database: h.graph.database,
+    });
+    const hits = (p: { dbHits: number; children: unknown[] }): number =>
+      p.dbHits + p.children.reduce<number>((n, c) => n + hits(c as typeof p), 0);
+    const dbHits = hits(profiled.summary.profile as unknown as { dbHits: number; children: unknown[] });
+    console.log(`match evidence on a device of ${SHARED} customers: ${dbHits} db hits`);
+    expect(dbHits).toBeLessThan(SHARED / 3);
+  });
+
+  it('finds the others by index seeks: events naming the customer, a card fingerprint, an address key', async () => {
+    const plan = await h.graph.driver.executeQuery(
+      `EXPLAIN ${MATCH_EVIDENCE}`,
+      matchEvidenceParams(h.graph, crowd[0] as string),
+      { database: h.graph.database },
+    );
+    const ops: string[] = [];
+    const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
+      ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
+      p.children.forEach((c) => walk(c as typeof p));
+    };
+    walk(plan.summary.plan as never);
+    const said = ops.join('\n');
+    expect(said).toMatch(/NodeIndexSeek.*Event\(matched_customer_id, occurred_at\)/);
+    expect(said).toMatch(/NodeIndexSeek.*Event\(customer_id, occurred_at\)/);
+    expect(said).toMatch(/NodeIndexSeek.*PaymentMethod\(card_fingerprint\)/);
+    expect(said).toMatch(/NodeIndexSeek.*Address\(match_key\)/);
+    expect(said).not.toMatch(/NodeByLabelScan|AllNodesScan/);
+  });
+});
+
+describe('data written before', () => {
+  it('gives old PossibleMatchFound events the customer they name, and old addresses their key, once', async () => {
+    const [holder, newcomer, eventId, addressId] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const payload = JSON.stringify({
+      matched_customer_id: holder,
+      signals: ['unverified_email'],
+      onboarding_id: 'old',
+    });
+    await h.graph.query(
+      `CREATE (:Customer {id: $holder, status: 'active'}), (n:Customer {id: $newcomer, status: 'active'})
+       CREATE (:Event {id: $eventId, type: 'PossibleMatchFound', customer_id: $newcomer, occurred_at: datetime(),
+                       seq: 0, payload: $payload})
+       CREATE (n)-[:SHIPPED_TO]->(:Address {id: $addressId, street1: '1 High Street', zip_code: 'AB1 2CD',
+                                            country: 'GB', type: 'shipping'})`,
+      { holder, newcomer, eventId, addressId, payload },
+    );
+    await h.graph.query(
+      "MATCH (m:Migration) WHERE m.name IN ['possible-match-named-customer', 'address-match-key'] DELETE m",
+    );
+    expect((await migrate(h.graph.driver, h.graph.database)).migrated).toEqual([
+      'possible-match-named-customer',
+      'address-match-key',
+    ]);
+    const [row] = await h.graph.query<{ named: string; key: string }>(
+      'MATCH (e:Event {id: $eventId}), (a:Address {id: $addressId}) ' +
+        'RETURN e.matched_customer_id AS named, a.match_key AS key',
+      { eventId, addressId },
+    );
+    expect(row).toEqual({ named: holder, key: '1 high st||ab12cd|GB' });
+    // Found from the holder's side; the old event says nothing of sides, the holder has no email: unknown.
+    expect(await listMatchEvidence(h.graph, holder)).toMatchObject([
+      {
+        customer_id: newcomer,
+        score: W.unverified_identifier,
+        parts: [{ signal: 'unverified_email', details: { verified: 'unknown' } }],
+        onboarding_id: 'old',
+      },
+    ]);
+    expect((await migrate(h.graph.driver, h.graph.database)).migrated).toEqual([]);
+    await h.graph.query('MATCH (n) WHERE n.id IN [$holder, $newcomer, $eventId, $addressId] DETACH DELETE n', {
+      holder,
+      newcomer,
+      eventId,
+      addressId,
+    });
+  });
+});
