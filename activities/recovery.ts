@@ -17,7 +17,8 @@ import {
   type MethodName,
 } from '../graph/cardHistory';
 import type { UpdateOutcome } from '../graph/cardUpdates';
-import { NotFoundError } from '../graph/errors';
+import { CustomerMergedError, NotFoundError } from '../graph/errors';
+import { survivorOf } from '../graph/merge';
 import type { Graph } from '../graph/graph';
 import {
   recordInteractions,
@@ -178,6 +179,109 @@ export function createRecoveryActivities({
       ),
     );
 
+  /** One charge, for the customer the attempt names (chargePaymentMethod follows a merge). */
+  const charge = async (a: ChargeAttempt): Promise<ChargeOutcome> => {
+    const now = clockOf(a.at);
+    // One read names the cards (the one charged, and the one the recovery started from), and
+    // one transaction keeps new names, counts the reported decline against its card (once per
+    // payment) and reserves the charge: the charge's graph round trips are these two and the
+    // answer's.
+    const reportedId = a.reported?.payment_method_id;
+    const { named, fresh } = networkRules
+      ? await cardsOf(a.customer_id, reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
+      : { named: new Map<string, CardIdentity>(), fresh: [] };
+    let card = named.get(a.payment_method_id) ?? null;
+    const reportedCard = reportedId ? named.get(reportedId) : undefined;
+    let reservation = await reserve(a, card, now, {
+      names: fresh,
+      reported:
+        a.reported && reportedCard && networkRules
+          ? {
+              card: reportedCard,
+              payment_id: a.payment_id,
+              decline: { decline_code: a.reported.decline_code, advice_code: a.reported.advice_code },
+              table: networkRules,
+            }
+          : undefined,
+    });
+    // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
+    let renewed = false;
+    if (reservation.verdict === 'limited' && reservation.rule?.verdict === 'updater_first' && card && updater) {
+      // Its answer is applied: a new expiry (and token) for the method, charged below.
+      const renewal = await renewFromUpdater(graph, updater, a.payment_method_id, now);
+      renewed = renewal.outcome === 'updated';
+      await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
+      // A reissued card is named again: the networks count its charges as its own.
+      let names: MethodName[] = [];
+      if (renewal.outcome === 'updated' && renewal.token_replaced) {
+        const again = await cardsOf(a.customer_id, [a.payment_method_id]);
+        card = again.named.get(a.payment_method_id) ?? null;
+        names = again.fresh;
+      }
+      reservation = await reserve(a, card, now, { names });
+    }
+    const { verdict, rule } = reservation;
+    if (verdict === 'limited') {
+      log.info('a charge the networks’ rules do not allow now was not made', {
+        paymentId: a.payment_id,
+        paymentMethodId: a.payment_method_id,
+        rule: rule ? describeVerdict(rule) : 'per-method cap',
+      });
+      return limitedBy(rule);
+    }
+    if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
+    // Allowed, the method had a token under the lock (a method without one is no card).
+    const token = reservation.token();
+    if (token === null) throw asActivityFailure(new NotFoundError('PaymentMethod', a.payment_method_id));
+    let result: ChargeResult;
+    try {
+      result = await gateway.charge({
+        idempotency_key: a.idempotency_key,
+        token,
+        amount: a.amount,
+        currency: a.currency,
+        customer_id: a.customer_id,
+        // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
+        initiator: 'mit',
+      });
+    } catch (err) {
+      if (err instanceof GatewayRejectedError)
+        throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+      throw err;
+    }
+    // What the network said is counted against the card (a retry of this activity records the
+    // same answer again, which changes nothing). Money may have moved: a write that fails here
+    // must not fail the charge, so it is logged, and the charge stays pending in the card's
+    // history, where it counts as a decline until it ages out.
+    if (card && networkRules) {
+      const rules = networkRules;
+      try {
+        await recordCardAnswer(graph, card, a.idempotency_key, result, rules, clockOf(a.at));
+      } catch (err) {
+        log.warn('the network’s answer could not be counted against the card; it stays pending there', {
+          paymentId: a.payment_id,
+          paymentMethodId: a.payment_method_id,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    return renewed ? { ...result, renewed_by_updater: true } : result;
+  };
+
+  /** The survivor named by a CustomerMergedError anywhere in an error's causes (domain() wraps it), or null. */
+  const mergedInto = (err: unknown): string | null => {
+    let e: unknown = err;
+    for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause)
+      if (e instanceof CustomerMergedError) return e.survivorId;
+    return null;
+  };
+
+  /** The survivor of a customer merged into another, or null (the id is nobody's tombstone). */
+  const survivorIfMerged = async (customerId: string): Promise<string | null> => {
+    const s = await domain(() => survivorOf(graph, customerId));
+    return s?.merged_into ? s.id : null;
+  };
+
   return {
     /**
      * Charges one payment method with the workflow's idempotency key. A decline is returned (a
@@ -189,92 +293,22 @@ export function createRecoveryActivities({
      * or erased customer, or a method no longer active in the wallet, is not charged
      * (`not_charged` with the reason). The network's answer is counted against the card.
      */
-    async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
-      const now = clockOf(a.at);
-      // One read names the cards (the one charged, and the one the recovery started from), and
-      // one transaction keeps new names, counts the reported decline against its card (once per
-      // payment) and reserves the charge: the charge's graph round trips are these two and the
-      // answer's.
-      const reportedId = a.reported?.payment_method_id;
-      const { named, fresh } = networkRules
-        ? await cardsOf(a.customer_id, reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
-        : { named: new Map<string, CardIdentity>(), fresh: [] };
-      let card = named.get(a.payment_method_id) ?? null;
-      const reportedCard = reportedId ? named.get(reportedId) : undefined;
-      let reservation = await reserve(a, card, now, {
-        names: fresh,
-        reported:
-          a.reported && reportedCard && networkRules
-            ? {
-                card: reportedCard,
-                payment_id: a.payment_id,
-                decline: { decline_code: a.reported.decline_code, advice_code: a.reported.advice_code },
-                table: networkRules,
-              }
-            : undefined,
-      });
-      // After Mastercard's MAC 01 the account updater is asked first, then the rules again.
-      let renewed = false;
-      if (reservation.verdict === 'limited' && reservation.rule?.verdict === 'updater_first' && card && updater) {
-        // Its answer is applied: a new expiry (and token) for the method, charged below.
-        const renewal = await renewFromUpdater(graph, updater, a.payment_method_id, now);
-        renewed = renewal.outcome === 'updated';
-        await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
-        // A reissued card is named again: the networks count its charges as its own.
-        let names: MethodName[] = [];
-        if (renewal.outcome === 'updated' && renewal.token_replaced) {
-          const again = await cardsOf(a.customer_id, [a.payment_method_id]);
-          card = again.named.get(a.payment_method_id) ?? null;
-          names = again.fresh;
-        }
-        reservation = await reserve(a, card, now, { names });
-      }
-      const { verdict, rule } = reservation;
-      if (verdict === 'limited') {
-        log.info('a charge the networks’ rules do not allow now was not made', {
-          paymentId: a.payment_id,
-          paymentMethodId: a.payment_method_id,
-          rule: rule ? describeVerdict(rule) : 'per-method cap',
-        });
-        return limitedBy(rule);
-      }
-      if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
-      // Allowed, the method had a token under the lock (a method without one is no card).
-      const token = reservation.token();
-      if (token === null) throw asActivityFailure(new NotFoundError('PaymentMethod', a.payment_method_id));
-      let result: ChargeResult;
+    async chargePaymentMethod(attempt: ChargeAttempt): Promise<ChargeOutcome> {
       try {
-        result = await gateway.charge({
-          idempotency_key: a.idempotency_key,
-          token,
-          amount: a.amount,
-          currency: a.currency,
-          customer_id: a.customer_id,
-          // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
-          initiator: 'mit',
-        });
+        return await charge(attempt);
       } catch (err) {
-        if (err instanceof GatewayRejectedError)
-          throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
-        throw err;
+        // The customer was merged since the workflow last heard: the methods (same ids) are the
+        // survivor's now, and so is the charge. Nothing was charged under the tombstone.
+        const survivor = mergedInto(err);
+        if (!survivor) throw err;
+        return charge({ ...attempt, customer_id: survivor });
       }
-      // What the network said is counted against the card (a retry of this activity records the
-      // same answer again, which changes nothing). Money may have moved: a write that fails here
-      // must not fail the charge, so it is logged, and the charge stays pending in the card's
-      // history, where it counts as a decline until it ages out.
-      if (card && networkRules) {
-        const rules = networkRules;
-        try {
-          await recordCardAnswer(graph, card, a.idempotency_key, result, rules, clockOf(a.at));
-        } catch (err) {
-          log.warn('the network’s answer could not be counted against the card; it stays pending there', {
-            paymentId: a.payment_id,
-            paymentMethodId: a.payment_method_id,
-            error: err instanceof Error ? err.message : String(err),
-          });
-        }
-      }
-      return renewed ? { ...result, renewed_by_updater: true } : result;
+    },
+    async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
+      const found = await domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
+      // A tombstone of a merge has no methods: its survivor's are the candidates (checked only when none).
+      const survivor = found.length === 0 ? await survivorIfMerged(req.customer_id) : null;
+      return survivor ? domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold)) : found;
     },
     /**
      * Asks the networks' account updater about the method's card and applies its answer (after an
@@ -300,9 +334,12 @@ export function createRecoveryActivities({
      */
     async forecastCharges(req: { customer_id: string; exclude: string[]; at: string }): Promise<ChargeForecast> {
       const now = clockOf(req.at);
-      const candidates = await domain(() =>
+      let candidates = await domain(() =>
         listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold, now),
       );
+      const survivor = candidates.length === 0 ? await survivorIfMerged(req.customer_id) : null;
+      if (survivor)
+        candidates = await domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold, now));
       let best: { t: number; rule: string | null } | null = null;
       for (const c of candidates) {
         const card = networkRules ? await domain(() => cardOfMethod(graph, c.payment_method_id)) : null;
@@ -318,9 +355,6 @@ export function createRecoveryActivities({
         rule: best?.rule ?? null,
         candidates: candidates.length,
       };
-    },
-    async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
-      return domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
     },
     async deactivatePaymentMethod(req: {
       payment_method_id: string;
@@ -343,16 +377,26 @@ export function createRecoveryActivities({
      * and a retry could not change the answer. It is logged as a warning with the payment id, the
      * customer id and the problem (never the method's token) and the activity returns.
      */
-    async recordRecovery(rec: RecoveryRecord): Promise<void> {
+    async recordRecovery(original: RecoveryRecord): Promise<void> {
       // One transaction records the recovery and counts the payment (each once).
       let counted: InteractionResult | undefined;
-      await domain(() =>
+      const record = (rec: RecoveryRecord) =>
         recordRecovery(graph, rec, {
           alsoTx: async (tx) => {
             [counted] = await recordInteractionsTx(tx, graph, [recoveredPayment(rec)], profileRules);
           },
-        }),
-      );
+        });
+      let rec = original;
+      await domain(async () => {
+        try {
+          await record(rec);
+        } catch (err) {
+          // Merged since the charge: the recovery (and the payment) are the survivor's.
+          if (!(err instanceof CustomerMergedError)) throw err;
+          rec = { ...rec, customer_id: err.survivorId };
+          await record(rec);
+        }
+      });
       warnIfNotCounted(rec, counted);
     },
     async recordRecoveryFailed(rec: {

@@ -7,7 +7,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { currencyExponent, fromMinorUnits, maxMinorUnits } from '../payments/money';
 import type { z } from 'zod';
 import { toPlain } from './convert';
-import { CustomerMergedError, NotFoundError } from './errors';
+import { ConflictError, CustomerMergedError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
@@ -203,6 +203,8 @@ export async function setCustomerStatusTx(
   const record = (await tx.run(CYPHER.setStatus, { id, status: to })).records[0];
   if (!record) throw new NotFoundError('Customer', id);
   const from = record.get('from') as CustomerStatus;
+  // A tombstone of a merge keeps its status (rolled back here): the writer follows the merge on a retry.
+  if ((from as string) === 'merged') throw new ConflictError(`customer ${id} was merged into another: retry`);
   if (from !== to) await appendEvent(tx, event, id, { from, to, ...payload });
   return from;
 }

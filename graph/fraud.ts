@@ -6,8 +6,9 @@
  */
 import type { ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx, setCustomerStatusTx } from './customers';
+import { survivorOfTx } from './merge';
 import { setDeviceTrustTx } from './devices';
-import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
+import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
 import { readTx, writeTx, type Graph } from './graph';
 import type { CustomerStatus, PaymentMethodStatus } from './model';
@@ -125,12 +126,17 @@ export async function applyFraudOutcome(
     throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
   const key = `fraud:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
-    await lockCustomer(tx, r.customer_id);
+    // A customer merged into another since the report: the outcome is the survivor's (its cards and
+    // devices are there now). Never a suspension written over a tombstone.
+    const customerId = (await survivorOfTx(tx, r.customer_id))?.id ?? r.customer_id;
+    await lockCustomer(tx, customerId);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return prior.payload as unknown as AppliedFraudOutcome;
-    const current = (await tx.run(CYPHER.currentCustomer, { id: r.customer_id })).records[0];
+    const current = (await tx.run(CYPHER.currentCustomer, { id: customerId })).records[0];
     const status = current?.get('value') as string | undefined;
-    if (status === 'erased') throw new InvalidStateError(`customer ${r.customer_id} is erased`);
+    if (status === 'erased') throw new InvalidStateError(`customer ${customerId} is erased`);
+    // Merged between the read above and the lock: a retry follows it.
+    if (status === 'merged') throw new ConflictError(`customer ${customerId} was merged meanwhile: retry`);
     const reason = `fraud outcome ${r.outcome_id}: ${r.outcome}`;
     const extra = { fraud_outcome_id: r.outcome_id };
     const changes: FraudChange[] = [];
@@ -149,11 +155,11 @@ export async function applyFraudOutcome(
     }
     const suspends = r.outcome === 'confirmed_fraud' || r.outcome === 'account_takeover';
     if (suspends) {
-      const from = await setCustomerStatusTx(tx, r.customer_id, 'suspended', 'CustomerSuspended', { reason, ...extra });
-      changes.push({ entity: 'customer', id: r.customer_id, field: 'status', from, to: 'suspended' });
+      const from = await setCustomerStatusTx(tx, customerId, 'suspended', 'CustomerSuspended', { reason, ...extra });
+      changes.push({ entity: 'customer', id: customerId, field: 'status', from, to: 'suspended' });
     }
     const applied: AppliedFraudOutcome = { outcome_id: r.outcome_id, outcome: r.outcome, changes, suspended: suspends };
-    await appendEvent(tx, 'FraudOutcomeApplied', r.customer_id, { ...applied }, { idempotencyKey: key });
+    await appendEvent(tx, 'FraudOutcomeApplied', customerId, { ...applied }, { idempotencyKey: key });
     return applied;
   });
 }
@@ -231,21 +237,22 @@ export async function resolveFraudReview(
   const key = `fraud-review:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
     // The customer's lock before the decision is read or made: a reversal or another outcome
-    // on this customer commits wholly before or after it.
-    await lockCustomer(tx, r.customer_id);
+    // on this customer commits wholly before or after it. A merged customer's is the survivor's.
+    const customerId = (await survivorOfTx(tx, r.customer_id))?.id ?? r.customer_id;
+    await lockCustomer(tx, customerId);
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return { reinstated: prior.payload.reinstated === true };
     let reinstated = false;
     if (r.decision === 'reinstate') {
       const status = await current(tx, {
         entity: 'customer',
-        id: r.customer_id,
+        id: customerId,
         field: 'status',
         from: 'active',
         to: 'suspended',
       });
       if (status === 'suspended') {
-        await setCustomerStatusTx(tx, r.customer_id, r.restore_to ?? 'active', 'CustomerReinstated', {
+        await setCustomerStatusTx(tx, customerId, r.restore_to ?? 'active', 'CustomerReinstated', {
           reason: `review of fraud outcome ${r.outcome_id}: reinstated`,
           fraud_outcome_id: r.outcome_id,
         });
@@ -255,7 +262,7 @@ export async function resolveFraudReview(
     await appendEvent(
       tx,
       'FraudReviewResolved',
-      r.customer_id,
+      customerId,
       { outcome_id: r.outcome_id, decision: r.decision, reinstated },
       { idempotencyKey: key },
     );

@@ -2,7 +2,8 @@
 import type { RecoveryMechanism } from '../payments/mechanisms';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError, CustomerMergedError, NotFoundError } from './errors';
+import { survivorOfTx } from './merge';
 import { appendEvent, findEventByIdempotencyKey } from './events';
 import type { RetryVerdict, RuleTable } from '../payments/networkRules';
 import {
@@ -53,7 +54,7 @@ const CYPHER = {
     ${lockNode('p')}
     WITH c, p
     RETURN c.status AS customer, p.status AS method, $key IN coalesce(p.charge_attempt_keys, []) AS known,
-           p.token AS token, p.card_fingerprint AS fingerprint`,
+           p.token AS token, p.card_fingerprint AS fingerprint, c.merged_into AS mergedInto`,
   reserve: `
     MATCH (p:PaymentMethod {id: $paymentMethodId})
     WITH p, coalesce(p.charge_attempt_keys, []) AS keys, coalesce(p.charge_attempt_times, []) AS times
@@ -120,6 +121,10 @@ export async function reserveGovernedCharge(
       })
     ).records[0];
     const sealed = (standing?.get('token') as string | null) ?? null;
+    // Merged into another record since the recovery last heard (its methods are the survivor's
+    // now): nothing is charged under the tombstone; the caller charges again for the survivor.
+    if (standing?.get('customer') === 'merged')
+      throw new CustomerMergedError(charge.customer_id, standing.get('mergedInto') as string);
     await nameMethodsTx(tx, charge.customer_id, charge.names ?? []);
     const { reported } = charge;
     if (reported) {
@@ -297,7 +302,12 @@ async function recordRecoveryTx(
     return 'recorded_failed';
   const res = await tx.run(CYPHER.recover, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id });
   const record = res.records[0];
-  if (!record) throw new NotFoundError('Customer', rec.customer_id);
+  if (!record) {
+    // A tombstone has no methods: the recovery is the survivor's now (the caller records it there).
+    const merged = await survivorOfTx(tx, rec.customer_id);
+    if (merged?.merged_into) throw new CustomerMergedError(rec.customer_id, merged.id);
+    throw new NotFoundError('Customer', rec.customer_id);
+  }
   const previous = (record.get('previous') as string[])[0] ?? null;
   if (record.get('usable') === true && previous !== rec.payment_method_id) {
     await appendEvent(tx, 'DefaultPaymentMethodChanged', rec.customer_id, {
@@ -329,11 +339,12 @@ export async function recordRecoveryFailed(
   rec: { payment_id: string; customer_id: string; attempts: number; reason: string },
 ): Promise<void> {
   try {
-    await writeTx(g, (tx) =>
+    await writeTx(g, async (tx) =>
       appendEvent(
         tx,
         'PaymentRecoveryFailed',
-        rec.customer_id,
+        // A customer merged since: the survivor's history says it.
+        (await survivorOfTx(tx, rec.customer_id))?.id ?? rec.customer_id,
         { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason },
         { idempotencyKey: `recovery-failed:${rec.payment_id}` },
       ),
