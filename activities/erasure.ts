@@ -4,6 +4,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
+import { mergedRecordsOf } from '../graph/merge';
 import { historyKeysOfCustomer } from '../graph/historyKeys';
 import { recoveriesThatCharged } from '../graph/recovery';
 import { runningCustomerWorkflows } from '../temporal/connection';
@@ -29,6 +30,10 @@ export function createErasureActivities({
      */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
       const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+      // Those of the records merged into the customer (erased with it) too.
+      for (const merged of await mergedRecordsOf(graph, req.customer_id))
+        for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
+          if (!listed.includes(id)) listed.push(id);
       // Visibility lags: the graph names them too, and each is asked directly (describe reads the
       // workflow itself) whether it still runs.
       const named = [
@@ -104,7 +109,10 @@ export function createErasureActivities({
      */
     async historyWorkflowsClosed(req: { customer_id: string; except: string; cancel_reviews: boolean }): Promise<void> {
       const open: string[] = [];
-      for (const id of await historyKeysOfCustomer(graph, req.customer_id)) {
+      // The records merged into the customer are erased with it: their workflows' keys go too.
+      const owners = [req.customer_id, ...(await mergedRecordsOf(graph, req.customer_id))];
+      const keyed = (await Promise.all(owners.map((o) => historyKeysOfCustomer(graph, o)))).flat();
+      for (const id of keyed) {
         if (id === req.except) continue;
         const handle = temporal.workflow.getHandle(id);
         try {

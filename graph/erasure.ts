@@ -14,7 +14,8 @@
  */
 import neo4j from 'neo4j-driver';
 import { appendEvent } from './events';
-import { InvalidStateError, NotFoundError } from './errors';
+import { ConflictError, InvalidStateError, NotFoundError } from './errors';
+import { mergedRecordsOfTx } from './merge';
 import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
@@ -70,7 +71,7 @@ const CYPHER = {
   lock: `
     MATCH (c:Customer {id: $id})
     SET c.updated_at = datetime.transaction()
-    RETURN c.status AS status`,
+    RETURN c.status AS status, c.merged_into AS mergedInto`,
   erase: `
     MATCH (c:Customer {id: $id})
     CALL (c) {
@@ -137,6 +138,8 @@ export interface ErasureOptions {
   onBatch?: (progress: { batch: number; stripped: number; total: number }) => void;
   /** Who asked and why, recorded on the CustomerErased event. */
   audit?: ErasureAudit | undefined;
+  /** Erasing a record merged into this customer, as part of that customer's erasure. */
+  asMergedInto?: string;
 }
 
 /**
@@ -176,7 +179,7 @@ export async function eraseCustomer(
     g,
     async (tx) => ((await tx.run(CYPHER.mergedInto, { id: customerId })).records[0]?.get('ids') as string[]) ?? [],
   );
-  for (const id of merged) await eraseCustomer(g, id, options);
+  for (const id of merged) await eraseCustomer(g, id, { ...options, asMergedInto: customerId });
   // Batches empty only what was there when the erasure began; anything appended since (a fraud
   // outcome, say) is emptied in the last transaction, under the lock, after the last check.
   const until = status.get('now') as string;
@@ -199,6 +202,13 @@ export async function eraseCustomer(
   return writeTx(g, async (tx) => {
     const lock = (await tx.run(CYPHER.lock, { id: customerId })).records[0];
     if (!lock) throw new NotFoundError('Customer', customerId);
+    if (lock.get('status') === 'merged' && lock.get('mergedInto') !== options.asMergedInto)
+      throw new InvalidStateError(
+        `customer ${customerId} was merged into ${String(lock.get('mergedInto'))} meanwhile: erase that customer`,
+      );
+    // A record merged into this one after the erasure began: a retry erases it first.
+    const late = (await mergedRecordsOfTx(tx, customerId)).filter((id) => !merged.includes(id));
+    if (late.length > 0) throw new ConflictError(`records merged into ${customerId} meanwhile: ${late.join(', ')}`);
     const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0, history_keys: 0 };
     if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
     refuseUnlessOps(lock.get('status'), options, customerId);

@@ -168,7 +168,9 @@ const CYPHER = {
     MATCH (m:Customer {id: $mergedId})-[r:SHIPPED_TO]->(a:Address)
     OPTIONAL MATCH (s)-[sr:SHIPPED_TO]->(a)
     WITH s, m, r, sr, a, coalesce(a.is_default, false) AS wasDefault,
-         EXISTS { MATCH (s)-[:SHIPPED_TO]->(o:Address {type: a.type, is_default: true}) WHERE o <> a } AS taken,
+         // A default flag lives on the address: one a third customer ships to as well keeps it (theirs).
+         EXISTS { MATCH (s)-[:SHIPPED_TO]->(o:Address {type: a.type, is_default: true}) WHERE o <> a }
+           AND NOT EXISTS { MATCH (a)<-[:SHIPPED_TO]-(x:Customer) WHERE x <> s AND x <> m } AS taken,
          toString(r.first_shipped) AS firstShipped, toString(r.last_shipped) AS lastShipped
     FOREACH (_ IN CASE WHEN sr IS NULL THEN [1] ELSE [] END | CREATE (s)-[n:SHIPPED_TO]->(a) SET n = properties(r))
     SET a.is_default = wasDefault AND NOT taken
@@ -178,7 +180,7 @@ const CYPHER = {
   identifiers: `
     MATCH (s:Customer {id: $survivorId})
     MATCH (:Customer {id: $mergedId})-[r:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier)
-    CREATE (s)-[:HAS_DIGITAL_IDENTIFIER]->(i)
+    MERGE (s)-[:HAS_DIGITAL_IDENTIFIER]->(i)
     DELETE r
     RETURN i.id AS id, i.type AS type`,
   tombstone: `
@@ -521,4 +523,16 @@ export async function survivorOfTx(
     current = into;
   }
   throw new InvalidStateError(`customer ${id}'s merges lead further than ${MAX_HOPS} records`);
+}
+
+/** The records merged into this customer (tombstones whose `merged_into` it is): the same person's. */
+export async function mergedRecordsOf(g: Graph, id: string): Promise<string[]> {
+  return readTx(g, async (tx) => mergedRecordsOfTx(tx, id));
+}
+
+export async function mergedRecordsOfTx(tx: ManagedTransaction, id: string): Promise<string[]> {
+  const r = (
+    await tx.run(`MATCH (t:Customer {merged_into: $id}) WHERE t.status = 'merged' RETURN collect(t.id) AS ids`, { id })
+  ).records[0];
+  return ((r?.get('ids') as string[] | undefined) ?? []).sort();
 }
