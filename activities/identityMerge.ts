@@ -66,19 +66,21 @@ export function createIdentityMergeActivities({ graph, temporal }: { graph: Grap
      * history keys, made before they started) and those visibility lists, each asked whether it
      * still runs.
      */
-    async listMergedCustomerProcesses(req: { customer_id: string }): Promise<string[]> {
+    async listMergedCustomerProcesses(req: { customer_id: string; also?: string[] }): Promise<string[]> {
       const prefixes = [recoveryWorkflowId(''), fraudOutcomeWorkflowId('')];
       const ours = (id: string): boolean => prefixes.some((p) => id.startsWith(p));
       const running = new Set<string>();
-      for (const id of await historyKeysOfCustomer(graph, req.customer_id)) {
-        if (!ours(id)) continue;
-        try {
-          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.add(id);
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
+      for (const customerId of [req.customer_id, ...(req.also ?? [])]) {
+        for (const id of await historyKeysOfCustomer(graph, customerId)) {
+          if (!ours(id) || running.has(id)) continue;
+          try {
+            if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.add(id);
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          }
         }
+        for (const id of await runningCustomerWorkflows(temporal, customerId)) if (ours(id)) running.add(id);
       }
-      for (const id of await runningCustomerWorkflows(temporal, req.customer_id)) if (ours(id)) running.add(id);
       return [...running].sort();
     },
   };

@@ -99,6 +99,34 @@ export interface IdentityMergeStatus {
   problem: string | null;
 }
 
+/** A merge's status before its first step: what the workflow starts from (and the api answers meanwhile). */
+export function initialMergeStatus(
+  mergeId: string,
+  input: Pick<IdentityMergeInput, 'survivor_id' | 'merged_id' | 'consent'>,
+): IdentityMergeStatus {
+  return {
+    merge_id: mergeId,
+    survivor_id: input.survivor_id,
+    merged_id: input.merged_id,
+    state: input.consent ? 'asking_consent' : 'merging',
+    decided_by: input.consent ? 'consent' : 'ops',
+    consent: input.consent
+      ? [input.survivor_id, input.merged_id].map((customer_id) => ({
+          customer_id,
+          channel: null,
+          decision: null,
+          decided_at: null,
+        }))
+      : [],
+    consent_deadline: null,
+    merged_at: null,
+    undo_deadline: null,
+    moved: null,
+    unmerge: null,
+    problem: null,
+  };
+}
+
 /**
  * A customer's answer: their record's id and the code the request for consent carried to
  * that record's verified email or phone (proof that the answer comes from whoever holds it).

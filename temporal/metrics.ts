@@ -161,9 +161,9 @@ export const BUSINESS_METRICS = {
     kind: 'counter',
     unit: 'merges',
     help:
-      'Identity merges by how they ended: consented (both customers), ops (decided by ops), declined, expired ' +
-      '(no answer in time), refused (a customer could not be merged), unreachable (a customer could not be asked), ' +
-      'undone (taken back by ops)',
+      'Identity merges: consented (both customers) or ops (decided by ops) when one happens, undone when one is ' +
+      'taken back; declined, expired (no answer in time), refused (a customer could not be merged), unreachable ' +
+      '(a customer could not be asked) when one ends without merging',
     workflowType: 'identityMergeWorkflow',
     values: { outcome: ['consented', 'ops', 'declined', 'expired', 'refused', 'unreachable', 'undone'] },
   },

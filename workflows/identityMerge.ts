@@ -34,6 +34,7 @@ import {
   customerMergedSignal,
   declineMergeUpdate,
   identityMergeStatusQuery,
+  initialMergeStatus,
   undoMergeUpdate,
   type IdentityMergeInput,
   type IdentityMergeState,
@@ -55,14 +56,15 @@ const SUMMARIES: ActivitySummaries<IdentityMergeActivities> = {
   unmergeCustomers: (req) =>
     `Undo merge of ${req.merged_id} into ${req.survivor_id}: move back what the manifest moved, report what changed`,
   listMergedCustomerProcesses: (req) =>
-    `Find customer ${req.customer_id}'s running recoveries and fraud outcomes, to tell them of the merge`,
+    `Find customer ${req.customer_id}'s running recoveries and fraud outcomes` +
+    (req.also?.length ? ` (and those of ${req.also.length} records merged into it before)` : '') +
+    ', to tell them of the merge',
 };
-/** The codes: no I/O. */
+/** The codes (no I/O), and the processes to tell (20 attempts: a miss is noted, never fatal). */
 const merges = activitiesWithSummaries<IdentityMergeActivities>(graphWrite, SUMMARIES);
 /**
- * The merge, its undo and the processes to tell: retried while Neo4j (or Temporal's visibility)
- * is down for as long as it takes, so an outage delays a consented merge rather than failing it;
- * only the graph's refusal ends one.
+ * The merge and its undo: retried while Neo4j is down for as long as it takes, so an outage
+ * delays a consented merge rather than failing it; only the graph's refusal ends one.
  */
 const mergesUntilDone = activitiesWithSummaries<IdentityMergeActivities>(graphWriteUntilDone, SUMMARIES);
 
@@ -71,27 +73,7 @@ const copy = (s: IdentityMergeStatus): IdentityMergeStatus => JSON.parse(JSON.st
 export async function identityMergeWorkflow(input: IdentityMergeInput): Promise<IdentityMergeStatus> {
   const { workflowId, runId } = workflowInfo();
   const mergeId = `${workflowId}:${runId}`;
-  const status: IdentityMergeStatus = {
-    merge_id: workflowId,
-    survivor_id: input.survivor_id,
-    merged_id: input.merged_id,
-    state: input.consent ? 'asking_consent' : 'merging',
-    decided_by: input.consent ? 'consent' : 'ops',
-    consent: input.consent
-      ? [input.survivor_id, input.merged_id].map((customer_id) => ({
-          customer_id,
-          channel: null,
-          decision: null,
-          decided_at: null,
-        }))
-      : [],
-    consent_deadline: null,
-    merged_at: null,
-    undo_deadline: null,
-    moved: null,
-    unmerge: null,
-    problem: null,
-  };
+  const status: IdentityMergeStatus = initialMergeStatus(workflowId, input);
   /** The codes sent to each customer; never in the status (a query would show them). */
   let codes: Record<string, string> = {};
   const partyOf = (id: unknown) => status.consent.find((p) => p.customer_id === id);
@@ -146,7 +128,9 @@ export async function identityMergeWorkflow(input: IdentityMergeInput): Promise<
       validator: (req: Partial<{ reason: string }> | undefined) => {
         if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
         if (closing) throw new Error(`the undo window has closed (${status.undo_deadline ?? 'it was never open'})`);
-        if (status.state === 'undoing') throw new Error('an undo is running already');
+        // Checked against the request recorded before the handler's first await: two undos in one
+        // workflow task cannot both pass.
+        if (undo !== null || status.state === 'undoing') throw new Error('an undo is running already');
         if (status.state !== 'merged')
           throw new Error(`only a merge that happened can be undone (it is ${status.state})`);
       },
@@ -245,24 +229,31 @@ export async function identityMergeWorkflow(input: IdentityMergeInput): Promise<
     log.info('customers merged', { survivorId: input.survivor_id, mergedId: input.merged_id });
 
     // The merged customer's processes go on against the survivor; a miss is logged, never fatal.
-    try {
-      const running = await mergesUntilDone.listMergedCustomerProcesses({ customer_id: input.merged_id });
-      for (const id of running) {
-        try {
-          await getExternalWorkflowHandle(id).signal(customerMergedSignal, {
-            merge_id: workflowId,
-            merged_id: input.merged_id,
-            survivor_id: input.survivor_id,
-          });
-        } catch (err) {
-          log.info(`workflow ${id} not told of the merge: it had finished`, { error: describeFailure(err) });
+    // Not cancellable either: a merge that happened tells them, whatever stops this workflow now.
+    // Those of records merged into the merged one earlier (now redirected) are on it too.
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        const running = await merges.listMergedCustomerProcesses({
+          customer_id: input.merged_id,
+          also: status.moved?.redirected ?? [],
+        });
+        for (const id of running) {
+          try {
+            await getExternalWorkflowHandle(id).signal(customerMergedSignal, {
+              merge_id: workflowId,
+              merged_id: input.merged_id,
+              survivor_id: input.survivor_id,
+            });
+          } catch (err) {
+            log.info(`workflow ${id} not told of the merge: it had finished`, { error: describeFailure(err) });
+          }
         }
+      } catch (err) {
+        // Their activities follow the merge in the graph anyway; the signal only saves them a hop.
+        status.problem = `the merged customer's running processes could not be listed: ${describeFailure(err)}`;
+        log.warn('merged customer’s processes not told of the merge', { problem: status.problem });
       }
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      status.problem = `the merged customer's running processes could not be listed: ${describeFailure(err)}`;
-      log.warn('merged customer’s processes not told of the merge', { problem: status.problem });
-    }
+    });
 
     // Open for an undo until the deadline.
     for (;;) {

@@ -9,6 +9,7 @@ const WHAT: Record<string, string> = {
   dunning_reminder: 'please add or update a payment method',
   account_takeover: 'someone may have taken over the account (verified email or phone only)',
   card_expiring: 'their default card expires soon',
+  merge_consent: 'please confirm that two profiles are both yours (with the code in this message) to merge them',
 };
 
 export const notifications = activitiesWithSummaries<NotificationActivities>(graphWrite, {

@@ -328,7 +328,8 @@ export function customerRoutes(deps: ApiDeps) {
         'Each possible match with its score and every part of it in words, from one graph read: customers ' +
         'an onboarding recorded as a possible match (either way) and customers sharing a device, a card ' +
         '(processor fingerprint) or an address (normalised) with this one; erased and merged records never. ' +
-        'Needs `customers:read` or `identity:merge`; a customer’s own token is refused (it names others).',
+        'Needs `customers:read` or `identity:merge`; a customer’s own token is refused (it names others). ' +
+        'Only `identity:merge` (and ops) get each part’s `details`; `customers:read` gets `{}` there.',
       middleware: [access(deps.authenticate, { scopes: ['customers:read', 'identity:merge'] })] as const,
       request: { params: customerParams },
       responses: {
@@ -343,7 +344,15 @@ export function customerRoutes(deps: ApiDeps) {
         ...problems(400, 401, 403, 404),
       },
     }),
-    async (c) => c.json(await possibleMatches(g, c.req.valid('param').id), 200),
+    async (c) => {
+      const answer = await possibleMatches(g, c.req.valid('param').id);
+      // The other record's card (brand, last four, expiry), city and status are for whoever decides
+      // merges; a service that only reads customers gets the scores and reasons without them.
+      const p = c.get('principal');
+      if (p.scopes.has('ops') || p.scopes.has('identity:merge')) return c.json(answer, 200);
+      const data = answer.data.map((m) => ({ ...m, parts: m.parts.map((part) => ({ ...part, details: {} })) }));
+      return c.json({ ...answer, data }, 200);
+    },
   );
   return app;
 }

@@ -79,7 +79,7 @@ const proposal = z
       .openapi({
         description:
           'Ask both customers, through a verified email or phone of each, and merge only if both confirm (default). ' +
-          'false: ops decide alone (ignored for a customer’s own token, which always needs both consents)',
+          'false: ops decide alone (scope ops only: a service or a customer’s own token always needs both consents)',
       }),
     reason: text(500).optional(),
   })

@@ -14,6 +14,7 @@ import {
   identityMergePair,
   identityMergeStatusQuery,
   identityMergeWorkflowId,
+  initialMergeStatus,
   undoMergeUpdate,
   type IdentityMergeStatus,
   type MergeDecision,
@@ -54,7 +55,8 @@ export async function proposeMerge(
   const { survivor_id, merged_id } = proposal;
   if (survivor_id === merged_id) throw new InvalidInputError('merged_id', 'must not be the survivor itself');
   // A customer proves both identities by both consents: a customer's request always asks both.
-  const consent = selfOnlyFor(principal, [survivor_id, merged_id]) ? true : proposal.consent;
+  // Only ops decide alone: a service with `identity:merge` proposes, and both customers consent.
+  const consent = selfOnlyFor(principal, [survivor_id, merged_id]) || !principal.scopes.has('ops') || proposal.consent;
   const workflowId = identityMergeWorkflowId(survivor_id, merged_id);
   const handle = deps.temporal.client.workflow.getHandle<typeof identityMergeWorkflow>(workflowId);
   const running = await runningStatus(deps, workflowId);
@@ -94,7 +96,12 @@ export async function proposeMerge(
     // Lost a race with the same pair: that merge is the answer.
     return { created: false, status: await handle.query(identityMergeStatusQuery) };
   }
-  return { created: true, status: await handle.query(identityMergeStatusQuery) };
+  // Asked right after the start, the workflow may not have run its first task yet: then the
+  // answer is what that task sets up.
+  const status = await handle
+    .query(identityMergeStatusQuery)
+    .catch(() => initialMergeStatus(workflowId, { survivor_id, merged_id, consent }));
+  return { created: true, status };
 }
 
 async function runningStatus(deps: ApiDeps, workflowId: string): Promise<IdentityMergeStatus | null> {

@@ -4,7 +4,14 @@
  * consent code a customer would read in their message.
  */
 import { randomUUID } from 'node:crypto';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from '../../activities/recovery';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
+import { applyFraudOutcome } from '../../graph/fraud';
+import { mergeCustomers } from '../../graph/merge';
+import { loadRuleTable } from '../../payments/ruleTables';
 import type { Notification, NotificationSink } from '../../clients/notifications';
 import {
   addAddress,
@@ -113,6 +120,16 @@ async function raw(id: string) {
   });
 }
 
+/** A merge straight in the graph: no workflow, so no signal tells anyone. */
+const mergeDirectly = (survivorId: string, mergedId: string) =>
+  mergeCustomers(h.graph, {
+    merge_id: `test-${randomUUID()}`,
+    survivor_id: survivorId,
+    merged_id: mergedId,
+    decided_by: 'ops',
+    requested_by: null,
+    reason: 'test',
+  });
 const propose = (body: Record<string, unknown>, token = ops) => call('POST', '/api/v1/identity-merges', token, body);
 const statusOf = async (mergeId: string) =>
   (await call('GET', `/api/v1/identity-merges/${mergeId}`, ops)).json as unknown as IdentityMergeStatus;
@@ -340,6 +357,81 @@ describe('identity merge, end to end', () => {
       [a.cards[0], added.id].sort(),
     );
     expect((await getPaymentMethodsByCustomer(h.graph, b.id)).map((m) => m.id)).toEqual([b.cards[0]]);
+  });
+
+  it('a recovery of the merged id, not yet told of the merge, charges and records the survivor', async () => {
+    // The merge commits before its signal reaches the recovery: the activities, given the old id,
+    // follow the tombstone (here with no workflow at all, so no signal can help).
+    const a = await customer({ cards: 1, ltvMinor: 0 });
+    const b = await customer({ cards: 1, ltvMinor: 0 });
+    const token = `card-${randomUUID().replace(/[^a-f]/g, 'g')}`;
+    const card = await addPaymentMethod(h.graph, b.id, {
+      type: 'card',
+      token,
+      brand: 'visa',
+      last_four: '4242',
+      expiry_month: 12,
+      expiry_year: 2035,
+    });
+    await mergeDirectly(a.id, b.id);
+    const gateway = new HttpPaymentGateway(h.graph.config.PERSONA_GATEWAY_URL, 5000);
+    const activities = createRecoveryActivities({
+      graph: h.graph,
+      gateway,
+      cards: gateway,
+      updater: gateway,
+      networkRules: loadRuleTable(),
+      trustThreshold: h.graph.config.PERSONA_TRUST_THRESHOLD,
+      profileRules: profileRules(h.graph.config),
+    });
+    const env = () => new MockActivityEnvironment();
+    type Req = { customer_id: string; exclude: string[] };
+    type Candidates = { payment_method_id: string }[];
+    const candidates = await env().run<[Req], Candidates, (x: Req) => Promise<Candidates>>(
+      (x) => activities.listRecoveryCandidates(x),
+      { customer_id: b.id, exclude: [] },
+    );
+    expect(candidates.map((c) => c.payment_method_id)).toContain(card.id);
+    const paymentId = `pay_${randomUUID().replace(/-/g, '')}`;
+    const attempt: ChargeAttempt = {
+      payment_id: paymentId,
+      customer_id: b.id,
+      payment_method_id: card.id,
+      amount: 1999,
+      currency: 'USD',
+      idempotency_key: `${paymentId}:${card.id}`,
+    };
+    const outcome = await env().run<[ChargeAttempt], ChargeOutcome, (x: ChargeAttempt) => Promise<ChargeOutcome>>(
+      (x) => activities.chargePaymentMethod(x),
+      attempt,
+    );
+    expect(outcome).toMatchObject({ outcome: 'succeeded' });
+    await env().run((x: Parameters<typeof activities.recordRecovery>[0]) => activities.recordRecovery(x), {
+      payment_id: paymentId,
+      customer_id: b.id,
+      payment_method_id: card.id,
+      charge_id: 'charge_id' in outcome ? (outcome.charge_id as string) : 'none',
+      amount: 1999,
+      currency: 'USD',
+    });
+    const [recovered] = await listCustomerEvents(h.graph, a.id, { type: 'PaymentRecovered' });
+    expect(recovered?.payload).toMatchObject({ payment_id: paymentId, payment_method_id: card.id });
+    expect(await listCustomerEvents(h.graph, b.id, { type: 'PaymentRecovered' })).toEqual([]);
+    expect(await raw(b.id)).toMatchObject({ status: 'merged', ltv: 0 });
+  });
+
+  it('a fraud outcome for the merged id, reported before the merge, suspends the survivor only', async () => {
+    const a = await customer({ cards: 1, ltvMinor: 0 });
+    const b = await customer({ cards: 1, ltvMinor: 0 });
+    await mergeDirectly(a.id, b.id);
+    const applied = await applyFraudOutcome(
+      h.graph,
+      { outcome_id: `o-${randomUUID()}`, customer_id: b.id, outcome: 'account_takeover' },
+      { trustStep: 0.1 },
+    );
+    expect(applied).toMatchObject({ suspended: true, changes: [{ entity: 'customer', id: a.id, to: 'suspended' }] });
+    expect(await raw(a.id)).toMatchObject({ status: 'suspended' });
+    expect(await raw(b.id)).toMatchObject({ status: 'merged', merged_into: a.id });
   });
 
   it('erasing the survivor after a merge erases both records’ personal data', async () => {

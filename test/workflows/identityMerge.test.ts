@@ -4,7 +4,7 @@
  * take, an ops merge undone, and the merged customer's running recovery told of the merge.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -291,7 +291,7 @@ describe('identityMergeWorkflow', () => {
       // Undone is final: the workflow closes, and nothing more is taken (the api answers 409).
       await expect(
         h.executeUpdate(undoMergeUpdate, { args: [{ reason: 'again', requested_by: 'ops' }] }),
-      ).rejects.toThrow();
+      ).rejects.toBeInstanceOf(WorkflowNotFoundError);
       return h.result();
     });
     expect(result).toMatchObject({ state: 'undone', decided_by: 'ops', undo_deadline: null });
