@@ -119,6 +119,19 @@ describe('configuration', () => {
     ).toBeUndefined();
   });
 
+  it('never logs consent codes in production, and reads the merge windows (7 and 90 days by default)', () => {
+    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
+    expect(() => loadConfig({ ...secrets, ...production, PERSONA_LOG_NOTIFICATION_CODES: 'true' })).toThrow(
+      /PERSONA_LOG_NOTIFICATION_CODES: not in production/,
+    );
+    expect(loadConfig({ ...secrets, PERSONA_LOG_NOTIFICATION_CODES: 'true' }).PERSONA_LOG_NOTIFICATION_CODES).toBe(
+      'true',
+    );
+    expect(loadConfig({ ...secrets, ...production }).PERSONA_LOG_NOTIFICATION_CODES).toBe('false');
+    expect(loadSettings({})).toMatchObject({ PERSONA_MERGE_CONSENT_DAYS: 7, PERSONA_UNMERGE_DAYS: 90 });
+    expect(() => loadSettings({ PERSONA_MERGE_CONSENT_DAYS: '0' })).toThrow(/PERSONA_MERGE_CONSENT_DAYS/);
+  });
+
   it('reads the token age and recent sign-in windows, with defaults of 24 h and 5 min', () => {
     expect(loadSettings({})).toMatchObject({ PERSONA_JWT_MAX_AGE_SECONDS: 86_400, PERSONA_RECENT_AUTH_SECONDS: 300 });
     expect(() => loadSettings({ PERSONA_JWT_MAX_AGE_SECONDS: '0' })).toThrow(/PERSONA_JWT_MAX_AGE_SECONDS/);

@@ -406,6 +406,11 @@ export const envSchema = z.object({
   KAFKA_ALLOW_PLAINTEXT: z.enum(['true', 'false']).default('false'),
   /** When set, customer notifications are POSTed here (else they are logged). */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
+  /**
+   * Without a webhook, notifications are logged; `true` also logs a message's code (an identity
+   * merge's consent code), so a developer can answer it (`npm run dev` sets it). Refused in production.
+   */
+  PERSONA_LOG_NOTIFICATION_CODES: z.enum(['true', 'false']).default('false'),
   /** Chimera's base URL; unset, a local stand-in records each request as an event. */
   CHIMERA_URL: z.url().optional(),
   /** When set, the api and the worker export OpenTelemetry traces here over OTLP/HTTP (`<url>/v1/traces`). */
@@ -446,6 +451,12 @@ export type Env = z.infer<typeof envSchema>;
 const withProductionRules = envSchema.superRefine((env, ctx) => {
   for (const issue of kafkaSecurityIssues(env)) ctx.addIssue({ code: 'custom', ...issue });
   if (env.NODE_ENV !== 'production') return;
+  if (env.PERSONA_LOG_NOTIFICATION_CODES === 'true')
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERSONA_LOG_NOTIFICATION_CODES'],
+      message: 'not in production (NODE_ENV=production): consent codes must never reach the logs',
+    });
   for (const name of ['PERSONA_JWT_ISSUER', 'PERSONA_JWT_AUDIENCE'] as const)
     if (!env[name])
       ctx.addIssue({

@@ -30,6 +30,8 @@ async function main(): Promise<void> {
   // KAFKA_BROKERS says otherwise (set it to "" to run without Kafka).
   if (process.env.KAFKA_BROKERS === undefined)
     Object.assign(process.env, localKafkaSecureEnv(settings.PERSONA_STACK_DIR, settings.KAFKA_SECURE_PORT));
+  // The log is the local inbox: show the codes a message carries (an identity merge's consent code).
+  process.env.PERSONA_LOG_NOTIFICATION_CODES ??= 'true';
   const config = loadConfig();
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts', API_NODE_ARGS)];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);

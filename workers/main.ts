@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       updater: gateway,
       networkRules,
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger, {
-        revealCodes: config.NODE_ENV !== 'production',
+        revealCodes: config.PERSONA_LOG_NOTIFICATION_CODES === 'true',
       }),
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       profileRules: profileRules(config),

@@ -50,6 +50,7 @@ const NOTIFICATION: Record<string, (p: Payload) => string> = {
   dunning_reminder: () => 'please update your payment details',
   card_compromised: () => 'a card was blocked for your protection',
   account_takeover: () => 'we suspended your account after suspicious activity',
+  merge_consent: () => 'we asked you to confirm that two profiles are both yours, to merge them',
 };
 
 /** Profile fields in minor units (with `ltv_currency`), by the words that name them. */
@@ -111,11 +112,15 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   OpsActionRecorded: (p) => `Support acted on the account (${words(p.action)}): ${str(p.reason)}`,
   CustomersMerged: (p) => {
     const m = (p.manifest ?? {}) as Record<string, unknown[] | undefined>;
-    const n = (k: string): number => m[k]?.length ?? 0;
+    const n = (k: string, one: string, many: string): string => {
+      const count = m[k]?.length ?? 0;
+      return `${count} ${count === 1 ? one : many}`;
+    };
     const how = p.decided_by === 'consent' ? 'with the consent of both' : 'by support';
     return (
-      `Profile ${str(p.merged_id)} was merged into ${str(p.survivor_id)} ${how}: ${n('payment_methods')} payment ` +
-      `methods, ${n('devices')} devices, ${n('addresses')} addresses and ${n('identifiers')} contact details moved`
+      `Profile ${str(p.merged_id)} was merged into ${str(p.survivor_id)} ${how}: ` +
+      `${n('payment_methods', 'payment method', 'payment methods')}, ${n('devices', 'device', 'devices')}, ` +
+      `${n('addresses', 'address', 'addresses')} and ${n('identifiers', 'contact detail', 'contact details')} moved`
     );
   },
   CustomersUnmerged: (p) => {
