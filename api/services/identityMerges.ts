@@ -5,7 +5,7 @@
  * caller hears the outcome (or the validator's refusal, 409) at once.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
+import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { mergeParties, mergeRefusal } from '../../graph/merge';
 import {
   IDENTITY_MERGE_WORKFLOW_TYPE,
@@ -53,7 +53,9 @@ export async function proposeMerge(
   principal: Principal,
 ): Promise<{ created: boolean; status: IdentityMergeStatus }> {
   const { survivor_id, merged_id } = proposal;
-  if (survivor_id === merged_id) throw new InvalidInputError('merged_id', 'must not be the survivor itself');
+  // Well-formed (the schema cannot say the two differ), but nothing to merge: a conflict, like a tombstone.
+  if (survivor_id === merged_id)
+    throw new InvalidStateError(`merged_id: customer ${merged_id} cannot be merged into itself`);
   // A customer proves both identities by both consents: a customer's request always asks both.
   // Only ops decide alone: a service with `identity:merge` proposes, and both customers consent.
   const consent = selfOnlyFor(principal, [survivor_id, merged_id]) || !principal.scopes.has('ops') || proposal.consent;

@@ -272,6 +272,10 @@ describe('identity merge, end to end', () => {
     expect(await listCustomerEvents(h.graph, b.id, { limit: 500 })).toEqual(eventsBefore);
     expect((await call('GET', `/api/v1/identity-merges/${identityMergeWorkflowId(a.id, b.id)}`, ops)).status).toBe(404);
     expect((await raw(b.id)).status).toBe('suspended');
+    // Nor is a customer merged into itself (well-formed, so 409, not 400).
+    const itself = await propose({ survivor_id: a.id, merged_id: a.id, consent: false });
+    expect(itself.status).toBe(409);
+    expect(String(itself.json.detail)).toContain('cannot be merged into itself');
   });
 
   it('two merges racing on the same pair, either way round, end as one', async () => {
