@@ -61,6 +61,24 @@ IDS = {
             "device_id": "PERSONA_CONTRACT_SUSPECT_DEVICE_ID",
         }
     },
+    # Identity merges: a pair to propose, a merge that happened (its status, its undo), and two
+    # awaiting consent, answered with the code their notification carried to the customer.
+    "POST /api/v1/identity-merges": {
+        "body": {
+            "survivor_id": "PERSONA_CONTRACT_PROPOSE_SURVIVOR_ID",
+            "merged_id": "PERSONA_CONTRACT_PROPOSE_MERGED_ID",
+        }
+    },
+    "GET /api/v1/identity-merges/{merge_id}": {"path": {"merge_id": "PERSONA_CONTRACT_MERGE_ID"}},
+    "POST /api/v1/identity-merges/{merge_id}/undo": {"path": {"merge_id": "PERSONA_CONTRACT_MERGE_ID"}},
+    "POST /api/v1/identity-merges/{merge_id}/confirm": {
+        "path": {"merge_id": "PERSONA_CONTRACT_CONFIRM_MERGE_ID"},
+        "body": {"customer_id": "PERSONA_CONTRACT_CONFIRM_CUSTOMER_ID", "code": "PERSONA_CONTRACT_CONFIRM_CODE"},
+    },
+    "POST /api/v1/identity-merges/{merge_id}/decline": {
+        "path": {"merge_id": "PERSONA_CONTRACT_DECLINE_MERGE_ID"},
+        "body": {"customer_id": "PERSONA_CONTRACT_DECLINE_CUSTOMER_ID", "code": "PERSONA_CONTRACT_DECLINE_CODE"},
+    },
 }
 
 # Cards the customer may remove: a fresh one for each positive removal, then the last again.

@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Notification } from '../../clients/notifications';
 import { loadConfig, loadSettings, repoRoot } from '../../config/env';
 import { addPaymentMethod, createCustomer, createDriver, linkDevice, migrate } from '../../graph';
 import { encodeCursor } from '../../graph/feed';
@@ -126,10 +127,20 @@ async function main(): Promise<number> {
   cleanups.push({ name: 'the Temporal connection', run: () => connection.close() });
   const taskQueue = `contract-${randomUUID()}`;
 
-  // The event relay delivers to this sink (it needs a subscriber to run at all).
+  // The event relay delivers to this sink (it needs a subscriber to run at all); customer
+  // notifications come here too, where an identity merge's consent codes are read.
+  const consentCodes = new Map<string, string>();
   const sink = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200).end());
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/notify') {
+        const n = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Notification;
+        if (n.kind === 'merge_consent' && typeof n.data.code === 'string')
+          consentCodes.set(`${String(n.data.merge_id)}/${n.customer_id}`, n.data.code);
+      }
+      res.writeHead(200).end();
+    });
   });
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   cleanups.push({ name: 'the event sink', run: () => sink.close() });
@@ -140,6 +151,7 @@ async function main(): Promise<number> {
     ...temporal.env,
     TEMPORAL_TASK_QUEUE: taskQueue,
     PERSONA_EVENTS_WEBHOOK_URL: sinkUrl,
+    PERSONA_NOTIFY_WEBHOOK_URL: sinkUrl.replace(/\/events$/, '/notify'),
     PERSONA_WAIT_TIMEOUT_MS: '5000',
     // Deadlines as generous as the other tests' (vitest.config.ts): CI shares two cores with Neo4j,
     // Temporal and the JVM, and a slow moment is not an outage. A context read once took longer than
@@ -225,6 +237,29 @@ async function main(): Promise<number> {
     60_000,
   );
   const scanId = (await call('POST', '/api/v1/admin/expiry-scan', { as_of: '2001-01-01' })).workflow_id as string;
+  // Identity merges: customers each with a verified email (consent is asked through it).
+  const mergeable = () =>
+    createCustomer(graph, {
+      segment: 'New',
+      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+    });
+  const [proposeSurvivor, proposeMerged] = [await mergeable(), await mergeable()];
+  const propose = async (consent: boolean) => {
+    const [survivor, merged] = [await mergeable(), await mergeable()];
+    const r = await call('POST', '/api/v1/identity-merges', {
+      survivor_id: survivor.id,
+      merged_id: merged.id,
+      consent,
+    });
+    const mergeId = r.merge_id as string;
+    const state = consent ? 'awaiting_consent' : 'merged';
+    await until(async () => (await call('GET', `/api/v1/identity-merges/${mergeId}`)).state === state, 60_000);
+    return { mergeId, survivor: survivor.id };
+  };
+  const done = await propose(false);
+  const toConfirm = await propose(true);
+  const toDecline = await propose(true);
+  const codeOf = (m: { mergeId: string; survivor: string }) => consentCodes.get(`${m.mergeId}/${m.survivor}`) ?? '';
   await ensureEventRelay(client, { ...own, TEMPORAL_TASK_QUEUE: taskQueue, PERSONA_EVENTS_WEBHOOK_URL: sinkUrl });
   // A feed cursor at Neo4j's now (the feed itself serves nothing younger than its lag yet).
   const { records } = await driver.executeQuery(
@@ -260,6 +295,15 @@ async function main(): Promise<number> {
     PERSONA_CONTRACT_SUSPECT_ID: suspect.id,
     PERSONA_CONTRACT_SUSPECT_PM_ID: suspectCard.id,
     PERSONA_CONTRACT_SUSPECT_DEVICE_ID: suspectDevice.id,
+    PERSONA_CONTRACT_PROPOSE_SURVIVOR_ID: proposeSurvivor.id,
+    PERSONA_CONTRACT_PROPOSE_MERGED_ID: proposeMerged.id,
+    PERSONA_CONTRACT_MERGE_ID: done.mergeId,
+    PERSONA_CONTRACT_CONFIRM_MERGE_ID: toConfirm.mergeId,
+    PERSONA_CONTRACT_CONFIRM_CUSTOMER_ID: toConfirm.survivor,
+    PERSONA_CONTRACT_CONFIRM_CODE: codeOf(toConfirm),
+    PERSONA_CONTRACT_DECLINE_MERGE_ID: toDecline.mergeId,
+    PERSONA_CONTRACT_DECLINE_CUSTOMER_ID: toDecline.survivor,
+    PERSONA_CONTRACT_DECLINE_CODE: codeOf(toDecline),
   };
   log(`schemathesis against ${api.url}/openapi.json, at least ${MIN_EXAMPLES} cases per operation`);
   const code = await new Promise<number>((resolve, reject) => {
