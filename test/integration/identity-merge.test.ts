@@ -272,6 +272,10 @@ describe('identity merge, end to end', () => {
     expect(await listCustomerEvents(h.graph, b.id, { limit: 500 })).toEqual(eventsBefore);
     expect((await call('GET', `/api/v1/identity-merges/${identityMergeWorkflowId(a.id, b.id)}`, ops)).status).toBe(404);
     expect((await raw(b.id)).status).toBe('suspended');
+    // Nor by the suspended customer's own token (a taken-over account cannot merge itself away).
+    const suspendedSelf = await propose({ survivor_id: a.id, merged_id: b.id }, await h.token('self', b.id));
+    expect(suspendedSelf.status).toBe(409);
+    expect(await listCustomerEvents(h.graph, b.id, { limit: 500 })).toEqual(eventsBefore);
     // Nor is a customer merged into itself (well-formed, so 409, not 400).
     const itself = await propose({ survivor_id: a.id, merged_id: a.id, consent: false });
     expect(itself.status).toBe(409);

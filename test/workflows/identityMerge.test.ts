@@ -4,7 +4,7 @@
  * take, an ops merge undone, and the merged customer's running recovery told of the merge.
  */
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -46,6 +46,10 @@ interface World {
   unmerge?: () => Promise<void>;
   /** What listMergedCustomerProcesses answers. */
   running?: string[];
+  /** Run before the activity answers (may throw: it fails for good). */
+  codes?: () => Promise<void>;
+  notify?: () => Promise<void>;
+  list?: () => Promise<void>;
 }
 
 const invalidState = (message: string) =>
@@ -59,9 +63,11 @@ const invalidState = (message: string) =>
 function fakes(world: World, log: Log) {
   return {
     async createConsentCodes(req: { customer_ids: string[] }): Promise<Record<string, string>> {
+      await world.codes?.();
       return Object.fromEntries(req.customer_ids.map((id, i) => [id, `CODE${i}${id.slice(0, 4).toUpperCase()}`]));
     },
     async notifyCustomer(req: NotifyRequest): Promise<{ sent: boolean; channel: 'email' | null }> {
+      await world.notify?.();
       log.notified.push(req);
       const channel = world.channel ? world.channel(req.customer_id) : 'email';
       return { sent: channel !== null, channel };
@@ -88,6 +94,7 @@ function fakes(world: World, log: Log) {
       };
     },
     async listMergedCustomerProcesses(): Promise<string[]> {
+      await world.list?.();
       return world.running ?? [];
     },
   };
@@ -263,6 +270,51 @@ describe('identityMergeWorkflow', () => {
     expect(result).toMatchObject({ state: 'unreachable' });
     expect(result.problem).toContain(ids.merged_id);
     expect(log.merges).toEqual([]);
+  });
+
+  it('a consent request the receiver refuses for good ends as unreachable: nothing merged', async () => {
+    const ids = pair();
+    const refused = async () => {
+      throw ApplicationFailure.create({ type: 'NotificationRejectedError', message: 'refused', nonRetryable: true });
+    };
+    const { result, log } = await withWorker({ notify: refused }, (tq) => start(tq, ids, true).then((h) => h.result()));
+    expect(result).toMatchObject({ state: 'unreachable' });
+    expect(result.problem).toContain('could not be asked');
+    expect(log.merges).toEqual([]);
+  });
+
+  it('consent codes that cannot be made fail the workflow before anyone is asked; nothing merged', async () => {
+    const ids = pair();
+    const broken = async () => {
+      throw ApplicationFailure.create({ type: 'Broken', message: 'no randomness', nonRetryable: true });
+    };
+    const { result, log } = await withWorker({ codes: broken }, (tq) =>
+      start(tq, ids, true).then((h) =>
+        h.result().then(
+          () => null,
+          (err: unknown) => err,
+        ),
+      ),
+    );
+    expect(result).toBeInstanceOf(WorkflowFailedError);
+    expect(log.notified).toEqual([]);
+    expect(log.merges).toEqual([]);
+  });
+
+  it('processes that cannot be listed are noted in the status; the merge stands', async () => {
+    const ids = pair();
+    const broken = async () => {
+      throw ApplicationFailure.create({ type: 'VisibilityDown', message: 'visibility down', nonRetryable: true });
+    };
+    const { result } = await withWorker({ list: broken }, async (tq) => {
+      const h = await start(tq, ids, false);
+      await until(async () => (await h.query(identityMergeStatusQuery)).problem !== null);
+      const status = await h.query(identityMergeStatusQuery);
+      await h.terminate('test over');
+      return status;
+    });
+    expect(result.state).toBe('merged');
+    expect(result.problem).toContain('could not be listed');
   });
 
   it('a merge the graph refuses (a customer suspended meanwhile) ends as refused, with the reason', async () => {
