@@ -59,6 +59,16 @@ export default tseslint.config(
     },
   },
   {
+    // The console's page scripts run in the browser, as plain scripts (cytoscape is a global there).
+    files: ['api/console/static/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      globals: { ...globals.browser, cytoscape: 'readonly' },
+      sourceType: 'script',
+      parserOptions: { projectService: false },
+    },
+  },
+  {
     files: ['**/*.test.ts', 'test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -69,6 +69,15 @@ export interface ApiDeps {
   readCache: ReadCache;
   /** Tails the event log for other processes' writes: started by whoever serves (api/main.ts, tests). */
   changeTailer: ChangeTailer;
+  /** The console (api/console): its CSRF secret, and where ops' links into the Temporal UI go. */
+  console: {
+    /** What the console's CSRF tokens are derived from: the api's JWT secret, or with a JWKS the active payload key. */
+    secret: string;
+    /** Whether tokens come from the platform's identity provider (PERSONA_JWKS_URL), for the sign-in page. */
+    jwks: boolean;
+    temporalUiUrl: string;
+    namespace: string;
+  };
   /** Temporal payloads (temporal/payloadCodec.ts). */
   payloads: {
     /** Makes a customer workflow's history key and links it to the customer, before the workflow starts. */
@@ -151,6 +160,12 @@ export function apiDepsFromConfig(
     interactions: profileRules(config),
     readCache,
     changeTailer,
+    console: {
+      secret: config.jwtSecret || config.payloadKeys.active.key.toString('base64'),
+      jwks: Boolean(config.PERSONA_JWKS_URL),
+      temporalUiUrl: config.TEMPORAL_UI_URL,
+      namespace: config.TEMPORAL_NAMESPACE,
+    },
     payloads: {
       provision: (workflowId, customerId) =>
         provisionHistoryKey(parts.graph, config.payloadKeys, workflowId, customerId),

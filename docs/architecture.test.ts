@@ -11,7 +11,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../config/env';
 
-/** Folders of code; every .ts file in them (but tests and generated code) is a module. */
+/** Folders of code; every .ts or .tsx file in them (but tests and generated code) is a module. */
 const CODE_FOLDERS = [
   'activities',
   'api',
@@ -60,7 +60,7 @@ function walk(dir: string): string[] {
   return readdirSync(path.join(repoRoot, dir), { withFileTypes: true }).flatMap((entry) => {
     const rel = path.posix.join(dir, entry.name);
     if (entry.isDirectory()) return SKIP.has(entry.name) ? [] : walk(rel);
-    return entry.name.endsWith('.ts') ? [rel] : [];
+    return /\.tsx?$/.test(entry.name) ? [rel] : [];
   });
 }
 
@@ -76,7 +76,7 @@ function importsOf(file: string): string[] {
     .filter((spec) => spec.startsWith('.'))
     .map((spec) => {
       const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), spec));
-      for (const candidate of [`${target}.ts`, `${target}/index.ts`, target]) {
+      for (const candidate of [`${target}.ts`, `${target}.tsx`, `${target}/index.ts`, target]) {
         if (files.includes(candidate)) return candidate;
       }
       return target;

@@ -22,6 +22,7 @@ import { READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { adminRoutes } from './admin';
+import { consoleRoutes } from '../console/app';
 import { CODEC_MAX_BODY_BYTES, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
@@ -126,6 +127,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/', privacyRoutes(deps));
   app.route('/', adminRoutes(deps));
   app.route('/', codecRoutes(deps));
+  app.route('/', consoleRoutes(deps));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

@@ -1,0 +1,331 @@
+/**
+ * The console, served by the api under /console: server-rendered pages (Hono's JSX) for support
+ * and fraud ops (find a customer, the customer page, the actions ops decide) and for the customer
+ * (/console/me). No separate front-end server, nothing from a CDN: the page script, the style sheet
+ * and cytoscape.js (from its npm package) are served from /console/static.
+ *
+ * Every page: the session cookie (api/console/session.ts) checked with the api's authenticator;
+ * a strict Content-Security-Policy (scripts and styles from this origin only, no inline script,
+ * no framing, forms post only here); every POST carries the session's CSRF token. A page request
+ * without a (valid) session is redirected to the sign-in page, which takes a JWT like the api.
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { except } from 'hono/combine';
+import { HTTPException } from 'hono/http-exception';
+import { DomainError } from '../../graph/errors';
+import { unavailableDependency } from '../../runtime/dependencies';
+import { UnreadablePayloadError } from '../../temporal/payloadCodec';
+import { AuthError } from '../auth';
+import type { ApiDeps } from '../deps';
+import { admit, identify, RateLimitedError } from '../rateLimit';
+import { clientAddress } from '../rest/guards';
+import { can, isCustomerSession, Page, render, safeBack, type ConsoleAction, formOf } from './kit';
+import { meConsole } from './me';
+import { opsConsole } from './ops';
+import {
+  clearSignInNonce,
+  type ConsoleSession,
+  CSRF_FIELD,
+  csrfKey,
+  csrfTokenFor,
+  endSession,
+  sameSecret,
+  sessionToken,
+  signInNonce,
+  signInNonceCookie,
+  startSession,
+  tokenExpiry,
+} from './session';
+
+/** The console's Content-Security-Policy: nothing but this origin, no inline script or style. */
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "connect-src 'self'",
+  "font-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** The files under /console/static: read once, served from memory. */
+function staticFiles(): Map<string, { body: string; type: string }> {
+  const own = (name: string) => readFileSync(path.join(here, 'static', name), 'utf8');
+  return new Map([
+    ['console.css', { body: own('console.css'), type: 'text/css; charset=utf-8' }],
+    ['console.js', { body: own('console.js'), type: 'text/javascript; charset=utf-8' }],
+    ['graph.js', { body: own('graph.js'), type: 'text/javascript; charset=utf-8' }],
+    [
+      'cytoscape.min.js',
+      { body: readFileSync(require.resolve('cytoscape/dist/cytoscape.min.js'), 'utf8'), type: 'text/javascript' },
+    ],
+  ]);
+}
+
+/** The console's headers on every answer: CSP, no framing, no referrer leaving the page. */
+const securityHeaders: MiddlewareHandler = async (c, next) => {
+  await next();
+  c.res.headers.set('Content-Security-Policy', CONSOLE_CSP);
+  c.res.headers.set('X-Frame-Options', 'DENY');
+  c.res.headers.set('Referrer-Policy', 'no-referrer');
+  c.res.headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  c.res.headers.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=()');
+};
+
+/** A page that says what went wrong, in the console's frame. */
+function problemPage(
+  c: Context,
+  status: 400 | 401 | 403 | 404 | 409 | 410 | 413 | 429 | 500 | 503,
+  title: string,
+  detail: string,
+) {
+  const session = c.get('consoleSession') as ConsoleSession | undefined;
+  return render(
+    c,
+    <Page title={title} session={session ?? null}>
+      <p class="problem" role="alert">
+        {detail}
+      </p>
+      <p>
+        <a href="/console">Back to the console</a>
+      </p>
+    </Page>,
+    status,
+  );
+}
+
+const DOMAIN_STATUS = {
+  not_found: 404,
+  conflict: 409,
+  invalid_input: 400,
+  invalid_state: 409,
+  unrecognisable_input: 400,
+} as const;
+
+export function consoleRoutes(deps: ApiDeps) {
+  const app = new Hono();
+  const files = staticFiles();
+  const key = csrfKey(deps.console.secret);
+  const ops = opsConsole(deps);
+  const me = meConsole(deps);
+  const actions = new Map<string, ConsoleAction>([...ops.actions, ...me.actions].map((a) => [a.name, a]));
+
+  app.use('/console/*', securityHeaders);
+  app.use('/console', securityHeaders);
+  app.use(
+    '/console/*',
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: (c) => problemPage(c, 413, 'Too large', 'The form is larger than the console takes (64 KiB).'),
+    }),
+  );
+
+  app.get('/console/static/:file', (c) => {
+    const file = files.get(c.req.param('file'));
+    if (!file) return c.text('Not found', 404);
+    return c.body(file.body, 200, { 'content-type': file.type });
+  });
+
+  // ---- sign-in and sign-out -------------------------------------------------------------------
+  const signInPage = (c: Context, message: string | null, status: 200 | 400 | 401 | 403 = 200) => {
+    const next = safeBack(c.req.query('next'), '/console');
+    return render(
+      c,
+      <Page title="Sign in">
+        {message ? (
+          <p class="problem" role="alert">
+            {message}
+          </p>
+        ) : null}
+        <form method="post" action={`/console/sign-in?next=${encodeURIComponent(next)}`} class="sign-in">
+          <input type="hidden" name={CSRF_FIELD} value={signInNonce(c)} />
+          <label for="token">Your access token (a JWT)</label>
+          <textarea id="token" name="token" rows={6} required autocomplete="off" spellcheck={false} />
+          <p class="hint">
+            {deps.console.jwks
+              ? 'Tokens come from the platform’s identity provider: sign in there and paste the token it gives you.'
+              : 'Locally: npm run token -- --scope ops (or --scope self --sub <customer id> --auth-time now).'}{' '}
+            The token is kept in a cookie no script can read, for as long as the token is valid.
+          </p>
+          <button type="submit">Sign in</button>
+        </form>
+      </Page>,
+      status,
+    );
+  };
+
+  app.get('/console/sign-in', (c) => signInPage(c, c.req.query('ended') ? 'Your session ended: sign in again.' : null));
+
+  app.post('/console/sign-in', async (c) => {
+    const form = await formOf(c);
+    const nonce = signInNonceCookie(c);
+    clearSignInNonce(c);
+    if (!nonce || !sameSecret(form[CSRF_FIELD], nonce))
+      return signInPage(c, 'The sign-in form expired or did not come from this console: try again.', 403);
+    const token = (form.token ?? '').trim();
+    if (!token) return signInPage(c, 'token: paste your access token.', 400);
+    let principal;
+    try {
+      principal = await deps.authenticate(`Bearer ${token}`);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      return signInPage(c, err.message, 401);
+    }
+    if (!can(principal, ['customers:read']) && !(principal.scopes.has('self') && principal.subject))
+      return signInPage(
+        c,
+        'This token opens nothing in the console: it needs ops, customers:read, or a customer’s own token (self).',
+        403,
+      );
+    startSession(c, token, tokenExpiry(token));
+    deps.logger.info({ actor: principal.subject, scopes: [...principal.scopes] }, 'console: signed in');
+    return c.redirect(safeBack(c.req.query('next'), '/console'), 303);
+  });
+
+  // ---- everything else needs a session --------------------------------------------------------
+  const requireSession: MiddlewareHandler = async (c, next) => {
+    const token = sessionToken(c);
+    const toSignIn = (ended: boolean) => {
+      if (ended) endSession(c);
+      if (c.req.method === 'GET' || c.req.method === 'HEAD') {
+        const next = encodeURIComponent(safeBack(c.req.path + (new URL(c.req.url).search || ''), '/console'));
+        return c.redirect(`/console/sign-in?next=${next}${ended ? '&ended=1' : ''}`, 303);
+      }
+      return problemPage(c, 401, 'Signed out', 'Your session has ended: sign in again, then repeat the step.');
+    };
+    if (!token) return toSignIn(false);
+    const { caller, principal } = await identify(deps.authenticate, `Bearer ${token}`, clientAddress(c));
+    if (!principal) return toSignIn(true);
+    try {
+      admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
+    } catch (err) {
+      if (!(err instanceof RateLimitedError)) throw err;
+      c.header('Retry-After', String(err.retryAfterSeconds));
+      return problemPage(c, 429, 'Too many requests', err.message);
+    }
+    const session = { token, principal, csrf: csrfTokenFor(key, token) };
+    c.set('consoleSession', session);
+    if (c.req.method === 'POST') {
+      // The browser says where the request comes from; another site's is refused outright.
+      const site = c.req.header('sec-fetch-site');
+      if (site && site !== 'same-origin' && site !== 'none')
+        return problemPage(c, 403, 'Refused', 'The request came from another site.');
+      const form = await formOf(c);
+      if (!sameSecret(form[CSRF_FIELD], session.csrf)) {
+        deps.logger.warn({ actor: principal.subject, path: c.req.path }, 'console: a form without a valid CSRF token');
+        return problemPage(
+          c,
+          403,
+          'Refused',
+          'The form’s CSRF token is missing or not this session’s: reload the page.',
+        );
+      }
+    }
+    await next();
+  };
+
+  const open = (path: string) => path.startsWith('/console/static/') || path === '/console/sign-in';
+  app.use(
+    '/console/*',
+    except((c) => open(c.req.path), requireSession),
+  );
+  app.use('/console', requireSession);
+
+  app.post('/console/sign-out', (c) => {
+    endSession(c);
+    return c.redirect('/console/sign-in', 303);
+  });
+
+  app.get('/console', (c) => {
+    const { principal } = c.get('consoleSession');
+    return c.redirect(isCustomerSession(principal) ? '/console/me' : '/console/search', 303);
+  });
+
+  // ---- actions: confirm, then act ---------------------------------------------------------------
+  app.post('/console/actions/:name', async (c) => {
+    const session = c.get('consoleSession');
+    const action = actions.get(c.req.param('name'));
+    if (!action) return problemPage(c, 404, 'Not found', 'No such console action.');
+    if (!action.allowed(session.principal))
+      return problemPage(c, 403, 'Forbidden', 'Your token’s scopes do not allow this action.');
+    const form = await formOf(c);
+    const back = safeBack(form._back, '/console');
+    if (form._confirmed !== 'yes') {
+      const text = await action.confirm(deps, form, session);
+      return render(
+        c,
+        <Page title={text.title} session={session}>
+          <div class="confirm">
+            {text.details.map((d) => (
+              <p>{d}</p>
+            ))}
+            <form method="post" action={`/console/actions/${action.name}`}>
+              {Object.entries(form)
+                .filter(([name]) => name !== '_confirmed')
+                .map(([name, value]) => (
+                  <input type="hidden" name={name} value={value} />
+                ))}
+              <input type="hidden" name="_confirmed" value="yes" />
+              <button type="submit" class={text.danger ? 'danger' : undefined}>
+                Confirm
+              </button>{' '}
+              <a href={back}>Cancel</a>
+            </form>
+          </div>
+        </Page>,
+      );
+    }
+    const done = await action.run(deps, form, session);
+    deps.logger.info({ actor: session.principal.subject, action: action.name }, 'console: action done');
+    return render(
+      c,
+      <Page title={done.title} session={session}>
+        <div class="outcome" role="status">
+          {done.details.map((d) => (
+            <p>{d}</p>
+          ))}
+        </div>
+        <p>
+          <a href={back}>Back</a>
+        </p>
+      </Page>,
+    );
+  });
+
+  app.route('/', ops.routes);
+  app.route('/', me.routes);
+
+  app.onError((err, c) => {
+    const unavailable = unavailableDependency(err);
+    if (unavailable) {
+      c.header('Retry-After', String(unavailable.retryAfterSeconds));
+      return problemPage(c, 503, 'Unavailable', `${unavailable.message} Try again in a moment.`);
+    }
+    if (err instanceof AuthError)
+      return problemPage(c, err.status, err.status === 401 ? 'Sign in again' : 'Forbidden', err.message);
+    if (err instanceof DomainError) {
+      const status = DOMAIN_STATUS[err.code];
+      return problemPage(
+        c,
+        status,
+        status === 404 ? 'Not found' : status === 400 ? 'Check the form' : 'Not possible now',
+        err.message,
+      );
+    }
+    if (err instanceof UnreadablePayloadError) return problemPage(c, 410, 'Gone', err.message);
+    if (err instanceof HTTPException && err.status === 400) return problemPage(c, 400, 'Check the form', err.message);
+    deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'console: unhandled error');
+    return problemPage(c, 500, 'Something went wrong', 'The error was logged.');
+  });
+  return app;
+}

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { maskEmail, maskIdentifier, maskOpaque, maskPhone } from './mask';
+
+describe('masking identifiers for console pages', () => {
+  it('keeps an email’s first letter and its domain', () => {
+    expect(maskEmail('alice@acme.io')).toBe('a***@acme.io');
+    expect(maskEmail('not-an-email')).toBe('***');
+  });
+
+  it('keeps a phone’s country code and last four digits', () => {
+    expect(maskPhone('+14155550142')).toBe('+1 *** *** 0142');
+    expect(maskPhone('+447911123456')).toBe('+44 *** *** 3456');
+  });
+
+  it('keeps only the ends of an opaque value, and nothing of a short one', () => {
+    expect(maskOpaque('fp_8f14e45fceea167a')).toBe('fp_8…167a');
+    expect(maskOpaque('abcd1234')).toBe('****');
+    expect(maskIdentifier('email', 'bob@example.org')).toBe('b***@example.org');
+  });
+});
