@@ -1,7 +1,7 @@
 /**
  * Payment recovery from the api's side: Synapse reports a failure (signal-with-start of
- * `paymentFailed`), anyone with the scope reads a recovery's status, and a new card in the
- * wallet wakes the customer's running recoveries.
+ * `paymentFailed`), anyone with the scope reads a recovery's status, ops stop one (`cancel`), and
+ * a new card in the wallet wakes the customer's running recoveries.
  */
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -11,10 +11,11 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
+  cancelRecoverySignal,
   paymentFailedSignal,
   offerPaymentMethodUpdate,
   OFFER_BY_SIGNAL,
@@ -130,6 +131,39 @@ export async function resolveAttention(
     if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
     throw refusalError(refusal, `payment recovery ${paymentId}`);
   }
+}
+
+/** The longest reason ops may give for cancelling a recovery (recorded in its status). */
+export const CANCEL_REASON_MAX = 500;
+
+/**
+ * Ops stop a running recovery with a reason: the `cancel` signal, after which it charges nothing
+ * more (a charge already under way is finished and recorded first) and ends `stopped`, its
+ * `stop_reason` "cancelled: <reason>". NotFoundError (404) when no recovery has this payment id,
+ * InvalidStateError (409) when it is not running any more. Answers its status once the signal is in.
+ */
+export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: string): Promise<RecoveryStatus> {
+  const why = reason.trim();
+  if (!why) throw new InvalidInputError('reason', 'say why the recovery is cancelled');
+  if (why.length > CANCEL_REASON_MAX) throw new InvalidInputError('reason', `at most ${CANCEL_REASON_MAX} characters`);
+  const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
+  const ended = (state: string) => new InvalidStateError(`payment recovery ${paymentId} is not running (${state})`);
+  let described;
+  try {
+    described = await handle.describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('PaymentRecovery', paymentId);
+    throw err;
+  }
+  if (described.status.name !== 'RUNNING') throw ended(described.status.name.toLowerCase().replace(/_/g, ' '));
+  try {
+    await handle.signal(cancelRecoverySignal, { reason: why });
+  } catch (err) {
+    // Running when described, gone by the signal: it ended in between.
+    if (err instanceof WorkflowNotFoundError) throw ended('it has just ended');
+    throw err;
+  }
+  return recoveryStatus(deps, paymentId);
 }
 
 /** What became of a new card offered to one of the customer's running recoveries. */
