@@ -3,10 +3,11 @@ import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import type { z } from 'zod';
 import { toPlain } from './convert';
+import { lockCustomerForChangeTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { readCustomerList, writeTx, type Graph } from './graph';
-import { addressInput, parseInput, type Address, type AddressInput } from './model';
+import { lockNode, readCustomerList, writeTx, type Graph } from './graph';
+import { addressInput, parseInput, type Address, type AddressInput, type CustomerStatus } from './model';
 
 const ADDRESS =
   'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
@@ -70,6 +71,18 @@ const CYPHER = {
     SET s.first_shipped = CASE WHEN $used THEN datetime.transaction() END,
         s.last_shipped = CASE WHEN $used THEN datetime.transaction() END
     RETURN ${ADDRESS} AS address`,
+  // Only this customer's edge goes; the address is locked first, so no other writer links it in between.
+  unlink: `
+    MATCH (:Customer {id: $customerId})-[r:SHIPPED_TO]->(a:Address {id: $addressId})
+    ${lockNode('a')}
+    DELETE r
+    RETURN a.id AS id`,
+  // An address nothing links any more (no other customer ships to it, no merge's record) is deleted.
+  deleteIfUnlinked: `
+    MATCH (a:Address {id: $addressId})
+    WHERE NOT EXISTS { (a)--() }
+    DELETE a
+    RETURN count(a) AS deleted`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[:SHIPPED_TO]->(a:Address)
@@ -106,4 +119,28 @@ export async function addAddress(g: Graph, customerId: string, input: AddressInp
 
 export async function getAddressesByCustomer(g: Graph, customerId: string): Promise<Address[]> {
   return readCustomerList<Address>(g, CYPHER.listForCustomer, customerId, 'addresses');
+}
+
+/**
+ * The customer says an address is not theirs any more: their edge to it goes, in one transaction
+ * under the customer's lock (checked to be in `allowStatuses`, never erased or merged), with
+ * AddressRemovedByCustomer `{address_id, address_deleted}`. Never another customer's edge: an
+ * address others ship to stays theirs (its default flag too); one nothing links any more is
+ * deleted. NotFoundError when the address is not one of the customer's.
+ */
+export async function removeAddressFromCustomer(
+  g: Graph,
+  customerId: string,
+  addressId: string,
+  options: { allowStatuses?: readonly CustomerStatus[] } = {},
+): Promise<{ address_id: string; address_deleted: boolean }> {
+  return writeTx(g, async (tx) => {
+    await lockCustomerForChangeTx(tx, customerId, options.allowStatuses ?? ['active', 'suspended'], 'its addresses');
+    const unlinked = (await tx.run(CYPHER.unlink, { customerId, addressId })).records[0];
+    if (!unlinked) throw new NotFoundError('Address', addressId);
+    const deleted = (await tx.run(CYPHER.deleteIfUnlinked, { addressId })).records[0];
+    const result = { address_id: addressId, address_deleted: toPlain(deleted?.get('deleted')) === 1 };
+    await appendEvent(tx, 'AddressRemovedByCustomer', customerId, result);
+    return result;
+  });
 }

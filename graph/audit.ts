@@ -1,14 +1,32 @@
 /**
- * What ops (or the platform) did for a customer with a reason — an export, a wallet change of a
- * customer who is not active — recorded as an `OpsActionRecorded` event under the customer's
- * lock, before the action runs.
+ * What people said about a customer's account, beside what the system did, each an event under
+ * the customer's lock:
+ *   - what ops (or the platform) did for a customer with a reason — an export, a wallet, device or
+ *     address change of a customer who is not active — as `OpsActionRecorded`, before the action;
+ *   - an entry of their history the customer contests, in their own words, as
+ *     `HistoryEntryContested`: a new event that names the contested one, which stays as it was
+ *     (nothing in the log is ever rewritten). Ops read them on the customer's page.
  */
-import type { CustomerStatus } from './model';
-import { appendEvent } from './events';
-import { NotFoundError } from './errors';
-import { writeTx, type Graph } from './graph';
+import neo4j from 'neo4j-driver';
+import { z } from 'zod';
+import { lockCustomerForChangeTx } from './customers';
+import { InvalidInputError, NotFoundError } from './errors';
+import { appendEvent, EVENT_PROJECTION, eventFromRow, findEventByIdempotencyKey, type PersonaEvent } from './events';
+import { inHistory } from './feed';
+import { readTx, writeTx, type Graph } from './graph';
+import { parseInput, text, type CustomerStatus } from './model';
 
-export type AuditedAction = 'export' | 'add_payment_method' | 'remove_payment_method';
+export type AuditedAction =
+  | 'export'
+  | 'add_payment_method'
+  | 'remove_payment_method'
+  | 'set_default_payment_method'
+  | 'remove_device'
+  | 'remove_address';
+
+/** The longest a customer's words on a contested entry may be. */
+export const CONTEST_WORDS_MAX = 1000;
+const contestWords = text(CONTEST_WORDS_MAX);
 
 const CYPHER = {
   // The customer's lock first, as every writer of its events takes it.
@@ -16,6 +34,22 @@ const CYPHER = {
     MATCH (c:Customer {id: $id})
     SET c.updated_at = datetime.transaction()
     RETURN c.status AS status`,
+  contested: `
+    MATCH (c:Customer {id: $customerId})
+    MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND ${inHistory('c', 'e')}
+    RETURN e.type AS type, toString(e.occurred_at) AS occurredAt`,
+  // The customer's contests, newest first: a seek of its own events (by customer and time),
+  // filtered by type. Contests are never device-level events.
+  contests: `
+    MATCH (e:Event {customer_id: $customerId})
+    WHERE e.occurred_at IS NOT NULL AND e.type = 'HistoryEntryContested'
+    RETURN ${EVENT_PROJECTION} AS event
+    ORDER BY e.occurred_at DESC, e.seq DESC
+    LIMIT $limit`,
+  events: `
+    UNWIND $ids AS id
+    MATCH (e:Event {id: id})
+    RETURN ${EVENT_PROJECTION} AS event`,
 } as const;
 
 export async function recordOpsAction(
@@ -30,5 +64,82 @@ export async function recordOpsAction(
       ...entry,
       customer_status: record.get('status') as CustomerStatus,
     });
+  });
+}
+
+/** A contest as recorded: the new event's id, and whether this call recorded it (false: a repeat). */
+export interface ContestRecorded {
+  contest_id: string;
+  contested_event_id: string;
+  recorded: boolean;
+}
+
+/**
+ * The customer contests an entry of their history (an event of theirs, or of a device they use,
+ * as their history lists it), in one transaction under their lock: HistoryEntryContested
+ * `{contested_event_id, contested_type, contested_occurred_at, words}`; the contested event is
+ * not touched. Allowed while the customer is active or suspended (a suspension is what one may
+ * most want to contest), never for an erased or merged record. `requestId` (a UUID the form
+ * carries) makes a repeated submission record nothing new. NotFoundError when the event is not
+ * in the customer's history; InvalidInputError for words that are blank or too long, or for a
+ * contest of a contest.
+ */
+export async function contestHistoryEntry(
+  g: Graph,
+  customerId: string,
+  contest: { event_id: string; words: z.input<typeof contestWords>; request_id: string },
+): Promise<ContestRecorded> {
+  const words = parseInput(contestWords, contest.words, 'words');
+  parseInput(z.uuid(), contest.event_id, 'event_id');
+  parseInput(z.uuid(), contest.request_id, 'request_id');
+  const key = `contest:${customerId}:${contest.event_id}:${contest.request_id}`;
+  return writeTx(g, async (tx) => {
+    await lockCustomerForChangeTx(tx, customerId, ['active', 'suspended'], 'its history');
+    const target = (await tx.run(CYPHER.contested, { customerId, eventId: contest.event_id })).records[0];
+    if (!target) throw new NotFoundError('History entry', contest.event_id);
+    if (target.get('type') === 'HistoryEntryContested')
+      throw new InvalidInputError('event_id', 'is a contest already: contest the entry it names');
+    const earlier = await findEventByIdempotencyKey(tx, key);
+    if (earlier) return { contest_id: earlier.id, contested_event_id: contest.event_id, recorded: false };
+    await appendEvent(
+      tx,
+      'HistoryEntryContested',
+      customerId,
+      {
+        contested_event_id: contest.event_id,
+        contested_type: target.get('type') as string,
+        contested_occurred_at: target.get('occurredAt') as string,
+        words,
+      },
+      { idempotencyKey: key },
+    );
+    const made = await findEventByIdempotencyKey(tx, key);
+    return { contest_id: made?.id ?? '', contested_event_id: contest.event_id, recorded: true };
+  });
+}
+
+/** A contest with the entry it names (null when that event is gone: a restore from an older backup). */
+export interface HistoryContest {
+  contest: PersonaEvent;
+  entry: PersonaEvent | null;
+}
+
+/** The customer's contested history entries, newest contest first (at most `limit`), each with its entry. */
+export async function listHistoryContests(g: Graph, customerId: string, limit: number): Promise<HistoryContest[]> {
+  return readTx(g, async (tx) => {
+    const contests = (await tx.run(CYPHER.contests, { customerId, limit: neo4j.int(limit) })).records.map((r) =>
+      eventFromRow(r.get('event')),
+    );
+    const named = (c: PersonaEvent) => {
+      const id = c.payload.contested_event_id;
+      return typeof id === 'string' ? id : null;
+    };
+    const ids = [...new Set(contests.map(named).filter((id) => id !== null))];
+    const entries = new Map(
+      (ids.length === 0 ? [] : (await tx.run(CYPHER.events, { ids })).records)
+        .map((r) => eventFromRow(r.get('event')))
+        .map((e) => [e.id, e]),
+    );
+    return contests.map((contest) => ({ contest, entry: entries.get(named(contest) ?? '') ?? null }));
   });
 }

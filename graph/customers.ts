@@ -7,7 +7,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { currencyExponent, fromMinorUnits, maxMinorUnits } from '../payments/money';
 import type { z } from 'zod';
 import { toPlain } from './convert';
-import { ConflictError, CustomerMergedError, NotFoundError } from './errors';
+import { ConflictError, CustomerMergedError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 import { attachIdentifiers } from './identifiers';
@@ -58,6 +58,11 @@ const CYPHER = {
     MATCH (c:Customer {id: id})
     ${lockNode('c')}
     RETURN c.id AS id`,
+  // The write lock without a change, then the status read under it.
+  lockForChange: `
+    MATCH (c:Customer {id: $id})
+    ${lockNode('c')}
+    RETURN c.status AS status, c.merged_into AS mergedInto`,
   findByDigitalId: `
     MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})
     RETURN ${CUSTOMER_PROJECTION} AS customer`,
@@ -219,6 +224,29 @@ export async function lockCustomersTx(tx: ManagedTransaction, ids: Iterable<stri
   if (sorted.length === 0) return new Set();
   const res = await tx.run(CYPHER.lock, { ids: sorted });
   return new Set(res.records.map((r) => r.get('id') as string));
+}
+
+/**
+ * Takes the customer's write lock inside the caller's transaction (before anything of its own is
+ * touched: the lock order, graph/graph.ts) and checks, under it, that `what` of the customer may
+ * change now: never for a merge's tombstone (CustomerMergedError, naming the survivor), never for an
+ * erased customer, and only in `allowStatuses`. A status that changed since a check made outside
+ * the transaction (the api's guard) is caught here: InvalidStateError (409). NotFoundError when
+ * there is no such customer. Returns the status.
+ */
+export async function lockCustomerForChangeTx(
+  tx: ManagedTransaction,
+  id: string,
+  allowStatuses: readonly CustomerStatus[],
+  what: string,
+): Promise<CustomerStatus> {
+  const record = (await tx.run(CYPHER.lockForChange, { id })).records[0];
+  if (!record) throw new NotFoundError('Customer', id);
+  const status = record.get('status') as CustomerStatus;
+  if ((status as string) === 'merged') throw new CustomerMergedError(id, String(record.get('mergedInto')));
+  if (status === 'erased' || !allowStatuses.includes(status))
+    throw new InvalidStateError(`the customer is ${status}: ${what} cannot change now`);
+  return status;
 }
 
 /** The customer holding this (normalised) identifier, or null. */

@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { z } from 'zod';
 import { toPlain } from './convert';
-import { lockCustomersTx } from './customers';
+import { lockCustomerForChangeTx, lockCustomersTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
-import { readCustomerList, writeTx, type Graph } from './graph';
-import { deviceInput, parseInput, type CustomerDevice, type DeviceInput } from './model';
+import { lockNode, readCustomerList, writeTx, type Graph } from './graph';
+import { deviceInput, parseInput, type CustomerDevice, type CustomerStatus, type DeviceInput } from './model';
 
 /** Trust a device starts with before any fraud signal: below the trusted threshold. */
 export const INITIAL_TRUST_SCORE = 0.5;
@@ -54,6 +54,25 @@ const CYPHER = {
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
     RETURN from, d.trust_score AS to`,
+  // Only this customer's edges go: its login edge (with what its logins showed), and the uses of
+  // its own payment methods on the device. The device is locked before anything is deleted, so no
+  // other writer links it in between.
+  unlink: `
+    MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
+    ${lockNode('d')}
+    DELETE r
+    WITH c, d
+    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(:PaymentMethod)-[u:USED_ON]->(d)
+    WITH d, collect(u) AS uses
+    FOREACH (x IN uses | DELETE x)
+    RETURN d.id AS id, size(uses) AS uses`,
+  // A device nothing links any more — no other customer's login, no payment method used on it,
+  // no merge's record of a login — is deleted (its fingerprint with it); any edge keeps it.
+  deleteIfUnlinked: `
+    MATCH (d:Device {id: $deviceId})
+    WHERE NOT EXISTS { (d)--() }
+    DELETE d
+    RETURN count(d) AS deleted`,
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
@@ -159,4 +178,34 @@ export async function updateDeviceTrustScore(
 /** The customer's devices with login counts, most recent login first. */
 export async function getDevicesByCustomer(g: Graph, customerId: string): Promise<CustomerDevice[]> {
   return readCustomerList<CustomerDevice>(g, CYPHER.listForCustomer, customerId, 'devices');
+}
+
+/**
+ * The customer says a device is not theirs any more: their login edge to it goes, and the uses of
+ * their own payment methods on it (a card of theirs is no longer preferred for having been used on
+ * a device they disown), in one transaction under the customer's lock (checked to be in
+ * `allowStatuses`, never erased or merged), with DeviceRemovedByCustomer `{device_id,
+ * payment_method_uses_removed, device_deleted}`. Never another customer's edge: a device other
+ * customers use stays as it is for them; a device nothing links any more is deleted (its
+ * fingerprint with it). NotFoundError when the device is not one the customer logged in from.
+ */
+export async function removeDeviceFromCustomer(
+  g: Graph,
+  customerId: string,
+  deviceId: string,
+  options: { allowStatuses?: readonly CustomerStatus[] } = {},
+): Promise<{ device_id: string; payment_method_uses_removed: number; device_deleted: boolean }> {
+  return writeTx(g, async (tx) => {
+    await lockCustomerForChangeTx(tx, customerId, options.allowStatuses ?? ['active', 'suspended'], 'its devices');
+    const unlinked = (await tx.run(CYPHER.unlink, { customerId, deviceId })).records[0];
+    if (!unlinked) throw new NotFoundError('Device', deviceId);
+    const deleted = (await tx.run(CYPHER.deleteIfUnlinked, { deviceId })).records[0];
+    const result = {
+      device_id: deviceId,
+      payment_method_uses_removed: toPlain(unlinked.get('uses')) as number,
+      device_deleted: toPlain(deleted?.get('deleted')) === 1,
+    };
+    await appendEvent(tx, 'DeviceRemovedByCustomer', customerId, result);
+    return result;
+  });
 }

@@ -40,6 +40,9 @@ export const EVENT_TYPES = [
   'PaymentMethodUpdatedByNetwork',
   'CustomersMerged',
   'CustomersUnmerged',
+  'DeviceRemovedByCustomer',
+  'AddressRemovedByCustomer',
+  'HistoryEntryContested',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -270,13 +273,45 @@ export const EVENT_PAYLOADS = {
   }),
   OpsActionRecorded: z.looseObject({
     /** What was done for the customer, with a reason (ops, or the platform, acting for a customer not active). */
-    action: z.enum(['export', 'add_payment_method', 'remove_payment_method']),
+    action: z.enum([
+      'export',
+      'add_payment_method',
+      'remove_payment_method',
+      'set_default_payment_method',
+      'remove_device',
+      'remove_address',
+    ]),
     reason: z.string(),
     /** The acting token's subject, when it has one. */
     actor: z.string().nullable(),
     /** The customer's status when it was done. */
     customer_status: z.enum(CUSTOMER_STATUSES),
   }),
+  /**
+   * The customer said a device is not theirs any more: their login edge to it went, and the uses
+   * of their own payment methods on it (how many). The device itself was deleted only when
+   * nothing linked it any more (no other customer's login or payment method).
+   */
+  DeviceRemovedByCustomer: z.looseObject({
+    device_id: id,
+    payment_method_uses_removed: z.number().int().nonnegative(),
+    device_deleted: z.boolean(),
+  }),
+  /** The customer said an address is not theirs any more: as DeviceRemovedByCustomer, for an address. */
+  AddressRemovedByCustomer: z.looseObject({ address_id: id, address_deleted: z.boolean() }),
+  /**
+   * The customer contested an entry of their history (an event of theirs, named by id): a new
+   * event for ops to review, the contested one unchanged. The payload also holds `words`, the
+   * customer's own text (at most 1000 characters), which this contract deliberately does not name:
+   * the graph's log (history, export, the HTTP feed) keeps it where erasure empties it, and it is
+   * never published to Kafka, which erasure cannot reach (`publishedPayload`).
+   */
+  HistoryEntryContested: z
+    .looseObject({ contested_event_id: id, contested_type: z.string(), contested_occurred_at: z.string() })
+    .describe(
+      'Also holds `words` (the customer’s text, at most 1000 characters): in the graph’s log and the ' +
+        'HTTP feed, emptied by erasure with the rest of the payload, never published to Kafka.',
+    ),
   /** A payment method first used on a device (a recorded payment interaction). */
   PaymentMethodUsedOnDevice: z.looseObject({
     payment_method_id: id,

@@ -58,7 +58,23 @@ function history(page: string): string {
     RETURN c.id AS customer, CASE WHEN followed THEN c.id END AS mergedInto, rows`;
 }
 
+/**
+ * Cypher: whether event `e` is in customer `c`'s history — the customer's own, or a device-level
+ * event of a device the customer logged in from, stamped since its first login there (the rule
+ * `history` reads by index seeks). For a check of one event already found by its id.
+ */
+export function inHistory(c: string, e: string): string {
+  return (
+    `(${e}.customer_id = ${c}.id OR EXISTS { MATCH (${c})-[hr:LOGGED_IN_FROM]->(hd:Device) ` +
+    `WHERE hd.id = ${e}.device_id AND ${e}.occurred_at >= coalesce(hr.first_login, datetime({epochMillis: 0})) })`
+  );
+}
+
 const CYPHER = {
+  historyEntry: `
+    MATCH (c:Customer {id: $customerId})
+    OPTIONAL MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND ${inHistory('c', 'e')}
+    RETURN CASE WHEN e IS NULL THEN null ELSE ${EVENT_PROJECTION} END AS event`,
   feedFirst: `
     WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon
     MATCH (e:Event) WHERE e.occurred_at <= horizon
@@ -228,6 +244,17 @@ export async function readCustomerHistory(
         ? encodeCursor({ t: last.at, s: toPlain(last.seq) as number, id: (data.at(-1) as PersonaEvent).id })
         : null,
   };
+}
+
+/**
+ * One entry of the customer's history (as `readCustomerHistory` would list it), or null when the
+ * event is not in it (another customer's, or none). NotFoundError for an unknown customer.
+ */
+export async function readHistoryEntry(g: Graph, customerId: string, eventId: string): Promise<PersonaEvent | null> {
+  const record = await readTx(g, async (tx) => (await tx.run(CYPHER.historyEntry, { customerId, eventId })).records[0]);
+  if (!record) throw new NotFoundError('Customer', customerId);
+  const event = record.get('event') as unknown;
+  return event === null ? null : toEvent(event);
 }
 
 /** How far a reader at `after` is behind the log: events after it (at most `cap`) and the oldest one's time. */

@@ -250,11 +250,19 @@ async function lockWalletOwnerTx(
 }
 
 /**
- * Makes an active method the customer's one default, in one transaction. Setting the current
- * default again changes nothing and emits nothing.
+ * Makes an active method the customer's one default, in one transaction under the customer's
+ * lock, with DefaultPaymentMethodChanged `{from, to}`. The customer's status is checked under the
+ * lock as for any wallet write (`allowStatuses`, default active or suspended; never erased or
+ * merged). Setting the current default again changes nothing and emits nothing.
  */
-export async function setDefaultPaymentMethod(g: Graph, customerId: string, paymentMethodId: string): Promise<void> {
+export async function setDefaultPaymentMethod(
+  g: Graph,
+  customerId: string,
+  paymentMethodId: string,
+  options: { allowStatuses?: readonly CustomerStatus[] } = {},
+): Promise<void> {
   await writeTx(g, async (tx) => {
+    await lockWalletOwnerTx(tx, customerId, options.allowStatuses);
     const res = await tx.run(CYPHER.defaultCandidate, { customerId, paymentMethodId });
     const record = res.records[0];
     if (!record) throw new NotFoundError('Customer', customerId);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maskEmail, maskIdentifier, maskOpaque, maskPhone } from './mask';
+import { maskEmail, maskIdentifier, maskOpaque, maskPhone, maskStreet } from './mask';
 
 describe('masking identifiers for console pages', () => {
   it('keeps an email’s first letter and its domain', () => {
@@ -16,5 +16,16 @@ describe('masking identifiers for console pages', () => {
     expect(maskOpaque('fp_8f14e45fceea167a')).toBe('fp_8…167a');
     expect(maskOpaque('abcd1234')).toBe('****');
     expect(maskIdentifier('email', 'bob@example.org')).toBe('b***@example.org');
+  });
+
+  it('masks a phone number by the type the graph gives it (phone_number)', () => {
+    expect(maskIdentifier('phone_number', '+14155550142')).toBe('+1 *** *** 0142');
+    expect(maskIdentifier('phone', '+14155550142')).toBe('+1 *** *** 0142');
+  });
+
+  it('keeps only the first letter of each word of a street, and no digit', () => {
+    expect(maskStreet('10 Downing St')).toBe('** D****** S*');
+    expect(maskStreet('  Flat 3b,  221B Baker Street ')).toBe('F*** *** **** B**** S*****');
+    expect(maskStreet('')).toBe('');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * What a console page shows of an identifier: enough to recognise it, not enough to use it.
  * `alice@acme.io` → `a***@acme.io`; `+14155550142` → `+1 *** *** 0142`; a device fingerprint or a
- * processor card fingerprint → its first 4 and last 4 characters. Every identifier a page renders
+ * processor card fingerprint → its first 4 and last 4 characters; a street line → its words' first
+ * letters (`** D****** S*`). Every identifier a page renders
  * goes through these; the browser tests check no rendered page holds one unmasked.
  */
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
@@ -19,8 +20,23 @@ export function maskPhone(phone: string): string {
   return `+${code} *** *** ${last}`;
 }
 
+/** An identifier by its type (`email`, `phone_number` as the graph names it, or `phone`). */
 export function maskIdentifier(type: string, value: string): string {
-  return type === 'email' ? maskEmail(value) : type === 'phone' ? maskPhone(value) : maskOpaque(value);
+  if (type === 'email') return maskEmail(value);
+  return type === 'phone_number' || type === 'phone' ? maskPhone(value) : maskOpaque(value);
+}
+
+/**
+ * A street line: each word's first letter, the rest starred, every digit starred (a house number
+ * says too much): `10 Downing St` → `** D****** S*`.
+ */
+export function maskStreet(street: string): string {
+  return street
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((word) => [...word].map((ch, i) => (i === 0 && !/\d/.test(ch) ? ch : '*')).join(''))
+    .join(' ');
 }
 
 /** A fingerprint or other long opaque value: its ends only. */

@@ -8,7 +8,7 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
-import { erasureStatus, exportCustomer, requestErasure } from '../services/privacy';
+import { erasureStatus, exportBody, exportCustomer, requestErasure } from '../services/privacy';
 import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
@@ -45,8 +45,6 @@ const SELF_NOTE =
   'The id of a customer merged into another acts on the survivor (the same person), and says so ' +
   '(`merged_into`).';
 
-const encoder = new TextEncoder();
-
 export function privacyRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const selfOrOps = access(deps.authenticate, { scopes: ['ops'], self: true });
@@ -76,23 +74,7 @@ export function privacyRoutes(deps: ApiDeps) {
         principal: c.get('principal'),
         reason: c.req.valid('header')['persona-reason'],
       });
-      const body = new ReadableStream<Uint8Array>({
-        // Pulled: the next page is read only when the client has taken the last one.
-        async pull(controller) {
-          try {
-            const next = await pieces.next();
-            if (next.done) controller.close();
-            else controller.enqueue(encoder.encode(next.value));
-          } catch (err) {
-            // The status is sent already: the body breaks off (no closing brace, never valid JSON).
-            deps.logger.error({ err }, 'the export stopped midway');
-            controller.error(err);
-          }
-        },
-        async cancel() {
-          await pieces.return(undefined);
-        },
-      });
+      const body = exportBody(deps, pieces);
       // Typed routes expect c.json's typed answer; the streamed body is the same JSON (the schema above).
       return c.body(body, 200, { 'content-type': 'application/json; charset=utf-8' }) as never;
     },

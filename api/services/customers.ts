@@ -1,11 +1,18 @@
 /** Customer self-service reads and writes: one graph call each, shaped for the API contract. */
+import { removeAddressFromCustomer } from '../../graph/addresses';
 import { getCustomer, updateCustomer } from '../../graph/customers';
+import { removeDeviceFromCustomer } from '../../graph/devices';
 import { NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
 import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
 import type { CustomerPatch, CustomerStatus, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
 import { listMatchEvidence } from '../../graph/matchEvidence';
-import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
+import {
+  addPaymentMethod,
+  getPaymentMethodsByCustomer,
+  removePaymentMethod,
+  setDefaultPaymentMethod,
+} from '../../graph/paymentMethods';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';
@@ -89,7 +96,10 @@ export async function listWallet(g: Graph, id: string) {
   return { data: survivors.map(walletItem), next_cursor: null, ...mergedInto(target.merged_into) };
 }
 
-/** Who may change a wallet besides the customer: the platform (`customers:write`) and ops. */
+/**
+ * Who may change a wallet (or remove a device or an address) besides the customer: the platform
+ * (`customers:write`) and ops.
+ */
 const WALLET_SCOPES = ['customers:write'] as const;
 
 /**
@@ -136,15 +146,56 @@ export async function addToWallet(
   }
 }
 
-/** Removes a payment method, under the same rule as adding one. */
+/**
+ * Removes a payment method, under the same rule as adding one. Removing the default promotes the
+ * most recently used active method (graph/paymentMethods.ts): `promoted` names it (null: none, or
+ * the method was not the default).
+ */
 export async function removeFromWallet(
   deps: ApiDeps,
   id: string,
   paymentMethodId: string,
   actor: Omit<Actor, 'routeScopes'>,
-): Promise<void> {
+): Promise<{ promoted: string | null }> {
   await guardAndRecord(deps, id, 'remove_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
-  await removePaymentMethod(deps.graph, id, paymentMethodId, { allowStatuses: walletStatusesFor(actor) });
+  return removePaymentMethod(deps.graph, id, paymentMethodId, { allowStatuses: walletStatusesFor(actor) });
+}
+
+/** Makes an active method of the wallet its default, under the same rule as any wallet write. */
+export async function chooseDefaultInWallet(
+  deps: ApiDeps,
+  id: string,
+  paymentMethodId: string,
+  actor: Omit<Actor, 'routeScopes'>,
+): Promise<void> {
+  await guardAndRecord(deps, id, 'set_default_payment_method', { ...actor, routeScopes: WALLET_SCOPES });
+  await setDefaultPaymentMethod(deps.graph, id, paymentMethodId, { allowStatuses: walletStatusesFor(actor) });
+}
+
+/**
+ * The customer's link to a device that is not theirs any more goes (graph/devices.ts: never
+ * another customer's; the device itself only when nothing links it any more), under the wallet's
+ * rule: a customer who is not active cannot with its own token, anyone else needs a reason then.
+ */
+export async function removeDevice(
+  deps: ApiDeps,
+  id: string,
+  deviceId: string,
+  actor: Omit<Actor, 'routeScopes'>,
+): Promise<{ device_id: string; payment_method_uses_removed: number; device_deleted: boolean }> {
+  await guardAndRecord(deps, id, 'remove_device', { ...actor, routeScopes: WALLET_SCOPES });
+  return removeDeviceFromCustomer(deps.graph, id, deviceId, { allowStatuses: walletStatusesFor(actor) });
+}
+
+/** As removeDevice, for an address (graph/addresses.ts). */
+export async function removeAddress(
+  deps: ApiDeps,
+  id: string,
+  addressId: string,
+  actor: Omit<Actor, 'routeScopes'>,
+): Promise<{ address_id: string; address_deleted: boolean }> {
+  await guardAndRecord(deps, id, 'remove_address', { ...actor, routeScopes: WALLET_SCOPES });
+  return removeAddressFromCustomer(deps.graph, id, addressId, { allowStatuses: walletStatusesFor(actor) });
 }
 
 /**

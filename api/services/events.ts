@@ -2,9 +2,11 @@
  * The event log from the api's side: the change feed for Oracle (every event, oldest first,
  * resumable) and a customer's own history (newest first, in words a person can read).
  */
+import { contestHistoryEntry, listHistoryContests, type ContestRecorded } from '../../graph/audit';
+import { NotFoundError } from '../../graph/errors';
 import type { EventType } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
-import { readCustomerHistory, readFeed, type FeedPage } from '../../graph/feed';
+import { readCustomerHistory, readFeed, readHistoryEntry, type FeedPage } from '../../graph/feed';
 import { CURRENCY_PATTERN, fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
@@ -51,6 +53,17 @@ const NOTIFICATION: Record<string, (p: Payload) => string> = {
   card_compromised: () => 'a card was blocked for your protection',
   account_takeover: () => 'we suspended your account after suspicious activity',
   merge_consent: () => 'we asked you to confirm that two profiles are both yours, to merge them',
+};
+
+/** An event type in words: `PaymentMethodRemoved` → `payment method removed`. */
+const typeWords = (type: unknown): string =>
+  str(type)
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toLowerCase();
+/** An RFC 3339 time to the minute, UTC: `2026-11-22 10:12 UTC`. */
+const minute = (at: unknown): string => {
+  const d = new Date(str(at));
+  return Number.isNaN(d.getTime()) ? str(at) : `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 };
 
 /** Profile fields in minor units (with `ltv_currency`), by the words that name them. */
@@ -130,6 +143,13 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
       `${kept ? ` (${kept} ${kept === 1 ? 'item' : 'items'} changed since stayed as they are)` : ''}`
     );
   },
+  DeviceRemovedByCustomer: () => 'A device was removed at the customer’s request (not theirs any more)',
+  AddressRemovedByCustomer: () => 'An address was removed at the customer’s request (not theirs any more)',
+  HistoryEntryContested: (p) =>
+    p.contested_event_id
+      ? `The customer contested the entry of ${minute(p.contested_occurred_at)} (${typeWords(p.contested_type)})` +
+        `${p.words ? `: “${str(p.words)}”` : ''}`
+      : 'The customer contested an entry of this history',
   FraudReviewResolved: (p) =>
     p.decision === 'timed_out'
       ? 'Fraud review: no decision in time; the suspension stays'
@@ -151,4 +171,46 @@ export async function customerHistory(
 ): Promise<{ data: HistoryItem[]; next_cursor: string | null; merged_into?: string }> {
   const page = await readCustomerHistory(deps.graph, customerId, { before, limit, follow: true });
   return { data: page.data.map(describeEvent), next_cursor: page.next_cursor, ...mergedInto(page.merged_into) };
+}
+
+/** One entry of the customer's history, in words; NotFoundError when it is not in that history. */
+export async function historyEntry(deps: ApiDeps, customerId: string, eventId: string): Promise<HistoryItem> {
+  const event = await readHistoryEntry(deps.graph, customerId, eventId);
+  if (!event) throw new NotFoundError('History entry', eventId);
+  return describeEvent(event);
+}
+
+/**
+ * The customer contests an entry of their history in their own words (graph/audit.ts): a new
+ * event, the entry unchanged. The caller has checked that this is the customer's own request
+ * (the console's own-page action); the graph checks the entry is in the customer's history.
+ */
+export async function contestEntry(
+  deps: ApiDeps,
+  customerId: string,
+  contest: { event_id: string; words: string; request_id: string },
+): Promise<ContestRecorded> {
+  return contestHistoryEntry(deps.graph, customerId, contest);
+}
+
+/** A contested entry as ops read it: when, the customer's words, and the entry in words. */
+export interface ContestItem {
+  id: string;
+  occurred_at: string;
+  words: string;
+  contested_event_id: string;
+  /** The contested entry in words; null when that event is gone. */
+  entry: HistoryItem | null;
+}
+
+/** The customer's contested history entries, newest first (at most `limit`). */
+export async function historyContests(deps: ApiDeps, customerId: string, limit = 50): Promise<ContestItem[]> {
+  const contests = await listHistoryContests(deps.graph, customerId, limit);
+  return contests.map(({ contest, entry }) => ({
+    id: contest.id,
+    occurred_at: contest.occurred_at,
+    words: str(contest.payload.words),
+    contested_event_id: str(contest.payload.contested_event_id),
+    entry: entry ? describeEvent(entry) : null,
+  }));
 }

@@ -3,12 +3,14 @@
  * banks ask again before (REST and gRPC call these before the service runs):
  *
  * - A customer's own token (scope `self`) of a customer who is not active (suspended) may read its
- *   profile and history, but not export, erase or change the wallet: 403 naming the status.
+ *   profile and history, but not export, erase, change the wallet or remove a device or an
+ *   address: 403 naming the status.
  * - Export and erasure with a customer's own token need a recent sign-in (`auth_time` within
  *   PERSONA_RECENT_AUTH_SECONDS): otherwise 401 with a step-up challenge.
  * - Anyone else the route lets in (ops; for the wallet also `customers:write`) acts on a customer
  *   who is not active only with a reason (`Persona-Reason`), which is recorded: on an
- *   `OpsActionRecorded` event (export, wallet) or on the CustomerErased event (erasure).
+ *   `OpsActionRecorded` event (export, wallet, devices, addresses) or on the CustomerErased event
+ *   (erasure).
  */
 import { recordOpsAction, type AuditedAction } from '../../graph/audit';
 import { getCustomer } from '../../graph/customers';
@@ -25,6 +27,9 @@ const WORDS: Record<GuardedAction, string> = {
   erasure: 'erase the account',
   add_payment_method: 'change the wallet',
   remove_payment_method: 'change the wallet',
+  set_default_payment_method: 'change the wallet',
+  remove_device: 'remove a device',
+  remove_address: 'remove an address',
 };
 
 /** The header ops' reason travels in (REST); gRPC has no such route yet. */

@@ -116,6 +116,31 @@ export async function exportCustomer(
   })();
 }
 
+const encoder = new TextEncoder();
+
+/**
+ * The export's pieces as a response body (REST and the console), pulled: the next page is read
+ * only when the client has taken the last one. The status is sent by then, so a read failing
+ * midway breaks the body off (no closing brace, never valid JSON), and is logged.
+ */
+export function exportBody(deps: ApiDeps, pieces: AsyncGenerator<string>): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await pieces.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(next.value));
+      } catch (err) {
+        deps.logger.error({ err }, 'the export stopped midway');
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await pieces.return(undefined);
+    },
+  });
+}
+
 /**
  * Starts (or finds) `erasure-<id>`. With a reason (ops), the request rides along as the
  * `erasureRequested` signal (signal-with-start), so a running erasure learns it too; an override
