@@ -163,7 +163,8 @@ export function apiDepsFromConfig(
     console: {
       secret: config.jwtSecret || config.payloadKeys.active.key.toString('base64'),
       jwks: Boolean(config.PERSONA_JWKS_URL),
-      temporalUiUrl: config.TEMPORAL_UI_URL,
+      // The UI origin the codec server answers (where ops read decoded histories), else the UI's address.
+      temporalUiUrl: config.PERSONA_CODEC_CORS_ORIGIN || config.TEMPORAL_UI_URL,
       namespace: config.TEMPORAL_NAMESPACE,
     },
     payloads: {

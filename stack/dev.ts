@@ -39,7 +39,16 @@ async function main(): Promise<void> {
     `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), ` +
       `task queue ${config.TEMPORAL_TASK_QUEUE}`,
   );
-  log(`Temporal UI ${config.TEMPORAL_UI_URL}`);
+  log(`console    http://localhost:${config.PERSONA_HTTP_PORT}/console`);
+  // The UI reads decoded payloads for a browser signed in to the console as ops, from the codec's
+  // CORS origin (localhost, the console's site): api/rest/codec.ts.
+  log(
+    `Temporal UI ${config.TEMPORAL_UI_URL}` +
+      (config.PERSONA_CODEC_CORS_ORIGIN
+        ? ` (decoded for a console ops session at ${config.PERSONA_CODEC_CORS_ORIGIN}, ` +
+          'with "include cross-origin credentials" in its codec settings)'
+        : ''),
+  );
   log('Ctrl-C stops the worker and api; `npm run stack:down` stops Neo4j and Temporal.');
 
   let exiting = false;

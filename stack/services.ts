@@ -267,7 +267,9 @@ function services(s: Settings): Service[] {
         uiPort: s.TEMPORAL_UI_PORT,
         dbFile: paths.temporalDb,
         namespace: s.TEMPORAL_NAMESPACE,
-        // The UI shows ciphertext until it can send an ops token (README: the CLI is the ops path).
+        // The UI decodes through the api's codec server. start-dev cannot tell it to send credentials;
+        // a browser does once "include cross-origin credentials" is on in the UI's codec settings, and
+        // then a console ops session reads plain payloads (api/rest/codec.ts); anyone else, ciphertext.
         codecEndpoint: `http://localhost:${s.PERSONA_HTTP_PORT}/codec`,
       });
       return startDaemon(daemon('temporal'), launch.command, launch.args, launch.env);

@@ -50,6 +50,7 @@ export function Page({ title, session, scripts = [], children }: PageProps) {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${title} · Persona console`}</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href="/console/static/console.css" />
         <script src="/console/static/console.js" defer />
         {scripts.map((s) => (

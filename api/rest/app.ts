@@ -23,7 +23,7 @@ import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { adminRoutes } from './admin';
 import { consoleRoutes } from '../console/app';
-import { CODEC_MAX_BODY_BYTES, codecRoutes } from './codec';
+import { CODEC_MAX_BODY_BYTES, codecCredentials, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
@@ -81,7 +81,8 @@ export function createApp(deps: ApiDeps) {
     metricsRoutes(() => deps.metrics.registry.metrics(), { token: deps.metricsToken }),
   );
 
-  // The codec server answers the Temporal UI's origin from a browser (its preflight carries no token).
+  // The codec server answers the Temporal UI's origin from a browser (its preflight carries no token;
+  // the UI's credentialed fetch carries the console's session cookie).
   if (deps.payloads.corsOrigin)
     app.use(
       '/codec/*',
@@ -96,7 +97,7 @@ export function createApp(deps: ApiDeps) {
 
   // Probes and scrapes above are not limited; every /api and /codec call is.
   app.use('/api/*', rateLimit(deps));
-  app.use('/codec/*', rateLimit(deps));
+  app.use('/codec/*', rateLimit(deps, codecCredentials));
 
   // A batch of interactions may be larger than any other body; everything else keeps the small limit.
   const limitTo = (maxSize: number) =>

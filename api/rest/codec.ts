@@ -3,21 +3,30 @@
  *   POST /codec/decode   payloads as Temporal stores them → readable
  *   POST /codec/encode   readable payloads → as Persona's clients would send them (the service key)
  *
- * `temporal workflow show --codec-endpoint http://<api>/codec --codec-auth 'Bearer <ops token>'`
- * prints a history readable; without the endpoint, or with any other token, it stays ciphertext.
- * A payload whose history key erasure destroyed comes back as it came (still encrypted): it can no
- * longer be read by anyone. Every decode is logged with the token's subject (who read whose
- * payloads), never with what they hold.
+ * Who asks: a bearer token in `Authorization`, or, when no such header is sent, the console's
+ * session cookie (`__Host-persona-console`, api/console/session.ts), checked by the same
+ * authenticator. `temporal workflow show --codec-endpoint http://<api>/codec --codec-auth 'Bearer <ops token>'`
+ * prints a history readable; so does the Temporal UI for someone signed in to the console as ops:
+ * the UI (at PERSONA_CODEC_CORS_ORIGIN, the only origin CORS lets read the answers) calls the codec
+ * with `includeCredentials` (fetch `credentials: 'include'`), and the browser sends the session
+ * cookie with it, since the UI and the api are one site (`localhost:8233` and `localhost:8080`:
+ * cookies are not port-scoped and SameSite=Strict compares sites). Without the endpoint, or with
+ * any other token or session (a customer's own, none), it stays ciphertext. Neither endpoint
+ * changes anything, so a same-site request the cookie rides on cannot make the codec do harm;
+ * and no other origin may read what it answers.
  *
- * The Temporal UI's origin (PERSONA_CODEC_CORS_ORIGIN) may call it from a browser; the UI cannot
- * send a Persona token yet, so there it is refused and the UI shows ciphertext.
+ * A payload whose history key erasure destroyed comes back as it came (still encrypted): it can no
+ * longer be read by anyone. Every decode is logged with the caller's subject and how they asked
+ * (who read whose payloads), never with what they hold.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Payload } from '@temporalio/common';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
+import { sessionToken } from '../console/session';
 import type { ApiDeps } from '../deps';
 import { access, bearerSecurity, problems, validationHook } from './common';
+import type { Credentials } from './guards';
 
 /** A codec request's largest body (a page of history payloads; Temporal's own limit per payload is 2 MB). */
 export const CODEC_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -65,6 +74,21 @@ const namespaceHeader = z.object({
     .openapi({ description: 'The namespace of the payloads (informational)' }),
 });
 
+/**
+ * The codec's credentials: the `Authorization` header when one is sent (a wrong one is refused, not
+ * passed over), else the console's session token from its cookie, as a bearer token.
+ */
+export const codecCredentials: Credentials = (c) => {
+  const header = c.req.header('authorization');
+  if (header !== undefined) return header;
+  const token = sessionToken(c);
+  return token ? `Bearer ${token}` : undefined;
+};
+
+/** How a codec caller asked, for the log. */
+const askedWith = (c: Context): 'bearer' | 'console session' | 'none' =>
+  c.req.header('authorization') !== undefined ? 'bearer' : sessionToken(c) ? 'console session' : 'none';
+
 /** A codec request always has a body (`{}` is an empty list): none at all is a 400 naming it. */
 const requireBody: MiddlewareHandler = async (c, next) => {
   // Read once here; Hono keeps it for the body's validator.
@@ -81,7 +105,7 @@ const requireBody: MiddlewareHandler = async (c, next) => {
 
 export function codecRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const opsOnly = access(deps.authenticate, { scopes: ['ops'] });
+  const opsOnly = access(deps.authenticate, { scopes: ['ops'] }, codecCredentials);
   const codec = deps.payloads.codec;
   const route = (path: '/codec/decode' | '/codec/encode', summary: string) =>
     createRoute({
@@ -90,6 +114,10 @@ export function codecRoutes(deps: ApiDeps) {
       tags: ['codec'],
       security: bearerSecurity,
       summary,
+      description:
+        'A bearer token with scope `ops`; or, with no `Authorization` header (the Temporal UI’s credentialed ' +
+        'fetch from PERSONA_CODEC_CORS_ORIGIN), the console’s session cookie `__Host-persona-console` of an ' +
+        'ops session.',
       middleware: [opsOnly, requireBody] as const,
       request: {
         headers: namespaceHeader,
@@ -113,6 +141,7 @@ export function codecRoutes(deps: ApiDeps) {
       deps.logger.info(
         {
           actor: c.get('principal')?.subject ?? null,
+          credentials: askedWith(c),
           namespace: c.req.valid('header')['x-namespace'] ?? null,
           payloads: payloads.length,
           unreadable: decoded.unreadable.length,

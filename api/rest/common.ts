@@ -113,13 +113,20 @@ export function authProblem(c: Context, err: AuthError): Response {
   });
 }
 
-/** Route middleware: authenticate the bearer token, then check the route's access rule. */
-export function access(authenticate: Authenticator, rule: AccessRule): MiddlewareHandler {
+/**
+ * Route middleware: authenticate the bearer token (or what `credentials` take instead of the
+ * `Authorization` header), then check the route's access rule.
+ */
+export function access(
+  authenticate: Authenticator,
+  rule: AccessRule,
+  credentials: (c: Context) => string | undefined = (c) => c.req.header('authorization'),
+): MiddlewareHandler {
   return async (c, next) => {
     try {
       const identity = c.get('identity');
       if (identity && 'authError' in identity) throw identity.authError;
-      const principal = identity ? identity.principal : await authenticate(c.req.header('authorization'));
+      const principal = identity ? identity.principal : await authenticate(credentials(c));
       authorize(principal, rule, c.req.param('id'));
       c.set('principal', principal);
     } catch (err) {

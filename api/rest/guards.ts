@@ -16,7 +16,9 @@ import { admit, identify, RateLimitedError } from '../rateLimit';
 export function noStore(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    c.res.headers.set('Cache-Control', 'no-store');
+    // The console's script, style sheet and cytoscape hold nothing personal: a browser may keep them a while.
+    const shared = c.req.path.startsWith('/console/static/') && c.res.status === 200;
+    c.res.headers.set('Cache-Control', shared ? 'public, max-age=300' : 'no-store');
     c.res.headers.set('X-Content-Type-Options', 'nosniff');
   };
 }
@@ -41,14 +43,18 @@ export function readinessDetail(deps: ApiDeps): (c: Context) => Promise<boolean>
   };
 }
 
-/** /api/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
-export function rateLimit(deps: ApiDeps): MiddlewareHandler {
+/**
+ * Where a request's credentials come from, as an `Authorization` value: the header itself, unless
+ * a route says otherwise (the codec server also takes the console's session cookie).
+ */
+export type Credentials = (c: Context) => string | undefined;
+
+export const authorizationHeader: Credentials = (c) => c.req.header('authorization');
+
+/** /api/*, /codec/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
+export function rateLimit(deps: ApiDeps, credentials: Credentials = authorizationHeader): MiddlewareHandler {
   return async (c, next) => {
-    const { caller, principal, authError } = await identify(
-      deps.authenticate,
-      c.req.header('authorization'),
-      clientAddress(c),
-    );
+    const { caller, principal, authError } = await identify(deps.authenticate, credentials(c), clientAddress(c));
     // The route's `access` takes it from here instead of authenticating a second time.
     c.set('identity', principal ? { principal } : { authError });
     try {

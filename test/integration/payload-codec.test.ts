@@ -11,6 +11,7 @@ import { serve } from '@hono/node-server';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/env';
+import { SESSION_COOKIE } from '../../api/console/session';
 import { PayloadKeyRing } from '../../config/payloadKeys';
 import { graphHistoryKeys } from '../../graph/historyKeys';
 import { stackPaths } from '../../stack/install';
@@ -101,6 +102,7 @@ const toJson = (p: proto.temporal.api.common.v1.IPayload) => ({
 async function decodeThroughServer(
   payloads: proto.temporal.api.common.v1.IPayload[],
   token: string | null,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; text: string }> {
   const res = await h.app.request('/codec/decode', {
     method: 'POST',
@@ -108,6 +110,7 @@ async function decodeThroughServer(
       ...(token ? { authorization: `Bearer ${token}` } : {}),
       'content-type': 'application/json',
       'x-namespace': 'default',
+      ...headers,
     },
     body: JSON.stringify({ payloads: payloads.map(toJson) }),
   });
@@ -272,6 +275,62 @@ describe('the payload codec end to end', () => {
     expect(
       await h.graph.query('MATCH (:Customer {id: $id})-[:HAS_HISTORY_KEY]->(k) RETURN k', { id: a.customerId }),
     ).toEqual([]);
+  });
+
+  it('takes the console’s ops session cookie when no Authorization header is sent (as the Temporal UI)', async () => {
+    const ada = person();
+    const a = await onboard(ada);
+    const input = startInput(await rawHistory(a.workflowId));
+    const session = (token: string) => ({ cookie: `__Host-${SESSION_COOKIE}=${token}` });
+    const ops = await h.token('ops', 'ops-ui');
+
+    const asOps = await decodeThroughServer(input, null, session(ops));
+    expect(asOps.status).toBe(200);
+    expect(asOps.text).toContain(ada.email);
+    // A customer's own session, a session of a token that opens nothing here, or none: nothing read.
+    const asSelf = await decodeThroughServer(input, null, session(await h.token('self', a.customerId)));
+    expect(asSelf).toMatchObject({ status: 403 });
+    expect(asSelf.text).not.toContain(ada.email);
+    expect((await decodeThroughServer(input, null, session(await h.token('customers:read')))).status).toBe(403);
+    expect((await decodeThroughServer(input, null)).status).toBe(401);
+    expect((await decodeThroughServer(input, null, session('not-a-jwt'))).status).toBe(401);
+    // Only the console's own (__Host-) cookie counts, and a header that is sent wins over it.
+    expect((await decodeThroughServer(input, null, { cookie: `${SESSION_COOKIE}=${ops}` })).status).toBe(401);
+    expect((await decodeThroughServer(input, 'not-a-jwt', session(ops))).status).toBe(401);
+    expect((await decodeThroughServer(input, await h.token('self', a.customerId), session(ops))).status).toBe(403);
+
+    // Encoding with the session too: what comes back decodes to what went in.
+    const plain = { metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: btoa('"hello"') };
+    const encoded = await h.app.request('/codec/encode', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...session(ops) },
+      body: JSON.stringify({ payloads: [plain] }),
+    });
+    expect(encoded.status).toBe(200);
+    const [sealed] = ((await encoded.json()) as { payloads: { data: string }[] }).payloads;
+    expect(Buffer.from(sealed?.data ?? '', 'base64').toString('latin1')).not.toContain('hello');
+
+    // What the UI's browser sees: its origin may read the answer, with credentials.
+    const origin = h.deps.payloads.corsOrigin;
+    const preflight = await h.app.request('/codec/decode', {
+      method: 'OPTIONS',
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-namespace',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
+    const answer = await h.app.request('/codec/decode', {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/json', ...session(ops) },
+      body: JSON.stringify({ payloads: input.map(toJson) }),
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('access-control-allow-origin')).toBe(origin);
+    expect(answer.headers.get('access-control-allow-credentials')).toBe('true');
   });
 
   it('serves the Temporal CLI: `workflow show --codec-endpoint` prints the history readable for ops', async () => {

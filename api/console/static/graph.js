@@ -6,6 +6,13 @@ document.addEventListener('DOMContentLoaded', () => {
   const box = document.getElementById('identity-graph');
   if (!data || !box || typeof cytoscape !== 'function') return;
   const elements = JSON.parse(data.textContent || '[]');
+  // cytoscape.js puts a <style> into the head unless an element with this id is there; the page's
+  // CSP refuses inline styles, and console.css gives the container the position that style would.
+  if (!document.getElementById('__________cytoscape_stylesheet')) {
+    const marker = document.createElement('meta');
+    marker.id = '__________cytoscape_stylesheet';
+    document.head.appendChild(marker);
+  }
   const colours = {
     customer: '#14233c',
     card: '#0b5cad',
