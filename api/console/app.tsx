@@ -121,7 +121,6 @@ export function consoleRoutes(deps: ApiDeps) {
   const actions = new Map<string, ConsoleAction>([...ops.actions, ...me.actions].map((a) => [a.name, a]));
 
   app.use('/console/*', securityHeaders);
-  app.use('/console', securityHeaders);
   app.use(
     '/console/*',
     bodyLimit({
@@ -239,7 +238,6 @@ export function consoleRoutes(deps: ApiDeps) {
     '/console/*',
     except((c) => open(c.req.path), requireSession),
   );
-  app.use('/console', requireSession);
 
   app.post('/console/sign-out', (c) => {
     endSession(c);

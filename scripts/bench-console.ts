@@ -1,0 +1,213 @@
+/**
+ * The console's customer page benchmark (issue 25, item 7), on the local Neo4j and Temporal:
+ *
+ *   npm run bench:console -- [--customers 200] [--shared 100000] [--passes 3] [--clients 1,4]
+ *                            [--autocannon-seconds 10]
+ *
+ * 1. Samples --customers active customers of the graph (seed it first: `npm run seed -- --customers
+ *    1000000 …`), and puts one of them on a device shared by --shared customers (seeded straight
+ *    into the graph, removed again at the end); one of those --shared customers is read too.
+ * 2. Starts an api process of its own, signs in to the console as ops through the sign-in form.
+ * 3. For each client count: every customer's page (`GET /console/customers/{id}`) --passes times in
+ *    a shuffled order, and, as the baseline in the same run, the same customers' REST profile
+ *    (`GET /api/v1/customers/{id}/profile`, one graph read): p50, p95, p99 and max of each, the first
+ *    pass (the api's cold) apart, and the shared-device customers' pages apart.
+ * 4. autocannon (an independent client) over the same pages for --autocannon-seconds, as a
+ *    cross-check of the latency distribution (it reports p97.5, not p95) and the throughput.
+ * Every page is checked (200, the identity graph's block present); a failure is counted and printed.
+ */
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { loadConfig } from '../config/env';
+import { createDriver } from '../graph';
+import { removeDeviceCustomers, seedDeviceCustomers } from '../test/support/sharedDevice';
+import { startApiProcess, stopProcess } from '../test/support/processes';
+import { benchToken, f0, summarise, type Latencies } from './benchKit';
+import { mulberry32 } from './random';
+
+const { values } = parseArgs({
+  options: {
+    customers: { type: 'string', default: '200' },
+    shared: { type: 'string', default: '100000' },
+    passes: { type: 'string', default: '3' },
+    clients: { type: 'string', default: '1,4' },
+    'autocannon-seconds': { type: 'string', default: '10' },
+  },
+});
+const sampleSize = Number(values.customers);
+const sharedCount = Number(values.shared);
+const passes = Number(values.passes);
+const clientCounts = values.clients.split(',').map(Number);
+const autocannonSeconds = Number(values['autocannon-seconds']);
+
+const config = loadConfig();
+const driver = createDriver(config);
+const db = { database: config.NEO4J_DATABASE };
+const rand = mulberry32(7);
+
+function shuffled<T>(xs: T[]): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+const cookieOf = (res: Response, name: string): string => {
+  const set = res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
+  if (!set) throw new Error(`no ${name} cookie in the answer (${res.status})`);
+  return set.split(';')[0] as string;
+};
+
+/** Signs in through the console's own form; the session cookie. */
+async function signIn(base: string, token: string): Promise<string> {
+  const page = await fetch(`${base}/console/sign-in`);
+  const nonce = cookieOf(page, '__Host-persona-sign-in');
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
+  const res = await fetch(`${base}/console/sign-in`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: nonce, 'sec-fetch-site': 'same-origin' },
+    body: new URLSearchParams({ token, _csrf: csrf }).toString(),
+  });
+  if (res.status !== 303) throw new Error(`sign-in answered ${res.status}: ${await res.text()}`);
+  return cookieOf(res, '__Host-persona-console');
+}
+
+interface Run {
+  all: Latencies;
+  firstPass: Latencies;
+  shared: Latencies;
+  failures: number;
+}
+
+/** Reads every id `passes` times with `clients` callers at once; latencies in ms. */
+async function measure(
+  ids: string[],
+  sharedIds: Set<string>,
+  clients: number,
+  get: (id: string) => Promise<boolean>,
+): Promise<Run> {
+  const all: number[] = [];
+  const first: number[] = [];
+  const shared: number[] = [];
+  let failures = 0;
+  for (let pass = 0; pass < passes; pass++) {
+    const queue = shuffled(ids);
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (let id = queue.pop(); id !== undefined; id = queue.pop()) {
+          const start = performance.now();
+          const ok = await get(id);
+          const took = performance.now() - start;
+          if (!ok) failures++;
+          all.push(took);
+          if (pass === 0) first.push(took);
+          if (sharedIds.has(id)) shared.push(took);
+        }
+      }),
+    );
+  }
+  return { all: summarise(all), firstPass: summarise(first), shared: summarise(shared), failures };
+}
+
+const row = (name: string, l: Latencies): string =>
+  `| ${name.padEnd(44)} | ${f0(l.count).padStart(6)} | ${l.p50.toFixed(1).padStart(7)} | ` +
+  `${l.p95.toFixed(1).padStart(7)} | ${l.p99.toFixed(1).padStart(7)} | ${l.max.toFixed(1).padStart(7)} |`;
+
+async function main(): Promise<void> {
+  const sample = await driver.executeQuery(
+    `MATCH (c:Customer {status: 'active'})-[:LOGGED_IN_FROM]->(:Device)
+     WITH DISTINCT c LIMIT 200000
+     WITH c ORDER BY rand() LIMIT $n
+     RETURN c.id AS id`,
+    { n: sampleSize },
+    db,
+  );
+  const ids = sample.records.map((r) => r.get('id') as string);
+  if (ids.length < sampleSize)
+    throw new Error(`only ${ids.length} active customers with a device: seed the graph first (npm run seed)`);
+  const total = (await driver.executeQuery('MATCH (c:Customer) RETURN count(c) AS n', {}, db)).records[0]?.get(
+    'n',
+  ) as unknown;
+  const device = await driver.executeQuery(
+    'MATCH (:Customer {id: $id})-[:LOGGED_IN_FROM]->(d:Device) RETURN d.id AS id LIMIT 1',
+    { id: ids[0] },
+    db,
+  );
+  const deviceId = device.records[0]?.get('id') as string;
+  console.log(
+    `bench:console: ${ids.length} customers of a ${f0(Number(total))}-customer graph; seeding ` +
+      `${f0(sharedCount)} customers onto device ${deviceId} of customer ${ids[0]} …`,
+  );
+  const started = performance.now();
+  const seeded = await seedDeviceCustomers({ driver, database: config.NEO4J_DATABASE }, deviceId, sharedCount);
+  console.log(`  seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  const sharedIds = new Set([ids[0] as string, seeded[0] as string]);
+  const readIds = [...ids, seeded[0] as string];
+
+  const api = await startApiProcess({ PERSONA_RATE_LIMIT_OPS: '10000000,10000000' });
+  try {
+    const token = await benchToken(config, 'ops', 'bench-console', '2h');
+    const cookie = await signIn(api.url, token);
+    const page = async (id: string) => {
+      const res = await fetch(`${api.url}/console/customers/${id}`, { headers: { cookie } });
+      const body = await res.text();
+      return res.status === 200 && body.includes('id="identity-graph"');
+    };
+    const profile = async (id: string) => {
+      const res = await fetch(`${api.url}/api/v1/customers/${id}/profile`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      await res.arrayBuffer();
+      return res.status === 200;
+    };
+    // A warm-up over other customers: connections, JIT, the api's first queries.
+    await measure(ids.slice(0, 20), new Set(), 1, page);
+
+    console.log(
+      `\n| ${'what (ms)'.padEnd(44)} | ${'reads'.padStart(6)} | ${'p50'.padStart(7)} | ` +
+        `${'p95'.padStart(7)} | ${'p99'.padStart(7)} | ${'max'.padStart(7)} |`,
+    );
+    console.log(`| ${'-'.repeat(44)} | ${'-'.repeat(6)} |${` ${'-'.repeat(7)} |`.repeat(4)}`);
+    for (const clients of clientCounts) {
+      const base = await measure(readIds, sharedIds, clients, profile);
+      const run = await measure(readIds, sharedIds, clients, page);
+      console.log(row(`REST profile (baseline), ${clients} client(s)`, base.all));
+      console.log(row(`customer page, ${clients} client(s), all passes`, run.all));
+      console.log(row(`customer page, ${clients} client(s), first pass`, run.firstPass));
+      console.log(row(`customer page, ${clients} client(s), shared device`, run.shared));
+      if (run.failures + base.failures > 0) console.log(`  FAILURES: ${run.failures} pages, ${base.failures} profiles`);
+    }
+
+    let next = 0;
+    const result = await autocannon({
+      url: api.url,
+      connections: 4,
+      duration: autocannonSeconds,
+      headers: { cookie },
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (req) => ({ ...req, path: `/console/customers/${readIds[next++ % readIds.length]}` }),
+        },
+      ],
+    });
+    console.log(
+      `\nautocannon, 4 connections, ${autocannonSeconds} s over the same pages: ` +
+        `${f0(result.requests.average)} pages/s; ` +
+        `latency p50 ${result.latency.p50} ms, p90 ${result.latency.p90} ms, p97.5 ${result.latency.p97_5} ms, ` +
+        `p99 ${result.latency.p99} ms, max ${result.latency.max} ms; non-2xx ${result.non2xx}, errors ${result.errors}`,
+    );
+  } finally {
+    await stopProcess(api);
+    await removeDeviceCustomers({ driver, database: config.NEO4J_DATABASE }, deviceId, seeded);
+    await driver.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
