@@ -323,6 +323,16 @@ async function reloadUntil(page: Page, ready: () => Promise<boolean>): Promise<v
   });
 }
 
+/** Presses Tab until `target` has the focus (at most `max` times): it is reachable with the keyboard. */
+async function tabTo(page: Page, target: Locator, max = 60): Promise<void> {
+  const handle = await target.elementHandle();
+  for (let i = 0; i < max; i++) {
+    if (await page.evaluate((el) => el === document.activeElement, handle)) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`${String(target)} was not reached with ${max} presses of Tab`);
+}
+
 /** Starts a console action with its button, then confirms it: the outcome page's answer. */
 async function confirmThenAct(page: Page, button: Locator): Promise<PageResponse> {
   const confirmation = await landing(page, () => button.click());
@@ -427,7 +437,12 @@ describe('ops in the console', () => {
     const reinstate = s.page.getByRole('button', { name: 'Reinstate the customer' });
     await reloadUntil(s.page, async () => (await reinstate.count()) > 0);
     await s.page.getByLabel('Note (optional)').first().fill('the customer called from the verified phone');
-    const outcome = await confirmThenAct(s.page, reinstate);
+    // With the keyboard alone: from the note to its button, Enter; on the confirmation, to Confirm, Enter.
+    await tabTo(s.page, reinstate);
+    await landing(s.page, () => s.page.keyboard.press('Enter'));
+    await expectAccessible(s.page, 'a confirmation page');
+    await tabTo(s.page, s.page.getByRole('button', { name: 'Confirm' }));
+    const outcome = await landing(s.page, () => s.page.keyboard.press('Enter'));
     expect(outcome.status()).toBe(200);
     await expect(s.page.getByRole('status').innerText()).resolves.toContain(
       `Fraud outcome ${outcomeId}: the customer is reinstated (active again).`,
