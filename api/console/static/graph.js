@@ -31,7 +31,12 @@ document.addEventListener('DOMContentLoaded', () => {
           label: 'data(label)',
           'font-size': 10,
           'text-wrap': 'wrap',
-          'text-max-width': 120,
+          'text-max-width': 110,
+          'text-valign': 'bottom',
+          'text-margin-y': 4,
+          'text-background-color': '#ffffff',
+          'text-background-opacity': 0.85,
+          'text-background-padding': 2,
           'background-color': (n) => colours[n.data('kind')] || '#555',
           color: '#1b1f24',
         },
@@ -42,7 +47,7 @@ document.addEventListener('DOMContentLoaded', () => {
       name: 'concentric',
       concentric: (n) => (n.data('kind') === 'customer' ? 3 : n.data('kind') === 'others' ? 1 : 2),
       levelWidth: () => 1,
-      minNodeSpacing: 30,
+      minNodeSpacing: 70,
     },
   });
   box.dataset.nodes = String(cy.nodes().length);
