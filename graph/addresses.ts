@@ -6,11 +6,20 @@ import { toPlain } from './convert';
 import { lockCustomerForChangeTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendEvent } from './events';
-import { lockNode, readCustomerList, writeTx, type Graph } from './graph';
-import { addressInput, parseInput, type Address, type AddressInput, type CustomerStatus } from './model';
+import { readCustomerList, writeTx, type Graph } from './graph';
+import {
+  addressInput,
+  parseInput,
+  type Address,
+  type AddressInput,
+  type CustomerAddress,
+  type CustomerStatus,
+} from './model';
 
 const ADDRESS =
   'a {.id, .street1, .street2, .city, .state, .zip_code, .country, .type, .is_default, .created_at, .updated_at}';
+/** The address as one customer sees it: the node, and the mark on that customer's own edge `r`. */
+const CUSTOMER_ADDRESS = `${ADDRESS.slice(0, -1)}, disowned_at: r.disowned_at}`;
 
 /** Words an address is written with in full or short: matched as the short form. */
 const STREET_WORDS: Record<string, string> = {
@@ -71,23 +80,23 @@ const CYPHER = {
     SET s.first_shipped = CASE WHEN $used THEN datetime.transaction() END,
         s.last_shipped = CASE WHEN $used THEN datetime.transaction() END
     RETURN ${ADDRESS} AS address`,
-  // Only this customer's edge goes; the address is locked first, so no other writer links it in between.
-  unlink: `
-    MATCH (:Customer {id: $customerId})-[r:SHIPPED_TO]->(a:Address {id: $addressId})
-    ${lockNode('a')}
-    DELETE r
-    RETURN a.id AS id`,
-  // An address nothing links any more (no other customer ships to it, no merge's record) is deleted.
-  deleteIfUnlinked: `
-    MATCH (a:Address {id: $addressId})
-    WHERE NOT EXISTS { (a)--() }
-    DELETE a
-    RETURN count(a) AS deleted`,
+  // The customer disowns the address: a mark on their own edge, the edge and the address kept (match
+  // evidence, ops). Matched from the customer (locked first by the caller; the hint keeps the planner
+  // from starting at an address many customers ship to), no lock on the address. Idempotent.
+  disown: `
+    MATCH (c:Customer {id: $customerId})-[r:SHIPPED_TO]->(a:Address)
+    USING INDEX c:Customer(id)
+    WHERE a.id = $addressId
+    WITH r, r.disowned_at IS NULL AS fresh
+    SET r.disowned_at = coalesce(r.disowned_at, datetime.transaction())
+    RETURN fresh, r.disowned_at AS disownedAt`,
+  // Addresses the customer disowned only with $includeDisowned.
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
-    OPTIONAL MATCH (c)-[:SHIPPED_TO]->(a:Address)
-    WITH c, a ORDER BY a.is_default DESC, a.created_at DESC
-    RETURN c.id AS customerId, collect(${ADDRESS}) AS addresses`,
+    OPTIONAL MATCH (c)-[r:SHIPPED_TO]->(a:Address)
+    WHERE $includeDisowned OR r.disowned_at IS NULL
+    WITH c, r, a ORDER BY a.is_default DESC, a.created_at DESC
+    RETURN c.id AS customerId, collect(${CUSTOMER_ADDRESS}) AS addresses`,
 } as const;
 
 /** Inserts an address inside the caller's transaction, with AddressAdded. `used` stamps shipping times. */
@@ -117,30 +126,43 @@ export async function addAddress(g: Graph, customerId: string, input: AddressInp
   return writeTx(g, (tx) => insertAddress(tx, customerId, a));
 }
 
-export async function getAddressesByCustomer(g: Graph, customerId: string): Promise<Address[]> {
-  return readCustomerList<Address>(g, CYPHER.listForCustomer, customerId, 'addresses');
+/**
+ * The customer's addresses, the defaults first, then the newest. An address the customer disowned
+ * (removeAddressFromCustomer) is left out unless `includeDisowned` (each says when: `disowned_at`).
+ */
+export async function getAddressesByCustomer(
+  g: Graph,
+  customerId: string,
+  options: { includeDisowned?: boolean } = {},
+): Promise<CustomerAddress[]> {
+  return readCustomerList<CustomerAddress>(g, CYPHER.listForCustomer, customerId, 'addresses', {
+    includeDisowned: options.includeDisowned ?? false,
+  });
 }
 
 /**
- * The customer says an address is not theirs any more: their edge to it goes, in one transaction
- * under the customer's lock (checked to be in `allowStatuses`, never erased or merged), with
- * AddressRemovedByCustomer `{address_id, address_deleted}`. Never another customer's edge: an
- * address others ship to stays theirs (its default flag too); one nothing links any more is
- * deleted. NotFoundError when the address is not one of the customer's.
+ * The customer says an address is not theirs any more: the address is DISOWNED, never deleted
+ * (as a device is, graph/devices.ts removeDeviceFromCustomer). Their SHIPPED_TO edge is marked
+ * `disowned_at`, in one transaction under the customer's lock (checked to be in `allowStatuses`,
+ * never erased or merged), with AddressRemovedByCustomer `{address_id}`. The edge (with its
+ * shipping times) and the address stay: match evidence and ops' pages still see them, other
+ * customers who ship there are not touched (its default flag neither). The customer's own page no
+ * longer lists it; a later shipment of theirs to it (a reported one, a matched onboarding's) makes
+ * it theirs again. Removing an address already disowned changes nothing and appends no event
+ * (`recorded: false`). NotFoundError when the address is not one the customer ever had.
  */
 export async function removeAddressFromCustomer(
   g: Graph,
   customerId: string,
   addressId: string,
   options: { allowStatuses?: readonly CustomerStatus[] } = {},
-): Promise<{ address_id: string; address_deleted: boolean }> {
+): Promise<{ address_id: string; disowned_at: string; recorded: boolean }> {
   return writeTx(g, async (tx) => {
     await lockCustomerForChangeTx(tx, customerId, options.allowStatuses ?? ['active', 'suspended'], 'its addresses');
-    const unlinked = (await tx.run(CYPHER.unlink, { customerId, addressId })).records[0];
-    if (!unlinked) throw new NotFoundError('Address', addressId);
-    const deleted = (await tx.run(CYPHER.deleteIfUnlinked, { addressId })).records[0];
-    const result = { address_id: addressId, address_deleted: toPlain(deleted?.get('deleted')) === 1 };
-    await appendEvent(tx, 'AddressRemovedByCustomer', customerId, result);
-    return result;
+    const disowned = (await tx.run(CYPHER.disown, { customerId, addressId })).records[0];
+    if (!disowned) throw new NotFoundError('Address', addressId);
+    const recorded = disowned.get('fresh') as boolean;
+    if (recorded) await appendEvent(tx, 'AddressRemovedByCustomer', customerId, { address_id: addressId });
+    return { address_id: addressId, disowned_at: toPlain(disowned.get('disownedAt')) as string, recorded };
   });
 }

@@ -9,7 +9,8 @@
  * devices, and — one hop further — how many other customers share each device or card: a count,
  * never who they are. A device's count is its degree (`COUNT { (d)<-[:LOGGED_IN_FROM]-() }`, read
  * from the node's relationship counts), so a device shared by 100,000 customers costs what a
- * customer's own phone does; a card's is counted up to a cap.
+ * customer's own phone does; a card's is counted up to a cap. A device or address the customer
+ * removed on their own page is listed and counted still, with `disowned_at` (the link is kept).
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
@@ -47,6 +48,11 @@ export interface ConsoleDevice {
   last_login: string | null;
   /** Other customers who log in from it (the device's degree less this customer). */
   shared_with: number;
+  /**
+   * When the customer said it is not theirs (graph/devices.ts removeDeviceFromCustomer): the link is
+   * kept for fraud checks, trust and ops, marked. Null while it is theirs.
+   */
+  disowned_at: string | null;
 }
 
 export interface ConsoleAddress {
@@ -55,6 +61,8 @@ export interface ConsoleAddress {
   city: string | null;
   country: string | null;
   is_default: boolean;
+  /** When the customer said it is not theirs (graph/addresses.ts): the link is kept, marked. Null otherwise. */
+  disowned_at: string | null;
 }
 
 export interface ConsoleIdentifier {
@@ -126,14 +134,15 @@ export const CONSOLE_CYPHER = {
       WITH r, d ORDER BY r.last_login DESC LIMIT $cap
       WITH r, d WHERE d IS NOT NULL
       // The device's degree (its relationship counts): no customer on it is read.
-      RETURN collect(d {.id, .fingerprint, .trust_score, last_login: r.last_login,
+      RETURN collect(d {.id, .fingerprint, .trust_score, last_login: r.last_login, disowned_at: r.disowned_at,
                         shared_with: COUNT { (d)<-[:LOGGED_IN_FROM]-() } - 1}) AS devices
     }
     CALL (c) {
-      OPTIONAL MATCH (c)-[:SHIPPED_TO]->(a:Address)
-      WITH a ORDER BY a.is_default DESC, a.created_at DESC LIMIT $cap
-      WITH a WHERE a IS NOT NULL
-      RETURN collect(a {.id, .type, .city, .country, is_default: coalesce(a.is_default, false)}) AS addresses
+      OPTIONAL MATCH (c)-[s:SHIPPED_TO]->(a:Address)
+      WITH s, a ORDER BY a.is_default DESC, a.created_at DESC LIMIT $cap
+      WITH s, a WHERE a IS NOT NULL
+      RETURN collect(a {.id, .type, .city, .country, is_default: coalesce(a.is_default, false),
+                        disowned_at: s.disowned_at}) AS addresses
     }
     CALL (c) {
       OPTIONAL MATCH (c)-[:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier)
@@ -222,12 +231,16 @@ export async function readCustomerGraph(
     trust_score: Number(d.trust_score ?? 0),
     last_login: d.last_login ?? null,
     shared_with: Math.max(0, d.shared_with),
+    disowned_at: d.disowned_at ?? null,
   }));
   return {
     customer_id: record.get('customerId') as string,
     cards: plain('cards') as unknown as ConsoleCard[],
     devices,
-    addresses: plain('addresses') as unknown as ConsoleAddress[],
+    addresses: (plain('addresses') as unknown as ConsoleAddress[]).map((a) => ({
+      ...a,
+      disowned_at: a.disowned_at ?? null,
+    })),
     identifiers: plain('identifiers') as unknown as ConsoleIdentifier[],
     used_on: plain('usedOn') as unknown as [string, string][],
     totals: {

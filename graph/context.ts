@@ -51,10 +51,14 @@ export interface CustomerContext {
   active_payment_methods: string[];
 }
 
+/**
+ * A device the customer disowned (graph/devices.ts removeDeviceFromCustomer: its login edge kept,
+ * marked `disowned_at`) is never one of the customer's trusted devices: they said it is not theirs.
+ */
 export const CONTEXT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
   RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
-    [(c)-[:LOGGED_IN_FROM]->(d:Device) WHERE d.trust_score >= $trustThreshold
+    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL AND d.trust_score >= $trustThreshold
        | d {device_id: d.id, .fingerprint, .trust_score}] AS trusted_devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | [p.id, r.is_default]] AS methods`;
 
@@ -127,8 +131,8 @@ export const CHECKOUT_CYPHER = `
   WHERE c.status = 'active' AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)
   WITH c, r, p ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
   WITH c, collect(${WALLET_ENTRY}) AS entries
-  OPTIONAL MATCH (c)-[:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
-  RETURN c.status AS status, entries, d.trust_score AS deviceTrust`;
+  OPTIONAL MATCH (c)-[l:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
+  RETURN c.status AS status, entries, CASE WHEN l.disowned_at IS NULL THEN d.trust_score END AS deviceTrust`;
 
 export interface CheckoutOptions {
   status: string;
@@ -139,7 +143,8 @@ export interface CheckoutOptions {
 /**
  * Active, unexpired methods (a card is valid through the end of its expiry month), the default
  * first, then the most recently used; none for a customer who is not active. `trusted_device`
- * says whether `deviceId` is one of the customer's devices at or above the trust threshold.
+ * says whether `deviceId` is one of the customer's devices (not one they disowned) at or above the
+ * trust threshold.
  */
 export async function getCheckoutOptions(
   g: Graph,
@@ -184,7 +189,10 @@ export interface CustomerSnapshot {
   segment: string;
   ltvMinor: number;
   predictedLtvMinor: number | null;
-  /** Every device the customer logged in from, trusted or not, with the device's own sequence. */
+  /**
+   * Every device the customer logged in from and has not disowned, trusted or not, with the
+   * device's own sequence.
+   */
   devices: { device_id: string; fingerprint: string; trust_score: number; seq: number }[];
   /** The active payment methods, in no particular order. */
   methods: WalletEntry[];
@@ -213,7 +221,8 @@ export const SNAPSHOT_CYPHER = `
   WITH c, coalesce(c.event_seq, 0) AS seq
   MATCH (now:Customer {id: $customerId})
   RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
-    [(c)-[:LOGGED_IN_FROM]->(d:Device) | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
+    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL
+       | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods,
     now.status AS askedStatus, now.merged_into AS askedInto`;
 

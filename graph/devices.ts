@@ -11,7 +11,7 @@ import { toPlain } from './convert';
 import { lockCustomerForChangeTx, lockCustomersTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
-import { lockNode, readCustomerList, writeTx, type Graph } from './graph';
+import { readCustomerList, writeTx, type Graph } from './graph';
 import { deviceInput, parseInput, type CustomerDevice, type CustomerStatus, type DeviceInput } from './model';
 
 /** Trust a device starts with before any fraud signal: below the trusted threshold. */
@@ -21,7 +21,24 @@ const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .created_at, .updated_at
 /** The device as one customer sees it: the shared node, and that customer's own login edge `r`. */
 const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count,
   first_login: r.first_login, last_login: r.last_login,
-  last_seen_ip: r.last_seen_ip, last_seen_user_agent: r.last_seen_user_agent}`;
+  last_seen_ip: r.last_seen_ip, last_seen_user_agent: r.last_seen_user_agent, disowned_at: r.disowned_at}`;
+
+/**
+ * The customer disowns the device: a mark on their own login edge, nothing deleted (the edge, the
+ * USED_ON edges of their cards, the device and its trust stay for fraud checks, shared-device
+ * signals and ops). Matched from the customer (locked first by the caller; the index hint keeps the
+ * planner from seeking the device and expanding its edges instead, test/integration/console-me.test.ts
+ * checks the plan), the device filtered among the customer's few edges: never an expansion of a
+ * device that 100,000 customers share, and no lock on the device. A mark already there is kept (the
+ * first time it was set): idempotent.
+ */
+export const DISOWN_DEVICE = `
+    MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device)
+    USING INDEX c:Customer(id)
+    WHERE d.id = $deviceId
+    WITH r, r.disowned_at IS NULL AS fresh
+    SET r.disowned_at = coalesce(r.disowned_at, datetime.transaction())
+    RETURN fresh, r.disowned_at AS disownedAt`;
 
 const CYPHER = {
   // MERGE on the constrained fingerprint: concurrent logins from one new device make one node.
@@ -29,7 +46,8 @@ const CYPHER = {
   // shared node, so logins of many customers on one device do not queue on its lock (and no
   // customer's IP or user agent lands where the others read). `updated_at` on a device is when
   // the device itself (its trust) last changed. A device still carrying a device-level last-seen
-  // (written by a version from before the login edge held it) loses it here, once.
+  // (written by a version from before the login edge held it) loses it here, once. A login is the
+  // customer using the device: one they had disowned (removeDeviceFromCustomer) is theirs again.
   link: `
     MATCH (c:Customer {id: $customerId})
     MERGE (d:Device {fingerprint: $fingerprint})
@@ -42,6 +60,7 @@ const CYPHER = {
     SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction(),
         r.last_seen_ip = coalesce($ip, r.last_seen_ip),
         r.last_seen_user_agent = coalesce($userAgent, r.last_seen_user_agent)
+    REMOVE r.disowned_at
     RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
   // Bumping updated_at first takes the device's lock, so `from` is read under it. Only the
   // device is touched: however many customers use it, none of them is read or locked here.
@@ -54,28 +73,12 @@ const CYPHER = {
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
     RETURN from, d.trust_score AS to`,
-  // Only this customer's edges go: its login edge (with what its logins showed), and the uses of
-  // its own payment methods on the device. The device is locked before anything is deleted, so no
-  // other writer links it in between.
-  unlink: `
-    MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
-    ${lockNode('d')}
-    DELETE r
-    WITH c, d
-    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(:PaymentMethod)-[u:USED_ON]->(d)
-    WITH d, collect(u) AS uses
-    FOREACH (x IN uses | DELETE x)
-    RETURN d.id AS id, size(uses) AS uses`,
-  // A device nothing links any more — no other customer's login, no payment method used on it,
-  // no merge's record of a login — is deleted (its fingerprint with it); any edge keeps it.
-  deleteIfUnlinked: `
-    MATCH (d:Device {id: $deviceId})
-    WHERE NOT EXISTS { (d)--() }
-    DELETE d
-    RETURN count(d) AS deleted`,
+  disown: DISOWN_DEVICE,
+  // Devices the customer disowned only with $includeDisowned.
   listForCustomer: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
+    WHERE $includeDisowned OR r.disowned_at IS NULL
     WITH c, r, d ORDER BY r.last_login DESC
     RETURN c.id AS customerId, collect(${CUSTOMER_DEVICE}) AS devices`,
 } as const;
@@ -84,7 +87,8 @@ const CYPHER = {
  * Records a login of the customer from a device inside the caller's transaction: creates the
  * device on first sight (with the given or initial trust score), records on the customer's own
  * login edge what this login showed (IP, user agent), counts the login, emits DeviceLinked. An
- * existing device is never written here (neither its trust score nor anything else).
+ * existing device is never written here (neither its trust score nor anything else). A device the
+ * customer had disowned (removeDeviceFromCustomer) is theirs again: the login clears `disowned_at`.
  */
 export async function linkDeviceTx(
   tx: ManagedTransaction,
@@ -175,37 +179,50 @@ export async function updateDeviceTrustScore(
   });
 }
 
-/** The customer's devices with login counts, most recent login first. */
-export async function getDevicesByCustomer(g: Graph, customerId: string): Promise<CustomerDevice[]> {
-  return readCustomerList<CustomerDevice>(g, CYPHER.listForCustomer, customerId, 'devices');
+/**
+ * The customer's devices with login counts, most recent login first. A device the customer disowned
+ * (removeDeviceFromCustomer) is left out unless `includeDisowned` (each says when: `disowned_at`).
+ */
+export async function getDevicesByCustomer(
+  g: Graph,
+  customerId: string,
+  options: { includeDisowned?: boolean } = {},
+): Promise<CustomerDevice[]> {
+  return readCustomerList<CustomerDevice>(g, CYPHER.listForCustomer, customerId, 'devices', {
+    includeDisowned: options.includeDisowned ?? false,
+  });
 }
 
 /**
- * The customer says a device is not theirs any more: their login edge to it goes, and the uses of
- * their own payment methods on it (a card of theirs is no longer preferred for having been used on
- * a device they disown), in one transaction under the customer's lock (checked to be in
- * `allowStatuses`, never erased or merged), with DeviceRemovedByCustomer `{device_id,
- * payment_method_uses_removed, device_deleted}`. Never another customer's edge: a device other
- * customers use stays as it is for them; a device nothing links any more is deleted (its
- * fingerprint with it). NotFoundError when the device is not one the customer logged in from.
+ * The customer says a device is not theirs any more: the device is DISOWNED, never deleted. Their
+ * login edge to it is marked `disowned_at`, in one transaction under the customer's lock (checked to
+ * be in `allowStatuses`, never erased or merged), with DeviceRemovedByCustomer `{device_id}`.
+ *
+ * Everything else stays — the edge with what their logins showed, the USED_ON edges of their cards
+ * to the device, the device with its trust score — because someone holding a taken-over session
+ * could otherwise remove the device before the fraud report about it arrives: a fraud outcome
+ * naming the device is still accepted and applied (graph/fraud.ts), the device keeps its trust (0
+ * after fraud, never a fresh 0.5), and shared-device signals, possible matches and ops' pages and
+ * search still see it. What changes is what the customer's own reads show: their page no longer
+ * lists it, and their context (graph/context.ts) no longer counts it among their trusted devices.
+ * A later login of theirs from it (linkDeviceTx, a reported login) makes it theirs again.
+ *
+ * The event says nothing of whether others use the device. Removing a device already disowned
+ * changes nothing and appends no event (`recorded: false`, `disowned_at` the first time).
+ * NotFoundError when the device is not one the customer ever logged in from.
  */
 export async function removeDeviceFromCustomer(
   g: Graph,
   customerId: string,
   deviceId: string,
   options: { allowStatuses?: readonly CustomerStatus[] } = {},
-): Promise<{ device_id: string; payment_method_uses_removed: number; device_deleted: boolean }> {
+): Promise<{ device_id: string; disowned_at: string; recorded: boolean }> {
   return writeTx(g, async (tx) => {
     await lockCustomerForChangeTx(tx, customerId, options.allowStatuses ?? ['active', 'suspended'], 'its devices');
-    const unlinked = (await tx.run(CYPHER.unlink, { customerId, deviceId })).records[0];
-    if (!unlinked) throw new NotFoundError('Device', deviceId);
-    const deleted = (await tx.run(CYPHER.deleteIfUnlinked, { deviceId })).records[0];
-    const result = {
-      device_id: deviceId,
-      payment_method_uses_removed: toPlain(unlinked.get('uses')) as number,
-      device_deleted: toPlain(deleted?.get('deleted')) === 1,
-    };
-    await appendEvent(tx, 'DeviceRemovedByCustomer', customerId, result);
-    return result;
+    const disowned = (await tx.run(CYPHER.disown, { customerId, deviceId })).records[0];
+    if (!disowned) throw new NotFoundError('Device', deviceId);
+    const recorded = disowned.get('fresh') as boolean;
+    if (recorded) await appendEvent(tx, 'DeviceRemovedByCustomer', customerId, { device_id: deviceId });
+    return { device_id: deviceId, disowned_at: toPlain(disowned.get('disownedAt')) as string, recorded };
   });
 }

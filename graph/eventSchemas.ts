@@ -288,17 +288,14 @@ export const EVENT_PAYLOADS = {
     customer_status: z.enum(CUSTOMER_STATUSES),
   }),
   /**
-   * The customer said a device is not theirs any more: their login edge to it went, and the uses
-   * of their own payment methods on it (how many). The device itself was deleted only when
-   * nothing linked it any more (no other customer's login or payment method).
+   * The customer said a device is not theirs any more: their login edge to it is marked disowned,
+   * not deleted (fraud checks, trust, shared-device signals and ops keep it; the customer's own
+   * page and context leave it out). Once per disowning: a second removal appends nothing; their
+   * next login from it links it again (DeviceLinked). Nothing about who else uses the device.
    */
-  DeviceRemovedByCustomer: z.looseObject({
-    device_id: id,
-    payment_method_uses_removed: z.number().int().nonnegative(),
-    device_deleted: z.boolean(),
-  }),
+  DeviceRemovedByCustomer: z.looseObject({ device_id: id }),
   /** The customer said an address is not theirs any more: as DeviceRemovedByCustomer, for an address. */
-  AddressRemovedByCustomer: z.looseObject({ address_id: id, address_deleted: z.boolean() }),
+  AddressRemovedByCustomer: z.looseObject({ address_id: id }),
   /**
    * The customer contested an entry of their history (an event of theirs, named by id): a new
    * event for ops to review, the contested one unchanged. The payload also holds `words`, the

@@ -216,9 +216,15 @@ export async function leaderReadTx<T>(g: Graph, work: (tx: ManagedTransaction) =
  * Reads one collected list belonging to a customer (its devices, addresses, …) with a query
  * that returns one row while the customer exists. A missing customer is a NotFoundError, not [].
  */
-export async function readCustomerList<T>(g: Graph, cypher: string, customerId: string, column: string): Promise<T[]> {
+export async function readCustomerList<T>(
+  g: Graph,
+  cypher: string,
+  customerId: string,
+  column: string,
+  params: Record<string, unknown> = {},
+): Promise<T[]> {
   return readTx(g, async (tx) => {
-    const record = (await tx.run(cypher, { customerId })).records[0];
+    const record = (await tx.run(cypher, { ...params, customerId })).records[0];
     if (!record) throw new NotFoundError('Customer', customerId);
     return toPlain(record.get(column)) as unknown as T[];
   });

@@ -156,14 +156,17 @@ const CYPHER = {
     WITH d, row
     RETURN row.fingerprint AS fingerprint, d.id AS id, d.id = row.deviceId AS created`,
   // first/last are the min/max of what is there and what came, so items in any order keep them
-  // right; what the latest login showed (IP, user agent) is kept on the customer's own edge.
+  // right; what the latest login showed (IP, user agent) is kept on the customer's own edge. A
+  // login after the customer disowned the device (graph/devices.ts removeDeviceFromCustomer) makes
+  // it theirs again, as a new link (`linked`: DeviceLinked); one from before it (reported late) not.
   logins: `
     UNWIND $rows AS l
     MATCH (c:Customer {id: l.customerId}), (d:Device {id: l.deviceId})
     MERGE (c)-[r:LOGGED_IN_FROM]->(d)
     ON CREATE SET r.login_count = 0, r.claim = $claim
-    WITH l, r, r.claim = $claim AS linked
+    WITH l, r, coalesce(r.claim = $claim, false) OR coalesce(datetime(l.last) > r.disowned_at, false) AS linked
     REMOVE r.claim
+    SET r.disowned_at = CASE WHEN linked THEN null ELSE r.disowned_at END
     SET r.last_seen_ip = CASE WHEN r.last_login IS NULL OR r.last_login <= datetime(l.last)
                               THEN coalesce(l.ip, r.last_seen_ip) ELSE r.last_seen_ip END,
         r.last_seen_user_agent = CASE WHEN r.last_login IS NULL OR r.last_login <= datetime(l.last)
@@ -195,9 +198,11 @@ const CYPHER = {
       AND a.country = s.address.country
     RETURN s.key AS key, a.id AS addressId
     ORDER BY a.created_at`,
+  // A shipment after the customer disowned the address (graph/addresses.ts) makes it theirs again.
   shipToKnown: `
     UNWIND $rows AS s
     MATCH (:Customer {id: s.customerId})-[r:SHIPPED_TO]->(:Address {id: s.addressId})
+    SET r.disowned_at = CASE WHEN datetime(s.last) > r.disowned_at THEN null ELSE r.disowned_at END
     SET r.first_shipped = CASE WHEN r.first_shipped IS NULL OR r.first_shipped > datetime(s.first)
                                THEN datetime(s.first) ELSE r.first_shipped END,
         r.last_shipped = CASE WHEN r.last_shipped IS NULL OR r.last_shipped < datetime(s.last)

@@ -78,6 +78,11 @@ export interface CustomerDevice extends Device {
   last_login: string;
   last_seen_ip: string | null;
   last_seen_user_agent: string | null;
+  /**
+   * When the customer said the device is not theirs (graph/devices.ts removeDeviceFromCustomer):
+   * the edge stays, marked; null while it is theirs (a later login clears it).
+   */
+  disowned_at: string | null;
 }
 
 export interface Address {
@@ -92,6 +97,12 @@ export interface Address {
   is_default: boolean;
   created_at: string;
   updated_at: string;
+}
+
+/** An address with the customer's SHIPPED_TO edge's mark (graph/addresses.ts removeAddressFromCustomer). */
+export interface CustomerAddress extends Address {
+  /** When the customer said the address is not theirs: the edge stays, marked; null while it is theirs. */
+  disowned_at: string | null;
 }
 
 export interface DigitalIdentifier {

@@ -234,12 +234,14 @@ const CYPHER = {
     MERGE (p)-[u:USED_ON]->(d)
     ON CREATE SET u.first_use = datetime.transaction()
     SET u.last_use = datetime.transaction()`,
+  // The matched customer's own address, shipped to again: one they had disowned is theirs again.
   reuseAddress: `
     MATCH (c:Customer {id: $customerId})-[s:SHIPPED_TO]->(a:Address)
     WHERE toLower(a.street1) = toLower($a.street1) AND toLower(a.zip_code) = toLower($a.zip_code)
       AND a.country = $a.country
     WITH s, a ORDER BY a.created_at LIMIT 1
     SET s.last_shipped = datetime.transaction(), s.first_shipped = coalesce(s.first_shipped, datetime.transaction())
+    REMOVE s.disowned_at
     RETURN a.id AS id`,
 } as const;
 

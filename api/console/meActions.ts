@@ -14,7 +14,7 @@ import { CONTEST_WORDS_MAX } from '../../graph/audit';
 import { getAddressesByCustomer } from '../../graph/addresses';
 import { getDevicesByCustomer } from '../../graph/devices';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
-import type { Address, CustomerDevice } from '../../graph/model';
+import type { CustomerAddress, CustomerDevice } from '../../graph/model';
 import { AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import {
@@ -64,22 +64,27 @@ async function cardOf(deps: ApiDeps, customerId: string, form: FormFields) {
   return { card, wallet };
 }
 
+// A device or address the customer removed (disowned) already is still found, so that the same form
+// posted twice (a double click, a second tab) is answered as done, not 404.
 async function deviceOf(deps: ApiDeps, customerId: string, form: FormFields): Promise<CustomerDevice> {
   const id = field(form, 'device_id');
-  const device = (await getDevicesByCustomer(deps.graph, customerId)).find((d) => d.id === id);
+  const devices = await getDevicesByCustomer(deps.graph, customerId, { includeDisowned: true });
+  const device = devices.find((d) => d.id === id);
   if (!device) throw new NotFoundError('Device', id);
   return device;
 }
 
-async function addressOf(deps: ApiDeps, customerId: string, form: FormFields): Promise<Address> {
+async function addressOf(deps: ApiDeps, customerId: string, form: FormFields): Promise<CustomerAddress> {
   const id = field(form, 'address_id');
-  const address = (await getAddressesByCustomer(deps.graph, customerId)).find((a) => a.id === id);
+  const addresses = await getAddressesByCustomer(deps.graph, customerId, { includeDisowned: true });
+  const address = addresses.find((a) => a.id === id);
   if (!address) throw new NotFoundError('Address', id);
   return address;
 }
 
 const deviceWords = (d: CustomerDevice) => `the device ${maskOpaque(d.fingerprint)} (last seen ${when(d.last_login)})`;
-const addressWords = (a: Address) => `the address ${maskStreet(a.street1)}, ${a.city}, ${a.country}`;
+const addressWords = (a: CustomerAddress) => `the address ${maskStreet(a.street1)}, ${a.city}, ${a.country}`;
+const removedAlready = (what: string, at: string) => `You removed ${what} on ${when(at)} already: nothing changes.`;
 
 function contestWords(form: FormFields): string {
   const words = field(form, 'words', 'say what is wrong');
@@ -187,13 +192,16 @@ export function meActions(): ConsoleAction[] {
       allowed: self,
       confirm: async (deps, form, session) => {
         const device = await deviceOf(deps, await mayChange(deps, session, 'remove_device'), form);
+        if (device.disowned_at)
+          return { title: 'Remove this device?', details: [removedAlready(deviceWords(device), device.disowned_at)] };
         return {
           title: 'Remove this device?',
           danger: true,
           details: [
-            `${deviceWords(device)} will be removed from your devices, with what your sign-ins on it showed ` +
-              'and the record of your cards used on it.',
-            'If other people use it too, it stays theirs: only your link to it goes.',
+            `${deviceWords(device)} will no longer be listed as one of your devices, nor trusted as yours.`,
+            'We keep the record of your sign-ins on it and of your cards used on it, to protect your account ' +
+              '(our fraud checks read it). Signing in on it again makes it one of your devices again.',
+            'Other people who use it are not affected.',
           ],
         };
       },
@@ -209,12 +217,19 @@ export function meActions(): ConsoleAction[] {
       allowed: self,
       confirm: async (deps, form, session) => {
         const address = await addressOf(deps, await mayChange(deps, session, 'remove_address'), form);
+        if (address.disowned_at)
+          return {
+            title: 'Remove this address?',
+            details: [removedAlready(addressWords(address), address.disowned_at)],
+          };
         return {
           title: 'Remove this address?',
           danger: true,
           details: [
-            `${addressWords(address)} will be removed from your addresses.`,
-            'If other people use it too, it stays theirs: only your link to it goes.',
+            `${addressWords(address)} will no longer be listed as one of your addresses.`,
+            'We keep the record of what was shipped there. Shipping there again makes it one of your ' +
+              'addresses again.',
+            'Other people who use it are not affected.',
           ],
         };
       },

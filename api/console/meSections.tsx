@@ -152,6 +152,7 @@ export function WalletSection({ wallet, session, allowed, back }: SectionProps &
   );
 }
 
+/** The devices the customer has not removed: a removed one is kept, marked, for fraud checks (graph/devices.ts). */
 export function DevicesSection({
   devices,
   threshold,
@@ -203,6 +204,7 @@ export function DevicesSection({
   );
 }
 
+/** The addresses the customer has not removed (a removed one is kept, marked: graph/addresses.ts). */
 export function AddressesSection({ addresses, session, allowed, back }: SectionProps & { addresses: Address[] }) {
   return (
     <section id="addresses" aria-labelledby="addresses-h">

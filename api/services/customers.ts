@@ -173,16 +173,17 @@ export async function chooseDefaultInWallet(
 }
 
 /**
- * The customer's link to a device that is not theirs any more goes (graph/devices.ts: never
- * another customer's; the device itself only when nothing links it any more), under the wallet's
- * rule: a customer who is not active cannot with its own token, anyone else needs a reason then.
+ * The customer disowns a device that is not theirs any more (graph/devices.ts: their login edge is
+ * marked, nothing deleted — fraud checks, trust and ops keep it; their page and context drop it),
+ * under the wallet's rule: a customer who is not active cannot with its own token, anyone else
+ * needs a reason then. Again for a device already disowned: the same answer, nothing new.
  */
 export async function removeDevice(
   deps: ApiDeps,
   id: string,
   deviceId: string,
   actor: Omit<Actor, 'routeScopes'>,
-): Promise<{ device_id: string; payment_method_uses_removed: number; device_deleted: boolean }> {
+): Promise<{ device_id: string; disowned_at: string; recorded: boolean }> {
   await guardAndRecord(deps, id, 'remove_device', { ...actor, routeScopes: WALLET_SCOPES });
   return removeDeviceFromCustomer(deps.graph, id, deviceId, { allowStatuses: walletStatusesFor(actor) });
 }
@@ -193,7 +194,7 @@ export async function removeAddress(
   id: string,
   addressId: string,
   actor: Omit<Actor, 'routeScopes'>,
-): Promise<{ address_id: string; address_deleted: boolean }> {
+): Promise<{ address_id: string; disowned_at: string; recorded: boolean }> {
   await guardAndRecord(deps, id, 'remove_address', { ...actor, routeScopes: WALLET_SCOPES });
   return removeAddressFromCustomer(deps.graph, id, addressId, { allowStatuses: walletStatusesFor(actor) });
 }

@@ -143,8 +143,11 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
       `${kept ? ` (${kept} ${kept === 1 ? 'item' : 'items'} changed since stayed as they are)` : ''}`
     );
   },
-  DeviceRemovedByCustomer: () => 'A device was removed at the customer’s request (not theirs any more)',
-  AddressRemovedByCustomer: () => 'An address was removed at the customer’s request (not theirs any more)',
+  // Disowned, not deleted (graph/devices.ts): the words say it is kept.
+  DeviceRemovedByCustomer: () =>
+    'The customer removed a device from their devices (not theirs any more; its record is kept for fraud checks)',
+  AddressRemovedByCustomer: () =>
+    'The customer removed an address from their addresses (not theirs any more; its record is kept)',
   HistoryEntryContested: (p) =>
     p.contested_event_id
       ? `The customer contested the entry of ${minute(p.contested_occurred_at)} (${typeWords(p.contested_type)})` +

@@ -67,8 +67,9 @@ export async function exportCustomer(
   return (async function* pieces() {
     const [wallet, devices, addresses] = await Promise.all([
       listWallet(g, id),
-      getDevicesByCustomer(g, id),
-      getAddressesByCustomer(g, id),
+      // Those the customer removed too: Persona keeps them (marked `disowned_at`, for fraud checks).
+      getDevicesByCustomer(g, id, { includeDisowned: true }),
+      getAddressesByCustomer(g, id, { includeDisowned: true }),
     ]);
     const head = {
       exported_at: new Date().toISOString(),
@@ -85,9 +86,10 @@ export async function exportCustomer(
         login_count: d.login_count,
         first_login: d.first_login,
         last_login: d.last_login,
+        disowned_at: d.disowned_at ?? null,
       })),
       addresses: addresses.map(
-        ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default }) => ({
+        ({ id: addressId, street1, street2, city, state, zip_code, country, type, is_default, disowned_at }) => ({
           id: addressId,
           street1,
           street2,
@@ -97,6 +99,7 @@ export async function exportCustomer(
           country,
           type,
           is_default,
+          disowned_at: disowned_at ?? null,
         }),
       ),
     };

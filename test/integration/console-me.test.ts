@@ -10,7 +10,10 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContestsSection } from '../../api/console/contests';
 import { contestHistoryEntry, listHistoryContests } from '../../graph/audit';
+import { readCustomerGraph } from '../../graph/console';
 import {
+  DEVICE_CUSTOMERS,
+  DISOWN_DEVICE,
   getAddressesByCustomer,
   getDevicesByCustomer,
   InvalidInputError,
@@ -21,11 +24,14 @@ import {
   removeDeviceFromCustomer,
   setCustomerStatusTx,
   setDefaultPaymentMethod,
+  updateDeviceTrustScore,
   writeTx,
 } from '../../graph';
+import type { FraudOutcomeStatus } from '../../temporal/fraud';
 import { startHarness, type Harness } from '../support/api';
 import { csrfOf, getPage, postForm, signIn as signInToConsole } from '../support/console';
 import { uniqueEmail } from '../support/graph';
+import { until } from '../support/wait';
 
 let h: Harness;
 beforeAll(async () => {
@@ -202,9 +208,7 @@ describe('/console/me', () => {
     expect(profile).toContain(`${alice.email.charAt(0)}***@example.com`);
     expect(profile).toContain(`+44 *** *** ${alice.phone.slice(-4)}`);
     expect(text(section(page.html, 'wallet'))).toContain('Visa ending 4242');
-    expect(text(section(page.html, 'devices'))).toContain(
-      `${alice.fingerprint.slice(0, 4)}…${alice.fingerprint.slice(-4)}`,
-    );
+    expect(text(section(page.html, 'devices'))).toContain(`…${alice.fingerprint.slice(-4)}`);
     expect(text(section(page.html, 'addresses'))).toContain('Leeds');
     expect(text(section(page.html, 'history'))).toContain('Signed up');
     // Nothing unmasked, no token, nothing of the other customer; no inline script or style.
@@ -310,7 +314,7 @@ describe('the wallet on /console/me', () => {
 });
 
 describe('devices and addresses on /console/me', () => {
-  it('removes a device (another customer on it keeps it) and an address, with their events', async () => {
+  it('removes a device (disowned: kept for others and fraud checks) and an address, with their events', async () => {
     const shared = `fp-${randomUUID()}`;
     const alice = person({ fingerprint: shared });
     const aliceId = await onboard(alice);
@@ -321,31 +325,46 @@ describe('devices and addresses on /console/me', () => {
     const me = await meOf(aliceId);
 
     const removed = await me.act('remove-device', { device_id: device?.id ?? '' });
-    expect(text(removed.confirm.html)).toContain('only your link to it goes');
+    expect(text(removed.confirm.html)).toContain('will no longer be listed as one of your devices');
+    expect(text(removed.confirm.html)).toContain('Other people who use it are not affected.');
     expect(removed.done.status).toBe(200);
     expect(text(removed.done.html)).toContain('is no longer one of your devices');
     expect(await getDevicesByCustomer(h.graph, aliceId)).toEqual([]);
-    expect((await getDevicesByCustomer(h.graph, bobId)).map((d) => d.id)).toEqual([device?.id]);
-    const [deviceEvent] = await listCustomerEvents(h.graph, aliceId, { type: 'DeviceRemovedByCustomer' });
-    expect(deviceEvent?.payload).toEqual({
-      device_id: device?.id,
-      payment_method_uses_removed: 1,
-      device_deleted: false,
-    });
+    expect(await getDevicesByCustomer(h.graph, aliceId, { includeDisowned: true })).toEqual([
+      expect.objectContaining({ id: device?.id, disowned_at: expect.any(String) as string }),
+    ]);
+    expect((await getDevicesByCustomer(h.graph, bobId)).map((d) => [d.id, d.disowned_at])).toEqual([
+      [device?.id, null],
+    ]);
+    // The same form again (a double click, a second tab): answered as done, nothing new.
+    const again = await me.act('remove-device', { device_id: device?.id ?? '' });
+    expect([again.confirm.status, again.done.status]).toEqual([200, 200]);
+    expect(text(again.confirm.html)).toContain('already: nothing changes');
+    const deviceEvents = await listCustomerEvents(h.graph, aliceId, { type: 'DeviceRemovedByCustomer' });
+    expect(deviceEvents.map((e) => e.payload)).toEqual([{ device_id: device?.id }]);
 
     // Bob's address is not Alice's to remove.
     expect((await me.act('remove-address', { address_id: bobsAddress?.id ?? '' })).done.status).toBe(404);
     const gone = await me.act('remove-address', { address_id: address?.id ?? '' });
-    expect(text(gone.confirm.html)).toContain(`the address *** C******** R***, Leeds, GB will be removed`);
+    expect(text(gone.confirm.html)).toContain(
+      `the address *** C******** R***, Leeds, GB will no longer be listed as one of your addresses`,
+    );
     expect(gone.done.status).toBe(200);
     expect(await getAddressesByCustomer(h.graph, aliceId)).toEqual([]);
+    expect(await getAddressesByCustomer(h.graph, aliceId, { includeDisowned: true })).toHaveLength(1);
     expect(await getAddressesByCustomer(h.graph, bobId)).toHaveLength(1);
     const [addressEvent] = await listCustomerEvents(h.graph, aliceId, { type: 'AddressRemovedByCustomer' });
-    expect(addressEvent?.payload).toEqual({ address_id: address?.id, address_deleted: true });
+    expect(addressEvent?.payload).toEqual({ address_id: address?.id });
 
     const page = await me.get('/console/me');
     expect(text(section(page.html, 'devices'))).toContain('No devices.');
-    expect(text(section(page.html, 'history'))).toContain('A device was removed at the customer’s request');
+    expect(text(section(page.html, 'addresses'))).toContain('No addresses.');
+    expect(text(section(page.html, 'history'))).toContain('The customer removed a device from their devices');
+
+    // Ops still see both on the customer page, marked.
+    const ops = await signIn(await h.token('ops'));
+    const graphSection = text(section((await ops.get(`/console/customers/${aliceId}`)).html, 'graph'));
+    expect(graphSection).toContain('disowned by the customer');
   });
 });
 
@@ -450,33 +469,162 @@ describe('export and erasure on /console/me', () => {
 // ---- the graph writes behind the page ---------------------------------------------------------------
 
 describe('graph: what a customer removes or contests', () => {
-  it('removes only the customer’s own device edge; deletes the device once nothing links it', async () => {
-    const shared = `fp-${randomUUID()}`;
-    const [a, b] = [await onboard(person({ fingerprint: shared })), await onboard(person({ fingerprint: shared }))];
-    const deviceId = (await getDevicesByCustomer(h.graph, a))[0]?.id as string;
-    await expect(removeDeviceFromCustomer(h.graph, a, randomUUID())).rejects.toBeInstanceOf(NotFoundError);
-    // Each onboarding's card was used on the device: a's use goes with a's login, b's stays.
-    const uses = async () =>
-      (
-        await h.graph.query<{ owner: string }>(
-          'MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->()-[:USED_ON]->(:Device {id: $id}) RETURN c.id AS owner',
-          { id: deviceId },
+  it(
+    'disowns a device: the edge, the USED_ON edges and the node stay, the page stops listing it, a fraud outcome ' +
+      'naming it is still accepted and applied, the context no longer counts it as trusted, a second removal is ' +
+      'idempotent, a new login clears it',
+    async () => {
+      const shared = `fp-${randomUUID()}`;
+      const [a, b] = [await onboard(person({ fingerprint: shared })), await onboard(person({ fingerprint: shared }))];
+      const deviceId = (await getDevicesByCustomer(h.graph, a))[0]?.id as string;
+      await expect(removeDeviceFromCustomer(h.graph, a, randomUUID())).rejects.toBeInstanceOf(NotFoundError);
+      await updateDeviceTrustScore(h.graph, deviceId, 0.9, { reason: 'console test' });
+      const agent = await h.token('fraud:report context:read');
+      const trusted = async () =>
+        ((await api('GET', `/api/v1/customers/${a}/context`, agent)).json.trusted_devices as { device_id: string }[])
+          .map((d) => d.device_id)
+          .includes(deviceId);
+      await until(trusted);
+      // Each onboarding's card was used on the device.
+      const uses = async () =>
+        (
+          await h.graph.query<{ owner: string }>(
+            'MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->()-[:USED_ON]->(:Device {id: $id}) RETURN c.id AS owner',
+            { id: deviceId },
+          )
         )
-      ).map((u) => u.owner);
-    expect((await uses()).sort()).toEqual([a, b].sort());
-    expect(await removeDeviceFromCustomer(h.graph, a, deviceId)).toEqual({
-      device_id: deviceId,
-      payment_method_uses_removed: 1,
-      device_deleted: false,
+          .map((u) => u.owner)
+          .sort();
+      expect(await uses()).toEqual([a, b].sort());
+
+      // The statement seeks the customer and expands from it, never from a device others share.
+      const plan = await h.graph.driver.executeQuery(
+        `EXPLAIN ${DISOWN_DEVICE}`,
+        { customerId: a, deviceId },
+        { database: h.graph.database },
+      );
+      const ops: string[] = [];
+      const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
+        ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
+        p.children.forEach((c) => walk(c as typeof p));
+      };
+      walk(plan.summary.plan as never);
+      expect(ops.join('\n')).toMatch(/NodeUniqueIndexSeek\S* UNIQUE c:Customer\(id\)/);
+      expect(ops.join('\n')).toMatch(/Expand\(All\)\S* \(c\)-\[r:LOGGED_IN_FROM\]->\(d\)/);
+      expect(ops.join('\n')).not.toMatch(/d:Device\(id\)/);
+
+      const first = await removeDeviceFromCustomer(h.graph, a, deviceId);
+      expect(first).toEqual({ device_id: deviceId, disowned_at: expect.any(String) as string, recorded: true });
+      // Nothing deleted: a's login edge (marked), both cards' uses, the device with its trust.
+      const edges = await h.graph.query<{ customer: string; disowned: string | null; trust: number }>(
+        `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device {id: $id})
+         RETURN c.id AS customer, r.disowned_at AS disowned, d.trust_score AS trust ORDER BY customer`,
+        { id: deviceId },
+      );
+      expect(edges).toEqual(
+        [
+          { customer: a, disowned: first.disowned_at, trust: 0.9 },
+          { customer: b, disowned: null, trust: 0.9 },
+        ].sort((x, y) => (x.customer < y.customer ? -1 : 1)),
+      );
+      expect(await uses()).toEqual([a, b].sort());
+      // The customer's own reads drop it; the shared-device read, ops' page and matches still see a.
+      expect(await getDevicesByCustomer(h.graph, a)).toEqual([]);
+      const [onDevice] = await h.graph.query<{ customerIds: string[] }>(DEVICE_CUSTOMERS, {
+        fingerprint: shared,
+        cap: 10,
+      });
+      expect([...(onDevice?.customerIds ?? [])].sort()).toEqual([a, b].sort());
+      expect((await readCustomerGraph(h.graph, a)).devices).toEqual([
+        expect.objectContaining({ id: deviceId, disowned_at: first.disowned_at, shared_with: 1 }),
+      ]);
+      await until(async () => !(await trusted()));
+      const checkout = await api('GET', `/api/v1/customers/${a}/checkout-options?deviceId=${deviceId}`, agent);
+      expect(checkout.json.trusted_device).toBe(false);
+
+      // Again: the same answer, no second event.
+      expect(await removeDeviceFromCustomer(h.graph, a, deviceId)).toEqual({ ...first, recorded: false });
+      const removals = await listCustomerEvents(h.graph, a, { type: 'DeviceRemovedByCustomer' });
+      expect(removals.map((e) => e.payload)).toEqual([{ device_id: deviceId }]);
+
+      // The fraud system's account takeover report, arriving after the removal: accepted and applied.
+      const outcomeId = `ato-${randomUUID()}`;
+      const reported = await api('POST', '/api/v1/fraud-outcomes', agent, {
+        outcome_id: outcomeId,
+        customer_id: a,
+        outcome: 'account_takeover',
+        device_id: deviceId,
+      });
+      expect(reported.status).toBe(202);
+      const statusOf = async () =>
+        (await api('GET', `/api/v1/fraud-outcomes/${outcomeId}`, agent)).json as unknown as FraudOutcomeStatus;
+      await until(async () => (await statusOf()).state === 'awaiting_review');
+      expect((await statusOf()).applied?.changes).toEqual(
+        expect.arrayContaining([
+          { entity: 'device', id: deviceId, field: 'trust_score', from: 0.9, to: 0 },
+          { entity: 'customer', id: a, field: 'status', from: 'active', to: 'suspended' },
+        ]),
+      );
+      await until(async () => (await api('GET', `/api/v1/customers/${a}/context`, agent)).json.status === 'suspended');
+
+      // A login reported from before the removal (late) leaves it disowned; a new one makes it a's again,
+      // with the trust the fraud left (0), never a fresh device's 0.5.
+      const login = async (occurredAt: Date) => {
+        const res = await api('POST', '/api/v1/interactions', await h.token('interactions:write'), {
+          data: [
+            {
+              id: `login-${randomUUID()}`,
+              type: 'login',
+              customer_id: a,
+              occurred_at: occurredAt.toISOString(),
+              device: { fingerprint: shared },
+            },
+          ],
+        });
+        expect(res.json.data).toEqual([expect.objectContaining({ result: 'recorded' })]);
+      };
+      await login(new Date(Date.parse(first.disowned_at) - 60_000));
+      expect(await getDevicesByCustomer(h.graph, a)).toEqual([]);
+      await login(new Date());
+      expect(await getDevicesByCustomer(h.graph, a)).toEqual([
+        expect.objectContaining({ id: deviceId, disowned_at: null, trust_score: 0 }),
+      ]);
+      const linked = await listCustomerEvents(h.graph, a, { type: 'DeviceLinked', limit: 1 });
+      expect(linked[0]?.payload).toMatchObject({ device_id: deviceId, new_device: false });
+    },
+  );
+
+  it('disowns an address: the edge and the node stay, once; a later shipment to it clears it', async () => {
+    const p = person();
+    const id = await onboard(p);
+    const addressId = (await getAddressesByCustomer(h.graph, id))[0]?.id as string;
+    await expect(removeAddressFromCustomer(h.graph, id, randomUUID())).rejects.toBeInstanceOf(NotFoundError);
+    const first = await removeAddressFromCustomer(h.graph, id, addressId);
+    expect(first).toEqual({ address_id: addressId, disowned_at: expect.any(String) as string, recorded: true });
+    expect(await removeAddressFromCustomer(h.graph, id, addressId)).toEqual({ ...first, recorded: false });
+    expect(await getAddressesByCustomer(h.graph, id)).toEqual([]);
+    const [kept] = await h.graph.query<{ disowned: string }>(
+      'MATCH (:Customer {id: $id})-[s:SHIPPED_TO]->(:Address {id: $addressId}) RETURN s.disowned_at AS disowned',
+      { id, addressId },
+    );
+    expect(kept?.disowned).toBe(first.disowned_at);
+    expect((await readCustomerGraph(h.graph, id)).addresses).toEqual([
+      expect.objectContaining({ id: addressId, disowned_at: first.disowned_at }),
+    ]);
+    expect(await listCustomerEvents(h.graph, id, { type: 'AddressRemovedByCustomer' })).toHaveLength(1);
+    const res = await api('POST', '/api/v1/interactions', await h.token('interactions:write'), {
+      data: [
+        {
+          id: `ship-${randomUUID()}`,
+          type: 'shipment',
+          customer_id: id,
+          occurred_at: new Date().toISOString(),
+          address: { street1: p.street, city: 'Leeds', zip_code: 'LS1 1AA', country: 'GB' },
+        },
+      ],
     });
-    expect(await uses()).toEqual([b]);
-    await expect(removeDeviceFromCustomer(h.graph, a, deviceId)).rejects.toBeInstanceOf(NotFoundError);
-    expect(await removeDeviceFromCustomer(h.graph, b, deviceId)).toEqual({
-      device_id: deviceId,
-      payment_method_uses_removed: 1,
-      device_deleted: true,
-    });
-    expect(await h.graph.query('MATCH (d:Device {fingerprint: $fp}) RETURN d.id AS id', { fp: shared })).toEqual([]);
+    expect(res.json.data).toEqual([expect.objectContaining({ result: 'recorded' })]);
+    expect((await getAddressesByCustomer(h.graph, id)).map((a) => [a.id, a.disowned_at])).toEqual([[addressId, null]]);
   });
 
   it('refuses a removal or a default for a customer not allowed to change (under the lock)', async () => {
@@ -492,9 +640,9 @@ describe('graph: what a customer removes or contests', () => {
     );
     // Ops (active or suspended) may.
     await setDefaultPaymentMethod(h.graph, id, card);
-    expect(await removeAddressFromCustomer(h.graph, id, addressId)).toEqual({
+    expect(await removeAddressFromCustomer(h.graph, id, addressId)).toMatchObject({
       address_id: addressId,
-      address_deleted: true,
+      recorded: true,
     });
   });
 
