@@ -10,16 +10,11 @@ import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { FRAUD_OUTCOME_WORKFLOW_TYPE, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { IDENTITY_MERGE_WORKFLOW_TYPE, type IdentityMergeStatus } from '../../temporal/identityMerge';
-import {
-  RECOVERY_ENDED,
-  RECOVERY_WORKFLOW_TYPE,
-  recoveryWorkflowId,
-  type RecoveryStatus,
-} from '../../temporal/recovery';
+import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { fraudOutcomeStatus } from '../services/fraud';
 import { mergeStatus } from '../services/identityMerges';
-import { recoveryStatus } from '../services/recovery';
+import { cancelRefusal, recoveryStatus } from '../services/recovery';
 import { ActionForm, when } from './kit';
 import type { ConsoleSession } from './session';
 
@@ -223,7 +218,8 @@ function ActionsOf(props: {
   const forms = [];
   const running = row.status === 'RUNNING';
   const recovery = row.recovery;
-  if (recovery && running && may('cancel-recovery') && !RECOVERY_ENDED.includes(recovery.status?.state ?? 'waiting'))
+  // Offered only where the service would take it (dunning, or charging with nothing recovered yet).
+  if (recovery?.status && running && may('cancel-recovery') && cancelRefusal(recovery.status) === null)
     forms.push(
       <ActionForm
         session={session}

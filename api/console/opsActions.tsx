@@ -17,7 +17,7 @@ import { identityMergePair } from '../../temporal/identityMerge';
 import { startExpiryScan } from '../services/expiry';
 import { fraudOutcomeStatus, resolveReview } from '../services/fraud';
 import { mergeStatus, proposeMerge, undoMerge } from '../services/identityMerges';
-import { cancelRecovery, recoveryStatus } from '../services/recovery';
+import { cancelRecovery, cancelRefusal, recoveryStatus } from '../services/recovery';
 import { relayStatus, retryParked } from '../services/relay';
 import { temporalHistoryUrl } from './customerWorkflows';
 import { can, field, when, type ConsoleAction, type FormFields } from './kit';
@@ -117,6 +117,8 @@ const cancelRecoveryAction: ConsoleAction = {
     const paymentId = matching(form, 'payment_id', (v) => WORKFLOW_KEY.test(v), 'not a payment id');
     const reason = requiredText(form, 'reason');
     const status = await recoveryStatus(deps, paymentId);
+    const refusal = cancelRefusal(status);
+    if (refusal) throw new InvalidStateError(`payment recovery ${paymentId} cannot be cancelled now: ${refusal}`);
     return {
       title: 'Cancel this recovery?',
       details: [

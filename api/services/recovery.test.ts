@@ -1,9 +1,9 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { OFFER_BY_SIGNAL } from '../../temporal/recovery';
+import { initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
 import type { ApiDeps } from '../deps';
-import { offerNewPaymentMethod } from './recovery';
+import { cancelRefusal, offerNewPaymentMethod } from './recovery';
 
 /**
  * What the wallet's offer does with each answer a recovery can give, on a stand-in of Temporal's
@@ -84,5 +84,22 @@ describe('offering a new card to running recoveries', () => {
     const offers = await offerNewPaymentMethod(deps, 'c-1', 'pm-new', 50);
     expect(offers).toMatchObject([{ payment_id: 's', outcome: 'pending', state: null }]);
     expect(signalled).toEqual([]);
+  });
+});
+
+describe('when ops may cancel a recovery', () => {
+  const status = (change: Partial<RecoveryStatus>): RecoveryStatus => ({ ...initialRecoveryStatus(), ...change });
+
+  it('cancels one between charges or charging with nothing recovered yet', () => {
+    expect(cancelRefusal(status({ state: 'dunning' }))).toBeNull();
+    expect(cancelRefusal(status({ state: 'recovering' }))).toBeNull();
+  });
+
+  it('refuses one that needs attention, recovered, or is only finishing its records, saying why', () => {
+    expect(cancelRefusal(status({ state: 'needs_attention' }))).toMatch(/decide it with retry or skip first/);
+    expect(cancelRefusal(status({ state: 'recovering', recovered_with: 'pm_1' }))).toMatch(/recovered the payment/);
+    expect(cancelRefusal(status({ state: 'waiting' }))).toMatch(/not taken its payment failure yet/);
+    for (const state of ['recovered', 'failed', 'stopped'] as const)
+      expect(cancelRefusal(status({ state }))).toMatch(/only finishing its records/);
   });
 });

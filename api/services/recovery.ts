@@ -139,8 +139,13 @@ export const CANCEL_REASON_MAX = 500;
 /**
  * Ops stop a running recovery with a reason: the `cancel` signal, after which it charges nothing
  * more (a charge already under way is finished and recorded first) and ends `stopped`, its
- * `stop_reason` "cancelled: <reason>". NotFoundError (404) when no recovery has this payment id,
- * InvalidStateError (409) when it is not running any more. Answers its status once the signal is in.
+ * `stop_reason` "cancelled: <reason>". Only a recovery between charges (`dunning`) or charging
+ * (`recovering`, nothing recovered yet) is cancelled: one that needs attention is decided with
+ * retry or skip first (a cancel there could leave a charge that went through unrecorded), and one
+ * that recovered or failed is only finishing its records. A recovery cancelled already answers its
+ * status again (a resent form). NotFoundError (404) when no recovery has this payment id,
+ * InvalidStateError (409) when it cannot be cancelled now, saying why. Answers its status once the
+ * signal is in.
  */
 export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: string): Promise<RecoveryStatus> {
   const why = reason.trim();
@@ -156,6 +161,10 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
     throw err;
   }
   if (described.status.name !== 'RUNNING') throw ended(described.status.name.toLowerCase().replace(/_/g, ' '));
+  const status = await recoveryStatus(deps, paymentId);
+  if (status.stop_reason?.startsWith('cancelled')) return status;
+  const refusal = cancelRefusal(status);
+  if (refusal) throw new InvalidStateError(`payment recovery ${paymentId} cannot be cancelled now: ${refusal}`);
   try {
     await handle.signal(cancelRecoverySignal, { reason: why });
   } catch (err) {
@@ -164,6 +173,16 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
     throw err;
   }
   return recoveryStatus(deps, paymentId);
+}
+
+/** Why a recovery in this state may not be cancelled, or null when it may. */
+export function cancelRefusal(status: RecoveryStatus): string | null {
+  if (status.recovered_with !== null) return 'it recovered the payment already and is recording it';
+  if (status.state === 'needs_attention')
+    return 'it needs attention: decide it with retry or skip first (a charge may have gone through)';
+  if (status.state === 'dunning' || status.state === 'recovering') return null;
+  if (status.state === 'waiting') return 'it has not taken its payment failure yet';
+  return `it is ${status.state.replace(/_/g, ' ')} already and only finishing its records`;
 }
 
 /** What became of a new card offered to one of the customer's running recoveries. */
