@@ -93,6 +93,15 @@ describe('configuration', () => {
     }
   });
 
+  it('takes one origin for the codec server’s CORS, never a pattern', () => {
+    expect(loadSettings({ PERSONA_CODEC_CORS_ORIGIN: 'https://temporal.example.com' }).PERSONA_CODEC_CORS_ORIGIN).toBe(
+      'https://temporal.example.com',
+    );
+    expect(loadSettings({ PERSONA_CODEC_CORS_ORIGIN: '' }).PERSONA_CODEC_CORS_ORIGIN).toBe('');
+    for (const bad of ['*', 'null', 'https://*.example.com', 'https://ui.example.com/path'])
+      expect(() => loadSettings({ PERSONA_CODEC_CORS_ORIGIN: bad })).toThrow(/PERSONA_CODEC_CORS_ORIGIN/);
+  });
+
   it('reads the fraud settings and refuses a step outside (0, 1]', () => {
     expect(loadSettings({})).toMatchObject({ PERSONA_FRAUD_TRUST_STEP: 0.1, PERSONA_FRAUD_REVIEW_DAYS: 30 });
     expect(() => loadSettings({ PERSONA_FRAUD_TRUST_STEP: '0' })).toThrow(/PERSONA_FRAUD_TRUST_STEP/);

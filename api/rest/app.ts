@@ -97,7 +97,7 @@ export function createApp(deps: ApiDeps) {
 
   // Probes and scrapes above are not limited; every /api and /codec call is.
   app.use('/api/*', rateLimit(deps));
-  app.use('/codec/*', rateLimit(deps, codecCredentials));
+  app.use('/codec/*', rateLimit(deps, codecCredentials(deps.payloads.corsOrigin)));
 
   // A batch of interactions may be larger than any other body; everything else keeps the small limit.
   const limitTo = (maxSize: number) =>
@@ -117,6 +117,7 @@ export function createApp(deps: ApiDeps) {
   app.use('/codec/*', limitTo(CODEC_MAX_BODY_BYTES));
   app.use('/api/*', requestDeadline(deps));
   app.use('/codec/*', requestDeadline(deps));
+  app.use('/console/*', requestDeadline(deps));
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
   app.route('/', contextRoutes(deps));

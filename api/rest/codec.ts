@@ -76,14 +76,19 @@ const namespaceHeader = z.object({
 
 /**
  * The codec's credentials: the `Authorization` header when one is sent (a wrong one is refused, not
- * passed over), else the console's session token from its cookie, as a bearer token.
+ * passed over), else the console's session token from its cookie, as a bearer token, but only for
+ * a browser request from the Temporal UI's origin (`Origin` = PERSONA_CODEC_CORS_ORIGIN): another
+ * page of the same site cannot spend an ops session's cookie on the codec, even blind.
  */
-export const codecCredentials: Credentials = (c) => {
-  const header = c.req.header('authorization');
-  if (header !== undefined) return header;
-  const token = sessionToken(c);
-  return token ? `Bearer ${token}` : undefined;
-};
+export function codecCredentials(uiOrigin: string): Credentials {
+  return (c) => {
+    const header = c.req.header('authorization');
+    if (header !== undefined) return header;
+    if (!uiOrigin || c.req.header('origin') !== uiOrigin) return undefined;
+    const token = sessionToken(c);
+    return token ? `Bearer ${token}` : undefined;
+  };
+}
 
 /** How a codec caller asked, for the log. */
 const askedWith = (c: Context): 'bearer' | 'console session' | 'none' =>
@@ -105,7 +110,7 @@ const requireBody: MiddlewareHandler = async (c, next) => {
 
 export function codecRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const opsOnly = access(deps.authenticate, { scopes: ['ops'] }, codecCredentials);
+  const opsOnly = access(deps.authenticate, { scopes: ['ops'] }, codecCredentials(deps.payloads.corsOrigin));
   const codec = deps.payloads.codec;
   const route = (path: '/codec/decode' | '/codec/encode', summary: string) =>
     createRoute({

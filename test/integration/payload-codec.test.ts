@@ -281,7 +281,9 @@ describe('the payload codec end to end', () => {
     const ada = person();
     const a = await onboard(ada);
     const input = startInput(await rawHistory(a.workflowId));
-    const session = (token: string) => ({ cookie: `__Host-${SESSION_COOKIE}=${token}` });
+    // As the UI's browser sends it: the cookie, from the UI's origin.
+    const uiOrigin = h.deps.payloads.corsOrigin;
+    const session = (token: string, origin = uiOrigin) => ({ cookie: `__Host-${SESSION_COOKIE}=${token}`, origin });
     const ops = await h.token('ops', 'ops-ui');
 
     const asOps = await decodeThroughServer(input, null, session(ops));
@@ -296,6 +298,9 @@ describe('the payload codec end to end', () => {
     expect((await decodeThroughServer(input, null, session('not-a-jwt'))).status).toBe(401);
     // Only the console's own (__Host-) cookie counts, and a header that is sent wins over it.
     expect((await decodeThroughServer(input, null, { cookie: `${SESSION_COOKIE}=${ops}` })).status).toBe(401);
+    // Another page of the same site, or no origin at all, cannot spend the ops session on the codec.
+    expect((await decodeThroughServer(input, null, session(ops, 'http://localhost:9999'))).status).toBe(401);
+    expect((await decodeThroughServer(input, null, { cookie: `__Host-${SESSION_COOKIE}=${ops}` })).status).toBe(401);
     expect((await decodeThroughServer(input, 'not-a-jwt', session(ops))).status).toBe(401);
     expect((await decodeThroughServer(input, await h.token('self', a.customerId), session(ops))).status).toBe(403);
 
@@ -325,7 +330,7 @@ describe('the payload codec end to end', () => {
     expect(preflight.headers.get('access-control-allow-credentials')).toBe('true');
     const answer = await h.app.request('/codec/decode', {
       method: 'POST',
-      headers: { origin, 'content-type': 'application/json', ...session(ops) },
+      headers: { 'content-type': 'application/json', ...session(ops, origin) },
       body: JSON.stringify({ payloads: input.map(toJson) }),
     });
     expect(answer.status).toBe(200);
