@@ -17,6 +17,7 @@
  * Every page is checked (200, the identity graph's block present); a failure is counted and printed.
  */
 import { parseArgs } from 'node:util';
+import neo4j from 'neo4j-driver';
 import autocannon from 'autocannon';
 import { loadConfig } from '../config/env';
 import { createDriver } from '../graph';
@@ -122,7 +123,7 @@ async function main(): Promise<void> {
      WITH DISTINCT c LIMIT 200000
      WITH c ORDER BY rand() LIMIT $n
      RETURN c.id AS id`,
-    { n: sampleSize },
+    { n: neo4j.int(sampleSize) },
     db,
   );
   const ids = sample.records.map((r) => r.get('id') as string);
@@ -181,33 +182,41 @@ async function main(): Promise<void> {
       if (run.failures + base.failures > 0) console.log(`  FAILURES: ${run.failures} pages, ${base.failures} profiles`);
     }
 
-    let next = 0;
-    const result = await autocannon({
-      url: api.url,
-      connections: 4,
-      duration: autocannonSeconds,
-      headers: { cookie },
-      requests: [
-        {
-          method: 'GET',
-          setupRequest: (req) => ({ ...req, path: `/console/customers/${readIds[next++ % readIds.length]}` }),
-        },
-      ],
-    });
-    console.log(
-      `\nautocannon, 4 connections, ${autocannonSeconds} s over the same pages: ` +
-        `${f0(result.requests.average)} pages/s; ` +
-        `latency p50 ${result.latency.p50} ms, p90 ${result.latency.p90} ms, p97.5 ${result.latency.p97_5} ms, ` +
-        `p99 ${result.latency.p99} ms, max ${result.latency.max} ms; non-2xx ${result.non2xx}, errors ${result.errors}`,
-    );
+    // autocannon over both, the baseline first: the same ids in turn, 4 connections each.
+    const hammer = async (what: string, path: (id: string) => string, headers: Record<string, string>) => {
+      let next = 0;
+      const result = await autocannon({
+        url: api.url,
+        connections: 4,
+        duration: autocannonSeconds,
+        headers,
+        requests: [
+          {
+            method: 'GET',
+            setupRequest: (req) => ({ ...req, path: path(readIds[next++ % readIds.length] as string) }),
+          },
+        ],
+      });
+      console.log(
+        `autocannon, ${what}, 4 connections, ${autocannonSeconds} s: ${f0(result.requests.average)}/s; ` +
+          `p50 ${result.latency.p50} ms, p90 ${result.latency.p90} ms, p97.5 ${result.latency.p97_5} ms, ` +
+          `p99 ${result.latency.p99} ms, max ${result.latency.max} ms; ` +
+          `non-2xx ${result.non2xx}, errors ${result.errors}`,
+      );
+    };
+    console.log('');
+    await hammer('REST profile', (id) => `/api/v1/customers/${id}/profile`, { authorization: `Bearer ${token}` });
+    await hammer('customer page', (id) => `/console/customers/${id}`, { cookie });
   } finally {
     await stopProcess(api);
     await removeDeviceCustomers({ driver, database: config.NEO4J_DATABASE }, deviceId, seeded);
-    await driver.close();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+main()
+  .catch((err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  })
+  // Closed whatever happened, or the process waits on the driver's pool.
+  .finally(() => driver.close());

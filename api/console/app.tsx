@@ -135,7 +135,26 @@ export function consoleRoutes(deps: ApiDeps) {
     return c.body(file.body, 200, { 'content-type': file.type });
   });
 
+  /** One request from the caller's bucket, or the 429 page with Retry-After. */
+  const admitted = (c: Context, caller: Parameters<typeof admit>[2]) => {
+    try {
+      admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
+      return null;
+    } catch (err) {
+      if (!(err instanceof RateLimitedError)) throw err;
+      c.header('Retry-After', String(err.retryAfterSeconds));
+      return problemPage(c, 429, 'Too many requests', err.message);
+    }
+  };
+
   // ---- sign-in and sign-out -------------------------------------------------------------------
+  // The sign-in page and form have no session: the anonymous bucket of the client's address.
+  const anonymousLimit: MiddlewareHandler = async (c, next) => {
+    const limited = admitted(c, { key: `addr:${clientAddress(c)}`, rateClass: 'anonymous' });
+    if (limited) return limited;
+    await next();
+  };
+  app.use('/console/sign-in', anonymousLimit);
   const signInPage = (c: Context, message: string | null, status: 200 | 400 | 401 | 403 = 200) => {
     const next = safeBack(c.req.query('next'), '/console');
     return render(
@@ -202,16 +221,17 @@ export function consoleRoutes(deps: ApiDeps) {
       }
       return problemPage(c, 401, 'Signed out', 'Your session has ended: sign in again, then repeat the step.');
     };
+    // Every request counts against its caller's bucket: the session's token, or without a (valid)
+    // one the anonymous bucket of the client's address, as the api's own routes.
+    const { caller, principal } = await identify(
+      deps.authenticate,
+      token ? `Bearer ${token}` : undefined,
+      clientAddress(c),
+    );
+    const limited = admitted(c, caller);
+    if (limited) return limited;
     if (!token) return toSignIn(false);
-    const { caller, principal } = await identify(deps.authenticate, `Bearer ${token}`, clientAddress(c));
     if (!principal) return toSignIn(true);
-    try {
-      admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
-    } catch (err) {
-      if (!(err instanceof RateLimitedError)) throw err;
-      c.header('Retry-After', String(err.retryAfterSeconds));
-      return problemPage(c, 429, 'Too many requests', err.message);
-    }
     const session = { token, principal, csrf: csrfTokenFor(key, token) };
     c.set('consoleSession', session);
     if (c.req.method === 'POST') {

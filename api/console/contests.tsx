@@ -3,7 +3,8 @@
  * #contests section, which gives the heading): each contest's time, the customer's own words, and
  * the entry it names — when, what kind, and what it says in words. A contest is an event of its
  * own (HistoryEntryContested, written from the customer's page, api/console/me.tsx); the contested
- * entry is never changed. Shown only to a session that may read customers.
+ * entry is never changed. Shown only to ops: contests name history entries and hold the customer's own
+ * words, and the history is ops' (as the REST route `GET /customers/{id}/events`).
  */
 import type { ApiDeps } from '../deps';
 import { historyContests } from '../services/events';
@@ -14,7 +15,7 @@ import type { ConsoleSession } from './session';
 export const CONTESTS_SHOWN = 50;
 
 export async function ContestsSection(props: { deps: ApiDeps; customerId: string; session: ConsoleSession }) {
-  if (!can(props.session.principal, ['customers:read'])) return null;
+  if (!can(props.session.principal, ['ops'])) return null;
   const contests = await historyContests(props.deps, props.customerId, CONTESTS_SHOWN + 1);
   if (contests.length === 0) return <p class="muted">The customer has contested no entry of their history.</p>;
   const shown = contests.slice(0, CONTESTS_SHOWN);

@@ -197,7 +197,8 @@ function GraphSection({ graph, trustThreshold }: { graph: CustomerGraph; trustTh
               <td>
                 {`trust score ${d.trust_score.toFixed(2)} ` +
                   `(${d.trust_score >= trustThreshold ? 'trusted' : 'not trusted'})` +
-                  `, last sign-in ${when(d.last_login)}`}
+                  `, last sign-in ${when(d.last_login)}` +
+                  (d.disowned_at ? `, disowned by the customer ${when(d.disowned_at)} (kept for fraud checks)` : '')}
               </td>
               <td>{sharedWords(d.shared_with)}</td>
             </tr>
@@ -206,7 +207,10 @@ function GraphSection({ graph, trustThreshold }: { graph: CustomerGraph; trustTh
             <tr>
               <th scope="row">Address</th>
               <td>{[a.city, a.country].filter(Boolean).join(', ') || '—'}</td>
-              <td>{`${a.type}${a.is_default ? ', default' : ''}`}</td>
+              <td>
+                {`${a.type}${a.is_default ? ', default' : ''}` +
+                  (a.disowned_at ? `, disowned by the customer ${when(a.disowned_at)}` : '')}
+              </td>
               <td>—</td>
             </tr>
           ))}
@@ -471,7 +475,7 @@ export function CustomerPage(props: {
       <nav aria-label="On this page" class="toc">
         <a href="#profile">Profile</a> <a href="#graph">Identity graph</a> <a href="#wallet">Wallet</a>{' '}
         {data.history ? <a href="#history">History</a> : null} <a href="#possible-matches">Possible matches</a>{' '}
-        <a href="#workflows">Workflows</a> <a href="#contests">Contested entries</a>
+        <a href="#workflows">Workflows</a> {data.history ? <a href="#contests">Contested entries</a> : null}
       </nav>
       <ProfileSection profile={data.profile} deps={deps} {...(mergedFrom ? { mergedFrom } : {})} />
       <GraphSection graph={data.graph} trustThreshold={deps.policy.trustThreshold} />
@@ -485,10 +489,12 @@ export function CustomerPage(props: {
         may={may}
         back={`/console/customers/${id}`}
       />
-      <section id="contests" aria-labelledby="contests-title">
-        <h2 id="contests-title">Contested entries</h2>
-        {raw(data.contests)}
-      </section>
+      {data.history ? (
+        <section id="contests" aria-labelledby="contests-title">
+          <h2 id="contests-title">Contested entries</h2>
+          {raw(data.contests)}
+        </section>
+      ) : null}
     </Page>
   );
 }

@@ -13,7 +13,8 @@ describe('masking identifiers for console pages', () => {
   });
 
   it('keeps only the ends of an opaque value, and nothing of a short one', () => {
-    expect(maskOpaque('fp_8f14e45fceea167a')).toBe('fp_8…167a');
+    expect(maskOpaque('fp_8f14e45fceea167a')).toBe('…167a');
+    expect(maskOpaque('fp_12345678')).toBe('****');
     expect(maskOpaque('abcd1234')).toBe('****');
     expect(maskIdentifier('email', 'bob@example.org')).toBe('b***@example.org');
   });

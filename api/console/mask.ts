@@ -1,7 +1,7 @@
 /**
  * What a console page shows of an identifier: enough to recognise it, not enough to use it.
  * `alice@acme.io` → `a***@acme.io`; `+14155550142` → `+1 *** *** 0142`; a device fingerprint or a
- * processor card fingerprint → its first 4 and last 4 characters; a street line → its words' first
+ * processor card fingerprint → its last 4 characters (nothing of a short one); a street line → its words' first
  * letters (`** D****** S*`). Every identifier a page renders
  * goes through these; the browser tests check no rendered page holds one unmasked.
  */
@@ -39,7 +39,7 @@ export function maskStreet(street: string): string {
     .join(' ');
 }
 
-/** A fingerprint or other long opaque value: its ends only. */
+/** A fingerprint or other opaque value: its last 4 characters when it is long (12 or more), else nothing. */
 export function maskOpaque(value: string): string {
-  return value.length <= 8 ? '****' : `${value.slice(0, 4)}…${value.slice(-4)}`;
+  return value.length < 12 ? '****' : `…${value.slice(-4)}`;
 }

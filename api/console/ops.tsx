@@ -3,12 +3,12 @@
  * actions ops decide. Every route needs the scope its REST counterpart needs (a session without it
  * gets the 403 page); the session itself is checked by api/console/app.tsx before these run.
  *
- *   GET /console/search?by=&q=       find a customer (api/console/search.tsx)
+ *   POST /console/search (by, q)     find a customer (api/console/search.tsx); GET ?by=&q= too
  *   GET /console/customers/:id       the customer page (api/console/customerPage.tsx)
  *   GET /console/operations          expiry scan, event relay (ops)
  *   POST /console/actions/<name>     api/console/opsActions.tsx, through app.tsx's confirm-then-act
  */
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import { EXPIRY_SCAN_WORKFLOW_TYPE } from '../../temporal/expiry';
@@ -17,7 +17,7 @@ import type { ApiDeps } from '../deps';
 import { relayStatus, type EventRelayView } from '../services/relay';
 import { CustomerPage, loadCustomerPage } from './customerPage';
 import { temporalHistoryUrl } from './customerWorkflows';
-import { ActionForm, can, Page, render, when, type ConsoleAction } from './kit';
+import { ActionForm, can, formOf, Page, render, when, type ConsoleAction } from './kit';
 import { mayTake, opsActions } from './opsActions';
 import { SearchPage, searchCustomers, searchKindOf, type SearchKind } from './search';
 import type { ConsoleSession } from './session';
@@ -187,13 +187,14 @@ export function opsConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleActio
   const routes = new Hono();
   const actions = opsActions();
 
-  routes.get('/console/search', async (c) => {
+  // The form posts (an email or phone never lands in a URL: browser history, proxies, the sign-in's
+  // `next`); a GET with `q` answers the same, for a link an agent builds by hand.
+  const search = async (c: Context, byValue: string | undefined, q: string | undefined) => {
     const session = c.get('consoleSession');
     requireScopes(session, ['customers:read']);
-    const q = c.req.query('q');
     let by: SearchKind = 'email';
     try {
-      by = searchKindOf(c.req.query('by'));
+      by = searchKindOf(byValue);
       if (q === undefined) return await render(c, <SearchPage session={session} by={by} q="" />);
       const result = await searchCustomers(deps, by, q);
       if (result.kind === 'one') return c.redirect(`/console/customers/${result.customerId}`, 303);
@@ -202,6 +203,11 @@ export function opsConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleActio
       if (!(err instanceof InvalidInputError)) throw err;
       return render(c, <SearchPage session={session} by={by} q={q ?? ''} problem={err} />, 400);
     }
+  };
+  routes.get('/console/search', (c) => search(c, c.req.query('by'), c.req.query('q')));
+  routes.post('/console/search', async (c) => {
+    const form = await formOf(c);
+    return search(c, form.by, form.q ?? '');
   });
 
   routes.get('/console/customers/:id', async (c) => {

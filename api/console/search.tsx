@@ -19,7 +19,7 @@ import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { ApiDeps } from '../deps';
 import { maskEmail, maskOpaque, maskPhone } from './mask';
-import { Page } from './kit';
+import { CsrfField, Page } from './kit';
 import type { ConsoleSession } from './session';
 
 export const SEARCH_KINDS = ['id', 'email', 'phone', 'fingerprint', 'payment', 'fraud_outcome'] as const;
@@ -132,7 +132,8 @@ export function SearchPage(props: {
   const problemId = 'search-problem';
   return (
     <Page title="Find a customer" session={props.session}>
-      <form method="get" action="/console/search" class="search" role="search" aria-label="Find a customer">
+      <form method="post" action="/console/search" class="search" role="search" aria-label="Find a customer">
+        <CsrfField session={props.session} />
         <label for="search-by">Search by</label>
         <select id="search-by" name="by">
           {SEARCH_KINDS.map((k) => (

@@ -325,9 +325,8 @@ async function reloadUntil(page: Page, ready: () => Promise<boolean>): Promise<v
 
 /** Presses Tab until `target` has the focus (at most `max` times): it is reachable with the keyboard. */
 async function tabTo(page: Page, target: Locator, max = 60): Promise<void> {
-  const handle = await target.elementHandle();
   for (let i = 0; i < max; i++) {
-    if (await page.evaluate((el) => el === document.activeElement, handle)) return;
+    if (await target.evaluate((el) => el === el.ownerDocument.activeElement)) return;
     await page.keyboard.press('Tab');
   }
   throw new Error(`${String(target)} was not reached with ${max} presses of Tab`);

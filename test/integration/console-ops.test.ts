@@ -427,7 +427,7 @@ describe('merges ops decide', () => {
 });
 
 describe('a session that only reads customers', () => {
-  it('sees the page without any action or the history, and an action posted anyway is refused', async () => {
+  it('sees the page without any action, the history or contests, and an action posted anyway is refused', async () => {
     const c = await onboard({ token: `tok_decline_insufficient_funds_${randomUUID().slice(0, 8)}` });
     const payment = await recoveryInDunning(c);
     // Ops would see the cancellation: the reader's page lacks it for its scopes, not for lack of a recovery.
@@ -435,6 +435,8 @@ describe('a session that only reads customers', () => {
     const html = await customerPageWhen(c.customerId, (p) => p.includes(`payment-recovery-${payment}`), readerCookie);
     expect(html).not.toContain('/console/actions/');
     expect(html).not.toContain('<section id="history"');
+    // Contests name history entries and hold the customer's words: the history's rule (ops).
+    expect(html).not.toContain('<section id="contests"');
     expect(html).not.toContain('href="/console/operations"');
     expect(html).toContain(maskEmail(c.email));
 

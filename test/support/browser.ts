@@ -229,8 +229,12 @@ export async function landing(page: Page, act: () => Promise<void>): Promise<Pag
     (r) =>
       r.request().isNavigationRequest() && r.frame() === page.mainFrame() && (r.status() < 300 || r.status() >= 400),
   );
+  // The answer is in before its document replaces the old one (even at the same URL, as a
+  // confirmation posting to itself): wait for the main frame to commit the new document too.
+  const committed = page.waitForEvent('framenavigated', (f) => f === page.mainFrame());
   await act();
   const response = await answered;
+  await committed;
   await page.waitForLoadState('load');
   return response;
 }
