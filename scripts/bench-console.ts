@@ -1,13 +1,16 @@
 /**
  * The console's customer page benchmark (issue 25, item 7), on the local Neo4j and Temporal:
  *
- *   npm run bench:console -- [--customers 200] [--shared 100000] [--passes 3] [--clients 1,4]
- *                            [--autocannon-seconds 10]
+ *   npm run bench:console -- [--customers 200] [--shared 100000] [--recoveries 40] [--passes 3]
+ *                            [--clients 1,4] [--autocannon-seconds 10]
  *
  * 1. Samples --customers active customers of the graph (seed it first: `npm run seed -- --customers
  *    1000000 …`), and puts one of them on a device shared by --shared customers (seeded straight
  *    into the graph, removed again at the end); one of those --shared customers is read too.
- * 2. Starts an api process of its own, signs in to the console as ops through the sign-in form.
+ * 2. Starts an api and a worker process of its own (on a task queue of their own), signs in to the
+ *    console as ops through the sign-in form, and reports a failed payment for --recoveries of the
+ *    customers (REST, a card of theirs): their pages list a real recovery workflow (running in dunning
+ *    or recovered), whose state the page queries, and its history. These are reported apart too.
  * 3. For each client count: every customer's page (`GET /console/customers/{id}`) --passes times in
  *    a shuffled order, and, as the baseline in the same run, the same customers' REST profile
  *    (`GET /api/v1/customers/{id}/profile`, one graph read): p50, p95, p99 and max of each, the first
@@ -16,13 +19,15 @@
  *    cross-check of the latency distribution (it reports p97.5, not p95) and the throughput.
  * Every page is checked (200, the identity graph's block present); a failure is counted and printed.
  */
+import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import neo4j from 'neo4j-driver';
+import { Client, Connection } from '@temporalio/client';
 import autocannon from 'autocannon';
 import { loadConfig } from '../config/env';
 import { createDriver } from '../graph';
 import { removeDeviceCustomers, seedDeviceCustomers } from '../test/support/sharedDevice';
-import { startApiProcess, stopProcess } from '../test/support/processes';
+import { startApiProcess, startWorkerProcess, stopProcess } from '../test/support/processes';
 import { benchToken, f0, summarise, type Latencies } from './benchKit';
 import { mulberry32 } from './random';
 
@@ -33,6 +38,7 @@ const { values } = parseArgs({
     passes: { type: 'string', default: '3' },
     clients: { type: 'string', default: '1,4' },
     'autocannon-seconds': { type: 'string', default: '10' },
+    recoveries: { type: 'string', default: '40' },
   },
 });
 const sampleSize = Number(values.customers);
@@ -40,6 +46,7 @@ const sharedCount = Number(values.shared);
 const passes = Number(values.passes);
 const clientCounts = values.clients.split(',').map(Number);
 const autocannonSeconds = Number(values['autocannon-seconds']);
+const recoveries = Number(values.recoveries);
 
 const config = loadConfig();
 const driver = createDriver(config);
@@ -80,6 +87,7 @@ interface Run {
   all: Latencies;
   firstPass: Latencies;
   shared: Latencies;
+  withRecovery: Latencies;
   failures: number;
 }
 
@@ -89,10 +97,12 @@ async function measure(
   sharedIds: Set<string>,
   clients: number,
   get: (id: string) => Promise<boolean>,
+  recoveryIds: Set<string> = new Set(),
 ): Promise<Run> {
   const all: number[] = [];
   const first: number[] = [];
   const shared: number[] = [];
+  const withRecovery: number[] = [];
   let failures = 0;
   for (let pass = 0; pass < passes; pass++) {
     const queue = shuffled(ids);
@@ -106,11 +116,18 @@ async function measure(
           all.push(took);
           if (pass === 0) first.push(took);
           if (sharedIds.has(id)) shared.push(took);
+          if (recoveryIds.has(id)) withRecovery.push(took);
         }
       }),
     );
   }
-  return { all: summarise(all), firstPass: summarise(first), shared: summarise(shared), failures };
+  return {
+    all: summarise(all),
+    firstPass: summarise(first),
+    shared: summarise(shared),
+    withRecovery: summarise(withRecovery),
+    failures,
+  };
 }
 
 const row = (name: string, l: Latencies): string =>
@@ -148,10 +165,45 @@ async function main(): Promise<void> {
   const sharedIds = new Set([ids[0] as string, seeded[0] as string]);
   const readIds = [...ids, seeded[0] as string];
 
-  const api = await startApiProcess({ PERSONA_RATE_LIMIT_OPS: '10000000,10000000' });
+  const taskQueue = `bench-console-${randomUUID()}`;
+  const payments: string[] = [];
+  const api = await startApiProcess({ PERSONA_RATE_LIMIT_OPS: '10000000,10000000', TEMPORAL_TASK_QUEUE: taskQueue });
+  const worker = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue });
   try {
     const token = await benchToken(config, 'ops', 'bench-console', '2h');
     const cookie = await signIn(api.url, token);
+    // Real recoveries for some customers: a card of theirs declined (the gateway simulator then
+    // answers the retries), so their pages list, describe and query a workflow.
+    const cards = await driver.executeQuery(
+      `UNWIND $ids AS id
+       MATCH (c:Customer {id: id})-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
+       WITH c, collect(p.id)[0] AS card WHERE card IS NOT NULL
+       RETURN c.id AS customer, card`,
+      { ids: ids.slice(1, 1 + recoveries) },
+      db,
+    );
+    const reporter = await benchToken(config, 'payments:report', 'bench-console', '2h');
+    const recoveryIds = new Set<string>();
+    for (const r of cards.records) {
+      const paymentId = `bench-${randomUUID()}`;
+      const res = await fetch(`${api.url}/api/v1/payment-failures`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${reporter}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          payment_id: paymentId,
+          customer_id: r.get('customer') as string,
+          payment_method_id: r.get('card') as string,
+          amount: 2599,
+          currency: 'EUR',
+          decline_code: 'insufficient_funds',
+        }),
+      });
+      if (res.status === 202) {
+        recoveryIds.add(r.get('customer') as string);
+        payments.push(paymentId);
+      } else console.log(`  a failure report answered ${res.status}: ${await res.text()}`);
+    }
+    console.log(`  ${recoveryIds.size} customers have a recovery workflow`);
     const page = async (id: string) => {
       const res = await fetch(`${api.url}/console/customers/${id}`, { headers: { cookie } });
       const body = await res.text();
@@ -174,11 +226,12 @@ async function main(): Promise<void> {
     console.log(`| ${'-'.repeat(44)} | ${'-'.repeat(6)} |${` ${'-'.repeat(7)} |`.repeat(4)}`);
     for (const clients of clientCounts) {
       const base = await measure(readIds, sharedIds, clients, profile);
-      const run = await measure(readIds, sharedIds, clients, page);
+      const run = await measure(readIds, sharedIds, clients, page, recoveryIds);
       console.log(row(`REST profile (baseline), ${clients} client(s)`, base.all));
       console.log(row(`customer page, ${clients} client(s), all passes`, run.all));
       console.log(row(`customer page, ${clients} client(s), first pass`, run.firstPass));
       console.log(row(`customer page, ${clients} client(s), shared device`, run.shared));
+      console.log(row(`customer page, ${clients} client(s), with a recovery`, run.withRecovery));
       if (run.failures + base.failures > 0) console.log(`  FAILURES: ${run.failures} pages, ${base.failures} profiles`);
     }
 
@@ -208,6 +261,16 @@ async function main(): Promise<void> {
     await hammer('REST profile', (id) => `/api/v1/customers/${id}/profile`, { authorization: `Bearer ${token}` });
     await hammer('customer page', (id) => `/console/customers/${id}`, { cookie });
   } finally {
+    // The recoveries would wait in dunning for days on a task queue nobody polls any more.
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+    for (const payment of payments)
+      await client.workflow
+        .getHandle(`payment-recovery-${payment}`)
+        .terminate('bench:console is over')
+        .catch(() => undefined);
+    await connection.close();
+    await stopProcess(worker);
     await stopProcess(api);
     await removeDeviceCustomers({ driver, database: config.NEO4J_DATABASE }, deviceId, seeded);
   }
