@@ -10,7 +10,8 @@
 import neo4j from 'neo4j-driver';
 import { z } from 'zod';
 import { lockCustomerForChangeTx } from './customers';
-import { InvalidInputError, NotFoundError } from './errors';
+import { toPlain } from './convert';
+import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent, EVENT_PROJECTION, eventFromRow, findEventByIdempotencyKey, type PersonaEvent } from './events';
 import { inHistory } from './feed';
 import { readTx, writeTx, type Graph } from './graph';
@@ -46,6 +47,11 @@ const CYPHER = {
     RETURN ${EVENT_PROJECTION} AS event
     ORDER BY e.occurred_at DESC, e.seq DESC
     LIMIT $limit`,
+  // Contests the customer made in the last day: a range seek of its own events by time.
+  contestsToday: `
+    MATCH (e:Event {customer_id: $customerId})
+    WHERE e.occurred_at > datetime.transaction() - duration('P1D') AND e.type = 'HistoryEntryContested'
+    RETURN count(e) AS n`,
   events: `
     UNWIND $ids AS id
     MATCH (e:Event {id: id})
@@ -84,6 +90,9 @@ export interface ContestRecorded {
  * in the customer's history; InvalidInputError for words that are blank or too long, or for a
  * contest of a contest.
  */
+/** The most contests a customer makes in a day (a rolling 24 hours). */
+export const CONTESTS_PER_DAY = 10;
+
 export async function contestHistoryEntry(
   g: Graph,
   customerId: string,
@@ -101,6 +110,12 @@ export async function contestHistoryEntry(
       throw new InvalidInputError('event_id', 'is a contest already: contest the entry it names');
     const earlier = await findEventByIdempotencyKey(tx, key);
     if (earlier) return { contest_id: earlier.id, contested_event_id: contest.event_id, recorded: false };
+    // Each contest is free text into the immutable log (and to ops): a day holds a bounded number.
+    const today = toPlain((await tx.run(CYPHER.contestsToday, { customerId })).records[0]?.get('n')) as number;
+    if (today >= CONTESTS_PER_DAY)
+      throw new InvalidStateError(
+        `${CONTESTS_PER_DAY} entries were contested in the last day already: ops have them; try again tomorrow`,
+      );
     await appendEvent(
       tx,
       'HistoryEntryContested',

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContestsSection } from '../../api/console/contests';
-import { contestHistoryEntry, listHistoryContests } from '../../graph/audit';
+import { CONTESTS_PER_DAY, contestHistoryEntry, listHistoryContests } from '../../graph/audit';
 import { readCustomerGraph } from '../../graph/console';
 import {
   DEVICE_CUSTOMERS,
@@ -646,7 +646,7 @@ describe('graph: what a customer removes or contests', () => {
     });
   });
 
-  it('records a contest once per request, never of a contest, and lists it with its entry', async () => {
+  it('records a contest once per request, never of a contest, 10 a day, and lists it with its entry', async () => {
     const id = await onboard(person());
     const [entry] = await listCustomerEvents(h.graph, id, { type: 'CustomerOnboarded', limit: 1 });
     const request = { event_id: entry?.id as string, words: '  Not me  ', request_id: randomUUID() };
@@ -662,5 +662,12 @@ describe('graph: what a customer removes or contests', () => {
     const [listed] = await listHistoryContests(h.graph, id, 10);
     expect(listed?.contest).toMatchObject({ id: first.contest_id, payload: { words: 'Not me' } });
     expect(listed?.entry).toEqual(entry);
+    // A day holds a bounded number of contests: the rest are refused, and nothing is written.
+    for (let n = 1; n < CONTESTS_PER_DAY; n++)
+      await contestHistoryEntry(h.graph, id, { ...request, words: `again ${n}`, request_id: randomUUID() });
+    await expect(
+      contestHistoryEntry(h.graph, id, { ...request, words: 'one too many', request_id: randomUUID() }),
+    ).rejects.toThrow(/contested in the last day already/);
+    expect(await listHistoryContests(h.graph, id, 100)).toHaveLength(CONTESTS_PER_DAY);
   });
 });
