@@ -27,6 +27,7 @@ import autocannon from 'autocannon';
 import { loadConfig } from '../config/env';
 import { createDriver } from '../graph';
 import { removeDeviceCustomers, seedDeviceCustomers } from '../test/support/sharedDevice';
+import { signIn } from '../test/support/console';
 import { startApiProcess, startWorkerProcess, stopProcess } from '../test/support/processes';
 import { benchToken, f0, summarise, type Latencies } from './benchKit';
 import { mulberry32 } from './random';
@@ -60,27 +61,6 @@ function shuffled<T>(xs: T[]): T[] {
     [out[i], out[j]] = [out[j] as T, out[i] as T];
   }
   return out;
-}
-
-const cookieOf = (res: Response, name: string): string => {
-  const set = res.headers.getSetCookie().find((c) => c.startsWith(`${name}=`));
-  if (!set) throw new Error(`no ${name} cookie in the answer (${res.status})`);
-  return set.split(';')[0] as string;
-};
-
-/** Signs in through the console's own form; the session cookie. */
-async function signIn(base: string, token: string): Promise<string> {
-  const page = await fetch(`${base}/console/sign-in`);
-  const nonce = cookieOf(page, '__Host-persona-sign-in');
-  const csrf = /name="_csrf" value="([^"]+)"/.exec(await page.text())?.[1] ?? '';
-  const res = await fetch(`${base}/console/sign-in`, {
-    method: 'POST',
-    redirect: 'manual',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: nonce, 'sec-fetch-site': 'same-origin' },
-    body: new URLSearchParams({ token, _csrf: csrf }).toString(),
-  });
-  if (res.status !== 303) throw new Error(`sign-in answered ${res.status}: ${await res.text()}`);
-  return cookieOf(res, '__Host-persona-console');
 }
 
 interface Run {
@@ -171,7 +151,11 @@ async function main(): Promise<void> {
   const worker = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue });
   try {
     const token = await benchToken(config, 'ops', 'bench-console', '2h');
-    const cookie = await signIn(api.url, token);
+    // The console's own sign-in form, over HTTP.
+    const cookie = await signIn(
+      { request: (path, init) => fetch(`${api.url}${path}`, { ...init, redirect: 'manual' }) },
+      token,
+    );
     // Real recoveries for some customers: a card of theirs declined (the gateway simulator then
     // answers the retries), so their pages list, describe and query a workflow.
     const cards = await driver.executeQuery(

@@ -25,6 +25,7 @@ import {
   type BrowserSession,
   type ConsoleBrowser,
 } from '../support/browser';
+import { callApi, uniqueUsPhone } from '../support/console';
 import { uniqueEmail } from '../support/graph';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
@@ -62,8 +63,7 @@ interface Person {
 
 const person = (): Person => ({
   email: uniqueEmail('console'),
-  // A random number of the North American plan (not one small block other tests draw from too).
-  phone: `+1${200 + Math.floor(Math.random() * 800)}${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`,
+  phone: uniqueUsPhone(),
   fingerprint: `fp-${randomUUID()}`,
   token: `tok_${randomUUID()}`,
 });
@@ -300,17 +300,7 @@ describe('signing in to the console', () => {
 });
 
 /** A JSON call to the REST api. */
-async function api(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const api = (method: string, path: string, token: string, body?: unknown) => callApi(h.app, method, path, token, body);
 
 /** What no page of a customer may hold: their identifiers unmasked, their card token. */
 const secretsOf = (p: Person) => [p.email, p.phone, p.phone.slice(1), p.fingerprint, p.token];

@@ -12,7 +12,7 @@ import { maskEmail, maskOpaque, maskPhone } from '../../api/console/mask';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
 import type { RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
-import { csrfOf, decodeHtml, formFields, getPage, postForm, signIn } from '../support/console';
+import { callApi, csrfOf, decodeHtml, formFields, getPage, postForm, signIn, uniqueUsPhone } from '../support/console';
 import { uniqueEmail } from '../support/graph';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
@@ -30,20 +30,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-async function api(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-/** A phone number no other test has: a random US number in E.164. */
-const uniquePhone = () => `+1${randomInt(200, 1000)}${String(randomInt(0, 10_000_000)).padStart(7, '0')}`;
+const api = (method: string, path: string, token: string, body?: unknown) => callApi(h.app, method, path, token, body);
 
 interface Onboarded {
   customerId: string;
@@ -61,7 +48,7 @@ async function onboard(overrides: Partial<Omit<Onboarded, 'customerId' | 'key'>>
   const o = {
     street: `${randomInt(1, 1000)} ${randomUUID().slice(0, 8)} Quay`,
     email: uniqueEmail('console'),
-    phone: uniquePhone(),
+    phone: uniqueUsPhone(),
     fingerprint: `fp-${randomUUID()}`,
     token: `tok_visa_${randomUUID()}`,
     ...overrides,
