@@ -6,7 +6,7 @@ import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResu
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/merge';
 import { historyKeysOfCustomer } from '../graph/historyKeys';
-import { recoveriesThatCharged } from '../graph/recovery';
+import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
@@ -25,19 +25,21 @@ export function createErasureActivities({
   return {
     /**
      * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
-     * graph names — recoveries that reserved a charge, fraud outcomes whose review has not ended —
-     * which visibility may not list yet.
+     * graph names — recoveries the charge ledger has still recovering (the customer's and those of
+     * the records merged into it), fraud outcomes whose review has not ended — which visibility may
+     * not list yet.
      */
     async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
       const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
       // Those of the records merged into the customer (erased with it) too.
-      for (const merged of await mergedRecordsOf(graph, req.customer_id))
+      const mergedRecords = await mergedRecordsOf(graph, req.customer_id);
+      for (const merged of mergedRecords)
         for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
           if (!listed.includes(id)) listed.push(id);
       // Visibility lags: the graph names them too, and each is asked directly (describe reads the
       // workflow itself) whether it still runs.
       const named = [
-        ...(await recoveriesThatCharged(graph, req.customer_id)).map(recoveryWorkflowId),
+        ...(await recoveriesOfCustomers(graph, [req.customer_id, ...mergedRecords])).map(recoveryWorkflowId),
         ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
       ];
       for (const id of named) {

@@ -22,7 +22,7 @@ import { createKafkaPublisherActivities } from './kafkaPublisher';
 import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
 import { createReconciliationActivities } from './reconciliation';
-import { createRecoveryActivities } from './recovery';
+import { createRecoveryActivities, type ChargePolicy } from './recovery';
 
 export interface ActivityDeps {
   graph: Graph;
@@ -36,6 +36,8 @@ export interface ActivityDeps {
   updater?: AccountUpdater | undefined;
   networkRules?: RuleTable | undefined;
   notifications: NotificationSink;
+  /** How the recovery's charge treats the gateway: its key memory, the settle window, the client's timeout. */
+  chargePolicy?: ChargePolicy | undefined;
   /** Trusted-device threshold, for the cascade's order. */
   trustThreshold: number;
   /** Segment and VIP rules (config/env.ts `profileRules`): a recovery's charge is recorded under them. */

@@ -1,25 +1,50 @@
-/** Activities of payment recovery: the gateway charge and the graph writes around it. */
-import { ApplicationFailure, log } from '@temporalio/activity';
+/**
+ * Activities of payment recovery: the gateway charge and the graph writes around it.
+ *
+ * The charge (`chargePaymentMethod`) keeps the charge ledger (graph/chargeLedger.ts): a new key is
+ * recorded — the request exactly as it is about to go — in the transaction that decides the charge
+ * may happen, before the gateway is called; the gateway's answer is recorded on it. A key seen
+ * before is the same charge: it is never governed again and never sent with anything but its first
+ * request. An outcome that is not known (no answer, a 5xx, a 409 "in flight", a refusal of a
+ * request sent again) stays unknown — the activity fails, retryably, with `ChargeOutcomeUnknown` —
+ * until the gateway says: the identical request is sent again under the key while the processor
+ * remembers keys (PERSONA_GATEWAY_KEY_TTL_HOURS); past that, or after a refusal, the gateway's
+ * charges are listed by reference (the payment id) and the key looked for, and "no such charge" is
+ * believed only once the settle window (PERSONA_CHARGE_SETTLE_MINUTES) has passed since the last
+ * request. Decisions about a decline (its class, the status the method takes) are made here, from
+ * the decline table, and returned: the workflow only branches on what was recorded.
+ */
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import {
   GatewayRejectedError,
   type AccountUpdater,
   type CardDescriber,
   type ChargeResult,
+  type GatewayCharge,
   type PaymentGateway,
 } from '../clients/paymentGateway';
 import {
   cardOfMethod,
   forecastCharge,
   methodCards,
-  recordCardAnswer,
+  recordCardAnswerTx,
   recordUpdaterLookup,
   type CardIdentity,
   type MethodName,
 } from '../graph/cardHistory';
+import {
+  markResent,
+  readAttempt,
+  recordAttemptAnswerTx,
+  settleAttempt,
+  startRecovery,
+  type LedgerAttempt,
+  type RecoveryLedgerState,
+} from '../graph/chargeLedger';
 import type { UpdateOutcome } from '../graph/cardUpdates';
-import { CustomerMergedError, NotFoundError } from '../graph/errors';
+import { CustomerMergedError } from '../graph/errors';
 import { survivorOf } from '../graph/merge';
-import type { Graph } from '../graph/graph';
+import { writeTx, type Graph } from '../graph/graph';
 import {
   recordInteractions,
   recordInteractionsTx,
@@ -28,20 +53,23 @@ import {
   type ProfileRules,
 } from '../graph/interactions';
 import type { PaymentMethodStatus } from '../graph/model';
-import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
+import { decideDecline, MAX_CHARGES_PER_METHOD_IN_30_DAYS, type DeclineDecision } from '../payments/declines';
 import { describeVerdict, type RetryVerdict, type RuleTable } from '../payments/networkRules';
 import { updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   listRecoveryCandidates,
   recordRecovery,
   recordRecoveryFailed,
+  recordRecoveryStopped,
   reserveGovernedCharge,
-  type ChargeVerdict,
   type RecoveryCandidate,
   type RecoveryRecord,
+  type RefusedVerdict,
 } from '../graph/recovery';
+import type { PaymentFailure } from '../temporal/recovery';
+import { CHARGE_NOT_SENT, CHARGE_OUTCOME_UNKNOWN, CHARGE_REFUSED } from '../temporal/recovery';
 import { renewFromUpdater } from './accountUpdater';
-import { asActivityFailure, domain } from './domain';
+import { domain } from './domain';
 
 export interface ChargeAttempt {
   payment_id: string;
@@ -49,12 +77,19 @@ export interface ChargeAttempt {
   payment_method_id: string;
   amount: number;
   currency: string;
-  /** From workflow data: `<payment id>:<payment method id>[:<round>]`. */
+  /** From workflow data: `<payment id>:<payment method id>[:r<round>][:renewed]`. */
   idempotency_key: string;
-  /** The decline the recovery started from (absent in attempts scheduled before it was sent). */
+  /** The decline the recovery started from (counted against its card before the first charge). */
   reported?: { payment_method_id: string; decline_code: string; advice_code?: string };
-  /** The workflow's time when it scheduled the charge (absent in older attempts): see `clockOf`. */
+  /** The workflow's time when it scheduled the charge: see `clockOf`. */
   at?: string;
+  /**
+   * `charge` (the default): charge, or — for a key charged before — learn its outcome, sending the
+   * identical request again when that is safe. `settle`: only learn what became of a key charged
+   * before (its request is never sent again; a key never charged is `never_sent`): how a recovery
+   * that stops finds out whether a charge of unknown outcome went through.
+   */
+  mode?: 'charge' | 'settle';
 }
 
 /**
@@ -69,23 +104,80 @@ export interface ChargeForecast {
 }
 
 /**
- * The time the rules are applied at: the later of the workflow's time when it scheduled the
- * activity and this worker's clock. In production they differ by the activity's queueing and
- * retries (the later is the truth); in a time-skipping test the workflow's clock runs ahead of
- * the machine's, and its days must count.
+ * The time the rules and the ledger's windows are applied at: the latest of the workflow's time
+ * when it scheduled the activity, the server's time when it scheduled this attempt of it, and this
+ * worker's clock. In production they differ by queueing and retries (the latest is the truth); in
+ * a time-skipping test the server's clock runs ahead of the machine's, and its days must count.
  */
 export function clockOf(at: string | undefined): Date {
   const scheduled = at === undefined ? Number.NaN : Date.parse(at);
-  return new Date(Number.isFinite(scheduled) ? Math.max(scheduled, Date.now()) : Date.now());
+  let attempt = Number.NaN;
+  try {
+    attempt = Context.current().info.currentAttemptScheduledTimestampMs;
+  } catch {
+    // Called outside an activity (a direct test call): the other two clocks.
+  }
+  return new Date(
+    Math.max(Date.now(), Number.isFinite(scheduled) ? scheduled : 0, Number.isFinite(attempt) ? attempt : 0),
+  );
 }
+
+/** A gateway answer, with what Persona decides of a decline (made here, recorded in the history). */
+export type AnsweredCharge =
+  | (Extract<ChargeResult, { outcome: 'succeeded' }> & { renewed_by_updater?: boolean })
+  | (Extract<ChargeResult, { outcome: 'declined' }> & { decision: DeclineDecision; renewed_by_updater?: boolean });
 
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
 export type ChargeOutcome =
-  /** `renewed_by_updater`: the account updater renewed the card right before this charge (after MAC 01). */
-  | (ChargeResult & { renewed_by_updater?: boolean })
+  | AnsweredCharge
   /** A card-network rule (or, for a card the processor never named, the per-method cap) says not now. */
   | { outcome: 'limited'; rule?: string; not_before?: string | null; never?: boolean }
-  | { outcome: 'not_charged'; reason: Exclude<ChargeVerdict, 'allowed' | 'limited'> };
+  /**
+   * Not charged, and never will be under this key: the graph did not allow it (`RefusedVerdict`),
+   * the gateway has no charge under the key past the settle window (`gateway_has_no_charge`), it
+   * refused the one request (`refused`, settle mode only), or a key to settle was never charged.
+   */
+  | {
+      outcome: 'not_charged';
+      reason: Exclude<RefusedVerdict, 'limited'> | 'gateway_has_no_charge' | 'refused' | 'never_sent';
+    };
+
+/** What the workflow's first step answers: the recovery as the ledger has it, and what to do first. */
+export interface RecoveryStart {
+  /**
+   * False when the payment's recovery ended before (recovered, failed, stopped), or was reserved
+   * for another method or amount (`reason`): nothing is charged.
+   */
+  proceed: boolean;
+  state: RecoveryLedgerState;
+  reason?: string;
+  /** What the reported decline decides (its class, the method's new status, the updater). */
+  decline: DeclineDecision;
+  /** The customer's other methods to try first (not the one that failed, nor `exclude`). */
+  candidates: RecoveryCandidate[];
+}
+
+/** How the charge treats the gateway (config/env.ts). */
+export interface ChargePolicy {
+  /** How long the processor is known to remember an idempotency key (a key older is never re-sent). */
+  keyTtlMs: number;
+  /** How long after a key's last request "the gateway has no charge under it" is believed. */
+  settleMs: number;
+  /** The longest one gateway call may take. */
+  clientTimeoutMs: number;
+}
+
+export const DEFAULT_CHARGE_POLICY: ChargePolicy = {
+  keyTtlMs: 24 * 3_600_000,
+  settleMs: 10 * 60_000,
+  clientTimeoutMs: 10_000,
+};
+
+/**
+ * How much sooner than the processor's key memory a key is treated as forgotten: this attempt's own
+ * time (the activity's start-to-close), the request's way to the gateway, and clocks that differ.
+ */
+const KEY_TTL_MARGIN_MS = 5 * 60_000;
 
 /** What a `limited` outcome says of the rule behind it (in the status and the history). */
 function limitedBy(rule: RetryVerdict | null): ChargeOutcome {
@@ -98,6 +190,58 @@ function limitedBy(rule: RetryVerdict | null): ChargeOutcome {
   };
 }
 
+/** The outcome is not known: retried (the same key), and the workflow never moves on from it. */
+function unknownOutcome(key: string, why: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: CHARGE_OUTCOME_UNKNOWN,
+    message: `the outcome of the charge under key ${key} is not known yet: ${why}`,
+    details: [{ idempotency_key: key }],
+  });
+}
+
+/** The gateway refused the one request ever sent under the key: nothing was charged. */
+function refused(key: string, detail: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: CHARGE_REFUSED,
+    message: `the gateway refused the charge under key ${key}, the only request sent with it: ${detail}`,
+    nonRetryable: true,
+    details: [{ idempotency_key: key }],
+  });
+}
+
+/** The running activity's context, or null when called directly. */
+function activityContext(): Context | null {
+  try {
+    return Context.current();
+  } catch {
+    return null;
+  }
+}
+
+/** A gateway charge as listed, as the answer it was. */
+function answerOfListed(c: GatewayCharge): ChargeResult {
+  return c.status === 'succeeded'
+    ? { outcome: 'succeeded', charge_id: c.id }
+    : { outcome: 'declined', decline_code: c.decline_code ?? 'generic_decline', charge_id: c.id };
+}
+
+/** The answer the ledger holds for a settled attempt (succeeded or declined). */
+function answerOfLedger(a: LedgerAttempt): AnsweredCharge {
+  const card = { network: a.card?.network ?? null, fingerprint: a.card?.fingerprint ?? null };
+  if (a.state === 'succeeded') return { outcome: 'succeeded', charge_id: a.charge_id as string, ...card };
+  const code = a.decline_code ?? 'generic_decline';
+  return {
+    outcome: 'declined',
+    decline_code: code,
+    charge_id: a.charge_id,
+    ...card,
+    network_response_code: a.network_response_code,
+    category: a.category,
+    advice_code: a.advice_code,
+    decision: decideDecline(code),
+  };
+}
+
 export function createRecoveryActivities({
   graph,
   gateway,
@@ -106,6 +250,7 @@ export function createRecoveryActivities({
   cards,
   updater,
   networkRules,
+  chargePolicy = DEFAULT_CHARGE_POLICY,
 }: {
   graph: Graph;
   gateway: PaymentGateway;
@@ -121,6 +266,8 @@ export function createRecoveryActivities({
   trustThreshold: number;
   /** The segment and VIP rules a recovered payment is recorded under (as the agents' payments are). */
   profileRules: ProfileRules;
+  /** The processor's key memory, the settle window and the client's timeout. */
+  chargePolicy?: ChargePolicy | undefined;
 }) {
   /**
    * The cards of the methods a charge involves, as the processor names them, from one read: a
@@ -162,15 +309,20 @@ export function createRecoveryActivities({
     a: ChargeAttempt,
     card: CardIdentity | null,
     now: Date,
-    before: Pick<Parameters<typeof reserveGovernedCharge>[1], 'names' | 'reported'> = {},
+    before: { names?: MethodName[]; reported?: Parameters<typeof reserveGovernedCharge>[1]['reported'] } = {},
   ) =>
     domain(() =>
       reserveGovernedCharge(
         graph,
         {
+          payment_id: a.payment_id,
           customer_id: a.customer_id,
           payment_method_id: a.payment_method_id,
           key: a.idempotency_key,
+          amount: a.amount,
+          currency: a.currency,
+          // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
+          initiator: 'mit',
           max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
           card: card && networkRules ? { identity: card, table: networkRules } : undefined,
           ...before,
@@ -179,20 +331,189 @@ export function createRecoveryActivities({
       ),
     );
 
+  /**
+   * One gateway call, inside the activity's time: aborted when the activity is cancelled (its
+   * attempt timed out on the server, the worker shuts down), and never longer than what is left
+   * of the attempt's start-to-close, so that an attempt always ends before the next can begin.
+   */
+  const callOptions = (deadline: number) => {
+    const ctx = activityContext();
+    const left = deadline - Date.now();
+    if (left <= 0) throw new Error('out of time for another gateway call in this attempt of the activity');
+    const timeoutMs = Math.min(chargePolicy.clientTimeoutMs, left);
+    return ctx ? { signal: ctx.cancellationSignal, timeoutMs } : { timeoutMs };
+  };
+
+  /** Records the gateway's answer (and what the networks count of it) and answers it as recorded. */
+  const answered = async (attempt: LedgerAttempt, result: ChargeResult, now: Date): Promise<AnsweredCharge> => {
+    const rules = networkRules;
+    const recorded = await domain(() =>
+      writeTx(graph, async (tx) => {
+        const a = await recordAttemptAnswerTx(
+          tx,
+          attempt.key,
+          {
+            state: result.outcome,
+            charge_id: result.charge_id,
+            ...(result.outcome === 'declined'
+              ? {
+                  decline_code: result.decline_code,
+                  network_response_code: result.network_response_code ?? null,
+                  category: result.category ?? null,
+                  advice_code: result.advice_code ?? null,
+                }
+              : {}),
+          },
+          now,
+        );
+        // What the network said is counted against the card (the same answer again changes nothing).
+        if (attempt.card && rules) await recordCardAnswerTx(tx, attempt.card, attempt.key, result, rules, now);
+        return a;
+      }),
+    );
+    const a = recorded ?? attempt;
+    // The first answer recorded stands (a replay is the same answer).
+    if (a.state === 'succeeded' || a.state === 'declined') return answerOfLedger(a);
+    return result.outcome === 'declined' ? { ...result, decision: decideDecline(result.decline_code) } : { ...result };
+  };
+
+  /**
+   * Asks the gateway what became of a key, by the reference its request carried: the charge made
+   * under it, recorded; none, and the settle window has passed since the key's last request —
+   * nothing was charged, recorded `absent`; none yet — still unknown (thrown, retried).
+   */
+  const settle = async (attempt: LedgerAttempt, now: Date, deadline: number): Promise<ChargeOutcome> => {
+    const listed = await gateway.chargesByReference(attempt.reference, callOptions(deadline));
+    const mine = listed.filter((c) => c.idempotency_key === attempt.key);
+    // Only a charge that ended is an answer: one still processing (any other status) is unknown yet.
+    const found = mine.find((c) => c.status === 'succeeded') ?? mine.find((c) => c.status === 'declined');
+    if (!found && mine.length > 0)
+      throw unknownOutcome(attempt.key, `the gateway lists it as ${String(mine[0]?.status)}, not ended yet`);
+    if (found) {
+      // The charge under the key must be the request as sent: anything else is not ours to record.
+      const same =
+        found.amount === attempt.amount &&
+        found.currency === attempt.currency &&
+        found.customer_id === attempt.customer_id &&
+        (found.reference === null || found.reference === attempt.reference);
+      if (!same)
+        throw unknownOutcome(
+          attempt.key,
+          `the gateway lists ${found.id} under it for ${found.amount} ${found.currency} and customer ` +
+            `${found.customer_id}, not the request as first sent: ops look (runbook)`,
+        );
+      return answered(attempt, answerOfListed(found), now);
+    }
+    const last = Date.parse(attempt.last_sent_at ?? attempt.created_at);
+    if (now.getTime() - last < chargePolicy.settleMs)
+      throw unknownOutcome(
+        attempt.key,
+        `the gateway has no charge under it yet; "none" is believed ${Math.round(chargePolicy.settleMs / 1000)} s ` +
+          `after its last request (${attempt.last_sent_at ?? attempt.created_at})`,
+      );
+    await domain(() => settleAttempt(graph, attempt.key, 'absent', 'gateway_has_no_charge', now));
+    log.info('a charge of unknown outcome was never made: the gateway has no charge under its key', {
+      paymentId: attempt.payment_id,
+      paymentMethodId: attempt.payment_method_id,
+      idempotencyKey: attempt.key,
+    });
+    return { outcome: 'not_charged', reason: 'gateway_has_no_charge' };
+  };
+
+  /** Sends the attempt's request as the ledger holds it (stamped before it goes) and records the answer. */
+  const send = async (attempt: LedgerAttempt, token: string, now: Date, deadline: number): Promise<ChargeOutcome> => {
+    let result: ChargeResult;
+    try {
+      result = await gateway.charge(
+        {
+          idempotency_key: attempt.key,
+          token,
+          amount: attempt.amount,
+          currency: attempt.currency,
+          customer_id: attempt.customer_id,
+          initiator: attempt.initiator,
+          reference: attempt.reference,
+        },
+        callOptions(deadline),
+      );
+    } catch (err) {
+      if (!(err instanceof GatewayRejectedError)) {
+        throw unknownOutcome(attempt.key, err instanceof Error ? err.message : String(err));
+      }
+      // A refusal of the only request ever sent: nothing was charged. Of a request sent again, it
+      // says nothing of the first (a processor refuses a key it holds for another request): ask.
+      if (attempt.sends > 1) return settle(attempt, now, deadline);
+      const settled = await domain(() => settleAttempt(graph, attempt.key, 'refused', err.code, now, attempt.sends));
+      if (settled) throw refused(attempt.key, err.message);
+      // Sent again meanwhile (another attempt of the activity), or answered: what the ledger says now.
+      const current = await domain(() => readAttempt(graph, attempt.key));
+      if (!current || current.state === 'sent')
+        throw unknownOutcome(attempt.key, `refused (${err.code}) while it was being sent again`);
+      return resolve(current, now, false, deadline);
+    }
+    return answered(attempt, result, now);
+  };
+
+  /**
+   * A key charged before: its outcome as the ledger has it, or learnt from the gateway — the
+   * identical request sent again while the processor surely remembers the key (and there is a
+   * token to send: an erasure strips it), else asked by reference.
+   */
+  const resolve = async (
+    attempt: LedgerAttempt,
+    now: Date,
+    mayResend: boolean,
+    deadline: number,
+  ): Promise<ChargeOutcome> => {
+    switch (attempt.state) {
+      case 'succeeded':
+      case 'declined':
+        return answerOfLedger(attempt);
+      case 'absent':
+        return { outcome: 'not_charged', reason: 'gateway_has_no_charge' };
+      case 'refused':
+        if (!mayResend) return { outcome: 'not_charged', reason: 'refused' };
+        throw refused(attempt.key, attempt.decline_code ?? 'refused before');
+      case 'sent':
+        break;
+    }
+    const firstSent = Date.parse(attempt.first_sent_at ?? attempt.created_at);
+    // With a margin for this attempt's own time, the request's way there and the clocks' skew.
+    const remembered = Math.max(now.getTime(), Date.now()) - firstSent < chargePolicy.keyTtlMs - KEY_TTL_MARGIN_MS;
+    if (mayResend && remembered && attempt.sealed) {
+      const again = await domain(() => markResent(graph, attempt.key, now));
+      if (again?.sealed) return send(again, graph.tokens.decrypt(again.sealed, again.payment_method_id), now, deadline);
+      // Settled (or erased) meanwhile: what the ledger has now.
+      const current = await domain(() => readAttempt(graph, attempt.key));
+      if (current && current.state !== 'sent') return resolve(current, now, false, deadline);
+    }
+    if (attempt.state === 'sent' && !remembered)
+      log.info('a charge of unknown outcome is older than the gateway keeps keys: asked by reference', {
+        paymentId: attempt.payment_id,
+        idempotencyKey: attempt.key,
+      });
+    return settle(attempt, now, deadline);
+  };
+
   /** One charge, for the customer the attempt names (chargePaymentMethod follows a merge). */
-  const charge = async (a: ChargeAttempt): Promise<ChargeOutcome> => {
+  const charge = async (a: ChargeAttempt, deadline: number): Promise<ChargeOutcome> => {
     const now = clockOf(a.at);
+    if (a.mode === 'settle') {
+      const known = await domain(() => readAttempt(graph, a.idempotency_key));
+      return known ? resolve(known, now, false, deadline) : { outcome: 'not_charged', reason: 'never_sent' };
+    }
     // One read names the cards (the one charged, and the one the recovery started from), and
     // one transaction keeps new names, counts the reported decline against its card (once per
-    // payment) and reserves the charge: the charge's graph round trips are these two and the
-    // answer's.
+    // payment), decides and records the attempt in the ledger: the charge's graph round trips
+    // are these two and the answer's.
     const reportedId = a.reported?.payment_method_id;
     const { named, fresh } = networkRules
       ? await cardsOf(a.customer_id, reportedId ? [a.payment_method_id, reportedId] : [a.payment_method_id])
       : { named: new Map<string, CardIdentity>(), fresh: [] };
     let card = named.get(a.payment_method_id) ?? null;
     const reportedCard = reportedId ? named.get(reportedId) : undefined;
-    let reservation = await reserve(a, card, now, {
+    // Stamped with the clock as the charge is reserved (naming cards may have taken a while).
+    let reservation = await reserve(a, card, clockOf(a.at), {
       names: fresh,
       reported:
         a.reported && reportedCard && networkRules
@@ -218,54 +539,72 @@ export function createRecoveryActivities({
         card = again.named.get(a.payment_method_id) ?? null;
         names = again.fresh;
       }
-      reservation = await reserve(a, card, now, { names });
+      reservation = await reserve(a, card, clockOf(a.at), { names });
     }
-    const { verdict, rule } = reservation;
-    if (verdict === 'limited') {
-      log.info('a charge the networks’ rules do not allow now was not made', {
-        paymentId: a.payment_id,
-        paymentMethodId: a.payment_method_id,
-        rule: rule ? describeVerdict(rule) : 'per-method cap',
-      });
-      return limitedBy(rule);
-    }
-    if (verdict !== 'allowed') return { outcome: 'not_charged', reason: verdict };
-    // Allowed, the method had a token under the lock (a method without one is no card).
-    const token = reservation.token();
-    if (token === null) throw asActivityFailure(new NotFoundError('PaymentMethod', a.payment_method_id));
-    let result: ChargeResult;
-    try {
-      result = await gateway.charge({
-        idempotency_key: a.idempotency_key,
-        token,
-        amount: a.amount,
-        currency: a.currency,
-        customer_id: a.customer_id,
-        // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
-        initiator: 'mit',
-      });
-    } catch (err) {
-      if (err instanceof GatewayRejectedError)
-        throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
-      throw err;
-    }
-    // What the network said is counted against the card (a retry of this activity records the
-    // same answer again, which changes nothing). Money may have moved: a write that fails here
-    // must not fail the charge, so it is logged, and the charge stays pending in the card's
-    // history, where it counts as a decline until it ages out.
-    if (card && networkRules) {
-      const rules = networkRules;
-      try {
-        await recordCardAnswer(graph, card, a.idempotency_key, result, rules, clockOf(a.at));
-      } catch (err) {
-        log.warn('the network’s answer could not be counted against the card; it stays pending there', {
+    switch (reservation.verdict) {
+      case 'known':
+        // The same key again: the same charge, whatever changed since (sent again only while a new
+        // charge of the method would be allowed; otherwise only asked about).
+        return resolve(reservation.attempt, now, reservation.resendable, deadline);
+      case 'limited':
+        log.info('a charge the networks’ rules do not allow now was not made', {
           paymentId: a.payment_id,
           paymentMethodId: a.payment_method_id,
-          error: err instanceof Error ? err.message : String(err),
+          rule: reservation.rule ? describeVerdict(reservation.rule) : 'per-method cap',
         });
+        return limitedBy(reservation.rule);
+      case 'allowed': {
+        const result = await send(reservation.attempt, reservation.token(), now, deadline);
+        return renewed && (result.outcome === 'succeeded' || result.outcome === 'declined')
+          ? { ...result, renewed_by_updater: true }
+          : result;
       }
+      default:
+        return { outcome: 'not_charged', reason: reservation.verdict };
     }
-    return renewed ? { ...result, renewed_by_updater: true } : result;
+  };
+
+  /** Heartbeats every few seconds while `work` runs: a dead worker's charge is noticed within the heartbeat timeout. */
+  /**
+   * Heartbeats every 2 s while `work` runs (a dead worker's charge is noticed within the heartbeat
+   * timeout), and hands it the deadline of its gateway calls: 5 s (at most a tenth of it) before the
+   * attempt's start-to-close runs out, counted from now, so an attempt always ends before the next
+   * begins.
+   */
+  const beating = async <T>(work: (deadline: number) => Promise<T>): Promise<T> => {
+    const ctx = activityContext();
+    if (!ctx) return work(Date.now() + 4 * chargePolicy.clientTimeoutMs);
+    const budget = ctx.info.startToCloseTimeoutMs;
+    const deadline = Date.now() + budget - Math.min(5_000, budget / 10);
+    const timer = setInterval(() => ctx.heartbeat(), 2_000);
+    try {
+      return await work(deadline);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  /**
+   * A failure before any request went under the key (the ledger has no attempt for it) says so
+   * (`ChargeNotSent`, retried like the failure it wraps): when it fails for good, ops may pass
+   * the method over, since nothing can have been charged. Anything else is left as it is.
+   */
+  const notSentIfSo = async (a: ChargeAttempt, err: unknown): Promise<unknown> => {
+    const typed = err instanceof ApplicationFailure ? err.type : null;
+    if (typed === CHARGE_REFUSED || typed === CHARGE_OUTCOME_UNKNOWN || a.mode === 'settle') return err;
+    try {
+      if (await readAttempt(graph, a.idempotency_key)) return err;
+    } catch {
+      // The ledger cannot be read either: nothing is claimed.
+      return err;
+    }
+    return ApplicationFailure.create({
+      type: CHARGE_NOT_SENT,
+      message: `nothing was sent under key ${a.idempotency_key}: ${err instanceof Error ? err.message : String(err)}`,
+      nonRetryable: err instanceof ApplicationFailure && err.nonRetryable === true,
+      details: [{ idempotency_key: a.idempotency_key }],
+      cause: err instanceof Error ? err : undefined,
+    });
   };
 
   /** The survivor named by a CustomerMergedError anywhere in an error's causes (domain() wraps it), or null. */
@@ -282,34 +621,81 @@ export function createRecoveryActivities({
     return s?.merged_into ? s.id : null;
   };
 
+  /** The customer's candidates; a tombstone of a merge has none: its survivor's are (checked only when none). */
+  async function candidatesOf(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
+    const found = await domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
+    const survivor = found.length === 0 ? await survivorIfMerged(req.customer_id) : null;
+    return survivor ? domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold)) : found;
+  }
+
   return {
     /**
-     * Charges one payment method with the workflow's idempotency key. A decline is returned (a
-     * business outcome); 5xx and timeouts throw and are retried by Temporal with the same key,
-     * so a retry after a lost answer is the same charge. Right before the charge the graph says
-     * whether it may happen (graph/recovery.ts `reserveGovernedCharge`): a charge the card
-     * networks' rules do not allow now is `limited`, with the rule and when it allows one (for a
-     * card the processor never named, the cap of 15 charges per method in 30 days); a suspended
-     * or erased customer, or a method no longer active in the wallet, is not charged
-     * (`not_charged` with the reason). The network's answer is counted against the card.
+     * Charges one payment method with the workflow's idempotency key, keeping the charge ledger
+     * (module comment). Right before a new key is charged the graph says whether it may be
+     * (graph/recovery.ts `reserveGovernedCharge`): a charge the card networks' rules do not allow
+     * now is `limited`, with the rule and when it allows one (for a card the processor never
+     * named, the cap of 15 charges per method in 30 days); a suspended or erased customer, a method
+     * no longer active in the wallet, or a recovery that has ended is not charged (`not_charged`
+     * with the reason). A decline is returned with what it decides. An unknown outcome fails,
+     * retryably, with `ChargeOutcomeUnknown` (the same key is the same charge next time); a refusal
+     * of the only request sent under the key fails for good with `ChargeRefused` (nothing charged).
+     * Heartbeats while it works; every gateway call ends within the attempt's start-to-close.
      */
     async chargePaymentMethod(attempt: ChargeAttempt): Promise<ChargeOutcome> {
-      try {
-        return await charge(attempt);
-      } catch (err) {
-        // The customer was merged since the workflow last heard: the methods (same ids) are the
-        // survivor's now, and so is the charge. Nothing was charged under the tombstone.
-        const survivor = mergedInto(err);
-        if (!survivor) throw err;
-        return charge({ ...attempt, customer_id: survivor });
-      }
+      return beating(async (deadline) => {
+        try {
+          try {
+            return await charge(attempt, deadline);
+          } catch (err) {
+            // The customer was merged since the workflow last heard: the methods (same ids) are the
+            // survivor's now, and so is a new charge. Nothing was charged under the tombstone.
+            const survivor = mergedInto(err);
+            if (!survivor) throw err;
+            return await charge({ ...attempt, customer_id: survivor }, deadline);
+          }
+        } catch (err) {
+          throw await notSentIfSo(attempt, err);
+        }
+      });
     },
-    async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
-      const found = await domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
-      // A tombstone of a merge has no methods: its survivor's are the candidates (checked only when none).
-      const survivor = found.length === 0 ? await survivorIfMerged(req.customer_id) : null;
-      return survivor ? domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold)) : found;
+    /**
+     * The recovery's first step: it is marked started in the charge ledger (a payment is recovered
+     * once: one that ended before is answered with `proceed: false`), the reported decline is
+     * decided (decline table), and the customer's other methods are listed to try first.
+     */
+    async beginRecovery(req: { failure: PaymentFailure; exclude: string[] }): Promise<RecoveryStart> {
+      const f = req.failure;
+      const ledger = await domain(() =>
+        startRecovery(graph, {
+          payment_id: f.payment_id,
+          customer_id: f.customer_id,
+          payment_method_id: f.payment_method_id,
+          amount: f.amount,
+          currency: f.currency,
+          decline_code: f.decline_code,
+        }),
+      );
+      const decline = decideDecline(f.decline_code);
+      if (ledger.state !== 'recovering') return { proceed: false, state: ledger.state, decline, candidates: [] };
+      // A payment id names one payment: a recovery reserved with other facts is not this one.
+      if (
+        (ledger.amount !== null && (ledger.amount !== f.amount || ledger.currency !== f.currency)) ||
+        (ledger.payment_method_id !== null && ledger.payment_method_id !== f.payment_method_id)
+      )
+        return {
+          proceed: false,
+          state: ledger.state,
+          reason: `payment ${f.payment_id} was reserved for another payment method or amount`,
+          decline,
+          candidates: [],
+        };
+      const candidates = await candidatesOf({
+        customer_id: f.customer_id,
+        exclude: [f.payment_method_id, ...req.exclude],
+      });
+      return { proceed: true, state: ledger.state, decline, candidates };
     },
+    listRecoveryCandidates: candidatesOf,
     /**
      * Asks the networks' account updater about the method's card and applies its answer (after an
      * `expired_card` decline): a renewed card is active again with its new expiry (and token), with
@@ -406,6 +792,10 @@ export function createRecoveryActivities({
       reason: string;
     }): Promise<void> {
       await domain(() => recordRecoveryFailed(graph, rec));
+    },
+    /** The recovery stopped without recovering (cancelled, the customer erased, a fraud-class decline). */
+    async recordRecoveryStopped(rec: { payment_id: string; customer_id: string; reason: string }): Promise<void> {
+      await domain(() => recordRecoveryStopped(graph, rec));
     },
   };
 }

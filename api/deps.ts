@@ -8,7 +8,7 @@ import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { getHeapStatistics } from 'node:v8';
-import { API_HEAP_BESIDES_CACHE_MB, profileRules, type Config } from '../config/env';
+import { API_HEAP_BESIDES_CACHE_MB, chargeRetryFor, profileRules, type Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
@@ -56,7 +56,8 @@ export interface ApiDeps {
   metricsToken?: string | undefined;
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
-  recovery: { dunningSchedule: string[] };
+  /** What a recovery starts with: its dunning schedule and how long a charge retries (workflow input). */
+  recovery: { dunningSchedule: string[]; chargeRetryFor: string };
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
@@ -152,7 +153,7 @@ export function apiDepsFromConfig(
       vipLtvMinor: config.vipLtvMinor,
       vipBasis: config.PERSONA_VIP_BASIS,
     },
-    recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE },
+    recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE, chargeRetryFor: chargeRetryFor(config) },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     merges: { consentDays: config.PERSONA_MERGE_CONSENT_DAYS, unmergeDays: config.PERSONA_UNMERGE_DAYS },

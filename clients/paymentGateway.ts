@@ -30,6 +30,15 @@ export interface ChargeRequest {
   customer_id: string;
   /** `mit`: merchant-initiated (a recovery's retry); `cit`: the cardholder is there. */
   initiator: 'cit' | 'mit';
+  /** What the charge is for (the payment id): the gateway keeps it, and lists charges by it. */
+  reference: string;
+}
+
+/** A call's limits: the caller's signal (an activity's cancellation) and its own timeout. */
+export interface GatewayCallOptions {
+  signal?: AbortSignal;
+  /** Default: the gateway client's timeout. */
+  timeoutMs?: number;
 }
 
 /** The account updater's answer about one card. */
@@ -48,7 +57,9 @@ export interface AccountUpdater {
 }
 
 export interface PaymentGateway {
-  charge(req: ChargeRequest): Promise<ChargeResult>;
+  charge(req: ChargeRequest, options?: GatewayCallOptions): Promise<ChargeResult>;
+  /** Every charge the gateway made with this reference, in the order made (a read: nothing is charged). */
+  chargesByReference(reference: string, options?: GatewayCallOptions): Promise<GatewayCharge[]>;
 }
 
 /** One charge as the gateway recorded it (its own record: the authority on what was charged). */
@@ -61,6 +72,8 @@ export interface GatewayCharge {
   status: 'succeeded' | 'declined';
   decline_code: string | null;
   created_at: string;
+  /** What the charge was for (the payment id); null when the gateway has none. */
+  reference: string | null;
 }
 
 /** A token's standing at the issuer, as the gateway knows it. */
@@ -88,13 +101,36 @@ export class GatewayUnavailableError extends Error {
   }
 }
 
+/**
+ * Another request with the same idempotency key is being processed at the gateway (409
+ * `idempotency_key_in_flight`): nothing was charged by this one; try again once that one is answered.
+ */
+export class GatewayInFlightError extends GatewayUnavailableError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GatewayInFlightError';
+  }
+}
+
 /** The gateway refused the request itself (4xx other than a decline): retrying cannot help. */
 export class GatewayRejectedError extends Error {
-  constructor(status: number, detail: string) {
-    super(`the gateway refused the charge request (${status}): ${detail}`);
+  /**
+   * @param status the HTTP status the gateway answered
+   * @param code the error code of its answer (`unknown` when it gave none)
+   * @param detail what the message says instead of the code (never anything of the request)
+   */
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail?: string,
+  ) {
+    super(`the gateway refused the charge request (${status}): ${detail ?? code}`);
     this.name = 'GatewayRejectedError';
   }
 }
+
+/** A charge record as the gateway lists it, with `reference` null when it has none. */
+const chargeOf = (c: GatewayCharge): GatewayCharge => ({ ...c, reference: c.reference ?? null });
 
 export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, AccountUpdater, CardDescriber {
   constructor(
@@ -102,7 +138,13 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     private readonly timeoutMs = 10_000,
   ) {}
 
-  async charge(req: ChargeRequest): Promise<ChargeResult> {
+  /** The signal of one call: the caller's (if any) and the call's timeout, whichever aborts first. */
+  private signal(options?: GatewayCallOptions): AbortSignal {
+    const timeout = AbortSignal.timeout(options?.timeoutMs ?? this.timeoutMs);
+    return AbortSignal.any(options?.signal ? [options.signal, timeout] : [timeout]);
+  }
+
+  async charge(req: ChargeRequest, options?: GatewayCallOptions): Promise<ChargeResult> {
     let res: Response;
     try {
       res = await fetch(new URL('/v1/charges', this.baseUrl), {
@@ -114,19 +156,29 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
           currency: req.currency,
           customer_id: req.customer_id,
           initiator: req.initiator,
+          reference: req.reference,
         }),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: this.signal(options),
       });
     } catch (err) {
       // Never echo the request: it holds the token.
       throw new GatewayUnavailableError(`no answer from the gateway: ${err instanceof Error ? err.name : 'error'}`);
     }
-    const body = (await res.json().catch(() => ({}))) as {
+    type Answer = {
       id?: string;
       network?: string;
       fingerprint?: string;
       error?: { code?: string; decline_code?: string; charge?: string } & Partial<DeclineFacts>;
     };
+    let body: Answer;
+    try {
+      body = (await res.json()) as Answer;
+    } catch (err) {
+      // An answer that could not be read (cut off, aborted, not JSON) says nothing of the charge.
+      throw new GatewayUnavailableError(
+        `the gateway's answer (${res.status}) could not be read: ${err instanceof Error ? err.name : 'error'}`,
+      );
+    }
     if (res.status === 200 && body.id)
       return {
         outcome: 'succeeded',
@@ -147,9 +199,14 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
         advice_code: e.advice_code ?? null,
       };
     }
-    if (res.status >= 500 || res.status === 429 || res.status === 408)
-      throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
-    throw new GatewayRejectedError(res.status, body.error?.code ?? 'unknown');
+    if (res.status === 409 && body.error?.code === 'idempotency_key_in_flight')
+      throw new GatewayInFlightError('the gateway is still processing a request with this idempotency key (409)');
+    // Only a refusal of the request itself (a 4xx other than 402, 408, 409 and 429, with its error
+    // code) is known to have charged nothing; anything else — a 5xx, a success or a decline the
+    // client cannot read, a status it does not know — leaves the outcome unknown.
+    const refusal = res.status >= 400 && res.status < 500 && ![402, 408, 409, 429].includes(res.status);
+    if (!refusal || !body.error?.code) throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
+    throw new GatewayRejectedError(res.status, body.error.code);
   }
 
   async listCharges(req: { created_gte: string; starting_after: string | null; limit: number }) {
@@ -157,11 +214,37 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     url.searchParams.set('created_gte', req.created_gte);
     url.searchParams.set('limit', String(req.limit));
     if (req.starting_after) url.searchParams.set('starting_after', req.starting_after);
-    return (await this.read(url)) as { data: GatewayCharge[]; has_more: boolean };
+    const page = (await this.read(url)) as { data: GatewayCharge[]; has_more: boolean };
+    return { data: page.data.map(chargeOf), has_more: page.has_more };
   }
 
   async getCharge(id: string): Promise<GatewayCharge | null> {
-    return (await this.read(new URL(`/v1/charges/${encodeURIComponent(id)}`, this.baseUrl), true)) as GatewayCharge;
+    const found = (await this.read(
+      new URL(`/v1/charges/${encodeURIComponent(id)}`, this.baseUrl),
+      true,
+    )) as GatewayCharge | null;
+    return found && chargeOf(found);
+  }
+
+  /**
+   * Every charge with this reference, in the order made, a page (of 1000) after another. The
+   * options bound the whole call, every page of it.
+   */
+  async chargesByReference(reference: string, options?: GatewayCallOptions): Promise<GatewayCharge[]> {
+    const signal = this.signal(options);
+    const all: GatewayCharge[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const url = new URL('/v1/charges', this.baseUrl);
+      url.searchParams.set('reference', reference);
+      url.searchParams.set('limit', '1000');
+      if (after) url.searchParams.set('starting_after', after);
+      const page = (await this.read(url, false, undefined, signal)) as { data: GatewayCharge[]; has_more: boolean };
+      all.push(...page.data.map(chargeOf));
+      if (!page.has_more) return all;
+      after = page.data.at(-1)?.id ?? null;
+      if (!after) throw new GatewayUnavailableError('the gateway answered an empty page with more to come');
+    }
   }
 
   async tokenStatuses(tokens: string[]): Promise<GatewayTokenStatus[]> {
@@ -198,18 +281,27 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     if (status === 'replaced' && validExpiry && typeof body.token === 'string' && body.token)
       return { status, token: body.token, ...expiry };
     // Asking again would get the same answer: not a transient failure.
-    throw new GatewayRejectedError(200, `the account updater answered what it should not (${String(status)})`);
+    throw new GatewayRejectedError(
+      200,
+      'unexpected_answer',
+      `the account updater answered what it should not (${String(status)})`,
+    );
   }
 
   /** A read of the gateway's records: 404 is null when allowed; any other failure throws (retried). */
-  private async read(url: URL, missingIsNull = false, post?: unknown): Promise<unknown> {
+  private async read(
+    url: URL,
+    missingIsNull = false,
+    post?: unknown,
+    signal: AbortSignal = this.signal(),
+  ): Promise<unknown> {
     let res: Response;
     try {
       res = await fetch(url, {
         method: post === undefined ? 'GET' : 'POST',
         headers: post === undefined ? {} : { 'content-type': 'application/json' },
         body: post === undefined ? null : JSON.stringify(post),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal,
       });
     } catch (err) {
       // Never echo the request: a status lookup holds tokens.

@@ -300,7 +300,35 @@ export const envSchema = z.object({
   /** The payment gateway's base URL. */
   PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
   /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */
-  PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(10_000),
+  /**
+   * How long the payment gateway is known to remember an idempotency key (its documented minimum):
+   * a charge of unknown outcome older than this is never sent again, only looked for by reference.
+   */
+  PERSONA_GATEWAY_KEY_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  /**
+   * How long after a charge's last request "the gateway has no charge under its key" is believed
+   * (the gateway's listing may lag, and a request may still be in flight): at least 5 minutes, more
+   * than twice the charge activity's start-to-close, so no attempt of it can still be sending.
+   */
+  PERSONA_CHARGE_SETTLE_MINUTES: z.coerce
+    .number()
+    .min(5)
+    .max(24 * 60)
+    .default(10),
+  /**
+   * How long a charge's transient failures (5xx, timeouts, 429, an outcome not known yet) are
+   * retried, under the same key, before the recovery asks ops (who may then only retry it).
+   */
+  PERSONA_CHARGE_RETRY_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(6),
   /** The card-network rule table (config/network-rules/<version>.json); the newest when unset. */
   PERSONA_NETWORK_RULES_VERSION: z
     .string()
@@ -624,6 +652,20 @@ export function loadSettings(
 }
 
 /** The segment and VIP rules interactions are recorded under (graph/interactions.ts ProfileRules). */
+/** How the recovery's charge treats the gateway (activities/recovery.ts ChargePolicy). */
+export function chargePolicy(settings: Settings): { keyTtlMs: number; settleMs: number; clientTimeoutMs: number } {
+  return {
+    keyTtlMs: settings.PERSONA_GATEWAY_KEY_TTL_HOURS * 3_600_000,
+    settleMs: settings.PERSONA_CHARGE_SETTLE_MINUTES * 60_000,
+    clientTimeoutMs: settings.PERSONA_GATEWAY_TIMEOUT_MS,
+  };
+}
+
+/** How long a recovery's charge retries before ops are asked, as a workflow duration ('6h', '90m'). */
+export function chargeRetryFor(settings: Settings): string {
+  return `${Math.round(settings.PERSONA_CHARGE_RETRY_HOURS * 60)}m`;
+}
+
 export function profileRules(settings: Settings): {
   vipLtvMinor: number;
   vipBasis: Settings['PERSONA_VIP_BASIS'];

@@ -244,26 +244,36 @@ export async function recordCardAnswer(
   table: RuleTable,
   now = new Date(),
 ): Promise<void> {
-  await writeTx(g, async (tx) => {
-    const l = await loadLocked(tx, card);
-    const attempt = l.attempts.find((a) => a.key === digest(key));
-    if (!attempt) return;
-    // A wait the network asks for runs from its answer, which may come long after the reservation
-    // (the gateway retried): the first answer recorded moves the charge's time to the recording
-    // (moments after the answer; later only when the activity was retried: never earlier).
-    if (attempt.outcome === 'pending') attempt.at = now.toISOString();
-    Object.assign(attempt, {
-      outcome: answer.outcome,
-      decline_code: answer.decline_code ?? null,
-      category: answer.category ?? null,
-      advice_code: answer.advice_code ?? null,
-    });
-    if (!l.barred && answer.outcome === 'declined') {
-      const after = decideRetry(table, l.network, historyOf(l), now);
-      if (permanent(table, after)) l.barred = after;
-    }
-    await save(tx, card.fingerprint, l, now);
+  await writeTx(g, (tx) => recordCardAnswerTx(tx, card, key, answer, table, now));
+}
+
+/** `recordCardAnswer` inside a transaction of the caller's (the charge ledger's answer). */
+export async function recordCardAnswerTx(
+  tx: ManagedTransaction,
+  card: CardIdentity,
+  key: string,
+  answer: CardAnswer,
+  table: RuleTable,
+  now: Date,
+): Promise<void> {
+  const l = await loadLocked(tx, card);
+  const attempt = l.attempts.find((a) => a.key === digest(key));
+  if (!attempt) return;
+  // A wait the network asks for runs from its answer, which may come long after the reservation
+  // (the gateway retried): the first answer recorded moves the charge's time to the recording
+  // (moments after the answer; later only when the activity was retried: never earlier).
+  if (attempt.outcome === 'pending') attempt.at = now.toISOString();
+  Object.assign(attempt, {
+    outcome: answer.outcome,
+    decline_code: answer.decline_code ?? null,
+    category: answer.category ?? null,
+    advice_code: answer.advice_code ?? null,
   });
+  if (!l.barred && answer.outcome === 'declined') {
+    const after = decideRetry(table, l.network, historyOf(l), now);
+    if (permanent(table, after)) l.barred = after;
+  }
+  await save(tx, card.fingerprint, l, now);
 }
 
 /** A decline a recovery started from, as the failure report gave it. */

@@ -3,7 +3,9 @@
  * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
  * write-transaction limit): each keeps its id, type and time, its payload becomes `{}` (and a
  * PossibleMatchFound loses the customer it named, graph/events.ts). Then, in
- * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens), the
+ * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens; the
+ * charge ledger's attempts lose their copies of the token and the card, and keep the key, the
+ * amounts and the outcome: graph/chargeLedger.ts), the
  * behavioural profile and devices no other customer uses are deleted; the keys of the customer's
  * workflow histories are destroyed (crypto-shredding: workflows/erasure.ts waits until those
  * workflows have closed); shared devices only lose the customer's edge; events appended since the
@@ -15,6 +17,7 @@
 import neo4j from 'neo4j-driver';
 import { appendEvent } from './events';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
+import { scrubLedgerTx } from './chargeLedger';
 import { mergedRecordsOfTx } from './merge';
 import { readTx, writeTx, type Graph } from './graph';
 
@@ -213,6 +216,8 @@ export async function eraseCustomer(
     if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
     refuseUnlessOps(lock.get('status'), options, customerId);
     const r = (await tx.run(CYPHER.erase, { id: customerId, from: after })).records[0];
+    // The charge ledger keeps every attempt (key, amounts, outcome) without what is personal.
+    await scrubLedgerTx(tx, [customerId]);
     const n = (k: string): number => Number(r?.get(k) ?? 0);
     const deleted = {
       identifiers: n('identifiers'),

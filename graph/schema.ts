@@ -39,6 +39,10 @@ const NODE_LABELS = [
   // A gateway charge whose recovery was still running when the reconciliation saw it (`id` = the
   // payment id, graph/reconciliation.ts): looked at again by every run until it is settled.
   'ReconciliationPending',
+  // The charge ledger (graph/chargeLedger.ts): a failed payment's recovery (`id` = the payment id)
+  // and each charge it attempted (`id` = the idempotency key), kept whatever happens to the wallet.
+  'Recovery',
+  'ChargeAttempt',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
@@ -141,6 +145,25 @@ export const SCHEMA: SchemaRule[] = [
     name: 'address_match_key',
     kind: 'index',
     cypher: 'CREATE INDEX address_match_key IF NOT EXISTS FOR (a:Address) ON (a.match_key)',
+  },
+  // The charge ledger: an erasure or a merge finds a customer's recoveries and attempts, and the
+  // per-method cap counts a method's recent attempts, each with one seek.
+  {
+    name: 'recovery_customer',
+    kind: 'index',
+    cypher: 'CREATE INDEX recovery_customer IF NOT EXISTS FOR (r:Recovery) ON (r.customer_id)',
+  },
+  {
+    name: 'charge_attempt_customer',
+    kind: 'index',
+    cypher: 'CREATE INDEX charge_attempt_customer IF NOT EXISTS FOR (a:ChargeAttempt) ON (a.customer_id)',
+  },
+  {
+    name: 'charge_attempt_method_created',
+    kind: 'index',
+    cypher:
+      'CREATE INDEX charge_attempt_method_created IF NOT EXISTS FOR (a:ChargeAttempt) ' +
+      'ON (a.payment_method_id, a.created_at)',
   },
   // The daily prune deletes interaction claims older than the retention, oldest first, one range
   // seek per batch (graph/interactions.ts `pruneInteractionClaims`).

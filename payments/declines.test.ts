@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DECLINES, declineCodeInToken, declineRule, type DeclineClass } from './declines';
+import { DECLINES, declineCodeInToken, declineRule, decideDecline, type DeclineClass } from './declines';
 
 describe('decline classes', () => {
   const expected: Record<DeclineClass, string[]> = {
@@ -20,6 +20,28 @@ describe('decline classes', () => {
 
   it('treats an unknown code as soft', () =>
     expect(declineRule('brand_new_code')).toEqual({ class: 'soft', doNotRetry: false }));
+
+  it('decides a decline as the activities answer it: class, new status, retry, updater', () => {
+    expect(decideDecline('expired_card')).toEqual({
+      code: 'expired_card',
+      class: 'hard',
+      status: 'expired',
+      do_not_retry: true,
+      ask_updater: true,
+    });
+    expect(decideDecline('stolen_card')).toMatchObject({
+      class: 'fraud_hard',
+      status: 'compromised',
+      ask_updater: false,
+    });
+    expect(decideDecline('insufficient_funds')).toEqual({
+      code: 'insufficient_funds',
+      class: 'soft',
+      status: null,
+      do_not_retry: false,
+      ask_updater: false,
+    });
+  });
 });
 
 describe('test tokens', () => {

@@ -1,6 +1,9 @@
 /**
- * Decline codes and what Persona does about each — the one table the recovery workflow, the
- * gateway simulator and the tests all read.
+ * Decline codes and what Persona does about each — the one table the recovery's activities, the
+ * gateway simulator and the tests read. A business table: evaluated only in activities
+ * (`decideDecline`), whose answers the recovery's history records, so that an edit changes what
+ * later declines decide and never what a running recovery's history says (workflows/recovery.ts
+ * imports nothing from here; test/workflows/tables.test.ts edits an entry and replays every history).
  *   fraud_hard: the card is compromised: deactivate it, tell the customer, stop.
  *   hard:       the card will not work again: deactivate it (expired_card → `expired`), cascade.
  *   soft:       this attempt failed: cascade to the next method; the card may work later.
@@ -48,6 +51,31 @@ export const DECLINE_CODES = Object.keys(DECLINES) as DeclineCode[];
 /** An unknown code is treated as a soft decline: never deactivate a card on a guess. */
 export function declineRule(code: string): DeclineRule {
   return (DECLINES as Record<string, DeclineRule>)[code] ?? { class: 'soft', doNotRetry: false };
+}
+
+/**
+ * What a decline decides for a recovery, as an activity answers it (a plain object the workflow's
+ * history records): its class, the status the declined method takes (null: it keeps its status),
+ * whether the method may be charged again in this recovery, and whether the networks' account
+ * updater is asked whether the card was renewed.
+ */
+export interface DeclineDecision {
+  code: string;
+  class: DeclineClass;
+  status: 'inactive' | 'expired' | 'compromised' | null;
+  do_not_retry: boolean;
+  ask_updater: boolean;
+}
+
+export function decideDecline(code: string): DeclineDecision {
+  const rule = declineRule(code);
+  return {
+    code,
+    class: rule.class,
+    status: rule.status ?? null,
+    do_not_retry: rule.doNotRetry,
+    ask_updater: code === 'expired_card',
+  };
 }
 
 /**

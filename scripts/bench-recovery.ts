@@ -207,6 +207,7 @@ async function failedPayment(graph: Graph, gateway: HttpPaymentGateway, kind: Ki
     currency: graph.policy.reportingCurrency,
     customer_id: customerId,
     initiator: 'mit',
+    reference: paymentId,
   });
   if (first.outcome !== 'declined') throw new Error(`the ${kind} card paid at first: its token is wrong`);
   const failure: PaymentFailure = {

@@ -26,7 +26,15 @@ import {
   undoMergeUpdate,
 } from '../temporal/identityMerge';
 import { customerWrittenUpdate } from '../temporal/onboarding';
-import { offerPaymentMethodUpdate, paymentFailedSignal, recoveryStatusQuery } from '../temporal/recovery';
+import {
+  cancelRecoverySignal,
+  CHARGE_OUTCOME_UNKNOWN,
+  offerPaymentMethodUpdate,
+  paymentFailedSignal,
+  recoveryStatusQuery,
+} from '../temporal/recovery';
+import { ApplicationFailure } from '@temporalio/common';
+import { decideDecline } from '../payments/declines';
 import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../test/support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
 
@@ -42,11 +50,26 @@ const activities = {
   requestBehavioralProfile: async () => ({ reference: 'local:rec' }),
   reportTrustedDevice: noop,
   listRecoveryCandidates: async () => [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
-  // Payment pay-dun declines in its first pass and recovers in its dunning round.
-  chargePaymentMethod: async (a: { payment_id: string; idempotency_key: string }) =>
-    a.payment_id === 'pay-dun' && !a.idempotency_key.includes(':r')
-      ? { outcome: 'declined', decline_code: 'insufficient_funds', charge_id: null }
-      : { outcome: 'succeeded', charge_id: 'ch_rec' },
+  beginRecovery: async (req: { failure: { decline_code: string } }) => ({
+    proceed: true,
+    state: 'recovering',
+    decline: decideDecline(req.failure.decline_code),
+    candidates: [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
+  }),
+  // Payment pay-dun declines in its first pass and recovers in its dunning round; pay-unk's charge
+  // never gets an answer (its outcome unknown), and asked without sending, the gateway has it.
+  chargePaymentMethod: async (a: { payment_id: string; idempotency_key: string; mode?: string }) => {
+    if (a.payment_id === 'pay-unk' && a.mode !== 'settle')
+      throw ApplicationFailure.create({ type: CHARGE_OUTCOME_UNKNOWN, message: 'no answer from the gateway' });
+    return a.payment_id === 'pay-dun' && !a.idempotency_key.includes(':r')
+      ? {
+          outcome: 'declined',
+          decline_code: 'insufficient_funds',
+          charge_id: null,
+          decision: decideDecline('insufficient_funds'),
+        }
+      : { outcome: 'succeeded', charge_id: 'ch_rec' };
+  },
   renewCard: async () => ({ outcome: 'updated', token_replaced: false, reactivated: true, expiry: '2031-09' }),
   // The rules allow the next charge two days after the schedule's one.
   forecastCharges: async (req: { at: string }) => ({
@@ -57,6 +80,7 @@ const activities = {
   deactivatePaymentMethod: noop,
   recordRecovery: noop,
   recordRecoveryFailed: noop,
+  recordRecoveryStopped: noop,
   notifyCustomer: async () => ({ sent: true, channel: 'email' }),
   scanExpiryBatch: async (req: { cursor: unknown }) => ({
     next_cursor: req.cursor ? null : { year: 2027, month: 1, id: 'pm-x' },
@@ -218,7 +242,7 @@ async function main(): Promise<void> {
         declineCode = 'insufficient_funds',
         during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>,
       ) =>
-        record(name, 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'] }], async (h) => {
+        record(name, 'paymentRecoveryWorkflow', [{ dunningSchedule: ['1d'], chargeRetryFor: '2m' }], async (h) => {
           await h.signal(paymentFailedSignal, {
             payment_id: paymentId,
             customer_id: customerId,
@@ -238,6 +262,12 @@ async function main(): Promise<void> {
       await recovery('payment-recovery-offered', 'pay-dun', 'insufficient_funds', async (h) => {
         while ((await h.query(recoveryStatusQuery)).state !== 'dunning') await new Promise((r) => setTimeout(r, 100));
         await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
+      });
+      // A charge whose outcome stays unknown: needs attention (retry only); a cancel asks the
+      // gateway without sending, finds the charge, and the recovery is recorded as recovered.
+      await recovery('payment-recovery-unknown-settled', 'pay-unk', 'insufficient_funds', async (h) => {
+        while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
+        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
       });
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },

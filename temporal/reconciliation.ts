@@ -159,11 +159,13 @@ export const emptyCounts = (): ReconciliationCounts => ({
 });
 
 /**
- * A recovery's charge key: `<payment id>:<method id>` or `<payment id>:<method id>:r<round>`
- * (workflows/recovery.ts). Method ids hold no colon; payment ids may.
+ * A recovery's charge key: `<payment id>:<method id>`, with `:r<round>` in a dunning round and
+ * `:renewed` for a card the account updater renewed (workflows/recovery.ts). Method ids hold no
+ * colon; payment ids may.
  */
 export function parseRecoveryChargeKey(key: string): { payment_id: string; payment_method_id: string } | null {
-  const m = /^(.+):([^:]+):r\d+$/.exec(key) ?? /^(.+):([^:]+)$/.exec(key);
+  const bare = key.replace(/:renewed$/, '');
+  const m = /^(.+):([^:]+):r\d+$/.exec(bare) ?? /^(.+):([^:]+)$/.exec(bare);
   return m ? { payment_id: m[1] as string, payment_method_id: m[2] as string } : null;
 }
 

@@ -4,6 +4,21 @@ import type { RecoveryMechanism } from '../payments/mechanisms';
 
 export const RECOVERY_WORKFLOW_TYPE = 'paymentRecoveryWorkflow';
 
+/**
+ * The failure type of a charge whose outcome is not known yet (no answer, a 5xx, a 409 "in
+ * flight", a refusal of a request sent again): retried under the same key, and never skipped.
+ */
+export const CHARGE_OUTCOME_UNKNOWN = 'ChargeOutcomeUnknown';
+/** The failure type of a charge the gateway refused, the only request sent under its key: nothing charged. */
+export const CHARGE_REFUSED = 'ChargeRefused';
+/**
+ * The failure type of a charge that failed before any request went (the processor could not name
+ * the card, the account updater or Neo4j was away): the charge ledger has no attempt under the key.
+ */
+export const CHARGE_NOT_SENT = 'ChargeNotSent';
+/** How long a charge's retryable failures (5xx, timeouts, 429, unknown outcomes) are retried before ops are asked. */
+export const DEFAULT_CHARGE_RETRY_FOR = '6h';
+
 export function recoveryWorkflowId(paymentId: string): string {
   return `payment-recovery-${paymentId}`;
 }
@@ -42,6 +57,13 @@ export interface RecoveryAttention {
   /** The method whose charge failed (null when the recording of a recovery failed). */
   payment_method_id: string | null;
   since: string;
+  /**
+   * The key of a charge whose outcome is not known: only `retry` (the same key, the same charge)
+   * is allowed until the gateway says what became of it. Null otherwise.
+   */
+  unknown_charge: string | null;
+  /** Whether ops may `skip`: only when nothing can have been charged. */
+  skippable: boolean;
 }
 
 export interface RecoveryStatus {
@@ -96,6 +118,11 @@ export interface AttentionDecision {
 export interface RecoveryInput {
   /** Delays between dunning rounds, e.g. ['1d', '3d', '5d', '7d'] (PERSONA_DUNNING_SCHEDULE). */
   dunningSchedule: string[];
+  /**
+   * How long a charge's retryable failures are retried before ops are asked, e.g. '6h'
+   * (PERSONA_CHARGE_RETRY_HOURS; DEFAULT_CHARGE_RETRY_FOR when absent).
+   */
+  chargeRetryFor?: string;
 }
 
 export const paymentFailedSignal = defineSignal<[PaymentFailure]>('paymentFailed');

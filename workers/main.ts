@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { ConfigError, loadConfig, profileRules } from '../config/env';
+import { chargePolicy, ConfigError, loadConfig, profileRules } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -122,6 +122,7 @@ async function main(): Promise<void> {
       cards: gateway,
       updater: gateway,
       networkRules,
+      chargePolicy: chargePolicy(config),
       notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, logger, {
         revealCodes: config.PERSONA_LOG_NOTIFICATION_CODES === 'true',
       }),

@@ -54,13 +54,33 @@ export const agentNotify: ActivityOptions = {
 };
 
 /**
- * A charge at the payment gateway: the idempotency key makes a retry the same charge, so
- * 5xx answers and timeouts are retried with backoff; a decline is a result, not an error.
+ * A charge at the payment gateway (activities/recovery.ts `chargePaymentMethod`): the idempotency
+ * key makes a retry the same charge, so 5xx answers, timeouts, 429s and unknown outcomes are retried
+ * with backoff for `retryFor` (hours: PERSONA_CHARGE_RETRY_HOURS) before ops are asked; a decline
+ * is a result, not an error. Its start-to-close covers the activity's worst case (a processor
+ * naming two cards, the account updater, the reservation, the charge, a listing by reference —
+ * each call at most the client's 10 s, and the activity ends its calls 5 s before this runs out),
+ * so an attempt is over before the next begins; it heartbeats every 2 s, so a worker that died
+ * mid-charge is noticed within the heartbeat timeout and the retry, same key, is the same charge.
  */
-export const gatewayCharge: ActivityOptions = {
-  // Short: a worker that dies mid-charge is noticed within this, and the retry (same key) is the same charge.
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+export function gatewayCharge(retryFor: string): ActivityOptions {
+  return {
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
+    scheduleToCloseTimeout: retryFor,
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+  };
+}
+
+/**
+ * Learning what became of a charge of unknown outcome when nothing more may be charged (the
+ * recovery was cancelled, the customer is being erased): asked of the gateway, never sent again,
+ * for as long as it takes — the answer decides whether the payment was recovered.
+ */
+export const gatewaySettle: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 };
 
 /**

@@ -90,13 +90,16 @@ describe('offering a new card to running recoveries', () => {
 describe('when ops may cancel a recovery', () => {
   const status = (change: Partial<RecoveryStatus>): RecoveryStatus => ({ ...initialRecoveryStatus(), ...change });
 
-  it('cancels one between charges or charging with nothing recovered yet', () => {
+  it('cancels one between charges, charging, or waiting for ops on a charge, with nothing recovered yet', () => {
     expect(cancelRefusal(status({ state: 'dunning' }))).toBeNull();
     expect(cancelRefusal(status({ state: 'recovering' }))).toBeNull();
+    // A charge of unknown outcome is settled with the gateway before the recovery stops.
+    expect(cancelRefusal(status({ state: 'needs_attention' }))).toBeNull();
   });
 
-  it('refuses one that needs attention, recovered, or is only finishing its records, saying why', () => {
-    expect(cancelRefusal(status({ state: 'needs_attention' }))).toMatch(/decide it with retry or skip first/);
+  it('refuses one that recovered (even while its record needs attention) or is only finishing, saying why', () => {
+    const recording = status({ state: 'needs_attention', recovered_with: 'pm_1' });
+    expect(cancelRefusal(recording)).toMatch(/recovered the payment/);
     expect(cancelRefusal(status({ state: 'recovering', recovered_with: 'pm_1' }))).toMatch(/recovered the payment/);
     expect(cancelRefusal(status({ state: 'waiting' }))).toMatch(/not taken its payment failure yet/);
     for (const state of ['recovered', 'failed', 'stopped'] as const)

@@ -13,6 +13,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
+import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   cancelRecoverySignal,
@@ -38,28 +39,57 @@ import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { followMerge, mergedInto } from './mergedIds';
 
+/**
+ * A reported failure: the payment's recovery is reserved in the charge ledger first
+ * (graph/chargeLedger.ts), in one transaction, whatever Temporal still remembers — a payment is
+ * recovered once, ever. Only the first report starts the workflow (signal-with-start of
+ * `paymentFailed`); a report of a payment whose recovery ended (recovered, failed, stopped) or runs
+ * starts nothing and answers the same workflow id. A reservation whose workflow never started (the
+ * api died in between) is started by the next report of it.
+ */
 export async function reportPaymentFailure(
   deps: ApiDeps,
   reported: PaymentFailure,
 ): Promise<{ workflow_id: string; merged_into?: string }> {
   const f = await ownerOfFailure(deps, reported);
   const workflowId = recoveryWorkflowId(f.payment_id);
-  const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
+  const answer = {
+    workflow_id: workflowId,
+    ...mergedInto(f.customer_id === reported.customer_id ? null : f.customer_id),
+  };
   // A customer being erased starts no new recovery: its key would be destroyed while it ran (the
   // erasure checked the customer's workflows before). Fraud outcomes are never held back like this.
   await refuseWhileErasing(deps, f.customer_id);
-  // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
+  // Its history is encrypted under a key of its own, the customer's: erasure destroys it. Made
+  // before the reservation: a payment id another customer's recovery holds is refused here (409).
   await deps.payloads.provision(workflowId, f.customer_id);
+  const { created, recovery } = await reserveRecovery(deps.graph, f);
+  if (!created) {
+    // A payment id names one payment: a report of it with other facts is refused, never merged in.
+    const reservedFor = (await followMerge(deps.graph, recovery.customer_id).catch(() => null))?.id;
+    if (
+      recovery.amount !== f.amount ||
+      recovery.currency !== f.currency ||
+      recovery.payment_method_id !== f.payment_method_id ||
+      (recovery.customer_id !== f.customer_id && reservedFor !== f.customer_id)
+    )
+      throw new InvalidStateError(
+        `payment ${f.payment_id} was reported before for another customer, payment method or amount; ` +
+          'a payment id names one payment',
+      );
+    if (recovery.state !== 'recovering' || recovery.started_at !== null) return answer;
+  }
+  const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
   try {
     await deps.temporal.client.workflow.signalWithStart<typeof paymentRecoveryWorkflow, [PaymentFailure]>(
       RECOVERY_WORKFLOW_TYPE,
       {
         workflowId,
         taskQueue: deps.temporal.taskQueue,
-        args: [{ dunningSchedule: deps.recovery.dunningSchedule }],
+        args: [{ dunningSchedule: deps.recovery.dunningSchedule, chargeRetryFor: deps.recovery.chargeRetryFor }],
         signal: paymentFailedSignal,
         signalArgs: [f],
-        // A recovery that already finished is not started again: the same report changes nothing.
+        // Within Temporal's retention a closed run is not started again either.
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
         staticSummary: `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})`,
@@ -68,7 +98,7 @@ export async function reportPaymentFailure(
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
-  return { workflow_id: workflowId, ...mergedInto(f.customer_id === reported.customer_id ? null : f.customer_id) };
+  return answer;
 }
 
 /**
@@ -101,15 +131,40 @@ function complete(status: Partial<RecoveryStatus> & Pick<RecoveryStatus, 'state'
   return { ...initialRecoveryStatus(), ...status };
 }
 
+/**
+ * A recovery's status: the workflow's own answer while Temporal has it; past Temporal's retention
+ * (or before its workflow started), what the charge ledger recorded of it. NotFoundError when
+ * neither has the payment.
+ */
 export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {
   try {
     return complete(
       await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery),
     );
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('PaymentRecovery', paymentId);
-    throw err;
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    const recorded = await readRecoveryLedger(deps.graph, paymentId);
+    if (!recorded) throw new NotFoundError('PaymentRecovery', paymentId);
+    return statusFromLedger(recorded);
   }
+}
+
+/** What the ledger says of a recovery, in the shape of the workflow's status (its charges as attempts). */
+function statusFromLedger({ recovery, attempts }: NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>) {
+  // The customer was erased: how it ended, and nothing more.
+  if (recovery.erased_at !== null)
+    return complete({ state: recovery.state === 'recovering' ? 'waiting' : recovery.state });
+  return complete({
+    state: recovery.state === 'recovering' ? 'waiting' : recovery.state,
+    attempts: attempts.map((a) => ({
+      payment_method_id: a.payment_method_id,
+      outcome: a.state === 'succeeded' ? 'succeeded' : a.state === 'declined' ? 'declined' : 'skipped',
+      decline_code: a.state === 'succeeded' ? null : (a.decline_code ?? a.state),
+      at: a.first_sent_at ?? a.created_at,
+    })),
+    recovered_with: recovery.recovered_with,
+    stop_reason: recovery.state === 'stopped' ? recovery.reason : null,
+  });
 }
 
 /**
@@ -139,10 +194,11 @@ export const CANCEL_REASON_MAX = 500;
 /**
  * Ops stop a running recovery with a reason: the `cancel` signal, after which it charges nothing
  * more (a charge already under way is finished and recorded first) and ends `stopped`, its
- * `stop_reason` "cancelled: <reason>". Only a recovery between charges (`dunning`) or charging
- * (`recovering`, nothing recovered yet) is cancelled: one that needs attention is decided with
- * retry or skip first (a cancel there could leave a charge that went through unrecorded), and one
- * that recovered or failed is only finishing its records. A recovery cancelled already answers its
+ * `stop_reason` "cancelled: <reason>". A recovery between charges (`dunning`), charging
+ * (`recovering`, nothing recovered yet) or waiting for ops on a charge (`needs_attention`: a charge
+ * of unknown outcome is settled with the gateway, without sending anything, before it stops) is
+ * cancelled; one that recovered (recording it, even while that needs attention) or failed is only
+ * finishing its records. A recovery cancelled already answers its
  * status again (a resent form). NotFoundError (404) when no recovery has this payment id,
  * InvalidStateError (409) when it cannot be cancelled now, saying why. Answers its status once the
  * signal is in.
@@ -178,9 +234,7 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
 /** Why a recovery in this state may not be cancelled, or null when it may. */
 export function cancelRefusal(status: RecoveryStatus): string | null {
   if (status.recovered_with !== null) return 'it recovered the payment already and is recording it';
-  if (status.state === 'needs_attention')
-    return 'it needs attention: decide it with retry or skip first (a charge may have gone through)';
-  if (status.state === 'dunning' || status.state === 'recovering') return null;
+  if (status.state === 'dunning' || status.state === 'recovering' || status.state === 'needs_attention') return null;
   if (status.state === 'waiting') return 'it has not taken its payment failure yet';
   return `it is ${status.state.replace(/_/g, ' ')} already and only finishing its records`;
 }

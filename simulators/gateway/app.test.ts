@@ -1,11 +1,23 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GatewayRejectedError, GatewayUnavailableError, HttpPaymentGateway } from '../../clients/paymentGateway';
-import { createGatewaySimulator, fingerprintOfToken, networkOfToken, type ChargeRecord } from './app';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  GatewayInFlightError,
+  GatewayRejectedError,
+  GatewayUnavailableError,
+  HttpPaymentGateway,
+} from '../../clients/paymentGateway';
+import {
+  createGatewaySimulator,
+  fingerprintOfToken,
+  networkOfToken,
+  type ChargeFault,
+  type ChargeRecord,
+  type SimulatorOptions,
+} from './app';
 
 const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
 let server: ServerType;
@@ -19,6 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
+/** A charge request; its reference is the payment id, the key's part before `:`. */
 const charge = (token: string, key: string, customer = 'cust-1') => ({
   idempotency_key: key,
   token,
@@ -26,9 +39,48 @@ const charge = (token: string, key: string, customer = 'cust-1') => ({
   currency: 'EUR',
   customer_id: customer,
   initiator: 'mit' as const,
+  reference: key.split(':')[0] as string,
 });
 const listed = async (customer: string) =>
   ((await (await fetch(`${base}/v1/charges?customer_id=${customer}`)).json()) as { data: ChargeRecord[] }).data;
+const simulatorFaults = async (at = base) =>
+  (await (await fetch(`${at}/_sim/faults`)).json()) as {
+    in_flight: number;
+    fail_next: number;
+    fail_after_commit_next: number;
+    lose_answer_next: number;
+  };
+const setFaults = async (faults: Record<string, number>, at = base) =>
+  expect((await fetch(`${at}/_sim/faults`, { method: 'PUT', body: JSON.stringify(faults) })).status).toBe(200);
+/** Waits (polling) until the condition holds. */
+async function until(condition: () => Promise<boolean>, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+/** Serves a simulator of its own (with its own records file and options) over real HTTP. */
+async function ownSimulator(
+  options: SimulatorOptions,
+  dataFile = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl'),
+) {
+  let own: ServerType | undefined;
+  await new Promise<void>((resolve) => {
+    own = serve(
+      { fetch: createGatewaySimulator(dataFile, undefined, options).fetch, hostname: '127.0.0.1', port: 0 },
+      () => resolve(),
+    );
+  });
+  const server = own as ServerType;
+  const at = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    base: at,
+    dataFile,
+    gateway: new HttpPaymentGateway(at, 2000),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 describe('the gateway simulator through the PaymentGateway client', () => {
   const gateway = () => new HttpPaymentGateway(base, 1000);
@@ -205,22 +257,45 @@ describe('the gateway simulator speaks like a processor', () => {
     expect(await listed('c-i')).toHaveLength(1);
   });
 
-  it('charges once for two requests with one key at once, and refuses the key for another charge', async () => {
-    const body = (amount: number) =>
-      JSON.stringify({ token: 'tok_visa', amount, currency: 'EUR', customer_id: 'c-k', initiator: 'mit' });
-    const post = (amount: number) =>
+  it('answers 409 to a second request with a key while the first runs, charges once, refuses reuse', async () => {
+    const body = (amount: number, reference?: string) =>
+      JSON.stringify({ token: 'tok_visa', amount, currency: 'EUR', customer_id: 'c-k', initiator: 'mit', reference });
+    const post = (amount: number, reference?: string) =>
       fetch(`${base}/v1/charges`, {
         method: 'POST',
         headers: { 'idempotency-key': 'pay-k:pm-1', 'content-type': 'application/json' },
-        body: body(amount),
+        body: body(amount, reference),
       });
-    const [a, b] = await Promise.all([post(500), post(500)]);
-    const [first, second] = [(await a.json()) as { id: string }, (await b.json()) as { id: string }];
-    expect(first.id).toBe(second.id);
-    expect(await listed('c-k')).toHaveLength(1);
-    const other = await post(501);
-    expect(other.status).toBe(400);
-    expect(await other.json()).toMatchObject({ error: { code: 'idempotency_key_in_use' } });
+    // A request of an earlier test may still be held: start from none.
+    await until(async () => (await simulatorFaults()).in_flight === 0);
+    await setFaults({ latency_ms: 300 });
+    let first: Response;
+    try {
+      const held = post(500, 'pay-k');
+      await until(async () => (await simulatorFaults()).in_flight === 1);
+      const second = await post(500, 'pay-k');
+      expect(second.status).toBe(409);
+      expect(await second.json()).toMatchObject({ error: { code: 'idempotency_key_in_flight' } });
+      // Through the client: a transient error of its own kind.
+      const client = gateway().charge({ ...charge('tok_visa', 'pay-k:pm-1', 'c-k'), amount: 500, reference: 'pay-k' });
+      await expect(client).rejects.toBeInstanceOf(GatewayInFlightError);
+      await expect(client).rejects.toBeInstanceOf(GatewayUnavailableError);
+      first = await held;
+    } finally {
+      await setFaults({ latency_ms: 0 });
+    }
+    expect(first.status).toBe(200);
+    const { id } = (await first.json()) as { id: string };
+    expect(await listed('c-k')).toMatchObject([{ id, reference: 'pay-k' }]);
+    // Once answered, the key replays (a request naming no reference is the same charge too).
+    const again = await post(500);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(await again.json()).toMatchObject({ id });
+    for (const other of [post(501, 'pay-k'), post(500, 'pay-other')]) {
+      const res = await other;
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: { code: 'idempotency_key_in_use' } });
+    }
     expect(await listed('c-k')).toHaveLength(1);
   });
 
@@ -275,5 +350,297 @@ describe('the gateway simulator speaks like a processor', () => {
     // Kept across a restart, and never the token itself.
     expect(await listLookups(createGatewaySimulator(file))).toHaveLength(1);
     expect(readFileSync(file, 'utf8')).not.toContain('au_expiry_09_2031');
+  });
+});
+
+describe('the gateway simulator keeps idempotency keys as a processor does', () => {
+  const gateway = () => new HttpPaymentGateway(base, 1000);
+  const rawCharge = (at: string, key: string, fields: Record<string, unknown> = {}) =>
+    fetch(`${at}/v1/charges`, {
+      method: 'POST',
+      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        token: 'tok_visa',
+        amount: 1999,
+        currency: 'EUR',
+        customer_id: 'c-x',
+        initiator: 'mit',
+        ...fields,
+      }),
+    });
+
+  it('keeps the reference on the record, and lists the charges of one reference, alone or with filters', async () => {
+    const a = await gateway().charge(charge('tok_visa', 'pay-r1:pm-1', 'c-r'));
+    await gateway().charge(charge('tok_visa', 'pay-r2:pm-1', 'c-r'));
+    const b = await gateway().charge(charge('tok_decline_do_not_honor', 'pay-r1:pm-2', 'c-r2'));
+    const ids = [a, b].map((r) => r.charge_id);
+    const byReference = await gateway().chargesByReference('pay-r1');
+    expect(byReference.map((c) => c.id)).toEqual(ids);
+    expect(byReference).toMatchObject([
+      { reference: 'pay-r1', idempotency_key: 'pay-r1:pm-1', status: 'succeeded', customer_id: 'c-r' },
+      { reference: 'pay-r1', idempotency_key: 'pay-r1:pm-2', status: 'declined', customer_id: 'c-r2' },
+    ]);
+    expect(await gateway().chargesByReference('pay-none')).toEqual([]);
+    expect(await gateway().getCharge(ids[0] as string)).toMatchObject({ reference: 'pay-r1' });
+    // Combined with the customer, a page at a time.
+    const page = async (q: string) =>
+      (await (await fetch(`${base}/v1/charges?${q}`)).json()) as { data: ChargeRecord[]; has_more: boolean };
+    expect((await page('reference=pay-r1&customer_id=c-r2')).data.map((c) => c.id)).toEqual([ids[1]]);
+    const first = await page('reference=pay-r1&limit=1');
+    expect(first).toMatchObject({ data: [{ id: ids[0] }], has_more: true });
+    const second = await page(`reference=pay-r1&limit=1&starting_after=${ids[0]}`);
+    expect(second.data.map((c) => c.id)).toEqual([ids[1]]);
+    // A reference is 1–200 characters.
+    expect((await rawCharge(base, 'pay-r3:pm-1', { reference: '' })).status).toBe(400);
+    expect((await rawCharge(base, 'pay-r3:pm-1', { reference: 'r'.repeat(201) })).status).toBe(400);
+  });
+
+  it('fail_after_commit_next: the client sees a transient error, the charge is made, a retry replays it', async () => {
+    await setFaults({ fail_after_commit_next: 1 });
+    const request = charge('tok_visa_secret-token-fac', 'pay-fac:pm-1', 'c-fac');
+    const failed = gateway().charge(request);
+    await expect(failed).rejects.toBeInstanceOf(GatewayUnavailableError);
+    await expect(failed).rejects.not.toBeInstanceOf(GatewayInFlightError);
+    await expect(failed).rejects.toThrow(/503/);
+    expect((await simulatorFaults()).fail_after_commit_next).toBe(0);
+    const made = await gateway().chargesByReference('pay-fac');
+    expect(made).toMatchObject([{ status: 'succeeded', idempotency_key: 'pay-fac:pm-1' }]);
+    expect(await gateway().charge(request)).toMatchObject({ outcome: 'succeeded', charge_id: made[0]?.id });
+    expect(await gateway().chargesByReference('pay-fac')).toHaveLength(1);
+  });
+
+  it('lose_answer_next: the connection drops without an answer, the charge is made, a retry replays it', async () => {
+    await setFaults({ lose_answer_next: 1 });
+    const request = charge('tok_visa_decline_insufficient_funds_secret-la', 'pay-la:pm-1', 'c-la');
+    const lost = gateway().charge(request);
+    await expect(lost).rejects.toBeInstanceOf(GatewayUnavailableError);
+    // No HTTP answer at all: a network error, not a status.
+    await expect(lost).rejects.toThrow(/no answer from the gateway/);
+    // Never the token in an error.
+    await expect(lost).rejects.not.toThrow(/secret-la/);
+    expect(await simulatorFaults()).toMatchObject({ lose_answer_next: 0, in_flight: 0 });
+    const made = await gateway().chargesByReference('pay-la');
+    expect(made).toMatchObject([{ status: 'declined', decline_code: 'insufficient_funds' }]);
+    expect(await gateway().charge(request)).toMatchObject({
+      outcome: 'declined',
+      decline_code: 'insufficient_funds',
+      charge_id: made[0]?.id,
+    });
+    expect(await gateway().chargesByReference('pay-la')).toHaveLength(1);
+    // The server goes on answering (over a new connection).
+    expect(await gateway().charge(charge('tok_visa', 'pay-la2:pm-1', 'c-la'))).toMatchObject({ outcome: 'succeeded' });
+  });
+
+  it('lose_answer without a connection to drop (app.fetch called directly) throws, after the charge', async () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
+    const app = createGatewaySimulator(file, undefined, { fault: () => ({ kind: 'lose_answer' }) });
+    const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      const res = await app.request('/v1/charges', {
+        method: 'POST',
+        headers: { 'idempotency-key': 'pay-ld:pm-1', 'content-type': 'application/json' },
+        body: JSON.stringify({ token: 'tok_visa', amount: 1, currency: 'EUR', customer_id: 'c', initiator: 'mit' }),
+      });
+      expect(res.status).toBe(500);
+      expect(quiet).toHaveBeenCalled();
+    } finally {
+      quiet.mockRestore();
+    }
+    expect(((await (await app.request('/v1/charges')).json()) as { data: unknown[] }).data).toHaveLength(1);
+  });
+
+  it('asks the in-process fault hook once per request that charges or replays; a held key is in flight', async () => {
+    const asked: { idempotency_key: string; reference: string | null; customer_id: string }[] = [];
+    let heard = () => {};
+    const hookAsked = new Promise<void>((resolve) => (heard = resolve));
+    const plan: (ChargeFault | null)[] = [{ kind: 'latency', ms: 300 }, null, { kind: 'fail_before' }, null];
+    const sim = await ownSimulator({
+      fault: (req) => {
+        asked.push(req);
+        heard();
+        return plan.shift() ?? null;
+      },
+    });
+    try {
+      const request = { ...charge('tok_visa', 'pay-h:pm-1', 'c-h'), amount: 700 };
+      const held = sim.gateway.charge(request);
+      await hookAsked;
+      // While the first is held, the key is in flight: refused at once, and the hook is not asked.
+      await expect(sim.gateway.charge(request)).rejects.toBeInstanceOf(GatewayInFlightError);
+      const first = await held;
+      expect(first).toMatchObject({ outcome: 'succeeded' });
+      // A replay asks the hook too (null: replayed); then fail_before answers 503 without a replay.
+      expect(await sim.gateway.charge(request)).toEqual(first);
+      await expect(sim.gateway.charge(request)).rejects.toBeInstanceOf(GatewayUnavailableError);
+      expect(await sim.gateway.charge(request)).toEqual(first);
+      // A refused request is not asked.
+      await expect(sim.gateway.charge({ ...request, amount: 701 })).rejects.toBeInstanceOf(GatewayRejectedError);
+      expect(asked).toEqual(Array(4).fill({ idempotency_key: 'pay-h:pm-1', reference: 'pay-h', customer_id: 'c-h' }));
+      expect(await sim.gateway.chargesByReference('pay-h')).toHaveLength(1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('fail_before from the hook charges nothing; the retry makes the charge', async () => {
+    const plan: (ChargeFault | null)[] = [{ kind: 'fail_before' }];
+    const sim = await ownSimulator({ fault: () => plan.shift() ?? null });
+    try {
+      const request = charge('tok_visa', 'pay-fb:pm-1', 'c-fb');
+      await expect(sim.gateway.charge(request)).rejects.toBeInstanceOf(GatewayUnavailableError);
+      expect(await sim.gateway.chargesByReference('pay-fb')).toEqual([]);
+      expect(await sim.gateway.charge(request)).toMatchObject({ outcome: 'succeeded' });
+      expect(await sim.gateway.chargesByReference('pay-fb')).toHaveLength(1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('forgets a key keyTtlMs after its first request: the key makes a new charge (kept over a restart)', async () => {
+    let t = Date.parse('2030-01-01T00:00:00.000Z');
+    const options = { keyTtlMs: 1000, now: () => t };
+    const sim = await ownSimulator(options);
+    let restarted: Awaited<ReturnType<typeof ownSimulator>> | undefined;
+    try {
+      const request = charge('tok_visa', 'pay-e:pm-1', 'c-e1');
+      const first = await sim.gateway.charge(request);
+      t += 999;
+      expect(await sim.gateway.charge(request)).toEqual(first);
+      const replay = await rawCharge(sim.base, 'pay-e:pm-1', { customer_id: 'c-e1', reference: 'pay-e' });
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      expect(await sim.gateway.chargesByReference('pay-e')).toHaveLength(1);
+      t += 1;
+      const second = await sim.gateway.charge(request);
+      expect(second).toMatchObject({ outcome: 'succeeded' });
+      expect(second.charge_id).not.toBe(first.charge_id);
+      const both = await sim.gateway.chargesByReference('pay-e');
+      expect(both.map((c) => c.id)).toEqual([first.charge_id, second.charge_id]);
+      expect(both.map((c) => c.created_at)).toEqual(['2030-01-01T00:00:00.000Z', '2030-01-01T00:00:01.000Z']);
+      // The key now means the new charge, its TTL counted from the new first request.
+      t += 999;
+      expect(await sim.gateway.charge(request)).toEqual(second);
+      // An expired key is a new request: other parameters are no reason to refuse it.
+      t += 1;
+      expect(await sim.gateway.charge({ ...request, amount: 5 })).toMatchObject({ outcome: 'succeeded' });
+      const three = await sim.gateway.chargesByReference('pay-e');
+      expect(three.map((c) => c.amount)).toEqual([1999, 1999, 5]);
+
+      // After a restart the key still means the latest charge, and still expires on time.
+      restarted = await ownSimulator(options, sim.dataFile);
+      t += 500;
+      expect(await restarted.gateway.charge({ ...request, amount: 5 })).toMatchObject({
+        charge_id: three[2]?.id,
+      });
+      await expect(restarted.gateway.charge(request)).rejects.toMatchObject({
+        status: 400,
+        code: 'idempotency_key_in_use',
+      });
+      t += 500;
+      expect(await restarted.gateway.charge(request)).toMatchObject({ outcome: 'succeeded' });
+      expect(await restarted.gateway.chargesByReference('pay-e')).toHaveLength(4);
+    } finally {
+      await sim.close();
+      await restarted?.close();
+    }
+  });
+
+  it('moves its clock on with PUT /_sim/clock: records are dated by it, and keys expire by it', async () => {
+    const t = Date.parse('2031-06-01T12:00:00.000Z');
+    const sim = await ownSimulator({ keyTtlMs: 60_000, now: () => t });
+    try {
+      const clock = async (advance?: unknown) =>
+        fetch(`${sim.base}/_sim/clock`, {
+          method: advance === undefined ? 'GET' : 'PUT',
+          body: advance === undefined ? null : JSON.stringify(advance),
+        });
+      expect(await (await clock()).json()).toEqual({ now: '2031-06-01T12:00:00.000Z', offset_ms: 0 });
+      const request = charge('tok_visa', 'pay-c:pm-1', 'c-c1');
+      const first = await sim.gateway.charge(request);
+      const advanced = await clock({ advance_ms: 59_999 });
+      expect(await advanced.json()).toEqual({ now: '2031-06-01T12:00:59.999Z', offset_ms: 59_999 });
+      expect(await sim.gateway.charge(request)).toEqual(first);
+      await clock({ advance_ms: 1 });
+      expect(await (await clock()).json()).toEqual({ now: '2031-06-01T12:01:00.000Z', offset_ms: 60_000 });
+      const second = await sim.gateway.charge(request);
+      expect(second.charge_id).not.toBe(first.charge_id);
+      expect((await sim.gateway.chargesByReference('pay-c')).map((c) => c.created_at)).toEqual([
+        '2031-06-01T12:00:00.000Z',
+        '2031-06-01T12:01:00.000Z',
+      ]);
+      // The clock only goes forward.
+      expect((await clock({ advance_ms: -1 })).status).toBe(400);
+      expect((await clock({ advance_ms: 1.5 })).status).toBe(400);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('reloads its records with their references, and loads older lines that have none', async () => {
+    await gateway().charge(charge('tok_visa', 'pay-rl:pm-1', 'c-rl'));
+    const restarted = createGatewaySimulator(file);
+    const res = await restarted.request('/v1/charges?reference=pay-rl');
+    expect(((await res.json()) as { data: ChargeRecord[] }).data).toMatchObject([
+      { reference: 'pay-rl', idempotency_key: 'pay-rl:pm-1', customer_id: 'c-rl' },
+    ]);
+
+    const old = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-sim-')), 'charges.jsonl');
+    const created_at = new Date().toISOString();
+    const record = {
+      id: 'ch_old1',
+      idempotency_key: 'pay-old:pm-1',
+      customer_id: 'c-old',
+      amount: 1999,
+      currency: 'EUR',
+      status: 'succeeded',
+      decline_code: null,
+      created_at,
+    };
+    writeFileSync(old, `${JSON.stringify({ record, http_status: 200 })}\n`);
+    const sim = await ownSimulator({}, old);
+    try {
+      expect(await sim.gateway.getCharge('ch_old1')).toMatchObject({ id: 'ch_old1', reference: null });
+      // Its key lives from the record's creation: a retry replays it, whatever reference it names.
+      expect(await sim.gateway.charge(charge('tok_visa', 'pay-old:pm-1', 'c-old'))).toMatchObject({
+        outcome: 'succeeded',
+        charge_id: 'ch_old1',
+      });
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('refuses a key reused for another charge with a GatewayRejectedError carrying the status and code', async () => {
+    const request = charge('tok_visa_secret-iu', 'pay-iu:pm-1', 'c-iu');
+    await gateway().charge(request);
+    const refused = gateway().charge({ ...request, amount: 1 });
+    await expect(refused).rejects.toBeInstanceOf(GatewayRejectedError);
+    await expect(refused).rejects.toMatchObject({
+      name: 'GatewayRejectedError',
+      status: 400,
+      code: 'idempotency_key_in_use',
+    });
+    await expect(refused).rejects.not.toThrow(/secret-iu/);
+    const malformed = gateway().charge({ ...charge('tok_visa', 'pay-iu:pm-2', 'c-iu'), currency: 'euro' });
+    await expect(malformed).rejects.toMatchObject({ status: 400, code: 'invalid_request' });
+  });
+
+  it("bounds a charge by the caller's signal and its own timeout", async () => {
+    await until(async () => (await simulatorFaults()).in_flight === 0);
+    await setFaults({ latency_ms: 300 });
+    try {
+      const timedOut = gateway().charge(charge('tok_visa', 'pay-s:pm-1', 'c-s'), { timeoutMs: 50 });
+      await expect(timedOut).rejects.toBeInstanceOf(GatewayUnavailableError);
+      await expect(timedOut).rejects.toThrow(/TimeoutError/);
+      const controller = new AbortController();
+      const aborted = gateway().charge(charge('tok_visa', 'pay-s:pm-2', 'c-s'), { signal: controller.signal });
+      controller.abort();
+      await expect(aborted).rejects.toBeInstanceOf(GatewayUnavailableError);
+      await expect(gateway().chargesByReference('pay-s', { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(
+        GatewayUnavailableError,
+      );
+    } finally {
+      await until(async () => (await simulatorFaults()).in_flight === 0);
+      await setFaults({ latency_ms: 0 });
+    }
   });
 });

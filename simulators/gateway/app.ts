@@ -1,7 +1,9 @@
 /**
  * A payment-gateway simulator that behaves like a card processor's test mode:
- *   POST /v1/charges (Idempotency-Key header; {token, amount, currency, customer_id, initiator})
+ *   POST /v1/charges (Idempotency-Key header; {token, amount, currency, customer_id, initiator, reference?})
  *     `initiator` is `cit` (the cardholder is present) or `mit` (merchant-initiated: a recovery);
+ *     `reference` (optional, 1–200 characters) is what the charge is for (Persona sends the
+ *     payment id): it is kept on the charge record, and the listing can be filtered by it;
  *     200 {id, status: "succeeded", network, fingerprint}
  *     | 402 {error: {code: "card_declined", decline_code, charge, network, fingerprint,
  *                  network_response_code, category (Visa), advice_code (Mastercard)}} | 503
@@ -15,28 +17,49 @@
  *                      ones `mac_<NN>` from the token as their Merchant Advice Code;
  *       `unavailable` answers 503, `revoked` is refused as a request (400 `token_revoked`: no
  *       charge, and no retry can help), anything else succeeds;
- *     — a repeated Idempotency-Key returns the first answer and creates no new charge.
+ *     — the Idempotency-Key, as a processor keeps it:
+ *         a repeated key returns the first answer exactly (same status and body, with the header
+ *           `idempotent-replayed: true`) and creates no new charge; a repeated key asking for
+ *           another charge (amount, currency, customer, card, or reference when both have one)
+ *           is refused: 400 `idempotency_key_in_use`;
+ *         while a request with a key is being processed (from its arrival until its answer,
+ *           injected latency included), another request with that key is answered at once
+ *           409 `idempotency_key_in_flight`, and charges nothing;
+ *         the processor forgets a key `keyTtlMs` (default 24 h) after the request that made its
+ *           charge arrived, by the simulator's clock: the key is then new again, and makes a
+ *           new charge (the old record stays listed).
  *   POST /v1/account_updater/lookups {token}  the network's account updater, asked about a card:
  *     `au_expiry_<MM>_<YYYY>` in the token → {status: "updated", expiry_month, expiry_year};
  *     `au_replaced` → {status: "replaced", token, expiry_month, expiry_year} (a new token of the
  *     same card identity, which charges; the same answer each time); `au_closed` →
  *     {status: "closed"}; else "no_change".
  *     Every lookup is recorded: GET /v1/account_updater/lookups?fingerprint= lists them.
- *   GET /v1/charges?customer_id=&created_gte=&starting_after=&limit=
+ *   GET /v1/charges?customer_id=&reference=&created_gte=&starting_after=&limit=
  *     charge records in the order they were made, a page at a time ({data, has_more}; `limit`
  *     1–1000, default 1000; `starting_after` a charge id of the previous page) — reconciliation
- *     pages through a day of them;
+ *     pages through a day of them, and a test asks what one payment (`reference`) was charged;
  *   GET /v1/charges/{id}  one charge record, or 404;
  *   POST /v1/payment_methods/status {tokens: [...]}  each token's standing at the issuer, in order:
  *     `revoked` (contains "revoked", or revoked since through /_sim/revoke), else `active`; with
  *     its network and fingerprint;
  *   PUT /_sim/revoke {token}  the issuer revokes a token after it was stored (a lost card).
- *   PUT /_sim/faults {latency_ms?, fail_next?}  latency and failure injection for tests.
+ *   PUT /_sim/clock {advance_ms}  moves the simulator's clock on (it only goes forward): records'
+ *     `created_at` and the keys' expiry go by it; GET /_sim/clock answers {now, offset_ms}.
+ *   PUT /_sim/faults {latency_ms?, fail_next?, fail_after_commit_next?, lose_answer_next?}
+ *     fault injection for tests: `latency_ms` holds every charge request that long (its key in
+ *     flight meanwhile); the counters each take the next N charge requests that would make a new
+ *     charge (not replays, nor requests refused): `fail_next` answers 503 before anything is
+ *     charged, `fail_after_commit_next` makes the charge then answers 503, `lose_answer_next`
+ *     makes the charge then drops the connection without an answer (the client sees a network
+ *     error). A retry with the same key replays the committed charge.
  *   GET /_sim/faults  the faults in force, and `in_flight`: charge requests received, not yet answered.
- * Records are appended to a JSON-lines file, so a restart loses nothing.
+ *   In process, `options.fault` (randomized tests) is asked once for each charge request that
+ *   would make a new charge or replay one, when no counter applies: the same faults, and latency.
+ * Records are appended to a JSON-lines file, so a restart loses nothing (the keys' expiry included).
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Hono, type Context } from 'hono';
@@ -55,6 +78,8 @@ export interface ChargeRecord {
   status: 'succeeded' | 'declined';
   decline_code: string | null;
   created_at: string;
+  /** What the charge is for (Persona sends the payment id); null when the request named nothing. */
+  reference: string | null;
   /** Absent on records written before the simulator spoke like a processor. */
   network?: string;
   fingerprint?: string;
@@ -63,6 +88,25 @@ export interface ChargeRecord {
   category?: number | null;
   advice_code?: string | null;
 }
+
+export interface SimulatorOptions {
+  /** The simulator's clock (ms since epoch); default Date.now. `PUT /_sim/clock` adds an offset to it. */
+  now?: () => number;
+  /** How long the processor remembers an idempotency key, measured from the key's first request (default 24 h). */
+  keyTtlMs?: number;
+  /**
+   * In-process fault injection (randomized tests): asked once per charge request that would make a
+   * new charge or replay one; null = no fault.
+   */
+  fault?: (req: { idempotency_key: string; reference: string | null; customer_id: string }) => ChargeFault | null;
+}
+
+export type ChargeFault =
+  | { kind: 'fail_before' } // 503 before anything is committed
+  | { kind: 'fail_after_commit' } // the charge is committed (recorded), then 503 is answered
+  | { kind: 'lose_answer' } // the charge is committed, then the connection is dropped with no answer
+  /** The request is held this long before it is processed (its key is in flight meanwhile). */
+  | { kind: 'latency'; ms: number };
 
 /** One question to the account updater, as recorded. */
 export interface UpdaterLookup {
@@ -102,6 +146,11 @@ function networkDecline(table: RuleTable, network: string, token: string, code: 
 interface StoredAnswer {
   record: ChargeRecord;
   http_status: 200 | 402;
+  /**
+   * When the request that made the charge arrived (the key's first request, by the simulator's
+   * clock): the key is forgotten `keyTtlMs` later. Absent on older lines: the record's created_at.
+   */
+  key_first_at?: string;
 }
 
 const chargeBody = z.strictObject({
@@ -110,10 +159,13 @@ const chargeBody = z.strictObject({
   currency: z.string().regex(/^[A-Z]{3}$/),
   customer_id: z.string().min(1),
   initiator: z.enum(['cit', 'mit']),
+  reference: z.string().min(1).max(200).optional(),
 });
+type ChargeBody = z.infer<typeof chargeBody>;
 
 const listQuery = z.object({
   customer_id: z.string().optional(),
+  reference: z.string().optional(),
   created_gte: z.iso.datetime({ offset: true }).optional(),
   starting_after: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(1000),
@@ -121,12 +173,31 @@ const listQuery = z.object({
 
 const statusBody = z.strictObject({ tokens: z.array(z.string().min(1)).min(1).max(100) });
 
+const faultsBody = z.strictObject({
+  latency_ms: z.number().int().min(0).optional(),
+  fail_next: z.number().int().min(0).optional(),
+  fail_after_commit_next: z.number().int().min(0).optional(),
+  lose_answer_next: z.number().int().min(0).optional(),
+});
+
 /** A line of the records file: a charge's first answer, a token the issuer revoked, an updater lookup. */
 type StoredLine = StoredAnswer | { revoked_token: string } | { lookup: UpdaterLookup };
 
-export function createGatewaySimulator(dataFile: string, rules: RuleTable = loadRuleTable()) {
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export function createGatewaySimulator(
+  dataFile: string,
+  rules: RuleTable = loadRuleTable(),
+  options: SimulatorOptions = {},
+) {
   mkdirSync(path.dirname(dataFile), { recursive: true });
-  const byKey = new Map<string, StoredAnswer>();
+  const keyTtlMs = options.keyTtlMs ?? DAY_MS;
+  const clock = options.now ?? Date.now;
+  /** What `PUT /_sim/clock` has moved the clock on by. */
+  let offsetMs = 0;
+  const now = () => clock() + offsetMs;
+  /** Each key's answer, with when its first request arrived (ms): the key is forgotten keyTtlMs later. */
+  const byKey = new Map<string, { answer: StoredAnswer; firstAt: number }>();
   /** Every charge record in the order it was made (the listing's order). */
   const records: ChargeRecord[] = [];
   const byId = new Map<string, number>();
@@ -143,7 +214,13 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
       lookups.push(line.lookup);
       return;
     }
-    byKey.set(line.record.idempotency_key, line);
+    // Lines written before references were kept have none.
+    line.record.reference ??= null;
+    // A later line for the same key is a charge made after the key expired: the key now means it.
+    byKey.set(line.record.idempotency_key, {
+      answer: line,
+      firstAt: Date.parse(line.key_first_at ?? line.record.created_at),
+    });
     byId.set(line.record.id, records.length);
     records.push(line.record);
     const fp = line.record.fingerprint;
@@ -154,9 +231,14 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
       if (line.trim()) remember(JSON.parse(line) as StoredLine);
     }
   }
-  const faults = { latency_ms: 0, fail_next: 0 };
-  /** Keys whose charge is being made: a second request with one waits for the first. */
-  const keysInFlight = new Map<string, Promise<void>>();
+  /** The key's answer while the processor still remembers it, else null (never used, or expired). */
+  const liveAnswer = (key: string): StoredAnswer | null => {
+    const known = byKey.get(key);
+    return known && now() - known.firstAt < keyTtlMs ? known.answer : null;
+  };
+  const faults = { latency_ms: 0, fail_next: 0, fail_after_commit_next: 0, lose_answer_next: 0 };
+  /** Keys whose request is being processed: another request with one is answered 409 at once. */
+  const keysInFlight = new Set<string>();
   /** Charge requests received and not yet answered (a test waits on it instead of on the clock). */
   let inFlight = 0;
 
@@ -180,6 +262,38 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
         };
   };
 
+  /** The fault for a request: the HTTP counters first (new charges only), then the in-process hook. */
+  const faultFor = (
+    makesNewCharge: boolean,
+    req: { idempotency_key: string; reference: string | null; customer_id: string },
+  ): ChargeFault | null => {
+    if (makesNewCharge) {
+      if (faults.fail_next > 0) {
+        faults.fail_next--;
+        return { kind: 'fail_before' };
+      }
+      if (faults.fail_after_commit_next > 0) {
+        faults.fail_after_commit_next--;
+        return { kind: 'fail_after_commit' };
+      }
+      if (faults.lose_answer_next > 0) {
+        faults.lose_answer_next--;
+        return { kind: 'lose_answer' };
+      }
+    }
+    return options.fault?.(req) ?? null;
+  };
+
+  /** Drops the request's connection without an answer (the charge, if any, is already committed). */
+  const dropConnection = (c: Context) => {
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    if (!incoming?.socket)
+      throw new Error('lose_answer needs the Node server (@hono/node-server serve()): there is no connection to drop');
+    incoming.socket.destroy();
+    // Never delivered: the socket is gone.
+    return c.body(null, 503);
+  };
+
   const app = new Hono();
   app.post('/v1/charges', async (c) => {
     inFlight++;
@@ -190,25 +304,38 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     }
   });
   const charge = async (c: Context) => {
-    if (faults.latency_ms > 0) await sleep(faults.latency_ms);
+    const arrivedAt = now();
     const key = c.req.header('idempotency-key');
     if (!key)
       return c.json({ error: { code: 'missing_idempotency_key', message: 'Idempotency-Key header required' } }, 400);
-    // One request per key at a time: a second one with the same key waits for the first's answer
-    // (two at once must not charge twice), then replays it.
-    while (keysInFlight.has(key)) await keysInFlight.get(key);
-    let release = () => {};
-    keysInFlight.set(key, new Promise<void>((resolve) => (release = resolve)));
+    // One request per key at a time, as processors do: a second one while the first is being
+    // processed is refused at once (two at once must not charge twice), and charges nothing.
+    if (keysInFlight.has(key))
+      return c.json(
+        {
+          error: {
+            code: 'idempotency_key_in_flight',
+            message: 'a request with this Idempotency-Key is being processed; retry once it is answered',
+          },
+        },
+        409,
+      );
+    keysInFlight.add(key);
     try {
-      return await chargeOnce(c, key);
+      if (faults.latency_ms > 0) await sleep(faults.latency_ms);
+      return await chargeOnce(c, key, arrivedAt);
     } finally {
       keysInFlight.delete(key);
-      release();
     }
   };
-  const chargeOnce = async (c: Context, key: string) => {
-    const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
-    const prior = byKey.get(key);
+
+  /** What a request would do: be refused (an answer), replay the key's answer, or make a new charge. */
+  const decide = (
+    c: Context,
+    key: string,
+    parsed: ReturnType<typeof chargeBody.safeParse>,
+  ): { refused: Response } | { replay: StoredAnswer } | { make: ChargeBody } => {
+    const prior = liveAnswer(key);
     if (prior) {
       // The same key is the same charge: a request that asks for another one is refused, as processors do.
       const r = prior.record;
@@ -217,31 +344,38 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
         (parsed.data.amount !== r.amount ||
           parsed.data.currency !== r.currency ||
           parsed.data.customer_id !== r.customer_id ||
-          (r.fingerprint !== undefined && fingerprintOfToken(parsed.data.token) !== r.fingerprint))
+          (r.fingerprint !== undefined && fingerprintOfToken(parsed.data.token) !== r.fingerprint) ||
+          (parsed.data.reference !== undefined && r.reference !== null && parsed.data.reference !== r.reference))
       )
-        return c.json(
-          {
-            error: {
-              code: 'idempotency_key_in_use',
-              message: 'this Idempotency-Key was used for a charge with other parameters',
+        return {
+          refused: c.json(
+            {
+              error: {
+                code: 'idempotency_key_in_use',
+                message: 'this Idempotency-Key was used for a charge with other parameters',
+              },
             },
-          },
-          400,
-        );
-      const a = answer(prior);
-      c.header('idempotent-replayed', 'true');
-      return c.json(a.body, a.status);
-    }
-    if (faults.fail_next > 0) {
-      faults.fail_next--;
-      return c.json({ error: { code: 'simulated_failure' } }, 503);
+            400,
+          ),
+        };
+      return { replay: prior };
     }
     if (!parsed.success)
-      return c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400);
-    const { token, amount, currency, customer_id, initiator } = parsed.data;
-    if (token.includes('unavailable')) return c.json({ error: { code: 'gateway_unavailable' } }, 503);
+      return {
+        refused: c.json({ error: { code: 'invalid_request', message: parsed.error.issues[0]?.message } }, 400),
+      };
+    const { token } = parsed.data;
+    if (token.includes('unavailable')) return { refused: c.json({ error: { code: 'gateway_unavailable' } }, 503) };
     if (token.includes('revoked'))
-      return c.json({ error: { code: 'token_revoked', message: 'the token was revoked by its issuer' } }, 400);
+      return {
+        refused: c.json({ error: { code: 'token_revoked', message: 'the token was revoked by its issuer' } }, 400),
+      };
+    return { make: parsed.data };
+  };
+
+  /** Makes the charge and records it (file, then memory): from here on, the key means it. */
+  const commit = (key: string, arrivedAt: number, body: ChargeBody): StoredAnswer => {
+    const { token, amount, currency, customer_id, initiator } = body;
     const paysAfter = /pays_after_(\d+)/.exec(token);
     const declineCode =
       paysAfter && (chargesOfCard.get(fingerprintOfToken(token)) ?? 0) >= Number(paysAfter[1])
@@ -258,7 +392,8 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
         currency,
         status: declineCode ? 'declined' : 'succeeded',
         decline_code: declineCode,
-        created_at: new Date().toISOString(),
+        created_at: new Date(now()).toISOString(),
+        reference: body.reference ?? null,
         network,
         fingerprint: fingerprintOfToken(token),
         initiator,
@@ -266,17 +401,42 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
           ? networkDecline(rules, network, token, declineCode)
           : { network_response_code: null, category: null, advice_code: null }),
       },
+      key_first_at: new Date(arrivedAt).toISOString(),
     };
     appendFileSync(dataFile, `${JSON.stringify(stored)}\n`);
     remember(stored);
+    return stored;
+  };
+
+  const chargeOnce = async (c: Context, key: string, arrivedAt: number) => {
+    const parsed = chargeBody.safeParse(await c.req.json().catch(() => null));
+    let decision = decide(c, key, parsed);
+    if ('refused' in decision) return decision.refused;
+    const about =
+      'make' in decision
+        ? { customer_id: decision.make.customer_id, reference: decision.make.reference ?? null }
+        : { customer_id: decision.replay.record.customer_id, reference: decision.replay.record.reference };
+    const fault = faultFor('make' in decision, { idempotency_key: key, ...about });
+    if (fault?.kind === 'latency') {
+      // Held, the key in flight; then processed as it stands by then (the key may have expired meanwhile).
+      await sleep(fault.ms);
+      decision = decide(c, key, parsed);
+      if ('refused' in decision) return decision.refused;
+    }
+    if (fault?.kind === 'fail_before') return c.json({ error: { code: 'simulated_failure' } }, 503);
+    const stored = 'make' in decision ? commit(key, arrivedAt, decision.make) : decision.replay;
+    if (fault?.kind === 'fail_after_commit')
+      return c.json({ error: { code: 'simulated_failure', message: 'the charge was made, its answer was not' } }, 503);
+    if (fault?.kind === 'lose_answer') return dropConnection(c);
     const a = answer(stored);
+    if ('replay' in decision) c.header('idempotent-replayed', 'true');
     return c.json(a.body, a.status);
   };
 
   app.get('/v1/charges', (c) => {
     const q = listQuery.safeParse(c.req.query());
     if (!q.success) return c.json({ error: { code: 'invalid_request', message: q.error.issues[0]?.message } }, 400);
-    const { customer_id, created_gte, starting_after, limit } = q.data;
+    const { customer_id, reference, created_gte, starting_after, limit } = q.data;
     let from = 0;
     if (starting_after !== undefined) {
       const at = byId.get(starting_after);
@@ -290,6 +450,7 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
     for (; i < records.length && data.length < limit; i++) {
       const r = records[i] as ChargeRecord;
       if (customer_id !== undefined && r.customer_id !== customer_id) continue;
+      if (reference !== undefined && r.reference !== reference) continue;
       if (since !== null && Date.parse(r.created_at) < since) continue;
       data.push(r);
     }
@@ -334,7 +495,7 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
       id: `aul_${randomUUID().replace(/-/g, '')}`,
       fingerprint: fingerprintOfToken(token),
       status: found.status,
-      at: new Date().toISOString(),
+      at: new Date(now()).toISOString(),
     };
     appendFileSync(dataFile, `${JSON.stringify({ lookup } satisfies StoredLine)}\n`);
     remember({ lookup });
@@ -354,14 +515,23 @@ export function createGatewaySimulator(dataFile: string, rules: RuleTable = load
   });
 
   app.put('/_sim/faults', async (c) => {
-    const body = z
-      .strictObject({ latency_ms: z.number().int().min(0).optional(), fail_next: z.number().int().min(0).optional() })
-      .safeParse(await c.req.json());
+    const body = faultsBody.safeParse(await c.req.json().catch(() => null));
     if (!body.success) return c.json({ error: { code: 'invalid_request' } }, 400);
     Object.assign(faults, body.data);
     return c.json(faults);
   });
   app.get('/_sim/faults', (c) => c.json({ ...faults, in_flight: inFlight }));
-  app.get('/healthz', (c) => c.json({ status: 'ok', charges: byKey.size }));
+  const clockNow = () => ({ now: new Date(now()).toISOString(), offset_ms: offsetMs });
+  app.put('/_sim/clock', async (c) => {
+    const body = z
+      .strictObject({ advance_ms: z.number().int().min(0) })
+      .safeParse(await c.req.json().catch(() => null));
+    if (!body.success)
+      return c.json({ error: { code: 'invalid_request', message: body.error.issues[0]?.message } }, 400);
+    offsetMs += body.data.advance_ms;
+    return c.json(clockNow());
+  });
+  app.get('/_sim/clock', (c) => c.json(clockNow()));
+  app.get('/healthz', (c) => c.json({ status: 'ok', charges: records.length }));
   return app;
 }

@@ -120,9 +120,13 @@ describe('a card renewed while its charge is prepared', () => {
     });
     const reserve = () =>
       reserveGovernedCharge(g, {
+        payment_id: `pay_${randomUUID()}`,
         customer_id: c.customerId,
         payment_method_id: c.id,
         key: `pay_${randomUUID()}:${c.id}`,
+        amount: 1999,
+        currency: 'USD',
+        initiator: 'mit',
         max: 15,
         card: { identity: old, table },
         names: [{ payment_method_id: c.id, card: old, sealed: (read as { sealed: string }).sealed }],

@@ -72,6 +72,7 @@ async function charge(who: { customer: string; token: string }, key: string, amo
     currency: g.policy.reportingCurrency,
     customer_id: who.customer,
     initiator: 'mit',
+    reference: key.split(':')[0] as string,
   });
 }
 

@@ -392,7 +392,8 @@ describe('identity merge, end to end', () => {
       trustThreshold: h.graph.config.PERSONA_TRUST_THRESHOLD,
       profileRules: profileRules(h.graph.config),
     });
-    const env = () => new MockActivityEnvironment();
+    // With the start-to-close the workflow gives the charge.
+    const env = () => new MockActivityEnvironment({ startToCloseTimeoutMs: 120_000 });
     type Req = { customer_id: string; exclude: string[] };
     type Candidates = { payment_method_id: string }[];
     const candidates = await env().run<[Req], Candidates, (x: Req) => Promise<Candidates>>(

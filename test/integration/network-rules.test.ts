@@ -44,9 +44,12 @@ const activities = () =>
     profileRules: profileRules(g.config),
   });
 
-/** The charge activity, run as a worker runs it. */
+/** The charge activity, run as a worker runs it (with the start-to-close the workflow gives it). */
 const charge = (a: ChargeAttempt): Promise<ChargeOutcome> =>
-  new MockActivityEnvironment().run((x: ChargeAttempt) => activities().chargePaymentMethod(x), a);
+  new MockActivityEnvironment({ startToCloseTimeoutMs: 120_000 }).run(
+    (x: ChargeAttempt) => activities().chargePaymentMethod(x),
+    a,
+  );
 
 const cardId = cardIdentity;
 

@@ -274,6 +274,37 @@ describe('payment recovery end to end', () => {
     expect(runs).toHaveLength(1);
   });
 
+  it('recovers a payment once, whatever Temporal remembers: after its retention a replay starts nothing', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_4',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    expect((await report(f)).status).toBe(202);
+    const handle = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
+    await handle.result();
+    // Temporal forgets the closed run, as its namespace retention does after 30 days.
+    await h.client.workflowService.deleteWorkflowExecution({
+      namespace: h.graph.config.TEMPORAL_NAMESPACE,
+      workflowExecution: { workflowId: recoveryWorkflowId(f.payment_id) },
+    });
+    // The dev server deletes in the background (seconds to tens of seconds on a busy machine).
+    await until(
+      async () =>
+        await handle.describe().then(
+          () => false,
+          () => true,
+        ),
+      120_000,
+    );
+    // Synapse replays the failure: the ledger has the payment recovered, so nothing starts.
+    expect(await report(f)).toEqual({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
+    await expect(handle.describe()).rejects.toThrow();
+    expect((await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded')).toHaveLength(1);
+    // Its status is the ledger's now.
+    expect(await status(f.payment_id)).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+  }, 180_000);
+
   it('refuses bad reports naming the field, and a method that is not the customer’s', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
     expect(await report({ ...failure(customerId, cards[0] as string, 'generic_decline'), amount: -5 })).toMatchObject({

@@ -18,11 +18,13 @@ import {
   listRecoveryCandidates,
   recordRecovery,
   recordRecoveryFailed,
-  recoveriesThatCharged,
-  reserveChargeAttempt,
+  recordRecoveryStopped,
+  reserveGovernedCharge,
 } from '../../graph/recovery';
+import { readAttempt, readRecoveryLedger, recoveriesOfCustomers } from '../../graph/chargeLedger';
+import { mergeCustomers } from '../../graph/merge';
 import { eraseCustomer } from '../../graph/erasure';
-import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { removePaymentMethod, updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { openTestGraph, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
@@ -66,26 +68,44 @@ describe('recovery in the graph', () => {
     },
   );
 
+  /** Reserves a charge as the activity does, answering the verdict. */
+  const reserveAt = async (
+    customer_id: string,
+    payment_method_id: string,
+    key: string,
+    at?: Date,
+    payment_id = key.split(':')[0] as string,
+  ) =>
+    (
+      await reserveGovernedCharge(
+        g,
+        { payment_id, customer_id, payment_method_id, key, amount: 1999, currency: 'USD', initiator: 'mit', max: 15 },
+        at,
+      )
+    ).verdict;
+
   it(
-    'allows 15 charges of a method in 30 days across recoveries, ' + 'counts a retried key once, forgets old ones',
+    'allows 15 charges of a method in 30 days across recoveries (counted in the charge ledger), ' +
+      'answers a retried key as the same charge, forgets old ones',
     async () => {
       const c = await createCustomer(g, {});
       const pm = await addPaymentMethod(g, c.id, card());
       const longAgo = new Date(Date.now() - 40 * 24 * 60 * 60 * 1000);
-      const reserve = (key: string, at?: Date) =>
-        reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key, max: 15 }, at);
-      for (let i = 0; i < 15; i++) expect(await reserve(`old-${i}`, longAgo)).toBe('allowed');
-      expect(await reserve('old-16', longAgo)).toBe('limited');
+      const reserve = (key: string, at?: Date) => reserveAt(c.id, pm.id, key, at);
+      const run = randomUUID();
+      for (let i = 0; i < 15; i++) expect(await reserve(`old-${run}-${i}:${pm.id}`, longAgo)).toBe('allowed');
+      expect(await reserve(`old-${run}-16:${pm.id}`, longAgo)).toBe('limited');
       // Forty days later those no longer count.
-      for (let i = 0; i < 15; i++) expect(await reserve(`pay-${i % 3}:${pm.id}:r${i}`)).toBe('allowed');
-      expect(await reserve(`pay-9:${pm.id}`)).toBe('limited');
-      // A retried activity carries the same key: the same attempt, still allowed.
-      expect(await reserve(`pay-0:${pm.id}:r0`)).toBe('allowed');
-      const [row] = await g.query<{ n: number }>(
-        'MATCH (p:PaymentMethod {id: $id}) RETURN size(p.charge_attempt_keys) AS n',
+      for (let i = 0; i < 15; i++) expect(await reserve(`pay-${run}-${i % 3}:${pm.id}:r${i}`)).toBe('allowed');
+      expect(await reserve(`pay-${run}-9:${pm.id}`)).toBe('limited');
+      // A retried activity carries the same key: the same attempt, known to the ledger.
+      expect(await reserve(`pay-${run}-0:${pm.id}:r0`)).toBe('known');
+      const [row] = await g.query<{ n: number; recent: number }>(
+        `MATCH (a:ChargeAttempt {payment_method_id: $id})
+         RETURN count(a) AS n, count(CASE WHEN a.created_at > datetime() - duration('P30D') THEN 1 END) AS recent`,
         { id: pm.id },
       );
-      expect(row?.n).toBe(15);
+      expect({ n: Number(row?.n), recent: Number(row?.recent) }).toEqual({ n: 30, recent: 15 });
     },
   );
 
@@ -94,7 +114,7 @@ describe('recovery in the graph', () => {
     const pm = await addPaymentMethod(g, c.id, card());
     const other = await addPaymentMethod(g, c.id, card());
     const reserve = (payment_method_id: string, customer_id = c.id) =>
-      reserveChargeAttempt(g, { customer_id, payment_method_id, key: `k-${randomUUID()}`, max: 15 });
+      reserveAt(customer_id, payment_method_id, `k-${randomUUID()}`);
     expect(await reserve(pm.id)).toBe('allowed');
     // Another customer's method is not this customer's to charge.
     const stranger = await createCustomer(g, {});
@@ -102,21 +122,16 @@ describe('recovery in the graph', () => {
     await updatePaymentMethodStatus(g, other.id, 'compromised', { reason: 'test' });
     expect(await reserve(other.id)).toBe('method_unavailable');
     const charged = `k-${randomUUID()}`;
-    expect(await reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key: charged, max: 15 })).toBe(
-      'allowed',
-    );
+    expect(await reserveAt(c.id, pm.id, charged)).toBe('allowed');
     await g.query("MATCH (c:Customer {id: $id}) SET c.status = 'suspended'", { id: c.id });
     expect(await reserve(pm.id)).toBe('customer_suspended');
-    // A charge already reserved (its answer lost, the activity retried) is the same charge: it
-    // goes to the gateway again, which answers what it did the first time.
-    expect(await reserveChargeAttempt(g, { customer_id: c.id, payment_method_id: pm.id, key: charged, max: 15 })).toBe(
-      'allowed',
-    );
+    // A charge already reserved (its answer lost, the activity retried) is the same charge: the
+    // ledger has it, whatever changed since.
+    expect(await reserveAt(c.id, pm.id, charged)).toBe('known');
     // Nothing was reserved for the refusals (the compromised method was never charged).
-    const rows = await g.query<{ n: number }>(
-      'MATCH (p:PaymentMethod {id: $id}) RETURN size(coalesce(p.charge_attempt_keys, [])) AS n',
-      { id: other.id },
-    );
+    const rows = await g.query<{ n: number }>('MATCH (a:ChargeAttempt {payment_method_id: $id}) RETURN count(a) AS n', {
+      id: other.id,
+    });
     expect(rows.map((r) => Number(r.n))).toEqual([0]);
     // A suspended customer is erased at ops' request (graph/erasure.ts), which carries a reason.
     await eraseCustomer(g, c.id, { audit: { reason: 'test', requested_by: null, override_fraud_review: false } });
@@ -124,20 +139,78 @@ describe('recovery in the graph', () => {
     expect(await reserve(pm.id, randomUUID())).toBe('customer_erased');
   });
 
-  it('names the recoveries that reserved a charge for a customer, from the graph (what an erasure stops)', async () => {
+  it('charges nothing more for a payment whose recovery has ended', async () => {
+    const c = await createCustomer(g, {});
+    const pm = await addPaymentMethod(g, c.id, card());
+    const payment = `pay_${randomUUID()}`;
+    expect(await reserveAt(c.id, pm.id, `${payment}:${pm.id}`)).toBe('allowed');
+    await recordRecoveryFailed(g, { payment_id: payment, customer_id: c.id, attempts: 1, reason: 'test' });
+    expect(await reserveAt(c.id, pm.id, `${payment}:${pm.id}:r1`)).toBe('recovery_ended');
+    // The key charged before is still the same charge.
+    expect(await reserveAt(c.id, pm.id, `${payment}:${pm.id}`)).toBe('known');
+  });
+
+  it('names the recoveries of customers from the charge ledger (what an erasure and a merge stop)', async () => {
     const c = await createCustomer(g, {});
     const [a, b] = [await addPaymentMethod(g, c.id, card()), await addPaymentMethod(g, c.id, card())];
     const other = await createCustomer(g, {});
     const theirs = await addPaymentMethod(g, other.id, card());
-    const reserve = (customer_id: string, payment_method_id: string, key: string) =>
-      reserveChargeAttempt(g, { customer_id, payment_method_id, key, max: 15 });
-    await reserve(c.id, a.id, `pay_one:${a.id}`);
-    await reserve(c.id, b.id, `pay_one:${b.id}`);
-    await reserve(c.id, b.id, `pay:with:colons:${b.id}:r2`);
-    await reserve(other.id, theirs.id, `pay_theirs:${theirs.id}`);
-    expect((await recoveriesThatCharged(g, c.id)).sort()).toEqual(['pay:with:colons', 'pay_one']);
-    expect(await recoveriesThatCharged(g, randomUUID())).toEqual([]);
+    const one = `pay_${randomUUID()}`;
+    const colons = `pay:with:colons:${randomUUID()}`;
+    await reserveAt(c.id, a.id, `${one}:${a.id}`, undefined, one);
+    await reserveAt(c.id, b.id, `${one}:${b.id}`, undefined, one);
+    await reserveAt(c.id, b.id, `${colons}:${b.id}:r2`, undefined, colons);
+    await reserveAt(other.id, theirs.id, `pay_theirs_${randomUUID()}:${theirs.id}`);
+    expect((await recoveriesOfCustomers(g, [c.id])).sort()).toEqual([one, colons].sort());
+    await recordRecoveryStopped(g, { payment_id: one, customer_id: c.id, reason: 'test' });
+    expect(await recoveriesOfCustomers(g, [c.id])).toEqual([colons]);
+    expect((await recoveriesOfCustomers(g, [c.id], { all: true })).sort()).toEqual([one, colons].sort());
+    expect(await recoveriesOfCustomers(g, [randomUUID()])).toEqual([]);
   });
+
+  it(
+    'keeps every charge attempt, with its request as first sent, through a card removal, a merge and ' +
+      'an erasure (which strips the token and the card only)',
+    async () => {
+      const c = await createCustomer(g, {});
+      const pm = await addPaymentMethod(g, c.id, card({ token: 'tok_visa_ledger' }));
+      const payment = `pay_${randomUUID()}`;
+      const key = `${payment}:${pm.id}`;
+      expect(await reserveAt(c.id, pm.id, key)).toBe('allowed');
+      await removePaymentMethod(g, c.id, pm.id);
+      const kept = await readAttempt(g, key);
+      expect(kept).toMatchObject({
+        key,
+        payment_id: payment,
+        customer_id: c.id,
+        payment_method_id: pm.id,
+        amount: 1999,
+        currency: 'USD',
+        initiator: 'mit',
+        reference: payment,
+        state: 'sent',
+        sends: 1,
+      });
+      // The token as first sent, sealed, still opens with the method's id.
+      expect(g.tokens.decrypt(kept?.sealed as string, pm.id)).toBe('tok_visa_ledger');
+      // Merged into another record: the attempt is not rewritten.
+      const survivor = await createCustomer(g, {});
+      await mergeCustomers(g, {
+        survivor_id: survivor.id,
+        merged_id: c.id,
+        merge_id: `m-${randomUUID()}`,
+        reason: 'test',
+        requested_by: null,
+        decided_by: 'ops',
+      });
+      expect(await readAttempt(g, key)).toEqual(kept);
+      await eraseCustomer(g, survivor.id);
+      const erased = await readAttempt(g, key);
+      expect(erased).toMatchObject({ key, amount: 1999, currency: 'USD', state: 'sent', sealed: null, card: null });
+      expect(erased?.erased_at).not.toBeNull();
+      expect((await readRecoveryLedger(g, payment))?.attempts.map((a) => a.key)).toEqual([key]);
+    },
+  );
 
   it('records a recovery once: new default and PaymentRecovered in one transaction', async () => {
     const c = await createCustomer(g, {});
@@ -181,6 +254,7 @@ describe("a recovery's charge in the customer's profile (the recordRecovery acti
   /** These activities only record: a charge here would be a mistake. */
   const noGateway: PaymentGateway = {
     charge: () => Promise.reject(new Error('recording a recovery must not charge')),
+    chargesByReference: () => Promise.reject(new Error('recording a recovery must not ask the gateway')),
   };
   const activities = () =>
     createRecoveryActivities({

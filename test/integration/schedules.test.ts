@@ -12,6 +12,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProgress } from '../../temporal/expiry';
 import { startHarness } from '../support/api';
 import { until } from '../support/wait';
+import { openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
 import { applySchedules } from '../../temporal/schedules';
 import {
   GATEWAY_RECONCILIATION_SCHEDULE_ID,
@@ -26,14 +27,19 @@ import {
 const settings = loadSettings();
 let client: Client;
 let connection: Connection;
+let graph: TestGraph;
 beforeAll(async () => {
-  ({ client, connection } = await connectTemporal(settings));
+  // With the codec the worker applies the Schedules with: a Schedule a worker applied before (its
+  // summary encrypted) is read like any other.
+  graph = openTestGraph();
+  ({ client, connection } = await connectTemporal(settings, { payloadCodec: testPayloadCodec(graph) }));
 });
 afterAll(async () => {
   for (const id of [EXPIRY_SCAN_SCHEDULE_ID, INTERACTION_PRUNE_SCHEDULE_ID])
     await client.schedule.getHandle(id).unpause('restored by the schedules test');
   await applySchedules(client, settings);
   await connection.close();
+  await graph.close();
 });
 
 describe('applySchedules', () => {

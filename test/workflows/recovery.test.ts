@@ -4,7 +4,8 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
-import type { ChargeAttempt, ChargeForecast, ChargeOutcome } from '../../activities/recovery';
+import type { ChargeAttempt, ChargeForecast, ChargeOutcome, RecoveryStart } from '../../activities/recovery';
+import { decideDecline, type DeclineDecision } from '../../payments/declines';
 import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
@@ -17,6 +18,7 @@ import {
   recoveryStatusQuery,
   resolveAttentionUpdate,
   type PaymentFailure,
+  type RecoveryInput,
 } from '../../temporal/recovery';
 import { customerMergedSignal } from '../../temporal/identityMerge';
 import { graphRestoredSignal } from '../../temporal/restore';
@@ -48,6 +50,12 @@ interface World {
   renew?: (paymentMethodId: string) => Promise<UpdateOutcome | undefined>;
   /** When the networks' rules allow the next charge; undefined: now. */
   forecast?: (req: { customer_id: string; exclude: string[]; at: string }) => Promise<ChargeForecast | undefined>;
+  /** What the gateway says of a key when asked without sending (`mode: settle`); undefined: no charge. */
+  settle?: (a: ChargeAttempt) => Promise<ChargeOutcome | undefined>;
+  /** What the charge ledger says when the recovery begins; undefined: recovering. */
+  begin?: () => Promise<Partial<RecoveryStart> | undefined>;
+  /** The decline table the activities decide by (the real one unless a test edits it). */
+  decide?: (code: string) => DeclineDecision;
 }
 
 interface Log {
@@ -56,19 +64,43 @@ interface Log {
   notified: NotifyRequest[];
   recovered: { payment_method_id: string }[];
   failed: number;
+  /** Stops recorded in the charge ledger, with their reasons. */
+  stopped?: string[];
+  /** Keys the recovery asked the gateway about without sending (`mode: settle`). */
+  settled?: string[];
 }
 
 function fakes(world: World, log: Log) {
   const inactive = new Set<string>();
   const calls: Record<string, number> = {};
+  const decide = world.decide ?? decideDecline;
+  const candidates = (req: { customer_id: string; exclude: string[] }): RecoveryCandidate[] =>
+    world.methods
+      .filter((m) => !req.exclude.includes(m) && !inactive.has(m))
+      .map((m) => ({ payment_method_id: m, used_on_trusted_device: false, last_used: null }));
   return {
+    async beginRecovery(req: { failure: PaymentFailure; exclude: string[] }): Promise<RecoveryStart> {
+      const instead = await world.begin?.();
+      return {
+        proceed: true,
+        state: 'recovering',
+        decline: decide(req.failure.decline_code),
+        candidates: candidates({
+          customer_id: req.failure.customer_id,
+          exclude: [req.failure.payment_method_id, ...req.exclude],
+        }),
+        ...instead,
+      };
+    },
     async listRecoveryCandidates(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
-      return world.methods
-        .filter((m) => !req.exclude.includes(m) && !inactive.has(m))
-        .map((m) => ({ payment_method_id: m, used_on_trusted_device: false, last_used: null }));
+      return candidates(req);
     },
     // Like the real activity, it counts charges per method (the graph does) and refuses the 16th in 30 days.
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
+      if (a.mode === 'settle') {
+        (log.settled ??= []).push(a.idempotency_key);
+        return (await world.settle?.(a)) ?? { outcome: 'not_charged', reason: 'gateway_has_no_charge' };
+      }
       const instead = await world.charge?.(a);
       if (instead) {
         if (instead.outcome !== 'not_charged') log.charges.push(a);
@@ -82,7 +114,7 @@ function fakes(world: World, log: Log) {
       const answer = list[Math.min(n, list.length) - 1] as string;
       return answer === 'succeeded'
         ? { outcome: 'succeeded', charge_id: `ch_${n}` }
-        : { outcome: 'declined', decline_code: answer, charge_id: null };
+        : { outcome: 'declined', decline_code: answer, charge_id: null, decision: decide(answer) };
     },
     async deactivatePaymentMethod(req: { payment_method_id: string; status: string }): Promise<void> {
       await world.deactivate?.();
@@ -95,6 +127,9 @@ function fakes(world: World, log: Log) {
     },
     async recordRecoveryFailed(): Promise<void> {
       log.failed++;
+    },
+    async recordRecoveryStopped(rec: { reason: string }): Promise<void> {
+      (log.stopped ??= []).push(rec.reason);
     },
     async renewCard(req: { payment_method_id: string }): Promise<UpdateOutcome> {
       const outcome = (await world.renew?.(req.payment_method_id)) ?? { outcome: 'unchanged' };
@@ -127,6 +162,8 @@ async function run(
   f: PaymentFailure,
   opts: {
     schedule?: string[];
+    /** How long a charge's transient failures are retried (the workflow's input). */
+    chargeRetryFor?: string;
     /** A block that reaches the workflow before the failure does (it starts with it). */
     blockedFirst?: { payment_method_id: string; reason: string };
     during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>;
@@ -142,7 +179,10 @@ async function run(
   });
   const workflowId = `payment-recovery-${f.payment_id}`;
   const status = await worker.runUntil(async () => {
-    const args: [{ dunningSchedule: string[] }] = [{ dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'] }];
+    // A charge's transient failures are retried half an hour here (hours in production): less to skip.
+    const args: [RecoveryInput] = [
+      { dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'], chargeRetryFor: opts.chargeRetryFor ?? '30m' },
+    ];
     const handle = opts.blockedFirst
       ? await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
           workflowId,
@@ -669,7 +709,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
       answers: {},
       charge: async (a) => {
         asked.push(a.idempotency_key);
-        if (refusals++ === 0) throw refused('GatewayRejectedError', 'the gateway refused the request: 422');
+        if (refusals++ === 0) throw refused('ChargeRefused', 'the gateway refused the request: 422');
         return undefined;
       },
     };
@@ -678,7 +718,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
         await until(async () => (await stateOf(handle)) === 'needs_attention');
         const waiting = await handle.query(recoveryStatusQuery);
         expect(waiting.attention).toMatchObject({ payment_method_id: 'pm-a' });
-        expect(waiting.attention?.reason).toContain('GatewayRejectedError');
+        expect(waiting.attention?.reason).toContain('ChargeRefused');
+        expect(waiting.attention).toMatchObject({ skippable: true, unknown_charge: null });
         expect(waiting.next_retry_at).toBeNull();
         // A decision made on an earlier attention (a resent request) is refused, not applied to this one.
         await expect(
@@ -702,7 +743,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
       methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: {},
       charge: async (a) => {
-        if (a.payment_method_id === 'pm-a') throw refused('GatewayRejectedError', 'unknown token');
+        if (a.payment_method_id === 'pm-a') throw refused('ChargeRefused', 'unknown token');
         return undefined;
       },
     };
@@ -820,6 +861,98 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
   });
 
+  it('an unknown outcome is sticky: never skipped, nothing else charged; a cancel learns it went through', async () => {
+    const unknown = () => ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a') throw unknown();
+        return undefined;
+      },
+      // Asked without sending, the gateway has the charge: it went through.
+      settle: async () => ({ outcome: 'succeeded', charge_id: 'ch_found' }),
+    };
+    const f = failure();
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        const waiting = await handle.query(recoveryStatusQuery);
+        expect(waiting.attention).toMatchObject({
+          skippable: false,
+          unknown_charge: `${f.payment_id}:pm-a`,
+          payment_method_id: 'pm-a',
+        });
+        await expect(
+          handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip', note: 'next card' }] }),
+        ).rejects.toThrow();
+        // A retry that is still unknown: back to needs_attention, still not skippable.
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        expect((await handle.query(recoveryStatusQuery)).attention?.skippable).toBe(false);
+        // Ops (or an erasure) cancel: the recovery asks the gateway what became of the charge.
+        await handle.signal(cancelRecoverySignal, { reason: 'ops: stop it' });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.settled).toEqual([`${f.payment_id}:pm-a`]);
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+    // pm-b was never charged: nothing else moves while an outcome is unknown.
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual([]);
+    expect(log.stopped ?? []).toEqual([]);
+  });
+
+  it('a cancel during an unknown outcome the gateway never made stops, recorded in the ledger', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a')
+          throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: '503 after commit?' });
+        return undefined;
+      },
+    };
+    const f = failure();
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        await handle.signal(cancelRecoverySignal, { reason: 'ops: stop it' });
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: stop it', recovered_with: null });
+    expect(log.settled).toEqual([`${f.payment_id}:pm-a`]);
+    expect(log.charges).toEqual([]);
+    expect(log.stopped).toEqual(['cancelled: ops: stop it']);
+  });
+
+  it('a payment whose recovery ended before (the ledger says so) charges nothing', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      begin: async () => ({ proceed: false, state: 'recovered' }),
+    };
+    const f = failure();
+    const { status, log } = await run(world, f);
+    expect(status).toMatchObject({ state: 'stopped' });
+    expect(status.stop_reason).toContain('recovered by an earlier recovery');
+    expect(log.charges).toEqual([]);
+    expect(log.notified).toEqual([]);
+  });
+
+  it('acts on what the activities decided of a decline, not on a table of its own', async () => {
+    // An edited table: insufficient_funds is fraud-class now. The workflow follows the activity's answer.
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      decide: (code) => ({ ...decideDecline(code), class: 'fraud_hard', status: 'compromised', do_not_retry: true }),
+    };
+    const { status, log } = await run(world, failure({ decline_code: 'insufficient_funds' }));
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'fraud-class decline insufficient_funds' });
+    expect(log.deactivated).toEqual([{ payment_method_id: 'pm-failed', status: 'compromised' }]);
+    expect(log.charges).toEqual([]);
+    expect(log.stopped).toEqual(['fraud-class decline insufficient_funds']);
+  });
+
   it('a declined method the graph no longer has (removed meanwhile) does not fail the recovery', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
@@ -840,7 +973,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
       methods: ['pm-failed', 'pm-a'],
       answers: {},
       charge: async () => {
-        if (refusals++ === 0) throw refused('GatewayRejectedError', 'refused');
+        if (refusals++ === 0) throw refused('ChargeRefused', 'refused');
         return undefined;
       },
     };
@@ -1027,6 +1160,55 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(status.state).toBe('recovered');
     expect(log.charges).toHaveLength(1);
     expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+  });
+
+  it('a hard cancel during a charge that declines: no other card is charged, the recovery stops', async () => {
+    let started = false;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id !== 'pm-a') return undefined;
+        started = true;
+        await gate;
+        return undefined;
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => started);
+        await handle.cancel();
+        release();
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'workflow cancelled' });
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
+    expect(log.stopped).toEqual(['workflow cancelled']);
+  });
+
+  it('a charge that failed before anything was sent (ChargeNotSent) may be skipped', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a')
+          throw ApplicationFailure.create({ type: 'ChargeNotSent', message: 'the processor could not name the card' });
+        return undefined;
+      },
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        expect((await handle.query(recoveryStatusQuery)).attention).toMatchObject({
+          skippable: true,
+          unknown_charge: null,
+        });
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip' }] });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-b' });
   });
 
   it('a hard cancel while dunning stops the recovery with a final state', async () => {

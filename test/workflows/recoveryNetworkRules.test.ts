@@ -17,7 +17,8 @@ import { describe, expect, it } from 'vitest';
 import type { ChargeAttempt, ChargeForecast, ChargeOutcome } from '../../activities/recovery';
 import { decideRetry, describeVerdict, type CardAttempt, type RetryVerdict } from '../../payments/networkRules';
 import { loadRuleTable } from '../../payments/ruleTables';
-import { paymentFailedSignal, type RecoveryStatus } from '../../temporal/recovery';
+import { decideDecline } from '../../payments/declines';
+import { paymentFailedSignal, type PaymentFailure, type RecoveryStatus } from '../../temporal/recovery';
 import { paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
 
@@ -91,6 +92,17 @@ const activities = {
       ? []
       : [{ payment_method_id: 'pm-card', used_on_trusted_device: false, last_used: null }];
   },
+  async beginRecovery(req: { failure: PaymentFailure; exclude: string[] }) {
+    return {
+      proceed: true,
+      state: 'recovering' as const,
+      decline: decideDecline(req.failure.decline_code),
+      candidates: await activities.listRecoveryCandidates({
+        exclude: [req.failure.payment_method_id, ...req.exclude],
+      }),
+    };
+  },
+  async recordRecoveryStopped() {},
   async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
     const w = worlds.get(a.customer_id) as CardWorld;
     const at = Date.parse(a.at ?? '');
@@ -117,7 +129,12 @@ const activities = {
     w.attempts.push({ ...answer, at: new Date(at).toISOString(), network: w.run.network });
     return answer.outcome === 'succeeded'
       ? { outcome: 'succeeded', charge_id: `ch_${n}` }
-      : { outcome: 'declined', decline_code: answer.decline_code ?? 'do_not_honor', charge_id: null };
+      : {
+          outcome: 'declined',
+          decline_code: answer.decline_code ?? 'do_not_honor',
+          charge_id: null,
+          decision: decideDecline(answer.decline_code ?? 'do_not_honor'),
+        };
   },
   async forecastCharges(req: { customer_id: string; at: string }): Promise<ChargeForecast> {
     const w = worlds.get(req.customer_id) as CardWorld;
