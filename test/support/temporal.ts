@@ -10,6 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   bundleWorkflowCode,
   DefaultLogger,
+  type LogEntry,
   makeTelemetryFilterString,
   Runtime,
   type WorkflowBundleWithSourceMap,
@@ -25,12 +26,22 @@ import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 let runtimeInstalled = false;
 
-/** Keeps test output readable: only errors from the SDK (activities fail on purpose in tests). */
-function quietRuntime(): void {
+/**
+ * Keeps test output readable: only errors from the SDK (activities fail on purpose in tests).
+ * `watch`, when given by the first environment of the process, also sees every warning (workflows
+ * log theirs through the runtime's logger, with the workflow's id).
+ */
+function quietRuntime(watch?: (entry: LogEntry) => void): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  const errors = new DefaultLogger('ERROR');
   Runtime.install({
-    logger: new DefaultLogger('ERROR'),
+    logger: watch
+      ? new DefaultLogger('WARN', (entry) => {
+          watch(entry);
+          if (entry.level === 'ERROR') errors.log(entry.level, entry.message, entry.meta);
+        })
+      : errors,
     telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) } },
   });
 }
@@ -48,9 +59,9 @@ export const RECORDING_CODEC = new PersonaPayloadCodec(
 );
 
 export async function createTimeSkippingEnv(
-  options: { payloadCodec?: PayloadCodec } = {},
+  options: { payloadCodec?: PayloadCodec; watch?: (entry: LogEntry) => void } = {},
 ): Promise<TestWorkflowEnvironment> {
-  quietRuntime();
+  quietRuntime(options.watch);
   const path = loadSettings().temporalTestServerPath;
   if (!existsSync(path)) {
     throw new Error(`The Temporal test server is not installed at ${path}; run \`npm run stack:install\`.`);

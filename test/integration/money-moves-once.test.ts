@@ -1,0 +1,721 @@
+/**
+ * Money moves once, proven by an adversary. Thousands of payment recoveries run through the real
+ * recovery workflow and the real activities — a real Neo4j (the charge ledger), the gateway
+ * simulator over HTTP with a processor's idempotency — on Temporal's time-skipping server, while an
+ * adversary, drawing from one seed, interleaves at random:
+ *   - faults at the gateway: a 503 before anything is committed, a 503 after the charge committed, an
+ *     answer lost after the commit (the connection dropped), a request held past the client's timeout
+ *     (its retries meet a 409 "in flight"), a storm of failures long enough that the key expires;
+ *   - changes beside the recovery: the charged card removed (right after a lost answer, most of all),
+ *     a card added (and signalled) while it charges or dunns, the customer merged into another, the
+ *     customer erased, a cancel from ops;
+ *   - ops deciding what needs attention: retry, skip (refused while an outcome is unknown), cancel;
+ *   - worker restarts (in-flight activities cancelled: their answers lost).
+ * Then every recovery must have ended, and the invariants hold, checked against the gateway's own
+ * records (the independent ledger): at most one successful charge per payment; the graph's record of
+ * every recovery — its state, its charge, every attempt's outcome — agrees with the gateway's; every
+ * charge the gateway made under a payment's reference is one the ledger knows; a second report of
+ * the payment starts nothing.
+ *
+ * The seed is printed. Replay a run (the same recoveries, cards, faults and decisions; the
+ * interleaving between recoveries follows the machine's timing):
+ *   PERSONA_ADVERSARY_SEED=<seed> npx vitest run --project integration test/integration/money-moves-once.test.ts
+ * More of them (by hand: 20,000): PERSONA_ADVERSARY_RECOVERIES=20000. Only some, by index:
+ * PERSONA_ADVERSARY_ONLY=17,912 (each recovery's draws depend on the seed and its index alone).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { Client, type WorkflowHandle } from '@temporalio/client';
+import { Context } from '@temporalio/activity';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type LogEntry, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNotificationActivities } from '../../activities/notifications';
+import { createRecoveryActivities, type ChargeAttempt } from '../../activities/recovery';
+import { HttpPaymentGateway, type GatewayCharge } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
+import { addPaymentMethod, createCustomer } from '../../graph';
+import { readRecoveryLedger, reserveRecovery, type LedgerAttempt } from '../../graph/chargeLedger';
+import { eraseCustomer } from '../../graph/erasure';
+import { mergeCustomers } from '../../graph/merge';
+import { removePaymentMethod } from '../../graph/paymentMethods';
+import { loadRuleTable } from '../../payments/ruleTables';
+import { createGatewaySimulator, type ChargeFault } from '../../simulators/gateway/app';
+import { customerMergedSignal } from '../../temporal/identityMerge';
+import {
+  cancelRecoverySignal,
+  paymentFailedSignal,
+  paymentMethodAddedSignal,
+  RECOVERY_WORKFLOW_TYPE,
+  recoveryStatusQuery,
+  recoveryWorkflowId,
+  resolveAttentionUpdate,
+  type PaymentFailure,
+  type RecoveryStatus,
+} from '../../temporal/recovery';
+import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
+import { mulberry32 } from '../../scripts/random';
+import { openTestGraph, type TestGraph } from '../support/graph';
+import { cardIdentity } from '../support/recovery';
+import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../support/temporal';
+import { createFixtureActivities } from '../fixtures/activities';
+
+const SEED = Number(process.env.PERSONA_ADVERSARY_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const RECOVERIES = Number(process.env.PERSONA_ADVERSARY_RECOVERIES ?? 2000);
+/** Time-skipping servers side by side, each with its own workers and gateway: recoveries are spread over them. */
+const SHARDS = Number(process.env.PERSONA_ADVERSARY_SHARDS ?? 4);
+/** Recoveries under way at once on each server. */
+const IN_FLIGHT = Number(process.env.PERSONA_ADVERSARY_IN_FLIGHT ?? 32);
+const ONLY = (process.env.PERSONA_ADVERSARY_ONLY ?? '')
+  .split(',')
+  .filter((x) => x.trim() !== '')
+  .map(Number);
+/** Real time a recovery is under attack before the adversary lets it finish (faults off, ops retry). */
+const CHAOS_MS = 4_000;
+/** Real time a recovery may take to end once the adversary has stopped: past it, it has no way out. */
+const WAY_OUT_MS = 180_000;
+
+/** The gateway's timings, in the workflow's (skipped) time where they are windows. */
+const CLIENT_TIMEOUT_MS = 1_000;
+const SIM_KEY_TTL_MS = 25 * 60_000;
+/** Persona counts on less than the processor keeps (a margin on its documented minimum). */
+const PERSONA_KEY_TTL_MS = 20 * 60_000;
+/** Longer than a request is ever held at the gateway here (a latency fault), on either clock. */
+const SETTLE_MS = 3_000;
+const RETRY_FOR = '45m';
+const SCHEDULE = ['1h', '2h'];
+
+type Rand = () => number;
+const pick = <T>(rand: Rand, weighted: [T, number][]): T => {
+  const total = weighted.reduce((a, [, w]) => a + w, 0);
+  let r = rand() * total;
+  for (const [v, w] of weighted) if ((r -= w) < 0) return v;
+  return (weighted.at(-1) as [T, number])[0];
+};
+/** A stream of draws for one recovery and one purpose: the same seed and index, the same draws. */
+const streamOf = (index: number, purpose: number): Rand =>
+  mulberry32((SEED ^ Math.imul(index + 1, 0x9e3779b1) ^ Math.imul(purpose, 0x85ebca6b)) >>> 0);
+
+type CardKind = 'pays' | 'soft' | 'pays_after_1' | 'hard' | 'revoked' | 'fraud';
+const tokenOf = (kind: CardKind): string => {
+  const card = `tok_visa_card-${cardIdentity()}`;
+  return {
+    pays: card,
+    soft: `${card}_decline_insufficient_funds`,
+    pays_after_1: `${card}_decline_insufficient_funds_pays_after_1`,
+    hard: `${card}_decline_do_not_try_again`,
+    revoked: `${card}_revoked`,
+    fraud: `${card}_decline_stolen_card`,
+  }[kind];
+};
+const CARD_KINDS: [CardKind, number][] = [
+  ['pays', 40],
+  ['soft', 20],
+  ['pays_after_1', 12],
+  ['hard', 12],
+  ['revoked', 8],
+  ['fraud', 3],
+];
+
+/** One recovery under attack: what it is, and what the adversary did to it. */
+interface Scenario {
+  index: number;
+  payment_id: string;
+  /** The customer the recovery charges now (a merge moves it to the survivor). */
+  customer_id: string;
+  first_customer_id: string;
+  cards: string[];
+  failure: PaymentFailure;
+  faults: Rand;
+  changes: Rand;
+  ops: Rand;
+  /** Charge requests still to fail in a row (a storm: the key expires before the gateway answers). */
+  storm: number;
+  chaos: boolean;
+  erased: boolean;
+  /** When ops decided each attention (by its `since`). */
+  decided: Map<string, number>;
+  shard: Shard;
+  handle?: WorkflowHandle;
+  did: string[];
+}
+
+interface Tally {
+  [what: string]: number;
+}
+
+/**
+ * One time-skipping server with what runs on it: its clock workflow, the worker of the workflows,
+ * the worker of the activities (the one the adversary restarts) and a gateway simulator of its own
+ * (its clock follows this server's skipped time). The server skips time only when every workflow
+ * on it waits, so several of them side by side get through more recoveries on the same machine.
+ */
+interface Shard {
+  n: number;
+  env: TestWorkflowEnvironment;
+  client: Client;
+  taskQueue: string;
+  server: ServerType;
+  base: string;
+  /** The simulator's clock: the latest time in the workflows' (skipped) time a charge was made at. */
+  simNow: number;
+  workers: { worker?: Worker; running?: Promise<void> }[];
+}
+
+let graph: TestGraph;
+let bundle: WorkflowBundleWithSourceMap;
+const shards: Shard[] = [];
+const scenarios = new Map<string, Scenario>();
+const tally: Tally = {};
+const count = (what: string, n = 1) => void (tally[what] = (tally[what] ?? 0) + n);
+const pending: Promise<unknown>[] = [];
+
+/** A workflow's warning that it needs attention, seen in the runtime's log: ops decide. */
+function watch(entry: LogEntry): void {
+  if (entry.message !== 'payment recovery needs attention') return;
+  const workflowId = (entry.meta as { workflowId?: string } | undefined)?.workflowId ?? '';
+  const s = scenarios.get(workflowId.replace(recoveryWorkflowId(''), ''));
+  if (s) pending.push(decide(s).catch((err: unknown) => count(`decision error: ${String(err)}`.slice(0, 80))));
+}
+
+/** Ops answer a recovery that needs attention: retry mostly, skip (refused after an unknown outcome), cancel. */
+async function decide(s: Scenario): Promise<void> {
+  const handle = s.handle as WorkflowHandle;
+  const seen = await handle.query(recoveryStatusQuery);
+  const attention = seen.attention;
+  if (seen.state !== 'needs_attention' || !attention) return;
+  // One decision per attention (the log and the fallback may both ask), again only after a while.
+  const decided = s.decided.get(attention.since);
+  if (decided !== undefined && performance.now() - decided < 10_000) return;
+  s.decided.set(attention.since, performance.now());
+  // Ops read what needs attention. Under attack they do anything (a skip of an unknown outcome is
+  // refused); once the adversary has stopped, what ops would: skip what may be skipped (nothing was
+  // charged: a revoked token), retry the rest (the same key: the gateway says what became of it).
+  const action = s.chaos
+    ? pick(s.ops, [
+        ['retry', attention.skippable ? 1 : 6],
+        ['skip', attention.skippable ? 6 : 2],
+        ['cancel', 2],
+      ] as const)
+    : attention.skippable
+      ? 'skip'
+      : 'retry';
+  count(`ops ${action}`);
+  if (action === 'cancel') {
+    s.did.push('ops cancel');
+    return handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+  }
+  const answer = (a: 'retry' | 'skip') =>
+    handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: a, since: attention.since }] });
+  try {
+    await answer(action);
+  } catch {
+    count(`ops ${action} refused`);
+    // A skip of an outcome that is not known is refused (as it must be): ops retry instead.
+    if (action === 'skip' && !attention.skippable) await answer('retry').catch(() => count('ops retry refused'));
+  }
+}
+
+/** The gateway's fault for a charge request of a recovery under attack. */
+function faultFor(req: { reference: string | null }): ChargeFault | null {
+  const s = req.reference ? scenarios.get(req.reference) : undefined;
+  if (!s?.chaos) return null;
+  if (s.storm > 0) {
+    s.storm--;
+    count('fault storm');
+    return { kind: 'fail_before' };
+  }
+  const fault = pick<ChargeFault | null>(s.faults, [
+    [null, 58],
+    [{ kind: 'fail_before' }, 8],
+    [{ kind: 'fail_after_commit' }, 10],
+    [{ kind: 'lose_answer' }, 12],
+    [{ kind: 'latency', ms: CLIENT_TIMEOUT_MS + 300 }, 7],
+    [{ kind: 'lose_answer' }, 5], // then a storm
+  ]);
+  if (fault?.kind === 'lose_answer' && s.faults() < 0.3) {
+    s.storm = 6 + Math.floor(s.faults() * 16);
+    count('storm begun');
+  }
+  if (fault) count(`fault ${fault.kind}`);
+  if (fault?.kind === 'latency') holdTime(s.shard, fault.ms + 500);
+  return fault;
+}
+
+/**
+ * A request held at the gateway past the client's timeout is in flight in real time: the
+ * time-skipping server must not race through the workflows' minutes meanwhile (it does not while an
+ * activity runs; the activity gave up on it, though), or "the gateway has no charge yet" would be
+ * believed of a charge about to be made — something no real clock allows within a settle window.
+ */
+function holdTime(shard: Shard, ms: number): void {
+  const test = shard.env.connection.testService;
+  if (!test) return;
+  void test.lockTimeSkipping({}).then(() => setTimeout(() => void test.unlockTimeSkipping({}), ms));
+}
+
+/** Beside a charge (just after it, not waiting for it): the adversary changes the world. */
+function afterCharge(s: Scenario, a: ChargeAttempt, lost: boolean): void {
+  if (!s.chaos || s.erased || a.mode === 'settle') return;
+  const r = s.changes();
+  const change: string | null =
+    r < (lost ? 0.3 : 0.06)
+      ? 'remove the charged card'
+      : r < 0.36
+        ? null
+        : r < 0.41
+          ? 'add a card'
+          : r < 0.45
+            ? 'merge'
+            : r < 0.47
+              ? 'erase'
+              : r < 0.5
+                ? 'cancel'
+                : null;
+  if (change)
+    pending.push(
+      act(s, change, a.payment_method_id).catch((err: unknown) => count(`change error: ${String(err)}`.slice(0, 100))),
+    );
+}
+
+async function act(s: Scenario, change: string, paymentMethodId?: string): Promise<void> {
+  const handle = s.handle as WorkflowHandle;
+  s.did.push(change);
+  count(change);
+  switch (change) {
+    case 'remove the charged card':
+      await removePaymentMethod(graph, s.customer_id, paymentMethodId as string).catch(() => count('remove refused'));
+      return;
+    case 'add a card': {
+      const pm = await addPaymentMethod(graph, s.customer_id, card(pick(s.changes, CARD_KINDS), s.cards.length));
+      s.cards.push(pm.id);
+      await handle.signal(paymentMethodAddedSignal, { payment_method_id: pm.id });
+      return;
+    }
+    case 'merge': {
+      const survivor = await createCustomer(graph, {});
+      const merge_id = `adversary-${randomUUID()}`;
+      const merged = s.customer_id;
+      await mergeCustomers(graph, {
+        merge_id,
+        survivor_id: survivor.id,
+        merged_id: merged,
+        decided_by: 'ops',
+        requested_by: 'adversary',
+        reason: 'adversary',
+      });
+      s.customer_id = survivor.id;
+      await handle.signal(customerMergedSignal, { merge_id, merged_id: merged, survivor_id: survivor.id });
+      return;
+    }
+    case 'erase':
+      // As the erasure starts: a cancel to the recovery; then (not waiting for it) the graph's erasure.
+      s.erased = true;
+      await handle.signal(cancelRecoverySignal, { reason: 'adversary: the customer is being erased' });
+      await eraseCustomer(graph, s.customer_id);
+      return;
+    case 'cancel':
+      await handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+      return;
+  }
+}
+
+const card = (kind: CardKind, i: number) => ({
+  type: 'card' as const,
+  token: tokenOf(kind),
+  brand: 'visa',
+  last_four: String(1000 + i),
+  expiry_month: 12,
+  expiry_year: 2035,
+});
+
+/** A customer with 1–3 cards; the first one's charge just failed (what Synapse reports). */
+async function scenario(index: number, shard: Shard): Promise<Scenario> {
+  const draw = streamOf(index, 1);
+  const kinds = Array.from({ length: 1 + Math.floor(draw() * 3) }, () => pick(draw, CARD_KINDS));
+  const customer = await createCustomer(graph, {});
+  const cards: string[] = [];
+  for (const [i, kind] of kinds.entries()) cards.push((await addPaymentMethod(graph, customer.id, card(kind, i))).id);
+  const payment_id = `adv_${SEED}_${index}_${randomUUID().slice(0, 8)}`;
+  const failure: PaymentFailure = {
+    payment_id,
+    customer_id: customer.id,
+    payment_method_id: cards[0] as string,
+    amount: 1000 + Math.floor(draw() * 9000),
+    currency: 'USD',
+    decline_code:
+      kinds[0] === 'fraud' ? 'stolen_card' : kinds[0] === 'hard' ? 'do_not_try_again' : 'insufficient_funds',
+  };
+  return {
+    index,
+    payment_id,
+    customer_id: customer.id,
+    first_customer_id: customer.id,
+    cards,
+    failure,
+    faults: streamOf(index, 2),
+    changes: streamOf(index, 3),
+    ops: streamOf(index, 4),
+    storm: 0,
+    chaos: true,
+    erased: false,
+    decided: new Map(),
+    shard,
+    did: [],
+  };
+}
+
+/** Reports the failure as the api does: the ledger's reservation, then signal-with-start. */
+async function report(s: Scenario): Promise<WorkflowHandle> {
+  const { created } = await reserveRecovery(graph, s.failure);
+  expect(created).toBe(true);
+  return s.shard.client.workflow.signalWithStart(RECOVERY_WORKFLOW_TYPE, {
+    workflowId: recoveryWorkflowId(s.payment_id),
+    taskQueue: s.shard.taskQueue,
+    args: [{ dunningSchedule: SCHEDULE, chargeRetryFor: RETRY_FOR }],
+    signal: paymentFailedSignal,
+    signalArgs: [s.failure],
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    // A busy machine (two cores for Neo4j, Temporal and this process): time enough for a task.
+    workflowTaskTimeout: '1 minute',
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One recovery from its report to its end, attacked for a while, then let finish. */
+async function runOne(
+  index: number,
+  shard: Shard,
+): Promise<{ s: Scenario; status: RecoveryStatus | null; problem: string | null }> {
+  const s = await scenario(index, shard);
+  scenarios.set(s.payment_id, s);
+  s.handle = await report(s);
+  const failed = (err: unknown) => ({
+    failed: err instanceof Error ? `${err.message} (${String(err.cause)})` : String(err),
+  });
+  const result = (s.handle.result() as Promise<RecoveryStatus>).catch(failed);
+  const ended = await Promise.race([result.then(() => true), sleep(CHAOS_MS).then(() => false)]);
+  // The adversary stops: no more faults or changes, and ops retry what needs attention.
+  s.chaos = false;
+  if (!ended) {
+    // What needs attention now was decided in chaos (maybe a cancel, maybe still waiting): look once.
+    const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
+    if (status?.state === 'needs_attention') await decide(s);
+  }
+  const deadline = sleep(WAY_OUT_MS).then(() => 'timeout' as const);
+  for (;;) {
+    const outcome = await Promise.race([result, sleep(15_000).then(() => 'slow' as const), deadline]);
+    if (outcome === 'timeout')
+      return { s, status: null, problem: `no way out within ${WAY_OUT_MS / 1000} s${await keepHistory(s)}` };
+    if (outcome !== 'slow' && 'failed' in outcome)
+      return { s, status: null, problem: `failed: ${outcome.failed}${await keepHistory(s)}` };
+    if (outcome !== 'slow') return { s, status: outcome, problem: null };
+    // A decision lost with a worker (its log never came): ask once more.
+    const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
+    if (status?.state === 'needs_attention') await decide(s);
+  }
+}
+
+/** Where the histories of recoveries that went wrong are kept, to read (`temporal workflow show`-like JSON). */
+const KEPT = mkdtempSync(path.join(tmpdir(), 'money-once-histories-'));
+async function keepHistory(s: Scenario): Promise<string> {
+  try {
+    const history = await (s.handle as WorkflowHandle).fetchHistory();
+    const file = path.join(KEPT, `${s.payment_id}.json`);
+    writeFileSync(file, JSON.stringify(history, null, 1));
+    return ` (history: ${file})`;
+  } catch {
+    return '';
+  }
+}
+
+/** Every invariant of one recovery, against the gateway's records; problems in words. */
+function check(
+  status: RecoveryStatus,
+  charges: GatewayCharge[],
+  ledger: Awaited<ReturnType<typeof readRecoveryLedger>>,
+): string[] {
+  const problems: string[] = [];
+  const succeeded = charges.filter((c) => c.status === 'succeeded');
+  if (succeeded.length > 1)
+    problems.push(`charged ${succeeded.length} times: ${succeeded.map((c) => c.id).join(', ')}`);
+  if (!ledger) return [...problems, 'the graph has no recovery'];
+  const { recovery, attempts } = ledger;
+  if (recovery.state === 'recovering') problems.push('the ledger has it still recovering');
+  if (!['recovered', 'failed', 'stopped'].includes(status.state)) problems.push(`the workflow ended ${status.state}`);
+  if (recovery.state !== status.state) problems.push(`the ledger says ${recovery.state}, the workflow ${status.state}`);
+  if (recovery.state === 'recovered') {
+    if (succeeded.length !== 1)
+      problems.push(`recorded recovered, the gateway has ${succeeded.length} successful charges`);
+    else if (succeeded[0]?.id !== recovery.charge_id)
+      problems.push(`recorded recovered by ${recovery.charge_id}, the gateway charged ${succeeded[0]?.id}`);
+    if (status.recovered_with !== recovery.recovered_with)
+      problems.push(`recovered with ${status.recovered_with} (workflow), ${recovery.recovered_with} (ledger)`);
+  } else if (succeeded.length > 0)
+    problems.push(`recorded ${recovery.state}, but the gateway charged ${succeeded[0]?.id}`);
+  const byKey = new Map<string, LedgerAttempt>(attempts.map((a) => [a.key, a]));
+  for (const c of charges)
+    if (!byKey.has(c.idempotency_key))
+      problems.push(`the gateway charged ${c.id} under ${c.idempotency_key}, unknown to the ledger`);
+  for (const a of attempts) {
+    const made = charges.filter((c) => c.idempotency_key === a.key);
+    if (made.length > 1) problems.push(`key ${a.key} was charged ${made.length} times`);
+    const first = made[0];
+    switch (a.state) {
+      case 'sent':
+        problems.push(`attempt ${a.key} is still of unknown outcome`);
+        break;
+      case 'succeeded':
+      case 'declined':
+        if (first?.status !== a.state || first.id !== a.charge_id)
+          problems.push(
+            `attempt ${a.key} is ${a.state} ${a.charge_id}; ` +
+              `the gateway has ${first ? `${first.status} ${first.id}` : 'nothing'}`,
+          );
+        break;
+      case 'refused':
+      case 'absent':
+        if (first) problems.push(`attempt ${a.key} is ${a.state}; the gateway has ${first.status} ${first.id}`);
+        break;
+    }
+  }
+  return problems;
+}
+
+/** A time-skipping server with its clock, its workers and its gateway simulator. */
+async function startShard(n: number): Promise<Shard> {
+  const env = await createTimeSkippingEnv({ watch });
+  // One client that never locks time: the server skips it whenever every workflow waits…
+  const client = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
+  await env.connection.testService?.unlockTimeSkipping({});
+  const taskQueue = `money-once-${n}-${randomUUID()}`;
+  const shard: Shard = {
+    n,
+    env,
+    client,
+    taskQueue,
+    server: undefined as never,
+    base: '',
+    simNow: Date.now(),
+    workers: [],
+  };
+  const run = (worker: Worker) => {
+    const w = { worker, running: worker.run() };
+    shard.workers.push(w);
+    return w;
+  };
+  // …but never more than half a day at once when nothing else waits for a time: a recovery waiting
+  // for ops (no timer of its own) must not be jumped to its execution timeout, ten years on.
+  run(
+    await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: `${taskQueue}-clock`,
+      workflowsPath: fileURLToPath(new URL('../fixtures/workflows.ts', import.meta.url)),
+      activities: createFixtureActivities([]),
+    }),
+  );
+  await client.workflow.start('ticker', {
+    taskQueue: `${taskQueue}-clock`,
+    workflowId: `${taskQueue}-clock`,
+    args: [720],
+  });
+  const app = createGatewaySimulator(
+    path.join(mkdtempSync(path.join(tmpdir(), 'money-once-')), 'charges.jsonl'),
+    loadRuleTable(),
+    { now: () => Math.max(Date.now(), shard.simNow), keyTtlMs: SIM_KEY_TTL_MS, fault: faultFor },
+  );
+  await new Promise<void>((resolve) => {
+    shard.server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
+  });
+  shard.base = `http://127.0.0.1:${(shard.server.address() as AddressInfo).port}`;
+  // The workflows run on one worker; the activities on another, which the adversary restarts.
+  run(
+    await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      maxCachedWorkflows: 500,
+    }),
+  );
+  return shard;
+}
+
+/** The activity worker of a shard: the real activities, watched by the adversary. */
+function activityWorker(shard: Shard): Promise<Worker> {
+  return Worker.create({
+    connection: shard.env.nativeConnection,
+    taskQueue: shard.taskQueue,
+    activities: activities(shard),
+    maxConcurrentActivityTaskExecutions: 200,
+    shutdownGraceTime: '300 milliseconds',
+  });
+}
+
+beforeAll(async () => {
+  graph = openTestGraph();
+  bundle = await bundleWorkflowCode({
+    workflowsPath: PERSONA_WORKFLOWS,
+    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
+  });
+  for (let n = 0; n < SHARDS; n++) shards.push(await startShard(n));
+}, 180_000);
+
+afterAll(async () => {
+  for (const shard of shards) {
+    for (const w of shard.workers) if (w.worker?.getState() === 'RUNNING') w.worker.shutdown();
+    for (const w of shard.workers) await w.running?.catch(() => undefined);
+    await shard.env.teardown();
+    await new Promise<void>((resolve) => shard.server.close(() => resolve()));
+  }
+  await graph?.close();
+});
+
+let activityCalls = 0;
+function activities(shard: Shard) {
+  const gateway = new HttpPaymentGateway(shard.base, CLIENT_TIMEOUT_MS);
+  const recovery = createRecoveryActivities({
+    graph,
+    gateway,
+    cards: gateway,
+    updater: gateway,
+    networkRules: loadRuleTable(),
+    trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
+    profileRules: profileRules(graph.config),
+    chargePolicy: { keyTtlMs: PERSONA_KEY_TTL_MS, settleMs: SETTLE_MS, clientTimeoutMs: CLIENT_TIMEOUT_MS },
+  });
+  const all = {
+    ...recovery,
+    ...createNotificationActivities({ graph, notifications: { send: async () => undefined } }),
+    /** The real charge; the adversary only watches it (and moves the simulator's clock with the workflows'). */
+    async chargePaymentMethod(a: ChargeAttempt) {
+      shard.simNow = Math.max(shard.simNow, Context.current().info.currentAttemptScheduledTimestampMs);
+      const s = scenarios.get(a.payment_id);
+      let lost = false;
+      try {
+        return await recovery.chargePaymentMethod(a);
+      } catch (err) {
+        lost = true;
+        throw err;
+      } finally {
+        if (s) afterCharge(s, a, lost);
+      }
+    },
+  };
+  return Object.fromEntries(
+    Object.entries(all).map(([name, fn]) => [
+      name,
+      (...args: unknown[]) => {
+        activityCalls++;
+        return (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+      },
+    ]),
+  ) as typeof all;
+}
+
+describe('money moves once, against an adversary', () => {
+  it(
+    `at most one charge per payment, the graph agreeing with the gateway, every recovery ending (seed ${SEED})`,
+    async () => {
+      console.log(
+        `[money-moves-once] seed ${SEED}: ` +
+          `${ONLY.length ? `recoveries ${ONLY.join(', ')}` : `${RECOVERIES} recoveries`}, ` +
+          `${IN_FLIGHT} at a time on each of ${SHARDS} time-skipping servers. ` +
+          `Replay: PERSONA_ADVERSARY_SEED=${SEED} npx vitest run --project integration ` +
+          'test/integration/money-moves-once.test.ts',
+      );
+      const started = performance.now();
+      let done = false;
+      // Worker restarts: now and then a shard's activity worker stops — what it runs is cancelled a
+      // moment later, its answers lost (a charge made, its answer never recorded) — and a new one
+      // takes over.
+      const restarts = shards.map(async (shard) => {
+        let current = { worker: await activityWorker(shard), running: undefined as Promise<void> | undefined };
+        current.running = current.worker.run();
+        shard.workers.push(current);
+        const every = streamOf(shard.n, 9);
+        while (!done && process.env.PERSONA_ADVERSARY_RESTARTS !== '0') {
+          await sleep(3_000 + every() * 7_000);
+          if (done) break;
+          current.worker.shutdown();
+          await current.running;
+          current = { worker: await activityWorker(shard), running: undefined };
+          current.running = current.worker.run();
+          shard.workers.push(current);
+          count('worker restart');
+        }
+      });
+
+      const indexes = ONLY.length ? ONLY : Array.from({ length: RECOVERIES }, (_, i) => i);
+      const results: Awaited<ReturnType<typeof runOne>>[] = [];
+      let finished = 0;
+      const progress = setInterval(
+        () =>
+          console.log(
+            `[money-moves-once] ${finished}/${indexes.length} ended after ` +
+              `${((performance.now() - started) / 1000).toFixed(0)} s, ${activityCalls} activities; ` +
+              `adversary so far: ${JSON.stringify(tally)}`,
+          ),
+        15_000,
+      );
+      // Each shard takes the recoveries whose index falls to it, IN_FLIGHT at a time.
+      await Promise.all(
+        shards.map(async (shard) => {
+          const mine = indexes.filter((i) => i % SHARDS === shard.n);
+          let next = 0;
+          await Promise.all(
+            Array.from({ length: Math.min(IN_FLIGHT, mine.length) }, async () => {
+              while (next < mine.length) {
+                results.push(await runOne(mine[next++] as number, shard));
+                finished++;
+              }
+            }),
+          );
+        }),
+      );
+      done = true;
+      clearInterval(progress);
+      await Promise.all(restarts);
+      await Promise.allSettled(pending);
+      const seconds = (performance.now() - started) / 1000;
+
+      const problems: string[] = [];
+      const states: Tally = {};
+      // Every recovery checked against the gateway's records, ten at a time.
+      let checked = 0;
+      await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          while (checked < results.length) {
+            const { s, status, problem } = results[checked++] as (typeof results)[number];
+            const where = `recovery ${s.index} (${s.payment_id}; did: ${s.did.join(', ') || 'nothing'})`;
+            if (problem || !status) {
+              problems.push(`${where}: ${problem ?? 'no status'}`);
+              continue;
+            }
+            states[status.state] = (states[status.state] ?? 0) + 1;
+            const charges = await new HttpPaymentGateway(s.shard.base, 10_000).chargesByReference(s.payment_id);
+            for (const p of check(status, charges, await readRecoveryLedger(graph, s.payment_id)))
+              problems.push(`${where}: ${p}`);
+            // Reported again (Synapse redelivers): the ledger has it, so nothing starts.
+            const again = await reserveRecovery(graph, s.failure);
+            if (again.created || again.recovery.state === 'recovering')
+              problems.push(`${where}: a second report would start it again (${again.recovery.state})`);
+          }
+        }),
+      );
+      console.log(
+        `[money-moves-once] seed ${SEED}: ${results.length} recoveries in ${seconds.toFixed(1)} s ` +
+          `(${(results.length / seconds).toFixed(1)} recoveries/s): ${JSON.stringify(states)}; ` +
+          `adversary: ${JSON.stringify(tally)}; ${problems.length} problems`,
+      );
+      expect(problems.slice(0, 20)).toEqual([]);
+      expect(results).toHaveLength(indexes.length);
+    },
+    Number(process.env.PERSONA_ADVERSARY_TIMEOUT_MS ?? 900_000),
+  );
+});
