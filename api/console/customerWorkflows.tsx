@@ -164,6 +164,12 @@ function StateOf({ row }: { row: WorkflowRow }) {
           </p>
         ) : null}
         {s.attention ? <p class="problem">{`Needs attention: ${s.attention.reason}`}</p> : null}
+        {s.attention?.unknown_charge ? (
+          <p class="problem">
+            {`The charge under key ${s.attention.unknown_charge} may have gone through: retry it (the same ` +
+              'key asks the gateway) or cancel the recovery (it asks the gateway first); it cannot be skipped.'}
+          </p>
+        ) : null}
         {s.stop_reason ? <p>{`Stopped: ${s.stop_reason}`}</p> : null}
       </div>
     );

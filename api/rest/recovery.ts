@@ -58,7 +58,20 @@ const statusSchema = z
           'allows no charge before',
       }),
     attention: z
-      .object({ reason: z.string(), payment_method_id: z.string().nullable(), since: z.string() })
+      .object({
+        reason: z.string(),
+        payment_method_id: z.string().nullable(),
+        since: z.string(),
+        unknown_charge: z
+          .string()
+          .nullable()
+          .openapi({
+            description:
+              'The idempotency key of a charge whose outcome is unknown (it may have gone through): only retry ' +
+              '(or a cancel, which asks the gateway first) until the gateway says',
+          }),
+        skippable: z.boolean().openapi({ description: 'Whether skip is allowed: only when nothing was charged' }),
+      })
       .nullable()
       .openapi({ description: 'Why the recovery waits for ops (state needs_attention), else null' }),
     stop_reason: z.string().nullable(),
