@@ -6,17 +6,20 @@
  * more, contest a history entry (a new event ops read on the customer page, nothing rewritten),
  * erase their data — and their export as a download (GET /console/me/export).
  *
- * A merged record's token reads its survivor's data, as the REST api answers it. Every
+ * A merged record's own token reaches only the tombstone: a page saying so, nothing of the
+ * survivor's (the person who held the record may not be the survivor's owner). Every
  * identifier is masked (mask.ts); no payment token is ever read. Any other session (ops, an
  * agent) has no "me": 403.
  */
 import { Hono, type Context } from 'hono';
 import { getAddressesByCustomer } from '../../graph/addresses';
 import { getDevicesByCustomer } from '../../graph/devices';
+import { survivorOf } from '../../graph/merge';
 import { AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet } from '../services/customers';
 import { customerHistory } from '../services/events';
+import { mergedRecordRefusal } from '../services/mergedIds';
 import { exportBody, exportCustomer } from '../services/privacy';
 import { Page, render, type ConsoleAction } from './kit';
 import { actor, meActions } from './meActions';
@@ -36,8 +39,9 @@ import type { ConsoleSession } from './session';
 async function mePage(deps: ApiDeps, customerId: string, session: ConsoleSession, before: string | undefined) {
   const g = deps.graph;
   const profile = await getProfile(g, customerId);
-  // A merged record's token reads its survivor's data, as the REST api answers it.
-  const id = profile.customer_id;
+  // A merge that committed since the route's check: the survivor's data is not this token's.
+  if (profile.merged_into) throw mergedRecordRefusal();
+  const id = customerId;
   const [wallet, devices, addresses, history, erasure] = await Promise.all([
     listWallet(g, id),
     getDevicesByCustomer(g, id),
@@ -57,6 +61,21 @@ async function mePage(deps: ApiDeps, customerId: string, session: ConsoleSession
       <HistorySection history={history} before={before} {...props} />
       <PrivacySections deps={deps} erasure={erasure} status={profile.status} {...props} />
     </Page>
+  );
+}
+
+/** A merged record's own session: the record holds nothing now; sign in as the survivor. */
+async function mergedRecord(deps: ApiDeps, c: Context, session: ConsoleSession, id: string) {
+  if (!(await survivorOf(deps.graph, id))?.merged_into) return null;
+  return render(
+    c,
+    <Page title="This record was merged" session={session}>
+      <p class="problem" role="alert">
+        {mergedRecordRefusal().message.replace(/^Forbidden: /, '')}
+      </p>
+      <p>If that record is yours too, sign in to it; if it is not, support can undo the merge.</p>
+    </Page>,
+    403,
   );
 }
 
@@ -82,6 +101,8 @@ export function meConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleAction
     const session = c.get('consoleSession');
     const id = selfOf(session.principal);
     if (!id) return notYours(c, session);
+    const merged = await mergedRecord(deps, c, session, id);
+    if (merged) return merged;
     c.header('Cache-Control', 'no-store');
     return render(c, await mePage(deps, id, session, c.req.query('before') || undefined));
   });
@@ -90,6 +111,8 @@ export function meConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleAction
     const session = c.get('consoleSession');
     const id = selfOf(session.principal);
     if (!id) return notYours(c, session);
+    const merged = await mergedRecord(deps, c, session, id);
+    if (merged) return merged;
     let pieces;
     try {
       pieces = await exportCustomer(deps, id, actor(session));

@@ -26,7 +26,6 @@ import {
 } from '../services/customers';
 import { contestEntry, historyEntry } from '../services/events';
 import { guardCustomerAction } from '../services/guards';
-import { followMerge } from '../services/mergedIds';
 import { requestErasure } from '../services/privacy';
 import { field, when, type ConsoleAction, type FormFields } from './kit';
 import { maskOpaque, maskStreet } from './mask';
@@ -275,9 +274,12 @@ export function meActions(): ConsoleAction[] {
       name: 'erase',
       allowed: self,
       confirm: async (deps, _form, session) => {
-        const { id } = await followMerge(deps.graph, customerOf(session));
+        // A merged record's own token is refused here (its survivor is not its to erase).
         await withStepUp(deps, 'erase your data', () =>
-          guardCustomerAction(deps, id, 'erasure', { principal: session.principal, routeScopes: ['ops'] }),
+          guardCustomerAction(deps, customerOf(session), 'erasure', {
+            principal: session.principal,
+            routeScopes: ['ops'],
+          }),
         );
         return { title: 'Erase your data?', danger: true, details: ERASURE_DELETES };
       },

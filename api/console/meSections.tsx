@@ -23,9 +23,9 @@ export type Profile = Awaited<ReturnType<typeof getProfile>>;
 
 /** What the customer may do now (the guards refuse the rest anyway; this only leaves it unshown). */
 export interface Allowed {
-  /** Wallet, devices, addresses: an active customer, not a merged record. */
+  /** Wallet, devices, addresses: an active customer (a merged record has no page: api/console/me.tsx). */
   change: boolean;
-  /** Contest an entry: active or suspended, not a merged record. */
+  /** Contest an entry: active or suspended. */
   contest: boolean;
   /** Export and erasure (the step-up aside). */
   export: boolean;
@@ -33,11 +33,10 @@ export interface Allowed {
 }
 
 export function allowedFor(profile: Profile): Allowed {
-  const merged = profile.merged_into !== undefined;
   const active = profile.status === 'active';
   return {
-    change: active && !merged,
-    contest: !merged && (active || profile.status === 'suspended'),
+    change: active,
+    contest: active || profile.status === 'suspended',
     export: profile.status !== 'suspended',
     erase: active,
   };
@@ -47,12 +46,6 @@ export function ProfileSection({ profile }: { profile: Profile }) {
   return (
     <section id="profile" aria-labelledby="profile-h">
       <h2 id="profile-h">Profile</h2>
-      {profile.merged_into ? (
-        <p class="hint">
-          This profile was merged into another of yours ({profile.merged_into}): what you see is that profile. Changes
-          are made there: sign in with its token to change your wallet, devices or addresses.
-        </p>
-      ) : null}
       {profile.status === 'suspended' ? (
         <p class="problem">
           Your account is suspended: you can read your data and contest an entry of your history, but not change your

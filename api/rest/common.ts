@@ -2,7 +2,9 @@
 import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
-import { AuthError, authorize, type AccessRule, type Authenticator, type Principal } from '../auth';
+import type { Graph } from '../../graph/graph';
+import { actsAsSelf, AuthError, authorize, type AccessRule, type Authenticator, type Principal } from '../auth';
+import { refuseMergedAnswer, refuseMergedSelf } from '../services/mergedIds';
 import { issueField, type Issue } from '../requests';
 
 export const problemSchema = z
@@ -124,16 +126,66 @@ export function access(
 ): MiddlewareHandler {
   return async (c, next) => {
     try {
-      const identity = c.get('identity');
-      if (identity && 'authError' in identity) throw identity.authError;
-      const principal = identity ? identity.principal : await authenticate(credentials(c));
-      authorize(principal, rule, c.req.param('id'));
-      c.set('principal', principal);
+      await admit(c, authenticate, rule, credentials);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       return authProblem(c, err);
     }
     await next();
+  };
+}
+
+/** The caller's principal, allowed by `rule` for the route's `:id` (set as `principal`); AuthError otherwise. */
+async function admit(
+  c: Context,
+  authenticate: Authenticator,
+  rule: AccessRule,
+  credentials: (c: Context) => string | undefined,
+): Promise<Principal> {
+  const identity = c.get('identity');
+  if (identity && 'authError' in identity) throw identity.authError;
+  const principal = identity ? identity.principal : await authenticate(credentials(c));
+  authorize(principal, rule, c.req.param('id'));
+  c.set('principal', principal);
+  return principal;
+}
+
+/**
+ * `access` for a route about one customer (`:id`) that the customer's own token may use
+ * (`rule.self`): a merged record's own token reaches only the tombstone — refused before the
+ * route, and an answer about a merged id (a merge that committed meanwhile) is refused after it.
+ * A download (an attachment) is checked by its own service, before its first byte.
+ */
+export function customerAccess(
+  deps: { authenticate: Authenticator; graph: Graph },
+  rule: AccessRule,
+): MiddlewareHandler {
+  return async (c, next) => {
+    let own: boolean;
+    try {
+      const principal = await admit(c, deps.authenticate, rule, (ctx) => ctx.req.header('authorization'));
+      own = actsAsSelf(principal, rule.scopes);
+      if (own) await refuseMergedSelf(deps.graph, principal, rule.scopes, c.req.param('id'));
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      return authProblem(c, err);
+    }
+    await next();
+    if (!own) return;
+    const res = c.res;
+    if (res.status >= 300 || res.headers.has('content-disposition')) return;
+    if (!res.headers.get('content-type')?.includes('json')) return;
+    const answer: unknown = await res
+      .clone()
+      .json()
+      .catch(() => null);
+    try {
+      refuseMergedAnswer(c.get('principal'), rule.scopes, answer);
+    } catch (err) {
+      if (!(err instanceof AuthError)) throw err;
+      c.res = undefined;
+      c.res = authProblem(c, err);
+    }
   };
 }
 

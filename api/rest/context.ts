@@ -11,7 +11,15 @@ import { answerToken, customerTokenOf, deviceTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { consistencyTokenField, deviceTrustSchema, inactivateSchema, parseConsistencyToken } from '../requests';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
-import { access, bearerSecurity, consistencyHeaders, customerParams, problems, validationHook } from './common';
+import {
+  access,
+  bearerSecurity,
+  consistencyHeaders,
+  customerAccess,
+  customerParams,
+  problems,
+  validationHook,
+} from './common';
 import { customerContextSchema, mergedIntoFields, staleFields, walletItemSchema } from './responses';
 
 /** A read that must reflect a write: the token from that write's answer. */
@@ -69,7 +77,7 @@ export function contextRoutes(deps: ApiDeps) {
       description:
         'When `deviceId` is one of the customer’s trusted devices, Chimera is told (at most once a day) ' +
         'without delaying this answer.',
-      middleware: [access(deps.authenticate, { scopes: ['context:read'], self: true })] as const,
+      middleware: [customerAccess(deps, { scopes: ['context:read'], self: true })] as const,
       request: {
         params: customerParams,
         query: z.object({ deviceId: z.uuid().optional().openapi({ description: 'The device the checkout runs on' }) }),

@@ -24,6 +24,7 @@ import {
   access,
   bearerSecurity,
   consistencyHeaders,
+  customerAccess,
   customerParams,
   problems,
   reasonHeaders,
@@ -172,8 +173,8 @@ export function customerRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const g = deps.graph;
   const profileUpdate = profileUpdateSchema(g.policy.reportingCurrency);
-  const read = access(deps.authenticate, { scopes: ['customers:read'], self: true });
-  const write = access(deps.authenticate, { scopes: ['customers:write'], self: true });
+  const read = customerAccess(deps, { scopes: ['customers:read'], self: true });
+  const write = customerAccess(deps, { scopes: ['customers:write'], self: true });
   const common = { tags: ['customers'], security: bearerSecurity };
 
   app.openapi(

@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { EVENT_TYPES } from '../../graph/eventSchemas';
 import type { ApiDeps } from '../deps';
 import { customerHistory, eventFeed } from '../services/events';
-import { access, bearerSecurity, customerParams, problems, validationHook } from './common';
+import { access, bearerSecurity, customerAccess, customerParams, problems, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
 const limit = (max: number, fallback: number) =>
@@ -131,7 +131,7 @@ export function eventRoutes(deps: ApiDeps) {
       description:
         'For the id of a customer merged into another: the survivor’s history, with `merged_into` (the ' +
         'survivor’s id); a customer’s own token of the merged id reads it through the merged id.',
-      middleware: [access(deps.authenticate, { scopes: ['ops'], self: true })] as const,
+      middleware: [customerAccess(deps, { scopes: ['ops'], self: true })] as const,
       request: {
         params: customerParams,
         query: z.object({

@@ -9,7 +9,15 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ApiDeps } from '../deps';
 import { erasureStatus, exportBody, exportCustomer, requestErasure } from '../services/privacy';
-import { access, bearerSecurity, customerParams, problems, reasonHeaders, validationHook } from './common';
+import {
+  access,
+  bearerSecurity,
+  customerAccess,
+  customerParams,
+  problems,
+  reasonHeaders,
+  validationHook,
+} from './common';
 import { mergedIntoFields } from './responses';
 
 const erasureStatusSchema = z
@@ -47,7 +55,7 @@ const SELF_NOTE =
 
 export function privacyRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const selfOrOps = access(deps.authenticate, { scopes: ['ops'], self: true });
+  const selfOrOps = customerAccess(deps, { scopes: ['ops'], self: true });
   app.openapi(
     createRoute({
       method: 'get',

@@ -18,7 +18,7 @@ import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import type { CustomerStatus } from '../../graph/model';
 import { actsAsSelf, AuthError, requireRecentAuth, type Principal, type Scope } from '../auth';
 import type { ApiDeps } from '../deps';
-import { isMergedStatus, mergedRefusal } from './mergedIds';
+import { isMergedStatus, mergedRecordRefusal, mergedRefusal } from './mergedIds';
 
 export type GuardedAction = AuditedAction | 'erasure';
 
@@ -60,7 +60,11 @@ export async function guardCustomerAction(
   if (!customer) throw new NotFoundError('Customer', customerId);
   const { status } = customer;
   // A merge's tombstone: refused before anything is recorded (export and erasure follow it first).
-  if (isMergedStatus(status)) throw await mergedRefusal(deps.graph, customerId);
+  // Its own token is told it reaches nothing, without the survivor's id.
+  if (isMergedStatus(status))
+    throw actsAsSelf(actor.principal, actor.routeScopes)
+      ? mergedRecordRefusal()
+      : await mergedRefusal(deps.graph, customerId);
   // An erased customer is a tombstone: nothing left to protect (export shows it, erasing again is a no-op).
   const notActive = status !== 'active' && status !== 'erased';
   if (actsAsSelf(actor.principal, actor.routeScopes)) {

@@ -23,7 +23,7 @@ import { actsAsSelf, AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
-import { followMerge, mergedInto } from './mergedIds';
+import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
 
 /** Who may export and erase besides the customer: ops. */
 const PRIVACY_SCOPES = ['ops'] as const;
@@ -62,6 +62,9 @@ export async function exportCustomer(
   const g = deps.graph;
   // A merged customer's id exports its survivor (the same person): the profile says `merged_into`.
   const { id, merged_into } = await followMerge(g, asked);
+  // A merged record's own token: the survivor's data is not its to take (the route checked too,
+  // but a merge may have committed since).
+  if (merged_into) refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, { merged_into });
   await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
   const profile = { ...(await getProfile(g, id)), ...mergedInto(merged_into) };
   return (async function* pieces() {
@@ -160,6 +163,8 @@ export async function requestErasure(
   // A merged customer's id erases its survivor (the same person), whose erasure finds the records
   // merged into it (graph/erasure.ts).
   const { id, merged_into } = await followMerge(deps.graph, asked);
+  // Never the survivor's erasure by a merged record's own token.
+  if (merged_into) refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, { merged_into });
   const allowed = await guardCustomerAction(deps, id, 'erasure', { ...actor, routeScopes: PRIVACY_SCOPES });
   if (override && !allowed.reason)
     throw new InvalidInputError(

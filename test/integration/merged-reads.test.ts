@@ -3,14 +3,17 @@
  * tombstone with `merged_into` (graph/merge.ts) — answers its survivor's context, checkout
  * options, profile, wallet and history with `merged_into` (REST and gRPC), through the api's read
  * cache, which serves neither id's pre-merge answer; a write to it is refused (409 naming the
- * survivor) and writes nothing; the agents' reports naming it land on the survivor; a customer's
- * own token of the merged id reads through the merged id only, and only once the merge committed;
- * an unmerge gives each id its own data back.
+ * survivor) and writes nothing; the agents' reports naming it land on the survivor; the merged
+ * record's own token reaches only the tombstone (issue 43: its holder may not be the survivor's
+ * owner), never the survivor's data, export or erasure; an unmerge gives each id its own data back.
  */
 import { randomUUID } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
+import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { customerAccess } from '../../api/rest/common';
+import { getProfile } from '../../api/services/customers';
 import { createGrpcServer, listen } from '../../api/grpc/server';
 import {
   getDevicesByCustomer,
@@ -23,6 +26,7 @@ import {
 import { mergeCustomers, unmergeCustomers } from '../../graph/merge';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
+import { getPage, signIn as signInToConsole } from '../support/console';
 import { cardInput, openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { until } from '../support/wait';
@@ -237,14 +241,13 @@ describe('after a merge, the merged id', () => {
     const survivorEventsBefore = (await listCustomerEvents(h.graph, s.id)).length;
     const detail = `customer ${m.id} was merged into ${s.id}: use ${s.id}`;
     const refused = { status: 409, json: { status: 409, detail }, type: expect.stringMatching(/problem\+json/) };
-    const selfM = await h.token('self', m.id);
 
     expect(await rest('PUT', `/api/v1/customers/${m.id}/profile`, agent, { segment: 'Gold' })).toMatchObject(refused);
     expect(await rest('POST', `/api/v1/customers/${m.id}/payment-methods`, agent, cardInput())).toMatchObject(refused);
     expect(
       await rest('POST', `/api/v1/customers/${m.id}/payment-methods`, ops, cardInput(), { 'persona-reason': 'test' }),
     ).toMatchObject(refused);
-    expect(await rest('POST', `/api/v1/customers/${m.id}/payment-methods`, selfM, cardInput())).toMatchObject(refused);
+    // (The merged record's own token is refused without the survivor's id: the last describe.)
     expect(await rest('DELETE', `/api/v1/customers/${m.id}/payment-methods/${m.methodId}`, agent)).toMatchObject(
       refused,
     );
@@ -350,9 +353,10 @@ describe('after a merge, the merged id', () => {
 });
 
 describe('a customer’s own token after a merge', () => {
-  it('reads the survivor through the merged id once the merge committed, never the survivor’s own id', async () => {
+  it('reaches only the tombstone: none of the survivor’s data by REST, gRPC or the console', async () => {
     const s = await customer('Subscriber', '100');
     const m = await customer('New', '25');
+    // A fresh sign-in (a `self` token's default): the refusal of export and erasure must be the merge's.
     const selfM = await h.token('self', m.id);
     const selfS = await h.token('self', s.id);
     const profileOf = (id: string, token: string) => rest('GET', `/api/v1/customers/${id}/profile`, token);
@@ -361,32 +365,69 @@ describe('a customer’s own token after a merge', () => {
     expect((await profileOf(m.id, selfM)).json).toMatchObject({ customer_id: m.id });
     expect((await profileOf(m.id, selfM)).json).not.toHaveProperty('merged_into');
     expect((await profileOf(s.id, selfM)).status).toBe(403);
+    const consoleM = await signInToConsole(h.app, selfM);
 
     await merge(s, m);
+    const eventsBefore = (await listCustomerEvents(h.graph, s.id)).length;
 
-    expect((await profileOf(m.id, selfM)).json).toMatchObject({ customer_id: s.id, merged_into: s.id });
-    for (const path of [
-      `/api/v1/customers/${m.id}/payment-methods`,
-      `/api/v1/customers/${m.id}/events`,
-      checkoutPath(m.id),
-    ])
-      expect(await rest('GET', path, selfM), path).toMatchObject({ status: 200, json: { merged_into: s.id } });
-    const exported = await rest('GET', `/api/v1/customers/${m.id}/export`, selfM);
-    expect(exported.status).toBe(200);
-    expect(exported.json.profile).toMatchObject({ customer_id: s.id, merged_into: s.id });
-    expect(idsOf(exported.json.payment_methods)).toEqual(sorted([s.methodId, m.methodId]));
+    // Every route a customer's own token may use, asked with the merged id: 403 merged-record,
+    // naming no survivor, and nothing of the survivor's in the answer.
+    const routes: [string, string][] = [
+      ['GET', `/api/v1/customers/${m.id}/profile`],
+      ['GET', `/api/v1/customers/${m.id}/payment-methods`],
+      ['GET', `/api/v1/customers/${m.id}/events`],
+      ['GET', checkoutPath(m.id)],
+      ['GET', `/api/v1/customers/${m.id}/export`],
+      ['DELETE', `/api/v1/customers/${m.id}`],
+      ['POST', `/api/v1/customers/${m.id}/payment-methods`],
+      ['DELETE', `/api/v1/customers/${m.id}/payment-methods/${m.methodId}`],
+    ];
+    for (const [method, path] of routes) {
+      const body = method === 'POST' ? cardInput() : undefined;
+      const res = await rest(method, path, selfM, body);
+      expect([res.status, res.json.type], `${method} ${path}`).toEqual([403, expect.stringMatching(/merged-record$/)]);
+      expect(JSON.stringify(res.json), `${method} ${path}`).not.toContain(s.id);
+    }
+    const grpcCheckout = await call(client, 'GetCheckoutOptions', { customer_id: m.id }, bearer(selfM));
+    expect(grpcCheckout.code).toBe(grpcStatus.PERMISSION_DENIED);
+    expect(String(grpcCheckout.details)).not.toContain(s.id);
+    // The console: a page that says so, no survivor's data; no export either.
+    for (const path of ['/console/me', '/console/me/export']) {
+      const page = await getPage(h.app, path, consoleM);
+      const html = await page.text();
+      expect([page.status, html.includes('merged into another customer record')], path).toEqual([403, true]);
+      expect(html, path).not.toContain(s.id);
+      expect(html, path).not.toContain(s.email);
+    }
+    // Nothing was written, no erasure started.
+    expect(await listCustomerEvents(h.graph, s.id)).toHaveLength(eventsBefore);
+    await expect(h.client.workflow.getHandle(`erasure-${s.id}`).describe()).rejects.toThrow(/not found/i);
 
-    // The ids differ: the merged id's token never reaches the survivor's own id, nor the reverse.
-    for (const path of [`/api/v1/customers/${s.id}/profile`, `/api/v1/customers/${s.id}/payment-methods`])
-      expect((await rest('GET', path, selfM)).status, path).toBe(403);
-    expect((await rest('GET', checkoutPath(s.id), selfM)).status).toBe(403);
+    // The survivor's own token reads its own data; the ids never cross.
+    expect((await profileOf(s.id, selfS)).json).toMatchObject({ customer_id: s.id });
     expect((await profileOf(m.id, selfS)).status).toBe(403);
-    expect((await call(client, 'GetCheckoutOptions', { customer_id: m.id }, bearer(selfM))).res).toMatchObject({
-      merged_into: s.id,
-    });
+    expect((await profileOf(s.id, selfM)).status).toBe(403);
     expect((await call(client, 'GetCheckoutOptions', { customer_id: s.id }, bearer(selfM))).code).toBe(
       grpcStatus.PERMISSION_DENIED,
     );
+    // Agents and ops that name the merged id still follow it.
+    expect((await profileOf(m.id, agent)).json).toMatchObject({ customer_id: s.id, merged_into: s.id });
+  });
+
+  it('refuses an answer about a merged id when the merge committed after the route’s check', async () => {
+    const s = await customer('Subscriber', '100');
+    const m = await customer('New', '25');
+    const selfM = await h.token('self', m.id);
+    // A route behind the same guard whose read comes after a merge commits: the race, made certain.
+    const app = new Hono();
+    app.get('/race/:id', customerAccess(h.deps, { scopes: ['customers:read'], self: true }), async (c) => {
+      await merge(s, m);
+      return c.json(await getProfile(h.graph, c.req.param('id')));
+    });
+    const res = await app.request(`/race/${m.id}`, { headers: { authorization: `Bearer ${selfM}` } });
+    const text = await res.text();
+    expect([res.status, text.includes('merged-record')]).toEqual([403, true]);
+    expect(text).not.toContain(s.id);
   });
 });
 
