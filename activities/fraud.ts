@@ -6,6 +6,7 @@ import {
   reverseLatestFraudOutcome,
   type AppliedFraudOutcome,
   type FraudOutcomeReport,
+  type FraudReporter,
   type FraudReversal,
   type ReviewDecision,
 } from '../graph/fraud';
@@ -23,7 +24,11 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       return domain(() => applyFraudOutcome(graph, report, { trustStep: options.trust_step }));
     },
     /** A false positive: puts back what the customer's latest fraud outcome changed. */
-    async reverseFraudOutcome(req: { outcome_id: string; customer_id: string }): Promise<FraudReversal> {
+    async reverseFraudOutcome(req: {
+      outcome_id: string;
+      customer_id: string;
+      reported_by: FraudReporter;
+    }): Promise<FraudReversal> {
       return domain(() => reverseLatestFraudOutcome(graph, req));
     },
     /** Records the review's end; `reinstate` restores the customer's earlier status. */

@@ -203,7 +203,7 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
           await asRequest(m, 'payment-failure', () => reportPaymentFailure(deps, f));
         } else if (m.topic === topics.fraud) {
           const report = parseBody(m, fraudOutcomeSchema) as FraudOutcomeReport;
-          await asRequest(m, 'fraud-outcome', () => reportFraudOutcome(deps, report));
+          await asRequest(m, 'fraud-outcome', () => reportFraudOutcome(deps, report, 'agent'));
         }
       });
     } catch (err) {

@@ -242,14 +242,17 @@ export const EVENT_PAYLOADS = {
   }),
   FraudOutcomeReversed: z.looseObject({
     outcome_id: id,
+    reported_by: z.enum(['ops', 'agent']).optional(),
     reversed_outcome_id: id.nullable(),
     restored: z.array(change),
     skipped: z.array(change),
+    refused: z.object({ outcome_id: id, decision: z.enum(['reinstate', 'confirm']) }).optional(),
   }),
   FraudReviewResolved: z.looseObject({
     outcome_id: id,
     decision: z.enum(['reinstate', 'confirm', 'timed_out']),
     reinstated: z.boolean(),
+    reapplied: z.array(change).optional(),
   }),
   CustomerErased: z.looseObject({
     deleted: z.object({

@@ -40,12 +40,20 @@ export interface AppliedFraudOutcome {
 }
 
 export interface FraudReversal {
-  /** The outcome put back, or null when the customer had none to put back. */
+  /** The outcome put back, or null when the customer had none to put back (or it was not this caller's to). */
   reversed_outcome_id: string | null;
   restored: FraudChange[];
   /** Changes left alone because the value moved on since (someone else changed it). */
   skipped: FraudChange[];
+  /**
+   * Ops decided the latest outcome's review: only ops reverse it. Set when a false positive from
+   * anyone else (an agent, Chimera over Kafka) came after that decision: nothing was changed.
+   */
+  refused?: { outcome_id: string; decision: 'reinstate' | 'confirm' };
 }
+
+/** Who reports a false positive: ops (who may reverse what ops decided), or an agent (Chimera, REST, gRPC, Kafka). */
+export type FraudReporter = 'ops' | 'agent';
 
 const CYPHER = {
   // A merge's tombstone (graph/merge.ts) is followed to its survivor, which holds its methods and devices now.
@@ -181,7 +189,7 @@ async function current(tx: ManagedTransaction, change: FraudChange): Promise<unk
  */
 export async function reverseLatestFraudOutcome(
   g: Graph,
-  r: { outcome_id: string; customer_id: string },
+  r: { outcome_id: string; customer_id: string; reported_by: FraudReporter },
 ): Promise<FraudReversal> {
   const key = `fraud:${r.outcome_id}`;
   return writeTx(g, async (tx) => {
@@ -197,30 +205,77 @@ export async function reverseLatestFraudOutcome(
     const target = applied
       .map((e) => e.payload as unknown as AppliedFraudOutcome)
       .find((a) => (a.outcome === 'confirmed_fraud' || a.outcome === 'account_takeover') && !done.has(a.outcome_id));
-    const result: FraudReversal = { reversed_outcome_id: target?.outcome_id ?? null, restored: [], skipped: [] };
+    // Ops decided that outcome's review: an agent's word does not undo it (recorded, nothing changed).
+    const decided = target && r.reported_by !== 'ops' ? await opsDecisionTx(tx, target.outcome_id) : null;
+    const result: FraudReversal =
+      target && decided
+        ? {
+            reversed_outcome_id: null,
+            restored: [],
+            skipped: [],
+            refused: { outcome_id: target.outcome_id, decision: decided },
+          }
+        : { reversed_outcome_id: target?.outcome_id ?? null, restored: [], skipped: [] };
     const reason = `false positive ${r.outcome_id}${target ? ` reverses ${target.outcome_id}` : ''}`;
     const extra = { fraud_outcome_id: r.outcome_id };
-    for (const change of target?.changes ?? []) {
-      if ((await current(tx, change)) !== change.to) {
-        result.skipped.push(change);
-        continue;
-      }
-      if (change.entity === 'payment_method')
-        await setPaymentMethodStatusTx(tx, change.id, change.from, { reason, extra });
-      if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, { reason, extra });
-      if (change.entity === 'customer')
-        await setCustomerStatusTx(tx, change.id, change.from, 'CustomerReinstated', { reason, ...extra });
-      result.restored.push({ ...change, from: change.to, to: change.from } as FraudChange);
+    for (const change of result.refused ? [] : (target?.changes ?? [])) {
+      if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerReinstated'))
+        result.restored.push({ ...change, from: change.to, to: change.from } as FraudChange);
+      else result.skipped.push(change);
     }
     await appendEvent(
       tx,
       'FraudOutcomeReversed',
       r.customer_id,
-      { outcome_id: r.outcome_id, ...result },
+      { outcome_id: r.outcome_id, reported_by: r.reported_by, ...result },
       { idempotencyKey: key },
     );
     return result;
   });
+}
+
+/** Ops' decision of an outcome's review (reinstate or confirm), or null: none yet, or it timed out. */
+async function opsDecisionTx(tx: ManagedTransaction, outcomeId: string): Promise<'reinstate' | 'confirm' | null> {
+  const d = (await findEventByIdempotencyKey(tx, `fraud-review:${outcomeId}`))?.payload.decision;
+  return d === 'reinstate' || d === 'confirm' ? d : null;
+}
+
+/**
+ * What an agent's reversal of `outcomeId` put back, set again (each value only if it is still what
+ * the reversal set); the changes made. Nothing when no agent reversed it.
+ */
+async function reapplyAgentReversalTx(
+  tx: ManagedTransaction,
+  outcomeId: string,
+  customerId: string,
+): Promise<FraudChange[]> {
+  const reversals = await listCustomerEventsTx(tx, customerId, { type: 'FraudOutcomeReversed', limit: 1000 });
+  const byAgent = reversals.find((e) => e.payload.reversed_outcome_id === outcomeId && e.payload.reported_by !== 'ops');
+  const reapplied: FraudChange[] = [];
+  const reason = `review of fraud outcome ${outcomeId}: ops confirmed it; the false positive reported after is undone`;
+  const extra = { fraud_outcome_id: outcomeId };
+  for (const change of (byAgent?.payload.restored ?? []) as FraudChange[])
+    if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended'))
+      reapplied.push({ ...change, from: change.to, to: change.from } as FraudChange);
+  return reapplied;
+}
+
+/**
+ * Sets a change's value back to its `from`, with the change's event, if the value is still the
+ * change's `to` (someone else may have changed it since); whether it did.
+ */
+async function undoChangeTx(
+  tx: ManagedTransaction,
+  change: FraudChange,
+  why: { reason: string; extra: { fraud_outcome_id: string } },
+  customerEvent: 'CustomerReinstated' | 'CustomerSuspended',
+): Promise<boolean> {
+  if ((await current(tx, change)) !== change.to) return false;
+  if (change.entity === 'payment_method') await setPaymentMethodStatusTx(tx, change.id, change.from, why);
+  if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, why);
+  if (change.entity === 'customer')
+    await setCustomerStatusTx(tx, change.id, change.from, customerEvent, { reason: why.reason, ...why.extra });
+  return true;
 }
 
 export type ReviewDecision = 'reinstate' | 'confirm' | 'timed_out';
@@ -243,6 +298,9 @@ export async function resolveFraudReview(
     const prior = await findEventByIdempotencyKey(tx, key);
     if (prior) return { reinstated: prior.payload.reinstated === true };
     let reinstated = false;
+    // Ops confirmed, but an agent's false positive reversed the outcome after ops decided (before
+    // this record was made): ops' decision stands, what the agent put back is set again.
+    const reapplied = r.decision === 'confirm' ? await reapplyAgentReversalTx(tx, r.outcome_id, customerId) : [];
     if (r.decision === 'reinstate') {
       const status = await current(tx, {
         entity: 'customer',
@@ -263,7 +321,7 @@ export async function resolveFraudReview(
       tx,
       'FraudReviewResolved',
       customerId,
-      { outcome_id: r.outcome_id, decision: r.decision, reinstated },
+      { outcome_id: r.outcome_id, decision: r.decision, reinstated, ...(reapplied.length ? { reapplied } : {}) },
       { idempotencyKey: key },
     );
     return { reinstated };

@@ -1,6 +1,6 @@
 /** The fraud-outcome workflow's contract: id, input, review signal, status query. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReversal } from '../graph/fraud';
+import type { AppliedFraudOutcome, FraudOutcomeReport, FraudReporter, FraudReversal } from '../graph/fraud';
 
 export const FRAUD_OUTCOME_WORKFLOW_TYPE = 'fraudOutcomeWorkflow';
 
@@ -11,6 +11,8 @@ export function fraudOutcomeWorkflowId(outcomeId: string): string {
 
 export interface FraudOutcomeInput {
   report: FraudOutcomeReport;
+  /** Who reported it: a false positive from anyone but ops does not reverse what ops decided on review. */
+  reported_by: FraudReporter;
   /** How far a passed challenge raises the device's trust (PERSONA_FRAUD_TRUST_STEP). */
   trust_step: number;
   /** How long a suspension waits for ops' review (PERSONA_FRAUD_REVIEW_DAYS). */

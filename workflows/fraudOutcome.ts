@@ -9,7 +9,9 @@
  *   account_takeover → the customer is suspended, the device's trust 0, and the customer is
  *                      alerted through a verified email or phone;
  *   false_positive   → puts back what the customer's latest confirmed_fraud/account_takeover
- *                      changed, and ends that outcome's review (reinstate).
+ *                      changed, and ends that outcome's review (reinstate) — unless ops decided
+ *                      that review already and the report is not ops' own: then it is recorded,
+ *                      changes nothing and ends `not_applied` saying so.
  * After a suspension the workflow waits for ops' decision (the `resolveReview` Update, or the
  * `reviewResolved` signal a false positive sends) for up to `review_days`; a timeout leaves the
  * customer suspended and is recorded. The first decision is final; a later one is refused.
@@ -181,9 +183,26 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       status.reversal = await graph.reverseFraudOutcome({
         outcome_id: report.outcome_id,
         customer_id: report.customer_id,
+        reported_by: input.reported_by,
       });
     } catch (err) {
       return refused(err, 'the earlier outcome could not be reversed');
+    }
+    const overruled = status.reversal.refused;
+    if (overruled) {
+      // Recorded in the graph; nothing changed: ops decided that review, only ops reverse it.
+      Object.assign(status, {
+        state: 'not_applied',
+        problem:
+          `ops decided the review of fraud outcome ${overruled.outcome_id} (${overruled.decision}): ` +
+          'only ops may reverse it; nothing was changed',
+      });
+      log.warn('false positive not applied: ops decided the review it would undo', {
+        outcomeId: report.outcome_id,
+        reviewedOutcomeId: overruled.outcome_id,
+        decision: overruled.decision,
+      });
+      return status;
     }
     countFraudOutcome(report.outcome);
     log.info('false positive: earlier fraud outcome reversed', {

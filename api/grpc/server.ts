@@ -27,9 +27,10 @@ import { observeUnary } from '../observability';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
-import { reportFraudOutcome } from '../services/fraud';
+import { reporterOf, reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
 import { reportPaymentFailure } from '../services/recovery';
+import { refuseMergedAnswer, refuseMergedSelf } from '../services/mergedIds';
 import {
   consistencyTokenField,
   deviceTrustSchema,
@@ -154,7 +155,11 @@ export function createGrpcServer(
         admit(deps.rateLimiter, deps.metrics.rateLimited, who.caller, 'grpc');
         if (who.authError) throw who.authError;
         authorize(who.principal, rule, customerIdOf(call.request));
-        return run(call.request, who.principal, callerBudgetMs, authorization);
+        // A merged record's own token reaches nothing of the survivor's (api/services/mergedIds.ts).
+        await refuseMergedSelf(deps.graph, who.principal, rule.scopes, customerIdOf(call.request));
+        const res = await run(call.request, who.principal, callerBudgetMs, authorization);
+        refuseMergedAnswer(who.principal, rule.scopes, res);
+        return res;
       };
       withinBudget(deps, waits(call.request), work)
         .then(
@@ -281,8 +286,8 @@ export function createGrpcServer(
     ReportFraudOutcome: unary(
       { scopes: ['fraud:report'] },
       () => undefined,
-      async (req) => {
-        return reportFraudOutcome(deps, parse(fraudOutcomeSchema, plain(req)));
+      async (req, principal) => {
+        return reportFraudOutcome(deps, parse(fraudOutcomeSchema, plain(req)), reporterOf(principal));
       },
     ),
     RecordInteractions: unary(

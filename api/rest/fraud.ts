@@ -8,7 +8,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { FRAUD_OUTCOMES } from '../../graph/fraud';
 import type { ApiDeps } from '../deps';
 import { fraudOutcomeSchema, outcomeIdField } from '../requests';
-import { fraudOutcomeStatus, reportFraudOutcome, resolveReview } from '../services/fraud';
+import { fraudOutcomeStatus, reporterOf, reportFraudOutcome, resolveReview } from '../services/fraud';
 import { access, bearerSecurity, problems, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
@@ -65,7 +65,7 @@ export function fraudRoutes(deps: ApiDeps) {
       request: { body: { required: true, content: { 'application/json': { schema: fraudOutcomeSchema } } } },
       responses: { 202: accepted, ...problems(400, 401, 403, 404, 409, 413) },
     }),
-    async (c) => c.json(await reportFraudOutcome(deps, c.req.valid('json')), 202),
+    async (c) => c.json(await reportFraudOutcome(deps, c.req.valid('json'), reporterOf(c.get('principal'))), 202),
   );
   app.openapi(
     createRoute({

@@ -118,7 +118,10 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   BehavioralProfileRequested: () => 'Behavioural profile requested from fraud checks',
   TrustedDeviceReported: () => 'A trusted device was reported to fraud checks',
   FraudOutcomeApplied: (p) => `Fraud check outcome: ${words(p.outcome)}`,
-  FraudOutcomeReversed: () => 'An earlier fraud decision was reversed (false positive)',
+  FraudOutcomeReversed: (p) =>
+    p.refused
+      ? 'A report that an earlier fraud decision was wrong came after our review of it: nothing was changed'
+      : 'An earlier fraud decision was reversed (false positive)',
   CustomerErased: () => 'Personal data erased at the customer’s request',
   PaymentMethodUsedOnDevice: (p) => `A payment method was used on ${p.new_device ? 'a new' : 'another'} device`,
   GraphRestored: () => 'Persona’s records were restored from a backup',

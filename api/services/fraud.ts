@@ -5,7 +5,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { checkFraudOutcome, type FraudOutcomeReport } from '../../graph/fraud';
+import { checkFraudOutcome, type FraudOutcomeReport, type FraudReporter } from '../../graph/fraud';
 import {
   FRAUD_OUTCOME_WORKFLOW_TYPE,
   fraudOutcomeStatusQuery,
@@ -18,6 +18,7 @@ import {
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { refusalError, updateRefusalOf } from '../../temporal/updates';
 import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
+import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
 
@@ -29,9 +30,20 @@ const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   false_positive: 'false positive: put back what the earlier fraud outcome changed',
 };
 
+/** Who reports: ops (the `ops` scope) or an agent. */
+export function reporterOf(principal: Principal): FraudReporter {
+  return principal.scopes.has('ops') ? 'ops' : 'agent';
+}
+
+/**
+ * Starts the outcome's workflow. `reported_by`: `ops` for an ops token (a false positive of ops
+ * may reverse what ops decided on review), `agent` for everyone else — REST and gRPC agents, and
+ * Chimera over Kafka.
+ */
 export async function reportFraudOutcome(
   deps: ApiDeps,
   reported: FraudOutcomeReport,
+  reported_by: FraudReporter,
 ): Promise<{ workflow_id: string; merged_into?: string }> {
   const workflowId = fraudOutcomeWorkflowId(reported.outcome_id);
   // A repeat of a known outcome is answered without checking it again (it may have changed what it checked).
@@ -50,7 +62,7 @@ export async function reportFraudOutcome(
     await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
       workflowId,
       taskQueue: deps.temporal.taskQueue,
-      args: [{ report, trust_step: deps.fraud.trustStep, review_days: deps.fraud.reviewDays }],
+      args: [{ report, reported_by, trust_step: deps.fraud.trustStep, review_days: deps.fraud.reviewDays }],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [{ key: personaCustomerId, value: report.customer_id }],
       staticSummary: `Fraud outcome ${report.outcome_id} — ${SUMMARY[report.outcome]}`,

@@ -20,7 +20,7 @@ import {
 import { appendEvents } from '../../graph/events';
 import { expireCards } from '../../graph/expiry';
 import { claimNotifications, recordNotificationsSent } from '../../graph/notifications';
-import { applyFraudOutcome, reverseLatestFraudOutcome } from '../../graph/fraud';
+import { applyFraudOutcome, resolveFraudReview, reverseLatestFraudOutcome } from '../../graph/fraud';
 import { lockCustomersTx } from '../../graph/customers';
 import { lockNode, writeTx } from '../../graph/graph';
 import { startHarness, type Harness } from '../support/api';
@@ -165,7 +165,7 @@ describe('fraud reversals under the customer lock', () => {
       );
     const reversals = await Promise.all(
       Array.from({ length: n }, () =>
-        reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: customerId }),
+        reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: customerId, reported_by: 'agent' }),
       ),
     );
     const targets = reversals.map((r) => r.reversed_outcome_id);
@@ -192,7 +192,7 @@ describe('fraud reversals under the customer lock', () => {
       const earlier = await applyFraudOutcome(h.graph, report(first), { trustStep: 0.1 });
       const [applied, reversal] = await Promise.all([
         applyFraudOutcome(h.graph, report(second), { trustStep: 0.1 }),
-        reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: customerId }),
+        reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: customerId, reported_by: 'agent' }),
       ]);
       const events = await inOrder(customerId);
       const seqOf = (type: string, match: (e: PersonaEvent) => boolean) =>
@@ -203,6 +203,34 @@ describe('fraud reversals under the customer lock', () => {
       expect(reversal.reversed_outcome_id).toBe(reversedAt > appliedAt ? applied.outcome_id : earlier.outcome_id);
       const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
       expect(wallet.filter((p) => p.status === 'compromised')).toHaveLength(1);
+    }
+  });
+});
+
+describe('ops’ review against an agent’s false positive', () => {
+  it('keeps ops’ confirmation whichever commits first: the agent’s reversal is refused or undone', async () => {
+    for (let round = 0; round < 5; round++) {
+      const customerId = await newCustomer();
+      const card = (await addPaymentMethod(h.graph, customerId, cardInput())).id;
+      const outcome = { outcome_id: randomUUID(), customer_id: customerId, outcome: 'confirmed_fraud' as const };
+      await applyFraudOutcome(h.graph, { ...outcome, payment_method_id: card }, { trustStep: 0.1 });
+      // Ops' decision (already taken in the workflow) is recorded while Chimera's false positive arrives.
+      const [, reversal] = await Promise.all([
+        resolveFraudReview(h.graph, { outcome_id: outcome.outcome_id, customer_id: customerId, decision: 'confirm' }),
+        reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: customerId, reported_by: 'agent' }),
+      ]);
+      const [state] = await h.graph.query<{ status: string }>(
+        'MATCH (c:Customer {id: $id}) RETURN c.status AS status',
+        {
+          id: customerId,
+        },
+      );
+      const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
+      // Either way ops' confirmation stands: suspended, the card compromised.
+      expect([state?.status, wallet[0]?.status], `round ${round}`).toEqual(['suspended', 'compromised']);
+      const resolved = (await inOrder(customerId)).find((e) => e.type === 'FraudReviewResolved');
+      if (reversal.refused) expect(resolved?.payload).not.toHaveProperty('reapplied');
+      else expect((resolved?.payload.reapplied as unknown[]).length).toBe(2);
     }
   });
 });
@@ -259,7 +287,7 @@ describe('a default payment method that stops being usable', () => {
       payload: { from: only, to: null },
     });
     // A false positive makes it active again, and, with no other default, the default again.
-    await reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: alone });
+    await reverseLatestFraudOutcome(h.graph, { outcome_id: randomUUID(), customer_id: alone, reported_by: 'agent' });
     expect(await getPaymentMethodsByCustomer(h.graph, alone)).toMatchObject([
       { id: only, status: 'active', is_default: true },
     ]);

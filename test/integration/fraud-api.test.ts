@@ -57,6 +57,22 @@ async function customer(tokens: string[] = [`tok_visa_${randomUUID()}`]) {
   return { customerId, cards, deviceId: device.id };
 }
 
+/** A customer whose card Chimera reported as confirmed fraud: suspended, the outcome awaiting review. */
+async function suspendedForFraud() {
+  const c = await customer();
+  const card = c.cards[0] as string;
+  const fraudId = `cf-${randomUUID()}`;
+  await report({
+    outcome_id: fraudId,
+    customer_id: c.customerId,
+    outcome: 'confirmed_fraud',
+    payment_method_id: card,
+    device_id: c.deviceId,
+  });
+  await until(async () => (await statusOf(fraudId)).state === 'awaiting_review');
+  return { c, card, fraudId };
+}
+
 const fraudEvents = async (customerId: string): Promise<PersonaEvent[]> =>
   (await listCustomerEvents(h.graph, customerId, { limit: 200 })).filter((e) =>
     [
@@ -250,18 +266,50 @@ describe('confirmed fraud', () => {
     },
   );
 
-  it('a false positive puts back the method, the device’s trust and the customer, with events', async () => {
-    const c = await customer();
-    const card = c.cards[0] as string;
-    const fraudId = `cf-${randomUUID()}`;
-    await report({
-      outcome_id: fraudId,
-      customer_id: c.customerId,
-      outcome: 'confirmed_fraud',
-      payment_method_id: card,
-      device_id: c.deviceId,
+  it('once ops decided a review, an agent’s false positive is recorded, changes nothing; ops’ reverses', async () => {
+    const { c, fraudId } = await suspendedForFraud();
+    expect(
+      (await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' })).status,
+    ).toBe(200);
+    await until(async () => (await statusOf(fraudId)).state === 'confirmed');
+
+    // Chimera (an agent) says false positive: recorded, answered with what happened, nothing changed.
+    const agentFp = `fp-${randomUUID()}`;
+    expect((await report({ outcome_id: agentFp, customer_id: c.customerId, outcome: 'false_positive' })).status).toBe(
+      202,
+    );
+    const refused = (await h.client.workflow.getHandle(fraudOutcomeWorkflowId(agentFp)).result()) as FraudOutcomeStatus;
+    expect(refused).toMatchObject({
+      state: 'not_applied',
+      reversal: { reversed_outcome_id: null, restored: [], refused: { outcome_id: fraudId, decision: 'confirm' } },
     });
-    await until(async () => (await statusOf(fraudId)).state === 'awaiting_review');
+    expect(refused.problem).toMatch(/only ops may reverse it/);
+    expect(await statusOf(agentFp)).toMatchObject({ state: 'not_applied' });
+    expect((await context(c.customerId)).status).toBe('suspended');
+    expect((await getPaymentMethodsByCustomer(h.graph, c.customerId))[0]?.status).toBe('compromised');
+    expect((await fraudEvents(c.customerId)).find((e) => e.type === 'FraudOutcomeReversed')?.payload).toMatchObject({
+      outcome_id: agentFp,
+      reported_by: 'agent',
+      reversed_outcome_id: null,
+      refused: { outcome_id: fraudId, decision: 'confirm' },
+    });
+
+    // Ops' own false positive (an ops token) reverses what ops decided.
+    const opsFp = `fp-${randomUUID()}`;
+    const byOps = await request('POST', '/api/v1/fraud-outcomes', ops, {
+      outcome_id: opsFp,
+      customer_id: c.customerId,
+      outcome: 'false_positive',
+    });
+    expect(byOps.status).toBe(202);
+    const reversed = (await h.client.workflow.getHandle(fraudOutcomeWorkflowId(opsFp)).result()) as FraudOutcomeStatus;
+    expect(reversed).toMatchObject({ state: 'done', reversal: { reversed_outcome_id: fraudId } });
+    expect((await context(c.customerId)).status).toBe('active');
+    expect((await getPaymentMethodsByCustomer(h.graph, c.customerId))[0]?.status).toBe('active');
+  });
+
+  it('a false positive puts back the method, the device’s trust and the customer, with events', async () => {
+    const { c, card, fraudId } = await suspendedForFraud();
     expect((await context(c.customerId)).status).toBe('suspended');
 
     const fpId = `fp-${randomUUID()}`;

@@ -35,6 +35,8 @@ import { publisherGauges } from '../../api/services/relay';
 import { createLogger } from '../../runtime/logger';
 import { kafkaCheckpointId, kafkaPublisherStatusQuery, type KafkaPublisherInput } from '../../temporal/kafkaPublisher';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { reportFraudOutcome, resolveReview } from '../../api/services/fraud';
 import type { kafkaPublisherWorkflow } from '../../workflows/kafkaPublisher';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
@@ -359,6 +361,44 @@ describe("consuming the agents' topics", () => {
     expect(JSON.stringify(started?.header ?? {})).toContain(Buffer.from(JSON.stringify(requestId)).toString('base64'));
     await second.close();
     consumers = consumers.filter((c) => c !== second);
+  });
+
+  it('records a false positive from Chimera after ops confirmed the review, and changes nothing', async () => {
+    const s = await topicsForTest();
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const fraudId = `cf-${randomUUID()}`;
+    await reportFraudOutcome(
+      h.deps,
+      { outcome_id: fraudId, customer_id: customerId, outcome: 'confirmed_fraud', payment_method_id: cards[0] },
+      'agent',
+    );
+    const review = h.client.workflow.getHandle(fraudOutcomeWorkflowId(fraudId));
+    await until(async () => (await review.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+    await resolveReview(h.deps, fraudId, { decision: 'confirm' });
+    expect(((await review.result()) as FraudOutcomeStatus).state).toBe('confirmed');
+
+    const consumer = await consume(s);
+    const fpId = `fp-${randomUUID()}`;
+    await send(s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, customerId, {
+      outcome_id: fpId,
+      customer_id: customerId,
+      outcome: 'false_positive',
+    });
+    await until(async () => consumer.handled >= 1, 60_000);
+    const fp = (await h.client.workflow.getHandle(fraudOutcomeWorkflowId(fpId)).result()) as FraudOutcomeStatus;
+    expect(fp).toMatchObject({
+      state: 'not_applied',
+      reversal: { refused: { outcome_id: fraudId, decision: 'confirm' } },
+    });
+    const [customer] = await h.graph.query<{ status: string }>(
+      'MATCH (c:Customer {id: $id}) RETURN c.status AS status',
+      {
+        id: customerId,
+      },
+    );
+    expect(customer?.status).toBe('suspended');
+    await consumer.close();
+    consumers = consumers.filter((c) => c !== consumer);
   });
 
   it('adds a routing outcome delivered twice to LTV once; dead-letters malformed ones and goes on', async () => {

@@ -39,6 +39,8 @@ interface Hooks {
   apply?: () => Promise<void>;
   recoveries?: () => Promise<void>;
   notify?: () => Promise<void>;
+  /** The graph's answer to a reversal, instead of the default one. */
+  reversal?: FraudReversal;
 }
 let hooks: Hooks = {};
 
@@ -63,7 +65,7 @@ function fakes(log: Log, running: string[] = [], reversedOutcomeId: string | nul
     },
     async reverseFraudOutcome(req: { outcome_id: string }): Promise<FraudReversal> {
       log.reversed.push(req.outcome_id);
-      return { reversed_outcome_id: reversedOutcomeId, restored: [], skipped: [] };
+      return hooks.reversal ?? { reversed_outcome_id: reversedOutcomeId, restored: [], skipped: [] };
     },
     async resolveFraudReview(req: {
       outcome_id: string;
@@ -118,7 +120,7 @@ const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30) =>
   env.client.workflow.start(fraudOutcomeWorkflow, {
     taskQueue,
     workflowId: fraudOutcomeWorkflowId(r.outcome_id),
-    args: [{ report: r, trust_step: 0.1, review_days: reviewDays }],
+    args: [{ report: r, reported_by: 'agent', trust_step: 0.1, review_days: reviewDays }],
   });
 
 afterEach(() => {
@@ -233,6 +235,30 @@ describe('fraudOutcomeWorkflow', () => {
     expect(earlierStatus.state).toBe('reinstated');
     // Only the earlier outcome was applied; the false positive reverses, it applies nothing.
     expect(log.applied.map((a) => a.outcome_id)).toEqual([earlier.outcome_id]);
+  });
+
+  it('a false positive the graph refuses (ops decided that review) ends not_applied and tells no review', async () => {
+    const log = newLog();
+    const earlier = report('account_takeover');
+    const fp = report('false_positive', { customer_id: earlier.customer_id, device_id: null });
+    hooks.reversal = {
+      reversed_outcome_id: null,
+      restored: [],
+      skipped: [],
+      refused: { outcome_id: earlier.outcome_id, decision: 'confirm' },
+    };
+    const [earlierStatus, fpStatus] = await withWorker(log, async (tq) => {
+      const first = await start(tq, earlier);
+      await until(async () => (await first.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+      await first.executeUpdate(resolveReviewUpdate, { args: [{ decision: 'confirm' }] });
+      const second = await (await start(tq, fp)).result();
+      return [await first.result(), second] as [FraudOutcomeStatus, FraudOutcomeStatus];
+    });
+    expect(fpStatus).toMatchObject({ state: 'not_applied', reversal: { refused: { decision: 'confirm' } } });
+    expect(fpStatus.problem).toMatch(new RegExp(`review of fraud outcome ${earlier.outcome_id} \\(confirm\\)`));
+    // Ops' decision stands; only the earlier outcome was applied, and its review recorded once.
+    expect(earlierStatus.state).toBe('confirmed');
+    expect(log.reviews.map((r) => r.decision)).toEqual(['confirm']);
   });
 });
 
