@@ -11,7 +11,13 @@ const result = z
   .object({
     customer_id: z.uuid(),
     outcome: z.enum(['created', 'matched']),
-    possible_matches: z.array(z.uuid()),
+    possible_match_count: z
+      .number()
+      .int()
+      .openapi({ description: 'How many existing customers may be the same person (ops review them)' }),
+    possible_matches: z.array(z.uuid()).optional().openapi({
+      description: 'Their ids: only for a caller with `identity:merge` or `ops` (they are other customers)',
+    }),
     workflow_id: z.string(),
   })
   .openapi('OnboardingResult');
@@ -28,7 +34,8 @@ export function onboardingRoutes(deps: ApiDeps) {
     description:
       'Starts the onboarding workflow `onboarding-<Idempotency-Key>`. The same key again starts nothing new ' +
       'and answers the same; the same key with a different body is refused (422). ' +
-      'With `?wait=true` the answer is the result.',
+      'With `?wait=true` the answer is the result. A `segment` or `ltv` other than the defaults (New, 0) ' +
+      'needs `customers:write` (403 otherwise).',
     security: bearerSecurity,
     middleware: [access(deps.authenticate, { scopes: ['onboarding:write'] })] as const,
     request: {

@@ -31,14 +31,21 @@ import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { domainFailureOf } from '../../temporal/failures';
 import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import type { onboardingWorkflow } from '../../workflows/onboarding';
-import type { Principal } from '../auth';
+import { AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 
 export type OnboardingAnswer =
   | { status: 202; body: { workflow_id: string } }
   | {
       status: 200;
-      body: { customer_id: string; outcome: 'created' | 'matched'; possible_matches: string[]; workflow_id: string };
+      body: {
+        customer_id: string;
+        outcome: 'created' | 'matched';
+        possible_match_count: number;
+        /** Only for callers with identity:merge or ops. */
+        possible_matches?: string[];
+        workflow_id: string;
+      };
     };
 
 /** The same Idempotency-Key with a different body: refused, never silently answered. */
@@ -70,6 +77,28 @@ export function requestHash(body: unknown): string {
 /** Only the platform's verification service vouches that an identifier is verified (not even `ops`). */
 export function mayVerifyIdentifiers(principal: Principal): boolean {
   return principal.scopes.has('identity:verify');
+}
+
+/** Who may see other customers' ids among an onboarding's possible matches: those who review and merge them. */
+export function maySeeMatches(principal: Principal): boolean {
+  return principal.scopes.has('identity:merge') || principal.scopes.has('ops');
+}
+
+/**
+ * A segment or an LTV at onboarding is the profile `PUT /profile` reserves to `customers:write`:
+ * without it a customer starts as the defaults (segment New, LTV 0) and anything else is refused
+ * (403 naming the field) before anything starts — onboarding is no way to mint a VIP.
+ */
+function refuseProfileWithoutScope(principal: Principal, customer: { segment: string; ltv_minor: number }): void {
+  if (principal.scopes.has('customers:write') || principal.scopes.has('ops')) return;
+  const field = customer.segment !== 'New' ? 'customer.segment' : customer.ltv_minor !== 0 ? 'customer.ltv' : null;
+  if (field)
+    throw new AuthError(
+      403,
+      `Forbidden: ${field} other than the default (segment New, LTV 0) needs the scope customers:write; ` +
+        'send the onboarding without it, or with a token that has the scope.',
+      { type: 'forbidden-field' },
+    );
 }
 
 /**
@@ -115,6 +144,7 @@ export async function startOnboarding(
   authorization?: string,
 ): Promise<OnboardingAnswer> {
   const prepared = prepareOnboarding(deps.graph, body);
+  refuseProfileWithoutScope(principal, prepared.customer);
   // The workflow carries the decision in its plan: an identifier is verified there only when this caller may say so.
   const plan = mayVerifyIdentifiers(principal) ? prepared : withoutVerification(prepared);
   const hash = onboardingHash(deps.graph.policy.reportingCurrency, body);
@@ -164,9 +194,9 @@ export async function startOnboarding(
   });
   switch (waited.kind) {
     case 'written':
-      return { status: 200, body: answer(waited.written) };
+      return { status: 200, body: answer(waited.written, principal) };
     case 'completed_before':
-      return { status: 200, body: answer(await handle.result()) };
+      return { status: 200, body: answer(await handle.result(), principal) };
     case 'refused': {
       // Input the graph refused inside the workflow surfaces as the same 400 the api gives.
       const failure = domainFailureOf(waited.error);
@@ -182,11 +212,13 @@ export async function startOnboarding(
   }
 }
 
-function answer(r: OnboardingWritten): Extract<OnboardingAnswer, { status: 200 }>['body'] {
+/** The result as this caller may see it: other customers' ids only for those who review matches. */
+function answer(r: OnboardingWritten, principal: Principal): Extract<OnboardingAnswer, { status: 200 }>['body'] {
   return {
     customer_id: r.customer_id,
     outcome: r.outcome,
-    possible_matches: r.possible_matches,
+    possible_match_count: r.possible_matches.length,
+    ...(maySeeMatches(principal) ? { possible_matches: r.possible_matches } : {}),
     workflow_id: r.workflow_id,
   };
 }

@@ -456,7 +456,7 @@ describe('Idempotency-Keys', () => {
   it('the same onboarding over REST then gRPC agrees; another caller’s same key is its own', async () => {
     const key = `idem-${randomUUID()}`;
     const first = request(uniqueEmail('idem'));
-    const platform = await h.token('onboarding:write', `platform-${randomUUID()}`);
+    const platform = await h.token('onboarding:write customers:write', `platform-${randomUUID()}`);
     // Keys in another order, and spacing: the same request.
     const raw =
       `{ "digital_identifiers": ${JSON.stringify(first.digital_identifiers)},\n` +
@@ -480,7 +480,7 @@ describe('Idempotency-Keys', () => {
     expect(overGrpc.res).toMatchObject({ customer_id: restAnswer.customer_id, workflow_id: restAnswer.workflow_id });
 
     // Another caller, the same key, its own request: neither refused nor answered the first's result.
-    const other = await h.token('onboarding:write', `platform-${randomUUID()}`);
+    const other = await h.token('onboarding:write customers:write', `platform-${randomUUID()}`);
     const second = await app.request('/api/v1/onboarding?wait=true', {
       method: 'POST',
       headers: { authorization: `Bearer ${other}`, 'idempotency-key': key, 'content-type': 'application/json' },

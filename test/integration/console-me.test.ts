@@ -73,23 +73,28 @@ async function api(method: string, path: string, token: string, body?: unknown) 
 }
 
 async function onboard(p: Person): Promise<string> {
-  const { status, json } = await api('POST', '/api/v1/onboarding?wait=true', await h.token('onboarding:write'), {
-    customer: { segment: 'Subscriber', ltv: '12.5' },
-    payment_method: {
-      type: 'card',
-      token: p.cardToken,
-      brand: 'visa',
-      last_four: '4242',
-      expiry_month: 12,
-      expiry_year: 2031,
+  const { status, json } = await api(
+    'POST',
+    '/api/v1/onboarding?wait=true',
+    await h.token('onboarding:write customers:write'),
+    {
+      customer: { segment: 'Subscriber', ltv: '12.5' },
+      payment_method: {
+        type: 'card',
+        token: p.cardToken,
+        brand: 'visa',
+        last_four: '4242',
+        expiry_month: 12,
+        expiry_year: 2031,
+      },
+      device: { fingerprint: p.fingerprint, ip: '198.51.100.7', user_agent: 'Safari' },
+      address: { street1: p.street, city: 'Leeds', zip_code: 'LS1 1AA', country: 'GB', type: 'shipping' },
+      digital_identifiers: [
+        { type: 'email', value: p.email, is_verified: false },
+        { type: 'phone_number', value: p.phone, is_verified: false },
+      ],
     },
-    device: { fingerprint: p.fingerprint, ip: '198.51.100.7', user_agent: 'Safari' },
-    address: { street1: p.street, city: 'Leeds', zip_code: 'LS1 1AA', country: 'GB', type: 'shipping' },
-    digital_identifiers: [
-      { type: 'email', value: p.email, is_verified: false },
-      { type: 'phone_number', value: p.phone, is_verified: false },
-    ],
-  });
+  );
   expect(status).toBe(200);
   expect(json.outcome).toBe('created');
   return json.customer_id as string;

@@ -57,7 +57,7 @@ async function onboard(overrides: Partial<Omit<Onboarded, 'customerId' | 'key'>>
   const res = await h.app.request('/api/v1/onboarding?wait=true', {
     method: 'POST',
     headers: {
-      authorization: `Bearer ${await h.token('onboarding:write identity:verify')}`,
+      authorization: `Bearer ${await h.token('onboarding:write identity:verify customers:write')}`,
       'idempotency-key': key,
       'content-type': 'application/json',
     },

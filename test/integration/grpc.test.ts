@@ -206,7 +206,22 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     // A caller that may not vouch for verification is no match on the verified email, over gRPC as over REST.
     const unverifying = bearer(await h.token('onboarding:write'));
     const claimed = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, unverifying);
-    expect(claimed.res).toMatchObject({ outcome: 'created', possible_matches: [created.res?.customer_id] });
+    // It learns that there is a possible match, not whose id (it has no identity:merge).
+    expect(claimed.res).toMatchObject({ outcome: 'created', possible_match_count: 1, possible_matches: [] });
+    const reviewer = bearer(await h.token('onboarding:write identity:merge'));
+    const reviewed = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, reviewer);
+    expect(reviewed.res?.possible_matches).toContain(created.res?.customer_id);
+    // A segment needs customers:write: PERMISSION_DENIED naming the field, nothing started.
+    const vipKey = randomUUID();
+    const vip = await call(
+      client,
+      'OnboardCustomer',
+      { ...req, idempotency_key: vipKey, customer: { segment: 'VIP' } },
+      unverifying,
+    );
+    expect(vip.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(String(vip.details)).toContain('customer.segment');
+    await expect(h.client.workflow.getHandle(`onboarding-${vipKey}`).describe()).rejects.toThrow(/not found/i);
     const matched = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, onboarder);
     expect(matched.res).toMatchObject({ outcome: 'matched', customer_id: created.res?.customer_id });
 

@@ -27,8 +27,9 @@ let reviewer: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  // The verification service: its verified identifiers count (scope identity:verify).
-  onboarder = await h.token('onboarding:write identity:verify');
+  // The verification service: its verified identifiers count (scope identity:verify); with
+  // identity:merge it is answered the possible matches' ids these tests look at.
+  onboarder = await h.token('onboarding:write identity:verify identity:merge');
   reviewer = await h.token('identity:merge');
 });
 afterAll(() => h?.close());

@@ -45,7 +45,12 @@ async function onboard(body: Record<string, unknown>, token = onboarder) {
     body: JSON.stringify({ customer: { segment: 'New', ltv: '0' }, ...body }),
   });
   expect(res.status).toBe(200);
-  const json = (await res.json()) as { customer_id: string; outcome: string; possible_matches: string[] };
+  const json = (await res.json()) as {
+    customer_id: string;
+    outcome: string;
+    possible_match_count: number;
+    possible_matches?: string[];
+  };
   created.push(json.customer_id);
   return json;
 }
@@ -76,7 +81,8 @@ describe('one device, two customers', () => {
       device: { fingerprint, ip: '203.0.113.20', user_agent: 'B-Browser/2.0' },
       digital_identifiers: [{ type: 'email', value: uniqueEmail('b') }],
     });
-    expect(b.possible_matches).toEqual([a.customer_id]);
+    // Told there is one, not whose: the onboarding caller has no identity:merge.
+    expect([b.possible_match_count, b.possible_matches]).toEqual([1, undefined]);
 
     // The devices list: one shared node, each customer's own login facts.
     const [aDevice] = await getDevicesByCustomer(h.graph, a.customer_id);
@@ -195,8 +201,8 @@ describe('who may say an identifier is verified', () => {
     });
     expect(attacker.outcome).toBe('created');
     expect(attacker.customer_id).not.toBe(victim.customer_id);
-    // At most a possible match for ops to look at; nothing joined the victim.
-    expect(attacker.possible_matches).toEqual([victim.customer_id]);
+    // At most a possible match for ops to look at, whose id the attacker is not told; nothing joined the victim.
+    expect([attacker.possible_match_count, attacker.possible_matches]).toEqual([1, undefined]);
     expect(await getPaymentMethodsByCustomer(h.graph, victim.customer_id)).toEqual(before);
     expect(await getDevicesByCustomer(h.graph, victim.customer_id)).toEqual([]);
 

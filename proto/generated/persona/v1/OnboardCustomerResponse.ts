@@ -6,6 +6,7 @@ export interface OnboardCustomerResponse {
   'outcome'?: (string);
   'customer_id'?: (string);
   'possible_matches'?: (string)[];
+  'possible_match_count'?: (number);
 }
 
 export interface OnboardCustomerResponse__Output {
@@ -13,4 +14,5 @@ export interface OnboardCustomerResponse__Output {
   'outcome'?: (string);
   'customer_id'?: (string);
   'possible_matches'?: (string)[];
+  'possible_match_count'?: (number);
 }
