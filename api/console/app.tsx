@@ -23,7 +23,7 @@ import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { admit, identify, RateLimitedError } from '../rateLimit';
-import { clientAddress } from '../rest/guards';
+import { clientAddress, pageHeaders } from '../rest/guards';
 import { can, isCustomerSession, Page, render, safeBack, type ConsoleAction, formOf } from './kit';
 import { meConsole } from './me';
 import { opsConsole } from './ops';
@@ -72,16 +72,6 @@ function staticFiles(): Map<string, { body: string; type: string }> {
   ]);
 }
 
-/** The console's headers on every answer: CSP, no framing, no referrer leaving the page. */
-const securityHeaders: MiddlewareHandler = async (c, next) => {
-  await next();
-  c.res.headers.set('Content-Security-Policy', CONSOLE_CSP);
-  c.res.headers.set('X-Frame-Options', 'DENY');
-  c.res.headers.set('Referrer-Policy', 'no-referrer');
-  c.res.headers.set('Cross-Origin-Opener-Policy', 'same-origin');
-  c.res.headers.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=()');
-};
-
 /** A page that says what went wrong, in the console's frame. */
 function problemPage(
   c: Context,
@@ -120,7 +110,7 @@ export function consoleRoutes(deps: ApiDeps) {
   const me = meConsole(deps);
   const actions = new Map<string, ConsoleAction>([...ops.actions, ...me.actions].map((a) => [a.name, a]));
 
-  app.use('/console/*', securityHeaders);
+  app.use('/console/*', pageHeaders(CONSOLE_CSP));
   app.use(
     '/console/*',
     bodyLimit({

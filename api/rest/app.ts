@@ -5,7 +5,6 @@
  * browses it.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { swaggerUI } from '@hono/swagger-ui';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { cors } from 'hono/cors';
@@ -27,6 +26,7 @@ import { CODEC_MAX_BODY_BYTES, codecCredentials, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
+import { docsRoutes } from './docs';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
 import { identityMergeRoutes } from './identityMerges';
@@ -147,7 +147,7 @@ export function createApp(deps: ApiDeps) {
         'Errors are RFC 9457 problem+json.',
     },
   });
-  app.get('/docs', swaggerUI({ url: '/openapi.json', title: 'Persona API' }));
+  app.route('/', docsRoutes());
 
   // A known path asked with a method it does not take: 405 with Allow, not 404.
   const methodsOf = routeMethods(app.routes);

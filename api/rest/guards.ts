@@ -16,10 +16,25 @@ import { admit, identify, RateLimitedError } from '../rateLimit';
 export function noStore(): MiddlewareHandler {
   return async (c, next) => {
     await next();
-    // The console's script, style sheet and cytoscape hold nothing personal: a browser may keep them a while.
-    const shared = c.req.path.startsWith('/console/static/') && c.res.status === 200;
+    // The console's and the API reference's scripts and styles hold nothing personal: a browser may keep them.
+    const shared = /^\/(console|docs)\/static\//.test(c.req.path) && c.res.status === 200;
     c.res.headers.set('Cache-Control', shared ? 'public, max-age=300' : 'no-store');
     c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  };
+}
+
+/**
+ * The headers of a page of our own (the console, the API reference): its Content-Security-Policy,
+ * no framing, no referrer leaving the page, its own browsing context, no camera, microphone or place.
+ */
+export function pageHeaders(csp: string): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    c.res.headers.set('Content-Security-Policy', csp);
+    c.res.headers.set('X-Frame-Options', 'DENY');
+    c.res.headers.set('Referrer-Policy', 'no-referrer');
+    c.res.headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+    c.res.headers.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=()');
   };
 }
 

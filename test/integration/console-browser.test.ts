@@ -287,6 +287,20 @@ describe('signing in to the console', () => {
     await expect.poll(() => s.watch.problems.join('\n')).toMatch(/CSP violation: script-src/);
   });
 
+  it('draws the API reference from this origin under its CSP: nothing blocked, nothing fetched elsewhere', async () => {
+    const s = await open();
+    const elsewhere: string[] = [];
+    s.page.on('request', (r) => {
+      if (!r.url().startsWith(b.baseUrl) && !r.url().startsWith('data:')) elsewhere.push(r.url());
+    });
+    const res = await s.page.goto(`${b.baseUrl}/docs`);
+    expect(res?.headers()['content-security-policy']).toMatch(/script-src 'self';/);
+    await expect.poll(() => s.page.locator('.swagger-ui .info .title').textContent()).toMatch(/Persona API/);
+    await expect.poll(() => s.page.locator('.opblock').count()).toBeGreaterThan(10);
+    expect(elsewhere).toEqual([]);
+    s.watch.expectNoProblems();
+  });
+
   it('has checks that fail on a page breaking them: a field without its label, a token in the page', async () => {
     const s = await open();
     await s.page.goto(`${b.baseUrl}/console/sign-in`);

@@ -12,8 +12,9 @@ let ops: string;
 
 beforeAll(async () => {
   h = await startHarness();
-  // The platform's verification service: its verified identifiers count (scope identity:verify).
-  onboarder = await h.token('onboarding:write identity:verify');
+  // The platform's onboarding service: its verified identifiers count (identity:verify), and it sets
+  // the segment and LTV it knows (customers:write). It does not review matches (no identity:merge).
+  onboarder = await h.token('onboarding:write identity:verify customers:write');
   ops = await h.token('ops');
 });
 afterAll(() => h?.close());
@@ -73,7 +74,7 @@ describe('POST /api/v1/onboarding end to end', () => {
       body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
     );
     expect(res.status).toBe(200);
-    expect(json).toMatchObject({ outcome: 'created', possible_matches: [], workflow_id: `onboarding-${key}` });
+    expect(json).toMatchObject({ outcome: 'created', possible_match_count: 0, workflow_id: `onboarding-${key}` });
     const customerId = json.customer_id as string;
 
     const profile = await get(`/api/v1/customers/${customerId}/profile`);
@@ -148,7 +149,9 @@ describe('POST /api/v1/onboarding end to end', () => {
       body({ digital_identifiers: [{ type: 'email', value: email, is_verified: false }] }),
     );
     for (const r of [byDevice, byUnverified]) {
-      expect(r.json).toMatchObject({ outcome: 'created', possible_matches: [first.json.customer_id] });
+      expect(r.json).toMatchObject({ outcome: 'created', possible_match_count: 1 });
+      // Other customers' ids are not the onboarding caller's to see (it has no identity:merge).
+      expect(r.json).not.toHaveProperty('possible_matches');
       expect(r.json.customer_id).not.toBe(first.json.customer_id);
     }
     // Ranked by score: the customer the onboarding matched first (others may share the test's common address).
@@ -381,6 +384,56 @@ describe('bad input writes nothing', () => {
   });
 });
 
+describe('what an onboarding caller may learn and set (issue 43)', () => {
+  it('tells how many possible matches there are; their ids only to identity:merge or ops, on a repeat', async () => {
+    const fingerprint = `fp-${randomUUID()}`;
+    const first = await onboard(body({ device: { fingerprint } }));
+    const plain = await h.token('onboarding:write');
+    const reviewer = await h.token('onboarding:write identity:merge');
+    const key = randomUUID();
+    const request = body({ device: { fingerprint }, customer: undefined });
+    const asPlain = await onboard(request, key, { token: plain });
+    expect(asPlain.res.status).toBe(200);
+    expect(asPlain.json).toMatchObject({ outcome: 'created', possible_match_count: 1 });
+    expect(asPlain.json).not.toHaveProperty('possible_matches');
+    expect(JSON.stringify(asPlain.json)).not.toContain(first.json.customer_id as string);
+    // Asked again with the same key, the stored result is filtered the same way.
+    const again = await onboard(request, key, { token: plain });
+    expect(again.json).toEqual(asPlain.json);
+    const asReviewer = await onboard(body({ device: { fingerprint }, customer: undefined }), randomUUID(), {
+      token: reviewer,
+    });
+    expect(asReviewer.json).toMatchObject({ possible_match_count: 2 });
+    expect((asReviewer.json.possible_matches as string[]).sort()).toEqual(
+      [first.json.customer_id, asPlain.json.customer_id].sort(),
+    );
+  });
+
+  it('refuses a segment or an LTV without customers:write, naming the field; starts nothing', async () => {
+    const plain = await h.token('onboarding:write');
+    for (const [customer, field] of [
+      [{ segment: 'VIP' }, 'customer.segment'],
+      [{ segment: 'New', ltv: '90000' }, 'customer.ltv'],
+    ] as const) {
+      const key = randomUUID();
+      const refused = await onboard(body({ customer }), key, { token: plain });
+      expect([refused.res.status, refused.json.detail], field).toEqual([403, expect.stringContaining(field)]);
+      expect(refused.res.headers.get('content-type')).toMatch(/problem\+json/);
+      expect(await workflowExists(key)).toBe(false);
+    }
+    // The defaults need nothing; with customers:write the segment is set.
+    const defaults = await onboard(body({ customer: { segment: 'New', ltv: '0' } }), randomUUID(), { token: plain });
+    expect(defaults.res.status).toBe(200);
+    const vip = await onboard(body({ customer: { segment: 'VIP', ltv: '5' } }), randomUUID(), {
+      token: await h.token('onboarding:write customers:write'),
+    });
+    expect(vip.res.status).toBe(200);
+    expect((await get(`/api/v1/customers/${vip.json.customer_id as string}/profile`)).json).toMatchObject({
+      segment: 'VIP',
+    });
+  });
+});
+
 describe('self-service', () => {
   it('a customer token reads its own profile and wallet, never another customer’s', async () => {
     const a = await onboard(body());
@@ -522,8 +575,22 @@ describe('the OpenAPI document', () => {
       '/codec/encode',
     ]);
     expect(Object.keys(doc.paths['/api/v1/onboarding']?.post as object)).toContain('requestBody');
+    // The reference is served from this origin only, under a CSP: no third party's script (issue 43).
     const ui = await h.app.request('/docs');
+    const page = await ui.text();
     expect(ui.status).toBe(200);
-    expect(await ui.text()).toContain('/openapi.json');
+    expect(ui.headers.get('content-security-policy')).toMatch(/script-src 'self';/);
+    expect(ui.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+    expect(page).not.toMatch(/(src|href)="(https?:)?\/\//);
+    expect(page).not.toMatch(/<script>/);
+    const scripts = [...page.matchAll(/<script src="([^"]+)"/g)].map((m) => m[1] as string);
+    expect(scripts).toEqual(['/docs/static/swagger-ui-bundle.js', '/docs/static/start.js']);
+    for (const src of [...scripts, '/docs/static/swagger-ui.css']) {
+      const file = await h.app.request(src);
+      expect([src, file.status, file.headers.get('content-security-policy')]).toEqual([src, 200, expect.any(String)]);
+      expect((await file.text()).length, src).toBeGreaterThan(20);
+    }
+    expect(await (await h.app.request('/docs/static/start.js')).text()).toContain("url: '/openapi.json'");
+    expect((await h.app.request('/docs/static/..%2Fpackage.json')).status).toBe(404);
   });
 });
