@@ -20,8 +20,13 @@ import { domain } from './domain';
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {
     /** Applies the outcome's changes in one transaction; a retry returns the first result. */
-    async applyFraudOutcome(report: FraudOutcomeReport, options: { trust_step: number }): Promise<AppliedFraudOutcome> {
-      return domain(() => applyFraudOutcome(graph, report, { trustStep: options.trust_step }));
+    async applyFraudOutcome(
+      report: FraudOutcomeReport,
+      options: { trust_step: number; reported_by?: FraudReporter },
+    ): Promise<AppliedFraudOutcome> {
+      return domain(() =>
+        applyFraudOutcome(graph, report, { trustStep: options.trust_step, reportedBy: options.reported_by ?? 'agent' }),
+      );
     },
     /** A false positive: puts back what the customer's latest fraud outcome changed. */
     async reverseFraudOutcome(req: {

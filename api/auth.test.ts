@@ -1,5 +1,8 @@
-import { SignJWT } from 'jose';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
+import { DependencyUnavailableError } from '../runtime/dependencies';
 import { actsAsSelf, AuthError, authorize, createAuthenticator, requireRecentAuth } from './auth';
 
 const secret = 'a-test-secret-that-is-long-enough-for-hs256';
@@ -59,7 +62,11 @@ describe('authorisation', () => {
 
 describe('the verified-token cache', () => {
   it('never outlives the token', async () => {
-    const token = await sign({ scope: 'ops' }, secret, '2s');
+    // Expired 58 s ago: still inside the 60 s grace for clock skew, for another 2 s.
+    const now = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({ scope: 'ops', iat: now - 100, exp: now - 58 })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(secret));
     expect((await auth(`Bearer ${token}`)).scopes.has('ops')).toBe(true);
     await new Promise((r) => setTimeout(r, 2100));
     await expect(auth(`Bearer ${token}`)).rejects.toThrow(/expired/);
@@ -116,9 +123,9 @@ describe('required claims and the maximum token age', () => {
 
   it('never serves a cached token past its maximum age', async () => {
     const tiny = createAuthenticator({ jwtSecret: secret, PERSONA_JWT_MAX_AGE_SECONDS: 60 });
-    // Issued 58 s ago (and valid for another hour by exp, which the lifetime rule refuses anyway):
+    // Issued 59 s ago (and valid for another hour by exp, which the lifetime rule refuses anyway):
     // a lifetime within the rule, iat about to reach the maximum age.
-    const token = await raw({ scope: 'ops', iat: now() - 58, exp: now() + 2 });
+    const token = await raw({ scope: 'ops', iat: now() - 59, exp: now() + 1 });
     expect((await tiny(`Bearer ${token}`)).scopes.has('ops')).toBe(true);
     await new Promise((r) => setTimeout(r, 2100));
     await expect(tiny(`Bearer ${token}`)).rejects.toThrow(/expired|more than 60 s ago/);
@@ -152,5 +159,88 @@ describe('recent authentication', () => {
     expect(actsAsSelf(self(null), ['customers:write'])).toBe(true);
     expect(actsAsSelf({ subject: null, scopes: new Set(['ops']) })).toBe(false);
     expect(actsAsSelf({ subject: 'c', scopes: new Set(['self', 'customers:write']) }, ['customers:write'])).toBe(false);
+  });
+});
+
+describe('an identity provider’s keys (JWKS, RS256)', () => {
+  /** A JWKS endpoint serving whatever keys the test puts in `keys`. */
+  async function jwksServer(): Promise<{ url: string; keys: JWK[]; server: Server }> {
+    const keys: JWK[] = [];
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, keys, server };
+  }
+  const rsa = async (kid: string) => {
+    const pair = await generateKeyPair('RS256', { extractable: true });
+    return { kid, privateKey: pair.privateKey, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256' } };
+  };
+  const signed = (key: Awaited<ReturnType<typeof rsa>>, header: Record<string, unknown> = {}) =>
+    new SignJWT({ scope: 'context:read', sub: 'agent' })
+      .setProtectedHeader({ alg: 'RS256', kid: key.kid, ...header })
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(key.privateKey);
+
+  it('accepts a token of a published key, then one of a rotated kid; refuses an unknown kid with 401', async () => {
+    const idp = await jwksServer();
+    try {
+      const [first, second, stranger] = [await rsa('k1'), await rsa('k2'), await rsa('k3')];
+      idp.keys.push(first.jwk);
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: idp.url, jwksCooldownMs: 0 });
+      expect((await verify(`Bearer ${await signed(first)}`)).subject).toBe('agent');
+      // The provider rotates: k2 published, k1 withdrawn. A token of k2 makes the set be fetched again.
+      idp.keys.splice(0, 1, second.jwk);
+      expect((await verify(`Bearer ${await signed(second)}`)).subject).toBe('agent');
+      await expect(verify(`Bearer ${await signed(stranger)}`)).rejects.toMatchObject({ status: 401 });
+      // An HS256 token (the local secret's) is no RS256 token.
+      await expect(verify(`Bearer ${await sign({ scope: 'ops' })}`)).rejects.toMatchObject({ status: 401 });
+    } finally {
+      idp.server.close();
+    }
+  });
+
+  it('answers an outage of the provider as unavailable (503), not as a bad token (401)', async () => {
+    const idp = await jwksServer();
+    const key = await rsa('k1');
+    idp.keys.push(key.jwk);
+    await new Promise<void>((resolve) => idp.server.close(() => resolve()));
+    const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: idp.url, jwksCooldownMs: 0 });
+    const err = await verify(`Bearer ${await signed(key)}`).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DependencyUnavailableError);
+    expect(err).toMatchObject({ dependency: 'identity-provider' });
+  });
+
+  it('refuses a JWT of another kind by its typ; takes JWT and at+jwt', async () => {
+    const idp = await jwksServer();
+    try {
+      const key = await rsa('k1');
+      idp.keys.push(key.jwk);
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: idp.url });
+      for (const typ of ['JWT', 'at+jwt', 'application/at+JWT'])
+        expect((await verify(`Bearer ${await signed(key, { typ })}`)).subject, typ).toBe('agent');
+      await expect(verify(`Bearer ${await signed(key, { typ: 'logout+jwt' })}`)).rejects.toThrow(
+        /"typ" is logout\+jwt/,
+      );
+    } finally {
+      idp.server.close();
+    }
+  });
+});
+
+describe('clock skew', () => {
+  it('gives exp and nbf the same grace as iat (60 s), no more', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const at = (claims: Record<string, number>) =>
+      new SignJWT({ scope: 'ops', ...claims })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode(secret));
+    const verify = createAuthenticator({ jwtSecret: secret });
+    await expect(verify(`Bearer ${await at({ iat: now - 300, exp: now - 30 })}`)).resolves.toBeTruthy();
+    await expect(verify(`Bearer ${await at({ iat: now - 300, exp: now - 120 })}`)).rejects.toThrow(/expired/);
+    await expect(verify(`Bearer ${await at({ iat: now, nbf: now + 30, exp: now + 300 })}`)).resolves.toBeTruthy();
+    await expect(verify(`Bearer ${await at({ iat: now, nbf: now + 120, exp: now + 300 })}`)).rejects.toThrow(/nbf/);
   });
 });

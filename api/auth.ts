@@ -7,6 +7,7 @@
  * id, scope `self`) reaches only routes that allow `self`, and only for its own id.
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { DependencyUnavailableError } from '../runtime/dependencies';
 
 export const SCOPES = [
   'onboarding:write',
@@ -52,6 +53,8 @@ export interface AuthSettings {
   PERSONA_JWT_AUDIENCE?: string | undefined;
   /** The longest a token may live (exp - iat) and the oldest its iat may be (default 24 h). */
   PERSONA_JWT_MAX_AGE_SECONDS?: number | undefined;
+  /** The least time between two fetches of the JWKS (a token with an unknown `kid` asks again); 30 s by default. */
+  jwksCooldownMs?: number;
 }
 
 /** How far the issuer's clock may be ahead of (or behind) ours, for iat, nbf and exp. */
@@ -76,14 +79,30 @@ function refusal(err: unknown): string {
 
 export type Authenticator = (authorization: string | undefined) => Promise<Principal>;
 
+/** The `typ` header values of an access token (RFC 7519, RFC 9068); absent is accepted too. */
+const ACCESS_TOKEN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
+
+/** The JWKS could not be fetched or read (a timeout, a network error, a 5xx, garbage). */
+function keysUnavailable(err: unknown): boolean {
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return true;
+  // jose rethrows fetch's own failures (a refused connection, a non-200 answer) as they are.
+  return err instanceof TypeError || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC');
+}
+
 export function createAuthenticator(s: AuthSettings): Authenticator {
-  const jwks: JWTVerifyGetKey | null = s.PERSONA_JWKS_URL ? createRemoteJWKSet(new URL(s.PERSONA_JWKS_URL)) : null;
+  const jwks: JWTVerifyGetKey | null = s.PERSONA_JWKS_URL
+    ? createRemoteJWKSet(new URL(s.PERSONA_JWKS_URL), {
+        ...(s.jwksCooldownMs !== undefined ? { cooldownDuration: s.jwksCooldownMs } : {}),
+        timeoutDuration: 5000,
+      })
+    : null;
   const secret = new TextEncoder().encode(s.jwtSecret);
   const maxAge = s.PERSONA_JWT_MAX_AGE_SECONDS ?? DEFAULT_JWT_MAX_AGE_SECONDS;
   const options = {
     algorithms: jwks ? ['RS256', 'ES256', 'PS256', 'EdDSA'] : ['HS256'],
-    // jose refuses a token without these (and an expired one, with no grace).
+    // jose refuses a token without these; exp and nbf get the same grace for clock skew as iat.
     requiredClaims: ['exp', 'iat'],
+    clockTolerance: CLOCK_SKEW_SECONDS,
     ...(s.PERSONA_JWT_ISSUER ? { issuer: s.PERSONA_JWT_ISSUER } : {}),
     ...(s.PERSONA_JWT_AUDIENCE ? { audience: s.PERSONA_JWT_AUDIENCE } : {}),
   };
@@ -98,11 +117,20 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
     const cached = verified.get(token);
     if (cached && cached.until > Date.now()) return cached.principal;
     let payload;
+    let header;
     try {
-      ({ payload } = jwks ? await jwtVerify(token, jwks, options) : await jwtVerify(token, secret, options));
+      ({ payload, protectedHeader: header } = jwks
+        ? await jwtVerify(token, jwks, options)
+        : await jwtVerify(token, secret, options));
     } catch (err) {
+      // The identity provider's keys could not be fetched: not the caller's fault, and not for ever.
+      if (jwks && keysUnavailable(err))
+        throw new DependencyUnavailableError('identity-provider', err instanceof Error ? err.message : String(err), 5);
       throw new AuthError(401, `Unauthenticated: ${refusal(err)}.`);
     }
+    // An access token: another kind of JWT from the same issuer (a logout token, a DPoP proof) is not one.
+    if (header.typ !== undefined && !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase()))
+      throw new AuthError(401, `Unauthenticated: the token's "typ" is ${header.typ}, not an access token's (JWT).`);
     const exp = payload.exp as number;
     const iat = payload.iat as number;
     const now = Math.floor(Date.now() / 1000);

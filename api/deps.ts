@@ -1,4 +1,5 @@
 /** What the api's routes and services run on, built once in api/main.ts (or by a test). */
+import type { BlockList } from 'node:net';
 import type { Tracer } from '@opentelemetry/api';
 import type { Client } from '@temporalio/client';
 import type { ContextPolicy } from '../graph/context';
@@ -20,6 +21,7 @@ import { ChangeTailer } from './changeTailer';
 import { createApiMetrics, type ApiMetrics } from './observability';
 import { ReadCache } from './readCache';
 import { RateLimiter } from './rateLimit';
+import { blockListOf } from './clientAddress';
 import { publisherGauges, relayGauges } from './services/relay';
 import { kafkaEnabled } from '../clients/kafka';
 
@@ -49,7 +51,11 @@ export interface ApiDeps {
     requestDeadlineMs: number;
     /** The agents' context and checkout reads answer within this (or a shorter gRPC deadline). */
     readDeadlineMs: number;
+    /** The most payment methods one customer's wallet holds. */
+    maxPaymentMethods: number;
   };
+  /** The proxies whose X-Forwarded-For names the client (empty: the socket's peer is the client). */
+  trustedProxies: BlockList;
   /** Per-caller rate limits, shared by REST and gRPC (api/rateLimit.ts). */
   rateLimiter: RateLimiter;
   /** When set, GET /metrics needs this bearer token. */
@@ -62,7 +68,7 @@ export interface ApiDeps {
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
   /** Identity merges: how long consent is waited for, how long an undo stays possible. */
-  merges: { consentDays: number; unmergeDays: number };
+  merges: { consentDays: number; unmergeDays: number; proposalsPerDay: number };
   events: { feedLagMs: number };
   /** Segment and VIP rules applied when interactions are recorded. */
   interactions: ProfileRules;
@@ -145,7 +151,9 @@ export function apiDepsFromConfig(
       waitTimeoutMs: config.PERSONA_WAIT_TIMEOUT_MS,
       requestDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
       readDeadlineMs: config.PERSONA_READ_DEADLINE_MS,
+      maxPaymentMethods: config.PERSONA_MAX_PAYMENT_METHODS,
     },
+    trustedProxies: blockListOf(config.PERSONA_TRUSTED_PROXIES),
     rateLimiter: rateLimiterFromConfig(config),
     metricsToken: config.PERSONA_METRICS_TOKEN,
     policy: {
@@ -156,7 +164,11 @@ export function apiDepsFromConfig(
     recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE, chargeRetryFor: chargeRetryFor(config) },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
-    merges: { consentDays: config.PERSONA_MERGE_CONSENT_DAYS, unmergeDays: config.PERSONA_UNMERGE_DAYS },
+    merges: {
+      consentDays: config.PERSONA_MERGE_CONSENT_DAYS,
+      unmergeDays: config.PERSONA_UNMERGE_DAYS,
+      proposalsPerDay: config.PERSONA_MERGE_PROPOSALS_PER_DAY,
+    },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
     interactions: profileRules(config),
     readCache,
@@ -226,6 +238,7 @@ export function rateLimiterFromConfig(config: Config): RateLimiter {
       self: config.PERSONA_RATE_LIMIT_SELF,
       agent: config.PERSONA_RATE_LIMIT_AGENT,
       ops: config.PERSONA_RATE_LIMIT_OPS,
+      console: config.PERSONA_RATE_LIMIT_CONSOLE,
     },
     maxKeys: config.PERSONA_RATE_LIMIT_MAX_KEYS,
   });

@@ -6,6 +6,7 @@ const limits = (perSecond: number, burst: number): Record<RateClass, { perSecond
   self: { perSecond, burst },
   agent: { perSecond, burst },
   ops: { perSecond, burst },
+  console: { perSecond, burst },
 });
 
 function refusal(limiter: RateLimiter, key: string): RateLimitedError | null {

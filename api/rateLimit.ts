@@ -1,8 +1,10 @@
 /**
  * Per-principal rate limits, one limiter for REST and gRPC. A caller is counted by who it is:
  * a token's subject (or, for a token without one, its `client_id`/`azp` claim, else a hash of
- * the token itself); a call without a valid token by the client's address. Each caller has a
- * token bucket of its scope class (anonymous, self, agent, ops): `perSecond` sustained,
+ * the token itself); a call without a valid token by the client's address (api/rest/guards.ts:
+ * the socket's peer, or behind trusted proxies the client they name). Each caller has a token
+ * bucket of its scope class (anonymous, self, agent, ops; a person's console session that is an
+ * agent's scope is `console`, at people's pace): `perSecond` sustained,
  * `burst` at once. Buckets live in this process's memory — the limits hold per api replica —
  * in a map of at most `maxKeys` callers: past it the caller idle longest is forgotten (its
  * bucket had refilled by then in all but a flood, where forgetting it only gives it a full
@@ -13,7 +15,7 @@ import type { Counter } from 'prom-client';
 import { decodeJwt } from 'jose';
 import { AuthError, type Authenticator, type Principal } from './auth';
 
-export const RATE_CLASSES = ['anonymous', 'self', 'agent', 'ops'] as const;
+export const RATE_CLASSES = ['anonymous', 'self', 'agent', 'ops', 'console'] as const;
 export type RateClass = (typeof RATE_CLASSES)[number];
 
 export interface RateLimit {
@@ -38,6 +40,18 @@ export class RateLimitedError extends Error {
   ) {
     super(`Too many requests: retry after ${retryAfterSeconds} s.`);
     this.name = 'RateLimitedError';
+  }
+}
+
+/**
+ * A per-customer quota reached (merge proposals a day): answered as a rate limit (429 with
+ * Retry-After; gRPC RESOURCE_EXHAUSTED) with its own words.
+ */
+export class QuotaReachedError extends RateLimitedError {
+  constructor(what: string, retryAfterSeconds: number) {
+    super('self', retryAfterSeconds);
+    this.message = `Too many requests: ${what}.`;
+    this.name = 'QuotaReachedError';
   }
 }
 

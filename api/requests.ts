@@ -5,7 +5,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import { PAYMENT_OUTCOMES } from '../graph/interactions';
-import { addressInput, deviceInput, text } from '../graph/model';
+import { addressInput, deviceInput, freeText, text } from '../graph/model';
 import { parseToken, type ConsistencyToken } from './consistency';
 
 export const paymentIdField = z
@@ -69,7 +69,7 @@ export const fraudOutcomeSchema = z
 /** PUT /devices/{id}/trust-score, gRPC UpdateDeviceTrustScore. */
 export const deviceTrustSchema = z.strictObject({
   trust_score: z.number().min(0).max(1),
-  reason: z.string().max(200).optional(),
+  reason: freeText(200).optional(),
 });
 
 /** POST /payment-methods/{id}/inactivate, gRPC MarkPaymentMethodInactive. */

@@ -4,13 +4,17 @@
  * an archive is never overwritten and only its owner can read it.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  ARCHIVE_PREFIX,
+  ARCHIVE_SUFFIX,
   DATA_DIR,
   MANIFEST_FILE,
+  applyRetention,
+  listArchives,
   MANIFEST_FORMAT,
   hashTree,
   packArchive,
@@ -91,5 +95,28 @@ describe('a backup archive', () => {
     await expect(unpackArchive(handMade(beside, path.join(dir, 'e.tar.gz')), tmp())).rejects.toThrow(
       /holds more than manifest.json and data\/: run.sh/,
     );
+  });
+});
+
+describe('archive retention', () => {
+  it('keeps the newest `keep`, and none older than the erasure deadline, with their checksums', () => {
+    const dir = tmp();
+    const day = 86_400_000;
+    const now = Date.now();
+    const made = ['2026-10-01', '2026-11-01', '2026-11-20', '2026-11-25'].map((d, i) => {
+      const file = path.join(dir, `${ARCHIVE_PREFIX}${d}T06-00-00-000Z${ARCHIVE_SUFFIX}`);
+      writeFileSync(file, 'archive');
+      writeFileSync(`${file}.sha256`, 'sum');
+      // Ages 40, 25, 6 and 1 days.
+      const at = (now - [40, 25, 6, 1][i]! * day) / 1000;
+      utimesSync(file, at, at);
+      return file;
+    });
+    expect(applyRetention(dir, 3, 30 * day, now)).toEqual([made[0]]);
+    expect(applyRetention(dir, 3, 20 * day, now)).toEqual([made[1]]);
+    expect(applyRetention(dir, 1, 20 * day, now)).toEqual([made[2]]);
+    expect(listArchives(dir)).toEqual([made[3]]);
+    expect(statSync(`${made[3] as string}.sha256`).isFile()).toBe(true);
+    expect(() => statSync(`${made[0] as string}.sha256`)).toThrow();
   });
 });

@@ -213,10 +213,15 @@ export function listArchives(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
-/** Deletes all but the newest `keep` archives (with their checksums); returns what it deleted. */
-export function applyRetention(dir: string, keep: number): string[] {
+/**
+ * Deletes all but the newest `keep` archives, and every archive older than `maxAgeMs` (by its
+ * file's time): an archive holds the history keys of customers erased after it was taken, so it
+ * must not outlive the erasure deadline (docs/runbook.md). With their checksums; returns what it deleted.
+ */
+export function applyRetention(dir: string, keep: number, maxAgeMs = Infinity, now = Date.now()): string[] {
   const archives = listArchives(dir);
-  const old = archives.slice(0, Math.max(0, archives.length - keep));
+  const beyondCount = new Set(archives.slice(0, Math.max(0, archives.length - keep)));
+  const old = archives.filter((f) => beyondCount.has(f) || now - statSync(f).mtimeMs > maxAgeMs);
   for (const file of old) {
     rmSync(file, { force: true });
     rmSync(checksumPath(file), { force: true });

@@ -84,6 +84,8 @@ export interface BackupOptions {
   dir: string;
   /** How many archives to keep (PERSONA_BACKUP_KEEP); older ones are deleted after a backup. */
   keep: number;
+  /** The oldest an archive may be (PERSONA_BACKUP_MAX_AGE_DAYS, in ms); older ones are deleted after a backup. */
+  maxAgeMs?: number;
   log: Log;
   now?: () => Date;
 }
@@ -139,7 +141,7 @@ export async function backupGraph(o: BackupOptions): Promise<BackupResult> {
     };
     writeFileSync(path.join(staging, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
     const packed = await packArchive(staging, o.dir, id);
-    const deleted = applyRetention(o.dir, o.keep);
+    const deleted = applyRetention(o.dir, o.keep, o.maxAgeMs);
     return { ...packed, manifest, took_ms: Date.now() - started, deleted };
   } finally {
     rmSync(staging, { recursive: true, force: true });

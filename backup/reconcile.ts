@@ -167,24 +167,31 @@ export async function reapplyErasures(
   let keys = 0;
   for await (const wf of temporal.visibility.workflow.list({ query })) {
     const outcome = (await temporal.client.workflow.getHandle(wf.workflowId, wf.runId).result()) as ErasureOutcome;
-    if (!outcome.erased) continue;
+    // Every record the erasure took: the customer and the records merged into it — which the
+    // backup may hold as customers of their own (merged after it was taken).
+    const records = outcome.erased_records ?? (outcome.erased ? [outcome.customer_id] : []);
     const closed = wf.closeTime?.toISOString() ?? 'an unknown time';
-    try {
-      const r = await eraseCustomer(g, outcome.customer_id, {
-        audit: {
-          reason: `erased at ${closed}; erased again by the restore of backup ${manifest.id}, taken before it`,
-          requested_by: 'persona-restore',
-          override_fraud_review: true,
-        },
-      });
-      if (r.erased) {
-        out.erasures_reapplied.push(outcome.customer_id);
-        keys += r.deleted.history_keys;
-        log(`erasure of ${outcome.customer_id} (done ${closed}) applied again`);
-      } else out.erasures_already_applied += 1;
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      out.erasures_absent.push(outcome.customer_id);
+    for (const id of records) {
+      try {
+        const merged = id === outcome.customer_id ? '' : ` with ${outcome.customer_id}, into whom it was merged`;
+        const r = await eraseCustomer(g, id, {
+          audit: {
+            reason:
+              `erased at ${closed}${merged}; ` +
+              `erased again by the restore of backup ${manifest.id}, taken before it`,
+            requested_by: 'persona-restore',
+            override_fraud_review: true,
+          },
+        });
+        if (r.erased) {
+          out.erasures_reapplied.push(id);
+          keys += r.deleted.history_keys;
+          log(`erasure of ${id} (done ${closed}) applied again`);
+        } else out.erasures_already_applied += 1;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        out.erasures_absent.push(id);
+      }
     }
   }
   return { ...out, history_keys_destroyed: keys };

@@ -27,11 +27,16 @@ export async function runBackup(config: Config, store: Neo4jStore, log: Log): Pr
       database: config.NEO4J_DATABASE,
       dir: config.PERSONA_BACKUP_DIR,
       keep: config.PERSONA_BACKUP_KEEP,
+      maxAgeMs: config.PERSONA_BACKUP_MAX_AGE_DAYS * 86_400_000,
       log,
     });
     const down = s(r.manifest.downtime_ms);
     log(`wrote ${r.file} (${mb(r.bytes)}) and its .sha256 in ${s(r.took_ms)}; Neo4j was down ${down}`);
-    for (const old of r.deleted) log(`retention (keep ${config.PERSONA_BACKUP_KEEP}): deleted ${old}`);
+    for (const old of r.deleted)
+      log(
+        `retention (keep ${config.PERSONA_BACKUP_KEEP}, none older than ${config.PERSONA_BACKUP_MAX_AGE_DAYS} days): ` +
+          `deleted ${old}`,
+      );
     return r;
   } finally {
     await driver.close();
@@ -96,6 +101,21 @@ export async function erasureLedgerReaches(config: Config, takenAt: string, now 
   }
 }
 
+/**
+ * An archive older than PERSONA_BACKUP_MAX_AGE_DAYS holds the history keys of customers whose
+ * erasure deadline has passed: it is refused (no flag overrides it) — restore a newer one.
+ */
+export function archiveWithinDeadline(config: Config, takenAt: string, now = new Date()): void {
+  const ageMs = now.getTime() - Date.parse(takenAt);
+  if (ageMs > config.PERSONA_BACKUP_MAX_AGE_DAYS * 86_400_000)
+    throw new Error(
+      `the backup was taken ${takenAt}, more than PERSONA_BACKUP_MAX_AGE_DAYS ` +
+        `(${config.PERSONA_BACKUP_MAX_AGE_DAYS}) days ago: ` +
+        'it holds the history keys of customers erased since, past their erasure deadline. ' +
+        'Restore a newer archive, and delete this one',
+    );
+}
+
 export async function runRestore(
   config: Config,
   store: Neo4jStore,
@@ -104,10 +124,11 @@ export async function runRestore(
   options: { acceptLostErasures?: boolean } = {},
 ): Promise<RestoreRun> {
   const started = Date.now();
-  const accept = options.acceptLostErasures
-    ? undefined
-    : (m: BackupManifest) => erasureLedgerReaches(config, m.taken_at);
-  const placed = await putBackupInPlace({ archive, store, log, ...(accept ? { accept } : {}) });
+  const accept = async (m: BackupManifest) => {
+    archiveWithinDeadline(config, m.taken_at);
+    if (!options.acceptLostErasures) await erasureLedgerReaches(config, m.taken_at);
+  };
+  const placed = await putBackupInPlace({ archive, store, log, accept });
   // Opened only now: a driver from before would wait for transactions the restored store never had.
   const driver = createDriver(config);
   const graph = graphFromConfig(driver, config);

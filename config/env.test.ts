@@ -128,6 +128,32 @@ describe('configuration', () => {
     ).toBeUndefined();
   });
 
+  it('refuses a JWKS URL that is not https in production, naming it; takes it outside', () => {
+    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
+    expect(() =>
+      loadConfig({ ...secrets, ...production, PERSONA_JWKS_URL: 'http://idp.example/.well-known/jwks.json' }),
+    ).toThrow(/PERSONA_JWKS_URL: must be https:\/\/ in production/);
+    expect(
+      loadConfig({ ...secrets, ...production, PERSONA_JWKS_URL: 'https://idp.example/jwks' }).PERSONA_JWKS_URL,
+    ).toBe('https://idp.example/jwks');
+    expect(loadConfig({ ...secrets, PERSONA_JWKS_URL: 'http://127.0.0.1:9/jwks' }).PERSONA_JWKS_URL).toMatch(/^http:/);
+  });
+
+  it('reads the trusted proxies, the console’s rate, the merge and wallet caps, and the archives’ deadline', () => {
+    expect(loadSettings({})).toMatchObject({
+      PERSONA_TRUSTED_PROXIES: [],
+      PERSONA_RATE_LIMIT_CONSOLE: { perSecond: 10, burst: 40 },
+      PERSONA_MERGE_PROPOSALS_PER_DAY: 3,
+      PERSONA_MAX_PAYMENT_METHODS: 20,
+      PERSONA_BACKUP_MAX_AGE_DAYS: 30,
+    });
+    expect(loadSettings({ PERSONA_TRUSTED_PROXIES: '10.0.0.0/8, 192.0.2.1,fd00::/8' }).PERSONA_TRUSTED_PROXIES).toEqual(
+      ['10.0.0.0/8', '192.0.2.1', 'fd00::/8'],
+    );
+    expect(() => loadSettings({ PERSONA_TRUSTED_PROXIES: 'proxy.internal' })).toThrow(/PERSONA_TRUSTED_PROXIES/);
+    expect(() => loadSettings({ PERSONA_BACKUP_MAX_AGE_DAYS: '90' })).toThrow(/PERSONA_BACKUP_MAX_AGE_DAYS/);
+  });
+
   it('never logs consent codes in production, and reads the merge windows (7 and 90 days by default)', () => {
     const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
     expect(() => loadConfig({ ...secrets, ...production, PERSONA_LOG_NOTIFICATION_CODES: 'true' })).toThrow(

@@ -209,6 +209,27 @@ export const envSchema = z.object({
   PERSONA_RATE_LIMIT_SELF: rateLimit('5,20'),
   PERSONA_RATE_LIMIT_AGENT: rateLimit('5000,10000'),
   PERSONA_RATE_LIMIT_OPS: rateLimit('20,100'),
+  /** A person's console session that is neither ops nor a customer's own (staff who read): people's pace. */
+  PERSONA_RATE_LIMIT_CONSOLE: rateLimit('10,40'),
+  /**
+   * The proxies in front of the api (addresses or CIDRs, comma-separated), whose
+   * `X-Forwarded-For` names the client: a caller without a valid token is counted by that address
+   * (the right-most one no trusted proxy added). Empty (the default): the socket's peer, and the
+   * header is ignored — anyone can write it.
+   */
+  PERSONA_TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (list) => list.every((a) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(a)),
+      'expected addresses or CIDRs, comma-separated',
+    ),
   /** The most callers the rate limiter remembers at once (the idlest is forgotten past it). */
   PERSONA_RATE_LIMIT_MAX_KEYS: z.coerce.number().int().min(100).default(100_000),
   /** When set, GET /metrics needs `Authorization: Bearer <this>` (401 without it). */
@@ -366,6 +387,10 @@ export const envSchema = z.object({
   PERSONA_FRAUD_REVIEW_DAYS: z.coerce.number().int().min(1).max(365).default(30),
   /** How long an identity merge waits for both customers' consent; silence means no merge. */
   PERSONA_MERGE_CONSENT_DAYS: z.coerce.number().int().min(1).max(90).default(7),
+  /** Merges one customer's own token may propose in 24 hours (each sends the other record's owner a request). */
+  PERSONA_MERGE_PROPOSALS_PER_DAY: z.coerce.number().int().min(1).max(100).default(3),
+  /** The most payment methods one customer's wallet holds; adding another is refused (409) until one is removed. */
+  PERSONA_MAX_PAYMENT_METHODS: z.coerce.number().int().min(1).max(1000).default(20),
   /** How long after an identity merge ops may still undo it. */
   PERSONA_UNMERGE_DAYS: z.coerce.number().int().min(1).max(3650).default(90),
   /**
@@ -451,6 +476,12 @@ export const envSchema = z.object({
   PERSONA_BACKUP_DIR: z.string().optional(),
   /** How many archives `npm run backup` keeps; older ones are deleted after a backup. */
   PERSONA_BACKUP_KEEP: z.coerce.number().int().min(1).default(7),
+  /**
+   * The erasure deadline for archives: an archive holds the history keys of every customer erased
+   * after it was taken, so none lives longer than this (deleted by the next backup, refused by a
+   * restore). At most 30: an erasure is complete within a month, archives included.
+   */
+  PERSONA_BACKUP_MAX_AGE_DAYS: z.coerce.number().int().min(1).max(30).default(30),
   /** The git-ignored folder the local stack installs into and keeps its data in. */
   PERSONA_STACK_DIR: z.string().default(path.join(repoRoot, '.stack')),
   NEO4J_HEAP: z
@@ -487,6 +518,12 @@ const withProductionRules = envSchema.superRefine((env, ctx) => {
       code: 'custom',
       path: ['PERSONA_LOG_NOTIFICATION_CODES'],
       message: 'not in production (NODE_ENV=production): consent codes must never reach the logs',
+    });
+  if (env.PERSONA_JWKS_URL && !env.PERSONA_JWKS_URL.startsWith('https://'))
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERSONA_JWKS_URL'],
+      message: 'must be https:// in production (NODE_ENV=production): whoever can answer it mints tokens',
     });
   for (const name of ['PERSONA_JWT_ISSUER', 'PERSONA_JWT_AUDIENCE'] as const)
     if (!env[name])

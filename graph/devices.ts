@@ -72,6 +72,10 @@ const CYPHER = {
     SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
+    // Which fraud outcome set the trust last (null: anything else did), kept when the score did not
+    // move: an agent may not raise a trust that an outcome ops confirmed on review set (graph/fraud.ts).
+    WITH d, from
+    SET d.trust_set_by_outcome = CASE WHEN d.trust_score = from THEN d.trust_set_by_outcome ELSE $outcomeId END
     RETURN from, d.trust_score AS to`,
   disown: DISOWN_DEVICE,
   // Devices the customer disowned only with $includeDisowned.
@@ -145,7 +149,14 @@ export async function setDeviceTrustTx(
   options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
 ): Promise<{ from: number; to: number }> {
   const params = 'score' in change ? { score: change.score, delta: null } : { score: null, delta: change.delta };
-  const record = (await tx.run(CYPHER.setTrust, { deviceId, ...params })).records[0];
+  const outcomeId = options.extra?.fraud_outcome_id;
+  const record = (
+    await tx.run(CYPHER.setTrust, {
+      deviceId,
+      ...params,
+      outcomeId: typeof outcomeId === 'string' ? outcomeId : null,
+    })
+  ).records[0];
   if (!record) throw new NotFoundError('Device', deviceId);
   const from = record.get('from') as number;
   const to = record.get('to') as number;

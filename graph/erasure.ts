@@ -15,7 +15,7 @@
  * stopped half-way goes on where it was; erasing an erased customer changes nothing.
  */
 import neo4j from 'neo4j-driver';
-import { appendEvent } from './events';
+import { appendEvent, findEventByIdempotencyKey } from './events';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
 import { mergedRecordsOfTx } from './merge';
@@ -23,7 +23,11 @@ import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
   customer_id: string;
-  /** Records merged into this customer (tombstones of identity merges), erased with it. */
+  /**
+   * Records merged into this customer (tombstones of identity merges), erased with it — also when
+   * the customer was erased already (its CustomerErased event says which): a restore erases them
+   * all again (backup/reconcile.ts).
+   */
   merged_records?: string[];
   /** False when the customer was erased already. */
   erased: boolean;
@@ -165,6 +169,9 @@ export async function pendingFraudReviews(g: Graph, customerId: string): Promise
   });
 }
 
+/** The key of a customer's CustomerErased event: one per customer, found again by a later erasure. */
+const erasedKey = (customerId: string): string => `erased:${customerId}`;
+
 /** The earliest instant Neo4j's datetime() reads: a batch cursor before every event. */
 const BEFORE_ALL = '0001-01-01T00:00:00Z';
 
@@ -213,7 +220,17 @@ export async function eraseCustomer(
     const late = (await mergedRecordsOfTx(tx, customerId)).filter((id) => !merged.includes(id));
     if (late.length > 0) throw new ConflictError(`records merged into ${customerId} meanwhile: ${late.join(', ')}`);
     const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0, history_keys: 0 };
-    if (lock.get('status') === 'erased') return { customer_id: customerId, erased: false, deleted: none };
+    if (lock.get('status') === 'erased') {
+      // Erased before (an earlier run, or this one whose answer was lost): the records it erased with it.
+      const earlier = await findEventByIdempotencyKey(tx, erasedKey(customerId));
+      const records = (earlier?.payload.merged_records as string[] | undefined) ?? [];
+      return {
+        customer_id: customerId,
+        ...(records.length ? { merged_records: records } : {}),
+        erased: false,
+        deleted: none,
+      };
+    }
     refuseUnlessOps(lock.get('status'), options, customerId);
     const r = (await tx.run(CYPHER.erase, { id: customerId, from: after })).records[0];
     // The charge ledger keeps every attempt (key, amounts, outcome) without what is personal.
@@ -227,11 +244,17 @@ export async function eraseCustomer(
       events_stripped: strippedInBatches + n('events'),
       history_keys: n('historyKeys'),
     };
-    await appendEvent(tx, 'CustomerErased', customerId, {
-      deleted,
-      ...(merged.length ? { merged_records: merged } : {}),
-      ...(options.audit ? { request: options.audit } : {}),
-    });
+    await appendEvent(
+      tx,
+      'CustomerErased',
+      customerId,
+      {
+        deleted,
+        ...(merged.length ? { merged_records: merged } : {}),
+        ...(options.audit ? { request: options.audit } : {}),
+      },
+      { idempotencyKey: erasedKey(customerId) },
+    );
     return { customer_id: customerId, ...(merged.length ? { merged_records: merged } : {}), erased: true, deleted };
   });
 }

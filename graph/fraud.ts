@@ -128,7 +128,7 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
 export async function applyFraudOutcome(
   g: Graph,
   r: FraudOutcomeReport,
-  options: { trustStep: number },
+  options: { trustStep: number; reportedBy?: FraudReporter },
 ): Promise<AppliedFraudOutcome> {
   if (r.outcome === 'false_positive')
     throw new InvalidInputError('outcome', 'a false positive is reversed, not applied');
@@ -151,6 +151,18 @@ export async function applyFraudOutcome(
     if (r.payment_method_id && r.outcome === 'confirmed_fraud') {
       const { from } = await setPaymentMethodStatusTx(tx, r.payment_method_id, 'compromised', { reason, extra });
       changes.push({ entity: 'payment_method', id: r.payment_method_id, field: 'status', from, to: 'compromised' });
+    }
+    // A passed challenge does not raise a trust that an outcome set which ops confirmed on review:
+    // only ops undo ops' decision (a false positive of ops, or ops setting the trust).
+    if (r.device_id && r.outcome === 'challenge_passed' && options.reportedBy !== 'ops') {
+      const setBy = (
+        await tx.run('MATCH (d:Device {id: $id}) RETURN d.trust_set_by_outcome AS outcome', { id: r.device_id })
+      ).records[0]?.get('outcome') as string | null | undefined;
+      if (setBy && (await opsDecisionTx(tx, setBy)) === 'confirm')
+        throw new InvalidStateError(
+          `device ${r.device_id}'s trust was set by fraud outcome ${setBy}, which ops confirmed on review: ` +
+            'a passed challenge does not raise it; ops may',
+        );
     }
     if (r.device_id) {
       const { from, to } = await setDeviceTrustTx(
@@ -249,12 +261,20 @@ async function reapplyAgentReversalTx(
   outcomeId: string,
   customerId: string,
 ): Promise<FraudChange[]> {
-  const reversals = await listCustomerEventsTx(tx, customerId, { type: 'FraudOutcomeReversed', limit: 1000 });
-  const byAgent = reversals.find((e) => e.payload.reversed_outcome_id === outcomeId && e.payload.reported_by !== 'ops');
+  // Every reversal naming the outcome, however many other events the customer has (not a page of them).
+  const payloads = (
+    await tx.run(
+      `MATCH (e:Event {customer_id: $customerId})
+       WHERE e.type = 'FraudOutcomeReversed' AND e.payload CONTAINS $outcomeId
+       RETURN e.payload AS payload`,
+      { customerId, outcomeId },
+    )
+  ).records.map((r) => JSON.parse(r.get('payload') as string) as Partial<FraudReversal> & { reported_by?: string });
+  const byAgent = payloads.find((p) => p.reversed_outcome_id === outcomeId && p.reported_by !== 'ops');
   const reapplied: FraudChange[] = [];
   const reason = `review of fraud outcome ${outcomeId}: ops confirmed it; the false positive reported after is undone`;
   const extra = { fraud_outcome_id: outcomeId };
-  for (const change of (byAgent?.payload.restored ?? []) as FraudChange[])
+  for (const change of byAgent?.restored ?? [])
     if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended'))
       reapplied.push({ ...change, from: change.to, to: change.from } as FraudChange);
   return reapplied;
@@ -270,7 +290,8 @@ async function undoChangeTx(
   why: { reason: string; extra: { fraud_outcome_id: string } },
   customerEvent: 'CustomerReinstated' | 'CustomerSuspended',
 ): Promise<boolean> {
-  if ((await current(tx, change)) !== change.to) return false;
+  // Unchanged by the outcome (a customer suspended already, a device at 0 already), or changed since.
+  if (change.from === change.to || (await current(tx, change)) !== change.to) return false;
   if (change.entity === 'payment_method') await setPaymentMethodStatusTx(tx, change.id, change.from, why);
   if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, why);
   if (change.entity === 'customer')
@@ -301,7 +322,8 @@ export async function resolveFraudReview(
     // Ops confirmed, but an agent's false positive reversed the outcome after ops decided (before
     // this record was made): ops' decision stands, what the agent put back is set again.
     const reapplied = r.decision === 'confirm' ? await reapplyAgentReversalTx(tx, r.outcome_id, customerId) : [];
-    if (r.decision === 'reinstate') {
+    // The status from before the outcome was `suspended` (another suspension stands): nothing to reinstate.
+    if (r.decision === 'reinstate' && r.restore_to !== 'suspended') {
       const status = await current(tx, {
         entity: 'customer',
         id: customerId,

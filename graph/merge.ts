@@ -536,3 +536,34 @@ export async function mergedRecordsOfTx(tx: ManagedTransaction, id: string): Pro
   ).records[0];
   return ((r?.get('ids') as string[] | undefined) ?? []).sort();
 }
+
+/**
+ * Claims one of the merges a customer's own token may propose in 24 hours (each asks the other
+ * record's owner for consent): the proposal times of the last day live on the customer, counted
+ * and appended under its lock. Answers null when claimed, else how many seconds until the oldest
+ * of the day's proposals leaves the window.
+ */
+export async function claimMergeProposal(
+  g: Graph,
+  customerId: string,
+  perDay: number,
+  nowMs: number = Date.now(),
+): Promise<number | null> {
+  return writeTx(g, async (tx) => {
+    await lockCustomersTx(tx, [customerId]);
+    const stored = (
+      await tx.run('MATCH (c:Customer {id: $customerId}) RETURN coalesce(c.merge_proposals_at, []) AS times', {
+        customerId,
+      })
+    ).records[0]?.get('times') as (number | { toNumber(): number })[] | undefined;
+    if (!stored) throw new NotFoundError('Customer', customerId);
+    const day = 86_400_000;
+    const recent = stored.map((t) => (typeof t === 'number' ? t : t.toNumber())).filter((t) => t > nowMs - day);
+    if (recent.length >= perDay) return Math.max(1, Math.ceil((Math.min(...recent) + day - nowMs) / 1000));
+    await tx.run('MATCH (c:Customer {id: $customerId}) SET c.merge_proposals_at = $times', {
+      customerId,
+      times: [...recent, nowMs].map((t) => neo4j.int(t)),
+    });
+    return null;
+  });
+}

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { InvalidInputError } from './errors';
+import { containsCardNumber } from './tokens';
 
 export const CUSTOMER_STATUSES = ['active', 'suspended', 'erased'] as const;
 export const PAYMENT_METHOD_TYPES = ['card', 'digital_wallet', 'bank_account'] as const;
@@ -129,9 +130,17 @@ const HAS_TEXT = new RegExp(`[^${JS_WHITESPACE}]`);
  * (a length and "not only whitespace") is what is checked, on the text as sent.
  */
 export function text(max: number, options: { optional?: 'blank-allowed' } = {}) {
-  const raw = z.string().max(max);
+  const raw = freeText(max);
   const checked = options.optional === 'blank-allowed' ? raw : raw.regex(HAS_TEXT, 'must not be blank');
   return checked.transform((v) => v.trim());
+}
+
+/** Words from a person or a service (a reason, a note): never a full card number, in any spelling. */
+export function freeText(max: number) {
+  return z
+    .string()
+    .max(max)
+    .refine((v) => !containsCardNumber(v), 'looks like it holds a full card number: never send one');
 }
 
 const id = z.uuid();

@@ -31,6 +31,9 @@ const WALLET_ENTRY = `p {${PM_FIELDS}, is_default: coalesce(r.is_default, false)
   first_used: r.first_used, last_used: r.last_used}`;
 
 const CYPHER = {
+  methodCount: `
+    MATCH (:Customer {id: $customerId})-[:HAS_PAYMENT_METHOD]->(pm:PaymentMethod)
+    RETURN toInteger(count(pm)) AS held`,
   add: `
     MATCH (c:Customer {id: $customerId})
     SET c.updated_at = datetime.transaction()
@@ -214,11 +217,20 @@ export async function addPaymentMethod(
   g: Graph,
   customerId: string,
   input: NewPaymentMethodInput,
-  options: { makeDefault?: boolean; allowStatuses?: readonly CustomerStatus[] } = {},
+  options: { makeDefault?: boolean; allowStatuses?: readonly CustomerStatus[]; maxMethods?: number } = {},
 ): Promise<WalletEntry> {
   const row = preparePaymentMethod(g, input);
   return writeTx(g, async (tx) => {
     await lockWalletOwnerTx(tx, customerId, options.allowStatuses);
+    // Counted under the customer's lock: two adds at once cannot both take the last place.
+    if (options.maxMethods !== undefined) {
+      const held = Number(toPlain((await tx.run(CYPHER.methodCount, { customerId })).records[0]?.get('held')));
+      if (held >= options.maxMethods)
+        throw new InvalidStateError(
+          `the wallet holds ${held} payment methods, the most one customer may have (${options.maxMethods}): ` +
+            'remove one before adding another',
+        );
+    }
     return insertPaymentMethod(tx, customerId, row, options);
   });
 }

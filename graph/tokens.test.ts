@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from './errors';
+import { freeText, text } from './model';
 import { assertIsToken, containsCardNumber, luhnValid, TokenCipher } from './tokens';
 
 describe('TokenCipher', () => {
@@ -48,6 +49,10 @@ describe('card numbers', () => {
     '4242424242424242',
     '4242 4242 4242 4242',
     '4242-4242-4242-4242',
+    '4242.4242.4242.4242',
+    '4242/4242/4242/4242',
+    '4242_4242_4242_4242',
+    'my card is 4242.4242.4242.4242, thanks',
     'tok_4000056655665556',
     '3782 822463 10005',
   ])('spots %s', (text) => expect(containsCardNumber(text)).toBe(true));
@@ -59,6 +64,12 @@ describe('card numbers', () => {
 
   it('never mistakes a UUID-based token for a card number', () => {
     for (let i = 0; i < 2000; i++) expect(containsCardNumber(`tok_${randomUUID()}`)).toBe(false);
+  });
+
+  it('keeps them out of free text: reasons, notes, a customer’s words', () => {
+    expect(freeText(500).safeParse('charged twice on 4242.4242.4242.4242').success).toBe(false);
+    expect(text(500).safeParse('card 4242 4242 4242 4242 was stolen').success).toBe(false);
+    expect(text(500).safeParse('the card ending 4242 was stolen on 2026-11-20').success).toBe(true);
   });
 
   it('refuses with an error naming the field', () => {

@@ -59,19 +59,20 @@ export function luhnValid(digits: string): boolean {
 
 /**
  * Shapes a full card number takes inside text: 13–19 digits in a row (not part of a longer
- * digit run), or 4-4-4-(1–7) / 4-6-5 digit groups separated by one space or dash (not glued to
- * other letters or digits, so a UUID's hex groups never qualify).
+ * digit run), or 4-4-4-(1–7) / 4-6-5 digit groups separated by one space, dash, dot, slash or
+ * underscore, the same throughout (not glued to other letters or digits, so a UUID's hex groups
+ * never qualify).
  */
 const CARD_NUMBER_SHAPES = [
   /(?<!\d)\d{13,19}(?!\d)/g,
-  /(?<![\dA-Za-z])\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}(?![\dA-Za-z])/g,
-  /(?<![\dA-Za-z])\d{4}([ -])\d{6}\1\d{5}(?![\dA-Za-z])/g,
+  /(?<![\dA-Za-z])\d{4}([ ./_-])\d{4}\1\d{4}\1\d{1,7}(?![\dA-Za-z])/g,
+  /(?<![\dA-Za-z])\d{4}([ ./_-])\d{6}\1\d{5}(?![\dA-Za-z])/g,
 ];
 
 /** True when the text contains something shaped like a full card number that passes Luhn. */
 export function containsCardNumber(text: string): boolean {
   return CARD_NUMBER_SHAPES.some((shape) =>
-    [...text.matchAll(shape)].some((m) => luhnValid(m[0].replace(/[ -]/g, ''))),
+    [...text.matchAll(shape)].some((m) => luhnValid(m[0].replace(/[ ./_-]/g, ''))),
   );
 }
 

@@ -13,9 +13,14 @@ import { isGrpcServiceError } from '@temporalio/client';
 import { Neo4jError } from 'neo4j-driver';
 
 /** What did not answer; `either` when a request as a whole ran out of time (see `withDeadline`). */
-export type Dependency = 'neo4j' | 'temporal' | 'either';
+export type Dependency = 'neo4j' | 'temporal' | 'either' | 'identity-provider';
 
-const NAMES: Record<Dependency, string> = { neo4j: 'Neo4j', temporal: 'Temporal', either: 'Neo4j or Temporal' };
+const NAMES: Record<Dependency, string> = {
+  neo4j: 'Neo4j',
+  temporal: 'Temporal',
+  either: 'Neo4j or Temporal',
+  'identity-provider': 'The identity provider’s signing keys (JWKS)',
+};
 
 export class DependencyUnavailableError extends Error {
   constructor(

@@ -18,6 +18,16 @@ export const REDACTED_KEYS = [
   'phone',
   'phone_number',
   'fingerprint',
+  // Where a person is and what they use: an IP, a user agent, a street.
+  'ip',
+  'last_seen_ip',
+  'remoteAddress',
+  'user_agent',
+  'userAgent',
+  'last_seen_user_agent',
+  'street1',
+  'street2',
+  'zip_code',
 ];
 
 export interface LoggerOptions {

@@ -44,6 +44,11 @@ export interface ErasureOutcome {
   /** Workflows of the customer that were running and were cancelled. */
   cancelled: string[];
   erased: boolean;
+  /**
+   * Every record erased: the customer and the records merged into it (also when an earlier run
+   * erased them). A restore erases each again (backup/reconcile.ts). Absent when refused.
+   */
+  erased_records?: string[];
   deleted: {
     identifiers: number;
     addresses: number;

@@ -214,6 +214,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
     customer_id: input.customer_id,
     cancelled,
     erased: result.erased,
+    erased_records: [input.customer_id, ...(result.merged_records ?? [])],
     deleted: result.deleted,
     ...(waitsForReview ? { waited_for: waitedFor, request } : {}),
   };

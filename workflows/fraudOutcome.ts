@@ -222,7 +222,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   let applied;
   try {
-    applied = await graph.applyFraudOutcome(report, { trust_step: input.trust_step });
+    applied = await graph.applyFraudOutcome(report, { trust_step: input.trust_step, reported_by: input.reported_by });
   } catch (err) {
     return refused(err, 'the graph refused the outcome');
   }
@@ -300,7 +300,9 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       outcome_id: report.outcome_id,
       customer_id: report.customer_id,
       decision,
-      ...(before && before.from !== 'suspended' ? { restore_to: before.from } : {}),
+      // Always the status from before the outcome: a customer suspended already (by an outcome
+      // ops confirmed, say) stays suspended when this one's review reinstates.
+      ...(before ? { restore_to: before.from } : {}),
     });
   } catch (err) {
     if (!v2 || isCancellation(err) || !domainFailureOf(err)) throw err;

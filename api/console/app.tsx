@@ -17,13 +17,14 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { HTTPException } from 'hono/http-exception';
-import { DomainError } from '../../graph/errors';
+import { CustomerMergedError, DomainError } from '../../graph/errors';
 import { unavailableDependency } from '../../runtime/dependencies';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
+import { mergedRecordRefusal } from '../services/mergedIds';
 import { admit, identify, RateLimitedError } from '../rateLimit';
-import { clientAddress, pageHeaders } from '../rest/guards';
+import { pageHeaders, requestCallerAddress } from '../rest/guards';
 import { can, isCustomerSession, Page, render, safeBack, type ConsoleAction, formOf } from './kit';
 import { meConsole } from './me';
 import { opsConsole } from './ops';
@@ -140,7 +141,10 @@ export function consoleRoutes(deps: ApiDeps) {
   // ---- sign-in and sign-out -------------------------------------------------------------------
   // The sign-in page and form have no session: the anonymous bucket of the client's address.
   const anonymousLimit: MiddlewareHandler = async (c, next) => {
-    const limited = admitted(c, { key: `addr:${clientAddress(c)}`, rateClass: 'anonymous' });
+    const limited = admitted(c, {
+      key: `addr:${requestCallerAddress(c, deps.trustedProxies)}`,
+      rateClass: 'anonymous',
+    });
     if (limited) return limited;
     await next();
   };
@@ -216,9 +220,11 @@ export function consoleRoutes(deps: ApiDeps) {
     const { caller, principal } = await identify(
       deps.authenticate,
       token ? `Bearer ${token}` : undefined,
-      clientAddress(c),
+      requestCallerAddress(c, deps.trustedProxies),
     );
-    const limited = admitted(c, caller);
+    // A person at the console with an agent's scope (staff who read) goes at people's pace, not
+    // the agents' thousands a second: its pages fan out to Neo4j and Temporal.
+    const limited = admitted(c, caller.rateClass === 'agent' ? { ...caller, rateClass: 'console' } : caller);
     if (limited) return limited;
     if (!token) return toSignIn(false);
     if (!principal) return toSignIn(true);
@@ -321,6 +327,10 @@ export function consoleRoutes(deps: ApiDeps) {
     }
     if (err instanceof AuthError)
       return problemPage(c, err.status, err.status === 401 ? 'Sign in again' : 'Forbidden', err.message);
+    // A customer's own session of a merged record is never told the survivor's id.
+    const session = c.get('consoleSession') as ConsoleSession | undefined;
+    if (err instanceof CustomerMergedError && session && isCustomerSession(session.principal))
+      return problemPage(c, 403, 'Forbidden', mergedRecordRefusal().message);
     if (err instanceof DomainError) {
       const status = DOMAIN_STATUS[err.code];
       return problemPage(

@@ -46,9 +46,11 @@ async function mePage(deps: ApiDeps, customerId: string, session: ConsoleSession
     listWallet(g, id),
     getDevicesByCustomer(g, id),
     getAddressesByCustomer(g, id),
-    customerHistory(deps, id, before, HISTORY_PAGE),
+    customerHistory(deps, id, before, HISTORY_PAGE, 'customer'),
     erasureWords(deps, customerId),
   ]);
+  // The wallet and history follow a merge that committed since the profile was read: never shown.
+  if (wallet.merged_into || history.merged_into) throw mergedRecordRefusal();
   const allowed = allowedFor(profile);
   const back = before ? `/console/me?before=${encodeURIComponent(before)}` : '/console/me';
   const props = { session, allowed, back };

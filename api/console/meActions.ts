@@ -244,7 +244,7 @@ export function meActions(): ConsoleAction[] {
       allowed: self,
       confirm: async (deps, form, session) => {
         const words = contestWords(form);
-        const entry = await historyEntry(deps, customerOf(session), field(form, 'event_id'));
+        const entry = await historyEntry(deps, customerOf(session), field(form, 'event_id'), 'customer');
         return {
           title: 'Contest this entry?',
           details: [
@@ -258,7 +258,7 @@ export function meActions(): ConsoleAction[] {
       run: async (deps, form, session) => {
         const words = contestWords(form);
         const id = customerOf(session);
-        const entry = await historyEntry(deps, id, field(form, 'event_id'));
+        const entry = await historyEntry(deps, id, field(form, 'event_id'), 'customer');
         const request = form.request_id?.trim() || randomUUID();
         await contestEntry(deps, id, { event_id: entry.id, words, request_id: request });
         return {

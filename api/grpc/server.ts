@@ -23,6 +23,7 @@ import { customerTokenOf, deviceTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { requestBudgetMs, withinBudget } from '../deadlines';
 import { admit, identify } from '../rateLimit';
+import { callerAddress } from '../clientAddress';
 import { observeUnary } from '../observability';
 import { checkoutOptions, customerContext, markPaymentMethodInactive, setDeviceTrust } from '../services/context';
 import type { walletItem } from '../services/customers';
@@ -30,7 +31,7 @@ import { startOnboarding } from '../services/onboarding';
 import { reporterOf, reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
 import { reportPaymentFailure } from '../services/recovery';
-import { refuseMergedAnswer, refuseMergedSelf } from '../services/mergedIds';
+import { refuseMergedAnswer } from '../services/mergedIds';
 import {
   consistencyTokenField,
   deviceTrustSchema,
@@ -151,12 +152,14 @@ export function createGrpcServer(
           : undefined;
       const work = async (): Promise<Res> => {
         const authorization = call.metadata.get('authorization')[0]?.toString();
-        const who = await identify(deps.authenticate, authorization, peerAddress(call));
+        const forwardedFor = call.metadata.get('x-forwarded-for')[0]?.toString();
+        const address = callerAddress(peerAddress(call), forwardedFor, deps.trustedProxies);
+        const who = await identify(deps.authenticate, authorization, address);
         admit(deps.rateLimiter, deps.metrics.rateLimited, who.caller, 'grpc');
         if (who.authError) throw who.authError;
         authorize(who.principal, rule, customerIdOf(call.request));
-        // A merged record's own token reaches nothing of the survivor's (api/services/mergedIds.ts).
-        await refuseMergedSelf(deps.graph, who.principal, rule.scopes, customerIdOf(call.request));
+        // A merged record's own token reaches nothing of the survivor's (api/services/mergedIds.ts):
+        // the one method it may call is a read, refused on its answer (which says merged_into).
         const res = await run(call.request, who.principal, callerBudgetMs, authorization);
         refuseMergedAnswer(who.principal, rule.scopes, res);
         return res;

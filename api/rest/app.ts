@@ -15,6 +15,7 @@ import { healthRoutes } from '../../runtime/health';
 import { metricsRoutes } from '../../runtime/metrics';
 import { problemResponse, problemType } from '../../runtime/problem';
 import { AuthError } from '../auth';
+import { RateLimitedError } from '../rateLimit';
 import type { ApiDeps } from '../deps';
 import { observeRequests } from '../observability';
 import { READINESS_PATHS, requestDeadline } from '../deadlines';
@@ -31,7 +32,7 @@ import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
 import { identityMergeRoutes } from './identityMerges';
 import { INTERACTIONS_PATH, interactionRoutes } from './interactions';
-import { noStore, rateLimit, readinessDetail } from './guards';
+import { noStore, rateLimit, rateLimitedProblem, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';
 import { recoveryRoutes } from './recovery';
 import { onboardingRoutes } from './onboarding';
@@ -185,6 +186,7 @@ export function createApp(deps: ApiDeps) {
     }
     // A service's own refusal (a customer who is not active, a sign-in that is not recent).
     if (err instanceof AuthError) return authProblem(c, err);
+    if (err instanceof RateLimitedError) return rateLimitedProblem(c, err);
     if (err instanceof IdempotencyKeyReusedError) {
       return problemResponse(c, {
         type: problemType('idempotency-key-reused'),

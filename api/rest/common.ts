@@ -3,8 +3,10 @@ import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { Graph } from '../../graph/graph';
+import { freeText } from '../../graph/model';
 import { actsAsSelf, AuthError, authorize, type AccessRule, type Authenticator, type Principal } from '../auth';
-import { refuseMergedAnswer, refuseMergedSelf } from '../services/mergedIds';
+import { CustomerMergedError } from '../../graph/errors';
+import { mergedRecordRefusal, refuseMergedAnswer, refuseMergedSelf } from '../services/mergedIds';
 import { issueField, type Issue } from '../requests';
 
 export const problemSchema = z
@@ -16,7 +18,7 @@ export const problemSchema = z
     instance: z.string().optional(),
     field: z.string().optional().openapi({ description: 'The offending field, for 400 answers' }),
     dependency: z
-      .enum(['neo4j', 'temporal', 'either'])
+      .enum(['neo4j', 'temporal', 'either', 'identity-provider'])
       .optional()
       .openapi({ description: 'For 503: what could not be reached' }),
   })
@@ -152,9 +154,11 @@ async function admit(
 
 /**
  * `access` for a route about one customer (`:id`) that the customer's own token may use
- * (`rule.self`): a merged record's own token reaches only the tombstone — refused before the
- * route, and an answer about a merged id (a merge that committed meanwhile) is refused after it.
- * A download (an attachment) is checked by its own service, before its first byte.
+ * (`rule.self`): a merged record's own token reaches only the tombstone. A write is refused
+ * before the route (one read of the graph), and its refusal by the graph under the customer's
+ * lock (a merge that committed meanwhile) never names the survivor; a read is refused on its
+ * answer, which says `merged_into` for a merged id — no graph read before it, so the read cache
+ * still answers while Neo4j is away. A download (an attachment) is checked by its own service.
  */
 export function customerAccess(
   deps: { authenticate: Authenticator; graph: Graph },
@@ -165,13 +169,19 @@ export function customerAccess(
     try {
       const principal = await admit(c, deps.authenticate, rule, (ctx) => ctx.req.header('authorization'));
       own = actsAsSelf(principal, rule.scopes);
-      if (own) await refuseMergedSelf(deps.graph, principal, rule.scopes, c.req.param('id'));
+      const read = c.req.method === 'GET' || c.req.method === 'HEAD';
+      if (own && !read) await refuseMergedSelf(deps.graph, principal, rule.scopes, c.req.param('id'));
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       return authProblem(c, err);
     }
     await next();
     if (!own) return;
+    if (c.error instanceof CustomerMergedError) {
+      c.res = undefined;
+      c.res = authProblem(c, mergedRecordRefusal());
+      return;
+    }
     const res = c.res;
     if (res.status >= 300 || res.headers.has('content-disposition')) return;
     if (!res.headers.get('content-type')?.includes('json')) return;
@@ -191,10 +201,8 @@ export function customerAccess(
 
 /** The header through which ops (or the platform) give the reason for an action that needs one. */
 export const reasonHeaders = z.object({
-  'persona-reason': z
-    .string()
+  'persona-reason': freeText(500)
     .min(1, 'must not be empty')
-    .max(500, 'at most 500 characters')
     .optional()
     .openapi({
       description:

@@ -41,8 +41,13 @@ const PAGE = `<!doctype html>
 </html>
 `;
 
-/** Starts the UI on the api's own description. */
-const START = `window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n`;
+/**
+ * Starts the UI on the api's own description. No validator badge: Swagger UI would send the
+ * description's address to validator.swagger.io from any host but localhost.
+ */
+const START =
+  "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', deepLinking: true, " +
+  'validatorUrl: null });\n';
 
 /** The files under /docs/static: read once (about 1.5 MB), served from memory. */
 function staticFiles(): Map<string, { body: string; type: string }> {

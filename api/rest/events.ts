@@ -5,6 +5,7 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { EVENT_TYPES } from '../../graph/eventSchemas';
+import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';
 import { customerHistory, eventFeed } from '../services/events';
 import { access, bearerSecurity, customerAccess, customerParams, problems, validationHook } from './common';
@@ -159,7 +160,9 @@ export function eventRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      return c.json(await customerHistory(deps, c.req.valid('param').id, q.before, q.limit), 200);
+      // The customer's own token reads the customer's words (no ops' reasons, no fraud outcome's kind).
+      const audience = actsAsSelf(c.get('principal'), ['ops']) ? 'customer' : 'staff';
+      return c.json(await customerHistory(deps, c.req.valid('param').id, q.before, q.limit, audience), 200);
     },
   );
   return app;

@@ -5,6 +5,7 @@
  *   POST /api/v1/fraud-outcomes/{outcome_id}/review     ops resolve a suspension (scope ops)
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { freeText } from '../../graph/model';
 import { FRAUD_OUTCOMES } from '../../graph/fraud';
 import type { ApiDeps } from '../deps';
 import { fraudOutcomeSchema, outcomeIdField } from '../requests';
@@ -100,7 +101,7 @@ export function fraudRoutes(deps: ApiDeps) {
           content: {
             'application/json': {
               schema: z
-                .strictObject({ decision: z.enum(['reinstate', 'confirm']), note: z.string().max(500).optional() })
+                .strictObject({ decision: z.enum(['reinstate', 'confirm']), note: freeText(500).optional() })
                 .openapi('FraudReview'),
             },
           },

@@ -3,9 +3,11 @@
  * personal data out of caches and stop content sniffing, and the per-caller rate limit.
  */
 import type { IncomingMessage } from 'node:http';
+import type { BlockList } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
+import { callerAddress } from '../clientAddress';
 import { admit, identify, RateLimitedError } from '../rateLimit';
 
 /**
@@ -44,6 +46,11 @@ export function clientAddress(c: Context): string {
   return incoming?.socket?.remoteAddress ?? 'unknown';
 }
 
+/** The client's address for the rate limit of a request (see callerAddress). */
+export function requestCallerAddress(c: Context, proxies: BlockList): string {
+  return callerAddress(clientAddress(c), c.req.header('x-forwarded-for'), proxies);
+}
+
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 /** /readyz detail: for a caller on this host (a kubelet's exec probe, ops on the box) or with an `ops` token. */
@@ -69,21 +76,30 @@ export const authorizationHeader: Credentials = (c) => c.req.header('authorizati
 /** /api/*, /codec/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
 export function rateLimit(deps: ApiDeps, credentials: Credentials = authorizationHeader): MiddlewareHandler {
   return async (c, next) => {
-    const { caller, principal, authError } = await identify(deps.authenticate, credentials(c), clientAddress(c));
+    const { caller, principal, authError } = await identify(
+      deps.authenticate,
+      credentials(c),
+      requestCallerAddress(c, deps.trustedProxies),
+    );
     // The route's `access` takes it from here instead of authenticating a second time.
     c.set('identity', principal ? { principal } : { authError });
     try {
       admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
-      c.header('Retry-After', String(err.retryAfterSeconds));
-      return problemResponse(c, {
-        type: problemType('rate-limited'),
-        title: 'Too many requests',
-        status: 429,
-        detail: err.message,
-      });
+      return rateLimitedProblem(c, err);
     }
     await next();
   };
+}
+
+/** 429 problem+json with Retry-After: a caller's bucket is empty, or a per-customer quota is reached. */
+export function rateLimitedProblem(c: Context, err: RateLimitedError): Response {
+  c.header('Retry-After', String(err.retryAfterSeconds));
+  return problemResponse(c, {
+    type: problemType('rate-limited'),
+    title: 'Too many requests',
+    status: 429,
+    detail: err.message,
+  });
 }

@@ -6,6 +6,7 @@
  */
 import { RECOVERY_MECHANISMS } from '../../payments/mechanisms';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { freeText } from '../../graph/model';
 import type { ApiDeps } from '../deps';
 import { paymentFailureSchema, paymentIdField } from '../requests';
 import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
@@ -143,7 +144,7 @@ export function recoveryRoutes(deps: ApiDeps) {
               schema: z
                 .strictObject({
                   action: z.enum(['retry', 'skip']),
-                  note: z.string().max(500).optional(),
+                  note: freeText(500).optional(),
                   since: z
                     .string()
                     .regex(

@@ -127,6 +127,7 @@ export async function addToWallet(
   const entry = await addPaymentMethod(deps.graph, id, pm, {
     makeDefault: make_default ?? false,
     allowStatuses: walletStatusesFor(actor),
+    maxMethods: deps.limits.maxPaymentMethods,
   });
   const item = walletItem(entry);
   if (entry.status !== 'active') return item;

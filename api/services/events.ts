@@ -162,9 +162,30 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
       : `Fraud review: ${p.decision === 'reinstate' ? 'reinstated' : 'suspension confirmed'}`,
 };
 
+/**
+ * What the customer's own view says instead: no ops' reasons, no fraud outcome's kind, no fraud
+ * review's decision — whoever holds a taken-over session must not learn what fraud checks found
+ * or what support wrote about it. Staff (ops, agents with the scope) read the words above.
+ */
+const FOR_THE_CUSTOMER: Record<string, (p: Payload) => string> = {
+  CustomerSuspended: () => 'Account suspended while we review it; support can help',
+  CustomerReinstated: () => 'Account reinstated',
+  PaymentMethodStatusChanged: (p) => `A payment method is now ${words(p.to)} (was ${words(p.from)})`,
+  FraudOutcomeApplied: () => 'Our security checks changed your account',
+  FraudOutcomeReversed: (p) =>
+    p.refused ? 'A security report about your account was recorded' : 'An earlier security decision was reversed',
+  FraudReviewResolved: () => 'A security review of your account ended',
+  OpsActionRecorded: (p) => `Support acted on your account (${words(p.action)})`,
+  CustomerProfileUpdated: (p) => SUMMARY.CustomerProfileUpdated?.({ ...p, reason: undefined }) ?? 'Profile updated',
+};
+
+/** Who reads a history: the customer (their own token, their console page) or staff. */
+export type HistoryAudience = 'customer' | 'staff';
+
 /** One event in words. Payloads carry no token, and the summary adds none. */
-export function describeEvent(e: PersonaEvent): HistoryItem {
-  const summary = (SUMMARY[e.type] ?? ((): string => words(e.type)))(e.payload);
+export function describeEvent(e: PersonaEvent, audience: HistoryAudience = 'staff'): HistoryItem {
+  const say = (audience === 'customer' ? FOR_THE_CUSTOMER[e.type] : undefined) ?? SUMMARY[e.type];
+  const summary = (say ?? ((): string => words(e.type)))(e.payload);
   return { id: e.id, type: e.type, occurred_at: e.occurred_at, customer_seq: e.customer_seq ?? null, summary };
 }
 
@@ -174,16 +195,26 @@ export async function customerHistory(
   customerId: string,
   before: string | undefined,
   limit: number,
+  audience: HistoryAudience = 'staff',
 ): Promise<{ data: HistoryItem[]; next_cursor: string | null; merged_into?: string }> {
   const page = await readCustomerHistory(deps.graph, customerId, { before, limit, follow: true });
-  return { data: page.data.map(describeEvent), next_cursor: page.next_cursor, ...mergedInto(page.merged_into) };
+  return {
+    data: page.data.map((e) => describeEvent(e, audience)),
+    next_cursor: page.next_cursor,
+    ...mergedInto(page.merged_into),
+  };
 }
 
 /** One entry of the customer's history, in words; NotFoundError when it is not in that history. */
-export async function historyEntry(deps: ApiDeps, customerId: string, eventId: string): Promise<HistoryItem> {
+export async function historyEntry(
+  deps: ApiDeps,
+  customerId: string,
+  eventId: string,
+  audience: HistoryAudience = 'staff',
+): Promise<HistoryItem> {
   const event = await readHistoryEntry(deps.graph, customerId, eventId);
   if (!event) throw new NotFoundError('History entry', eventId);
-  return describeEvent(event);
+  return describeEvent(event, audience);
 }
 
 /**

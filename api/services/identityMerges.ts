@@ -6,7 +6,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { mergeParties, mergeRefusal } from '../../graph/merge';
+import { claimMergeProposal, mergeParties, mergeRefusal } from '../../graph/merge';
 import {
   IDENTITY_MERGE_WORKFLOW_TYPE,
   confirmMergeUpdate,
@@ -24,6 +24,8 @@ import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../tempora
 import type { identityMergeWorkflow } from '../../workflows/identityMerge';
 import { actsAsSelf, AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
+import { QuotaReachedError } from '../rateLimit';
+import { refuseMergedSelf } from './mergedIds';
 
 export interface MergeProposal {
   survivor_id: string;
@@ -34,11 +36,15 @@ export interface MergeProposal {
 
 const ROUTE_SCOPES = ['identity:merge'] as const;
 
-/** A customer's own token proposes or answers only for its own record. */
-function selfOnlyFor(principal: Principal, ids: string[]): boolean {
+/**
+ * A customer's own token proposes or answers only for its own record, and never as a merged
+ * record's token (that reaches only its tombstone: api/services/mergedIds.ts).
+ */
+async function selfOnlyFor(deps: ApiDeps, principal: Principal, ids: string[]): Promise<boolean> {
   if (!actsAsSelf(principal, [...ROUTE_SCOPES])) return false;
   if (!principal.subject || !ids.includes(principal.subject))
     throw new AuthError(403, "Forbidden: a customer's token reaches only merges of that customer's own record.");
+  await refuseMergedSelf(deps.graph, principal, [...ROUTE_SCOPES], principal.subject);
   return true;
 }
 
@@ -58,7 +64,8 @@ export async function proposeMerge(
     throw new InvalidStateError(`merged_id: customer ${merged_id} cannot be merged into itself`);
   // A customer proves both identities by both consents: a customer's request always asks both.
   // Only ops decide alone: a service with `identity:merge` proposes, and both customers consent.
-  const consent = selfOnlyFor(principal, [survivor_id, merged_id]) || !principal.scopes.has('ops') || proposal.consent;
+  const bySelf = await selfOnlyFor(deps, principal, [survivor_id, merged_id]);
+  const consent = bySelf || !principal.scopes.has('ops') || proposal.consent;
   const workflowId = identityMergeWorkflowId(survivor_id, merged_id);
   const handle = deps.temporal.client.workflow.getHandle<typeof identityMergeWorkflow>(workflowId);
   const running = await runningStatus(deps, workflowId);
@@ -68,6 +75,15 @@ export async function proposeMerge(
   if (!merged) throw new NotFoundError('Customer', merged_id);
   const refusal = mergeRefusal('survivor', survivor) ?? mergeRefusal('merged', merged);
   if (refusal) throw new InvalidStateError(refusal);
+  // Each proposal asks the other record's owner for consent: a customer proposes a few a day.
+  if (bySelf && principal.subject) {
+    const wait = await claimMergeProposal(deps.graph, principal.subject, deps.merges.proposalsPerDay);
+    if (wait !== null)
+      throw new QuotaReachedError(
+        `a customer may propose ${deps.merges.proposalsPerDay} merges in 24 hours; retry after ${wait} s`,
+        wait,
+      );
+  }
   try {
     await deps.temporal.client.workflow.start<typeof identityMergeWorkflow>(IDENTITY_MERGE_WORKFLOW_TYPE, {
       workflowId,
@@ -125,7 +141,7 @@ function pairOf(mergeId: string): [string, string] {
 
 /** The merge's status (its last run), for ops, services with the scope, or a customer of either record. */
 export async function mergeStatus(deps: ApiDeps, mergeId: string, principal: Principal): Promise<IdentityMergeStatus> {
-  selfOnlyFor(principal, pairOf(mergeId));
+  await selfOnlyFor(deps, principal, pairOf(mergeId));
   try {
     return await deps.temporal.client.workflow.getHandle(mergeId).query(identityMergeStatusQuery);
   } catch (err) {
@@ -146,7 +162,7 @@ export async function answerMerge(
   principal: Principal,
 ): Promise<IdentityMergeStatus> {
   pairOf(mergeId);
-  selfOnlyFor(principal, [decision.customer_id]);
+  await selfOnlyFor(deps, principal, [decision.customer_id]);
   const handle = deps.temporal.client.workflow.getHandle(mergeId);
   try {
     return await handle.executeUpdate(answer === 'confirm' ? confirmMergeUpdate : declineMergeUpdate, {

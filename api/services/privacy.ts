@@ -67,6 +67,8 @@ export async function exportCustomer(
   if (merged_into) refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, { merged_into });
   await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
   const profile = { ...(await getProfile(g, id)), ...mergedInto(merged_into) };
+  // A merge that committed after the check above: the reads follow it, and say so.
+  refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, profile);
   return (async function* pieces() {
     const [wallet, devices, addresses] = await Promise.all([
       listWallet(g, id),
@@ -74,6 +76,8 @@ export async function exportCustomer(
       getDevicesByCustomer(g, id, { includeDisowned: true }),
       getAddressesByCustomer(g, id, { includeDisowned: true }),
     ]);
+    // The wallet follows a merge that committed since: the stream ends with an error, not the survivor's cards.
+    refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, wallet);
     const head = {
       exported_at: new Date().toISOString(),
       profile,

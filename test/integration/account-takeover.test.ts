@@ -109,6 +109,16 @@ describe('a taken-over, suspended account', () => {
       expect((await call('POST', `${base}/payment-methods`, ops, { body: newCard(), reason: cardReason })).status).toBe(
         201,
       );
+      // Whoever holds the customer's token reads its history without what fraud checks found or
+      // what support wrote: no outcome kind, no ops' reasons (staff read both).
+      const ownWords = JSON.stringify((await call('GET', `${base}/events`, self)).json);
+      const staffWords = JSON.stringify((await call('GET', `${base}/events`, ops)).json);
+      for (const secret of ['takeover', 'account_takeover', cardReason, exportReason, outcomeId]) {
+        expect(ownWords, secret).not.toContain(secret);
+      }
+      expect(ownWords).toContain('Account suspended while we review it');
+      expect(staffWords).toMatch(/account takeover/);
+      expect(staffWords).toContain(cardReason);
       const audit = (await eventsOf(customerId, 'OpsActionRecorded')).map((e) => e.payload);
       expect(audit).toEqual(
         expect.arrayContaining([

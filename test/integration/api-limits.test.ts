@@ -17,13 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '../../api/grpc/server';
 import { RateLimiter } from '../../api/rateLimit';
-import { getDevicesByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
+import { blockListOf } from '../../api/clientAddress';
+import { getDevicesByCustomer, getPaymentMethodsByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
 import { lockNode } from '../../graph/graph';
 import { loadConfig } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { generousRateLimiter, startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { getPage, signIn } from '../support/console';
+import { cardInput, uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { metricValue, parseMetrics } from '../support/observability';
 import { until } from '../support/wait';
@@ -57,6 +59,7 @@ beforeAll(async () => {
         self: { perSecond: 1 / 3600, burst: SELF_BURST },
         agent: generous,
         ops: generous,
+        console: { perSecond: 1 / 3600, burst: 3 },
       },
       maxKeys: 1000,
     }),
@@ -143,6 +146,7 @@ describe('rate limits', () => {
         self: { perSecond: 1, burst: 1 },
         agent: { perSecond: 1, burst: 1 },
         ops: { perSecond: 1, burst: 1 },
+        console: { perSecond: 1, burst: 1 },
       },
       maxKeys: 100,
     });
@@ -443,6 +447,116 @@ describe('the gRPC server’s transport', () => {
     }
     // The suite's server is built with the default: on.
     expect(await reflectedServices(grpcAddress)).toContain('persona.v1.PersonaAgent');
+  });
+});
+
+describe('limits that fit people (issue 43)', () => {
+  /** A request as it reaches the api from `peer`, with the X-Forwarded-For a proxy (or the caller) wrote. */
+  const from = (app: ReturnType<Harness['withDeps']>, peer: string, forwardedFor?: string) => ({
+    request: (input: string, init: RequestInit = {}) =>
+      app.request(
+        input,
+        {
+          ...init,
+          headers: {
+            ...(init.headers as Record<string, string>),
+            ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}),
+          },
+        },
+        { incoming: { socket: { remoteAddress: peer } } },
+      ),
+  });
+  const anonymousStatus = async (client: ReturnType<typeof from>) =>
+    (await client.request(`/api/v1/customers/${randomUUID()}/profile`)).status;
+
+  it('counts a tokenless caller by the client a trusted proxy names; a caller’s own header buys nothing', async () => {
+    const app = h.withDeps(() => ({ ...deps, trustedProxies: blockListOf(['10.0.0.0/8']) }));
+    const proxy = `10.${Math.floor(Math.random() * 250)}.0.1`;
+    const [one, two] = [`203.0.113.${Math.floor(Math.random() * 250)}`, `198.18.0.${Math.floor(Math.random() * 250)}`];
+    // One client behind the proxy spends its bucket (2): it alone is refused, not everyone behind the proxy.
+    expect([await anonymousStatus(from(app, proxy, one)), await anonymousStatus(from(app, proxy, one))]).toEqual([
+      401, 401,
+    ]);
+    expect(await anonymousStatus(from(app, proxy, one))).toBe(429);
+    expect(await anonymousStatus(from(app, proxy, two))).toBe(401);
+    // What the client wrote to the left of the proxy's entry is not believed.
+    expect(await anonymousStatus(from(app, proxy, `192.0.2.77, ${one}`))).toBe(429);
+    // A peer that is no trusted proxy is counted by its own address, whatever header it sends.
+    const direct = `198.51.100.${Math.floor(Math.random() * 250)}`;
+    const statuses = [];
+    for (let n = 0; n < 3; n++) statuses.push(await anonymousStatus(from(app, direct, `203.0.113.${n}`)));
+    expect(statuses).toEqual([401, 401, 429]);
+  });
+
+  it('gives a person’s console session with an agent’s scope people’s pace, not the agents’ thousands', async () => {
+    const app = h.withDeps(() => deps);
+    const browser = from(app, `192.0.2.${Math.floor(Math.random() * 250)}`);
+    const cookie = await signIn(browser, await h.token('customers:read', `staff-${randomUUID()}`));
+    const statuses: number[] = [];
+    for (let n = 0; n < 4; n++) statuses.push((await getPage(browser, '/console', cookie)).status);
+    // The console class's burst is 3 here; the same token over the api is an agent's (generous).
+    // (`/console` answers the session's landing page, a redirect: served, not refused.)
+    expect(statuses.map((st) => (st === 429 ? 'refused' : st < 400 ? 'served' : st))).toEqual([
+      'served',
+      'served',
+      'served',
+      'refused',
+    ]);
+  });
+
+  it('caps a wallet at the configured number of methods, counted under the lock; a removal makes room', async () => {
+    const app = h.withDeps(() => ({ ...deps, limits: { ...deps.limits, maxPaymentMethods: 2 } }));
+    const { customerId } = await seededCustomer();
+    const ops = await h.token('customers:write');
+    const add = () =>
+      app.request(`/api/v1/customers/${customerId}/payment-methods`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ops}`, 'content-type': 'application/json' },
+        body: JSON.stringify(cardInput()),
+      });
+    // Three at once for two places: two are added, one refused.
+    const statuses = (await Promise.all([add(), add(), add()])).map((r) => r.status).sort();
+    expect(statuses).toEqual([201, 201, 409]);
+    const refused = await add();
+    expect(refused.status).toBe(409);
+    expect((await refused.json()) as { detail: string }).toMatchObject({
+      detail: expect.stringMatching(/the most one customer may have \(2\)/),
+    });
+    const [first] = await getPaymentMethodsByCustomer(h.graph, customerId);
+    await app.request(`/api/v1/customers/${customerId}/payment-methods/${first?.id as string}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${ops}` },
+    });
+    expect((await add()).status).toBe(201);
+  });
+
+  it('lets a customer propose a few merges a day: past the cap, 429 with Retry-After, nothing started', async () => {
+    const app = h.withDeps(() => ({ ...deps, merges: { ...deps.merges, proposalsPerDay: 1 } }));
+    const [me, a, b] = [await seededCustomer(), await seededCustomer(), await seededCustomer()];
+    const token = await h.token('self', me.customerId);
+    const propose = (other: string) =>
+      app.request('/api/v1/identity-merges', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ survivor_id: me.customerId, merged_id: other }),
+      });
+    const first = await propose(a.customerId);
+    expect(first.status).toBe(202);
+    const second = await propose(b.customerId);
+    expect(second.status).toBe(429);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(3600);
+    expect(((await second.json()) as { detail: string }).detail).toMatch(/propose 1 merges in 24 hours/);
+    const workflows = h.client.workflow.list({
+      query: `WorkflowType = 'identityMergeWorkflow' AND PersonaCustomerId = '${me.customerId}'`,
+    });
+    const started: string[] = [];
+    for await (const w of workflows) started.push(w.workflowId);
+    expect(started.every((id) => !id.includes(b.customerId))).toBe(true);
+    const mergeId = ((await first.json()) as { merge_id: string }).merge_id;
+    await h.client.workflow
+      .getHandle(mergeId)
+      .terminate('test over')
+      .catch(() => undefined);
   });
 });
 

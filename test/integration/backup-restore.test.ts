@@ -28,17 +28,18 @@ import {
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listArchives } from '../../backup/archive';
-import { erasureLedgerReaches, runBackup, runRestore } from '../../backup/run';
+import { archiveWithinDeadline, erasureLedgerReaches, runBackup, runRestore } from '../../backup/run';
 import type { Neo4jStore } from '../../backup/backup';
 import { ensureTopics, KAFKA_HEADERS } from '../../clients/kafka';
 import { loadConfig, type Config } from '../../config/env';
 import { createDriver } from '../../graph';
 import { toPlain } from '../../graph/convert';
 import type { PersonaEvent } from '../../graph/events';
+import { mergeCustomers } from '../../graph/merge';
 import { migrate } from '../../graph/schema';
 import { graphFromConfig } from '../../runtime/graph';
 import { connectTemporal } from '../../temporal/connection';
-import { erasureWorkflowId } from '../../temporal/erasure';
+import { erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
 import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import { kafkaCheckpointId } from '../../temporal/kafkaPublisher';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
@@ -288,11 +289,13 @@ describe('backup and restore drill', () => {
     const before = await reportFailure(api, kept.customerId, kept.cards[0] as string);
     // A customer whose failed payment, reported after the backup, is recovered on their other card.
     const payer = await customerWithCards(graph, ['tok_decline_insufficient_funds_p', `tok_${randomUUID()}`]);
+    // A record that ops merge into the customer erased after the backup (the backup has it on its own).
+    const mergedAway = await customerWithCards(graph, [`tok_${randomUUID()}`]);
     await allPublished();
 
     const backup = await runBackup(config, store(), log);
     expect(listArchives(config.PERSONA_BACKUP_DIR)).toEqual([backup.file]);
-    expect(backup.manifest.marks.customers).toBe(3);
+    expect(backup.manifest.marks.customers).toBe(4);
     expect(backup.manifest.marks.checkpoints.map((c) => c.id)).toContain(kafkaCheckpointId(topic));
     await expect(runBackupAgainAtSameInstant(backup.manifest.taken_at)).rejects.toThrow(/never overwrites/);
 
@@ -300,8 +303,17 @@ describe('backup and restore drill', () => {
     const onboarded = await onboard(api);
     expect(onboarded).toMatchObject({ status: 200 });
     const newcomer = onboarded.json.customer_id as string;
+    await mergeCustomers(graph, {
+      merge_id: `drill-merge-${randomUUID()}`,
+      survivor_id: erased.customerId,
+      merged_id: mergedAway.customerId,
+      decided_by: 'ops',
+      requested_by: null,
+      reason: 'the same person (drill)',
+    });
     expect((await call(api, 'DELETE', `/api/v1/customers/${erased.customerId}`)).status).toBe(202);
-    await client.workflow.getHandle(erasureWorkflowId(erased.customerId)).result();
+    const erasure = (await client.workflow.getHandle(erasureWorkflowId(erased.customerId)).result()) as ErasureOutcome;
+    expect(erasure.erased_records).toEqual([erased.customerId, mergedAway.customerId]);
     // The wallet finds the customer's running recoveries through visibility: until it lists this one.
     await until(async () => {
       const query = `WorkflowId = '${recoveryWorkflowId(before)}' AND ExecutionStatus = 'Running'`;
@@ -343,8 +355,15 @@ describe('backup and restore drill', () => {
     await graph.close();
     await openClients();
 
-    // The erased customer stays erased; the keys of their histories are destroyed again.
-    expect(report.erasures_reapplied).toEqual([erased.customerId]);
+    // The erased customer stays erased, and so does the record merged into it after the backup
+    // (which the backup holds as an active customer); the keys of their histories are destroyed again.
+    expect(report.erasures_reapplied).toEqual([erased.customerId, mergedAway.customerId]);
+    const [away] = await graph.query<{ status: string; facts: number }>(
+      `MATCH (c:Customer {id: $id})
+       RETURN c.status AS status, COUNT { (c)-[:HAS_PAYMENT_METHOD|HAS_IDENTIFIER|HAS_HISTORY_KEY]->() } AS facts`,
+      { id: mergedAway.customerId },
+    );
+    expect(away).toEqual({ status: 'erased', facts: 0 });
     expect(report.history_keys_destroyed).toBe(1);
     await expect(client.workflow.getHandle(recoveryWorkflowId(erasedPayment)).result()).rejects.toThrow(
       /history key .* is gone/,
@@ -457,6 +476,13 @@ describe('backup and restore drill', () => {
     await expect(runRestore(config, store(), corrupt, log)).rejects.toThrow(/does not match its checksum/);
     expect(await epoch()).toBe(was);
   }, 120_000);
+
+  it('refuses an archive older than the erasure deadline, whatever flag is passed', () => {
+    expect(() => archiveWithinDeadline(config, new Date(Date.now() - 31 * 86_400_000).toISOString())).toThrow(
+      /more than PERSONA_BACKUP_MAX_AGE_DAYS \(30\) days ago/,
+    );
+    expect(() => archiveWithinDeadline(config, new Date().toISOString())).not.toThrow();
+  });
 
   it("refuses a backup older than Temporal's record of erasures (customers erased since would come back)", async () => {
     await expect(erasureLedgerReaches(config, '2001-01-01T00:00:00Z')).rejects.toThrow(

@@ -308,6 +308,51 @@ describe('confirmed fraud', () => {
     expect((await getPaymentMethodsByCustomer(h.graph, c.customerId))[0]?.status).toBe('active');
   });
 
+  it('no detour around ops’ confirmation: a second suspension’s reversal, a passed challenge', async () => {
+    const { c, fraudId } = await suspendedForFraud();
+    await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' });
+    await until(async () => (await statusOf(fraudId)).state === 'confirmed');
+
+    // The agent reports a takeover of the suspended customer, then calls that one a false positive.
+    const takeover = `ato-${randomUUID()}`;
+    await report({
+      outcome_id: takeover,
+      customer_id: c.customerId,
+      outcome: 'account_takeover',
+      device_id: c.deviceId,
+    });
+    await until(async () => (await statusOf(takeover)).state === 'awaiting_review');
+    const fp = `fp-${randomUUID()}`;
+    await report({ outcome_id: fp, customer_id: c.customerId, outcome: 'false_positive' });
+    expect(
+      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(fp)).result()) as FraudOutcomeStatus).reversal,
+    ).toMatchObject({ reversed_outcome_id: takeover });
+    // The takeover's review ends reinstated — to the status from before it: suspended, as ops decided.
+    await until(async () => (await statusOf(takeover)).state === 'reinstated');
+    expect((await context(c.customerId)).status).toBe('suspended');
+
+    // A passed challenge does not raise the device's trust that ops' confirmed outcome zeroed.
+    const challenge = `ch-${randomUUID()}`;
+    await report({
+      outcome_id: challenge,
+      customer_id: c.customerId,
+      outcome: 'challenge_passed',
+      device_id: c.deviceId,
+    });
+    const passed = (await h.client.workflow
+      .getHandle(fraudOutcomeWorkflowId(challenge))
+      .result()) as FraudOutcomeStatus;
+    expect(passed).toMatchObject({ state: 'not_applied' });
+    expect(passed.problem).toMatch(/ops confirmed on review/);
+    const [device] = await h.graph.query<{ trust: number }>(
+      'MATCH (d:Device {id: $id}) RETURN d.trust_score AS trust',
+      {
+        id: c.deviceId,
+      },
+    );
+    expect(device?.trust).toBe(0);
+  });
+
   it('a false positive puts back the method, the device’s trust and the customer, with events', async () => {
     const { c, card, fraudId } = await suspendedForFraud();
     expect((await context(c.customerId)).status).toBe('suspended');

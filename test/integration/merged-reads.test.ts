@@ -16,6 +16,7 @@ import { customerAccess } from '../../api/rest/common';
 import { getProfile } from '../../api/services/customers';
 import { createGrpcServer, listen } from '../../api/grpc/server';
 import {
+  addPaymentMethod,
   getDevicesByCustomer,
   getPaymentMethodsByCustomer,
   listCustomerEvents,
@@ -26,7 +27,7 @@ import {
 import { mergeCustomers, unmergeCustomers } from '../../graph/merge';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
-import { getPage, signIn as signInToConsole } from '../support/console';
+import { csrfOf, getPage, postForm, signIn as signInToConsole } from '../support/console';
 import { cardInput, openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { until } from '../support/wait';
@@ -366,6 +367,8 @@ describe('a customer’s own token after a merge', () => {
     expect((await profileOf(m.id, selfM)).json).not.toHaveProperty('merged_into');
     expect((await profileOf(s.id, selfM)).status).toBe(403);
     const consoleM = await signInToConsole(h.app, selfM);
+    // An entry of the record's own history from before the merge (its contest form named it).
+    const [ownEntry] = await listCustomerEvents(h.graph, m.id);
 
     await merge(s, m);
     const eventsBefore = (await listCustomerEvents(h.graph, s.id)).length;
@@ -399,6 +402,23 @@ describe('a customer’s own token after a merge', () => {
       expect(html, path).not.toContain(s.id);
       expect(html, path).not.toContain(s.email);
     }
+    // A console action on an entry of its own old history: refused without the survivor's id.
+    const merged = await getPage(h.app, '/console/me', consoleM);
+    const contest = await postForm(h.app, '/console/actions/contest', consoleM, {
+      _csrf: csrfOf(await merged.text()),
+      event_id: ownEntry?.id as string,
+      words: 'not me',
+      request_id: randomUUID(),
+      _confirmed: 'yes',
+    });
+    const contestPage = await contest.text();
+    expect([contest.status, contestPage.includes('merged into another customer record')]).toEqual([403, true]);
+    expect(contestPage).not.toContain(s.id);
+    // Nor may it propose or follow merges as that record: the refusal names no survivor either.
+    const other = await customer('New', '1');
+    const proposal = await rest('POST', '/api/v1/identity-merges', selfM, { survivor_id: m.id, merged_id: other.id });
+    expect([proposal.status, proposal.json.type]).toEqual([403, expect.stringMatching(/merged-record$/)]);
+    expect(JSON.stringify(proposal.json)).not.toContain(s.id);
     // Nothing was written, no erasure started.
     expect(await listCustomerEvents(h.graph, s.id)).toHaveLength(eventsBefore);
     await expect(h.client.workflow.getHandle(`erasure-${s.id}`).describe()).rejects.toThrow(/not found/i);
@@ -412,6 +432,23 @@ describe('a customer’s own token after a merge', () => {
     );
     // Agents and ops that name the merged id still follow it.
     expect((await profileOf(m.id, agent)).json).toMatchObject({ customer_id: s.id, merged_into: s.id });
+  });
+
+  it('refuses a write whose merge committed after the route’s check, naming no survivor', async () => {
+    const s = await customer('Subscriber', '100');
+    const m = await customer('New', '25');
+    const selfM = await h.token('self', m.id);
+    const app = new Hono();
+    app.post('/race/:id', customerAccess(h.deps, { scopes: ['customers:write'], self: true }), async (c) => {
+      await merge(s, m);
+      // The graph refuses under the customer's lock (CustomerMergedError naming the survivor).
+      await addPaymentMethod(h.graph, c.req.param('id'), cardInput());
+      return c.json({}, 201);
+    });
+    const res = await app.request(`/race/${m.id}`, { method: 'POST', headers: { authorization: `Bearer ${selfM}` } });
+    const text = await res.text();
+    expect([res.status, text.includes('merged-record')]).toEqual([403, true]);
+    expect(text).not.toContain(s.id);
   });
 
   it('refuses an answer about a merged id when the merge committed after the route’s check', async () => {

@@ -62,7 +62,7 @@ export interface HarnessOptions {
 export function generousRateLimiter(): RateLimiter {
   const limit = { perSecond: 100_000, burst: 100_000 };
   return new RateLimiter({
-    limits: { anonymous: limit, self: limit, agent: limit, ops: limit },
+    limits: { anonymous: limit, self: limit, agent: limit, ops: limit, console: limit },
     maxKeys: 100_000,
   });
 }

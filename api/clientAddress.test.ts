@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { blockListOf, callerAddress } from './clientAddress';
+
+describe('the client address a caller without a valid token is counted by', () => {
+  const proxies = blockListOf(['10.0.0.0/8', '192.0.2.10', 'fd00::/8']);
+
+  it('is the socket’s peer when no proxy is trusted, whatever X-Forwarded-For says', () => {
+    expect(callerAddress('198.51.100.7', '203.0.113.1', blockListOf([]))).toBe('198.51.100.7');
+    expect(callerAddress('198.51.100.7', undefined, proxies)).toBe('198.51.100.7');
+  });
+
+  it('ignores X-Forwarded-For from a peer that is not a trusted proxy', () => {
+    expect(callerAddress('198.51.100.7', '203.0.113.1', proxies)).toBe('198.51.100.7');
+  });
+
+  it('behind trusted proxies, is the right-most address no trusted proxy added', () => {
+    expect(callerAddress('10.1.2.3', '203.0.113.1', proxies)).toBe('203.0.113.1');
+    // A caller writes its own X-Forwarded-For: only what the trusted proxies appended is believed.
+    expect(callerAddress('10.1.2.3', '1.1.1.1, 203.0.113.1', proxies)).toBe('203.0.113.1');
+    expect(callerAddress('10.1.2.3', '1.1.1.1, 203.0.113.1, 192.0.2.10, 10.9.9.9', proxies)).toBe('203.0.113.1');
+    expect(callerAddress('::ffff:10.1.2.3', '2001:db8::1', proxies)).toBe('2001:db8::1');
+    expect(callerAddress('fd00::1', '2001:db8::1, fd12::3', proxies)).toBe('2001:db8::1');
+  });
+
+  it('is the peer when the header is garbage, and the left-most hop when every hop is a proxy', () => {
+    expect(callerAddress('10.1.2.3', 'not-an-address', proxies)).toBe('10.1.2.3');
+    expect(callerAddress('10.1.2.3', '10.0.0.5, 10.0.0.6', proxies)).toBe('10.0.0.5');
+  });
+});
