@@ -4,6 +4,7 @@
  * `readEventFeed`, `deliverEvent` and `adoptRelayState` serve relays started before the
  * checkpoint moved to the graph (see workflows/eventRelayBeforeCheckpoint.ts).
  */
+import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { PersonaEvent } from '../graph/events';
 import { readFeed, readFeedEntries, type FeedPage } from '../graph/feed';
@@ -38,17 +39,40 @@ export interface RelayPageResult {
 /** What the subscriber made of one event. */
 type Answer = { kind: 'delivered' } | { kind: 'refused'; error: string } | { kind: 'unavailable'; error: string };
 
+/** The header a subscriber verifies an event by (docs/events.md, "Webhook"). */
+export const SIGNATURE_HEADER = 'persona-signature';
+
+/**
+ * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>`: the subscriber
+ * recomputes it over the body as received and refuses a mismatch, or a `t` older than it accepts
+ * (a replayed delivery). The time is the send's, so a redelivery is signed afresh.
+ */
+export function webhookSignature(secret: string, body: string, nowMs = Date.now()): string {
+  const t = Math.floor(nowMs / 1000);
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+}
+
 /**
  * POSTs one event with `Idempotency-Key: <event id>` (a redelivery is recognisable). 2xx is
  * delivered; 408, 429, 5xx and no answer mean "not now"; any other 4xx is a refusal for good.
  */
-async function post(url: string, event: PersonaEvent, cancelled?: AbortSignal): Promise<Answer> {
+async function post(
+  url: string,
+  event: PersonaEvent,
+  secret: string | undefined,
+  cancelled?: AbortSignal,
+): Promise<Answer> {
   let res: Response;
+  const body = JSON.stringify(event);
   try {
     res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
-      body: JSON.stringify(event),
+      headers: {
+        'content-type': 'application/json',
+        'idempotency-key': event.id,
+        ...(secret ? { [SIGNATURE_HEADER]: webhookSignature(secret, body) } : {}),
+      },
+      body,
       signal: cancelled ? AbortSignal.any([cancelled, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000),
     });
   } catch (err) {
@@ -73,7 +97,7 @@ function activityContext(): Context | null {
   }
 }
 
-export function createEventActivities({ graph }: { graph: Graph }) {
+export function createEventActivities({ graph, webhookSecret }: { graph: Graph; webhookSecret?: string | undefined }) {
   return {
     /**
      * Delivers up to `page_size` events after the graph checkpoint, in feed order. A refusal
@@ -104,7 +128,7 @@ export function createEventActivities({ graph }: { graph: Graph }) {
         }
         let answer: Answer;
         try {
-          answer = await post(req.webhook_url, event, ctx?.cancellationSignal);
+          answer = await post(req.webhook_url, event, webhookSecret, ctx?.cancellationSignal);
         } catch (cancelled) {
           await commit();
           throw cancelled;
@@ -145,7 +169,7 @@ export function createEventActivities({ graph }: { graph: Graph }) {
       try {
         for (const p of parked) {
           ctx?.heartbeat({ delivered: delivered.length, failed: failed.length, of: parked.length });
-          const answer = await post(req.webhook_url, p.event, ctx?.cancellationSignal);
+          const answer = await post(req.webhook_url, p.event, webhookSecret, ctx?.cancellationSignal);
           if (answer.kind === 'delivered') delivered.push(p.event.id);
           else failed.push({ event_id: p.event.id, error: answer.error });
         }
@@ -180,7 +204,7 @@ export function createEventActivities({ graph }: { graph: Graph }) {
     },
     /** Pre-checkpoint relays: one event; a refusal for good is non-retryable, "not now" retryable. */
     async deliverEvent(req: { webhook_url: string; event: PersonaEvent }): Promise<void> {
-      const answer = await post(req.webhook_url, req.event);
+      const answer = await post(req.webhook_url, req.event, webhookSecret);
       if (answer.kind === 'delivered') return;
       if (answer.kind === 'refused')
         throw ApplicationFailure.create({

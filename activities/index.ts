@@ -48,6 +48,8 @@ export interface ActivityDeps {
   erasureBatchSize?: number;
   /** The idempotent producer, when KAFKA_BROKERS is set (the publisher's activity needs it). */
   kafka?: KafkaProducer | undefined;
+  /** PERSONA_EVENTS_WEBHOOK_SECRET: every event the relay POSTs is signed with it. */
+  webhookSecret?: string | undefined;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -128,7 +128,7 @@ describe('configuration', () => {
     ).toBeUndefined();
   });
 
-  it('refuses a JWKS URL that is not https in production, naming it; takes it outside', () => {
+  it('refuses a JWKS URL that is not https, or an unsigned events webhook, in production', () => {
     const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
     expect(() =>
       loadConfig({ ...secrets, ...production, PERSONA_JWKS_URL: 'http://idp.example/.well-known/jwks.json' }),
@@ -137,6 +137,13 @@ describe('configuration', () => {
       loadConfig({ ...secrets, ...production, PERSONA_JWKS_URL: 'https://idp.example/jwks' }).PERSONA_JWKS_URL,
     ).toBe('https://idp.example/jwks');
     expect(loadConfig({ ...secrets, PERSONA_JWKS_URL: 'http://127.0.0.1:9/jwks' }).PERSONA_JWKS_URL).toMatch(/^http:/);
+    // An events webhook in production must be signed.
+    const webhook = { PERSONA_EVENTS_WEBHOOK_URL: 'https://subscriber.example/events' };
+    expect(() => loadConfig({ ...secrets, ...production, ...webhook })).toThrow(/PERSONA_EVENTS_WEBHOOK_SECRET/);
+    expect(
+      loadConfig({ ...secrets, ...production, ...webhook, PERSONA_EVENTS_WEBHOOK_SECRET: 'x'.repeat(32) })
+        .PERSONA_EVENTS_WEBHOOK_SECRET,
+    ).toHaveLength(32);
   });
 
   it('reads the trusted proxies, the console’s rate, the merge and wallet caps, and the archives’ deadline', () => {

@@ -410,6 +410,11 @@ export const envSchema = z.object({
   /** When set, the worker keeps the event relay running: every event is POSTed here, in order. */
   PERSONA_EVENTS_WEBHOOK_URL: z.url().optional(),
   /**
+   * The events webhook's signing secret: each POST carries `Persona-Signature` (an HMAC-SHA256 of
+   * the time and the body) for the subscriber to verify. Required in production with the webhook.
+   */
+  PERSONA_EVENTS_WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /**
    * Kafka's bootstrap brokers (`host:port,…`). Empty (the default) turns Kafka off: the feed and
    * the webhooks go on as before. `npm run dev` sets it to the local stack's broker.
    */
@@ -518,6 +523,14 @@ const withProductionRules = envSchema.superRefine((env, ctx) => {
       code: 'custom',
       path: ['PERSONA_LOG_NOTIFICATION_CODES'],
       message: 'not in production (NODE_ENV=production): consent codes must never reach the logs',
+    });
+  if (env.PERSONA_EVENTS_WEBHOOK_URL && !env.PERSONA_EVENTS_WEBHOOK_SECRET)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['PERSONA_EVENTS_WEBHOOK_SECRET'],
+      message:
+        'required in production with PERSONA_EVENTS_WEBHOOK_URL: the subscriber must be able to tell ' +
+        "Persona's events from anyone else's",
     });
   if (env.PERSONA_JWKS_URL && !env.PERSONA_JWKS_URL.startsWith('https://'))
     ctx.addIssue({

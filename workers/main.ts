@@ -131,6 +131,7 @@ async function main(): Promise<void> {
       temporal: temporal.client,
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
       kafka,
+      webhookSecret: config.PERSONA_EVENTS_WEBHOOK_SECRET,
     }),
     shutdownGraceTime: '30 seconds',
     maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,

@@ -18,6 +18,7 @@ import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '../../api/grpc/server';
 import { RateLimiter } from '../../api/rateLimit';
 import { blockListOf } from '../../api/clientAddress';
+import { CODEC_MAX_BODY_BYTES } from '../../api/rest/codec';
 import { getDevicesByCustomer, getPaymentMethodsByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
 import { lockNode } from '../../graph/graph';
 import { loadConfig } from '../../config/env';
@@ -557,6 +558,30 @@ describe('limits that fit people (issue 43)', () => {
       .getHandle(mergeId)
       .terminate('test over')
       .catch(() => undefined);
+  });
+});
+
+describe('body limits, per route', () => {
+  it('takes the small limit on /api routes, the codec’s own on /codec (payloads), and refuses past it', async () => {
+    const app = h.withDeps(() => deps);
+    const ops = await h.token('ops');
+    const sized = (bytes: number) =>
+      JSON.stringify({
+        payloads: [{ metadata: {}, data: Buffer.alloc(Math.floor((bytes * 3) / 4)).toString('base64') }],
+      });
+    const post = (path: string, body: string) =>
+      app.request(path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ops}`, 'content-type': 'application/json' },
+        body,
+      });
+    // Over the /api limit (16 KiB in this harness), under the codec's (4 MiB).
+    const medium = sized(deps.limits.maxBodyBytes + 4096);
+    const refused = await post('/api/v1/identity-merges', medium);
+    expect([refused.status, ((await refused.json()) as { field: string }).field]).toEqual([413, 'body']);
+    expect((await post('/codec/encode', medium)).status).not.toBe(413);
+    // Past the codec's own limit.
+    expect((await post('/codec/encode', sized(CODEC_MAX_BODY_BYTES + 1024))).status).toBe(413);
   });
 });
 

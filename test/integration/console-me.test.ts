@@ -18,6 +18,7 @@ import {
   getDevicesByCustomer,
   InvalidInputError,
   InvalidStateError,
+  getPaymentMethodsByCustomer,
   listCustomerEvents,
   NotFoundError,
   removeAddressFromCustomer,
@@ -318,6 +319,29 @@ describe('the wallet on /console/me', () => {
   });
 });
 
+describe('a form posted from another site', () => {
+  it('is refused (403) though it carries the session’s cookie and CSRF token, and changes nothing', async () => {
+    const id = await onboard(person());
+    const cookie = await signInToConsole(h.app, await h.token('self', id));
+    const page = await getPage(h.app, '/console/me', cookie);
+    const csrf = csrfOf(await page.text());
+    const [card] = await getPaymentMethodsByCustomer(h.graph, id);
+    const res = await h.app.request('/console/actions/remove-card', {
+      method: 'POST',
+      headers: {
+        cookie,
+        'sec-fetch-site': 'cross-site',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ _csrf: csrf, payment_method_id: card?.id ?? '', _confirmed: 'yes' }).toString(),
+      redirect: 'manual',
+    });
+    expect(res.status).toBe(403);
+    expect(await res.text()).toContain('The request came from another site.');
+    expect((await getPaymentMethodsByCustomer(h.graph, id)).map((m) => m.id)).toEqual([card?.id]);
+  });
+});
+
 describe('devices and addresses on /console/me', () => {
   it('removes a device (disowned: kept for others and fraud checks) and an address, with their events', async () => {
     const shared = `fp-${randomUUID()}`;
@@ -348,8 +372,16 @@ describe('devices and addresses on /console/me', () => {
     const deviceEvents = await listCustomerEvents(h.graph, aliceId, { type: 'DeviceRemovedByCustomer' });
     expect(deviceEvents.map((e) => e.payload)).toEqual([{ device_id: device?.id }]);
 
-    // Bob's address is not Alice's to remove.
+    // Bob's address is not Alice's to remove; nor is a device only Carol signed in from.
     expect((await me.act('remove-address', { address_id: bobsAddress?.id ?? '' })).done.status).toBe(404);
+    const carolId = await onboard(person());
+    const carols = (await getDevicesByCustomer(h.graph, carolId))[0];
+    const notHers = await me.act('remove-device', { device_id: carols?.id ?? '' });
+    expect([notHers.confirm.status, notHers.done.status]).toEqual([404, 404]);
+    expect((await getDevicesByCustomer(h.graph, carolId)).map((d) => [d.id, d.disowned_at])).toEqual([
+      [carols?.id, null],
+    ]);
+    expect(await listCustomerEvents(h.graph, carolId, { type: 'DeviceRemovedByCustomer' })).toEqual([]);
     const gone = await me.act('remove-address', { address_id: address?.id ?? '' });
     expect(text(gone.confirm.html)).toContain(
       `the address *** C******** R***, Leeds, GB will no longer be listed as one of your addresses`,

@@ -4,7 +4,7 @@
  * now" (503) until the test lets it through (the relay blocks there, in order, and ops see what it
  * is blocked on). Ops retry the parked event through the api; retry requests queue.
  */
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -15,7 +15,8 @@ import { adoptRelayState } from '../../graph/relay';
 import type { EventRelayView } from '../../api/services/relay';
 import { EVENT_RELAY_WORKFLOW_ID, retryParkedUpdate, type EventRelayRunStatus } from '../../temporal/eventRelay';
 import type { eventRelayWorkflow } from '../../workflows/eventRelay';
-import { startHarness, type Harness } from '../support/api';
+import { SIGNATURE_HEADER } from '../../activities/events';
+import { startHarness, TEST_WEBHOOK_SECRET, type Harness } from '../support/api';
 import { until } from '../support/wait';
 import { metricValue, parseMetrics } from '../support/observability';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
@@ -33,6 +34,8 @@ let url: string;
 const received: Received[] = [];
 /** Decides the answer to each delivery: customer + type → status codes in turn (the last repeats). */
 const answers = new Map<string, number[]>();
+/** Deliveries whose signature did not verify (none may). */
+const unsigned: string[] = [];
 
 beforeAll(async () => {
   h = await startHarness();
@@ -41,6 +44,13 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       const e = JSON.parse(body) as Received;
+      // Every delivery is signed: the HMAC of its time and the body as received, under the shared secret.
+      const signature = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(req.headers[SIGNATURE_HEADER] ?? ''));
+      const expected = signature
+        ? createHmac('sha256', TEST_WEBHOOK_SECRET).update(`${signature[1]}.${body}`).digest('hex')
+        : null;
+      if (!signature || expected !== signature[2] || Math.abs(Date.now() / 1000 - Number(signature[1])) > 300)
+        unsigned.push(e.type);
       const planned = answers.get(`${e.customer_id}:${e.type}`) ?? [204];
       const status = planned.length > 1 ? (planned.shift() as number) : (planned[0] as number);
       received.push({ id: String(req.headers['idempotency-key']), type: e.type, customer_id: e.customer_id, status });
@@ -130,6 +140,8 @@ describe('the event relay', () => {
       answers.set(`${c}:CustomerCreated`, [204]);
       await until(async () => delivered().length === feed.length - 1, 45_000);
       expect(delivered()).toEqual(feed.filter((e) => e !== parkedEvent).map((e) => e.id));
+      // Each delivery, first tries and retries alike, carried a signature the receiver verified.
+      expect(unsigned).toEqual([]);
       // C's creation: answered "not now" at least twice, delivered once, always under its own key.
       const tries = received.filter((r) => r.id === blocking?.id).map((r) => r.status);
       expect(tries.filter((t) => t === 503).length).toBeGreaterThanOrEqual(2);

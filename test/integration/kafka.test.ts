@@ -449,6 +449,49 @@ describe("consuming the agents' topics", () => {
     }
   });
 
+  it('gives the routing topic an agent’s scope only: no prediction, no id Persona reserves for itself', async () => {
+    const s = await topicsForTest();
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const occurred_at = new Date().toISOString();
+    // A writer of the topic sends what only The Oracle (ltv:write) or ops may: a prediction that
+    // could make the customer VIP, and a payment under an id Persona keeps for its own charges.
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, {
+      id: `oracle-${randomUUID()}`,
+      type: 'ltv_feedback',
+      customer_id: customerId,
+      occurred_at,
+      predicted_ltv: '90000.00',
+    });
+    await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, {
+      id: `recovery:pay_${randomUUID()}`,
+      type: 'payment',
+      customer_id: customerId,
+      occurred_at,
+      payment_method_id: cards[0],
+      amount: 5000,
+      currency: h.graph.policy.reportingCurrency,
+      outcome: 'succeeded',
+    });
+    const dead: Msg[] = [];
+    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    try {
+      const c = await consume(s);
+      await until(async () => c.handled >= 2 && dead.length >= 2, 60_000);
+      const reasons = dead.map((m) => m.headers.get(KAFKA_HEADERS.deadLetterReason));
+      expect(reasons[0]).toMatch(/^type: /);
+      expect(reasons[1]).toMatch(/^id: /);
+      const [row] = await h.graph.query<{ ltv: number; predicted: number | null }>(
+        'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.predicted_ltv AS predicted',
+        { id: customerId },
+      );
+      expect([Number(row?.ltv), row?.predicted ?? null]).toEqual([0, null]);
+      await c.close();
+      consumers = consumers.filter((x) => x !== c);
+    } finally {
+      await reader.stop();
+    }
+  });
+
   it('refuses a payment failure whose method is not the customer’s: dead-lettered, nothing started', async () => {
     const s = await topicsForTest();
     const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);

@@ -67,6 +67,9 @@ export function generousRateLimiter(): RateLimiter {
   });
 }
 
+/** The events webhook's signing secret in tests (PERSONA_EVENTS_WEBHOOK_SECRET in a deployment). */
+export const TEST_WEBHOOK_SECRET = 'a-test-webhook-secret-that-is-long-enough';
+
 /** Claims a test may set on a token beyond scope and subject. */
 export interface TokenClaims {
   /**
@@ -134,6 +137,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         profileRules: profileRules(graph.config),
         temporal: client,
         kafka: options.kafka,
+        webhookSecret: TEST_WEBHOOK_SECRET,
       }),
     ),
   });
