@@ -18,6 +18,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { Driver } from 'neo4j-driver';
 import { eraseCustomer } from '../graph/erasure';
+import { survivorOf } from '../graph/merge';
 import { NotFoundError } from '../graph/errors';
 import { appendEvent, EVENT_LOG_ID } from '../graph/events';
 import { writeTx, type Graph } from '../graph/graph';
@@ -174,7 +175,11 @@ export async function reapplyErasures(
     for (const id of records) {
       try {
         const merged = id === outcome.customer_id ? '' : ` with ${outcome.customer_id}, into whom it was merged`;
+        // A record the backup holds as a merge's tombstone (merged into another record there, which
+        // may not be one of these): erased as that merge's tombstone, whatever the order here.
+        const restoredAs = await survivorOf(g, id);
         const r = await eraseCustomer(g, id, {
+          ...(restoredAs?.merged_into ? { asMergedInto: restoredAs.merged_into } : {}),
           audit: {
             reason:
               `erased at ${closed}${merged}; ` +

@@ -72,10 +72,13 @@ const CYPHER = {
     SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
-    // Which fraud outcome set the trust last (null: anything else did), kept when the score did not
-    // move: an agent may not raise a trust that an outcome ops confirmed on review set (graph/fraud.ts).
+    // Which fraud outcome set the trust last (null: anything else did); a score that did not move
+    // keeps an outcome already named: an agent may not raise a trust that an outcome ops confirmed
+    // on review set (graph/fraud.ts).
     WITH d, from
-    SET d.trust_set_by_outcome = CASE WHEN d.trust_score = from THEN d.trust_set_by_outcome ELSE $outcomeId END
+    SET d.trust_set_by_outcome = CASE
+      WHEN d.trust_score = from AND d.trust_set_by_outcome IS NOT NULL THEN d.trust_set_by_outcome
+      ELSE $outcomeId END
     RETURN from, d.trust_score AS to`,
   disown: DISOWN_DEVICE,
   // Devices the customer disowned only with $includeDisowned.

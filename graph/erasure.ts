@@ -55,7 +55,15 @@ export const DEFAULT_ERASURE_BATCH_SIZE = 1000;
 const CYPHER = {
   status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status, toString(datetime.realtime()) AS now`,
   // The tombstones of identity merges into this customer (graph/merge.ts): the same person's records.
-  mergedInto: `MATCH (t:Customer {merged_into: $id}) WHERE t.status = 'merged' RETURN collect(t.id) AS ids`,
+  // Those an earlier attempt of this erasure erased already (`erased_with`) are still the
+  // customer's: a retry lists them too, so the erasure's record (and a restore) misses none.
+  mergedInto: `
+    CALL () {
+      MATCH (t:Customer {merged_into: $id}) WHERE t.status = 'merged' RETURN t.id AS tid
+      UNION
+      MATCH (t:Customer {erased_with: $id}) RETURN t.id AS tid
+    }
+    RETURN collect(tid) AS ids`,
   // Suspending fraud outcomes of the customer whose review has no recorded end yet (keys
   // `fraud:<outcome id>` and `fraud-review:<outcome id>`, graph/fraud.ts).
   pendingReviews: `
@@ -134,7 +142,7 @@ const CYPHER = {
       RETURN count(e) AS events
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
-             erased_at: datetime.transaction(), event_seq: c.event_seq}
+             erased_at: datetime.transaction(), event_seq: c.event_seq, erased_with: $erasedWith}
     RETURN identifiers, addresses, paymentMethods, devices, events, historyKeys`,
 } as const;
 
@@ -232,7 +240,8 @@ export async function eraseCustomer(
       };
     }
     refuseUnlessOps(lock.get('status'), options, customerId);
-    const r = (await tx.run(CYPHER.erase, { id: customerId, from: after })).records[0];
+    const r = (await tx.run(CYPHER.erase, { id: customerId, from: after, erasedWith: options.asMergedInto ?? null }))
+      .records[0];
     // The charge ledger keeps every attempt (key, amounts, outcome) without what is personal.
     await scrubLedgerTx(tx, [customerId]);
     const n = (k: string): number => Number(r?.get(k) ?? 0);

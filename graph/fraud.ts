@@ -246,10 +246,14 @@ export async function reverseLatestFraudOutcome(
   });
 }
 
-/** Ops' decision of an outcome's review (reinstate or confirm), or null: none yet, or it timed out. */
-async function opsDecisionTx(tx: ManagedTransaction, outcomeId: string): Promise<'reinstate' | 'confirm' | null> {
+/**
+ * 'confirm' when ops confirmed the outcome's suspension on review; null otherwise (no decision
+ * yet, a timeout, or a reinstate — which only gives the customer back, and which an agent's false
+ * positive sends too: the method and the device's trust stay a false positive's to put back).
+ */
+async function opsDecisionTx(tx: ManagedTransaction, outcomeId: string): Promise<'confirm' | null> {
   const d = (await findEventByIdempotencyKey(tx, `fraud-review:${outcomeId}`))?.payload.decision;
-  return d === 'reinstate' || d === 'confirm' ? d : null;
+  return d === 'confirm' ? d : null;
 }
 
 /**
@@ -265,7 +269,8 @@ async function reapplyAgentReversalTx(
   const payloads = (
     await tx.run(
       `MATCH (e:Event {customer_id: $customerId})
-       WHERE e.type = 'FraudOutcomeReversed' AND e.payload CONTAINS $outcomeId
+       // Naming occurred_at lets the planner seek the (customer_id, occurred_at) index.
+       WHERE e.occurred_at IS NOT NULL AND e.type = 'FraudOutcomeReversed' AND e.payload CONTAINS $outcomeId
        RETURN e.payload AS payload`,
       { customerId, outcomeId },
     )
@@ -277,6 +282,23 @@ async function reapplyAgentReversalTx(
   for (const change of byAgent?.restored ?? [])
     if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended'))
       reapplied.push({ ...change, from: change.to, to: change.from } as FraudChange);
+  // A passed challenge raised, while the review waited, a device trust this outcome had lowered:
+  // ops confirmed the outcome, so the device's trust is the outcome's again.
+  const applied = (await findEventByIdempotencyKey(tx, `fraud:${outcomeId}`))?.payload as
+    Partial<AppliedFraudOutcome> | undefined;
+  for (const change of applied?.changes ?? []) {
+    if (change.entity !== 'device') continue;
+    const now = (
+      await tx.run('MATCH (d:Device {id: $id}) RETURN d.trust_score AS trust, d.trust_set_by_outcome AS setBy', {
+        id: change.id,
+      })
+    ).records[0];
+    const trust = now?.get('trust') as number | undefined;
+    const setBy = now?.get('setBy') as string | null | undefined;
+    if (trust === undefined || !setBy || setBy === outcomeId || trust <= change.to) continue;
+    await setDeviceTrustTx(tx, change.id, { score: change.to }, { reason, extra });
+    reapplied.push({ entity: 'device', id: change.id, field: 'trust_score', from: trust, to: change.to });
+  }
   return reapplied;
 }
 

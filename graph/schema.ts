@@ -126,6 +126,12 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX customer_merged_into IF NOT EXISTS FOR (c:Customer) ON (c.merged_into)',
   },
+  // A retried erasure finds the merged records its first attempt erased already (graph/erasure.ts).
+  {
+    name: 'customer_erased_with',
+    kind: 'index',
+    cypher: 'CREATE INDEX customer_erased_with IF NOT EXISTS FOR (c:Customer) ON (c.erased_with)',
+  },
   // A customer's possible matches (graph/matchEvidence.ts): the PossibleMatchFound events of others
   // that name it, newest first; the customers with the same card (the processor's fingerprint) or
   // the same address (its normalised key), each a seek from one of the customer's own.

@@ -73,6 +73,18 @@ async function suspendedForFraud() {
   return { c, card, fraudId };
 }
 
+/** Reports an outcome about the customer's device; its id. */
+async function reportOnDevice(c: { customerId: string; deviceId: string }, outcome: string): Promise<string> {
+  const outcomeId = `${outcome}-${randomUUID()}`;
+  await report({ outcome_id: outcomeId, customer_id: c.customerId, outcome, device_id: c.deviceId });
+  return outcomeId;
+}
+
+const deviceTrust = async (deviceId: string) =>
+  (
+    await h.graph.query<{ trust: number }>('MATCH (d:Device {id: $id}) RETURN d.trust_score AS trust', { id: deviceId })
+  )[0]?.trust;
+
 const fraudEvents = async (customerId: string): Promise<PersonaEvent[]> =>
   (await listCustomerEvents(h.graph, customerId, { limit: 200 })).filter((e) =>
     [
@@ -314,13 +326,7 @@ describe('confirmed fraud', () => {
     await until(async () => (await statusOf(fraudId)).state === 'confirmed');
 
     // The agent reports a takeover of the suspended customer, then calls that one a false positive.
-    const takeover = `ato-${randomUUID()}`;
-    await report({
-      outcome_id: takeover,
-      customer_id: c.customerId,
-      outcome: 'account_takeover',
-      device_id: c.deviceId,
-    });
+    const takeover = await reportOnDevice(c, 'account_takeover');
     await until(async () => (await statusOf(takeover)).state === 'awaiting_review');
     const fp = `fp-${randomUUID()}`;
     await report({ outcome_id: fp, customer_id: c.customerId, outcome: 'false_positive' });
@@ -332,25 +338,31 @@ describe('confirmed fraud', () => {
     expect((await context(c.customerId)).status).toBe('suspended');
 
     // A passed challenge does not raise the device's trust that ops' confirmed outcome zeroed.
-    const challenge = `ch-${randomUUID()}`;
-    await report({
-      outcome_id: challenge,
-      customer_id: c.customerId,
-      outcome: 'challenge_passed',
-      device_id: c.deviceId,
-    });
+    const challenge = await reportOnDevice(c, 'challenge_passed');
     const passed = (await h.client.workflow
       .getHandle(fraudOutcomeWorkflowId(challenge))
       .result()) as FraudOutcomeStatus;
     expect(passed).toMatchObject({ state: 'not_applied' });
     expect(passed.problem).toMatch(/ops confirmed on review/);
-    const [device] = await h.graph.query<{ trust: number }>(
-      'MATCH (d:Device {id: $id}) RETURN d.trust_score AS trust',
-      {
-        id: c.deviceId,
-      },
-    );
-    expect(device?.trust).toBe(0);
+    expect(await deviceTrust(c.deviceId)).toBe(0);
+  });
+
+  it('zeroes again, when ops confirm, a device trust a passed challenge raised while the review waited', async () => {
+    const { c, fraudId } = await suspendedForFraud();
+    const trustOf = () => deviceTrust(c.deviceId);
+    const challenge = await reportOnDevice(c, 'challenge_passed');
+    expect(
+      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(challenge)).result()) as FraudOutcomeStatus).state,
+    ).toBe('done');
+    expect(await trustOf()).toBeGreaterThan(0);
+    await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' });
+    await until(async () => (await statusOf(fraudId)).state === 'confirmed');
+    expect(await trustOf()).toBe(0);
+    const resolved = (await fraudEvents(c.customerId)).find((e) => e.type === 'FraudReviewResolved');
+    expect(resolved?.payload).toMatchObject({
+      decision: 'confirm',
+      reapplied: [{ entity: 'device', id: c.deviceId, to: 0 }],
+    });
   });
 
   it('a false positive puts back the method, the device’s trust and the customer, with events', async () => {

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eraseCustomer } from '../../graph/erasure';
 import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from '../../activities/recovery';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
@@ -459,5 +460,21 @@ describe('identity merge, end to end', () => {
       for (const e of events.filter((x) => x.type !== 'CustomerErased')) expect(e.payload).toEqual({});
     }
     expect(await getDigitalIdentifiersByCustomer(h.graph, a.id)).toEqual([]);
+    expect(outcome.erased_records).toEqual([a.id, b.id]);
+  });
+
+  it('names every record it erased even when an attempt that died had erased the merged one already', async () => {
+    const a = await customer({ cards: 1, ltvMinor: 0 });
+    const b = await customer({ cards: 1, ltvMinor: 0 });
+    const started = await propose({ survivor_id: a.id, merged_id: b.id, consent: false });
+    await waitFor(started.json.merge_id as string, 'merged');
+    // The first attempt erased the merged record, then its worker died before the survivor's turn.
+    await eraseCustomer(h.graph, b.id, { asMergedInto: a.id });
+    expect((await raw(b.id)).status).toBe('erased');
+    // The retry still knows b was a's: the erasure's record (and so a restore) misses nothing.
+    const retried = await eraseCustomer(h.graph, a.id);
+    expect(retried).toMatchObject({ erased: true, merged_records: [b.id] });
+    const again = await eraseCustomer(h.graph, a.id);
+    expect(again).toMatchObject({ erased: false, merged_records: [b.id] });
   });
 });
