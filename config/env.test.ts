@@ -13,16 +13,16 @@ import {
   loadSettings,
   localJwtSecretPath,
   localPayloadKeysPath,
-  localTokenKeyPath,
+  localTokenKeysPath,
   repoRoot,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
 import { DEFAULT_MATCH_WEIGHTS } from './matchWeights';
-import { newPayloadKeySpec } from './payloadKeys';
+import { newKeySpec } from './keyRing';
 
-const key = randomBytes(32).toString('base64');
+const key = newKeySpec('token-1');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
-const PERSONA_PAYLOAD_KEYS = newPayloadKeySpec('test-1');
+const PERSONA_PAYLOAD_KEYS = newKeySpec('test-1');
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
 const production = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
 
@@ -30,7 +30,7 @@ describe('configuration', () => {
   it('has working defaults for the local stack', () => {
     const c = loadConfig({
       PERSONA_PAYLOAD_KEYS,
-      PERSONA_TOKEN_KEY: key,
+      PERSONA_TOKEN_KEYS: key,
       PERSONA_JWT_SECRET,
       PERSONA_STACK_DIR: emptyStack(),
     });
@@ -44,7 +44,8 @@ describe('configuration', () => {
       neo4jBoltHost: '127.0.0.1',
       neo4jBoltPort: 7687,
     });
-    expect(c.tokenKey.equals(Buffer.from(key, 'base64'))).toBe(true);
+    expect(c.tokenKeys.active.id).toBe('token-1');
+    expect(c.tokenKeys.active.key.equals(Buffer.from(key.slice('token-1:'.length), 'base64'))).toBe(true);
   });
 
   it('names every wrong variable at once', () => {
@@ -109,7 +110,7 @@ describe('configuration', () => {
   });
 
   it('refuses production without the tokens’ issuer and audience, naming both variables', () => {
-    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS, NODE_ENV: 'production' };
+    const secrets = { PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS, NODE_ENV: 'production' };
     try {
       loadConfig(secrets);
       expect.unreachable();
@@ -124,12 +125,12 @@ describe('configuration', () => {
     expect(loadConfig({ ...secrets, ...production })).toMatchObject(production);
     // Outside production they stay optional.
     expect(
-      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET }).PERSONA_JWT_ISSUER,
+      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET }).PERSONA_JWT_ISSUER,
     ).toBeUndefined();
   });
 
   it('refuses a JWKS URL that is not https, or an unsigned events webhook, in production', () => {
-    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
+    const secrets = { PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
     expect(() =>
       loadConfig({ ...secrets, ...production, PERSONA_JWKS_URL: 'http://idp.example/.well-known/jwks.json' }),
     ).toThrow(/PERSONA_JWKS_URL: must be https:\/\/ in production/);
@@ -162,7 +163,7 @@ describe('configuration', () => {
   });
 
   it('never logs consent codes in production, and reads the merge windows (7 and 90 days by default)', () => {
-    const secrets = { PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
+    const secrets = { PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS };
     expect(() => loadConfig({ ...secrets, ...production, PERSONA_LOG_NOTIFICATION_CODES: 'true' })).toThrow(
       /PERSONA_LOG_NOTIFICATION_CODES: not in production/,
     );
@@ -183,22 +184,24 @@ describe('configuration', () => {
   it('reads the locally generated token key outside production, and insists on one in production', () => {
     const stack = emptyStack();
     expect(() => loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET })).toThrow(
-      /PERSONA_TOKEN_KEY: not set/,
+      /PERSONA_TOKEN_KEYS: not set/,
     );
-    mkdirSync(path.dirname(localTokenKeyPath(stack)), { recursive: true });
-    writeFileSync(localTokenKeyPath(stack), key);
-    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKey.length).toBe(32);
+    mkdirSync(path.dirname(localTokenKeysPath(stack)), { recursive: true });
+    writeFileSync(localTokenKeysPath(stack), key);
+    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET }).tokenKeys.ids).toEqual([
+      'token-1',
+    ]);
     expect(() =>
       loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_JWT_SECRET, ...production }),
-    ).toThrow(/PERSONA_TOKEN_KEY: required in production/);
+    ).toThrow(/PERSONA_TOKEN_KEYS: required in production/);
   });
 
   it('reads the local payload key ring outside production, insists on one in production, and names a bad one', () => {
     const stack = emptyStack();
-    const base = { PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, PERSONA_JWT_SECRET };
+    const base = { PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET };
     expect(() => loadConfig(base)).toThrow(/PERSONA_PAYLOAD_KEYS: not set and no local key ring yet/);
     mkdirSync(path.dirname(localPayloadKeysPath(stack)), { recursive: true });
-    writeFileSync(localPayloadKeysPath(stack), newPayloadKeySpec('local-1'));
+    writeFileSync(localPayloadKeysPath(stack), newKeySpec('local-1'));
     expect(loadConfig(base).payloadKeys.active.id).toBe('local-1');
     expect(() => loadConfig({ ...base, ...production })).toThrow(/PERSONA_PAYLOAD_KEYS: required in production/);
     expect(loadConfig({ ...base, ...production, PERSONA_PAYLOAD_KEYS }).payloadKeys.active.id).toBe('test-1');
@@ -209,36 +212,40 @@ describe('configuration', () => {
 
   it('reads the local JWT secret outside production; JWKS needs no secret', () => {
     const stack = emptyStack();
-    expect(() => loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key })).toThrow(
+    expect(() => loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEYS: key })).toThrow(
       /PERSONA_JWT_SECRET: not set/,
     );
     mkdirSync(path.dirname(localJwtSecretPath(stack)), { recursive: true });
     writeFileSync(localJwtSecretPath(stack), 'y'.repeat(44));
-    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key }).jwtSecret).toBe(
+    expect(loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEYS: key }).jwtSecret).toBe(
       'y'.repeat(44),
     );
     expect(() =>
-      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEY: key, ...production }),
+      loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_STACK_DIR: stack, PERSONA_TOKEN_KEYS: key, ...production }),
     ).toThrow(/PERSONA_JWT_SECRET: required in production/);
     expect(
       loadConfig({
         PERSONA_PAYLOAD_KEYS,
         PERSONA_STACK_DIR: emptyStack(),
-        PERSONA_TOKEN_KEY: key,
+        PERSONA_TOKEN_KEYS: key,
         PERSONA_JWKS_URL: 'https://id.example.com/jwks.json',
       }).jwtSecret,
     ).toBe('');
   });
 
-  it('refuses a token key that is not 32 bytes', () => {
-    expect(() =>
+  it('refuses a token key that is not 32 bytes or has no id, naming the variable and not the key', () => {
+    const load = (keys: string) =>
       loadConfig({
         PERSONA_PAYLOAD_KEYS,
-        PERSONA_TOKEN_KEY: randomBytes(16).toString('base64'),
+        PERSONA_TOKEN_KEYS: keys,
         PERSONA_JWT_SECRET,
         PERSONA_STACK_DIR: emptyStack(),
-      }),
-    ).toThrow(/must be 32 bytes/);
+      });
+    const short = randomBytes(16).toString('base64');
+    expect(() => load(`t1:${short}`)).toThrow(/PERSONA_TOKEN_KEYS: payment-token key t1 must be 32 bytes \(got 16\)/);
+    expect(() => load(randomBytes(32).toString('base64'))).toThrow(/PERSONA_TOKEN_KEYS: entry 1 must be <key id>/);
+    expect(() => load(`a.b:${randomBytes(32).toString('base64')}`)).toThrow(/payment-token key id "a.b" must match/);
+    expect(() => load(`t1:${short}`)).not.toThrow(new RegExp(short.replace(/[+/=]/g, '.')));
   });
 
   it('reads the match weights: defaults, a JSON object changing some, and a wrong one named by its field', () => {
@@ -349,7 +356,7 @@ describe("the api's heap limit", () => {
     expect(read('Dockerfile')).toContain(`CMD ["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
     expect(read('docker-compose.yml')).toContain(`["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
     expect(read('stack/dev.ts')).toContain("start('api', 'api/main.ts', API_NODE_ARGS)");
-    const defaults = loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_JWT_SECRET, PERSONA_TOKEN_KEY: key });
+    const defaults = loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_JWT_SECRET, PERSONA_TOKEN_KEYS: key });
     expect(defaults.PERSONA_READ_CACHE_MAX_MB + API_HEAP_BESIDES_CACHE_MB).toBeLessThanOrEqual(API_HEAP_MB);
   });
 });

@@ -15,7 +15,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { LRUCache } from 'lru-cache';
-import type { PayloadKeyRing } from '../config/payloadKeys';
+import type { KeyRing } from '../config/keyRing';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
 
@@ -60,7 +60,7 @@ interface Wrapped {
   wrappedBy: string;
 }
 
-function wrap(ring: PayloadKeyRing, key: Buffer, workflowId: string): Wrapped {
+function wrap(ring: KeyRing, key: Buffer, workflowId: string): Wrapped {
   const iv = randomBytes(12);
   const cipher = createCipheriv('aes-256-gcm', ring.active.key, iv);
   cipher.setAAD(Buffer.from(`history-key:${workflowId}`));
@@ -76,7 +76,7 @@ export class HistoryKeyUnreadableError extends Error {
   }
 }
 
-function unwrap(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffer {
+function unwrap(ring: KeyRing, w: Wrapped, workflowId: string): Buffer {
   try {
     return unwrapWith(ring, w, workflowId);
   } catch (err) {
@@ -87,7 +87,7 @@ function unwrap(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffer {
   }
 }
 
-function unwrapWith(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffer {
+function unwrapWith(ring: KeyRing, w: Wrapped, workflowId: string): Buffer {
   const by = ring.get(w.wrappedBy);
   if (!by)
     throw new HistoryKeyUnreadableError(
@@ -100,7 +100,7 @@ function unwrapWith(ring: PayloadKeyRing, w: Wrapped, workflowId: string): Buffe
   return Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]);
 }
 
-function newWrappedKey(ring: PayloadKeyRing, workflowId: string): Wrapped {
+function newWrappedKey(ring: KeyRing, workflowId: string): Wrapped {
   return wrap(ring, randomBytes(32), workflowId);
 }
 
@@ -123,7 +123,7 @@ export interface HistoryKeyCacheOptions {
  * task); without one (the codec server), every decode asks the graph, so a key erasure destroyed
  * is gone for it at once.
  */
-export function graphHistoryKeys(g: Graph, ring: PayloadKeyRing, cache?: HistoryKeyCacheOptions): HistoryKeyStore {
+export function graphHistoryKeys(g: Graph, ring: KeyRing, cache?: HistoryKeyCacheOptions): HistoryKeyStore {
   const lru =
     cache && cache.maxEntries > 0 ? new LRUCache<string, Buffer>({ max: cache.maxEntries, ttl: cache.ttlMs }) : null;
   const inFlight = new Map<string, Promise<Buffer | null>>();
@@ -164,7 +164,7 @@ export function graphHistoryKeys(g: Graph, ring: PayloadKeyRing, cache?: History
  */
 export async function provisionHistoryKey(
   g: Graph,
-  ring: PayloadKeyRing,
+  ring: KeyRing,
   workflowId: string,
   customerId: string,
 ): Promise<void> {

@@ -1,15 +1,16 @@
 /** The identity graph: build its handle once per process and pass it down. */
 import type { Driver } from 'neo4j-driver';
+import type { KeyRing } from '../config/keyRing';
 import { DEFAULT_GRAPH_POLICY, type Graph, type GraphPolicy } from './graph';
 import { TokenCipher } from './tokens';
 
 export function createGraph(
   driver: Driver,
   database: string,
-  tokenKey: Buffer,
+  tokenKeys: KeyRing,
   policy: Partial<GraphPolicy> = {},
 ): Graph {
-  return { driver, database, tokens: new TokenCipher(tokenKey), policy: { ...DEFAULT_GRAPH_POLICY, ...policy } };
+  return { driver, database, tokens: new TokenCipher(tokenKeys), policy: { ...DEFAULT_GRAPH_POLICY, ...policy } };
 }
 
 export * from './addresses';

@@ -23,7 +23,7 @@ import {
   type PaymentMethodStatus,
   type WalletEntry,
 } from './model';
-import { assertIsToken } from './tokens';
+import { assertIsToken, TokenCipher } from './tokens';
 
 const PM_FIELDS = '.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at';
 /** A wallet entry: the method (never its token) with its edge's default flag and use times. */
@@ -182,7 +182,7 @@ export async function insertPaymentMethod(
   row: PaymentMethodRow,
   options: { makeDefault?: boolean; used?: boolean } = {},
 ): Promise<WalletEntry> {
-  if (!row.encrypted_token.startsWith('v1.'))
+  if (TokenCipher.keyIdOf(row.encrypted_token) === null)
     throw new InvalidInputError('payment_method.token', 'must be encrypted before it is stored');
   const res = await tx.run(CYPHER.add, {
     customerId,

@@ -1,15 +1,18 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createCipheriv, randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { KeyRing } from '../config/keyRing';
 import { InvalidInputError } from './errors';
 import { freeText, text } from './model';
 import { assertIsToken, containsCardNumber, luhnValid, TokenCipher } from './tokens';
 
 describe('TokenCipher', () => {
-  const cipher = new TokenCipher(randomBytes(32));
+  const ring = (...ids: string[]) => new KeyRing(ids.map((id) => ({ id, key: randomBytes(32) })));
+  const cipher = new TokenCipher(ring('k1'));
 
-  it('round-trips a token and never stores it in clear', () => {
+  it('round-trips a token, names its key and never stores it in clear', () => {
     const stored = cipher.encrypt('tok_visa_123', 'pm-1');
-    expect(stored).toMatch(/^v1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(stored).toMatch(/^t2\.k1\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect(TokenCipher.keyIdOf(stored)).toBe('k1');
     expect(stored).not.toContain('tok_visa');
     expect(cipher.decrypt(stored, 'pm-1')).toBe('tok_visa_123');
   });
@@ -22,19 +25,45 @@ describe('TokenCipher', () => {
     const stored = cipher.encrypt('tok_visa_123', 'pm-1');
     expect(() => cipher.decrypt(stored, 'pm-2')).toThrow();
     const parts = stored.split('.');
-    parts[2] = Buffer.from(
+    parts[3] = Buffer.from(
       'x' +
-        Buffer.from(parts[2] as string, 'base64url')
+        Buffer.from(parts[3] as string, 'base64url')
           .toString('latin1')
           .slice(1),
       'latin1',
     ).toString('base64url');
     expect(() => cipher.decrypt(parts.join('.'), 'pm-1')).toThrow();
-    expect(() => new TokenCipher(randomBytes(32)).decrypt(stored, 'pm-1')).toThrow();
+    expect(() => new TokenCipher(ring('k1')).decrypt(stored, 'pm-1')).toThrow();
+    expect(() => new TokenCipher(ring('k2')).decrypt(stored, 'pm-1')).toThrow(
+      'payment-token key k1 is not in PERSONA_TOKEN_KEYS',
+    );
   });
 
-  it('insists on a 32-byte key and keeps it out of JSON', () => {
-    expect(() => new TokenCipher(randomBytes(16))).toThrow(/32 bytes/);
+  it("seals under the ring's first key and opens what any key in the ring sealed", () => {
+    const old = ring('old');
+    const sealedBefore = new TokenCipher(old).encrypt('tok_a', 'pm-1');
+    const rotated = new TokenCipher(new KeyRing([{ id: 'new', key: randomBytes(32) }, old.active]));
+    expect(rotated.activeKeyId).toBe('new');
+    expect(rotated.decrypt(sealedBefore, 'pm-1')).toBe('tok_a');
+    expect(TokenCipher.keyIdOf(rotated.encrypt('tok_a', 'pm-1'))).toBe('new');
+  });
+
+  it('opens a token sealed before tokens named their key with whichever ring key fits', () => {
+    const old = ring('local-1');
+    const key = old.active.key;
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    c.setAAD(Buffer.from('pm-1'));
+    const body = Buffer.concat([c.update('tok_legacy', 'utf8'), c.final()]);
+    const legacy = ['v1', iv, body, c.getAuthTag()].map((p) => (typeof p === 'string' ? p : p.toString('base64url')));
+    const stored = legacy.join('.');
+    expect(TokenCipher.keyIdOf(stored)).toBeNull();
+    const rotated = new TokenCipher(new KeyRing([{ id: 'new', key: randomBytes(32) }, old.active]));
+    expect(rotated.decrypt(stored, 'pm-1')).toBe('tok_legacy');
+    expect(() => new TokenCipher(ring('other')).decrypt(stored, 'pm-1')).toThrow(/no key in PERSONA_TOKEN_KEYS/);
+  });
+
+  it('keeps its keys out of JSON', () => {
     expect(JSON.stringify({ cipher })).toBe('{"cipher":"TokenCipher"}');
   });
 });

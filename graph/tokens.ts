@@ -1,46 +1,81 @@
 /**
  * Payment tokens at rest: AES-256-GCM with a random 96-bit IV per token and the payment
  * method's id as additional authenticated data, so a ciphertext copied onto another payment
- * method does not decrypt. Stored as `v1.<iv>.<ciphertext>.<tag>` (base64url parts).
+ * method does not decrypt. Stored as `t2.<key id>.<iv>.<ciphertext>.<tag>` (base64url parts):
+ * the key id names the ring key (`PERSONA_TOKEN_KEYS`) that sealed it, so a new key can be put
+ * first while the old one still opens what it sealed, and `npm run tokens:rotate` re-seals
+ * everything under the new one, online (graph/tokenRotation.ts).
  *
  * A full card number (PAN) is never accepted where a gateway token belongs.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { KeyRing } from '../config/keyRing';
 import { InvalidInputError } from './errors';
 
-const VERSION = 'v1';
+const VERSION = 't2';
+/** What local graphs sealed before tokens named their key: opened by whichever ring key fits. */
+const UNNAMED = 'v1';
 
 export class TokenCipher {
-  readonly #key: Buffer;
+  readonly #ring: KeyRing;
 
-  constructor(key: Buffer) {
-    if (key.length !== 32) throw new Error('the payment-token key must be 32 bytes');
-    this.#key = Buffer.from(key);
+  constructor(ring: KeyRing) {
+    this.#ring = ring;
+  }
+
+  /** The id of the key new tokens are sealed under. */
+  get activeKeyId(): string {
+    return this.#ring.active.id;
   }
 
   encrypt(token: string, paymentMethodId: string): string {
+    const { id, key } = this.#ring.active;
     const iv = randomBytes(12);
-    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(Buffer.from(paymentMethodId, 'utf8'));
     const ciphertext = Buffer.concat([cipher.update(token, 'utf8'), cipher.final()]);
-    return [VERSION, iv, ciphertext, cipher.getAuthTag()]
-      .map((p) => (typeof p === 'string' ? p : p.toString('base64url')))
-      .join('.');
+    return [VERSION, id, ...[iv, ciphertext, cipher.getAuthTag()].map((p) => p.toString('base64url'))].join('.');
   }
 
   decrypt(stored: string, paymentMethodId: string): string {
-    const [version, iv, ciphertext, tag] = stored.split('.');
-    if (version !== VERSION || !iv || !ciphertext || !tag) throw new Error('unrecognised encrypted token format');
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64url'));
-    decipher.setAAD(Buffer.from(paymentMethodId, 'utf8'));
-    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
+    const parts = stored.split('.');
+    if (parts[0] === UNNAMED && parts.length === 4) {
+      const [, iv, ciphertext, tag] = parts as [string, string, string, string];
+      for (const id of this.#ring.ids) {
+        try {
+          return open(this.#ring.get(id) as Buffer, iv, ciphertext, tag, paymentMethodId);
+        } catch {
+          // not this key: GCM's tag says so; try the next
+        }
+      }
+      throw new Error('no key in PERSONA_TOKEN_KEYS opens this token (sealed before tokens named their key)');
+    }
+    const [version, keyId, iv, ciphertext, tag] = parts;
+    if (version !== VERSION || !keyId || !iv || !ciphertext || !tag || parts.length !== 5) {
+      throw new Error('unrecognised encrypted token format');
+    }
+    const key = this.#ring.get(keyId);
+    if (!key) throw new Error(`payment-token key ${keyId} is not in PERSONA_TOKEN_KEYS`);
+    return open(key, iv, ciphertext, tag, paymentMethodId);
   }
 
-  /** Keeps the key out of logs and inspection. */
+  /** The id of the key a stored token was sealed under (null when sealed before tokens named one). */
+  static keyIdOf(stored: string): string | null {
+    const parts = stored.split('.');
+    return parts[0] === VERSION ? (parts[1] ?? null) : null;
+  }
+
+  /** Keeps the keys out of logs and inspection. */
   toJSON(): string {
     return 'TokenCipher';
   }
+}
+
+function open(key: Buffer, iv: string, ciphertext: string, tag: string, paymentMethodId: string): string {
+  const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+  decipher.setAAD(Buffer.from(paymentMethodId, 'utf8'));
+  decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+  return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString('utf8');
 }
 
 /** Luhn checksum over a string of digits. */

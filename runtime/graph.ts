@@ -6,7 +6,7 @@ import type { RequestContext } from './requestContext';
 import { createGraph, type Graph, type TransactionLimits } from '../graph';
 
 export function graphFromConfig(driver: Driver, config: Config, limits?: TransactionLimits): Graph {
-  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey, {
+  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys, {
     defaultPhoneRegion: config.PERSONA_DEFAULT_PHONE_REGION as CountryCode,
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
     matchWeights: config.PERSONA_MATCH_WEIGHTS,

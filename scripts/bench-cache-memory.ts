@@ -52,7 +52,7 @@ async function entryCost(driver: ReturnType<typeof createDriver>, ids: string[])
     gc();
     return process.memoryUsage().heapUsed;
   };
-  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
   const cache = new ReadCache(
     graph,
     {

@@ -36,7 +36,7 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a
 
 const config = loadConfig();
 const driver = createDriver(config);
-const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
 
 async function main(): Promise<void> {
   const api = await startApiProcess({ PERSONA_RATE_LIMIT_AGENT: '10000000,10000000' });

@@ -291,7 +291,7 @@ async function main(): Promise<void> {
   if (!Number.isInteger(total) || total < 1) throw new Error('--customers must be a positive integer');
   const config = loadConfig();
   const driver = createDriver(config, { maxConnectionPoolSize: concurrency + 2 });
-  const cipher = new TokenCipher(config.tokenKey);
+  const cipher = new TokenCipher(config.tokenKeys);
   const rand = mulberry32(Number(values.seed));
   const now = new Date();
   try {

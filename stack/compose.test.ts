@@ -35,7 +35,7 @@ function resolve(value: string): string {
       /\$\{(\w+):\?[^}]*\}/g,
       (_, name: string) =>
         ({
-          PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'),
+          PERSONA_TOKEN_KEYS: `token-1:${Buffer.alloc(32, 7).toString('base64')}`,
           PERSONA_JWT_SECRET: 'x'.repeat(40),
           PERSONA_PAYLOAD_KEYS: `prod-1:${Buffer.alloc(32, 9).toString('base64')}`,
         })[name] ?? 'sample-secret',

@@ -15,10 +15,10 @@ import {
   localJwtSecretPath,
   localKafkaSecretsDir,
   localPayloadKeysPath,
-  localTokenKeyPath,
+  localTokenKeysPath,
   repoRoot,
 } from '../config/env';
-import { newPayloadKeySpec } from '../config/payloadKeys';
+import { newKeySpec } from '../config/keyRing';
 import { run, type Log } from './process';
 
 /** Pinned versions of what the stack installs from PyPI. Neo4j's version is pinned in stack/neo4j/pom.xml. */
@@ -50,7 +50,7 @@ export interface StackPaths {
   temporalDb: string;
   logs: string;
   pids: string;
-  tokenKey: string;
+  tokenKeys: string;
   jwtSecret: string;
   payloadKeys: string;
   /** The local broker's secure listener: its keystore (and password), the CA PEM, Persona's SASL password. */
@@ -72,7 +72,7 @@ export function stackPaths(stackDir: string): StackPaths {
     temporalDb: path.join(stackDir, 'temporal', 'persona.db'),
     logs: path.join(stackDir, 'logs'),
     pids: path.join(stackDir, 'pids'),
-    tokenKey: localTokenKeyPath(stackDir),
+    tokenKeys: localTokenKeysPath(stackDir),
     jwtSecret: localJwtSecretPath(stackDir),
     payloadKeys: localPayloadKeysPath(stackDir),
     kafkaTls: {
@@ -183,14 +183,21 @@ async function ensureNeo4jLauncher(p: StackPaths, log: Log): Promise<void> {
 }
 
 /**
- * Local secrets, generated once: the payment-token key, the JWT signing secret and the payload
- * codec's key ring (one key, `local-1`).
+ * Local secrets, generated once: the payment-token key ring and the payload codec's key ring
+ * (one key each, `local-1`) and the JWT signing secret. A stack from before tokens named their
+ * key kept one bare key in `token.key`: it becomes the ring's `local-1`, so the local graph's
+ * tokens still open.
  */
 function ensureSecrets(p: StackPaths, log: Log): void {
+  const bareTokenKey = path.join(path.dirname(p.tokenKeys), 'token.key');
   for (const [file, what, make] of [
-    [p.tokenKey, 'payment-token key', () => randomBytes(32).toString('base64')],
+    [
+      p.tokenKeys,
+      'payment-token key ring',
+      () => (existsSync(bareTokenKey) ? `local-1:${readFileSync(bareTokenKey, 'utf8').trim()}` : newKeySpec('local-1')),
+    ],
     [p.jwtSecret, 'JWT secret', () => randomBytes(32).toString('base64')],
-    [p.payloadKeys, 'payload key ring', () => newPayloadKeySpec('local-1')],
+    [p.payloadKeys, 'payload key ring', () => newKeySpec('local-1')],
   ] as const) {
     if (existsSync(file)) continue;
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

@@ -10,7 +10,7 @@ import {
   UnreadablePayloadError,
 } from './payloadCodec';
 import type { HistoryKeyStore } from '../graph/historyKeys';
-import { newPayloadKeySpec, parsePayloadKeys } from '../config/payloadKeys';
+import { newKeySpec, parseKeyRing } from '../config/keyRing';
 
 /** History keys in a Map: the graph's store (graph/historyKeys.ts) is tested against Neo4j. */
 function mapStore(): HistoryKeyStore & { keys: Map<string, Buffer> } {
@@ -31,7 +31,7 @@ const onboarding = { type: 'workflow' as const, namespace: 'default', workflowId
 
 describe('the payload codec', () => {
   it('encrypts every payload: nothing of the value is left in the bytes, and it comes back as it was', async () => {
-    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), mapStore());
+    const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), mapStore());
     const plain = toPayload(ada);
     const [sealed] = await codec.encode([plain], onboarding);
     expect(isEncrypted(sealed as Payload)).toBe(true);
@@ -42,7 +42,7 @@ describe('the payload codec', () => {
 
   it('uses the workflow’s own history key for a customer workflow and the service key for the rest', async () => {
     const store = mapStore();
-    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), store);
+    const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), store);
     const [own] = await codec.encode([toPayload(ada)], onboarding);
     expect(payloadKeyId(own as Payload)).toBe('history:onboarding-k1');
     // An activity's payloads belong to the workflow that scheduled it.
@@ -67,7 +67,7 @@ describe('the payload codec', () => {
 
   it('cannot read a payload once its history key is destroyed, while another workflow’s still reads', async () => {
     const store = mapStore();
-    const codec = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k1')), store);
+    const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), store);
     const [mine] = await codec.encode([toPayload(ada)], onboarding);
     const [other] = await codec.encode([toPayload('other')], { ...onboarding, workflowId: 'onboarding-k2' });
     store.keys.delete('onboarding-k1');
@@ -82,22 +82,19 @@ describe('the payload codec', () => {
   });
 
   it('keeps histories written under an older service key readable after a new key becomes active', async () => {
-    const old = newPayloadKeySpec('k1');
-    const before = new PersonaPayloadCodec(parsePayloadKeys(old), null);
+    const old = newKeySpec('k1');
+    const before = new PersonaPayloadCodec(parseKeyRing(old, 'payload key'), null);
     const [sealed] = await before.encode([toPayload(ada)]);
-    const after = new PersonaPayloadCodec(parsePayloadKeys(`${newPayloadKeySpec('k2')},${old}`), null);
+    const after = new PersonaPayloadCodec(parseKeyRing(`${newKeySpec('k2')},${old}`, 'payload key'), null);
     expect(defaultPayloadConverter.fromPayload((await after.decode([sealed as Payload]))[0] as Payload)).toEqual(ada);
     expect(payloadKeyId((await after.encode([toPayload(1)]))[0] as Payload)).toBe('k2');
     // A ring without the old key says which key is missing.
-    const without = new PersonaPayloadCodec(parsePayloadKeys(newPayloadKeySpec('k2')), null);
+    const without = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k2'), 'payload key'), null);
     await expect(without.decode([sealed as Payload])).rejects.toThrow(/payload key k1 is not in PERSONA_PAYLOAD_KEYS/);
   });
 
   it('refuses an altered payload or one moved under another key id, and passes a plain one through', async () => {
-    const codec = new PersonaPayloadCodec(
-      parsePayloadKeys(`${newPayloadKeySpec('k1')},${newPayloadKeySpec('k0')}`),
-      null,
-    );
+    const codec = new PersonaPayloadCodec(parseKeyRing(`${newKeySpec('k1')},${newKeySpec('k0')}`, 'payload key'), null);
     const [sealed] = (await codec.encode([toPayload(ada)])) as [Payload];
     const flipped = Buffer.from(sealed.data ?? []);
     flipped[20] = (flipped[20] ?? 0) ^ 1;
@@ -109,13 +106,13 @@ describe('the payload codec', () => {
   });
 
   it('reads its key ring from configuration and says what is wrong without echoing a key', () => {
-    const ring = parsePayloadKeys(`${newPayloadKeySpec('new')}, ${newPayloadKeySpec('old')}`);
+    const ring = parseKeyRing(`${newKeySpec('new')}, ${newKeySpec('old')}`, 'payload key');
     expect(ring.active.id).toBe('new');
     expect(ring.ids).toEqual(['new', 'old']);
-    expect(() => parsePayloadKeys('k1:c2hvcnQ=')).toThrow('payload key k1 must be 32 bytes (got 5)');
-    expect(() => parsePayloadKeys('nocolon')).toThrow('entry 1 must be <key id>:<32 bytes, base64>');
-    expect(() => parsePayloadKeys(`${newPayloadKeySpec('a')},${newPayloadKeySpec('a')}`)).toThrow(/appears twice/);
-    expect(() => parsePayloadKeys('')).toThrow(/at least one key/);
+    expect(() => parseKeyRing('k1:c2hvcnQ=', 'payload key')).toThrow('payload key k1 must be 32 bytes (got 5)');
+    expect(() => parseKeyRing('nocolon', 'payload key')).toThrow('entry 1 must be <key id>:<32 bytes, base64>');
+    expect(() => parseKeyRing(`${newKeySpec('a')},${newKeySpec('a')}`, 'payload key')).toThrow(/appears twice/);
+    expect(() => parseKeyRing('', 'payload key')).toThrow(/at least one key/);
   });
 
   it('names the workflows whose payloads take a history key', () => {

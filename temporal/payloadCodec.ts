@@ -27,7 +27,7 @@ import proto from '@temporalio/proto';
 import { fraudOutcomeWorkflowId } from './fraud';
 import { recoveryWorkflowId } from './recovery';
 import type { Config } from '../config/env';
-import type { PayloadKeyRing } from '../config/payloadKeys';
+import type { KeyRing } from '../config/keyRing';
 import { graphHistoryKeys, HistoryKeyUnreadableError, type HistoryKeyStore } from '../graph/historyKeys';
 export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
@@ -121,7 +121,7 @@ function open(key: Buffer, keyId: string, payload: Payload): Payload {
 
 export class PersonaPayloadCodec implements PayloadCodec {
   constructor(
-    private readonly ring: PayloadKeyRing,
+    private readonly ring: KeyRing,
     /** Null where no graph is reachable (workflow unit tests, recorded histories): the service key for all. */
     private readonly historyKeys: HistoryKeyStore | null,
   ) {}

@@ -17,7 +17,7 @@ describe('workflow summaries', () => {
         last_four: '4242',
         expiry_month: 12,
         expiry_year: 2031,
-        encrypted_token: 'v1.encrypted-token-bytes',
+        encrypted_token: 't2.k1.encrypted-token-bytes',
       } as unknown as OnboardingPlan['payment_method'],
       device: { fingerprint: 'fp-ada-laptop', ip: '203.0.113.7', user_agent: 'Safari' },
       address: {
@@ -47,7 +47,7 @@ describe('workflow summaries', () => {
       'Downing',
       'London',
       'SW1A',
-      'v1.',
+      't2.',
     ])
       expect(summary).not.toContain(personal);
   });

@@ -221,7 +221,7 @@ describe('/console/me', () => {
     for (const secret of [alice.email, alice.phone, alice.fingerprint, alice.cardToken, alice.street])
       expect(page.html).not.toContain(secret);
     for (const other of [bobId, bob.email, bob.fingerprint]) expect(page.html).not.toContain(other);
-    expect(page.html).not.toMatch(/\bv1\.[A-Za-z0-9_-]{20,}/);
+    expect(page.html).not.toMatch(/\bt2\.[A-Za-z0-9_.-]{20,}/);
     expect(page.html).not.toMatch(/<script(?![^>]*\bsrc=)/);
     expect(page.html).not.toMatch(/\sstyle=/);
     // Every control labelled: each contest textarea has its label.

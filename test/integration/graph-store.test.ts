@@ -153,7 +153,7 @@ describe('payment methods', () => {
     const [stored] = await g.query<{ token: string }>('MATCH (p:PaymentMethod {id: $id}) RETURN p.token AS token', {
       id: entry.id,
     });
-    expect(stored?.token).toMatch(/^v1\./);
+    expect(stored?.token).toMatch(/^t2\./);
     expect(stored?.token).not.toContain(token);
 
     const everythingReturned = JSON.stringify([

@@ -131,7 +131,7 @@ describe('when Neo4j or Temporal is lost', () => {
     const driver = createDriver(neo4j.env);
     try {
       await migrate(driver, neo4j.env.NEO4J_DATABASE);
-      const graph = createGraph(driver, neo4j.env.NEO4J_DATABASE, config.tokenKey);
+      const graph = createGraph(driver, neo4j.env.NEO4J_DATABASE, config.tokenKeys);
       await createCustomer(graph, { id: customerId, segment: 'Subscriber' });
       await createCustomer(graph, { id: uncachedId, segment: 'Subscriber' });
       const card = { type: 'card', token: 'tok_visa', brand: 'visa', last_four: '4242', expiry_month: 12 } as const;

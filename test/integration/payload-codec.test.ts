@@ -12,7 +12,7 @@ import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/env';
 import { SESSION_COOKIE } from '../../api/console/session';
-import { PayloadKeyRing } from '../../config/payloadKeys';
+import { KeyRing } from '../../config/keyRing';
 import { graphHistoryKeys } from '../../graph/historyKeys';
 import { stackPaths } from '../../stack/install';
 import type { ErasureOutcome } from '../../temporal/erasure';
@@ -234,7 +234,7 @@ describe('the payload codec end to end', () => {
       // A rotation: a new active service key in front of the old one. Grace's history (its key
       // wrapped by the old one) still reads; new history keys are wrapped by the new one.
       const old = h.graph.config.payloadKeys;
-      const rotated = new PayloadKeyRing([
+      const rotated = new KeyRing([
         { id: 'rotated-1', key: randomBytes(32) },
         ...old.ids.map((id) => ({ id, key: old.get(id) as Buffer })),
       ]);

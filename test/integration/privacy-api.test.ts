@@ -56,7 +56,7 @@ describe('export and erasure', () => {
       expect(exported.status).toBe(200);
       const body = JSON.parse(exported.text) as Record<string, unknown>;
       expect(exported.text).not.toContain(token);
-      expect(exported.text).not.toMatch(/"token"|v1\.[A-Za-z0-9_-]{20,}/);
+      expect(exported.text).not.toMatch(/"token"|t2\.[A-Za-z0-9_.-]{20,}/);
       expect(body).toMatchObject({
         profile: { customer_id: customerId, digital_identifiers: [{ type: 'email', value: email }] },
         payment_methods: [expect.objectContaining({ id: cards[0] }), expect.objectContaining({ id: cards[1] })],

@@ -45,7 +45,7 @@ describe('the local stack', () => {
       async () => {
         const customerId = randomUUID();
         const workflowId = `restart-probe-${customerId}`;
-        const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKey);
+        const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
         await createCustomer(graph, { id: customerId, segment: 'Restart' });
         let temporal = await connectTemporal(settings);
         await temporal.client.workflow.start('RestartProbe', {
@@ -62,7 +62,7 @@ describe('the local stack', () => {
 
         driver = createDriver(config);
         expect(
-          await getCustomer(createGraph(driver, config.NEO4J_DATABASE, config.tokenKey), customerId),
+          await getCustomer(createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys), customerId),
         ).toMatchObject({ segment: 'Restart' });
         temporal = await connectTemporal(settings);
         try {

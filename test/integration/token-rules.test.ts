@@ -128,7 +128,7 @@ describe('production', () => {
     const api = startProcess('api/main.ts', {
       NODE_ENV: 'production',
       LOG_LEVEL: 'silent',
-      PERSONA_TOKEN_KEY: Buffer.alloc(32, 7).toString('base64'),
+      PERSONA_TOKEN_KEYS: `token-1:${Buffer.alloc(32, 7).toString('base64')}`,
       PERSONA_JWT_SECRET: `test-${randomUUID()}-${randomUUID()}`,
       PERSONA_HTTP_PORT: String(await freePort()),
       PERSONA_GRPC_PORT: String(await freePort()),

@@ -53,8 +53,13 @@ export interface RunningProcess {
  * Runs a TypeScript entry point (relative to the repo root) with tsx and extra environment;
  * `nodeArgs` go to node after tsx (e.g. another `--import`, which may then be TypeScript).
  */
-export function startProcess(entry: string, env: Record<string, string>, nodeArgs: string[] = []): RunningProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, entry], {
+export function startProcess(
+  entry: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  args: string[] = [],
+): RunningProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, entry, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

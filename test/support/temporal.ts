@@ -20,7 +20,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { loadSettings } from '../../config/env';
 import proto from '@temporalio/proto';
 import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
-import { PayloadKeyRing } from '../../config/payloadKeys';
+import { KeyRing } from '../../config/keyRing';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
@@ -52,9 +52,7 @@ function quietRuntime(watch?: (entry: LogEntry) => void): void {
  * them. Real deployments' keys come from PERSONA_PAYLOAD_KEYS.
  */
 export const RECORDING_CODEC = new PersonaPayloadCodec(
-  new PayloadKeyRing([
-    { id: 'recorded-histories', key: createHash('sha256').update('persona recorded histories').digest() },
-  ]),
+  new KeyRing([{ id: 'recorded-histories', key: createHash('sha256').update('persona recorded histories').digest() }]),
   null,
 );
 
