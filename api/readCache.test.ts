@@ -31,7 +31,7 @@ function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): Custo
     segment: 'Subscriber',
     ltvMinor: 1000,
     predictedLtvMinor: null,
-    devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.5, seq: 1 }],
+    devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.5, earned: 0.5, ceiling: 1, seq: 1 }],
     methods: [
       {
         id: 'pm-1',
@@ -158,7 +158,7 @@ describe('the read cache', () => {
     expect(cache.size).toBe(0);
   });
 
-  it('brings a device’s trust change to every cached customer on it, in sequence; drops on a gap', async () => {
+  it('brings a device’s own trust change to every cached customer on it, as a cap; drops on a gap', async () => {
     const { cache, reads } = cacheWith(() => snapshot(3));
     await cache.read(ID, 500);
     const trust = (seq: number, to: number): CacheEvent => ({
@@ -167,12 +167,33 @@ describe('the read cache', () => {
       customer_seq: null,
       device_id: DEVICE,
       device_seq: seq,
-      payload: { device_id: DEVICE, from: 0.5, to },
+      payload: { device_id: DEVICE, from: 1, to },
     });
+    // The device's own trust caps the customer's; raising it gives no one trust they did not earn.
     cache.apply([trust(2, 0.9)], 'local');
-    expect((await cache.read(ID, 500)).snapshot.devices[0]?.trust_score).toBe(0.9);
+    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ trust_score: 0.5, ceiling: 0.9 });
+    cache.apply([trust(3, 0.2)], 'local');
+    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ trust_score: 0.2, ceiling: 0.2 });
     expect(reads).toHaveLength(1);
-    cache.apply([trust(4, 0.1)], 'tail');
+    cache.apply([trust(5, 0.1)], 'tail');
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('brings what the customer earned on a device in place, under the device’s cap', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    const earned = (seq: number, to: number): CacheEvent => ({
+      type: 'DeviceTrustEarned',
+      customer_id: ID,
+      customer_seq: seq,
+      payload: { device_id: DEVICE, from: 0.5, to, reason: 'fraud signal' },
+    });
+    cache.apply([earned(4, 0.8)], 'local');
+    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ trust_score: 0.8, earned: 0.8 });
+    expect(reads).toHaveLength(1);
+    // A gap in the customer's sequence: the snapshot is read again.
+    cache.apply([earned(6, 0.9)], 'tail');
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
   });
@@ -259,7 +280,9 @@ describe('the read cache', () => {
     );
     await cache.read(ID, 500);
     expect(cache.size).toBe(0);
-    answer = snapshot(3, { devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.1, seq: 2 }] });
+    answer = snapshot(3, {
+      devices: [{ device_id: DEVICE, fingerprint: 'fp', trust_score: 0.1, earned: 0.5, ceiling: 0.1, seq: 2 }],
+    });
     await cache.read(ID, 500);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);

@@ -14,6 +14,7 @@
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
+import { TRUST_ON_DEVICE } from './devices';
 import { NotFoundError } from './errors';
 import { readTx, type Graph } from './graph';
 import type { IdentifierType, PaymentMethodStatus, PaymentMethodType } from './model';
@@ -134,7 +135,9 @@ export const CONSOLE_CYPHER = {
       WITH r, d ORDER BY r.last_login DESC LIMIT $cap
       WITH r, d WHERE d IS NOT NULL
       // The device's degree (its relationship counts): no customer on it is read.
-      RETURN collect(d {.id, .fingerprint, .trust_score, last_login: r.last_login, disowned_at: r.disowned_at,
+      // The customer's trust on it: the lower of what they earned there and the device's own.
+      RETURN collect(d {.id, .fingerprint, trust_score: ${TRUST_ON_DEVICE('r', 'd')},
+                        last_login: r.last_login, disowned_at: r.disowned_at,
                         shared_with: COUNT { (d)<-[:LOGGED_IN_FROM]-() } - 1}) AS devices
     }
     CALL (c) {

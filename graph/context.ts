@@ -5,6 +5,7 @@
 import neo4j, { type Record as Neo4jRecord } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
+import { INITIAL_TRUST_SCORE, TRUST_ON_DEVICE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
 import { lockNode, type Graph } from './graph';
 import type { WalletEntry } from './model';
@@ -58,8 +59,8 @@ export interface CustomerContext {
 export const CONTEXT_CYPHER = `
   MATCH (c:Customer {id: $customerId})
   RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
-    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL AND d.trust_score >= $trustThreshold
-       | d {device_id: d.id, .fingerprint, .trust_score}] AS trusted_devices,
+    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL AND ${TRUST_ON_DEVICE('l', 'd')} >= $trustThreshold
+       | d {device_id: d.id, .fingerprint, trust_score: ${TRUST_ON_DEVICE('l', 'd')}}] AS trusted_devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | [p.id, r.is_default]] AS methods`;
 
 /**
@@ -132,7 +133,8 @@ export const CHECKOUT_CYPHER = `
   WITH c, r, p ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
   WITH c, collect(${WALLET_ENTRY}) AS entries
   OPTIONAL MATCH (c)-[l:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
-  RETURN c.status AS status, entries, CASE WHEN l.disowned_at IS NULL THEN d.trust_score END AS deviceTrust`;
+  RETURN c.status AS status, entries,
+    CASE WHEN l.disowned_at IS NULL THEN ${TRUST_ON_DEVICE('l', 'd')} END AS deviceTrust`;
 
 export interface CheckoutOptions {
   status: string;
@@ -191,9 +193,10 @@ export interface CustomerSnapshot {
   predictedLtvMinor: number | null;
   /**
    * Every device the customer logged in from and has not disowned, trusted or not, with the
-   * device's own sequence.
+   * device's own sequence: `trust_score` is the customer's trust on it, the lower of what they
+   * earned there (`earned`, their login edge) and the device's own (`ceiling`, graph/devices.ts).
    */
-  devices: { device_id: string; fingerprint: string; trust_score: number; seq: number }[];
+  devices: SnapshotDevice[];
   /** The active payment methods, in no particular order. */
   methods: WalletEntry[];
 }
@@ -213,6 +216,20 @@ export interface CustomerSnapshot {
  * longer leads where the read went (a merge or unmerge committed in between), the read is made
  * again (`readSnapshotOnce`).
  */
+export interface SnapshotDevice {
+  device_id: string;
+  fingerprint: string;
+  trust_score: number;
+  earned: number;
+  ceiling: number;
+  seq: number;
+}
+
+/** A customer's trust on a device: the lower of what they earned there and the device's own. */
+export function trustOnDevice(earned: number, ceiling: number): number {
+  return Math.min(earned, ceiling);
+}
+
 export const SNAPSHOT_CYPHER = `
   MATCH (asked:Customer {id: $customerId})
   OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'
@@ -222,7 +239,8 @@ export const SNAPSHOT_CYPHER = `
   MATCH (now:Customer {id: $customerId})
   RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
     [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL
-       | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score]] AS devices,
+       | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score,
+          coalesce(l.trust_score, $initialTrust)]] AS devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods,
     now.status AS askedStatus, now.merged_into AS askedInto`;
 
@@ -247,7 +265,7 @@ const MERGE_RACE_ATTEMPTS = 3;
 async function readSnapshotOnce(g: Graph, customerId: string): Promise<CustomerSnapshot> {
   for (let attempt = 1; ; attempt++) {
     // A write session: the lock (a leader's, on a cluster).
-    const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId }, true);
+    const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId, initialTrust: INITIAL_TRUST_SCORE }, true);
     const r = res.records[0];
     if (!r) throw new NotFoundError('Customer', customerId);
     const survivor = r.get('customer_id') as string;
@@ -265,7 +283,7 @@ async function readSnapshotOnce(g: Graph, customerId: string): Promise<CustomerS
 
 function snapshotOf(g: Graph, r: Neo4jRecord, mergedInto: string | undefined): CustomerSnapshot {
   // Each device's sequence before its trust score, as the customer's before its data.
-  const devices = r.get('devices') as [unknown, string, string, number][];
+  const devices = r.get('devices') as [unknown, string, string, number, number][];
   return {
     customer_id: r.get('customer_id') as string,
     ...(mergedInto === undefined ? {} : { merged_into: mergedInto }),
@@ -274,10 +292,12 @@ function snapshotOf(g: Graph, r: Neo4jRecord, mergedInto: string | undefined): C
     segment: r.get('segment') as string,
     ltvMinor: ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency),
     predictedLtvMinor: predictedLtvMinorFromGraph(r.get('predicted'), g.policy.reportingCurrency),
-    devices: devices.map(([seq, device_id, fingerprint, trust_score]) => ({
+    devices: devices.map(([seq, device_id, fingerprint, ceiling, earned]) => ({
       device_id,
       fingerprint,
-      trust_score,
+      trust_score: trustOnDevice(earned, ceiling),
+      earned,
+      ceiling,
       seq: toNumber(seq),
     })),
     methods: toPlain(r.get('methods')) as unknown as WalletEntry[],

@@ -3,10 +3,17 @@
  * customer seen on it (a family tablet); each customer's LOGGED_IN_FROM edge counts logins and
  * holds what that customer's logins showed (IP address, user agent): facts of one customer,
  * never on the node that the others on the device read too.
+ *
+ * Trust is per customer. What a customer earned on a device (a passed challenge) is on their own
+ * edge (`trust_score`, INITIAL_TRUST_SCORE until earned): another account presenting the same
+ * fingerprint starts from the beginning. What is known of the device itself — Chimera's
+ * device-level signals, a fraud outcome naming it — is on the node (`trust_score`, 1.0 until a
+ * signal lowers it) and caps everyone on it. A customer's trust on a device is the lower of the two
+ * (TRUST_ON_DEVICE); contexts, checkout, recovery's choice of card and the console read that.
  */
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { toPlain } from './convert';
 import { lockCustomerForChangeTx, lockCustomersTx } from './customers';
 import { NotFoundError } from './errors';
@@ -14,12 +21,22 @@ import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
 import { readCustomerList, writeTx, type Graph } from './graph';
 import { deviceInput, parseInput, type CustomerDevice, type CustomerStatus, type DeviceInput } from './model';
 
-/** Trust a device starts with before any fraud signal: below the trusted threshold. */
+/** The trust a customer has on a device before earning any (their login edge): below the trusted threshold. */
 export const INITIAL_TRUST_SCORE = 0.5;
+/** A device nothing is known against: it caps no one. */
+export const DEVICE_TRUST_CEILING = 1.0;
 
-const DEVICE_FIELDS = '.id, .fingerprint, .trust_score, .created_at, .updated_at';
+/**
+ * A customer's trust on a device, in Cypher: the lower of what they earned on it (their login edge
+ * `l`, INITIAL_TRUST_SCORE when none was recorded) and the device's own (`d`, device-level signals).
+ */
+export const TRUST_ON_DEVICE = (l: string, d: string): string =>
+  `CASE WHEN coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE}) < ${d}.trust_score ` +
+  `THEN coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE}) ELSE ${d}.trust_score END`;
+
+const DEVICE_FIELDS = '.id, .fingerprint, .created_at, .updated_at';
 /** The device as one customer sees it: the shared node, and that customer's own login edge `r`. */
-const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, login_count: r.login_count,
+const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, trust_score: ${TRUST_ON_DEVICE('r', 'd')}, login_count: r.login_count,
   first_login: r.first_login, last_login: r.last_login,
   last_seen_ip: r.last_seen_ip, last_seen_user_agent: r.last_seen_user_agent, disowned_at: r.disowned_at}`;
 
@@ -51,12 +68,12 @@ const CYPHER = {
   link: `
     MATCH (c:Customer {id: $customerId})
     MERGE (d:Device {fingerprint: $fingerprint})
-    ON CREATE SET d.id = $deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction(),
+    ON CREATE SET d.id = $deviceId, d.trust_score = $ceiling, d.created_at = datetime.transaction(),
                   d.updated_at = datetime.transaction()
     FOREACH (_ IN CASE WHEN d.last_seen_ip IS NOT NULL OR d.last_seen_user_agent IS NOT NULL THEN [1] ELSE [] END |
       REMOVE d.last_seen_ip, d.last_seen_user_agent)
     MERGE (c)-[r:LOGGED_IN_FROM]->(d)
-    ON CREATE SET r.login_count = 0, r.first_login = datetime.transaction()
+    ON CREATE SET r.login_count = 0, r.first_login = datetime.transaction(), r.trust_score = $trustScore
     SET r.login_count = r.login_count + 1, r.last_login = datetime.transaction(),
         r.last_seen_ip = coalesce($ip, r.last_seen_ip),
         r.last_seen_user_agent = coalesce($userAgent, r.last_seen_user_agent)
@@ -65,6 +82,7 @@ const CYPHER = {
   // Bumping updated_at first takes the device's lock, so `from` is read under it. Only the
   // device is touched: however many customers use it, none of them is read or locked here.
   // A step ($delta) moves the score within [0, 1] from where it is under the lock.
+  // The device's own trust: what caps every customer on it.
   setTrust: `
     MATCH (d:Device {id: $deviceId})
     SET d.updated_at = datetime.transaction()
@@ -72,14 +90,26 @@ const CYPHER = {
     SET d.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
                                                     WHEN from + $delta < 0.0 THEN 0.0
                                                     ELSE from + $delta END, 3))
-    // Which fraud outcome set the trust last (null: anything else did); a score that did not move
-    // keeps an outcome already named: an agent may not raise a trust that an outcome ops confirmed
-    // on review set (graph/fraud.ts).
+    // Which fraud outcome set the trust last: an agent may not raise a trust that an outcome ops
+    // confirmed on review set (graph/fraud.ts). A score that did not move keeps the outcome named,
+    // and so does an agent's change; ops' own change clears it.
     WITH d, from
     SET d.trust_set_by_outcome = CASE
       WHEN d.trust_score = from AND d.trust_set_by_outcome IS NOT NULL THEN d.trust_set_by_outcome
-      ELSE $outcomeId END
+      WHEN $outcomeId IS NOT NULL THEN $outcomeId
+      WHEN $byOps THEN null
+      ELSE d.trust_set_by_outcome END
     RETURN from, d.trust_score AS to`,
+  // What the customer earned on the device (their own edge), moved by a step within [0, 1]. Run
+  // under the customer's lock: the edge is theirs alone, and the device is neither read nor locked.
+  earnTrust: `
+    MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device)
+    USING INDEX c:Customer(id)
+    WHERE d.id = $deviceId
+    WITH r, coalesce(r.trust_score, $initial) AS from
+    SET r.trust_score = round(CASE WHEN from + $delta > 1.0 THEN 1.0
+                                   WHEN from + $delta < 0.0 THEN 0.0 ELSE from + $delta END, 3)
+    RETURN from, r.trust_score AS to`,
   disown: DISOWN_DEVICE,
   // Devices the customer disowned only with $includeDisowned.
   listForCustomer: `
@@ -92,7 +122,8 @@ const CYPHER = {
 
 /**
  * Records a login of the customer from a device inside the caller's transaction: creates the
- * device on first sight (with the given or initial trust score), records on the customer's own
+ * device on first sight (capping no one), starts the customer's trust on it (the given score, or
+ * INITIAL_TRUST_SCORE) when they first log in from it, records on the customer's own
  * login edge what this login showed (IP, user agent), counts the login, emits DeviceLinked. An
  * existing device is never written here (neither its trust score nor anything else). A device the
  * customer had disowned (removeDeviceFromCustomer) is theirs again: the login clears `disowned_at`.
@@ -107,6 +138,7 @@ export async function linkDeviceTx(
     deviceId: randomUUID(),
     fingerprint: d.fingerprint,
     trustScore: d.trust_score ?? INITIAL_TRUST_SCORE,
+    ceiling: DEVICE_TRUST_CEILING,
     ip: d.ip ?? null,
     userAgent: d.user_agent ?? null,
   });
@@ -149,7 +181,7 @@ export async function setDeviceTrustTx(
   tx: ManagedTransaction,
   deviceId: string,
   change: { score: number } | { delta: number },
-  options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
+  options: { reason?: string | undefined; extra?: Record<string, unknown>; byOps?: boolean } = {},
 ): Promise<{ from: number; to: number }> {
   const params = 'score' in change ? { score: change.score, delta: null } : { score: null, delta: change.delta };
   const outcomeId = options.extra?.fraud_outcome_id;
@@ -158,6 +190,7 @@ export async function setDeviceTrustTx(
       deviceId,
       ...params,
       outcomeId: typeof outcomeId === 'string' ? outcomeId : null,
+      byOps: options.byOps ?? false,
     })
   ).records[0];
   if (!record) throw new NotFoundError('Device', deviceId);
@@ -176,21 +209,33 @@ export async function setDeviceTrustTx(
 }
 
 /**
- * Sets a device's trust score (0.0–1.0), with one device-level DeviceTrustScoreUpdated event
- * carrying the old and new score and the reason (shown to every customer on the device).
- * Setting the same score emits nothing.
+ * Moves what the customer earned on a device (their own login edge) by `delta`, inside the caller's
+ * transaction, which holds the customer's lock: a passed challenge is this customer's, never the
+ * fingerprint's. One DeviceTrustEarned event on the customer (`{device_id, from, to, reason}`) when
+ * it moved. NotFoundError when the customer never logged in from the device.
  */
-export async function updateDeviceTrustScore(
-  g: Graph,
+export async function earnDeviceTrustTx(
+  tx: ManagedTransaction,
+  customerId: string,
   deviceId: string,
-  score: number,
-  options: { reason?: string | undefined } = {},
-): Promise<{ device_id: string; trust_score: number; previous_trust_score: number }> {
-  const to = parseInput(z.number().min(0).max(1), score, 'trust_score');
-  return writeTx(g, async (tx) => {
-    const { from } = await setDeviceTrustTx(tx, deviceId, { score: to }, options);
-    return { device_id: deviceId, trust_score: to, previous_trust_score: from };
-  });
+  delta: number,
+  options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
+): Promise<{ from: number; to: number }> {
+  const record = (await tx.run(CYPHER.earnTrust, { customerId, deviceId, delta, initial: INITIAL_TRUST_SCORE }))
+    .records[0];
+  if (!record) throw new NotFoundError('Device', deviceId);
+  const from = record.get('from') as number;
+  const to = record.get('to') as number;
+  if (from !== to) {
+    const forFraud = options.extra?.fraud_outcome_id !== undefined;
+    await appendEvent(tx, 'DeviceTrustEarned', customerId, {
+      device_id: deviceId,
+      from,
+      to,
+      reason: forFraud ? FRAUD_SIGNAL_REASON : (options.reason ?? null),
+    });
+  }
+  return { from, to };
 }
 
 /**

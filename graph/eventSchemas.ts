@@ -19,6 +19,7 @@ export const EVENT_TYPES = [
   'DefaultPaymentMethodChanged',
   'DeviceLinked',
   'DeviceTrustScoreUpdated',
+  'DeviceTrustEarned',
   'AddressAdded',
   'RelationshipAdded',
   'PaymentRecovered',
@@ -49,7 +50,7 @@ export type EventType = (typeof EVENT_TYPES)[number];
 const id = z.string().min(1);
 const fraud = { fraud_outcome_id: id.optional() };
 const change = z.object({
-  entity: z.enum(['payment_method', 'device', 'customer']),
+  entity: z.enum(['payment_method', 'device', 'customer_device', 'customer']),
   id,
   field: z.string(),
   from: z.union([z.string(), z.number()]),
@@ -125,6 +126,7 @@ export const EVENT_PAYLOADS = {
     reason: z.string().nullable(),
     ...fraud,
   }),
+  DeviceTrustEarned: z.looseObject({ device_id: id, from: z.number(), to: z.number(), reason: z.string().nullable() }),
   AddressAdded: z.looseObject({ address_id: id, type: z.string(), country: z.string(), is_default: z.boolean() }),
   RelationshipAdded: z.looseObject({
     type: z.string(),

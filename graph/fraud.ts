@@ -7,7 +7,7 @@
 import type { ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { survivorOfTx } from './merge';
-import { setDeviceTrustTx } from './devices';
+import { earnDeviceTrustTx, setDeviceTrustTx } from './devices';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
 import { readTx, writeTx, type Graph } from './graph';
@@ -28,7 +28,10 @@ export interface FraudOutcomeReport {
 /** One change an outcome made: what, and its value before and after. */
 export type FraudChange =
   | { entity: 'payment_method'; id: string; field: 'status'; from: PaymentMethodStatus; to: PaymentMethodStatus }
+  /** The device's own trust (it caps everyone on the device). */
   | { entity: 'device'; id: string; field: 'trust_score'; from: number; to: number }
+  /** What this customer earned on the device (`id`: the device), their login edge's. */
+  | { entity: 'customer_device'; id: string; field: 'trust_score'; from: number; to: number }
   | { entity: 'customer'; id: string; field: 'status'; from: CustomerStatus; to: CustomerStatus };
 
 export interface AppliedFraudOutcome {
@@ -120,9 +123,12 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
 
 /**
  * Applies an outcome's changes in one transaction:
- *   challenge_passed  → the device's trust rises by `trustStep` (at most 1);
- *   confirmed_fraud   → the method becomes `compromised`, the device's trust 0, the customer `suspended`;
- *   account_takeover  → the customer `suspended`, the device's trust 0.
+ *   challenge_passed  → the customer's trust on the device rises by `trustStep` (at most 1): theirs,
+ *                       on their login edge, never another account's on the same fingerprint, and
+ *                       never above what the device's own trust allows;
+ *   confirmed_fraud   → the method becomes `compromised`, the device's own trust 0 (for everyone on
+ *                       it), the customer `suspended`;
+ *   account_takeover  → the customer `suspended`, the device's own trust 0.
  * Applying the same outcome again returns what the first application did.
  */
 export async function applyFraudOutcome(
@@ -152,25 +158,11 @@ export async function applyFraudOutcome(
       const { from } = await setPaymentMethodStatusTx(tx, r.payment_method_id, 'compromised', { reason, extra });
       changes.push({ entity: 'payment_method', id: r.payment_method_id, field: 'status', from, to: 'compromised' });
     }
-    // A passed challenge does not raise a trust that an outcome set which ops confirmed on review:
-    // only ops undo ops' decision (a false positive of ops, or ops setting the trust).
-    if (r.device_id && r.outcome === 'challenge_passed' && options.reportedBy !== 'ops') {
-      const setBy = (
-        await tx.run('MATCH (d:Device {id: $id}) RETURN d.trust_set_by_outcome AS outcome', { id: r.device_id })
-      ).records[0]?.get('outcome') as string | null | undefined;
-      if (setBy && (await opsDecisionTx(tx, setBy)) === 'confirm')
-        throw new InvalidStateError(
-          `device ${r.device_id}'s trust was set by fraud outcome ${setBy}, which ops confirmed on review: ` +
-            'a passed challenge does not raise it; ops may',
-        );
-    }
-    if (r.device_id) {
-      const { from, to } = await setDeviceTrustTx(
-        tx,
-        r.device_id,
-        r.outcome === 'challenge_passed' ? { delta: options.trustStep } : { score: 0 },
-        { reason, extra },
-      );
+    if (r.device_id && r.outcome === 'challenge_passed') {
+      const { from, to } = await earnDeviceTrustTx(tx, customerId, r.device_id, options.trustStep, { reason, extra });
+      changes.push({ entity: 'customer_device', id: r.device_id, field: 'trust_score', from, to });
+    } else if (r.device_id) {
+      const { from, to } = await setDeviceTrustTx(tx, r.device_id, { score: 0 }, { reason, extra });
       changes.push({ entity: 'device', id: r.device_id, field: 'trust_score', from, to });
     }
     const suspends = r.outcome === 'confirmed_fraud' || r.outcome === 'account_takeover';
@@ -185,6 +177,8 @@ export async function applyFraudOutcome(
 }
 
 async function current(tx: ManagedTransaction, change: FraudChange): Promise<unknown> {
+  // What a customer earned is never put back: only suspending outcomes are reversed.
+  if (change.entity === 'customer_device') throw new Error('a customer’s earned device trust is not reversed');
   const cypher = {
     payment_method: CYPHER.currentMethod,
     device: CYPHER.currentDevice,
@@ -282,8 +276,9 @@ async function reapplyAgentReversalTx(
   for (const change of byAgent?.restored ?? [])
     if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended'))
       reapplied.push({ ...change, from: change.to, to: change.from } as FraudChange);
-  // A passed challenge raised, while the review waited, a device trust this outcome had lowered:
-  // ops confirmed the outcome, so the device's trust is the outcome's again.
+  // An agent raised, while the review waited, a device trust this outcome had lowered (ops' own
+  // change clears the outcome's mark, and stands): ops confirmed the outcome, so the device's own
+  // trust is the outcome's again.
   const applied = (await findEventByIdempotencyKey(tx, `fraud:${outcomeId}`))?.payload as
     Partial<AppliedFraudOutcome> | undefined;
   for (const change of applied?.changes ?? []) {
@@ -295,7 +290,7 @@ async function reapplyAgentReversalTx(
     ).records[0];
     const trust = now?.get('trust') as number | undefined;
     const setBy = now?.get('setBy') as string | null | undefined;
-    if (trust === undefined || !setBy || setBy === outcomeId || trust <= change.to) continue;
+    if (trust === undefined || !setBy || trust <= change.to) continue;
     await setDeviceTrustTx(tx, change.id, { score: change.to }, { reason, extra });
     reapplied.push({ entity: 'device', id: change.id, field: 'trust_score', from: trust, to: change.to });
   }
@@ -369,5 +364,47 @@ export async function resolveFraudReview(
       { idempotencyKey: key },
     );
     return { reinstated };
+  });
+}
+
+/**
+ * A device-level trust signal (`PUT /devices/{id}/trust-score`, Chimera or ops): sets the device's
+ * own trust, which caps every customer on it, with one device-level DeviceTrustScoreUpdated. An
+ * agent does not raise a trust that a fraud outcome ops confirmed on review set (InvalidStateError,
+ * 409): only ops undo ops' decision, and ops' change clears the outcome's mark. Setting the same
+ * score emits nothing.
+ */
+export async function setDeviceTrustScore(
+  g: Graph,
+  deviceId: string,
+  score: number,
+  options: { reason?: string | undefined; reportedBy: FraudReporter },
+): Promise<{ device_id: string; trust_score: number; previous_trust_score: number }> {
+  if (!(score >= 0 && score <= 1)) throw new InvalidInputError('trust_score', 'must be between 0 and 1');
+  return writeTx(g, async (tx) => {
+    // The device's lock first (updated_at), so the mark and the score are read as they stand.
+    const now = (
+      await tx.run(
+        `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction()
+         RETURN d.trust_score AS trust, d.trust_set_by_outcome AS setBy`,
+        { id: deviceId },
+      )
+    ).records[0];
+    if (!now) throw new NotFoundError('Device', deviceId);
+    const setBy = now.get('setBy') as string | null;
+    if (options.reportedBy !== 'ops' && setBy && score > (now.get('trust') as number)) {
+      if ((await opsDecisionTx(tx, setBy)) === 'confirm')
+        throw new InvalidStateError(
+          `device ${deviceId}'s trust was set by fraud outcome ${setBy}, which ops confirmed on review: ` +
+            'only ops raise it',
+        );
+    }
+    const { from } = await setDeviceTrustTx(
+      tx,
+      deviceId,
+      { score },
+      { reason: options.reason, byOps: options.reportedBy === 'ops' },
+    );
+    return { device_id: deviceId, trust_score: score, previous_trust_score: from };
   });
 }

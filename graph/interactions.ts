@@ -24,7 +24,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money';
 import { isVip, type ContextPolicy } from './context';
 import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
-import { INITIAL_TRUST_SCORE } from './devices';
+import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE } from './devices';
 import { addressMatchKey } from './addresses';
 import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
@@ -163,7 +163,7 @@ const CYPHER = {
     UNWIND $rows AS l
     MATCH (c:Customer {id: l.customerId}), (d:Device {id: l.deviceId})
     MERGE (c)-[r:LOGGED_IN_FROM]->(d)
-    ON CREATE SET r.login_count = 0, r.claim = $claim
+    ON CREATE SET r.login_count = 0, r.claim = $claim, r.trust_score = $initialTrust
     WITH l, r, coalesce(r.claim = $claim, false) OR coalesce(datetime(l.last) > r.disowned_at, false) AS linked
     REMOVE r.claim
     SET r.disowned_at = CASE WHEN linked THEN null ELSE r.disowned_at END
@@ -550,7 +550,7 @@ async function apply(
   if (fingerprints.length > 0) {
     const res = await tx.run(CYPHER.devices, {
       rows: fingerprints.map((fingerprint) => ({ fingerprint, deviceId: randomUUID() })),
-      trustScore: INITIAL_TRUST_SCORE,
+      trustScore: DEVICE_TRUST_CEILING,
     });
     for (const r of res.records)
       deviceIds.set(r.get('fingerprint') as string, {
@@ -575,7 +575,7 @@ async function apply(
     },
   );
   if (loginRows.length > 0) {
-    const res = await tx.run(CYPHER.logins, { rows: loginRows, claim });
+    const res = await tx.run(CYPHER.logins, { rows: loginRows, claim, initialTrust: INITIAL_TRUST_SCORE });
     for (const r of res.records)
       if (r.get('linked') === true) {
         const deviceId = r.get('deviceId') as string;

@@ -2,6 +2,7 @@
 import type { RecoveryMechanism } from '../payments/mechanisms';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
+import { TRUST_ON_DEVICE } from './devices';
 import { CustomerMergedError } from './errors';
 import { survivorOfTx } from './merge';
 import { appendEvent } from './events';
@@ -36,7 +37,9 @@ const CYPHER = {
   candidates: `
     MATCH (c:Customer {id: $customerId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
     WHERE NOT p.id IN $exclude AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)
-    WITH p, r, EXISTS { (p)-[:USED_ON]->(d:Device) WHERE d.trust_score >= $trustThreshold } AS trusted
+    // Used on a device this customer trusts (their trust there, not another account's on it).
+    WITH p, r, EXISTS { (c)-[l:LOGGED_IN_FROM]->(d:Device)<-[:USED_ON]-(p)
+                        WHERE ${TRUST_ON_DEVICE('l', 'd')} >= $trustThreshold } AS trusted
     RETURN p.id AS payment_method_id, trusted AS used_on_trusted_device, r.last_used AS last_used
     ORDER BY trusted DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC`,
   // The recovered method becomes the one default only while it is active (a default is always

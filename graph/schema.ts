@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { currencyExponent, maxMinorUnits } from '../payments/money';
 import { addressMatchKey } from './addresses';
+import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE } from './devices';
 
 export interface SchemaRule {
   name: string;
@@ -272,6 +273,26 @@ export const DATA_MIGRATIONS: DataMigration[] = [
         SET a.match_key = ${addressMatchKey('a')}
       } IN TRANSACTIONS OF 10000 ROWS`,
     params: () => ({}),
+  },
+  {
+    // Trust was the device's, so an account presenting a fingerprint another customer made trusted
+    // was trusted at once. What a customer earns is on their login edge now, and the device's own
+    // trust only caps (graph/devices.ts). A device of one customer: its trust was that customer's,
+    // and goes onto their edge. A shared device: whoever earned it is not known, so it is
+    // attributed to nobody (each edge starts again). The device keeps a trust lowered below the
+    // start (a signal against it, for everyone) and otherwise caps no one. Only devices with a
+    // login edge from before (no trust of its own) are touched.
+    name: 'device-trust-per-customer',
+    cypher: `
+      MATCH (d:Device) WHERE EXISTS { (:Customer)-[r:LOGGED_IN_FROM]->(d) WHERE r.trust_score IS NULL }
+      CALL (d) {
+        OPTIONAL MATCH (:Customer)-[r:LOGGED_IN_FROM]->(d)
+        WITH d, collect(r) AS logins
+        FOREACH (r IN logins |
+          SET r.trust_score = coalesce(r.trust_score, CASE WHEN size(logins) = 1 THEN d.trust_score ELSE $initial END))
+        SET d.trust_score = CASE WHEN d.trust_score >= $initial THEN $ceiling ELSE d.trust_score END
+      } IN TRANSACTIONS OF 1000 ROWS`,
+    params: () => ({ initial: INITIAL_TRUST_SCORE, ceiling: DEVICE_TRUST_CEILING }),
   },
 ];
 

@@ -238,11 +238,15 @@ const CYPHER = {
     }
     CALL (c, r) {
       UNWIND r.devices AS v
-      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint, trust_score: v.trust_score,
+      // A known-bad device is known so for everyone on it (its own trust); the rest is what this
+      // customer earned on it (their edge), the device capping no one.
+      CREATE (d:Device {id: v.id, fingerprint: v.fingerprint,
+                        trust_score: CASE WHEN v.trust_score < 0.2 THEN v.trust_score ELSE 1.0 END,
                         created_at: datetime({epochMillis: toInteger(v.first_login)}),
                         updated_at: datetime({epochMillis: toInteger(v.first_login)})})
       // What a login showed is the customer's: on its edge, never on the device others may share.
       CREATE (c)-[:LOGGED_IN_FROM {login_count: v.login_count, last_seen_ip: v.ip, last_seen_user_agent: v.user_agent,
+                                   trust_score: v.trust_score,
                                    first_login: datetime({epochMillis: toInteger(v.first_login)}),
                                    last_login: datetime({epochMillis: toInteger(v.last_login)})}]->(d)
     }

@@ -231,7 +231,7 @@ export function createGrpcServer(
     UpdateDeviceTrustScore: unary(
       { scopes: ['devices:write'] },
       () => undefined,
-      async (req) => {
+      async (req, principal) => {
         if (req.trust_score === undefined || req.trust_score === null)
           throw new InvalidInputError('trust_score', 'required');
         const deviceId = uuidField(req.device_id, 'device_id');
@@ -240,7 +240,7 @@ export function createGrpcServer(
           ...(req.reason ? { reason: req.reason } : {}),
         });
         const { result, events } = await observeCommits(() =>
-          setDeviceTrust(deps, deviceId, body.trust_score, body.reason),
+          setDeviceTrust(deps, principal, deviceId, body.trust_score, body.reason),
         );
         return { ...result, consistency_token: deviceTokenOf(events, deviceId) ?? '' };
       },

@@ -121,7 +121,11 @@ export function contextRoutes(deps: ApiDeps) {
       path: '/api/v1/devices/{id}/trust-score',
       tags,
       security: bearerSecurity,
-      summary: 'Set a device’s trust score (0.0–1.0)',
+      summary: 'Set a device’s own trust score (0.0–1.0)',
+      description:
+        'A device-level signal: it caps the trust of every customer on the device (each customer’s trust ' +
+        'there is the lower of what they earned on it and this). An agent does not raise a score that a ' +
+        'fraud outcome ops confirmed on review set (409); ops may.',
       middleware: [access(deps.authenticate, { scopes: ['devices:write'] })] as const,
       request: {
         params: idParam('Device'),
@@ -144,13 +148,15 @@ export function contextRoutes(deps: ApiDeps) {
             },
           },
         },
-        ...problems(400, 401, 403, 404, 413),
+        ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
     async (c) => {
       const body = c.req.valid('json');
       const { id } = c.req.valid('param');
-      const { result, events } = await observeCommits(() => setDeviceTrust(deps, id, body.trust_score, body.reason));
+      const { result, events } = await observeCommits(() =>
+        setDeviceTrust(deps, c.get('principal'), id, body.trust_score, body.reason),
+      );
       answerToken(c, deviceTokenOf(events, id));
       return c.json(result, 200);
     },

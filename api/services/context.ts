@@ -4,7 +4,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { checkoutFromSnapshot, contextFromSnapshot } from '../../graph/context';
-import { updateDeviceTrustScore } from '../../graph/devices';
+import { setDeviceTrustScore } from '../../graph/fraud';
 import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { fromMinorUnits } from '../../payments/money';
 import { personaCustomerId } from '../../temporal/searchAttributes';
@@ -13,9 +13,11 @@ import {
   trustedDeviceWorkflowId,
   type TrustedDeviceInput,
 } from '../../temporal/trustedDevice';
+import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import type { ConsistencyToken } from '../consistency';
 import { walletItem } from './customers';
+import { reporterOf } from './fraud';
 import { mergedInto } from './mergedIds';
 
 /**
@@ -121,8 +123,9 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
     });
 }
 
-export function setDeviceTrust(deps: ApiDeps, deviceId: string, score: number, reason?: string) {
-  return updateDeviceTrustScore(deps.graph, deviceId, score, { reason });
+/** A device-level trust signal; an agent's does not raise what an outcome ops confirmed set (graph/fraud.ts). */
+export function setDeviceTrust(deps: ApiDeps, principal: Principal, deviceId: string, score: number, reason?: string) {
+  return setDeviceTrustScore(deps.graph, deviceId, score, { reason, reportedBy: reporterOf(principal) });
 }
 
 export async function markPaymentMethodInactive(deps: ApiDeps, paymentMethodId: string, reason: string) {

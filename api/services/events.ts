@@ -100,6 +100,7 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   DeviceLinked: (p) =>
     p.new_device ? 'Signed in from a new device' : `Signed in from a known device (${str(p.login_count)} sign-ins)`,
   DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}${because(p)}`,
+  DeviceTrustEarned: (p) => `Your trust on a device changed from ${str(p.from)} to ${str(p.to)}${because(p)}`,
   AddressAdded: () => 'Address added',
   RelationshipAdded: () => 'Relationship recorded',
   PaymentRecovered: (p) =>
@@ -177,6 +178,9 @@ const FOR_THE_CUSTOMER: Record<string, (p: Payload) => string> = {
   FraudReviewResolved: () => 'A security review of your account ended',
   OpsActionRecorded: (p) => `Support acted on your account (${words(p.action)})`,
   CustomerProfileUpdated: (p) => SUMMARY.CustomerProfileUpdated?.({ ...p, reason: undefined }) ?? 'Profile updated',
+  // Whoever set a device's trust wrote the reason for staff, and every customer on the device reads the event.
+  DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}`,
+  DeviceTrustEarned: () => 'A device of yours passed a security check',
 };
 
 /** Who reads a history: the customer (their own token, their console page) or staff. */

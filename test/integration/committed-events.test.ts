@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Neo4jError } from 'neo4j-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setDeviceTrustScore } from '../../graph/fraud';
 import { CONSISTENCY_HEADER, parseToken } from '../../api/consistency';
 import {
   addPaymentMethod,
@@ -15,7 +16,6 @@ import {
   getPaymentMethodsByCustomer,
   linkDevice,
   listCustomerEvents,
-  updateDeviceTrustScore,
   writeTx,
   type CommittedEvent,
   type Graph,
@@ -151,10 +151,10 @@ describe('Graph.changes', () => {
     const deviceId = await device(a.customerId);
     const { g, reported } = observed();
     const before = await eventSeq('Device', deviceId);
-    await updateDeviceTrustScore(g, deviceId, 0.91, { reason: 'test' });
-    await updateDeviceTrustScore(g, deviceId, 0.92, { reason: 'test' });
+    await setDeviceTrustScore(g, deviceId, 0.91, { reason: 'test', reportedBy: 'agent' });
+    await setDeviceTrustScore(g, deviceId, 0.92, { reason: 'test', reportedBy: 'agent' });
     // The same score again changes nothing: no event, no number.
-    await updateDeviceTrustScore(g, deviceId, 0.92, { reason: 'test' });
+    await setDeviceTrustScore(g, deviceId, 0.92, { reason: 'test', reportedBy: 'agent' });
     expect(reported.map((e) => [e.type, e.device_id, e.device_seq, e.customer_seq])).toEqual([
       ['DeviceTrustScoreUpdated', deviceId, before + 1, null],
       ['DeviceTrustScoreUpdated', deviceId, before + 2, null],

@@ -25,7 +25,6 @@ import {
   removeDeviceFromCustomer,
   setCustomerStatusTx,
   setDefaultPaymentMethod,
-  updateDeviceTrustScore,
   writeTx,
 } from '../../graph';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
@@ -515,7 +514,14 @@ describe('graph: what a customer removes or contests', () => {
       const [a, b] = [await onboard(person({ fingerprint: shared })), await onboard(person({ fingerprint: shared }))];
       const deviceId = (await getDevicesByCustomer(h.graph, a))[0]?.id as string;
       await expect(removeDeviceFromCustomer(h.graph, a, randomUUID())).rejects.toBeInstanceOf(NotFoundError);
-      await updateDeviceTrustScore(h.graph, deviceId, 0.9, { reason: 'console test' });
+      // a earned trust there (their login edge); b, on the same device, did not.
+      await h.graph.query(
+        'MATCH (:Customer {id: $a})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = 0.9',
+        {
+          a,
+          id: deviceId,
+        },
+      );
       const agent = await h.token('fraud:report context:read');
       const trusted = async () =>
         ((await api('GET', `/api/v1/customers/${a}/context`, agent)).json.trusted_devices as { device_id: string }[])
@@ -555,13 +561,13 @@ describe('graph: what a customer removes or contests', () => {
       // Nothing deleted: a's login edge (marked), both cards' uses, the device with its trust.
       const edges = await h.graph.query<{ customer: string; disowned: string | null; trust: number }>(
         `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device {id: $id})
-         RETURN c.id AS customer, r.disowned_at AS disowned, d.trust_score AS trust ORDER BY customer`,
+         RETURN c.id AS customer, r.disowned_at AS disowned, r.trust_score AS trust ORDER BY customer`,
         { id: deviceId },
       );
       expect(edges).toEqual(
         [
           { customer: a, disowned: first.disowned_at, trust: 0.9 },
-          { customer: b, disowned: null, trust: 0.9 },
+          { customer: b, disowned: null, trust: 0.5 },
         ].sort((x, y) => (x.customer < y.customer ? -1 : 1)),
       );
       expect(await uses()).toEqual([a, b].sort());
@@ -598,7 +604,7 @@ describe('graph: what a customer removes or contests', () => {
       await until(async () => (await statusOf()).state === 'awaiting_review');
       expect((await statusOf()).applied?.changes).toEqual(
         expect.arrayContaining([
-          { entity: 'device', id: deviceId, field: 'trust_score', from: 0.9, to: 0 },
+          { entity: 'device', id: deviceId, field: 'trust_score', from: 1, to: 0 },
           { entity: 'customer', id: a, field: 'status', from: 'active', to: 'suspended' },
         ]),
       );

@@ -39,7 +39,11 @@ async function customerWithDevice(harness: Harness, trust: number, extra: Partia
     { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
   );
   const [device] = await getDevicesByCustomer(harness.graph, result.customer_id);
-  await harness.graph.query('MATCH (d:Device {id: $id}) SET d.trust_score = $trust', { id: device?.id, trust });
+  // What this customer earned on it (their login edge): trust is per customer.
+  await harness.graph.query(
+    'MATCH (:Customer {id: $customerId})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = $trust',
+    { customerId: result.customer_id, id: device?.id, trust },
+  );
   return { customerId: result.customer_id, deviceId: device?.id as string };
 }
 
@@ -113,22 +117,31 @@ describe('GET /api/v1/customers/{id}/context', () => {
     expect((await call(h, 'GET', `/api/v1/customers/${customerId}/context`, { token: self })).status).toBe(403);
   });
 
-  it('reflects a trust-score update and a deactivation in the very next read', async () => {
-    const { customerId, deviceId } = await customerWithDevice(h, 0.4);
-    const put = await call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, {
-      scope: 'devices:write',
-      body: { trust_score: 0.95, reason: 'challenge passed' },
-    });
-    expect(put).toMatchObject({
+  it('reflects a device-level trust signal and a deactivation in the very next read', async () => {
+    // The customer earned 0.95 on the device; the device's own trust (Chimera's signal) caps it.
+    const { customerId, deviceId } = await customerWithDevice(h, 0.95);
+    const trusted = async () =>
+      (await call(h, 'GET', `/api/v1/customers/${customerId}/context`)).json.trusted_devices as unknown[];
+    expect(await trusted()).toMatchObject([{ device_id: deviceId, trust_score: 0.95 }]);
+    const put = (trust_score: number) =>
+      call(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, {
+        scope: 'devices:write',
+        body: { trust_score, reason: 'chargeback seen on this device' },
+      });
+    expect(await put(0.2)).toMatchObject({
       status: 200,
-      json: { device_id: deviceId, trust_score: 0.95, previous_trust_score: 0.4 },
+      json: { device_id: deviceId, trust_score: 0.2, previous_trust_score: 1 },
     });
-    const ctx = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
-    expect(ctx.json.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.95 }]);
+    expect(await trusted()).toEqual([]);
+    // Raised again, the device caps at 0.9: the customer's trust there is the lower of the two.
+    expect((await put(0.9)).status).toBe(200);
+    expect(await trusted()).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
     const events = await listCustomerEvents(h.graph, customerId, { type: 'DeviceTrustScoreUpdated' });
     expect(events.map((e) => e.payload)).toEqual([
-      { device_id: deviceId, from: 0.4, to: 0.95, reason: 'challenge passed' },
+      { device_id: deviceId, from: 0.2, to: 0.9, reason: 'chargeback seen on this device' },
+      { device_id: deviceId, from: 1, to: 0.2, reason: 'chargeback seen on this device' },
     ]);
+    const ctx = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
 
     const defaultId = ctx.json.default_payment_method_id as string;
     const off = await call(h, 'POST', `/api/v1/payment-methods/${defaultId}/inactivate`, {

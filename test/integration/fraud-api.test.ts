@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   addPaymentMethod,
+  getDevicesByCustomer,
   getPaymentMethodsByCustomer,
   linkDevice,
   listCustomerEvents,
@@ -134,10 +135,11 @@ describe('POST /api/v1/fraud-outcomes', () => {
     ).toBe(403);
   });
 
-  it('challenge_passed raises the device’s trust by one step, once however often it is reported', async () => {
+  it('challenge_passed raises the customer’s trust on the device one step, once however often reported', async () => {
     const c = await customer();
     await linkDevice(h.graph, c.customerId, { fingerprint: `fp-${randomUUID()}` }); // another device, untouched
-    const fresh = await linkDevice(h.graph, c.customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.65 });
+    const fingerprint = `fp-${randomUUID()}`;
+    const fresh = await linkDevice(h.graph, c.customerId, { fingerprint, trust_score: 0.65 });
     const outcomeId = `cp-${randomUUID()}`;
     const body = { outcome_id: outcomeId, customer_id: c.customerId, outcome: 'challenge_passed', device_id: fresh.id };
     const [first, again] = [await report(body), await report(body)];
@@ -145,21 +147,50 @@ describe('POST /api/v1/fraud-outcomes', () => {
     expect(again).toEqual(first);
     const result = (await h.client.workflow.getHandle(`fraud-outcome-${outcomeId}`).result()) as FraudOutcomeStatus;
     expect(result.state).toBe('done');
-    const trust = (await fraudEvents(c.customerId)).filter((e) => e.type === 'DeviceTrustScoreUpdated');
-    // One device-level event, read through the device: it says the device's trust changed, not
-    // whose outcome moved it (every customer on the device reads it); the outcome is in
-    // FraudOutcomeApplied.
-    expect(trust.map((e) => ({ customer_id: e.customer_id, device_id: e.device_id, payload: e.payload }))).toEqual([
+    // The customer's own event: what they earned on the device, never the device's trust for others.
+    const events = await listCustomerEvents(h.graph, c.customerId, { limit: 200 });
+    expect(events.filter((e) => e.type === 'DeviceTrustScoreUpdated')).toEqual([]);
+    expect(
+      events
+        .filter((e) => e.type === 'DeviceTrustEarned')
+        .map((e) => ({ customer_id: e.customer_id, device_id: e.device_id ?? null, payload: e.payload })),
+    ).toEqual([
       {
-        customer_id: null,
-        device_id: fresh.id,
+        customer_id: c.customerId,
+        device_id: null,
         payload: { device_id: fresh.id, from: 0.65, to: 0.75, reason: 'fraud signal' },
       },
     ]);
-    // Now above the trusted threshold (0.7): the context lists it.
+    // Now above the trusted threshold (0.7): the context lists it, with the customer's figure.
+    expect((await context(c.customerId)).trusted_devices).toContainEqual({
+      device_id: fresh.id,
+      fingerprint,
+      trust_score: 0.75,
+    });
+    // The device's own trust did not move: it caps no one.
+    expect(await deviceTrust(fresh.id)).toBe(1);
+
+    // Another account presenting the same fingerprint starts from the beginning: no trust inherited,
+    // in its context, its checkout, or its console page.
+    const other = await customer();
+    await linkDevice(h.graph, other.customerId, { fingerprint });
     expect(
-      ((await context(c.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id),
-    ).toContain(fresh.id);
+      ((await context(other.customerId)).trusted_devices as { device_id: string }[]).map((d) => d.device_id),
+    ).not.toContain(fresh.id);
+    const checkout = await request(
+      'GET',
+      `/api/v1/customers/${other.customerId}/checkout-options?deviceId=${fresh.id}`,
+      chimera,
+    );
+    expect(checkout.json).toMatchObject({ trusted_device: false });
+    const mine = await request(
+      'GET',
+      `/api/v1/customers/${c.customerId}/checkout-options?deviceId=${fresh.id}`,
+      chimera,
+    );
+    expect(mine.json).toMatchObject({ trusted_device: true });
+    const devices = await getDevicesByCustomer(h.graph, other.customerId);
+    expect(devices.find((d) => d.id === fresh.id)?.trust_score).toBe(0.5);
   });
 });
 
@@ -231,7 +262,7 @@ describe('confirmed fraud', () => {
       ).toMatchObject({ payment_method_id: stolen, from: 'active', fraud_outcome_id: outcomeId });
       expect(events.find((e) => e.type === 'DeviceTrustScoreUpdated')?.payload).toMatchObject({
         device_id: c.deviceId,
-        from: 0.9,
+        from: 1,
         to: 0,
       });
       expect(events.find((e) => e.type === 'CustomerSuspended')?.payload).toMatchObject({
@@ -337,24 +368,36 @@ describe('confirmed fraud', () => {
     await until(async () => (await statusOf(takeover)).state === 'reinstated');
     expect((await context(c.customerId)).status).toBe('suspended');
 
-    // A passed challenge does not raise the device's trust that ops' confirmed outcome zeroed.
+    // A passed challenge is the customer's own, and never lifts the device's trust that ops'
+    // confirmed outcome zeroed: the customer's trust there stays 0.
     const challenge = await reportOnDevice(c, 'challenge_passed');
     const passed = (await h.client.workflow
       .getHandle(fraudOutcomeWorkflowId(challenge))
       .result()) as FraudOutcomeStatus;
-    expect(passed).toMatchObject({ state: 'not_applied' });
-    expect(passed.problem).toMatch(/ops confirmed on review/);
+    expect(passed).toMatchObject({ state: 'done' });
     expect(await deviceTrust(c.deviceId)).toBe(0);
+    expect((await getDevicesByCustomer(h.graph, c.customerId)).find((d) => d.id === c.deviceId)?.trust_score).toBe(0);
+
+    // Nor does an agent's device-level signal raise it (409); ops may.
+    const raise = (token: string) =>
+      request('PUT', `/api/v1/devices/${c.deviceId}/trust-score`, token, { trust_score: 0.9, reason: 'looks fine' });
+    const byAgent = await raise(await h.token('devices:write'));
+    expect(byAgent.status).toBe(409);
+    expect(JSON.stringify(byAgent.json)).toMatch(/ops confirmed on review/);
+    expect(await deviceTrust(c.deviceId)).toBe(0);
+    expect((await raise(ops)).status).toBe(200);
+    expect(await deviceTrust(c.deviceId)).toBe(0.9);
   });
 
-  it('zeroes again, when ops confirm, a device trust a passed challenge raised while the review waited', async () => {
+  it('zeroes again, when ops confirm, a device trust an agent raised while the review waited', async () => {
     const { c, fraudId } = await suspendedForFraud();
     const trustOf = () => deviceTrust(c.deviceId);
-    const challenge = await reportOnDevice(c, 'challenge_passed');
-    expect(
-      ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(challenge)).result()) as FraudOutcomeStatus).state,
-    ).toBe('done');
-    expect(await trustOf()).toBeGreaterThan(0);
+    const put = await request('PUT', `/api/v1/devices/${c.deviceId}/trust-score`, await h.token('devices:write'), {
+      trust_score: 0.8,
+      reason: 'chimera: device looks clean',
+    });
+    expect(put.status).toBe(200);
+    expect(await trustOf()).toBe(0.8);
     await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' });
     await until(async () => (await statusOf(fraudId)).state === 'confirmed');
     expect(await trustOf()).toBe(0);
@@ -375,7 +418,7 @@ describe('confirmed fraud', () => {
     expect(fp.reversal).toMatchObject({ reversed_outcome_id: fraudId, skipped: [] });
     expect(fp.reversal?.restored.map((r) => [r.entity, r.to])).toEqual([
       ['payment_method', 'active'],
-      ['device', 0.9],
+      ['device', 1],
       ['customer', 'active'],
     ]);
     // The earlier outcome's review is over: the customer is back.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { int, Neo4jError } from 'neo4j-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, SCHEMA } from '../../graph';
+import { INITIAL_TRUST_SCORE, migrate, SCHEMA } from '../../graph';
 import { PRUNE_CLAIMS_BATCH } from '../../graph/interactions';
 import { openTestGraph, type TestGraph } from '../support/graph';
 
@@ -115,6 +115,40 @@ describe('schema migration', () => {
     const prune = await seeks(PRUNE_CLAIMS_BATCH, { olderThan: '2001-01-01T00:00:00Z', batch: int(10) });
     expect(prune).toMatch(/NodeIndexSeekByRange.*Interaction\(recorded_at\)/);
     expect(prune).not.toMatch(/^(Partial)?(Sort|Top)/m);
+  });
+
+  it('moves earned trust onto the login edge: one customer’s device gives it theirs, shared ones nobody', async () => {
+    const ids = Array.from({ length: 7 }, () => randomUUID());
+    const [shared, a, b, own, owner, bad, victim] = ids as [string, string, string, string, string, string, string];
+    // Devices as an earlier version left them: trust on the node, the login edges without any.
+    await g.query(
+      `CREATE (s:Device {id: $shared, fingerprint: $shared, trust_score: 0.9})
+       CREATE (:Customer {id: $a, status: 'active'})-[:LOGGED_IN_FROM {login_count: 3}]->(s)
+       CREATE (:Customer {id: $b, status: 'active'})-[:LOGGED_IN_FROM {login_count: 1}]->(s)
+       CREATE (o:Device {id: $own, fingerprint: $own, trust_score: 0.8})
+       CREATE (:Customer {id: $owner, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2}]->(o)
+       CREATE (x:Device {id: $bad, fingerprint: $bad, trust_score: 0.1})
+       CREATE (:Customer {id: $victim, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2}]->(x)`,
+      { shared, a, b, own, owner, bad, victim },
+    );
+    await g.query("MATCH (m:Migration {name: 'device-trust-per-customer'}) DELETE m");
+    const both = await Promise.all([migrate(g.driver, g.database), migrate(g.driver, g.database)]);
+    expect(both.flatMap((r) => r.migrated)).toEqual(['device-trust-per-customer']);
+    const rows = await g.query<{ customer: string; device: string; earned: number; own: number }>(
+      `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device) WHERE c.id IN $ids
+       RETURN c.id AS customer, d.id AS device, r.trust_score AS earned, d.trust_score AS own`,
+      { ids },
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.customer, [r.device, r.earned, r.own]]))).toEqual({
+      // Whoever earned the shared device's 0.9 is not known: each starts again; the device caps no one.
+      [a]: [shared, INITIAL_TRUST_SCORE, 1],
+      [b]: [shared, INITIAL_TRUST_SCORE, 1],
+      [owner]: [own, 0.8, 1],
+      // A device lowered below the start stays so, for everyone on it.
+      [victim]: [bad, 0.1, 0.1],
+    });
+    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
+    await g.query('MATCH (n) WHERE n.id IN $ids DETACH DELETE n', { ids });
   });
 
   it("gives a device's last IP and user agent to its one customer's login edge, a shared one's to nobody", async () => {

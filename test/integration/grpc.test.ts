@@ -60,7 +60,11 @@ async function customer(trust = 0.85) {
     { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
   );
   const [device] = await getDevicesByCustomer(h.graph, result.customer_id);
-  await h.graph.query('MATCH (d:Device {id: $id}) SET d.trust_score = $trust', { id: device?.id, trust });
+  // What this customer earned on it (their login edge): trust is per customer.
+  await h.graph.query(
+    'MATCH (:Customer {id: $customerId})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = $trust',
+    { customerId: result.customer_id, id: device?.id, trust },
+  );
   return { customerId: result.customer_id, deviceId: device?.id as string };
 }
 
@@ -128,26 +132,27 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
   });
 
   it('UpdateDeviceTrustScore and MarkPaymentMethodInactive show in the next context read', async () => {
-    const { customerId, deviceId } = await customer(0.3);
+    // The customer earned 0.9 there; a device-level signal caps everyone on the device.
+    const { customerId, deviceId } = await customer(0.9);
     const ops = bearer(await h.token('ops'));
-    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res?.trusted_devices).toEqual(
-      [],
-    );
+    expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res?.trusted_devices).toEqual([
+      { device_id: deviceId, fingerprint: expect.stringMatching(/^fp-/), trust_score: 0.9 },
+    ]);
     const updated = await call(
       client,
       'UpdateDeviceTrustScore',
-      { device_id: deviceId, trust_score: 0.9, reason: 'passed' },
+      { device_id: deviceId, trust_score: 0.3, reason: 'chargeback' },
       bearer(await h.token('devices:write')),
     );
     // The token names the device's change (api/consistency.ts): its first numbered event.
     expect(updated.res).toEqual({
       device_id: deviceId,
-      trust_score: 0.9,
-      previous_trust_score: 0.3,
+      trust_score: 0.3,
+      previous_trust_score: 1,
       consistency_token: `d:${deviceId}:1`,
     });
     const ctx = (await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res;
-    expect(ctx?.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
+    expect(ctx?.trusted_devices).toEqual([]);
 
     const off = await call(
       client,

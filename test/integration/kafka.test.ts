@@ -16,6 +16,7 @@ import {
   type Message,
 } from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setDeviceTrustScore } from '../../graph/fraud';
 import {
   createKafkaProducer,
   ensureTopics,
@@ -25,7 +26,6 @@ import {
 } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
 import { addPaymentMethod, createCustomer, linkDevice, listCustomerEvents } from '../../graph';
-import { updateDeviceTrustScore } from '../../graph/devices';
 import { eraseCustomer } from '../../graph/erasure';
 import { payloadProblem } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
@@ -251,7 +251,10 @@ describe('what reaches the events topic', () => {
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
     });
     const device = await linkDevice(h.graph, erased.id, { fingerprint, trust_score: 0.9 });
-    await updateDeviceTrustScore(h.graph, device.id, 0.2, { reason: 'test: a chargeback on this device' });
+    await setDeviceTrustScore(h.graph, device.id, 0.2, {
+      reason: 'test: a chargeback on this device',
+      reportedBy: 'agent',
+    });
     await eraseCustomer(h.graph, erased.id);
 
     const received: Msg[] = [];

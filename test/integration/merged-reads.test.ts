@@ -95,7 +95,10 @@ async function customer(segment: string, ltv: string): Promise<Customer> {
   const id = result.customer_id;
   created.push(id);
   const [device] = await getDevicesByCustomer(h.graph, id);
-  await h.graph.query('MATCH (d:Device {id: $id}) SET d.trust_score = 0.9', { id: device?.id });
+  await h.graph.query('MATCH (:Customer {id: $c})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = 0.9', {
+    c: id,
+    id: device?.id,
+  });
   const [method] = await getPaymentMethodsByCustomer(h.graph, id);
   return { id, email, deviceId: device?.id as string, methodId: method?.id as string };
 }

@@ -104,13 +104,18 @@ const lastPollBegan = async (p: ApiProcess) => {
   return before - metricValue(await scrape(p.url), 'persona_read_cache_tail_age_seconds') * 1000;
 };
 
-/** An active customer with two active cards (the first the default) and a device at trust 0.5. */
+/**
+ * An active customer with two active cards (the first the default) and a device they earned 0.99
+ * on, whose own trust (a device-level signal) caps them at 0.5: raising the device's trust is what
+ * makes it one of their trusted devices.
+ */
 async function customer(g: Graph = h.graph) {
   const customerId = randomUUID();
   await createCustomer(g, { id: customerId, segment: 'Subscriber' });
   const first = await addPaymentMethod(g, customerId, cardInput());
   const second = await addPaymentMethod(g, customerId, cardInput());
-  const device = await linkDevice(g, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.5 });
+  const device = await linkDevice(g, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.99 });
+  await writeTx(g, (tx) => tx.run('MATCH (d:Device {id: $id}) SET d.trust_score = 0.5', { id: device.id }));
   return { customerId, cards: [first.id, second.id], deviceId: device.id };
 }
 
