@@ -113,11 +113,16 @@ export interface UnmergeResult {
 export function mergeRefusal(
   role: 'survivor' | 'merged',
   c: { id: string; status: string; merged_into: string | null } | null,
+  options: { nameSurvivor?: boolean } = {},
 ): string | null {
   if (!c) return `customer ${role === 'survivor' ? 'to keep' : 'to merge'} was not found`;
   if (c.status === 'suspended') return `customer ${c.id} is suspended: a suspended customer is never merged`;
   if (c.status === 'erased') return `customer ${c.id} is erased`;
-  if (c.status === 'merged') return `customer ${c.id} was merged into ${c.merged_into ?? 'another'} already`;
+  // Where a merged record went is ops' to know: a customer's own request is not told.
+  if (c.status === 'merged')
+    return options.nameSurvivor === false
+      ? `customer ${c.id} was merged into another record already`
+      : `customer ${c.id} was merged into ${c.merged_into ?? 'another'} already`;
   return null;
 }
 
@@ -538,21 +543,24 @@ export async function mergedRecordsOfTx(tx: ManagedTransaction, id: string): Pro
 }
 
 /**
- * Claims one of the merges a customer's own token may propose in 24 hours (each asks the other
- * record's owner for consent): the proposal times of the last day live on the customer, counted
- * and appended under its lock. Answers null when claimed, else how many seconds until the oldest
- * of the day's proposals leaves the window.
+ * Claims one of the merge proposals a customer may be party to in 24 hours, each asking someone
+ * for consent: `proposed` counts those the customer's own token made, `asked` those that ask the
+ * customer (whoever proposed them, ops aside), so that no one is sent consent requests without
+ * end. The times of the last day live on the customer, counted and appended under its lock.
+ * Answers null when claimed, else how many seconds until the oldest of the day's leaves the window.
  */
 export async function claimMergeProposal(
   g: Graph,
   customerId: string,
   perDay: number,
   nowMs: number = Date.now(),
+  as: 'proposed' | 'asked' = 'proposed',
 ): Promise<number | null> {
+  const field = as === 'proposed' ? 'merge_proposals_at' : 'merge_requests_at';
   return writeTx(g, async (tx) => {
     await lockCustomersTx(tx, [customerId]);
     const stored = (
-      await tx.run('MATCH (c:Customer {id: $customerId}) RETURN coalesce(c.merge_proposals_at, []) AS times', {
+      await tx.run(`MATCH (c:Customer {id: $customerId}) RETURN coalesce(c.${field}, []) AS times`, {
         customerId,
       })
     ).records[0]?.get('times') as (number | { toNumber(): number })[] | undefined;
@@ -560,7 +568,7 @@ export async function claimMergeProposal(
     const day = 86_400_000;
     const recent = stored.map((t) => (typeof t === 'number' ? t : t.toNumber())).filter((t) => t > nowMs - day);
     if (recent.length >= perDay) return Math.max(1, Math.ceil((Math.min(...recent) + day - nowMs) / 1000));
-    await tx.run('MATCH (c:Customer {id: $customerId}) SET c.merge_proposals_at = $times', {
+    await tx.run(`MATCH (c:Customer {id: $customerId}) SET c.${field} = $times`, {
       customerId,
       times: [...recent, nowMs].map((t) => neo4j.int(t)),
     });

@@ -52,6 +52,7 @@ const NOTIFICATION: Record<string, (p: Payload) => string> = {
   dunning_reminder: () => 'please update your payment details',
   card_compromised: () => 'a card was blocked for your protection',
   account_takeover: () => 'we suspended your account after suspicious activity',
+  security_notice: () => 'a security notice about your account',
   merge_consent: () => 'we asked you to confirm that two profiles are both yours, to merge them',
 };
 
@@ -181,6 +182,10 @@ const FOR_THE_CUSTOMER: Record<string, (p: Payload) => string> = {
   // Whoever set a device's trust wrote the reason for staff, and every customer on the device reads the event.
   DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}`,
   DeviceTrustEarned: () => 'A device of yours passed a security check',
+  // The notice itself went to the customer's verified address; the history does not say why.
+  CustomerNotified: (p) =>
+    SUMMARY.CustomerNotified?.({ ...p, kind: p.kind === 'account_takeover' ? 'security_notice' : p.kind }) ??
+    'Notified',
 };
 
 /** Who reads a history: the customer (their own token, their console page) or staff. */

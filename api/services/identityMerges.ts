@@ -48,6 +48,24 @@ async function selfOnlyFor(deps: ApiDeps, principal: Principal, ids: string[]): 
   return true;
 }
 
+async function claimProposal(deps: ApiDeps, principal: Principal, bySelf: boolean, ids: string[]): Promise<void> {
+  const perDay = deps.merges.proposalsPerDay;
+  const claims: [string, 'proposed' | 'asked'][] = [
+    ...(bySelf && principal.subject ? [[principal.subject, 'proposed'] as [string, 'proposed']] : []),
+    ...ids.filter((id) => id !== principal.subject).map((id) => [id, 'asked'] as [string, 'asked']),
+  ];
+  for (const [id, as] of claims) {
+    const wait = await claimMergeProposal(deps.graph, id, perDay, Date.now(), as);
+    if (wait !== null)
+      throw new QuotaReachedError(
+        as === 'proposed'
+          ? `a customer may propose ${perDay} merges in 24 hours; retry after ${wait} s`
+          : `customer ${id} may be asked to consent to ${perDay} merges in 24 hours; retry after ${wait} s`,
+        wait,
+      );
+  }
+}
+
 /**
  * Starts `identity-merge-<pair>` after checking both customers (404, or 409 naming why one
  * cannot be merged: nothing is started, nothing written). A merge of the same pair that runs
@@ -70,20 +88,17 @@ export async function proposeMerge(
   const handle = deps.temporal.client.workflow.getHandle<typeof identityMergeWorkflow>(workflowId);
   const running = await runningStatus(deps, workflowId);
   if (running) return { created: false, status: running };
+  // Each proposal asks for consent: a customer proposes a few a day, and is asked a few a day
+  // (whoever asks, ops aside). Claimed before anything about the records is answered, so the
+  // answers (merged already, suspended, erased) cost a proposal too.
+  if (!principal.scopes.has('ops')) await claimProposal(deps, principal, bySelf, [survivor_id, merged_id]);
   const [survivor, merged] = await mergeParties(deps.graph, [survivor_id, merged_id]);
   if (!survivor) throw new NotFoundError('Customer', survivor_id);
   if (!merged) throw new NotFoundError('Customer', merged_id);
-  const refusal = mergeRefusal('survivor', survivor) ?? mergeRefusal('merged', merged);
+  const nameSurvivor = principal.scopes.has('ops') || principal.scopes.has('identity:merge');
+  const refusal =
+    mergeRefusal('survivor', survivor, { nameSurvivor }) ?? mergeRefusal('merged', merged, { nameSurvivor });
   if (refusal) throw new InvalidStateError(refusal);
-  // Each proposal asks the other record's owner for consent: a customer proposes a few a day.
-  if (bySelf && principal.subject) {
-    const wait = await claimMergeProposal(deps.graph, principal.subject, deps.merges.proposalsPerDay);
-    if (wait !== null)
-      throw new QuotaReachedError(
-        `a customer may propose ${deps.merges.proposalsPerDay} merges in 24 hours; retry after ${wait} s`,
-        wait,
-      );
-  }
   try {
     await deps.temporal.client.workflow.start<typeof identityMergeWorkflow>(IDENTITY_MERGE_WORKFLOW_TYPE, {
       workflowId,

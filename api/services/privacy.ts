@@ -23,6 +23,7 @@ import { actsAsSelf, AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
+import { describeEvent, type HistoryAudience } from './events';
 import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
 
 /** Who may export and erase besides the customer: ops. */
@@ -36,14 +37,28 @@ export const EXPORT_EVENTS_PAGE = 500;
  * Possible matches name other customers (ops review them): the PossibleMatchFound events are
  * left out, and an onboarding's stored result loses its list of them.
  */
-export function eventForCustomer(e: PersonaEvent): PersonaEvent | null {
+export function eventForCustomer(e: PersonaEvent, audience: HistoryAudience = 'staff'): PersonaEvent | null {
   if (e.type === 'PossibleMatchFound') return null;
   if (e.type === 'CustomerOnboarded' && e.payload.result && typeof e.payload.result === 'object') {
     const { possible_matches: _others, ...result } = e.payload.result as Record<string, unknown>;
     return { ...e, payload: { ...e.payload, result } } as PersonaEvent;
   }
-  return e;
+  if (audience === 'staff') return e;
+  // The customer's own export says what happened to their data, as their history does, and
+  // nothing of how fraud checks or ops decided it: whoever holds a taken-over session reads it too.
+  if (DECIDED_FOR_THE_CUSTOMER.has(e.type)) return { ...e, payload: { summary: describeEvent(e, 'customer').summary } };
+  const { reason: _why, fraud_outcome_id: _outcome, ...payload } = e.payload;
+  if (e.type === 'CustomerNotified' && payload.kind === 'account_takeover') payload.kind = 'security_notice';
+  return { ...e, payload } as PersonaEvent;
 }
+
+/** Events whose payload is a decision about the customer (its kind, ids, ops' words): summarised for them. */
+const DECIDED_FOR_THE_CUSTOMER = new Set([
+  'FraudOutcomeApplied',
+  'FraudOutcomeReversed',
+  'FraudReviewResolved',
+  'OpsActionRecorded',
+]);
 
 /**
  * The export, as JSON text in pieces: `{exported_at, profile, payment_methods, devices,
@@ -67,6 +82,7 @@ export async function exportCustomer(
   if (merged_into) refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, { merged_into });
   await guardAndRecord(deps, id, 'export', { ...actor, routeScopes: PRIVACY_SCOPES });
   const profile = { ...(await getProfile(g, id)), ...mergedInto(merged_into) };
+  const audience: HistoryAudience = actsAsSelf(actor.principal, PRIVACY_SCOPES) ? 'customer' : 'staff';
   // A merge that committed after the check above: the reads follow it, and say so.
   refuseMergedAnswer(actor.principal, PRIVACY_SCOPES, profile);
   return (async function* pieces() {
@@ -115,7 +131,7 @@ export async function exportCustomer(
     let first = true;
     do {
       const page = await readCustomerHistory(g, id, { before, limit: EXPORT_EVENTS_PAGE });
-      const shown = page.data.map(eventForCustomer).filter((e) => e !== null);
+      const shown = page.data.map((e) => eventForCustomer(e, audience)).filter((e) => e !== null);
       if (shown.length > 0) {
         yield `${first ? '' : ','}${shown.map((e) => JSON.stringify(e)).join(',')}`;
         first = false;

@@ -561,6 +561,55 @@ describe('limits that fit people (issue 43)', () => {
   });
 });
 
+describe('merge proposals as an oracle or a flood', () => {
+  it('asks one customer to consent a few times a day, whoever proposes; a refusal costs a proposal too', async () => {
+    const app = h.withDeps(() => ({ ...deps, merges: { ...deps.merges, proposalsPerDay: 1 } }));
+    const [victim, x, y] = [await seededCustomer(), await seededCustomer(), await seededCustomer()];
+    const propose = async (token: string, survivor: string, merged: string) =>
+      app.request('/api/v1/identity-merges', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ survivor_id: survivor, merged_id: merged }),
+      });
+    const first = await propose(await h.token('self', x.customerId), x.customerId, victim.customerId);
+    expect(first.status).toBe(202);
+    // Another customer, and a service with identity:merge: the victim was asked once today already.
+    const second = await propose(await h.token('self', y.customerId), y.customerId, victim.customerId);
+    expect(second.status).toBe(429);
+    expect(((await second.json()) as { detail: string }).detail).toMatch(/asked to consent to 1 merges in 24 hours/);
+    const service = await propose(await h.token('identity:merge'), victim.customerId, y.customerId);
+    expect(service.status).toBe(429);
+    const mergeId = ((await first.json()) as { merge_id: string }).merge_id;
+    await h.client.workflow
+      .getHandle(mergeId)
+      .terminate('test over')
+      .catch(() => undefined);
+  });
+
+  it('tells a customer a record was merged already, not into which: that is ops’ to know', async () => {
+    const [mine, other, survivor] = [await seededCustomer(), await seededCustomer(), await seededCustomer()];
+    await h.graph.query("MATCH (c:Customer {id: $id}) SET c.status = 'merged', c.merged_into = $survivor", {
+      id: other.customerId,
+      survivor: survivor.customerId,
+    });
+    const app = h.withDeps(() => deps);
+    const propose = async (token: string) =>
+      app.request('/api/v1/identity-merges', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ survivor_id: mine.customerId, merged_id: other.customerId }),
+      });
+    const bySelf = await propose(await h.token('self', mine.customerId));
+    expect(bySelf.status).toBe(409);
+    const text = await bySelf.text();
+    expect(text).toMatch(/was merged into another record already/);
+    expect(text).not.toContain(survivor.customerId);
+    const byOps = await propose(await h.token('ops'));
+    expect(byOps.status).toBe(409);
+    expect(await byOps.text()).toContain(survivor.customerId);
+  });
+});
+
 describe('body limits, per route', () => {
   it('takes the small limit on /api routes, the codec’s own on /codec (payloads), and refuses past it', async () => {
     const app = h.withDeps(() => deps);
