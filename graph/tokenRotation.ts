@@ -12,7 +12,7 @@
  * drop the old key only when the count says nothing is sealed under it.
  */
 import neo4j from 'neo4j-driver';
-import { leaderReadTx, writeTx, type Graph } from './graph';
+import { leaderReadTx, lockNode, writeTx, type Graph } from './graph';
 import { TokenCipher } from './tokens';
 
 /** Where sealed tokens are kept, and the payment method id each was sealed with. */
@@ -34,9 +34,14 @@ const page = (h: (typeof HOLDERS)[number], scoped: boolean) => `
   RETURN n.id AS id, n.token AS token, ${h.method} AS method
   ORDER BY n.id LIMIT $batch`;
 
+// The node's lock first (lockNode), then the comparison: Neo4j evaluates a WHERE on what is
+// committed without locking, so a renewal or an answer committing between that read and the SET
+// would otherwise be overwritten (an old card's token back, or a settled charge's token revived).
 const reseal = (label: Holder) => `
   UNWIND $rows AS r
-  MATCH (n:${label} {id: r.id}) WHERE n.token = r.old
+  MATCH (n:${label} {id: r.id})
+  ${lockNode('n')}
+  WITH n, r WHERE n.token = r.old
   SET n.token = r.new
   RETURN count(n) AS written`;
 

@@ -1,11 +1,13 @@
 /**
- * The payment-token key's online rotation:   npm run tokens:rotate [-- --check] [--customer <id>…]
+ * The payment-token key's online rotation:
+ *   npm run tokens:rotate -- --confirm | --check [--customer <id>…]
  * Run once every api and worker has the new ring in PERSONA_TOKEN_KEYS (the new key first, the
- * old ones after it): re-seals every token not under the active key, in batches, saying how far it
- * got, then counts what each key still holds. `--check` only counts; `--customer <id>` (repeatable)
- * rotates and counts only those customers' tokens, a canary before the whole graph. Exits 1 while any token is
- * left under another key (run it again once every process has the new ring), so a deploy can gate
- * dropping the old key on it. docs/runbook.md says the whole procedure.
+ * old ones after it; `--confirm` says so, and without it nothing is written): re-seals every token
+ * not under the active key, in batches, saying how far it got, then counts what each key still
+ * holds. `--check` only counts; `--customer <id>` (repeatable) rotates and counts only those
+ * customers' tokens, a canary before the whole graph. Exits 1 while any token is left under
+ * another key (run it again once every process has the new ring), so a deploy can gate dropping
+ * the old key on it. docs/runbook.md says the whole procedure.
  */
 import { ConfigError, loadConfig } from '../config/env';
 import { createDriver } from '../graph';
@@ -23,7 +25,16 @@ async function main(): Promise<number> {
     const customerIds = process.argv.flatMap((arg, i) => (arg === '--customer' ? [process.argv[i + 1] ?? ''] : []));
     const scope = customerIds.length > 0 ? { customerIds } : {};
     log(`ring ${config.tokenKeys.ids.join(', ')}; active key ${active}`);
-    if (!process.argv.includes('--check')) {
+    const writes = !process.argv.includes('--check');
+    if (writes && !process.argv.includes('--confirm')) {
+      // Re-sealed under a key the running processes lack, every token would be unreadable to them.
+      log(
+        `this re-seals tokens under ${active}: run it again with --confirm once every api and worker runs with ` +
+          'this ring, the new key first (docs/runbook.md, "Rotate the payment-token key")',
+      );
+      return 2;
+    }
+    if (writes) {
       const started = Date.now();
       let lastLog = 0;
       const results = await rotateTokens(graph, {

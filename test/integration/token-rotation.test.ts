@@ -19,6 +19,7 @@ import { rotateTokens, tokenKeyCensus, type RotationProgress } from '../../graph
 import { mulberry32 } from '../../scripts/random';
 import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
 import { startProcess } from '../support/processes';
+import { until } from '../support/wait';
 
 const SEED = Number(process.env.PERSONA_ROTATION_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
@@ -148,6 +149,42 @@ describe('rotating the payment-token key online', () => {
     );
   });
 
+  it('never writes over a renewal that commits while the re-seal waits for the method’s lock', async () => {
+    const old = g.config.tokenKeys;
+    const newKey = { id: `rotated-${randomUUID().slice(0, 8)}`, key: randomBytes(32) };
+    const rolled = withRing(new KeyRing([newKey, ...old.ids.map((id) => ({ id, key: old.get(id) as Buffer }))]));
+    const c = await createCustomer(g, {});
+    const pm = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_${randomUUID()}` }));
+    const renewed = `tok_visa_${randomUUID()}`;
+    // A renewal holds the method's lock, written but not committed, while the rotation reads and re-seals.
+    const session = g.driver.session({ database: g.database });
+    const renewal = await session.beginTransaction();
+    try {
+      await renewal.run('MATCH (p:PaymentMethod {id: $id}) SET p.token = $token', {
+        id: pm.id,
+        token: g.tokens.encrypt(renewed, pm.id),
+      });
+      const rotation = rotateTokens(rolled, { customerIds: [c.id] });
+      // The re-seal is waiting for the lock the renewal holds.
+      await until(async () =>
+        (
+          await g.query<{ status: string }>(
+            "SHOW TRANSACTIONS YIELD currentQuery, status WHERE currentQuery CONTAINS 'r.old' RETURN status",
+          )
+        ).some((t) => t.status.startsWith('Blocked')),
+      );
+      await renewal.commit();
+      const [methods] = await rotation;
+      expect(methods).toMatchObject({ holder: 'PaymentMethod', resealed: 0, changedMeanwhile: 1 });
+    } finally {
+      await session.close();
+    }
+    expect(rolled.tokens.decrypt((await sealedOf(pm.id)) as string, pm.id)).toBe(renewed);
+    // The next pass re-seals the renewal's token under the new key.
+    await rotateTokens(rolled, { customerIds: [c.id] });
+    expect(TokenCipher.keyIdOf((await sealedOf(pm.id)) as string)).toBe(newKey.id);
+  });
+
   it('is an npm step that rotates, says how far it got, and exits 1 while a token is under another key', async () => {
     const c = await createCustomer(g, {});
     const token = `tok_visa_${randomUUID()}`;
@@ -171,7 +208,11 @@ describe('rotating the payment-token key online', () => {
     expect(check.out).toContain(`PaymentMethod tokens by key: ${old.active.id}: 1`);
     expect(check.out).toContain(`not under ${newKey.id} yet`);
 
-    const rotate = await run('--customer', c.id);
+    const unconfirmed = await run('--customer', c.id);
+    expect(unconfirmed.code).toBe(2);
+    expect(unconfirmed.out).toContain('run it again with --confirm');
+    expect(TokenCipher.keyIdOf((await sealedOf(pm.id)) as string)).toBe(old.active.id);
+    const rotate = await run('--confirm', '--customer', c.id);
     expect(rotate.code).toBe(0);
     expect(rotate.out).toContain(`PaymentMethod: 1 scanned, 1 re-sealed under ${newKey.id}`);
     expect(rotate.out).toContain(`PaymentMethod tokens by key: ${newKey.id}: 1`);
