@@ -99,6 +99,9 @@ const CYPHER = {
       WHEN $outcomeId IS NOT NULL THEN $outcomeId
       WHEN $byOps THEN null
       ELSE d.trust_set_by_outcome END
+    // Ops decided about the device (their own change, or a review they confirmed): from then on only
+    // ops raise its trust (graph/fraud.ts).
+    SET d.trust_held_by_ops = CASE WHEN $byOps THEN true ELSE d.trust_held_by_ops END
     RETURN from, d.trust_score AS to`,
   // What the customer earned on the device (their own edge), moved by a step within [0, 1]. Run
   // under the customer's lock: the edge is theirs alone, and the device is neither read nor locked.
@@ -107,8 +110,8 @@ const CYPHER = {
     USING INDEX c:Customer(id)
     WHERE d.id = $deviceId
     WITH r, coalesce(r.trust_score, $initial) AS from
-    SET r.trust_score = round(CASE WHEN from + $delta > 1.0 THEN 1.0
-                                   WHEN from + $delta < 0.0 THEN 0.0 ELSE from + $delta END, 3)
+    SET r.trust_score = coalesce($score, round(CASE WHEN from + $delta > 1.0 THEN 1.0
+                                                    WHEN from + $delta < 0.0 THEN 0.0 ELSE from + $delta END, 3))
     RETURN from, r.trust_score AS to`,
   disown: DISOWN_DEVICE,
   // Devices the customer disowned only with $includeDisowned.
@@ -209,19 +212,21 @@ export async function setDeviceTrustTx(
 }
 
 /**
- * Moves what the customer earned on a device (their own login edge) by `delta`, inside the caller's
- * transaction, which holds the customer's lock: a passed challenge is this customer's, never the
- * fingerprint's. One DeviceTrustEarned event on the customer (`{device_id, from, to, reason}`) when
- * it moved. NotFoundError when the customer never logged in from the device.
+ * Sets (`score`) or moves by a bounded step (`delta`) what the customer earned on a device (their
+ * own login edge), inside the caller's transaction, which holds the customer's lock: a passed
+ * challenge is this customer's, never the fingerprint's, and a suspending outcome zeroes it. One
+ * DeviceTrustEarned event on the customer (`{device_id, from, to, reason}`) when it moved.
+ * NotFoundError when the customer never logged in from the device.
  */
 export async function earnDeviceTrustTx(
   tx: ManagedTransaction,
   customerId: string,
   deviceId: string,
-  delta: number,
+  change: { score: number } | { delta: number },
   options: { reason?: string | undefined; extra?: Record<string, unknown> } = {},
 ): Promise<{ from: number; to: number }> {
-  const record = (await tx.run(CYPHER.earnTrust, { customerId, deviceId, delta, initial: INITIAL_TRUST_SCORE }))
+  const params = 'score' in change ? { score: change.score, delta: null } : { score: null, delta: change.delta };
+  const record = (await tx.run(CYPHER.earnTrust, { customerId, deviceId, ...params, initial: INITIAL_TRUST_SCORE }))
     .records[0];
   if (!record) throw new NotFoundError('Device', deviceId);
   const from = record.get('from') as number;

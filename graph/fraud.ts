@@ -7,7 +7,7 @@
 import type { ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { survivorOfTx } from './merge';
-import { earnDeviceTrustTx, setDeviceTrustTx } from './devices';
+import { earnDeviceTrustTx, INITIAL_TRUST_SCORE, setDeviceTrustTx } from './devices';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
 import { readTx, writeTx, type Graph } from './graph';
@@ -125,10 +125,13 @@ export async function checkFraudOutcome(g: Graph, r: FraudOutcomeReport): Promis
  * Applies an outcome's changes in one transaction:
  *   challenge_passed  → the customer's trust on the device rises by `trustStep` (at most 1): theirs,
  *                       on their login edge, never another account's on the same fingerprint, and
- *                       never above what the device's own trust allows;
+ *                       never above what the device's own trust allows (refused to an agent when
+ *                       ops confirmed an outcome that zeroed it);
  *   confirmed_fraud   → the method becomes `compromised`, the device's own trust 0 (for everyone on
- *                       it), the customer `suspended`;
- *   account_takeover  → the customer `suspended`, the device's own trust 0.
+ *                       it) and the customer's on it 0, the customer `suspended`;
+ *   account_takeover  → the customer `suspended`, the device's own trust and theirs on it 0.
+ * Once ops confirm a suspending outcome on review, what it did to the device's trust and to the
+ * customer's is held: only ops raise either again.
  * Applying the same outcome again returns what the first application did.
  */
 export async function applyFraudOutcome(
@@ -159,11 +162,22 @@ export async function applyFraudOutcome(
       changes.push({ entity: 'payment_method', id: r.payment_method_id, field: 'status', from, to: 'compromised' });
     }
     if (r.device_id && r.outcome === 'challenge_passed') {
-      const { from, to } = await earnDeviceTrustTx(tx, customerId, r.device_id, options.trustStep, { reason, extra });
+      // What ops confirmed on review (a suspending outcome that zeroed it) only ops raise again.
+      if (options.reportedBy !== 'ops' && (await earnedTrustHeldTx(tx, customerId, r.device_id)))
+        throw new InvalidStateError(
+          `customer ${customerId}'s trust on device ${r.device_id} was zeroed by a fraud outcome ops confirmed ` +
+            'on review: a passed challenge does not raise it; ops may',
+        );
+      const step = { delta: options.trustStep };
+      const { from, to } = await earnDeviceTrustTx(tx, customerId, r.device_id, step, { reason, extra });
       changes.push({ entity: 'customer_device', id: r.device_id, field: 'trust_score', from, to });
     } else if (r.device_id) {
-      const { from, to } = await setDeviceTrustTx(tx, r.device_id, { score: 0 }, { reason, extra });
-      changes.push({ entity: 'device', id: r.device_id, field: 'trust_score', from, to });
+      // The device, for everyone on it; and what this customer earned there, so that lifting the
+      // device's trust later (for the others) does not lift theirs.
+      const device = await setDeviceTrustTx(tx, r.device_id, { score: 0 }, { reason, extra });
+      changes.push({ entity: 'device', id: r.device_id, field: 'trust_score', ...device });
+      const earned = await earnDeviceTrustTx(tx, customerId, r.device_id, { score: 0 }, { reason, extra });
+      changes.push({ entity: 'customer_device', id: r.device_id, field: 'trust_score', ...earned });
     }
     const suspends = r.outcome === 'confirmed_fraud' || r.outcome === 'account_takeover';
     if (suspends) {
@@ -176,9 +190,41 @@ export async function applyFraudOutcome(
   });
 }
 
-async function current(tx: ManagedTransaction, change: FraudChange): Promise<unknown> {
-  // What a customer earned is never put back: only suspending outcomes are reversed.
-  if (change.entity === 'customer_device') throw new Error('a customer’s earned device trust is not reversed');
+/** Whether ops confirmed, on review, an outcome that zeroed what the customer earned on the device. */
+async function earnedTrustHeldTx(tx: ManagedTransaction, customerId: string, deviceId: string): Promise<boolean> {
+  const r = (
+    await tx.run(
+      `MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device) USING INDEX c:Customer(id)
+       WHERE d.id = $deviceId RETURN coalesce(r.trust_held_by_ops, false) AS held`,
+      { customerId, deviceId },
+    )
+  ).records[0];
+  return r?.get('held') === true;
+}
+
+/** Whether ops decided about the device (their own change, a review they confirmed); read under its lock. */
+async function deviceTrustHeldTx(tx: ManagedTransaction, deviceId: string): Promise<boolean> {
+  const r = (
+    await tx.run(
+      `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction()
+       RETURN coalesce(d.trust_held_by_ops, false) AS held`,
+      { id: deviceId },
+    )
+  ).records[0];
+  return r?.get('held') === true;
+}
+
+async function current(tx: ManagedTransaction, change: FraudChange, customerId: string): Promise<unknown> {
+  if (change.entity === 'customer_device') {
+    const r = (
+      await tx.run(
+        `MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device) USING INDEX c:Customer(id)
+         WHERE d.id = $deviceId RETURN coalesce(r.trust_score, $initial) AS value`,
+        { customerId, deviceId: change.id, initial: INITIAL_TRUST_SCORE },
+      )
+    ).records[0];
+    return r?.get('value');
+  }
   const cypher = {
     payment_method: CYPHER.currentMethod,
     device: CYPHER.currentDevice,
@@ -225,7 +271,8 @@ export async function reverseLatestFraudOutcome(
     const reason = `false positive ${r.outcome_id}${target ? ` reverses ${target.outcome_id}` : ''}`;
     const extra = { fraud_outcome_id: r.outcome_id };
     for (const change of result.refused ? [] : (target?.changes ?? [])) {
-      if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerReinstated'))
+      const byAgent = r.reported_by !== 'ops';
+      if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerReinstated', r.customer_id, byAgent))
         result.restored.push({ ...change, from: change.to, to: change.from } as FraudChange);
       else result.skipped.push(change);
     }
@@ -274,7 +321,7 @@ async function reapplyAgentReversalTx(
   const reason = `review of fraud outcome ${outcomeId}: ops confirmed it; the false positive reported after is undone`;
   const extra = { fraud_outcome_id: outcomeId };
   for (const change of byAgent?.restored ?? [])
-    if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended'))
+    if (await undoChangeTx(tx, change, { reason, extra }, 'CustomerSuspended', customerId, false))
       reapplied.push({ ...change, from: change.to, to: change.from } as FraudChange);
   // An agent raised, while the review waited, a device trust this outcome had lowered (ops' own
   // change clears the outcome's mark, and stands): ops confirmed the outcome, so the device's own
@@ -282,11 +329,22 @@ async function reapplyAgentReversalTx(
   const applied = (await findEventByIdempotencyKey(tx, `fraud:${outcomeId}`))?.payload as
     Partial<AppliedFraudOutcome> | undefined;
   for (const change of applied?.changes ?? []) {
+    // Ops confirmed what the outcome did to the device and to the customer's trust on it: from now
+    // on only ops raise either (an agent's signal, challenge or false positive is refused).
+    if (change.entity === 'customer_device')
+      await tx.run(
+        `MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device) USING INDEX c:Customer(id)
+         WHERE d.id = $deviceId SET r.trust_held_by_ops = true`,
+        { customerId, deviceId: change.id },
+      );
     if (change.entity !== 'device') continue;
+    // The device's lock before it is read: an agent's signal commits wholly before or after this.
     const now = (
-      await tx.run('MATCH (d:Device {id: $id}) RETURN d.trust_score AS trust, d.trust_set_by_outcome AS setBy', {
-        id: change.id,
-      })
+      await tx.run(
+        `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction(), d.trust_held_by_ops = true
+         RETURN d.trust_score AS trust, d.trust_set_by_outcome AS setBy`,
+        { id: change.id },
+      )
     ).records[0];
     const trust = now?.get('trust') as number | undefined;
     const setBy = now?.get('setBy') as string | null | undefined;
@@ -306,11 +364,20 @@ async function undoChangeTx(
   change: FraudChange,
   why: { reason: string; extra: { fraud_outcome_id: string } },
   customerEvent: 'CustomerReinstated' | 'CustomerSuspended',
+  customerId: string,
+  byAgent: boolean,
 ): Promise<boolean> {
   // Unchanged by the outcome (a customer suspended already, a device at 0 already), or changed since.
-  if (change.from === change.to || (await current(tx, change)) !== change.to) return false;
+  if (change.from === change.to || (await current(tx, change, customerId)) !== change.to) return false;
+  // A trust ops decided about is not raised by an agent's false positive.
+  const raises = typeof change.from === 'number' && typeof change.to === 'number' && change.from > change.to;
+  if (byAgent && raises && change.entity === 'device' && (await deviceTrustHeldTx(tx, change.id))) return false;
+  if (byAgent && raises && change.entity === 'customer_device' && (await earnedTrustHeldTx(tx, customerId, change.id)))
+    return false;
   if (change.entity === 'payment_method') await setPaymentMethodStatusTx(tx, change.id, change.from, why);
   if (change.entity === 'device') await setDeviceTrustTx(tx, change.id, { score: change.from }, why);
+  if (change.entity === 'customer_device')
+    await earnDeviceTrustTx(tx, customerId, change.id, { score: change.from }, why);
   if (change.entity === 'customer')
     await setCustomerStatusTx(tx, change.id, change.from, customerEvent, { reason: why.reason, ...why.extra });
   return true;
@@ -341,13 +408,11 @@ export async function resolveFraudReview(
     const reapplied = r.decision === 'confirm' ? await reapplyAgentReversalTx(tx, r.outcome_id, customerId) : [];
     // The status from before the outcome was `suspended` (another suspension stands): nothing to reinstate.
     if (r.decision === 'reinstate' && r.restore_to !== 'suspended') {
-      const status = await current(tx, {
-        entity: 'customer',
-        id: customerId,
-        field: 'status',
-        from: 'active',
-        to: 'suspended',
-      });
+      const status = await current(
+        tx,
+        { entity: 'customer', id: customerId, field: 'status', from: 'active', to: 'suspended' },
+        customerId,
+      );
       if (status === 'suspended') {
         await setCustomerStatusTx(tx, customerId, r.restore_to ?? 'active', 'CustomerReinstated', {
           reason: `review of fraud outcome ${r.outcome_id}: reinstated`,
@@ -369,10 +434,10 @@ export async function resolveFraudReview(
 
 /**
  * A device-level trust signal (`PUT /devices/{id}/trust-score`, Chimera or ops): sets the device's
- * own trust, which caps every customer on it, with one device-level DeviceTrustScoreUpdated. An
- * agent does not raise a trust that a fraud outcome ops confirmed on review set (InvalidStateError,
- * 409): only ops undo ops' decision, and ops' change clears the outcome's mark. Setting the same
- * score emits nothing.
+ * own trust, which caps every customer on it, with one device-level DeviceTrustScoreUpdated. Once
+ * ops decided about the device — confirmed on review an outcome that changed it, or set it
+ * themselves — an agent does not raise it (InvalidStateError, 409); lowering stays anyone's.
+ * Setting the same score emits nothing.
  */
 export async function setDeviceTrustScore(
   g: Graph,
@@ -386,19 +451,16 @@ export async function setDeviceTrustScore(
     const now = (
       await tx.run(
         `MATCH (d:Device {id: $id}) SET d.updated_at = datetime.transaction()
-         RETURN d.trust_score AS trust, d.trust_set_by_outcome AS setBy`,
+         RETURN d.trust_score AS trust, coalesce(d.trust_held_by_ops, false) AS held`,
         { id: deviceId },
       )
     ).records[0];
     if (!now) throw new NotFoundError('Device', deviceId);
-    const setBy = now.get('setBy') as string | null;
-    if (options.reportedBy !== 'ops' && setBy && score > (now.get('trust') as number)) {
-      if ((await opsDecisionTx(tx, setBy)) === 'confirm')
-        throw new InvalidStateError(
-          `device ${deviceId}'s trust was set by fraud outcome ${setBy}, which ops confirmed on review: ` +
-            'only ops raise it',
-        );
-    }
+    if (options.reportedBy !== 'ops' && now.get('held') === true && score > (now.get('trust') as number))
+      throw new InvalidStateError(
+        `device ${deviceId}'s trust was decided by ops (a fraud outcome ops confirmed on review, or their own ` +
+          'change): only ops raise it',
+      );
     const { from } = await setDeviceTrustTx(
       tx,
       deviceId,

@@ -18,6 +18,7 @@
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx } from './customers';
 import { appendEvent, listCustomerEventsTx } from './events';
+import { INITIAL_TRUST_SCORE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
 
@@ -154,7 +155,9 @@ const CYPHER = {
          CASE WHEN sr IS NULL THEN null ELSE ${LOGIN_EDGE('sr')} END AS before
     CREATE (m)-[k:MERGED_LOGIN {merge_id: $mergeId}]->(d)
     SET k.last_seen_ip = r.last_seen_ip, k.last_seen_user_agent = r.last_seen_user_agent,
-        k.survivor_ip_before = sr.last_seen_ip, k.survivor_user_agent_before = sr.last_seen_user_agent
+        k.survivor_ip_before = sr.last_seen_ip, k.survivor_user_agent_before = sr.last_seen_user_agent,
+        // What each record had earned on the device (graph/devices.ts): an undo gives each its own back.
+        k.trust_score = r.trust_score, k.survivor_trust_before = sr.trust_score
     FOREACH (_ IN CASE WHEN sr IS NULL THEN [1] ELSE [] END |
       CREATE (s)-[n:LOGGED_IN_FROM]->(d) SET n = properties(r))
     FOREACH (x IN CASE WHEN sr IS NULL THEN [] ELSE [sr] END |
@@ -350,7 +353,7 @@ const UNDO = {
       CREATE (old)-[n:LOGGED_IN_FROM]->(d)
       SET n.login_count = v.merged.login_count, n.first_login = datetime(v.merged.first_login),
           n.last_login = datetime(v.merged.last_login), n.last_seen_ip = k.last_seen_ip,
-          n.last_seen_user_agent = k.last_seen_user_agent)
+          n.last_seen_user_agent = k.last_seen_user_agent, n.trust_score = k.trust_score)
     WITH old, v, r, d, k, refusal,
          CASE WHEN r IS NULL THEN 0 ELSE coalesce(r.login_count, 0) - v.merged.login_count END AS remaining,
          r IS NOT NULL AND toString(r.last_login) = v.survivor_after.last_login AS noLoginSince
@@ -366,7 +369,10 @@ const UNDO = {
           x.last_seen_user_agent = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
                                 THEN k.survivor_user_agent_before ELSE x.last_seen_user_agent END,
           x.last_login = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
-                              THEN datetime(v.survivor_before.last_login) ELSE x.last_login END)
+                              THEN datetime(v.survivor_before.last_login) ELSE x.last_login END,
+          // The survivor's own earned trust back; an edge it had only through the merge starts again.
+          x.trust_score = CASE WHEN v.survivor_before IS NOT NULL THEN coalesce(k.survivor_trust_before, $initial)
+                               ELSE $initial END)
     FOREACH (y IN CASE WHEN k IS NULL THEN [] ELSE [k] END | DELETE y)
     RETURN v.id AS id, refusal`,
   addresses: `
@@ -452,7 +458,11 @@ export async function unmergeCustomers(
     };
     const restored = {
       payment_methods: await restoredOf('payment_method', UNDO.methods, { methods: m.payment_methods }),
-      devices: await restoredOf('device', UNDO.devices, { devices: m.devices, mergeId: req.merge_id }),
+      devices: await restoredOf('device', UNDO.devices, {
+        devices: m.devices,
+        mergeId: req.merge_id,
+        initial: INITIAL_TRUST_SCORE,
+      }),
       addresses: await restoredOf('address', UNDO.addresses, { addresses: m.addresses }),
       identifiers: await restoredOf('identifier', UNDO.identifiers, { identifiers: m.identifiers }),
     };

@@ -49,7 +49,7 @@ export function eventForCustomer(e: PersonaEvent, audience: HistoryAudience = 's
   if (DECIDED_FOR_THE_CUSTOMER.has(e.type)) return { ...e, payload: { summary: describeEvent(e, 'customer').summary } };
   const { reason: _why, fraud_outcome_id: _outcome, ...payload } = e.payload;
   if (e.type === 'CustomerNotified' && payload.kind === 'account_takeover') payload.kind = 'security_notice';
-  return { ...e, payload } as PersonaEvent;
+  return { ...e, payload };
 }
 
 /** Events whose payload is a decision about the customer (its kind, ids, ops' words): summarised for them. */

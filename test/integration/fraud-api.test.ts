@@ -368,15 +368,17 @@ describe('confirmed fraud', () => {
     await until(async () => (await statusOf(takeover)).state === 'reinstated');
     expect((await context(c.customerId)).status).toBe('suspended');
 
-    // A passed challenge is the customer's own, and never lifts the device's trust that ops'
-    // confirmed outcome zeroed: the customer's trust there stays 0.
+    // A passed challenge does not raise the customer's trust there, which ops' confirmed outcome zeroed.
     const challenge = await reportOnDevice(c, 'challenge_passed');
     const passed = (await h.client.workflow
       .getHandle(fraudOutcomeWorkflowId(challenge))
       .result()) as FraudOutcomeStatus;
-    expect(passed).toMatchObject({ state: 'done' });
+    expect(passed).toMatchObject({ state: 'not_applied' });
+    expect(passed.problem).toMatch(/ops confirmed on review/);
     expect(await deviceTrust(c.deviceId)).toBe(0);
-    expect((await getDevicesByCustomer(h.graph, c.customerId)).find((d) => d.id === c.deviceId)?.trust_score).toBe(0);
+    const earned = async () =>
+      (await getDevicesByCustomer(h.graph, c.customerId)).find((d) => d.id === c.deviceId)?.trust_score;
+    expect(await earned()).toBe(0);
 
     // Nor does an agent's device-level signal raise it (409); ops may.
     const raise = (token: string) =>
@@ -387,6 +389,42 @@ describe('confirmed fraud', () => {
     expect(await deviceTrust(c.deviceId)).toBe(0);
     expect((await raise(ops)).status).toBe(200);
     expect(await deviceTrust(c.deviceId)).toBe(0.9);
+    // Ops lifted the device for everyone else on it; the customer ops confirmed as fraud stays at 0 there.
+    expect(await earned()).toBe(0);
+  });
+
+  it('an agent’s false positive does not raise a device ops decided about in another review', async () => {
+    // Two customers on one device. An agent's takeover of the first zeroes the device (1 → 0); then
+    // ops confirm a fraud of the second on the same device (already 0); then the agent calls the
+    // first takeover a false positive: the customer comes back, the device stays where ops left it.
+    const a = await customer();
+    const takeover = await reportOnDevice(a, 'account_takeover');
+    await until(async () => (await statusOf(takeover)).state === 'awaiting_review');
+    expect(await deviceTrust(a.deviceId)).toBe(0);
+    const fingerprint = (await getDevicesByCustomer(h.graph, a.customerId))[0]?.fingerprint as string;
+    const b = await customer();
+    await linkDevice(h.graph, b.customerId, { fingerprint });
+    const fraudId = `cf-${randomUUID()}`;
+    await report({
+      outcome_id: fraudId,
+      customer_id: b.customerId,
+      outcome: 'confirmed_fraud',
+      payment_method_id: b.cards[0],
+      device_id: a.deviceId,
+    });
+    await until(async () => (await statusOf(fraudId)).state === 'awaiting_review');
+    await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' });
+    await until(async () => (await statusOf(fraudId)).state === 'confirmed');
+
+    const fp = `fp-${randomUUID()}`;
+    await report({ outcome_id: fp, customer_id: a.customerId, outcome: 'false_positive' });
+    const reversal = ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(fp)).result()) as FraudOutcomeStatus)
+      .reversal;
+    expect(reversal).toMatchObject({ reversed_outcome_id: takeover });
+    expect(reversal?.restored.map((r) => r.entity)).toEqual(['customer_device', 'customer']);
+    expect(reversal?.skipped.map((r) => r.entity)).toEqual(['device']);
+    expect(await deviceTrust(a.deviceId)).toBe(0);
+    expect((await context(a.customerId)).status).toBe('active');
   });
 
   it('zeroes again, when ops confirm, a device trust an agent raised while the review waited', async () => {
@@ -419,6 +457,7 @@ describe('confirmed fraud', () => {
     expect(fp.reversal?.restored.map((r) => [r.entity, r.to])).toEqual([
       ['payment_method', 'active'],
       ['device', 1],
+      ['customer_device', 0.9],
       ['customer', 'active'],
     ]);
     // The earlier outcome's review is over: the customer is back.

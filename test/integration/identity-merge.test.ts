@@ -102,7 +102,7 @@ async function raw(id: string) {
          OPTIONAL MATCH (c)-[l:LOGGED_IN_FROM]->(d:Device)
          WITH c, collect({fingerprint: d.fingerprint, logins: l.login_count, ip: l.last_seen_ip,
                           agent: l.last_seen_user_agent, first: toString(l.first_login),
-                          last: toString(l.last_login)}) AS devices
+                          last: toString(l.last_login), trust: l.trust_score}) AS devices
          RETURN c.status AS status, c.merged_into AS mergedInto, c.ltv AS ltv, valueType(c.ltv) AS ltvType, devices`,
         { id },
       )
@@ -113,7 +113,9 @@ async function raw(id: string) {
       ltv: Number(r?.get('ltv')),
       // Minor units are integers in the graph: a float would be read as major units.
       ltvType: r?.get('ltvType') as string,
-      devices: (r?.get('devices') as { fingerprint: string | null; logins: unknown; ip: string | null }[])
+      devices: (
+        r?.get('devices') as { fingerprint: string | null; logins: unknown; ip: string | null; trust: unknown }[]
+      )
         .filter((d) => d.fingerprint)
         .map((d) => ({ ...d, logins: Number(d.logins) }))
         .sort((a, b) => (a.fingerprint ?? '').localeCompare(b.fingerprint ?? '')),
@@ -145,7 +147,13 @@ describe('identity merge, end to end', () => {
     const a = await customer({ cards: 1, ltvMinor: 1000, device: shared, logins: 2 });
     const b = await customer({ cards: 2, ltvMinor: 525, device: shared, logins: 3 });
     const bOwnDevice = `fp-${randomUUID()}`;
-    await linkDevice(h.graph, b.id, { fingerprint: bOwnDevice, trust_score: 0.5 });
+    await linkDevice(h.graph, b.id, { fingerprint: bOwnDevice, trust_score: 0.85 });
+    // What each earned on the shared device is theirs: the undo gives each its own back.
+    await h.graph.query(
+      `MATCH (c:Customer)-[l:LOGGED_IN_FROM]->(:Device {fingerprint: $shared}) WHERE c.id IN [$a, $b]
+       SET l.trust_score = CASE c.id WHEN $a THEN 0.8 ELSE 0.6 END`,
+      { shared, a: a.id, b: b.id },
+    );
     const before = { a: await raw(a.id), b: await raw(b.id) };
     const bIdentifiers = (await getDigitalIdentifiersByCustomer(h.graph, b.id)).map((i) => i.id);
 
@@ -160,10 +168,10 @@ describe('identity merge, end to end', () => {
     expect(await defaults(a.id)).toEqual([a.cards[0]]);
     const after = await raw(a.id);
     expect(after).toMatchObject({ ltv: 1525, ltvType: 'INTEGER NOT NULL' });
-    expect(after.devices.map((d) => ({ fingerprint: d.fingerprint, logins: d.logins }))).toEqual(
+    expect(after.devices.map((d) => ({ fingerprint: d.fingerprint, logins: d.logins, trust: d.trust }))).toEqual(
       [
-        { fingerprint: shared, logins: 5 },
-        { fingerprint: bOwnDevice, logins: 1 },
+        { fingerprint: shared, logins: 5, trust: 0.8 },
+        { fingerprint: bOwnDevice, logins: 1, trust: 0.85 },
       ].sort((x, y) => x.fingerprint.localeCompare(y.fingerprint)),
     );
     // The login details stay out of the event log: the manifest has counts and times, never an IP.
