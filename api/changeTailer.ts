@@ -30,7 +30,7 @@ export interface TailerSettings {
 }
 
 /** Events whose payload the cache applies in place; the others are applied by type and sequence. */
-const PAYLOAD_TYPES = ['CustomerProfileUpdated', 'DeviceTrustScoreUpdated', 'DeviceTrustEarned', 'DeviceLinked'];
+const PAYLOAD_TYPES = ['CustomerProfileUpdated', 'DeviceTrustScoreUpdated', 'DeviceLinked'];
 
 const COLUMNS = `e.id AS id, e.type AS type, e.customer_id AS customerId, e.customer_seq AS customerSeq,
   e.device_id AS deviceId, e.device_seq AS deviceSeq,

@@ -180,20 +180,20 @@ describe('the read cache', () => {
     expect(reads).toHaveLength(2);
   });
 
-  it('brings what the customer earned on a device in place, under the device’s cap', async () => {
+  it('reads a customer again once what they earned on a device changed (the outcome came with it)', async () => {
     const { cache, reads } = cacheWith(() => snapshot(3));
     await cache.read(ID, 500);
-    const earned = (seq: number, to: number): CacheEvent => ({
-      type: 'DeviceTrustEarned',
-      customer_id: ID,
-      customer_seq: seq,
-      payload: { device_id: DEVICE, from: 0.5, to, reason: 'fraud signal' },
-    });
-    cache.apply([earned(4, 0.8)], 'local');
-    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ trust_score: 0.8, earned: 0.8 });
-    expect(reads).toHaveLength(1);
-    // A gap in the customer's sequence: the snapshot is read again.
-    cache.apply([earned(6, 0.9)], 'tail');
+    cache.apply(
+      [
+        {
+          type: 'DeviceTrustEarned',
+          customer_id: ID,
+          customer_seq: 4,
+          payload: { device_id: DEVICE, from: 0.5, to: 0.8, reason: 'fraud signal' },
+        },
+      ],
+      'local',
+    );
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
   });

@@ -58,10 +58,7 @@ export interface ReadCacheSettings {
 
 /** A tailed or committed event, as much of it as the cache reads. */
 export type CacheEvent = Pick<CommittedEvent, 'type' | 'customer_id' | 'customer_seq' | 'device_id' | 'device_seq'> & {
-  /**
-   * Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated,
-   * DeviceTrustEarned, DeviceLinked).
-   */
+  /** Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated, DeviceLinked). */
   payload?: Record<string, unknown> | null;
 };
 
@@ -386,8 +383,7 @@ export class ReadCache {
         NEUTRAL.has(ev.type) ||
         (ev.type === 'CustomerProfileUpdated' && applyProfile(snap, ev.payload)) ||
         // Another login from (or payment on) a device the snapshot holds: only its count moved.
-        (ev.type === 'DeviceLinked' && snap.devices.some((d) => d.device_id === ev.payload?.device_id)) ||
-        (ev.type === 'DeviceTrustEarned' && applyEarned(snap, ev.payload))
+        (ev.type === 'DeviceLinked' && snap.devices.some((d) => d.device_id === ev.payload?.device_id))
       ) {
         snap.seq = ev.customer_seq;
         this.stats.applied++;
@@ -419,16 +415,6 @@ export class ReadCache {
       }
     }
   }
-}
-
-/** What the customer earned on a device the snapshot holds, set in place; false when it holds no such device. */
-function applyEarned(snap: CustomerSnapshot, payload: Record<string, unknown> | null | undefined): boolean {
-  const device = snap.devices.find((d) => d.device_id === payload?.device_id);
-  const to = payload?.to;
-  if (!device || typeof to !== 'number') return false;
-  device.earned = to;
-  device.trust_score = trustOnDevice(to, device.ceiling);
-  return true;
 }
 
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */
