@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { actsAsSelf, AuthError, authorize, createAuthenticator, requireRecentAuth } from './auth';
+import { until } from '../test/support/wait';
 
 const secret = 'a-test-secret-that-is-long-enough-for-hs256';
 const auth = createAuthenticator({ jwtSecret: secret });
@@ -211,6 +212,33 @@ describe('an identity provider’s keys (JWKS, RS256)', () => {
     const err = await verify(`Bearer ${await signed(key)}`).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(DependencyUnavailableError);
     expect(err).toMatchObject({ dependency: 'identity-provider' });
+  });
+
+  it('backs off while the provider fails: a flood of tokens is one fetch, and it recovers by itself', async () => {
+    const key = await rsa('k1');
+    let fetches = 0;
+    let healthy = false;
+    const server = createServer((_req, res) => {
+      fetches++;
+      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(healthy ? JSON.stringify({ keys: [key.jwk] }) : '{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: url, jwksCooldownMs: 0 });
+      const token = `Bearer ${await signed(key)}`;
+      const answers = [];
+      for (let i = 0; i < 20; i++) answers.push(await verify(token).catch((e: unknown) => e));
+      expect(answers.every((e) => e instanceof DependencyUnavailableError)).toBe(true);
+      expect(fetches).toBe(1);
+      // The provider is back: a try after the backoff fetches the keys, and the token passes.
+      healthy = true;
+      await until(async () => (await verify(token).catch(() => null)) !== null, 10_000);
+      expect((await verify(token)).subject).toBe('agent');
+    } finally {
+      server.close();
+    }
   });
 
   it('refuses a JWT of another kind by its typ; takes JWT and at+jwt', async () => {

@@ -89,12 +89,42 @@ function keysUnavailable(err: unknown): boolean {
   return err instanceof TypeError || (err instanceof joseErrors.JOSEError && err.code === 'ERR_JOSE_GENERIC');
 }
 
+/**
+ * The JWKS, backing off while it cannot be fetched: after a failed fetch the next one waits 1 s,
+ * then 2, 4 … up to 30 s, and until then every token is answered 503 at once — a flood of tokens
+ * during an identity provider's outage never becomes a flood of fetches against it.
+ */
+function jwksWithBackoff(url: URL, cooldownMs: number | undefined, now: () => number = Date.now): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(url, {
+    ...(cooldownMs !== undefined ? { cooldownDuration: cooldownMs } : {}),
+    timeoutDuration: 5000,
+  });
+  let waitMs = 0;
+  let until = 0;
+  return async (header, token) => {
+    if (now() < until)
+      throw new DependencyUnavailableError(
+        'identity-provider',
+        `its keys could not be fetched; the next try is in ${Math.ceil((until - now()) / 1000)} s`,
+        Math.ceil((until - now()) / 1000),
+      );
+    try {
+      const key = await remote(header, token);
+      waitMs = 0;
+      return key;
+    } catch (err) {
+      if (keysUnavailable(err)) {
+        waitMs = Math.min(Math.max(1000, waitMs * 2), 30_000);
+        until = now() + waitMs;
+      }
+      throw err;
+    }
+  };
+}
+
 export function createAuthenticator(s: AuthSettings): Authenticator {
   const jwks: JWTVerifyGetKey | null = s.PERSONA_JWKS_URL
-    ? createRemoteJWKSet(new URL(s.PERSONA_JWKS_URL), {
-        ...(s.jwksCooldownMs !== undefined ? { cooldownDuration: s.jwksCooldownMs } : {}),
-        timeoutDuration: 5000,
-      })
+    ? jwksWithBackoff(new URL(s.PERSONA_JWKS_URL), s.jwksCooldownMs)
     : null;
   const secret = new TextEncoder().encode(s.jwtSecret);
   const maxAge = s.PERSONA_JWT_MAX_AGE_SECONDS ?? DEFAULT_JWT_MAX_AGE_SECONDS;
@@ -123,6 +153,7 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
         ? await jwtVerify(token, jwks, options)
         : await jwtVerify(token, secret, options));
     } catch (err) {
+      if (err instanceof DependencyUnavailableError) throw err;
       // The identity provider's keys could not be fetched: not the caller's fault, and not for ever.
       if (jwks && keysUnavailable(err))
         throw new DependencyUnavailableError('identity-provider', err instanceof Error ? err.message : String(err), 5);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { blockListOf, callerAddress } from './clientAddress';
+import { addressKey, blockListOf, callerAddress } from './clientAddress';
 
 describe('the client address a caller without a valid token is counted by', () => {
   const proxies = blockListOf(['10.0.0.0/8', '192.0.2.10', 'fd00::/8']);
@@ -20,6 +20,22 @@ describe('the client address a caller without a valid token is counted by', () =
     expect(callerAddress('10.1.2.3', '1.1.1.1, 203.0.113.1, 192.0.2.10, 10.9.9.9', proxies)).toBe('203.0.113.1');
     expect(callerAddress('::ffff:10.1.2.3', '2001:db8::1', proxies)).toBe('2001:db8::1');
     expect(callerAddress('fd00::1', '2001:db8::1, fd12::3', proxies)).toBe('2001:db8::1');
+  });
+
+  it('reads a hop written with its port, or in brackets', () => {
+    expect(callerAddress('10.1.2.3', '203.0.113.1:54321', proxies)).toBe('203.0.113.1');
+    expect(callerAddress('10.1.2.3', '[2001:db8::1]:443', proxies)).toBe('2001:db8::1');
+    expect(callerAddress('10.1.2.3', '203.0.113.1:5, [fd00::9]:80', proxies)).toBe('203.0.113.1');
+  });
+
+  it('counts an IPv6 caller by its /64 (one subscriber holds all of it), an IPv4 one by its address', () => {
+    expect(addressKey('2001:db8:1:2:aaaa::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8:1:2:bbbb:cccc:dddd:eeee')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('2001:db8::5')).toBe('2001:db8:0:0::/64');
+    expect(addressKey('2001:0db8:0001:0002::1')).toBe('2001:db8:1:2::/64');
+    expect(addressKey('::1')).toBe('0:0:0:0::/64');
+    expect(addressKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
   });
 
   it('is the peer when the header is garbage, and the left-most hop when every hop is a proxy', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimitedError, RateLimiter, rateClassOf, type RateClass } from './rateLimit';
+import { DependencyUnavailableError } from '../runtime/dependencies';
+import { identify, RateLimitedError, RateLimiter, rateClassOf, type RateClass } from './rateLimit';
 
 const limits = (perSecond: number, burst: number): Record<RateClass, { perSecond: number; burst: number }> => ({
   anonymous: { perSecond, burst },
@@ -33,7 +34,7 @@ describe('RateLimiter', () => {
     expect(refusal(limiter, 'a')).toBeNull();
   });
 
-  it('forgets the caller idle longest when full, never growing past maxKeys', () => {
+  it('forgets the caller idle longest when full, never growing past maxKeys per class', () => {
     let now = 0;
     const limiter = new RateLimiter({ limits: limits(0.001, 1), maxKeys: 2, now: () => now });
     expect(refusal(limiter, 'a')).toBeNull();
@@ -44,8 +45,23 @@ describe('RateLimiter', () => {
     expect(refusal(limiter, 'c')).toBeNull(); // b, idle longest, goes
     expect(limiter.size).toBe(2);
     expect(refusal(limiter, 'a')).not.toBeNull(); // a was kept
+    // A flood of anonymous callers from many addresses evicts only anonymous buckets.
     for (let n = 0; n < 1000; n++) limiter.take({ key: `flood-${n}`, rateClass: 'anonymous' });
-    expect(limiter.size).toBe(2);
+    expect(limiter.size).toBe(4);
+    expect(refusal(limiter, 'a')).not.toBeNull(); // a's empty bucket survived the flood
+  });
+
+  it('counts a token the identity provider could not vouch for against the address, like a refused one', async () => {
+    const down = new DependencyUnavailableError('identity-provider', 'keys out of reach', 5);
+    const who = await identify(
+      async () => {
+        throw down;
+      },
+      'Bearer whatever',
+      '2001:db8:1:2::77',
+    );
+    expect(who).toMatchObject({ principal: null, authError: down });
+    expect(who.caller).toEqual({ key: 'addr:2001:db8:1:2::/64', rateClass: 'anonymous' });
   });
 
   it('classes a token by its scopes', () => {

@@ -14,6 +14,8 @@ import { createHash } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import { decodeJwt } from 'jose';
 import { AuthError, type Authenticator, type Principal } from './auth';
+import { DependencyUnavailableError } from '../runtime/dependencies';
+import { addressKey } from './clientAddress';
 
 export const RATE_CLASSES = ['anonymous', 'self', 'agent', 'ops', 'console'] as const;
 export type RateClass = (typeof RATE_CLASSES)[number];
@@ -61,38 +63,46 @@ export interface Caller {
 }
 
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /**
+   * One map per class, each bounded by maxKeys (idle longest first out): a flood of anonymous
+   * callers from many addresses evicts only anonymous buckets, never an agent's or a person's.
+   */
+  private readonly classes = new Map<RateClass, Map<string, { tokens: number; at: number }>>();
   private readonly now: () => number;
 
   constructor(private readonly options: RateLimiterOptions) {
     this.now = options.now ?? (() => performance.now());
   }
 
-  /** How many callers are remembered now (bounded by maxKeys). */
+  /** How many callers are remembered now (bounded by maxKeys per class). */
   get size(): number {
-    return this.buckets.size;
+    let n = 0;
+    for (const buckets of this.classes.values()) n += buckets.size;
+    return n;
   }
 
   /** Takes one request from the caller's bucket; throws RateLimitedError when it is empty. */
   take(caller: Caller): void {
     const { perSecond, burst } = this.options.limits[caller.rateClass];
     const now = this.now();
-    const key = `${caller.rateClass}|${caller.key}`;
-    const bucket = this.buckets.get(key);
+    let buckets = this.classes.get(caller.rateClass);
+    if (!buckets) this.classes.set(caller.rateClass, (buckets = new Map<string, { tokens: number; at: number }>()));
+    const key = caller.key;
+    const bucket = buckets.get(key);
     let tokens = burst;
     if (bucket) {
       tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSecond);
       // Delete and set again: the map's order stays "idle longest first".
-      this.buckets.delete(key);
-    } else if (this.buckets.size >= this.options.maxKeys) {
-      const idlest = this.buckets.keys().next().value;
-      if (idlest !== undefined) this.buckets.delete(idlest);
+      buckets.delete(key);
+    } else if (buckets.size >= this.options.maxKeys) {
+      const idlest = buckets.keys().next().value;
+      if (idlest !== undefined) buckets.delete(idlest);
     }
     if (tokens < 1) {
-      this.buckets.set(key, { tokens, at: now });
+      buckets.set(key, { tokens, at: now });
       throw new RateLimitedError(caller.rateClass, Math.max(1, Math.ceil((1 - tokens) / perSecond)));
     }
-    this.buckets.set(key, { tokens: tokens - 1, at: now });
+    buckets.set(key, { tokens: tokens - 1, at: now });
   }
 }
 
@@ -130,7 +140,8 @@ export async function identify(
   authorization: string | undefined,
   address: string,
 ): Promise<
-  { caller: Caller; principal: Principal; authError: null } | { caller: Caller; principal: null; authError: AuthError }
+  | { caller: Caller; principal: Principal; authError: null }
+  | { caller: Caller; principal: null; authError: AuthError | DependencyUnavailableError }
 > {
   try {
     const principal = await authenticate(authorization);
@@ -143,8 +154,10 @@ export async function identify(
     }
     return { caller, principal, authError: null };
   } catch (err) {
-    if (!(err instanceof AuthError)) throw err;
-    return { caller: { key: `addr:${address}`, rateClass: 'anonymous' }, principal: null, authError: err };
+    // A token not verified (refused, or the identity provider's keys out of reach) counts against
+    // the address: the same token sent again and again never reaches past the anonymous bucket.
+    if (!(err instanceof AuthError || err instanceof DependencyUnavailableError)) throw err;
+    return { caller: { key: `addr:${addressKey(address)}`, rateClass: 'anonymous' }, principal: null, authError: err };
   }
 }
 

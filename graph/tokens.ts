@@ -94,20 +94,23 @@ export function luhnValid(digits: string): boolean {
 
 /**
  * Shapes a full card number takes inside text: 13–19 digits in a row (not part of a longer
- * digit run), or 4-4-4-(1–7) / 4-6-5 digit groups separated by one space, dash, dot, slash or
- * underscore, the same throughout (not glued to other letters or digits, so a UUID's hex groups
- * never qualify).
+ * digit run, whatever letters touch it), or 4-4-4-(1–7) / 4-6-5 digit groups, each gap one space,
+ * tab, dash, dot, slash or underscore, mixed as they come. Groups are not glued to other letters or
+ * digits when a dash joins them (so a UUID's hex groups never qualify); groups joined without a
+ * dash may touch letters (`card4242 4242 4242 4242x`).
  */
-const CARD_NUMBER_SHAPES = [
-  /(?<!\d)\d{13,19}(?!\d)/g,
-  /(?<![\dA-Za-z])\d{4}([ ./_-])\d{4}\1\d{4}\1\d{1,7}(?![\dA-Za-z])/g,
-  /(?<![\dA-Za-z])\d{4}([ ./_-])\d{6}\1\d{5}(?![\dA-Za-z])/g,
-];
+const GAP = '[ \\t./_-]';
+const NO_DASH = '[ \\t./_]';
+const grouped = (gap: string, edge: string) =>
+  [`\\d{4}${gap}\\d{4}${gap}\\d{4}${gap}\\d{1,7}`, `\\d{4}${gap}\\d{6}${gap}\\d{5}`].map(
+    (body) => new RegExp(`(?<!${edge})${body}(?!${edge})`, 'g'),
+  );
+const CARD_NUMBER_SHAPES = [/(?<!\d)\d{13,19}(?!\d)/g, ...grouped(GAP, '[\\dA-Za-z]'), ...grouped(NO_DASH, '\\d')];
 
 /** True when the text contains something shaped like a full card number that passes Luhn. */
 export function containsCardNumber(text: string): boolean {
   return CARD_NUMBER_SHAPES.some((shape) =>
-    [...text.matchAll(shape)].some((m) => luhnValid(m[0].replace(/[ ./_-]/g, ''))),
+    [...text.matchAll(shape)].some((m) => luhnValid(m[0].replace(/[ \t./_-]/g, ''))),
   );
 }
 

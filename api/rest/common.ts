@@ -1,6 +1,7 @@
 /** Pieces every REST resource uses: problem responses, the validation hook, access checks. */
 import { z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
+import type { DependencyUnavailableError } from '../../runtime/dependencies';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { Graph } from '../../graph/graph';
 import { freeText } from '../../graph/model';
@@ -102,7 +103,7 @@ declare module 'hono' {
     /** Who the bearer token says the caller is (set by `access`). */
     principal: Principal;
     /** The bearer token, authenticated by the rate limit (api/rest/guards.ts) before the route. */
-    identity: { principal: Principal } | { authError: AuthError };
+    identity: { principal: Principal } | { authError: AuthError | DependencyUnavailableError };
   }
 }
 

@@ -1,0 +1,20 @@
+import { describe, expect, it } from 'vitest';
+import { paymentFailureSchema, paymentIdField } from './requests';
+
+describe('a payment id', () => {
+  it('is never a card number: kept in the ledger, the gateway’s records and the logs', () => {
+    const refused = paymentIdField.safeParse('pay_4242424242424242');
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues[0]?.message).toMatch(/looks like a full card number/);
+    expect(paymentIdField.safeParse('pay_2026-11-26_000123').success).toBe(true);
+    const failure = paymentFailureSchema.safeParse({
+      payment_id: '4242.4242.4242.4242',
+      customer_id: '6f1c2a7e-3f47-4f53-9f5d-1f0c2b8f4a11',
+      payment_method_id: '0b6f7e55-2d4e-4a3f-8a43-9d1c0c7e2b19',
+      amount: 1999,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    });
+    expect(failure.error?.issues.map((i) => i.path.join('.'))).toEqual(['payment_id']);
+  });
+});
