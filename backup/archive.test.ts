@@ -14,6 +14,8 @@ import {
   DATA_DIR,
   MANIFEST_FILE,
   applyRetention,
+  archiveName,
+  takenAtOfName,
   listArchives,
   MANIFEST_FORMAT,
   hashTree,
@@ -103,13 +105,12 @@ describe('archive retention', () => {
     const dir = tmp();
     const day = 86_400_000;
     const now = Date.now();
-    const made = ['2026-10-01', '2026-11-01', '2026-11-20', '2026-11-25'].map((d, i) => {
-      const file = path.join(dir, `${ARCHIVE_PREFIX}${d}T06-00-00-000Z${ARCHIVE_SUFFIX}`);
+    const made = [40, 25, 6, 1].map((age) => {
+      const at = new Date(now - age * day);
+      const file = path.join(dir, `${archiveName(at)}${ARCHIVE_SUFFIX}`);
       writeFileSync(file, 'archive');
       writeFileSync(`${file}.sha256`, 'sum');
-      // Ages 40, 25, 6 and 1 days.
-      const at = (now - [40, 25, 6, 1][i]! * day) / 1000;
-      utimesSync(file, at, at);
+      utimesSync(file, at.getTime() / 1000, at.getTime() / 1000);
       return file;
     });
     expect(applyRetention(dir, 3, 30 * day, now)).toEqual([made[0]]);
@@ -118,5 +119,15 @@ describe('archive retention', () => {
     expect(listArchives(dir)).toEqual([made[3]]);
     expect(statSync(`${made[3] as string}.sha256`).isFile()).toBe(true);
     expect(() => statSync(`${made[0] as string}.sha256`)).toThrow();
+  });
+
+  it('ages an archive by the older of its name and its file: a copy does not make it young', () => {
+    const dir = tmp();
+    const day = 86_400_000;
+    const now = Date.now();
+    const copied = path.join(dir, `${archiveName(new Date(now - 40 * day))}${ARCHIVE_SUFFIX}`);
+    writeFileSync(copied, 'archive'); // the file's time is now
+    expect(takenAtOfName(copied)).toBe(now - 40 * day);
+    expect(applyRetention(dir, 5, 30 * day, now)).toEqual([copied]);
   });
 });

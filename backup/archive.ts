@@ -213,15 +213,24 @@ export function listArchives(dir: string): string[] {
     .map((f) => path.join(dir, f));
 }
 
+/** When an archive was taken, by its name (`persona-backup-<ISO time, : and . as ->`); NaN if not one. */
+export function takenAtOfName(file: string): number {
+  const stamp = path.basename(file).slice(ARCHIVE_PREFIX.length, -ARCHIVE_SUFFIX.length);
+  const m = /^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z$/.exec(stamp);
+  return m ? Date.parse(`${m[1]}T${m[2]}:${m[3]}:${m[4]}.${m[5]}Z`) : NaN;
+}
+
 /**
- * Deletes all but the newest `keep` archives, and every archive older than `maxAgeMs` (by its
- * file's time): an archive holds the history keys of customers erased after it was taken, so it
- * must not outlive the erasure deadline (docs/runbook.md). With their checksums; returns what it deleted.
+ * Deletes all but the newest `keep` archives, and every archive older than `maxAgeMs`: an archive
+ * holds the history keys of customers erased after it was taken, so it must not outlive the erasure
+ * deadline (docs/runbook.md). Its age is the older of its name's time and its file's: a copy (a
+ * fresh file time) does not make an old archive young. With their checksums; returns what it deleted.
  */
 export function applyRetention(dir: string, keep: number, maxAgeMs = Infinity, now = Date.now()): string[] {
   const archives = listArchives(dir);
   const beyondCount = new Set(archives.slice(0, Math.max(0, archives.length - keep)));
-  const old = archives.filter((f) => beyondCount.has(f) || now - statSync(f).mtimeMs > maxAgeMs);
+  const takenAt = (f: string) => Math.min(statSync(f).mtimeMs, takenAtOfName(f) || Infinity);
+  const old = archives.filter((f) => beyondCount.has(f) || now - takenAt(f) > maxAgeMs);
   for (const file of old) {
     rmSync(file, { force: true });
     rmSync(checksumPath(file), { force: true });

@@ -107,6 +107,9 @@ export async function erasureLedgerReaches(config: Config, takenAt: string, now 
  */
 export function archiveWithinDeadline(config: Config, takenAt: string, now = new Date()): void {
   const ageMs = now.getTime() - Date.parse(takenAt);
+  // A time that does not parse, or one more than a day ahead of this clock, is no archive's.
+  if (!Number.isFinite(ageMs) || ageMs < -86_400_000)
+    throw new Error(`the backup's taken_at (${takenAt}) is not a time it could have been taken at: not restored`);
   if (ageMs > config.PERSONA_BACKUP_MAX_AGE_DAYS * 86_400_000)
     throw new Error(
       `the backup was taken ${takenAt}, more than PERSONA_BACKUP_MAX_AGE_DAYS ` +

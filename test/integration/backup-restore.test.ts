@@ -482,6 +482,9 @@ describe('backup and restore drill', () => {
       /more than PERSONA_BACKUP_MAX_AGE_DAYS \(30\) days ago/,
     );
     expect(() => archiveWithinDeadline(config, new Date().toISOString())).not.toThrow();
+    // A taken_at that does not parse, or one from the future, passes no check by being NaN or negative.
+    for (const takenAt of ['yesterday', '', new Date(Date.now() + 3 * 86_400_000).toISOString()])
+      expect(() => archiveWithinDeadline(config, takenAt)).toThrow(/not a time it could have been taken at/);
   });
 
   it("refuses a backup older than Temporal's record of erasures (customers erased since would come back)", async () => {
