@@ -209,13 +209,14 @@ export function createGrpcServer(
     GetCheckoutOptions: unary(
       { scopes: ['context:read'], self: true },
       (req) => req.customer_id,
-      async (req, _principal, callerBudgetMs) => {
+      async (req, principal, callerBudgetMs) => {
         const deviceId = req.device_id ? uuidField(req.device_id, 'device_id') : null;
         const customerId = uuidField(req.customer_id, 'customer_id');
         const options = await checkoutOptions(
           deps,
           customerId,
           deviceId,
+          { principal, scopes: ['context:read'] },
           callerBudgetMs,
           minVersionField(req.min_version),
         );

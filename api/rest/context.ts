@@ -108,6 +108,7 @@ export function contextRoutes(deps: ApiDeps) {
           deps,
           c.req.valid('param').id,
           c.req.valid('query').deviceId ?? null,
+          { principal: c.get('principal'), scopes: ['context:read'] },
           undefined,
           minVersion(c.req.valid('header')['x-persona-consistency']),
         ),

@@ -13,12 +13,12 @@ import {
   trustedDeviceWorkflowId,
   type TrustedDeviceInput,
 } from '../../temporal/trustedDevice';
-import type { Principal } from '../auth';
+import type { Principal, Scope } from '../auth';
 import type { ApiDeps } from '../deps';
 import type { ConsistencyToken } from '../consistency';
 import { walletItem } from './customers';
 import { reporterOf } from './fraud';
-import { mergedInto } from './mergedIds';
+import { mergedInto, refuseMergedAnswer } from './mergedIds';
 
 /**
  * How long a read may take: the read deadline, or less when the caller (a gRPC deadline) has
@@ -61,10 +61,14 @@ export async function checkoutOptions(
   deps: ApiDeps,
   customerId: string,
   deviceId: string | null,
+  caller: { principal: Principal; scopes: readonly Scope[] },
   callerBudgetMs?: number,
   minVersion: ConsistencyToken | null = null,
 ) {
   const read = await deps.readCache.read(customerId, readBudget(deps, callerBudgetMs), minVersion);
+  // A merged record's own token is refused here, before anything is told to Chimera: the survivor's
+  // trusted device is not that token's to report (the route refuses the answer too).
+  refuseMergedAnswer(caller.principal, caller.scopes, { merged_into: read.snapshot.merged_into });
   const options = checkoutFromSnapshot(read.snapshot, deviceId, deps.policy);
   // A stale answer is no news for Chimera: only a current one reports the device.
   if (options.trusted_device && deviceId && options.status === 'active' && !read.staleAsOf) {
