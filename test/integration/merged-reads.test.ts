@@ -397,22 +397,6 @@ describe('a customer’s own token after a merge', () => {
     const grpcCheckout = await call(client, 'GetCheckoutOptions', { customer_id: m.id }, bearer(selfM));
     expect(grpcCheckout.code).toBe(grpcStatus.PERMISSION_DENIED);
     expect(String(grpcCheckout.details)).not.toContain(s.id);
-    // Nor does its checkout on the survivor's trusted device tell Chimera anything: refused before.
-    const started = vi.spyOn(h.deps.temporal.client.workflow, 'start');
-    try {
-      for (const token of [selfM]) {
-        expect((await rest('GET', checkoutPath(m.id, s.deviceId), token)).status).toBe(403);
-        expect(
-          (await call(client, 'GetCheckoutOptions', { customer_id: m.id, device_id: s.deviceId }, bearer(token))).code,
-        ).toBe(grpcStatus.PERMISSION_DENIED);
-      }
-      expect(started).not.toHaveBeenCalled();
-      // The survivor's agent asking is told, and reports (the spy sees the start).
-      expect((await rest('GET', checkoutPath(s.id, s.deviceId), agent)).json.trusted_device).toBe(true);
-      expect(started).toHaveBeenCalled();
-    } finally {
-      started.mockRestore();
-    }
     // The console: a page that says so, no survivor's data; no export either.
     for (const path of ['/console/me', '/console/me/export']) {
       const page = await getPage(h.app, path, consoleM);
@@ -441,6 +425,23 @@ describe('a customer’s own token after a merge', () => {
     // Nothing was written, no erasure started.
     expect(await listCustomerEvents(h.graph, s.id)).toHaveLength(eventsBefore);
     await expect(h.client.workflow.getHandle(`erasure-${s.id}`).describe()).rejects.toThrow(/not found/i);
+
+    // Nor does its checkout on the survivor's trusted device tell Chimera anything: refused before.
+    const started = vi.spyOn(h.deps.temporal.client.workflow, 'start');
+    try {
+      for (const token of [selfM]) {
+        expect((await rest('GET', checkoutPath(m.id, s.deviceId), token)).status).toBe(403);
+        expect(
+          (await call(client, 'GetCheckoutOptions', { customer_id: m.id, device_id: s.deviceId }, bearer(token))).code,
+        ).toBe(grpcStatus.PERMISSION_DENIED);
+      }
+      expect(started).not.toHaveBeenCalled();
+      // The survivor's agent asking is told, and reports (the spy sees the start).
+      expect((await rest('GET', checkoutPath(s.id, s.deviceId), agent)).json.trusted_device).toBe(true);
+      expect(started).toHaveBeenCalled();
+    } finally {
+      started.mockRestore();
+    }
 
     // The survivor's own token reads its own data; the ids never cross.
     expect((await profileOf(s.id, selfS)).json).toMatchObject({ customer_id: s.id });
