@@ -98,7 +98,16 @@ const activities = {
     changes: [{ entity: 'customer', id: r.customer_id, field: 'status', from: 'active', to: 'suspended' }],
     suspended: r.outcome !== 'challenge_passed',
   }),
-  reverseFraudOutcome: async () => ({ reversed_outcome_id: 'earlier', restored: [], skipped: [] }),
+  // rec-fp-refused comes after ops confirmed the review of the outcome it names: recorded, refused.
+  reverseFraudOutcome: async (r: { outcome_id: string }) =>
+    r.outcome_id === 'rec-fp-refused'
+      ? {
+          reversed_outcome_id: null,
+          restored: [],
+          skipped: [],
+          refused: { outcome_id: 'earlier', decision: 'confirm' },
+        }
+      : { reversed_outcome_id: 'earlier', restored: [], skipped: [] },
   resolveFraudReview: async () => ({ reinstated: true }),
   listRunningRecoveries: async () => [],
   readEventFeed: async (req: { after: string | null }) => ({
@@ -129,6 +138,8 @@ const activities = {
   eraseCustomer: async (req: { customer_id: string }) => ({
     customer_id: req.customer_id,
     erased: true,
+    // The customer and a record merged into it: each erased, each re-erased by a restore.
+    erased_records: [req.customer_id, '0d5c9a4e-6a58-4c0f-9a3e-2b7f1c8d9e10'],
     deleted: { identifiers: 1, addresses: 1, payment_methods: 1, devices: 1, events_stripped: 3, history_keys: 2 },
   }),
   createConsentCodes: async (req: { customer_ids: string[] }) =>
@@ -309,6 +320,19 @@ async function main(): Promise<void> {
         ],
         undefined,
         fraudOutcomeWorkflowId('rec-fp'),
+      );
+      await record(
+        'fraud-false-positive-refused',
+        'fraudOutcomeWorkflow',
+        [
+          {
+            report: { outcome_id: 'rec-fp-refused', customer_id: customerId, outcome: 'false_positive' },
+            trust_step: 0.1,
+            review_days: 30,
+          },
+        ],
+        undefined,
+        fraudOutcomeWorkflowId('rec-fp-refused'),
       );
       const mergeInput = (consent: boolean) => ({
         survivor_id: customerId,
