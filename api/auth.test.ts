@@ -241,6 +241,35 @@ describe('an identity provider’s keys (JWKS, RS256)', () => {
     }
   });
 
+  it('verifies tokens of keys it holds while the provider is down: unknown kids lock nobody out', async () => {
+    const key = await rsa('k1');
+    let healthy = true;
+    const server = createServer((_req, res) => {
+      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(healthy ? JSON.stringify({ keys: [key.jwk] }) : '{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: url, jwksCooldownMs: 0 });
+      expect((await verify(`Bearer ${await signed(key)}`)).subject).toBe('agent');
+      healthy = false;
+      // Tokens of kids nobody published, all at once: each needs a fetch, which fails.
+      const strangers = await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => signed(await rsa(`x${n}`))));
+      const refused = await Promise.all(strangers.map((t) => verify(`Bearer ${t}`).catch((e: unknown) => e)));
+      expect(refused.every((e) => e instanceof DependencyUnavailableError)).toBe(true);
+      // A new token of the key already held is verified from the cached set, no fetch needed.
+      const fresh = await new SignJWT({ scope: 'context:read', sub: 'agent-2' })
+        .setProtectedHeader({ alg: 'RS256', kid: key.kid })
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(key.privateKey);
+      expect((await verify(`Bearer ${fresh}`)).subject).toBe('agent-2');
+    } finally {
+      server.close();
+    }
+  });
+
   it('refuses a JWT of another kind by its typ; takes JWT and at+jwt', async () => {
     const idp = await jwksServer();
     try {

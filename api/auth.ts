@@ -91,8 +91,10 @@ function keysUnavailable(err: unknown): boolean {
 
 /**
  * The JWKS, backing off while it cannot be fetched: after a failed fetch the next one waits 1 s,
- * then 2, 4 … up to 30 s, and until then every token is answered 503 at once — a flood of tokens
- * during an identity provider's outage never becomes a flood of fetches against it.
+ * then 2, 4 … up to 30 s — a flood of tokens during an identity provider's outage never becomes a
+ * flood of fetches against it. Meanwhile a key set fetched before and still fresh answers the
+ * tokens it holds keys for (jose's cache); only a token that would need a fetch is answered 503
+ * at once. One failed fetch counts once, however many tokens waited on it.
  */
 function jwksWithBackoff(url: URL, cooldownMs: number | undefined, now: () => number = Date.now): JWTVerifyGetKey {
   const remote = createRemoteJWKSet(url, {
@@ -102,7 +104,8 @@ function jwksWithBackoff(url: URL, cooldownMs: number | undefined, now: () => nu
   let waitMs = 0;
   let until = 0;
   return async (header, token) => {
-    if (now() < until)
+    const startedAt = now();
+    if (startedAt < until && !remote.fresh)
       throw new DependencyUnavailableError(
         'identity-provider',
         `its keys could not be fetched; the next try is in ${Math.ceil((until - now()) / 1000)} s`,
@@ -113,7 +116,8 @@ function jwksWithBackoff(url: URL, cooldownMs: number | undefined, now: () => nu
       waitMs = 0;
       return key;
     } catch (err) {
-      if (keysUnavailable(err)) {
+      // Tokens that waited on the same fetch fail together: the first to get here counts it.
+      if (keysUnavailable(err) && until <= startedAt) {
         waitMs = Math.min(Math.max(1000, waitMs * 2), 30_000);
         until = now() + waitMs;
       }

@@ -36,6 +36,12 @@ describe('the client address a caller without a valid token is counted by', () =
     expect(addressKey('::1')).toBe('0:0:0:0::/64');
     expect(addressKey('203.0.113.7')).toBe('203.0.113.7');
     expect(addressKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    // An IPv4 client written as IPv6, in any spelling, is its IPv4 address: never one shared /64.
+    expect(addressKey('::ffff:cb00:7107')).toBe('203.0.113.7');
+    expect(addressKey('::ffff:0:203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('64:ff9b::203.0.113.7')).toBe('203.0.113.7');
+    expect(addressKey('64:ff9b::cb00:7108')).toBe('203.0.113.8');
+    expect(addressKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64');
   });
 
   it('is the peer when the header is garbage, and the left-most hop when every hop is a proxy', () => {

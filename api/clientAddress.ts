@@ -51,18 +51,40 @@ function hostOf(hop: string): string {
 
 /**
  * What an anonymous caller is counted by: an IPv4 address, or an IPv6 address's /64 — a single
- * subscriber gets a whole /64 and can spread requests over 2^64 addresses.
+ * subscriber gets a whole /64 and can spread requests over 2^64 addresses. An IPv4 client written
+ * as IPv6 (mapped `::ffff:a.b.c.d`, SIIT `::ffff:0:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, in any
+ * spelling) is counted by its IPv4 address: it never shares one /64 with every other such client.
  */
 export function addressKey(address: string): string {
-  const plain = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  const plain = address.replace(/%.*$/, '');
   if (!isIPv6(plain)) return plain;
-  const [head = '', tail = ''] = plain.split('::') as [string, string?];
-  const left = head ? head.split(':') : [];
-  const right = plain.includes('::') && tail ? tail.split(':') : [];
-  const zeros: string[] = Array.from({ length: 8 - left.length - right.length }, () => '0');
-  const groups = plain.includes('::') ? [...left, ...zeros, ...right] : left;
-  return `${groups
+  const g = ipv6Groups(plain);
+  const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
+  const embedsIPv4 =
+    (zero(0, 5) && g[5] === 0xffff) ||
+    (zero(0, 4) && g[4] === 0xffff && g[5] === 0) ||
+    (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6));
+  if (embedsIPv4) {
+    const [hi = 0, lo = 0] = [g[6], g[7]];
+    return [hi >> 8, hi & 0xff, lo >> 8, lo & 0xff].join('.');
+  }
+  return `${g
     .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
+    .map((x) => x.toString(16))
     .join(':')}::/64`;
+}
+
+/** An IPv6 address's eight 16-bit groups (a dotted IPv4 tail read as the last two). */
+function ipv6Groups(address: string): number[] {
+  let text = address;
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const fill: string[] = tail === undefined ? [] : Array.from({ length: 8 - left.length - right.length }, () => '0');
+  return [...left, ...fill, ...right].map((x) => parseInt(x, 16));
 }

@@ -7,6 +7,10 @@ describe('a payment id', () => {
     expect(refused.success).toBe(false);
     expect(refused.error?.issues[0]?.message).toMatch(/looks like a full card number/);
     expect(paymentIdField.safeParse('pay_2026-11-26_000123').success).toBe(true);
+    expect(paymentIdField.safeParse('4242:4242:4242:4242').success).toBe(false);
+    // A long numeric id of another system is no card number, even when it passes Luhn.
+    const snowflakes = ['1866312435889258509', '1866312435889258517', '1866312435889258525']; // each passes Luhn
+    for (const id of snowflakes) expect(paymentIdField.safeParse(id).success, id).toBe(true);
     const failure = paymentFailureSchema.safeParse({
       payment_id: '4242.4242.4242.4242',
       customer_id: '6f1c2a7e-3f47-4f53-9f5d-1f0c2b8f4a11',

@@ -6,14 +6,14 @@
 import { z } from '@hono/zod-openapi';
 import { PAYMENT_OUTCOMES } from '../graph/interactions';
 import { addressInput, deviceInput, freeText, text } from '../graph/model';
-import { containsCardNumber } from '../graph/tokens';
+import { containsIssuedCardNumber } from '../graph/tokens';
 import { parseToken, type ConsistencyToken } from './consistency';
 
 export const paymentIdField = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/, 'must be 1–128 letters, digits and _ . : -')
   // Kept in the ledger, the gateway's records and the logs: never a card number.
-  .refine((id) => !containsCardNumber(id), 'looks like a full card number; send the payment’s id');
+  .refine((id) => !containsIssuedCardNumber(id), 'looks like a full card number; send the payment’s id');
 
 export const paymentFailureSchema = z.strictObject({
   payment_id: paymentIdField,

@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  ARCHIVE_PREFIX,
   ARCHIVE_SUFFIX,
   DATA_DIR,
   MANIFEST_FILE,

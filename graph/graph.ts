@@ -49,6 +49,8 @@ export interface GraphPolicy {
   reportingCurrency: string;
   /** What each kind of evidence counts towards a possible match's score (graph/matchScore.ts). */
   matchWeights: MatchWeights;
+  /** The most payment methods one wallet holds (PERSONA_MAX_PAYMENT_METHODS). */
+  maxPaymentMethods: number;
 }
 
 export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
@@ -56,6 +58,7 @@ export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
   sharedDeviceLimit: 5,
   reportingCurrency: 'USD',
   matchWeights: DEFAULT_MATCH_WEIGHTS,
+  maxPaymentMethods: 20,
 };
 
 /**

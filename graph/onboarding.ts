@@ -34,7 +34,12 @@ import {
   withCardDetails,
   type IdentifierType,
 } from './model';
-import { insertPaymentMethod, preparePaymentMethod, type PaymentMethodRow } from './paymentMethods';
+import {
+  countPaymentMethodsTx,
+  insertPaymentMethod,
+  preparePaymentMethod,
+  type PaymentMethodRow,
+} from './paymentMethods';
 import { resolveIdentity, type IdentifierObservation } from './resolution';
 
 // ---- the request ---------------------------------------------------------------------
@@ -127,7 +132,7 @@ export interface OnboardingPlan {
   address: z.output<typeof addressInput> | null;
   digital_identifiers: { type: IdentifierType; value: string; is_verified: boolean }[];
   /** Values that were dropped as placeholders (kinds only, never the values). */
-  ignored: { field: string; reason: 'junk' | 'duplicate' }[];
+  ignored: { field: string; reason: 'junk' | 'duplicate' | 'wallet_full' }[];
 }
 
 export interface OnboardingResult {
@@ -343,13 +348,23 @@ async function onboardTx(
   const linkedDevice = plan.device ? await linkDeviceTx(tx, customerId, plan.device) : null;
 
   let paymentMethodId: string | null = null;
+  const ignored = [...plan.ignored];
   if (plan.payment_method) {
     const reused = resolution.matchedCustomerId
       ? ((await tx.run(CYPHER.reuseCard, { customerId, pm: plan.payment_method })).records[0]?.get('id') as
           string | undefined)
       : undefined;
-    paymentMethodId = reused ?? (await insertPaymentMethod(tx, customerId, plan.payment_method, { used: true })).id;
-    if (linkedDevice) await tx.run(CYPHER.usedOn, { paymentMethodId, deviceId: linkedDevice.id });
+    // A returning customer's wallet at its cap takes no new card from an onboarding either (as
+    // adding one is refused): the customer is onboarded, the card left out, and the event says so.
+    const full =
+      !reused &&
+      Boolean(resolution.matchedCustomerId) &&
+      (await countPaymentMethodsTx(tx, customerId)) >= g.policy.maxPaymentMethods;
+    if (full) ignored.push({ field: 'payment_method', reason: 'wallet_full' });
+    else {
+      paymentMethodId = reused ?? (await insertPaymentMethod(tx, customerId, plan.payment_method, { used: true })).id;
+      if (linkedDevice) await tx.run(CYPHER.usedOn, { paymentMethodId, deviceId: linkedDevice.id });
+    }
   }
 
   let addressId: string | null = null;
@@ -401,7 +416,7 @@ async function onboardTx(
         is_verified: o.incomingVerified,
         linked: attachKeys.has(`${o.type}:${o.value}`),
       })),
-      ignored: plan.ignored,
+      ignored,
     },
     { idempotencyKey },
   );

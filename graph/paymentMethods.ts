@@ -224,7 +224,7 @@ export async function addPaymentMethod(
     await lockWalletOwnerTx(tx, customerId, options.allowStatuses);
     // Counted under the customer's lock: two adds at once cannot both take the last place.
     if (options.maxMethods !== undefined) {
-      const held = Number(toPlain((await tx.run(CYPHER.methodCount, { customerId })).records[0]?.get('held')));
+      const held = await countPaymentMethodsTx(tx, customerId);
       if (held >= options.maxMethods)
         throw new InvalidStateError(
           `the wallet holds ${held} payment methods, the most one customer may have (${options.maxMethods}): ` +
@@ -233,6 +233,11 @@ export async function addPaymentMethod(
     }
     return insertPaymentMethod(tx, customerId, row, options);
   });
+}
+
+/** How many payment methods the customer's wallet holds (read under the customer's lock by the caller). */
+export async function countPaymentMethodsTx(tx: ManagedTransaction, customerId: string): Promise<number> {
+  return Number(toPlain((await tx.run(CYPHER.methodCount, { customerId })).records[0]?.get('held')));
 }
 
 const LOCK_OWNER = `

@@ -89,6 +89,9 @@ describe('card numbers', () => {
     'card4242 4242 4242 4242please',
     'num:4242.4242/4242_4242!',
     'pay_4242424242424242',
+    '4242:4242:4242:4242',
+    'ref-2024-4242-4242-4242-4242',
+    '4242  4242\u00a04242 4242',
   ])('spots %s', (text) => expect(containsCardNumber(text)).toBe(true));
 
   it.each([

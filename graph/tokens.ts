@@ -94,24 +94,41 @@ export function luhnValid(digits: string): boolean {
 
 /**
  * Shapes a full card number takes inside text: 13–19 digits in a row (not part of a longer
- * digit run, whatever letters touch it), or 4-4-4-(1–7) / 4-6-5 digit groups, each gap one space,
- * tab, dash, dot, slash or underscore, mixed as they come. Groups are not glued to other letters or
+ * digit run, whatever letters touch it), or 4-4-4-(1–7) / 4-6-5 digit groups, each gap one dash
+ * or one or two of space (any, a no-break one too), colon, dot, slash or underscore, mixed as
+ * they come. Groups are not glued to other letters or
  * digits when a dash joins them (so a UUID's hex groups never qualify); groups joined without a
  * dash may touch letters (`card4242 4242 4242 4242x`).
  */
-const GAP = '[ \\t./_-]';
-const NO_DASH = '[ \\t./_]';
+const GAP = '(?:[\\s\\u00a0:./_]{1,2}|-)';
+const NO_DASH = '[\\s\\u00a0:./_]{1,2}';
+// Inside a lookahead, so that matches overlap: a group that belongs to something before the card
+// (`ref-2024-4242-4242-4242-4242`) does not hide the card after it.
 const grouped = (gap: string, edge: string) =>
   [`\\d{4}${gap}\\d{4}${gap}\\d{4}${gap}\\d{1,7}`, `\\d{4}${gap}\\d{6}${gap}\\d{5}`].map(
-    (body) => new RegExp(`(?<!${edge})${body}(?!${edge})`, 'g'),
+    (body) => new RegExp(`(?<!${edge})(?=(${body})(?!${edge}))`, 'g'),
   );
 const CARD_NUMBER_SHAPES = [/(?<!\d)\d{13,19}(?!\d)/g, ...grouped(GAP, '[\\dA-Za-z]'), ...grouped(NO_DASH, '\\d')];
 
 /** True when the text contains something shaped like a full card number that passes Luhn. */
 export function containsCardNumber(text: string): boolean {
-  return CARD_NUMBER_SHAPES.some((shape) =>
-    [...text.matchAll(shape)].some((m) => luhnValid(m[0].replace(/[ \t./_-]/g, ''))),
+  return cardNumbersIn(text).length > 0;
+}
+
+/** The digits of every card-number shape in the text that passes Luhn. */
+function cardNumbersIn(text: string): string[] {
+  return CARD_NUMBER_SHAPES.flatMap((shape) =>
+    [...text.matchAll(shape)].map((m) => (m[1] ?? m[0]).replace(/\D/g, '')).filter(luhnValid),
   );
+}
+
+/**
+ * For ids (a payment's): what a card network would issue — 15 or 16 digits under a major
+ * network's prefix (Visa, Mastercard, Amex, Discover) — so that a long numeric id of another
+ * system (a 19-digit snowflake) is not refused one time in ten for passing Luhn.
+ */
+export function containsIssuedCardNumber(text: string): boolean {
+  return cardNumbersIn(text).some((d) => (d.length === 15 || d.length === 16) && /^(4|5[1-5]|2[2-7]|3[47]|6)/.test(d));
 }
 
 /** Refuses a full card number where a gateway token belongs. */

@@ -11,6 +11,7 @@ export function graphFromConfig(driver: Driver, config: Config, limits?: Transac
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
     matchWeights: config.PERSONA_MATCH_WEIGHTS,
     reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+    maxPaymentMethods: config.PERSONA_MAX_PAYMENT_METHODS,
   });
   return limits ? { ...graph, limits } : graph;
 }

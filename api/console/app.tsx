@@ -18,9 +18,10 @@ import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { HTTPException } from 'hono/http-exception';
 import { CustomerMergedError, DomainError } from '../../graph/errors';
-import { unavailableDependency } from '../../runtime/dependencies';
+import { DependencyUnavailableError, unavailableDependency } from '../../runtime/dependencies';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { AuthError } from '../auth';
+import { addressKey } from '../clientAddress';
 import type { ApiDeps } from '../deps';
 import { mergedRecordRefusal } from '../services/mergedIds';
 import { admit, identify, RateLimitedError } from '../rateLimit';
@@ -142,7 +143,7 @@ export function consoleRoutes(deps: ApiDeps) {
   // The sign-in page and form have no session: the anonymous bucket of the client's address.
   const anonymousLimit: MiddlewareHandler = async (c, next) => {
     const limited = admitted(c, {
-      key: `addr:${requestCallerAddress(c, deps.trustedProxies)}`,
+      key: `addr:${addressKey(requestCallerAddress(c, deps.trustedProxies))}`,
       rateClass: 'anonymous',
     });
     if (limited) return limited;
@@ -217,7 +218,7 @@ export function consoleRoutes(deps: ApiDeps) {
     };
     // Every request counts against its caller's bucket: the session's token, or without a (valid)
     // one the anonymous bucket of the client's address, as the api's own routes.
-    const { caller, principal } = await identify(
+    const { caller, principal, authError } = await identify(
       deps.authenticate,
       token ? `Bearer ${token}` : undefined,
       requestCallerAddress(c, deps.trustedProxies),
@@ -227,6 +228,9 @@ export function consoleRoutes(deps: ApiDeps) {
     const limited = admitted(c, caller.rateClass === 'agent' ? { ...caller, rateClass: 'console' } : caller);
     if (limited) return limited;
     if (!token) return toSignIn(false);
+    // The identity provider's keys out of reach is not the session's fault: it is kept, and the
+    // page says to try again (503), instead of signing everyone out mid-incident.
+    if (authError instanceof DependencyUnavailableError) throw authError;
     if (!principal) return toSignIn(true);
     const session = { token, principal, csrf: csrfTokenFor(key, token) };
     c.set('consoleSession', session);

@@ -96,6 +96,34 @@ describe('onboarding in the graph', () => {
     ]);
   });
 
+  it('takes no new card past the wallet’s cap on a returning customer, and says so in the event', async () => {
+    const capped = { ...g, policy: { ...g.policy, maxPaymentMethods: 1 } };
+    const email = uniqueEmail();
+    const again = (token: string, last_four: string) =>
+      onboardCustomer(
+        capped,
+        prepareOnboarding(
+          capped,
+          request({
+            digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+            payment_method: { ...request().payment_method!, token, last_four },
+          }),
+        ),
+        { onboardingId: `onboarding-${randomUUID()}`, customerId: randomUUID() },
+      );
+    const first = await again(`tok_${randomUUID()}`, '4242');
+    const second = await again(`tok_${randomUUID()}`, '1881');
+    expect(second).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
+    expect(await getPaymentMethodsByCustomer(g, first.customer_id)).toHaveLength(1);
+    const onboarded = await listCustomerEvents(g, first.customer_id, { type: 'CustomerOnboarded' });
+    expect(onboarded.map((e) => e.payload)).toContainEqual(
+      expect.objectContaining({
+        payment_method_id: null,
+        ignored: [{ field: 'payment_method', reason: 'wallet_full' }],
+      }),
+    );
+  });
+
   it('never merges on an unverified email: a new customer and a possible match', async () => {
     const email = uniqueEmail();
     const first = await onboard(request({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
