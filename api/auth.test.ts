@@ -185,6 +185,20 @@ describe('an identity provider’s keys (JWKS, RS256)', () => {
       .setExpirationTime('5m')
       .sign(key.privateKey);
 
+  /** A JWKS endpoint publishing one key while healthy, answering 503 while not; it counts its fetches. */
+  async function flakyJwks(jwk: JWK, healthy: boolean) {
+    let up = healthy;
+    let fetches = 0;
+    const server = createServer((_req, res) => {
+      fetches++;
+      res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(up ? JSON.stringify({ keys: [jwk] }) : '{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+    return { url, server, fetches: () => fetches, heal: (to: boolean) => void (up = to) };
+  }
+
   it('accepts a token of a published key, then one of a rotated kid; refuses an unknown kid with 401', async () => {
     const idp = await jwksServer();
     try {
@@ -216,44 +230,30 @@ describe('an identity provider’s keys (JWKS, RS256)', () => {
 
   it('backs off while the provider fails: a flood of tokens is one fetch, and it recovers by itself', async () => {
     const key = await rsa('k1');
-    let fetches = 0;
-    let healthy = false;
-    const server = createServer((_req, res) => {
-      fetches++;
-      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(healthy ? JSON.stringify({ keys: [key.jwk] }) : '{}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const idp = await flakyJwks(key.jwk, false);
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
-      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: url, jwksCooldownMs: 0 });
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: idp.url, jwksCooldownMs: 0 });
       const token = `Bearer ${await signed(key)}`;
       const answers = [];
       for (let i = 0; i < 20; i++) answers.push(await verify(token).catch((e: unknown) => e));
       expect(answers.every((e) => e instanceof DependencyUnavailableError)).toBe(true);
-      expect(fetches).toBe(1);
+      expect(idp.fetches()).toBe(1);
       // The provider is back: a try after the backoff fetches the keys, and the token passes.
-      healthy = true;
+      idp.heal(true);
       await until(async () => (await verify(token).catch(() => null)) !== null, 10_000);
       expect((await verify(token)).subject).toBe('agent');
     } finally {
-      server.close();
+      idp.server.close();
     }
   });
 
   it('verifies tokens of keys it holds while the provider is down: unknown kids lock nobody out', async () => {
     const key = await rsa('k1');
-    let healthy = true;
-    const server = createServer((_req, res) => {
-      res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(healthy ? JSON.stringify({ keys: [key.jwk] }) : '{}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const idp = await flakyJwks(key.jwk, true);
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
-      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: url, jwksCooldownMs: 0 });
+      const verify = createAuthenticator({ jwtSecret: secret, PERSONA_JWKS_URL: idp.url, jwksCooldownMs: 0 });
       expect((await verify(`Bearer ${await signed(key)}`)).subject).toBe('agent');
-      healthy = false;
+      idp.heal(false);
       // Tokens of kids nobody published, all at once: each needs a fetch, which fails.
       const strangers = await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => signed(await rsa(`x${n}`))));
       const refused = await Promise.all(strangers.map((t) => verify(`Bearer ${t}`).catch((e: unknown) => e)));
@@ -266,7 +266,7 @@ describe('an identity provider’s keys (JWKS, RS256)', () => {
         .sign(key.privateKey);
       expect((await verify(`Bearer ${fresh}`)).subject).toBe('agent-2');
     } finally {
-      server.close();
+      idp.server.close();
     }
   });
 
