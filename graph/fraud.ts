@@ -331,12 +331,21 @@ async function reapplyAgentReversalTx(
   for (const change of applied?.changes ?? []) {
     // Ops confirmed what the outcome did to the device and to the customer's trust on it: from now
     // on only ops raise either (an agent's signal, challenge or false positive is refused).
-    if (change.entity === 'customer_device')
+    if (change.entity === 'customer_device') {
       await tx.run(
         `MATCH (c:Customer {id: $customerId})-[r:LOGGED_IN_FROM]->(d:Device) USING INDEX c:Customer(id)
          WHERE d.id = $deviceId SET r.trust_held_by_ops = true`,
         { customerId, deviceId: change.id },
       );
+      // A challenge an agent reported while the review waited raised it: the outcome's value again
+      // (the customer's lock is held, so nothing moves it meanwhile).
+      const earned = (await current(tx, change, customerId)) as number | undefined;
+      if (earned !== undefined && earned > change.to) {
+        await earnDeviceTrustTx(tx, customerId, change.id, { score: change.to }, { reason, extra });
+        reapplied.push({ ...change, from: earned, to: change.to });
+      }
+      continue;
+    }
     if (change.entity !== 'device') continue;
     // The device's lock before it is read: an agent's signal commits wholly before or after this.
     const now = (

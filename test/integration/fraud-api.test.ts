@@ -430,19 +430,35 @@ describe('confirmed fraud', () => {
   it('zeroes again, when ops confirm, a device trust an agent raised while the review waited', async () => {
     const { c, fraudId } = await suspendedForFraud();
     const trustOf = () => deviceTrust(c.deviceId);
+    // What the customer earned there (their edge), under the device's cap the reads apply.
+    const earned = async () =>
+      (
+        await h.graph.query<{ trust: number }>(
+          'MATCH (:Customer {id: $c})-[l:LOGGED_IN_FROM]->(:Device {id: $d}) RETURN l.trust_score AS trust',
+          { c: c.customerId, d: c.deviceId },
+        )
+      )[0]?.trust;
     const put = await request('PUT', `/api/v1/devices/${c.deviceId}/trust-score`, await h.token('devices:write'), {
       trust_score: 0.8,
       reason: 'chimera: device looks clean',
     });
     expect(put.status).toBe(200);
     expect(await trustOf()).toBe(0.8);
+    // And a challenge the customer passed there meanwhile (their own trust: 0 → one step).
+    const challenge = await reportOnDevice(c, 'challenge_passed');
+    await until(async () => (await statusOf(challenge)).state === 'done');
+    expect(await earned()).toBeGreaterThan(0);
     await request('POST', `/api/v1/fraud-outcomes/${fraudId}/review`, ops, { decision: 'confirm' });
     await until(async () => (await statusOf(fraudId)).state === 'confirmed');
     expect(await trustOf()).toBe(0);
+    expect(await earned()).toBe(0);
     const resolved = (await fraudEvents(c.customerId)).find((e) => e.type === 'FraudReviewResolved');
     expect(resolved?.payload).toMatchObject({
       decision: 'confirm',
-      reapplied: [{ entity: 'device', id: c.deviceId, to: 0 }],
+      reapplied: [
+        { entity: 'device', id: c.deviceId, to: 0 },
+        { entity: 'customer_device', id: c.deviceId, to: 0 },
+      ],
     });
   });
 
