@@ -12,9 +12,6 @@ import type { Driver } from 'neo4j-driver';
 import { Neo4jError } from 'neo4j-driver';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { currencyExponent, maxMinorUnits } from '../payments/money';
-import { addressMatchKey } from './addresses';
-import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE } from './devices';
 
 export interface SchemaRule {
   name: string;
@@ -181,17 +178,8 @@ export const SCHEMA: SchemaRule[] = [
   },
 ];
 
-/** Rules an earlier version created and this one no longer wants: dropped if present. */
-export const RETIRED_SCHEMA: SchemaRule[] = [
-  // Superseded by payment_method_expiry_scan, which also orders by id.
-  { name: 'payment_method_status_expiry', kind: 'index', cypher: 'DROP INDEX payment_method_status_expiry IF EXISTS' },
-  // No query starts from these: a card's status, a device's trust and a customer's status are
-  // always read on nodes reached from one customer (its edges), and the expiry scan seeks
-  // payment_method_expiry_scan. An index nobody reads only costs every write that touches it.
-  { name: 'payment_method_status', kind: 'index', cypher: 'DROP INDEX payment_method_status IF EXISTS' },
-  { name: 'device_trust_score', kind: 'index', cypher: 'DROP INDEX device_trust_score IF EXISTS' },
-  { name: 'customer_status', kind: 'index', cypher: 'DROP INDEX customer_status IF EXISTS' },
-];
+/** Rules an earlier release created and this one no longer wants: dropped if present (none yet). */
+export const RETIRED_SCHEMA: SchemaRule[] = [];
 
 export interface MigrationResult {
   created: string[];
@@ -204,97 +192,24 @@ export interface MigrationResult {
 
 export interface MigrationOptions {
   indexWaitSeconds?: number;
-  /** The currency lifetime values are kept in (minor units); the LTV migration needs its exponent. */
+  /** The currency lifetime values are kept in (minor units). */
   reportingCurrency?: string;
+  /** The data migrations to run (default DATA_MIGRATIONS; tests bring their own). */
+  dataMigrations?: DataMigration[];
 }
 
-interface DataMigration {
+export interface DataMigration {
   name: string;
   /** One auto-commit statement (it may batch with CALL … IN TRANSACTIONS); idempotent. */
   cypher: string;
-  params(options: Required<MigrationOptions>): Record<string, unknown>;
+  params(options: { reportingCurrency: string }): Record<string, unknown>;
 }
 
-export const DATA_MIGRATIONS: DataMigration[] = [
-  {
-    // LTV was a float of major units; it is an integer of minor units of the reporting currency,
-    // at most what the api takes (a float beyond it, which the old api let in, is capped).
-    name: 'customer-ltv-minor-units',
-    cypher: `
-      MATCH (c:Customer) WHERE c.ltv IS NOT NULL AND NOT c.ltv IS :: INTEGER
-      CALL (c) {
-        WITH c WHERE NOT c.ltv IS :: INTEGER
-        SET c.ltv = toInteger(round(CASE WHEN c.ltv * $scale > $max THEN $max ELSE c.ltv * $scale END))
-      } IN TRANSACTIONS OF 10000 ROWS`,
-    params: (o) => ({
-      scale: 10 ** currencyExponent(o.reportingCurrency),
-      max: maxMinorUnits(o.reportingCurrency),
-    }),
-  },
-  {
-    // The last IP and user agent seen were kept on the Device node, which every customer on a
-    // shared device reads: they belong to the login (LOGGED_IN_FROM). On a device of one customer
-    // they are that customer's, and go onto its edge (never over a value the edge holds). On a
-    // shared device they may be anyone's — a login without an IP kept the one before it, perhaps
-    // another customer's — so they are attributed to nobody: they leave the device, and each
-    // customer's next login records its own.
-    name: 'device-last-seen-to-login-edge',
-    cypher: `
-      MATCH (d:Device) WHERE d.last_seen_ip IS NOT NULL OR d.last_seen_user_agent IS NOT NULL
-      CALL (d) {
-        OPTIONAL MATCH (:Customer)-[r:LOGGED_IN_FROM]->(d)
-        WITH d, collect(r) AS logins
-        WITH d, CASE WHEN size(logins) = 1 THEN logins[0] ELSE null END AS r
-        FOREACH (_ IN CASE WHEN r IS NULL THEN [] ELSE [1] END |
-          SET r.last_seen_ip = coalesce(r.last_seen_ip, d.last_seen_ip),
-              r.last_seen_user_agent = coalesce(r.last_seen_user_agent, d.last_seen_user_agent))
-        REMOVE d.last_seen_ip, d.last_seen_user_agent
-      } IN TRANSACTIONS OF 1000 ROWS`,
-    params: () => ({}),
-  },
-  {
-    // A PossibleMatchFound keeps the customer it names on the Event node (graph/events.ts), so
-    // that customer's possible matches seek it; the ones written before get it from their payload
-    // (JSON.stringify's, no spaces; ids hold no quote). Emptied events (erasure) get none.
-    name: 'possible-match-named-customer',
-    cypher: `
-      MATCH (e:Event) WHERE e.type = 'PossibleMatchFound' AND e.matched_customer_id IS NULL AND e.erased IS NULL
-      CALL (e) {
-        SET e.matched_customer_id = split(split(e.payload, '"matched_customer_id":"')[1], '"')[0]
-      } IN TRANSACTIONS OF 10000 ROWS`,
-    params: () => ({}),
-  },
-  {
-    // Every address gets the key it is matched by (graph/addresses.ts), as writers now set it.
-    name: 'address-match-key',
-    cypher: `
-      MATCH (a:Address) WHERE a.match_key IS NULL
-      CALL (a) {
-        SET a.match_key = ${addressMatchKey('a')}
-      } IN TRANSACTIONS OF 10000 ROWS`,
-    params: () => ({}),
-  },
-  {
-    // Trust was the device's, so an account presenting a fingerprint another customer made trusted
-    // was trusted at once. What a customer earns is on their login edge now, and the device's own
-    // trust only caps (graph/devices.ts). A device of one customer: its trust was that customer's,
-    // and goes onto their edge. A shared device: whoever earned it is not known, so it is
-    // attributed to nobody (each edge starts again). The device keeps a trust lowered below the
-    // start (a signal against it, for everyone) and otherwise caps no one. Only devices with a
-    // login edge from before (no trust of its own) are touched.
-    name: 'device-trust-per-customer',
-    cypher: `
-      MATCH (d:Device) WHERE EXISTS { (:Customer)-[r:LOGGED_IN_FROM]->(d) WHERE r.trust_score IS NULL }
-      CALL (d) {
-        OPTIONAL MATCH (:Customer)-[r:LOGGED_IN_FROM]->(d)
-        WITH d, collect(r) AS logins
-        FOREACH (r IN logins |
-          SET r.trust_score = coalesce(r.trust_score, CASE WHEN size(logins) = 1 THEN d.trust_score ELSE $initial END))
-        SET d.trust_score = CASE WHEN d.trust_score >= $initial THEN $ceiling ELSE d.trust_score END
-      } IN TRANSACTIONS OF 1000 ROWS`,
-    params: () => ({ initial: INITIAL_TRUST_SCORE, ceiling: DEVICE_TRUST_CEILING }),
-  },
-];
+/**
+ * Conversions of data written by an earlier release, each run once per database. Empty at the
+ * first release: the shapes before it never ran anywhere (docs/workflows.md, "Versioning").
+ */
+export const DATA_MIGRATIONS: DataMigration[] = [];
 
 /** How long a data migration another process claimed may run before this one takes it over. */
 const MIGRATION_LEASE_MS = 15 * 60_000;
@@ -305,7 +220,7 @@ export async function migrate(
   database: string,
   options: MigrationOptions = {},
 ): Promise<MigrationResult> {
-  const { indexWaitSeconds = 300, reportingCurrency = 'USD' } = options;
+  const { indexWaitSeconds = 300, reportingCurrency = 'USD', dataMigrations = DATA_MIGRATIONS } = options;
   const started = Date.now();
   const before = await existingRuleNames(driver, database);
   const created: string[] = [];
@@ -338,7 +253,7 @@ export async function migrate(
   }
   await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
   await checkReportingCurrency(driver, database, reportingCurrency);
-  const migrated = await runDataMigrations(driver, database, { indexWaitSeconds, reportingCurrency });
+  const migrated = await runDataMigrations(driver, database, dataMigrations, { reportingCurrency });
   return { created, dropped, existing, migrated, ms: Date.now() - started };
 }
 
@@ -351,11 +266,12 @@ export async function migrate(
 async function runDataMigrations(
   driver: Driver,
   database: string,
-  options: Required<MigrationOptions>,
+  migrations: DataMigration[],
+  options: { reportingCurrency: string },
 ): Promise<string[]> {
   const owner = randomUUID();
   const migrated: string[] = [];
-  for (const m of DATA_MIGRATIONS) {
+  for (const m of migrations) {
     for (;;) {
       const { records } = await driver.executeQuery(
         `MERGE (m:Migration {name: $name})

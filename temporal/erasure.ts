@@ -55,13 +55,13 @@ export interface ErasureOutcome {
     payment_methods: number;
     devices: number;
     events_stripped: number;
-    /** History keys destroyed (absent in erasures from before the payload codec). */
-    history_keys?: number;
+    /** History keys destroyed. */
+    history_keys: number;
   };
-  /** Fraud-outcome workflows whose review the erasure waited for (absent before it waited for any). */
-  waited_for?: string[];
+  /** Fraud-outcome workflows whose review the erasure waited for. */
+  waited_for: string[];
   /** The reason recorded with the erasure, and whether it overrode a pending review. */
-  request?: ErasureRequest | null;
+  request: ErasureRequest | null;
   /** Set when nothing was erased because the customer is suspended and the request was not ops'. */
   refused?: string;
 }

@@ -19,7 +19,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -35,24 +34,9 @@ import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 
-/** The patch that stops recoveries with a signal instead of a hard cancel (docs/workflows.md). */
-export const ERASURE_STOPS_RECOVERIES_GRACEFULLY = 'erasure-stops-recoveries-gracefully';
-/** The patch that makes an erasure wait for a pending fraud review unless ops override it. */
-export const ERASURE_WAITS_FOR_FRAUD_REVIEW = 'erasure-waits-for-fraud-review';
 const RECOVERY_PREFIX = recoveryWorkflowId('');
 const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
 
-/**
- * The patch that gives the graph erasure time for a long history: its events are emptied in
- * batches (graph/erasure.ts), the activity heartbeating after each.
- */
-export const ERASURE_IN_BATCHES = 'erasure-in-batches';
-/**
- * The patch that waits, before the graph erasure, until every workflow with a history key of the
- * customer's has closed: the erasure destroys those keys (crypto-shredding), and a worker cannot
- * replay a history it can no longer decrypt.
- */
-export const ERASURE_CLOSES_KEYED_WORKFLOWS = 'erasure-closes-keyed-workflows';
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
 /** The longest between two looks at whether a pending fraud review has ended. */
@@ -78,8 +62,6 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
 
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
-  const graceful = patched(ERASURE_STOPS_RECOVERIES_GRACEFULLY);
-  const waitsForReview = patched(ERASURE_WAITS_FOR_FRAUD_REVIEW);
   const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null };
   setHandler(erasureStatusQuery, () => status);
   setHandler(erasureRequestedSignal, (r) => {
@@ -93,7 +75,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   let running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
   const waitedFor: string[] = [];
   // A pending fraud review holds the erasure (and is never cancelled by it) unless ops override.
-  while (waitsForReview && !overridden()) {
+  while (!overridden()) {
     const reviews = running.filter((id) => id.startsWith(FRAUD_PREFIX));
     if (reviews.length === 0) break;
     Object.assign(status, { state: 'waiting_for_fraud_review', waiting_for: reviews });
@@ -136,7 +118,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   for (const id of running) {
     try {
       const other = getExternalWorkflowHandle(id);
-      if (graceful && id.startsWith(RECOVERY_PREFIX)) {
+      if (id.startsWith(RECOVERY_PREFIX)) {
         await other.signal(cancelRecoverySignal, { reason: `customer ${input.customer_id} is being erased` });
         recoveries.push(id);
       } else await other.cancel();
@@ -159,35 +141,34 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
         running: still,
       });
   }
-  if (patched(ERASURE_CLOSES_KEYED_WORKFLOWS)) {
-    // Retried without a limit, at most a minute apart: the history shows one activity however long it waits.
-    await activities.historyWorkflowsClosed.executeWithOptions(
-      {
-        startToCloseTimeout: '1 minute',
-        retry: {
-          initialInterval: '2 seconds',
-          backoffCoefficient: 2,
-          maximumInterval: '1 minute',
-          maximumAttempts: Number.POSITIVE_INFINITY,
-        },
+  // Every workflow with a history key of the customer's closes first: the erasure destroys those
+  // keys (crypto-shredding), and a worker cannot replay a history it can no longer decrypt.
+  // Retried without a limit, at most a minute apart: the history shows one activity however long it waits.
+  await activities.historyWorkflowsClosed.executeWithOptions(
+    {
+      startToCloseTimeout: '1 minute',
+      retry: {
+        initialInterval: '2 seconds',
+        backoffCoefficient: 2,
+        maximumInterval: '1 minute',
+        maximumAttempts: Number.POSITIVE_INFINITY,
       },
-      [{ customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() }],
-    );
-  }
+    },
+    [{ customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() }],
+  );
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
   let result;
   try {
-    result = patched(ERASURE_IN_BATCHES)
-      ? await activities.eraseCustomer.executeWithOptions(
-          { ...graphWrite, startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute' },
-          [eraseInput],
-        )
-      : await activities.eraseCustomer(eraseInput);
+    // Events are emptied in batches (graph/erasure.ts), the activity heartbeating after each.
+    result = await activities.eraseCustomer.executeWithOptions(
+      { ...graphWrite, startToCloseTimeout: '1 hour', heartbeatTimeout: '1 minute' },
+      [eraseInput],
+    );
   } catch (err) {
     // The graph refuses to erase a suspended customer at its own request (graph/erasure.ts): the
     // erasure ends, saying so; ops may erase with a reason (DELETE with Persona-Reason).
-    const refusal = waitsForReview ? domainFailureOf(err) : null;
+    const refusal = domainFailureOf(err);
     if (refusal?.code !== 'invalid_state') throw err;
     const why = describeFailure(err);
     Object.assign(status, { state: 'refused', refused: why });
@@ -216,6 +197,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
     erased: result.erased,
     erased_records: [input.customer_id, ...(result.merged_records ?? [])],
     deleted: result.deleted,
-    ...(waitsForReview ? { waited_for: waitedFor, request } : {}),
+    waited_for: waitedFor,
+    request,
   };
 }

@@ -25,7 +25,6 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
-  patched,
   setHandler,
   workflowInfo,
   type ActivityOptions,
@@ -44,7 +43,7 @@ import { paymentMethodBlockedSignal } from '../temporal/recovery';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
-import { activitiesWithSummaries, graphWrite, graphWriteUntilDone } from './activityOptions';
+import { activitiesWithSummaries, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview } from './metrics';
 import { notifications } from './notifications';
 
@@ -54,12 +53,6 @@ const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
   account_takeover: 'distrust the device and suspend the customer',
   false_positive: 'nothing to apply',
 };
-
-/**
- * The patch that made fraud outcomes unable to fail and reviews an Update (docs/workflows.md,
- * "Changing a workflow").
- */
-export const FRAUD_NEVER_STRANDS = 'fraud-outcome-never-strands';
 
 const fraudActivities = (options: ActivityOptions) =>
   activitiesWithSummaries<FraudActivities>(options, {
@@ -80,7 +73,6 @@ const fraudActivities = (options: ActivityOptions) =>
       `Find customer ${req.customer_id}'s running payment recoveries, ` +
       'to tell them not to charge the compromised method',
   });
-const fraud = fraudActivities(graphWrite);
 /** A suspension, its reversal and its review's end must reach the graph: retried until done. */
 const fraudUntilDone = fraudActivities(graphWriteUntilDone);
 
@@ -102,9 +94,7 @@ async function tell(
 }
 
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
-  // Before the first await: the same point of every run's first workflow task.
-  const v2 = patched(FRAUD_NEVER_STRANDS);
-  const graph = v2 ? fraudUntilDone : fraud;
+  const graph = fraudUntilDone;
   const { report } = input;
   const { workflowId } = workflowInfo();
   const status: FraudOutcomeStatus = {
@@ -125,7 +115,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       return;
     }
     review = r;
-    if (v2) status.decision = r.decision;
+    status.decision = r.decision;
   };
   const final = (): boolean => !['applying', 'awaiting_review'].includes(status.state);
   setHandler(fraudOutcomeStatusQuery, () => status);
@@ -166,9 +156,9 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     },
   );
 
-  /** v2: a graph change refused for good ends the outcome with the reason, never a failed workflow. */
+  /** A graph change refused for good ends the outcome with the reason, never a failed workflow. */
   const refused = (err: unknown, what: string): FraudOutcomeStatus => {
-    if (!v2 || isCancellation(err) || !domainFailureOf(err)) throw err;
+    if (isCancellation(err) || !domainFailureOf(err)) throw err;
     Object.assign(status, { state: 'not_applied', review_deadline: null, problem: `${what}: ${describeFailure(err)}` });
     log.warn(`fraud outcome ${report.outcome} not applied`, {
       outcomeId: report.outcome_id,
@@ -237,8 +227,8 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
 
   if (report.outcome === 'confirmed_fraud' && report.payment_method_id) {
     const methodId = report.payment_method_id;
-    // v2: the suspension is applied already; finding the recoveries to tell waits out Neo4j too.
-    const recoveries = await (v2 ? fraudUntilDone : fraud).listRunningRecoveries({ customer_id: report.customer_id });
+    // The suspension is applied already; finding the recoveries to tell waits out Neo4j too.
+    const recoveries = await graph.listRunningRecoveries({ customer_id: report.customer_id });
     for (const id of recoveries) {
       const told = await tell(id, (h) =>
         h.signal(paymentMethodBlockedSignal, {
@@ -260,7 +250,6 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
         subject: { fraud_outcome_id: report.outcome_id },
       });
     } catch (err) {
-      if (!v2) throw err;
       status.undelivered.push('alert');
       log.warn('the account-takeover alert could not be delivered; the review goes on without it', {
         outcomeId: report.outcome_id,
@@ -269,7 +258,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       });
     }
   };
-  if (report.outcome === 'account_takeover' && !(v2 && applied.suspended)) await alert();
+  if (report.outcome === 'account_takeover' && !applied.suspended) await alert();
 
   if (!applied.suspended) {
     status.state = 'done';
@@ -284,16 +273,12 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     state: 'awaiting_review',
     review_deadline: new Date(opened + reviewMs).toISOString(),
   });
-  // v2: the review is open before the alert goes out, and the alert's retries run beside the wait:
-  // they never delay a decision (alert() never throws in v2).
-  const alerting = report.outcome === 'account_takeover' && v2 ? alert() : Promise.resolve();
-  const reviewed = await condition(
-    () => review !== null,
-    v2 ? Math.max(reviewMs - (Date.now() - opened), 1) : `${input.review_days} days`,
-    {
-      summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
-    },
-  );
+  // The review is open before the alert goes out, and the alert's retries run beside the wait:
+  // they never delay a decision (alert() never throws).
+  const alerting = report.outcome === 'account_takeover' ? alert() : Promise.resolve();
+  const reviewed = await condition(() => review !== null, Math.max(reviewMs - (Date.now() - opened), 1), {
+    summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
+  });
   const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
   try {
     await graph.resolveFraudReview({
@@ -305,7 +290,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       ...(before ? { restore_to: before.from } : {}),
     });
   } catch (err) {
-    if (!v2 || isCancellation(err) || !domainFailureOf(err)) throw err;
+    if (isCancellation(err) || !domainFailureOf(err)) throw err;
     // The customer changed under the review (erased, say): the decision stands, its record could not be made.
     status.problem = `the review's decision could not be recorded: ${describeFailure(err)}`;
     log.warn('fraud review decided, but the graph refused the record', {

@@ -5,8 +5,8 @@
  *   2. tag the workflow with PersonaCustomerId as soon as the customer id is known;
  *   3. ask Chimera for a behavioural profile — retried, and never able to fail onboarding.
  * The `customerWritten` Update answers a waiting caller right after step 1 (or with step 1's
- * refusal); step 3 goes on after it. The Update adds no command: no patch is needed. Step 1 is a
- * local activity (patch ONBOARDING_WRITES_LOCALLY): the worker running the first workflow task
+ * refusal); step 3 goes on after it. Step 1 is a
+ * local activity: the worker running the first workflow task
  * writes the customer within it, so the answer is one workflow task away from the request; past
  * its three attempts, the ordinary activity takes over (graphWrite's retries).
  */
@@ -15,7 +15,6 @@ import {
   condition,
   isCancellation,
   log,
-  patched,
   setHandler,
   upsertSearchAttributes,
   uuid4,
@@ -41,12 +40,6 @@ import {
 } from './activityOptions';
 import { countOnboarding } from './metrics';
 
-/**
- * The patch that writes the customer in a local activity (onboardings started before it replay
- * with the activity they scheduled).
- */
-export const ONBOARDING_WRITES_LOCALLY = 'onboarding-writes-in-a-local-activity';
-
 const writeSummary: ActivitySummaries<OnboardingActivities> = {
   onboardCustomer: (plan) =>
     `Resolve the identity and write the ${plan.customer.segment} customer with everything linked to it, ` +
@@ -62,7 +55,6 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
 
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
-  const local = patched(ONBOARDING_WRITES_LOCALLY);
   /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */
   const outcome: { written?: OnboardingWritten; refused?: Error } = {};
   setHandler(customerWrittenUpdate, async () => {
@@ -73,7 +65,6 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
   const ids = { onboardingId: workflowId, customerId: uuid4() };
   /** Locally first; past its few attempts (Neo4j away), the ordinary activity goes on retrying. */
   const writeCustomer = async () => {
-    if (!local) return graph.onboardCustomer(plan, ids);
     try {
       return await localGraph.onboardCustomer(plan, ids);
     } catch (err) {

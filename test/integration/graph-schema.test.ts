@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { int, Neo4jError } from 'neo4j-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INITIAL_TRUST_SCORE, migrate, SCHEMA } from '../../graph';
+import { migrate, SCHEMA } from '../../graph';
+import type { DataMigration } from '../../graph/schema';
 import { PRUNE_CLAIMS_BATCH } from '../../graph/interactions';
 import { openTestGraph, type TestGraph } from '../support/graph';
 
@@ -18,24 +19,27 @@ describe('schema migration', () => {
     expect(again.existing.sort()).toEqual(SCHEMA.map((r) => r.name).sort());
   });
 
-  it('turns a lifetime value kept as a float into exact minor units, once, however many processes start', async () => {
+  it('runs a data migration once, however many processes start together, and never again', async () => {
     const id = randomUUID();
-    await g.query("CREATE (:Customer {id: $id, status: 'active', segment: 'New', ltv: 120.5})", { id });
-    // As if this graph had never run the data migration.
-    await g.query("MATCH (m:Migration {name: 'customer-ltv-minor-units'}) DELETE m");
-    // An api and a worker starting together: one of them converts, the other waits for it.
+    const name = `test-migration-${id}`;
+    await g.query('CREATE (:MigrationProbe {id: $id, runs: 0})', { id });
+    // Counts its own runs: a second pass over the same nodes would show as 2.
+    const migration: DataMigration = {
+      name,
+      cypher: `MATCH (p:MigrationProbe {id: $id}) CALL (p) { SET p.runs = p.runs + 1 } IN TRANSACTIONS OF 10 ROWS`,
+      params: () => ({ id }),
+    };
+    // An api and a worker starting together: one of them runs it, the other waits for it.
     const both = await Promise.all([
-      migrate(g.driver, g.database, { reportingCurrency: 'USD' }),
-      migrate(g.driver, g.database, { reportingCurrency: 'USD' }),
+      migrate(g.driver, g.database, { dataMigrations: [migration] }),
+      migrate(g.driver, g.database, { dataMigrations: [migration] }),
     ]);
-    expect(both.flatMap((r) => r.migrated)).toEqual(['customer-ltv-minor-units']);
-    const [row] = await g.query<{ ltv: unknown; integer: boolean }>(
-      'MATCH (c:Customer {id: $id}) RETURN c.ltv AS ltv, c.ltv IS :: INTEGER AS integer',
-      { id },
-    );
-    expect(row).toEqual({ ltv: 12050, integer: true });
-    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
-    await g.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id });
+    expect(both.flatMap((r) => r.migrated)).toEqual([name]);
+    expect((await migrate(g.driver, g.database, { dataMigrations: [migration] })).migrated).toEqual([]);
+    const [row] = await g.query<{ runs: unknown }>('MATCH (p:MigrationProbe {id: $id}) RETURN p.runs AS runs', { id });
+    expect(Number(row?.runs)).toBe(1);
+    await g.query('MATCH (p:MigrationProbe {id: $id}) DELETE p', { id });
+    await g.query('MATCH (m:Migration {name: $name}) DELETE m', { name });
   });
 
   it('refuses to start on a graph that counts money in another currency', async () => {
@@ -115,87 +119,6 @@ describe('schema migration', () => {
     const prune = await seeks(PRUNE_CLAIMS_BATCH, { olderThan: '2001-01-01T00:00:00Z', batch: int(10) });
     expect(prune).toMatch(/NodeIndexSeekByRange.*Interaction\(recorded_at\)/);
     expect(prune).not.toMatch(/^(Partial)?(Sort|Top)/m);
-  });
-
-  it('moves earned trust onto the login edge: one customer’s device gives it theirs, shared ones nobody', async () => {
-    const ids = Array.from({ length: 7 }, () => randomUUID());
-    const [shared, a, b, own, owner, bad, victim] = ids as [string, string, string, string, string, string, string];
-    // Devices as an earlier version left them: trust on the node, the login edges without any.
-    await g.query(
-      `CREATE (s:Device {id: $shared, fingerprint: $shared, trust_score: 0.9})
-       CREATE (:Customer {id: $a, status: 'active'})-[:LOGGED_IN_FROM {login_count: 3}]->(s)
-       CREATE (:Customer {id: $b, status: 'active'})-[:LOGGED_IN_FROM {login_count: 1}]->(s)
-       CREATE (o:Device {id: $own, fingerprint: $own, trust_score: 0.8})
-       CREATE (:Customer {id: $owner, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2}]->(o)
-       CREATE (x:Device {id: $bad, fingerprint: $bad, trust_score: 0.1})
-       CREATE (:Customer {id: $victim, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2}]->(x)`,
-      { shared, a, b, own, owner, bad, victim },
-    );
-    await g.query("MATCH (m:Migration {name: 'device-trust-per-customer'}) DELETE m");
-    const both = await Promise.all([migrate(g.driver, g.database), migrate(g.driver, g.database)]);
-    expect(both.flatMap((r) => r.migrated)).toEqual(['device-trust-per-customer']);
-    const rows = await g.query<{ customer: string; device: string; earned: number; own: number }>(
-      `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device) WHERE c.id IN $ids
-       RETURN c.id AS customer, d.id AS device, r.trust_score AS earned, d.trust_score AS own`,
-      { ids },
-    );
-    expect(Object.fromEntries(rows.map((r) => [r.customer, [r.device, r.earned, r.own]]))).toEqual({
-      // Whoever earned the shared device's 0.9 is not known: each starts again; the device caps no one.
-      [a]: [shared, INITIAL_TRUST_SCORE, 1],
-      [b]: [shared, INITIAL_TRUST_SCORE, 1],
-      [owner]: [own, 0.8, 1],
-      // A device lowered below the start stays so, for everyone on it.
-      [victim]: [bad, 0.1, 0.1],
-    });
-    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
-    await g.query('MATCH (n) WHERE n.id IN $ids DETACH DELETE n', { ids });
-  });
-
-  it("gives a device's last IP and user agent to its one customer's login edge, a shared one's to nobody", async () => {
-    const [earlier, later, device, own, owner] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    // Devices as an earlier version left them: the last IP and user agent on the node. On a shared
-    // one they may be anyone's (a login without an IP kept the one before it).
-    await g.query(
-      `CREATE (d:Device {id: $device, fingerprint: $device, trust_score: 0.5,
-                         last_seen_ip: '198.51.100.99', last_seen_user_agent: 'Last/9'})
-       CREATE (:Customer {id: $earlier, status: 'active'})-[:LOGGED_IN_FROM {login_count: 3,
-                last_login: datetime() - duration('P2D')}]->(d)
-       CREATE (:Customer {id: $later, status: 'active'})-[:LOGGED_IN_FROM {login_count: 1,
-                last_login: datetime() - duration('P1D')}]->(d)
-       CREATE (o:Device {id: $own, fingerprint: $own, trust_score: 0.5,
-                         last_seen_ip: '198.51.100.7', last_seen_user_agent: 'Own/1'})
-       CREATE (:Customer {id: $owner, status: 'active'})-[:LOGGED_IN_FROM {login_count: 2,
-                last_login: datetime() - duration('P1D')}]->(o)`,
-      { device, earlier, later, own, owner },
-    );
-    await g.query("MATCH (m:Migration {name: 'device-last-seen-to-login-edge'}) DELETE m");
-    const both = await Promise.all([migrate(g.driver, g.database), migrate(g.driver, g.database)]);
-    expect(both.flatMap((r) => r.migrated)).toEqual(['device-last-seen-to-login-edge']);
-    const rows = await g.query<{ customer: string; ip: string | null; ua: string | null; left: string[] }>(
-      `MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(d:Device {id: $device})
-       RETURN c.id AS customer, r.last_seen_ip AS ip, r.last_seen_user_agent AS ua, keys(d) AS left`,
-      { device },
-    );
-    expect(Object.fromEntries(rows.map((r) => [r.customer, [r.ip, r.ua]]))).toEqual({
-      [later]: [null, null],
-      [earlier]: [null, null],
-    });
-    expect(rows[0]?.left.sort()).toEqual(['fingerprint', 'id', 'trust_score']);
-    const mine = await g.query<{ ip: string | null; ua: string | null; left: string[] }>(
-      `MATCH (:Customer {id: $owner})-[r:LOGGED_IN_FROM]->(d:Device {id: $own})
-       RETURN r.last_seen_ip AS ip, r.last_seen_user_agent AS ua, keys(d) AS left`,
-      { owner, own },
-    );
-    expect(mine.map((r) => [r.ip, r.ua])).toEqual([['198.51.100.7', 'Own/1']]);
-    expect(mine[0]?.left.sort()).toEqual(['fingerprint', 'id', 'trust_score']);
-    expect((await migrate(g.driver, g.database)).migrated).toEqual([]);
-    await g.query('MATCH (n) WHERE n.id IN [$device, $earlier, $later, $own, $owner] DETACH DELETE n', {
-      device,
-      earlier,
-      later,
-      own,
-      owner,
-    });
   });
 
   it(

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_MATCH_WEIGHTS as W } from '../../config/matchWeights';
-import { migrate } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { setCardOfMethod } from '../../graph/cardHistory';
 import {
@@ -337,53 +336,5 @@ describe('the read is bounded', () => {
     expect(said).toMatch(/NodeIndexSeek.*PaymentMethod\(card_fingerprint\)/);
     expect(said).toMatch(/NodeIndexSeek.*Address\(match_key\)/);
     expect(said).not.toMatch(/NodeByLabelScan|AllNodesScan/);
-  });
-});
-
-describe('data written before', () => {
-  it('gives old PossibleMatchFound events the customer they name, and old addresses their key, once', async () => {
-    const [holder, newcomer, eventId, addressId] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    const payload = JSON.stringify({
-      matched_customer_id: holder,
-      signals: ['unverified_email'],
-      onboarding_id: 'old',
-    });
-    await h.graph.query(
-      `CREATE (:Customer {id: $holder, status: 'active'}), (n:Customer {id: $newcomer, status: 'active'})
-       CREATE (:Event {id: $eventId, type: 'PossibleMatchFound', customer_id: $newcomer, occurred_at: datetime(),
-                       seq: 0, payload: $payload})
-       CREATE (n)-[:SHIPPED_TO]->(:Address {id: $addressId, street1: '1 High Street', zip_code: 'AB1 2CD',
-                                            country: 'GB', type: 'shipping'})`,
-      { holder, newcomer, eventId, addressId, payload },
-    );
-    await h.graph.query(
-      "MATCH (m:Migration) WHERE m.name IN ['possible-match-named-customer', 'address-match-key'] DELETE m",
-    );
-    expect((await migrate(h.graph.driver, h.graph.database)).migrated).toEqual([
-      'possible-match-named-customer',
-      'address-match-key',
-    ]);
-    const [row] = await h.graph.query<{ named: string; key: string }>(
-      'MATCH (e:Event {id: $eventId}), (a:Address {id: $addressId}) ' +
-        'RETURN e.matched_customer_id AS named, a.match_key AS key',
-      { eventId, addressId },
-    );
-    expect(row).toEqual({ named: holder, key: '1 high st||ab12cd|GB' });
-    // Found from the holder's side; the old event says nothing of sides, the holder has no email: unknown.
-    expect(await listMatchEvidence(h.graph, holder)).toMatchObject([
-      {
-        customer_id: newcomer,
-        score: W.unverified_identifier,
-        parts: [{ signal: 'unverified_email', details: { verified: 'unknown' } }],
-        onboarding_id: 'old',
-      },
-    ]);
-    expect((await migrate(h.graph.driver, h.graph.database)).migrated).toEqual([]);
-    await h.graph.query('MATCH (n) WHERE n.id IN [$holder, $newcomer, $eventId, $addressId] DETACH DELETE n', {
-      holder,
-      newcomer,
-      eventId,
-      addressId,
-    });
   });
 });
