@@ -1,30 +1,29 @@
 /**
  * Activities of the event relay. `relayPage` delivers a stretch of the change feed in order from
  * the graph checkpoint and moves the checkpoint; `retryParkedEvents` tries parked events again.
- * `readEventFeed`, `deliverEvent` and `adoptRelayState` serve relays started before the
- * checkpoint moved to the graph (see workflows/eventRelayBeforeCheckpoint.ts).
+ * Both deliver to this worker's own subscriber (PERSONA_EVENTS_WEBHOOK_URL, signed with
+ * PERSONA_EVENTS_WEBHOOK_SECRET), never to an address a workflow names: a worker without one
+ * delivers nothing, and says so in a failure the relay retries (another worker may have it).
  */
 import { createHmac } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { PersonaEvent } from '../graph/events';
-import { readFeed, readFeedEntries, type FeedPage } from '../graph/feed';
+import { readFeedEntries } from '../graph/feed';
 import type { Graph } from '../graph/graph';
 import {
-  adoptRelayState,
   listParkedEvents,
   readRelayCheckpoint,
   recordRelayProgress,
   settleParkedEvents,
   type RelayProgress,
 } from '../graph/relay';
-import type { ParkedEventBeforeCheckpoint, RetryParkedResult } from '../temporal/eventRelay';
+import type { RetryParkedResult } from '../temporal/eventRelay';
 
 /** How many parked events one retry request tries (oldest first); ask again for more. */
 export const RETRY_PARKED_LIMIT = 1000;
 
 export interface RelayPageRequest {
   checkpoint_id: string;
-  webhook_url: string;
   page_size: number;
   lag_ms: number;
 }
@@ -34,6 +33,8 @@ export interface RelayPageResult {
   read: number;
   delivered: number;
   parked: number;
+  /** The host this worker delivers to. */
+  subscriber: string;
 }
 
 /** What the subscriber made of one event. */
@@ -97,7 +98,25 @@ function activityContext(): Context | null {
   }
 }
 
-export function createEventActivities({ graph, webhookSecret }: { graph: Graph; webhookSecret?: string | undefined }) {
+/** Where this worker delivers events: its own configuration. */
+export interface EventSubscriber {
+  /** PERSONA_EVENTS_WEBHOOK_URL (unset: this worker relays nothing). */
+  url?: string | undefined;
+  /** PERSONA_EVENTS_WEBHOOK_SECRET. */
+  secret?: string | undefined;
+}
+
+export function createEventActivities({ graph, events }: { graph: Graph; events?: EventSubscriber | undefined }) {
+  const webhookSecret = events?.secret;
+  /** This worker's subscriber, or a failure the relay retries (with the activity's backoff) until a worker has one. */
+  const subscriberUrl = (): string => {
+    if (events?.url) return events.url;
+    throw ApplicationFailure.retryable(
+      'this worker has no PERSONA_EVENTS_WEBHOOK_URL: it delivers events nowhere. Set it, or stop the relay ' +
+        '(a worker started without it stops a running relay)',
+      'RelayNotConfigured',
+    );
+  };
   return {
     /**
      * Delivers up to `page_size` events after the graph checkpoint, in feed order. A refusal
@@ -109,6 +128,7 @@ export function createEventActivities({ graph, webhookSecret }: { graph: Graph; 
      * sends that stretch again, under the same idempotency keys.
      */
     async relayPage(req: RelayPageRequest): Promise<RelayPageResult> {
+      const url = subscriberUrl();
       const ctx = activityContext();
       const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
       const entries = await readFeedEntries(graph, {
@@ -128,7 +148,7 @@ export function createEventActivities({ graph, webhookSecret }: { graph: Graph; 
         }
         let answer: Answer;
         try {
-          answer = await post(req.webhook_url, event, webhookSecret, ctx?.cancellationSignal);
+          answer = await post(url, event, webhookSecret, ctx?.cancellationSignal);
         } catch (cancelled) {
           await commit();
           throw cancelled;
@@ -147,18 +167,20 @@ export function createEventActivities({ graph, webhookSecret }: { graph: Graph; 
         progress.cursor = cursor;
       }
       if (entries.length > 0 || checkpoint.blocked) await commit();
-      return { read: entries.length, delivered: progress.delivered, parked: progress.parked.length };
+      return {
+        read: entries.length,
+        delivered: progress.delivered,
+        parked: progress.parked.length,
+        subscriber: new URL(url).host,
+      };
     },
 
     /**
      * Tries parked events again (the one named, or the oldest RETRY_PARKED_LIMIT), one attempt
      * each: the delivered ones leave the parked list, the others stay with their new error.
      */
-    async retryParkedEvents(req: {
-      checkpoint_id: string;
-      webhook_url: string;
-      event_id?: string;
-    }): Promise<RetryParkedResult> {
+    async retryParkedEvents(req: { checkpoint_id: string; event_id?: string }): Promise<RetryParkedResult> {
+      const url = subscriberUrl();
       const ctx = activityContext();
       const parked = await listParkedEvents(graph, req.checkpoint_id, {
         eventId: req.event_id,
@@ -169,7 +191,7 @@ export function createEventActivities({ graph, webhookSecret }: { graph: Graph; 
       try {
         for (const p of parked) {
           ctx?.heartbeat({ delivered: delivered.length, failed: failed.length, of: parked.length });
-          const answer = await post(req.webhook_url, p.event, webhookSecret, ctx?.cancellationSignal);
+          const answer = await post(url, p.event, webhookSecret, ctx?.cancellationSignal);
           if (answer.kind === 'delivered') delivered.push(p.event.id);
           else failed.push({ event_id: p.event.id, error: answer.error });
         }
@@ -177,42 +199,6 @@ export function createEventActivities({ graph, webhookSecret }: { graph: Graph; 
         await settleParkedEvents(graph, req.checkpoint_id, { delivered, failed });
       }
       return { retried: parked.length, delivered: delivered.length, still_parked: failed.length };
-    },
-
-    /** Moves the state a pre-checkpoint relay kept in its workflow into the graph checkpoint. */
-    async adoptRelayState(req: {
-      checkpoint_id: string;
-      cursor: string | null;
-      delivered: number;
-      parked: ParkedEventBeforeCheckpoint[];
-    }): Promise<void> {
-      await adoptRelayState(graph, req.checkpoint_id, {
-        cursor: req.cursor,
-        delivered: req.delivered,
-        parked: req.parked.map((p) => ({
-          event_id: p.event.id,
-          error: p.error,
-          attempts: p.attempts,
-          parked_at: p.parked_at,
-        })),
-      });
-    },
-
-    /** Pre-checkpoint relays: a page of the feed. */
-    async readEventFeed(req: { after: string | null; limit: number; lag_ms: number }): Promise<FeedPage> {
-      return readFeed(graph, { after: req.after ?? undefined, limit: req.limit, lagMs: req.lag_ms });
-    },
-    /** Pre-checkpoint relays: one event; a refusal for good is non-retryable, "not now" retryable. */
-    async deliverEvent(req: { webhook_url: string; event: PersonaEvent }): Promise<void> {
-      const answer = await post(req.webhook_url, req.event, webhookSecret);
-      if (answer.kind === 'delivered') return;
-      if (answer.kind === 'refused')
-        throw ApplicationFailure.create({
-          type: 'EventRefused',
-          message: `the events webhook refused ${req.event.id} (${answer.error})`,
-          nonRetryable: true,
-        });
-      throw new Error(`the events webhook answered ${answer.error}`);
     },
   };
 }

@@ -13,7 +13,7 @@ import type { ProfileRules } from '../graph/interactions';
 import type { RuleTable } from '../payments/networkRules';
 import { createAgentActivities } from './agents';
 import { createErasureActivities } from './erasure';
-import { createEventActivities } from './events';
+import { createEventActivities, type EventSubscriber } from './events';
 import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
 import { createIdentityMergeActivities } from './identityMerge';
@@ -48,8 +48,8 @@ export interface ActivityDeps {
   erasureBatchSize?: number;
   /** The idempotent producer, when KAFKA_BROKERS is set (the publisher's activity needs it). */
   kafka?: KafkaProducer | undefined;
-  /** PERSONA_EVENTS_WEBHOOK_SECRET: every event the relay POSTs is signed with it. */
-  webhookSecret?: string | undefined;
+  /** Where the relay delivers and what it signs with (PERSONA_EVENTS_WEBHOOK_URL and _SECRET): this worker's own. */
+  events?: EventSubscriber | undefined;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -6,11 +6,13 @@
  *   npm run histories:record -- --as <label> --only payment-recovery   (those whose name starts so)
  *
  * Runs each workflow on the time-skipping test server with stand-in activities (the replay
- * checks the workflow code's commands, not what activities did). Record after a change that
- * is meant to alter a workflow's commands — behind `patched()` for running ones. The new
- * histories are written as `<path>@<label>.json` beside the old ones, never over them: the old
- * histories are what running workflows look like, and must keep replaying until their patch is
- * removed (docs/workflows.md, "Changing a workflow").
+ * checks the workflow code's commands, not what activities did). Every workflow type has at
+ * least one path here, with its hard ones (attention, cancel, block, merge, restore, override,
+ * reconfigure): the replay test fails for a workflow without a history. Record after a change
+ * that is meant to alter a workflow's commands — behind `patched()` for the auto-upgrading ones
+ * (docs/workflows.md, "Versioning"). The new histories are written as `<path>@<label>.json` beside
+ * the old ones, never over them: the old ones are what running workflows look like, and keep
+ * replaying until their patch is deleted.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,9 +20,15 @@ import path from 'node:path';
 import { WithStartWorkflowOperation } from '@temporalio/client';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, resolveReviewUpdate } from '../temporal/fraud';
-import { retryParkedUpdate } from '../temporal/eventRelay';
+import { reconfigureRelayUpdate, retryParkedUpdate } from '../temporal/eventRelay';
+import { erasureRequestedSignal, erasureStatusQuery } from '../temporal/erasure';
+import { reconfigurePublisherUpdate } from '../temporal/kafkaPublisher';
+import { emptyCounts } from '../temporal/reconciliation';
+import { graphRestoredSignal } from '../temporal/restore';
 import {
   confirmMergeUpdate,
+  customerMergedSignal,
+  declineMergeUpdate,
   identityMergeStatusQuery,
   identityMergeWorkflowId,
   undoMergeUpdate,
@@ -31,7 +39,9 @@ import {
   CHARGE_OUTCOME_UNKNOWN,
   offerPaymentMethodUpdate,
   paymentFailedSignal,
+  paymentMethodBlockedSignal,
   recoveryStatusQuery,
+  resolveAttentionUpdate,
 } from '../temporal/recovery';
 import { ApplicationFailure } from '@temporalio/common';
 import { decideDecline } from '../payments/declines';
@@ -39,6 +49,8 @@ import { createTimeSkippingEnv, HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODE
 import { WORKFLOW_INTERCEPTORS } from '../workers/logging';
 
 const noop = async (): Promise<void> => undefined;
+const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
+const otherCustomerId = '0b9a6c3e-2f41-4d7a-9a55-3c1e2d4b5f60';
 const stageCounts = { '60': 0, '30': 0, '7': 0 };
 /** Stand-in activities: plausible answers for every activity a workflow calls. */
 const activities = {
@@ -110,29 +122,52 @@ const activities = {
       : { reversed_outcome_id: 'earlier', restored: [], skipped: [] },
   resolveFraudReview: async () => ({ reinstated: true }),
   listRunningRecoveries: async () => [],
-  readEventFeed: async (req: { after: string | null }) => ({
-    data: req.after
-      ? []
-      : [
-          {
-            id: 'e-1',
-            type: 'CustomerCreated',
-            customer_id: 'c-1',
-            occurred_at: '2026-11-22T10:00:00.000Z',
-            payload: {},
-          },
-        ],
-    next_cursor: 'cursor-1',
-  }),
-  deliverEvent: noop,
   relayPage: (() => {
     let pages = 0;
-    return async () => (pages++ === 0 ? { read: 3, delivered: 2, parked: 1 } : { read: 0, delivered: 0, parked: 0 });
+    const subscriber = 'subscriber.invalid';
+    return async () =>
+      pages++ === 0
+        ? { read: 3, delivered: 2, parked: 1, subscriber }
+        : { read: 0, delivered: 0, parked: 0, subscriber };
   })(),
   retryParkedEvents: async () => ({ retried: 1, delivered: 1, still_parked: 0 }),
-  adoptRelayState: noop,
+  publishEvents: (() => {
+    let batches = 0;
+    return async () =>
+      batches++ === 0 ? { published: 4, pages: 2, caught_up: false } : { published: 0, pages: 1, caught_up: true };
+  })(),
+  reconcileChargesPage: async (req: { starting_after: string | null }) => ({
+    counts: { ...emptyCounts(), charges: 2, matched: 1, in_flight: req.starting_after === null ? 0 : 1 },
+    repairs: [],
+    flags: [],
+    next: req.starting_after === null ? 'ch_2' : null,
+  }),
+  reconcilePendingPage: async () => ({ counts: { ...emptyCounts(), pending: 1 }, repairs: [], flags: [], next: null }),
+  reconcileRecoveriesPage: async () => ({
+    counts: { ...emptyCounts(), recoveries: 1 },
+    repairs: [],
+    flags: [
+      {
+        kind: 'recovery_without_charge',
+        customer_id: 'c-1',
+        payment_id: 'pay-1',
+        charge_id: 'ch_1',
+        detail: 'recorded as recovered, no charge at the gateway',
+      },
+    ],
+    next: null,
+  }),
   pruneInteractionClaims: async (req: { cutoff: string }) => ({ deleted: 3, cutoff: req.cutoff }),
-  listRunningCustomerWorkflows: async () => [],
+  // The customer erased under override has a fraud review pending, which never ends by itself
+  // (and is gone by the time the erasure looks again).
+  listRunningCustomerWorkflows: (() => {
+    let asked = 0;
+    return async (req: { customer_id: string }) =>
+      req.customer_id === otherCustomerId && asked++ === 0 ? [fraudOutcomeWorkflowId('rec-pending')] : [];
+  })(),
+  fraudReviewsEnded: async () => {
+    throw ApplicationFailure.retryable('fraud reviews still running: rec-pending', 'ReviewsPending');
+  },
   awaitWorkflowsClosed: async () => [],
   historyWorkflowsClosed: noop,
   eraseCustomer: async (req: { customer_id: string }) => ({
@@ -160,9 +195,6 @@ const activities = {
   listMergedCustomerProcesses: async () => [],
 };
 
-const customerId = '6f2d0c55-95b5-4b32-9c7b-6f1b0f3f3a11';
-const otherCustomerId = '0b9a6c3e-2f41-4d7a-9a55-3c1e2d4b5f60';
-
 async function main(): Promise<void> {
   const labelAt = process.argv.indexOf('--as');
   const label = labelAt > 0 ? process.argv[labelAt + 1] : undefined;
@@ -186,6 +218,12 @@ async function main(): Promise<void> {
     activities,
   });
   const histories: Record<string, string> = {};
+  /** A workflow that never finishes on its own: once its first run has continued as new, stop it. */
+  const untilNextRun = async (h: ReturnType<typeof env.client.workflow.getHandle>): Promise<void> => {
+    const first = (await h.describe()).runId;
+    while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));
+    await h.terminate('recorded');
+  };
   const record = async (
     name: string,
     workflowType: string,
@@ -281,6 +319,28 @@ async function main(): Promise<void> {
         while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
         await h.signal(cancelRecoverySignal, { reason: 'recorded' });
       });
+      // Needs attention, ops answer "retry" (the Update), it needs attention again, and a cancel settles it.
+      await recovery('payment-recovery-attention-retried', 'pay-unk', 'insufficient_funds', async (h) => {
+        while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
+        const since = (await h.query(recoveryStatusQuery)).attention?.since;
+        await h.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry', note: 'recorded' }] });
+        for (;;) {
+          const s = await h.query(recoveryStatusQuery);
+          if (s.state === 'needs_attention' && s.attention?.since !== since) break;
+          await env.sleep('1 minute');
+        }
+        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
+      });
+      // In dunning: the failed method is blocked (a confirmed fraud), the customer merged into
+      // another record, and the graph restored from a backup; then ops stop it.
+      await recovery('payment-recovery-blocked-merged-restored', 'pay-dun', 'insufficient_funds', async (h) => {
+        while ((await h.query(recoveryStatusQuery)).state !== 'dunning') await new Promise((r) => setTimeout(r, 100));
+        await h.signal(paymentMethodBlockedSignal, { payment_method_id: 'pm-a', reason: 'confirmed fraud rec-cf' });
+        await h.signal(customerMergedSignal, { merge_id: 'm-1', merged_id: customerId, survivor_id: otherCustomerId });
+        await h.signal(graphRestoredSignal, { reason: 'recorded', epoch: 2, backup_id: 'b-1' });
+        await h.query(recoveryStatusQuery);
+        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
+      });
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },
       ]);
@@ -307,6 +367,30 @@ async function main(): Promise<void> {
           await h.result();
         },
         fraudOutcomeWorkflowId('rec-cf'),
+      );
+      await record(
+        'fraud-takeover-restored-reinstated',
+        'fraudOutcomeWorkflow',
+        [
+          {
+            report: { outcome_id: 'rec-ato', customer_id: customerId, outcome: 'account_takeover', device_id: 'd-1' },
+            trust_step: 0.1,
+            review_days: 30,
+          },
+        ],
+        async (h) => {
+          while ((await h.query(fraudOutcomeStatusQuery)).state !== 'awaiting_review')
+            await new Promise((r) => setTimeout(r, 100));
+          await h.signal(customerMergedSignal, {
+            merge_id: 'm-2',
+            merged_id: customerId,
+            survivor_id: otherCustomerId,
+          });
+          await h.signal(graphRestoredSignal, { reason: 'recorded', epoch: 2, backup_id: 'b-1' });
+          await h.executeUpdate(resolveReviewUpdate, { args: [{ decision: 'reinstate', note: 'recorded' }] });
+          await h.result();
+        },
+        fraudOutcomeWorkflowId('rec-ato'),
       );
       await record(
         'fraud-false-positive',
@@ -370,29 +454,78 @@ async function main(): Promise<void> {
         `rec-undone-${identityMergeWorkflowId(customerId, otherCustomerId)}`,
       );
       await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
+      // A fraud review is pending: the erasure waits, until ops override it with a reason.
+      await record('erasure-review-overridden', 'erasureWorkflow', [{ customer_id: otherCustomerId }], async (h) => {
+        while ((await h.query(erasureStatusQuery)).state !== 'waiting_for_fraud_review')
+          await new Promise((r) => setTimeout(r, 100));
+        await h.signal(erasureRequestedSignal, {
+          reason: 'court order',
+          requested_by: 'recorder',
+          override_fraud_review: true,
+        });
+        await h.result();
+      });
+      await record(
+        'identity-merge-declined',
+        'identityMergeWorkflow',
+        [mergeInput(true)],
+        async (h) => {
+          while ((await h.query(identityMergeStatusQuery)).state !== 'awaiting_consent')
+            await new Promise((r) => setTimeout(r, 100));
+          await h.executeUpdate(declineMergeUpdate, { args: [{ customer_id: otherCustomerId, code: 'RECORDED1' }] });
+          await h.result();
+        },
+        `rec-declined-${identityMergeWorkflowId(customerId, otherCustomerId)}`,
+      );
+
       await record('interaction-claims-prune', 'interactionClaimsPruneWorkflow', [
         { retention_days: 30, batch_size: 10_000 },
       ]);
       await record(
         'event-relay-continue-as-new',
         'eventRelayWorkflow',
+        [{ lag_ms: 1000, page_size: 10, poll_interval: '1 second', pages_per_run: 2 }],
+        async (h) => {
+          await h.executeUpdate(retryParkedUpdate, { args: [{}] });
+          // A worker started with other settings applies its own.
+          await h.executeUpdate(reconfigureRelayUpdate, {
+            args: [{ lag_ms: 3000, page_size: 20, poll_interval: '2 seconds', pages_per_run: 2 }],
+          });
+          await untilNextRun(h);
+        },
+      );
+      await record(
+        'kafka-publisher-continue-as-new',
+        'kafkaPublisherWorkflow',
         [
           {
-            webhook_url: 'http://subscriber.invalid/events',
+            topic: 'persona.events.v1',
             lag_ms: 1000,
-            page_size: 10,
+            page_size: 2,
+            budget_ms: 20_000,
             poll_interval: '1 second',
-            pages_per_run: 2,
+            batches_per_run: 3,
           },
         ],
         async (h) => {
-          await h.executeUpdate(retryParkedUpdate, { args: [{}] });
-          // The relay never finishes on its own: once its first run has continued as new, stop it.
-          const first = (await h.describe()).runId;
-          while ((await h.describe()).runId === first) await new Promise((r) => setTimeout(r, 200));
-          await h.terminate('recorded');
+          await h.executeUpdate(reconfigurePublisherUpdate, {
+            args: [
+              {
+                topic: 'persona.events.v2',
+                lag_ms: 3000,
+                page_size: 5,
+                budget_ms: 20_000,
+                poll_interval: '1 second',
+                batches_per_run: 3,
+              },
+            ],
+          });
+          await untilNextRun(h);
         },
       );
+      await record('gateway-reconciliation', 'gatewayReconciliationWorkflow', [
+        { lookback_hours: 26, grace_minutes: 30, page_size: 2 },
+      ]);
     });
   } finally {
     await env.teardown();

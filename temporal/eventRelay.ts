@@ -1,13 +1,17 @@
 /** The event relay's contract: delivers the change feed to a subscriber's webhook. */
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { PersonaEvent } from '../graph/events';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export const EVENT_RELAY_WORKFLOW_TYPE = 'eventRelayWorkflow';
 /** One relay per deployment: the worker starts it when PERSONA_EVENTS_WEBHOOK_URL is set. */
 export const EVENT_RELAY_WORKFLOW_ID = 'persona-event-relay';
 
-export interface EventRelayInput {
-  webhook_url: string;
+/**
+ * How the relay paces itself: the worker's configuration, compared with the running relay's at
+ * every worker start and applied with the `reconfigureRelay` Update when they differ. Where
+ * events go (PERSONA_EVENTS_WEBHOOK_URL) and how they are signed are never here: the delivering
+ * activity reads them from its own worker's configuration.
+ */
+export interface EventRelaySettings {
   /** The feed's lag (PERSONA_EVENTS_FEED_LAG_MS). */
   lag_ms: number;
   /** Events per activity: the relay checkpoints at least this often. */
@@ -16,12 +20,11 @@ export interface EventRelayInput {
   poll_interval: string;
   /** Pages per workflow run before it continues as new (or sooner, when Temporal suggests it). */
   pages_per_run: number;
+}
+
+export interface EventRelayInput extends EventRelaySettings {
   /** The graph checkpoint this relay keeps (default: its workflow id). */
   checkpoint_id?: string;
-  /** Runs started before the checkpoint moved to the graph: delivery attempts before parking. */
-  max_attempts?: number;
-  /** Runs started before the checkpoint moved to the graph carry their state here; adopted once. */
-  state?: EventRelayStateBeforeCheckpoint;
   /** What a run hands to the next: a few counters and the retry requests not yet served. */
   carry?: EventRelayCarry;
 }
@@ -53,22 +56,10 @@ export interface EventRelayRunStatus {
   parked_this_run: number;
   retries_waiting: number;
   last_page_at: string | null;
-}
-
-/** The relay's state before its checkpoint moved to the graph (kept in the workflow). */
-export interface ParkedEventBeforeCheckpoint {
-  event: PersonaEvent;
-  error: string;
-  attempts: number;
-  parked_at: string;
-}
-
-export interface EventRelayStateBeforeCheckpoint {
-  cursor: string | null;
-  delivered: number;
-  parked: ParkedEventBeforeCheckpoint[];
-  runs: number;
-  last_delivery_at: string | null;
+  /** What this run paces itself by. */
+  settings: EventRelaySettings;
+  /** The host the last page went to (the delivering worker's PERSONA_EVENTS_WEBHOOK_URL), null before one. */
+  subscriber: string | null;
 }
 
 /**
@@ -76,8 +67,6 @@ export interface EventRelayStateBeforeCheckpoint {
  * refuses an event id that is not one). Requests queue: none replaces another.
  */
 export const retryParkedUpdate = defineUpdate<RetryParkedResult, [RetryParkedRequest]>('retryParkedEvents');
-/** The same as a signal (what the api sent before the Update existed); queued alike. */
-export const retryParkedSignal = defineSignal<[RetryParkedRequest]>('retryParked');
-export const eventRelayStatusQuery = defineQuery<EventRelayRunStatus | EventRelayStateBeforeCheckpoint>(
-  'eventRelayStatus',
-);
+export const eventRelayStatusQuery = defineQuery<EventRelayRunStatus>('eventRelayStatus');
+/** Applies new settings from the next page on; answers with the settings the relay now runs with. */
+export const reconfigureRelayUpdate = defineUpdate<EventRelaySettings, [EventRelaySettings]>('reconfigureRelay');

@@ -2,7 +2,7 @@
  * The Kafka publisher's contract: publishes the graph's events to the events topic, in feed
  * order, from a checkpoint in the graph (the event relay's `RelayCheckpoint`, its own id).
  */
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
 export const KAFKA_PUBLISHER_WORKFLOW_TYPE = 'kafkaPublisherWorkflow';
 /** One publisher per deployment: the worker starts it when KAFKA_BROKERS is set. */
@@ -13,7 +13,13 @@ export function kafkaCheckpointId(topic: string): string {
   return `kafka:${topic}`;
 }
 
-export interface KafkaPublisherInput {
+/**
+ * How the publisher runs: the worker's configuration, compared with the running publisher's at
+ * every worker start and applied with the `reconfigurePublisher` Update when they differ (the
+ * brokers and their credentials are never here: the activity's producer is its worker's own).
+ */
+export interface KafkaPublisherSettings {
+  /** PERSONA_KAFKA_EVENTS_TOPIC: a topic of its own has a checkpoint of its own. */
   topic: string;
   /** The feed's lag (PERSONA_EVENTS_FEED_LAG_MS): nothing stamped more recently is published. */
   lag_ms: number;
@@ -25,6 +31,9 @@ export interface KafkaPublisherInput {
   poll_interval: string;
   /** Activities per run before the workflow continues as new. */
   batches_per_run: number;
+}
+
+export interface KafkaPublisherInput extends KafkaPublisherSettings {
   /** Carried from run to run. */
   runs?: number;
 }
@@ -53,15 +62,21 @@ export interface KafkaPublisherStatus {
   last_batch_at: string | null;
   /** The last failure for good of a batch (null once a batch went through). */
   last_error: string | null;
+  /** What this run publishes by. */
+  settings: KafkaPublisherSettings;
 }
 
 export const kafkaPublisherStatusQuery = defineQuery<KafkaPublisherStatus>('kafkaPublisherStatus');
+/** Applies new settings from the next batch on; answers with the settings the publisher now runs with. */
+export const reconfigurePublisherUpdate = defineUpdate<KafkaPublisherSettings, [KafkaPublisherSettings]>(
+  'reconfigurePublisher',
+);
 
 export function kafkaPublisherInput(s: {
   PERSONA_KAFKA_EVENTS_TOPIC: string;
   PERSONA_EVENTS_FEED_LAG_MS: number;
   PERSONA_KAFKA_PUBLISH_PAGE: number;
-}): KafkaPublisherInput {
+}): KafkaPublisherSettings {
   return {
     topic: s.PERSONA_KAFKA_EVENTS_TOPIC,
     lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,

@@ -8,7 +8,9 @@ import {
   PayloadKeyUnavailableError,
   PersonaPayloadCodec,
   UnreadablePayloadError,
+  type PayloadRefusal,
 } from './payloadCodec';
+import { isRefusedPayloadMark, refusedPayloadReason } from './refusedPayload';
 import type { HistoryKeyStore } from '../graph/historyKeys';
 import { newKeySpec, parseKeyRing } from '../config/keyRing';
 
@@ -93,7 +95,7 @@ describe('the payload codec', () => {
     await expect(without.decode([sealed as Payload])).rejects.toThrow(/payload key k1 is not in PERSONA_PAYLOAD_KEYS/);
   });
 
-  it('refuses an altered payload or one moved under another key id, and passes a plain one through', async () => {
+  it('refuses an altered payload, one moved under another key id, and one it did not write', async () => {
     const codec = new PersonaPayloadCodec(parseKeyRing(`${newKeySpec('k1')},${newKeySpec('k0')}`, 'payload key'), null);
     const [sealed] = (await codec.encode([toPayload(ada)])) as [Payload];
     const flipped = Buffer.from(sealed.data ?? []);
@@ -101,8 +103,26 @@ describe('the payload codec', () => {
     await expect(codec.decode([{ ...sealed, data: flipped }])).rejects.toBeInstanceOf(UnreadablePayloadError);
     const moved = { ...sealed, metadata: { ...sealed.metadata, 'encryption-key-id': Buffer.from('k0') } };
     await expect(codec.decode([moved])).rejects.toBeInstanceOf(UnreadablePayloadError);
-    const plain = toPayload('recorded before the codec');
-    expect((await codec.decode([plain]))[0]).toBe(plain);
+    const plain = toPayload('sent straight to Temporal');
+    await expect(codec.decode([plain])).rejects.toThrow(/did not write/);
+    // The codec server shows it as it is, for ops to read.
+    expect((await codec.decodeWhereReadable([plain])).payloads[0]).toBe(plain);
+  });
+
+  it('decodes, in a worker, a payload it did not write to the mark the interceptors refuse, and says so', async () => {
+    const refusals: PayloadRefusal[] = [];
+    const worker = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), null).marking((r) =>
+      refusals.push(r),
+    );
+    const context = { type: 'workflow' as const, namespace: 'default', workflowId: 'erasure-c1' };
+    const [marked] = await worker.decode([toPayload({ customer_id: 'c1' })], context);
+    const value = defaultPayloadConverter.fromPayload(marked as Payload);
+    expect(isRefusedPayloadMark(value)).toBe(true);
+    expect(refusedPayloadReason([value])).toMatch(/did not write/);
+    expect(refusals).toEqual([expect.objectContaining({ workflowId: 'erasure-c1', activityId: null })]);
+    // What it wrote itself it reads as ever.
+    const [sealed] = (await worker.encode([toPayload(ada)], context)) as [Payload];
+    expect(defaultPayloadConverter.fromPayload((await worker.decode([sealed], context))[0] as Payload)).toEqual(ada);
   });
 
   it('reads its key ring from configuration and says what is wrong without echoing a key', () => {

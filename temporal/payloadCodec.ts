@@ -18,8 +18,14 @@
  * the workflow that scheduled the activity): see `historyKeyOwner`. The key id travels in the
  * payload's metadata (`encryption-key-id`: a service key's id, or `history:<workflow id>`) and is
  * the cipher's additional authenticated data, so a payload cannot be moved under another key.
- * A payload without the `binary/encrypted` encoding (a history recorded before the codec) is
- * passed through unchanged.
+ *
+ * A payload this codec did not write (plaintext: a workflow started or signalled straight at
+ * Temporal's frontend, with the CLI or another SDK) is never acted on. A client refuses it with
+ * an error; a worker's codec (`marking`) decodes it to a mark that the workflow interceptors
+ * (workflows/interceptors.ts) and the activity interceptor turn into a failure: a workflow
+ * started so fails at once, having done nothing; a signal or Update so sent is refused. Each one
+ * is reported (`onRefused`: the worker's log line and metric). Only the codec server passes
+ * plaintext through, for ops to read.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec, type SerializationContext } from '@temporalio/common';
@@ -32,6 +38,7 @@ import { graphHistoryKeys, HistoryKeyUnreadableError, type HistoryKeyStore } fro
 export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
 import { onboardingWorkflowId } from './workflowIds';
+import { REFUSED_PAYLOAD_MARK } from './refusedPayload';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
@@ -57,6 +64,24 @@ export function historyKeyOwner(context: SerializationContext | undefined): stri
   return HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p)) ? id : null;
 }
 
+/** A payload Persona's codec did not write, refused: where it came (the workflow it was for). */
+export interface PayloadRefusal {
+  workflowId: string | null;
+  /** The activity it was for, when it was an activity's. */
+  activityId: string | null;
+  reason: string;
+}
+
+export interface PayloadCodecOptions {
+  /**
+   * What decoding a payload this codec did not write does: `refuse` throws (a client's, the
+   * default); `mark` hands on REFUSED_PAYLOAD_MARK (a worker's: its interceptors fail the workflow).
+   */
+  plaintext?: 'refuse' | 'mark';
+  /** Told of every payload refused (a log line, a metric). */
+  onRefused?: (refusal: PayloadRefusal) => void;
+}
+
 /** An encrypted payload this process cannot read (its key is gone, or it is not what it claims to be). */
 export class UnreadablePayloadError extends Error {
   constructor(
@@ -80,6 +105,11 @@ export class PayloadKeyUnavailableError extends UnreadablePayloadError {
     );
     this.name = 'PayloadKeyUnavailableError';
   }
+}
+
+function encodingOf(payload: Payload): string {
+  const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
+  return encoding ? Buffer.from(encoding).toString() : 'none';
 }
 
 export function isEncrypted(payload: Payload): boolean {
@@ -124,7 +154,16 @@ export class PersonaPayloadCodec implements PayloadCodec {
     private readonly ring: KeyRing,
     /** Null where no graph is reachable (workflow unit tests, recorded histories): the service key for all. */
     private readonly historyKeys: HistoryKeyStore | null,
+    private readonly options: PayloadCodecOptions = {},
   ) {}
+
+  /** The same keys (and history-key cache), for a worker: payloads it did not write decode to the mark. */
+  marking(onRefused?: (refusal: PayloadRefusal) => void): PersonaPayloadCodec {
+    return new PersonaPayloadCodec(this.ring, this.historyKeys, {
+      plaintext: 'mark',
+      ...(onRefused ? { onRefused } : {}),
+    });
+  }
 
   async encode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
     const owner = this.historyKeys ? historyKeyOwner(context) : null;
@@ -134,13 +173,33 @@ export class PersonaPayloadCodec implements PayloadCodec {
     return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${owner}`, p));
   }
 
-  async decode(payloads: Payload[]): Promise<Payload[]> {
-    return Promise.all(payloads.map((p) => this.decodeOne(p)));
+  async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
+    return Promise.all(payloads.map(async (p) => (isEncrypted(p) ? this.decodeOne(p) : this.refuse(p, context))));
+  }
+
+  private refuse(payload: Payload, context: SerializationContext | undefined): Payload {
+    const refusal: PayloadRefusal = {
+      workflowId: context?.workflowId ?? null,
+      activityId: context?.type === 'activity' ? (context.activityId ?? null) : null,
+      reason:
+        `a payload Persona's codec did not write (encoding ${encodingOf(payload)}, not ${ENCRYPTED_ENCODING}) ` +
+        'was refused: Persona acts only on what its own clients sent',
+    };
+    this.options.onRefused?.(refusal);
+    if (this.options.plaintext !== 'mark')
+      throw new UnreadablePayloadError(
+        '',
+        `${refusal.reason}${refusal.workflowId ? ` (workflow ${refusal.workflowId})` : ''}`,
+      );
+    return {
+      metadata: { [METADATA_ENCODING_KEY]: Buffer.from('json/plain') },
+      data: Buffer.from(JSON.stringify({ [REFUSED_PAYLOAD_MARK]: refusal.reason })),
+    };
   }
 
   /**
    * For the codec server: a payload this process cannot read (its key destroyed, or altered) is
-   * handed back as it came; `unreadable` names the keys of those.
+   * handed back as it came; `unreadable` names the keys of those. Plaintext is shown as it is.
    */
   async decodeWhereReadable(payloads: Payload[]): Promise<{ payloads: Payload[]; unreadable: string[] }> {
     const unreadable: string[] = [];

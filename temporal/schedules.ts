@@ -4,8 +4,6 @@
  * start-up; `npm run schedules:apply` does it on its own. Running either twice changes nothing.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
-import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, type EventRelayInput } from './eventRelay';
-import { KAFKA_PUBLISHER_WORKFLOW_ID, KAFKA_PUBLISHER_WORKFLOW_TYPE, kafkaPublisherInput } from './kafkaPublisher';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
 import {
   GATEWAY_RECONCILIATION_SCHEDULE_ID,
@@ -163,58 +161,4 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
     }
   }
   return applied;
-}
-
-export interface RelaySettings {
-  TEMPORAL_TASK_QUEUE: string;
-  PERSONA_EVENTS_WEBHOOK_URL?: string | undefined;
-  PERSONA_EVENTS_FEED_LAG_MS: number;
-}
-
-export function eventRelayInput(s: RelaySettings & { PERSONA_EVENTS_WEBHOOK_URL: string }): EventRelayInput {
-  return {
-    webhook_url: s.PERSONA_EVENTS_WEBHOOK_URL,
-    lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,
-    page_size: 250,
-    poll_interval: '2 seconds',
-    pages_per_run: 500,
-  };
-}
-
-/**
- * Keeps the event relay running when PERSONA_EVENTS_WEBHOOK_URL is set: starts
- * `persona-event-relay`, or leaves the running one alone.
- */
-export async function ensureEventRelay(client: Client, s: RelaySettings): Promise<'on' | 'off'> {
-  const url = s.PERSONA_EVENTS_WEBHOOK_URL;
-  if (!url) return 'off';
-  await client.workflow.start(EVENT_RELAY_WORKFLOW_TYPE, {
-    workflowId: EVENT_RELAY_WORKFLOW_ID,
-    taskQueue: s.TEMPORAL_TASK_QUEUE,
-    args: [eventRelayInput({ ...s, PERSONA_EVENTS_WEBHOOK_URL: url })],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary:
-      `Delivers the change feed to ${new URL(url).host}, in order; ` + 'parks events the subscriber keeps refusing',
-  });
-  return 'on';
-}
-
-/**
- * Keeps the Kafka publisher running when KAFKA_BROKERS is set: starts `persona-kafka-publisher`,
- * or leaves the running one alone.
- */
-export async function ensureKafkaPublisher(
-  client: Client,
-  s: Parameters<typeof kafkaPublisherInput>[0] & { kafkaBrokers: string[]; TEMPORAL_TASK_QUEUE: string },
-): Promise<'on' | 'off'> {
-  if (s.kafkaBrokers.length === 0) return 'off';
-  await client.workflow.start(KAFKA_PUBLISHER_WORKFLOW_TYPE, {
-    workflowId: KAFKA_PUBLISHER_WORKFLOW_ID,
-    taskQueue: s.TEMPORAL_TASK_QUEUE,
-    args: [kafkaPublisherInput(s)],
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    staticSummary:
-      `Publishes the change feed to the Kafka topic ${s.PERSONA_KAFKA_EVENTS_TOPIC}, ` + 'in order per customer',
-  });
-  return 'on';
 }

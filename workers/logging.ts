@@ -8,7 +8,7 @@
  *     header (workflows/interceptors.ts puts it there).
  */
 import { fileURLToPath } from 'node:url';
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import {
   DefaultLogger,
   type ActivityInterceptorsFactory,
@@ -18,6 +18,7 @@ import {
 } from '@temporalio/worker';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
+import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
 import { requestIdOf } from '../temporal/requestId';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -100,6 +101,14 @@ export function requestIdActivityInterceptor(requests: RequestContext): Activity
       inbound: {
         execute: (input, next) => {
           requestId = requestIdOf(input.headers);
+          // An activity acts on no payload Persona's codec did not write (temporal/payloadCodec.ts).
+          const reason = refusedPayloadReason(input.args);
+          if (reason)
+            throw ApplicationFailure.create({
+              type: PAYLOAD_REFUSED_TYPE,
+              message: `the activity input was refused: ${reason}`,
+              nonRetryable: true,
+            });
           return requestId ? requests.run({ requestId }, () => next(input)) : next(input);
         },
       },

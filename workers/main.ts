@@ -23,7 +23,14 @@ import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
-import { applySchedules, ensureEventRelay, ensureKafkaPublisher } from '../temporal/schedules';
+import { applySchedules } from '../temporal/schedules';
+import {
+  ensureEventRelay,
+  ensureKafkaPublisher,
+  reconcileEventRelay,
+  reconcileKafkaPublisher,
+  type Reconciled,
+} from '../temporal/singletons';
 import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
@@ -86,6 +93,23 @@ async function main(): Promise<void> {
   // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.
   const payloadCodec = payloadCodecFromConfig(config, graph, 'all');
   const temporal = await connectTemporal(config, { plugins, payloadCodec });
+  // The worker acts on no payload its codec did not write: each one refused is a log line naming
+  // its workflow and a count on /metrics (the workflow fails at once: workflows/interceptors.ts).
+  const refusedPayloads = Runtime.instance()
+    .metricMeter.withTags({ namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE })
+    .createCounter(
+      'persona_payloads_refused',
+      'payloads',
+      "Payloads Persona's codec did not write (plaintext sent straight to Temporal), refused by the worker",
+    );
+  refusedPayloads.add(0);
+  const workerCodec = payloadCodec.marking((refusal) => {
+    refusedPayloads.add(1);
+    logger.error(
+      { workflowId: refusal.workflowId, activityId: refusal.activityId },
+      `refused a payload for workflow ${refusal.workflowId ?? '(unknown)'}: ${refusal.reason}`,
+    );
+  });
   // Kafka (KAFKA_BROKERS): the topics Persona needs, and the idempotent producer the publisher uses.
   const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-worker') : undefined;
   if (kafka) {
@@ -113,7 +137,7 @@ async function main(): Promise<void> {
       ...('workflowBundle' in workflowCode ? { workflowModules: [] } : {}),
     },
     plugins,
-    dataConverter: { payloadCodecs: [payloadCodec] },
+    dataConverter: { payloadCodecs: [workerCodec] },
     activities: createActivities({
       graph,
       chimera,
@@ -131,12 +155,14 @@ async function main(): Promise<void> {
       temporal: temporal.client,
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
       kafka,
-      webhookSecret: config.PERSONA_EVENTS_WEBHOOK_SECRET,
+      events: { url: config.PERSONA_EVENTS_WEBHOOK_URL, secret: config.PERSONA_EVENTS_WEBHOOK_SECRET },
     }),
     shutdownGraceTime: '30 seconds',
     maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,
   });
 
+  /** What runs once the worker polls. */
+  const afterStart: (() => void)[] = [];
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
   if (config.PERSONA_SCHEDULES === 'apply') {
     for (const s of await applySchedules(temporal.client, config)) {
@@ -147,15 +173,39 @@ async function main(): Promise<void> {
       { relay },
       relay === 'off'
         ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
-        : `event relay running, delivering to ${config.PERSONA_EVENTS_WEBHOOK_URL ?? ''}`,
+        : relay === 'stopped'
+          ? 'no PERSONA_EVENTS_WEBHOOK_URL: the running event relay was stopped (its checkpoint stays in the graph)'
+          : 'event relay running; this worker delivers its pages to ' +
+            new URL(config.PERSONA_EVENTS_WEBHOOK_URL ?? '').host,
     );
     const publisher = await ensureKafkaPublisher(temporal.client, config);
     logger.info(
       { publisher },
       publisher === 'off'
         ? 'no KAFKA_BROKERS: the Kafka publisher is off'
-        : `Kafka publisher running, publishing to ${config.PERSONA_KAFKA_EVENTS_TOPIC}`,
+        : publisher === 'stopped'
+          ? 'no KAFKA_BROKERS: the running Kafka publisher was stopped (its checkpoint stays in the graph)'
+          : 'Kafka publisher running',
     );
+    // Once this worker polls (a query needs one), the running ones take this worker's settings.
+    const said = (what: string) => (r: Reconciled<object>) =>
+      logger.info(
+        { workflow: what, before: r.before, now: r.now },
+        r.changed
+          ? `the running ${what} was reconfigured to this worker's settings: ${JSON.stringify(r.now)}`
+          : `the running ${what} uses this worker's settings: ${JSON.stringify(r.now)}`,
+      );
+    const failed = (what: string) => (err: unknown) =>
+      logger.error(
+        { workflow: what, err: err instanceof Error ? err.message : String(err) },
+        `the running ${what}'s settings could not be compared with this worker's; it keeps its own`,
+      );
+    afterStart.push(() => {
+      if (relay === 'running')
+        void reconcileEventRelay(temporal.client, config).then(said('event relay'), failed('event relay'));
+      if (publisher === 'running')
+        void reconcileKafkaPublisher(temporal.client, config).then(said('Kafka publisher'), failed('Kafka publisher'));
+    });
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
@@ -203,7 +253,9 @@ async function main(): Promise<void> {
     `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}"`,
   );
   try {
-    await worker.run();
+    const running = worker.run();
+    for (const step of afterStart) step();
+    await running;
     logger.info('worker drained');
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -8,9 +8,15 @@
  *
  * A refusal for good (a 4xx other than 408/429) parks that event and the relay goes on; "not
  * now" (5xx, 408, 429, no answer) blocks the relay at that event, retried with backoff, so order
- * is never broken. `retryParkedEvents` (an Update; the `retryParked` signal too) queues a retry
- * of parked events, served between pages. The run continues as new after `pages_per_run` pages
- * or when Temporal suggests it, with every handler finished.
+ * is never broken. `retryParkedEvents` (an Update) queues a retry of parked events, served
+ * between pages. The run continues as new after `pages_per_run` pages or when Temporal suggests
+ * it, with every handler finished.
+ *
+ * Where the events go, and the secret they are signed with, are the delivering worker's own
+ * configuration (PERSONA_EVENTS_WEBHOOK_URL, PERSONA_EVENTS_WEBHOOK_SECRET), never this workflow's
+ * input: a relay started by anyone else delivers nowhere new. Its pacing (lag, page size, poll
+ * interval, pages per run) is input, and a worker that starts with other settings applies its
+ * own with the `reconfigureRelay` Update, from the next page on.
  */
 import {
   ActivityFailure,
@@ -19,7 +25,6 @@ import {
   condition,
   continueAsNew,
   log,
-  patched,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -27,19 +32,16 @@ import {
 import type { EventActivities } from '../activities/events';
 import {
   eventRelayStatusQuery,
-  retryParkedSignal,
+  reconfigureRelayUpdate,
   retryParkedUpdate,
   type EventRelayInput,
+  type EventRelaySettings,
   type EventRelayRunStatus,
   type RetryParkedRequest,
   type RetryParkedResult,
 } from '../temporal/eventRelay';
-import { activitiesWithSummaries, graphWriteUntilDone, subscriberDelivery } from './activityOptions';
-import { eventRelayBeforeCheckpoint } from './eventRelayBeforeCheckpoint';
+import { activitiesWithSummaries, subscriberDelivery } from './activityOptions';
 import { countEventRelayed } from './metrics';
-
-/** Runs from this version on keep their checkpoint in the graph and deliver a page per activity. */
-export const RELAY_CHECKPOINT_IN_GRAPH = 'relay-checkpoint-in-graph';
 
 interface QueuedRetry {
   id: number;
@@ -47,36 +49,37 @@ interface QueuedRetry {
 }
 
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
-  if (!patched(RELAY_CHECKPOINT_IN_GRAPH)) return eventRelayBeforeCheckpoint(input);
-
   const checkpointId = input.checkpoint_id ?? workflowInfo().workflowId;
-  const host = new URL(input.webhook_url).host;
   const { relayPage } = activitiesWithSummaries<Pick<EventActivities, 'relayPage'>>(subscriberDelivery, {
     relayPage: (req) =>
-      `Deliver up to ${req.page_size} events after the checkpoint to ${host}, in order, and move the checkpoint`,
+      `Deliver up to ${req.page_size} events after the checkpoint to the subscriber, in order, ` +
+      'and move the checkpoint',
   });
   const { retryParkedEvents } = activitiesWithSummaries<Pick<EventActivities, 'retryParkedEvents'>>(
     { ...subscriberDelivery, retry: { ...subscriberDelivery.retry, maximumAttempts: 5 } },
     {
       retryParkedEvents: (req) =>
         req.event_id
-          ? `Try the parked event ${req.event_id} again at ${host}`
-          : `Try the oldest parked events again at ${host}`,
+          ? `Try the parked event ${req.event_id} again at the subscriber`
+          : 'Try the oldest parked events again at the subscriber',
     },
   );
-  const { adoptRelayState } = activitiesWithSummaries<Pick<EventActivities, 'adoptRelayState'>>(graphWriteUntilDone, {
-    adoptRelayState: (req) =>
-      `Move the relay's earlier state (cursor and ${req.parked.length} parked events) into the graph checkpoint`,
-  });
 
   let status: EventRelayRunStatus = {
     checkpoint_id: checkpointId,
-    runs: (input.carry?.runs ?? input.state?.runs ?? 0) + 1,
+    runs: (input.carry?.runs ?? 0) + 1,
     pages_this_run: 0,
     delivered_this_run: 0,
     parked_this_run: 0,
     retries_waiting: 0,
     last_page_at: null,
+    settings: {
+      lag_ms: input.lag_ms,
+      page_size: input.page_size,
+      poll_interval: input.poll_interval,
+      pages_per_run: input.pages_per_run,
+    },
+    subscriber: null,
   };
   const queue: QueuedRetry[] = [];
   const answers = new Map<number, RetryParkedResult | { error: string }>();
@@ -90,7 +93,16 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
   for (const request of input.carry?.retries ?? []) enqueue(request);
 
   setHandler(eventRelayStatusQuery, () => status);
-  setHandler(retryParkedSignal, (request) => void enqueue(request ?? {}));
+  setHandler(
+    reconfigureRelayUpdate,
+    (settings) => {
+      log.info('event relay reconfigured: the next page uses the new settings', { before: status.settings, settings });
+      status = { ...status, settings };
+      report();
+      return settings;
+    },
+    { validator: validSettings },
+  );
   setHandler(
     retryParkedUpdate,
     async (request) => {
@@ -113,9 +125,11 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
 
   const report = (): void =>
     setCurrentDetails(
-      `**Event relay** to ${host} (checkpoint \`${checkpointId}\` in the graph; run ${status.runs}): ` +
+      `**Event relay** to ${status.subscriber ?? 'the subscriber'} ` +
+        `(checkpoint \`${checkpointId}\` in the graph; run ${status.runs}): ` +
         `${status.delivered_this_run} delivered and ${status.parked_this_run} parked in this run; ` +
-        `last page ${status.last_page_at ?? 'not yet'}. Parked events and what the relay is blocked on: ` +
+        `last page ${status.last_page_at ?? 'not yet'}; ${status.settings.page_size} events a page, ` +
+        `${status.settings.lag_ms} ms behind the feed. Parked events and what the relay is blocked on: ` +
         '`GET /api/v1/admin/event-relay`.',
     );
 
@@ -131,7 +145,6 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
         try {
           const result = await retryParkedEvents({
             checkpoint_id: checkpointId,
-            webhook_url: input.webhook_url,
             ...(eventId ? { event_id: eventId } : {}),
           });
           countEventRelayed(result.delivered);
@@ -147,24 +160,15 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     }
   };
 
-  if (input.state) {
-    // The run before this one kept its checkpoint in its own state: hand it to the graph once.
-    await adoptRelayState({
-      checkpoint_id: checkpointId,
-      cursor: input.state.cursor,
-      delivered: input.state.delivered,
-      parked: input.state.parked,
-    });
-  }
   report();
 
   for (;;) {
     await serveRetries();
+    const { settings } = status;
     const page = await relayPage({
       checkpoint_id: checkpointId,
-      webhook_url: input.webhook_url,
-      page_size: input.page_size,
-      lag_ms: input.lag_ms,
+      page_size: settings.page_size,
+      lag_ms: settings.lag_ms,
     });
     countEventRelayed(page.delivered);
     status = {
@@ -173,13 +177,16 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
       delivered_this_run: status.delivered_this_run + page.delivered,
       parked_this_run: status.parked_this_run + page.parked,
       last_page_at: new Date().toISOString(),
+      subscriber: page.subscriber,
     };
     if (page.parked > 0) log.warn('events parked: the subscriber refused them for good', { parked: page.parked });
     report();
-    if (status.pages_this_run >= input.pages_per_run || workflowInfo().continueAsNewSuggested) break;
-    if (page.read < input.page_size)
-      await condition(() => queue.length > 0, input.poll_interval, {
-        summary: `Nothing new in the feed: look again in ${input.poll_interval} (at once for a retry of parked events)`,
+    if (status.pages_this_run >= status.settings.pages_per_run || workflowInfo().continueAsNewSuggested) break;
+    if (page.read < settings.page_size)
+      await condition(() => queue.length > 0, status.settings.poll_interval, {
+        summary:
+          `Nothing new in the feed: look again in ${status.settings.poll_interval} ` +
+          '(at once for a retry of parked events)',
       });
   }
 
@@ -190,12 +197,19 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     await condition(() => queue.length > 0 || allHandlersFinished());
   }
   await continueAsNew<typeof eventRelayWorkflow>({
-    webhook_url: input.webhook_url,
-    lag_ms: input.lag_ms,
-    page_size: input.page_size,
-    poll_interval: input.poll_interval,
-    pages_per_run: input.pages_per_run,
+    ...status.settings,
     ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}),
     carry: { runs: status.runs, retries: queue.map((q) => q.request) },
   });
+}
+
+/** Settings a relay can run with: anything else is refused before it reaches the history. */
+function validSettings(s: EventRelaySettings | undefined): void {
+  const whole = (n: unknown, min: number, max: number): boolean =>
+    typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max;
+  if (!whole(s?.lag_ms, 0, 3_600_000)) throw new Error('lag_ms must be a whole number of milliseconds up to an hour');
+  if (!whole(s?.page_size, 1, 10_000)) throw new Error('page_size must be between 1 and 10000');
+  if (!whole(s?.pages_per_run, 1, 100_000)) throw new Error('pages_per_run must be between 1 and 100000');
+  if (typeof s?.poll_interval !== 'string' || !/^\d+ ?(milliseconds?|seconds?|minutes?|ms|s|m)$/.test(s.poll_interval))
+    throw new Error('poll_interval must be a duration such as "2 seconds"');
 }

@@ -4,9 +4,18 @@
  * (beside the workflow id and run id the SDK adds) and travels on with each activity it
  * schedules, each workflow it signals or starts, and its continue-as-new run. A signal that
  * comes from another request is logged with that request's id.
+ *
+ * And no workflow acts on a payload Persona's codec did not write (temporal/payloadCodec.ts): a
+ * workflow whose input was refused fails at once, before its code runs; a refused signal is
+ * dropped, a refused Update rejected, a refused query answered with an error.
  */
-import { log, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
+import { ApplicationFailure, log, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
+import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
 import { requestIdOf, withRequestId } from '../temporal/requestId';
+
+function refused(reason: string, what: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: PAYLOAD_REFUSED_TYPE, message: `${what}: ${reason}`, nonRetryable: true });
+}
 
 export const interceptors: WorkflowInterceptorsFactory = () => {
   // One closure per workflow execution: the factory runs once for each.
@@ -24,7 +33,37 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     ],
     inbound: [
       {
+        execute: (input, next) => {
+          const reason = refusedPayloadReason(input.args);
+          if (reason) {
+            log.error('workflow input refused: the workflow does nothing and fails', { reason });
+            // Rejected, not thrown: a throw here would fail the workflow task (again and again), not the workflow.
+            return Promise.reject(refused(reason, 'the workflow input was refused'));
+          }
+          return next(input);
+        },
+        validateUpdate: (input, next) => {
+          const reason = refusedPayloadReason(input.args);
+          if (reason) throw refused(reason, `the ${input.name} Update was refused`);
+          next(input);
+        },
+        handleUpdate: (input, next) => {
+          // Updates without a validator reach here.
+          const reason = refusedPayloadReason(input.args);
+          if (reason) return Promise.reject(refused(reason, `the ${input.name} Update was refused`));
+          return next(input);
+        },
+        handleQuery: (input, next) => {
+          const reason = refusedPayloadReason(input.args);
+          if (reason) throw refused(reason, `the ${input.queryName} query was refused`);
+          return next(input);
+        },
         handleSignal: (input, next) => {
+          const reason = refusedPayloadReason(input.args);
+          if (reason) {
+            log.error(`signal ${input.signalName} refused and dropped`, { reason });
+            return Promise.resolve();
+          }
           const from = requestIdOf(input.headers);
           if (from && from !== requestId) log.info(`signal ${input.signalName} received`, { signalRequestId: from });
           return next(input);

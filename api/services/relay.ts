@@ -9,7 +9,7 @@ import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import { feedBacklog } from '../../graph/feed';
 import type { Graph } from '../../graph/graph';
 import { listParkedEvents, readRelayCheckpoint, type ParkedEvent, type RelayBlock } from '../../graph/relay';
-import { EVENT_RELAY_WORKFLOW_ID, retryParkedSignal, retryParkedUpdate } from '../../temporal/eventRelay';
+import { EVENT_RELAY_WORKFLOW_ID, retryParkedUpdate } from '../../temporal/eventRelay';
 import { kafkaCheckpointId } from '../../temporal/kafkaPublisher';
 
 /** How many parked events the status lists (oldest first); `parked_count` has them all. */
@@ -65,7 +65,7 @@ export async function relayStatus(graph: Graph, client: Client): Promise<EventRe
 
 /**
  * Queues a retry of parked events (all, or one) with the relay's Update, and answers once the
- * relay has accepted it; a relay from before the Update existed gets the signal instead.
+ * relay has accepted it.
  */
 export async function retryParked(client: Client, eventId: string | undefined): Promise<{ workflow_id: string }> {
   const handle = client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID);
@@ -77,9 +77,8 @@ export async function retryParked(client: Client, eventId: string | undefined): 
     if (err instanceof WorkflowUpdateFailedError) {
       const why = err.cause?.message ?? err.message;
       if (/event_id/.test(why)) throw new InvalidInputError('event_id', 'must be the id of a parked event');
-      if (!/handler|not found|unknown update/i.test(why)) throw err;
-      await handle.signal(retryParkedSignal, request);
-    } else throw err;
+    }
+    throw err;
   }
   return { workflow_id: EVENT_RELAY_WORKFLOW_ID };
 }

@@ -28,7 +28,7 @@ import { stackPaths } from '../../stack/install';
 import { stackDown, stackUp } from '../../stack/services';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { connectTemporal } from '../../temporal/connection';
-import { ensureEventRelay } from '../../temporal/schedules';
+import { ensureEventRelay } from '../../temporal/singletons';
 import { signToken } from '../support/api';
 import { cardInput, uniqueEmail } from '../support/graph';
 import { privateNeo4j, privateTemporal } from '../support/privateServices';

@@ -13,7 +13,7 @@ import type proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCursor } from '../../graph/feed';
 import { adoptRelayState, readRelayCheckpoint } from '../../graph/relay';
-import { eventRelayInput } from '../../temporal/schedules';
+import { eventRelaySettings } from '../../temporal/singletons';
 import type { eventRelayWorkflow } from '../../workflows/eventRelay';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
@@ -36,7 +36,6 @@ const firstSeen = new Set<number>();
 let outOfOrder = 0;
 
 beforeAll(async () => {
-  h = await startHarness();
   receiver = createServer((req, res) => {
     const key = String(req.headers['idempotency-key']);
     req.resume();
@@ -56,6 +55,8 @@ beforeAll(async () => {
   receiver.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events`;
+  // The worker's own subscriber: where its relay delivers (never a workflow's input).
+  h = await startHarness({ eventsWebhookUrl: url });
 
   // 100,000 events of one made-up customer, in batches (one transaction each).
   for (let from = 0; from < BACKLOG; from += 20_000) {
@@ -112,11 +113,7 @@ describe('the event relay with a backlog', () => {
     async () => {
       // The deployment's own settings (page size, pages per run), with a checkpoint of its own.
       const input = {
-        ...eventRelayInput({
-          TEMPORAL_TASK_QUEUE: h.taskQueue,
-          PERSONA_EVENTS_WEBHOOK_URL: url,
-          PERSONA_EVENTS_FEED_LAG_MS: 1000,
-        }),
+        ...eventRelaySettings({ PERSONA_EVENTS_FEED_LAG_MS: 1000 }),
         checkpoint_id: relayId,
       };
       const start = () =>

@@ -38,7 +38,6 @@ const answers = new Map<string, number[]>();
 const unsigned: string[] = [];
 
 beforeAll(async () => {
-  h = await startHarness();
   receiver = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
@@ -59,6 +58,8 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events`;
+  // The worker's own subscriber: where its relay delivers (never a workflow's input).
+  h = await startHarness({ eventsWebhookUrl: url });
   try {
     await h.client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID).terminate('test set-up');
   } catch (err) {
@@ -113,7 +114,7 @@ describe('the event relay', () => {
       const handle = await h.client.workflow.start<typeof eventRelayWorkflow>('eventRelayWorkflow', {
         workflowId: EVENT_RELAY_WORKFLOW_ID,
         taskQueue: h.taskQueue,
-        args: [{ webhook_url: url, lag_ms: 1000, page_size: 3, poll_interval: '300 milliseconds', pages_per_run: 4 }],
+        args: [{ lag_ms: 1000, page_size: 3, poll_interval: '300 milliseconds', pages_per_run: 4 }],
       });
       const ops = await h.token('ops');
       const status = async () =>

@@ -56,6 +56,10 @@ export interface HarnessOptions {
   notifications?: () => NotificationSink;
   /** The rate limiter (default: limits no test reaches). */
   rateLimiter?: RateLimiter;
+  /** The worker's PERSONA_EVENTS_WEBHOOK_URL: where its event relay delivers (none by default). */
+  eventsWebhookUrl?: string;
+  /** The worker's task queue (default: one of its own). */
+  taskQueue?: string;
 }
 
 /** A limiter no test reaches: 100,000 requests at once, per caller. */
@@ -116,14 +120,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     payloadCodec: payloadCodecFromConfig(graph.config, graph, 'encode'),
   });
   const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
-  const taskQueue = `e2e-${randomUUID()}`;
+  const taskQueue = options.taskQueue ?? `e2e-${randomUUID()}`;
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
     interceptors: workerInterceptors(requests),
-    dataConverter: { payloadCodecs: [payloadCodecFromConfig(graph.config, graph, 'all')] },
+    dataConverter: { payloadCodecs: [payloadCodecFromConfig(graph.config, graph, 'all').marking()] },
     activities: (options.wrapActivities ?? ((a) => a))(
       createActivities({
         graph,
@@ -137,7 +141,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         profileRules: profileRules(graph.config),
         temporal: client,
         kafka: options.kafka,
-        webhookSecret: TEST_WEBHOOK_SECRET,
+        events: { url: options.eventsWebhookUrl, secret: TEST_WEBHOOK_SECRET },
       }),
     ),
   });
