@@ -17,6 +17,7 @@ import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
 import { connectTemporal, QUICK_RECONNECT } from '../temporal/connection';
+import { describeTransport, temporalTransport } from '../temporal/transport';
 import { graphFromConfig, requestLimits } from '../runtime/graph';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { READINESS_PATHS } from './deadlines';
@@ -52,8 +53,11 @@ async function main(): Promise<void> {
   // Temporal shows at the next probe instead of after the retries run out; Neo4j from a pool of
   // two, so a busy request pool never takes the api out of rotation.
   const probeDriver = createDriver(config, { maxConnectionPoolSize: 2, deadlineMs: 1000 });
+  // Every Temporal connection goes with the configured TLS and API key (temporal/transport.ts).
+  const transport = temporalTransport(config);
   const probe = Connection.lazy({
     address: config.TEMPORAL_ADDRESS,
+    ...transport,
     connectTimeout: '1s',
     interceptors: [],
     channelArgs: QUICK_RECONNECT,
@@ -73,7 +77,10 @@ async function main(): Promise<void> {
     // for a customer's workflow, the active service key otherwise.
     payloadCodec: payloadCodecFromConfig(config, graph, 'encode'),
   });
-  logger.info({ address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE }, 'Temporal client ready');
+  logger.info(
+    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, ...describeTransport(transport) },
+    'Temporal client ready',
+  );
   const deps = apiDepsFromConfig(config, {
     logger,
     readiness: [neo4jCheck(probeDriver, config.NEO4J_DATABASE), temporalCheck(probe, config.TEMPORAL_NAMESPACE)],

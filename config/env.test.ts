@@ -15,6 +15,7 @@ import {
   localPayloadKeysPath,
   localTokenKeysPath,
   repoRoot,
+  temporalTlsOn,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
 import { DEFAULT_MATCH_WEIGHTS } from './matchWeights';
@@ -24,7 +25,17 @@ const key = newKeySpec('token-1');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
 const PERSONA_PAYLOAD_KEYS = newKeySpec('test-1');
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
-const production = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
+/** What production needs besides secrets: the tokens' iss and aud, mTLS to Temporal (the files are read at connect). */
+const temporalMtls = {
+  TEMPORAL_TLS_CERT_FILE: '/run/secrets/temporal.crt',
+  TEMPORAL_TLS_KEY_FILE: '/run/secrets/temporal.key',
+};
+const production = {
+  NODE_ENV: 'production',
+  PERSONA_JWT_ISSUER: 'persona',
+  PERSONA_JWT_AUDIENCE: 'persona-api',
+  ...temporalMtls,
+};
 
 describe('configuration', () => {
   it('has working defaults for the local stack', () => {
@@ -110,7 +121,13 @@ describe('configuration', () => {
   });
 
   it('refuses production without the tokens’ issuer and audience, naming both variables', () => {
-    const secrets = { PERSONA_TOKEN_KEYS: key, PERSONA_JWT_SECRET, PERSONA_PAYLOAD_KEYS, NODE_ENV: 'production' };
+    const secrets = {
+      PERSONA_TOKEN_KEYS: key,
+      PERSONA_JWT_SECRET,
+      PERSONA_PAYLOAD_KEYS,
+      NODE_ENV: 'production',
+      ...temporalMtls,
+    };
     try {
       loadConfig(secrets);
       expect.unreachable();
@@ -343,6 +360,87 @@ describe('Kafka security settings', () => {
       KAFKA_SASL_PASSWORD: 'hunter2',
     });
     expect(JSON.stringify(s)).not.toContain('hunter2');
+  });
+});
+
+describe('Temporal security settings', () => {
+  const issuesOf = (env: Record<string, string>): string[] => {
+    try {
+      loadSettings(env);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).issues;
+    }
+  };
+  const prod = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
+
+  it('refuses production with a plaintext or unauthenticated Temporal connection unless told it may', () => {
+    const plaintext = issuesOf(prod);
+    expect(plaintext).toEqual([expect.stringMatching(/^TEMPORAL_TLS: required in production/)]);
+    expect(plaintext[0]).toMatch(/TEMPORAL_ALLOW_PLAINTEXT=true/);
+    expect(issuesOf({ ...prod, TEMPORAL_TLS: 'false' })).toEqual([
+      expect.stringMatching(/^TEMPORAL_TLS: required in production/),
+    ]);
+    // TLS alone encrypts but does not say who Persona is.
+    for (const tlsOnly of [{ TEMPORAL_TLS: 'true' }, { TEMPORAL_TLS_CA_FILE: '/run/ca.pem' }] as Record<
+      string,
+      string
+    >[])
+      expect(issuesOf({ ...prod, ...tlsOnly })).toEqual([
+        expect.stringMatching(/^TEMPORAL_TLS_CERT_FILE: required in production: .*API key/),
+      ]);
+    // A client certificate, or an API key (which turns TLS on by itself): accepted.
+    expect(issuesOf({ ...prod, ...temporalMtls })).toEqual([]);
+    expect(issuesOf({ ...prod, TEMPORAL_API_KEY: 'key' })).toEqual([]);
+    expect(issuesOf({ ...prod, TEMPORAL_API_KEY_FILE: '/run/secrets/temporal.apikey' })).toEqual([]);
+    // A mesh that encrypts and authenticates: said explicitly.
+    expect(issuesOf({ ...prod, TEMPORAL_ALLOW_PLAINTEXT: 'true' })).toEqual([]);
+    // Plaintext outside production (the local stack): nothing to say.
+    expect(issuesOf({})).toEqual([]);
+    expect(loadSettings({}).TEMPORAL_TLS).toBeUndefined();
+    expect(temporalTlsOn(loadSettings({}))).toBe(false);
+  });
+
+  it('turns TLS on for a CA, a client certificate, a server name or an API key, unless TEMPORAL_TLS says', () => {
+    expect(temporalTlsOn({})).toBe(false);
+    expect(temporalTlsOn({ TEMPORAL_TLS: 'true' })).toBe(true);
+    for (const name of [
+      'TEMPORAL_TLS_CA_FILE',
+      'TEMPORAL_TLS_CERT_FILE',
+      'TEMPORAL_TLS_SERVER_NAME',
+      'TEMPORAL_API_KEY',
+      'TEMPORAL_API_KEY_FILE',
+    ] as const) {
+      expect(temporalTlsOn({ [name]: 'x' }), name).toBe(true);
+      expect(temporalTlsOn({ [name]: 'x', TEMPORAL_TLS: 'false' }), name).toBe(false);
+    }
+  });
+
+  it('refuses half a pair, TLS files without TLS, both forms of the key, and a key in plaintext', () => {
+    expect(issuesOf({ TEMPORAL_TLS_CERT_FILE: '/run/persona.crt' })).toEqual([
+      'TEMPORAL_TLS_KEY_FILE: TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together',
+    ]);
+    expect(issuesOf({ TEMPORAL_TLS_KEY_FILE: '/run/persona.key' })).toEqual([
+      'TEMPORAL_TLS_CERT_FILE: TEMPORAL_TLS_CERT_FILE and TEMPORAL_TLS_KEY_FILE go together',
+    ]);
+    expect(issuesOf({ TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA_FILE: '/run/ca.pem' })).toEqual([
+      'TEMPORAL_TLS_CA_FILE: needs TLS, but TEMPORAL_TLS=false',
+    ]);
+    expect(issuesOf({ TEMPORAL_API_KEY: 'k', TEMPORAL_API_KEY_FILE: '/run/key' })).toEqual([
+      'TEMPORAL_API_KEY_FILE: set TEMPORAL_API_KEY or TEMPORAL_API_KEY_FILE, not both',
+    ]);
+    expect(issuesOf({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'k' })).toEqual([
+      expect.stringMatching(/^TEMPORAL_API_KEY: would be sent in plaintext with TEMPORAL_TLS=false/),
+    ]);
+    expect(issuesOf({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'k', TEMPORAL_ALLOW_PLAINTEXT: 'true' })).toEqual([]);
+    expect(issuesOf({ TEMPORAL_TLS_SERVER_NAME: 'not a name' })[0]).toMatch(/^TEMPORAL_TLS_SERVER_NAME: /);
+    expect(issuesOf({ TEMPORAL_TLS: 'yes' })[0]).toMatch(/^TEMPORAL_TLS: /);
+  });
+
+  it('never puts the API key where a log line could carry it', () => {
+    const s = loadSettings({ TEMPORAL_API_KEY: 'temporal-hunter2' });
+    expect(JSON.stringify(s)).not.toContain('temporal-hunter2');
+    expect(s.temporalApiKey?.()).toBe('temporal-hunter2');
   });
 });
 

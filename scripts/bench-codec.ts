@@ -30,6 +30,7 @@ import { graphFromConfig } from '../runtime/graph';
 import { RequestContext } from '../runtime/requestContext';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { workerInterceptors } from '../workers/logging';
+import { nativeConnectionOptions, temporalTransport } from '../temporal/transport';
 
 const { values } = parseArgs({
   options: { onboardings: { type: 'string', default: '300' }, concurrency: { type: 'string', default: '1,4' } },
@@ -48,8 +49,8 @@ async function main(): Promise<void> {
   await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   const graph = graphFromConfig(driver, config);
   const logger = createLogger('bench-codec', 'silent');
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const native = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalTransport(config) });
+  const native = await NativeConnection.connect(nativeConnectionOptions(config));
 
   const setup = async (name: 'codec' | 'plain') => {
     const requests = new RequestContext();

@@ -31,6 +31,7 @@ import { signIn } from '../test/support/console';
 import { startApiProcess, startWorkerProcess, stopProcess } from '../test/support/processes';
 import { benchToken, f0, summarise, type Latencies } from './benchKit';
 import { mulberry32 } from './random';
+import { temporalTransport } from '../temporal/transport';
 
 const { values } = parseArgs({
   options: {
@@ -246,7 +247,7 @@ async function main(): Promise<void> {
     await hammer('customer page', (id) => `/console/customers/${id}`, { cookie });
   } finally {
     // The recoveries would wait in dunning for days on a task queue nobody polls any more.
-    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalTransport(config) });
     const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
     for (const payment of payments)
       await client.workflow

@@ -34,6 +34,7 @@ import { connectTemporal } from '../temporal/connection';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { expiryScanProgressQuery } from '../temporal/expiry';
 import type { expiryScanWorkflow } from '../workflows/expiryScan';
+import { nativeConnectionOptions } from '../temporal/transport';
 
 const { values } = parseArgs({
   options: {
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
   };
   // Two workers side by side: with the payload codec (as Persona runs) and without it (payloads in
   // clear, as before it), each with its client and task queue, so the re-runs say what it costs.
-  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(config));
   const setup = async (codec: boolean) => {
     const taskQueue = `bench-expiry-${codec ? 'codec' : 'plain'}-${randomUUID()}`;
     const { connection, client } = await connectTemporal(

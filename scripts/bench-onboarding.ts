@@ -36,6 +36,7 @@ import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { generousRateLimiter, signToken } from '../test/support/api';
 import { workerInterceptors } from '../workers/logging';
 import { f2, newCustomerOnboarding, summarise, type Latencies } from './benchKit';
+import { nativeConnectionOptions, temporalTransport } from '../temporal/transport';
 
 const { values } = parseArgs({
   options: { onboardings: { type: 'string', default: '200' }, callers: { type: 'string', default: '1,4' } },
@@ -50,8 +51,8 @@ async function main(): Promise<void> {
   await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   const graph = graphFromConfig(driver, config);
   const logger = createLogger('bench-onboarding', 'silent');
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const native = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, ...temporalTransport(config) });
+  const native = await NativeConnection.connect(nativeConnectionOptions(config));
   const requests = new RequestContext();
   const taskQueue = `bench-onboarding-${randomUUID()}`;
   // As Persona runs: payloads encrypted by the api's client and the worker.

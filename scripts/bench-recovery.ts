@@ -49,6 +49,7 @@ import { cardIdentity, simulatorCharges } from '../test/support/recovery';
 import { createTimeSkippingEnv } from '../test/support/temporal';
 import { f2, tally } from './benchKit';
 import { mulberry32 } from './random';
+import { nativeConnectionOptions } from '../temporal/transport';
 
 const { values } = parseArgs({
   options: {
@@ -387,7 +388,7 @@ async function throughputPhase(graph: Graph, gateway: HttpPaymentGateway) {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > n)
     throw new Error(`--rounds: "${values.rounds}" is not a whole number from 1 to --throughput (${n})`);
-  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(config));
   const { client, connection } = await connectTemporal(config);
   const taskQueue = `bench-recovery-${randomUUID()}`;
   const worker = await workerFor(nativeConnection, config.TEMPORAL_NAMESPACE, taskQueue, graph, client);

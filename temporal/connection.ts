@@ -15,9 +15,10 @@ import type { PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { withRequestId } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
+import { temporalTransport, type TemporalTransportSettings } from './transport';
 
-export interface TemporalSettings {
-  TEMPORAL_ADDRESS: string;
+/** Where Temporal is, and how to reach it (TLS, the API key: temporal/transport.ts). */
+export interface TemporalSettings extends TemporalTransportSettings {
   TEMPORAL_NAMESPACE: string;
 }
 
@@ -78,6 +79,8 @@ export async function connectTemporal(
 ): Promise<{ connection: Connection; client: Client }> {
   const connectionOptions = {
     address: settings.TEMPORAL_ADDRESS,
+    // TLS, mTLS and the API key as configured; the files are read (and checked) now.
+    ...temporalTransport(settings),
     connectTimeout: '5s',
     // The deadline goes outside the SDK's retry interceptor, so it bounds every retry too.
     ...(options.callDeadlineMs

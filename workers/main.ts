@@ -23,6 +23,7 @@ import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { connectTemporal } from '../temporal/connection';
+import { describeTransport, nativeConnectionOptions } from '../temporal/transport';
 import { applySchedules } from '../temporal/schedules';
 import {
   ensureEventRelay,
@@ -87,7 +88,13 @@ async function main(): Promise<void> {
     );
   const plugins = tracing ? [tracing.temporal] : [];
 
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // TLS, mTLS and the API key as configured (temporal/transport.ts), the same as the client's.
+  const nativeOptions = nativeConnectionOptions(config);
+  const connection = await NativeConnection.connect(nativeOptions);
+  logger.info(
+    { address: config.TEMPORAL_ADDRESS, namespace: config.TEMPORAL_NAMESPACE, ...describeTransport(nativeOptions) },
+    'connected to Temporal',
+  );
   // A client too: activities that find other workflows use it, and the schedules are applied with it.
   // Every payload the worker and its client send is encrypted, and every one they receive decrypted
   // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.

@@ -9,6 +9,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { createFixtureActivities } from '../fixtures/activities';
 import { sleepThenWake } from '../fixtures/workflows';
+import { nativeConnectionOptions } from '../../temporal/transport';
 
 const settings = loadSettings();
 let connection: Connection;
@@ -30,7 +31,7 @@ describe('the local Temporal dev server', () => {
     const customerId = randomUUID();
     const taskQueue = `visibility-${randomUUID()}`;
     const calls: string[] = [];
-    const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
+    const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(settings));
     try {
       const worker = await Worker.create({
         connection: nativeConnection,

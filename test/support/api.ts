@@ -25,6 +25,7 @@ import { workerInterceptors } from '../../workers/logging';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
+import { nativeConnectionOptions } from '../../temporal/transport';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
@@ -119,7 +120,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     requestId: () => requests.requestId,
     payloadCodec: payloadCodecFromConfig(graph.config, graph, 'encode'),
   });
-  const nativeConnection = await NativeConnection.connect({ address: settings.TEMPORAL_ADDRESS });
+  const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(settings));
   const taskQueue = options.taskQueue ?? `e2e-${randomUUID()}`;
   const worker = await Worker.create({
     connection: nativeConnection,
