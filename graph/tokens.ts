@@ -13,8 +13,6 @@ import type { KeyRing } from '../config/keyRing';
 import { InvalidInputError } from './errors';
 
 const VERSION = 't2';
-/** What local graphs sealed before tokens named their key: opened by whichever ring key fits. */
-const UNNAMED = 'v1';
 
 export class TokenCipher {
   readonly #ring: KeyRing;
@@ -39,17 +37,6 @@ export class TokenCipher {
 
   decrypt(stored: string, paymentMethodId: string): string {
     const parts = stored.split('.');
-    if (parts[0] === UNNAMED && parts.length === 4) {
-      const [, iv, ciphertext, tag] = parts as [string, string, string, string];
-      for (const id of this.#ring.ids) {
-        try {
-          return open(this.#ring.get(id) as Buffer, iv, ciphertext, tag, paymentMethodId);
-        } catch {
-          // not this key: GCM's tag says so; try the next
-        }
-      }
-      throw new Error('no key in PERSONA_TOKEN_KEYS opens this token (sealed before tokens named their key)');
-    }
     const [version, keyId, iv, ciphertext, tag] = parts;
     if (version !== VERSION || !keyId || !iv || !ciphertext || !tag || parts.length !== 5) {
       throw new Error('unrecognised encrypted token format');
@@ -59,7 +46,7 @@ export class TokenCipher {
     return open(key, iv, ciphertext, tag, paymentMethodId);
   }
 
-  /** The id of the key a stored token was sealed under (null when sealed before tokens named one). */
+  /** The id of the key a stored token was sealed under (null for a value that is not a sealed token). */
   static keyIdOf(stored: string): string | null {
     const parts = stored.split('.');
     return parts[0] === VERSION ? (parts[1] ?? null) : null;

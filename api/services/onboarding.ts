@@ -148,8 +148,6 @@ export async function startOnboarding(
   // The workflow carries the decision in its plan: an identifier is verified there only when this caller may say so.
   const plan = mayVerifyIdentifiers(principal) ? prepared : withoutVerification(prepared);
   const hash = onboardingHash(deps.graph.policy.reportingCurrency, body);
-  // Runs started before the canonical hash carry the hash of the body as sent.
-  const legacyHash = requestHash(body);
   const workflowId = scopedOnboardingId(key, keyOwner(principal, authorization));
   const { client, taskQueue } = deps.temporal;
 
@@ -171,7 +169,7 @@ export async function startOnboarding(
   const sameBody = async () => {
     const described = await handle.describe();
     const known = described.memo?.request_sha256;
-    if (known !== hash && known !== legacyHash) throw new IdempotencyKeyReusedError(key);
+    if (known !== hash) throw new IdempotencyKeyReusedError(key);
     return described;
   };
 
