@@ -245,8 +245,9 @@ async function main(): Promise<void> {
     // The proto message's own JSON (enum names, string longs, base64 payloads); History.fromObject reads it back.
     // Worker and client identities name the recording machine, and failures' stack traces its
     // paths: replaced (replay compares neither).
+    // With the workflow id it ran under: its payloads are bound to it, and replay under it only.
     histories[name] = JSON.stringify(
-      (history as unknown as { toJSON(): unknown }).toJSON(),
+      { workflowId, ...(history as unknown as { toJSON(): object }).toJSON() },
       (key, value: unknown) => (key === 'identity' ? 'history-recorder' : key === 'stackTrace' ? '' : value),
       1,
     );

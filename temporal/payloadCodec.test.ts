@@ -8,6 +8,7 @@ import {
   PayloadKeyUnavailableError,
   PersonaPayloadCodec,
   UnreadablePayloadError,
+  bindingHolds,
   type PayloadRefusal,
 } from './payloadCodec';
 import { isRefusedPayloadMark, refusedPayloadReason } from './refusedPayload';
@@ -123,6 +124,42 @@ describe('the payload codec', () => {
     // What it wrote itself it reads as ever.
     const [sealed] = (await worker.encode([toPayload(ada)], context)) as [Payload];
     expect(defaultPayloadConverter.fromPayload((await worker.decode([sealed], context))[0] as Payload)).toEqual(ada);
+  });
+
+  it('binds a payload to the workflow it was written for: copied into another, it is refused', async () => {
+    const ring = parseKeyRing(newKeySpec('k1'), 'payload key');
+    const client = new PersonaPayloadCodec(ring, null);
+    const worker = client.marking();
+    const forA = { type: 'workflow' as const, namespace: 'default', workflowId: 'erasure-a' };
+    const forB = { type: 'workflow' as const, namespace: 'default', workflowId: 'erasure-b' };
+    const [sealed] = (await client.encode([toPayload({ customer_id: 'a' })], forA)) as [Payload];
+    expect(defaultPayloadConverter.fromPayload((await worker.decode([sealed], forA))[0] as Payload)).toEqual({
+      customer_id: 'a',
+    });
+    await expect(client.decode([sealed], forB)).rejects.toThrow(
+      /written for workflow erasure-a arrived in workflow erasure-b/,
+    );
+    const [marked] = await worker.decode([sealed], forB);
+    expect(isRefusedPayloadMark(defaultPayloadConverter.fromPayload(marked as Payload))).toBe(true);
+    // Renaming the workflow in the metadata does not help: the name is in the cipher's additional data.
+    const renamed = { ...sealed, metadata: { ...sealed.metadata, 'encryption-workflow-id': Buffer.from('erasure-b') } };
+    await expect(client.decode([renamed], forB)).rejects.toBeInstanceOf(UnreadablePayloadError);
+    // Garbage that claims the encoding is refused alike (a worker marks it rather than failing its task forever).
+    const garbage = { ...sealed, data: Buffer.from('not a ciphertext at all, but long enough') };
+    expect(
+      isRefusedPayloadMark(defaultPayloadConverter.fromPayload((await worker.decode([garbage], forA))[0] as Payload)),
+    ).toBe(true);
+    // A schedule's runs read what was written for its action's id; ops read anything through the codec server.
+    const [scheduled] = (await client.encode([toPayload({ ok: 1 })], {
+      ...forA,
+      workflowId: 'persona-expiry-scan',
+    })) as [Payload];
+    const run = { ...forA, workflowId: 'persona-expiry-scan-2026-11-26T03:00:00Z' };
+    const [read] = await worker.decode([scheduled], run);
+    expect(defaultPayloadConverter.fromPayload(read as Payload)).toEqual({ ok: 1 });
+    expect(bindingHolds('persona-expiry-scan', 'persona-expiry-scan-2026-11-26T03:00:00Z')).toBe(true);
+    expect(bindingHolds('erasure-a', 'erasure-a-2026')).toBe(false);
+    expect((await client.decodeWhereReadable([sealed])).unreadable).toEqual([]);
   });
 
   it('reads its key ring from configuration and says what is wrong without echoing a key', () => {

@@ -38,10 +38,30 @@ import { graphHistoryKeys, HistoryKeyUnreadableError, type HistoryKeyStore } fro
 export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
 import { onboardingWorkflowId } from './workflowIds';
+import { EXPIRY_SCAN_SCHEDULE_ID } from './expiry';
+import { INTERACTION_PRUNE_SCHEDULE_ID } from './interactionPrune';
+import { GATEWAY_RECONCILIATION_SCHEDULE_ID } from './reconciliation';
 import { REFUSED_PAYLOAD_MARK } from './refusedPayload';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
+/** The workflow a payload was written for: bound into the cipher, checked where it arrives. */
+export const WORKFLOW_ID_METADATA = 'encryption-workflow-id';
+/**
+ * Schedules' actions: the runs a schedule starts have its action's workflow id and a time after
+ * a dash, and their input was written for the action's id.
+ */
+const SCHEDULED_WORKFLOW_IDS: readonly string[] = [
+  EXPIRY_SCAN_SCHEDULE_ID,
+  INTERACTION_PRUNE_SCHEDULE_ID,
+  GATEWAY_RECONCILIATION_SCHEDULE_ID,
+];
+
+/** Whether a payload written for workflow `bound` may be read in workflow `actual`. */
+export function bindingHolds(bound: string | null, actual: string): boolean {
+  if (bound === null) return false;
+  return bound === actual || (SCHEDULED_WORKFLOW_IDS.includes(bound) && actual.startsWith(`${bound}-`));
+}
 const HISTORY_KEY_PREFIX = 'history:';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -123,16 +143,28 @@ export function payloadKeyId(payload: Payload): string | null {
   return id ? Buffer.from(id).toString() : null;
 }
 
-function seal(key: Buffer, keyId: string, payload: Payload): Payload {
+/** The additional authenticated data: the key id, and the workflow the payload was written for. */
+function aad(keyId: string, bound: string | null): Buffer {
+  return Buffer.from(bound === null ? keyId : `${keyId}\u0000${bound}`);
+}
+
+/** The workflow an encrypted payload was written for (null: written outside any workflow's context). */
+export function boundWorkflowId(payload: Payload): string | null {
+  const id = payload.metadata?.[WORKFLOW_ID_METADATA];
+  return id ? Buffer.from(id).toString() : null;
+}
+
+function seal(key: Buffer, keyId: string, bound: string | null, payload: Payload): Payload {
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(Buffer.from(keyId));
+  cipher.setAAD(aad(keyId, bound));
   const plain = proto.temporal.api.common.v1.Payload.encode(payload).finish();
   const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
   return {
     metadata: {
       [METADATA_ENCODING_KEY]: Buffer.from(ENCRYPTED_ENCODING),
       [KEY_ID_METADATA]: Buffer.from(keyId),
+      ...(bound === null ? {} : { [WORKFLOW_ID_METADATA]: Buffer.from(bound) }),
     },
     data: sealed,
   };
@@ -142,7 +174,7 @@ function open(key: Buffer, keyId: string, payload: Payload): Payload {
   const data = Buffer.from(payload.data ?? new Uint8Array());
   if (data.length < IV_BYTES + TAG_BYTES) throw new Error(`encrypted payload under ${keyId} is truncated`);
   const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
-  decipher.setAAD(Buffer.from(keyId));
+  decipher.setAAD(aad(keyId, boundWorkflowId(payload)));
   decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
   const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
   const decoded = proto.temporal.api.common.v1.Payload.decode(plain);
@@ -166,24 +198,51 @@ export class PersonaPayloadCodec implements PayloadCodec {
   }
 
   async encode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
+    const bound = context?.workflowId ?? null;
     const owner = this.historyKeys ? historyKeyOwner(context) : null;
-    if (owner === null) return payloads.map((p) => seal(this.ring.active.key, this.ring.active.id, p));
+    if (owner === null) return payloads.map((p) => seal(this.ring.active.key, this.ring.active.id, bound, p));
     const key = await this.historyKeys?.keyFor(owner, { create: true });
     if (!key) throw new PayloadKeyUnavailableError(`${HISTORY_KEY_PREFIX}${owner}`);
-    return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${owner}`, p));
+    return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${owner}`, bound, p));
   }
 
+  /**
+   * Every payload must be one this codec wrote, for the workflow it arrives in: plaintext, one
+   * that does not decrypt, or one written for another workflow (ciphertext copied from another
+   * history) is refused — thrown in a client, the mark in a worker.
+   */
   async decode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
-    return Promise.all(payloads.map(async (p) => (isEncrypted(p) ? this.decodeOne(p) : this.refuse(p, context))));
+    return Promise.all(
+      payloads.map(async (p) => {
+        if (!isEncrypted(p))
+          return this.refuse(
+            context,
+            `a payload Persona's codec did not write (encoding ${encodingOf(p)}, not ${ENCRYPTED_ENCODING}) ` +
+              'was refused: Persona acts only on what its own clients sent',
+          );
+        try {
+          const actual = context?.workflowId;
+          const bound = boundWorkflowId(p);
+          if (actual !== undefined && !bindingHolds(bound, actual))
+            throw new UnreadablePayloadError(
+              payloadKeyId(p) ?? '',
+              `a payload written for ${bound === null ? 'no workflow' : `workflow ${bound}`} arrived in ` +
+                `workflow ${actual}: refused (copied from another history?)`,
+            );
+          return await this.decodeOne(p);
+        } catch (err) {
+          if (!(err instanceof UnreadablePayloadError) || this.options.plaintext !== 'mark') throw err;
+          return this.refuse(context, err.message);
+        }
+      }),
+    );
   }
 
-  private refuse(payload: Payload, context: SerializationContext | undefined): Payload {
+  private refuse(context: SerializationContext | undefined, reason: string): Payload {
     const refusal: PayloadRefusal = {
       workflowId: context?.workflowId ?? null,
       activityId: context?.type === 'activity' ? (context.activityId ?? null) : null,
-      reason:
-        `a payload Persona's codec did not write (encoding ${encodingOf(payload)}, not ${ENCRYPTED_ENCODING}) ` +
-        'was refused: Persona acts only on what its own clients sent',
+      reason,
     };
     this.options.onRefused?.(refusal);
     if (this.options.plaintext !== 'mark')

@@ -4,6 +4,7 @@
  * start-up; `npm run schedules:apply` does it on its own. Running either twice changes nothing.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import { UnreadablePayloadError } from './payloadCodec';
 import { EXPIRY_SCAN_SCHEDULE_ID, EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanInput } from './expiry';
 import {
   GATEWAY_RECONCILIATION_SCHEDULE_ID,
@@ -129,7 +130,11 @@ export function persistentSchedules(s: ScheduleSettings): ScheduleOptions[] {
 
 export interface AppliedSchedule {
   scheduleId: string;
-  outcome: 'created' | 'updated';
+  /**
+   * `replaced`: the schedule held what Persona's codec did not write (set straight at Temporal):
+   * deleted and created again as Persona's, ops' pause and note not kept.
+   */
+  outcome: 'created' | 'updated' | 'replaced';
   /** When it runs, in words (`daily at 06:00`, with its time zone). */
   when: string;
 }
@@ -146,17 +151,28 @@ export async function applySchedules(client: Client, s: ScheduleSettings): Promi
       applied.push({ scheduleId: desired.scheduleId, outcome: 'created', when: when(desired) });
     } catch (err) {
       if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-      await client.schedule.getHandle(desired.scheduleId).update((previous) => ({
-        spec: desired.spec,
-        action: desired.action,
-        policies: desired.policies,
-        // Paused by ops stays paused, with their note.
-        state: {
-          paused: previous.state.paused,
-          note: previous.state.note,
-          remainingActions: previous.state.remainingActions,
-        },
-      }));
+      const handle = client.schedule.getHandle(desired.scheduleId);
+      try {
+        await handle.update((previous) => ({
+          spec: desired.spec,
+          action: desired.action,
+          policies: desired.policies,
+          // Paused by ops stays paused, with their note.
+          state: {
+            paused: previous.state.paused,
+            note: previous.state.note,
+            remainingActions: previous.state.remainingActions,
+          },
+        }));
+      } catch (unreadable) {
+        // A schedule whose arguments Persona's codec did not write (or cannot read) would stop
+        // every worker's start here: it is replaced by Persona's own.
+        if (!(unreadable instanceof UnreadablePayloadError)) throw unreadable;
+        await handle.delete();
+        await client.schedule.create(desired);
+        applied.push({ scheduleId: desired.scheduleId, outcome: 'replaced', when: when(desired) });
+        continue;
+      }
       applied.push({ scheduleId: desired.scheduleId, outcome: 'updated', when: when(desired) });
     }
   }

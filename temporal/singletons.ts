@@ -11,7 +11,9 @@
  * Where the relay delivers and how it signs are never settings: each delivering worker reads its
  * own (activities/events.ts).
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Client } from '@temporalio/client';
+import proto from '@temporalio/proto';
 import {
   EVENT_RELAY_WORKFLOW_ID,
   EVENT_RELAY_WORKFLOW_TYPE,
@@ -53,13 +55,19 @@ export type SingletonState =
   /** Configured: running (started now, or already). Its settings are compared once the worker polls. */
   | 'running';
 
-/** Whether the singleton runs now. */
+/** Whether the singleton runs now (read raw: nothing of it decoded, whoever started it). */
 async function isRunning(client: Client, workflowId: string): Promise<boolean> {
   try {
-    const d = await client.workflow.getHandle(workflowId).describe();
-    return d.status.name === 'RUNNING';
+    const d = await client.workflowService.describeWorkflowExecution({
+      namespace: client.options.namespace,
+      execution: { workflowId },
+    });
+    return (
+      d.workflowExecutionInfo?.status ===
+      proto.temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    );
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
+    if ((err as { code?: number }).code === grpcStatus.NOT_FOUND) return false;
     throw err;
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { ActivityFunction } from '@temporalio/common';
 import {
+  ActivityCancellationType,
   proxyActivities,
   proxyLocalActivities,
   type ActivityInterfaceFor,
@@ -115,6 +116,9 @@ export const claimsPrune: ActivityOptions = {
 export const subscriberDelivery: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
+  // A relay cancelled (stopped) mid-page closes only once the page has recorded its progress: a
+  // relay started again at once never runs beside a page still delivering.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };
 
@@ -126,6 +130,7 @@ export const subscriberDelivery: ActivityOptions = {
 export const kafkaPublishing: ActivityOptions = {
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '30 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 };
 

@@ -13,6 +13,12 @@ import { ApplicationFailure, log, type WorkflowInterceptorsFactory } from '@temp
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
 import { requestIdOf, withRequestId } from '../temporal/requestId';
 
+function refuseMarkedResult(result: unknown): unknown {
+  const reason = refusedPayloadReason([result]);
+  if (reason) throw refused(reason, 'an activity result was refused');
+  return result;
+}
+
 function refused(reason: string, what: string): ApplicationFailure {
   return ApplicationFailure.create({ type: PAYLOAD_REFUSED_TYPE, message: `${what}: ${reason}`, nonRetryable: true });
 }
@@ -55,7 +61,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
         },
         handleQuery: (input, next) => {
           const reason = refusedPayloadReason(input.args);
-          if (reason) throw refused(reason, `the ${input.queryName} query was refused`);
+          if (reason) return Promise.reject(refused(reason, `the ${input.queryName} query was refused`));
           return next(input);
         },
         handleSignal: (input, next) => {
@@ -73,12 +79,16 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     outbound: [
       {
         getLogAttributes: (input, next) => (requestId ? { ...next(input), requestId } : next(input)),
-        scheduleActivity: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
-        scheduleLocalActivity: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         signalWorkflow: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
         startChildWorkflowExecution: (input, next) =>
           next({ ...input, headers: withRequestId(input.headers, requestId) }),
         continueAsNew: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
+        // An activity result the codec refused (one completed by id, straight at Temporal, with a
+        // payload Persona did not write) is never handed to the workflow's code: the workflow fails.
+        scheduleActivity: async (input, next) =>
+          refuseMarkedResult(await next({ ...input, headers: withRequestId(input.headers, requestId) })),
+        scheduleLocalActivity: async (input, next) =>
+          refuseMarkedResult(await next({ ...input, headers: withRequestId(input.headers, requestId) })),
       },
     ],
   };

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/env';
 import { createCustomer } from '../../graph';
@@ -23,7 +23,7 @@ import { EVENT_RELAY_WORKFLOW_ID, eventRelayStatusQuery } from '../../temporal/e
 import { PAYLOAD_REFUSED_TYPE } from '../../temporal/refusedPayload';
 import { ensureEventRelay, reconcileEventRelay } from '../../temporal/singletons';
 import { startHarness, type Harness } from '../support/api';
-import { feedCursorAtNow, openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { feedCursorAtNow, openTestGraph, testPayloadCodec, uniqueEmail, type TestGraph } from '../support/graph';
 import { metricValue, parseMetrics } from '../support/observability';
 import { startWorkerProcess, stopProcess, type WorkerProcess } from '../support/processes';
 import { until } from '../support/wait';
@@ -107,6 +107,38 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
         taskQueue,
       });
     await until(async () => ((await refused()) ?? 0) >= 1, 30_000);
+    await graph.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id: customer.id });
+  });
+
+  it("erases nobody with ciphertext copied from another workflow's history either", async () => {
+    const customer = await createCustomer(graph, {
+      digital_identifiers: [{ type: 'email', value: uniqueEmail('copied-erasure'), is_verified: true }],
+    });
+    // What an attacker who reads histories finds: the customer's id, encrypted by Persona for
+    // another workflow (here, a trusted-device sighting of theirs).
+    const [copied] = await testPayloadCodec(graph).encode(
+      [defaultPayloadConverter.toPayload({ customer_id: customer.id })],
+      { type: 'workflow', namespace: settings.TEMPORAL_NAMESPACE, workflowId: `trusted-device-${customer.id}` },
+    );
+    const replaying = new Client({
+      connection: plain.connection,
+      namespace: settings.TEMPORAL_NAMESPACE,
+      dataConverter: {
+        payloadCodecs: [{ encode: async () => [copied as Payload], decode: async (p: Payload[]) => p }],
+      },
+    });
+    const workflowId = `erasure-${customer.id}`;
+    const handle = await replaying.workflow.start('erasureWorkflow', { workflowId, taskQueue, args: [{}] });
+    const failure = await handle.result().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect((failure as WorkflowFailedError).cause).toMatchObject({ type: PAYLOAD_REFUSED_TYPE });
+    expect((failure as WorkflowFailedError).cause?.message).toMatch(/written for workflow trusted-device-/);
+    const [row] = await graph.query<{ status: string }>('MATCH (c:Customer {id: $id}) RETURN c.status AS status', {
+      id: customer.id,
+    });
+    expect(row?.status).toBe('active');
     await graph.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id: customer.id });
   });
 

@@ -4,7 +4,8 @@
  * download cannot work on our machines, so this is the only way tests create the environment.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
@@ -83,6 +84,28 @@ export async function createTimeSkippingEnv(
 
 /** Recorded workflow histories, replayed by test/workflows/replay.test.ts (scripts/record-histories.ts writes them). */
 export const HISTORIES_DIR = fileURLToPath(new URL('../../workflows/__histories__', import.meta.url));
+
+/**
+ * Every recorded history, under the workflow id it was recorded with (each file keeps it beside
+ * the events: a payload is bound to its workflow's id, and replays only under it).
+ */
+export function recordedHistories(): {
+  file: string;
+  workflowId: string;
+  history: proto.temporal.api.history.v1.History;
+}[] {
+  return readdirSync(HISTORIES_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .map((file) => {
+      const json = JSON.parse(readFileSync(path.join(HISTORIES_DIR, file), 'utf8')) as { workflowId?: string };
+      if (!json.workflowId) throw new Error(`${file} does not say the workflow id it was recorded with`);
+      return {
+        file,
+        workflowId: json.workflowId,
+        history: proto.temporal.api.history.v1.History.fromObject(json),
+      };
+    });
+}
 
 /** Persona's workflows, as the worker loads them. */
 export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));

@@ -11,7 +11,7 @@ import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { ENCRYPTED_ENCODING } from '../../temporal/payloadCodec';
-import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../support/temporal';
+import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC, recordedHistories } from '../support/temporal';
 
 const PERSONA_WORKFLOWS_DIR = path.dirname(HISTORIES_DIR);
 import { buildWorkflowBundles, workflowBundlePath } from '../../workers/bundle';
@@ -84,12 +84,7 @@ describe('recorded workflow histories', () => {
   });
 
   it('replay deterministically against the current code', async () => {
-    const histories = files.map((f) => ({
-      workflowId: f.replace(/\.json$/, ''),
-      history: proto.temporal.api.history.v1.History.fromObject(
-        JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
-      ),
-    }));
+    const histories = recordedHistories().map(({ workflowId, history }) => ({ workflowId, history }));
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
       {
@@ -110,12 +105,7 @@ describe('recorded workflow histories', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'persona-bundle-'));
     const built = await buildWorkflowBundles(dir);
     expect(built.map((b) => path.basename(b.path))).toEqual(['workflows.js', 'workflows-traced.js']);
-    const histories = files.map((f) => ({
-      workflowId: f.replace(/\.json$/, ''),
-      history: proto.temporal.api.history.v1.History.fromObject(
-        JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
-      ),
-    }));
+    const histories = recordedHistories().map(({ workflowId, history }) => ({ workflowId, history }));
     for (const traced of [false, true]) {
       const failures: string[] = [];
       for await (const result of Worker.runReplayHistories(

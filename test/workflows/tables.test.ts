@@ -9,10 +9,9 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import proto from '@temporalio/proto';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC } from '../support/temporal';
+import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC, recordedHistories } from '../support/temporal';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 const DECLINES = fileURLToPath(new URL('../../payments/declines.ts', import.meta.url));
@@ -75,12 +74,7 @@ describe('business tables are decided in activities', () => {
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories(
       { workflowBundle: bundle, dataConverter: { payloadCodecs: [RECORDING_CODEC] } },
-      files.map((f) => ({
-        workflowId: f.replace(/\.json$/, ''),
-        history: proto.temporal.api.history.v1.History.fromObject(
-          JSON.parse(readFileSync(path.join(HISTORIES_DIR, f), 'utf8')) as object,
-        ),
-      })),
+      recordedHistories().map(({ workflowId, history }) => ({ workflowId, history })),
     ))
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
     expect(failures).toEqual([]);
