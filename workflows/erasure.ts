@@ -34,6 +34,7 @@ import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { autoUpgrade } from './versioning';
 
 /** The patch that stops recoveries with a signal instead of a hard cancel (docs/workflows.md). */
 export const ERASURE_STOPS_RECOVERIES_GRACEFULLY = 'erasure-stops-recoveries-gracefully';
@@ -76,6 +77,7 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
     'and devices, payment methods in one transaction; keep a tombstone',
 });
 
+autoUpgrade(erasureWorkflow);
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
   const graceful = patched(ERASURE_STOPS_RECOVERIES_GRACEFULLY);

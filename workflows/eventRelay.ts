@@ -37,6 +37,7 @@ import {
 import { activitiesWithSummaries, graphWriteUntilDone, subscriberDelivery } from './activityOptions';
 import { eventRelayBeforeCheckpoint } from './eventRelayBeforeCheckpoint';
 import { countEventRelayed } from './metrics';
+import { autoUpgrade } from './versioning';
 
 /** Runs from this version on keep their checkpoint in the graph and deliver a page per activity. */
 export const RELAY_CHECKPOINT_IN_GRAPH = 'relay-checkpoint-in-graph';
@@ -46,6 +47,7 @@ interface QueuedRetry {
   request: RetryParkedRequest;
 }
 
+autoUpgrade(eventRelayWorkflow);
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
   if (!patched(RELAY_CHECKPOINT_IN_GRAPH)) return eventRelayBeforeCheckpoint(input);
 

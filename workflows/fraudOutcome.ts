@@ -47,6 +47,7 @@ import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { activitiesWithSummaries, graphWrite, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview } from './metrics';
 import { notifications } from './notifications';
+import { autoUpgrade } from './versioning';
 
 const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
   challenge_passed: 'raise the device’s trust by one step',
@@ -101,6 +102,7 @@ async function tell(
   }
 }
 
+autoUpgrade(fraudOutcomeWorkflow);
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
   // Before the first await: the same point of every run's first workflow task.
   const v2 = patched(FRAUD_NEVER_STRANDS);

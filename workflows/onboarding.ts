@@ -40,6 +40,7 @@ import {
   type ActivitySummaries,
 } from './activityOptions';
 import { countOnboarding } from './metrics';
+import { pinned } from './versioning';
 
 /**
  * The patch that writes the customer in a local activity (onboardings started before it replay
@@ -60,6 +61,7 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
     '(optional: onboarding goes on without it)',
 });
 
+pinned(onboardingWorkflow);
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
   const local = patched(ONBOARDING_WRITES_LOCALLY);
