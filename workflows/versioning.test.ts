@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as workflows from './index';
+import { versioningBehaviourOf } from './versioning';
 
 /** docs/workflows.md, "Versioning", says why each is what it is. */
 const EXPECTED: Record<string, 'PINNED' | 'AUTO_UPGRADE'> = {
@@ -19,11 +20,7 @@ const EXPECTED: Record<string, 'PINNED' | 'AUTO_UPGRADE'> = {
 describe('workflow versioning behaviours', () => {
   it('every workflow the worker hosts says whether it is pinned or auto-upgrades, as documented', () => {
     const declared = Object.fromEntries(
-      Object.entries(workflows).map(([name, fn]) => [
-        name,
-        (fn as { workflowDefinitionOptions?: { versioningBehavior?: string } }).workflowDefinitionOptions
-          ?.versioningBehavior,
-      ]),
+      Object.entries(workflows).map(([name, fn]) => [name, versioningBehaviourOf(fn)]),
     );
     expect(declared).toEqual(EXPECTED);
   });
