@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { isTimeZone } from '../payments/expiry';
 import { CURRENCY_PATTERN, decimalProblem, toMinorUnits } from '../payments/money';
+import { workflowCodeBuildId } from './buildId';
 import { matchWeightsVariable } from './matchWeights';
 import { parseKeyRing, type KeyRing } from './keyRing';
 
@@ -115,6 +116,25 @@ export const envSchema = z.object({
    * worker loads them instead of bundling the workflow code at start. Unset, it bundles.
    */
   PERSONA_WORKFLOW_BUNDLE_DIR: z.string().min(1).optional(),
+  /**
+   * The Worker Deployment the worker belongs to (Temporal's Worker Versioning): every worker of one
+   * build polls as version `<name>.<PERSONA_BUILD_ID>`, and gets tasks only once that version is
+   * current or ramping (`npm run deploy:promote`, docs/deployment.md). No dots: Temporal joins
+   * name and build id with one.
+   */
+  PERSONA_DEPLOYMENT_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,100}$/, 'expected letters, digits, _ or - (no dots), at most 100')
+    .default('persona'),
+  /**
+   * The worker's build id within its deployment. Unset, it is derived from the code
+   * (`workflowCodeBuildId()`: the package version and a hash of the workflow code the worker
+   * bundles), so the same code is always the same version and a change to the workflows is a new one.
+   */
+  PERSONA_BUILD_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/, 'expected letters, digits, . _ + -, at most 100')
+    .optional(),
 
   /**
    * The payment-token keys (graph/tokens.ts): `id:base64[,id:base64…]`, each 32 bytes, the first
@@ -868,6 +888,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       file: localPayloadKeysPath(settings.PERSONA_STACK_DIR),
     }),
   };
+}
+
+/**
+ * The Worker Deployment version a worker of this configuration polls as: PERSONA_DEPLOYMENT_NAME and
+ * PERSONA_BUILD_ID, or the build id derived from the workflow code (config/buildId.ts).
+ */
+export function workerDeploymentVersion(s: Pick<Settings, 'PERSONA_DEPLOYMENT_NAME' | 'PERSONA_BUILD_ID'>): {
+  deploymentName: string;
+  buildId: string;
+} {
+  return { deploymentName: s.PERSONA_DEPLOYMENT_NAME, buildId: s.PERSONA_BUILD_ID ?? workflowCodeBuildId(repoRoot) };
 }
 
 /** A key ring from its variable, or locally from the file the stack generated. */

@@ -1,12 +1,15 @@
 /**
  * `npm run dev`: brings up the whole system in one command — the local stack (Neo4j, Temporal
  * and its UI, Kafka, the gateway simulator), then the worker and the api (Kafka on), their logs
- * interleaved with a prefix. Ctrl-C stops the worker and api; the stack keeps running
- * (`npm run stack:down` stops it).
+ * interleaved with a prefix. As a deploy would, it makes the worker's deployment version current
+ * once the worker polls (a versioned worker gets no task before: docs/deployment.md). Ctrl-C stops
+ * the worker and api; the stack keeps running (`npm run stack:down` stops it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { API_NODE_ARGS, loadConfig, loadSettings, repoRoot } from '../config/env';
+import { API_NODE_ARGS, loadConfig, loadSettings, repoRoot, workerDeploymentVersion } from '../config/env';
+import { connectTemporal } from '../temporal/connection';
+import { promote } from '../temporal/workerDeployment';
 import { localKafkaSecureEnv } from './install';
 import { stackUp } from './services';
 
@@ -70,6 +73,27 @@ async function main(): Promise<void> {
   }
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
+
+  // The worker bundles the workflow code as it starts: promote waits until it has polled.
+  const version = workerDeploymentVersion(config);
+  const { connection } = await connectTemporal(config);
+  try {
+    const { previous } = await promote(
+      connection.workflowService,
+      { namespace: config.TEMPORAL_NAMESPACE, deploymentName: version.deploymentName, identity: 'npm run dev' },
+      version.buildId,
+      { taskQueue: config.TEMPORAL_TASK_QUEUE, timeoutMs: 300_000 },
+    );
+    log(
+      `worker version ${version.deploymentName}.${version.buildId} is current` +
+        (previous && previous !== version.buildId ? ` (was ${previous}; its pinned workflows stay on it)` : ''),
+    );
+  } catch (err) {
+    log(`could not make the worker's version current: ${err instanceof Error ? err.message : String(err)}`);
+    stopAll(1);
+  } finally {
+    await connection.close();
+  }
 }
 
 main().catch((err: unknown) => {

@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { chargePolicy, ConfigError, loadConfig, profileRules } from '../config/env';
+import { chargePolicy, ConfigError, loadConfig, profileRules, workerDeploymentVersion } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -133,10 +133,15 @@ async function main(): Promise<void> {
   // Read and checked now: a table that does not parse stops the worker, not a charge.
   const networkRules = loadRuleTable(config.PERSONA_NETWORK_RULES_VERSION);
   logger.info({ version: networkRules.version, rules: networkRules.rules.length }, 'card-network rules loaded');
+  // A Worker Deployment version: it gets tasks once the version is current or ramping (docs/deployment.md).
+  // Workflows say whether they stay on the version they started on (pinned) or move to the current
+  // one at their next task (auto-upgrade); one that says nothing is pinned.
+  const version = workerDeploymentVersion(config);
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workerDeploymentOptions: { useWorkerVersioning: true, version, defaultVersioningBehavior: 'PINNED' },
     ...workflowCode,
     // A prebuilt bundle has the workflow interceptors in it already.
     interceptors: {
@@ -256,8 +261,11 @@ async function main(): Promise<void> {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       namespace: config.TEMPORAL_NAMESPACE,
       healthPort: config.PERSONA_WORKER_HTTP_PORT,
+      deploymentName: version.deploymentName,
+      buildId: version.buildId,
     },
-    `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}"`,
+    `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}" as deployment version ` +
+      `${version.deploymentName}.${version.buildId} (tasks come once it is current or ramping: npm run deploy:status)`,
   );
   try {
     const running = worker.run();

@@ -33,6 +33,7 @@ import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { autoUpgrade } from './versioning';
 
 const RECOVERY_PREFIX = recoveryWorkflowId('');
 const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
@@ -60,6 +61,7 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
     'and devices, payment methods in one transaction; keep a tombstone',
 });
 
+autoUpgrade(erasureWorkflow);
 export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
   const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null };

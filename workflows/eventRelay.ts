@@ -42,12 +42,14 @@ import {
 } from '../temporal/eventRelay';
 import { activitiesWithSummaries, subscriberDelivery } from './activityOptions';
 import { countEventRelayed } from './metrics';
+import { autoUpgrade } from './versioning';
 
 interface QueuedRetry {
   id: number;
   request: RetryParkedRequest;
 }
 
+autoUpgrade(eventRelayWorkflow);
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
   const checkpointId = input.checkpoint_id ?? workflowInfo().workflowId;
   const { relayPage } = activitiesWithSummaries<Pick<EventActivities, 'relayPage'>>(subscriberDelivery, {

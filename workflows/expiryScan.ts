@@ -30,6 +30,7 @@ import {
 } from '../temporal/expiry';
 import { activitiesWithSummaries, expiryBatch } from './activityOptions';
 import { countExpiryBatch, markExpiryScanFinished } from './metrics';
+import { pinned } from './versioning';
 
 const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatch, {
   scanExpiryBatch: (req) =>
@@ -39,6 +40,7 @@ const { scanExpiryBatch } = activitiesWithSummaries<ExpiryActivities>(expiryBatc
 /** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
 const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
 
+pinned(expiryScanWorkflow);
 export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<ExpiryScanProgress> {
   // A scheduled run that started late (caught up after an outage, or buffered behind a long
   // scan) still scans as of the day it was due.

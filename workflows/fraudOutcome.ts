@@ -46,6 +46,7 @@ import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { activitiesWithSummaries, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview } from './metrics';
 import { notifications } from './notifications';
+import { autoUpgrade } from './versioning';
 
 const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
   challenge_passed: 'raise the device’s trust by one step',
@@ -93,6 +94,7 @@ async function tell(
   }
 }
 
+autoUpgrade(fraudOutcomeWorkflow);
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
   const graph = fraudUntilDone;
   const { report } = input;

@@ -37,6 +37,7 @@ import {
 } from '../temporal/reconciliation';
 import { activitiesWithSummaries, reconciliationPage } from './activityOptions';
 import { countGatewayDiscrepancies, countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
+import { pinned } from './versioning';
 
 const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
   activitiesWithSummaries<ReconciliationActivities>(reconciliationPage, {
@@ -54,6 +55,7 @@ const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTim
 /** Pages per run before continue-as-new keeps the history small. */
 const PAGES_PER_RUN = 200;
 
+pinned(gatewayReconciliationWorkflow);
 export async function gatewayReconciliationWorkflow(
   input: GatewayReconciliationInput,
 ): Promise<GatewayReconciliationProgress> {

@@ -44,6 +44,7 @@ import {
 import { activitiesWithSummaries, graphWrite, graphWriteUntilDone, type ActivitySummaries } from './activityOptions';
 import { countIdentityMerge } from './metrics';
 import { notifications } from './notifications';
+import { autoUpgrade } from './versioning';
 
 const DAY_MS = 86_400_000;
 const FINAL: IdentityMergeState[] = ['undone', 'declined', 'expired', 'refused', 'unreachable', 'cancelled'];
@@ -70,6 +71,7 @@ const mergesUntilDone = activitiesWithSummaries<IdentityMergeActivities>(graphWr
 
 const copy = (s: IdentityMergeStatus): IdentityMergeStatus => JSON.parse(JSON.stringify(s)) as IdentityMergeStatus;
 
+autoUpgrade(identityMergeWorkflow);
 export async function identityMergeWorkflow(input: IdentityMergeInput): Promise<IdentityMergeStatus> {
   const { workflowId, runId } = workflowInfo();
   const mergeId = `${workflowId}:${runId}`;

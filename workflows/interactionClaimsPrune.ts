@@ -24,6 +24,7 @@ import {
 } from '../temporal/interactionPrune';
 import { activitiesWithSummaries, claimsPrune } from './activityOptions';
 import { markInteractionPruneFinished } from './metrics';
+import { pinned } from './versioning';
 
 const { pruneInteractionClaims } = activitiesWithSummaries<InteractionPruneActivities>(claimsPrune, {
   pruneInteractionClaims: (req) =>
@@ -35,6 +36,7 @@ const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTim
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+pinned(interactionClaimsPruneWorkflow);
 export async function interactionClaimsPruneWorkflow(input: InteractionPruneInput): Promise<InteractionPruneResult> {
   // A run caught up late (after an outage) still keeps the full retention, counted from when it was due.
   // Never later than now: a backfill reaching into the future must not delete ids still in their window.

@@ -31,7 +31,9 @@ import {
 } from '../temporal/kafkaPublisher';
 import { activitiesWithSummaries, kafkaPublishing } from './activityOptions';
 import { countEventPublished } from './metrics';
+import { autoUpgrade } from './versioning';
 
+autoUpgrade(kafkaPublisherWorkflow);
 export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promise<void> {
   const { publishEvents } = activitiesWithSummaries<KafkaPublisherActivities>(kafkaPublishing, {
     publishEvents: (req) =>

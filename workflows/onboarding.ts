@@ -39,6 +39,7 @@ import {
   type ActivitySummaries,
 } from './activityOptions';
 import { countOnboarding } from './metrics';
+import { pinned } from './versioning';
 
 const writeSummary: ActivitySummaries<OnboardingActivities> = {
   onboardCustomer: (plan) =>
@@ -53,6 +54,7 @@ const agents = activitiesWithSummaries<Pick<AgentActivities, 'requestBehavioralP
     '(optional: onboarding goes on without it)',
 });
 
+pinned(onboardingWorkflow);
 export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Promise<OnboardingWorkflowResult> {
   const { workflowId } = workflowInfo();
   /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */

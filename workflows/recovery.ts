@@ -78,6 +78,7 @@ import {
 import { countRecoveredBy, countRecovery, countRecoveryNeedingAttention } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
+import { autoUpgrade } from './versioning';
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
@@ -130,6 +131,7 @@ function failureType(err: unknown): string | null {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
 }
 
+autoUpgrade(paymentRecoveryWorkflow);
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
   const { workflowId } = workflowInfo();
   const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(

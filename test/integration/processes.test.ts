@@ -9,14 +9,14 @@ import type { ReadinessCheck } from '../../runtime/health';
 import { graphFromConfig } from '../../runtime/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/rest/app';
-import { loadConfig } from '../../config/env';
+import { loadConfig, loadSettings, workerDeploymentVersion } from '../../config/env';
 import { createDriver } from '../../graph';
 import { neo4jCheck, temporalCheck } from '../../runtime/checks';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { signToken } from '../support/api';
-import { freePort, startProcess, waitForOk } from '../support/processes';
+import { freePort, startProcess, testDeploymentName, waitForOk } from '../support/processes';
 
 const config = loadConfig();
 const logger = createLogger('test', 'silent');
@@ -154,6 +154,8 @@ describe('the api and worker processes', () => {
       PERSONA_GRPC_PORT: String(await freePort()),
       PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
       PERSONA_HTTP_HOST: '127.0.0.1',
+      // Not the `persona` deployment a developer's `npm run dev` worker belongs to.
+      PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
       LOG_LEVEL: 'info',
     });
     try {
@@ -162,6 +164,11 @@ describe('the api and worker processes', () => {
       expect(proc.output()).toContain('graph schema ready');
       // The api reads a context once before it serves, so the first agent's read is not the cold one.
       if (name === 'api') expect(proc.output()).toContain('"msg":"read path warmed up"');
+      // The worker says which deployment version it polls as (it gets tasks once that is current).
+      if (name === 'worker')
+        expect(proc.output()).toContain(
+          `as deployment version ${testDeploymentName()}.${workerDeploymentVersion(loadSettings()).buildId}`,
+        );
 
       proc.child.kill('SIGTERM');
       expect(await proc.exited).toBe(0);

@@ -3,7 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { API_NODE_ARGS, repoRoot } from '../../config/env';
+import { Connection } from '@temporalio/client';
+import { API_NODE_ARGS, loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
+import { promote } from '../../temporal/workerDeployment';
 
 /**
  * A port nothing listens on, for a process a test is about to start. Taken below the kernel's
@@ -93,22 +95,73 @@ export interface WorkerProcess extends RunningProcess {
   url: string;
 }
 
+let ownDeployment: string | undefined;
+
 /**
- * Starts a worker process on free ports and waits until it is ready. It leaves the shared
- * Temporal Schedules alone (a test worker polls its own task queue).
+ * The Worker Deployment the worker processes of this test run join: named once per run by the
+ * integration setup (test/setup/stack.ts, which also removes those of runs long gone), else once
+ * per process (the contract run, benchmarks). Every test worker of a run has the same code, so the
+ * same build id: one version, current once, whose task queues (one per test) each get its tasks
+ * as soon as a worker polls them. Never the `persona` deployment a developer's `npm run dev` uses.
  */
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+export function testDeploymentName(): string {
+  ownDeployment ??=
+    process.env.PERSONA_TEST_DEPLOYMENT_NAME ?? `persona-test-${Date.now().toString(36)}-${process.pid}`;
+  return ownDeployment;
+}
+
+/**
+ * Makes a worker process's deployment version current, as a deploy does (a versioned worker gets
+ * no task before): waits until it has polled its task queue. `env` is the process's own.
+ */
+export async function promoteWorker(env: Record<string, string>): Promise<{ deploymentName: string; buildId: string }> {
+  const settings = loadSettings({ ...process.env, ...env });
+  const version = workerDeploymentVersion(settings);
+  const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
+  try {
+    await promote(
+      connection.workflowService,
+      { namespace: settings.TEMPORAL_NAMESPACE, deploymentName: version.deploymentName, identity: 'test' },
+      version.buildId,
+      { taskQueue: settings.TEMPORAL_TASK_QUEUE, timeoutMs: 90_000 },
+    );
+  } finally {
+    await connection.close();
+  }
+  return version;
+}
+
+/**
+ * Starts a worker process on free ports, waits until it is ready and (unless `promote: false`)
+ * makes its deployment version current. It joins this run's test deployment unless `env` names
+ * another (PERSONA_DEPLOYMENT_NAME), and leaves the shared Temporal Schedules alone (a test worker
+ * polls its own task queue).
+ */
+export async function startWorkerProcess(
+  env: Record<string, string>,
+  options: { promote?: boolean } = {},
+): Promise<WorkerProcess> {
   const port = await freePort();
-  const proc = startProcess('workers/main.ts', {
+  const own = {
     PERSONA_WORKER_HTTP_PORT: String(port),
     PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
     PERSONA_HTTP_HOST: '127.0.0.1',
     PERSONA_SCHEDULES: 'skip',
+    PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
     LOG_LEVEL: 'warn',
     ...env,
-  });
+  };
+  const proc = startProcess('workers/main.ts', own);
   const url = `http://127.0.0.1:${port}`;
   await waitForOk(`${url}/readyz`, proc);
+  if (options.promote !== false) {
+    try {
+      await promoteWorker(own);
+    } catch (err) {
+      proc.child.kill('SIGKILL');
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${proc.output()}`);
+    }
+  }
   return { ...proc, url };
 }
 

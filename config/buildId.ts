@@ -1,0 +1,72 @@
+/**
+ * The worker's default build id (PERSONA_BUILD_ID unset): `<package version>-<12 hex digits>`, the
+ * digits a SHA-256 over the workflow code a worker bundles — every file that workflows/index.ts
+ * and the workflow interceptors (workflows/interceptors.ts) reach through relative imports, by
+ * path and content, and the name and installed version of every package those files import
+ * (`@temporalio/workflow` among them). The same code gives the same id on any machine and in any
+ * folder, whichever way the worker loads it (bundled at start or the prebuilt bundle); a change to
+ * a workflow or anything it imports gives a new id, and so a new Worker Deployment version. A
+ * change elsewhere (activities, the api, docs) keeps the id: activities are not pinned to a version.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The modules a worker's workflow bundle starts from, relative to the repository root. */
+export const WORKFLOW_ENTRY_MODULES = ['workflows/index.ts', 'workflows/interceptors.ts'];
+
+const SPECIFIER =
+  /(?:^|[\s;}])(?:import|export)\s+(type\s)?[^'"`;]*?from\s*['"]([^'"]+)['"]|\bimport\s*\(?\s*['"]([^'"]+)['"]/g;
+
+/**
+ * The relative and package specifiers a TypeScript module imports or re-exports for their values:
+ * `import type` and `export type` are erased from the bundle, so they are left out.
+ */
+export function importSpecifiers(source: string): string[] {
+  const found = new Set<string>();
+  for (const m of source.matchAll(SPECIFIER)) if (!m[1]) found.add((m[2] ?? m[3]) as string);
+  return [...found];
+}
+
+function resolveRelative(fromFile: string, specifier: string): string {
+  const base = path.resolve(path.dirname(fromFile), specifier);
+  const candidates = [base, `${base}.ts`, base.replace(/\.js$/, '.ts'), path.join(base, 'index.ts')];
+  const hit = candidates.find((c) => c.endsWith('.ts') && existsSync(c));
+  if (!hit) throw new Error(`build id: cannot resolve '${specifier}' imported by ${fromFile}`);
+  return hit;
+}
+
+function packageName(specifier: string): string {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] as string);
+}
+
+function packageVersion(root: string, name: string): string {
+  const file = path.join(root, 'node_modules', name, 'package.json');
+  return existsSync(file) ? String((JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version) : 'none';
+}
+
+/** The default build id for the code under `root` (see the module's comment). */
+export function workflowCodeBuildId(root: string): string {
+  const hash = createHash('sha256');
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const queue = WORKFLOW_ENTRY_MODULES.map((m) => path.join(root, m));
+  while (queue.length > 0) {
+    const file = queue.shift() as string;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const spec of importSpecifiers(readFileSync(file, 'utf8'))) {
+      if (spec.startsWith('.')) queue.push(resolveRelative(file, spec));
+      else packages.add(packageName(spec));
+    }
+  }
+  for (const file of [...seen].sort()) {
+    hash.update(`${path.relative(root, file).split(path.sep).join('/')}\0`);
+    hash.update(readFileSync(file));
+    hash.update('\0');
+  }
+  for (const name of [...packages].sort()) hash.update(`${name}@${packageVersion(root, name)}\0`);
+  const { version } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  return `${version}-${hash.digest('hex').slice(0, 12)}`;
+}

@@ -1,0 +1,91 @@
+/**
+ * The deploy steps of Worker Versioning (temporal/workerDeployment.ts), for the deployment
+ * PERSONA_DEPLOYMENT_NAME in TEMPORAL_NAMESPACE:
+ *   npm run deploy:status                          current, ramping and every version's state
+ *   npm run deploy:promote [-- <build id>]         make a version current (waits until its workers poll)
+ *   npm run deploy:ramp -- <percent> [<build id>]  send a share of new starts to a version (0 ends the ramp)
+ *   npm run deploy:rollback                        end the ramp, or make the previous version current again
+ * The build id defaults to this checkout's (PERSONA_BUILD_ID, or the one derived from the workflow
+ * code: config/buildId.ts). docs/deployment.md walks through a deploy.
+ */
+import { ConfigError, loadSettings, workerDeploymentVersion } from '../config/env';
+import { connectTemporal } from '../temporal/connection';
+import {
+  deploymentStatus,
+  DeploymentError,
+  promote,
+  ramp,
+  rollback,
+  type DeploymentTarget,
+} from '../temporal/workerDeployment';
+
+const USAGE = 'usage: deploy.ts status | promote [build id] | ramp <percent> [build id] | rollback';
+
+async function main(): Promise<void> {
+  const [command, ...args] = process.argv.slice(2);
+  const settings = loadSettings();
+  const own = workerDeploymentVersion(settings);
+  const target: DeploymentTarget = {
+    namespace: settings.TEMPORAL_NAMESPACE,
+    deploymentName: own.deploymentName,
+    identity: `persona-deploy ${command ?? ''}`.trim(),
+  };
+  const { connection } = await connectTemporal(settings);
+  const service = connection.workflowService;
+  const name = (buildId: string | null) => (buildId ? `${target.deploymentName}.${buildId}` : 'unversioned workers');
+  try {
+    switch (command) {
+      case 'status': {
+        const s = await deploymentStatus(service, target);
+        console.log(`this checkout's version: ${name(own.buildId)}`);
+        if (!s) {
+          console.log(
+            `deployment ${target.deploymentName}: no worker of it has polled ${settings.TEMPORAL_ADDRESS} yet`,
+          );
+          break;
+        }
+        console.log(`current: ${name(s.current)}`);
+        console.log(`ramping: ${s.ramping ? `${name(s.ramping.buildId)} at ${s.ramping.percentage}%` : 'none'}`);
+        if (!s.routingSettled) console.log('(the last change is still being passed to the task queues)');
+        for (const v of s.versions)
+          console.log(
+            `  ${v.buildId.padEnd(24)} ${v.status.padEnd(9)} created ${v.createdAt ?? '?'}` +
+              (v.lastCurrentAt ? `, last made current ${v.lastCurrentAt}` : ''),
+          );
+        break;
+      }
+      case 'promote': {
+        const buildId = args[0] ?? own.buildId;
+        const { previous } = await promote(service, target, buildId);
+        console.log(`${name(buildId)} is current (before: ${name(previous)})`);
+        break;
+      }
+      case 'ramp': {
+        const percentage = Number(args[0]);
+        if (args[0] === undefined || Number.isNaN(percentage)) throw new DeploymentError(USAGE);
+        const buildId = percentage === 0 && args[1] === undefined ? null : (args[1] ?? own.buildId);
+        await ramp(service, target, buildId, percentage);
+        console.log(buildId ? `${name(buildId)} ramping at ${percentage}%` : 'ramp ended');
+        break;
+      }
+      case 'rollback': {
+        const done = await rollback(service, target);
+        console.log(
+          'rampEnded' in done
+            ? `ramp of ${name(done.rampEnded)} ended: new starts go to the current version`
+            : `${name(done.to)} is current again (was ${name(done.from)})`,
+        );
+        break;
+      }
+      default:
+        throw new DeploymentError(USAGE);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof ConfigError || err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { Client, Connection } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
+import { reportPaymentFailure } from '../../api/services/recovery';
+import { loadSettings } from '../../config/env';
+import { createLogger } from '../../runtime/logger';
+import { RequestContext } from '../../runtime/requestContext';
+import { connectTemporal } from '../../temporal/connection';
+import { cancelRecoverySignal, recoveryStatusQuery, recoveryWorkflowId } from '../../temporal/recovery';
+import { trustedDeviceWorkflowId, type TrustedDeviceInput } from '../../temporal/trustedDevice';
+import {
+  deploymentStatus,
+  DeploymentError,
+  promote,
+  rollback,
+  waitForVersion,
+  type DeploymentTarget,
+} from '../../temporal/workerDeployment';
+import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
+import {
+  freePort,
+  startWorkerProcess,
+  stopProcess,
+  testDeploymentName,
+  type WorkerProcess,
+} from '../support/processes';
+import { customerWithCards, paymentId } from '../support/recovery';
+import { until } from '../support/wait';
+
+/**
+ * Worker Versioning on the real dev server, with real worker processes of two versions of one
+ * deployment (the same code under two build ids, as two deploys of it would be):
+ *   - a pinned workflow (the trusted-device sighting, held at a Chimera that answers 503) started
+ *     on version 1 finishes on version 1 after version 2 became current, while new starts go to 2;
+ *   - an auto-upgrade workflow (a payment recovery waiting in dunning) moves to version 2 at its
+ *     next workflow task;
+ *   - a rollback makes version 1 current again, and new starts go back to it.
+ * Which version ran each workflow task is read from the history (WorkflowTaskCompleted's
+ * deployment version) and the workflow's description (its versioning info).
+ */
+const taskQueue = `versioning-${randomUUID()}`;
+const suffix = randomUUID().slice(0, 8);
+const [v1, v2] = [`v1-${suffix}`, `v2-${suffix}`];
+let target: DeploymentTarget;
+let graph: TestGraph;
+let connection: Connection;
+let client: Client;
+let deps: ApiDeps;
+let chimera: Server;
+const workers: WorkerProcess[] = [];
+/** Sightings Chimera answers 503 (retried by the workflow) until released; every request seen, by key. */
+const held = new Set<string>();
+const seen: string[] = [];
+
+beforeAll(async () => {
+  graph = openTestGraph();
+  const settings = loadSettings();
+  target = { namespace: settings.TEMPORAL_NAMESPACE, deploymentName: `${testDeploymentName()}-versioning` };
+  const requests = new RequestContext();
+  ({ connection, client } = await connectTemporal(settings, { payloadCodec: testPayloadCodec(graph) }));
+  deps = apiDepsFromConfig(graph.config, {
+    logger: createLogger('versioning-test', 'silent'),
+    readiness: [],
+    graph,
+    client,
+    requests,
+    taskQueue,
+  });
+  chimera = createServer((req, res) => {
+    const key = String(req.headers['idempotency-key'] ?? '');
+    seen.push(key);
+    req.resume();
+    res.writeHead(held.has(key) ? 503 : 200, { 'content-type': 'application/json' }).end('{}');
+  });
+  const chimeraPort = await freePort();
+  await new Promise<void>((resolve) => chimera.listen(chimeraPort, '127.0.0.1', resolve));
+  const env = (buildId: string) => ({
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PERSONA_DEPLOYMENT_NAME: target.deploymentName,
+    PERSONA_BUILD_ID: buildId,
+    CHIMERA_URL: `http://127.0.0.1:${chimeraPort}`,
+  });
+  // Both deploys' workers run from the start; only version 1 is made current.
+  const started = await Promise.all([startWorkerProcess(env(v1)), startWorkerProcess(env(v2), { promote: false })]);
+  workers.push(...started);
+});
+
+afterAll(async () => {
+  await Promise.all(workers.map((w) => stopProcess(w)));
+  await new Promise((resolve) => chimera?.close(resolve));
+  await connection?.close();
+  await graph?.close();
+});
+
+/** The build id of the worker that completed each workflow task, in order. */
+async function taskVersions(workflowId: string): Promise<string[]> {
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).flatMap((e) =>
+    e.workflowTaskCompletedEventAttributes
+      ? [e.workflowTaskCompletedEventAttributes.deploymentVersion?.buildId ?? '']
+      : [],
+  );
+}
+
+async function versioningInfo(workflowId: string): Promise<{ behavior: string; buildId: string | undefined }> {
+  const { raw } = await client.workflow.getHandle(workflowId).describe();
+  const info = raw.workflowExecutionInfo?.versioningInfo;
+  const behavior = proto.temporal.api.enums.v1.VersioningBehavior[info?.behavior ?? 0] ?? '';
+  return { behavior, buildId: info?.deploymentVersion?.buildId ?? undefined };
+}
+
+async function sighting(customerId: string): Promise<string> {
+  const input: TrustedDeviceInput = {
+    customer_id: customerId,
+    device_id: randomUUID(),
+    seen_on: new Date().toISOString().slice(0, 10),
+  };
+  const workflowId = trustedDeviceWorkflowId(input);
+  await client.workflow.start('trustedDeviceWorkflow', { taskQueue, workflowId, args: [input] });
+  return workflowId;
+}
+
+describe('worker versioning', () => {
+  it('a version that never polls is not promoted, and the error says what is missing', async () => {
+    const never = `never-${suffix}`;
+    await expect(promote(connection.workflowService, target, never, { timeoutMs: 2_000 })).rejects.toThrow(
+      new DeploymentError(
+        `version ${target.deploymentName}.${never} has not registered within 2 s: no worker of that build has ` +
+          `polled Temporal (namespace ${target.namespace}). Start the new workers first, with ` +
+          `PERSONA_DEPLOYMENT_NAME=${target.deploymentName} and PERSONA_BUILD_ID=${never} (or the code that ` +
+          'derives it), and check their logs',
+      ),
+    );
+    expect((await deploymentStatus(connection.workflowService, target))?.current).toBe(v1);
+  });
+
+  it('pinned work finishes where it started, auto-upgrade work moves, a rollback sends new starts back', async () => {
+    const service = connection.workflowService;
+    await waitForVersion(service, target, v2, { taskQueue });
+    const status = await deploymentStatus(service, target);
+    expect(status).toMatchObject({ current: v1, ramping: null });
+    expect(status?.versions.map((v) => v.buildId).sort()).toEqual([v1, v2]);
+
+    // An auto-upgrade workflow on version 1: a recovery whose only card declines waits in dunning.
+    const { customerId, cards } = await customerWithCards(graph, ['tok_decline_insufficient_funds_9']);
+    const payment = paymentId();
+    await reportPaymentFailure(deps, {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0] as string,
+      amount: 1999,
+      currency: 'EUR',
+      decline_code: 'insufficient_funds',
+    });
+    const recovery = client.workflow.getHandle(recoveryWorkflowId(payment));
+    await until(async () => (await recovery.query(recoveryStatusQuery)).state === 'dunning', 120_000);
+
+    // A pinned workflow on version 1, its activity held at Chimera (retried with backoff).
+    const pinnedOnV1 = await sighting(customerId);
+    held.add(pinnedOnV1);
+    await until(async () => seen.includes(pinnedOnV1), 120_000);
+    expect(await taskVersions(pinnedOnV1)).toEqual([v1]);
+
+    // Deploy: version 2 becomes current.
+    expect(await promote(service, target, v2, { taskQueue })).toEqual({ previous: v1 });
+    expect(await deploymentStatus(service, target)).toMatchObject({ current: v2 });
+
+    // A new start runs on version 2 from its first task to its last.
+    const startedOnV2 = await sighting(customerId);
+    await client.workflow.getHandle(startedOnV2).result();
+    const onV2 = await taskVersions(startedOnV2);
+    expect(onV2.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(onV2)).toEqual(new Set([v2]));
+    expect(await versioningInfo(startedOnV2)).toEqual({ behavior: 'VERSIONING_BEHAVIOR_PINNED', buildId: v2 });
+
+    // The pinned one, released, finishes where it started.
+    held.delete(pinnedOnV1);
+    await client.workflow.getHandle(pinnedOnV1).result();
+    const onV1 = await taskVersions(pinnedOnV1);
+    expect(onV1.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(onV1)).toEqual(new Set([v1]));
+    expect(await versioningInfo(pinnedOnV1)).toEqual({ behavior: 'VERSIONING_BEHAVIOR_PINNED', buildId: v1 });
+    expect(seen.filter((k) => k === pinnedOnV1).length).toBeGreaterThanOrEqual(2);
+
+    // The recovery's next task (the cancel) runs on version 2: it upgraded.
+    const beforeCancel = await taskVersions(recovery.workflowId);
+    expect(new Set(beforeCancel)).toEqual(new Set([v1]));
+    await recovery.signal(cancelRecoverySignal, { reason: 'versioning test' });
+    expect(await recovery.result()).toMatchObject({ state: 'stopped' });
+    const afterCancel = (await taskVersions(recovery.workflowId)).slice(beforeCancel.length);
+    expect(afterCancel.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(afterCancel)).toEqual(new Set([v2]));
+    expect(await versioningInfo(recovery.workflowId)).toEqual({
+      behavior: 'VERSIONING_BEHAVIOR_AUTO_UPGRADE',
+      buildId: v2,
+    });
+
+    // Roll back: version 1 is current again, and takes the new starts.
+    expect(await rollback(service, target)).toEqual({ from: v2, to: v1 });
+    expect(await deploymentStatus(service, target)).toMatchObject({ current: v1, ramping: null });
+    const afterRollback = await sighting(customerId);
+    await client.workflow.getHandle(afterRollback).result();
+    expect(new Set(await taskVersions(afterRollback))).toEqual(new Set([v1]));
+  });
+});
