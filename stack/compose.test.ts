@@ -54,6 +54,7 @@ describe('docker-compose.yml', () => {
   it('has the services of a deployment, each with a health check where something waits for it', () => {
     expect(Object.keys(services).sort()).toEqual([
       'api',
+      'deploy',
       'gateway-sim',
       'kafka',
       'neo4j',
@@ -123,6 +124,10 @@ describe('docker-compose.yml', () => {
       expect(s.image, `${name} pins its image`).toMatch(/^[\w./-]+:v?\d[\w.-]*$/);
     }
     expect(services.neo4j?.image).toMatch(/^neo4j:5\.26/);
+    // Worker Deployments (Server 1.28 and later), and the promote a versioned worker waits for.
+    expect(Number(/auto-setup:1\.(\d+)/.exec(services.temporal?.image ?? '')?.[1])).toBeGreaterThanOrEqual(28);
+    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
+    expect(services.deploy?.depends_on?.worker?.condition).toBe('service_healthy');
     // The search attribute the workflows set is registered.
     expect(JSON.stringify(services['temporal-setup'])).toContain('PersonaCustomerId');
     expect(services['temporal-ui']?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
