@@ -158,7 +158,11 @@ describe('the payload codec', () => {
     const [read] = await worker.decode([scheduled], run);
     expect(defaultPayloadConverter.fromPayload(read as Payload)).toEqual({ ok: 1 });
     expect(bindingHolds('persona-expiry-scan', 'persona-expiry-scan-2026-11-26T03:00:00Z')).toBe(true);
-    expect(bindingHolds('erasure-a', 'erasure-a-2026')).toBe(false);
+    expect(bindingHolds('erasure-a', 'erasure-a-2026-11-26T03:00:00Z')).toBe(false);
+    expect(bindingHolds('persona-expiry-scan', 'persona-expiry-scan-anything')).toBe(false);
+    expect(
+      bindingHolds('persona-expiry-scan-t1-workflow', 'persona-expiry-scan-t1-workflow-2001-01-01T06:00:00Z'),
+    ).toBe(true);
     expect((await client.decodeWhereReadable([sealed])).unreadable).toEqual([]);
   });
 

@@ -48,8 +48,9 @@ export const KEY_ID_METADATA = 'encryption-key-id';
 /** The workflow a payload was written for: bound into the cipher, checked where it arrives. */
 export const WORKFLOW_ID_METADATA = 'encryption-workflow-id';
 /**
- * Schedules' actions: the runs a schedule starts have its action's workflow id and a time after
- * a dash, and their input was written for the action's id.
+ * Schedules' actions: the runs a schedule starts have its action's workflow id and the time it
+ * was due after a dash (`…-2026-11-26T03:00:00Z`), and their input was written for the action's
+ * id. Only these (and ids under them, `<id>-…`) may be read so; no customer's workflow is one.
  */
 const SCHEDULED_WORKFLOW_IDS: readonly string[] = [
   EXPIRY_SCAN_SCHEDULE_ID,
@@ -57,10 +58,14 @@ const SCHEDULED_WORKFLOW_IDS: readonly string[] = [
   GATEWAY_RECONCILIATION_SCHEDULE_ID,
 ];
 
+const SCHEDULED_RUN = /^-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
 /** Whether a payload written for workflow `bound` may be read in workflow `actual`. */
 export function bindingHolds(bound: string | null, actual: string): boolean {
   if (bound === null) return false;
-  return bound === actual || (SCHEDULED_WORKFLOW_IDS.includes(bound) && actual.startsWith(`${bound}-`));
+  if (bound === actual) return true;
+  const scheduled = SCHEDULED_WORKFLOW_IDS.some((id) => bound === id || bound.startsWith(`${id}-`));
+  return scheduled && actual.startsWith(`${bound}-`) && SCHEDULED_RUN.test(actual.slice(bound.length));
 }
 const HISTORY_KEY_PREFIX = 'history:';
 const IV_BYTES = 12;

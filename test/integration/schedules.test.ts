@@ -147,7 +147,8 @@ describe('applySchedules', () => {
 describe('a scheduled interaction prune', () => {
   it('prunes as of when it was due, however late it starts (a backfilled run of 2001-07-01)', async () => {
     const h = await startHarness();
-    const scheduleId = `test-interaction-prune-${randomUUID()}`;
+    // Under the real schedule's id: its runs read what was written for it (temporal/payloadCodec.ts).
+    const scheduleId = `${INTERACTION_PRUNE_SCHEDULE_ID}-test-${randomUUID()}`;
     // A claim from May 2001 (older than 30 days before the due time) and one from mid-June (not).
     const [old, kept] = [`test-prune:${randomUUID()}`, `test-prune:${randomUUID()}`];
     await h.graph.query(
@@ -198,7 +199,7 @@ describe('a scheduled interaction prune', () => {
 describe('a scheduled expiry scan', () => {
   it('scans as of the day it was due, however late it starts (a backfilled run of 2001-01-01)', async () => {
     const h = await startHarness();
-    const scheduleId = `test-expiry-scan-${randomUUID()}`;
+    const scheduleId = `${EXPIRY_SCAN_SCHEDULE_ID}-test-${randomUUID()}`;
     try {
       const schedule = await client.schedule.create({
         scheduleId,

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
+import { connectTemporal } from '../../temporal/connection';
 import { API_NODE_ARGS, loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
 import { promote } from '../../temporal/workerDeployment';
 
@@ -117,7 +117,8 @@ export function testDeploymentName(): string {
 export async function promoteWorker(env: Record<string, string>): Promise<{ deploymentName: string; buildId: string }> {
   const settings = loadSettings({ ...process.env, ...env });
   const version = workerDeploymentVersion(settings);
-  const connection = await Connection.connect({ address: settings.TEMPORAL_ADDRESS });
+  // Over the process's own transport (TLS, a client certificate, an API key), as a deploy's would be.
+  const { connection } = await connectTemporal(settings);
   try {
     await promote(
       connection.workflowService,
