@@ -48,6 +48,8 @@ export interface ActivityDeps {
   erasureBatchSize?: number;
   /** The idempotent producer, when KAFKA_BROKERS is set (the publisher's activity needs it). */
   kafka?: KafkaProducer | undefined;
+  /** The topics the publisher's activity may publish the feed to (the worker: its PERSONA_KAFKA_EVENTS_TOPIC). */
+  publishesTo?: ((topic: string) => boolean) | undefined;
   /** Where the relay delivers and what it signs with (PERSONA_EVENTS_WEBHOOK_URL and _SECRET): this worker's own. */
   events?: EventSubscriber | undefined;
 }

@@ -43,13 +43,32 @@ function activityContext(): Context | null {
   }
 }
 
-export function createKafkaPublisherActivities({ graph, kafka }: { graph: Graph; kafka?: KafkaProducer | undefined }) {
+export function createKafkaPublisherActivities({
+  graph,
+  kafka,
+  publishesTo,
+}: {
+  graph: Graph;
+  kafka?: KafkaProducer | undefined;
+  /** The topics this worker publishes the feed to: its own PERSONA_KAFKA_EVENTS_TOPIC (none without it). */
+  publishesTo?: ((topic: string) => boolean) | undefined;
+}) {
   return {
     async publishEvents(req: PublishRequest): Promise<PublishResult> {
       if (!kafka)
         throw ApplicationFailure.create({
           type: 'KafkaOff',
           message: 'this worker has no KAFKA_BROKERS: it cannot publish (set it, or terminate the publisher)',
+          nonRetryable: false,
+        });
+      // Where the feed goes is the worker's configuration: a publisher whose settings name another
+      // topic waits (retried) until a worker's start brings its settings to the configuration.
+      if (!publishesTo?.(req.topic))
+        throw ApplicationFailure.create({
+          type: 'KafkaTopicNotConfigured',
+          message:
+            `this worker publishes the feed only to its own PERSONA_KAFKA_EVENTS_TOPIC, not to ${req.topic}: ` +
+            "restart a worker with PERSONA_SCHEDULES=apply to bring the publisher's settings to the configuration",
           nonRetryable: false,
         });
       const ctx = activityContext();

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   };
   await ensureTopics(settings, [{ name: topic, partitions: 12, retentionMs: 3_600_000 }]);
   const producer = createKafkaProducer(settings, 'persona-bench');
-  const publisher = createKafkaPublisherActivities({ graph, kafka: producer });
+  const publisher = createKafkaPublisherActivities({ graph, kafka: producer, publishesTo: (t) => t === topic });
   const checkpoint = kafkaCheckpointId(topic);
   const lagMs = config.PERSONA_EVENTS_FEED_LAG_MS;
 

@@ -167,6 +167,7 @@ async function main(): Promise<void> {
       temporal: temporal.client,
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
       kafka,
+      publishesTo: (topic) => topic === config.PERSONA_KAFKA_EVENTS_TOPIC,
       events: { url: config.PERSONA_EVENTS_WEBHOOK_URL, secret: config.PERSONA_EVENTS_WEBHOOK_SECRET },
     }),
     shutdownGraceTime: '30 seconds',

@@ -33,7 +33,12 @@ import { adoptRelayState } from '../../graph/relay';
 import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
 import { publisherGauges } from '../../api/services/relay';
 import { createLogger } from '../../runtime/logger';
-import { kafkaCheckpointId, kafkaPublisherStatusQuery, type KafkaPublisherInput } from '../../temporal/kafkaPublisher';
+import {
+  kafkaCheckpointId,
+  kafkaPublisherStatusQuery,
+  reconfigurePublisherUpdate,
+  type KafkaPublisherInput,
+} from '../../temporal/kafkaPublisher';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { reportFraudOutcome, resolveReview } from '../../api/services/fraud';
@@ -234,6 +239,49 @@ describe('publishing the change feed to Kafka', () => {
       }
     },
   );
+});
+
+describe("the publisher's topic", () => {
+  it("publishes nothing to a topic that is not the worker's, and goes on once its settings are the worker's", async () => {
+    const s = await topicsForTest();
+    const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
+    // Not a topic this worker publishes to (its configuration takes `test.…` ones only).
+    const elsewhere = `elsewhere.${randomUUID().slice(0, 8)}.persona.events`;
+    await ensureTopics({ ...s, PERSONA_KAFKA_EVENTS_TOPIC: elsewhere });
+    for (const t of [topic, elsewhere])
+      await adoptRelayState(h.graph, kafkaCheckpointId(t), {
+        cursor: await feedCursorAtNow(h.graph),
+        delivered: 0,
+        parked: [],
+      });
+    const settings = { lag_ms: 1000, page_size: 10, budget_ms: 1000, poll_interval: '200 milliseconds' };
+    const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
+      taskQueue: h.taskQueue,
+      workflowId: `test-kafka-publisher-${randomUUID()}`,
+      args: [{ topic: elsewhere, ...settings, batches_per_run: 50 }],
+    });
+    const [elsewhereRead, ownRead]: [Msg[], Msg[]] = [[], []];
+    const readers = [await readTopic(elsewhere, elsewhereRead), await readTopic(topic, ownRead)];
+    try {
+      const customer = await createCustomer(h.graph, {
+        digital_identifiers: [{ type: 'email', value: uniqueEmail('kafka-topic'), is_verified: true }],
+      });
+      // The activity is refused (and retried): ops see why on the pending activity.
+      await until(async () => {
+        const { raw } = await handle.describe();
+        return (raw.pendingActivities ?? []).some((a) =>
+          /only to its own PERSONA_KAFKA_EVENTS_TOPIC/.test(a.lastFailure?.message ?? ''),
+        );
+      }, 60_000);
+      // A worker's start brings the settings to its configuration: the feed goes to its topic.
+      await handle.executeUpdate(reconfigurePublisherUpdate, { args: [{ topic, ...settings, batches_per_run: 50 }] });
+      await until(async () => ownRead.some((m) => m.key === customer.id), 60_000);
+      expect(elsewhereRead).toEqual([]);
+    } finally {
+      await handle.terminate('test over').catch(() => undefined);
+      for (const r of readers) await r.stop();
+    }
+  });
 });
 
 describe('what reaches the events topic', () => {

@@ -142,6 +142,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         profileRules: profileRules(graph.config),
         temporal: client,
         kafka: options.kafka,
+        // Each Kafka test publishes to topics of its own (`test.<run>.…`), all on this one worker.
+        publishesTo: (topic) => topic.startsWith('test.'),
         events: { url: options.eventsWebhookUrl, secret: TEST_WEBHOOK_SECRET },
       }),
     ),
