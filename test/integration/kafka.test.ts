@@ -242,7 +242,7 @@ describe('publishing the change feed to Kafka', () => {
 });
 
 describe("the publisher's topic", () => {
-  it("publishes nothing to a topic that is not the worker's, and goes on once its settings are the worker's", async () => {
+  it("publishes nothing to a topic not the worker's, and goes on once its settings are the worker's", async () => {
     const s = await topicsForTest();
     const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
     // Not a topic this worker publishes to (its configuration takes `test.…` ones only).
