@@ -62,14 +62,15 @@ export function createKafkaPublisherActivities({
           nonRetryable: false,
         });
       // Where the feed goes is the worker's configuration: a publisher whose settings name another
-      // topic waits (retried) until a worker's start brings its settings to the configuration.
+      // topic fails the batch for good, and waits for a worker's start to bring its settings to the
+      // configuration (the reconfigure Update), trying again every minute.
       if (!publishesTo?.(req.topic))
         throw ApplicationFailure.create({
           type: 'KafkaTopicNotConfigured',
           message:
             `this worker publishes the feed only to its own PERSONA_KAFKA_EVENTS_TOPIC, not to ${req.topic}: ` +
             "restart a worker with PERSONA_SCHEDULES=apply to bring the publisher's settings to the configuration",
-          nonRetryable: false,
+          nonRetryable: true,
         });
       const ctx = activityContext();
       const started = Date.now();

@@ -97,7 +97,10 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
       status = { ...status, last_error: err.cause?.message ?? err.message };
       log.warn('publishing to Kafka failed for good; trying again in a minute', { error: status.last_error });
       report();
-      await sleep('1 minute', { summary: 'Publishing failed for good: try again from the checkpoint in a minute' });
+      // At once when new settings arrive (a topic the worker publishes to, say).
+      await condition(() => status.settings !== settings, '1 minute', {
+        summary: 'Publishing failed for good: try again from the checkpoint in a minute, or with new settings',
+      });
       continue;
     }
     if (result.published > 0) {

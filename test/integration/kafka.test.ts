@@ -266,13 +266,14 @@ describe("the publisher's topic", () => {
       const customer = await createCustomer(h.graph, {
         digital_identifiers: [{ type: 'email', value: uniqueEmail('kafka-topic'), is_verified: true }],
       });
-      // The activity is refused (and retried): ops see why on the pending activity.
-      await until(async () => {
-        const { raw } = await handle.describe();
-        return (raw.pendingActivities ?? []).some((a) =>
-          /only to its own PERSONA_KAFKA_EVENTS_TOPIC/.test(a.lastFailure?.message ?? ''),
-        );
-      }, 60_000);
+      // The batch is refused: ops see why in the publisher's status (its details in the UI too).
+      await until(
+        async () =>
+          /only to its own PERSONA_KAFKA_EVENTS_TOPIC/.test(
+            (await handle.query(kafkaPublisherStatusQuery)).last_error ?? '',
+          ),
+        60_000,
+      );
       // A worker's start brings the settings to its configuration: the feed goes to its topic.
       await handle.executeUpdate(reconfigurePublisherUpdate, { args: [{ topic, ...settings, batches_per_run: 50 }] });
       await until(async () => ownRead.some((m) => m.key === customer.id), 60_000);
