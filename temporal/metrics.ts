@@ -6,6 +6,7 @@
  * `increase()` sees the first event of a series too.
  */
 import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
+import { ATTENTION_REASONS } from './recovery';
 export interface BusinessMetric {
   /** The name a workflow records under (a counter is exported as `<name>_total`). */
   name: string;
@@ -52,11 +53,22 @@ export const BUSINESS_METRICS = {
     kind: 'counter',
     unit: 'recoveries',
     help:
-      'Payment recoveries that stopped to wait for ops, by why: charge_failed (the gateway refused the ' +
-      'request or stayed down through every retry), record_failed (charged, but the graph refused the record) ' +
+      'Payment recoveries that stopped to wait for ops, by why: charge_refused (the gateway refused the ' +
+      'request, or none was sent), charge_unknown (the gateway stayed away through every retry: it may have ' +
+      'charged), record_failed (charged, but the graph refused the record) ' +
       'or graph_restored (the graph was restored from a backup that lacks its customer or payment method)',
     workflowType: 'paymentRecoveryWorkflow',
-    values: { why: ['charge_failed', 'record_failed', 'graph_restored'] },
+    values: { why: ATTENTION_REASONS },
+  },
+  recoveriesAttentionOverdue: {
+    name: 'persona_payment_recoveries_attention_overdue',
+    kind: 'counter',
+    unit: 'recoveries',
+    help:
+      'Payment recoveries still waiting for ops when their attention deadline passed ' +
+      '(PERSONA_ATTENTION_DEADLINE_HOURS), by why they wait',
+    workflowType: 'paymentRecoveryWorkflow',
+    values: { why: ATTENTION_REASONS },
   },
   expiryNotifications: {
     name: 'persona_expiry_notifications',

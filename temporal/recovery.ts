@@ -52,6 +52,8 @@ export type RecoveryState =
 
 /** Why a recovery waits for ops: a charge that could not be made, or a write that could not be done. */
 export interface RecoveryAttention {
+  /** Why, as a code (the `PersonaAttentionReason` search attribute and the metric's `why`). */
+  kind: AttentionReason;
   /** What failed, in words, with the failure's message. */
   reason: string;
   /** The method whose charge failed (null when the recording of a recovery failed). */
@@ -64,7 +66,22 @@ export interface RecoveryAttention {
   unknown_charge: string | null;
   /** Whether ops may `skip`: only when nothing can have been charged. */
   skippable: boolean;
+  /**
+   * When ops should have answered (`since` plus the attention deadline): past it the recovery is
+   * counted overdue (`persona_payment_recoveries_attention_overdue_total`) and alerts, and waits on.
+   */
+  due_at: string;
 }
+
+/**
+ * Why a recovery waits for ops: charge_refused (the gateway refused the one request sent, or
+ * nothing was sent: skippable), charge_unknown (the gateway stayed away through every retry: the
+ * charge may have gone through, only `retry` is safe — what a gateway outage leaves behind),
+ * record_failed (charged, but the graph refused the record), graph_restored (a restore lost what
+ * the recovery acts on).
+ */
+export const ATTENTION_REASONS = ['charge_refused', 'charge_unknown', 'record_failed', 'graph_restored'] as const;
+export type AttentionReason = (typeof ATTENTION_REASONS)[number];
 
 export interface RecoveryStatus {
   state: RecoveryState;
@@ -123,7 +140,12 @@ export interface RecoveryInput {
    * (PERSONA_CHARGE_RETRY_HOURS; DEFAULT_CHARGE_RETRY_FOR when absent).
    */
   chargeRetryFor?: string;
+  /** How long ops have to answer a recovery that needs attention before it is overdue (DEFAULT_ATTENTION_DEADLINE). */
+  attentionDeadline?: string;
 }
+
+/** How long a recovery waits for ops before it is counted overdue and alerts (PERSONA_ATTENTION_DEADLINE_HOURS). */
+export const DEFAULT_ATTENTION_DEADLINE = '24h';
 
 export const paymentFailedSignal = defineSignal<[PaymentFailure]>('paymentFailed');
 /** The customer added a payment method: retry at once. */
@@ -131,8 +153,55 @@ export const paymentMethodAddedSignal = defineSignal<[{ payment_method_id: strin
 /** A method must never be charged again in this recovery (a confirmed fraud on it). */
 export const paymentMethodBlockedSignal =
   defineSignal<[{ payment_method_id: string; reason: string }]>('paymentMethodBlocked');
-/** Stop recovering (ops, or a fraud outcome). */
-export const cancelRecoverySignal = defineSignal<[{ reason: string }]>('cancel');
+/**
+ * Ops (or an erasure) stop a recovery: validated by the workflow, which refuses it, with the
+ * reason, while a charge is being made or its outcome is unknown, and while a recovery that
+ * charged is being recorded (`CANCEL_NOT_NOW`: ask again once that is over). Accepted, the
+ * recovery charges nothing more and ends `stopped`; the Update answers its final status. A
+ * recovery cancelled already accepts it again and answers the same.
+ */
+export const cancelRecoveryUpdate = defineUpdate<RecoveryStatus, [{ reason: string }]>('cancel');
+/** The failure type of a cancel refused only for now (a charge under way or being recorded). */
+export const CANCEL_NOT_NOW = 'RecoveryBusy';
+
+/** The payment's owner (Synapse) says the payment no longer needs recovering. */
+export interface PaymentNoLongerOwed {
+  /** settled_elsewhere — paid another way; not_owed — the subscription was cancelled, the debt written off. */
+  reason: 'settled_elsewhere' | 'not_owed';
+  /** Free text for ops (at most 500 characters). */
+  note?: string;
+}
+
+/** What the recovery did once the owner's word reached it. */
+export interface OwnerStopAnswer {
+  payment_id: string;
+  /**
+   * stopped — nothing of this payment was charged by Persona, and nothing will be;
+   * recovered — Persona charged the payment before it could stop (`charge` says which charge:
+   *   the owner refunds one of the two if it was settled elsewhere too);
+   * failed — the recovery had ended without charging.
+   */
+  outcome: 'stopped' | 'recovered' | 'failed';
+  /** The charge Persona made, when it made one: never hidden. */
+  charge: { payment_method_id: string; charge_id: string | null; amount: number; currency: string } | null;
+  state: RecoveryState;
+  stop_reason: string | null;
+}
+
+/**
+ * The owner's stop, accepted whatever the recovery is doing (unless it ended): it takes effect at
+ * the next safe point — never between a charge and its record; a charge whose outcome is unknown
+ * is first settled with the gateway, nothing sent again — and answers what the recovery did.
+ */
+export const paymentNoLongerOwedUpdate = defineUpdate<OwnerStopAnswer, [PaymentNoLongerOwed]>('paymentNoLongerOwed');
+
+/**
+ * Retry what needs attention, as ops' `retry` would: the signal Temporal's batch operations send
+ * to every recovery a gateway outage left in `needs_attention` (`npm run ops:retry-recoveries`).
+ * It carries no customer data; a recovery that does not need attention, or whose attention is
+ * not retryable that way, ignores it.
+ */
+export const retryAttentionSignal = defineSignal<[{ batch?: string }?]>('retryAttention');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
 /** Rejected unless the recovery needs attention and nobody has decided yet; answers the status once acted on. */
 export const resolveAttentionUpdate = defineUpdate<RecoveryStatus, [AttentionDecision]>('resolveAttention');

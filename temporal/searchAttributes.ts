@@ -5,9 +5,15 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const personaCustomerId = defineSearchAttributeKey('PersonaCustomerId', SearchAttributeType.KEYWORD);
+/** A payment recovery's state (temporal/recovery.ts RecoveryState), kept current on every change. */
+export const personaRecoveryState = defineSearchAttributeKey('PersonaRecoveryState', SearchAttributeType.KEYWORD);
+/** Why a recovery waits for ops (ATTENTION_REASONS), while it does; unset otherwise. */
+export const personaAttentionReason = defineSearchAttributeKey('PersonaAttentionReason', SearchAttributeType.KEYWORD);
 
 /** Every custom search attribute the namespace must have; all are Keyword. */
-export const requiredSearchAttributes = [{ name: personaCustomerId.name, type: 'Keyword' as const }];
+export const requiredSearchAttributes = [personaCustomerId, personaRecoveryState, personaAttentionReason].map(
+  (key) => ({ name: key.name, type: 'Keyword' as const }),
+);
 
 /** The visibility query that lists a customer's workflows. */
 export function customerWorkflowsQuery(customerId: string): string {

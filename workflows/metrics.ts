@@ -33,6 +33,12 @@ export function countRecoveryNeedingAttention(
   add(BUSINESS_METRICS.recoveriesNeedingAttention, 1, { why });
 }
 
+export function countRecoveryAttentionOverdue(
+  why: ValueOf<typeof BUSINESS_METRICS.recoveriesAttentionOverdue, 'why'>,
+): void {
+  add(BUSINESS_METRICS.recoveriesAttentionOverdue, 1, { why });
+}
+
 export function countExpiryBatch(
   notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>,
   expired: number,
