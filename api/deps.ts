@@ -9,7 +9,7 @@ import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { getHeapStatistics } from 'node:v8';
-import { API_HEAP_BESIDES_CACHE_MB, chargeRetryFor, profileRules, type Config } from '../config/env';
+import { API_HEAP_BESIDES_CACHE_MB, attentionDeadline, chargeRetryFor, profileRules, type Config } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
@@ -62,8 +62,11 @@ export interface ApiDeps {
   metricsToken?: string | undefined;
   /** Trust and VIP thresholds for context reads. */
   policy: ContextPolicy;
-  /** What a recovery starts with: its dunning schedule and how long a charge retries (workflow input). */
-  recovery: { dunningSchedule: string[]; chargeRetryFor: string };
+  /**
+   * What a recovery starts with (workflow input): its dunning schedule, how long a charge retries,
+   * how long ops have to answer it before it is overdue.
+   */
+  recovery: { dunningSchedule: string[]; chargeRetryFor: string; attentionDeadline: string };
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
@@ -161,7 +164,11 @@ export function apiDepsFromConfig(
       vipLtvMinor: config.vipLtvMinor,
       vipBasis: config.PERSONA_VIP_BASIS,
     },
-    recovery: { dunningSchedule: config.PERSONA_DUNNING_SCHEDULE, chargeRetryFor: chargeRetryFor(config) },
+    recovery: {
+      dunningSchedule: config.PERSONA_DUNNING_SCHEDULE,
+      chargeRetryFor: chargeRetryFor(config),
+      attentionDeadline: attentionDeadline(config),
+    },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
     merges: {

@@ -7,6 +7,7 @@ import {
   API_HEAP_BESIDES_CACHE_MB,
   API_HEAP_MB,
   API_NODE_ARGS,
+  attentionDeadline,
   ConfigError,
   FEED_LAG_MARGIN_MS,
   loadConfig,
@@ -103,6 +104,15 @@ describe('configuration', () => {
         'PERSONA_EXPIRY_SCAN_TIMEZONE',
       ]);
     }
+  });
+
+  it('gives ops 24 hours to answer a recovery before it is overdue, or the hours set, and refuses none', () => {
+    expect(attentionDeadline(loadSettings({}))).toBe('1440m');
+    expect(attentionDeadline(loadSettings({ PERSONA_ATTENTION_DEADLINE_HOURS: '1.5' }))).toBe('90m');
+    for (const wrong of ['0', '-1', 'soon'])
+      expect(() => loadSettings({ PERSONA_ATTENTION_DEADLINE_HOURS: wrong })).toThrow(
+        /PERSONA_ATTENTION_DEADLINE_HOURS/,
+      );
   });
 
   it('takes one origin for the codec server’s CORS, never a pattern', () => {

@@ -402,6 +402,15 @@ export const envSchema = z.object({
     .positive()
     .max(24 * 30)
     .default(6),
+  /**
+   * How long ops have to answer a recovery that needs attention before it is counted overdue
+   * (a metric and an alert); the recovery waits on past it.
+   */
+  PERSONA_ATTENTION_DEADLINE_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
   /** The card-network rule table (config/network-rules/<version>.json); the newest when unset. */
   PERSONA_NETWORK_RULES_VERSION: z
     .string()
@@ -857,6 +866,11 @@ export function chargePolicy(settings: Settings): { keyTtlMs: number; settleMs: 
 /** How long a recovery's charge retries before ops are asked, as a workflow duration ('6h', '90m'). */
 export function chargeRetryFor(settings: Settings): string {
   return `${Math.round(settings.PERSONA_CHARGE_RETRY_HOURS * 60)}m`;
+}
+
+/** How long a recovery waits for ops before it is overdue, as a workflow duration ('24h', '90m'). */
+export function attentionDeadline(settings: Settings): string {
+  return `${Math.round(settings.PERSONA_ATTENTION_DEADLINE_HOURS * 60)}m`;
 }
 
 export function profileRules(settings: Settings): {

@@ -86,7 +86,13 @@ export async function reportPaymentFailure(
       {
         workflowId,
         taskQueue: deps.temporal.taskQueue,
-        args: [{ dunningSchedule: deps.recovery.dunningSchedule, chargeRetryFor: deps.recovery.chargeRetryFor }],
+        args: [
+          {
+            dunningSchedule: deps.recovery.dunningSchedule,
+            chargeRetryFor: deps.recovery.chargeRetryFor,
+            attentionDeadline: deps.recovery.attentionDeadline,
+          },
+        ],
         signal: paymentFailedSignal,
         signalArgs: [f],
         // Within Temporal's retention a closed run is not started again either.
