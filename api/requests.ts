@@ -38,6 +38,30 @@ export const paymentFailureSchema = z.strictObject({
     }),
 });
 
+/** Why the payment's owner says a payment no longer needs recovering (temporal/recovery.ts). */
+export const NO_LONGER_OWED_REASONS = ['settled_elsewhere', 'not_owed'] as const;
+
+/** The owner's word that a payment is no longer owed: `POST …/payment-recoveries/{payment_id}/no-longer-owed`. */
+export const paymentNoLongerOwedSchema = z
+  .strictObject({
+    reason: z.enum(NO_LONGER_OWED_REASONS).openapi({
+      description:
+        'settled_elsewhere: the payment was paid another way; not_owed: it is no longer owed (the subscription ' +
+        'was cancelled, the debt written off)',
+    }),
+    note: freeText(500).optional().openapi({ description: 'For ops, at most 500 characters (kept in the history)' }),
+  })
+  .openapi('PaymentNoLongerOwed');
+
+/** The `kind` of a message on the payment-failures topic that is the owner's word, not a failure. */
+export const NO_LONGER_OWED_KIND = 'payment_no_longer_owed';
+
+/** The same word as a Kafka message on the payment-failures topic: the payment named in the body. */
+export const paymentNoLongerOwedMessageSchema = paymentNoLongerOwedSchema.extend({
+  kind: z.literal(NO_LONGER_OWED_KIND),
+  payment_id: paymentIdField,
+});
+
 const OUTCOME_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 export const outcomeIdField = z.string().regex(OUTCOME_ID, 'must be 1–128 letters, digits and _ . : -');
 

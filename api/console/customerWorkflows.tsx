@@ -14,7 +14,7 @@ import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from 
 import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { fraudOutcomeStatus } from '../services/fraud';
 import { mergeStatus } from '../services/identityMerges';
-import { cancelRefusal, recoveryStatus } from '../services/recovery';
+import { mayOfferCancel, recoveryStatus } from '../services/recovery';
 import { ActionForm, when } from './kit';
 import type { ConsoleSession } from './session';
 
@@ -224,8 +224,9 @@ function ActionsOf(props: {
   const forms = [];
   const running = row.status === 'RUNNING';
   const recovery = row.recovery;
-  // Offered only where the service would take it (dunning, or charging with nothing recovered yet).
-  if (recovery?.status && running && may('cancel-recovery') && cancelRefusal(recovery.status) === null)
+  // Offered where the recovery would likely take it (dunning, charging or waiting for ops, nothing
+  // recovered yet): a hint only, the recovery validates the cancel when it arrives.
+  if (recovery?.status && running && may('cancel-recovery') && mayOfferCancel(recovery.status))
     forms.push(
       <ActionForm
         session={session}

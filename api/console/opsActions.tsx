@@ -17,7 +17,7 @@ import { identityMergePair } from '../../temporal/identityMerge';
 import { startExpiryScan } from '../services/expiry';
 import { fraudOutcomeStatus, resolveReview } from '../services/fraud';
 import { mergeStatus, proposeMerge, undoMerge } from '../services/identityMerges';
-import { cancelRecovery, cancelRefusal, recoveryStatus } from '../services/recovery';
+import { cancelRecovery, mayOfferCancel, recoveryStatus } from '../services/recovery';
 import { relayStatus, retryParked } from '../services/relay';
 import { temporalHistoryUrl } from './customerWorkflows';
 import { can, field, when, type ConsoleAction, type FormFields } from './kit';
@@ -117,14 +117,16 @@ const cancelRecoveryAction: ConsoleAction = {
     const paymentId = matching(form, 'payment_id', (v) => WORKFLOW_KEY.test(v), 'not a payment id');
     const reason = requiredText(form, 'reason');
     const status = await recoveryStatus(deps, paymentId);
-    const refusal = cancelRefusal(status);
-    if (refusal) throw new InvalidStateError(`payment recovery ${paymentId} cannot be cancelled now: ${refusal}`);
     return {
       title: 'Cancel this recovery?',
       details: [
         `The recovery of payment ${paymentId} is ${words(status.state)}` +
           `${status.next_retry_at ? `; its next retry would be at ${when(status.next_retry_at)}` : ''}.`,
-        'Cancelled, it charges nothing more (a charge already under way is finished and recorded) and ends stopped.',
+        'Cancelled, it charges nothing more and ends stopped.',
+        // The recovery decides when the cancel reaches it: this page only says what it looks like now.
+        mayOfferCancel(status)
+          ? 'It refuses, saying why, while a charge is being made or recorded: cancel again once that is over.'
+          : 'It does not look cancellable now; it will say why if it refuses.',
         `Reason recorded with it: ${reason}`,
       ],
       danger: true,
@@ -136,7 +138,7 @@ const cancelRecoveryAction: ConsoleAction = {
     return {
       title: 'Recovery cancelled',
       details: [
-        `The recovery of payment ${paymentId} was told to stop; it is ${words(status.state)} now.`,
+        `The recovery of payment ${paymentId} took the cancel; it is ${words(status.state)} now.`,
         ...(status.stop_reason ? [`Why it stopped: ${status.stop_reason}`] : []),
       ],
     };

@@ -1,9 +1,18 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
+import type { LedgerAttempt, RecoveryLedger } from '../../graph/chargeLedger';
+import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
+import { CANCEL_NOT_NOW, initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
 import type { ApiDeps } from '../deps';
-import { cancelRefusal, offerNewPaymentMethod } from './recovery';
+import {
+  cancelRecovery,
+  mayOfferCancel,
+  offerNewPaymentMethod,
+  OWNER_STOP_UPDATE_ID,
+  ownerAnswerOf,
+  paymentNoLongerOwed,
+} from './recovery';
 
 /**
  * What the wallet's offer does with each answer a recovery can give, on a stand-in of Temporal's
@@ -87,22 +96,207 @@ describe('offering a new card to running recoveries', () => {
   });
 });
 
-describe('when ops may cancel a recovery', () => {
+describe('the console’s hint whether to offer a cancel', () => {
   const status = (change: Partial<RecoveryStatus>): RecoveryStatus => ({ ...initialRecoveryStatus(), ...change });
 
-  it('cancels one between charges, charging, or waiting for ops on a charge, with nothing recovered yet', () => {
-    expect(cancelRefusal(status({ state: 'dunning' }))).toBeNull();
-    expect(cancelRefusal(status({ state: 'recovering' }))).toBeNull();
-    // A charge of unknown outcome is settled with the gateway before the recovery stops.
-    expect(cancelRefusal(status({ state: 'needs_attention' }))).toBeNull();
+  it('offers it for one between charges, charging, or waiting for ops, with nothing recovered yet', () => {
+    expect(mayOfferCancel(status({ state: 'dunning' }))).toBe(true);
+    expect(mayOfferCancel(status({ state: 'recovering' }))).toBe(true);
+    expect(mayOfferCancel(status({ state: 'needs_attention' }))).toBe(true);
   });
 
-  it('refuses one that recovered (even while its record needs attention) or is only finishing, saying why', () => {
-    const recording = status({ state: 'needs_attention', recovered_with: 'pm_1' });
-    expect(cancelRefusal(recording)).toMatch(/recovered the payment/);
-    expect(cancelRefusal(status({ state: 'recovering', recovered_with: 'pm_1' }))).toMatch(/recovered the payment/);
-    expect(cancelRefusal(status({ state: 'waiting' }))).toMatch(/not taken its payment failure yet/);
-    for (const state of ['recovered', 'failed', 'stopped'] as const)
-      expect(cancelRefusal(status({ state }))).toMatch(/only finishing its records/);
+  it('does not offer it for one that recovered (even while recording it), has not started, or ended', () => {
+    expect(mayOfferCancel(status({ state: 'needs_attention', recovered_with: 'pm_1' }))).toBe(false);
+    expect(mayOfferCancel(status({ state: 'recovering', recovered_with: 'pm_1' }))).toBe(false);
+    for (const state of ['waiting', 'recovered', 'failed', 'stopped'] as const)
+      expect(mayOfferCancel(status({ state }))).toBe(false);
+  });
+});
+
+/** A stand-in whose one recovery answers an Update as told (the real one: test/integration/recovery-api.test.ts). */
+function recoveryAnswering(answer: 'refused_not_now' | 'refused' | 'ended' | 'never' | 'stopped' | 'slow') {
+  const rejection = (message: string, type?: string) =>
+    new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ message, type }));
+  const sent: unknown[] = [];
+  const stopped = { ...initialRecoveryStatus(), state: 'stopped' as const, stop_reason: 'cancelled: ops' };
+  const outcome = async () => {
+    if (answer === 'refused_not_now')
+      throw rejection('a charge is being made: ask again once it is over', CANCEL_NOT_NOW);
+    if (answer === 'refused') throw rejection('the recovery has not taken its payment failure yet');
+    if (answer === 'ended' || answer === 'never')
+      throw new WorkflowNotFoundError('workflow execution already completed', 'payment-recovery-p', undefined);
+    if (answer === 'slow') return new Promise(() => undefined);
+    return stopped;
+  };
+  const client = {
+    connection: {
+      withAbortSignal: <T>(signal: AbortSignal, fn: () => Promise<T>) =>
+        Promise.race([
+          fn(),
+          new Promise<T>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')))),
+        ]),
+    },
+    workflow: {
+      getHandle: () => ({
+        describe: async () => {
+          if (answer === 'never') throw new WorkflowNotFoundError('not found', 'payment-recovery-p', undefined);
+          return {};
+        },
+        executeUpdate: async (_def: unknown, options: { args: unknown[] }) => {
+          sent.push(...options.args);
+          return outcome();
+        },
+        startUpdate: async (_def: unknown, options: { args: unknown[]; updateId: string }) => {
+          sent.push({ ...(options.args[0] as object), updateId: options.updateId });
+          if (answer === 'ended' || answer === 'never') await outcome();
+          return {
+            result: async () => {
+              if (answer === 'stopped')
+                return { payment_id: 'p', outcome: 'stopped', charge: null, state: 'stopped', stop_reason: 'owner' };
+              return outcome();
+            },
+          };
+        },
+      }),
+    },
+  } as unknown as Client;
+  return { deps: { temporal: { client, taskQueue: 'persona' } } as unknown as ApiDeps, sent };
+}
+
+describe('cancelling a recovery: the recovery decides, the api says why it refused', () => {
+  it('answers the final status when the recovery takes it, sending the trimmed reason', async () => {
+    const { deps, sent } = recoveryAnswering('stopped');
+    await expect(cancelRecovery(deps, 'p', '  customer disputes it ')).resolves.toMatchObject({ state: 'stopped' });
+    expect(sent).toEqual([{ reason: 'customer disputes it' }]);
+  });
+
+  it('refuses with 409 and the recovery’s own reason while it is busy (CANCEL_NOT_NOW) or cannot take it', async () => {
+    const busy = cancelRecovery(recoveryAnswering('refused_not_now').deps, 'p', 'ops');
+    await expect(busy).rejects.toBeInstanceOf(InvalidStateError);
+    await expect(busy).rejects.toThrow(
+      'payment recovery p cannot be cancelled now: a charge is being made: ask again once it is over',
+    );
+    const refused = cancelRecovery(recoveryAnswering('refused').deps, 'p', 'ops');
+    await expect(refused).rejects.toThrow('payment recovery p cannot be cancelled: the recovery has not taken');
+  });
+
+  it('refuses an ended recovery with 409 saying so, and an unknown payment with 404', async () => {
+    const ended = cancelRecovery(recoveryAnswering('ended').deps, 'p', 'ops');
+    await expect(ended).rejects.toBeInstanceOf(InvalidStateError);
+    await expect(ended).rejects.toThrow('payment recovery p has ended');
+    await expect(cancelRecovery(recoveryAnswering('never').deps, 'p', 'ops')).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('refuses a blank or overlong reason before asking the recovery', async () => {
+    const { deps, sent } = recoveryAnswering('stopped');
+    await expect(cancelRecovery(deps, 'p', '   ')).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(cancelRecovery(deps, 'p', 'x'.repeat(501))).rejects.toBeInstanceOf(InvalidInputError);
+    expect(sent).toEqual([]);
+  });
+});
+
+describe('the owner’s stop, while the recovery runs', () => {
+  it('answers the recovery’s own answer, sent once under one update id', async () => {
+    const { deps, sent } = recoveryAnswering('stopped');
+    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'settled_elsewhere' }, 1000);
+    expect(answer).toMatchObject({ outcome: 'stopped', charge: null, status_url: '/api/v1/payment-recoveries/p' });
+    expect(sent).toEqual([{ reason: 'settled_elsewhere', updateId: OWNER_STOP_UPDATE_ID }]);
+  });
+
+  it('answers stopping, and where to read the outcome, before the recovery reaches a safe point', async () => {
+    const { deps } = recoveryAnswering('slow');
+    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'not_owed' }, 30);
+    expect(answer).toEqual({
+      payment_id: 'p',
+      outcome: 'stopping',
+      charge: null,
+      state: null,
+      stop_reason: null,
+      status_url: '/api/v1/payment-recoveries/p',
+    });
+  });
+});
+
+describe('the owner’s answer from the charge ledger (a recovery that ended)', () => {
+  const recovery = (change: Partial<RecoveryLedger>): RecoveryLedger => ({
+    payment_id: 'p',
+    customer_id: 'c',
+    payment_method_id: 'pm-1',
+    amount: 1999,
+    currency: 'EUR',
+    state: 'recovering',
+    reported_at: '2026-11-01T00:00:00Z',
+    started_at: '2026-11-01T00:00:01Z',
+    ended_at: null,
+    charge_id: null,
+    recovered_with: null,
+    reason: null,
+    erased_at: null,
+    ...change,
+  });
+  const attempt = (change: Partial<LedgerAttempt>): LedgerAttempt =>
+    ({
+      key: `k-${Math.random()}`,
+      payment_id: 'p',
+      payment_method_id: 'pm-2',
+      amount: 1999,
+      currency: 'EUR',
+      state: 'declined',
+      charge_id: null,
+      ...change,
+    }) as LedgerAttempt;
+
+  it('reports a charge Persona made, with its method, charge id, amount and currency', () => {
+    const recorded = {
+      recovery: recovery({ state: 'recovered', recovered_with: 'pm-2', charge_id: 'ch_1' }),
+      attempts: [attempt({ payment_method_id: 'pm-1' }), attempt({ state: 'succeeded', charge_id: 'ch_1' })],
+    };
+    expect(ownerAnswerOf(recorded, null)).toEqual({
+      payment_id: 'p',
+      outcome: 'recovered',
+      charge: { payment_method_id: 'pm-2', charge_id: 'ch_1', amount: 1999, currency: 'EUR' },
+      state: 'recovered',
+      stop_reason: null,
+    });
+  });
+
+  it('never hides a charge that succeeded behind a stop or failure recorded before it', () => {
+    const recorded = {
+      recovery: recovery({ state: 'stopped', reason: 'cancelled: ops' }),
+      attempts: [attempt({ state: 'succeeded', charge_id: 'ch_2' })],
+    };
+    expect(ownerAnswerOf(recorded, null)).toMatchObject({
+      outcome: 'recovered',
+      charge: { payment_method_id: 'pm-2', charge_id: 'ch_2' },
+    });
+  });
+
+  it('answers failed or stopped, with the recorded reason, when nothing was charged', () => {
+    const declined = [attempt({})];
+    expect(
+      ownerAnswerOf({ recovery: recovery({ state: 'failed', reason: 'all declined' }), attempts: declined }, null),
+    ).toMatchObject({ outcome: 'failed', charge: null, state: 'failed', stop_reason: 'all declined' });
+    expect(
+      ownerAnswerOf({ recovery: recovery({ state: 'stopped', reason: 'cancelled: x' }), attempts: [] }, null),
+    ).toMatchObject({ outcome: 'stopped', charge: null, state: 'stopped', stop_reason: 'cancelled: x' });
+  });
+
+  it('takes the workflow’s final state while the ledger has not recorded the end, and its charge', () => {
+    const stopped = { ...initialRecoveryStatus(), state: 'stopped' as const, stop_reason: 'no longer owed' };
+    expect(ownerAnswerOf({ recovery: recovery({}), attempts: [] }, stopped)).toMatchObject({
+      outcome: 'stopped',
+      stop_reason: 'no longer owed',
+    });
+    const recovered = { ...initialRecoveryStatus(), state: 'recovered' as const, recovered_with: 'pm-1' };
+    expect(ownerAnswerOf({ recovery: recovery({}), attempts: [] }, recovered)).toMatchObject({
+      outcome: 'recovered',
+      charge: { payment_method_id: 'pm-1', charge_id: null, amount: 1999, currency: 'EUR' },
+    });
+  });
+
+  it('refuses to guess (409) for a recovery recorded as still recovering that nothing runs', () => {
+    expect(() => ownerAnswerOf({ recovery: recovery({}), attempts: [attempt({ state: 'sent' })] }, null)).toThrow(
+      InvalidStateError,
+    );
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Payment recovery from the api's side: Synapse reports a failure (signal-with-start of
- * `paymentFailed`), anyone with the scope reads a recovery's status, ops stop one (`cancel`), and
- * a new card in the wallet wakes the customer's running recoveries.
+ * `paymentFailed`) and may say the payment is no longer owed (`paymentNoLongerOwed`), anyone with
+ * the scope reads a recovery's status, ops stop one (`cancel`), and a new card in the wallet wakes
+ * the customer's running recoveries.
  */
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -13,11 +14,17 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
-import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
+import { endRecovery, readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
-  cancelRecoverySignal,
+  CANCEL_NOT_NOW,
+  cancelRecoveryUpdate,
   paymentFailedSignal,
+  paymentNoLongerOwedUpdate,
+  RECOVERY_ENDED,
+  type OwnerStopAnswer,
+  type PaymentNoLongerOwed,
+  type RecoveryState,
   offerPaymentMethodUpdate,
   OFFER_BY_SIGNAL,
   paymentMethodAddedSignal,
@@ -31,7 +38,7 @@ import {
   initialRecoveryStatus,
   type RecoveryStatus,
 } from '../../temporal/recovery';
-import { refusalError, updateRefusalOf } from '../../temporal/updates';
+import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
 import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
@@ -198,51 +205,213 @@ export async function resolveAttention(
 export const CANCEL_REASON_MAX = 500;
 
 /**
- * Ops stop a running recovery with a reason: the `cancel` signal, after which it charges nothing
- * more (a charge already under way is finished and recorded first) and ends `stopped`, its
- * `stop_reason` "cancelled: <reason>". A recovery between charges (`dunning`), charging
- * (`recovering`, nothing recovered yet) or waiting for ops on a charge (`needs_attention`: a charge
- * of unknown outcome is settled with the gateway, without sending anything, before it stops) is
- * cancelled; one that recovered (recording it, even while that needs attention) or failed is only
- * finishing its records. A recovery cancelled already answers its
- * status again (a resent form). NotFoundError (404) when no recovery has this payment id,
- * InvalidStateError (409) when it cannot be cancelled now, saying why. Answers its status once the
- * signal is in.
+ * Ops stop a recovery with a reason: the `cancel` Workflow Update, which the recovery itself
+ * validates. Accepted, it charges nothing more and ends `stopped`, its `stop_reason` "cancelled:
+ * <reason>", and the Update answers that final status; a recovery cancelled already answers it
+ * again (a resent form). NotFoundError (404) when no recovery has this payment id;
+ * InvalidStateError (409) when it has ended, and with the recovery's own reason when it refuses
+ * for now (a charge being made or of unknown outcome, a recovery that charged being recorded:
+ * `CANCEL_NOT_NOW`) or at all (not started). No check here decides for it: the workflow does, at
+ * the moment it takes the Update, so nothing races it.
  */
 export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: string): Promise<RecoveryStatus> {
   const why = reason.trim();
   if (!why) throw new InvalidInputError('reason', 'say why the recovery is cancelled');
   if (why.length > CANCEL_REASON_MAX) throw new InvalidInputError('reason', `at most ${CANCEL_REASON_MAX} characters`);
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
-  const ended = (state: string) => new InvalidStateError(`payment recovery ${paymentId} is not running (${state})`);
-  let described;
   try {
-    described = await handle.describe();
+    return complete(await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }));
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('PaymentRecovery', paymentId);
-    throw err;
+    const refusal = await updateRefusalOf(err, handle);
+    if (!refusal) throw err;
+    if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
+    if (refusal.kind === 'ended')
+      throw new InvalidStateError(`payment recovery ${paymentId} has ended: there is nothing to cancel`);
+    const notNow = err instanceof WorkflowUpdateFailedError && failureType(err) === CANCEL_NOT_NOW;
+    throw refusalError(refusal, `payment recovery ${paymentId} cannot be cancelled${notNow ? ' now' : ''}`);
   }
-  if (described.status.name !== 'RUNNING') throw ended(described.status.name.toLowerCase().replace(/_/g, ' '));
-  const status = await recoveryStatus(deps, paymentId);
-  if (status.stop_reason?.startsWith('cancelled')) return status;
-  const refusal = cancelRefusal(status);
-  if (refusal) throw new InvalidStateError(`payment recovery ${paymentId} cannot be cancelled now: ${refusal}`);
-  try {
-    await handle.signal(cancelRecoverySignal, { reason: why });
-  } catch (err) {
-    // Running when described, gone by the signal: it ended in between.
-    if (err instanceof WorkflowNotFoundError) throw ended('it has just ended');
-    throw err;
-  }
-  return recoveryStatus(deps, paymentId);
 }
 
-/** Why a recovery in this state may not be cancelled, or null when it may. */
-export function cancelRefusal(status: RecoveryStatus): string | null {
-  if (status.recovered_with !== null) return 'it recovered the payment already and is recording it';
-  if (status.state === 'dunning' || status.state === 'recovering' || status.state === 'needs_attention') return null;
-  if (status.state === 'waiting') return 'it has not taken its payment failure yet';
-  return `it is ${status.state.replace(/_/g, ' ')} already and only finishing its records`;
+function failureType(err: WorkflowUpdateFailedError): string | null {
+  return err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
+}
+
+/**
+ * Whether the console offers ops a cancel button for a recovery in this state: a hint for the
+ * page only (dunning, charging or waiting for ops with nothing recovered yet). The recovery
+ * decides when the cancel arrives, and may still refuse it with its reason.
+ */
+export function mayOfferCancel(status: RecoveryStatus): boolean {
+  if (status.recovered_with !== null) return false;
+  return status.state === 'dunning' || status.state === 'recovering' || status.state === 'needs_attention';
+}
+
+/** What the payment's owner learns of its stop: the recovery's answer, or `stopping` while it gets there. */
+export interface OwnerStopReply extends Omit<OwnerStopAnswer, 'outcome' | 'state'> {
+  /**
+   * The recovery's answer (stopped, recovered, failed), or `stopping`: the stop was taken and is
+   * applied at the recovery's next safe point (a charge under way, or whose outcome the gateway has
+   * yet to tell, is settled first): read `status_url`, or send the same word again to wait for it.
+   */
+  outcome: OwnerStopAnswer['outcome'] | 'stopping';
+  /** The recovery's state once it answered (null while `stopping`). */
+  state: RecoveryState | null;
+  status_url: string;
+}
+
+/** One stop per recovery: the same word resent (a timeout, a replayed message) joins the first. */
+export const OWNER_STOP_UPDATE_ID = 'payment-no-longer-owed';
+
+/**
+ * The payment's owner (Synapse) says a payment was settled elsewhere or is no longer owed: the
+ * `paymentNoLongerOwed` Workflow Update, which the recovery takes whatever it is doing and applies
+ * at its next safe point (never between a charge and its record). Answers what the recovery did:
+ * stopped (nothing charged), recovered (a charge went through first: `charge` says which, so the
+ * owner can refund one of the two), failed; or `stopping` when the recovery has not reached that
+ * point within `waitMs` (0: only make sure the stop was taken, as the Kafka consumer does). A
+ * recovery that has ended, in Temporal or past its retention, is answered from the charge ledger:
+ * a charge Persona made is always reported. NotFoundError (404) for a payment never reported.
+ */
+export async function paymentNoLongerOwed(
+  deps: ApiDeps,
+  paymentId: string,
+  word: PaymentNoLongerOwed,
+  waitMs: number,
+): Promise<OwnerStopReply> {
+  const { client } = deps.temporal;
+  const statusUrl = `/api/v1/payment-recoveries/${paymentId}`;
+  const handle = client.workflow.getHandle(recoveryWorkflowId(paymentId));
+  const deadline = Date.now() + waitMs;
+  const bounded = <T>(ms: number, fn: () => Promise<T>): Promise<T> => {
+    const call = new AbortController();
+    const timer = setTimeout(() => call.abort(), Math.max(ms, 1));
+    return client.connection.withAbortSignal(call.signal, fn).finally(() => clearTimeout(timer));
+  };
+  const refused = async (err: unknown): Promise<OwnerStopReply> => {
+    const refusal = await updateRefusalOf(err, handle);
+    if (!refusal) throw err;
+    if (refusal.kind === 'unknown_update') throw refusalError(refusal, `payment recovery ${paymentId}`);
+    // Ended (closed, past retention, or refused by the validator because it ended): what was recorded.
+    return { ...(await ownerAnswerFromRecords(deps, paymentId, refusal, word)), status_url: statusUrl };
+  };
+  let update;
+  try {
+    update = await handle.startUpdate(paymentNoLongerOwedUpdate, {
+      args: [word],
+      updateId: OWNER_STOP_UPDATE_ID,
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+  } catch (err) {
+    return refused(err);
+  }
+  try {
+    // A refusal is known at once (no call); an answer is waited for only as long as asked.
+    const answer = await bounded(deadline - Date.now(), () => update.result());
+    return { ...answer, status_url: statusUrl };
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) return refused(err);
+    if (Date.now() < deadline) throw err;
+    return {
+      payment_id: paymentId,
+      outcome: 'stopping',
+      charge: null,
+      state: null,
+      stop_reason: null,
+      status_url: statusUrl,
+    };
+  }
+}
+
+/** The words a stop recorded by the api (no workflow to take it) carries in the ledger. */
+function ownerStopReason(word: Pick<PaymentNoLongerOwed, 'reason'>): string {
+  return `the payment's owner says it is no longer owed (${word.reason})`;
+}
+
+/**
+ * What became of a recovery that can no longer take the owner's word: the charge ledger's record
+ * (the workflow's status for what the ledger does not say). A charge that succeeded is the answer
+ * whatever else was recorded. A refusal by a recovery still running that has not ended is the
+ * 409 of its reason.
+ */
+async function ownerAnswerFromRecords(
+  deps: ApiDeps,
+  paymentId: string,
+  refusal: Exclude<UpdateRefusal, { kind: 'unknown_update' }>,
+  word: PaymentNoLongerOwed,
+): Promise<Omit<OwnerStopReply, 'status_url'>> {
+  const status = refusal.kind === 'not_found' ? null : await recoveryStatus(deps, paymentId).catch(() => null);
+  if (refusal.kind === 'refused' && status && !RECOVERY_ENDED.includes(status.state))
+    throw refusalError(refusal, `payment recovery ${paymentId}`);
+  const recorded = await readRecoveryLedger(deps.graph, paymentId);
+  if (!recorded) {
+    if (status === null) throw new NotFoundError('PaymentRecovery', paymentId);
+    throw new InvalidStateError(
+      `payment recovery ${paymentId} has ended (${status.state}) but the charge ledger has no record of it: ` +
+        'ask ops (runbook, "The charge ledger")',
+    );
+  }
+  const { recovery, attempts } = recorded;
+  // Reserved, but its workflow never started (the api died in between) and nothing was charged:
+  // the stop is recorded in the ledger, so a later report of the payment starts nothing (a start
+  // racing this one finds the recovery ended there and charges nothing).
+  if (
+    refusal.kind === 'not_found' &&
+    recovery.state === 'recovering' &&
+    attempts.every((a) => a.state !== 'sent' && a.state !== 'succeeded')
+  ) {
+    const ended = await endRecovery(deps.graph, {
+      payment_id: paymentId,
+      customer_id: recovery.customer_id,
+      state: 'stopped',
+      reason: ownerStopReason(word),
+    });
+    return ownerAnswerOf({ recovery: ended.recovery, attempts }, null);
+  }
+  return ownerAnswerOf(recorded, status);
+}
+
+type Recorded = NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>;
+
+/**
+ * The owner's answer from the ledger (pure): recovered with the charge when any attempt succeeded
+ * or the recovery is recorded recovered — never hidden behind a later stop — else failed or
+ * stopped as recorded (the workflow's final state when the ledger has not recorded the end yet).
+ */
+export function ownerAnswerOf(
+  { recovery, attempts }: Recorded,
+  status: RecoveryStatus | null,
+): Omit<OwnerStopReply, 'status_url'> {
+  const succeeded = attempts.find((a) => a.state === 'succeeded');
+  const chargedWith = succeeded?.payment_method_id ?? recovery.recovered_with ?? status?.recovered_with ?? null;
+  const base = { payment_id: recovery.payment_id };
+  if (succeeded || recovery.state === 'recovered' || chargedWith !== null) {
+    const amount = succeeded?.amount ?? recovery.amount;
+    const currency = succeeded?.currency ?? recovery.currency;
+    if (chargedWith === null || amount === null || currency === null)
+      throw new InvalidStateError(
+        `payment recovery ${recovery.payment_id} charged, but the charge ledger does not say with what: ask ops`,
+      );
+    return {
+      ...base,
+      outcome: 'recovered',
+      charge: {
+        payment_method_id: chargedWith,
+        charge_id: succeeded?.charge_id ?? recovery.charge_id,
+        amount,
+        currency,
+      },
+      state: 'recovered',
+      stop_reason: null,
+    };
+  }
+  const state = recovery.state === 'recovering' ? (status?.state ?? 'waiting') : recovery.state;
+  const stopReason = recovery.state === 'recovering' ? (status?.stop_reason ?? null) : recovery.reason;
+  if (state === 'failed') return { ...base, outcome: 'failed', charge: null, state, stop_reason: stopReason };
+  if (state === 'stopped') return { ...base, outcome: 'stopped', charge: null, state, stop_reason: stopReason };
+  throw new InvalidStateError(
+    `payment recovery ${recovery.payment_id} is recorded as still recovering but no workflow runs it: ask ops ` +
+      '(runbook, "The charge ledger")',
+  );
 }
 
 /** What became of a new card offered to one of the customer's running recoveries. */

@@ -30,7 +30,7 @@ import { uniqueEmail } from '../support/graph';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
-import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 
 let h: Harness;
 let b: ConsoleBrowser;
@@ -413,7 +413,7 @@ describe('ops in the console', () => {
       .poll(() => ui.evaluate<string>('document.body.innerText'), { timeout: 20_000 })
       .toContain(recoveryWorkflowId(payment));
     // Its dunning would otherwise wait for days on the shared dev server.
-    await recovery.signal('cancel', { reason: 'test over' });
+    await recovery.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test over' }] });
   });
 
   it('resolves a fraud review from the customer page and sees the customer active again', async () => {

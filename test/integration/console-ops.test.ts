@@ -10,7 +10,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskEmail, maskOpaque, maskPhone } from '../../api/console/mask';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
-import type { RecoveryStatus } from '../../temporal/recovery';
+import { cancelRecoveryUpdate, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
 import { callApi, csrfOf, decodeHtml, formFields, getPage, postForm, signIn, uniqueUsPhone } from '../support/console';
 import { uniqueEmail } from '../support/graph';
@@ -326,7 +326,7 @@ describe('actions ops decide', () => {
     expect(confirm.html).toContain('Cancel this recovery?');
     expect(confirm.html).toContain(`The recovery of payment ${payment} is dunning`);
     expect(outcome?.status).toBe(200);
-    expect(outcome?.html).toContain(`The recovery of payment ${payment} was told to stop`);
+    expect(outcome?.html).toContain(`The recovery of payment ${payment} took the cancel; it is stopped now`);
     const result = (await h.client.workflow.getHandle(`payment-recovery-${payment}`).result()) as RecoveryStatus;
     expect(result).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: customer disputes it' });
     // Not running any more: a second cancellation is refused.
@@ -437,6 +437,8 @@ describe('a session that only reads customers', () => {
     expect(await refused.text()).toContain('do not allow this action');
     expect((await recoveryOf(payment)).state).toBe('dunning');
     expect((await page('/console/operations', readerCookie)).status).toBe(403);
-    await h.client.workflow.getHandle(`payment-recovery-${payment}`).signal('cancel', { reason: 'test over' });
+    await h.client.workflow
+      .getHandle(`payment-recovery-${payment}`)
+      .executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test over' }] });
   });
 });

@@ -15,7 +15,12 @@ import {
 } from '../../graph';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { createFraudActivities } from '../../activities/fraud';
-import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import {
+  cancelRecoveryUpdate,
+  RECOVERY_WORKFLOW_TYPE,
+  recoveryWorkflowId,
+  type RecoveryStatus,
+} from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
@@ -290,7 +295,7 @@ describe('confirmed fraud', () => {
       const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, c.customerId);
       expect(charges.filter((ch) => ch.idempotency_key.includes(stolen))).toHaveLength(1);
       expect(charges.filter((ch) => ch.idempotency_key.includes(good.id))).toEqual([]);
-      await recovery.signal('cancel', { reason: 'test over' });
+      await recovery.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test over' }] });
       expect(((await recovery.result()) as RecoveryStatus).state).toBe('stopped');
 
       // Ops confirm the suspension; the customer stays suspended.

@@ -16,7 +16,7 @@ import { WebhookNotificationSink } from '../../clients/notifications';
 import { linkDevice, listCustomerEvents } from '../../graph';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
-import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
 import { freePort } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -124,7 +124,7 @@ describe('when the notification webhook refuses everything and Chimera is unreac
     expect(Date.parse(now.next_retry_at ?? '')).toBeGreaterThan(Date.now());
     const handle = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
     expect((await handle.describe()).status.name).toBe('RUNNING');
-    await handle.signal('cancel', { reason: 'test over' });
+    await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test over' }] });
     expect(((await handle.result()) as RecoveryStatus).state).toBe('stopped');
   });
 
