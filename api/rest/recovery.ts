@@ -3,19 +3,31 @@
  *   POST /api/v1/payment-failures                 Synapse reports a failed recurring payment
  *   GET  /api/v1/payment-recoveries/{payment_id}  the recovery's status
  *   POST /api/v1/payment-recoveries/{payment_id}/attention  ops answer a recovery that needs attention
+ *   POST /api/v1/payment-recoveries/{payment_id}/no-longer-owed  Synapse stops it: settled elsewhere, not owed
  */
 import { RECOVERY_MECHANISMS } from '../../payments/mechanisms';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { freeText } from '../../graph/model';
 import type { ApiDeps } from '../deps';
-import { paymentFailureSchema, paymentIdField } from '../requests';
-import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
+import { ATTENTION_REASONS } from '../../temporal/recovery';
+import { paymentFailureSchema, paymentIdField, paymentNoLongerOwedSchema } from '../requests';
+import { paymentNoLongerOwed, recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
 import { access, bearerSecurity, problems, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
+const RECOVERY_STATES = [
+  'waiting',
+  'recovering',
+  'recovered',
+  'dunning',
+  'needs_attention',
+  'failed',
+  'stopped',
+] as const;
+
 const statusSchema = z
   .object({
-    state: z.enum(['waiting', 'recovering', 'recovered', 'dunning', 'needs_attention', 'failed', 'stopped']),
+    state: z.enum(RECOVERY_STATES),
     attempts: z.array(
       z.object({
         payment_method_id: z.string(),
@@ -60,6 +72,11 @@ const statusSchema = z
       }),
     attention: z
       .object({
+        kind: z.enum(ATTENTION_REASONS).openapi({
+          description:
+            'Why, as a code: charge_refused (skippable), charge_unknown (only retry: the charge may have gone ' +
+            'through), record_failed (charged, not recorded), graph_restored',
+        }),
         reason: z.string(),
         payment_method_id: z.string().nullable(),
         since: z.string(),
@@ -72,6 +89,9 @@ const statusSchema = z
               '(or a cancel, which asks the gateway first) until the gateway says',
           }),
         skippable: z.boolean().openapi({ description: 'Whether skip is allowed: only when nothing was charged' }),
+        due_at: z.string().openapi({
+          description: 'When ops should have answered (PERSONA_ATTENTION_DEADLINE_HOURS after since): overdue after',
+        }),
       })
       .nullable()
       .openapi({ description: 'Why the recovery waits for ops (state needs_attention), else null' }),
@@ -79,6 +99,31 @@ const statusSchema = z
     undelivered: z.array(z.string()).openapi({ description: 'Notifications that could not be delivered' }),
   })
   .openapi('RecoveryStatus');
+
+const ownerStopSchema = z
+  .object({
+    payment_id: z.string(),
+    outcome: z.enum(['stopped', 'recovered', 'failed', 'stopping']).openapi({
+      description:
+        'stopped: Persona charged nothing for this payment and will not; recovered: Persona charged it before ' +
+        'the word arrived (`charge` says which charge: refund one of the two if it was paid elsewhere too); ' +
+        'failed: the recovery had ended without charging; stopping (202): taken, applied at the next safe point ' +
+        '(a charge under way is settled first): read `status_url`, or send the same word again to wait for it',
+    }),
+    charge: z
+      .object({
+        payment_method_id: z.string(),
+        charge_id: z.string().nullable(),
+        amount: z.number().int().openapi({ description: 'Minor units of `currency`' }),
+        currency: z.string(),
+      })
+      .nullable()
+      .openapi({ description: 'The charge Persona made, when it made one: never left out' }),
+    state: z.enum(RECOVERY_STATES).nullable().openapi({ description: 'The recovery’s state (null while stopping)' }),
+    stop_reason: z.string().nullable(),
+    status_url: z.string(),
+  })
+  .openapi('OwnerStopAnswer');
 
 export function recoveryRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -180,6 +225,48 @@ export function recoveryRoutes(deps: ApiDeps) {
         }),
         200,
       );
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/payment-recoveries/{payment_id}/no-longer-owed',
+      tags: ['payments'],
+      security: bearerSecurity,
+      summary:
+        'The payment’s owner says it was settled elsewhere or is no longer owed: the recovery stops at its next ' +
+        'safe point (never between a charge and its record) and answers what it did, a charge it made included',
+      middleware: [access(deps.authenticate, { scopes: ['payments:report'] })] as const,
+      request: {
+        params: z.object({
+          payment_id: paymentIdField.openapi({ param: { name: 'payment_id', in: 'path' } }),
+        }),
+        query: z.object({
+          wait: z
+            .enum(['true', 'false'])
+            .optional()
+            .openapi({ description: 'Wait up to PERSONA_WAIT_TIMEOUT_MS for the recovery to stop (else 202 sooner)' }),
+        }),
+        body: { required: true, content: { 'application/json': { schema: paymentNoLongerOwedSchema } } },
+      },
+      responses: {
+        200: {
+          description: 'What the recovery did: stopped, recovered (with the charge) or failed',
+          content: { 'application/json': { schema: ownerStopSchema } },
+        },
+        202: {
+          description: 'Taken; the recovery stops at its next safe point (`outcome` stopping)',
+          content: { 'application/json': { schema: ownerStopSchema } },
+        },
+        ...problems(400, 401, 403, 404, 409, 413),
+      },
+    }),
+    async (c) => {
+      const waitMs =
+        c.req.valid('query').wait === 'true' ? deps.limits.waitTimeoutMs : deps.limits.requestDeadlineMs / 2;
+      const reply = await paymentNoLongerOwed(deps, c.req.valid('param').payment_id, c.req.valid('json'), waitMs);
+      if (reply.outcome === 'stopping') return c.json(reply, 202);
+      return c.json(reply, 200);
     },
   );
   return app;

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
-import type { RecoveryStatus } from '../../temporal/recovery';
+import { readRecoveryLedger } from '../../graph/chargeLedger';
+import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { cancelRecovery } from '../../api/services/recovery';
+import type { OwnerStopAnswer, RecoveryStatus } from '../../temporal/recovery';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
@@ -12,8 +15,29 @@ import { customerWithCards, paymentId, simulatorCharges } from '../support/recov
 
 let h: Harness;
 let gatewayUrl: string;
+/** Charges held before they go, by customer: a recovery kept busy charging, on demand. */
+const gates = new Map<string, { started: boolean; opened: Promise<void>; open: () => void }>();
+function hold(customerId: string) {
+  let open = () => undefined as void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const gate = { started: false, opened, open };
+  gates.set(customerId, gate);
+  return gate;
+}
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({
+    wrapActivities: (real) => ({
+      ...real,
+      async chargePaymentMethod(a) {
+        const gate = gates.get(a.customer_id);
+        if (gate) {
+          gate.started = true;
+          await gate.opened;
+        }
+        return real.chargePaymentMethod(a);
+      },
+    }),
+  });
   gatewayUrl = h.graph.config.PERSONA_GATEWAY_URL;
 });
 afterAll(() => h?.close());
@@ -325,5 +349,192 @@ describe('payment recovery end to end', () => {
         })
       ).status,
     ).toBe(404);
+  });
+});
+
+/** The owner's word, as Synapse sends it (`payments:report` unless another token is given). */
+async function noLongerOwed(payment: string, body: unknown, options: { token?: string; wait?: boolean } = {}) {
+  const res = await h.app.request(
+    `/api/v1/payment-recoveries/${payment}/no-longer-owed${options.wait === false ? '' : '?wait=true'}`,
+    {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${options.token ?? (await h.token('payments:report'))}`,
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body),
+    },
+  );
+  return { status: res.status, json: (await res.json()) as OwnerStopAnswer & Record<string, unknown> };
+}
+
+/** A recovery whose every method declines, between dunning rounds. */
+async function dunningRecovery() {
+  const { customerId, cards } = await customerWithCards(h.graph, [
+    'tok_decline_generic_decline_1',
+    'tok_decline_do_not_honor_2',
+  ]);
+  const f = failure(customerId, cards[0] as string, 'generic_decline');
+  expect((await report(f)).status).toBe(202);
+  await until(async () => (await status(f.payment_id)).state === 'dunning');
+  return { customerId, cards, f };
+}
+
+describe('the payment’s owner stops a recovery', () => {
+  it('stops a dunning recovery: nothing charged, the ledger says stopped, the word again the same', async () => {
+    const { customerId, f } = await dunningRecovery();
+    const stopped = await noLongerOwed(f.payment_id, { reason: 'settled_elsewhere', note: 'paid by bank transfer' });
+    expect(stopped).toMatchObject({
+      status: 200,
+      json: {
+        payment_id: f.payment_id,
+        outcome: 'stopped',
+        charge: null,
+        state: 'stopped',
+        status_url: `/api/v1/payment-recoveries/${f.payment_id}`,
+      },
+    });
+    const result = (await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result()) as RecoveryStatus;
+    expect(result.state).toBe('stopped');
+    expect((await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded')).toEqual([]);
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
+    // Resent once the recovery ended: answered from the ledger, the same outcome.
+    expect(await noLongerOwed(f.payment_id, { reason: 'settled_elsewhere' })).toMatchObject({
+      status: 200,
+      json: { outcome: 'stopped', charge: null, state: 'stopped' },
+    });
+  });
+
+  it('answers a recovery that recovered first with the charge Persona made, never hiding it', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_1',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    expect((await report(f)).status).toBe(202);
+    await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
+    const [charge] = (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
+    expect(await noLongerOwed(f.payment_id, { reason: 'settled_elsewhere' })).toEqual({
+      status: 200,
+      json: {
+        payment_id: f.payment_id,
+        outcome: 'recovered',
+        charge: { payment_method_id: cards[1], charge_id: charge?.id, amount: 2599, currency: 'EUR' },
+        state: 'recovered',
+        stop_reason: null,
+        status_url: `/api/v1/payment-recoveries/${f.payment_id}`,
+      },
+    });
+  });
+
+  it('takes the word during a charge, stops after it, and reports the charge that went through', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_1',
+      `tok_visa_${randomUUID()}`,
+    ]);
+    const gate = hold(customerId);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gate.started);
+    // Before the charge's outcome: taken, and answered as stopping to a caller who does not wait.
+    const taken = await noLongerOwed(f.payment_id, { reason: 'not_owed' }, { wait: false });
+    expect(taken).toMatchObject({ status: 202, json: { outcome: 'stopping', charge: null, state: null } });
+    gate.open();
+    const succeeded = async () =>
+      (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
+    await until(async () => (await succeeded()).length > 0);
+    const [charge] = await succeeded();
+    // The same word again waits for the stop's answer: the charge made before it, never hidden.
+    expect(await noLongerOwed(f.payment_id, { reason: 'not_owed' })).toMatchObject({
+      status: 200,
+      json: {
+        outcome: 'recovered',
+        charge: { payment_method_id: cards[1], charge_id: charge?.id, amount: 2599, currency: 'EUR' },
+      },
+    });
+    await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('recovered');
+  });
+
+  it('refuses bad words naming the field, and writes nothing', async () => {
+    const { f } = await dunningRecovery();
+    for (const [body, field] of [
+      [{ reason: 'paid' }, 'reason'],
+      [{}, 'reason'],
+      [{ reason: 'not_owed', note: 'x'.repeat(501) }, 'note'],
+      [{ reason: 'not_owed', note: 'card 4242 4242 4242 4242' }, 'note'],
+      [{ reason: 'not_owed', amount: 5 }, 'amount'],
+    ] as const) {
+      const refused = await noLongerOwed(f.payment_id, body);
+      expect([refused.status, refused.json.field], JSON.stringify(body)).toEqual([400, field]);
+    }
+    expect((await noLongerOwed('not a payment id', { reason: 'not_owed' })).status).toBe(400);
+    expect((await status(f.payment_id)).state).toBe('dunning');
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('recovering');
+    await h.client.workflow
+      .getHandle(recoveryWorkflowId(f.payment_id))
+      .executeUpdate('cancel', { args: [{ reason: 'test over' }] });
+  });
+
+  it('refuses all but the owner (payments:report): the customer’s own token, a reader, ops', async () => {
+    const { customerId, f } = await dunningRecovery();
+    for (const token of [
+      await h.token('self', customerId),
+      await h.token('customers:read'),
+      await h.token('ops'),
+      await h.token('context:read'),
+    ])
+      expect((await noLongerOwed(f.payment_id, { reason: 'not_owed' }, { token })).status).toBe(403);
+    const anonymous = await h.app.request(`/api/v1/payment-recoveries/${f.payment_id}/no-longer-owed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'not_owed' }),
+    });
+    expect(anonymous.status).toBe(401);
+    expect((await status(f.payment_id)).state).toBe('dunning');
+    await h.client.workflow
+      .getHandle(recoveryWorkflowId(f.payment_id))
+      .executeUpdate('cancel', { args: [{ reason: 'test over' }] });
+  });
+
+  it('answers 404 for a payment never reported', async () => {
+    expect(await noLongerOwed(paymentId(), { reason: 'not_owed' })).toMatchObject({
+      status: 404,
+      json: { status: 404 },
+    });
+  });
+});
+
+describe('ops cancel a recovery: the recovery decides', () => {
+  it('refuses while a charge is being made, with the recovery’s reason; takes it once it is over', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_generic_decline_1',
+      'tok_decline_do_not_honor_2',
+    ]);
+    const gate = hold(customerId);
+    const f = failure(customerId, cards[0] as string, 'generic_decline');
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gate.started);
+    const busy = cancelRecovery(h.deps, f.payment_id, 'customer disputes it');
+    await expect(busy).rejects.toBeInstanceOf(InvalidStateError);
+    await expect(busy).rejects.toThrow(`payment recovery ${f.payment_id} cannot be cancelled now: `);
+    gate.open();
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    expect(await cancelRecovery(h.deps, f.payment_id, 'customer disputes it')).toMatchObject({
+      state: 'stopped',
+      stop_reason: 'cancelled: customer disputes it',
+    });
+    expect((await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded')).toEqual([]);
+  });
+
+  it('refuses a recovery that has ended with 409 saying so, and an unknown payment with 404', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    expect((await report(f)).status).toBe(202);
+    await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
+    const ended = cancelRecovery(h.deps, f.payment_id, 'too late');
+    await expect(ended).rejects.toBeInstanceOf(InvalidStateError);
+    await expect(ended).rejects.toThrow(`payment recovery ${f.payment_id} has ended`);
+    await expect(cancelRecovery(h.deps, paymentId(), 'nothing')).rejects.toBeInstanceOf(NotFoundError);
   });
 });
