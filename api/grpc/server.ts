@@ -30,7 +30,7 @@ import type { walletItem } from '../services/customers';
 import { startOnboarding } from '../services/onboarding';
 import { reporterOf, reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
-import { reportPaymentFailure } from '../services/recovery';
+import { paymentNoLongerOwed, reportPaymentFailure } from '../services/recovery';
 import { refuseMergedAnswer } from '../services/mergedIds';
 import {
   consistencyTokenField,
@@ -41,6 +41,8 @@ import {
   MAX_INTERACTIONS,
   parseConsistencyToken,
   paymentFailureSchema,
+  paymentIdField,
+  paymentNoLongerOwedSchema,
 } from '../requests';
 import { toGrpcError } from './errors';
 
@@ -286,6 +288,25 @@ export function createGrpcServer(
         });
         return reportPaymentFailure(deps, parsed);
       },
+    ),
+    ReportPaymentNoLongerOwed: unary(
+      { scopes: ['payments:report'] },
+      () => undefined,
+      async (req) => {
+        const { payment_id: paymentId, ...word } = parse(
+          paymentNoLongerOwedSchema.extend({ payment_id: paymentIdField }),
+          plain({ payment_id: req.payment_id ?? '', reason: req.reason, note: req.note }),
+        );
+        const waitMs = req.wait === true ? deps.limits.waitTimeoutMs : deps.limits.requestDeadlineMs / 2;
+        const answer = await paymentNoLongerOwed(deps, paymentId, word, waitMs);
+        return {
+          ...answer,
+          charge: answer.charge && { ...answer.charge, charge_id: answer.charge.charge_id ?? '' },
+          state: answer.state ?? '',
+          stop_reason: answer.stop_reason ?? '',
+        };
+      },
+      (req) => req.wait === true,
     ),
     ReportFraudOutcome: unary(
       { scopes: ['fraud:report'] },

@@ -16,11 +16,14 @@ import type { OnboardingCustomer as _persona_v1_OnboardingCustomer, OnboardingCu
 import type { OnboardingDevice as _persona_v1_OnboardingDevice, OnboardingDevice__Output as _persona_v1_OnboardingDevice__Output } from './persona/v1/OnboardingDevice';
 import type { OnboardingIdentifier as _persona_v1_OnboardingIdentifier, OnboardingIdentifier__Output as _persona_v1_OnboardingIdentifier__Output } from './persona/v1/OnboardingIdentifier';
 import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, OnboardingPaymentMethod__Output as _persona_v1_OnboardingPaymentMethod__Output } from './persona/v1/OnboardingPaymentMethod';
+import type { OwnerStopAnswer as _persona_v1_OwnerStopAnswer, OwnerStopAnswer__Output as _persona_v1_OwnerStopAnswer__Output } from './persona/v1/OwnerStopAnswer';
 import type { PersonaAgentClient as _persona_v1_PersonaAgentClient, PersonaAgentDefinition as _persona_v1_PersonaAgentDefinition } from './persona/v1/PersonaAgent';
 import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from './persona/v1/RecordInteractionsRequest';
 import type { RecordInteractionsResponse as _persona_v1_RecordInteractionsResponse, RecordInteractionsResponse__Output as _persona_v1_RecordInteractionsResponse__Output } from './persona/v1/RecordInteractionsResponse';
+import type { RecoveryCharge as _persona_v1_RecoveryCharge, RecoveryCharge__Output as _persona_v1_RecoveryCharge__Output } from './persona/v1/RecoveryCharge';
 import type { ReportFraudOutcomeRequest as _persona_v1_ReportFraudOutcomeRequest, ReportFraudOutcomeRequest__Output as _persona_v1_ReportFraudOutcomeRequest__Output } from './persona/v1/ReportFraudOutcomeRequest';
 import type { ReportPaymentFailureRequest as _persona_v1_ReportPaymentFailureRequest, ReportPaymentFailureRequest__Output as _persona_v1_ReportPaymentFailureRequest__Output } from './persona/v1/ReportPaymentFailureRequest';
+import type { ReportPaymentNoLongerOwedRequest as _persona_v1_ReportPaymentNoLongerOwedRequest, ReportPaymentNoLongerOwedRequest__Output as _persona_v1_ReportPaymentNoLongerOwedRequest__Output } from './persona/v1/ReportPaymentNoLongerOwedRequest';
 import type { TrustedDevice as _persona_v1_TrustedDevice, TrustedDevice__Output as _persona_v1_TrustedDevice__Output } from './persona/v1/TrustedDevice';
 import type { UpdateDeviceTrustScoreRequest as _persona_v1_UpdateDeviceTrustScoreRequest, UpdateDeviceTrustScoreRequest__Output as _persona_v1_UpdateDeviceTrustScoreRequest__Output } from './persona/v1/UpdateDeviceTrustScoreRequest';
 import type { WalletItem as _persona_v1_WalletItem, WalletItem__Output as _persona_v1_WalletItem__Output } from './persona/v1/WalletItem';
@@ -48,11 +51,14 @@ export interface ProtoGrpcType {
       OnboardingDevice: MessageTypeDefinition<_persona_v1_OnboardingDevice, _persona_v1_OnboardingDevice__Output>
       OnboardingIdentifier: MessageTypeDefinition<_persona_v1_OnboardingIdentifier, _persona_v1_OnboardingIdentifier__Output>
       OnboardingPaymentMethod: MessageTypeDefinition<_persona_v1_OnboardingPaymentMethod, _persona_v1_OnboardingPaymentMethod__Output>
+      OwnerStopAnswer: MessageTypeDefinition<_persona_v1_OwnerStopAnswer, _persona_v1_OwnerStopAnswer__Output>
       PersonaAgent: SubtypeConstructor<typeof grpc.Client, _persona_v1_PersonaAgentClient> & { service: _persona_v1_PersonaAgentDefinition }
       RecordInteractionsRequest: MessageTypeDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsRequest__Output>
       RecordInteractionsResponse: MessageTypeDefinition<_persona_v1_RecordInteractionsResponse, _persona_v1_RecordInteractionsResponse__Output>
+      RecoveryCharge: MessageTypeDefinition<_persona_v1_RecoveryCharge, _persona_v1_RecoveryCharge__Output>
       ReportFraudOutcomeRequest: MessageTypeDefinition<_persona_v1_ReportFraudOutcomeRequest, _persona_v1_ReportFraudOutcomeRequest__Output>
       ReportPaymentFailureRequest: MessageTypeDefinition<_persona_v1_ReportPaymentFailureRequest, _persona_v1_ReportPaymentFailureRequest__Output>
+      ReportPaymentNoLongerOwedRequest: MessageTypeDefinition<_persona_v1_ReportPaymentNoLongerOwedRequest, _persona_v1_ReportPaymentNoLongerOwedRequest__Output>
       TrustedDevice: MessageTypeDefinition<_persona_v1_TrustedDevice, _persona_v1_TrustedDevice__Output>
       UpdateDeviceTrustScoreRequest: MessageTypeDefinition<_persona_v1_UpdateDeviceTrustScoreRequest, _persona_v1_UpdateDeviceTrustScoreRequest__Output>
       WalletItem: MessageTypeDefinition<_persona_v1_WalletItem, _persona_v1_WalletItem__Output>

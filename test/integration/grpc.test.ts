@@ -14,7 +14,9 @@ import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { freePort } from '../support/processes';
-import { customerWithCards, paymentId } from '../support/recovery';
+import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { until } from '../support/wait';
+import type { RecoveryStatus } from '../../temporal/recovery';
 
 let h: Harness;
 let server: grpc.Server;
@@ -266,6 +268,50 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       state: 'recovered',
       recovered_with: cards[1],
     });
+  });
+
+  it('ReportPaymentNoLongerOwed stops a dunning recovery for the owner only, naming a wrong field', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_generic_decline_1',
+      'tok_decline_do_not_honor_2',
+    ]);
+    const payment = paymentId();
+    const owner = bearer(await h.token('payments:report'));
+    const failure = {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0],
+      amount: '1500',
+      currency: 'GBP',
+      decline_code: 'generic_decline',
+    };
+    expect((await call(client, 'ReportPaymentFailure', failure, owner)).res).toBeDefined();
+    const handle = h.client.workflow.getHandle(`payment-recovery-${payment}`);
+    await until(async () => (await handle.query<RecoveryStatus>('recoveryStatus')).state === 'dunning');
+    const word = { payment_id: payment, reason: 'settled_elsewhere', wait: true };
+    expect(await call(client, 'ReportPaymentNoLongerOwed', { ...word, reason: 'paid' }, owner)).toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      field: 'reason',
+    });
+    expect(
+      await call(client, 'ReportPaymentNoLongerOwed', word, bearer(await h.token('self', customerId))),
+    ).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await call(client, 'ReportPaymentNoLongerOwed', { ...word, payment_id: paymentId() }, owner)).toMatchObject({
+      code: grpc.status.NOT_FOUND,
+    });
+    expect((await call(client, 'ReportPaymentNoLongerOwed', word, owner)).res).toEqual({
+      payment_id: payment,
+      outcome: 'stopped',
+      charge: null,
+      state: 'stopped',
+      stop_reason: expect.any(String),
+      status_url: `/api/v1/payment-recoveries/${payment}`,
+    });
+    expect(((await handle.result()) as RecoveryStatus).state).toBe('stopped');
+    const charged = (await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId)).filter(
+      (c) => c.status === 'succeeded',
+    );
+    expect(charged).toEqual([]);
   });
 
   it(

@@ -10,10 +10,12 @@ import type { GetCustomerContextRequest as _persona_v1_GetCustomerContextRequest
 import type { MarkPaymentMethodInactiveRequest as _persona_v1_MarkPaymentMethodInactiveRequest, MarkPaymentMethodInactiveRequest__Output as _persona_v1_MarkPaymentMethodInactiveRequest__Output } from '../../persona/v1/MarkPaymentMethodInactiveRequest';
 import type { OnboardCustomerRequest as _persona_v1_OnboardCustomerRequest, OnboardCustomerRequest__Output as _persona_v1_OnboardCustomerRequest__Output } from '../../persona/v1/OnboardCustomerRequest';
 import type { OnboardCustomerResponse as _persona_v1_OnboardCustomerResponse, OnboardCustomerResponse__Output as _persona_v1_OnboardCustomerResponse__Output } from '../../persona/v1/OnboardCustomerResponse';
+import type { OwnerStopAnswer as _persona_v1_OwnerStopAnswer, OwnerStopAnswer__Output as _persona_v1_OwnerStopAnswer__Output } from '../../persona/v1/OwnerStopAnswer';
 import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from '../../persona/v1/RecordInteractionsRequest';
 import type { RecordInteractionsResponse as _persona_v1_RecordInteractionsResponse, RecordInteractionsResponse__Output as _persona_v1_RecordInteractionsResponse__Output } from '../../persona/v1/RecordInteractionsResponse';
 import type { ReportFraudOutcomeRequest as _persona_v1_ReportFraudOutcomeRequest, ReportFraudOutcomeRequest__Output as _persona_v1_ReportFraudOutcomeRequest__Output } from '../../persona/v1/ReportFraudOutcomeRequest';
 import type { ReportPaymentFailureRequest as _persona_v1_ReportPaymentFailureRequest, ReportPaymentFailureRequest__Output as _persona_v1_ReportPaymentFailureRequest__Output } from '../../persona/v1/ReportPaymentFailureRequest';
+import type { ReportPaymentNoLongerOwedRequest as _persona_v1_ReportPaymentNoLongerOwedRequest, ReportPaymentNoLongerOwedRequest__Output as _persona_v1_ReportPaymentNoLongerOwedRequest__Output } from '../../persona/v1/ReportPaymentNoLongerOwedRequest';
 import type { UpdateDeviceTrustScoreRequest as _persona_v1_UpdateDeviceTrustScoreRequest, UpdateDeviceTrustScoreRequest__Output as _persona_v1_UpdateDeviceTrustScoreRequest__Output } from '../../persona/v1/UpdateDeviceTrustScoreRequest';
 import type { WalletItem as _persona_v1_WalletItem, WalletItem__Output as _persona_v1_WalletItem__Output } from '../../persona/v1/WalletItem';
 import type { WorkflowStarted as _persona_v1_WorkflowStarted, WorkflowStarted__Output as _persona_v1_WorkflowStarted__Output } from '../../persona/v1/WorkflowStarted';
@@ -82,6 +84,15 @@ export interface PersonaAgentClient extends grpc.Client {
   reportPaymentFailure(argument: _persona_v1_ReportPaymentFailureRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_WorkflowStarted__Output>): grpc.ClientUnaryCall;
   reportPaymentFailure(argument: _persona_v1_ReportPaymentFailureRequest, callback: grpc.requestCallback<_persona_v1_WorkflowStarted__Output>): grpc.ClientUnaryCall;
   
+  ReportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  ReportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  ReportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  ReportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  reportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  reportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  reportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  reportPaymentNoLongerOwed(argument: _persona_v1_ReportPaymentNoLongerOwedRequest, callback: grpc.requestCallback<_persona_v1_OwnerStopAnswer__Output>): grpc.ClientUnaryCall;
+  
   UpdateDeviceTrustScore(argument: _persona_v1_UpdateDeviceTrustScoreRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_DeviceTrustScore__Output>): grpc.ClientUnaryCall;
   UpdateDeviceTrustScore(argument: _persona_v1_UpdateDeviceTrustScoreRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_persona_v1_DeviceTrustScore__Output>): grpc.ClientUnaryCall;
   UpdateDeviceTrustScore(argument: _persona_v1_UpdateDeviceTrustScoreRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_persona_v1_DeviceTrustScore__Output>): grpc.ClientUnaryCall;
@@ -108,6 +119,8 @@ export interface PersonaAgentHandlers extends grpc.UntypedServiceImplementation 
   
   ReportPaymentFailure: grpc.handleUnaryCall<_persona_v1_ReportPaymentFailureRequest__Output, _persona_v1_WorkflowStarted>;
   
+  ReportPaymentNoLongerOwed: grpc.handleUnaryCall<_persona_v1_ReportPaymentNoLongerOwedRequest__Output, _persona_v1_OwnerStopAnswer>;
+  
   UpdateDeviceTrustScore: grpc.handleUnaryCall<_persona_v1_UpdateDeviceTrustScoreRequest__Output, _persona_v1_DeviceTrustScore>;
   
 }
@@ -120,5 +133,6 @@ export interface PersonaAgentDefinition extends grpc.ServiceDefinition {
   RecordInteractions: MethodDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsResponse, _persona_v1_RecordInteractionsRequest__Output, _persona_v1_RecordInteractionsResponse__Output>
   ReportFraudOutcome: MethodDefinition<_persona_v1_ReportFraudOutcomeRequest, _persona_v1_WorkflowStarted, _persona_v1_ReportFraudOutcomeRequest__Output, _persona_v1_WorkflowStarted__Output>
   ReportPaymentFailure: MethodDefinition<_persona_v1_ReportPaymentFailureRequest, _persona_v1_WorkflowStarted, _persona_v1_ReportPaymentFailureRequest__Output, _persona_v1_WorkflowStarted__Output>
+  ReportPaymentNoLongerOwed: MethodDefinition<_persona_v1_ReportPaymentNoLongerOwedRequest, _persona_v1_OwnerStopAnswer, _persona_v1_ReportPaymentNoLongerOwedRequest__Output, _persona_v1_OwnerStopAnswer__Output>
   UpdateDeviceTrustScore: MethodDefinition<_persona_v1_UpdateDeviceTrustScoreRequest, _persona_v1_DeviceTrustScore, _persona_v1_UpdateDeviceTrustScoreRequest__Output, _persona_v1_DeviceTrustScore__Output>
 }
