@@ -1,6 +1,9 @@
 /**
  * The agents' topics, consumed into the same services as the api's routes (docs/events.md#kafka):
- *   - payment failures (Synapse) → `reportPaymentFailure`: the recovery's signal-with-start;
+ *   - payment failures (Synapse) → `reportPaymentFailure`: the recovery's signal-with-start; on
+ *     the same topic, a message with `kind: "payment_no_longer_owed"` → `paymentNoLongerOwed`:
+ *     the owner's stop, committed once the recovery has taken it (what it did is on the events
+ *     topic, as `PaymentRecovered` for a charge it made, and at the recovery's status);
  *   - fraud outcomes (Chimera)   → `reportFraudOutcome`: starts its workflow;
  *   - routing outcomes (Cerebrum) → `recordInteractions`: payments recorded in batches, each once.
  *
@@ -34,10 +37,17 @@ import { inSpan } from '../runtime/tracing';
 import { UnreadablePayloadError } from '../temporal/payloadCodec';
 import { AuthError, type Principal } from './auth';
 import type { ApiDeps } from './deps';
-import { fraudOutcomeSchema, issueField, MAX_INTERACTIONS, paymentFailureSchema } from './requests';
+import {
+  fraudOutcomeSchema,
+  issueField,
+  MAX_INTERACTIONS,
+  NO_LONGER_OWED_KIND,
+  paymentFailureSchema,
+  paymentNoLongerOwedMessageSchema,
+} from './requests';
 import { reportFraudOutcome } from './services/fraud';
 import { recordInteractions } from './services/interactions';
-import { reportPaymentFailure } from './services/recovery';
+import { paymentNoLongerOwed, reportPaymentFailure } from './services/recovery';
 
 type Msg = Message<string, string, string, string>;
 
@@ -57,6 +67,22 @@ function refusalOf(err: unknown): Refused | null {
   if (err instanceof DomainError || err instanceof AuthError || err instanceof UnreadablePayloadError)
     return new Refused(err.message, 'field' in err ? String(err.field) : undefined);
   return null;
+}
+
+/**
+ * The kind of a message on the payment-failures topic: its `kind` field, absent for a failure
+ * (every failure sent before kinds existed). Any other kind can never be accepted.
+ */
+function failuresTopicKind(msg: Msg): 'failure' | 'no_longer_owed' {
+  let json: unknown;
+  try {
+    json = JSON.parse(msg.value);
+  } catch {
+    return 'failure'; // refused as not JSON by the failure's parse
+  }
+  if (typeof json !== 'object' || json === null || !('kind' in json)) return 'failure';
+  if (json.kind === NO_LONGER_OWED_KIND) return 'no_longer_owed';
+  throw new Refused(`kind: must be ${NO_LONGER_OWED_KIND}, or absent for a payment failure`, 'kind');
 }
 
 function parseBody<T>(msg: Msg, schema: z.ZodType<T>): T {
@@ -198,7 +224,12 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   const handleOne = async (m: Msg): Promise<void> => {
     try {
       await untilAnswered(`${m.topic}/${m.partition}/${m.offset}`, async () => {
-        if (m.topic === topics.failures) {
+        if (m.topic === topics.failures && failuresTopicKind(m) === 'no_longer_owed') {
+          const { payment_id: paymentId, reason, note } = parseBody(m, paymentNoLongerOwedMessageSchema);
+          const word = { reason, ...(note === undefined ? {} : { note }) };
+          // Taken is enough here (no one waits on a topic): the stop is in the recovery's history.
+          await asRequest(m, 'payment-no-longer-owed', () => paymentNoLongerOwed(deps, paymentId, word, 0));
+        } else if (m.topic === topics.failures) {
           const f = parseBody(m, paymentFailureSchema);
           await asRequest(m, 'payment-failure', () => reportPaymentFailure(deps, f));
         } else if (m.topic === topics.fraud) {

@@ -544,6 +544,51 @@ describe("consuming the agents' topics", () => {
     }
   });
 
+  it('stops a recovery when the owner says so on the failures topic; wrong words go to the dead letters', async () => {
+    const s = await topicsForTest();
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_generic_decline_1',
+      'tok_decline_do_not_honor_2',
+    ]);
+    const payment = paymentId();
+    const topic = s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC;
+    await send(topic, customerId, {
+      payment_id: payment,
+      customer_id: customerId,
+      payment_method_id: cards[0],
+      amount: 2599,
+      currency: 'EUR',
+      decline_code: 'generic_decline',
+    });
+    const dead: Msg[] = [];
+    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    try {
+      const c = await consume(s);
+      const handle = h.client.workflow.getHandle(recoveryWorkflowId(payment));
+      await until(
+        async () => (await handle.query<RecoveryStatus>('recoveryStatus').catch(() => null))?.state === 'dunning',
+      );
+      const word = { kind: 'payment_no_longer_owed', payment_id: payment, reason: 'settled_elsewhere' };
+      await send(topic, customerId, { ...word, reason: 'paid' });
+      await send(topic, customerId, { ...word, kind: 'payment_refunded' });
+      await send(topic, customerId, { ...word, payment_id: paymentId() });
+      await send(topic, customerId, { ...word, note: 'paid by bank transfer' });
+      expect(((await handle.result()) as RecoveryStatus).state).toBe('stopped');
+      await until(async () => dead.length >= 3, 60_000);
+      expect(dead.map((m) => m.headers.get(KAFKA_HEADERS.deadLetterReason))).toEqual([
+        expect.stringMatching(/^reason: /),
+        'kind: must be payment_no_longer_owed, or absent for a payment failure',
+        expect.stringMatching(/PaymentRecovery/),
+      ]);
+      const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId);
+      expect(charges.filter((ch) => ch.status === 'succeeded')).toEqual([]);
+      await c.close();
+      consumers = consumers.filter((x) => x !== c);
+    } finally {
+      await reader.stop();
+    }
+  });
+
   it('refuses a payment failure whose method is not the customer’s: dead-lettered, nothing started', async () => {
     const s = await topicsForTest();
     const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
