@@ -8,14 +8,16 @@
  *     (its retries meet a 409 "in flight"), a storm of failures long enough that the key expires;
  *   - changes beside the recovery: the charged card removed (right after a lost answer, most of all),
  *     a card added (and signalled) while it charges or dunns, the customer merged into another, the
- *     customer erased, a cancel from ops;
+ *     customer erased, a cancel from ops (the Update: refused while a charge is under way, unknown or
+ *     being recorded), the payment's owner saying it was settled elsewhere (taken at any time);
  *   - ops deciding what needs attention: retry, skip (refused while an outcome is unknown), cancel;
  *   - worker restarts (in-flight activities cancelled: their answers lost).
  * Then every recovery must have ended, and the invariants hold, checked against the gateway's own
  * records (the independent ledger): at most one successful charge per payment; the graph's record of
  * every recovery — its state, its charge, every attempt's outcome — agrees with the gateway's; every
- * charge the gateway made under a payment's reference is one the ledger knows; a second report of
- * the payment starts nothing.
+ * charge the gateway made under a payment's reference is one the ledger knows; what the owner was
+ * answered names the charge the gateway made, if any (never "stopped" over a charge); a second
+ * report of the payment starts nothing.
  *
  * The seed is printed. Replay a run (the same recoveries, cards, faults and decisions; the
  * interleaving between recoveries follows the machine's timing):
@@ -30,7 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { Client, type WorkflowHandle } from '@temporalio/client';
+import { Client, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type LogEntry, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -49,7 +51,9 @@ import { unavailableDependency } from '../../runtime/dependencies';
 import { createGatewaySimulator, type ChargeFault } from '../../simulators/gateway/app';
 import { customerMergedSignal } from '../../temporal/identityMerge';
 import {
-  cancelRecoverySignal,
+  cancelRecoveryUpdate,
+  paymentNoLongerOwedUpdate,
+  type OwnerStopAnswer,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   RECOVERY_WORKFLOW_TYPE,
@@ -144,6 +148,8 @@ interface Scenario {
   shard: Shard;
   handle?: WorkflowHandle;
   did: string[];
+  /** The payment's owner said it was settled elsewhere: what the recovery answered (null: refused). */
+  owner?: Promise<OwnerStopAnswer | null>;
 }
 
 interface Tally {
@@ -209,7 +215,7 @@ async function decide(s: Scenario): Promise<void> {
   count(`ops ${action}`);
   if (action === 'cancel') {
     s.did.push('ops cancel');
-    return handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+    return cancel(handle, 'adversary: ops cancel');
   }
   const answer = (a: 'retry' | 'skip') =>
     handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: a, since: attention.since }] });
@@ -277,7 +283,9 @@ function afterCharge(s: Scenario, a: ChargeAttempt, lost: boolean): void {
               ? 'erase'
               : r < 0.5
                 ? 'cancel'
-                : null;
+                : r < 0.53
+                  ? 'the owner says it was settled'
+                  : null;
   if (change)
     pending.push(
       act(s, change, a.payment_method_id).catch((err: unknown) => count(`change error: ${String(err)}`.slice(0, 100))),
@@ -317,12 +325,36 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
     case 'erase':
       // As the erasure starts: a cancel to the recovery; then (not waiting for it) the graph's erasure.
       s.erased = true;
-      await handle.signal(cancelRecoverySignal, { reason: 'adversary: the customer is being erased' });
+      await cancel(handle, 'adversary: the customer is being erased');
       await eraseCustomer(graph, s.customer_id);
       return;
     case 'cancel':
-      await handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+      await cancel(handle, 'adversary: ops cancel');
       return;
+    case 'the owner says it was settled': {
+      // Taken whatever the recovery does (a charge under way, an unknown outcome): answered at its end.
+      const word = await handle
+        .startUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere', note: 'adversary' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        })
+        .catch(() => null);
+      if (!word) count('owner refused');
+      s.owner = word ? word.result() : Promise.resolve(null);
+      return;
+    }
+  }
+}
+
+/**
+ * A cancel as ops and the erasure send it: the `cancel` Update, which the recovery refuses while a
+ * charge is under way, its outcome unknown or being recorded (counted; the adversary goes on).
+ */
+async function cancel(handle: WorkflowHandle, reason: string): Promise<void> {
+  try {
+    await handle.startUpdate(cancelRecoveryUpdate, { args: [{ reason }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+  } catch {
+    count('cancel refused');
   }
 }
 
@@ -454,6 +486,24 @@ async function keepHistory(s: Scenario): Promise<string> {
   } catch {
     return '';
   }
+}
+
+/**
+ * What the recovery answered the payment's owner, against the gateway's records: a charge made is
+ * never hidden (answered `recovered` with that charge), and `stopped` means nothing was charged.
+ */
+function ownerTold(answer: OwnerStopAnswer | null | string | undefined, charges: GatewayCharge[]): string[] {
+  if (answer === undefined || answer === null) return [];
+  if (typeof answer === 'string') return [`the owner's word was not answered: ${answer}`];
+  const succeeded = charges.filter((c) => c.status === 'succeeded');
+  if (answer.outcome === 'recovered') {
+    if (succeeded.length !== 1 || answer.charge?.charge_id !== succeeded[0]?.id)
+      return [`the owner was told of charge ${answer.charge?.charge_id}, the gateway has ${succeeded.length}`];
+    return [];
+  }
+  if (succeeded.length > 0)
+    return [`the owner was told ${answer.outcome}, but the gateway charged ${succeeded[0]?.id}: hidden`];
+  return [];
 }
 
 /** Every invariant of one recovery, against the gateway's records; problems in words. */
@@ -726,6 +776,8 @@ describe('money moves once, against an adversary', () => {
             states[status.state] = (states[status.state] ?? 0) + 1;
             const charges = await new HttpPaymentGateway(s.shard.base, 10_000).chargesByReference(s.payment_id);
             for (const p of check(status, charges, await readRecoveryLedger(graph, s.payment_id)))
+              problems.push(`${where}: ${p}`);
+            for (const p of ownerTold(await s.owner?.catch((err: unknown) => String(err)), charges))
               problems.push(`${where}: ${p}`);
             // Reported again (Synapse redelivers): the ledger has it, so nothing starts.
             const again = await reserveRecovery(graph, s.failure);
