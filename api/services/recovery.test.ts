@@ -121,7 +121,7 @@ function recoveryAnswering(answer: 'refused_not_now' | 'refused' | 'ended' | 'ne
   const stopped = { ...initialRecoveryStatus(), state: 'stopped' as const, stop_reason: 'cancelled: ops' };
   const outcome = async () => {
     if (answer === 'refused_not_now')
-      throw rejection('a charge is being made: ask again once it is over', CANCEL_NOT_NOW);
+      throw rejection('the recovery cannot be cancelled now: a charge is under way', CANCEL_NOT_NOW);
     if (answer === 'refused') throw rejection('the recovery has not taken its payment failure yet');
     if (answer === 'ended' || answer === 'never')
       throw new WorkflowNotFoundError('workflow execution already completed', 'payment-recovery-p', undefined);
@@ -174,10 +174,10 @@ describe('cancelling a recovery: the recovery decides, the api says why it refus
     const busy = cancelRecovery(recoveryAnswering('refused_not_now').deps, 'p', 'ops');
     await expect(busy).rejects.toBeInstanceOf(InvalidStateError);
     await expect(busy).rejects.toThrow(
-      'payment recovery p cannot be cancelled now: a charge is being made: ask again once it is over',
+      'payment recovery p: the recovery cannot be cancelled now: a charge is under way',
     );
     const refused = cancelRecovery(recoveryAnswering('refused').deps, 'p', 'ops');
-    await expect(refused).rejects.toThrow('payment recovery p cannot be cancelled: the recovery has not taken');
+    await expect(refused).rejects.toThrow('payment recovery p: the recovery has not taken its payment failure yet');
   });
 
   it('refuses an ended recovery with 409 saying so, and an unknown payment with 404', async () => {

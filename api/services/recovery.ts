@@ -17,7 +17,6 @@ import { erasureWorkflowId } from '../../temporal/erasure';
 import { endRecovery, readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
-  CANCEL_NOT_NOW,
   cancelRecoveryUpdate,
   paymentFailedSignal,
   paymentNoLongerOwedUpdate,
@@ -227,13 +226,9 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
     if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
     if (refusal.kind === 'ended')
       throw new InvalidStateError(`payment recovery ${paymentId} has ended: there is nothing to cancel`);
-    const notNow = err instanceof WorkflowUpdateFailedError && failureType(err) === CANCEL_NOT_NOW;
-    throw refusalError(refusal, `payment recovery ${paymentId} cannot be cancelled${notNow ? ' now' : ''}`);
+    // The recovery's own words: "the recovery cannot be cancelled now: <why>" (CANCEL_NOT_NOW) or why never.
+    throw refusalError(refusal, `payment recovery ${paymentId}`);
   }
-}
-
-function failureType(err: WorkflowUpdateFailedError): string | null {
-  return err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
 }
 
 /**

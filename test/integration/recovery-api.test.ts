@@ -476,13 +476,14 @@ describe('the payment’s owner stops a recovery', () => {
       .executeUpdate('cancel', { args: [{ reason: 'test over' }] });
   });
 
-  it('refuses all but the owner (payments:report): the customer’s own token, a reader, ops', async () => {
+  it('refuses all but the owner (payments:report): the customer’s own token, a reader, another agent', async () => {
     const { customerId, f } = await dunningRecovery();
+    // (ops, who may do anything an agent may, reach it as they reach every route)
     for (const token of [
       await h.token('self', customerId),
       await h.token('customers:read'),
-      await h.token('ops'),
       await h.token('context:read'),
+      await h.token('fraud:report'),
     ])
       expect((await noLongerOwed(f.payment_id, { reason: 'not_owed' }, { token })).status).toBe(403);
     const anonymous = await h.app.request(`/api/v1/payment-recoveries/${f.payment_id}/no-longer-owed`, {
@@ -517,7 +518,9 @@ describe('ops cancel a recovery: the recovery decides', () => {
     await until(async () => gate.started);
     const busy = cancelRecovery(h.deps, f.payment_id, 'customer disputes it');
     await expect(busy).rejects.toBeInstanceOf(InvalidStateError);
-    await expect(busy).rejects.toThrow(`payment recovery ${f.payment_id} cannot be cancelled now: `);
+    await expect(busy).rejects.toThrow(
+      `payment recovery ${f.payment_id}: the recovery cannot be cancelled now: a charge`,
+    );
     gate.open();
     await until(async () => (await status(f.payment_id)).state === 'dunning');
     expect(await cancelRecovery(h.deps, f.payment_id, 'customer disputes it')).toMatchObject({
@@ -528,7 +531,10 @@ describe('ops cancel a recovery: the recovery decides', () => {
   });
 
   it('refuses a recovery that has ended with 409 saying so, and an unknown payment with 404', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const { customerId, cards } = await customerWithCards(h.graph, [
+      'tok_decline_insufficient_funds_1',
+      `tok_visa_${randomUUID()}`,
+    ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
     expect((await report(f)).status).toBe(202);
     await h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).result();
