@@ -45,6 +45,9 @@ IDS = {
     "POST /api/v1/payment-recoveries/{payment_id}/attention": {
         "path": {"payment_id": "PERSONA_CONTRACT_ATTENTION_PAYMENT_ID"}
     },
+    "POST /api/v1/payment-recoveries/{payment_id}/no-longer-owed": {
+        "path": {"payment_id": "PERSONA_CONTRACT_OWNER_STOP_PAYMENT_ID"}
+    },
     "GET /api/v1/fraud-outcomes/{outcome_id}": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
     "POST /api/v1/fraud-outcomes/{outcome_id}/review": {"path": {"outcome_id": "PERSONA_CONTRACT_OUTCOME_ID"}},
     "GET /api/v1/events": {"query": {"after": "PERSONA_CONTRACT_FEED_CURSOR"}},

@@ -210,6 +210,16 @@ async function main(): Promise<number> {
     currency: 'EUR',
     decline_code: 'insufficient_funds',
   });
+  // A recovery its owner stops (no longer owed): answered 200 the first time, and from the ledger after.
+  const ownerStopPaymentId = `contract-${randomUUID()}`;
+  await call('POST', '/api/v1/payment-failures', {
+    payment_id: ownerStopPaymentId,
+    customer_id: payer.id,
+    payment_method_id: payerCard.id,
+    amount: 499,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  });
   // A recovery that needs attention: its second card's token was revoked (the gateway refuses it as a request).
   const stuck = await createCustomer(graph, { segment: 'Subscriber' });
   const stuckCard = await addPaymentMethod(graph, stuck.id, cardInput({ token: 'tok_decline_insufficient_funds_s' }), {
@@ -289,6 +299,7 @@ async function main(): Promise<number> {
     PERSONA_CONTRACT_DEVICE_ID: device.id,
     PERSONA_CONTRACT_PAYMENT_ID: paymentId,
     PERSONA_CONTRACT_ATTENTION_PAYMENT_ID: attentionPaymentId,
+    PERSONA_CONTRACT_OWNER_STOP_PAYMENT_ID: ownerStopPaymentId,
     PERSONA_CONTRACT_OUTCOME_ID: outcomeId,
     PERSONA_CONTRACT_SCAN_ID: scanId,
     PERSONA_CONTRACT_FEED_CURSOR: feedCursor,
