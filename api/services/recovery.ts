@@ -317,9 +317,10 @@ export async function paymentNoLongerOwed(
   }
 }
 
-/** The words a stop recorded by the api (no workflow to take it) carries in the ledger. */
-function ownerStopReason(word: Pick<PaymentNoLongerOwed, 'reason'>): string {
-  return `the payment's owner says it is no longer owed (${word.reason})`;
+/** The words a stop recorded by the api (no workflow to take it) carries in the ledger: the workflow's own. */
+function ownerStopReason(word: PaymentNoLongerOwed): string {
+  const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
+  return `the payment's owner says it is no longer owed (${word.reason})${note}`;
 }
 
 /**

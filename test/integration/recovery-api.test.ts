@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
-import { readRecoveryLedger } from '../../graph/chargeLedger';
+import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { cancelRecovery } from '../../api/services/recovery';
 import type { OwnerStopAnswer, RecoveryStatus } from '../../temporal/recovery';
@@ -496,6 +496,27 @@ describe('the payment’s owner stops a recovery', () => {
     await h.client.workflow
       .getHandle(recoveryWorkflowId(f.payment_id))
       .executeUpdate('cancel', { args: [{ reason: 'test over' }] });
+  });
+
+  it('records the stop in the ledger for a payment reserved whose recovery never started: none starts', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const f = failure(customerId, cards[0] as string, 'insufficient_funds');
+    // The api died between the reservation and the start: the ledger has it, Temporal does not.
+    await reserveRecovery(h.graph, f);
+    expect(await noLongerOwed(f.payment_id, { reason: 'settled_elsewhere' })).toMatchObject({
+      status: 200,
+      json: { outcome: 'stopped', charge: null, state: 'stopped' },
+    });
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
+      state: 'stopped',
+      reason: "the payment's owner says it is no longer owed (settled_elsewhere)",
+    });
+    // The report sent again (it would have started the reserved recovery) starts nothing now.
+    expect((await report(f)).status).toBe(202);
+    await expect(h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id)).describe()).rejects.toThrow(
+      /not found/i,
+    );
+    expect(await simulatorCharges(gatewayUrl, customerId)).toEqual([]);
   });
 
   it('answers 404 for a payment never reported', async () => {
