@@ -998,13 +998,13 @@ class PaymentRecovery {
 
   /**
    * A cancel is taken only at a safe point: refused (CANCEL_NOT_NOW, saying why) while a charge is
-   * being made, while one's outcome is unknown, and while a charge is being recorded.
+   * being made, while one's outcome is unknown, and while a charge is being recorded — so a taken
+   * cancel's answer (the recovery's end) never waits on a charge.
    */
   private validateCancel(req: Partial<{ reason: unknown }> | undefined): void {
     if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
     if (req.reason.length > REASON_MAX) throw new Error(`reason: at most ${REASON_MAX} characters`);
     this.refuseUnlessRunning();
-    if (this.stopRequest) return;
     const notNow = (why: string) =>
       ApplicationFailure.create({ type: CANCEL_NOT_NOW, message: `the recovery cannot be cancelled now: ${why}` });
     if (this.status.recovered_with !== null)
@@ -1020,6 +1020,7 @@ class PaymentRecovery {
         `the charge under idempotency key ${unknown} may have gone through: retry it (the same key) to learn its ` +
           'outcome first',
       );
+    // Stopping already (a cancel before, the owner's word): taken again, answered with the same end.
   }
 
   /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
