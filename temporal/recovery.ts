@@ -200,10 +200,11 @@ export const paymentNoLongerOwedUpdate = defineUpdate<OwnerStopAnswer, [PaymentN
 /**
  * Retry what needs attention, as ops' `retry` would: the signal Temporal's batch operations send
  * to every recovery a gateway outage left in `needs_attention` (`npm run ops:retry-recoveries`).
- * It carries no customer data; a recovery that does not need attention, or whose attention is
- * not retryable that way, ignores it.
+ * It carries no arguments (the payload codec binds a payload to one workflow: a batch cannot carry
+ * one); a recovery that does not need attention, or waits for ops after a restore of the graph
+ * (`graph_restored`: each is looked at), ignores it.
  */
-export const retryAttentionSignal = defineSignal<[{ batch?: string }?]>('retryAttention');
+export const retryAttentionSignal = defineSignal<[]>('retryAttention');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
 /** Rejected unless the recovery needs attention and nobody has decided yet; answers the status once acted on. */
 export const resolveAttentionUpdate = defineUpdate<RecoveryStatus, [AttentionDecision]>('resolveAttention');

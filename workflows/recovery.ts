@@ -908,8 +908,10 @@ class PaymentRecovery {
       validator: (d: Partial<AttentionDecision> | undefined) => this.validateDecision(d),
     });
     // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
+    // A restore's attention is not an outage's: ops look at each one (it is ignored here).
     setHandler(retryAttentionSignal, () => {
-      if (this.status.state !== 'needs_attention' || this.decision !== null) return;
+      const kind = this.status.attention?.kind;
+      if (this.status.state !== 'needs_attention' || this.decision !== null || kind === 'graph_restored') return;
       log.info('payment recovery retried by a batch of ops', { paymentId: this.failure?.payment_id });
       this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
     });

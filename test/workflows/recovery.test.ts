@@ -840,7 +840,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
         const attention = (await handle.query(recoveryStatusQuery)).attention;
         expect(attention?.reason).toContain('restored from backup persona-backup-x');
         expect(attention?.reason).toContain('pm-failed is not in it');
-        // Days pass: it waits for ops, and charges nothing meanwhile.
+        // Days pass: it waits for ops, and charges nothing meanwhile; an outage's batch retry does not answer it.
+        await handle.signal(retryAttentionSignal);
         await env.sleep('10 days');
         expect(await stateOf(handle)).toBe('needs_attention');
         expect((await handle.query(recoveryStatusQuery)).attempts).toHaveLength(attempts);
@@ -897,7 +898,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
   });
 
-  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it went through', async () => {
+  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it was made', async () => {
     const unknown = () => ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
@@ -1297,7 +1298,7 @@ const refusalOf = (update: Promise<unknown>) =>
   );
 
 describe('stopping a recovery: only at a safe point, never between a charge and its record', () => {
-  it('a cancel while a charge is under way is refused with the reason; once it declined, a cancel is taken', async () => {
+  it('a cancel while a charge is under way is refused with the reason; once it declined, one is taken', async () => {
     const gate = heldCharge();
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
