@@ -119,81 +119,86 @@ async function signals(handle: WorkflowHandle): Promise<{ name: string; identity
 }
 
 describe('after a gateway outage, ops retry every blocked recovery with one command', () => {
-  it('signals each recovery waiting with charge_unknown once, each recovers with one charge, the rest are untouched', async () => {
-    const service = h.client.connection.workflowService;
-    const namespace = h.client.options.namespace;
-    const query = blockedRecoveriesQuery('charge_unknown', { taskQueue: h.taskQueue });
+  it(
+    'signals each recovery waiting with charge_unknown once: each recovers with one charge, the rest ' +
+      'are untouched',
+    async () => {
+      const service = h.client.connection.workflowService;
+      const namespace = h.client.options.namespace;
+      const query = blockedRecoveriesQuery('charge_unknown', { taskQueue: h.taskQueue });
 
-    // Recoveries whose cascade charges the second card while the gateway is down for them.
-    const blocked: { customerId: string; cards: string[]; payment: string; handle: WorkflowHandle }[] = [];
-    for (let i = 0; i < BLOCKED; i++) {
-      const { customerId, cards } = await customerWithCards(h.graph, [card('_decline_insufficient_funds'), card()]);
-      outage.customers.add(customerId);
-      if (i === 0) outage.commitFirst = cards[1] as string;
-      blocked.push({ customerId, cards, ...(await report(customerId, cards[0] as string)) });
-    }
-    // And one whose only card declines (the gateway answers it): it goes to dunning.
-    const other = await customerWithCards(h.graph, [card('_decline_insufficient_funds')]);
-    const dunning = await report(other.customerId, other.cards[0] as string);
+      // Recoveries whose cascade charges the second card while the gateway is down for them.
+      const blocked: { customerId: string; cards: string[]; payment: string; handle: WorkflowHandle }[] = [];
+      for (let i = 0; i < BLOCKED; i++) {
+        const { customerId, cards } = await customerWithCards(h.graph, [card('_decline_insufficient_funds'), card()]);
+        outage.customers.add(customerId);
+        if (i === 0) outage.commitFirst = cards[1] as string;
+        blocked.push({ customerId, cards, ...(await report(customerId, cards[0] as string)) });
+      }
+      // And one whose only card declines (the gateway answers it): it goes to dunning.
+      const other = await customerWithCards(h.graph, [card('_decline_insufficient_funds')]);
+      const dunning = await report(other.customerId, other.cards[0] as string);
 
-    // Every charge the gateway failed is retried for CHARGE_RETRY_FOR, then ops are asked.
-    for (const b of blocked)
-      await until(async () => (await status(b.handle)).attention?.kind === 'charge_unknown', 60_000);
-    await until(async () => (await status(dunning.handle)).state === 'dunning', 60_000);
-    // What ops see: the recoveries carry their state and reason, and the batch's query finds them.
-    for (const b of blocked) {
-      const { typedSearchAttributes: sa } = await b.handle.describe();
-      expect(sa.get(personaRecoveryState)).toBe('needs_attention');
-      expect(sa.get(personaAttentionReason)).toBe('charge_unknown');
-    }
-    await until(async () => (await countMatching(service, namespace, query)) === BLOCKED);
-    const { typedSearchAttributes: otherSa } = await dunning.handle.describe();
-    expect(otherSa.get(personaRecoveryState)).toBe('dunning');
-    expect(otherSa.get(personaAttentionReason)).toBeUndefined();
-    // Nothing was charged twice meanwhile: one customer's charge went through before its 503.
-    const succeeded = async (customerId: string) =>
-      (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
-    expect(outage.failedAfterCommit.size).toBe(1);
-    expect(await succeeded(blocked[0]!.customerId)).toHaveLength(1);
+      // Every charge the gateway failed is retried for CHARGE_RETRY_FOR, then ops are asked.
+      for (const b of blocked)
+        await until(async () => (await status(b.handle)).attention?.kind === 'charge_unknown', 60_000);
+      await until(async () => (await status(dunning.handle)).state === 'dunning', 60_000);
+      // What ops see: the recoveries carry their state and reason, and the batch's query finds them.
+      for (const b of blocked) {
+        const { typedSearchAttributes: sa } = await b.handle.describe();
+        expect(sa.get(personaRecoveryState)).toBe('needs_attention');
+        expect(sa.get(personaAttentionReason)).toBe('charge_unknown');
+      }
+      await until(async () => (await countMatching(service, namespace, query)) === BLOCKED);
+      const { typedSearchAttributes: otherSa } = await dunning.handle.describe();
+      expect(otherSa.get(personaRecoveryState)).toBe('dunning');
+      expect(otherSa.get(personaAttentionReason)).toBeUndefined();
+      // Nothing was charged twice meanwhile: one customer's charge went through before its 503.
+      const succeeded = async (customerId: string) =>
+        (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
+      expect(outage.failedAfterCommit.size).toBe(1);
+      expect(await succeeded(blocked[0]!.customerId)).toHaveLength(1);
 
-    // The gateway is back; ops run the batch.
-    outage.down = false;
-    const seen: BatchProgress[] = [];
-    const jobId = await startRetryBatch(service, {
-      namespace,
-      reason: 'charge_unknown',
-      reasonText: 'batch-retry.test: gateway back',
-      identity: 'batch-retry.test',
-      taskQueue: h.taskQueue,
-    });
-    const done = await waitForBatch(service, namespace, jobId, { pollMs: 200, onProgress: (p) => seen.push(p) });
-    expect(done).toMatchObject({ state: 'completed', total: BLOCKED, complete: BLOCKED, failed: 0 });
-    expect(batchSucceeded(done)).toBe(true);
-    expect(seen.at(-1)).toEqual(done);
+      // The gateway is back; ops run the batch.
+      outage.down = false;
+      const seen: BatchProgress[] = [];
+      const jobId = await startRetryBatch(service, {
+        namespace,
+        reason: 'charge_unknown',
+        reasonText: 'batch-retry.test: gateway back',
+        identity: 'batch-retry.test',
+        taskQueue: h.taskQueue,
+      });
+      const done = await waitForBatch(service, namespace, jobId, { pollMs: 200, onProgress: (p) => seen.push(p) });
+      expect(done).toMatchObject({ state: 'completed', total: BLOCKED, complete: BLOCKED, failed: 0 });
+      expect(batchSucceeded(done)).toBe(true);
+      expect(seen.at(-1)).toEqual(done);
 
-    for (const b of blocked) {
-      const result = (await b.handle.result()) as RecoveryStatus;
-      expect(result, b.payment).toMatchObject({ state: 'recovered', recovered_with: b.cards[1], attention: null });
-      // Exactly one charge at the gateway, under the recovery's key for that card, and the ledger agrees.
-      const charges = await succeeded(b.customerId);
-      expect(charges).toMatchObject([{ idempotency_key: `${b.payment}:${b.cards[1]}`, amount: 2599 }]);
-      const ledger = await readRecoveryLedger(h.graph, b.payment);
-      expect(ledger?.recovery).toMatchObject({ state: 'recovered', recovered_with: b.cards[1] });
-      expect(ledger?.recovery.charge_id).toBe(charges[0]?.id);
-      // The batch's signal, sent once, without input; the search attributes followed.
-      expect((await signals(b.handle)).filter((s) => s.name === retryAttentionSignal.name)).toEqual([
-        { name: retryAttentionSignal.name, identity: 'batch-retry.test' },
-      ]);
-      const { typedSearchAttributes: sa } = await b.handle.describe();
-      expect(sa.get(personaRecoveryState)).toBe('recovered');
-      expect(sa.get(personaAttentionReason)).toBeUndefined();
-    }
-    await until(async () => (await countMatching(service, namespace, query)) === 0);
+      for (const b of blocked) {
+        const result = (await b.handle.result()) as RecoveryStatus;
+        expect(result, b.payment).toMatchObject({ state: 'recovered', recovered_with: b.cards[1], attention: null });
+        // Exactly one charge at the gateway, under the recovery's key for that card, and the ledger agrees.
+        const charges = await succeeded(b.customerId);
+        expect(charges).toMatchObject([{ idempotency_key: `${b.payment}:${b.cards[1]}`, amount: 2599 }]);
+        const ledger = await readRecoveryLedger(h.graph, b.payment);
+        expect(ledger?.recovery).toMatchObject({ state: 'recovered', recovered_with: b.cards[1] });
+        expect(ledger?.recovery.charge_id).toBe(charges[0]?.id);
+        // The batch's signal, sent once, without input; the search attributes followed.
+        expect((await signals(b.handle)).filter((s) => s.name === retryAttentionSignal.name)).toEqual([
+          { name: retryAttentionSignal.name, identity: 'batch-retry.test' },
+        ]);
+        const { typedSearchAttributes: sa } = await b.handle.describe();
+        expect(sa.get(personaRecoveryState)).toBe('recovered');
+        expect(sa.get(personaAttentionReason)).toBeUndefined();
+      }
+      await until(async () => (await countMatching(service, namespace, query)) === 0);
 
-    // The recovery that did not wait for ops got nothing and goes on dunning.
-    expect((await signals(dunning.handle)).map((s) => s.name)).not.toContain(retryAttentionSignal.name);
-    expect(await status(dunning.handle)).toMatchObject({ state: 'dunning', attention: null });
-    expect(await succeeded(other.customerId)).toEqual([]);
-    await dunning.handle.terminate('batch-retry.test is over');
-  }, 180_000);
+      // The recovery that did not wait for ops got nothing and goes on dunning.
+      expect((await signals(dunning.handle)).map((s) => s.name)).not.toContain(retryAttentionSignal.name);
+      expect(await status(dunning.handle)).toMatchObject({ state: 'dunning', attention: null });
+      expect(await succeeded(other.customerId)).toEqual([]);
+      await dunning.handle.terminate('batch-retry.test is over');
+    },
+    180_000,
+  );
 });
