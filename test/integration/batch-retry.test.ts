@@ -7,14 +7,17 @@
  * back, one batch operation over the search attributes tells every blocked recovery to retry:
  * each recovers with one charge at the gateway, and the other is left alone.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { serve, type ServerType } from '@hono/node-server';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportPaymentFailure } from '../../api/services/recovery';
+import { repoRoot } from '../../config/env';
 import { readRecoveryLedger } from '../../graph/chargeLedger';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
@@ -109,6 +112,19 @@ async function report(customerId: string, card: string): Promise<{ payment: stri
 const status = (handle: WorkflowHandle) => handle.query(recoveryStatusQuery);
 const card = (suffix = '') => `tok_visa_card-${cardIdentity()}${suffix}`;
 
+/** `npm run ops:retry-recoveries -- <args>`, as ops run it: its exit code and what it printed. */
+async function script(...args: string[]): Promise<{ code: number; out: string }> {
+  const run = promisify(execFile);
+  const entry = path.join(repoRoot, 'scripts', 'retry-recoveries.ts');
+  return run(process.execPath, ['--import', 'tsx', entry, ...args], { cwd: repoRoot, env: process.env }).then(
+    ({ stdout, stderr }) => ({ code: 0, out: stdout + stderr }),
+    (err: { code?: number; stdout?: string; stderr?: string }) => ({
+      code: err.code ?? -1,
+      out: `${err.stdout ?? ''}${err.stderr ?? ''}`,
+    }),
+  );
+}
+
 /** The signals a workflow received, by name, with who sent them. */
 async function signals(handle: WorkflowHandle): Promise<{ name: string; identity: string }[]> {
   const { events } = await handle.fetchHistory();
@@ -153,6 +169,15 @@ describe('after a gateway outage, ops retry every blocked recovery with one comm
       const { typedSearchAttributes: otherSa } = await dunning.handle.describe();
       expect(otherSa.get(personaRecoveryState)).toBe('dunning');
       expect(otherSa.get(personaAttentionReason)).toBeUndefined();
+      // The command's dry run counts them (and the namespace's others, if any), and sends nothing.
+      const dry = await script('--dry-run');
+      expect(dry.code, dry.out).toBe(0);
+      expect(
+        Number(/\[retry\] (\d+) recoveries wait for ops with charge_unknown/.exec(dry.out)?.[1]),
+      ).toBeGreaterThanOrEqual(BLOCKED);
+      expect(dry.out).toContain('dry run: nothing sent');
+      const refused = await script('--reason', 'graph_restored');
+      expect(refused).toMatchObject({ code: 1, out: expect.stringContaining('not retried in a batch') });
       // Nothing was charged twice meanwhile: one customer's charge went through before its 503.
       const succeeded = async (customerId: string) =>
         (await simulatorCharges(gatewayUrl, customerId)).filter((c) => c.status === 'succeeded');
