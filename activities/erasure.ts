@@ -1,7 +1,7 @@
 /** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/merge';
@@ -9,7 +9,8 @@ import { historyKeysOfCustomer } from '../graph/historyKeys';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
-import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
+import { cancelRecoveryUpdate, recoveryWorkflowId } from '../temporal/recovery';
+import { updateRefusalOf } from '../temporal/updates';
 import { domain } from './domain';
 
 export function createErasureActivities({
@@ -71,6 +72,39 @@ export function createErasureActivities({
         throw ApplicationFailure.retryable(`fraud reviews still running: ${running.join(', ')}`, 'ReviewsPending');
     },
     /**
+     * Tells each of the customer's recoveries to stop (the `cancel` Update, sent again as the same
+     * update) and answers, once every one has taken it or has ended, those that took it. A recovery takes a cancel only
+     * at a safe point — not while a charge is under way, its outcome unknown, or a charge being
+     * recorded — so one that refuses for now fails the activity retryably (`RecoveriesBusy`, with
+     * each one's reason): the erasure waits through its retries, and ops see why in its history.
+     */
+    async stopRecoveries(req: { workflow_ids: string[]; reason: string }): Promise<string[]> {
+      const busy: string[] = [];
+      const stopping: string[] = [];
+      for (const id of req.workflow_ids) {
+        const handle = temporal.workflow.getHandle(id);
+        try {
+          await handle.startUpdate(cancelRecoveryUpdate, {
+            args: [{ reason: req.reason }],
+            updateId: `erasure-cancel:${id}`,
+            waitForStage: WorkflowUpdateStage.ACCEPTED,
+          });
+          stopping.push(id);
+        } catch (err) {
+          const refusal = await updateRefusalOf(err, handle);
+          if (refusal === undefined) throw err;
+          if (refusal.kind === 'refused') busy.push(`${id} (${refusal.reason})`);
+          // Ended, or never ran: nothing to stop.
+        }
+      }
+      if (busy.length > 0)
+        throw ApplicationFailure.retryable(
+          `payment recoveries not yet at a point where they may stop: ${busy.join('; ')}`,
+          'RecoveriesBusy',
+        );
+      return stopping;
+    },
+    /**
      * Waits until each workflow has closed (a recovery told to stop ends after the charge in
      * flight is recorded), for at most `within_ms`; answers the ids still running then.
      * Heartbeats, so a dead worker's wait is retried.
@@ -104,7 +138,7 @@ export function createErasureActivities({
      * Whether every workflow with a history key of the customer's (graph/historyKeys.ts) has
      * closed: erasure destroys those keys, and a worker could no longer read the history of one
      * still open. The graph names them, so none is missed because visibility lags. Each one
-     * still running is told to stop (a recovery with its `cancel` signal, anything else
+     * still running is told to stop (a recovery with its `cancel` Update, anything else
      * cancelled; a fraud review only when ops overrode it, otherwise it is waited for), and the
      * activity fails with a retryable `WorkflowsOpen` until they have closed: the erasure waits
      * through its retries.
@@ -121,7 +155,16 @@ export function createErasureActivities({
           if ((await handle.describe()).status.name !== 'RUNNING') continue;
           open.push(id);
           if (id.startsWith(recoveryWorkflowId('')))
-            await handle.signal(cancelRecoverySignal, { reason: `customer ${req.customer_id} is being erased` });
+            // Refused while it cannot stop yet (a charge under way): asked again at the next retry.
+            await handle
+              .startUpdate(cancelRecoveryUpdate, {
+                args: [{ reason: `customer ${req.customer_id} is being erased` }],
+                updateId: `erasure-cancel:${id}`,
+                waitForStage: WorkflowUpdateStage.ACCEPTED,
+              })
+              .catch(async (err: unknown) => {
+                if ((await updateRefusalOf(err, handle)) === undefined) throw err;
+              });
           else if (req.cancel_reviews || !id.startsWith(fraudOutcomeWorkflowId(''))) await handle.cancel();
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;

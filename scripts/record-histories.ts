@@ -35,13 +35,16 @@ import {
 } from '../temporal/identityMerge';
 import { customerWrittenUpdate } from '../temporal/onboarding';
 import {
-  cancelRecoverySignal,
+  cancelRecoveryUpdate,
+  paymentNoLongerOwedUpdate,
+  retryAttentionSignal,
   CHARGE_OUTCOME_UNKNOWN,
   offerPaymentMethodUpdate,
   paymentFailedSignal,
   paymentMethodBlockedSignal,
   recoveryStatusQuery,
   resolveAttentionUpdate,
+  recoveryWorkflowId,
 } from '../temporal/recovery';
 import { ApplicationFailure } from '@temporalio/common';
 import { decideDecline } from '../payments/declines';
@@ -159,11 +162,27 @@ const activities = {
   }),
   pruneInteractionClaims: async (req: { cutoff: string }) => ({ deleted: 3, cutoff: req.cutoff }),
   // The customer erased under override has a fraud review pending, which never ends by itself
-  // (and is gone by the time the erasure looks again).
+  // (and is gone by the time the erasure looks again); the other has a recovery running.
   listRunningCustomerWorkflows: (() => {
     let asked = 0;
     return async (req: { customer_id: string }) =>
-      req.customer_id === otherCustomerId && asked++ === 0 ? [fraudOutcomeWorkflowId('rec-pending')] : [];
+      req.customer_id === otherCustomerId
+        ? asked++ === 0
+          ? [fraudOutcomeWorkflowId('rec-pending')]
+          : []
+        : [recoveryWorkflowId('rec-running')];
+  })(),
+  // The running recovery is mid-charge at the first ask: it refuses the cancel for now.
+  stopRecoveries: (() => {
+    let asked = 0;
+    return async (req: { workflow_ids: string[] }) => {
+      if (asked++ === 0)
+        throw ApplicationFailure.retryable(
+          'a charge of pm-a is under way and its outcome is not known yet',
+          'RecoveriesBusy',
+        );
+      return req.workflow_ids;
+    };
   })(),
   fraudReviewsEnded: async () => {
     throw ApplicationFailure.retryable('fraud reviews still running: rec-pending', 'ReviewsPending');
@@ -314,23 +333,30 @@ async function main(): Promise<void> {
         while ((await h.query(recoveryStatusQuery)).state !== 'dunning') await new Promise((r) => setTimeout(r, 100));
         await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
       });
-      // A charge whose outcome stays unknown: needs attention (retry only); a cancel asks the
-      // gateway without sending, finds the charge, and the recovery is recorded as recovered.
+      // A charge whose outcome stays unknown: needs attention (retry only; a cancel is refused); the
+      // payment's owner says it was settled elsewhere, the gateway is asked without sending, has the
+      // charge, and the recovery is recorded as recovered.
       await recovery('payment-recovery-unknown-settled', 'pay-unk', 'insufficient_funds', async (h) => {
         while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
-        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
+        await h.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'recorded' }] }).catch(() => undefined);
+        await h.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'settled_elsewhere' }] });
       });
-      // Needs attention, ops answer "retry" (the Update), it needs attention again, and a cancel settles it.
+      // Needs attention, ops answer "retry" (the Update), it needs attention again, the batch signal
+      // retries it, it needs attention a third time, and the owner's word settles it.
       await recovery('payment-recovery-attention-retried', 'pay-unk', 'insufficient_funds', async (h) => {
-        while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
-        const since = (await h.query(recoveryStatusQuery)).attention?.since;
+        const attention = async (after: string | undefined) => {
+          for (;;) {
+            const s = await h.query(recoveryStatusQuery);
+            if (s.state === 'needs_attention' && s.attention?.since !== after) return s.attention?.since;
+            await env.sleep('1 minute');
+          }
+        };
+        const first = await attention(undefined);
         await h.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry', note: 'recorded' }] });
-        for (;;) {
-          const s = await h.query(recoveryStatusQuery);
-          if (s.state === 'needs_attention' && s.attention?.since !== since) break;
-          await env.sleep('1 minute');
-        }
-        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
+        const second = await attention(first);
+        await h.signal(retryAttentionSignal);
+        await attention(second);
+        await h.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed', note: 'recorded' }] });
       });
       // In dunning: the failed method is blocked (a confirmed fraud), the customer merged into
       // another record, and the graph restored from a backup; then ops stop it.
@@ -339,8 +365,8 @@ async function main(): Promise<void> {
         await h.signal(paymentMethodBlockedSignal, { payment_method_id: 'pm-a', reason: 'confirmed fraud rec-cf' });
         await h.signal(customerMergedSignal, { merge_id: 'm-1', merged_id: customerId, survivor_id: otherCustomerId });
         await h.signal(graphRestoredSignal, { reason: 'recorded', epoch: 2, backup_id: 'b-1' });
-        await h.query(recoveryStatusQuery);
-        await h.signal(cancelRecoverySignal, { reason: 'recorded' });
+        while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
+        await h.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'recorded' }] });
       });
       await record('expiry-scan-continue-as-new', 'expiryScanWorkflow', [
         { as_of: '2026-11-22', time_zone: 'UTC', batch_size: 2, batches_per_run: 1, lanes: 1 },

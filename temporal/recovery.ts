@@ -71,6 +71,8 @@ export interface RecoveryAttention {
    * counted overdue (`persona_payment_recoveries_attention_overdue_total`) and alerts, and waits on.
    */
   due_at: string;
+  /** Whether `due_at` passed with nobody answering (counted once, when it passed; the alert fires). */
+  overdue: boolean;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * Erasure — workflow id `erasure-<customer id>`, started by `DELETE /api/v1/customers/{id}`.
- * Stops the customer's running workflows — a recovery with its `cancel` signal, so that a charge
- * in flight is finished and recorded rather than abandoned, and waits (bounded) for recoveries to
- * end; any other workflow (a review waiting, an onboarding) is cancelled — then erases the customer
+ * Stops the customer's running workflows — a recovery with its `cancel` Update, which it takes
+ * only at a safe point (a charge in flight is finished and recorded rather than abandoned: the
+ * erasure asks again until it is taken), and waits (bounded) for recoveries to end; any other
+ * workflow (a review waiting, an onboarding) is cancelled — then erases the customer
  * in the graph (graph/erasure.ts: its events in batches, the rest in one transaction). Asking
  * again is a no-op. A recovery visibility did not list yet (it lags) cannot charge afterwards:
  * the graph refuses a charge for an erased customer.
@@ -31,7 +32,7 @@ import {
 } from '../temporal/erasure';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
-import { cancelRecoverySignal, recoveryWorkflowId } from '../temporal/recovery';
+import { recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 import { autoUpgrade } from './versioning';
 
@@ -51,6 +52,9 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
       ? `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} ${req.what} to end`
       : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
         'to finish the charge in flight and stop',
+  stopRecoveries: (req) =>
+    `Tell ${req.workflow_ids.length} payment recoveries to stop (each takes it once no charge of it is under way ` +
+    'or being recorded)',
   historyWorkflowsClosed: (req) =>
     `Wait until every workflow of customer ${req.customer_id} with a history key has closed ` +
     '(telling those still running to stop), before the keys are destroyed',
@@ -116,14 +120,27 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   }
   Object.assign(status, { state: 'erasing', waiting_for: [] });
   const cancelled: string[] = [];
-  const recoveries: string[] = [];
-  for (const id of running) {
+  const recoveries = running.filter((id) => id.startsWith(RECOVERY_PREFIX));
+  let stopping: string[] = [];
+  if (recoveries.length) {
+    // Taken by each at its next safe point: retried (the erasure waits) while one is mid-charge.
+    stopping = await activities.stopRecoveries.executeWithOptions(
+      {
+        startToCloseTimeout: '1 minute',
+        retry: {
+          initialInterval: '2 seconds',
+          backoffCoefficient: 2,
+          maximumInterval: '1 minute',
+          maximumAttempts: Number.POSITIVE_INFINITY,
+        },
+      },
+      [{ workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` }],
+    );
+    cancelled.push(...stopping);
+  }
+  for (const id of running.filter((id) => !id.startsWith(RECOVERY_PREFIX))) {
     try {
-      const other = getExternalWorkflowHandle(id);
-      if (id.startsWith(RECOVERY_PREFIX)) {
-        await other.signal(cancelRecoverySignal, { reason: `customer ${input.customer_id} is being erased` });
-        recoveries.push(id);
-      } else await other.cancel();
+      await getExternalWorkflowHandle(id).cancel();
       cancelled.push(id);
     } catch (err) {
       log.info(`workflow ${id} not cancelled: it had finished`, {
@@ -132,10 +149,10 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       });
     }
   }
-  if (recoveries.length) {
+  if (stopping.length) {
     const still = await activities.awaitWorkflowsClosed.executeWithOptions(
       { startToCloseTimeout: RECOVERY_STOP_WAIT_MS + 60_000, heartbeatTimeout: '20 seconds' },
-      [{ workflow_ids: recoveries, within_ms: RECOVERY_STOP_WAIT_MS }],
+      [{ workflow_ids: stopping, within_ms: RECOVERY_STOP_WAIT_MS }],
     );
     if (still.length)
       log.warn('payment recoveries still running at erasure; the graph refuses them any further charge', {

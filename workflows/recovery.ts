@@ -3,31 +3,46 @@
  * signal-with-start of `paymentFailed` once the api has reserved the payment's recovery in the
  * charge ledger (a payment is recovered once, ever: graph/chargeLedger.ts).
  *
- *   fraud-class hard decline → deactivate the method (compromised), tell the customer, stop.
- *   other hard decline       → deactivate it (expired_card → expired), then cascade.
- *   soft decline             → cascade.
+ * One `PaymentRecovery` holds the state; its handlers are registered once, in the constructor,
+ * and only record what they were told (Temporal's safe-message-handlers idiom); `run` moves the
+ * recovery from state to state, one method per step:
+ *
+ *   waiting ──paymentFailed──▶ recovering (`begin`: the ledger, the reported decline)
+ *     fraud-class hard decline → deactivate the method (compromised), tell the customer: stopped.
+ *     other hard decline       → deactivate it (expired_card → expired, the updater asked), then:
+ *   recovering  `cascade`: each other active, unexpired method — used on a trusted device first,
+ *               then most recently used — is `charge`d (idempotency key `<payment id>:<method id>`,
+ *               dunning rounds append `:r<round>`) until one succeeds: `recordCharge`, recovered.
+ *   dunning     `dunningRound`: a reminder, then a wait on the schedule (never before the networks'
+ *               rules allow a charge); a new payment method, a stop or a restore wakes it early.
+ *   needs_attention  `askForAttention`: something a retry by Temporal could not fix waits for ops
+ *               (`resolveAttention` retry/skip, the batch `retryAttention`), with a deadline past
+ *               which it is counted overdue and alerts.
+ *   recovered | failed | stopped  `finish` / `stop`: recorded in the ledger, the customer told.
+ *
  * What a decline is, and everything else a business table decides, is decided by the activities
- * and recorded in this history (`beginRecovery` for the reported decline, `chargePaymentMethod`
- * for each charge's): this code only branches on recorded answers.
- * The cascade charges the customer's other active, unexpired methods — used on a trusted device
- * first, then most recently used — with idempotency key `<payment id>:<method id>` (dunning
- * rounds append `:r<round>`). Success makes that method the default and tells the customer.
- * When every method fails, dunning: reminders and timers on the schedule; `paymentMethodAdded`
- * retries at once; `paymentMethodBlocked` (a confirmed fraud) takes a method out for good;
- * `cancel` stops. Card-network rules: never a method again after a do-not-retry decline in this
- * recovery; every charge governed per card by the networks' rule table (activities/recovery.ts).
+ * and recorded in this history: this code only branches on recorded answers. Card-network rules:
+ * never a method again after a do-not-retry decline in this recovery; every charge governed per
+ * card by the networks' rule table (activities/recovery.ts).
  *
  * Money moves once. Every charge is in the ledger before the gateway is called, and a charge whose
  * outcome is unknown (no answer, a 5xx, a 409 "in flight") is sticky: its activity is retried under
  * the same key for hours (PERSONA_CHARGE_RETRY_HOURS), then the recovery waits in `needs_attention`
- * where ops may only `retry` — never `skip` — and nothing else is charged, until the gateway says
- * what became of it. A `cancel` (ops, an erasure) then learns the outcome without sending anything
- * again (`settle`): a charge that went through is recorded as the recovery's success.
+ * (charge_unknown) where ops may only `retry` — never `skip` — and nothing else is charged.
+ *
+ * Stopping. Three parties may stop a recovery, each at a safe point only — never between a charge
+ * and its record:
+ *   - ops and the erasure, with the `cancel` Update, which the workflow refuses while a charge is
+ *     being made or its outcome is unknown, and while a charge is being recorded (the reason says
+ *     which; the erasure asks again until it is taken);
+ *   - the payment's owner, with `paymentNoLongerOwed`, taken whatever the recovery is doing and
+ *     applied at the next safe point: a charge of unknown outcome is first settled with the
+ *     gateway (nothing sent again), and a charge that went through is answered, never hidden;
+ *   - a cancellation request (the Temporal UI), which stops it like the owner's word.
  *
  * It never ends Failed: notifications are best-effort; the graph decides right before each charge
- * whether it may happen (a suspended customer is not charged this round, an erased one never); a
- * charge the gateway refused for good waits in `needs_attention` for ops' `resolveAttention`
- * (retry or skip) or `cancel`; after money moved, the recording is retried until it is done.
+ * whether it may happen (a suspended customer is not charged this round, an erased one never);
+ * after money moved, the recording is retried until it is done.
  */
 import {
   ActivityFailure,
@@ -37,34 +52,47 @@ import {
   isCancellation,
   log,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
 import type { RecoveryCandidate } from '../graph/recovery';
 import type { DeclineDecision } from '../payments/declines';
 import { describeFailure } from '../temporal/failures';
 import { fromMinorUnits } from '../payments/money';
 import {
-  cancelRecoverySignal,
+  cancelRecoveryUpdate,
+  CANCEL_NOT_NOW,
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
+  DEFAULT_ATTENTION_DEADLINE,
   DEFAULT_CHARGE_RETRY_FOR,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
+  paymentNoLongerOwedUpdate,
   offerPaymentMethodUpdate,
   MAX_OFFERS_WAITING,
   OFFER_BY_SIGNAL,
   RECOVERY_ENDED,
   recoveryStatusQuery,
   resolveAttentionUpdate,
+  retryAttentionSignal,
   type AttentionDecision,
+  type AttentionReason,
+  type CardOffer,
+  type CardOfferAnswer,
+  type OwnerStopAnswer,
   type PaymentFailure,
+  type PaymentNoLongerOwed,
   type RecoveryInput,
   initialRecoveryStatus,
+  type RecoveryState,
   type RecoveryStatus,
 } from '../temporal/recovery';
+import { personaAttentionReason, personaCustomerId, personaRecoveryState } from '../temporal/searchAttributes';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import {
@@ -75,7 +103,12 @@ import {
   graphWrite,
   graphWriteUntilDone,
 } from './activityOptions';
-import { countRecoveredBy, countRecovery, countRecoveryNeedingAttention } from './metrics';
+import {
+  countRecoveredBy,
+  countRecovery,
+  countRecoveryAttentionOverdue,
+  countRecoveryNeedingAttention,
+} from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
@@ -131,728 +164,898 @@ function failureType(err: unknown): string | null {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
 }
 
+/** How a pass over the candidates ended. */
+type CascadeEnd =
+  /** A charge succeeded and is recorded. */
+  | 'recovered'
+  /** No charge succeeded (every one declined or was skipped, the customer is suspended, or a stop came). */
+  | 'not_recovered'
+  /** The customer was erased: nothing may be charged, ever. */
+  | 'erased'
+  /** The charge ledger has the payment's recovery ended (another run of it finished it). */
+  | 'ended';
+
+/** Who asked the recovery to stop, and the reason its status and the ledger will say. */
+interface StopRequest {
+  by: 'ops' | 'owner' | 'cancellation';
+  reason: string;
+}
+
+/** The longest reason a `cancel` or note may carry (recorded in the status). */
+const REASON_MAX = 500;
+
 autoUpgrade(paymentRecoveryWorkflow);
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
-  const { workflowId } = workflowInfo();
-  const gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
-    gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
-    chargeSummary,
-  );
-  const status: RecoveryStatus = initialRecoveryStatus();
-  let failure: PaymentFailure | null = null;
-  /** `paymentMethodAdded` signals received, and how many a retry has answered (none is lost). */
-  let methodsAdded = 0;
-  let methodsAnswered = 0;
-  /** How many added methods a finished retry has taken (an offer is answered once its retry is over). */
-  let methodsTried = 0;
-  let cancelled: string | null = null;
-  /** Cancelled by a cancellation request (ops in the UI), not by the `cancel` signal. */
-  let cancelRequested = false;
-  /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
-  let restored: string | null = null;
-  let decision: AttentionDecision | null = null;
-  /**
-   * Whether ops may skip what needs attention: only after a charge the gateway refused, the one
-   * request ever sent under its key (the ledger proves it), or a failure that charged nothing.
-   */
-  let skippable = false;
-  /**
-   * The charge whose outcome is not known (sticky): nothing else is charged, and it is never
-   * skipped, until the gateway has said what became of it.
-   */
-  let unknownCharge: ChargeAttempt | null = null;
-  /** Methods never to charge again in this recovery (do-not-retry declines, deactivated). */
-  const doNotCharge: string[] = [];
+  return new PaymentRecovery(input).run();
+}
 
-  setHandler(recoveryStatusQuery, () => status);
-  setHandler(paymentFailedSignal, (f) => {
-    if (failure) log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
-    else failure = f;
-  });
+/** One payment's recovery: its state, what moves it on (`run` and its steps), and its handlers. */
+class PaymentRecovery {
+  private readonly status: RecoveryStatus = initialRecoveryStatus();
+  private readonly workflowId = workflowInfo().workflowId;
+  private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
+  private readonly attentionMs: number;
+
+  /** The reported failure (`paymentFailed`); its customer follows a merge. */
+  private failure: PaymentFailure | null = null;
   /** Methods the customer added while the recovery ran, and methods the account updater renewed. */
-  const added: string[] = [];
-  const renewed: string[] = [];
-  /** Offers whose answer waits for a retry (each holds one of the workflow's Updates in flight). */
-  let offersWaiting = 0;
-  setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
-    methodsAdded++;
-    if (typeof payment_method_id === 'string' && !added.includes(payment_method_id)) added.push(payment_method_id);
-  });
-  setHandler(
-    offerPaymentMethodUpdate,
-    async ({ payment_method_id }) => {
-      // Counted before the first await, like the signal: the retry it wakes takes it.
-      const ticket = ++methodsAdded;
-      if (!added.includes(payment_method_id)) added.push(payment_method_id);
-      offersWaiting++;
-      try {
-        await condition(() => methodsTried >= ticket || RECOVERY_ENDED.includes(status.state));
-      } finally {
-        offersWaiting--;
-      }
-      const attempt = [...status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
-      const outcome =
-        attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
-      return {
-        payment_id: failure?.payment_id ?? '',
-        payment_method_id,
-        outcome,
-        decline_code: attempt?.decline_code ?? null,
-        state: status.state,
-        recovered_with: status.recovered_with,
-      };
-    },
-    {
-      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => {
-        if (typeof offer?.payment_method_id !== 'string' || offer.payment_method_id === '')
-          throw new Error('payment_method_id is required');
-        if (failure === null) throw new Error('the recovery has not started');
-        if (RECOVERY_ENDED.includes(status.state)) throw new Error(`the recovery has ended (${status.state})`);
-        if (cancelled !== null) throw new Error(`the recovery was cancelled: ${cancelled}`);
-        const bySignal = (message: string) => ApplicationFailure.create({ type: OFFER_BY_SIGNAL, message });
-        if (status.state === 'needs_attention')
-          throw bySignal('the recovery waits for ops: signal the card, charged after their decision');
-        if (offersWaiting >= MAX_OFFERS_WAITING)
-          throw bySignal(`${offersWaiting} offers wait for this recovery's retry: signal the card`);
-      },
-    },
-  );
+  private readonly added: string[] = [];
+  private readonly renewed: string[] = [];
   /** Methods blocked for good by a confirmed fraud: no renewal brings them back into this recovery. */
-  const blocked: string[] = [];
-  setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
-    log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
-    if (!blocked.includes(payment_method_id)) blocked.push(payment_method_id);
-    if (!doNotCharge.includes(payment_method_id)) doNotCharge.push(payment_method_id);
-  });
-  // The customer was merged into another record: its payment methods moved there (same ids), and
-  // every later step (new charges, notifications, records) goes on against the survivor. A charge
-  // made before keeps its first request, the merged record's (the ledger re-sends it as it was).
-  setHandler(customerMergedSignal, ({ merged_id, survivor_id, merge_id }) => {
-    if (failure?.customer_id !== merged_id) return;
-    log.info('the customer was merged: the recovery goes on against the survivor', {
-      mergedId: merged_id,
-      survivorId: survivor_id,
-      mergeId: merge_id,
-    });
-    failure.customer_id = survivor_id;
-  });
-  setHandler(cancelRecoverySignal, ({ reason }) => {
-    cancelled = reason;
-  });
-  setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
-    log.warn('the graph was restored from a backup that lacks what this recovery acts on', { reason, backup_id });
-    restored = `the graph was restored from backup ${backup_id}: ${reason}`;
-  });
-  setHandler(
-    resolveAttentionUpdate,
-    async (d) => {
-      // Recorded before the first await: a second update in the same workflow task is rejected by the validator.
-      decision = d;
-      await condition(() => status.state !== 'needs_attention');
-      return JSON.parse(JSON.stringify(status)) as RecoveryStatus;
-    },
-    {
-      validator: (d: Partial<AttentionDecision> | undefined) => {
-        if (status.state !== 'needs_attention')
-          throw new Error(`the recovery does not need attention (it is ${status.state})`);
-        if (decision) throw new Error(`ops decided already: ${decision.action}`);
-        if (cancelled !== null) throw new Error(`the recovery was cancelled: ${cancelled}`);
-        if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
-        if (d.since !== undefined && Date.parse(d.since) !== Date.parse(status.attention?.since ?? ''))
-          throw new Error(
-            `the decision answers the attention of ${d.since}; the recovery now needs attention since ` +
-              `${status.attention?.since ?? 'never'}: ${status.attention?.reason ?? ''}`,
-          );
-        if (d.action === 'skip' && !skippable)
-          throw new Error(
-            'skip is not safe here: the gateway may have taken this charge; ' +
-              'retry, under the same idempotency key, finds out',
-          );
-      },
-    },
-  );
+  private readonly blocked: string[] = [];
+  /** Methods never to charge again in this recovery (do-not-retry declines, deactivated, blocked). */
+  private readonly doNotCharge: string[] = [];
 
-  // A cancellation request (ops in the UI) stops the recovery the way `cancel` does: nothing more
-  // is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
-  CancellationScope.current().cancelRequested.catch(() => {
-    cancelRequested = true;
-    cancelled ??= 'workflow cancelled';
-  });
+  /** Cards added (signals and offers), how many a retry has taken, and how many a finished retry answered. */
+  private methodsAdded = 0;
+  private methodsAnswered = 0;
+  private methodsTried = 0;
+  /** Offers whose answer waits for a retry (each holds one of the workflow's Updates in flight). */
+  private offersWaiting = 0;
 
-  const main = async (): Promise<RecoveryStatus> => {
-    await condition(() => failure !== null);
-    const f = failure as unknown as PaymentFailure;
-    const now = () => new Date().toISOString();
+  /** A stop asked for (the first one names the reason); taken at the next safe point. */
+  private stopRequest: StopRequest | null = null;
+  /** Whether a cancellation request (the Temporal UI) came: its stop surfaces as a cancellation. */
+  private cancellationRequested = false;
+  /** Ops' answer to the attention the recovery waits for. */
+  private decision: AttentionDecision | null = null;
+  /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
+  private restored: string | null = null;
+  /** The charge whose activity runs: its outcome is not known until it answers. */
+  private inFlight: ChargeAttempt | null = null;
+  /** The charge that went through, once it has: what the owner's stop answers. */
+  private charged: OwnerStopAnswer['charge'] = null;
+  /** Why the charges of the current dunning round came when they did (null in the first pass). */
+  private scheduledBy: string | null = null;
+  /** The customer being told of the recovery while it is recorded. */
+  private recoveredNotice: Promise<void> | null = null;
+  /** Set once `run` is over: the Updates waiting for the end answer then. */
+  private over = false;
+  /** What the search attributes say now (upserted only when it changes). */
+  private indexed: { state: RecoveryState | null; reason: AttentionReason | null } = { state: null, reason: null };
 
-    /** Best-effort: a notification that cannot be delivered is noted, and the recovery goes on. */
-    const notify = async (kind: string, step: string, data: Record<string, unknown> = {}): Promise<void> => {
-      try {
-        await notifications.notifyCustomer({
-          customer_id: f.customer_id,
-          kind,
-          key: `${workflowId}:${step}`,
-          data: { payment_id: f.payment_id, ...data },
-        });
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        status.undelivered.push(step);
-        log.warn('a notification could not be delivered; the recovery goes on without it', {
-          paymentId: f.payment_id,
-          customerId: f.customer_id,
-          kind,
-          error: describeFailure(err),
-        });
-      }
-    };
+  constructor(private readonly input: RecoveryInput) {
+    this.gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
+      gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
+      chargeSummary,
+    );
+    this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE);
+    this.registerHandlers();
+  }
 
-    /** The customer being told of the recovery while it is recorded. */
-    let recoveredNotice: Promise<void> | null = null;
+  // ── The run ──────────────────────────────────────────────────────────────────────────────────
 
-    /** Waits for ops (or a cancel) after something a retry by Temporal could not fix. */
-    const needAttention = async (
-      why: 'charge_failed' | 'record_failed' | 'graph_restored',
-      reason: string,
-      paymentMethodId: string | null,
-      canSkip: boolean,
-      unknownKey: string | null = null,
-    ): Promise<AttentionDecision['action'] | 'cancelled'> => {
-      const resume = status.state;
-      skippable = canSkip;
-      Object.assign(status, {
-        state: 'needs_attention',
-        next_retry_at: null,
-        next_retry_reason: null,
-        attention: {
-          reason,
-          payment_method_id: paymentMethodId,
-          since: new Date().toISOString(),
-          unknown_charge: unknownKey,
-          skippable: canSkip,
-        },
-      });
-      decision = null;
-      countRecoveryNeedingAttention(why);
-      log.warn('payment recovery needs attention', {
-        paymentId: f.payment_id,
-        customerId: f.customer_id,
-        paymentMethodId,
-        reason,
-      });
-      await condition(() => decision !== null || cancelled !== null);
-      const action = cancelled !== null ? 'cancelled' : (decision as unknown as AttentionDecision).action;
-      log.info('payment recovery resumed', {
-        paymentId: f.payment_id,
-        action,
-        note: (decision as AttentionDecision | null)?.note,
-      });
-      Object.assign(status, { state: resume, attention: null });
-      return action;
-    };
+  async run(): Promise<RecoveryStatus> {
+    try {
+      await this.recover();
+    } catch (err) {
+      // A cancellation request surfaces here from a wait between charges (a charge, its settling
+      // and its record are non-cancellable, and see it as a stop request).
+      if (!isCancellation(err)) throw err;
+      await CancellationScope.nonCancellable(() => this.endCancelled());
+    }
+    this.over = true;
+    // Offers and stops answered by the end return their answers before the run closes.
+    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
+    return this.status;
+  }
 
-    /** Applies a decline's consequences (as the activity decided them); true for a fraud-class decline. */
-    const onDecline = async (paymentMethodId: string, d: DeclineDecision): Promise<boolean> => {
-      if (d.do_not_retry && !doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
-      if (d.status) {
-        try {
-          await ledger.deactivatePaymentMethod({
-            payment_method_id: paymentMethodId,
-            status: d.status,
-            reason: `payment ${f.payment_id} declined: ${d.code}`,
-          });
-        } catch (err) {
-          // The graph refused (the method was removed meanwhile): it is not charged again here either way.
-          if (isCancellation(err)) throw err;
-          if (!doNotCharge.includes(paymentMethodId)) doNotCharge.push(paymentMethodId);
-          log.warn('the declined payment method could not be marked; it is not charged again by this recovery', {
-            paymentId: f.payment_id,
-            paymentMethodId,
-            error: describeFailure(err),
-          });
-        }
-      }
-      return d.class === 'fraud_hard';
-    };
+  /** From the reported failure to the end: the first pass, the dunning rounds, the last retries. */
+  private async recover(): Promise<void> {
+    await condition(() => this.failure !== null);
+    const f = this.reported;
+    const begun = await this.begin();
+    if (!begun) return;
+    // The first pass skips the method that just failed (unless the account updater renewed it);
+    // dunning rounds may retry it.
+    const reportedRenewed = await this.renewAfterExpiry(f.payment_method_id, begun.decline);
+    let outcome = await this.cascade(
+      0,
+      reportedRenewed ? [] : [f.payment_method_id],
+      reportedRenewed ? undefined : begun.candidates,
+    );
+    const rounds = this.input.dunningSchedule.length;
+    for (let round = 1; outcome === 'not_recovered' && !this.stopping && round <= rounds; round++)
+      outcome = await this.dunningRound(round);
+    // A card added during the last pass is still answered before the recovery gives up.
+    for (let round = rounds + 1; outcome === 'not_recovered' && this.cardWaiting && !this.stopping; round++)
+      outcome = await this.retryForAddedCard(
+        round,
+        'a payment method was added during the last round: retried at once',
+      );
+    if (outcome === 'erased') await this.stop('the customer was erased');
+    else if (outcome === 'ended') await this.stop('the charge ledger has this payment’s recovery ended');
+    else await this.finish();
+  }
 
-    /** The recovery ends stopped: at once in the status, then in the ledger (retried until done). */
-    const stop = async (reason: string): Promise<RecoveryStatus> => {
-      Object.assign(status, { state: 'stopped', next_retry_at: null, next_retry_reason: null, stop_reason: reason });
-      countRecovery('stopped');
-      log.info(`payment recovery stopped: ${reason}`, { paymentId: f.payment_id, customerId: f.customer_id });
-      await recordStopped(reason);
-      return status;
-    };
-    const recordStopped = async (reason: string): Promise<void> => {
-      try {
-        await CancellationScope.nonCancellable(() =>
-          ledger.recordRecoveryStopped({ payment_id: f.payment_id, customer_id: f.customer_id, reason }),
-        );
-      } catch (err) {
-        // Only a refusal a retry cannot fix ends here: the status says stopped all the same.
-        log.warn('the stop of a recovery could not be recorded in the charge ledger', {
-          paymentId: f.payment_id,
-          error: describeFailure(err),
-        });
-      }
-    };
-
-    status.state = 'recovering';
-    status.attempts.push({
+  /**
+   * recovering: the ledger marks the recovery started and decides what the reported decline
+   * means. Null when it ends here: an earlier recovery of the payment ended, or a fraud-class
+   * decline stops it.
+   */
+  private async begin() {
+    const f = this.reported;
+    this.moveTo('recovering');
+    this.status.attempts.push({
       payment_method_id: f.payment_method_id,
       outcome: 'declined',
       decline_code: f.decline_code,
       at: now(),
     });
-    const begun = await ledger.beginRecovery({ failure: f, exclude: [...doNotCharge] });
+    const begun = await ledger.beginRecovery({ failure: f, exclude: [...this.doNotCharge] });
     if (!begun.proceed) {
       // A payment is recovered once: an earlier recovery of it ended (the ledger says how).
-      Object.assign(status, {
-        state: 'stopped',
+      this.moveTo('stopped', {
         stop_reason:
           begun.reason ?? `payment ${f.payment_id} was ${begun.state} by an earlier recovery; it is recovered once`,
       });
       countRecovery('stopped');
-      return status;
+      return null;
     }
-    if (await onDecline(f.payment_method_id, begun.decline)) {
+    if (await this.onDecline(f.payment_method_id, begun.decline)) {
       // Stopped before the message: a refused message must not leave it looking like it still recovers.
-      await stop(`fraud-class decline ${f.decline_code}`);
-      await notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
-      return status;
+      await this.stop(`fraud-class decline ${f.decline_code}`);
+      await this.notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
+      return null;
     }
+    return begun;
+  }
 
-    /**
-     * What became of a charge of unknown outcome, learnt without sending anything again (the
-     * recovery was cancelled): its answer when the gateway made it, else `cancelled`.
-     */
-    const settleUnknown = async (a: ChargeAttempt): Promise<ChargeOutcome | 'cancelled'> => {
+  /**
+   * dunning: a reminder, then the schedule's wait — never earlier than the networks' rules allow
+   * a charge of one of the candidates — then a pass. A card added, a stop or a restore wakes it.
+   */
+  private async dunningRound(round: number): Promise<CascadeEnd> {
+    const schedule = this.input.dunningSchedule;
+    const delay = schedule[round - 1] as string;
+    const started = Date.now();
+    const scheduled = `dunning round ${round} of ${schedule.length}, ${delay} after the last`;
+    let next = await this.rulesAllow(started + msOf(delay), scheduled);
+    // The whole dunning state at once, before the reminder: a query never sees half of it.
+    this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
+    await this.notify('dunning_reminder', `reminder-${round}`, { round });
+    const woken = () => this.cardWaiting || this.stopping || this.restored !== null;
+    for (let recheck = 0; ; recheck++) {
+      await condition(woken, Math.max(next.at - Date.now(), 1), {
+        summary:
+          `Dunning round ${round} of ${schedule.length}: wait until ` +
+          `${new Date(next.at).toISOString()} (${next.why}) before retrying (a new payment method retries at once)`,
+      });
+      if (woken() || recheck >= RULE_RECHECKS || !next.rules) break;
+      // The card was charged meanwhile (another recovery of it): the rules may now say later.
+      const again = await this.rulesAllow(Date.now(), scheduled);
+      if (again.at <= Date.now()) break;
+      next = again;
+      this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
+    }
+    if (this.stopping) return 'not_recovered';
+    return this.retryForAddedCard(round, this.cardWaiting ? 'a payment method was added: retried at once' : next.why);
+  }
+
+  /** recovering: a pass of a dunning round; every card added so far is answered by it. */
+  private async retryForAddedCard(round: number, scheduledBy: string): Promise<CascadeEnd> {
+    this.scheduledBy = scheduledBy;
+    this.methodsAnswered = this.methodsAdded;
+    const answering = this.methodsAnswered;
+    this.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
+    const outcome = await this.cascade(round, []);
+    this.methodsTried = Math.max(this.methodsTried, answering);
+    return outcome;
+  }
+
+  /**
+   * recovering: one pass over the candidates (`listed`: the pass's list, asked already), each
+   * charged until one succeeds. A card the account updater renewed goes first; one renewed during
+   * this pass comes again at once.
+   */
+  private async cascade(round: number, exclude: string[], listed?: RecoveryCandidate[]): Promise<CascadeEnd> {
+    const f = this.reported;
+    if (!(await this.restoredAndDecided())) return 'not_recovered';
+    const candidates =
+      listed ??
+      (await ledger.listRecoveryCandidates({ customer_id: f.customer_id, exclude: [...exclude, ...this.doNotCharge] }));
+    const queue: (RecoveryCandidate & { renewedRetry?: boolean })[] = [...candidates].sort(
+      (x, y) => Number(this.renewed.includes(y.payment_method_id)) - Number(this.renewed.includes(x.payment_method_id)),
+    );
+    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+      if (this.stopping) return 'not_recovered';
+      // Blocked while this pass ran (a confirmed fraud on it): never charged again.
+      if (this.doNotCharge.includes(c.payment_method_id)) continue;
+      if (!(await this.restoredAndDecided()) || this.stopping) return 'not_recovered';
+      const attempt: ChargeAttempt = {
+        payment_id: f.payment_id,
+        customer_id: f.customer_id,
+        payment_method_id: c.payment_method_id,
+        amount: f.amount,
+        currency: f.currency,
+        idempotency_key:
+          (round === 0
+            ? `${f.payment_id}:${c.payment_method_id}`
+            : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
+          // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
+          (c.renewedRetry ? ':renewed' : ''),
+        // Counted against its card before the charge (an activity input: replay compares none).
+        reported: {
+          payment_method_id: f.payment_method_id,
+          decline_code: f.decline_code,
+          ...(f.advice_code ? { advice_code: f.advice_code } : {}),
+        },
+        at: now(),
+      };
+      // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
+      const result = await CancellationScope.nonCancellable(() => this.charge(attempt));
+      if (result === 'stopped') return 'not_recovered';
+      if (result === 'skip') {
+        this.attempted(c.payment_method_id, 'skipped', 'skipped_by_ops');
+        continue;
+      }
+      if (result.outcome === 'limited') {
+        // A card-network rule does not allow this charge now (decided in the graph, per card).
+        this.attempted(c.payment_method_id, 'skipped', 'network_retry_limit', result.rule ? { rule: result.rule } : {});
+        continue;
+      }
+      if (result.outcome === 'not_charged') {
+        this.attempted(c.payment_method_id, 'skipped', result.reason);
+        if (result.reason === 'customer_erased') return 'erased';
+        if (result.reason === 'recovery_ended') return 'ended';
+        // Suspended: nothing is charged this round; the next round asks again.
+        if (result.reason === 'customer_suspended') return 'not_recovered';
+        // Stopped while its outcome was unknown, and the gateway never made it.
+        if (this.stopping) return 'not_recovered';
+        this.neverAgain(c.payment_method_id);
+        continue;
+      }
+      if (result.outcome === 'succeeded') {
+        await CancellationScope.nonCancellable(() => this.recordCharge(c.payment_method_id, result));
+        return 'recovered';
+      }
+      this.attempted(c.payment_method_id, 'declined', result.decline_code);
+      if (this.stopping) {
+        // Learnt while stopping: the declined card still takes what its decline decides.
+        await CancellationScope.nonCancellable(() => this.onDecline(c.payment_method_id, result.decision));
+        return 'not_recovered';
+      }
+      await this.onDecline(c.payment_method_id, result.decision);
+      if (!c.renewedRetry && (await this.renewAfterExpiry(c.payment_method_id, result.decision)))
+        queue.unshift({ ...c, renewedRetry: true });
+    }
+    return 'not_recovered';
+  }
+
+  /**
+   * A charge. One the gateway refused for good waits for ops (retry or skip: charge_refused); one
+   * whose outcome is unknown after every retry waits for ops too (charge_unknown), who may only
+   * retry it (the same key, the same charge); a stop then learns its outcome without charging.
+   */
+  private async charge(a: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'stopped'> {
+    for (;;) {
+      let failed: unknown;
       try {
-        const settled = await settler.chargePaymentMethod({ ...a, mode: 'settle' });
-        unknownCharge = null;
-        return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'cancelled';
+        return await this.whileInFlight(a, () => this.gateway.chargePaymentMethod(a));
       } catch (err) {
-        // Retried without a cap: only a refusal no retry can fix ends here. The ledger keeps the
-        // attempt unknown, and the gateway reconciliation compares it with the gateway's records.
         if (isCancellation(err)) throw err;
-        log.warn('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
-          paymentId: a.payment_id,
-          idempotencyKey: a.idempotency_key,
-          error: describeFailure(err),
+        failed = err;
+      }
+      // Refused, the one request under the key, or nothing sent under it at all (the ledger says
+      // so): nothing was charged. Anything else may have charged.
+      const type = failureType(failed);
+      const refused = type === CHARGE_REFUSED || type === CHARGE_NOT_SENT;
+      const action = await this.askForAttention(
+        refused ? 'charge_refused' : 'charge_unknown',
+        `the charge of ${a.payment_method_id} could not be made: ${describeFailure(failed)}` +
+          (refused ? '' : ' (the gateway may have taken it: only a retry, same idempotency key, is safe)'),
+        {
+          payment_method_id: a.payment_method_id,
+          skippable: refused,
+          unknown_charge: refused ? null : a.idempotency_key,
+        },
+      );
+      if (action === 'retry') continue;
+      if (action === 'skip') return 'skip';
+      return refused ? 'stopped' : this.settle(a);
+    }
+  }
+
+  /**
+   * What became of a charge of unknown outcome, learnt without sending anything again (the
+   * recovery is stopping): its answer when the gateway made it, else `stopped`.
+   */
+  private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
+    try {
+      const settled = await this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' }));
+      return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
+    } catch (err) {
+      // Retried without a cap: only a refusal no retry can fix ends here. The ledger keeps the
+      // attempt unknown, and the gateway reconciliation compares it with the gateway's records.
+      if (isCancellation(err)) throw err;
+      log.warn('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
+        paymentId: a.payment_id,
+        idempotencyKey: a.idempotency_key,
+        error: describeFailure(err),
+      });
+      return 'stopped';
+    }
+  }
+
+  /**
+   * The money moved: the customer is told (best effort) while it is recorded, retried until done;
+   * a write the graph refuses waits for ops (record_failed), whatever anyone asks meanwhile.
+   */
+  private async recordCharge(
+    paymentMethodId: string,
+    result: Extract<ChargeOutcome, { outcome: 'succeeded' }>,
+  ): Promise<void> {
+    const f = this.reported;
+    const mechanism = recoveryMechanism(paymentMethodId, {
+      failed: f.payment_method_id,
+      renewed: result.renewed_by_updater ? [...this.renewed, paymentMethodId] : this.renewed,
+      added: this.added,
+    });
+    // Attempt and method together: a query never sees a success without the method.
+    this.attempted(paymentMethodId, 'succeeded', null);
+    Object.assign(this.status, { recovered_with: paymentMethodId, recovered_by: mechanism });
+    this.charged = {
+      payment_method_id: paymentMethodId,
+      charge_id: result.charge_id,
+      amount: f.amount,
+      currency: f.currency,
+    };
+    this.recoveredNotice = this.notify('payment_recovered', 'recovered', { payment_method_id: paymentMethodId });
+    const rec = {
+      mechanism,
+      payment_id: f.payment_id,
+      customer_id: f.customer_id,
+      payment_method_id: paymentMethodId,
+      charge_id: result.charge_id,
+      amount: f.amount,
+      currency: f.currency,
+    };
+    for (;;) {
+      try {
+        await ledger.recordRecovery(rec);
+        return;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        const action = await this.askForAttention(
+          'record_failed',
+          `payment ${rec.payment_id} was charged (${rec.charge_id}) but could not be recorded: ${describeFailure(err)}`,
+          // Skip: ops take the recording over by hand (the runbook says how).
+          { payment_method_id: null, skippable: true, unknown_charge: null },
+        );
+        if (action !== 'retry') return;
+      }
+    }
+  }
+
+  /**
+   * needs_attention: waits for ops after something a retry by Temporal could not fix; past the
+   * deadline it is counted overdue (the alert) and waits on. A stop answers it too — except a
+   * record's: a charge that went through is recorded, or ops take the record over (skip).
+   */
+  private async askForAttention(
+    kind: AttentionReason,
+    reason: string,
+    about: { payment_method_id: string | null; skippable: boolean; unknown_charge: string | null },
+  ): Promise<AttentionDecision['action'] | 'stopped'> {
+    const f = this.reported;
+    const resume = this.status.state;
+    const since = new Date();
+    this.decision = null;
+    this.moveTo('needs_attention', {
+      next_retry_at: null,
+      next_retry_reason: null,
+      attention: {
+        kind,
+        reason,
+        ...about,
+        since: since.toISOString(),
+        due_at: new Date(since.getTime() + this.attentionMs).toISOString(),
+        overdue: false,
+      },
+    });
+    countRecoveryNeedingAttention(kind);
+    log.warn('payment recovery needs attention', { paymentId: f.payment_id, customerId: f.customer_id, kind, reason });
+    const stoppable = kind !== 'record_failed';
+    const answered = () => this.decision !== null || (stoppable && this.stopping);
+    const summary = `Wait for ops: ${kind} (retry${about.skippable ? ' or skip' : ''})`;
+    if (!(await condition(answered, this.attentionMs, { summary }))) {
+      if (this.status.attention) this.status.attention.overdue = true;
+      countRecoveryAttentionOverdue(kind);
+      log.error('payment recovery overdue: nobody answered its attention before the deadline', {
+        paymentId: f.payment_id,
+        kind,
+        since: since.toISOString(),
+      });
+      await condition(answered);
+    }
+    // Set by a handler while this step waited.
+    const decided = this.decision as AttentionDecision | null;
+    const action = decided === null ? 'stopped' : decided.action;
+    log.info('payment recovery resumed', { paymentId: f.payment_id, action, note: decided?.note });
+    this.moveTo(resume, { attention: null });
+    return action;
+  }
+
+  /**
+   * A restore lost what this recovery acts on: ops decide before anything more is charged (retry
+   * or skip: go on with the graph as it is now; a stop: stop). Asked before every charge, so a
+   * signal that arrives mid-pass stops the next charge too. False when the recovery stops.
+   */
+  private async restoredAndDecided(): Promise<boolean> {
+    if (this.restored === null) return true;
+    const reason = this.restored;
+    this.restored = null;
+    const action = await this.askForAttention('graph_restored', reason, {
+      payment_method_id: null,
+      skippable: true,
+      unknown_charge: null,
+    });
+    return action !== 'stopped';
+  }
+
+  /** Applies a decline's consequences (as the activity decided them); true for a fraud-class decline. */
+  private async onDecline(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
+    if (d.do_not_retry) this.neverAgain(paymentMethodId);
+    if (d.status) {
+      try {
+        await ledger.deactivatePaymentMethod({
+          payment_method_id: paymentMethodId,
+          status: d.status,
+          reason: `payment ${this.reported.payment_id} declined: ${d.code}`,
         });
-        return 'cancelled';
-      }
-    };
-
-    /**
-     * A charge. One the gateway refused for good waits for ops (retry or skip); one whose outcome
-     * is unknown after every retry waits for ops too, who may only retry it (the same key, the same
-     * charge); a cancel then learns its outcome without charging.
-     */
-    const charge = async (a: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'cancelled'> => {
-      for (;;) {
-        try {
-          const result = await gateway.chargePaymentMethod(a);
-          unknownCharge = null;
-          return result;
-        } catch (err) {
-          if (isCancellation(err)) throw err;
-          // Refused, the one request under the key, or nothing sent under it at all (the ledger
-          // says so): nothing was charged. Anything else may have charged.
-          const type = failureType(err);
-          const refused = type === CHARGE_REFUSED || type === CHARGE_NOT_SENT;
-          unknownCharge = refused ? null : a;
-          const action = await needAttention(
-            'charge_failed',
-            `the charge of ${a.payment_method_id} could not be made: ${describeFailure(err)}` +
-              (refused ? '' : ' (the gateway may have taken it: only a retry, same idempotency key, is safe)'),
-            a.payment_method_id,
-            refused,
-            refused ? null : a.idempotency_key,
-          );
-          if (action === 'retry') continue;
-          if (action === 'skip') return 'skip';
-          return unknownCharge ? settleUnknown(a) : 'cancelled';
-        }
-      }
-    };
-
-    /** Records the recovery, retried until done; a write the graph refuses waits for ops. */
-    const record = async (rec: Parameters<RecoveryActivities['recordRecovery']>[0]): Promise<void> => {
-      for (;;) {
-        try {
-          return await ledger.recordRecovery(rec);
-        } catch (err) {
-          if (isCancellation(err)) throw err;
-          const action = await needAttention(
-            'record_failed',
-            `payment ${rec.payment_id} was charged (${rec.charge_id}) ` +
-              `but could not be recorded: ${describeFailure(err)}`,
-            null,
-            // Skip: ops take the recording over by hand (the runbook says how).
-            true,
-          );
-          if (action !== 'retry') return;
-        }
-      }
-    };
-
-    /**
-     * A restore lost what this recovery acts on: ops decide before anything more is charged (retry
-     * or skip: go on with the graph as it is now; cancel: stop). Asked before every charge, so a
-     * signal that arrives mid-cascade stops the next charge too. False when ops cancelled.
-     */
-    const restoredAndDecided = async (): Promise<boolean> => {
-      if (restored === null) return true;
-      const reason = restored;
-      restored = null;
-      return (await needAttention('graph_restored', reason, null, true)) !== 'cancelled';
-    };
-    /**
-     * After a decline the activity said to ask the account updater about (`expired_card`): a card
-     * it renewed is active again with its new expiry, and is charged again at once; true then.
-     * Best-effort: an updater that cannot be asked leaves the method expired (logged).
-     */
-    const renewAfterExpiry = async (paymentMethodId: string, d: DeclineDecision): Promise<boolean> => {
-      if (!d.ask_updater || renewed.includes(paymentMethodId)) return false;
-      try {
-        const outcome = await updater.renewCard({ payment_method_id: paymentMethodId });
-        if (outcome.outcome !== 'updated') return false;
       } catch (err) {
+        // The graph refused (the method was removed meanwhile): it is not charged again here either way.
         if (isCancellation(err)) throw err;
-        log.warn('the account updater could not be asked about an expired card; it stays expired', {
-          paymentId: f.payment_id,
+        this.neverAgain(paymentMethodId);
+        log.warn('the declined payment method could not be marked; it is not charged again by this recovery', {
+          paymentId: this.reported.payment_id,
           paymentMethodId,
           error: describeFailure(err),
         });
-        return false;
       }
-      if (blocked.includes(paymentMethodId)) return false;
-      renewed.push(paymentMethodId);
-      doNotCharge.splice(0, doNotCharge.length, ...doNotCharge.filter((m) => m !== paymentMethodId));
-      log.info('the account updater renewed an expired card: it is charged again at once', {
-        paymentId: f.payment_id,
-        paymentMethodId,
-      });
-      return true;
-    };
+    }
+    return d.class === 'fraud_hard';
+  }
 
-    /** Why the charges of the current dunning round came when they did (null in the first pass). */
-    let scheduledBy: string | null = null;
-    /**
-     * When the next round may charge: at `scheduledAt`, or later when the networks' rules allow no
-     * charge of any candidate before then. A forecast that cannot be had (the graph refused)
-     * leaves the schedule as it is: the charge is governed by the rules again when it is made.
-     */
-    const rulesAllow = async (
-      scheduledAt: number,
-      scheduled: string,
-    ): Promise<{ at: number; why: string; rules: boolean }> => {
+  /**
+   * After a decline the activity said to ask the account updater about (`expired_card`): a card
+   * it renewed is active again with its new expiry, and is charged again at once; true then.
+   * Best-effort: an updater that cannot be asked leaves the method expired (logged).
+   */
+  private async renewAfterExpiry(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
+    if (!d.ask_updater || this.renewed.includes(paymentMethodId)) return false;
+    try {
+      const outcome = await updater.renewCard({ payment_method_id: paymentMethodId });
+      if (outcome.outcome !== 'updated') return false;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('the account updater could not be asked about an expired card; it stays expired', {
+        paymentId: this.reported.payment_id,
+        paymentMethodId,
+        error: describeFailure(err),
+      });
+      return false;
+    }
+    if (this.blocked.includes(paymentMethodId)) return false;
+    this.renewed.push(paymentMethodId);
+    this.doNotCharge.splice(0, this.doNotCharge.length, ...this.doNotCharge.filter((m) => m !== paymentMethodId));
+    log.info('the account updater renewed an expired card: it is charged again at once', {
+      paymentId: this.reported.payment_id,
+      paymentMethodId,
+    });
+    return true;
+  }
+
+  /**
+   * When the next round may charge: at `scheduledAt`, or later when the networks' rules allow no
+   * charge of any candidate before then. A forecast that cannot be had (the graph refused)
+   * leaves the schedule as it is: the charge is governed by the rules again when it is made.
+   */
+  private async rulesAllow(
+    scheduledAt: number,
+    scheduled: string,
+  ): Promise<{ at: number; why: string; rules: boolean }> {
+    try {
+      // Retried a while (graphWrite), not for ever: without a forecast the schedule stands.
+      const forecast = await graph.forecastCharges({
+        customer_id: this.reported.customer_id,
+        exclude: this.doNotCharge,
+        at: new Date().toISOString(),
+      });
+      const earliest = forecast.earliest === null ? Number.NaN : Date.parse(forecast.earliest);
+      if (!(earliest > scheduledAt)) return { at: scheduledAt, why: scheduled, rules: true };
+      return {
+        at: earliest,
+        why: `${scheduled}, moved to when the card networks' rules allow a charge: ${forecast.rule ?? 'a rule'}`,
+        rules: true,
+      };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('the card networks’ rules could not be asked when to retry; the schedule stands', {
+        paymentId: this.reported.payment_id,
+        error: describeFailure(err),
+      });
+      return { at: scheduledAt, why: scheduled, rules: false };
+    }
+  }
+
+  /** recovered, failed or stopped: how the recovery ends when its passes are over. */
+  private async finish(): Promise<void> {
+    const f = this.reported;
+    this.status.next_retry_at = null;
+    this.status.next_retry_reason = null;
+    if (this.status.recovered_with) {
+      this.moveTo('recovered');
+      if (this.status.recovered_by) countRecoveredBy(this.status.recovered_by);
+      await (this.recoveredNotice ??
+        this.notify('payment_recovered', 'recovered', { payment_method_id: this.status.recovered_with }));
+    } else if (this.stopRequest) {
+      await this.stop(this.stopRequest.reason);
+      return;
+    } else {
+      this.moveTo('failed');
       try {
-        // Retried a while (graphWrite), not for ever: without a forecast the schedule stands.
-        const forecast = await graph.forecastCharges({
+        await ledger.recordRecoveryFailed({
+          payment_id: f.payment_id,
           customer_id: f.customer_id,
-          exclude: doNotCharge,
-          at: new Date().toISOString(),
+          attempts: this.status.attempts.length,
+          reason: 'all payment methods failed',
         });
-        const earliest = forecast.earliest === null ? Number.NaN : Date.parse(forecast.earliest);
-        if (!(earliest > scheduledAt)) return { at: scheduledAt, why: scheduled, rules: true };
-        return {
-          at: earliest,
-          why: `${scheduled}, moved to when the card networks' rules allow a charge: ${forecast.rule ?? 'a rule'}`,
-          rules: true,
-        };
       } catch (err) {
+        // Retried without a cap: only a refusal no retry can fix ends here (no money moved).
         if (isCancellation(err)) throw err;
-        log.warn('the card networks’ rules could not be asked when to retry; the schedule stands', {
+        log.warn('the failure of a recovery could not be recorded in the graph', {
           paymentId: f.payment_id,
           error: describeFailure(err),
         });
-        return { at: scheduledAt, why: scheduled, rules: false };
       }
-    };
-    /**
-     * One pass over the candidates (`listed`: the pass's list, asked already): true when a charge
-     * succeeded, 'erased' when the customer is gone, 'ended' when the ledger says the payment's
-     * recovery ended.
-     */
-    const cascade = async (
-      round: number,
-      exclude: string[],
-      listed?: RecoveryCandidate[],
-    ): Promise<boolean | 'erased' | 'ended'> => {
-      if (!(await restoredAndDecided())) return false;
-      const candidates =
-        listed ??
-        (await ledger.listRecoveryCandidates({
-          customer_id: f.customer_id,
-          exclude: [...exclude, ...doNotCharge],
-        }));
-      // A card the account updater renewed goes first; one renewed during this pass comes again at once.
-      const queue: (RecoveryCandidate & { renewedRetry?: boolean })[] = [...candidates].sort(
-        (x, y) => Number(renewed.includes(y.payment_method_id)) - Number(renewed.includes(x.payment_method_id)),
-      );
-      for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-        if (cancelled) return false;
-        // Blocked while this cascade ran (a confirmed fraud on it): never charged again.
-        if (doNotCharge.includes(c.payment_method_id)) continue;
-        if (!(await restoredAndDecided())) return false;
-        if (cancelled) return false;
-        const attempt: ChargeAttempt = {
-          payment_id: f.payment_id,
-          customer_id: f.customer_id,
-          payment_method_id: c.payment_method_id,
-          amount: f.amount,
-          currency: f.currency,
-          idempotency_key:
-            (round === 0
-              ? `${f.payment_id}:${c.payment_method_id}`
-              : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
-            // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
-            (c.renewedRetry ? ':renewed' : ''),
-          // Counted against its card before the charge (an activity input: replay compares none).
-          reported: {
-            payment_method_id: f.payment_method_id,
-            decline_code: f.decline_code,
-            ...(f.advice_code ? { advice_code: f.advice_code } : {}),
-          },
-          at: now(),
-        };
-        /** What every attempt of a dunning round says of why it came when it did. */
-        const why = scheduledBy ? { scheduled_by: scheduledBy } : {};
-        // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
-        const result = await CancellationScope.nonCancellable(() => charge(attempt));
-        if (result === 'cancelled') return false;
-        if (result === 'skip') {
-          status.attempts.push({
-            payment_method_id: c.payment_method_id,
-            outcome: 'skipped',
-            decline_code: 'skipped_by_ops',
-            at: now(),
-            ...why,
-          });
-          continue;
-        }
-        if (result.outcome === 'limited') {
-          // A card-network rule does not allow this charge now (decided in the graph, per card);
-          // the rule is named when the worker governs by the rule table.
-          status.attempts.push({
-            payment_method_id: c.payment_method_id,
-            outcome: 'skipped',
-            decline_code: 'network_retry_limit',
-            at: now(),
-            ...(result.rule ? { rule: result.rule } : {}),
-            ...why,
-          });
-          continue;
-        }
-        if (result.outcome === 'not_charged') {
-          status.attempts.push({
-            payment_method_id: c.payment_method_id,
-            outcome: 'skipped',
-            decline_code: result.reason,
-            at: now(),
-            ...why,
-          });
-          if (result.reason === 'customer_erased') return 'erased';
-          if (result.reason === 'recovery_ended') return 'ended';
-          // Suspended: nothing is charged this round; the next round asks again.
-          if (result.reason === 'customer_suspended') return false;
-          // Cancelled while its outcome was unknown, and the gateway never made it.
-          if (cancelled) return false;
-          doNotCharge.push(c.payment_method_id);
-          continue;
-        }
-        if (result.outcome === 'succeeded') {
-          // Attempt and method together: a query never sees a success without the method.
-          status.attempts.push({
-            payment_method_id: c.payment_method_id,
-            outcome: 'succeeded',
-            decline_code: null,
-            at: now(),
-            ...why,
-          });
-          const mechanism = recoveryMechanism(c.payment_method_id, {
-            failed: f.payment_method_id,
-            renewed: result.renewed_by_updater ? [...renewed, c.payment_method_id] : renewed,
-            added,
-          });
-          Object.assign(status, { recovered_with: c.payment_method_id, recovered_by: mechanism });
-          const rec = {
-            mechanism,
-            payment_id: f.payment_id,
-            customer_id: f.customer_id,
-            payment_method_id: c.payment_method_id,
-            charge_id: result.charge_id,
-            amount: f.amount,
-            currency: f.currency,
-          };
-          // The money moved: the customer is told (best effort) while it is recorded, whatever
-          // ops decide meanwhile; the recovery ends when both are done (`finish`).
-          recoveredNotice = CancellationScope.nonCancellable(() =>
-            notify('payment_recovered', 'recovered', { payment_method_id: c.payment_method_id }),
-          );
-          await CancellationScope.nonCancellable(() => record(rec));
-          status.recovered_with = c.payment_method_id;
-          return true;
-        }
-        status.attempts.push({
-          payment_method_id: c.payment_method_id,
-          outcome: 'declined',
-          decline_code: result.decline_code,
-          at: now(),
-          ...why,
-        });
-        if (cancelled) {
-          // Learnt while stopping: the declined card still takes what its decline decides.
-          await CancellationScope.nonCancellable(() => onDecline(c.payment_method_id, result.decision));
-          return false;
-        }
-        await onDecline(c.payment_method_id, result.decision);
-        if (!c.renewedRetry && (await renewAfterExpiry(c.payment_method_id, result.decision)))
-          queue.unshift({ ...c, renewedRetry: true });
-      }
-      return false;
-    };
+      await this.notify('payment_failed', 'failed');
+    }
+    countRecovery(this.status.state as 'recovered' | 'failed');
+    log.info(`payment recovery ${this.status.state}`, {
+      paymentId: f.payment_id,
+      customerId: f.customer_id,
+      attempts: this.status.attempts.length,
+      recoveredWith: this.status.recovered_with,
+    });
+  }
 
-    const finish = async (): Promise<RecoveryStatus> => {
-      Object.assign(status, { next_retry_at: null, next_retry_reason: null });
-      if (status.recovered_with) {
-        status.state = 'recovered';
-        if (status.recovered_by) countRecoveredBy(status.recovered_by);
-        await (recoveredNotice ??
-          notify('payment_recovered', 'recovered', { payment_method_id: status.recovered_with }));
-      } else if (cancelled) {
-        return stop(cancelRequested ? 'workflow cancelled' : `cancelled: ${cancelled}`);
-      } else {
-        status.state = 'failed';
-        try {
-          await ledger.recordRecoveryFailed({
-            payment_id: f.payment_id,
-            customer_id: f.customer_id,
-            attempts: status.attempts.length,
-            reason: 'all payment methods failed',
-          });
-        } catch (err) {
-          // Retried without a cap: only a refusal no retry can fix ends here (no money moved).
-          if (isCancellation(err)) throw err;
-          log.warn('the failure of a recovery could not be recorded in the graph', {
-            paymentId: f.payment_id,
-            error: describeFailure(err),
-          });
-        }
-        await notify('payment_failed', 'failed');
-      }
-      countRecovery(status.state);
-      log.info(`payment recovery ${status.state}`, {
+  /** stopped: at once in the status, then in the ledger (retried until done). */
+  private async stop(reason: string): Promise<void> {
+    const f = this.reported;
+    this.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
+    countRecovery('stopped');
+    log.info(`payment recovery stopped: ${reason}`, { paymentId: f.payment_id, customerId: f.customer_id });
+    await this.recordStopped(reason);
+  }
+
+  private async recordStopped(reason: string): Promise<void> {
+    const f = this.reported;
+    try {
+      await CancellationScope.nonCancellable(() =>
+        ledger.recordRecoveryStopped({ payment_id: f.payment_id, customer_id: f.customer_id, reason }),
+      );
+    } catch (err) {
+      // Only a refusal a retry cannot fix ends here: the status says stopped all the same.
+      log.warn('the stop of a recovery could not be recorded in the charge ledger', {
+        paymentId: f.payment_id,
+        error: describeFailure(err),
+      });
+    }
+  }
+
+  /**
+   * A cancellation request surfaced from a wait: the recovery ends like a stop, never mid-charge.
+   * A charge that went through before it was recorded (non-cancellable): it stays recovered.
+   */
+  private async endCancelled(): Promise<void> {
+    if (RECOVERY_ENDED.includes(this.status.state)) return;
+    if (this.status.recovered_with) {
+      this.moveTo('recovered', { next_retry_at: null, next_retry_reason: null, attention: null });
+      countRecovery('recovered');
+    } else if (this.failure) {
+      await this.stop('workflow cancelled');
+    } else {
+      this.moveTo('stopped', { stop_reason: 'workflow cancelled' });
+      countRecovery('stopped');
+    }
+    log.info(`payment recovery ${this.status.state}: workflow cancelled`, { workflowId: this.workflowId });
+  }
+
+  // ── Small steps ──────────────────────────────────────────────────────────────────────────────
+
+  /** Best-effort: a notification that cannot be delivered is noted, and the recovery goes on. */
+  private async notify(kind: string, step: string, data: Record<string, unknown> = {}): Promise<void> {
+    const f = this.reported;
+    try {
+      await notifications.notifyCustomer({
+        customer_id: f.customer_id,
+        kind,
+        key: `${this.workflowId}:${step}`,
+        data: { payment_id: f.payment_id, ...data },
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      this.status.undelivered.push(step);
+      log.warn('a notification could not be delivered; the recovery goes on without it', {
         paymentId: f.payment_id,
         customerId: f.customer_id,
-        attempts: status.attempts.length,
-        recoveredWith: status.recovered_with,
+        kind,
+        error: describeFailure(err),
       });
-      return status;
-    };
-    const ended = async (outcome: boolean | 'erased' | 'ended'): Promise<RecoveryStatus | null> => {
-      if (outcome === 'erased') return stop('the customer was erased');
-      if (outcome === 'ended') return stop('the charge ledger has this payment’s recovery ended');
-      return outcome ? finish() : null;
-    };
-
-    // The first cascade skips the method that just failed (unless the account updater renewed it);
-    // dunning rounds may retry it.
-    const reportedRenewed = await renewAfterExpiry(f.payment_method_id, begun.decline);
-    const first = await ended(
-      await cascade(0, reportedRenewed ? [] : [f.payment_method_id], reportedRenewed ? undefined : begun.candidates),
-    );
-    if (first) return first;
-
-    for (let round = 1; round <= input.dunningSchedule.length && !cancelled; round++) {
-      const delay = input.dunningSchedule[round - 1] as string;
-      const wait = msOf(delay);
-      const started = Date.now();
-      const scheduled = `dunning round ${round} of ${input.dunningSchedule.length}, ${delay} after the last`;
-      // Never earlier than the networks' rules allow a charge of one of the candidates.
-      let next = await rulesAllow(started + wait, scheduled);
-      // The whole dunning state at once, before the reminder: a query never sees half of it.
-      Object.assign(status, {
-        state: 'dunning',
-        next_retry_at: new Date(next.at).toISOString(),
-        next_retry_reason: next.why,
-      });
-      await notify('dunning_reminder', `reminder-${round}`, { round });
-      const woken = () => methodsAdded > methodsAnswered || cancelled !== null || restored !== null;
-      for (let recheck = 0; ; recheck++) {
-        await condition(woken, Math.max(next.at - Date.now(), 1), {
-          summary:
-            `Dunning round ${round} of ${input.dunningSchedule.length}: wait until ` +
-            `${new Date(next.at).toISOString()} (${next.why}) before retrying (a new payment method retries at once)`,
-        });
-        if (woken() || recheck >= RULE_RECHECKS || !next.rules) break;
-        // The card was charged meanwhile (another recovery of it): the rules may now say later.
-        const again = await rulesAllow(Date.now(), scheduled);
-        if (again.at <= Date.now()) break;
-        next = again;
-        Object.assign(status, { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
-      }
-      scheduledBy = methodsAdded > methodsAnswered ? 'a payment method was added: retried at once' : next.why;
-      // Every card added so far is answered by this retry; one added during it wakes the next round.
-      methodsAnswered = methodsAdded;
-      if (cancelled) break;
-      Object.assign(status, { state: 'recovering', next_retry_at: null, next_retry_reason: null });
-      const answering = methodsAnswered;
-      const outcome = await cascade(round, []);
-      methodsTried = Math.max(methodsTried, answering);
-      const done = await ended(outcome);
-      if (done) return done;
     }
-    // A card added during the last pass is still answered before the recovery gives up.
-    for (let round = input.dunningSchedule.length + 1; methodsAdded > methodsAnswered && !cancelled; round++) {
-      methodsAnswered = methodsAdded;
-      scheduledBy = 'a payment method was added during the last round: retried at once';
-      const answering = methodsAnswered;
-      const outcome = await cascade(round, []);
-      methodsTried = Math.max(methodsTried, answering);
-      const done = await ended(outcome);
-      if (done) return done;
-    }
-    return finish();
-  };
-
-  try {
-    const result = await main();
-    // An offer answered by the last retry returns its answer before the recovery ends (even when
-    // a cancellation was asked for meanwhile: this wait must not throw it).
-    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-    return result;
-  } catch (err) {
-    // A cancellation (ops in the UI) ends the recovery like `cancel` does, never mid-charge: it
-    // surfaces here from a wait between charges (a charge, its settling and its record are
-    // non-cancellable, and see the cancel as `cancelled`).
-    if (!isCancellation(err)) throw err;
-    const f = failure as PaymentFailure | null;
-    const ended = RECOVERY_ENDED.includes(status.state);
-    // A charge that went through before the cancel was recorded (non-cancellable): it stays recovered.
-    const state = status.recovered_with ? 'recovered' : 'stopped';
-    if (!ended) {
-      Object.assign(status, { state, next_retry_at: null, next_retry_reason: null, attention: null });
-      if (state === 'stopped') status.stop_reason = 'workflow cancelled';
-      countRecovery(state);
-    }
-    if (state === 'stopped' && f)
-      try {
-        await CancellationScope.nonCancellable(() =>
-          ledger.recordRecoveryStopped({
-            payment_id: f.payment_id,
-            customer_id: f.customer_id,
-            reason: status.stop_reason ?? 'workflow cancelled',
-          }),
-        );
-      } catch (e) {
-        log.warn('the stop of a recovery could not be recorded in the charge ledger', { error: describeFailure(e) });
-      }
-    log.info(`payment recovery ${status.state}: workflow cancelled`, { workflowId });
-    // The root scope is cancelled: waiting for the offers' answers must not be.
-    await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-    return status;
   }
+
+  /** A charge's activity, with the charge marked in flight meanwhile (a `cancel` waits for it). */
+  private async whileInFlight<T>(a: ChargeAttempt, call: () => Promise<T>): Promise<T> {
+    this.inFlight = a;
+    try {
+      return await call();
+    } finally {
+      this.inFlight = null;
+    }
+  }
+
+  private attempted(
+    paymentMethodId: string,
+    outcome: 'succeeded' | 'declined' | 'skipped',
+    declineCode: string | null,
+    extra: { rule?: string } = {},
+  ): void {
+    this.status.attempts.push({
+      payment_method_id: paymentMethodId,
+      outcome,
+      decline_code: declineCode,
+      at: now(),
+      ...extra,
+      ...(this.scheduledBy ? { scheduled_by: this.scheduledBy } : {}),
+    });
+  }
+
+  private neverAgain(paymentMethodId: string): void {
+    if (!this.doNotCharge.includes(paymentMethodId)) this.doNotCharge.push(paymentMethodId);
+  }
+
+  /** The state and what goes with it, at once; the search attributes follow when they change. */
+  private moveTo(state: RecoveryState, fields: Partial<RecoveryStatus> = {}): void {
+    Object.assign(this.status, fields, { state });
+    const reason = state === 'needs_attention' ? (this.status.attention?.kind ?? null) : null;
+    const changes: SearchAttributeUpdatePair[] = [];
+    if (state !== this.indexed.state) changes.push({ key: personaRecoveryState, value: state });
+    if (reason !== this.indexed.reason) changes.push({ key: personaAttentionReason, value: reason });
+    if (changes.length === 0) return;
+    this.indexed = { state, reason };
+    upsertSearchAttributes(changes);
+  }
+
+  private get reported(): PaymentFailure {
+    if (this.failure === null) throw new Error('the recovery has no payment failure yet');
+    return this.failure;
+  }
+
+  private get stopping(): boolean {
+    return this.stopRequest !== null;
+  }
+
+  /** A card added that no pass has taken yet. */
+  private get cardWaiting(): boolean {
+    return this.methodsAdded > this.methodsAnswered;
+  }
+
+  private get ended(): boolean {
+    return RECOVERY_ENDED.includes(this.status.state);
+  }
+
+  // ── Handlers: they record what they are told; `run` acts on it ───────────────────────────────
+
+  private registerHandlers(): void {
+    setHandler(recoveryStatusQuery, () => this.status);
+    setHandler(paymentFailedSignal, (f) => {
+      if (this.failure) log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
+      else this.failure = f;
+    });
+    setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
+      this.methodsAdded++;
+      if (typeof payment_method_id === 'string' && !this.added.includes(payment_method_id))
+        this.added.push(payment_method_id);
+    });
+    setHandler(offerPaymentMethodUpdate, (offer) => this.offer(offer), {
+      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => this.validateOffer(offer),
+    });
+    setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
+      log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
+      if (!this.blocked.includes(payment_method_id)) this.blocked.push(payment_method_id);
+      this.neverAgain(payment_method_id);
+    });
+    // The customer was merged into another record: its payment methods moved there (same ids), and
+    // every later step (new charges, notifications, records) goes on against the survivor. A charge
+    // made before keeps its first request, the merged record's (the ledger re-sends it as it was).
+    setHandler(customerMergedSignal, ({ merged_id, survivor_id, merge_id }) => {
+      if (this.failure?.customer_id !== merged_id) return;
+      log.info('the customer was merged: the recovery goes on against the survivor', {
+        mergedId: merged_id,
+        survivorId: survivor_id,
+        mergeId: merge_id,
+      });
+      this.failure.customer_id = survivor_id;
+      upsertSearchAttributes([{ key: personaCustomerId, value: survivor_id }]);
+    });
+    setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
+      log.warn('the graph was restored from a backup that lacks what this recovery acts on', { reason, backup_id });
+      this.restored = `the graph was restored from backup ${backup_id}: ${reason}`;
+    });
+    setHandler(resolveAttentionUpdate, (d) => this.resolveAttention(d), {
+      validator: (d: Partial<AttentionDecision> | undefined) => this.validateDecision(d),
+    });
+    // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
+    setHandler(retryAttentionSignal, () => {
+      if (this.status.state !== 'needs_attention' || this.decision !== null) return;
+      log.info('payment recovery retried by a batch of ops', { paymentId: this.failure?.payment_id });
+      this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
+    });
+    setHandler(cancelRecoveryUpdate, (req) => this.cancel(req), {
+      validator: (req: Partial<{ reason: unknown }> | undefined) => this.validateCancel(req),
+    });
+    setHandler(paymentNoLongerOwedUpdate, (word) => this.noLongerOwed(word), {
+      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => this.validateOwnerStop(word),
+    });
+    // A cancellation request (ops in the UI) stops the recovery the way the owner's word does:
+    // nothing more is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
+    CancellationScope.current().cancelRequested.catch(() => {
+      this.cancellationRequested = true;
+      this.stopRequest ??= { by: 'cancellation', reason: 'workflow cancelled' };
+    });
+  }
+
+  /** A card the customer just added, charged at once; answered once the retry that took it is over. */
+  private async offer({ payment_method_id }: CardOffer): Promise<CardOfferAnswer> {
+    // Counted before the first await, like the signal: the retry it wakes takes it.
+    const ticket = ++this.methodsAdded;
+    if (!this.added.includes(payment_method_id)) this.added.push(payment_method_id);
+    this.offersWaiting++;
+    try {
+      await condition(() => this.methodsTried >= ticket || this.ended);
+    } finally {
+      this.offersWaiting--;
+    }
+    const attempt = [...this.status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
+    const outcome = attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
+    return {
+      payment_id: this.failure?.payment_id ?? '',
+      payment_method_id,
+      outcome,
+      decline_code: attempt?.decline_code ?? null,
+      state: this.status.state,
+      recovered_with: this.status.recovered_with,
+    };
+  }
+
+  private validateOffer(offer: Partial<{ payment_method_id: unknown }> | undefined): void {
+    if (typeof offer?.payment_method_id !== 'string' || offer.payment_method_id === '')
+      throw new Error('payment_method_id is required');
+    this.refuseUnlessRunning();
+    if (this.stopRequest) throw new Error(`the recovery is stopping: ${this.stopRequest.reason}`);
+    const bySignal = (message: string) => ApplicationFailure.create({ type: OFFER_BY_SIGNAL, message });
+    if (this.status.state === 'needs_attention')
+      throw bySignal('the recovery waits for ops: signal the card, charged after their decision');
+    if (this.offersWaiting >= MAX_OFFERS_WAITING)
+      throw bySignal(`${this.offersWaiting} offers wait for this recovery's retry: signal the card`);
+  }
+
+  private async resolveAttention(d: AttentionDecision): Promise<RecoveryStatus> {
+    // Recorded before the first await: a second update in the same workflow task is refused by the validator.
+    this.decision = d;
+    await condition(() => this.status.state !== 'needs_attention');
+    return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
+  }
+
+  private validateDecision(d: Partial<AttentionDecision> | undefined): void {
+    const { attention } = this.status;
+    if (this.status.state !== 'needs_attention' || attention === null)
+      throw new Error(`the recovery does not need attention (it is ${this.status.state})`);
+    if (this.decision) throw new Error(`ops decided already: ${this.decision.action}`);
+    if (this.stopRequest && attention.kind !== 'record_failed')
+      throw new Error(`the recovery is stopping: ${this.stopRequest.reason}`);
+    if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
+    if (d.since !== undefined && Date.parse(d.since) !== Date.parse(attention.since))
+      throw new Error(
+        `the decision answers the attention of ${d.since}; the recovery now needs attention since ` +
+          `${attention.since}: ${attention.reason}`,
+      );
+    if (d.action === 'skip' && !attention.skippable)
+      throw new Error(
+        'skip is not safe here: the gateway may have taken this charge; ' +
+          'retry, under the same idempotency key, finds out',
+      );
+  }
+
+  /** Ops or an erasure stop the recovery; answered with its final status. */
+  private async cancel({ reason }: { reason: string }): Promise<RecoveryStatus> {
+    this.stopRequest ??= { by: 'ops', reason: `cancelled: ${reason.trim()}` };
+    await condition(() => this.over);
+    return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
+  }
+
+  /**
+   * A cancel is taken only at a safe point: refused (CANCEL_NOT_NOW, saying why) while a charge is
+   * being made, while one's outcome is unknown, and while a charge is being recorded.
+   */
+  private validateCancel(req: Partial<{ reason: unknown }> | undefined): void {
+    if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
+    if (req.reason.length > REASON_MAX) throw new Error(`reason: at most ${REASON_MAX} characters`);
+    this.refuseUnlessRunning();
+    if (this.stopRequest) return;
+    const notNow = (why: string) =>
+      ApplicationFailure.create({ type: CANCEL_NOT_NOW, message: `the recovery cannot be cancelled now: ${why}` });
+    if (this.status.recovered_with !== null)
+      throw notNow(`it charged ${this.status.recovered_with} and is recording the payment as recovered`);
+    if (this.inFlight)
+      throw notNow(
+        `a charge of ${this.inFlight.payment_method_id} (idempotency key ${this.inFlight.idempotency_key}) ` +
+          'is under way and its outcome is not known yet',
+      );
+    const unknown = this.status.attention?.unknown_charge;
+    if (unknown)
+      throw notNow(
+        `the charge under idempotency key ${unknown} may have gone through: retry it (the same key) to learn its ` +
+          'outcome first',
+      );
+  }
+
+  /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
+  private async noLongerOwed(word: PaymentNoLongerOwed): Promise<OwnerStopAnswer> {
+    const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
+    this.stopRequest ??= {
+      by: 'owner',
+      reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,
+    };
+    await condition(() => this.over);
+    const { state } = this.status;
+    return {
+      payment_id: this.reported.payment_id,
+      outcome: state === 'recovered' ? 'recovered' : state === 'failed' ? 'failed' : 'stopped',
+      charge: this.charged,
+      state,
+      stop_reason: this.status.stop_reason,
+    };
+  }
+
+  private validateOwnerStop(word: Partial<PaymentNoLongerOwed> | undefined): void {
+    if (word?.reason !== 'settled_elsewhere' && word?.reason !== 'not_owed')
+      throw new Error('reason must be settled_elsewhere or not_owed');
+    if (word.note !== undefined && (typeof word.note !== 'string' || word.note.length > REASON_MAX))
+      throw new Error(`note: a string of at most ${REASON_MAX} characters`);
+    this.refuseUnlessRunning();
+  }
+
+  private refuseUnlessRunning(): void {
+    if (this.failure === null) throw new Error('the recovery has not taken its payment failure yet');
+    if (this.ended) throw new Error(`the recovery has ended (${this.status.state})`);
+  }
+}
+
+function now(): string {
+  return new Date().toISOString();
 }
 
 /** Duration strings of the dunning schedule: `1d`, `12h`, `30m`, `45s`. */

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { Client, type WorkflowHandle } from '@temporalio/client';
+import { Client, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type LogEntry, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -49,7 +49,7 @@ import { unavailableDependency } from '../../runtime/dependencies';
 import { createGatewaySimulator, type ChargeFault } from '../../simulators/gateway/app';
 import { customerMergedSignal } from '../../temporal/identityMerge';
 import {
-  cancelRecoverySignal,
+  cancelRecoveryUpdate,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   RECOVERY_WORKFLOW_TYPE,
@@ -209,7 +209,7 @@ async function decide(s: Scenario): Promise<void> {
   count(`ops ${action}`);
   if (action === 'cancel') {
     s.did.push('ops cancel');
-    return handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+    return cancel(handle, 'adversary: ops cancel');
   }
   const answer = (a: 'retry' | 'skip') =>
     handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: a, since: attention.since }] });
@@ -317,12 +317,24 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
     case 'erase':
       // As the erasure starts: a cancel to the recovery; then (not waiting for it) the graph's erasure.
       s.erased = true;
-      await handle.signal(cancelRecoverySignal, { reason: 'adversary: the customer is being erased' });
+      await cancel(handle, 'adversary: the customer is being erased');
       await eraseCustomer(graph, s.customer_id);
       return;
     case 'cancel':
-      await handle.signal(cancelRecoverySignal, { reason: 'adversary: ops cancel' });
+      await cancel(handle, 'adversary: ops cancel');
       return;
+  }
+}
+
+/**
+ * A cancel as ops and the erasure send it: the `cancel` Update, which the recovery refuses while a
+ * charge is under way, its outcome unknown or being recorded (counted; the adversary goes on).
+ */
+async function cancel(handle: WorkflowHandle, reason: string): Promise<void> {
+  try {
+    await handle.startUpdate(cancelRecoveryUpdate, { args: [{ reason }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+  } catch {
+    count('cancel refused');
   }
 }
 

@@ -9,7 +9,7 @@ import { loadSettings } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
-import { cancelRecoverySignal, recoveryStatusQuery, recoveryWorkflowId } from '../../temporal/recovery';
+import { cancelRecoveryUpdate, recoveryStatusQuery, recoveryWorkflowId } from '../../temporal/recovery';
 import { trustedDeviceWorkflowId, type TrustedDeviceInput } from '../../temporal/trustedDevice';
 import {
   deploymentStatus,
@@ -188,7 +188,7 @@ describe('worker versioning', () => {
     // The recovery's tasks after the deploy run on version 2: it upgraded. (One may have run since
     // the promote already, a timer of its dunning on a slow machine: then it ran on version 2 too.)
     const beforeCancel = await taskVersions(recovery.workflowId);
-    await recovery.signal(cancelRecoverySignal, { reason: 'versioning test' });
+    await recovery.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'versioning test' }] });
     expect(await recovery.result()).toMatchObject({ state: 'stopped' });
     const all = await taskVersions(recovery.workflowId);
     expect(all.length).toBeGreaterThan(beforeCancel.length);

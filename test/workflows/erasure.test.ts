@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { ErasureResult } from '../../graph/erasure';
 import { erasureRequestedSignal, erasureStatusQuery, erasureWorkflowId } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
+import { recoveryWorkflowId } from '../../temporal/recovery';
 import { erasureWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
 import { until } from '../support/wait';
@@ -31,6 +32,8 @@ interface Fakes {
   erase: () => Promise<ErasureResult>;
   /** How many looks find a workflow with a history key still open (default 0); or a failure for good. */
   keyedOpenLooks?: number | 'fails';
+  /** How many times the customer's recoveries refuse the cancel for now (a charge under way; default 0). */
+  recoveriesBusy?: number;
 }
 
 const erased = (customerId: string): ErasureResult => ({
@@ -42,7 +45,7 @@ const erased = (customerId: string): ErasureResult => ({
 async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Promise<unknown>) {
   const taskQueue = `erasure-${randomUUID()}`;
   const customerId = randomUUID();
-  const calls = { listings: 0, looks: 0, keyedLooks: 0, erased: 0 };
+  const calls = { listings: 0, looks: 0, keyedLooks: 0, erased: 0, stops: 0, awaited: [] as string[] };
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
@@ -55,7 +58,13 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
         if (++calls.looks <= f.reviewLooks)
           throw ApplicationFailure.retryable('fraud reviews still running', 'ReviewsPending');
       },
-      async awaitWorkflowsClosed(): Promise<string[]> {
+      async stopRecoveries(req: { workflow_ids: string[] }): Promise<string[]> {
+        if (++calls.stops <= (f.recoveriesBusy ?? 0))
+          throw ApplicationFailure.retryable('a charge of pm-1 is under way', 'RecoveriesBusy');
+        return req.workflow_ids;
+      },
+      async awaitWorkflowsClosed(req: { workflow_ids: string[] }): Promise<string[]> {
+        calls.awaited.push(...req.workflow_ids);
         return [];
       },
       async historyWorkflowsClosed(): Promise<void> {
@@ -91,6 +100,18 @@ describe('erasureWorkflow', () => {
     expect(result).toMatchObject({ erased: true, waited_for: [review], request: null });
     // One activity whose retries were the polling: three "still running", then ended.
     expect(calls.looks).toBe(4);
+  });
+
+  it('waits through stopRecoveries’ retries while a recovery cannot stop yet, then waits for it to end', async () => {
+    const recovery = recoveryWorkflowId(`pay-${randomUUID()}`);
+    const { result, calls } = await run(
+      { listings: [[recovery]], reviewLooks: 0, recoveriesBusy: 2, erase: async () => erased('c') },
+      async (tq, id) => (await start(tq, id)).result(),
+    );
+    expect(result).toMatchObject({ erased: true, cancelled: [recovery] });
+    // Refused twice (a charge under way), taken the third time; then waited for.
+    expect(calls.stops).toBe(3);
+    expect(calls.awaited).toEqual([recovery]);
   });
 
   it('ends the wait at once on ops’ override, and records the reason', async () => {

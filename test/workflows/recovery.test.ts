@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { WorkflowUpdateStage } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
@@ -9,7 +11,10 @@ import { decideDecline, type DeclineDecision } from '../../payments/declines';
 import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
-  cancelRecoverySignal,
+  cancelRecoveryUpdate,
+  CANCEL_NOT_NOW,
+  paymentNoLongerOwedUpdate,
+  retryAttentionSignal,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
@@ -25,6 +30,7 @@ import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
+import { personaAttentionReason, personaCustomerId, personaRecoveryState } from '../../temporal/searchAttributes';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -164,6 +170,8 @@ async function run(
     schedule?: string[];
     /** How long a charge's transient failures are retried (the workflow's input). */
     chargeRetryFor?: string;
+    /** How long ops have to answer an attention before it is overdue (the workflow's input). */
+    attentionDeadline?: string;
     /** A block that reaches the workflow before the failure does (it starts with it). */
     blockedFirst?: { payment_method_id: string; reason: string };
     during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>;
@@ -181,7 +189,11 @@ async function run(
   const status = await worker.runUntil(async () => {
     // A charge's transient failures are retried half an hour here (hours in production): less to skip.
     const args: [RecoveryInput] = [
-      { dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'], chargeRetryFor: opts.chargeRetryFor ?? '30m' },
+      {
+        dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'],
+        chargeRetryFor: opts.chargeRetryFor ?? '30m',
+        ...(opts.attentionDeadline ? { attentionDeadline: opts.attentionDeadline } : {}),
+      },
     ];
     const handle = opts.blockedFirst
       ? await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
@@ -597,8 +609,8 @@ describe('payment recovery workflow', () => {
           (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
         );
         expect(refused).toBe('payment_method_id is required');
-        await h.signal(cancelRecoverySignal, { reason: 'test' });
-        await until(async () => (await h.query(recoveryStatusQuery)).state === 'stopped');
+        await h.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test' }] });
+        expect((await h.query(recoveryStatusQuery)).state).toBe('stopped');
         await expect(
           h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-y' }] }),
         ).rejects.toThrow();
@@ -629,7 +641,8 @@ describe('payment recovery workflow', () => {
       {
         during: async (handle) => {
           await env.sleep('2 hours');
-          await handle.signal(cancelRecoverySignal, { reason: 'ops' });
+          const stopped = await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops' }] });
+          expect(stopped).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops' });
         },
       },
     );
@@ -768,7 +781,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     });
   });
 
-  it('a gateway down through every retry waits in needs_attention too; cancel stops it', async () => {
+  it('a gateway down through every retry waits in needs_attention; cancel is refused, the owner stops it', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
       answers: {},
@@ -780,11 +793,32 @@ describe('payment recovery off the happy path: it never fails, and never strands
       during: async (handle) => {
         // The retries' backoff is server time: skip it until the attempts are spent.
         while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
-        expect((await handle.query(recoveryStatusQuery)).attention?.reason).toContain('ECONNREFUSED');
-        await handle.signal(cancelRecoverySignal, { reason: 'ops: gateway decommissioned' });
+        expect((await handle.query(recoveryStatusQuery)).attention).toMatchObject({
+          kind: 'charge_unknown',
+          reason: expect.stringContaining('ECONNREFUSED'),
+        });
+        // The charge may have gone through: ops may not stop it until its outcome is known.
+        const refusal = await handle
+          .executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: gateway decommissioned' }] })
+          .then(
+            () => null,
+            (err: Error) => err.cause as ApplicationFailure,
+          );
+        expect(refusal).toMatchObject({
+          type: CANCEL_NOT_NOW,
+          message: expect.stringMatching(/may have gone through/),
+        });
+        // The payment's owner settled it elsewhere: the gateway is asked (nothing sent), then it stops.
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere', note: 'paid by bank transfer' }],
+        });
+        expect(answer).toMatchObject({ outcome: 'stopped', charge: null, state: 'stopped' });
       },
     });
-    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: gateway decommissioned' });
+    expect(status).toMatchObject({
+      state: 'stopped',
+      stop_reason: "the payment's owner says it is no longer owed (settled_elsewhere): paid by bank transfer",
+    });
     expect(log.recovered).toEqual([]);
   });
 
@@ -826,7 +860,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
         await until(async () => (await stateOf(handle)) === 'dunning');
         await handle.signal(graphRestoredSignal, { reason: 'customer c is not in it', epoch: 1, backup_id: 'b' });
         await until(async () => (await stateOf(handle)) === 'needs_attention');
-        await handle.signal(cancelRecoverySignal, { reason: 'ops: customer lost with the graph' });
+        await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: customer lost with the graph' }] });
       },
     });
     expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: customer lost with the graph' });
@@ -853,6 +887,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
           handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip', note: 'try the next card' }] }),
         ).rejects.toThrow();
         expect(await stateOf(handle)).toBe('needs_attention');
+        const d = await handle.describe();
+        console.log(d.status, d.startTime, d.closeTime, d.raw.executionConfig);
         gatewayBack = true;
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
       },
@@ -861,7 +897,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
   });
 
-  it('an unknown outcome is sticky: never skipped, nothing else charged; a cancel learns it went through', async () => {
+  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it went through', async () => {
     const unknown = () => ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
@@ -890,8 +926,16 @@ describe('payment recovery off the happy path: it never fails, and never strands
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
         while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
         expect((await handle.query(recoveryStatusQuery)).attention?.skippable).toBe(false);
-        // Ops (or an erasure) cancel: the recovery asks the gateway what became of the charge.
-        await handle.signal(cancelRecoverySignal, { reason: 'ops: stop it' });
+        // The owner says it was settled elsewhere: the recovery asks the gateway what became of the
+        // charge, and answers the charge it made — never hidden.
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere' }],
+        });
+        expect(answer).toMatchObject({
+          outcome: 'recovered',
+          state: 'recovered',
+          charge: { payment_method_id: 'pm-a', charge_id: 'ch_found', amount: f.amount, currency: f.currency },
+        });
       },
     });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
@@ -902,7 +946,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.stopped ?? []).toEqual([]);
   });
 
-  it('a cancel during an unknown outcome the gateway never made stops, recorded in the ledger', async () => {
+  it('the owner’s stop during an unknown outcome the gateway never made stops, recorded in the ledger', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: {},
@@ -916,13 +960,14 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status, log } = await run(world, f, {
       during: async (handle) => {
         while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
-        await handle.signal(cancelRecoverySignal, { reason: 'ops: stop it' });
+        await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
       },
     });
-    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: stop it', recovered_with: null });
+    const reason = "the payment's owner says it is no longer owed (not_owed)";
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: reason, recovered_with: null });
     expect(log.settled).toEqual([`${f.payment_id}:pm-a`]);
     expect(log.charges).toEqual([]);
-    expect(log.stopped).toEqual(['cancelled: ops: stop it']);
+    expect(log.stopped).toEqual([reason]);
   });
 
   it('a payment whose recovery ended before (the ledger says so) charges nothing', async () => {
@@ -1223,5 +1268,275 @@ describe('payment recovery off the happy path: it never fails, and never strands
       },
     );
     expect(status).toMatchObject({ state: 'stopped', stop_reason: 'workflow cancelled' });
+  });
+});
+
+/** A charge held at the gateway until the test lets it answer (heartbeating meanwhile, as a real charge does). */
+function heldCharge(): { held: Promise<void>; answer: () => void; charge: () => Promise<void> } {
+  let answer!: () => void;
+  let reached!: () => void;
+  const released = new Promise<void>((resolve) => (answer = resolve));
+  const held = new Promise<void>((resolve) => (reached = resolve));
+  const charge = async () => {
+    reached();
+    let done = false;
+    void released.then(() => (done = true));
+    while (!done) {
+      Context.current().heartbeat();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+  return { held, answer, charge };
+}
+
+/** Why an Update was refused: the workflow's failure (type and message). */
+const refusalOf = (update: Promise<unknown>) =>
+  update.then(
+    () => null,
+    (err: Error) => err.cause as ApplicationFailure,
+  );
+
+describe('stopping a recovery: only at a safe point, never between a charge and its record', () => {
+  it('a cancel while a charge is under way is refused with the reason; once it declined, a cancel is taken', async () => {
+    const gate = heldCharge();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a') await gate.charge();
+        return undefined;
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await gate.held;
+        const refusal = await refusalOf(
+          handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: mid-charge' }] }),
+        );
+        expect(refusal).toMatchObject({ type: CANCEL_NOT_NOW, message: expect.stringMatching(/under way/) });
+        gate.answer();
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const stopped = await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: now' }] });
+        expect(stopped).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: now' });
+        // A resent cancel of a recovery that stopped is refused: it has ended.
+        await expect(
+          handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: again' }] }),
+        ).rejects.toThrow();
+      },
+    });
+    expect(status.state).toBe('stopped');
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
+    expect(log.stopped).toEqual(['cancelled: ops: now']);
+  });
+
+  it('a cancel without a reason, or before the failure arrived, is refused and changes nothing', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
+    };
+    const { status } = await run(world, failure(), {
+      schedule: ['1d'],
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const refusal = await refusalOf(handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: '  ' }] }));
+        expect(refusal?.message).toBe('reason is required');
+        expect(await stateOf(handle)).toBe('dunning');
+      },
+    });
+    expect(status.state).toBe('failed');
+  });
+
+  it('the owner’s word mid-charge waits for the charge and its record, and answers the charge it made', async () => {
+    const gate = heldCharge();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a') await gate.charge();
+        return undefined;
+      },
+    };
+    const f = failure();
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        await gate.held;
+        const update = await handle.startUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        gate.answer();
+        expect(await update.result()).toEqual({
+          payment_id: f.payment_id,
+          outcome: 'recovered',
+          charge: { payment_method_id: 'pm-a', charge_id: 'ch_1', amount: f.amount, currency: f.currency },
+          state: 'recovered',
+          stop_reason: null,
+        });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
+  });
+
+  it('the owner’s word while dunning stops it at once: nothing more is charged, the ledger says why', async () => {
+    const world: World = { methods: ['pm-failed', 'pm-a'], answers: { 'pm-a': ['insufficient_funds', 'succeeded'] } };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'not_owed', note: 'subscription cancelled' }],
+        });
+        expect(answer).toMatchObject({ outcome: 'stopped', charge: null, state: 'stopped' });
+        // It has ended: a second word is refused (the api answers it from the charge ledger).
+        await expect(
+          handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'settled_elsewhere' }] }),
+        ).rejects.toThrow();
+      },
+    });
+    const reason = "the payment's owner says it is no longer owed (not_owed): subscription cancelled";
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: reason });
+    expect(log.charges).toHaveLength(1);
+    expect(log.stopped).toEqual([reason]);
+  });
+
+  it('while a charge is recorded a cancel is refused, and the owner’s word waits for the record', async () => {
+    let refusals = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      record: async () => {
+        if (refusals++ === 0) throw refused('NotFoundError', 'Customer not found');
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        const refusal = await refusalOf(handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops' }] }));
+        expect(refusal).toMatchObject({ type: CANCEL_NOT_NOW, message: expect.stringMatching(/recording/) });
+        const word = await handle.startUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        // The owner's word does not cut the record short: it still waits for ops.
+        expect(await stateOf(handle)).toBe('needs_attention');
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+        expect(await word.result()).toMatchObject({ outcome: 'recovered', charge: { payment_method_id: 'pm-a' } });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.recovered).toHaveLength(1);
+  });
+});
+
+describe('a fleet of recoveries: found by search attributes, retried in one batch, overdue when nobody answers', () => {
+  it('search attributes follow its state, why it waits for ops, and its customer through a merge', async () => {
+    let gatewayBack = false;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds', 'succeeded'] },
+      charge: async (a) => {
+        if (a.idempotency_key.endsWith(':r1') && !gatewayBack) throw new Error('connect ECONNREFUSED');
+        return undefined;
+      },
+    };
+    const f = failure();
+    const survivor = randomUUID();
+    const indexed = async (handle: Handle) => {
+      const attrs = (await handle.describe()).typedSearchAttributes;
+      return {
+        state: attrs.get(personaRecoveryState),
+        reason: attrs.get(personaAttentionReason),
+        customer: attrs.get(personaCustomerId),
+      };
+    };
+    const { status } = await run(world, f, {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        expect(await indexed(handle)).toEqual({ state: 'dunning', reason: undefined, customer: undefined });
+        await handle.signal(customerMergedSignal, { merge_id: 'm1', merged_id: f.customer_id, survivor_id: survivor });
+        await until(async () => (await indexed(handle)).customer === survivor);
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('1 hour');
+        await until(async () => (await indexed(handle)).reason === 'charge_unknown');
+        expect(await indexed(handle)).toEqual({
+          state: 'needs_attention',
+          reason: 'charge_unknown',
+          customer: survivor,
+        });
+        gatewayBack = true;
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+      },
+    });
+    expect(status.state).toBe('recovered');
+  });
+
+  it('the batch signal retries a recovery waiting for ops, as ops’ retry would', async () => {
+    let gatewayBack = false;
+    const down: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => {
+        if (!gatewayBack) throw new Error('the gateway did not answer in 10 s');
+        return undefined;
+      },
+    };
+    const { status, log } = await run(down, failure(), {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        gatewayBack = true;
+        // As Temporal's batch operation sends it: no arguments, no customer data.
+        await handle.signal(retryAttentionSignal);
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
+  });
+
+  it('the batch signal leaves a recovery that does not wait for ops alone', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'], 'pm-a': ['insufficient_funds'] },
+    };
+    const { status, log } = await run(world, failure(), {
+      schedule: ['1d'],
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const before = await handle.query(recoveryStatusQuery);
+        await handle.signal(retryAttentionSignal);
+        expect(await handle.query(recoveryStatusQuery)).toEqual(before);
+      },
+    });
+    // Its schedule as it was: the first pass, then one round of both cards.
+    expect(status.state).toBe('failed');
+    expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a', 'pm-failed', 'pm-a']);
+  });
+
+  it('a wait for ops has a deadline: past it the attention is overdue, and it still waits', async () => {
+    let refusals = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a' && refusals++ === 0)
+          throw refused('ChargeRefused', 'token revoked at the processor');
+        return undefined;
+      },
+    };
+    const { status } = await run(world, failure(), {
+      schedule: ['1d'],
+      attentionDeadline: '2h',
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        const waiting = (await handle.query(recoveryStatusQuery)).attention;
+        expect(waiting).toMatchObject({ kind: 'charge_refused', overdue: false, skippable: true });
+        expect(hours(waiting?.since ?? '', waiting?.due_at ?? '')).toBe(2);
+        await env.sleep('3 hours');
+        await until(async () => (await handle.query(recoveryStatusQuery)).attention?.overdue === true);
+        expect(await stateOf(handle)).toBe('needs_attention');
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip' }] });
+      },
+    });
+    // Skipped, then charged again in the next round.
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
   });
 });
