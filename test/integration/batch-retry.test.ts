@@ -99,7 +99,7 @@ async function report(customerId: string, card: string): Promise<{ payment: stri
     customer_id: customerId,
     payment_method_id: card,
     amount: 2599,
-    currency: 'EUR',
+    currency: 'USD',
     decline_code: 'insufficient_funds',
   };
   await reportPaymentFailure(
