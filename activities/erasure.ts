@@ -1,7 +1,8 @@
 /** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import { ApplicationFailure as Failure } from '@temporalio/common';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/merge';
@@ -9,9 +10,12 @@ import { historyKeysOfCustomer } from '../graph/historyKeys';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
-import { cancelRecoveryUpdate, recoveryWorkflowId } from '../temporal/recovery';
+import { CANCEL_CHARGE_UNKNOWN, cancelRecoveryUpdate, recoveryWorkflowId } from '../temporal/recovery';
 import { updateRefusalOf } from '../temporal/updates';
 import { domain } from './domain';
+
+/** The type of the ApplicationFailure a workflow refused with, if any. */
+const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failure ? (cause.type ?? null) : null);
 
 export function createErasureActivities({
   graph,
@@ -73,7 +77,9 @@ export function createErasureActivities({
     },
     /**
      * Tells each of the customer's recoveries to stop (the `cancel` Update, sent again as the same
-     * update) and answers, once every one has taken it or has ended, those that took it. A recovery takes a cancel only
+     * update) and answers, once every one has taken it or has ended, those that took it. One that
+     * waits for ops on a charge of unknown outcome gets a cancellation request instead, which
+     * settles the charge with the gateway (nothing sent again) and stops it. A recovery takes a cancel only
      * at a safe point — not while a charge is under way, its outcome unknown, or a charge being
      * recorded — so one that refuses for now fails the activity retryably (`RecoveriesBusy`, with
      * each one's reason): the erasure waits through its retries, and ops see why in its history.
@@ -91,6 +97,14 @@ export function createErasureActivities({
           });
           stopping.push(id);
         } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError && failureTypeOf(err.cause) === CANCEL_CHARGE_UNKNOWN) {
+            // A charge of unknown outcome waits for ops: the erasure must not have it retried (that
+            // could charge a customer being erased), nor wait on a person. A cancellation request
+            // stops it the settling way: the gateway is asked what became of the charge, nothing sent.
+            await handle.cancel();
+            stopping.push(id);
+            continue;
+          }
           const refusal = await updateRefusalOf(err, handle);
           if (refusal === undefined) throw err;
           if (refusal.kind === 'refused') busy.push(`${id} (${refusal.reason})`);
@@ -163,7 +177,10 @@ export function createErasureActivities({
                 waitForStage: WorkflowUpdateStage.ACCEPTED,
               })
               .catch(async (err: unknown) => {
-                if ((await updateRefusalOf(err, handle)) === undefined) throw err;
+                // Waiting for ops on a charge of unknown outcome: stopped the settling way (stopRecoveries).
+                if (err instanceof WorkflowUpdateFailedError && failureTypeOf(err.cause) === CANCEL_CHARGE_UNKNOWN)
+                  await handle.cancel();
+                else if ((await updateRefusalOf(err, handle)) === undefined) throw err;
               });
           else if (req.cancel_reviews || !id.startsWith(fraudOutcomeWorkflowId(''))) await handle.cancel();
         } catch (err) {

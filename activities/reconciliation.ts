@@ -13,9 +13,10 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { GatewayCharge, GatewayRecords } from '../clients/paymentGateway';
-import { NotFoundError } from '../graph/errors';
+import { CustomerMergedError, NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
+import { survivorOf } from '../graph/merge';
 import { updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   activeMethodTokens,
@@ -98,6 +99,23 @@ export function createReconciliationActivities(deps: {
     }
   }
 
+  /**
+   * The customer a recovery's charge is recorded on, or null when the charge is not the
+   * recovery's customer's. The gateway's record names the customer the charge's first request was
+   * sent for; the recovery's PersonaCustomerId names its customer now (the workflow moves it to the
+   * survivor when the customer is merged). So a charge made before a merge names the merged record
+   * (a tombstone: its methods moved to the survivor with the same ids) while the recovery names the
+   * survivor; it is the recovery's all the same when the merged record's merges (followed through
+   * a chain) lead to the recovery's customer. Any other customer, a live one or a tombstone merged
+   * elsewhere, is not: a forged key is never recorded on anyone.
+   */
+  async function ownerOf(ch: PendingCharge, recoveryCustomer: string | null): Promise<string | null> {
+    if (recoveryCustomer === null) return null;
+    if (ch.customer_id === recoveryCustomer) return recoveryCustomer;
+    const survivor = await domain(() => survivorOf(graph, ch.customer_id));
+    return survivor?.merged_into && survivor.id === recoveryCustomer ? recoveryCustomer : null;
+  }
+
   function flag(out: PageResult, f: Flag): Settled {
     out.flags.push(f);
     log.warn('gateway reconciliation: flagged for ops', { ...f });
@@ -148,10 +166,12 @@ export function createReconciliationActivities(deps: {
     if (recovery?.running) return 'in_flight';
     const base = { customer_id: ch.customer_id, payment_id: ch.payment_id, charge_id: ch.charge_id };
     // The key and the customer come from the gateway's record: written into the graph only when
-    // Persona's own recovery of that payment, of that customer, made it. A charge no recovery of
-    // this customer made (another system's key that looks like one, a forged one) is never
-    // recorded on anyone: ops look at it.
-    if (recovery?.customer_id !== ch.customer_id)
+    // Persona's own recovery of that payment, of that customer (or of a record merged into it since:
+    // ownerOf), made it, and on the customer the graph has now. A charge no recovery of this
+    // customer made (another system's key that looks like one, a forged one) is never recorded on
+    // anyone: ops look at it.
+    const owner = await ownerOf(ch, recovery?.customer_id ?? null);
+    if (owner === null)
       return flag(out, {
         kind: 'charge_not_recorded',
         ...base,
@@ -161,9 +181,9 @@ export function createReconciliationActivities(deps: {
             ? `the recovery ${recoveryWorkflowId(ch.payment_id)} is another customer's`
             : `Temporal has no recovery ${recoveryWorkflowId(ch.payment_id)} (never started, or past its retention)`),
       });
-    const rec = {
+    let rec = {
       payment_id: ch.payment_id,
-      customer_id: ch.customer_id,
+      customer_id: owner,
       payment_method_id: ch.payment_method_id,
       charge_id: ch.charge_id,
       amount: ch.amount,
@@ -171,11 +191,26 @@ export function createReconciliationActivities(deps: {
     };
     // Money moved and the graph does not know (its recovery ended without recording it, or a
     // restored graph lost it): record it as the recovery would have.
-    const outcome = await domain(() => recordRecovery(graph, rec, { repair: true }));
+    const outcome = await domain(async () => {
+      try {
+        return await recordRecovery(graph, rec, { repair: true });
+      } catch (err) {
+        // The recovery's customer is a tombstone now (merged after the recovery ended, or while
+        // this was read): its methods moved to the survivor with the same ids, and so does the charge.
+        if (!(err instanceof CustomerMergedError)) throw err;
+        rec = { ...rec, customer_id: err.survivorId };
+        return await recordRecovery(graph, rec, { repair: true });
+      }
+    });
     switch (outcome) {
       case 'recorded':
         await countRecoveredPayment(graph, profileRules, rec);
-        return repaired(out, { kind: 'recovery_recorded', ...base, payment_method_id: ch.payment_method_id });
+        return repaired(out, {
+          kind: 'recovery_recorded',
+          ...base,
+          customer_id: rec.customer_id,
+          payment_method_id: ch.payment_method_id,
+        });
       case 'already_recorded': {
         // The recovery recorded it after all, just before it ended: compare with that.
         const now = (await domain(() => recordedPayments(graph, [ch.payment_id]))).get(ch.payment_id);

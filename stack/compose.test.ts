@@ -5,14 +5,18 @@
  * addresses point at services that exist, on the ports those services use; commands name files
  * that exist; images are pinned, Neo4j on the 5.26 line the stack runs.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { envSchema, loadConfig, repoRoot } from '../config/env';
+import { requiredSearchAttributes } from '../temporal/searchAttributes';
 
 interface Service {
   image?: string;
+  entrypoint?: string[];
   build?: string;
   command?: string[];
   environment?: Record<string, string>;
@@ -128,8 +132,9 @@ describe('docker-compose.yml', () => {
     expect(Number(/auto-setup:1\.(\d+)/.exec(services.temporal?.image ?? '')?.[1])).toBeGreaterThanOrEqual(28);
     expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
     expect(services.deploy?.depends_on?.worker?.condition).toBe('service_healthy');
-    // The search attribute the workflows set is registered.
-    expect(JSON.stringify(services['temporal-setup'])).toContain('PersonaCustomerId');
+    // The worker and the api start only once the search attributes are registered (below).
+    for (const name of ['worker', 'api'])
+      expect(services[name]?.depends_on?.['temporal-setup']?.condition).toBe('service_completed_successfully');
     expect(services['temporal-ui']?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
@@ -149,6 +154,59 @@ describe('docker-compose.yml', () => {
     expect(targets).toEqual({
       'persona-api': [`api:${loadConfig(envOf('api')).PERSONA_HTTP_PORT}`],
       'persona-worker': [`worker:${loadConfig(envOf('worker')).PERSONA_WORKER_HTTP_PORT}`],
+    });
+  });
+
+  describe('temporal-setup', () => {
+    /**
+     * Runs the one-shot's script (Compose's `$$` is a `$` in the container) with a stand-in for
+     * the Temporal CLI on PATH that knows the attributes in `registered` and, unless `refuse`
+     * names it, registers what it is asked to: the names it was asked for, and the exit code.
+     */
+    function runSetup(registered: string[], refuse: string[] = []): { created: string[]; code: number | null } {
+      const entry = services['temporal-setup']?.entrypoint ?? [];
+      expect(entry.slice(0, 2)).toEqual(['sh', '-c']);
+      const script = (entry[2] ?? '').replace(/\$\$/g, '$');
+      const dir = mkdtempSync(path.join(tmpdir(), 'temporal-setup-'));
+      const known = path.join(dir, 'known');
+      const created = path.join(dir, 'created');
+      writeFileSync(known, registered.map((n) => `${n}\n`).join(''));
+      writeFileSync(created, '');
+      // `temporal operator search-attribute create … --name N --type Keyword` and `… list`.
+      const cli = [
+        '#!/bin/sh',
+        'case "$3" in',
+        '  create)',
+        '    while [ $# -gt 0 ]; do [ "$1" = --name ] && name=$2; shift; done',
+        '    echo "$name" >> "$CREATED"',
+        '    grep -qx "$name" "$KNOWN" && { echo "already exists" >&2; exit 1; }',
+        '    case " $REFUSE " in *" $name "*) exit 1 ;; esac',
+        '    echo "$name" >> "$KNOWN" ;;',
+        '  list) echo "Name Type"; sed \'s/$/ Keyword/\' "$KNOWN" ;;',
+        'esac',
+      ].join('\n');
+      writeFileSync(path.join(dir, 'temporal'), `${cli}\n`);
+      chmodSync(path.join(dir, 'temporal'), 0o755);
+      const run = spawnSync('sh', ['-c', script], {
+        env: { PATH: `${dir}:${process.env.PATH}`, KNOWN: known, CREATED: created, REFUSE: refuse.join(' ') },
+        encoding: 'utf8',
+      });
+      return { created: readFileSync(created, 'utf8').split('\n').filter(Boolean), code: run.status };
+    }
+    const required = requiredSearchAttributes.map((a) => a.name);
+
+    it('registers every search attribute the workflows set, each as a Keyword', () => {
+      expect(requiredSearchAttributes.every((a) => a.type === 'Keyword')).toBe(true);
+      expect(runSetup([])).toEqual({ created: required, code: 0 });
+    });
+
+    it('adds what an older namespace lacks, and succeeds when everything is there', () => {
+      expect(runSetup(['PersonaCustomerId'])).toEqual({ created: required, code: 0 });
+      expect(runSetup(required).code).toBe(0);
+    });
+
+    it('fails (and so holds the worker and the api back) when one could not be registered', () => {
+      expect(runSetup([], ['PersonaAttentionReason']).code).not.toBe(0);
     });
   });
 });

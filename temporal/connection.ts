@@ -143,11 +143,29 @@ export async function describeNamespace(connection: Connection, namespace: strin
   );
 }
 
-/** Registers any of Persona's search attributes the namespace lacks. Returns the names it added. */
-export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+/** Persona's search attributes the namespace lacks (by name), read through the operator API. */
+async function lackedSearchAttributes(connection: Connection, namespace: string) {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const custom = existing.customAttributes ?? {};
-  const missing = requiredSearchAttributes.filter((a) => !(a.name in custom));
+  return requiredSearchAttributes.filter((a) => !(a.name in custom));
+}
+
+/**
+ * The names of Persona's search attributes the namespace lacks — a workflow that sets one fails
+ * its task until it is registered — or null when the namespace's list cannot be read (an operator
+ * API the credentials may not use): the worker refuses to start on the first, warns on the second.
+ */
+export async function missingSearchAttributes(connection: Connection, namespace: string): Promise<string[] | null> {
+  try {
+    return (await lackedSearchAttributes(connection, namespace)).map((a) => a.name);
+  } catch {
+    return null;
+  }
+}
+
+/** Registers any of Persona's search attributes the namespace lacks. Returns the names it added. */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  const missing = await lackedSearchAttributes(connection, namespace);
   if (missing.length === 0) return [];
   await connection.operatorService.addSearchAttributes({
     namespace,

@@ -122,7 +122,8 @@ export function initialRecoveryStatus(): RecoveryStatus {
 
 /**
  * Ops' answer to a recovery that needs attention: charge the same method again with the same
- * idempotency key (the cause was fixed), or go on without it. `cancel` stops the recovery.
+ * idempotency key (the cause was fixed), or go on without it (only when nothing can have been
+ * charged). A stop that comes with it wins.
  */
 export interface AttentionDecision {
   action: 'retry' | 'skip';
@@ -165,6 +166,12 @@ export const paymentMethodBlockedSignal =
 export const cancelRecoveryUpdate = defineUpdate<RecoveryStatus, [{ reason: string }]>('cancel');
 /** The failure type of a cancel refused only for now (a charge under way or being recorded). */
 export const CANCEL_NOT_NOW = 'RecoveryBusy';
+/**
+ * The failure type of a cancel refused because a charge's outcome is unknown (`charge_unknown`):
+ * ops retry it first; the erasure, which must not charge a customer it erases, sends a
+ * cancellation request instead, which settles the charge with the gateway (nothing sent) and stops.
+ */
+export const CANCEL_CHARGE_UNKNOWN = 'RecoveryChargeUnknown';
 
 /** The payment's owner (Synapse) says the payment no longer needs recovering. */
 export interface PaymentNoLongerOwed {
@@ -181,9 +188,13 @@ export interface OwnerStopAnswer {
    * stopped — nothing of this payment was charged by Persona, and nothing will be;
    * recovered — Persona charged the payment before it could stop (`charge` says which charge:
    *   the owner refunds one of the two if it was settled elsewhere too);
-   * failed — the recovery had ended without charging.
+   * failed — the recovery had ended without charging;
+   * charge_unknown — it stopped, but the gateway could not say what became of the charge under
+   *   `unknown_charge` (it may have gone through): the gateway reconciliation settles it.
    */
-  outcome: 'stopped' | 'recovered' | 'failed';
+  outcome: 'stopped' | 'recovered' | 'failed' | 'charge_unknown';
+  /** The idempotency key of a charge whose outcome stayed unknown (outcome `charge_unknown`), else null. */
+  unknown_charge: string | null;
   /** The charge Persona made, when it made one: never hidden. */
   charge: { payment_method_id: string; charge_id: string | null; amount: number; currency: string } | null;
   state: RecoveryState;
@@ -200,10 +211,11 @@ export const paymentNoLongerOwedUpdate = defineUpdate<OwnerStopAnswer, [PaymentN
 /**
  * Retry what needs attention, as ops' `retry` would: the signal Temporal's batch operations send
  * to every recovery a gateway outage left in `needs_attention` (`npm run ops:retry-recoveries`).
- * It carries no customer data; a recovery that does not need attention, or whose attention is
- * not retryable that way, ignores it.
+ * It carries no arguments (the payload codec binds a payload to one workflow: a batch cannot carry
+ * one); a recovery that does not need attention, or waits for ops after a restore of the graph
+ * (`graph_restored`: each is looked at), ignores it.
  */
-export const retryAttentionSignal = defineSignal<[{ batch?: string }?]>('retryAttention');
+export const retryAttentionSignal = defineSignal<[]>('retryAttention');
 export const recoveryStatusQuery = defineQuery<RecoveryStatus>('recoveryStatus');
 /** Rejected unless the recovery needs attention and nobody has decided yet; answers the status once acted on. */
 export const resolveAttentionUpdate = defineUpdate<RecoveryStatus, [AttentionDecision]>('resolveAttention');
@@ -233,12 +245,6 @@ export interface CardOfferAnswer {
 export const RECOVERY_ENDED: readonly RecoveryState[] = ['recovered', 'failed', 'stopped'];
 
 /**
- * Offers a card the customer just added (`POST …/payment-methods`): validated (the recovery must
- * be running and not cancelled), then charged at once like `paymentMethodAdded`, and answered
- * with what came of it once that retry is over — the synchronous answer a person adding a card
- * waits for. The update id `offer:<payment method id>` makes a resent offer the same one.
- */
-/**
  * The type of an offer's refusal that means "signal the card instead": a run from before the
  * Update could answer, a recovery waiting for ops (an offer would hold one of the few Updates a
  * workflow may have in flight, which ops need for their decision), or offers already waiting.
@@ -246,4 +252,10 @@ export const RECOVERY_ENDED: readonly RecoveryState[] = ['recovered', 'failed', 
 export const OFFER_BY_SIGNAL = 'RecoveryTakesCardBySignal';
 /** Offers one recovery answers at a time; more are signalled (Temporal admits few Updates in flight). */
 export const MAX_OFFERS_WAITING = 3;
+/**
+ * Offers a card the customer just added (`POST …/payment-methods`): validated (the recovery must
+ * be running and not stopping), then charged at once like `paymentMethodAdded`, and answered
+ * with what came of it once that retry is over — the synchronous answer a person adding a card
+ * waits for. The update id `offer:<payment method id>` makes a resent offer the same one.
+ */
 export const offerPaymentMethodUpdate = defineUpdate<CardOfferAnswer, [CardOffer]>('offerPaymentMethod');

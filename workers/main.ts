@@ -22,7 +22,7 @@ import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
-import { connectTemporal } from '../temporal/connection';
+import { connectTemporal, missingSearchAttributes } from '../temporal/connection';
 import { describeTransport, nativeConnectionOptions } from '../temporal/transport';
 import { applySchedules } from '../temporal/schedules';
 import {
@@ -100,6 +100,19 @@ async function main(): Promise<void> {
   // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.
   const payloadCodec = payloadCodecFromConfig(config, graph, 'all');
   const temporal = await connectTemporal(config, { plugins, payloadCodec });
+  // The recovery sets PersonaRecoveryState and PersonaAttentionReason on every change: in a
+  // namespace without them its workflow tasks would fail, every recovery stuck, until they exist.
+  const missing = await missingSearchAttributes(temporal.connection, config.TEMPORAL_NAMESPACE);
+  if (missing === null)
+    logger.warn(
+      { namespace: config.TEMPORAL_NAMESPACE },
+      "could not list the namespace's search attributes: not checked (docs/deployment.md names them)",
+    );
+  else if (missing.length > 0)
+    throw new ConfigError([
+      `TEMPORAL_NAMESPACE: ${config.TEMPORAL_NAMESPACE} lacks the search attributes ${missing.join(', ')}; ` +
+        'register each as a Keyword (temporal operator search-attribute create --name <name> --type Keyword)',
+    ]);
   // The worker acts on no payload its codec did not write: each one refused is a log line naming
   // its workflow and a count on /metrics (the workflow fails at once: workflows/interceptors.ts).
   const refusedPayloads = Runtime.instance()

@@ -22,6 +22,7 @@ import {
   log,
   setHandler,
   workflowInfo,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ErasureActivities } from '../activities/erasure';
 import {
@@ -41,6 +42,20 @@ const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
 
 /** How long an erasure waits for the customer's recoveries to finish the charge in flight. */
 const RECOVERY_STOP_WAIT_MS = 120_000;
+/**
+ * An activity that fails retryably until what it waits for holds (recoveries took the cancel, keyed
+ * workflows closed): retried without a limit, at most a minute apart — the history shows one
+ * activity however long it waits.
+ */
+const untilItHolds: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: Infinity,
+  },
+};
 /** The longest between two looks at whether a pending fraud review has ended. */
 const REVIEW_POLL_MAX = '2 minutes';
 
@@ -124,18 +139,9 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   let stopping: string[] = [];
   if (recoveries.length) {
     // Taken by each at its next safe point: retried (the erasure waits) while one is mid-charge.
-    stopping = await activities.stopRecoveries.executeWithOptions(
-      {
-        startToCloseTimeout: '1 minute',
-        retry: {
-          initialInterval: '2 seconds',
-          backoffCoefficient: 2,
-          maximumInterval: '1 minute',
-          maximumAttempts: Number.POSITIVE_INFINITY,
-        },
-      },
-      [{ workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` }],
-    );
+    stopping = await activities.stopRecoveries.executeWithOptions(untilItHolds, [
+      { workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` },
+    ]);
     cancelled.push(...stopping);
   }
   for (const id of running.filter((id) => !id.startsWith(RECOVERY_PREFIX))) {
@@ -162,19 +168,9 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   }
   // Every workflow with a history key of the customer's closes first: the erasure destroys those
   // keys (crypto-shredding), and a worker cannot replay a history it can no longer decrypt.
-  // Retried without a limit, at most a minute apart: the history shows one activity however long it waits.
-  await activities.historyWorkflowsClosed.executeWithOptions(
-    {
-      startToCloseTimeout: '1 minute',
-      retry: {
-        initialInterval: '2 seconds',
-        backoffCoefficient: 2,
-        maximumInterval: '1 minute',
-        maximumAttempts: Number.POSITIVE_INFINITY,
-      },
-    },
-    [{ customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() }],
-  );
+  await activities.historyWorkflowsClosed.executeWithOptions(untilItHolds, [
+    { customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() },
+  ]);
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
   let result;

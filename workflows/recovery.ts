@@ -64,6 +64,7 @@ import { describeFailure } from '../temporal/failures';
 import { fromMinorUnits } from '../payments/money';
 import {
   cancelRecoveryUpdate,
+  CANCEL_CHARGE_UNKNOWN,
   CANCEL_NOT_NOW,
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
@@ -206,23 +207,23 @@ class PaymentRecovery {
   /** Methods never to charge again in this recovery (do-not-retry declines, deactivated, blocked). */
   private readonly doNotCharge: string[] = [];
 
-  /** Cards added (signals and offers), how many a retry has taken, and how many a finished retry answered. */
+  /** Cards added (signals and offers), how many a pass took when it began, and how many a finished pass answered. */
   private methodsAdded = 0;
+  private methodsTaken = 0;
   private methodsAnswered = 0;
-  private methodsTried = 0;
   /** Offers whose answer waits for a retry (each holds one of the workflow's Updates in flight). */
   private offersWaiting = 0;
 
   /** A stop asked for (the first one names the reason); taken at the next safe point. */
   private stopRequest: StopRequest | null = null;
-  /** Whether a cancellation request (the Temporal UI) came: its stop surfaces as a cancellation. */
-  private cancellationRequested = false;
   /** Ops' answer to the attention the recovery waits for. */
   private decision: AttentionDecision | null = null;
   /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
   private restored: string | null = null;
   /** The charge whose activity runs: its outcome is not known until it answers. */
   private inFlight: ChargeAttempt | null = null;
+  /** A charge whose outcome the gateway could not tell when the recovery stopped (the owner is told). */
+  private unsettled: string | null = null;
   /** The charge that went through, once it has: what the owner's stop answers. */
   private charged: OwnerStopAnswer['charge'] = null;
   /** Why the charges of the current dunning round came when they did (null in the first pass). */
@@ -279,10 +280,7 @@ class PaymentRecovery {
       outcome = await this.dunningRound(round);
     // A card added during the last pass is still answered before the recovery gives up.
     for (let round = rounds + 1; outcome === 'not_recovered' && this.cardWaiting && !this.stopping; round++)
-      outcome = await this.retryForAddedCard(
-        round,
-        'a payment method was added during the last round: retried at once',
-      );
+      outcome = await this.retryPass(round, 'a payment method was added during the last round: retried at once');
     if (outcome === 'erased') await this.stop('the customer was erased');
     else if (outcome === 'ended') await this.stop('the charge ledger has this payment’s recovery ended');
     else await this.finish();
@@ -349,17 +347,17 @@ class PaymentRecovery {
       this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
     }
     if (this.stopping) return 'not_recovered';
-    return this.retryForAddedCard(round, this.cardWaiting ? 'a payment method was added: retried at once' : next.why);
+    return this.retryPass(round, this.cardWaiting ? 'a payment method was added: retried at once' : next.why);
   }
 
-  /** recovering: a pass of a dunning round; every card added so far is answered by it. */
-  private async retryForAddedCard(round: number, scheduledBy: string): Promise<CascadeEnd> {
+  /** recovering: the pass of a dunning round (or one for a card added after the last); it answers every card added so far. */
+  private async retryPass(round: number, scheduledBy: string): Promise<CascadeEnd> {
     this.scheduledBy = scheduledBy;
-    this.methodsAnswered = this.methodsAdded;
-    const answering = this.methodsAnswered;
+    this.methodsTaken = this.methodsAdded;
+    const answering = this.methodsTaken;
     this.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
     const outcome = await this.cascade(round, []);
-    this.methodsTried = Math.max(this.methodsTried, answering);
+    this.methodsAnswered = Math.max(this.methodsAnswered, answering);
     return outcome;
   }
 
@@ -420,7 +418,7 @@ class PaymentRecovery {
         if (result.reason === 'recovery_ended') return 'ended';
         // Suspended: nothing is charged this round; the next round asks again.
         if (result.reason === 'customer_suspended') return 'not_recovered';
-        // Stopped while its outcome was unknown, and the gateway never made it.
+        // Not charged, and a stop came meanwhile: nothing more.
         if (this.stopping) return 'not_recovered';
         this.neverAgain(c.payment_method_id);
         continue;
@@ -481,8 +479,10 @@ class PaymentRecovery {
    * recovery is stopping): its answer when the gateway made it, else `stopped`.
    */
   private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
+    this.unsettled = a.idempotency_key;
     try {
       const settled = await this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' }));
+      this.unsettled = null;
       return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
     } catch (err) {
       // Retried without a cap: only a refusal no retry can fix ends here. The ledger keeps the
@@ -588,9 +588,10 @@ class PaymentRecovery {
       });
       await condition(answered);
     }
-    // Set by a handler while this step waited.
+    // Set by a handler while this step waited. A stop wins over a decision that came with it: after
+    // a stop is taken nothing more is charged (a record's attention is the exception: it only records).
     const decided = this.decision as AttentionDecision | null;
-    const action = decided === null ? 'stopped' : decided.action;
+    const action = (stoppable && this.stopping) || decided === null ? 'stopped' : decided.action;
     log.info('payment recovery resumed', { paymentId: f.payment_id, action, note: decided?.note });
     this.moveTo(resume, { attention: null });
     return action;
@@ -715,12 +716,15 @@ class PaymentRecovery {
     } else {
       this.moveTo('failed');
       try {
-        await ledger.recordRecoveryFailed({
-          payment_id: f.payment_id,
-          customer_id: f.customer_id,
-          attempts: this.status.attempts.length,
-          reason: 'all payment methods failed',
-        });
+        // Failed is final: a cancellation request now must not leave the ledger's recovery open.
+        await CancellationScope.nonCancellable(() =>
+          ledger.recordRecoveryFailed({
+            payment_id: f.payment_id,
+            customer_id: f.customer_id,
+            attempts: this.status.attempts.length,
+            reason: 'all payment methods failed',
+          }),
+        );
       } catch (err) {
         // Retried without a cap: only a refusal no retry can fix ends here (no money moved).
         if (isCancellation(err)) throw err;
@@ -729,7 +733,7 @@ class PaymentRecovery {
           error: describeFailure(err),
         });
       }
-      await this.notify('payment_failed', 'failed');
+      await CancellationScope.nonCancellable(() => this.notify('payment_failed', 'failed'));
     }
     countRecovery(this.status.state as 'recovered' | 'failed');
     log.info(`payment recovery ${this.status.state}`, {
@@ -859,7 +863,7 @@ class PaymentRecovery {
 
   /** A card added that no pass has taken yet. */
   private get cardWaiting(): boolean {
-    return this.methodsAdded > this.methodsAnswered;
+    return this.methodsAdded > this.methodsTaken;
   }
 
   private get ended(): boolean {
@@ -908,8 +912,11 @@ class PaymentRecovery {
       validator: (d: Partial<AttentionDecision> | undefined) => this.validateDecision(d),
     });
     // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
+    // A restore's attention is not an outage's: ops look at each one (it is ignored here).
     setHandler(retryAttentionSignal, () => {
-      if (this.status.state !== 'needs_attention' || this.decision !== null) return;
+      const kind = this.status.attention?.kind;
+      if (this.status.state !== 'needs_attention' || this.decision !== null || this.stopping) return;
+      if (kind === 'graph_restored') return;
       log.info('payment recovery retried by a batch of ops', { paymentId: this.failure?.payment_id });
       this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
     });
@@ -922,7 +929,6 @@ class PaymentRecovery {
     // A cancellation request (ops in the UI) stops the recovery the way the owner's word does:
     // nothing more is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
     CancellationScope.current().cancelRequested.catch(() => {
-      this.cancellationRequested = true;
       this.stopRequest ??= { by: 'cancellation', reason: 'workflow cancelled' };
     });
   }
@@ -934,7 +940,7 @@ class PaymentRecovery {
     if (!this.added.includes(payment_method_id)) this.added.push(payment_method_id);
     this.offersWaiting++;
     try {
-      await condition(() => this.methodsTried >= ticket || this.ended);
+      await CancellationScope.nonCancellable(() => condition(() => this.methodsAnswered >= ticket || this.ended));
     } finally {
       this.offersWaiting--;
     }
@@ -965,7 +971,7 @@ class PaymentRecovery {
   private async resolveAttention(d: AttentionDecision): Promise<RecoveryStatus> {
     // Recorded before the first await: a second update in the same workflow task is refused by the validator.
     this.decision = d;
-    await condition(() => this.status.state !== 'needs_attention');
+    await CancellationScope.nonCancellable(() => condition(() => this.status.state !== 'needs_attention'));
     return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
   }
 
@@ -992,19 +998,20 @@ class PaymentRecovery {
   /** Ops or an erasure stop the recovery; answered with its final status. */
   private async cancel({ reason }: { reason: string }): Promise<RecoveryStatus> {
     this.stopRequest ??= { by: 'ops', reason: `cancelled: ${reason.trim()}` };
-    await condition(() => this.over);
+    // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
+    await CancellationScope.nonCancellable(() => condition(() => this.over));
     return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
   }
 
   /**
    * A cancel is taken only at a safe point: refused (CANCEL_NOT_NOW, saying why) while a charge is
-   * being made, while one's outcome is unknown, and while a charge is being recorded.
+   * being made, while one's outcome is unknown, and while a charge is being recorded — so a taken
+   * cancel's answer (the recovery's end) never waits on a charge.
    */
   private validateCancel(req: Partial<{ reason: unknown }> | undefined): void {
     if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
     if (req.reason.length > REASON_MAX) throw new Error(`reason: at most ${REASON_MAX} characters`);
     this.refuseUnlessRunning();
-    if (this.stopRequest) return;
     const notNow = (why: string) =>
       ApplicationFailure.create({ type: CANCEL_NOT_NOW, message: `the recovery cannot be cancelled now: ${why}` });
     if (this.status.recovered_with !== null)
@@ -1016,25 +1023,35 @@ class PaymentRecovery {
       );
     const unknown = this.status.attention?.unknown_charge;
     if (unknown)
-      throw notNow(
-        `the charge under idempotency key ${unknown} may have gone through: retry it (the same key) to learn its ` +
-          'outcome first',
-      );
+      throw ApplicationFailure.create({
+        type: CANCEL_CHARGE_UNKNOWN,
+        message:
+          `the recovery cannot be cancelled now: the charge under idempotency key ${unknown} may have gone ` +
+          "through: retry it (the same key) to learn its outcome, or let the payment's owner stop it (the gateway " +
+          'is then asked, nothing sent again)',
+      });
+    if (this.decision !== null)
+      throw notNow(`ops decided to ${this.decision.action} what needs attention: ask again once that is done`);
+    // Stopping already (a cancel before, the owner's word): taken again, answered with the same end.
   }
 
   /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
   private async noLongerOwed(word: PaymentNoLongerOwed): Promise<OwnerStopAnswer> {
     const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
-    this.stopRequest ??= {
-      by: 'owner',
-      reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,
-    };
-    await condition(() => this.over);
+    if (!this.ended)
+      this.stopRequest ??= {
+        by: 'owner',
+        reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,
+      };
+    // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
+    await CancellationScope.nonCancellable(() => condition(() => this.over));
     const { state } = this.status;
+    const stopped = this.unsettled === null ? 'stopped' : 'charge_unknown';
     return {
       payment_id: this.reported.payment_id,
-      outcome: state === 'recovered' ? 'recovered' : state === 'failed' ? 'failed' : 'stopped',
+      outcome: state === 'recovered' ? 'recovered' : state === 'failed' ? 'failed' : stopped,
       charge: this.charged,
+      unknown_charge: this.unsettled,
       state,
       stop_reason: this.status.stop_reason,
     };
@@ -1045,7 +1062,8 @@ class PaymentRecovery {
       throw new Error('reason must be settled_elsewhere or not_owed');
     if (word.note !== undefined && (typeof word.note !== 'string' || word.note.length > REASON_MAX))
       throw new Error(`note: a string of at most ${REASON_MAX} characters`);
-    this.refuseUnlessRunning();
+    // One that ended (and has not closed yet) is answered what it did, at once: never refused.
+    if (this.failure === null) throw new Error('the recovery has not taken its payment failure yet');
   }
 
   private refuseUnlessRunning(): void {

@@ -4,7 +4,9 @@
  * recorded, a token the issuer revoked deactivates its method, and what is not safe to repair is
  * flagged — a second charge of a recovered payment, a charge of an erased customer, a charge of a
  * payment recorded as failed, a recorded recovery the gateway never charged. A charge whose
- * recovery still runs is left to it. Run again, nothing is repaired twice.
+ * recovery still runs is left to it. Run again, nothing is repaired twice. A recovery's charge
+ * of a customer merged since, made before the merge or after, is recorded on the survivor; a
+ * charge of anyone else under its key is not.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +20,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createReconciliationActivities, REVOKED_REASON } from '../../activities/reconciliation';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { loadSettings, profileRules } from '../../config/env';
-import { addPaymentMethod, createCustomer, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import {
+  addPaymentMethod,
+  createCustomer,
+  getCustomer,
+  getPaymentMethodsByCustomer,
+  listCustomerEvents,
+} from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { mergeCustomers } from '../../graph/merge';
 import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import { connectTemporal } from '../../temporal/connection';
@@ -298,5 +307,127 @@ describe('reconciliation with the gateway', () => {
     } finally {
       await runningE.terminate('test over').catch(() => undefined);
     }
+  });
+
+  it("records a merged customer's charges on the survivor, made before or after the merge; no one else's", async () => {
+    // This test's charges only: the first test's were all made before.
+    const from = new Date().toISOString();
+    const pay = (tag: string) => `pay-${tag}-${randomUUID()}`;
+    const currency = g.policy.reportingCurrency;
+    const merge = (mergedId: string, survivorId: string) =>
+      mergeCustomers(g, {
+        merge_id: `test-${randomUUID()}`,
+        survivor_id: survivorId,
+        merged_id: mergedId,
+        decided_by: 'ops',
+        requested_by: null,
+        reason: 'test',
+      });
+    // Each recovery below stands for one that ended without recording its charge. Those started
+    // with the survivor as PersonaCustomerId stand for a recovery that heard of the merge
+    // (customerMerged: the workflow moves the attribute to the survivor).
+
+    // Before: charged while the customer was M, then M was merged into S. The gateway names M.
+    const m = await customerWithCard();
+    const s = await customerWithCard();
+    const payBefore = pay('before');
+    const chargedBefore = await charge(m, `${payBefore}:${m.card}`);
+    await merge(m.customer, s.customer);
+    await recoveryRun(payBefore, s.customer, true);
+    // After: M2 merged into S2 first; the recovery charged M2's card (moved, same id) for S2.
+    const m2 = await customerWithCard();
+    const s2 = await customerWithCard();
+    await merge(m2.customer, s2.customer);
+    const payAfter = pay('after');
+    await recoveryRun(payAfter, s2.customer, true);
+    const chargedAfter = await charge({ customer: s2.customer, token: m2.token }, `${payAfter}:${m2.card}`);
+    // The recovery ended before M3 was merged into S3: its PersonaCustomerId still names M3.
+    const m3 = await customerWithCard();
+    const s3 = await customerWithCard();
+    const payEnded = pay('ended');
+    await recoveryRun(payEnded, m3.customer, true);
+    const chargedEnded = await charge(m3, `${payEnded}:${m3.card}`);
+    await merge(m3.customer, s3.customer);
+    // A chain: C1 merged into C2, then C2 into S4 (C1's tombstone points at S4 since).
+    const c1 = await customerWithCard();
+    const c2 = await createCustomer(g, {});
+    const s4 = await customerWithCard();
+    const payChain = pay('chain');
+    const chargedChain = await charge(c1, `${payChain}:${c1.card}`);
+    await merge(c1.customer, c2.id);
+    await merge(c2.id, s4.customer);
+    await recoveryRun(payChain, s4.customer, true);
+    // Under keys of recoveries of S: a charge of an unrelated customer U, and one of a record O
+    // merged into another customer (V), not into S. Neither is S's: never recorded on anyone.
+    const u = await customerWithCard();
+    const payUnrelated = pay('unrelated');
+    await recoveryRun(payUnrelated, s.customer, true);
+    await charge(u, `${payUnrelated}:${u.card}`);
+    const o = await customerWithCard();
+    const v = await customerWithCard();
+    const payElsewhere = pay('elsewhere');
+    await recoveryRun(payElsewhere, s.customer, true);
+    await charge(o, `${payElsewhere}:${o.card}`);
+    await merge(o.customer, v.customer);
+
+    const ours = [m, s, m2, s2, m3, s3, c1, s4, u, o, v].map((who) => who.customer).concat(c2.id);
+    const window = { from, to: new Date(Date.now() + 60_000).toISOString() };
+    const repairsOf = (r: PageResult) =>
+      r.repairs
+        .filter(mine(ours))
+        .map((x) => [x.kind, x.payment_id, x.customer_id, x.payment_method_id])
+        .sort();
+    const flagsOf = (r: PageResult) =>
+      r.flags
+        .filter(mine(ours))
+        .map((x) => [x.kind, x.payment_id, x.customer_id])
+        .sort();
+    const expectedFlags = [
+      ['charge_not_recorded', payUnrelated, u.customer],
+      ['charge_not_recorded', payElsewhere, o.customer],
+    ].sort();
+
+    const result = await reconcile(window);
+    expect(result.counts).toMatchObject({ charges: 6, foreign: 0, matched: 0 });
+    expect(repairsOf(result)).toEqual(
+      [
+        ['recovery_recorded', payBefore, s.customer, m.card],
+        ['recovery_recorded', payAfter, s2.customer, m2.card],
+        ['recovery_recorded', payEnded, s3.customer, m3.card],
+        ['recovery_recorded', payChain, s4.customer, c1.card],
+      ].sort(),
+    );
+    expect(flagsOf(result)).toEqual(expectedFlags);
+
+    // Each is recorded on the survivor as its recovery would have: PaymentRecovered with the
+    // gateway's charge, the moved card its default, the amount in its LTV; nothing on a tombstone.
+    for (const [survivor, tombstone, card, paymentId, charged] of [
+      [s, m, m.card, payBefore, chargedBefore],
+      [s2, m2, m2.card, payAfter, chargedAfter],
+      [s3, m3, m3.card, payEnded, chargedEnded],
+      [s4, c1, c1.card, payChain, chargedChain],
+    ] as const) {
+      if (charged.outcome !== 'succeeded') throw new Error('the charge should succeed');
+      const recovered = await listCustomerEvents(g, survivor.customer, { type: 'PaymentRecovered' });
+      expect(recovered.map((ev) => ev.payload)).toEqual([
+        { payment_id: paymentId, payment_method_id: card, charge_id: charged.charge_id, amount: 1999, currency },
+      ]);
+      expect((await getPaymentMethodsByCustomer(g, survivor.customer)).find((pm) => pm.id === card)?.is_default).toBe(
+        true,
+      );
+      expect((await getCustomer(g, survivor.customer))?.ltv_minor).toBe(1999);
+      expect(await listCustomerEvents(g, tombstone.customer, { type: 'PaymentRecovered' })).toEqual([]);
+    }
+    // The two charges that were not S's wrote nothing on anyone (S has only its own, above).
+    for (const who of [u.customer, o.customer, v.customer, c2.id])
+      expect(await listCustomerEvents(g, who, { type: 'PaymentRecovered' })).toEqual([]);
+    expect((await getCustomer(g, v.customer))?.ltv_minor).toBe(0);
+
+    // Again (tomorrow's overlapping run): the four match what was recorded, the same two flags.
+    const again = await reconcile(window);
+    expect(repairsOf(again)).toEqual([]);
+    expect(again.counts.matched).toBe(4);
+    expect(flagsOf(again)).toEqual(expectedFlags);
+    expect(await listCustomerEvents(g, s.customer, { type: 'PaymentRecovered' })).toHaveLength(1);
   });
 });

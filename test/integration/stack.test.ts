@@ -4,7 +4,7 @@ import { loadConfig, loadSettings } from '../../config/env';
 import { createDriver, createGraph, createCustomer, getCustomer } from '../../graph';
 import { stackDown, stackStatus, stackUp } from '../../stack/services';
 import { connectTemporal, describeNamespace } from '../../temporal/connection';
-import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
+import { customerWorkflowsQuery, personaCustomerId, requiredSearchAttributes } from '../../temporal/searchAttributes';
 
 const settings = loadSettings();
 const quiet = (): void => undefined;
@@ -22,12 +22,14 @@ describe('the local stack', () => {
     expect(ui.status).toBe(200);
   });
 
-  it('has the PersonaCustomerId search attribute registered as Keyword', async () => {
+  it("has Persona's search attributes registered as Keyword", async () => {
     const { connection } = await connectTemporal(settings);
     try {
       const res = await connection.operatorService.listSearchAttributes({ namespace: settings.TEMPORAL_NAMESPACE });
       // 2 = INDEXED_VALUE_TYPE_KEYWORD
-      expect(res.customAttributes?.[personaCustomerId.name]).toBe(2);
+      const names = requiredSearchAttributes.map((a) => a.name);
+      expect(names).toEqual(['PersonaCustomerId', 'PersonaRecoveryState', 'PersonaAttentionReason']);
+      for (const name of names) expect(res.customAttributes?.[name], name).toBe(2);
     } finally {
       await connection.close();
     }

@@ -12,6 +12,7 @@ import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
   cancelRecoveryUpdate,
+  CANCEL_CHARGE_UNKNOWN,
   CANCEL_NOT_NOW,
   paymentNoLongerOwedUpdate,
   retryAttentionSignal,
@@ -805,7 +806,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
             (err: Error) => err.cause as ApplicationFailure,
           );
         expect(refusal).toMatchObject({
-          type: CANCEL_NOT_NOW,
+          type: CANCEL_CHARGE_UNKNOWN,
           message: expect.stringMatching(/may have gone through/),
         });
         // The payment's owner settled it elsewhere: the gateway is asked (nothing sent), then it stops.
@@ -840,7 +841,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
         const attention = (await handle.query(recoveryStatusQuery)).attention;
         expect(attention?.reason).toContain('restored from backup persona-backup-x');
         expect(attention?.reason).toContain('pm-failed is not in it');
-        // Days pass: it waits for ops, and charges nothing meanwhile.
+        // Days pass: it waits for ops, and charges nothing meanwhile; an outage's batch retry does not answer it.
+        await handle.signal(retryAttentionSignal);
         await env.sleep('10 days');
         expect(await stateOf(handle)).toBe('needs_attention');
         expect((await handle.query(recoveryStatusQuery)).attempts).toHaveLength(attempts);
@@ -897,7 +899,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
   });
 
-  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it went through', async () => {
+  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it was made', async () => {
     const unknown = () => ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
@@ -1297,7 +1299,7 @@ const refusalOf = (update: Promise<unknown>) =>
   );
 
 describe('stopping a recovery: only at a safe point, never between a charge and its record', () => {
-  it('a cancel while a charge is under way is refused with the reason; once it declined, a cancel is taken', async () => {
+  it('a cancel while a charge is under way is refused with the reason; once it declined, one is taken', async () => {
     const gate = heldCharge();
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
@@ -1369,6 +1371,7 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
           payment_id: f.payment_id,
           outcome: 'recovered',
           charge: { payment_method_id: 'pm-a', charge_id: 'ch_1', amount: f.amount, currency: f.currency },
+          unknown_charge: null,
           state: 'recovered',
           stop_reason: null,
         });
@@ -1426,6 +1429,80 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
     expect(log.recovered).toHaveLength(1);
+  });
+});
+
+describe('a stop wins: nothing is charged once a stop is taken, whatever comes with it', () => {
+  it('the owner’s word and a batch retry in one workflow task: the charge is settled, never sent again', async () => {
+    const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
+    let sent = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => {
+        sent++;
+        throw new Error('the gateway did not answer in 10 s');
+      },
+    };
+    const taskQueue = `recovery-${randomUUID()}`;
+    const f = failure();
+    const worker = () =>
+      Worker.create({
+        connection: env.nativeConnection,
+        taskQueue,
+        workflowBundle: bundle,
+        activities: fakes(world, log),
+        maxCachedWorkflows: 0,
+      });
+    const handle = await env.client.workflow.signalWithStart(paymentRecoveryWorkflow, {
+      workflowId: `payment-recovery-${f.payment_id}`,
+      taskQueue,
+      args: [{ dunningSchedule: ['1d'], chargeRetryFor: '30m' }],
+      signal: paymentFailedSignal,
+      signalArgs: [f],
+    });
+    await (
+      await worker()
+    ).runUntil(async () => {
+      while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+    });
+    const before = sent;
+    // No worker polls now: the batch's retry and the owner's word reach the workflow together.
+    await handle.signal(retryAttentionSignal);
+    const word = handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'settled_elsewhere' }] });
+    const [status, answer] = await (await worker()).runUntil(async () => [await handle.result(), await word] as const);
+    expect(sent).toBe(before);
+    expect(log.settled).toEqual([`${f.payment_id}:pm-a`]);
+    expect(answer).toMatchObject({ outcome: 'stopped', charge: null, unknown_charge: null });
+    expect(status.state).toBe('stopped');
+  });
+
+  it('a cancellation request after the owner’s word: the accepted Update is answered, with the charge made', async () => {
+    const gate = heldCharge();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a') await gate.charge();
+        return undefined;
+      },
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        await gate.held;
+        const word = await handle.startUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'settled_elsewhere' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        await handle.cancel();
+        gate.answer();
+        expect(await word.result()).toMatchObject({
+          outcome: 'recovered',
+          charge: { payment_method_id: 'pm-a', charge_id: 'ch_1' },
+        });
+      },
+    });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
   });
 });
 
