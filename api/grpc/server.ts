@@ -302,6 +302,7 @@ export function createGrpcServer(
         return {
           ...answer,
           charge: answer.charge && { ...answer.charge, charge_id: answer.charge.charge_id ?? '' },
+          unknown_charge: answer.unknown_charge ?? '',
           state: answer.state ?? '',
           stop_reason: answer.stop_reason ?? '',
         };

@@ -103,12 +103,14 @@ const statusSchema = z
 const ownerStopSchema = z
   .object({
     payment_id: z.string(),
-    outcome: z.enum(['stopped', 'recovered', 'failed', 'stopping']).openapi({
+    outcome: z.enum(['stopped', 'recovered', 'failed', 'charge_unknown', 'stopping']).openapi({
       description:
         'stopped: Persona charged nothing for this payment and will not; recovered: Persona charged it before ' +
         'the word arrived (`charge` says which charge: refund one of the two if it was paid elsewhere too); ' +
-        'failed: the recovery had ended without charging; stopping (202): taken, applied at the next safe point ' +
-        '(a charge under way is settled first): read `status_url`, or send the same word again to wait for it',
+        'failed: the recovery had ended without charging; charge_unknown: stopped, but the gateway never said ' +
+        'what became of the charge under `unknown_charge` (it may have gone through; the gateway reconciliation ' +
+        'settles it); stopping (202): taken, applied at the next safe point (a charge under way is settled ' +
+        'first): read `status_url`, or send the same word again to wait for it',
     }),
     charge: z
       .object({
@@ -119,6 +121,9 @@ const ownerStopSchema = z
       })
       .nullable()
       .openapi({ description: 'The charge Persona made, when it made one: never left out' }),
+    unknown_charge: z.string().nullable().openapi({
+      description: 'The idempotency key of a charge whose outcome stayed unknown (outcome charge_unknown), else null',
+    }),
     state: z.enum(RECOVERY_STATES).nullable().openapi({ description: 'The recovery’s state (null while stopping)' }),
     stop_reason: z.string().nullable(),
     status_url: z.string(),

@@ -210,6 +210,7 @@ describe('the owner’s stop, while the recovery runs', () => {
       payment_id: 'p',
       outcome: 'stopping',
       charge: null,
+      unknown_charge: null,
       state: null,
       stop_reason: null,
       status_url: '/api/v1/payment-recoveries/p',
@@ -255,6 +256,7 @@ describe('the owner’s answer from the charge ledger (a recovery that ended)', 
       payment_id: 'p',
       outcome: 'recovered',
       charge: { payment_method_id: 'pm-2', charge_id: 'ch_1', amount: 1999, currency: 'EUR' },
+      unknown_charge: null,
       state: 'recovered',
       stop_reason: null,
     });
@@ -279,6 +281,19 @@ describe('the owner’s answer from the charge ledger (a recovery that ended)', 
     expect(
       ownerAnswerOf({ recovery: recovery({ state: 'stopped', reason: 'cancelled: x' }), attempts: [] }, null),
     ).toMatchObject({ outcome: 'stopped', charge: null, state: 'stopped', stop_reason: 'cancelled: x' });
+  });
+
+  it('tells of a charge whose outcome the gateway never gave: charge_unknown, with its key', () => {
+    const recorded = {
+      recovery: recovery({ state: 'stopped', reason: 'no longer owed' }),
+      attempts: [attempt({}), attempt({ key: 'p:pm-2', state: 'sent' })],
+    };
+    expect(ownerAnswerOf(recorded, null)).toMatchObject({
+      outcome: 'charge_unknown',
+      unknown_charge: 'p:pm-2',
+      charge: null,
+      state: 'stopped',
+    });
   });
 
   it('takes the workflow’s final state while the ledger has not recorded the end, and its charge', () => {

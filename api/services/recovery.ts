@@ -244,7 +244,7 @@ export function mayOfferCancel(status: RecoveryStatus): boolean {
 /** What the payment's owner learns of its stop: the recovery's answer, or `stopping` while it gets there. */
 export interface OwnerStopReply extends Omit<OwnerStopAnswer, 'outcome' | 'state'> {
   /**
-   * The recovery's answer (stopped, recovered, failed), or `stopping`: the stop was taken and is
+   * The recovery's answer (stopped, recovered, failed, charge_unknown), or `stopping`: the stop was taken and is
    * applied at the recovery's next safe point (a charge under way, or whose outcome the gateway has
    * yet to tell, is settled first): read `status_url`, or send the same word again to wait for it.
    */
@@ -310,6 +310,7 @@ export async function paymentNoLongerOwed(
       payment_id: paymentId,
       outcome: 'stopping',
       charge: null,
+      unknown_charge: null,
       state: null,
       stop_reason: null,
       status_url: statusUrl,
@@ -370,8 +371,10 @@ type Recorded = NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>;
 
 /**
  * The owner's answer from the ledger (pure): recovered with the charge when any attempt succeeded
- * or the recovery is recorded recovered — never hidden behind a later stop — else failed or
- * stopped as recorded (the workflow's final state when the ledger has not recorded the end yet).
+ * or the recovery is recorded recovered — never hidden behind a later stop — else, when an
+ * attempt's outcome is still unknown (the gateway never said), charge_unknown with its key; else
+ * failed or stopped as recorded (the workflow's final state when the ledger has not recorded the
+ * end yet).
  */
 export function ownerAnswerOf(
   { recovery, attempts }: Recorded,
@@ -396,14 +399,20 @@ export function ownerAnswerOf(
         amount,
         currency,
       },
+      unknown_charge: null,
       state: 'recovered',
       stop_reason: null,
     };
   }
+  const unknown = attempts.find((a) => a.state === 'sent');
   const state = recovery.state === 'recovering' ? (status?.state ?? 'waiting') : recovery.state;
   const stopReason = recovery.state === 'recovering' ? (status?.stop_reason ?? null) : recovery.reason;
-  if (state === 'failed') return { ...base, outcome: 'failed', charge: null, state, stop_reason: stopReason };
-  if (state === 'stopped') return { ...base, outcome: 'stopped', charge: null, state, stop_reason: stopReason };
+  if (state === 'failed' || state === 'stopped') {
+    const ended = { ...base, charge: null, state, stop_reason: stopReason };
+    // It may have gone through: the owner is told so (the gateway reconciliation settles it).
+    if (unknown) return { ...ended, outcome: 'charge_unknown', unknown_charge: unknown.key };
+    return { ...ended, outcome: state, unknown_charge: null };
+  }
   throw new InvalidStateError(
     `payment recovery ${recovery.payment_id} is recorded as still recovering but no workflow runs it: ask ops ` +
       '(runbook, "The charge ledger")',

@@ -14,7 +14,7 @@ import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { freePort } from '../support/processes';
-import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
 import type { RecoveryStatus } from '../../temporal/recovery';
 
@@ -272,8 +272,8 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
 
   it('ReportPaymentNoLongerOwed stops a dunning recovery for the owner only, naming a wrong field', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_generic_decline_1',
-      'tok_decline_do_not_honor_2',
+      `tok_decline_generic_decline_card-${cardIdentity()}`,
+      `tok_decline_do_not_honor_card-${cardIdentity()}`,
     ]);
     const payment = paymentId();
     const owner = bearer(await h.token('payments:report'));
@@ -303,6 +303,7 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
       payment_id: payment,
       outcome: 'stopped',
       charge: null,
+      unknown_charge: '',
       state: 'stopped',
       stop_reason: expect.any(String),
       status_url: `/api/v1/payment-recoveries/${payment}`,

@@ -9,6 +9,7 @@ export interface OwnerStopAnswer {
   'state'?: (string);
   'stop_reason'?: (string);
   'status_url'?: (string);
+  'unknown_charge'?: (string);
 }
 
 export interface OwnerStopAnswer__Output {
@@ -18,4 +19,5 @@ export interface OwnerStopAnswer__Output {
   'state'?: (string);
   'stop_reason'?: (string);
   'status_url'?: (string);
+  'unknown_charge'?: (string);
 }
