@@ -45,7 +45,7 @@ import { reportFraudOutcome, resolveReview } from '../../api/services/fraud';
 import type { kafkaPublisherWorkflow } from '../../workflows/kafkaPublisher';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
-import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
 
 type Msg = Message<string, string, string, string>;
@@ -547,8 +547,8 @@ describe("consuming the agents' topics", () => {
   it('stops a recovery when the owner says so on the failures topic; wrong words go to the dead letters', async () => {
     const s = await topicsForTest();
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_generic_decline_1',
-      'tok_decline_do_not_honor_2',
+      `tok_decline_generic_decline_card-${cardIdentity()}`,
+      `tok_decline_do_not_honor_card-${cardIdentity()}`,
     ]);
     const payment = paymentId();
     const topic = s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC;

@@ -11,10 +11,15 @@ import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { until } from '../support/wait';
-import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
 let gatewayUrl: string;
+/**
+ * A test token for a card of its own (`card-<id>`): the networks' caps count a card's charges
+ * across customers and runs, so a fixed token shared by every run reaches them on the shared stack.
+ */
+const oneCard = (token: string) => `${token}_card-${cardIdentity()}`;
 /** Charges held before they go, by customer: a recovery kept busy charging, on demand. */
 const gates = new Map<string, { started: boolean; opened: Promise<void>; open: () => void }>();
 function hold(customerId: string) {
@@ -96,7 +101,7 @@ async function untilListed(paymentIds: string[]) {
 describe('payment recovery end to end', () => {
   it('recovers a soft decline with the second method: one successful charge, new default, customer told', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_1',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
@@ -127,7 +132,7 @@ describe('payment recovery end to end', () => {
   it('counts a recovered payment in the reporting currency in LTV once, as the next context read shows', async () => {
     const currency = h.graph.policy.reportingCurrency;
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_4',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const context = async () => {
@@ -173,8 +178,8 @@ describe('payment recovery end to end', () => {
 
   it('dunns when every method fails, visibly, and a card added to the wallet retries at once', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_generic_decline_1',
-      'tok_decline_do_not_honor_2',
+      oneCard('tok_decline_generic_decline'),
+      oneCard('tok_decline_do_not_honor'),
     ]);
     const f = failure(customerId, cards[0] as string, 'generic_decline');
     await report(f);
@@ -213,7 +218,7 @@ describe('payment recovery end to end', () => {
   });
 
   it('answers a card added while two recoveries dunn with each one’s outcome, the first started first', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_5']);
+    const { customerId, cards } = await customerWithCards(h.graph, [oneCard('tok_decline_generic_decline')]);
     const first = failure(customerId, cards[0] as string, 'generic_decline');
     const second = failure(customerId, cards[0] as string, 'generic_decline');
     await report(first);
@@ -249,12 +254,12 @@ describe('payment recovery end to end', () => {
   });
 
   it('answers 202 and where to read the outcome to a caller who does not wait; a decline is said so', async () => {
-    const { customerId, cards } = await customerWithCards(h.graph, ['tok_decline_generic_decline_6']);
+    const { customerId, cards } = await customerWithCards(h.graph, [oneCard('tok_decline_generic_decline')]);
     const f = failure(customerId, cards[0] as string, 'generic_decline');
     await report(f);
     await until(async () => (await status(f.payment_id)).state === 'dunning');
     await untilListed([f.payment_id]);
-    const pending = await addCard(customerId, 'tok_decline_do_not_honor_7');
+    const pending = await addCard(customerId, oneCard('tok_decline_do_not_honor'));
     expect(pending.status).toBe(202);
     expect((pending.json as { recoveries: unknown[] }).recoveries).toEqual([
       expect.objectContaining({
@@ -266,14 +271,19 @@ describe('payment recovery end to end', () => {
     // The declined card, offered with a wait: the customer is told it declined, not the issuer's
     // reason (a live decline code per card added would help a card tester); the recovery dunns on.
     await until(async () => (await status(f.payment_id)).state === 'dunning');
-    const declined = await addCard(customerId, 'tok_decline_insufficient_funds_8', '?wait=true');
+    const declined = await addCard(customerId, oneCard('tok_decline_insufficient_funds'), '?wait=true');
     expect(declined.status).toBe(201);
     expect((declined.json as { recoveries: unknown[] }).recoveries).toEqual([
       expect.objectContaining({ outcome: 'declined', decline_code: null }),
     ]);
     // An agent adding a card for the customer reads the reason.
     await until(async () => (await status(f.payment_id)).state === 'dunning');
-    const byAgent = await addCard(customerId, 'tok_decline_insufficient_funds_9', '?wait=true', 'customers:write');
+    const byAgent = await addCard(
+      customerId,
+      oneCard('tok_decline_insufficient_funds'),
+      '?wait=true',
+      'customers:write',
+    );
     expect((byAgent.json as { recoveries: unknown[] }).recoveries).toEqual([
       expect.objectContaining({ outcome: 'declined', decline_code: 'insufficient_funds' }),
     ]);
@@ -282,7 +292,7 @@ describe('payment recovery end to end', () => {
 
   it('ignores duplicate reports: one recovery, one charge', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_3',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
@@ -300,7 +310,7 @@ describe('payment recovery end to end', () => {
 
   it('recovers a payment once, whatever Temporal remembers: after its retention a replay starts nothing', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_4',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
@@ -371,8 +381,8 @@ async function noLongerOwed(payment: string, body: unknown, options: { token?: s
 /** A recovery whose every method declines, between dunning rounds. */
 async function dunningRecovery() {
   const { customerId, cards } = await customerWithCards(h.graph, [
-    'tok_decline_generic_decline_1',
-    'tok_decline_do_not_honor_2',
+    oneCard('tok_decline_generic_decline'),
+    oneCard('tok_decline_do_not_honor'),
   ]);
   const f = failure(customerId, cards[0] as string, 'generic_decline');
   expect((await report(f)).status).toBe(202);
@@ -407,7 +417,7 @@ describe('the payment’s owner stops a recovery', () => {
 
   it('answers a recovery that recovered first with the charge Persona made, never hiding it', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_1',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
@@ -420,6 +430,7 @@ describe('the payment’s owner stops a recovery', () => {
         payment_id: f.payment_id,
         outcome: 'recovered',
         charge: { payment_method_id: cards[1], charge_id: charge?.id, amount: 2599, currency: 'EUR' },
+        unknown_charge: null,
         state: 'recovered',
         stop_reason: null,
         status_url: `/api/v1/payment-recoveries/${f.payment_id}`,
@@ -429,7 +440,7 @@ describe('the payment’s owner stops a recovery', () => {
 
   it('takes the word during a charge, stops after it, and reports the charge that went through', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_1',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const gate = hold(customerId);
@@ -530,8 +541,8 @@ describe('the payment’s owner stops a recovery', () => {
 describe('ops cancel a recovery: the recovery decides', () => {
   it('refuses while a charge is being made, with the recovery’s reason; takes it once it is over', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_generic_decline_1',
-      'tok_decline_do_not_honor_2',
+      oneCard('tok_decline_generic_decline'),
+      oneCard('tok_decline_do_not_honor'),
     ]);
     const gate = hold(customerId);
     const f = failure(customerId, cards[0] as string, 'generic_decline');
@@ -553,7 +564,7 @@ describe('ops cancel a recovery: the recovery decides', () => {
 
   it('refuses a recovery that has ended with 409 saying so, and an unknown payment with 404', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
-      'tok_decline_insufficient_funds_1',
+      oneCard('tok_decline_insufficient_funds'),
       `tok_visa_${randomUUID()}`,
     ]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
