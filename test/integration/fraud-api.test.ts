@@ -24,7 +24,7 @@ import {
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { until } from '../support/wait';
-import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
 let ops: string;
@@ -205,7 +205,11 @@ describe('confirmed fraud', () => {
       'and a running recovery never charges the method again',
     async () => {
       // The failed card and the card the cascade tries next both soft-decline: the recovery dunns.
-      const c = await customer(['tok_decline_insufficient_funds_a', 'tok_decline_insufficient_funds_b']);
+      // Cards of their own: the networks' cap counts a card's charges across runs on the shared stack.
+      const c = await customer([
+        `tok_decline_insufficient_funds_card-${cardIdentity()}`,
+        `tok_decline_insufficient_funds_card-${cardIdentity()}`,
+      ]);
       const [failed, stolen] = c.cards as [string, string];
       const payment = paymentId();
       const failure = {
