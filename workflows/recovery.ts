@@ -350,7 +350,10 @@ class PaymentRecovery {
     return this.retryPass(round, this.cardWaiting ? 'a payment method was added: retried at once' : next.why);
   }
 
-  /** recovering: the pass of a dunning round (or one for a card added after the last); it answers every card added so far. */
+  /**
+   * recovering: the pass of a dunning round (or one for a card added after the last); it answers
+   * every card added so far.
+   */
   private async retryPass(round: number, scheduledBy: string): Promise<CascadeEnd> {
     this.scheduledBy = scheduledBy;
     this.methodsTaken = this.methodsAdded;

@@ -899,7 +899,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.charges.map((c) => c.idempotency_key)).toEqual([`${f.payment_id}:pm-a`]);
   });
 
-  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns it was made', async () => {
+  it('an unknown outcome is sticky: never skipped, nothing else charged; the owner’s stop learns of it', async () => {
     const unknown = () => ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
@@ -1477,7 +1477,7 @@ describe('a stop wins: nothing is charged once a stop is taken, whatever comes w
     expect(status.state).toBe('stopped');
   });
 
-  it('a cancellation request after the owner’s word: the accepted Update is answered, with the charge made', async () => {
+  it('a cancellation request after the owner’s word: the accepted Update is answered with the charge', async () => {
     const gate = heldCharge();
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
