@@ -596,6 +596,8 @@ class PaymentRecovery {
     const decided = this.decision as AttentionDecision | null;
     const action = (stoppable && this.stopping) || decided === null ? 'stopped' : decided.action;
     log.info('payment recovery resumed', { paymentId: f.payment_id, action, note: decided?.note });
+    // Taken: the next attention waits for a decision of its own, and a cancel is not held back by this one.
+    this.decision = null;
     this.moveTo(resume, { attention: null });
     return action;
   }
@@ -752,7 +754,12 @@ class PaymentRecovery {
     const f = this.reported;
     this.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
     countRecovery('stopped');
-    log.info(`payment recovery stopped: ${reason}`, { paymentId: f.payment_id, customerId: f.customer_id });
+    // The reason stays out of the log line: an owner's note or ops' reason is free text.
+    log.info('payment recovery stopped', {
+      paymentId: f.payment_id,
+      customerId: f.customer_id,
+      by: this.stopRequest?.by,
+    });
     await this.recordStopped(reason);
   }
 
@@ -918,8 +925,9 @@ class PaymentRecovery {
     // A restore's attention is not an outage's: ops look at each one (it is ignored here).
     setHandler(retryAttentionSignal, () => {
       const kind = this.status.attention?.kind;
-      if (this.status.state !== 'needs_attention' || this.decision !== null || this.stopping) return;
-      if (kind === 'graph_restored') return;
+      if (this.status.state !== 'needs_attention' || this.decision !== null || kind === 'graph_restored') return;
+      // A stop answers every attention but a record's, which only a decision answers: retrying it records the charge.
+      if (this.stopping && kind !== 'record_failed') return;
       log.info('payment recovery retried by a batch of ops', { paymentId: this.failure?.payment_id });
       this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
     });
@@ -1033,7 +1041,7 @@ class PaymentRecovery {
           "through: retry it (the same key) to learn its outcome, or let the payment's owner stop it (the gateway " +
           'is then asked, nothing sent again)',
       });
-    if (this.decision !== null)
+    if (this.status.state === 'needs_attention' && this.decision !== null)
       throw notNow(`ops decided to ${this.decision.action} what needs attention: ask again once that is done`);
     // Stopping already (a cancel before, the owner's word): taken again, answered with the same end.
   }

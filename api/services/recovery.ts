@@ -277,10 +277,18 @@ export async function paymentNoLongerOwed(
   const statusUrl = `/api/v1/payment-recoveries/${paymentId}`;
   const handle = client.workflow.getHandle(recoveryWorkflowId(paymentId));
   const deadline = Date.now() + waitMs;
-  const bounded = <T>(ms: number, fn: () => Promise<T>): Promise<T> => {
+  /** Rejects with `waited` when the wait ran out (the timer may fire a moment before `deadline` by the clock). */
+  const waited = new Error('waited');
+  const bounded = async <T>(ms: number, fn: () => Promise<T>): Promise<T> => {
     const call = new AbortController();
     const timer = setTimeout(() => call.abort(), Math.max(ms, 1));
-    return client.connection.withAbortSignal(call.signal, fn).finally(() => clearTimeout(timer));
+    try {
+      return await client.connection.withAbortSignal(call.signal, fn);
+    } catch (err) {
+      throw call.signal.aborted ? waited : err;
+    } finally {
+      clearTimeout(timer);
+    }
   };
   const refused = async (err: unknown): Promise<OwnerStopReply> => {
     const refusal = await updateRefusalOf(err, handle);
@@ -305,7 +313,7 @@ export async function paymentNoLongerOwed(
     return { ...answer, status_url: statusUrl };
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) return refused(err);
-    if (Date.now() < deadline) throw err;
+    if (err !== waited) throw err;
     return {
       payment_id: paymentId,
       outcome: 'stopping',

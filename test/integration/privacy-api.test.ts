@@ -107,11 +107,13 @@ describe('export and erasure', () => {
         cancelled: [recoveryWorkflowId(payment)],
         deleted: { identifiers: 1, addresses: 1, payment_methods: 2, devices: 1 },
       });
-      // Stopped with its cancel signal (never mid-charge), and ended with a final state; what it
-      // said about the customer went with the customer (its history key destroyed).
+      // Stopped with its cancel Update (taken only at a safe point, never mid-charge), and ended with
+      // a final state; what it said about the customer went with the customer (its history key destroyed).
       expect((await recovery.describe()).status.name).toBe('COMPLETED');
       const { events: recoveryEvents } = await recovery.fetchHistory();
-      expect(recoveryEvents?.map((e) => e.workflowExecutionSignaledEventAttributes?.signalName)).toContain('cancel');
+      expect(
+        recoveryEvents?.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name),
+      ).toContain('cancel');
       await expect(recovery.result()).rejects.toThrow(/history key of workflow .* is gone/);
 
       // Nothing personal is left to read, search or match.

@@ -1331,6 +1331,28 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     expect(log.stopped).toEqual(['cancelled: ops: now']);
   });
 
+  it('a cancel after ops answered an attention is taken: their decision does not hold it back', async () => {
+    let refusals = 0;
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a' && refusals++ === 0) throw refused('ChargeRefused', 'token revoked');
+        return undefined;
+      },
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
+        await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const stopped = await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: later' }] });
+        expect(stopped).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: later' });
+      },
+    });
+    expect(status.state).toBe('stopped');
+  });
+
   it('a cancel without a reason, or before the failure arrived, is refused and changes nothing', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
