@@ -1,7 +1,7 @@
 /** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure as Failure } from '@temporalio/common';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
@@ -90,10 +90,11 @@ export function createErasureActivities({
       for (const id of req.workflow_ids) {
         const handle = temporal.workflow.getHandle(id);
         try {
-          await handle.startUpdate(cancelRecoveryUpdate, {
+          // Answered once it stopped, which is soon: a cancel is taken only where nothing holds it.
+          // (A refusal is thrown by this call; `startUpdate` would hand it back unread.)
+          await handle.executeUpdate(cancelRecoveryUpdate, {
             args: [{ reason: req.reason }],
             updateId: `erasure-cancel:${id}`,
-            waitForStage: WorkflowUpdateStage.ACCEPTED,
           });
           stopping.push(id);
         } catch (err) {
@@ -171,10 +172,9 @@ export function createErasureActivities({
           if (id.startsWith(recoveryWorkflowId('')))
             // Refused while it cannot stop yet (a charge under way): asked again at the next retry.
             await handle
-              .startUpdate(cancelRecoveryUpdate, {
+              .executeUpdate(cancelRecoveryUpdate, {
                 args: [{ reason: `customer ${req.customer_id} is being erased` }],
                 updateId: `erasure-cancel:${id}`,
-                waitForStage: WorkflowUpdateStage.ACCEPTED,
               })
               .catch(async (err: unknown) => {
                 // Waiting for ops on a charge of unknown outcome: stopped the settling way (stopRecoveries).

@@ -352,9 +352,19 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
  */
 async function cancel(handle: WorkflowHandle, reason: string): Promise<void> {
   try {
-    await handle.startUpdate(cancelRecoveryUpdate, { args: [{ reason }], waitForStage: WorkflowUpdateStage.ACCEPTED });
+    const update = await handle.startUpdate(cancelRecoveryUpdate, {
+      args: [{ reason }],
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    // A refusal is known at once, in the result; a taken cancel is answered when the recovery ends.
+    pending.push(
+      update.result().then(
+        () => count('cancel taken'),
+        () => count('cancel refused'),
+      ),
+    );
   } catch {
-    count('cancel refused');
+    count('cancel not sent (the recovery had closed)');
   }
 }
 
