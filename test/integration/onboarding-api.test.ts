@@ -571,6 +571,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/payment-methods/{id}/inactivate',
       '/api/v1/payment-recoveries/{payment_id}',
       '/api/v1/payment-recoveries/{payment_id}/attention',
+      '/api/v1/payment-recoveries/{payment_id}/no-longer-owed',
       '/codec/decode',
       '/codec/encode',
     ]);
