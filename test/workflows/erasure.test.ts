@@ -32,8 +32,8 @@ interface Fakes {
   erase: () => Promise<ErasureResult>;
   /** How many looks find a workflow with a history key still open (default 0); or a failure for good. */
   keyedOpenLooks?: number | 'fails';
-  /** How many times the customer's recoveries refuse the cancel for now (a charge under way; default 0). */
-  recoveriesBusy?: number;
+  /** How often the recoveries refuse the cancel for now (a charge under way; default 0); or a failure for good. */
+  recoveriesBusy?: number | 'fails';
 }
 
 const erased = (customerId: string): ErasureResult => ({
@@ -59,6 +59,7 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
           throw ApplicationFailure.retryable('fraud reviews still running', 'ReviewsPending');
       },
       async stopRecoveries(req: { workflow_ids: string[] }): Promise<string[]> {
+        if (f.recoveriesBusy === 'fails') throw ApplicationFailure.nonRetryable('Temporal refused us', 'Broken');
         if (++calls.stops <= (f.recoveriesBusy ?? 0))
           throw ApplicationFailure.retryable('a charge of pm-1 is under way', 'RecoveriesBusy');
         return req.workflow_ids;
@@ -179,6 +180,17 @@ describe('erasureWorkflow', () => {
   it('fails without erasing, for ops to see, when the keyed workflows cannot be checked at all', async () => {
     const { calls } = await run(
       { listings: [[]], reviewLooks: 0, keyedOpenLooks: 'fails', erase: async () => erased('c') },
+      async (tq, id) => {
+        await expect((await start(tq, id)).result()).rejects.toBeInstanceOf(WorkflowFailedError);
+      },
+    );
+    expect(calls.erased).toBe(0);
+  });
+
+  it('fails without erasing, for ops to see, when the recoveries cannot be told to stop at all', async () => {
+    const recovery = recoveryWorkflowId(`pay-${randomUUID()}`);
+    const { calls } = await run(
+      { listings: [[recovery]], reviewLooks: 0, recoveriesBusy: 'fails', erase: async () => erased('c') },
       async (tq, id) => {
         await expect((await start(tq, id)).result()).rejects.toBeInstanceOf(WorkflowFailedError);
       },
