@@ -9,13 +9,41 @@ import { mergedRecordsOf } from '../graph/merge';
 import { historyKeysOfCustomer } from '../graph/historyKeys';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
-import { fraudOutcomeWorkflowId } from '../temporal/fraud';
-import { CANCEL_CHARGE_UNKNOWN, cancelRecoveryUpdate, recoveryWorkflowId } from '../temporal/recovery';
+import type { ErasureBlocker } from '../temporal/erasure';
+import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../temporal/fraud';
+import {
+  CANCEL_CHARGE_UNKNOWN,
+  cancelRecoveryUpdate,
+  recoveryStatusQuery,
+  recoveryWorkflowId,
+  type RecoveryStatus,
+} from '../temporal/recovery';
 import { updateRefusalOf } from '../temporal/updates';
 import { domain } from './domain';
 
 /** The type of the ApplicationFailure a workflow refused with, if any. */
 const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failure ? (cause.type ?? null) : null);
+
+/** Why a recovery is still open, in words, from its status. */
+export function recoveryWhy(status: RecoveryStatus): string {
+  const a = status.attention;
+  if (status.state === 'needs_attention' && a)
+    return (
+      'payment recovery waits for ops' +
+      (a.unknown_charge ? `: a charge of unknown outcome (${a.unknown_charge})` : ` (${a.kind})`) +
+      ` since ${a.since}${a.overdue ? ', overdue' : ''}: ${a.reason}`
+    );
+  if (status.state === 'recovering')
+    return 'payment recovery has a charge under way: it takes the stop once the charge is recorded';
+  return `payment recovery (${status.state}) has not taken the stop yet`;
+}
+
+/** Why a fraud outcome is still open, in words, from its status. */
+export function reviewWhy(status: FraudOutcomeStatus): string {
+  if (status.state === 'awaiting_review')
+    return `fraud review awaits ops' decision (resolveReview) until ${status.review_deadline ?? 'its deadline'}`;
+  return `fraud outcome (${status.state}) has not ended yet${status.problem ? `: ${status.problem}` : ''}`;
+}
 
 export function createErasureActivities({
   graph,
@@ -27,35 +55,77 @@ export function createErasureActivities({
   /** Events emptied per transaction (PERSONA_ERASURE_BATCH_SIZE). */
   erasureBatchSize?: number | undefined;
 }) {
-  return {
-    /**
-     * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
-     * graph names — recoveries the charge ledger has still recovering (the customer's and those of
-     * the records merged into it), fraud outcomes whose review has not ended — which visibility may
-     * not list yet.
-     */
-    async listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
-      const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
-      // Those of the records merged into the customer (erased with it) too.
-      const mergedRecords = await mergedRecordsOf(graph, req.customer_id);
-      for (const merged of mergedRecords)
-        for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
-          if (!listed.includes(id)) listed.push(id);
-      // Visibility lags: the graph names them too, and each is asked directly (describe reads the
-      // workflow itself) whether it still runs.
-      const named = [
-        ...(await recoveriesOfCustomers(graph, [req.customer_id, ...mergedRecords])).map(recoveryWorkflowId),
-        ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
-      ];
-      for (const id of named) {
-        if (id === req.except || listed.includes(id)) continue;
-        try {
-          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-        }
+  /**
+   * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
+   * graph names — recoveries the charge ledger has still recovering (the customer's and those of
+   * the records merged into it), fraud outcomes whose review has not ended — which visibility may
+   * not list yet.
+   */
+  async function listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
+    const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+    // Those of the records merged into the customer (erased with it) too.
+    const mergedRecords = await mergedRecordsOf(graph, req.customer_id);
+    for (const merged of mergedRecords)
+      for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
+        if (!listed.includes(id)) listed.push(id);
+    // Visibility lags: the graph names them too, and each is asked directly (describe reads the
+    // workflow itself) whether it still runs.
+    const named = [
+      ...(await recoveriesOfCustomers(graph, [req.customer_id, ...mergedRecords])).map(recoveryWorkflowId),
+      ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
+    ];
+    for (const id of named) {
+      if (id === req.except || listed.includes(id)) continue;
+      try {
+        if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
-      return listed;
+    }
+    return listed;
+  }
+  return {
+    listRunningCustomerWorkflows,
+    /**
+     * Why an overdue erasure still waits: each workflow it was told to wait for and each running
+     * workflow of the customer (listRunningCustomerWorkflows), with why it is open, in words —
+     * a recovery's attention or charge under way, a review awaiting ops, or "does not close".
+     * Read-only: a status query per recovery and review (a workflow whose status cannot be read
+     * says so), a describe per other.
+     */
+    async whyErasureWaits(req: {
+      customer_id: string;
+      except: string;
+      workflow_ids: string[];
+    }): Promise<ErasureBlocker[]> {
+      const ids = [...req.workflow_ids];
+      for (const id of await listRunningCustomerWorkflows(req)) if (!ids.includes(id)) ids.push(id);
+      const blockers: ErasureBlocker[] = [];
+      for (const id of ids) {
+        const handle = temporal.workflow.getHandle(id);
+        let described;
+        try {
+          described = await handle.describe();
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) continue;
+          throw err;
+        }
+        if (described.status.name !== 'RUNNING') continue;
+        const since = described.startTime.toISOString();
+        let why: string;
+        try {
+          if (id.startsWith(recoveryWorkflowId(''))) why = recoveryWhy(await handle.query(recoveryStatusQuery));
+          else if (id.startsWith(fraudOutcomeWorkflowId('')))
+            why = reviewWhy(await handle.query(fraudOutcomeStatusQuery));
+          else why = `${described.type} does not close (running since ${since}; the erasure asked it to stop)`;
+        } catch (err) {
+          why = `${described.type} does not close (running since ${since}); its status could not be read: ${
+            err instanceof Error ? err.message : String(err)
+          }`;
+        }
+        blockers.push({ workflow_id: id, why });
+      }
+      return blockers;
     },
     /**
      * Whether the fraud reviews have ended: answers when none of these workflows runs any more,

@@ -9,7 +9,14 @@ import type { ReadinessCheck } from '../runtime/health';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { getHeapStatistics } from 'node:v8';
-import { API_HEAP_BESIDES_CACHE_MB, attentionDeadline, chargeRetryFor, profileRules, type Config } from '../config/env';
+import {
+  API_HEAP_BESIDES_CACHE_MB,
+  attentionDeadline,
+  chargeRetryFor,
+  erasureWaitDeadline,
+  profileRules,
+  type Config,
+} from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
 import { createAuthenticator, type Authenticator } from './auth';
@@ -70,6 +77,8 @@ export interface ApiDeps {
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   fraud: { trustStep: number; reviewDays: number };
+  /** What an erasure starts with: how long it waits before it is overdue (absent: the workflow's default). */
+  erasure?: { waitDeadline: string };
   /** Identity merges: how long consent is waited for, how long an undo stays possible. */
   merges: { consentDays: number; unmergeDays: number; proposalsPerDay: number };
   events: { feedLagMs: number };
@@ -171,6 +180,7 @@ export function apiDepsFromConfig(
     },
     expiry: expiryScanSettings(config),
     fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
+    erasure: { waitDeadline: erasureWaitDeadline(config) },
     merges: {
       consentDays: config.PERSONA_MERGE_CONSENT_DAYS,
       unmergeDays: config.PERSONA_UNMERGE_DAYS,

@@ -8,6 +8,7 @@ import {
   API_HEAP_MB,
   API_NODE_ARGS,
   attentionDeadline,
+  erasureWaitDeadline,
   ConfigError,
   FEED_LAG_MARGIN_MS,
   loadConfig,
@@ -112,6 +113,15 @@ describe('configuration', () => {
     for (const wrong of ['0', '-1', 'soon'])
       expect(() => loadSettings({ PERSONA_ATTENTION_DEADLINE_HOURS: wrong })).toThrow(
         /PERSONA_ATTENTION_DEADLINE_HOURS/,
+      );
+  });
+
+  it('gives an erasure 24 hours of waiting before it is overdue, or the hours set, and refuses none', () => {
+    expect(erasureWaitDeadline(loadSettings({}))).toBe('1440m');
+    expect(erasureWaitDeadline(loadSettings({ PERSONA_ERASURE_WAIT_DEADLINE_HOURS: '0.5' }))).toBe('30m');
+    for (const wrong of ['0', '-1', 'soon', '721'])
+      expect(() => loadSettings({ PERSONA_ERASURE_WAIT_DEADLINE_HOURS: wrong })).toThrow(
+        /PERSONA_ERASURE_WAIT_DEADLINE_HOURS/,
       );
   });
 

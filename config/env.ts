@@ -568,6 +568,16 @@ export const envSchema = z.object({
     .default('256m'),
   /** Path of the time-skipping test server; defaults to the stack's installed binary. */
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
+  /**
+   * Waits with a deadline (issue 46): how long an erasure may wait (for a fraud review, recoveries
+   * stopping, the customer's workflows closing) before it is overdue — counted, alerted, the
+   * erasure's status naming what holds it; it waits on (a key is never destroyed under an open workflow).
+   */
+  PERSONA_ERASURE_WAIT_DEADLINE_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -871,6 +881,11 @@ export function chargeRetryFor(settings: Settings): string {
 /** How long a recovery waits for ops before it is overdue, as a workflow duration ('24h', '90m'). */
 export function attentionDeadline(settings: Settings): string {
   return `${Math.round(settings.PERSONA_ATTENTION_DEADLINE_HOURS * 60)}m`;
+}
+
+/** How long an erasure waits before it is overdue, as a workflow duration ('1440m'). */
+export function erasureWaitDeadline(settings: Settings): string {
+  return `${Math.max(1, Math.round(settings.PERSONA_ERASURE_WAIT_DEADLINE_HOURS * 60))}m`;
 }
 
 export function profileRules(settings: Settings): {

@@ -189,6 +189,8 @@ const activities = {
   },
   awaitWorkflowsClosed: async () => [],
   historyWorkflowsClosed: noop,
+  whyErasureWaits: async (req: { workflow_ids: string[] }) =>
+    req.workflow_ids.map((id) => ({ workflow_id: id, why: "fraud review awaits ops' decision (resolveReview)" })),
   eraseCustomer: async (req: { customer_id: string }) => ({
     customer_id: req.customer_id,
     erased: true,
@@ -481,10 +483,11 @@ async function main(): Promise<void> {
         `rec-undone-${identityMergeWorkflowId(customerId, otherCustomerId)}`,
       );
       await record('erasure', 'erasureWorkflow', [{ customer_id: customerId }]);
-      // A fraud review is pending: the erasure waits, until ops override it with a reason.
-      await record('erasure-review-overridden', 'erasureWorkflow', [{ customer_id: otherCustomerId }], async (h) => {
-        while ((await h.query(erasureStatusQuery)).state !== 'waiting_for_fraud_review')
-          await new Promise((r) => setTimeout(r, 100));
+      // A fraud review is pending: the erasure waits past its deadline (overdue, naming the review),
+      // until ops override it with a reason.
+      const overdueInput = [{ customer_id: otherCustomerId, wait_deadline: '60m' }];
+      await record('erasure-review-overridden', 'erasureWorkflow', overdueInput, async (h) => {
+        while ((await h.query(erasureStatusQuery)).wait?.blocked_by[0]?.why == null) await env.sleep('10 minutes');
         await h.signal(erasureRequestedSignal, {
           reason: 'court order',
           requested_by: 'recorder',

@@ -6,6 +6,7 @@
  * `increase()` sees the first event of a series too.
  */
 import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
+import { ERASURE_WAITS } from './erasure';
 import { ATTENTION_REASONS } from './recovery';
 export interface BusinessMetric {
   /** The name a workflow records under (a counter is exported as `<name>_total`). */
@@ -178,6 +179,16 @@ export const BUSINESS_METRICS = {
       '(a customer could not be asked) when one ends without merging',
     workflowType: 'identityMergeWorkflow',
     values: { outcome: ['consented', 'ops', 'declined', 'expired', 'refused', 'unreachable', 'undone'] },
+  },
+  erasuresOverdue: {
+    name: 'persona_erasures_overdue',
+    kind: 'counter',
+    unit: 'erasures',
+    help:
+      'Erasures still waiting when their deadline passed (PERSONA_ERASURE_WAIT_DEADLINE_HOURS), by what they wait ' +
+      'on: fraud_review, recoveries_stopping, workflows_closing; counted once each, and they wait on',
+    workflowType: 'erasureWorkflow',
+    values: { waiting_on: ERASURE_WAITS },
   },
 } as const satisfies Record<string, BusinessMetric>;
 

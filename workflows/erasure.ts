@@ -13,6 +13,14 @@
  * attacker holding a taken-over account cannot erase it and its review with it. Only ops'
  * override (the `erasureRequested` signal with `override_fraud_review` and a reason) erases at
  * once, cancelling the review; the reason lands on the CustomerErased event.
+ *
+ * Every wait has a deadline (input `wait_deadline`, PERSONA_ERASURE_WAIT_DEADLINE_HOURS, counted
+ * from the start): past it the erasure is overdue — `erasureStatus.wait.overdue`, counted once
+ * (`persona_erasures_overdue_total{waiting_on}`, alert PersonaErasureOverdue), `wait.blocked_by`
+ * naming each open workflow of the customer and why it is open (looked at again hourly) — and it
+ * waits on: a history key is never destroyed under an open workflow. Ops get it out by ending
+ * what holds it (answer the recovery or review, or terminate the stuck workflow): the erasure
+ * then goes on by itself (docs/runbook.md "PersonaErasureOverdue").
  */
 import {
   CancellationScope,
@@ -26,15 +34,20 @@ import {
 } from '@temporalio/workflow';
 import type { ErasureActivities } from '../activities/erasure';
 import {
+  DEFAULT_ERASURE_WAIT_DEADLINE,
+  ERASURE_OVERDUE_RELOOK,
   erasureRequestedSignal,
   erasureStatusQuery,
+  type ErasureInput,
   type ErasureOutcome,
   type ErasureStatus,
+  type ErasureWaitOn,
 } from '../temporal/erasure';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { recoveryWorkflowId } from '../temporal/recovery';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
+import { countErasureOverdue } from './metrics';
 import { autoUpgrade } from './versioning';
 
 const RECOVERY_PREFIX = recoveryWorkflowId('');
@@ -56,6 +69,12 @@ const untilItHolds: ActivityOptions = {
     maximumAttempts: Infinity,
   },
 };
+/** A wait deadline as config gives it (`90m`, `24h`, `2d`), in milliseconds. */
+function msOf(duration: string): number {
+  const m = /^(\d+)(d|h|m|s)$/.exec(duration.trim());
+  if (!m) throw new Error(`wait_deadline: bad duration ${duration} (expected e.g. 90m, 24h)`);
+  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
+}
 /** The longest between two looks at whether a pending fraud review has ended. */
 const REVIEW_POLL_MAX = '2 minutes';
 
@@ -75,15 +94,75 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
     '(telling those still running to stop), before the keys are destroyed',
   fraudReviewsEnded: (req) =>
     `Look (again and again, through retries) whether ${req.workflow_ids.length} fraud reviews have ended`,
+  whyErasureWaits: (req) =>
+    `The erasure of customer ${req.customer_id} is overdue: find which of its workflows are still open, and why`,
   eraseCustomer: (req) =>
     `Erase customer ${req.customer_id}: empty its events in batches, then identifiers, unshared addresses ` +
     'and devices, payment methods in one transaction; keep a tombstone',
 });
 
 autoUpgrade(erasureWorkflow);
-export async function erasureWorkflow(input: { customer_id: string }): Promise<ErasureOutcome> {
+export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
-  const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null };
+  const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null, wait: null, overdue: false };
+  const since = Date.now();
+  const dueAt = since + msOf(input.wait_deadline ?? DEFAULT_ERASURE_WAIT_DEADLINE);
+  /**
+   * Waits for `done` (what the erasure waits on) with the deadline: past it, the erasure is
+   * overdue (counted once per erasure, the alert fires) and names what holds it, looked at again
+   * every ERASURE_OVERDUE_RELOOK; it waits on all the same.
+   */
+  const waitVisibly = async (on: ErasureWaitOn, done: () => boolean, named: string[]): Promise<void> => {
+    status.wait = {
+      on,
+      since: new Date(since).toISOString(),
+      due_at: new Date(dueAt).toISOString(),
+      overdue: status.overdue,
+      blocked_by: named.map((id) => ({ workflow_id: id, why: null })),
+    };
+    const wait = status.wait;
+    const summary = `Wait (${on.replace(/_/g, ' ')}) until ${wait.due_at}, then overdue`;
+    if (status.overdue || !(await condition(done, Math.max(dueAt - Date.now(), 1), { summary }))) {
+      if (!status.overdue) {
+        status.overdue = true;
+        countErasureOverdue(on);
+        log.error('erasure overdue: it still waits, and nothing is erased meanwhile', {
+          customerId: input.customer_id,
+          waitingOn: on,
+          dueAt: wait.due_at,
+        });
+      }
+      wait.overdue = true;
+      do {
+        // Only a look: it never fails the erasure (ops read the last answer meanwhile).
+        try {
+          wait.blocked_by = await activities.whyErasureWaits({
+            customer_id: input.customer_id,
+            except: workflowId,
+            workflow_ids: named,
+          });
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          log.warn('what holds the overdue erasure could not be looked at', { error: describeFailure(err) });
+        }
+      } while (
+        !done() &&
+        !(await condition(done, ERASURE_OVERDUE_RELOOK, {
+          summary: 'Overdue: look again in an hour at what holds the erasure',
+        }))
+      );
+    }
+    status.wait = null;
+  };
+  /** Runs one activity that waits through its retries, visibly (`waitVisibly`); answers what it answers. */
+  const waitFor = async <T>(on: ErasureWaitOn, named: string[], activity: () => Promise<T>): Promise<T> => {
+    let settled = false;
+    const running = activity().finally(() => void (settled = true));
+    // A failure for good is thrown below, once the wait has ended.
+    running.catch(() => undefined);
+    await waitVisibly(on, () => settled, named);
+    return running;
+  };
   setHandler(erasureStatusQuery, () => status);
   setHandler(erasureRequestedSignal, (r) => {
     // An override, once given, stays: a later request without one does not take it back.
@@ -127,7 +206,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
         () => void (ended = true),
         (err: unknown) => void ((failure = err), (ended = true)),
       );
-    await condition(() => ended || overridden());
+    await waitVisibly('fraud_review', () => ended || overridden(), reviews);
     if (!ended) scope.cancel();
     await waiting;
     if (failure && !isCancellation(failure)) throw failure as Error;
@@ -139,9 +218,11 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   let stopping: string[] = [];
   if (recoveries.length) {
     // Taken by each at its next safe point: retried (the erasure waits) while one is mid-charge.
-    stopping = await activities.stopRecoveries.executeWithOptions(untilItHolds, [
-      { workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` },
-    ]);
+    stopping = await waitFor('recoveries_stopping', recoveries, () =>
+      activities.stopRecoveries.executeWithOptions(untilItHolds, [
+        { workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` },
+      ]),
+    );
     cancelled.push(...stopping);
   }
   for (const id of running.filter((id) => !id.startsWith(RECOVERY_PREFIX))) {
@@ -168,9 +249,11 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
   }
   // Every workflow with a history key of the customer's closes first: the erasure destroys those
   // keys (crypto-shredding), and a worker cannot replay a history it can no longer decrypt.
-  await activities.historyWorkflowsClosed.executeWithOptions(untilItHolds, [
-    { customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() },
-  ]);
+  await waitFor('workflows_closing', [], () =>
+    activities.historyWorkflowsClosed.executeWithOptions(untilItHolds, [
+      { customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() },
+    ]),
+  );
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
   let result;
@@ -199,6 +282,7 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
       waited_for: waitedFor,
       request,
       refused: why,
+      overdue: status.overdue,
     };
   }
   status.state = 'done';
@@ -214,5 +298,6 @@ export async function erasureWorkflow(input: { customer_id: string }): Promise<E
     deleted: result.deleted,
     waited_for: waitedFor,
     request,
+    overdue: status.overdue,
   };
 }

@@ -96,3 +96,7 @@ export function markGatewayReconciliationFinished(): void {
 export function countIdentityMerge(outcome: ValueOf<typeof BUSINESS_METRICS.identityMerges, 'outcome'>): void {
   add(BUSINESS_METRICS.identityMerges, 1, { outcome });
 }
+
+export function countErasureOverdue(waitingOn: ValueOf<typeof BUSINESS_METRICS.erasuresOverdue, 'waiting_on'>): void {
+  add(BUSINESS_METRICS.erasuresOverdue, 1, { waiting_on: waitingOn });
+}

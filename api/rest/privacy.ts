@@ -19,6 +19,7 @@ import {
   validationHook,
 } from './common';
 import { mergedIntoFields } from './responses';
+import { ERASURE_WAITS } from '../../temporal/erasure';
 
 const erasureStatusSchema = z
   .object({
@@ -40,6 +41,23 @@ const erasureStatusSchema = z
           'history payload of theirs in Temporal is unreadable from then on (crypto-shredding)',
       }),
     waiting_for: z.array(z.string()).openapi({ description: 'The fraud-outcome workflows whose review it waits for' }),
+    wait: z
+      .object({
+        on: z.enum(ERASURE_WAITS),
+        since: z.string(),
+        due_at: z.string().openapi({
+          description: 'since plus PERSONA_ERASURE_WAIT_DEADLINE_HOURS: past it the erasure is overdue, and waits on',
+        }),
+        overdue: z.boolean(),
+        blocked_by: z
+          .array(z.object({ workflow_id: z.string(), why: z.string().nullable() }))
+          .openapi({ description: 'What holds the erasure and why (looked at once it is overdue, then hourly)' }),
+      })
+      .nullable()
+      .openapi({
+        description: 'What the erasure waits on now (nothing is erased meanwhile); null when it does not wait',
+      }),
+    overdue: z.boolean().openapi({ description: 'Whether the erasure waited past its deadline' }),
     request: z
       .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })
       .nullable(),

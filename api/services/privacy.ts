@@ -13,6 +13,7 @@ import {
   erasureRequestedSignal,
   erasureStatusQuery,
   erasureWorkflowId,
+  type ErasureInput,
   type ErasureOutcome,
   type ErasureRequest,
   type ErasureStatus,
@@ -195,7 +196,9 @@ export async function requestErasure(
   const options = {
     workflowId,
     taskQueue: deps.temporal.taskQueue,
-    args: [{ customer_id: id }] as [{ customer_id: string }],
+    args: [{ customer_id: id, ...(deps.erasure ? { wait_deadline: deps.erasure.waitDeadline } : {}) }] as [
+      ErasureInput,
+    ],
     workflowIdReusePolicy: 'ALLOW_DUPLICATE' as const,
     typedSearchAttributes: [{ key: personaCustomerId, value: id }],
     staticSummary: 'Erase the customer: cancel their running workflows, delete their personal data, keep a tombstone',
@@ -247,7 +250,15 @@ export async function erasureStatus(
     if (status === 'RUNNING')
       return { workflow_id: workflowId, running: true, ...(await handle.query(erasureStatusQuery)) };
     if (status !== 'COMPLETED')
-      return { workflow_id: workflowId, running: false, state: 'stopped', waiting_for: [], request: null };
+      return {
+        workflow_id: workflowId,
+        running: false,
+        state: 'stopped',
+        waiting_for: [],
+        request: null,
+        wait: null,
+        overdue: false,
+      };
     // The run just described, by its run id: a newer run started since must not make this wait for it.
     const run = deps.temporal.client.workflow.getHandle(workflowId, described.runId);
     const outcome = (await run.result()) as ErasureOutcome;
@@ -257,6 +268,8 @@ export async function erasureStatus(
       state: outcome.refused ? 'refused' : 'done',
       waiting_for: [],
       request: outcome.request ?? null,
+      wait: null,
+      overdue: outcome.overdue ?? false,
       ...(outcome.refused ? { refused: outcome.refused } : {}),
       ...(outcome.deleted.history_keys !== undefined ? { history_keys_destroyed: outcome.deleted.history_keys } : {}),
     };

@@ -1,7 +1,7 @@
 /**
  * The erasure workflow on the time-skipping server, with fake activities: the wait for a pending
- * fraud review (through `fraudReviewsEnded`'s retries), ops' override, the graph's refusal, and an
- * activity that fails for good.
+ * fraud review (through `fraudReviewsEnded`'s retries), ops' override, the graph's refusal, an
+ * activity that fails for good, and the wait's deadline: overdue, naming what holds it, waiting on.
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -34,6 +34,12 @@ interface Fakes {
   keyedOpenLooks?: number | 'fails';
   /** How often the recoveries refuse the cancel for now (a charge under way; default 0); or a failure for good. */
   recoveriesBusy?: number | 'fails';
+  /** A recovery that refuses the stop while `busy` is true. */
+  busyRecovery?: { busy: boolean };
+  /** A keyed workflow that does not close while `open` is true (ops end it by setting it false). */
+  stuck?: { open: boolean };
+  /** What `whyErasureWaits` answers. */
+  blockers?: { workflow_id: string; why: string }[];
 }
 
 const erased = (customerId: string): ErasureResult => ({
@@ -45,7 +51,7 @@ const erased = (customerId: string): ErasureResult => ({
 async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Promise<unknown>) {
   const taskQueue = `erasure-${randomUUID()}`;
   const customerId = randomUUID();
-  const calls = { listings: 0, looks: 0, keyedLooks: 0, erased: 0, stops: 0, awaited: [] as string[] };
+  const calls = { listings: 0, looks: 0, keyedLooks: 0, erased: 0, stops: 0, whys: 0, awaited: [] as string[] };
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
@@ -60,7 +66,7 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
       },
       async stopRecoveries(req: { workflow_ids: string[] }): Promise<string[]> {
         if (f.recoveriesBusy === 'fails') throw ApplicationFailure.nonRetryable('Temporal refused us', 'Broken');
-        if (++calls.stops <= (f.recoveriesBusy ?? 0))
+        if (++calls.stops <= (f.recoveriesBusy ?? 0) || f.busyRecovery?.busy)
           throw ApplicationFailure.retryable('a charge of pm-1 is under way', 'RecoveriesBusy');
         return req.workflow_ids;
       },
@@ -71,8 +77,12 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
       async historyWorkflowsClosed(): Promise<void> {
         calls.keyedLooks++;
         if (f.keyedOpenLooks === 'fails') throw ApplicationFailure.nonRetryable('visibility is gone', 'Broken');
-        if (calls.keyedLooks <= (f.keyedOpenLooks ?? 0))
+        if (calls.keyedLooks <= (f.keyedOpenLooks ?? 0) || f.stuck?.open)
           throw ApplicationFailure.retryable('still open: payment-recovery-x', 'WorkflowsOpen');
+      },
+      async whyErasureWaits(): Promise<{ workflow_id: string; why: string }[]> {
+        calls.whys++;
+        return f.blockers ?? [];
       },
       eraseCustomer: () => {
         calls.erased++;
@@ -84,12 +94,14 @@ async function run(f: Fakes, work: (taskQueue: string, customerId: string) => Pr
   return { result, calls, customerId };
 }
 
-const start = (taskQueue: string, customerId: string) =>
+const start = (taskQueue: string, customerId: string, waitDeadline?: string) =>
   env.client.workflow.start(erasureWorkflow, {
     taskQueue,
     workflowId: erasureWorkflowId(customerId),
-    args: [{ customer_id: customerId }],
+    args: [{ customer_id: customerId, ...(waitDeadline ? { wait_deadline: waitDeadline } : {}) }],
   });
+
+const hours = (from: string, to: string): number => (Date.parse(to) - Date.parse(from)) / 3_600_000;
 
 describe('erasureWorkflow', () => {
   it('waits through fraudReviewsEnded’s retries while a review runs, then erases', async () => {
@@ -98,9 +110,11 @@ describe('erasureWorkflow', () => {
       { listings: [[review], []], reviewLooks: 3, erase: async () => erased('c') },
       async (tq, id) => (await start(tq, id)).result(),
     );
-    expect(result).toMatchObject({ erased: true, waited_for: [review], request: null });
+    expect(result).toMatchObject({ erased: true, waited_for: [review], request: null, overdue: false });
     // One activity whose retries were the polling: three "still running", then ended.
     expect(calls.looks).toBe(4);
+    // Within its deadline: nothing looked at why.
+    expect(calls.whys).toBe(0);
   });
 
   it('waits through stopRecoveries’ retries while a recovery cannot stop yet, then waits for it to end', async () => {
@@ -196,5 +210,108 @@ describe('erasureWorkflow', () => {
       },
     );
     expect(calls.erased).toBe(0);
+  });
+});
+
+describe('erasureWorkflow: every wait has a deadline', () => {
+  it('past its deadline a stuck workflow makes it overdue, named with why; ops terminate it, it erases', async () => {
+    const stuck = { open: true };
+    const seen = { erased: 0 };
+    const blocker = {
+      workflow_id: 'identity-merge-a-b',
+      why: 'identityMergeWorkflow does not close (running since …)',
+    };
+    const { result, calls } = await run(
+      {
+        listings: [[]],
+        reviewLooks: 0,
+        stuck,
+        blockers: [blocker],
+        erase: async () => (seen.erased++, erased('c')),
+      },
+      async (tq, id) => {
+        const handle = await start(tq, id, '2h');
+        await until(async () => (await handle.query(erasureStatusQuery)).wait?.on === 'workflows_closing');
+        const before = await handle.query(erasureStatusQuery);
+        expect(before).toMatchObject({ state: 'erasing', overdue: false, wait: { overdue: false, blocked_by: [] } });
+        expect(hours(before.wait?.since ?? '', before.wait?.due_at ?? '')).toBe(2);
+        await env.sleep('3 hours');
+        await until(async () => (await handle.query(erasureStatusQuery)).wait?.blocked_by.length === 1);
+        expect(await handle.query(erasureStatusQuery)).toMatchObject({
+          overdue: true,
+          wait: { on: 'workflows_closing', overdue: true, blocked_by: [blocker] },
+        });
+        // It waits on: nothing is erased while a workflow is open (its history key would go).
+        expect(seen.erased).toBe(0);
+        // Ops terminate the stuck workflow: the next look finds it closed, and the erasure goes on.
+        stuck.open = false;
+        return handle.result();
+      },
+    );
+    expect(result).toMatchObject({ erased: true, overdue: true });
+    expect(calls.erased).toBe(1);
+    expect(calls.whys).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a fraud review past the deadline makes it overdue, naming the review; ops’ override still erases', async () => {
+    const review = fraudOutcomeWorkflowId(`o-${randomUUID()}`);
+    const blocker = { workflow_id: review, why: "fraud review awaits ops' decision (resolveReview) until …" };
+    const { result } = await run(
+      {
+        listings: [[review], []],
+        reviewLooks: Number.POSITIVE_INFINITY,
+        blockers: [blocker],
+        erase: async () => erased('c'),
+      },
+      async (tq, id) => {
+        const handle = await start(tq, id, '60m');
+        await until(async () => (await handle.query(erasureStatusQuery)).state === 'waiting_for_fraud_review');
+        expect((await handle.query(erasureStatusQuery)).wait).toMatchObject({
+          on: 'fraud_review',
+          overdue: false,
+          blocked_by: [{ workflow_id: review, why: null }],
+        });
+        await env.sleep('2 hours');
+        await until(async () => (await handle.query(erasureStatusQuery)).wait?.blocked_by[0]?.why !== null);
+        expect(await handle.query(erasureStatusQuery)).toMatchObject({
+          state: 'waiting_for_fraud_review',
+          overdue: true,
+          wait: { on: 'fraud_review', overdue: true, blocked_by: [blocker] },
+        });
+        const request = { reason: 'court order 9', requested_by: 'ops-1', override_fraud_review: true };
+        await handle.signal(erasureRequestedSignal, request);
+        return handle.result();
+      },
+    );
+    expect(result).toMatchObject({ erased: true, overdue: true, request: { override_fraud_review: true } });
+  });
+
+  it('a recovery that cannot stop past the deadline makes it overdue; it erases once the recovery stops', async () => {
+    const recovery = recoveryWorkflowId(`pay-${randomUUID()}`);
+    const blocker = { workflow_id: recovery, why: 'payment recovery waits for ops: a charge of unknown outcome (k)' };
+    const busyRecovery = { busy: true };
+    const seen = { erased: 0 };
+    const { result } = await run(
+      {
+        listings: [[recovery]],
+        reviewLooks: 0,
+        busyRecovery,
+        blockers: [blocker],
+        erase: async () => (seen.erased++, erased('c')),
+      },
+      async (tq, id) => {
+        const handle = await start(tq, id, '1h');
+        await env.sleep('2 hours');
+        await until(async () => (await handle.query(erasureStatusQuery)).wait?.blocked_by[0]?.why !== null);
+        expect(await handle.query(erasureStatusQuery)).toMatchObject({
+          overdue: true,
+          wait: { on: 'recoveries_stopping', overdue: true, blocked_by: [blocker] },
+        });
+        expect(seen.erased).toBe(0);
+        busyRecovery.busy = false;
+        return handle.result();
+      },
+    );
+    expect(result).toMatchObject({ erased: true, overdue: true, cancelled: [recovery] });
   });
 });
