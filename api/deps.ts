@@ -14,6 +14,7 @@ import {
   attentionDeadline,
   chargeRetryFor,
   erasureWaitDeadline,
+  fraudReviewDue,
   profileRules,
   type Config,
 } from '../config/env';
@@ -76,7 +77,8 @@ export interface ApiDeps {
   recovery: { dunningSchedule: string[]; chargeRetryFor: string; attentionDeadline: string };
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
-  fraud: { trustStep: number; reviewDays: number };
+  /** Fraud outcomes: the trust step, how long a review waits, when its decision is due (absent: the workflow's). */
+  fraud: { trustStep: number; reviewDays: number; reviewDue?: string };
   /** What an erasure starts with: how long it waits before it is overdue (absent: the workflow's default). */
   erasure?: { waitDeadline: string };
   /** Identity merges: how long consent is waited for, how long an undo stays possible. */
@@ -179,7 +181,11 @@ export function apiDepsFromConfig(
       attentionDeadline: attentionDeadline(config),
     },
     expiry: expiryScanSettings(config),
-    fraud: { trustStep: config.PERSONA_FRAUD_TRUST_STEP, reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS },
+    fraud: {
+      trustStep: config.PERSONA_FRAUD_TRUST_STEP,
+      reviewDays: config.PERSONA_FRAUD_REVIEW_DAYS,
+      reviewDue: fraudReviewDue(config),
+    },
     erasure: { waitDeadline: erasureWaitDeadline(config) },
     merges: {
       consentDays: config.PERSONA_MERGE_CONSENT_DAYS,

@@ -9,6 +9,7 @@ import {
   API_NODE_ARGS,
   attentionDeadline,
   erasureWaitDeadline,
+  fraudReviewDue,
   ConfigError,
   FEED_LAG_MARGIN_MS,
   loadConfig,
@@ -123,6 +124,13 @@ describe('configuration', () => {
       expect(() => loadSettings({ PERSONA_ERASURE_WAIT_DEADLINE_HOURS: wrong })).toThrow(
         /PERSONA_ERASURE_WAIT_DEADLINE_HOURS/,
       );
+  });
+
+  it('gives ops 24 hours to decide a fraud review before it is overdue, or the hours set', () => {
+    expect(fraudReviewDue(loadSettings({}))).toBe('1440m');
+    expect(fraudReviewDue(loadSettings({ PERSONA_FRAUD_REVIEW_DUE_HOURS: '4' }))).toBe('240m');
+    for (const wrong of ['0', 'soon'])
+      expect(() => loadSettings({ PERSONA_FRAUD_REVIEW_DUE_HOURS: wrong })).toThrow(/PERSONA_FRAUD_REVIEW_DUE_HOURS/);
   });
 
   it('takes one origin for the codec server’s CORS, never a pattern', () => {

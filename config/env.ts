@@ -578,6 +578,12 @@ export const envSchema = z.object({
     .positive()
     .max(24 * 30)
     .default(24),
+  /** How long ops have to decide a fraud review before it is overdue (counted, alerted; it waits on to its days). */
+  PERSONA_FRAUD_REVIEW_DUE_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 30)
+    .default(24),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -886,6 +892,11 @@ export function attentionDeadline(settings: Settings): string {
 /** How long an erasure waits before it is overdue, as a workflow duration ('1440m'). */
 export function erasureWaitDeadline(settings: Settings): string {
   return `${Math.max(1, Math.round(settings.PERSONA_ERASURE_WAIT_DEADLINE_HOURS * 60))}m`;
+}
+
+/** When ops should have decided a fraud review, as a workflow duration ('1440m'). */
+export function fraudReviewDue(settings: Settings): string {
+  return `${Math.max(1, Math.round(settings.PERSONA_FRAUD_REVIEW_DUE_HOURS * 60))}m`;
 }
 
 export function profileRules(settings: Settings): {

@@ -17,7 +17,15 @@ export interface FraudOutcomeInput {
   trust_step: number;
   /** How long a suspension waits for ops' review (PERSONA_FRAUD_REVIEW_DAYS). */
   review_days: number;
+  /**
+   * How long ops have to decide a review before it is overdue, as a workflow duration ('24h',
+   * '90m'): PERSONA_FRAUD_REVIEW_DUE_HOURS. DEFAULT_REVIEW_DUE when absent.
+   */
+  review_due?: string;
 }
+
+/** How long ops have to decide a review before it is counted overdue and alerts (it waits on to review_days). */
+export const DEFAULT_REVIEW_DUE = '24h';
 
 export type FraudOutcomeState =
   | 'applying'
@@ -37,6 +45,14 @@ export interface FraudOutcomeStatus {
   /** Recoveries told not to charge the compromised method. */
   recoveries_blocked: string[];
   review_deadline: string | null;
+  /**
+   * When ops should have decided the review (its start plus `review_due`): past it the review is
+   * overdue — counted once (`persona_fraud_reviews_overdue_total`), alerted — and waits on until
+   * `review_deadline`. Null when no review waits.
+   */
+  review_due_at: string | null;
+  /** Whether `review_due_at` passed with nobody deciding (stays true once set). */
+  review_overdue: boolean;
   /** Ops' decision once taken (the first one; any later one is refused). */
   decision: ReviewResolution['decision'] | null;
   /** Why the outcome was not applied, or what went wrong after it was, in words. */

@@ -119,6 +119,16 @@ export const BUSINESS_METRICS = {
     workflowType: 'fraudOutcomeWorkflow',
     values: { decision: ['reinstate', 'confirm', 'timed_out'] },
   },
+  fraudReviewsOverdue: {
+    name: 'persona_fraud_reviews_overdue',
+    kind: 'counter',
+    unit: 'reviews',
+    help:
+      'Fraud suspensions still awaiting ops review when their decision was due (PERSONA_FRAUD_REVIEW_DUE_HOURS); ' +
+      'counted once each, and they wait on (to PERSONA_FRAUD_REVIEW_DAYS)',
+    workflowType: 'fraudOutcomeWorkflow',
+    values: {},
+  },
   eventsRelayed: {
     name: 'persona_events_relayed',
     kind: 'counter',

@@ -14,7 +14,9 @@
  *                      changes nothing and ends `not_applied` saying so.
  * After a suspension the workflow waits for ops' decision (the `resolveReview` Update, or the
  * `reviewResolved` signal a false positive sends) for up to `review_days`; a timeout leaves the
- * customer suspended and is recorded. The first decision is final; a later one is refused.
+ * customer suspended and is recorded. The decision is due after `review_due` (a day): past it the
+ * review is overdue (`review_overdue`, counted, alert PersonaFraudReviewOverdue) and waits on.
+ * The first decision is final; a later one is refused.
  *
  * It never ends Failed: the graph writes are retried until done, a change the graph refuses for
  * good ends `not_applied` with the reason, and the account-takeover alert is best-effort and
@@ -31,6 +33,7 @@ import {
 } from '@temporalio/workflow';
 import type { FraudActivities } from '../activities/fraud';
 import {
+  DEFAULT_REVIEW_DUE,
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
   resolveReviewUpdate,
@@ -44,7 +47,7 @@ import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { activitiesWithSummaries, graphWriteUntilDone } from './activityOptions';
-import { countFraudOutcome, countFraudReview } from './metrics';
+import { countFraudOutcome, countFraudReview, countFraudReviewOverdue } from './metrics';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
 
@@ -77,6 +80,13 @@ const fraudActivities = (options: ActivityOptions) =>
 /** A suspension, its reversal and its review's end must reach the graph: retried until done. */
 const fraudUntilDone = fraudActivities(graphWriteUntilDone);
 
+/** A review's due time as config gives it (`90m`, `24h`, `2d`), in milliseconds. */
+function msOf(duration: string): number {
+  const m = /^(\d+)(d|h|m|s)$/.exec(duration.trim());
+  if (!m) throw new Error(`review_due: bad duration ${duration} (expected e.g. 90m, 24h)`);
+  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
+}
+
 /** Signals another workflow; one that has finished (or never ran) has nothing to be told. */
 async function tell(
   workflowId: string,
@@ -106,6 +116,8 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     reversal: null,
     recoveries_blocked: [],
     review_deadline: null,
+    review_due_at: null,
+    review_overdue: false,
     decision: null,
     problem: null,
     undelivered: [],
@@ -278,9 +290,25 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   // The review is open before the alert goes out, and the alert's retries run beside the wait:
   // they never delay a decision (alert() never throws).
   const alerting = report.outcome === 'account_takeover' ? alert() : Promise.resolve();
-  const reviewed = await condition(() => review !== null, Math.max(reviewMs - (Date.now() - opened), 1), {
-    summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
+  // Due well before the deadline: past it the review is overdue (counted, alerted), and waits on.
+  const dueMs = Math.min(msOf(input.review_due ?? DEFAULT_REVIEW_DUE), reviewMs);
+  status.review_due_at = new Date(opened + dueMs).toISOString();
+  const decided = () => review !== null;
+  let reviewed = await condition(decided, Math.max(dueMs - (Date.now() - opened), 1), {
+    summary: `Wait for ops' review (Update resolveReview) until ${status.review_due_at}, then overdue`,
   });
+  if (!reviewed && dueMs < reviewMs) {
+    status.review_overdue = true;
+    countFraudReviewOverdue();
+    log.error('fraud review overdue: nobody decided it before it was due; the customer stays suspended', {
+      outcomeId: report.outcome_id,
+      customerId: report.customer_id,
+      dueAt: status.review_due_at,
+    });
+    reviewed = await condition(decided, Math.max(reviewMs - (Date.now() - opened), 1), {
+      summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
+    });
+  }
   const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
   try {
     await graph.resolveFraudReview({
@@ -307,6 +335,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   Object.assign(status, {
     state: decision === 'reinstate' ? 'reinstated' : decision === 'confirm' ? 'confirmed' : 'review_timed_out',
     review_deadline: null,
+    review_due_at: null,
   });
   await alerting;
   if (!reviewed)

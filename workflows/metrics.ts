@@ -68,6 +68,10 @@ export function countFraudReview(decision: ValueOf<typeof BUSINESS_METRICS.fraud
   add(BUSINESS_METRICS.fraudReviews, 1, { decision });
 }
 
+export function countFraudReviewOverdue(): void {
+  add(BUSINESS_METRICS.fraudReviewsOverdue, 1);
+}
+
 export function countEventRelayed(events = 1): void {
   add(BUSINESS_METRICS.eventsRelayed, events);
 }

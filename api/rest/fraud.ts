@@ -40,6 +40,10 @@ const statusSchema = z
       .nullable(),
     recoveries_blocked: z.array(z.string()),
     review_deadline: z.string().nullable(),
+    review_due_at: z.string().nullable().openapi({
+      description: 'When ops should have decided the review (PERSONA_FRAUD_REVIEW_DUE_HOURS after it opened)',
+    }),
+    review_overdue: z.boolean().openapi({ description: 'Whether the review passed review_due_at undecided' }),
     decision: z.enum(['reinstate', 'confirm']).nullable(),
     problem: z.string().nullable().openapi({ description: 'Why the outcome was not applied, in words, else null' }),
     undelivered: z.array(z.string()).openapi({ description: 'Notifications that could not be delivered' }),

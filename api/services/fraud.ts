@@ -62,7 +62,15 @@ export async function reportFraudOutcome(
     await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
       workflowId,
       taskQueue: deps.temporal.taskQueue,
-      args: [{ report, reported_by, trust_step: deps.fraud.trustStep, review_days: deps.fraud.reviewDays }],
+      args: [
+        {
+          report,
+          reported_by,
+          trust_step: deps.fraud.trustStep,
+          review_days: deps.fraud.reviewDays,
+          ...(deps.fraud.reviewDue ? { review_due: deps.fraud.reviewDue } : {}),
+        },
+      ],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [{ key: personaCustomerId, value: report.customer_id }],
       staticSummary: `Fraud outcome ${report.outcome_id} — ${SUMMARY[report.outcome]}`,

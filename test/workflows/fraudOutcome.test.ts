@@ -116,11 +116,19 @@ async function withWorker<T>(
   return worker.runUntil(work(taskQueue));
 }
 
-const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30) =>
+const start = (taskQueue: string, r: FraudOutcomeReport, reviewDays = 30, reviewDue?: string) =>
   env.client.workflow.start(fraudOutcomeWorkflow, {
     taskQueue,
     workflowId: fraudOutcomeWorkflowId(r.outcome_id),
-    args: [{ report: r, reported_by: 'agent', trust_step: 0.1, review_days: reviewDays }],
+    args: [
+      {
+        report: r,
+        reported_by: 'agent',
+        trust_step: 0.1,
+        review_days: reviewDays,
+        ...(reviewDue ? { review_due: reviewDue } : {}),
+      },
+    ],
   });
 
 afterEach(() => {
@@ -213,6 +221,28 @@ describe('fraudOutcomeWorkflow', () => {
     });
     expect(status.state).toBe('review_timed_out');
     expect(log.reviews).toMatchObject([{ outcome_id: r.outcome_id, decision: 'timed_out' }]);
+  });
+
+  it('a review has a due time: past it the review is overdue and still waits for ops, who decide it', async () => {
+    const log = newLog();
+    const r = report('confirmed_fraud', { payment_method_id: randomUUID() });
+    const status = await withWorker(log, async (tq) => {
+      const handle = await start(tq, r, 30, '2h');
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).state === 'awaiting_review');
+      const waiting = await handle.query(fraudOutcomeStatusQuery);
+      expect(waiting.review_overdue).toBe(false);
+      expect(Date.parse(waiting.review_deadline ?? '') - Date.parse(waiting.review_due_at ?? '')).toBe(
+        30 * 86_400_000 - 2 * 3_600_000,
+      );
+      await env.sleep('3 hours');
+      await until(async () => (await handle.query(fraudOutcomeStatusQuery)).review_overdue);
+      expect((await handle.query(fraudOutcomeStatusQuery)).state).toBe('awaiting_review');
+      expect(log.reviews).toEqual([]);
+      await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
+      return handle.result();
+    });
+    expect(status).toMatchObject({ state: 'confirmed', review_overdue: true, review_due_at: null });
+    expect(log.reviews).toMatchObject([{ outcome_id: r.outcome_id, decision: 'confirm' }]);
   });
 
   it('false_positive puts back the earlier outcome and ends its review', async () => {
