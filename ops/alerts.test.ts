@@ -120,6 +120,23 @@ describe('ops/prometheus/alerts.yml', () => {
     expect(problems).toEqual([]);
   });
 
+  it('alerts on every wait past its deadline: each overdue counter has a rule naming it', () => {
+    const overdue = (Object.values(BUSINESS_METRICS) as BusinessMetric[])
+      .filter((m) => /overdue/.test(m.name))
+      .map(exportedName);
+    expect(overdue).toEqual(
+      expect.arrayContaining([
+        'persona_payment_recoveries_attention_overdue_total',
+        'persona_erasures_overdue_total',
+        'persona_fraud_reviews_overdue_total',
+      ]),
+    );
+    const unalerted = overdue.filter(
+      (name) => !rules.some((r) => selectors(r.expr).found.some((f) => f.metric === name)),
+    );
+    expect(unalerted).toEqual([]);
+  });
+
   it('is what prometheus.yml loads, and the jobs the rules name are scraped', () => {
     expect(prometheus.rule_files).toEqual(['alerts.yml']);
     const jobs = prometheus.scrape_configs.map((s) => s.job_name);
