@@ -24,6 +24,9 @@ import { domain } from './domain';
 /** The type of the ApplicationFailure a workflow refused with, if any. */
 const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failure ? (cause.type ?? null) : null);
 
+/** How long `whyErasureWaits` waits for one workflow's status query. */
+const QUERY_DEADLINE_MS = 5_000;
+
 /** Why a recovery is still open, in words, from its status. */
 export function recoveryWhy(status: RecoveryStatus): string {
   const a = status.attention;
@@ -114,9 +117,12 @@ export function createErasureActivities({
         const since = described.startTime.toISOString();
         let why: string;
         try {
-          if (id.startsWith(recoveryWorkflowId(''))) why = recoveryWhy(await handle.query(recoveryStatusQuery));
+          // A query needs the workflow's worker: one that is away must not hold up the whole look.
+          const soon = Date.now() + QUERY_DEADLINE_MS;
+          if (id.startsWith(recoveryWorkflowId('')))
+            why = recoveryWhy(await temporal.withDeadline(soon, () => handle.query(recoveryStatusQuery)));
           else if (id.startsWith(fraudOutcomeWorkflowId('')))
-            why = reviewWhy(await handle.query(fraudOutcomeStatusQuery));
+            why = reviewWhy(await temporal.withDeadline(soon, () => handle.query(fraudOutcomeStatusQuery)));
           else why = `${described.type} does not close (running since ${since}; the erasure asked it to stop)`;
         } catch (err) {
           why = `${described.type} does not close (running since ${since}); its status could not be read: ${
