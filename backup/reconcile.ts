@@ -29,7 +29,7 @@ import {
   GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
   type GatewayReconciliationInput,
 } from '../temporal/reconciliation';
-import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
+import { HISTORY_KEYED_WORKFLOW_PREFIXES, historyKeyIdOf } from '../temporal/payloadCodec';
 import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
 import { personaCustomerId } from '../temporal/searchAttributes';
@@ -221,6 +221,20 @@ async function firstInput(
   return decoded ? defaultPayloadConverter.fromPayload(decoded) : undefined;
 }
 
+/** The history key (its id in the graph) the first payload of a run's history names, if any. */
+async function historyKeyOfRun(client: Client, wf: WorkflowExecutionInfo): Promise<string | null> {
+  const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+  for (const event of history.events ?? []) {
+    const input =
+      event.workflowExecutionStartedEventAttributes?.input ?? event.workflowExecutionSignaledEventAttributes?.input;
+    for (const payload of input?.payloads ?? []) {
+      const keyId = historyKeyIdOf(payload);
+      if (keyId !== null) return keyId;
+    }
+  }
+  return null;
+}
+
 /** The customer and payment method a recovery or fraud outcome acts on, from its own history. */
 async function subjectOf(
   client: Client,
@@ -265,7 +279,8 @@ export async function reconcileWorkflows(
     checked += 1;
     const id = wf.workflowId;
     if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
-      const key = await fact(GRAPH_FACTS.key, { id });
+      // The key its payloads name (its customer's, or an onboarding's own): graph/historyKeys.ts.
+      const key = await fact(GRAPH_FACTS.key, { id: (await historyKeyOfRun(visibility, wf)) ?? id });
       if (key?.get('present') !== true) {
         const reason =
           `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +

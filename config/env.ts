@@ -568,6 +568,9 @@ export const envSchema = z.object({
     .default('256m'),
   /** Path of the time-skipping test server; defaults to the stack's installed binary. */
   TEMPORAL_TEST_SERVER_PATH: z.string().optional(),
+  // History keys off the hot path (graph/historyKeys.ts).
+  /** The namespace's retention in days (how long a closed history is kept): an onboarding's own key lives as long. */
+  PERSONA_HISTORY_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
 });
 
 export type Env = z.infer<typeof envSchema>;
