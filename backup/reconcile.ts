@@ -7,10 +7,11 @@
  *   2. every erasure since the backup again, from the erasure ledger outside the graph: Temporal's
  *      own record of the erasure workflows that completed (their results), so an erased customer
  *      never comes back and the history keys the erasure destroyed are destroyed again;
- *   3. every running workflow against the restored graph: one whose history key the graph no
- *      longer has (it was made after the backup) can never be replayed and is terminated with
- *      the reason; a recovery or fraud review whose customer or payment method is gone is told
- *      (`graphRestored`) and waits for ops;
+ *   3. every running workflow against the restored graph: a customer workflow started after the
+ *      backup (the graph never saw it), or one whose history key the graph no longer has (made
+ *      after the backup: it can never be replayed), is terminated with the reason; a recovery or
+ *      fraud review whose customer or payment method is gone is told (`graphRestored`) and waits
+ *      for ops;
  *   4. a `GraphRestored` event that says all of it.
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -269,6 +270,8 @@ export async function reconcileWorkflows(
   decode: (payloads: Payload[]) => Promise<Payload[]>,
   notice: { epoch: number; backup_id: string },
   log: Log,
+  /** When the backup was taken: a customer workflow started after it runs against a graph that never saw it. */
+  backupTakenAt: string | null = null,
 ): Promise<{ workflows: WorkflowAction[]; checked: number }> {
   const fact = async (cypher: string, params: Record<string, unknown>) =>
     (await driver.executeQuery(cypher, params, { database })).records[0];
@@ -281,10 +284,15 @@ export async function reconcileWorkflows(
     if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
       // The key its payloads name (its customer's, or an onboarding's own): graph/historyKeys.ts.
       const key = await fact(GRAPH_FACTS.key, { id: (await historyKeyOfRun(visibility, wf)) ?? id });
-      if (key?.get('present') !== true) {
+      // Its customer's key may be older than the backup while the workflow is not (keys are per
+      // customer): one started after the backup is terminated all the same.
+      const startedAfter = backupTakenAt !== null && wf.startTime.getTime() > Date.parse(backupTakenAt);
+      if (key?.get('present') !== true || startedAfter) {
         const reason =
-          `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
-          'no worker can read its history again';
+          key?.get('present') !== true
+            ? `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
+              'no worker can read its history again'
+            : `it started after backup ${notice.backup_id}: the restored graph never saw it`;
         await visibility.workflow.getHandle(id, wf.runId).terminate(reason);
         actions.push({ workflow_id: id, action: 'terminated', reason });
         log(`${id}: terminated (${reason})`);
