@@ -13,7 +13,7 @@
  *   - What can leave an entry behind (a workflow terminated, timed out, or its worker dying between
  *     the last task and the sink) is cleaned by whoever lists the set: fraud outcomes, merges and
  *     erasures describe each entry, and one whose workflow is closed or gone is removed then
- *     (`pruneClosed`). A workflow that started but has run no activity yet is not in the set.
+ *     (`runningOpenProcesses`). A workflow that started but has run no activity yet is not in the set.
  *
  * So listing a customer's processes reads a handful of nodes and describes only those, instead of
  * every workflow the customer ever had. An erased customer's entries go with its erasure.
