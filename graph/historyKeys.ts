@@ -65,7 +65,7 @@ export interface HistoryKeyStore {
   customerOf(workflowId: string): Promise<string | null>;
   /**
    * Records that the workflow is the customer's (a payload of it decrypted under the customer's
-   * key). False when this process knows it as another customer's: that payload is refused.
+   * key). False (and nothing changes) when this process knows it as another customer's.
    */
   learn(workflowId: string, customerId: string): boolean;
 }

@@ -293,19 +293,16 @@ export class PersonaPayloadCodec implements PayloadCodec {
   /**
    * A payload that decrypted under a customer's key, bound to a customer workflow, says whose the
    * workflow is: remembered, so this process encodes the workflow's next payloads under that key.
-   * One under another customer's key than the workflow's (known here) is refused.
+   * The first one known stays: a payload under another customer's key (a report that named the
+   * payment for another customer, let through) is still read — it is authentic and bound to this
+   * workflow, and refusing it would depend on which payload a replay happened to decode first.
    */
   private learnCustomer(payload: Payload, bound: string | null): void {
     const keyId = payloadKeyId(payload);
     if (!this.historyKeys || bound === null || !keyId?.startsWith(HISTORY_KEY_PREFIX)) return;
     const customerId = customerOfKeyId(keyId.slice(HISTORY_KEY_PREFIX.length));
     if (customerId === null || historyKeyOwner({ type: 'workflow', namespace: '', workflowId: bound }) === null) return;
-    if (!this.historyKeys.learn(bound, customerId))
-      throw new UnreadablePayloadError(
-        keyId,
-        `a payload of workflow ${bound} under customer ${customerId}'s key, while the workflow is another ` +
-          "customer's: refused",
-      );
+    this.historyKeys.learn(bound, customerId);
   }
 
   private refuse(context: SerializationContext | undefined, reason: string): Payload {
