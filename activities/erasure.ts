@@ -6,7 +6,7 @@ import { ApplicationFailure as Failure } from '@temporalio/common';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/merge';
-import { historyKeysOfCustomer } from '../graph/historyKeys';
+import { openProcessesOf } from '../graph/openProcesses';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import type { ErasureBlocker } from '../temporal/erasure';
@@ -226,9 +226,10 @@ export function createErasureActivities({
       }
     },
     /**
-     * Whether every workflow with a history key of the customer's (graph/historyKeys.ts) has
-     * closed: erasure destroys those keys, and a worker could no longer read the history of one
-     * still open. The graph names them, so none is missed because visibility lags. Each one
+     * Whether every open process of the customer's (graph/openProcesses.ts: a small set the
+     * workflows keep) has closed: erasure destroys the customer's history keys, and a worker could
+     * no longer read the history of one still open. The graph names them, so none is missed
+     * because visibility lags (entries of workflows that closed unseen go with the erasure). Each one
      * still running is told to stop (a recovery with its `cancel` Update, anything else
      * cancelled; a fraud review only when ops overrode it, otherwise it is waited for), and the
      * activity fails with a retryable `WorkflowsOpen` until they have closed: the erasure waits
@@ -238,7 +239,7 @@ export function createErasureActivities({
       const open: string[] = [];
       // The records merged into the customer are erased with it: their workflows' keys go too.
       const owners = [req.customer_id, ...(await mergedRecordsOf(graph, req.customer_id))];
-      const keyed = (await Promise.all(owners.map((o) => historyKeysOfCustomer(graph, o)))).flat();
+      const keyed = await openProcessesOf(graph, owners);
       for (const id of keyed) {
         if (id === req.except) continue;
         const handle = temporal.workflow.getHandle(id);

@@ -1,5 +1,5 @@
 /** Activities of the fraud-outcome workflow: the graph changes, and finding the recoveries to tell. */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import {
   applyFraudOutcome,
   resolveFraudReview,
@@ -12,9 +12,9 @@ import {
 } from '../graph/fraud';
 import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
-import { historyKeysOfCustomer } from '../graph/historyKeys';
+import { runningOpenProcesses } from '../graph/openProcesses';
 import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId } from '../temporal/recovery';
-import { runningCustomerWorkflows } from '../temporal/connection';
+import { isRunning, runningCustomerWorkflows } from '../temporal/connection';
 import { domain } from './domain';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
@@ -46,20 +46,17 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       return domain(() => resolveFraudReview(graph, req));
     },
     /**
-     * The customer's running payment recoveries: those whose history keys the graph links to the
-     * customer (a consistent read, so a recovery visibility has not indexed yet is not missed),
-     * and those the PersonaCustomerId search attribute finds (recoveries from before the keys).
+     * The customer's running payment recoveries: those among its open processes (a small set the
+     * workflows keep, graph/openProcesses.ts: a consistent read, so a recovery visibility has not
+     * indexed yet is not missed; entries of closed workflows are dropped on the way), and those
+     * the PersonaCustomerId search attribute finds (one that has run no activity yet).
      */
     async listRunningRecoveries(req: { customer_id: string }): Promise<string[]> {
-      const running = new Set<string>();
-      for (const id of await historyKeysOfCustomer(graph, req.customer_id)) {
-        if (!id.startsWith(recoveryWorkflowId(''))) continue;
-        try {
-          if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.add(id);
-        } catch (err) {
-          if (!(err instanceof WorkflowNotFoundError)) throw err;
-        }
-      }
+      const running = new Set<string>(
+        (await runningOpenProcesses(graph, [req.customer_id], (id) => isRunning(temporal, id))).filter((id) =>
+          id.startsWith(recoveryWorkflowId('')),
+        ),
+      );
       for (const id of await runningCustomerWorkflows(temporal, req.customer_id, { type: RECOVERY_WORKFLOW_TYPE }))
         running.add(id);
       return [...running].sort();

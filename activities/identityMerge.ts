@@ -2,12 +2,12 @@
  * Identity-merge activities: the consent codes, the merge and its undo (one graph transaction
  * each, graph/merge.ts), and the merged customer's running processes to tell.
  */
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { randomInt } from 'node:crypto';
-import { historyKeysOfCustomer } from '../graph/historyKeys';
+import { runningOpenProcesses } from '../graph/openProcesses';
 import type { Graph } from '../graph/graph';
 import { mergeCustomers, unmergeCustomers, type MergeRequest } from '../graph/merge';
-import { runningCustomerWorkflows } from '../temporal/connection';
+import { isRunning, runningCustomerWorkflows } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import type { MergeSummary, UnmergeSummary } from '../temporal/identityMerge';
 import { recoveryWorkflowId } from '../temporal/recovery';
@@ -62,25 +62,19 @@ export function createIdentityMergeActivities({ graph, temporal }: { graph: Grap
     },
 
     /**
-     * The merged customer's running recoveries and fraud outcomes: those the graph names (their
-     * history keys, made before they started) and those visibility lists, each asked whether it
-     * still runs.
+     * The merged customer's running recoveries and fraud outcomes: those among its open processes
+     * (graph/openProcesses.ts; entries of closed workflows are dropped on the way) and those
+     * visibility lists.
      */
     async listMergedCustomerProcesses(req: { customer_id: string; also?: string[] }): Promise<string[]> {
       const prefixes = [recoveryWorkflowId(''), fraudOutcomeWorkflowId('')];
       const ours = (id: string): boolean => prefixes.some((p) => id.startsWith(p));
-      const running = new Set<string>();
-      for (const customerId of [req.customer_id, ...(req.also ?? [])]) {
-        for (const id of await historyKeysOfCustomer(graph, customerId)) {
-          if (!ours(id) || running.has(id)) continue;
-          try {
-            if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') running.add(id);
-          } catch (err) {
-            if (!(err instanceof WorkflowNotFoundError)) throw err;
-          }
-        }
+      const customers = [req.customer_id, ...(req.also ?? [])];
+      const running = new Set<string>(
+        (await runningOpenProcesses(graph, customers, (id) => isRunning(temporal, id))).filter(ours),
+      );
+      for (const customerId of customers)
         for (const id of await runningCustomerWorkflows(temporal, customerId)) if (ours(id)) running.add(id);
-      }
       return [...running].sort();
     },
   };

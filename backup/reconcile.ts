@@ -7,10 +7,11 @@
  *   2. every erasure since the backup again, from the erasure ledger outside the graph: Temporal's
  *      own record of the erasure workflows that completed (their results), so an erased customer
  *      never comes back and the history keys the erasure destroyed are destroyed again;
- *   3. every running workflow against the restored graph: one whose history key the graph no
- *      longer has (it was made after the backup) can never be replayed and is terminated with
- *      the reason; a recovery or fraud review whose customer or payment method is gone is told
- *      (`graphRestored`) and waits for ops;
+ *   3. every running workflow against the restored graph: a customer workflow started after the
+ *      backup (the graph never saw it), or one whose history key the graph no longer has (made
+ *      after the backup: it can never be replayed), is terminated with the reason; a recovery or
+ *      fraud review whose customer or payment method is gone is told (`graphRestored`) and waits
+ *      for ops;
  *   4. a `GraphRestored` event that says all of it.
  */
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
@@ -29,7 +30,7 @@ import {
   GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
   type GatewayReconciliationInput,
 } from '../temporal/reconciliation';
-import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
+import { HISTORY_KEYED_WORKFLOW_PREFIXES, historyKeyIdOf } from '../temporal/payloadCodec';
 import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
 import { personaCustomerId } from '../temporal/searchAttributes';
@@ -221,6 +222,20 @@ async function firstInput(
   return decoded ? defaultPayloadConverter.fromPayload(decoded) : undefined;
 }
 
+/** The history key (its id in the graph) the first payload of a run's history names, if any. */
+async function historyKeyOfRun(client: Client, wf: WorkflowExecutionInfo): Promise<string | null> {
+  const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
+  for (const event of history.events ?? []) {
+    const input =
+      event.workflowExecutionStartedEventAttributes?.input ?? event.workflowExecutionSignaledEventAttributes?.input;
+    for (const payload of input?.payloads ?? []) {
+      const keyId = historyKeyIdOf(payload);
+      if (keyId !== null) return keyId;
+    }
+  }
+  return null;
+}
+
 /** The customer and payment method a recovery or fraud outcome acts on, from its own history. */
 async function subjectOf(
   client: Client,
@@ -255,6 +270,8 @@ export async function reconcileWorkflows(
   decode: (payloads: Payload[]) => Promise<Payload[]>,
   notice: { epoch: number; backup_id: string },
   log: Log,
+  /** When the backup was taken: a customer workflow started after it runs against a graph that never saw it. */
+  backupTakenAt: string | null = null,
 ): Promise<{ workflows: WorkflowAction[]; checked: number }> {
   const fact = async (cypher: string, params: Record<string, unknown>) =>
     (await driver.executeQuery(cypher, params, { database })).records[0];
@@ -265,11 +282,17 @@ export async function reconcileWorkflows(
     checked += 1;
     const id = wf.workflowId;
     if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
-      const key = await fact(GRAPH_FACTS.key, { id });
-      if (key?.get('present') !== true) {
+      // The key its payloads name (its customer's, or an onboarding's own): graph/historyKeys.ts.
+      const key = await fact(GRAPH_FACTS.key, { id: (await historyKeyOfRun(visibility, wf)) ?? id });
+      // Its customer's key may be older than the backup while the workflow is not (keys are per
+      // customer): one started after the backup is terminated all the same.
+      const startedAfter = backupTakenAt !== null && wf.startTime.getTime() > Date.parse(backupTakenAt);
+      if (key?.get('present') !== true || startedAfter) {
         const reason =
-          `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
-          'no worker can read its history again';
+          key?.get('present') !== true
+            ? `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
+              'no worker can read its history again'
+            : `it started after backup ${notice.backup_id}: the restored graph never saw it`;
         await visibility.workflow.getHandle(id, wf.runId).terminate(reason);
         actions.push({ workflow_id: id, action: 'terminated', reason });
         log(`${id}: terminated (${reason})`);

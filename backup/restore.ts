@@ -145,6 +145,7 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
     o.decode,
     { epoch: epoch.epoch, backup_id: manifest.id },
     o.log,
+    manifest.taken_at,
   );
   const fraud = await fraudOutcomesSince(o.temporal.visibility, manifest);
   if (fraud.length > 0)

@@ -584,6 +584,9 @@ export const envSchema = z.object({
     .positive()
     .max(24 * 30)
     .default(24),
+  // History keys off the hot path (graph/historyKeys.ts).
+  /** The namespace's retention in days (how long a closed history is kept): an onboarding's own key lives as long. */
+  PERSONA_HISTORY_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
 });
 
 export type Env = z.infer<typeof envSchema>;

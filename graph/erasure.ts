@@ -118,12 +118,18 @@ const CYPHER = {
     }
     CALL (c) {
       // Crypto-shredding: every history payload of the customer's workflows becomes unreadable
-      // (temporal/payloadCodec.ts). Its workflows are closed by now (workflows/erasure.ts).
-      // The key material goes; the node stays (unlinked below) as a tombstone, so that nothing can
-      // make the workflow a new key (graph/historyKeys.ts).
+      // (temporal/payloadCodec.ts): its own key and its onboardings'. Its open processes are closed
+      // by now (workflows/erasure.ts). The key material goes; the node stays (unlinked below) as a
+      // tombstone, so that nothing can make the customer or an onboarding a new key (graph/historyKeys.ts).
       OPTIONAL MATCH (c)-[:HAS_HISTORY_KEY]->(k:HistoryKey) WHERE k.wrapped IS NOT NULL
       SET k.wrapped = null, k.wrapped_by = null, k.destroyed_at = datetime.transaction()
       RETURN count(k) AS historyKeys
+    }
+    CALL (c) {
+      // What is left of its open processes (entries of workflows that closed unseen): graph/openProcesses.ts.
+      OPTIONAL MATCH (c)-[:HAS_OPEN_PROCESS]->(p:OpenProcess)
+      DETACH DELETE p
+      RETURN count(p) AS openProcesses
     }
     CALL (c) {
       OPTIONAL MATCH (c)-[r]-()

@@ -23,6 +23,7 @@ import { ConflictError, NotFoundError, UnrecognisableInputError } from './errors
 import { appendEvent, findEventByIdempotencyKey } from './events';
 import { writeTx, type Graph } from './graph';
 import { linkHistoryKeyTx } from './historyKeys';
+import { registerOpenProcessTx } from './openProcesses';
 import { EMAIL_PATTERN, isJunkFingerprint, isJunkIdentifier, normaliseIdentifier, PHONE_PATTERN } from './identity';
 import { attachIdentifiers } from './identifiers';
 import {
@@ -376,9 +377,11 @@ async function onboardTx(
     addressId = reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
   }
 
-  // The onboarding's history key (made when it started, temporal/payloadCodec.ts) now belongs to
-  // the customer: erasing the customer destroys it with the customer's other history keys.
+  // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
+  // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
+  // closes it is one of the customer's open processes, so an erasure waits for it.
   await linkHistoryKeyTx(tx, ids.onboardingId, customerId);
+  await registerOpenProcessTx(tx, ids.onboardingId, customerId);
 
   for (const match of resolution.possibleMatches) {
     await appendEvent(tx, 'PossibleMatchFound', customerId, {

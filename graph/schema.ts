@@ -30,8 +30,10 @@ const NODE_LABELS = [
   'RelayCheckpoint',
   // An interaction's claim (`<customer id>:<sender's id>`, graph/interactions.ts): recorded once.
   'Interaction',
-  // A customer workflow's history key (`id` = the workflow id, graph/historyKeys.ts).
+  // A customer's history key (`customer:<id>`), or an onboarding's own (its workflow id): graph/historyKeys.ts.
   'HistoryKey',
+  // A customer's open process (`id` = the workflow id, graph/openProcesses.ts).
+  'OpenProcess',
   // The event log itself (one node, id `persona`): its epoch, moved on by every restore (backup/).
   'EventLog',
   // A gateway charge whose recovery was still running when the reconciliation saw it (`id` = the
@@ -98,6 +100,12 @@ export const SCHEMA: SchemaRule[] = [
     name: 'migration_name_unique',
     kind: 'constraint',
     cypher: 'CREATE CONSTRAINT migration_name_unique IF NOT EXISTS FOR (m:Migration) REQUIRE m.name IS UNIQUE',
+  },
+  // Each new onboarding key removes expired ones (graph/historyKeys.ts): found by kind and age.
+  {
+    name: 'history_key_kind_created_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX history_key_kind_created_at IF NOT EXISTS FOR (k:HistoryKey) ON (k.kind, k.created_at)',
   },
   // A customer's history (newest first) and the change feed read events by customer and time.
   {

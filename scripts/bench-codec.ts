@@ -30,6 +30,7 @@ import { graphFromConfig } from '../runtime/graph';
 import { RequestContext } from '../runtime/requestContext';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { workerInterceptors } from '../workers/logging';
+import { openProcessSinks } from '../workers/openProcesses';
 import { nativeConnectionOptions, temporalTransport } from '../temporal/transport';
 
 const { values } = parseArgs({
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
       taskQueue,
       workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname,
       interceptors: workerInterceptors(requests),
+      sinks: openProcessSinks(graph, () => undefined),
       dataConverter: { payloadCodecs: workerCodec },
       activities: createActivities({
         graph,

@@ -35,6 +35,7 @@ import { RequestContext } from '../runtime/requestContext';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { generousRateLimiter, signToken } from '../test/support/api';
 import { workerInterceptors } from '../workers/logging';
+import { openProcessSinks } from '../workers/openProcesses';
 import { f2, newCustomerOnboarding, summarise, type Latencies } from './benchKit';
 import { nativeConnectionOptions, temporalTransport } from '../temporal/transport';
 
@@ -67,6 +68,7 @@ async function main(): Promise<void> {
     taskQueue,
     workflowsPath: fileURLToPath(new URL('./bench-workflows.ts', import.meta.url)),
     interceptors: workerInterceptors(requests),
+    sinks: openProcessSinks(graph, () => undefined),
     dataConverter: { payloadCodecs: [payloadCodecFromConfig(config, graph, 'all')] },
     activities: {
       ...createActivities({

@@ -8,6 +8,7 @@ import {
   Connection,
   defaultGrpcRetryOptions,
   makeGrpcRetryInterceptor,
+  WorkflowNotFoundError,
   type ClientPlugin,
   type WorkflowClientInterceptor,
 } from '@temporalio/client';
@@ -190,4 +191,14 @@ export async function runningCustomerWorkflows(
     if (wf.workflowId !== options.except) ids.push(wf.workflowId);
   }
   return ids;
+}
+
+/** Whether the workflow (its latest run) is running: false when it closed or does not exist. */
+export async function isRunning(client: Client, workflowId: string): Promise<boolean> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
 }

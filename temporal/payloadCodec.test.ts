@@ -12,18 +12,28 @@ import {
   type PayloadRefusal,
 } from './payloadCodec';
 import { isRefusedPayloadMark, refusedPayloadReason } from './refusedPayload';
-import type { HistoryKeyStore } from '../graph/historyKeys';
+import { WorkflowCustomers, type HistoryKeyStore } from '../graph/historyKeys';
 import { newKeySpec, parseKeyRing } from '../config/keyRing';
 
-/** History keys in a Map: the graph's store (graph/historyKeys.ts) is tested against Neo4j. */
-function mapStore(): HistoryKeyStore & { keys: Map<string, Buffer> } {
-  const keys = new Map<string, Buffer>();
+/**
+ * History keys in a Map, and which customer each workflow is in a process's directory (each
+ * store its own: one process): the graph's store (graph/historyKeys.ts) is tested against Neo4j.
+ */
+function mapStore(
+  keys = new Map<string, Buffer>(),
+): HistoryKeyStore & { keys: Map<string, Buffer>; directory: WorkflowCustomers } {
+  const directory = new WorkflowCustomers();
   return {
     keys,
-    async keyFor(workflowId, { create }) {
-      if (!keys.has(workflowId) && create) keys.set(workflowId, randomBytes(32));
-      return keys.get(workflowId) ?? null;
+    directory,
+    async keyFor(keyId, { create }) {
+      if (!keys.has(keyId) && create) keys.set(keyId, randomBytes(32));
+      return keys.get(keyId) ?? null;
     },
+    async customerOf(workflowId) {
+      return directory.get(workflowId) ?? null;
+    },
+    learn: (workflowId, customerId) => directory.set(workflowId, customerId),
   };
 }
 
@@ -43,20 +53,26 @@ describe('the payload codec', () => {
     expect(defaultPayloadConverter.fromPayload(opened as Payload)).toEqual(ada);
   });
 
-  it('uses the workflow’s own history key for a customer workflow and the service key for the rest', async () => {
+  it('keys recoveries and fraud outcomes by customer, an onboarding by itself, the rest by service key', async () => {
     const store = mapStore();
     const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), store);
     const [own] = await codec.encode([toPayload(ada)], onboarding);
     expect(payloadKeyId(own as Payload)).toBe('history:onboarding-k1');
-    // An activity's payloads belong to the workflow that scheduled it.
+    // The starter says whose the workflows are; an activity's payloads belong to the workflow that scheduled it.
+    store.directory.set('payment-recovery-p1', 'c1');
+    store.directory.set('fraud-outcome-o1', 'c1');
     const activity = {
       type: 'activity' as const,
       namespace: 'default',
       workflowId: 'payment-recovery-p1',
       isLocal: false,
     };
-    expect(payloadKeyId((await codec.encode([toPayload(1)], activity))[0] as Payload)).toBe(
-      'history:payment-recovery-p1',
+    expect(payloadKeyId((await codec.encode([toPayload(1)], activity))[0] as Payload)).toBe('history:customer:c1');
+    const fraud = { type: 'workflow' as const, namespace: 'default', workflowId: 'fraud-outcome-o1' };
+    expect(payloadKeyId((await codec.encode([toPayload(1)], fraud))[0] as Payload)).toBe('history:customer:c1');
+    // Nobody said whose payment-recovery-p2 is: nothing is encrypted under a guess.
+    await expect(codec.encode([toPayload(1)], { ...fraud, workflowId: 'payment-recovery-p2' })).rejects.toThrow(
+      /customer of workflow payment-recovery-p2 is not known here/,
     );
     for (const workflowId of ['expiry-scan-2026-11-24', 'erasure-c1', 'persona-event-relay', 'trusted-device-c-d-day'])
       expect(
@@ -65,22 +81,70 @@ describe('the payload codec', () => {
         ),
       ).toBe('k1');
     expect(payloadKeyId((await codec.encode([toPayload(1)]))[0] as Payload)).toBe('k1');
-    expect([...store.keys.keys()]).toEqual(['onboarding-k1', 'payment-recovery-p1']);
+    // One key per customer, however many of its workflows; one per onboarding.
+    expect([...store.keys.keys()]).toEqual(['onboarding-k1', 'customer:c1']);
   });
 
-  it('cannot read a payload once its history key is destroyed, while another workflow’s still reads', async () => {
+  it('learns whose a workflow is from the payloads it decodes: a fresh process encodes its next ones', async () => {
+    const ring = parseKeyRing(newKeySpec('k1'), 'payload key');
+    const keys = new Map<string, Buffer>();
+    const starter = mapStore(keys);
+    starter.directory.set('payment-recovery-p1', 'c1');
+    const client = new PersonaPayloadCodec(ring, starter);
+    const recovery = { type: 'workflow' as const, namespace: 'default', workflowId: 'payment-recovery-p1' };
+    const [input] = (await client.encode([toPayload({ customer_id: 'c1' })], recovery)) as [Payload];
+    // Another process (a worker) with the same keys knows nothing of p1 until it decodes its input.
+    const worker = new PersonaPayloadCodec(ring, mapStore(keys)).marking();
+    const activity = {
+      type: 'activity' as const,
+      namespace: 'default',
+      workflowId: 'payment-recovery-p1',
+      isLocal: false,
+    };
+    await expect(worker.encode([toPayload(1)], activity)).rejects.toThrow(/not known here/);
+    await worker.decode([input], recovery);
+    const [result] = (await worker.encode([toPayload({ ok: true })], activity)) as [Payload];
+    expect(payloadKeyId(result)).toBe('history:customer:c1');
+    expect(defaultPayloadConverter.fromPayload((await client.decode([result], activity))[0] as Payload)).toEqual({
+      ok: true,
+    });
+    // The first customer known stays: a payload of p1 under another customer's key is read, and
+    // the workflow's next payloads still take the first one's.
+    starter.directory.set('payment-recovery-p9', 'c2');
+    const [forC2] = (await client.encode([toPayload(2)], { ...recovery, workflowId: 'payment-recovery-p9' })) as [
+      Payload,
+    ];
+    const mixed = mapStore(keys);
+    mixed.directory.set('payment-recovery-p9', 'c1');
+    const known = new PersonaPayloadCodec(ring, mixed).marking();
+    const p9 = { ...recovery, workflowId: 'payment-recovery-p9' };
+    expect(defaultPayloadConverter.fromPayload((await known.decode([forC2], p9))[0] as Payload)).toBe(2);
+    expect(payloadKeyId((await known.encode([toPayload(3)], p9))[0] as Payload)).toBe('history:customer:c1');
+  });
+
+  it('cannot read a payload once its history key is destroyed, while another customer’s still reads', async () => {
     const store = mapStore();
     const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), store);
-    const [mine] = await codec.encode([toPayload(ada)], onboarding);
-    const [other] = await codec.encode([toPayload('other')], { ...onboarding, workflowId: 'onboarding-k2' });
+    store.directory.set('payment-recovery-p1', 'c1');
+    store.directory.set('fraud-outcome-o1', 'c1');
+    store.directory.set('payment-recovery-p2', 'c2');
+    const recovery = { type: 'workflow' as const, namespace: 'default', workflowId: 'payment-recovery-p1' };
+    const [mine] = await codec.encode([toPayload(ada)], recovery);
+    const [alsoMine] = await codec.encode([toPayload(ada)], { ...recovery, workflowId: 'fraud-outcome-o1' });
+    const [onboarded] = await codec.encode([toPayload(ada)], onboarding);
+    const [other] = await codec.encode([toPayload('other')], { ...recovery, workflowId: 'payment-recovery-p2' });
+    // The erasure destroys the customer's key and its onboarding's.
+    store.keys.delete('customer:c1');
     store.keys.delete('onboarding-k1');
-    await expect(codec.decode([mine as Payload])).rejects.toBeInstanceOf(PayloadKeyUnavailableError);
+    for (const p of [mine, alsoMine])
+      await expect(codec.decode([p as Payload])).rejects.toThrow(/history key of customer c1 is gone/);
+    await expect(codec.decode([onboarded as Payload])).rejects.toBeInstanceOf(PayloadKeyUnavailableError);
     const server = await codec.decodeWhereReadable([mine as Payload, other as Payload]);
-    expect(server.unreadable).toEqual(['history:onboarding-k1']);
+    expect(server.unreadable).toEqual(['history:customer:c1']);
     expect(server.payloads[0]).toBe(mine);
     expect(defaultPayloadConverter.fromPayload(server.payloads[1] as Payload)).toBe('other');
-    // Encoding for a workflow whose key is gone makes a new one: the old payloads stay unreadable.
-    await codec.encode([toPayload(1)], onboarding);
+    // A new key made for the customer (the graph's store refuses one for an erased customer) reads none of them.
+    await codec.encode([toPayload(1)], recovery);
     await expect(codec.decode([mine as Payload])).rejects.toBeInstanceOf(UnreadablePayloadError);
   });
 

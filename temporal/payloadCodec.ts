@@ -8,16 +8,23 @@
  *     first one active). Payloads of workflows that belong to no one customer (the expiry scan,
  *     the event relay, the prune, an erasure) are encrypted under the active one; older keys stay
  *     in the ring so that histories written under them stay readable.
- *   - a **history key** per customer workflow (onboarding, payment recovery, fraud outcome):
- *     32 random bytes of its own, kept in the graph wrapped by the active
- *     service key and linked to the workflow's customer (graph/historyKeys.ts). Erasure destroys
- *     the customer's history keys once none of those workflows is open, and with them every
- *     history payload of that customer: crypto-shredding, without touching Temporal's storage.
+ *   - **history keys** (graph/historyKeys.ts): one per customer, for all its payment recoveries
+ *     and fraud outcomes, and one of its own for each onboarding (which has no customer when it
+ *     starts), kept in the graph wrapped by the active service key and linked to the customer.
+ *     Erasure destroys the customer's keys once none of its open processes runs, and with them
+ *     every history payload of that customer: crypto-shredding, without touching Temporal's
+ *     storage.
  *
  * Which key a payload takes follows from its serialization context (the workflow that owns it, or
- * the workflow that scheduled the activity): see `historyKeyOwner`. The key id travels in the
- * payload's metadata (`encryption-key-id`: a service key's id, or `history:<workflow id>`) and is
- * the cipher's additional authenticated data, so a payload cannot be moved under another key.
+ * the workflow that scheduled the activity): see `historyKeyOwner`, and for a recovery or fraud
+ * outcome the customer it belongs to, which the codec's store knows from the starter or from the
+ * payloads of that workflow it decoded (`HistoryKeyStore.customerOf`; decoding a payload under a
+ * customer's key teaches it). Starting a workflow of a customer that has a key, and decoding a
+ * payload, write nothing to the graph; a worker reads a key once per cache period. The key id
+ * travels in the payload's metadata (`encryption-key-id`: a service key's id,
+ * `history:customer:<customer id>` or `history:<onboarding workflow id>`) and, with the workflow
+ * the payload was written for, is the cipher's additional authenticated data, so a payload cannot
+ * be moved under another key or into another workflow.
  *
  * A payload this codec did not write (plaintext: a workflow started or signalled straight at
  * Temporal's frontend, with the CLI or another SDK) is never acted on. A client refuses it with
@@ -34,7 +41,14 @@ import { fraudOutcomeWorkflowId } from './fraud';
 import { recoveryWorkflowId } from './recovery';
 import type { Config } from '../config/env';
 import type { KeyRing } from '../config/keyRing';
-import { graphHistoryKeys, HistoryKeyUnreadableError, type HistoryKeyStore } from '../graph/historyKeys';
+import {
+  customerKeyId,
+  customerOfKeyId,
+  graphHistoryKeys,
+  HistoryKeyUnreadableError,
+  type HistoryKeyStore,
+  type WorkflowCustomers,
+} from '../graph/historyKeys';
 export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
 import { onboardingWorkflowId } from './workflowIds';
@@ -68,10 +82,11 @@ export function bindingHolds(bound: string | null, actual: string): boolean {
   return scheduled && actual.startsWith(`${bound}-`) && SCHEDULED_RUN.test(actual.slice(bound.length));
 }
 const HISTORY_KEY_PREFIX = 'history:';
+const ONBOARDING_PREFIX = onboardingWorkflowId('');
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
-/** The customer workflows whose payloads carry one customer's personal data: each has a history key. */
+/** The customer workflows whose payloads carry one customer's personal data: they take history keys. */
 export const HISTORY_KEYED_WORKFLOW_PREFIXES: readonly string[] = [
   onboardingWorkflowId(''),
   recoveryWorkflowId(''),
@@ -79,9 +94,9 @@ export const HISTORY_KEYED_WORKFLOW_PREFIXES: readonly string[] = [
 ];
 
 /**
- * The workflow whose history key encrypts a payload with this context, or null for the service
- * key. An activity's payloads belong to the workflow that scheduled it; a signal's, query's or
- * update's to the workflow it is sent to.
+ * The customer workflow a payload with this context belongs to (its key is its customer's, or an
+ * onboarding's own), or null for the service key. An activity's payloads belong to the workflow
+ * that scheduled it; a signal's, query's or update's to the workflow it is sent to.
  */
 export function historyKeyOwner(context: SerializationContext | undefined): string | null {
   const id = context?.workflowId;
@@ -118,15 +133,17 @@ export class UnreadablePayloadError extends Error {
   }
 }
 
-/** A payload whose key is gone: its workflow's history key was destroyed (erasure), or never existed here. */
+/** A payload whose key is gone: its history key was destroyed (erasure), or never existed here. */
 export class PayloadKeyUnavailableError extends UnreadablePayloadError {
   constructor(keyId: string) {
+    const historyKey = keyId.startsWith(HISTORY_KEY_PREFIX) ? keyId.slice(HISTORY_KEY_PREFIX.length) : null;
+    const customer = historyKey === null ? null : customerOfKeyId(historyKey);
     super(
       keyId,
-      keyId.startsWith(HISTORY_KEY_PREFIX)
-        ? `the history key of workflow ${keyId.slice(HISTORY_KEY_PREFIX.length)} is gone (destroyed by an erasure): ` +
-            'its payloads cannot be read'
-        : `payload key ${keyId} is not in PERSONA_PAYLOAD_KEYS: add it back to the ring to read these payloads`,
+      historyKey === null
+        ? `payload key ${keyId} is not in PERSONA_PAYLOAD_KEYS: add it back to the ring to read these payloads`
+        : `the history key ${customer === null ? `of workflow ${historyKey}` : `of customer ${customer}`} is gone ` +
+            '(destroyed by an erasure): its payloads cannot be read',
     );
     this.name = 'PayloadKeyUnavailableError';
   }
@@ -142,10 +159,16 @@ export function isEncrypted(payload: Payload): boolean {
   return encoding !== undefined && encoding !== null && Buffer.from(encoding).toString() === ENCRYPTED_ENCODING;
 }
 
-/** The key id an encrypted payload names (`history:<workflow id>` or a service key id). */
+/** The key id an encrypted payload names (`history:customer:<id>`, `history:<workflow id>` or a service key id). */
 export function payloadKeyId(payload: Payload): string | null {
   const id = payload.metadata?.[KEY_ID_METADATA];
   return id ? Buffer.from(id).toString() : null;
+}
+
+/** The history key a payload names, as the graph knows it (`customer:<id>`, an onboarding's id), or null. */
+export function historyKeyIdOf(payload: Payload): string | null {
+  const keyId = payloadKeyId(payload);
+  return keyId?.startsWith(HISTORY_KEY_PREFIX) ? keyId.slice(HISTORY_KEY_PREFIX.length) : null;
 }
 
 /** The additional authenticated data: the key id, and the workflow the payload was written for. */
@@ -205,10 +228,32 @@ export class PersonaPayloadCodec implements PayloadCodec {
   async encode(payloads: Payload[], context?: SerializationContext): Promise<Payload[]> {
     const bound = context?.workflowId ?? null;
     const owner = this.historyKeys ? historyKeyOwner(context) : null;
-    if (owner === null) return payloads.map((p) => seal(this.ring.active.key, this.ring.active.id, bound, p));
-    const key = await this.historyKeys?.keyFor(owner, { create: true });
-    if (!key) throw new PayloadKeyUnavailableError(`${HISTORY_KEY_PREFIX}${owner}`);
-    return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${owner}`, bound, p));
+    if (owner === null || !this.historyKeys)
+      return payloads.map((p) => seal(this.ring.active.key, this.ring.active.id, bound, p));
+    if (payloads.length === 0) return payloads;
+    const storeKeyId = await this.historyKeyIdFor(this.historyKeys, owner);
+    const key = await this.historyKeys.keyFor(storeKeyId, { create: true });
+    if (!key) throw new PayloadKeyUnavailableError(`${HISTORY_KEY_PREFIX}${storeKeyId}`);
+    return payloads.map((p) => seal(key, `${HISTORY_KEY_PREFIX}${storeKeyId}`, bound, p));
+  }
+
+  /** The customer a recovery or fraud outcome belongs to, as far as this process knows (null: nothing says). */
+  async customerOf(workflowId: string): Promise<string | null> {
+    return this.historyKeys ? this.historyKeys.customerOf(workflowId) : null;
+  }
+
+  /** The store's key id for a customer workflow: its customer's key, or an onboarding's own. */
+  private async historyKeyIdFor(store: HistoryKeyStore, workflowId: string): Promise<string> {
+    if (workflowId.startsWith(ONBOARDING_PREFIX)) return workflowId;
+    const customerId = await store.customerOf(workflowId);
+    if (customerId === null)
+      // A worker learns it from the workflow's input at its next (replaying) task; a client must
+      // have started the workflow itself, or address one that has registered as open.
+      throw new Error(
+        `the customer of workflow ${workflowId} is not known here (not started by this process, no payload ` +
+          'of it decoded, not among any customer’s open processes): its payloads cannot be encrypted yet',
+      );
+    return customerKeyId(customerId);
   }
 
   /**
@@ -234,13 +279,30 @@ export class PersonaPayloadCodec implements PayloadCodec {
               `a payload written for ${bound === null ? 'no workflow' : `workflow ${bound}`} arrived in ` +
                 `workflow ${actual}: refused (copied from another history?)`,
             );
-          return await this.decodeOne(p);
+          const opened = await this.decodeOne(p);
+          this.learnCustomer(p, bound);
+          return opened;
         } catch (err) {
           if (!(err instanceof UnreadablePayloadError) || this.options.plaintext !== 'mark') throw err;
           return this.refuse(context, err.message);
         }
       }),
     );
+  }
+
+  /**
+   * A payload that decrypted under a customer's key, bound to a customer workflow, says whose the
+   * workflow is: remembered, so this process encodes the workflow's next payloads under that key.
+   * The first one known stays: a payload under another customer's key (a report that named the
+   * payment for another customer, let through) is still read — it is authentic and bound to this
+   * workflow, and refusing it would depend on which payload a replay happened to decode first.
+   */
+  private learnCustomer(payload: Payload, bound: string | null): void {
+    const keyId = payloadKeyId(payload);
+    if (!this.historyKeys || bound === null || !keyId?.startsWith(HISTORY_KEY_PREFIX)) return;
+    const customerId = customerOfKeyId(keyId.slice(HISTORY_KEY_PREFIX.length));
+    if (customerId === null || historyKeyOwner({ type: 'workflow', namespace: '', workflowId: bound }) === null) return;
+    this.historyKeys.learn(bound, customerId);
   }
 
   private refuse(context: SerializationContext | undefined, reason: string): Payload {
@@ -315,17 +377,32 @@ export class PersonaPayloadCodec implements PayloadCodec {
  * The codec every Temporal client and worker of Persona uses, with history keys kept in memory
  * for PERSONA_HISTORY_KEY_CACHE_TTL_MS:
  *   - `all`: a worker's (it decodes every task of an open workflow; erasure destroys keys only
- *     once those have closed, so a worker never needs a destroyed one);
+ *     once the customer's open processes have closed, so a worker never needs a destroyed one);
  *   - `encode`: an api's client — starts and signals use the cache, but every decode (a status,
  *     a result) reads the key from the graph, so what an erasure destroyed is unreadable at once;
  *   - `none`: the codec server's.
+ * Which customer each workflow is, is the process's (`processWorkflowCustomers`) unless
+ * `workflowCustomers` says otherwise (a test's fresh process).
  */
 export function payloadCodecFromConfig(
-  config: Pick<Config, 'payloadKeys' | 'PERSONA_HISTORY_KEY_CACHE_ENTRIES' | 'PERSONA_HISTORY_KEY_CACHE_TTL_MS'>,
+  config: Pick<
+    Config,
+    | 'payloadKeys'
+    | 'PERSONA_HISTORY_KEY_CACHE_ENTRIES'
+    | 'PERSONA_HISTORY_KEY_CACHE_TTL_MS'
+    | 'PERSONA_HISTORY_RETENTION_DAYS'
+  >,
   graph: Graph,
   cache: 'all' | 'encode' | 'none',
+  workflowCustomers?: WorkflowCustomers,
 ): PersonaPayloadCodec {
   const maxEntries = cache === 'none' ? 0 : config.PERSONA_HISTORY_KEY_CACHE_ENTRIES;
-  const options = { maxEntries, ttlMs: config.PERSONA_HISTORY_KEY_CACHE_TTL_MS, decodes: cache === 'all' };
+  const options = {
+    maxEntries,
+    ttlMs: config.PERSONA_HISTORY_KEY_CACHE_TTL_MS,
+    decodes: cache === 'all',
+    onboardingKeyDays: config.PERSONA_HISTORY_RETENTION_DAYS,
+    ...(workflowCustomers ? { workflowCustomers } : {}),
+  };
   return new PersonaPayloadCodec(config.payloadKeys, graphHistoryKeys(graph, config.payloadKeys, options));
 }

@@ -35,6 +35,7 @@ import {
 import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
+import { openProcessActivityInterceptor, openProcessSinks } from './openProcesses';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 import { loadRuleTable } from '../payments/ruleTables';
 
@@ -160,7 +161,12 @@ async function main(): Promise<void> {
     interceptors: {
       ...workerInterceptors(requests),
       ...('workflowBundle' in workflowCode ? { workflowModules: [] } : {}),
+      // Recoveries and fraud outcomes join their customer's open processes (workers/openProcesses.ts).
+      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, workerCodec)],
     },
+    sinks: openProcessSinks(graph, (workflowId, err) =>
+      logger.warn({ workflowId, err }, `could not remove closed workflow ${workflowId} from its open processes`),
+    ),
     plugins,
     dataConverter: { payloadCodecs: [workerCodec] },
     activities: createActivities({

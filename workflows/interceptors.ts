@@ -8,8 +8,21 @@
  * And no workflow acts on a payload Persona's codec did not write (temporal/payloadCodec.ts): a
  * workflow whose input was refused fails at once, before its code runs; a refused signal is
  * dropped, a refused Update rejected, a refused query answered with an error.
+ *
+ * And a customer workflow that closes (completes, fails or is cancelled; not a continue-as-new)
+ * tells the worker, which removes it from its customer's open processes (graph/openProcesses.ts)
+ * through the `openProcesses` sink: outside the workflow's commands, never on replay.
  */
-import { ApplicationFailure, log, type WorkflowInterceptorsFactory } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  ContinueAsNew,
+  log,
+  proxySinks,
+  TemporalFailure,
+  workflowInfo,
+  type WorkflowInterceptorsFactory,
+} from '@temporalio/workflow';
+import { isOpenProcessWorkflow, type OpenProcessSinks } from '../temporal/openProcesses';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
 import { requestIdOf, withRequestId } from '../temporal/requestId';
 
@@ -17,6 +30,22 @@ function refuseMarkedResult(result: unknown): unknown {
   const reason = refusedPayloadReason([result]);
   if (reason) throw refused(reason, 'an activity result was refused');
   return result;
+}
+
+const { openProcesses } = proxySinks<OpenProcessSinks>();
+
+/** Runs the workflow; when it closes (an error that fails or cancels it, or a result), says so. */
+async function closingOpenProcess<T>(run: () => Promise<T>): Promise<T> {
+  if (!isOpenProcessWorkflow(workflowInfo().workflowId)) return run();
+  try {
+    const result = await run();
+    openProcesses.closed();
+    return result;
+  } catch (err) {
+    // Another error fails the workflow task, not the workflow: it is retried, still open.
+    if (err instanceof TemporalFailure && !(err instanceof ContinueAsNew)) openProcesses.closed();
+    throw err;
+  }
 }
 
 function refused(reason: string, what: string): ApplicationFailure {
@@ -46,7 +75,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
             // Rejected, not thrown: a throw here would fail the workflow task (again and again), not the workflow.
             return Promise.reject(refused(reason, 'the workflow input was refused'));
           }
-          return next(input);
+          return closingOpenProcess(() => next(input));
         },
         validateUpdate: (input, next) => {
           const reason = refusedPayloadReason(input.args);

@@ -206,7 +206,7 @@ describe('a taken-over, suspended account', () => {
     expect(await eventsOf(customerId, 'FraudReviewResolved')).toHaveLength(1);
     // The review ended, and with the customer its history's payloads went (their key destroyed).
     expect((await review.describe()).status.name).toBe('COMPLETED');
-    await expect(review.result()).rejects.toThrow(/history key of workflow .* is gone/);
+    await expect(review.result()).rejects.toThrow(/history key of customer .* is gone/);
   });
 
   it('refuses, once the customer is suspended, an erasure that was not ops’, emptying nothing of it', async () => {

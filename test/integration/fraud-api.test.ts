@@ -14,6 +14,7 @@ import {
   type PersonaEvent,
 } from '../../graph';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { registerOpenProcess } from '../../graph/openProcesses';
 import { createFraudActivities } from '../../activities/fraud';
 import {
   cancelRecoveryUpdate,
@@ -600,18 +601,21 @@ describe('account takeover', () => {
     const idle = `persona-nobody-${randomUUID()}`; // no worker polls it: what starts there stays running
     const start = async (id: string, searchable: boolean) => {
       await h.deps.payloads.provision(id, customerId);
-      return h.client.workflow.start(RECOVERY_WORKFLOW_TYPE, {
+      const handle = await h.client.workflow.start(RECOVERY_WORKFLOW_TYPE, {
         taskQueue: idle,
         workflowId: id,
         args: [],
         ...(searchable ? { typedSearchAttributes: [{ key: personaCustomerId, value: customerId }] } : {}),
       });
+      // What a worker's first activity of it does (workers/openProcesses.ts).
+      if (!searchable) await registerOpenProcess(h.graph, id, customerId);
+      return handle;
     };
-    // Linked in the graph only (no search attribute): what visibility has not indexed yet looks like this.
+    // Among the open processes only (no search attribute): what visibility has not indexed yet looks like this.
     const unindexed = await start(recoveryWorkflowId(paymentId()), false);
     const closed = await start(recoveryWorkflowId(paymentId()), false);
     await closed.terminate('test: a closed recovery is not told');
-    // Found by visibility only (started before history keys existed): no key linked.
+    // Found by visibility only (it has run no activity yet): not among the open processes.
     const before = await h.client.workflow.start(RECOVERY_WORKFLOW_TYPE, {
       taskQueue: idle,
       workflowId: recoveryWorkflowId(paymentId()),

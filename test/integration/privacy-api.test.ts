@@ -114,7 +114,7 @@ describe('export and erasure', () => {
       expect(
         recoveryEvents?.map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name),
       ).toContain('cancel');
-      await expect(recovery.result()).rejects.toThrow(/history key of workflow .* is gone/);
+      await expect(recovery.result()).rejects.toThrow(/history key of customer .* is gone/);
 
       // Nothing personal is left to read, search or match.
       expect(await findCustomerByDigitalId(h.graph, 'email', email)).toBeNull();

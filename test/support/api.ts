@@ -22,6 +22,8 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
+import { WorkflowCustomers } from '../../graph/historyKeys';
+import { openProcessActivityInterceptor, openProcessSinks } from '../../workers/openProcesses';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
@@ -61,6 +63,11 @@ export interface HarnessOptions {
   eventsWebhookUrl?: string;
   /** The worker's task queue (default: one of its own). */
   taskQueue?: string;
+  /**
+   * Which customer each workflow is, as the worker's codec knows it (default: a directory of its
+   * own, as in a worker process apart from the api: it learns from the payloads it decodes).
+   */
+  workflowCustomers?: WorkflowCustomers;
 }
 
 /** A limiter no test reaches: 100,000 requests at once, per caller. */
@@ -122,13 +129,23 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   });
   const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(settings));
   const taskQueue = options.taskQueue ?? `e2e-${randomUUID()}`;
+  const workerCodec = payloadCodecFromConfig(
+    graph.config,
+    graph,
+    'all',
+    options.workflowCustomers ?? new WorkflowCustomers(),
+  ).marking();
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    interceptors: workerInterceptors(requests),
-    dataConverter: { payloadCodecs: [payloadCodecFromConfig(graph.config, graph, 'all').marking()] },
+    interceptors: {
+      ...workerInterceptors(requests),
+      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, workerCodec)],
+    },
+    sinks: openProcessSinks(graph, () => undefined),
+    dataConverter: { payloadCodecs: [workerCodec] },
     activities: (options.wrapActivities ?? ((a) => a))(
       createActivities({
         graph,
