@@ -129,11 +129,14 @@ export async function versionTaskQueues(
 export interface WaitOptions {
   /** How long a worker of the version has to register (default 60 s). */
   timeoutMs?: number;
-  /** Wait until it polled this task queue too (a worker polls every queue it serves within a second or so). */
-  taskQueue?: string;
+  /**
+   * Wait until it polled these task queues too (a worker polls every queue it serves within a second
+   * or so): every kind's queue the version's workers run (temporal/taskQueues.ts).
+   */
+  taskQueues?: readonly string[];
 }
 
-/** Resolves once a worker of the version has polled (the task queue, if named); a DeploymentError after the timeout. */
+/** Resolves once workers of the version have polled (every task queue named); a DeploymentError after the timeout. */
 export async function waitForVersion(
   service: WorkflowService,
   t: DeploymentTarget,
@@ -144,12 +147,13 @@ export async function waitForVersion(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const queues = await versionTaskQueues(service, t, buildId);
-    if (queues && (!opts.taskQueue || queues.includes(opts.taskQueue))) return;
+    const missing = (opts.taskQueues ?? []).filter((q) => !queues?.includes(q));
+    if (queues && missing.length === 0) return;
     if (Date.now() > deadline)
       throw new DeploymentError(
         `version ${t.deploymentName}.${buildId} has not registered within ${Math.round(timeoutMs / 1000)} s: ` +
           (queues
-            ? `its workers poll ${queues.join(', ')} but not ${opts.taskQueue ?? ''}`
+            ? `its workers poll ${queues.join(', ')} but not ${missing.join(', ')}`
             : 'no worker of that build has polled Temporal') +
           ` (namespace ${t.namespace}). Start the new workers first, with ` +
           `PERSONA_DEPLOYMENT_NAME=${t.deploymentName} and PERSONA_BUILD_ID=${buildId} ` +
