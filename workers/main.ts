@@ -196,44 +196,57 @@ async function main(): Promise<void> {
     for (const s of await applySchedules(temporal.client, config)) {
       logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome}: ${s.when}`);
     }
-    const relay = await ensureEventRelay(temporal.client, config);
-    logger.info(
-      { relay },
-      relay === 'off'
-        ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
-        : relay === 'stopped'
-          ? 'no PERSONA_EVENTS_WEBHOOK_URL: the running event relay was stopped (its checkpoint stays in the graph)'
-          : 'event relay running; this worker delivers its pages to ' +
-            new URL(config.PERSONA_EVENTS_WEBHOOK_URL ?? '').host,
-    );
-    const publisher = await ensureKafkaPublisher(temporal.client, config);
-    logger.info(
-      { publisher },
-      publisher === 'off'
-        ? 'no KAFKA_BROKERS: the Kafka publisher is off'
-        : publisher === 'stopped'
-          ? 'no KAFKA_BROKERS: the running Kafka publisher was stopped (its checkpoint stays in the graph)'
-          : 'Kafka publisher running',
-    );
-    // Once this worker polls (a query needs one), the running ones take this worker's settings.
-    const said = (what: string) => (r: Reconciled<object>) =>
+    // The relay and the publisher run on the deliveries queue and read where they deliver from the
+    // worker that runs them: only a process that runs deliveries starts, reconfigures or stops them
+    // (a dedicated bulk worker, configured without a webhook, must not stop the relay).
+    if (config.PERSONA_WORKER_KINDS.includes('deliveries')) {
+      const relay = await ensureEventRelay(temporal.client, config);
       logger.info(
-        { workflow: what, before: r.before, now: r.now },
-        r.changed
-          ? `the running ${what} was reconfigured to this worker's settings: ${JSON.stringify(r.now)}`
-          : `the running ${what} uses this worker's settings: ${JSON.stringify(r.now)}`,
+        { relay },
+        relay === 'off'
+          ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
+          : relay === 'stopped'
+            ? 'no PERSONA_EVENTS_WEBHOOK_URL: the running event relay was stopped (its checkpoint stays in the graph)'
+            : 'event relay running; this worker delivers its pages to ' +
+              new URL(config.PERSONA_EVENTS_WEBHOOK_URL ?? '').host,
       );
-    const failed = (what: string) => (err: unknown) =>
-      logger.error(
-        { workflow: what, err: err instanceof Error ? err.message : String(err) },
-        `the running ${what}'s settings could not be compared with this worker's; it keeps its own`,
+      const publisher = await ensureKafkaPublisher(temporal.client, config);
+      logger.info(
+        { publisher },
+        publisher === 'off'
+          ? 'no KAFKA_BROKERS: the Kafka publisher is off'
+          : publisher === 'stopped'
+            ? 'no KAFKA_BROKERS: the running Kafka publisher was stopped (its checkpoint stays in the graph)'
+            : 'Kafka publisher running',
       );
-    afterStart.push(() => {
-      if (relay === 'running')
-        void reconcileEventRelay(temporal.client, config).then(said('event relay'), failed('event relay'));
-      if (publisher === 'running')
-        void reconcileKafkaPublisher(temporal.client, config).then(said('Kafka publisher'), failed('Kafka publisher'));
-    });
+      // Once this worker polls (a query needs one), the running ones take this worker's settings.
+      const said = (what: string) => (r: Reconciled<object>) =>
+        logger.info(
+          { workflow: what, before: r.before, now: r.now },
+          r.changed
+            ? `the running ${what} was reconfigured to this worker's settings: ${JSON.stringify(r.now)}`
+            : `the running ${what} uses this worker's settings: ${JSON.stringify(r.now)}`,
+        );
+      const failed = (what: string) => (err: unknown) =>
+        logger.error(
+          { workflow: what, err: err instanceof Error ? err.message : String(err) },
+          `the running ${what}'s settings could not be compared with this worker's; it keeps its own`,
+        );
+      afterStart.push(() => {
+        if (relay === 'running')
+          void reconcileEventRelay(temporal.client, config).then(said('event relay'), failed('event relay'));
+        if (publisher === 'running')
+          void reconcileKafkaPublisher(temporal.client, config).then(
+            said('Kafka publisher'),
+            failed('Kafka publisher'),
+          );
+      });
+    } else {
+      logger.info(
+        'no deliveries worker here (PERSONA_WORKER_KINDS): the event relay and the Kafka publisher ' +
+          'are left as they are',
+      );
+    }
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
@@ -277,7 +290,7 @@ async function main(): Promise<void> {
     const slots = workerSlots(config, w.kind);
     logger.info(
       { kind: w.kind, taskQueue: w.taskQueue, activitySlots: slots.activities, workflowTaskSlots: slots.workflowTasks },
-      `${w.kind} worker: task queue "${w.taskQueue}", ${slots.activities} activity and ` +
+      `${w.kind} worker: task queue ${w.taskQueue}, ${slots.activities} activity and ` +
         `${slots.workflowTasks} workflow-task slots`,
     );
   }
