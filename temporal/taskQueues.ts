@@ -7,6 +7,7 @@
  * it on its kind's queue (`taskQueueFor`); its activities, timers and continue-as-new stay on
  * that queue, so a charge's activities run in the charges Worker.
  *
+ * The kinds themselves are listed in config/env.ts (WORK_KINDS), which parses PERSONA_WORKER_KINDS.
  * Tests that run one Worker on one queue of their own give the api `oneTaskQueue(queue)`: every
  * kind on that queue.
  */
@@ -22,8 +23,6 @@ import { ONBOARDING_WORKFLOW_TYPE } from './onboarding';
 import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE } from './reconciliation';
 import { RECOVERY_WORKFLOW_TYPE } from './recovery';
 import { TRUSTED_DEVICE_WORKFLOW_TYPE } from './trustedDevice';
-
-export { WORK_KINDS, type WorkKind };
 
 /**
  * The kind of every Persona workflow type (workflows/index.ts; taskQueues.test.ts checks that
