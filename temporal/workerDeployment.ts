@@ -163,14 +163,21 @@ export async function waitForVersion(
   }
 }
 
-/** Waits until Temporal has passed the deployment's routing to its task queues. */
-async function settled(service: WorkflowService, t: DeploymentTarget, timeoutMs = 30_000): Promise<DeploymentStatus> {
+/**
+ * Waits until Temporal has passed the deployment's routing to its task queues: to each of the four
+ * (temporal/taskQueues.ts) and each one's workflow and activity queues, so it gets the caller's
+ * budget, and never less than 30 s.
+ */
+async function settled(service: WorkflowService, t: DeploymentTarget, budgetMs: number): Promise<DeploymentStatus> {
+  const timeoutMs = Math.max(budgetMs, 30_000);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await deploymentStatus(service, t);
     if (s?.routingSettled) return s;
     if (Date.now() > deadline)
-      throw new DeploymentError(`deployment ${t.deploymentName}: the routing change did not settle within 30 s`);
+      throw new DeploymentError(
+        `deployment ${t.deploymentName}: the routing change did not settle within ${Math.round(timeoutMs / 1000)} s`,
+      );
     await sleep(200);
   }
 }
@@ -214,7 +221,7 @@ export async function promote(
       identity: t.identity ?? 'persona-deploy',
     }),
   );
-  await settled(service, t);
+  await settled(service, t, timeoutMs);
   return { previous: res.previousDeploymentVersion?.buildId || null };
 }
 
@@ -245,7 +252,7 @@ export async function ramp(
         identity: t.identity ?? 'persona-deploy',
       }),
   );
-  await settled(service, t);
+  await settled(service, t, timeoutMs);
 }
 
 /**
