@@ -20,6 +20,7 @@ import {
 } from '../config/env';
 import type { ExpiryScanSettings } from '../temporal/expiry';
 import { expiryScanSettings } from '../temporal/schedules';
+import { oneTaskQueue, taskQueuesOf, type TaskQueues } from '../temporal/taskQueues';
 import { createAuthenticator, type Authenticator } from './auth';
 import { onCommit } from '../graph/graph';
 import { provisionHistoryKey } from '../graph/historyKeys';
@@ -42,7 +43,8 @@ export interface ApiDeps {
   tracer?: Tracer | undefined;
   readiness: ReadinessCheck[];
   graph: Graph;
-  temporal: { client: Client; taskQueue: string };
+  /** Workflows start on their kind's queue: `taskQueueFor(temporal.taskQueues, type)` (temporal/taskQueues.ts). */
+  temporal: { client: Client; taskQueues: TaskQueues };
   authenticate: Authenticator;
   /** Export and erasure with a customer's own token need a sign-in (`auth_time`) this recent. */
   auth: { recentAuthSeconds: number };
@@ -123,6 +125,7 @@ export function apiDepsFromConfig(
      * one, or request ids stop at the api.
      */
     requests: RequestContext;
+    /** Every kind of work on this one queue (a test's single Worker); default: TEMPORAL_TASK_QUEUE's queues. */
     taskQueue?: string;
     metrics?: ApiMetrics;
     tracer?: Tracer | undefined;
@@ -154,7 +157,10 @@ export function apiDepsFromConfig(
     tracer: parts.tracer,
     readiness: parts.readiness,
     graph: parts.graph,
-    temporal: { client: parts.client, taskQueue: parts.taskQueue ?? config.TEMPORAL_TASK_QUEUE },
+    temporal: {
+      client: parts.client,
+      taskQueues: parts.taskQueue ? oneTaskQueue(parts.taskQueue) : taskQueuesOf(config.TEMPORAL_TASK_QUEUE),
+    },
     authenticate: createAuthenticator(config),
     auth: { recentAuthSeconds: config.PERSONA_RECENT_AUTH_SECONDS },
     limits: {

@@ -10,6 +10,8 @@ import { createDriver } from '../graph/driver';
 import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
 import { isEncrypted, payloadCodecFromConfig, type PersonaPayloadCodec } from '../temporal/payloadCodec';
+import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE } from '../temporal/reconciliation';
+import { taskQueueFor, taskQueuesOf } from '../temporal/taskQueues';
 import { backupGraph, type BackupResult, type Log, type Neo4jStore } from './backup';
 import type { BackupManifest } from './archive';
 import { ERASURE_LOOKBACK_MS, type RestoreReport } from './reconcile';
@@ -45,7 +47,7 @@ export async function runBackup(config: Config, store: Neo4jStore, log: Log): Pr
 
 /**
  * Refuses while something still serves Persona: an api answering on this configuration's port, or
- * a worker that polled the task queue in the last `recentMs` (a long poll lasts a minute).
+ * a worker that polled any of its task queues in the last `recentMs` (a long poll lasts a minute).
  */
 export async function servingProcesses(config: Config, recentMs = 75_000): Promise<string[]> {
   const found: string[] = [];
@@ -55,19 +57,22 @@ export async function servingProcesses(config: Config, recentMs = 75_000): Promi
   if (api) found.push(`an api answers on port ${config.PERSONA_HTTP_PORT}`);
   const { connection } = await connectTemporal(config);
   try {
-    const queue = await connection.workflowService.describeTaskQueue({
-      namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: { name: config.TEMPORAL_TASK_QUEUE },
-    });
-    const recent = (queue.pollers ?? []).filter((p) => {
-      const seconds = Number(p.lastAccessTime?.seconds ?? 0);
-      return Date.now() - seconds * 1000 < recentMs;
-    });
-    if (recent.length > 0)
-      found.push(
-        `${recent.length} worker(s) polled task queue ${config.TEMPORAL_TASK_QUEUE} in the last ` +
-          `${recentMs / 1000} s (${recent.map((p) => p.identity).join(', ')})`,
-      );
+    // Every kind's queue: a fleet may run dedicated workers of one kind (PERSONA_WORKER_KINDS).
+    for (const name of new Set(Object.values(taskQueuesOf(config.TEMPORAL_TASK_QUEUE)))) {
+      const queue = await connection.workflowService.describeTaskQueue({
+        namespace: config.TEMPORAL_NAMESPACE,
+        taskQueue: { name },
+      });
+      const recent = (queue.pollers ?? []).filter((p) => {
+        const seconds = Number(p.lastAccessTime?.seconds ?? 0);
+        return Date.now() - seconds * 1000 < recentMs;
+      });
+      if (recent.length > 0)
+        found.push(
+          `${recent.length} worker(s) polled task queue ${name} in the last ` +
+            `${recentMs / 1000} s (${recent.map((p) => p.identity).join(', ')})`,
+        );
+    }
   } finally {
     await connection.close();
   }
@@ -154,7 +159,7 @@ export async function runRestore(
       temporal: { client, visibility },
       decode: (payloads) => codec.decode(payloads),
       reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueueFor(taskQueuesOf(config.TEMPORAL_TASK_QUEUE), GATEWAY_RECONCILIATION_WORKFLOW_TYPE),
       log,
     });
     const took = Date.now() - started;

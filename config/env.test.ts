@@ -19,6 +19,8 @@ import {
   localTokenKeysPath,
   repoRoot,
   temporalTlsOn,
+  WORK_KINDS,
+  workerSlots,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
 import { DEFAULT_MATCH_WEIGHTS } from './matchWeights';
@@ -317,6 +319,51 @@ describe('configuration', () => {
       'PERSONA_MATCH_WEIGHTS: expected a JSON object of weights such as {"device": 10}',
     ]);
     expect(issues('[1]')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS: /)]);
+  });
+
+  it('runs all four kinds of work by default, each with its own slots, and reads a subset and other slots', () => {
+    const d = loadSettings({});
+    expect(d.PERSONA_WORKER_KINDS).toEqual(['charges', 'interactive', 'bulk', 'deliveries']);
+    expect(WORK_KINDS.map((kind) => workerSlots(d, kind))).toEqual([
+      { activities: 20, workflowTasks: 10 },
+      { activities: 20, workflowTasks: 10 },
+      { activities: 6, workflowTasks: 4 },
+      { activities: 4, workflowTasks: 4 },
+    ]);
+    const bulkOnly = loadSettings({ PERSONA_WORKER_KINDS: ' bulk ', PERSONA_WORKER_SLOTS_BULK: '40, 8' });
+    expect(bulkOnly.PERSONA_WORKER_KINDS).toEqual(['bulk']);
+    expect(workerSlots(bulkOnly, 'bulk')).toEqual({ activities: 40, workflowTasks: 8 });
+  });
+
+  it('refuses an unknown or repeated kind, no kind, and slots out of range, naming each variable', () => {
+    const wrong = (env: Record<string, string>) => {
+      try {
+        loadSettings(env);
+      } catch (err) {
+        return (err as ConfigError).issues;
+      }
+      throw new Error('accepted');
+    };
+    expect(wrong({ PERSONA_WORKER_KINDS: 'charges,batch' })).toEqual([
+      'PERSONA_WORKER_KINDS: expected a comma-separated list of charges, interactive, bulk, deliveries ' +
+        'without repeats (unknown: batch)',
+    ]);
+    expect(wrong({ PERSONA_WORKER_KINDS: 'bulk,bulk' })[0]).toMatch(/^PERSONA_WORKER_KINDS: .*without repeats/);
+    expect(wrong({ PERSONA_WORKER_KINDS: ' , ' })[0]).toMatch(/^PERSONA_WORKER_KINDS: /);
+    const slots = wrong({
+      PERSONA_WORKER_SLOTS_CHARGES: '0,10',
+      PERSONA_WORKER_SLOTS_INTERACTIVE: '20',
+      PERSONA_WORKER_SLOTS_BULK: '6,1',
+      PERSONA_WORKER_SLOTS_DELIVERIES: '4,1001',
+    });
+    expect(slots.map((i) => i.split(':')[0]).sort()).toEqual([
+      'PERSONA_WORKER_SLOTS_BULK',
+      'PERSONA_WORKER_SLOTS_CHARGES',
+      'PERSONA_WORKER_SLOTS_DELIVERIES',
+      'PERSONA_WORKER_SLOTS_INTERACTIVE',
+    ]);
+    expect(slots).toContain('PERSONA_WORKER_SLOTS_INTERACTIVE: expected <activities>,<workflow tasks> such as 20,10');
+    expect(slots).toContain('PERSONA_WORKER_SLOTS_BULK: activities from 1 to 1000, workflow tasks from 2 to 1000');
   });
 
   it('refuses a feed lag shorter than the write-transaction timeout plus a margin, naming both', () => {

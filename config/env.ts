@@ -40,6 +40,34 @@ const rateLimit = (fallback: string) =>
       return { perSecond, burst };
     })
     .refine((l) => l.perSecond > 0 && l.burst >= 1, 'both must be positive');
+/**
+ * The kinds of work Persona's workflows are grouped in, each on a task queue and a Worker of its own
+ * (temporal/taskQueues.ts says which workflow is which kind, and why).
+ */
+export const WORK_KINDS = ['charges', 'interactive', 'bulk', 'deliveries'] as const;
+export type WorkKind = (typeof WORK_KINDS)[number];
+/** What one kind's Worker runs at once. */
+export interface WorkerSlots {
+  activities: number;
+  workflowTasks: number;
+}
+/**
+ * `<activities>,<workflow tasks>`, e.g. `20,10`. A Worker that caches workflows runs at least two
+ * workflow tasks at once (the SDK raises fewer to two); more than 1000 of either is a typo.
+ */
+const slotsVariable = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\s*\d+\s*,\s*\d+\s*$/, 'expected <activities>,<workflow tasks> such as 20,10')
+    .default(fallback)
+    .transform((v): WorkerSlots => {
+      const [activities, workflowTasks] = v.split(',').map(Number) as [number, number];
+      return { activities, workflowTasks };
+    })
+    .refine(
+      (s) => s.activities >= 1 && s.activities <= 1000 && s.workflowTasks >= 2 && s.workflowTasks <= 1000,
+      'activities from 1 to 1000, workflow tasks from 2 to 1000',
+    );
 const hostPort = z.string().regex(/^[^\s:/]+:\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:7233');
 
 /**
@@ -107,10 +135,40 @@ export const envSchema = z.object({
   /** Loopback port of the Temporal SDK's metrics exporter; the worker serves its text on /metrics. */
   PERSONA_WORKER_SDK_METRICS_PORT: port.default(9464),
   /**
-   * Activities one worker runs at once. Each holds at most one Neo4j connection at a time, so the
-   * worker's Neo4j pool is sized from it (slots + 10, for the relay's and the schema's reads).
+   * The kinds of work this worker process runs (temporal/taskQueues.ts: one task queue, one
+   * Worker each): a comma-separated subset of charges, interactive, bulk, deliveries; all four by
+   * default. A fleet may run some processes with `bulk` only, sized apart (docs/deployment.md).
    */
-  PERSONA_WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(1000).default(50),
+  PERSONA_WORKER_KINDS: z
+    .string()
+    .default(WORK_KINDS.join(','))
+    .transform((v, ctx) => {
+      const kinds = v
+        .split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '');
+      const unknown = kinds.filter((k) => !(WORK_KINDS as readonly string[]).includes(k));
+      if (kinds.length === 0 || unknown.length > 0 || new Set(kinds).size !== kinds.length) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            `expected a comma-separated list of ${WORK_KINDS.join(', ')} without repeats` +
+            (unknown.length > 0 ? ` (unknown: ${unknown.join(', ')})` : ''),
+        });
+        return z.NEVER;
+      }
+      return kinds as WorkKind[];
+    }),
+  /**
+   * Each kind's slots, `<activities>,<workflow tasks>`: how many of its activities and workflow
+   * tasks its Worker runs at once. An activity holds at most one Neo4j connection at a time, so the
+   * worker's Neo4j pool is the sum of the activity slots of the kinds it runs, plus 10.
+   * docs/deployment.md#task-queues-and-sizing says how to size them.
+   */
+  PERSONA_WORKER_SLOTS_CHARGES: slotsVariable('20,10'),
+  PERSONA_WORKER_SLOTS_INTERACTIVE: slotsVariable('20,10'),
+  PERSONA_WORKER_SLOTS_BULK: slotsVariable('6,4'),
+  PERSONA_WORKER_SLOTS_DELIVERIES: slotsVariable('4,4'),
   /**
    * A folder with the workflow bundles `npm run build:workflows` wrote (the image sets it): the
    * worker loads them instead of bundling the workflow code at start. Unset, it bundles.
@@ -931,6 +989,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       file: localPayloadKeysPath(settings.PERSONA_STACK_DIR),
     }),
   };
+}
+
+type SlotSettings = Pick<
+  Settings,
+  | 'PERSONA_WORKER_SLOTS_CHARGES'
+  | 'PERSONA_WORKER_SLOTS_INTERACTIVE'
+  | 'PERSONA_WORKER_SLOTS_BULK'
+  | 'PERSONA_WORKER_SLOTS_DELIVERIES'
+>;
+
+/** A kind's slots as configured (PERSONA_WORKER_SLOTS_<KIND>). */
+export function workerSlots(s: SlotSettings, kind: WorkKind): WorkerSlots {
+  const slots: Record<WorkKind, WorkerSlots> = {
+    charges: s.PERSONA_WORKER_SLOTS_CHARGES,
+    interactive: s.PERSONA_WORKER_SLOTS_INTERACTIVE,
+    bulk: s.PERSONA_WORKER_SLOTS_BULK,
+    deliveries: s.PERSONA_WORKER_SLOTS_DELIVERIES,
+  };
+  return slots[kind];
 }
 
 /**

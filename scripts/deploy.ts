@@ -10,6 +10,7 @@
  */
 import { ConfigError, loadSettings, workerDeploymentVersion } from '../config/env';
 import { connectTemporal } from '../temporal/connection';
+import { taskQueuesOf } from '../temporal/taskQueues';
 import {
   deploymentStatus,
   DeploymentError,
@@ -30,6 +31,9 @@ async function main(): Promise<void> {
     deploymentName: own.deploymentName,
     identity: `persona-deploy ${command ?? ''}`.trim(),
   };
+  // A version serves every kind of work (temporal/taskQueues.ts), whichever of its workers runs which:
+  // it takes tasks only once its workers have polled all four queues.
+  const taskQueues = Object.values(taskQueuesOf(settings.TEMPORAL_TASK_QUEUE));
   const { connection } = await connectTemporal(settings);
   const service = connection.workflowService;
   const name = (buildId: string | null) => (buildId ? `${target.deploymentName}.${buildId}` : 'unversioned workers');
@@ -56,7 +60,7 @@ async function main(): Promise<void> {
       }
       case 'promote': {
         const buildId = args[0] ?? own.buildId;
-        const { previous } = await promote(service, target, buildId);
+        const { previous } = await promote(service, target, buildId, { taskQueues });
         console.log(`${name(buildId)} is current (before: ${name(previous)})`);
         break;
       }
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
         const percentage = Number(args[0]);
         if (args[0] === undefined || Number.isNaN(percentage)) throw new DeploymentError(USAGE);
         const buildId = percentage === 0 && args[1] === undefined ? null : (args[1] ?? own.buildId);
-        await ramp(service, target, buildId, percentage);
+        await ramp(service, target, buildId, percentage, { taskQueues });
         console.log(buildId ? `${name(buildId)} ramping at ${percentage}%` : 'ramp ended');
         break;
       }

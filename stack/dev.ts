@@ -12,6 +12,7 @@ import { connectTemporal } from '../temporal/connection';
 import { promote } from '../temporal/workerDeployment';
 import { localKafkaSecureEnv } from './install';
 import { stackUp } from './services';
+import { polledTaskQueues } from '../temporal/taskQueues';
 
 const log = (line: string): void => console.log(`[dev] ${line}`);
 
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
   log(
     `worker     http://127.0.0.1:${config.PERSONA_WORKER_HTTP_PORT} (/readyz, /metrics), ` +
-      `task queue ${config.TEMPORAL_TASK_QUEUE}`,
+      `task queues ${polledTaskQueues(config).join(', ')}`,
   );
   log(`console    http://localhost:${config.PERSONA_HTTP_PORT}/console`);
   // The UI reads decoded payloads for a browser signed in to the console as ops, from the codec's
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
       connection.workflowService,
       { namespace: config.TEMPORAL_NAMESPACE, deploymentName: version.deploymentName, identity: 'npm run dev' },
       version.buildId,
-      { taskQueue: config.TEMPORAL_TASK_QUEUE, timeoutMs: 300_000 },
+      { taskQueues: polledTaskQueues(config), timeoutMs: 300_000 },
     );
     log(
       `worker version ${version.deploymentName}.${version.buildId} is current` +

@@ -43,8 +43,9 @@ export class BatchRetryError extends Error {
 
 /**
  * The visibility query for the running recoveries waiting for ops for `reason` — the same text
- * ops can paste into the Temporal UI. `taskQueue` narrows it to one task queue (tests, which
- * share a namespace with other runs).
+ * ops can paste into the Temporal UI. `taskQueue` narrows it to the recoveries started on one
+ * task queue: a test's own (tests share a namespace with other runs). A deployment's recoveries run
+ * on its charges queue (temporal/taskQueues.ts), which the type already selects: ops leave it out.
  */
 export function blockedRecoveriesQuery(reason: BatchRetryableReason, options: { taskQueue?: string } = {}): string {
   if (!(BATCH_RETRYABLE_REASONS as readonly string[]).includes(reason))

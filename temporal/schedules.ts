@@ -16,8 +16,10 @@ import {
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneInput,
 } from './interactionPrune';
+import { taskQueueFor, taskQueuesOf } from './taskQueues';
 
 export interface ScheduleSettings {
+  /** The base the queues are named from: every schedule starts its workflow on the bulk queue. */
   TEMPORAL_TASK_QUEUE: string;
   PERSONA_EXPIRY_SCAN_AT: string;
   PERSONA_EXPIRY_SCAN_TIMEZONE: string;
@@ -54,7 +56,7 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
       type: 'startWorkflow',
       workflowType: EXPIRY_SCAN_WORKFLOW_TYPE,
       workflowId: EXPIRY_SCAN_SCHEDULE_ID,
-      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), EXPIRY_SCAN_WORKFLOW_TYPE),
       args: [expiryScanSettings(s)],
       staticSummary:
         'Daily card-expiry scan: warns customers 60, 30 and 7 days before their default card expires, ' +
@@ -84,7 +86,7 @@ export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
       type: 'startWorkflow',
       workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
       workflowId: INTERACTION_PRUNE_SCHEDULE_ID,
-      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), INTERACTION_PRUNE_WORKFLOW_TYPE),
       args: [interactionPruneInput(s)],
       staticSummary:
         `Daily prune of interaction ids recorded more than ${s.PERSONA_INTERACTION_RETENTION_DAYS} days ago ` +
@@ -113,7 +115,7 @@ export function gatewayReconciliationSchedule(s: ScheduleSettings): ScheduleOpti
       type: 'startWorkflow',
       workflowType: GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
       workflowId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
-      taskQueue: s.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), GATEWAY_RECONCILIATION_WORKFLOW_TYPE),
       args: [gatewayReconciliationInput(s)],
       staticSummary:
         `Daily reconciliation of the last ${s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS} hours of charges with the ` +

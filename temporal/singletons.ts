@@ -29,8 +29,10 @@ import {
   reconfigurePublisherUpdate,
   type KafkaPublisherSettings,
 } from './kafkaPublisher';
+import { taskQueueFor, taskQueuesOf } from './taskQueues';
 
 export interface RelaySettings {
+  /** The base the queues are named from: the relay runs on the deliveries queue. */
   TEMPORAL_TASK_QUEUE: string;
   PERSONA_EVENTS_WEBHOOK_URL?: string | undefined;
   PERSONA_EVENTS_FEED_LAG_MS: number;
@@ -84,7 +86,7 @@ export async function ensureEventRelay(client: Client, s: RelaySettings): Promis
   if (!s.PERSONA_EVENTS_WEBHOOK_URL) return stopIfRunning(client, EVENT_RELAY_WORKFLOW_ID);
   await client.workflow.start(EVENT_RELAY_WORKFLOW_TYPE, {
     workflowId: EVENT_RELAY_WORKFLOW_ID,
-    taskQueue: s.TEMPORAL_TASK_QUEUE,
+    taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), EVENT_RELAY_WORKFLOW_TYPE),
     args: [eventRelaySettings(s)],
     workflowIdConflictPolicy: 'USE_EXISTING',
     staticSummary:
@@ -99,7 +101,7 @@ export async function ensureKafkaPublisher(client: Client, s: PublisherSettings)
   if (s.kafkaBrokers.length === 0) return stopIfRunning(client, KAFKA_PUBLISHER_WORKFLOW_ID);
   await client.workflow.start(KAFKA_PUBLISHER_WORKFLOW_TYPE, {
     workflowId: KAFKA_PUBLISHER_WORKFLOW_ID,
-    taskQueue: s.TEMPORAL_TASK_QUEUE,
+    taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), KAFKA_PUBLISHER_WORKFLOW_TYPE),
     args: [kafkaPublisherInput(s)],
     workflowIdConflictPolicy: 'USE_EXISTING',
     staticSummary:

@@ -129,11 +129,14 @@ export async function versionTaskQueues(
 export interface WaitOptions {
   /** How long a worker of the version has to register (default 60 s). */
   timeoutMs?: number;
-  /** Wait until it polled this task queue too (a worker polls every queue it serves within a second or so). */
-  taskQueue?: string;
+  /**
+   * Wait until it polled these task queues too (a worker polls every queue it serves within a second
+   * or so): every kind's queue the version's workers run (temporal/taskQueues.ts).
+   */
+  taskQueues?: readonly string[];
 }
 
-/** Resolves once a worker of the version has polled (the task queue, if named); a DeploymentError after the timeout. */
+/** Resolves once workers of the version have polled (every task queue named); a DeploymentError after the timeout. */
 export async function waitForVersion(
   service: WorkflowService,
   t: DeploymentTarget,
@@ -144,12 +147,13 @@ export async function waitForVersion(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const queues = await versionTaskQueues(service, t, buildId);
-    if (queues && (!opts.taskQueue || queues.includes(opts.taskQueue))) return;
+    const missing = (opts.taskQueues ?? []).filter((q) => !queues?.includes(q));
+    if (queues && missing.length === 0) return;
     if (Date.now() > deadline)
       throw new DeploymentError(
         `version ${t.deploymentName}.${buildId} has not registered within ${Math.round(timeoutMs / 1000)} s: ` +
           (queues
-            ? `its workers poll ${queues.join(', ')} but not ${opts.taskQueue ?? ''}`
+            ? `its workers poll ${queues.join(', ')} but not ${missing.join(', ')}`
             : 'no worker of that build has polled Temporal') +
           ` (namespace ${t.namespace}). Start the new workers first, with ` +
           `PERSONA_DEPLOYMENT_NAME=${t.deploymentName} and PERSONA_BUILD_ID=${buildId} ` +
@@ -159,14 +163,21 @@ export async function waitForVersion(
   }
 }
 
-/** Waits until Temporal has passed the deployment's routing to its task queues. */
-async function settled(service: WorkflowService, t: DeploymentTarget, timeoutMs = 30_000): Promise<DeploymentStatus> {
+/**
+ * Waits until Temporal has passed the deployment's routing to its task queues: to each of the four
+ * (temporal/taskQueues.ts) and each one's workflow and activity queues, so it gets the caller's
+ * budget, and never less than 30 s.
+ */
+async function settled(service: WorkflowService, t: DeploymentTarget, budgetMs: number): Promise<DeploymentStatus> {
+  const timeoutMs = Math.max(budgetMs, 30_000);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await deploymentStatus(service, t);
     if (s?.routingSettled) return s;
     if (Date.now() > deadline)
-      throw new DeploymentError(`deployment ${t.deploymentName}: the routing change did not settle within 30 s`);
+      throw new DeploymentError(
+        `deployment ${t.deploymentName}: the routing change did not settle within ${Math.round(timeoutMs / 1000)} s`,
+      );
     await sleep(200);
   }
 }
@@ -210,7 +221,7 @@ export async function promote(
       identity: t.identity ?? 'persona-deploy',
     }),
   );
-  await settled(service, t);
+  await settled(service, t, timeoutMs);
   return { previous: res.previousDeploymentVersion?.buildId || null };
 }
 
@@ -241,7 +252,7 @@ export async function ramp(
         identity: t.identity ?? 'persona-deploy',
       }),
   );
-  await settled(service, t);
+  await settled(service, t, timeoutMs);
 }
 
 /**

@@ -1,15 +1,25 @@
 /**
- * The worker process: hosts every workflow and activity on the `persona` task queue. Connects
+ * The worker process: hosts Persona's workflows and activities, one Worker per kind of work on its
+ * own task queue with its own slots (workers/workerSet.ts; `persona-charges`, `-interactive`,
+ * `-bulk`, `-deliveries`; PERSONA_WORKER_KINDS may run only some). Connects
  * to Neo4j and Temporal, migrates the graph schema, serves /healthz, /readyz and /metrics on
  * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates
  * or updates the Temporal Schedules (the daily card-expiry scan and interaction-id prune), and drains
  * cleanly on SIGTERM.
  */
 import { serve } from '@hono/node-server';
-import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { chargePolicy, ConfigError, loadConfig, profileRules, workerDeploymentVersion } from '../config/env';
+import {
+  chargePolicy,
+  ConfigError,
+  loadConfig,
+  profileRules,
+  workerDeploymentVersion,
+  workerSlots,
+} from '../config/env';
+import { activitySlotsOf, countersQueueOf, createWorkerSet } from './workerSet';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -65,11 +75,11 @@ async function main(): Promise<void> {
   }
   initBusinessCounters(Runtime.instance().metricMeter, {
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    queueOf: countersQueueOf(config),
   });
 
-  // No activity waits for a pooled connection: one per activity slot, and some to spare.
-  const driver = createDriver(config, { maxConnectionPoolSize: config.PERSONA_WORKER_ACTIVITY_SLOTS + 10 });
+  // No activity waits for a pooled connection: one per activity slot of every kind run here, and some to spare.
+  const driver = createDriver(config, { maxConnectionPoolSize: activitySlotsOf(config) + 10 });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
@@ -115,22 +125,24 @@ async function main(): Promise<void> {
         'register each as a Keyword (temporal operator search-attribute create --name <name> --type Keyword)',
     ]);
   // The worker acts on no payload its codec did not write: each one refused is a log line naming
-  // its workflow and a count on /metrics (the workflow fails at once: workflows/interceptors.ts).
-  const refusedPayloads = Runtime.instance()
-    .metricMeter.withTags({ namespace: config.TEMPORAL_NAMESPACE, taskQueue: config.TEMPORAL_TASK_QUEUE })
-    .createCounter(
-      'persona_payloads_refused',
-      'payloads',
-      "Payloads Persona's codec did not write (plaintext sent straight to Temporal), refused by the worker",
-    );
-  refusedPayloads.add(0);
-  const workerCodec = payloadCodec.marking((refusal) => {
-    refusedPayloads.add(1);
-    logger.error(
-      { workflowId: refusal.workflowId, activityId: refusal.activityId },
-      `refused a payload for workflow ${refusal.workflowId ?? '(unknown)'}: ${refusal.reason}`,
-    );
-  });
+  // its workflow and a count on /metrics by task queue (the workflow fails at once: workflows/interceptors.ts).
+  const workerCodec = (taskQueue: string) => {
+    const refusedPayloads = Runtime.instance()
+      .metricMeter.withTags({ namespace: config.TEMPORAL_NAMESPACE, taskQueue })
+      .createCounter(
+        'persona_payloads_refused',
+        'payloads',
+        "Payloads Persona's codec did not write (plaintext sent straight to Temporal), refused by the worker",
+      );
+    refusedPayloads.add(0);
+    return payloadCodec.marking((refusal) => {
+      refusedPayloads.add(1);
+      logger.error(
+        { workflowId: refusal.workflowId, activityId: refusal.activityId, taskQueue },
+        `refused a payload for workflow ${refusal.workflowId ?? '(unknown)'}: ${refusal.reason}`,
+      );
+    });
+  };
   // Kafka (KAFKA_BROKERS): the topics Persona needs, and the idempotent producer the publisher uses.
   const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-worker') : undefined;
   if (kafka) {
@@ -147,28 +159,22 @@ async function main(): Promise<void> {
   // Read and checked now: a table that does not parse stops the worker, not a charge.
   const networkRules = loadRuleTable(config.PERSONA_NETWORK_RULES_VERSION);
   logger.info({ version: networkRules.version, rules: networkRules.rules.length }, 'card-network rules loaded');
-  // A Worker Deployment version: it gets tasks once the version is current or ramping (docs/deployment.md).
-  // Workflows say whether they stay on the version they started on (pinned) or move to the current
-  // one at their next task (auto-upgrade); one that says nothing is pinned.
+  // Every Worker polls as this Worker Deployment version (workers/workerSet.ts).
   const version = workerDeploymentVersion(config);
-  const worker = await Worker.create({
+  const workers = await createWorkerSet(config, {
     connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workerDeploymentOptions: { useWorkerVersioning: true, version, defaultVersioningBehavior: 'PINNED' },
-    ...workflowCode,
-    // A prebuilt bundle has the workflow interceptors in it already.
+    workflowCode,
+    traced: tracing !== null,
     interceptors: {
       ...workerInterceptors(requests),
-      ...('workflowBundle' in workflowCode ? { workflowModules: [] } : {}),
       // Recoveries and fraud outcomes join their customer's open processes (workers/openProcesses.ts).
-      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, workerCodec)],
+      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, payloadCodec)],
     },
     sinks: openProcessSinks(graph, (workflowId, err) =>
       logger.warn({ workflowId, err }, `could not remove closed workflow ${workflowId} from its open processes`),
     ),
     plugins,
-    dataConverter: { payloadCodecs: [workerCodec] },
+    payloadCodec: workerCodec,
     activities: createActivities({
       graph,
       chimera,
@@ -189,8 +195,6 @@ async function main(): Promise<void> {
       publishesTo: (topic) => topic === config.PERSONA_KAFKA_EVENTS_TOPIC,
       events: { url: config.PERSONA_EVENTS_WEBHOOK_URL, secret: config.PERSONA_EVENTS_WEBHOOK_SECRET },
     }),
-    shutdownGraceTime: '30 seconds',
-    maxConcurrentActivityTaskExecutions: config.PERSONA_WORKER_ACTIVITY_SLOTS,
   });
 
   /** What runs once the worker polls. */
@@ -200,44 +204,57 @@ async function main(): Promise<void> {
     for (const s of await applySchedules(temporal.client, config)) {
       logger.info({ scheduleId: s.scheduleId, outcome: s.outcome }, `schedule ${s.scheduleId} ${s.outcome}: ${s.when}`);
     }
-    const relay = await ensureEventRelay(temporal.client, config);
-    logger.info(
-      { relay },
-      relay === 'off'
-        ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
-        : relay === 'stopped'
-          ? 'no PERSONA_EVENTS_WEBHOOK_URL: the running event relay was stopped (its checkpoint stays in the graph)'
-          : 'event relay running; this worker delivers its pages to ' +
-            new URL(config.PERSONA_EVENTS_WEBHOOK_URL ?? '').host,
-    );
-    const publisher = await ensureKafkaPublisher(temporal.client, config);
-    logger.info(
-      { publisher },
-      publisher === 'off'
-        ? 'no KAFKA_BROKERS: the Kafka publisher is off'
-        : publisher === 'stopped'
-          ? 'no KAFKA_BROKERS: the running Kafka publisher was stopped (its checkpoint stays in the graph)'
-          : 'Kafka publisher running',
-    );
-    // Once this worker polls (a query needs one), the running ones take this worker's settings.
-    const said = (what: string) => (r: Reconciled<object>) =>
+    // The relay and the publisher run on the deliveries queue and read where they deliver from the
+    // worker that runs them: only a process that runs deliveries starts, reconfigures or stops them
+    // (a dedicated bulk worker, configured without a webhook, must not stop the relay).
+    if (config.PERSONA_WORKER_KINDS.includes('deliveries')) {
+      const relay = await ensureEventRelay(temporal.client, config);
       logger.info(
-        { workflow: what, before: r.before, now: r.now },
-        r.changed
-          ? `the running ${what} was reconfigured to this worker's settings: ${JSON.stringify(r.now)}`
-          : `the running ${what} uses this worker's settings: ${JSON.stringify(r.now)}`,
+        { relay },
+        relay === 'off'
+          ? 'no PERSONA_EVENTS_WEBHOOK_URL: the event relay is off'
+          : relay === 'stopped'
+            ? 'no PERSONA_EVENTS_WEBHOOK_URL: the running event relay was stopped (its checkpoint stays in the graph)'
+            : 'event relay running; this worker delivers its pages to ' +
+              new URL(config.PERSONA_EVENTS_WEBHOOK_URL ?? '').host,
       );
-    const failed = (what: string) => (err: unknown) =>
-      logger.error(
-        { workflow: what, err: err instanceof Error ? err.message : String(err) },
-        `the running ${what}'s settings could not be compared with this worker's; it keeps its own`,
+      const publisher = await ensureKafkaPublisher(temporal.client, config);
+      logger.info(
+        { publisher },
+        publisher === 'off'
+          ? 'no KAFKA_BROKERS: the Kafka publisher is off'
+          : publisher === 'stopped'
+            ? 'no KAFKA_BROKERS: the running Kafka publisher was stopped (its checkpoint stays in the graph)'
+            : 'Kafka publisher running',
       );
-    afterStart.push(() => {
-      if (relay === 'running')
-        void reconcileEventRelay(temporal.client, config).then(said('event relay'), failed('event relay'));
-      if (publisher === 'running')
-        void reconcileKafkaPublisher(temporal.client, config).then(said('Kafka publisher'), failed('Kafka publisher'));
-    });
+      // Once this worker polls (a query needs one), the running ones take this worker's settings.
+      const said = (what: string) => (r: Reconciled<object>) =>
+        logger.info(
+          { workflow: what, before: r.before, now: r.now },
+          r.changed
+            ? `the running ${what} was reconfigured to this worker's settings: ${JSON.stringify(r.now)}`
+            : `the running ${what} uses this worker's settings: ${JSON.stringify(r.now)}`,
+        );
+      const failed = (what: string) => (err: unknown) =>
+        logger.error(
+          { workflow: what, err: err instanceof Error ? err.message : String(err) },
+          `the running ${what}'s settings could not be compared with this worker's; it keeps its own`,
+        );
+      afterStart.push(() => {
+        if (relay === 'running')
+          void reconcileEventRelay(temporal.client, config).then(said('event relay'), failed('event relay'));
+        if (publisher === 'running')
+          void reconcileKafkaPublisher(temporal.client, config).then(
+            said('Kafka publisher'),
+            failed('Kafka publisher'),
+          );
+      });
+    } else {
+      logger.info(
+        'no deliveries worker here (PERSONA_WORKER_KINDS): the event relay and the Kafka publisher ' +
+          'are left as they are',
+      );
+    }
   } else {
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
@@ -249,9 +266,10 @@ async function main(): Promise<void> {
       temporalCheck(connection, config.TEMPORAL_NAMESPACE),
       {
         name: 'worker',
+        // Ready only while every kind's Worker runs.
         check: async () => {
-          const state = worker.getState();
-          if (state !== 'RUNNING') throw new Error(`worker is ${state}`);
+          const stopped = workers.notRunning();
+          if (stopped.length > 0) throw new Error(stopped.join('; '));
         },
       },
     ],
@@ -271,27 +289,35 @@ async function main(): Promise<void> {
     process.once(signal, () => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'shutting down: draining the worker');
-      worker.shutdown();
+      logger.info({ signal }, 'shutting down: draining every worker');
+      workers.shutdown();
     });
   }
 
+  for (const w of workers.workers) {
+    const slots = workerSlots(config, w.kind);
+    logger.info(
+      { kind: w.kind, taskQueue: w.taskQueue, activitySlots: slots.activities, workflowTaskSlots: slots.workflowTasks },
+      `${w.kind} worker: task queue ${w.taskQueue}, ${slots.activities} activity and ` +
+        `${slots.workflowTasks} workflow-task slots`,
+    );
+  }
   logger.info(
     {
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      taskQueues: workers.workers.map((w) => w.taskQueue),
       namespace: config.TEMPORAL_NAMESPACE,
       healthPort: config.PERSONA_WORKER_HTTP_PORT,
       deploymentName: version.deploymentName,
       buildId: version.buildId,
     },
-    `worker polling task queue "${config.TEMPORAL_TASK_QUEUE}" as deployment version ` +
+    `worker polling ${workers.workers.length} task queue(s) as deployment version ` +
       `${version.deploymentName}.${version.buildId} (tasks come once it is current or ramping: npm run deploy:status)`,
   );
   try {
-    const running = worker.run();
+    const running = workers.run();
     for (const step of afterStart) step();
     await running;
-    logger.info('worker drained');
+    logger.info('every worker drained');
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await connection.close();

@@ -39,11 +39,18 @@ export function workerMetricsPage(sdkPort: number, processMetrics: Registry): ()
  * under, so that Prometheus's `increase()` sees a series' first event too (a series that first
  * appears at 1 looks, to `increase()`, like no change).
  */
-export function initBusinessCounters(meter: MetricMeter, worker: { namespace: string; taskQueue: string }): void {
+export function initBusinessCounters(
+  meter: MetricMeter,
+  worker: { namespace: string; queueOf: (workflowType: string) => string | undefined },
+): void {
   for (const metric of Object.values(BUSINESS_METRICS) as BusinessMetric[]) {
     if (metric.kind !== 'counter') continue;
+    // On the queue its workflow runs on (temporal/taskQueues.ts), as the workflow records it; none
+    // for a kind this process does not run.
+    const taskQueue = worker.queueOf(metric.workflowType);
+    if (taskQueue === undefined) continue;
     const counter = meter
-      .withTags({ ...worker, workflowType: metric.workflowType })
+      .withTags({ namespace: worker.namespace, taskQueue, workflowType: metric.workflowType })
       .createCounter(metric.name, metric.unit, metric.help);
     for (const labels of labelSets(metric)) counter.add(0, labels);
   }

@@ -19,6 +19,7 @@ import type { ConsistencyToken } from '../consistency';
 import { walletItem } from './customers';
 import { reporterOf } from './fraud';
 import { mergedInto, refuseMergedAnswer } from './mergedIds';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
  * How long a read may take: the read deadline, or less when the caller (a gRPC deadline) has
@@ -109,7 +110,7 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
   deps.temporal.client.workflow
     .start(TRUSTED_DEVICE_WORKFLOW_TYPE, {
       workflowId,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueues, TRUSTED_DEVICE_WORKFLOW_TYPE),
       args: [input],
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
       typedSearchAttributes: [{ key: personaCustomerId, value: input.customer_id }],

@@ -10,6 +10,7 @@ import {
 } from '../../temporal/expiry';
 import type { expiryScanWorkflow } from '../../workflows/expiryScan';
 import type { ApiDeps } from '../deps';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
  * Starts `expiry-scan-<as_of>` (default: today in the scan's time zone). While a scan for that
@@ -21,7 +22,7 @@ export async function startExpiryScan(deps: ApiDeps, asOf?: string): Promise<{ w
   const workflowId = expiryScanWorkflowId(day);
   await deps.temporal.client.workflow.start<typeof expiryScanWorkflow>(EXPIRY_SCAN_WORKFLOW_TYPE, {
     workflowId,
-    taskQueue: deps.temporal.taskQueue,
+    taskQueue: taskQueueFor(deps.temporal.taskQueues, EXPIRY_SCAN_WORKFLOW_TYPE),
     args: [{ ...deps.expiry, as_of: day }],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',

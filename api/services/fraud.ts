@@ -21,6 +21,7 @@ import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   challenge_passed: 'passed a fraud challenge: raise the device’s trust',
@@ -61,7 +62,7 @@ export async function reportFraudOutcome(
   try {
     await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
       workflowId,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueues, FRAUD_OUTCOME_WORKFLOW_TYPE),
       args: [
         {
           report,

@@ -26,6 +26,7 @@ import { actsAsSelf, AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { QuotaReachedError } from '../rateLimit';
 import { refuseMergedSelf } from './mergedIds';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 export interface MergeProposal {
   survivor_id: string;
@@ -102,7 +103,7 @@ export async function proposeMerge(
   try {
     await deps.temporal.client.workflow.start<typeof identityMergeWorkflow>(IDENTITY_MERGE_WORKFLOW_TYPE, {
       workflowId,
-      taskQueue: deps.temporal.taskQueue,
+      taskQueue: taskQueueFor(deps.temporal.taskQueues, IDENTITY_MERGE_WORKFLOW_TYPE),
       args: [
         {
           survivor_id,

@@ -33,6 +33,7 @@ import { onboardingWorkflowId } from '../../temporal/workflowIds';
 import type { onboardingWorkflow } from '../../workflows/onboarding';
 import { AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 export type OnboardingAnswer =
   | { status: 202; body: { workflow_id: string } }
@@ -149,10 +150,10 @@ export async function startOnboarding(
   const plan = mayVerifyIdentifiers(principal) ? prepared : withoutVerification(prepared);
   const hash = onboardingHash(deps.graph.policy.reportingCurrency, body);
   const workflowId = scopedOnboardingId(key, keyOwner(principal, authorization));
-  const { client, taskQueue } = deps.temporal;
+  const { client, taskQueues } = deps.temporal;
 
   const options = {
-    taskQueue,
+    taskQueue: taskQueueFor(taskQueues, ONBOARDING_WORKFLOW_TYPE),
     workflowId,
     args: [{ plan }] as [{ plan: typeof plan }],
     // A key whose run completed answers its stored result; one whose run failed (or was

@@ -26,6 +26,7 @@ import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
 import { describeEvent, type HistoryAudience } from './events';
 import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 /** Who may export and erase besides the customer: ops. */
 const PRIVACY_SCOPES = ['ops'] as const;
@@ -195,7 +196,7 @@ export async function requestErasure(
   const workflowId = erasureWorkflowId(id);
   const options = {
     workflowId,
-    taskQueue: deps.temporal.taskQueue,
+    taskQueue: taskQueueFor(deps.temporal.taskQueues, ERASURE_WORKFLOW_TYPE),
     args: [{ customer_id: id, ...(deps.erasure ? { wait_deadline: deps.erasure.waitDeadline } : {}) }] as [
       ErasureInput,
     ],

@@ -13,6 +13,7 @@ import {
   ownerAnswerOf,
   paymentNoLongerOwed,
 } from './recovery';
+import { taskQueuesOf } from '../../temporal/taskQueues';
 
 /**
  * What the wallet's offer does with each answer a recovery can give, on a stand-in of Temporal's
@@ -54,7 +55,7 @@ function clientAnswering(answers: Record<string, Answer>) {
     },
   } as unknown as Client;
   const deps = {
-    temporal: { client, taskQueue: 'persona' },
+    temporal: { client, taskQueues: taskQueuesOf('persona') },
     limits: { requestDeadlineMs: 200 },
     logger: { warn: () => undefined },
   } as unknown as ApiDeps;
@@ -160,7 +161,7 @@ function recoveryAnswering(answer: 'refused_not_now' | 'refused' | 'ended' | 'ne
       }),
     },
   } as unknown as Client;
-  return { deps: { temporal: { client, taskQueue: 'persona' } } as unknown as ApiDeps, sent };
+  return { deps: { temporal: { client, taskQueues: taskQueuesOf('persona') } } as unknown as ApiDeps, sent };
 }
 
 describe('cancelling a recovery: the recovery decides, the api says why it refused', () => {

@@ -44,6 +44,7 @@ import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { followMerge, mergedInto } from './mergedIds';
+import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
  * A reported failure: the payment's recovery is reserved in the charge ledger first
@@ -91,7 +92,7 @@ export async function reportPaymentFailure(
       RECOVERY_WORKFLOW_TYPE,
       {
         workflowId,
-        taskQueue: deps.temporal.taskQueue,
+        taskQueue: taskQueueFor(deps.temporal.taskQueues, RECOVERY_WORKFLOW_TYPE),
         args: [
           {
             dunningSchedule: deps.recovery.dunningSchedule,

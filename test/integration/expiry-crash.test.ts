@@ -16,6 +16,7 @@ import { EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProgress } from '../../tempor
 import { expiryEvents, holderOfCard } from '../support/expiry';
 import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
+import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 
 const AS_OF = '2008-06-30'; // June 2008 cards end today: the 7-day warning
 let graph: TestGraph;
@@ -65,7 +66,7 @@ describe('a worker killed while expiry warnings are in flight', () => {
 
     const handle = await client.workflow.start(EXPIRY_SCAN_WORKFLOW_TYPE, {
       workflowId: `expiry-scan-crash-${randomUUID()}`,
-      taskQueue,
+      taskQueue: taskQueueFor(taskQueuesOf(taskQueue), EXPIRY_SCAN_WORKFLOW_TYPE),
       args: [{ as_of: AS_OF, time_zone: 'UTC', batch_size: 50, batches_per_run: 100, lanes: 1 }],
     });
     // Wait until the webhook holds some of our warnings, then kill the worker that sent them.

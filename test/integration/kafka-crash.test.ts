@@ -25,6 +25,7 @@ import { kafkaCheckpointId, KAFKA_PUBLISHER_WORKFLOW_TYPE } from '../../temporal
 import { cardInput, feedCursorAtNow, openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { until } from '../support/wait';
+import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 
 type Msg = Message<string, string, string, string>;
 
@@ -101,7 +102,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
     try {
       const first = await startWorker();
       const handle = await client.workflow.start(KAFKA_PUBLISHER_WORKFLOW_TYPE, {
-        taskQueue,
+        taskQueue: taskQueueFor(taskQueuesOf(taskQueue), KAFKA_PUBLISHER_WORKFLOW_TYPE),
         workflowId: `test-kafka-crash-${run}`,
         // One event a page: a long stretch of pages, one activity publishing them all.
         args: [

@@ -40,8 +40,11 @@ import {
 import { privateTemporal } from '../support/privateServices';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
+import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 
 const taskQueue = `observability-${randomUUID()}`;
+/** The worker process's queues, one per kind of work. */
+const queues = taskQueuesOf(taskQueue);
 const run = randomUUID().slice(0, 8);
 /** Request ids the test sends, one per call it will look for. */
 const rid = {
@@ -250,7 +253,7 @@ async function exercise(): Promise<void> {
   seen.pruneStartedAt = Date.now();
   const prune: InteractionPruneInput = { retention_days: 36_500, batch_size: 100 };
   await temporal.client.workflow.execute(INTERACTION_PRUNE_WORKFLOW_TYPE, {
-    taskQueue,
+    taskQueue: taskQueueFor(queues, INTERACTION_PRUNE_WORKFLOW_TYPE),
     workflowId: `obs-prune-${run}`,
     args: [prune],
   });
@@ -264,7 +267,7 @@ async function exercise(): Promise<void> {
     page_size: 100,
   };
   await temporal.client.workflow.execute(GATEWAY_RECONCILIATION_WORKFLOW_TYPE, {
-    taskQueue,
+    taskQueue: taskQueueFor(queues, GATEWAY_RECONCILIATION_WORKFLOW_TYPE),
     workflowId: `obs-reconciliation-${run}`,
     args: [reconciliation],
   });
@@ -398,56 +401,68 @@ describe('/metrics', () => {
     'the worker: business counters by outcome, stage and kind, ' + 'the Temporal SDK runtime metrics, process metrics',
     async () => {
       const m = await scrape(worker.url);
-      const mine = { taskQueue };
-      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'created' })).toBe(1);
+      // Each workflow's counters carry the queue of its kind of work (temporal/taskQueues.ts).
+      const [interactive, charges, bulk] = [
+        { taskQueue: queues.interactive },
+        { taskQueue: queues.charges },
+        { taskQueue: queues.bulk },
+      ];
+      expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'created' })).toBe(1);
       // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
       // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
       expect(
         m.filter(
           (s) =>
             s.name === 'persona_onboardings_total' &&
-            s.labels.taskQueue === taskQueue &&
+            s.labels.taskQueue === queues.interactive &&
             s.labels.outcome === 'created',
         ),
       ).toHaveLength(1);
-      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'failed' })).toBe(0);
+      expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'failed' })).toBe(0);
       expect(
         m.some(
           (s) =>
-            s.name === 'persona_onboardings_total' && s.labels.taskQueue === taskQueue && s.labels.outcome === 'failed',
+            s.name === 'persona_onboardings_total' &&
+            s.labels.taskQueue === queues.interactive &&
+            s.labels.outcome === 'failed',
         ),
       ).toBe(true);
-      expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+      expect(metricValue(m, 'persona_expiry_scan_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
         Date.parse(seen.scan.started_at) / 1000 - 60,
       );
-      expect(metricValue(m, 'persona_interaction_prune_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+      expect(metricValue(m, 'persona_interaction_prune_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
         seen.pruneStartedAt / 1000 - 60,
       );
-      expect(metricValue(m, 'persona_gateway_reconciliation_last_success_timestamp_seconds', mine)).toBeGreaterThan(
+      expect(metricValue(m, 'persona_gateway_reconciliation_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
         seen.reconciliationStartedAt / 1000 - 60,
       );
-      expect(metricValue(m, 'persona_onboardings_total', { ...mine, outcome: 'matched' })).toBe(1);
-      expect(metricValue(m, 'persona_payment_recoveries_total', { ...mine, outcome: 'recovered' })).toBe(1);
-      expect(metricValue(m, 'persona_fraud_outcomes_total', { ...mine, kind: 'challenge_passed' })).toBe(1);
+      expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'matched' })).toBe(1);
+      expect(metricValue(m, 'persona_payment_recoveries_total', { ...charges, outcome: 'recovered' })).toBe(1);
+      expect(metricValue(m, 'persona_fraud_outcomes_total', { ...interactive, kind: 'challenge_passed' })).toBe(1);
+      // A kind's counters are on its queue only: no recovery counted on the bulk queue.
+      expect(
+        m.some((s) => s.name === 'persona_payment_recoveries_total' && s.labels.taskQueue !== queues.charges),
+      ).toBe(false);
       // The counters say what the scan itself reports, and this test's cards were among them.
       for (const stage of ['60', '30', '7'] as const) {
-        expect(metricValue(m, 'persona_expiry_notifications_total', { ...mine, stage })).toBe(
+        expect(metricValue(m, 'persona_expiry_notifications_total', { ...bulk, stage })).toBe(
           seen.scan.notified[stage],
         );
       }
       expect(seen.scan.notified['60']).toBeGreaterThanOrEqual(1);
       expect(seen.scan.notified['30']).toBeGreaterThanOrEqual(1);
-      expect(metricValue(m, 'persona_cards_expired_total', mine)).toBe(seen.scan.expired);
+      expect(metricValue(m, 'persona_cards_expired_total', bulk)).toBe(seen.scan.expired);
       expect(seen.scan.expired).toBeGreaterThanOrEqual(1);
       expect(seen.scan.runs).toBeGreaterThanOrEqual(2);
 
-      const sdk = { task_queue: taskQueue };
+      const sdk = { task_queue: queues.interactive };
       expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(
         2,
       );
+      // The charge ran in the charges Worker: its activity's metrics carry the charges queue.
       expect(
         metricValue(m, 'temporal_activity_execution_latency_seconds_count', {
-          ...sdk,
+          task_queue: queues.charges,
           activity_type: 'chargePaymentMethod',
         }),
       ).toBe(1);

@@ -5,6 +5,7 @@ import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/search
 import { until } from '../support/wait';
 import { startHarness, type Harness } from '../support/api';
 import { uniqueEmail } from '../support/graph';
+import { oneTaskQueue } from '../../temporal/taskQueues';
 
 let h: Harness;
 let onboarder: string;
@@ -204,7 +205,7 @@ describe('POST /api/v1/onboarding end to end', () => {
   it('waiting with no worker polling: 503 with Retry-After within the wait, and the run is kept', async () => {
     const nobody = h.withDeps((d) => ({
       ...d,
-      temporal: { ...d.temporal, taskQueue: `nobody-polls-${randomUUID()}` },
+      temporal: { ...d.temporal, taskQueues: oneTaskQueue(`nobody-polls-${randomUUID()}`) },
       limits: { ...d.limits, waitTimeoutMs: 1500 },
     }));
     const key = randomUUID();

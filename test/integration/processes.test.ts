@@ -9,7 +9,7 @@ import type { ReadinessCheck } from '../../runtime/health';
 import { graphFromConfig } from '../../runtime/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../api/rest/app';
-import { loadConfig, loadSettings, workerDeploymentVersion } from '../../config/env';
+import { loadConfig, loadSettings, WORK_KINDS, workerDeploymentVersion } from '../../config/env';
 import { createDriver } from '../../graph';
 import { neo4jCheck, temporalCheck } from '../../runtime/checks';
 import { createLogger } from '../../runtime/logger';
@@ -170,8 +170,13 @@ describe('the api and worker processes', () => {
           `as deployment version ${testDeploymentName()}.${workerDeploymentVersion(loadSettings()).buildId}`,
         );
 
+      // One Worker per kind of work, each on its own queue (named from TEMPORAL_TASK_QUEUE, `persona`).
+      if (name === 'worker')
+        for (const kind of WORK_KINDS) expect(proc.output()).toContain(`${kind} worker: task queue persona-${kind},`);
+
       proc.child.kill('SIGTERM');
       expect(await proc.exited).toBe(0);
+      if (name === 'worker') expect(proc.output()).toContain('"msg":"every worker drained"');
       expect(proc.output()).toContain('"msg":"bye"');
     } finally {
       if (proc.child.exitCode === null) proc.child.kill('SIGKILL');

@@ -54,14 +54,11 @@ beforeAll(async () => {
     requestId: () => requests.requestId,
     payloadCodec: testPayloadCodec(graph),
   }));
-  deps = apiDepsFromConfig(graph.config, {
-    logger: createLogger('crash-test', 'silent'),
-    readiness: [],
-    graph,
-    client,
-    requests,
-    taskQueue,
-  });
+  // Starts on the queues the worker processes poll, as an api of their configuration would.
+  deps = apiDepsFromConfig(
+    { ...graph.config, TEMPORAL_TASK_QUEUE: taskQueue },
+    { logger: createLogger('crash-test', 'silent'), readiness: [], graph, client, requests },
+  );
 });
 afterAll(async () => {
   await faults({ latency_ms: 0 });

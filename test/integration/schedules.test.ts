@@ -23,6 +23,7 @@ import {
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneResult,
 } from '../../temporal/interactionPrune';
+import { taskQueuesOf } from '../../temporal/taskQueues';
 
 const settings = loadSettings();
 let client: Client;
@@ -59,7 +60,7 @@ describe('applySchedules', () => {
     expect(d.action).toMatchObject({
       type: 'startWorkflow',
       workflowType: EXPIRY_SCAN_WORKFLOW_TYPE,
-      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
     });
     expect(d.action.args).toEqual([
       {
@@ -104,7 +105,7 @@ describe('applySchedules', () => {
       type: 'startWorkflow',
       workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
       workflowId: INTERACTION_PRUNE_SCHEDULE_ID,
-      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
     });
     expect(d.action.args).toEqual([{ retention_days: 45, batch_size: 2500 }]);
     expect(d.policies.overlap).toBe('BUFFER_ONE');
@@ -136,7 +137,7 @@ describe('applySchedules', () => {
       type: 'startWorkflow',
       workflowType: GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
       workflowId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
-      taskQueue: settings.TEMPORAL_TASK_QUEUE,
+      taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
     });
     expect(d.action.args).toEqual([{ lookback_hours: 30, grace_minutes: 30, page_size: 200 }]);
     expect(d.policies.overlap).toBe('BUFFER_ONE');

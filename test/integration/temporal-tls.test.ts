@@ -29,6 +29,7 @@ import {
   type RunningProcess,
 } from '../support/processes';
 import { makeCa, makeLeaf, startTlsProxy, type CertificateFiles, type TlsProxy } from '../support/tlsProxy';
+import { taskQueuesOf } from '../../temporal/taskQueues';
 
 const SERVER_NAME = 'temporal.persona.test';
 let dir: string;
@@ -143,7 +144,7 @@ describe('Temporal behind a TLS proxy that requires a client certificate', () =>
     try {
       const handle = temporal.workflow.getHandle(body.workflow_id);
       await handle.result();
-      expect((await handle.describe()).taskQueue).toBe(taskQueue);
+      expect((await handle.describe()).taskQueue).toBe(taskQueuesOf(taskQueue).interactive);
     } finally {
       await connection.close();
     }

@@ -19,7 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/env';
 import { createCustomer } from '../../graph';
 import { adoptRelayState } from '../../graph/relay';
-import { EVENT_RELAY_WORKFLOW_ID, eventRelayStatusQuery } from '../../temporal/eventRelay';
+import { EVENT_RELAY_WORKFLOW_ID, EVENT_RELAY_WORKFLOW_TYPE, eventRelayStatusQuery } from '../../temporal/eventRelay';
+import { ERASURE_WORKFLOW_TYPE } from '../../temporal/erasure';
 import { PAYLOAD_REFUSED_TYPE } from '../../temporal/refusedPayload';
 import { ensureEventRelay, reconcileEventRelay } from '../../temporal/singletons';
 import { startHarness, type Harness } from '../support/api';
@@ -27,6 +28,7 @@ import { feedCursorAtNow, openTestGraph, testPayloadCodec, uniqueEmail, type Tes
 import { metricValue, parseMetrics } from '../support/observability';
 import { startWorkerProcess, stopProcess, type WorkerProcess } from '../support/processes';
 import { until } from '../support/wait';
+import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 
 const settings = loadSettings();
 
@@ -56,6 +58,8 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
   let plain: Awaited<ReturnType<typeof plainClient>>;
   let attacker: Awaited<ReturnType<typeof endpoint>>;
   const taskQueue = `trust-${randomUUID()}`;
+  /** The worker process's queues, one per kind of work. */
+  const queues = taskQueuesOf(taskQueue);
 
   beforeAll(async () => {
     graph = openTestGraph();
@@ -77,7 +81,7 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
     const workflowId = `erasure-${customer.id}`;
     const handle = await plain.client.workflow.start('erasureWorkflow', {
       workflowId,
-      taskQueue,
+      taskQueue: taskQueueFor(queues, ERASURE_WORKFLOW_TYPE),
       args: [{ customer_id: customer.id }],
     });
     const failure = await handle.result().then(
@@ -104,7 +108,7 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
     await until(async () => worker.output().includes(`refused a payload for workflow ${workflowId}`), 30_000);
     const refused = async () =>
       metricValue(parseMetrics(await (await fetch(`${worker.url}/metrics`)).text()), 'persona_payloads_refused_total', {
-        taskQueue,
+        taskQueue: taskQueueFor(queues, ERASURE_WORKFLOW_TYPE),
       });
     await until(async () => ((await refused()) ?? 0) >= 1, 30_000);
     await graph.query('MATCH (c:Customer {id: $id}) DETACH DELETE c', { id: customer.id });
@@ -128,7 +132,11 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
       },
     });
     const workflowId = `erasure-${customer.id}`;
-    const handle = await replaying.workflow.start('erasureWorkflow', { workflowId, taskQueue, args: [{}] });
+    const handle = await replaying.workflow.start('erasureWorkflow', {
+      workflowId,
+      taskQueue: taskQueueFor(queues, ERASURE_WORKFLOW_TYPE),
+      args: [{}],
+    });
     const failure = await handle.result().then(
       () => null,
       (err: unknown) => err,
@@ -145,7 +153,7 @@ describe('a workflow started straight at Temporal with a plaintext input', () =>
   it('an event relay so started with an address of its own sends nothing there', async () => {
     const handle = await plain.client.workflow.start('eventRelayWorkflow', {
       workflowId: `plain-relay-${randomUUID()}`,
-      taskQueue,
+      taskQueue: taskQueueFor(queues, EVENT_RELAY_WORKFLOW_TYPE),
       args: [{ webhook_url: attacker.url, lag_ms: 0, page_size: 1000, poll_interval: '1 second', pages_per_run: 10 }],
     });
     const failure = await handle.result().then(
@@ -162,6 +170,9 @@ describe("the running event relay and the worker's configuration", () => {
   let second: Harness | undefined;
   const [a, b] = [endpoint(), endpoint()];
   const taskQueue = `relay-config-${randomUUID()}`;
+  // The relay starts on the deliveries queue of TEMPORAL_TASK_QUEUE (temporal/taskQueues.ts): the
+  // harness's one worker polls that.
+  const deliveries = taskQueuesOf(taskQueue).deliveries;
 
   afterAll(async () => {
     await (second ?? first)?.client.workflow
@@ -175,7 +186,7 @@ describe("the running event relay and the worker's configuration", () => {
 
   it('takes a new webhook URL at the next page, new settings through the Update, and stops when unset', async () => {
     const [oldEndpoint, newEndpoint] = await Promise.all([a, b]);
-    first = await startHarness({ eventsWebhookUrl: oldEndpoint.url, taskQueue });
+    first = await startHarness({ eventsWebhookUrl: oldEndpoint.url, taskQueue: deliveries });
     const { client } = first;
     // The graph of whichever harness runs now (the first one's closes with it).
     const graph = openTestGraph();
@@ -213,7 +224,7 @@ describe("the running event relay and the worker's configuration", () => {
     // Worker 2 replaces it with URL B and a longer lag: the running relay takes both.
     await first.close();
     first = undefined;
-    second = await startHarness({ eventsWebhookUrl: newEndpoint.url, taskQueue });
+    second = await startHarness({ eventsWebhookUrl: newEndpoint.url, taskQueue: deliveries });
     const changed = { ...config, PERSONA_EVENTS_FEED_LAG_MS: 1500 };
     expect(await ensureEventRelay(second.client, { ...changed, PERSONA_EVENTS_WEBHOOK_URL: newEndpoint.url })).toBe(
       'running',

@@ -10,12 +10,18 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { cancelRecoveryUpdate, recoveryStatusQuery, recoveryWorkflowId } from '../../temporal/recovery';
-import { trustedDeviceWorkflowId, type TrustedDeviceInput } from '../../temporal/trustedDevice';
+import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
+import {
+  TRUSTED_DEVICE_WORKFLOW_TYPE,
+  trustedDeviceWorkflowId,
+  type TrustedDeviceInput,
+} from '../../temporal/trustedDevice';
 import {
   deploymentStatus,
   DeploymentError,
   promote,
   rollback,
+  versionTaskQueues,
   waitForVersion,
   type DeploymentTarget,
 } from '../../temporal/workerDeployment';
@@ -42,6 +48,8 @@ import { until } from '../support/wait';
  * deployment version) and the workflow's description (its versioning info).
  */
 const taskQueue = `versioning-${randomUUID()}`;
+/** The queues the worker processes poll, one per kind of work (temporal/taskQueues.ts). */
+const queues = taskQueuesOf(taskQueue);
 const suffix = randomUUID().slice(0, 8);
 const [v1, v2] = [`v1-${suffix}`, `v2-${suffix}`];
 let target: DeploymentTarget;
@@ -61,14 +69,11 @@ beforeAll(async () => {
   target = { namespace: settings.TEMPORAL_NAMESPACE, deploymentName: `${testDeploymentName()}-versioning` };
   const requests = new RequestContext();
   ({ connection, client } = await connectTemporal(settings, { payloadCodec: testPayloadCodec(graph) }));
-  deps = apiDepsFromConfig(graph.config, {
-    logger: createLogger('versioning-test', 'silent'),
-    readiness: [],
-    graph,
-    client,
-    requests,
-    taskQueue,
-  });
+  // Starts on the queues the worker processes poll, as an api of their configuration would.
+  deps = apiDepsFromConfig(
+    { ...graph.config, TEMPORAL_TASK_QUEUE: taskQueue },
+    { logger: createLogger('versioning-test', 'silent'), readiness: [], graph, client, requests },
+  );
   chimera = createServer((req, res) => {
     const key = String(req.headers['idempotency-key'] ?? '');
     seen.push(key);
@@ -119,7 +124,11 @@ async function sighting(customerId: string): Promise<string> {
     seen_on: new Date().toISOString().slice(0, 10),
   };
   const workflowId = trustedDeviceWorkflowId(input);
-  await client.workflow.start('trustedDeviceWorkflow', { taskQueue, workflowId, args: [input] });
+  await client.workflow.start(TRUSTED_DEVICE_WORKFLOW_TYPE, {
+    taskQueue: taskQueueFor(queues, TRUSTED_DEVICE_WORKFLOW_TYPE),
+    workflowId,
+    args: [input],
+  });
   return workflowId;
 }
 
@@ -139,7 +148,10 @@ describe('worker versioning', () => {
 
   it('pinned work finishes where it started, auto-upgrade work moves, a rollback sends new starts back', async () => {
     const service = connection.workflowService;
-    await waitForVersion(service, target, v2, { taskQueue });
+    await waitForVersion(service, target, v2, { taskQueues: Object.values(queues) });
+    // Each version polls every kind's queue: one version, four Workers.
+    for (const buildId of [v1, v2])
+      expect((await versionTaskQueues(service, target, buildId))?.sort()).toEqual(Object.values(queues).sort());
     const status = await deploymentStatus(service, target);
     expect(status).toMatchObject({ current: v1, ramping: null });
     expect(status?.versions.map((v) => v.buildId).sort()).toEqual([v1, v2]);
@@ -165,7 +177,7 @@ describe('worker versioning', () => {
     expect(await taskVersions(pinnedOnV1)).toEqual([v1]);
 
     // Deploy: version 2 becomes current.
-    expect(await promote(service, target, v2, { taskQueue })).toEqual({ previous: v1 });
+    expect(await promote(service, target, v2, { taskQueues: Object.values(queues) })).toEqual({ previous: v1 });
     expect(await deploymentStatus(service, target)).toMatchObject({ current: v2 });
 
     // A new start runs on version 2 from its first task to its last.

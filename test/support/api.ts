@@ -117,6 +117,28 @@ export async function signToken(
   return jwt.sign(new TextEncoder().encode(jwtSecret));
 }
 
+/** The real activities as the harness's worker runs them (wrapped when the options say so). */
+export function harnessActivities(graph: TestGraph, client: Client, options: HarnessOptions = {}): RealActivities {
+  return (options.wrapActivities ?? ((a) => a))(
+    createActivities({
+      graph,
+      chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
+      gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+      cards: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+      updater: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+      networkRules: loadRuleTable(),
+      notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
+      trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
+      profileRules: profileRules(graph.config),
+      temporal: client,
+      kafka: options.kafka,
+      // Each Kafka test publishes to topics of its own (`test.<run>.…`), all on this one worker.
+      publishesTo: (topic) => topic.startsWith('test.'),
+      events: { url: options.eventsWebhookUrl, secret: TEST_WEBHOOK_SECRET },
+    }),
+  );
+}
+
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const settings = loadSettings();
   const graph = openTestGraph();
@@ -146,24 +168,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     },
     sinks: openProcessSinks(graph, () => undefined),
     dataConverter: { payloadCodecs: [workerCodec] },
-    activities: (options.wrapActivities ?? ((a) => a))(
-      createActivities({
-        graph,
-        chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
-        gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-        cards: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-        updater: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-        networkRules: loadRuleTable(),
-        notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
-        trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,
-        profileRules: profileRules(graph.config),
-        temporal: client,
-        kafka: options.kafka,
-        // Each Kafka test publishes to topics of its own (`test.<run>.…`), all on this one worker.
-        publishesTo: (topic) => topic.startsWith('test.'),
-        events: { url: options.eventsWebhookUrl, secret: TEST_WEBHOOK_SECRET },
-      }),
-    ),
+    activities: harnessActivities(graph, client, options),
   });
   const running = worker.run();
   const base = apiDepsFromConfig(graph.config, {

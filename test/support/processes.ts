@@ -5,6 +5,7 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectTemporal } from '../../temporal/connection';
 import { API_NODE_ARGS, loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
+import { polledTaskQueues } from '../../temporal/taskQueues';
 import { promote } from '../../temporal/workerDeployment';
 
 /**
@@ -112,7 +113,7 @@ export function testDeploymentName(): string {
 
 /**
  * Makes a worker process's deployment version current, as a deploy does (a versioned worker gets
- * no task before): waits until it has polled its task queue. `env` is the process's own.
+ * no task before): waits until it has polled its task queues (one per kind it runs). `env` is the process's own.
  */
 export async function promoteWorker(env: Record<string, string>): Promise<{ deploymentName: string; buildId: string }> {
   const settings = loadSettings({ ...process.env, ...env });
@@ -124,7 +125,7 @@ export async function promoteWorker(env: Record<string, string>): Promise<{ depl
       connection.workflowService,
       { namespace: settings.TEMPORAL_NAMESPACE, deploymentName: version.deploymentName, identity: 'test' },
       version.buildId,
-      { taskQueue: settings.TEMPORAL_TASK_QUEUE, timeoutMs: 90_000 },
+      { taskQueues: polledTaskQueues(settings), timeoutMs: 90_000 },
     );
   } finally {
     await connection.close();
