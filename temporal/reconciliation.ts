@@ -25,6 +25,12 @@ export interface GatewayReconciliationInput {
   grace_minutes: number;
   /** Gateway charges or recorded recoveries per activity. */
   page_size: number;
+  /**
+   * A restore's run: no other run covers its window, so a page that fails every attempt is tried
+   * again after a pause (1 min doubling to 30 min) for as long as it takes, with `failing` in the
+   * progress saying which page and why, instead of failing the run.
+   */
+  until_covered?: boolean;
   /** Carried over continue-as-new. */
   progress?: GatewayReconciliationProgress;
 }
@@ -146,6 +152,28 @@ export interface GatewayReconciliationProgress {
   pages: number;
   started_at: string;
   finished_at: string | null;
+  /** A run `until_covered` whose page keeps failing: which page, why, since when (null once it went through). */
+  failing?: PageFailing | null;
+}
+
+/** The page a run `until_covered` is stuck on. */
+export interface PageFailing {
+  phase: 'charges' | 'pending' | 'recoveries';
+  /** Where the page starts: the cursor of its phase (null: the phase's first page). */
+  after: string | null;
+  /** The last attempt's error. */
+  error: string;
+  /** When the page first failed every attempt. */
+  since: string;
+  /** Rounds of attempts that failed (each round is the activity's own retries). */
+  failures: number;
+  /** When the page is tried again. */
+  next_try_at: string;
+}
+
+/** The pause before a failing page of a run `until_covered` is tried again: doubling, capped. */
+export function untilCoveredPause(failures: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, failures - 1), 30 * 60_000);
 }
 
 export const emptyCounts = (): ReconciliationCounts => ({

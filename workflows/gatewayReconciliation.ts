@@ -8,8 +8,11 @@
  * in the result, in the log, and in the `persona_gateway_discrepancies_total` counter an alert watches
  * (docs/runbook.md). Overlapping windows are fine: every repair is idempotent. After
  * PAGES_PER_RUN pages it continues as new with its cursors and totals. An activity that fails
- * for good fails the run with `GatewayReconciliationFailed`; the next day's run covers the
- * window again, and the last-success gauge lets an alert notice.
+ * for good fails a scheduled run with `GatewayReconciliationFailed`; the next day's run covers
+ * the window again (its lookback overlaps), and the last-success gauge lets an alert notice. A
+ * restore's run (`until_covered`: no other run covers its window) does not fail: the page is tried
+ * again after a pause, doubling up to 30 minutes, for as long as it takes; its progress says which
+ * page fails and why, and each failed round counts in a metric an alert watches.
  */
 import {
   ActivityFailure,
@@ -21,6 +24,7 @@ import {
   log,
   setCurrentDetails,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
@@ -31,12 +35,18 @@ import {
   LISTED_MAX,
   emptyCounts,
   gatewayReconciliationProgressQuery,
+  untilCoveredPause,
   type GatewayReconciliationInput,
   type GatewayReconciliationProgress,
   type PageResult,
 } from '../temporal/reconciliation';
 import { activitiesWithSummaries, reconciliationPage } from './activityOptions';
-import { countGatewayDiscrepancies, countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
+import {
+  countGatewayDiscrepancies,
+  countGatewayReconciliationPageFailure,
+  countGatewayRepairs,
+  markGatewayReconciliationFinished,
+} from './metrics';
 import { pinned } from './versioning';
 
 const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
@@ -95,34 +105,70 @@ export async function gatewayReconciliationWorkflow(
   };
 
   let budget = PAGES_PER_RUN;
+  /**
+   * One page. A run `until_covered` takes a page that failed every attempt again after a pause,
+   * for as long as it takes (each round counts against the run's budget, so a long outage still
+   * continues as new); null when the budget ran out meanwhile. Other runs let the failure through.
+   */
+  const page = async <T>(phase: 'charges' | 'pending' | 'recoveries', call: () => Promise<T>): Promise<T | null> => {
+    for (;;) {
+      try {
+        const result = await call();
+        if (p.failing) {
+          log.info('gateway reconciliation: the failing page went through', { ...p.failing });
+          p.failing = null;
+        }
+        return result;
+      } catch (err) {
+        if (!input.until_covered || isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
+        const failures = (p.failing?.failures ?? 0) + 1;
+        const pause = untilCoveredPause(failures);
+        const nowMs = Date.now();
+        p.failing = {
+          phase,
+          after: cursorOf(p, phase),
+          error: err.cause?.message ?? err.message,
+          since: p.failing?.since ?? new Date(nowMs).toISOString(),
+          failures,
+          next_try_at: new Date(nowMs + pause).toISOString(),
+        };
+        countGatewayReconciliationPageFailure(phase);
+        log.warn('gateway reconciliation: a page failed every attempt; it is tried again after a pause', {
+          ...p.failing,
+        });
+        report(p);
+        await sleep(pause);
+        if (--budget <= 0) return null;
+      }
+    }
+  };
   try {
     while (p.phase === 'charges' && budget-- > 0) {
-      const page = await reconcileChargesPage({
-        from: p.from,
-        to: p.to,
-        starting_after: p.charges_cursor,
-        limit: input.page_size,
-      });
-      p.charges_cursor = page.next;
-      if (page.next === null) p.phase = 'pending';
-      add(page);
+      const result = await page('charges', () =>
+        reconcileChargesPage({ from: p.from, to: p.to, starting_after: p.charges_cursor, limit: input.page_size }),
+      );
+      if (!result) break;
+      p.charges_cursor = result.next;
+      if (result.next === null) p.phase = 'pending';
+      add(result);
     }
     while (p.phase === 'pending' && budget-- > 0) {
-      const page = await reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size });
-      p.pending_cursor = page.next;
-      if (page.next === null) p.phase = 'recoveries';
-      add(page);
+      const result = await page('pending', () =>
+        reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size }),
+      );
+      if (!result) break;
+      p.pending_cursor = result.next;
+      if (result.next === null) p.phase = 'recoveries';
+      add(result);
     }
     while (p.phase === 'recoveries' && budget-- > 0) {
-      const page = await reconcileRecoveriesPage({
-        from: p.from,
-        to: p.to,
-        after: p.recoveries_cursor,
-        limit: input.page_size,
-      });
-      p.recoveries_cursor = page.next;
-      if (page.next === null) p.phase = 'done';
-      add(page);
+      const result = await page('recoveries', () =>
+        reconcileRecoveriesPage({ from: p.from, to: p.to, after: p.recoveries_cursor, limit: input.page_size }),
+      );
+      if (!result) break;
+      p.recoveries_cursor = result.next;
+      if (result.next === null) p.phase = 'done';
+      add(result);
     }
   } catch (err) {
     // Cancelled by ops: Canceled in the UI, not a failure to alert on.
@@ -157,10 +203,23 @@ export async function gatewayReconciliationWorkflow(
   return p;
 }
 
+/** Where a phase's next page starts, in words (its cursor). */
+function cursorOf(p: GatewayReconciliationProgress, phase: 'charges' | 'pending' | 'recoveries'): string | null {
+  if (phase === 'charges') return p.charges_cursor;
+  if (phase === 'pending') return p.pending_cursor;
+  return p.recoveries_cursor ? `${p.recoveries_cursor.occurred_at} ${p.recoveries_cursor.id}` : null;
+}
+
 function report(p: GatewayReconciliationProgress): void {
   const flagged = FLAG_KINDS.filter((k) => p.flagged[k] > 0).map((k) => `${k} ${p.flagged[k]}`);
+  const failing = p.failing
+    ? `**Failing since ${p.failing.since}** (${p.failing.failures} rounds): the ${p.failing.phase} page after ` +
+      `${p.failing.after ?? 'the start'}: ${p.failing.error}. Tried again at ${p.failing.next_try_at}, until it ` +
+      'goes through (docs/runbook.md, PersonaGatewayReconciliationStuck).\n\n'
+    : '';
   setCurrentDetails(
     `**Gateway reconciliation** ${p.from} – ${p.to}: ${p.phase}\n\n` +
+      failing +
       `${p.counts.charges} charges compared (${p.counts.matched} matched, ${p.counts.in_flight} in flight), ` +
       `${p.counts.recoveries} recorded recoveries checked, ${p.counts.methods_checked} tokens asked.\n\n` +
       `Repaired: ${p.repaired.recovery_recorded} recoveries recorded, ${p.repaired.method_deactivated} methods ` +

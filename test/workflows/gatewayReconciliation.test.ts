@@ -14,7 +14,9 @@ import type { ReconciliationActivities } from '../../activities/reconciliation';
 import {
   GATEWAY_RECONCILIATION_FAILED,
   emptyCounts,
+  gatewayReconciliationProgressQuery,
   type ChargesPageRequest,
+  type GatewayReconciliationInput,
   type RecoveriesPageRequest,
 } from '../../temporal/reconciliation';
 import { gatewayReconciliationWorkflow } from '../../workflows';
@@ -28,7 +30,7 @@ useWorkflowTestEnv((e, b) => {
   bundle = b;
 });
 
-async function reconcile(activities: ReconciliationActivities) {
+async function reconcile(activities: ReconciliationActivities, extra: Partial<GatewayReconciliationInput> = {}) {
   const taskQueue = `reconcile-${randomUUID()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -39,7 +41,7 @@ async function reconcile(activities: ReconciliationActivities) {
   const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
     taskQueue,
     workflowId: `gateway-reconciliation-test-${randomUUID()}`,
-    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2 }],
+    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2, ...extra }],
   });
   const outcome = await worker.runUntil(
     handle.result().then(
@@ -154,5 +156,99 @@ describe('gatewayReconciliationWorkflow', () => {
     expect(cause?.message).toMatch(
       /failed after every retry \(the gateway answered 503\); .*compares the window again$/,
     );
+  });
+
+  it("a restore's run takes a page that failed every attempt again until it goes through", async () => {
+    const attempts = reconciliationPage.retry?.maximumAttempts ?? 10;
+    // The first charges page fails two whole rounds of attempts and a few more, then goes through.
+    let calls = 0;
+    const charges: (string | null)[] = [];
+    const { result, error } = await reconcile(
+      {
+        reconcileChargesPage: async (req) => {
+          calls++;
+          if (calls <= 2 * attempts + 3) throw new Error('the gateway answered 503');
+          charges.push(req.starting_after);
+          const first = req.starting_after === null;
+          return {
+            counts: { ...emptyCounts(), charges: 2, matched: 2 },
+            repairs: [],
+            flags: [],
+            next: first ? 'ch_2' : null,
+          };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async () => ({
+          counts: { ...emptyCounts(), recoveries: 1 },
+          repairs: [],
+          flags: [],
+          next: null,
+        }),
+      },
+      { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, until_covered: true },
+    );
+    expect(error).toBeNull();
+    // The window is covered from its first page on: both pages of charges, then the other passes.
+    expect(charges).toEqual([null, 'ch_2']);
+    expect(result).toMatchObject({
+      phase: 'done',
+      from: '2026-11-01T00:00:00Z',
+      to: '2026-11-02T00:00:00Z',
+      pages: 4,
+      counts: { charges: 4, matched: 4, recoveries: 1 },
+      failing: null,
+    });
+    expect(result?.finished_at).not.toBeNull();
+  });
+
+  it("a restore's run whose page keeps failing says which page and why, and keeps trying", async () => {
+    let calls = 0;
+    const taskQueue = `reconcile-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: {
+        reconcileChargesPage: async (req: ChargesPageRequest) => {
+          calls++;
+          if (req.starting_after === 'ch_2') throw new Error('the gateway answered 503');
+          return { counts: { ...emptyCounts(), charges: 2 }, repairs: [], flags: [], next: 'ch_2' };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+      } satisfies ReconciliationActivities,
+    });
+    const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
+      taskQueue,
+      workflowId: `gateway-reconciliation-test-${randomUUID()}`,
+      args: [
+        {
+          lookback_hours: 0,
+          grace_minutes: 0,
+          page_size: 2,
+          window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' },
+          until_covered: true,
+        },
+      ],
+    });
+    const progress = await worker.runUntil(async () => {
+      for (;;) {
+        await env.sleep('20 minutes');
+        const p = await handle.query(gatewayReconciliationProgressQuery);
+        if ((p.failing?.failures ?? 0) >= 3) return p;
+      }
+    });
+    // Still running, stuck on the second charges page, with the gateway's answer and since when.
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    expect(progress).toMatchObject({
+      phase: 'charges',
+      pages: 1,
+      finished_at: null,
+      failing: { phase: 'charges', after: 'ch_2', error: expect.stringContaining('503') },
+    });
+    expect(Date.parse(progress.failing?.next_try_at ?? '')).toBeGreaterThan(Date.parse(progress.failing?.since ?? ''));
+    // Each round is the activity's whole retry policy: it was asked again and again, not given up on.
+    expect(calls).toBeGreaterThan(3 * (reconciliationPage.retry?.maximumAttempts ?? 10));
+    await handle.terminate('test over');
   });
 });
