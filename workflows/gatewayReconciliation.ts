@@ -35,7 +35,9 @@ import {
   LISTED_MAX,
   emptyCounts,
   gatewayReconciliationProgressQuery,
+  RECONCILIATION_LANES,
   untilCoveredPause,
+  windowSlices,
   type GatewayReconciliationInput,
   type GatewayReconciliationProgress,
   type PageResult,
@@ -76,9 +78,9 @@ export async function gatewayReconciliationWorkflow(
     from: input.window?.from ?? new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
     to: input.window?.to ?? new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
     phase: 'charges',
-    charges_cursor: null,
+    charge_lanes: null,
     pending_cursor: null,
-    recoveries_cursor: null,
+    recovery_lanes: null,
     counts: emptyCounts(),
     repaired: { recovery_recorded: 0, method_deactivated: 0 },
     flagged: Object.fromEntries(FLAG_KINDS.map((k) => [k, 0])) as GatewayReconciliationProgress['flagged'],
@@ -105,18 +107,26 @@ export async function gatewayReconciliationWorkflow(
   };
 
   let budget = PAGES_PER_RUN;
+  const lanes = input.lanes ?? RECONCILIATION_LANES;
   /**
-   * One page. A run `until_covered` takes a page that failed every attempt again after a pause,
-   * for as long as it takes (each round counts against the run's budget, so a long outage still
-   * continues as new); null when the budget ran out meanwhile. Other runs let the failure through.
+   * One page, from `after` (in words, for the failing state). A run `until_covered` takes a page
+   * that failed every attempt again after a pause, for as long as it takes (each round counts
+   * against the run's budget, so a long outage still continues as new); null when the budget ran
+   * out meanwhile. Other runs let the failure through.
    */
-  const page = async <T>(phase: 'charges' | 'pending' | 'recoveries', call: () => Promise<T>): Promise<T | null> => {
+  const page = async <T>(
+    phase: 'charges' | 'pending' | 'recoveries',
+    after: string | null,
+    call: () => Promise<T>,
+  ): Promise<T | null> => {
+    const mine = () => p.failing?.phase === phase && p.failing.after === after;
     for (;;) {
       try {
         const result = await call();
-        if (p.failing) {
+        if (mine()) {
           log.info('gateway reconciliation: the failing page went through', { ...p.failing });
           p.failing = null;
+          report(p);
         }
         return result;
       } catch (err) {
@@ -126,7 +136,7 @@ export async function gatewayReconciliationWorkflow(
         const nowMs = Date.now();
         p.failing = {
           phase,
-          after: cursorOf(p, phase),
+          after,
           error: err.cause?.message ?? err.message,
           since: p.failing?.since ?? new Date(nowMs).toISOString(),
           failures,
@@ -142,18 +152,41 @@ export async function gatewayReconciliationWorkflow(
       }
     }
   };
+  /** A lane's page in words: its slice, and where in it. */
+  const where = (lane: { from: string; to: string }, cursor: string | null): string | null =>
+    lanes === 1 ? cursor : `${lane.from} – ${lane.to}${cursor ? ` after ${cursor}` : ''}`;
   try {
-    while (p.phase === 'charges' && budget-- > 0) {
-      const result = await page('charges', () =>
-        reconcileChargesPage({ from: p.from, to: p.to, starting_after: p.charges_cursor, limit: input.page_size }),
+    if (p.phase === 'charges') {
+      // A lane per slice of the window, side by side, sharing the run's page budget.
+      const chargeLanes = (p.charge_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
+        ...s,
+        cursor: null,
+        done: false,
+      })));
+      await Promise.all(
+        chargeLanes.map(async (lane) => {
+          while (!lane.done && budget > 0) {
+            budget--;
+            const result = await page('charges', where(lane, lane.cursor), () =>
+              reconcileChargesPage({
+                from: lane.from,
+                to: lane.to,
+                starting_after: lane.cursor,
+                limit: input.page_size,
+              }),
+            );
+            if (!result) return;
+            lane.cursor = result.next;
+            lane.done = result.next === null;
+            add(result);
+          }
+        }),
       );
-      if (!result) break;
-      p.charges_cursor = result.next;
-      if (result.next === null) p.phase = 'pending';
-      add(result);
+      if (chargeLanes.every((l) => l.done)) p.phase = 'pending';
     }
-    while (p.phase === 'pending' && budget-- > 0) {
-      const result = await page('pending', () =>
+    while (p.phase === 'pending' && budget > 0) {
+      budget--;
+      const result = await page('pending', p.pending_cursor, () =>
         reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size }),
       );
       if (!result) break;
@@ -161,14 +194,28 @@ export async function gatewayReconciliationWorkflow(
       if (result.next === null) p.phase = 'recoveries';
       add(result);
     }
-    while (p.phase === 'recoveries' && budget-- > 0) {
-      const result = await page('recoveries', () =>
-        reconcileRecoveriesPage({ from: p.from, to: p.to, after: p.recoveries_cursor, limit: input.page_size }),
+    if (p.phase === 'recoveries' && budget > 0) {
+      const recoveryLanes = (p.recovery_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
+        ...s,
+        cursor: null,
+        done: false,
+      })));
+      await Promise.all(
+        recoveryLanes.map(async (lane) => {
+          while (!lane.done && budget > 0) {
+            budget--;
+            const after = lane.cursor ? `${lane.cursor.occurred_at} ${lane.cursor.id}` : null;
+            const result = await page('recoveries', where(lane, after), () =>
+              reconcileRecoveriesPage({ from: lane.from, to: lane.to, after: lane.cursor, limit: input.page_size }),
+            );
+            if (!result) return;
+            lane.cursor = result.next;
+            lane.done = result.next === null;
+            add(result);
+          }
+        }),
       );
-      if (!result) break;
-      p.recoveries_cursor = result.next;
-      if (result.next === null) p.phase = 'done';
-      add(result);
+      if (recoveryLanes.every((l) => l.done)) p.phase = 'done';
     }
   } catch (err) {
     // Cancelled by ops: Canceled in the UI, not a failure to alert on.
@@ -201,13 +248,6 @@ export async function gatewayReconciliationWorkflow(
   if (flagged > 0) log.warn('gateway reconciliation finished: discrepancies flagged for ops', summary);
   else log.info('gateway reconciliation finished', summary);
   return p;
-}
-
-/** Where a phase's next page starts, in words (its cursor). */
-function cursorOf(p: GatewayReconciliationProgress, phase: 'charges' | 'pending' | 'recoveries'): string | null {
-  if (phase === 'charges') return p.charges_cursor;
-  if (phase === 'pending') return p.pending_cursor;
-  return p.recoveries_cursor ? `${p.recoveries_cursor.occurred_at} ${p.recoveries_cursor.id}` : null;
 }
 
 function report(p: GatewayReconciliationProgress): void {

@@ -41,7 +41,7 @@ async function reconcile(activities: ReconciliationActivities, extra: Partial<Ga
   const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
     taskQueue,
     workflowId: `gateway-reconciliation-test-${randomUUID()}`,
-    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2, ...extra }],
+    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2, lanes: 1, ...extra }],
   });
   const outcome = await worker.runUntil(
     handle.result().then(
@@ -226,6 +226,7 @@ describe('gatewayReconciliationWorkflow', () => {
           lookback_hours: 0,
           grace_minutes: 0,
           page_size: 2,
+          lanes: 1,
           window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' },
           until_covered: true,
         },
@@ -250,5 +251,48 @@ describe('gatewayReconciliationWorkflow', () => {
     // Each round is the activity's whole retry policy: it was asked again and again, not given up on.
     expect(calls).toBeGreaterThan(3 * (reconciliationPage.retry?.maximumAttempts ?? 10));
     await handle.terminate('test over');
+  });
+
+  it('runs the charges and the recorded recoveries in lanes: slices covering the window, side by side', async () => {
+    const charges: ChargesPageRequest[] = [];
+    const recoveries: RecoveriesPageRequest[] = [];
+    let inFlight = 0;
+    let overlapped = 0;
+    const { result } = await reconcile(
+      {
+        reconcileChargesPage: async (req) => {
+          charges.push(req);
+          inFlight++;
+          // Every lane's first page waits for another lane's: they only all finish if they run at once.
+          if (inFlight > 1) overlapped++;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          inFlight--;
+          return {
+            counts: { ...emptyCounts(), charges: 1, matched: 1 },
+            repairs: [],
+            flags: [],
+            next: req.starting_after === null ? `after-${req.from}` : null,
+          };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async (req) => {
+          recoveries.push(req);
+          return { counts: { ...emptyCounts(), recoveries: 1 }, repairs: [], flags: [], next: null };
+        },
+      },
+      { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, lanes: 3 },
+    );
+    const firsts = charges.filter((c) => c.starting_after === null).sort((a, b) => a.from.localeCompare(b.from));
+    expect(firsts.map((c) => [c.from, c.to])).toEqual([
+      ['2026-11-01T00:00:00Z', '2026-11-01T08:00:00.000Z'],
+      ['2026-11-01T08:00:00.000Z', '2026-11-01T16:00:00.000Z'],
+      ['2026-11-01T16:00:00.000Z', '2026-11-02T00:00:00Z'],
+    ]);
+    // Each lane paged on from its own cursor, within its own slice.
+    for (const f of firsts)
+      expect(charges.filter((c) => c.from === f.from).map((c) => c.starting_after)).toEqual([null, `after-${f.from}`]);
+    expect(overlapped).toBeGreaterThan(0);
+    expect(recoveries.map((r) => [r.from, r.to]).sort()).toEqual(firsts.map((c) => [c.from, c.to]));
+    expect(result).toMatchObject({ phase: 'done', pages: 10, counts: { charges: 6, matched: 6, recoveries: 3 } });
   });
 });
