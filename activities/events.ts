@@ -6,6 +6,8 @@
  * delivers nothing, and says so in a failure the relay retries (another worker may have it).
  */
 import { createHmac } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { PersonaEvent } from '../graph/events';
 import { readFeedEntries } from '../graph/feed';
@@ -21,6 +23,9 @@ import type { RetryParkedResult } from '../temporal/eventRelay';
 
 /** How many parked events one retry request tries (oldest first); ask again for more. */
 export const RETRY_PARKED_LIMIT = 1000;
+
+/** Posts a relay page has in flight at once, each to a different customer (bench:relay measured it). */
+export const RELAY_CONCURRENCY = 64;
 
 export interface RelayPageRequest {
   checkpoint_id: string;
@@ -53,40 +58,77 @@ export function webhookSignature(secret: string, body: string, nowMs = Date.now(
   return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
 }
 
+/** Keep-alive connections to the subscriber, one pool per worker's activities (not per post). */
+export interface SubscriberAgents {
+  http: HttpAgent;
+  https: HttpsAgent;
+}
+
+export function subscriberAgents(maxSockets: number): SubscriberAgents {
+  return {
+    http: new HttpAgent({ keepAlive: true, maxSockets }),
+    https: new HttpsAgent({ keepAlive: true, maxSockets }),
+  };
+}
+
 /**
  * POSTs one event with `Idempotency-Key: <event id>` (a redelivery is recognisable). 2xx is
- * delivered; 408, 429, 5xx and no answer mean "not now"; any other 4xx is a refusal for good.
+ * delivered; 408, 429, 5xx, a redirect and no answer (none within 10 s) mean "not now"; any other
+ * 4xx is a refusal for good. Plain node:http on kept-alive connections: a relay posts thousands a
+ * second, and fetch's per-request streams and signals cost twice the CPU (docs/performance.md).
  */
-async function post(
-  url: string,
+function post(
+  agents: SubscriberAgents,
+  url: URL,
   event: PersonaEvent,
   secret: string | undefined,
   cancelled?: AbortSignal,
 ): Promise<Answer> {
-  let res: Response;
   const body = JSON.stringify(event);
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'idempotency-key': event.id,
-        ...(secret ? { [SIGNATURE_HEADER]: webhookSignature(secret, body) } : {}),
+  const https = url.protocol === 'https:';
+  return new Promise<Answer>((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: 'POST',
+        agent: https ? agents.https : agents.http,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'idempotency-key': event.id,
+          ...(secret ? { [SIGNATURE_HEADER]: webhookSignature(secret, body) } : {}),
+        },
+        ...(cancelled ? { signal: cancelled } : {}),
       },
-      body,
-      signal: cancelled ? AbortSignal.any([cancelled, AbortSignal.timeout(10_000)]) : AbortSignal.timeout(10_000),
-    });
-  } catch (err) {
-    if (cancelled?.aborted) throw cancelled.reason;
-    return { kind: 'unavailable', error: `no answer: ${err instanceof Error ? err.message : String(err)}` };
-  }
-  if (res.ok) {
-    await res.body?.cancel();
-    return { kind: 'delivered' };
-  }
-  const error = `${res.status}: ${(await res.text()).slice(0, 200)}`;
-  const permanent = res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429;
-  return permanent ? { kind: 'refused', error } : { kind: 'unavailable', error };
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          res.resume();
+          res.on('end', () => resolve({ kind: 'delivered' }));
+          res.on('error', (err) => fail(err));
+          return;
+        }
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < 200) text += chunk;
+        });
+        res.on('error', (err) => fail(err));
+        res.on('end', () => {
+          const error = `${status}: ${text.slice(0, 200)}`;
+          const permanent = status >= 400 && status < 500 && status !== 408 && status !== 429;
+          resolve(permanent ? { kind: 'refused', error } : { kind: 'unavailable', error });
+        });
+      },
+    );
+    const fail = (err: Error): void => {
+      if (cancelled?.aborted) reject(cancelled.reason instanceof Error ? cancelled.reason : err);
+      else resolve({ kind: 'unavailable', error: `no answer: ${err.message}` });
+    };
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', fail);
+    req.end(body);
+  });
 }
 
 /** The running activity's context, or null when called directly (a test). */
@@ -104,13 +146,17 @@ export interface EventSubscriber {
   url?: string | undefined;
   /** PERSONA_EVENTS_WEBHOOK_SECRET. */
   secret?: string | undefined;
+  /** Posts at once, each to a different customer (default RELAY_CONCURRENCY; 1 delivers one event at a time). */
+  concurrency?: number | undefined;
 }
 
 export function createEventActivities({ graph, events }: { graph: Graph; events?: EventSubscriber | undefined }) {
   const webhookSecret = events?.secret;
+  const concurrency = Math.max(1, events?.concurrency ?? RELAY_CONCURRENCY);
   /** This worker's subscriber, or a failure the relay retries (with the activity's backoff) until a worker has one. */
-  const subscriberUrl = (): string => {
-    if (events?.url) return events.url;
+  const agents = subscriberAgents(Math.max(concurrency, 8));
+  const subscriberUrl = (): URL => {
+    if (events?.url) return new URL(events.url);
     throw ApplicationFailure.retryable(
       'this worker has no PERSONA_EVENTS_WEBHOOK_URL: it delivers events nowhere. Set it, or stop the relay ' +
         '(a worker started without it stops a running relay)',
@@ -119,13 +165,18 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
   };
   return {
     /**
-     * Delivers up to `page_size` events after the graph checkpoint, in feed order. A refusal
-     * for good parks that event and the relay goes on; "not now" (5xx, 408, 429, no answer)
-     * stops the page there: the checkpoint records what went through and what it is blocked on,
-     * and the activity fails so that Temporal retries it with backoff, from that event, for as
-     * long as it takes (order is kept). Heartbeats as it goes (every half second); a cancelled page records
-     * its progress and stops. At least once: a worker that dies before the checkpoint moves
-     * sends that stretch again, under the same idempotency keys.
+     * Delivers up to `page_size` events after the graph checkpoint, by customer: each customer's
+     * events go out one after another in feed order, different customers' side by side (up to
+     * `concurrency` posts at once). An event of no customer (a device's) is a barrier: everything
+     * before it is delivered first, then it, then what follows. A refusal for good parks that
+     * event and its customer goes on; "not now" (5xx, 408, 429, no answer) stops that customer
+     * there, and nothing after it of that customer goes out. The checkpoint's cursor then stops
+     * before the first event not delivered, the events after it already delivered or parked are
+     * kept as `ahead` (the next page skips them), and the activity fails so that Temporal retries
+     * it with backoff, from that event, for as long as it takes (order is kept). Heartbeats as it
+     * goes (every half second); a cancelled page records its progress and stops. At least once: a
+     * worker that dies before the checkpoint moves sends that stretch again, under the same
+     * idempotency keys.
      */
     async relayPage(req: RelayPageRequest): Promise<RelayPageResult> {
       const url = subscriberUrl();
@@ -136,42 +187,100 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
         limit: req.page_size,
         lagMs: req.lag_ms,
       });
-      const progress: RelayProgress = { cursor: checkpoint.cursor, delivered: 0, parked: [], blocked: null };
-      const commit = () => recordRelayProgress(graph, req.checkpoint_id, progress);
+      const wasAhead = new Set(checkpoint.ahead);
+      /** Per entry: settled (delivered, parked, or delivered by an earlier try: in `ahead`). */
+      const settled = entries.map((e) => wasAhead.has(e.event.id));
+      const parked: { index: number; event_id: string; error: string }[] = [];
+      const blocks: { index: number; event_id: string; error: string; type: string }[] = [];
+      let delivered = 0;
+      let cancelled: Error | null = null;
       let beatAt = 0;
-      for (const { event, cursor } of entries) {
+      const beat = (): void => {
         // A heartbeat at most every half second: often enough for the 30 s timeout and for a
         // cancel to arrive, rare enough to cost nothing per event in a backlog.
-        if (Date.now() - beatAt >= 500) {
-          beatAt = Date.now();
-          ctx?.heartbeat({ cursor: progress.cursor, delivered: progress.delivered, parked: progress.parked.length });
+        if (Date.now() - beatAt < 500) return;
+        beatAt = Date.now();
+        ctx?.heartbeat({ delivered, parked: parked.length, blocked: blocks.length });
+      };
+      /** One customer's events of a segment, in feed order, until one is not taken. */
+      const deliverLane = async (lane: number[]): Promise<void> => {
+        for (const i of lane) {
+          if (settled[i]) continue;
+          if (cancelled || blocks.length > 0) return;
+          beat();
+          const { event } = entries[i] as (typeof entries)[number];
+          let answer: Answer;
+          try {
+            answer = await post(agents, url, event, webhookSecret, ctx?.cancellationSignal);
+          } catch (err) {
+            cancelled ??= err instanceof Error ? err : new Error(String(err));
+            return;
+          }
+          if (answer.kind === 'unavailable') {
+            blocks.push({ index: i, event_id: event.id, error: answer.error, type: event.type });
+            return;
+          }
+          if (answer.kind === 'delivered') delivered++;
+          else parked.push({ index: i, event_id: event.id, error: answer.error });
+          settled[i] = true;
         }
-        let answer: Answer;
-        try {
-          answer = await post(url, event, webhookSecret, ctx?.cancellationSignal);
-        } catch (cancelled) {
-          await commit();
-          throw cancelled;
+      };
+      // Segments between barriers (events of no customer), each split into its customers' lanes.
+      let from = 0;
+      while (from < entries.length && !cancelled && blocks.length === 0) {
+        const first = entries[from] as (typeof entries)[number];
+        if (first.event.customer_id === null) {
+          await deliverLane([from]);
+          from++;
+          continue;
         }
-        if (answer.kind === 'unavailable') {
-          progress.blocked = { event_id: event.id, error: answer.error };
-          await commit();
-          throw ApplicationFailure.retryable(
-            `the events webhook did not take ${event.id} (${event.type}) for now (${answer.error}); ` +
-              'the relay sends it again with backoff, and nothing after it before it is taken',
-            'SubscriberUnavailable',
-          );
+        const lanes = new Map<string, number[]>();
+        let to = from;
+        for (; to < entries.length; to++) {
+          const customer = (entries[to] as (typeof entries)[number]).event.customer_id;
+          if (customer === null) break;
+          const lane = lanes.get(customer);
+          if (lane) lane.push(to);
+          else lanes.set(customer, [to]);
         }
-        if (answer.kind === 'delivered') progress.delivered++;
-        else progress.parked.push({ event_id: event.id, error: answer.error });
-        progress.cursor = cursor;
+        const queue = [...lanes.values()];
+        const runner = async (): Promise<void> => {
+          for (let lane = queue.shift(); lane; lane = queue.shift()) await deliverLane(lane);
+        };
+        await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, runner));
+        from = to;
       }
-      if (entries.length > 0 || checkpoint.blocked) await commit();
+      // The cursor stops before the first event not settled; what was settled after it is `ahead`.
+      const firstOpen = settled.indexOf(false);
+      const upTo = firstOpen === -1 ? entries.length : firstOpen;
+      const inPage = new Set(entries.map((e) => e.event.id));
+      const ahead = [
+        ...checkpoint.ahead.filter((id) => !inPage.has(id)),
+        ...entries.filter((_, i) => i > upTo && settled[i]).map((e) => e.event.id),
+      ];
+      blocks.sort((a, b) => a.index - b.index);
+      const block = blocks[0];
+      const progress: RelayProgress = {
+        cursor: upTo > 0 ? (entries[upTo - 1] as (typeof entries)[number]).cursor : checkpoint.cursor,
+        delivered,
+        parked: parked.sort((a, b) => a.index - b.index).map(({ event_id, error }) => ({ event_id, error })),
+        blocked: block ? { event_id: block.event_id, error: block.error } : null,
+        ahead,
+      };
+      if (entries.length > 0 || checkpoint.blocked || checkpoint.ahead.length > 0)
+        await recordRelayProgress(graph, req.checkpoint_id, progress);
+      if (cancelled) throw cancelled as Error;
+      if (block)
+        throw ApplicationFailure.retryable(
+          `the events webhook did not take ${block.event_id} (${block.type}) for now (${block.error}); ` +
+            'the relay sends it again with backoff, and nothing after it of its customer before it is taken',
+          'SubscriberUnavailable',
+        );
       return {
         read: entries.length,
-        delivered: progress.delivered,
-        parked: progress.parked.length,
-        subscriber: new URL(url).host,
+        delivered,
+        parked: parked.length,
+        subscriber: url.host,
       };
     },
 
@@ -191,7 +300,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
       try {
         for (const p of parked) {
           ctx?.heartbeat({ delivered: delivered.length, failed: failed.length, of: parked.length });
-          const answer = await post(url, p.event, webhookSecret, ctx?.cancellationSignal);
+          const answer = await post(agents, url, p.event, webhookSecret, ctx?.cancellationSignal);
           if (answer.kind === 'delivered') delivered.push(p.event.id);
           else failed.push({ event_id: p.event.id, error: answer.error });
         }

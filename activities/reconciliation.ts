@@ -63,13 +63,37 @@ function activityContext(): Context | null {
   }
 }
 
+/** Charges a page settles at once (each may describe its recovery in Temporal): bench:reconciliation measured it. */
+export const SETTLE_CONCURRENCY = 16;
+
+/** Runs `work` over `items`, at most `limit` at once; the first failure fails it (after the rest in flight end). */
+async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const runner = async (): Promise<void> => {
+    while (next < items.length && errors.length === 0) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, runner));
+  if (errors.length > 0) throw errors[0] instanceof Error ? errors[0] : new Error(String(errors[0]));
+}
+
 export function createReconciliationActivities(deps: {
   graph: Graph;
   gatewayRecords?: GatewayRecords | undefined;
   temporal: Client;
   profileRules: ProfileRules;
+  /** Charges settled at once on a page (default SETTLE_CONCURRENCY; 1: one after another). */
+  settleConcurrency?: number | undefined;
 }) {
   const { graph, temporal, profileRules } = deps;
+  const settleConcurrency = deps.settleConcurrency ?? SETTLE_CONCURRENCY;
   const records = (): GatewayRecords => {
     if (deps.gatewayRecords) return deps.gatewayRecords;
     throw ApplicationFailure.create({
@@ -297,23 +321,39 @@ export function createReconciliationActivities(deps: {
       out.counts.charges += inWindow.length;
       const succeeded = ours.filter((o) => o.ch.status === 'succeeded').map((o) => pendingOf(o.ch, o.key));
       const recorded = await domain(() => recordedPayments(graph, [...new Set(succeeded.map((c) => c.payment_id))]));
-      for (const ch of succeeded) {
-        // A later charge of a payment repaired on this page compares with that repair.
-        const settled = await settle(out, ch, recorded.get(ch.payment_id));
-        beat();
-        if (settled === 'in_flight' || settled === 'matched') out.counts[settled]++;
-        if (settled === 'in_flight') await domain(() => keepPendingCharge(graph, ch));
-        if (settled === 'repaired')
-          recorded.set(ch.payment_id, {
-            recovered: {
-              customer_id: ch.customer_id,
-              payment_method_id: ch.payment_method_id,
-              charge_id: ch.charge_id,
-              amount: ch.amount,
-              currency: ch.currency,
-            },
-            failed: false,
-          });
+      // Each payment's charges one after another (a later charge of a payment repaired on this page
+      // compares with that repair); different payments side by side, up to `settleConcurrency`
+      // (each may ask Temporal about its recovery). Repairs and flags are listed in charge order.
+      const parts = succeeded.map((): PageResult => ({ counts: emptyCounts(), repairs: [], flags: [] }));
+      const byPayment = new Map<string, number[]>();
+      for (const [i, ch] of succeeded.entries())
+        byPayment.set(ch.payment_id, [...(byPayment.get(ch.payment_id) ?? []), i]);
+      await inParallel([...byPayment.values()], settleConcurrency, async (indexes) => {
+        for (const i of indexes) {
+          const ch = succeeded[i] as PendingCharge;
+          const part = parts[i] as PageResult;
+          const settled = await settle(part, ch, recorded.get(ch.payment_id));
+          beat();
+          if (settled === 'in_flight' || settled === 'matched') part.counts[settled]++;
+          if (settled === 'in_flight') await domain(() => keepPendingCharge(graph, ch));
+          if (settled === 'repaired')
+            recorded.set(ch.payment_id, {
+              recovered: {
+                customer_id: ch.customer_id,
+                payment_method_id: ch.payment_method_id,
+                charge_id: ch.charge_id,
+                amount: ch.amount,
+                currency: ch.currency,
+              },
+              failed: false,
+            });
+        }
+      });
+      for (const part of parts) {
+        out.counts.matched += part.counts.matched;
+        out.counts.in_flight += part.counts.in_flight;
+        out.repairs.push(...part.repairs);
+        out.flags.push(...part.flags);
       }
       await checkTokens(out, [...new Set(ours.map((o) => o.key.payment_method_id))]);
       return { ...out, next: done ? null : (last?.id ?? null) };

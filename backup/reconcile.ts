@@ -105,7 +105,8 @@ export async function fraudOutcomesSince(
 /**
  * Starts a gateway reconciliation over everything since an hour before the backup: charges the
  * gateway made after it, which the restored graph lacks, are recorded again or flagged. It runs
- * once a worker is back (the restore runs with the workers stopped).
+ * once a worker is back (the restore runs with the workers stopped), and `until_covered`: a page
+ * that keeps failing is tried again until it goes through, never skipped.
  */
 export async function startGatewayReconciliation(
   client: Client,
@@ -120,6 +121,8 @@ export async function startGatewayReconciliation(
     grace_minutes: 0,
     page_size: 200,
     window: { from: since(manifest.taken_at, ERASURE_LOOKBACK_MS), to: now.toISOString() },
+    // No later run covers this window: a failing page is tried again until it goes through.
+    until_covered: true,
   };
   await client.workflow.start(GATEWAY_RECONCILIATION_WORKFLOW_TYPE, {
     workflowId,

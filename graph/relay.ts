@@ -32,6 +32,12 @@ export interface RelayCheckpoint {
   blocked: RelayBlock | null;
   last_delivery_at: string | null;
   updated_at: string | null;
+  /**
+   * Events after the cursor already delivered (or parked) by a page that delivered customers
+   * side by side and stopped short of its end: the next page skips them, so a block on one
+   * customer does not make the others' events go out twice.
+   */
+  ahead: string[];
 }
 
 export interface ParkedEvent {
@@ -48,6 +54,8 @@ export interface RelayProgress {
   parked: { event_id: string; error: string }[];
   /** Set when the relay stopped at an event the subscriber failed for now; null clears it. */
   blocked: { event_id: string; error: string } | null;
+  /** Events after the cursor already delivered or parked (replaces the checkpoint's list). */
+  ahead?: string[];
 }
 
 /** The relay's checkpoint node, made on first use. */
@@ -57,7 +65,7 @@ const CHECKPOINT = `MERGE (r:RelayCheckpoint {id: $id})
 const CYPHER = {
   read: `
     OPTIONAL MATCH (r:RelayCheckpoint {id: $id})
-    RETURN r {.cursor, .delivered, .blocked_event_id, .blocked_error, .blocked_attempts,
+    RETURN r {.cursor, .delivered, .ahead, .blocked_event_id, .blocked_error, .blocked_attempts,
               blocked_since: toString(r.blocked_since), last_delivery_at: toString(r.last_delivery_at),
               updated_at: toString(r.updated_at)} AS r,
            CASE WHEN r IS NULL THEN 0 ELSE COUNT { (r)-[:PARKED]->(:Event) } END AS parked`,
@@ -66,6 +74,7 @@ const CYPHER = {
     ${CHECKPOINT}
     WITH r, r.blocked_event_id AS wasBlockedOn
     SET r.cursor = $cursor,
+        r.ahead = $ahead,
         r.delivered = r.delivered + $delivered,
         r.last_delivery_at = CASE WHEN $delivered > 0 THEN datetime.realtime() ELSE r.last_delivery_at END,
         r.blocked_since = CASE WHEN $blockedId IS NULL THEN null
@@ -132,7 +141,17 @@ export async function readRelayCheckpoint(g: Graph, id: string): Promise<RelayCh
   const rec = await readTx(g, async (tx) => (await tx.run(CYPHER.read, { id })).records[0]);
   const r = toPlain(rec?.get('r')) as Record<string, Plain> | null;
   const parked = toPlain(rec?.get('parked') ?? 0) as number;
-  if (!r) return { id, cursor: null, delivered: 0, parked, blocked: null, last_delivery_at: null, updated_at: null };
+  if (!r)
+    return {
+      id,
+      cursor: null,
+      delivered: 0,
+      parked,
+      blocked: null,
+      last_delivery_at: null,
+      updated_at: null,
+      ahead: [],
+    };
   return {
     id,
     cursor: (r.cursor as string | null) ?? null,
@@ -148,6 +167,7 @@ export async function readRelayCheckpoint(g: Graph, id: string): Promise<RelayCh
       : null,
     last_delivery_at: iso(r.last_delivery_at),
     updated_at: iso(r.updated_at),
+    ahead: (r.ahead as string[] | null) ?? [],
   };
 }
 
@@ -157,6 +177,7 @@ export async function recordRelayProgress(g: Graph, id: string, p: RelayProgress
     tx.run(CYPHER.progress, {
       id,
       cursor: p.cursor,
+      ahead: p.ahead ?? [],
       delivered: neo4j.int(p.delivered),
       parked: p.parked,
       blockedId: p.blocked?.event_id ?? null,

@@ -179,6 +179,16 @@ export const BUSINESS_METRICS = {
     workflowType: 'gatewayReconciliationWorkflow',
     values: {},
   },
+  gatewayReconciliationPageFailures: {
+    name: 'persona_gateway_reconciliation_page_failures',
+    kind: 'counter',
+    unit: 'failures',
+    help:
+      'Pages of a reconciliation started by a restore that failed every attempt and are tried again after a ' +
+      'pause (the run keeps at it until its window is covered), by phase',
+    workflowType: 'gatewayReconciliationWorkflow',
+    values: { phase: ['charges', 'pending', 'recoveries'] },
+  },
   identityMerges: {
     name: 'persona_identity_merges',
     kind: 'counter',

@@ -25,6 +25,17 @@ export interface GatewayReconciliationInput {
   grace_minutes: number;
   /** Gateway charges or recorded recoveries per activity. */
   page_size: number;
+  /**
+   * Slices of the window reconciled side by side, each paging on its own (default
+   * RECONCILIATION_LANES): the charges pass and the recorded-recoveries pass run a lane per slice.
+   */
+  lanes?: number;
+  /**
+   * A restore's run: no other run covers its window, so a page that fails every attempt is tried
+   * again after a pause (1 min doubling to 30 min) for as long as it takes, with `failing` in the
+   * progress saying which page and why, instead of failing the run.
+   */
+  until_covered?: boolean;
   /** Carried over continue-as-new. */
   progress?: GatewayReconciliationProgress;
 }
@@ -134,9 +145,11 @@ export interface GatewayReconciliationProgress {
   from: string;
   to: string;
   phase: 'charges' | 'pending' | 'recoveries' | 'done';
-  charges_cursor: string | null;
+  /** The charges pass: a lane per slice of the window (made when the pass starts). */
+  charge_lanes: ChargeLane[] | null;
   pending_cursor: string | null;
-  recoveries_cursor: { occurred_at: string; id: string } | null;
+  /** The recorded-recoveries pass, likewise. */
+  recovery_lanes: RecoveryLane[] | null;
   counts: ReconciliationCounts;
   repaired: Record<Repair['kind'], number>;
   flagged: Record<FlagKind, number>;
@@ -146,6 +159,58 @@ export interface GatewayReconciliationProgress {
   pages: number;
   started_at: string;
   finished_at: string | null;
+  /** A run `until_covered` whose page keeps failing: which page, why, since when (null once it went through). */
+  failing?: PageFailing | null;
+}
+
+/** Lanes side by side when the input names none. */
+export const RECONCILIATION_LANES = 4;
+
+/** A slice [from, to) of the window and where its paging is. */
+export interface ChargeLane {
+  from: string;
+  to: string;
+  /** The last charge id read (null: none yet). */
+  cursor: string | null;
+  done: boolean;
+}
+
+export interface RecoveryLane {
+  from: string;
+  to: string;
+  cursor: { occurred_at: string; id: string } | null;
+  done: boolean;
+}
+
+/** The window cut into `n` slices of equal time (whole milliseconds), in order, covering it exactly. */
+export function windowSlices(from: string, to: string, n: number): { from: string; to: string }[] {
+  const a = Date.parse(from);
+  const b = Date.parse(to);
+  const lanes = Math.max(1, Math.min(Math.floor(n), Math.max(1, b - a)));
+  return Array.from({ length: lanes }, (_, i) => ({
+    from: i === 0 ? from : new Date(a + Math.floor(((b - a) * i) / lanes)).toISOString(),
+    to: i === lanes - 1 ? to : new Date(a + Math.floor(((b - a) * (i + 1)) / lanes)).toISOString(),
+  }));
+}
+
+/** The page a run `until_covered` is stuck on. */
+export interface PageFailing {
+  phase: 'charges' | 'pending' | 'recoveries';
+  /** Where the page starts: its lane's slice and cursor, in words (null: the phase's first page). */
+  after: string | null;
+  /** The last attempt's error. */
+  error: string;
+  /** When the page first failed every attempt. */
+  since: string;
+  /** Rounds of attempts that failed (each round is the activity's own retries). */
+  failures: number;
+  /** When the page is tried again. */
+  next_try_at: string;
+}
+
+/** The pause before a failing page of a run `until_covered` is tried again: doubling, capped. */
+export function untilCoveredPause(failures: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, failures - 1), 30 * 60_000);
 }
 
 export const emptyCounts = (): ReconciliationCounts => ({

@@ -8,8 +8,11 @@
  * in the result, in the log, and in the `persona_gateway_discrepancies_total` counter an alert watches
  * (docs/runbook.md). Overlapping windows are fine: every repair is idempotent. After
  * PAGES_PER_RUN pages it continues as new with its cursors and totals. An activity that fails
- * for good fails the run with `GatewayReconciliationFailed`; the next day's run covers the
- * window again, and the last-success gauge lets an alert notice.
+ * for good fails a scheduled run with `GatewayReconciliationFailed`; the next day's run covers
+ * the window again (its lookback overlaps), and the last-success gauge lets an alert notice. A
+ * restore's run (`until_covered`: no other run covers its window) does not fail: the page is tried
+ * again after a pause, doubling up to 30 minutes, for as long as it takes; its progress says which
+ * page fails and why, and each failed round counts in a metric an alert watches.
  */
 import {
   ActivityFailure,
@@ -21,6 +24,7 @@ import {
   log,
   setCurrentDetails,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import { defineSearchAttributeKey } from '@temporalio/common';
@@ -31,12 +35,20 @@ import {
   LISTED_MAX,
   emptyCounts,
   gatewayReconciliationProgressQuery,
+  RECONCILIATION_LANES,
+  untilCoveredPause,
+  windowSlices,
   type GatewayReconciliationInput,
   type GatewayReconciliationProgress,
   type PageResult,
 } from '../temporal/reconciliation';
 import { activitiesWithSummaries, reconciliationPage } from './activityOptions';
-import { countGatewayDiscrepancies, countGatewayRepairs, markGatewayReconciliationFinished } from './metrics';
+import {
+  countGatewayDiscrepancies,
+  countGatewayReconciliationPageFailure,
+  countGatewayRepairs,
+  markGatewayReconciliationFinished,
+} from './metrics';
 import { pinned } from './versioning';
 
 const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
@@ -66,9 +78,9 @@ export async function gatewayReconciliationWorkflow(
     from: input.window?.from ?? new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
     to: input.window?.to ?? new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
     phase: 'charges',
-    charges_cursor: null,
+    charge_lanes: null,
     pending_cursor: null,
-    recoveries_cursor: null,
+    recovery_lanes: null,
     counts: emptyCounts(),
     repaired: { recovery_recorded: 0, method_deactivated: 0 },
     flagged: Object.fromEntries(FLAG_KINDS.map((k) => [k, 0])) as GatewayReconciliationProgress['flagged'],
@@ -95,34 +107,115 @@ export async function gatewayReconciliationWorkflow(
   };
 
   let budget = PAGES_PER_RUN;
+  const lanes = input.lanes ?? RECONCILIATION_LANES;
+  /**
+   * One page, from `after` (in words, for the failing state). A run `until_covered` takes a page
+   * that failed every attempt again after a pause, for as long as it takes (each round counts
+   * against the run's budget, so a long outage still continues as new); null when the budget ran
+   * out meanwhile. Other runs let the failure through.
+   */
+  const page = async <T>(
+    phase: 'charges' | 'pending' | 'recoveries',
+    after: string | null,
+    call: () => Promise<T>,
+  ): Promise<T | null> => {
+    const mine = () => p.failing?.phase === phase && p.failing.after === after;
+    for (;;) {
+      try {
+        const result = await call();
+        if (mine()) {
+          log.info('gateway reconciliation: the failing page went through', { ...p.failing });
+          p.failing = null;
+          report(p);
+        }
+        return result;
+      } catch (err) {
+        if (!input.until_covered || isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
+        const failures = (p.failing?.failures ?? 0) + 1;
+        const pause = untilCoveredPause(failures);
+        const nowMs = Date.now();
+        p.failing = {
+          phase,
+          after,
+          error: err.cause?.message ?? err.message,
+          since: p.failing?.since ?? new Date(nowMs).toISOString(),
+          failures,
+          next_try_at: new Date(nowMs + pause).toISOString(),
+        };
+        countGatewayReconciliationPageFailure(phase);
+        log.warn('gateway reconciliation: a page failed every attempt; it is tried again after a pause', {
+          ...p.failing,
+        });
+        report(p);
+        await sleep(pause);
+        if (--budget <= 0) return null;
+      }
+    }
+  };
+  /** A lane's page in words: its slice, and where in it. */
+  const where = (lane: { from: string; to: string }, cursor: string | null): string | null =>
+    lanes === 1 ? cursor : `${lane.from} – ${lane.to}${cursor ? ` after ${cursor}` : ''}`;
   try {
-    while (p.phase === 'charges' && budget-- > 0) {
-      const page = await reconcileChargesPage({
-        from: p.from,
-        to: p.to,
-        starting_after: p.charges_cursor,
-        limit: input.page_size,
-      });
-      p.charges_cursor = page.next;
-      if (page.next === null) p.phase = 'pending';
-      add(page);
+    if (p.phase === 'charges') {
+      // A lane per slice of the window, side by side, sharing the run's page budget.
+      const chargeLanes = (p.charge_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
+        ...s,
+        cursor: null,
+        done: false,
+      })));
+      await Promise.all(
+        chargeLanes.map(async (lane) => {
+          while (!lane.done && budget > 0) {
+            budget--;
+            const result = await page('charges', where(lane, lane.cursor), () =>
+              reconcileChargesPage({
+                from: lane.from,
+                to: lane.to,
+                starting_after: lane.cursor,
+                limit: input.page_size,
+              }),
+            );
+            if (!result) return;
+            lane.cursor = result.next;
+            lane.done = result.next === null;
+            add(result);
+          }
+        }),
+      );
+      if (chargeLanes.every((l) => l.done)) p.phase = 'pending';
     }
-    while (p.phase === 'pending' && budget-- > 0) {
-      const page = await reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size });
-      p.pending_cursor = page.next;
-      if (page.next === null) p.phase = 'recoveries';
-      add(page);
+    while (p.phase === 'pending' && budget > 0) {
+      budget--;
+      const result = await page('pending', p.pending_cursor, () =>
+        reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size }),
+      );
+      if (!result) break;
+      p.pending_cursor = result.next;
+      if (result.next === null) p.phase = 'recoveries';
+      add(result);
     }
-    while (p.phase === 'recoveries' && budget-- > 0) {
-      const page = await reconcileRecoveriesPage({
-        from: p.from,
-        to: p.to,
-        after: p.recoveries_cursor,
-        limit: input.page_size,
-      });
-      p.recoveries_cursor = page.next;
-      if (page.next === null) p.phase = 'done';
-      add(page);
+    if (p.phase === 'recoveries' && budget > 0) {
+      const recoveryLanes = (p.recovery_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
+        ...s,
+        cursor: null,
+        done: false,
+      })));
+      await Promise.all(
+        recoveryLanes.map(async (lane) => {
+          while (!lane.done && budget > 0) {
+            budget--;
+            const after = lane.cursor ? `${lane.cursor.occurred_at} ${lane.cursor.id}` : null;
+            const result = await page('recoveries', where(lane, after), () =>
+              reconcileRecoveriesPage({ from: lane.from, to: lane.to, after: lane.cursor, limit: input.page_size }),
+            );
+            if (!result) return;
+            lane.cursor = result.next;
+            lane.done = result.next === null;
+            add(result);
+          }
+        }),
+      );
+      if (recoveryLanes.every((l) => l.done)) p.phase = 'done';
     }
   } catch (err) {
     // Cancelled by ops: Canceled in the UI, not a failure to alert on.
@@ -159,8 +252,14 @@ export async function gatewayReconciliationWorkflow(
 
 function report(p: GatewayReconciliationProgress): void {
   const flagged = FLAG_KINDS.filter((k) => p.flagged[k] > 0).map((k) => `${k} ${p.flagged[k]}`);
+  const failing = p.failing
+    ? `**Failing since ${p.failing.since}** (${p.failing.failures} rounds): the ${p.failing.phase} page after ` +
+      `${p.failing.after ?? 'the start'}: ${p.failing.error}. Tried again at ${p.failing.next_try_at}, until it ` +
+      'goes through (docs/runbook.md, PersonaGatewayReconciliationStuck).\n\n'
+    : '';
   setCurrentDetails(
     `**Gateway reconciliation** ${p.from} – ${p.to}: ${p.phase}\n\n` +
+      failing +
       `${p.counts.charges} charges compared (${p.counts.matched} matched, ${p.counts.in_flight} in flight), ` +
       `${p.counts.recoveries} recorded recoveries checked, ${p.counts.methods_checked} tokens asked.\n\n` +
       `Repaired: ${p.repaired.recovery_recorded} recoveries recorded, ${p.repaired.method_deactivated} methods ` +

@@ -97,6 +97,12 @@ export function markGatewayReconciliationFinished(): void {
   metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
 }
 
+export function countGatewayReconciliationPageFailure(
+  phase: ValueOf<typeof BUSINESS_METRICS.gatewayReconciliationPageFailures, 'phase'>,
+): void {
+  add(BUSINESS_METRICS.gatewayReconciliationPageFailures, 1, { phase });
+}
+
 export function countIdentityMerge(outcome: ValueOf<typeof BUSINESS_METRICS.identityMerges, 'outcome'>): void {
   add(BUSINESS_METRICS.identityMerges, 1, { outcome });
 }

@@ -14,7 +14,9 @@ import type { ReconciliationActivities } from '../../activities/reconciliation';
 import {
   GATEWAY_RECONCILIATION_FAILED,
   emptyCounts,
+  gatewayReconciliationProgressQuery,
   type ChargesPageRequest,
+  type GatewayReconciliationInput,
   type RecoveriesPageRequest,
 } from '../../temporal/reconciliation';
 import { gatewayReconciliationWorkflow } from '../../workflows';
@@ -28,7 +30,7 @@ useWorkflowTestEnv((e, b) => {
   bundle = b;
 });
 
-async function reconcile(activities: ReconciliationActivities) {
+async function reconcile(activities: ReconciliationActivities, extra: Partial<GatewayReconciliationInput> = {}) {
   const taskQueue = `reconcile-${randomUUID()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -39,7 +41,7 @@ async function reconcile(activities: ReconciliationActivities) {
   const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
     taskQueue,
     workflowId: `gateway-reconciliation-test-${randomUUID()}`,
-    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2 }],
+    args: [{ lookback_hours: 26, grace_minutes: 30, page_size: 2, lanes: 1, ...extra }],
   });
   const outcome = await worker.runUntil(
     handle.result().then(
@@ -154,5 +156,143 @@ describe('gatewayReconciliationWorkflow', () => {
     expect(cause?.message).toMatch(
       /failed after every retry \(the gateway answered 503\); .*compares the window again$/,
     );
+  });
+
+  it("a restore's run takes a page that failed every attempt again until it goes through", async () => {
+    const attempts = reconciliationPage.retry?.maximumAttempts ?? 10;
+    // The first charges page fails two whole rounds of attempts and a few more, then goes through.
+    let calls = 0;
+    const charges: (string | null)[] = [];
+    const { result, error } = await reconcile(
+      {
+        reconcileChargesPage: async (req) => {
+          calls++;
+          if (calls <= 2 * attempts + 3) throw new Error('the gateway answered 503');
+          charges.push(req.starting_after);
+          const first = req.starting_after === null;
+          return {
+            counts: { ...emptyCounts(), charges: 2, matched: 2 },
+            repairs: [],
+            flags: [],
+            next: first ? 'ch_2' : null,
+          };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async () => ({
+          counts: { ...emptyCounts(), recoveries: 1 },
+          repairs: [],
+          flags: [],
+          next: null,
+        }),
+      },
+      { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, until_covered: true },
+    );
+    expect(error).toBeNull();
+    // The window is covered from its first page on: both pages of charges, then the other passes.
+    expect(charges).toEqual([null, 'ch_2']);
+    expect(result).toMatchObject({
+      phase: 'done',
+      from: '2026-11-01T00:00:00Z',
+      to: '2026-11-02T00:00:00Z',
+      pages: 4,
+      counts: { charges: 4, matched: 4, recoveries: 1 },
+      failing: null,
+    });
+    expect(result?.finished_at).not.toBeNull();
+  });
+
+  it("a restore's run whose page keeps failing says which page and why, and keeps trying", async () => {
+    let calls = 0;
+    const taskQueue = `reconcile-${randomUUID()}`;
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: {
+        reconcileChargesPage: async (req: ChargesPageRequest) => {
+          calls++;
+          if (req.starting_after === 'ch_2') throw new Error('the gateway answered 503');
+          return { counts: { ...emptyCounts(), charges: 2 }, repairs: [], flags: [], next: 'ch_2' };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+      } satisfies ReconciliationActivities,
+    });
+    const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
+      taskQueue,
+      workflowId: `gateway-reconciliation-test-${randomUUID()}`,
+      args: [
+        {
+          lookback_hours: 0,
+          grace_minutes: 0,
+          page_size: 2,
+          lanes: 1,
+          window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' },
+          until_covered: true,
+        },
+      ],
+    });
+    const progress = await worker.runUntil(async () => {
+      for (;;) {
+        await env.sleep('20 minutes');
+        const p = await handle.query(gatewayReconciliationProgressQuery);
+        if ((p.failing?.failures ?? 0) >= 3) return p;
+      }
+    });
+    // Still running, stuck on the second charges page, with the gateway's answer and since when.
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    expect(progress).toMatchObject({
+      phase: 'charges',
+      pages: 1,
+      finished_at: null,
+      failing: { phase: 'charges', after: 'ch_2', error: expect.stringContaining('503') },
+    });
+    expect(Date.parse(progress.failing?.next_try_at ?? '')).toBeGreaterThan(Date.parse(progress.failing?.since ?? ''));
+    // Each round is the activity's whole retry policy: it was asked again and again, not given up on.
+    expect(calls).toBeGreaterThan(3 * (reconciliationPage.retry?.maximumAttempts ?? 10));
+    await handle.terminate('test over');
+  });
+
+  it('runs the charges and the recorded recoveries in lanes: slices covering the window, side by side', async () => {
+    const charges: ChargesPageRequest[] = [];
+    const recoveries: RecoveriesPageRequest[] = [];
+    let inFlight = 0;
+    let overlapped = 0;
+    const { result } = await reconcile(
+      {
+        reconcileChargesPage: async (req) => {
+          charges.push(req);
+          inFlight++;
+          // Every lane's first page waits for another lane's: they only all finish if they run at once.
+          if (inFlight > 1) overlapped++;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          inFlight--;
+          return {
+            counts: { ...emptyCounts(), charges: 1, matched: 1 },
+            repairs: [],
+            flags: [],
+            next: req.starting_after === null ? `after-${req.from}` : null,
+          };
+        },
+        reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileRecoveriesPage: async (req) => {
+          recoveries.push(req);
+          return { counts: { ...emptyCounts(), recoveries: 1 }, repairs: [], flags: [], next: null };
+        },
+      },
+      { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, lanes: 3 },
+    );
+    const firsts = charges.filter((c) => c.starting_after === null).sort((a, b) => a.from.localeCompare(b.from));
+    expect(firsts.map((c) => [c.from, c.to])).toEqual([
+      ['2026-11-01T00:00:00Z', '2026-11-01T08:00:00.000Z'],
+      ['2026-11-01T08:00:00.000Z', '2026-11-01T16:00:00.000Z'],
+      ['2026-11-01T16:00:00.000Z', '2026-11-02T00:00:00Z'],
+    ]);
+    // Each lane paged on from its own cursor, within its own slice.
+    for (const f of firsts)
+      expect(charges.filter((c) => c.from === f.from).map((c) => c.starting_after)).toEqual([null, `after-${f.from}`]);
+    expect(overlapped).toBeGreaterThan(0);
+    expect(recoveries.map((r) => [r.from, r.to]).sort()).toEqual(firsts.map((c) => [c.from, c.to]));
+    expect(result).toMatchObject({ phase: 'done', pages: 10, counts: { charges: 6, matched: 6, recoveries: 3 } });
   });
 });
