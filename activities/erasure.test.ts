@@ -8,7 +8,7 @@ const recovery = (over: Partial<RecoveryStatus>): RecoveryStatus =>
   ({ state: 'recovering', attention: null, ...over }) as RecoveryStatus;
 
 describe('why an erasure waits', () => {
-  it('names a recovery’s charge of unknown outcome by its key, and other attentions by kind', () => {
+  it('names a recovery’s charge of unknown outcome, other attentions by kind, and no gateway words', () => {
     const attention = {
       kind: 'charge_unknown' as const,
       reason: 'the gateway stayed away through every retry',
@@ -20,8 +20,7 @@ describe('why an erasure waits', () => {
       overdue: true,
     };
     expect(recoveryWhy(recovery({ state: 'needs_attention', attention }))).toBe(
-      'payment recovery waits for ops: a charge of unknown outcome (key-1) since 2026-11-26T10:00:00.000Z, ' +
-        'overdue: the gateway stayed away through every retry',
+      'payment recovery waits for ops: a charge of unknown outcome since 2026-11-26T10:00:00.000Z, overdue',
     );
     const refused = { ...attention, kind: 'charge_refused' as const, unknown_charge: null, overdue: false };
     expect(recoveryWhy(recovery({ state: 'needs_attention', attention: refused }))).toMatch(
@@ -31,13 +30,13 @@ describe('why an erasure waits', () => {
     expect(recoveryWhy(recovery({ state: 'dunning' }))).toBe('payment recovery (dunning) has not taken the stop yet');
   });
 
-  it('names a review awaiting ops with its deadline, and another state with its problem', () => {
+  it('names a review awaiting ops with its deadline, and another state without its problem’s words', () => {
     const review = { state: 'awaiting_review', review_deadline: '2026-12-26T10:00:00.000Z', problem: null };
     expect(reviewWhy(review as FraudOutcomeStatus)).toBe(
       "fraud review awaits ops' decision (resolveReview) until 2026-12-26T10:00:00.000Z",
     );
     expect(reviewWhy({ ...review, state: 'applying', problem: 'Neo4j away' } as FraudOutcomeStatus)).toBe(
-      'fraud outcome (applying) has not ended yet: Neo4j away',
+      'fraud outcome (applying) has not ended yet (it reports a problem)',
     );
   });
 });

@@ -6,7 +6,7 @@ import { ApplicationFailure as Failure } from '@temporalio/common';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/merge';
-import { openProcessesOf } from '../graph/openProcesses';
+import { openProcessEntriesOf } from '../graph/openProcesses';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import type { ErasureBlocker } from '../temporal/erasure';
@@ -27,25 +27,32 @@ const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failu
 /** How long `whyErasureWaits` waits for one workflow's status query. */
 const QUERY_DEADLINE_MS = 5_000;
 
-/** Why a recovery is still open, in words, from its status. */
+/*
+ * What an overdue erasure says of each workflow holding it is kept in the erasure's own history,
+ * under the service key, after the customer's keys are gone: so it is built from states, kinds and
+ * times only — never a gateway's words, a problem's text or an error message, which may carry the
+ * customer's data. Ops read the rest in the workflow itself.
+ */
+
+/** Why a recovery is still open, in words, from its status (states, kinds and times only). */
 export function recoveryWhy(status: RecoveryStatus): string {
   const a = status.attention;
   if (status.state === 'needs_attention' && a)
     return (
       'payment recovery waits for ops' +
-      (a.unknown_charge ? `: a charge of unknown outcome (${a.unknown_charge})` : ` (${a.kind})`) +
-      ` since ${a.since}${a.overdue ? ', overdue' : ''}: ${a.reason}`
+      (a.unknown_charge ? ': a charge of unknown outcome' : ` (${a.kind})`) +
+      ` since ${a.since}${a.overdue ? ', overdue' : ''}`
     );
   if (status.state === 'recovering')
     return 'payment recovery has a charge under way: it takes the stop once the charge is recorded';
   return `payment recovery (${status.state}) has not taken the stop yet`;
 }
 
-/** Why a fraud outcome is still open, in words, from its status. */
+/** Why a fraud outcome is still open, in words, from its status (states and times only). */
 export function reviewWhy(status: FraudOutcomeStatus): string {
   if (status.state === 'awaiting_review')
     return `fraud review awaits ops' decision (resolveReview) until ${status.review_deadline ?? 'its deadline'}`;
-  return `fraud outcome (${status.state}) has not ended yet${status.problem ? `: ${status.problem}` : ''}`;
+  return `fraud outcome (${status.state}) has not ended yet${status.problem ? ' (it reports a problem)' : ''}`;
 }
 
 export function createErasureActivities({
@@ -124,10 +131,9 @@ export function createErasureActivities({
           else if (id.startsWith(fraudOutcomeWorkflowId('')))
             why = reviewWhy(await temporal.withDeadline(soon, () => handle.query(fraudOutcomeStatusQuery)));
           else why = `${described.type} does not close (running since ${since}; the erasure asked it to stop)`;
-        } catch (err) {
-          why = `${described.type} does not close (running since ${since}); its status could not be read: ${
-            err instanceof Error ? err.message : String(err)
-          }`;
+        } catch {
+          // Not the error's words: they stay out of the erasure's history (see above).
+          why = `${described.type} does not close (running since ${since}); its status could not be read`;
         }
         blockers.push({ workflow_id: id, why });
       }
@@ -239,8 +245,8 @@ export function createErasureActivities({
       const open: string[] = [];
       // The records merged into the customer are erased with it: their workflows' keys go too.
       const owners = [req.customer_id, ...(await mergedRecordsOf(graph, req.customer_id))];
-      const keyed = await openProcessesOf(graph, owners);
-      for (const id of keyed) {
+      const keyed = await openProcessEntriesOf(graph, owners);
+      for (const { id, starting } of keyed) {
         if (id === req.except) continue;
         const handle = temporal.workflow.getHandle(id);
         try {
@@ -262,6 +268,8 @@ export function createErasureActivities({
           else if (req.cancel_reviews || !id.startsWith(fraudOutcomeWorkflowId(''))) await handle.cancel();
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
+          // Registered moments ago and not started yet (the api registers, then starts): waited for.
+          if (starting) open.push(id);
         }
       }
       if (open.length > 0)

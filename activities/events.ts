@@ -126,9 +126,23 @@ function post(
       else resolve({ kind: 'unavailable', error: `no answer: ${err.message}` });
     };
     req.setTimeout(10_000, () => req.destroy(new Error('no answer within 10 s')));
+    // The whole post too, not only silence: a subscriber trickling a byte at a time must not hold
+    // a lane past the activity's heartbeat (Temporal would retry the page beside this attempt).
+    const whole = setTimeout(() => req.destroy(new Error('no complete answer within 10 s')), 10_000);
+    req.on('close', () => clearTimeout(whole));
     req.on('error', fail);
     req.end(body);
   });
+}
+
+/**
+ * Events delivered alone, after everything before them and before anything after: those of no
+ * customer (a device's), and those about two customers at once (a merge and its undo), so a
+ * consumer mirroring merges never sees the survivor's later events before the merge.
+ */
+const CROSS_CUSTOMER_TYPES: ReadonlySet<string> = new Set(['CustomersMerged', 'CustomersUnmerged']);
+function isBarrier(event: { customer_id: string | null; type: string }): boolean {
+  return event.customer_id === null || CROSS_CUSTOMER_TYPES.has(event.type);
 }
 
 /** The running activity's context, or null when called directly (a test). */
@@ -167,8 +181,8 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
     /**
      * Delivers up to `page_size` events after the graph checkpoint, by customer: each customer's
      * events go out one after another in feed order, different customers' side by side (up to
-     * `concurrency` posts at once). An event of no customer (a device's) is a barrier: everything
-     * before it is delivered first, then it, then what follows. A refusal for good parks that
+     * `concurrency` posts at once). An event of no customer (a device's) or of two (a merge) is
+     * a barrier: everything before it is delivered first, then it, then what follows. A refusal for good parks that
      * event and its customer goes on; "not now" (5xx, 408, 429, no answer) stops that customer
      * there, and nothing after it of that customer goes out. The checkpoint's cursor then stops
      * before the first event not delivered, the events after it already delivered or parked are
@@ -229,7 +243,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
       let from = 0;
       while (from < entries.length && !cancelled && blocks.length === 0) {
         const first = entries[from] as (typeof entries)[number];
-        if (first.event.customer_id === null) {
+        if (isBarrier(first.event)) {
           await deliverLane([from]);
           from++;
           continue;
@@ -237,8 +251,9 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
         const lanes = new Map<string, number[]>();
         let to = from;
         for (; to < entries.length; to++) {
-          const customer = (entries[to] as (typeof entries)[number]).event.customer_id;
-          if (customer === null) break;
+          const { event } = entries[to] as (typeof entries)[number];
+          const customer = event.customer_id;
+          if (customer === null || isBarrier(event)) break;
           const lane = lanes.get(customer);
           if (lane) lane.push(to);
           else lanes.set(customer, [to]);

@@ -14,7 +14,7 @@ import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
 import { runningOpenProcesses } from '../graph/openProcesses';
 import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId } from '../temporal/recovery';
-import { isRunning, runningCustomerWorkflows } from '../temporal/connection';
+import { runningCustomerWorkflows, workflowState } from '../temporal/connection';
 import { domain } from './domain';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
@@ -53,7 +53,7 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
      */
     async listRunningRecoveries(req: { customer_id: string }): Promise<string[]> {
       const running = new Set<string>(
-        (await runningOpenProcesses(graph, [req.customer_id], (id) => isRunning(temporal, id))).filter((id) =>
+        (await runningOpenProcesses(graph, [req.customer_id], (id) => workflowState(temporal, id))).filter((id) =>
           id.startsWith(recoveryWorkflowId('')),
         ),
       );

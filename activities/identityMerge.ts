@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import { runningOpenProcesses } from '../graph/openProcesses';
 import type { Graph } from '../graph/graph';
 import { mergeCustomers, unmergeCustomers, type MergeRequest } from '../graph/merge';
-import { isRunning, runningCustomerWorkflows } from '../temporal/connection';
+import { runningCustomerWorkflows, workflowState } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import type { MergeSummary, UnmergeSummary } from '../temporal/identityMerge';
 import { recoveryWorkflowId } from '../temporal/recovery';
@@ -71,7 +71,7 @@ export function createIdentityMergeActivities({ graph, temporal }: { graph: Grap
       const ours = (id: string): boolean => prefixes.some((p) => id.startsWith(p));
       const customers = [req.customer_id, ...(req.also ?? [])];
       const running = new Set<string>(
-        (await runningOpenProcesses(graph, customers, (id) => isRunning(temporal, id))).filter(ours),
+        (await runningOpenProcesses(graph, customers, (id) => workflowState(temporal, id))).filter(ours),
       );
       for (const customerId of customers)
         for (const id of await runningCustomerWorkflows(temporal, customerId)) if (ours(id)) running.add(id);

@@ -23,7 +23,7 @@ import { expiryScanSettings } from '../temporal/schedules';
 import { oneTaskQueue, taskQueuesOf, type TaskQueues } from '../temporal/taskQueues';
 import { createAuthenticator, type Authenticator } from './auth';
 import { onCommit } from '../graph/graph';
-import { provisionHistoryKey } from '../graph/historyKeys';
+import { processWorkflowCustomers, provisionHistoryKey } from '../graph/historyKeys';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import type { PersonaPayloadCodec } from '../temporal/payloadCodec';
 import { ChangeTailer } from './changeTailer';
@@ -105,6 +105,11 @@ export interface ApiDeps {
   payloads: {
     /** Makes a customer workflow's history key and links it to the customer, before the workflow starts. */
     provision: (workflowId: string, customerId: string) => Promise<void>;
+    /**
+     * Undoes what `provision` told this process's codecs when the start did not happen (refused,
+     * or the id was taken meanwhile): the workflow id may be another customer's.
+     */
+    release?: (workflowId: string, customerId: string) => void;
     /** The codec server's codec (/codec/*): no key cache, so an erasure's destroyed keys are gone for it at once. */
     codec: PersonaPayloadCodec;
     /** The Temporal UI's origin, allowed to call the codec server from a browser (CORS); '' for none. */
@@ -212,6 +217,7 @@ export function apiDepsFromConfig(
     payloads: {
       provision: (workflowId, customerId) =>
         provisionHistoryKey(parts.graph, config.payloadKeys, workflowId, customerId),
+      release: (workflowId, customerId) => processWorkflowCustomers.forget(workflowId, customerId),
       codec: payloadCodecFromConfig(config, parts.graph, 'none'),
       corsOrigin: config.PERSONA_CODEC_CORS_ORIGIN,
     },

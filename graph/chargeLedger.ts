@@ -29,6 +29,7 @@
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { readTx, writeTx, type Graph } from './graph';
+import { registerOpenProcessTx } from './openProcesses';
 
 export type RecoveryLedgerState = 'recovering' | 'recovered' | 'failed' | 'stopped';
 /** The states in which a recovery is over for good: a payment is recovered once, ever. */
@@ -283,10 +284,20 @@ const failureParams = (f: ReportedFailure) => ({ ...f, amount: neo4j.int(f.amoun
 export async function reserveRecovery(
   g: Graph,
   f: ReportedFailure,
+  /** The recovery's workflow: joins the customer's open processes in the same transaction, before it starts. */
+  workflowId?: string,
 ): Promise<{ created: boolean; recovery: RecoveryLedger }> {
   return writeTx(g, async (tx) => {
     const r = (await tx.run(CYPHER.reserve, { f: failureParams(f) })).records[0];
-    return { created: r?.get('created') === true, recovery: recoveryOf(r?.get('recovery')) as RecoveryLedger };
+    const reserved = {
+      created: r?.get('created') === true,
+      recovery: recoveryOf(r?.get('recovery')) as RecoveryLedger,
+    };
+    // Only a recovery about to start: an ended or running one starts nothing (api/services/recovery.ts).
+    const toStart = reserved.recovery.state === 'recovering' && reserved.recovery.started_at === null;
+    if (workflowId !== undefined && toStart && reserved.recovery.customer_id === f.customer_id)
+      await registerOpenProcessTx(tx, workflowId, f.customer_id);
+    return reserved;
   });
 }
 

@@ -90,6 +90,10 @@ export class WorkflowCustomers {
     if (known === undefined) this.map.set(workflowId, customerId);
     return true;
   }
+  /** Forgets that the workflow is the customer's (its start was refused: the id may be another's). */
+  forget(workflowId: string, customerId: string): void {
+    if (this.map.get(workflowId) === customerId) this.map.delete(workflowId);
+  }
 }
 
 /** The process's directory, shared by its codecs (the api's start tells its client's codec). */

@@ -193,6 +193,16 @@ export async function runningCustomerWorkflows(
   return ids;
 }
 
+/** Whether the workflow (its latest run) runs, closed, or does not exist (not started, or gone with the retention). */
+export async function workflowState(client: Client, workflowId: string): Promise<'running' | 'closed' | 'missing'> {
+  try {
+    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING' ? 'running' : 'closed';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'missing';
+    throw err;
+  }
+}
+
 /** Whether the workflow (its latest run) is running: false when it closed or does not exist. */
 export async function isRunning(client: Client, workflowId: string): Promise<boolean> {
   try {

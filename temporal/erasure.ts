@@ -45,7 +45,7 @@ export type ErasureWaitOn = (typeof ERASURE_WAITS)[number];
 /** One workflow that holds an erasure, and why, in words. */
 export interface ErasureBlocker {
   workflow_id: string;
-  /** E.g. "payment recovery: waits for ops: a charge of unknown outcome (…)"; null before it was looked at. */
+  /** E.g. "payment recovery waits for ops: a charge of unknown outcome since …"; null before it was looked at. */
   why: string | null;
 }
 

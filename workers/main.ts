@@ -19,7 +19,8 @@ import {
   workerDeploymentVersion,
   workerSlots,
 } from '../config/env';
-import { activitySlotsOf, countersQueueOf, createWorkerSet } from './workerSet';
+import { countersQueueOf, createWorkerSet, graphSessionsOf } from './workerSet';
+import { SETTLE_CONCURRENCY } from '../activities/reconciliation';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -78,8 +79,9 @@ async function main(): Promise<void> {
     queueOf: countersQueueOf(config),
   });
 
-  // No activity waits for a pooled connection: one per activity slot of every kind run here, and some to spare.
-  const driver = createDriver(config, { maxConnectionPoolSize: activitySlotsOf(config) + 10 });
+  // No activity waits for a pooled connection: one per activity slot of every kind run here (a bulk
+  // slot's reconciliation page SETTLE_CONCURRENCY), and some to spare (workers/workerSet.ts).
+  const driver = createDriver(config, { maxConnectionPoolSize: graphSessionsOf(config, SETTLE_CONCURRENCY) + 10 });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
   const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');

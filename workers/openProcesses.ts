@@ -1,7 +1,8 @@
 /**
  * The worker's side of the customers' open processes (graph/openProcesses.ts):
- *   - registered by the first activity of a payment recovery or fraud outcome that this worker
- *     process runs (`openProcessActivityInterceptor`): the customer is the one whose history key
+ *   - registered again by the first activity of a payment recovery or fraud outcome that this
+ *     worker process runs (`openProcessActivityInterceptor`; the api registered it before its
+ *     start: this covers one started another way): the customer is the one whose history key
  *     the activity's input was encrypted under (the codec learnt it decoding that input). Once
  *     per workflow and process; an activity whose registration fails is retried, so a workflow
  *     that ran an activity is in the set. An onboarding registers in its own graph transaction.
@@ -13,7 +14,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityInterceptorsFactory, InjectedSinks } from '@temporalio/worker';
 import { LRUCache } from 'lru-cache';
-import { InvalidStateError } from '../graph/errors';
+import { ConflictError, InvalidStateError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { closeOpenProcess, registerOpenProcess } from '../graph/openProcesses';
 import { isOpenProcessWorkflow, type OpenProcessSinks } from '../temporal/openProcesses';
@@ -40,6 +41,8 @@ export function openProcessActivityInterceptor(graph: Graph, codec: PersonaPaylo
               // Its key is destroyed: nothing of it can be read or written any more.
               if (err instanceof InvalidStateError)
                 throw ApplicationFailure.create({ type: 'CustomerErased', message: err.message, nonRetryable: true });
+              if (err instanceof ConflictError)
+                throw ApplicationFailure.create({ type: 'AnotherCustomers', message: err.message, nonRetryable: true });
               throw err;
             }
             registered.set(workflowId, true);
@@ -59,8 +62,11 @@ export function openProcessSinks(
   return {
     openProcesses: {
       closed: {
-        fn: async (info) => {
-          await closeOpenProcess(graph, info.workflowId).catch((err: unknown) => onError(info.workflowId, err));
+        // Not awaited: the SDK waits for a sink's call before it completes the activation, and a
+        // Neo4j brownout must not hold up every customer workflow's last task. A removal lost so
+        // (or to a worker dying) leaves an entry the next lister drops (graph/openProcesses.ts).
+        fn: (info) => {
+          void closeOpenProcess(graph, info.workflowId).catch((err: unknown) => onError(info.workflowId, err));
         },
         callDuringReplay: false,
       },

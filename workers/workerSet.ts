@@ -68,9 +68,17 @@ export interface WorkerSet {
   notRunning(): string[];
 }
 
-/** The activity slots of the kinds this configuration runs, summed: its Neo4j pool is sized from it. */
-export function activitySlotsOf(s: WorkerSetSettings): number {
-  return s.PERSONA_WORKER_KINDS.reduce((sum, kind) => sum + workerSlots(s, kind).activities, 0);
+/**
+ * The Neo4j sessions this configuration's activities can hold at once, so that none waits for a
+ * pooled connection: one per activity slot, except a bulk slot, whose reconciliation page settles
+ * up to `SETTLE_CONCURRENCY` charges side by side (activities/reconciliation.ts). A bulk backlog
+ * then cannot take the connections a charge needs.
+ */
+export function graphSessionsOf(s: WorkerSetSettings, settleConcurrency: number): number {
+  return s.PERSONA_WORKER_KINDS.reduce(
+    (sum, kind) => sum + workerSlots(s, kind).activities * (kind === 'bulk' ? settleConcurrency : 1),
+    0,
+  );
 }
 
 /**

@@ -131,7 +131,8 @@ export async function gatewayReconciliationWorkflow(
         return result;
       } catch (err) {
         if (!input.until_covered || isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
-        const failures = (p.failing?.failures ?? 0) + 1;
+        // Counted per page: another lane's failing page does not lengthen this one's pause.
+        const failures = mine() ? (p.failing?.failures ?? 0) + 1 : 1;
         const pause = untilCoveredPause(failures);
         const nowMs = Date.now();
         p.failing = {

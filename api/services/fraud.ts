@@ -21,6 +21,7 @@ import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
+import { registerOpenProcess } from '../../graph/openProcesses';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
@@ -60,6 +61,8 @@ export async function reportFraudOutcome(
   // Its history is encrypted under a key of its own, the customer's: erasure destroys it.
   await deps.payloads.provision(workflowId, report.customer_id);
   try {
+    // It joins the customer's open processes before it starts: an erasure then waits for it.
+    await registerOpenProcess(deps.graph, workflowId, report.customer_id);
     await deps.temporal.client.workflow.start<typeof fraudOutcomeWorkflow>(FRAUD_OUTCOME_WORKFLOW_TYPE, {
       workflowId,
       taskQueue: taskQueueFor(deps.temporal.taskQueues, FRAUD_OUTCOME_WORKFLOW_TYPE),
@@ -77,6 +80,8 @@ export async function reportFraudOutcome(
       staticSummary: `Fraud outcome ${report.outcome_id} — ${SUMMARY[report.outcome]}`,
     });
   } catch (err) {
+    // Not started by this report: the id may be another customer's, so this process forgets whose it said.
+    deps.payloads.release?.(workflowId, report.customer_id);
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   return { workflow_id: workflowId, ...mergedInto(report === reported ? null : customer_id) };

@@ -70,7 +70,25 @@ export async function reportPaymentFailure(
   // Its history is encrypted under a key of its own, the customer's: erasure destroys it. Made
   // before the reservation: a payment id another customer's recovery holds is refused here (409).
   await deps.payloads.provision(workflowId, f.customer_id);
-  const { created, recovery } = await reserveRecovery(deps.graph, f);
+  try {
+    return await reserveAndStart(deps, f, workflowId, answer);
+  } catch (err) {
+    deps.payloads.release?.(workflowId, f.customer_id);
+    throw err;
+  }
+}
+
+/**
+ * Reserves the recovery, which joins the customer's open processes in that transaction (an erasure
+ * then waits for it), and starts its workflow unless it ran or runs already.
+ */
+async function reserveAndStart(
+  deps: ApiDeps,
+  f: PaymentFailure,
+  workflowId: string,
+  answer: { workflow_id: string; merged_into?: string },
+): Promise<{ workflow_id: string; merged_into?: string }> {
+  const { created, recovery } = await reserveRecovery(deps.graph, f, workflowId);
   if (!created) {
     // A payment id names one payment: a report of it with other facts is refused, never merged in.
     const reservedFor = (await followMerge(deps.graph, recovery.customer_id).catch(() => null))?.id;

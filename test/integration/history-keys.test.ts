@@ -9,7 +9,10 @@ import type proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFraudActivities } from '../../activities/fraud';
 import type { Graph } from '../../graph/graph';
-import { provisionHistoryKey, WorkflowCustomers } from '../../graph/historyKeys';
+import { processWorkflowCustomers, provisionHistoryKey, WorkflowCustomers } from '../../graph/historyKeys';
+import { reserveRecovery } from '../../graph/chargeLedger';
+import { registerOpenProcess } from '../../graph/openProcesses';
+import { createErasureActivities } from '../../activities/erasure';
 import { mergeCustomers } from '../../graph/merge';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { payloadCodecFromConfig, payloadKeyId } from '../../temporal/payloadCodec';
@@ -170,14 +173,13 @@ describe('history keys per customer, and its open processes', () => {
   });
 
   it(
-    'keeps the open processes: a recovery joins at its first activity, leaves when it closes; ' +
+    'keeps the open processes: a recovery joins when it is reserved, leaves when it closes; ' +
       'a terminated one is dropped by the next listing',
     async () => {
       const ada = await onboard();
       expect(await openProcessesOf(ada.customerId)).toEqual([]);
       const cancelled = await reportFailure(ada.customerId, ada.cardId);
       const terminated = await reportFailure(ada.customerId, ada.cardId);
-      await until(async () => (await openProcessesOf(ada.customerId)).length === 2);
       expect(await openProcessesOf(ada.customerId)).toEqual([cancelled, terminated].sort());
 
       // Closed by its own code: the worker removes it.
@@ -191,6 +193,59 @@ describe('history keys per customer, and its open processes', () => {
       const fraud = createFraudActivities({ graph: h.graph, temporal: h.client });
       expect(await fraud.listRunningRecoveries({ customer_id: ada.customerId })).toEqual([]);
       expect(await openProcessesOf(ada.customerId)).toEqual([]);
+    },
+  );
+
+  it(
+    'a recovery joins its customer’s open processes when reserved, before it starts, and holds the erasure; ' +
+      'another customer’s report of its id is refused and leaves no binding behind',
+    async () => {
+      const ada = await onboard();
+      const bob = await onboard();
+      const payment = paymentId();
+      const workflowId = recoveryWorkflowId(payment);
+      const failure = {
+        payment_id: payment,
+        customer_id: ada.customerId,
+        payment_method_id: ada.cardId,
+        amount: 999,
+        currency: 'EUR',
+        decline_code: 'insufficient_funds',
+      };
+      // Reserved, never started (the api died in between): in the set at once, before any activity.
+      await reserveRecovery(h.graph, failure, workflowId);
+      expect(await openProcessesOf(ada.customerId)).toEqual([workflowId]);
+      // An erasure now waits for it (its start may be on its way) rather than destroy the key under it.
+      const erasure = createErasureActivities({ graph: h.graph, temporal: h.client });
+      await expect(
+        erasure.historyWorkflowsClosed({ customer_id: ada.customerId, except: '', cancel_reviews: false }),
+      ).rejects.toThrow(new RegExp(`still open: ${workflowId}`));
+      // Nobody can register it for another customer.
+      await expect(registerOpenProcess(h.graph, workflowId, bob.customerId)).rejects.toThrow(/another customer/);
+
+      // Another customer's report of the same payment id: refused by the open process (409), unbound.
+      const token = await h.token('payments:report');
+      const report = (customerId: string, cardId: string) =>
+        h.app.request('/api/v1/payment-failures', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ ...failure, customer_id: customerId, payment_method_id: cardId }),
+        });
+      expect((await report(bob.customerId, bob.cardId)).status).toBe(409);
+      expect(processWorkflowCustomers.get(workflowId)).toBeUndefined();
+      // Even when the set no longer names it (a stale entry dropped), the reservation refuses it and
+      // this process forgets the binding its provision made: nothing of it goes under bob's key.
+      await h.graph.query('MATCH (p:OpenProcess {id: $id}) DETACH DELETE p', { id: workflowId });
+      expect((await report(bob.customerId, bob.cardId)).status).toBe(409);
+      expect(processWorkflowCustomers.get(workflowId)).toBeUndefined();
+      // Ada's own report starts it, under her key.
+      expect((await report(ada.customerId, ada.cardId)).status).toBe(202);
+      expect(processWorkflowCustomers.get(workflowId)).toBe(ada.customerId);
+      await until(async () => (await rawPayloads(workflowId)).length > 0);
+      expect(new Set((await rawPayloads(workflowId)).map((p) => payloadKeyId(asPayload(p))))).toEqual(
+        new Set([`history:customer:${ada.customerId}`]),
+      );
+      await h.client.workflow.getHandle(workflowId).terminate('test: done');
     },
   );
 
