@@ -133,6 +133,21 @@ export class UnreadablePayloadError extends Error {
   }
 }
 
+/**
+ * A payload for a customer workflow whose customer this process cannot name: it was never started,
+ * or it has closed (it left its customer's open processes). Nothing is sent; whoever addresses it
+ * tells the two apart (temporal/updates.ts `updateRefusalOf`: 404 or 409).
+ */
+export class WorkflowCustomerUnknownError extends Error {
+  constructor(readonly workflowId: string) {
+    super(
+      `the customer of workflow ${workflowId} is not known here (not started by this process, no payload ` +
+        'of it decoded, not among any customer’s open processes): nothing can be sent to it',
+    );
+    this.name = 'WorkflowCustomerUnknownError';
+  }
+}
+
 /** A payload whose key is gone: its history key was destroyed (erasure), or never existed here. */
 export class PayloadKeyUnavailableError extends UnreadablePayloadError {
   constructor(keyId: string) {
@@ -246,13 +261,9 @@ export class PersonaPayloadCodec implements PayloadCodec {
   private async historyKeyIdFor(store: HistoryKeyStore, workflowId: string): Promise<string> {
     if (workflowId.startsWith(ONBOARDING_PREFIX)) return workflowId;
     const customerId = await store.customerOf(workflowId);
-    if (customerId === null)
-      // A worker learns it from the workflow's input at its next (replaying) task; a client must
-      // have started the workflow itself, or address one that has registered as open.
-      throw new Error(
-        `the customer of workflow ${workflowId} is not known here (not started by this process, no payload ` +
-          'of it decoded, not among any customer’s open processes): its payloads cannot be encrypted yet',
-      );
+    // A worker learns it from the workflow's input at its next (replaying) task; a client must
+    // have started the workflow itself, or address one that is among its customer's open processes.
+    if (customerId === null) throw new WorkflowCustomerUnknownError(workflowId);
     return customerKeyId(customerId);
   }
 

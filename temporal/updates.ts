@@ -21,6 +21,10 @@ export type UpdateRefusal =
 
 const UNKNOWN_UPDATE = 'No registered handler for update';
 
+/** The payload codec's WorkflowCustomerUnknownError (by name: this module stays free of the codec's imports). */
+const isCustomerUnknown = (err: unknown): boolean =>
+  err instanceof Error && (err.name === 'WorkflowCustomerUnknownError' || isCustomerUnknown(err.cause));
+
 /** Classifies an error of `executeUpdate`; undefined when it is something else (a service error). */
 export async function updateRefusalOf(err: unknown, handle: WorkflowHandle): Promise<UpdateRefusal | undefined> {
   if (err instanceof WorkflowUpdateFailedError) {
@@ -28,10 +32,13 @@ export async function updateRefusalOf(err: unknown, handle: WorkflowHandle): Pro
     const reason = cause instanceof ApplicationFailure || cause instanceof Error ? cause.message : err.message;
     return reason.startsWith(UNKNOWN_UPDATE) ? { kind: 'unknown_update' } : { kind: 'refused', reason };
   }
-  if (err instanceof WorkflowNotFoundError) {
-    // The server answers NOT_FOUND for an Update to a closed run too: tell the two apart.
+  // The codec could not name the workflow's customer: it never started, or it closed (or else it runs
+  // and this is a service error). The same NOT_FOUND for an Update to a closed run: told apart.
+  if (err instanceof WorkflowNotFoundError || isCustomerUnknown(err)) {
     try {
-      await handle.describe();
+      const described = await handle.describe();
+      // Running: the codec's miss was something else (a service error), not a refusal.
+      if (!(err instanceof WorkflowNotFoundError) && described.status.name === 'RUNNING') return undefined;
       return { kind: 'ended' };
     } catch (again) {
       if (again instanceof WorkflowNotFoundError) return { kind: 'not_found' };
