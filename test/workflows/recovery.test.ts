@@ -1240,14 +1240,21 @@ describe('payment recovery off the happy path: it never fails, and never strands
       methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: {},
       charge: async (a) => {
+        // For good (the processor refused to name the card): what is skippable is the point here; a
+        // charge's retries running out is the test above. No skipped time to wait through, so the
+        // test server's clock (shared by the file) cannot run past what the test waits for.
         if (a.payment_method_id === 'pm-a')
-          throw ApplicationFailure.create({ type: 'ChargeNotSent', message: 'the processor could not name the card' });
+          throw ApplicationFailure.create({
+            type: 'ChargeNotSent',
+            message: 'the processor could not name the card',
+            nonRetryable: true,
+          });
         return undefined;
       },
     };
     const { status } = await run(world, failure(), {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        await until(async () => (await stateOf(handle)) === 'needs_attention');
         expect((await handle.query(recoveryStatusQuery)).attention).toMatchObject({
           skippable: true,
           unknown_charge: null,
