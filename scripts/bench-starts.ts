@@ -16,6 +16,9 @@
  *     from the process's cache. Each customer's key is made once before the timing (the first
  *     start of a customer makes it: one write per customer, ever).
  *
+ * Then the key handling alone, old and new: the provision and the encoding of the start's input
+ * by the client's codec, without the Temporal call (what the change moved off the start).
+ *
  * The customers are the graph's (`npm run seed` loads a large graph; at least `--customers` of
  * them are used, or all there are). Rounds alternate old and new, the first of each pair
  * swapping. The old set-up's key nodes are removed at the end.
@@ -267,6 +270,46 @@ async function main(): Promise<void> {
       results.old.rates.reduce((a, b) => a + b, 0),
     );
   console.log(`new / old: ${f2(ratio)}x`);
+
+  // The key handling alone, the part issue 46 changed: provision, then encode the start's input
+  // as the client's codec does (no Temporal call), the same concurrency and customers.
+  console.log('\nthe key handling alone (provision + encode the input, no Temporal start):');
+  const input = {
+    metadata: { encoding: new TextEncoder().encode('json/plain') },
+    data: new TextEncoder().encode('[0]'),
+  };
+  const alone: Record<'old' | 'new', { rate: number; latencies: number[] }> = {
+    old: { rate: 0, latencies: [] },
+    new: { rate: 0, latencies: [] },
+  };
+  for (const name of ['new', 'old'] as const) {
+    const setup = setups[name];
+    let next = 0;
+    const began = Date.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= starts) return;
+          const customerId = customers[(seq + i) % customers.length] as string;
+          const workflowId = `fraud-outcome-bench-${name}-${run}-keys-${i}`;
+          const t0 = performance.now();
+          await setup.provision(workflowId, customerId);
+          await setup.codec.encode([input], { type: 'workflow', namespace: config.TEMPORAL_NAMESPACE, workflowId });
+          alone[name].latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    alone[name].rate = starts / ((Date.now() - began) / 1000);
+  }
+  for (const name of ['old', 'new'] as const) {
+    const s = summarise(alone[name].latencies);
+    console.log(
+      `${name.padEnd(6)}  ${f2(alone[name].rate).padStart(8)}/s`.padEnd(34) +
+        `  ${f2(s.p50)} / ${f2(s.p95)} / ${f2(s.p99)} ms`,
+    );
+  }
+  console.log(`new / old: ${f2(alone.new.rate / Math.max(1e-9, alone.old.rate))}x`);
 
   // Clean up: the old set-up's per-workflow key nodes (the new one made none).
   let removed = 0;
