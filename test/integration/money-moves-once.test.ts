@@ -66,6 +66,7 @@ import {
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 import { mulberry32 } from '../../scripts/random';
 import { openTestGraph, type TestGraph } from '../support/graph';
+import { openProcessSinks } from '../../workers/openProcesses';
 import { cardIdentity } from '../support/recovery';
 import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../support/temporal';
 import { createFixtureActivities } from '../fixtures/activities';
@@ -622,6 +623,8 @@ async function startShard(n: number): Promise<Shard> {
       taskQueue,
       workflowBundle: bundle,
       maxCachedWorkflows: 500,
+      // A recovery leaves its customer's open processes when it closes, as on the real worker.
+      sinks: openProcessSinks(graph, () => undefined),
     }),
   );
   return shard;

@@ -23,6 +23,7 @@ import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/grap
 import { testDeploymentName } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
+import { openProcessSinks } from '../../workers/openProcesses';
 
 /**
  * A bulk backlog does not delay a charge. The worker set is built by the same function the worker
@@ -78,6 +79,7 @@ beforeAll(async () => {
     workflowCode: { workflowsPath: WORKFLOWS_PATH },
     traced: false,
     interceptors: workerInterceptors(requests),
+    sinks: openProcessSinks(graph, () => undefined),
     plugins: [],
     payloadCodec: () => payloadCodecFromConfig(graph.config, graph, 'all').marking(),
     activities: harnessActivities(graph, client, {

@@ -11,6 +11,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   bundleWorkflowCode,
   DefaultLogger,
+  type InjectedSinks,
   type LogEntry,
   makeTelemetryFilterString,
   Runtime,
@@ -22,6 +23,7 @@ import { loadSettings } from '../../config/env';
 import proto from '@temporalio/proto';
 import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
 import { KeyRing } from '../../config/keyRing';
+import type { OpenProcessSinks } from '../../temporal/openProcesses';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
@@ -106,6 +108,15 @@ export function recordedHistories(): {
       };
     });
 }
+
+/**
+ * The `openProcesses` sink of a workflow test's worker, doing nothing: a keyed workflow's close
+ * calls it (workflows/interceptors.ts), and the worker that registers no sink logs an ERROR. The
+ * open-process set itself is the graph's (tested in test/integration/history-keys.test.ts).
+ */
+export const NO_OPEN_PROCESS_SINKS: InjectedSinks<OpenProcessSinks> = {
+  openProcesses: { closed: { fn: () => undefined, callDuringReplay: false } },
+};
 
 /** Persona's workflows, as the worker loads them. */
 export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts', import.meta.url));

@@ -17,7 +17,7 @@ import {
   type FraudOutcomeStatus,
 } from '../../temporal/fraud';
 import { fraudOutcomeWorkflow, paymentRecoveryWorkflow } from '../../workflows';
-import { useWorkflowTestEnv } from '../support/temporal';
+import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
 import { until } from '../support/wait';
 
 let env: TestWorkflowEnvironment;
@@ -108,6 +108,7 @@ async function withWorker<T>(
 ): Promise<T> {
   const taskQueue = `fraud-${randomUUID()}`;
   const worker = await Worker.create({
+    sinks: NO_OPEN_PROCESS_SINKS,
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
@@ -350,6 +351,7 @@ describe('fraudOutcomeWorkflow off the happy path: it never fails, and no decisi
     // No sticky cache: the second worker must be the one that gets the workflow task, at once.
     const worker = () =>
       Worker.create({
+        sinks: NO_OPEN_PROCESS_SINKS,
         connection: env.nativeConnection,
         taskQueue,
         workflowBundle: bundle,

@@ -11,7 +11,7 @@ import { customerWrittenUpdate, onboardingSummary } from '../../temporal/onboard
 import { domainFailureOf } from '../../temporal/failures';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { onboardingWorkflow } from '../../workflows';
-import { useWorkflowTestEnv } from '../support/temporal';
+import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
 import { until } from '../support/wait';
 
 let env: TestWorkflowEnvironment;
@@ -54,6 +54,7 @@ async function run(activities: {
     },
   };
   const worker = await Worker.create({
+    sinks: NO_OPEN_PROCESS_SINKS,
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
@@ -208,6 +209,7 @@ describe('onboarding with a waiting caller (Update-with-Start)', () => {
     const taskQueue = `onboarding-${randomUUID()}`;
     const workflowId = `onboarding-${randomUUID()}`;
     const worker = await Worker.create({
+      sinks: NO_OPEN_PROCESS_SINKS,
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,
@@ -248,6 +250,7 @@ describe('onboarding with a waiting caller (Update-with-Start)', () => {
     const workflowId = `onboarding-${randomUUID()}`;
     const worker = (chimera: () => Promise<{ reference: string }>) =>
       Worker.create({
+        sinks: NO_OPEN_PROCESS_SINKS,
         connection: env.nativeConnection,
         taskQueue,
         workflowBundle: bundle,
@@ -284,6 +287,7 @@ describe('onboarding with a waiting caller (Update-with-Start)', () => {
     const taskQueue = `onboarding-${randomUUID()}`;
     const workflowId = `onboarding-${randomUUID()}`;
     const worker = await Worker.create({
+      sinks: NO_OPEN_PROCESS_SINKS,
       connection: env.nativeConnection,
       taskQueue,
       workflowBundle: bundle,

@@ -20,7 +20,7 @@ import { loadRuleTable } from '../../payments/ruleTables';
 import { decideDecline } from '../../payments/declines';
 import { paymentFailedSignal, type PaymentFailure, type RecoveryStatus } from '../../temporal/recovery';
 import { paymentRecoveryWorkflow } from '../../workflows';
-import { useWorkflowTestEnv } from '../support/temporal';
+import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -167,6 +167,7 @@ describe('dunning under the card networks’ rules (property)', () => {
     async () => {
       const taskQueue = `recovery-rules-${randomUUID()}`;
       const worker = await Worker.create({
+        sinks: NO_OPEN_PROCESS_SINKS,
         connection: env.nativeConnection,
         taskQueue,
         workflowBundle: bundle,
