@@ -13,6 +13,7 @@ import {
   API_HEAP_BESIDES_CACHE_MB,
   attentionDeadline,
   chargeRetryFor,
+  settleFor,
   erasureWaitDeadline,
   fraudReviewDue,
   profileRules,
@@ -76,7 +77,7 @@ export interface ApiDeps {
    * What a recovery starts with (workflow input): its dunning schedule, how long a charge retries,
    * how long ops have to answer it before it is overdue.
    */
-  recovery: { dunningSchedule: string[]; chargeRetryFor: string; attentionDeadline: string };
+  recovery: { dunningSchedule: string[]; chargeRetryFor: string; attentionDeadline: string; settleFor: string };
   /** What on-demand expiry scans start with (the schedule uses the same). */
   expiry: ExpiryScanSettings;
   /** Fraud outcomes: the trust step, how long a review waits, when its decision is due (absent: the workflow's). */
@@ -190,6 +191,7 @@ export function apiDepsFromConfig(
       dunningSchedule: config.PERSONA_DUNNING_SCHEDULE,
       chargeRetryFor: chargeRetryFor(config),
       attentionDeadline: attentionDeadline(config),
+      settleFor: settleFor(config),
     },
     expiry: expiryScanSettings(config),
     fraud: {

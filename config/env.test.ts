@@ -8,6 +8,7 @@ import {
   API_HEAP_MB,
   API_NODE_ARGS,
   attentionDeadline,
+  settleFor,
   erasureWaitDeadline,
   fraudReviewDue,
   ConfigError,
@@ -117,6 +118,13 @@ describe('configuration', () => {
       expect(() => loadSettings({ PERSONA_ATTENTION_DEADLINE_HOURS: wrong })).toThrow(
         /PERSONA_ATTENTION_DEADLINE_HOURS/,
       );
+  });
+
+  it('asks the gateway about an unknown charge for 24 hours when a recovery stops, or the hours set', () => {
+    expect(settleFor(loadSettings({}))).toBe('1440m');
+    expect(settleFor(loadSettings({ PERSONA_SETTLE_DEADLINE_HOURS: '0.5' }))).toBe('30m');
+    for (const wrong of ['0', '-1', 'soon', String(24 * 31)])
+      expect(() => loadSettings({ PERSONA_SETTLE_DEADLINE_HOURS: wrong })).toThrow(/PERSONA_SETTLE_DEADLINE_HOURS/);
   });
 
   it('gives an erasure 24 hours of waiting before it is overdue, or the hours set, and refuses none', () => {

@@ -71,6 +71,16 @@ export const BUSINESS_METRICS = {
     workflowType: 'paymentRecoveryWorkflow',
     values: { why: ATTENTION_REASONS },
   },
+  recoveryChargesUnsettled: {
+    name: 'persona_recovery_charges_unsettled',
+    kind: 'counter',
+    unit: 'charges',
+    help:
+      'Charges of unknown outcome a stopping recovery could not learn the fate of from the gateway within ' +
+      'PERSONA_SETTLE_DEADLINE_HOURS: left to the gateway reconciliation',
+    workflowType: 'paymentRecoveryWorkflow',
+    values: {},
+  },
   expiryNotifications: {
     name: 'persona_expiry_notifications',
     kind: 'counter',

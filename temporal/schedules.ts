@@ -31,6 +31,7 @@ export interface ScheduleSettings {
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: number;
   PERSONA_GATEWAY_RECONCILE_AT: string;
   PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: number;
+  PERSONA_GATEWAY_RECONCILE_LANES: number;
 }
 
 /** The scan settings every expiry scan starts with, scheduled or on demand. */
@@ -99,7 +100,12 @@ export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
 }
 
 export function gatewayReconciliationInput(s: ScheduleSettings): GatewayReconciliationInput {
-  return { lookback_hours: s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS, grace_minutes: 30, page_size: 200 };
+  return {
+    lookback_hours: s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS,
+    grace_minutes: 30,
+    page_size: 200,
+    lanes: s.PERSONA_GATEWAY_RECONCILE_LANES,
+  };
 }
 
 /** The daily reconciliation with the gateway's records: at PERSONA_GATEWAY_RECONCILE_AT, UTC. */

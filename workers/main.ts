@@ -195,7 +195,11 @@ async function main(): Promise<void> {
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
       kafka,
       publishesTo: (topic) => topic === config.PERSONA_KAFKA_EVENTS_TOPIC,
-      events: { url: config.PERSONA_EVENTS_WEBHOOK_URL, secret: config.PERSONA_EVENTS_WEBHOOK_SECRET },
+      events: {
+        url: config.PERSONA_EVENTS_WEBHOOK_URL,
+        secret: config.PERSONA_EVENTS_WEBHOOK_SECRET,
+        concurrency: config.PERSONA_EVENTS_WEBHOOK_CONCURRENCY,
+      },
     }),
   });
 

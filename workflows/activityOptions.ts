@@ -76,13 +76,19 @@ export function gatewayCharge(retryFor: string): ActivityOptions {
 /**
  * Learning what became of a charge of unknown outcome when nothing more may be charged (the
  * recovery was cancelled, the customer is being erased): asked of the gateway, never sent again,
- * for as long as it takes — the answer decides whether the payment was recovered.
+ * retried with backoff for `settleFor` (PERSONA_SETTLE_DEADLINE_HOURS). Past it the recovery stops
+ * with the charge still unknown, counted (`persona_recovery_charges_unsettled_total`, alert
+ * PersonaRecoveryChargeUnsettled) and named in its stop reason: the gateway reconciliation, which
+ * compares every charge of the gateway with the ledger, records it if the gateway made it.
  */
-export const gatewaySettle: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
-};
+export function gatewaySettle(settleFor: string): ActivityOptions {
+  return {
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
+    scheduleToCloseTimeout: settleFor,
+    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+  };
+}
 
 /**
  * One batch of the expiry scan: a page of reads plus its writes and notifications. Heartbeats

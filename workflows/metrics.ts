@@ -39,6 +39,10 @@ export function countRecoveryAttentionOverdue(
   add(BUSINESS_METRICS.recoveriesAttentionOverdue, 1, { why });
 }
 
+export function countRecoveryChargeUnsettled(): void {
+  add(BUSINESS_METRICS.recoveryChargesUnsettled, 1);
+}
+
 export function countExpiryBatch(
   notified: Record<ValueOf<typeof BUSINESS_METRICS.expiryNotifications, 'stage'>, number>,
   expired: number,

@@ -70,6 +70,7 @@ import {
   CHARGE_REFUSED,
   DEFAULT_ATTENTION_DEADLINE,
   DEFAULT_CHARGE_RETRY_FOR,
+  DEFAULT_SETTLE_FOR,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
@@ -108,6 +109,7 @@ import {
   countRecoveredBy,
   countRecovery,
   countRecoveryAttentionOverdue,
+  countRecoveryChargeUnsettled,
   countRecoveryNeedingAttention,
 } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
@@ -158,7 +160,6 @@ const chargeSummary = {
       : `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
         `(idempotency key ${a.idempotency_key})`,
 };
-const settler = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewaySettle, chargeSummary);
 
 /** Why the activity failed: the ApplicationFailure type it threw, if any. */
 function failureType(err: unknown): string | null {
@@ -195,6 +196,8 @@ class PaymentRecovery {
   private readonly status: RecoveryStatus = initialRecoveryStatus();
   private readonly workflowId = workflowInfo().workflowId;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
+  /** The gateway asked about a charge of unknown outcome, nothing sent (a stop's): for `settleFor`. */
+  private readonly settler: Pick<RecoveryActivities, 'chargePaymentMethod'>;
   private readonly attentionMs: number;
 
   /** The reported failure (`paymentFailed`); its customer follows a merge. */
@@ -238,6 +241,10 @@ class PaymentRecovery {
   constructor(private readonly input: RecoveryInput) {
     this.gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
       gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
+      chargeSummary,
+    );
+    this.settler = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
+      gatewaySettle(input.settleFor ?? DEFAULT_SETTLE_FOR),
       chargeSummary,
     );
     this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE);
@@ -479,19 +486,21 @@ class PaymentRecovery {
 
   /**
    * What became of a charge of unknown outcome, learnt without sending anything again (the
-   * recovery is stopping): its answer when the gateway made it, else `stopped`.
+   * recovery is stopping): its answer when the gateway made it, else `stopped`. Asked for
+   * `settleFor`; past it (or refused for good) the charge stays unknown: counted, logged at ERROR
+   * and named in the stop reason, and left to the gateway reconciliation, which records it if the
+   * gateway made it.
    */
   private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
     this.unsettled = a.idempotency_key;
     try {
-      const settled = await this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' }));
+      const settled = await this.whileInFlight(a, () => this.settler.chargePaymentMethod({ ...a, mode: 'settle' }));
       this.unsettled = null;
       return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
     } catch (err) {
-      // Retried without a cap: only a refusal no retry can fix ends here. The ledger keeps the
-      // attempt unknown, and the gateway reconciliation compares it with the gateway's records.
       if (isCancellation(err)) throw err;
-      log.warn('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
+      countRecoveryChargeUnsettled();
+      log.error('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
         paymentId: a.payment_id,
         idempotencyKey: a.idempotency_key,
         error: describeFailure(err),
@@ -750,8 +759,13 @@ class PaymentRecovery {
   }
 
   /** stopped: at once in the status, then in the ledger (retried until done). */
-  private async stop(reason: string): Promise<void> {
+  private async stop(why: string): Promise<void> {
     const f = this.reported;
+    const reason =
+      this.unsettled === null
+        ? why
+        : `${why}; the charge under idempotency key ${this.unsettled} is of unknown outcome ` +
+          '(the gateway did not say): the gateway reconciliation records it if it was made';
     this.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
     countRecovery('stopped');
     // The reason stays out of the log line: an owner's note or ops' reason is free text.

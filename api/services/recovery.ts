@@ -116,6 +116,7 @@ async function reserveAndStart(
             dunningSchedule: deps.recovery.dunningSchedule,
             chargeRetryFor: deps.recovery.chargeRetryFor,
             attentionDeadline: deps.recovery.attentionDeadline,
+            settleFor: deps.recovery.settleFor,
           },
         ],
         signal: paymentFailedSignal,

@@ -124,11 +124,12 @@ describe('applySchedules', () => {
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops: keeping ids longer during an incident' });
   });
 
-  it('creates or updates persona-gateway-reconciliation: daily at the configured time, with its lookback', async () => {
+  it('creates or updates persona-gateway-reconciliation: daily at the set time, lookback and lanes', async () => {
     const applied = await applySchedules(client, {
       ...settings,
       PERSONA_GATEWAY_RECONCILE_AT: '05:10',
       PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: 30,
+      PERSONA_GATEWAY_RECONCILE_LANES: 6,
     });
     expect(applied[2]).toMatchObject({ scheduleId: GATEWAY_RECONCILIATION_SCHEDULE_ID, when: 'daily at 05:10 (UTC)' });
     const d = await client.schedule.getHandle(GATEWAY_RECONCILIATION_SCHEDULE_ID).describe();
@@ -139,7 +140,7 @@ describe('applySchedules', () => {
       workflowId: GATEWAY_RECONCILIATION_SCHEDULE_ID,
       taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
     });
-    expect(d.action.args).toEqual([{ lookback_hours: 30, grace_minutes: 30, page_size: 200 }]);
+    expect(d.action.args).toEqual([{ lookback_hours: 30, grace_minutes: 30, page_size: 200, lanes: 6 }]);
     expect(d.policies.overlap).toBe('BUFFER_ONE');
     await applySchedules(client, settings);
   });

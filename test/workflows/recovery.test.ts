@@ -30,7 +30,7 @@ import { customerMergedSignal } from '../../temporal/identityMerge';
 import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
-import { useWorkflowTestEnv } from '../support/temporal';
+import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
 import { personaAttentionReason, personaCustomerId, personaRecoveryState } from '../../temporal/searchAttributes';
 
 let env: TestWorkflowEnvironment;
@@ -173,6 +173,8 @@ async function run(
     chargeRetryFor?: string;
     /** How long ops have to answer an attention before it is overdue (the workflow's input). */
     attentionDeadline?: string;
+    /** How long a stop asks the gateway about a charge of unknown outcome (the workflow's input). */
+    settleFor?: string;
     /** A block that reaches the workflow before the failure does (it starts with it). */
     blockedFirst?: { payment_method_id: string; reason: string };
     during?: (h: ReturnType<typeof env.client.workflow.getHandle>) => Promise<void>;
@@ -181,6 +183,7 @@ async function run(
   const log: Log = { charges: [], deactivated: [], notified: [], recovered: [], failed: 0 };
   const taskQueue = `recovery-${randomUUID()}`;
   const worker = await Worker.create({
+    sinks: NO_OPEN_PROCESS_SINKS,
     connection: env.nativeConnection,
     taskQueue,
     workflowBundle: bundle,
@@ -194,6 +197,7 @@ async function run(
         dunningSchedule: opts.schedule ?? ['1d', '3d', '5d', '7d'],
         chargeRetryFor: opts.chargeRetryFor ?? '30m',
         ...(opts.attentionDeadline ? { attentionDeadline: opts.attentionDeadline } : {}),
+        ...(opts.settleFor ? { settleFor: opts.settleFor } : {}),
       },
     ];
     const handle = opts.blockedFirst
@@ -972,6 +976,47 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.stopped).toEqual([reason]);
   });
 
+  it('a stop whose unknown charge the gateway never answers for stops at the settle deadline, naming it', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a')
+          throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
+        return undefined;
+      },
+      // The gateway stays away: every question about the key fails, retryable.
+      settle: async () => {
+        throw ApplicationFailure.create({ type: 'GatewayUnavailable', message: '503 from the gateway' });
+      },
+    };
+    const f = failure();
+    let word: Promise<unknown> | undefined;
+    const { status, log } = await run(world, f, {
+      settleFor: '3h',
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        // Accepted now, answered at the end: the hours of asking pass while the result is awaited.
+        const update = await handle.startUpdate(paymentNoLongerOwedUpdate, {
+          args: [{ reason: 'not_owed' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        word = update.result();
+      },
+    });
+    // The owner is told the charge's outcome is unknown, and under which key.
+    expect(await word).toMatchObject({ outcome: 'charge_unknown', unknown_charge: `${f.payment_id}:pm-a` });
+    const key = `${f.payment_id}:pm-a`;
+    expect(status.state).toBe('stopped');
+    expect(status.stop_reason).toContain("the payment's owner says it is no longer owed (not_owed)");
+    expect(status.stop_reason).toContain(`the charge under idempotency key ${key} is of unknown outcome`);
+    // Asked again and again (nothing sent: no charge), then given up at the deadline.
+    expect((log.settled ?? []).length).toBeGreaterThan(3);
+    expect(new Set(log.settled)).toEqual(new Set([key]));
+    expect(log.charges).toEqual([]);
+    expect(log.stopped).toEqual([status.stop_reason]);
+  });
+
   it('a payment whose recovery ended before (the ledger says so) charges nothing', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
@@ -1029,6 +1074,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     // No sticky cache: the second worker must be the one that gets the workflow task, at once.
     const worker = () =>
       Worker.create({
+        sinks: NO_OPEN_PROCESS_SINKS,
         connection: env.nativeConnection,
         taskQueue,
         workflowBundle: bundle,
@@ -1477,6 +1523,7 @@ describe('a stop wins: nothing is charged once a stop is taken, whatever comes w
     const f = failure();
     const worker = () =>
       Worker.create({
+        sinks: NO_OPEN_PROCESS_SINKS,
         connection: env.nativeConnection,
         taskQueue,
         workflowBundle: bundle,
