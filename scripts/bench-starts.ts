@@ -116,6 +116,20 @@ async function oldProvision(g: Graph, ring: KeyRing, workflowId: string, custome
   });
 }
 
+/** Runs `op(0 … n-1)`, `concurrency` at once, each one's milliseconds pushed to `latencies`. */
+async function timed(n: number, latencies: number[], op: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        const t0 = performance.now();
+        await op(i);
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
@@ -226,26 +240,12 @@ async function main(): Promise<void> {
     const order: ('old' | 'new')[] = r % 2 === 0 ? ['old', 'new'] : ['new', 'old'];
     for (const name of order) {
       const setup = setups[name];
-      let next = 0;
       const began = Date.now();
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          for (;;) {
-            const i = next++;
-            if (i >= perRound) return;
-            const customerId = customers[(seq + i) % customers.length] as string;
-            const workflowId = `fraud-outcome-bench-${name}-${run}-${r}-${i}`;
-            const t0 = performance.now();
-            await setup.provision(workflowId, customerId);
-            await clients[name].workflow.start('benchBareWorkflow', {
-              taskQueue: queueOf[name],
-              workflowId,
-              args: [0],
-            });
-            results[name].latencies.push(performance.now() - t0);
-          }
-        }),
-      );
+      await timed(perRound, results[name].latencies, async (i) => {
+        const workflowId = `fraud-outcome-bench-${name}-${run}-${r}-${i}`;
+        await setup.provision(workflowId, customers[(seq + i) % customers.length] as string);
+        await clients[name].workflow.start('benchBareWorkflow', { taskQueue: queueOf[name], workflowId, args: [0] });
+      });
       seq += perRound;
       const rate = perRound / ((Date.now() - began) / 1000);
       results[name].rates.push(rate);
@@ -284,22 +284,12 @@ async function main(): Promise<void> {
   };
   for (const name of ['new', 'old'] as const) {
     const setup = setups[name];
-    let next = 0;
     const began = Date.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        for (;;) {
-          const i = next++;
-          if (i >= starts) return;
-          const customerId = customers[(seq + i) % customers.length] as string;
-          const workflowId = `fraud-outcome-bench-${name}-${run}-keys-${i}`;
-          const t0 = performance.now();
-          await setup.provision(workflowId, customerId);
-          await setup.codec.encode([input], { type: 'workflow', namespace: config.TEMPORAL_NAMESPACE, workflowId });
-          alone[name].latencies.push(performance.now() - t0);
-        }
-      }),
-    );
+    await timed(starts, alone[name].latencies, async (i) => {
+      const workflowId = `fraud-outcome-bench-${name}-${run}-keys-${i}`;
+      await setup.provision(workflowId, customers[(seq + i) % customers.length] as string);
+      await setup.codec.encode([input], { type: 'workflow', namespace: config.TEMPORAL_NAMESPACE, workflowId });
+    });
     alone[name].rate = starts / ((Date.now() - began) / 1000);
   }
   for (const name of ['old', 'new'] as const) {
