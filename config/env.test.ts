@@ -8,6 +8,7 @@ import {
   API_HEAP_MB,
   API_NODE_ARGS,
   attentionDeadline,
+  chargeRetryFor,
   settleFor,
   erasureWaitDeadline,
   fraudReviewDue,
@@ -120,9 +121,13 @@ describe('configuration', () => {
       );
   });
 
-  it('asks the gateway about an unknown charge for 24 hours when a recovery stops, or the hours set', () => {
+  it('gives a stopping recovery 24 hours to learn an unknown charge before it is overdue, or the hours set', () => {
     expect(settleFor(loadSettings({}))).toBe('1440m');
     expect(settleFor(loadSettings({ PERSONA_SETTLE_DEADLINE_HOURS: '0.5' }))).toBe('30m');
+    // Never rounded down to no time at all (a zero timeout is no timeout to Temporal).
+    expect(settleFor(loadSettings({ PERSONA_SETTLE_DEADLINE_HOURS: '0.001' }))).toBe('1m');
+    expect(chargeRetryFor(loadSettings({ PERSONA_CHARGE_RETRY_HOURS: '0.001' }))).toBe('1m');
+    expect(attentionDeadline(loadSettings({ PERSONA_ATTENTION_DEADLINE_HOURS: '0.001' }))).toBe('1m');
     for (const wrong of ['0', '-1', 'soon', String(24 * 31)])
       expect(() => loadSettings({ PERSONA_SETTLE_DEADLINE_HOURS: wrong })).toThrow(/PERSONA_SETTLE_DEADLINE_HOURS/);
   });

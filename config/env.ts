@@ -476,7 +476,8 @@ export const envSchema = z.object({
     .default(24),
   /**
    * How long a stopping recovery asks the gateway what became of a charge of unknown outcome
-   * (nothing is sent again) before it stops with the charge left to the gateway reconciliation.
+   * (nothing is sent again) before the settling is overdue (a metric, an alert, PersonaOverdue);
+   * it asks on.
    */
   PERSONA_SETTLE_DEADLINE_HOURS: z.coerce
     .number()
@@ -961,17 +962,17 @@ export function chargePolicy(settings: Settings): { keyTtlMs: number; settleMs: 
 
 /** How long a recovery's charge retries before ops are asked, as a workflow duration ('6h', '90m'). */
 export function chargeRetryFor(settings: Settings): string {
-  return `${Math.round(settings.PERSONA_CHARGE_RETRY_HOURS * 60)}m`;
+  return `${Math.max(1, Math.round(settings.PERSONA_CHARGE_RETRY_HOURS * 60))}m`;
 }
 
-/** How long a stopping recovery asks the gateway about an unknown charge, as a workflow duration ('1440m'). */
+/** How long a stopping recovery asks the gateway about an unknown charge before it is overdue ('1440m'). */
 export function settleFor(settings: Settings): string {
-  return `${Math.round(settings.PERSONA_SETTLE_DEADLINE_HOURS * 60)}m`;
+  return `${Math.max(1, Math.round(settings.PERSONA_SETTLE_DEADLINE_HOURS * 60))}m`;
 }
 
 /** How long a recovery waits for ops before it is overdue, as a workflow duration ('24h', '90m'). */
 export function attentionDeadline(settings: Settings): string {
-  return `${Math.round(settings.PERSONA_ATTENTION_DEADLINE_HOURS * 60)}m`;
+  return `${Math.max(1, Math.round(settings.PERSONA_ATTENTION_DEADLINE_HOURS * 60))}m`;
 }
 
 /** How long an erasure waits before it is overdue, as a workflow duration ('1440m'). */

@@ -92,7 +92,7 @@ describe('docs/workflows.md: every wait and its deadline', () => {
   it('finds the waits it checks (the detection itself works)', () => {
     const waits = waitsInCode();
     expect(sharedUnlimited).toEqual(
-      expect.arrayContaining(['graphWriteUntilDone', 'subscriberDelivery', 'kafkaPublishing']),
+      expect.arrayContaining(['graphWriteUntilDone', 'gatewaySettle', 'subscriberDelivery', 'kafkaPublishing']),
     );
     expect(waits.some((w) => w.file === 'workflows/erasure.ts' && /historyWorkflowsClosed/.test(w.around))).toBe(true);
     expect(waits.some((w) => w.file === 'workflows/fraudOutcome.ts' && /condition\(decided/.test(w.text))).toBe(true);

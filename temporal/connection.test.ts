@@ -23,19 +23,19 @@ function fakeConnection(registered: string[] | Error) {
 describe("the namespace's search attributes", () => {
   it('names those an older namespace lacks, and registers only those', async () => {
     const older = fakeConnection(['PersonaCustomerId', 'SomeoneElses']);
-    expect(await missingSearchAttributes(older.connection, 'default')).toEqual([
-      'PersonaRecoveryState',
-      'PersonaAttentionReason',
-    ]);
-    expect(await ensureSearchAttributes(older.connection, 'default')).toEqual([
-      'PersonaRecoveryState',
-      'PersonaAttentionReason',
-    ]);
-    expect(older.added).toEqual([['PersonaRecoveryState', 'PersonaAttentionReason']]);
+    const lacking = ['PersonaRecoveryState', 'PersonaAttentionReason', 'PersonaOverdue'];
+    expect(await missingSearchAttributes(older.connection, 'default')).toEqual(lacking);
+    expect(await ensureSearchAttributes(older.connection, 'default')).toEqual(lacking);
+    expect(older.added).toEqual([lacking]);
   });
 
   it('finds nothing missing in a complete namespace, and says so (null) when the list is refused', async () => {
-    const complete = fakeConnection(['PersonaCustomerId', 'PersonaRecoveryState', 'PersonaAttentionReason']);
+    const complete = fakeConnection([
+      'PersonaCustomerId',
+      'PersonaRecoveryState',
+      'PersonaAttentionReason',
+      'PersonaOverdue',
+    ]);
     expect(await missingSearchAttributes(complete.connection, 'default')).toEqual([]);
     expect(await ensureSearchAttributes(complete.connection, 'default')).toEqual([]);
     expect(complete.added).toEqual([]);

@@ -76,10 +76,10 @@ export const BUSINESS_METRICS = {
     kind: 'counter',
     unit: 'charges',
     help:
-      'Charges of unknown outcome a stopping recovery could not learn the fate of from the gateway within ' +
-      'PERSONA_SETTLE_DEADLINE_HOURS: left to the gateway reconciliation',
+      'Charges of unknown outcome a stopping recovery could not learn the fate of from the gateway: still ' +
+      'asking past PERSONA_SETTLE_DEADLINE_HOURS (overdue), or refused an answer for good (refused, it stopped)',
     workflowType: 'paymentRecoveryWorkflow',
-    values: {},
+    values: { why: ['overdue', 'refused'] },
   },
   expiryNotifications: {
     name: 'persona_expiry_notifications',

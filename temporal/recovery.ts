@@ -146,8 +146,8 @@ export interface RecoveryInput {
   /** How long ops have to answer a recovery that needs attention before it is overdue (DEFAULT_ATTENTION_DEADLINE). */
   attentionDeadline?: string;
   /**
-   * How long the gateway is asked what became of a charge of unknown outcome once the recovery
-   * stops, before it stops with the charge left to the gateway reconciliation, e.g. '24h'
+   * How long a stopping recovery asks the gateway what became of a charge of unknown outcome
+   * before the settling is overdue (counted, alerted; it asks on), e.g. '24h'
    * (PERSONA_SETTLE_DEADLINE_HOURS; DEFAULT_SETTLE_FOR when absent).
    */
   settleFor?: string;
@@ -156,7 +156,7 @@ export interface RecoveryInput {
 /** How long a recovery waits for ops before it is counted overdue and alerts (PERSONA_ATTENTION_DEADLINE_HOURS). */
 export const DEFAULT_ATTENTION_DEADLINE = '24h';
 
-/** How long a stopping recovery asks the gateway about a charge of unknown outcome (PERSONA_SETTLE_DEADLINE_HOURS). */
+/** How long a stopping recovery asks about an unknown charge before it is overdue (PERSONA_SETTLE_DEADLINE_HOURS). */
 export const DEFAULT_SETTLE_FOR = '24h';
 
 export const paymentFailedSignal = defineSignal<[PaymentFailure]>('paymentFailed');

@@ -10,10 +10,22 @@ export const personaRecoveryState = defineSearchAttributeKey('PersonaRecoverySta
 /** Why a recovery waits for ops (ATTENTION_REASONS), while it does; unset otherwise. */
 export const personaAttentionReason = defineSearchAttributeKey('PersonaAttentionReason', SearchAttributeType.KEYWORD);
 
+/**
+ * What a workflow waits on past its deadline (OVERDUE_WAITS), while it does; unset otherwise:
+ * `PersonaOverdue IS NOT NULL` lists every process someone should have answered by now.
+ */
+export const personaOverdue = defineSearchAttributeKey('PersonaOverdue', SearchAttributeType.KEYWORD);
+/** The values of PersonaOverdue: a recovery's attention or its settling, an erasure's wait, a fraud review. */
+export const OVERDUE_WAITS = ['recovery_attention', 'charge_settle', 'erasure', 'fraud_review'] as const;
+export type OverdueWait = (typeof OVERDUE_WAITS)[number];
+
 /** Every custom search attribute the namespace must have; all are Keyword. */
-export const requiredSearchAttributes = [personaCustomerId, personaRecoveryState, personaAttentionReason].map(
-  (key) => ({ name: key.name, type: 'Keyword' as const }),
-);
+export const requiredSearchAttributes = [
+  personaCustomerId,
+  personaRecoveryState,
+  personaAttentionReason,
+  personaOverdue,
+].map((key) => ({ name: key.name, type: 'Keyword' as const }));
 
 /** The visibility query that lists a customer's workflows. */
 export function customerWorkflowsQuery(customerId: string): string {

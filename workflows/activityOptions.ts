@@ -76,19 +76,15 @@ export function gatewayCharge(retryFor: string): ActivityOptions {
 /**
  * Learning what became of a charge of unknown outcome when nothing more may be charged (the
  * recovery was cancelled, the customer is being erased): asked of the gateway, never sent again,
- * retried with backoff for `settleFor` (PERSONA_SETTLE_DEADLINE_HOURS). Past it the recovery stops
- * with the charge still unknown, counted (`persona_recovery_charges_unsettled_total`, alert
- * PersonaRecoveryChargeUnsettled) and named in its stop reason: the gateway reconciliation, which
- * compares every charge of the gateway with the ledger, records it if the gateway made it.
+ * for as long as it takes — the answer decides whether the payment was recovered. The recovery
+ * counts it overdue past `settleFor` (PERSONA_SETTLE_DEADLINE_HOURS: a metric, an alert,
+ * PersonaOverdue) and asks on.
  */
-export function gatewaySettle(settleFor: string): ActivityOptions {
-  return {
-    startToCloseTimeout: '2 minutes',
-    heartbeatTimeout: '20 seconds',
-    scheduleToCloseTimeout: settleFor,
-    retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
-  };
-}
+export const gatewaySettle: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes' },
+};
 
 /**
  * One batch of the expiry scan: a page of reads plus its writes and notifications. Heartbeats

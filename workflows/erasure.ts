@@ -29,6 +29,7 @@ import {
   isCancellation,
   log,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -46,6 +47,7 @@ import {
 import { describeFailure, domainFailureOf } from '../temporal/failures';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import { recoveryWorkflowId } from '../temporal/recovery';
+import { personaOverdue } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 import { countErasureOverdue } from './metrics';
 import { autoUpgrade } from './versioning';
@@ -133,6 +135,8 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
         });
       }
       wait.overdue = true;
+      // Found with `PersonaOverdue = 'erasure'` while it waits overdue.
+      upsertSearchAttributes([{ key: personaOverdue, value: 'erasure' }]);
       do {
         // Only a look: it never fails the erasure (ops read the last answer meanwhile).
         try {
@@ -151,6 +155,7 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
           summary: 'Overdue: look again in an hour at what holds the erasure',
         }))
       );
+      upsertSearchAttributes([{ key: personaOverdue, value: null }]);
     }
     status.wait = null;
   };

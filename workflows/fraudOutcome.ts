@@ -28,6 +28,7 @@ import {
   isCancellation,
   log,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -46,6 +47,7 @@ import { paymentMethodBlockedSignal } from '../temporal/recovery';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import { describeFailure, domainFailureOf } from '../temporal/failures';
+import { personaOverdue } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, graphWriteUntilDone } from './activityOptions';
 import { countFraudOutcome, countFraudReview, countFraudReviewOverdue } from './metrics';
 import { notifications } from './notifications';
@@ -299,6 +301,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   });
   if (!reviewed && dueMs < reviewMs) {
     status.review_overdue = true;
+    upsertSearchAttributes([{ key: personaOverdue, value: 'fraud_review' }]);
     countFraudReviewOverdue();
     log.error('fraud review overdue: nobody decided it before it was due; the customer stays suspended', {
       outcomeId: report.outcome_id,
@@ -308,6 +311,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     reviewed = await condition(decided, Math.max(reviewMs - (Date.now() - opened), 1), {
       summary: `Wait up to ${input.review_days} days for ops' review (Update resolveReview: reinstate or confirm)`,
     });
+    upsertSearchAttributes([{ key: personaOverdue, value: null }]);
   }
   const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
   try {

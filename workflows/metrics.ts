@@ -39,8 +39,10 @@ export function countRecoveryAttentionOverdue(
   add(BUSINESS_METRICS.recoveriesAttentionOverdue, 1, { why });
 }
 
-export function countRecoveryChargeUnsettled(): void {
-  add(BUSINESS_METRICS.recoveryChargesUnsettled, 1);
+export function countRecoveryChargeUnsettled(
+  why: ValueOf<typeof BUSINESS_METRICS.recoveryChargesUnsettled, 'why'>,
+): void {
+  add(BUSINESS_METRICS.recoveryChargesUnsettled, 1, { why });
 }
 
 export function countExpiryBatch(

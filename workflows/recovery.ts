@@ -94,7 +94,12 @@ import {
   type RecoveryState,
   type RecoveryStatus,
 } from '../temporal/recovery';
-import { personaAttentionReason, personaCustomerId, personaRecoveryState } from '../temporal/searchAttributes';
+import {
+  personaAttentionReason,
+  personaCustomerId,
+  personaOverdue,
+  personaRecoveryState,
+} from '../temporal/searchAttributes';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import {
@@ -161,6 +166,9 @@ const chargeSummary = {
         `(idempotency key ${a.idempotency_key})`,
 };
 
+/** The gateway asked about a charge of unknown outcome, nothing sent (a stop's): until it answers. */
+const settler = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewaySettle, chargeSummary);
+
 /** Why the activity failed: the ApplicationFailure type it threw, if any. */
 function failureType(err: unknown): string | null {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
@@ -196,8 +204,8 @@ class PaymentRecovery {
   private readonly status: RecoveryStatus = initialRecoveryStatus();
   private readonly workflowId = workflowInfo().workflowId;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
-  /** The gateway asked about a charge of unknown outcome, nothing sent (a stop's): for `settleFor`. */
-  private readonly settler: Pick<RecoveryActivities, 'chargePaymentMethod'>;
+  /** How long a stop asks the gateway about an unknown charge before the settling is overdue. */
+  private readonly settleMs: number;
   private readonly attentionMs: number;
 
   /** The reported failure (`paymentFailed`); its customer follows a merge. */
@@ -243,10 +251,7 @@ class PaymentRecovery {
       gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
       chargeSummary,
     );
-    this.settler = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
-      gatewaySettle(input.settleFor ?? DEFAULT_SETTLE_FOR),
-      chargeSummary,
-    );
+    this.settleMs = msOf(input.settleFor ?? DEFAULT_SETTLE_FOR);
     this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE);
     this.registerHandlers();
   }
@@ -486,26 +491,43 @@ class PaymentRecovery {
 
   /**
    * What became of a charge of unknown outcome, learnt without sending anything again (the
-   * recovery is stopping): its answer when the gateway made it, else `stopped`. Asked for
-   * `settleFor`; past it (or refused for good) the charge stays unknown: counted, logged at ERROR
-   * and named in the stop reason, and left to the gateway reconciliation, which records it if the
-   * gateway made it.
+   * recovery is stopping): its answer when the gateway made it, else `stopped`. Asked until the
+   * gateway answers; past `settleFor` the settling is overdue — counted, logged at ERROR, listed by
+   * `PersonaOverdue = 'charge_settle'` — and asks on. Refused for good (no retry can fix it), the
+   * recovery stops with the charge still unknown, counted and named in its stop reason: ops look it
+   * up at the gateway (runbook, PersonaRecoveryChargeUnsettled).
    */
   private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
     this.unsettled = a.idempotency_key;
+    let answered = false;
+    const asking = this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' })).finally(
+      () => void (answered = true),
+    );
+    const summary = `Ask the gateway about the charge under ${a.idempotency_key}: overdue after the settle deadline`;
+    const overdue = !(await condition(() => answered, this.settleMs, { summary }));
+    if (overdue) {
+      countRecoveryChargeUnsettled('overdue');
+      upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
+      log.error('a stopping recovery has asked the gateway about a charge of unknown outcome past its deadline', {
+        paymentId: a.payment_id,
+        idempotencyKey: a.idempotency_key,
+      });
+    }
     try {
-      const settled = await this.whileInFlight(a, () => this.settler.chargePaymentMethod({ ...a, mode: 'settle' }));
+      const settled = await asking;
       this.unsettled = null;
       return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
     } catch (err) {
       if (isCancellation(err)) throw err;
-      countRecoveryChargeUnsettled();
+      countRecoveryChargeUnsettled('refused');
       log.error('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
         paymentId: a.payment_id,
         idempotencyKey: a.idempotency_key,
         error: describeFailure(err),
       });
       return 'stopped';
+    } finally {
+      if (overdue) upsertSearchAttributes([{ key: personaOverdue, value: null }]);
     }
   }
 
@@ -592,6 +614,7 @@ class PaymentRecovery {
     const summary = `Wait for ops: ${kind} (retry${about.skippable ? ' or skip' : ''})`;
     if (!(await condition(answered, this.attentionMs, { summary }))) {
       if (this.status.attention) this.status.attention.overdue = true;
+      upsertSearchAttributes([{ key: personaOverdue, value: 'recovery_attention' }]);
       countRecoveryAttentionOverdue(kind);
       log.error('payment recovery overdue: nobody answered its attention before the deadline', {
         paymentId: f.payment_id,
@@ -599,6 +622,7 @@ class PaymentRecovery {
         since: since.toISOString(),
       });
       await condition(answered);
+      upsertSearchAttributes([{ key: personaOverdue, value: null }]);
     }
     // Set by a handler while this step waited. A stop wins over a decision that came with it: after
     // a stop is taken nothing more is charged (a record's attention is the exception: it only records).
@@ -765,7 +789,7 @@ class PaymentRecovery {
       this.unsettled === null
         ? why
         : `${why}; the charge under idempotency key ${this.unsettled} is of unknown outcome ` +
-          '(the gateway did not say): the gateway reconciliation records it if it was made';
+          '(the gateway refused to say): ops look it up at the gateway';
     this.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
     countRecovery('stopped');
     // The reason stays out of the log line: an owner's note or ops' reason is free text.

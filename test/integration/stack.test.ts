@@ -28,7 +28,7 @@ describe('the local stack', () => {
       const res = await connection.operatorService.listSearchAttributes({ namespace: settings.TEMPORAL_NAMESPACE });
       // 2 = INDEXED_VALUE_TYPE_KEYWORD
       const names = requiredSearchAttributes.map((a) => a.name);
-      expect(names).toEqual(['PersonaCustomerId', 'PersonaRecoveryState', 'PersonaAttentionReason']);
+      expect(names).toEqual(['PersonaCustomerId', 'PersonaRecoveryState', 'PersonaAttentionReason', 'PersonaOverdue']);
       for (const name of names) expect(res.customAttributes?.[name], name).toBe(2);
     } finally {
       await connection.close();

@@ -16,6 +16,7 @@ import { recoveryWorkflowId } from '../../temporal/recovery';
 import { erasureWorkflow } from '../../workflows';
 import { useWorkflowTestEnv } from '../support/temporal';
 import { until } from '../support/wait';
+import { personaOverdue } from '../../temporal/searchAttributes';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -243,9 +244,15 @@ describe('erasureWorkflow: every wait has a deadline', () => {
         });
         // It waits on: nothing is erased while a workflow is open (its history key would go).
         expect(seen.erased).toBe(0);
+        // Found among everything overdue while it is.
+        const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
+        await until(async () => (await overdue()) === 'erasure');
         // Ops terminate the stuck workflow: the next look finds it closed, and the erasure goes on.
         stuck.open = false;
-        return handle.result();
+        const result = await handle.result();
+        // Its wait over, it is no longer listed as overdue.
+        expect(await overdue()).toBeUndefined();
+        return result;
       },
     );
     expect(result).toMatchObject({ erased: true, overdue: true });

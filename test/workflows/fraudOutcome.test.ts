@@ -19,6 +19,7 @@ import {
 import { fraudOutcomeWorkflow, paymentRecoveryWorkflow } from '../../workflows';
 import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
 import { until } from '../support/wait';
+import { personaOverdue } from '../../temporal/searchAttributes';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -239,8 +240,13 @@ describe('fraudOutcomeWorkflow', () => {
       await until(async () => (await handle.query(fraudOutcomeStatusQuery)).review_overdue);
       expect((await handle.query(fraudOutcomeStatusQuery)).state).toBe('awaiting_review');
       expect(log.reviews).toEqual([]);
+      // Found among everything overdue while it is, and no longer once decided.
+      const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
+      await until(async () => (await overdue()) === 'fraud_review');
       await handle.signal(reviewResolvedSignal, { decision: 'confirm' });
-      return handle.result();
+      const result = await handle.result();
+      expect(await overdue()).toBeUndefined();
+      return result;
     });
     expect(status).toMatchObject({ state: 'confirmed', review_overdue: true, review_due_at: null });
     expect(log.reviews).toMatchObject([{ outcome_id: r.outcome_id, decision: 'confirm' }]);

@@ -31,7 +31,12 @@ import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
 import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
-import { personaAttentionReason, personaCustomerId, personaRecoveryState } from '../../temporal/searchAttributes';
+import {
+  personaAttentionReason,
+  personaCustomerId,
+  personaOverdue,
+  personaRecoveryState,
+} from '../../temporal/searchAttributes';
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundleWithSourceMap;
@@ -976,7 +981,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.stopped).toEqual([reason]);
   });
 
-  it('a stop whose unknown charge the gateway never answers for stops at the settle deadline, naming it', async () => {
+  it('a stop whose unknown charge the gateway will not tell of: overdue past the deadline, asking on', async () => {
+    const gateway = { away: true };
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: {},
@@ -985,34 +991,75 @@ describe('payment recovery off the happy path: it never fails, and never strands
           throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
         return undefined;
       },
-      // The gateway stays away: every question about the key fails, retryable.
+      // The gateway is away for hours: every question fails, retryable; then it has the charge.
       settle: async () => {
-        throw ApplicationFailure.create({ type: 'GatewayUnavailable', message: '503 from the gateway' });
+        if (gateway.away) throw ApplicationFailure.create({ type: 'GatewayUnavailable', message: '503' });
+        return { outcome: 'succeeded', charge_id: 'ch_late' };
       },
     };
     const f = failure();
+    const key = `${f.payment_id}:pm-a`;
     let word: Promise<unknown> | undefined;
     const { status, log } = await run(world, f, {
       settleFor: '3h',
       during: async (handle) => {
         while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
-        // Accepted now, answered at the end: the hours of asking pass while the result is awaited.
         const update = await handle.startUpdate(paymentNoLongerOwedUpdate, {
           args: [{ reason: 'not_owed' }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         });
         word = update.result();
+        const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
+        expect(await overdue()).toBeUndefined();
+        await env.sleep('4 hours');
+        // Past the deadline: listed as overdue, still asking (nothing sent, nothing stopped).
+        await until(async () => (await overdue()) === 'charge_settle');
+        expect(await stateOf(handle)).not.toBe('stopped');
+        gateway.away = false;
+        // The next try (backoff up to 10 minutes) finds the charge.
+        await env.sleep('15 minutes');
+        await until(async () => (await overdue()) === undefined);
       },
     });
-    // The owner is told the charge's outcome is unknown, and under which key.
-    expect(await word).toMatchObject({ outcome: 'charge_unknown', unknown_charge: `${f.payment_id}:pm-a` });
+    // The gateway had the charge: recorded, and the owner is told of it — never left off the books.
+    expect(await word).toMatchObject({ outcome: 'recovered', charge: { charge_id: 'ch_late' } });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect((log.settled ?? []).length).toBeGreaterThan(3);
+    expect(new Set(log.settled)).toEqual(new Set([key]));
+    expect(log.charges).toEqual([]);
+  });
+
+  it('a stop whose unknown charge the gateway refuses to tell of for good stops, naming the key', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
+      answers: {},
+      charge: async (a) => {
+        if (a.payment_method_id === 'pm-a')
+          throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
+        return undefined;
+      },
+      settle: async () => {
+        throw ApplicationFailure.create({
+          type: 'GatewayRefused',
+          message: '403 from the gateway',
+          nonRetryable: true,
+        });
+      },
+    };
+    const f = failure();
     const key = `${f.payment_id}:pm-a`;
+    const { status, log } = await run(world, f, {
+      during: async (handle) => {
+        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
+        // The owner is told the charge's outcome is unknown, and under which key.
+        expect(answer).toMatchObject({ outcome: 'charge_unknown', unknown_charge: key });
+      },
+    });
     expect(status.state).toBe('stopped');
     expect(status.stop_reason).toContain("the payment's owner says it is no longer owed (not_owed)");
     expect(status.stop_reason).toContain(`the charge under idempotency key ${key} is of unknown outcome`);
-    // Asked again and again (nothing sent: no charge), then given up at the deadline.
-    expect((log.settled ?? []).length).toBeGreaterThan(3);
-    expect(new Set(log.settled)).toEqual(new Set([key]));
+    expect(log.settled).toEqual([key]);
     expect(log.charges).toEqual([]);
     expect(log.stopped).toEqual([status.stop_reason]);
   });
@@ -1686,7 +1733,11 @@ describe('a fleet of recoveries: found by search attributes, retried in one batc
         await env.sleep('3 hours');
         await until(async () => (await handle.query(recoveryStatusQuery)).attention?.overdue === true);
         expect(await stateOf(handle)).toBe('needs_attention');
+        // Found among everything overdue while it is, and no longer once answered.
+        const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
+        await until(async () => (await overdue()) === 'recovery_attention');
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'skip' }] });
+        await until(async () => (await overdue()) === undefined);
       },
     });
     // Skipped, then charged again in the next round.

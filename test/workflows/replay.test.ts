@@ -11,7 +11,13 @@ import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import { ENCRYPTED_ENCODING } from '../../temporal/payloadCodec';
-import { HISTORIES_DIR, PERSONA_WORKFLOWS, RECORDING_CODEC, recordedHistories } from '../support/temporal';
+import {
+  HISTORIES_DIR,
+  NO_OPEN_PROCESS_SINKS,
+  PERSONA_WORKFLOWS,
+  RECORDING_CODEC,
+  recordedHistories,
+} from '../support/temporal';
 
 const PERSONA_WORKFLOWS_DIR = path.dirname(HISTORIES_DIR);
 import { buildWorkflowBundles, workflowBundlePath } from '../../workers/bundle';
@@ -92,6 +98,7 @@ describe('recorded workflow histories', () => {
         interceptors: { workflowModules: [WORKFLOW_INTERCEPTORS] },
         // Histories recorded through the codec are decrypted; those from before it are read as they are.
         dataConverter: { payloadCodecs: [RECORDING_CODEC] },
+        sinks: NO_OPEN_PROCESS_SINKS,
       },
       histories,
     )) {
@@ -112,6 +119,7 @@ describe('recorded workflow histories', () => {
         {
           workflowBundle: { codePath: workflowBundlePath(dir, traced) },
           dataConverter: { payloadCodecs: [RECORDING_CODEC] },
+          sinks: NO_OPEN_PROCESS_SINKS,
         },
         histories,
       ))
