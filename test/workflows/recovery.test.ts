@@ -981,16 +981,21 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.stopped).toEqual([reason]);
   });
 
+  /** pm-a's charge never gets an answer (an unknown outcome); the other methods answer as `answers` says. */
+  const unknownOnPmA = (): Pick<World, 'methods' | 'answers' | 'charge'> => ({
+    methods: ['pm-failed', 'pm-a', 'pm-b'],
+    answers: {},
+    charge: async (a) => {
+      if (a.payment_method_id === 'pm-a')
+        throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
+      return undefined;
+    },
+  });
+
   it('a stop whose unknown charge the gateway will not tell of: overdue past the deadline, asking on', async () => {
     const gateway = { away: true };
     const world: World = {
-      methods: ['pm-failed', 'pm-a', 'pm-b'],
-      answers: {},
-      charge: async (a) => {
-        if (a.payment_method_id === 'pm-a')
-          throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
-        return undefined;
-      },
+      ...unknownOnPmA(),
       // The gateway is away for hours: every question fails, retryable; then it has the charge.
       settle: async () => {
         if (gateway.away) throw ApplicationFailure.create({ type: 'GatewayUnavailable', message: '503' });
@@ -1031,13 +1036,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
 
   it('a stop whose unknown charge the gateway refuses to tell of for good stops, naming the key', async () => {
     const world: World = {
-      methods: ['pm-failed', 'pm-a', 'pm-b'],
-      answers: {},
-      charge: async (a) => {
-        if (a.payment_method_id === 'pm-a')
-          throw ApplicationFailure.create({ type: 'ChargeOutcomeUnknown', message: 'no answer in 10 s' });
-        return undefined;
-      },
+      ...unknownOnPmA(),
       settle: async () => {
         throw ApplicationFailure.create({
           type: 'GatewayRefused',
