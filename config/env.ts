@@ -399,9 +399,15 @@ export const envSchema = z.object({
    * How long an interaction's id is remembered (a redelivery within it is a no-op): as long as the
    * longest redelivery window upstream. The daily prune (Schedule `persona-interaction-prune`, at
    * PERSONA_INTERACTION_PRUNE_AT) deletes the ids recorded longer ago; a redelivery after that
-   * records again. So an id is kept at least this many days (and a day more, at most, while the runs succeed).
+   * records again. So an id is kept at least this many hours (and a day more, at most, while the runs
+   * succeed). A day by default: the claims are the graph's largest set after the customers'.
    */
-  PERSONA_INTERACTION_RETENTION_DAYS: z.coerce.number().int().min(1).default(30),
+  PERSONA_INTERACTION_ID_WINDOW_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 90)
+    .default(24),
   /** When the daily prune of interaction ids older than the retention runs (HH:MM, 24-hour clock, UTC). */
   PERSONA_INTERACTION_PRUNE_AT: z
     .string()

@@ -509,7 +509,7 @@ async function main(): Promise<void> {
       );
 
       await record('interaction-claims-prune', 'interactionClaimsPruneWorkflow', [
-        { retention_days: 30, batch_size: 10_000 },
+        { window_hours: 24, batch_size: 10_000 },
       ]);
       await record(
         'event-relay-continue-as-new',

@@ -6,8 +6,8 @@ export const INTERACTION_PRUNE_WORKFLOW_TYPE = 'interactionClaimsPruneWorkflow';
 export const INTERACTION_PRUNE_SCHEDULE_ID = 'persona-interaction-prune';
 
 export interface InteractionPruneInput {
-  /** Claims older than this many days before the run was due are deleted (PERSONA_INTERACTION_RETENTION_DAYS). */
-  retention_days: number;
+  /** Claims older than this many hours before the run was due are deleted (PERSONA_INTERACTION_ID_WINDOW_HOURS). */
+  window_hours: number;
   /** Claims deleted per write transaction (PERSONA_INTERACTION_PRUNE_BATCH_SIZE). */
   batch_size: number;
 }

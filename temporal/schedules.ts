@@ -26,7 +26,7 @@ export interface ScheduleSettings {
   PERSONA_EXPIRY_BATCH_SIZE: number;
   PERSONA_EXPIRY_BATCHES_PER_RUN: number;
   PERSONA_EXPIRY_SCAN_LANES: number;
-  PERSONA_INTERACTION_RETENTION_DAYS: number;
+  PERSONA_INTERACTION_ID_WINDOW_HOURS: number;
   PERSONA_INTERACTION_PRUNE_AT: string;
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: number;
   PERSONA_GATEWAY_RECONCILE_AT: string;
@@ -71,7 +71,7 @@ export function expiryScanSchedule(s: ScheduleSettings): ScheduleOptions {
 }
 
 export function interactionPruneInput(s: ScheduleSettings): InteractionPruneInput {
-  return { retention_days: s.PERSONA_INTERACTION_RETENTION_DAYS, batch_size: s.PERSONA_INTERACTION_PRUNE_BATCH_SIZE };
+  return { window_hours: s.PERSONA_INTERACTION_ID_WINDOW_HOURS, batch_size: s.PERSONA_INTERACTION_PRUNE_BATCH_SIZE };
 }
 
 /** The daily prune of interaction ids past the retention: at PERSONA_INTERACTION_PRUNE_AT, UTC. */
@@ -90,7 +90,7 @@ export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
       taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), INTERACTION_PRUNE_WORKFLOW_TYPE),
       args: [interactionPruneInput(s)],
       staticSummary:
-        `Daily prune of interaction ids recorded more than ${s.PERSONA_INTERACTION_RETENTION_DAYS} days ago ` +
+        `Daily prune of interaction ids recorded more than ${s.PERSONA_INTERACTION_ID_WINDOW_HOURS} hours ago ` +
         '(a redelivery of one after that records again)',
     },
     // As the expiry scan: a run still going at the next day's time delays that one, never doubles

@@ -1,6 +1,6 @@
 /**
  * Interaction-claims prune — started daily by the Schedule `persona-interaction-prune`. Forgets
- * the interaction ids recorded more than `retention_days` before the run was due: one
+ * the interaction ids recorded more than `window_hours` before the run was due: one
  * `pruneInteractionClaims` activity deletes them in batches (graph/interactions.ts), heartbeating
  * its count. Past that, a redelivered id records again: the retention must exceed the longest
  * redelivery window upstream. If the activity fails for good (its retries are bounded), the run
@@ -34,7 +34,7 @@ const { pruneInteractionClaims } = activitiesWithSummaries<InteractionPruneActiv
 /** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
 const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
 
 pinned(interactionClaimsPruneWorkflow);
 export async function interactionClaimsPruneWorkflow(input: InteractionPruneInput): Promise<InteractionPruneResult> {
@@ -43,10 +43,10 @@ export async function interactionClaimsPruneWorkflow(input: InteractionPruneInpu
   const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
   const now = new Date();
   const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
-  const cutoff = new Date(due.getTime() - input.retention_days * DAY_MS).toISOString();
+  const cutoff = new Date(due.getTime() - input.window_hours * HOUR_MS).toISOString();
   setCurrentDetails(
     `**Interaction-claims prune** — deleting claims recorded before ${cutoff} ` +
-      `(${input.retention_days} days), ${input.batch_size} per transaction`,
+      `(${input.window_hours} hours), ${input.batch_size} per transaction`,
   );
   try {
     const result = await pruneInteractionClaims({ cutoff, batch_size: input.batch_size });

@@ -114,7 +114,7 @@ describe('pruneInteractionClaims', () => {
     expect(await ltvMinor(who.customerId)).toBe(1010);
 
     await pruneInteractionClaims(g, { olderThan: CUTOFF, batchSize: 100 });
-    // The documented contract: past PERSONA_INTERACTION_RETENTION_DAYS an id is unknown again,
+    // The documented contract: past PERSONA_INTERACTION_ID_WINDOW_HOURS an id is unknown again,
     // so a redelivery that late counts again; one within the retention is still a duplicate.
     expect(await record([old, fresh])).toEqual(['recorded', 'duplicate']);
     expect(await ltvMinor(who.customerId)).toBe(2010);

@@ -251,7 +251,7 @@ async function exercise(): Promise<void> {
 
   // A prune that keeps everything younger than a century (nothing of anyone's goes): its gauge.
   seen.pruneStartedAt = Date.now();
-  const prune: InteractionPruneInput = { retention_days: 36_500, batch_size: 100 };
+  const prune: InteractionPruneInput = { window_hours: 24 * 36_500, batch_size: 100 };
   await temporal.client.workflow.execute(INTERACTION_PRUNE_WORKFLOW_TYPE, {
     taskQueue: taskQueueFor(queues, INTERACTION_PRUNE_WORKFLOW_TYPE),
     workflowId: `obs-prune-${run}`,

@@ -148,7 +148,7 @@ describe('task queues by kind of work', () => {
         await client.workflow.start(INTERACTION_PRUNE_WORKFLOW_TYPE, {
           taskQueue: taskQueueFor(deps.temporal.taskQueues, INTERACTION_PRUNE_WORKFLOW_TYPE),
           workflowId: `${base}-prune-${i}`,
-          args: [{ retention_days: 36_500, batch_size: 100 }],
+          args: [{ window_hours: 24 * 36_500, batch_size: 100 }],
         }),
       );
     // Both bulk slots are taken; the other four prunes wait for one.

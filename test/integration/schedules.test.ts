@@ -87,7 +87,7 @@ describe('applySchedules', () => {
     const custom = {
       ...settings,
       PERSONA_INTERACTION_PRUNE_AT: '02:45',
-      PERSONA_INTERACTION_RETENTION_DAYS: 45,
+      PERSONA_INTERACTION_ID_WINDOW_HOURS: 45,
       PERSONA_INTERACTION_PRUNE_BATCH_SIZE: 2500,
     };
     const applied = await applySchedules(client, custom);
@@ -107,9 +107,9 @@ describe('applySchedules', () => {
       workflowId: INTERACTION_PRUNE_SCHEDULE_ID,
       taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
     });
-    expect(d.action.args).toEqual([{ retention_days: 45, batch_size: 2500 }]);
+    expect(d.action.args).toEqual([{ window_hours: 45, batch_size: 2500 }]);
     expect(d.policies.overlap).toBe('BUFFER_ONE');
-    expect(d.action.staticSummary).toMatch(/prune of interaction ids recorded more than 45 days ago/);
+    expect(d.action.staticSummary).toMatch(/prune of interaction ids recorded more than 45 hours ago/);
 
     // Paused by ops: a re-apply with the defaults keeps the pause and brings the rest back.
     await handle.pause('paused by ops: keeping ids longer during an incident');
@@ -117,7 +117,7 @@ describe('applySchedules', () => {
     d = await handle.describe();
     expect(d.action.args).toEqual([
       {
-        retention_days: settings.PERSONA_INTERACTION_RETENTION_DAYS,
+        window_hours: settings.PERSONA_INTERACTION_ID_WINDOW_HOURS,
         batch_size: settings.PERSONA_INTERACTION_PRUNE_BATCH_SIZE,
       },
     ]);
@@ -151,10 +151,10 @@ describe('a scheduled interaction prune', () => {
     const h = await startHarness();
     // Under the real schedule's id: its runs read what was written for it (temporal/payloadCodec.ts).
     const scheduleId = `${INTERACTION_PRUNE_SCHEDULE_ID}-test-${randomUUID()}`;
-    // A claim from May 2001 (older than 30 days before the due time) and one from mid-June (not).
+    // A claim from June 29 (older than 24 hours before the due time) and one from June 30, 12:00 (not).
     const [old, kept] = [`test-prune:${randomUUID()}`, `test-prune:${randomUUID()}`];
     await h.graph.query(
-      `UNWIND [[$old, '2001-05-01T00:00:00Z'], [$kept, '2001-06-15T00:00:00Z']] AS claim
+      `UNWIND [[$old, '2001-06-29T00:00:00Z'], [$kept, '2001-06-30T12:00:00Z']] AS claim
        CREATE (:Interaction {id: claim[0], customer_id: 'test-prune', type: 'login', recorded_at: datetime(claim[1])})`,
       { old, kept },
     );
@@ -166,7 +166,7 @@ describe('a scheduled interaction prune', () => {
           type: 'startWorkflow',
           workflowType: INTERACTION_PRUNE_WORKFLOW_TYPE,
           taskQueue: h.taskQueue,
-          args: [{ retention_days: 30, batch_size: 100 }],
+          args: [{ window_hours: 24, batch_size: 100 }],
         },
         policies: { overlap: ScheduleOverlapPolicy.BUFFER_ONE },
         state: { paused: true },
@@ -183,7 +183,7 @@ describe('a scheduled interaction prune', () => {
         return workflowId !== '';
       });
       const result = (await h.client.workflow.getHandle(workflowId).result()) as InteractionPruneResult;
-      expect(result.cutoff).toBe('2001-06-01T03:00:00.000Z');
+      expect(result.cutoff).toBe('2001-06-30T03:00:00.000Z');
       expect(result.deleted).toBeGreaterThanOrEqual(1);
       const left = await h.graph.query<{ id: string }>(
         'MATCH (i:Interaction) WHERE i.id IN [$old, $kept] RETURN i.id AS id',

@@ -22,9 +22,9 @@ useWorkflowTestEnv((e, b) => {
   bundle = b;
 });
 
-const DAY_MS = 24 * 60 * 60 * 1000;
+const HOUR_MS = 60 * 60 * 1000;
 
-async function prune(activities: InteractionPruneActivities, retentionDays = 30) {
+async function prune(activities: InteractionPruneActivities, windowHours = 24) {
   const taskQueue = `prune-${randomUUID()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -35,7 +35,7 @@ async function prune(activities: InteractionPruneActivities, retentionDays = 30)
   const handle = await env.client.workflow.start(interactionClaimsPruneWorkflow, {
     taskQueue,
     workflowId: `interaction-prune-test-${randomUUID()}`,
-    args: [{ retention_days: retentionDays, batch_size: 10_000 }],
+    args: [{ window_hours: windowHours, batch_size: 10_000 }],
   });
   const outcome = await worker.runUntil(
     handle.result().then(
@@ -56,14 +56,14 @@ describe('interactionClaimsPruneWorkflow', () => {
           return { deleted: 1234, cutoff: req.cutoff };
         },
       },
-      7,
+      30,
     );
     expect(asked).toHaveLength(1);
     expect(asked[0]?.batch_size).toBe(10_000);
     expect(result).toEqual({ deleted: 1234, cutoff: asked[0]?.cutoff });
-    // Seven days before the run (the workflow's clock reads its first task's time, within moments of its start).
+    // 30 hours before the run (the workflow's clock reads its first task's time, within moments of its start).
     const cutoff = Date.parse(result?.cutoff ?? '');
-    expect(Math.abs(cutoff - (started.getTime() - 7 * DAY_MS))).toBeLessThan(60_000);
+    expect(Math.abs(cutoff - (started.getTime() - 30 * HOUR_MS))).toBeLessThan(60_000);
   });
 
   it('fails the run, saying what failed and what comes next, when the activity fails for good', async () => {
