@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config/env';
 import { randomUUID } from 'node:crypto';
-import { createDriver, migrate } from '../graph';
+import { checkSchema, createDriver } from '../graph';
 import { readCustomerSnapshot } from '../graph/context';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
@@ -40,8 +40,11 @@ async function main(): Promise<void> {
   // Callers wait on Neo4j for at most the request deadline (the worker's driver waits longer).
   const driver = createDriver(config, { deadlineMs: config.PERSONA_REQUEST_DEADLINE_MS });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
-  const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
-  logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
+  // Migrating is the deploy's step (`npm run migrate`): this only refuses a graph not migrated yet.
+  const schema = await checkSchema(driver, config.NEO4J_DATABASE, {
+    reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+  });
+  logger.info({ version: schema.version }, 'graph schema checked');
 
   const tracing = startTracing('persona-api', config.OTEL_EXPORTER_OTLP_ENDPOINT);
   if (tracing)

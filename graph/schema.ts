@@ -1,6 +1,8 @@
 /**
- * The identity graph's schema, applied by an idempotent migration at start-up (api and worker
- * both run it; running it twice, or from two processes at once, changes nothing).
+ * The identity graph's schema, applied by an idempotent migration run as a deploy step
+ * (`npm run migrate`: scripts/migrate.ts; running it twice, or from two places at once, changes
+ * nothing). It records the schema version it applied; the api and the worker only check it
+ * (`checkSchema`) and refuse to serve a graph older than the version they need.
  *
  * Neo4j 5 Community supports property uniqueness constraints on one property and on several
  * (composite); node-key and existence constraints are Enterprise-only. So (type, value) on
@@ -8,8 +10,7 @@
  * Community. Each uniqueness constraint is backed by a range index, so lookups by id,
  * fingerprint and (type, value) need no extra index.
  */
-import type { Driver } from 'neo4j-driver';
-import { Neo4jError } from 'neo4j-driver';
+import neo4j, { Neo4jError, type Driver } from 'neo4j-driver';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -101,6 +102,12 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'constraint',
     cypher: 'CREATE CONSTRAINT migration_name_unique IF NOT EXISTS FOR (m:Migration) REQUIRE m.name IS UNIQUE',
   },
+  // The graph's own settings (the schema version, the reporting currency): one node per name.
+  {
+    name: 'graph_setting_name_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT graph_setting_name_unique IF NOT EXISTS FOR (s:GraphSetting) REQUIRE s.name IS UNIQUE',
+  },
   // Each new onboarding key removes expired ones (graph/historyKeys.ts): found by kind and age.
   {
     name: 'history_key_kind_created_at',
@@ -189,7 +196,33 @@ export const SCHEMA: SchemaRule[] = [
 /** Rules an earlier release created and this one no longer wants: dropped if present (none yet). */
 export const RETIRED_SCHEMA: SchemaRule[] = [];
 
+/**
+ * The schema this code reads and writes. Bump it with every change to SCHEMA, RETIRED_SCHEMA or
+ * DATA_MIGRATIONS (graph/schema.test.ts holds their fingerprint and fails until you do): a process
+ * refuses a graph migrated to an older version, and serves one migrated to a newer version (a
+ * release's migration is additive; see docs/deployment.md, "The migration step").
+ */
+export const SCHEMA_VERSION = 1;
+
+/** The graph has not been migrated to the version this process needs: run the migration step. */
+export class SchemaNotMigratedError extends Error {
+  constructor(
+    readonly found: number | null,
+    readonly needed: number,
+  ) {
+    super(
+      (found === null
+        ? 'the graph has no schema version: it was never migrated'
+        : `the graph's schema is version ${found}, this release needs ${needed}`) +
+        ". Run the migration step first (`npm run migrate`, the deployment's migrate Job or service), then start again",
+    );
+    this.name = 'SchemaNotMigratedError';
+  }
+}
+
 export interface MigrationResult {
+  /** The schema version the graph is at now (SCHEMA_VERSION, or a newer one another release applied). */
+  version: number;
   created: string[];
   dropped: string[];
   existing: string[];
@@ -204,6 +237,8 @@ export interface MigrationOptions {
   reportingCurrency?: string;
   /** The data migrations to run (default DATA_MIGRATIONS; tests bring their own). */
   dataMigrations?: DataMigration[];
+  /** How long a claimed data migration may go without its claim renewed before another takes it over. */
+  leaseMs?: number;
 }
 
 export interface DataMigration {
@@ -219,7 +254,10 @@ export interface DataMigration {
  */
 export const DATA_MIGRATIONS: DataMigration[] = [];
 
-/** How long a data migration another process claimed may run before this one takes it over. */
+/**
+ * How long a data migration's claim holds without renewal: the process running it renews it every
+ * third of that, so only a process that died loses it, however long the migration runs.
+ */
 const MIGRATION_LEASE_MS = 15 * 60_000;
 
 /** Applies every rule that is missing, waits until all indexes are online, then runs pending data migrations. */
@@ -228,7 +266,12 @@ export async function migrate(
   database: string,
   options: MigrationOptions = {},
 ): Promise<MigrationResult> {
-  const { indexWaitSeconds = 300, reportingCurrency = 'USD', dataMigrations = DATA_MIGRATIONS } = options;
+  const {
+    indexWaitSeconds = 300,
+    reportingCurrency = 'USD',
+    dataMigrations = DATA_MIGRATIONS,
+    leaseMs = MIGRATION_LEASE_MS,
+  } = options;
   const started = Date.now();
   const before = await existingRuleNames(driver, database);
   const created: string[] = [];
@@ -261,8 +304,43 @@ export async function migrate(
   }
   await driver.executeQuery(`CALL db.awaitIndexes(${Math.trunc(indexWaitSeconds)})`, {}, { database });
   await checkReportingCurrency(driver, database, reportingCurrency);
-  const migrated = await runDataMigrations(driver, database, dataMigrations, { reportingCurrency });
-  return { created, dropped, existing, migrated, ms: Date.now() - started };
+  const migrated = await runDataMigrations(driver, database, dataMigrations, { reportingCurrency }, leaseMs);
+  // Last: a process that finds this version may rely on everything above being in place.
+  const { records } = await driver.executeQuery(
+    `MERGE (s:GraphSetting {name: 'schema_version'}) ON CREATE SET s.value = $version
+     SET s.value = CASE WHEN s.value < $version THEN $version ELSE s.value END, s.migrated_at = datetime()
+     RETURN s.value AS version`,
+    { version: neo4j.int(SCHEMA_VERSION) },
+    { database },
+  );
+  const version = Number(records[0]?.get('version'));
+  return { version, created, dropped, existing, migrated, ms: Date.now() - started };
+}
+
+/**
+ * What the api and the worker do at start instead of migrating: the graph must have been migrated
+ * to `needs` (SCHEMA_VERSION) or later, and count money in `reportingCurrency`; SchemaNotMigratedError
+ * or a currency error otherwise. Answers the version found.
+ */
+export async function checkSchema(
+  driver: Driver,
+  database: string,
+  options: { reportingCurrency?: string; needs?: number } = {},
+): Promise<{ version: number }> {
+  const { reportingCurrency = 'USD', needs = SCHEMA_VERSION } = options;
+  const { records } = await driver.executeQuery(
+    `OPTIONAL MATCH (v:GraphSetting {name: 'schema_version'})
+     OPTIONAL MATCH (c:GraphSetting {name: 'reporting_currency'})
+     RETURN v.value AS version, c.value AS currency`,
+    {},
+    { database, routing: 'READ' },
+  );
+  const found = records[0]?.get('version') as { toNumber(): number } | number | null | undefined;
+  const version = found === null || found === undefined ? null : Number(found);
+  if (version === null || version < needs) throw new SchemaNotMigratedError(version, needs);
+  const currency = records[0]?.get('currency') as string | null;
+  if (currency !== reportingCurrency) throw currencyMismatch(currency ?? '(none)', reportingCurrency);
+  return { version };
 }
 
 /**
@@ -276,6 +354,7 @@ async function runDataMigrations(
   database: string,
   migrations: DataMigration[],
   options: { reportingCurrency: string },
+  leaseMs: number,
 ): Promise<string[]> {
   const owner = randomUUID();
   const migrated: string[] = [];
@@ -289,20 +368,35 @@ async function runDataMigrations(
          FOREACH (_ IN CASE WHEN m.state = 'running' AND m.claimed_at < datetime() - duration({milliseconds: $lease})
                   THEN [1] ELSE [] END | SET m.owner = $owner, m.claimed_at = datetime())
          RETURN coalesce(m.state, 'done') AS state, m.owner = $owner AS mine`,
-        { name: m.name, owner, lease: MIGRATION_LEASE_MS },
+        { name: m.name, owner, lease: leaseMs },
         { database },
       );
       const state = records[0]?.get('state') as string;
       if (state === 'done') break;
       if (records[0]?.get('mine') !== true) {
-        await sleep(1000); // another process runs it: wait until it is done
+        // Another process runs it: wait until it is done (looking at least twice a lease).
+        await sleep(Math.min(1000, Math.max(10, Math.floor(leaseMs / 2))));
         continue;
       }
       // CALL … IN TRANSACTIONS needs an auto-commit transaction: a session's run, not a transaction function.
+      // The claim is renewed while it runs: only a process that died loses it to another.
+      const renew = setInterval(
+        () => {
+          driver
+            .executeQuery(
+              'MATCH (m:Migration {name: $name, owner: $owner}) SET m.claimed_at = datetime()',
+              { name: m.name, owner },
+              { database },
+            )
+            .catch(() => undefined);
+        },
+        Math.max(10, Math.floor(leaseMs / 3)),
+      );
       const session = driver.session({ database });
       try {
         await session.run(m.cypher, m.params(options));
       } finally {
+        clearInterval(renew);
         await session.close();
       }
       await driver.executeQuery(
@@ -329,11 +423,14 @@ async function checkReportingCurrency(driver: Driver, database: string, currency
     { database },
   );
   const kept = records[0]?.get('value') as string;
-  if (kept !== currency)
-    throw new Error(
-      `this graph counts money in minor units of ${kept}, but PERSONA_REPORTING_CURRENCY is ${currency}: ` +
-        'amounts would be misread; set it back, or convert the graph first',
-    );
+  if (kept !== currency) throw currencyMismatch(kept, currency);
+}
+
+function currencyMismatch(kept: string, currency: string): Error {
+  return new Error(
+    `this graph counts money in minor units of ${kept}, but PERSONA_REPORTING_CURRENCY is ${currency}: ` +
+      'amounts would be misread; set it back, or convert the graph first',
+  );
 }
 
 async function existingRuleNames(driver: Driver, database: string): Promise<Set<string>> {

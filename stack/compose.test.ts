@@ -61,6 +61,7 @@ describe('docker-compose.yml', () => {
       'deploy',
       'gateway-sim',
       'kafka',
+      'migrate',
       'neo4j',
       'prometheus',
       'temporal',
@@ -77,6 +78,12 @@ describe('docker-compose.yml', () => {
       }
     }
     expect(Object.keys(compose.volumes).sort()).toEqual(['kafka-data', 'neo4j-data', 'prometheus-data', 'temporal-db']);
+  });
+
+  it('migrates the graph once, as a step, before the worker and the api (which only check it)', () => {
+    expect(services.migrate?.command).toEqual(['node', '--import', 'tsx', 'scripts/migrate.ts']);
+    for (const name of ['api', 'worker'])
+      expect(services[name]?.depends_on?.migrate, name).toEqual({ condition: 'service_completed_successfully' });
   });
 
   it('gives Persona’s services only variables the code reads, and they load as a production configuration', () => {

@@ -1,6 +1,7 @@
 /**
  * `npm run dev`: brings up the whole system in one command — the local stack (Neo4j, Temporal
- * and its UI, Kafka, the gateway simulator), then the worker and the api (Kafka on), their logs
+ * and its UI, Kafka, the gateway simulator), the graph's migration step (as `npm run migrate`
+ * does), then the worker and the api (Kafka on), their logs
  * interleaved with a prefix. As a deploy would, it makes the worker's deployment version current
  * once the worker polls (a versioned worker gets no task before: docs/deployment.md). Ctrl-C stops
  * the worker and api; the stack keeps running (`npm run stack:down` stops it).
@@ -8,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { API_NODE_ARGS, loadConfig, loadSettings, repoRoot, workerDeploymentVersion } from '../config/env';
+import { createDriver, migrate } from '../graph';
 import { connectTemporal } from '../temporal/connection';
 import { promote } from '../temporal/workerDeployment';
 import { localKafkaSecureEnv } from './install';
@@ -37,6 +39,16 @@ async function main(): Promise<void> {
   // The log is the local inbox: show the codes a message carries (an identity merge's consent code).
   process.env.PERSONA_LOG_NOTIFICATION_CODES ??= 'true';
   const config = loadConfig();
+  // The deploy's migration step, before the processes that refuse an unmigrated graph.
+  const driver = createDriver(config);
+  try {
+    const schema = await migrate(driver, config.NEO4J_DATABASE, {
+      reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+    });
+    log(`graph schema version ${schema.version} (${schema.created.length} rules created, ${schema.ms} ms)`);
+  } finally {
+    await driver.close();
+  }
   const children = [start('worker', 'workers/main.ts'), start('api', 'api/main.ts', API_NODE_ARGS)];
   log(`api        http://127.0.0.1:${config.PERSONA_HTTP_PORT} (health: /healthz, /readyz; metrics: /metrics)`);
   log(

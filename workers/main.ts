@@ -24,7 +24,7 @@ import { SETTLE_CONCURRENCY } from '../activities/reconciliation';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
-import { createDriver, migrate } from '../graph';
+import { checkSchema, createDriver } from '../graph';
 import { graphFromConfig } from '../runtime/graph';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
@@ -83,8 +83,11 @@ async function main(): Promise<void> {
   // slot's reconciliation page SETTLE_CONCURRENCY), and some to spare (workers/workerSet.ts).
   const driver = createDriver(config, { maxConnectionPoolSize: graphSessionsOf(config, SETTLE_CONCURRENCY) + 10 });
   await driver.verifyConnectivity({ database: config.NEO4J_DATABASE });
-  const schema = await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
-  logger.info({ created: schema.created, ms: schema.ms }, 'graph schema ready');
+  // Migrating is the deploy's step (`npm run migrate`): this only refuses a graph not migrated yet.
+  const schema = await checkSchema(driver, config.NEO4J_DATABASE, {
+    reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
+  });
+  logger.info({ version: schema.version }, 'graph schema checked');
   const graph = graphFromConfig(driver, config);
   const chimera = createChimeraClient(config.CHIMERA_URL, graph);
   logger.info(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { int, Neo4jError } from 'neo4j-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrate, SCHEMA } from '../../graph';
+import { checkSchema, migrate, SCHEMA, SCHEMA_VERSION, SchemaNotMigratedError } from '../../graph';
 import type { DataMigration } from '../../graph/schema';
 import { PRUNE_CLAIMS_BATCH } from '../../graph/interactions';
 import { openTestGraph, type TestGraph } from '../support/graph';
@@ -38,6 +38,47 @@ describe('schema migration', () => {
     expect((await migrate(g.driver, g.database, { dataMigrations: [migration] })).migrated).toEqual([]);
     const [row] = await g.query<{ runs: unknown }>('MATCH (p:MigrationProbe {id: $id}) RETURN p.runs AS runs', { id });
     expect(Number(row?.runs)).toBe(1);
+    await g.query('MATCH (p:MigrationProbe {id: $id}) DELETE p', { id });
+    await g.query('MATCH (m:Migration {name: $name}) DELETE m', { name });
+  });
+
+  it('records the schema version it applied; a process checks it instead of migrating', async () => {
+    const applied = await migrate(g.driver, g.database);
+    expect(applied.version).toBeGreaterThanOrEqual(SCHEMA_VERSION);
+    expect(await checkSchema(g.driver, g.database)).toEqual({ version: applied.version });
+  });
+
+  it('a process refuses a graph migrated to less than it needs, naming the step, and another currency', async () => {
+    const check = checkSchema(g.driver, g.database, { needs: SCHEMA_VERSION + 1 });
+    await expect(check).rejects.toBeInstanceOf(SchemaNotMigratedError);
+    await expect(check).rejects.toThrow(/needs \d+\. Run the migration step first \(`npm run migrate`/);
+    await expect(checkSchema(g.driver, g.database, { reportingCurrency: 'JPY' })).rejects.toThrow(
+      /counts money in minor units of USD, but PERSONA_REPORTING_CURRENCY is JPY/,
+    );
+  });
+
+  it('renews a long data migration’s claim: a runner that waits never takes it over while it runs', async () => {
+    const id = randomUUID();
+    const name = `test-slow-migration-${id}`;
+    await g.query('CREATE (:MigrationProbe {id: $id, runs: 0})', { id });
+    // 2,000 transactions one after another, each counting a step: two runs would count 4,000.
+    const migration: DataMigration = {
+      name,
+      cypher:
+        'UNWIND range(1, 2000) AS x CALL (x) { MATCH (p:MigrationProbe {id: $id}) SET p.runs = p.runs + 1 } ' +
+        'IN TRANSACTIONS OF 1 ROWS',
+      params: () => ({ id }),
+    };
+    // A lease of 300 ms: the runner renews it every 100 ms; the other looks every 150 ms.
+    const started = Date.now();
+    const both = await Promise.all([
+      migrate(g.driver, g.database, { dataMigrations: [migration], leaseMs: 300 }),
+      migrate(g.driver, g.database, { dataMigrations: [migration], leaseMs: 300 }),
+    ]);
+    const [row] = await g.query<{ runs: unknown }>('MATCH (p:MigrationProbe {id: $id}) RETURN p.runs AS runs', { id });
+    console.log(`the slow migration ran for ${Date.now() - started} ms (lease 300 ms)`);
+    expect(both.flatMap((r) => r.migrated)).toEqual([name]);
+    expect(Number(row?.runs)).toBe(2000);
     await g.query('MATCH (p:MigrationProbe {id: $id}) DELETE p', { id });
     await g.query('MATCH (m:Migration {name: $name}) DELETE m', { name });
   });
