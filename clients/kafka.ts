@@ -36,6 +36,7 @@ export type KafkaSettings = KafkaConnectionSettings &
     | 'PERSONA_KAFKA_EVENTS_PARTITIONS'
     | 'PERSONA_KAFKA_EVENTS_RETENTION_MS'
     | 'PERSONA_KAFKA_REPLICATION'
+    | 'PERSONA_KAFKA_MIN_INSYNC_REPLICAS'
     | 'PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC'
     | 'PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC'
     | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
@@ -133,6 +134,24 @@ export function personaTopics(s: KafkaSettings): TopicSpec[] {
   ];
 }
 
+/** `min.insync.replicas` of the topics Persona makes: as set, else 2 from a replication of 3, else 1. */
+export function minInsyncReplicas(
+  s: Pick<Settings, 'PERSONA_KAFKA_REPLICATION' | 'PERSONA_KAFKA_MIN_INSYNC_REPLICAS'>,
+): number {
+  return s.PERSONA_KAFKA_MIN_INSYNC_REPLICAS ?? (s.PERSONA_KAFKA_REPLICATION >= 3 ? 2 : 1);
+}
+
+/** The configs a topic Persona makes is created with. */
+export function topicConfigs(
+  s: Pick<Settings, 'PERSONA_KAFKA_REPLICATION' | 'PERSONA_KAFKA_MIN_INSYNC_REPLICAS'>,
+  t: TopicSpec,
+): { name: string; value: string }[] {
+  return [
+    { name: 'min.insync.replicas', value: String(minInsyncReplicas(s)) },
+    ...(t.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(t.retentionMs) }]),
+  ];
+}
+
 /** Creates the topics that do not exist yet; one that exists is left as it is. Returns those it made. */
 export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = personaTopics(s)): Promise<string[]> {
   const admin = new Admin({ clientId: 'persona-topics', ...kafkaConnection(s), timeout: 10_000 });
@@ -146,7 +165,7 @@ export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = perso
           topics: [t.name],
           partitions: t.partitions,
           replicas: s.PERSONA_KAFKA_REPLICATION,
-          ...(t.retentionMs === undefined ? {} : { configs: [{ name: 'retention.ms', value: String(t.retentionMs) }] }),
+          configs: topicConfigs(s, t),
         });
         made.push(t.name);
       } catch (err) {

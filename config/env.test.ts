@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { minInsyncReplicas, topicConfigs } from '../clients/kafka';
 import {
   API_HEAP_BESIDES_CACHE_MB,
   API_HEAP_MB,
@@ -405,7 +406,7 @@ describe('Kafka security settings', () => {
       return (err as ConfigError).issues;
     }
   };
-  const brokers = { KAFKA_BROKERS: 'kafka-1.internal:9093' };
+  const brokers = { KAFKA_BROKERS: 'kafka-1.internal:9093', PERSONA_KAFKA_REPLICATION: '3' };
 
   it('refuses production with Kafka on but unencrypted or unauthenticated, naming what to set', () => {
     const issues = issuesOf({ ...production, ...brokers });
@@ -425,6 +426,31 @@ describe('Kafka security settings', () => {
     // Kafka off in production, or plaintext outside it: nothing to say.
     expect(issuesOf({ ...production })).toEqual([]);
     expect(issuesOf({ ...brokers })).toEqual([]);
+  });
+
+  it('refuses production with Kafka on and topics of fewer than 3 replicas, unless said; min ISR within them', () => {
+    const secure = {
+      KAFKA_TLS: 'true',
+      KAFKA_SASL_MECHANISM: 'PLAIN',
+      KAFKA_SASL_USERNAME: 'p',
+      KAFKA_SASL_PASSWORD: 's',
+    };
+    const one = { ...production, ...brokers, ...secure, PERSONA_KAFKA_REPLICATION: '1' };
+    expect(issuesOf(one)).toEqual([expect.stringMatching(/^PERSONA_KAFKA_REPLICATION: at least 3 in production/)]);
+    expect(issuesOf({ ...one, KAFKA_ALLOW_UNREPLICATED: 'true' })).toEqual([]);
+    expect(issuesOf({ ...production, ...brokers, ...secure })).toEqual([]);
+    // A min ISR above the replication: no write could ever succeed.
+    expect(issuesOf({ ...brokers, PERSONA_KAFKA_MIN_INSYNC_REPLICAS: '4' })).toEqual([
+      expect.stringMatching(/^PERSONA_KAFKA_MIN_INSYNC_REPLICAS: at most PERSONA_KAFKA_REPLICATION \(3\)/),
+    ]);
+    // Made with min ISR 2 from 3 replicas (one broker may be down, none lost), else as set, or 1.
+    expect(minInsyncReplicas(loadSettings({ ...brokers }))).toBe(2);
+    expect(minInsyncReplicas(loadSettings({ ...brokers, PERSONA_KAFKA_MIN_INSYNC_REPLICAS: '3' }))).toBe(3);
+    expect(minInsyncReplicas(loadSettings({}))).toBe(1);
+    expect(topicConfigs(loadSettings({ ...brokers }), { name: 't', partitions: 1, retentionMs: 1000 })).toEqual([
+      { name: 'min.insync.replicas', value: '2' },
+      { name: 'retention.ms', value: '1000' },
+    ]);
   });
 
   it('refuses half a pair, SASL without credentials, and TLS files without TLS', () => {

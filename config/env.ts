@@ -580,8 +580,19 @@ export const envSchema = z.object({
     .int()
     .min(-1)
     .default(7 * 24 * 3600 * 1000),
-  /** Replication factor of the topics Persona creates (1 for a one-broker stack; 3 in production). */
+  /**
+   * Replication factor of the topics Persona creates (1 for a one-broker stack). In production at
+   * least 3 (the events topic is the log of record: a broker lost loses nothing acknowledged),
+   * unless KAFKA_ALLOW_UNREPLICATED=true (a single-machine deployment that knows it).
+   */
   PERSONA_KAFKA_REPLICATION: z.coerce.number().int().min(1).max(16).default(1),
+  /**
+   * `min.insync.replicas` of the topics Persona creates: a write the producer (acks from every
+   * in-sync replica) is told succeeded is on at least this many brokers. Default: 2 with a
+   * replication of 3 or more (one broker may be down, none lost), else 1.
+   */
+  PERSONA_KAFKA_MIN_INSYNC_REPLICAS: z.coerce.number().int().min(1).max(16).optional(),
+  KAFKA_ALLOW_UNREPLICATED: z.enum(['true', 'false']).default('false'),
   /** Events per page the publisher reads from the graph and sends in one produce request. */
   PERSONA_KAFKA_PUBLISH_PAGE: z.coerce.number().int().min(1).max(10_000).default(1000),
   /** The agents' topics the api consumes, and where a message that can never be valid goes. */
@@ -739,6 +750,24 @@ export function kafkaSecurityIssues(env: Env): { path: string[]; message: string
       message: 'required with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD',
     });
   const kafkaOn = env.KAFKA_BROKERS.trim() !== '';
+  const minInsync = env.PERSONA_KAFKA_MIN_INSYNC_REPLICAS;
+  if (minInsync !== undefined && minInsync > env.PERSONA_KAFKA_REPLICATION)
+    issues.push({
+      path: ['PERSONA_KAFKA_MIN_INSYNC_REPLICAS'],
+      message: `at most PERSONA_KAFKA_REPLICATION (${env.PERSONA_KAFKA_REPLICATION}): no write could succeed`,
+    });
+  if (
+    env.NODE_ENV === 'production' &&
+    kafkaOn &&
+    env.PERSONA_KAFKA_REPLICATION < 3 &&
+    env.KAFKA_ALLOW_UNREPLICATED !== 'true'
+  )
+    issues.push({
+      path: ['PERSONA_KAFKA_REPLICATION'],
+      message:
+        'at least 3 in production with KAFKA_BROKERS: the events topic is the log of record, and a broker lost ' +
+        'must lose nothing acknowledged; KAFKA_ALLOW_UNREPLICATED=true for a single-machine deployment',
+    });
   if (env.NODE_ENV === 'production' && kafkaOn && env.KAFKA_ALLOW_PLAINTEXT !== 'true') {
     if (!tls)
       issues.push({
