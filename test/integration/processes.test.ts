@@ -147,39 +147,68 @@ describe('the api and worker processes', () => {
   it.each([
     ['api', 'api/main.ts', 'PERSONA_HTTP_PORT'],
     ['worker', 'workers/main.ts', 'PERSONA_WORKER_HTTP_PORT'],
-  ])('the %s connects, migrates, becomes ready, and stops cleanly on SIGTERM', async (name, entry, portVar) => {
-    const port = await freePort();
-    const proc = startProcess(entry, {
-      [portVar]: String(port),
-      PERSONA_GRPC_PORT: String(await freePort()),
-      PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
-      PERSONA_HTTP_HOST: '127.0.0.1',
-      // Not the `persona` deployment a developer's `npm run dev` worker belongs to.
-      PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
-      LOG_LEVEL: 'info',
-    });
-    try {
-      const ready = await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
-      expect(await ready.json()).toMatchObject({ status: 'ready' });
-      expect(proc.output()).toContain('graph schema ready');
-      // The api reads a context once before it serves, so the first agent's read is not the cold one.
-      if (name === 'api') expect(proc.output()).toContain('"msg":"read path warmed up"');
-      // The worker says which deployment version it polls as (it gets tasks once that is current).
-      if (name === 'worker')
-        expect(proc.output()).toContain(
-          `as deployment version ${testDeploymentName()}.${workerDeploymentVersion(loadSettings()).buildId}`,
-        );
+  ])(
+    'the %s connects, checks the schema, becomes ready, and stops cleanly on SIGTERM',
+    async (name, entry, portVar) => {
+      const port = await freePort();
+      const proc = startProcess(entry, {
+        [portVar]: String(port),
+        PERSONA_GRPC_PORT: String(await freePort()),
+        PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
+        PERSONA_HTTP_HOST: '127.0.0.1',
+        // Not the `persona` deployment a developer's `npm run dev` worker belongs to.
+        PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
+        LOG_LEVEL: 'info',
+      });
+      try {
+        const ready = await waitForOk(`http://127.0.0.1:${port}/readyz`, proc);
+        expect(await ready.json()).toMatchObject({ status: 'ready' });
+        // It migrates nothing (the set-up ran the migration step, as a deploy does): it checks.
+        expect(proc.output()).toContain('"msg":"graph schema checked"');
+        // The api reads a context once before it serves, so the first agent's read is not the cold one.
+        if (name === 'api') expect(proc.output()).toContain('"msg":"read path warmed up"');
+        // The worker says which deployment version it polls as (it gets tasks once that is current).
+        if (name === 'worker')
+          expect(proc.output()).toContain(
+            `as deployment version ${testDeploymentName()}.${workerDeploymentVersion(loadSettings()).buildId}`,
+          );
 
-      // One Worker per kind of work, each on its own queue (named from TEMPORAL_TASK_QUEUE, `persona`).
-      if (name === 'worker')
-        for (const kind of WORK_KINDS) expect(proc.output()).toContain(`${kind} worker: task queue persona-${kind},`);
+        // One Worker per kind of work, each on its own queue (named from TEMPORAL_TASK_QUEUE, `persona`).
+        if (name === 'worker')
+          for (const kind of WORK_KINDS) expect(proc.output()).toContain(`${kind} worker: task queue persona-${kind},`);
 
-      proc.child.kill('SIGTERM');
-      expect(await proc.exited).toBe(0);
-      if (name === 'worker') expect(proc.output()).toContain('"msg":"every worker drained"');
-      expect(proc.output()).toContain('"msg":"bye"');
-    } finally {
-      if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
-    }
-  });
+        proc.child.kill('SIGTERM');
+        expect(await proc.exited).toBe(0);
+        if (name === 'worker') expect(proc.output()).toContain('"msg":"every worker drained"');
+        expect(proc.output()).toContain('"msg":"bye"');
+      } finally {
+        if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+      }
+    },
+  );
+
+  it.each([
+    ['api', 'api/main.ts'],
+    ['worker', 'workers/main.ts'],
+  ])(
+    'the %s refuses to start on a graph its settings do not fit, saying why, and migrates nothing',
+    async (_, entry) => {
+      // A graph kept in USD, a process told JPY: every amount would be misread.
+      const proc = startProcess(entry, {
+        PERSONA_HTTP_PORT: String(await freePort()),
+        PERSONA_WORKER_HTTP_PORT: String(await freePort()),
+        PERSONA_GRPC_PORT: String(await freePort()),
+        PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
+        PERSONA_REPORTING_CURRENCY: 'JPY',
+        LOG_LEVEL: 'info',
+      });
+      try {
+        expect(await proc.exited).not.toBe(0);
+        expect(proc.output()).toMatch(/counts money in minor units of USD, but PERSONA_REPORTING_CURRENCY is JPY/);
+        expect(proc.output()).not.toContain('graph schema checked');
+      } finally {
+        if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+      }
+    },
+  );
 });
