@@ -15,7 +15,6 @@ import type { Graph } from '../graph/graph';
 import {
   listParkedEvents,
   readRelayCheckpoint,
-  RelayCheckpointMovedError,
   recordRelayProgress,
   settleParkedEvents,
   type RelayProgress,
@@ -165,19 +164,6 @@ export interface EventSubscriber {
   concurrency?: number | undefined;
 }
 
-/**
- * A checkpoint another attempt moved first (RelayCheckpointMovedError): retryable, so the page,
- * if still wanted, reads the checkpoint again; a stale attempt's failure is ignored by Temporal.
- */
-export async function movedIsRetryable(write: () => Promise<void>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    if (!(err instanceof RelayCheckpointMovedError)) throw err;
-    throw ApplicationFailure.create({ type: 'RelayCheckpointMoved', message: err.message, cause: err });
-  }
-}
-
 export function createEventActivities({ graph, events }: { graph: Graph; events?: EventSubscriber | undefined }) {
   const webhookSecret = events?.secret;
   const concurrency = Math.max(1, events?.concurrency ?? RELAY_CONCURRENCY);
@@ -204,8 +190,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
      * it with backoff, from that event, for as long as it takes (order is kept). Heartbeats as it
      * goes (every half second); a cancelled page records its progress and stops. At least once: a
      * worker that dies before the checkpoint moves sends that stretch again, under the same
-     * idempotency keys. The progress is written only over the checkpoint the page read: an
-     * attempt taken over while it delivered (its heartbeats stopped) never moves it back.
+     * idempotency keys.
      */
     async relayPage(req: RelayPageRequest): Promise<RelayPageResult> {
       const url = subscriberUrl();
@@ -298,7 +283,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
         ahead,
       };
       if (entries.length > 0 || checkpoint.blocked || checkpoint.ahead.length > 0)
-        await movedIsRetryable(() => recordRelayProgress(graph, req.checkpoint_id, checkpoint.version, progress));
+        await recordRelayProgress(graph, req.checkpoint_id, progress);
       if (cancelled) throw cancelled as Error;
       if (block)
         throw ApplicationFailure.retryable(

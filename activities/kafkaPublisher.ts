@@ -14,7 +14,6 @@ import type { PersonaEvent } from '../graph/events';
 import { readFeedEntries } from '../graph/feed';
 import type { Graph } from '../graph/graph';
 import { readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
-import { movedIsRetryable } from './events';
 import type { PublishRequest, PublishResult } from '../temporal/kafkaPublisher';
 
 /** The partition key: one customer's events (or one device's) stay in order on one partition. */
@@ -111,14 +110,12 @@ export function createKafkaPublisherActivities({
         } finally {
           clearInterval(beat);
         }
-        await movedIsRetryable(() =>
-          recordRelayProgress(graph, req.checkpoint_id, checkpoint.version, {
-            cursor: last.cursor,
-            delivered: entries.length,
-            parked: [],
-            blocked: null,
-          }),
-        );
+        await recordRelayProgress(graph, req.checkpoint_id, {
+          cursor: last.cursor,
+          delivered: entries.length,
+          parked: [],
+          blocked: null,
+        });
         published += entries.length;
         pages++;
         ctx?.heartbeat({ published, pages });

@@ -38,29 +38,6 @@ export interface RelayCheckpoint {
    * customer does not make the others' events go out twice.
    */
   ahead: string[];
-  /**
-   * How many times the checkpoint moved: a page's progress is written only over the version it
-   * read (`recordRelayProgress`), so an attempt taken over while it delivered cannot move it back.
-   */
-  version: number;
-}
-
-/**
- * The checkpoint moved since the page read it: another attempt of the relay's activity (this one
- * was taken over, or a second relay ran) wrote its progress first. Nothing is written; the page's
- * events may have gone out twice (the subscriber keeps `Idempotency-Key`), never out of order.
- */
-export class RelayCheckpointMovedError extends Error {
-  constructor(
-    readonly checkpointId: string,
-    readonly expected: number,
-  ) {
-    super(
-      `the relay checkpoint ${checkpointId} moved past version ${expected} while this page delivered ` +
-        '(another attempt wrote its progress first): nothing written, the page reads the checkpoint again',
-    );
-    this.name = 'RelayCheckpointMovedError';
-  }
 }
 
 export interface ParkedEvent {
@@ -88,20 +65,15 @@ const CHECKPOINT = `MERGE (r:RelayCheckpoint {id: $id})
 const CYPHER = {
   read: `
     OPTIONAL MATCH (r:RelayCheckpoint {id: $id})
-    RETURN r {.cursor, .delivered, .ahead, .version, .blocked_event_id, .blocked_error, .blocked_attempts,
+    RETURN r {.cursor, .delivered, .ahead, .blocked_event_id, .blocked_error, .blocked_attempts,
               blocked_since: toString(r.blocked_since), last_delivery_at: toString(r.last_delivery_at),
               updated_at: toString(r.updated_at)} AS r,
            CASE WHEN r IS NULL THEN 0 ELSE COUNT { (r)-[:PARKED]->(:Event) } END AS parked`,
   // The block's start and attempts are worked out before the blocked event id is replaced.
   progress: `
     ${CHECKPOINT}
-    // The write lock first (a SET takes it; reading under it sees the last committed version):
-    // two attempts writing at once cannot both pass the compare.
-    SET r.version = coalesce(r.version, 0)
     WITH r, r.blocked_event_id AS wasBlockedOn
-    WHERE r.version = $expected
-    SET r.version = r.version + 1,
-        r.cursor = $cursor,
+    SET r.cursor = $cursor,
         r.ahead = $ahead,
         r.delivered = r.delivered + $delivered,
         r.last_delivery_at = CASE WHEN $delivered > 0 THEN datetime.realtime() ELSE r.last_delivery_at END,
@@ -179,7 +151,6 @@ export async function readRelayCheckpoint(g: Graph, id: string): Promise<RelayCh
       last_delivery_at: null,
       updated_at: null,
       ahead: [],
-      version: 0,
     };
   return {
     id,
@@ -197,33 +168,22 @@ export async function readRelayCheckpoint(g: Graph, id: string): Promise<RelayCh
     last_delivery_at: iso(r.last_delivery_at),
     updated_at: iso(r.updated_at),
     ahead: (r.ahead as string[] | null) ?? [],
-    version: (r.version as number | null) ?? 0,
   };
 }
 
-/**
- * Moves the checkpoint: one transaction for a stretch of the feed (delivered, parked, blocked),
- * written only over `expected` (the version the page read): RelayCheckpointMovedError when
- * another attempt moved it first.
- */
-export async function recordRelayProgress(g: Graph, id: string, expected: number, p: RelayProgress): Promise<void> {
-  const written = await writeTx(
-    g,
-    async (tx) =>
-      (
-        await tx.run(CYPHER.progress, {
-          id,
-          expected: neo4j.int(expected),
-          cursor: p.cursor,
-          ahead: p.ahead ?? [],
-          delivered: neo4j.int(p.delivered),
-          parked: p.parked,
-          blockedId: p.blocked?.event_id ?? null,
-          blockedError: p.blocked?.error ?? null,
-        })
-      ).records.length,
+/** Moves the checkpoint: one transaction for a stretch of the feed (delivered, parked, blocked). */
+export async function recordRelayProgress(g: Graph, id: string, p: RelayProgress): Promise<void> {
+  await writeTx(g, (tx) =>
+    tx.run(CYPHER.progress, {
+      id,
+      cursor: p.cursor,
+      ahead: p.ahead ?? [],
+      delivered: neo4j.int(p.delivered),
+      parked: p.parked,
+      blockedId: p.blocked?.event_id ?? null,
+      blockedError: p.blocked?.error ?? null,
+    }),
   );
-  if (written === 0) throw new RelayCheckpointMovedError(id, expected);
 }
 
 /** Parked events, oldest first (all, or the one named). */

@@ -79,7 +79,7 @@ async function relayPageAsItWas(
     progress.delivered++;
     progress.cursor = cursor;
   }
-  if (entries.length > 0) await recordRelayProgress(graph, req.checkpoint_id, checkpoint.version, progress);
+  if (entries.length > 0) await recordRelayProgress(graph, req.checkpoint_id, progress);
 }
 
 /** The child: a loopback subscriber that checks per-customer order of the events under `prefix`. */
