@@ -652,10 +652,19 @@ export const envSchema = z.object({
   NEO4J_PAGECACHE_MB: mebibytes.default(256),
   NEO4J_TX_MEMORY_MB: z.coerce.number().int().min(0).default(512),
   TEMPORAL_UI_PORT: port.default(8233),
-  /** The local stack's Kafka broker (KRaft, one node): its client and controller ports, and heap. */
+  /**
+   * How many Kafka nodes the local stack runs (KRaft, each broker and controller): 1, or 3 for a
+   * replicated log (topics with replication 3 and min ISR 2, as in production). Node n listens
+   * 10·(n−1) above the ports below.
+   */
+  PERSONA_KAFKA_NODES: z
+    .enum(['1', '3'], { message: 'expected 1 or 3' })
+    .default('1')
+    .transform((v) => Number(v) as 1 | 3),
+  /** The local stack's first Kafka node: its client and controller ports, and each node's heap. */
   KAFKA_PORT: port.default(9092),
   KAFKA_CONTROLLER_PORT: port.default(9093),
-  /** The local broker's second listener: TLS with SASL/PLAIN, what `npm run dev` connects to. */
+  /** The local brokers' second listener: TLS with SASL/PLAIN, what `npm run dev` connects to. */
   KAFKA_SECURE_PORT: port.default(9094),
   KAFKA_HEAP: z
     .string()

@@ -39,6 +39,7 @@ import { RequestContext } from '../runtime/requestContext';
 import { connectTemporal } from '../temporal/connection';
 import { mulberry32, Zipf } from './random';
 import { kafkaCheckpointId } from '../temporal/kafkaPublisher';
+import { localKafkaBrokers } from '../stack/install';
 
 const { values } = parseArgs({
   options: {
@@ -60,7 +61,7 @@ const log = (line: string): void => console.log(`[bench-kafka] ${line}`);
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const brokers = config.kafkaBrokers.length > 0 ? config.kafkaBrokers : [`127.0.0.1:${config.KAFKA_PORT}`];
+  const brokers = config.kafkaBrokers.length > 0 ? config.kafkaBrokers : localKafkaBrokers(config);
   const driver = createDriver(config);
   const graph = graphFromConfig(driver, config);
   const run = randomUUID().slice(0, 8);

@@ -32,10 +32,10 @@ function start(name: string, entry: string, nodeArgs: string[] = []): ChildProce
 async function main(): Promise<void> {
   const settings = loadSettings();
   await stackUp(settings, (line) => console.log(`[stack] ${line}`));
-  // The stack's Kafka broker on its secure listener (TLS against the stack's CA, SASL), unless
+  // The stack's Kafka nodes on their secure listeners (TLS against the stack's CA, SASL), unless
   // KAFKA_BROKERS says otherwise (set it to "" to run without Kafka).
   if (process.env.KAFKA_BROKERS === undefined)
-    Object.assign(process.env, localKafkaSecureEnv(settings.PERSONA_STACK_DIR, settings.KAFKA_SECURE_PORT));
+    for (const [name, value] of Object.entries(localKafkaSecureEnv(settings))) process.env[name] ??= value;
   // The log is the local inbox: show the codes a message carries (an identity merge's consent code).
   process.env.PERSONA_LOG_NOTIFICATION_CODES ??= 'true';
   const config = loadConfig();

@@ -17,6 +17,7 @@ import {
   localPayloadKeysPath,
   localTokenKeysPath,
   repoRoot,
+  type Settings,
 } from '../config/env';
 import { newKeySpec } from '../config/keyRing';
 import { run, type Log } from './process';
@@ -45,8 +46,10 @@ export interface StackPaths {
   neo4jClasses: string;
   neo4jHome: string;
   kafkaLib: string;
-  /** The broker's configuration (written at each start) and its log folder. */
+  /** The one broker's configuration (written at each start) and its log folder. */
   kafkaHome: string;
+  /** The three nodes' folders (node-1…3) and the cluster id they were formatted with. */
+  kafkaCluster: string;
   temporalDb: string;
   logs: string;
   pids: string;
@@ -69,6 +72,7 @@ export function stackPaths(stackDir: string): StackPaths {
     neo4jHome: path.join(stackDir, 'neo4j', 'home'),
     kafkaLib: path.join(stackDir, 'kafka', 'lib'),
     kafkaHome: path.join(stackDir, 'kafka', 'home'),
+    kafkaCluster: path.join(stackDir, 'kafka', 'cluster'),
     temporalDb: path.join(stackDir, 'temporal', 'persona.db'),
     logs: path.join(stackDir, 'logs'),
     pids: path.join(stackDir, 'pids'),
@@ -247,19 +251,59 @@ async function ensureKafkaTls(p: StackPaths, log: Log): Promise<void> {
 /** The SASL user Persona's processes are on the local broker's secure listener. */
 export const LOCAL_KAFKA_USER = 'persona';
 
+/** One Kafka node of the local stack. */
+export interface LocalKafkaNode {
+  id: number;
+  /** Plaintext (tests, the console tools), controller, and TLS+SASL (`npm run dev`) ports. */
+  port: number;
+  controllerPort: number;
+  securePort: number;
+  home: string;
+}
+
+export type LocalKafkaSettings = Pick<
+  Settings,
+  'PERSONA_STACK_DIR' | 'PERSONA_KAFKA_NODES' | 'KAFKA_PORT' | 'KAFKA_CONTROLLER_PORT' | 'KAFKA_SECURE_PORT'
+>;
+
 /**
- * The environment that connects Persona to the local broker's secure listener (TLS, verified
- * against the stack's CA, and SASL/PLAIN): what `npm run dev` gives the api and the worker.
+ * The local stack's Kafka nodes (PERSONA_KAFKA_NODES): node n listens 10·(n−1) above the first
+ * node's ports. One node keeps its log in `kafka/home`; three keep theirs in `kafka/cluster/node-n`,
+ * so switching between the two never mixes a one-voter quorum's log with a three-voter one.
  */
-export function localKafkaSecureEnv(stackDir: string, securePort: number): Record<string, string> {
-  const t = stackPaths(stackDir).kafkaTls;
+export function localKafkaNodes(s: LocalKafkaSettings): LocalKafkaNode[] {
+  const p = stackPaths(s.PERSONA_STACK_DIR);
+  return Array.from({ length: s.PERSONA_KAFKA_NODES }, (_, i) => ({
+    id: i + 1,
+    port: s.KAFKA_PORT + 10 * i,
+    controllerPort: s.KAFKA_CONTROLLER_PORT + 10 * i,
+    securePort: s.KAFKA_SECURE_PORT + 10 * i,
+    home: s.PERSONA_KAFKA_NODES === 1 ? p.kafkaHome : path.join(p.kafkaCluster, `node-${i + 1}`),
+  }));
+}
+
+/** The local stack's brokers on their plaintext listeners, as KAFKA_BROKERS lists them. */
+export function localKafkaBrokers(s: LocalKafkaSettings): string[] {
+  return localKafkaNodes(s).map((n) => `127.0.0.1:${n.port}`);
+}
+
+/**
+ * The environment that connects Persona to the local brokers' secure listeners (TLS, verified
+ * against the stack's CA, and SASL/PLAIN): what `npm run dev` gives the api and the worker. With
+ * three nodes, topics are made with replication 3 (min ISR 2 follows).
+ */
+export function localKafkaSecureEnv(s: LocalKafkaSettings): Record<string, string> {
+  const t = stackPaths(s.PERSONA_STACK_DIR).kafkaTls;
   return {
-    KAFKA_BROKERS: `127.0.0.1:${securePort}`,
+    KAFKA_BROKERS: localKafkaNodes(s)
+      .map((n) => `127.0.0.1:${n.securePort}`)
+      .join(','),
     KAFKA_TLS: 'true',
     KAFKA_TLS_CA: t.ca,
     KAFKA_SASL_MECHANISM: 'PLAIN',
     KAFKA_SASL_USERNAME: LOCAL_KAFKA_USER,
     KAFKA_SASL_PASSWORD: readFileSync(t.saslPassword, 'utf8').trim(),
+    PERSONA_KAFKA_REPLICATION: String(Math.min(3, s.PERSONA_KAFKA_NODES)),
   };
 }
 

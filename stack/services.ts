@@ -1,12 +1,12 @@
 /**
- * The local stack's services: Neo4j (Bolt), the Temporal dev server with its UI, a Kafka broker
- * (KRaft, one node) and the payment gateway simulator. `stackUp`
+ * The local stack's services: Neo4j (Bolt), the Temporal dev server with its UI, Kafka (KRaft, one
+ * node or three: PERSONA_KAFKA_NODES) and the payment gateway simulator. `stackUp`
  * starts whatever is not already answering and waits until each one does; `stackDown` stops
  * what the stack started; `stackStatus` reports each service and its address.
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { repoRoot, type Settings } from '../config/env';
@@ -17,6 +17,7 @@ import {
   installStack,
   KAFKA_LOG4J,
   LOCAL_KAFKA_USER,
+  localKafkaNodes,
   NEO4J_LAUNCHER_CLASS,
   stackPaths,
   type StackPaths,
@@ -37,6 +38,8 @@ interface Service {
   addresses(): string[];
   startTimeoutMs: number;
   stopGraceMs: number;
+  /** A Kafka node: the nodes stop together (stackDown). */
+  kafkaNode?: true;
 }
 
 export interface Launch {
@@ -120,13 +123,18 @@ export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
   };
 }
 
-/** One Kafka broker in KRaft combined mode (broker and controller in one JVM), its data under `home`. */
+/** One Kafka node in KRaft combined mode (broker and controller in one JVM), its data under `home`. */
 export interface KafkaInstance {
   home: string;
   host: string;
   port: number;
   controllerPort: number;
   heap: string;
+  /**
+   * Its place in a cluster: its node id, every node's controller (each node votes), and the id the
+   * cluster's logs are formatted with (the same on every node). Alone (node 1, one voter) when absent.
+   */
+  cluster?: { nodeId: number; voters: { id: number; host: string; controllerPort: number }[]; clusterId: string };
   /** A second listener with TLS and SASL/PLAIN (the one `npm run dev` connects to), when given. */
   secure?: { port: number; keystore: string; keystorePassword: string; users: Record<string, string> };
 }
@@ -136,7 +144,13 @@ const PLAIN_LOGIN_MODULE = 'org.apache.kafka.common.security.plain.PlainLoginMod
 /** JAAS's quoting: a value between double quotes, with `\` and `"` escaped. */
 const jaasQuote = (v: string): string => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 
-/** The broker's server.properties: one node, replication 1, no topic made by a stray produce. */
+/**
+ * The node's server.properties. Alone: replication 1. In a cluster of three or more: replication
+ * 3 and `min.insync.replicas` 2 for every topic made without its own (Persona's set theirs,
+ * clients/kafka.ts) and for Kafka's own (consumer offsets, transactions), and no unclean leader
+ * election — a write acknowledged by every in-sync replica is on two nodes before the producer
+ * hears of it, and only one of those can lead. No topic is made by a stray produce.
+ */
 export function kafkaServerProperties(k: KafkaInstance): string {
   const sec = k.secure;
   const secure = sec
@@ -152,10 +166,13 @@ export function kafkaServerProperties(k: KafkaInstance): string {
         'ssl.client.auth=none',
       ]
     : [];
+  const voters = k.cluster?.voters ?? [{ id: 1, host: k.host, controllerPort: k.controllerPort }];
+  const replication = Math.min(3, voters.length);
+  const minIsr = replication >= 3 ? 2 : 1;
   return [
     'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@${k.host}:${k.controllerPort}`,
+    `node.id=${k.cluster?.nodeId ?? 1}`,
+    `controller.quorum.voters=${voters.map((v) => `${v.id}@${v.host}:${v.controllerPort}`).join(',')}`,
     `listeners=PLAINTEXT://${k.host}:${k.port},CONTROLLER://${k.host}:${k.controllerPort}` +
       (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
     `advertised.listeners=PLAINTEXT://${k.host}:${k.port}` + (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
@@ -165,23 +182,32 @@ export function kafkaServerProperties(k: KafkaInstance): string {
     ...secure,
     `log.dirs=${path.join(k.home, 'data')}`,
     'num.partitions=1',
-    'offsets.topic.replication.factor=1',
+    `default.replication.factor=${replication}`,
+    `min.insync.replicas=${minIsr}`,
+    'unclean.leader.election.enable=false',
+    `offsets.topic.replication.factor=${replication}`,
     'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
+    `transaction.state.log.replication.factor=${replication}`,
+    `transaction.state.log.min.isr=${minIsr}`,
+    `share.coordinator.state.topic.replication.factor=${replication}`,
+    `share.coordinator.state.topic.min.isr=${minIsr}`,
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
     '',
   ].join('\n');
 }
 
+/** A new KRaft cluster id: 16 random bytes, base64url (what Kafka's `random-uuid` prints). */
+export function newKafkaClusterId(): string {
+  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+}
+
 /**
- * How to start the broker: writes its configuration and, the first time, formats its log folder
- * (Kafka's StorageTool, with a new cluster id). SIGTERM stops it cleanly.
+ * How to start the node: writes its configuration and, the first time, formats its log folder
+ * (Kafka's StorageTool, with the cluster's id, or a new one for a node alone). SIGTERM stops it cleanly.
  */
 export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
+  mkdirSync(k.home, { recursive: true });
   const props = path.join(k.home, 'server.properties');
   // It holds the keystore's password and the SASL users': readable by this user only.
   writeFileSync(props, kafkaServerProperties(k), { mode: 0o600 });
@@ -195,7 +221,7 @@ export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
     path.join(paths.kafkaLib, '*'),
   ];
   if (!existsSync(path.join(k.home, 'data', 'meta.properties'))) {
-    const clusterId = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    const clusterId = k.cluster?.clusterId ?? newKafkaClusterId();
     execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], {
       stdio: 'ignore',
     });
@@ -325,38 +351,59 @@ function services(s: Settings): Service[] {
   };
 
   const kafkaHost = '127.0.0.1';
-  const kafka: Service = {
-    name: 'kafka',
-    daemon: daemon('kafka'),
+  const nodes = localKafkaNodes(s);
+  const voters = nodes.map((n) => ({ id: n.id, host: kafkaHost, controllerPort: n.controllerPort }));
+  const kafka = nodes.map((node): Service => ({
+    name: node.id === 1 ? 'kafka' : `kafka-${node.id}`,
+    daemon: daemon(node.id === 1 ? 'kafka' : `kafka-${node.id}`),
     host: kafkaHost,
-    port: s.KAFKA_PORT,
+    port: node.port,
     start: (paths) => {
       const launch = kafkaLaunch(paths, {
-        home: paths.kafkaHome,
+        home: node.home,
         host: kafkaHost,
-        port: s.KAFKA_PORT,
-        controllerPort: s.KAFKA_CONTROLLER_PORT,
+        port: node.port,
+        controllerPort: node.controllerPort,
         heap: s.KAFKA_HEAP,
+        ...(nodes.length > 1 ? { cluster: { nodeId: node.id, voters, clusterId: stackClusterId(paths) } } : {}),
         secure: {
-          port: s.KAFKA_SECURE_PORT,
+          port: node.securePort,
           keystore: paths.kafkaTls.keystore,
           keystorePassword: readFileSync(paths.kafkaTls.keystorePassword, 'utf8').trim(),
           users: { [LOCAL_KAFKA_USER]: readFileSync(paths.kafkaTls.saslPassword, 'utf8').trim() },
         },
       });
-      return startDaemon(daemon('kafka'), launch.command, launch.args, launch.env, paths.kafkaHome);
+      return startDaemon(
+        daemon(node.id === 1 ? 'kafka' : `kafka-${node.id}`),
+        launch.command,
+        launch.args,
+        launch.env,
+        node.home,
+      );
     },
-    ready: () => kafkaAnswers([`${kafkaHost}:${s.KAFKA_PORT}`]),
+    // A node of three answers once a majority of the controllers has elected a leader.
+    ready: () => kafkaAnswers([`${kafkaHost}:${node.port}`]),
     addresses: () => [
-      `Kafka            ${kafkaHost}:${s.KAFKA_PORT}  (plaintext: tests and the console tools)`,
-      `Kafka (TLS+SASL) ${kafkaHost}:${s.KAFKA_SECURE_PORT}  (npm run dev's api and worker; CA and password in ` +
+      `Kafka node ${node.id}     ${kafkaHost}:${node.port}  (plaintext: tests and the console tools)`,
+      `  TLS+SASL       ${kafkaHost}:${node.securePort}  (npm run dev's api and worker; CA and password in ` +
         `${path.relative(repoRoot, path.dirname(stackPaths(s.PERSONA_STACK_DIR).kafkaTls.ca))}/)`,
     ],
     startTimeoutMs: 120_000,
     stopGraceMs: 30_000,
-  };
+    kafkaNode: true,
+  }));
 
-  return [neo4j, temporal, kafka, gateway];
+  return [neo4j, temporal, ...kafka, gateway];
+}
+
+/** The id the stack's three-node cluster is formatted with: made once, kept beside the nodes' folders. */
+function stackClusterId(paths: StackPaths): string {
+  const file = path.join(paths.kafkaCluster, 'cluster.id');
+  if (!existsSync(file)) {
+    mkdirSync(paths.kafkaCluster, { recursive: true });
+    writeFileSync(file, newKafkaClusterId());
+  }
+  return readFileSync(file, 'utf8').trim();
 }
 
 function elapsed(since: number): string {
@@ -446,14 +493,25 @@ export function stackRuns(s: Settings, name: string): boolean {
   return svc !== undefined && isAlive(readPid(svc.daemon));
 }
 
-/** Stops the services the stack started (all of them, or the named ones). */
+/**
+ * Stops the services the stack started (all of them, or the named ones), in the reverse of their
+ * start order. The Kafka nodes stop together: one stopped after the others would wait for a
+ * controller quorum that is gone, until its grace ran out and it was killed.
+ */
 export async function stackDown(s: Settings, log: Log, only?: string[]): Promise<void> {
-  for (const svc of services(s).reverse()) {
-    if (only && !only.includes(svc.name)) continue;
+  const stop = async (svc: Service): Promise<void> => {
     const t = Date.now();
     const result = await stopDaemon(svc.daemon, svc.stopGraceMs, log);
     if (result === 'not-running') log(`${svc.name}: was not running`);
     else log(`${svc.name}: ${result === 'killed' ? 'killed' : 'stopped'} (${elapsed(t)})`);
+  };
+  const chosen = services(s)
+    .reverse()
+    .filter((svc) => !only || only.includes(svc.name));
+  const kafka = chosen.filter((svc) => svc.kafkaNode);
+  for (const svc of chosen) {
+    if (!svc.kafkaNode) await stop(svc);
+    else if (svc === kafka[0]) await Promise.all(kafka.map(stop));
   }
 }
 

@@ -59,6 +59,7 @@ import {
 import { until } from '../support/wait';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import type { GatewayReconciliationProgress } from '../../temporal/reconciliation';
+import { localKafkaBrokers } from '../../stack/install';
 
 type Msg = Message<string, string, string, string>;
 
@@ -109,7 +110,7 @@ beforeAll(async () => {
     );
   });
   const gatewayUrl = `http://127.0.0.1:${(gatewayServer.address() as AddressInfo).port}`;
-  const stackKafka = `127.0.0.1:${loadConfig().KAFKA_PORT}`;
+  const stackKafka = localKafkaBrokers(loadConfig()).join(',');
   env = {
     ...neo4j.env,
     ...temporal.env,
@@ -126,11 +127,11 @@ beforeAll(async () => {
   await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
   await driver.close();
   await openClients();
-  await ensureTopics({ ...config, kafkaBrokers: [stackKafka] }, [{ name: topic, partitions: 3 }]);
+  await ensureTopics({ ...config, kafkaBrokers: stackKafka.split(',') }, [{ name: topic, partitions: 3 }]);
   reader = new Consumer({
     clientId: 'persona-test-reader',
     groupId: `reader-${run}`,
-    bootstrapBrokers: [stackKafka],
+    bootstrapBrokers: stackKafka.split(','),
     deserializers: stringDeserializers,
   });
   stream = await reader.consume({

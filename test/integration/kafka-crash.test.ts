@@ -26,11 +26,13 @@ import { cardInput, feedCursorAtNow, openTestGraph, type TestGraph, testPayloadC
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { until } from '../support/wait';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
+import { localKafkaBrokers } from '../../stack/install';
 
 type Msg = Message<string, string, string, string>;
 
 const settings = loadSettings();
-const brokers = `127.0.0.1:${settings.KAFKA_PORT}`;
+const brokers = localKafkaBrokers(settings).join(',');
+const replication = Math.min(3, settings.PERSONA_KAFKA_NODES);
 const run = randomUUID().slice(0, 8);
 const topic = `test.${run}.crash.persona.events`;
 const taskQueue = `kafka-crash-${run}`;
@@ -43,6 +45,7 @@ async function startWorker(): Promise<RunningProcess> {
   const proc = await startWorkerProcess({
     TEMPORAL_TASK_QUEUE: taskQueue,
     KAFKA_BROKERS: brokers,
+    PERSONA_KAFKA_REPLICATION: String(replication),
     PERSONA_KAFKA_EVENTS_TOPIC: topic,
   });
   workers.push(proc);
@@ -52,7 +55,9 @@ async function startWorker(): Promise<RunningProcess> {
 beforeAll(async () => {
   graph = openTestGraph();
   ({ connection, client } = await connectTemporal(loadSettings(), { payloadCodec: testPayloadCodec(graph) }));
-  await ensureTopics({ ...settings, kafkaBrokers: [brokers] }, [{ name: topic, partitions: 3 }]);
+  await ensureTopics({ ...settings, kafkaBrokers: brokers.split(','), PERSONA_KAFKA_REPLICATION: replication }, [
+    { name: topic, partitions: 3 },
+  ]);
 });
 afterAll(async () => {
   for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
@@ -88,7 +93,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
     const reader = new Consumer({
       clientId: 'persona-test-reader',
       groupId: `reader-${run}`,
-      bootstrapBrokers: [brokers],
+      bootstrapBrokers: brokers.split(','),
       deserializers: stringDeserializers,
     });
     const stream = await reader.consume({

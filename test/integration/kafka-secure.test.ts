@@ -6,14 +6,7 @@
  * password, no TLS; a client that cannot verify the broker's certificate refuses the broker.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  Admin,
-  Consumer,
-  MessagesStreamFallbackModes,
-  MessagesStreamModes,
-  stringDeserializers,
-  type Message,
-} from '@platformatic/kafka';
+import { Admin } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import {
   createKafkaProducer,
@@ -25,11 +18,12 @@ import {
 import { loadSettings } from '../../config/env';
 import { localKafkaSecureEnv } from '../../stack/install';
 import { until } from '../support/wait';
+import { readTopic, type Msg } from '../support/kafka';
 
 const stack = loadSettings();
 const secure = loadSettings({
   ...process.env,
-  ...localKafkaSecureEnv(stack.PERSONA_STACK_DIR, stack.KAFKA_SECURE_PORT),
+  ...localKafkaSecureEnv(stack),
 });
 
 /** Every message of an error, its causes and the errors it gathers (the client wraps them). */
@@ -53,9 +47,7 @@ async function listWith(s: KafkaConnectionSettings): Promise<string[]> {
 describe('Kafka over TLS with SASL', () => {
   it('makes the topics, produces with the idempotent producer and consumes, all over TLS and SASL', async () => {
     const topic = `test.${randomUUID().slice(0, 8)}.secure`;
-    expect(await ensureTopics({ ...secure, PERSONA_KAFKA_REPLICATION: 1 }, [{ name: topic, partitions: 1 }])).toEqual([
-      topic,
-    ]);
+    expect(await ensureTopics(secure, [{ name: topic, partitions: 1 }])).toEqual([topic]);
     const producer = createKafkaProducer(secure, 'persona-test-secure-producer');
     const eventId = randomUUID();
     try {
@@ -67,26 +59,12 @@ describe('Kafka over TLS with SASL', () => {
     } finally {
       await producer.close();
     }
-    const consumer = new Consumer({
-      clientId: 'persona-test-secure-consumer',
-      groupId: `test-secure-${randomUUID()}`,
-      ...kafkaConnection(secure),
-      deserializers: stringDeserializers,
-    });
-    const got: Message<string, string, string, string>[] = [];
-    const stream = await consumer.consume({
-      topics: [topic],
-      autocommit: false,
-      mode: MessagesStreamModes.EARLIEST,
-      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-      maxWaitTime: 300,
-    });
-    stream.on('data', (m: Message<string, string, string, string>) => got.push(m));
+    const got: Msg[] = [];
+    const reader = await readTopic(secure, topic, got);
     try {
       await until(async () => got.length > 0);
     } finally {
-      await stream.close();
-      await consumer.close();
+      await reader.stop();
     }
     expect(got.map((m) => [m.key, m.value, m.headers.get(KAFKA_HEADERS.eventId)])).toEqual([
       ['customer-1', '{"type":"Test"}', eventId],

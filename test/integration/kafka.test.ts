@@ -8,13 +8,6 @@
  * reason and the next one is handled. Every test has topics and a consumer group of its own.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  Consumer,
-  MessagesStreamFallbackModes,
-  MessagesStreamModes,
-  stringDeserializers,
-  type Message,
-} from '@platformatic/kafka';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setDeviceTrustScore } from '../../graph/fraud';
 import {
@@ -47,11 +40,13 @@ import { startHarness, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
-
-type Msg = Message<string, string, string, string>;
+import { localKafkaBrokers } from '../../stack/install';
+import { readTopic, type Msg } from '../support/kafka';
 
 const settings = loadSettings();
-const brokers = [`127.0.0.1:${settings.KAFKA_PORT}`];
+/** The stack's brokers: three in CI (PERSONA_KAFKA_NODES=3), so topics are replicated as in production. */
+const brokers = localKafkaBrokers(settings);
+const replication = Math.min(3, brokers.length);
 /** A send that Kafka acknowledged, then "the worker died" before the checkpoint moved: once. */
 let dieAfterNextSend = false;
 let producer: KafkaProducer;
@@ -90,7 +85,7 @@ async function topicsForTest(): Promise<KafkaSettings & { PERSONA_KAFKA_CONSUMER
     PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.persona.events`,
     PERSONA_KAFKA_EVENTS_PARTITIONS: 3,
     PERSONA_KAFKA_EVENTS_RETENTION_MS: 3_600_000,
-    PERSONA_KAFKA_REPLICATION: 1,
+    PERSONA_KAFKA_REPLICATION: replication,
     PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.payment-failures`,
     PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.fraud-outcomes`,
     PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.routing-outcomes`,
@@ -99,30 +94,6 @@ async function topicsForTest(): Promise<KafkaSettings & { PERSONA_KAFKA_CONSUMER
   };
   await ensureTopics(s);
   return s;
-}
-
-/** Reads a topic from its start into `into`, until stopped. */
-async function readTopic(topic: string, into: Msg[]): Promise<{ stop(): Promise<void> }> {
-  const consumer = new Consumer({
-    clientId: 'persona-test-reader',
-    groupId: `reader-${randomUUID()}`,
-    bootstrapBrokers: brokers,
-    deserializers: stringDeserializers,
-  });
-  const stream = await consumer.consume({
-    topics: [topic],
-    autocommit: false,
-    mode: MessagesStreamModes.EARLIEST,
-    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-    maxWaitTime: 300,
-  });
-  stream.on('data', (m: Msg) => into.push(m));
-  return {
-    async stop() {
-      await stream.close();
-      await consumer.close();
-    },
-  };
 }
 
 const silent = createLogger('test-kafka', 'silent');
@@ -170,7 +141,7 @@ describe('publishing the change feed to Kafka', () => {
       expect(before?.behind_events).toBe(writtenByTest.length);
       expect(before?.behind_seconds).toBeGreaterThan(0);
       const received: Msg[] = [];
-      const reader = await readTopic(topic, received);
+      const reader = await readTopic({ kafkaBrokers: brokers }, topic, received);
       try {
         dieAfterNextSend = true; // the first page is sent, then sent again by the retry
         const first = await start();
@@ -261,7 +232,10 @@ describe("the publisher's topic", () => {
       args: [{ topic: elsewhere, ...settings, batches_per_run: 50 }],
     });
     const [elsewhereRead, ownRead]: [Msg[], Msg[]] = [[], []];
-    const readers = [await readTopic(elsewhere, elsewhereRead), await readTopic(topic, ownRead)];
+    const readers = [
+      await readTopic({ kafkaBrokers: brokers }, elsewhere, elsewhereRead),
+      await readTopic({ kafkaBrokers: brokers }, topic, ownRead),
+    ];
     try {
       const customer = await createCustomer(h.graph, {
         digital_identifiers: [{ type: 'email', value: uniqueEmail('kafka-topic'), is_verified: true }],
@@ -307,7 +281,7 @@ describe('what reaches the events topic', () => {
     await eraseCustomer(h.graph, erased.id);
 
     const received: Msg[] = [];
-    const reader = await readTopic(topic, received);
+    const reader = await readTopic({ kafkaBrokers: brokers }, topic, received);
     const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: `test-kafka-publisher-${randomUUID()}`,
@@ -479,7 +453,7 @@ describe("consuming the agents' topics", () => {
     await send(s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, customerId, second);
 
     const dead: Msg[] = [];
-    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    const reader = await readTopic({ kafkaBrokers: brokers }, s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
     try {
       const c = await consume(s);
       await until(async () => c.handled >= 5, 60_000);
@@ -525,7 +499,7 @@ describe("consuming the agents' topics", () => {
       outcome: 'succeeded',
     });
     const dead: Msg[] = [];
-    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    const reader = await readTopic({ kafkaBrokers: brokers }, s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
     try {
       const c = await consume(s);
       await until(async () => c.handled >= 2 && dead.length >= 2, 60_000);
@@ -561,7 +535,7 @@ describe("consuming the agents' topics", () => {
       decline_code: 'generic_decline',
     });
     const dead: Msg[] = [];
-    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    const reader = await readTopic({ kafkaBrokers: brokers }, s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
     try {
       const c = await consume(s);
       const handle = h.client.workflow.getHandle(recoveryWorkflowId(payment));
@@ -604,7 +578,7 @@ describe("consuming the agents' topics", () => {
     await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, failure);
     await send(s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, customerId, { ...failure, unknown_field: 1 });
     const dead: Msg[] = [];
-    const reader = await readTopic(s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    const reader = await readTopic({ kafkaBrokers: brokers }, s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
     try {
       const c = await consume(s);
       await until(async () => dead.length >= 2, 60_000);

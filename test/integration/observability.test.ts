@@ -41,6 +41,7 @@ import { privateTemporal } from '../support/privateServices';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
+import { localKafkaBrokers } from '../../stack/install';
 
 const taskQueue = `observability-${randomUUID()}`;
 /** The worker process's queues, one per kind of work. */
@@ -75,7 +76,7 @@ const KAFKA_TRACE = randomUUID().replace(/-/g, '');
 const KAFKA_SPAN = randomUUID().replace(/-/g, '').slice(0, 16);
 /** The api consumes the agents' topics of this run on the stack's broker (the worker publishes nothing). */
 const kafkaEnv = {
-  KAFKA_BROKERS: `127.0.0.1:${loadSettings().KAFKA_PORT}`,
+  KAFKA_BROKERS: localKafkaBrokers(loadSettings()).join(','),
   PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.obs.events`,
   PERSONA_KAFKA_EVENTS_PARTITIONS: '1',
   PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.obs.payment-failures`,
@@ -195,7 +196,7 @@ async function exercise(): Promise<void> {
   const [device] = await getDevicesByCustomer(graph, seen.customerId);
   const outcomeId = randomUUID();
   seen.fraudId = fraudOutcomeWorkflowId(outcomeId);
-  const chimera = createKafkaProducer({ kafkaBrokers: [kafkaEnv.KAFKA_BROKERS] }, 'obs-chimera');
+  const chimera = createKafkaProducer({ kafkaBrokers: kafkaEnv.KAFKA_BROKERS.split(',') }, 'obs-chimera');
   try {
     // The api makes the topics when its consumer starts: send once it has.
     await until(async () => {

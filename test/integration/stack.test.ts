@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadSettings } from '../../config/env';
 import { createDriver, createGraph, createCustomer, getCustomer } from '../../graph';
+import { localKafkaNodes } from '../../stack/install';
 import { stackDown, stackStatus, stackUp } from '../../stack/services';
 import { connectTemporal, describeNamespace } from '../../temporal/connection';
 import { customerWorkflowsQuery, personaCustomerId, requiredSearchAttributes } from '../../temporal/searchAttributes';
@@ -12,10 +13,11 @@ const quiet = (): void => undefined;
 describe('the local stack', () => {
   it('reports Neo4j (Bolt RETURN 1), Temporal (namespace, UI), Kafka and the gateway answering', async () => {
     const statuses = await stackStatus(settings);
+    const kafka = localKafkaNodes(settings).map((n) => [n.id === 1 ? 'kafka' : `kafka-${n.id}`, true]);
     expect(statuses.map((s) => [s.name, s.answering])).toEqual([
       ['neo4j', true],
       ['temporal', true],
-      ['kafka', true],
+      ...kafka,
       ['gateway', true],
     ]);
     const ui = await fetch(settings.TEMPORAL_UI_URL);
@@ -80,6 +82,8 @@ describe('the local stack', () => {
           await temporal.connection.close();
         }
       },
+      // Every service stopped and started again: Neo4j's and Kafka's JVMs boot on a busy machine.
+      240_000,
     );
   });
 });

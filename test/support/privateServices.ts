@@ -4,7 +4,7 @@
  * runs from the stack's installed programs, in a fresh temporary folder, on free ports, and is
  * started and stopped exactly like `stack:up` / `stack:down` do it (SIGTERM, then a grace period).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadSettings } from '../../config/env';
@@ -19,7 +19,14 @@ import {
   type Daemon,
   type StopResult,
 } from '../../stack/process';
-import { kafkaAnswers, kafkaLaunch, neo4jLaunch, temporalLaunch, type Launch } from '../../stack/services';
+import {
+  kafkaAnswers,
+  kafkaLaunch,
+  neo4jLaunch,
+  newKafkaClusterId,
+  temporalLaunch,
+  type Launch,
+} from '../../stack/services';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../../temporal/connection';
 import { freePort } from './processes';
 
@@ -209,4 +216,68 @@ export async function privateKafka(): Promise<PrivateKafka> {
     120_000,
   );
   return { ...service, address };
+}
+
+export interface PrivateKafkaNode extends PrivateService {
+  id: number;
+  /** host:port of its plaintext listener. */
+  address: string;
+}
+
+export interface PrivateKafkaCluster {
+  nodes: PrivateKafkaNode[];
+  /** Every node's plaintext address, as KAFKA_BROKERS lists them. */
+  brokers: string[];
+  /** Starts every node at once (a node of three answers once a majority of controllers elected a leader). */
+  start(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * A Kafka cluster of its own (not started yet): `size` KRaft nodes, each broker and controller, as
+ * `stack:up` runs them with PERSONA_KAFKA_NODES=3 (replication 3, min ISR 2 for topics made
+ * without their own), each with a log folder kept across its restarts.
+ */
+export async function privateKafkaCluster(size = 3): Promise<PrivateKafkaCluster> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'persona-kafka-cluster-'));
+  const ports = await Promise.all(Array.from({ length: size * 2 }, () => freePort()));
+  const clusterId = newKafkaClusterId();
+  const voters = Array.from({ length: size }, (_, i) => ({
+    id: i + 1,
+    host: '127.0.0.1',
+    controllerPort: ports[size + i] as number,
+  }));
+  const nodes = voters.map((v, i): PrivateKafkaNode => {
+    const dir = path.join(root, `node-${v.id}`);
+    mkdirSync(dir);
+    const port = ports[i] as number;
+    const address = `127.0.0.1:${port}`;
+    const service = privateService(
+      `kafka-${v.id}`,
+      dir,
+      () =>
+        kafkaLaunch(paths, {
+          home: dir,
+          host: '127.0.0.1',
+          port,
+          controllerPort: v.controllerPort,
+          heap: '256m',
+          cluster: { nodeId: v.id, voters, clusterId },
+        }),
+      () => kafkaAnswers([address]),
+      120_000,
+    );
+    return { ...service, id: v.id, address };
+  });
+  return {
+    nodes,
+    brokers: nodes.map((n) => n.address),
+    start: async () => {
+      await Promise.all(nodes.map((n) => n.start()));
+    },
+    dispose: async () => {
+      await Promise.all(nodes.map((n) => n.dispose()));
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,0 +1,76 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadSettings } from '../config/env';
+import { localKafkaBrokers, localKafkaNodes, localKafkaSecureEnv, stackPaths } from './install';
+import { kafkaServerProperties } from './services';
+
+const props = (text: string): Map<string, string> =>
+  new Map(
+    text
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+
+describe('the local Kafka nodes', () => {
+  it('alone: node 1, one voter, replication 1', () => {
+    const p = props(
+      kafkaServerProperties({ home: '/k', host: '127.0.0.1', port: 9092, controllerPort: 9093, heap: '256m' }),
+    );
+    expect(p.get('node.id')).toBe('1');
+    expect(p.get('controller.quorum.voters')).toBe('1@127.0.0.1:9093');
+    expect(p.get('default.replication.factor')).toBe('1');
+    expect(p.get('min.insync.replicas')).toBe('1');
+    expect(p.get('offsets.topic.replication.factor')).toBe('1');
+  });
+
+  it('three: every node votes; replication 3, min ISR 2 where not set otherwise; no unclean election', () => {
+    const voters = [1, 2, 3].map((id) => ({ id, host: '127.0.0.1', controllerPort: 9093 + 10 * (id - 1) }));
+    const p = props(
+      kafkaServerProperties({
+        home: '/k2',
+        host: '127.0.0.1',
+        port: 9102,
+        controllerPort: 9103,
+        heap: '256m',
+        cluster: { nodeId: 2, voters, clusterId: 'abc' },
+      }),
+    );
+    expect(p.get('node.id')).toBe('2');
+    expect(p.get('controller.quorum.voters')).toBe('1@127.0.0.1:9093,2@127.0.0.1:9103,3@127.0.0.1:9113');
+    expect(p.get('default.replication.factor')).toBe('3');
+    expect(p.get('min.insync.replicas')).toBe('2');
+    expect(p.get('offsets.topic.replication.factor')).toBe('3');
+    expect(p.get('transaction.state.log.min.isr')).toBe('2');
+    expect(p.get('unclean.leader.election.enable')).toBe('false');
+  });
+
+  it('PERSONA_KAFKA_NODES=3 runs node n ten ports above node 1, each in a folder of its own', () => {
+    const s = loadSettings({ PERSONA_KAFKA_NODES: '3', PERSONA_STACK_DIR: '/stack' });
+    expect(localKafkaNodes(s).map((n) => [n.id, n.port, n.controllerPort, n.securePort, n.home])).toEqual([
+      [1, 9092, 9093, 9094, '/stack/kafka/cluster/node-1'],
+      [2, 9102, 9103, 9104, '/stack/kafka/cluster/node-2'],
+      [3, 9112, 9113, 9114, '/stack/kafka/cluster/node-3'],
+    ]);
+    expect(localKafkaBrokers(s)).toEqual(['127.0.0.1:9092', '127.0.0.1:9102', '127.0.0.1:9112']);
+    expect(localKafkaNodes(loadSettings({ PERSONA_STACK_DIR: '/stack' }))).toEqual([
+      { id: 1, port: 9092, controllerPort: 9093, securePort: 9094, home: '/stack/kafka/home' },
+    ]);
+    expect(() => loadSettings({ PERSONA_KAFKA_NODES: '2' })).toThrow(/PERSONA_KAFKA_NODES/);
+  });
+
+  it("gives npm run dev every node's secure listener and replication 3", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-stack-'));
+    const password = stackPaths(dir).kafkaTls.saslPassword;
+    mkdirSync(path.dirname(password), { recursive: true });
+    writeFileSync(password, 'secret\n');
+    const s = loadSettings({ PERSONA_KAFKA_NODES: '3', PERSONA_STACK_DIR: dir });
+    const env = localKafkaSecureEnv(s);
+    expect(env.KAFKA_BROKERS).toBe('127.0.0.1:9094,127.0.0.1:9104,127.0.0.1:9114');
+    expect(env.PERSONA_KAFKA_REPLICATION).toBe('3');
+    expect(env.KAFKA_SASL_PASSWORD).toBe('secret');
+    rmSync(dir, { recursive: true });
+  });
+});
