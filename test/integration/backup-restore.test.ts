@@ -18,13 +18,6 @@ import { serve as serveHttp, type ServerType } from '@hono/node-server';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  Consumer,
-  MessagesStreamFallbackModes,
-  MessagesStreamModes,
-  stringDeserializers,
-  type Message,
-} from '@platformatic/kafka';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listArchives } from '../../backup/archive';
@@ -60,8 +53,7 @@ import { until } from '../support/wait';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import type { GatewayReconciliationProgress } from '../../temporal/reconciliation';
 import { localKafkaBrokers } from '../../stack/install';
-
-type Msg = Message<string, string, string, string>;
+import { readTopic, type Msg } from '../support/kafka';
 
 const run = randomUUID().slice(0, 8);
 const topic = `test.${run}.restore.persona.events`;
@@ -76,8 +68,7 @@ let backups: string;
 const processes: RunningProcess[] = [];
 const received: Msg[] = [];
 let gatewayServer: ServerType;
-let reader: Consumer<string, string, string, string>;
-let stream: Awaited<ReturnType<Consumer<string, string, string, string>['consume']>>;
+let reader: { stop(): Promise<void> } | undefined;
 
 const log = (): void => undefined;
 
@@ -128,20 +119,7 @@ beforeAll(async () => {
   await driver.close();
   await openClients();
   await ensureTopics({ ...config, kafkaBrokers: stackKafka.split(',') }, [{ name: topic, partitions: 3 }]);
-  reader = new Consumer({
-    clientId: 'persona-test-reader',
-    groupId: `reader-${run}`,
-    bootstrapBrokers: stackKafka.split(','),
-    deserializers: stringDeserializers,
-  });
-  stream = await reader.consume({
-    topics: [topic],
-    autocommit: false,
-    mode: MessagesStreamModes.EARLIEST,
-    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-    maxWaitTime: 200,
-  });
-  stream.on('data', (m: Msg) => received.push(m));
+  reader = await readTopic({ kafkaBrokers: stackKafka.split(',') }, topic, received);
 }, 240_000);
 
 async function openClients(): Promise<void> {
@@ -153,8 +131,7 @@ async function openClients(): Promise<void> {
 
 afterAll(async () => {
   for (const p of processes) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await stream?.close();
-  await reader?.close();
+  await reader?.stop();
   await connection?.close();
   await graph?.close();
   await new Promise<void>((resolve) => (gatewayServer ? gatewayServer.close(() => resolve()) : resolve()));

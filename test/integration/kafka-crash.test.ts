@@ -6,13 +6,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  Consumer,
-  MessagesStreamFallbackModes,
-  MessagesStreamModes,
-  stringDeserializers,
-  type Message,
-} from '@platformatic/kafka';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTopics, KAFKA_HEADERS } from '../../clients/kafka';
@@ -27,8 +20,7 @@ import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { until } from '../support/wait';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 import { localKafkaBrokers } from '../../stack/install';
-
-type Msg = Message<string, string, string, string>;
+import { readTopic, type Msg } from '../support/kafka';
 
 const settings = loadSettings();
 const brokers = localKafkaBrokers(settings).join(',');
@@ -90,20 +82,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
     const expected = [...logged.values()].flat();
 
     const received: Msg[] = [];
-    const reader = new Consumer({
-      clientId: 'persona-test-reader',
-      groupId: `reader-${run}`,
-      bootstrapBrokers: brokers.split(','),
-      deserializers: stringDeserializers,
-    });
-    const stream = await reader.consume({
-      topics: [topic],
-      autocommit: false,
-      mode: MessagesStreamModes.EARLIEST,
-      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-      maxWaitTime: 200,
-    });
-    stream.on('data', (m: Msg) => received.push(m));
+    const reader = await readTopic({ kafkaBrokers: brokers.split(',') }, topic, received);
     try {
       const first = await startWorker();
       const handle = await client.workflow.start(KAFKA_PUBLISHER_WORKFLOW_TYPE, {
@@ -144,8 +123,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
       }
       for (const id of customers) expect(byCustomer.get(id)).toEqual(logged.get(id));
     } finally {
-      await stream.close();
-      await reader.close();
+      await reader.stop();
     }
   }, 240_000);
 });
