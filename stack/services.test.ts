@@ -45,6 +45,7 @@ describe('the local Kafka nodes', () => {
     expect(p.get('offsets.topic.replication.factor')).toBe('3');
     expect(p.get('transaction.state.log.min.isr')).toBe('2');
     expect(p.get('unclean.leader.election.enable')).toBe('false');
+    expect(Number(p.get('log.cleaner.dedupe.buffer.size'))).toBeLessThan(64 * 1024 * 1024);
   });
 
   it('PERSONA_KAFKA_NODES=3 runs node n ten ports above node 1, each in a folder of its own', () => {
