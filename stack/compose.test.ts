@@ -21,6 +21,7 @@ interface Service {
   command?: string[];
   environment?: Record<string, string>;
   ports?: string[];
+  volumes?: string[];
   depends_on?: Record<string, { condition: string }>;
   healthcheck?: { test: string[] };
 }
@@ -60,7 +61,9 @@ describe('docker-compose.yml', () => {
       'api',
       'deploy',
       'gateway-sim',
-      'kafka',
+      'kafka-1',
+      'kafka-2',
+      'kafka-3',
       'migrate',
       'neo4j',
       'prometheus',
@@ -77,7 +80,34 @@ describe('docker-compose.yml', () => {
           expect(services[dep]?.healthcheck, `${dep} needs a health check`).toBeDefined();
       }
     }
-    expect(Object.keys(compose.volumes).sort()).toEqual(['kafka-data', 'neo4j-data', 'prometheus-data', 'temporal-db']);
+    expect(Object.keys(compose.volumes).sort()).toEqual([
+      'kafka-1-data',
+      'kafka-2-data',
+      'kafka-3-data',
+      'neo4j-data',
+      'prometheus-data',
+      'temporal-db',
+    ]);
+  });
+
+  it('runs Kafka as three voting nodes of one cluster, replication 3 and min ISR 2, no unclean election', () => {
+    const nodes = ['kafka-1', 'kafka-2', 'kafka-3'];
+    const envs = nodes.map(envOf);
+    expect(envs.map((e) => e.KAFKA_NODE_ID)).toEqual(['1', '2', '3']);
+    expect(envs.map((e) => e.KAFKA_ADVERTISED_LISTENERS)).toEqual(nodes.map((n) => `PLAINTEXT://${n}:9092`));
+    expect(new Set(nodes.map((n) => services[n]?.volumes?.[0])).size).toBe(3);
+    for (const e of envs) {
+      expect(e.KAFKA_CONTROLLER_QUORUM_VOTERS).toBe('1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093');
+      // One cluster id, 16 bytes in base64url, as Kafka's storage tool requires.
+      expect(Buffer.from(e.CLUSTER_ID ?? '', 'base64url')).toHaveLength(16);
+      expect(e.CLUSTER_ID).toBe(envs[0]?.CLUSTER_ID);
+      expect([e.KAFKA_DEFAULT_REPLICATION_FACTOR, e.KAFKA_MIN_INSYNC_REPLICAS]).toEqual(['3', '2']);
+      expect([e.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, e.KAFKA_TRANSACTION_STATE_LOG_MIN_ISR]).toEqual(['3', '2']);
+      expect(e.KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE).toBe('false');
+    }
+    for (const name of ['api', 'worker'])
+      for (const n of nodes)
+        expect(services[name]?.depends_on?.[n], `${name} on ${n}`).toEqual({ condition: 'service_healthy' });
   });
 
   it('migrates the graph once, as a step, before the worker and the api (which only check it)', () => {
@@ -104,9 +134,11 @@ describe('docker-compose.yml', () => {
       const [gatewayHost, gatewayPort] = hostPort(config.PERSONA_GATEWAY_URL);
       expect(gatewayHost).toBe('gateway-sim');
       expect(loadConfig({ ...envOf('api'), ...envOf('gateway-sim') }).PERSONA_GATEWAY_PORT).toBe(gatewayPort);
-      // Kafka is on, at the broker of this file, on the port it advertises.
-      expect(config.kafkaBrokers).toEqual(['kafka:9092']);
-      expect(services.kafka?.environment?.KAFKA_ADVERTISED_LISTENERS).toBe('PLAINTEXT://kafka:9092');
+      // Kafka is on, at the three nodes of this file, on the ports they advertise, each topic
+      // replicated three times (min ISR 2 follows): a production configuration without an excuse.
+      expect(config.kafkaBrokers).toEqual(['kafka-1:9092', 'kafka-2:9092', 'kafka-3:9092']);
+      expect(config.PERSONA_KAFKA_REPLICATION).toBe(3);
+      expect(config.KAFKA_ALLOW_UNREPLICATED).toBe('false');
     }
     const api = loadConfig(envOf('api'));
     expect(services.api?.ports).toEqual([
