@@ -21,19 +21,6 @@ export function eventKey(event: PersonaEvent): string {
   return event.customer_id ?? event.device_id ?? event.id;
 }
 
-/**
- * One page in flight per producer: an activity that was cancelled or timed out may still be
- * finishing its page while its retry starts on the same worker, and the idempotent producer's
- * sequence numbers stay simple when its sends to a partition never overlap.
- */
-const sending = new WeakMap<KafkaProducer, Promise<unknown>>();
-async function sendInTurn(kafka: KafkaProducer, send: () => Promise<unknown>): Promise<void> {
-  const before = sending.get(kafka) ?? Promise.resolve();
-  const mine = before.catch(() => undefined).then(send);
-  sending.set(kafka, mine);
-  await mine;
-}
-
 /** The running activity's context, or null when called directly (a test). */
 function activityContext(): Context | null {
   try {
@@ -89,16 +76,16 @@ export function createKafkaPublisherActivities({
         // heartbeat goes on: the activity is not taken over by another worker because of it.
         const beat = setInterval(() => ctx?.heartbeat({ published, pages }), 5_000);
         try {
-          await sendInTurn(kafka, () =>
-            kafka.send({
-              messages: entries.map(({ event }) => ({
-                topic: req.topic,
-                key: eventKey(event),
-                value: JSON.stringify({ ...event, payload: publishedPayload(event.type, event.payload) }),
-                headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
-              })),
-            }),
-          );
+          // One page in flight per producer (clients/kafka.ts): a cancelled or timed-out attempt
+          // still finishing its page goes before its retry's, never beside it.
+          await kafka.send({
+            messages: entries.map(({ event }) => ({
+              topic: req.topic,
+              key: eventKey(event),
+              value: JSON.stringify({ ...event, payload: publishedPayload(event.type, event.payload) }),
+              headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
+            })),
+          });
         } catch (err) {
           throw ApplicationFailure.create({
             type: 'KafkaUnavailable',

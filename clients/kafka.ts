@@ -10,8 +10,17 @@
  *   - `persona.dead-letters.v1`: what the api consumed and can never accept, with the reason.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions as TLSConnectionOptions } from 'node:tls';
-import { Admin, ProduceAcks, Producer, stringSerializers, type SASLOptions } from '@platformatic/kafka';
+import {
+  Admin,
+  ProduceAcks,
+  Producer,
+  stringSerializers,
+  type ProduceResult,
+  type SASLOptions,
+  type SendOptions,
+} from '@platformatic/kafka';
 import { ConfigError, type Settings } from '../config/env';
 
 /** How Persona reaches the brokers: where, and with which TLS and SASL settings. */
@@ -95,22 +104,68 @@ export const KAFKA_HEADERS = {
   deadLetterSource: 'persona-dead-letter-source',
 } as const;
 
-export type KafkaProducer = Producer<string, string, string, string>;
+type Sent = SendOptions<string, string, string, string>;
+
+/** The producer as Persona uses it: sends, one at a time, and a close. */
+export interface KafkaProducer {
+  send(options: Sent): Promise<ProduceResult>;
+  close(): Promise<void>;
+}
 
 /**
- * The idempotent producer (acks from every in-sync replica): a retried produce request never
- * writes a message twice, and a partition keeps the order the messages were sent in.
+ * The idempotent producer (acks from every in-sync replica; @platformatic/kafka takes acks from
+ * each send, and an idempotent one always asks for all): a produce request it retries itself never
+ * writes a message twice, and a partition keeps the order the messages were sent in. Two things
+ * keep its sequence numbers right, which the client does not do for us:
+ *   - sends go one at a time, in the order they were asked for: the client numbers a request's
+ *     messages when it builds it and moves its count on success only, so two sends in flight to one
+ *     partition would carry the same numbers (the second taken as a duplicate of the first, and every
+ *     send after refused as out of order, for good);
+ *   - after a send that failed, the next one goes from a new producer (a new producer id, numbers
+ *     from 0): a send whose answer was lost may have been written, and what is sent again (a page
+ *     read again from the checkpoint, maybe longer now) would no longer fit the numbers the broker
+ *     expects — refused as out of order, for good, until the process restarted. At least once: what
+ *     was written and is sent again is in the log twice; consumers drop it by `event-id`.
  */
 export function createKafkaProducer(s: KafkaConnectionSettings, clientId: string): KafkaProducer {
-  return new Producer({
-    clientId,
-    ...kafkaConnection(s),
-    serializers: stringSerializers,
-    idempotent: true,
-    acks: ProduceAcks.ALL,
-    retries: 5,
-    timeout: 10_000,
-  });
+  const open = (): Producer<string, string, string, string> =>
+    new Producer({
+      clientId,
+      ...kafkaConnection(s),
+      serializers: stringSerializers,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      retries: 5,
+      timeout: 10_000,
+    });
+  let producer = open();
+  let turn: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  const send = async (options: Sent): Promise<ProduceResult> => {
+    if (closed) throw new Error('the Kafka producer is closed');
+    try {
+      return await producer.send(options);
+    } catch (err) {
+      const failed = producer;
+      if (!closed) producer = open();
+      // Not awaited: a close stuck on a broker that is gone must not hold up the next send.
+      void failed.close().catch(() => undefined);
+      throw err;
+    }
+  };
+  return {
+    send(options) {
+      const mine = turn.catch(() => undefined).then(() => send(options));
+      turn = mine;
+      return mine;
+    },
+    /** Waits for the send under way; sends still queued behind it are refused (the process is stopping). */
+    async close() {
+      closed = true;
+      await turn.catch(() => undefined);
+      await producer.close();
+    },
+  };
 }
 
 export interface TopicSpec {
@@ -152,14 +207,29 @@ export function topicConfigs(
   ];
 }
 
-/** Creates the topics that do not exist yet; one that exists is left as it is. Returns those it made. */
+/** Whether a client error is, or gathers, Kafka's error `apiId` (the client wraps a broker's answer). */
+export function isKafkaError(err: unknown, apiId: string, seen = new Set<unknown>()): boolean {
+  if (!err || typeof err !== 'object' || seen.has(err)) return false;
+  seen.add(err);
+  const e = err as { apiId?: string; cause?: unknown; errors?: unknown[] };
+  return (
+    e.apiId === apiId ||
+    isKafkaError(e.cause, apiId, seen) ||
+    (e.errors ?? []).some((x) => isKafkaError(x, apiId, seen))
+  );
+}
+
+/**
+ * Creates the topics that do not exist yet; one that exists is left as it is. Returns those it
+ * made. Each is created outright and "already exists" taken as done: listing the topics first
+ * would read the whole cluster's metadata, which the client refuses while any partition of any
+ * topic has no leader (a broker away), and Persona's own topics would wait on someone else's.
+ */
 export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = personaTopics(s)): Promise<string[]> {
   const admin = new Admin({ clientId: 'persona-topics', ...kafkaConnection(s), timeout: 10_000 });
   try {
-    const existing = new Set(await admin.listTopics());
     const made: string[] = [];
     for (const t of topics) {
-      if (existing.has(t.name)) continue;
       try {
         await admin.createTopics({
           topics: [t.name],
@@ -169,12 +239,51 @@ export async function ensureTopics(s: KafkaSettings, topics: TopicSpec[] = perso
         });
         made.push(t.name);
       } catch (err) {
-        // Another process made it in between: that is what we wanted.
-        if (!(await admin.listTopics()).includes(t.name)) throw err;
+        // It exists (made before, or by another process just now): that is what we wanted.
+        if (isKafkaError(err, 'TOPIC_ALREADY_EXISTS')) continue;
+        // Where services may not create topics, Kafka refuses the create (not authorized) before it
+        // looks whether the topic exists: then it is enough that it does (asked by its name alone).
+        const exists = await admin.metadata({ topics: [t.name] }).then(
+          (m) => m.topics.has(t.name),
+          () => false,
+        );
+        if (!exists) throw err;
       }
     }
     return made;
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * `ensure` until it succeeds, again after each failure with a doubling backoff (each failure
+ * reported), or until `signal` aborts (null then). The worker starts and runs its workflows while
+ * Kafka is away; the publisher's produce waits for its topic meanwhile (an activity retried).
+ */
+export async function ensureTopicsUntilDone(
+  ensure: () => Promise<string[]>,
+  options: {
+    signal: AbortSignal;
+    onError: (err: unknown, attempt: number, retryInMs: number) => void;
+    minBackoffMs?: number;
+    maxBackoffMs?: number;
+  },
+): Promise<string[] | null> {
+  const max = options.maxBackoffMs ?? 60_000;
+  for (let attempt = 1, delay = options.minBackoffMs ?? 1_000; !options.signal.aborted; attempt++) {
+    try {
+      return await ensure();
+    } catch (err) {
+      if (options.signal.aborted) break;
+      options.onError(err, attempt, delay);
+      try {
+        await sleep(delay, undefined, { signal: options.signal });
+      } catch {
+        break;
+      }
+      delay = Math.min(max, delay * 2);
+    }
+  }
+  return null;
 }

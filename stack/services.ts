@@ -500,7 +500,8 @@ export function stackRuns(s: Settings, name: string): boolean {
 /**
  * Stops the services the stack started (all of them, or the named ones), in the reverse of their
  * start order. The Kafka nodes stop together: one stopped after the others would wait for a
- * controller quorum that is gone, until its grace ran out and it was killed.
+ * controller quorum that is gone, until its grace ran out and it was killed. A node of three left
+ * running by a stack since set to one node is stopped as well.
  */
 export async function stackDown(s: Settings, log: Log, only?: string[]): Promise<void> {
   const stop = async (svc: Service): Promise<void> => {
@@ -509,9 +510,12 @@ export async function stackDown(s: Settings, log: Log, only?: string[]): Promise
     if (result === 'not-running') log(`${svc.name}: was not running`);
     else log(`${svc.name}: ${result === 'killed' ? 'killed' : 'stopped'} (${elapsed(t)})`);
   };
-  const chosen = services(s)
+  // Nodes of three still running after PERSONA_KAFKA_NODES went back to 1 are stopped too.
+  const configured = new Set(services(s).map((svc) => svc.name));
+  const chosen = services({ ...s, PERSONA_KAFKA_NODES: 3 })
     .reverse()
-    .filter((svc) => !only || only.includes(svc.name));
+    .filter((svc) => !only || only.includes(svc.name))
+    .filter((svc) => configured.has(svc.name) || isAlive(readPid(svc.daemon)));
   const kafka = chosen.filter((svc) => svc.kafkaNode);
   for (const svc of chosen) {
     if (!svc.kafkaNode) await stop(svc);

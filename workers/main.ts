@@ -43,7 +43,7 @@ import {
   reconcileKafkaPublisher,
   type Reconciled,
 } from '../temporal/singletons';
-import { createKafkaProducer, ensureTopics, kafkaEnabled } from '../clients/kafka';
+import { createKafkaProducer, ensureTopics, ensureTopicsUntilDone, kafkaEnabled } from '../clients/kafka';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { openProcessActivityInterceptor, openProcessSinks } from './openProcesses';
@@ -149,10 +149,26 @@ async function main(): Promise<void> {
     });
   };
   // Kafka (KAFKA_BROKERS): the topics Persona needs, and the idempotent producer the publisher uses.
+  // The topics are made beside the start, not before it: Kafka away (a broker down, the cluster
+  // unreachable) must not keep the worker from running recoveries, erasures and relays.
   const kafka = kafkaEnabled(config) ? createKafkaProducer(config, 'persona-worker') : undefined;
+  const stopEnsuringTopics = new AbortController();
   if (kafka) {
-    const made = await ensureTopics(config);
-    logger.info({ brokers: config.kafkaBrokers, made }, `Kafka at ${config.KAFKA_BROKERS}`);
+    logger.info({ brokers: config.kafkaBrokers }, `Kafka at ${config.KAFKA_BROKERS}`);
+    void ensureTopicsUntilDone(() => ensureTopics(config), {
+      signal: stopEnsuringTopics.signal,
+      onError: (err, attempt, retryInMs) =>
+        logger.warn(
+          { err, attempt, retryInMs },
+          `could not make the Kafka topics (${(err as Error).message}); trying again in ${retryInMs} ms ` +
+            '(the publisher waits for its topic meanwhile)',
+        ),
+    })
+      .then((made) => {
+        if (made)
+          logger.info({ made }, made.length ? `made the Kafka topics ${made.join(', ')}` : 'Kafka topics there');
+      })
+      .catch((err: unknown) => logger.error({ err }, 'making the Kafka topics stopped'));
   } else logger.info('no KAFKA_BROKERS: Kafka is off (the feed and the webhooks are unchanged)');
   const workflowCode = workflowCodeOption(config.PERSONA_WORKFLOW_BUNDLE_DIR, tracing !== null);
   logger.info(
@@ -329,6 +345,7 @@ async function main(): Promise<void> {
     logger.info('every worker drained');
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    stopEnsuringTopics.abort();
     await connection.close();
     await temporal.connection.close();
     await kafka?.close();

@@ -212,6 +212,32 @@ describe('publishing the change feed to Kafka', () => {
   );
 });
 
+describe("Persona's producer", () => {
+  it('takes sends made at once to one partition one at a time: each acknowledged, in the order asked', async () => {
+    // The client numbers a request's messages when it builds it: two sends in flight to one
+    // partition carried the same numbers, and every send after was refused as out of order.
+    const topic = `test.${randomUUID().slice(0, 8)}.in-turn`;
+    await ensureTopics({ ...settings, kafkaBrokers: brokers, PERSONA_KAFKA_REPLICATION: replication }, [
+      { name: topic, partitions: 1 },
+    ]);
+    const one = createKafkaProducer({ kafkaBrokers: brokers }, 'persona-test-in-turn');
+    const asked = Array.from({ length: 24 }, (_, i) => `m${i}`);
+    try {
+      await Promise.all(asked.map((value) => one.send({ messages: [{ topic, key: 'one-customer', value }] })));
+    } finally {
+      await one.close();
+    }
+    const read: Msg[] = [];
+    const reader = await readTopic({ kafkaBrokers: brokers }, topic, read);
+    try {
+      await until(async () => read.length >= asked.length);
+    } finally {
+      await reader.stop();
+    }
+    expect(read.map((m) => m.value)).toEqual(asked);
+  });
+});
+
 describe("the publisher's topic", () => {
   it("publishes nothing to a topic not the worker's, and goes on once its settings are the worker's", async () => {
     const s = await topicsForTest();
