@@ -254,6 +254,8 @@ export const LOCAL_KAFKA_USER = 'persona';
 /** One Kafka node of the local stack. */
 export interface LocalKafkaNode {
   id: number;
+  /** Its name as a stack service (`kafka`, `kafka-2`, `kafka-3`): its pid and log files. */
+  name: string;
   /** Plaintext (tests, the console tools), controller, and TLS+SASL (`npm run dev`) ports. */
   port: number;
   controllerPort: number;
@@ -275,6 +277,7 @@ export function localKafkaNodes(s: LocalKafkaSettings): LocalKafkaNode[] {
   const p = stackPaths(s.PERSONA_STACK_DIR);
   return Array.from({ length: s.PERSONA_KAFKA_NODES }, (_, i) => ({
     id: i + 1,
+    name: i === 0 ? 'kafka' : `kafka-${i + 1}`,
     port: s.KAFKA_PORT + 10 * i,
     controllerPort: s.KAFKA_CONTROLLER_PORT + 10 * i,
     securePort: s.KAFKA_SECURE_PORT + 10 * i,

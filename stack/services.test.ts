@@ -57,7 +57,7 @@ describe('the local Kafka nodes', () => {
     ]);
     expect(localKafkaBrokers(s)).toEqual(['127.0.0.1:9092', '127.0.0.1:9102', '127.0.0.1:9112']);
     expect(localKafkaNodes(loadSettings({ PERSONA_STACK_DIR: '/stack' }))).toEqual([
-      { id: 1, port: 9092, controllerPort: 9093, securePort: 9094, home: '/stack/kafka/home' },
+      { id: 1, name: 'kafka', port: 9092, controllerPort: 9093, securePort: 9094, home: '/stack/kafka/home' },
     ]);
     expect(() => loadSettings({ PERSONA_KAFKA_NODES: '2' })).toThrow(/PERSONA_KAFKA_NODES/);
   });

@@ -358,8 +358,8 @@ function services(s: Settings): Service[] {
   const nodes = localKafkaNodes(s);
   const voters = nodes.map((n) => ({ id: n.id, host: kafkaHost, controllerPort: n.controllerPort }));
   const kafka = nodes.map((node): Service => ({
-    name: node.id === 1 ? 'kafka' : `kafka-${node.id}`,
-    daemon: daemon(node.id === 1 ? 'kafka' : `kafka-${node.id}`),
+    name: node.name,
+    daemon: daemon(node.name),
     host: kafkaHost,
     port: node.port,
     start: (paths) => {
@@ -377,13 +377,7 @@ function services(s: Settings): Service[] {
           users: { [LOCAL_KAFKA_USER]: readFileSync(paths.kafkaTls.saslPassword, 'utf8').trim() },
         },
       });
-      return startDaemon(
-        daemon(node.id === 1 ? 'kafka' : `kafka-${node.id}`),
-        launch.command,
-        launch.args,
-        launch.env,
-        node.home,
-      );
+      return startDaemon(daemon(node.name), launch.command, launch.args, launch.env, node.home);
     },
     // A node of three answers once a majority of the controllers has elected a leader.
     ready: () => kafkaAnswers([`${kafkaHost}:${node.port}`]),

@@ -13,7 +13,7 @@ const quiet = (): void => undefined;
 describe('the local stack', () => {
   it('reports Neo4j (Bolt RETURN 1), Temporal (namespace, UI), Kafka and the gateway answering', async () => {
     const statuses = await stackStatus(settings);
-    const kafka = localKafkaNodes(settings).map((n) => [n.id === 1 ? 'kafka' : `kafka-${n.id}`, true]);
+    const kafka = localKafkaNodes(settings).map((n) => [n.name, true]);
     expect(statuses.map((s) => [s.name, s.answering])).toEqual([
       ['neo4j', true],
       ['temporal', true],
