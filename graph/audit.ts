@@ -12,7 +12,8 @@ import { z } from 'zod';
 import { lockCustomerForChangeTx } from './customers';
 import { toPlain } from './convert';
 import { InvalidInputError, InvalidStateError, NotFoundError } from './errors';
-import { appendEvent, EVENT_PROJECTION, eventFromRow, findEventByIdempotencyKey, type PersonaEvent } from './events';
+import { appendEvent, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
+import { FACT_PROJECTION, findFact } from './facts';
 import { inHistory } from './feed';
 import { readTx, writeTx, type Graph } from './graph';
 import { parseInput, text, type CustomerStatus } from './model';
@@ -39,19 +40,19 @@ const CYPHER = {
     MATCH (c:Customer {id: $customerId})
     MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND ${inHistory('c', 'e')}
     RETURN e.type AS type, toString(e.occurred_at) AS occurredAt`,
-  // The customer's contests, newest first: a seek of its own events (by customer and time),
-  // filtered by type. Contests are never device-level events.
+  // The customer's contests, newest first: facts (graph/facts.ts), a seek of the (customer_id,
+  // type, at) index, kept after the contest's event is pruned from the graph.
   contests: `
-    MATCH (e:Event {customer_id: $customerId})
-    WHERE e.occurred_at IS NOT NULL AND e.type = 'HistoryEntryContested'
-    RETURN ${EVENT_PROJECTION} AS event
-    ORDER BY e.occurred_at DESC, e.seq DESC
+    MATCH (f:Fact {customer_id: $customerId, type: 'HistoryEntryContested'})
+    WHERE f.at IS NOT NULL
+    RETURN ${FACT_PROJECTION} AS event
+    ORDER BY f.at DESC
     LIMIT $limit`,
-  // Contests the customer made in the last day: a range seek of its own events by time.
+  // Contests the customer made in the last day: a range seek of the same index.
   contestsToday: `
-    MATCH (e:Event {customer_id: $customerId})
-    WHERE e.occurred_at > datetime.transaction() - duration('P1D') AND e.type = 'HistoryEntryContested'
-    RETURN count(e) AS n`,
+    MATCH (f:Fact {customer_id: $customerId, type: 'HistoryEntryContested'})
+    WHERE f.at > datetime.transaction() - duration('P1D')
+    RETURN count(f) AS n`,
   events: `
     UNWIND $ids AS id
     MATCH (e:Event {id: id})
@@ -108,7 +109,7 @@ export async function contestHistoryEntry(
     if (!target) throw new NotFoundError('History entry', contest.event_id);
     if (target.get('type') === 'HistoryEntryContested')
       throw new InvalidInputError('event_id', 'is a contest already: contest the entry it names');
-    const earlier = await findEventByIdempotencyKey(tx, key);
+    const earlier = await findFact(tx, key);
     if (earlier) return { contest_id: earlier.id, contested_event_id: contest.event_id, recorded: false };
     // Each contest is free text into the immutable log (and to ops): a day holds a bounded number.
     const today = toPlain((await tx.run(CYPHER.contestsToday, { customerId })).records[0]?.get('n')) as number;
@@ -128,7 +129,7 @@ export async function contestHistoryEntry(
       },
       { idempotencyKey: key },
     );
-    const made = await findEventByIdempotencyKey(tx, key);
+    const made = await findFact(tx, key);
     return { contest_id: made?.id ?? '', contested_event_id: contest.event_id, recorded: true };
   });
 }

@@ -1,8 +1,8 @@
 /**
  * Erasing a customer: everything personal goes, a tombstone stays. First the customer's events
  * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
- * write-transaction limit): each keeps its id, type and time, its payload becomes `{}` (and a
- * PossibleMatchFound loses the customer it named, graph/events.ts). Then, in
+ * write-transaction limit): each keeps its id, type and time, its payload becomes `{}`; so do
+ * its facts (graph/facts.ts: a possible match loses the customer it named). Then, in
  * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens; the
  * charge ledger's attempts lose their copies of the token and the card, and keep the key, the
  * amounts and the outcome: graph/chargeLedger.ts), the
@@ -15,7 +15,8 @@
  * stopped half-way goes on where it was; erasing an erased customer changes nothing.
  */
 import neo4j from 'neo4j-driver';
-import { appendEvent, findEventByIdempotencyKey } from './events';
+import { appendEvent } from './events';
+import { findFact } from './facts';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
 import { mergedRecordsOfTx } from './merge';
@@ -67,11 +68,10 @@ const CYPHER = {
   // Suspending fraud outcomes of the customer whose review has no recorded end yet (keys
   // `fraud:<outcome id>` and `fraud-review:<outcome id>`, graph/fraud.ts).
   pendingReviews: `
-    MATCH (e:Event {customer_id: $id})
-    WHERE e.occurred_at IS NOT NULL AND e.type = 'FraudOutcomeApplied' AND e.erased IS NULL
-      AND e.payload CONTAINS '"suspended":true'
-    WITH substring(e.idempotency_key, size('fraud:')) AS outcomeId
-    WHERE NOT EXISTS { MATCH (:Event {idempotency_key: 'fraud-review:' + outcomeId}) }
+    MATCH (f:Fact {customer_id: $id, type: 'FraudOutcomeApplied'})
+    WHERE f.at IS NOT NULL AND f.erased IS NULL AND f.result CONTAINS '"suspended":true'
+    WITH substring(f.key, size('fraud:')) AS outcomeId
+    WHERE NOT EXISTS { MATCH (:Fact {key: 'fraud-review:' + outcomeId}) }
     RETURN collect(outcomeId) AS outcomeIds`,
   // Oldest first along the (customer_id, occurred_at) index, from where the last batch ended;
   // events emptied already (by an earlier run) are passed over. No customer lock: only the
@@ -80,7 +80,7 @@ const CYPHER = {
     MATCH (e:Event {customer_id: $id})
     WHERE e.occurred_at >= datetime($after) AND e.occurred_at <= datetime($until) AND e.erased IS NULL
     WITH e ORDER BY e.occurred_at LIMIT $limit
-    SET e.payload = '{}', e.erased = true REMOVE e.matched_customer_id
+    SET e.payload = '{}', e.erased = true
     RETURN count(e) AS stripped, toString(max(e.occurred_at)) AS last`,
   // The customer's lock first: no write for it can interleave.
   lock: `
@@ -144,8 +144,15 @@ const CYPHER = {
     CALL (c) {
       // From where the batches ended: the events before were emptied by them.
       MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at >= datetime($from) AND e.erased IS NULL
-      SET e.payload = '{}', e.erased = true REMOVE e.matched_customer_id
+      SET e.payload = '{}', e.erased = true
       RETURN count(e) AS events
+    }
+    CALL (c) {
+      // The facts read back from its history (graph/facts.ts): emptied like its events; the
+      // CustomerErased fact written next is the erasure's own.
+      OPTIONAL MATCH (f:Fact {customer_id: c.id}) WHERE f.erased IS NULL
+      SET f.result = '{}', f.erased = true, f.about = null
+      RETURN count(f) AS facts
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
              erased_at: datetime.transaction(), event_seq: c.event_seq, erased_with: $erasedWith}
@@ -236,7 +243,7 @@ export async function eraseCustomer(
     const none = { identifiers: 0, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 0, history_keys: 0 };
     if (lock.get('status') === 'erased') {
       // Erased before (an earlier run, or this one whose answer was lost): the records it erased with it.
-      const earlier = await findEventByIdempotencyKey(tx, erasedKey(customerId));
+      const earlier = await findFact(tx, erasedKey(customerId));
       const records = (earlier?.payload.merged_records as string[] | undefined) ?? [];
       return {
         customer_id: customerId,

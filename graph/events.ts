@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
-import { payloadProblem, type EventType } from './eventSchemas';
+import { isTransient, payloadProblem, type EventType } from './eventSchemas';
 import { readTx, recordAppended, type CommittedEvent, type Graph } from './graph';
 
 export interface PersonaEvent {
@@ -60,9 +60,11 @@ const CYPHER = {
   // one customer append one after the other. The SET reads the counter it writes, so Neo4j takes
   // the lock before the read. One group per customer, so a batch is still one statement; a group
   // without an existing customer gets no number. Each event's number is returned (Graph.changes).
-  // A PossibleMatchFound keeps the customer it names as a property too (matchedCustomerId): that
-  // customer's possible matches find it by an index seek (graph/matchEvidence.ts), not by a scan
-  // of every payload.
+  // An event that records a fact the code reads back (a keyed decision, a possible match, a
+  // merge: ev.fact) writes its Fact node in the same statement (graph/facts.ts): the fact outlives
+  // the event, which is pruned from the graph once every consumer has it (graph/eventPrune.ts).
+  // A transient event (ev.transient: not in the customer's history, graph/eventSchemas.ts) is
+  // marked so, and the prune finds it by the (transient, occurred_at) index.
   append: `
     ${EPOCH}
     UNWIND $groups AS grp
@@ -74,11 +76,11 @@ const CYPHER = {
     WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
-                     idempotency_key: ev.idempotencyKey, matched_customer_id: ev.matchedCustomerId})
+                     transient: ev.transient})
+    FOREACH (f IN CASE WHEN ev.fact IS NULL THEN [] ELSE [ev.fact] END |
+      CREATE (:Fact {key: f.key, type: ev.type, customer_id: ev.customerId, about: f.about, event_id: ev.id,
+                     at: e.occurred_at, customer_seq: customerSeq, epoch: epoch, result: ev.payload}))
     RETURN ev.id AS id, customerSeq`,
-  byIdempotencyKey: `
-    MATCH (e:Event {idempotency_key: $key})
-    RETURN ${EVENT_PROJECTION} AS event`,
   // The customer's own events, and the device-level events of every device the customer logged
   // in from, stamped from the customer's first login on it (a change from before the customer
   // came is not the customer's history). Each branch is an index seek ((customer_id,
@@ -116,8 +118,9 @@ const appendedInTx = new WeakMap<ManagedTransaction, number>();
 
 /**
  * Appends an event to the log inside the caller's transaction. An idempotency key makes the
- * event (and so the whole transaction) happen at most once: a second append with the same key
- * violates a uniqueness constraint, and `findEventByIdempotencyKey` finds the first.
+ * event (and so the whole transaction) happen at most once: its Fact (graph/facts.ts) is unique
+ * by key, so a second append with the same key violates a uniqueness constraint, and
+ * `findFact` finds the first — after the event itself is pruned too.
  */
 export async function appendEvent(
   tx: ManagedTransaction,
@@ -161,9 +164,10 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       customerId: e.customerId,
       seq: first + i,
       payload: JSON.stringify(e.payload),
-      idempotencyKey: e.idempotencyKey ?? null,
-      matchedCustomerId: matchedCustomerOf(e),
+      transient: isTransient(e.type, e.payload) ? true : null,
+      fact: null as { key: string; about: string | null } | null,
     };
+    row.fact = factOf(e, row.id);
     // The payload as stored (what a reader of the log gets), not the caller's object.
     const payload = JSON.parse(row.payload) as Record<string, unknown>;
     appended.set(row.id, { id: row.id, type: e.type, customer_id: e.customerId, customer_seq: null, payload });
@@ -185,10 +189,31 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   recordAppended(tx, [...appended.values()]);
 }
 
-/** The other customer a PossibleMatchFound names (kept on the Event node, indexed); null for any other event. */
-function matchedCustomerOf(e: NewEvent): string | null {
-  const named = e.payload.matched_customer_id;
-  return e.type === 'PossibleMatchFound' && typeof named === 'string' ? named : null;
+/** Event types whose every event is a fact, keyed or not; any event with an idempotency key is one too. */
+const FACT_TYPES: ReadonlySet<EventType> = new Set<EventType>([
+  'PossibleMatchFound',
+  'CustomersMerged',
+  'CustomersUnmerged',
+]);
+
+/**
+ * The fact an event records (its key, and the other party it is about), or null when it records
+ * none. A fact without an idempotency key is keyed by its type and event id.
+ */
+function factOf(e: NewEvent, eventId: string): { key: string; about: string | null } | null {
+  if (!e.idempotencyKey && !FACT_TYPES.has(e.type)) return null;
+  return { key: e.idempotencyKey ?? `${e.type}:${eventId}`, about: aboutOf(e) };
+}
+
+/** The other party a fact names: the customer a possible match names, the outcome a reversal undid. */
+function aboutOf(e: NewEvent): string | null {
+  const named =
+    e.type === 'PossibleMatchFound'
+      ? e.payload.matched_customer_id
+      : e.type === 'FraudOutcomeReversed'
+        ? e.payload.reversed_outcome_id
+        : null;
+  return typeof named === 'string' ? named : null;
 }
 
 /** What a device-level trust change says of why when a fraud outcome caused it. */
@@ -214,12 +239,6 @@ export function eventFromRow(value: unknown): PersonaEvent {
   const device =
     typeof device_id === 'string' ? { device_id, device_seq: typeof device_seq === 'number' ? device_seq : 0 } : {};
   return { ...e, ...device, epoch: typeof epoch === 'number' ? epoch : 0, payload } as PersonaEvent;
-}
-
-/** The event written with this idempotency key, inside the caller's transaction. */
-export async function findEventByIdempotencyKey(tx: ManagedTransaction, key: string): Promise<PersonaEvent | null> {
-  const record = (await tx.run(CYPHER.byIdempotencyKey, { key })).records[0];
-  return record ? eventFromRow(record.get('event')) : null;
 }
 
 /**

@@ -13,7 +13,7 @@
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
 import { InvalidInputError, NotFoundError } from './errors';
-import { EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
+import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
 import { leaderReadTx, readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
@@ -28,7 +28,8 @@ const EVENT = `${EVENT_PROJECTION} AS event,
   toString(e.occurred_at) AS at, e.seq AS seq`;
 
 /**
- * A customer's history, newest first: its own events and the device-level events (a shared
+ * A customer's history, newest first: its own events but the transient ones (graph/eventSchemas.ts
+ * `isTransient`: in the feed, not in the history) and the device-level events (a shared
  * device's trust change) of every device it logged in from, stamped from its first login on that
  * device. Each branch is an index seek cut at $limit, then the two are merged; `page` narrows
  * both to the events before a cursor. One row even when there are no events (404 is for an
@@ -42,7 +43,7 @@ function history(page: string): string {
     WITH coalesce(survivor, asked) AS c, survivor IS NOT NULL AS followed
     CALL (c) {
       CALL (c) {
-        MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL ${page}
+        MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL ${page}
         RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
         UNION
         MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
@@ -73,8 +74,12 @@ export function inHistory(c: string, e: string): string {
 const CYPHER = {
   historyEntry: `
     MATCH (c:Customer {id: $customerId})
-    OPTIONAL MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND ${inHistory('c', 'e')}
+    OPTIONAL MATCH (e:Event {id: $eventId})
+    WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL AND ${inHistory('c', 'e')}
     RETURN CASE WHEN e IS NULL THEN null ELSE ${EVENT_PROJECTION} END AS event`,
+  prunedAfter: `
+    MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) WHERE log.pruned_before > datetime($t)
+    RETURN toString(log.pruned_before) AS prunedBefore`,
   feedFirst: `
     WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon
     MATCH (e:Event) WHERE e.occurred_at <= horizon
@@ -200,11 +205,28 @@ export async function readFeedEntries(
   });
 }
 
-/** Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. */
+/**
+ * Up to `limit` events after the cursor, oldest first, none stamped within the last `lagMs`. A
+ * cursor from before what the graph still holds whole (events pruned since: graph/eventPrune.ts)
+ * is refused, naming `after`, rather than answered with a page that silently skips them.
+ */
 export async function readFeed(
   g: Graph,
   options: { after?: string | undefined; limit: number; lagMs: number },
 ): Promise<FeedPage> {
+  if (options.after) {
+    const { t } = decodeCursor(options.after, 'after');
+    const pruned = await readTx(
+      g,
+      async (tx) => (await tx.run(CYPHER.prunedAfter, { t })).records[0]?.get('prunedBefore') as string | undefined,
+    );
+    if (pruned)
+      throw new InvalidInputError(
+        'after',
+        `is from before ${pruned}, and events from before then have been pruned from the graph: read them from ` +
+          'the Kafka events topic (the log of record), then ask again without `after`',
+      );
+  }
   const entries = await readFeedEntries(g, options);
   return { data: entries.map((e) => e.event), next_cursor: entries.at(-1)?.cursor ?? options.after ?? null };
 }

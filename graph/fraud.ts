@@ -9,7 +9,8 @@ import { lockCustomersTx, setCustomerStatusTx } from './customers';
 import { survivorOfTx } from './merge';
 import { earnDeviceTrustTx, INITIAL_TRUST_SCORE, setDeviceTrustTx } from './devices';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
-import { appendEvent, findEventByIdempotencyKey, listCustomerEventsTx } from './events';
+import { appendEvent } from './events';
+import { findFact, listFactsAboutTx, listFactsTx } from './facts';
 import { readTx, writeTx, type Graph } from './graph';
 import type { CustomerStatus, PaymentMethodStatus } from './model';
 import { setPaymentMethodStatusTx } from './paymentMethods';
@@ -147,7 +148,7 @@ export async function applyFraudOutcome(
     // devices are there now). Never a suspension written over a tombstone.
     const customerId = (await survivorOfTx(tx, r.customer_id))?.id ?? r.customer_id;
     await lockCustomer(tx, customerId);
-    const prior = await findEventByIdempotencyKey(tx, key);
+    const prior = await findFact(tx, key);
     if (prior) return prior.payload as unknown as AppliedFraudOutcome;
     const current = (await tx.run(CYPHER.currentCustomer, { id: customerId })).records[0];
     const status = current?.get('value') as string | undefined;
@@ -249,10 +250,10 @@ export async function reverseLatestFraudOutcome(
     // outcomes (or one, and nothing), never the same one twice, and an outcome applied meanwhile
     // is either seen here or applied after this reversal commits.
     await lockCustomer(tx, r.customer_id);
-    const prior = await findEventByIdempotencyKey(tx, key);
+    const prior = await findFact(tx, key);
     if (prior) return prior.payload as unknown as FraudReversal;
-    const applied = await listCustomerEventsTx(tx, r.customer_id, { type: 'FraudOutcomeApplied', limit: 1000 });
-    const reversed = await listCustomerEventsTx(tx, r.customer_id, { type: 'FraudOutcomeReversed', limit: 1000 });
+    const applied = await listFactsTx(tx, r.customer_id, 'FraudOutcomeApplied', 1000);
+    const reversed = await listFactsTx(tx, r.customer_id, 'FraudOutcomeReversed', 1000);
     const done = new Set(reversed.map((e) => e.payload.reversed_outcome_id));
     const target = applied
       .map((e) => e.payload as unknown as AppliedFraudOutcome)
@@ -293,7 +294,7 @@ export async function reverseLatestFraudOutcome(
  * positive sends too: the method and the device's trust stay a false positive's to put back).
  */
 async function opsDecisionTx(tx: ManagedTransaction, outcomeId: string): Promise<'confirm' | null> {
-  const d = (await findEventByIdempotencyKey(tx, `fraud-review:${outcomeId}`))?.payload.decision;
+  const d = (await findFact(tx, `fraud-review:${outcomeId}`))?.payload.decision;
   return d === 'confirm' ? d : null;
 }
 
@@ -307,15 +308,9 @@ async function reapplyAgentReversalTx(
   customerId: string,
 ): Promise<FraudChange[]> {
   // Every reversal naming the outcome, however many other events the customer has (not a page of them).
-  const payloads = (
-    await tx.run(
-      `MATCH (e:Event {customer_id: $customerId})
-       // Naming occurred_at lets the planner seek the (customer_id, occurred_at) index.
-       WHERE e.occurred_at IS NOT NULL AND e.type = 'FraudOutcomeReversed' AND e.payload CONTAINS $outcomeId
-       RETURN e.payload AS payload`,
-      { customerId, outcomeId },
-    )
-  ).records.map((r) => JSON.parse(r.get('payload') as string) as Partial<FraudReversal> & { reported_by?: string });
+  const payloads = (await listFactsAboutTx(tx, customerId, 'FraudOutcomeReversed', outcomeId)).map(
+    (f) => f.payload as Partial<FraudReversal> & { reported_by?: string },
+  );
   const byAgent = payloads.find((p) => p.reversed_outcome_id === outcomeId && p.reported_by !== 'ops');
   const reapplied: FraudChange[] = [];
   const reason = `review of fraud outcome ${outcomeId}: ops confirmed it; the false positive reported after is undone`;
@@ -326,8 +321,7 @@ async function reapplyAgentReversalTx(
   // An agent raised, while the review waited, a device trust this outcome had lowered (ops' own
   // change clears the outcome's mark, and stands): ops confirmed the outcome, so the device's own
   // trust is the outcome's again.
-  const applied = (await findEventByIdempotencyKey(tx, `fraud:${outcomeId}`))?.payload as
-    Partial<AppliedFraudOutcome> | undefined;
+  const applied = (await findFact(tx, `fraud:${outcomeId}`))?.payload as Partial<AppliedFraudOutcome> | undefined;
   for (const change of applied?.changes ?? []) {
     // Ops confirmed what the outcome did to the device and to the customer's trust on it: from now
     // on only ops raise either (an agent's signal, challenge or false positive is refused).
@@ -409,7 +403,7 @@ export async function resolveFraudReview(
     // on this customer commits wholly before or after it. A merged customer's is the survivor's.
     const customerId = (await survivorOfTx(tx, r.customer_id))?.id ?? r.customer_id;
     await lockCustomer(tx, customerId);
-    const prior = await findEventByIdempotencyKey(tx, key);
+    const prior = await findFact(tx, key);
     if (prior) return { reinstated: prior.payload.reinstated === true };
     let reinstated = false;
     // Ops confirmed, but an agent's false positive reversed the outcome after ops decided (before

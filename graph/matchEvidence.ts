@@ -2,9 +2,9 @@
  * A customer's possible matches with their evidence, from one graph read (one statement in one
  * read transaction), scored by graph/matchScore.ts.
  *
- * Candidates: the customers this customer's PossibleMatchFound events name, the customers whose
- * PossibleMatchFound events name this one (the Event node keeps the customer it names,
- * `matched_customer_id`, indexed with the time: graph/events.ts), and the customers who share a
+ * Candidates: the customers this customer's PossibleMatchFound facts name, the customers whose
+ * PossibleMatchFound facts name this one (the Fact node keeps the customer it names, `about`,
+ * indexed with the type and time: graph/facts.ts), and the customers who share a
  * device, a card (the processor's card fingerprint) or an address (its normalised key,
  * graph/addresses.ts) with it. Only customers `active` or `suspended` (never an erased or merged
  * record).
@@ -38,7 +38,7 @@ import {
   type Verification,
 } from './matchScore';
 
-/** PossibleMatchFound events read each way, newest first. */
+/** PossibleMatchFound facts read each way, newest first. */
 const EVENTS_EACH_WAY = 500;
 
 const CARD = 'p {.id, .brand, .last_four, .expiry_month, .expiry_year, .card_fingerprint, .card_network}';
@@ -82,17 +82,17 @@ export const MATCH_EVIDENCE = `
     // Possible matches recorded either way: each an index seek, newest first.
     CALL (c) {
       CALL (c) {
-        MATCH (e:Event {customer_id: c.id})
-        WHERE e.occurred_at IS NOT NULL AND e.type = 'PossibleMatchFound' AND e.erased IS NULL
-        WITH e ORDER BY e.occurred_at DESC LIMIT $eventCap
-        RETURN e
+        MATCH (f:Fact {customer_id: c.id, type: 'PossibleMatchFound'})
+        WHERE f.at IS NOT NULL AND f.erased IS NULL
+        WITH f ORDER BY f.at DESC LIMIT $eventCap
+        RETURN f
         UNION
-        MATCH (e:Event {matched_customer_id: c.id})
-        WHERE e.occurred_at IS NOT NULL AND e.type = 'PossibleMatchFound' AND e.erased IS NULL
-        WITH e ORDER BY e.occurred_at DESC LIMIT $eventCap
-        RETURN e
+        MATCH (f:Fact {about: c.id, type: 'PossibleMatchFound'})
+        WHERE f.at IS NOT NULL AND f.erased IS NULL
+        WITH f ORDER BY f.at DESC LIMIT $eventCap
+        RETURN f
       }
-      RETURN collect(e {.customer_id, .matched_customer_id, .occurred_at, .payload}) AS events
+      RETURN collect(f {.customer_id, matched_customer_id: f.about, occurred_at: f.at, payload: f.result}) AS events
     }
     WITH c, devices, cardFacts, addressFacts, events,
          [e IN events | CASE WHEN e.customer_id = c.id THEN e.matched_customer_id ELSE e.customer_id END] +

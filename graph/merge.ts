@@ -17,7 +17,8 @@
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx } from './customers';
-import { appendEvent, listCustomerEventsTx } from './events';
+import { appendEvent } from './events';
+import { listFactsTx } from './facts';
 import { INITIAL_TRUST_SCORE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
@@ -236,13 +237,13 @@ const edge = (v: unknown): LoginEdge => {
   };
 };
 
-/** The manifest of the CustomersMerged event of this merge on the merged customer, if it committed. */
+/** The manifest of the CustomersMerged fact of this merge on the merged customer, if it committed. */
 async function mergedEvent(
   tx: ManagedTransaction,
   mergedId: string,
   mergeId: string,
 ): Promise<{ manifest: MergeManifest; survivor_id: string } | null> {
-  const events = await listCustomerEventsTx(tx, mergedId, { type: 'CustomersMerged', limit: 50 });
+  const events = await listFactsTx(tx, mergedId, 'CustomersMerged', 50);
   const e = events.find((x) => x.payload.merge_id === mergeId && x.payload.merged_id === mergedId);
   return e
     ? { manifest: e.payload.manifest as unknown as MergeManifest, survivor_id: e.payload.survivor_id as string }
@@ -426,7 +427,7 @@ export async function unmergeCustomers(
     const done = await mergedEvent(tx, req.merged_id, req.merge_id);
     if (!done) throw new InvalidStateError(`merge ${req.merge_id} of customer ${req.merged_id} never committed`);
     const base = { survivor_id: req.survivor_id, merged_id: req.merged_id };
-    const undone = (await listCustomerEventsTx(tx, req.merged_id, { type: 'CustomersUnmerged', limit: 50 })).find(
+    const undone = (await listFactsTx(tx, req.merged_id, 'CustomersUnmerged', 50)).find(
       (e) => e.payload.merge_id === req.merge_id,
     );
     if (undone) {

@@ -20,7 +20,8 @@ import { insertAddress } from './addresses';
 import { insertCustomer } from './customers';
 import { linkDeviceTx } from './devices';
 import { ConflictError, NotFoundError, UnrecognisableInputError } from './errors';
-import { appendEvent, findEventByIdempotencyKey } from './events';
+import { appendEvent } from './events';
+import { findFact } from './facts';
 import { writeTx, type Graph } from './graph';
 import { linkHistoryKeyTx } from './historyKeys';
 import { registerOpenProcessTx } from './openProcesses';
@@ -305,7 +306,7 @@ async function onboardTx(
   ids: { onboardingId: string; customerId: string },
 ): Promise<OnboardingResult> {
   const idempotencyKey = `onboarding:${ids.onboardingId}`;
-  const prior = await findEventByIdempotencyKey(tx, idempotencyKey);
+  const prior = await findFact(tx, idempotencyKey);
   if (prior) return prior.payload.result as unknown as OnboardingResult;
 
   const observations = await observeIdentifiers(tx, plan);

@@ -38,19 +38,20 @@ export interface PendingCharge {
 const CYPHER = {
   payments: `
     UNWIND $ids AS id
-    OPTIONAL MATCH (r:Event {idempotency_key: 'recovered:' + id})
-    OPTIONAL MATCH (f:Event {idempotency_key: 'recovery-failed:' + id})
-    RETURN id, r.customer_id AS customer_id, r.payload AS recovered, coalesce(r.erased, false) AS erased,
+    OPTIONAL MATCH (r:Fact {key: 'recovered:' + id})
+    OPTIONAL MATCH (f:Fact {key: 'recovery-failed:' + id})
+    RETURN id, r.customer_id AS customer_id, r.result AS recovered, coalesce(r.erased, false) AS erased,
            f IS NOT NULL AS failed`,
-  // Index-backed on (occurred_at): the window in order, a page at a time after the cursor. An
-  // erased customer's recoveries are emptied: nothing is left to compare.
+  // The recoveries' facts (graph/facts.ts), index-backed on (type, at): the window in order, a
+  // page at a time after the cursor. An erased customer's recoveries are emptied: nothing is
+  // left to compare.
   recoveredBetween: `
-    MATCH (e:Event)
-    WHERE e.occurred_at >= datetime($from) AND e.occurred_at < datetime($to)
-      AND (e.occurred_at > datetime($afterAt) OR (e.occurred_at = datetime($afterAt) AND e.id > $afterId))
-      AND e.type = 'PaymentRecovered' AND e.erased IS NULL
-    RETURN e.id AS id, toString(e.occurred_at) AS occurred_at, e.customer_id AS customer_id, e.payload AS payload
-    ORDER BY e.occurred_at, e.id
+    MATCH (f:Fact {type: 'PaymentRecovered'})
+    WHERE f.at >= datetime($from) AND f.at < datetime($to)
+      AND (f.at > datetime($afterAt) OR (f.at = datetime($afterAt) AND f.event_id > $afterId))
+      AND f.erased IS NULL
+    RETURN f.event_id AS id, toString(f.at) AS occurred_at, f.customer_id AS customer_id, f.result AS payload
+    ORDER BY f.at, f.event_id
     LIMIT $limit`,
   activeTokens: `
     UNWIND $ids AS id

@@ -74,12 +74,38 @@ export const SCHEMA: SchemaRule[] = [
       'CREATE CONSTRAINT digital_identifier_type_value_unique IF NOT EXISTS FOR (d:DigitalIdentifier) ' +
       'REQUIRE (d.type, d.value) IS UNIQUE',
   },
-  // An event written with an idempotency key (an onboarding, a notification) happens once.
+  // A fact written with an idempotency key (an onboarding, a notification, a fraud outcome) is
+  // recorded once (graph/facts.ts); a fact without one is keyed by its type and event id.
   {
-    name: 'event_idempotency_key_unique',
+    name: 'fact_key_unique',
     kind: 'constraint',
-    cypher:
-      'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
+    cypher: 'CREATE CONSTRAINT fact_key_unique IF NOT EXISTS FOR (f:Fact) REQUIRE f.key IS UNIQUE',
+  },
+  // A customer's facts of one type, newest first (fraud outcomes, merges, contests): one seek.
+  {
+    name: 'fact_customer_type_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX fact_customer_type_at IF NOT EXISTS FOR (f:Fact) ON (f.customer_id, f.type, f.at)',
+  },
+  // The facts that name another party: the possible matches that name a customer, the reversals
+  // of an outcome (graph/matchEvidence.ts, graph/fraud.ts).
+  {
+    name: 'fact_about_type_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX fact_about_type_at IF NOT EXISTS FOR (f:Fact) ON (f.about, f.type, f.at)',
+  },
+  // The reconciliation pages through a window's recoveries in time order (graph/reconciliation.ts).
+  {
+    name: 'fact_type_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX fact_type_at IF NOT EXISTS FOR (f:Fact) ON (f.type, f.at)',
+  },
+  // The prune finds the transient events (not in a customer's history) consumers have passed,
+  // oldest first: only they have the property, so the index holds nothing else (graph/eventPrune.ts).
+  {
+    name: 'event_transient_occurred_at',
+    kind: 'index',
+    cypher: 'CREATE INDEX event_transient_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.transient, e.occurred_at)',
   },
   // The expiry scan pages through active cards in (expiry year, month, id) order straight off
   // this index: each page is one range seek, however large the graph.
@@ -145,16 +171,9 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX customer_erased_with IF NOT EXISTS FOR (c:Customer) ON (c.erased_with)',
   },
-  // A customer's possible matches (graph/matchEvidence.ts): the PossibleMatchFound events of others
-  // that name it, newest first; the customers with the same card (the processor's fingerprint) or
-  // the same address (its normalised key), each a seek from one of the customer's own.
-  {
-    name: 'event_matched_customer_occurred_at',
-    kind: 'index',
-    cypher:
-      'CREATE INDEX event_matched_customer_occurred_at IF NOT EXISTS FOR (e:Event) ' +
-      'ON (e.matched_customer_id, e.occurred_at)',
-  },
+  // A customer's possible matches (graph/matchEvidence.ts): the customers with the same card (the
+  // processor's fingerprint) or the same address (its normalised key), each a seek from one of the
+  // customer's own.
   {
     name: 'payment_method_card_fingerprint',
     kind: 'index',
@@ -193,8 +212,23 @@ export const SCHEMA: SchemaRule[] = [
   },
 ];
 
-/** Rules an earlier release created and this one no longer wants: dropped if present (none yet). */
-export const RETIRED_SCHEMA: SchemaRule[] = [];
+/** Rules an earlier release created and this one no longer wants: dropped if present. */
+export const RETIRED_SCHEMA: SchemaRule[] = [
+  // Version 1 kept idempotency keys and possible matches on events; facts keep them now (graph/facts.ts).
+  {
+    name: 'event_idempotency_key_unique',
+    kind: 'constraint',
+    cypher:
+      'CREATE CONSTRAINT event_idempotency_key_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.idempotency_key IS UNIQUE',
+  },
+  {
+    name: 'event_matched_customer_occurred_at',
+    kind: 'index',
+    cypher:
+      'CREATE INDEX event_matched_customer_occurred_at IF NOT EXISTS FOR (e:Event) ' +
+      'ON (e.matched_customer_id, e.occurred_at)',
+  },
+];
 
 /**
  * The schema this code reads and writes. Bump it with every change to SCHEMA, RETIRED_SCHEMA or
@@ -202,7 +236,7 @@ export const RETIRED_SCHEMA: SchemaRule[] = [];
  * refuses a graph migrated to an older version, and serves one migrated to a newer version (a
  * release's migration is additive; see docs/deployment.md, "The migration step").
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** The graph has not been migrated to the version this process needs: run the migration step. */
 export class SchemaNotMigratedError extends Error {

@@ -380,7 +380,7 @@ describe('backup and restore drill', () => {
     // The third recovery's PaymentRecovered was lost with the graph (it came after the backup).
     const recoveredEvents = () =>
       graph.query<{ customer_id: string; epoch: number }>(
-        "MATCH (e:Event {idempotency_key: 'recovered:' + $id}) RETURN e.customer_id AS customer_id, e.epoch AS epoch",
+        "MATCH (f:Fact {key: 'recovered:' + $id}) RETURN f.customer_id AS customer_id, f.epoch AS epoch",
         { id: recoveredAfter },
       );
     expect(await recoveredEvents()).toEqual([]);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkSchema, migrate, SCHEMA, SCHEMA_VERSION, SchemaNotMigratedError } from '../../graph';
 import type { DataMigration } from '../../graph/schema';
 import { PRUNE_CLAIMS_BATCH } from '../../graph/interactions';
-import { openTestGraph, type TestGraph } from '../support/graph';
+import { openTestGraph, queryPlan, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
 beforeAll(() => {
@@ -128,16 +128,7 @@ describe('schema migration', () => {
     ])
       expect(indexed).toContain(used);
     // Each one is what the query of its reader seeks (the shapes of graph/expiry.ts, graph/feed.ts, graph/events.ts).
-    const seeks = async (cypher: string, params: Record<string, unknown>): Promise<string> => {
-      const res = await g.driver.executeQuery(`EXPLAIN ${cypher}`, params, { database: g.database });
-      const ops: string[] = [];
-      const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
-        ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
-        p.children.forEach((c) => walk(c as typeof p));
-      };
-      walk(res.summary.plan as never);
-      return ops.join('\n');
-    };
+    const seeks = (cypher: string, params: Record<string, unknown>) => queryPlan(g, cypher, params);
     expect(
       await seeks(
         `MATCH (p:PaymentMethod) WHERE p.status = 'active' AND p.expiry_year = $year AND p.expiry_month = $month

@@ -611,17 +611,27 @@ describe('POST /api/v1/interactions', () => {
     expect(await ltvMinor(a.customerId)).toBe(5);
   });
 
-  it('the history says what changed in words', async () => {
+  it('the history says what changed in words; the LTV moving alone is in the log, not the history', async () => {
     const a = await customer();
-    await record([payment(a, 4200)]);
+    // The third succeeded payment makes a New customer a Subscriber: a change the history keeps.
+    await record([payment(a, 1000), payment(a, 1000), payment(a, 2200)]);
+    await record([payment(a, 500)]);
     const res = await h.app.request(`/api/v1/customers/${a.customerId}/events`, {
       headers: { authorization: `Bearer ${await h.token('ops')}` },
     });
     const history = (await res.json()) as { data: { type: string; summary: string }[] };
-    const update = history.data.find((e) => e.type === 'CustomerProfileUpdated');
+    const updates = history.data.filter((e) => e.type === 'CustomerProfileUpdated');
     const money = (minor: number) => `${fromMinorUnits(minor, currency())} ${currency()}`;
-    expect(update?.summary).toContain(`lifetime value ${money(0)} → ${money(4200)}`);
-    expect(update?.summary).toContain('1 succeeded payment recorded');
+    expect(updates).toHaveLength(1);
+    expect(updates[0]?.summary).toContain(`lifetime value ${money(0)} → ${money(4200)}`);
+    expect(updates[0]?.summary).toContain('3 succeeded payments recorded');
+    expect(updates[0]?.summary).toContain('Subscriber');
+    // Both are in the log (the feed, Kafka): the second is transient, pruned once every consumer has it.
+    const logged = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
+    expect(logged.map((e) => e.payload.changes)).toEqual([
+      expect.not.objectContaining({ segment: expect.anything() }),
+      expect.objectContaining({ segment: { from: 'New', to: 'Subscriber' } }),
+    ]);
   });
 });
 

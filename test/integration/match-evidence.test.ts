@@ -242,8 +242,8 @@ describe('possible matches with their evidence', () => {
       expect.objectContaining({ signal: 'device', details: expect.objectContaining({ shared_by: 3 }) }),
     ]);
     const named = await h.graph.query<{ n: number }>(
-      "MATCH (e:Event {customer_id: $id, type: 'PossibleMatchFound'}) WHERE e.matched_customer_id IS NOT NULL " +
-        'RETURN count(e) AS n',
+      "MATCH (f:Fact {customer_id: $id, type: 'PossibleMatchFound'}) WHERE f.about IS NOT NULL " +
+        'RETURN count(f) AS n',
       { id: erased.customer_id },
     );
     expect(named[0]?.n).toBe(0);
@@ -318,7 +318,7 @@ describe('the read is bounded', () => {
     expect(dbHits).toBeLessThan(SHARED / 3);
   });
 
-  it('finds the others by index seeks: events naming the customer, a card fingerprint, an address key', async () => {
+  it('finds the others by index seeks: facts naming the customer, a card fingerprint, an address key', async () => {
     const plan = await h.graph.driver.executeQuery(
       `EXPLAIN ${MATCH_EVIDENCE}`,
       matchEvidenceParams(h.graph, crowd[0] as string),
@@ -331,8 +331,10 @@ describe('the read is bounded', () => {
     };
     walk(plan.summary.plan as never);
     const said = ops.join('\n');
-    expect(said).toMatch(/NodeIndexSeek.*Event\(matched_customer_id, occurred_at\)/);
-    expect(said).toMatch(/NodeIndexSeek.*Event\(customer_id, occurred_at\)/);
+    expect(said).toMatch(/NodeIndexSeek.*Fact\(about, type, at\)/);
+    expect(said).toMatch(/NodeIndexSeek.*Fact\(customer_id, type, at\)/);
+    // Possible matches are facts: the event history is not read at all.
+    expect(said).not.toMatch(/:Event/);
     expect(said).toMatch(/NodeIndexSeek.*PaymentMethod\(card_fingerprint\)/);
     expect(said).toMatch(/NodeIndexSeek.*Address\(match_key\)/);
     expect(said).not.toMatch(/NodeByLabelScan|AllNodesScan/);

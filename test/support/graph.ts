@@ -60,3 +60,15 @@ export async function feedCursorAtNow(g: TestGraph): Promise<string> {
 export function testPayloadCodec(graph: TestGraph) {
   return payloadCodecFromConfig(graph.config, graph, 'encode');
 }
+
+/** The operators of a query's plan, one per line with its details (EXPLAIN: nothing runs). */
+export async function queryPlan(g: Graph, cypher: string, params: Record<string, unknown> = {}): Promise<string> {
+  const res = await g.driver.executeQuery(`EXPLAIN ${cypher}`, params, { database: g.database });
+  const ops: string[] = [];
+  const walk = (p: { operatorType: string; arguments: { Details?: string }; children: unknown[] }) => {
+    ops.push(`${p.operatorType} ${p.arguments.Details ?? ''}`);
+    p.children.forEach((c) => walk(c as typeof p));
+  };
+  walk(res.summary.plan as never);
+  return ops.join('\n');
+}

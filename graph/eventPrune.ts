@@ -1,0 +1,160 @@
+/**
+ * The bounded graph: events are written with the change they describe (the outbox, graph/events.ts)
+ * and pruned from the graph once every consumer has them. Kafka's events topic is the log of
+ * record; the graph keeps state, the facts read back from what happened (graph/facts.ts), and
+ * of the events themselves only
+ *   - the transient ones (graph/eventSchemas.ts `isTransient`: in the feed, not in a customer's
+ *     history) until every consumer's checkpoint has passed them by the safety window, and
+ *   - the rest (a customer's history and export) for the history retention too,
+ * whichever ends later. A consumer is a `RelayCheckpoint` (the webhook relay, each Kafka
+ * publisher): its position is its cursor's time (its start, before it delivered anything). A
+ * consumer whose position is older than the cap holds nothing back any more — a dead consumer
+ * must not grow the graph without end — and is reported (`behind_cap`) for ops to alert on. A
+ * parked event (the subscriber refused it for good, graph/relay.ts) stays until ops retry it.
+ */
+import neo4j from 'neo4j-driver';
+import { toPlain } from './convert';
+import { EVENT_LOG_ID } from './events';
+import { readTx, writeTx, type Graph } from './graph';
+
+export interface EventConsumer {
+  /** The checkpoint's id: `persona-event-relay`, `kafka:<topic>`. */
+  id: string;
+  /** RFC 3339: the consumer has every event stamped before it. */
+  position: string;
+  /** Past the cap: it no longer holds pruning back, and ops are told. */
+  behind_cap: boolean;
+}
+
+export interface PruneHorizon {
+  /** RFC 3339: transient events stamped before it are pruned. */
+  horizon: string;
+  /** RFC 3339: every event stamped before it is pruned (the earlier of the horizon and the history retention). */
+  history_cutoff: string;
+  consumers: EventConsumer[];
+}
+
+export interface PruneSettings {
+  /** How long after every consumer has an event it stays in the graph (PERSONA_EVENTS_PRUNE_SAFETY_MINUTES). */
+  safetyMs: number;
+  /** A consumer further behind than this no longer holds pruning back (PERSONA_EVENTS_PRUNE_CAP_HOURS). */
+  capMs: number;
+  /** How long a customer's history is kept (PERSONA_EVENTS_HISTORY_DAYS). */
+  historyMs: number;
+}
+
+/** One batch of each prune, oldest first off its index (a test checks the plans). */
+export const PRUNE_BATCHES = {
+  // Off the (transient, occurred_at) index: only transient events carry the property.
+  transient: `
+    MATCH (e:Event) WHERE e.transient = true AND e.occurred_at < datetime($horizon)
+      AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+    WITH e ORDER BY e.occurred_at LIMIT $batch
+    DETACH DELETE e
+    RETURN count(e) AS deleted`,
+  // Off the (occurred_at) index.
+  history: `
+    MATCH (e:Event) WHERE e.occurred_at < datetime($cutoff)
+      AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+    WITH e ORDER BY e.occurred_at LIMIT $batch
+    DETACH DELETE e
+    RETURN count(e) AS deleted`,
+} as const;
+
+const CYPHER = {
+  consumers: `
+    MATCH (r:RelayCheckpoint)
+    RETURN r.id AS id, r.cursor AS cursor, toString(r.created_at) AS createdAt,
+           toString(datetime.realtime()) AS now
+    ORDER BY id`,
+  now: 'RETURN toString(datetime.realtime()) AS now',
+  // What the feed says to a reader behind it (graph/feed.ts): never moved back.
+  record: `
+    MERGE (log:EventLog {id: '${EVENT_LOG_ID}'})
+    SET log.pruned_before = CASE WHEN log.pruned_before IS NULL OR log.pruned_before < datetime($horizon)
+                                 THEN datetime($horizon) ELSE log.pruned_before END`,
+} as const;
+
+/** A feed cursor's time (graph/feed.ts encodes {t, s, id} as base64url JSON); null if unreadable. */
+function cursorTime(cursor: unknown): string | null {
+  if (typeof cursor !== 'string') return null;
+  try {
+    const t = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown }).t;
+    return typeof t === 'string' ? t : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Milliseconds of an RFC 3339 instant as Neo4j prints it (up to nanoseconds). */
+function ms(instant: string): number {
+  return Date.parse(instant.replace(/(\.\d{3})\d+/, '$1'));
+}
+
+/**
+ * Where pruning may go now, by the graph's clock: the oldest position of the consumers within the
+ * cap (or now, with none) less the safety window; history is kept `historyMs` besides.
+ */
+export async function pruneHorizon(g: Graph, s: PruneSettings): Promise<PruneHorizon> {
+  const { rows, now } = await readTx(g, async (tx) => {
+    const res = await tx.run(CYPHER.consumers);
+    const clock = (res.records[0] ?? (await tx.run(CYPHER.now)).records[0])?.get('now') as string;
+    return { rows: res.records, now: ms(clock) };
+  });
+  const consumers: EventConsumer[] = rows.map((r) => {
+    const position = cursorTime(r.get('cursor')) ?? (r.get('createdAt') as string | null) ?? new Date(0).toISOString();
+    return { id: r.get('id') as string, position, behind_cap: ms(position) < now - s.capMs };
+  });
+  const held = consumers.filter((c) => !c.behind_cap).map((c) => ms(c.position));
+  const horizon = Math.min(now, ...held) - s.safetyMs;
+  return {
+    horizon: new Date(horizon).toISOString(),
+    history_cutoff: new Date(Math.min(horizon, now - s.historyMs)).toISOString(),
+    consumers,
+  };
+}
+
+export interface PruneCount {
+  transient: number;
+  history: number;
+}
+
+/**
+ * Deletes the events before the horizon (transient) and the cutoff (all), `batchSize` per write
+ * transaction, and records the horizon on the log (the feed refuses a cursor before it). Idempotent:
+ * running it twice, or two at once, deletes each event once. `onBatch` is called after each batch.
+ */
+export async function pruneEvents(
+  g: Graph,
+  at: Pick<PruneHorizon, 'horizon' | 'history_cutoff'>,
+  options: { batchSize: number; onBatch?: (soFar: PruneCount) => void },
+): Promise<PruneCount> {
+  const count: PruneCount = { transient: 0, history: 0 };
+  const batch = neo4j.int(options.batchSize);
+  const run = async (cypher: string, params: Record<string, unknown>, into: keyof PruneCount) => {
+    for (;;) {
+      const n = await writeTx(
+        g,
+        async (tx) => toPlain((await tx.run(cypher, { ...params, batch })).records[0]?.get('deleted')) as number,
+      );
+      count[into] += n;
+      options.onBatch?.({ ...count });
+      if (n < options.batchSize) return;
+    }
+  };
+  await run(PRUNE_BATCHES.transient, { horizon: at.horizon }, 'transient');
+  await run(PRUNE_BATCHES.history, { cutoff: at.history_cutoff }, 'history');
+  await writeTx(g, async (tx) => {
+    await tx.run(CYPHER.record, { horizon: at.horizon });
+  });
+  return count;
+}
+
+/** RFC 3339: the feed no longer holds every event stamped before it (null: nothing pruned yet). */
+export async function prunedBefore(g: Graph): Promise<string | null> {
+  return readTx(g, async (tx) => {
+    const r = (await tx.run(`MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) RETURN toString(log.pruned_before) AS t`))
+      .records[0];
+    return (r?.get('t') as string | null | undefined) ?? null;
+  });
+}
