@@ -18,6 +18,7 @@ import { createExpiryActivities } from './expiry';
 import { createFraudActivities } from './fraud';
 import { createIdentityMergeActivities } from './identityMerge';
 import { createInteractionPruneActivities } from './interactionPrune';
+import { createEventPruneActivities } from './eventPrune';
 import { createKafkaPublisherActivities } from './kafkaPublisher';
 import { createOnboardingActivities } from './onboarding';
 import { createNotificationActivities } from './notifications';
@@ -65,6 +66,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createEventActivities(deps),
     ...createErasureActivities(deps),
     ...createInteractionPruneActivities(deps),
+    ...createEventPruneActivities(deps),
     ...createKafkaPublisherActivities(deps),
     ...createReconciliationActivities(deps),
     ...createIdentityMergeActivities(deps),

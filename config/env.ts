@@ -415,6 +415,24 @@ export const envSchema = z.object({
     .default('03:00'),
   /** Interaction ids the prune deletes per write transaction (each within the write-transaction limit). */
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(10_000),
+  /**
+   * The bounded graph (graph/eventPrune.ts): every this many minutes the Schedule
+   * `persona-event-prune` deletes the events every consumer of the feed (the webhook relay, the
+   * Kafka publisher) has had for PERSONA_EVENTS_PRUNE_SAFETY_MINUTES; a customer's history
+   * (docs/events.md) stays PERSONA_EVENTS_HISTORY_DAYS besides. Kafka's events topic is the log
+   * of record. A consumer more than PERSONA_EVENTS_PRUNE_CAP_HOURS behind no longer holds pruning
+   * back, and `persona_event_consumers_behind_cap` says so.
+   */
+  PERSONA_EVENTS_PRUNE_EVERY_MINUTES: z.coerce.number().int().min(1).max(1440).default(15),
+  PERSONA_EVENTS_PRUNE_SAFETY_MINUTES: z.coerce.number().int().min(1).max(43_200).default(60),
+  PERSONA_EVENTS_PRUNE_CAP_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 90)
+    .default(72),
+  PERSONA_EVENTS_PRUNE_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(5_000),
+  PERSONA_EVENTS_HISTORY_DAYS: z.coerce.number().int().min(1).max(3_650).default(400),
   /** When the daily gateway reconciliation runs (HH:MM, 24-hour clock, UTC). */
   PERSONA_GATEWAY_RECONCILE_AT: z
     .string()

@@ -161,6 +161,12 @@ const activities = {
     next: null,
   }),
   pruneInteractionClaims: async (req: { cutoff: string }) => ({ deleted: 3, cutoff: req.cutoff }),
+  pruneEvents: async () => ({
+    horizon: '2026-11-27T01:00:00.000Z',
+    history_cutoff: '2025-10-23T01:00:00.000Z',
+    deleted: { transient: 40, history: 2 },
+    consumers: [{ id: 'persona-event-relay', position: '2026-11-20T00:00:00.000Z', behind_cap: true }],
+  }),
   // The customer erased under override has a fraud review pending, which never ends by itself
   // (and is gone by the time the erasure looks again); the other has a recovery running.
   listRunningCustomerWorkflows: (() => {
@@ -510,6 +516,9 @@ async function main(): Promise<void> {
 
       await record('interaction-claims-prune', 'interactionClaimsPruneWorkflow', [
         { window_hours: 24, batch_size: 10_000 },
+      ]);
+      await record('event-prune', 'eventPruneWorkflow', [
+        { safety_minutes: 60, cap_hours: 72, history_days: 400, batch_size: 5_000 },
       ]);
       await record(
         'event-relay-continue-as-new',

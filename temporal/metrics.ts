@@ -113,6 +113,24 @@ export const BUSINESS_METRICS = {
     workflowType: 'interactionClaimsPruneWorkflow',
     values: {},
   },
+  eventPruneFinished: {
+    name: 'persona_event_prune_last_success_timestamp_seconds',
+    kind: 'gauge',
+    unit: 'seconds',
+    help: 'When an event prune last finished (Unix time); the newest across workers is the last prune',
+    workflowType: 'eventPruneWorkflow',
+    values: {},
+  },
+  eventConsumersBehindCap: {
+    name: 'persona_event_consumers_behind_cap',
+    kind: 'gauge',
+    unit: 'consumers',
+    help:
+      'Consumers of the change feed the last event prune found further behind than the cap: they no longer ' +
+      'hold pruning back (alert above 0)',
+    workflowType: 'eventPruneWorkflow',
+    values: {},
+  },
   fraudOutcomes: {
     name: 'persona_fraud_outcomes',
     kind: 'counter',

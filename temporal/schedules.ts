@@ -16,6 +16,7 @@ import {
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneInput,
 } from './interactionPrune';
+import { EVENT_PRUNE_SCHEDULE_ID, EVENT_PRUNE_WORKFLOW_TYPE, type EventPruneInput } from './eventPrune';
 import { taskQueueFor, taskQueuesOf } from './taskQueues';
 
 export interface ScheduleSettings {
@@ -29,6 +30,11 @@ export interface ScheduleSettings {
   PERSONA_INTERACTION_ID_WINDOW_HOURS: number;
   PERSONA_INTERACTION_PRUNE_AT: string;
   PERSONA_INTERACTION_PRUNE_BATCH_SIZE: number;
+  PERSONA_EVENTS_PRUNE_EVERY_MINUTES: number;
+  PERSONA_EVENTS_PRUNE_SAFETY_MINUTES: number;
+  PERSONA_EVENTS_PRUNE_CAP_HOURS: number;
+  PERSONA_EVENTS_PRUNE_BATCH_SIZE: number;
+  PERSONA_EVENTS_HISTORY_DAYS: number;
   PERSONA_GATEWAY_RECONCILE_AT: string;
   PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: number;
   PERSONA_GATEWAY_RECONCILE_LANES: number;
@@ -99,6 +105,36 @@ export function interactionPruneSchedule(s: ScheduleSettings): ScheduleOptions {
   };
 }
 
+export function eventPruneInput(s: ScheduleSettings): EventPruneInput {
+  return {
+    safety_minutes: s.PERSONA_EVENTS_PRUNE_SAFETY_MINUTES,
+    cap_hours: s.PERSONA_EVENTS_PRUNE_CAP_HOURS,
+    history_days: s.PERSONA_EVENTS_HISTORY_DAYS,
+    batch_size: s.PERSONA_EVENTS_PRUNE_BATCH_SIZE,
+  };
+}
+
+/** The prune of the events every consumer has (graph/eventPrune.ts): every PERSONA_EVENTS_PRUNE_EVERY_MINUTES. */
+export function eventPruneSchedule(s: ScheduleSettings): ScheduleOptions {
+  return {
+    scheduleId: EVENT_PRUNE_SCHEDULE_ID,
+    spec: { intervals: [{ every: `${s.PERSONA_EVENTS_PRUNE_EVERY_MINUTES} minutes` }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: EVENT_PRUNE_WORKFLOW_TYPE,
+      workflowId: EVENT_PRUNE_SCHEDULE_ID,
+      taskQueue: taskQueueFor(taskQueuesOf(s.TEMPORAL_TASK_QUEUE), EVENT_PRUNE_WORKFLOW_TYPE),
+      args: [eventPruneInput(s)],
+      staticSummary:
+        `Prune of the events every consumer has had for ${s.PERSONA_EVENTS_PRUNE_SAFETY_MINUTES} minutes ` +
+        `(a customer's history after ${s.PERSONA_EVENTS_HISTORY_DAYS} days): Kafka keeps the log`,
+    },
+    // A run still going when the next is due: the next is skipped (the one running deletes what it
+    // would have); one missed while Temporal was down is not worth catching up, the next run does it.
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+  };
+}
+
 export function gatewayReconciliationInput(s: ScheduleSettings): GatewayReconciliationInput {
   return {
     lookback_hours: s.PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS,
@@ -133,7 +169,7 @@ export function gatewayReconciliationSchedule(s: ScheduleSettings): ScheduleOpti
 }
 
 export function persistentSchedules(s: ScheduleSettings): ScheduleOptions[] {
-  return [expiryScanSchedule(s), interactionPruneSchedule(s), gatewayReconciliationSchedule(s)];
+  return [expiryScanSchedule(s), interactionPruneSchedule(s), eventPruneSchedule(s), gatewayReconciliationSchedule(s)];
 }
 
 export interface AppliedSchedule {
@@ -148,7 +184,9 @@ export interface AppliedSchedule {
 }
 
 const when = (o: ScheduleOptions): string =>
-  `${o.spec.calendars?.map((c) => c.comment).join(', ') ?? ''} (${o.spec.timezone ?? 'UTC'})`;
+  o.spec.intervals
+    ? o.spec.intervals.map((i) => `every ${String(i.every)}`).join(', ')
+    : `${o.spec.calendars?.map((c) => c.comment).join(', ') ?? ''} (${o.spec.timezone ?? 'UTC'})`;
 
 /** Creates or updates every schedule; safe to run from several workers at once. */
 export async function applySchedules(client: Client, s: ScheduleSettings): Promise<AppliedSchedule[]> {

@@ -27,6 +27,7 @@ describe('task queues by kind of work', () => {
       interactive: ['fraudOutcomeWorkflow', 'identityMergeWorkflow', 'onboardingWorkflow', 'trustedDeviceWorkflow'],
       bulk: [
         'erasureWorkflow',
+        'eventPruneWorkflow',
         'expiryScanWorkflow',
         'gatewayReconciliationWorkflow',
         'interactionClaimsPruneWorkflow',

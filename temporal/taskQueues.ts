@@ -18,6 +18,7 @@ import { EXPIRY_SCAN_WORKFLOW_TYPE } from './expiry';
 import { FRAUD_OUTCOME_WORKFLOW_TYPE } from './fraud';
 import { IDENTITY_MERGE_WORKFLOW_TYPE } from './identityMerge';
 import { INTERACTION_PRUNE_WORKFLOW_TYPE } from './interactionPrune';
+import { EVENT_PRUNE_WORKFLOW_TYPE } from './eventPrune';
 import { KAFKA_PUBLISHER_WORKFLOW_TYPE } from './kafkaPublisher';
 import { ONBOARDING_WORKFLOW_TYPE } from './onboarding';
 import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE } from './reconciliation';
@@ -33,7 +34,7 @@ import { TRUSTED_DEVICE_WORKFLOW_TYPE } from './trustedDevice';
  *                a merge, ops' fraud review and the customer suspended or reinstated by an outcome,
  *                Chimera told of a trusted checkout while the session lasts. Short activities.
  *   bulk         long and scheduled, nobody waits on a step: the daily expiry scan (10-minute
- *                batches), the gateway reconciliation, the interaction-id prune, an erasure (pages
+ *                batches), the gateway reconciliation, the interaction-id and event prunes, an erasure (pages
  *                of a customer's data, up to an hour). Kept small so it cannot crowd the rest.
  *   deliveries   the two singletons that carry the change feed out (the webhook relay, the Kafka
  *                publisher): always running, one page at a time; their lag is their own metric.
@@ -47,6 +48,7 @@ const WORKFLOW_KINDS = {
   [EXPIRY_SCAN_WORKFLOW_TYPE]: 'bulk',
   [GATEWAY_RECONCILIATION_WORKFLOW_TYPE]: 'bulk',
   [INTERACTION_PRUNE_WORKFLOW_TYPE]: 'bulk',
+  [EVENT_PRUNE_WORKFLOW_TYPE]: 'bulk',
   [ERASURE_WORKFLOW_TYPE]: 'bulk',
   [EVENT_RELAY_WORKFLOW_TYPE]: 'deliveries',
   [KAFKA_PUBLISHER_WORKFLOW_TYPE]: 'deliveries',

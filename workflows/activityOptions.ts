@@ -109,6 +109,13 @@ export const claimsPrune: ActivityOptions = {
   retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 12 },
 };
 
+/** The event prune: like the claims prune, batches of deletes heartbeating their counts. */
+export const eventsPrune: ActivityOptions = {
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '10 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 8 },
+};
+
 /**
  * A stretch of the change feed delivered to the subscriber, in order. "Not now" from the
  * subscriber fails the attempt at the event it stopped on (checkpointed), and it is retried with

@@ -11,5 +11,6 @@ export { eventRelayWorkflow } from './eventRelay';
 export { kafkaPublisherWorkflow } from './kafkaPublisher';
 export { erasureWorkflow } from './erasure';
 export { interactionClaimsPruneWorkflow } from './interactionClaimsPrune';
+export { eventPruneWorkflow } from './eventPrune';
 export { gatewayReconciliationWorkflow } from './gatewayReconciliation';
 export { identityMergeWorkflow } from './identityMerge';

@@ -66,6 +66,17 @@ export function markInteractionPruneFinished(): void {
   metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
 }
 
+/**
+ * Records when an event prune finished, in the workflow's own (deterministic) time, and how many
+ * consumers it found past the cap (alert above 0: they no longer hold pruning back).
+ */
+export function markEventPruneFinished(consumersBehindCap: number): void {
+  const m = BUSINESS_METRICS.eventPruneFinished;
+  metricMeter.createGauge(m.name, 'int', m.unit, m.help).set(Math.floor(Date.now() / 1000));
+  const b = BUSINESS_METRICS.eventConsumersBehindCap;
+  metricMeter.createGauge(b.name, 'int', b.unit, b.help).set(consumersBehindCap);
+}
+
 export function countFraudOutcome(kind: ValueOf<typeof BUSINESS_METRICS.fraudOutcomes, 'kind'>): void {
   add(BUSINESS_METRICS.fraudOutcomes, 1, { kind });
 }

@@ -8,6 +8,7 @@ const EXPECTED: Record<string, 'PINNED' | 'AUTO_UPGRADE'> = {
   trustedDeviceWorkflow: 'PINNED',
   expiryScanWorkflow: 'PINNED',
   interactionClaimsPruneWorkflow: 'PINNED',
+  eventPruneWorkflow: 'PINNED',
   gatewayReconciliationWorkflow: 'PINNED',
   paymentRecoveryWorkflow: 'AUTO_UPGRADE',
   eventRelayWorkflow: 'AUTO_UPGRADE',

@@ -16,6 +16,7 @@ import { connectTemporal } from '../../temporal/connection';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
 import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { INTERACTION_PRUNE_WORKFLOW_TYPE, type InteractionPruneInput } from '../../temporal/interactionPrune';
+import { EVENT_PRUNE_WORKFLOW_TYPE, type EventPruneInput, type EventPruneResult } from '../../temporal/eventPrune';
 import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE, type GatewayReconciliationInput } from '../../temporal/reconciliation';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
@@ -100,6 +101,8 @@ const seen: {
   scanId: string;
   scan: ExpiryScanProgress;
   pruneStartedAt: number;
+  eventPruneStartedAt: number;
+  eventPrune: EventPruneResult;
   reconciliationStartedAt: number;
   grpcRequestId: string;
 } = {} as never;
@@ -258,6 +261,15 @@ async function exercise(): Promise<void> {
     workflowId: `obs-prune-${run}`,
     args: [prune],
   });
+
+  // An event prune that keeps everything of the last 30 days (nothing of this run goes): its gauges.
+  seen.eventPruneStartedAt = Date.now();
+  const eventPrune: EventPruneInput = { safety_minutes: 43_200, cap_hours: 72, history_days: 3650, batch_size: 100 };
+  seen.eventPrune = (await temporal.client.workflow.execute(EVENT_PRUNE_WORKFLOW_TYPE, {
+    taskQueue: taskQueueFor(queues, EVENT_PRUNE_WORKFLOW_TYPE),
+    workflowId: `obs-event-prune-${run}`,
+    args: [eventPrune],
+  })) as EventPruneResult;
 
   // A gateway reconciliation over a window long past (nothing charged or recovered then): its gauge.
   seen.reconciliationStartedAt = Date.now();
@@ -433,6 +445,12 @@ describe('/metrics', () => {
       );
       expect(metricValue(m, 'persona_interaction_prune_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
         seen.pruneStartedAt / 1000 - 60,
+      );
+      expect(metricValue(m, 'persona_event_prune_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
+        seen.eventPruneStartedAt / 1000 - 60,
+      );
+      expect(metricValue(m, 'persona_event_consumers_behind_cap', bulk)).toBe(
+        seen.eventPrune.consumers.filter((c) => c.behind_cap).length,
       );
       expect(metricValue(m, 'persona_gateway_reconciliation_last_success_timestamp_seconds', bulk)).toBeGreaterThan(
         seen.reconciliationStartedAt / 1000 - 60,

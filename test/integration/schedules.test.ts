@@ -23,6 +23,7 @@ import {
   INTERACTION_PRUNE_WORKFLOW_TYPE,
   type InteractionPruneResult,
 } from '../../temporal/interactionPrune';
+import { EVENT_PRUNE_SCHEDULE_ID, EVENT_PRUNE_WORKFLOW_TYPE } from '../../temporal/eventPrune';
 import { taskQueuesOf } from '../../temporal/taskQueues';
 
 const settings = loadSettings();
@@ -77,10 +78,34 @@ describe('applySchedules', () => {
     await handle.pause('paused by ops during a migration');
     const later = { ...berlin, PERSONA_EXPIRY_SCAN_AT: '07:15' };
     const results = await Promise.all([applySchedules(client, later), applySchedules(client, later)]);
-    expect(results.flat().map((r) => r.outcome)).toEqual(Array(6).fill('updated'));
+    expect(results.flat().map((r) => r.outcome)).toEqual(Array(8).fill('updated'));
     d = await handle.describe();
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 7, end: 7 }], minute: [{ start: 15, end: 15 }] });
     expect(d.state).toMatchObject({ paused: true, note: 'paused by ops during a migration' });
+  });
+
+  it('creates or updates persona-event-prune: every few minutes, with its safety window, cap, retention', async () => {
+    const custom = {
+      ...settings,
+      PERSONA_EVENTS_PRUNE_EVERY_MINUTES: 5,
+      PERSONA_EVENTS_PRUNE_SAFETY_MINUTES: 30,
+      PERSONA_EVENTS_PRUNE_CAP_HOURS: 48,
+      PERSONA_EVENTS_HISTORY_DAYS: 90,
+      PERSONA_EVENTS_PRUNE_BATCH_SIZE: 1000,
+    };
+    const applied = await applySchedules(client, custom);
+    expect(applied.find((a) => a.scheduleId === EVENT_PRUNE_SCHEDULE_ID)?.when).toBe('every 5 minutes');
+    const d = await client.schedule.getHandle(EVENT_PRUNE_SCHEDULE_ID).describe();
+    expect(d.spec.intervals?.[0]?.every).toBe(5 * 60_000);
+    expect(d.action).toMatchObject({
+      type: 'startWorkflow',
+      workflowType: EVENT_PRUNE_WORKFLOW_TYPE,
+      workflowId: EVENT_PRUNE_SCHEDULE_ID,
+      taskQueue: taskQueuesOf(settings.TEMPORAL_TASK_QUEUE).bulk,
+    });
+    expect(d.action.args).toEqual([{ safety_minutes: 30, cap_hours: 48, history_days: 90, batch_size: 1000 }]);
+    expect(d.policies.overlap).toBe('SKIP');
+    await applySchedules(client, settings);
   });
 
   it('creates or updates persona-interaction-prune: daily at the configured UTC time, with the retention', async () => {
@@ -94,6 +119,7 @@ describe('applySchedules', () => {
     expect(applied.map((a) => a.scheduleId)).toEqual([
       EXPIRY_SCAN_SCHEDULE_ID,
       INTERACTION_PRUNE_SCHEDULE_ID,
+      EVENT_PRUNE_SCHEDULE_ID,
       GATEWAY_RECONCILIATION_SCHEDULE_ID,
     ]);
     expect(applied[1]?.when).toBe('daily at 02:45 (UTC)');
@@ -131,7 +157,7 @@ describe('applySchedules', () => {
       PERSONA_GATEWAY_RECONCILE_LOOKBACK_HOURS: 30,
       PERSONA_GATEWAY_RECONCILE_LANES: 6,
     });
-    expect(applied[2]).toMatchObject({ scheduleId: GATEWAY_RECONCILIATION_SCHEDULE_ID, when: 'daily at 05:10 (UTC)' });
+    expect(applied[3]).toMatchObject({ scheduleId: GATEWAY_RECONCILIATION_SCHEDULE_ID, when: 'daily at 05:10 (UTC)' });
     const d = await client.schedule.getHandle(GATEWAY_RECONCILIATION_SCHEDULE_ID).describe();
     expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 5, end: 5 }], minute: [{ start: 10, end: 10 }] });
     expect(d.action).toMatchObject({
