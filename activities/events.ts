@@ -14,6 +14,7 @@ import { readFeedEntries } from '../graph/feed';
 import type { Graph } from '../graph/graph';
 import {
   listParkedEvents,
+  ensureRelayCheckpoint,
   readRelayCheckpoint,
   recordRelayProgress,
   settleParkedEvents,
@@ -196,6 +197,8 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
       const url = subscriberUrl();
       const ctx = activityContext();
       const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
+      // The relay holds the event prune back from its first start, before it delivered anything.
+      if (checkpoint.updated_at === null) await ensureRelayCheckpoint(graph, req.checkpoint_id);
       const entries = await readFeedEntries(graph, {
         after: checkpoint.cursor ?? undefined,
         limit: req.page_size,

@@ -38,7 +38,7 @@ const CYPHER = {
     RETURN c.status AS status`,
   contested: `
     MATCH (c:Customer {id: $customerId})
-    MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND ${inHistory('c', 'e')}
+    MATCH (e:Event {id: $eventId}) WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL AND ${inHistory('c', 'e')}
     RETURN e.type AS type, toString(e.occurred_at) AS occurredAt`,
   // The customer's contests, newest first: facts (graph/facts.ts), a seek of the (customer_id,
   // type, at) index, kept after the contest's event is pruned from the graph.

@@ -149,10 +149,18 @@ const CYPHER = {
     }
     CALL (c) {
       // The facts read back from its history (graph/facts.ts): emptied like its events; the
-      // CustomerErased fact written next is the erasure's own.
-      OPTIONAL MATCH (f:Fact {customer_id: c.id}) WHERE f.erased IS NULL
+      // CustomerErased fact written next is the erasure's own. (Predicates on every property of
+      // the (customer_id, type, at) index, so it is sought.)
+      OPTIONAL MATCH (f:Fact {customer_id: c.id}) WHERE f.type IS NOT NULL AND f.at IS NOT NULL AND f.erased IS NULL
       SET f.result = '{}', f.erased = true, f.about = null
       RETURN count(f) AS facts
+    }
+    CALL (c) {
+      // Other customers' facts about it (a possible match naming it, a merge with it undone since):
+      // what they say of it goes too.
+      OPTIONAL MATCH (f:Fact {about: c.id}) WHERE f.type IS NOT NULL AND f.at IS NOT NULL
+      SET f.result = '{}', f.erased = true, f.about = null
+      RETURN count(f) AS factsAbout
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
              erased_at: datetime.transaction(), event_seq: c.event_seq, erased_with: $erasedWith}

@@ -7,10 +7,13 @@
  *     history) until every consumer's checkpoint has passed them by the safety window, and
  *   - the rest (a customer's history and export) for the history retention too,
  * whichever ends later. A consumer is a `RelayCheckpoint` (the webhook relay, each Kafka
- * publisher): its position is its cursor's time (its start, before it delivered anything). A
- * consumer whose position is older than the cap holds nothing back any more — a dead consumer
- * must not grow the graph without end — and is reported (`behind_cap`) for ops to alert on. A
- * parked event (the subscriber refused it for good, graph/relay.ts) stays until ops retry it.
+ * publisher): its position is its cursor's time (none yet: the start of the feed, everything held
+ * back). A consumer that has left an event waiting longer than the cap (with no position: since its
+ * start) holds nothing back any more — a dead consumer must not grow the graph without end — and
+ * is reported (`behind_cap`)
+ * for ops to alert on; a Kafka publisher still holds back (it fills the log of record, which must
+ * not lose what it never had) and is paged on. A parked event (the subscriber refused it for good,
+ * graph/relay.ts) stays until ops retry it.
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
@@ -20,10 +23,21 @@ import { readTx, writeTx, type Graph } from './graph';
 export interface EventConsumer {
   /** The checkpoint's id: `persona-event-relay`, `kafka:<topic>`. */
   id: string;
-  /** RFC 3339: the consumer has every event stamped before it. */
-  position: string;
-  /** Past the cap: it no longer holds pruning back, and ops are told. */
+  /**
+   * RFC 3339: the consumer has every event stamped before it; null at the start of the feed (it
+   * has delivered nothing yet: it holds everything back).
+   */
+  position: string | null;
+  /**
+   * Past the cap: the oldest event it has not had (with no position: its start) is older than the
+   * cap. A consumer caught up is never past it, however long the feed was quiet. Ops are told.
+   */
   behind_cap: boolean;
+  /**
+   * Whether it holds pruning back: every consumer within the cap, and a Kafka publisher always —
+   * it fills the log of record, which must not lose what it never had (a page instead).
+   */
+  holds_back: boolean;
 }
 
 export interface PruneHorizon {
@@ -45,16 +59,19 @@ export interface PruneSettings {
 
 /** One batch of each prune, oldest first off its index (a test checks the plans). */
 export const PRUNE_BATCHES = {
-  // Off the (transient, occurred_at) index: only transient events carry the property.
+  // Off the (transient, occurred_at) index: only transient events carry the property. The hint
+  // holds the plan whatever the statistics (a nearly empty log would make the planner scan by time).
   transient: `
-    MATCH (e:Event) WHERE e.transient = true AND e.occurred_at < datetime($horizon)
+    MATCH (e:Event) USING INDEX e:Event(transient, occurred_at)
+    WHERE e.transient = true AND e.occurred_at < datetime($horizon)
       AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
     RETURN count(e) AS deleted`,
   // Off the (occurred_at) index.
   history: `
-    MATCH (e:Event) WHERE e.occurred_at < datetime($cutoff)
+    MATCH (e:Event) USING INDEX e:Event(occurred_at)
+    WHERE e.occurred_at < datetime($cutoff)
       AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
@@ -68,6 +85,10 @@ const CYPHER = {
            toString(datetime.realtime()) AS now
     ORDER BY id`,
   now: 'RETURN toString(datetime.realtime()) AS now',
+  // The oldest event a consumer at `t` has not had: one seek of the (occurred_at) index.
+  oldestAfter: `
+    MATCH (e:Event) WHERE e.occurred_at > datetime($t)
+    RETURN toString(e.occurred_at) AS t ORDER BY e.occurred_at LIMIT 1`,
   // What the feed says to a reader behind it (graph/feed.ts): never moved back.
   record: `
     MERGE (log:EventLog {id: '${EVENT_LOG_ID}'})
@@ -80,11 +101,14 @@ function cursorTime(cursor: unknown): string | null {
   if (typeof cursor !== 'string') return null;
   try {
     const t = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown }).t;
-    return typeof t === 'string' ? t : null;
+    return typeof t === 'string' && Number.isFinite(ms(t)) ? t : null;
   } catch {
     return null;
   }
 }
+
+/** The checkpoints of the log of record's publishers (temporal/kafkaPublisher.ts `kafkaCheckpointId`). */
+const LOG_OF_RECORD = 'kafka:';
 
 /** Milliseconds of an RFC 3339 instant as Neo4j prints it (up to nanoseconds). */
 function ms(instant: string): number {
@@ -99,14 +123,27 @@ export async function pruneHorizon(g: Graph, s: PruneSettings): Promise<PruneHor
   const { rows, now } = await readTx(g, async (tx) => {
     const res = await tx.run(CYPHER.consumers);
     const clock = (res.records[0] ?? (await tx.run(CYPHER.now)).records[0])?.get('now') as string;
-    return { rows: res.records, now: ms(clock) };
+    // How long each has left an event waiting: the oldest after its position (none: caught up,
+    // however long ago its last event was); with no position, since it was made.
+    const rows: { id: string; position: string | null; waiting: string | null }[] = [];
+    for (const r of res.records) {
+      const position = cursorTime(r.get('cursor'));
+      const after = position === null ? null : (await tx.run(CYPHER.oldestAfter, { t: position })).records[0];
+      const waiting =
+        position === null
+          ? ((r.get('createdAt') as string | null) ?? new Date(0).toISOString())
+          : ((after?.get('t') as string | undefined) ?? null);
+      rows.push({ id: r.get('id') as string, position, waiting });
+    }
+    return { rows, now: ms(clock) };
   });
-  const consumers: EventConsumer[] = rows.map((r) => {
-    const position = cursorTime(r.get('cursor')) ?? (r.get('createdAt') as string | null) ?? new Date(0).toISOString();
-    return { id: r.get('id') as string, position, behind_cap: ms(position) < now - s.capMs };
+  const consumers: EventConsumer[] = rows.map(({ id, position, waiting }) => {
+    const behind = waiting !== null && !(ms(waiting) >= now - s.capMs);
+    return { id, position, behind_cap: behind, holds_back: !behind || id.startsWith(LOG_OF_RECORD) };
   });
-  const held = consumers.filter((c) => !c.behind_cap).map((c) => ms(c.position));
-  const horizon = Math.min(now, ...held) - s.safetyMs;
+  // A consumer at the start of the feed holds everything back.
+  const held = consumers.filter((c) => c.holds_back).map((c) => (c.position === null ? 0 : ms(c.position)));
+  const horizon = Math.max(0, Math.min(now, ...held) - s.safetyMs);
   return {
     horizon: new Date(horizon).toISOString(),
     history_cutoff: new Date(Math.min(horizon, now - s.historyMs)).toISOString(),
@@ -142,11 +179,13 @@ export async function pruneEvents(
       if (n < options.batchSize) return;
     }
   };
-  await run(PRUNE_BATCHES.transient, { horizon: at.horizon }, 'transient');
-  await run(PRUNE_BATCHES.history, { cutoff: at.history_cutoff }, 'history');
+  // Recorded first: from now on the feed refuses a cursor before the horizon, and starts a new
+  // reader at it, even while (or if an attempt dies while) the batches below delete.
   await writeTx(g, async (tx) => {
     await tx.run(CYPHER.record, { horizon: at.horizon });
   });
+  await run(PRUNE_BATCHES.transient, { horizon: at.horizon }, 'transient');
+  await run(PRUNE_BATCHES.history, { cutoff: at.history_cutoff }, 'history');
   return count;
 }
 

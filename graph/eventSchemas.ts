@@ -398,12 +398,13 @@ const TRANSIENT_PROFILE_CHANGES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Whether an event is transient: in the feed and on Kafka (every consumer gets it) but not in the
- * customer's history or export, because it is no change of state the customer should see
- * (docs/events.md, "What a customer's history keeps"). Only a recorded payment's
- * CustomerProfileUpdated that moved nothing but the lifetime value and a card's last use is: that
- * is the event of nearly every interaction, and it is pruned from the graph as soon as every
- * consumer has it (graph/eventPrune.ts); a segment or VIP change is history.
+ * Whether a recorded interaction's CustomerProfileUpdated is transient: in the feed and on Kafka
+ * (every consumer gets it) but not in the customer's history or export, because it is no change
+ * of state the customer should see (docs/events.md, "What the graph keeps"). Only one that moved
+ * nothing but the lifetime value and a card's last use is: the event of nearly every payment,
+ * pruned from the graph as soon as every consumer has it (graph/eventPrune.ts); a segment or VIP
+ * change is history. Asked by its writer (graph/interactions.ts) only: a change ops make to the
+ * lifetime value (`PUT …/profile`) is always history.
  */
 export function isTransient(type: EventType, payload: Record<string, unknown>): boolean {
   if (type !== 'CustomerProfileUpdated' || typeof payload.changes !== 'object' || payload.changes === null)

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
-import { isTransient, payloadProblem, type EventType } from './eventSchemas';
+import { payloadProblem, type EventType } from './eventSchemas';
 import { readTx, recordAppended, type CommittedEvent, type Graph } from './graph';
 
 export interface PersonaEvent {
@@ -47,7 +47,7 @@ export interface PersonaEvent {
 export const EVENT_PROJECTION =
   'e {.id, .type, .customer_id, .device_id, .device_seq, .occurred_at, .customer_seq, .epoch, .payload}';
 
-/** The log's node (its epoch); absent until the first restore, which is epoch 0. */
+/** The log's node: its epoch (0 until the first restore) and how far it was pruned (graph/eventPrune.ts). */
 export const EVENT_LOG_ID = 'persona';
 const EPOCH = `OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) WITH coalesce(log.epoch, 0) AS epoch`;
 
@@ -63,7 +63,7 @@ const CYPHER = {
   // An event that records a fact the code reads back (a keyed decision, a possible match, a
   // merge: ev.fact) writes its Fact node in the same statement (graph/facts.ts): the fact outlives
   // the event, which is pruned from the graph once every consumer has it (graph/eventPrune.ts).
-  // A transient event (ev.transient: not in the customer's history, graph/eventSchemas.ts) is
+  // A transient event (ev.transient: not in the customer's history; its writer says so) is
   // marked so, and the prune finds it by the (transient, occurred_at) index.
   append: `
     ${EPOCH}
@@ -138,6 +138,12 @@ export interface NewEvent {
   customerId: string | null;
   payload: Record<string, unknown>;
   idempotencyKey?: string;
+  /**
+   * In the feed and on Kafka, not in the customer's history or export, and pruned as soon as every
+   * consumer has it: only a recorded interaction's change of nothing but the lifetime value
+   * (graph/interactions.ts, `isTransient`). Never inferred from a payload's shape.
+   */
+  transient?: boolean;
 }
 
 /**
@@ -164,7 +170,7 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       customerId: e.customerId,
       seq: first + i,
       payload: JSON.stringify(e.payload),
-      transient: isTransient(e.type, e.payload) ? true : null,
+      transient: e.transient === true ? true : null,
       fact: null as { key: string; about: string | null } | null,
     };
     row.fact = factOf(e, row.id);
@@ -205,14 +211,22 @@ function factOf(e: NewEvent, eventId: string): { key: string; about: string | nu
   return { key: e.idempotencyKey ?? `${e.type}:${eventId}`, about: aboutOf(e) };
 }
 
-/** The other party a fact names: the customer a possible match names, the outcome a reversal undid. */
+/**
+ * The other party a fact names: the customer a possible match names, the other customer of a
+ * merge or its undoing (so an erasure of either finds it), the outcome a reversal undid.
+ */
 function aboutOf(e: NewEvent): string | null {
+  const p = e.payload;
   const named =
     e.type === 'PossibleMatchFound'
-      ? e.payload.matched_customer_id
+      ? p.matched_customer_id
       : e.type === 'FraudOutcomeReversed'
-        ? e.payload.reversed_outcome_id
-        : null;
+        ? p.reversed_outcome_id
+        : e.type === 'CustomersMerged' || e.type === 'CustomersUnmerged'
+          ? e.customerId === p.survivor_id
+            ? p.merged_id
+            : p.survivor_id
+          : null;
   return typeof named === 'string' ? named : null;
 }
 

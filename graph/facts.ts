@@ -12,6 +12,7 @@
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import type { EventType } from './eventSchemas';
 import { eventFromRow, type PersonaEvent } from './events';
+import { readTx, type Graph } from './graph';
 
 /** A Fact node read as the event that recorded it (its payload as the event had it). */
 export const FACT_PROJECTION =
@@ -26,12 +27,34 @@ const CYPHER = {
     RETURN ${FACT_PROJECTION} AS fact
     ORDER BY f.at DESC
     LIMIT $limit`,
+  // A seek of the (about, type, at) index.
   about: `
-    MATCH (f:Fact {about: $about})
-    WHERE f.customer_id = $customerId AND f.type = $type
+    MATCH (f:Fact {about: $about, type: $type})
+    WHERE f.at IS NOT NULL AND f.customer_id = $customerId
     RETURN ${FACT_PROJECTION} AS fact
     ORDER BY f.at DESC`,
+  // The customer's facts whose event the prune took (graph/eventPrune.ts): a seek of the
+  // (customer_id, type, at) index, then a lookup of each event by id.
+  kept: `
+    MATCH (f:Fact {customer_id: $customerId})
+    WHERE f.type IS NOT NULL AND f.at IS NOT NULL AND NOT EXISTS { MATCH (:Event {id: f.event_id}) }
+    RETURN ${FACT_PROJECTION} AS fact
+    ORDER BY f.at DESC
+    LIMIT $limit`,
 } as const;
+
+/**
+ * What Persona keeps of a customer beyond their history: the facts whose events were pruned from
+ * the graph (read as their events), newest first. The export lists them, so it holds everything
+ * the graph keeps of the customer.
+ */
+export async function listKeptFacts(g: Graph, customerId: string, limit = 10_000): Promise<PersonaEvent[]> {
+  return readTx(g, async (tx) =>
+    (await tx.run(CYPHER.kept, { customerId, limit: neo4j.int(limit) })).records.map((r) =>
+      eventFromRow(r.get('fact')),
+    ),
+  );
+}
 
 /** The fact recorded under this idempotency key (read as its event), inside the caller's transaction. */
 export async function findFact(tx: ManagedTransaction, key: string): Promise<PersonaEvent | null> {

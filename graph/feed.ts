@@ -80,9 +80,13 @@ const CYPHER = {
   prunedAfter: `
     MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) WHERE log.pruned_before > datetime($t)
     RETURN toString(log.pruned_before) AS prunedBefore`,
+  // From the start of what the graph holds whole: before the last prune's horizon only events of
+  // a customer's history are left (graph/eventPrune.ts), so a new reader starts there.
   feedFirst: `
-    WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon
-    MATCH (e:Event) WHERE e.occurred_at <= horizon
+    OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'})
+    WITH datetime.realtime() - duration({milliseconds: $lagMs}) AS horizon,
+         coalesce(log.pruned_before, datetime({epochMillis: 0})) AS whole
+    MATCH (e:Event) WHERE e.occurred_at >= whole AND e.occurred_at <= horizon
     RETURN ${EVENT}
     ORDER BY e.occurred_at, e.seq, e.id LIMIT $limit`,
   feedAfter: `

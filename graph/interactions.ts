@@ -28,6 +28,7 @@ import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE } from './devices';
 import { addressMatchKey } from './addresses';
 import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
+import { isTransient } from './eventSchemas';
 import { lockNode, writeTx, type Graph } from './graph';
 
 export const PAYMENT_OUTCOMES = ['succeeded', 'declined', 'refunded', 'charged_back'] as const;
@@ -529,6 +530,7 @@ async function apply(
       events.push({
         type: 'CustomerProfileUpdated',
         customerId: id,
+        transient: isTransient('CustomerProfileUpdated', { changes }),
         payload: {
           changes,
           ...(changes.ltv_minor || changes.predicted_ltv_minor ? { ltv_currency: currency } : {}),

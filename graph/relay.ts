@@ -171,6 +171,14 @@ export async function readRelayCheckpoint(g: Graph, id: string): Promise<RelayCh
   };
 }
 
+/**
+ * Makes the checkpoint if there is none (at the start of the feed): a consumer holds the event
+ * prune back from its first start, before it has delivered anything (graph/eventPrune.ts).
+ */
+export async function ensureRelayCheckpoint(g: Graph, id: string): Promise<void> {
+  await writeTx(g, (tx) => tx.run(`${CHECKPOINT} RETURN r.id AS id`, { id }));
+}
+
 /** Moves the checkpoint: one transaction for a stretch of the feed (delivered, parked, blocked). */
 export async function recordRelayProgress(g: Graph, id: string, p: RelayProgress): Promise<void> {
   await writeTx(g, (tx) =>

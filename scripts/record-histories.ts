@@ -165,7 +165,9 @@ const activities = {
     horizon: '2026-11-27T01:00:00.000Z',
     history_cutoff: '2025-10-23T01:00:00.000Z',
     deleted: { transient: 40, history: 2 },
-    consumers: [{ id: 'persona-event-relay', position: '2026-11-20T00:00:00.000Z', behind_cap: true }],
+    consumers: [
+      { id: 'persona-event-relay', position: '2026-11-20T00:00:00.000Z', behind_cap: true, holds_back: false },
+    ],
   }),
   // The customer erased under override has a fraud review pending, which never ends by itself
   // (and is gone by the time the erasure looks again); the other has a recovery running.

@@ -3,8 +3,8 @@
  * Keeps the graph bounded: one `pruneEvents` activity works out how far every consumer of the
  * change feed has the events and deletes what is before that, less the safety window
  * (graph/eventPrune.ts); Kafka's events topic is the log of record. A consumer past the cap no
- * longer holds pruning back: the run says which in its details and its log, and sets
- * `persona_event_consumers_behind_cap` (alert on it above 0). If the activity fails for good (its
+ * longer holds pruning back (a Kafka publisher still does): the run says which in its details and
+ * its log, and sets `persona_event_consumers_behind_cap` (alert on it above 0). If the activity fails for good (its
  * retries are bounded), the run fails with `EventPruneFailed` (Failed in the UI) and the next run
  * tries again; what was deleted stays deleted.
  */
@@ -37,8 +37,16 @@ export async function eventPruneWorkflow(input: EventPruneInput): Promise<EventP
         `${result.history_cutoff} deleted` +
         (behind.length === 0
           ? ''
-          : `. **Past the cap** (no longer holding pruning back, events they had not read are gone from the ` +
-            `graph: replay them from Kafka): ${behind.map((c) => `${c.id} at ${c.position}`).join(', ')}`),
+          : `. **Past the cap**: ${behind
+              .map(
+                (c) =>
+                  `${c.id} at ${c.position ?? 'the start of the feed'} (` +
+                  (c.holds_back
+                    ? 'still holding pruning back: it fills the log of record'
+                    : 'no longer holding pruning back: what it had not read is gone from the graph, Kafka has it') +
+                  ')',
+              )
+              .join(', ')}`),
     );
     if (behind.length > 0)
       log.warn('event consumers past the prune cap no longer hold pruning back', {

@@ -7,6 +7,7 @@ import { getDevicesByCustomer } from '../../graph/devices';
 import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import type { PersonaEvent } from '../../graph/events';
 import { readCustomerHistory } from '../../graph/feed';
+import { listKeptFacts } from '../../graph/facts';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   ERASURE_WORKFLOW_TYPE,
@@ -140,7 +141,10 @@ export async function exportCustomer(
       }
       before = page.next_cursor ?? undefined;
     } while (before);
-    yield ']}';
+    // What the graph keeps of the customer beyond the history (its retention): decisions once made,
+    // whose events were pruned (graph/facts.ts). Without them the export would not be all of it.
+    const kept = (await listKeptFacts(g, id)).map((e) => eventForCustomer(e, audience)).filter((e) => e !== null);
+    yield `],"kept_beyond_history":${JSON.stringify(kept)}}`;
   })();
 }
 

@@ -19,7 +19,7 @@ import { encodeCursor, readCustomerHistory, readFeed } from '../../graph/feed';
 import { applyFraudOutcome, reverseLatestFraudOutcome } from '../../graph/fraud';
 import { recordInteractions } from '../../graph/interactions';
 import { mergeCustomers, unmergeCustomers } from '../../graph/merge';
-import { recordRelayProgress } from '../../graph/relay';
+import { ensureRelayCheckpoint, recordRelayProgress } from '../../graph/relay';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, queryPlan, uniqueEmail } from '../support/graph';
@@ -30,9 +30,10 @@ beforeAll(async () => {
   await h.graph.query('MATCH (r:RelayCheckpoint) DETACH DELETE r');
 });
 // Each test's consumers are its own.
-beforeEach(() => h.graph.query("MATCH (r:RelayCheckpoint) WHERE r.id STARTS WITH 'prune-test-' DETACH DELETE r"));
+const OURS = "r.id STARTS WITH 'prune-test-' OR r.id STARTS WITH 'kafka:prune-test-'";
+beforeEach(() => h.graph.query(`MATCH (r:RelayCheckpoint) WHERE ${OURS} DETACH DELETE r`));
 afterAll(async () => {
-  await h?.graph.query("MATCH (r:RelayCheckpoint) WHERE r.id STARTS WITH 'prune-test-' DETACH DELETE r");
+  await h?.graph.query(`MATCH (r:RelayCheckpoint) WHERE ${OURS} DETACH DELETE r`);
   await h?.close();
 });
 
@@ -136,6 +137,10 @@ describe('the event prune', () => {
     await expect(readFeed(h.graph, { after: behind, limit: 10, lagMs: 0 })).rejects.toMatchObject({ field: 'after' });
     const page = await readFeed(h.graph, { after: await cursorAt(t2), limit: 10, lagMs: 0 });
     expect(page.data.map((e) => e.id)).toContain(t3);
+    // A new reader starts where the graph holds the feed whole, and reads on from there.
+    const fresh = await readFeed(h.graph, { limit: 2, lagMs: 0 });
+    expect(Date.parse(fresh.data[0]?.occurred_at ?? '')).toBeGreaterThanOrEqual(Date.parse(at.horizon) - 1);
+    await readFeed(h.graph, { after: fresh.next_cursor ?? undefined, limit: 2, lagMs: 0 });
   });
 
   it('lets a consumer past the cap hold nothing back, names it, and keeps a parked event', async () => {
@@ -143,7 +148,8 @@ describe('the event prune', () => {
     const t1 = await pay(a);
     const parked = await pay(a);
     const t3 = await pay(a);
-    // A consumer that stopped two hours ago (its cursor's time), another that has everything.
+    // A consumer that stopped two hours ago (its cursor's time), another that has everything (and,
+    // caught up, is never past the cap).
     await checkpoint('relay', await cursorAt(t3));
     await checkpoint('dead', encodeCursor({ t: new Date(Date.now() - 2 * HOUR_MS).toISOString(), s: 0, id: 'x' }));
     // The relay's subscriber refused one of them for good: it stays until ops retry it.
@@ -153,14 +159,46 @@ describe('the event prune', () => {
       parked: [{ event_id: parked, error: '400 Bad Request' }],
       blocked: null,
     });
-    const at = await pruneHorizon(h.graph, KEEP_HISTORY);
+    // A cap of a millisecond: the events it has not had (t1 on) have waited longer.
+    const at = await pruneHorizon(h.graph, { ...KEEP_HISTORY, capMs: 1 });
     expect(at.consumers.find((c) => c.id === 'prune-test-dead')?.behind_cap).toBe(true);
-    expect(at.consumers.find((c) => c.id === 'prune-test-relay')?.behind_cap).toBe(false);
+    expect(at.consumers.find((c) => c.id === 'prune-test-relay')).toMatchObject({
+      behind_cap: false,
+      holds_back: true,
+    });
     await pruneEvents(h.graph, at, { batchSize: 100 });
     expect(await exists([t1, parked, t3])).toEqual([parked, t3]);
     // Within the cap, the same consumer holds everything after its position back.
     const held = await pruneHorizon(h.graph, { ...KEEP_HISTORY, capMs: 3 * HOUR_MS });
     expect(Date.parse(held.horizon)).toBeLessThan(Date.now() - 2 * HOUR_MS + 60_000);
+  });
+
+  it('lets the log of record’s publisher hold back past the cap, and one that has not started hold all', async () => {
+    const a = await customer();
+    const t1 = await pay(a);
+    await checkpoint('relay', await cursorAt(t1));
+    // A Kafka publisher whose broker has been away two hours: paged on, and still holding back.
+    const stuck = encodeCursor({ t: new Date(Date.now() - 2 * HOUR_MS).toISOString(), s: 0, id: 'x' });
+    await recordRelayProgress(h.graph, 'kafka:prune-test-log', {
+      cursor: stuck,
+      delivered: 1,
+      parked: [],
+      blocked: null,
+    });
+    let at = await pruneHorizon(h.graph, { ...KEEP_HISTORY, capMs: 1 });
+    expect(at.consumers.find((c) => c.id === 'kafka:prune-test-log')).toMatchObject({
+      behind_cap: true,
+      holds_back: true,
+    });
+    expect(Date.parse(at.horizon)).toBeLessThan(Date.now() - 2 * HOUR_MS + 60_000);
+    // A consumer made but at the start of the feed (it has delivered nothing): nothing is pruned.
+    await h.graph.query(`MATCH (r:RelayCheckpoint) WHERE ${OURS} DETACH DELETE r`);
+    await ensureRelayCheckpoint(h.graph, 'prune-test-new');
+    at = await pruneHorizon(h.graph, KEEP_HISTORY);
+    expect(at.consumers.find((c) => c.id === 'prune-test-new')).toMatchObject({ position: null, holds_back: true });
+    expect(at.horizon).toBe(new Date(0).toISOString());
+    await pruneEvents(h.graph, at, { batchSize: 100 });
+    expect(await exists([t1])).toEqual([t1]);
   });
 
   it('keeps the facts read back: outcomes, merges, contests, erasures work after a prune', async () => {
@@ -224,6 +262,47 @@ describe('the event prune', () => {
     expect(contests[0]?.entry).toBeNull();
     // An erasure asked again answers from its fact: erased before, nothing more deleted.
     expect(await eraseCustomer(h.graph, erased.id)).toMatchObject({ erased: false });
+
+    // The export holds what the graph keeps of the customer beyond the history: the outcome, whose
+    // event was pruned; the reversal made since is in the history.
+    const exported = (await (
+      await h.app.request(`/api/v1/customers/${a.id}/export`, {
+        headers: { authorization: `Bearer ${await h.token('self', a.id)}` },
+      })
+    ).json()) as { events: { type: string }[]; kept_beyond_history: { type: string }[] };
+    expect(exported.kept_beyond_history.map((e) => e.type)).toEqual(['FraudOutcomeApplied']);
+    expect(exported.events.map((e) => e.type)).toContain('FraudOutcomeReversed');
+    expect(exported.events.map((e) => e.type)).not.toContain('FraudOutcomeApplied');
+
+    // Erasing the record once merged: the survivor's facts about it (the merge's manifest) are emptied too.
+    await eraseCustomer(h.graph, merged);
+    const about = await h.graph.query<{ result: string; about: string | null }>(
+      "MATCH (f:Fact {customer_id: $id}) WHERE f.type IN ['CustomersMerged', 'CustomersUnmerged'] " +
+        'RETURN f.result AS result, f.about AS about',
+      { id: b.id },
+    );
+    expect(about).toHaveLength(2);
+    for (const f of about) expect(f).toEqual({ result: '{}', about: null });
+  });
+
+  it('finds facts by index seeks: a customer’s of a type, those about another, an erasure’s', async () => {
+    const seeks = [
+      await queryPlan(h.graph, 'MATCH (f:Fact {about: $about, type: $type}) WHERE f.at IS NOT NULL RETURN f', {
+        about: 'x',
+        type: 'PossibleMatchFound',
+      }),
+      await queryPlan(
+        h.graph,
+        'MATCH (f:Fact {customer_id: $id}) WHERE f.type IS NOT NULL AND f.at IS NOT NULL RETURN f',
+        {
+          id: 'x',
+        },
+      ),
+    ];
+    for (const p of seeks) {
+      expect(p).toMatch(/NodeIndexSeek/);
+      expect(p).not.toMatch(/NodeByLabelScan|AllNodesScan/);
+    }
   });
 
   it('finds each batch by an index seek, oldest first, however large the log', async () => {
