@@ -10,6 +10,7 @@ import type { NotificationSink } from '../clients/notifications';
 import type { AccountUpdater, CardDescriber, GatewayRecords, PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
+import type { HistoryKeyStore } from '../graph/historyKeys';
 import type { RuleTable } from '../payments/networkRules';
 import { createAgentActivities } from './agents';
 import { createErasureActivities } from './erasure';
@@ -51,6 +52,8 @@ export interface ActivityDeps {
   kafka?: KafkaProducer | undefined;
   /** The topics the publisher's activity may publish the feed to (the worker: its PERSONA_KAFKA_EVENTS_TOPIC). */
   publishesTo?: ((topic: string) => boolean) | undefined;
+  /** The customers' history keys, to seal what the publisher's activity puts on Kafka (graph/eventCipher.ts). */
+  eventKeys?: HistoryKeyStore | undefined;
   /** Where the relay delivers and what it signs with (PERSONA_EVENTS_WEBHOOK_URL and _SECRET): this worker's own. */
   events?: EventSubscriber | undefined;
 }

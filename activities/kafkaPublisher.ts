@@ -5,15 +5,18 @@
  * the checkpoint publishes that page again, and consumers drop what they saw by the `event-id`
  * header. In order per customer: the message key is the customer id (a device-level event's is
  * its device id), a page goes out as one produce request of the idempotent producer, and a page
- * is sent only after the one before it was acknowledged.
+ * is sent only after the one before it was acknowledged. Each customer's payload is sealed under
+ * the customer's key (graph/eventCipher.ts), so an erasure reaches what the topic retains.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { KAFKA_HEADERS, type KafkaProducer } from '../clients/kafka';
+import { sealEvent } from '../graph/eventCipher';
 import { publishedPayload } from '../graph/eventSchemas';
+import type { HistoryKeyStore } from '../graph/historyKeys';
 import type { PersonaEvent } from '../graph/events';
 import { readFeedEntries } from '../graph/feed';
 import type { Graph } from '../graph/graph';
-import { readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
+import { ensureRelayCheckpoint, readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
 import type { PublishRequest, PublishResult } from '../temporal/kafkaPublisher';
 
 /** The partition key: one customer's events (or one device's) stay in order on one partition. */
@@ -34,8 +37,11 @@ export function createKafkaPublisherActivities({
   graph,
   kafka,
   publishesTo,
+  eventKeys,
 }: {
   graph: Graph;
+  /** The customers' history keys: each customer's payloads are sealed under theirs (graph/eventCipher.ts). */
+  eventKeys?: HistoryKeyStore | undefined;
   kafka?: KafkaProducer | undefined;
   /** The topics this worker publishes the feed to: its own PERSONA_KAFKA_EVENTS_TOPIC (none without it). */
   publishesTo?: ((topic: string) => boolean) | undefined;
@@ -59,6 +65,15 @@ export function createKafkaPublisherActivities({
             "restart a worker with PERSONA_SCHEDULES=apply to bring the publisher's settings to the configuration",
           nonRetryable: true,
         });
+      // Never a customer's payload in clear on a log erasure cannot reach.
+      if (!eventKeys)
+        throw ApplicationFailure.create({
+          type: 'KafkaKeysOff',
+          message: "this worker has no customers' keys to seal payloads with: it cannot publish",
+          nonRetryable: true,
+        });
+      // Held back from now on, even while Kafka does not take the first page.
+      await ensureRelayCheckpoint(graph, req.checkpoint_id);
       const ctx = activityContext();
       const started = Date.now();
       let published = 0;
@@ -72,6 +87,12 @@ export function createKafkaPublisherActivities({
         });
         const last = entries.at(-1);
         if (!last) return { published, pages, caught_up: true };
+        // Sealed before the page is sent: a key made here (a customer's first) is in the graph first.
+        const values = await Promise.all(
+          entries.map(async ({ event }) =>
+            JSON.stringify(await sealEvent(eventKeys, event, publishedPayload(event.type, event.payload))),
+          ),
+        );
         // While the send waits (on a broker that does not answer, with the client's retries), the
         // heartbeat goes on: the activity is not taken over by another worker because of it.
         const beat = setInterval(() => ctx?.heartbeat({ published, pages }), 5_000);
@@ -79,10 +100,10 @@ export function createKafkaPublisherActivities({
           // One page in flight per producer (clients/kafka.ts): a cancelled or timed-out attempt
           // still finishing its page goes before its retry's, never beside it.
           await kafka.send({
-            messages: entries.map(({ event }) => ({
+            messages: entries.map(({ event }, i) => ({
               topic: req.topic,
               key: eventKey(event),
-              value: JSON.stringify({ ...event, payload: publishedPayload(event.type, event.payload) }),
+              value: values[i] as string,
               headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
             })),
           });

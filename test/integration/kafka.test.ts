@@ -20,8 +20,10 @@ import {
 import { loadSettings } from '../../config/env';
 import { addPaymentMethod, createCustomer, linkDevice, listCustomerEvents } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { openEvent, type PublishedEvent } from '../../graph/eventCipher';
 import { payloadProblem } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
+import type { HistoryKeyStore } from '../../graph/historyKeys';
 import { adoptRelayState } from '../../graph/relay';
 import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
 import { publisherGauges } from '../../api/services/relay';
@@ -36,7 +38,7 @@ import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { reportFraudOutcome, resolveReview } from '../../api/services/fraud';
 import type { kafkaPublisherWorkflow } from '../../workflows/kafkaPublisher';
-import { startHarness, type Harness } from '../support/api';
+import { startHarness, testEventKeys, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
@@ -51,6 +53,8 @@ const replication = Math.min(3, brokers.length);
 let dieAfterNextSend = false;
 let producer: KafkaProducer;
 let h: Harness;
+/** The customers' keys, as a consumer in the repo opens the topic's payloads with them. */
+let keys: HistoryKeyStore;
 
 beforeAll(async () => {
   const real = createKafkaProducer({ kafkaBrokers: brokers }, 'persona-test-worker');
@@ -71,6 +75,7 @@ beforeAll(async () => {
     },
   });
   h = await startHarness({ kafka: producer });
+  keys = testEventKeys(h.graph);
 });
 afterAll(async () => {
   await h?.close();
@@ -181,7 +186,10 @@ describe('publishing the change feed to Kafka', () => {
         const byCustomer = new Map<string, PersonaEvent[]>();
         for (const m of ours()) {
           const id = m.headers.get(KAFKA_HEADERS.eventId) as string;
-          const event = JSON.parse(m.value) as PersonaEvent;
+          const sealed = JSON.parse(m.value) as PublishedEvent;
+          // A customer's payload crosses sealed under the customer's key (graph/eventCipher.ts).
+          expect(sealed.sealed?.key_id).toBe(`customer:${m.key}`);
+          const event = await openEvent(keys, sealed);
           expect(event.id).toBe(id);
           expect(m.key).toBe(event.customer_id);
           expect(m.headers.get(KAFKA_HEADERS.eventType)).toBe(event.type);
@@ -285,7 +293,55 @@ describe("the publisher's topic", () => {
   });
 });
 
+/** A topic's reader, and a publisher of the feed to it (from its checkpoint) on the harness's worker. */
+async function publishToTopic(topic: string) {
+  const received: Msg[] = [];
+  const reader = await readTopic({ kafkaBrokers: brokers }, topic, received);
+  const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
+    taskQueue: h.taskQueue,
+    workflowId: `test-kafka-publisher-${randomUUID()}`,
+    args: [
+      { topic, lag_ms: 1000, page_size: 50, budget_ms: 1000, poll_interval: '200 milliseconds', batches_per_run: 20 },
+    ],
+  });
+  return { received, reader, handle };
+}
+
+const typeOf = (m: Msg) => m.headers.get(KAFKA_HEADERS.eventType);
+
 describe('what reaches the events topic', () => {
+  it('seals each customer’s payload under their key: an erasure makes what the topic keeps unreadable', async () => {
+    const s = await topicsForTest();
+    const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
+    await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
+      cursor: await feedCursorAtNow(h.graph),
+      delivered: 0,
+      parked: [],
+    });
+    const c = await createCustomer(h.graph, {
+      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+    });
+    const card = await addPaymentMethod(h.graph, c.id, cardInput({ last_four: '4817', brand: 'amex' }));
+    const { received, reader, handle } = await publishToTopic(topic);
+    try {
+      await until(async () => received.some((m) => m.key === c.id && typeOf(m) === 'PaymentMethodAdded'), 45_000);
+      const added = received.find((m) => m.key === c.id && typeOf(m) === 'PaymentMethodAdded') as Msg;
+      // On the wire: the envelope, no card detail; opened with the customer's key: the payload.
+      expect(added.value).not.toMatch(/4817|amex|last_four/);
+      const opened = await openEvent(keys, JSON.parse(added.value) as PublishedEvent);
+      expect(opened).toMatchObject({ customer_id: c.id, payload: { payment_method_id: card.id } });
+      expect(payloadProblem(opened.type, opened.payload)).toBeNull();
+      // Erased: the key goes with the customer, and every message of theirs the topic keeps is unreadable.
+      await eraseCustomer(h.graph, c.id);
+      await expect(openEvent(keys, JSON.parse(added.value) as PublishedEvent)).rejects.toMatchObject({
+        reason: 'erased',
+      });
+    } finally {
+      await handle.terminate('test over');
+      await reader.stop();
+    }
+  });
+
   it('has a device-level event once, keyed by its device, and an erasure, with no data of the erased', async () => {
     const s = await topicsForTest();
     const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
@@ -306,17 +362,8 @@ describe('what reaches the events topic', () => {
     });
     await eraseCustomer(h.graph, erased.id);
 
-    const received: Msg[] = [];
-    const reader = await readTopic({ kafkaBrokers: brokers }, topic, received);
-    const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
-      taskQueue: h.taskQueue,
-      workflowId: `test-kafka-publisher-${randomUUID()}`,
-      args: [
-        { topic, lag_ms: 1000, page_size: 50, budget_ms: 1000, poll_interval: '200 milliseconds', batches_per_run: 20 },
-      ],
-    });
+    const { received, reader, handle } = await publishToTopic(topic);
     try {
-      const typeOf = (m: Msg) => m.headers.get(KAFKA_HEADERS.eventType);
       await until(async () => received.some((m) => m.key === erased.id && typeOf(m) === 'CustomerErased'), 45_000);
       await until(async () => received.some((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id));
       // The device's trust change: one message, keyed by the device, no customer in it.

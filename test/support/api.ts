@@ -22,7 +22,7 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
-import { WorkflowCustomers } from '../../graph/historyKeys';
+import { graphHistoryKeys, WorkflowCustomers, type HistoryKeyStore } from '../../graph/historyKeys';
 import { openProcessActivityInterceptor, openProcessSinks } from '../../workers/openProcesses';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
@@ -117,6 +117,11 @@ export async function signToken(
   return jwt.sign(new TextEncoder().encode(jwtSecret));
 }
 
+/** The customers' keys as a worker's publisher seals with them, and a consumer in the repo opens with. */
+export function testEventKeys(graph: TestGraph): HistoryKeyStore {
+  return graphHistoryKeys(graph, graph.config.payloadKeys, { maxEntries: 0, ttlMs: 0, decodes: false });
+}
+
 /** The real activities as the harness's worker runs them (wrapped when the options say so). */
 export function harnessActivities(graph: TestGraph, client: Client, options: HarnessOptions = {}): RealActivities {
   return (options.wrapActivities ?? ((a) => a))(
@@ -132,6 +137,7 @@ export function harnessActivities(graph: TestGraph, client: Client, options: Har
       profileRules: profileRules(graph.config),
       temporal: client,
       kafka: options.kafka,
+      eventKeys: testEventKeys(graph),
       // Each Kafka test publishes to topics of its own (`test.<run>.…`), all on this one worker.
       publishesTo: (topic) => topic.startsWith('test.'),
       events: { url: options.eventsWebhookUrl, secret: TEST_WEBHOOK_SECRET },
