@@ -142,20 +142,40 @@ const CYPHER = {
     FOREACH (_ IN CASE WHEN c.predicted_ltv_at IS NULL OR c.predicted_ltv_at <= datetime(f.at) THEN [1] ELSE [] END |
       SET c.predicted_ltv = f.value, c.predicted_ltv_at = datetime(f.at))
     RETURN c.id AS id, before, c.predicted_ltv AS after, c.ltv AS ltv, c.segment AS segment`,
-  // A device never seen is created as onboarding creates one (graph/devices.ts).
-  // Every device of the batch is write-locked here, in fingerprint order (a constant set and
-  // removed on one that exists: graph.ts lockNode), so the login and USED_ON statements after it
-  // take no device lock of their own: two transactions over different customers meeting on the
-  // same devices queue, never deadlock.
+  // A device never seen is created as onboarding creates one (graph/devices.ts). One that exists is
+  // only read: it is locked below only if this batch gives it a new edge.
   devices: `
     UNWIND $rows AS row
     MERGE (d:Device {fingerprint: row.fingerprint})
     ON CREATE SET d.id = row.deviceId, d.trust_score = $trustScore, d.created_at = datetime.transaction(),
                   d.updated_at = datetime.transaction()
-    ON MATCH SET d._lock = true
-    REMOVE d._lock
     WITH d, row
     RETURN row.fingerprint AS fingerprint, d.id AS id, d.id = row.deviceId AS created`,
+  // The devices this batch gives a new edge (a first login of a customer, a card's first use on
+  // it): creating an edge locks its device, so they are write-locked first, in id order (a
+  // constant set and removed: graph.ts lockNode), and the statements after take no device lock of
+  // their own — two transactions over different customers meeting on the same devices queue, never
+  // deadlock. A device that gets no new edge (a repeat login, a card used there before) is never
+  // locked: updating an edge's properties locks the edge alone, so customers logging in again from
+  // a shared device (a family tablet, a shop's terminal) do not wait on each other.
+  newEdgeDevices: `
+    CALL () {
+      UNWIND $logins AS l
+      MATCH (c:Customer {id: l.customerId}), (d:Device {id: l.deviceId})
+      WHERE NOT EXISTS { (c)-[:LOGGED_IN_FROM]->(d) }
+      RETURN d.id AS id
+      UNION
+      UNWIND $used AS u
+      MATCH (p:PaymentMethod {id: u.paymentMethodId}), (d:Device {id: u.deviceId})
+      WHERE NOT EXISTS { (p)-[:USED_ON]->(d) }
+      RETURN d.id AS id
+    }
+    RETURN collect(id) AS ids`,
+  lockDevices: `
+    UNWIND $ids AS id
+    MATCH (d:Device {id: id})
+    ${lockNode('d')}
+    RETURN count(d) AS locked`,
   // first/last are the min/max of what is there and what came, so items in any order keep them
   // right; what the latest login showed (IP, user agent) is kept on the customer's own edge. A
   // login after the customer disowned the device (graph/devices.ts removeDeviceFromCustomer) makes
@@ -576,6 +596,28 @@ async function apply(
       };
     },
   );
+  const attempts = seen.filter((s) => s.item.type === 'payment');
+  const usedOnRows = byKey(
+    groupBy(attempts, (s) => {
+      const p = s.item as Extract<Interaction, { type: 'payment' }>;
+      return `${p.payment_method_id}|${deviceOf(s.device.fingerprint).id}`;
+    }),
+  ).map(([, group]) => {
+    const p = group[0]?.item as Extract<Interaction, { type: 'payment' }>;
+    return {
+      customerId: p.customer_id,
+      paymentMethodId: p.payment_method_id,
+      deviceId: deviceOf(group[0]?.device.fingerprint as string).id,
+      count: neo4j.int(group.length),
+      ...span(group.map((s) => s.item.occurred_at)),
+    };
+  });
+  // Only the devices that get a new edge are locked (CYPHER.newEdgeDevices), in id order.
+  if (loginRows.length > 0 || usedOnRows.length > 0) {
+    const found = await tx.run(CYPHER.newEdgeDevices, { logins: loginRows, used: usedOnRows });
+    const ids = [...((found.records[0]?.get('ids') as string[] | undefined) ?? [])].sort();
+    if (ids.length > 0) await tx.run(CYPHER.lockDevices, { ids });
+  }
   if (loginRows.length > 0) {
     const res = await tx.run(CYPHER.logins, { rows: loginRows, claim, initialTrust: INITIAL_TRUST_SCORE });
     for (const r of res.records)
@@ -593,22 +635,6 @@ async function apply(
       }
   }
 
-  const attempts = seen.filter((s) => s.item.type === 'payment');
-  const usedOnRows = byKey(
-    groupBy(attempts, (s) => {
-      const p = s.item as Extract<Interaction, { type: 'payment' }>;
-      return `${p.payment_method_id}|${deviceOf(s.device.fingerprint).id}`;
-    }),
-  ).map(([, group]) => {
-    const p = group[0]?.item as Extract<Interaction, { type: 'payment' }>;
-    return {
-      customerId: p.customer_id,
-      paymentMethodId: p.payment_method_id,
-      deviceId: deviceOf(group[0]?.device.fingerprint as string).id,
-      count: neo4j.int(group.length),
-      ...span(group.map((s) => s.item.occurred_at)),
-    };
-  });
   if (usedOnRows.length > 0) {
     const res = await tx.run(CYPHER.usedOn, { rows: usedOnRows, claim });
     for (const r of res.records)

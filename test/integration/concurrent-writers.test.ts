@@ -23,6 +23,8 @@ import { claimNotifications, recordNotificationsSent } from '../../graph/notific
 import { applyFraudOutcome, resolveFraudReview, reverseLatestFraudOutcome } from '../../graph/fraud';
 import { lockCustomersTx } from '../../graph/customers';
 import { lockNode, writeTx } from '../../graph/graph';
+import { recordInteractions, recordInteractionsTx } from '../../graph/interactions';
+import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { until } from '../support/wait';
@@ -414,6 +416,50 @@ describe('one lock order: the customer first', () => {
       { match: '(n:Device {id: $id})', id: device },
     );
     expect({ edge, login }).toEqual({ edge: true, login: true });
+    await h.graph.query('MATCH (d:Device {id: $id}) DETACH DELETE d', { id: device });
+  });
+
+  it('locks a shared device only to give it a new edge: repeat logins from it do not wait on each other', async () => {
+    const [a, b, c] = [await newCustomer(), await newCustomer(), await newCustomer()];
+    const fingerprint = `fp-${randomUUID()}`;
+    const device = (await linkDevice(h.graph, a, { fingerprint })).id;
+    await linkDevice(h.graph, b, { fingerprint });
+    const rules = profileRules(h.graph.config);
+    const login = (customerId: string) => ({
+      id: `login-${randomUUID()}`,
+      type: 'login' as const,
+      customer_id: customerId,
+      occurred_at: new Date().toISOString(),
+      device: { fingerprint },
+    });
+    // A's repeat login, its transaction held open until B's has committed.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const held = writeTx(h.graph, async (tx) => {
+      await recordInteractionsTx(tx, h.graph, [login(a)], rules);
+      entered();
+      await gate;
+    });
+    await inside;
+    // B's repeat login and C's first (a new edge, the device locked) commit while A's is open: had
+    // A's batch locked the device, they would wait until its transaction timed out, and A would fail.
+    expect(await recordInteractions(h.graph, [login(b)], rules)).toEqual([{ result: 'recorded' }]);
+    expect(await recordInteractions(h.graph, [login(c)], rules)).toEqual([{ result: 'recorded' }]);
+    release();
+    await held;
+    const edges = await h.graph.query<{ id: string; logins: number }>(
+      'MATCH (c:Customer)-[r:LOGGED_IN_FROM]->(:Device {id: $id}) RETURN c.id AS id, r.login_count AS logins',
+      { id: device },
+    );
+    expect(new Map(edges.map((e) => [e.id, e.logins]))).toEqual(
+      new Map([
+        [a, 2],
+        [b, 2],
+        [c, 1],
+      ]),
+    );
     await h.graph.query('MATCH (d:Device {id: $id}) DETACH DELETE d', { id: device });
   });
 
