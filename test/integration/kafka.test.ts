@@ -309,15 +309,20 @@ async function publishToTopic(topic: string) {
 
 const typeOf = (m: Msg) => m.headers.get(KAFKA_HEADERS.eventType);
 
+/** An events topic of the test's own, its publisher's checkpoint at Neo4j's now: only what the test writes goes. */
+async function eventsTopicFromNow(): Promise<string> {
+  const topic = (await topicsForTest()).PERSONA_KAFKA_EVENTS_TOPIC;
+  await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
+    cursor: await feedCursorAtNow(h.graph),
+    delivered: 0,
+    parked: [],
+  });
+  return topic;
+}
+
 describe('what reaches the events topic', () => {
   it('seals each customer’s payload under their key: an erasure makes what the topic keeps unreadable', async () => {
-    const s = await topicsForTest();
-    const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
-    await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
-      cursor: await feedCursorAtNow(h.graph),
-      delivered: 0,
-      parked: [],
-    });
+    const topic = await eventsTopicFromNow();
     const c = await createCustomer(h.graph, {
       digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
     });
@@ -343,13 +348,7 @@ describe('what reaches the events topic', () => {
   });
 
   it('has a device-level event once, keyed by its device, and an erasure, with no data of the erased', async () => {
-    const s = await topicsForTest();
-    const topic = s.PERSONA_KAFKA_EVENTS_TOPIC;
-    await adoptRelayState(h.graph, kafkaCheckpointId(topic), {
-      cursor: await feedCursorAtNow(h.graph),
-      delivered: 0,
-      parked: [],
-    });
+    const topic = await eventsTopicFromNow();
     const email = uniqueEmail();
     const fingerprint = `fp-${randomUUID()}`;
     const erased = await createCustomer(h.graph, {
