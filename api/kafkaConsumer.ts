@@ -5,7 +5,8 @@
  *     the owner's stop, committed once the recovery has taken it (what it did is on the events
  *     topic, as `PaymentRecovered` for a charge it made, and at the recovery's status);
  *   - fraud outcomes (Chimera)   → `reportFraudOutcome`: starts its workflow;
- *   - routing outcomes (Cerebrum) → `recordInteractions`: payments recorded in batches, each once.
+ *   - routing outcomes (Cerebrum) → `recordPartition`: one writer per partition, each batch written
+ *     in one transaction with the partition's offset (graph/ingestOffsets.ts), so a replay is skipped.
  *
  * A message's value is the JSON body the route takes, checked by the same schema. One that can
  * never be accepted (not JSON, a field wrong, a refusal of the service: an unknown customer, a
@@ -46,7 +47,8 @@ import {
   paymentNoLongerOwedMessageSchema,
 } from './requests';
 import { reportFraudOutcome } from './services/fraud';
-import { recordInteractions } from './services/interactions';
+import { recordPartition, type PartitionMessage } from './services/interactions';
+import type { PartitionBatchResult } from '../graph/ingestOffsets';
 import { paymentNoLongerOwed, reportPaymentFailure } from './services/recovery';
 
 type Msg = Message<string, string, string, string>;
@@ -133,6 +135,23 @@ function topicPrincipal(topic: string, scope: string): Principal {
   return { subject: `kafka:${topic}`, scopes: new Set([scope]) };
 }
 
+/** A partition's writer of routing outcomes. */
+interface PartitionWriter {
+  partition: number;
+  queue: Msg[];
+  /** The last offset this writer committed to Kafka (null: none yet). */
+  committedThrough: bigint | null;
+  kick: () => void;
+  running: () => Promise<void> | null;
+}
+
+/** A topic's id as Kafka gives it (a base64 UUID), or its name where the broker gives none. */
+async function topicIdOf(consumer: Consumer<string, string, string, string>, topic: string): Promise<string> {
+  const metadata = await consumer.metadata({ topics: [topic] });
+  const id = metadata.topics.get(topic)?.id;
+  return id && !/^[A]+={0,2}$|^[0-]+$/.test(id) ? id : topic;
+}
+
 export async function startAgentConsumer(options: AgentConsumerOptions): Promise<AgentConsumer> {
   const { settings: s, deps, producer, logger } = options;
   const topics = {
@@ -158,10 +177,15 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     maxWaitTime: 500,
   });
 
+  // The routing topic's id: its partitions' offsets in the graph are keyed by it (graph/ingestOffsets.ts).
+  const routingTopicId = await topicIdOf(consumer, topics.routing);
+
   let closing = false;
   let handled = 0;
+  /** Payment failures and fraud outcomes, one at a time in arrival order. */
   const queue: Msg[] = [];
-  let running: Promise<void> | null = null;
+  /** Routing outcomes: one writer per partition. */
+  const writers = new Map<number, PartitionWriter>();
 
   const headerOf = (m: Msg, name: string): string | undefined => m.headers.get(name);
 
@@ -244,38 +268,46 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     }
   };
 
-  /** Routing outcomes in one ingestion batch: invalid items to the dead-letter topic, the rest recorded once. */
-  const handleRouting = async (batch: Msg[]): Promise<void> => {
-    const items: unknown[] = [];
-    const itemOf: Msg[] = [];
-    for (const m of batch) {
+  /**
+   * A batch of one partition's routing outcomes, written by that partition's writer in one
+   * transaction with the partition's offset (api/services/interactions.ts recordPartition): what
+   * was written before (a replay) is skipped; what can never be recorded goes to the dead-letter topic.
+   */
+  const handleRouting = async (w: PartitionWriter, batch: Msg[]): Promise<void> => {
+    const first = batch[0] as Msg;
+    const messages: PartitionMessage[] = batch.map((m) => {
       try {
-        items.push(JSON.parse(m.value));
-        itemOf.push(m);
+        return { offset: m.offset, json: JSON.parse(m.value) as unknown };
       } catch {
-        await deadLetter(m, 'the message is not JSON', 'value');
+        return { offset: m.offset, notJson: true };
       }
-    }
-    if (items.length === 0) return;
-    let answers: Awaited<ReturnType<typeof recordInteractions>> | undefined;
+    });
+    const source = { topicId: routingTopicId, topic: topics.routing, partition: w.partition };
+    // The group hands a partition out from its committed offset: what is before its first message is committed.
+    const committedThrough = (w.committedThrough ??= first.offset - 1n);
+    let result: PartitionBatchResult | undefined;
     try {
-      await untilAnswered(`${items.length} routing outcomes`, async () => {
-        answers = await asRequest(itemOf[0] as Msg, 'routing-outcomes', () =>
-          recordInteractions(deps, items, routingPrincipal),
+      await untilAnswered(`${batch.length} routing outcomes of partition ${w.partition}`, async () => {
+        result = await asRequest(first, 'routing-outcomes', () =>
+          recordPartition(deps, source, messages, routingPrincipal, committedThrough),
         );
       });
     } catch (err) {
       const refusal = refusalOf(err);
       if (!refusal) throw err;
-      for (const m of itemOf) await deadLetter(m, refusal.reason, refusal.field);
+      for (const m of batch) await deadLetter(m, refusal.reason, refusal.field);
       return;
     }
-    for (const [i, answer] of (answers?.data ?? []).entries()) {
-      const m = itemOf[i] as Msg;
-      if (answer.result === 'invalid') {
-        const field = (answer.field ?? '').replace(/^data\[\d+\]\.?/, '') || 'value';
-        await deadLetter(m, `${field}: ${answer.problem ?? 'invalid'}`, field);
-      }
+    if (!result) return;
+    if (result.skipped.length > 0)
+      logger.info(
+        { partition: w.partition, skipped: result.skipped.length, through: String(result.skipped.at(-1)) },
+        'routing outcomes written before (a replay from the last committed offset) were skipped',
+      );
+    const byOffset = new Map(batch.map((m) => [String(m.offset), m]));
+    for (const r of result.deadLetters) {
+      const m = byOffset.get(r.offset);
+      if (m) await deadLetter(m, r.reason, r.field);
     }
   };
 
@@ -291,13 +323,8 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   const drain = async (): Promise<void> => {
     while (queue.length > 0 && !closing) {
       const first = queue[0] as Msg;
-      // Consecutive routing outcomes go as one ingestion batch; anything else one at a time.
-      let n = 1;
-      if (first.topic === topics.routing)
-        while (n < queue.length && n < MAX_INTERACTIONS && (queue[n] as Msg).topic === topics.routing) n++;
-      const run = queue.slice(0, n);
-      if (first.topic === topics.routing) await handleRouting(run);
-      else await handleOne(first);
+      const run = [first];
+      await handleOne(first);
       try {
         await commit(run);
       } catch (err) {
@@ -310,36 +337,99 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
           'an offset could not be committed; the group hands the messages again',
         );
       }
-      queue.splice(0, n);
-      if (queue.length < MAX_INTERACTIONS && stream.isPaused()) stream.resume();
+      queue.shift();
+      resumeIfRoom();
     }
   };
 
-  // After a failure drain could not handle (the dead-letter topic unwritable, say), the next try
-  // waits, doubling up to the backoff's ceiling: never a tight loop while Kafka is away.
-  let failures = 0;
-  const kick = (): void => {
-    running ??= drain()
-      .then(() => {
-        failures = 0;
-      })
-      .catch(async (err: unknown) => {
-        if (closing) return;
-        failures++;
-        const delay = Math.min(200 * 2 ** (failures - 1), options.maxBackoffMs ?? 30_000);
-        logger.error({ err, retryInMs: delay }, 'the Kafka consumer could not handle a message; trying it again');
-        await sleep(delay);
-      })
-      .finally(() => {
-        running = null;
-        if (queue.length > 0 && !closing) kick();
-      });
+  /** One partition's writer: its batches one after another (up to MAX_INTERACTIONS messages each). */
+  const drainPartition = async (w: PartitionWriter): Promise<void> => {
+    while (w.queue.length > 0 && !closing) {
+      const run = w.queue.slice(0, MAX_INTERACTIONS);
+      await handleRouting(w, run);
+      try {
+        await commit(run);
+        w.committedThrough = (run.at(-1) as Msg).offset;
+      } catch (err) {
+        // As in drain: the next owner (or this consumer, after the rebalance) hands them again,
+        // and the partition's offset in the graph makes writing them again a skip.
+        if (closing) throw err;
+        logger.warn(
+          { err, partition: w.partition, messages: run.length },
+          'an offset could not be committed; the group hands the messages again',
+        );
+      }
+      w.queue.splice(0, run.length);
+      resumeIfRoom();
+    }
+  };
+
+  /**
+   * Runs `work` until its queue is empty: after a failure it could not handle (the dead-letter
+   * topic unwritable, say), the next try waits, doubling up to the backoff's ceiling — never a
+   * tight loop while Kafka is away.
+   */
+  const kicker = (what: string, work: () => Promise<void>, pending: () => number) => {
+    let running: Promise<void> | null = null;
+    let failures = 0;
+    const kick = (): void => {
+      running ??= work()
+        .then(() => {
+          failures = 0;
+        })
+        .catch(async (err: unknown) => {
+          if (closing) return;
+          failures++;
+          const delay = Math.min(200 * 2 ** (failures - 1), options.maxBackoffMs ?? 30_000);
+          logger.error(
+            { err, what, retryInMs: delay },
+            'the Kafka consumer could not handle a message; trying it again',
+          );
+          await sleep(delay);
+        })
+        .finally(() => {
+          running = null;
+          if (pending() > 0 && !closing) kick();
+        });
+    };
+    return { kick, running: () => running };
+  };
+  const others = kicker('payment failures and fraud outcomes', drain, () => queue.length);
+  const writerOf = (partition: number): PartitionWriter => {
+    const known = writers.get(partition);
+    if (known) return known;
+    const w: PartitionWriter = {
+      partition,
+      queue: [],
+      committedThrough: null,
+      kick: () => undefined,
+      running: () => null,
+    };
+    const k = kicker(
+      `routing outcomes of partition ${partition}`,
+      () => drainPartition(w),
+      () => w.queue.length,
+    );
+    w.kick = k.kick;
+    w.running = k.running;
+    writers.set(partition, w);
+    return w;
+  };
+  const queued = (): number => [...writers.values()].reduce((n, w) => n + w.queue.length, queue.length);
+  const resumeIfRoom = (): void => {
+    if (queued() < MAX_INTERACTIONS && stream.isPaused()) stream.resume();
   };
 
   stream.on('data', (m: Msg) => {
-    queue.push(m);
-    if (queue.length >= 2 * MAX_INTERACTIONS) stream.pause();
-    kick();
+    if (m.topic === topics.routing) {
+      const w = writerOf(m.partition);
+      w.queue.push(m);
+      w.kick();
+    } else {
+      queue.push(m);
+      others.kick();
+    }
+    if (queued() >= 2 * MAX_INTERACTIONS) stream.pause();
   });
   let end: (err: Error) => void = () => undefined;
   const ended = new Promise<Error>((resolve) => (end = resolve));
@@ -359,7 +449,7 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     ended,
     async close(opts = {}) {
       closing = true;
-      if (!opts.abandon) await running;
+      if (!opts.abandon) await Promise.all([others.running(), ...[...writers.values()].map((w) => w.running())]);
       await stream.close();
       // The overload with a boolean is typed as callback style; without a callback it returns the promise.
       await (consumer.close(true) as unknown as Promise<void>);

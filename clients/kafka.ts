@@ -14,6 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConnectionOptions as TLSConnectionOptions } from 'node:tls';
 import {
   Admin,
+  compatibilityPartitioner,
+  murmur2,
   ProduceAcks,
   Producer,
   stringSerializers,
@@ -106,6 +108,16 @@ export const KAFKA_HEADERS = {
 
 type Sent = SendOptions<string, string, string, string>;
 
+/**
+ * The partition a key goes to among `partitions`, as Kafka's Java clients choose it (murmur2 of the
+ * key's UTF-8 bytes, made positive, modulo the count): the partition a customer's routing outcomes
+ * land on when Cerebrum keys them by customer id, and the write lane of its REST batches
+ * (api/services/interactions.ts), so both take a customer to the same writer's number.
+ */
+export function partitionOf(key: string, partitions: number): number {
+  return (murmur2(Buffer.from(key, 'utf8')) & 0x7fffffff) % partitions;
+}
+
 /** The producer as Persona uses it: sends, one at a time, and a close. */
 export interface KafkaProducer {
   send(options: Sent): Promise<ProduceResult>;
@@ -135,6 +147,8 @@ export function createKafkaProducer(s: KafkaConnectionSettings, clientId: string
       serializers: stringSerializers,
       idempotent: true,
       acks: ProduceAcks.ALL,
+      // A key's partition as the Java clients choose it (partitionOf), not the client's own default.
+      partitioner: compatibilityPartitioner,
       retries: 5,
       timeout: 10_000,
     });

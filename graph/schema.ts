@@ -29,6 +29,8 @@ const NODE_LABELS = [
   'BehavioralProfile',
   'Event',
   'RelayCheckpoint',
+  // A Kafka partition's writer of interactions: the offset its last batch committed with (graph/ingestOffsets.ts).
+  'IngestOffset',
   // An interaction's claim (`<customer id>:<sender's id>`, graph/interactions.ts): recorded once.
   'Interaction',
   // A customer's history key (`customer:<id>`), or an onboarding's own (its workflow id): graph/historyKeys.ts.
@@ -236,7 +238,7 @@ export const RETIRED_SCHEMA: SchemaRule[] = [
  * refuses a graph migrated to an older version, and serves one migrated to a newer version (a
  * release's migration is additive; see docs/deployment.md, "The migration step").
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** The graph has not been migrated to the version this process needs: run the migration step. */
 export class SchemaNotMigratedError extends Error {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Interaction, InteractionResult } from '../../graph/interactions';
 import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { GroupCommit, laneOf, parseInteraction, WriteLanes } from './interactions';
+import { partitionOf } from '../../clients/kafka';
 
 const base = {
   id: 'pay-1',
@@ -172,6 +173,12 @@ describe('write lanes: a batch split by customer over group commits', () => {
       counts[lane] = (counts[lane] ?? 0) + 1;
     }
     for (const n of counts) expect(n).toBeGreaterThan(800);
+  });
+
+  it('puts a customer in the lane whose number its Kafka partition has (the Java clients’ partitioner)', () => {
+    // Kafka's own test vector: murmur2("21") = -973932308, made positive 1173551340.
+    expect([laneOf('21', 6), laneOf('21', 7)]).toEqual([1173551340 % 6, 1173551340 % 7]);
+    for (let k = 0; k < 200; k++) expect(laneOf(`cus-${k}`, 6)).toBe(partitionOf(`cus-${k}`, 6));
   });
 
   it('sends each customer’s items down its lane and answers them in the order sent', async () => {

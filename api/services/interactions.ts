@@ -11,8 +11,15 @@ import {
   type InteractionResult,
   type ProfileRules,
 } from '../../graph/interactions';
+import {
+  recordPartitionBatch,
+  type PartitionBatchResult,
+  type PartitionEntry,
+  type PartitionSource,
+} from '../../graph/ingestOffsets';
 import { customerSeqs, formatCustomerToken } from '../consistency';
 import type { ApiDeps } from '../deps';
+import { partitionOf } from '../../clients/kafka';
 import { AsyncResource } from 'node:async_hooks';
 import { DependencyUnavailableError, unavailableDependency } from '../../runtime/dependencies';
 import type { Principal } from '../auth';
@@ -50,14 +57,13 @@ export function parseInteraction(
 }
 
 /**
- * Records a batch (1–500 items, checked by the caller's envelope): every item answered in order,
- * `recorded`, `duplicate` or `invalid`; an invalid item writes nothing, the others are recorded.
+ * Each item parsed and checked against what `principal` may send: an answer for each item refused
+ * (field under `data[i]`), and the items the graph may record, with their index.
  */
-export async function recordInteractions(
-  deps: ApiDeps,
+export function checkInteractions(
   items: unknown[],
   principal: Principal,
-): Promise<{ data: InteractionAnswer[] }> {
+): { answers: (InteractionAnswer | undefined)[]; valid: { index: number; item: Interaction }[] } {
   // Persona records its own recovery charges under these ids; only ops may (to count a skipped record).
   const mayUseReserved = principal.scopes.has('ops');
   // A prediction may make a customer VIP (PERSONA_VIP_BASIS): only The Oracle's scope, or ops, sets one.
@@ -83,6 +89,19 @@ export async function recordInteractions(
     else if (parsed.ok) valid.push({ index, item: parsed.item });
     else answers[index] = { id: idOf(raw), result: 'invalid', field: parsed.field, problem: parsed.problem };
   });
+  return { answers, valid };
+}
+
+/**
+ * Records a batch (1–500 items, checked by the caller's envelope): every item answered in order,
+ * `recorded`, `duplicate` or `invalid`; an invalid item writes nothing, the others are recorded.
+ */
+export async function recordInteractions(
+  deps: ApiDeps,
+  items: unknown[],
+  principal: Principal,
+): Promise<{ data: InteractionAnswer[] }> {
+  const { answers, valid } = checkInteractions(items, principal);
   if (valid.length > 0) {
     // Bound to this request's scope: read later, it says whether this caller still waits.
     const waiting = AsyncResource.bind(() => !deps.requests.abandoned);
@@ -101,6 +120,62 @@ export async function recordInteractions(
     });
   }
   return { data: answers as InteractionAnswer[] };
+}
+
+/** A message of a partition: its JSON value, or why it is not JSON. */
+export type PartitionMessage = { offset: bigint; json: unknown } | { offset: bigint; notJson: true };
+
+/**
+ * Records a batch of one Kafka partition's messages (offsets ascending) by the partition's writer
+ * (api/kafkaConsumer.ts): checked as `recordInteractions` checks a batch, written in one
+ * transaction with the partition's offset (graph/ingestOffsets.ts). Answers what was skipped as
+ * written before, and what goes to the dead-letter topic (fields named as in the message).
+ */
+export async function recordPartition(
+  deps: ApiDeps,
+  source: PartitionSource,
+  messages: PartitionMessage[],
+  principal: Principal,
+  committedThrough: bigint,
+): Promise<PartitionBatchResult> {
+  const json = messages.filter((m): m is Extract<PartitionMessage, { json: unknown }> => 'json' in m);
+  const { answers, valid } = checkInteractions(
+    json.map((m) => m.json),
+    principal,
+  );
+  const entries = new Map<bigint, PartitionEntry>();
+  for (const m of messages)
+    if (!('json' in m))
+      entries.set(m.offset, { offset: m.offset, refused: { field: 'value', reason: 'the message is not JSON' } });
+  answers.forEach((a, i) => {
+    const { offset } = json[i] as { offset: bigint };
+    if (a?.result === 'invalid')
+      entries.set(offset, refusedEntry(offset, a.field.replace(/^data\[\d+\]\.?/, '') || 'value', a.problem));
+  });
+  for (const { index, item } of valid)
+    entries.set((json[index] as { offset: bigint }).offset, {
+      offset: (json[index] as { offset: bigint }).offset,
+      item,
+    });
+  const ordered = [...entries.values()].sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+  return recordPartitionBatch(detachedGraph(deps), source, ordered, deps.interactions, committedThrough);
+}
+
+function refusedEntry(offset: bigint, field: string, problem: string): PartitionEntry {
+  return { offset, refused: { field, reason: `${field}: ${problem}` } };
+}
+
+/**
+ * The graph as writers that answer no caller use it: not tied to the request that happens to run
+ * them (its callers may differ, or be a topic). Its commits still reach the api's `changes` (read
+ * at commit time, whenever that hook is set).
+ */
+function detachedGraph(deps: ApiDeps): Graph {
+  return {
+    ...deps.graph,
+    limits: { ...deps.graph.limits, mayCommit: undefined },
+    changes: (events) => deps.graph.changes?.(events),
+  };
 }
 
 /**
@@ -204,11 +279,13 @@ export class GroupCommit {
   }
 }
 
-/** The lane of a customer: FNV-1a of its id, so a customer's items always go down one lane. */
+/**
+ * The lane of a customer: its Kafka partition among `lanes` partitions (clients/kafka.ts
+ * partitionOf), so a process with as many lanes as the routing topic has partitions writes a
+ * customer's REST batches in the lane whose number its routing outcomes' partition has.
+ */
 export function laneOf(customerId: string, lanes: number): number {
-  let h = 2166136261;
-  for (let i = 0; i < customerId.length; i++) h = Math.imul(h ^ customerId.charCodeAt(i), 16777619);
-  return (h >>> 0) % lanes;
+  return partitionOf(customerId, lanes);
 }
 
 /**
@@ -301,13 +378,7 @@ let groups = 0;
 function writeLanesOf(deps: ApiDeps): WriteLanes {
   const known = writeLanes.get(deps);
   if (known) return known;
-  // Not tied to the request that happens to start a group: its callers may differ (see above). Its
-  // commits still reach the api's `changes` (read at commit time, whenever that hook is set).
-  const graph: Graph = {
-    ...deps.graph,
-    limits: { ...deps.graph.limits, mayCommit: undefined },
-    changes: (events) => deps.graph.changes?.(events),
-  };
+  const graph = detachedGraph(deps);
   const rules: ProfileRules = deps.interactions;
   const max = deps.limits.maxInteractionsGroupItems;
   // Four groups' worth of items wait at most, over all the lanes together.

@@ -10,13 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setDeviceTrustScore } from '../../graph/fraud';
-import {
-  createKafkaProducer,
-  ensureTopics,
-  KAFKA_HEADERS,
-  type KafkaProducer,
-  type KafkaSettings,
-} from '../../clients/kafka';
+import { createKafkaProducer, ensureTopics, KAFKA_HEADERS, type KafkaProducer } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
 import { addPaymentMethod, createCustomer, linkDevice, listCustomerEvents } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
@@ -25,9 +19,8 @@ import { payloadProblem } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
 import type { HistoryKeyStore } from '../../graph/historyKeys';
 import { adoptRelayState } from '../../graph/relay';
-import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
+import type { AgentConsumer } from '../../api/kafkaConsumer';
 import { publisherGauges } from '../../api/services/relay';
-import { createLogger } from '../../runtime/logger';
 import {
   kafkaCheckpointId,
   kafkaPublisherStatusQuery,
@@ -43,7 +36,7 @@ import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
 import { localKafkaBrokers } from '../../stack/install';
-import { readTopic, type Msg } from '../support/kafka';
+import { readTopic, startTestConsumer, topicsForTest as testTopics, type Msg, type TestTopics } from '../support/kafka';
 
 const settings = loadSettings();
 /** The stack's brokers: three in CI (PERSONA_KAFKA_NODES=3), so topics are replicated as in production. */
@@ -82,26 +75,7 @@ afterAll(async () => {
   await producer?.close();
 });
 
-/** Topics and settings of one test: nothing another test (or run) wrote is on them. */
-async function topicsForTest(): Promise<KafkaSettings & { PERSONA_KAFKA_CONSUMER_GROUP: string }> {
-  const run = randomUUID().slice(0, 8);
-  const s = {
-    kafkaBrokers: brokers,
-    PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.persona.events`,
-    PERSONA_KAFKA_EVENTS_PARTITIONS: 3,
-    PERSONA_KAFKA_EVENTS_RETENTION_MS: 3_600_000,
-    PERSONA_KAFKA_REPLICATION: replication,
-    PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.payment-failures`,
-    PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.fraud-outcomes`,
-    PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.routing-outcomes`,
-    PERSONA_KAFKA_DEAD_LETTER_TOPIC: `test.${run}.dead-letters`,
-    PERSONA_KAFKA_CONSUMER_GROUP: `test-${run}`,
-  };
-  await ensureTopics(s);
-  return s;
-}
-
-const silent = createLogger('test-kafka', 'silent');
+const topicsForTest = () => testTopics(brokers);
 
 describe('publishing the change feed to Kafka', () => {
   it(
@@ -396,21 +370,8 @@ describe("consuming the agents' topics", () => {
   afterAll(async () => {
     for (const c of consumers) await c.close({ abandon: true }).catch(() => undefined);
   });
-  const consume = async (
-    s: Awaited<ReturnType<typeof topicsForTest>>,
-    beforeCommit?: (m: Msg[]) => Promise<void>,
-  ): Promise<AgentConsumer> => {
-    const c = await startAgentConsumer({
-      settings: s,
-      deps: h.deps,
-      producer,
-      logger: silent,
-      maxBackoffMs: 1000,
-      ...(beforeCommit ? { beforeCommit } : {}),
-    });
-    consumers.push(c);
-    return c;
-  };
+  const consume = (settings: TestTopics, beforeCommit?: (m: Msg[]) => Promise<void>) =>
+    startTestConsumer({ settings, deps: h.deps, producer, ...(beforeCommit ? { beforeCommit } : {}) }, consumers);
   /** Keyed by customer as an agent keys them: one customer's messages on one partition, in order. */
   const send = (topic: string, key: string, value: unknown, headers: Record<string, string> = {}) =>
     producer.send({

@@ -7,7 +7,16 @@ import {
   stringDeserializers,
   type Message,
 } from '@platformatic/kafka';
-import { kafkaConnection, type KafkaConnectionSettings } from '../../clients/kafka';
+import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
+import type { ApiDeps } from '../../api/deps';
+import { createLogger } from '../../runtime/logger';
+import {
+  ensureTopics,
+  kafkaConnection,
+  type KafkaConnectionSettings,
+  type KafkaProducer,
+  type KafkaSettings,
+} from '../../clients/kafka';
 
 export type Msg = Message<string, string, string, string>;
 
@@ -37,4 +46,43 @@ export async function readTopic(
       await consumer.close();
     },
   };
+}
+
+export type TestTopics = KafkaSettings & { PERSONA_KAFKA_CONSUMER_GROUP: string };
+
+/** Persona's topics and a consumer group of one test, made on `brokers`: nothing another test wrote is on them. */
+export async function topicsForTest(brokers: string[], partitions: { events?: number } = {}): Promise<TestTopics> {
+  const run = randomUUID().slice(0, 8);
+  const s = {
+    kafkaBrokers: brokers,
+    PERSONA_KAFKA_EVENTS_TOPIC: `test.${run}.persona.events`,
+    PERSONA_KAFKA_EVENTS_PARTITIONS: partitions.events ?? 3,
+    PERSONA_KAFKA_EVENTS_RETENTION_MS: 3_600_000,
+    // Replicated as in production where the stack runs three brokers (CI does).
+    PERSONA_KAFKA_REPLICATION: Math.min(3, brokers.length),
+    PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `test.${run}.payment-failures`,
+    PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.fraud-outcomes`,
+    PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.routing-outcomes`,
+    PERSONA_KAFKA_DEAD_LETTER_TOPIC: `test.${run}.dead-letters`,
+    PERSONA_KAFKA_CONSUMER_GROUP: `test-${run}`,
+  };
+  await ensureTopics(s);
+  return s;
+}
+
+/**
+ * The api's consumer of the agents' topics on a test's topics, quiet, retrying within a second;
+ * pushed on `started` (a test's afterAll abandons what is left there).
+ */
+export async function startTestConsumer(
+  options: { settings: TestTopics; deps: ApiDeps; producer: KafkaProducer; beforeCommit?: (m: Msg[]) => Promise<void> },
+  started: AgentConsumer[],
+): Promise<AgentConsumer> {
+  const c = await startAgentConsumer({
+    ...options,
+    logger: createLogger('test-kafka-consumer', 'silent'),
+    maxBackoffMs: 1000,
+  });
+  started.push(c);
+  return c;
 }
