@@ -3,6 +3,7 @@
  * seeded million-customer graph) and the stack's broker:
  *
  *   npm run bench:kafka -- [--events 200000] [--page 1000] [--writes 200] [--rate 20] [--routing 20000]
+ *                          [--partitions 1,2,4] [--routing-only]
  *
  * 1. Throughput: the publisher's activity (`publishEvents`, as the worker runs it, without
  *    Temporal around it) publishes the first `--events` events of the log to a fresh topic of 12
@@ -13,11 +14,16 @@
  *    (caught up, polling every 200 ms, the feed's lag PERSONA_EVENTS_FEED_LAG_MS) and a consumer
  *    reads the topic; prints commit-to-consumer p50/p95/p99, and the same less the feed's lag.
  * 3. Consuming: `--routing` routing outcomes (succeeded payments of customers drawn from a Zipf
- *    distribution, s 1.1, over 20,000 sampled active customers) waiting on a fresh topic of 6
- *    partitions are handled by the api's consumer (`startAgentConsumer`, in this process); beside
- *    it, the baseline: as many payments recorded by the same service the consumer calls
- *    (`recordInteractions`) in batches of 500, with no Kafka. Prints interactions/s of each. It
+ *    distribution, s 1.1, over 20,000 sampled active customers, keyed by customer id) waiting on a
+ *    fresh topic are handled by the api's consumer (`startAgentConsumer`, in this process: one writer
+ *    per partition), once for each count in `--partitions` (1,2,4 by default), in that order and
+ *    then the reverse (each count's figure is the mean of its two runs, so neither gains from a page
+ *    cache the other warmed); beside it, the baseline: as many payments recorded by the same
+ *    service REST calls (`recordInteractions`, the write lanes) in batches of 500, with no Kafka,
+ *    before and after. Prints interactions/s of each (from a standing start, and from the first
+ *    commit: the group's join left out), each partition's share and the transactions' size. It
  *    WRITES to the graph (LTV, last_used, one Interaction node per item): a benchmark graph only.
+ *    `--routing-only` skips parts 1 and 2.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -27,7 +33,7 @@ import { apiDepsFromConfig } from '../api/deps';
 import { startAgentConsumer } from '../api/kafkaConsumer';
 import { MAX_INTERACTIONS } from '../api/requests';
 import { recordInteractions } from '../api/services/interactions';
-import { createKafkaProducer, ensureTopics, KAFKA_HEADERS, type KafkaProducer } from '../clients/kafka';
+import { createKafkaProducer, ensureTopics, KAFKA_HEADERS, partitionOf, type KafkaProducer } from '../clients/kafka';
 import { loadConfig, type Config } from '../config/env';
 import { createCustomer, createDriver, type Graph } from '../graph';
 import { readTx } from '../graph/graph';
@@ -48,6 +54,8 @@ const { values } = parseArgs({
     writes: { type: 'string', default: '200' },
     rate: { type: 'string', default: '20' },
     routing: { type: 'string', default: '20000' },
+    partitions: { type: 'string', default: '1,2,4' },
+    'routing-only': { type: 'boolean', default: false },
   },
 });
 const total = Number(values.events);
@@ -74,6 +82,12 @@ async function main(): Promise<void> {
   };
   await ensureTopics(settings, [{ name: topic, partitions: 12, retentionMs: 3_600_000 }]);
   const producer = createKafkaProducer(settings, 'persona-bench');
+  if (values['routing-only']) {
+    await routingThroughput(config, graph, brokers, producer, Number(values.routing));
+    await producer.close();
+    await driver.close();
+    return;
+  }
   const publisher = createKafkaPublisherActivities({ graph, kafka: producer, publishesTo: (t) => t === topic });
   const checkpoint = kafkaCheckpointId(topic);
   const lagMs = config.PERSONA_EVENTS_FEED_LAG_MS;
@@ -256,39 +270,77 @@ async function routingThroughput(
     await alone('warm-up');
     const before = await alone('before');
 
-    // The same count waiting on a topic, then the consumer from a standing start.
-    const s = {
-      ...config,
-      kafkaBrokers: brokers,
-      PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `bench.${run}.payment-failures`,
-      PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `bench.${run}.fraud-outcomes`,
-      PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `bench.${run}.routing-outcomes`,
-      PERSONA_KAFKA_DEAD_LETTER_TOPIC: `bench.${run}.dead-letters`,
-      PERSONA_KAFKA_CONSUMER_GROUP: `bench-${run}`,
-    };
-    await ensureTopics(s, [
-      { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
-      { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
-      { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions: 6, retentionMs: 3_600_000 },
-      { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1, retentionMs: 3_600_000 },
-    ]);
-    const viaKafka = payments(n, `kafka-${run}`);
-    for (let i = 0; i < viaKafka.length; i += 1000)
-      await producer.send({
-        messages: viaKafka.slice(i, i + 1000).map((p) => ({
-          topic: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC,
-          key: p.customer_id,
-          value: JSON.stringify(p),
-        })),
+    // The same count waiting on a fresh topic of P partitions, then the consumer from a standing start.
+    const viaKafka = async (partitions: number, pass: number): Promise<number> => {
+      const tag = `${run}-p${partitions}-${pass}`;
+      const s = {
+        ...config,
+        kafkaBrokers: brokers,
+        PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `bench.${tag}.payment-failures`,
+        PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `bench.${tag}.fraud-outcomes`,
+        PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `bench.${tag}.routing-outcomes`,
+        PERSONA_KAFKA_DEAD_LETTER_TOPIC: `bench.${tag}.dead-letters`,
+        PERSONA_KAFKA_CONSUMER_GROUP: `bench-${tag}`,
+      };
+      await ensureTopics(s, [
+        { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+        { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+        { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions, retentionMs: 3_600_000 },
+        { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1, retentionMs: 3_600_000 },
+      ]);
+      const items = payments(n, `kafka-${tag}`);
+      const share = new Array<number>(partitions).fill(0);
+      for (const p of items)
+        share[partitionOf(p.customer_id, partitions)] = (share[partitionOf(p.customer_id, partitions)] ?? 0) + 1;
+      for (let i = 0; i < items.length; i += 1000)
+        await producer.send({
+          messages: items.slice(i, i + 1000).map((p) => ({
+            topic: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC,
+            key: p.customer_id,
+            value: JSON.stringify(p),
+          })),
+        });
+      const t0 = performance.now();
+      const batches: number[] = [];
+      const consumer = await startAgentConsumer({
+        settings: s,
+        deps,
+        producer,
+        logger,
+        beforeCommit: async (done) => void batches.push(done.length),
       });
-    const t0 = performance.now();
-    const consumer = await startAgentConsumer({ settings: s, deps, producer, logger });
-    while (consumer.handled < n) await new Promise((r) => setTimeout(r, 50));
-    const kafkaRate = n / ((performance.now() - t0) / 1000);
-    await consumer.close();
-    log(`routing outcomes through the Kafka consumer (${n} waiting, 6 partitions): ${kafkaRate.toFixed(0)}/s`);
+      // From the first commit on (the group's join and first fetch left out): the writers' own rate.
+      let first: { at: number; handled: number } | undefined;
+      while (consumer.handled < n) {
+        if (!first && consumer.handled > 0) first = { at: performance.now(), handled: consumer.handled };
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const end = performance.now();
+      const rate = n / ((end - t0) / 1000);
+      const steady = first && end > first.at ? (n - first.handled) / ((end - first.at) / 1000) : rate;
+      await consumer.close();
+      const shares = share.map((k) => `${((k / n) * 100).toFixed(0)} %`).join(' / ');
+      log(
+        `routing outcomes through the Kafka consumer, ${partitions} partition(s) (shares ${shares}): ` +
+          `${rate.toFixed(0)}/s from a standing start, ${steady.toFixed(0)}/s from the first commit; ` +
+          `${batches.length} transactions, ${(n / batches.length).toFixed(0)} items each on average`,
+      );
+      return steady;
+    };
+    const counts = String(values.partitions).split(',').map(Number);
+    const rates = new Map<number, number[]>();
+    for (const [pass, order] of [counts, [...counts].reverse()].entries())
+      for (const p of order) rates.set(p, [...(rates.get(p) ?? []), await viaKafka(p, pass)]);
     const after = await alone('after');
-    log(`the consumer at ${((kafkaRate / ((before + after) / 2)) * 100).toFixed(0)} % of the service alone`);
+    const baseline = (before + after) / 2;
+    log(`the service alone (REST's path, no Kafka), mean of before and after: ${baseline.toFixed(0)}/s`);
+    for (const [p, r] of [...rates].sort(([a], [b]) => a - b)) {
+      const mean = r.reduce((x, y) => x + y, 0) / r.length;
+      log(
+        `${p} partition(s), from the first commit: ${mean.toFixed(0)}/s (runs ${r.map((x) => x.toFixed(0)).join(', ')}), ` +
+          `${((mean / baseline) * 100).toFixed(0)} % of the service alone`,
+      );
+    }
   } finally {
     deps.changeTailer.stop();
     await connection.close();
