@@ -342,25 +342,37 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     }
   };
 
-  /** One partition's writer: its batches one after another (up to MAX_INTERACTIONS messages each). */
+  /**
+   * One partition's writer: its batches one after another (up to MAX_INTERACTIONS messages each).
+   * A batch's Kafka commit runs while the next batch is written (commits go in order, each after the
+   * one before): the offset in the graph, not Kafka's, is what keeps a batch from being written twice,
+   * so a commit still in flight when the consumer dies only means a replay that is skipped.
+   */
   const drainPartition = async (w: PartitionWriter): Promise<void> => {
+    let committing: Promise<void> = Promise.resolve();
     while (w.queue.length > 0 && !closing) {
       const run = w.queue.slice(0, MAX_INTERACTIONS);
       await handleRouting(w, run);
-      try {
-        await commit(run);
-        w.committedThrough = (run.at(-1) as Msg).offset;
-      } catch (err) {
-        // As in drain: the next owner (or this consumer, after the rebalance) hands them again,
-        // and the partition's offset in the graph makes writing them again a skip.
-        if (closing) throw err;
-        logger.warn(
-          { err, partition: w.partition, messages: run.length },
-          'an offset could not be committed; the group hands the messages again',
-        );
-      }
+      await committing;
+      committing = commitPartition(w, run);
+      committing.catch(() => undefined); // awaited before the next commit; never an unhandled rejection meanwhile
       w.queue.splice(0, run.length);
       resumeIfRoom();
+    }
+    await committing;
+  };
+  const commitPartition = async (w: PartitionWriter, run: Msg[]): Promise<void> => {
+    try {
+      await commit(run);
+      w.committedThrough = (run.at(-1) as Msg).offset;
+    } catch (err) {
+      // As in drain: the next owner (or this consumer, after the rebalance) hands them again, and
+      // the partition's offset in the graph makes writing them again a skip.
+      if (closing) throw err;
+      logger.warn(
+        { err, partition: w.partition, messages: run.length },
+        'an offset could not be committed; the group hands the messages again',
+      );
     }
   };
 
@@ -415,9 +427,12 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     writers.set(partition, w);
     return w;
   };
+  // Two batches' worth may wait per writer (a partition's, and the other topics'), then the stream
+  // pauses: one budget for all of them would starve the partitions' writers of full batches.
+  const lanes = (): number => writers.size + 1;
   const queued = (): number => [...writers.values()].reduce((n, w) => n + w.queue.length, queue.length);
   const resumeIfRoom = (): void => {
-    if (queued() < MAX_INTERACTIONS && stream.isPaused()) stream.resume();
+    if (queued() < MAX_INTERACTIONS * lanes() && stream.isPaused()) stream.resume();
   };
 
   stream.on('data', (m: Msg) => {
@@ -429,7 +444,7 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
       queue.push(m);
       others.kick();
     }
-    if (queued() >= 2 * MAX_INTERACTIONS) stream.pause();
+    if (queued() >= 2 * MAX_INTERACTIONS * lanes()) stream.pause();
   });
   let end: (err: Error) => void = () => undefined;
   const ended = new Promise<Error>((resolve) => (end = resolve));
