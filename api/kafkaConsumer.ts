@@ -48,7 +48,8 @@ import {
 } from './requests';
 import { reportFraudOutcome } from './services/fraud';
 import { recordPartition, type PartitionMessage } from './services/interactions';
-import type { PartitionBatchResult } from '../graph/ingestOffsets';
+import { boundRefusalText, type PartitionBatchResult } from '../graph/ingestOffsets';
+import { unavailableDependency } from '../runtime/dependencies';
 import { paymentNoLongerOwed, reportPaymentFailure } from './services/recovery';
 
 type Msg = Message<string, string, string, string>;
@@ -141,16 +142,33 @@ interface PartitionWriter {
   queue: Msg[];
   /** The last offset this writer committed to Kafka (null: none yet). */
   committedThrough: bigint | null;
+  /** The last offset queued: a group's rejoin hands out again what is queued or written, dropped here. */
+  queuedThrough: bigint;
+  /** The commit in flight: the next one waits for it, so commits go in order. */
+  committing: Promise<void>;
   kick: () => void;
   running: () => Promise<void> | null;
 }
 
-/** A topic's id as Kafka gives it (a base64 UUID), or its name where the broker gives none. */
-async function topicIdOf(consumer: Consumer<string, string, string, string>, topic: string): Promise<string> {
+/** A topic's id as Kafka gives it (a UUID), or its name where the broker gives none (warned). */
+async function topicIdOf(
+  consumer: Consumer<string, string, string, string>,
+  topic: string,
+  logger: Logger,
+): Promise<string> {
   const metadata = await consumer.metadata({ topics: [topic] });
   const id = metadata.topics.get(topic)?.id;
-  return id && !/^[A]+={0,2}$|^[0-]+$/.test(id) ? id : topic;
+  if (id && !/^[0-]+$/.test(id)) return id;
+  logger.warn(
+    { topic },
+    "the broker gives no topic id: partitions' offsets in the graph are keyed by the topic's name, so a topic " +
+      'made again under it must have its IngestOffset nodes deleted first',
+  );
+  return topic;
 }
+
+/** Tries of a batch (then of each message alone) failing for another reason than an outage. */
+const POISON_TRIES = 5;
 
 export async function startAgentConsumer(options: AgentConsumerOptions): Promise<AgentConsumer> {
   const { settings: s, deps, producer, logger } = options;
@@ -168,6 +186,15 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
   });
+  // The routing topic's id: its partitions' offsets in the graph are keyed by it (graph/ingestOffsets.ts).
+  // Asked before consuming: a failure here leaves no member in the group holding partitions unread.
+  let routingTopicId: string;
+  try {
+    routingTopicId = await topicIdOf(consumer, topics.routing, logger);
+  } catch (err) {
+    await (consumer.close(true) as unknown as Promise<void>).catch(() => undefined);
+    throw err;
+  }
   const stream: MessagesStream<string, string, string, string> = await consumer.consume({
     topics: Object.values(topics),
     autocommit: false,
@@ -176,9 +203,6 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     fallbackMode: MessagesStreamFallbackModes.EARLIEST,
     maxWaitTime: 500,
   });
-
-  // The routing topic's id: its partitions' offsets in the graph are keyed by it (graph/ingestOffsets.ts).
-  const routingTopicId = await topicIdOf(consumer, topics.routing);
 
   let closing = false;
   let handled = 0;
@@ -207,7 +231,9 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     });
   };
 
-  const deadLetter = async (m: Msg, reason: string, field?: string): Promise<void> => {
+  const deadLetter = async (m: Msg, why: string, what?: string): Promise<void> => {
+    const reason = boundRefusalText(why);
+    const field = what === undefined ? undefined : boundRefusalText(what);
     await producer.send({
       messages: [
         {
@@ -229,15 +255,20 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     );
   };
 
-  /** Tries `work` until it is accepted, refused for good, or the consumer closes (then throws). */
-  const untilAnswered = async (what: string, work: () => Promise<void>): Promise<void> => {
+  /**
+   * Tries `work` until it is accepted, refused for good, or the consumer closes (then throws).
+   * With `giveUpAfter`, a failure that is not a dependency away (Neo4j or Temporal unreachable,
+   * busy, timed out) is thrown after that many tries in a row: a poison message, not an outage.
+   */
+  const untilAnswered = async <T>(what: string, work: () => Promise<T>, giveUpAfter?: number): Promise<T> => {
     let delay = 200;
-    for (;;) {
+    for (let failures = 1; ; failures++) {
       try {
         return await work();
       } catch (err) {
         if (refusalOf(err)) throw err;
         if (closing) throw err;
+        if (giveUpAfter !== undefined && failures >= giveUpAfter && !unavailableDependency(err)) throw err;
         logger.warn({ err, what, retryInMs: delay }, 'a consumed message could not be handled for now; retrying');
         await sleep(delay);
         delay = Math.min(delay * 2, options.maxBackoffMs ?? 30_000);
@@ -271,7 +302,10 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   /**
    * A batch of one partition's routing outcomes, written by that partition's writer in one
    * transaction with the partition's offset (api/services/interactions.ts recordPartition): what
-   * was written before (a replay) is skipped; what can never be recorded goes to the dead-letter topic.
+   * was written before (a replay) is skipped; what can never be recorded goes to the dead-letter
+   * topic. A batch that keeps failing for another reason than a dependency away (a refusal of the
+   * whole write, a value Neo4j cannot take) is written message by message: one poison message is
+   * dead-lettered, never holds its partition up nor takes the others' outcomes with it.
    */
   const handleRouting = async (w: PartitionWriter, batch: Msg[]): Promise<void> => {
     const first = batch[0] as Msg;
@@ -285,29 +319,61 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     const source = { topicId: routingTopicId, topic: topics.routing, partition: w.partition };
     // The group hands a partition out from its committed offset: what is before its first message is committed.
     const committedThrough = (w.committedThrough ??= first.offset - 1n);
-    let result: PartitionBatchResult | undefined;
+    const write = (part: PartitionMessage[]) =>
+      asRequest(first, 'routing-outcomes', () =>
+        recordPartition(deps, source, part, routingPrincipal, committedThrough),
+      );
+    const results: PartitionBatchResult[] = [];
+    const poisoned: { m: Msg; err: unknown }[] = [];
     try {
-      await untilAnswered(`${batch.length} routing outcomes of partition ${w.partition}`, async () => {
-        result = await asRequest(first, 'routing-outcomes', () =>
-          recordPartition(deps, source, messages, routingPrincipal, committedThrough),
-        );
-      });
+      results.push(
+        await untilAnswered(
+          `${batch.length} routing outcomes of partition ${w.partition}`,
+          () => write(messages),
+          POISON_TRIES,
+        ),
+      );
     } catch (err) {
-      const refusal = refusalOf(err);
-      if (!refusal) throw err;
-      for (const m of batch) await deadLetter(m, refusal.reason, refusal.field);
-      return;
+      if (closing) throw err;
+      logger.warn(
+        { err, partition: w.partition, messages: batch.length },
+        'a batch of routing outcomes keeps failing: writing its messages one by one',
+      );
+      for (const [i, one] of messages.entries()) {
+        const m = batch[i] as Msg;
+        try {
+          results.push(
+            await untilAnswered(
+              `routing outcome ${m.topic}/${m.partition}/${m.offset}`,
+              () => write([one]),
+              POISON_TRIES,
+            ),
+          );
+        } catch (alone) {
+          if (closing) throw alone;
+          poisoned.push({ m, err: alone });
+        }
+      }
     }
-    if (!result) return;
-    if (result.skipped.length > 0)
-      logger.info(
-        { partition: w.partition, skipped: result.skipped.length, through: String(result.skipped.at(-1)) },
-        'routing outcomes written before (a replay from the last committed offset) were skipped',
+    const skipped = results.reduce((n, r) => n + r.skipped.length, 0);
+    const before = results[0]?.before ?? -1n;
+    if (skipped > 0)
+      logger[before - first.offset >= 2 * MAX_INTERACTIONS ? 'warn' : 'info'](
+        { partition: w.partition, skipped, graphOffset: String(before), firstOffset: String(first.offset) },
+        before - first.offset >= 2 * MAX_INTERACTIONS
+          ? "the graph's offset of this partition is far past what Kafka handed out (its group reset, or a topic " +
+              'made again under its name): the messages at or before it are skipped as written'
+          : 'routing outcomes written before (a replay from the last committed offset) were skipped',
       );
     const byOffset = new Map(batch.map((m) => [String(m.offset), m]));
-    for (const r of result.deadLetters) {
+    for (const r of results.flatMap((x) => x.deadLetters)) {
       const m = byOffset.get(r.offset);
       if (m) await deadLetter(m, r.reason, r.field);
+    }
+    for (const { m, err } of poisoned) {
+      const refusal = refusalOf(err);
+      const reason = refusal?.reason ?? `could not be recorded: ${err instanceof Error ? err.message : String(err)}`;
+      await deadLetter(m, reason, refusal?.field ?? 'value');
     }
   };
 
@@ -349,17 +415,16 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
    * so a commit still in flight when the consumer dies only means a replay that is skipped.
    */
   const drainPartition = async (w: PartitionWriter): Promise<void> => {
-    let committing: Promise<void> = Promise.resolve();
     while (w.queue.length > 0 && !closing) {
       const run = w.queue.slice(0, MAX_INTERACTIONS);
       await handleRouting(w, run);
-      await committing;
-      committing = commitPartition(w, run);
-      committing.catch(() => undefined); // awaited before the next commit; never an unhandled rejection meanwhile
+      await w.committing;
+      w.committing = commitPartition(w, run);
+      w.committing.catch(() => undefined); // awaited before the next commit; never an unhandled rejection meanwhile
       w.queue.splice(0, run.length);
       resumeIfRoom();
     }
-    await committing;
+    await w.committing;
   };
   const commitPartition = async (w: PartitionWriter, run: Msg[]): Promise<void> => {
     try {
@@ -414,6 +479,8 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
       partition,
       queue: [],
       committedThrough: null,
+      queuedThrough: -1n,
+      committing: Promise.resolve(),
       kick: () => undefined,
       running: () => null,
     };
@@ -438,6 +505,8 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   stream.on('data', (m: Msg) => {
     if (m.topic === topics.routing) {
       const w = writerOf(m.partition);
+      if (m.offset <= w.queuedThrough) return;
+      w.queuedThrough = m.offset;
       w.queue.push(m);
       w.kick();
     } else {

@@ -44,10 +44,35 @@ export interface PartitionBatchResult {
   skipped: bigint[];
   /** What goes to the dead-letter topic now: this batch's refusals, and a skipped message's kept one. */
   deadLetters: Refusal[];
+  /** The partition's offset in the graph before this batch (-1: none yet). */
+  before: bigint;
 }
 
-/** The most refusals a node keeps (newest first); beyond it, a lost send is not sent again. */
+/** The most refusals a node keeps (the newest); beyond it, a lost send is not sent again. */
 export const KEPT_REFUSALS = 5000;
+
+/** The longest reason or field kept or sent: a field's name is the sender's, of any length. */
+const MAX_REFUSAL_TEXT = 300;
+
+/**
+ * A refusal's text as it is kept and sent: cut to MAX_REFUSAL_TEXT characters, and any run of 12
+ * or more digits (a card number a sender put in a field's name) replaced.
+ */
+export function boundRefusalText(text: string): string {
+  const safe = text.replace(/\d{12,}/g, '[digits]');
+  return safe.length > MAX_REFUSAL_TEXT ? `${safe.slice(0, MAX_REFUSAL_TEXT - 1)}…` : safe;
+}
+
+/**
+ * An item names a customer a merge is committing (graph/interactions.ts): the whole batch is rolled
+ * back, to be tried again once the merge is done, rather than the item refused for good.
+ */
+export class MergeInProgressError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MergeInProgressError';
+  }
+}
 
 const CYPHER = {
   lock: `
@@ -77,7 +102,7 @@ export async function recordPartitionBatch(
   committedThrough: bigint,
 ): Promise<PartitionBatchResult> {
   const last = entries.at(-1)?.offset;
-  if (last === undefined) return { recorded: new Map(), skipped: [], deadLetters: [] };
+  if (last === undefined) return { recorded: new Map(), skipped: [], deadLetters: [], before: -1n };
   const id = ingestOffsetId(source);
   return writeTx(g, async (tx) => {
     const head = (await tx.run(CYPHER.lock, { id, topic: source.topic, partition: neo4j.int(source.partition) }))
@@ -100,26 +125,34 @@ export async function recordPartitionBatch(
         : [];
     const recorded = new Map<string, InteractionResult>();
     toWrite.forEach((e, i) => recorded.set(String(e.offset), results[i] as InteractionResult));
+    const merging = results.find((r) => r.result === 'invalid' && r.retry === true);
+    if (merging?.result === 'invalid') throw new MergeInProgressError(merging.problem);
 
     const refusedNow: Refusal[] = [];
     for (const e of fresh) {
-      if ('refused' in e) refusedNow.push({ offset: String(e.offset), ...e.refused });
-      else {
-        const r = recorded.get(String(e.offset));
-        if (r?.result === 'invalid')
-          refusedNow.push({ offset: String(e.offset), reason: `${r.field}: ${r.problem}`, field: r.field });
-      }
+      const refused = 'refused' in e ? e.refused : invalidOf(recorded.get(String(e.offset)));
+      if (refused)
+        refusedNow.push({
+          offset: String(e.offset),
+          reason: boundRefusalText(refused.reason),
+          field: boundRefusalText(refused.field),
+        });
     }
     const stillOpen = kept.filter((r) => BigInt(r.offset) > committedThrough);
     const keep = [...stillOpen, ...refusedNow].slice(-KEPT_REFUSALS);
     if (fresh.length > 0 || keep.length !== kept.length)
       await tx.run(CYPHER.advance, { id, offset: neo4j.int(String(last)), refusals: JSON.stringify(keep) });
     return {
+      before: at,
       recorded,
       skipped,
       deadLetters: [...kept.filter((r) => skippedSet.has(r.offset)), ...refusedNow],
     };
   });
+}
+
+function invalidOf(r: InteractionResult | undefined): { reason: string; field: string } | undefined {
+  return r?.result === 'invalid' ? { reason: `${r.field}: ${r.problem}`, field: r.field } : undefined;
 }
 
 /** Each partition's offset in the graph (ops, tests and the benchmark read it). */

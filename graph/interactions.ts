@@ -80,8 +80,11 @@ export type InteractionResult =
   /** `merged_into`: the item named a merged customer and was recorded on its survivor (graph/merge.ts). */
   | { result: 'recorded'; merged_into?: string }
   | { result: 'duplicate' }
-  /** `field` is the item's own field (`currency`, `customer_id`, …). */
-  | { result: 'invalid'; field: string; problem: string };
+  /**
+   * `field` is the item's own field (`currency`, `customer_id`, …); `retry`: refused only for now
+   * (its customer is being merged), the same item sent again is recorded.
+   */
+  | { result: 'invalid'; field: string; problem: string; retry?: true };
 
 export interface ProfileRules extends Pick<ContextPolicy, 'vipLtvMinor' | 'vipBasis'> {
   /** A customer in segment `New` becomes `Subscriber` after this many succeeded payments. */
@@ -347,7 +350,12 @@ export async function recordInteractionsTx(
     if (s === undefined) results[i] = invalid('customer_id', 'no such customer');
     else if (s === 'erased') results[i] = invalid('customer_id', 'the customer was erased: nothing is recorded');
     else if (s === 'merged')
-      results[i] = invalid('customer_id', `customer ${item.customer_id} is being merged: send the item again`);
+      results[i] = {
+        result: 'invalid',
+        field: 'customer_id',
+        problem: `customer ${item.customer_id} is being merged: send the item again`,
+        retry: true,
+      };
   }
 
   // 2. A payment names one of the customer's own methods.

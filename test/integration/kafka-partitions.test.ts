@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AgentConsumer } from '../../api/kafkaConsumer';
 import { createKafkaProducer, KAFKA_HEADERS, partitionOf, type KafkaProducer } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
-import { ingestOffsets, recordPartitionBatch, type PartitionSource } from '../../graph/ingestOffsets';
+import {
+  ingestOffsets,
+  MergeInProgressError,
+  recordPartitionBatch,
+  type PartitionSource,
+} from '../../graph/ingestOffsets';
 import type { Interaction } from '../../graph/interactions';
 import { localKafkaBrokers } from '../../stack/install';
 import { startHarness, type Harness } from '../support/api';
@@ -163,6 +168,39 @@ describe('routing outcomes, one writer per partition', () => {
   });
 });
 
+describe('a poison message', () => {
+  it('is dead-lettered alone: the rest of its batch is recorded and the partition goes on', async () => {
+    const s = await topicsForTest();
+    const topic = s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC;
+    const rich = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    const plain = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
+    // An LTV at the edge of a 64-bit integer: one more payment overflows it in Neo4j, every time.
+    await h.graph.query('MATCH (c:Customer {id: $id}) SET c.ltv = $ltv', {
+      id: rich.customerId,
+      ltv: neo4j.int('9223372036854775000'),
+    });
+    // One partition (one key), the poison between two good ones.
+    await send(topic, plain.customerId, payment(plain.customerId, plain.cards[0] as string, 100));
+    await send(topic, plain.customerId, payment(rich.customerId, rich.cards[0] as string, 5000));
+    await send(topic, plain.customerId, payment(plain.customerId, plain.cards[0] as string, 200));
+    const dead: Msg[] = [];
+    const reader = await readTopic({ kafkaBrokers: brokers }, s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, dead);
+    try {
+      const c = await consume(s);
+      await until(async () => c.handled >= 3, 90_000);
+      expect(await ltvOf(plain.customerId)).toBe(300);
+      await until(async () => dead.length >= 1);
+      expect(dead.map((m) => [m.headers.get(KAFKA_HEADERS.deadLetterSource)?.split('/').at(-1), m.value])).toEqual([
+        ['1', expect.stringContaining(rich.customerId)],
+      ]);
+      expect(dead[0]?.headers.get(KAFKA_HEADERS.deadLetterReason)).toMatch(/^could not be recorded: /);
+      await c.close();
+    } finally {
+      await reader.stop();
+    }
+  });
+});
+
 describe('a partition’s offset in the graph', () => {
   it('skips what it has written, and keeps a refusal until Kafka is known to have committed past it', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
@@ -195,5 +233,27 @@ describe('a partition’s offset in the graph', () => {
     expect([late.skipped.length, late.deadLetters]).toEqual([3, []]);
     expect(await ltvOf(customerId)).toBe(15);
     expect((await ingestOffsets(h.graph, source.topicId)).get(0)).toBe(3n);
+  });
+
+  it('writes nothing of a batch naming a customer being merged, and records it once the merge is done', async () => {
+    const [a, b, c] = await Promise.all([0, 1, 2].map(() => customerWithCards(h.graph, [`tok_visa_${randomUUID()}`])));
+    // A chain a merge shortens as it commits: A into B, B itself being merged into C.
+    await h.graph.query(
+      `MATCH (x:Customer {id: $a}), (y:Customer {id: $b})
+       SET x.status = 'merged', x.merged_into = $b, y.status = 'merged', y.merged_into = $c`,
+      { a: a?.customerId, b: b?.customerId, c: c?.customerId },
+    );
+    const source: PartitionSource = { topicId: `test-${randomUUID()}`, topic: 'test.direct', partition: 0 };
+    const item = { ...payment(a?.customerId as string, c?.cards[0] as string, 70) } as Interaction;
+    const batch = [{ offset: 0n, item }];
+    await expect(recordPartitionBatch(h.graph, source, batch, h.deps.interactions, -1n)).rejects.toBeInstanceOf(
+      MergeInProgressError,
+    );
+    expect((await ingestOffsets(h.graph, source.topicId)).size).toBe(0);
+    // The merge commits: A's survivor is C, whose card the payment names.
+    await h.graph.query('MATCH (x:Customer {id: $a}) SET x.merged_into = $c', { a: a?.customerId, c: c?.customerId });
+    const done = await recordPartitionBatch(h.graph, source, batch, h.deps.interactions, -1n);
+    expect(done.recorded.get('0')).toEqual({ result: 'recorded', merged_into: c?.customerId });
+    expect(await ltvOf(c?.customerId as string)).toBe(70);
   });
 });
