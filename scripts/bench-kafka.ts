@@ -39,7 +39,7 @@ import { createCustomer, createDriver, type Graph } from '../graph';
 import { readTx } from '../graph/graph';
 import { encodeCursor, readFeedEntries } from '../graph/feed';
 import { adoptRelayState } from '../graph/relay';
-import { graphFromConfig } from '../runtime/graph';
+import { graphFromConfig, publisherEventKeys } from '../runtime/graph';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { connectTemporal } from '../temporal/connection';
@@ -88,7 +88,12 @@ async function main(): Promise<void> {
     await driver.close();
     return;
   }
-  const publisher = createKafkaPublisherActivities({ graph, kafka: producer, publishesTo: (t) => t === topic });
+  const publisher = createKafkaPublisherActivities({
+    graph,
+    kafka: producer,
+    publishesTo: (t) => t === topic,
+    eventKeys: publisherEventKeys(graph, config),
+  });
   const checkpoint = kafkaCheckpointId(topic);
   const lagMs = config.PERSONA_EVENTS_FEED_LAG_MS;
 
@@ -337,7 +342,8 @@ async function routingThroughput(
     for (const [p, r] of [...rates].sort(([a], [b]) => a - b)) {
       const mean = r.reduce((x, y) => x + y, 0) / r.length;
       log(
-        `${p} partition(s), from the first commit: ${mean.toFixed(0)}/s (runs ${r.map((x) => x.toFixed(0)).join(', ')}), ` +
+        `${p} partition(s), from the first commit: ${mean.toFixed(0)}/s ` +
+          `(runs ${r.map((x) => x.toFixed(0)).join(', ')}), ` +
           `${((mean / baseline) * 100).toFixed(0)} % of the service alone`,
       );
     }

@@ -25,9 +25,8 @@ import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
 import { checkSchema, createDriver } from '../graph';
-import { graphFromConfig } from '../runtime/graph';
+import { graphFromConfig, publisherEventKeys } from '../runtime/graph';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
-import { graphHistoryKeys } from '../graph/historyKeys';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
 import { healthRoutes } from '../runtime/health';
 import { createRegistry, metricsRoutes } from '../runtime/metrics';
@@ -215,13 +214,7 @@ async function main(): Promise<void> {
       erasureBatchSize: config.PERSONA_ERASURE_BATCH_SIZE,
       kafka,
       publishesTo: (topic) => topic === config.PERSONA_KAFKA_EVENTS_TOPIC,
-      // Sealing a page's payloads reads each customer's key once a while, not per event; a key an
-      // erasure destroyed is gone for the publisher when its cache entry ends (TTL).
-      eventKeys: graphHistoryKeys(graph, config.payloadKeys, {
-        maxEntries: config.PERSONA_HISTORY_KEY_CACHE_ENTRIES,
-        ttlMs: config.PERSONA_HISTORY_KEY_CACHE_TTL_MS,
-        decodes: false,
-      }),
+      eventKeys: publisherEventKeys(graph, config),
       events: {
         url: config.PERSONA_EVENTS_WEBHOOK_URL,
         secret: config.PERSONA_EVENTS_WEBHOOK_SECRET,
