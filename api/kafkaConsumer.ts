@@ -324,7 +324,6 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
         recordPartition(deps, source, part, routingPrincipal, committedThrough),
       );
     const results: PartitionBatchResult[] = [];
-    const poisoned: { m: Msg; err: unknown }[] = [];
     try {
       results.push(
         await untilAnswered(
@@ -351,7 +350,15 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
           );
         } catch (alone) {
           if (closing) throw alone;
-          poisoned.push({ m, err: alone });
+          // Written as a refusal with the partition's offset, as any other: kept until Kafka committed
+          // past it, so a crash before its dead letter is sent does not lose it.
+          const refusal = refusalOf(alone);
+          const reason =
+            refusal?.reason ?? `could not be recorded: ${alone instanceof Error ? alone.message : String(alone)}`;
+          const refused = { offset: m.offset, refused: { field: refusal?.field ?? 'value', reason } };
+          results.push(
+            await untilAnswered(`the refusal of ${m.topic}/${m.partition}/${m.offset}`, () => write([refused])),
+          );
         }
       }
     }
@@ -369,11 +376,6 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     for (const r of results.flatMap((x) => x.deadLetters)) {
       const m = byOffset.get(r.offset);
       if (m) await deadLetter(m, r.reason, r.field);
-    }
-    for (const { m, err } of poisoned) {
-      const refusal = refusalOf(err);
-      const reason = refusal?.reason ?? `could not be recorded: ${err instanceof Error ? err.message : String(err)}`;
-      await deadLetter(m, reason, refusal?.field ?? 'value');
     }
   };
 

@@ -122,8 +122,14 @@ export async function recordInteractions(
   return { data: answers as InteractionAnswer[] };
 }
 
-/** A message of a partition: its JSON value, or why it is not JSON. */
-export type PartitionMessage = { offset: bigint; json: unknown } | { offset: bigint; notJson: true };
+/**
+ * A message of a partition: its JSON value; or that it is not JSON; or why it is refused already
+ * (a poison message the consumer gave up on: written as a refusal, kept until Kafka committed past it).
+ */
+export type PartitionMessage =
+  | { offset: bigint; json: unknown }
+  | { offset: bigint; notJson: true }
+  | { offset: bigint; refused: { field: string; reason: string } };
 
 /**
  * Records a batch of one Kafka partition's messages (offsets ascending) by the partition's writer
@@ -145,7 +151,8 @@ export async function recordPartition(
   );
   const entries = new Map<bigint, PartitionEntry>();
   for (const m of messages)
-    if (!('json' in m))
+    if ('refused' in m) entries.set(m.offset, { offset: m.offset, refused: m.refused });
+    else if (!('json' in m))
       entries.set(m.offset, { offset: m.offset, refused: { field: 'value', reason: 'the message is not JSON' } });
   answers.forEach((a, i) => {
     const { offset } = json[i] as { offset: bigint };
