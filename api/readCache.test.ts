@@ -52,8 +52,23 @@ function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): Custo
   };
 }
 
-/** A cache over a reader that answers `next()` and records each read. */
-function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>) {
+/**
+ * Tells the cache it has seen the events that numbered `snapshot(3)`: the customer's third and the
+ * device's first (with no entry yet they only mark what was seen), so a fill of it is trusted at
+ * its own sequences (readCache.ts `trusted`).
+ */
+function seenThrough(cache: ReadCache, seq = 3, customerId = ID): void {
+  cache.apply(
+    [
+      { type: 'CustomerNotified', customer_id: customerId, customer_seq: seq, payload: null },
+      { type: 'DeviceTrustScoreUpdated', customer_id: null, customer_seq: null, device_id: DEVICE, device_seq: 1 },
+    ],
+    'tail',
+  );
+}
+
+/** A cache over a reader that answers `next()` and records each read; it has seen `snapshot(3)`'s events. */
+function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>, seen = true) {
   const reads: { leader: boolean }[] = [];
   const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, async (_g, _id, options) => {
     reads.push({ leader: options?.leader === true });
@@ -62,6 +77,7 @@ function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapsh
     return structuredClone(value);
   });
   cache.polled(Date.now());
+  if (seen) seenThrough(cache);
   return { cache, reads };
 }
 
@@ -287,6 +303,41 @@ describe('the read cache', () => {
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
   });
+
+  it('keeps a fill whose sequence it has seen no event of one below it, for that event to confirm', async () => {
+    // A read may run while the write numbered 3 is still being applied: it answers what it read,
+    // but the entry waits for event 3, which is applied in place (its values are absolute).
+    const { cache, reads } = cacheWith(() => snapshot(3), false);
+    expect((await cache.read(ID, 500)).snapshot.seq).toBe(3);
+    expect((await cache.read(ID, 500)).snapshot.seq).toBe(2);
+    await cache.read(ID, 500, { kind: 'c', seq: 3 });
+    expect(reads).toHaveLength(2);
+    cache.apply([profile(3, { changes: { ltv_minor: { from: 1000, to: 1000 } } })], 'tail');
+    expect((await cache.read(ID, 500, { kind: 'c', seq: 3 })).snapshot.seq).toBe(3);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('drops an unconfirmed fill when the write it may have seen half of is one it cannot apply', async () => {
+    let answer = snapshot(3, { status: 'suspended' }); // the suspension's status, its card not yet
+    const { cache, reads } = cacheWith(() => answer, false);
+    await cache.read(ID, 500);
+    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 3, payload: null }], 'tail');
+    answer = snapshot(3, { status: 'suspended', methods: [] });
+    expect((await cache.read(ID, 500)).snapshot.methods).toEqual([]);
+    expect(reads).toHaveLength(2);
+  });
+
+  it('keeps a device whose trust change it has not seen one below, for the change to confirm', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3), false);
+    seenThrough(cache, 3, ID);
+    (cache as unknown as { seenDeviceSeq: Map<string, number> }).seenDeviceSeq.delete(DEVICE);
+    await cache.read(ID, 500);
+    expect((await cache.read(ID, 500)).snapshot.devices[0]?.seq).toBe(0);
+    const change = { type: 'DeviceTrustScoreUpdated', customer_id: null, customer_seq: null, device_id: DEVICE };
+    cache.apply([{ ...change, device_seq: 1, payload: { device_id: DEVICE, from: 1, to: 0.3 } }], 'tail');
+    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ seq: 1, trust_score: 0.3 });
+    expect(reads).toHaveLength(1);
+  });
 });
 
 describe('the read cache after a merge', () => {
@@ -305,6 +356,7 @@ describe('the read cache after a merge', () => {
       return structuredClone(id === MERGED ? { ...value, merged_into: ID } : value);
     });
     cache.polled(Date.now());
+    seenThrough(cache);
     return { cache, reads };
   }
 

@@ -64,6 +64,8 @@ export type CacheEvent = Pick<CommittedEvent, 'type' | 'customer_id' | 'customer
 
 export interface CachedRead {
   snapshot: CustomerSnapshot;
+  /** Where the answer came from: memory (a hit, or a stale copy) or a read of Neo4j. */
+  from: 'memory' | 'neo4j';
   /** Set when Neo4j could not answer and this is the cached copy: when it was last known current. */
   staleAsOf?: Date;
 }
@@ -232,11 +234,11 @@ export class ReadCache {
     const current = this.isCurrent(now);
     if (entry && reaches && current && now - entry.filledAt < this.settings.ttlMs) {
       this.stats.hits++;
-      return { snapshot: answerFor(customerId, entry.snap) };
+      return { snapshot: answerFor(customerId, entry.snap), from: 'memory' };
     }
     this.stats.misses[!entry ? 'absent' : !reaches ? 'behind_token' : !current ? 'tail_behind' : 'expired']++;
     try {
-      return { snapshot: await this.fill(customerId, budgetMs, minVersion !== null && !reaches) };
+      return { snapshot: await this.fill(customerId, budgetMs, minVersion !== null && !reaches), from: 'neo4j' };
     } catch (err) {
       const unavailable = unavailableDependency(err);
       if (!unavailable) throw err;
@@ -247,7 +249,7 @@ export class ReadCache {
       const asOf = held ? Math.max(held.filledAt, this.polledAt) : 0;
       if (held && this.reaches(held.snap, minVersion) && Date.now() - asOf < this.settings.staleMaxMs) {
         this.stats.stale++;
-        return { snapshot: answerFor(customerId, held.snap), staleAsOf: new Date(asOf) };
+        return { snapshot: answerFor(customerId, held.snap), from: 'memory', staleAsOf: new Date(asOf) };
       }
       throw unavailable;
     }
@@ -318,12 +320,14 @@ export class ReadCache {
     // Before the tail's first poll, events between this read and the tail's start are never read.
     if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
     // An event already showed a later sequence: this read is behind it.
-    if ((this.seenSeq.get(customerId) ?? 0) > snap.seq) return;
+    const seen = this.seenSeq.get(customerId) ?? 0;
+    if (seen > snap.seq) return;
     if (snap.devices.some((d) => (this.seenDeviceSeq.get(d.device_id) ?? 0) > d.seq)) return;
+    const kept = trusted(snap, seen, (deviceId) => this.seenDeviceSeq.get(deviceId) ?? 0);
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
-    if (known && known.snap.seq > snap.seq) return;
-    this.lru.set(customerId, { snap, filledAt });
+    if (known && known.snap.seq > kept.seq) return;
+    this.lru.set(customerId, { snap: kept, filledAt });
     if (!this.lru.has(customerId)) return; // larger than the whole cache
     for (const d of snap.devices) {
       let customers = this.byDevice.get(d.device_id);
@@ -415,6 +419,31 @@ export class ReadCache {
       }
     }
   }
+}
+
+/**
+ * The snapshot as the cache keeps it: at each sequence it read (the customer's, each device's) only
+ * where the event of that number reached the cache before the read began — its transaction was
+ * then applied whole before the read, which saw all of it. Any fill that an event reaches while it
+ * runs is not kept at all, so what the cache had seen when the fill ends is what it had seen when
+ * it began. Otherwise the read may have run while that transaction was still being applied
+ * (graph/context.ts SNAPSHOT_CYPHER: Neo4j reads at read committed), and the snapshot is kept one
+ * below: the event, when it comes, is applied to it in place (what it changes is absolute) or
+ * drops it, and a consistency token at that number is not met by it. A sequence of 0 (no event
+ * yet) has nothing to wait for.
+ */
+export function trusted(
+  snap: CustomerSnapshot,
+  seenSeq: number,
+  seenDeviceSeq: (deviceId: string) => number,
+): CustomerSnapshot {
+  const seq = snap.seq > 0 && seenSeq < snap.seq ? snap.seq - 1 : snap.seq;
+  const pending = snap.devices.some((d) => d.seq > 0 && seenDeviceSeq(d.device_id) < d.seq);
+  if (seq === snap.seq && !pending) return snap;
+  const devices = !pending
+    ? snap.devices
+    : snap.devices.map((d) => (d.seq > 0 && seenDeviceSeq(d.device_id) < d.seq ? { ...d, seq: d.seq - 1 } : d));
+  return { ...snap, seq, devices };
 }
 
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */

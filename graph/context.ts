@@ -7,7 +7,7 @@ import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE, TRUST_ON_DEVICE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
-import { lockNode, type Graph } from './graph';
+import type { Graph } from './graph';
 import type { WalletEntry } from './model';
 
 export interface ContextPolicy {
@@ -68,12 +68,26 @@ export const CONTEXT_CYPHER = `
  * of retrying for seconds when Neo4j is down — an answer that late is no use to an authorisation.
  */
 export async function readOnce(g: Graph, cypher: string, params: Record<string, unknown>, leader = false) {
+  return (await readAfter(g, cypher, params, leader)).result;
+}
+
+/**
+ * `readOnce` that starts only once the server has applied every transaction the `after`
+ * bookmarks name (Neo4j waits for it), and returns the read's own bookmarks: every transaction
+ * committed by the time the read ended.
+ */
+async function readAfter(g: Graph, cypher: string, params: Record<string, unknown>, leader: boolean, after?: string[]) {
   const mode = leader ? neo4j.session.WRITE : neo4j.session.READ;
-  const session = g.driver.session({ database: g.database, defaultAccessMode: mode });
+  const session = g.driver.session({
+    database: g.database,
+    defaultAccessMode: mode,
+    ...(after ? { bookmarks: after } : {}),
+  });
   try {
-    return await withoutCallerStack(() =>
+    const result = await withoutCallerStack(() =>
       session.run(cypher, params, g.limits?.hotReadMs ? { timeout: g.limits.hotReadMs } : {}),
     );
+    return { result, bookmarks: session.lastBookmarks() };
   } finally {
     await session.close();
   }
@@ -202,19 +216,24 @@ export interface CustomerSnapshot {
 }
 
 /**
- * The snapshot, read under the customer's write lock (graph.ts lockNode: nothing changes). Neo4j
- * reads at read committed, and a transaction's changes reach the store one by one while it is
- * applied: a query running meanwhile can see part of it — a fraud outcome's
- * compromised card and distrusted device without the suspension. Locks are held until a
- * transaction is applied, and every write that changes what a snapshot holds about a customer
- * takes that customer's lock, so a read under it sees each such transaction whole or not at all.
+ * The snapshot is read without locks, as a plain read transaction (on a cluster, any member that
+ * has caught up may answer it): no read ever waits for a writer that holds the customer.
+ *
+ * Neo4j reads at read committed, and a transaction's changes reach the store one by one while it
+ * is applied, so a read that runs while a write on the same customer is being applied can see part
+ * of it. The statement reads the customer's sequence first and again last (`seqAfter`): a write
+ * whose number lands between the two is seen, and the read is made again. A write applied around
+ * the whole read in some other order is not; that answer is the caller's once, but the read cache
+ * (api/readCache.ts) never keeps it as current: it trusts a snapshot at its sequence only when the
+ * event of that number had reached the cache before the read began (its transaction was applied
+ * whole by then), and otherwise keeps it one below, so the writer's event, when it comes, is
+ * applied to it or drops it.
  *
  * The id asked for may be the tombstone of a merge (graph/merge.ts: status `merged`,
- * `merged_into`): the same read then follows it and takes the survivor's lock instead — no second
- * round trip, and for any other id only an index seek that finds nothing. A merge or an unmerge
- * holds the survivor's lock too, so the tombstone is read again (`now`) under it: when it no
- * longer leads where the read went (a merge or unmerge committed in between), the read is made
- * again (`readSnapshotOnce`).
+ * `merged_into`): the same read then follows it — no second round trip, and for any other id only
+ * an index seek that finds nothing. The tombstone is read again last (`askedStatus`,
+ * `askedInto`): when it no longer leads where the read went (a merge or unmerge committed in
+ * between), the read is made again (`readCustomerSnapshot`).
  */
 export interface SnapshotDevice {
   device_id: string;
@@ -234,52 +253,81 @@ export const SNAPSHOT_CYPHER = `
   MATCH (asked:Customer {id: $customerId})
   OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'
   WITH coalesce(survivor, asked) AS c
-  ${lockNode('c')}
   WITH c, coalesce(c.event_seq, 0) AS seq
-  MATCH (now:Customer {id: $customerId})
-  RETURN seq, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
+  WITH seq, c, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
     [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL
        | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score,
           coalesce(l.trust_score, $initialTrust)]] AS devices,
-    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods,
+    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods
+  // Read last, through a variable of its own.
+  MATCH (now:Customer {id: $customerId})
+  RETURN seq, customer_id, status, segment, ltv, predicted, devices, methods,
     now.status AS askedStatus, now.merged_into AS askedInto`;
 
+/** The sequences a snapshot was read at, read again (SNAPSHOT_CYPHER's own device filter). */
+export const SNAPSHOT_SEQUENCES_CYPHER = `
+  MATCH (c:Customer {id: $customerId})
+  RETURN coalesce(c.event_seq, 0) AS seq,
+    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL | [d.id, coalesce(d.event_seq, 0)]] AS devices`;
+
 /**
- * One customer's snapshot, whole (see SNAPSHOT_CYPHER): what the read cache fills from. Reading
- * until two reads in a row agreed was not enough: on a busy machine a transaction's application
- * outlasted two reads (CI, test/integration/torn-reads.test.ts). Under the lock, a fill waits for a
- * write on the customer being applied, within the hot read's deadline. It runs as a write
- * transaction with nothing to write: on a cluster it goes to the leader.
+ * One customer's snapshot (see SNAPSHOT_CYPHER): what the read cache fills from. `leader`: on a
+ * cluster, read from the leader (a caller whose consistency token no follower may have reached
+ * yet). No read takes a lock.
+ *
+ * Every read is confirmed by a second, small one (SNAPSHOT_SEQUENCES_CYPHER) made after the first's
+ * bookmarks: Neo4j starts it once every transaction committed before the first read ended has been
+ * applied, so a write on the customer that was still being applied while the snapshot was read
+ * has by then moved a sequence the snapshot holds (the customer's, or a device's), and the
+ * snapshot is read again.
  */
 export async function readCustomerSnapshot(
   g: Graph,
   customerId: string,
-  _options: { leader?: boolean } = {},
+  options: { leader?: boolean } = {},
 ): Promise<CustomerSnapshot> {
-  return readSnapshotOnce(g, customerId);
-}
-
-/** How often a snapshot is read again when a merge or unmerge of the id committed during the read. */
-const MERGE_RACE_ATTEMPTS = 3;
-
-async function readSnapshotOnce(g: Graph, customerId: string): Promise<CustomerSnapshot> {
+  const leader = options.leader === true;
   for (let attempt = 1; ; attempt++) {
-    // A write session: the lock (a leader's, on a cluster).
-    const res = await readOnce(g, SNAPSHOT_CYPHER, { customerId, initialTrust: INITIAL_TRUST_SCORE }, true);
-    const r = res.records[0];
+    const { result, bookmarks } = await readAfter(
+      g,
+      SNAPSHOT_CYPHER,
+      { customerId, initialTrust: INITIAL_TRUST_SCORE },
+      leader,
+    );
+    const r = result.records[0];
     if (!r) throw new NotFoundError('Customer', customerId);
     const survivor = r.get('customer_id') as string;
     const askedStatus = r.get('askedStatus') as string;
-    // Under the lock: the id still leads to the record read (itself, or the survivor of its merge).
+    // The id still leads to the record read (itself, or the survivor of its merge).
     const settled =
       survivor === customerId
         ? askedStatus !== 'merged'
         : askedStatus === 'merged' && r.get('askedInto') === survivor && r.get('status') !== 'merged';
-    if (settled) return snapshotOf(g, r, survivor === customerId ? undefined : survivor);
-    if (attempt >= MERGE_RACE_ATTEMPTS)
-      throw new InvalidStateError(`customer ${customerId} is being merged or unmerged: try again`);
+    if (!settled) {
+      if (attempt >= CONCURRENT_WRITE_ATTEMPTS)
+        throw new InvalidStateError(`customer ${customerId} is being merged or unmerged: try again`);
+      continue;
+    }
+    const snap = snapshotOf(g, r, survivor === customerId ? undefined : survivor);
+    const again = await readAfter(g, SNAPSHOT_SEQUENCES_CYPHER, { customerId: survivor }, leader, bookmarks);
+    if (sameSequences(snap, again.result.records[0]) || attempt >= CONCURRENT_WRITE_ATTEMPTS) return snap;
   }
 }
+
+function sameSequences(snap: CustomerSnapshot, r: Neo4jRecord | undefined): boolean {
+  if (!r || toNumber(r.get('seq')) !== snap.seq) return false;
+  const devices = r.get('devices') as [string, unknown][];
+  if (devices.length !== snap.devices.length) return false;
+  const held = new Map(snap.devices.map((d) => [d.device_id, d.seq]));
+  return devices.every(([id, seq]) => held.get(id) === toNumber(seq));
+}
+
+/**
+ * How often a snapshot is read when a write on the customer, or a merge or unmerge of the id,
+ * was applied while it was read. The last read of a customer written meanwhile is answered as it
+ * is; the read cache keeps it only as far as its events confirm it (api/readCache.ts `trusted`).
+ */
+const CONCURRENT_WRITE_ATTEMPTS = 3;
 
 function snapshotOf(g: Graph, r: Neo4jRecord, mergedInto: string | undefined): CustomerSnapshot {
   // Each device's sequence before its trust score, as the customer's before its data.
