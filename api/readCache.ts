@@ -15,7 +15,9 @@
  *   snapshot holds; anything else (a status change, a method's, a gap in the sequence) drops the
  *   entry. A device's trust change reaches every cached customer on the device the same way.
  * - A fill (one per customer at a time) that an event overtakes is answered but not kept: its read
- *   may have begun before the event's commit.
+ *   may have begun before the event's commit. A fill is a plain read that takes no lock
+ *   (graph/context.ts); it is kept at the sequences it read only where their events had reached the
+ *   cache before it began, else one below, for those events to confirm (`trusted`).
  * - When Neo4j fails or is slower than the read's budget, or the breaker is open, a customer the
  *   cache holds is answered from it, marked stale with the time it was last known current; any
  *   other read fails fast with 503 / UNAVAILABLE. A read that names a consistency token the entry

@@ -254,7 +254,8 @@ export const SNAPSHOT_CYPHER = `
   OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'
   WITH coalesce(survivor, asked) AS c
   WITH c, coalesce(c.event_seq, 0) AS seq
-  WITH seq, c, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
+  WITH seq, c, c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv,
+    c.predicted_ltv AS predicted,
     [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL
        | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score,
           coalesce(l.trust_score, $initialTrust)]] AS devices,
