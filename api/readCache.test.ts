@@ -5,6 +5,7 @@
 import { Neo4jError } from 'neo4j-driver';
 import { describe, expect, it } from 'vitest';
 import type { CustomerSnapshot } from '../graph/context';
+import { InvalidStateError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { createLogger } from '../runtime/logger';
@@ -109,8 +110,10 @@ describe('the read cache', () => {
   });
 
   it('counts a read whose consistency token is past the entry as a miss of its own', async () => {
-    const { cache, reads } = cacheWith(() => snapshot(3));
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
     await cache.read(ID, 500);
+    answer = snapshot(4);
     await cache.read(ID, 500, { kind: 'c', seq: 4 });
     expect(reads).toEqual([{ leader: false }, { leader: true }]);
     expect(cache.stats.misses).toEqual({ absent: 1, behind_token: 1, tail_behind: 0, expired: 0 });
@@ -244,6 +247,24 @@ describe('the read cache', () => {
     await expect(cache.read(ID, 500, { kind: 'd', deviceId: DEVICE, seq: 7 })).rejects.toBeInstanceOf(
       DependencyUnavailableError,
     );
+  });
+
+  it('reads once more from the leader when behind the token; refuses a token even it never reaches', async () => {
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    // The first answer is behind the caller's write (a lagging member); the one read again has it.
+    let calls = 0;
+    const next = () => (++calls === 1 ? snapshot(3) : snapshot(6));
+    const caught = cacheWith(next);
+    expect((await caught.cache.read(ID, 500, { kind: 'c', seq: 6 })).snapshot.seq).toBe(6);
+    expect(caught.reads).toEqual([{ leader: true }, { leader: true }]);
+    // Never reached, even by the leader: two reads, then a refusal, never the answer behind the token.
+    await cache.read(ID, 500);
+    await expect(cache.read(ID, 500, { kind: 'c', seq: 9 })).rejects.toBeInstanceOf(InvalidStateError);
+    expect(reads).toEqual([{ leader: false }, { leader: true }, { leader: true }]);
+    expect(cache.stats.behindToken).toBe(1);
+    answer = snapshot(9);
+    expect((await cache.read(ID, 500, { kind: 'c', seq: 9 })).snapshot.seq).toBe(9);
   });
 
   it('answers a cached customer stale when Neo4j fails, fails fast for others, and opens its breaker', async () => {

@@ -37,6 +37,7 @@ import {
 } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
 import { readCustomerSnapshot, trustOnDevice, type CustomerSnapshot } from '../graph/context';
+import { InvalidStateError } from '../graph/errors';
 import type { CommittedEvent, Graph } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
 import { DependencyUnavailableError, unavailableDependency, withDeadline } from '../runtime/dependencies';
@@ -128,6 +129,8 @@ export interface ReadCacheStats {
   invalidated: { local: number; tail: number };
   /** Entries updated in place by events. */
   applied: number;
+  /** Reads of Neo4j whose answer was behind the caller's consistency token (each read once more). */
+  behindToken: number;
 }
 
 export class ReadCache {
@@ -168,6 +171,7 @@ export class ReadCache {
     stale: 0,
     invalidated: { local: 0, tail: 0 },
     applied: 0,
+    behindToken: 0,
   };
 
   constructor(
@@ -240,7 +244,18 @@ export class ReadCache {
     }
     this.stats.misses[!entry ? 'absent' : !reaches ? 'behind_token' : !current ? 'tail_behind' : 'expired']++;
     try {
-      return { snapshot: await this.fill(customerId, budgetMs, minVersion !== null && !reaches), from: 'neo4j' };
+      const snapshot = await this.fill(customerId, budgetMs, minVersion !== null && !reaches);
+      if (this.reaches(snapshot, minVersion)) return { snapshot, from: 'neo4j' };
+      // Behind the caller's token (a member that lags): once more from the leader, which has every
+      // committed write. Behind there too, the token is of no write of this customer's (another
+      // customer's or device's, or made up): refused, never answered with what is behind it.
+      this.stats.behindToken++;
+      const again = await this.fill(customerId, budgetMs, true);
+      if (this.reaches(again, minVersion)) return { snapshot: again, from: 'neo4j' };
+      throw new InvalidStateError(
+        `consistency token (${tokenText(minVersion)}): ahead of every write of customer ${customerId} ` +
+          'the graph holds; use a token a write about this customer answered',
+      );
     } catch (err) {
       const unavailable = unavailableDependency(err);
       if (!unavailable) throw err;
@@ -446,6 +461,11 @@ export function trusted(
     ? snap.devices
     : snap.devices.map((d) => (d.seq > 0 && seenDeviceSeq(d.device_id) < d.seq ? { ...d, seq: d.seq - 1 } : d));
   return { ...snap, seq, devices };
+}
+
+function tokenText(token: ConsistencyToken | null): string {
+  if (token === null) return 'none';
+  return token.kind === 'c' ? `customer sequence ${token.seq}` : `device sequence ${token.seq}`;
 }
 
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */

@@ -52,7 +52,7 @@ export function contextRoutes(deps: ApiDeps) {
       request: { params: customerParams, headers: consistencyRequestHeaders },
       responses: {
         200: { description: 'The context', content: { 'application/json': { schema: customerContextSchema } } },
-        ...problems(400, 401, 403, 404),
+        ...problems(400, 401, 403, 404, 409),
       },
     }),
     async (c) =>
@@ -99,7 +99,7 @@ export function contextRoutes(deps: ApiDeps) {
             },
           },
         },
-        ...problems(400, 401, 403, 404),
+        ...problems(400, 401, 403, 404, 409),
       },
     }),
     async (c) =>
