@@ -20,12 +20,14 @@ const event = (e: Partial<CommittedEvent>): CommittedEvent => ({
   ...e,
 });
 
+const CUSTOMER = '00000000-0000-4000-8000-0000000000c1';
+
 describe('consistency tokens', () => {
   it('parse what they format', () => {
-    expect(formatCustomerToken(42)).toBe('c:42');
+    expect(formatCustomerToken(CUSTOMER, 42)).toBe(`c:${CUSTOMER}:42`);
     expect(formatDeviceToken(DEVICE, 7)).toBe(`d:${DEVICE}:7`);
-    expect(parseToken(formatCustomerToken(42))).toEqual({ kind: 'c', seq: 42 });
-    expect(parseToken(formatCustomerToken(0))).toEqual({ kind: 'c', seq: 0 });
+    expect(parseToken(formatCustomerToken(CUSTOMER, 42))).toEqual({ kind: 'c', customerId: CUSTOMER, seq: 42 });
+    expect(parseToken(formatCustomerToken(CUSTOMER, 0))).toEqual({ kind: 'c', customerId: CUSTOMER, seq: 0 });
     expect(parseToken(formatDeviceToken(DEVICE, 7))).toEqual({ kind: 'd', deviceId: DEVICE, seq: 7 });
   });
 
@@ -41,14 +43,18 @@ describe('consistency tokens', () => {
       'c:1.5',
       'c:1e3',
       'c: 1',
-      'c:1:2',
+      'c:1',
+      'c:1:2:3',
+      `c:${CUSTOMER}`,
+      `c::3`,
+      `c:${CUSTOMER}:-1`,
       'x:1',
       `d:${DEVICE}`,
       `d:${DEVICE}:`,
       'd::3',
       'd:a b:3',
       `d:${DEVICE}:-2`,
-      'c:99999999999999999',
+      `c:${CUSTOMER}:99999999999999999`,
       `c:${'9'.repeat(200)}`,
     ])
       expect(parseToken(bad), String(bad)).toBeNull();
@@ -68,7 +74,7 @@ describe('consistency tokens', () => {
         ['b', 9],
       ]),
     );
-    expect(customerTokenOf(events, 'a')).toBe('c:5');
+    expect(customerTokenOf(events, 'a')).toBe('c:a:5');
     expect(customerTokenOf(events, 'c')).toBeUndefined();
     expect(deviceTokenOf(events, DEVICE)).toBe(`d:${DEVICE}:3`);
     expect(deviceTokenOf(events, 'other')).toBeUndefined();

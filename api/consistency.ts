@@ -1,7 +1,9 @@
 /**
  * Consistency tokens: what a write's answer names so that a later read can ask to see at least that
- * write. `c:<customer_seq>` is the highest customer_seq the write committed for the customer the
- * answer is about; `d:<device_id>:<device_seq>` the device_seq a device's trust write committed.
+ * write. `c:<customer_id>:<customer_seq>` is the highest customer_seq the write committed for the
+ * customer the answer is about; `d:<device_id>:<device_seq>` the device_seq a device's trust write
+ * committed. Each names what it belongs to: a read refuses a token of another customer, or of a
+ * device the customer does not use (api/readCache.ts), rather than compare unrelated numbers.
  * REST answers carry one in the `x-persona-consistency` header (interactions: per item), gRPC in
  * the answer's `consistency_token` field. docs/api.md
  */
@@ -11,10 +13,11 @@ import type { CommittedEvent } from '../graph/graph';
 /** The REST header a write's token is answered in. */
 export const CONSISTENCY_HEADER = 'x-persona-consistency';
 
-export type ConsistencyToken = { kind: 'c'; seq: number } | { kind: 'd'; deviceId: string; seq: number };
+export type ConsistencyToken =
+  { kind: 'c'; customerId: string; seq: number } | { kind: 'd'; deviceId: string; seq: number };
 
-export function formatCustomerToken(seq: number): string {
-  return `c:${seq}`;
+export function formatCustomerToken(customerId: string, seq: number): string {
+  return `c:${customerId}:${seq}`;
 }
 
 export function formatDeviceToken(deviceId: string, seq: number): string {
@@ -22,7 +25,7 @@ export function formatDeviceToken(deviceId: string, seq: number): string {
 }
 
 const SEQ = /^(0|[1-9][0-9]{0,15})$/;
-const DEVICE_ID = /^[0-9A-Za-z-]{1,64}$/;
+const ID = /^[0-9A-Za-z-]{1,64}$/;
 
 /** A token as `format*Token` writes it, or null for anything else (never throws). */
 export function parseToken(s: string | null | undefined): ConsistencyToken | null {
@@ -33,11 +36,11 @@ export function parseToken(s: string | null | undefined): ConsistencyToken | nul
     const n = Number(text);
     return Number.isSafeInteger(n) ? n : null;
   };
-  if (parts.length === 2 && parts[0] === 'c') {
-    const seq = seqOf(parts[1]);
-    return seq === null ? null : { kind: 'c', seq };
+  if (parts.length === 3 && parts[0] === 'c' && ID.test(parts[1] ?? '')) {
+    const seq = seqOf(parts[2]);
+    return seq === null ? null : { kind: 'c', customerId: parts[1] as string, seq };
   }
-  if (parts.length === 3 && parts[0] === 'd' && DEVICE_ID.test(parts[1] ?? '')) {
+  if (parts.length === 3 && parts[0] === 'd' && ID.test(parts[1] ?? '')) {
     const seq = seqOf(parts[2]);
     return seq === null ? null : { kind: 'd', deviceId: parts[1] as string, seq };
   }
@@ -56,7 +59,7 @@ export function customerSeqs(events: readonly CommittedEvent[]): Map<string, num
 /** The token of a write's answer about one customer, or undefined when it committed no event of it. */
 export function customerTokenOf(events: readonly CommittedEvent[], customerId: string): string | undefined {
   const seq = customerSeqs(events).get(customerId);
-  return seq === undefined ? undefined : formatCustomerToken(seq);
+  return seq === undefined ? undefined : formatCustomerToken(customerId, seq);
 }
 
 /** The token of a device trust write's answer, or undefined when it changed nothing (no event). */

@@ -5,11 +5,10 @@
 import { Neo4jError } from 'neo4j-driver';
 import { describe, expect, it } from 'vitest';
 import type { CustomerSnapshot } from '../graph/context';
-import { InvalidStateError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { createLogger } from '../runtime/logger';
-import { ReadCache, type CacheEvent, type ReadCacheSettings } from './readCache';
+import { ReadCache, TokenNotMetError, type CacheEvent, type ReadCacheSettings } from './readCache';
 
 const ID = '00000000-0000-4000-8000-000000000001';
 const SETTINGS: ReadCacheSettings = {
@@ -53,23 +52,8 @@ function snapshot(seq: number, overrides: Partial<CustomerSnapshot> = {}): Custo
   };
 }
 
-/**
- * Tells the cache it has seen the events that numbered `snapshot(3)`: the customer's third and the
- * device's first (with no entry yet they only mark what was seen), so a fill of it is trusted at
- * its own sequences (readCache.ts `trusted`).
- */
-function seenThrough(cache: ReadCache, seq = 3, customerId = ID): void {
-  cache.apply(
-    [
-      { type: 'CustomerNotified', customer_id: customerId, customer_seq: seq, payload: null },
-      { type: 'DeviceTrustScoreUpdated', customer_id: null, customer_seq: null, device_id: DEVICE, device_seq: 1 },
-    ],
-    'tail',
-  );
-}
-
-/** A cache over a reader that answers `next()` and records each read; it has seen `snapshot(3)`'s events. */
-function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>, seen = true) {
+/** A cache over a reader that answers `next()` and records each read. */
+function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapshot>) {
   const reads: { leader: boolean }[] = [];
   const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, async (_g, _id, options) => {
     reads.push({ leader: options?.leader === true });
@@ -78,7 +62,6 @@ function cacheWith(next: () => CustomerSnapshot | Error | Promise<CustomerSnapsh
     return structuredClone(value);
   });
   cache.polled(Date.now());
-  if (seen) seenThrough(cache);
   return { cache, reads };
 }
 
@@ -114,7 +97,7 @@ describe('the read cache', () => {
     const { cache, reads } = cacheWith(() => answer);
     await cache.read(ID, 500);
     answer = snapshot(4);
-    await cache.read(ID, 500, { kind: 'c', seq: 4 });
+    await cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 4 });
     expect(reads).toEqual([{ leader: false }, { leader: true }]);
     expect(cache.stats.misses).toEqual({ absent: 1, behind_token: 1, tail_behind: 0, expired: 0 });
   });
@@ -237,34 +220,67 @@ describe('the read cache', () => {
     let answer: CustomerSnapshot | Error = snapshot(3);
     const { cache, reads } = cacheWith(() => answer);
     await cache.read(ID, 500);
-    await cache.read(ID, 500, { kind: 'c', seq: 3 });
+    await cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 3 });
     expect(reads).toHaveLength(1);
     answer = snapshot(5);
-    expect((await cache.read(ID, 500, { kind: 'c', seq: 5 })).snapshot.seq).toBe(5);
+    expect((await cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 5 })).snapshot.seq).toBe(5);
     expect(reads.at(-1)).toEqual({ leader: true });
     answer = unreachable();
-    await expect(cache.read(ID, 500, { kind: 'c', seq: 9 })).rejects.toBeInstanceOf(DependencyUnavailableError);
+    const ahead = cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 9 });
+    await expect(ahead).rejects.toBeInstanceOf(DependencyUnavailableError);
     await expect(cache.read(ID, 500, { kind: 'd', deviceId: DEVICE, seq: 7 })).rejects.toBeInstanceOf(
       DependencyUnavailableError,
     );
   });
 
-  it('reads once more from the leader when behind the token; refuses a token even it never reaches', async () => {
-    let answer = snapshot(3);
-    const { cache, reads } = cacheWith(() => answer);
-    // The first answer is behind the caller's write (a lagging member); the one read again has it.
-    let calls = 0;
-    const next = () => (++calls === 1 ? snapshot(3) : snapshot(6));
-    const caught = cacheWith(next);
-    expect((await caught.cache.read(ID, 500, { kind: 'c', seq: 6 })).snapshot.seq).toBe(6);
-    expect(caught.reads).toEqual([{ leader: true }, { leader: true }]);
-    // Never reached, even by the leader: two reads, then a refusal, never the answer behind the token.
+  it('reads once more from the leader when a member answers behind the token; refuses it past the leader', async () => {
+    let answers = [snapshot(6)];
+    const { cache, reads } = cacheWith(() => answers.shift() ?? snapshot(6));
     await cache.read(ID, 500);
-    await expect(cache.read(ID, 500, { kind: 'c', seq: 9 })).rejects.toBeInstanceOf(InvalidStateError);
-    expect(reads).toEqual([{ leader: false }, { leader: true }, { leader: true }]);
-    expect(cache.stats.behindToken).toBe(1);
-    answer = snapshot(9);
-    expect((await cache.read(ID, 500, { kind: 'c', seq: 9 })).snapshot.seq).toBe(9);
+    // The copy reaches the token but its tail is behind: a member that lags answers 3, the leader 6.
+    (cache as unknown as { polledAt: number }).polledAt = 1;
+    answers = [snapshot(3), snapshot(6)];
+    expect((await cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 6 })).snapshot.seq).toBe(6);
+    expect(reads).toEqual([{ leader: false }, { leader: false }, { leader: true }]);
+    // Past what the leader has: refused after that one read, never answered with what is behind it.
+    cache.polled(Date.now());
+    answers = [snapshot(6)];
+    const ahead = cache.read(ID, 500, { kind: 'c', customerId: ID, seq: 9 });
+    await expect(ahead).rejects.toBeInstanceOf(TokenNotMetError);
+    expect(reads).toHaveLength(4);
+    expect(reads.at(-1)).toEqual({ leader: true });
+    expect(cache.stats.behindToken).toBe(2);
+  });
+
+  it('refuses another customer’s token after one read; tells nothing of which devices a customer uses', async () => {
+    const unlinked = '00000000-0000-4000-8000-0000000000d9';
+    const reads: { tokenDeviceId?: string }[] = [];
+    const cache = new ReadCache({} as Graph, SETTINGS, createLogger('test', 'silent'), 1000, (_g, _id, options) => {
+      reads.push({ ...(options?.tokenDeviceId ? { tokenDeviceId: options.tokenDeviceId } : {}) });
+      // The token's device, linked or not, is read with its own sequence (graph/context.ts).
+      const tokenDevice = options?.tokenDeviceId;
+      return Promise.resolve(
+        tokenDevice ? { ...snapshot(3), token_device: { device_id: tokenDevice, seq: 5 } } : snapshot(3),
+      );
+    });
+    cache.polled(Date.now());
+    await cache.read(ID, 500);
+    const other = '00000000-0000-4000-8000-000000000002';
+    await expect(cache.read(ID, 500, { kind: 'c', customerId: other, seq: 1 })).rejects.toBeInstanceOf(
+      TokenNotMetError,
+    );
+    expect(reads).toHaveLength(2);
+    // A device the customer does not use: met or refused by the device's own sequence, as a linked one.
+    expect((await cache.read(ID, 500, { kind: 'd', deviceId: unlinked, seq: 5 })).from).toBe('neo4j');
+    await expect(cache.read(ID, 500, { kind: 'd', deviceId: unlinked, seq: 6 })).rejects.toBeInstanceOf(
+      TokenNotMetError,
+    );
+    await expect(cache.read(ID, 500, { kind: 'd', deviceId: DEVICE, seq: 6 })).rejects.toBeInstanceOf(TokenNotMetError);
+    // One text for every refusal: it names neither customer nor device.
+    const refusal = await cache.read(ID, 500, { kind: 'c', customerId: other, seq: 1 }).catch((e: Error) => e);
+    expect((refusal as Error).message).not.toContain(other);
+    // What was read for a token is not kept: the customer's own copy is answered from memory.
+    expect((await cache.read(ID, 500)).snapshot).not.toHaveProperty('token_device');
   });
 
   it('answers a cached customer stale when Neo4j fails, fails fast for others, and opens its breaker', async () => {
@@ -325,39 +341,31 @@ describe('the read cache', () => {
     expect(reads).toHaveLength(2);
   });
 
-  it('keeps a fill whose sequence it has seen no event of one below it, for that event to confirm', async () => {
-    // A read may run while the write numbered 3 is still being applied: it answers what it read,
-    // but the entry waits for event 3, which is applied in place (its values are absolute).
-    const { cache, reads } = cacheWith(() => snapshot(3), false);
+  it('answers a fill whose reads never agreed (marked unconfirmed), but never keeps it', async () => {
+    let answer: CustomerSnapshot = { ...snapshot(3), unconfirmed: true };
+    const { cache, reads } = cacheWith(() => answer);
     expect((await cache.read(ID, 500)).snapshot.seq).toBe(3);
-    expect((await cache.read(ID, 500)).snapshot.seq).toBe(2);
-    await cache.read(ID, 500, { kind: 'c', seq: 3 });
-    expect(reads).toHaveLength(2);
-    cache.apply([profile(3, { changes: { ltv_minor: { from: 1000, to: 1000 } } })], 'tail');
-    expect((await cache.read(ID, 500, { kind: 'c', seq: 3 })).snapshot.seq).toBe(3);
+    expect(cache.size).toBe(0);
+    answer = snapshot(3);
+    await cache.read(ID, 500);
+    await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
   });
 
-  it('drops an unconfirmed fill when the write it may have seen half of is one it cannot apply', async () => {
-    let answer = snapshot(3, { status: 'suspended' }); // the suspension's status, its card not yet
-    const { cache, reads } = cacheWith(() => answer, false);
-    await cache.read(ID, 500);
-    cache.apply([{ type: 'CustomerSuspended', customer_id: ID, customer_seq: 3, payload: null }], 'tail');
-    answer = snapshot(3, { status: 'suspended', methods: [] });
-    expect((await cache.read(ID, 500)).snapshot.methods).toEqual([]);
-    expect(reads).toHaveLength(2);
-  });
-
-  it('keeps a device whose trust change it has not seen one below, for the change to confirm', async () => {
-    const { cache, reads } = cacheWith(() => snapshot(3), false);
-    seenThrough(cache, 3, ID);
-    (cache as unknown as { seenDeviceSeq: Map<string, number> }).seenDeviceSeq.delete(DEVICE);
-    await cache.read(ID, 500);
-    expect((await cache.read(ID, 500)).snapshot.devices[0]?.seq).toBe(0);
-    const change = { type: 'DeviceTrustScoreUpdated', customer_id: null, customer_seq: null, device_id: DEVICE };
-    cache.apply([{ ...change, device_seq: 1, payload: { device_id: DEVICE, from: 1, to: 0.3 } }], 'tail');
-    expect((await cache.read(ID, 500)).snapshot.devices[0]).toMatchObject({ seq: 1, trust_score: 0.3 });
-    expect(reads).toHaveLength(1);
+  it('keeps a copy of its own: what it answered is not changed by an event applied later', async () => {
+    const { cache } = cacheWith(() => snapshot(3));
+    const answered = (await cache.read(ID, 500)).snapshot;
+    cache.apply(
+      [
+        profile(4, {
+          changes: { ltv_minor: { from: 1000, to: 2500 }, ltv: { from: '10.00', to: '25.00' } },
+          payment_methods_used: [{ payment_method_id: 'pm-1', last_used: '2026-11-23T10:00:00Z' }],
+        }),
+      ],
+      'tail',
+    );
+    expect((await cache.read(ID, 500)).snapshot).toMatchObject({ seq: 4, ltvMinor: 2500 });
+    expect(answered).toMatchObject({ seq: 3, ltvMinor: 1000, methods: [{ last_used: null }] });
   });
 });
 
@@ -374,10 +382,9 @@ describe('the read cache after a merge', () => {
       reads.push(id);
       const value = await survivor();
       if (value instanceof Error) throw value;
-      return structuredClone(id === MERGED ? { ...value, merged_into: ID } : value);
+      return structuredClone(id === MERGED ? { ...value, merged_into: ID, merged_seq: 41 } : value);
     });
     cache.polled(Date.now());
-    seenThrough(cache);
     return { cache, reads };
   }
 
@@ -442,6 +449,38 @@ describe('the read cache after a merge', () => {
     answer = snapshot(5);
     await cache.read(MERGED, 500);
     expect(reads).toEqual([ID, ID, MERGED, MERGED]);
+  });
+
+  it('keeps no fill of the merged id when an event of the survivor came while it ran', async () => {
+    let release: (s: CustomerSnapshot) => void = () => undefined;
+    let answer: CustomerSnapshot | Promise<CustomerSnapshot> = new Promise<CustomerSnapshot>((r) => (release = r));
+    const { cache, reads } = mergedCache(() => answer);
+    const pending = cache.read(MERGED, 500);
+    await Promise.resolve();
+    // The survivor's suspension commits while the read of the merged id runs; the read saw sequence 3.
+    cache.apply([event(ID, 'CustomerSuspended', 3)], 'tail');
+    release(snapshot(3));
+    await pending;
+    expect(cache.size).toBe(0);
+    answer = snapshot(3, { status: 'suspended' });
+    expect((await cache.read(MERGED, 500)).snapshot.status).toBe('suspended');
+    expect(reads).toEqual([MERGED, MERGED]);
+  });
+
+  it('meets a token of the merged id by the tombstone’s own sequence, only from Neo4j', async () => {
+    const { cache, reads } = mergedCache();
+    await cache.read(MERGED, 500);
+    // The reader follows the merge with the tombstone's own sequence, 41 (mergedCache).
+    const met = await cache.read(MERGED, 500, { kind: 'c', customerId: MERGED, seq: 41 });
+    expect(met).toMatchObject({ from: 'neo4j', snapshot: { customer_id: ID, merged_into: ID } });
+    await expect(cache.read(MERGED, 500, { kind: 'c', customerId: MERGED, seq: 42 })).rejects.toBeInstanceOf(
+      TokenNotMetError,
+    );
+    // The survivor's own read compares the survivor's tokens only.
+    await expect(cache.read(ID, 500, { kind: 'c', customerId: MERGED, seq: 1 })).rejects.toBeInstanceOf(
+      TokenNotMetError,
+    );
+    expect(reads).toEqual([MERGED, MERGED, MERGED, ID]);
   });
 
   it('answers the merged id stale from the survivor’s entry while Neo4j cannot answer', async () => {

@@ -15,9 +15,8 @@
  *   snapshot holds; anything else (a status change, a method's, a gap in the sequence) drops the
  *   entry. A device's trust change reaches every cached customer on the device the same way.
  * - A fill (one per customer at a time) that an event overtakes is answered but not kept: its read
- *   may have begun before the event's commit. A fill is a plain read that takes no lock
- *   (graph/context.ts); it is kept at the sequences it read only where their events had reached the
- *   cache before it began, else one below, for those events to confirm (`trusted`).
+ *   may have begun before the event's commit. A fill is two plain reads that agree, without a lock
+ *   (graph/context.ts); one whose reads never agreed (`unconfirmed`) is answered, never kept.
  * - When Neo4j fails or is slower than the read's budget, or the breaker is open, a customer the
  *   cache holds is answered from it, marked stale with the time it was last known current; any
  *   other read fails fast with 503 / UNAVAILABLE. A read that names a consistency token the entry
@@ -160,6 +159,14 @@ export class ReadCache {
    * re-pointed tombstone. Nothing is ever cached under a tombstone's own id.
    */
   private readonly aliases: LRUCache<string, Entry>;
+  /** Customer events applied so far: a fill notes the count when it begins. */
+  private eventCount = 0;
+  /**
+   * The count at each customer's latest event (bounded): a fill that followed a merge to a survivor
+   * whose event came while it ran is not kept (an event marks overtaken only the fills of its own
+   * customer, and such a fill is registered under the merged id).
+   */
+  private readonly movedAt: LRUCache<string, number>;
   /** When the tail's first successful poll began: fills that began earlier are not kept. */
   private tailOrigin = 0;
   private readonly breaker: CircuitBreakerPolicy;
@@ -191,6 +198,7 @@ export class ReadCache {
     this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.seenDeviceSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.aliases = new LRUCache<string, Entry>({ max: Math.max(1000, settings.maxEntries) });
+    this.movedAt = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.breaker = circuitBreaker(
       handleWhen((err) => unavailableDependency(err) !== undefined),
       { halfOpenAfter: settings.breakerHalfOpenMs, breaker: new ConsecutiveBreaker(settings.breakerFailures) },
@@ -236,7 +244,7 @@ export class ReadCache {
   async read(customerId: string, budgetMs: number, minVersion: ConsistencyToken | null = null): Promise<CachedRead> {
     const now = Date.now();
     const entry = this.lru.get(customerId) ?? this.aliased(customerId, true);
-    const reaches = entry !== undefined && this.reaches(entry.snap, minVersion);
+    const reaches = entry !== undefined && this.reaches(customerId, entry.snap, minVersion);
     const current = this.isCurrent(now);
     if (entry && reaches && current && now - entry.filledAt < this.settings.ttlMs) {
       this.stats.hits++;
@@ -244,18 +252,19 @@ export class ReadCache {
     }
     this.stats.misses[!entry ? 'absent' : !reaches ? 'behind_token' : !current ? 'tail_behind' : 'expired']++;
     try {
-      const snapshot = await this.fill(customerId, budgetMs, minVersion !== null && !reaches);
-      if (this.reaches(snapshot, minVersion)) return { snapshot, from: 'neo4j' };
-      // Behind the caller's token (a member that lags): once more from the leader, which has every
-      // committed write. Behind there too, the token is of no write of this customer's (another
-      // customer's or device's, or made up): refused, never answered with what is behind it.
+      // A token the cache does not reach is read on the leader, which has every committed write.
+      const onLeader = minVersion !== null && !reaches;
+      const tokenDevice = minVersion?.kind === 'd' ? minVersion.deviceId : undefined;
+      const snapshot = await this.fill(customerId, budgetMs, onLeader, tokenDevice);
+      if (this.reaches(customerId, snapshot, minVersion)) return { snapshot, from: 'neo4j' };
       this.stats.behindToken++;
-      const again = await this.fill(customerId, budgetMs, true);
-      if (this.reaches(again, minVersion)) return { snapshot: again, from: 'neo4j' };
-      throw new InvalidStateError(
-        `consistency token (${tokenText(minVersion)}): ahead of every write of customer ${customerId} ` +
-          'the graph holds; use a token a write about this customer answered',
-      );
+      // A copy that reached the token (expired, or its tail behind) was read again off the leader,
+      // from a member that lags: once more from the leader.
+      const again = onLeader ? snapshot : await this.fill(customerId, budgetMs, true, tokenDevice);
+      if (this.reaches(customerId, again, minVersion)) return { snapshot: again, from: 'neo4j' };
+      // The leader does not reach it either: a token of no write this answer holds (another
+      // customer's, or made up). Refused, never answered with what is behind it.
+      throw new TokenNotMetError(again.merged_into);
     } catch (err) {
       const unavailable = unavailableDependency(err);
       if (!unavailable) throw err;
@@ -264,7 +273,7 @@ export class ReadCache {
       // cannot see may exist.
       const held = this.lru.peek(customerId) ?? this.aliased(customerId, false);
       const asOf = held ? Math.max(held.filledAt, this.polledAt) : 0;
-      if (held && this.reaches(held.snap, minVersion) && Date.now() - asOf < this.settings.staleMaxMs) {
+      if (held && this.reaches(customerId, held.snap, minVersion) && Date.now() - asOf < this.settings.staleMaxMs) {
         this.stats.stale++;
         return { snapshot: answerFor(customerId, held.snap), from: 'memory', staleAsOf: new Date(asOf) };
       }
@@ -282,11 +291,26 @@ export class ReadCache {
     return undefined;
   }
 
-  private reaches(snap: CustomerSnapshot, token: ConsistencyToken | null): boolean {
+  /**
+   * Whether a snapshot answering `askedId` reflects the write a token names. A customer's token is
+   * compared with the snapshot's sequence only when it names the customer the snapshot is of; one
+   * naming the id asked for when that id is a merge's tombstone is reached (its write came before
+   * the merge, which the survivor's snapshot holds); any other customer's is never reached.
+   */
+  private reaches(askedId: string, snap: CustomerSnapshot, token: ConsistencyToken | null): boolean {
     if (token === null) return true;
-    if (token.kind === 'c') return snap.seq >= token.seq;
-    const device = snap.devices.find((d) => d.device_id === token.deviceId);
-    return device !== undefined && device.seq >= token.seq;
+    if (token.kind === 'c') {
+      if (token.customerId === snap.customer_id) return snap.seq >= token.seq;
+      // The merged id's own token: checked against the tombstone's own sequence, which only a
+      // read of Neo4j that followed the merge brings (never a kept entry, never an alias).
+      return token.customerId === askedId && snap.merged_seq !== undefined && snap.merged_seq >= token.seq;
+    }
+    // The device's own sequence, whether the customer uses it or not: the answer is the same
+    // either way, so a token tells nothing of which devices a customer uses.
+    const seq =
+      snap.devices.find((d) => d.device_id === token.deviceId)?.seq ??
+      (snap.token_device?.device_id === token.deviceId ? snap.token_device.seq : undefined);
+    return seq !== undefined && seq >= token.seq;
   }
 
   /**
@@ -294,17 +318,24 @@ export class ReadCache {
    * consistency token the cache does not reach, runs on its own), each caller waiting at most its
    * own budget, through the breaker.
    */
-  private fill(customerId: string, budgetMs: number, leader: boolean): Promise<CustomerSnapshot> {
+  private fill(
+    customerId: string,
+    budgetMs: number,
+    leader: boolean,
+    tokenDeviceId?: string,
+  ): Promise<CustomerSnapshot> {
     // A fill an event overtook is not joined: its answer may be older than the event.
-    const shared = leader ? undefined : this.fills.get(customerId);
+    const own = leader || tokenDeviceId !== undefined;
+    const shared = own ? undefined : this.fills.get(customerId);
     const running = shared?.overtaken ? undefined : shared;
     if (running) return withDeadline('neo4j', budgetMs, () => running.promise);
     const startedAt = Date.now();
+    const startedCount = this.eventCount;
     const fill = { customerId, overtaken: false } as Fill;
     const read = this.breaker
       .execute(() =>
         withDeadline('neo4j', Math.max(budgetMs, this.fillDeadlineMs), () =>
-          this.readSnapshot(this.graph, customerId, { leader }),
+          this.readSnapshot(this.graph, customerId, { leader, ...(tokenDeviceId ? { tokenDeviceId } : {}) }),
         ),
       )
       .catch((err: unknown) => {
@@ -316,9 +347,12 @@ export class ReadCache {
       (snap) => {
         if (this.fills.get(customerId) === fill) this.fills.delete(customerId);
         this.inFlight.delete(fill);
-        if (!fill.overtaken && this.settings.enabled) {
-          if (snap.merged_into === undefined) this.keep(customerId, snap, startedAt);
-          else this.keepFollowed(customerId, snap, startedAt);
+        if (!fill.overtaken && snap.unconfirmed !== true && this.settings.enabled) {
+          // What was read for this caller's token only is not the customer's state; the cache keeps a
+          // copy of its own (it updates entries in place, and the answer is the caller's).
+          const { merged_seq: _mergedSeq, token_device: _tokenDevice, ...state } = structuredClone(snap);
+          if (state.merged_into === undefined) this.keep(customerId, state, startedAt, startedCount);
+          else this.keepFollowed(customerId, state, startedAt, startedCount);
         }
         return snap;
       },
@@ -328,23 +362,23 @@ export class ReadCache {
         throw err;
       },
     );
-    if (!leader) this.fills.set(customerId, fill);
+    if (!own) this.fills.set(customerId, fill);
     this.inFlight.add(fill);
     return withDeadline('neo4j', budgetMs, () => fill.promise);
   }
 
-  private keep(customerId: string, snap: CustomerSnapshot, filledAt: number): void {
+  private keep(customerId: string, snap: CustomerSnapshot, filledAt: number, startedCount: number): void {
     // Before the tail's first poll, events between this read and the tail's start are never read.
     if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
+    // An event of the customer came while the read ran: it may be older than the event.
+    if ((this.movedAt.get(customerId) ?? 0) > startedCount) return;
     // An event already showed a later sequence: this read is behind it.
-    const seen = this.seenSeq.get(customerId) ?? 0;
-    if (seen > snap.seq) return;
+    if ((this.seenSeq.get(customerId) ?? 0) > snap.seq) return;
     if (snap.devices.some((d) => (this.seenDeviceSeq.get(d.device_id) ?? 0) > d.seq)) return;
-    const kept = trusted(snap, seen, (deviceId) => this.seenDeviceSeq.get(deviceId) ?? 0);
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
-    if (known && known.snap.seq > kept.seq) return;
-    this.lru.set(customerId, { snap: kept, filledAt });
+    if (known && known.snap.seq > snap.seq) return;
+    this.lru.set(customerId, { snap, filledAt });
     if (!this.lru.has(customerId)) return; // larger than the whole cache
     for (const d of snap.devices) {
       let customers = this.byDevice.get(d.device_id);
@@ -355,15 +389,15 @@ export class ReadCache {
 
   /**
    * A merged customer's fill brought its survivor's snapshot: kept as the survivor's own (under the
-   * survivor's id, by the same rules; an event of the survivor during the fill shows a later
-   * sequence than the snapshot's, so `keep` refuses it), and the merged id made an alias of the
+   * survivor's id, by the same rules; an event of the survivor during the fill is seen by `keep`
+   * through `movedAt`, so it refuses the fill), and the merged id made an alias of the
    * survivor's entry, whichever is current. An event of the merged id during the fill (an unmerge)
    * marked the fill overtaken, so it never gets here.
    */
-  private keepFollowed(mergedId: string, snap: CustomerSnapshot, filledAt: number): void {
+  private keepFollowed(mergedId: string, snap: CustomerSnapshot, filledAt: number, startedCount: number): void {
     if (this.tailOrigin === 0 || filledAt < this.tailOrigin) return;
     const { merged_into: _followed, ...own } = snap;
-    this.keep(own.customer_id, own, filledAt);
+    this.keep(own.customer_id, own, filledAt, startedCount);
     const survivor = this.lru.peek(own.customer_id);
     if (survivor) this.aliases.set(mergedId, survivor);
   }
@@ -391,6 +425,7 @@ export class ReadCache {
 
   private applyCustomerEvent(customerId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
     for (const fill of this.inFlight) if (fill.customerId === customerId) fill.overtaken = true;
+    this.movedAt.set(customerId, ++this.eventCount);
     // A merged id's own log moves only when its merge is undone (or it is erased): where it leads may change.
     this.aliases.delete(customerId);
     if (ev.customer_seq !== null && ev.customer_seq > (this.seenSeq.get(customerId) ?? 0))
@@ -439,33 +474,19 @@ export class ReadCache {
 }
 
 /**
- * The snapshot as the cache keeps it: at each sequence it read (the customer's, each device's) only
- * where the event of that number reached the cache before the read began — its transaction was
- * then applied whole before the read, which saw all of it. Any fill that an event reaches while it
- * runs is not kept at all, so what the cache had seen when the fill ends is what it had seen when
- * it began. Otherwise the read may have run while that transaction was still being applied
- * (graph/context.ts SNAPSHOT_CYPHER: Neo4j reads at read committed), and the snapshot is kept one
- * below: the event, when it comes, is applied to it in place (what it changes is absolute) or
- * drops it, and a consistency token at that number is not met by it. A sequence of 0 (no event
- * yet) has nothing to wait for.
+ * A read's consistency token that even the leader's answer does not reach: a token of another
+ * customer, ahead of every write of this one, or made up (409, FAILED_PRECONDITION). One text for
+ * every case, so that a token tells nothing about the customer; `mergedInto` lets the route refuse
+ * a merged record's own caller first, as it refuses any answer about its survivor.
  */
-export function trusted(
-  snap: CustomerSnapshot,
-  seenSeq: number,
-  seenDeviceSeq: (deviceId: string) => number,
-): CustomerSnapshot {
-  const seq = snap.seq > 0 && seenSeq < snap.seq ? snap.seq - 1 : snap.seq;
-  const pending = snap.devices.some((d) => d.seq > 0 && seenDeviceSeq(d.device_id) < d.seq);
-  if (seq === snap.seq && !pending) return snap;
-  const devices = !pending
-    ? snap.devices
-    : snap.devices.map((d) => (d.seq > 0 && seenDeviceSeq(d.device_id) < d.seq ? { ...d, seq: d.seq - 1 } : d));
-  return { ...snap, seq, devices };
-}
-
-function tokenText(token: ConsistencyToken | null): string {
-  if (token === null) return 'none';
-  return token.kind === 'c' ? `customer sequence ${token.seq}` : `device sequence ${token.seq}`;
+export class TokenNotMetError extends InvalidStateError {
+  constructor(readonly mergedInto: string | undefined) {
+    super(
+      'x-persona-consistency (min_version): the data does not reach this consistency token; pass the ' +
+        'token a write about this customer answered',
+    );
+    this.name = 'TokenNotMetError';
+  }
 }
 
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */

@@ -192,15 +192,15 @@ export const interactionSchema = z
 
 /**
  * A write's consistency token, as a read passes it back (`x-persona-consistency`, `min_version`):
- * `c:<customer event sequence>` or `d:<device id>:<device event sequence>` (api/consistency.ts).
+ * `c:<customer id>:<customer event sequence>` or `d:<device id>:<device event sequence>` (api/consistency.ts).
  */
 export const consistencyTokenField = z
   .string()
   // The OpenAPI document carries the pattern, so a client (or the fuzzer) knows the format; every
   // value it admits parses (sequences below 10^15, safe integers).
   .regex(
-    /^(c:(0|[1-9][0-9]{0,14})|d:[0-9A-Za-z-]{1,64}:(0|[1-9][0-9]{0,14}))$/,
-    'must be a consistency token from a write’s answer: c:<seq> or d:<device id>:<seq>',
+    /^[cd]:[0-9A-Za-z-]{1,64}:(0|[1-9][0-9]{0,14})$/,
+    'must be a consistency token from a write’s answer: c:<customer id>:<seq> or d:<device id>:<seq>',
   );
 
 /** The token a valid `consistencyTokenField` names. */

@@ -201,6 +201,21 @@ export interface CustomerSnapshot {
   merged_into?: string;
   /** The customer's event sequence when the read began (0 before its first event). */
   seq: number;
+  /**
+   * Only on a read that followed a merge: the tombstone's own event sequence (its writes all came
+   * before the merge), which a consistency token of the merged id is checked against. Never kept.
+   */
+  merged_seq?: number;
+  /**
+   * Only on a read made for a caller's device token: that device's own event sequence, whether
+   * the customer uses the device or not (0 when there is no such device). Never kept.
+   */
+  token_device?: { device_id: string; seq: number };
+  /**
+   * Set when no two reads agreed (writes on the customer kept being applied): the last read, which
+   * may hold part of a write. Answered, never kept.
+   */
+  unconfirmed?: true;
   status: string;
   segment: string;
   ltvMinor: number;
@@ -221,9 +236,9 @@ export interface CustomerSnapshot {
  *
  * Neo4j reads at read committed, and a transaction's changes reach the store one by one while it
  * is applied, so a read that runs while a write on the same customer is being applied can see part
- * of it. The statement reads the customer's sequence first and again last (`seqAfter`): a write
- * whose number lands between the two is seen, and the read is made again. A write applied around
- * the whole read in some other order is not; that answer is the caller's once, but the read cache
+ * of it. A confirming read after the snapshot's bookmarks (`readCustomerSnapshot`) catches a
+ * write whose number had not landed when the snapshot read it. A write whose number landed first
+ * and the rest after the read is not caught: that answer is the caller's once, but the read cache
  * (api/readCache.ts) never keeps it as current: it trusts a snapshot at its sequence only when the
  * event of that number had reached the cache before the read began (its transaction was applied
  * whole by then), and otherwise keeps it one below, so the writer's event, when it comes, is
@@ -260,75 +275,84 @@ export const SNAPSHOT_CYPHER = `
        | [coalesce(d.event_seq, 0), d.id, d.fingerprint, d.trust_score,
           coalesce(l.trust_score, $initialTrust)]] AS devices,
     [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | ${WALLET_ENTRY}] AS methods
-  // Read last, through a variable of its own.
+  // Read last, through a variable of its own. The token's device (a caller's consistency token of
+  // a device trust write): its own sequence, whether the customer uses it or not.
   MATCH (now:Customer {id: $customerId})
+  OPTIONAL MATCH (td:Device {id: $tokenDeviceId})
   RETURN seq, customer_id, status, segment, ltv, predicted, devices, methods,
-    now.status AS askedStatus, now.merged_into AS askedInto`;
-
-/** The sequences a snapshot was read at, read again (SNAPSHOT_CYPHER's own device filter). */
-export const SNAPSHOT_SEQUENCES_CYPHER = `
-  MATCH (c:Customer {id: $customerId})
-  RETURN coalesce(c.event_seq, 0) AS seq,
-    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL | [d.id, coalesce(d.event_seq, 0)]] AS devices`;
+    now.status AS askedStatus, now.merged_into AS askedInto, coalesce(now.event_seq, 0) AS askedSeq,
+    coalesce(td.event_seq, 0) AS tokenDeviceSeq`;
 
 /**
  * One customer's snapshot (see SNAPSHOT_CYPHER): what the read cache fills from. `leader`: on a
  * cluster, read from the leader (a caller whose consistency token no follower may have reached
  * yet). No read takes a lock.
  *
- * Every read is confirmed by a second, small one (SNAPSHOT_SEQUENCES_CYPHER) made after the first's
- * bookmarks: Neo4j starts it once every transaction committed before the first read ended has been
- * applied, so a write on the customer that was still being applied while the snapshot was read
- * has by then moved a sequence the snapshot holds (the customer's, or a device's), and the
- * snapshot is read again.
+ * Every snapshot is read twice: the second read starts after the first one's bookmarks, so Neo4j
+ * begins it only once every transaction committed before the first read ended has been applied.
+ * A write that was being applied while the first read ran is whole by the second, which then
+ * differs from the first; a write that tears the second read committed after the first ended, so
+ * it is in the first not at all, and the two differ again. Two reads that agree are therefore
+ * whole, and the first is answered. When they differ, the second is checked the same way against a
+ * third; after CONCURRENT_WRITE_ATTEMPTS the last read is answered marked `unconfirmed` (the cache
+ * does not keep it).
  */
 export async function readCustomerSnapshot(
   g: Graph,
   customerId: string,
-  options: { leader?: boolean } = {},
+  options: { leader?: boolean; tokenDeviceId?: string } = {},
 ): Promise<CustomerSnapshot> {
   const leader = options.leader === true;
+  const params = { customerId, initialTrust: INITIAL_TRUST_SCORE, tokenDeviceId: options.tokenDeviceId ?? null };
+  let previous: string | undefined;
+  let after: string[] | undefined;
   for (let attempt = 1; ; attempt++) {
-    const { result, bookmarks } = await readAfter(
-      g,
-      SNAPSHOT_CYPHER,
-      { customerId, initialTrust: INITIAL_TRUST_SCORE },
-      leader,
-    );
+    const { result, bookmarks } = await readAfter(g, SNAPSHOT_CYPHER, params, leader, after);
+    after = bookmarks;
     const r = result.records[0];
     if (!r) throw new NotFoundError('Customer', customerId);
-    const survivor = r.get('customer_id') as string;
-    const askedStatus = r.get('askedStatus') as string;
-    // The id still leads to the record read (itself, or the survivor of its merge).
-    const settled =
-      survivor === customerId
-        ? askedStatus !== 'merged'
-        : askedStatus === 'merged' && r.get('askedInto') === survivor && r.get('status') !== 'merged';
-    if (!settled) {
-      if (attempt >= CONCURRENT_WRITE_ATTEMPTS)
+    // Undefined when the id led elsewhere by the end of the read (a merge or unmerge meanwhile).
+    const snap = snapshotRead(g, r, customerId, options.tokenDeviceId);
+    const text = snap === undefined ? undefined : JSON.stringify(snap);
+    if (snap !== undefined && text === previous) return snap;
+    if (attempt >= CONCURRENT_WRITE_ATTEMPTS) {
+      if (snap === undefined)
         throw new InvalidStateError(`customer ${customerId} is being merged or unmerged: try again`);
-      continue;
+      return { ...snap, unconfirmed: true };
     }
-    const snap = snapshotOf(g, r, survivor === customerId ? undefined : survivor);
-    const again = await readAfter(g, SNAPSHOT_SEQUENCES_CYPHER, { customerId: survivor }, leader, bookmarks);
-    if (sameSequences(snap, again.result.records[0]) || attempt >= CONCURRENT_WRITE_ATTEMPTS) return snap;
+    previous = text;
   }
 }
 
-function sameSequences(snap: CustomerSnapshot, r: Neo4jRecord | undefined): boolean {
-  if (!r || toNumber(r.get('seq')) !== snap.seq) return false;
-  const devices = r.get('devices') as [string, unknown][];
-  if (devices.length !== snap.devices.length) return false;
-  const held = new Map(snap.devices.map((d) => [d.device_id, d.seq]));
-  return devices.every(([id, seq]) => held.get(id) === toNumber(seq));
+/**
+ * The snapshot a record holds, or undefined when the id asked for no longer led where the read
+ * went by its end (itself, or the survivor of its merge).
+ */
+function snapshotRead(
+  g: Graph,
+  r: Neo4jRecord,
+  customerId: string,
+  tokenDeviceId: string | undefined,
+): CustomerSnapshot | undefined {
+  const survivor = r.get('customer_id') as string;
+  const askedStatus = r.get('askedStatus') as string;
+  const settled =
+    survivor === customerId
+      ? askedStatus !== 'merged'
+      : askedStatus === 'merged' && r.get('askedInto') === survivor && r.get('status') !== 'merged';
+  if (!settled) return undefined;
+  const snap = snapshotOf(g, r, survivor === customerId ? undefined : survivor);
+  if (snap.merged_into !== undefined) snap.merged_seq = toNumber(r.get('askedSeq'));
+  if (tokenDeviceId !== undefined)
+    snap.token_device = { device_id: tokenDeviceId, seq: toNumber(r.get('tokenDeviceSeq')) };
+  return snap;
 }
 
 /**
- * How often a snapshot is read when a write on the customer, or a merge or unmerge of the id,
- * was applied while it was read. The last read of a customer written meanwhile is answered as it
- * is; the read cache keeps it only as far as its events confirm it (api/readCache.ts `trusted`).
+ * How many reads a snapshot takes at most when writes on the customer (or a merge or unmerge of
+ * the id) keep being applied while it is read: two that agree end it sooner.
  */
-const CONCURRENT_WRITE_ATTEMPTS = 3;
+const CONCURRENT_WRITE_ATTEMPTS = 4;
 
 function snapshotOf(g: Graph, r: Neo4jRecord, mergedInto: string | undefined): CustomerSnapshot {
   // Each device's sequence before its trust score, as the customer's before its data.

@@ -64,8 +64,9 @@ export function problems(...named: (keyof typeof PROBLEM_TEXT)[]) {
 export const consistencyHeaders = {
   'x-persona-consistency': {
     description:
-      'A consistency token (`c:<customer_seq>`, or `d:<device_id>:<device_seq>` for a device trust write): ' +
-      'the write’s place in its customer’s (device’s) event sequence. Absent when the write changed nothing. ' +
+      'A consistency token (`c:<customer_id>:<customer_seq>`, or `d:<device_id>:<device_seq>` for a device ' +
+      'trust write): the write’s place in its customer’s (device’s) event sequence. ' +
+      'Absent when the write changed nothing. ' +
       'docs/api.md',
     schema: { type: 'string' as const },
   },

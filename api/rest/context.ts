@@ -28,7 +28,8 @@ const consistencyRequestHeaders = z.object({
     format: 'persona-consistency-token',
     description:
       'The consistency token of a write (its answer’s `x-persona-consistency`): the answer reflects that ' +
-      'write, on any api replica, or is 503; never older.',
+      'write, on any api replica, or is refused (503 while Neo4j cannot answer; 409 for a token of another ' +
+      'customer, or ahead of every write of this one); never older.',
   }),
 });
 

@@ -42,8 +42,9 @@ const answer = z
             .optional()
             .openapi({
               description:
-                'For `recorded`: the consistency token of its customer’s write (`c:<customer_seq>`), for a read’s ' +
-                '`x-persona-consistency`; absent when nothing about the customer changed. docs/api.md',
+                'For `recorded`: the consistency token of its customer’s write ' +
+                '(`c:<customer_id>:<customer_seq>`), for a read’s `x-persona-consistency`; ' +
+                'absent when nothing about the customer changed. docs/api.md',
             }),
         })
         .openapi('InteractionResult'),

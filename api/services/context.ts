@@ -16,6 +16,7 @@ import {
 import type { Principal, Scope } from '../auth';
 import type { ApiDeps } from '../deps';
 import type { ConsistencyToken } from '../consistency';
+import { TokenNotMetError } from '../readCache';
 import { walletItem } from './customers';
 import { reporterOf } from './fraud';
 import { mergedInto, refuseMergedAnswer } from './mergedIds';
@@ -66,7 +67,12 @@ export async function checkoutOptions(
   callerBudgetMs?: number,
   minVersion: ConsistencyToken | null = null,
 ) {
-  const read = await deps.readCache.read(customerId, readBudget(deps, callerBudgetMs), minVersion);
+  const read = await deps.readCache.read(customerId, readBudget(deps, callerBudgetMs), minVersion).catch((err) => {
+    // A merged record's own caller is refused as for any answer about the survivor, before the token.
+    if (err instanceof TokenNotMetError)
+      refuseMergedAnswer(caller.principal, caller.scopes, { merged_into: err.mergedInto });
+    throw err;
+  });
   // A merged record's own token is refused here, before anything is told to Chimera: the survivor's
   // trusted device is not that token's to report (the route refuses the answer too).
   refuseMergedAnswer(caller.principal, caller.scopes, { merged_into: read.snapshot.merged_into });

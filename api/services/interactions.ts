@@ -373,8 +373,10 @@ export async function recordWithTokens(g: Graph, items: Interaction[], rules: Pr
   const seqs = customerSeqs(events);
   return result.map((r, i) => {
     // An item naming a merged customer was recorded on the survivor: the token is of the survivor's write.
-    const seq = r.result === 'recorded' ? seqs.get(r.merged_into ?? (items[i] as Interaction).customer_id) : undefined;
-    return seq === undefined ? r : { ...r, consistency_token: formatCustomerToken(seq) };
+    if (r.result !== 'recorded') return r;
+    const customerId = r.merged_into ?? (items[i] as Interaction).customer_id;
+    const seq = seqs.get(customerId);
+    return seq === undefined ? r : { ...r, consistency_token: formatCustomerToken(customerId, seq) };
   });
 }
 

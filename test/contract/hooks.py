@@ -99,7 +99,7 @@ _SEQ = st.integers(min_value=0, max_value=10**15 - 1)
 schemathesis.openapi.format(
     "persona-consistency-token",
     st.one_of(
-        _SEQ.map(lambda n: f"c:{n}"),
+        st.tuples(st.uuids(), _SEQ).map(lambda t: f"c:{t[0]}:{t[1]}"),
         st.tuples(st.uuids(), _SEQ).map(lambda t: f"d:{t[0]}:{t[1]}"),
     ),
 )

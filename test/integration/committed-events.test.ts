@@ -240,25 +240,31 @@ describe('consistency tokens on write answers', () => {
       reason: 'lost card',
     });
     expect(inactivate.status).toBe(200);
-    expect(inactivate.headers.get(CONSISTENCY_HEADER)).toBe(`c:${await eventSeq('Customer', a.customerId)}`);
+    expect(inactivate.headers.get(CONSISTENCY_HEADER)).toBe(
+      `c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`,
+    );
 
     const added = await send('POST', `/api/v1/customers/${a.customerId}/payment-methods`, 'customers:write', {
       ...cardInput(),
       make_default: true,
     });
     expect(added.status).toBe(201);
-    expect(added.headers.get(CONSISTENCY_HEADER)).toBe(`c:${await eventSeq('Customer', a.customerId)}`);
+    expect(added.headers.get(CONSISTENCY_HEADER)).toBe(`c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`);
     const { id: addedId } = (await added.json()) as { id: string };
 
     const removed = await send('DELETE', `/api/v1/customers/${a.customerId}/payment-methods/${addedId}`, 'ops');
     expect(removed.status).toBe(204);
-    expect(removed.headers.get(CONSISTENCY_HEADER)).toBe(`c:${await eventSeq('Customer', a.customerId)}`);
+    expect(removed.headers.get(CONSISTENCY_HEADER)).toBe(
+      `c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`,
+    );
 
     const profile = await send('PUT', `/api/v1/customers/${a.customerId}/profile`, 'customers:write', {
       segment: 'Subscriber',
     });
     expect(profile.status).toBe(200);
-    expect(profile.headers.get(CONSISTENCY_HEADER)).toBe(`c:${await eventSeq('Customer', a.customerId)}`);
+    expect(profile.headers.get(CONSISTENCY_HEADER)).toBe(
+      `c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`,
+    );
   });
 
   it('a recorded interaction carries its customer’s token, and the group commit still reports to changes', async () => {
@@ -285,8 +291,8 @@ describe('consistency tokens on write answers', () => {
     expect(res.status).toBe(200);
     const { data } = (await res.json()) as { data: { result: string; consistency_token?: string }[] };
     expect(data.map((d) => d.result)).toEqual(['recorded', 'recorded', 'duplicate', 'invalid']);
-    expect(data[0]?.consistency_token).toBe(`c:${await eventSeq('Customer', a.customerId)}`);
-    expect(data[1]?.consistency_token).toBe(`c:${await eventSeq('Customer', b.customerId)}`);
+    expect(data[0]?.consistency_token).toBe(`c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`);
+    expect(data[1]?.consistency_token).toBe(`c:${b.customerId}:${await eventSeq('Customer', b.customerId)}`);
     expect(data[2]).not.toHaveProperty('consistency_token');
     expect(data[3]).not.toHaveProperty('consistency_token');
     expect(new Set(reported.map((e) => e.customer_id))).toEqual(new Set([a.customerId, b.customerId]));

@@ -165,7 +165,11 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     const [seq] = await h.graph.query<{ seq: number }>('MATCH (c:Customer {id: $id}) RETURN c.event_seq AS seq', {
       id: customerId,
     });
-    expect(off.res).toMatchObject({ status: 'inactive', customer_id: customerId, consistency_token: `c:${seq?.seq}` });
+    expect(off.res).toMatchObject({
+      status: 'inactive',
+      customer_id: customerId,
+      consistency_token: `c:${customerId}:${seq?.seq}`,
+    });
     expect((await call(client, 'GetCustomerContext', { customer_id: customerId }, ops)).res).toMatchObject({
       default_payment_method_id: '',
       active_payment_methods: [],

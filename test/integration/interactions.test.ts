@@ -606,7 +606,11 @@ describe('POST /api/v1/interactions', () => {
     // Ops may, to count a recovery whose record was skipped (docs/runbook.md); once, like any id.
     const byOps = await post({ data: [payment(a, 5, { id: 'recovery:pay-1' })] }, 'ops');
     expect(byOps.json.data).toEqual([
-      { id: 'recovery:pay-1', result: 'recorded', consistency_token: expect.stringMatching(/^c:\d+$/) },
+      {
+        id: 'recovery:pay-1',
+        result: 'recorded',
+        consistency_token: expect.stringMatching(new RegExp(`^c:${a.customerId}:\\d+$`)),
+      },
     ]);
     expect(await ltvMinor(a.customerId)).toBe(5);
   });
@@ -708,7 +712,7 @@ describe('gRPC RecordInteractions', () => {
       id: a.customerId,
     });
     expect(recorded.res?.data).toEqual([
-      { id: item.id, result: 'recorded', field: '', problem: '', consistency_token: `c:${seq?.seq}` },
+      { id: item.id, result: 'recorded', field: '', problem: '', consistency_token: `c:${a.customerId}:${seq?.seq}` },
     ]);
     const after = await call(client, 'GetCustomerContext', { customer_id: a.customerId }, md);
     expect(after.res?.is_vip).toBe(true);

@@ -290,7 +290,10 @@ describe('after a merge, the merged id', () => {
     const recorded = await rest('POST', '/api/v1/interactions', agent, batch);
     expect(recorded.json.data).toEqual([
       expect.objectContaining({ result: 'recorded' }),
-      expect.objectContaining({ result: 'recorded', consistency_token: expect.stringMatching(/^c:\d+$/) }),
+      expect.objectContaining({
+        result: 'recorded',
+        consistency_token: expect.stringMatching(new RegExp(`^c:${s.id}:\\d+$`)),
+      }),
     ]);
     const token = recorded.json.data?.[1]?.consistency_token as string;
     expect(

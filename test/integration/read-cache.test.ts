@@ -263,7 +263,7 @@ describe('the read cache', () => {
     const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
       body: { reason: 'token test' },
     });
-    expect(off.token).toMatch(/^c:\d+$/);
+    expect(off.token).toMatch(new RegExp(`^c:${customerId}:\\d+$`));
     expect((await context(c, customerId, off.token as string)).body.active_payment_methods).not.toContain(cards[0]);
     // gRPC: min_version, the same rule.
     const client = personaClient(c.grpcAddress);
@@ -282,6 +282,15 @@ describe('the read cache', () => {
         bearer(agent),
       );
       expect(badGrpc).toMatchObject({ code: grpcStatus.INVALID_ARGUMENT, field: 'min_version' });
+      // A token names its customer: another's is refused, not compared with this one's writes.
+      const other = await customer();
+      const foreignGrpc = await call(
+        client,
+        'GetCustomerContext',
+        { customer_id: other.customerId, min_version: off.token },
+        bearer(agent),
+      );
+      expect(foreignGrpc.code).toBe(grpcStatus.FAILED_PRECONDITION);
     } finally {
       client.close();
     }
@@ -289,5 +298,16 @@ describe('the read cache', () => {
     const bad = await context(c, customerId, 'c:latest');
     expect(bad.status).toBe(400);
     expect(JSON.stringify(bad.body)).toContain('x-persona-consistency');
+    const stranger = await customer();
+    const foreign = await context(c, stranger.customerId, off.token as string);
+    expect(foreign.status).toBe(409);
+    expect(JSON.stringify(foreign.body)).toContain(`names customer ${customerId}, not ${stranger.customerId}`);
+    // One ahead of every write the customer has is refused too, never answered with what is behind it.
+    const [seq] = await h.graph.query<{ seq: number }>('MATCH (c:Customer {id: $id}) RETURN c.event_seq AS seq', {
+      id: customerId,
+    });
+    const ahead = await context(c, customerId, `c:${customerId}:${(seq?.seq ?? 0) + 1000}`);
+    expect(ahead.status).toBe(409);
+    expect(JSON.stringify(ahead.body)).toContain('ahead of every write');
   });
 });

@@ -1,11 +1,11 @@
 /**
  * A cache miss is a plain read: it takes no lock, so it never waits for a writer that holds the
  * customer. Neo4j reads at read committed, and a transaction's changes reach the store one by one
- * while it is applied, so a read that runs while a write on the same customer is being applied
- * can see part of it (about one read in 500 under this load, before the snapshot read checked the
- * customer's sequence twice). What the read cache keeps must never be such a mix: a kept snapshot
- * is trusted at its sequence only once that sequence's event had reached the cache before the
- * read began (api/readCache.ts `trusted`), so a torn fill is corrected by the writer's own event.
+ * while it is applied, so a single read that runs while a write on the same customer is being
+ * applied can see part of it (about one read in 500 under this load, with the lock taken away and
+ * nothing else). A snapshot is therefore read twice, the second read after the first's bookmarks,
+ * and only two that agree are answered and kept (graph/context.ts `readCustomerSnapshot`): what
+ * the read cache answers from memory must never be such a mix.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
