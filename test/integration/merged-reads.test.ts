@@ -397,6 +397,12 @@ describe('a customer’s own token after a merge', () => {
       expect([res.status, res.json.type], `${method} ${path}`).toEqual([403, expect.stringMatching(/merged-record$/)]);
       expect(JSON.stringify(res.json), `${method} ${path}`).not.toContain(s.id);
     }
+    // A consistency token guessed for the survivor, or made up, gets the same refusal: no 409 tells
+    // a guessed survivor from another customer.
+    for (const token of [`c:${s.id}:0`, `c:${m.id}:999999`]) {
+      const res = await rest('GET', checkoutPath(m.id), selfM, undefined, { 'x-persona-consistency': token });
+      expect([res.status, res.json.type], token).toEqual([403, expect.stringMatching(/merged-record$/)]);
+    }
     const grpcCheckout = await call(client, 'GetCheckoutOptions', { customer_id: m.id }, bearer(selfM));
     expect(grpcCheckout.code).toBe(grpcStatus.PERMISSION_DENIED);
     expect(String(grpcCheckout.details)).not.toContain(s.id);
