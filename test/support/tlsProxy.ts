@@ -173,6 +173,11 @@ export async function startTlsProxy(options: {
       '',
     ].join('\n'),
   );
+  return startHaproxy(conf, options.port);
+}
+
+/** HAProxy with the configuration file `conf`; resolves once it accepts connections on `port`. */
+export async function startHaproxy(conf: string, port: number): Promise<TlsProxy> {
   const child: ChildProcess = spawn('haproxy', ['-db', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let failed = false;
@@ -184,15 +189,15 @@ export async function startTlsProxy(options: {
     out += `\n${err.message} (is HAProxy installed? Debian: apt-get install haproxy)`;
   });
   const deadline = Date.now() + 30_000;
-  while (!(await accepts(options.port))) {
+  while (!(await accepts(port))) {
     if (failed || child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`HAProxy did not listen on ${options.port}:\n${out}`);
+      throw new Error(`HAProxy did not listen on ${port}:\n${out}`);
     }
     await sleep(100);
   }
   return {
-    address: `127.0.0.1:${options.port}`,
+    address: `127.0.0.1:${port}`,
     output: () => out,
     stop: async () => {
       if (!failed && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
