@@ -8,10 +8,11 @@
  *                            [--grpc 127.0.0.1:50051 --rest http://127.0.0.1:8080]
  *                            [--ghz-out <dir>] [--ghz <path to ghz>]
  *
- * Targets: `floor` runs the api's own Cypher (CONTEXT_CYPHER, and CHECKOUT_CYPHER for checkout
- * reads) through neo4j-driver, a session per read like the api's; `grpc` calls GetCustomerContext
- * and GetCheckoutOptions; `rest` GETs /context and /checkout-options; `transport` (not by default)
- * adds gRPC Health/Check and REST /healthz over the uniform workload: the hop with no read behind it.
+ * Targets: `floor` runs what the api runs on a cache miss (graph/context.ts readCustomerSnapshot,
+ * for context and checkout alike) through neo4j-driver, a session per read like the api's; `grpc`
+ * calls GetCustomerContext and GetCheckoutOptions; `rest` GETs /context and /checkout-options;
+ * `transport` (not by default) adds gRPC Health/Check and REST /healthz over the uniform workload:
+ * the hop with no read behind it.
  *
  * Workloads:
  *   uniform  one context read per call, random customers (any status), each read once per pass;
@@ -67,7 +68,8 @@ import neo4j, { type Driver } from 'neo4j-driver';
 import { LOADER_OPTIONS, PROTO_FILE, SERVICE_NAME } from '../api/grpc/server';
 import { loadConfig, repoRoot, type Config } from '../config/env';
 import { createDriver } from '../graph';
-import { CHECKOUT_CYPHER, CONTEXT_CYPHER } from '../graph/context';
+import { graphFromConfig } from '../runtime/graph';
+import { readCustomerSnapshot } from '../graph/context';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
 import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
@@ -471,32 +473,20 @@ function grpcTarget(api: Api, tokens: Tokens): Target {
   };
 }
 
-/** The floor: the api's own Cypher through neo4j-driver, a session per read; its writes go to the api over REST. */
+/**
+ * The floor: what the api runs on a cache miss (graph/context.ts `readCustomerSnapshot`: two plain
+ * reads that agree, each a session of its own), for context and checkout alike — the api serves
+ * both from that one snapshot. Its writes go to the api over REST.
+ */
 function floorTarget(driver: Driver, config: Config, api: Api, tokens: Tokens): Target {
-  const database = config.NEO4J_DATABASE;
-  const run = async (cypher: string, params: Record<string, unknown>): Promise<void> => {
-    const session = driver.session({ database, defaultAccessMode: neo4j.session.READ });
-    try {
-      const res = await session.run(cypher, params);
-      if (res.records.length !== 1) throw new Error('no customer');
-    } finally {
-      await session.close();
-    }
-  };
+  const graph = graphFromConfig(driver, config);
   const writes = restTarget(api, tokens);
   return {
     ...writes,
     name: 'floor',
     label: 'floor',
-    context: (customerId) => run(CONTEXT_CYPHER, { customerId, trustThreshold: config.PERSONA_TRUST_THRESHOLD }),
-    checkout: (customerId, deviceId) => {
-      const now = new Date();
-      return run(CHECKOUT_CYPHER, {
-        customerId,
-        deviceId,
-        currentMonth: now.getUTCFullYear() * 12 + now.getUTCMonth() + 1,
-      });
-    },
+    context: async (customerId) => void (await readCustomerSnapshot(graph, customerId)),
+    checkout: async (customerId) => void (await readCustomerSnapshot(graph, customerId)),
   };
 }
 

@@ -10,6 +10,7 @@ import type { z } from 'zod';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
+import { reflectedDefinition } from './descriptors';
 import { HealthImplementation } from 'grpc-health-check';
 import { ConfigError, repoRoot, type Config } from '../../config/env';
 import type { ProtoGrpcType } from '../../proto/generated/persona';
@@ -402,9 +403,9 @@ export function createGrpcServer(
   health.addToServer(server);
   // Reflection describes the health service too, so `grpcurl … grpc.health.v1.Health/Check` works.
   if (reflection)
-    new ReflectionService({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }).addToServer(
-      server,
-    );
+    new ReflectionService(
+      reflectedDefinition({ ...definition, ...protoLoader.loadSync(HEALTH_PROTO_FILE, LOADER_OPTIONS) }),
+    ).addToServer(server);
   return { server, health };
 }
 
