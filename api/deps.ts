@@ -27,7 +27,7 @@ import { onCommit } from '../graph/graph';
 import { processWorkflowCustomers, provisionHistoryKey } from '../graph/historyKeys';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import type { PersonaPayloadCodec } from '../temporal/payloadCodec';
-import { ChangeTailer } from './changeTailer';
+import { InvalidationFeed, InvalidationTail } from './invalidations';
 import { createApiMetrics, type ApiMetrics } from './observability';
 import { ReadCache } from './readCache';
 import { RateLimiter } from './rateLimit';
@@ -91,8 +91,8 @@ export interface ApiDeps {
   interactions: ProfileRules;
   /** The agents' read cache (context and checkout options), kept current by this process's commits. */
   readCache: ReadCache;
-  /** Tails the event log for other processes' writes: started by whoever serves (api/main.ts, tests). */
-  changeTailer: ChangeTailer;
+  /** Brings other processes' writes to the cache: started by whoever serves (api/main.ts, tests). */
+  invalidations: InvalidationFeed;
   /** The console (api/console): its CSRF secret, and where ops' links into the Temporal UI go. */
   console: {
     /** What the console's CSRF tokens are derived from: the api's JWT secret, or with a JWKS the active payload key. */
@@ -145,16 +145,18 @@ export function apiDepsFromConfig(
         ? { publisher: () => publisherGauges(parts.graph, config.PERSONA_KAFKA_EVENTS_TOPIC) }
         : {}),
     });
-  const { readCache, changeTailer } = readCacheFromConfig(config, parts.graph, parts.logger);
+  const { readCache, invalidations } = readCacheFromConfig(config, parts.graph, parts.logger);
   metrics.readCache.view = () => ({
     ...readCache.stats,
     entries: readCache.size,
     bytes: readCache.bytes,
     breaker: readCache.breakerState,
-    // Before its first poll, the tail is as far behind as it has been running.
+    // Before its first message, the tail is as far behind as it has been running.
     tailAgeSeconds:
-      (Date.now() - (readCache.lastPolledAt || changeTailer.startedAt || Number.POSITIVE_INFINITY)) / 1000,
-    caughtBySweep: changeTailer.stats.caughtBySweep,
+      (Date.now() - (readCache.lastPolledAt || invalidations.startedAt || Number.POSITIVE_INFINITY)) / 1000,
+    holes: invalidations.tail.stats.holes,
+    holeEvents: invalidations.tail.stats.holeEvents,
+    resets: invalidations.tail.stats.resets,
   });
   return {
     logger: parts.logger,
@@ -208,7 +210,7 @@ export function apiDepsFromConfig(
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
     interactions: profileRules(config),
     readCache,
-    changeTailer,
+    invalidations,
     console: {
       secret: config.jwtSecret || config.payloadKeys.active.key.toString('base64'),
       jwks: Boolean(config.PERSONA_JWKS_URL),
@@ -254,18 +256,23 @@ export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger
       `the read cache's bound (PERSONA_READ_CACHE_MAX_MB) leaves less than ${API_HEAP_BESIDES_CACHE_MB} MiB of ` +
         'the heap limit to the rest of the api: raise --max-old-space-size or lower the bound',
     );
-  const changeTailer = new ChangeTailer(
+  const tail = new InvalidationTail(
     graph,
     readCache,
+    { maxGap: config.PERSONA_READ_CACHE_MAX_GAP, pageSize: 2000 },
+    logger,
+  );
+  const invalidations = new InvalidationFeed(
+    tail,
     {
       pollMs: config.PERSONA_READ_CACHE_POLL_MS,
-      overlapMs: config.PERSONA_READ_CACHE_OVERLAP_MS,
-      sweepMs: config.PERSONA_READ_CACHE_SWEEP_MS,
-      lagMs: config.PERSONA_EVENTS_FEED_LAG_MS,
+      ...(kafkaEnabled(config)
+        ? { kafka: { connection: config, topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC } }
+        : {}),
     },
     logger,
   );
-  return { readCache, changeTailer };
+  return { readCache, invalidations };
 }
 
 export function rateLimiterFromConfig(config: Config): RateLimiter {

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     const degraded = deps.readCache.settings.enabled && deps.readCache.size > 0;
     setStatus(SERVICE_NAME, ready.read || degraded ? 'SERVING' : 'NOT_SERVING');
   });
-  if (deps.readCache.settings.enabled) deps.changeTailer.start();
+  if (deps.readCache.settings.enabled) deps.invalidations.start();
 
   const server = serve(
     { fetch: app.fetch, hostname: config.PERSONA_HTTP_HOST, port: config.PERSONA_HTTP_PORT },
@@ -168,7 +168,7 @@ async function main(): Promise<void> {
         await kafka?.close();
       },
     },
-    { name: 'read cache tail', run: async () => deps.changeTailer.stop() },
+    { name: 'read cache tail', run: () => deps.invalidations.stop() },
     { name: 'gRPC server', run: () => new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve())) },
     {
       name: 'http server',

@@ -35,7 +35,7 @@ export interface ApiMetrics {
   readCache: { view?: () => ReadCacheView };
 }
 
-/** What the read cache's metrics show (api/readCache.ts, api/changeTailer.ts). */
+/** What the read cache's metrics show (api/readCache.ts, api/invalidations.ts). */
 export interface ReadCacheView {
   hits: number;
   misses: Record<'absent' | 'behind_token' | 'tail_behind' | 'expired', number>;
@@ -45,9 +45,13 @@ export interface ReadCacheView {
   entries: number;
   bytes: number;
   breaker: 'closed' | 'open' | 'half-open';
-  /** Seconds since the tail's last successful poll began (Infinity before the first). */
+  /** Seconds since the log was last known drained and taken whole by the tail (Infinity before the first). */
   tailAgeSeconds: number;
-  caughtBySweep: number;
+  /** Holes in the invalidations read from Neo4j, and the events they held. */
+  holes: number;
+  holeEvents: number;
+  /** Times the cache was emptied (a hole too wide to read, or the log numbered back). */
+  resets: number;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -117,9 +121,15 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   );
   mirror('persona_read_cache_applied_total', 'Events applied to cached customers in place', (v) => v.applied);
   mirror(
-    'persona_read_cache_sweep_caught_total',
-    'Events the tail found only on its sweep (committed well after being stamped)',
-    (v) => v.caughtBySweep,
+    'persona_read_cache_holes_total',
+    'Holes in the invalidations (a message lost or crossed) the tail read from Neo4j',
+    (v) => v.holes,
+  );
+  mirror('persona_read_cache_hole_events_total', 'Events the tail read from Neo4j to fill holes', (v) => v.holeEvents);
+  mirror(
+    'persona_read_cache_resets_total',
+    'Times the read cache was emptied: a hole wider than PERSONA_READ_CACHE_MAX_GAP, or the log numbered back',
+    (v) => v.resets,
   );
   new Counter({
     name: 'persona_read_cache_invalidations_total',

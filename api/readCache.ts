@@ -227,6 +227,19 @@ export class ReadCache {
     if (startedAt > this.polledAt) this.polledAt = startedAt;
   }
 
+  /**
+   * Forgets every copy (the tail missed more than it reads, or the log was restored): what is held
+   * may be behind a write the tail will never bring, and fills under way are not kept.
+   */
+  reset(): void {
+    for (const fill of this.inFlight) fill.overtaken = true;
+    this.lru.clear();
+    this.byDevice.clear();
+    this.aliases.clear();
+    this.seenSeq.clear();
+    this.seenDeviceSeq.clear();
+  }
+
   /** When the tailer last polled successfully (0: never). */
   get lastPolledAt(): number {
     return this.polledAt;

@@ -52,7 +52,8 @@ export type KafkaSettings = KafkaConnectionSettings &
     | 'PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC'
     | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
     | 'PERSONA_KAFKA_DEAD_LETTER_TOPIC'
-  >;
+  > &
+  Partial<Pick<Settings, 'PERSONA_KAFKA_INVALIDATIONS_TOPIC' | 'PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS'>>;
 
 export function kafkaEnabled(s: Pick<Settings, 'kafkaBrokers'>): boolean {
   return s.kafkaBrokers.length > 0;
@@ -196,6 +197,16 @@ export function personaTopics(s: KafkaSettings): TopicSpec[] {
       partitions: s.PERSONA_KAFKA_EVENTS_PARTITIONS,
       retentionMs: s.PERSONA_KAFKA_EVENTS_RETENTION_MS,
     },
+    // One partition: the replicas read it whole, in the order it was numbered (api/invalidations.ts).
+    ...(s.PERSONA_KAFKA_INVALIDATIONS_TOPIC
+      ? [
+          {
+            name: s.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
+            partitions: 1,
+            retentionMs: s.PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS ?? 600_000,
+          },
+        ]
+      : []),
     { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1 },
     { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 6 },
     { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 6 },

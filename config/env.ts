@@ -288,15 +288,20 @@ export const envSchema = z.object({
   PERSONA_READ_CACHE_MAX_MB: z.coerce.number().int().min(1).default(48),
   /** A cached customer is read again after this long even without an event (writes that append none). */
   PERSONA_READ_CACHE_TTL_MS: z.coerce.number().int().min(100).default(300_000),
-  /** How often the read cache tails the event log for other processes' writes. */
-  PERSONA_READ_CACHE_POLL_MS: z.coerce.number().int().min(5).max(600_000).default(50),
-  /** How far back each poll reads again, for an event committed just after a later one. */
-  PERSONA_READ_CACHE_OVERLAP_MS: z.coerce.number().int().min(10).max(10_000).default(300),
-  /** How often the sweep checks the stretch behind the overlap for events committed later still. */
-  PERSONA_READ_CACHE_SWEEP_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
   /**
-   * A hit is served only while the tail's last successful poll began less than this ago: the bound
-   * on how stale a hit can be when the tail cannot keep up (a read goes to Neo4j instead).
+   * Without Kafka, how often the read cache reads the event log by number for other processes'
+   * writes (api/invalidations.ts); with Kafka it reads the invalidation topic instead.
+   */
+  PERSONA_READ_CACHE_POLL_MS: z.coerce.number().int().min(5).max(600_000).default(50),
+  /**
+   * A hole in the invalidations wider than this many events (a replica cut off from Kafka for long)
+   * empties the read cache instead of being read from Neo4j.
+   */
+  PERSONA_READ_CACHE_MAX_GAP: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  /**
+   * A hit is served only while the log was known drained (every committed event numbered and taken
+   * by the tail) less than this ago: the bound on how stale a hit can be when the tail or the
+   * sequencer cannot keep up (a read goes to Neo4j instead).
    */
   PERSONA_READ_CACHE_FRESH_MS: z.coerce.number().int().min(50).max(3_600_000).default(1000),
   /**
@@ -590,6 +595,24 @@ export const envSchema = z.object({
     ),
   /** The topic the graph's events are published to, keyed by customer id. */
   PERSONA_KAFKA_EVENTS_TOPIC: kafkaTopic.default('persona.events.v1'),
+  /**
+   * The invalidation topic (workers/eventSequencer.ts → api/invalidations.ts): one partition, every
+   * api replica reads all of it. Its messages hold ids, sequence numbers and the few values the
+   * cache applies in place (a lifetime value, a segment, a trust score), for
+   * PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS only.
+   */
+  PERSONA_KAFKA_INVALIDATIONS_TOPIC: kafkaTopic.default('persona.invalidations.v1'),
+  /** How long the invalidation topic keeps a message (a replica further behind empties its cache). */
+  PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS: z.coerce.number().int().min(60_000).default(600_000),
+  /** How often each worker's event sequencer looks for committed events to number (graph/sequencer.ts). */
+  PERSONA_EVENT_SEQUENCER_POLL_MS: z.coerce.number().int().min(1).max(10_000).default(20),
+  /**
+   * With nothing to number, how often the sequencer still says so on the invalidation topic: below
+   * PERSONA_READ_CACHE_FRESH_MS, or the replicas' hits stop while the log is quiet.
+   */
+  PERSONA_EVENT_SEQUENCER_TICK_MS: z.coerce.number().int().min(10).max(60_000).default(200),
+  /** `off`: this worker does not number events (another process does; at least one must). */
+  PERSONA_EVENT_SEQUENCER: z.enum(['on', 'off']).default('on'),
   /** Partitions of the events topic when Persona creates it (a customer's events stay on one). */
   PERSONA_KAFKA_EVENTS_PARTITIONS: z.coerce.number().int().min(1).max(10_000).default(12),
   /** How long the events topic keeps a message when Persona creates it (default 7 days; -1: for ever). */

@@ -64,7 +64,7 @@ export const PRUNE_BATCHES = {
   transient: `
     MATCH (e:Event) USING INDEX e:Event(transient, occurred_at)
     WHERE e.transient = true AND e.occurred_at < datetime($horizon)
-      AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+      AND NOT e:Unsequenced AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
     RETURN count(e) AS deleted`,
@@ -72,7 +72,7 @@ export const PRUNE_BATCHES = {
   history: `
     MATCH (e:Event) USING INDEX e:Event(occurred_at)
     WHERE e.occurred_at < datetime($cutoff)
-      AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+      AND NOT e:Unsequenced AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
     RETURN count(e) AS deleted`,

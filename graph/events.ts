@@ -74,7 +74,7 @@ const CYPHER = {
     WITH epoch, grp, CASE WHEN c IS NULL THEN null ELSE c.event_seq - size(grp.events) END AS base
     UNWIND range(0, size(grp.events) - 1) AS i
     WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
-    CREATE (e:Event {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
+    CREATE (e:Event:Unsequenced {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
                      transient: ev.transient})
     FOREACH (f IN CASE WHEN ev.fact IS NULL THEN [] ELSE [ev.fact] END |
@@ -109,7 +109,7 @@ const CYPHER = {
     ${EPOCH}
     OPTIONAL MATCH (d:Device {id: $deviceId})
     FOREACH (x IN CASE WHEN d IS NULL THEN [] ELSE [d] END | SET x.event_seq = coalesce(x.event_seq, 0) + 1)
-    CREATE (e:Event {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
+    CREATE (e:Event:Unsequenced {id: $id, type: $type, device_id: $deviceId, occurred_at: datetime.realtime(),
                      seq: $seq, device_seq: d.event_seq, epoch: epoch, payload: $payload})
     RETURN e.device_seq AS deviceSeq`,
 } as const;

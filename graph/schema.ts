@@ -46,6 +46,8 @@ const NODE_LABELS = [
   // and each charge it attempted (`id` = the idempotency key), kept whatever happens to the wallet.
   'Recovery',
   'ChargeAttempt',
+  // The event log's sequencer (one node, id `persona`): the last number it gave (graph/sequencer.ts).
+  'EventSequencer',
 ] as const;
 
 const snake = (label: string): string => label.replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
@@ -155,6 +157,13 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX event_device_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.device_id, e.occurred_at)',
   },
+  // The event log in commit order (graph/sequencer.ts): a reader reads a range of numbers, and no
+  // number is given twice.
+  {
+    name: 'event_log_seq_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT event_log_seq_unique IF NOT EXISTS FOR (e:Event) REQUIRE e.log_seq IS UNIQUE',
+  },
   {
     name: 'event_occurred_at',
     kind: 'index',
@@ -238,7 +247,7 @@ export const RETIRED_SCHEMA: SchemaRule[] = [
  * refuses a graph migrated to an older version, and serves one migrated to a newer version (a
  * release's migration is additive; see docs/deployment.md, "The migration step").
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** The graph has not been migrated to the version this process needs: run the migration step. */
 export class SchemaNotMigratedError extends Error {

@@ -348,7 +348,7 @@ async function routingThroughput(
       );
     }
   } finally {
-    deps.changeTailer.stop();
+    await deps.invalidations.stop();
     await connection.close();
   }
 }

@@ -44,6 +44,7 @@ import {
   type Reconciled,
 } from '../temporal/singletons';
 import { createKafkaProducer, ensureTopics, ensureTopicsUntilDone, kafkaEnabled } from '../clients/kafka';
+import { EventSequencer } from './eventSequencer';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
 import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
 import { openProcessActivityInterceptor, openProcessSinks } from './openProcesses';
@@ -170,6 +171,32 @@ async function main(): Promise<void> {
       })
       .catch((err: unknown) => logger.error({ err }, 'making the Kafka topics stopped'));
   } else logger.info('no KAFKA_BROKERS: Kafka is off (the feed and the webhooks are unchanged)');
+  // The event log's numbering (graph/sequencer.ts) and the api replicas' invalidations: its own
+  // producer, so a publisher page never holds up an invalidation.
+  const invalidations = kafka ? createKafkaProducer(config, 'persona-sequencer') : undefined;
+  const sequencer =
+    config.PERSONA_EVENT_SEQUENCER === 'on'
+      ? new EventSequencer(
+          graph,
+          {
+            pollMs: config.PERSONA_EVENT_SEQUENCER_POLL_MS,
+            tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
+            batch: 500,
+            ...(invalidations
+              ? { kafka: { producer: invalidations, topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC } }
+              : {}),
+          },
+          logger,
+        )
+      : undefined;
+  if (sequencer) {
+    sequencer.start();
+    logger.info(
+      invalidations
+        ? `numbering the event log; invalidations to ${config.PERSONA_KAFKA_INVALIDATIONS_TOPIC}`
+        : 'numbering the event log (no Kafka: api replicas poll it)',
+    );
+  } else logger.info('PERSONA_EVENT_SEQUENCER=off: another process numbers the event log');
   const workflowCode = workflowCodeOption(config.PERSONA_WORKFLOW_BUNDLE_DIR, tracing !== null);
   logger.info(
     'workflowBundle' in workflowCode
@@ -347,6 +374,8 @@ async function main(): Promise<void> {
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     stopEnsuringTopics.abort();
+    await sequencer?.stop();
+    await invalidations?.close();
     await connection.close();
     await temporal.connection.close();
     await kafka?.close();

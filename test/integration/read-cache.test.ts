@@ -1,15 +1,25 @@
 /**
  * The agents' read cache (api/readCache.ts) against the real services, across processes: an
- * in-process api (A, the harness, with its own worker), two api processes (B tails the event log
- * at its defaults; C polls only every 5 minutes, so its cache goes stale on purpose) and a worker
- * process on B's task queue. Each test proves the cache was in play (hits on /metrics, or an
- * answer older than the graph), so it fails if the cache were removed or never invalidated.
+ * in-process api (A, the harness, with its own worker and the event sequencer, which sends the
+ * invalidations to this run's topic on the stack's Kafka), three api processes (B reads the
+ * invalidation topic; D, without Kafka, polls the numbered log; C polls only every 5 minutes, so
+ * its cache goes stale on purpose) and a worker process on B's task queue. Each test proves the
+ * cache was in play (hits on /metrics, or an answer older than the graph), so it fails if the
+ * cache were removed or never invalidated.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
-import { addPaymentMethod, createCustomer, linkDevice, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
+import {
+  addPaymentMethod,
+  createCustomer,
+  linkDevice,
+  readTx,
+  setCustomerStatusTx,
+  writeTx,
+  type Graph,
+} from '../../graph';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { startHarness, type Harness } from '../support/api';
 import { bearer, call, personaClient } from '../support/grpc';
@@ -23,15 +33,20 @@ import {
   type WorkerProcess,
 } from '../support/processes';
 import { until } from '../support/wait';
+import { createKafkaProducer, type KafkaProducer } from '../../clients/kafka';
+import { loadSettings } from '../../config/env';
+import { localKafkaBrokers } from '../../stack/install';
+import { topicsForTest } from '../support/kafka';
+
+/** The change feed's lag (PERSONA_EVENTS_FEED_LAG_MS's default): a reader by stamp passes what commits later. */
+const FEED_LAG_MS = 15_000;
 
 /**
  * How stale a cached answer may be after a write of another process (PERSONA_READ_CACHE_FRESH_MS
- * and the sweep's interval are 1 s; the poll is 50 ms), plus what two busy cores add to a poll.
+ * is 1 s; the sequencer numbers every 20 ms), plus what two busy cores add.
  */
 const BOUND_MS = 1000;
 const SLACK_MS = 2000;
-/** B's poll reads back this far (PERSONA_READ_CACHE_OVERLAP_MS's default). */
-const OVERLAP_MS = 300;
 
 /** Neo4j's clock, the one events are stamped by. */
 const neo4jNowMs = async (tx: ManagedTransaction) =>
@@ -40,29 +55,42 @@ const neo4jNowMs = async (tx: ManagedTransaction) =>
 let h: Harness;
 let b: ApiProcess;
 let c: ApiProcess;
+let d: ApiProcess;
 let worker: WorkerProcess;
 let agent: string;
+let producer: KafkaProducer;
 const taskQueue = `read-cache-${randomUUID()}`;
 
 beforeAll(async () => {
-  h = await startHarness();
+  const brokers = localKafkaBrokers(loadSettings());
+  const topics = await topicsForTest(brokers);
+  producer = createKafkaProducer({ kafkaBrokers: brokers }, 'read-cache-sequencer');
+  h = await startHarness({ invalidations: { producer, topic: topics.PERSONA_KAFKA_INVALIDATIONS_TOPIC as string } });
   agent = await h.token('context:read devices:write fraud:report customers:write');
+  const { kafkaBrokers: _, ...topicEnv } = topics;
+  const kafkaEnv = {
+    KAFKA_BROKERS: brokers.join(','),
+    ...Object.fromEntries(Object.entries(topicEnv).map(([k, v]) => [k, String(v)])),
+  };
   // Each is kept as it comes up, so that one failing to start leaves none of the others running.
   const started = await Promise.allSettled([
-    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (b = p)),
+    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue, ...kafkaEnv }).then((p) => (b = p)),
     startApiProcess({
       TEMPORAL_TASK_QUEUE: taskQueue,
       PERSONA_READ_CACHE_POLL_MS: '300000',
       PERSONA_READ_CACHE_FRESH_MS: '900000',
     }).then((p) => (c = p)),
-    startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (worker = p)),
+    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (d = p)),
+    // The harness numbers the log and sends the invalidations: this worker only runs workflows.
+    startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, PERSONA_EVENT_SEQUENCER: 'off' }).then((p) => (worker = p)),
   ]);
   for (const s of started) if (s.status === 'rejected') throw s.reason;
 }, 180_000);
 
 afterAll(async () => {
-  await Promise.all([b, c, worker].filter(Boolean).map((p) => stopProcess(p)));
+  await Promise.all([b, c, d, worker].filter(Boolean).map((p) => stopProcess(p)));
   await h?.close();
+  await producer?.close();
 });
 
 interface Answer {
@@ -96,13 +124,6 @@ const context = (to: Harness | ApiProcess, id: string, token?: string) =>
   send(to, 'GET', `/api/v1/customers/${id}/context`, token ? { headers: { 'x-persona-consistency': token } } : {});
 
 const hits = async (p: ApiProcess) => metricValue(await scrape(p.url), 'persona_read_cache_hits_total');
-const caughtBySweep = async (p: ApiProcess) =>
-  metricValue(await scrape(p.url), 'persona_read_cache_sweep_caught_total');
-/** When the last successful poll of p's tail began, at the latest (this machine's clock). */
-const lastPollBegan = async (p: ApiProcess) => {
-  const before = Date.now();
-  return before - metricValue(await scrape(p.url), 'persona_read_cache_tail_age_seconds') * 1000;
-};
 
 /**
  * An active customer with two active cards (the first the default) and a device they earned 0.99
@@ -214,38 +235,38 @@ describe('the read cache', () => {
     expect(answers.filter((a) => a.at < committedBy - 1000).every((a) => a.status === 'active')).toBe(true);
   });
 
-  it('catches on its sweep an event committed long after it was stamped', async () => {
+  // An event is stamped when it is appended, not when its transaction commits, and Neo4j checks
+  // timeouts only every 2 s and never interrupts a commit: a reader going by the stamp would pass
+  // this one. Held open past the change feed's lag (15 s), it is still numbered when it commits.
+  it('hears of a write whose transaction stayed open past the feed’s lag, by topic and by poll', async () => {
     const { customerId } = await customer();
-    const marker = (await customer()).customerId;
-    await warm(b, customerId);
-    const caughtBefore = await caughtBySweep(b);
-    // B's fast poll moves past a fresh event: the marker's suspension commits, and a poll of B's
-    // that began after that commit succeeds.
-    const markerStamp = await writeTx(h.graph, async (tx) => {
-      await setCustomerStatusTx(tx, marker, 'suspended', 'CustomerSuspended', { reason: 'moves the tail on' });
-      return neo4jNowMs(tx);
-    });
-    const markerCommitted = Date.now();
-    await until(async () => (await lastPollBegan(b)) > markerCommitted);
-    // The suspension then commits stamped as a transaction that had run 2 s longer would have
-    // stamped it (graph/events.ts stamps an event when it is appended, not when it commits):
-    // older than B's newest by more than the poll's overlap, so the fast poll, which reads from
-    // (newest − overlap), never reads it; only the sweep can. (Holding a real transaction open
-    // that long raced the write timeout on a busy machine.)
-    await writeTx(h.graph, async (tx) => {
-      await setCustomerStatusTx(tx, customerId, 'suspended', 'CustomerSuspended', { reason: 'late commit test' });
-      await tx.run(
-        `MATCH (e:Event {customer_id: $id, type: 'CustomerSuspended'})
-         WITH e ORDER BY e.customer_seq DESC LIMIT 1
-         SET e.occurred_at = datetime({epochMillis: $at})`,
-        { id: customerId, at: neo4j.int(markerStamp - OVERLAP_MS - 2000) },
-      );
-    });
+    await Promise.all([warm(b, customerId), warm(d, customerId)]);
+    const session = h.graph.driver.session({ database: h.graph.database, defaultAccessMode: neo4j.session.WRITE });
+    try {
+      const tx = session.beginTransaction({ timeout: 120_000 });
+      await setCustomerStatusTx(tx as unknown as ManagedTransaction, customerId, 'suspended', 'CustomerSuspended', {
+        reason: 'held transaction test',
+      });
+      const stamped = await neo4jNowMs(tx as unknown as ManagedTransaction);
+      // Meanwhile other writes are numbered and sent, and the caches keep answering from memory.
+      const other = await customer();
+      await until(async () => (await readTx(h.graph, neo4jNowMs)) > stamped + FEED_LAG_MS + 2000, 60_000);
+      const [hitsB, hitsD] = [await hits(b), await hits(d)];
+      expect((await context(b, customerId)).body.status).toBe('active');
+      expect((await context(d, customerId)).body.status).toBe('active');
+      expect([await hits(b), await hits(d)]).toEqual([hitsB + 1, hitsD + 1]);
+      expect((await context(b, other.customerId)).status).toBe(200);
+      await tx.commit();
+    } finally {
+      await session.close();
+    }
     const committed = Date.now();
-    await until(async () => (await context(b, customerId)).body.status === 'suspended', BOUND_MS + SLACK_MS);
-    console.log(`api B saw the late commit ${Date.now() - committed} ms after it committed`);
-    // The read that saw it may have missed the cache (an entry B evicted): the sweep still finds it.
-    await until(async () => (await caughtBySweep(b)) > caughtBefore, BOUND_MS + SLACK_MS);
+    await Promise.all(
+      [b, d].map((p) =>
+        until(async () => (await context(p, customerId)).body.status === 'suspended', BOUND_MS + SLACK_MS),
+      ),
+    );
+    console.log(`api B (topic) and D (poll) saw the late commit within ${Date.now() - committed} ms`);
   });
 
   it('honours a write’s consistency token on another api whose cache is behind', async () => {

@@ -9,6 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import { EventSequencer } from '../../workers/eventSequencer';
 import { readCacheFromConfig } from '../../api/deps';
 import { ReadCache } from '../../api/readCache';
 import { readCustomerSnapshot, type CustomerSnapshot } from '../../graph/context';
@@ -96,10 +97,13 @@ describe('a customer snapshot', () => {
     'kept by the read cache is never half of a transaction of %s',
     async (_who, by) => {
       const id = await newCustomer();
-      const { readCache: cache, changeTailer } = readCacheFromConfig(graph.config, graph, logger);
+      const { readCache: cache, invalidations } = readCacheFromConfig(graph.config, graph, logger);
       const other = by === 'tail' ? openTestGraph() : undefined;
       const writerGraph = other ?? graph;
-      changeTailer.start();
+      // The writer's numbers the log, as a worker does; the cache polls it (no Kafka here).
+      const sequencer = new EventSequencer(writerGraph, { pollMs: 20, tickMs: 200, batch: 500 }, logger);
+      sequencer.start();
+      invalidations.start();
       let stop = false;
       let writes = 0;
       const writer = (async () => {
@@ -143,7 +147,8 @@ describe('a customer snapshot', () => {
       while (seen.neo4j < fills || seen.memory < 2000) await new Promise((resolve) => setTimeout(resolve, 100));
       stop = true;
       await Promise.all([writer, ...readers]);
-      changeTailer.stop();
+      await invalidations.stop();
+      await sequencer.stop();
       await other?.close();
       console.log(
         `torn reads (${by}): ${writes} writes; ${seen.neo4j} reads of Neo4j (${tornAnswers.neo4j.length} torn), ` +

@@ -28,6 +28,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { nativeConnectionOptions } from '../../temporal/transport';
+import { EventSequencer } from '../../workers/eventSequencer';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
@@ -52,6 +53,8 @@ export interface HarnessOptions {
   wrapActivities?: (real: RealActivities) => RealActivities;
   /** The worker's Kafka producer (the publisher's activity needs one; none by default). */
   kafka?: KafkaProducer;
+  /** Where the harness's event sequencer sends invalidations (absent: it numbers the log only). */
+  invalidations?: { producer: KafkaProducer; topic: string };
   /** Chimera as the worker sees it (default: the local stand-in). */
   chimera?: (graph: TestGraph) => ChimeraClient;
   policy?: ContextPolicy;
@@ -194,8 +197,15 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...(options.policy ? { policy: options.policy } : {}),
   };
   const app = createApp(deps);
-  // As in the real api: the read cache hears of other processes' writes through the tail.
-  if (deps.readCache.settings.enabled) deps.changeTailer.start();
+  // As in the real worker: the event log is numbered; and as in the real api, the read cache hears
+  // of other processes' writes through the tail.
+  const sequencer = new EventSequencer(
+    graph,
+    { pollMs: 20, tickMs: 200, batch: 500, ...(options.invalidations ? { kafka: options.invalidations } : {}) },
+    createLogger('test-sequencer', process.env.TEST_API_LOG ?? 'silent'),
+  );
+  sequencer.start();
+  if (deps.readCache.settings.enabled) deps.invalidations.start();
 
   return {
     app,
@@ -207,7 +217,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     withDeps: (change) => createApp(change(deps)),
     token: (scope, sub, claims) => signToken(graph.config.jwtSecret, scope, sub, '10m', claims),
     close: async () => {
-      deps.changeTailer.stop();
+      await deps.invalidations.stop();
+      await sequencer.stop();
       worker.shutdown();
       await running;
       await nativeConnection.close();

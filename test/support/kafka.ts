@@ -64,6 +64,7 @@ export async function topicsForTest(brokers: string[], partitions: { events?: nu
     PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `test.${run}.fraud-outcomes`,
     PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `test.${run}.routing-outcomes`,
     PERSONA_KAFKA_DEAD_LETTER_TOPIC: `test.${run}.dead-letters`,
+    PERSONA_KAFKA_INVALIDATIONS_TOPIC: `test.${run}.persona.invalidations`,
     PERSONA_KAFKA_CONSUMER_GROUP: `test-${run}`,
   };
   await ensureTopics(s);

@@ -1,0 +1,123 @@
+/**
+ * The sequencer's loop (every worker runs one; graph/sequencer.ts numbers the events): a round
+ * every PERSONA_EVENT_SEQUENCER_POLL_MS (at once after a full one), and after each round one
+ * message on the invalidation topic with the numbered events (as much of each as a cache needs) and
+ * where the numbering stands, which every api replica reads (api/invalidations.ts). With nothing
+ * numbered, a message goes at most every PERSONA_EVENT_SEQUENCER_TICK_MS: the replicas' sign that
+ * the log is drained and the sequencer alive.
+ *
+ * The numbering never waits for Kafka: one send at a time, and what a round numbers while a send is
+ * under way goes in the next. A send that fails is not sent again: the next message's `through`
+ * tells every replica of the hole, and each reads it from Neo4j.
+ */
+import type { KafkaProducer } from '../clients/kafka';
+import type { Graph } from '../graph/graph';
+import { sequenceEvents, type InvalidationMessage, type SequencedEvent, type SequencerState } from '../graph/sequencer';
+import type { Logger } from '../runtime/logger';
+
+export interface SequencerSettings {
+  pollMs: number;
+  tickMs: number;
+  /** Most events one round numbers. */
+  batch: number;
+  /** Where the invalidations go (none: numbering only, for readers that poll the graph). */
+  kafka?: { producer: KafkaProducer; topic: string };
+}
+
+/** Most events one message carries; past it the replicas read the rest as a hole. */
+const MAX_EVENTS_PER_MESSAGE = 2_000;
+
+export interface SequencerStats {
+  rounds: number;
+  numbered: number;
+  sent: number;
+  failures: number;
+}
+
+export class EventSequencer {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = true;
+  private running: Promise<void> = Promise.resolve();
+  private pending: SequencedEvent[] = [];
+  private state: SequencerState | null = null;
+  private sending: Promise<void> | null = null;
+  private lastSent = 0;
+  private lastWarned = 0;
+  readonly stats: SequencerStats = { rounds: 0, numbered: 0, sent: 0, failures: 0 };
+
+  constructor(
+    private readonly graph: Graph,
+    private readonly settings: SequencerSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops after the round under way, and waits for its send. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    await this.sending;
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.round();
+    }, ms);
+    this.timer.unref();
+  }
+
+  /** One round: numbers what waits, hands it to the send. Public for tests. */
+  async round(): Promise<void> {
+    let full = false;
+    try {
+      const batch = await sequenceEvents(this.graph, this.settings.batch);
+      this.stats.rounds++;
+      this.stats.numbered += batch.events.length;
+      full = batch.events.length >= this.settings.batch;
+      this.pending.push(...batch.events);
+      this.state = { epoch: batch.epoch, through: batch.through, drainedAt: batch.drainedAt };
+      this.flush();
+    } catch (err) {
+      this.warn(err, 'the event sequencer cannot number events: caches serve no hits until it can');
+    }
+    this.schedule(full ? 0 : this.settings.pollMs);
+  }
+
+  private flush(): void {
+    const kafka = this.settings.kafka;
+    if (!kafka || this.sending || !this.state) return;
+    if (this.pending.length === 0 && Date.now() - this.lastSent < this.settings.tickMs) return;
+    // Past the cap the events stay out and `through` says where they are: the replicas read them.
+    const events = this.pending.length > MAX_EVENTS_PER_MESSAGE ? [] : this.pending;
+    const { epoch, through, drainedAt } = this.state;
+    const message: InvalidationMessage = { epoch, through, drained_at: drainedAt, events };
+    this.pending = [];
+    this.lastSent = Date.now();
+    this.sending = kafka.producer
+      .send({ messages: [{ topic: kafka.topic, key: 'persona', value: JSON.stringify(message) }] })
+      .then(
+        () => {
+          this.stats.sent++;
+        },
+        (err: unknown) => this.warn(err, 'the event sequencer could not send invalidations: replicas read the hole'),
+      )
+      .finally(() => {
+        this.sending = null;
+        if (this.pending.length > 0) this.flush();
+      });
+  }
+
+  private warn(err: unknown, text: string): void {
+    this.stats.failures++;
+    if (Date.now() - this.lastWarned < 60_000) return;
+    this.lastWarned = Date.now();
+    this.logger.warn({ err }, `${text} (said once a minute)`);
+  }
+}
