@@ -14,7 +14,8 @@ import { sealEvent } from '../graph/eventCipher';
 import { publishedPayload } from '../graph/eventSchemas';
 import type { HistoryKeyStore } from '../graph/historyKeys';
 import type { PersonaEvent } from '../graph/events';
-import { readFeedEntries } from '../graph/feed';
+import { decodeCursor, encodeCursor } from '../graph/feed';
+import { numberAtPosition, readNumberedEvents } from '../graph/sequencer';
 import type { Graph } from '../graph/graph';
 import { ensureRelayCheckpoint, readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
 import type { PublishRequest, PublishResult } from '../temporal/kafkaPublisher';
@@ -80,13 +81,24 @@ export function createKafkaPublisherActivities({
       let pages = 0;
       for (;;) {
         const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
-        const entries = await readFeedEntries(graph, {
-          after: checkpoint.cursor ?? undefined,
-          limit: req.page_size,
-          lagMs: req.lag_ms,
-        });
+        const position = checkpoint.cursor ? decodeCursor(checkpoint.cursor, 'cursor') : null;
+        // By number, in the order the events committed (graph/sequencer.ts): however long a
+        // transaction stayed open, its events are numbered when it commits, after those published.
+        const after = position === null ? 0 : (position.n ?? (await numberAtPosition(graph, position)));
+        const read = await readNumberedEvents(graph, after + 1, req.page_size);
+        const entries = read.events;
         const last = entries.at(-1);
-        if (!last) return { published, pages, caught_up: true };
+        if (read.coveredThrough <= after) return { published, pages, caught_up: true };
+        if (!last) {
+          // Only pruned numbers: passed, where the checkpoint was in time.
+          await recordRelayProgress(graph, req.checkpoint_id, {
+            cursor: encodeCursor({ ...(position ?? { t: '1970-01-01T00:00Z', s: 0, id: '' }), n: read.coveredThrough }),
+            delivered: 0,
+            parked: [],
+            blocked: null,
+          });
+          continue;
+        }
         // Sealed before the page is sent: a key made here (a customer's first) is in the graph first.
         const values = await Promise.all(
           entries.map(async ({ event }) =>
@@ -119,7 +131,7 @@ export function createKafkaPublisherActivities({
           clearInterval(beat);
         }
         await recordRelayProgress(graph, req.checkpoint_id, {
-          cursor: last.cursor,
+          cursor: encodeCursor({ t: last.at, s: last.seq, id: last.event.id, n: read.coveredThrough }),
           delivered: entries.length,
           parked: [],
           blocked: null,

@@ -43,6 +43,12 @@ export interface EventConsumer {
 export interface PruneHorizon {
   /** RFC 3339: transient events stamped before it are pruned. */
   horizon: string;
+  /**
+   * The last event number (graph/sequencer.ts) every Kafka publisher has published, or null with
+   * none reading by number: an event numbered after it stays, however old its stamp (a transaction
+   * that committed long after it stamped its events), and so does one not numbered yet.
+   */
+  numbered_through: number | null;
   /** RFC 3339: every event stamped before it is pruned (the earlier of the horizon and the history retention). */
   history_cutoff: string;
   consumers: EventConsumer[];
@@ -65,6 +71,7 @@ export const PRUNE_BATCHES = {
     MATCH (e:Event) USING INDEX e:Event(transient, occurred_at)
     WHERE e.transient = true AND e.occurred_at < datetime($horizon)
       AND NOT e:Unsequenced AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+      AND ($numberedThrough IS NULL OR e.log_seq IS NULL OR e.log_seq <= $numberedThrough)
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
     RETURN count(e) AS deleted`,
@@ -73,6 +80,7 @@ export const PRUNE_BATCHES = {
     MATCH (e:Event) USING INDEX e:Event(occurred_at)
     WHERE e.occurred_at < datetime($cutoff)
       AND NOT e:Unsequenced AND NOT EXISTS { (e)<-[:PARKED]-(:RelayCheckpoint) }
+      AND ($numberedThrough IS NULL OR e.log_seq IS NULL OR e.log_seq <= $numberedThrough)
     WITH e ORDER BY e.occurred_at LIMIT $batch
     DETACH DELETE e
     RETURN count(e) AS deleted`,
@@ -96,14 +104,15 @@ const CYPHER = {
                                  THEN datetime($horizon) ELSE log.pruned_before END`,
 } as const;
 
-/** A feed cursor's time (graph/feed.ts encodes {t, s, id} as base64url JSON); null if unreadable. */
-function cursorTime(cursor: unknown): string | null {
-  if (typeof cursor !== 'string') return null;
+/** A feed cursor's time and number (graph/feed.ts encodes {t, s, id, n?} as base64url JSON); nulls if unreadable. */
+function cursorPlace(cursor: unknown): { t: string | null; n: number | null } {
+  if (typeof cursor !== 'string') return { t: null, n: null };
   try {
-    const t = (JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown }).t;
-    return typeof t === 'string' && Number.isFinite(ms(t)) ? t : null;
+    const p = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; n?: unknown };
+    const t = typeof p.t === 'string' && Number.isFinite(ms(p.t)) ? p.t : null;
+    return { t, n: t !== null && Number.isSafeInteger(p.n) ? (p.n as number) : null };
   } catch {
-    return null;
+    return { t: null, n: null };
   }
 }
 
@@ -125,15 +134,15 @@ export async function pruneHorizon(g: Graph, s: PruneSettings): Promise<PruneHor
     const clock = (res.records[0] ?? (await tx.run(CYPHER.now)).records[0])?.get('now') as string;
     // How long each has left an event waiting: the oldest after its position (none: caught up,
     // however long ago its last event was); with no position, since it was made.
-    const rows: { id: string; position: string | null; waiting: string | null }[] = [];
+    const rows: { id: string; position: string | null; number: number | null; waiting: string | null }[] = [];
     for (const r of res.records) {
-      const position = cursorTime(r.get('cursor'));
+      const { t: position, n: number } = cursorPlace(r.get('cursor'));
       const after = position === null ? null : (await tx.run(CYPHER.oldestAfter, { t: position })).records[0];
       const waiting =
         position === null
           ? ((r.get('createdAt') as string | null) ?? new Date(0).toISOString())
           : ((after?.get('t') as string | undefined) ?? null);
-      rows.push({ id: r.get('id') as string, position, waiting });
+      rows.push({ id: r.get('id') as string, position, number, waiting });
     }
     return { rows, now: ms(clock) };
   });
@@ -144,8 +153,12 @@ export async function pruneHorizon(g: Graph, s: PruneSettings): Promise<PruneHor
   // A consumer at the start of the feed holds everything back.
   const held = consumers.filter((c) => c.holds_back).map((c) => (c.position === null ? 0 : ms(c.position)));
   const horizon = Math.max(0, Math.min(now, ...held) - s.safetyMs);
+  const numbers = rows
+    .filter((r) => r.id.startsWith(LOG_OF_RECORD) && r.number !== null)
+    .map((r) => r.number as number);
   return {
     horizon: new Date(horizon).toISOString(),
+    numbered_through: numbers.length > 0 ? Math.min(...numbers) : null,
     history_cutoff: new Date(Math.min(horizon, now - s.historyMs)).toISOString(),
     consumers,
   };
@@ -163,7 +176,7 @@ export interface PruneCount {
  */
 export async function pruneEvents(
   g: Graph,
-  at: Pick<PruneHorizon, 'horizon' | 'history_cutoff'>,
+  at: Pick<PruneHorizon, 'horizon' | 'history_cutoff' | 'numbered_through'>,
   options: { batchSize: number; onBatch?: (soFar: PruneCount) => void },
 ): Promise<PruneCount> {
   const count: PruneCount = { transient: 0, history: 0 };
@@ -184,8 +197,9 @@ export async function pruneEvents(
   await writeTx(g, async (tx) => {
     await tx.run(CYPHER.record, { horizon: at.horizon });
   });
-  await run(PRUNE_BATCHES.transient, { horizon: at.horizon }, 'transient');
-  await run(PRUNE_BATCHES.history, { cutoff: at.history_cutoff }, 'history');
+  const numberedThrough = at.numbered_through === null ? null : neo4j.int(at.numbered_through);
+  await run(PRUNE_BATCHES.transient, { horizon: at.horizon, numberedThrough }, 'transient');
+  await run(PRUNE_BATCHES.history, { cutoff: at.history_cutoff, numberedThrough }, 'history');
   return count;
 }
 

@@ -17,11 +17,16 @@ import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from 
 import { leaderReadTx, readTx, type Graph } from './graph';
 
 /** Where a reader is: the last event it was given, as an opaque string. */
-interface Position {
+export interface Position {
   /** occurred_at exactly as Neo4j prints it (nanoseconds kept). */
   t: string;
   s: number;
   id: string;
+  /**
+   * A reader by number (the Kafka publisher, graph/sequencer.ts): it has every event numbered up to
+   * this. Absent on the feed's own cursors.
+   */
+  n?: number;
 }
 
 const EVENT = `${EVENT_PROJECTION} AS event,
@@ -153,9 +158,10 @@ export function decodeCursor(cursor: string, field: string): Position {
       isInstant(p.t) &&
       Number.isSafeInteger(p.s) &&
       typeof p.id === 'string' &&
-      p.id.length <= 64
+      p.id.length <= 64 &&
+      (p.n === undefined || (Number.isSafeInteger(p.n) && p.n >= 0))
     )
-      return p;
+      return { t: p.t, s: p.s, id: p.id, ...(p.n === undefined ? {} : { n: p.n }) };
   } catch {
     // fall through
   }

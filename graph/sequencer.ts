@@ -17,7 +17,7 @@
  * change starts over.
  */
 import neo4j from 'neo4j-driver';
-import { EVENT_LOG_ID } from './events';
+import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
 import { leaderReadTx, writeTx, type Graph } from './graph';
 
 export const SEQUENCER_ID = 'persona';
@@ -101,6 +101,16 @@ const CYPHER = {
     MATCH (e:Event) WHERE e.log_seq >= $from AND e.log_seq <= $to
     WITH e ORDER BY e.log_seq LIMIT $limit
     RETURN ${ROW} AS row`,
+  readWhole: `
+    MATCH (e:Event) WHERE e.log_seq >= $from AND e.log_seq <= $to
+    WITH e ORDER BY e.log_seq LIMIT $limit
+    RETURN {logSeq: e.log_seq, at: toString(e.occurred_at), seq: e.seq, event: ${EVENT_PROJECTION}} AS row`,
+  // The last number given to an event after a feed position (t, seq, id), less one: where a reader
+  // that has everything up to the position goes on by number.
+  numberAfter: `
+    MATCH (e:Event) WHERE e.occurred_at >= datetime($t) AND e.log_seq IS NOT NULL
+    WITH e WHERE e.occurred_at > datetime($t) OR e.seq > $s OR (e.seq = $s AND e.id > $id)
+    RETURN min(e.log_seq) AS first`,
 } as const;
 
 const toNumber = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -154,13 +164,15 @@ export async function sequenceEvents(g: Graph, limit: number): Promise<Sequenced
 }
 
 /** What a read of the numbered events found. */
-export interface SequencedRead {
+export interface NumberedRead<T> {
   /** The events found, in order. */
-  events: SequencedEvent[];
+  events: T[];
   /** The last number the read accounts for: every number from `from` to it was read or was pruned. */
   coveredThrough: number;
   state: SequencerState;
 }
+
+export type SequencedRead = NumberedRead<SequencedEvent>;
 
 /**
  * The numbered events from `from` to `to`, in order, at most `limit`, read on the leader (which
@@ -169,7 +181,13 @@ export interface SequencedRead {
  * visible record by record; the sequencer's is whole by then). A number still missing then was
  * pruned (graph/eventPrune.ts): it is covered, and the caller passes it.
  */
-export async function readSequenced(g: Graph, from: number, to: number, limit: number): Promise<SequencedRead> {
+async function readNumbers<T extends { log_seq: number }>(
+  g: Graph,
+  cypher: string,
+  map: (row: Record<string, unknown>) => T,
+  range: { from: number; to: number; limit: number },
+): Promise<NumberedRead<T>> {
+  const { from, to, limit } = range;
   const once = async (after?: string[]) => {
     const session = g.driver.session({
       database: g.database,
@@ -184,9 +202,7 @@ export async function readSequenced(g: Graph, from: number, to: number, limit: n
           limit: neo4j.int(limit),
           payloadTypes: PAYLOAD_TYPES,
         };
-        const events = (await tx.run(CYPHER.read, params)).records.map((r) =>
-          eventOf(r.get('row') as Record<string, unknown>),
-        );
+        const events = (await tx.run(cypher, params)).records.map((r) => map(r.get('row') as Record<string, unknown>));
         const idle = (await tx.run(CYPHER.idle, { id: SEQUENCER_ID })).records[0];
         const state: SequencerState = {
           epoch: Number(idle?.get('epoch') ?? 0),
@@ -200,7 +216,7 @@ export async function readSequenced(g: Graph, from: number, to: number, limit: n
       await session.close();
     }
   };
-  const covered = (r: { events: SequencedEvent[]; state: SequencerState }) =>
+  const covered = (r: { events: T[]; state: SequencerState }) =>
     r.events.length >= limit ? (r.events.at(-1)?.log_seq ?? from - 1) : Math.min(to, r.state.through);
   const first = await once();
   if (contiguous(first.events, from, covered(first))) return { ...first, coveredThrough: covered(first) };
@@ -208,8 +224,51 @@ export async function readSequenced(g: Graph, from: number, to: number, limit: n
   return { events: again.events, state: again.state, coveredThrough: covered(again) };
 }
 
+/** The numbered events from `from` to `to` as a cache needs them (readNumbers). */
+export function readSequenced(g: Graph, from: number, to: number, limit: number): Promise<SequencedRead> {
+  return readNumbers(g, CYPHER.read, eventOf, { from, to, limit });
+}
+
+/** A numbered event whole, with its place in the feed's order (time, seq) as well as its number. */
+export interface NumberedEvent {
+  log_seq: number;
+  /** occurred_at as Neo4j prints it (nanoseconds kept), and the event's seq: a feed cursor's parts. */
+  at: string;
+  seq: number;
+  event: PersonaEvent;
+}
+
+/** Up to `limit` numbered events from `from` on, whole (readNumbers): what the Kafka publisher sends. */
+export function readNumberedEvents(g: Graph, from: number, limit: number): Promise<NumberedRead<NumberedEvent>> {
+  return readNumbers(
+    g,
+    CYPHER.readWhole,
+    (row) => ({
+      log_seq: Number(row.logSeq),
+      at: row.at as string,
+      seq: Number(row.seq),
+      event: eventFromRow(row.event),
+    }),
+    { from, to: Number.MAX_SAFE_INTEGER, limit },
+  );
+}
+
+/**
+ * The number a reader that has every event up to a feed position (graph/feed.ts: time, seq, id)
+ * has everything before: the first number given after the position, less one; with none, the last
+ * number given. For a checkpoint made by position (a test's, an adopted relay's).
+ */
+export async function numberAtPosition(g: Graph, position: { t: string; s: number; id: string }): Promise<number> {
+  return leaderReadTx(g, async (tx) => {
+    const first = (await tx.run(CYPHER.numberAfter, position)).records[0]?.get('first') as unknown;
+    if (first !== null && first !== undefined) return Number(first) - 1;
+    const idle = (await tx.run(CYPHER.idle, { id: SEQUENCER_ID })).records[0];
+    return Number(idle?.get('through') ?? 0);
+  });
+}
+
 /** Whether `events` (in order) are exactly the numbers from..to. */
-export function contiguous(events: readonly SequencedEvent[], from: number, to: number): boolean {
+export function contiguous(events: readonly { log_seq: number }[], from: number, to: number): boolean {
   if (to < from) return events.length === 0;
   if (events.length !== to - from + 1) return false;
   return events.every((e, i) => e.log_seq === from + i);

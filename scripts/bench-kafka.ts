@@ -123,7 +123,6 @@ async function main(): Promise<void> {
       checkpoint_id: checkpoint,
       topic,
       page_size: page,
-      lag_ms: lagMs,
       budget_ms: 5_000,
     });
     published += r.published;
@@ -185,7 +184,6 @@ async function main(): Promise<void> {
         checkpoint_id: latest,
         topic,
         page_size: page,
-        lag_ms: lagMs,
         budget_ms: 1000,
       });
       if (r.caught_up) await new Promise((resolve) => setTimeout(resolve, 200));

@@ -191,7 +191,6 @@ async function main(): Promise<void> {
         checkpoint_id: checkpoint,
         topic,
         page_size: 1000,
-        lag_ms: config.PERSONA_EVENTS_FEED_LAG_MS,
         budget_ms: 1000,
       });
       published += r.published;

@@ -541,7 +541,6 @@ async function main(): Promise<void> {
         [
           {
             topic: 'persona.events.v1',
-            lag_ms: 1000,
             page_size: 2,
             budget_ms: 20_000,
             poll_interval: '1 second',
@@ -553,7 +552,6 @@ async function main(): Promise<void> {
             args: [
               {
                 topic: 'persona.events.v2',
-                lag_ms: 3000,
                 page_size: 5,
                 budget_ms: 20_000,
                 poll_interval: '1 second',

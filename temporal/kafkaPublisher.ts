@@ -1,6 +1,7 @@
 /**
- * The Kafka publisher's contract: publishes the graph's events to the events topic, in feed
- * order, from a checkpoint in the graph (the event relay's `RelayCheckpoint`, its own id).
+ * The Kafka publisher's contract: publishes the graph's events to the events topic, in the order
+ * they were numbered after they committed (graph/sequencer.ts), from a checkpoint in the graph (the
+ * event relay's `RelayCheckpoint`, its own id).
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 
@@ -21,8 +22,6 @@ export function kafkaCheckpointId(topic: string): string {
 export interface KafkaPublisherSettings {
   /** PERSONA_KAFKA_EVENTS_TOPIC: a topic of its own has a checkpoint of its own. */
   topic: string;
-  /** The feed's lag (PERSONA_EVENTS_FEED_LAG_MS): nothing stamped more recently is published. */
-  lag_ms: number;
   /** Events per produce request; the checkpoint moves after each. */
   page_size: number;
   /** How long one activity publishes before it hands back (it heartbeats after every page). */
@@ -42,7 +41,6 @@ export interface PublishRequest {
   checkpoint_id: string;
   topic: string;
   page_size: number;
-  lag_ms: number;
   budget_ms: number;
 }
 
@@ -74,12 +72,10 @@ export const reconfigurePublisherUpdate = defineUpdate<KafkaPublisherSettings, [
 
 export function kafkaPublisherInput(s: {
   PERSONA_KAFKA_EVENTS_TOPIC: string;
-  PERSONA_EVENTS_FEED_LAG_MS: number;
   PERSONA_KAFKA_PUBLISH_PAGE: number;
 }): KafkaPublisherSettings {
   return {
     topic: s.PERSONA_KAFKA_EVENTS_TOPIC,
-    lag_ms: s.PERSONA_EVENTS_FEED_LAG_MS,
     page_size: s.PERSONA_KAFKA_PUBLISH_PAGE,
     budget_ms: 20_000,
     poll_interval: '1 second',

@@ -49,7 +49,6 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
     last_error: null,
     settings: {
       topic: input.topic,
-      lag_ms: input.lag_ms,
       page_size: input.page_size,
       budget_ms: input.budget_ms,
       poll_interval: input.poll_interval,
@@ -87,7 +86,6 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
         checkpoint_id: kafkaCheckpointId(settings.topic),
         topic: settings.topic,
         page_size: settings.page_size,
-        lag_ms: settings.lag_ms,
         budget_ms: settings.budget_ms,
       });
     } catch (err) {
@@ -134,7 +132,6 @@ function validSettings(s: KafkaPublisherSettings | undefined): void {
     typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max;
   if (typeof s?.topic !== 'string' || !/^[A-Za-z0-9._-]{1,249}$/.test(s.topic))
     throw new Error('topic must be a Kafka topic name');
-  if (!whole(s.lag_ms, 0, 3_600_000)) throw new Error('lag_ms must be a whole number of milliseconds up to an hour');
   if (!whole(s.page_size, 1, 10_000)) throw new Error('page_size must be between 1 and 10000');
   if (!whole(s.budget_ms, 1000, 600_000)) throw new Error('budget_ms must be between 1000 and 600000');
   if (!whole(s.batches_per_run, 1, 100_000)) throw new Error('batches_per_run must be between 1 and 100000');

@@ -23,6 +23,7 @@ import { ensureRelayCheckpoint, recordRelayProgress } from '../../graph/relay';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
 import { cardInput, queryPlan, uniqueEmail } from '../support/graph';
+import { until } from '../support/wait';
 
 let h: Harness;
 beforeAll(async () => {
@@ -86,6 +87,14 @@ async function cursorAt(eventId: string): Promise<string> {
   return encodeCursor({ t: e?.t as string, s: e?.s as number, id: eventId });
 }
 
+/** Waits until every committed event has its number (the harness's sequencer): the prune never takes one that has not. */
+async function allNumbered(): Promise<void> {
+  await until(async () => {
+    const [row] = await h.graph.query<{ n: number }>('MATCH (e:Unsequenced) RETURN count(e) AS n');
+    return row?.n === 0;
+  });
+}
+
 async function exists(ids: string[]): Promise<string[]> {
   const rows = await h.graph.query<{ id: string }>('MATCH (e:Event) WHERE e.id IN $ids RETURN e.id AS id', { ids });
   return ids.filter((id) => rows.some((r) => r.id === id));
@@ -116,6 +125,7 @@ describe('the event prune', () => {
       ['prune-test-kafka', false],
       ['prune-test-relay', false],
     ]);
+    await allNumbered();
     const deleted = await pruneEvents(h.graph, at, { batchSize: 2 });
     expect(deleted.transient).toBeGreaterThanOrEqual(1);
     expect(deleted.history).toBe(0);
@@ -166,6 +176,7 @@ describe('the event prune', () => {
       behind_cap: false,
       holds_back: true,
     });
+    await allNumbered();
     await pruneEvents(h.graph, at, { batchSize: 100 });
     expect(await exists([t1, parked, t3])).toEqual([parked, t3]);
     // Within the cap, the same consumer holds everything after its position back.
@@ -197,8 +208,39 @@ describe('the event prune', () => {
     at = await pruneHorizon(h.graph, KEEP_HISTORY);
     expect(at.consumers.find((c) => c.id === 'prune-test-new')).toMatchObject({ position: null, holds_back: true });
     expect(at.horizon).toBe(new Date(0).toISOString());
+    await allNumbered();
     await pruneEvents(h.graph, at, { batchSize: 100 });
     expect(await exists([t1])).toEqual([t1]);
+  });
+
+  it('keeps an event numbered after the log of record’s publisher, however old its stamp', async () => {
+    const a = await customer();
+    const t0 = await pay(a);
+    const t1 = await pay(a);
+    await allNumbered();
+    const [n1] = await h.graph.query<{ n: number }>('MATCH (e:Event {id: $id}) RETURN e.log_seq AS n', { id: t1 });
+    // The publisher has published through t1's number; t2 committed after, stamped (as a
+    // transaction held open for hours would have stamped it) before t1.
+    const t2 = await pay(a);
+    await allNumbered();
+    await h.graph.query('MATCH (e:Event {id: $id}) SET e.occurred_at = datetime.realtime() - duration({hours: 2})', {
+      id: t2,
+    });
+    const [e1] = await h.graph.query<{ t: string; s: number }>(
+      'MATCH (e:Event {id: $id}) RETURN toString(e.occurred_at) AS t, e.seq AS s',
+      { id: t1 },
+    );
+    await recordRelayProgress(h.graph, 'kafka:prune-test-numbered', {
+      cursor: encodeCursor({ t: e1?.t as string, s: e1?.s as number, id: t1, n: n1?.n as number }),
+      delivered: 1,
+      parked: [],
+      blocked: null,
+    });
+    const at = await pruneHorizon(h.graph, { safetyMs: 0, capMs: HOUR_MS, historyMs: 0 });
+    expect(at.numbered_through).toBe(n1?.n);
+    await pruneEvents(h.graph, at, { batchSize: 100 });
+    // t0 is before the publisher in time and number: pruned. t2 is before it in time only: kept.
+    expect(await exists([t0, t1, t2])).toEqual([t1, t2]);
   });
 
   it('keeps the facts read back: outcomes, merges, contests, erasures work after a prune', async () => {
@@ -226,6 +268,7 @@ describe('the event prune', () => {
 
     // No consumer: everything before now goes, history included; only the facts are left.
     const all = await pruneHorizon(h.graph, { safetyMs: 0, capMs: HOUR_MS, historyMs: 0 });
+    await allNumbered();
     await pruneEvents(h.graph, all, { batchSize: 500 });
     const [left] = await h.graph.query<{ n: number }>(
       'MATCH (e:Event) WHERE e.customer_id IN $ids RETURN count(e) AS n',
@@ -306,7 +349,12 @@ describe('the event prune', () => {
   });
 
   it('finds each batch by an index seek, oldest first, however large the log', async () => {
-    const params = { horizon: new Date().toISOString(), cutoff: new Date().toISOString(), batch: 10 };
+    const params = {
+      horizon: new Date().toISOString(),
+      cutoff: new Date().toISOString(),
+      batch: 10,
+      numberedThrough: 1_000,
+    };
     const plan = (cypher: string) => queryPlan(h.graph, cypher, params);
     const transient = await plan(PRUNE_BATCHES.transient);
     expect(transient).toMatch(/NodeIndexSeek.*Event\(transient, occurred_at\)/);

@@ -89,9 +89,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
         taskQueue: taskQueueFor(taskQueuesOf(taskQueue), KAFKA_PUBLISHER_WORKFLOW_TYPE),
         workflowId: `test-kafka-crash-${run}`,
         // One event a page: a long stretch of pages, one activity publishing them all.
-        args: [
-          { topic, lag_ms: 1000, page_size: 1, budget_ms: 120_000, poll_interval: '1 second', batches_per_run: 5 },
-        ],
+        args: [{ topic, page_size: 1, budget_ms: 120_000, poll_interval: '1 second', batches_per_run: 5 }],
       });
       // Kill the worker once part of the backlog is on the topic, in the middle of the activity.
       const deadline = Date.now() + 60_000;

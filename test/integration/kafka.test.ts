@@ -102,7 +102,6 @@ describe('publishing the change feed to Kafka', () => {
       );
       const input: KafkaPublisherInput = {
         topic,
-        lag_ms: 1000,
         page_size: 3,
         budget_ms: 1000,
         poll_interval: '200 milliseconds',
@@ -233,7 +232,7 @@ describe("the publisher's topic", () => {
         delivered: 0,
         parked: [],
       });
-    const settings = { lag_ms: 1000, page_size: 10, budget_ms: 1000, poll_interval: '200 milliseconds' };
+    const settings = { page_size: 10, budget_ms: 1000, poll_interval: '200 milliseconds' };
     const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
       taskQueue: h.taskQueue,
       workflowId: `test-kafka-publisher-${randomUUID()}`,
@@ -274,9 +273,7 @@ async function publishToTopic(topic: string) {
   const handle = await h.client.workflow.start<typeof kafkaPublisherWorkflow>('kafkaPublisherWorkflow', {
     taskQueue: h.taskQueue,
     workflowId: `test-kafka-publisher-${randomUUID()}`,
-    args: [
-      { topic, lag_ms: 1000, page_size: 50, budget_ms: 1000, poll_interval: '200 milliseconds', batches_per_run: 20 },
-    ],
+    args: [{ topic, page_size: 50, budget_ms: 1000, poll_interval: '200 milliseconds', batches_per_run: 20 }],
   });
   return { received, reader, handle };
 }

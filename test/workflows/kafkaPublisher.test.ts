@@ -28,7 +28,6 @@ useWorkflowTestEnv((e, b) => {
 
 const input: KafkaPublisherInput = {
   topic: 'persona.events.v1',
-  lag_ms: 15_000,
   page_size: 100,
   budget_ms: 20_000,
   poll_interval: '1 second',
@@ -65,7 +64,6 @@ describe('kafkaPublisherWorkflow', () => {
       checkpoint_id: kafkaCheckpointId(input.topic),
       topic: input.topic,
       page_size: 100,
-      lag_ms: 15_000,
       budget_ms: 20_000,
     });
     const described = await handle.describe();
