@@ -231,7 +231,7 @@ describe('the event prune', () => {
       { id: t1 },
     );
     await recordRelayProgress(h.graph, 'kafka:prune-test-numbered', {
-      cursor: encodeCursor({ t: e1?.t as string, s: e1?.s as number, id: t1, n: n1?.n as number }),
+      cursor: encodeCursor({ t: e1?.t as string, s: e1?.s as number, id: t1, n: n1?.n }),
       delivered: 1,
       parked: [],
       blocked: null,
