@@ -200,7 +200,8 @@ async function main(): Promise<void> {
     const [first, last] = [mine[0], mine.at(-1)];
     console.log(
       `verdict (${mode}): staleness p99 at most ${f2(worst)} ms (target ≤ 200); Neo4j idle CPU ` +
-        `${f0(first?.idleCpuMsPerS)} → ${f0(last?.idleCpuMsPerS)} ms/s from ${first?.replicas} to ${last?.replicas} replicas`,
+        `${f0(first?.idleCpuMsPerS)} → ${f0(last?.idleCpuMsPerS)} ms/s ` +
+        `from ${first?.replicas} to ${last?.replicas} replicas`,
     );
   }
 }

@@ -87,7 +87,7 @@ async function cursorAt(eventId: string): Promise<string> {
   return encodeCursor({ t: e?.t as string, s: e?.s as number, id: eventId });
 }
 
-/** Waits until every committed event has its number (the harness's sequencer): the prune never takes one that has not. */
+/** Waits until every committed event has its number (the harness's sequencer): the prune takes none without one. */
 async function allNumbered(): Promise<void> {
   await until(async () => {
     const [row] = await h.graph.query<{ n: number }>('MATCH (e:Unsequenced) RETURN count(e) AS n');

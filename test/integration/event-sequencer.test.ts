@@ -39,7 +39,7 @@ async function numbersOf(g: TestGraph, ids: string[]) {
 }
 
 describe('the event sequencer', () => {
-  it('numbers every committed event once, densely, in each customer’s order, with three sequencers at once', async () => {
+  it('numbers every committed event once, densely, in each customer’s order, three sequencers at once', async () => {
     const [g0, g1, g2] = graphs as [TestGraph, TestGraph, TestGraph];
     const start = (await sequenceEvents(g0, 10_000)).through;
     const sequencers = graphs.map((g) => new EventSequencer(g, { pollMs: 5, tickMs: 200, batch: 7 }, logger));
@@ -92,7 +92,9 @@ describe('the event sequencer', () => {
       const lateNumber = rows.find((r) => r.customer === late)?.numbers[0] as number;
       expect(lateNumber).toBeGreaterThan(Math.min(...all.filter((n) => n !== lateNumber)));
       console.log(
-        `sequencers: ${sequencers.map((s) => `${s.stats.rounds} rounds, ${s.stats.numbered} numbered, ` + `${s.stats.failures} failed`).join('; ')}`,
+        `sequencers: ${sequencers
+          .map((s) => `${s.stats.rounds} rounds, ${s.stats.numbered} numbered, ${s.stats.failures} failed`)
+          .join('; ')}`,
       );
     } finally {
       await Promise.all(sequencers.map((s) => s.stop()));
