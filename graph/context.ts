@@ -7,7 +7,7 @@ import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE, TRUST_ON_DEVICE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
-import type { Graph } from './graph';
+import { readsOnTheLeader, type Graph } from './graph';
 import type { WalletEntry } from './model';
 
 export interface ContextPolicy {
@@ -77,8 +77,9 @@ export async function readOnce(g: Graph, cypher: string, params: Record<string, 
  * committed by the time the read ended.
  */
 async function readAfter(g: Graph, cypher: string, params: Record<string, unknown>, leader: boolean, after?: string[]) {
-  const mode = leader ? neo4j.session.WRITE : neo4j.session.READ;
-  const session = g.driver.session({
+  const onLeader = leader || readsOnTheLeader();
+  const mode = onLeader ? neo4j.session.WRITE : neo4j.session.READ;
+  const session = (onLeader ? g.driver : (g.readDriver ?? g.driver)).session({
     database: g.database,
     defaultAccessMode: mode,
     ...(after ? { bookmarks: after } : {}),
@@ -310,7 +311,11 @@ export async function readCustomerSnapshot(
     const { result, bookmarks } = await readAfter(g, SNAPSHOT_CYPHER, params, leader, after);
     after = bookmarks;
     const r = result.records[0];
-    if (!r) throw new NotFoundError('Customer', customerId);
+    if (!r) {
+      // A member behind the leader may not have the customer yet: only the leader's "not found" is believed.
+      if (!leader && !readsOnTheLeader()) return readCustomerSnapshot(g, customerId, { ...options, leader: true });
+      throw new NotFoundError('Customer', customerId);
+    }
     // Undefined when the id led elsewhere by the end of the read (a merge or unmerge meanwhile).
     const snap = snapshotRead(g, r, customerId, options.tokenDeviceId);
     const text = snap === undefined ? undefined : JSON.stringify(snap);

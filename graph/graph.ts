@@ -106,6 +106,12 @@ export interface CommittedEvent {
 
 export interface Graph {
   driver: Driver;
+  /**
+   * Where read sessions go (readTx, a cache fill): absent, `driver` (a `neo4j://` driver routes
+   * them to followers itself). A stale-follower harness points them at a Neo4j restored from an
+   * older backup, to prove that no read behind the leader is taken for the truth.
+   */
+  readDriver?: Driver;
   database: string;
   tokens: TokenCipher;
   policy: GraphPolicy;
@@ -190,13 +196,38 @@ export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Pro
   return result;
 }
 
+const leaderReads = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `work` with every read on the leader (readTx and a cache fill as leaderReadTx): how an
+ * activity that found nothing on a follower is run again (workers/logging.ts).
+ */
+export function onTheLeader<T>(work: () => Promise<T>): Promise<T> {
+  return leaderReads.run(true, work);
+}
+
+/** Whether the reads of this call are pinned to the leader (onTheLeader). */
+export function readsOnTheLeader(): boolean {
+  return leaderReads.getStore() === true;
+}
+
+/**
+ * A read in a read session: on a cluster any member may answer, and a follower may be behind the
+ * leader. So a "not found" it answers is asked again on the leader before it is believed: an
+ * activity reading what the api has just written fails for good only when the leader has not
+ * got it either, never because a follower was behind.
+ */
 export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
-  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.READ });
+  if (readsOnTheLeader()) return leaderReadTx(g, work);
+  const session = (g.readDriver ?? g.driver).session({ database: g.database, defaultAccessMode: neo4j.session.READ });
   try {
     return await session.executeRead(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
   } finally {
     await session.close();
   }
+  return leaderReadTx(g, work);
 }
 
 /**

@@ -16,6 +16,8 @@ import {
   type TelemetryOptions,
   type WorkerInterceptors,
 } from '@temporalio/worker';
+import { NotFoundError } from '../graph/errors';
+import { onTheLeader, readsOnTheLeader } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
@@ -119,6 +121,28 @@ export function requestIdActivityInterceptor(requests: RequestContext): Activity
   };
 }
 
+/**
+ * An activity that fails with "not found" is run once more with every read on the leader
+ * (graph/graph.ts `onTheLeader`): on a cluster its reads may have gone to a follower behind a write
+ * the api has just made (the customer it was started for, a card just added). Only the leader's
+ * "not found" goes back to the workflow. A second run is what a retry would do: every activity is
+ * idempotent.
+ */
+export function leaderOnNotFoundActivityInterceptor(): ActivityInterceptorsFactory {
+  return () => ({
+    inbound: {
+      execute: async (input, next) => {
+        try {
+          return await next(input);
+        } catch (err) {
+          if (!(err instanceof NotFoundError) || readsOnTheLeader()) throw err;
+          return onTheLeader(() => next(input));
+        }
+      },
+    },
+  });
+}
+
 /** The workflow interceptors module (it goes into the workflow bundle). */
 export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
 
@@ -126,6 +150,6 @@ export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interce
 export function workerInterceptors(requests: RequestContext): WorkerInterceptors {
   return {
     workflowModules: [WORKFLOW_INTERCEPTORS],
-    activity: [requestIdActivityInterceptor(requests)],
+    activity: [requestIdActivityInterceptor(requests), leaderOnNotFoundActivityInterceptor()],
   };
 }

@@ -109,6 +109,8 @@ function privateService(
 
 export interface PrivateNeo4j extends PrivateService {
   uri: string;
+  /** Its home: `data/` holds its databases (copied while it is stopped, a backup of it). */
+  home: string;
   /** Neo4j's own log of this instance (recoveries, checkpoints). */
   debugLog(): string;
   /** The settings a process or driver needs to reach this instance. */
@@ -157,6 +159,7 @@ export async function privateNeo4j(): Promise<PrivateNeo4j> {
   return {
     ...service,
     uri: env.NEO4J_URI,
+    home,
     env,
     debugLog: () => (existsSync(debugLog) ? readFileSync(debugLog, 'utf8') : ''),
   };
