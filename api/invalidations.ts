@@ -33,9 +33,9 @@ import {
 } from '@platformatic/kafka';
 import { kafkaConnection, type KafkaConnectionSettings } from '../clients/kafka';
 import type { Graph } from '../graph/graph';
-import { readSequenced, type InvalidationMessage, type SequencedRead } from '../graph/sequencer';
-
-export type { InvalidationMessage };
+import { openInvalidation, type InvalidationMessage } from '../graph/invalidationMessage';
+import { readSequenced, type SequencedRead } from '../graph/sequencer';
+import type { KeyRing } from '../config/keyRing';
 import type { Logger } from '../runtime/logger';
 import type { ReadCache } from './readCache';
 
@@ -53,6 +53,8 @@ export interface InvalidationStats {
   holeEvents: number;
   /** Times the cache was emptied (a hole too wide, or the log numbered back). */
   resets: number;
+  /** Messages dropped: not sealed under this deployment's payload keys, or not a message. */
+  refused: number;
   failures: number;
 }
 
@@ -62,7 +64,7 @@ export class InvalidationTail {
   private epoch = 0;
   /** One message (or poll) at a time, in order. */
   private turn: Promise<unknown> = Promise.resolve();
-  readonly stats: InvalidationStats = { messages: 0, holes: 0, holeEvents: 0, resets: 0, failures: 0 };
+  readonly stats: InvalidationStats = { messages: 0, holes: 0, holeEvents: 0, resets: 0, refused: 0, failures: 0 };
 
   constructor(
     graph: Graph,
@@ -92,10 +94,9 @@ export class InvalidationTail {
       .catch(() => undefined)
       .then(async () => {
         if (this.next === null) {
+          const placedAt = Date.now();
           const { state } = await this.read(1, 0, 1);
-          this.next = state.through + 1;
-          this.epoch = state.epoch;
-          if (state.drainedAt !== null) this.cache.polled(Math.min(Date.now(), state.drainedAt));
+          this.place(state.through, state.epoch, placedAt);
           return;
         }
         const read = await this.read(this.next, Number.MAX_SAFE_INTEGER, this.settings.pageSize);
@@ -113,11 +114,7 @@ export class InvalidationTail {
   private async take(m: InvalidationMessage): Promise<void> {
     this.stats.messages++;
     if (this.next === null) {
-      // The first message places the tail: the cache is empty, and fills that began before its
-      // drain are not kept (ReadCache.polled), so nothing before it is needed.
-      this.next = m.through + 1;
-      this.epoch = m.epoch;
-      if (m.drained_at !== null) this.cache.polled(Math.min(Date.now(), m.drained_at));
+      this.place(m.through, m.epoch, Date.now());
       return;
     }
     if (m.epoch !== this.epoch) {
@@ -137,6 +134,18 @@ export class InvalidationTail {
     }
     if (m.through >= this.next) await this.readHole(m.through);
     if (m.drained_at !== null) this.cache.polled(Math.min(Date.now(), m.drained_at));
+  }
+
+  /**
+   * The first message (or poll) places the tail after what it says is numbered. The cache is empty,
+   * and it keeps no fill that began before now (ReadCache.polled: its origin): every write
+   * committed after now is numbered by a round that ends later, after `through`, so the tail hears
+   * of it. (Not the message's drain: a write committed after it may be numbered at or below `through`.)
+   */
+  private place(through: number, epoch: number, now: number): void {
+    this.next = through + 1;
+    this.epoch = epoch;
+    this.cache.polled(now);
   }
 
   /** Reads the numbers from the next one through `to` from Neo4j and applies them. */
@@ -170,8 +179,11 @@ type Msg = Message<string, string, string, string>;
 type Stream = MessagesStream<string, string, string, string>;
 
 export interface FeedSettings {
-  /** The invalidation topic and its brokers (absent: the graph is polled). */
-  kafka?: { connection: KafkaConnectionSettings; topic: string };
+  /**
+   * The invalidation topic, its brokers, and the payload keys its messages are sealed under
+   * (graph/invalidationMessage.ts); absent: the graph is polled.
+   */
+  kafka?: { connection: KafkaConnectionSettings; topic: string; keys: KeyRing };
   /** Without Kafka, how often the graph is polled. */
   pollMs: number;
 }
@@ -223,7 +235,7 @@ export class InvalidationFeed {
       return;
     }
     try {
-      await this.subscribe(kafka.connection, kafka.topic);
+      await this.subscribe(kafka.connection, kafka.topic, kafka.keys);
     } catch (err) {
       this.failed(err, 'cannot read the invalidation topic');
       await this.close();
@@ -231,7 +243,7 @@ export class InvalidationFeed {
     }
   }
 
-  private async subscribe(connection: KafkaConnectionSettings, topic: string): Promise<void> {
+  private async subscribe(connection: KafkaConnectionSettings, topic: string, keys: KeyRing): Promise<void> {
     const consumer = new Consumer({
       clientId: 'persona-api-cache',
       groupId: `persona-cache-${randomUUID()}`,
@@ -248,11 +260,11 @@ export class InvalidationFeed {
     });
     this.consumer.stream = stream;
     stream.on('data', (m: Msg) => {
-      let message: InvalidationMessage;
-      try {
-        message = JSON.parse(m.value) as InvalidationMessage;
-      } catch {
-        return; // not a sequencer's: the next one's `through` covers whatever it should have said
+      // Not a sequencer's of this deployment: dropped (a real one's `through` covers what it said).
+      const message = openInvalidation(keys, m.value);
+      if (!message) {
+        this.tail.stats.refused++;
+        return;
       }
       this.tail
         .receive(message)

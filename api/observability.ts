@@ -52,6 +52,8 @@ export interface ReadCacheView {
   holeEvents: number;
   /** Times the cache was emptied (a hole too wide to read, or the log numbered back). */
   resets: number;
+  /** Invalidation messages dropped: not sealed under this deployment's payload keys, or malformed. */
+  refused: number;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -126,6 +128,11 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
     (v) => v.holes,
   );
   mirror('persona_read_cache_hole_events_total', 'Events the tail read from Neo4j to fill holes', (v) => v.holeEvents);
+  mirror(
+    'persona_read_cache_refused_messages_total',
+    "Invalidation messages dropped: not sealed under this deployment's payload keys, or malformed",
+    (v) => v.refused,
+  );
   mirror(
     'persona_read_cache_resets_total',
     'Times the read cache was emptied: a hole wider than PERSONA_READ_CACHE_MAX_GAP, or the log numbered back',

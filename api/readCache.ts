@@ -4,10 +4,10 @@
  * current by the graph's own events.
  *
  * - A write this process commits reaches the cache before its answer (`Graph.changes`).
- * - Writes of other processes (the worker, other api replicas) arrive through the change tailer
- *   (api/changeTailer.ts), which polls the event log every PERSONA_READ_CACHE_POLL_MS.
- * - A hit is served only while the tailer is current (its last successful poll began less than
- *   PERSONA_READ_CACHE_FRESH_MS ago) and the entry is younger than PERSONA_READ_CACHE_TTL_MS (the
+ * - Writes of other processes (the worker, other api replicas) arrive through the invalidation
+ *   tail (api/invalidations.ts), in the order the event sequencer numbered them.
+ * - A hit is served only while the tail is current (it last knew the log drained and taken whole
+ *   less than PERSONA_READ_CACHE_FRESH_MS ago) and the entry is younger than PERSONA_READ_CACHE_TTL_MS (the
  *   backstop for writes that append no event); otherwise the read goes to Neo4j.
  * - An event the snapshot already reflects (its customer sequence at or below the snapshot's) is
  *   skipped; the next one in sequence is applied in place when it only moves LTV, segment, the
@@ -48,7 +48,7 @@ export interface ReadCacheSettings {
   maxEntries: number;
   maxBytes: number;
   ttlMs: number;
-  /** A hit is served only while the tailer's last successful poll began less than this ago. */
+  /** A hit is served only while the tail last knew the log drained and taken less than this ago. */
   freshMs: number;
   /** Consecutive failed reads that open the breaker. */
   breakerFailures: number;
@@ -167,10 +167,10 @@ export class ReadCache {
    * customer, and such a fill is registered under the merged id).
    */
   private readonly movedAt: LRUCache<string, number>;
-  /** When the tail's first successful poll began: fills that began earlier are not kept. */
+  /** When the tail was placed: fills that began earlier are not kept. */
   private tailOrigin = 0;
   private readonly breaker: CircuitBreakerPolicy;
-  /** When the change tailer's last successful poll began (0: never, so no hit is fresh). */
+  /** When the tail last knew everything committed before it taken (0: never, so no hit is fresh). */
   private polledAt = 0;
   readonly stats: ReadCacheStats = {
     hits: 0,
@@ -221,7 +221,10 @@ export class ReadCache {
     return s === CircuitState.Closed ? 'closed' : s === CircuitState.HalfOpen ? 'half-open' : 'open';
   }
 
-  /** The tailer reports each successful poll with the time it began. */
+  /**
+   * The tail reports that everything committed before `startedAt` has been taken (the log drained
+   * then); its first report places it (api/invalidations.ts).
+   */
   polled(startedAt: number): void {
     if (this.tailOrigin === 0) this.tailOrigin = startedAt;
     if (startedAt > this.polledAt) this.polledAt = startedAt;

@@ -187,6 +187,11 @@ export interface TopicSpec {
   name: string;
   partitions: number;
   retentionMs?: number;
+  /**
+   * How long a segment stays open: Kafka deletes closed segments only, so a topic that must keep
+   * little for long (the invalidations) rolls them well within its retention.
+   */
+  segmentMs?: number;
 }
 
 /** The topics Persona needs: its own, and the agents' (made here only when missing: local stacks and tests). */
@@ -204,6 +209,7 @@ export function personaTopics(s: KafkaSettings): TopicSpec[] {
             name: s.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
             partitions: 1,
             retentionMs: s.PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS ?? 600_000,
+            segmentMs: Math.max(60_000, Math.floor((s.PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS ?? 600_000) / 5)),
           },
         ]
       : []),
@@ -229,6 +235,7 @@ export function topicConfigs(
   return [
     { name: 'min.insync.replicas', value: String(minInsyncReplicas(s)) },
     ...(t.retentionMs === undefined ? [] : [{ name: 'retention.ms', value: String(t.retentionMs) }]),
+    ...(t.segmentMs === undefined ? [] : [{ name: 'segment.ms', value: String(t.segmentMs) }]),
   ];
 }
 

@@ -16,7 +16,7 @@
  * with the backup and starts a new epoch (backup/restore.ts), and a reader that sees the epoch
  * change starts over.
  */
-import neo4j from 'neo4j-driver';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
 import { leaderReadTx, writeTx, type Graph } from './graph';
 
@@ -34,18 +34,6 @@ export interface SequencedEvent {
   device_id?: string;
   device_seq?: number;
   payload: Record<string, unknown> | null;
-}
-
-/** What a sequencer sends after each round (workers/eventSequencer.ts) on the invalidation topic. */
-export interface InvalidationMessage {
-  /** The log's epoch (a restore starts a new one, numbered again from the backup's). */
-  epoch: number;
-  /** The last number given when the round ended. */
-  through: number;
-  /** Neo4j's clock (ms) when nothing committed was waiting for a number; null if something was. */
-  drained_at: number | null;
-  /** Numbered events, in order (a round's, or several rounds' while a send was under way). */
-  events: SequencedEvent[];
 }
 
 /** Where the log's numbering stands. */
@@ -70,13 +58,18 @@ const ROW = `{logSeq: e.log_seq, type: e.type, customerId: e.customer_id, custom
   deviceId: e.device_id, deviceSeq: e.device_seq, payload: CASE WHEN e.type IN $payloadTypes THEN e.payload END}`;
 
 const CYPHER = {
-  // Nothing waiting: the clock is read first, so whatever committed before it was seen.
-  idle: `
+  // Whether anything waits, as of a clock read first (whatever committed before it is seen). Then,
+  // in a statement after it, where the numbering stands: a round that took the label off an event
+  // has set its number and `through` by the time the label scan no longer sees it (Neo4j applies a
+  // transaction's records before its index entries), so every event committed before `at` is
+  // numbered at or below the `through` read after.
+  waiting: `
     WITH datetime.realtime().epochMillis AS at
+    RETURN at, EXISTS { MATCH (:Unsequenced) } AS waiting`,
+  state: `
     OPTIONAL MATCH (s:EventSequencer {id: $id})
     OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'})
-    RETURN at, coalesce(s.through, 0) AS through, coalesce(log.epoch, 0) AS epoch,
-           EXISTS { MATCH (:Unsequenced) } AS waiting`,
+    RETURN coalesce(s.through, 0) AS through, coalesce(log.epoch, 0) AS epoch`,
   // The SET takes the node's lock before anything is read, so sequencers take turns; the clock and
   // the label scan come after it. Oldest first: one customer's events are stamped in the order they
   // committed (graph/events.ts), and seq orders one transaction's.
@@ -135,14 +128,8 @@ function eventOf(row: Record<string, unknown>): SequencedEvent {
  * none is waiting, says so without writing. `drainedAt` is set when the round left nothing behind.
  */
 export async function sequenceEvents(g: Graph, limit: number): Promise<SequencedBatch> {
-  const idle = await leaderReadTx(g, async (tx) => (await tx.run(CYPHER.idle, { id: SEQUENCER_ID })).records[0]);
-  if (idle && idle.get('waiting') !== true)
-    return {
-      events: [],
-      epoch: Number(idle.get('epoch')),
-      through: Number(idle.get('through')),
-      drainedAt: Number(idle.get('at')),
-    };
+  const idle = await leaderReadTx(g, (tx) => readState(tx));
+  if (idle.drainedAt !== null) return { events: [], ...idle };
   const records = await writeTx(
     g,
     async (tx) =>
@@ -163,6 +150,17 @@ export async function sequenceEvents(g: Graph, limit: number): Promise<Sequenced
   };
 }
 
+/** Where the numbering stands, in a transaction of the caller's (see CYPHER.waiting). */
+async function readState(tx: ManagedTransaction): Promise<SequencerState> {
+  const w = (await tx.run(CYPHER.waiting)).records[0];
+  const st = (await tx.run(CYPHER.state, { id: SEQUENCER_ID })).records[0];
+  return {
+    epoch: Number(st?.get('epoch') ?? 0),
+    through: Number(st?.get('through') ?? 0),
+    drainedAt: w?.get('waiting') === true ? null : Number(w?.get('at')),
+  };
+}
+
 /** What a read of the numbered events found. */
 export interface NumberedRead<T> {
   /** The events found, in order. */
@@ -176,10 +174,12 @@ export type SequencedRead = NumberedRead<SequencedEvent>;
 
 /**
  * The numbered events from `from` to `to`, in order, at most `limit`, read on the leader (which
- * has every number given). When a number is missing among them it reads once more, starting only
- * once everything committed by the end of the first read is applied (Neo4j makes a transaction
- * visible record by record; the sequencer's is whole by then). A number still missing then was
- * pruned (graph/eventPrune.ts): it is covered, and the caller passes it.
+ * has every number given). Where the numbering stands is read first, and the read accounts only
+ * for numbers up to it: a round committing meanwhile may be half visible. When a number is missing
+ * there it reads once more, starting only once everything committed by the end of the first read
+ * is applied (Neo4j makes a transaction visible record by record; every round up to the first
+ * read's `through` is whole by then), and still accounts only up to the first read's `through`. A
+ * number missing then was pruned (graph/eventPrune.ts): it is covered, and the caller passes it.
  */
 async function readNumbers<T extends { log_seq: number }>(
   g: Graph,
@@ -195,33 +195,39 @@ async function readNumbers<T extends { log_seq: number }>(
       ...(after ? { bookmarks: after } : {}),
     });
     try {
-      const res = await session.executeWrite(async (tx) => {
-        const params = {
-          from: neo4j.int(from),
-          to: neo4j.int(to),
-          limit: neo4j.int(limit),
-          payloadTypes: PAYLOAD_TYPES,
-        };
-        const events = (await tx.run(cypher, params)).records.map((r) => map(r.get('row') as Record<string, unknown>));
-        const idle = (await tx.run(CYPHER.idle, { id: SEQUENCER_ID })).records[0];
-        const state: SequencerState = {
-          epoch: Number(idle?.get('epoch') ?? 0),
-          through: Number(idle?.get('through') ?? 0),
-          drainedAt: idle?.get('waiting') === true ? null : Number(idle?.get('at')),
-        };
-        return { events, state };
-      });
+      // Bounded: a read that hangs must not hold the tail (and every message behind it) for ever.
+      const res = await session.executeWrite(
+        async (tx) => {
+          const params = {
+            from: neo4j.int(from),
+            to: neo4j.int(to),
+            limit: neo4j.int(limit),
+            payloadTypes: PAYLOAD_TYPES,
+          };
+          const state = await readState(tx);
+          const events = (await tx.run(cypher, params)).records.map((r) =>
+            map(r.get('row') as Record<string, unknown>),
+          );
+          return { events, state };
+        },
+        { timeout: g.limits?.transactionMs ?? 10_000 },
+      );
       return { ...res, bookmarks: session.lastBookmarks() };
     } finally {
       await session.close();
     }
   };
-  const covered = (r: { events: T[]; state: SequencerState }) =>
-    r.events.length >= limit ? (r.events.at(-1)?.log_seq ?? from - 1) : Math.min(to, r.state.through);
+  // Up to the first read's `through`: what the second read sees past it may be a round half applied.
+  const upTo = (events: T[], through: number) => {
+    const mine = events.filter((e) => e.log_seq <= through);
+    const covered = mine.length >= limit ? (mine.at(-1)?.log_seq ?? from - 1) : Math.min(to, through);
+    return { events: mine.filter((e) => e.log_seq <= covered), coveredThrough: covered };
+  };
   const first = await once();
-  if (contiguous(first.events, from, covered(first))) return { ...first, coveredThrough: covered(first) };
+  const firstCut = upTo(first.events, first.state.through);
+  if (contiguous(firstCut.events, from, firstCut.coveredThrough)) return { ...firstCut, state: first.state };
   const again = await once(first.bookmarks);
-  return { events: again.events, state: again.state, coveredThrough: covered(again) };
+  return { ...upTo(again.events, first.state.through), state: first.state };
 }
 
 /** The numbered events from `from` to `to` as a cache needs them (readNumbers). */
@@ -260,10 +266,10 @@ export function readNumberedEvents(g: Graph, from: number, limit: number): Promi
  */
 export async function numberAtPosition(g: Graph, position: { t: string; s: number; id: string }): Promise<number> {
   return leaderReadTx(g, async (tx) => {
+    // `through` first: a round numbering after it is found by the search, or is after it.
+    const { through } = await readState(tx);
     const first = (await tx.run(CYPHER.numberAfter, position)).records[0]?.get('first') as unknown;
-    if (first !== null && first !== undefined) return Number(first) - 1;
-    const idle = (await tx.run(CYPHER.idle, { id: SEQUENCER_ID })).records[0];
-    return Number(idle?.get('through') ?? 0);
+    return first !== null && first !== undefined ? Math.min(Number(first) - 1, through) : through;
   });
 }
 

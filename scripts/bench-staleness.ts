@@ -102,7 +102,7 @@ async function measure(mode: 'topic' | 'poll', replicas: number, token: string):
       pollMs: config.PERSONA_EVENT_SEQUENCER_POLL_MS,
       tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
       batch: 500,
-      ...(producer ? { kafka: { producer, topic } } : {}),
+      ...(producer ? { kafka: { producer, topic, keys: config.payloadKeys } } : {}),
     },
     createLogger('bench-sequencer', 'warn'),
   );

@@ -12,7 +12,14 @@
  */
 import type { KafkaProducer } from '../clients/kafka';
 import type { Graph } from '../graph/graph';
-import { sequenceEvents, type InvalidationMessage, type SequencedEvent, type SequencerState } from '../graph/sequencer';
+import type { KeyRing } from '../config/keyRing';
+import {
+  MAX_EVENTS_PER_MESSAGE,
+  minimalPayload,
+  sealInvalidation,
+  type InvalidationMessage,
+} from '../graph/invalidationMessage';
+import { sequenceEvents, type SequencedEvent, type SequencerState } from '../graph/sequencer';
 import type { Logger } from '../runtime/logger';
 
 export interface SequencerSettings {
@@ -20,12 +27,15 @@ export interface SequencerSettings {
   tickMs: number;
   /** Most events one round numbers. */
   batch: number;
-  /** Where the invalidations go (none: numbering only, for readers that poll the graph). */
-  kafka?: { producer: KafkaProducer; topic: string };
+  /**
+   * Where the invalidations go, sealed under the payload keys (graph/invalidationMessage.ts); none:
+   * numbering only, for readers that poll the graph.
+   */
+  kafka?: { producer: KafkaProducer; topic: string; keys: KeyRing };
 }
 
-/** Most events one message carries; past it the replicas read the rest as a hole. */
-const MAX_EVENTS_PER_MESSAGE = 2_000;
+/** Most events one send carries (in messages of MAX_EVENTS_PER_MESSAGE); past it the replicas read a hole. */
+const MAX_EVENTS_PER_SEND = 10_000;
 
 export interface SequencerStats {
   rounds: number;
@@ -94,14 +104,31 @@ export class EventSequencer {
     const kafka = this.settings.kafka;
     if (!kafka || this.sending || !this.state) return;
     if (this.pending.length === 0 && Date.now() - this.lastSent < this.settings.tickMs) return;
-    // Past the cap the events stay out and `through` says where they are: the replicas read them.
-    const events = this.pending.length > MAX_EVENTS_PER_MESSAGE ? [] : this.pending;
+    // In messages of at most MAX_EVENTS_PER_MESSAGE, in order, each saying how far it goes; the
+    // last says where the numbering stands. Past MAX_EVENTS_PER_SEND the events stay out and the
+    // replicas read them as a hole.
     const { epoch, through, drainedAt } = this.state;
-    const message: InvalidationMessage = { epoch, through, drained_at: drainedAt, events };
+    const events = (this.pending.length > MAX_EVENTS_PER_SEND ? [] : this.pending).map((e) => ({
+      ...e,
+      payload: minimalPayload(e.type, e.payload),
+    }));
+    const messages: InvalidationMessage[] = [];
+    for (let i = 0; i + MAX_EVENTS_PER_MESSAGE < events.length; i += MAX_EVENTS_PER_MESSAGE) {
+      const part = events.slice(i, i + MAX_EVENTS_PER_MESSAGE);
+      messages.push({ epoch, through: part.at(-1)?.log_seq ?? through, drained_at: null, events: part });
+    }
+    messages.push({
+      epoch,
+      through,
+      drained_at: drainedAt,
+      events: events.slice(messages.length * MAX_EVENTS_PER_MESSAGE),
+    });
     this.pending = [];
     this.lastSent = Date.now();
     this.sending = kafka.producer
-      .send({ messages: [{ topic: kafka.topic, key: 'persona', value: JSON.stringify(message) }] })
+      .send({
+        messages: messages.map((m) => ({ topic: kafka.topic, key: 'persona', value: sealInvalidation(kafka.keys, m) })),
+      })
       .then(
         () => {
           this.stats.sent++;
@@ -110,7 +137,7 @@ export class EventSequencer {
       )
       .finally(() => {
         this.sending = null;
-        if (this.pending.length > 0) this.flush();
+        if (this.pending.length > 0 && !this.stopped) this.flush();
       });
   }
 

@@ -183,7 +183,13 @@ async function main(): Promise<void> {
             tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
             batch: 500,
             ...(invalidations
-              ? { kafka: { producer: invalidations, topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC } }
+              ? {
+                  kafka: {
+                    producer: invalidations,
+                    topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
+                    keys: config.payloadKeys,
+                  },
+                }
               : {}),
           },
           logger,

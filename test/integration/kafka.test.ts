@@ -317,7 +317,11 @@ describe('what reaches the events topic', () => {
       await tx.commit();
       await until(async () => received.some((m) => m.key === late.id && typeOf(m) === 'CustomerSuspended'), 60_000);
       // In each customer's order: its suspension after its creation.
-      expect(received.filter((m) => m.key === late.id).map(typeOf)).toEqual(['CustomerCreated', 'CustomerSuspended']);
+      // (At least once: a page sent again is in the topic twice; consumers drop it by event id.)
+      const once = new Map(
+        received.filter((m) => m.key === late.id).map((m) => [m.headers.get(KAFKA_HEADERS.eventId), m]),
+      );
+      expect([...once.values()].map(typeOf)).toEqual(['CustomerCreated', 'CustomerSuspended']);
     } finally {
       await session.close();
       await handle.terminate('test over').catch(() => undefined);

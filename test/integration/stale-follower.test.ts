@@ -147,8 +147,6 @@ describe('a follower behind the leader', () => {
     const missing = async () => {
       if (!(await getCustomer(graph, 'never-made'))) throw new NotFoundError('Customer', 'never-made');
     };
-    await expect(inbound?.execute?.({ args: [], headers: {} }, missing as never)).rejects.toBeInstanceOf(
-      NotFoundError,
-    );
+    await expect(inbound?.execute?.({ args: [], headers: {} }, missing as never)).rejects.toBeInstanceOf(NotFoundError);
   });
 });

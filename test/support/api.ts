@@ -201,7 +201,12 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   // of other processes' writes through the tail.
   const sequencer = new EventSequencer(
     graph,
-    { pollMs: 20, tickMs: 200, batch: 500, ...(options.invalidations ? { kafka: options.invalidations } : {}) },
+    {
+      pollMs: 20,
+      tickMs: 200,
+      batch: 500,
+      ...(options.invalidations ? { kafka: { ...options.invalidations, keys: graph.config.payloadKeys } } : {}),
+    },
     createLogger('test-sequencer', process.env.TEST_API_LOG ?? 'silent'),
   );
   sequencer.start();
