@@ -10,8 +10,9 @@
  * goes by `log_seq` sees a hole, not a skip, where an event is not visible yet: it reads the hole
  * again (`readSequenced`) instead of passing it.
  *
- * Sequencers (every worker runs one, workers/eventSequencer.ts) take turns on the sequencer node's
- * lock, so two never number at once. An idle round is a read: nothing waiting means nothing is
+ * Sequencers (every worker runs one, workers/eventSequencer.ts) hold a lease on the sequencer node:
+ * one numbers and sends while the others stand by, looking twice a second whether it lapsed (its
+ * holder gone), and the numbering itself is under the node's lock, so two never number at once. An idle round is a read: nothing waiting means nothing is
  * written. The numbers are the log's own within its epoch: a restore brings back the sequencer node
  * with the backup and starts a new epoch (backup/restore.ts), and a reader that sees the epoch
  * change starts over.
@@ -52,6 +53,14 @@ export interface SequencerState {
 export interface SequencedBatch extends SequencerState {
   /** The numbers this round gave, in order (empty: nothing was waiting). */
   events: SequencedEvent[];
+  /** Another sequencer holds the lease: this one numbered nothing and says nothing. */
+  standby?: boolean;
+}
+
+/** Who a sequencer is, and how long its lease lasts once taken or renewed. */
+export interface SequencerLease {
+  me: string;
+  ms: number;
 }
 
 const ROW = `{logSeq: e.log_seq, type: e.type, customerId: e.customer_id, customerSeq: e.customer_seq,
@@ -69,13 +78,24 @@ const CYPHER = {
   state: `
     OPTIONAL MATCH (s:EventSequencer {id: $id})
     OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'})
-    RETURN coalesce(s.through, 0) AS through, coalesce(log.epoch, 0) AS epoch`,
+    RETURN coalesce(s.through, 0) AS through, coalesce(log.epoch, 0) AS epoch, s.holder AS holder,
+           coalesce(s.lease_until.epochMillis, 0) - datetime.realtime().epochMillis AS leaseLeftMs`,
+  // The lease: one sequencer numbers (and sends) at a time, so replicas get one stream of messages
+  // in order; another takes over when it lapses.
+  claim: `
+    MERGE (s:EventSequencer {id: $id}) ON CREATE SET s.through = 0
+    SET s.claimed_at = datetime.realtime()
+    WITH s WHERE s.holder IS NULL OR s.holder = $me OR s.lease_until < datetime.realtime()
+    SET s.holder = $me, s.lease_until = datetime.realtime() + duration({milliseconds: $leaseMs})
+    RETURN true AS mine`,
   // The SET takes the node's lock before anything is read, so sequencers take turns; the clock and
   // the label scan come after it. Oldest first: one customer's events are stamped in the order they
   // committed (graph/events.ts), and seq orders one transaction's.
   assign: `
     MERGE (s:EventSequencer {id: $id}) ON CREATE SET s.through = 0
     SET s.numbered_at = datetime.realtime()
+    WITH s WHERE s.holder IS NULL OR s.holder = $me OR s.lease_until < datetime.realtime()
+    SET s.holder = $me, s.lease_until = datetime.realtime() + duration({milliseconds: $leaseMs})
     WITH s, s.through AS base, datetime.realtime().epochMillis AS at
     CALL (s) {
       MATCH (e:Unsequenced)
@@ -124,17 +144,27 @@ function eventOf(row: Record<string, unknown>): SequencedEvent {
 }
 
 /**
- * One round: numbers up to `limit` committed events waiting for a number, oldest first, or, when
- * none is waiting, says so without writing. `drainedAt` is set when the round left nothing behind.
+ * One round, for the lease's holder (or whoever finds it lapsed): numbers up to `limit` committed
+ * events waiting for a number, oldest first, or, when none is waiting, says so without writing
+ * (but to renew the lease when half of it is gone). `drainedAt` is set when the round left nothing
+ * behind. While another holds the lease: `standby`, and nothing else is done.
  */
-export async function sequenceEvents(g: Graph, limit: number): Promise<SequencedBatch> {
-  const idle = await leaderReadTx(g, (tx) => readState(tx));
-  if (idle.drainedAt !== null) return { events: [], ...idle };
+export async function sequenceEvents(g: Graph, limit: number, lease: SequencerLease): Promise<SequencedBatch> {
+  const { state, holder, leaseLeftMs } = await leaderReadTx(g, readLeaseAndState);
+  const standby = { events: [], ...state, standby: true };
+  if (holder !== null && holder !== lease.me && leaseLeftMs > 0) return standby;
+  const params = { id: SEQUENCER_ID, me: lease.me, leaseMs: neo4j.int(lease.ms) };
+  if (state.drainedAt !== null) {
+    if (holder === lease.me && leaseLeftMs > lease.ms / 2) return { events: [], ...state };
+    const mine = await writeTx(g, async (tx) => (await tx.run(CYPHER.claim, params)).records.length > 0);
+    return mine ? { events: [], ...state } : standby;
+  }
   const records = await writeTx(
     g,
     async (tx) =>
-      (await tx.run(CYPHER.assign, { id: SEQUENCER_ID, limit: neo4j.int(limit), payloadTypes: PAYLOAD_TYPES })).records,
+      (await tx.run(CYPHER.assign, { ...params, limit: neo4j.int(limit), payloadTypes: PAYLOAD_TYPES })).records,
   );
+  if (records.length === 0) return standby;
   const first = records[0];
   const through = Number(first?.get('through') ?? 0);
   const n = Number(first?.get('n') ?? 0);
@@ -150,15 +180,25 @@ export async function sequenceEvents(g: Graph, limit: number): Promise<Sequenced
   };
 }
 
-/** Where the numbering stands, in a transaction of the caller's (see CYPHER.waiting). */
-async function readState(tx: ManagedTransaction): Promise<SequencerState> {
+/** Where the numbering stands, and who holds the lease, in a transaction of the caller's (see CYPHER.waiting). */
+async function readLeaseAndState(
+  tx: ManagedTransaction,
+): Promise<{ state: SequencerState; holder: string | null; leaseLeftMs: number }> {
   const w = (await tx.run(CYPHER.waiting)).records[0];
   const st = (await tx.run(CYPHER.state, { id: SEQUENCER_ID })).records[0];
   return {
-    epoch: Number(st?.get('epoch') ?? 0),
-    through: Number(st?.get('through') ?? 0),
-    drainedAt: w?.get('waiting') === true ? null : Number(w?.get('at')),
+    state: {
+      epoch: Number(st?.get('epoch') ?? 0),
+      through: Number(st?.get('through') ?? 0),
+      drainedAt: w?.get('waiting') === true ? null : Number(w?.get('at')),
+    },
+    holder: (st?.get('holder') as string | null) ?? null,
+    leaseLeftMs: Number(st?.get('leaseLeftMs') ?? 0),
   };
+}
+
+async function readState(tx: ManagedTransaction): Promise<SequencerState> {
+  return (await readLeaseAndState(tx)).state;
 }
 
 /** What a read of the numbered events found. */

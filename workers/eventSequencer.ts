@@ -1,5 +1,5 @@
 /**
- * The sequencer's loop (every worker runs one; graph/sequencer.ts numbers the events): a round
+ * The sequencer's loop (every worker runs one; the lease holder numbers, graph/sequencer.ts): a round
  * every PERSONA_EVENT_SEQUENCER_POLL_MS (at once after a full one), and after each round one
  * message on the invalidation topic with the numbered events (as much of each as a cache needs) and
  * where the numbering stands, which every api replica reads (api/invalidations.ts). With nothing
@@ -10,6 +10,8 @@
  * under way goes in the next. A send that fails is not sent again: the next message's `through`
  * tells every replica of the hole, and each reads it from Neo4j.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { KafkaProducer } from '../clients/kafka';
 import type { Graph } from '../graph/graph';
 import type { KeyRing } from '../config/keyRing';
@@ -37,8 +39,14 @@ export interface SequencerSettings {
 /** Most events one send carries (in messages of MAX_EVENTS_PER_MESSAGE); past it the replicas read a hole. */
 const MAX_EVENTS_PER_SEND = 10_000;
 
+/** How long a sequencer's lease lasts; the others look twice a second whether it lapsed. */
+const LEASE_MS = 3_000;
+const STANDBY_MS = 500;
+
 export interface SequencerStats {
   rounds: number;
+  /** Rounds in which another sequencer held the lease. */
+  standby: number;
   numbered: number;
   sent: number;
   failures: number;
@@ -53,7 +61,9 @@ export class EventSequencer {
   private sending: Promise<void> | null = null;
   private lastSent = 0;
   private lastWarned = 0;
-  readonly stats: SequencerStats = { rounds: 0, numbered: 0, sent: 0, failures: 0 };
+  readonly stats: SequencerStats = { rounds: 0, standby: 0, numbered: 0, sent: 0, failures: 0 };
+  /** This sequencer's name in the lease. */
+  private readonly me = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 
   constructor(
     private readonly graph: Graph,
@@ -86,8 +96,15 @@ export class EventSequencer {
   /** One round: numbers what waits, hands it to the send. Public for tests. */
   async round(): Promise<void> {
     let full = false;
+    let standby = false;
     try {
-      const batch = await sequenceEvents(this.graph, this.settings.batch);
+      const batch = await sequenceEvents(this.graph, this.settings.batch, { me: this.me, ms: LEASE_MS });
+      if (batch.standby) {
+        this.stats.standby++;
+        standby = true;
+        this.schedule(STANDBY_MS);
+        return;
+      }
       this.stats.rounds++;
       this.stats.numbered += batch.events.length;
       full = batch.events.length >= this.settings.batch;
@@ -97,7 +114,7 @@ export class EventSequencer {
     } catch (err) {
       this.warn(err, 'the event sequencer cannot number events: caches serve no hits until it can');
     }
-    this.schedule(full ? 0 : this.settings.pollMs);
+    if (!standby) this.schedule(full ? 0 : this.settings.pollMs);
   }
 
   private flush(): void {
