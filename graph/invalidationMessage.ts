@@ -86,7 +86,7 @@ export function openInvalidation(ring: KeyRing, value: string): InvalidationMess
     decipher.setAuthTag(raw.subarray(12, 28));
     const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
     const parsed = messageSchema.safeParse(JSON.parse(text));
-    return parsed.success ? (parsed.data) : null;
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }
