@@ -13,9 +13,10 @@
  * Sequencers (every worker runs one, workers/eventSequencer.ts) hold a lease on the sequencer node:
  * one numbers and sends while the others stand by, looking twice a second whether it lapsed (its
  * holder gone), and the numbering itself is under the node's lock, so two never number at once.
- * An idle round is a read: nothing waiting means nothing is written (but for the lease's renewal). The numbers are the log's own within its epoch: a restore brings back the sequencer node
- * with the backup and starts a new epoch (backup/restore.ts), and a reader that sees the epoch
- * change starts over.
+ * An idle round is a read: nothing waiting means nothing is written (but for the lease's renewal).
+ * The numbers are the log's own within its epoch: a restore brings back the sequencer node with the
+ * backup and starts a new epoch (backup/restore.ts), and a reader that sees the epoch change
+ * starts over.
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
