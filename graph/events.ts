@@ -76,7 +76,7 @@ const CYPHER = {
     WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event:Unsequenced {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
-                     transient: ev.transient})
+                     transient: ev.transient, txn_prev: ev.txnPrev})
     FOREACH (f IN CASE WHEN ev.fact IS NULL THEN [] ELSE [ev.fact] END |
       CREATE (:Fact {key: f.key, type: ev.type, customer_id: ev.customerId, about: f.about, event_id: ev.id,
                      at: e.occurred_at, customer_seq: customerSeq, epoch: epoch, result: ev.payload}))
@@ -115,6 +115,8 @@ const CYPHER = {
 } as const;
 
 const appendedInTx = new WeakMap<ManagedTransaction, number>();
+/** The customers each transaction has appended events of so far (`txn_prev`, below). */
+const customersInTx = new WeakMap<ManagedTransaction, Set<string>>();
 
 /**
  * Appends an event to the log inside the caller's transaction. An idempotency key makes the
@@ -161,6 +163,8 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
   }
   const first = appendedInTx.get(tx) ?? 0;
   appendedInTx.set(tx, first + events.length);
+  const customers = customersInTx.get(tx) ?? new Set<string>();
+  customersInTx.set(tx, customers);
   const groups = new Map<string | null, Record<string, unknown>[]>();
   const appended = new Map<string, CommittedEvent>();
   events.forEach((e, i) => {
@@ -171,8 +175,12 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       seq: first + i,
       payload: JSON.stringify(e.payload),
       transient: e.transient === true ? true : null,
+      // Whether this transaction appended an event of the same customer before this one: the event
+      // sequencer (graph/sequencer.ts) numbers it only with, or after, that one.
+      txnPrev: e.customerId !== null && customers.has(e.customerId) ? true : null,
       fact: null as { key: string; about: string | null } | null,
     };
+    if (e.customerId !== null) customers.add(e.customerId);
     row.fact = factOf(e, row.id);
     // The payload as stored (what a reader of the log gets), not the caller's object.
     const payload = JSON.parse(row.payload) as Record<string, unknown>;

@@ -101,15 +101,27 @@ const CYPHER = {
     CALL (s) {
       MATCH (e:Unsequenced)
       WITH e ORDER BY e.occurred_at, e.seq LIMIT $limit
-      RETURN collect(e) AS batch
+      RETURN collect(e) AS candidates
     }
+    // A transaction's events become visible one by one: an event whose transaction appended one of
+    // the same customer before it (txn_prev) waits until that one is numbered or numbered with it,
+    // and so does every later one of that customer, so each customer's events are numbered in order.
+    WITH s, base, at, candidates,
+         [c IN candidates WHERE c.customer_seq IS NOT NULL | c.customer_id + ':' + toString(c.customer_seq)] AS keys
+    WITH s, base, at, candidates, [e IN candidates WHERE e.txn_prev = true AND e.customer_seq IS NOT NULL
+           AND NOT (e.customer_id + ':' + toString(e.customer_seq - 1)) IN keys
+           AND NOT EXISTS { MATCH (p:Event {customer_id: e.customer_id})
+                            WHERE p.occurred_at IS NOT NULL AND p.customer_seq = e.customer_seq - 1
+                              AND p.log_seq IS NOT NULL }] AS blocked
+    WITH s, base, at, size(candidates) AS found, [e IN candidates WHERE none(b IN blocked
+           WHERE b.customer_id = e.customer_id AND b.customer_seq <= e.customer_seq)] AS batch
     FOREACH (i IN range(0, size(batch) - 1) |
       FOREACH (e IN [batch[i]] | SET e.log_seq = base + i + 1 REMOVE e:Unsequenced))
     SET s.through = base + size(batch)
-    WITH s, at, batch
+    WITH s, at, batch, found
     OPTIONAL MATCH (log:EventLog {id: '${EVENT_LOG_ID}'})
     UNWIND (CASE WHEN size(batch) = 0 THEN [null] ELSE batch END) AS e
-    RETURN at, s.through AS through, coalesce(log.epoch, 0) AS epoch, size(batch) AS n,
+    RETURN at, s.through AS through, coalesce(log.epoch, 0) AS epoch, found AS n, size(batch) AS numbered,
            CASE WHEN e IS NULL THEN null ELSE ${ROW} END AS row`,
   read: `
     MATCH (e:Event) WHERE e.log_seq >= $from AND e.log_seq <= $to
@@ -168,7 +180,9 @@ export async function sequenceEvents(g: Graph, limit: number, lease: SequencerLe
   if (records.length === 0) return standby;
   const first = records[0];
   const through = Number(first?.get('through') ?? 0);
+  // Drained only when the round took every event it found and found fewer than it may take.
   const n = Number(first?.get('n') ?? 0);
+  const drained = n < limit && Number(first?.get('numbered') ?? 0) === n;
   const events = records
     .map((r) => r.get('row') as Record<string, unknown> | null)
     .filter((row): row is Record<string, unknown> => row !== null)
@@ -177,7 +191,7 @@ export async function sequenceEvents(g: Graph, limit: number, lease: SequencerLe
     events,
     epoch: Number(first?.get('epoch') ?? 0),
     through,
-    drainedAt: n < limit ? Number(first?.get('at')) : null,
+    drainedAt: drained ? Number(first?.get('at')) : null,
   };
 }
 

@@ -115,4 +115,42 @@ describe('the event sequencer', () => {
       await g0.query('MATCH (c:Customer) WHERE c.id IN $ids DETACH DELETE c', { ids: customers });
     }
   });
+
+  it('numbers a later event of a transaction only with or after that transaction’s earlier one', async () => {
+    const [g0] = graphs as [TestGraph];
+    const id = `seq-test-${randomUUID()}`;
+    const other = `seq-test-${randomUUID()}`;
+    const payload = JSON.stringify(SUSPENDED);
+    const event = (customer: string, seq: number, customerSeq: number, txnPrev: boolean) =>
+      g0.query(
+        `CREATE (:Event:Unsequenced {id: $eid, type: 'CustomerSuspended', customer_id: $customer, seq: $seq,
+           customer_seq: $customerSeq, txn_prev: $txnPrev, occurred_at: datetime.realtime(), epoch: 0,
+           payload: $payload})`,
+        { eid: randomUUID(), customer, seq, customerSeq, txnPrev: txnPrev ? true : null, payload },
+      );
+    const numbers = async (customer: string) =>
+      (
+        await g0.query<{ n: number | null }>(
+          'MATCH (e:Event {customer_id: $customer}) RETURN e.log_seq AS n ORDER BY e.customer_seq',
+          { customer },
+        )
+      ).map((r) => r.n);
+    const sequencer = new EventSequencer(g0, { pollMs: 5, tickMs: 200, batch: 50 }, logger);
+    try {
+      // A transaction half visible: its second event of a customer is, its first is not yet.
+      await event(id, 1, 2, true);
+      await event(other, 0, 1, false);
+      sequencer.start();
+      await until(async () => (await numbers(other))[0] !== null);
+      expect(await numbers(id)).toEqual([null]);
+      // The first becomes visible: both are numbered, in the customer's order.
+      await event(id, 0, 1, false);
+      await until(async () => (await numbers(id)).every((n) => n !== null));
+      const [first, second] = (await numbers(id)) as [number, number];
+      expect(first).toBeLessThan(second);
+    } finally {
+      await sequencer.stop();
+      await g0.query('MATCH (e:Event) WHERE e.customer_id IN $ids DETACH DELETE e', { ids: [id, other] });
+    }
+  });
 });
