@@ -6,7 +6,7 @@
  *                            [--clients 1,4,16] [--seconds 15] [--warmup 3] [--sample 20000]
  *                            [--zipf 1.1] [--seed 7] [--batch 50] [--write-rate 5]
  *                            [--grpc 127.0.0.1:50051 --rest http://127.0.0.1:8080]
- *                            [--ghz-out <dir>] [--ghz <path to ghz>]
+ *                            [--ghz-out <dir>] [--ghz <path to ghz>] [--cpu-prof]
  *
  * Targets: `floor` runs what the api runs on a cache miss (graph/context.ts readCustomerSnapshot,
  * for context and checkout alike) through neo4j-driver, a session per read like the api's; `grpc`
@@ -52,13 +52,16 @@
  * the ghz commands for each client count; when a ghz binary is on PATH (or --ghz <path>), the run
  * also runs it for GetCustomerContext at each client count right after its own uniform gRPC warm
  * pass, over the same ids, and reports its p50/p95/p99 and requests/s beside the bench's.
+ * `--cpu-prof` (own api only) loads scripts/cpu-profile.ts into the api and profiles exactly each
+ * ghz run, then prints the packages and functions with the most self time (scripts/cpuSummary.ts);
+ * the profiles stay in bench/results/ for DevTools.
  *
  * The mixed workload WRITES to the graph it runs against (LTV, segment, last_used, events, one
  * Interaction node per payment, device trust scores, and cards marked inactive). A benchmark
  * graph only.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -74,6 +77,7 @@ import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
 import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
 import { mulberry32, shuffle, Zipf } from './random';
+import { selfTimes } from './cpuSummary';
 
 const { values } = parseArgs({
   options: {
@@ -91,8 +95,11 @@ const { values } = parseArgs({
     rest: { type: 'string' },
     'ghz-out': { type: 'string' },
     ghz: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
+/** Profile the api (its own) during each ghz run and print where the time went (scripts/cpuSummary.ts). */
+const cpuProf = values['cpu-prof'];
 
 function usage(problem: string): never {
   console.error(`bench: ${problem}`);
@@ -248,13 +255,16 @@ interface Api {
 }
 
 async function startApi(): Promise<Api> {
-  const proc = await startApiProcess({
-    // Room for interaction batches with devices and addresses.
-    PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
-    // One token per agent sends everything: a limit it would hit measures the limiter.
-    PERSONA_RATE_LIMIT_AGENT: '10000000,10000000',
-    PERSONA_RATE_LIMIT_OPS: '10000000,10000000',
-  });
+  const proc = await startApiProcess(
+    {
+      // Room for interaction batches with devices and addresses.
+      PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
+      // One token per agent sends everything: a limit it would hit measures the limiter.
+      PERSONA_RATE_LIMIT_AGENT: '10000000,10000000',
+      PERSONA_RATE_LIMIT_OPS: '10000000,10000000',
+    },
+    cpuProf ? ['--import', './scripts/cpu-profile.ts'] : [],
+  );
   return { rest: proc.url, grpc: proc.grpcAddress, proc, used: false };
 }
 
@@ -805,6 +815,27 @@ async function transportPass(call: () => Promise<void>, clients: number, duratio
   };
 }
 
+// ---- the api's CPU profile ----------------------------------------------------------------------------
+
+/** Stops the api's profiler (scripts/cpu-profile.ts), waits for its file, and prints where the time went. */
+async function printProfile(pid: number, label: string): Promise<void> {
+  const file = path.join(repoRoot, 'bench', 'results', `cpu-${String(pid)}.cpuprofile`);
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`no profile from the api at ${file}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const kept = file.replace(/cpu-\d+/, `cpu-${label.replace(/\W+/g, '')}-${String(pid)}`);
+  renameSync(file, kept);
+  const summary = selfTimes(kept, 15);
+  const busy = summary.sampledMs - summary.idleMs;
+  console.log(`\nbench: the api's CPU during ${label}: busy ${f0(busy)} of ${f0(summary.sampledMs)} ms (${kept})`);
+  for (const p of summary.packages.slice(0, 10))
+    console.log(`  ${(p.share * 100).toFixed(1).padStart(5)} %  ${p.name}`);
+  for (const p of summary.functions) console.log(`  ${(p.share * 100).toFixed(1).padStart(5)} %  ${p.name}`);
+}
+
 // ---- ghz --------------------------------------------------------------------------------------------
 
 interface GhzResult {
@@ -1049,9 +1080,12 @@ async function main(): Promise<void> {
               );
               if (ghzBin)
                 try {
+                  const profiled = cpuProf && api.proc ? api.proc.child.pid : undefined;
+                  if (profiled) process.kill(profiled, 'SIGUSR2');
                   const g = await runGhz(ghzBin, args, clients);
                   ghzResults.push(g);
                   console.log(`bench: ghz × ${String(clients)}: ${f0(g.count)} calls, p50 ${f2(g.p50)} ms`);
+                  if (profiled) await printProfile(profiled, `ghz × ${String(clients)}`);
                 } catch (err) {
                   ghzNotes.push(`ghz × ${String(clients)} failed: ${message(err)}`);
                 }
