@@ -121,12 +121,22 @@ describe('the event sequencer', () => {
     const id = `seq-test-${randomUUID()}`;
     const other = `seq-test-${randomUUID()}`;
     const payload = JSON.stringify(SUSPENDED);
+    // One transaction's two events are stamped one after the other: the first a moment before.
+    const stampedAt = Date.now();
     const event = (customer: string, seq: number, customerSeq: number, txnPrev: boolean) =>
       g0.query(
         `CREATE (:Event:Unsequenced {id: $eid, type: 'CustomerSuspended', customer_id: $customer, seq: $seq,
-           customer_seq: $customerSeq, txn_prev: $txnPrev, occurred_at: datetime.realtime(), epoch: 0,
+           customer_seq: $customerSeq, txn_prev: $txnPrev, occurred_at: datetime({epochMillis: $at}), epoch: 0,
            payload: $payload})`,
-        { eid: randomUUID(), customer, seq, customerSeq, txnPrev: txnPrev ? true : null, payload },
+        {
+          eid: randomUUID(),
+          customer,
+          seq,
+          customerSeq,
+          txnPrev: txnPrev ? true : null,
+          payload,
+          at: neo4j.int(stampedAt + seq),
+        },
       );
     const numbers = async (customer: string) =>
       (
