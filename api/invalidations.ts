@@ -83,30 +83,27 @@ export class InvalidationTail {
 
   /** Takes one message: in order after every message before it. */
   receive(message: InvalidationMessage): Promise<void> {
-    const mine = this.turn.catch(() => undefined).then(() => this.take(message));
-    this.turn = mine;
-    return mine;
+    return this.inTurn(() => this.take(message));
   }
 
   /** Without Kafka: reads the log by number from the graph, as if the sequencer had sent it. */
   poll(): Promise<void> {
-    const mine = this.turn
-      .catch(() => undefined)
-      .then(async () => {
-        if (this.next === null) {
-          const placedAt = Date.now();
-          const { state } = await this.read(1, 0, 1);
-          this.place(state.through, state.epoch, placedAt);
-          return;
-        }
-        const read = await this.read(this.next, Number.MAX_SAFE_INTEGER, this.settings.pageSize);
-        await this.take({
-          epoch: read.state.epoch,
-          through: read.state.through,
-          drained_at: read.state.drainedAt,
-          events: read.events,
-        });
-      });
+    return this.inTurn(async () => {
+      if (this.next === null) {
+        const placedAt = Date.now();
+        const { state } = await this.read(1, 0, 1);
+        this.place(state.through, state.epoch, placedAt);
+        return;
+      }
+      const read = await this.read(this.next, Number.MAX_SAFE_INTEGER, this.settings.pageSize);
+      const { epoch, through, drainedAt } = read.state;
+      await this.take({ epoch, through, drained_at: drainedAt, events: read.events });
+    });
+  }
+
+  /** Runs `work` after everything taken before it, whether that failed or not. */
+  private inTurn(work: () => Promise<void>): Promise<void> {
+    const mine = this.turn.catch(() => undefined).then(work);
     this.turn = mine;
     return mine;
   }
