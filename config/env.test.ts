@@ -54,7 +54,7 @@ describe('configuration', () => {
       PERSONA_STACK_DIR: emptyStack(),
     });
     expect(c).toMatchObject({
-      NEO4J_URI: 'bolt://127.0.0.1:7687',
+      NEO4J_URI: 'neo4j://127.0.0.1:7687',
       TEMPORAL_ADDRESS: '127.0.0.1:7233',
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: 'persona',

@@ -90,7 +90,9 @@ export const envSchema = z.object({
   NEO4J_URI: z
     .string()
     .regex(/^(bolt|neo4j)(\+s|\+ssc)?:\/\//, 'expected a bolt:// or neo4j:// URI')
-    .default('bolt://127.0.0.1:7687'),
+    // Routing: a cluster's driver sends read sessions to followers, writes to the leader; a single
+    // server answers both (its advertised address must be the one clients reach it at).
+    .default('neo4j://127.0.0.1:7687'),
   NEO4J_USER: z.string().min(1).default('neo4j'),
   NEO4J_PASSWORD: z.string().min(8, 'Neo4j needs a password of at least 8 characters').default('persona-local'),
   NEO4J_DATABASE: z.string().min(1).default('neo4j'),

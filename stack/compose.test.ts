@@ -129,6 +129,9 @@ describe('docker-compose.yml', () => {
       const [neo4jHost, neo4jPort] = hostPort(config.NEO4J_URI);
       expect([neo4jHost, neo4jPort]).toEqual(['neo4j', 7687]);
       expect(services.neo4j?.ports).toContain('7687:7687');
+      // A routing driver connects where the server says it is: this network's name for it.
+      if (config.NEO4J_URI.startsWith('neo4j'))
+        expect(services.neo4j?.environment?.NEO4J_server_bolt_advertised__address).toBe('neo4j:7687');
       const [temporalHost, temporalPort] = hostPort(config.TEMPORAL_ADDRESS);
       expect([temporalHost, temporalPort]).toEqual(['temporal', 7233]);
       const [gatewayHost, gatewayPort] = hostPort(config.PERSONA_GATEWAY_URL);
