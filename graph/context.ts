@@ -7,7 +7,7 @@ import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
 import { INITIAL_TRUST_SCORE, TRUST_ON_DEVICE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
-import { readsOnTheLeader, type Graph } from './graph';
+import { isBookmarkUnreachable, readsOnTheLeader, sessionOf, type Graph } from './graph';
 import type { WalletEntry } from './model';
 
 export interface ContextPolicy {
@@ -78,12 +78,9 @@ export async function readOnce(g: Graph, cypher: string, params: Record<string, 
  */
 async function readAfter(g: Graph, cypher: string, params: Record<string, unknown>, leader: boolean, after?: string[]) {
   const onLeader = leader || readsOnTheLeader();
-  const mode = onLeader ? neo4j.session.WRITE : neo4j.session.READ;
-  const session = (onLeader ? g.driver : (g.readDriver ?? g.driver)).session({
-    database: g.database,
-    defaultAccessMode: mode,
-    ...(after ? { bookmarks: after } : {}),
-  });
+  const session = (onLeader ? g.driver : (g.readDriver ?? g.driver)).session(
+    sessionOf(g, onLeader ? 'WRITE' : 'READ', after),
+  );
   try {
     const result = await withoutCallerStack(() =>
       session.run(cypher, params, g.limits?.hotReadMs ? { timeout: g.limits.hotReadMs } : {}),
@@ -307,13 +304,25 @@ export async function readCustomerSnapshot(
   const params = { customerId, initialTrust: INITIAL_TRUST_SCORE, tokenDeviceId: options.tokenDeviceId ?? null };
   let previous: string | undefined;
   let after: string[] | undefined;
+  // A member behind the leader may not have the customer yet, or may not reach the bookmarks the
+  // read waits for (graph/bookmarks.ts): the leader is asked then.
+  const onLeaderInstead = () =>
+    !leader && !readsOnTheLeader() ? readCustomerSnapshot(g, customerId, { ...options, leader: true }) : undefined;
   for (let attempt = 1; ; attempt++) {
-    const { result, bookmarks } = await readAfter(g, SNAPSHOT_CYPHER, params, leader, after);
-    after = bookmarks;
-    const r = result.records[0];
+    let read: Awaited<ReturnType<typeof readAfter>>;
+    try {
+      read = await readAfter(g, SNAPSHOT_CYPHER, params, leader, after);
+    } catch (err) {
+      const instead = isBookmarkUnreachable(err) ? onLeaderInstead() : undefined;
+      if (instead) return instead;
+      throw err;
+    }
+    after = read.bookmarks;
+    const r = read.result.records[0];
     if (!r) {
-      // A member behind the leader may not have the customer yet: only the leader's "not found" is believed.
-      if (!leader && !readsOnTheLeader()) return readCustomerSnapshot(g, customerId, { ...options, leader: true });
+      // Only the leader's "not found" is believed.
+      const instead = onLeaderInstead();
+      if (instead) return instead;
       throw new NotFoundError('Customer', customerId);
     }
     // Undefined when the id led elsewhere by the end of the read (a merge or unmerge meanwhile).

@@ -21,7 +21,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CountryCode } from 'libphonenumber-js';
-import neo4j, { type Driver, type ManagedTransaction } from 'neo4j-driver';
+import neo4j, { type BookmarkManager, type Driver, type ManagedTransaction, type SessionConfig } from 'neo4j-driver';
 import { WRITE_TX_TIMEOUT_MS } from '../config/env';
 import { DEFAULT_MATCH_WEIGHTS, type MatchWeights } from '../config/matchWeights';
 import { toPlain } from './convert';
@@ -112,6 +112,12 @@ export interface Graph {
    * older backup, to prove that no read behind the leader is taken for the truth.
    */
   readDriver?: Driver;
+  /**
+   * The bookmarks of every transaction this process ran, shared by all its sessions: a read waits
+   * for this process's writes on whichever cluster member answers it (graph/bookmarks.ts).
+   * Absent: sessions wait only for what is carried in (a workflow's, withCarriedBookmarks).
+   */
+  bookmarks?: BookmarkManager;
   database: string;
   tokens: TokenCipher;
   policy: GraphPolicy;
@@ -171,8 +177,25 @@ function reportCommitted(g: Graph, events: CommittedEvent[]): void {
   }
 }
 
+/**
+ * A session of `g`: `WRITE` for the leader, `READ` for any member. It waits for this process's
+ * writes (`g.bookmarks`) and for `after` (one read's, for the next); a `READ` session for the
+ * bookmarks carried into the call too (graph/bookmarks.ts). The leader has every commit: it is
+ * never held on carried bookmarks, so a made-up one costs a read one wait, and nothing more.
+ */
+export function sessionOf(g: Graph, mode: 'READ' | 'WRITE', after?: string[]): SessionConfig {
+  const carried = mode === 'READ' ? carriedBookmarks() : [];
+  const bookmarks = after ? [...carried, ...after] : carried;
+  return {
+    database: g.database,
+    defaultAccessMode: mode === 'WRITE' ? neo4j.session.WRITE : neo4j.session.READ,
+    ...(g.bookmarks ? { bookmarkManager: g.bookmarks } : {}),
+    ...(bookmarks.length > 0 ? { bookmarks: [...bookmarks] } : {}),
+  };
+}
+
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
-  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
+  const session = g.driver.session(sessionOf(g, 'WRITE'));
   let committed: CommittedEvent[] = [];
   let result: T;
   try {
@@ -196,6 +219,33 @@ export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Pro
   return result;
 }
 
+const carried = new AsyncLocalStorage<readonly string[]>();
+
+/** Runs `work` with every session it begins also waiting for `bookmarks` (another process's writes). */
+export function withCarriedBookmarks<T>(bookmarks: readonly string[], work: () => Promise<T>): Promise<T> {
+  return bookmarks.length === 0 ? work() : carried.run(bookmarks, work);
+}
+
+/** The bookmarks carried into the current call (withCarriedBookmarks); [] when none. */
+export function carriedBookmarks(): readonly string[] {
+  return carried.getStore() ?? [];
+}
+
+const UNREACHABLE = new Set([
+  // The member did not apply the bookmarked commit within its wait (a lagging follower, or a
+  // store restored to before it).
+  'Neo.TransientError.Transaction.BookmarkTimeout',
+  // A bookmark the server cannot read, or bookmarks of different databases.
+  'Neo.ClientError.Transaction.InvalidBookmark',
+  'Neo.ClientError.Transaction.InvalidBookmarkMixture',
+]);
+
+/** Whether `err` says the bookmarks a transaction began with could not be reached where it ran. */
+export function isBookmarkUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE.has(code);
+}
+
 const leaderReads = new AsyncLocalStorage<true>();
 
 /**
@@ -213,17 +263,18 @@ export function readsOnTheLeader(): boolean {
 
 /**
  * A read in a read session: on a cluster any member may answer, and a follower may be behind the
- * leader. So a "not found" it answers is asked again on the leader before it is believed: an
- * activity reading what the api has just written fails for good only when the leader has not
- * got it either, never because a follower was behind.
+ * leader. It waits for the bookmarks its session carries (sessionOf), and a follower that cannot
+ * reach them in time is passed over for the leader. A "not found" it answers is asked again on the
+ * leader before it is believed too: an activity reading what the api has just written fails for
+ * good only when the leader has not got it either, never because a follower was behind.
  */
 export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   if (readsOnTheLeader()) return leaderReadTx(g, work);
-  const session = (g.readDriver ?? g.driver).session({ database: g.database, defaultAccessMode: neo4j.session.READ });
+  const session = (g.readDriver ?? g.driver).session(sessionOf(g, 'READ'));
   try {
     return await session.executeRead(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
   } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
+    if (!(err instanceof NotFoundError) && !isBookmarkUnreachable(err)) throw err;
   } finally {
     await session.close();
   }
@@ -238,7 +289,7 @@ export async function readTx<T>(g: Graph, work: (tx: ManagedTransaction) => Prom
  * an ordinary read. Nothing is written, so nothing is asked of `mayCommit`.
  */
 export async function leaderReadTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
-  const session = g.driver.session({ database: g.database, defaultAccessMode: neo4j.session.WRITE });
+  const session = g.driver.session(sessionOf(g, 'WRITE'));
   try {
     return await session.executeWrite(work, g.limits?.transactionMs ? { timeout: g.limits.transactionMs } : {});
   } finally {

@@ -1,5 +1,8 @@
-/** The identity graph: build its handle once per process and pass it down. */
-import type { Driver } from 'neo4j-driver';
+/**
+ * The identity graph: build its handle once per process and pass it down. Its sessions share one
+ * bookmark manager (graph/bookmarks.ts): build a new handle after the graph was restored.
+ */
+import neo4j, { type Driver } from 'neo4j-driver';
 import type { KeyRing } from '../config/keyRing';
 import { DEFAULT_GRAPH_POLICY, type Graph, type GraphPolicy } from './graph';
 import { TokenCipher } from './tokens';
@@ -10,10 +13,17 @@ export function createGraph(
   tokenKeys: KeyRing,
   policy: Partial<GraphPolicy> = {},
 ): Graph {
-  return { driver, database, tokens: new TokenCipher(tokenKeys), policy: { ...DEFAULT_GRAPH_POLICY, ...policy } };
+  return {
+    driver,
+    database,
+    bookmarks: neo4j.bookmarkManager(),
+    tokens: new TokenCipher(tokenKeys),
+    policy: { ...DEFAULT_GRAPH_POLICY, ...policy },
+  };
 }
 
 export * from './addresses';
+export * from './bookmarks';
 export * from './context';
 export * from './customers';
 export * from './devices';

@@ -20,7 +20,7 @@
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { EVENT_LOG_ID, EVENT_PROJECTION, eventFromRow, type PersonaEvent } from './events';
-import { leaderReadTx, writeTx, type Graph } from './graph';
+import { leaderReadTx, sessionOf, writeTx, type Graph } from './graph';
 
 export const SEQUENCER_ID = 'persona';
 
@@ -244,11 +244,7 @@ async function readNumbers<T extends { log_seq: number }>(
 ): Promise<NumberedRead<T>> {
   const { from, to, limit } = range;
   const once = async (after?: string[]) => {
-    const session = g.driver.session({
-      database: g.database,
-      defaultAccessMode: neo4j.session.WRITE,
-      ...(after ? { bookmarks: after } : {}),
-    });
+    const session = g.driver.session(sessionOf(g, 'WRITE', after));
     try {
       // Bounded: a read that hangs must not hold the tail (and every message behind it) for ever.
       const res = await session.executeWrite(

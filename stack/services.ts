@@ -58,6 +58,8 @@ export interface Neo4jInstance {
   txMemoryMb: number;
   user: string;
   password: string;
+  /** How long a transaction waits for its bookmarks before it fails (absent: Neo4j's 30 s; at least 1 s). */
+  bookmarkWaitMs?: number;
 }
 
 /** How to start Neo4j (the launcher in stack/neo4j on the installed jars); SIGTERM stops it cleanly. */
@@ -81,6 +83,7 @@ export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
       PERSONA_NEO4J_TX_MEMORY: String(n.txMemoryMb),
       NEO4J_USER: n.user,
       NEO4J_PASSWORD: n.password,
+      ...(n.bookmarkWaitMs === undefined ? {} : { PERSONA_NEO4J_BOOKMARK_WAIT_MS: String(n.bookmarkWaitMs) }),
     },
   };
 }

@@ -14,7 +14,8 @@ import {
 } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { withRequestId } from './requestId';
+import { withBookmarks, type CarriedBookmarks } from './bookmarks';
+import { withRequestId, type Headers } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
 import { temporalTransport, type TemporalTransportSettings } from './transport';
 
@@ -26,6 +27,11 @@ export interface TemporalSettings extends TemporalTransportSettings {
 export interface ClientOptions {
   /** The request id of the work in progress: it goes with every start and signal (temporal/requestId.ts). */
   requestId?: () => string | undefined;
+  /**
+   * The bookmarks of this process's writes: they go with every start, signal and Update, so the
+   * workflow's activities read what it wrote before (temporal/bookmarks.ts). Undefined for none.
+   */
+  bookmarks?: () => Promise<CarriedBookmarks | undefined>;
   /** E.g. OpenTelemetry tracing (runtime/tracing.ts). */
   plugins?: ClientPlugin[];
   /**
@@ -103,7 +109,10 @@ export async function connectTemporal(
       : {}),
   };
   const connection = options.lazy ? Connection.lazy(connectionOptions) : await Connection.connect(connectionOptions);
-  const interceptors = options.requestId ? { workflow: [requestIdInterceptor(options.requestId)] } : undefined;
+  const interceptors =
+    options.requestId || options.bookmarks
+      ? { workflow: [messageHeadersInterceptor({ requestId: options.requestId, bookmarks: options.bookmarks })] }
+      : undefined;
   const client = new Client({
     connection,
     namespace: settings.TEMPORAL_NAMESPACE,
@@ -115,24 +124,28 @@ export async function connectTemporal(
 }
 
 /**
- * Puts the current request id on every workflow start, signal-with-start, signal, update and
- * update-with-start (both the start's headers and the update's).
+ * Puts the current request id and this process's bookmarks on every workflow start,
+ * signal-with-start, signal, update and update-with-start (both the start's headers and the update's).
  */
-export function requestIdInterceptor(requestId: () => string | undefined): WorkflowClientInterceptor {
-  const tag = <T extends { headers: Parameters<typeof withRequestId>[0] }>(input: T): T => ({
+export function messageHeadersInterceptor(
+  sources: Pick<ClientOptions, 'requestId' | 'bookmarks'>,
+): WorkflowClientInterceptor {
+  const headers = async (given: Headers): Promise<Headers> =>
+    withBookmarks(withRequestId(given, sources.requestId?.()), await sources.bookmarks?.());
+  const tag = async <T extends { headers: Headers }>(input: T): Promise<T> => ({
     ...input,
-    headers: withRequestId(input.headers, requestId()),
+    headers: await headers(input.headers),
   });
   return {
-    startWithDetails: (input, next) => next(tag(input)),
-    signalWithStart: (input, next) => next(tag(input)),
-    signal: (input, next) => next(tag(input)),
-    startUpdate: (input, next) => next(tag(input)),
-    startUpdateWithStart: (input, next) =>
+    startWithDetails: async (input, next) => next(await tag(input)),
+    signalWithStart: async (input, next) => next(await tag(input)),
+    signal: async (input, next) => next(await tag(input)),
+    startUpdate: async (input, next) => next(await tag(input)),
+    startUpdateWithStart: async (input, next) =>
       next({
         ...input,
-        workflowStartHeaders: withRequestId(input.workflowStartHeaders, requestId()),
-        updateHeaders: withRequestId(input.updateHeaders, requestId()),
+        workflowStartHeaders: await headers(input.workflowStartHeaders),
+        updateHeaders: await headers(input.updateHeaders),
       }),
   };
 }

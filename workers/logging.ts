@@ -5,7 +5,8 @@
  *   - any other line written while an activity runs (a client, the notification sink) gets the
  *     same fields from the activity's context;
  *   - the request id that started a workflow reaches its activities in the `persona-request-id`
- *     header (workflows/interceptors.ts puts it there).
+ *     header (workflows/interceptors.ts puts it there), and the api's bookmarks in
+ *     `persona-bookmarks` (temporal/bookmarks.ts).
  */
 import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -16,11 +17,13 @@ import {
   type TelemetryOptions,
   type WorkerInterceptors,
 } from '@temporalio/worker';
+import { currentEpoch } from '../graph/bookmarks';
 import { NotFoundError } from '../graph/errors';
-import { onTheLeader, readsOnTheLeader } from '../graph/graph';
+import { onTheLeader, readsOnTheLeader, withCarriedBookmarks, type Graph } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
+import { bookmarksOf } from '../temporal/bookmarks';
 import { requestIdOf } from '../temporal/requestId';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -143,13 +146,39 @@ export function leaderOnNotFoundActivityInterceptor(): ActivityInterceptorsFacto
   });
 }
 
+/**
+ * An activity's sessions wait for the bookmarks its workflow carries (temporal/bookmarks.ts): what
+ * the api wrote before it started or signalled the workflow. Bookmarks of another epoch than the
+ * graph's were taken before a restore, of a store that is gone: the activity runs without them.
+ */
+export function carriedBookmarksActivityInterceptor(graph: Graph): ActivityInterceptorsFactory {
+  return () => ({
+    inbound: {
+      execute: async (input, next) => {
+        const carried = bookmarksOf(input.headers);
+        if (!carried) return next(input);
+        const epoch = await currentEpoch(graph.driver, graph.database).catch(() => undefined);
+        if (epoch !== carried.epoch) return next(input);
+        return withCarriedBookmarks(carried.bookmarks, () => next(input));
+      },
+    },
+  });
+}
+
 /** The workflow interceptors module (it goes into the workflow bundle). */
 export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
 
-/** What every Persona worker (the process, test harnesses) registers: request ids, in and out. */
-export function workerInterceptors(requests: RequestContext): WorkerInterceptors {
+/**
+ * What every Persona worker (the process, test harnesses) registers: request ids, in and out; with
+ * `graph`, the workflows' bookmarks too.
+ */
+export function workerInterceptors(requests: RequestContext, graph?: Graph): WorkerInterceptors {
   return {
     workflowModules: [WORKFLOW_INTERCEPTORS],
-    activity: [requestIdActivityInterceptor(requests), leaderOnNotFoundActivityInterceptor()],
+    activity: [
+      requestIdActivityInterceptor(requests),
+      ...(graph ? [carriedBookmarksActivityInterceptor(graph)] : []),
+      leaderOnNotFoundActivityInterceptor(),
+    ],
   };
 }

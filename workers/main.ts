@@ -220,9 +220,12 @@ async function main(): Promise<void> {
     workflowCode,
     traced: tracing !== null,
     interceptors: {
-      ...workerInterceptors(requests),
+      ...workerInterceptors(requests, graph),
       // Recoveries and fraud outcomes join their customer's open processes (workers/openProcesses.ts).
-      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, payloadCodec)],
+      activity: [
+        ...(workerInterceptors(requests, graph).activity ?? []),
+        openProcessActivityInterceptor(graph, payloadCodec),
+      ],
     },
     sinks: openProcessSinks(graph, (workflowId, err) =>
       logger.warn({ workflowId, err }, `could not remove closed workflow ${workflowId} from its open processes`),

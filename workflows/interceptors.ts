@@ -3,7 +3,10 @@
  * the `persona-request-id` header the api's client sets — joins every log line of the workflow
  * (beside the workflow id and run id the SDK adds) and travels on with each activity it
  * schedules, each workflow it signals or starts, and its continue-as-new run. A signal that
- * comes from another request is logged with that request's id.
+ * comes from another request is logged with that request's id. The api's bookmarks (the
+ * `persona-bookmarks` header, temporal/bookmarks.ts) travel the same way: those of the start,
+ * merged with those of every signal and Update since, go with each activity, so it reads what the
+ * api wrote before them.
  *
  * And no workflow acts on a payload Persona's codec did not write (temporal/payloadCodec.ts): a
  * workflow whose input was refused fails at once, before its code runs; a refused signal is
@@ -24,7 +27,8 @@ import {
 } from '@temporalio/workflow';
 import { isOpenProcessWorkflow, type OpenProcessSinks } from '../temporal/openProcesses';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
-import { requestIdOf, withRequestId } from '../temporal/requestId';
+import { bookmarksOf, mergeBookmarks, withBookmarks, type CarriedBookmarks } from '../temporal/bookmarks';
+import { requestIdOf, withRequestId, type Headers } from '../temporal/requestId';
 
 function refuseMarkedResult(result: unknown): unknown {
   const reason = refusedPayloadReason([result]);
@@ -55,13 +59,19 @@ function refused(reason: string, what: string): ApplicationFailure {
 export const interceptors: WorkflowInterceptorsFactory = () => {
   // One closure per workflow execution: the factory runs once for each.
   let requestId: string | undefined;
+  // Set from the start and each message's headers, all in the history: the same on replay.
+  let bookmarks: CarriedBookmarks | undefined;
+  const onward = (headers: Headers): Headers => withBookmarks(withRequestId(headers, requestId), bookmarks);
   return {
     internals: [
       {
         // Read at the first activation, before its signals and the SDK's "Workflow started" line.
         activate: (input, next) => {
           const init = input.activation.jobs?.[0]?.initializeWorkflow;
-          if (init) requestId = requestIdOf(init.headers);
+          if (init) {
+            requestId = requestIdOf(init.headers);
+            bookmarks = bookmarksOf(init.headers);
+          }
           return next(input);
         },
       },
@@ -86,6 +96,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
           // Updates without a validator reach here.
           const reason = refusedPayloadReason(input.args);
           if (reason) return Promise.reject(refused(reason, `the ${input.name} Update was refused`));
+          bookmarks = mergeBookmarks(bookmarks, bookmarksOf(input.headers));
           return next(input);
         },
         handleQuery: (input, next) => {
@@ -101,6 +112,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
           }
           const from = requestIdOf(input.headers);
           if (from && from !== requestId) log.info(`signal ${input.signalName} received`, { signalRequestId: from });
+          bookmarks = mergeBookmarks(bookmarks, bookmarksOf(input.headers));
           return next(input);
         },
       },
@@ -108,16 +120,15 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
     outbound: [
       {
         getLogAttributes: (input, next) => (requestId ? { ...next(input), requestId } : next(input)),
-        signalWorkflow: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
-        startChildWorkflowExecution: (input, next) =>
-          next({ ...input, headers: withRequestId(input.headers, requestId) }),
-        continueAsNew: (input, next) => next({ ...input, headers: withRequestId(input.headers, requestId) }),
+        signalWorkflow: (input, next) => next({ ...input, headers: onward(input.headers) }),
+        startChildWorkflowExecution: (input, next) => next({ ...input, headers: onward(input.headers) }),
+        continueAsNew: (input, next) => next({ ...input, headers: onward(input.headers) }),
         // An activity result the codec refused (one completed by id, straight at Temporal, with a
         // payload Persona did not write) is never handed to the workflow's code: the workflow fails.
         scheduleActivity: async (input, next) =>
-          refuseMarkedResult(await next({ ...input, headers: withRequestId(input.headers, requestId) })),
+          refuseMarkedResult(await next({ ...input, headers: onward(input.headers) })),
         scheduleLocalActivity: async (input, next) =>
-          refuseMarkedResult(await next({ ...input, headers: withRequestId(input.headers, requestId) })),
+          refuseMarkedResult(await next({ ...input, headers: onward(input.headers) })),
       },
     ],
   };

@@ -44,6 +44,8 @@ public class PersonaNeo4j {
     int port = Integer.parseInt(env("PERSONA_NEO4J_BOLT_PORT", "7687"));
     long pageCacheMiB = Long.parseLong(env("PERSONA_NEO4J_PAGECACHE", "256"));
     long txMemoryMiB = Long.parseLong(env("PERSONA_NEO4J_TX_MEMORY", "256"));
+    // How long a transaction waits for the bookmarks it was begun with (Neo4j's default: 30 s).
+    String bookmarkWaitMs = env("PERSONA_NEO4J_BOOKMARK_WAIT_MS", "");
     String user = env("NEO4J_USER", "neo4j");
     String password = env("NEO4J_PASSWORD", "persona-local");
 
@@ -64,7 +66,7 @@ public class PersonaNeo4j {
     long started = System.nanoTime();
     final DatabaseManagementService dbms;
     try {
-      dbms = build(home, host, port, pageCacheMiB, txMemoryMiB);
+      dbms = build(home, host, port, pageCacheMiB, txMemoryMiB, bookmarkWaitMs);
     } catch (RuntimeException e) {
       Files.deleteIfExists(running); // nothing started, nothing to recover
       throw e;
@@ -99,8 +101,12 @@ public class PersonaNeo4j {
     Thread.currentThread().join();
   }
 
-  private static DatabaseManagementService build(Path home, String host, int port, long pageCacheMiB, long txMemoryMiB) {
-    return new DatabaseManagementServiceBuilder(home)
+  private static DatabaseManagementService build(
+      Path home, String host, int port, long pageCacheMiB, long txMemoryMiB, String bookmarkWaitMs) {
+    DatabaseManagementServiceBuilder builder = new DatabaseManagementServiceBuilder(home);
+    if (!bookmarkWaitMs.isBlank())
+      builder.setConfig(GraphDatabaseSettings.bookmark_ready_timeout, Duration.ofMillis(Long.parseLong(bookmarkWaitMs)));
+    return builder
         .setConfig(BoltConnector.enabled, true)
         .setConfig(BoltConnector.listen_address, new SocketAddress(host, port))
         .setConfig(BoltConnector.advertised_address, new SocketAddress(host, port))

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import { carriedBookmarks, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
 import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { cancelRecovery } from '../../api/services/recovery';
@@ -29,11 +29,14 @@ function hold(customerId: string) {
   gates.set(customerId, gate);
   return gate;
 }
+/** The bookmarks each customer's last charge ran inside (graph/bookmarks.ts), from its workflow's header. */
+const chargedWithin = new Map<string, readonly string[]>();
 beforeAll(async () => {
   h = await startHarness({
     wrapActivities: (real) => ({
       ...real,
       async chargePaymentMethod(a) {
+        chargedWithin.set(a.customer_id, carriedBookmarks());
         const gate = gates.get(a.customer_id);
         if (gate) {
           gate.started = true;
@@ -114,6 +117,8 @@ describe('payment recovery end to end', () => {
     expect(charges).toMatchObject([
       { idempotency_key: `${f.payment_id}:${cards[1]}`, status: 'succeeded', amount: 2599, currency: 'EUR' },
     ]);
+    // The charge read the wallet at or past the api's writes: their bookmarks came with the report.
+    expect(chargedWithin.get(customerId)?.length).toBeGreaterThan(0);
     const wallet = await getPaymentMethodsByCustomer(h.graph, customerId);
     expect(wallet.filter((p) => p.is_default).map((p) => p.id)).toEqual([cards[1]]);
     const types = (await listCustomerEvents(h.graph, customerId)).map((e) => e.type);

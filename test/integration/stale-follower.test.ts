@@ -1,9 +1,14 @@
 /**
  * Reads that a follower behind the leader answers are checked, not believed (issue 48). Neo4j
  * Community has no followers, so this harness makes one: two Neo4j servers of their own, the
- * second given a copy of the first's database taken while both were stopped (a backup), then the
- * leader written on. Every read session goes to the stale copy (`Graph.readDriver`, where a
- * `neo4j://` driver would send it to a follower); writes and leader reads go to the leader.
+ * second given a copy of the first's databases taken while both were stopped (a backup: the same
+ * database, so it understands the leader's bookmarks), then the leader written on. Every read
+ * session goes to the stale copy (`Graph.readDriver`, where a `neo4j://` driver would send it to a
+ * follower); writes and leader reads go to the leader. The copy waits a second (Neo4j's least) for bookmarks
+ * it cannot reach (a follower that does not catch up), then fails them.
+ *
+ * `writer` is the process that wrote (its sessions share a bookmark manager); `graph` is another
+ * process reading the same cluster, which knows nothing of those writes but what it is given.
  */
 import { cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -25,8 +30,11 @@ import {
   writeTx,
   type Graph,
 } from '../../graph';
-import { readsOnTheLeader } from '../../graph/graph';
-import { leaderOnNotFoundActivityInterceptor } from '../../workers/logging';
+import { readsOnTheLeader, withCarriedBookmarks } from '../../graph/graph';
+import { carriedBookmarksActivityInterceptor, leaderOnNotFoundActivityInterceptor } from '../../workers/logging';
+import { bookmarksToCarry } from '../../graph/bookmarks';
+import { MAX_CARRIED_BOOKMARKS, withBookmarks } from '../../temporal/bookmarks';
+import type { Headers } from '../../temporal/requestId';
 import { migrate } from '../../graph/schema';
 import { graphFromConfig } from '../../runtime/graph';
 import { createLogger } from '../../runtime/logger';
@@ -38,12 +46,13 @@ let follower: PrivateNeo4j;
 let leaderDriver: Driver;
 let followerDriver: Driver;
 let graph: Graph;
+let writer: Graph;
 /** A customer the copy has, then suspended on the leader; and one made on the leader after the copy. */
 let before: { id: string; card: string };
 let after: string;
 
 beforeAll(async () => {
-  [leader, follower] = await Promise.all([privateNeo4j(), privateNeo4j()]);
+  [leader, follower] = await Promise.all([privateNeo4j(), privateNeo4j({ bookmarkWaitMs: 1000 })]);
   await Promise.all([leader.start(), follower.start()]);
   const config = { ...loadConfig(), ...leader.env };
   leaderDriver = createDriver(leader.env);
@@ -55,20 +64,24 @@ beforeAll(async () => {
   // The backup: the leader's database, copied into the follower while both are stopped.
   await leaderDriver.close();
   await Promise.all([leader.stop(), follower.stop()]);
-  for (const part of ['databases', 'transactions']) {
-    const to = path.join(follower.home, 'data', part, config.NEO4J_DATABASE);
-    rmSync(to, { recursive: true, force: true });
-    cpSync(path.join(leader.home, 'data', part, config.NEO4J_DATABASE), to, { recursive: true });
-  }
+  // Both databases: the system one names the database (its id is in every bookmark).
+  for (const part of ['databases', 'transactions'])
+    for (const database of [config.NEO4J_DATABASE, 'system']) {
+      const to = path.join(follower.home, 'data', part, database);
+      rmSync(to, { recursive: true, force: true });
+      cpSync(path.join(leader.home, 'data', part, database), to, { recursive: true });
+    }
   await Promise.all([leader.start(), follower.start()]);
   leaderDriver = createDriver(leader.env);
-  followerDriver = createDriver(follower.env);
-  graph = { ...graphFromConfig(leaderDriver, config), readDriver: followerDriver };
+  // A short retry budget: a transaction whose bookmarks the follower fails is not retried for 30 s.
+  followerDriver = createDriver(follower.env, { deadlineMs: 3000 });
+  writer = { ...graphFromConfig(leaderDriver, config), readDriver: followerDriver };
+  graph = { ...writer, bookmarks: undefined };
   // Written on the leader only: the follower never has these.
-  await writeTx(graph, (tx) =>
+  await writeTx(writer, (tx) =>
     setCustomerStatusTx(tx, before.id, 'suspended', 'CustomerSuspended', { reason: 'stale follower test' }),
   );
-  after = (await createCustomer(graph, { segment: 'Subscriber' })).id;
+  after = (await createCustomer(writer, { segment: 'Subscriber' })).id;
 }, 300_000);
 
 afterAll(async () => {
@@ -148,5 +161,39 @@ describe('a follower behind the leader', () => {
       if (!(await getCustomer(graph, 'never-made'))) throw new NotFoundError('Customer', 'never-made');
     };
     await expect(inbound?.execute?.({ args: [], headers: {} }, missing as never)).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('bookmarks: reads at or past the writes they were given', () => {
+  it("waits for its process's own writes: a follower that cannot reach them is passed over", async () => {
+    // Another process, given nothing, reads what the follower has.
+    expect((await getCustomer(graph, before.id))?.status).toBe('active');
+    expect((await readCustomerSnapshot(graph, before.id)).status).toBe('active');
+    // The process that suspended the customer never reads from before its own write.
+    expect((await getCustomer(writer, before.id))?.status).toBe('suspended');
+    expect((await readCustomerSnapshot(writer, before.id)).status).toBe('suspended');
+    // And its writes go on after such a read (the manager holds the newer bookmark only).
+    expect((await createCustomer(writer, { segment: 'Subscriber' })).id).toBeTruthy();
+  });
+
+  it("runs an activity inside its workflow's bookmarks, unless they are of another epoch", async () => {
+    const inbound = carriedBookmarksActivityInterceptor(graph)({} as never).inbound;
+    // What the api that wrote would put on the workflow's start (temporal/bookmarks.ts).
+    const carried = await bookmarksToCarry(writer, MAX_CARRIED_BOOKMARKS);
+    expect(carried?.bookmarks.length).toBeGreaterThan(0);
+    const statusRead = async () => (await getCustomer(graph, before.id))?.status;
+    const run = (headers: Headers) => inbound?.execute?.({ args: [], headers }, statusRead);
+    expect(await run(withBookmarks({}, carried))).toBe('suspended');
+    // Without them, another process reads what the follower has.
+    expect(await run({})).toBe('active');
+    // Taken before a restore (another epoch): not waited for, never a read held on a store that is gone.
+    expect(
+      await run(withBookmarks({}, { epoch: (carried?.epoch ?? 0) + 1, bookmarks: carried?.bookmarks ?? [] })),
+    ).toBe('active');
+    // Bookmarks no member reaches (made up; a server alone that never had those writes): one wait,
+    // then the leader, which is never held on carried bookmarks, answers.
+    const alone: Graph = { ...graph, driver: followerDriver, readDriver: undefined };
+    const aloneRead = async () => (await getCustomer(alone, before.id))?.status;
+    expect(await withCarriedBookmarks(carried?.bookmarks ?? [], aloneRead)).toBe('active');
   });
 });

@@ -24,6 +24,8 @@ import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
 import { graphHistoryKeys, WorkflowCustomers, type HistoryKeyStore } from '../../graph/historyKeys';
 import { openProcessActivityInterceptor, openProcessSinks } from '../../workers/openProcesses';
+import { bookmarksToCarry } from '../../graph/bookmarks';
+import { MAX_CARRIED_BOOKMARKS } from '../../temporal/bookmarks';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
@@ -151,11 +153,13 @@ export function harnessActivities(graph: TestGraph, client: Client, options: Har
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const settings = loadSettings();
   const graph = openTestGraph();
-  // As in the real api and worker: the request id rides along with every start and signal.
+  // As in the real api and worker: the request id and the graph's bookmarks ride along with every
+  // start and signal.
   const requests = new RequestContext();
   // As in the real api and worker: every payload encrypted, history keys in the graph.
   const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, {
     requestId: () => requests.requestId,
+    bookmarks: () => bookmarksToCarry(graph, MAX_CARRIED_BOOKMARKS),
     payloadCodec: payloadCodecFromConfig(graph.config, graph, 'encode'),
   });
   const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(settings));
@@ -172,8 +176,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
     interceptors: {
-      ...workerInterceptors(requests),
-      activity: [...(workerInterceptors(requests).activity ?? []), openProcessActivityInterceptor(graph, workerCodec)],
+      ...workerInterceptors(requests, graph),
+      activity: [
+        ...(workerInterceptors(requests, graph).activity ?? []),
+        openProcessActivityInterceptor(graph, workerCodec),
+      ],
     },
     sinks: openProcessSinks(graph, () => undefined),
     dataConverter: { payloadCodecs: [workerCodec] },

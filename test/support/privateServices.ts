@@ -117,8 +117,11 @@ export interface PrivateNeo4j extends PrivateService {
   env: { NEO4J_URI: string; NEO4J_USER: string; NEO4J_PASSWORD: string; NEO4J_DATABASE: string };
 }
 
-/** A Neo4j of its own (not started yet): the stack's launcher and jars, a fresh home. */
-export async function privateNeo4j(): Promise<PrivateNeo4j> {
+/**
+ * A Neo4j of its own (not started yet): the stack's launcher and jars, a fresh home.
+ * `bookmarkWaitMs`: how long a transaction waits for bookmarks it cannot reach (Neo4j's 30 s).
+ */
+export async function privateNeo4j(options: { bookmarkWaitMs?: number } = {}): Promise<PrivateNeo4j> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-neo4j-'));
   const port = await freePort();
   const env = {
@@ -141,6 +144,7 @@ export async function privateNeo4j(): Promise<PrivateNeo4j> {
         txMemoryMb: 256,
         user: env.NEO4J_USER,
         password: env.NEO4J_PASSWORD,
+        bookmarkWaitMs: options.bookmarkWaitMs,
       }),
     async (starts, output) => {
       // Bolt answers before the launcher has set the credentials: wait for its "ready" line too.
