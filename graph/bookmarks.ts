@@ -18,49 +18,76 @@
  *   workflow histories, so they name the event log's epoch, which a restore moves on
  *   (backup/restore.ts), and bookmarks of an earlier epoch are ignored (`currentEpoch`).
  */
-import type { Driver } from 'neo4j-driver';
+import neo4j, { type Driver } from 'neo4j-driver';
 import { EVENT_LOG_ID } from './events';
-import type { Graph } from './graph';
+import { isBookmarkUnreachable, recentWriteBookmarks, type Graph } from './graph';
 
-const epochs = new WeakMap<Driver, Promise<number>>();
+const epochs = new WeakMap<Driver, Map<string, Promise<number>>>();
 
 /**
  * The event log's epoch (graph/events.ts): 0 until the graph is first restored. Read once per
- * driver and kept: a restore runs with every api and worker stopped, so a process never outlives
- * the epoch it read. A failed read is not kept (asked again next time).
+ * driver and database, and kept: a restore runs with every api and worker stopped, so a process
+ * never outlives the epoch it read; any member may answer (it changes only then). A failed read is
+ * not kept (asked again next time).
  */
 export function currentEpoch(driver: Driver, database: string): Promise<number> {
-  let epoch = epochs.get(driver);
-  if (!epoch) {
-    epoch = driver
-      .executeQuery(
-        `OPTIONAL MATCH (log:EventLog {id: $id}) RETURN coalesce(log.epoch, 0) AS epoch`,
-        { id: EVENT_LOG_ID },
-        { database, routing: 'WRITE' },
-      )
-      .then((r) => Number(r.records[0]?.get('epoch') ?? 0));
-    epochs.set(driver, epoch);
-    epoch.catch(() => epochs.delete(driver));
-  }
+  let byDatabase = epochs.get(driver);
+  if (!byDatabase) epochs.set(driver, (byDatabase = new Map<string, Promise<number>>()));
+  const known = byDatabase.get(database);
+  if (known) return known;
+  const epoch = driver
+    .executeQuery(
+      `OPTIONAL MATCH (log:EventLog {id: $id}) RETURN coalesce(log.epoch, 0) AS epoch`,
+      { id: EVENT_LOG_ID },
+      { database, routing: 'READ' },
+    )
+    .then((r) => Number(r.records[0]?.get('epoch') ?? 0));
+  byDatabase.set(database, epoch);
+  epoch.catch(() => {
+    if (byDatabase.get(database) === epoch) byDatabase.delete(database);
+  });
   return epoch;
 }
 
 /**
- * What this process's writes left for another process to wait for: the bookmarks of `g`'s sessions
- * (its manager's) and the epoch they belong to, the newest `max`; undefined when there are none, or
- * when the epoch cannot be read now (the workflow then reads without them: a "not found" is still
- * asked again on the leader, workers/logging.ts).
+ * What this process's writes left for another process to wait for: the bookmarks of its latest
+ * writes (graph.ts `recentWriteBookmarks`, the newest `max`) and the epoch they belong to;
+ * undefined when it wrote nothing yet, or when the epoch cannot be read now (the workflow then
+ * reads without them: a "not found" is still asked again on the leader, workers/logging.ts).
  */
 export async function bookmarksToCarry(
   g: Graph,
   max: number,
 ): Promise<{ epoch: number; bookmarks: string[] } | undefined> {
-  if (!g.bookmarks) return undefined;
-  const bookmarks = [...(await g.bookmarks.getBookmarks())];
+  const bookmarks = recentWriteBookmarks(g).slice(-max);
   if (bookmarks.length === 0) return undefined;
   try {
-    return { epoch: await currentEpoch(g.driver, g.database), bookmarks: bookmarks.slice(-max) };
+    return { epoch: await currentEpoch(g.driver, g.database), bookmarks };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether the member a read would go to reaches `bookmarks` within Neo4j's wait: one explicit
+ * transaction begun with them, which the driver never retries (a transaction function would retry
+ * a BookmarkTimeout for its whole retry budget, 30 s on a worker, at every read). True on any other
+ * error: the caller's own reads meet it and answer it as they do.
+ */
+export async function bookmarksReached(g: Graph, bookmarks: readonly string[]): Promise<boolean> {
+  const session = (g.readDriver ?? g.driver).session({
+    database: g.database,
+    defaultAccessMode: neo4j.session.READ,
+    bookmarks: [...bookmarks],
+  });
+  try {
+    const tx = session.beginTransaction();
+    await tx.run('RETURN 1');
+    await tx.commit();
+    return true;
+  } catch (err) {
+    return !isBookmarkUnreachable(err);
+  } finally {
+    await session.close();
   }
 }

@@ -194,6 +194,32 @@ export function sessionOf(g: Graph, mode: 'READ' | 'WRITE', after?: string[]): S
   };
 }
 
+/** How many of its latest writes' bookmarks a process keeps to hand on (bookmarksToCarry). */
+export const RECENT_WRITES_KEPT = 8;
+
+/** The bookmarks of the latest writes each process committed, newest last, by its bookmark manager. */
+const recentWrites = new WeakMap<BookmarkManager, string[]>();
+
+function noteWrite(g: Graph, bookmarks: string[]): void {
+  if (!g.bookmarks || bookmarks.length === 0) return;
+  let recent = recentWrites.get(g.bookmarks);
+  if (!recent) recentWrites.set(g.bookmarks, (recent = []));
+  for (const b of bookmarks) {
+    const at = recent.indexOf(b);
+    if (at >= 0) recent.splice(at, 1);
+    recent.push(b);
+  }
+  if (recent.length > RECENT_WRITES_KEPT) recent.splice(0, recent.length - RECENT_WRITES_KEPT);
+}
+
+/**
+ * The bookmarks of this process's latest writes (newest last): the leader's, so the newest names
+ * every write committed before it (reads' bookmarks, a follower's, might not; they are left out).
+ */
+export function recentWriteBookmarks(g: Graph): readonly string[] {
+  return (g.bookmarks && recentWrites.get(g.bookmarks)) ?? [];
+}
+
 export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Promise<T>): Promise<T> {
   const session = g.driver.session(sessionOf(g, 'WRITE'));
   let committed: CommittedEvent[] = [];
@@ -210,6 +236,7 @@ export async function writeTx<T>(g: Graph, work: (tx: ManagedTransaction) => Pro
       return answer;
     };
     result = await session.executeWrite(attempt, { timeout });
+    noteWrite(g, session.lastBookmarks());
   } catch (err) {
     throw mapNeo4jError(err);
   } finally {

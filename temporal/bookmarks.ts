@@ -51,17 +51,16 @@ export function bookmarksOf(headers: Headers | null | undefined): CarriedBookmar
 }
 
 /**
- * What a workflow holds after receiving `received`: a later epoch replaces an earlier one (the
- * graph was restored in between); in one epoch, both sets, the received last, the newest
- * MAX_CARRIED_BOOKMARKS kept.
+ * What a workflow holds after receiving `received`: in one epoch, both sets, the received last, the
+ * newest MAX_CARRIED_BOOKMARKS kept; of another epoch, the received only (the latest message wins,
+ * so one that names an epoch the graph never had is displaced by the next real one).
  */
 export function mergeBookmarks(
   held: CarriedBookmarks | undefined,
   received: CarriedBookmarks | undefined,
 ): CarriedBookmarks | undefined {
   if (!received) return held;
-  if (!held || received.epoch > held.epoch) return received;
-  if (received.epoch < held.epoch) return held;
+  if (!held || received.epoch !== held.epoch) return received;
   const all = [...held.bookmarks.filter((b) => !received.bookmarks.includes(b)), ...received.bookmarks];
   return { epoch: held.epoch, bookmarks: all.slice(-MAX_CARRIED_BOOKMARKS) };
 }

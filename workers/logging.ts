@@ -17,7 +17,7 @@ import {
   type TelemetryOptions,
   type WorkerInterceptors,
 } from '@temporalio/worker';
-import { currentEpoch } from '../graph/bookmarks';
+import { bookmarksReached, currentEpoch } from '../graph/bookmarks';
 import { NotFoundError } from '../graph/errors';
 import { onTheLeader, readsOnTheLeader, withCarriedBookmarks, type Graph } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
@@ -148,17 +148,30 @@ export function leaderOnNotFoundActivityInterceptor(): ActivityInterceptorsFacto
 
 /**
  * An activity's sessions wait for the bookmarks its workflow carries (temporal/bookmarks.ts): what
- * the api wrote before it started or signalled the workflow. Bookmarks of another epoch than the
- * graph's were taken before a restore, of a store that is gone: the activity runs without them.
+ * the api wrote before it started or signalled the workflow. Checked once first, in one transaction
+ * the driver does not retry: bookmarks the member does not reach within Neo4j's wait (a follower
+ * that lags that far, or bookmarks made up by whoever can signal the workflow) cost that one wait,
+ * and the activity then runs with every read on the leader, which has every commit. Bookmarks of
+ * another epoch than the graph's were taken before a restore, of a store that is gone: the activity
+ * runs without them (and one of a later epoch than the graph's is no bookmark of Persona's: said).
  */
 export function carriedBookmarksActivityInterceptor(graph: Graph): ActivityInterceptorsFactory {
-  return () => ({
+  return (ctx) => ({
     inbound: {
       execute: async (input, next) => {
         const carried = bookmarksOf(input.headers);
         if (!carried) return next(input);
-        const epoch = await currentEpoch(graph.driver, graph.database).catch(() => undefined);
-        if (epoch !== carried.epoch) return next(input);
+        // Unknown (Neo4j unreachable now): kept, and the check below costs one wait at most.
+        const epoch = await currentEpoch(graph.driver, graph.database).catch(() => carried.epoch);
+        if (epoch !== carried.epoch) {
+          if (carried.epoch > epoch)
+            ctx.log.warn('bookmarks of an epoch the graph has not reached: ignored', {
+              carriedEpoch: carried.epoch,
+              epoch,
+            });
+          return next(input);
+        }
+        if (!(await bookmarksReached(graph, carried.bookmarks))) return onTheLeader(() => next(input));
         return withCarriedBookmarks(carried.bookmarks, () => next(input));
       },
     },

@@ -24,7 +24,7 @@ import { SETTLE_CONCURRENCY } from '../activities/reconciliation';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
-import { checkSchema, createDriver } from '../graph';
+import { bookmarksToCarry, checkSchema, createDriver } from '../graph';
 import { graphFromConfig, publisherEventKeys } from '../runtime/graph';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
@@ -33,6 +33,7 @@ import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
+import { MAX_CARRIED_BOOKMARKS } from '../temporal/bookmarks';
 import { connectTemporal, missingSearchAttributes } from '../temporal/connection';
 import { describeTransport, nativeConnectionOptions } from '../temporal/transport';
 import { applySchedules } from '../temporal/schedules';
@@ -116,7 +117,12 @@ async function main(): Promise<void> {
   // Every payload the worker and its client send is encrypted, and every one they receive decrypted
   // (temporal/payloadCodec.ts): history keys read from the graph, kept in memory for a while.
   const payloadCodec = payloadCodecFromConfig(config, graph, 'all');
-  const temporal = await connectTemporal(config, { plugins, payloadCodec });
+  // Its activities' signals and Updates (an erasure's to a recovery) carry their writes' bookmarks.
+  const temporal = await connectTemporal(config, {
+    plugins,
+    payloadCodec,
+    bookmarks: () => bookmarksToCarry(graph, MAX_CARRIED_BOOKMARKS),
+  });
   // The recovery sets PersonaRecoveryState and PersonaAttentionReason on every change: in a
   // namespace without them its workflow tasks would fail, every recovery stuck, until they exist.
   const missing = await missingSearchAttributes(temporal.connection, config.TEMPORAL_NAMESPACE);
