@@ -60,7 +60,6 @@
  * Interaction node per payment, device trust scores, and cards marked inactive). A benchmark
  * graph only.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -75,7 +74,18 @@ import { graphFromConfig } from '../runtime/graph';
 import { readCustomerSnapshot } from '../graph/context';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
-import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
+import {
+  benchToken,
+  contextGhzArgs,
+  f0,
+  f2,
+  findOnPath,
+  runGhz,
+  summarise,
+  tally,
+  type GhzResult,
+  type Latencies,
+} from './benchKit';
 import { mulberry32, shuffle, Zipf } from './random';
 import { selfTimes } from './cpuSummary';
 
@@ -838,72 +848,10 @@ async function printProfile(pid: number, label: string): Promise<void> {
 
 // ---- ghz --------------------------------------------------------------------------------------------
 
-interface GhzResult {
-  clients: number;
-  count: number;
-  rps: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  errors: Record<string, number>;
-}
-
-function findOnPath(name: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter))
-    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
-  return null;
-}
-
-/**
- * The service's shape comes from the api's gRPC reflection, not from the .proto file: ghz's own proto
- * parser predates proto3's `optional` fields (persona.proto has some) and refuses the file.
- */
-function ghzArgs(dataFile: string, authorization: string, clients: number, address: string): string[] {
-  return [
-    '--insecure',
-    '--call',
-    `${SERVICE_NAME}.GetCustomerContext`,
-    '--data-file',
-    dataFile,
-    '--metadata',
-    JSON.stringify({ authorization }),
-    '-c',
-    String(clients),
-    '-z',
-    `${String(seconds)}s`,
-    address,
-  ];
-}
+const ghzArgs = (dataFile: string, authorization: string, clients: number, address: string): string[] =>
+  contextGhzArgs({ call: `${SERVICE_NAME}.GetCustomerContext`, dataFile, authorization, clients, seconds, address });
 
 const shellQuote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
-
-async function runGhz(bin: string, args: string[], clients: number): Promise<GhzResult> {
-  const child = spawn(bin, [...args.slice(0, -1), '--format', 'json', args.at(-1) as string], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (code !== 0) throw new Error(`ghz exited ${String(code)}: ${err.trim().slice(0, 300)}`);
-  const r = JSON.parse(out) as {
-    count: number;
-    rps: number;
-    latencyDistribution?: { percentage: number; latency: number }[] | null;
-    errorDistribution?: Record<string, number> | null;
-  };
-  const at = (p: number): number => (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
-  return {
-    clients,
-    count: r.count,
-    rps: r.rps,
-    p50: at(50),
-    p95: at(95),
-    p99: at(99),
-    errors: r.errorDistribution ?? {},
-  };
-}
 
 // ---- the run ---------------------------------------------------------------------------------------
 

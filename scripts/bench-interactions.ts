@@ -4,7 +4,7 @@
  *
  *   npm run bench:interactions -- [--customers 20000] [--seconds 20] [--warmup 3] [--senders 1,4]
  *                                 [--readers 2] [--batch 100] [--zipf 1.1] [--seed 7] [--rate 2000] [--cpu-prof]
- *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051]
+ *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051] [--ghz <path>]
  *
  * It samples `--customers` random active customers that have an active payment method (one
  * read), ranks them in a seeded random order, and draws each item's customer from a Zipf
@@ -19,6 +19,9 @@
  *      interactions a second together (0: no phase D) — the load the read target is set for. Open
  *      loop: a batch goes when it is due, answered or not the ones before it (up to 4 in flight per
  *      sender), and its latency counts from when it was due; the run says how many went late.
+ * With ghz (on PATH, or `--ghz <path>`) as an independent client, A and D each run once more with
+ * ghz making the reads (`--readers` connections, over Zipf-drawn customers), right after the
+ * bench's own: A' alone, D' beside the same paced writes. The read target is judged on ghz's.
  * Each phase runs `--warmup` seconds unmeasured, then `--seconds` measured. It prints the figures
  * beside the targets (≥ 2,000 interactions/s with 4 senders; read p99 under 2,000/s ≤ 1.5 × alone)
  * and writes them as JSON to bench/results/.
@@ -26,7 +29,9 @@
  * It WRITES to the graph it runs against: LTV, segment, last_used, devices, logins, addresses,
  * events and one Interaction node per item, all on real customers. A benchmark graph only.
  *
- * It starts its own api process (a separate process, as in production) with a body limit and
+ * It starts its own api process (a separate process, as in production) and runs the event
+ * sequencer a worker runs (scripts/benchSequencer.ts: its read cache hears of the writes from a
+ * topic of this run; no worker may run meanwhile), with a body limit and
  * rate limits the batches cannot hit, unless `--api` (REST base) and `--grpc` point at a running
  * one, whose own limits then apply; the rest of its configuration comes from the environment
  * (a batch that outlives PERSONA_REQUEST_DEADLINE_MS is answered 503 and counted as failed).
@@ -41,12 +46,27 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS, PROTO_FILE } from '../api/grpc/server';
+import type { Driver } from 'neo4j-driver';
+import { LOADER_OPTIONS, PROTO_FILE, SERVICE_NAME } from '../api/grpc/server';
 import { loadConfig, repoRoot } from '../config/env';
+import { createDriver } from '../graph';
+import { graphFromConfig } from '../runtime/graph';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
-import { benchToken, f0, f2, summarise, tally, type Latencies } from './benchKit';
+import {
+  benchToken,
+  contextGhzArgs,
+  f0,
+  f2,
+  findOnPath,
+  runGhz,
+  summarise,
+  tally,
+  type GhzResult,
+  type Latencies,
+} from './benchKit';
 import { driveWrites, ItemMaker, sampleCustomers, type Answer, type Sampled, type WriteStats } from './benchItems';
+import { startBenchSequencer, type BenchSequencer } from './benchSequencer';
 import { selfTimes, type ProfileSummary } from './cpuSummary';
 import { mulberry32, Zipf } from './random';
 
@@ -64,6 +84,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     api: { type: 'string' },
     grpc: { type: 'string' },
+    ghz: { type: 'string' },
   },
 });
 const sampleSize = Number(values.customers);
@@ -92,6 +113,7 @@ if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 500) usage('--b
 if (!(zipfS > 0)) usage('--zipf must be positive');
 if (!(rate >= 0)) usage('--rate must be a number of interactions a second, 0 for no phase D');
 if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go together');
+if (values.ghz && !existsSync(values.ghz)) usage(`--ghz ${values.ghz}: no such file`);
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
 // ---- statistics --------------------------------------------------------------------------
@@ -173,11 +195,18 @@ async function main(): Promise<void> {
   const apiLanes = config.PERSONA_INTERACTIONS_WRITE_LANES;
   const apiGroupMax = config.PERSONA_INTERACTIONS_GROUP_MAX_ITEMS;
   let api: ApiProcess | undefined;
+  let sequencer: BenchSequencer | undefined;
+  let sequencerDriver: Driver | undefined;
   let restBase = values.api;
   let grpcAddress = values.grpc;
   if (!restBase || !grpcAddress) {
+    // As a worker would: the api's read cache hears of the writes from the invalidation topic.
+    sequencerDriver = createDriver(config);
+    const graph = graphFromConfig(sequencerDriver, config);
+    sequencer = await startBenchSequencer(config, graph, 'topic', `int-${Date.now().toString(36)}`);
     api = await startApiProcess(
       {
+        ...sequencer.env,
         // A batch of 100 is about 25 KB; room for 500-item batches with devices and addresses.
         PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
         // One token per role sends everything: a limit it would hit measures the limiter.
@@ -231,6 +260,32 @@ async function main(): Promise<void> {
       `${String(warmup)} s warm-up + ${String(seconds)} s per phase`,
   );
 
+  // ghz: the same mix of customers, drawn once into its data file (it sends them round robin).
+  const ghzBin = values.ghz ?? findOnPath('ghz');
+  let ghzFile: string | undefined;
+  if (ghzBin) {
+    const ghzDir = path.join(repoRoot, 'bench', 'results', `ghz-interactions-${runId}`);
+    mkdirSync(ghzDir, { recursive: true });
+    ghzFile = path.join(ghzDir, 'ids.json');
+    const drawRand = mulberry32(seed + 9);
+    const ids = Array.from({ length: 20_000 }, () => ({ customer_id: (customers[zipf.draw(drawRand)] as Sampled).id }));
+    writeFileSync(ghzFile, JSON.stringify(ids));
+  }
+  const ghzReads = (bin: string, file: string): Promise<GhzResult> =>
+    runGhz(
+      bin,
+      contextGhzArgs({
+        call: `${SERVICE_NAME}.GetCustomerContext`,
+        dataFile: file,
+        authorization: `Bearer ${readToken}`,
+        clients: readers,
+        seconds,
+        address: grpcAddress,
+      }),
+      readers,
+    );
+  let ghz: { alone: GhzResult; paced?: { reads: GhzResult; writes: WriteStats } } | undefined;
+
   let readsAlone: ReadStats | undefined;
   const writes: WriteStats[] = [];
   let underLoad: { reads: ReadStats; writes: WriteStats } | undefined;
@@ -240,6 +295,10 @@ async function main(): Promise<void> {
     await driveReads(read, customers, zipf, 1, warmup);
     readsAlone = await driveReads(read, customers, zipf, 2, seconds);
     console.log(`bench: A reads alone: ${f0(readsAlone.count)} reads, p99 ${f2(readsAlone.p99)} ms`);
+    if (ghzBin && ghzFile) {
+      ghz = { alone: await ghzReads(ghzBin, ghzFile) };
+      console.log(`bench: A' ghz reads alone: ${f0(ghz.alone.count)} reads, p99 ${f2(ghz.alone.p99)} ms`);
+    }
 
     for (const senders of senderCounts) {
       await driveWrites(post, makers, senders, warmup, batchSize);
@@ -285,10 +344,23 @@ async function main(): Promise<void> {
         `bench: D reads under ${String(maxSenders)} senders paced at ${f0(rate)}/s ` +
           `(${f0(pw.interactionsPerSecond)}/s recorded): p99 ${f2(pr.p99)} ms`,
       );
+      if (ghz && ghzBin && ghzFile) {
+        const [gr, gw] = await Promise.all([
+          ghzReads(ghzBin, ghzFile),
+          driveWrites(post, makers, maxSenders, seconds, batchSize, rate),
+        ]);
+        ghz.paced = { reads: gr, writes: gw };
+        console.log(
+          `bench: D' ghz reads under the same pace (${f0(gw.interactionsPerSecond)}/s recorded): ` +
+            `p99 ${f2(gr.p99)} ms`,
+        );
+      }
     }
   } finally {
     grpcClient.close();
     if (api) await stopProcess(api);
+    await sequencer?.stop();
+    await sequencerDriver?.close();
   }
   // What the api logged as errors (the answers say only "The error was logged").
   const apiErrors = new Map<string, number>();
@@ -367,6 +439,24 @@ async function main(): Promise<void> {
         widths,
       ),
     );
+  const gd = (g: GhzResult | undefined): string[] =>
+    g ? [f2(g.p50), f2(g.p95), f2(g.p99), f0(g.rps)] : ['', '', '', ''];
+  if (ghz) {
+    console.log(line([`A' reads alone (ghz)`, '0', String(readers), ...w(undefined), ...gd(ghz.alone)], widths));
+    if (ghz.paced)
+      console.log(
+        line(
+          [
+            `D' under writes at ${f0(rate)}/s (ghz)`,
+            String(maxSenders),
+            String(readers),
+            ...w(ghz.paced.writes),
+            ...gd(ghz.paced.reads),
+          ],
+          widths,
+        ),
+      );
+  }
   console.log('(latencies in ms; a batch is one POST of its items, answered once all are recorded)');
 
   const notRecorded = [
@@ -402,9 +492,18 @@ async function main(): Promise<void> {
     paced !== undefined &&
     underPaced.writes.interactionsPerSecond >= 0.98 * rate &&
     paced.late <= 0.01 * paced.due;
+  // With ghz as the client (what the target names), when it ran.
+  const ghzPaced = ghz?.paced;
+  const ghzRatio = ghzPaced && ghz ? ghzPaced.reads.p99 / ghz.alone.p99 : NaN;
+  const ghzSustained =
+    ghzPaced !== undefined &&
+    ghzPaced.writes.interactionsPerSecond >= 0.98 * rate &&
+    ghzPaced.writes.paced !== undefined &&
+    ghzPaced.writes.paced.late <= 0.01 * ghzPaced.writes.paced.due;
   const verdicts = {
     writes_ge_2000_per_s: most.interactionsPerSecond >= 2000,
-    read_p99_under_2000_per_s_le_1_5x: maxSenders === 4 && rate >= 2000 && sustained && pacedRatio <= 1.5,
+    read_p99_under_2000_per_s_le_1_5x:
+      maxSenders === 4 && rate >= 2000 && (ghzPaced ? ghzSustained && ghzRatio <= 1.5 : sustained && pacedRatio <= 1.5),
     read_p99_at_saturation_le_1_5x: ratio <= 1.5,
   };
   console.log(
@@ -418,6 +517,12 @@ async function main(): Promise<void> {
       `${f0(underPaced?.writes.interactionsPerSecond ?? NaN)}/s recorded, ${String(paced?.late ?? 0)} of ` +
       `${String(paced?.due ?? 0)} batches sent late${sustained ? '' : ': the pace was NOT sustained'})` +
       `${rate >= 2000 ? '' : ' [the target is for 2,000/s]'}\n` +
+      (ghzPaced && ghz
+        ? `         with ghz as the client (judged on these): ` +
+          `D' ${f2(ghzPaced.reads.p99)} / A' ${f2(ghz.alone.p99)} ms ` +
+          `= ${f2(ghzRatio)}×, ${f0(ghzPaced.writes.interactionsPerSecond)}/s recorded` +
+          `${ghzSustained ? '' : ': the pace was NOT sustained'}\n`
+        : '') +
       `         at saturation (C, the senders as fast as they can): ` +
       `${f2(underLoad?.reads.p99 ?? NaN)} / ${f2(readsAlone?.p99 ?? NaN)} ms = ${f2(ratio)}×`,
   );
@@ -467,6 +572,7 @@ async function main(): Promise<void> {
         reads_alone: readsAlone,
         writes,
         reads_under_writes: underLoad,
+        ghz: ghz ?? null,
         read_p99_ratio: ratio,
         paced_rate: rate,
         reads_under_paced_writes: underPaced,

@@ -22,7 +22,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createKafkaProducer, ensureTopics } from '../clients/kafka';
 import { loadConfig } from '../config/env';
 import {
   addPaymentMethod,
@@ -33,13 +32,12 @@ import {
   updateCustomer,
   writeTx,
 } from '../graph';
-import { createLogger } from '../runtime/logger';
-import { localKafkaBrokers, stackPaths } from '../stack/install';
+import { stackPaths } from '../stack/install';
 import { cardInput } from '../test/support/graph';
 import { metricValue, scrape } from '../test/support/observability';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
-import { EventSequencer } from '../workers/eventSequencer';
 import { benchToken, f0, f2, summarise } from './benchKit';
+import { startBenchSequencer } from './benchSequencer';
 
 const { values } = parseArgs({
   options: {
@@ -58,7 +56,6 @@ const idleMs = Number(values['idle-ms']);
 const config = loadConfig();
 const driver = createDriver(config);
 const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
-const brokers = localKafkaBrokers(config);
 const run = randomUUID().slice(0, 8);
 const log = (line: string): void => console.log(`[bench-staleness] ${line}`);
 
@@ -79,34 +76,8 @@ interface Row {
 }
 
 async function measure(mode: 'topic' | 'poll', replicas: number, token: string): Promise<Row> {
-  const topic = `bench.${run}.${mode}.${replicas}.invalidations`;
-  const env: Record<string, string> = { PERSONA_RATE_LIMIT_AGENT: '10000000,10000000' };
-  const producer = mode === 'topic' ? createKafkaProducer({ kafkaBrokers: brokers }, 'bench-sequencer') : undefined;
-  if (mode === 'topic') {
-    await ensureTopics({ kafkaBrokers: brokers } as never, [{ name: topic, partitions: 1, retentionMs: 600_000 }]);
-    Object.assign(env, {
-      KAFKA_BROKERS: brokers.join(','),
-      PERSONA_KAFKA_INVALIDATIONS_TOPIC: topic,
-      // The agents' topics of this run: the api's consumer of them has nothing to do.
-      PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `bench.${run}.payment-failures`,
-      PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `bench.${run}.fraud-outcomes`,
-      PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `bench.${run}.routing-outcomes`,
-      PERSONA_KAFKA_DEAD_LETTER_TOPIC: `bench.${run}.dead-letters`,
-      PERSONA_KAFKA_EVENTS_TOPIC: `bench.${run}.events`,
-      PERSONA_KAFKA_CONSUMER_GROUP: `bench-${run}-${mode}-${replicas}`,
-    });
-  }
-  const sequencer = new EventSequencer(
-    graph,
-    {
-      pollMs: config.PERSONA_EVENT_SEQUENCER_POLL_MS,
-      tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
-      batch: 500,
-      ...(producer ? { kafka: { producer, topic, keys: config.payloadKeys } } : {}),
-    },
-    createLogger('bench-sequencer', 'warn'),
-  );
-  sequencer.start();
+  const sequencer = await startBenchSequencer(config, graph, mode, `${run}.${mode}.${String(replicas)}`);
+  const env: Record<string, string> = { PERSONA_RATE_LIMIT_AGENT: '10000000,10000000', ...sequencer.env };
   const apis: ApiProcess[] = [];
   try {
     for (let i = 0; i < replicas; i++) apis.push(await startApiProcess(env));
@@ -167,7 +138,6 @@ async function measure(mode: 'topic' | 'poll', replicas: number, token: string):
   } finally {
     await Promise.all(apis.map((a) => stopProcess(a)));
     await sequencer.stop();
-    await producer?.close();
   }
 }
 

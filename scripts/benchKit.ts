@@ -2,7 +2,10 @@
  * What the benchmarks share besides randomness (scripts/random.ts): latency summaries, counting,
  * number formatting for their tables, and a bearer token the api accepts.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { SignJWT } from 'jose';
 import type { Config } from '../config/env';
 
@@ -66,5 +69,73 @@ export function newCustomerOnboarding(domain: string) {
     },
     device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'bench' },
     digital_identifiers: [{ type: 'email', value: `bench-${randomUUID()}@${domain}`, is_verified: true }],
+  };
+}
+
+// ---- ghz, the independent gRPC client --------------------------------------------------------
+
+/** One ghz run's figures (ms). */
+export interface GhzResult {
+  clients: number;
+  count: number;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: Record<string, number>;
+}
+
+/**
+ * ghz's arguments for `seconds` of unary calls from `clients` connections over the requests of
+ * `dataFile` (round robin), the address last. The service's shape comes from the api's gRPC
+ * reflection, not from the .proto file: ghz's own proto parser predates proto3's `optional` fields
+ * (persona.proto has some) and refuses the file.
+ */
+export function contextGhzArgs(o: {
+  call: string;
+  dataFile: string;
+  authorization: string;
+  clients: number;
+  seconds: number;
+  address: string;
+}): string[] {
+  const metadata = JSON.stringify({ authorization: o.authorization });
+  const run = ['-c', String(o.clients), '-z', `${String(o.seconds)}s`];
+  return ['--insecure', '--call', o.call, '--data-file', o.dataFile, '--metadata', metadata, ...run, o.address];
+}
+
+/** An executable's path on PATH, or null. */
+export function findOnPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter))
+    if (dir && existsSync(path.join(dir, name))) return path.join(dir, name);
+  return null;
+}
+
+/** Runs ghz with `args` (the address last), its JSON report read back. */
+export async function runGhz(bin: string, args: string[], clients: number): Promise<GhzResult> {
+  const child = spawn(bin, [...args.slice(0, -1), '--format', 'json', args.at(-1) as string], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0) throw new Error(`ghz exited ${String(code)}: ${err.trim().slice(0, 300)}`);
+  const r = JSON.parse(out) as {
+    count: number;
+    rps: number;
+    latencyDistribution?: { percentage: number; latency: number }[] | null;
+    errorDistribution?: Record<string, number> | null;
+  };
+  const at = (p: number): number => (r.latencyDistribution?.find((d) => d.percentage === p)?.latency ?? NaN) / 1e6;
+  return {
+    clients,
+    count: r.count,
+    rps: r.rps,
+    p50: at(50),
+    p95: at(95),
+    p99: at(99),
+    errors: r.errorDistribution ?? {},
   };
 }
