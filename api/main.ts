@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import { ConfigError, loadConfig } from '../config/env';
 import { randomUUID } from 'node:crypto';
-import { bookmarksToCarry, checkSchema, createDriver } from '../graph';
+import { checkSchema, createDriver } from '../graph';
 import { readCustomerSnapshot } from '../graph/context';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
@@ -16,7 +16,7 @@ import { createLogger, type Logger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
 import { onShutdown } from '../runtime/shutdown';
-import { MAX_CARRIED_BOOKMARKS } from '../temporal/bookmarks';
+import { signedBookmarksToCarry } from '../temporal/bookmarkSeal';
 import { connectTemporal, QUICK_RECONNECT } from '../temporal/connection';
 import { describeTransport, temporalTransport } from '../temporal/transport';
 import { graphFromConfig, requestLimits } from '../runtime/graph';
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   const { connection, client } = await connectTemporal(config, {
     requestId: () => requests.requestId,
     // And the bookmarks of the api's writes: the workflow's activities read at or past them.
-    bookmarks: () => bookmarksToCarry(graph, MAX_CARRIED_BOOKMARKS),
+    bookmarks: () => signedBookmarksToCarry(graph, config.payloadKeys),
     plugins: tracing ? [tracing.temporal] : [],
     callDeadlineMs: config.PERSONA_REQUEST_DEADLINE_MS,
     lazy: true,

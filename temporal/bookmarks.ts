@@ -1,13 +1,16 @@
 /**
  * The bookmarks of the api's writes travel into Temporal as a header, `persona-bookmarks`: the
- * api's client puts its process's bookmarks (graph/bookmarks.ts) on every start, signal and
- * Update; a workflow keeps what its start and each later message carried, merged, and passes it on
- * to every activity it schedules (and its child workflows, signals and continue-as-new run); and
- * each activity's sessions wait for them (workers/logging.ts). So an activity reads, on whichever
- * cluster member answers, at or past what the api wrote before it started or signalled the workflow.
+ * api's client puts the bookmarks of its latest writes (graph/bookmarks.ts) on every start, signal
+ * and Update, signed (temporal/bookmarkSeal.ts); a workflow keeps the latest few messages it
+ * received and passes them on to every activity it schedules (and its child workflows, signals and
+ * continue-as-new run); and each activity's read sessions wait for those whose signature holds
+ * (workers/logging.ts). So an activity reads, on whichever cluster member answers, at or past what
+ * the api wrote before it started or signalled the workflow.
  *
  * They name the event log's epoch: a restore starts a new one, and bookmarks of another epoch than
- * the graph's are not waited for (a restored store never reaches them).
+ * the graph's are not waited for (a restored store never reaches them). Workflow code cannot check
+ * a signature (no keys, no crypto in its sandbox): it only keeps and forwards messages of the
+ * right shape; the activity checks them.
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Headers } from './requestId';
@@ -17,8 +20,14 @@ export const BOOKMARKS_HEADER_KEY = 'persona-bookmarks';
 /** The most bookmarks a message carries: the newest (Neo4j waits for the furthest of them anyway). */
 export const MAX_CARRIED_BOOKMARKS = 8;
 
+/** The most messages a workflow keeps and forwards: the latest. */
+export const MAX_CARRIED_MESSAGES = 4;
+
 /** Neo4j's bookmarks are short (about 30 characters); anything much longer is no bookmark of Persona's. */
 const MAX_BOOKMARK_LENGTH = 256;
+const KEY_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** An HMAC-SHA256, base64url. */
+const MAC = /^[A-Za-z0-9_-]{43}$/;
 
 export interface CarriedBookmarks {
   /** The event log's epoch when they were taken (graph/events.ts). */
@@ -26,14 +35,32 @@ export interface CarriedBookmarks {
   bookmarks: string[];
 }
 
-/** `headers` with the bookmarks added (unchanged when there are none). */
-export function withBookmarks(headers: Headers, carried: CarriedBookmarks | undefined): Headers {
-  if (!carried || carried.bookmarks.length === 0) return headers;
+/** One message's bookmarks as its sender signed them (temporal/bookmarkSeal.ts). */
+export interface SignedBookmarks extends CarriedBookmarks {
+  /** The payload key (PERSONA_PAYLOAD_KEYS) the signature's key was derived from. */
+  kid: string;
+  mac: string;
+}
+
+/** `headers` with the messages added (unchanged when there are none). */
+export function withBookmarks(headers: Headers, carried: readonly SignedBookmarks[] | undefined): Headers {
+  if (!carried || carried.length === 0) return headers;
   return { ...headers, [BOOKMARKS_HEADER_KEY]: defaultPayloadConverter.toPayload(carried) };
 }
 
-/** The bookmarks a message carries; undefined when none, or when they are not of the expected shape. */
-export function bookmarksOf(headers: Headers | null | undefined): CarriedBookmarks | undefined {
+function isSigned(value: unknown): value is SignedBookmarks {
+  const { epoch, bookmarks, kid, mac } = (value ?? {}) as Partial<SignedBookmarks>;
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) return false;
+  if (!Array.isArray(bookmarks) || bookmarks.length === 0 || bookmarks.length > MAX_CARRIED_BOOKMARKS) return false;
+  if (!bookmarks.every((b) => typeof b === 'string' && b.length > 0 && b.length <= MAX_BOOKMARK_LENGTH)) return false;
+  return typeof kid === 'string' && KEY_ID.test(kid) && typeof mac === 'string' && MAC.test(mac);
+}
+
+/**
+ * The messages a header carries; undefined when none, or when any is not of the expected shape
+ * (its signature is the activity's to check).
+ */
+export function bookmarksOf(headers: Headers | null | undefined): SignedBookmarks[] | undefined {
   const payload = headers?.[BOOKMARKS_HEADER_KEY];
   if (!payload) return undefined;
   let value: unknown;
@@ -42,25 +69,21 @@ export function bookmarksOf(headers: Headers | null | undefined): CarriedBookmar
   } catch {
     return undefined;
   }
-  const { epoch, bookmarks } = (value ?? {}) as Partial<CarriedBookmarks>;
-  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) return undefined;
-  if (!Array.isArray(bookmarks) || bookmarks.length === 0 || bookmarks.length > MAX_CARRIED_BOOKMARKS) return undefined;
-  if (!bookmarks.every((b) => typeof b === 'string' && b.length > 0 && b.length <= MAX_BOOKMARK_LENGTH))
-    return undefined;
-  return { epoch, bookmarks };
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_CARRIED_MESSAGES) return undefined;
+  if (!value.every(isSigned)) return undefined;
+  return value.map(({ epoch, bookmarks, kid, mac }) => ({ epoch, bookmarks, kid, mac }));
 }
 
 /**
- * What a workflow holds after receiving `received`: in one epoch, both sets, the received last, the
- * newest MAX_CARRIED_BOOKMARKS kept; of another epoch, the received only (the latest message wins,
- * so one that names an epoch the graph never had is displaced by the next real one).
+ * What a workflow holds after receiving `received`: the messages it held that are not among them,
+ * then the received, the latest MAX_CARRIED_MESSAGES kept.
  */
 export function mergeBookmarks(
-  held: CarriedBookmarks | undefined,
-  received: CarriedBookmarks | undefined,
-): CarriedBookmarks | undefined {
-  if (!received) return held;
-  if (!held || received.epoch !== held.epoch) return received;
-  const all = [...held.bookmarks.filter((b) => !received.bookmarks.includes(b)), ...received.bookmarks];
-  return { epoch: held.epoch, bookmarks: all.slice(-MAX_CARRIED_BOOKMARKS) };
+  held: readonly SignedBookmarks[] | undefined,
+  received: readonly SignedBookmarks[] | undefined,
+): SignedBookmarks[] | undefined {
+  if (!received) return held ? [...held] : undefined;
+  const macs = new Set(received.map((m) => m.mac));
+  const all = [...(held ?? []).filter((m) => !macs.has(m.mac)), ...received];
+  return all.slice(-MAX_CARRIED_MESSAGES);
 }

@@ -14,7 +14,7 @@ import {
 } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { withBookmarks, type CarriedBookmarks } from './bookmarks';
+import { withBookmarks, type SignedBookmarks } from './bookmarks';
 import { withRequestId, type Headers } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
 import { temporalTransport, type TemporalTransportSettings } from './transport';
@@ -28,10 +28,11 @@ export interface ClientOptions {
   /** The request id of the work in progress: it goes with every start and signal (temporal/requestId.ts). */
   requestId?: () => string | undefined;
   /**
-   * The bookmarks of this process's writes: they go with every start, signal and Update, so the
-   * workflow's activities read what it wrote before (temporal/bookmarks.ts). Undefined for none.
+   * The bookmarks of this process's writes, signed (temporal/bookmarkSeal.ts): they go with every
+   * start, signal and Update, so the workflow's activities read what it wrote before
+   * (temporal/bookmarks.ts). Undefined for none.
    */
-  bookmarks?: () => Promise<CarriedBookmarks | undefined>;
+  bookmarks?: () => Promise<SignedBookmarks[] | undefined>;
   /** E.g. OpenTelemetry tracing (runtime/tracing.ts). */
   plugins?: ClientPlugin[];
   /**

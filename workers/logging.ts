@@ -24,6 +24,8 @@ import type { Logger } from '../runtime/logger';
 import type { RequestContext } from '../runtime/requestContext';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
 import { bookmarksOf } from '../temporal/bookmarks';
+import { checkBookmarks } from '../temporal/bookmarkSeal';
+import type { KeyRing } from '../config/keyRing';
 import { requestIdOf } from '../temporal/requestId';
 
 const LEVELS: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = {
@@ -148,31 +150,28 @@ export function leaderOnNotFoundActivityInterceptor(): ActivityInterceptorsFacto
 
 /**
  * An activity's sessions wait for the bookmarks its workflow carries (temporal/bookmarks.ts): what
- * the api wrote before it started or signalled the workflow. Checked once first, in one transaction
- * the driver does not retry: bookmarks the member does not reach within Neo4j's wait (a follower
- * that lags that far, or bookmarks made up by whoever can signal the workflow) cost that one wait,
- * and the activity then runs with every read on the leader, which has every commit. Bookmarks of
- * another epoch than the graph's were taken before a restore, of a store that is gone: the activity
- * runs without them (and one of a later epoch than the graph's is no bookmark of Persona's: said).
+ * the api wrote before it started or signalled the workflow. Only those whose signature holds under
+ * the payload key ring (temporal/bookmarkSeal.ts), of the graph's epoch: of another, they were taken
+ * before a restore, of a store that is gone (and one of a later epoch is no store's: said). Checked
+ * once first, in one transaction the driver does not retry: bookmarks the member does not reach
+ * within Neo4j's wait (a follower that lags that far) cost that one wait, and the activity then
+ * runs with every read on the leader, which has every commit.
  */
-export function carriedBookmarksActivityInterceptor(graph: Graph): ActivityInterceptorsFactory {
+export function carriedBookmarksActivityInterceptor(graph: Graph, keys: KeyRing): ActivityInterceptorsFactory {
   return (ctx) => ({
     inbound: {
       execute: async (input, next) => {
         const carried = bookmarksOf(input.headers);
         if (!carried) return next(input);
-        // Unknown (Neo4j unreachable now): kept, and the check below costs one wait at most.
-        const epoch = await currentEpoch(graph.driver, graph.database).catch(() => carried.epoch);
-        if (epoch !== carried.epoch) {
-          if (carried.epoch > epoch)
-            ctx.log.warn('bookmarks of an epoch the graph has not reached: ignored', {
-              carriedEpoch: carried.epoch,
-              epoch,
-            });
-          return next(input);
-        }
-        if (!(await bookmarksReached(graph, carried.bookmarks))) return onTheLeader(() => next(input));
-        return withCarriedBookmarks(carried.bookmarks, () => next(input));
+        // Unknown (Neo4j unreachable now): the latest epoch signed is taken, and the check below
+        // costs one wait at most.
+        const epoch = await currentEpoch(graph.driver, graph.database).catch(() => undefined);
+        const { bookmarks, refused, ahead } = checkBookmarks(keys, carried, epoch);
+        if (refused > 0) ctx.log.warn('bookmarks whose signature does not hold: ignored', { refused });
+        if (ahead > 0) ctx.log.warn('bookmarks of an epoch the graph has not reached: ignored', { ahead, epoch });
+        if (bookmarks.length === 0) return next(input);
+        if (!(await bookmarksReached(graph, bookmarks))) return onTheLeader(() => next(input));
+        return withCarriedBookmarks(bookmarks, () => next(input));
       },
     },
   });
@@ -183,14 +182,17 @@ export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interce
 
 /**
  * What every Persona worker (the process, test harnesses) registers: request ids, in and out; with
- * `graph`, the workflows' bookmarks too.
+ * `bookmarks` (its graph and the payload key ring), the workflows' bookmarks too.
  */
-export function workerInterceptors(requests: RequestContext, graph?: Graph): WorkerInterceptors {
+export function workerInterceptors(
+  requests: RequestContext,
+  bookmarks?: { graph: Graph; keys: KeyRing },
+): WorkerInterceptors {
   return {
     workflowModules: [WORKFLOW_INTERCEPTORS],
     activity: [
       requestIdActivityInterceptor(requests),
-      ...(graph ? [carriedBookmarksActivityInterceptor(graph)] : []),
+      ...(bookmarks ? [carriedBookmarksActivityInterceptor(bookmarks.graph, bookmarks.keys)] : []),
       leaderOnNotFoundActivityInterceptor(),
     ],
   };

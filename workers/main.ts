@@ -24,7 +24,7 @@ import { SETTLE_CONCURRENCY } from '../activities/reconciliation';
 import { createChimeraClient } from '../clients/chimera';
 import { createNotificationSink } from '../clients/notifications';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
-import { bookmarksToCarry, checkSchema, createDriver } from '../graph';
+import { checkSchema, createDriver } from '../graph';
 import { graphFromConfig, publisherEventKeys } from '../runtime/graph';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { neo4jCheck, temporalCheck } from '../runtime/checks';
@@ -33,7 +33,7 @@ import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import { createLogger } from '../runtime/logger';
 import { RequestContext } from '../runtime/requestContext';
 import { startTracing } from '../runtime/tracing';
-import { MAX_CARRIED_BOOKMARKS } from '../temporal/bookmarks';
+import { signedBookmarksToCarry } from '../temporal/bookmarkSeal';
 import { connectTemporal, missingSearchAttributes } from '../temporal/connection';
 import { describeTransport, nativeConnectionOptions } from '../temporal/transport';
 import { applySchedules } from '../temporal/schedules';
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
   const temporal = await connectTemporal(config, {
     plugins,
     payloadCodec,
-    bookmarks: () => bookmarksToCarry(graph, MAX_CARRIED_BOOKMARKS),
+    bookmarks: () => signedBookmarksToCarry(graph, config.payloadKeys),
   });
   // The recovery sets PersonaRecoveryState and PersonaAttentionReason on every change: in a
   // namespace without them its workflow tasks would fail, every recovery stuck, until they exist.
@@ -226,10 +226,10 @@ async function main(): Promise<void> {
     workflowCode,
     traced: tracing !== null,
     interceptors: {
-      ...workerInterceptors(requests, graph),
+      ...workerInterceptors(requests, { graph, keys: config.payloadKeys }),
       // Recoveries and fraud outcomes join their customer's open processes (workers/openProcesses.ts).
       activity: [
-        ...(workerInterceptors(requests, graph).activity ?? []),
+        ...(workerInterceptors(requests, { graph, keys: config.payloadKeys }).activity ?? []),
         openProcessActivityInterceptor(graph, payloadCodec),
       ],
     },

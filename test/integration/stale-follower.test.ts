@@ -34,6 +34,7 @@ import { carriedBookmarks, readsOnTheLeader, withCarriedBookmarks } from '../../
 import { carriedBookmarksActivityInterceptor, leaderOnNotFoundActivityInterceptor } from '../../workers/logging';
 import { bookmarksReached, bookmarksToCarry } from '../../graph/bookmarks';
 import { MAX_CARRIED_BOOKMARKS, withBookmarks } from '../../temporal/bookmarks';
+import { signBookmarks } from '../../temporal/bookmarkSeal';
 import type { Headers } from '../../temporal/requestId';
 import { migrate } from '../../graph/schema';
 import { graphFromConfig } from '../../runtime/graph';
@@ -184,13 +185,15 @@ describe('bookmarks: reads at or past the writes they were given', () => {
     expect(made.id).toBeTruthy();
   });
 
-  it("runs an activity inside its workflow's bookmarks, unless they are of another epoch", async () => {
+  it("runs an activity inside its workflow's signed bookmarks, unless they are of another epoch", async () => {
     const warnings: string[] = [];
     const ctx = { log: { warn: (message: string) => warnings.push(message) } };
-    const intercept = (g: Graph) => carriedBookmarksActivityInterceptor(g)(ctx as never).inbound;
-    // What the api that wrote would put on the workflow's start (temporal/bookmarks.ts).
+    const keys = loadConfig().payloadKeys;
+    const intercept = (g: Graph) => carriedBookmarksActivityInterceptor(g, keys)(ctx as never).inbound;
+    // What the api that wrote would put on the workflow's start (temporal/bookmarkSeal.ts).
     const carried = await bookmarksToCarry(writer, MAX_CARRIED_BOOKMARKS);
     if (!carried) throw new Error('the writer holds no bookmarks');
+    const signed = [signBookmarks(keys, carried)];
     const ran: { status?: string; onLeader: boolean; carried: readonly string[] }[] = [];
     const run = (g: Graph, headers: Headers) =>
       intercept(g)?.execute?.({ args: [], headers }, async () => {
@@ -200,7 +203,7 @@ describe('bookmarks: reads at or past the writes they were given', () => {
       });
     // The follower cannot reach them: one wait, in a transaction the driver does not retry, then
     // every read of the activity on the leader, which has the write.
-    expect(await run(graph, withBookmarks({}, carried))).toBe('suspended');
+    expect(await run(graph, withBookmarks({}, signed))).toBe('suspended');
     expect(ran.at(-1)).toMatchObject({ onLeader: true, carried: [] });
     // Without them, another process reads what the follower has.
     expect(await run(graph, {})).toBe('active');
@@ -208,15 +211,20 @@ describe('bookmarks: reads at or past the writes they were given', () => {
     // A member that reaches them (here the leader, as a cluster's caught-up follower would): the
     // activity's sessions carry them.
     const caughtUp: Graph = { ...graph, readDriver: leaderDriver };
-    expect(await run(caughtUp, withBookmarks({}, carried))).toBe('suspended');
+    expect(await run(caughtUp, withBookmarks({}, signed))).toBe('suspended');
     expect(ran.at(-1)).toMatchObject({ onLeader: false, carried: carried.bookmarks });
+    // The same bookmarks without a signature that holds (made up by whoever can signal the
+    // workflow, or signed by a key the ring does not hold): not waited for, and said so.
+    const forged = [{ ...signed[0], mac: signBookmarks(keys, { ...carried, epoch: carried.epoch + 9 }).mac }];
+    expect(await run(graph, withBookmarks({}, forged as typeof signed))).toBe('active');
+    expect(ran.at(-1)).toMatchObject({ onLeader: false, carried: [] });
+    expect(warnings).toEqual(['bookmarks whose signature does not hold: ignored']);
     // Taken before a restore (another epoch): not waited for, never a read held on a store that is
     // gone; one of an epoch the graph has not reached is no bookmark of Persona's, and is said so.
-    expect(await run(graph, withBookmarks({}, { epoch: carried.epoch + 1, bookmarks: carried.bookmarks }))).toBe(
-      'active',
-    );
+    const later = [signBookmarks(keys, { epoch: carried.epoch + 1, bookmarks: carried.bookmarks })];
+    expect(await run(graph, withBookmarks({}, later))).toBe('active');
     expect(ran.at(-1)).toMatchObject({ onLeader: false, carried: [] });
-    expect(warnings).toEqual(['bookmarks of an epoch the graph has not reached: ignored']);
+    expect(warnings.at(-1)).toBe('bookmarks of an epoch the graph has not reached: ignored');
     // A read session given bookmarks no member reaches (a server alone that never had those
     // writes): it fails them, and the leader, never held on carried bookmarks, answers.
     const alone: Graph = { ...graph, driver: followerDriver, readDriver: undefined };

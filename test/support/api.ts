@@ -24,8 +24,7 @@ import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
 import { workerInterceptors } from '../../workers/logging';
 import { graphHistoryKeys, WorkflowCustomers, type HistoryKeyStore } from '../../graph/historyKeys';
 import { openProcessActivityInterceptor, openProcessSinks } from '../../workers/openProcesses';
-import { bookmarksToCarry } from '../../graph/bookmarks';
-import { MAX_CARRIED_BOOKMARKS } from '../../temporal/bookmarks';
+import { signedBookmarksToCarry } from '../../temporal/bookmarkSeal';
 import { connectTemporal } from '../../temporal/connection';
 import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
@@ -159,7 +158,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   // As in the real api and worker: every payload encrypted, history keys in the graph.
   const { connection, client }: { connection: Connection; client: Client } = await connectTemporal(settings, {
     requestId: () => requests.requestId,
-    bookmarks: () => bookmarksToCarry(graph, MAX_CARRIED_BOOKMARKS),
+    bookmarks: () => signedBookmarksToCarry(graph, graph.config.payloadKeys),
     payloadCodec: payloadCodecFromConfig(graph.config, graph, 'encode'),
   });
   const nativeConnection = await NativeConnection.connect(nativeConnectionOptions(settings));
@@ -176,9 +175,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
     interceptors: {
-      ...workerInterceptors(requests, graph),
+      ...workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }),
       activity: [
-        ...(workerInterceptors(requests, graph).activity ?? []),
+        ...(workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }).activity ?? []),
         openProcessActivityInterceptor(graph, workerCodec),
       ],
     },
