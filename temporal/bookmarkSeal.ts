@@ -35,6 +35,8 @@ export function signatureHolds(ring: KeyRing, m: SignedBookmarks): boolean {
   if (!key) return false;
   const given = Buffer.from(m.mac, 'base64url');
   const expected = macOf(key, m);
+  // One spelling only: 43 base64url characters hold 258 bits, and the decoder ignores the last two.
+  if (given.toString('base64url') !== m.mac) return false;
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
@@ -42,8 +44,10 @@ export function signatureHolds(ring: KeyRing, m: SignedBookmarks): boolean {
 export interface CheckedBookmarks {
   /** Of the messages of `epoch` (or, when it is unknown, of the latest epoch signed), deduplicated. */
   bookmarks: string[];
-  /** Messages whose signature does not hold. */
+  /** Messages whose signature does not hold under a key the ring has. */
   refused: number;
+  /** Key ids of messages the ring has no key for (a retired key, or made up). */
+  unknownKeys: string[];
   /** Signed messages of an epoch the graph has not reached (no store of Persona's made them). */
   ahead: number;
 }
@@ -53,12 +57,14 @@ export function checkBookmarks(
   messages: readonly SignedBookmarks[],
   epoch: number | undefined,
 ): CheckedBookmarks {
-  const signed = messages.filter((m) => signatureHolds(ring, m));
+  const known = messages.filter((m) => ring.get(m.kid) !== undefined);
+  const signed = known.filter((m) => signatureHolds(ring, m));
   const at = epoch ?? Math.max(-1, ...signed.map((m) => m.epoch));
   const bookmarks = [...new Set(signed.filter((m) => m.epoch === at).flatMap((m) => m.bookmarks))];
   return {
     bookmarks,
-    refused: messages.length - signed.length,
+    refused: known.length - signed.length,
+    unknownKeys: [...new Set(messages.filter((m) => ring.get(m.kid) === undefined).map((m) => m.kid))],
     ahead: epoch === undefined ? 0 : signed.filter((m) => m.epoch > epoch).length,
   };
 }

@@ -6,6 +6,9 @@ import {
   bookmarksOf,
   MAX_CARRIED_BOOKMARKS,
   MAX_CARRIED_MESSAGES,
+  MAX_LATER_MESSAGES,
+  carriedOf,
+  heldFromStart,
   mergeBookmarks,
   withBookmarks,
   type SignedBookmarks,
@@ -58,31 +61,46 @@ describe('the persona-bookmarks header', () => {
   });
 });
 
-describe('what a workflow holds (mergeBookmarks)', () => {
+describe('what a workflow holds (heldFromStart, mergeBookmarks, carriedOf)', () => {
   const messages = fc
     .uniqueArray(fc.integer({ min: 0, max: 30 }), { maxLength: MAX_CARRIED_MESSAGES })
     .map((ns) => ns.map((n) => message({ mac: mac(n), bookmarks: [`FB:${n}`] })));
+  const received = fc
+    .uniqueArray(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 4 })
+    .map((ns) => ns.map((n) => message({ mac: mac(n), bookmarks: [`FB:${n}`] })));
 
-  it('keeps the latest messages, the received ones always and last, each once, at most the cap', () => {
+  it('keeps what the start carried for good, and the latest messages since, each once, within the cap', () => {
     fc.assert(
-      fc.property(
-        fc.option(messages, { nil: undefined }),
-        fc.option(messages, { nil: undefined }),
-        (held, received) => {
-          const merged = mergeBookmarks(held, received) ?? [];
-          const got = merged.map((m) => m.mac);
-          expect(new Set(got).size).toBe(got.length);
-          expect(got.length).toBeLessThanOrEqual(MAX_CARRIED_MESSAGES);
-          const r = (received ?? []).map((m) => m.mac);
-          expect(got.slice(got.length - r.length)).toEqual(r);
-          const older = (held ?? []).map((m) => m.mac).filter((m) => !r.includes(m));
-          const kept = got.slice(0, got.length - r.length);
-          expect(kept).toEqual(older.slice(older.length - kept.length));
-          expect(kept.length).toBe(Math.min(older.length, MAX_CARRIED_MESSAGES - r.length));
-          // Whatever is held still travels: the header reads back the same.
-          if (merged.length > 0) expect(bookmarksOf(withBookmarks({}, merged))).toEqual(merged);
-        },
-      ),
+      fc.property(fc.option(messages, { nil: undefined }), fc.array(received, { maxLength: 6 }), (start, signals) => {
+        let held = heldFromStart(start && start.length > 0 ? start : undefined);
+        for (const r of signals) held = mergeBookmarks(held, r);
+        const carried = carriedOf(held) ?? [];
+        const ids = carried.map((m) => m.mac);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(carried.length).toBeLessThanOrEqual(MAX_CARRIED_MESSAGES);
+        // No signal pushes out the start's (its latest MAX_CARRIED_MESSAGES - MAX_LATER_MESSAGES).
+        const kept = (start ?? []).slice(-(MAX_CARRIED_MESSAGES - MAX_LATER_MESSAGES)).map((m) => m.mac);
+        expect(ids.slice(0, kept.length)).toEqual(kept);
+        // Then the latest received since, the last signal's own last, none of them the start's.
+        const since = ids.slice(kept.length);
+        expect(since.length).toBeLessThanOrEqual(MAX_LATER_MESSAGES);
+        const last = (signals.at(-1) ?? []).map((m) => m.mac).filter((m) => !kept.includes(m));
+        expect(since.slice(since.length - Math.min(last.length, MAX_LATER_MESSAGES))).toEqual(
+          last.slice(-MAX_LATER_MESSAGES),
+        );
+        for (const m of since) expect(kept).not.toContain(m);
+        // Whatever is held still travels: the header reads back the same.
+        if (carried.length > 0) expect(bookmarksOf(withBookmarks({}, carried))).toEqual(carried);
+      }),
     );
+  });
+
+  it('compares messages whole: one that copies a held message’s MAC with other bookmarks does not replace it', () => {
+    const real = message({ mac: mac(1), bookmarks: ['FB:real'] });
+    const copy = message({ mac: mac(1), bookmarks: ['FB:forged'] });
+    const held = mergeBookmarks(heldFromStart(undefined), [real]);
+    expect(carriedOf(mergeBookmarks(held, [copy]))).toEqual([real, copy]);
+    // And a signal that repeats the start's message adds nothing.
+    expect(carriedOf(mergeBookmarks(heldFromStart([real]), [real]))).toEqual([real]);
   });
 });

@@ -151,8 +151,9 @@ export function leaderOnNotFoundActivityInterceptor(): ActivityInterceptorsFacto
 /**
  * An activity's sessions wait for the bookmarks its workflow carries (temporal/bookmarks.ts): what
  * the api wrote before it started or signalled the workflow. Only those whose signature holds under
- * the payload key ring (temporal/bookmarkSeal.ts), of the graph's epoch: of another, they were taken
- * before a restore, of a store that is gone (and one of a later epoch is no store's: said). Checked
+ * the payload key ring (temporal/bookmarkSeal.ts), of the graph's epoch: of an earlier one, they were
+ * taken before a restore, of a store that is gone (not said: expected); of a later one, no store's
+ * (said, as is every message whose signature does not hold or whose key the ring lacks). Checked
  * once first, in one transaction the driver does not retry: bookmarks the member does not reach
  * within Neo4j's wait (a follower that lags that far) cost that one wait, and the activity then
  * runs with every read on the leader, which has every commit.
@@ -166,8 +167,12 @@ export function carriedBookmarksActivityInterceptor(graph: Graph, keys: KeyRing)
         // Unknown (Neo4j unreachable now): the latest epoch signed is taken, and the check below
         // costs one wait at most.
         const epoch = await currentEpoch(graph.driver, graph.database).catch(() => undefined);
-        const { bookmarks, refused, ahead } = checkBookmarks(keys, carried, epoch);
+        const { bookmarks, refused, unknownKeys, ahead } = checkBookmarks(keys, carried, epoch);
         if (refused > 0) ctx.log.warn('bookmarks whose signature does not hold: ignored', { refused });
+        if (unknownKeys.length > 0)
+          ctx.log.warn('bookmarks signed by a key the ring does not hold (retired, or made up): ignored', {
+            unknownKeys,
+          });
         if (ahead > 0) ctx.log.warn('bookmarks of an epoch the graph has not reached: ignored', { ahead, epoch });
         if (bookmarks.length === 0) return next(input);
         if (!(await bookmarksReached(graph, bookmarks))) return onTheLeader(() => next(input));

@@ -4,8 +4,8 @@
  * (beside the workflow id and run id the SDK adds) and travels on with each activity it
  * schedules, each workflow it signals or starts, and its continue-as-new run. A signal that
  * comes from another request is logged with that request's id. The api's bookmarks (the
- * `persona-bookmarks` header, temporal/bookmarks.ts) travel the same way: the latest messages of
- * the start, signals and Updates go with each activity, which checks their signatures and reads at
+ * `persona-bookmarks` header, temporal/bookmarks.ts) travel the same way: the start's messages and
+ * the latest of its signals and Updates go with each activity, which checks their signatures and reads at
  * or past what the api wrote before them.
  *
  * And no workflow acts on a payload Persona's codec did not write (temporal/payloadCodec.ts): a
@@ -27,7 +27,14 @@ import {
 } from '@temporalio/workflow';
 import { isOpenProcessWorkflow, type OpenProcessSinks } from '../temporal/openProcesses';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
-import { bookmarksOf, mergeBookmarks, withBookmarks, type SignedBookmarks } from '../temporal/bookmarks';
+import {
+  bookmarksOf,
+  carriedOf,
+  heldFromStart,
+  mergeBookmarks,
+  withBookmarks,
+  type HeldBookmarks,
+} from '../temporal/bookmarks';
 import { requestIdOf, withRequestId, type Headers } from '../temporal/requestId';
 
 function refuseMarkedResult(result: unknown): unknown {
@@ -60,8 +67,8 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
   // One closure per workflow execution: the factory runs once for each.
   let requestId: string | undefined;
   // Set from the start and each message's headers, all in the history: the same on replay.
-  let bookmarks: SignedBookmarks[] | undefined;
-  const onward = (headers: Headers): Headers => withBookmarks(withRequestId(headers, requestId), bookmarks);
+  let bookmarks: HeldBookmarks | undefined;
+  const onward = (headers: Headers): Headers => withBookmarks(withRequestId(headers, requestId), carriedOf(bookmarks));
   return {
     internals: [
       {
@@ -70,7 +77,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
           const init = input.activation.jobs?.[0]?.initializeWorkflow;
           if (init) {
             requestId = requestIdOf(init.headers);
-            bookmarks = bookmarksOf(init.headers);
+            bookmarks = heldFromStart(bookmarksOf(init.headers));
           }
           return next(input);
         },
