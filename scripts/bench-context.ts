@@ -80,7 +80,10 @@ import {
   f0,
   f2,
   findOnPath,
+  hitRate,
+  missesByReason,
   runGhz,
+  scrapeMetrics,
   summarise,
   tally,
   type GhzResult,
@@ -276,49 +279,6 @@ async function startApi(): Promise<Api> {
     cpuProf ? ['--import', './scripts/cpu-profile.ts'] : [],
   );
   return { rest: proc.url, grpc: proc.grpcAddress, proc, used: false };
-}
-
-async function scrape(api: Api, config: Config): Promise<Map<string, number>> {
-  const headers: Record<string, string> = config.PERSONA_METRICS_TOKEN
-    ? { authorization: `Bearer ${config.PERSONA_METRICS_TOKEN}` }
-    : {};
-  const out = new Map<string, number>();
-  try {
-    const res = await fetch(`${api.rest}/metrics`, { headers, signal: AbortSignal.timeout(5000) });
-    if (res.status !== 200) return out;
-    for (const line of (await res.text()).split('\n')) {
-      if (line.startsWith('#')) continue;
-      // name{labels} value: counters summed over their labels.
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+([-+0-9.eEInfNa]+)/.exec(line);
-      if (!m) continue;
-      const [, name, labels, value] = m as unknown as [string, string, string | undefined, string];
-      out.set(name, (out.get(name) ?? 0) + Number(value));
-      // The read cache's misses also by reason, as `name:reason`.
-      const reason = name === CACHE_MISSES ? /reason="([^"]*)"/.exec(labels ?? '')?.[1] : undefined;
-      if (reason) out.set(`${name}:${reason}`, Number(value));
-    }
-  } catch {
-    // no metrics: RSS and hit rate show "—"
-  }
-  return out;
-}
-
-const CACHE_HITS = 'persona_read_cache_hits_total';
-const CACHE_MISSES = 'persona_read_cache_misses_total';
-
-function hitRate(before: Map<string, number>, after: Map<string, number>): number | null {
-  if (!after.has(CACHE_HITS) || !after.has(CACHE_MISSES)) return null;
-  const hits = (after.get(CACHE_HITS) ?? 0) - (before.get(CACHE_HITS) ?? 0);
-  const misses = (after.get(CACHE_MISSES) ?? 0) - (before.get(CACHE_MISSES) ?? 0);
-  return hits + misses > 0 ? hits / (hits + misses) : null;
-}
-
-/** The read cache's misses during a pass, by reason (absent, behind_token, tail_behind, expired). */
-function missesByReason(before: Map<string, number>, after: Map<string, number>): Record<string, number> | null {
-  const out: Record<string, number> = {};
-  for (const [key, value] of after)
-    if (key.startsWith(`${CACHE_MISSES}:`)) out[key.slice(CACHE_MISSES.length + 1)] = value - (before.get(key) ?? 0);
-  return Object.keys(out).length > 0 ? out : null;
 }
 
 // ---- the targets ------------------------------------------------------------------------------
@@ -964,7 +924,7 @@ async function main(): Promise<void> {
                 currency,
                 spent,
               );
-            const m0 = await scrape(api, config);
+            const m0 = await scrapeMetrics(api.rest, config);
             const cold = toPass(
               await runPass(
                 target,
@@ -974,7 +934,7 @@ async function main(): Promise<void> {
               ),
               { workload, clients, target: name, phase: 'cold' },
             );
-            const m1 = await scrape(api, config);
+            const m1 = await scrapeMetrics(api.rest, config);
             const warm = toPass(
               await runPass(
                 target,
@@ -992,7 +952,7 @@ async function main(): Promise<void> {
               ),
               { workload, clients, target: name, phase: 'warm' },
             );
-            const m2 = await scrape(api, config);
+            const m2 = await scrapeMetrics(api.rest, config);
             if (name !== 'floor') {
               cold.cacheHitRate = hitRate(m0, m1);
               warm.cacheHitRate = hitRate(m1, m2);

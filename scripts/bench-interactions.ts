@@ -4,7 +4,7 @@
  *
  *   npm run bench:interactions -- [--customers 20000] [--seconds 20] [--warmup 3] [--senders 1,4]
  *                                 [--readers 2] [--batch 100] [--zipf 1.1] [--seed 7] [--rate 2000] [--cpu-prof]
- *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051] [--ghz <path>]
+ *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051] [--ghz <path>] [--split]
  *
  * It samples `--customers` random active customers that have an active payment method (one
  * read), ranks them in a seeded random order, and draws each item's customer from a Zipf
@@ -35,6 +35,8 @@
  * rate limits the batches cannot hit, unless `--api` (REST base) and `--grpc` point at a running
  * one, whose own limits then apply; the rest of its configuration comes from the environment
  * (a batch that outlives PERSONA_REQUEST_DEADLINE_MS is answered 503 and counted as failed).
+ * `--split` starts a second api process for the reads, as a read replica beside the one taking the
+ * writes (both hear of the writes from the topic); the read cache's figures are the reader's.
  * `--cpu-prof` (own api only) loads scripts/cpu-profile.ts into it, profiles exactly phase B's
  * measured window at the largest sender count (those figures then carry the profiler's small
  * overhead) and prints the functions and packages with the most self time; the profile stays in
@@ -59,7 +61,11 @@ import {
   f0,
   f2,
   findOnPath,
+  hitRate,
+  missesByReason,
+  moved,
   runGhz,
+  scrapeMetrics,
   summarise,
   tally,
   type GhzResult,
@@ -85,6 +91,7 @@ const { values } = parseArgs({
     api: { type: 'string' },
     grpc: { type: 'string' },
     ghz: { type: 'string' },
+    split: { type: 'boolean', default: false },
   },
 });
 const sampleSize = Number(values.customers);
@@ -114,6 +121,7 @@ if (!(zipfS > 0)) usage('--zipf must be positive');
 if (!(rate >= 0)) usage('--rate must be a number of interactions a second, 0 for no phase D');
 if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go together');
 if (values.ghz && !existsSync(values.ghz)) usage(`--ghz ${values.ghz}: no such file`);
+if (values.split && values.api) usage('--split starts two api processes: leave out --api/--grpc');
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
 // ---- statistics --------------------------------------------------------------------------
@@ -122,6 +130,14 @@ interface ReadStats extends Latencies {
   readers: number;
   perSecond: number;
   errors: Record<string, number>;
+}
+
+/** What the api's read cache did during a read phase, from its /metrics before and after. */
+interface CacheDuring {
+  hit_rate: number | null;
+  misses: Record<string, number> | null;
+  applied: number | null;
+  dropped: number | null;
 }
 
 // ---- what the senders send ----------------------------------------------------------------
@@ -195,33 +211,51 @@ async function main(): Promise<void> {
   const apiLanes = config.PERSONA_INTERACTIONS_WRITE_LANES;
   const apiGroupMax = config.PERSONA_INTERACTIONS_GROUP_MAX_ITEMS;
   let api: ApiProcess | undefined;
+  /** With `--split`, a second api process that takes the reads (a read replica); otherwise `api`. */
+  let reader: ApiProcess | undefined;
   let sequencer: BenchSequencer | undefined;
   let sequencerDriver: Driver | undefined;
   let restBase = values.api;
   let grpcAddress = values.grpc;
+  let readerRest = values.api;
   if (!restBase || !grpcAddress) {
     // As a worker would: the api's read cache hears of the writes from the invalidation topic.
     sequencerDriver = createDriver(config);
     const graph = graphFromConfig(sequencerDriver, config);
     sequencer = await startBenchSequencer(config, graph, 'topic', `int-${Date.now().toString(36)}`);
-    api = await startApiProcess(
-      {
-        ...sequencer.env,
-        // A batch of 100 is about 25 KB; room for 500-item batches with devices and addresses.
-        PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
-        // One token per role sends everything: a limit it would hit measures the limiter.
-        PERSONA_RATE_LIMIT_AGENT: '10000000,10000000',
-        PERSONA_RATE_LIMIT_OPS: '10000000,10000000',
-      },
-      cpuProf ? ['--import', './scripts/cpu-profile.ts'] : [],
-    );
+    const env = {
+      ...sequencer.env,
+      // A batch of 100 is about 25 KB; room for 500-item batches with devices and addresses.
+      PERSONA_MAX_BODY_BYTES: String(1024 * 1024),
+      // One token per role sends everything: a limit it would hit measures the limiter.
+      PERSONA_RATE_LIMIT_AGENT: '10000000,10000000',
+      PERSONA_RATE_LIMIT_OPS: '10000000,10000000',
+    };
+    try {
+      api = await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : []);
+      reader = values.split ? await startApiProcess(env) : api;
+    } catch (err) {
+      if (api) await stopProcess(api);
+      await sequencer.stop();
+      await sequencerDriver.close();
+      throw err;
+    }
     restBase = api.url;
-    grpcAddress = api.grpcAddress;
+    grpcAddress = reader.grpcAddress;
+    readerRest = reader.url;
     console.log(
       `bench: the api writes interactions in ${String(apiLanes)} lane(s), groups of up to ${String(apiGroupMax)} ` +
         'items (PERSONA_INTERACTIONS_WRITE_LANES, PERSONA_INTERACTIONS_GROUP_MAX_ITEMS)',
     );
-    console.log(`bench: started an api process (REST ${restBase}, gRPC ${grpcAddress}, pid ${String(api.child.pid)})`);
+    console.log(
+      `bench: started an api process (REST ${restBase}, gRPC ${api.grpcAddress}, pid ${String(api.child.pid)})`,
+    );
+    if (reader !== api)
+      console.log(
+        `bench: --split: the reads go to a second api process ` +
+          `(gRPC ${grpcAddress}, pid ${String(reader.child.pid)}), ` +
+          'which hears of the writes from the invalidation topic as a read replica would',
+      );
   }
 
   const readToken = await benchToken(config, 'context:read', 'bench-interactions-reader', '1h');
@@ -291,12 +325,27 @@ async function main(): Promise<void> {
   let underLoad: { reads: ReadStats; writes: WriteStats } | undefined;
   let underPaced: { reads: ReadStats; writes: WriteStats } | undefined;
   let profile: { file: string; summary: ProfileSummary } | undefined;
+  const cache: Record<string, CacheDuring> = {};
+  const rest = readerRest as string;
+  /** Runs a read phase and keeps what the read cache did meanwhile under `phase`. */
+  const watched = async <T>(phase: string, run: () => Promise<T>): Promise<T> => {
+    const before = await scrapeMetrics(rest, config);
+    const out = await run();
+    const after = await scrapeMetrics(rest, config);
+    cache[phase] = {
+      hit_rate: hitRate(before, after),
+      misses: missesByReason(before, after),
+      applied: moved(before, after, 'persona_read_cache_applied_total'),
+      dropped: moved(before, after, 'persona_read_cache_invalidations_total'),
+    };
+    return out;
+  };
   try {
     await driveReads(read, customers, zipf, 1, warmup);
-    readsAlone = await driveReads(read, customers, zipf, 2, seconds);
+    readsAlone = await watched('A', () => driveReads(read, customers, zipf, 2, seconds));
     console.log(`bench: A reads alone: ${f0(readsAlone.count)} reads, p99 ${f2(readsAlone.p99)} ms`);
     if (ghzBin && ghzFile) {
-      ghz = { alone: await ghzReads(ghzBin, ghzFile) };
+      ghz = { alone: await watched("A'", () => ghzReads(ghzBin, ghzFile)) };
       console.log(`bench: A' ghz reads alone: ${f0(ghz.alone.count)} reads, p99 ${f2(ghz.alone.p99)} ms`);
     }
 
@@ -323,10 +372,12 @@ async function main(): Promise<void> {
       driveReads(read, customers, zipf, 3, warmup),
       driveWrites(post, makers, maxSenders, warmup, batchSize),
     ]);
-    const [r, w] = await Promise.all([
-      driveReads(read, customers, zipf, 4, seconds),
-      driveWrites(post, makers, maxSenders, seconds, batchSize),
-    ]);
+    const [r, w] = await watched('C', () =>
+      Promise.all([
+        driveReads(read, customers, zipf, 4, seconds),
+        driveWrites(post, makers, maxSenders, seconds, batchSize),
+      ]),
+    );
     underLoad = { reads: r, writes: w };
     console.log(`bench: C reads under ${String(maxSenders)} senders: p99 ${f2(r.p99)} ms`);
 
@@ -335,20 +386,21 @@ async function main(): Promise<void> {
         driveReads(read, customers, zipf, 5, warmup),
         driveWrites(post, makers, maxSenders, warmup, batchSize, rate),
       ]);
-      const [pr, pw] = await Promise.all([
-        driveReads(read, customers, zipf, 6, seconds),
-        driveWrites(post, makers, maxSenders, seconds, batchSize, rate),
-      ]);
+      const [pr, pw] = await watched('D', () =>
+        Promise.all([
+          driveReads(read, customers, zipf, 6, seconds),
+          driveWrites(post, makers, maxSenders, seconds, batchSize, rate),
+        ]),
+      );
       underPaced = { reads: pr, writes: pw };
       console.log(
         `bench: D reads under ${String(maxSenders)} senders paced at ${f0(rate)}/s ` +
           `(${f0(pw.interactionsPerSecond)}/s recorded): p99 ${f2(pr.p99)} ms`,
       );
       if (ghz && ghzBin && ghzFile) {
-        const [gr, gw] = await Promise.all([
-          ghzReads(ghzBin, ghzFile),
-          driveWrites(post, makers, maxSenders, seconds, batchSize, rate),
-        ]);
+        const [gr, gw] = await watched("D'", () =>
+          Promise.all([ghzReads(ghzBin, ghzFile), driveWrites(post, makers, maxSenders, seconds, batchSize, rate)]),
+        );
         ghz.paced = { reads: gr, writes: gw };
         console.log(
           `bench: D' ghz reads under the same pace (${f0(gw.interactionsPerSecond)}/s recorded): ` +
@@ -358,13 +410,24 @@ async function main(): Promise<void> {
     }
   } finally {
     grpcClient.close();
+    for (const proc of new Set([api, reader]))
+      if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null))
+        console.error(
+          `bench: an api process (pid ${String(proc.child.pid)}) exited ` +
+            `(${String(proc.child.exitCode ?? proc.child.signalCode)}) during the run; ` +
+            `the end of its output:\n${proc.output().slice(-4000)}`,
+        );
+    if (reader && reader !== api) await stopProcess(reader);
     if (api) await stopProcess(api);
     await sequencer?.stop();
     await sequencerDriver?.close();
   }
   // What the api logged as errors (the answers say only "The error was logged").
   const apiErrors = new Map<string, number>();
-  for (const text of (api?.output() ?? '').split('\n')) {
+  for (const text of [...new Set([api, reader])]
+    .map((p) => p?.output() ?? '')
+    .join('\n')
+    .split('\n')) {
     let entry: { level?: number; msg?: string; err?: { type?: string; code?: string; message?: string } };
     try {
       entry = JSON.parse(text) as typeof entry;
@@ -458,6 +521,19 @@ async function main(): Promise<void> {
       );
   }
   console.log('(latencies in ms; a batch is one POST of its items, answered once all are recorded)');
+  if (Object.values(cache).some((c) => c.hit_rate !== null)) {
+    console.log("\nthe read cache during each read phase (the api's /metrics):");
+    for (const [phase, c] of Object.entries(cache))
+      console.log(
+        `  ${phase.padEnd(3)} hit rate ${c.hit_rate === null ? '—' : `${(c.hit_rate * 100).toFixed(1)} %`}; misses ` +
+          `${
+            Object.entries(c.misses ?? {})
+              .filter(([, n]) => n > 0)
+              .map(([why, n]) => `${why} ${f0(n)}`)
+              .join(', ') || 'none'
+          }; events applied in place ${f0(c.applied ?? NaN)}, entries dropped ${f0(c.dropped ?? NaN)}`,
+      );
+  }
 
   const notRecorded = [
     ...writes,
@@ -576,9 +652,10 @@ async function main(): Promise<void> {
         read_p99_ratio: ratio,
         paced_rate: rate,
         reads_under_paced_writes: underPaced,
+        read_cache: cache,
         read_p99_ratio_paced: pacedRatio,
         // Another api's (--api) own configuration is not known here.
-        api: api ? { write_lanes: apiLanes, group_max_items: apiGroupMax } : null,
+        api: api ? { write_lanes: apiLanes, group_max_items: apiGroupMax, split: reader !== api } : null,
         api_errors: Object.fromEntries(apiErrors),
         verdicts,
         ...(profile

@@ -139,3 +139,57 @@ export async function runGhz(bin: string, args: string[], clients: number): Prom
     errors: r.errorDistribution ?? {},
   };
 }
+
+// ---- the api's /metrics ---------------------------------------------------------------------
+
+export const CACHE_HITS = 'persona_read_cache_hits_total';
+export const CACHE_MISSES = 'persona_read_cache_misses_total';
+
+/**
+ * The api's metrics (`rest`: its REST base), counters summed over their labels; the read cache's
+ * misses also by reason, as `name:reason`. Empty when the api does not answer.
+ */
+export async function scrapeMetrics(rest: string, config: Config): Promise<Map<string, number>> {
+  const headers: Record<string, string> = config.PERSONA_METRICS_TOKEN
+    ? { authorization: `Bearer ${config.PERSONA_METRICS_TOKEN}` }
+    : {};
+  const out = new Map<string, number>();
+  try {
+    const res = await fetch(`${rest}/metrics`, { headers, signal: AbortSignal.timeout(5000) });
+    if (res.status !== 200) return out;
+    for (const line of (await res.text()).split('\n')) {
+      if (line.startsWith('#')) continue;
+      // name{labels} value
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})?\s+([-+0-9.eEInfNa]+)/.exec(line);
+      if (!m) continue;
+      const [, name, labels, value] = m as unknown as [string, string, string | undefined, string];
+      out.set(name, (out.get(name) ?? 0) + Number(value));
+      const reason = name === CACHE_MISSES ? /reason="([^"]*)"/.exec(labels ?? '')?.[1] : undefined;
+      if (reason) out.set(`${name}:${reason}`, Number(value));
+    }
+  } catch {
+    // no metrics: the figures that need them show "—"
+  }
+  return out;
+}
+
+/** The read cache's hit rate between two scrapes (null without a cache or reads). */
+export function hitRate(before: Map<string, number>, after: Map<string, number>): number | null {
+  if (!after.has(CACHE_HITS) || !after.has(CACHE_MISSES)) return null;
+  const hits = (after.get(CACHE_HITS) ?? 0) - (before.get(CACHE_HITS) ?? 0);
+  const misses = (after.get(CACHE_MISSES) ?? 0) - (before.get(CACHE_MISSES) ?? 0);
+  return hits + misses > 0 ? hits / (hits + misses) : null;
+}
+
+/** The read cache's misses between two scrapes, by reason (absent, behind_token, tail_behind, expired). */
+export function missesByReason(before: Map<string, number>, after: Map<string, number>): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  for (const [key, value] of after)
+    if (key.startsWith(`${CACHE_MISSES}:`)) out[key.slice(CACHE_MISSES.length + 1)] = value - (before.get(key) ?? 0);
+  return Object.keys(out).length > 0 ? out : null;
+}
+
+/** How much a counter moved between two scrapes (null when the api has no such counter). */
+export function moved(before: Map<string, number>, after: Map<string, number>, name: string): number | null {
+  return after.has(name) ? (after.get(name) ?? 0) - (before.get(name) ?? 0) : null;
+}
