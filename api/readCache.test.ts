@@ -72,6 +72,16 @@ const profile = (seq: number, payload: Record<string, unknown>): CacheEvent => (
   payload,
 });
 
+/** A device's own trust change (a device-level event, numbered in the device's sequence). */
+const deviceTrust = (deviceId: string, seq: number, to: number): CacheEvent => ({
+  type: 'DeviceTrustScoreUpdated',
+  customer_id: null,
+  customer_seq: null,
+  device_id: deviceId,
+  device_seq: seq,
+  payload: { to },
+});
+
 const unreachable = () => new Neo4jError('connection refused', 'ServiceUnavailable', '08000', 'unavailable');
 
 describe('the read cache', () => {
@@ -180,6 +190,73 @@ describe('the read cache', () => {
     cache.apply([trust(5, 0.1)], 'tail');
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
+  });
+
+  it('adds a newly linked device in place as a fill reads it, and brings the device’s later trust to it', async () => {
+    const { cache, reads } = cacheWith(() => snapshot(3));
+    await cache.read(ID, 500);
+    const NEW = '00000000-0000-4000-8000-0000000000d2';
+    cache.apply(
+      [
+        {
+          type: 'DeviceLinked',
+          customer_id: ID,
+          customer_seq: 4,
+          payload: { device_id: NEW, device: { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 } },
+        },
+      ],
+      'tail',
+    );
+    const added = (await cache.read(ID, 500)).snapshot;
+    expect(added.seq).toBe(4);
+    expect(added.devices.find((d) => d.device_id === NEW)).toEqual({
+      device_id: NEW,
+      fingerprint: 'fp-new',
+      trust_score: 0.5,
+      earned: 0.5,
+      ceiling: 0.9,
+      seq: 2,
+    });
+    // The device's own trust reaches the customer through the index, as for a filled device.
+    cache.apply([deviceTrust(NEW, 3, 0.2)], 'tail');
+    expect((await cache.read(ID, 500)).snapshot.devices.find((d) => d.device_id === NEW)).toMatchObject({
+      trust_score: 0.2,
+      seq: 3,
+    });
+    expect(reads).toHaveLength(1);
+    expect(cache.stats.applied).toBe(2);
+  });
+
+  it('drops the entry for a link without the device’s state, or one a later event of the device overtook', async () => {
+    const NEW = '00000000-0000-4000-8000-0000000000d2';
+    const linked = (seq: number, device?: Record<string, unknown>): CacheEvent => ({
+      type: 'DeviceLinked',
+      customer_id: ID,
+      customer_seq: seq,
+      payload: { device_id: NEW, ...(device ? { device } : {}) },
+    });
+    let answer = snapshot(3);
+    const { cache, reads } = cacheWith(() => answer);
+    await cache.read(ID, 500);
+    // An existing device's new link (the single login path) carries no state: read again.
+    cache.apply([linked(4)], 'tail');
+    answer = snapshot(4);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(2);
+    // A malformed state is not trusted.
+    cache.apply([linked(5, { seq: -1, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })], 'tail');
+    answer = snapshot(5);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(3);
+    // The device's trust moved (seq 3) before the link's event arrived, which saw it at seq 2.
+    cache.apply(
+      [deviceTrust(NEW, 3, 0.1), linked(6, { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })],
+      'tail',
+    );
+    answer = snapshot(6);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(4);
+    expect(cache.stats.applied).toBe(0);
   });
 
   it('reads a customer again once what they earned on a device changed (the outcome came with it)', async () => {

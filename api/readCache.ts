@@ -35,7 +35,7 @@ import {
   type CircuitBreakerPolicy,
 } from 'cockatiel';
 import { LRUCache } from 'lru-cache';
-import { readCustomerSnapshot, trustOnDevice, type CustomerSnapshot } from '../graph/context';
+import { readCustomerSnapshot, trustOnDevice, type CustomerSnapshot, type SnapshotDevice } from '../graph/context';
 import { InvalidStateError } from '../graph/errors';
 import type { CommittedEvent, Graph } from '../graph/graph';
 import type { Logger } from '../runtime/logger';
@@ -461,8 +461,39 @@ export class ReadCache {
         this.stats.applied++;
         return;
       }
+      if (ev.type === 'DeviceLinked' && this.addLinkedDevice(customerId, entry, ev.customer_seq, ev.payload)) {
+        this.stats.applied++;
+        return;
+      }
     }
     this.drop(customerId, source);
+  }
+
+  /**
+   * A new link's device added to the customer's entry, as a fill would read it (the event carries
+   * it: graph/devices.ts LINKED_DEVICE). Not when the event lacks it, or an event of the device
+   * already showed a later sequence than the link saw (its trust may have moved since). The entry
+   * is replaced, not changed, so that its size is weighed again (and a merged id's alias, which
+   * holds the old one, ends).
+   */
+  private addLinkedDevice(
+    customerId: string,
+    entry: Entry,
+    seq: number,
+    payload: Record<string, unknown> | null | undefined,
+  ): boolean {
+    const device = linkedDeviceOf(payload);
+    if (!device) return false;
+    if ((this.seenDeviceSeq.get(device.device_id) ?? 0) > device.seq) return false;
+    const snap: CustomerSnapshot = { ...entry.snap, seq, devices: [...entry.snap.devices, device] };
+    this.lru.set(customerId, { snap, filledAt: entry.filledAt });
+    if (!this.lru.has(customerId)) return true; // larger than the whole cache: gone, as a fill would be
+    for (const d of snap.devices) {
+      let customers = this.byDevice.get(d.device_id);
+      if (!customers) this.byDevice.set(d.device_id, (customers = new Set()));
+      customers.add(customerId);
+    }
+    return true;
   }
 
   private applyDeviceEvent(deviceId: string, ev: CacheEvent, source: 'local' | 'tail'): void {
@@ -508,6 +539,24 @@ export class TokenNotMetError extends InvalidStateError {
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */
 function answerFor(askedId: string, snap: CustomerSnapshot): CustomerSnapshot {
   return askedId === snap.customer_id ? snap : { ...snap, merged_into: snap.customer_id };
+}
+
+/** DeviceLinked's `device` as a snapshot's device, or null when the payload lacks it or is malformed. */
+function linkedDeviceOf(payload: Record<string, unknown> | null | undefined): SnapshotDevice | null {
+  const d = payload?.device as Record<string, unknown> | null | undefined;
+  const deviceId = payload?.device_id;
+  if (typeof deviceId !== 'string' || typeof d !== 'object' || d === null) return null;
+  const { seq, fingerprint, ceiling, earned } = d;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof fingerprint !== 'string') return null;
+  if (typeof ceiling !== 'number' || typeof earned !== 'number') return null;
+  return {
+    device_id: deviceId,
+    fingerprint,
+    trust_score: trustOnDevice(earned, ceiling),
+    earned,
+    ceiling,
+    seq: seq as number,
+  };
 }
 
 /**

@@ -34,6 +34,22 @@ export const TRUST_ON_DEVICE = (l: string, d: string): string =>
   `CASE WHEN coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE}) < ${d}.trust_score ` +
   `THEN coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE}) ELSE ${d}.trust_score END`;
 
+/**
+ * A newly linked device as the customer's context reads it (graph/context.ts SNAPSHOT_CYPHER), for
+ * DeviceLinked's `device`: only where the device's state holds until the commit (created in this
+ * transaction, or locked by it), so that a read cache can add it to the customer in place.
+ */
+export const LINKED_DEVICE = (l: string, d: string): string =>
+  `{seq: coalesce(${d}.event_seq, 0), fingerprint: ${d}.fingerprint, ceiling: ${d}.trust_score, ` +
+  `earned: coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE})}`;
+
+/** DeviceLinked's `device` from a LINKED_DEVICE value (nothing when the query gave none). */
+export function linkedDevice(value: unknown): { device?: Record<string, unknown> } {
+  if (value === null || value === undefined) return {};
+  const v = toPlain(value) as Record<string, unknown>;
+  return { device: { seq: v.seq, fingerprint: v.fingerprint, ceiling: v.ceiling, earned: v.earned } };
+}
+
 const DEVICE_FIELDS = '.id, .fingerprint, .created_at, .updated_at';
 /** The device as one customer sees it: the shared node, and that customer's own login edge `r`. */
 const CUSTOMER_DEVICE = `d {${DEVICE_FIELDS}, trust_score: ${TRUST_ON_DEVICE('r', 'd')}, login_count: r.login_count,
@@ -78,7 +94,9 @@ const CYPHER = {
         r.last_seen_ip = coalesce($ip, r.last_seen_ip),
         r.last_seen_user_agent = coalesce($userAgent, r.last_seen_user_agent)
     REMOVE r.disowned_at
-    RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice`,
+    // A device made by this transaction: no one else has seen it yet, so its state holds.
+    RETURN ${CUSTOMER_DEVICE} AS device, d.id = $deviceId AS newDevice,
+      CASE WHEN d.id = $deviceId THEN ${LINKED_DEVICE('r', 'd')} END AS linked`,
   // Bumping updated_at first takes the device's lock, so `from` is read under it. Only the
   // device is touched: however many customers use it, none of them is read or locked here.
   // A step ($delta) moves the score within [0, 1] from where it is under the lock.
@@ -152,6 +170,7 @@ export async function linkDeviceTx(
     device_id: device.id,
     new_device: record.get('newDevice') as boolean,
     login_count: device.login_count,
+    ...linkedDevice(record.get('linked')),
   });
   return device;
 }

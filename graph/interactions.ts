@@ -24,7 +24,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { decimalProblem, fromMinorUnits, toMinorUnits } from '../payments/money';
 import { isVip, type ContextPolicy } from './context';
 import { ltvFields, ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
-import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE } from './devices';
+import { DEVICE_TRUST_CEILING, INITIAL_TRUST_SCORE, LINKED_DEVICE, linkedDevice } from './devices';
 import { addressMatchKey } from './addresses';
 import { toPlain } from './convert';
 import { appendEvents, type NewEvent } from './events';
@@ -188,7 +188,8 @@ const CYPHER = {
     MATCH (c:Customer {id: l.customerId}), (d:Device {id: l.deviceId})
     MERGE (c)-[r:LOGGED_IN_FROM]->(d)
     ON CREATE SET r.login_count = 0, r.claim = $claim, r.trust_score = $initialTrust
-    WITH l, r, coalesce(r.claim = $claim, false) OR coalesce(datetime(l.last) > r.disowned_at, false) AS linked
+    WITH l, r, d, coalesce(r.claim = $claim, false) AS created
+    WITH l, r, d, created, created OR coalesce(datetime(l.last) > r.disowned_at, false) AS linked
     REMOVE r.claim
     SET r.disowned_at = CASE WHEN linked THEN null ELSE r.disowned_at END
     SET r.last_seen_ip = CASE WHEN r.last_login IS NULL OR r.last_login <= datetime(l.last)
@@ -200,7 +201,9 @@ const CYPHER = {
                              THEN datetime(l.first) ELSE r.first_login END,
         r.last_login = CASE WHEN r.last_login IS NULL OR r.last_login < datetime(l.last)
                             THEN datetime(l.last) ELSE r.last_login END
-    RETURN l.customerId AS customerId, l.deviceId AS deviceId, linked, r.login_count AS loginCount`,
+    // A new edge's device is locked (newEdgeDevices, lockDevices): its state holds until the commit.
+    RETURN l.customerId AS customerId, l.deviceId AS deviceId, linked, r.login_count AS loginCount,
+      CASE WHEN created THEN ${LINKED_DEVICE('r', 'd')} END AS device`,
   usedOn: `
     UNWIND $rows AS u
     MATCH (p:PaymentMethod {id: u.paymentMethodId}), (d:Device {id: u.deviceId})
@@ -638,6 +641,7 @@ async function apply(
             device_id: deviceId,
             new_device: [...deviceIds.values()].some((d) => d.id === deviceId && d.created),
             login_count: neo4j.integer.toNumber(r.get('loginCount') as number),
+            ...linkedDevice(r.get('device')),
           },
         });
       }

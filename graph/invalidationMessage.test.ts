@@ -59,6 +59,12 @@ describe('the invalidation message', () => {
     });
     expect(minimalPayload('DeviceTrustScoreUpdated', { from: 0.5, to: 0.9, reason: 'x' })).toEqual({ to: 0.9 });
     expect(minimalPayload('DeviceLinked', { device_id: 'd-1', login_count: 7 })).toEqual({ device_id: 'd-1' });
+    // A new link's device, which a cache adds in place; the login count and the rest stay out.
+    const device = { seq: 0, fingerprint: 'fp-1', ceiling: 1, earned: 0.5 };
+    expect(minimalPayload('DeviceLinked', { device_id: 'd-1', new_device: true, login_count: 1, device })).toEqual({
+      device_id: 'd-1',
+      device,
+    });
     expect(minimalPayload('CustomerSuspended', { from: 'active', to: 'suspended', reason: 'fraud' })).toBeNull();
   });
 });

@@ -11,7 +11,8 @@
  * - **Checked**: whole numbers where numbers are, at most MAX_EVENTS_PER_MESSAGE events.
  * - **Least data**: of a payload only what the cache applies in place (`minimalPayload`): the new
  *   value of a lifetime value or a segment and the methods a payment used, a device's new trust, the
- *   device a login was from. No old values, no reasons, no status.
+ *   device a login was from (and, for a new link, the device as the customer's context reads it:
+ *   its sequence, fingerprint and trust). No old values, no reasons, no status.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -96,7 +97,10 @@ export function openInvalidation(ring: KeyRing, value: string): InvalidationMess
 export function minimalPayload(type: string, payload: Record<string, unknown> | null): Record<string, unknown> | null {
   if (!payload) return null;
   if (type === 'DeviceTrustScoreUpdated') return { to: payload.to };
-  if (type === 'DeviceLinked') return { device_id: payload.device_id };
+  if (type === 'DeviceLinked')
+    return payload.device === undefined
+      ? { device_id: payload.device_id }
+      : { device_id: payload.device_id, device: payload.device };
   if (type !== 'CustomerProfileUpdated') return null;
   const changes = (payload.changes ?? {}) as Record<string, { to?: unknown } | undefined>;
   const kept: Record<string, { to?: unknown }> = {};

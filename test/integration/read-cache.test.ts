@@ -20,6 +20,7 @@ import {
   writeTx,
   type Graph,
 } from '../../graph';
+import { readCustomerSnapshot, type CustomerSnapshot } from '../../graph/context';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { startHarness, type Harness } from '../support/api';
 import { bearer, call, personaClient } from '../support/grpc';
@@ -175,6 +176,73 @@ describe('the read cache', () => {
     expect((await context(h, customerId)).body.active_payment_methods).toEqual([cards[0]]);
     const checkout = await send(h, 'GET', `/api/v1/customers/${customerId}/checkout-options`);
     expect((checkout.body.data as { id: string }[]).map((m) => m.id)).toEqual([cards[0]]);
+  });
+
+  it('adds a device an interaction linked in place, as a fill reads it, here and on a topic reader', async () => {
+    const { customerId, cards } = await customer();
+    const writer = await h.token('interactions:write');
+    await warm(b, customerId);
+    await until(async () => (await h.deps.readCache.read(customerId, 1000)).from === 'memory', 20_000);
+    const before = await scrape(b.url);
+    const [appliedHere, appliedB, droppedB] = [
+      h.deps.readCache.stats.applied,
+      metricValue(before, 'persona_read_cache_applied_total'),
+      metricValue(before, 'persona_read_cache_invalidations_total'),
+    ];
+    const fingerprints = [`fp-${randomUUID()}`, `fp-${randomUUID()}`];
+    const at = new Date().toISOString();
+    const recorded = await h.app.request('/api/v1/interactions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${writer}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        data: [
+          {
+            id: `login-${randomUUID()}`,
+            type: 'login',
+            customer_id: customerId,
+            occurred_at: at,
+            device: { fingerprint: fingerprints[0] },
+          },
+          {
+            id: `pay-${randomUUID()}`,
+            type: 'payment',
+            customer_id: customerId,
+            occurred_at: at,
+            payment_method_id: cards[0],
+            amount: 1250,
+            currency: h.graph.policy.reportingCurrency,
+            outcome: 'succeeded',
+            device: { fingerprint: fingerprints[1] },
+          },
+        ],
+      }),
+    });
+    expect(recorded.status).toBe(200);
+    // Here (this api's own commit): from memory, the same as Neo4j's answer now.
+    const held = await h.deps.readCache.read(customerId, 1000);
+    expect(held.from).toBe('memory');
+    const graph = await readCustomerSnapshot(h.graph, customerId);
+    const byId = (s: CustomerSnapshot) => [...s.devices].sort((x, y) => x.device_id.localeCompare(y.device_id));
+    // The login linked its device; a payment's device is the card's (USED_ON), not a login edge.
+    expect(graph.devices.map((d) => d.fingerprint)).toContain(fingerprints[0]);
+    expect(graph.devices).toHaveLength(2);
+    expect(graph.ltvMinor).toBe(1250);
+    expect(byId(held.snapshot)).toEqual(byId(graph));
+    expect(held.snapshot.seq).toBe(graph.seq);
+    expect(h.deps.readCache.stats.applied).toBeGreaterThan(appliedHere);
+    // B heard of it from the topic and applied it too: its next read is a hit, not a fill.
+    await until(
+      async () => metricValue(await scrape(b.url), 'persona_read_cache_applied_total') >= appliedB + 2,
+      BOUND_MS + SLACK_MS,
+    );
+    const [hitsBefore, missesBefore] = [
+      await hits(b),
+      metricValue(await scrape(b.url), 'persona_read_cache_misses_total'),
+    ];
+    expect((await context(b, customerId)).status).toBe(200);
+    expect(await hits(b)).toBe(hitsBefore + 1);
+    expect(metricValue(await scrape(b.url), 'persona_read_cache_invalidations_total')).toBe(droppedB);
+    expect(metricValue(await scrape(b.url), 'persona_read_cache_misses_total')).toBe(missesBefore);
   });
 
   it('hears of another api’s write within the bound', async () => {
