@@ -202,7 +202,8 @@ describe('the read cache', () => {
           type: 'DeviceLinked',
           customer_id: ID,
           customer_seq: 4,
-          payload: { device_id: NEW, device: { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 } },
+          payload: { device_id: NEW },
+          cache: { device: { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 } },
         },
       ],
       'tail',
@@ -233,7 +234,8 @@ describe('the read cache', () => {
       type: 'DeviceLinked',
       customer_id: ID,
       customer_seq: seq,
-      payload: { device_id: NEW, ...(device ? { device } : {}) },
+      payload: { device_id: NEW },
+      ...(device ? { cache: { device } } : {}),
     });
     let answer = snapshot(3);
     const { cache, reads } = cacheWith(() => answer);
@@ -243,19 +245,35 @@ describe('the read cache', () => {
     answer = snapshot(4);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(2);
-    // A malformed state is not trusted.
+    // A malformed state is not trusted: a negative sequence, a trust past 1.
     cache.apply([linked(5, { seq: -1, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })], 'tail');
     answer = snapshot(5);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(3);
-    // The device's trust moved (seq 3) before the link's event arrived, which saw it at seq 2.
-    cache.apply(
-      [deviceTrust(NEW, 3, 0.1), linked(6, { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })],
-      'tail',
-    );
+    cache.apply([linked(6, { seq: 2, fingerprint: 'fp-new', ceiling: Infinity, earned: 0.5 })], 'tail');
     answer = snapshot(6);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(4);
+    // The device's trust moved (seq 3) before the link's event arrived, which saw it at seq 2.
+    cache.apply(
+      [deviceTrust(NEW, 3, 0.1), linked(7, { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })],
+      'tail',
+    );
+    answer = snapshot(7);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(5);
+    // Device sequences forgotten to make room (at least 1,000 are held): the one that would have
+    // refused the link may be among them, so the link is not trusted.
+    cache.apply(
+      Array.from({ length: 1001 }, (_, i) =>
+        deviceTrust(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, 1, 1),
+      ),
+      'tail',
+    );
+    cache.apply([linked(8, { seq: 0, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })], 'tail');
+    answer = snapshot(8);
+    await cache.read(ID, 500);
+    expect(reads).toHaveLength(6);
     expect(cache.stats.applied).toBe(0);
   });
 

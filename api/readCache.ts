@@ -62,6 +62,8 @@ export interface ReadCacheSettings {
 export type CacheEvent = Pick<CommittedEvent, 'type' | 'customer_id' | 'customer_seq' | 'device_id' | 'device_seq'> & {
   /** Present on the types applied in place (CustomerProfileUpdated, DeviceTrustScoreUpdated, DeviceLinked). */
   payload?: Record<string, unknown> | null;
+  /** The event's cache hint (graph/events.ts NewEvent.cache): a new link's device. */
+  cache?: Record<string, unknown> | undefined;
 };
 
 export interface CachedRead {
@@ -76,6 +78,8 @@ interface Entry {
   snap: CustomerSnapshot;
   /** When the read that filled it began (Date.now()). */
   filledAt: number;
+  /** `deviceSeqEvictions` when it was kept: a device sequence forgotten since may be one it needs. */
+  deviceSeqEvictions: number;
 }
 
 interface Fill {
@@ -148,6 +152,8 @@ export class ReadCache {
   private readonly seenSeq: LRUCache<string, number>;
   /** The same for devices: a snapshot holding a device below it is never kept. */
   private readonly seenDeviceSeq: LRUCache<string, number>;
+  /** Device sequences `seenDeviceSeq` forgot to make room: an event applied before may be forgotten. */
+  private deviceSeqEvictions = 0;
   /**
    * A merged customer's id → the entry of its survivor that a fill of the merged id found (kept
    * under the survivor's id). Served only while the survivor's entry is that same object: any
@@ -196,7 +202,12 @@ export class ReadCache {
       dispose: (e, customerId) => this.unindex(customerId, e.snap),
     });
     this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
-    this.seenDeviceSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
+    this.seenDeviceSeq = new LRUCache<string, number>({
+      max: Math.max(1000, settings.maxEntries),
+      dispose: (_seq, _device, reason) => {
+        if (reason === 'evict') this.deviceSeqEvictions++;
+      },
+    });
     this.aliases = new LRUCache<string, Entry>({ max: Math.max(1000, settings.maxEntries) });
     this.movedAt = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.breaker = circuitBreaker(
@@ -394,7 +405,7 @@ export class ReadCache {
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
     if (known && known.snap.seq > snap.seq) return;
-    this.lru.set(customerId, { snap, filledAt });
+    this.lru.set(customerId, { snap, filledAt, deviceSeqEvictions: this.deviceSeqEvictions });
     if (!this.lru.has(customerId)) return; // larger than the whole cache
     for (const d of snap.devices) {
       let customers = this.byDevice.get(d.device_id);
@@ -461,17 +472,14 @@ export class ReadCache {
         this.stats.applied++;
         return;
       }
-      if (ev.type === 'DeviceLinked' && this.addLinkedDevice(customerId, entry, ev.customer_seq, ev.payload)) {
-        this.stats.applied++;
-        return;
-      }
+      if (ev.type === 'DeviceLinked' && this.addLinkedDevice(customerId, entry, ev.customer_seq, ev, source)) return;
     }
     this.drop(customerId, source);
   }
 
   /**
-   * A new link's device added to the customer's entry, as a fill would read it (the event carries
-   * it: graph/devices.ts LINKED_DEVICE). Not when the event lacks it, or an event of the device
+   * A new link's device added to the customer's entry, as a fill would read it (the event's cache
+   * hint carries it: graph/devices.ts LINKED_DEVICE). Not when the event lacks it, or an event of the device
    * already showed a later sequence than the link saw (its trust may have moved since). The entry
    * is replaced, not changed, so that its size is weighed again (and a merged id's alias, which
    * holds the old one, ends).
@@ -480,14 +488,22 @@ export class ReadCache {
     customerId: string,
     entry: Entry,
     seq: number,
-    payload: Record<string, unknown> | null | undefined,
+    ev: CacheEvent,
+    source: 'local' | 'tail',
   ): boolean {
-    const device = linkedDeviceOf(payload);
+    const device = linkedDeviceOf(ev.payload?.device_id, ev.cache?.device);
     if (!device) return false;
+    // An event of the device may have come before this one and its sequence been forgotten since.
+    if (this.deviceSeqEvictions !== entry.deviceSeqEvictions) return false;
     if ((this.seenDeviceSeq.get(device.device_id) ?? 0) > device.seq) return false;
     const snap: CustomerSnapshot = { ...entry.snap, seq, devices: [...entry.snap.devices, device] };
-    this.lru.set(customerId, { snap, filledAt: entry.filledAt });
-    if (!this.lru.has(customerId)) return true; // larger than the whole cache: gone, as a fill would be
+    this.lru.set(customerId, { snap, filledAt: entry.filledAt, deviceSeqEvictions: entry.deviceSeqEvictions });
+    if (!this.lru.has(customerId)) {
+      // Larger than the whole cache: gone, as a fill would be.
+      this.stats.invalidated[source]++;
+      return true;
+    }
+    this.stats.applied++;
     for (const d of snap.devices) {
       let customers = this.byDevice.get(d.device_id);
       if (!customers) this.byDevice.set(d.device_id, (customers = new Set()));
@@ -541,14 +557,15 @@ function answerFor(askedId: string, snap: CustomerSnapshot): CustomerSnapshot {
   return askedId === snap.customer_id ? snap : { ...snap, merged_into: snap.customer_id };
 }
 
-/** DeviceLinked's `device` as a snapshot's device, or null when the payload lacks it or is malformed. */
-function linkedDeviceOf(payload: Record<string, unknown> | null | undefined): SnapshotDevice | null {
-  const d = payload?.device as Record<string, unknown> | null | undefined;
-  const deviceId = payload?.device_id;
-  if (typeof deviceId !== 'string' || typeof d !== 'object' || d === null) return null;
-  const { seq, fingerprint, ceiling, earned } = d;
+/** A trust score: a number in [0, 1]. */
+const isTrust = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 1;
+
+/** DeviceLinked's cache hint as a snapshot's device, or null when the event has none or it is malformed. */
+function linkedDeviceOf(deviceId: unknown, hint: unknown): SnapshotDevice | null {
+  if (typeof deviceId !== 'string' || typeof hint !== 'object' || hint === null) return null;
+  const { seq, fingerprint, ceiling, earned } = hint as Record<string, unknown>;
   if (!Number.isSafeInteger(seq) || (seq as number) < 0 || typeof fingerprint !== 'string') return null;
-  if (typeof ceiling !== 'number' || typeof earned !== 'number') return null;
+  if (!isTrust(ceiling) || !isTrust(earned)) return null;
   return {
     device_id: deviceId,
     fingerprint,

@@ -36,18 +36,21 @@ export const TRUST_ON_DEVICE = (l: string, d: string): string =>
 
 /**
  * A newly linked device as the customer's context reads it (graph/context.ts SNAPSHOT_CYPHER), for
- * DeviceLinked's `device`: only where the device's state holds until the commit (created in this
+ * DeviceLinked's cache hint (never its payload): only where the device's state holds until the commit (created in this
  * transaction, or locked by it), so that a read cache can add it to the customer in place.
  */
 export const LINKED_DEVICE = (l: string, d: string): string =>
   `{seq: coalesce(${d}.event_seq, 0), fingerprint: ${d}.fingerprint, ceiling: ${d}.trust_score, ` +
   `earned: coalesce(${l}.trust_score, ${INITIAL_TRUST_SCORE})}`;
 
-/** DeviceLinked's `device` from a LINKED_DEVICE value (nothing when the query gave none). */
-export function linkedDevice(value: unknown): { device?: Record<string, unknown> } {
+/**
+ * DeviceLinked's cache hint (graph/events.ts NewEvent.cache) from a LINKED_DEVICE value: `{device}`,
+ * or nothing when the query gave none.
+ */
+export function linkedDevice(value: unknown): { cache?: { device: Record<string, unknown> } } {
   if (value === null || value === undefined) return {};
   const v = toPlain(value) as Record<string, unknown>;
-  return { device: { seq: v.seq, fingerprint: v.fingerprint, ceiling: v.ceiling, earned: v.earned } };
+  return { cache: { device: { seq: v.seq, fingerprint: v.fingerprint, ceiling: v.ceiling, earned: v.earned } } };
 }
 
 const DEVICE_FIELDS = '.id, .fingerprint, .created_at, .updated_at';
@@ -166,12 +169,17 @@ export async function linkDeviceTx(
   const record = res.records[0];
   if (!record) throw new NotFoundError('Customer', customerId);
   const device = toPlain(record.get('device')) as unknown as CustomerDevice;
-  await appendEvent(tx, 'DeviceLinked', customerId, {
-    device_id: device.id,
-    new_device: record.get('newDevice') as boolean,
-    login_count: device.login_count,
-    ...linkedDevice(record.get('linked')),
-  });
+  await appendEvent(
+    tx,
+    'DeviceLinked',
+    customerId,
+    {
+      device_id: device.id,
+      new_device: record.get('newDevice') as boolean,
+      login_count: device.login_count,
+    },
+    linkedDevice(record.get('linked')),
+  );
   return device;
 }
 

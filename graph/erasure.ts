@@ -1,7 +1,8 @@
 /**
  * Erasing a customer: everything personal goes, a tombstone stays. First the customer's events
  * are emptied in batches (`batchSize` per transaction, so a history of any length fits in the
- * write-transaction limit): each keeps its id, type and time, its payload becomes `{}`; so do
+ * write-transaction limit): each keeps its id, type and time, its payload becomes `{}` (and its
+ * cache hint, graph/events.ts NewEvent.cache, goes); so do
  * its facts (graph/facts.ts: a possible match loses the customer it named). Then, in
  * one last transaction: identifiers, addresses, payment methods (and their encrypted tokens; the
  * charge ledger's attempts lose their copies of the token and the card, and keep the key, the
@@ -81,6 +82,7 @@ const CYPHER = {
     WHERE e.occurred_at >= datetime($after) AND e.occurred_at <= datetime($until) AND e.erased IS NULL
     WITH e ORDER BY e.occurred_at LIMIT $limit
     SET e.payload = '{}', e.erased = true
+    REMOVE e.cache
     RETURN count(e) AS stripped, toString(max(e.occurred_at)) AS last`,
   // The customer's lock first: no write for it can interleave.
   lock: `
@@ -145,6 +147,7 @@ const CYPHER = {
       // From where the batches ended: the events before were emptied by them.
       MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at >= datetime($from) AND e.erased IS NULL
       SET e.payload = '{}', e.erased = true
+      REMOVE e.cache
       RETURN count(e) AS events
     }
     CALL (c) {

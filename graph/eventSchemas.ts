@@ -118,20 +118,7 @@ export const EVENT_PAYLOADS = {
   }),
   DefaultPaymentMethodChanged: z.looseObject({ from: id.nullable(), to: id.nullable() }),
   PaymentMethodRemoved: z.looseObject({ payment_method_id: id, was_default: z.boolean() }),
-  /**
-   * The payload also holds, when the link made a new login edge, `device`: `{seq, fingerprint,
-   * ceiling, earned}`, the device as the customer's context reads it at the link's commit (the
-   * device's sequence, its own trust, the customer's on it), which the read caches apply in place
-   * (api/readCache.ts). Not named here, so never published to Kafka: in the graph's log, emptied by
-   * erasure with the rest of the payload.
-   */
-  DeviceLinked: z
-    .looseObject({ device_id: id, new_device: z.boolean(), login_count: z.number().int() })
-    .describe(
-      'When the login edge is new, also holds `device` ({seq, fingerprint, ceiling, earned}: the device as ' +
-        'the customer’s context reads it at the link); in the graph’s log, emptied by erasure, never published ' +
-        'to Kafka.',
-    ),
+  DeviceLinked: z.looseObject({ device_id: id, new_device: z.boolean(), login_count: z.number().int() }),
   DeviceTrustScoreUpdated: z.looseObject({
     device_id: id,
     from: z.number(),

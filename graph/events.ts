@@ -76,7 +76,7 @@ const CYPHER = {
     WITH epoch, grp.events[i] AS ev, base + i + 1 AS customerSeq
     CREATE (e:Event:Unsequenced {id: ev.id, type: ev.type, customer_id: ev.customerId, occurred_at: datetime.realtime(),
                      seq: ev.seq, customer_seq: customerSeq, epoch: epoch, payload: ev.payload,
-                     transient: ev.transient, txn_prev: ev.txnPrev})
+                     transient: ev.transient, txn_prev: ev.txnPrev, cache: ev.cache})
     FOREACH (f IN CASE WHEN ev.fact IS NULL THEN [] ELSE [ev.fact] END |
       CREATE (:Fact {key: f.key, type: ev.type, customer_id: ev.customerId, about: f.about, event_id: ev.id,
                      at: e.occurred_at, customer_seq: customerSeq, epoch: epoch, result: ev.payload}))
@@ -129,7 +129,7 @@ export async function appendEvent(
   type: EventType,
   customerId: string | null,
   payload: Record<string, unknown>,
-  options: { idempotencyKey?: string } = {},
+  options: { idempotencyKey?: string; cache?: Record<string, unknown> } = {},
 ): Promise<void> {
   await appendEvents(tx, [{ type, customerId, payload, ...options }]);
 }
@@ -146,6 +146,13 @@ export interface NewEvent {
    * (graph/interactions.ts, `isTransient`). Never inferred from a payload's shape.
    */
   transient?: boolean;
+  /**
+   * What read caches apply in place beside the payload (api/readCache.ts: DeviceLinked's `device`,
+   * the device as the customer's context reads it). Kept on the event apart from the payload, so
+   * that no reader of the log gets it (the feed, a history, an export, the relay, Kafka): only the
+   * event sequencer (graph/sequencer.ts), for the sealed invalidation topic. Erasure removes it.
+   */
+  cache?: Record<string, unknown>;
 }
 
 /**
@@ -175,6 +182,7 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
       seq: first + i,
       payload: JSON.stringify(e.payload),
       transient: e.transient === true ? true : null,
+      cache: e.cache ? JSON.stringify(e.cache) : null,
       // Whether this transaction appended an event of the same customer before this one: the event
       // sequencer (graph/sequencer.ts) numbers it only with, or after, that one.
       txnPrev: e.customerId !== null && customers.has(e.customerId) ? true : null,
@@ -184,7 +192,14 @@ export async function appendEvents(tx: ManagedTransaction, events: NewEvent[]): 
     row.fact = factOf(e, row.id);
     // The payload as stored (what a reader of the log gets), not the caller's object.
     const payload = JSON.parse(row.payload) as Record<string, unknown>;
-    appended.set(row.id, { id: row.id, type: e.type, customer_id: e.customerId, customer_seq: null, payload });
+    appended.set(row.id, {
+      id: row.id,
+      type: e.type,
+      customer_id: e.customerId,
+      customer_seq: null,
+      payload,
+      ...(e.cache ? { cache: e.cache } : {}),
+    });
     const group = groups.get(e.customerId);
     if (group) group.push(row);
     else groups.set(e.customerId, [row]);

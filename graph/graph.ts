@@ -102,6 +102,8 @@ export interface CommittedEvent {
   /** A device-level event's place in its device's sequence. */
   device_seq?: number;
   payload: Record<string, unknown>;
+  /** What read caches apply in place beside the payload (graph/events.ts NewEvent.cache). */
+  cache?: Record<string, unknown>;
 }
 
 export interface Graph {

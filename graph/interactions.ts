@@ -641,8 +641,8 @@ async function apply(
             device_id: deviceId,
             new_device: [...deviceIds.values()].some((d) => d.id === deviceId && d.created),
             login_count: neo4j.integer.toNumber(r.get('loginCount') as number),
-            ...linkedDevice(r.get('device')),
           },
+          ...linkedDevice(r.get('device')),
         });
       }
   }

@@ -8,7 +8,17 @@ const message: InvalidationMessage = {
   epoch: 0,
   through: 12,
   drained_at: 1_700_000_000_000,
-  events: [{ log_seq: 12, type: 'CustomerSuspended', customer_id: 'c-1', customer_seq: 4, payload: null }],
+  events: [
+    { log_seq: 11, type: 'CustomerSuspended', customer_id: 'c-1', customer_seq: 4, payload: null },
+    {
+      log_seq: 12,
+      type: 'DeviceLinked',
+      customer_id: 'c-1',
+      customer_seq: 5,
+      payload: { device_id: 'd-1' },
+      cache: { device: { seq: 0, fingerprint: 'fp-secret', ceiling: 1, earned: 0.5 } },
+    },
+  ],
 };
 
 describe('the invalidation message', () => {
@@ -17,6 +27,7 @@ describe('the invalidation message', () => {
     const sealed = sealInvalidation(keys, message);
     expect(openInvalidation(keys, sealed)).toEqual(message);
     expect(sealed).not.toContain('c-1');
+    expect(Buffer.from(sealed.split('.')[2] as string, 'base64url').toString('latin1')).not.toContain('fp-secret');
     // Rotated: the new key seals, the old one still opens what it sealed.
     const rotated = new KeyRing([
       { id: 'k2', key: randomBytes(32) },
@@ -59,12 +70,6 @@ describe('the invalidation message', () => {
     });
     expect(minimalPayload('DeviceTrustScoreUpdated', { from: 0.5, to: 0.9, reason: 'x' })).toEqual({ to: 0.9 });
     expect(minimalPayload('DeviceLinked', { device_id: 'd-1', login_count: 7 })).toEqual({ device_id: 'd-1' });
-    // A new link's device, which a cache adds in place; the login count and the rest stay out.
-    const device = { seq: 0, fingerprint: 'fp-1', ceiling: 1, earned: 0.5 };
-    expect(minimalPayload('DeviceLinked', { device_id: 'd-1', new_device: true, login_count: 1, device })).toEqual({
-      device_id: 'd-1',
-      device,
-    });
     expect(minimalPayload('CustomerSuspended', { from: 'active', to: 'suspended', reason: 'fraud' })).toBeNull();
   });
 });

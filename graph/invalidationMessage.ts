@@ -11,8 +11,9 @@
  * - **Checked**: whole numbers where numbers are, at most MAX_EVENTS_PER_MESSAGE events.
  * - **Least data**: of a payload only what the cache applies in place (`minimalPayload`): the new
  *   value of a lifetime value or a segment and the methods a payment used, a device's new trust, the
- *   device a login was from (and, for a new link, the device as the customer's context reads it:
- *   its sequence, fingerprint and trust). No old values, no reasons, no status.
+ *   device a login was from; and an event's cache hint (graph/events.ts NewEvent.cache: a new link's
+ *   device, with its fingerprint and trust), which no reader of the log gets. No old values, no
+ *   reasons, no status.
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -51,6 +52,7 @@ const messageSchema = z.object({
         device_id: id.optional(),
         device_seq: whole.optional(),
         payload: z.record(z.string(), z.unknown()).nullable(),
+        cache: z.record(z.string(), z.unknown()).optional(),
       }),
     )
     .max(MAX_EVENTS_PER_MESSAGE),
@@ -97,10 +99,7 @@ export function openInvalidation(ring: KeyRing, value: string): InvalidationMess
 export function minimalPayload(type: string, payload: Record<string, unknown> | null): Record<string, unknown> | null {
   if (!payload) return null;
   if (type === 'DeviceTrustScoreUpdated') return { to: payload.to };
-  if (type === 'DeviceLinked')
-    return payload.device === undefined
-      ? { device_id: payload.device_id }
-      : { device_id: payload.device_id, device: payload.device };
+  if (type === 'DeviceLinked') return { device_id: payload.device_id };
   if (type !== 'CustomerProfileUpdated') return null;
   const changes = (payload.changes ?? {}) as Record<string, { to?: unknown } | undefined>;
   const kept: Record<string, { to?: unknown }> = {};

@@ -36,6 +36,8 @@ export interface SequencedEvent {
   device_id?: string;
   device_seq?: number;
   payload: Record<string, unknown> | null;
+  /** What read caches apply in place beside the payload (graph/events.ts NewEvent.cache), when there is any. */
+  cache?: Record<string, unknown>;
 }
 
 /** Where the log's numbering stands. */
@@ -65,7 +67,8 @@ export interface SequencerLease {
 }
 
 const ROW = `{logSeq: e.log_seq, type: e.type, customerId: e.customer_id, customerSeq: e.customer_seq,
-  deviceId: e.device_id, deviceSeq: e.device_seq, payload: CASE WHEN e.type IN $payloadTypes THEN e.payload END}`;
+  deviceId: e.device_id, deviceSeq: e.device_seq, payload: CASE WHEN e.type IN $payloadTypes THEN e.payload END,
+  cache: CASE WHEN e.type IN $payloadTypes THEN e.cache END}`;
 
 const CYPHER = {
   // Whether anything waits, as of a clock read first (whatever committed before it is seen). Then,
@@ -143,6 +146,7 @@ const toNumber = (v: unknown): number | null => (v === null || v === undefined ?
 
 function eventOf(row: Record<string, unknown>): SequencedEvent {
   const payload = row.payload as string | null;
+  const cache = row.cache as string | null | undefined;
   const deviceId = row.deviceId as string | null;
   const deviceSeq = toNumber(row.deviceSeq);
   return {
@@ -153,6 +157,7 @@ function eventOf(row: Record<string, unknown>): SequencedEvent {
     ...(deviceId ? { device_id: deviceId } : {}),
     ...(deviceSeq !== null ? { device_seq: deviceSeq } : {}),
     payload: payload === null || payload === undefined ? null : (JSON.parse(payload) as Record<string, unknown>),
+    ...(typeof cache === 'string' ? { cache: JSON.parse(cache) as Record<string, unknown> } : {}),
   };
 }
 

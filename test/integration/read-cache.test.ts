@@ -230,6 +230,14 @@ describe('the read cache', () => {
     expect(byId(held.snapshot)).toEqual(byId(graph));
     expect(held.snapshot.seq).toBe(graph.seq);
     expect(h.deps.readCache.stats.applied).toBeGreaterThan(appliedHere);
+    // The device rode in the event's cache hint, never in its payload (the feed, history, export).
+    const [link] = await h.graph.query<{ payload: string; cache: string }>(
+      `MATCH (e:Event {customer_id: $id, type: 'DeviceLinked'}) WHERE e.payload CONTAINS $deviceId
+       RETURN e.payload AS payload, e.cache AS cache`,
+      { id: customerId, deviceId: held.snapshot.devices.find((d) => d.fingerprint === fingerprints[0])?.device_id },
+    );
+    expect(link?.payload).not.toContain(fingerprints[0]);
+    expect(link?.cache).toContain(fingerprints[0]);
     // B heard of it from the topic and applied it too: its next read is a hit, not a fill.
     await until(
       async () => metricValue(await scrape(b.url), 'persona_read_cache_applied_total') >= appliedB + 2,
