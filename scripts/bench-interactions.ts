@@ -5,6 +5,7 @@
  *   npm run bench:interactions -- [--customers 20000] [--seconds 20] [--warmup 3] [--senders 1,4]
  *                                 [--readers 2] [--batch 100] [--zipf 1.1] [--seed 7] [--rate 2000] [--cpu-prof]
  *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051] [--ghz <path>] [--split]
+ *                                 [--read-rate 0]
  *
  * It samples `--customers` random active customers that have an active payment method (one
  * read), ranks them in a seeded random order, and draws each item's customer from a Zipf
@@ -21,7 +22,10 @@
  *      sender), and its latency counts from when it was due; the run says how many went late.
  * With ghz (on PATH, or `--ghz <path>`) as an independent client, A and D each run once more with
  * ghz making the reads (`--readers` connections, over Zipf-drawn customers), right after the
- * bench's own: A' alone, D' beside the same paced writes. The read target is judged on ghz's.
+ * bench's own: A' alone (after one unmeasured pass over the same customers), D' beside the same
+ * paced writes. The read target is judged on ghz's. `--read-rate` paces ghz's reads (reads a second
+ * over its connections, the same in A' and D'), so that the writes, not the readers' own load, are
+ * what differs; 0 reads as fast as answers come.
  * Each phase runs `--warmup` seconds unmeasured, then `--seconds` measured. It prints the figures
  * beside the targets (≥ 2,000 interactions/s with 4 senders; read p99 under 2,000/s ≤ 1.5 × alone)
  * and writes them as JSON to bench/results/.
@@ -29,9 +33,9 @@
  * It WRITES to the graph it runs against: LTV, segment, last_used, devices, logins, addresses,
  * events and one Interaction node per item, all on real customers. A benchmark graph only.
  *
- * It starts its own api process (a separate process, as in production) and runs the event
- * sequencer a worker runs (scripts/benchSequencer.ts: its read cache hears of the writes from a
- * topic of this run; no worker may run meanwhile), with a body limit and
+ * It starts its own api process (a separate process, as in production) and the event sequencer a
+ * worker runs, in a process of its own (scripts/benchSequencer.ts: its read cache hears of the
+ * writes from a topic of this run; no worker may run meanwhile), with a body limit and
  * rate limits the batches cannot hit, unless `--api` (REST base) and `--grpc` point at a running
  * one, whose own limits then apply; the rest of its configuration comes from the environment
  * (a batch that outlives PERSONA_REQUEST_DEADLINE_MS is answered 503 and counted as failed).
@@ -48,11 +52,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import type { Driver } from 'neo4j-driver';
 import { LOADER_OPTIONS, PROTO_FILE, SERVICE_NAME } from '../api/grpc/server';
 import { loadConfig, repoRoot } from '../config/env';
-import { createDriver } from '../graph';
-import { graphFromConfig } from '../runtime/graph';
 import type { ProtoGrpcType } from '../proto/generated/persona';
 import { startApiProcess, stopProcess, type ApiProcess } from '../test/support/processes';
 import {
@@ -92,6 +93,7 @@ const { values } = parseArgs({
     grpc: { type: 'string' },
     ghz: { type: 'string' },
     split: { type: 'boolean', default: false },
+    'read-rate': { type: 'string', default: '0' },
   },
 });
 const sampleSize = Number(values.customers);
@@ -106,6 +108,8 @@ const cpuProf = values['cpu-prof'] === true;
 /** Phase D's paced write load, interactions per second over all senders (0: no phase D). */
 const rate = Number(values.rate);
 const maxSenders = Math.max(...senderCounts);
+/** ghz's reads a second over its connections (0: as fast as answers come). */
+const readRate = Number(values['read-rate']);
 
 function usage(problem: string): never {
   console.error(`bench: ${problem}`);
@@ -121,6 +125,8 @@ if (!(zipfS > 0)) usage('--zipf must be positive');
 if (!(rate >= 0)) usage('--rate must be a number of interactions a second, 0 for no phase D');
 if (Boolean(values.api) !== Boolean(values.grpc)) usage('--api and --grpc go together');
 if (values.ghz && !existsSync(values.ghz)) usage(`--ghz ${values.ghz}: no such file`);
+if (!Number.isInteger(readRate) || readRate < 0) usage('--read-rate must be a whole number of reads a second');
+if (readRate > 0 && !values.ghz && !findOnPath('ghz')) usage('--read-rate paces ghz: install it or pass --ghz');
 if (values.split && values.api) usage('--split starts two api processes: leave out --api/--grpc');
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
@@ -214,15 +220,12 @@ async function main(): Promise<void> {
   /** With `--split`, a second api process that takes the reads (a read replica); otherwise `api`. */
   let reader: ApiProcess | undefined;
   let sequencer: BenchSequencer | undefined;
-  let sequencerDriver: Driver | undefined;
   let restBase = values.api;
   let grpcAddress = values.grpc;
   let readerRest = values.api;
   if (!restBase || !grpcAddress) {
     // As a worker would: the api's read cache hears of the writes from the invalidation topic.
-    sequencerDriver = createDriver(config);
-    const graph = graphFromConfig(sequencerDriver, config);
-    sequencer = await startBenchSequencer(config, graph, 'topic', `int-${Date.now().toString(36)}`);
+    sequencer = await startBenchSequencer('topic', `int-${Date.now().toString(36)}`);
     const env = {
       ...sequencer.env,
       // A batch of 100 is about 25 KB; room for 500-item batches with devices and addresses.
@@ -237,12 +240,23 @@ async function main(): Promise<void> {
     } catch (err) {
       if (api) await stopProcess(api);
       await sequencer.stop();
-      await sequencerDriver.close();
       throw err;
     }
     restBase = api.url;
     grpcAddress = reader.grpcAddress;
     readerRest = reader.url;
+    // Nothing is measured before every api's cache is current (its tail placed, the sequencer's
+    // lease taken): otherwise phase A would measure the start, every read a miss.
+    for (const proc of new Set([api, reader])) {
+      const deadline = Date.now() + 60_000;
+      const age = async () => (await scrapeMetrics(proc.url, config)).get('persona_read_cache_tail_age_seconds') ?? -1;
+      let current = await age();
+      while (current > 1 && Date.now() < deadline) {
+        await sleep(100);
+        current = await age();
+      }
+      if (current > 1) console.warn(`bench: the api at ${proc.url} was still not current after a minute`);
+    }
     console.log(
       `bench: the api writes interactions in ${String(apiLanes)} lane(s), groups of up to ${String(apiGroupMax)} ` +
         'items (PERSONA_INTERACTIONS_WRITE_LANES, PERSONA_INTERACTIONS_GROUP_MAX_ITEMS)',
@@ -305,7 +319,7 @@ async function main(): Promise<void> {
     const ids = Array.from({ length: 20_000 }, () => ({ customer_id: (customers[zipf.draw(drawRand)] as Sampled).id }));
     writeFileSync(ghzFile, JSON.stringify(ids));
   }
-  const ghzReads = (bin: string, file: string): Promise<GhzResult> =>
+  const ghzReads = (bin: string, file: string, duration = seconds): Promise<GhzResult> =>
     runGhz(
       bin,
       contextGhzArgs({
@@ -313,8 +327,9 @@ async function main(): Promise<void> {
         dataFile: file,
         authorization: `Bearer ${readToken}`,
         clients: readers,
-        seconds,
+        seconds: duration,
         address: grpcAddress,
+        rps: readRate,
       }),
       readers,
     );
@@ -345,6 +360,9 @@ async function main(): Promise<void> {
     readsAlone = await watched('A', () => driveReads(read, customers, zipf, 2, seconds));
     console.log(`bench: A reads alone: ${f0(readsAlone.count)} reads, p99 ${f2(readsAlone.p99)} ms`);
     if (ghzBin && ghzFile) {
+      // Once through the file unmeasured, as long as a measured pass: A' and D' then read the same
+      // customers from a warm cache, so what differs between them is the writes.
+      await ghzReads(ghzBin, ghzFile);
       ghz = { alone: await watched("A'", () => ghzReads(ghzBin, ghzFile)) };
       console.log(`bench: A' ghz reads alone: ${f0(ghz.alone.count)} reads, p99 ${f2(ghz.alone.p99)} ms`);
     }
@@ -420,7 +438,6 @@ async function main(): Promise<void> {
     if (reader && reader !== api) await stopProcess(reader);
     if (api) await stopProcess(api);
     await sequencer?.stop();
-    await sequencerDriver?.close();
   }
   // What the api logged as errors (the answers say only "The error was logged").
   const apiErrors = new Map<string, number>();
@@ -649,6 +666,7 @@ async function main(): Promise<void> {
         writes,
         reads_under_writes: underLoad,
         ghz: ghz ?? null,
+        ghz_read_rate: readRate,
         read_p99_ratio: ratio,
         paced_rate: rate,
         reads_under_paced_writes: underPaced,

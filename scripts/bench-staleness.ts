@@ -76,7 +76,7 @@ interface Row {
 }
 
 async function measure(mode: 'topic' | 'poll', replicas: number, token: string): Promise<Row> {
-  const sequencer = await startBenchSequencer(config, graph, mode, `${run}.${mode}.${String(replicas)}`);
+  const sequencer = await startBenchSequencer(mode, `${run}.${mode}.${String(replicas)}`);
   const env: Record<string, string> = { PERSONA_RATE_LIMIT_AGENT: '10000000,10000000', ...sequencer.env };
   const apis: ApiProcess[] = [];
   try {

@@ -87,7 +87,8 @@ export interface GhzResult {
 
 /**
  * ghz's arguments for `seconds` of unary calls from `clients` connections over the requests of
- * `dataFile` (round robin), the address last. The service's shape comes from the api's gRPC
+ * `dataFile` (round robin), the address last; `rps`, when set, paces them (requests a second over
+ * all connections; otherwise as fast as answers come). The service's shape comes from the api's gRPC
  * reflection, not from the .proto file: ghz's own proto parser predates proto3's `optional` fields
  * (persona.proto has some) and refuses the file.
  */
@@ -98,9 +99,10 @@ export function contextGhzArgs(o: {
   clients: number;
   seconds: number;
   address: string;
+  rps?: number;
 }): string[] {
   const metadata = JSON.stringify({ authorization: o.authorization });
-  const run = ['-c', String(o.clients), '-z', `${String(o.seconds)}s`];
+  const run = ['-c', String(o.clients), '-z', `${String(o.seconds)}s`, ...(o.rps ? ['-r', String(o.rps)] : [])];
   return ['--insecure', '--call', o.call, '--data-file', o.dataFile, '--metadata', metadata, ...run, o.address];
 }
 
