@@ -78,9 +78,9 @@ export async function readOnce(g: Graph, cypher: string, params: Record<string, 
  */
 async function readAfter(g: Graph, cypher: string, params: Record<string, unknown>, leader: boolean, after?: string[]) {
   const onLeader = leader || readsOnTheLeader();
-  // Not the process's bookmark manager: a hot read would wait for this api's latest write of any
+  // Not the process's own writes: a hot read would wait for this api's latest write of any
   // customer. A read that must reach a write says so with its consistency token (api/consistency.ts).
-  const { bookmarkManager: _everyWrite, ...config } = sessionOf(g, onLeader ? 'WRITE' : 'READ', after);
+  const config = sessionOf(g, onLeader ? 'WRITE' : 'READ', after, { ownWrites: false });
   const session = (onLeader ? g.driver : (g.readDriver ?? g.driver)).session(config);
   try {
     const result = await withoutCallerStack(() =>

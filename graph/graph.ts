@@ -181,17 +181,23 @@ function reportCommitted(g: Graph, events: CommittedEvent[]): void {
 
 /**
  * A session of `g`: `WRITE` for the leader, `READ` for any member. It waits for this process's
- * writes (`g.bookmarks`) and for `after` (one read's, for the next); a `READ` session for the
- * bookmarks carried into the call too (graph/bookmarks.ts). The leader has every commit: it is
- * never held on carried bookmarks, so a made-up one costs a read one wait, and nothing more.
+ * writes (`g.bookmarks`; not with `ownWrites: false`, for a hot read that must not wait for the
+ * process's latest write of anyone) and for `after` (one read's, for the next); a `READ` session
+ * for the bookmarks carried into the call too (graph/bookmarks.ts). The leader has every commit:
+ * it is never held on carried bookmarks, so a made-up one costs a read one wait, and nothing more.
  */
-export function sessionOf(g: Graph, mode: 'READ' | 'WRITE', after?: string[]): SessionConfig {
+export function sessionOf(
+  g: Graph,
+  mode: 'READ' | 'WRITE',
+  after?: string[],
+  options: { ownWrites?: boolean } = {},
+): SessionConfig {
   const carried = mode === 'READ' ? carriedBookmarks() : [];
   const bookmarks = after ? [...carried, ...after] : carried;
   return {
     database: g.database,
     defaultAccessMode: mode === 'WRITE' ? neo4j.session.WRITE : neo4j.session.READ,
-    ...(g.bookmarks ? { bookmarkManager: g.bookmarks } : {}),
+    ...(g.bookmarks && options.ownWrites !== false ? { bookmarkManager: g.bookmarks } : {}),
     ...(bookmarks.length > 0 ? { bookmarks: [...bookmarks] } : {}),
   };
 }

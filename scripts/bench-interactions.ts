@@ -43,7 +43,8 @@
  * writes (both hear of the writes from the topic); the read cache's figures are the reader's.
  * `--cpu-prof` (own api only) loads scripts/cpu-profile.ts into it, profiles exactly phase B's
  * measured window at the largest sender count (those figures then carry the profiler's small
- * overhead) and prints the functions and packages with the most self time; the profile stays in
+ * overhead) and prints the functions and packages with the most self time (with `--split`, the
+ * reading api's over D' too); the profile stays in
  * bench/results/ for DevTools.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -236,7 +237,7 @@ async function main(): Promise<void> {
     };
     try {
       api = await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : []);
-      reader = values.split ? await startApiProcess(env) : api;
+      reader = values.split ? await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : []) : api;
     } catch (err) {
       if (api) await stopProcess(api);
       await sequencer.stop();
@@ -340,6 +341,8 @@ async function main(): Promise<void> {
   let underLoad: { reads: ReadStats; writes: WriteStats } | undefined;
   let underPaced: { reads: ReadStats; writes: WriteStats } | undefined;
   let profile: { file: string; summary: ProfileSummary } | undefined;
+  /** With `--split --cpu-prof`: the reading api's profile over D'. */
+  let readerProfile: { file: string; summary: ProfileSummary } | undefined;
   const cache: Record<string, CacheDuring> = {};
   const rest = readerRest as string;
   /** Runs a read phase and keeps what the read cache did meanwhile under `phase`. */
@@ -416,9 +419,17 @@ async function main(): Promise<void> {
           `(${f0(pw.interactionsPerSecond)}/s recorded): p99 ${f2(pr.p99)} ms`,
       );
       if (ghz && ghzBin && ghzFile) {
+        const profiled = cpuProf && reader !== undefined && reader !== api ? reader : undefined;
+        profiled?.child.kill('SIGUSR2');
         const [gr, gw] = await watched("D'", () =>
           Promise.all([ghzReads(ghzBin, ghzFile), driveWrites(post, makers, maxSenders, seconds, batchSize, rate)]),
         );
+        if (profiled) {
+          profiled.child.kill('SIGUSR2');
+          const file = path.join(repoRoot, 'bench', 'results', `cpu-${String(profiled.child.pid)}.cpuprofile`);
+          if (await waitForFile(file, 30_000)) readerProfile = { file, summary: selfTimes(file, 25) };
+          else console.error(`bench: the reading api wrote no CPU profile; its output:\n${profiled.output()}`);
+        }
         ghz.paced = { reads: gr, writes: gw };
         console.log(
           `bench: D' ghz reads under the same pace (${f0(gw.interactionsPerSecond)}/s recorded): ` +
@@ -627,11 +638,15 @@ async function main(): Promise<void> {
         `(batch p50 ${f2(one.batchMs.p50)} → ${f2(most.batchMs.p50)} ms)`,
     );
 
-  if (profile) {
-    const { summary } = profile;
+  for (const [title, prof] of [
+    [`the api, B at ${String(maxSenders)} senders`, profile],
+    [`the reading api (--split), D'`, readerProfile],
+  ] as const) {
+    if (!prof) continue;
+    const { summary } = prof;
     const busy = summary.sampledMs - summary.idleMs;
     console.log(
-      `\nCPU profile of the api, B at ${String(maxSenders)} senders: ${path.relative(repoRoot, profile.file)}\n` +
+      `\nCPU profile of ${title}: ${path.relative(repoRoot, prof.file)}\n` +
         `${f0(summary.sampledMs)} ms sampled, ${f0(busy)} ms busy ` +
         `(${f2((busy / Math.max(1, summary.sampledMs)) * 100)} % of the window, on its main thread); ` +
         'shares below are of the busy time\n' +
@@ -676,6 +691,17 @@ async function main(): Promise<void> {
         api: api ? { write_lanes: apiLanes, group_max_items: apiGroupMax, split: reader !== api } : null,
         api_errors: Object.fromEntries(apiErrors),
         verdicts,
+        ...(readerProfile
+          ? {
+              reader_cpu_profile: {
+                file: path.relative(repoRoot, readerProfile.file),
+                sampled_ms: readerProfile.summary.sampledMs,
+                idle_ms: readerProfile.summary.idleMs,
+                packages: readerProfile.summary.packages,
+                functions: readerProfile.summary.functions,
+              },
+            }
+          : {}),
         ...(profile
           ? {
               cpu_profile: {
