@@ -262,19 +262,35 @@ describe('the read cache', () => {
     answer = snapshot(7);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(5);
-    // Device sequences forgotten to make room (at least 1,000 are held): the one that would have
-    // refused the link may be among them, so the link is not trusted.
+    // The device's sequence forgotten to make room (at least 1,000 are held): it is still known to
+    // be past the link's, so the link is not trusted.
     cache.apply(
       Array.from({ length: 1001 }, (_, i) =>
         deviceTrust(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, 1, 1),
       ),
       'tail',
     );
-    cache.apply([linked(8, { seq: 0, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })], 'tail');
+    cache.apply([linked(8, { seq: 2, fingerprint: 'fp-new', ceiling: 0.9, earned: 0.5 })], 'tail');
     answer = snapshot(8);
     await cache.read(ID, 500);
     expect(reads).toHaveLength(6);
     expect(cache.stats.applied).toBe(0);
+    // Another device, never seen: its link is added in place, forgotten sequences or not.
+    cache.apply(
+      [
+        {
+          type: 'DeviceLinked',
+          customer_id: ID,
+          customer_seq: 9,
+          payload: { device_id: '00000000-0000-4000-8000-0000000000d3' },
+          cache: { device: { seq: 0, fingerprint: 'fp-other', ceiling: 1, earned: 0.5 } },
+        },
+      ],
+      'tail',
+    );
+    expect((await cache.read(ID, 500)).snapshot.seq).toBe(9);
+    expect(reads).toHaveLength(6);
+    expect(cache.stats.applied).toBe(1);
   });
 
   it('reads a customer again once what they earned on a device changed (the outcome came with it)', async () => {

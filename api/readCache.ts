@@ -78,8 +78,6 @@ interface Entry {
   snap: CustomerSnapshot;
   /** When the read that filled it began (Date.now()). */
   filledAt: number;
-  /** `deviceSeqEvictions` when it was kept: a device sequence forgotten since may be one it needs. */
-  deviceSeqEvictions: number;
 }
 
 interface Fill {
@@ -152,8 +150,12 @@ export class ReadCache {
   private readonly seenSeq: LRUCache<string, number>;
   /** The same for devices: a snapshot holding a device below it is never kept. */
   private readonly seenDeviceSeq: LRUCache<string, number>;
-  /** Device sequences `seenDeviceSeq` forgot to make room: an event applied before may be forgotten. */
-  private deviceSeqEvictions = 0;
+  /**
+   * What `seenDeviceSeq` forgot to make room, folded by a hash of the device id: each slot holds
+   * the highest sequence forgotten of any device hashed to it, a floor no device there is known to
+   * be below. A link's device is added in place only at or past it (collisions refuse a few more).
+   */
+  private readonly forgottenDeviceSeq = new Float64Array(FORGOTTEN_SLOTS);
   /**
    * A merged customer's id → the entry of its survivor that a fill of the merged id found (kept
    * under the survivor's id). Served only while the survivor's entry is that same object: any
@@ -204,8 +206,10 @@ export class ReadCache {
     this.seenSeq = new LRUCache<string, number>({ max: Math.max(1000, settings.maxEntries) });
     this.seenDeviceSeq = new LRUCache<string, number>({
       max: Math.max(1000, settings.maxEntries),
-      dispose: (_seq, _device, reason) => {
-        if (reason === 'evict') this.deviceSeqEvictions++;
+      dispose: (seq, device, reason) => {
+        if (reason !== 'evict') return;
+        const slot = slotOf(device);
+        if (seq > (this.forgottenDeviceSeq[slot] ?? 0)) this.forgottenDeviceSeq[slot] = seq;
       },
     });
     this.aliases = new LRUCache<string, Entry>({ max: Math.max(1000, settings.maxEntries) });
@@ -252,6 +256,7 @@ export class ReadCache {
     this.aliases.clear();
     this.seenSeq.clear();
     this.seenDeviceSeq.clear();
+    this.forgottenDeviceSeq.fill(0);
   }
 
   /** When the tailer last polled successfully (0: never). */
@@ -405,7 +410,7 @@ export class ReadCache {
     const known = this.lru.peek(customerId);
     // A slower fill must not replace what a newer one (or an event) already brought.
     if (known && known.snap.seq > snap.seq) return;
-    this.lru.set(customerId, { snap, filledAt, deviceSeqEvictions: this.deviceSeqEvictions });
+    this.lru.set(customerId, { snap, filledAt });
     if (!this.lru.has(customerId)) return; // larger than the whole cache
     for (const d of snap.devices) {
       let customers = this.byDevice.get(d.device_id);
@@ -493,11 +498,14 @@ export class ReadCache {
   ): boolean {
     const device = linkedDeviceOf(ev.payload?.device_id, ev.cache?.device);
     if (!device) return false;
-    // An event of the device may have come before this one and its sequence been forgotten since.
-    if (this.deviceSeqEvictions !== entry.deviceSeqEvictions) return false;
-    if ((this.seenDeviceSeq.get(device.device_id) ?? 0) > device.seq) return false;
+    // An event of the device came before this one (its sequence held, or forgotten into the floor).
+    const seen = Math.max(
+      this.seenDeviceSeq.get(device.device_id) ?? 0,
+      this.forgottenDeviceSeq[slotOf(device.device_id)] ?? 0,
+    );
+    if (seen > device.seq) return false;
     const snap: CustomerSnapshot = { ...entry.snap, seq, devices: [...entry.snap.devices, device] };
-    this.lru.set(customerId, { snap, filledAt: entry.filledAt, deviceSeqEvictions: entry.deviceSeqEvictions });
+    this.lru.set(customerId, { snap, filledAt: entry.filledAt });
     if (!this.lru.has(customerId)) {
       // Larger than the whole cache: gone, as a fill would be.
       this.stats.invalidated[source]++;
@@ -555,6 +563,16 @@ export class TokenNotMetError extends InvalidStateError {
 /** What a read of `askedId` answers from a survivor's snapshot: the same data, with `merged_into` when it followed. */
 function answerFor(askedId: string, snap: CustomerSnapshot): CustomerSnapshot {
   return askedId === snap.customer_id ? snap : { ...snap, merged_into: snap.customer_id };
+}
+
+/** Slots of the forgotten device sequences' floor (512 KB). */
+const FORGOTTEN_SLOTS = 65_536;
+
+/** A device id's slot in the floor (FNV-1a). */
+function slotOf(deviceId: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < deviceId.length; i++) h = Math.imul(h ^ deviceId.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % FORGOTTEN_SLOTS;
 }
 
 /** A trust score: a number in [0, 1]. */
