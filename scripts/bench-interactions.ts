@@ -5,7 +5,7 @@
  *   npm run bench:interactions -- [--customers 20000] [--seconds 20] [--warmup 3] [--senders 1,4]
  *                                 [--readers 2] [--batch 100] [--zipf 1.1] [--seed 7] [--rate 2000] [--cpu-prof]
  *                                 [--api http://127.0.0.1:8080 --grpc 127.0.0.1:50051] [--ghz <path>] [--split]
- *                                 [--read-rate 0]
+ *                                 [--read-rate 0] [--reader-nice=N]
  *
  * It samples `--customers` random active customers that have an active payment method (one
  * read), ranks them in a seeded random order, and draws each item's customer from a Zipf
@@ -40,7 +40,12 @@
  * one, whose own limits then apply; the rest of its configuration comes from the environment
  * (a batch that outlives PERSONA_REQUEST_DEADLINE_MS is answered 503 and counted as failed).
  * `--split` starts a second api process for the reads, as a read replica beside the one taking the
- * writes (both hear of the writes from the topic); the read cache's figures are the reader's.
+ * writes (both hear of the writes from the topic); the read cache's figures are the reader's. That
+ * api and ghz then run in sessions of their own, as a replica and its clients on hosts of their own
+ * would not share the CPU thread by thread with the load generator (on Linux the scheduler shares
+ * it between sessions' autogroups); `--reader-nice=N` (with `=`: N may be negative) also sets their
+ * autogroups' nice (below 0 needs the right to raise priority), to see how much of the read's tail
+ * is the CPU it waits for (docs/performance.md).
  * `--cpu-prof` (own api only) loads scripts/cpu-profile.ts into it, profiles exactly phase B's
  * measured window at the largest sender count (those figures then carry the profiler's small
  * overhead) and prints the functions and packages with the most self time (with `--split`, the
@@ -68,6 +73,7 @@ import {
   moved,
   runGhz,
   scrapeMetrics,
+  setAutogroupNice,
   summarise,
   tally,
   type GhzResult,
@@ -95,6 +101,7 @@ const { values } = parseArgs({
     ghz: { type: 'string' },
     split: { type: 'boolean', default: false },
     'read-rate': { type: 'string', default: '0' },
+    'reader-nice': { type: 'string' },
   },
 });
 const sampleSize = Number(values.customers);
@@ -111,6 +118,8 @@ const rate = Number(values.rate);
 const maxSenders = Math.max(...senderCounts);
 /** ghz's reads a second over its connections (0: as fast as answers come). */
 const readRate = Number(values['read-rate']);
+/** With `--split`: the nice of the reading api's and ghz's sessions (Linux autogroups). */
+const readerNice = values['reader-nice'] === undefined ? undefined : Number(values['reader-nice']);
 
 function usage(problem: string): never {
   console.error(`bench: ${problem}`);
@@ -129,6 +138,9 @@ if (values.ghz && !existsSync(values.ghz)) usage(`--ghz ${values.ghz}: no such f
 if (!Number.isInteger(readRate) || readRate < 0) usage('--read-rate must be a whole number of reads a second');
 if (readRate > 0 && !values.ghz && !findOnPath('ghz')) usage('--read-rate paces ghz: install it or pass --ghz');
 if (values.split && values.api) usage('--split starts two api processes: leave out --api/--grpc');
+if (readerNice !== undefined && !(Number.isInteger(readerNice) && readerNice >= -20 && readerNice <= 19))
+  usage('--reader-nice must be a whole number from -20 to 19');
+if (readerNice !== undefined && !values.split) usage("--reader-nice sets the priority of --split's reading api");
 if (cpuProf && values.api) usage('--cpu-prof profiles the api this benchmark starts: leave out --api/--grpc');
 
 // ---- statistics --------------------------------------------------------------------------
@@ -237,8 +249,24 @@ async function main(): Promise<void> {
     };
     try {
       api = await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : []);
-      reader = values.split ? await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : []) : api;
+      reader = values.split
+        ? await startApiProcess(env, cpuProf ? ['--import', './scripts/cpu-profile.ts'] : [], { ownSession: true })
+        : api;
+      if (reader !== api && readerNice !== undefined && reader.child.pid !== undefined) {
+        const problem = setAutogroupNice(reader.child.pid, readerNice);
+        if (problem) throw new Error(`--reader-nice ${String(readerNice)}: ${problem}`);
+      }
+      if (reader !== api) {
+        // It has a session of its own, so a Ctrl-C at the terminal does not reach it.
+        const own = reader;
+        for (const signal of ['SIGINT', 'SIGTERM'] as const)
+          process.once(signal, () => {
+            own.child.kill('SIGTERM');
+            process.exit(130);
+          });
+      }
     } catch (err) {
+      if (reader && reader !== api) await stopProcess(reader);
       if (api) await stopProcess(api);
       await sequencer.stop();
       throw err;
@@ -333,6 +361,9 @@ async function main(): Promise<void> {
         rps: readRate,
       }),
       readers,
+      // A replica's clients are not on the machine of the load generator: with --split, ghz shares
+      // the CPU as a group of its own, not thread by thread with the senders.
+      { ownSession: values.split === true, nice: readerNice },
     );
   let ghz: { alone: GhzResult; paced?: { reads: GhzResult; writes: WriteStats } } | undefined;
 
@@ -688,7 +719,14 @@ async function main(): Promise<void> {
         read_cache: cache,
         read_p99_ratio_paced: pacedRatio,
         // Another api's (--api) own configuration is not known here.
-        api: api ? { write_lanes: apiLanes, group_max_items: apiGroupMax, split: reader !== api } : null,
+        api: api
+          ? {
+              write_lanes: apiLanes,
+              group_max_items: apiGroupMax,
+              split: reader !== api,
+              reader_nice: readerNice ?? null,
+            }
+          : null,
         api_errors: Object.fromEntries(apiErrors),
         verdicts,
         ...(readerProfile

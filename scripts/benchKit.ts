@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import type { Config } from '../config/env';
@@ -113,11 +113,39 @@ export function findOnPath(name: string): string | null {
   return null;
 }
 
-/** Runs ghz with `args` (the address last), its JSON report read back. */
-export async function runGhz(bin: string, args: string[], clients: number): Promise<GhzResult> {
+/**
+ * Sets the scheduling nice of a process's autogroup (Linux: every process of one session shares
+ * one, and the CPU is shared between autogroups by their nice): `undefined` when done, else why
+ * not (no autogroups here, or a nice below 0 without the right to raise priority).
+ */
+export function setAutogroupNice(pid: number, nice: number): string | undefined {
+  try {
+    writeFileSync(`/proc/${String(pid)}/autogroup`, String(nice));
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/**
+ * Runs ghz with `args` (the address last), its JSON report read back. With `ownSession` it runs in
+ * a session of its own, as a client on another host would not share the CPU with the process that
+ * starts it; with `nice` too, that session's autogroup gets that nice.
+ */
+export async function runGhz(
+  bin: string,
+  args: string[],
+  clients: number,
+  options: { ownSession?: boolean; nice?: number } = {},
+): Promise<GhzResult> {
   const child = spawn(bin, [...args.slice(0, -1), '--format', 'json', args.at(-1) as string], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownSession === true,
   });
+  if (options.ownSession && options.nice !== undefined && child.pid !== undefined) {
+    const problem = setAutogroupNice(child.pid, options.nice);
+    if (problem) console.warn(`bench: ghz runs at the default priority: ${problem}`);
+  }
   let out = '';
   let err = '';
   child.stdout.on('data', (c: Buffer) => (out += c.toString()));
