@@ -166,7 +166,12 @@ export async function startWorkerProcess(
   };
   const proc = startProcess('workers/main.ts', own);
   const url = `http://127.0.0.1:${port}`;
-  await waitForOk(`${url}/readyz`, proc);
+  try {
+    await waitForOk(`${url}/readyz`, proc);
+  } catch (err) {
+    proc.child.kill('SIGKILL');
+    throw err;
+  }
   if (options.promote !== false) {
     try {
       await promoteWorker(own);
@@ -191,12 +196,14 @@ export async function startApiProcess(
   nodeArgs: string[] = [],
   options: StartOptions = {},
 ): Promise<ApiProcess> {
-  const [http, grpc] = [await freePort(), await freePort()];
+  // Ports of the caller's (an api started again where a balancer expects it), else free ones.
+  const http = env.PERSONA_HTTP_PORT ?? String(await freePort());
+  const grpc = env.PERSONA_GRPC_PORT ?? String(await freePort());
   const proc = startProcess(
     'api/main.ts',
     {
-      PERSONA_HTTP_PORT: String(http),
-      PERSONA_GRPC_PORT: String(grpc),
+      PERSONA_HTTP_PORT: http,
+      PERSONA_GRPC_PORT: grpc,
       PERSONA_HTTP_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       // Tests (and the contract fuzzer) send bursts from one token and one address.
@@ -211,7 +218,13 @@ export async function startApiProcess(
     options,
   );
   const url = `http://127.0.0.1:${http}`;
-  await waitForOk(`${url}/readyz`, proc);
+  try {
+    await waitForOk(`${url}/readyz`, proc);
+  } catch (err) {
+    // Never left running behind the caller's back (it would hold its ports and its connections).
+    proc.child.kill('SIGKILL');
+    throw err;
+  }
   return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
 }
 
