@@ -247,6 +247,13 @@ export class InvalidationFeed {
       ...kafkaConnection(connection),
       deserializers: stringDeserializers,
     });
+    // A group operation that failed for good is reported by the consumer itself, not its stream:
+    // unheard, that 'error' would end the api. The feed starts again a second later.
+    consumer.on('error', (err: unknown) => {
+      if (this.stopped || this.consumer?.consumer !== consumer) return;
+      this.failed(err, 'the invalidation topic failed');
+      void this.close().then(() => this.later(1000));
+    });
     this.consumer = { consumer, stream: null };
     const stream = await consumer.consume({
       topics: [topic],

@@ -186,6 +186,15 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     sessionTimeout: 30_000,
     heartbeatInterval: 3_000,
   });
+  // The consumer itself reports a group operation that failed for good (a rejoin while the group's
+  // coordinator is gone): unheard, that 'error' would end the api. It ends this consumer instead, as
+  // a failed stream does, and the supervisor starts another.
+  let consumerFailed: Error | undefined;
+  let onConsumerError = (err: Error): void => void (consumerFailed ??= err);
+  consumer.on('error', (err: unknown) => {
+    logger.error({ err }, 'the Kafka consumer failed');
+    onConsumerError(err instanceof Error ? err : new Error(String(err)));
+  });
   // The routing topic's id: its partitions' offsets in the graph are keyed by it (graph/ingestOffsets.ts).
   // Asked before consuming: a failure here leaves no member in the group holding partitions unread.
   let routingTopicId: string;
@@ -526,6 +535,10 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   stream.on('close', () => {
     if (!closing) end(new Error('the Kafka consumer stream closed'));
   });
+  onConsumerError = (err) => {
+    if (!closing) end(err);
+  };
+  if (consumerFailed) onConsumerError(consumerFailed);
   logger.info({ topics: Object.values(topics), group: s.PERSONA_KAFKA_CONSUMER_GROUP }, 'consuming the agents topics');
 
   return {
