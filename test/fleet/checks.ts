@@ -1,0 +1,147 @@
+/**
+ * What the fleet must have done, held against records that are not its own: the gateway
+ * simulator's charges (money moved once), the events topic read from its start as an outside
+ * consumer would (each customer's sequence whole, once), Temporal's own view of every workflow the
+ * fleet accepted (finished, or waiting where ops see it), and the clients' ledger of consistency
+ * tokens (test/fleet/load.ts).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KAFKA_HEADERS } from '../../clients/kafka';
+import { openEvent, type PublishedEvent } from '../../graph/eventCipher';
+import { graphHistoryKeys } from '../../graph/historyKeys';
+import { connectTemporal } from '../../temporal/connection';
+import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
+import { readTopic, type Msg } from '../support/kafka';
+import { simulatorCharges } from '../support/recovery';
+import type { FleetClient } from './client';
+import type { Fleet } from './fleet';
+import type { Ledger, Population } from './load';
+
+/** Recovery states that wait where ops see them (the console, the needs-attention metric). */
+const VISIBLY_WAITING = new Set(['needs_attention', 'dunning']);
+
+export interface WorkflowOutcome {
+  kind: string;
+  id: string;
+  status: string;
+  /** A recovery's state, from its status query. */
+  state?: string;
+}
+
+/**
+ * Waits until every accepted workflow has finished or (a recovery) waits visibly, up to
+ * `withinMs`; answers each one's last status.
+ */
+export async function settleWorkflows(
+  fleet: Fleet,
+  client: FleetClient,
+  ledger: Ledger,
+  withinMs: number,
+): Promise<WorkflowOutcome[]> {
+  const { connection, client: temporal } = await connectTemporal(fleet.temporal.env, {
+    payloadCodec: payloadCodecFromConfig(fleet.config, fleet.graph, 'encode'),
+  });
+  const deadline = Date.now() + withinMs;
+  try {
+    for (;;) {
+      const outcomes: WorkflowOutcome[] = [];
+      for (const w of ledger.workflows) {
+        const d = await temporal.workflow.getHandle(w.id).describe();
+        const o: WorkflowOutcome = { kind: w.kind, id: w.id, status: d.status.name };
+        if (w.kind === 'recovery') {
+          const a = await client.once(
+            'recovery status',
+            'by customer',
+            fleet.byCustomer,
+            'GET',
+            `/api/v1/payment-recoveries/${w.key}`,
+          );
+          o.state = typeof a.body.state === 'string' ? a.body.state : `HTTP ${a.status}`;
+        }
+        outcomes.push(o);
+      }
+      const open = outcomes.filter((o) => o.status === 'RUNNING' && !VISIBLY_WAITING.has(o.state ?? ''));
+      if (open.length === 0 || Date.now() > deadline) return outcomes;
+      await sleep(1000);
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Every successful charge the gateway made for each recovery: at most one per payment. */
+export async function chargesPerPayment(fleet: Fleet, pop: Population, ledger: Ledger) {
+  const payments = new Set(ledger.workflows.filter((w) => w.kind === 'recovery').map((w) => w.key));
+  const succeeded = new Map<string, number>();
+  let charges = 0;
+  for (const d of pop.debtors)
+    for (const c of await simulatorCharges(fleet.config.PERSONA_GATEWAY_URL, d.id)) {
+      charges++;
+      const payment = c.idempotency_key.split(':')[0] as string;
+      if (!payments.has(payment)) continue;
+      if (c.status === 'succeeded') succeeded.set(payment, (succeeded.get(payment) ?? 0) + 1);
+    }
+  const twice = [...succeeded].filter(([, n]) => n > 1).map(([p, n]) => `${p}: ${n} successful charges`);
+  return { payments: payments.size, charges, charged: succeeded.size, twice };
+}
+
+/**
+ * Reads the events topic from its start until every customer the fleet touched has as many
+ * distinct events on it as the graph numbered for them (up to `withinMs`), then checks each
+ * customer's sequence: 1…n, each number once (a message sent again has the same event id: at least
+ * once is the publisher's contract), nothing the graph did not number.
+ */
+export async function eventsOnKafka(fleet: Fleet, customers: string[], withinMs: number) {
+  const keys = graphHistoryKeys(fleet.graph, fleet.config.payloadKeys, { maxEntries: 0, ttlMs: 0, decodes: false });
+  const numbered = new Map<string, number>();
+  const res = await fleet.graph.driver.executeQuery(
+    'MATCH (c:Customer) WHERE c.id IN $ids RETURN c.id AS id, coalesce(c.event_seq, 0) AS seq',
+    { ids: customers },
+    { database: fleet.graph.database },
+  );
+  for (const r of res.records) numbered.set(r.get('id') as string, Number(r.get('seq')));
+  const messages: Msg[] = [];
+  const reader = await readTopic(
+    { kafkaBrokers: fleet.kafka.brokers },
+    fleet.config.PERSONA_KAFKA_EVENTS_TOPIC,
+    messages,
+  );
+  const bySeq = new Map<string, Map<number, string>>();
+  const problems: string[] = [];
+  let read = 0;
+  let resent = 0;
+  const deadline = Date.now() + withinMs;
+  try {
+    for (;;) {
+      for (; read < messages.length; read++) {
+        const m = messages[read] as Msg;
+        const want = numbered.get(m.key);
+        if (want === undefined) continue;
+        const event = await openEvent(keys, JSON.parse(m.value) as PublishedEvent);
+        const seq = event.customer_seq ?? 0;
+        const seqs = bySeq.get(m.key) ?? new Map<number, string>();
+        bySeq.set(m.key, seqs);
+        const had = seqs.get(seq);
+        if (had === event.id) resent++;
+        else if (had) problems.push(`${m.key}: customer_seq ${seq} is two events (${had}, ${event.id})`);
+        else seqs.set(seq, event.id);
+        if (m.headers.get(KAFKA_HEADERS.eventId) !== event.id) problems.push(`${m.key}: a header names another event`);
+      }
+      const behind = [...numbered].filter(([id, n]) => (bySeq.get(id)?.size ?? 0) < n);
+      if (behind.length === 0 || Date.now() > deadline) {
+        for (const [id, n] of behind)
+          problems.push(`${id}: ${bySeq.get(id)?.size ?? 0} of its ${n} events on the topic`);
+        break;
+      }
+      await sleep(500);
+    }
+  } finally {
+    await reader.stop();
+  }
+  for (const [id, seqs] of bySeq) {
+    const n = numbered.get(id) ?? 0;
+    for (const seq of seqs.keys()) if (seq < 1 || seq > n) problems.push(`${id}: customer_seq ${seq} of ${n}`);
+  }
+  const events = [...bySeq.values()].reduce((sum, s) => sum + s.size, 0);
+  return { customers: numbered.size, events, messages: messages.length, resent, problems };
+}
