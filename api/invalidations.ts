@@ -31,7 +31,7 @@ import {
   type Message,
   type MessagesStream,
 } from '@platformatic/kafka';
-import { kafkaConnection, type KafkaConnectionSettings } from '../clients/kafka';
+import { closeConsumer, kafkaConnection, type KafkaConnectionSettings } from '../clients/kafka';
 import type { Graph } from '../graph/graph';
 import { openInvalidation, type InvalidationMessage } from '../graph/invalidationMessage';
 import { readSequenced, type SequencedRead } from '../graph/sequencer';
@@ -288,7 +288,7 @@ export class InvalidationFeed {
     this.consumer = null;
     if (!c) return;
     await c.stream?.close().catch(() => undefined);
-    await c.consumer.close().catch(() => undefined);
+    await closeConsumer(c.consumer, this.logger);
   }
 
   private failed(err: unknown, what: string): void {

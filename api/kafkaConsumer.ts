@@ -29,7 +29,13 @@ import {
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
-import { KAFKA_HEADERS, kafkaConnection, type KafkaProducer, type KafkaSettings } from '../clients/kafka';
+import {
+  closeConsumer,
+  KAFKA_HEADERS,
+  kafkaConnection,
+  type KafkaProducer,
+  type KafkaSettings,
+} from '../clients/kafka';
 import type { Settings } from '../config/env';
 import { DomainError } from '../graph/errors';
 import type { FraudOutcomeReport } from '../graph/fraud';
@@ -201,17 +207,23 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
   try {
     routingTopicId = await topicIdOf(consumer, topics.routing, logger);
   } catch (err) {
-    await (consumer.close(true) as unknown as Promise<void>).catch(() => undefined);
+    await closeConsumer(consumer, logger);
     throw err;
   }
-  const stream: MessagesStream<string, string, string, string> = await consumer.consume({
-    topics: Object.values(topics),
-    autocommit: false,
-    mode: MessagesStreamModes.COMMITTED,
-    // A new group starts at the oldest message: a replay is a no-op, a message missed is not.
-    fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-    maxWaitTime: 500,
-  });
+  let stream: MessagesStream<string, string, string, string>;
+  try {
+    stream = await consumer.consume({
+      topics: Object.values(topics),
+      autocommit: false,
+      mode: MessagesStreamModes.COMMITTED,
+      // A new group starts at the oldest message: a replay is a no-op, a message missed is not.
+      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+      maxWaitTime: 500,
+    });
+  } catch (err) {
+    await closeConsumer(consumer, logger);
+    throw err;
+  }
 
   let closing = false;
   let handled = 0;
@@ -549,9 +561,11 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     async close(opts = {}) {
       closing = true;
       if (!opts.abandon) await Promise.all([others.running(), ...[...writers.values()].map((w) => w.running())]);
-      await stream.close();
-      // The overload with a boolean is typed as callback style; without a callback it returns the promise.
-      await (consumer.close(true) as unknown as Promise<void>);
+      try {
+        await stream.close();
+      } finally {
+        await closeConsumer(consumer, logger);
+      }
     },
   };
 }
@@ -591,7 +605,7 @@ export function superviseAgentConsumer(
         await options.ensureTopics();
         current = await startAgentConsumer(options);
         starts++;
-        delay = minBackoff;
+        const startedAt = Date.now();
         if (stopped) break;
         const why = await Promise.race([
           current.ended,
@@ -604,6 +618,13 @@ export function superviseAgentConsumer(
         current = undefined;
         handledBefore += dead.handled;
         await dead.close({ abandon: true }).catch(() => undefined);
+        // One that lived long is started again at once; one that keeps ending soon (a coordinator
+        // that comes and goes) backs off, or each start would rebalance every replica's group.
+        if (Date.now() - startedAt >= 60_000) delay = minBackoff;
+        else {
+          await sleep(delay, undefined, { signal: wake.signal }).catch(() => undefined);
+          delay = Math.min(delay * 2, options.maxBackoffMs ?? 30_000);
+        }
       } catch (err) {
         if (stopped) break;
         logger.warn({ err, retryInMs: delay }, `Kafka at ${s.kafkaBrokers.join(',')} does not answer yet`);

@@ -19,10 +19,12 @@ import {
   ProduceAcks,
   Producer,
   stringSerializers,
+  type Consumer,
   type ProduceResult,
   type SASLOptions,
   type SendOptions,
 } from '@platformatic/kafka';
+import type { Logger } from 'pino';
 import { ConfigError, type Settings } from '../config/env';
 
 /** How Persona reaches the brokers: where, and with which TLS and SASL settings. */
@@ -318,4 +320,31 @@ export async function ensureTopicsUntilDone(
     }
   }
   return null;
+}
+
+/**
+ * Closes a consumer. Its close leaves the group first, and when that fails (the coordinator's node
+ * gone, the case that ends a consumer) it keeps its connections open and says so: tried again in
+ * the background, a few times, rather than leaving a consumer behind for every restart.
+ */
+export async function closeConsumer(consumer: Consumer<string, string, string, string>, logger: Logger): Promise<void> {
+  // The overload with a boolean is typed as callback style; without a callback it returns the promise.
+  const close = () => consumer.close(true) as unknown as Promise<void>;
+  try {
+    await close();
+  } catch (first) {
+    void (async () => {
+      for (let attempt = 2; attempt <= 6; attempt++) {
+        await sleep(attempt * 1000);
+        if (
+          await close().then(
+            () => true,
+            () => false,
+          )
+        )
+          return;
+      }
+      logger.warn({ err: first }, 'a Kafka consumer could not be closed; its connections stay open');
+    })();
+  }
 }
