@@ -161,6 +161,10 @@ async function main(): Promise<void> {
       ensureTopics: () => ensureTopics(config),
     });
   else logger.info('no KAFKA_BROKERS: the agents report over REST and gRPC only');
+  if (consumer) {
+    const c = consumer;
+    deps.metrics.kafkaConsumer.view = () => ({ consuming: c.consuming, restarts: c.interruptions });
+  }
 
   onShutdown(logger, [
     { name: 'readiness watch', run: async () => stopWatching() },

@@ -33,6 +33,8 @@ export interface ApiMetrics {
   interactionLanes: { queued?: () => number[] };
   /** Set by api/deps.ts: the read cache's figures, read at each scrape. */
   readCache: { view?: () => ReadCacheView };
+  /** Set by api/main.ts when Kafka is on: the agents' topics' consumer, read at each scrape. */
+  kafkaConsumer: { view?: () => { consuming: boolean; restarts: number } };
 }
 
 /** What the read cache's metrics show (api/readCache.ts, api/invalidations.ts). */
@@ -90,6 +92,29 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   };
   const interactionLanes: ApiMetrics['interactionLanes'] = {};
   const readCache: ApiMetrics['readCache'] = {};
+  const kafkaConsumer: ApiMetrics['kafkaConsumer'] = {};
+  // The agents' topics' consumer (absent when Kafka is off): one that ended and has not been started
+  // again reads nothing, and payment failures and fraud outcomes sent by Kafka wait.
+  new Gauge({
+    name: 'persona_kafka_consumer_up',
+    help: "1 while this api consumes the agents' Kafka topics, 0 while its consumer is being started again",
+    registers: [registry],
+    collect() {
+      const view = kafkaConsumer.view?.();
+      if (view) this.set(view.consuming ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'persona_kafka_consumer_restarts_total',
+    help: "Times the agents' topics' consumer ended (its stream failed, or its group could not be rejoined)",
+    registers: [registry],
+    collect() {
+      const view = kafkaConsumer.view?.();
+      if (!view) return;
+      this.reset();
+      this.inc(view.restarts);
+    },
+  });
   // Counters that mirror the cache's own: set to its figure at each scrape.
   const mirror = (name: string, help: string, value: (v: ReadCacheView) => number) =>
     new Counter({
@@ -237,6 +262,7 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
         if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.blocked_seconds);
       },
     }),
+    kafkaConsumer,
     kafkaDeadLetters: new Counter({
       name: 'persona_kafka_dead_letters_total',
       help: "Messages of the agents' topics the api can never accept, sent to the dead-letter topic, by topic",
