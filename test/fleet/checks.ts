@@ -18,7 +18,7 @@ import type { Fleet } from './fleet';
 import type { Ledger, Population } from './load';
 
 /** Recovery states that wait where ops see them (the console, the needs-attention metric). */
-const VISIBLY_WAITING = new Set(['needs_attention', 'dunning']);
+export const VISIBLY_WAITING = new Set(['needs_attention', 'dunning']);
 
 export interface WorkflowOutcome {
   kind: string;
@@ -73,16 +73,19 @@ export async function settleWorkflows(
 export async function chargesPerPayment(fleet: Fleet, pop: Population, ledger: Ledger) {
   const payments = new Set(ledger.workflows.filter((w) => w.kind === 'recovery').map((w) => w.key));
   const succeeded = new Map<string, number>();
+  /** Successful charges of a debtor under no payment the fleet accepted. */
+  const unknown: string[] = [];
   let charges = 0;
   for (const d of pop.debtors)
     for (const c of await simulatorCharges(fleet.config.PERSONA_GATEWAY_URL, d.id)) {
       charges++;
       const payment = c.idempotency_key.split(':')[0] as string;
-      if (!payments.has(payment)) continue;
-      if (c.status === 'succeeded') succeeded.set(payment, (succeeded.get(payment) ?? 0) + 1);
+      if (c.status !== 'succeeded') continue;
+      if (!payments.has(payment)) unknown.push(`${d.id}: a successful charge under ${c.idempotency_key}, no payment's`);
+      else succeeded.set(payment, (succeeded.get(payment) ?? 0) + 1);
     }
   const twice = [...succeeded].filter(([, n]) => n > 1).map(([p, n]) => `${p}: ${n} successful charges`);
-  return { payments: payments.size, charges, charged: succeeded.size, twice };
+  return { payments: payments.size, charges, charged: succeeded.size, twice, succeeded, unknown };
 }
 
 /**

@@ -62,97 +62,115 @@ export interface Fleet {
 export async function startFleet(log: (line: string) => void): Promise<Fleet> {
   const run = randomUUID().slice(0, 8);
   const [neo4j, temporal, kafka] = await Promise.all([privateNeo4j(), privateTemporal(), privateKafkaCluster(3)]);
-  const started = Date.now();
-  await Promise.all([neo4j.start(), temporal.start(), kafka.start()]);
-  log(`fleet ${run}: Neo4j, Temporal and three Kafka nodes of its own up in ${Date.now() - started} ms`);
-  const env: Record<string, string> = {
-    ...neo4j.env,
-    ...temporal.env,
-    KAFKA_BROKERS: kafka.brokers.join(','),
-    PERSONA_KAFKA_REPLICATION: '3',
-    PERSONA_KAFKA_EVENTS_PARTITIONS: '3',
-    PERSONA_KAFKA_EVENTS_TOPIC: `fleet.${run}.persona.events`,
-    PERSONA_KAFKA_INVALIDATIONS_TOPIC: `fleet.${run}.persona.invalidations`,
-    PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `fleet.${run}.payment-failures`,
-    PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `fleet.${run}.fraud-outcomes`,
-    PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `fleet.${run}.routing-outcomes`,
-    PERSONA_KAFKA_DEAD_LETTER_TOPIC: `fleet.${run}.dead-letters`,
-    PERSONA_KAFKA_CONSUMER_GROUP: `fleet-${run}`,
-    // Both workers apply the singleton schedules and start the publisher and the relay: they race.
-    PERSONA_SCHEDULES: 'apply',
-    PERSONA_DEPLOYMENT_NAME: `persona-fleet-${run}`,
-  };
-  const config = loadConfig({ ...process.env, ...env });
-  const driver = createDriver(config);
-  await migrate(driver, config.NEO4J_DATABASE);
-  const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
-
-  // The workflow code prebuilt once, as the image carries it: a worker started again takes work at
-  // once rather than bundling it under load first.
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-fleet-'));
-  let t = Date.now();
-  await buildWorkflowBundles(path.join(dir, 'bundles'));
-  env.PERSONA_WORKFLOW_BUNDLE_DIR = path.join(dir, 'bundles');
-  log(`fleet ${run}: workflow bundles built in ${Date.now() - t} ms`);
-  t = Date.now();
   const workers: WorkerProcess[] = [];
-  for (let i = 0; i < 2; i++) workers.push(await startWorkerProcess(env));
-  const apis = await Promise.all([0, 1].map(() => startApiProcess(env)));
-  log(`fleet ${run}: 2 workers and 2 apis ready in ${Date.now() - t} ms`);
-
-  const [byCustomerPort, roundRobinPort] = [await freePort(), await freePort()];
-  const conf = path.join(dir, 'haproxy.cfg');
-  writeFileSync(conf, haproxyConfig(apis, { byCustomer: byCustomerPort, roundRobin: roundRobinPort }));
-  const proxy: TlsProxy = await startHaproxy(conf, byCustomerPort);
-
-  const fleet: Fleet = {
-    run,
-    config,
-    graph,
-    neo4j,
-    temporal,
-    kafka,
-    workers,
-    apis,
-    byCustomer: `http://127.0.0.1:${byCustomerPort}`,
-    roundRobin: `http://127.0.0.1:${roundRobinPort}`,
-    env,
-    balancerLog: () => proxy.output(),
-    async killWorker(i) {
-      const w = workers[i] as WorkerProcess;
-      w.child.kill('SIGKILL');
-      await w.exited;
-    },
-    async restartWorker(i) {
-      const t0 = Date.now();
-      const w = await startWorkerProcess(env, { promote: false });
-      const ready = Date.now() - t0;
-      await promoteWorker(env);
-      log(`worker ${i} ready in ${ready} ms, its version current ${Date.now() - t0 - ready} ms later`);
-      workers[i] = w;
-    },
-    async killApi(i) {
-      const a = apis[i] as ApiProcess;
-      a.child.kill('SIGKILL');
-      await a.exited;
-    },
-    async restartApi(i) {
-      const old = apis[i] as ApiProcess;
-      apis[i] = await startApiProcess({
-        ...env,
-        PERSONA_HTTP_PORT: new URL(old.url).port,
-        PERSONA_GRPC_PORT: old.grpcAddress.split(':')[1] as string,
-      });
-    },
-    async stop() {
-      await proxy.stop();
-      await Promise.all([...apis, ...workers].map((p) => stopProcess(p, 5_000)));
-      await driver.close();
-      await Promise.all([neo4j.dispose(), temporal.dispose(), kafka.dispose()]);
-      rmSync(dir, { recursive: true, force: true });
-    },
+  const apis: ApiProcess[] = [];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-fleet-'));
+  let driver: ReturnType<typeof createDriver> | undefined;
+  let proxy: TlsProxy | undefined;
+  // Whatever was started goes again when the fleet cannot be made whole (its services run detached).
+  const dispose = async () => {
+    await proxy?.stop();
+    await Promise.all([...apis, ...workers].map((p) => stopProcess(p, 5_000)));
+    await driver?.close();
+    await Promise.all([neo4j.dispose(), temporal.dispose(), kafka.dispose()]);
+    rmSync(dir, { recursive: true, force: true });
   };
-  return fleet;
+  try {
+    return await assemble();
+  } catch (err) {
+    await dispose().catch(() => undefined);
+    throw err;
+  }
+
+  async function assemble(): Promise<Fleet> {
+    const started = Date.now();
+    await Promise.all([neo4j.start(), temporal.start(), kafka.start()]);
+    log(`fleet ${run}: Neo4j, Temporal and three Kafka nodes of its own up in ${Date.now() - started} ms`);
+    const env: Record<string, string> = {
+      ...neo4j.env,
+      ...temporal.env,
+      KAFKA_BROKERS: kafka.brokers.join(','),
+      PERSONA_KAFKA_REPLICATION: '3',
+      PERSONA_KAFKA_EVENTS_PARTITIONS: '3',
+      PERSONA_KAFKA_EVENTS_TOPIC: `fleet.${run}.persona.events`,
+      PERSONA_KAFKA_INVALIDATIONS_TOPIC: `fleet.${run}.persona.invalidations`,
+      PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC: `fleet.${run}.payment-failures`,
+      PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: `fleet.${run}.fraud-outcomes`,
+      PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: `fleet.${run}.routing-outcomes`,
+      PERSONA_KAFKA_DEAD_LETTER_TOPIC: `fleet.${run}.dead-letters`,
+      PERSONA_KAFKA_CONSUMER_GROUP: `fleet-${run}`,
+      // Both workers apply the singleton schedules and start the publisher and the relay: they race.
+      PERSONA_SCHEDULES: 'apply',
+      PERSONA_DEPLOYMENT_NAME: `persona-fleet-${run}`,
+    };
+    const config = loadConfig({ ...process.env, ...env });
+    driver = createDriver(config);
+    await migrate(driver, config.NEO4J_DATABASE);
+    const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys);
+
+    // The workflow code prebuilt once, as the image carries it: a worker started again takes work at
+    // once rather than bundling it under load first.
+    let t = Date.now();
+    await buildWorkflowBundles(path.join(dir, 'bundles'));
+    env.PERSONA_WORKFLOW_BUNDLE_DIR = path.join(dir, 'bundles');
+    log(`fleet ${run}: workflow bundles built in ${Date.now() - t} ms`);
+    t = Date.now();
+    for (let i = 0; i < 2; i++) workers.push(await startWorkerProcess(env));
+    for (const started of await Promise.allSettled([0, 1].map(() => startApiProcess(env))))
+      if (started.status === 'fulfilled') apis.push(started.value);
+      else throw started.reason;
+    log(`fleet ${run}: 2 workers and 2 apis ready in ${Date.now() - t} ms`);
+
+    const [byCustomerPort, roundRobinPort] = [await freePort(), await freePort()];
+    const conf = path.join(dir, 'haproxy.cfg');
+    writeFileSync(conf, haproxyConfig(apis, { byCustomer: byCustomerPort, roundRobin: roundRobinPort }));
+    proxy = await startHaproxy(conf, byCustomerPort);
+    const balancer = proxy;
+
+    const fleet: Fleet = {
+      run,
+      config,
+      graph,
+      neo4j,
+      temporal,
+      kafka,
+      workers,
+      apis,
+      byCustomer: `http://127.0.0.1:${byCustomerPort}`,
+      roundRobin: `http://127.0.0.1:${roundRobinPort}`,
+      env,
+      balancerLog: () => balancer.output(),
+      async killWorker(i) {
+        const w = workers[i] as WorkerProcess;
+        w.child.kill('SIGKILL');
+        await w.exited;
+      },
+      async restartWorker(i) {
+        const t0 = Date.now();
+        const w = await startWorkerProcess(env, { promote: false });
+        // Held by the fleet before it is promoted: a promotion that fails leaves nothing running unseen.
+        workers[i] = w;
+        const ready = Date.now() - t0;
+        await promoteWorker(env);
+        log(`worker ${i} ready in ${ready} ms, its version current ${Date.now() - t0 - ready} ms later`);
+      },
+      async killApi(i) {
+        const a = apis[i] as ApiProcess;
+        a.child.kill('SIGKILL');
+        await a.exited;
+      },
+      async restartApi(i) {
+        const old = apis[i] as ApiProcess;
+        apis[i] = await startApiProcess({
+          ...env,
+          PERSONA_HTTP_PORT: new URL(old.url).port,
+          PERSONA_GRPC_PORT: old.grpcAddress.split(':')[1] as string,
+        });
+      },
+      stop: dispose,
+    };
+    return fleet;
+  }
 }
 
 /**
@@ -181,7 +199,11 @@ function haproxyConfig(apis: ApiProcess[], ports: { byCustomer: number; roundRob
     '  default-server inter 1s fall 3 rise 2',
   ];
   for (const [mode, port, balance] of [
-    ['customer', ports.byCustomer, ['  balance hdr(x-persona-customer)', '  hash-type consistent']],
+    [
+      'customer',
+      ports.byCustomer,
+      ['  balance hdr(x-persona-customer)', '  hash-type consistent', '  hash-balance-factor 125'],
+    ],
     ['rr', ports.roundRobin, ['  balance roundrobin']],
   ] as const) {
     lines.push(

@@ -45,7 +45,13 @@ export interface Ledger {
   /** Interactions recorded per payer (each adds 1.00 to the LTV): what a read with a later token must show. */
   recorded: Map<string, number>;
   /** Reads that carried a token: answered at or past it, refused, or behind it (a violation). */
-  ryw: { ok: number; unavailable: number; behind: { customer: string; token: string; ltv: string; want: number }[] };
+  ryw: {
+    ok: number;
+    unavailable: number;
+    behind: { customer: string; token: string; ltv: string; want: number }[];
+    /** Answers that are neither the read nor "unavailable" (a 409: the token refused). */
+    refused: string[];
+  };
   /** Workflows the fleet answered 202 for, by kind. */
   workflows: { kind: 'onboarding' | 'recovery' | 'fraud'; id: string; key: string }[];
   /** What was never accepted, after the client's retries. */
@@ -59,7 +65,7 @@ export interface Ledger {
 export function newLedger(): Ledger {
   return {
     recorded: new Map(),
-    ryw: { ok: 0, unavailable: 0, behind: [] },
+    ryw: { ok: 0, unavailable: 0, behind: [], refused: [] },
     workflows: [],
     refused: [],
     staleness: [],
@@ -170,7 +176,9 @@ export async function drive(
       if (r.status === 200 && cents(r.body.ltv) >= w.atLeast * 100) ledger.ryw.ok++;
       else if (r.status === 200)
         ledger.ryw.behind.push({ customer: customer.id, token: w.token, ltv: String(r.body.ltv), want: w.atLeast });
-      else ledger.ryw.unavailable++;
+      else if (r.status === 503 || r.status === 0) ledger.ryw.unavailable++;
+      else
+        ledger.ryw.refused.push(`read with token ${w.token}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
     },
     shed('interaction'),
   );

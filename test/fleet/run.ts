@@ -14,7 +14,7 @@
  *
  * `--scale` multiplies the load's rates and population (CI runs 1; by hand, more).
  */
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { signToken } from '../support/api';
 import { metricValue, scrape } from '../support/observability';
 import { mulberry32 } from '../../scripts/random';
-import { chargesPerPayment, eventsOnKafka, settleWorkflows } from './checks';
+import { chargesPerPayment, eventsOnKafka, settleWorkflows, VISIBLY_WAITING } from './checks';
 import { FleetClient, percentile, type Seen } from './client';
 import { startFleet, type Fleet } from './fleet';
 import { drive, newLedger, populate, type Population } from './load';
@@ -51,7 +51,12 @@ interface Fault {
 }
 
 /** The faults, one after another at fixed shares of the run, each component drawn from the seed. */
-async function breakIt(fleet: Fleet, rand: () => number, t0: number, faults: Fault[]): Promise<void> {
+async function breakIt(
+  fleet: Fleet,
+  choice: { worker: number; api: number; node: number },
+  t0: number,
+  faults: Fault[],
+): Promise<void> {
   const until = async (share: number) => {
     const due = t0 + share * seconds * 1000;
     if (due > Date.now()) await sleep(due - Date.now());
@@ -66,7 +71,7 @@ async function breakIt(fleet: Fleet, rand: () => number, t0: number, faults: Fau
     f.back = Date.now();
     log(`fault: ${name}: back after ${f.back - f.at} ms`);
   };
-  const worker = Math.floor(rand() * 2);
+  const { worker, api } = choice;
   await until(0.1);
   await fault(
     `worker ${worker} killed`,
@@ -74,7 +79,6 @@ async function breakIt(fleet: Fleet, rand: () => number, t0: number, faults: Fau
     () => fleet.restartWorker(worker),
     2000,
   );
-  const api = Math.floor(rand() * 2);
   await until(0.3);
   await fault(
     `api ${api} killed`,
@@ -82,7 +86,7 @@ async function breakIt(fleet: Fleet, rand: () => number, t0: number, faults: Fau
     () => fleet.restartApi(api),
     2000,
   );
-  const node = fleet.kafka.nodes[Math.floor(rand() * 3)];
+  const node = fleet.kafka.nodes[choice.node];
   await until(0.5);
   if (node)
     await fault(
@@ -165,7 +169,15 @@ async function hitRates(fleet: Fleet, client: FleetClient, pop: Population) {
 
 async function main(): Promise<number> {
   log(`seed ${seed} (replay: PERSONA_FLEET_SEED=${seed} npm run test:fleet -- --seconds ${seconds} --scale ${scale})`);
-  const rand = mulberry32(seed);
+  // The faults' choices from a generator of their own, drawn before the load: the seed replays them
+  // whatever the load's timing (the load's own draws depend on how many requests ran).
+  const faultRand = mulberry32(seed);
+  const choice = {
+    worker: Math.floor(faultRand() * 2),
+    api: Math.floor(faultRand() * 2),
+    node: Math.floor(faultRand() * 3),
+  };
+  const rand = mulberry32(seed + 1);
   const fleet = await startFleet(log);
   const problems: string[] = [];
   try {
@@ -183,11 +195,13 @@ async function main(): Promise<number> {
     const faults: Fault[] = [];
     let over = false;
     const load = drive(fleet, client, pop, ledger, rates, rand, () => over);
-    const broken = breakIt(fleet, rand, t0, faults);
-    await sleep(seconds * 1000);
-    await broken;
-    over = true;
-    await load;
+    try {
+      // A fault that fails (a process not started again) fails the run at once, with the fleet stopped.
+      await Promise.all([sleep(seconds * 1000), breakIt(fleet, choice, t0, faults)]);
+    } finally {
+      over = true;
+      await load;
+    }
     const end = Date.now();
     log(`load over after ${Math.round((end - t0) / 1000)} s: ${client.seen.length} requests`);
 
@@ -245,19 +259,28 @@ async function main(): Promise<number> {
     for (const r of ledger.refused)
       refused.set(`${r.kind} HTTP ${r.status}`, (refused.get(`${r.kind} HTTP ${r.status}`) ?? 0) + 1);
     if (refused.size > 0) log(`never accepted after retries: ${tallied(refused)}`);
+    for (const r of ledger.refused.filter((x) => x.status !== 503 && x.status !== 0).slice(0, 5))
+      log(`  ${r.kind} HTTP ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
 
     problems.push(...money.twice, ...kafka.problems.slice(0, 20));
     if (kafka.problems.length > 20) problems.push(`… and ${kafka.problems.length - 20} more on Kafka`);
     for (const b of ledger.ryw.behind)
       problems.push(`read behind its token ${b.token}: ltv ${b.ltv}, at least ${b.want}.00 recorded`);
     for (const o of outcomes)
-      if (o.status !== 'COMPLETED' && !(o.status === 'RUNNING' && VISIBLE.has(o.state ?? '')))
+      if (o.status !== 'COMPLETED' && !(o.status === 'RUNNING' && VISIBLY_WAITING.has(o.state ?? '')))
         problems.push(
           `${o.kind} ${o.id}: ${o.status}${o.state ? ` (${o.state})` : ''}, neither finished nor waiting visibly`,
         );
-    for (const o of outcomes)
-      if (o.kind === 'recovery' && o.state === 'recovered' && !money.charged)
-        problems.push(`${o.id}: recovered, no charge`);
+    // A recovery says recovered exactly when the gateway made its one charge.
+    for (const w of ledger.workflows.filter((x) => x.kind === 'recovery')) {
+      const state = outcomes.find((o) => o.id === w.id)?.state;
+      const charged = money.succeeded.get(w.key) ?? 0;
+      if ((state === 'recovered') !== (charged === 1))
+        problems.push(`payment ${w.key}: recovery ${state ?? 'unknown'}, ${charged} successful charges`);
+    }
+    problems.push(...money.unknown);
+    if (ledger.ryw.ok === 0) problems.push('no read with a consistency token was answered');
+    problems.push(...ledger.ryw.refused);
     if (ledger.refused.length > 0) problems.push(`${ledger.refused.length} requests never accepted`);
     if (faults.length !== 4) problems.push(`${faults.length} of 4 faults happened`);
   } finally {
@@ -268,8 +291,8 @@ async function main(): Promise<number> {
       for (const [i, p] of procs.entries())
         if (p.child.exitCode !== null || p.child.signalCode !== null) {
           problems.push(`${what} ${i} exited (${p.child.exitCode ?? p.child.signalCode}) on its own`);
-          const file = path.join(os.tmpdir(), `persona-fleet-${fleet.run}-${what}-${i}.log`);
-          writeFileSync(file, p.output());
+          const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'persona-fleet-')), `${what}-${i}.log`);
+          writeFileSync(file, p.output(), { mode: 0o600, flag: 'wx' });
           console.error(`[fleet] ${what} ${i} exited; what it printed is in ${file}`);
         }
     await fleet.stop();
@@ -284,8 +307,6 @@ const tallied = (m: Map<string, number>) =>
     .sort((a, b) => b[1] - a[1])
     .map(([k, n]) => `${n}× ${k}`)
     .join(', ') || 'none';
-
-const VISIBLE = new Set(['needs_attention', 'dunning']);
 
 main().then(
   (code) => process.exit(code),

@@ -170,6 +170,7 @@ export async function startWorkerProcess(
     await waitForOk(`${url}/readyz`, proc);
   } catch (err) {
     proc.child.kill('SIGKILL');
+    await proc.exited;
     throw err;
   }
   if (options.promote !== false) {
@@ -223,6 +224,7 @@ export async function startApiProcess(
   } catch (err) {
     // Never left running behind the caller's back (it would hold its ports and its connections).
     proc.child.kill('SIGKILL');
+    await proc.exited;
     throw err;
   }
   return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
