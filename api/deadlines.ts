@@ -7,7 +7,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import { AbandonedWriteError } from '../graph/graph';
-import { withDeadline } from '../runtime/dependencies';
+import { DependencyUnavailableError, unavailableDependency, withDeadline } from '../runtime/dependencies';
 import type { ApiDeps } from './deps';
 
 /** What each kind of traffic needs: context reads only the graph; what starts or signals a workflow, Temporal too. */
@@ -32,13 +32,29 @@ export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promi
     'either',
     requestBudgetMs(deps, waits),
     work,
-    (err) => {
-      if (err instanceof AbandonedWriteError) return; // rolled back, as it should
-      deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed');
-    },
+    (err) => logLate(deps, err, requestId),
     // Its writes still under way roll back instead of committing (graph/graph.ts).
     () => deps.requests.abandon(),
   );
+}
+
+function logLate(deps: ApiDeps, err: unknown, requestId: string | undefined): void {
+  if (err instanceof AbandonedWriteError) return; // rolled back, as it should
+  deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed');
+}
+
+/**
+ * What an error-handler makes of an error that ended a request already answered 503 (out of time):
+ * the unavailability it was answered with (logged as `withinBudget` logs a late error), or undefined
+ * for a request still in time. Hono catches a route's error inside the chain and hands it to the
+ * app's onError, so a late one never reaches `requestDeadline`'s race: onError asks this first, or
+ * it would log an abandoned write as unhandled (its answer is never sent either way).
+ */
+export function answeredOutOfTime(deps: ApiDeps, err: unknown): DependencyUnavailableError | undefined {
+  // The deadline's own error (the 503 itself), or any other unavailability: answered as such.
+  if (!deps.requests.abandoned || unavailableDependency(err)) return undefined;
+  logLate(deps, err, deps.requests.requestId);
+  return new DependencyUnavailableError('either', 'the request was answered 503 before its work ended');
 }
 
 /** REST: every /api route within its budget. */

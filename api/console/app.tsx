@@ -25,6 +25,7 @@ import { addressKey } from '../clientAddress';
 import type { ApiDeps } from '../deps';
 import { mergedRecordRefusal } from '../services/mergedIds';
 import { admit, identify, RateLimitedError } from '../rateLimit';
+import { answeredOutOfTime } from '../deadlines';
 import { pageHeaders, requestCallerAddress } from '../rest/guards';
 import { can, isCustomerSession, Page, render, safeBack, type ConsoleAction, formOf } from './kit';
 import { meConsole } from './me';
@@ -324,7 +325,7 @@ export function consoleRoutes(deps: ApiDeps) {
   app.route('/', me.routes);
 
   app.onError((err, c) => {
-    const unavailable = unavailableDependency(err);
+    const unavailable = answeredOutOfTime(deps, err) ?? unavailableDependency(err);
     if (unavailable) {
       c.header('Retry-After', String(unavailable.retryAfterSeconds));
       return problemPage(c, 503, 'Unavailable', `${unavailable.message} Try again in a moment.`);

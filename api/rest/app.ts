@@ -18,7 +18,7 @@ import { AuthError } from '../auth';
 import { RateLimitedError } from '../rateLimit';
 import type { ApiDeps } from '../deps';
 import { observeRequests } from '../observability';
-import { READINESS_PATHS, requestDeadline } from '../deadlines';
+import { answeredOutOfTime, READINESS_PATHS, requestDeadline } from '../deadlines';
 import { IdempotencyKeyReusedError } from '../services/onboarding';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
 import { adminRoutes } from './admin';
@@ -172,7 +172,7 @@ export function createApp(deps: ApiDeps) {
   });
 
   app.onError((err, c) => {
-    const unavailable = unavailableDependency(err);
+    const unavailable = answeredOutOfTime(deps, err) ?? unavailableDependency(err);
     if (unavailable) {
       deps.logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
       c.header('Retry-After', String(unavailable.retryAfterSeconds));
