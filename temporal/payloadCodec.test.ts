@@ -14,6 +14,8 @@ import {
 import { isRefusedPayloadMark, refusedPayloadReason } from './refusedPayload';
 import { WorkflowCustomers, type HistoryKeyStore } from '../graph/historyKeys';
 import { newKeySpec, parseKeyRing } from '../config/keyRing';
+import { loadSettings } from '../config/env';
+import { persistentSchedules } from './schedules';
 
 /**
  * History keys in a Map, and which customer each workflow is in a process's directory (each
@@ -228,6 +230,21 @@ describe('the payload codec', () => {
       bindingHolds('persona-expiry-scan-t1-workflow', 'persona-expiry-scan-t1-workflow-2001-01-01T06:00:00Z'),
     ).toBe(true);
     expect((await client.decodeWhereReadable([sealed])).unreadable).toEqual([]);
+  });
+
+  it("lets every Schedule's runs read the input written for its action", async () => {
+    // Every schedule the worker applies, so a new one cannot be left out (the event prune was: every
+    // run refused its input and failed, and the graph's events were never pruned).
+    const settings = loadSettings();
+    const codec = new PersonaPayloadCodec(parseKeyRing(newKeySpec('k1'), 'payload key'), null);
+    const context = (workflowId: string) => ({ type: 'workflow' as const, namespace: 'default', workflowId });
+    for (const schedule of persistentSchedules(settings)) {
+      const action = schedule.action as { workflowId: string };
+      const run = `${action.workflowId}-2026-11-28T00:00:00Z`;
+      const [input] = (await codec.encode([toPayload({ ok: 1 })], context(action.workflowId))) as [Payload];
+      const [read] = await codec.decode([input], context(run));
+      expect(defaultPayloadConverter.fromPayload(read as Payload), run).toEqual({ ok: 1 });
+    }
   });
 
   it('reads its key ring from configuration and says what is wrong without echoing a key', () => {

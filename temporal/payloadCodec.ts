@@ -53,6 +53,7 @@ export type { HistoryKeyStore };
 import type { Graph } from '../graph/graph';
 import { onboardingWorkflowId } from './workflowIds';
 import { EXPIRY_SCAN_SCHEDULE_ID } from './expiry';
+import { EVENT_PRUNE_SCHEDULE_ID } from './eventPrune';
 import { INTERACTION_PRUNE_SCHEDULE_ID } from './interactionPrune';
 import { GATEWAY_RECONCILIATION_SCHEDULE_ID } from './reconciliation';
 import { REFUSED_PAYLOAD_MARK } from './refusedPayload';
@@ -69,6 +70,7 @@ export const WORKFLOW_ID_METADATA = 'encryption-workflow-id';
 const SCHEDULED_WORKFLOW_IDS: readonly string[] = [
   EXPIRY_SCAN_SCHEDULE_ID,
   INTERACTION_PRUNE_SCHEDULE_ID,
+  EVENT_PRUNE_SCHEDULE_ID,
   GATEWAY_RECONCILIATION_SCHEDULE_ID,
 ];
 
