@@ -1,5 +1,19 @@
+import { ConnectionPool, NetworkError } from '@platformatic/kafka';
 import { describe, expect, it } from 'vitest';
 import { ensureTopicsUntilDone } from './kafka';
+
+describe('a broker missing from the metadata', () => {
+  it('is answered as unreachable through the callback, never thrown where no caller can catch it', async () => {
+    // What the consumer asks for when the group coordinator is a node its metadata does not list.
+    const pool = new ConnectionPool('test');
+    const answered = await new Promise<Error | null>((resolve) => {
+      pool.get(undefined as never, (error) => resolve(error));
+    });
+    expect(answered).toBeInstanceOf(NetworkError);
+    await expect(pool.get({ host: undefined, port: 9092 } as never)).rejects.toBeInstanceOf(NetworkError);
+    await pool.close();
+  });
+});
 
 describe('ensureTopicsUntilDone', () => {
   it('tries again after each failure, with a doubling backoff, until the topics are made', async () => {

@@ -15,7 +15,9 @@ import type { ConnectionOptions as TLSConnectionOptions } from 'node:tls';
 import {
   Admin,
   compatibilityPartitioner,
+  ConnectionPool,
   murmur2,
+  NetworkError,
   ProduceAcks,
   Producer,
   stringSerializers,
@@ -26,6 +28,33 @@ import {
 } from '@platformatic/kafka';
 import type { Logger } from 'pino';
 import { ConfigError, type Settings } from '../config/env';
+
+/**
+ * A broker the cluster names but this client's metadata lacks (a group coordinator on a node that
+ * died and came back, before the metadata knows it again) is answered as an unreachable broker,
+ * through the callback, so the client retries or fails its operation. Without this the pool throws
+ * a TypeError inside a network callback, which no caller can catch: the process dies (the fleet test
+ * lost an api so). @platformatic/kafka 2.x does the same itself, but needs Node 22.
+ */
+function answerMissingBrokers(): void {
+  type Get = (this: ConnectionPool, broker: unknown, callback?: (error: Error | null) => void) => unknown;
+  const proto = ConnectionPool.prototype as unknown as { get: Get & { persona?: true } };
+  if (proto.get.persona) return;
+  const original = proto.get;
+  const guarded: Get & { persona?: true } = function (this: ConnectionPool, broker, callback) {
+    const b = broker as { host?: unknown; port?: unknown } | null | undefined;
+    if (b == null || b.host == null || b.port == null) {
+      const error = new NetworkError('Cannot get a connection: the broker is not in the current cluster metadata.');
+      if (!callback) return Promise.reject(error);
+      callback(error);
+      return undefined;
+    }
+    return original.call(this, broker, callback);
+  };
+  guarded.persona = true;
+  proto.get = guarded;
+}
+answerMissingBrokers();
 
 /** How Persona reaches the brokers: where, and with which TLS and SASL settings. */
 export type KafkaConnectionSettings = Pick<Settings, 'kafkaBrokers'> &
