@@ -227,11 +227,16 @@ export function graphHistoryKeys(g: Graph, ring: KeyRing, cache?: HistoryKeyCach
   const directory = cache?.workflowCustomers ?? processWorkflowCustomers;
   const retentionDays = cache?.onboardingKeyDays ?? 30;
   const inFlight = new Map<string, Promise<Buffer | null>>();
+  // A fetch is shared by every caller that asks for the key meanwhile, so no one caller's request
+  // may roll its write back: one answered 503 (out of time) would hand its AbandonedWriteError to a
+  // retry with the same Idempotency-Key that joined it (the fleet test saw that as a 500). Making a
+  // key is idempotent and harms nothing when its first caller has gone.
+  const shared: Graph = g.limits?.mayCommit ? { ...g, limits: { ...g.limits, mayCommit: undefined } } : g;
   const fetch = async (keyId: string, create: boolean): Promise<Buffer | null> => {
-    let found = await readTx(g, (tx) => readWrapped(tx, CYPHER.read, { id: keyId }));
+    let found = await readTx(shared, (tx) => readWrapped(tx, CYPHER.read, { id: keyId }));
     if (!found && create) {
       const customerId = customerOfKeyId(keyId);
-      found = await writeTx(g, (tx) =>
+      found = await writeTx(shared, (tx) =>
         customerId === null
           ? readWrapped(tx, CYPHER.createOnboarding, { id: keyId, retentionDays, ...newWrappedKey(ring, keyId) })
           : readWrapped(tx, CYPHER.createCustomer, { id: keyId, customerId, ...newWrappedKey(ring, keyId) }),

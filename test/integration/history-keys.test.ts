@@ -9,7 +9,14 @@ import type proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFraudActivities } from '../../activities/fraud';
 import type { Graph } from '../../graph/graph';
-import { processWorkflowCustomers, provisionHistoryKey, WorkflowCustomers } from '../../graph/historyKeys';
+import {
+  graphHistoryKeys,
+  processWorkflowCustomers,
+  provisionHistoryKey,
+  WorkflowCustomers,
+} from '../../graph/historyKeys';
+import { onboardingWorkflowId } from '../../temporal/workflowIds';
+import { RequestContext } from '../../runtime/requestContext';
 import { reserveRecovery } from '../../graph/chargeLedger';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { createErasureActivities } from '../../activities/erasure';
@@ -127,6 +134,31 @@ function countingSessions(g: Graph): { graph: Graph; modes: string[] } {
   });
   return { graph: { ...g, driver }, modes };
 }
+
+describe('a history key made for two callers at once', () => {
+  it('is made even when the caller that began making it was answered 503 meanwhile', async () => {
+    // As the api's graph: a write commits only while its request still waits for it.
+    const requests = new RequestContext();
+    const store = graphHistoryKeys(
+      { ...h.graph, limits: { mayCommit: () => !requests.abandoned } },
+      h.graph.config.payloadKeys,
+      { maxEntries: 0, ttlMs: 0 },
+    );
+    const keyId = onboardingWorkflowId(`joined-${randomUUID()}`);
+    // The first request begins the key and runs out of time; its retry (the same Idempotency-Key)
+    // arrives while the key is being made and joins it.
+    const first = requests.run({ requestId: 'first' }, () => {
+      const asked = store.keyFor(keyId, { create: true });
+      requests.abandon();
+      return asked;
+    });
+    const retry = requests.run({ requestId: 'retry' }, () => store.keyFor(keyId, { create: true }));
+    const [a, b] = await Promise.allSettled([first, retry]);
+    expect(b).toMatchObject({ status: 'fulfilled', value: expect.any(Buffer) });
+    expect(a).toEqual(b);
+    expect(await store.keyFor(keyId, { create: false })).toEqual((b as PromiseFulfilledResult<Buffer>).value);
+  });
+});
 
 describe('history keys per customer, and its open processes', () => {
   it('starts a customer’s workflows with no graph write nor key of their own; a fresh process reads them', async () => {
