@@ -29,7 +29,7 @@ export default defineConfig({
           name: 'unit',
           sequence: { groupOrder: 0 },
           include: [
-            '{activities,api,backup,clients,config,docs,graph,ops,payments,runtime,' +
+            '{activities,api,backup,clients,config,deploy,docs,graph,ops,payments,runtime,' +
               'scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
           ],
         },

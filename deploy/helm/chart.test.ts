@@ -1,0 +1,436 @@
+/**
+ * The Helm chart (deploy/helm/persona), checked without a cluster: `helm lint --strict` and
+ * `helm template` with the chart's CI values (ci/minimal-values.yaml: the least an install needs;
+ * ci/production-values.yaml: TLS everywhere, a Secret of one's own, Prometheus Operator, a draining
+ * worker version), every rendered manifest validated against the Kubernetes API's schemas
+ * (kubernetes-validate, offline) for the oldest Kubernetes the chart supports and a current one,
+ * and the manifests read back: probes, Services, PDBs, hooks, security, and an environment that
+ * config/env.ts knows and loads as a production configuration.
+ *
+ * helm and kubernetes-validate come from scripts/install-chart-tools.sh (PERSONA_HELM and
+ * PERSONA_KUBERNETES_VALIDATE point elsewhere). In CI a missing tool fails; elsewhere the file skips.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { API_NODE_ARGS, envSchema, loadConfig, repoRoot } from '../../config/env';
+import { requiredSearchAttributes } from '../../temporal/searchAttributes';
+
+const chart = path.join(repoRoot, 'deploy', 'helm', 'persona');
+const cacheDir = process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache');
+const helm = process.env.PERSONA_HELM ?? path.join(homedir(), 'go', 'bin', 'helm');
+const kubernetesValidate =
+  process.env.PERSONA_KUBERNETES_VALIDATE ?? path.join(cacheDir, 'persona-tools', 'venv', 'bin', 'kubernetes-validate');
+const missing = Object.entries({ helm, 'kubernetes-validate': kubernetesValidate })
+  .filter(([, bin]) => !existsSync(bin))
+  .map(([name, bin]) => `${name} (${bin})`);
+if (missing.length > 0 && !process.env.CI)
+  console.warn(`deploy/helm/chart.test.ts skipped: missing ${missing.join(', ')}; run scripts/install-chart-tools.sh`);
+
+/** The newest Kubernetes the manifests are validated for, besides the oldest Chart.yaml allows. */
+const CURRENT_KUBERNETES = '1.33.0';
+const chartYaml = parse(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')) as {
+  apiVersion: string;
+  appVersion: string;
+  kubeVersion: string;
+};
+const oldestKubernetes = `${/^>=(\d+\.\d+)\.0-0$/.exec(chartYaml.kubeVersion)?.[1] ?? '?'}.0`;
+
+/** Persona's secrets: the chart's Secret holds them, a ConfigMap never. */
+const SECRET_NAMES = [
+  'PERSONA_TOKEN_KEYS',
+  'PERSONA_PAYLOAD_KEYS',
+  'PERSONA_JWT_SECRET',
+  'NEO4J_PASSWORD',
+  'KAFKA_SASL_PASSWORD',
+  'TEMPORAL_API_KEY',
+  'PERSONA_METRICS_TOKEN',
+  'PERSONA_EVENTS_WEBHOOK_SECRET',
+];
+/** What the Secret production-values.yaml names (existingSecret) would hold. */
+const SAMPLE_SECRETS: Record<string, string> = {
+  PERSONA_TOKEN_KEYS: `token-1:${Buffer.alloc(32, 7).toString('base64')}`,
+  PERSONA_PAYLOAD_KEYS: `prod-1:${Buffer.alloc(32, 9).toString('base64')}`,
+  PERSONA_JWT_SECRET: 'x'.repeat(40),
+  NEO4J_PASSWORD: 'sample-password',
+  KAFKA_SASL_PASSWORD: 'sample-kafka-password',
+  PERSONA_METRICS_TOKEN: 'sample-metrics-token',
+};
+
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+}
+interface Container {
+  name: string;
+  image: string;
+  command: string[];
+  ports?: { name: string; containerPort: number }[];
+  env?: EnvVar[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  readinessProbe?: { httpGet: { path: string; port: string } };
+  livenessProbe?: { httpGet: { path: string; port: string } };
+  securityContext: {
+    readOnlyRootFilesystem?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { drop?: string[] };
+  };
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec {
+  serviceAccountName: string;
+  automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
+  securityContext: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
+  containers: Container[];
+  volumes?: { name: string; emptyDir?: object; secret?: { secretName: string; items?: { path: string }[] } }[];
+}
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: {
+    replicas?: number;
+    minAvailable?: number;
+    selector?: Record<string, string> & { matchLabels?: Record<string, string> };
+    template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+    ports?: { name: string; port: number; targetPort: string }[];
+    endpoints?: { port: string; path: string; relabelings: { targetLabel: string; replacement: string }[] }[];
+  };
+  data?: Record<string, string>;
+}
+
+function run(bin: string, args: string[]): { code: number | null; out: string } {
+  const r = spawnSync(bin, args, { encoding: 'utf8' });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const rendered = new Map<string, { text: string; docs: Manifest[] }>();
+/** `helm template` with the chart's CI values file `name`. */
+function render(name: string): { text: string; docs: Manifest[] } {
+  const cached = rendered.get(name);
+  if (cached) return cached;
+  const { code, out } = run(helm, [
+    'template',
+    'persona',
+    chart,
+    '--namespace',
+    'persona',
+    '--kube-version',
+    CURRENT_KUBERNETES,
+    '-f',
+    path.join(chart, 'ci', name),
+  ]);
+  expect(code, out).toBe(0);
+  const docs = parseAllDocuments(out)
+    .map((d) => d.toJS() as Manifest | null)
+    .filter((d): d is Manifest => d !== null);
+  const result = { text: out, docs };
+  rendered.set(name, result);
+  return result;
+}
+const VALUES = ['minimal-values.yaml', 'production-values.yaml'];
+
+const byKind = (docs: Manifest[], kind: string) => docs.filter((d) => d.kind === kind);
+const named = (docs: Manifest[], kind: string, name: string): Manifest => {
+  const found = docs.find((d) => d.kind === kind && d.metadata.name === name);
+  expect(found, `${kind} ${name}`).toBeDefined();
+  return found!;
+};
+const podOf = (m: Manifest): PodSpec => m.spec!.template!.spec;
+const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+const workloads = (docs: Manifest[]) => docs.filter((d) => d.kind === 'Deployment' || d.kind === 'Job');
+
+/** A container's environment as the process sees it: the ConfigMap, then env (secrets resolved). */
+function environmentOf(docs: Manifest[], c: Container): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of c.envFrom ?? []) Object.assign(env, named(docs, 'ConfigMap', from.configMapRef!.name).data);
+  for (const e of c.env ?? []) {
+    const ref = e.valueFrom?.secretKeyRef;
+    if (!ref) {
+      env[e.name] = e.value!;
+      continue;
+    }
+    const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === ref.name);
+    const value = secret ? Buffer.from(secret.data?.[ref.key] ?? '', 'base64').toString() : SAMPLE_SECRETS[ref.key];
+    expect(value, `${c.name}: ${ref.name}/${ref.key}`).toBeTruthy();
+    env[e.name] = value!;
+  }
+  return env;
+}
+
+describe.runIf(missing.length > 0 && Boolean(process.env.CI))('the chart tools', () => {
+  it('are installed', () => {
+    expect.fail(`missing ${missing.join(', ')}: run scripts/install-chart-tools.sh`);
+  });
+});
+
+describe.skipIf(missing.length > 0)('the Helm chart', () => {
+  it('is a v2 chart of this release of Persona', () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    expect(chartYaml.apiVersion).toBe('v2');
+    expect(chartYaml.appVersion).toBe(pkg.version);
+    expect(oldestKubernetes).toMatch(/^1\.\d+\.0$/);
+  });
+
+  it('passes helm lint --strict with each CI values file', () => {
+    for (const values of VALUES) {
+      const { code, out } = run(helm, [
+        'lint',
+        chart,
+        '--strict',
+        '--kube-version',
+        CURRENT_KUBERNETES,
+        '-f',
+        path.join(chart, 'ci', values),
+      ]);
+      expect(code, out).toBe(0);
+      expect(out).toContain('0 chart(s) failed');
+      // Lint reports a template's `fail` as INFO and passes: none may fire with these values.
+      expect(out).not.toContain('Fail:');
+    }
+  });
+
+  it('refuses an install that has not chosen its transport security or given its secrets', () => {
+    const template = (...set: string[]) => run(helm, ['template', 'p', chart, ...set.flatMap((s) => ['--set', s])]);
+    expect(template().out).toMatch(/temporal\.tls\.enabled .*temporal\.allowPlaintext=true/);
+    expect(template('temporal.tls.enabled=true').out).toContain('temporal.tls.clientCertSecret or temporal.apiKey');
+    const transport = ['temporal.allowPlaintext=true', 'kafka.allowPlaintext=true', 'env.PERSONA_GATEWAY_URL=http://g'];
+    expect(template(...transport).out).toMatch(/secrets\.values\.\w+ is required/);
+    expect(template(...transport, 'kafka.tls.enabled=false', 'kafka.allowPlaintext=false').out).toContain(
+      'kafka.allowPlaintext=true',
+    );
+    const minimal = ['-f', path.join(chart, 'ci', 'minimal-values.yaml')];
+    const withMinimal = (set: string) => run(helm, ['template', 'p', chart, ...minimal, '--set', set]);
+    expect(withMinimal('env.PERSONA_JWT_SECRET=x').out).toContain('env.PERSONA_JWT_SECRET is a secret');
+    expect(withMinimal('env.NEO4J_URI=bolt://x:7687').out).toContain('set it there');
+    expect(withMinimal('env.PERSONA_GATEWAY_URL=').out).toContain('PERSONA_GATEWAY_URL is required');
+  });
+
+  it('renders manifests the Kubernetes API accepts (strict schemas), for the oldest and a current version', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'persona-chart-'));
+    const files = VALUES.map((values) => {
+      const file = path.join(dir, values);
+      writeFileSync(file, render(values).text);
+      return file;
+    });
+    const versions = [oldestKubernetes, CURRENT_KUBERNETES].flatMap((v) => ['-k', v]);
+    const { code, out } = run(kubernetesValidate, ['--strict', ...versions, ...files]);
+    expect(code, out).toBe(0);
+    const passed = out.split('\n').filter((l) => l.startsWith('INFO') && l.includes(' passed '));
+    const kinds = VALUES.flatMap((v) => render(v).docs).filter((d) => !d.apiVersion.startsWith('monitoring.'));
+    expect(passed).toHaveLength(kinds.length * 2);
+    // Only the Prometheus Operator's kinds have no schema here (custom resources).
+    for (const line of out.split('\n').filter((l) => l.startsWith('WARN')))
+      expect(line).toMatch(/kind (ServiceMonitor|PrometheusRule) with api version monitoring\.coreos\.com\/v1/);
+    // And the validator does refuse what the API would.
+    const broken = path.join(dir, 'broken.yaml');
+    writeFileSync(broken, render('minimal-values.yaml').text.replace('containerPort: 8080', 'containerPort: "8080"'));
+    expect(run(kubernetesValidate, ['--strict', '-k', CURRENT_KUBERNETES, broken]).code).not.toBe(0);
+  });
+
+  it.each(VALUES)('gives every process only variables config/env.ts knows, loading in production (%s)', (values) => {
+    const { docs } = render(values);
+    const known = new Set(Object.keys(envSchema.shape));
+    const configMaps = byKind(docs, 'ConfigMap');
+    expect(configMaps).toHaveLength(1);
+    for (const name of Object.keys(configMaps[0]!.data ?? {})) {
+      expect(known.has(name), `ConfigMap: ${name} is not in config/env.ts`).toBe(true);
+      expect(SECRET_NAMES, `ConfigMap holds the secret ${name}`).not.toContain(name);
+    }
+    for (const secret of byKind(docs, 'Secret'))
+      for (const name of Object.keys(secret.data ?? {})) expect(SECRET_NAMES).toContain(name);
+    const secretValues = Object.values(SAMPLE_SECRETS);
+    for (const value of Object.values(configMaps[0]!.data ?? {})) expect(secretValues).not.toContain(value);
+    for (const w of workloads(docs))
+      for (const c of podOf(w).containers) {
+        for (const e of c.env ?? []) {
+          expect(known.has(e.name), `${w.metadata.name}: ${e.name} is not in config/env.ts`).toBe(true);
+          if (SECRET_NAMES.includes(e.name)) expect(e.valueFrom?.secretKeyRef, `${e.name} from a Secret`).toBeDefined();
+        }
+        const config = loadConfig(environmentOf(docs, c));
+        expect(config.NODE_ENV).toBe('production');
+        expect(config.NEO4J_URI).toMatch(/^neo4j:\/\//);
+        expect(config.kafkaBrokers.length).toBeGreaterThan(0);
+        expect(config.PERSONA_KAFKA_REPLICATION).toBe(3);
+      }
+  });
+
+  it.each(VALUES)('mounts every file a variable names, from a Secret that has it (%s)', (values) => {
+    const { docs } = render(values);
+    for (const w of workloads(docs))
+      for (const c of podOf(w).containers) {
+        const env = environmentOf(docs, c);
+        const files = Object.entries(env).filter(([, v]) => v.startsWith('/etc/persona/'));
+        for (const [name, file] of files) {
+          const mount = c.volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
+          expect(mount, `${w.metadata.name}: ${name}=${file} is mounted`).toBeDefined();
+          const volume = podOf(w).volumes?.find((v) => v.name === mount!.name);
+          const items = volume?.secret?.items;
+          if (items) expect(items.map((i) => i.path)).toContain(path.basename(file));
+        }
+        if (values === 'production-values.yaml' && w.kind === 'Deployment')
+          expect(files.length, `${w.metadata.name} uses TLS files`).toBeGreaterThanOrEqual(4);
+      }
+  });
+
+  it.each(VALUES)('runs the api ready on /readyz/read, behind a read and a write Service (%s)', (values) => {
+    const { docs } = render(values);
+    const api = named(docs, 'Deployment', 'persona-api');
+    const c = podOf(api).containers[0]!;
+    expect(c.command).toEqual(['node', ...API_NODE_ARGS, '--import', 'tsx', 'api/main.ts']);
+    expect(existsSync(path.join(repoRoot, 'api', 'main.ts'))).toBe(true);
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz/read', port: 'http' });
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    const config = loadConfig(environmentOf(docs, c));
+    const ports = Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort]));
+    expect(ports).toEqual({ http: config.PERSONA_HTTP_PORT, grpc: config.PERSONA_GRPC_PORT });
+    for (const which of ['read', 'write']) {
+      const service = named(docs, 'Service', `persona-api-${which}`);
+      expect(matches(service.spec!.selector!, api.spec!.template!.metadata.labels), which).toBe(true);
+      expect(service.spec!.ports!.map((p) => [p.name, p.port, p.targetPort])).toEqual([
+        ['http', config.PERSONA_HTTP_PORT, 'http'],
+        ['grpc', config.PERSONA_GRPC_PORT, 'grpc'],
+      ]);
+    }
+  });
+
+  it.each(VALUES)('runs workers ready on /readyz, with time to drain, each version its own (%s)', (values) => {
+    const { docs } = render(values);
+    const workers = byKind(docs, 'Deployment').filter((d) => d.metadata.name.startsWith('persona-worker'));
+    for (const w of workers) {
+      const c = podOf(w).containers[0]!;
+      expect(c.command).toEqual(['node', '--import', 'tsx', 'workers/main.ts']);
+      const config = loadConfig(environmentOf(docs, c));
+      expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
+      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+      // Longer than the worker's own drain (30 s): activities in flight finish.
+      expect(podOf(w).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(45);
+    }
+    // No two versions' Deployments select each other's pods.
+    for (const a of workers)
+      for (const b of workers.filter((x) => x !== a))
+        expect(matches(a.spec!.selector!.matchLabels!, b.spec!.template!.metadata.labels)).toBe(false);
+    const draining = workers.filter((w) => w.metadata.name !== 'persona-worker');
+    expect(draining).toHaveLength(values === 'production-values.yaml' ? 1 : 0);
+    for (const w of draining) {
+      const c = podOf(w).containers[0]!;
+      const env = environmentOf(docs, c);
+      expect(env.PERSONA_BUILD_ID).toBe('0.1.0-3990c2537885');
+      expect(c.image).toBe('registry.example.com/persona:0.1.0');
+      // The current version's workers own the schedules and the event sequencer.
+      expect([env.PERSONA_SCHEDULES, env.PERSONA_EVENT_SEQUENCER]).toEqual(['skip', 'off']);
+    }
+  });
+
+  it.each(VALUES)('keeps one api and one worker through a node drain (%s)', (values) => {
+    const { docs } = render(values);
+    for (const component of ['api', 'worker']) {
+      const pdb = named(docs, 'PodDisruptionBudget', `persona-${component}`);
+      const deployment = named(docs, 'Deployment', `persona-${component}`);
+      expect(pdb.apiVersion).toBe('policy/v1');
+      expect(pdb.spec!.minAvailable).toBe(1);
+      expect(deployment.spec!.replicas).toBeGreaterThan(pdb.spec!.minAvailable!);
+      expect(matches(pdb.spec!.selector!.matchLabels!, deployment.spec!.template!.metadata.labels)).toBe(true);
+    }
+  });
+
+  it.each(VALUES)('migrates before an install or upgrade and promotes after, as hooks (%s)', (values) => {
+    const { docs } = render(values);
+    const migrate = named(docs, 'Job', 'persona-migrate');
+    expect(migrate.metadata.annotations).toMatchObject({
+      'helm.sh/hook': 'pre-install,pre-upgrade',
+      'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+    });
+    expect(podOf(migrate).containers[0]!.command).toEqual(['node', '--import', 'tsx', 'scripts/migrate.ts']);
+    // Before an install nothing of the release exists: the Secret it reads is a hook of an earlier
+    // weight, or one of the user's; its ServiceAccount is the namespace's own.
+    const weight = (m: Manifest) => Number(m.metadata.annotations?.['helm.sh/hook-weight'] ?? 0);
+    for (const e of podOf(migrate).containers[0]!.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref) continue;
+      const secret = docs.find((d) => d.kind === 'Secret' && d.metadata.name === ref.name);
+      if (secret) {
+        expect(secret.metadata.annotations?.['helm.sh/hook']).toContain('pre-install');
+        expect(weight(secret)).toBeLessThan(weight(migrate));
+      } else expect(ref.name).toBe('persona-secrets');
+    }
+    expect(podOf(migrate).serviceAccountName).toBe('default');
+    expect(podOf(migrate).containers[0]!.envFrom).toBeUndefined();
+    const promote = named(docs, 'Job', 'persona-promote');
+    expect(promote.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade');
+    expect(podOf(promote).containers[0]!.command.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
+    for (const script of ['migrate.ts', 'deploy.ts'])
+      expect(existsSync(path.join(repoRoot, 'scripts', script))).toBe(true);
+  });
+
+  it.each(VALUES)('runs every container unprivileged, read-only, without a token (%s)', (values) => {
+    const { docs } = render(values);
+    for (const sa of byKind(docs, 'ServiceAccount'))
+      expect((sa as Manifest & { automountServiceAccountToken: boolean }).automountServiceAccountToken).toBe(false);
+    for (const w of workloads(docs)) {
+      const pod = podOf(w);
+      expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
+      expect(pod.securityContext.runAsNonRoot).toBe(true);
+      expect(pod.securityContext.seccompProfile?.type).toBe('RuntimeDefault');
+      for (const c of pod.containers) {
+        expect(c.securityContext).toMatchObject({
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        });
+        // tsx compiles into the temporary directory: a volume of its own.
+        const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
+        expect(pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir).toBeDefined();
+        for (const m of c.volumeMounts ?? []) expect(pod.volumes?.map((v) => v.name)).toContain(m.name);
+      }
+    }
+  });
+
+  it('scrapes the api and the workers as the jobs the alert rules name, with the rules themselves', () => {
+    expect(render('minimal-values.yaml').docs.filter((d) => d.apiVersion.startsWith('monitoring.'))).toEqual([]);
+    const { docs } = render('production-values.yaml');
+    const alerts = readFileSync(path.join(repoRoot, 'ops', 'prometheus', 'alerts.yml'), 'utf8');
+    const jobs = [...new Set([...alerts.matchAll(/job="([^"]+)"/g)].map((m) => m[1]))].sort();
+    const monitors = byKind(docs, 'ServiceMonitor');
+    const scraped = monitors.map((m) => m.spec!.endpoints![0]!.relabelings.find((r) => r.targetLabel === 'job'));
+    expect(scraped.map((r) => r?.replacement).sort()).toEqual(jobs);
+    for (const m of monitors) {
+      // Exactly one Service per monitor, or each pod is scraped twice.
+      const services = byKind(docs, 'Service').filter((s) =>
+        matches(m.spec!.selector!.matchLabels!, s.metadata.labels),
+      );
+      expect(services, m.metadata.name).toHaveLength(1);
+      expect(services[0]!.spec!.ports!.map((p) => p.name)).toContain(m.spec!.endpoints![0]!.port);
+      expect(m.spec!.endpoints![0]!.path).toBe('/metrics');
+    }
+    // The rules are ops/prometheus/alerts.yml, whose copy in the chart must not drift.
+    expect(readFileSync(path.join(chart, 'files', 'alerts.yml'), 'utf8')).toBe(alerts);
+    const rule = byKind(docs, 'PrometheusRule');
+    expect(rule).toHaveLength(1);
+    expect((rule[0] as Manifest & { spec: unknown }).spec).toEqual(parse(alerts));
+  });
+
+  it('is documented: the search attributes, the topics and the values the other charts need', () => {
+    const doc = readFileSync(path.join(repoRoot, 'docs', 'kubernetes.md'), 'utf8');
+    const defaults = envSchema.parse({});
+    for (const name of [
+      ...requiredSearchAttributes.map((a) => a.name),
+      defaults.PERSONA_KAFKA_EVENTS_TOPIC,
+      defaults.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
+      defaults.PERSONA_KAFKA_DEAD_LETTER_TOPIC,
+      'numHistoryShards',
+      'minimumClusterSize',
+      'min.insync.replicas',
+      '/readyz/write',
+    ])
+      expect(doc, name).toContain(name);
+    for (const [i, line] of doc.split('\n').entries()) expect(line.length, `line ${i + 1}`).toBeLessThanOrEqual(120);
+  });
+});
