@@ -6,9 +6,13 @@
  * UNAVAILABLE) with Retry-After, and the work that hung is left to end at its own limits.
  */
 import type { MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { DomainError } from '../graph/errors';
 import { AbandonedWriteError } from '../graph/graph';
 import { DependencyUnavailableError, unavailableDependency, withDeadline } from '../runtime/dependencies';
+import { AuthError } from './auth';
 import type { ApiDeps } from './deps';
+import { RateLimitedError } from './rateLimit';
 
 /** What each kind of traffic needs: context reads only the graph; what starts or signals a workflow, Temporal too. */
 export const READINESS_PATHS = { read: ['neo4j'], write: ['neo4j', 'temporal'] };
@@ -38,9 +42,17 @@ export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promi
   );
 }
 
+/** What a request answered 503 ended with later: an error only when it is one (a bug's 500). */
 function logLate(deps: ApiDeps, err: unknown, requestId: string | undefined): void {
   if (err instanceof AbandonedWriteError) return; // rolled back, as it should
-  deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed');
+  const refusal =
+    err instanceof DomainError ||
+    err instanceof AuthError ||
+    err instanceof RateLimitedError ||
+    err instanceof HTTPException;
+  if (refusal)
+    deps.logger.debug({ err, requestId }, 'a request that had already answered 503 (out of time) was refused');
+  else deps.logger.error({ err, requestId }, 'a request that had already answered 503 (out of time) then failed');
 }
 
 /**
