@@ -410,11 +410,12 @@ describe('docker-compose.prod.yml', () => {
     expect(services.worker?.healthcheck?.test.join(' ')).toContain(`:${worker.PERSONA_WORKER_HTTP_PORT}/readyz`);
     expect(services.worker?.environment?.PERSONA_WORKER_HTTP_PORT).toBe(String(worker.PERSONA_WORKER_HTTP_PORT));
 
-    // The balancer publishes the api's two ports, and nothing else publishes them.
+    // The balancer publishes the api's two ports, on this host only (it speaks plaintext), and
+    // nothing else publishes them.
     const lb = services.lb as Service;
     expect(lb.ports).toEqual([
-      `${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`,
-      `${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`,
+      `127.0.0.1:${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`,
+      `127.0.0.1:${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`,
     ]);
     for (const [name, s] of Object.entries(services)) {
       if (name === 'lb') continue;
@@ -490,7 +491,7 @@ describe('docker-compose.prod.yml', () => {
       expect(defaults).toContain('option forwardfor');
       // Never a retry of a request a replica may be handling (docs/deployment.md).
       expect(defaults.filter((l) => l.startsWith('retry-on '))).toEqual(['retry-on conn-failure']);
-      expect(section('frontend rest')).toContain('http-request deny if { path_beg /metrics }');
+      expect(section('frontend rest')).toContain('http-request deny if { path,url_dec -m sub -i /metrics }');
     });
 
     it('routes REST by customer: GETs to the replicas ready for reads, the rest to those ready for writes', () => {
