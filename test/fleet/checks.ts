@@ -6,11 +6,13 @@
  * tokens (test/fleet/load.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { KAFKA_HEADERS } from '../../clients/kafka';
 import { openEvent, type PublishedEvent } from '../../graph/eventCipher';
 import { graphHistoryKeys } from '../../graph/historyKeys';
 import { connectTemporal } from '../../temporal/connection';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
+import { recoveryWorkflowId } from '../../temporal/recovery';
 import { readTopic, type Msg } from '../support/kafka';
 import { simulatorCharges } from '../support/recovery';
 import type { FleetClient } from './client';
@@ -43,6 +45,19 @@ export async function settleWorkflows(
   });
   const deadline = Date.now() + withinMs;
   try {
+    // A report the client gave up on (503, no answer) whose start reached Temporal all the same is
+    // held to what an accepted one is: finished or visibly waiting, recovered exactly when charged.
+    for (const r of ledger.refused) {
+      if (r.kind !== 'recovery' || !r.key) continue;
+      const id = recoveryWorkflowId(r.key);
+      try {
+        await temporal.workflow.getHandle(id).describe();
+        ledger.workflows.push({ kind: 'recovery', id, key: r.key });
+        ledger.startedInDoubt.push(r.key);
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    }
     for (;;) {
       const outcomes: WorkflowOutcome[] = [];
       for (const w of ledger.workflows) {
@@ -69,11 +84,17 @@ export async function settleWorkflows(
   }
 }
 
-/** Every successful charge the gateway made for each recovery: at most one per payment. */
+/**
+ * Every successful charge the gateway made for each recovery: at most one per payment. A report the
+ * client gave up on (503 or no answer to its last retry) is in doubt, as for any caller: its start
+ * may have reached Temporal after the api stopped waiting, so its payment may be charged — once, by
+ * the recovery `settleWorkflows` found for it. Run after `settleWorkflows`.
+ */
 export async function chargesPerPayment(fleet: Fleet, pop: Population, ledger: Ledger) {
+  // Every recovery Temporal has: those answered 202 and those started though the client gave up.
   const payments = new Set(ledger.workflows.filter((w) => w.kind === 'recovery').map((w) => w.key));
   const succeeded = new Map<string, number>();
-  /** Successful charges of a debtor under no payment the fleet accepted. */
+  /** Successful charges of a debtor under no recovery Temporal has. */
   const unknown: string[] = [];
   let charges = 0;
   for (const d of pop.debtors)
@@ -81,11 +102,14 @@ export async function chargesPerPayment(fleet: Fleet, pop: Population, ledger: L
       charges++;
       const payment = c.idempotency_key.split(':')[0] as string;
       if (c.status !== 'succeeded') continue;
-      if (!payments.has(payment)) unknown.push(`${d.id}: a successful charge under ${c.idempotency_key}, no payment's`);
+      if (!payments.has(payment))
+        unknown.push(`${d.id}: a successful charge under ${c.idempotency_key}, no recovery's`);
       else succeeded.set(payment, (succeeded.get(payment) ?? 0) + 1);
     }
   const twice = [...succeeded].filter(([, n]) => n > 1).map(([p, n]) => `${p}: ${n} successful charges`);
-  return { payments: payments.size, charges, charged: succeeded.size, twice, succeeded, unknown };
+  /** Payments reported, never answered 202, and charged all the same (once). */
+  const chargedInDoubt = ledger.startedInDoubt.filter((p) => succeeded.has(p)).length;
+  return { payments: payments.size, charges, charged: succeeded.size, twice, succeeded, unknown, chargedInDoubt };
 }
 
 /**

@@ -54,8 +54,13 @@ export interface Ledger {
   };
   /** Workflows the fleet answered 202 for, by kind. */
   workflows: { kind: 'onboarding' | 'recovery' | 'fraud'; id: string; key: string }[];
-  /** What was never accepted, after the client's retries. */
-  refused: { kind: string; status: number; body: unknown }[];
+  /**
+   * What was never accepted, after the client's retries. A 503 (or no answer) to a start leaves it
+   * in doubt: the start may have reached Temporal after the api gave up waiting (`key` says which).
+   */
+  refused: { kind: string; status: number; body: unknown; key?: string }[];
+  /** Payments among `refused` whose recovery Temporal has all the same (added to `workflows`). */
+  startedInDoubt: string[];
   /** Cross-replica staleness samples (ms): a write answered by one replica until the other reads it. */
   staleness: number[];
   /** Steps not taken, by kind, because the client had as many under way as it may. */
@@ -68,6 +73,7 @@ export function newLedger(): Ledger {
     ryw: { ok: 0, unavailable: 0, behind: [], refused: [] },
     workflows: [],
     refused: [],
+    startedInDoubt: [],
     staleness: [],
     shed: new Map(),
   };
@@ -216,7 +222,7 @@ export async function drive(
         },
       });
       if (a.status === 202) ledger.workflows.push({ kind: 'recovery', id: String(a.body.workflow_id), key: paymentId });
-      else ledger.refused.push({ kind: 'recovery', status: a.status, body: a.body });
+      else ledger.refused.push({ kind: 'recovery', status: a.status, body: a.body, key: paymentId });
     },
     shed('recovery'),
   );

@@ -133,6 +133,31 @@ function duringFaults(seen: Seen[], faults: Fault[], end: number) {
   });
 }
 
+/**
+ * What each api's read cache did over the run (its counters since it last started): why reads
+ * missed, how many it answered stale while Neo4j was away, how often its tail forgot everything.
+ */
+async function readCacheStates(fleet: Fleet): Promise<string[]> {
+  const lines: string[] = [];
+  for (const [i, api] of fleet.apis.entries()) {
+    const samples = await scrape(api.url).catch(() => null);
+    if (!samples) {
+      lines.push(`api ${i}: no /metrics`);
+      continue;
+    }
+    const misses = samples
+      .filter((x) => x.name === 'persona_read_cache_misses_total' && x.value > 0)
+      .map((x) => `${x.value} ${x.labels.reason}`)
+      .join(', ');
+    lines.push(
+      `api ${i}: ${metricValue(samples, 'persona_read_cache_hits_total')} hits, misses (${misses || 'none'}), ` +
+        `${metricValue(samples, 'persona_read_cache_stale_answers_total')} answered stale, ` +
+        `${metricValue(samples, 'persona_read_cache_resets_total')} resets`,
+    );
+  }
+  return lines;
+}
+
 /** The read cache's hit rate in each routing mode, over customers whose context nobody read yet. */
 async function hitRates(fleet: Fleet, client: FleetClient, pop: Population) {
   const rates: Record<string, string> = {};
@@ -212,6 +237,7 @@ async function main(): Promise<number> {
       [...pop.payers.map((p) => p.id), ...pop.debtors.map((d) => d.id), ...pop.flagged],
       120_000,
     );
+    const caches = await readCacheStates(fleet);
     const hits = await hitRates(fleet, client, pop);
 
     const tally = new Map<string, number>();
@@ -222,7 +248,8 @@ async function main(): Promise<number> {
     log(`workflows: ${[...tally].map(([k, v]) => `${v} ${k}`).join(', ')}`);
     log(
       `money: ${money.payments} payments recovering, ${money.charges} charge attempts at the gateway, ` +
-        `${money.charged} charged, ${money.twice.length} charged twice`,
+        `${money.charged} charged (${money.chargedInDoubt} of them reported but never answered 202), ` +
+        `${money.twice.length} charged twice`,
     );
     log(
       `kafka: ${kafka.customers} customers, ${kafka.events} events in order (${kafka.messages} messages, ` +
@@ -242,6 +269,8 @@ async function main(): Promise<number> {
         .map(([m, r]) => `${m} ${r}`)
         .join(', ')}`,
     );
+    log('read caches over the run (since each api last started):');
+    for (const line of caches) log(`  ${line}`);
     log('during each fault (clients through the balancer):');
     for (const f of duringFaults(client.seen, faults, end))
       log(
@@ -293,13 +322,18 @@ async function main(): Promise<number> {
     ] as const)
       for (const [i, p] of procs.entries())
         if (p.child.exitCode === null && p.child.signalCode === null) {
-          // What a process logged as an error (an answer 500 says only "logged"), for the run's output.
-          for (const line of p
-            .output()
-            .split('\n')
-            .filter((l) => /"level":(50|60)/.test(l))
-            .slice(0, 5))
-            console.error(`[fleet] ${what} ${i} logged: ${line.slice(0, 1500)}`);
+          // What a process logged as an error (an answer 500 says only "logged"), for the run's output:
+          // each message once, with how often and its first line.
+          const seen = new Map<string, { n: number; line: string }>();
+          for (const line of p.output().split('\n')) {
+            if (!/"level":(50|60)/.test(line)) continue;
+            const msg = /"msg":"((?:[^"\\]|\\.){0,120})/.exec(line)?.[1] ?? line.slice(0, 120);
+            const s = seen.get(msg);
+            if (s) s.n++;
+            else seen.set(msg, { n: 1, line });
+          }
+          for (const [msg, { n, line }] of seen)
+            console.error(`[fleet] ${what} ${i} logged ${n}× "${msg}", first: ${line.slice(0, 1500)}`);
         } else {
           problems.push(`${what} ${i} exited (${p.child.exitCode ?? p.child.signalCode}) on its own`);
           const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'persona-fleet-')), `${what}-${i}.log`);

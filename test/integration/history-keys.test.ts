@@ -142,7 +142,7 @@ describe('a history key made for two callers at once', () => {
     const store = graphHistoryKeys(
       { ...h.graph, limits: { mayCommit: () => !requests.abandoned } },
       h.graph.config.payloadKeys,
-      { maxEntries: 0, ttlMs: 0 },
+      { maxEntries: 0, ttlMs: 0, decodes: false },
     );
     const keyId = onboardingWorkflowId(`joined-${randomUUID()}`);
     // The first request begins the key and runs out of time; its retry (the same Idempotency-Key)
