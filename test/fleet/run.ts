@@ -234,7 +234,12 @@ async function main(): Promise<number> {
     const money = await chargesPerPayment(fleet, pop, ledger);
     const kafka = await eventsOnKafka(
       fleet,
-      [...pop.payers.map((p) => p.id), ...pop.debtors.map((d) => d.id), ...pop.flagged],
+      [
+        ...pop.payers.map((p) => p.id),
+        ...pop.debtors.map((d) => d.id),
+        ...pop.flagged,
+        ...new Set(outcomes.flatMap((o) => (o.customerId ? [o.customerId] : []))),
+      ],
       120_000,
     );
     const caches = await readCacheStates(fleet);
