@@ -5,6 +5,9 @@
  * fault answers (a dropped connection, 502/503/504), never on an answer it must act on.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
+import { bearer, call, personaClient } from '../support/grpc';
 
 export type Route = 'by customer' | 'round robin' | 'direct';
 
@@ -25,10 +28,57 @@ export interface Answer {
   headers: Headers;
 }
 
+/** What a gRPC status is to the fault figures: the HTTP status a REST caller would have seen. */
+const GRPC_AS_HTTP: Partial<Record<grpc.status, number>> = {
+  [grpc.status.OK]: 200,
+  [grpc.status.UNAVAILABLE]: 503,
+  [grpc.status.DEADLINE_EXCEEDED]: 0,
+  [grpc.status.NOT_FOUND]: 404,
+  [grpc.status.INVALID_ARGUMENT]: 400,
+  [grpc.status.PERMISSION_DENIED]: 403,
+  [grpc.status.UNAUTHENTICATED]: 401,
+  [grpc.status.RESOURCE_EXHAUSTED]: 429,
+  [grpc.status.FAILED_PRECONDITION]: 409,
+};
+
 export class FleetClient {
   readonly seen: Seen[] = [];
+  readonly #grpc = new Map<string, PersonaAgentClient>();
 
   constructor(private readonly token: string) {}
+
+  /**
+   * One gRPC call through `address` (a balancer's h2c listener), kept in `seen` with the status a
+   * REST caller would have had (UNAVAILABLE as 503, a deadline or a reset stream as no answer,
+   * any other INTERNAL and the unknown as 500).
+   */
+  async grpcOnce(
+    kind: string,
+    route: Route,
+    address: string,
+    method: 'GetCustomerContext' | 'GetCheckoutOptions',
+    customerId: string,
+  ): Promise<Answer> {
+    let stub = this.#grpc.get(address);
+    if (!stub) this.#grpc.set(address, (stub = personaClient(address)));
+    const metadata = bearer(this.token);
+    metadata.set('x-persona-customer', customerId);
+    const started = Date.now();
+    const t0 = performance.now();
+    const r = await call(stub, method, { customer_id: customerId }, metadata, { deadline: Date.now() + 10_000 });
+    // A stream the balancer reset before any status (its replica killed mid-call): grpc-js says
+    // INTERNAL, but nothing answered — what a REST caller sees as a dropped connection.
+    const reset = r.code === grpc.status.INTERNAL && /RST_STREAM/.test(r.details ?? '');
+    const status = reset ? 0 : (GRPC_AS_HTTP[r.code] ?? 500);
+    const why = status === 0 || status >= 500 ? `${grpc.status[r.code]}: ${r.details ?? ''}` : undefined;
+    this.seen.push({ at: started, kind, route, status, ms: performance.now() - t0, why });
+    return { status, body: (r.res ?? { detail: r.details }) as Record<string, unknown>, headers: new Headers() };
+  }
+
+  /** Closes the gRPC channels. */
+  close(): void {
+    for (const stub of this.#grpc.values()) stub.close();
+  }
 
   /** One request, kept in `seen`. `base` is a balancer's or an api's REST base. */
   async once(

@@ -46,12 +46,19 @@ export interface Fleet {
   /** REST bases of the balancer, one per routing mode. */
   byCustomer: string;
   roundRobin: string;
+  /** The balancer's gRPC (h2c) address, by customer: the agents' reads as they make them. */
+  grpcByCustomer: string;
   /** The environment every Persona process of the fleet runs with. */
   env: Record<string, string>;
   /** The balancer's log: its servers' state changes. */
   balancerLog(): string;
   /** Kills worker `i` (SIGKILL) and starts another in its place. */
   killWorker(i: number): Promise<void>;
+  /**
+   * Stops worker `i` as a rolling deploy does (SIGTERM, then the grace a deployment gives it):
+   * whether it stopped on its own within the grace, or had to be killed.
+   */
+  stopWorker(i: number, graceMs: number): Promise<{ ms: number; onItsOwn: boolean }>;
   restartWorker(i: number): Promise<void>;
   /** Kills api `i` (SIGKILL); `restartApi` starts it again on the same ports (the balancer's server). */
   killApi(i: number): Promise<void>;
@@ -121,9 +128,12 @@ export async function startFleet(log: (line: string) => void): Promise<Fleet> {
       else throw started.reason;
     log(`fleet ${run}: 2 workers and 2 apis ready in ${Date.now() - t} ms`);
 
-    const [byCustomerPort, roundRobinPort] = [await freePort(), await freePort()];
+    const [byCustomerPort, roundRobinPort, grpcPort] = [await freePort(), await freePort(), await freePort()];
     const conf = path.join(dir, 'haproxy.cfg');
-    writeFileSync(conf, haproxyConfig(apis, { byCustomer: byCustomerPort, roundRobin: roundRobinPort }));
+    writeFileSync(
+      conf,
+      haproxyConfig(apis, { byCustomer: byCustomerPort, roundRobin: roundRobinPort, grpc: grpcPort }),
+    );
     proxy = await startHaproxy(conf, byCustomerPort);
     const balancer = proxy;
 
@@ -138,12 +148,19 @@ export async function startFleet(log: (line: string) => void): Promise<Fleet> {
       apis,
       byCustomer: `http://127.0.0.1:${byCustomerPort}`,
       roundRobin: `http://127.0.0.1:${roundRobinPort}`,
+      grpcByCustomer: `127.0.0.1:${grpcPort}`,
       env,
       balancerLog: () => balancer.output(),
       async killWorker(i) {
         const w = workers[i] as WorkerProcess;
         w.child.kill('SIGKILL');
         await w.exited;
+      },
+      async stopWorker(i, graceMs) {
+        const w = workers[i] as WorkerProcess;
+        const t0 = Date.now();
+        await stopProcess(w, graceMs);
+        return { ms: Date.now() - t0, onItsOwn: w.child.signalCode !== 'SIGKILL' };
       },
       async restartWorker(i) {
         const t0 = Date.now();
@@ -177,7 +194,7 @@ export async function startFleet(log: (line: string) => void): Promise<Fleet> {
  * Two listeners, one per routing mode; in each, GETs go to the apis ready for reads and the rest to
  * those ready for writes. A connection refused (a replica just killed) is tried on another server.
  */
-function haproxyConfig(apis: ApiProcess[], ports: { byCustomer: number; roundRobin: number }): string {
+function haproxyConfig(apis: ApiProcess[], ports: { byCustomer: number; roundRobin: number; grpc: number }): string {
   const lines = [
     'global',
     '  maxconn 2000',
@@ -220,6 +237,31 @@ function haproxyConfig(apis: ApiProcess[], ports: { byCustomer: number; roundRob
       lines.push(`backend ${mode}_${kind}`, ...balance, `  option httpchk GET ${path}`);
       apis.forEach((api, i) => lines.push(`  server api${i} ${new URL(api.url).host} check`));
     }
+  }
+  // gRPC as ops/haproxy/haproxy.prod.cfg has it: h2c in, by the customer's metadata; the agents'
+  // reads to the replicas ready for reads, the rest to those ready for writes, checked over HTTP/1.1
+  // on each replica's REST port.
+  lines.push(
+    'frontend grpc',
+    `  bind 127.0.0.1:${ports.grpc} proto h2`,
+    '  acl agent_read path /persona.v1.PersonaAgent/GetCustomerContext /persona.v1.PersonaAgent/GetCheckoutOptions',
+    '  use_backend grpc_reads if agent_read',
+    '  default_backend grpc_writes',
+  );
+  for (const [path, kind] of [
+    ['/readyz/read', 'reads'],
+    ['/readyz/write', 'writes'],
+  ] as const) {
+    lines.push(
+      `backend grpc_${kind}`,
+      '  balance hdr(x-persona-customer)',
+      '  hash-type consistent',
+      '  hash-balance-factor 125',
+      `  option httpchk GET ${path}`,
+    );
+    apis.forEach((api, i) =>
+      lines.push(`  server api${i} ${api.grpcAddress} proto h2 check port ${new URL(api.url).port} check-proto h1`),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

@@ -194,10 +194,14 @@ export async function drive(
     done,
     async () => {
       const customer = pick(pop.payers);
-      await client.retried('read', 'by customer', fleet.byCustomer, 'GET', contextPath(customer.id), {
-        customerId: customer.id,
-        withinMs: 10_000,
-      });
+      // Every other read as the agents make most of theirs: gRPC, through the balancer's h2c listener.
+      if (rand() < 0.5)
+        await client.grpcOnce('read (gRPC)', 'by customer', fleet.grpcByCustomer, 'GetCustomerContext', customer.id);
+      else
+        await client.retried('read', 'by customer', fleet.byCustomer, 'GET', contextPath(customer.id), {
+          customerId: customer.id,
+          withinMs: 10_000,
+        });
     },
     shed('read'),
   );

@@ -51,11 +51,15 @@ interface Fault {
 }
 
 /** The faults, one after another at fixed shares of the run, each component drawn from the seed. */
+/** What docker-compose.yml (`stop_grace_period`) and the Helm chart give a worker to stop. */
+const WORKER_GRACE_MS = 45_000;
+
 async function breakIt(
   fleet: Fleet,
   choice: { worker: number; api: number; node: number },
   t0: number,
   faults: Fault[],
+  problems: string[],
 ): Promise<void> {
   const until = async (share: number) => {
     const due = t0 + share * seconds * 1000;
@@ -78,6 +82,20 @@ async function breakIt(
     () => fleet.killWorker(worker),
     () => fleet.restartWorker(worker),
     2000,
+  );
+  // The other worker as a rolling deploy replaces it, recoveries in flight: it drains what it runs
+  // (within the grace docker-compose.yml and the chart give it) and another takes its place.
+  const other = 1 - worker;
+  await until(0.2);
+  await fault(
+    `worker ${other} restarted (SIGTERM, as a rolling deploy)`,
+    async () => {
+      const stopped = await fleet.stopWorker(other, WORKER_GRACE_MS);
+      log(`worker ${other} ${stopped.onItsOwn ? 'stopped' : 'was killed, not stopped,'} after ${stopped.ms} ms`);
+      if (!stopped.onItsOwn) problems.push(`worker ${other} did not stop within ${WORKER_GRACE_MS} ms of SIGTERM`);
+    },
+    () => fleet.restartWorker(other),
+    0,
   );
   await until(0.3);
   await fault(
@@ -205,11 +223,13 @@ async function main(): Promise<number> {
   const rand = mulberry32(seed + 1);
   const fleet = await startFleet(log);
   const problems: string[] = [];
+  let closeClient = () => {};
   try {
     const n = (x: number) => Math.max(1, Math.round(x * scale));
     const pop = await populate(fleet.graph, { payers: n(40), debtors: n(60), flagged: n(20) });
     const token = await signToken(fleet.config.jwtSecret, 'ops', 'fleet-test', '2h');
     const client = new FleetClient(token);
+    closeClient = () => client.close();
     const ledger = newLedger();
     const rates = { interactions: n(10), reads: n(20), recoveries: n(1.5), onboardings: n(1), fraud: n(0.5) };
     log(
@@ -222,7 +242,7 @@ async function main(): Promise<number> {
     const load = drive(fleet, client, pop, ledger, rates, rand, () => over);
     try {
       // A fault that fails (a process not started again) fails the run at once, with the fleet stopped.
-      await Promise.all([sleep(seconds * 1000), breakIt(fleet, choice, t0, faults)]);
+      await Promise.all([sleep(seconds * 1000), breakIt(fleet, choice, t0, faults, problems)]);
     } finally {
       over = true;
       await load;
@@ -319,7 +339,11 @@ async function main(): Promise<number> {
     // two saturated cores (a figure above); anything else never accepted is a bug.
     const wrong = ledger.refused.filter((r) => r.status !== 503 && r.status !== 0);
     if (wrong.length > 0) problems.push(`${wrong.length} requests refused with neither an answer nor a 503`);
-    if (faults.length !== 4) problems.push(`${faults.length} of 4 faults happened`);
+    // Whatever a client saw, a read as much as a write: a 500 (a gRPC INTERNAL or UNKNOWN) is a bug.
+    const errors = client.seen.filter((x) => x.status >= 500 && ![502, 503, 504].includes(x.status));
+    for (const e of errors.slice(0, 5)) problems.push(`${e.kind} answered ${e.status}: ${e.why ?? ''}`);
+    if (errors.length > 5) problems.push(`… and ${errors.length - 5} more answers of 500`);
+    if (faults.length !== 5) problems.push(`${faults.length} of 5 faults happened`);
   } finally {
     for (const [what, procs] of [
       ['api', fleet.apis],
@@ -345,6 +369,7 @@ async function main(): Promise<number> {
           writeFileSync(file, p.output(), { mode: 0o600, flag: 'wx' });
           console.error(`[fleet] ${what} ${i} exited; what it printed is in ${file}`);
         }
+    closeClient();
     await fleet.stop();
   }
   for (const p of problems) console.error(`[fleet] PROBLEM ${p}`);

@@ -166,13 +166,7 @@ export async function startWorkerProcess(
   };
   const proc = startProcess('workers/main.ts', own);
   const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitForOk(`${url}/readyz`, proc);
-  } catch (err) {
-    proc.child.kill('SIGKILL');
-    await proc.exited;
-    throw err;
-  }
+  await readyOrKilled(proc, `${url}/readyz`);
   if (options.promote !== false) {
     try {
       await promoteWorker(own);
@@ -219,15 +213,22 @@ export async function startApiProcess(
     options,
   );
   const url = `http://127.0.0.1:${http}`;
+  await readyOrKilled(proc, `${url}/readyz`);
+  return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
+}
+
+/**
+ * Waits until `url` answers 200; a process that never does is killed, never left running behind
+ * the caller's back (it would hold its ports and its connections).
+ */
+async function readyOrKilled(proc: RunningProcess, url: string): Promise<void> {
   try {
-    await waitForOk(`${url}/readyz`, proc);
+    await waitForOk(url, proc);
   } catch (err) {
-    // Never left running behind the caller's back (it would hold its ports and its connections).
     proc.child.kill('SIGKILL');
     await proc.exited;
     throw err;
   }
-  return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
 }
 
 /** Stops a process with SIGTERM (SIGKILL after `graceMs`) and waits for it to exit. */
