@@ -288,6 +288,9 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz/read', port: 'http' });
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     const config = loadConfig(environmentOf(docs, c));
+    // /metrics needs its token unless an install says otherwise (neither values file does): the api
+    // Services' http port serves it, and an ingress in front would publish it.
+    expect(config.PERSONA_METRICS_TOKEN, 'the metrics token').toBe('sample-metrics-token');
     const ports = Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort]));
     expect(ports).toEqual({ http: config.PERSONA_HTTP_PORT, grpc: config.PERSONA_GRPC_PORT });
     for (const which of ['read', 'write']) {
