@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '../config/env';
 import { localKafkaBrokers, localKafkaNodes, localKafkaSecureEnv, stackPaths } from './install';
-import { kafkaServerProperties } from './services';
+import { kafkaServerProperties, newKafkaClusterId } from './services';
 
 const props = (text: string): Map<string, string> =>
   new Map(
@@ -13,6 +13,13 @@ const props = (text: string): Map<string, string> =>
       .filter((l) => l.includes('='))
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   );
+
+describe('a new Kafka cluster id', () => {
+  it('is 22 characters of base64url that never start with "-" (the StorageTool would take it for an option)', () => {
+    // One id in 64 started with "-" and a CI run failed to format a private node's storage.
+    for (let i = 0; i < 5000; i++) expect(newKafkaClusterId()).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
+  });
+});
 
 describe('the local Kafka nodes', () => {
   it('alone: node 1, one voter, replication 1', () => {

@@ -206,7 +206,12 @@ export function kafkaServerProperties(k: KafkaInstance): string {
 
 /** A new KRaft cluster id: 16 random bytes, base64url (what Kafka's `random-uuid` prints). */
 export function newKafkaClusterId(): string {
-  return Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+  // Never one that starts with '-': Kafka's StorageTool would read `-t -xJo…` as an unknown option
+  // and refuse to format (one id in 64; Kafka's own Uuid.randomUuid skips them for that reason).
+  for (;;) {
+    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 /**
