@@ -11,7 +11,6 @@ import { applyUpdaterAnswer, type UpdateOutcome } from '../graph/cardUpdates';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { revealPaymentToken } from '../graph/paymentMethods';
-import { domain } from './domain';
 
 /** Asks the updater about the method's card and applies what it says; a method gone is `not_applied`. */
 export async function renewFromUpdater(
@@ -28,7 +27,7 @@ export async function renewFromUpdater(
     throw err;
   }
   const answer = await updater.lookup(token);
-  const outcome = await domain(() => applyUpdaterAnswer(graph, paymentMethodId, answer, now));
+  const outcome = await applyUpdaterAnswer(graph, paymentMethodId, answer, now);
   logOf()?.info('asked the account updater about a card', {
     paymentMethodId,
     answer: answer.status,

@@ -19,7 +19,6 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { updateRefusalOf } from '../temporal/updates';
-import { domain } from './domain';
 
 /** The type of the ApplicationFailure a workflow refused with, if any. */
 const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failure ? (cause.type ?? null) : null);
@@ -283,17 +282,15 @@ export function createErasureActivities({
      * erasure is retried and goes on where it was), then the rest in one transaction.
      */
     async eraseCustomer(req: { customer_id: string; audit?: ErasureAudit }): Promise<ErasureResult> {
-      return domain(() =>
-        eraseCustomer(graph, req.customer_id, {
-          ...(erasureBatchSize ? { batchSize: erasureBatchSize } : {}),
-          ...(req.audit ? { audit: req.audit } : {}),
-          onBatch: (progress) => {
-            const context = Context.current();
-            context.heartbeat(progress);
-            if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
-          },
-        }),
-      );
+      return eraseCustomer(graph, req.customer_id, {
+        ...(erasureBatchSize ? { batchSize: erasureBatchSize } : {}),
+        ...(req.audit ? { audit: req.audit } : {}),
+        onBatch: (progress) => {
+          const context = Context.current();
+          context.heartbeat(progress);
+          if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
+        },
+      });
     },
   };
 }

@@ -15,7 +15,6 @@ import type { CustomerStatus } from '../graph/model';
 import { runningOpenProcesses } from '../graph/openProcesses';
 import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId } from '../temporal/recovery';
 import { runningCustomerWorkflows, workflowState } from '../temporal/connection';
-import { domain } from './domain';
 
 export function createFraudActivities({ graph, temporal }: { graph: Graph; temporal: Client }) {
   return {
@@ -24,9 +23,10 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       report: FraudOutcomeReport,
       options: { trust_step: number; reported_by?: FraudReporter },
     ): Promise<AppliedFraudOutcome> {
-      return domain(() =>
-        applyFraudOutcome(graph, report, { trustStep: options.trust_step, reportedBy: options.reported_by ?? 'agent' }),
-      );
+      return applyFraudOutcome(graph, report, {
+        trustStep: options.trust_step,
+        reportedBy: options.reported_by ?? 'agent',
+      });
     },
     /** A false positive: puts back what the customer's latest fraud outcome changed. */
     async reverseFraudOutcome(req: {
@@ -34,7 +34,7 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       customer_id: string;
       reported_by: FraudReporter;
     }): Promise<FraudReversal> {
-      return domain(() => reverseLatestFraudOutcome(graph, req));
+      return reverseLatestFraudOutcome(graph, req);
     },
     /** Records the review's end; `reinstate` restores the customer's earlier status. */
     async resolveFraudReview(req: {
@@ -43,7 +43,7 @@ export function createFraudActivities({ graph, temporal }: { graph: Graph; tempo
       decision: ReviewDecision;
       restore_to?: CustomerStatus;
     }): Promise<{ reinstated: boolean }> {
-      return domain(() => resolveFraudReview(graph, req));
+      return resolveFraudReview(graph, req);
     },
     /**
      * The customer's running payment recoveries: those among its open processes (a small set the

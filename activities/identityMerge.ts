@@ -11,7 +11,6 @@ import { runningCustomerWorkflows, workflowState } from '../temporal/connection'
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import type { MergeSummary, UnmergeSummary } from '../temporal/identityMerge';
 import { recoveryWorkflowId } from '../temporal/recovery';
-import { domain } from './domain';
 
 /** Letters and digits nobody misreads (no 0/O, 1/I/L): 10 of them are 48 bits. */
 const CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
@@ -37,7 +36,7 @@ export function createIdentityMergeActivities({ graph, temporal }: { graph: Grap
 
     /** The merge, one transaction; a retry after it committed answers `already_merged`. */
     async mergeCustomers(req: MergeRequest): Promise<MergeSummary & { outcome: 'merged' | 'already_merged' }> {
-      const r = await domain(() => mergeCustomers(graph, req));
+      const r = await mergeCustomers(graph, req);
       // Ids and counts only into the history: the full manifest (login details) stays on the events.
       return {
         outcome: r.outcome,
@@ -57,7 +56,7 @@ export function createIdentityMergeActivities({ graph, temporal }: { graph: Grap
       requested_by: string | null;
       reason: string;
     }): Promise<UnmergeSummary> {
-      const r = await domain(() => unmergeCustomers(graph, req));
+      const r = await unmergeCustomers(graph, req);
       return { restored: r.restored, not_restored: r.not_restored };
     },
 

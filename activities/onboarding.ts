@@ -1,7 +1,6 @@
 /** The onboarding activity: resolve the identity and write the customer with everything linked to it. */
 import type { Graph } from '../graph/graph';
 import { onboardCustomer, type OnboardingPlan, type OnboardingResult } from '../graph/onboarding';
-import { domain } from './domain';
 
 export function createOnboardingActivities({ graph }: { graph: Graph }) {
   return {
@@ -10,7 +9,7 @@ export function createOnboardingActivities({ graph }: { graph: Graph }) {
       plan: OnboardingPlan,
       ids: { onboardingId: string; customerId: string },
     ): Promise<OnboardingResult> {
-      return domain(() => onboardCustomer(graph, plan, ids));
+      return onboardCustomer(graph, plan, ids);
     },
   };
 }

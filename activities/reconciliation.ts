@@ -13,10 +13,10 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { GatewayCharge, GatewayRecords } from '../clients/paymentGateway';
-import { CustomerMergedError, NotFoundError } from '../graph/errors';
+import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
-import { survivorOf } from '../graph/merge';
+import { retryOnSurvivor, survivorOf } from '../graph/merge';
 import { updatePaymentMethodStatus } from '../graph/paymentMethods';
 import {
   activeMethodTokens,
@@ -44,7 +44,6 @@ import {
 } from '../temporal/reconciliation';
 import { recoveryWorkflowId } from '../temporal/recovery';
 import { personaCustomerId } from '../temporal/searchAttributes';
-import { domain } from './domain';
 import { countRecoveredPayment } from './recovery';
 
 /** The status and reason a method whose token the issuer revoked gets. */
@@ -136,7 +135,7 @@ export function createReconciliationActivities(deps: {
   async function ownerOf(ch: PendingCharge, recoveryCustomer: string | null): Promise<string | null> {
     if (recoveryCustomer === null) return null;
     if (ch.customer_id === recoveryCustomer) return recoveryCustomer;
-    const survivor = await domain(() => survivorOf(graph, ch.customer_id));
+    const survivor = await survivorOf(graph, ch.customer_id);
     return survivor?.merged_into && survivor.id === recoveryCustomer ? recoveryCustomer : null;
   }
 
@@ -205,27 +204,20 @@ export function createReconciliationActivities(deps: {
             ? `the recovery ${recoveryWorkflowId(ch.payment_id)} is another customer's`
             : `Temporal has no recovery ${recoveryWorkflowId(ch.payment_id)} (never started, or past its retention)`),
       });
-    let rec = {
+    const charged = {
       payment_id: ch.payment_id,
-      customer_id: owner,
       payment_method_id: ch.payment_method_id,
       charge_id: ch.charge_id,
       amount: ch.amount,
       currency: ch.currency,
     };
     // Money moved and the graph does not know (its recovery ended without recording it, or a
-    // restored graph lost it): record it as the recovery would have.
-    const outcome = await domain(async () => {
-      try {
-        return await recordRecovery(graph, rec, { repair: true });
-      } catch (err) {
-        // The recovery's customer is a tombstone now (merged after the recovery ended, or while
-        // this was read): its methods moved to the survivor with the same ids, and so does the charge.
-        if (!(err instanceof CustomerMergedError)) throw err;
-        rec = { ...rec, customer_id: err.survivorId };
-        return await recordRecovery(graph, rec, { repair: true });
-      }
-    });
+    // restored graph lost it): record it as the recovery would have. The recovery's customer may be
+    // a tombstone now (merged after the recovery ended, or while this was read): the survivor's then.
+    const { customerId, result: outcome } = await retryOnSurvivor(owner, (customer_id) =>
+      recordRecovery(graph, { ...charged, customer_id }, { repair: true }),
+    );
+    const rec = { ...charged, customer_id: customerId };
     switch (outcome) {
       case 'recorded':
         await countRecoveredPayment(graph, profileRules, rec);
@@ -237,7 +229,7 @@ export function createReconciliationActivities(deps: {
         });
       case 'already_recorded': {
         // The recovery recorded it after all, just before it ended: compare with that.
-        const now = (await domain(() => recordedPayments(graph, [ch.payment_id]))).get(ch.payment_id);
+        const now = (await recordedPayments(graph, [ch.payment_id])).get(ch.payment_id);
         return compare(out, ch, now) ?? 'matched';
       }
       case 'recorded_failed':
@@ -261,7 +253,7 @@ export function createReconciliationActivities(deps: {
   /** Methods the gateway charged that are still active here, whose token the issuer has revoked since. */
   async function checkTokens(out: PageResult, methodIds: string[]): Promise<void> {
     if (methodIds.length === 0) return;
-    const active = await domain(() => activeMethodTokens(graph, methodIds));
+    const active = await activeMethodTokens(graph, methodIds);
     for (let i = 0; i < active.length; i += 100) {
       const slice = active.slice(i, i + 100);
       const statuses = await records().tokenStatuses(slice.map((m) => m.token));
@@ -320,7 +312,7 @@ export function createReconciliationActivities(deps: {
       });
       out.counts.charges += inWindow.length;
       const succeeded = ours.filter((o) => o.ch.status === 'succeeded').map((o) => pendingOf(o.ch, o.key));
-      const recorded = await domain(() => recordedPayments(graph, [...new Set(succeeded.map((c) => c.payment_id))]));
+      const recorded = await recordedPayments(graph, [...new Set(succeeded.map((c) => c.payment_id))]);
       // Each payment's charges one after another (a later charge of a payment repaired on this page
       // compares with that repair); different payments side by side, up to `settleConcurrency`
       // (each may ask Temporal about its recovery). Repairs and flags are listed in charge order.
@@ -335,7 +327,7 @@ export function createReconciliationActivities(deps: {
           const settled = await settle(part, ch, recorded.get(ch.payment_id));
           beat();
           if (settled === 'in_flight' || settled === 'matched') part.counts[settled]++;
-          if (settled === 'in_flight') await domain(() => keepPendingCharge(graph, ch));
+          if (settled === 'in_flight') await keepPendingCharge(graph, ch);
           if (settled === 'repaired')
             recorded.set(ch.payment_id, {
               recovered: {
@@ -362,19 +354,17 @@ export function createReconciliationActivities(deps: {
     /** One page of the charges kept pending by earlier runs: settled now, or kept. */
     async reconcilePendingPage(req: PendingPageRequest): Promise<PendingPageResult> {
       const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
-      const page = await domain(() => pendingCharges(graph, req.after, req.limit));
-      const recorded = await domain(() =>
-        recordedPayments(
-          graph,
-          page.map((c) => c.payment_id),
-        ),
+      const page = await pendingCharges(graph, req.after, req.limit);
+      const recorded = await recordedPayments(
+        graph,
+        page.map((c) => c.payment_id),
       );
       for (const ch of page) {
         out.counts.pending++;
         const settled = await settle(out, ch, recorded.get(ch.payment_id));
         beat();
         if (settled === 'in_flight') out.counts.in_flight++;
-        else await domain(() => settlePendingCharge(graph, ch.payment_id));
+        else await settlePendingCharge(graph, ch.payment_id);
       }
       const last = page.at(-1);
       return { ...out, next: page.length < req.limit || !last ? null : last.payment_id };
@@ -383,7 +373,7 @@ export function createReconciliationActivities(deps: {
     /** One page of the recoveries the graph recorded in the window, each asked of the gateway. */
     async reconcileRecoveriesPage(req: RecoveriesPageRequest): Promise<RecoveriesPageResult> {
       const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
-      const page = await domain(() => recoveriesRecordedBetween(graph, req, req.after, req.limit));
+      const page = await recoveriesRecordedBetween(graph, req, req.after, req.limit);
       for (const r of page) {
         out.counts.recoveries++;
         const ch = await records().getCharge(r.charge_id);

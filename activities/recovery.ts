@@ -15,6 +15,7 @@
  * the decline table, and returned: the workflow only branches on what was recorded.
  */
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { asActivityFailure, isFinal } from './failures';
 import {
   GatewayRejectedError,
   type AccountUpdater,
@@ -42,8 +43,7 @@ import {
   type RecoveryLedgerState,
 } from '../graph/chargeLedger';
 import type { UpdateOutcome } from '../graph/cardUpdates';
-import { CustomerMergedError } from '../graph/errors';
-import { survivorOf } from '../graph/merge';
+import { retryOnSurvivor, survivorOf } from '../graph/merge';
 import { writeTx, type Graph } from '../graph/graph';
 import {
   recordInteractions,
@@ -69,7 +69,6 @@ import {
 import type { PaymentFailure } from '../temporal/recovery';
 import { CHARGE_NOT_SENT, CHARGE_OUTCOME_UNKNOWN, CHARGE_REFUSED } from '../temporal/recovery';
 import { renewFromUpdater } from './accountUpdater';
-import { domain } from './domain';
 
 export interface ChargeAttempt {
   payment_id: string;
@@ -280,7 +279,7 @@ export function createRecoveryActivities({
   const cardsOf = async (customerId: string, paymentMethodIds: string[]) => {
     const named = new Map<string, CardIdentity>();
     const fresh: MethodName[] = [];
-    const known = await domain(() => methodCards(graph, customerId, [...new Set(paymentMethodIds)]));
+    const known = await methodCards(graph, customerId, [...new Set(paymentMethodIds)]);
     await Promise.all(
       [...known].map(async ([paymentMethodId, method]) => {
         if (method.card) return void named.set(paymentMethodId, method.card);
@@ -311,24 +310,22 @@ export function createRecoveryActivities({
     now: Date,
     before: { names?: MethodName[]; reported?: Parameters<typeof reserveGovernedCharge>[1]['reported'] } = {},
   ) =>
-    domain(() =>
-      reserveGovernedCharge(
-        graph,
-        {
-          payment_id: a.payment_id,
-          customer_id: a.customer_id,
-          payment_method_id: a.payment_method_id,
-          key: a.idempotency_key,
-          amount: a.amount,
-          currency: a.currency,
-          // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
-          initiator: 'mit',
-          max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
-          card: card && networkRules ? { identity: card, table: networkRules } : undefined,
-          ...before,
-        },
-        now,
-      ),
+    reserveGovernedCharge(
+      graph,
+      {
+        payment_id: a.payment_id,
+        customer_id: a.customer_id,
+        payment_method_id: a.payment_method_id,
+        key: a.idempotency_key,
+        amount: a.amount,
+        currency: a.currency,
+        // A recovery's retry is merchant-initiated: the networks' retry rules are written for it.
+        initiator: 'mit',
+        max: MAX_CHARGES_PER_METHOD_IN_30_DAYS,
+        card: card && networkRules ? { identity: card, table: networkRules } : undefined,
+        ...before,
+      },
+      now,
     );
 
   /**
@@ -347,30 +344,28 @@ export function createRecoveryActivities({
   /** Records the gateway's answer (and what the networks count of it) and answers it as recorded. */
   const answered = async (attempt: LedgerAttempt, result: ChargeResult, now: Date): Promise<AnsweredCharge> => {
     const rules = networkRules;
-    const recorded = await domain(() =>
-      writeTx(graph, async (tx) => {
-        const a = await recordAttemptAnswerTx(
-          tx,
-          attempt.key,
-          {
-            state: result.outcome,
-            charge_id: result.charge_id,
-            ...(result.outcome === 'declined'
-              ? {
-                  decline_code: result.decline_code,
-                  network_response_code: result.network_response_code ?? null,
-                  category: result.category ?? null,
-                  advice_code: result.advice_code ?? null,
-                }
-              : {}),
-          },
-          now,
-        );
-        // What the network said is counted against the card (the same answer again changes nothing).
-        if (attempt.card && rules) await recordCardAnswerTx(tx, attempt.card, attempt.key, result, rules, now);
-        return a;
-      }),
-    );
+    const recorded = await writeTx(graph, async (tx) => {
+      const a = await recordAttemptAnswerTx(
+        tx,
+        attempt.key,
+        {
+          state: result.outcome,
+          charge_id: result.charge_id,
+          ...(result.outcome === 'declined'
+            ? {
+                decline_code: result.decline_code,
+                network_response_code: result.network_response_code ?? null,
+                category: result.category ?? null,
+                advice_code: result.advice_code ?? null,
+              }
+            : {}),
+        },
+        now,
+      );
+      // What the network said is counted against the card (the same answer again changes nothing).
+      if (attempt.card && rules) await recordCardAnswerTx(tx, attempt.card, attempt.key, result, rules, now);
+      return a;
+    });
     const a = recorded ?? attempt;
     // The first answer recorded stands (a replay is the same answer).
     if (a.state === 'succeeded' || a.state === 'declined') return answerOfLedger(a);
@@ -411,7 +406,7 @@ export function createRecoveryActivities({
         `the gateway has no charge under it yet; "none" is believed ${Math.round(chargePolicy.settleMs / 1000)} s ` +
           `after its last request (${attempt.last_sent_at ?? attempt.created_at})`,
       );
-    await domain(() => settleAttempt(graph, attempt.key, 'absent', 'gateway_has_no_charge', now));
+    await settleAttempt(graph, attempt.key, 'absent', 'gateway_has_no_charge', now);
     log.info('a charge of unknown outcome was never made: the gateway has no charge under its key', {
       paymentId: attempt.payment_id,
       paymentMethodId: attempt.payment_method_id,
@@ -443,10 +438,10 @@ export function createRecoveryActivities({
       // A refusal of the only request ever sent: nothing was charged. Of a request sent again, it
       // says nothing of the first (a processor refuses a key it holds for another request): ask.
       if (attempt.sends > 1) return settle(attempt, now, deadline);
-      const settled = await domain(() => settleAttempt(graph, attempt.key, 'refused', err.code, now, attempt.sends));
+      const settled = await settleAttempt(graph, attempt.key, 'refused', err.code, now, attempt.sends);
       if (settled) throw refused(attempt.key, err.message);
       // Sent again meanwhile (another attempt of the activity), or answered: what the ledger says now.
-      const current = await domain(() => readAttempt(graph, attempt.key));
+      const current = await readAttempt(graph, attempt.key);
       if (!current || current.state === 'sent')
         throw unknownOutcome(attempt.key, `refused (${err.code}) while it was being sent again`);
       return resolve(current, now, false, deadline);
@@ -481,10 +476,10 @@ export function createRecoveryActivities({
     // With a margin for this attempt's own time, the request's way there and the clocks' skew.
     const remembered = Math.max(now.getTime(), Date.now()) - firstSent < chargePolicy.keyTtlMs - KEY_TTL_MARGIN_MS;
     if (mayResend && remembered && attempt.sealed) {
-      const again = await domain(() => markResent(graph, attempt.key, now));
+      const again = await markResent(graph, attempt.key, now);
       if (again?.sealed) return send(again, graph.tokens.decrypt(again.sealed, again.payment_method_id), now, deadline);
       // Settled (or erased) meanwhile: what the ledger has now.
-      const current = await domain(() => readAttempt(graph, attempt.key));
+      const current = await readAttempt(graph, attempt.key);
       if (current && current.state !== 'sent') return resolve(current, now, false, deadline);
     }
     if (attempt.state === 'sent' && !remembered)
@@ -499,7 +494,7 @@ export function createRecoveryActivities({
   const charge = async (a: ChargeAttempt, deadline: number): Promise<ChargeOutcome> => {
     const now = clockOf(a.at);
     if (a.mode === 'settle') {
-      const known = await domain(() => readAttempt(graph, a.idempotency_key));
+      const known = await readAttempt(graph, a.idempotency_key);
       return known ? resolve(known, now, false, deadline) : { outcome: 'not_charged', reason: 'never_sent' };
     }
     // One read names the cards (the one charged, and the one the recovery started from), and
@@ -531,7 +526,7 @@ export function createRecoveryActivities({
       // Its answer is applied: a new expiry (and token) for the method, charged below.
       const renewal = await renewFromUpdater(graph, updater, a.payment_method_id, now);
       renewed = renewal.outcome === 'updated';
-      await domain(() => recordUpdaterLookup(graph, card as CardIdentity, now));
+      await recordUpdaterLookup(graph, card, now);
       // A reissued card is named again: the networks count its charges as its own.
       let names: MethodName[] = [];
       if (renewal.outcome === 'updated' && renewal.token_replaced) {
@@ -598,34 +593,31 @@ export function createRecoveryActivities({
       // The ledger cannot be read either: nothing is claimed.
       return err;
     }
+    // Converted here, as the interceptor would have: the workflow reads a domain failure's details.
+    const failure = asActivityFailure(err);
     return ApplicationFailure.create({
       type: CHARGE_NOT_SENT,
       message: `nothing was sent under key ${a.idempotency_key}: ${err instanceof Error ? err.message : String(err)}`,
-      nonRetryable: err instanceof ApplicationFailure && err.nonRetryable === true,
+      nonRetryable: isFinal(err),
       details: [{ idempotency_key: a.idempotency_key }],
-      cause: err instanceof Error ? err : undefined,
+      cause: failure instanceof Error ? failure : undefined,
     });
-  };
-
-  /** The survivor named by a CustomerMergedError anywhere in an error's causes (domain() wraps it), or null. */
-  const mergedInto = (err: unknown): string | null => {
-    let e: unknown = err;
-    for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause)
-      if (e instanceof CustomerMergedError) return e.survivorId;
-    return null;
   };
 
   /** The survivor of a customer merged into another, or null (the id is nobody's tombstone). */
   const survivorIfMerged = async (customerId: string): Promise<string | null> => {
-    const s = await domain(() => survivorOf(graph, customerId));
+    const s = await survivorOf(graph, customerId);
     return s?.merged_into ? s.id : null;
   };
 
   /** The customer's candidates; a tombstone of a merge has none: its survivor's are (checked only when none). */
-  async function candidatesOf(req: { customer_id: string; exclude: string[] }): Promise<RecoveryCandidate[]> {
-    const found = await domain(() => listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold));
+  async function candidatesOf(
+    req: { customer_id: string; exclude: string[] },
+    now = new Date(),
+  ): Promise<RecoveryCandidate[]> {
+    const found = await listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold, now);
     const survivor = found.length === 0 ? await survivorIfMerged(req.customer_id) : null;
-    return survivor ? domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold)) : found;
+    return survivor ? listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold, now) : found;
   }
 
   return {
@@ -644,15 +636,12 @@ export function createRecoveryActivities({
     async chargePaymentMethod(attempt: ChargeAttempt): Promise<ChargeOutcome> {
       return beating(async (deadline) => {
         try {
-          try {
-            return await charge(attempt, deadline);
-          } catch (err) {
-            // The customer was merged since the workflow last heard: the methods (same ids) are the
-            // survivor's now, and so is a new charge. Nothing was charged under the tombstone.
-            const survivor = mergedInto(err);
-            if (!survivor) throw err;
-            return await charge({ ...attempt, customer_id: survivor }, deadline);
-          }
+          // The customer may have been merged since the workflow last heard: the methods (same ids)
+          // are the survivor's now, and so is a new charge. Nothing was charged under the tombstone.
+          const charged = await retryOnSurvivor(attempt.customer_id, (customer_id) =>
+            charge({ ...attempt, customer_id }, deadline),
+          );
+          return charged.result;
         } catch (err) {
           throw await notSentIfSo(attempt, err);
         }
@@ -665,16 +654,14 @@ export function createRecoveryActivities({
      */
     async beginRecovery(req: { failure: PaymentFailure; exclude: string[] }): Promise<RecoveryStart> {
       const f = req.failure;
-      const ledger = await domain(() =>
-        startRecovery(graph, {
-          payment_id: f.payment_id,
-          customer_id: f.customer_id,
-          payment_method_id: f.payment_method_id,
-          amount: f.amount,
-          currency: f.currency,
-          decline_code: f.decline_code,
-        }),
-      );
+      const ledger = await startRecovery(graph, {
+        payment_id: f.payment_id,
+        customer_id: f.customer_id,
+        payment_method_id: f.payment_method_id,
+        amount: f.amount,
+        currency: f.currency,
+        decline_code: f.decline_code,
+      });
       const decline = decideDecline(f.decline_code);
       if (ledger.state !== 'recovering') return { proceed: false, state: ledger.state, decline, candidates: [] };
       // A payment id names one payment: a recovery reserved with other facts is not this one.
@@ -720,16 +707,11 @@ export function createRecoveryActivities({
      */
     async forecastCharges(req: { customer_id: string; exclude: string[]; at: string }): Promise<ChargeForecast> {
       const now = clockOf(req.at);
-      let candidates = await domain(() =>
-        listRecoveryCandidates(graph, req.customer_id, req.exclude, trustThreshold, now),
-      );
-      const survivor = candidates.length === 0 ? await survivorIfMerged(req.customer_id) : null;
-      if (survivor)
-        candidates = await domain(() => listRecoveryCandidates(graph, survivor, req.exclude, trustThreshold, now));
+      const candidates = await candidatesOf(req, now);
       let best: { t: number; rule: string | null } | null = null;
       for (const c of candidates) {
-        const card = networkRules ? await domain(() => cardOfMethod(graph, c.payment_method_id)) : null;
-        const v = card && networkRules ? await domain(() => forecastCharge(graph, card, networkRules, now)) : null;
+        const card = networkRules ? await cardOfMethod(graph, c.payment_method_id) : null;
+        const v = card && networkRules ? await forecastCharge(graph, card, networkRules, now) : null;
         // After MAC 01 the charge asks the account updater itself, then the rules again: it may go now.
         const t = v?.verdict === 'never' ? null : v?.verdict === 'not_before' ? Date.parse(v.at) : now.getTime();
         if (t === null || (best && best.t <= t)) continue;
@@ -747,7 +729,7 @@ export function createRecoveryActivities({
       status: PaymentMethodStatus;
       reason: string;
     }): Promise<void> {
-      await domain(() => updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason }));
+      await updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason });
     },
     /**
      * Records a recovery that charged: the method becomes the default and PaymentRecovered is
@@ -772,18 +754,11 @@ export function createRecoveryActivities({
             [counted] = await recordInteractionsTx(tx, graph, [recoveredPayment(rec)], profileRules);
           },
         });
-      let rec = original;
-      await domain(async () => {
-        try {
-          await record(rec);
-        } catch (err) {
-          // Merged since the charge: the recovery (and the payment) are the survivor's.
-          if (!(err instanceof CustomerMergedError)) throw err;
-          rec = { ...rec, customer_id: err.survivorId };
-          await record(rec);
-        }
-      });
-      warnIfNotCounted(rec, counted);
+      // Merged since the charge: the recovery (and the payment) are the survivor's.
+      const { customerId } = await retryOnSurvivor(original.customer_id, (customer_id) =>
+        record({ ...original, customer_id }),
+      );
+      warnIfNotCounted({ ...original, customer_id: customerId }, counted);
     },
     async recordRecoveryFailed(rec: {
       payment_id: string;
@@ -791,11 +766,11 @@ export function createRecoveryActivities({
       attempts: number;
       reason: string;
     }): Promise<void> {
-      await domain(() => recordRecoveryFailed(graph, rec));
+      await recordRecoveryFailed(graph, rec);
     },
     /** The recovery stopped without recovering (cancelled, the customer erased, a fraud-class decline). */
     async recordRecoveryStopped(rec: { payment_id: string; customer_id: string; reason: string }): Promise<void> {
-      await domain(() => recordRecoveryStopped(graph, rec));
+      await recordRecoveryStopped(graph, rec);
     },
   };
 }
@@ -815,7 +790,7 @@ export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;
  * change the answer.
  */
 export async function countRecoveredPayment(graph: Graph, profileRules: ProfileRules, rec: RecoveryRecord) {
-  const [result] = await domain(() => recordInteractions(graph, [recoveredPayment(rec)], profileRules));
+  const [result] = await recordInteractions(graph, [recoveredPayment(rec)], profileRules);
   warnIfNotCounted(rec, result);
 }
 

@@ -20,7 +20,7 @@ import { lockCustomersTx } from './customers';
 import { appendEvent } from './events';
 import { listFactsTx } from './facts';
 import { INITIAL_TRUST_SCORE } from './devices';
-import { InvalidStateError, NotFoundError } from './errors';
+import { CustomerMergedError, InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
 
 /** How many tombstones a read follows at most (chains are shortened by every merge, so 1 in practice). */
@@ -514,6 +514,34 @@ export async function mergeParties(g: Graph, ids: [string, string]): Promise<(Me
       return c ? { id: c.id, status: c.status, merged_into: c.merged_into } : null;
     });
   });
+}
+
+/** The survivor named by a CustomerMergedError anywhere in an error's causes (a failure may wrap it), or null. */
+export function survivorNamedBy(err: unknown): string | null {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause)
+    if (e instanceof CustomerMergedError) return e.survivorId;
+  return null;
+}
+
+/**
+ * A write that follows a merge: runs `work` for the customer and, when it was refused because the
+ * customer is a merge's tombstone now (CustomerMergedError: its methods moved to the survivor with
+ * the same ids, and so do its charges and recoveries), once more for the survivor. What `work`
+ * returns is returned with the customer it was done for. (Where an id leads, without a write:
+ * `survivorOf`.)
+ */
+export async function retryOnSurvivor<T>(
+  customerId: string,
+  work: (customerId: string) => Promise<T>,
+): Promise<{ customerId: string; result: T }> {
+  try {
+    return { customerId, result: await work(customerId) };
+  } catch (err) {
+    const survivor = survivorNamedBy(err);
+    if (survivor === null) throw err;
+    return { customerId: survivor, result: await work(survivor) };
+  }
 }
 
 /**

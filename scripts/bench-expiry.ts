@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { activityFailureInterceptor } from '../activities/failures';
 import { createActivities } from '../activities';
 import { LocalChimeraClient } from '../clients/chimera';
 import type { NotificationSink } from '../clients/notifications';
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
       taskQueue,
       workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
       dataConverter: { payloadCodecs: codec ? [payloadCodecFromConfig(config, graph, 'all')] : [] },
+      interceptors: { activity: [activityFailureInterceptor()] },
       activities: createActivities({
         graph,
         chimera: new LocalChimeraClient(graph),

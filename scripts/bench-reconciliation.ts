@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { serve } from '@hono/node-server';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { activityFailureInterceptor } from '../activities/failures';
 import { createReconciliationActivities, SETTLE_CONCURRENCY } from '../activities/reconciliation';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
 import { loadConfig, profileRules } from '../config/env';
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
         taskQueue,
         workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
         dataConverter: { payloadCodecs: [payloadCodecFromConfig(config, graph, 'all')] },
+        interceptors: { activity: [activityFailureInterceptor()] },
         activities: createReconciliationActivities({
           graph,
           gatewayRecords: new HttpPaymentGateway(gatewayUrl, 30_000),

@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type NativeConnection as Conn } from '@temporalio/worker';
+import { activityFailureInterceptor } from '../activities/failures';
 import { createActivities } from '../activities';
 import { LocalChimeraClient } from '../clients/chimera';
 import type { NotificationSink } from '../clients/notifications';
@@ -252,6 +253,7 @@ function workerFor(connection: Conn, namespace: string, taskQueue: string, graph
     namespace,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('./bench-workflows.ts', import.meta.url)),
+    interceptors: { activity: [activityFailureInterceptor()] },
     activities: {
       ...createActivities({
         graph,

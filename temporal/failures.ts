@@ -1,6 +1,6 @@
 /**
  * How a domain error crosses Temporal: an activity that fails for good on a domain error (see
- * activities/domain.ts) raises a non-retryable ApplicationFailure whose type is the error's name
+ * activities/failures.ts) raises a non-retryable ApplicationFailure whose type is the error's name
  * and whose first detail is `{code, field, reason}`. Workflows and the api read it with
  * `domainFailureOf`, never by parsing a message.
  */

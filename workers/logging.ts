@@ -17,6 +17,7 @@ import {
   type TelemetryOptions,
   type WorkerInterceptors,
 } from '@temporalio/worker';
+import { activityFailureInterceptor } from '../activities/failures';
 import { bookmarksReached, currentEpoch } from '../graph/bookmarks';
 import { NotFoundError } from '../graph/errors';
 import { onTheLeader, readsOnTheLeader, withCarriedBookmarks, type Graph } from '../graph/graph';
@@ -186,8 +187,9 @@ export function carriedBookmarksActivityInterceptor(graph: Graph, keys: KeyRing)
 export const WORKFLOW_INTERCEPTORS = fileURLToPath(new URL('../workflows/interceptors.ts', import.meta.url));
 
 /**
- * What every Persona worker (the process, test harnesses) registers: request ids, in and out; with
- * `bookmarks` (its graph and the payload key ring), the workflows' bookmarks too.
+ * What every Persona worker (the process, test harnesses) registers: the one conversion of an
+ * activity's errors (activities/failures.ts), request ids, in and out; with `bookmarks` (its graph
+ * and the payload key ring), the workflows' bookmarks too.
  */
 export function workerInterceptors(
   requests: RequestContext,
@@ -196,6 +198,7 @@ export function workerInterceptors(
   return {
     workflowModules: [WORKFLOW_INTERCEPTORS],
     activity: [
+      activityFailureInterceptor(),
       requestIdActivityInterceptor(requests),
       ...(bookmarks ? [carriedBookmarksActivityInterceptor(bookmarks.graph, bookmarks.keys)] : []),
       leaderOnNotFoundActivityInterceptor(),

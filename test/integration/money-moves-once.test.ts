@@ -38,6 +38,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type LogEntry, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNotificationActivities } from '../../activities/notifications';
+import { activityFailureInterceptor } from '../../activities/failures';
 import { createRecoveryActivities, type ChargeAttempt } from '../../activities/recovery';
 import { HttpPaymentGateway, type GatewayCharge } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
@@ -636,6 +637,8 @@ function activityWorker(shard: Shard): Promise<Worker> {
     connection: shard.env.nativeConnection,
     taskQueue: shard.taskQueue,
     activities: activities(shard),
+    // As on every worker: a domain error a retry cannot fix fails the activity for good.
+    interceptors: { activity: [activityFailureInterceptor()] },
     maxConcurrentActivityTaskExecutions: 200,
     shutdownGraceTime: '300 milliseconds',
   });
