@@ -5,7 +5,7 @@
 import neo4j, { type Record as Neo4jRecord } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { ltvMinorFromGraph, predictedLtvMinorFromGraph } from './customers';
-import { INITIAL_TRUST_SCORE, TRUST_ON_DEVICE } from './devices';
+import { INITIAL_TRUST_SCORE } from './devices';
 import { InvalidStateError, NotFoundError } from './errors';
 import { isBookmarkUnreachable, readsOnTheLeader, sessionOf, type Graph } from './graph';
 import type { WalletEntry } from './model';
@@ -53,28 +53,11 @@ export interface CustomerContext {
 }
 
 /**
- * A device the customer disowned (graph/devices.ts removeDeviceFromCustomer: its login edge kept,
- * marked `disowned_at`) is never one of the customer's trusted devices: they said it is not theirs.
- */
-export const CONTEXT_CYPHER = `
-  MATCH (c:Customer {id: $customerId})
-  RETURN c.id AS customer_id, c.status AS status, c.segment AS segment, c.ltv AS ltv, c.predicted_ltv AS predicted,
-    [(c)-[l:LOGGED_IN_FROM]->(d:Device) WHERE l.disowned_at IS NULL AND ${TRUST_ON_DEVICE('l', 'd')} >= $trustThreshold
-       | d {device_id: d.id, .fingerprint, trust_score: ${TRUST_ON_DEVICE('l', 'd')}}] AS trusted_devices,
-    [(c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod) WHERE p.status = 'active' | [p.id, r.is_default]] AS methods`;
-
-/**
- * Runs one read outside a transaction function: the hot path fails fast (UNAVAILABLE) instead
- * of retrying for seconds when Neo4j is down — an answer that late is no use to an authorisation.
- */
-export async function readOnce(g: Graph, cypher: string, params: Record<string, unknown>, leader = false) {
-  return (await readAfter(g, cypher, params, leader)).result;
-}
-
-/**
- * `readOnce` that starts only once the server has applied every transaction the `after`
- * bookmarks name (Neo4j waits for it), and returns the read's own bookmarks: every transaction
- * committed by the time the read ended.
+ * One read outside a transaction function, so the hot path fails fast (UNAVAILABLE) instead of
+ * retrying for seconds when Neo4j is down — an answer that late is no use to an authorisation. It
+ * starts only once the server has applied every transaction the `after` bookmarks name (Neo4j
+ * waits for it), and returns the read's own bookmarks: every transaction committed by the time
+ * the read ended.
  */
 async function readAfter(g: Graph, cypher: string, params: Record<string, unknown>, leader: boolean, after?: string[]) {
   const onLeader = leader || readsOnTheLeader();
@@ -109,78 +92,10 @@ function withoutCallerStack<T>(start: () => T): T {
   }
 }
 
-/** The context of one customer, from one read. The default is reported only while it is active. */
-export async function getCustomerContext(
-  g: Graph,
-  customerId: string,
-  policy: ContextPolicy,
-): Promise<CustomerContext> {
-  const res = await readOnce(g, CONTEXT_CYPHER, { customerId, trustThreshold: policy.trustThreshold });
-  const r = res.records[0];
-  if (!r) throw new NotFoundError('Customer', customerId);
-  const segment = r.get('segment') as string;
-  const ltv = ltvMinorFromGraph(r.get('ltv'), g.policy.reportingCurrency);
-  const predicted = predictedLtvMinorFromGraph(r.get('predicted'), g.policy.reportingCurrency);
-  const methods = r.get('methods') as [string, boolean | null][];
-  const trusted = toPlain(r.get('trusted_devices')) as CustomerContext['trusted_devices'];
-  return {
-    customer_id: r.get('customer_id') as string,
-    status: r.get('status') as string,
-    segment,
-    is_vip: isVip(segment, ltv, predicted, policy),
-    ltv_minor: ltv,
-    predicted_ltv_minor: predicted,
-    trusted_devices: trusted.sort((a, b) => b.trust_score - a.trust_score),
-    default_payment_method_id: methods.find(([, isDefault]) => isDefault === true)?.[0] ?? null,
-    active_payment_methods: methods.map(([id]) => id),
-  };
-}
-
-const WALLET_ENTRY = `p {.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at,
-  is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
-
-export const CHECKOUT_CYPHER = `
-  MATCH (c:Customer {id: $customerId})
-  OPTIONAL MATCH (c)-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {status: 'active'})
-  WHERE c.status = 'active' AND (p.expiry_year IS NULL OR p.expiry_year * 12 + p.expiry_month >= $currentMonth)
-  WITH c, r, p ORDER BY coalesce(r.is_default, false) DESC, r.last_used IS NULL, r.last_used DESC, p.created_at DESC
-  WITH c, collect(${WALLET_ENTRY}) AS entries
-  OPTIONAL MATCH (c)-[l:LOGGED_IN_FROM]->(d:Device {id: $deviceId})
-  RETURN c.status AS status, entries,
-    CASE WHEN l.disowned_at IS NULL THEN ${TRUST_ON_DEVICE('l', 'd')} END AS deviceTrust`;
-
 export interface CheckoutOptions {
   status: string;
   data: WalletEntry[];
   trusted_device: boolean;
-}
-
-/**
- * Active, unexpired methods (a card is valid through the end of its expiry month), the default
- * first, then the most recently used; none for a customer who is not active. `trusted_device`
- * says whether `deviceId` is one of the customer's devices (not one they disowned) at or above the
- * trust threshold.
- */
-export async function getCheckoutOptions(
-  g: Graph,
-  customerId: string,
-  deviceId: string | null,
-  policy: Pick<ContextPolicy, 'trustThreshold'>,
-  now = new Date(),
-): Promise<CheckoutOptions> {
-  const res = await readOnce(g, CHECKOUT_CYPHER, {
-    customerId,
-    deviceId,
-    currentMonth: monthOf(now),
-  });
-  const r = res.records[0];
-  if (!r) throw new NotFoundError('Customer', customerId);
-  const trust = r.get('deviceTrust') as number | null;
-  return {
-    status: r.get('status') as string,
-    data: toPlain(r.get('entries')) as unknown as WalletEntry[],
-    trusted_device: trust !== null && trust >= policy.trustThreshold,
-  };
 }
 
 /**
@@ -262,6 +177,9 @@ export interface SnapshotDevice {
 export function trustOnDevice(earned: number, ceiling: number): number {
   return Math.min(earned, ceiling);
 }
+
+const WALLET_ENTRY = `p {.id, .type, .status, .brand, .last_four, .expiry_month, .expiry_year, .created_at, .updated_at,
+  is_default: coalesce(r.is_default, false), first_used: r.first_used, last_used: r.last_used}`;
 
 export const SNAPSHOT_CYPHER = `
   MATCH (asked:Customer {id: $customerId})
@@ -423,9 +341,10 @@ export function monthOf(now: Date): number {
 const usedAt = (m: WalletEntry): number => (m.last_used === null ? -Infinity : Date.parse(m.last_used));
 
 /**
- * The checkout options of a snapshot, as CHECKOUT_CYPHER orders them: active, unexpired methods,
- * the default first, then the most recently used, then the newest; none for a customer who is
- * not active.
+ * The checkout options of a snapshot: active, unexpired methods (a card is valid through the end
+ * of its expiry month), the default first, then the most recently used, then the newest; none for
+ * a customer who is not active. `trusted_device` says whether `deviceId` is one of the customer's
+ * devices at or above the trust threshold (a device they disowned is not in the snapshot).
  */
 export function checkoutFromSnapshot(
   snap: CustomerSnapshot,

@@ -37,6 +37,5 @@ export * from './model';
 export * from './onboarding';
 export * from './resolution';
 export * from './paymentMethods';
-export * from './relationships';
 export * from './schema';
 export * from './tokens';

@@ -4,7 +4,6 @@ import {
   addAddress,
   addDigitalIdentifier,
   addPaymentMethod,
-  addRelationship,
   ConflictError,
   createCustomer,
   findCustomerByDigitalId,
@@ -13,7 +12,6 @@ import {
   getDevicesByCustomer,
   getDigitalIdentifiersByCustomer,
   getPaymentMethodsByCustomer,
-  getRelationshipAttributes,
   InvalidInputError,
   InvalidStateError,
   linkDevice,
@@ -253,7 +251,7 @@ describe('payment methods', () => {
   });
 });
 
-describe('devices, addresses and relationships', () => {
+describe('devices and addresses', () => {
   it('counts logins on one device node per fingerprint, shared between customers', async () => {
     const fingerprint = `fp-${randomUUID()}`;
     const customers = await Promise.all(Array.from({ length: 5 }, () => createCustomer(g, {})));
@@ -290,42 +288,5 @@ describe('devices, addresses and relationships', () => {
     await expect(addAddress(g, customer.id, { ...base, country: 'usa' })).rejects.toMatchObject({
       field: 'address.country',
     });
-  });
-
-  it('adds a relationship with attributes and reads them back', async () => {
-    const customer = await createCustomer(g, {});
-    const pm = await addPaymentMethod(g, customer.id, card());
-    const device = await linkDevice(g, customer.id, { fingerprint: `fp-${randomUUID()}` });
-    const from = { label: 'PaymentMethod', id: pm.id } as const;
-    const to = { label: 'Device', id: device.id } as const;
-
-    expect(await getRelationshipAttributes(g, from, 'USED_ON', to)).toBeNull();
-    await addRelationship(g, from, to, 'USED_ON', {
-      first_use: '2025-01-02T03:04:05Z',
-      last_use: '2025-02-03T04:05:06+01:00',
-    });
-    expect(await getRelationshipAttributes(g, from, 'USED_ON', to)).toEqual({
-      first_use: '2025-01-02T03:04:05.000Z',
-      last_use: '2025-02-03T03:05:06.000Z',
-    });
-    const event = (await listCustomerEvents(g, customer.id)).find((e) => e.type === 'RelationshipAdded');
-    expect(event?.payload).toMatchObject({ type: 'USED_ON', from, to });
-  });
-
-  it('keeps relationships to the graph model', async () => {
-    const customer = await createCustomer(g, {});
-    const other = await createCustomer(g, {});
-    const pm = await addPaymentMethod(g, customer.id, card());
-    const c = { label: 'Customer', id: other.id } as const;
-    const p = { label: 'PaymentMethod', id: pm.id } as const;
-    await expect(addRelationship(g, c, p, 'USED_ON')).rejects.toMatchObject({ field: 'type' });
-    await expect(addRelationship(g, c, p, 'HAS_PAYMENT_METHOD', { is_default: true })).rejects.toMatchObject({
-      code: 'invalid_input',
-    });
-    await expect(addRelationship(g, c, p, 'HAS_PAYMENT_METHOD')).rejects.toBeInstanceOf(ConflictError);
-    await expect(
-      addRelationship(g, c, { label: 'PaymentMethod', id: randomUUID() }, 'HAS_PAYMENT_METHOD'),
-    ).rejects.toBeInstanceOf(NotFoundError);
-    expect(await getPaymentMethodsByCustomer(g, other.id)).toEqual([]);
   });
 });

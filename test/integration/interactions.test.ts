@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig } from '../../api/deps';
 import { createGrpcServer, listen } from '../../api/grpc/server';
 import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
-import { getCustomerContext } from '../../graph/context';
+import { customerContext } from '../support/graph';
 import { lockNode } from '../../graph/graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { recordInteractions as recordInGraph, type Interaction } from '../../graph/interactions';
@@ -664,10 +664,10 @@ describe('the VIP rule on the predicted LTV (PERSONA_VIP_BASIS)', () => {
     const atThreshold = fromMinorUnits(threshold(), currency());
     const [answer] = await recordInGraph(h.graph, [feedback(a.customerId, atThreshold)], rules('predicted'));
     expect(answer).toEqual({ result: 'recorded' });
-    expect((await getCustomerContext(h.graph, a.customerId, policy('predicted'))).is_vip).toBe(true);
-    expect((await getCustomerContext(h.graph, a.customerId, policy('either'))).is_vip).toBe(true);
+    expect((await customerContext(h.graph, a.customerId, policy('predicted'))).is_vip).toBe(true);
+    expect((await customerContext(h.graph, a.customerId, policy('either'))).is_vip).toBe(true);
     // The measured rule does not see a prediction: the two values are never mixed.
-    expect((await getCustomerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(false);
+    expect((await customerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(false);
     const [update] = await listCustomerEvents(h.graph, a.customerId, { type: 'CustomerProfileUpdated' });
     expect(update?.payload).toMatchObject({ changes: { is_vip: { from: false, to: true } } });
     expect(update?.payload.reason).toContain('predicted lifetime value reached the VIP threshold');
@@ -681,7 +681,7 @@ describe('the VIP rule on the predicted LTV (PERSONA_VIP_BASIS)', () => {
     expect(first?.payload.changes).not.toHaveProperty('is_vip');
     const pay = payment(a, threshold()) as unknown as Interaction;
     await recordInGraph(h.graph, [pay], rules('measured'));
-    expect((await getCustomerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(true);
+    expect((await customerContext(h.graph, a.customerId, policy('measured'))).is_vip).toBe(true);
   });
 
   it('with basis either, one batch of a payment and a prediction reports one VIP change', async () => {

@@ -7,13 +7,12 @@ import type { PaymentGateway } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
 import {
   addPaymentMethod,
-  addRelationship,
   createCustomer,
   getPaymentMethodsByCustomer,
   linkDevice,
   listCustomerEvents,
 } from '../../graph';
-import { getCustomerContext } from '../../graph/context';
+import { customerContext } from '../support/graph';
 import {
   listRecoveryCandidates,
   recordRecovery,
@@ -25,7 +24,7 @@ import { readAttempt, readRecoveryLedger, recoveriesOfCustomers } from '../../gr
 import { mergeCustomers } from '../../graph/merge';
 import { eraseCustomer } from '../../graph/erasure';
 import { removePaymentMethod, updatePaymentMethodStatus } from '../../graph/paymentMethods';
-import { openTestGraph, type TestGraph, cardInput } from '../support/graph';
+import { openTestGraph, relate, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
 beforeAll(() => {
@@ -48,17 +47,17 @@ describe('recovery in the graph', () => {
       await addPaymentMethod(g, c.id, card({ expiry_month: 1, expiry_year: 2020 }));
       await addPaymentMethod(g, c.id, card({ status: 'inactive' }));
       const pmRef = (id: string) => ({ label: 'PaymentMethod', id }) as const;
-      await addRelationship(g, { label: 'Customer', id: c.id }, pmRef(old.id), 'HAS_PAYMENT_METHOD', {
+      await relate(g, { label: 'Customer', id: c.id }, pmRef(old.id), 'HAS_PAYMENT_METHOD', {
         last_used: '2024-01-01T00:00:00Z',
       });
-      await addRelationship(g, { label: 'Customer', id: c.id }, pmRef(recent.id), 'HAS_PAYMENT_METHOD', {
+      await relate(g, { label: 'Customer', id: c.id }, pmRef(recent.id), 'HAS_PAYMENT_METHOD', {
         last_used: '2025-06-01T00:00:00Z',
       });
-      await addRelationship(g, { label: 'Customer', id: c.id }, pmRef(onTrusted.id), 'HAS_PAYMENT_METHOD', {
+      await relate(g, { label: 'Customer', id: c.id }, pmRef(onTrusted.id), 'HAS_PAYMENT_METHOD', {
         last_used: '2023-01-01T00:00:00Z',
       });
       const device = await linkDevice(g, c.id, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.9 });
-      await addRelationship(g, pmRef(onTrusted.id), { label: 'Device', id: device.id }, 'USED_ON', {
+      await relate(g, pmRef(onTrusted.id), { label: 'Device', id: device.id }, 'USED_ON', {
         last_use: '2023-01-01T00:00:00Z',
       });
 
@@ -274,7 +273,7 @@ describe("a recovery's charge in the customer's profile (the recordRecovery acti
 
   /** What the context read says, and the counters it does not show. */
   async function profile(customerId: string) {
-    const context = await getCustomerContext(g, customerId, {
+    const context = await customerContext(g, customerId, {
       trustThreshold: g.config.PERSONA_TRUST_THRESHOLD,
       vipLtvMinor: g.config.vipLtvMinor,
       vipBasis: g.config.PERSONA_VIP_BASIS,

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from '../../config/env';
 import { createDriver, type Graph, type NewPaymentMethodInput } from '../../graph';
 import { graphFromConfig } from '../../runtime/graph';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
+import { contextFromSnapshot, readCustomerSnapshot, type ContextPolicy } from '../../graph/context';
 import { toPlain } from '../../graph/convert';
 import { encodeCursor } from '../../graph/feed';
 
@@ -71,4 +72,28 @@ export async function queryPlan(g: Graph, cypher: string, params: Record<string,
   };
   walk(res.summary.plan as never);
   return ops.join('\n');
+}
+
+/**
+ * An edge written directly, for a fixture no write of Persona's makes as the test needs it (a
+ * method last used long ago, a method used on a device): each timestamp stored as a datetime.
+ */
+export async function relate(
+  g: TestGraph,
+  from: { label: string; id: string },
+  to: { label: string; id: string },
+  type: string,
+  at: Record<string, string> = {},
+): Promise<void> {
+  const set = Object.keys(at).map((k) => `r.${k} = datetime($at.${k})`);
+  await g.query(
+    `MATCH (a:${from.label} {id: $from}), (b:${to.label} {id: $to}) MERGE (a)-[r:${type}]->(b)` +
+      (set.length > 0 ? ` SET ${set.join(', ')}` : ''),
+    { from: from.id, to: to.id, at },
+  );
+}
+
+/** The customer context the api serves: from the snapshot it reads (graph/context.ts). */
+export async function customerContext(g: Graph, customerId: string, policy: ContextPolicy) {
+  return contextFromSnapshot(await readCustomerSnapshot(g, customerId), policy);
 }
