@@ -460,7 +460,9 @@ describe('identity merge, end to end', () => {
     const erase = await call('DELETE', `/api/v1/customers/${a.id}`, ops);
     expect(erase.status).toBe(202);
     const outcome = (await h.client.workflow.getHandle(`erasure-${a.id}`).result()) as ErasureOutcome;
-    expect(outcome).toBeTruthy();
+    // The erasure names both records as erased, the merged one too.
+    expect(outcome).toMatchObject({ customer_id: a.id, erased: true });
+    expect([...(outcome.erased_records ?? [])].sort()).toEqual([a.id, b.id].sort());
     for (const id of [a.id, b.id]) {
       expect((await raw(id)).status).toBe('erased');
       const events = await listCustomerEvents(h.graph, id, { limit: 500 });
