@@ -33,6 +33,8 @@ import { ReadCache } from './readCache';
 import { RateLimiter } from './rateLimit';
 import { blockListOf } from './clientAddress';
 import { publisherGauges, relayGauges } from './services/relay';
+import { TrustedDeviceReports } from './services/trustedDevices';
+import { createWriteLanes, type WriteLanes } from './services/writeLanes';
 import { kafkaEnabled } from '../clients/kafka';
 
 export interface ApiDeps {
@@ -116,6 +118,42 @@ export interface ApiDeps {
     /** The Temporal UI's origin, allowed to call the codec server from a browser (CORS); '' for none. */
     corsOrigin: string;
   };
+  /**
+   * This process's write lanes for interaction batches (api/services/writeLanes.ts): built from
+   * `graph`, `interactions`, `requests` and `limits` (`interactionWriteLanes`,
+   * `maxInteractionsGroupItems`); `metrics` reads their queues. Part of the process's state
+   * (`ApiState`): a copy of the deps that changes what it is built from needs `withOwnState`.
+   */
+  interactionLanes: WriteLanes;
+  /** The trusted-device reports this process started, and when it last warned one could not start. */
+  trustedDeviceReports: TrustedDeviceReports;
+}
+
+/**
+ * What an api process keeps between requests: state built from the rest of its deps, once, with
+ * them (`apiDepsFromConfig`, `withOwnState`), never on a first request.
+ */
+export type ApiState = Pick<ApiDeps, 'interactionLanes' | 'trustedDeviceReports'>;
+
+/** Fresh state for these deps; their `metrics` report its queues from now on. */
+export function apiStateOf(deps: Omit<ApiDeps, keyof ApiState>): ApiState {
+  const interactionLanes = createWriteLanes({
+    graph: deps.graph,
+    rules: deps.interactions,
+    requests: deps.requests,
+    limits: { maxItems: deps.limits.maxInteractionsGroupItems, lanes: deps.limits.interactionWriteLanes },
+  });
+  deps.metrics.interactionLanes.queued = () => interactionLanes.queuedPerLane();
+  return { interactionLanes, trustedDeviceReports: new TrustedDeviceReports() };
+}
+
+/**
+ * The deps with state of their own: for a copy made by spreading other deps and changing what
+ * their state is built from (a test's graph, limits or metrics), which would otherwise share the
+ * original's lanes, built with the original's.
+ */
+export function withOwnState(deps: ApiDeps): ApiDeps {
+  return { ...deps, ...apiStateOf(deps) };
 }
 
 /** The deps every api process builds the same way from its configuration. */
@@ -159,7 +197,7 @@ export function apiDepsFromConfig(
     resets: invalidations.tail.stats.resets,
     refused: invalidations.tail.stats.refused,
   });
-  return {
+  const deps: Omit<ApiDeps, keyof ApiState> = {
     logger: parts.logger,
     requests: parts.requests,
     metrics,
@@ -227,6 +265,7 @@ export function apiDepsFromConfig(
       corsOrigin: config.PERSONA_CODEC_CORS_ORIGIN,
     },
   };
+  return { ...deps, ...apiStateOf(deps) };
 }
 
 /**

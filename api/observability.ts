@@ -29,7 +29,7 @@ export interface ApiMetrics {
   rateLimited: Counter<'class' | 'transport'>;
   /** Interaction items waiting per write lane; read at each scrape from `interactionLanes.queued`. */
   interactionsQueued: Gauge<'lane'>;
-  /** Set by api/services/interactions.ts once this api's write lanes exist. */
+  /** Set by api/deps.ts when it builds this api's write lanes (`apiStateOf`). */
   interactionLanes: { queued?: () => number[] };
   /** Set by api/deps.ts: the read cache's figures, read at each scrape. */
   readCache: { view?: () => ReadCacheView };

@@ -94,25 +94,16 @@ export async function checkoutOptions(
   };
 }
 
-/** Per api instance, the workflow ids it already started (or found started): no second round trip. */
-const reportedBy = new WeakMap<ApiDeps, Set<string>>();
-/** Per api instance, when it last warned that a report could not start (once a minute, not per checkout). */
-const lastWarnedAt = new WeakMap<ApiDeps, number>();
-const REPORTED_LIMIT = 50_000;
-
 /**
  * Starts the day's trusted-device workflow in the background. Neither a slow nor an unreachable
- * Temporal (nor Chimera, which only the workflow talks to) delays or fails the read.
+ * Temporal (nor Chimera, which only the workflow talks to) delays or fails the read. What this
+ * process started already, and when it last warned, is `deps.trustedDeviceReports`.
  */
 function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
   const workflowId = trustedDeviceWorkflowId(input);
-  let reported = reportedBy.get(deps);
-  if (!reported) reportedBy.set(deps, (reported = new Set()));
+  const reported = deps.trustedDeviceReports;
   if (reported.has(workflowId)) return;
-  const remember = (): void => {
-    if (reported.size >= REPORTED_LIMIT) reported.clear();
-    reported.add(workflowId);
-  };
+  const remember = (): void => reported.remember(workflowId);
   deps.temporal.client.workflow
     .start(TRUSTED_DEVICE_WORKFLOW_TYPE, {
       workflowId,
@@ -124,9 +115,7 @@ function reportTrustedDevice(deps: ApiDeps, input: TrustedDeviceInput): void {
     })
     .then(remember, (err: unknown) => {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return remember();
-      const now = Date.now();
-      if (now - (lastWarnedAt.get(deps) ?? 0) < 60_000) return;
-      lastWarnedAt.set(deps, now);
+      if (!reported.mayWarn()) return;
       deps.logger.warn(
         { err, workflowId },
         'could not start the trusted-device report; the next checkout tries again (said once a minute)',

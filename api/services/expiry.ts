@@ -1,6 +1,4 @@
 /** The card-expiry scan from the api's side: start one on demand, read a scan's progress. */
-import { WorkflowNotFoundError } from '@temporalio/client';
-import { NotFoundError } from '../../graph/errors';
 import { dateInTimeZone } from '../../payments/expiry';
 import {
   EXPIRY_SCAN_WORKFLOW_TYPE,
@@ -10,6 +8,7 @@ import {
 } from '../../temporal/expiry';
 import type { expiryScanWorkflow } from '../../workflows/expiryScan';
 import type { ApiDeps } from '../deps';
+import { orNotFound } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
@@ -35,10 +34,6 @@ export async function startExpiryScan(deps: ApiDeps, asOf?: string): Promise<{ w
 
 /** A scan's progress (its query), running or finished. */
 export async function expiryScanProgress(deps: ApiDeps, workflowId: string): Promise<ExpiryScanProgress> {
-  try {
-    return await deps.temporal.client.workflow.getHandle(workflowId).query(expiryScanProgressQuery);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('ExpiryScan', workflowId);
-    throw err;
-  }
+  const handle = deps.temporal.client.workflow.getHandle(workflowId);
+  return orNotFound('ExpiryScan', workflowId, () => handle.query(expiryScanProgressQuery));
 }

@@ -4,7 +4,7 @@
  * status, and ops resolve a suspension's review.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { InvalidStateError } from '../../graph/errors';
 import { checkFraudOutcome, type FraudOutcomeReport, type FraudReporter } from '../../graph/fraud';
 import {
   FRAUD_OUTCOME_WORKFLOW_TYPE,
@@ -16,11 +16,11 @@ import {
   type ReviewResolution,
 } from '../../temporal/fraud';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import { refusalError, updateRefusalOf } from '../../temporal/updates';
 import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
+import { orNotFound, updateOrRefusal } from './refusals';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
@@ -93,14 +93,8 @@ function complete(status: Omit<FraudOutcomeStatus, 'decision' | 'problem' | 'und
 }
 
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
-  try {
-    return complete(
-      await deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).query(fraudOutcomeStatusQuery),
-    );
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('FraudOutcome', outcomeId);
-    throw err;
-  }
+  const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
+  return complete(await orNotFound('FraudOutcome', outcomeId, () => handle.query(fraudOutcomeStatusQuery)));
 }
 
 /**
@@ -116,18 +110,21 @@ export async function resolveReview(
 ): Promise<FraudOutcomeStatus> {
   const what = `fraud outcome ${outcomeId}`;
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-  try {
-    return complete(await handle.executeUpdate(resolveReviewUpdate, { args: [resolution] }));
-  } catch (err) {
-    const refusal = await updateRefusalOf(err, handle);
-    if (!refusal) throw err;
-    if (refusal.kind === 'not_found') throw new NotFoundError('FraudOutcome', outcomeId);
-    if (refusal.kind !== 'unknown_update') throw refusalError(refusal, what);
-  }
-  const status = await fraudOutcomeStatus(deps, outcomeId);
-  if (status.state !== 'awaiting_review') {
-    throw new InvalidStateError(`${what}: it is not awaiting review (it is ${status.state})`);
-  }
-  await handle.signal(reviewResolvedSignal, resolution);
-  return complete((await handle.result()) as FraudOutcomeStatus);
+  /** An outcome started before the Update: the decision as a signal, after the check its validator makes. */
+  const bySignal = async (): Promise<FraudOutcomeStatus> => {
+    const status = await fraudOutcomeStatus(deps, outcomeId);
+    if (status.state !== 'awaiting_review') {
+      throw new InvalidStateError(`${what}: it is not awaiting review (it is ${status.state})`);
+    }
+    await handle.signal(reviewResolvedSignal, resolution);
+    return (await handle.result()) as FraudOutcomeStatus;
+  };
+  return complete(
+    await updateOrRefusal(
+      handle,
+      () => handle.executeUpdate(resolveReviewUpdate, { args: [resolution] }),
+      { entity: 'FraudOutcome', id: outcomeId, what },
+      { unknownUpdate: bySignal },
+    ),
+  );
 }

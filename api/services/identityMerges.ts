@@ -20,12 +20,12 @@ import {
   type MergeDecision,
 } from '../../temporal/identityMerge';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
 import type { identityMergeWorkflow } from '../../workflows/identityMerge';
 import { actsAsSelf, AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { QuotaReachedError } from '../rateLimit';
 import { refuseMergedSelf } from './mergedIds';
+import { orNotFound, updateOrRefusal, type UpdateTarget } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 export interface MergeProposal {
@@ -158,12 +158,13 @@ function pairOf(mergeId: string): [string, string] {
 /** The merge's status (its last run), for ops, services with the scope, or a customer of either record. */
 export async function mergeStatus(deps: ApiDeps, mergeId: string, principal: Principal): Promise<IdentityMergeStatus> {
   await selfOnlyFor(deps, principal, pairOf(mergeId));
-  try {
-    return await deps.temporal.client.workflow.getHandle(mergeId).query(identityMergeStatusQuery);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('IdentityMerge', mergeId);
-    throw err;
-  }
+  const handle = deps.temporal.client.workflow.getHandle(mergeId);
+  return orNotFound('IdentityMerge', mergeId, () => handle.query(identityMergeStatusQuery));
+}
+
+/** A merge as a refusal of its Update names it. */
+function mergeTarget(mergeId: string): UpdateTarget {
+  return { entity: 'IdentityMerge', id: mergeId, what: `identity merge ${mergeId}` };
 }
 
 /**
@@ -180,13 +181,11 @@ export async function answerMerge(
   pairOf(mergeId);
   await selfOnlyFor(deps, principal, [decision.customer_id]);
   const handle = deps.temporal.client.workflow.getHandle(mergeId);
-  try {
-    return await handle.executeUpdate(answer === 'confirm' ? confirmMergeUpdate : declineMergeUpdate, {
-      args: [decision],
-    });
-  } catch (err) {
-    throw asDomainError(err, await updateRefusalOf(err, handle), mergeId);
-  }
+  return updateOrRefusal(
+    handle,
+    () => handle.executeUpdate(answer === 'confirm' ? confirmMergeUpdate : declineMergeUpdate, { args: [decision] }),
+    mergeTarget(mergeId),
+  );
 }
 
 /** Ops take a merge back: 200 with what was restored and what was not, or 409 naming why not. */
@@ -198,18 +197,10 @@ export async function undoMerge(
 ): Promise<IdentityMergeStatus> {
   pairOf(mergeId);
   const handle = deps.temporal.client.workflow.getHandle(mergeId);
-  try {
-    return await handle.executeUpdate(undoMergeUpdate, { args: [{ reason, requested_by: principal.subject }] });
-  } catch (err) {
-    const refusal = await updateRefusalOf(err, handle);
-    if (refusal?.kind === 'ended')
-      throw new InvalidStateError(`identity merge ${mergeId} has closed: its undo window is over (or it never merged)`);
-    throw asDomainError(err, refusal, mergeId);
-  }
-}
-
-function asDomainError(err: unknown, refusal: UpdateRefusal | undefined, mergeId: string): unknown {
-  if (!refusal) return err;
-  if (refusal.kind === 'not_found') return new NotFoundError('IdentityMerge', mergeId);
-  return refusalError(refusal, `identity merge ${mergeId}`);
+  return updateOrRefusal(
+    handle,
+    () => handle.executeUpdate(undoMergeUpdate, { args: [{ reason, requested_by: principal.subject }] }),
+    mergeTarget(mergeId),
+    { ended: `identity merge ${mergeId} has closed: its undo window is over (or it never merged)` },
+  );
 }

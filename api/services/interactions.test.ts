@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Interaction, InteractionResult } from '../../graph/interactions';
 import { DependencyUnavailableError } from '../../runtime/dependencies';
-import { GroupCommit, laneOf, parseInteraction, WriteLanes } from './interactions';
+import { parseInteraction } from './interactions';
+import { GroupCommit, laneOf, WriteLanes } from './writeLanes';
 import { partitionOf } from '../../clients/kafka';
 
 const base = {

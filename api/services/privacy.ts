@@ -8,7 +8,6 @@ import { InvalidInputError, NotFoundError } from '../../graph/errors';
 import type { PersonaEvent } from '../../graph/events';
 import { readCustomerHistory } from '../../graph/feed';
 import { listKeptFacts } from '../../graph/facts';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   ERASURE_WORKFLOW_TYPE,
   erasureRequestedSignal,
@@ -27,6 +26,7 @@ import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
 import { describeEvent, type HistoryAudience } from './events';
 import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
+import { orNotFound } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /** Who may export and erase besides the customer: ops. */
@@ -249,7 +249,7 @@ export async function erasureStatus(
   });
   const workflowId = erasureWorkflowId(id);
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
-  try {
+  return orNotFound('Erasure', id, async () => {
     const described = await handle.describe();
     const status = described.status.name;
     if (status === 'RUNNING')
@@ -278,8 +278,5 @@ export async function erasureStatus(
       ...(outcome.refused ? { refused: outcome.refused } : {}),
       ...(outcome.deleted.history_keys !== undefined ? { history_keys_destroyed: outcome.deleted.history_keys } : {}),
     };
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('Erasure', id);
-    throw err;
-  }
+  });
 }

@@ -44,6 +44,7 @@ import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { followMerge, mergedInto } from './mergedIds';
+import { updateOrRefusal, type UpdateTarget } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
@@ -210,14 +211,18 @@ export async function resolveAttention(
   decision: AttentionDecision,
 ): Promise<RecoveryStatus> {
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
-  try {
-    return complete(await handle.executeUpdate(resolveAttentionUpdate, { args: [decision] }));
-  } catch (err) {
-    const refusal = await updateRefusalOf(err, handle);
-    if (!refusal) throw err;
-    if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
-    throw refusalError(refusal, `payment recovery ${paymentId}`);
-  }
+  return complete(
+    await updateOrRefusal(
+      handle,
+      () => handle.executeUpdate(resolveAttentionUpdate, { args: [decision] }),
+      recoveryTarget(paymentId),
+    ),
+  );
+}
+
+/** A recovery as a refusal of its Update names it. */
+function recoveryTarget(paymentId: string): UpdateTarget {
+  return { entity: 'PaymentRecovery', id: paymentId, what: `payment recovery ${paymentId}` };
 }
 
 /** The longest reason ops may give for cancelling a recovery (recorded in its status). */
@@ -238,17 +243,16 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
   if (!why) throw new InvalidInputError('reason', 'say why the recovery is cancelled');
   if (why.length > CANCEL_REASON_MAX) throw new InvalidInputError('reason', `at most ${CANCEL_REASON_MAX} characters`);
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
-  try {
-    return complete(await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }));
-  } catch (err) {
-    const refusal = await updateRefusalOf(err, handle);
-    if (!refusal) throw err;
-    if (refusal.kind === 'not_found') throw new NotFoundError('PaymentRecovery', paymentId);
-    if (refusal.kind === 'ended')
-      throw new InvalidStateError(`payment recovery ${paymentId} has ended: there is nothing to cancel`);
-    // The recovery's own words: "the recovery cannot be cancelled now: <why>" (CANCEL_NOT_NOW) or why never.
-    throw refusalError(refusal, `payment recovery ${paymentId}`);
-  }
+  // Any other refusal is in the recovery's own words: "the recovery cannot be cancelled now: <why>"
+  // (CANCEL_NOT_NOW), or why never.
+  return complete(
+    await updateOrRefusal(
+      handle,
+      () => handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }),
+      recoveryTarget(paymentId),
+      { ended: `payment recovery ${paymentId} has ended: there is nothing to cancel` },
+    ),
+  );
 }
 
 /**

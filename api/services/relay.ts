@@ -11,6 +11,7 @@ import type { Graph } from '../../graph/graph';
 import { listParkedEvents, readRelayCheckpoint, type ParkedEvent, type RelayBlock } from '../../graph/relay';
 import { EVENT_RELAY_WORKFLOW_ID, retryParkedUpdate } from '../../temporal/eventRelay';
 import { kafkaCheckpointId } from '../../temporal/kafkaPublisher';
+import { orNotFound } from './refusals';
 
 /** How many parked events the status lists (oldest first); `parked_count` has them all. */
 export const PARKED_LISTED = 100;
@@ -70,16 +71,17 @@ export async function relayStatus(graph: Graph, client: Client): Promise<EventRe
 export async function retryParked(client: Client, eventId: string | undefined): Promise<{ workflow_id: string }> {
   const handle = client.workflow.getHandle(EVENT_RELAY_WORKFLOW_ID);
   const request = eventId ? { event_id: eventId } : {};
-  try {
-    await handle.startUpdate(retryParkedUpdate, { args: [request], waitForStage: WorkflowUpdateStage.ACCEPTED });
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new NotFoundError('EventRelay', EVENT_RELAY_WORKFLOW_ID);
-    if (err instanceof WorkflowUpdateFailedError) {
-      const why = err.cause?.message ?? err.message;
-      if (/event_id/.test(why)) throw new InvalidInputError('event_id', 'must be the id of a parked event');
-    }
-    throw err;
-  }
+  await orNotFound('EventRelay', EVENT_RELAY_WORKFLOW_ID, () =>
+    handle
+      .startUpdate(retryParkedUpdate, { args: [request], waitForStage: WorkflowUpdateStage.ACCEPTED })
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowUpdateFailedError) {
+          const why = err.cause?.message ?? err.message;
+          if (/event_id/.test(why)) throw new InvalidInputError('event_id', 'must be the id of a parked event');
+        }
+        throw err;
+      }),
+  );
   return { workflow_id: EVENT_RELAY_WORKFLOW_ID };
 }
 

@@ -10,7 +10,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
-import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
+import { apiDepsFromConfig, withOwnState, type ApiDeps } from '../../api/deps';
 import { RateLimiter } from '../../api/rateLimit';
 import { createApp } from '../../api/rest/app';
 import { LocalChimeraClient, type ChimeraClient } from '../../clients/chimera';
@@ -149,6 +149,18 @@ export function harnessActivities(graph: TestGraph, client: Client, options: Har
   );
 }
 
+/**
+ * The harness's deps as a test changed them. A copy spread from them that brings no state of its
+ * own gets its own (write lanes built with its graph, limits and metrics…), as every api built
+ * from such deps does; deps a test built itself (apiDepsFromConfig) keep theirs.
+ */
+function changedDeps(deps: ApiDeps, change: (deps: ApiDeps) => ApiDeps): ApiDeps {
+  const changed = change(deps);
+  const sharesState =
+    changed.interactionLanes === deps.interactionLanes && changed.trustedDeviceReports === deps.trustedDeviceReports;
+  return changed !== deps && sharesState ? withOwnState(changed) : changed;
+}
+
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const settings = loadSettings();
   const graph = openTestGraph();
@@ -195,13 +207,14 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     taskQueue,
     requests,
   });
-  const deps: ApiDeps = {
+  // Its own state (write lanes…), built with the limits it has after the options changed them.
+  const deps: ApiDeps = withOwnState({
     ...base,
     // Tests send bursts from one token; the limits themselves are tested with their own limiter.
     rateLimiter: options.rateLimiter ?? generousRateLimiter(),
     limits: { ...base.limits, maxBodyBytes: 16 * 1024, waitTimeoutMs: 30_000, ...options.limits },
     ...(options.policy ? { policy: options.policy } : {}),
-  };
+  });
   const app = createApp(deps);
   // As in the real worker: the event log is numbered; and as in the real api, the read cache hears
   // of other processes' writes through the tail.
@@ -225,7 +238,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     client,
     requests,
     taskQueue,
-    withDeps: (change) => createApp(change(deps)),
+    withDeps: (change) => createApp(changedDeps(deps, change)),
     token: (scope, sub, claims) => signToken(graph.config.jwtSecret, scope, sub, '10m', claims),
     close: async () => {
       await deps.invalidations.stop();

@@ -1,0 +1,79 @@
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { orNotFound, updateOrRefusal } from './refusals';
+
+const missing = () => new WorkflowNotFoundError('not found', 'wf-1', undefined);
+const target = { entity: 'PaymentRecovery', id: 'pay-1', what: 'payment recovery pay-1' };
+
+/** A handle whose describe says the workflow ran and ended (or, with `ever: false`, never ran). */
+function handle(ever = true): WorkflowHandle {
+  return {
+    describe: () => (ever ? Promise.resolve({ status: { name: 'COMPLETED' } }) : Promise.reject(missing())),
+  } as unknown as WorkflowHandle;
+}
+
+const refusedBy = (reason: string) =>
+  Promise.reject(new WorkflowUpdateFailedError('update failed', ApplicationFailure.create({ message: reason })));
+
+describe('orNotFound', () => {
+  it('answers what the call answers', async () => {
+    await expect(orNotFound('ExpiryScan', 'x', () => Promise.resolve(42))).resolves.toBe(42);
+  });
+
+  it('turns a workflow Temporal does not have into NotFoundError naming what was asked for', async () => {
+    const err = await orNotFound('ExpiryScan', 'expiry-scan-2026-01-01', () => Promise.reject(missing())).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(err).toMatchObject({ entity: 'ExpiryScan', id: 'expiry-scan-2026-01-01' });
+  });
+
+  it('passes any other failure on as it is', async () => {
+    const other = new Error('unavailable');
+    await expect(orNotFound('ExpiryScan', 'x', () => Promise.reject(other))).rejects.toBe(other);
+  });
+});
+
+describe('updateOrRefusal', () => {
+  it('answers what the Update answers', async () => {
+    await expect(updateOrRefusal(handle(), () => Promise.resolve('ok'), target)).resolves.toBe('ok');
+  });
+
+  it("answers a validator's refusal 409 with its reason", async () => {
+    const err = await updateOrRefusal(handle(), () => refusedBy('it is not waiting for ops'), target).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(InvalidStateError);
+    expect((err as Error).message).toBe('payment recovery pay-1: it is not waiting for ops');
+  });
+
+  it('no such workflow: NotFoundError; an ended one: 409, in its own words when given', async () => {
+    await expect(updateOrRefusal(handle(false), () => Promise.reject(missing()), target)).rejects.toMatchObject({
+      entity: 'PaymentRecovery',
+      id: 'pay-1',
+    });
+    await expect(updateOrRefusal(handle(), () => Promise.reject(missing()), target)).rejects.toThrow(
+      new InvalidStateError('payment recovery pay-1 has ended'),
+    );
+    await expect(
+      updateOrRefusal(handle(), () => Promise.reject(missing()), target, { ended: 'nothing to cancel' }),
+    ).rejects.toThrow(new InvalidStateError('nothing to cancel'));
+  });
+
+  it('a run from before the Update: 409, unless it is answered otherwise', async () => {
+    const unknown = () => refusedBy('No registered handler for update: cancel');
+    await expect(updateOrRefusal(handle(), unknown, target)).rejects.toThrow(
+      new InvalidStateError('payment recovery pay-1 was started before it could take this decision'),
+    );
+    await expect(
+      updateOrRefusal(handle(), unknown, target, { unknownUpdate: () => Promise.resolve('by signal') }),
+    ).resolves.toBe('by signal');
+  });
+
+  it('passes a service error on as it is', async () => {
+    const other = new Error('deadline exceeded');
+    await expect(updateOrRefusal(handle(), () => Promise.reject(other), target)).rejects.toBe(other);
+  });
+});
