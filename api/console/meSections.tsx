@@ -6,6 +6,7 @@
  * now (its guard refuses it anyway otherwise).
  */
 import { randomUUID } from 'node:crypto';
+import type { Child } from 'hono/jsx';
 import { CONTEST_WORDS_MAX } from '../../graph/audit';
 import { NotFoundError } from '../../graph/errors';
 import type { Address, CustomerDevice } from '../../graph/model';
@@ -89,59 +90,89 @@ interface SectionProps {
   back: string;
 }
 
-export function WalletSection({ wallet, session, allowed, back }: SectionProps & { wallet: Card[] }) {
+/**
+ * One list of the customer's things (cards, devices, addresses): a table with a column per field
+ * and, while the customer may change them, one of actions per row; a sentence when there is none.
+ */
+function ThingsList<T>(props: {
+  id: string;
+  title: string;
+  none: string;
+  items: T[];
+  columns: [header: string, cell: (item: T) => Child][];
+  allowed: Allowed;
+  actionsHeader: string;
+  actions: (item: T) => Child;
+}) {
+  const { id, items, columns, allowed } = props;
   return (
-    <section id="wallet" aria-labelledby="wallet-h">
-      <h2 id="wallet-h">Wallet</h2>
-      {wallet.length === 0 ? (
-        <p>No payment methods.</p>
+    <section id={id} aria-labelledby={`${id}-h`}>
+      <h2 id={`${id}-h`}>{props.title}</h2>
+      {items.length === 0 ? (
+        <p>{props.none}</p>
       ) : (
         <table>
           <thead>
             <tr>
-              <th scope="col">Payment method</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Status</th>
-              <th scope="col">Default</th>
-              {allowed.change ? <th scope="col">Actions</th> : null}
+              {columns.map(([header]) => (
+                <th scope="col">{header}</th>
+              ))}
+              {allowed.change ? <th scope="col">{props.actionsHeader}</th> : null}
             </tr>
           </thead>
           <tbody>
-            {wallet.map((card) => (
+            {items.map((item) => (
               <tr>
-                <td>{cardWords(card)}</td>
-                <td>{expiryWords(card)}</td>
-                <td>
-                  <span class={card.status === 'active' ? 'badge good' : 'badge bad'}>{card.status}</span>
-                </td>
-                <td>{card.is_default ? 'Default' : 'No'}</td>
-                {allowed.change ? (
-                  <td>
-                    {!card.is_default && card.status === 'active' ? (
-                      <ActionForm
-                        session={session}
-                        action="default-card"
-                        fields={{ payment_method_id: card.id }}
-                        label={`Make ${cardWords(card)} the default`}
-                        back={back}
-                      />
-                    ) : null}
-                    <ActionForm
-                      session={session}
-                      action="remove-card"
-                      fields={{ payment_method_id: card.id }}
-                      label={`Remove ${cardWords(card)}`}
-                      back={back}
-                      danger
-                    />
-                  </td>
-                ) : null}
+                {columns.map(([, cell]) => (
+                  <td>{cell(item)}</td>
+                ))}
+                {allowed.change ? <td>{props.actions(item)}</td> : null}
               </tr>
             ))}
           </tbody>
         </table>
       )}
     </section>
+  );
+}
+
+export function WalletSection({ wallet, session, allowed, back }: SectionProps & { wallet: Card[] }) {
+  return (
+    <ThingsList
+      id="wallet"
+      title="Wallet"
+      none="No payment methods."
+      items={wallet}
+      allowed={allowed}
+      columns={[
+        ['Payment method', cardWords],
+        ['Expires', expiryWords],
+        ['Status', (card) => <span class={card.status === 'active' ? 'badge good' : 'badge bad'}>{card.status}</span>],
+        ['Default', (card) => (card.is_default ? 'Default' : 'No')],
+      ]}
+      actionsHeader="Actions"
+      actions={(card) => (
+        <>
+          {!card.is_default && card.status === 'active' ? (
+            <ActionForm
+              session={session}
+              action="default-card"
+              fields={{ payment_method_id: card.id }}
+              label={`Make ${cardWords(card)} the default`}
+              back={back}
+            />
+          ) : null}
+          <ActionForm
+            session={session}
+            action="remove-card"
+            fields={{ payment_method_id: card.id }}
+            label={`Remove ${cardWords(card)}`}
+            back={back}
+            danger
+          />
+        </>
+      )}
+    />
   );
 }
 
@@ -154,92 +185,60 @@ export function DevicesSection({
   back,
 }: SectionProps & { devices: CustomerDevice[]; threshold: number }) {
   return (
-    <section id="devices" aria-labelledby="devices-h">
-      <h2 id="devices-h">Devices</h2>
-      {devices.length === 0 ? (
-        <p>No devices.</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Device</th>
-              <th scope="col">Last seen</th>
-              <th scope="col">Sign-ins</th>
-              <th scope="col">Trust</th>
-              {allowed.change ? <th scope="col">Not yours any more?</th> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {devices.map((d) => (
-              <tr>
-                <td>{maskOpaque(d.fingerprint)}</td>
-                <td>{when(d.last_login)}</td>
-                <td>{d.login_count}</td>
-                <td>{trustWords(d.trust_score, threshold)}</td>
-                {allowed.change ? (
-                  <td>
-                    <ActionForm
-                      session={session}
-                      action="remove-device"
-                      fields={{ device_id: d.id }}
-                      label={`Remove device ${maskOpaque(d.fingerprint)}`}
-                      back={back}
-                      danger
-                    />
-                  </td>
-                ) : null}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+    <ThingsList
+      id="devices"
+      title="Devices"
+      none="No devices."
+      items={devices}
+      allowed={allowed}
+      columns={[
+        ['Device', (d) => maskOpaque(d.fingerprint)],
+        ['Last seen', (d) => when(d.last_login)],
+        ['Sign-ins', (d) => d.login_count],
+        ['Trust', (d) => trustWords(d.trust_score, threshold)],
+      ]}
+      actionsHeader="Not yours any more?"
+      actions={(d) => (
+        <ActionForm
+          session={session}
+          action="remove-device"
+          fields={{ device_id: d.id }}
+          label={`Remove device ${maskOpaque(d.fingerprint)}`}
+          back={back}
+          danger
+        />
       )}
-    </section>
+    />
   );
 }
 
 /** The addresses the customer has not removed (a removed one is kept, marked: graph/addresses.ts). */
 export function AddressesSection({ addresses, session, allowed, back }: SectionProps & { addresses: Address[] }) {
   return (
-    <section id="addresses" aria-labelledby="addresses-h">
-      <h2 id="addresses-h">Addresses</h2>
-      {addresses.length === 0 ? (
-        <p>No addresses.</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">Street</th>
-              <th scope="col">City</th>
-              <th scope="col">Country</th>
-              <th scope="col">Kind</th>
-              {allowed.change ? <th scope="col">Not yours any more?</th> : null}
-            </tr>
-          </thead>
-          <tbody>
-            {addresses.map((a) => (
-              <tr>
-                <td>{maskStreet(a.street1)}</td>
-                <td>{a.city}</td>
-                <td>{a.country}</td>
-                <td>{`${a.type}${a.is_default ? ' (default)' : ''}`}</td>
-                {allowed.change ? (
-                  <td>
-                    <ActionForm
-                      session={session}
-                      action="remove-address"
-                      fields={{ address_id: a.id }}
-                      label={`Remove address ${maskStreet(a.street1)}, ${a.city}`}
-                      back={back}
-                      danger
-                    />
-                  </td>
-                ) : null}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+    <ThingsList
+      id="addresses"
+      title="Addresses"
+      none="No addresses."
+      items={addresses}
+      allowed={allowed}
+      columns={[
+        ['Street', (a) => maskStreet(a.street1)],
+        ['City', (a) => a.city],
+        ['Country', (a) => a.country],
+        ['Kind', (a) => `${a.type}${a.is_default ? ' (default)' : ''}`],
+      ]}
+      actionsHeader="Not yours any more?"
+      actions={(a) => (
+        <ActionForm
+          session={session}
+          action="remove-address"
+          fields={{ address_id: a.id }}
+          label={`Remove address ${maskStreet(a.street1)}, ${a.city}`}
+          back={back}
+          danger
+        />
       )}
-    </section>
+    />
   );
 }
 
