@@ -559,7 +559,6 @@ export function createRecoveryActivities({
     }
   };
 
-  /** Heartbeats every few seconds while `work` runs: a dead worker's charge is noticed within the heartbeat timeout. */
   /**
    * Heartbeats every 2 s while `work` runs (a dead worker's charge is noticed within the heartbeat
    * timeout), and hands it the deadline of its gateway calls: 5 s (at most a tenth of it) before the
@@ -732,13 +731,12 @@ export function createRecoveryActivities({
       await updatePaymentMethodStatus(graph, req.payment_method_id, req.status, { reason: req.reason });
     },
     /**
-     * Records a recovery that charged: the method becomes the default and PaymentRecovered is
-     * written (graph/recovery.ts), then the charge is recorded as the payment Persona made itself
-     * through the interaction service (graph/interactions.ts), as a succeeded payment with id
+     * Records a recovery that charged, in one transaction: the method becomes the default and
+     * PaymentRecovered is written (graph/recovery.ts), and the charge is counted as the payment
+     * Persona made itself (graph/interactions.ts), a succeeded payment with id
      * `recovery:<payment id>`: it adds its amount to LTV, counts as a succeeded payment and may
-     * move the segment and VIP. Both writes are idempotent (PaymentRecovered by its idempotency
-     * key, the interaction by its claimed id), so a retry after a worker died between them records
-     * each once; the second answers `duplicate`, which is fine.
+     * move the segment and VIP. A retry records neither again (PaymentRecovered by its idempotency
+     * key, the interaction by its claimed id: it answers `duplicate`, which is fine).
      *
      * An `invalid` interaction (a currency other than the reporting currency, a customer erased
      * or a method removed meanwhile) does not fail the activity: the recovery itself is recorded

@@ -2,7 +2,7 @@
  * The layout docs/architecture.md describes, kept true by the code itself:
  *   - every module is named in docs/architecture.md (by its path), so the page is a full map;
  *   - no import circles, type-only imports included: data flows one way;
- *   - each folder imports only from the folders below it (the table here, and in the doc);
+ *   - each folder imports only from the folders below it (the table here, and the same table in the doc);
  *   - no line of code runs past 120 characters (Prettier's limit, for what it cannot break).
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -143,6 +143,33 @@ describe('the layout', () => {
       }
     }
     expect(wrong).toEqual([]);
+  });
+
+  it('says in docs/architecture.md ("Layers") what each folder may import, as MAY_IMPORT has it', () => {
+    const doc = readFileSync(path.join(repoRoot, 'docs', 'architecture.md'), 'utf8');
+    const layers = doc.split(/^## /m).find((s) => s.startsWith('Layers')) ?? '';
+    const ticks = (cell: string): string[] => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1] as string);
+    const rows = layers
+      .split('\n')
+      .filter((l) => /^\| `\w+\/`/.test(l))
+      .map((l) =>
+        l
+          .slice(1, -1)
+          .split('|')
+          .map((c) => c.trim()),
+      );
+    const documented = rows.map(([folder = '', may = '']) => [
+      folder.replace(/^`|\/`$/g, ''),
+      may === 'nothing' ? [] : ticks(may).sort(),
+    ]);
+    const inCode = Object.entries(MAY_IMPORT).map(([folder, may]) => [folder, [...may].sort()]);
+    expect(documented.length, 'one row per folder').toBe(new Set(documented.map(([f]) => f)).size);
+    expect(Object.fromEntries(documented)).toEqual(Object.fromEntries(inCode));
+    // The folders without a rule are named too.
+    const free = ticks(layers.split('\n\n').find((p) => p.startsWith('The table is `MAY_IMPORT`')) ?? '')
+      .filter((t) => t.endsWith('/'))
+      .map((t) => t.slice(0, -1));
+    expect([...new Set(free)].sort()).toEqual(CODE_FOLDERS.filter((f) => !(f in MAY_IMPORT)).sort());
   });
 
   it('keeps every line of code within 120 characters', () => {

@@ -205,3 +205,11 @@ export function workerInterceptors(
     ],
   };
 }
+
+/** The interceptors with one more activity interceptor, innermost (run after every other). */
+export function withActivityInterceptor(
+  interceptors: WorkerInterceptors,
+  innermost: ActivityInterceptorsFactory,
+): WorkerInterceptors {
+  return { ...interceptors, activity: [...(interceptors.activity ?? []), innermost] };
+}

@@ -47,7 +47,13 @@ import {
 import { createKafkaProducer, ensureTopics, ensureTopicsUntilDone, kafkaEnabled } from '../clients/kafka';
 import { EventSequencer } from './eventSequencer';
 import { WORKFLOWS_PATH, workflowBundlePath } from './bundle';
-import { activityLogContext, coreLogForwarding, sdkLogger, workerInterceptors } from './logging';
+import {
+  activityLogContext,
+  coreLogForwarding,
+  sdkLogger,
+  withActivityInterceptor,
+  workerInterceptors,
+} from './logging';
 import { openProcessActivityInterceptor, openProcessSinks } from './openProcesses';
 import { initBusinessCounters, sdkMetricsTelemetry, workerMetricsPage } from './metrics';
 import { loadRuleTable } from '../payments/ruleTables';
@@ -225,14 +231,11 @@ async function main(): Promise<void> {
     connection,
     workflowCode,
     traced: tracing !== null,
-    interceptors: {
-      ...workerInterceptors(requests, { graph, keys: config.payloadKeys }),
+    interceptors: withActivityInterceptor(
+      workerInterceptors(requests, { graph, keys: config.payloadKeys }),
       // Recoveries and fraud outcomes join their customer's open processes (workers/openProcesses.ts).
-      activity: [
-        ...(workerInterceptors(requests, { graph, keys: config.payloadKeys }).activity ?? []),
-        openProcessActivityInterceptor(graph, payloadCodec),
-      ],
-    },
+      openProcessActivityInterceptor(graph, payloadCodec),
+    ),
     sinks: openProcessSinks(graph, (workflowId, err) =>
       logger.warn({ workflowId, err }, `could not remove closed workflow ${workflowId} from its open processes`),
     ),

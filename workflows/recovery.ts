@@ -1,5 +1,5 @@
 /**
- * Payment recovery — workflow id `payment-recovery-<payment id>`, started by Synapse with
+ * Payment recovery — workflow id `payment-recovery-<payment id>`, started by the api, on Synapse's report, with
  * signal-with-start of `paymentFailed` once the api has reserved the payment's recovery in the
  * charge ledger (a payment is recovered once, ever: graph/chargeLedger.ts).
  *

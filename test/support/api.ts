@@ -21,7 +21,7 @@ import { loadSettings, profileRules } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { payloadCodecFromConfig } from '../../temporal/payloadCodec';
-import { workerInterceptors } from '../../workers/logging';
+import { withActivityInterceptor, workerInterceptors } from '../../workers/logging';
 import { graphHistoryKeys, WorkflowCustomers, type HistoryKeyStore } from '../../graph/historyKeys';
 import { openProcessActivityInterceptor, openProcessSinks } from '../../workers/openProcesses';
 import { signedBookmarksToCarry } from '../../temporal/bookmarkSeal';
@@ -186,13 +186,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    interceptors: {
-      ...workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }),
-      activity: [
-        ...(workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }).activity ?? []),
-        openProcessActivityInterceptor(graph, workerCodec),
-      ],
-    },
+    interceptors: withActivityInterceptor(
+      workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }),
+      openProcessActivityInterceptor(graph, workerCodec),
+    ),
     sinks: openProcessSinks(graph, () => undefined),
     dataConverter: { payloadCodecs: [workerCodec] },
     activities: harnessActivities(graph, client, options),
