@@ -388,7 +388,7 @@ const card = (kind: CardKind, i: number) => ({
 async function setUp<T>(what: string, step: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await step();
+      return await setUpSlots.run(step);
     } catch (err) {
       const busy = unavailableDependency(err);
       if (!busy || attempt >= 6) throw err;
@@ -397,6 +397,30 @@ async function setUp<T>(what: string, step: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/**
+ * At most SET_UP_SLOTS set-up writes at once. Every recovery in flight sets its customer up as it
+ * starts: 128 at once, each a few transactions, queued behind one another's commits on two cores,
+ * waited out their 10 s timeout six times over (the run failed on its own fixtures, not on money).
+ */
+const SET_UP_SLOTS = 8;
+const setUpSlots = (() => {
+  let free = SET_UP_SLOTS;
+  const waiting: (() => void)[] = [];
+  return {
+    async run<T>(step: () => Promise<T>): Promise<T> {
+      if (free > 0) free--;
+      else await new Promise<void>((resolve) => waiting.push(resolve));
+      try {
+        return await step();
+      } finally {
+        const next = waiting.shift();
+        if (next) next();
+        else free++;
+      }
+    },
+  };
+})();
 
 async function scenario(index: number, shard: Shard): Promise<Scenario> {
   const draw = streamOf(index, 1);
