@@ -642,7 +642,9 @@ export function createRecoveryActivities({
           );
           return charged.result;
         } catch (err) {
-          throw await notSentIfSo(attempt, err);
+          // Converted here, never by the interceptors: a "not found" must not rerun a charge on the
+          // leader, whose gateway deadline would be counted from the rerun (workers/logging.ts).
+          throw asActivityFailure(await notSentIfSo(attempt, err));
         }
       });
     },

@@ -24,10 +24,19 @@ describe('a write that follows a merge', () => {
     expect(asked).toEqual(['c-1', 'c-2']);
   });
 
-  it('finds the survivor in a failure that wraps the refusal', () => {
-    const wrapped = ApplicationFailure.create({ message: 'refused', cause: new CustomerMergedError('c-1', 'c-9') });
-    expect(survivorNamedBy(wrapped)).toBe('c-9');
+  it('follows only the refusal itself, never a failure that wraps one (raised after a side effect)', async () => {
+    expect(survivorNamedBy(new CustomerMergedError('c-1', 'c-9'))).toBe('c-9');
+    const wrapped = ApplicationFailure.create({ message: 'charged', cause: new CustomerMergedError('c-1', 'c-9') });
+    expect(survivorNamedBy(wrapped)).toBeNull();
     expect(survivorNamedBy(new NotFoundError('Customer', 'c-1'))).toBeNull();
+    const asked: string[] = [];
+    await expect(
+      retryOnSurvivor('c-1', (id) => {
+        asked.push(id);
+        return Promise.reject(wrapped);
+      }),
+    ).rejects.toBe(wrapped);
+    expect(asked).toEqual(['c-1']);
   });
 
   it('passes any other error on, and follows one merge only', async () => {

@@ -516,12 +516,12 @@ export async function mergeParties(g: Graph, ids: [string, string]): Promise<(Me
   });
 }
 
-/** The survivor named by a CustomerMergedError anywhere in an error's causes (a failure may wrap it), or null. */
+/**
+ * The survivor a write's refusal names, or null: only the refusal itself, never one a failure wraps
+ * (a failure raised after a side effect must not run the work again).
+ */
 export function survivorNamedBy(err: unknown): string | null {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e instanceof Error; depth++, e = e.cause)
-    if (e instanceof CustomerMergedError) return e.survivorId;
-  return null;
+  return err instanceof CustomerMergedError ? err.survivorId : null;
 }
 
 /**
