@@ -1,6 +1,8 @@
 /**
- * The read path other agents call inside a payment's authorisation budget: the customer
- * context and the checkout options, each one parameterised Cypher read.
+ * The read path other agents call inside a payment's authorisation budget: one snapshot of the
+ * customer (readCustomerSnapshot, one parameterised Cypher read until two reads agree), from which
+ * the api serves both the customer context and the checkout options (contextFromSnapshot,
+ * checkoutFromSnapshot), through its read cache (api/readCache.ts).
  */
 import neo4j, { type Record as Neo4jRecord } from 'neo4j-driver';
 import { toPlain } from './convert';
