@@ -1,12 +1,12 @@
 /**
  * Identity-merge activities: the consent codes, the merge and its undo (one graph transaction
- * each, graph/merge.ts), and the merged customer's running processes to tell.
+ * each, graph/identityMerge.ts), and the merged customer's running processes to tell.
  */
 import type { Client } from '@temporalio/client';
 import { randomInt } from 'node:crypto';
 import { runningOpenProcesses } from '../graph/openProcesses';
 import type { Graph } from '../graph/graph';
-import { mergeCustomers, unmergeCustomers, type MergeRequest } from '../graph/merge';
+import { mergeCustomers, unmergeCustomers, type MergeRequest } from '../graph/identityMerge';
 import { runningCustomerWorkflows, workflowState } from '../temporal/connection';
 import { fraudOutcomeWorkflowId } from '../temporal/fraud';
 import type { MergeSummary, UnmergeSummary } from '../temporal/identityMerge';

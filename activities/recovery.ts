@@ -43,7 +43,7 @@ import {
   type RecoveryLedgerState,
 } from '../graph/chargeLedger';
 import type { UpdateOutcome } from '../graph/cardUpdates';
-import { retryOnSurvivor, survivorOf } from '../graph/merge';
+import { retryOnSurvivor, survivorOf } from '../graph/identityMerge';
 import { writeTx, type Graph } from '../graph/graph';
 import {
   recordInteractions,

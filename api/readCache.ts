@@ -21,7 +21,7 @@
  *   cache holds is answered from it, marked stale with the time it was last known current; any
  *   other read fails fast with 503 / UNAVAILABLE. A read that names a consistency token the entry
  *   does not reach goes to Neo4j's leader, and is never answered stale.
- * - The id of a merged customer (a tombstone, graph/merge.ts) is answered with its survivor's
+ * - The id of a merged customer (a tombstone, graph/identityMerge.ts) is answered with its survivor's
  *   snapshot (the fill follows it: graph/context.ts). That snapshot is kept under the survivor's
  *   own id, never under the tombstone's — the survivor's events, which keep it current, name the
  *   survivor — and the tombstone's id is only an alias of that very entry (see `aliases`).

@@ -95,7 +95,7 @@ describe('docs/workflows.md: every wait and its deadline', () => {
       expect.arrayContaining(['graphWriteUntilDone', 'gatewaySettle', 'subscriberDelivery', 'kafkaPublishing']),
     );
     expect(waits.some((w) => w.file === 'workflows/erasure.ts' && /historyWorkflowsClosed/.test(w.around))).toBe(true);
-    expect(waits.some((w) => w.file === 'workflows/fraudOutcome.ts' && /condition\(decided/.test(w.text))).toBe(true);
+    expect(waits.some((w) => w.file === 'workflows/fraud.ts' && /condition\(decided/.test(w.text))).toBe(true);
     expect(waits.filter((w) => /allHandlersFinished\)/.test(w.text))).toEqual([]);
   });
 

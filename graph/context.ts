@@ -112,7 +112,7 @@ export interface CustomerSnapshot {
   customer_id: string;
   /**
    * Set (to the survivor, `customer_id`) when the id asked for is the tombstone of a merge
-   * (graph/merge.ts): the read followed it. Absent otherwise.
+   * (graph/identityMerge.ts): the read followed it. Absent otherwise.
    */
   merged_into?: string;
   /** The customer's event sequence when the read began (0 before its first event). */
@@ -160,7 +160,7 @@ export interface CustomerSnapshot {
  * whole by then), and otherwise keeps it one below, so the writer's event, when it comes, is
  * applied to it or drops it.
  *
- * The id asked for may be the tombstone of a merge (graph/merge.ts: status `merged`,
+ * The id asked for may be the tombstone of a merge (graph/identityMerge.ts: status `merged`,
  * `merged_into`): the same read then follows it — no second round trip, and for any other id only
  * an index seek that finds nothing. The tombstone is read again last (`askedStatus`,
  * `askedInto`): when it no longer leads where the read went (a merge or unmerge committed in

@@ -156,7 +156,7 @@ export async function getCustomer(g: Graph, id: string): Promise<Customer | null
 /**
  * Updates a customer's segment, LTV or status. Emits CustomerProfileUpdated with each changed
  * field's old and new value; an update that changes nothing emits nothing. The tombstone of a
- * merge (graph/merge.ts) is refused under its lock, writing nothing: CustomerMergedError.
+ * merge (graph/identityMerge.ts) is refused under its lock, writing nothing: CustomerMergedError.
  */
 export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch): Promise<Customer> {
   const p = parseInput(customerPatch, patch, 'customer');

@@ -20,7 +20,7 @@ import { appendEvent } from './events';
 import { findFact } from './facts';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
-import { mergedRecordsOfTx } from './merge';
+import { mergedRecordsOfTx } from './identityMerge';
 import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {
@@ -56,7 +56,7 @@ export const DEFAULT_ERASURE_BATCH_SIZE = 1000;
 
 const CYPHER = {
   status: `MATCH (c:Customer {id: $id}) RETURN c.status AS status, toString(datetime.realtime()) AS now`,
-  // The tombstones of identity merges into this customer (graph/merge.ts): the same person's records.
+  // The tombstones of identity merges into this customer (graph/identityMerge.ts): the same person's records.
   // Those an earlier attempt of this erasure erased already (`erased_with`) are still the
   // customer's: a retry lists them too, so the erasure's record (and a restore) misses none.
   mergedInto: `

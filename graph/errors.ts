@@ -77,7 +77,7 @@ export class InvalidStateError extends DomainError {
 }
 
 /**
- * A write addressed to the tombstone of a merge (graph/merge.ts): refused, writing nothing, with
+ * A write addressed to the tombstone of a merge (graph/identityMerge.ts): refused, writing nothing, with
  * the survivor named so that the caller can send it there (409; gRPC FAILED_PRECONDITION).
  */
 export class CustomerMergedError extends InvalidStateError {

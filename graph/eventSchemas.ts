@@ -157,7 +157,7 @@ export const EVENT_PAYLOADS = {
     token_replaced: z.boolean(),
   }),
   /**
-   * Two customer records became one (graph/merge.ts), on both customers' logs: the manifest says
+   * Two customer records became one (graph/identityMerge.ts), on both customers' logs: the manifest says
    * everything that moved to the survivor and every value that changed, with its value before.
    */
   CustomersMerged: z.looseObject({

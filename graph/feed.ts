@@ -39,7 +39,7 @@ const EVENT = `${EVENT_PROJECTION} AS event,
  * device. Each branch is an index seek cut at $limit, then the two are merged; `page` narrows
  * both to the events before a cursor. One row even when there are no events (404 is for an
  * unknown customer only). With `$follow`, the id of a merged customer (a merge's tombstone,
- * graph/merge.ts) reads its survivor's history instead, in the same read.
+ * graph/identityMerge.ts) reads its survivor's history instead, in the same read.
  */
 function history(page: string): string {
   return `

@@ -6,7 +6,7 @@
  */
 import type { ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx, setCustomerStatusTx } from './customers';
-import { survivorOfTx } from './merge';
+import { survivorOfTx } from './identityMerge';
 import { earnDeviceTrustTx, INITIAL_TRUST_SCORE, setDeviceTrustTx } from './devices';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError } from './errors';
 import { appendEvent } from './events';
@@ -60,7 +60,7 @@ export interface FraudReversal {
 export type FraudReporter = 'ops' | 'agent';
 
 const CYPHER = {
-  // A merge's tombstone (graph/merge.ts) is followed to its survivor, which holds its methods and devices now.
+  // A merge's tombstone (graph/identityMerge.ts) is followed to its survivor, which holds its methods and devices now.
   ownership: `
     MATCH (asked:Customer {id: $customerId})
     OPTIONAL MATCH (survivor:Customer {id: asked.merged_into}) WHERE asked.status = 'merged'

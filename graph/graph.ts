@@ -13,7 +13,7 @@
  * functions' retry settle a rare cycle: onboarding MERGEs verified identifiers before it knows
  * (and locks) the customer they lead to, because the identifier is how it finds the customer;
  * and a device's trust change reaches its customers through the device. Records merged into
- * another (graph/merge.ts) add three more of the same kind: a merge re-points older tombstones
+ * another (graph/identityMerge.ts) add three more of the same kind: a merge re-points older tombstones
  * after locking its pair; a write addressed to a tombstone (an interactions batch, a fraud
  * outcome) locks the survivor it leads to after what it locked already; and an erasure erases
  * the tombstones merged into a customer before that customer. Proven by

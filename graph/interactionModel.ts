@@ -53,7 +53,7 @@ export type Interaction =
 export type InteractionOf<T extends Interaction['type']> = Extract<Interaction, { type: T }>;
 
 export type InteractionResult =
-  /** `merged_into`: the item named a merged customer and was recorded on its survivor (graph/merge.ts). */
+  /** `merged_into`: the item named a merged customer and was recorded on its survivor (graph/identityMerge.ts). */
   | { result: 'recorded'; merged_into?: string }
   | { result: 'duplicate' }
   /**

@@ -147,7 +147,7 @@ async function lockCustomers(tx: ManagedTransaction, methods: Map<string, Set<st
   const lockRows = lockRowsOf(methods);
   const status = new Map<string, string>();
   const owned = new Set<string>();
-  /** A merged customer (a merge's tombstone, graph/merge.ts) named by the batch → its survivor. */
+  /** A merged customer (a merge's tombstone, graph/identityMerge.ts) named by the batch → its survivor. */
   const survivorFor = new Map<string, string>();
   const lock = async (rows: LockRow[]) => {
     for (const r of (await tx.run(CYPHER.lock, { rows })).records) {

@@ -22,7 +22,7 @@ export const ADDRESS_TYPES = ['shipping', 'billing'] as const;
 
 /**
  * A status writers may set. The graph also holds `merged` on the tombstone of a merge
- * (graph/merge.ts); reads follow a tombstone to its survivor, so no reader answers with it.
+ * (graph/identityMerge.ts); reads follow a tombstone to its survivor, so no reader answers with it.
  */
 export type CustomerStatus = (typeof CUSTOMER_STATUSES)[number];
 export type PaymentMethodType = (typeof PAYMENT_METHOD_TYPES)[number];

@@ -260,7 +260,7 @@ async function lockWalletOwnerTx(
   const owner = (await tx.run(LOCK_OWNER, { customerId })).records[0];
   const status = owner?.get('status') as CustomerStatus | undefined;
   if (status === undefined) throw new NotFoundError('Customer', customerId);
-  // A merge's tombstone (graph/merge.ts): its wallet is the survivor's now.
+  // A merge's tombstone (graph/identityMerge.ts): its wallet is the survivor's now.
   if ((status as string) === 'merged') throw new CustomerMergedError(customerId, String(owner?.get('mergedInto')));
   if (status === 'erased' || !allowStatuses.includes(status))
     throw new InvalidStateError(`the customer is ${status}: its wallet cannot change now`);

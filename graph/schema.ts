@@ -170,7 +170,7 @@ export const SCHEMA: SchemaRule[] = [
     cypher: 'CREATE INDEX event_occurred_at IF NOT EXISTS FOR (e:Event) ON (e.occurred_at)',
   },
   // A merge points the tombstones of earlier merges at its survivor, an erasure of a survivor finds
-  // the records merged into it (graph/merge.ts, graph/erasure.ts): a seek, not a scan of customers.
+  // the records merged into it (graph/identityMerge.ts, graph/erasure.ts): a seek, not a scan of customers.
   {
     name: 'customer_merged_into',
     kind: 'index',

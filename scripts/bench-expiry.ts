@@ -34,7 +34,7 @@ import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
 import { payloadCodecFromConfig } from '../temporal/payloadCodec';
 import { expiryScanProgressQuery } from '../temporal/expiry';
-import type { expiryScanWorkflow } from '../workflows/expiryScan';
+import type { expiryScanWorkflow } from '../workflows/expiry';
 import { nativeConnectionOptions } from '../temporal/transport';
 
 const { values } = parseArgs({

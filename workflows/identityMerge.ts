@@ -10,7 +10,7 @@
  * ends it as `expired`. Consent from one record alone never merges: whoever holds one record
  * could otherwise merge it into a stranger's and read their wallet.
  *
- * The merge is one graph transaction (graph/merge.ts); a customer suspended, erased or merged
+ * The merge is one graph transaction (graph/identityMerge.ts); a customer suspended, erased or merged
  * meanwhile ends it as `refused` with nothing changed. The merged customer's running recoveries
  * and fraud outcomes are told (signal `customerMerged`) and go on against the survivor. Then the
  * workflow stays open for `unmerge_days`, so ops can take the merge back (Update `undoMerge`),

@@ -5,8 +5,8 @@
 export { onboardingWorkflow } from './onboarding';
 export { trustedDeviceWorkflow } from './trustedDevice';
 export { paymentRecoveryWorkflow } from './recovery';
-export { expiryScanWorkflow } from './expiryScan';
-export { fraudOutcomeWorkflow } from './fraudOutcome';
+export { expiryScanWorkflow } from './expiry';
+export { fraudOutcomeWorkflow } from './fraud';
 export { eventRelayWorkflow } from './eventRelay';
 export { kafkaPublisherWorkflow } from './kafkaPublisher';
 export { erasureWorkflow } from './erasure';

@@ -13,7 +13,7 @@ import { IDENTITY_MERGE_WORKFLOW_TYPE, type IdentityMergeStatus } from '../../te
 import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { fraudOutcomeStatus } from '../services/fraud';
-import { mergeStatus } from '../services/identityMerges';
+import { mergeStatus } from '../services/identityMerge';
 import { mayOfferCancel, recoveryStatus } from '../services/recovery';
 import { ActionForm, when } from './kit';
 import type { ConsoleSession } from './session';

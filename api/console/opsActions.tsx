@@ -16,7 +16,7 @@ import { InvalidInputError, InvalidStateError } from '../../graph/errors';
 import { identityMergePair } from '../../temporal/identityMerge';
 import { startExpiryScan } from '../services/expiry';
 import { fraudOutcomeStatus, resolveReview } from '../services/fraud';
-import { mergeStatus, proposeMerge, undoMerge } from '../services/identityMerges';
+import { mergeStatus, proposeMerge, undoMerge } from '../services/identityMerge';
 import { cancelRecovery, mayOfferCancel, recoveryStatus } from '../services/recovery';
 import { relayStatus, retryParked } from '../services/relay';
 import { temporalHistoryUrl } from './customerWorkflows';

@@ -30,7 +30,7 @@ import { customerRoutes } from './customers';
 import { docsRoutes } from './docs';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
-import { identityMergeRoutes } from './identityMerges';
+import { identityMergeRoutes } from './identityMerge';
 import { INTERACTIONS_PATH, interactionRoutes } from './interactions';
 import { noStore, rateLimit, rateLimitedProblem, readinessDetail } from './guards';
 import { privacyRoutes } from './privacy';

@@ -6,7 +6,7 @@ import {
   expiryScanWorkflowId,
   type ExpiryScanProgress,
 } from '../../temporal/expiry';
-import type { expiryScanWorkflow } from '../../workflows/expiryScan';
+import type { expiryScanWorkflow } from '../../workflows/expiry';
 import type { ApiDeps } from '../deps';
 import { orNotFound } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';

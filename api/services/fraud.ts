@@ -16,7 +16,7 @@ import {
   type ReviewResolution,
 } from '../../temporal/fraud';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import type { fraudOutcomeWorkflow } from '../../workflows/fraudOutcome';
+import type { fraudOutcomeWorkflow } from '../../workflows/fraud';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';

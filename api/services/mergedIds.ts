@@ -1,5 +1,5 @@
 /**
- * A merged customer's id — the tombstone a merge leaves (graph/merge.ts: status `merged`,
+ * A merged customer's id — the tombstone a merge leaves (graph/identityMerge.ts: status `merged`,
  * `merged_into`) — on the api's side, so that an agent or a person holding the old id keeps
  * working once the merge has committed:
  *
@@ -15,7 +15,7 @@
  */
 import { CustomerMergedError, NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
-import { survivorOf } from '../../graph/merge';
+import { survivorOf } from '../../graph/identityMerge';
 import { actsAsSelf, AuthError, type Principal, type Scope } from '../auth';
 
 /** A status as the graph holds it: `merged` is a tombstone's (not a CustomerStatus a writer sets). */

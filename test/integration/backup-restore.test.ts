@@ -28,7 +28,7 @@ import { loadConfig, type Config } from '../../config/env';
 import { createDriver } from '../../graph';
 import { toPlain } from '../../graph/convert';
 import type { PersonaEvent } from '../../graph/events';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { migrate } from '../../graph/schema';
 import { graphFromConfig } from '../../runtime/graph';
 import { connectTemporal } from '../../temporal/connection';

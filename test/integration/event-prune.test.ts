@@ -18,7 +18,7 @@ import { PRUNE_BATCHES, pruneEvents, pruneHorizon, prunedBefore, type PruneSetti
 import { encodeCursor, readCustomerHistory, readFeed } from '../../graph/feed';
 import { applyFraudOutcome, reverseLatestFraudOutcome } from '../../graph/fraud';
 import { recordInteractions } from '../../graph/interactions';
-import { mergeCustomers, unmergeCustomers } from '../../graph/merge';
+import { mergeCustomers, unmergeCustomers } from '../../graph/identityMerge';
 import { ensureRelayCheckpoint, recordRelayProgress } from '../../graph/relay';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';

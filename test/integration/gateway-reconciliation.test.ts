@@ -28,7 +28,7 @@ import {
   listCustomerEvents,
 } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import { connectTemporal } from '../../temporal/connection';

@@ -20,7 +20,7 @@ import { RequestContext } from '../../runtime/requestContext';
 import { reserveRecovery } from '../../graph/chargeLedger';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { createErasureActivities } from '../../activities/erasure';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { payloadCodecFromConfig, payloadKeyId } from '../../temporal/payloadCodec';
 import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';

@@ -11,7 +11,7 @@ import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
 import { applyFraudOutcome } from '../../graph/fraud';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { loadRuleTable } from '../../payments/ruleTables';
 import type { Notification, NotificationSink } from '../../clients/notifications';
 import {

@@ -1,6 +1,6 @@
 /**
  * Reads follow a merge (issue 24): once a merge has committed, the merged customer's id — a
- * tombstone with `merged_into` (graph/merge.ts) — answers its survivor's context, checkout
+ * tombstone with `merged_into` (graph/identityMerge.ts) — answers its survivor's context, checkout
  * options, profile, wallet and history with `merged_into` (REST and gRPC), through the api's read
  * cache, which serves neither id's pre-merge answer; a write to it is refused (409 naming the
  * survivor) and writes nothing; the agents' reports naming it land on the survivor; the merged
@@ -24,7 +24,7 @@ import {
   prepareOnboarding,
   updateCustomer,
 } from '../../graph';
-import { mergeCustomers, unmergeCustomers } from '../../graph/merge';
+import { mergeCustomers, unmergeCustomers } from '../../graph/identityMerge';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
 import { csrfOf, getPage, postForm, signIn as signInToConsole } from '../support/console';

@@ -45,7 +45,7 @@ import { profileRules } from '../../config/env';
 import { addPaymentMethod, createCustomer } from '../../graph';
 import { readRecoveryLedger, reserveRecovery, type LedgerAttempt } from '../../graph/chargeLedger';
 import { eraseCustomer } from '../../graph/erasure';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { removePaymentMethod } from '../../graph/paymentMethods';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { unavailableDependency } from '../../runtime/dependencies';

@@ -21,7 +21,7 @@ import {
   reserveGovernedCharge,
 } from '../../graph/recovery';
 import { readAttempt, readRecoveryLedger, recoveriesOfCustomers } from '../../graph/chargeLedger';
-import { mergeCustomers } from '../../graph/merge';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { eraseCustomer } from '../../graph/erasure';
 import { removePaymentMethod, updatePaymentMethodStatus } from '../../graph/paymentMethods';
 import { openTestGraph, relate, type TestGraph, cardInput } from '../support/graph';

@@ -10,7 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
 import type { NotifyRequest } from '../../activities/notifications';
-import type { MergeRequest } from '../../graph/merge';
+import type { MergeRequest } from '../../graph/identityMerge';
 import {
   confirmMergeUpdate,
   declineMergeUpdate,

@@ -6,7 +6,7 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { claimMergeProposal, mergeParties, mergeRefusal } from '../../graph/merge';
+import { claimMergeProposal, mergeParties, mergeRefusal } from '../../graph/identityMerge';
 import {
   IDENTITY_MERGE_WORKFLOW_TYPE,
   confirmMergeUpdate,

@@ -9,7 +9,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { text } from '../../graph/model';
 import type { ApiDeps } from '../deps';
-import { answerMerge, mergeStatus, proposeMerge, undoMerge } from '../services/identityMerges';
+import { answerMerge, mergeStatus, proposeMerge, undoMerge } from '../services/identityMerge';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
 const party = z.object({
