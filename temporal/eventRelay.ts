@@ -60,6 +60,8 @@ export interface EventRelayRunStatus {
   settings: EventRelaySettings;
   /** The host the last page went to (the delivering worker's PERSONA_EVENTS_WEBHOOK_URL), null before one. */
   subscriber: string | null;
+  /** Why the last page failed for good (the relay tries again from the checkpoint), null once one goes. */
+  last_error: string | null;
 }
 
 /**

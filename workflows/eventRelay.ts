@@ -16,7 +16,9 @@
  * configuration (PERSONA_EVENTS_WEBHOOK_URL, PERSONA_EVENTS_WEBHOOK_SECRET), never this workflow's
  * input: a relay started by anyone else delivers nowhere new. Its pacing (lag, page size, poll
  * interval, pages per run) is input, and a worker that starts with other settings applies its
- * own with the `reconfigureRelay` Update, from the next page on.
+ * own with the `reconfigureRelay` Update, from the next page on. A page that fails for good (a
+ * checkpoint the graph cannot read) never ends the relay: it says so in its status and tries
+ * again from the checkpoint a minute later.
  */
 import {
   ActivityFailure,
@@ -67,22 +69,7 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     },
   );
 
-  let status: EventRelayRunStatus = {
-    checkpoint_id: checkpointId,
-    runs: (input.carry?.runs ?? 0) + 1,
-    pages_this_run: 0,
-    delivered_this_run: 0,
-    parked_this_run: 0,
-    retries_waiting: 0,
-    last_page_at: null,
-    settings: {
-      lag_ms: input.lag_ms,
-      page_size: input.page_size,
-      poll_interval: input.poll_interval,
-      pages_per_run: input.pages_per_run,
-    },
-    subscriber: null,
-  };
+  let status = firstStatus(input, checkpointId);
   const queue: QueuedRetry[] = [];
   const answers = new Map<number, RetryParkedResult | { error: string }>();
   let nextRetry = 0;
@@ -125,15 +112,7 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     },
   );
 
-  const report = (): void =>
-    setCurrentDetails(
-      `**Event relay** to ${status.subscriber ?? 'the subscriber'} ` +
-        `(checkpoint \`${checkpointId}\` in the graph; run ${status.runs}): ` +
-        `${status.delivered_this_run} delivered and ${status.parked_this_run} parked in this run; ` +
-        `last page ${status.last_page_at ?? 'not yet'}; ${status.settings.page_size} events a page, ` +
-        `${status.settings.lag_ms} ms behind the feed. Parked events and what the relay is blocked on: ` +
-        '`GET /api/v1/admin/event-relay`.',
-    );
+  const report = (): void => setCurrentDetails(relayDetails(status));
 
   /** Serves the queued retry requests: one pass over all parked events covers every request for one. */
   const serveRetries = async (): Promise<void> => {
@@ -167,14 +146,31 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
   for (;;) {
     await serveRetries();
     const { settings } = status;
-    const page = await relayPage({
-      checkpoint_id: checkpointId,
-      page_size: settings.page_size,
-      lag_ms: settings.lag_ms,
-    });
+    let page;
+    try {
+      page = await relayPage({
+        checkpoint_id: checkpointId,
+        page_size: settings.page_size,
+        lag_ms: settings.lag_ms,
+      });
+    } catch (err) {
+      // Only a failure the activity marks for good ends up here (a subscriber away is retried
+      // inside it; a checkpoint the graph cannot read, say): the relay never stops for it; it says
+      // so and tries again from the checkpoint in a minute, serving retries meanwhile.
+      if (!(err instanceof ActivityFailure)) throw err;
+      status = { ...status, last_error: err.cause?.message ?? err.message };
+      log.warn('relaying a page failed for good; trying again in a minute', { error: status.last_error });
+      report();
+      if (workflowInfo().continueAsNewSuggested) break;
+      await condition(() => queue.length > 0 || status.settings !== settings, '1 minute', {
+        summary: 'Relaying failed for good: try again from the checkpoint in a minute, or with new settings',
+      });
+      continue;
+    }
     countEventRelayed(page.delivered);
     status = {
       ...status,
+      last_error: null,
       pages_this_run: status.pages_this_run + 1,
       delivered_this_run: status.delivered_this_run + page.delivered,
       parked_this_run: status.parked_this_run + page.parked,
@@ -203,6 +199,40 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
     ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}),
     carry: { runs: status.runs, retries: queue.map((q) => q.request) },
   });
+}
+
+/** The run's status as it starts, from its input and what the last run carried. */
+function firstStatus(input: EventRelayInput, checkpointId: string): EventRelayRunStatus {
+  return {
+    checkpoint_id: checkpointId,
+    runs: (input.carry?.runs ?? 0) + 1,
+    pages_this_run: 0,
+    delivered_this_run: 0,
+    parked_this_run: 0,
+    retries_waiting: 0,
+    last_page_at: null,
+    settings: {
+      lag_ms: input.lag_ms,
+      page_size: input.page_size,
+      poll_interval: input.poll_interval,
+      pages_per_run: input.pages_per_run,
+    },
+    subscriber: null,
+    last_error: null,
+  };
+}
+
+/** What the UI shows of the run (its current details). */
+function relayDetails(status: EventRelayRunStatus): string {
+  return (
+    `**Event relay** to ${status.subscriber ?? 'the subscriber'} ` +
+    `(checkpoint \`${status.checkpoint_id}\` in the graph; run ${status.runs}): ` +
+    `${status.delivered_this_run} delivered and ${status.parked_this_run} parked in this run; ` +
+    `last page ${status.last_page_at ?? 'not yet'}; ${status.settings.page_size} events a page, ` +
+    `${status.settings.lag_ms} ms behind the feed. Parked events and what the relay is blocked on: ` +
+    '`GET /api/v1/admin/event-relay`.' +
+    (status.last_error ? ` Last page failed for good (trying again): ${status.last_error}` : '')
+  );
 }
 
 /** Settings a relay can run with: anything else is refused before it reaches the history. */
