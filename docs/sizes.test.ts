@@ -1,0 +1,172 @@
+/**
+ * Code that fits on a screen: no source function over MAX_FUNCTION_LINES lines, no source file
+ * over MAX_FILE_LINES (tests, generated code and scripts aside). What is larger today is listed
+ * below with its size, largest first: a listed function or file may shrink but not grow, and one
+ * that fits comes off the list (the test says so), so the list only ever gets shorter. A new one
+ * over the limit fails, naming itself.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../config/env';
+
+const MAX_FUNCTION_LINES = 80;
+const MAX_FILE_LINES = 400;
+
+/** Source folders (tests, scripts, the test support and generated code are not measured). */
+const SOURCE_FOLDERS = [
+  'activities',
+  'api',
+  'backup',
+  'clients',
+  'config',
+  'graph',
+  'ops',
+  'payments',
+  'runtime',
+  'simulators',
+  'stack',
+  'temporal',
+  'workers',
+  'workflows',
+];
+const SKIP = new Set(['node_modules', 'generated', '__histories__']);
+
+/** Files over MAX_FILE_LINES today, with their lines: none may grow; each should be split. */
+const LARGE_FILES: Record<string, number> = {
+  'workflows/recovery.ts': 1134,
+  'activities/recovery.ts': 821,
+  'api/kafkaConsumer.ts': 656,
+  'api/readCache.ts': 624,
+  'graph/identityMerge.ts': 616,
+  'api/services/recovery.ts': 554,
+  'stack/services.ts': 545,
+  'simulators/gateway/app.ts': 537,
+  'graph/chargeLedger.ts': 507,
+  'api/console/customerPage.tsx': 500,
+  'graph/schema.ts': 487,
+  'graph/fraud.ts': 475,
+  'graph/paymentMethods.ts': 451,
+  'api/observability.ts': 449,
+  'graph/onboarding.ts': 447,
+  'workers/main.ts': 424,
+  'temporal/payloadCodec.ts': 421,
+  'graph/eventSchemas.ts': 413,
+  'activities/reconciliation.ts': 401,
+};
+
+/** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */
+const LARGE_FUNCTIONS: Record<string, number> = {
+  'activities/recovery.ts:createRecoveryActivities': 533,
+  'api/kafkaConsumer.ts:startAgentConsumer': 393,
+  'simulators/gateway/app.ts:createGatewaySimulator': 350,
+  'workers/main.ts:main': 344,
+  'activities/reconciliation.ts:createReconciliationActivities': 314,
+  'api/console/app.tsx:consoleRoutes': 247,
+  'workflows/fraud.ts:fraudOutcomeWorkflow': 242,
+  'activities/erasure.ts:createErasureActivities': 240,
+  'workflows/identityMerge.ts:identityMergeWorkflow': 228,
+  'api/observability.ts:createApiMetrics': 227,
+  'workflows/erasure.ts:erasureWorkflow': 202,
+  'api/rest/customers.ts:customerRoutes': 188,
+  'workflows/gatewayReconciliation.ts:gatewayReconciliationWorkflow': 182,
+  'api/console/meActions.ts:meActions': 175,
+  'api/rest/app.ts:createApp': 173,
+  'activities/events.ts:createEventActivities': 164,
+  'api/rest/context.ts:contextRoutes': 160,
+  'api/main.ts:main': 158,
+  'workflows/eventRelay.ts:eventRelayWorkflow': 154,
+  'stack/services.ts:services': 149,
+  'api/rest/recovery.ts:recoveryRoutes': 146,
+  'api/rest/admin.ts:adminRoutes': 132,
+  'graph/onboarding.ts:onboardTx': 127,
+  'api/console/ops.tsx:OperationsPage': 125,
+  'activities/expiry.ts:createExpiryActivities': 116,
+  'activities/kafkaPublisher.ts:createKafkaPublisherActivities': 112,
+  'api/deps.ts:apiDepsFromConfig': 110,
+  'activities/events.ts:relayPage': 108,
+  'activities/expiry.ts:scanExpiryBatch': 103,
+  'activities/kafkaPublisher.ts:publishEvents': 96,
+  'api/rest/privacy.ts:privacyRoutes': 95,
+  'workflows/kafkaPublisher.ts:kafkaPublisherWorkflow': 91,
+  'api/console/customerPage.tsx:GraphSection': 89,
+  'api/rest/identityMerge.ts:identityMergeRoutes': 88,
+  'api/rest/events.ts:eventRoutes': 86,
+  'api/console/customerPage.tsx:MatchesSection': 84,
+  'graph/erasure.ts:eraseCustomer': 84,
+  'graph/identityMerge.ts:unmergeCustomers': 84,
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(path.join(repoRoot, dir), { withFileTypes: true }).flatMap((entry) => {
+    if (SKIP.has(entry.name)) return [];
+    const rel = path.join(dir, entry.name);
+    if (entry.isDirectory()) return sources(rel);
+    return /\.tsx?$/.test(entry.name) && !/\.test\.tsx?$/.test(entry.name) ? [rel] : [];
+  });
+}
+
+function lineCount(text: string): number {
+  return text.endsWith('\n') ? text.split('\n').length - 1 : text.split('\n').length;
+}
+
+/** The name a function goes by: its own, its variable's, its property's or method's, else its line. */
+function nameOf(node: ts.FunctionLikeDeclaration, file: ts.SourceFile): string {
+  if (node.name && ts.isIdentifier(node.name)) return node.name.text;
+  if (node.name) return node.name.getText(file);
+  const parent = node.parent;
+  if (ts.isVariableDeclaration(parent) && ts.isIdentifier(parent.name)) return parent.name.text;
+  if (ts.isPropertyAssignment(parent)) return parent.name.getText(file);
+  const line = file.getLineAndCharacterOfPosition(node.getStart(file)).line + 1;
+  return `(anonymous, line ${line})`;
+}
+
+/** Every function in a file longer than the limit, by name, with its lines. */
+function largeFunctions(rel: string, text: string): Record<string, number> {
+  const file = ts.createSourceFile(rel, text, ts.ScriptTarget.Latest, true, rel.endsWith('x') ? 4 : 3);
+  const found: Record<string, number> = {};
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body) {
+      const fn = node;
+      const start = file.getLineAndCharacterOfPosition(fn.getStart(file)).line;
+      const end = file.getLineAndCharacterOfPosition(fn.getEnd()).line;
+      const lines = end - start + 1;
+      if (lines > MAX_FUNCTION_LINES) found[`${rel}:${nameOf(fn, file)}`] = lines;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  return found;
+}
+
+const files = SOURCE_FOLDERS.flatMap(sources).sort();
+const measured = files.map((rel) => {
+  const text = readFileSync(path.join(repoRoot, rel), 'utf8');
+  return { rel, lines: lineCount(text), functions: largeFunctions(rel, text) };
+});
+
+/** What is over the limit against what the list allows: new ones, grown ones, and ones that now fit. */
+function ratchet(actual: Record<string, number>, allowed: Record<string, number>, limit: number): string[] {
+  const problems: string[] = [];
+  for (const [what, lines] of Object.entries(actual)) {
+    const was = allowed[what];
+    if (was === undefined) problems.push(`${what}: ${lines} lines, over ${limit}: split it`);
+    else if (lines > was) problems.push(`${what}: grew from ${was} to ${lines} lines (over ${limit}): split it`);
+  }
+  for (const [what, was] of Object.entries(allowed))
+    if (actual[what] === undefined) problems.push(`${what}: fits now (was ${was}): take it off the list`);
+  return problems;
+}
+
+describe('code that fits on a screen', () => {
+  it(`has no source file over ${MAX_FILE_LINES} lines but those listed, none grown`, () => {
+    const actual = Object.fromEntries(measured.filter((f) => f.lines > MAX_FILE_LINES).map((f) => [f.rel, f.lines]));
+    expect(ratchet(actual, LARGE_FILES, MAX_FILE_LINES)).toEqual([]);
+  });
+
+  it(`has no source function over ${MAX_FUNCTION_LINES} lines but those listed, none grown`, () => {
+    const actual = Object.assign({}, ...measured.map((f) => f.functions)) as Record<string, number>;
+    expect(ratchet(actual, LARGE_FUNCTIONS, MAX_FUNCTION_LINES)).toEqual([]);
+  });
+});
