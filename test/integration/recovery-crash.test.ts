@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
@@ -15,7 +12,6 @@ import { addPaymentMethod } from '../../graph';
 import { readAttempt, readRecoveryLedger } from '../../graph/chargeLedger';
 import { removePaymentMethod } from '../../graph/paymentMethods';
 import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
-import { buildWorkflowBundles } from '../../workers/bundle';
 import { startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
@@ -32,8 +28,8 @@ let deps: ApiDeps;
 const taskQueue = `crash-${randomUUID()}`;
 const workers: RunningProcess[] = [];
 
-async function startWorker(env: Record<string, string> = {}): Promise<RunningProcess> {
-  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, ...env });
+async function startWorker(env: Record<string, string> = {}, source = false): Promise<RunningProcess> {
+  const proc = await startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, ...env }, { source });
   workers.push(proc);
   return proc;
 }
@@ -74,7 +70,8 @@ describe('a worker killed while a charge is in flight', () => {
       `tok_visa_${randomUUID()}`,
     ]);
     const payment = paymentId();
-    const first = await startWorker();
+    // This worker bundles the workflow source as it starts (as `npm run dev`'s does).
+    const first = await startWorker({}, true);
 
     // The gateway takes 4 s to answer: long enough to kill the worker mid-charge.
     await faults({ latency_ms: 4000 });
@@ -99,11 +96,10 @@ describe('a worker killed while a charge is in flight', () => {
     await faults({ latency_ms: 0 });
     expect(await succeeded()).toHaveLength(1);
 
-    // The next worker runs the workflow code from the prebuilt bundle (as the image does): it
-    // takes over the history the first worker began from the source, and finishes it.
-    const bundles = mkdtempSync(path.join(tmpdir(), 'persona-bundle-'));
-    await buildWorkflowBundles(bundles);
-    const second = await startWorker({ PERSONA_WORKFLOW_BUNDLE_DIR: bundles });
+    // The next worker runs the workflow code from the prebuilt bundle (as the image does; the one
+    // the integration setup built): it takes over the history the first worker began from the
+    // source, and finishes it.
+    const second = await startWorker();
     const result = (await handle.result()) as RecoveryStatus;
     expect(result).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
     const charges = await simulatorCharges(graph.config.PERSONA_GATEWAY_URL, customerId);

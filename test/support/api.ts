@@ -5,9 +5,8 @@
  */
 import type { KafkaProducer } from '../../clients/kafka';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import type { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerInterceptors } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
 import { apiDepsFromConfig, withOwnState, type ApiDeps } from '../../api/deps';
@@ -30,6 +29,7 @@ import { openTestGraph, type TestGraph } from './graph';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { nativeConnectionOptions } from '../../temporal/transport';
 import { EventSequencer } from '../../workers/eventSequencer';
+import { workflowBundlePath, WORKFLOWS_PATH } from '../../workers/bundle';
 
 export interface Harness {
   app: ReturnType<typeof createApp>;
@@ -161,6 +161,22 @@ function changedDeps(deps: ApiDeps, change: (deps: ApiDeps) => ApiDeps): ApiDeps
   return changed !== deps && sharesState ? withOwnState(changed) : changed;
 }
 
+/**
+ * The workflow code a test's Worker runs, with its interceptors: the bundle the integration setup
+ * built once (PERSONA_TEST_WORKFLOW_BUNDLE_DIR), which has the workflow interceptors in it as the
+ * image's has, else the source, bundled as the Worker starts with the interceptors' modules.
+ */
+export function testWorkflowCode(
+  interceptors: WorkerInterceptors,
+): { interceptors: WorkerInterceptors } & ({ workflowBundle: { codePath: string } } | { workflowsPath: string }) {
+  const dir = process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
+  if (!dir) return { workflowsPath: WORKFLOWS_PATH, interceptors };
+  return {
+    workflowBundle: { codePath: workflowBundlePath(dir, false) },
+    interceptors: { ...interceptors, workflowModules: [] },
+  };
+}
+
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const settings = loadSettings();
   const graph = openTestGraph();
@@ -185,10 +201,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     connection: nativeConnection,
     namespace: settings.TEMPORAL_NAMESPACE,
     taskQueue,
-    workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    interceptors: withActivityInterceptor(
-      workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }),
-      openProcessActivityInterceptor(graph, workerCodec),
+    ...testWorkflowCode(
+      withActivityInterceptor(
+        workerInterceptors(requests, { graph, keys: graph.config.payloadKeys }),
+        openProcessActivityInterceptor(graph, workerCodec),
+      ),
     ),
     sinks: openProcessSinks(graph, () => undefined),
     dataConverter: { payloadCodecs: [workerCodec] },

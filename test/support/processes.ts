@@ -148,14 +148,17 @@ export async function promoteWorker(env: Record<string, string>): Promise<{ depl
  * Starts a worker process on free ports, waits until it is ready and (unless `promote: false`)
  * makes its deployment version current. It joins this run's test deployment unless `env` names
  * another (PERSONA_DEPLOYMENT_NAME), and leaves the shared Temporal Schedules alone (a test worker
- * polls its own task queue).
+ * polls its own task queue). It loads the workflow bundle the integration setup built, as the image
+ * does, unless `env` names another or `source: true` asks it to bundle the source as it starts.
  */
 export async function startWorkerProcess(
   env: Record<string, string>,
-  options: { promote?: boolean } = {},
+  options: { promote?: boolean; source?: boolean } = {},
 ): Promise<WorkerProcess> {
   const port = await freePort();
+  const bundles = options.source ? undefined : process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
   const own = {
+    ...(bundles ? { PERSONA_WORKFLOW_BUNDLE_DIR: bundles } : {}),
     PERSONA_WORKER_HTTP_PORT: String(port),
     PERSONA_WORKER_SDK_METRICS_PORT: String(await freePort()),
     PERSONA_HTTP_HOST: '127.0.0.1',
