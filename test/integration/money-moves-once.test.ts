@@ -38,7 +38,6 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type LogEntry, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNotificationActivities } from '../../activities/notifications';
-import { activityFailureInterceptor } from '../../activities/failures';
 import { createRecoveryActivities, type ChargeAttempt } from '../../activities/recovery';
 import { HttpPaymentGateway, type GatewayCharge } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
@@ -64,7 +63,8 @@ import {
   type PaymentFailure,
   type RecoveryStatus,
 } from '../../temporal/recovery';
-import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
+import { WORKFLOW_INTERCEPTORS, workerInterceptors } from '../../workers/logging';
+import { RequestContext } from '../../runtime/requestContext';
 import { mulberry32 } from '../../scripts/random';
 import { openTestGraph, type TestGraph } from '../support/graph';
 import { openProcessSinks } from '../../workers/openProcesses';
@@ -84,8 +84,14 @@ const ONLY = (process.env.PERSONA_ADVERSARY_ONLY ?? '')
   .map(Number);
 /** Real time a recovery is under attack before the adversary lets it finish (faults off, ops retry). */
 const CHAOS_MS = 4_000;
-/** Real time a recovery may take to end once the adversary has stopped: past it, it has no way out. */
-const WAY_OUT_MS = 180_000;
+/**
+ * Once the adversary has stopped, a recovery must keep taking steps (a new event in its history)
+ * until it ends: one that takes none for STUCK_MS of real time is stuck. A recovery in dunning
+ * advances only as fast as its time-skipping server skips — when every workflow on it waits — so
+ * on a busy machine its steps come slowly but come; WAY_OUT_MS bounds the whole way out.
+ */
+const STUCK_MS = 180_000;
+const WAY_OUT_MS = 900_000;
 
 /** The gateway's timings, in the workflow's (skipped) time where they are windows. */
 const CLIENT_TIMEOUT_MS = 1_000;
@@ -498,6 +504,8 @@ async function runOne(
     if (status?.state === 'needs_attention') await decide(s);
   }
   const deadline = sleep(WAY_OUT_MS).then(() => 'timeout' as const);
+  let steps = -1;
+  let steppedAt = Date.now();
   for (;;) {
     const outcome = await Promise.race([result, sleep(15_000).then(() => 'slow' as const), deadline]);
     if (outcome === 'timeout')
@@ -505,6 +513,13 @@ async function runOne(
     if (outcome !== 'slow' && 'failed' in outcome)
       return { s, status: null, problem: `failed: ${outcome.failed}${await keepHistory(s)}` };
     if (outcome !== 'slow') return { s, status: outcome, problem: null };
+    const length = await s.handle
+      .describe()
+      .then((d) => d.historyLength)
+      .catch(() => steps);
+    if (length !== steps) [steps, steppedAt] = [length, Date.now()];
+    else if (Date.now() - steppedAt > STUCK_MS)
+      return { s, status: null, problem: `stuck: no step in ${STUCK_MS / 1000} s${await keepHistory(s)}` };
     // A decision lost with a worker (its log never came): ask once more.
     const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
     if (status?.state === 'needs_attention') await decide(s);
@@ -661,8 +676,9 @@ function activityWorker(shard: Shard): Promise<Worker> {
     connection: shard.env.nativeConnection,
     taskQueue: shard.taskQueue,
     activities: activities(shard),
-    // As on every worker: a domain error a retry cannot fix fails the activity for good.
-    interceptors: { activity: [activityFailureInterceptor()] },
+    // As on every worker: a domain error a retry cannot fix fails the activity for good, and a
+    // "not found" is run once more with its reads on the leader (workers/logging.ts).
+    interceptors: { activity: workerInterceptors(new RequestContext()).activity },
     maxConcurrentActivityTaskExecutions: 200,
     shutdownGraceTime: '300 milliseconds',
   });
