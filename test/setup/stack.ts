@@ -35,10 +35,9 @@ export default async function setup(): Promise<() => Promise<void>> {
     await driver.close();
   }
   const bundles = mkdtempSync(path.join(tmpdir(), 'persona-test-bundles-'));
-  const bundling = Date.now();
   await buildWorkflowBundles(bundles);
   process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR = bundles;
-  log(`workflow bundles built once for every test worker (${((Date.now() - bundling) / 1000).toFixed(1)} s)`);
+  log('workflow bundles built once, for every test worker');
   return async () => {
     rmSync(bundles, { recursive: true, force: true });
     if (started.length > 0) await stackDown(settings, log, started);
