@@ -8,11 +8,14 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addPaymentMethod, getCustomer, linkDevice, listCustomerEvents, removePaymentMethod } from '../../graph';
+import { addPaymentMethod, getCustomer, listCustomerEvents, removePaymentMethod } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { ERASURE_WORKFLOW_TYPE, erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { startHarness, type Harness } from '../support/api';
+import { takenOverCustomer } from '../support/builders';
+import { cardInput } from '../support/graph';
+import { send } from '../support/http';
 import { customerWithCards } from '../support/recovery';
 import { until } from '../support/wait';
 
@@ -26,42 +29,21 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-async function call(method: string, path: string, token: string, options: { body?: unknown; reason?: string } = {}) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(options.reason === undefined ? {} : { 'persona-reason': options.reason }),
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+const call = (method: string, path: string, token: string, options: { body?: unknown; reason?: string } = {}) =>
+  send(h.app, method, path, {
+    token,
+    body: options.body,
+    headers: options.reason === undefined ? {} : { 'persona-reason': options.reason },
+    empty: {},
   });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
 
-const newCard = () => ({
-  type: 'card' as const,
-  token: `tok_visa_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2036,
-});
+const newCard = () => cardInput({ token: `tok_visa_${randomUUID()}`, expiry_year: 2036 });
 
 /** A customer with a card and a trusted device, taken over: suspended, its review pending. */
 async function takenOver() {
-  const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
-  const device = await linkDevice(h.graph, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.9 });
-  const outcomeId = `ato-${randomUUID()}`;
-  const reported = await call('POST', '/api/v1/fraud-outcomes', chimera, {
-    body: { outcome_id: outcomeId, customer_id: customerId, outcome: 'account_takeover', device_id: device.id },
-  });
-  expect(reported.status).toBe(202);
-  const review = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-  await until(async () => (await review.query<FraudOutcomeStatus>('fraudOutcomeStatus')).state === 'awaiting_review');
-  expect((await getCustomer(h.graph, customerId))?.status).toBe('suspended');
-  return { customerId, cards, outcomeId, review };
+  const taken = await takenOverCustomer(h);
+  expect((await getCustomer(h.graph, taken.customerId))?.status).toBe('suspended');
+  return taken;
 }
 
 const eventsOf = async (customerId: string, type: string) =>

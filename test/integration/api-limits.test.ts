@@ -19,15 +19,17 @@ import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '..
 import { RateLimiter } from '../../api/rateLimit';
 import { blockListOf } from '../../api/clientAddress';
 import { CODEC_MAX_BODY_BYTES } from '../../api/rest/codec';
-import { getDevicesByCustomer, getPaymentMethodsByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
+import { getPaymentMethodsByCustomer } from '../../graph';
 import { lockNode } from '../../graph/graph';
 import { loadConfig } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { generousRateLimiter, startHarness, type Harness } from '../support/api';
+import { onboardInGraph } from '../support/builders';
 import { getPage, signIn } from '../support/console';
 import { cardInput, uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
+import { send } from '../support/http';
 import { metricValue, parseMetrics } from '../support/observability';
 import { until } from '../support/wait';
 
@@ -75,19 +77,14 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function seededCustomer() {
-  const result = await onboardCustomer(
-    h.graph,
-    prepareOnboarding(h.graph, {
-      customer: { segment: 'Subscriber', ltv: '1' },
-      device: { fingerprint: `fp-${randomUUID()}` },
-      digital_identifiers: [{ type: 'email', value: uniqueEmail('limits'), is_verified: false }],
-    }),
-    { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
-  );
-  const [device] = await getDevicesByCustomer(h.graph, result.customer_id);
-  return { customerId: result.customer_id, deviceId: device?.id as string };
-}
+/** A Subscriber with a device and an unverified email (no card), onboarded straight in the graph. */
+const seededCustomer = () =>
+  onboardInGraph(h.graph, {
+    customer: { segment: 'Subscriber', ltv: '1' },
+    payment_method: undefined,
+    device: { fingerprint: `fp-${randomUUID()}` },
+    digital_identifiers: [{ type: 'email', value: uniqueEmail('limits'), is_verified: false }],
+  });
 
 describe('rate limits', () => {
   it('answers 429 with Retry-After after the burst of one customer token, while another is served', async () => {
@@ -618,16 +615,11 @@ describe('body limits, per route', () => {
       JSON.stringify({
         payloads: [{ metadata: {}, data: Buffer.alloc(Math.floor((bytes * 3) / 4)).toString('base64') }],
       });
-    const post = (path: string, body: string) =>
-      app.request(path, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${ops}`, 'content-type': 'application/json' },
-        body,
-      });
+    const post = (path: string, body: string) => send(app, 'POST', path, { token: ops, raw: body, read: 'text' });
     // Over the /api limit (16 KiB in this harness), under the codec's (4 MiB).
     const medium = sized(deps.limits.maxBodyBytes + 4096);
     const refused = await post('/api/v1/identity-merges', medium);
-    expect([refused.status, ((await refused.json()) as { field: string }).field]).toEqual([413, 'body']);
+    expect([refused.status, (refused.json as { field: string }).field]).toEqual([413, 'body']);
     expect((await post('/codec/encode', medium)).status).not.toBe(413);
     // Past the codec's own limit.
     expect((await post('/codec/encode', sized(CODEC_MAX_BODY_BYTES + 1024))).status).toBe(413);

@@ -4,13 +4,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addPaymentMethod, createCustomer, getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
+import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
 import { cardOfMethod, methodCards, readCardHistory, setCardOfMethod } from '../../graph/cardHistory';
 import { CardRenamedError, reserveGovernedCharge } from '../../graph/recovery';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { applyUpdaterAnswer } from '../../graph/cardUpdates';
 import { updatePaymentMethodStatus, revealPaymentToken } from '../../graph/paymentMethods';
-import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { openTestGraph, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
 beforeAll(() => {
@@ -19,9 +20,8 @@ beforeAll(() => {
 afterAll(() => g.close());
 
 async function card(expiry = { expiry_month: 4, expiry_year: 2027 }) {
-  const c = await createCustomer(g, {});
-  const pm = await addPaymentMethod(g, c.id, cardInput({ token: `tok_visa_${randomUUID()}`, ...expiry }));
-  return { customerId: c.id, id: pm.id };
+  const c = await seedCustomer(g, { cards: [{ token: `tok_visa_${randomUUID()}`, ...expiry }] });
+  return { customerId: c.customerId, id: c.cardId };
 }
 const renewedEvents = async (customerId: string) =>
   (await listCustomerEvents(g, customerId, { type: 'PaymentMethodUpdatedByNetwork' })).map((e) => e.payload);

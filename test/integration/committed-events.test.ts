@@ -10,9 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setDeviceTrustScore } from '../../graph/fraud';
 import { CONSISTENCY_HEADER, parseToken } from '../../api/consistency';
 import {
-  addPaymentMethod,
   appendEvent,
-  createCustomer,
   getPaymentMethodsByCustomer,
   linkDevice,
   listCustomerEvents,
@@ -23,7 +21,9 @@ import {
 import { recordInteractions as recordInGraph, type Interaction } from '../../graph/interactions';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { send } from '../support/http';
+import { cardInput } from '../support/graph';
 
 let h: Harness;
 const created: string[] = [];
@@ -61,14 +61,9 @@ function observed(): { g: Graph; reported: CommittedEvent[] } {
 }
 
 async function customer() {
-  const c = await createCustomer(h.graph, {
-    segment: 'New',
-    ltv_minor: 0,
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('commits'), is_verified: true }],
-  });
-  created.push(c.id);
-  const card = await addPaymentMethod(h.graph, c.id, cardInput());
-  return { customerId: c.id, cardId: card.id };
+  const c = await seedCustomer(h.graph, { segment: 'New', ltvMinor: 0, emailTag: 'commits', cards: 1 });
+  created.push(c.customerId);
+  return { customerId: c.customerId, cardId: c.cardId };
 }
 
 async function device(customerId: string) {
@@ -198,13 +193,14 @@ describe('Graph.changes', () => {
 });
 
 describe('consistency tokens on write answers', () => {
-  async function send(method: string, path: string, scope: string, body?: unknown) {
-    return h.app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${await h.token(scope)}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  /** A call with a token of `scope`; it always says its body is JSON. */
+  const call = async (method: string, path: string, scope: string, body?: unknown) =>
+    send(h.app, method, path, {
+      token: await h.token(scope),
+      body,
+      headers: { 'content-type': 'application/json' },
+      read: 'text',
     });
-  }
 
   it('are described in the OpenAPI document on every write that answers one', async () => {
     type Doc = { paths: Record<string, Record<string, { responses: Record<string, { headers?: object }> }>> };
@@ -224,19 +220,19 @@ describe('consistency tokens on write answers', () => {
   it('PUT trust-score answers d:<device>:<device_seq>; the same score again, none', async () => {
     const a = await customer();
     const deviceId = await device(a.customerId);
-    const res = await send('PUT', `/api/v1/devices/${deviceId}/trust-score`, 'devices:write', { trust_score: 0.2 });
+    const res = await call('PUT', `/api/v1/devices/${deviceId}/trust-score`, 'devices:write', { trust_score: 0.2 });
     expect(res.status).toBe(200);
     const token = res.headers.get(CONSISTENCY_HEADER);
     expect(token).toBe(`d:${deviceId}:${await eventSeq('Device', deviceId)}`);
     expect(parseToken(token)).toEqual({ kind: 'd', deviceId, seq: await eventSeq('Device', deviceId) });
-    const again = await send('PUT', `/api/v1/devices/${deviceId}/trust-score`, 'devices:write', { trust_score: 0.2 });
+    const again = await call('PUT', `/api/v1/devices/${deviceId}/trust-score`, 'devices:write', { trust_score: 0.2 });
     expect(again.status).toBe(200);
     expect(again.headers.get(CONSISTENCY_HEADER)).toBeNull();
   });
 
   it('inactivate and the wallet and profile writes answer c:<the customer’s event_seq>', async () => {
     const a = await customer();
-    const inactivate = await send('POST', `/api/v1/payment-methods/${a.cardId}/inactivate`, 'customers:write', {
+    const inactivate = await call('POST', `/api/v1/payment-methods/${a.cardId}/inactivate`, 'customers:write', {
       reason: 'lost card',
     });
     expect(inactivate.status).toBe(200);
@@ -244,21 +240,21 @@ describe('consistency tokens on write answers', () => {
       `c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`,
     );
 
-    const added = await send('POST', `/api/v1/customers/${a.customerId}/payment-methods`, 'customers:write', {
+    const added = await call('POST', `/api/v1/customers/${a.customerId}/payment-methods`, 'customers:write', {
       ...cardInput(),
       make_default: true,
     });
     expect(added.status).toBe(201);
     expect(added.headers.get(CONSISTENCY_HEADER)).toBe(`c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`);
-    const { id: addedId } = (await added.json()) as { id: string };
+    const { id: addedId } = added.json as { id: string };
 
-    const removed = await send('DELETE', `/api/v1/customers/${a.customerId}/payment-methods/${addedId}`, 'ops');
+    const removed = await call('DELETE', `/api/v1/customers/${a.customerId}/payment-methods/${addedId}`, 'ops');
     expect(removed.status).toBe(204);
     expect(removed.headers.get(CONSISTENCY_HEADER)).toBe(
       `c:${a.customerId}:${await eventSeq('Customer', a.customerId)}`,
     );
 
-    const profile = await send('PUT', `/api/v1/customers/${a.customerId}/profile`, 'customers:write', {
+    const profile = await call('PUT', `/api/v1/customers/${a.customerId}/profile`, 'customers:write', {
       segment: 'Subscriber',
     });
     expect(profile.status).toBe(200);

@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   addPaymentMethod,
-  createCustomer,
   linkDevice,
   updatePaymentMethodStatus,
   getPaymentMethodsByCustomer,
@@ -25,7 +24,9 @@ import { lockNode, writeTx } from '../../graph/graph';
 import { recordInteractions, recordInteractionsTx } from '../../graph/interactions';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { send } from '../support/http';
+import { cardInput, feedCursorAtNow } from '../support/graph';
 import { until } from '../support/wait';
 
 const LAG_MS = 1500;
@@ -52,16 +53,9 @@ afterAll(async () => {
 });
 
 async function newCustomer(): Promise<string> {
-  const c = await createCustomer(h.graph, {
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('order'), is_verified: true }],
-  });
-  created.push(c.id);
-  return c.id;
-}
-
-async function get(path: string, token: string) {
-  const res = await h.app.request(path, { headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const { customerId } = await seedCustomer(h.graph, { emailTag: 'order' });
+  created.push(customerId);
+  return customerId;
 }
 
 /** A customer's events in the order they were made (the feed's order). */
@@ -103,7 +97,9 @@ describe('the per-customer event sequence', () => {
     expect(fromFeed).toEqual(events.map((_, i) => i + 1));
 
     // The customer's own history shows each event's number, newest first.
-    const history = await get(`/api/v1/customers/${customerId}/events?limit=100`, await h.token('ops'));
+    const history = await send(h.app, 'GET', `/api/v1/customers/${customerId}/events?limit=100`, {
+      token: await h.token('ops'),
+    });
     expect(history.status).toBe(200);
     expect((history.json.data as { customer_seq: number }[]).map((e) => e.customer_seq)).toEqual(
       events.map((_, i) => events.length - i),
@@ -268,7 +264,9 @@ describe('a default payment method that stops being usable', () => {
       customer_seq: (events[status]?.customer_seq as number) + 1,
       payload: { from: stolen, to: older },
     });
-    const context = await get(`/api/v1/customers/${customerId}/context`, await h.token('context:read'));
+    const context = await send(h.app, 'GET', `/api/v1/customers/${customerId}/context`, {
+      token: await h.token('context:read'),
+    });
     expect(context.status).toBe(200);
     expect(context.json.default_payment_method_id).toBe(older);
   });

@@ -25,8 +25,10 @@ import {
   type BrowserSession,
   type ConsoleBrowser,
 } from '../support/browser';
-import { callApi, uniqueUsPhone } from '../support/console';
-import { uniqueEmail } from '../support/graph';
+import { uniqueUsPhone } from '../support/console';
+import { onboardingBody, onboardThroughApi } from '../support/builders';
+import { cardInput, uniqueEmail } from '../support/graph';
+import { send } from '../support/http';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
@@ -70,32 +72,20 @@ const person = (): Person => ({
 
 /** A customer onboarded through the api (and its workflow finished, so its history is complete). */
 async function onboard(p: Person): Promise<{ customerId: string; workflowId: string }> {
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${await h.token('onboarding:write')}`,
-      'idempotency-key': randomUUID(),
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({
-      customer: { segment: 'New', ltv: '0' },
-      payment_method: {
-        type: 'card',
-        token: p.token,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2031,
-      },
+  const res = await onboardThroughApi<{ customer_id: string; workflow_id: string }>(
+    h.app,
+    await h.token('onboarding:write'),
+    onboardingBody({
+      payment_method: cardInput({ token: p.token, expiry_year: 2031 }),
       device: { fingerprint: p.fingerprint, ip: '198.51.100.7', user_agent: 'Safari' },
       digital_identifiers: [
         { type: 'email', value: p.email, is_verified: true },
         { type: 'phone_number', value: p.phone, is_verified: false },
       ],
     }),
-  });
+  );
   expect([200, 201]).toContain(res.status);
-  const body = (await res.json()) as { customer_id: string; workflow_id: string };
+  const body = res.json;
   await h.client.workflow.getHandle(body.workflow_id).result();
   return { customerId: body.customer_id, workflowId: body.workflow_id };
 }
@@ -314,7 +304,8 @@ describe('signing in to the console', () => {
 });
 
 /** A JSON call to the REST api. */
-const api = (method: string, path: string, token: string, body?: unknown) => callApi(h.app, method, path, token, body);
+const api = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, { token, body, empty: null });
 
 /** What no page of a customer may hold: their identifiers unmasked, their card token. */
 const secretsOf = (p: Person) => [p.email, p.phone, p.phone.slice(1), p.fingerprint, p.token];

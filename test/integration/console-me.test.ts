@@ -31,6 +31,7 @@ import type { FraudOutcomeStatus } from '../../temporal/fraud';
 import { startHarness, type Harness } from '../support/api';
 import { csrfOf, getPage, postForm, signIn as signInToConsole } from '../support/console';
 import { uniqueEmail } from '../support/graph';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 
 let h: Harness;
@@ -58,19 +59,14 @@ const person = (overrides: Partial<Person> = {}): Person => ({
   ...overrides,
 });
 
-async function api(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(path.startsWith('/api/v1/onboarding') ? { 'idempotency-key': randomUUID() } : {}),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+/** A JSON call (null when the body is empty); an onboarding gets an Idempotency-Key of its own. */
+const api = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, {
+    token,
+    body,
+    headers: path.startsWith('/api/v1/onboarding') ? { 'idempotency-key': randomUUID() } : {},
+    empty: null,
   });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : null) as Record<string, unknown> };
-}
 
 async function onboard(p: Person): Promise<string> {
   const { status, json } = await api(

@@ -12,8 +12,10 @@ import { maskEmail, maskOpaque, maskPhone } from '../../api/console/mask';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
 import { cancelRecoveryUpdate, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
-import { callApi, csrfOf, decodeHtml, formFields, getPage, postForm, signIn, uniqueUsPhone } from '../support/console';
-import { uniqueEmail } from '../support/graph';
+import { onboardThroughApi } from '../support/builders';
+import { csrfOf, decodeHtml, formFields, getPage, postForm, signIn, uniqueUsPhone } from '../support/console';
+import { cardInput, uniqueEmail } from '../support/graph';
+import { send } from '../support/http';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
@@ -30,7 +32,8 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const api = (method: string, path: string, token: string, body?: unknown) => callApi(h.app, method, path, token, body);
+const api = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, { token, body, empty: null });
 
 interface Onboarded {
   customerId: string;
@@ -54,32 +57,22 @@ async function onboard(overrides: Partial<Omit<Onboarded, 'customerId' | 'key'>>
     ...overrides,
   };
   const key = randomUUID();
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${await h.token('onboarding:write identity:verify customers:write')}`,
-      'idempotency-key': key,
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({
+  const res = await onboardThroughApi(
+    h.app,
+    await h.token('onboarding:write identity:verify customers:write'),
+    {
       customer: { segment: 'Subscriber', ltv: '42.5' },
-      payment_method: {
-        type: 'card',
-        token: o.token,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2033,
-      },
+      payment_method: cardInput({ token: o.token, expiry_year: 2033 }),
       device: { fingerprint: o.fingerprint, ip: '198.51.100.7', user_agent: 'Firefox' },
       address: { street1: o.street, city: 'Dublin', zip_code: 'D02 X285', country: 'IE', type: 'billing' },
       digital_identifiers: [
         { type: 'email', value: o.email, is_verified: true },
         { type: 'phone_number', value: o.phone, is_verified: true },
       ],
-    }),
-  });
-  const json = (await res.json()) as Record<string, unknown>;
+    },
+    { key },
+  );
+  const json = res.json;
   expect(res.status, JSON.stringify(json)).toBe(200);
   return { ...o, customerId: json.customer_id as string, key };
 }

@@ -2,18 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpChimeraClient } from '../../clients/chimera';
-import {
-  addPaymentMethod,
-  getDevicesByCustomer,
-  listCustomerEvents,
-  onboardCustomer,
-  prepareOnboarding,
-  updateCustomer,
-  type OnboardingRequest,
-} from '../../graph';
+import { addPaymentMethod, listCustomerEvents, updateCustomer, type OnboardingRequest } from '../../graph';
 import { trustedDeviceWorkflowId } from '../../temporal/trustedDevice';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail, cardInput } from '../support/graph';
+import { onboardInGraph } from '../support/builders';
+import { send } from '../support/http';
+import { cardInput } from '../support/graph';
 import { freePort } from '../support/processes';
 
 let h: Harness;
@@ -25,42 +19,30 @@ afterAll(() => h?.close());
 const card = cardInput;
 
 /** A customer with a default card and one device at the given trust score. */
-async function customerWithDevice(harness: Harness, trust: number, extra: Partial<OnboardingRequest> = {}) {
-  const fingerprint = `fp-${randomUUID()}`;
-  const result = await onboardCustomer(
+const customerWithDevice = (harness: Harness, trust: number, extra: Partial<OnboardingRequest> = {}) =>
+  onboardInGraph(
     harness.graph,
-    prepareOnboarding(harness.graph, {
+    {
       customer: { segment: 'Subscriber', ltv: '250' },
       payment_method: card(),
-      device: { fingerprint },
-      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+      device: { fingerprint: `fp-${randomUUID()}` },
       ...extra,
-    }),
-    { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
+    },
+    { trust },
   );
-  const [device] = await getDevicesByCustomer(harness.graph, result.customer_id);
-  // What this customer earned on it (their login edge): trust is per customer.
-  await harness.graph.query(
-    'MATCH (:Customer {id: $customerId})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = $trust',
-    { customerId: result.customer_id, id: device?.id, trust },
-  );
-  return { customerId: result.customer_id, deviceId: device?.id as string };
-}
 
-async function call(
+/** A call with a token of `scope` (ops by default) unless one is given; it always says its body is JSON. */
+const call = async (
   harness: Harness,
   method: string,
   path: string,
   opts: { token?: string; scope?: string; body?: unknown } = {},
-) {
-  const token = opts.token ?? (await harness.token(opts.scope ?? 'ops'));
-  const res = await harness.app.request(path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
+) =>
+  send(harness.app, method, path, {
+    token: opts.token ?? (await harness.token(opts.scope ?? 'ops')),
+    body: opts.body,
+    headers: { 'content-type': 'application/json' },
   });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
 
 describe('GET /api/v1/customers/{id}/context', () => {
   it('answers the context of a known customer', async () => {

@@ -4,9 +4,10 @@
  * and CustomerErased come last, continuing the customer's event sequence.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCustomer, listCustomerEvents } from '../../graph';
+import { listCustomerEvents } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
-import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { openTestGraph, type TestGraph } from '../support/graph';
 
 const HISTORY = 20_000;
 let g: TestGraph;
@@ -32,19 +33,17 @@ afterAll(async () => {
  * reader's way), every other one with a cache hint (graph/events.ts NewEvent.cache) erasure removes.
  */
 async function customerWithHistory(n: number): Promise<string> {
-  const c = await createCustomer(g, {
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('erase'), is_verified: true }],
-  });
-  created.push(c.id);
+  const { customerId: id } = await seedCustomer(g, { emailTag: 'erase' });
+  created.push(id);
   await g.query(
     `UNWIND range(1, $n) AS i
      CREATE (:Event {id: randomUUID(), type: 'CustomerProfileUpdated', customer_id: $id,
                      occurred_at: datetime('2001-01-01T00:00:00Z') + duration({milliseconds: i}), seq: 0,
                      payload: '{"changes":{"segment":{"from":"a","to":"b"}}}',
                      cache: CASE WHEN i % 2 = 0 THEN '{"device":{"fingerprint":"fp-erase"}}' END})`,
-    { id: c.id, n },
+    { id, n },
   );
-  return c.id;
+  return id;
 }
 
 async function unstripped(customerId: string): Promise<number> {

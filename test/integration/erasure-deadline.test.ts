@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getCustomer, linkDevice } from '../../graph';
+import { getCustomer } from '../../graph';
 import {
   ERASURE_WORKFLOW_TYPE,
   erasureRequestedSignal,
@@ -14,10 +14,11 @@ import {
   type ErasureOutcome,
   type ErasureStatus,
 } from '../../temporal/erasure';
-import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
+import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
-import { customerWithCards } from '../support/recovery';
+import { takenOverCustomer } from '../support/builders';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 
 let h: Harness;
@@ -28,34 +29,12 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-async function call(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
-}
+const call = (method: string, path: string, token: string) => send(h.app, method, path, { token, empty: {} });
 
 describe('an erasure past its wait deadline', () => {
   it('is overdue naming the review holding it and why, erases nothing, erases once ops terminate it', async () => {
     // A customer taken over: suspended, its review pending (it would wait 30 days).
-    const { customerId } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
-    const device = await linkDevice(h.graph, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.9 });
-    const outcomeId = `ato-${randomUUID()}`;
-    const reported = await call('POST', '/api/v1/fraud-outcomes', await h.token('fraud:report'), {
-      outcome_id: outcomeId,
-      customer_id: customerId,
-      outcome: 'account_takeover',
-      device_id: device.id,
-    });
-    expect(reported.status).toBe(202);
-    const review = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-    await until(async () => (await review.query<FraudOutcomeStatus>('fraudOutcomeStatus')).state === 'awaiting_review');
+    const { customerId, outcomeId, review } = await takenOverCustomer(h);
 
     // Ops' erasure (with a reason, as DELETE sends it), with a deadline of seconds.
     const reason = `court order, ticket ${randomUUID()}`;

@@ -11,7 +11,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { addPaymentMethod, createCustomer } from '../../graph';
 import { contestHistoryEntry, listHistoryContests } from '../../graph/audit';
 import { eraseCustomer, pendingFraudReviews } from '../../graph/erasure';
 import { PRUNE_BATCHES, pruneEvents, pruneHorizon, prunedBefore, type PruneSettings } from '../../graph/eventPrune';
@@ -22,7 +21,8 @@ import { mergeCustomers, unmergeCustomers } from '../../graph/identityMerge';
 import { ensureRelayCheckpoint, recordRelayProgress } from '../../graph/relay';
 import { profileRules } from '../../config/env';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, queryPlan, uniqueEmail } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { queryPlan } from '../support/graph';
 import { until } from '../support/wait';
 
 let h: Harness;
@@ -43,13 +43,8 @@ const HOUR_MS = 60 * 60 * 1000;
 const KEEP_HISTORY: PruneSettings = { safetyMs: 0, capMs: HOUR_MS, historyMs: 365 * 24 * HOUR_MS };
 
 async function customer() {
-  const c = await createCustomer(h.graph, {
-    segment: 'Regular',
-    ltv_minor: 0,
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('prune'), is_verified: true }],
-  });
-  const card = await addPaymentMethod(h.graph, c.id, cardInput());
-  return { id: c.id, cardId: card.id };
+  const c = await seedCustomer(h.graph, { segment: 'Regular', ltvMinor: 0, emailTag: 'prune', cards: 1 });
+  return { id: c.customerId, cardId: c.cardId };
 }
 
 /** A succeeded payment of a Regular customer: it moves the LTV alone, so its event is transient. */

@@ -9,6 +9,7 @@ import type { createApp } from '../../api/rest/app';
 import { addPaymentMethod, createCustomer, listCustomerEvents, updateCustomer, type PersonaEvent } from '../../graph';
 import { readFeed } from '../../graph/feed';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 
 const LAG_MS = 1500;
@@ -23,10 +24,7 @@ afterAll(() => h?.close());
 
 const cursorAtNow = () => feedCursorAtNow(h.graph);
 
-async function get(path: string, token: string) {
-  const res = await app.request(path, { headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const get = (path: string, token: string) => send(app, 'GET', path, { token });
 
 describe('the change feed', () => {
   it('never skips an event while many writers commit at once, and keeps each customer’s order', async () => {

@@ -8,6 +8,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { getPaymentMethodsByCustomer } from '../../graph';
 import type { ExpiryScanProgress } from '../../temporal/expiry';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 import { expiryEvents, holderOfCard, type CardHolder } from '../support/expiry';
 
 const AS_OF = '2001-01-31';
@@ -27,11 +28,7 @@ beforeAll(async () => {
 afterAll(() => h?.close());
 
 const post = (body: unknown, token = ops) =>
-  h.app.request('/api/v1/admin/expiry-scan', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
+  send(h.app, 'POST', '/api/v1/admin/expiry-scan', { token, body, read: 'text' });
 
 describe('POST /api/v1/admin/expiry-scan', () => {
   it('refuses a token without ops, and a day that is not a date, starting nothing', async () => {
@@ -41,11 +38,11 @@ describe('POST /api/v1/admin/expiry-scan', () => {
       const res = await post({ as_of });
       expect(res.status).toBe(400);
       expect(res.headers.get('content-type')).toContain('application/problem+json');
-      expect(await res.json()).toMatchObject({ field: 'as_of' });
+      expect(res.json).toMatchObject({ field: 'as_of' });
     }
     const unknown = await post({ as_of: AS_OF, dry_run: true });
     expect(unknown.status).toBe(400);
-    expect(await unknown.json()).toMatchObject({ field: 'dry_run' });
+    expect(unknown.json).toMatchObject({ field: 'dry_run' });
   });
 
   it(
@@ -63,7 +60,7 @@ describe('POST /api/v1/admin/expiry-scan', () => {
 
       const first = await post({ as_of: AS_OF });
       expect(first.status).toBe(202);
-      const { workflow_id } = (await first.json()) as { workflow_id: string };
+      const { workflow_id } = first.json as { workflow_id: string };
       expect(workflow_id).toBe(`expiry-scan-${AS_OF}`);
       const handle = h.client.workflow.getHandle(workflow_id);
       const progress = (await handle.result()) as ExpiryScanProgress;
@@ -152,8 +149,8 @@ describe('POST /api/v1/admin/expiry-scan', () => {
       // Trigger again (twice at once): one new run, and it finds everything done.
       const [again, same] = await Promise.all([post({ as_of: AS_OF }), post({ as_of: AS_OF })]);
       expect([again.status, same.status]).toEqual([202, 202]);
-      expect(((await again.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
-      expect(((await same.json()) as { workflow_id: string }).workflow_id).toBe(workflow_id);
+      expect((again.json as { workflow_id: string }).workflow_id).toBe(workflow_id);
+      expect((same.json as { workflow_id: string }).workflow_id).toBe(workflow_id);
       const rerun = (await h.client.workflow.getHandle(workflow_id).result()) as ExpiryScanProgress;
       expect(rerun).toMatchObject({ state: 'done', expired: 0, notified: { '60': 0, '30': 0, '7': 0 } });
       expect(rerun.already_notified).toBeGreaterThanOrEqual(3);

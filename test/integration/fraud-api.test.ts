@@ -24,6 +24,8 @@ import {
 } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
+import { customerWithTrustedDevice } from '../support/builders';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
@@ -37,16 +39,10 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
+/** A call's status and JSON, nothing more (a test compares two answers whole). */
 async function request(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const res = await send(h.app, method, path, { token, body });
+  return { status: res.status, json: res.json };
 }
 
 const report = (body: Record<string, unknown>) => request('POST', '/api/v1/fraud-outcomes', chimera, body);
@@ -58,11 +54,7 @@ async function statusOf(outcomeId: string): Promise<FraudOutcomeStatus> {
 }
 
 /** A customer with a verified email, cards for the given tokens, and a trusted device (0.9). */
-async function customer(tokens: string[] = [`tok_visa_${randomUUID()}`]) {
-  const { customerId, cards } = await customerWithCards(h.graph, tokens);
-  const device = await linkDevice(h.graph, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.9 });
-  return { customerId, cards, deviceId: device.id };
-}
+const customer = (tokens?: string[]) => customerWithTrustedDevice(h.graph, tokens);
 
 /** A customer whose card Chimera reported as confirmed fraud: suspended, the outcome awaiting review. */
 async function suspendedForFraud() {

@@ -42,6 +42,7 @@ import type {
 } from '../../temporal/reconciliation';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
+import { seedCustomer } from '../support/builders';
 import { cardInput, openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -68,9 +69,8 @@ afterAll(async () => {
 const gateway = () => new HttpPaymentGateway(base, 5000);
 
 async function customerWithCard(token = `tok_${randomUUID()}`) {
-  const c = await createCustomer(g, {});
-  const card = await addPaymentMethod(g, c.id, cardInput({ token }));
-  return { customer: c.id, card: card.id, token };
+  const c = await seedCustomer(g, { cards: [{ token }] });
+  return { customer: c.customerId, card: c.cardId, token };
 }
 
 async function charge(who: { customer: string; token: string }, key: string, amount = 1999) {

@@ -6,12 +6,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig } from '../../api/deps';
 import { createGrpcServer, listen } from '../../api/grpc/server';
-import { createDriver, getDevicesByCustomer, onboardCustomer, prepareOnboarding } from '../../graph';
+import { createDriver } from '../../graph';
 import { createLogger } from '../../runtime/logger';
 import { graphFromConfig } from '../../runtime/graph';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { onboardInGraph } from '../support/builders';
+import { cardInput, uniqueEmail } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { freePort } from '../support/processes';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -43,32 +44,17 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function customer(trust = 0.85) {
-  const result = await onboardCustomer(
+/** A VIP with a default card and one device, which they earned `trust` on. */
+const customer = (trust = 0.85) =>
+  onboardInGraph(
     h.graph,
-    prepareOnboarding(h.graph, {
+    {
       customer: { segment: 'VIP', ltv: '12.3' },
-      payment_method: {
-        type: 'card',
-        token: `tok_${randomUUID()}`,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2034,
-      },
+      payment_method: cardInput({ expiry_year: 2034 }),
       device: { fingerprint: `fp-${randomUUID()}` },
-      digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
-    }),
-    { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
+    },
+    { trust },
   );
-  const [device] = await getDevicesByCustomer(h.graph, result.customer_id);
-  // What this customer earned on it (their login edge): trust is per customer.
-  await h.graph.query(
-    'MATCH (:Customer {id: $customerId})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = $trust',
-    { customerId: result.customer_id, id: device?.id, trust },
-  );
-  return { customerId: result.customer_id, deviceId: device?.id as string };
-}
 
 describe('persona.v1.PersonaAgent over gRPC', () => {
   it('GetCustomerContext answers the context', async () => {

@@ -25,6 +25,7 @@ import type { ErasureOutcome } from '../../temporal/erasure';
 import { payloadCodecFromConfig, payloadKeyId } from '../../temporal/payloadCodec';
 import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { onboardingBody, onboardThroughApi } from '../support/builders';
 import { uniqueEmail } from '../support/graph';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
@@ -39,29 +40,13 @@ type RawPayload = proto.temporal.api.common.v1.IPayload;
 
 async function onboard(): Promise<{ customerId: string; workflowId: string; email: string; cardId: string }> {
   const email = uniqueEmail();
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${await h.token('onboarding:write')}`,
-      'idempotency-key': randomUUID(),
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({
-      customer: { segment: 'New', ltv: '0' },
-      payment_method: {
-        type: 'card',
-        token: `tok_${randomUUID()}`,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2031,
-      },
-      device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'Safari' },
-      digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
-    }),
-  });
+  const res = await onboardThroughApi<{ customer_id: string; workflow_id: string }>(
+    h.app,
+    await h.token('onboarding:write'),
+    onboardingBody({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+  );
   expect([200, 201]).toContain(res.status);
-  const body = (await res.json()) as { customer_id: string; workflow_id: string };
+  const body = res.json;
   await h.client.workflow.getHandle(body.workflow_id).result();
   const [card] = await h.graph.query<{ id: string }>(
     'MATCH (:Customer {id: $id})-[:HAS_PAYMENT_METHOD]->(p) RETURN p.id AS id',

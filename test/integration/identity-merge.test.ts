@@ -17,7 +17,6 @@ import type { Notification, NotificationSink } from '../../clients/notifications
 import {
   addAddress,
   addPaymentMethod,
-  createCustomer,
   getAddressesByCustomer,
   getDigitalIdentifiersByCustomer,
   getPaymentMethodsByCustomer,
@@ -30,7 +29,8 @@ import {
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { identityMergeWorkflowId, type IdentityMergeStatus } from '../../temporal/identityMerge';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 
 const sent: Notification[] = [];
@@ -48,41 +48,24 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-async function call(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+const call = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, { token, body });
 
 /** A customer with a verified email, cards (the first the default), a device, an address and an LTV. */
 async function customer(opts: { cards: number; ltvMinor: number; device?: string; logins?: number }) {
-  const c = await createCustomer(h.graph, {
-    ltv_minor: opts.ltvMinor,
-    digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
-  });
-  const cards: string[] = [];
-  for (let i = 0; i < opts.cards; i++) {
-    const pm = await addPaymentMethod(h.graph, c.id, {
-      type: 'card',
+  const { customerId: id, cards } = await seedCustomer(h.graph, {
+    ltvMinor: opts.ltvMinor,
+    emailTag: 'user',
+    cards: Array.from({ length: opts.cards }, (_, i) => ({
       token: `tok_visa_${randomUUID()}`,
-      brand: 'visa',
       last_four: String(2000 + i),
-      expiry_month: 12,
-      expiry_year: 2035,
-    });
-    cards.push(pm.id);
-  }
+    })),
+  });
   const fingerprint = opts.device ?? `fp-${randomUUID()}`;
   const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
   for (let i = 0; i < (opts.logins ?? 1); i++)
-    await linkDevice(h.graph, c.id, { fingerprint, trust_score: 0.5, ip, user_agent: `agent-${c.id}` });
-  const address = await addAddress(h.graph, c.id, {
+    await linkDevice(h.graph, id, { fingerprint, trust_score: 0.5, ip, user_agent: `agent-${id}` });
+  const address = await addAddress(h.graph, id, {
     street1: `${Math.floor(Math.random() * 900) + 1} Main St`,
     city: 'Springfield',
     zip_code: '12345',
@@ -90,7 +73,7 @@ async function customer(opts: { cards: number; ltvMinor: number; device?: string
     type: 'shipping',
     is_default: true,
   });
-  return { id: c.id, cards, fingerprint, address: address.id };
+  return { id, cards, fingerprint, address: address.id };
 }
 
 /** What the graph holds of a customer, read raw (a tombstone too). */

@@ -10,10 +10,10 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInteractionPruneActivities } from '../../activities/interactionPrune';
 import { profileRules } from '../../config/env';
-import { addPaymentMethod, createCustomer } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { pruneInteractionClaims, recordInteractions, type Interaction } from '../../graph/interactions';
-import { cardInput, openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { openTestGraph, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
 const created: string[] = [];
@@ -36,14 +36,9 @@ afterAll(async () => {
 });
 
 async function customer(): Promise<{ customerId: string; cardId: string }> {
-  const c = await createCustomer(g, {
-    segment: 'New',
-    ltv_minor: 0,
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('prune'), is_verified: true }],
-  });
-  created.push(c.id);
-  const card = await addPaymentMethod(g, c.id, cardInput());
-  return { customerId: c.id, cardId: card.id };
+  const c = await seedCustomer(g, { segment: 'New', ltvMinor: 0, emailTag: 'prune', cards: 1 });
+  created.push(c.customerId);
+  return { customerId: c.customerId, cardId: c.cardId };
 }
 
 function payment(who: { customerId: string; cardId: string }, amount: number, id = `pay-${randomUUID()}`) {

@@ -7,7 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig } from '../../api/deps';
 import { createGrpcServer, listen } from '../../api/grpc/server';
-import { addPaymentMethod, createCustomer, listCustomerEvents } from '../../graph';
+import { listCustomerEvents } from '../../graph';
 import { customerContext } from '../support/graph';
 import { lockNode } from '../../graph/graph';
 import { eraseCustomer } from '../../graph/erasure';
@@ -18,7 +18,8 @@ import { createLogger } from '../../runtime/logger';
 import { createApiMetrics } from '../../api/observability';
 import { laneOf } from '../../api/services/interactions';
 import { startHarness, type Harness } from '../support/api';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { seedCustomer } from '../support/builders';
+import { send, type Requestable } from '../support/http';
 import { bearer, call, personaClient } from '../support/grpc';
 import { metricValue, parseMetrics } from '../support/observability';
 import { until } from '../support/wait';
@@ -66,14 +67,14 @@ const currency = () => h.graph.policy.reportingCurrency;
 
 /** A customer with one card (LTV in minor units of the reporting currency). */
 async function customer(options: { segment?: string; ltvMinor?: number } = {}) {
-  const c = await createCustomer(h.graph, {
+  const c = await seedCustomer(h.graph, {
     segment: options.segment ?? 'New',
-    ltv_minor: options.ltvMinor ?? 0,
-    digital_identifiers: [{ type: 'email', value: uniqueEmail('interactions'), is_verified: true }],
+    ltvMinor: options.ltvMinor ?? 0,
+    emailTag: 'interactions',
+    cards: 1,
   });
-  created.push(c.id);
-  const card = await addPaymentMethod(h.graph, c.id, cardInput());
-  return { customerId: c.id, cardId: card.id };
+  created.push(c.customerId);
+  return { customerId: c.customerId, cardId: c.cardId };
 }
 
 function fingerprint(): string {
@@ -109,13 +110,11 @@ interface Answer {
   problem?: string;
 }
 
-async function post(body: unknown, scope = 'interactions:write') {
-  const res = await h.app.request('/api/v1/interactions', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await h.token(scope)}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+async function post(body: unknown, scope = 'interactions:write', to: Requestable = h.app) {
+  return send<{ data: Answer[]; field?: string }>(to, 'POST', '/api/v1/interactions', {
+    token: await h.token(scope),
+    body,
   });
-  return { status: res.status, json: (await res.json()) as { data: Answer[]; field?: string } };
 }
 
 async function record(items: Record<string, unknown>[], scope = 'interactions:write'): Promise<Answer[]> {
@@ -251,24 +250,20 @@ describe('POST /api/v1/interactions', () => {
       metricValue(parseMetrics(await metrics.registry.metrics()), 'persona_interactions_queued_items', {
         lane: String(laneOf(customerId, 2)),
       });
-    const send = async (items: Record<string, unknown>[]) => {
-      const res = await lanes.request('/api/v1/interactions', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${await h.token('interactions:write')}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ data: items }),
-      });
-      return { status: res.status, body: (await res.json()) as { data: Answer[] } };
+    const write = async (items: Record<string, unknown>[]) => {
+      const res = await post({ data: items }, 'interactions:write', lanes);
+      return { status: res.status, body: res.json };
     };
     // Another writer holds b's lock: b's lane waits on it past the request's deadline, a's lane commits.
     const session = h.graph.driver.session({ database: h.graph.database });
     const holder = await session.beginTransaction();
     try {
       await holder.run(`MATCH (c:Customer {id: $id}) ${lockNode('c')}`, { id: b.customerId });
-      expect((await send(batch)).status).toBe(503);
+      expect((await write(batch)).status).toBe(503);
       await until(async () => (await ltvMinor(a.customerId)) === 700);
       expect(await ltvMinor(b.customerId)).toBe(0);
       // A login for b queues behind the stuck write, and ops see it on /metrics.
-      const behind = send([
+      const behind = write([
         {
           id: `login-${randomUUID()}`,
           type: 'login',
@@ -285,11 +280,11 @@ describe('POST /api/v1/interactions', () => {
       await session.close();
     }
     // The retry: a's item was recorded by the first attempt; b's by whichever of the two gets there first.
-    // Each send waits behind the group b's lane is finishing: on a starved machine it may still be 503,
+    // Each write waits behind the group b's lane is finishing: on a starved machine it may still be 503,
     // and is then sent again (the same ids: nothing counts twice).
     const answered = async (items: Record<string, unknown>[]) => {
-      let res = await send(items);
-      await until(async () => res.status === 200 || (res = await send(items)).status === 200);
+      let res = await write(items);
+      await until(async () => res.status === 200 || (res = await write(items)).status === 200);
       return res;
     };
     const retried = await answered(batch);

@@ -17,7 +17,9 @@ import {
 } from '../../graph/matchEvidence';
 import { SHARED_FACT_LIMIT } from '../../graph/matchScore';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { onboardThroughApi } from '../support/builders';
+import { cardInput, uniqueEmail } from '../support/graph';
+import { send } from '../support/http';
 import { removeDeviceCustomers, seedDeviceCustomers } from '../support/sharedDevice';
 
 let h: Harness;
@@ -41,25 +43,19 @@ interface Onboarded {
 }
 
 async function onboard(body: Record<string, unknown>): Promise<Onboarded> {
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${onboarder}`,
-      'idempotency-key': randomUUID(),
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({ customer: { segment: 'New', ltv: '0' }, ...body }),
-  });
+  const res = await onboardThroughApi<Onboarded>(h.app, onboarder, { customer: { segment: 'New', ltv: '0' }, ...body });
   expect(res.status).toBe(200);
-  return (await res.json()) as Onboarded;
+  return res.json;
 }
 
 async function matchesOf(id: string, token = reviewer) {
-  const res = await h.app.request(`/api/v1/customers/${id}/possible-matches`, {
-    headers: { authorization: `Bearer ${token}` },
-  });
-  const text = await res.text();
-  return { status: res.status, text, body: JSON.parse(text) as { data: PossibleMatchEvidence[]; next_cursor: null } };
+  const res = await send<{ data: PossibleMatchEvidence[]; next_cursor: null }>(
+    h.app,
+    'GET',
+    `/api/v1/customers/${id}/possible-matches`,
+    { token },
+  );
+  return { status: res.status, text: res.text, body: res.json };
 }
 
 async function walletOf(id: string): Promise<string[]> {
@@ -70,14 +66,7 @@ async function walletOf(id: string): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-const card = () => ({
-  type: 'card',
-  token: `tok_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2031,
-});
+const card = () => cardInput({ expiry_year: 2031 });
 
 describe('possible matches with their evidence', () => {
   it('ranks two customers sharing a device, a card, an address and an email, and explains each part', async () => {

@@ -15,18 +15,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { customerAccess } from '../../api/rest/common';
 import { getProfile } from '../../api/services/customers';
 import { createGrpcServer, listen } from '../../api/grpc/server';
-import {
-  addPaymentMethod,
-  getDevicesByCustomer,
-  getPaymentMethodsByCustomer,
-  listCustomerEvents,
-  onboardCustomer,
-  prepareOnboarding,
-  updateCustomer,
-} from '../../graph';
+import { addPaymentMethod, getPaymentMethodsByCustomer, listCustomerEvents, updateCustomer } from '../../graph';
 import { mergeCustomers, unmergeCustomers } from '../../graph/identityMerge';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
+import { onboardInGraph } from '../support/builders';
+import { send } from '../support/http';
 import { csrfOf, getPage, postForm, signIn as signInToConsole } from '../support/console';
 import { cardInput, openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
@@ -82,25 +76,19 @@ interface Customer {
 /** A customer with a verified email, one card (the default) and one trusted device. */
 async function customer(segment: string, ltv: string): Promise<Customer> {
   const email = uniqueEmail('merge');
-  const result = await onboardCustomer(
+  const { customerId: id, deviceId } = await onboardInGraph(
     h.graph,
-    prepareOnboarding(h.graph, {
+    {
       customer: { segment, ltv },
       payment_method: cardInput(),
       device: { fingerprint: `fp-${randomUUID()}` },
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
-    }),
-    { onboardingId: `seed-${randomUUID()}`, customerId: randomUUID() },
+    },
+    { trust: 0.9 },
   );
-  const id = result.customer_id;
   created.push(id);
-  const [device] = await getDevicesByCustomer(h.graph, id);
-  await h.graph.query('MATCH (:Customer {id: $c})-[l:LOGGED_IN_FROM]->(d:Device {id: $id}) SET l.trust_score = 0.9', {
-    c: id,
-    id: device?.id,
-  });
   const [method] = await getPaymentMethodsByCustomer(h.graph, id);
-  return { id, email, deviceId: device?.id as string, methodId: method?.id as string };
+  return { id, email, deviceId, methodId: method?.id as string };
 }
 
 /** Merges on the harness's graph handle (its commits reach the api's cache as its own writes do); the merge's id. */
@@ -120,14 +108,15 @@ async function merge(survivor: Customer, merged: Customer): Promise<string> {
 
 type Json = Record<string, unknown> & { data?: Record<string, unknown>[] };
 
+/** A call that always says its body is JSON: its status, its JSON ({} when empty) and its content type. */
 async function rest(method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await h.app.request(path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  const res = await send<Json>(h.app, method, path, {
+    token,
+    body,
+    headers: { 'content-type': 'application/json', ...headers },
+    empty: {},
   });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json, type: res.headers.get('content-type') };
+  return { status: res.status, json: res.json, type: res.headers.get('content-type') };
 }
 
 const contextPath = (id: string) => `/api/v1/customers/${id}/context`;

@@ -18,6 +18,7 @@ import { addPaymentMethod, createCustomer } from '../../graph';
 import { cardOfMethod, readCardHistory } from '../../graph/cardHistory';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { fingerprintOfToken } from '../../simulators/gateway/app';
+import { seedCustomer } from '../support/builders';
 import { cardInput, openTestGraph, type TestGraph } from '../support/graph';
 import { cardIdentity } from '../support/recovery';
 
@@ -54,9 +55,8 @@ const charge = (a: ChargeAttempt): Promise<ChargeOutcome> =>
 const cardId = cardIdentity;
 
 async function holder(token: string) {
-  const c = await createCustomer(g, {});
-  const pm = await addPaymentMethod(g, c.id, cardInput({ token }));
-  return { customer: c.id, method: pm.id };
+  const c = await seedCustomer(g, { cards: [{ token }] });
+  return { customer: c.customerId, method: c.cardId };
 }
 
 const attempt = (who: { customer: string; method: string }, payment: string, round = 0): ChargeAttempt => ({

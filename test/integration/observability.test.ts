@@ -21,6 +21,7 @@ import { GATEWAY_RECONCILIATION_WORKFLOW_TYPE, type GatewayReconciliationInput }
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
+import { overHttp, send } from '../support/http';
 import { openTestGraph, uniqueEmail, type TestGraph, testPayloadCodec } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
 import {
@@ -107,6 +108,7 @@ const seen: {
   grpcRequestId: string;
 } = {} as never;
 
+/** A call to the api process as ops, with this request id: what it answered, and the request id it echoed. */
 async function call(
   method: string,
   path: string,
@@ -114,21 +116,12 @@ async function call(
   body?: unknown,
   headers: Record<string, string> = {},
 ) {
-  const res = await fetch(`${api.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${ops}`,
-      'x-request-id': requestId,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...headers,
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  const res = await send(overHttp(api.url), method, path, {
+    token: ops,
+    body,
+    headers: { 'x-request-id': requestId, ...headers },
   });
-  return {
-    status: res.status,
-    requestId: res.headers.get('x-request-id'),
-    json: (await res.json()) as Record<string, unknown>,
-  };
+  return { status: res.status, requestId: res.headers.get('x-request-id'), json: res.json };
 }
 
 const onboarding = (key: string, requestId: string) =>

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/searchAttributes';
 import { until } from '../support/wait';
 import { startHarness, type Harness } from '../support/api';
+import { onboardingBody } from '../support/builders';
+import { send } from '../support/http';
 import { uniqueEmail } from '../support/graph';
 import { oneTaskQueue } from '../../temporal/taskQueues';
 
@@ -20,42 +22,32 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
+/** A Subscriber's onboarding with a London billing address; `overrides` may be what the schema refuses. */
 const body = (overrides: Record<string, unknown> = {}) => ({
-  customer: { segment: 'Subscriber', ltv: '12.5' },
-  payment_method: {
-    type: 'card',
-    token: `tok_${randomUUID()}`,
-    brand: 'visa',
-    last_four: '4242',
-    expiry_month: 12,
-    expiry_year: 2031,
-  },
-  device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'Safari' },
-  address: { street1: '10 Downing St', city: 'London', zip_code: 'SW1A 2AA', country: 'GB', type: 'billing' },
-  digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
+  ...onboardingBody({
+    customer: { segment: 'Subscriber', ltv: '12.5' },
+    address: { street1: '10 Downing St', city: 'London', zip_code: 'SW1A 2AA', country: 'GB', type: 'billing' },
+  }),
   ...overrides,
 });
 
+/** Onboards through the api (waiting unless told not to); `raw` is sent instead of the payload's JSON. */
 async function onboard(
   payload: unknown,
   key: string = randomUUID(),
   opts: { wait?: boolean; token?: string; raw?: string } = {},
 ) {
-  const res = await h.app.request(`/api/v1/onboarding${opts.wait === false ? '' : '?wait=true'}`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${opts.token ?? onboarder}`,
-      'idempotency-key': key,
-      'content-type': 'application/json',
-    },
-    body: opts.raw ?? JSON.stringify(payload),
+  const res = await send(h.app, 'POST', `/api/v1/onboarding${opts.wait === false ? '' : '?wait=true'}`, {
+    token: opts.token ?? onboarder,
+    headers: { 'idempotency-key': key },
+    raw: opts.raw ?? JSON.stringify(payload),
   });
-  return { res, json: (await res.json()) as Record<string, unknown>, key };
+  return { res, json: res.json, key };
 }
 
 async function get(path: string, token = ops) {
-  const res = await h.app.request(path, { headers: { authorization: `Bearer ${token}` } });
-  return { res, json: (await res.json()) as Record<string, unknown> };
+  const res = await send(h.app, 'GET', path, { token });
+  return { res, json: res.json };
 }
 
 async function workflowExists(key: string): Promise<boolean> {

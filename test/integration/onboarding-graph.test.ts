@@ -13,6 +13,7 @@ import {
   type OnboardingRequest,
 } from '../../graph';
 import { listMatchEvidence } from '../../graph/matchEvidence';
+import { onboardingBody } from '../support/builders';
 import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -21,28 +22,20 @@ beforeAll(() => {
 });
 afterAll(() => g.close());
 
-const request = (overrides: Partial<OnboardingRequest> = {}): OnboardingRequest => ({
-  customer: { segment: 'Subscriber', ltv: '0' },
-  payment_method: {
-    type: 'card',
-    token: `tok_${randomUUID()}`,
-    brand: 'visa',
-    last_four: '4242',
-    expiry_month: 12,
-    expiry_year: 2031,
-  },
-  device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.4', user_agent: 'Firefox' },
-  address: {
-    street1: '1 Infinite Loop',
-    city: 'Cupertino',
-    state: 'CA',
-    zip_code: '95014',
-    country: 'US',
-    type: 'billing',
-  },
-  digital_identifiers: [{ type: 'email', value: uniqueEmail(), is_verified: true }],
-  ...overrides,
-});
+const request = (overrides: Partial<OnboardingRequest> = {}): OnboardingRequest =>
+  onboardingBody({
+    customer: { segment: 'Subscriber', ltv: '0' },
+    device: { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.4', user_agent: 'Firefox' },
+    address: {
+      street1: '1 Infinite Loop',
+      city: 'Cupertino',
+      state: 'CA',
+      zip_code: '95014',
+      country: 'US',
+      type: 'billing',
+    },
+    ...overrides,
+  });
 
 const onboard = (req: OnboardingRequest, onboardingId = `onboarding-${randomUUID()}`) =>
   onboardCustomer(g, prepareOnboarding(g, req), { onboardingId, customerId: randomUUID() });

@@ -11,6 +11,7 @@ import { createCustomer } from '../../graph';
 import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 
 let h: Harness;
 beforeAll(async () => {
@@ -26,22 +27,6 @@ const routes = (paymentId: string, outcomeId: string) =>
     ['POST', '/api/v1/admin/event-relay/retry', {}],
   ] as const;
 
-async function call(method: string, path: string, token: string | null, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return {
-    status: res.status,
-    type: res.headers.get('content-type'),
-    json: (await res.json()) as Record<string, unknown>,
-  };
-}
-
 describe('ops-only routes', () => {
   it('refuse no token (401), the customer’s own token even when suspended, and other agents (403)', async () => {
     const customer = await createCustomer(h.graph, {});
@@ -56,11 +41,11 @@ describe('ops-only routes', () => {
       reader: await h.token('customers:read'),
     };
     for (const [method, path, body] of routes(paymentId, outcomeId)) {
-      expect((await call(method, path, null, body)).status, `${method} ${path} without a token`).toBe(401);
+      expect((await send(h.app, method, path, { body })).status, `${method} ${path} without a token`).toBe(401);
       for (const [who, token] of Object.entries(tokens)) {
-        const res = await call(method, path, token, body);
+        const res = await send(h.app, method, path, { token, body });
         expect(res.status, `${method} ${path} as ${who}`).toBe(403);
-        expect(res.type).toContain('application/problem+json');
+        expect(res.headers.get('content-type')).toContain('application/problem+json');
       }
     }
     // Nothing was started by any of them.
@@ -79,7 +64,7 @@ describe('ops-only routes', () => {
       ['POST', '/api/v1/admin/event-relay/retry', { event_id: 'not-an-id' }, 'event_id'],
     ] as const;
     for (const [method, path, body, field] of bad) {
-      const res = await call(method, path, ops, body);
+      const res = await send(h.app, method, path, { token: ops, body });
       expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(400);
       expect(res.json.field).toBe(field);
     }

@@ -17,6 +17,7 @@ import { addPaymentMethod, createCustomer, createGraph, migrate } from '../../gr
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { signToken } from '../support/api';
 import { bearer, call, healthClient, healthStatus, personaClient } from '../support/grpc';
+import { overHttp, send } from '../support/http';
 import { metricValue, scrape } from '../support/observability';
 import { privateNeo4j, privateTemporal, type PrivateNeo4j, type PrivateTemporal } from '../support/privateServices';
 import { startApiProcess, stopProcess, type ApiProcess } from '../support/processes';
@@ -57,20 +58,16 @@ describe('when Neo4j or Temporal is lost', () => {
 
   async function rest(method: string, path: string, body?: unknown): Promise<Answer> {
     const t = Date.now();
-    const res = await fetch(`${api.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${ops}`,
-        'content-type': 'application/json',
-        'idempotency-key': `outage-${randomUUID()}`,
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    const res = await send(overHttp(api.url), method, path, {
+      token: ops,
+      body,
+      headers: { 'content-type': 'application/json', 'idempotency-key': `outage-${randomUUID()}` },
+      empty: {},
     });
-    const text = await res.text();
     return {
       status: res.status,
       ms: Date.now() - t,
-      body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      body: res.json,
       retryAfter: res.headers.get('retry-after'),
       contentType: res.headers.get('content-type'),
     };

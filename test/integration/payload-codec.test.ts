@@ -19,7 +19,8 @@ import type { ErasureOutcome } from '../../temporal/erasure';
 import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { onboardingBody, onboardThroughApi } from '../support/builders';
+import { cardInput, uniqueEmail } from '../support/graph';
 import { paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
@@ -46,32 +47,20 @@ const person = (): Person => ({
 });
 
 async function onboard(p: Person): Promise<{ customerId: string; workflowId: string }> {
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${await h.token('onboarding:write')}`,
-      'idempotency-key': randomUUID(),
-      'content-type': 'application/json',
-    },
-    body: JSON.stringify({
-      customer: { segment: 'New', ltv: '0' },
-      payment_method: {
-        type: 'card',
-        token: p.token,
-        brand: 'visa',
-        last_four: '4242',
-        expiry_month: 12,
-        expiry_year: 2031,
-      },
+  const res = await onboardThroughApi<{ customer_id: string; workflow_id: string }>(
+    h.app,
+    await h.token('onboarding:write'),
+    onboardingBody({
+      payment_method: cardInput({ token: p.token, expiry_year: 2031 }),
       device: { fingerprint: p.fingerprint, ip: p.ip, user_agent: 'Safari' },
       digital_identifiers: [
         { type: 'email', value: p.email, is_verified: true },
         { type: 'phone_number', value: p.phone, is_verified: false },
       ],
     }),
-  });
+  );
   expect([200, 201]).toContain(res.status);
-  const body = (await res.json()) as { customer_id: string; workflow_id: string };
+  const body = res.json;
   // Wait for the rest of it (Chimera's request) so the whole history is there.
   await h.client.workflow.getHandle(body.workflow_id).result();
   return { customerId: body.customer_id, workflowId: body.workflow_id };

@@ -14,6 +14,7 @@ import {
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 import { customerWithCards, paymentId } from '../support/recovery';
 
@@ -23,10 +24,7 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-async function call(method: string, path: string, token: string) {
-  const res = await h.app.request(path, { method, headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, text: await res.text() };
-}
+const call = (method: string, path: string, token: string) => send(h.app, method, path, { token, read: 'text' });
 
 describe('export and erasure', () => {
   it(

@@ -10,7 +10,9 @@ import { getDevicesByCustomer, getPaymentMethodsByCustomer } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { EXPORT_EVENTS_PAGE } from '../../api/services/privacy';
 import { startHarness, type Harness } from '../support/api';
-import { uniqueEmail } from '../support/graph';
+import { onboardThroughApi } from '../support/builders';
+import { cardInput, uniqueEmail } from '../support/graph';
+import { send } from '../support/http';
 
 let h: Harness;
 let onboarder: string;
@@ -39,35 +41,20 @@ afterAll(async () => {
 });
 
 async function onboard(body: Record<string, unknown>, token = onboarder) {
-  const res = await h.app.request('/api/v1/onboarding?wait=true', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'idempotency-key': randomUUID(), 'content-type': 'application/json' },
-    body: JSON.stringify({ customer: { segment: 'New', ltv: '0' }, ...body }),
-  });
-  expect(res.status).toBe(200);
-  const json = (await res.json()) as {
+  const res = await onboardThroughApi<{
     customer_id: string;
     outcome: string;
     possible_match_count: number;
     possible_matches?: string[];
-  };
-  created.push(json.customer_id);
-  return json;
+  }>(h.app, token, { customer: { segment: 'New', ltv: '0' }, ...body });
+  expect(res.status).toBe(200);
+  created.push(res.json.customer_id);
+  return res.json;
 }
 
-async function read(path: string, token: string) {
-  const res = await h.app.request(path, { headers: { authorization: `Bearer ${token}` } });
-  return { status: res.status, text: await res.text() };
-}
+const read = (path: string, token: string) => send(h.app, 'GET', path, { token, read: 'text' });
 
-const card = () => ({
-  type: 'card',
-  token: `tok_${randomUUID()}`,
-  brand: 'visa',
-  last_four: '4242',
-  expiry_month: 12,
-  expiry_year: 2034,
-});
+const card = () => cardInput({ expiry_year: 2034 });
 
 describe('one device, two customers', () => {
   it("shows each customer only its own last IP and user agent, and never the other's id", async () => {

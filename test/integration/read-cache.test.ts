@@ -11,20 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
-import {
-  addPaymentMethod,
-  createCustomer,
-  linkDevice,
-  readTx,
-  setCustomerStatusTx,
-  writeTx,
-  type Graph,
-} from '../../graph';
+import { readTx, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
 import { readCustomerSnapshot, type CustomerSnapshot } from '../../graph/context';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { startHarness, type Harness } from '../support/api';
+import { seedCustomer } from '../support/builders';
+import { overHttp, send } from '../support/http';
 import { bearer, call, personaClient } from '../support/grpc';
-import { cardInput } from '../support/graph';
 import { metricValue, scrape } from '../support/observability';
 import {
   startApiProcess,
@@ -100,29 +93,24 @@ interface Answer {
   token: string | null;
 }
 
-/** A request to the in-process api (A) or an api process. */
-async function send(
+/** A request to the in-process api (A) or an api process, as the agent; it always says its body is JSON. */
+async function rest(
   to: Harness | ApiProcess,
   method: string,
   path: string,
   options: { body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
-  const init = {
-    method,
-    headers: { authorization: `Bearer ${agent}`, 'content-type': 'application/json', ...options.headers },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  };
-  const res = 'app' in to ? await to.app.request(path, init) : await fetch(`${to.url}${path}`, init);
-  const text = await res.text();
-  return {
-    status: res.status,
-    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
-    token: res.headers.get('x-persona-consistency'),
-  };
+  const res = await send('app' in to ? to.app : overHttp(to.url), method, path, {
+    token: agent,
+    body: options.body,
+    headers: { 'content-type': 'application/json', ...options.headers },
+    empty: {},
+  });
+  return { status: res.status, body: res.json, token: res.headers.get('x-persona-consistency') };
 }
 
 const context = (to: Harness | ApiProcess, id: string, token?: string) =>
-  send(to, 'GET', `/api/v1/customers/${id}/context`, token ? { headers: { 'x-persona-consistency': token } } : {});
+  rest(to, 'GET', `/api/v1/customers/${id}/context`, token ? { headers: { 'x-persona-consistency': token } } : {});
 
 const hits = async (p: ApiProcess) => metricValue(await scrape(p.url), 'persona_read_cache_hits_total');
 
@@ -132,13 +120,13 @@ const hits = async (p: ApiProcess) => metricValue(await scrape(p.url), 'persona_
  * makes it one of their trusted devices.
  */
 async function customer(g: Graph = h.graph) {
-  const customerId = randomUUID();
-  await createCustomer(g, { id: customerId, segment: 'Subscriber' });
-  const first = await addPaymentMethod(g, customerId, cardInput());
-  const second = await addPaymentMethod(g, customerId, cardInput());
-  const device = await linkDevice(g, customerId, { fingerprint: `fp-${randomUUID()}`, trust_score: 0.99 });
-  await writeTx(g, (tx) => tx.run('MATCH (d:Device {id: $id}) SET d.trust_score = 0.5', { id: device.id }));
-  return { customerId, cards: [first.id, second.id], deviceId: device.id };
+  const { customerId, cards, deviceId } = await seedCustomer(g, {
+    segment: 'Subscriber',
+    cards: 2,
+    device: { trust_score: 0.99 },
+  });
+  await writeTx(g, (tx) => tx.run('MATCH (d:Device {id: $id}) SET d.trust_score = 0.5', { id: deviceId }));
+  return { customerId, cards, deviceId };
 }
 
 /** Reads until the cache answers (a hit moved the counter), so what follows reads a cached entry. */
@@ -164,17 +152,17 @@ describe('the read cache', () => {
       return h.deps.readCache.stats.hits === before + 1;
     }, 20_000);
 
-    const trust = await send(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.95 } });
+    const trust = await rest(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.95 } });
     expect(trust.status).toBe(200);
     const after = await context(h, customerId);
     expect(after.body.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.95 }]);
 
-    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[1]}/inactivate`, {
+    const off = await rest(h, 'POST', `/api/v1/payment-methods/${cards[1]}/inactivate`, {
       body: { reason: 'read-after-write test' },
     });
     expect(off.status).toBe(200);
     expect((await context(h, customerId)).body.active_payment_methods).toEqual([cards[0]]);
-    const checkout = await send(h, 'GET', `/api/v1/customers/${customerId}/checkout-options`);
+    const checkout = await rest(h, 'GET', `/api/v1/customers/${customerId}/checkout-options`);
     expect((checkout.body.data as { id: string }[]).map((m) => m.id)).toEqual([cards[0]]);
   });
 
@@ -256,7 +244,7 @@ describe('the read cache', () => {
   it('hears of another api’s write within the bound', async () => {
     const { customerId, cards } = await customer();
     await warm(b, customerId);
-    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
+    const off = await rest(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
       body: { reason: 'cross-process test' },
     });
     expect(off.status).toBe(200);
@@ -281,7 +269,7 @@ describe('the read cache', () => {
         if (res.status === 200) answers.push({ at, status: res.body.status as string });
       }
     })();
-    const reported = await send(b, 'POST', '/api/v1/fraud-outcomes', {
+    const reported = await rest(b, 'POST', '/api/v1/fraud-outcomes', {
       body: {
         outcome_id: `ato-${randomUUID()}`,
         outcome: 'account_takeover',
@@ -346,7 +334,7 @@ describe('the read cache', () => {
   it('honours a write’s consistency token on another api whose cache is behind', async () => {
     const { customerId, deviceId } = await customer();
     await warm(c, customerId);
-    const trust = await send(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.97 } });
+    const trust = await rest(h, 'PUT', `/api/v1/devices/${deviceId}/trust-score`, { body: { trust_score: 0.97 } });
     expect(trust.token).toMatch(/^d:/);
     // C polls every 5 minutes: without the token it still answers from its older copy.
     const behind = await context(c, customerId);
@@ -355,7 +343,7 @@ describe('the read cache', () => {
     expect(caught.body.trusted_devices).toMatchObject([{ device_id: deviceId, trust_score: 0.97 }]);
 
     const { cards } = { cards: (behind.body.active_payment_methods as string[]).slice() };
-    const off = await send(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
+    const off = await rest(h, 'POST', `/api/v1/payment-methods/${cards[0]}/inactivate`, {
       body: { reason: 'token test' },
     });
     expect(off.token).toMatch(new RegExp(`^c:${customerId}:\\d+$`));

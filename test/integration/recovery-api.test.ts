@@ -9,6 +9,7 @@ import type { OwnerStopAnswer, RecoveryStatus } from '../../temporal/recovery';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { until } from '../support/wait';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -50,20 +51,17 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
+/** Reports a failed payment as Synapse does: the answer's status and JSON, nothing more (tests compare both). */
 async function report(body: Record<string, unknown>) {
-  const res = await h.app.request('/api/v1/payment-failures', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${await h.token('payments:report')}`, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+  const res = await send(h.app, 'POST', '/api/v1/payment-failures', { token: await h.token('payments:report'), body });
+  return { status: res.status, json: res.json };
 }
 
 async function status(payment: string): Promise<RecoveryStatus> {
-  const res = await h.app.request(`/api/v1/payment-recoveries/${payment}`, {
-    headers: { authorization: `Bearer ${await h.token('payments:report')}` },
+  const res = await send<RecoveryStatus>(h.app, 'GET', `/api/v1/payment-recoveries/${payment}`, {
+    token: await h.token('payments:report'),
   });
-  return (await res.json()) as RecoveryStatus;
+  return res.json;
 }
 
 const failure = (customerId: string, pm: string, decline_code: string, payment = paymentId()) => ({
@@ -78,13 +76,10 @@ const failure = (customerId: string, pm: string, decline_code: string, payment =
 /** Adds a card through the wallet route, as the customer. */
 /** Adds a card as the customer (or, with `scope`, as an agent holding it). */
 async function addCard(customerId: string, token: string, query = '', scope?: string) {
-  const bearer = scope ? await h.token(scope) : await h.token('self', customerId);
-  const res = await h.app.request(`/api/v1/customers/${customerId}/payment-methods${query}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 8, expiry_year: 2033 }),
+  return send(h.app, 'POST', `/api/v1/customers/${customerId}/payment-methods${query}`, {
+    token: scope ? await h.token(scope) : await h.token('self', customerId),
+    body: { type: 'card', token, brand: 'visa', last_four: '4242', expiry_month: 8, expiry_year: 2033 },
   });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
 /** Until visibility lists these recoveries as running: the wallet route finds them by search. */
@@ -369,18 +364,13 @@ describe('payment recovery end to end', () => {
 
 /** The owner's word, as Synapse sends it (`payments:report` unless another token is given). */
 async function noLongerOwed(payment: string, body: unknown, options: { token?: string; wait?: boolean } = {}) {
-  const res = await h.app.request(
+  const res = await send<OwnerStopAnswer & Record<string, unknown>>(
+    h.app,
+    'POST',
     `/api/v1/payment-recoveries/${payment}/no-longer-owed${options.wait === false ? '' : '?wait=true'}`,
-    {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${options.token ?? (await h.token('payments:report'))}`,
-        'content-type': 'application/json',
-      },
-      body: JSON.stringify(body),
-    },
+    { token: options.token ?? (await h.token('payments:report')), body },
   );
-  return { status: res.status, json: (await res.json()) as OwnerStopAnswer & Record<string, unknown> };
+  return { status: res.status, json: res.json };
 }
 
 /** A recovery whose every method declines, between dunning rounds. */

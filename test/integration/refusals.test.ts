@@ -18,6 +18,7 @@ import type { ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
 import { freePort } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
@@ -58,14 +59,9 @@ afterAll(async () => {
   await new Promise((resolve) => webhook?.close(resolve));
 });
 
-async function call(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
+/** Every call says its body is JSON, even one without a body. */
+const call = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, { token, body, headers: { 'content-type': 'application/json' } });
 
 const failure = (customerId: string, pm: string) => ({
   payment_id: paymentId(),

@@ -13,8 +13,9 @@ import { readFeed } from '../../graph/feed';
 import { DEVICE_CUSTOMERS } from '../../graph/onboarding';
 import type { FraudOutcomeStatus } from '../../temporal/fraud';
 import { startHarness, type Harness } from '../support/api';
+import { customerWithTrustedDevice } from '../support/builders';
+import { send } from '../support/http';
 import { feedCursorAtNow, uniqueEmail } from '../support/graph';
-import { customerWithCards } from '../support/recovery';
 import { removeDeviceCustomers, seedDeviceCustomers } from '../support/sharedDevice';
 import { until } from '../support/wait';
 
@@ -29,11 +30,9 @@ const late: string[] = [];
 beforeAll(async () => {
   h = await startHarness();
   chimera = await h.token('fraud:report context:read');
-  const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
-  const fingerprint = `fp-shared-${randomUUID()}`;
-  const device = await linkDevice(h.graph, customerId, { fingerprint, trust_score: 0.9 });
-  caught = { customerId, card: cards[0] as string, deviceId: device.id, fingerprint };
-  others = await seedDeviceCustomers(h.graph, device.id, SHARED);
+  const c = await customerWithTrustedDevice(h.graph, undefined, { fingerprint: `fp-shared-${randomUUID()}` });
+  caught = { customerId: c.customerId, card: c.cards[0] as string, deviceId: c.deviceId, fingerprint: c.fingerprint };
+  others = await seedDeviceCustomers(h.graph, c.deviceId, SHARED);
 });
 
 afterAll(async () => {
@@ -41,17 +40,8 @@ afterAll(async () => {
   await h?.close();
 });
 
-async function request(method: string, path: string, token: string, body?: unknown) {
-  const res = await h.app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, text: await res.text() };
-}
+const request = (method: string, path: string, token: string, body?: unknown) =>
+  send(h.app, method, path, { token, body, read: 'text' });
 
 const trustEvents = async (customerId: string): Promise<PersonaEvent[]> =>
   listCustomerEvents(h.graph, customerId, { type: 'DeviceTrustScoreUpdated', limit: 100 });

@@ -16,6 +16,7 @@ import { createLogger } from '../../runtime/logger';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { startHarness, type Harness } from '../support/api';
 import { bearer, call as grpcCall, personaClient } from '../support/grpc';
+import { send } from '../support/http';
 import { freePort, startProcess } from '../support/processes';
 
 let h: Harness;
@@ -23,16 +24,6 @@ beforeAll(async () => {
   h = await startHarness();
 });
 afterAll(() => h?.close());
-
-async function call(method: string, path: string, token: string) {
-  const res = await h.app.request(path, { method, headers: { authorization: `Bearer ${token}` } });
-  return {
-    status: res.status,
-    challenge: res.headers.get('www-authenticate'),
-    type: res.headers.get('content-type'),
-    json: (await res.json()) as Record<string, unknown>,
-  };
-}
 
 const now = () => Math.floor(Date.now() / 1000);
 const raw = (claims: Record<string, unknown>) =>
@@ -50,12 +41,17 @@ describe('token claims', () => {
       [{ scope: 'ops', iat: now() + 3600, exp: now() + 4000 }, /issued in the future/],
     ];
     for (const [claims, why] of cases) {
-      const res = await call('GET', path, await raw(claims));
-      expect([res.status, res.type], JSON.stringify(claims)).toEqual([401, 'application/problem+json']);
+      const res = await send(h.app, 'GET', path, { token: await raw(claims) });
+      expect([res.status, res.headers.get('content-type')], JSON.stringify(claims)).toEqual([
+        401,
+        'application/problem+json',
+      ]);
       expect(res.json.detail).toMatch(why);
-      expect(res.challenge).toBe('Bearer');
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
     }
-    expect((await call('GET', path, await raw({ scope: 'ops', iat: now(), exp: now() + 600 }))).status).toBe(200);
+    expect(
+      (await send(h.app, 'GET', path, { token: await raw({ scope: 'ops', iat: now(), exp: now() + 600 }) })).status,
+    ).toBe(200);
   });
 
   it('holds for gRPC too: UNAUTHENTICATED saying which claim is missing', async () => {
@@ -96,14 +92,16 @@ describe('a recent sign-in for export and erasure', () => {
         ['GET', `/api/v1/customers/${customer.id}/export`],
         ['DELETE', `/api/v1/customers/${customer.id}`],
       ] as const) {
-        const res = await call(method, path, token);
+        const res = await send(h.app, method, path, { token });
         expect(res.status, `${method} ${path}`).toBe(401);
         expect(res.json).toMatchObject({ type: '/problems/fresh-sign-in-required' });
         expect(res.json.detail).toMatch(/fresh sign-in is needed/);
-        expect(res.challenge).toMatch(/^Bearer error="insufficient_user_authentication".*max_age=300$/);
+        expect(res.headers.get('www-authenticate')).toMatch(
+          /^Bearer error="insufficient_user_authentication".*max_age=300$/,
+        );
       }
       // Reading the profile needs no fresh sign-in.
-      expect((await call('GET', `/api/v1/customers/${customer.id}/profile`, token)).status).toBe(200);
+      expect((await send(h.app, 'GET', `/api/v1/customers/${customer.id}/profile`, { token })).status).toBe(200);
     }
     // Nothing was started or written.
     await expect(h.client.workflow.getHandle(erasureWorkflowId(customer.id)).describe()).rejects.toBeInstanceOf(
@@ -114,10 +112,10 @@ describe('a recent sign-in for export and erasure', () => {
     );
 
     const fresh = await h.token('self', customer.id, { authTime: now() - 10 });
-    expect((await call('GET', `/api/v1/customers/${customer.id}/export`, fresh)).status).toBe(200);
+    expect((await send(h.app, 'GET', `/api/v1/customers/${customer.id}/export`, { token: fresh })).status).toBe(200);
     const ops = await h.token('ops', undefined, { authTime: null });
-    expect((await call('GET', `/api/v1/customers/${customer.id}/export`, ops)).status).toBe(200);
-    const erased = await call('DELETE', `/api/v1/customers/${customer.id}`, fresh);
+    expect((await send(h.app, 'GET', `/api/v1/customers/${customer.id}/export`, { token: ops })).status).toBe(200);
+    const erased = await send(h.app, 'DELETE', `/api/v1/customers/${customer.id}`, { token: fresh });
     expect(erased.status).toBe(202);
     await h.client.workflow.getHandle(erasureWorkflowId(customer.id)).result();
   });

@@ -82,26 +82,6 @@ export function formFields(html: string, action: string): Record<string, string>
   return fields;
 }
 
-/** A JSON call to the REST api with a bearer token: its status and its JSON body (null when empty). */
-export async function callApi(
-  app: RequestableApp,
-  method: string,
-  path: string,
-  token: string,
-  body?: unknown,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await app.request(path, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : null) as Record<string, unknown> };
-}
-
 /** A phone number no other test has: a random number of the North American plan, in E.164. */
 export function uniqueUsPhone(): string {
   return `+1${200 + Math.floor(Math.random() * 800)}${String(Math.floor(Math.random() * 1e7)).padStart(7, '0')}`;
