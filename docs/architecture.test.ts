@@ -5,32 +5,13 @@
  *   - each folder imports only from the folders below it (the table here, and the same table in the doc);
  *   - no line of code runs past 120 characters (Prettier's limit, for what it cannot break).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../config/env';
+import { CODE_FOLDERS, codeFiles } from './codeFiles';
 
-/** Folders of code; every .ts or .tsx file in them (but tests and generated code) is a module. */
-const CODE_FOLDERS = [
-  'activities',
-  'api',
-  'backup',
-  'clients',
-  'config',
-  'graph',
-  'ops',
-  'payments',
-  'proto',
-  'runtime',
-  'scripts',
-  'simulators',
-  'stack',
-  'temporal',
-  'test',
-  'workers',
-  'workflows',
-] as const;
 type Folder = (typeof CODE_FOLDERS)[number];
 
 /**
@@ -54,17 +35,7 @@ const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   backup: ['config', 'graph', 'runtime', 'temporal'],
 };
 
-const SKIP = new Set(['node_modules', '.stack', 'generated', '__histories__']);
-
-function walk(dir: string): string[] {
-  return readdirSync(path.join(repoRoot, dir), { withFileTypes: true }).flatMap((entry) => {
-    const rel = path.posix.join(dir, entry.name);
-    if (entry.isDirectory()) return SKIP.has(entry.name) ? [] : walk(rel);
-    return /\.tsx?$/.test(entry.name) ? [rel] : [];
-  });
-}
-
-const files = CODE_FOLDERS.flatMap((folder) => walk(folder)).sort();
+const files = codeFiles();
 const modules = files.filter((f) => !f.endsWith('.test.ts'));
 
 /** Every relative import (and re-export) of a file, type-only ones included, as repo paths. */
