@@ -33,7 +33,7 @@ describe('unavailableDependency', () => {
     expect(unavailableDependency(acquisition)?.reason).toMatch(/no connection to Neo4j/);
   });
 
-  it('recognises a Temporal call that failed UNAVAILABLE or past its deadline, wrapped by the client', () => {
+  it('recognises a Temporal call that failed UNAVAILABLE, CANCELLED or past its deadline', () => {
     const wrapped = new ServiceError('Failed to start Workflow', {
       cause: grpcError(status.DEADLINE_EXCEEDED, 'Deadline exceeded'),
     });
@@ -41,6 +41,11 @@ describe('unavailableDependency', () => {
     expect(unavailableDependency(grpcError(status.UNAVAILABLE, 'No connection established'))?.dependency).toBe(
       'temporal',
     );
+    // What the server's reset of a query it gave up on looks like (the fleet test's worker killed).
+    const reset = new ServiceError('Failed to query Workflow', {
+      cause: grpcError(status.CANCELLED, 'Call cancelled'),
+    });
+    expect(unavailableDependency(reset)).toMatchObject({ dependency: 'temporal', reason: 'Call cancelled' });
   });
 
   it('leaves every other error alone: bad input, a constraint, a refused Temporal call', () => {

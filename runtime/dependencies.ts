@@ -66,9 +66,17 @@ const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TR
 
 /**
  * gRPC status codes (the Temporal client's transport) that mean the server did not answer in
- * time or at all, or is throttling (RESOURCE_EXHAUSTED): try again shortly.
+ * time or at all, or is throttling (RESOURCE_EXHAUSTED): try again shortly. CANCELLED too: the
+ * server resets a call it gave up on (the fleet test saw a query to a recovery whose worker had just
+ * been killed end "1 CANCELLED: Call cancelled", answered 500); a call the api cancelled itself
+ * ran out of its time, which is the same answer.
  */
-const GRPC_UNREACHABLE: number[] = [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED];
+const GRPC_UNREACHABLE: number[] = [
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.CANCELLED,
+];
 
 function firstLine(message: string): string {
   return message.split('\n')[0]?.slice(0, 200) ?? '';
