@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: every test, one phase after another, each timed. The phases with budgets of their own
+# `npm test`: every test, one phase after another (the static checks at once), each timed. The phases with budgets of their own
 # (the randomized money run, the fleet) run apart from the rest, so the time of the rest is
 # printed too. Stops at the first phase that fails; prints the times of those that ran.
 set -Eeuo pipefail
@@ -30,11 +30,40 @@ report() {
 }
 trap report EXIT
 
+# The static checks share nothing and each keeps one core busy: the type-check and the format
+# check in one lane, lint (the longest, type-aware) in another, at once. Each lane's output is kept
+# apart and printed whole when both have ended; the phase fails when either lane did.
+static_checks() {
+  local dir
+  dir=$(mktemp -d)
+  lane() {
+    local out=$1
+    shift
+    for name in "$@"; do
+      local start=$SECONDS code=0
+      npm run --silent "${name#*=}" >"$dir/$out.log" 2>&1 || code=$?
+      echo "$(printf '  %-18s %5ds' "${name%%=*}" $((SECONDS - start)))" >>"$dir/times"
+      [ "$code" -eq 0 ] || { echo "${name%%=*} failed" >>"$dir/failed"; return "$code"; }
+      out="$out+"
+    done
+  }
+  lane a type-check=build format=format:check &
+  local a=$!
+  lane b lint=lint &
+  local b=$!
+  wait "$a" || true
+  wait "$b" || true
+  cat "$dir"/*.log
+  [ -f "$dir/times" ] && while read -r line; do phases+=("$line"); done <"$dir/times"
+  if [ -f "$dir/failed" ]; then
+    cat "$dir/failed"
+    return 1
+  fi
+}
+
 MONEY=test/integration/money-moves-once.test.ts
 
-phase type-check shared npm run --silent build
-phase lint shared npm run --silent lint
-phase format shared npm run --silent format:check
+phase "static checks" shared static_checks
 phase unit shared npx vitest run --project unit
 phase workflows shared npx vitest run --project workflows
 phase integration shared npx vitest run --project integration --exclude "$MONEY"
