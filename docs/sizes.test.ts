@@ -27,7 +27,6 @@ const LARGE_FILES: Record<string, number> = {
   'graph/identityMerge.ts': 616,
   'api/services/recovery.ts': 554,
   'stack/services.ts': 545,
-  'simulators/gateway/app.ts': 537,
   'graph/chargeLedger.ts': 507,
   'api/console/customerPage.tsx': 500,
   'graph/schema.ts': 487,
@@ -45,7 +44,6 @@ const LARGE_FILES: Record<string, number> = {
 const LARGE_FUNCTIONS: Record<string, number> = {
   'activities/recovery.ts:createRecoveryActivities': 533,
   'api/kafkaConsumer.ts:startAgentConsumer': 393,
-  'simulators/gateway/app.ts:createGatewaySimulator': 350,
   'workers/main.ts:main': 344,
   'activities/reconciliation.ts:createReconciliationActivities': 314,
   'api/console/app.tsx:consoleRoutes': 247,
