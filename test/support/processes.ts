@@ -59,6 +59,8 @@ export interface StartOptions {
    * (autogroup), not thread by thread with everything the starter runs.
    */
   ownSession?: boolean;
+  /** How long a worker or an api may take to say it is ready (90 s unless said). */
+  readyWithinMs?: number;
 }
 
 /**
@@ -153,7 +155,7 @@ export async function promoteWorker(env: Record<string, string>): Promise<{ depl
  */
 export async function startWorkerProcess(
   env: Record<string, string>,
-  options: { promote?: boolean; source?: boolean } = {},
+  options: { promote?: boolean; source?: boolean } & StartOptions = {},
 ): Promise<WorkerProcess> {
   const port = await freePort();
   const bundles = options.source ? undefined : process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
@@ -167,9 +169,9 @@ export async function startWorkerProcess(
     LOG_LEVEL: 'warn',
     ...env,
   };
-  const proc = startProcess('workers/main.ts', own);
+  const proc = startProcess('workers/main.ts', own, [], [], options);
   const url = `http://127.0.0.1:${port}`;
-  await readyOrKilled(proc, `${url}/readyz`);
+  await readyOrKilled(proc, `${url}/readyz`, options.readyWithinMs);
   if (options.promote !== false) {
     try {
       await promoteWorker(own);
@@ -216,7 +218,7 @@ export async function startApiProcess(
     options,
   );
   const url = `http://127.0.0.1:${http}`;
-  await readyOrKilled(proc, `${url}/readyz`);
+  await readyOrKilled(proc, `${url}/readyz`, options.readyWithinMs);
   return { ...proc, url, grpcAddress: `127.0.0.1:${grpc}` };
 }
 
@@ -224,9 +226,9 @@ export async function startApiProcess(
  * Waits until `url` answers 200; a process that never does is killed, never left running behind
  * the caller's back (it would hold its ports and its connections).
  */
-async function readyOrKilled(proc: RunningProcess, url: string): Promise<void> {
+async function readyOrKilled(proc: RunningProcess, url: string, withinMs?: number): Promise<void> {
   try {
-    await waitForOk(url, proc);
+    await waitForOk(url, proc, withinMs);
   } catch (err) {
     proc.child.kill('SIGKILL');
     await proc.exited;
