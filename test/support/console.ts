@@ -3,11 +3,7 @@
  * sign-in form (its double-submit cookie and hidden CSRF value), keep the session cookie, and post
  * forms with the page's CSRF token. Works with any app that has `request` (Hono's `app.request`).
  */
-
-/** What the tests call: Hono's `app.request`, or anything shaped like it. */
-export interface RequestableApp {
-  request(input: string, init?: RequestInit): Response | Promise<Response>;
-}
+import type { Requestable } from './http';
 
 /** The `name=value` part of a Set-Cookie of this name, or undefined. */
 export function cookieFrom(res: Response, name: string): string | undefined {
@@ -31,7 +27,7 @@ export function browserHeaders(cookie: string, extra: Record<string, string> = {
  * Signs in with `token` through the sign-in form; the session cookie (`__Host-persona-console=…`),
  * to send as the `Cookie` header. Throws when the sign-in is refused.
  */
-export async function signIn(app: RequestableApp, token: string): Promise<string> {
+export async function signIn(app: Requestable, token: string): Promise<string> {
   const form = await app.request('/console/sign-in');
   const nonce = cookieFrom(form, '__Host-persona-sign-in');
   if (!nonce) throw new Error(`the sign-in page set no sign-in cookie (${form.status})`);
@@ -50,13 +46,13 @@ export async function signIn(app: RequestableApp, token: string): Promise<string
 }
 
 /** A GET of a console page with the session, as a browser sends it (redirects not followed). */
-export function getPage(app: RequestableApp, path: string, cookie: string): Promise<Response> {
+export function getPage(app: Requestable, path: string, cookie: string): Promise<Response> {
   return Promise.resolve(app.request(path, { headers: browserHeaders(cookie), redirect: 'manual' }));
 }
 
 /** Posts a form (url-encoded) with the session, as a browser does; add `_csrf` from the page. */
 export function postForm(
-  app: RequestableApp,
+  app: Requestable,
   path: string,
   cookie: string,
   fields: Record<string, string>,
