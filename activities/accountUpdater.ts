@@ -11,6 +11,7 @@ import { applyUpdaterAnswer, type UpdateOutcome } from '../graph/cardUpdates';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import { revealPaymentToken } from '../graph/paymentMethods';
+import { inLanes } from '../runtime/lanes';
 
 /** Asks the updater about the method's card and applies what it says; a method gone is `not_applied`. */
 export async function renewFromUpdater(
@@ -63,13 +64,13 @@ export async function withoutRenewedCards<T>(
 ): Promise<{ kept: T[]; renewed: number; not_asked: number }> {
   const renewed = new Set<number>();
   const breakAfter = options.breakAfter ?? 3;
-  let next = 0;
   let asked = 0;
   let failuresInARow = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length && failuresInARow < breakAfter) {
-      const i = next++;
-      const id = paymentMethodOf(items[i] as T);
+  await inLanes(
+    items,
+    options.lanes ?? 8,
+    async (item, i) => {
+      const id = paymentMethodOf(item);
       try {
         if ((await renewFromUpdater(graph, updater, id)).outcome === 'updated') renewed.add(i);
         failuresInARow = 0;
@@ -82,9 +83,9 @@ export async function withoutRenewedCards<T>(
       }
       asked++;
       options.progress?.(asked, items.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.lanes ?? 8, Math.max(items.length, 1)) }, lane));
+    },
+    () => failuresInARow >= breakAfter,
+  );
   const notAsked = items.length - asked;
   if (notAsked > 0)
     logOf()?.warn('the account updater failed several times in a row; the other cards are warned about as they are', {

@@ -21,6 +21,7 @@ import {
   type RelayProgress,
 } from '../graph/relay';
 import type { RetryParkedResult } from '../temporal/eventRelay';
+import { inLanes } from '../runtime/lanes';
 
 /** How many parked events one retry request tries (oldest first); ask again for more. */
 export const RETRY_PARKED_LIMIT = 1000;
@@ -261,11 +262,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
           if (lane) lane.push(to);
           else lanes.set(customer, [to]);
         }
-        const queue = [...lanes.values()];
-        const runner = async (): Promise<void> => {
-          for (let lane = queue.shift(); lane; lane = queue.shift()) await deliverLane(lane);
-        };
-        await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, runner));
+        await inLanes([...lanes.values()], concurrency, (lane) => deliverLane(lane));
         from = to;
       }
       // The cursor stops before the first event not settled; what was settled after it is `ahead`.

@@ -12,6 +12,7 @@ import {
   recordNotificationsSent,
   type SentNotification,
 } from '../graph/notifications';
+import { inLanes } from '../runtime/lanes';
 
 export interface NotifyRequest {
   customer_id: string;
@@ -89,7 +90,6 @@ export async function deliverNotifications(
   const toRecord: SentNotification[] = [];
   const rejected: { key: string; reason: string }[] = [];
   const failures: Error[] = [];
-  let next = 0;
   let done = 0;
   const sendOne = async (r: NotifyRequest): Promise<void> => {
     const channel = (r.verified_only ? verifiedChannels : channels).get(r.customer_id) ?? null;
@@ -105,18 +105,20 @@ export async function deliverNotifications(
     }
     toRecord.push({ key: r.key, customer_id: r.customer_id, kind: r.kind, channel, subject: r.subject ?? {} });
   };
-  const lane = async (): Promise<void> => {
-    while (failures.length === 0 && next < mine.length && !options.stopped?.()) {
-      const r = mine[next++] as NotifyRequest;
+  // A failure stops the sending, not the recording: what was sent is recorded before it is thrown.
+  await inLanes(
+    mine,
+    options.concurrency ?? 8,
+    async (r) => {
       try {
         await sendOne(r);
       } catch (err) {
         failures.push(err instanceof Error ? err : new Error(String(err)));
       }
       options.onSent?.(++done, mine.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 8, Math.max(mine.length, 1)) }, lane));
+    },
+    () => failures.length > 0 || options.stopped?.() === true,
+  );
 
   const recorded = await recordNotificationsSent(graph, toRecord, options.owner);
   await recordNotificationsRejected(graph, rejected);

@@ -45,6 +45,7 @@ import {
 import { recoveryWorkflowId } from '../temporal/recovery';
 import { personaCustomerId } from '../temporal/searchAttributes';
 import { countRecoveredPayment } from './recovery';
+import { inLanes } from '../runtime/lanes';
 
 /** The status and reason a method whose token the issuer revoked gets. */
 export const REVOKED_METHOD_STATUS = 'inactive';
@@ -64,24 +65,6 @@ function activityContext(): Context | null {
 
 /** Charges a page settles at once (each may describe its recovery in Temporal): bench:reconciliation measured it. */
 export const SETTLE_CONCURRENCY = 16;
-
-/** Runs `work` over `items`, at most `limit` at once; the first failure fails it (after the rest in flight end). */
-async function inParallel<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const runner = async (): Promise<void> => {
-    while (next < items.length && errors.length === 0) {
-      const item = items[next++] as T;
-      try {
-        await work(item);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, runner));
-  if (errors.length > 0) throw errors[0] instanceof Error ? errors[0] : new Error(String(errors[0]));
-}
 
 export function createReconciliationActivities(deps: {
   graph: Graph;
@@ -320,7 +303,7 @@ export function createReconciliationActivities(deps: {
       const byPayment = new Map<string, number[]>();
       for (const [i, ch] of succeeded.entries())
         byPayment.set(ch.payment_id, [...(byPayment.get(ch.payment_id) ?? []), i]);
-      await inParallel([...byPayment.values()], settleConcurrency, async (indexes) => {
+      await inLanes([...byPayment.values()], settleConcurrency, async (indexes) => {
         for (const i of indexes) {
           const ch = succeeded[i] as PendingCharge;
           const part = parts[i] as PageResult;
