@@ -55,6 +55,9 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/setup/stack.ts'],
           fileParallelism: false,
+          // A test's waits for real services allow up to 60 s each on a slow machine (a longer wait
+          // is refused by test/support/wait.ts unless its test has a budget of its own).
+          testTimeout: 120_000,
         },
       },
     ],

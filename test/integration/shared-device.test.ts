@@ -138,7 +138,7 @@ describe('a device shared by 10,000 customers', () => {
     const fedTrust = fed.filter((e) => e.type === 'DeviceTrustScoreUpdated');
     expect(fedTrust).toHaveLength(1);
     expect(fedTrust[0]).toMatchObject({ customer_id: null, device_id: caught.deviceId });
-  });
+  }, 180_000);
 
   it('shows a customer the device’s changes from its first login on, with a device-level reason as given', async () => {
     // Joins after the fraud (or whatever trust change came before): sees none of them.
