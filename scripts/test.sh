@@ -54,11 +54,14 @@ static_checks() {
   wait "$a" || true
   wait "$b" || true
   cat "$dir"/*.log
-  [ -f "$dir/times" ] && while read -r line; do phases+=("$line"); done <"$dir/times"
+  [ -f "$dir/times" ] && while IFS= read -r line; do phases+=("$line"); done <"$dir/times"
+  local failed=0
   if [ -f "$dir/failed" ]; then
     cat "$dir/failed"
-    return 1
+    failed=1
   fi
+  rm -rf "$dir"
+  return "$failed"
 }
 
 MONEY=test/integration/money-moves-once.test.ts
