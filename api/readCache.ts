@@ -92,7 +92,6 @@ const NEUTRAL = new Set([
   'CustomerCreated',
   'DigitalIdentifierAdded',
   'AddressAdded',
-  'RelationshipAdded',
   'PaymentRecoveryFailed',
   'CustomerNotified',
   'PossibleMatchFound',

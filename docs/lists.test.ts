@@ -2,7 +2,8 @@
  * Lists in the docs that the code also holds, kept equal to the code's own source of truth, so a
  * change that makes one false fails CI:
  *   - the event types (docs/architecture.md, "Event types"; docs/events.md's published-fields table;
- *     docs/events.schema.json) are `EVENT_TYPES` of graph/eventSchemas.ts;
+ *     docs/events.schema.json) are `EVENT_TYPES` of graph/eventSchemas.ts, and each of them is written
+ *     somewhere: named in a source that is not a list of the types or a reader of them;
  *   - every workflow of workflows/index.ts has its failure table in docs/workflows.md, whose rows
  *     name exactly the activities the workflow calls (read from its source: the calls on the
  *     proxies `activitiesWithSummaries` makes, named by the summaries they are given);
@@ -20,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { EVENT_TYPES } from '../graph/eventSchemas';
+import { codeFiles } from './codeFiles';
 import { BUSINESS_METRICS, exportedName, type BusinessMetric } from '../temporal/metrics';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -91,6 +93,16 @@ describe('event types', () => {
   it('docs/events.schema.json has a payload schema for every type, and no other', () => {
     const schema = JSON.parse(read('docs/events.schema.json')) as { properties: Record<string, unknown> };
     expect(sorted(Object.keys(schema.properties))).toEqual(sorted(EVENT_TYPES));
+  });
+
+  it('has a producer for every type: a type nothing writes is a contract with nothing behind it', () => {
+    // The list of the types, and the readers that name every type (labels, what a snapshot ignores).
+    const notProducers = new Set(['graph/eventSchemas.ts', 'api/readCache.ts', 'api/services/events.ts']);
+    const sources = codeFiles()
+      .filter((f) => !/\.test\.tsx?$/.test(f) && !f.startsWith('test/') && !notProducers.has(f))
+      .map((f) => read(f));
+    const unwritten = EVENT_TYPES.filter((type) => !sources.some((text) => text.includes(`'${type}'`)));
+    expect(unwritten).toEqual([]);
   });
 });
 

@@ -21,7 +21,6 @@ export const EVENT_TYPES = [
   'DeviceTrustScoreUpdated',
   'DeviceTrustEarned',
   'AddressAdded',
-  'RelationshipAdded',
   'PaymentRecovered',
   'PaymentRecoveryFailed',
   'CustomerNotified',
@@ -128,12 +127,6 @@ export const EVENT_PAYLOADS = {
   }),
   DeviceTrustEarned: z.looseObject({ device_id: id, from: z.number(), to: z.number(), reason: z.string().nullable() }),
   AddressAdded: z.looseObject({ address_id: id, type: z.string(), country: z.string(), is_default: z.boolean() }),
-  RelationshipAdded: z.looseObject({
-    type: z.string(),
-    from: z.looseObject({ label: z.string(), id }),
-    to: z.looseObject({ label: z.string(), id }),
-    attributes: z.record(z.string(), z.unknown()),
-  }),
   PaymentRecovered: z.looseObject({
     payment_id: id,
     payment_method_id: id,

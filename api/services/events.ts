@@ -103,7 +103,6 @@ const SUMMARY: Record<string, (p: Payload) => string> = {
   DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}${because(p)}`,
   DeviceTrustEarned: (p) => `Your trust on a device changed from ${str(p.from)} to ${str(p.to)}${because(p)}`,
   AddressAdded: () => 'Address added',
-  RelationshipAdded: () => 'Relationship recorded',
   PaymentRecovered: (p) =>
     `Failed payment ${str(p.payment_id)} recovered` +
     `${p.amount ? ` (${money(Number(p.amount), str(p.currency))})` : ''}`,
