@@ -112,10 +112,10 @@ export async function deliverNotifications(
     async (r) => {
       try {
         await sendOne(r);
+        options.onSent?.(++done, mine.length);
       } catch (err) {
         failures.push(err instanceof Error ? err : new Error(String(err)));
       }
-      options.onSent?.(++done, mine.length);
     },
     () => failures.length > 0 || options.stopped?.() === true,
   );

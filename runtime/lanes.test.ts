@@ -49,4 +49,27 @@ describe('inLanes', () => {
     await expect(run).rejects.toThrow('item 1 failed');
     expect(ended).toEqual([0]);
   });
+
+  it('fails when `stop` throws, only after the lanes in flight end', async () => {
+    const ended: number[] = [];
+    let asked = 0;
+    const run = inLanes(
+      [0, 1, 2, 3],
+      2,
+      async (i) => {
+        await sleep(i === 0 ? 20 : 1);
+        ended.push(i);
+      },
+      () => {
+        if (++asked === 3) throw new Error('stop failed');
+        return false;
+      },
+    );
+    await expect(run).rejects.toThrow('stop failed');
+    expect(ended.sort()).toEqual([0, 1]);
+  });
+
+  it('refuses a number of lanes that is not a number', async () => {
+    await expect(inLanes([1], Number.NaN, async () => undefined)).rejects.toThrow(RangeError);
+  });
 });

@@ -11,10 +11,20 @@ export async function inLanes<T>(
   work: (item: T, index: number) => Promise<void>,
   stop: () => boolean = () => false,
 ): Promise<void> {
+  if (!Number.isFinite(lanes)) throw new RangeError(`inLanes: lanes must be a number, not ${lanes}`);
   let next = 0;
   const errors: unknown[] = [];
+  // A throwing `stop` is the lane's error too: the other lanes end before it is thrown.
+  const more = (): boolean => {
+    try {
+      return next < items.length && errors.length === 0 && !stop();
+    } catch (err) {
+      errors.push(err);
+      return false;
+    }
+  };
   const lane = async (): Promise<void> => {
-    while (next < items.length && errors.length === 0 && !stop()) {
+    while (more()) {
       const i = next++;
       try {
         await work(items[i] as T, i);
