@@ -6,6 +6,7 @@
  *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
 import { PARKED_LISTED, relayStatus, retryParked } from '../services/relay';
@@ -46,11 +47,52 @@ const progressSchema = z
   })
   .openapi('ExpiryScanProgress');
 
+const relayStatusSchema = z
+  .object({
+    workflow_id: z.string(),
+    running: z.boolean().nullable().openapi({ description: 'null: Temporal did not answer in time' }),
+    cursor: z.string().nullable(),
+    delivered: z.number().int(),
+    parked_count: z.number().int(),
+    parked: z
+      .array(
+        z.object({
+          event: z.record(z.string(), z.unknown()),
+          error: z.string(),
+          attempts: z.number().int(),
+          parked_at: z.string(),
+        }),
+      )
+      .openapi({ description: `The oldest parked events, up to ${PARKED_LISTED}` }),
+    blocked: z
+      .object({
+        event_id: z.string(),
+        error: z.string(),
+        since: z.string(),
+        attempts: z.number().int(),
+      })
+      .nullable()
+      .openapi({ description: 'The event the subscriber has not taken yet; nothing after it goes out' }),
+    last_delivery_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
+  })
+  .openapi('EventRelayStatus');
+
 const SCAN_ID = /^(expiry-scan-[0-9]{4}-[0-9]{2}-[0-9]{2}|persona-expiry-scan-[A-Za-z0-9:.+-]{1,64})$/;
 
 export function adminRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const opsOnly = access(deps.authenticate, { scopes: ['ops'] });
+  addExpiryScanRoutes(app, deps, opsOnly);
+  addEventRelayRoutes(app, deps, opsOnly);
+  return app;
+}
+
+/** The app `adminRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof adminRoutes>;
+
+/** POST /api/v1/admin/expiry-scan, GET /api/v1/admin/expiry-scans/{workflow_id}. */
+function addExpiryScanRoutes(app: Routes, deps: ApiDeps, opsOnly: MiddlewareHandler) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -100,6 +142,10 @@ export function adminRoutes(deps: ApiDeps) {
     }),
     async (c) => c.json(await expiryScanProgress(deps, c.req.valid('param').workflow_id), 200),
   );
+}
+
+/** GET /api/v1/admin/event-relay, POST /api/v1/admin/event-relay/retry. */
+function addEventRelayRoutes(app: Routes, deps: ApiDeps, opsOnly: MiddlewareHandler) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -111,40 +157,7 @@ export function adminRoutes(deps: ApiDeps) {
       responses: {
         200: {
           description: 'The relay’s checkpoint in the graph, and whether its workflow runs',
-          content: {
-            'application/json': {
-              schema: z
-                .object({
-                  workflow_id: z.string(),
-                  running: z.boolean().nullable().openapi({ description: 'null: Temporal did not answer in time' }),
-                  cursor: z.string().nullable(),
-                  delivered: z.number().int(),
-                  parked_count: z.number().int(),
-                  parked: z
-                    .array(
-                      z.object({
-                        event: z.record(z.string(), z.unknown()),
-                        error: z.string(),
-                        attempts: z.number().int(),
-                        parked_at: z.string(),
-                      }),
-                    )
-                    .openapi({ description: `The oldest parked events, up to ${PARKED_LISTED}` }),
-                  blocked: z
-                    .object({
-                      event_id: z.string(),
-                      error: z.string(),
-                      since: z.string(),
-                      attempts: z.number().int(),
-                    })
-                    .nullable()
-                    .openapi({ description: 'The event the subscriber has not taken yet; nothing after it goes out' }),
-                  last_delivery_at: z.string().nullable(),
-                  updated_at: z.string().nullable(),
-                })
-                .openapi('EventRelayStatus'),
-            },
-          },
+          content: { 'application/json': { schema: relayStatusSchema } },
         },
         ...problems(401, 403, 404),
       },
@@ -178,5 +191,4 @@ export function adminRoutes(deps: ApiDeps) {
       return c.json(await retryParked(deps.temporal.client, body.event_id), 202);
     },
   );
-  return app;
 }

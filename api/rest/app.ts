@@ -5,6 +5,7 @@
  * browses it.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { cors } from 'hono/cors';
@@ -81,7 +82,33 @@ export function createApp(deps: ApiDeps) {
     '/',
     metricsRoutes(() => deps.metrics.registry.metrics(), { token: deps.metricsToken }),
   );
+  guardCalls(app, deps);
+  app.route('/', onboardingRoutes(deps));
+  app.route('/', customerRoutes(deps));
+  app.route('/', contextRoutes(deps));
+  app.route('/', recoveryRoutes(deps));
+  app.route('/', fraudRoutes(deps));
+  app.route('/', identityMergeRoutes(deps));
+  app.route('/', interactionRoutes(deps));
+  app.route('/', eventRoutes(deps));
+  app.route('/', privacyRoutes(deps));
+  app.route('/', adminRoutes(deps));
+  app.route('/', codecRoutes(deps));
+  app.route('/', consoleRoutes(deps));
+  describeApi(app);
+  answerUnknownRoutes(app);
+  app.onError((err, c) => errorProblem(deps, err, c));
+  return app;
+}
 
+/** The app `createApp` builds (the functions below add to it). */
+type App = ReturnType<typeof createApp>;
+
+/**
+ * The middleware of every /api, /codec and /console call (after the probes and scrapes): the codec
+ * server's CORS, rate limits, body limits and request deadlines.
+ */
+function guardCalls(app: App, deps: ApiDeps) {
   // The codec server answers the Temporal UI's origin from a browser (its preflight carries no token;
   // the UI's credentialed fetch carries the console's session cookie).
   if (deps.payloads.corsOrigin)
@@ -101,37 +128,31 @@ export function createApp(deps: ApiDeps) {
   app.use('/codec/*', rateLimit(deps, codecCredentials(deps.payloads.corsOrigin)));
 
   // A batch of interactions may be larger than any other body; everything else keeps the small limit.
-  const limitTo = (maxSize: number) =>
-    bodyLimit({
-      maxSize,
-      onError: (c) =>
-        problemResponse(c, {
-          type: problemType('too-large'),
-          title: 'Request body too large',
-          status: 413,
-          detail: `The body must be at most ${maxSize} bytes.`,
-          field: 'body',
-        }),
-    });
   app.use(INTERACTIONS_PATH, limitTo(deps.limits.maxInteractionsBodyBytes));
   app.use('/api/*', except(INTERACTIONS_PATH, limitTo(deps.limits.maxBodyBytes)));
   app.use('/codec/*', limitTo(CODEC_MAX_BODY_BYTES));
   app.use('/api/*', requestDeadline(deps));
   app.use('/codec/*', requestDeadline(deps));
   app.use('/console/*', requestDeadline(deps));
-  app.route('/', onboardingRoutes(deps));
-  app.route('/', customerRoutes(deps));
-  app.route('/', contextRoutes(deps));
-  app.route('/', recoveryRoutes(deps));
-  app.route('/', fraudRoutes(deps));
-  app.route('/', identityMergeRoutes(deps));
-  app.route('/', interactionRoutes(deps));
-  app.route('/', eventRoutes(deps));
-  app.route('/', privacyRoutes(deps));
-  app.route('/', adminRoutes(deps));
-  app.route('/', codecRoutes(deps));
-  app.route('/', consoleRoutes(deps));
+}
 
+/** A body limit of `maxSize` bytes: a larger body is refused with a 413 problem. */
+function limitTo(maxSize: number) {
+  return bodyLimit({
+    maxSize,
+    onError: (c) =>
+      problemResponse(c, {
+        type: problemType('too-large'),
+        title: 'Request body too large',
+        status: 413,
+        detail: `The body must be at most ${maxSize} bytes.`,
+        field: 'body',
+      }),
+  });
+}
+
+/** The OpenAPI document at /openapi.json (with its bearer security scheme), and /docs browsing it. */
+function describeApi(app: App) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',
     scheme: 'bearer',
@@ -149,7 +170,10 @@ export function createApp(deps: ApiDeps) {
     },
   });
   app.route('/', docsRoutes());
+}
 
+/** Answers a call no route takes: 405 for a path registered so far with other methods, else 404. */
+function answerUnknownRoutes(app: App) {
   // A known path asked with a method it does not take: 405 with Allow, not 404.
   const methodsOf = routeMethods(app.routes);
   app.notFound((c) => {
@@ -170,68 +194,68 @@ export function createApp(deps: ApiDeps) {
       detail: `No route for ${c.req.method} ${c.req.path}`,
     });
   });
+}
 
-  app.onError((err, c) => {
-    const unavailable = answeredOutOfTime(deps, err) ?? unavailableDependency(err);
-    if (unavailable) {
-      deps.logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
-      c.header('Retry-After', String(unavailable.retryAfterSeconds));
-      return problemResponse(c, {
-        type: problemType('unavailable'),
-        title: 'Service unavailable',
-        status: 503,
-        detail: unavailable.message,
-        dependency: unavailable.dependency,
-      });
-    }
-    // A service's own refusal (a customer who is not active, a sign-in that is not recent).
-    if (err instanceof AuthError) return authProblem(c, err);
-    if (err instanceof RateLimitedError) return rateLimitedProblem(c, err);
-    if (err instanceof IdempotencyKeyReusedError) {
-      return problemResponse(c, {
-        type: problemType('idempotency-key-reused'),
-        title: 'Idempotency-Key reused',
-        status: 422,
-        detail: err.message,
-        field: 'idempotency-key',
-      });
-    }
-    if (err instanceof DomainError) {
-      return problemResponse(c, {
-        type: problemType(err.code.replaceAll('_', '-')),
-        title: err.name.replace(/Error$/, '').replace(/([a-z])([A-Z])/g, '$1 $2'),
-        status: DOMAIN_STATUS[err.code],
-        detail: err.message,
-        ...('field' in err ? { field: err.field } : {}),
-      });
-    }
-    if (err instanceof UnreadablePayloadError) {
-      // A workflow of an erased customer: its history key was destroyed with the customer.
-      return problemResponse(c, {
-        type: problemType('gone'),
-        title: 'Gone',
-        status: 410,
-        detail: err.message,
-      });
-    }
-    if (err instanceof HTTPException) {
-      // Hono's validators raise these for a body that is not JSON at all.
-      const malformed = err.status === 400;
-      return problemResponse(c, {
-        type: problemType(malformed ? 'invalid-input' : 'http-error'),
-        title: malformed ? 'Invalid input' : err.message || 'Request failed',
-        status: err.status,
-        detail: err.message,
-        ...(malformed ? { field: 'body' } : {}),
-      });
-    }
-    deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
+/** An error a call raised, as problem+json: 503 for a dependency unavailable, 500 for one not foreseen. */
+function errorProblem(deps: ApiDeps, err: Error, c: Context): Response {
+  const unavailable = answeredOutOfTime(deps, err) ?? unavailableDependency(err);
+  if (unavailable) {
+    deps.logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
+    c.header('Retry-After', String(unavailable.retryAfterSeconds));
     return problemResponse(c, {
-      type: problemType('internal'),
-      title: 'Internal error',
-      status: 500,
-      detail: 'The error was logged.',
+      type: problemType('unavailable'),
+      title: 'Service unavailable',
+      status: 503,
+      detail: unavailable.message,
+      dependency: unavailable.dependency,
     });
+  }
+  // A service's own refusal (a customer who is not active, a sign-in that is not recent).
+  if (err instanceof AuthError) return authProblem(c, err);
+  if (err instanceof RateLimitedError) return rateLimitedProblem(c, err);
+  if (err instanceof IdempotencyKeyReusedError) {
+    return problemResponse(c, {
+      type: problemType('idempotency-key-reused'),
+      title: 'Idempotency-Key reused',
+      status: 422,
+      detail: err.message,
+      field: 'idempotency-key',
+    });
+  }
+  if (err instanceof DomainError) {
+    return problemResponse(c, {
+      type: problemType(err.code.replaceAll('_', '-')),
+      title: err.name.replace(/Error$/, '').replace(/([a-z])([A-Z])/g, '$1 $2'),
+      status: DOMAIN_STATUS[err.code],
+      detail: err.message,
+      ...('field' in err ? { field: err.field } : {}),
+    });
+  }
+  if (err instanceof UnreadablePayloadError) {
+    // A workflow of an erased customer: its history key was destroyed with the customer.
+    return problemResponse(c, {
+      type: problemType('gone'),
+      title: 'Gone',
+      status: 410,
+      detail: err.message,
+    });
+  }
+  if (err instanceof HTTPException) {
+    // Hono's validators raise these for a body that is not JSON at all.
+    const malformed = err.status === 400;
+    return problemResponse(c, {
+      type: problemType(malformed ? 'invalid-input' : 'http-error'),
+      title: malformed ? 'Invalid input' : err.message || 'Request failed',
+      status: err.status,
+      detail: err.message,
+      ...(malformed ? { field: 'body' } : {}),
+    });
+  }
+  deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'unhandled error');
+  return problemResponse(c, {
+    type: problemType('internal'),
+    title: 'Internal error',
+    status: 500,
+    detail: 'The error was logged.',
   });
-  return app;
 }

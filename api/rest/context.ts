@@ -38,10 +38,22 @@ const minVersion = (token: string | undefined) => (token === undefined ? null : 
 const idParam = (what: string) =>
   z.object({ id: z.uuid().openapi({ param: { name: 'id', in: 'path' }, description: `${what} id (UUID)` }) });
 
+const tags = ['agents'];
+
 export function contextRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const tags = ['agents'];
+  addContextRoute(app, deps);
+  addCheckoutOptionsRoute(app, deps);
+  addDeviceTrustRoute(app, deps);
+  addInactivateRoute(app, deps);
+  return app;
+}
 
+/** The app `contextRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof contextRoutes>;
+
+/** GET /api/v1/customers/{id}/context. */
+function addContextRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -67,7 +79,10 @@ export function contextRoutes(deps: ApiDeps) {
         200,
       ),
   );
+}
 
+/** GET /api/v1/customers/{id}/checkout-options. */
+function addCheckoutOptionsRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -116,7 +131,10 @@ export function contextRoutes(deps: ApiDeps) {
         200,
       ),
   );
+}
 
+/** PUT /api/v1/devices/{id}/trust-score. */
+function addDeviceTrustRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'put',
@@ -163,7 +181,10 @@ export function contextRoutes(deps: ApiDeps) {
       return c.json(result, 200);
     },
   );
+}
 
+/** POST /api/v1/payment-methods/{id}/inactivate. */
+function addInactivateRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -196,5 +217,4 @@ export function contextRoutes(deps: ApiDeps) {
       return c.json(result, 200);
     },
   );
-  return app;
 }

@@ -5,6 +5,7 @@
  *   GET /api/v1/customers/{id}/possible-matches
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
 import { decimalAmount } from '../../graph/onboarding';
 import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchScore';
@@ -169,13 +170,25 @@ const walletParams = customerParams.extend({
   pmId: z.uuid().openapi({ param: { name: 'pmId', in: 'path' }, description: 'Payment method id (UUID)' }),
 });
 
+const common = { tags: ['customers'], security: bearerSecurity };
+
 export function customerRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const g = deps.graph;
-  const profileUpdate = profileUpdateSchema(g.policy.reportingCurrency);
   const read = customerAccess(deps, { scopes: ['customers:read'], self: true });
   const write = customerAccess(deps, { scopes: ['customers:write'], self: true });
-  const common = { tags: ['customers'], security: bearerSecurity };
+  addProfileRoutes(app, deps, read);
+  addWalletRoutes(app, deps, read, write);
+  addPossibleMatchesRoute(app, deps);
+  return app;
+}
+
+/** The app `customerRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof customerRoutes>;
+
+/** GET and PUT /api/v1/customers/{id}/profile. */
+function addProfileRoutes(app: Routes, deps: ApiDeps, read: MiddlewareHandler) {
+  const g = deps.graph;
+  const profileUpdate = profileUpdateSchema(g.policy.reportingCurrency);
 
   app.openapi(
     createRoute({
@@ -223,6 +236,11 @@ export function customerRoutes(deps: ApiDeps) {
       return c.json(result, 200);
     },
   );
+}
+
+/** The wallet: GET and POST /api/v1/customers/{id}/payment-methods, DELETE …/{pmId}. */
+function addWalletRoutes(app: Routes, deps: ApiDeps, read: MiddlewareHandler, write: MiddlewareHandler) {
+  const g = deps.graph;
 
   app.openapi(
     createRoute({
@@ -240,6 +258,38 @@ export function customerRoutes(deps: ApiDeps) {
     async (c) => c.json(await listWallet(g, c.req.valid('param').id), 200),
   );
 
+  addPaymentMethodRoute(app, deps, write);
+
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'delete',
+      path: '/api/v1/customers/{id}/payment-methods/{pmId}',
+      summary: 'Remove a payment method; removing the default promotes the most recently used active one',
+      description: WALLET_WRITE_NOTE,
+      middleware: [write] as const,
+      request: { params: walletParams, headers: reasonHeaders },
+      responses: {
+        204: { description: 'Removed', headers: consistencyHeaders },
+        ...problems(400, 401, 403, 404, 409),
+      },
+    }),
+    async (c) => {
+      const { id, pmId } = c.req.valid('param');
+      const { events } = await observeCommits(() =>
+        removeFromWallet(deps, id, pmId, {
+          principal: c.get('principal'),
+          reason: c.req.valid('header')['persona-reason'],
+        }),
+      );
+      answerToken(c, customerTokenOf(events, id));
+      return c.body(null, 204);
+    },
+  );
+}
+
+/** POST /api/v1/customers/{id}/payment-methods: a card added, offered to the customer's running recoveries. */
+function addPaymentMethodRoute(app: Routes, deps: ApiDeps, write: MiddlewareHandler) {
   app.openapi(
     createRoute({
       ...common,
@@ -291,33 +341,11 @@ export function customerRoutes(deps: ApiDeps) {
       return result.recoveries?.some((r) => r.outcome === 'pending') ? c.json(result, 202) : c.json(result, 201);
     },
   );
+}
 
-  app.openapi(
-    createRoute({
-      ...common,
-      method: 'delete',
-      path: '/api/v1/customers/{id}/payment-methods/{pmId}',
-      summary: 'Remove a payment method; removing the default promotes the most recently used active one',
-      description: WALLET_WRITE_NOTE,
-      middleware: [write] as const,
-      request: { params: walletParams, headers: reasonHeaders },
-      responses: {
-        204: { description: 'Removed', headers: consistencyHeaders },
-        ...problems(400, 401, 403, 404, 409),
-      },
-    }),
-    async (c) => {
-      const { id, pmId } = c.req.valid('param');
-      const { events } = await observeCommits(() =>
-        removeFromWallet(deps, id, pmId, {
-          principal: c.get('principal'),
-          reason: c.req.valid('header')['persona-reason'],
-        }),
-      );
-      answerToken(c, customerTokenOf(events, id));
-      return c.body(null, 204);
-    },
-  );
+/** GET /api/v1/customers/{id}/possible-matches. */
+function addPossibleMatchesRoute(app: Routes, deps: ApiDeps) {
+  const g = deps.graph;
 
   app.openapi(
     createRoute({
@@ -355,5 +383,4 @@ export function customerRoutes(deps: ApiDeps) {
       return c.json({ ...answer, data }, 200);
     },
   );
-  return app;
 }

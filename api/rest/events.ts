@@ -83,6 +83,16 @@ const historyItem = z
 
 export function eventRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  addFeedRoute(app, deps);
+  addHistoryRoute(app, deps);
+  return app;
+}
+
+/** The app `eventRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof eventRoutes>;
+
+/** GET /api/v1/events: the change feed. */
+function addFeedRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -122,6 +132,10 @@ export function eventRoutes(deps: ApiDeps) {
       return c.json(await eventFeed(deps, q.after, q.limit), 200);
     },
   );
+}
+
+/** GET /api/v1/customers/{id}/events: a customer's own history. */
+function addHistoryRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -165,5 +179,4 @@ export function eventRoutes(deps: ApiDeps) {
       return c.json(await customerHistory(deps, c.req.valid('param').id, q.before, q.limit, audience), 200);
     },
   );
-  return app;
 }

@@ -7,6 +7,7 @@
  *   POST /api/v1/identity-merges/{merge_id}/undo      ops take the merge back (within PERSONA_UNMERGE_DAYS)
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { text } from '../../graph/model';
 import type { ApiDeps } from '../deps';
 import { answerMerge, mergeStatus, proposeMerge, undoMerge } from '../services/identityMerge';
@@ -94,13 +95,23 @@ const decision = z
       .openapi({ description: 'The code the request for consent carried to that record’s verified email or phone' }),
   })
   .openapi('IdentityMergeDecision');
+const common = { tags: ['identity merges'], security: bearerSecurity };
 const status = (description: string) => ({ description, content: { 'application/json': { schema: statusSchema } } });
 
 export function identityMergeRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const common = { tags: ['identity merges'], security: bearerSecurity };
   // A customer's own token passes here; the service lets it act only for its own record.
   const partyOrScope = access(deps.authenticate, { scopes: ['identity:merge', 'self'] });
+  addProposalRoutes(app, deps, partyOrScope);
+  addAnswerRoutes(app, deps, partyOrScope);
+  return app;
+}
+
+/** The app `identityMergeRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof identityMergeRoutes>;
+
+/** POST /api/v1/identity-merges, GET /api/v1/identity-merges/{merge_id}. */
+function addProposalRoutes(app: Routes, deps: ApiDeps, partyOrScope: MiddlewareHandler) {
   app.openapi(
     createRoute({
       ...common,
@@ -134,6 +145,10 @@ export function identityMergeRoutes(deps: ApiDeps) {
     }),
     async (c) => c.json(await mergeStatus(deps, c.req.valid('param').merge_id, c.get('principal')), 200),
   );
+}
+
+/** POST /api/v1/identity-merges/{merge_id}/confirm and …/decline (a customer answers), …/undo (ops). */
+function addAnswerRoutes(app: Routes, deps: ApiDeps, partyOrScope: MiddlewareHandler) {
   for (const answer of ['confirm', 'decline'] as const) {
     app.openapi(
       createRoute({
@@ -182,5 +197,4 @@ export function identityMergeRoutes(deps: ApiDeps) {
     async (c) =>
       c.json(await undoMerge(deps, c.req.valid('param').merge_id, c.req.valid('json').reason, c.get('principal')), 200),
   );
-  return app;
 }

@@ -7,6 +7,7 @@
  * reason (header Persona-Reason) for a customer who is not active (api/services/guards.ts).
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import type { ApiDeps } from '../deps';
 import { erasureStatus, exportBody, exportCustomer, requestErasure } from '../services/privacy';
 import {
@@ -74,6 +75,16 @@ const SELF_NOTE =
 export function privacyRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const selfOrOps = customerAccess(deps, { scopes: ['ops'], self: true });
+  addExportRoute(app, deps, selfOrOps);
+  addErasureRoutes(app, deps, selfOrOps);
+  return app;
+}
+
+/** The app `privacyRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof privacyRoutes>;
+
+/** GET /api/v1/customers/{id}/export. */
+function addExportRoute(app: Routes, deps: ApiDeps, selfOrOps: MiddlewareHandler) {
   app.openapi(
     createRoute({
       method: 'get',
@@ -105,6 +116,10 @@ export function privacyRoutes(deps: ApiDeps) {
       return c.body(body, 200, { 'content-type': 'application/json; charset=utf-8' }) as never;
     },
   );
+}
+
+/** DELETE /api/v1/customers/{id}, GET /api/v1/customers/{id}/erasure. */
+function addErasureRoutes(app: Routes, deps: ApiDeps, selfOrOps: MiddlewareHandler) {
   app.openapi(
     createRoute({
       method: 'delete',
@@ -164,5 +179,4 @@ export function privacyRoutes(deps: ApiDeps) {
     }),
     async (c) => c.json(await erasureStatus(deps, c.req.valid('param').id), 200),
   );
-  return app;
 }

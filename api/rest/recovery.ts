@@ -132,6 +132,17 @@ const ownerStopSchema = z
 
 export function recoveryRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
+  addFailureRoutes(app, deps);
+  addAttentionRoute(app, deps);
+  addNoLongerOwedRoute(app, deps);
+  return app;
+}
+
+/** The app `recoveryRoutes` builds (the functions below add routes to it). */
+type Routes = ReturnType<typeof recoveryRoutes>;
+
+/** POST /api/v1/payment-failures, and GET /api/v1/payment-recoveries/{payment_id}. */
+function addFailureRoutes(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -173,6 +184,10 @@ export function recoveryRoutes(deps: ApiDeps) {
     }),
     async (c) => c.json(await recoveryStatus(deps, c.req.valid('param').payment_id), 200),
   );
+}
+
+/** POST /api/v1/payment-recoveries/{payment_id}/attention. */
+function addAttentionRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -232,6 +247,10 @@ export function recoveryRoutes(deps: ApiDeps) {
       );
     },
   );
+}
+
+/** POST /api/v1/payment-recoveries/{payment_id}/no-longer-owed. */
+function addNoLongerOwedRoute(app: Routes, deps: ApiDeps) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -274,5 +293,4 @@ export function recoveryRoutes(deps: ApiDeps) {
       return c.json(reply, 200);
     },
   );
-  return app;
 }
