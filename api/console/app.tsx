@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { Hono, type Context, type ErrorHandler, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { HTTPException } from 'hono/http-exception';
@@ -27,7 +27,17 @@ import { mergedRecordRefusal } from '../services/mergedIds';
 import { admit, identify, RateLimitedError } from '../rateLimit';
 import { answeredOutOfTime } from '../deadlines';
 import { pageHeaders, requestCallerAddress } from '../rest/guards';
-import { can, isCustomerSession, Page, render, safeBack, type ConsoleAction, formOf } from './kit';
+import {
+  can,
+  isCustomerSession,
+  Page,
+  render,
+  safeBack,
+  type ActionText,
+  type ConsoleAction,
+  type FormFields,
+  formOf,
+} from './kit';
 import { meConsole } from './me';
 import { opsConsole } from './ops';
 import {
@@ -105,6 +115,9 @@ const DOMAIN_STATUS = {
   unrecognisable_input: 400,
 } as const;
 
+/** The caller's admission: null when one request of its bucket is left, else the 429 page. */
+type Admitted = (c: Context, caller: Parameters<typeof admit>[2]) => Response | Promise<Response> | null;
+
 export function consoleRoutes(deps: ApiDeps) {
   const app = new Hono();
   const files = staticFiles();
@@ -129,7 +142,7 @@ export function consoleRoutes(deps: ApiDeps) {
   });
 
   /** One request from the caller's bucket, or the 429 page with Retry-After. */
-  const admitted = (c: Context, caller: Parameters<typeof admit>[2]) => {
+  const admitted: Admitted = (c, caller) => {
     try {
       admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
       return null;
@@ -140,7 +153,46 @@ export function consoleRoutes(deps: ApiDeps) {
     }
   };
 
-  // ---- sign-in and sign-out -------------------------------------------------------------------
+  signInRoutes(app, deps, admitted);
+  sessionRoutes(app, requireSession(deps, key, admitted));
+  actionRoutes(app, deps, actions);
+
+  app.route('/', ops.routes);
+  app.route('/', me.routes);
+
+  app.onError(consoleErrorPage(deps));
+  return app;
+}
+
+// ---- sign-in and sign-out ----------------------------------------------------------------------
+function signInPage(deps: ApiDeps, c: Context, message: string | null, status: 200 | 400 | 401 | 403 = 200) {
+  const next = safeBack(c.req.query('next'), '/console');
+  return render(
+    c,
+    <Page title="Sign in">
+      {message ? (
+        <p class="problem" role="alert">
+          {message}
+        </p>
+      ) : null}
+      <form method="post" action={`/console/sign-in?next=${encodeURIComponent(next)}`} class="sign-in">
+        <input type="hidden" name={CSRF_FIELD} value={signInNonce(c)} />
+        <label for="token">Your access token (a JWT)</label>
+        <textarea id="token" name="token" rows={6} required autocomplete="off" spellcheck={false} />
+        <p class="hint">
+          {deps.console.jwks
+            ? 'Tokens come from the platform’s identity provider: sign in there and paste the token it gives you.'
+            : 'Locally: npm run token -- --scope ops (or --scope self --sub <customer id> --auth-time now).'}{' '}
+          The token is kept in a cookie no script can read, for as long as the token is valid.
+        </p>
+        <button type="submit">Sign in</button>
+      </form>
+    </Page>,
+    status,
+  );
+}
+
+function signInRoutes(app: Hono, deps: ApiDeps, admitted: Admitted) {
   // The sign-in page and form have no session: the anonymous bucket of the client's address.
   const anonymousLimit: MiddlewareHandler = async (c, next) => {
     const limited = admitted(c, {
@@ -151,52 +203,29 @@ export function consoleRoutes(deps: ApiDeps) {
     await next();
   };
   app.use('/console/sign-in', anonymousLimit);
-  const signInPage = (c: Context, message: string | null, status: 200 | 400 | 401 | 403 = 200) => {
-    const next = safeBack(c.req.query('next'), '/console');
-    return render(
-      c,
-      <Page title="Sign in">
-        {message ? (
-          <p class="problem" role="alert">
-            {message}
-          </p>
-        ) : null}
-        <form method="post" action={`/console/sign-in?next=${encodeURIComponent(next)}`} class="sign-in">
-          <input type="hidden" name={CSRF_FIELD} value={signInNonce(c)} />
-          <label for="token">Your access token (a JWT)</label>
-          <textarea id="token" name="token" rows={6} required autocomplete="off" spellcheck={false} />
-          <p class="hint">
-            {deps.console.jwks
-              ? 'Tokens come from the platform’s identity provider: sign in there and paste the token it gives you.'
-              : 'Locally: npm run token -- --scope ops (or --scope self --sub <customer id> --auth-time now).'}{' '}
-            The token is kept in a cookie no script can read, for as long as the token is valid.
-          </p>
-          <button type="submit">Sign in</button>
-        </form>
-      </Page>,
-      status,
-    );
-  };
 
-  app.get('/console/sign-in', (c) => signInPage(c, c.req.query('ended') ? 'Your session ended: sign in again.' : null));
+  app.get('/console/sign-in', (c) =>
+    signInPage(deps, c, c.req.query('ended') ? 'Your session ended: sign in again.' : null),
+  );
 
   app.post('/console/sign-in', async (c) => {
     const form = await formOf(c);
     const nonce = signInNonceCookie(c);
     clearSignInNonce(c);
     if (!nonce || !sameSecret(form[CSRF_FIELD], nonce))
-      return signInPage(c, 'The sign-in form expired or did not come from this console: try again.', 403);
+      return signInPage(deps, c, 'The sign-in form expired or did not come from this console: try again.', 403);
     const token = (form.token ?? '').trim();
-    if (!token) return signInPage(c, 'token: paste your access token.', 400);
+    if (!token) return signInPage(deps, c, 'token: paste your access token.', 400);
     let principal;
     try {
       principal = await deps.authenticate(`Bearer ${token}`);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
-      return signInPage(c, err.message, 401);
+      return signInPage(deps, c, err.message, 401);
     }
     if (!can(principal, ['customers:read']) && !(principal.scopes.has('self') && principal.subject))
       return signInPage(
+        deps,
         c,
         'This token opens nothing in the console: it needs ops, customers:read, or a customer’s own token (self).',
         403,
@@ -205,9 +234,11 @@ export function consoleRoutes(deps: ApiDeps) {
     deps.logger.info({ actor: principal.subject, scopes: [...principal.scopes] }, 'console: signed in');
     return c.redirect(safeBack(c.req.query('next'), '/console'), 303);
   });
+}
 
-  // ---- everything else needs a session --------------------------------------------------------
-  const requireSession: MiddlewareHandler = async (c, next) => {
+// ---- everything else needs a session -----------------------------------------------------------
+function requireSession(deps: ApiDeps, key: ReturnType<typeof csrfKey>, admitted: Admitted): MiddlewareHandler {
+  return async (c, next) => {
     const token = sessionToken(c);
     const toSignIn = (ended: boolean) => {
       if (ended) endSession(c);
@@ -253,7 +284,9 @@ export function consoleRoutes(deps: ApiDeps) {
     }
     await next();
   };
+}
 
+function sessionRoutes(app: Hono, requireSession: MiddlewareHandler) {
   const open = (path: string) => path.startsWith('/console/static/') || path === '/console/sign-in';
   app.use(
     '/console/*',
@@ -269,8 +302,10 @@ export function consoleRoutes(deps: ApiDeps) {
     const { principal } = c.get('consoleSession');
     return c.redirect(isCustomerSession(principal) ? '/console/me' : '/console/search', 303);
   });
+}
 
-  // ---- actions: confirm, then act ---------------------------------------------------------------
+// ---- actions: confirm, then act ----------------------------------------------------------------
+function actionRoutes(app: Hono, deps: ApiDeps, actions: Map<string, ConsoleAction>) {
   app.post('/console/actions/:name', async (c) => {
     const session = c.get('consoleSession');
     const action = actions.get(c.req.param('name'));
@@ -281,50 +316,58 @@ export function consoleRoutes(deps: ApiDeps) {
     const back = safeBack(form._back, '/console');
     if (form._confirmed !== 'yes') {
       const text = await action.confirm(deps, form, session);
-      return render(
-        c,
-        <Page title={text.title} session={session}>
-          <div class="confirm">
-            {text.details.map((d) => (
-              <p>{d}</p>
-            ))}
-            <form method="post" action={`/console/actions/${action.name}`}>
-              {Object.entries(form)
-                .filter(([name]) => name !== '_confirmed')
-                .map(([name, value]) => (
-                  <input type="hidden" name={name} value={value} />
-                ))}
-              <input type="hidden" name="_confirmed" value="yes" />
-              <button type="submit" class={text.danger ? 'danger' : undefined}>
-                Confirm
-              </button>{' '}
-              <a href={back}>Cancel</a>
-            </form>
-          </div>
-        </Page>,
-      );
+      return render(c, confirmPage(session, action, form, text, back));
     }
     const done = await action.run(deps, form, session);
     deps.logger.info({ actor: session.principal.subject, action: action.name }, 'console: action done');
-    return render(
-      c,
-      <Page title={done.title} session={session}>
-        <div class="outcome" role="status">
-          {done.details.map((d) => (
-            <p>{d}</p>
-          ))}
-        </div>
-        <p>
-          <a href={back}>Back</a>
-        </p>
-      </Page>,
-    );
+    return render(c, outcomePage(session, done, back));
   });
+}
 
-  app.route('/', ops.routes);
-  app.route('/', me.routes);
+/** What the action will do, and the same fields posted again with `_confirmed=yes`. */
+function confirmPage(session: ConsoleSession, action: ConsoleAction, form: FormFields, text: ActionText, back: string) {
+  return (
+    <Page title={text.title} session={session}>
+      <div class="confirm">
+        {text.details.map((d) => (
+          <p>{d}</p>
+        ))}
+        <form method="post" action={`/console/actions/${action.name}`}>
+          {Object.entries(form)
+            .filter(([name]) => name !== '_confirmed')
+            .map(([name, value]) => (
+              <input type="hidden" name={name} value={value} />
+            ))}
+          <input type="hidden" name="_confirmed" value="yes" />
+          <button type="submit" class={text.danger ? 'danger' : undefined}>
+            Confirm
+          </button>{' '}
+          <a href={back}>Cancel</a>
+        </form>
+      </div>
+    </Page>
+  );
+}
 
-  app.onError((err, c) => {
+/** What the action did. */
+function outcomePage(session: ConsoleSession, done: ActionText, back: string) {
+  return (
+    <Page title={done.title} session={session}>
+      <div class="outcome" role="status">
+        {done.details.map((d) => (
+          <p>{d}</p>
+        ))}
+      </div>
+      <p>
+        <a href={back}>Back</a>
+      </p>
+    </Page>
+  );
+}
+
+/** The error pages: a dependency out of reach (503), auth, domain errors, else 500 (logged). */
+function consoleErrorPage(deps: ApiDeps): ErrorHandler {
+  return (err, c) => {
     const unavailable = answeredOutOfTime(deps, err) ?? unavailableDependency(err);
     if (unavailable) {
       c.header('Retry-After', String(unavailable.retryAfterSeconds));
@@ -349,6 +392,5 @@ export function consoleRoutes(deps: ApiDeps) {
     if (err instanceof HTTPException && err.status === 400) return problemPage(c, 400, 'Check the form', err.message);
     deps.logger.error({ err, method: c.req.method, path: c.req.path }, 'console: unhandled error');
     return problemPage(c, 500, 'Something went wrong', 'The error was logged.');
-  });
-  return app;
+  };
 }

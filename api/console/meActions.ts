@@ -122,179 +122,209 @@ async function mayChange(
   return id;
 }
 
+/** A card out of the wallet, with its payment token; a default's place goes to the most recently used active card. */
+function removeCardAction(): ConsoleAction {
+  return {
+    name: 'remove-card',
+    allowed: self,
+    confirm: async (deps, form, session) => {
+      const { card, wallet } = await cardOf(deps, await mayChange(deps, session, 'remove_payment_method'), form);
+      const next = card.is_default ? nextDefault(wallet, card.id) : null;
+      return {
+        title: 'Remove this card?',
+        danger: true,
+        details: [
+          `${cardWords(card)} (expires ${expiryWords(card)}) will be removed from your wallet, ` +
+            'with its payment token.',
+          ...(card.is_default
+            ? [
+                next
+                  ? `It is your default card: ${cardWords(next)}, your most recently used active card, ` +
+                    'becomes the default.'
+                  : 'It is your default card, and no other active card is left to take its place.',
+              ]
+            : []),
+        ],
+      };
+    },
+    run: async (deps, form, session) => {
+      const id = customerOf(session);
+      const { card, wallet } = await cardOf(deps, id, form);
+      const { promoted } = await removeFromWallet(deps, id, card.id, actor(session));
+      const now = promoted ? wallet.find((c) => c.id === promoted) : undefined;
+      return {
+        title: 'Card removed',
+        details: [
+          `${cardWords(card)} is no longer in your wallet.`,
+          ...(card.is_default
+            ? [now ? `Your default card is now ${cardWords(now)}.` : 'You have no default card now.']
+            : []),
+        ],
+      };
+    },
+  };
+}
+
+/** An active card made the default. */
+function defaultCardAction(): ConsoleAction {
+  return {
+    name: 'default-card',
+    allowed: self,
+    confirm: async (deps, form, session) => {
+      const { card } = await cardOf(deps, await mayChange(deps, session, 'set_default_payment_method'), form);
+      if (card.is_default) throw new InvalidStateError(`${cardWords(card)} is your default card already`);
+      if (card.status !== 'active')
+        throw new InvalidStateError(`${cardWords(card)} is ${card.status}: only an active card can be the default`);
+      return {
+        title: 'Make this card your default?',
+        details: [
+          `${cardWords(card)} (expires ${expiryWords(card)}) will be your default card: payments use it first.`,
+        ],
+      };
+    },
+    run: async (deps, form, session) => {
+      const id = customerOf(session);
+      const { card } = await cardOf(deps, id, form);
+      await chooseDefaultInWallet(deps, id, card.id, actor(session));
+      return { title: 'Default card changed', details: [`${cardWords(card)} is now your default card.`] };
+    },
+  };
+}
+
+/** A device disowned: no longer listed nor trusted as theirs, its record kept for the fraud checks. */
+function removeDeviceAction(): ConsoleAction {
+  return {
+    name: 'remove-device',
+    allowed: self,
+    confirm: async (deps, form, session) => {
+      const device = await deviceOf(deps, await mayChange(deps, session, 'remove_device'), form);
+      if (device.disowned_at)
+        return { title: 'Remove this device?', details: [removedAlready(deviceWords(device), device.disowned_at)] };
+      return {
+        title: 'Remove this device?',
+        danger: true,
+        details: [
+          `${deviceWords(device)} will no longer be listed as one of your devices, nor trusted as yours.`,
+          'We keep the record of your sign-ins on it and of your cards used on it, to protect your account ' +
+            '(our fraud checks read it). Signing in on it again makes it one of your devices again.',
+          'Other people who use it are not affected.',
+        ],
+      };
+    },
+    run: async (deps, form, session) => {
+      const id = customerOf(session);
+      const device = await deviceOf(deps, id, form);
+      await removeDevice(deps, id, device.id, actor(session));
+      return { title: 'Device removed', details: [`${deviceWords(device)} is no longer one of your devices.`] };
+    },
+  };
+}
+
+/** An address disowned: no longer listed as theirs, what was shipped there kept. */
+function removeAddressAction(): ConsoleAction {
+  return {
+    name: 'remove-address',
+    allowed: self,
+    confirm: async (deps, form, session) => {
+      const address = await addressOf(deps, await mayChange(deps, session, 'remove_address'), form);
+      if (address.disowned_at)
+        return {
+          title: 'Remove this address?',
+          details: [removedAlready(addressWords(address), address.disowned_at)],
+        };
+      return {
+        title: 'Remove this address?',
+        danger: true,
+        details: [
+          `${addressWords(address)} will no longer be listed as one of your addresses.`,
+          'We keep the record of what was shipped there. Shipping there again makes it one of your ' +
+            'addresses again.',
+          'Other people who use it are not affected.',
+        ],
+      };
+    },
+    run: async (deps, form, session) => {
+      const id = customerOf(session);
+      const address = await addressOf(deps, id, form);
+      await removeAddress(deps, id, address.id, actor(session));
+      return { title: 'Address removed', details: [`${addressWords(address)} is no longer one of your addresses.`] };
+    },
+  };
+}
+
+/** Words on an entry of the history, added as a new entry for ops to review. */
+function contestAction(): ConsoleAction {
+  return {
+    name: 'contest',
+    allowed: self,
+    confirm: async (deps, form, session) => {
+      const words = contestWords(form);
+      const entry = await historyEntry(deps, customerOf(session), field(form, 'event_id'), 'customer');
+      return {
+        title: 'Contest this entry?',
+        details: [
+          `The entry of ${when(entry.occurred_at)}: “${entry.summary}”.`,
+          `What you tell us: “${words}”`,
+          'Your words are added to your history as a new entry, for our team to review; the entry itself ' +
+            'stays as it is.',
+        ],
+      };
+    },
+    run: async (deps, form, session) => {
+      const words = contestWords(form);
+      const id = customerOf(session);
+      const entry = await historyEntry(deps, id, field(form, 'event_id'), 'customer');
+      const request = form.request_id?.trim() || randomUUID();
+      await contestEntry(deps, id, { event_id: entry.id, words, request_id: request });
+      return {
+        title: 'Entry contested',
+        details: [
+          `We have your words on the entry of ${when(entry.occurred_at)}; our team will look at it.`,
+          'Your history now shows that you contested it, newest first.',
+        ],
+      };
+    },
+  };
+}
+
+/** The erasure of their data (a recent sign-in needed). */
+function eraseAction(): ConsoleAction {
+  return {
+    name: 'erase',
+    allowed: self,
+    confirm: async (deps, _form, session) => {
+      // A merged record's own token is refused here (its survivor is not its to erase).
+      await withStepUp(deps, 'erase your data', () =>
+        guardCustomerAction(deps, customerOf(session), 'erasure', {
+          principal: session.principal,
+          routeScopes: ['ops'],
+        }),
+      );
+      return { title: 'Erase your data?', danger: true, details: ERASURE_DELETES };
+    },
+    run: async (deps, _form, session) => {
+      const started = await withStepUp(deps, 'erase your data', () =>
+        requestErasure(deps, customerOf(session), actor(session)),
+      );
+      return {
+        title: 'Erasure started',
+        details: [
+          `Your erasure has started (process ${started.workflow_id}). It runs by itself, in a few minutes at most.`,
+          'Where it is: the “Erase your data” section of your page (My data) says so, and when it is done.',
+        ],
+      };
+    },
+  };
+}
+
 /** The customer's own actions, each `allowed` only for a customer's own token (api/console/kit.tsx). */
 export function meActions(): ConsoleAction[] {
   return [
-    {
-      name: 'remove-card',
-      allowed: self,
-      confirm: async (deps, form, session) => {
-        const { card, wallet } = await cardOf(deps, await mayChange(deps, session, 'remove_payment_method'), form);
-        const next = card.is_default ? nextDefault(wallet, card.id) : null;
-        return {
-          title: 'Remove this card?',
-          danger: true,
-          details: [
-            `${cardWords(card)} (expires ${expiryWords(card)}) will be removed from your wallet, ` +
-              'with its payment token.',
-            ...(card.is_default
-              ? [
-                  next
-                    ? `It is your default card: ${cardWords(next)}, your most recently used active card, ` +
-                      'becomes the default.'
-                    : 'It is your default card, and no other active card is left to take its place.',
-                ]
-              : []),
-          ],
-        };
-      },
-      run: async (deps, form, session) => {
-        const id = customerOf(session);
-        const { card, wallet } = await cardOf(deps, id, form);
-        const { promoted } = await removeFromWallet(deps, id, card.id, actor(session));
-        const now = promoted ? wallet.find((c) => c.id === promoted) : undefined;
-        return {
-          title: 'Card removed',
-          details: [
-            `${cardWords(card)} is no longer in your wallet.`,
-            ...(card.is_default
-              ? [now ? `Your default card is now ${cardWords(now)}.` : 'You have no default card now.']
-              : []),
-          ],
-        };
-      },
-    },
-    {
-      name: 'default-card',
-      allowed: self,
-      confirm: async (deps, form, session) => {
-        const { card } = await cardOf(deps, await mayChange(deps, session, 'set_default_payment_method'), form);
-        if (card.is_default) throw new InvalidStateError(`${cardWords(card)} is your default card already`);
-        if (card.status !== 'active')
-          throw new InvalidStateError(`${cardWords(card)} is ${card.status}: only an active card can be the default`);
-        return {
-          title: 'Make this card your default?',
-          details: [
-            `${cardWords(card)} (expires ${expiryWords(card)}) will be your default card: payments use it first.`,
-          ],
-        };
-      },
-      run: async (deps, form, session) => {
-        const id = customerOf(session);
-        const { card } = await cardOf(deps, id, form);
-        await chooseDefaultInWallet(deps, id, card.id, actor(session));
-        return { title: 'Default card changed', details: [`${cardWords(card)} is now your default card.`] };
-      },
-    },
-    {
-      name: 'remove-device',
-      allowed: self,
-      confirm: async (deps, form, session) => {
-        const device = await deviceOf(deps, await mayChange(deps, session, 'remove_device'), form);
-        if (device.disowned_at)
-          return { title: 'Remove this device?', details: [removedAlready(deviceWords(device), device.disowned_at)] };
-        return {
-          title: 'Remove this device?',
-          danger: true,
-          details: [
-            `${deviceWords(device)} will no longer be listed as one of your devices, nor trusted as yours.`,
-            'We keep the record of your sign-ins on it and of your cards used on it, to protect your account ' +
-              '(our fraud checks read it). Signing in on it again makes it one of your devices again.',
-            'Other people who use it are not affected.',
-          ],
-        };
-      },
-      run: async (deps, form, session) => {
-        const id = customerOf(session);
-        const device = await deviceOf(deps, id, form);
-        await removeDevice(deps, id, device.id, actor(session));
-        return { title: 'Device removed', details: [`${deviceWords(device)} is no longer one of your devices.`] };
-      },
-    },
-    {
-      name: 'remove-address',
-      allowed: self,
-      confirm: async (deps, form, session) => {
-        const address = await addressOf(deps, await mayChange(deps, session, 'remove_address'), form);
-        if (address.disowned_at)
-          return {
-            title: 'Remove this address?',
-            details: [removedAlready(addressWords(address), address.disowned_at)],
-          };
-        return {
-          title: 'Remove this address?',
-          danger: true,
-          details: [
-            `${addressWords(address)} will no longer be listed as one of your addresses.`,
-            'We keep the record of what was shipped there. Shipping there again makes it one of your ' +
-              'addresses again.',
-            'Other people who use it are not affected.',
-          ],
-        };
-      },
-      run: async (deps, form, session) => {
-        const id = customerOf(session);
-        const address = await addressOf(deps, id, form);
-        await removeAddress(deps, id, address.id, actor(session));
-        return { title: 'Address removed', details: [`${addressWords(address)} is no longer one of your addresses.`] };
-      },
-    },
-    {
-      name: 'contest',
-      allowed: self,
-      confirm: async (deps, form, session) => {
-        const words = contestWords(form);
-        const entry = await historyEntry(deps, customerOf(session), field(form, 'event_id'), 'customer');
-        return {
-          title: 'Contest this entry?',
-          details: [
-            `The entry of ${when(entry.occurred_at)}: “${entry.summary}”.`,
-            `What you tell us: “${words}”`,
-            'Your words are added to your history as a new entry, for our team to review; the entry itself ' +
-              'stays as it is.',
-          ],
-        };
-      },
-      run: async (deps, form, session) => {
-        const words = contestWords(form);
-        const id = customerOf(session);
-        const entry = await historyEntry(deps, id, field(form, 'event_id'), 'customer');
-        const request = form.request_id?.trim() || randomUUID();
-        await contestEntry(deps, id, { event_id: entry.id, words, request_id: request });
-        return {
-          title: 'Entry contested',
-          details: [
-            `We have your words on the entry of ${when(entry.occurred_at)}; our team will look at it.`,
-            'Your history now shows that you contested it, newest first.',
-          ],
-        };
-      },
-    },
-    {
-      name: 'erase',
-      allowed: self,
-      confirm: async (deps, _form, session) => {
-        // A merged record's own token is refused here (its survivor is not its to erase).
-        await withStepUp(deps, 'erase your data', () =>
-          guardCustomerAction(deps, customerOf(session), 'erasure', {
-            principal: session.principal,
-            routeScopes: ['ops'],
-          }),
-        );
-        return { title: 'Erase your data?', danger: true, details: ERASURE_DELETES };
-      },
-      run: async (deps, _form, session) => {
-        const started = await withStepUp(deps, 'erase your data', () =>
-          requestErasure(deps, customerOf(session), actor(session)),
-        );
-        return {
-          title: 'Erasure started',
-          details: [
-            `Your erasure has started (process ${started.workflow_id}). It runs by itself, in a few minutes at most.`,
-            'Where it is: the “Erase your data” section of your page (My data) says so, and when it is done.',
-          ],
-        };
-      },
-    },
+    removeCardAction(),
+    defaultCardAction(),
+    removeDeviceAction(),
+    removeAddressAction(),
+    contestAction(),
+    eraseAction(),
   ];
 }

@@ -57,129 +57,160 @@ async function recentExpiryScans(deps: ApiDeps) {
   return scans.sort((a, b) => b.started.localeCompare(a.started));
 }
 
+type ExpiryScans = Awaited<ReturnType<typeof recentExpiryScans>>;
+
 function OperationsPage(props: {
   deps: ApiDeps;
   session: ConsoleSession;
   relay: EventRelayView | null;
-  scans: Awaited<ReturnType<typeof recentExpiryScans>>;
+  scans: ExpiryScans;
 }) {
   const { deps, session, relay, scans } = props;
   const back = '/console/operations';
   return (
     <Page title="Operations" session={session}>
-      <section id="expiry-scan" aria-labelledby="expiry-title">
-        <h2 id="expiry-title">Card-expiry scan</h2>
-        <p>
-          The scan runs daily on its schedule. Start one now to warn customers whose default card expires soon and mark
-          expired cards at once.
-        </p>
-        <ActionForm session={session} action="expiry-scan" label="Start an expiry scan" back={back}>
-          <label for="as-of">As of (optional, YYYY-MM-DD; today by default)</label>
-          <input id="as-of" name="as_of" type="date" autocomplete="off" />
-        </ActionForm>
-        {scans === null ? (
-          <p class="problem">Temporal did not answer in time: the recent scans are not listed now.</p>
-        ) : scans.length === 0 ? (
-          <p>No expiry scan has run yet.</p>
-        ) : (
-          <table>
-            <caption>Recent expiry scans</caption>
-            <thead>
-              <tr>
-                <th scope="col">Workflow</th>
-                <th scope="col">Status</th>
-                <th scope="col">Started</th>
-                <th scope="col">Closed</th>
-              </tr>
-            </thead>
-            <tbody>
-              {scans.map((s) => (
-                <tr>
-                  <th scope="row">
-                    <a class="temporal-link" href={temporalHistoryUrl(deps, s.workflowId, s.runId)}>
-                      {s.workflowId}
-                    </a>
-                  </th>
-                  <td>{s.status}</td>
-                  <td>{when(s.started)}</td>
-                  <td>{when(s.closed)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
-      </section>
-      <section id="event-relay" aria-labelledby="relay-title">
-        <h2 id="relay-title">Event relay</h2>
-        {relay === null ? (
-          <p>The event relay has not run yet.</p>
-        ) : (
-          <>
-            <dl class="facts">
-              <dt>Workflow</dt>
-              <dd>
-                <a class="temporal-link" href={temporalHistoryUrl(deps, relay.workflow_id)}>
-                  {relay.workflow_id}
-                </a>
-              </dd>
-              <dt>Running</dt>
-              <dd>{relay.running === null ? 'unknown (Temporal did not answer)' : relay.running ? 'yes' : 'no'}</dd>
-              <dt>Delivered</dt>
-              <dd>{relay.delivered.toLocaleString('en')}</dd>
-              <dt>Last delivery</dt>
-              <dd>{when(relay.last_delivery_at)}</dd>
-              <dt>Blocked</dt>
-              <dd>
-                {relay.blocked
-                  ? `on event ${relay.blocked.event_id} since ${when(relay.blocked.since)} ` +
-                    `(${relay.blocked.attempts} attempts): ${relay.blocked.error}`
-                  : 'no'}
-              </dd>
-              <dt>Parked</dt>
-              <dd>{relay.parked_count.toLocaleString('en')}</dd>
-            </dl>
-            {relay.parked_count > 0 ? (
-              <ActionForm session={session} action="relay-retry" label="Retry every parked event" back={back} />
-            ) : null}
-            {relay.parked.length > 0 ? (
-              <table>
-                <caption>{`Parked events, the oldest first (up to ${relay.parked.length})`}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Event</th>
-                    <th scope="col">Type</th>
-                    <th scope="col">Parked</th>
-                    <th scope="col">Attempts</th>
-                    <th scope="col">The subscriber’s answer</th>
-                    <th scope="col">Retry</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {relay.parked.map((p) => (
-                    <tr>
-                      <th scope="row">{p.event.id}</th>
-                      <td>{p.event.type}</td>
-                      <td>{when(p.parked_at)}</td>
-                      <td>{p.attempts}</td>
-                      <td>{p.error}</td>
-                      <td>
-                        <ActionForm
-                          session={session}
-                          action="relay-retry"
-                          fields={{ event_id: p.event.id }}
-                          label="Retry this event"
-                          back={back}
-                        />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            ) : null}
-          </>
-        )}
-      </section>
+      <ExpiryScanSection deps={deps} session={session} scans={scans} back={back} />
+      <EventRelaySection deps={deps} session={session} relay={relay} back={back} />
     </Page>
+  );
+}
+
+function ExpiryScanSection(props: { deps: ApiDeps; session: ConsoleSession; scans: ExpiryScans; back: string }) {
+  const { deps, session, scans, back } = props;
+  return (
+    <section id="expiry-scan" aria-labelledby="expiry-title">
+      <h2 id="expiry-title">Card-expiry scan</h2>
+      <p>
+        The scan runs daily on its schedule. Start one now to warn customers whose default card expires soon and mark
+        expired cards at once.
+      </p>
+      <ActionForm session={session} action="expiry-scan" label="Start an expiry scan" back={back}>
+        <label for="as-of">As of (optional, YYYY-MM-DD; today by default)</label>
+        <input id="as-of" name="as_of" type="date" autocomplete="off" />
+      </ActionForm>
+      {scans === null ? (
+        <p class="problem">Temporal did not answer in time: the recent scans are not listed now.</p>
+      ) : scans.length === 0 ? (
+        <p>No expiry scan has run yet.</p>
+      ) : (
+        <table>
+          <caption>Recent expiry scans</caption>
+          <thead>
+            <tr>
+              <th scope="col">Workflow</th>
+              <th scope="col">Status</th>
+              <th scope="col">Started</th>
+              <th scope="col">Closed</th>
+            </tr>
+          </thead>
+          <tbody>
+            {scans.map((s) => (
+              <tr>
+                <th scope="row">
+                  <a class="temporal-link" href={temporalHistoryUrl(deps, s.workflowId, s.runId)}>
+                    {s.workflowId}
+                  </a>
+                </th>
+                <td>{s.status}</td>
+                <td>{when(s.started)}</td>
+                <td>{when(s.closed)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
+function EventRelaySection(props: {
+  deps: ApiDeps;
+  session: ConsoleSession;
+  relay: EventRelayView | null;
+  back: string;
+}) {
+  const { deps, session, relay, back } = props;
+  return (
+    <section id="event-relay" aria-labelledby="relay-title">
+      <h2 id="relay-title">Event relay</h2>
+      {relay === null ? (
+        <p>The event relay has not run yet.</p>
+      ) : (
+        <>
+          <RelayFacts deps={deps} relay={relay} />
+          {relay.parked_count > 0 ? (
+            <ActionForm session={session} action="relay-retry" label="Retry every parked event" back={back} />
+          ) : null}
+          {relay.parked.length > 0 ? <ParkedEvents session={session} relay={relay} back={back} /> : null}
+        </>
+      )}
+    </section>
+  );
+}
+
+function RelayFacts({ deps, relay }: { deps: ApiDeps; relay: EventRelayView }) {
+  return (
+    <dl class="facts">
+      <dt>Workflow</dt>
+      <dd>
+        <a class="temporal-link" href={temporalHistoryUrl(deps, relay.workflow_id)}>
+          {relay.workflow_id}
+        </a>
+      </dd>
+      <dt>Running</dt>
+      <dd>{relay.running === null ? 'unknown (Temporal did not answer)' : relay.running ? 'yes' : 'no'}</dd>
+      <dt>Delivered</dt>
+      <dd>{relay.delivered.toLocaleString('en')}</dd>
+      <dt>Last delivery</dt>
+      <dd>{when(relay.last_delivery_at)}</dd>
+      <dt>Blocked</dt>
+      <dd>
+        {relay.blocked
+          ? `on event ${relay.blocked.event_id} since ${when(relay.blocked.since)} ` +
+            `(${relay.blocked.attempts} attempts): ${relay.blocked.error}`
+          : 'no'}
+      </dd>
+      <dt>Parked</dt>
+      <dd>{relay.parked_count.toLocaleString('en')}</dd>
+    </dl>
+  );
+}
+
+function ParkedEvents({ session, relay, back }: { session: ConsoleSession; relay: EventRelayView; back: string }) {
+  return (
+    <table>
+      <caption>{`Parked events, the oldest first (up to ${relay.parked.length})`}</caption>
+      <thead>
+        <tr>
+          <th scope="col">Event</th>
+          <th scope="col">Type</th>
+          <th scope="col">Parked</th>
+          <th scope="col">Attempts</th>
+          <th scope="col">The subscriber’s answer</th>
+          <th scope="col">Retry</th>
+        </tr>
+      </thead>
+      <tbody>
+        {relay.parked.map((p) => (
+          <tr>
+            <th scope="row">{p.event.id}</th>
+            <td>{p.event.type}</td>
+            <td>{when(p.parked_at)}</td>
+            <td>{p.attempts}</td>
+            <td>{p.error}</td>
+            <td>
+              <ActionForm
+                session={session}
+                action="relay-retry"
+                fields={{ event_id: p.event.id }}
+                label="Retry this event"
+                back={back}
+              />
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
