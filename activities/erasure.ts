@@ -54,47 +54,45 @@ export function reviewWhy(status: FraudOutcomeStatus): string {
   return `fraud outcome (${status.state}) has not ended yet${status.problem ? ' (it reports a problem)' : ''}`;
 }
 
-export function createErasureActivities({
-  graph,
-  temporal,
-  erasureBatchSize,
-}: {
-  graph: Graph;
-  temporal: Client;
-  /** Events emptied per transaction (PERSONA_ERASURE_BATCH_SIZE). */
-  erasureBatchSize?: number | undefined;
-}) {
-  /**
-   * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
-   * graph names — recoveries the charge ledger has still recovering (the customer's and those of
-   * the records merged into it), fraud outcomes whose review has not ended — which visibility may
-   * not list yet.
-   */
-  async function listRunningCustomerWorkflows(req: { customer_id: string; except: string }): Promise<string[]> {
-    const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
-    // Those of the records merged into the customer (erased with it) too.
-    const mergedRecords = await mergedRecordsOf(graph, req.customer_id);
-    for (const merged of mergedRecords)
-      for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
-        if (!listed.includes(id)) listed.push(id);
-    // Visibility lags: the graph names them too, and each is asked directly (describe reads the
-    // workflow itself) whether it still runs.
-    const named = [
-      ...(await recoveriesOfCustomers(graph, [req.customer_id, ...mergedRecords])).map(recoveryWorkflowId),
-      ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
-    ];
-    for (const id of named) {
-      if (id === req.except || listed.includes(id)) continue;
-      try {
-        if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-      }
+/**
+ * Running workflows tagged with the customer (PersonaCustomerId), but `except`, and those the
+ * graph names — recoveries the charge ledger has still recovering (the customer's and those of
+ * the records merged into it), fraud outcomes whose review has not ended — which visibility may
+ * not list yet.
+ */
+async function listRunningCustomerWorkflows(
+  graph: Graph,
+  temporal: Client,
+  req: { customer_id: string; except: string },
+): Promise<string[]> {
+  const listed = await runningCustomerWorkflows(temporal, req.customer_id, { except: req.except });
+  // Those of the records merged into the customer (erased with it) too.
+  const mergedRecords = await mergedRecordsOf(graph, req.customer_id);
+  for (const merged of mergedRecords)
+    for (const id of await runningCustomerWorkflows(temporal, merged, { except: req.except }))
+      if (!listed.includes(id)) listed.push(id);
+  // Visibility lags: the graph names them too, and each is asked directly (describe reads the
+  // workflow itself) whether it still runs.
+  const named = [
+    ...(await recoveriesOfCustomers(graph, [req.customer_id, ...mergedRecords])).map(recoveryWorkflowId),
+    ...(await pendingFraudReviews(graph, req.customer_id)).map(fraudOutcomeWorkflowId),
+  ];
+  for (const id of named) {
+    if (id === req.except || listed.includes(id)) continue;
+    try {
+      if ((await temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING') listed.push(id);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
-    return listed;
   }
+  return listed;
+}
+
+/** The read-only looks: the customer's running workflows, why an erasure waits, whether reviews have ended. */
+function lookingActivities(graph: Graph, temporal: Client) {
   return {
-    listRunningCustomerWorkflows,
+    listRunningCustomerWorkflows: (req: { customer_id: string; except: string }): Promise<string[]> =>
+      listRunningCustomerWorkflows(graph, temporal, req),
     /**
      * Why an overdue erasure still waits: each workflow it was told to wait for and each running
      * workflow of the customer (listRunningCustomerWorkflows), with why it is open, in words —
@@ -108,7 +106,7 @@ export function createErasureActivities({
       workflow_ids: string[];
     }): Promise<ErasureBlocker[]> {
       const ids = [...req.workflow_ids];
-      for (const id of await listRunningCustomerWorkflows(req)) if (!ids.includes(id)) ids.push(id);
+      for (const id of await listRunningCustomerWorkflows(graph, temporal, req)) if (!ids.includes(id)) ids.push(id);
       const blockers: ErasureBlocker[] = [];
       for (const id of ids) {
         const handle = temporal.workflow.getHandle(id);
@@ -156,6 +154,12 @@ export function createErasureActivities({
       if (running.length > 0)
         throw ApplicationFailure.retryable(`fraud reviews still running: ${running.join(', ')}`, 'ReviewsPending');
     },
+  };
+}
+
+/** Telling the customer's recoveries to stop, and waiting for workflows to close. */
+function stoppingActivities(temporal: Client) {
+  return {
     /**
      * Tells each of the customer's recoveries to stop (the `cancel` Update, sent again as the same
      * update) and answers, once every one has taken it or has ended, those that took it. One that
@@ -230,6 +234,12 @@ export function createErasureActivities({
         await sleep(req.poll_ms ?? 500, undefined, { signal: Context.current().cancellationSignal });
       }
     },
+  };
+}
+
+/** The erasure proper: the customer's history workflows closed, then the graph side erased. */
+function erasingActivities(graph: Graph, temporal: Client, erasureBatchSize: number | undefined) {
+  return {
     /**
      * Whether every open process of the customer's (graph/openProcesses.ts: a small set the
      * workflows keep) has closed: erasure destroys the customer's history keys, and a worker could
@@ -292,6 +302,23 @@ export function createErasureActivities({
         },
       });
     },
+  };
+}
+
+export function createErasureActivities({
+  graph,
+  temporal,
+  erasureBatchSize,
+}: {
+  graph: Graph;
+  temporal: Client;
+  /** Events emptied per transaction (PERSONA_ERASURE_BATCH_SIZE). */
+  erasureBatchSize?: number | undefined;
+}) {
+  return {
+    ...lookingActivities(graph, temporal),
+    ...stoppingActivities(temporal),
+    ...erasingActivities(graph, temporal, erasureBatchSize),
   };
 }
 

@@ -10,7 +10,7 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { PersonaEvent } from '../graph/events';
-import { readFeedEntries } from '../graph/feed';
+import { readFeedEntries, type FeedEntry } from '../graph/feed';
 import type { Graph } from '../graph/graph';
 import {
   listParkedEvents,
@@ -18,6 +18,7 @@ import {
   readRelayCheckpoint,
   recordRelayProgress,
   settleParkedEvents,
+  type RelayCheckpoint,
   type RelayProgress,
 } from '../graph/relay';
 import type { RetryParkedResult } from '../temporal/eventRelay';
@@ -156,6 +157,147 @@ function activityContext(): Context | null {
   }
 }
 
+/** Where a relay page posts and how: the subscriber, its connections, and how many posts at once. */
+interface Delivery {
+  agents: SubscriberAgents;
+  url: URL;
+  secret: string | undefined;
+  concurrency: number;
+  ctx: Context | null;
+}
+
+/** A relay page's entries and what its lanes have made of them so far. */
+interface PageState {
+  entries: FeedEntry[];
+  /** Per entry: settled (delivered, parked, or delivered by an earlier try: in `ahead`). */
+  settled: boolean[];
+  parked: { index: number; event_id: string; error: string }[];
+  blocks: { index: number; event_id: string; error: string; type: string }[];
+  delivered: number;
+  cancelled: Error | null;
+  beatAt: number;
+}
+
+function beat(d: Delivery, s: PageState): void {
+  // A heartbeat at most every half second: often enough for the 30 s timeout and for a
+  // cancel to arrive, rare enough to cost nothing per event in a backlog.
+  if (Date.now() - s.beatAt < 500) return;
+  s.beatAt = Date.now();
+  d.ctx?.heartbeat({ delivered: s.delivered, parked: s.parked.length, blocked: s.blocks.length });
+}
+
+/** One customer's events of a segment, in feed order, until one is not taken. */
+async function deliverLane(d: Delivery, s: PageState, lane: number[]): Promise<void> {
+  for (const i of lane) {
+    if (s.settled[i]) continue;
+    if (s.cancelled || s.blocks.length > 0) return;
+    beat(d, s);
+    const { event } = s.entries[i] as FeedEntry;
+    let answer: Answer;
+    try {
+      answer = await post(d.agents, d.url, event, d.secret, d.ctx?.cancellationSignal);
+    } catch (err) {
+      s.cancelled ??= err instanceof Error ? err : new Error(String(err));
+      return;
+    }
+    if (answer.kind === 'unavailable') {
+      s.blocks.push({ index: i, event_id: event.id, error: answer.error, type: event.type });
+      return;
+    }
+    if (answer.kind === 'delivered') s.delivered++;
+    else s.parked.push({ index: i, event_id: event.id, error: answer.error });
+    s.settled[i] = true;
+  }
+}
+
+/** Segments between barriers (events of no customer), each split into its customers' lanes. */
+async function deliverSegments(d: Delivery, s: PageState): Promise<void> {
+  const { entries } = s;
+  let from = 0;
+  while (from < entries.length && !s.cancelled && s.blocks.length === 0) {
+    const first = entries[from] as FeedEntry;
+    if (isBarrier(first.event)) {
+      await deliverLane(d, s, [from]);
+      from++;
+      continue;
+    }
+    const lanes = new Map<string, number[]>();
+    let to = from;
+    for (; to < entries.length; to++) {
+      const { event } = entries[to] as FeedEntry;
+      const customer = event.customer_id;
+      if (customer === null || isBarrier(event)) break;
+      const lane = lanes.get(customer);
+      if (lane) lane.push(to);
+      else lanes.set(customer, [to]);
+    }
+    await inLanes([...lanes.values()], d.concurrency, (lane) => deliverLane(d, s, lane));
+    from = to;
+  }
+}
+
+/** What a page records in its checkpoint, and the first event the subscriber did not take for now. */
+function progressOf(checkpoint: RelayCheckpoint, s: PageState) {
+  const { entries, settled, parked, blocks, delivered } = s;
+  // The cursor stops before the first event not settled; what was settled after it is `ahead`.
+  const firstOpen = settled.indexOf(false);
+  const upTo = firstOpen === -1 ? entries.length : firstOpen;
+  const inPage = new Set(entries.map((e) => e.event.id));
+  const ahead = [
+    ...checkpoint.ahead.filter((id) => !inPage.has(id)),
+    ...entries.filter((_, i) => i > upTo && settled[i]).map((e) => e.event.id),
+  ];
+  blocks.sort((a, b) => a.index - b.index);
+  const block = blocks[0];
+  const progress: RelayProgress = {
+    cursor: upTo > 0 ? (entries[upTo - 1] as FeedEntry).cursor : checkpoint.cursor,
+    delivered,
+    parked: parked.sort((a, b) => a.index - b.index).map(({ event_id, error }) => ({ event_id, error })),
+    blocked: block ? { event_id: block.event_id, error: block.error } : null,
+    ahead,
+  };
+  return { progress, block };
+}
+
+/** The relayPage activity (see createEventActivities), posting as `d` says. */
+async function relayPageWith(graph: Graph, d: Delivery, req: RelayPageRequest): Promise<RelayPageResult> {
+  const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
+  // The relay holds the event prune back from its first start, before it delivered anything.
+  if (checkpoint.updated_at === null) await ensureRelayCheckpoint(graph, req.checkpoint_id);
+  const entries = await readFeedEntries(graph, {
+    after: checkpoint.cursor ?? undefined,
+    limit: req.page_size,
+    lagMs: req.lag_ms,
+  });
+  const wasAhead = new Set(checkpoint.ahead);
+  const s: PageState = {
+    entries,
+    settled: entries.map((e) => wasAhead.has(e.event.id)),
+    parked: [],
+    blocks: [],
+    delivered: 0,
+    cancelled: null,
+    beatAt: 0,
+  };
+  await deliverSegments(d, s);
+  const { progress, block } = progressOf(checkpoint, s);
+  if (entries.length > 0 || checkpoint.blocked || checkpoint.ahead.length > 0)
+    await recordRelayProgress(graph, req.checkpoint_id, progress);
+  if (s.cancelled) throw s.cancelled;
+  if (block)
+    throw ApplicationFailure.retryable(
+      `the events webhook did not take ${block.event_id} (${block.type}) for now (${block.error}); ` +
+        'the relay sends it again with backoff, and nothing after it of its customer before it is taken',
+      'SubscriberUnavailable',
+    );
+  return {
+    read: entries.length,
+    delivered: s.delivered,
+    parked: s.parked.length,
+    subscriber: d.url.host,
+  };
+}
+
 /** Where this worker delivers events: its own configuration. */
 export interface EventSubscriber {
   /** PERSONA_EVENTS_WEBHOOK_URL (unset: this worker relays nothing). */
@@ -197,106 +339,7 @@ export function createEventActivities({ graph, events }: { graph: Graph; events?
     async relayPage(req: RelayPageRequest): Promise<RelayPageResult> {
       const url = subscriberUrl();
       const ctx = activityContext();
-      const checkpoint = await readRelayCheckpoint(graph, req.checkpoint_id);
-      // The relay holds the event prune back from its first start, before it delivered anything.
-      if (checkpoint.updated_at === null) await ensureRelayCheckpoint(graph, req.checkpoint_id);
-      const entries = await readFeedEntries(graph, {
-        after: checkpoint.cursor ?? undefined,
-        limit: req.page_size,
-        lagMs: req.lag_ms,
-      });
-      const wasAhead = new Set(checkpoint.ahead);
-      /** Per entry: settled (delivered, parked, or delivered by an earlier try: in `ahead`). */
-      const settled = entries.map((e) => wasAhead.has(e.event.id));
-      const parked: { index: number; event_id: string; error: string }[] = [];
-      const blocks: { index: number; event_id: string; error: string; type: string }[] = [];
-      let delivered = 0;
-      let cancelled: Error | null = null;
-      let beatAt = 0;
-      const beat = (): void => {
-        // A heartbeat at most every half second: often enough for the 30 s timeout and for a
-        // cancel to arrive, rare enough to cost nothing per event in a backlog.
-        if (Date.now() - beatAt < 500) return;
-        beatAt = Date.now();
-        ctx?.heartbeat({ delivered, parked: parked.length, blocked: blocks.length });
-      };
-      /** One customer's events of a segment, in feed order, until one is not taken. */
-      const deliverLane = async (lane: number[]): Promise<void> => {
-        for (const i of lane) {
-          if (settled[i]) continue;
-          if (cancelled || blocks.length > 0) return;
-          beat();
-          const { event } = entries[i] as (typeof entries)[number];
-          let answer: Answer;
-          try {
-            answer = await post(agents, url, event, webhookSecret, ctx?.cancellationSignal);
-          } catch (err) {
-            cancelled ??= err instanceof Error ? err : new Error(String(err));
-            return;
-          }
-          if (answer.kind === 'unavailable') {
-            blocks.push({ index: i, event_id: event.id, error: answer.error, type: event.type });
-            return;
-          }
-          if (answer.kind === 'delivered') delivered++;
-          else parked.push({ index: i, event_id: event.id, error: answer.error });
-          settled[i] = true;
-        }
-      };
-      // Segments between barriers (events of no customer), each split into its customers' lanes.
-      let from = 0;
-      while (from < entries.length && !cancelled && blocks.length === 0) {
-        const first = entries[from] as (typeof entries)[number];
-        if (isBarrier(first.event)) {
-          await deliverLane([from]);
-          from++;
-          continue;
-        }
-        const lanes = new Map<string, number[]>();
-        let to = from;
-        for (; to < entries.length; to++) {
-          const { event } = entries[to] as (typeof entries)[number];
-          const customer = event.customer_id;
-          if (customer === null || isBarrier(event)) break;
-          const lane = lanes.get(customer);
-          if (lane) lane.push(to);
-          else lanes.set(customer, [to]);
-        }
-        await inLanes([...lanes.values()], concurrency, (lane) => deliverLane(lane));
-        from = to;
-      }
-      // The cursor stops before the first event not settled; what was settled after it is `ahead`.
-      const firstOpen = settled.indexOf(false);
-      const upTo = firstOpen === -1 ? entries.length : firstOpen;
-      const inPage = new Set(entries.map((e) => e.event.id));
-      const ahead = [
-        ...checkpoint.ahead.filter((id) => !inPage.has(id)),
-        ...entries.filter((_, i) => i > upTo && settled[i]).map((e) => e.event.id),
-      ];
-      blocks.sort((a, b) => a.index - b.index);
-      const block = blocks[0];
-      const progress: RelayProgress = {
-        cursor: upTo > 0 ? (entries[upTo - 1] as (typeof entries)[number]).cursor : checkpoint.cursor,
-        delivered,
-        parked: parked.sort((a, b) => a.index - b.index).map(({ event_id, error }) => ({ event_id, error })),
-        blocked: block ? { event_id: block.event_id, error: block.error } : null,
-        ahead,
-      };
-      if (entries.length > 0 || checkpoint.blocked || checkpoint.ahead.length > 0)
-        await recordRelayProgress(graph, req.checkpoint_id, progress);
-      if (cancelled) throw cancelled as Error;
-      if (block)
-        throw ApplicationFailure.retryable(
-          `the events webhook did not take ${block.event_id} (${block.type}) for now (${block.error}); ` +
-            'the relay sends it again with backoff, and nothing after it of its customer before it is taken',
-          'SubscriberUnavailable',
-        );
-      return {
-        read: entries.length,
-        delivered,
-        parked: parked.length,
-        subscriber: url.host,
-      };
+      return relayPageWith(graph, { agents, url, secret: webhookSecret, concurrency, ctx }, req);
     },
 
     /**
