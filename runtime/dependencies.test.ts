@@ -41,7 +41,7 @@ describe('unavailableDependency', () => {
     expect(unavailableDependency(grpcError(status.UNAVAILABLE, 'No connection established'))?.dependency).toBe(
       'temporal',
     );
-    // What the server's reset of a query it gave up on looks like (the fleet test's worker killed).
+    // What the server's reset of a query past its deadline looks like, as grpc-js reports it.
     const reset = new ServiceError('Failed to query Workflow', {
       cause: grpcError(status.CANCELLED, 'Call cancelled'),
     });
@@ -55,6 +55,8 @@ describe('unavailableDependency', () => {
     ).toBe(undefined);
     expect(unavailableDependency(grpcError(status.NOT_FOUND, 'workflow not found'))).toBeUndefined();
     expect(unavailableDependency(grpcError(status.ALREADY_EXISTS, 'started'))).toBeUndefined();
+    // A call this process cancelled itself is answered where it was cancelled: here it is a bug.
+    expect(unavailableDependency(grpcError(status.CANCELLED, 'Cancelled on client'))).toBeUndefined();
     // A memory limit fails the same way on every retry: a 500 to look into, not a 503.
     expect(unavailableDependency(newError('too big', 'Neo.TransientError.General.MemoryPoolOutOfMemoryError'))).toBe(
       undefined,

@@ -66,10 +66,11 @@ const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TR
 
 /**
  * gRPC status codes (the Temporal client's transport) that mean the server did not answer in
- * time or at all, or is throttling (RESOURCE_EXHAUSTED): try again shortly. CANCELLED too: the
- * server resets a call it gave up on (the fleet test saw a query to a recovery whose worker had just
- * been killed end "1 CANCELLED: Call cancelled", answered 500); a call the api cancelled itself
- * ran out of its time, which is the same answer.
+ * time or at all, or is throttling (RESOURCE_EXHAUSTED): try again shortly. CANCELLED too, when
+ * the server reset the call: it does so with a call whose deadline it saw pass, which grpc-js
+ * reports as "Call cancelled", not DEADLINE_EXCEEDED (the fleet test saw a status query under load
+ * end so, answered 500). Not a call this process cancelled itself ("Cancelled on client"): every
+ * such abort is answered where it is made, so one that reaches here is a bug to see, not an outage.
  */
 const GRPC_UNREACHABLE: number[] = [
   status.UNAVAILABLE,
@@ -77,6 +78,7 @@ const GRPC_UNREACHABLE: number[] = [
   status.RESOURCE_EXHAUSTED,
   status.CANCELLED,
 ];
+const CANCELLED_HERE = 'Cancelled on client';
 
 function firstLine(message: string): string {
   return message.split('\n')[0]?.slice(0, 200) ?? '';
@@ -97,7 +99,11 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
       if (current.message.startsWith('Connection acquisition timed out'))
         return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');
     }
-    if (isGrpcServiceError(current) && GRPC_UNREACHABLE.includes(current.code))
+    if (
+      isGrpcServiceError(current) &&
+      GRPC_UNREACHABLE.includes(current.code) &&
+      !(current.code === status.CANCELLED && current.details === CANCELLED_HERE)
+    )
       return new DependencyUnavailableError('temporal', firstLine(current.details || current.message));
     current = current.cause;
   }
