@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import type { NotificationSink } from '../clients/notifications';
 import type { AccountUpdater } from '../clients/paymentGateway';
-import { expireCards, markCardsWarned, readExpiryCandidates } from '../graph/expiry';
+import { expireCards, markCardsWarned, readExpiryCandidates, type ExpiryCandidate } from '../graph/expiry';
 import type { Graph } from '../graph/graph';
 import {
   expiryAction,
@@ -20,7 +20,7 @@ import {
 } from '../payments/expiry';
 import { emptyStageCounts, type ExpiryBatchRequest, type ExpiryBatchResult } from '../temporal/expiry';
 import { withoutRenewedCards } from './accountUpdater';
-import { activityOwner, deliverNotifications, type NotifyRequest } from './notifications';
+import { activityOwner, deliverNotifications, type DeliveryResult, type NotifyRequest } from './notifications';
 
 /** The notification kind of a card-expiry warning. */
 export const CARD_EXPIRING = 'card_expiring';
@@ -43,6 +43,118 @@ function heartbeat(details: Record<string, unknown>): void {
   if (context.cancellationSignal.aborted) throw context.cancellationSignal.reason;
 }
 
+/** A warning to send: its notification, its stage, and the marker its card keeps once it is settled. */
+type ExpiryWarning = NotifyRequest & { stage: ExpiryStage; marker: string };
+
+/**
+ * What a page of cards asks for: the cards to expire, the warnings due, and how many warnings
+ * are not for this card (`notWarned`) or were settled before (`settled`).
+ */
+function planExpiryBatch(
+  asOf: string,
+  cards: ExpiryCandidate[],
+): { toExpire: ExpiryCandidate[]; warnings: ExpiryWarning[]; notWarned: number; settled: number } {
+  const toExpire: typeof cards = [];
+  const warnings: ExpiryWarning[] = [];
+  let notWarned = 0;
+  let settled = 0;
+  for (const card of cards) {
+    if (card.customer_id === null) continue;
+    const action = expiryAction(asOf, card.expiry_year, card.expiry_month);
+    if (action.kind === 'expire') toExpire.push(card);
+    if (action.kind !== 'warn') continue;
+    // Warnings are for the card a customer's subscriptions run on, and for active customers.
+    if (!card.is_default || card.customer_status !== 'active') {
+      notWarned++;
+      continue;
+    }
+    if (warningSettled(card.expiry_warning, card.expiry_year, card.expiry_month, action.stage)) {
+      settled++;
+      continue;
+    }
+    warnings.push({
+      stage: action.stage,
+      customer_id: card.customer_id,
+      kind: CARD_EXPIRING,
+      key: expiryNoticeKey(card.payment_method_id, card.expiry_year, card.expiry_month, action.stage),
+      data: {
+        payment_method_id: card.payment_method_id,
+        brand: card.brand,
+        last_four: card.last_four,
+        expires: expiryLabel(card.expiry_year, card.expiry_month),
+        days_left: action.daysLeft,
+      },
+      subject: {
+        payment_method_id: card.payment_method_id,
+        stage_days: action.stage,
+        expires: expiryLabel(card.expiry_year, card.expiry_month),
+      },
+      marker: expiryWarningMarker(card.expiry_year, card.expiry_month, action.stage),
+    });
+  }
+  return { toExpire, warnings, notWarned, settled };
+}
+
+/** The warnings left once the account updater (if any) is asked: a card it renews is not warned about. */
+async function withoutRenewed(
+  graph: Graph,
+  updater: AccountUpdater | undefined,
+  warnings: ExpiryWarning[],
+  cursor: ExpiryBatchRequest['cursor'],
+): Promise<{ warnings: ExpiryWarning[]; renewed: number }> {
+  if (!updater || warnings.length === 0) return { warnings, renewed: 0 };
+  heartbeat({ phase: 'asking the account updater', cursor, cards: warnings.length });
+  const asked = await withoutRenewedCards(graph, updater, warnings, (w) => String(w.data?.payment_method_id), {
+    // A beat per card: lookups of a big batch take longer than the heartbeat timeout together.
+    progress: (done, of) => heartbeat({ phase: 'asking the account updater', cursor, asked: done, of }),
+  });
+  return { warnings: asked.kept, renewed: asked.renewed };
+}
+
+/** Sends the warnings, and remembers on their cards those settled; answers each warning's delivery. */
+async function sendWarnings(
+  deps: { graph: Graph; notifications: NotificationSink },
+  warnings: ExpiryWarning[],
+  cursor: ExpiryBatchRequest['cursor'],
+): Promise<Map<string, DeliveryResult>> {
+  heartbeat({ phase: 'notifying', cursor, warnings: warnings.length });
+  // A cancel stops the sends between two of them; what went out is recorded before the batch stops.
+  const context = activityContext();
+  const delivered = await deliverNotifications(deps, warnings, {
+    owner: activityOwner(),
+    concurrency: 16,
+    onSent: (done, total) => {
+      if (done % 100 === 0 || done === total) context?.heartbeat({ phase: 'notifying', cursor, sent: done, of: total });
+    },
+    stopped: () => context?.cancellationSignal.aborted === true,
+  });
+  heartbeat({ phase: 'notified', cursor });
+
+  // Settled warnings (sent, unreachable, refused — now or before) are remembered on their cards.
+  await markCardsWarned(
+    deps.graph,
+    warnings
+      .filter((w) => delivered.get(w.key)?.settled)
+      .map((w) => ({ payment_method_id: String(w.data?.payment_method_id), warning: w.marker })),
+  );
+  return delivered;
+}
+
+/** Counts each warning's outcome into the batch's result. */
+function countOutcomes(
+  result: ExpiryBatchResult,
+  warnings: ExpiryWarning[],
+  delivered: Map<string, DeliveryResult>,
+): void {
+  for (const w of warnings) {
+    const outcome = delivered.get(w.key)?.outcome;
+    if (outcome === 'sent') result.notified[`${w.stage}`]++;
+    else if (outcome === 'unreachable') result.unreachable++;
+    else if (outcome === 'rejected') result.rejected++;
+    else result.already_notified++;
+  }
+}
+
 export function createExpiryActivities({
   graph,
   notifications,
@@ -61,100 +173,26 @@ export function createExpiryActivities({
         to: req.id_to,
       });
 
-      const toExpire: typeof cards = [];
-      let warnings: (NotifyRequest & { stage: ExpiryStage; marker: string })[] = [];
-      let notWarned = 0;
-      let settled = 0;
-      for (const card of cards) {
-        if (card.customer_id === null) continue;
-        const action = expiryAction(req.as_of, card.expiry_year, card.expiry_month);
-        if (action.kind === 'expire') toExpire.push(card);
-        if (action.kind !== 'warn') continue;
-        // Warnings are for the card a customer's subscriptions run on, and for active customers.
-        if (!card.is_default || card.customer_status !== 'active') {
-          notWarned++;
-          continue;
-        }
-        if (warningSettled(card.expiry_warning, card.expiry_year, card.expiry_month, action.stage)) {
-          settled++;
-          continue;
-        }
-        warnings.push({
-          stage: action.stage,
-          customer_id: card.customer_id,
-          kind: CARD_EXPIRING,
-          key: expiryNoticeKey(card.payment_method_id, card.expiry_year, card.expiry_month, action.stage),
-          data: {
-            payment_method_id: card.payment_method_id,
-            brand: card.brand,
-            last_four: card.last_four,
-            expires: expiryLabel(card.expiry_year, card.expiry_month),
-            days_left: action.daysLeft,
-          },
-          subject: {
-            payment_method_id: card.payment_method_id,
-            stage_days: action.stage,
-            expires: expiryLabel(card.expiry_year, card.expiry_month),
-          },
-          marker: expiryWarningMarker(card.expiry_year, card.expiry_month, action.stage),
-        });
-      }
+      const plan = planExpiryBatch(req.as_of, cards);
+      const { warnings, renewed } = await withoutRenewed(graph, updater, plan.warnings, req.cursor);
 
-      let renewed = 0;
-      if (updater && warnings.length > 0) {
-        heartbeat({ phase: 'asking the account updater', cursor: req.cursor, cards: warnings.length });
-        const asked = await withoutRenewedCards(graph, updater, warnings, (w) => String(w.data?.payment_method_id), {
-          // A beat per card: lookups of a big batch take longer than the heartbeat timeout together.
-          progress: (done, of) =>
-            heartbeat({ phase: 'asking the account updater', cursor: req.cursor, asked: done, of }),
-        });
-        warnings = asked.kept;
-        renewed = asked.renewed;
-      }
+      heartbeat({ phase: 'expiring', cursor: req.cursor, cards: plan.toExpire.length });
+      const expired = await expireCards(graph, plan.toExpire, req.as_of);
 
-      heartbeat({ phase: 'expiring', cursor: req.cursor, cards: toExpire.length });
-      const expired = await expireCards(graph, toExpire, req.as_of);
-
-      heartbeat({ phase: 'notifying', cursor: req.cursor, warnings: warnings.length });
-      // A cancel stops the sends between two of them; what went out is recorded before the batch stops.
-      const context = activityContext();
-      const delivered = await deliverNotifications({ graph, notifications }, warnings, {
-        owner: activityOwner(),
-        concurrency: 16,
-        onSent: (done, total) => {
-          if (done % 100 === 0 || done === total)
-            context?.heartbeat({ phase: 'notifying', cursor: req.cursor, sent: done, of: total });
-        },
-        stopped: () => context?.cancellationSignal.aborted === true,
-      });
-      heartbeat({ phase: 'notified', cursor: req.cursor });
-
-      // Settled warnings (sent, unreachable, refused — now or before) are remembered on their cards.
-      await markCardsWarned(
-        graph,
-        warnings
-          .filter((w) => delivered.get(w.key)?.settled)
-          .map((w) => ({ payment_method_id: String(w.data?.payment_method_id), warning: w.marker })),
-      );
+      const delivered = await sendWarnings({ graph, notifications }, warnings, req.cursor);
 
       const result: ExpiryBatchResult = {
         next_cursor: next,
         scanned: cards.length,
         expired: expired.length,
         notified: emptyStageCounts(),
-        already_notified: settled,
+        already_notified: plan.settled,
         unreachable: 0,
         rejected: 0,
-        not_warned: notWarned,
+        not_warned: plan.notWarned,
         renewed,
       };
-      for (const w of warnings) {
-        const outcome = delivered.get(w.key)?.outcome;
-        if (outcome === 'sent') result.notified[`${w.stage}`]++;
-        else if (outcome === 'unreachable') result.unreachable++;
-        else if (outcome === 'rejected') result.rejected++;
-        else result.already_notified++;
-      }
+      countOutcomes(result, warnings, delivered);
       return result;
     },
   };

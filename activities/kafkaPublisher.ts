@@ -15,7 +15,7 @@ import { publishedPayload } from '../graph/eventSchemas';
 import type { HistoryKeyStore } from '../graph/historyKeys';
 import type { PersonaEvent } from '../graph/events';
 import { decodeCursor, encodeCursor } from '../graph/feed';
-import { numberAtPosition, readNumberedEvents } from '../graph/sequencer';
+import { numberAtPosition, readNumberedEvents, type NumberedEvent } from '../graph/sequencer';
 import type { Graph } from '../graph/graph';
 import { ensureRelayCheckpoint, readRelayCheckpoint, recordRelayProgress } from '../graph/relay';
 import type { PublishRequest, PublishResult } from '../temporal/kafkaPublisher';
@@ -34,6 +34,89 @@ function activityContext(): Context | null {
   }
 }
 
+/**
+ * The producer and the keys a publish to `topic` needs, or the failure that says why this worker
+ * cannot publish there.
+ */
+function publisherFor(
+  deps: {
+    kafka?: KafkaProducer | undefined;
+    eventKeys?: HistoryKeyStore | undefined;
+    publishesTo?: ((topic: string) => boolean) | undefined;
+  },
+  topic: string,
+): { kafka: KafkaProducer; eventKeys: HistoryKeyStore } {
+  const { kafka, eventKeys, publishesTo } = deps;
+  if (!kafka)
+    throw ApplicationFailure.create({
+      type: 'KafkaOff',
+      message: 'this worker has no KAFKA_BROKERS: it cannot publish (set it, or terminate the publisher)',
+      nonRetryable: false,
+    });
+  // Where the feed goes is the worker's configuration: a publisher whose settings name another
+  // topic fails the batch for good, and waits for a worker's start to bring its settings to the
+  // configuration (the reconfigure Update), trying again every minute.
+  if (!publishesTo?.(topic))
+    throw ApplicationFailure.create({
+      type: 'KafkaTopicNotConfigured',
+      message:
+        `this worker publishes the feed only to its own PERSONA_KAFKA_EVENTS_TOPIC, not to ${topic}: ` +
+        "restart a worker with PERSONA_SCHEDULES=apply to bring the publisher's settings to the configuration",
+      nonRetryable: true,
+    });
+  // Never a customer's payload in clear on a log erasure cannot reach.
+  if (!eventKeys)
+    throw ApplicationFailure.create({
+      type: 'KafkaKeysOff',
+      message: "this worker has no customers' keys to seal payloads with: it cannot publish",
+      nonRetryable: true,
+    });
+  return { kafka, eventKeys };
+}
+
+/**
+ * Sends one page to `topic` as one produce request, each payload sealed under its customer's key;
+ * `heartbeat` beats while the send waits. Kafka not taking the page fails retryably (KafkaUnavailable).
+ */
+async function sendPage(
+  { kafka, eventKeys }: { kafka: KafkaProducer; eventKeys: HistoryKeyStore },
+  topic: string,
+  entries: NumberedEvent[],
+  heartbeat: () => void,
+): Promise<void> {
+  // Sealed before the page is sent: a key made here (a customer's first) is in the graph first.
+  const values = await Promise.all(
+    entries.map(async ({ event }) =>
+      JSON.stringify(await sealEvent(eventKeys, event, publishedPayload(event.type, event.payload))),
+    ),
+  );
+  // While the send waits (on a broker that does not answer, with the client's retries), the
+  // heartbeat goes on: the activity is not taken over by another worker because of it.
+  const beat = setInterval(heartbeat, 5_000);
+  try {
+    // One page in flight per producer (clients/kafka.ts): a cancelled or timed-out attempt
+    // still finishing its page goes before its retry's, never beside it.
+    await kafka.send({
+      messages: entries.map(({ event }, i) => ({
+        topic,
+        key: eventKey(event),
+        value: values[i] as string,
+        headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
+      })),
+    });
+  } catch (err) {
+    throw ApplicationFailure.create({
+      type: 'KafkaUnavailable',
+      message:
+        `Kafka did not take ${entries.length} events after the checkpoint (${(err as Error).message}); ` +
+        'the publisher sends them again with backoff, and nothing after them before',
+      cause: err as Error,
+    });
+  } finally {
+    clearInterval(beat);
+  }
+}
+
 export function createKafkaPublisherActivities({
   graph,
   kafka,
@@ -49,30 +132,7 @@ export function createKafkaPublisherActivities({
 }) {
   return {
     async publishEvents(req: PublishRequest): Promise<PublishResult> {
-      if (!kafka)
-        throw ApplicationFailure.create({
-          type: 'KafkaOff',
-          message: 'this worker has no KAFKA_BROKERS: it cannot publish (set it, or terminate the publisher)',
-          nonRetryable: false,
-        });
-      // Where the feed goes is the worker's configuration: a publisher whose settings name another
-      // topic fails the batch for good, and waits for a worker's start to bring its settings to the
-      // configuration (the reconfigure Update), trying again every minute.
-      if (!publishesTo?.(req.topic))
-        throw ApplicationFailure.create({
-          type: 'KafkaTopicNotConfigured',
-          message:
-            `this worker publishes the feed only to its own PERSONA_KAFKA_EVENTS_TOPIC, not to ${req.topic}: ` +
-            "restart a worker with PERSONA_SCHEDULES=apply to bring the publisher's settings to the configuration",
-          nonRetryable: true,
-        });
-      // Never a customer's payload in clear on a log erasure cannot reach.
-      if (!eventKeys)
-        throw ApplicationFailure.create({
-          type: 'KafkaKeysOff',
-          message: "this worker has no customers' keys to seal payloads with: it cannot publish",
-          nonRetryable: true,
-        });
+      const publisher = publisherFor({ kafka, eventKeys, publishesTo }, req.topic);
       // Held back from now on, even while Kafka does not take the first page.
       await ensureRelayCheckpoint(graph, req.checkpoint_id);
       const ctx = activityContext();
@@ -99,37 +159,7 @@ export function createKafkaPublisherActivities({
           });
           continue;
         }
-        // Sealed before the page is sent: a key made here (a customer's first) is in the graph first.
-        const values = await Promise.all(
-          entries.map(async ({ event }) =>
-            JSON.stringify(await sealEvent(eventKeys, event, publishedPayload(event.type, event.payload))),
-          ),
-        );
-        // While the send waits (on a broker that does not answer, with the client's retries), the
-        // heartbeat goes on: the activity is not taken over by another worker because of it.
-        const beat = setInterval(() => ctx?.heartbeat({ published, pages }), 5_000);
-        try {
-          // One page in flight per producer (clients/kafka.ts): a cancelled or timed-out attempt
-          // still finishing its page goes before its retry's, never beside it.
-          await kafka.send({
-            messages: entries.map(({ event }, i) => ({
-              topic: req.topic,
-              key: eventKey(event),
-              value: values[i] as string,
-              headers: { [KAFKA_HEADERS.eventId]: event.id, [KAFKA_HEADERS.eventType]: event.type },
-            })),
-          });
-        } catch (err) {
-          throw ApplicationFailure.create({
-            type: 'KafkaUnavailable',
-            message:
-              `Kafka did not take ${entries.length} events after the checkpoint (${(err as Error).message}); ` +
-              'the publisher sends them again with backoff, and nothing after them before',
-            cause: err as Error,
-          });
-        } finally {
-          clearInterval(beat);
-        }
+        await sendPage(publisher, req.topic, entries, () => ctx?.heartbeat({ published, pages }));
         await recordRelayProgress(graph, req.checkpoint_id, {
           cursor: encodeCursor({ t: last.at, s: last.seq, id: last.event.id, n: read.coveredThrough }),
           delivered: entries.length,

@@ -207,6 +207,33 @@ const erasedKey = (customerId: string): string => `erased:${customerId}`;
 /** The earliest instant Neo4j's datetime() reads: a batch cursor before every event. */
 const BEFORE_ALL = '0001-01-01T00:00:00Z';
 
+/**
+ * Empties the customer's events up to `until`, oldest first, `batchSize` per transaction. Answers
+ * how many it emptied, and where the last batch ended (BEFORE_ALL when none did).
+ */
+async function stripEventBatches(
+  g: Graph,
+  customerId: string,
+  until: string,
+  options: ErasureOptions,
+): Promise<{ strippedInBatches: number; after: string }> {
+  let strippedInBatches = 0;
+  let after = BEFORE_ALL;
+  const limit = neo4j.int(options.batchSize ?? DEFAULT_ERASURE_BATCH_SIZE);
+  for (let batch = 1; ; batch++) {
+    const r = await writeTx(
+      g,
+      async (tx) => (await tx.run(CYPHER.stripBatch, { id: customerId, after, until, limit })).records[0],
+    );
+    const stripped = Number(r?.get('stripped') ?? 0);
+    if (stripped === 0) break;
+    strippedInBatches += stripped;
+    after = r?.get('last') as string;
+    options.onBatch?.({ batch, stripped, total: strippedInBatches });
+  }
+  return { strippedInBatches, after };
+}
+
 export async function eraseCustomer(
   g: Graph,
   customerId: string,
@@ -224,23 +251,10 @@ export async function eraseCustomer(
   for (const id of merged) await eraseCustomer(g, id, { ...options, asMergedInto: customerId });
   // Batches empty only what was there when the erasure began; anything appended since (a fraud
   // outcome, say) is emptied in the last transaction, under the lock, after the last check.
-  const until = status.get('now') as string;
-  let strippedInBatches = 0;
-  let after = BEFORE_ALL;
-  if (status.get('status') !== 'erased') {
-    const limit = neo4j.int(options.batchSize ?? DEFAULT_ERASURE_BATCH_SIZE);
-    for (let batch = 1; ; batch++) {
-      const r = await writeTx(
-        g,
-        async (tx) => (await tx.run(CYPHER.stripBatch, { id: customerId, after, until, limit })).records[0],
-      );
-      const stripped = Number(r?.get('stripped') ?? 0);
-      if (stripped === 0) break;
-      strippedInBatches += stripped;
-      after = r?.get('last') as string;
-      options.onBatch?.({ batch, stripped, total: strippedInBatches });
-    }
-  }
+  const { strippedInBatches, after } =
+    status.get('status') !== 'erased'
+      ? await stripEventBatches(g, customerId, status.get('now') as string, options)
+      : { strippedInBatches: 0, after: BEFORE_ALL };
   return writeTx(g, async (tx) => {
     const lock = (await tx.run(CYPHER.lock, { id: customerId })).records[0];
     if (!lock) throw new NotFoundError('Customer', customerId);

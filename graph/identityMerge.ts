@@ -409,6 +409,27 @@ const UNDO = {
     SET t.merged_into = m.id`,
 } as const;
 
+/** Moves back what merge `mergeId` moved (its manifest `m`): the ids restored, and what was not, with why. */
+async function restoreMovedTx(tx: ManagedTransaction, p: Record<string, unknown>, mergeId: string, m: MergeManifest) {
+  const notRestored: NotRestored[] = [];
+  const restoredOf = async (kind: NotRestored['kind'], cypher: string, params: Record<string, unknown>) => {
+    const ok: string[] = [];
+    for (const r of (await tx.run(cypher, { ...p, ...params })).records) {
+      const refusal = r.get('refusal') as string | null;
+      if (refusal) notRestored.push({ kind, id: r.get('id') as string, reason: refusal });
+      else ok.push(r.get('id') as string);
+    }
+    return ok;
+  };
+  const restored = {
+    payment_methods: await restoredOf('payment_method', UNDO.methods, { methods: m.payment_methods }),
+    devices: await restoredOf('device', UNDO.devices, { devices: m.devices, mergeId, initial: INITIAL_TRUST_SCORE }),
+    addresses: await restoredOf('address', UNDO.addresses, { addresses: m.addresses }),
+    identifiers: await restoredOf('identifier', UNDO.identifiers, { identifiers: m.identifiers }),
+  };
+  return { restored, notRestored };
+}
+
 /**
  * Takes back the merge `merge_id` of `merged_id` into `survivor_id` (module comment). Refused when
  * the merged customer is not that merge's tombstone any more, or the survivor has been merged or
@@ -427,17 +448,15 @@ export async function unmergeCustomers(
     const done = await mergedEvent(tx, req.merged_id, req.merge_id);
     if (!done) throw new InvalidStateError(`merge ${req.merge_id} of customer ${req.merged_id} never committed`);
     const base = { survivor_id: req.survivor_id, merged_id: req.merged_id };
-    const undone = (await listFactsTx(tx, req.merged_id, 'CustomersUnmerged', 50)).find(
-      (e) => e.payload.merge_id === req.merge_id,
-    );
-    if (undone) {
+    const unmerges = await listFactsTx(tx, req.merged_id, 'CustomersUnmerged', 50);
+    const undone = unmerges.find((e) => e.payload.merge_id === req.merge_id);
+    if (undone)
       return {
         outcome: 'already_unmerged',
         ...base,
         restored: undone.payload.restored as unknown as UnmergeResult['restored'],
         not_restored: undone.payload.not_restored as unknown as NotRestored[],
       };
-    }
     if (survivor.status === 'merged')
       throw new InvalidStateError(
         `customer ${req.survivor_id} was merged into ${survivor.merged_into ?? 'another'} since: undo that merge first`,
@@ -447,26 +466,7 @@ export async function unmergeCustomers(
       throw new InvalidStateError(`customer ${req.merged_id} is not merged into ${req.survivor_id} any more`);
     const m = done.manifest;
     const p = { survivorId: req.survivor_id, mergedId: req.merged_id };
-    const notRestored: NotRestored[] = [];
-    const restoredOf = async (kind: NotRestored['kind'], cypher: string, params: Record<string, unknown>) => {
-      const ok: string[] = [];
-      for (const r of (await tx.run(cypher, { ...p, ...params })).records) {
-        const refusal = r.get('refusal') as string | null;
-        if (refusal) notRestored.push({ kind, id: r.get('id') as string, reason: refusal });
-        else ok.push(r.get('id') as string);
-      }
-      return ok;
-    };
-    const restored = {
-      payment_methods: await restoredOf('payment_method', UNDO.methods, { methods: m.payment_methods }),
-      devices: await restoredOf('device', UNDO.devices, {
-        devices: m.devices,
-        mergeId: req.merge_id,
-        initial: INITIAL_TRUST_SCORE,
-      }),
-      addresses: await restoredOf('address', UNDO.addresses, { addresses: m.addresses }),
-      identifiers: await restoredOf('identifier', UNDO.identifiers, { identifiers: m.identifiers }),
-    };
+    const { restored, notRestored } = await restoreMovedTx(tx, p, req.merge_id, m);
     // Exact: the survivor keeps what it had and what came since; a refund since may leave less.
     const back = (kind: 'ltv' | 'succeeded_payments', now: number, part: number): number => {
       if (now >= part) return now - part;

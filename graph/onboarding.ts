@@ -42,7 +42,7 @@ import {
   preparePaymentMethod,
   type PaymentMethodRow,
 } from './paymentMethods';
-import { resolveIdentity, type IdentifierObservation } from './resolution';
+import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
 
 // ---- the request ---------------------------------------------------------------------
 
@@ -299,6 +299,50 @@ function planCustomer(plan: OnboardingPlan, g: Graph): OnboardingPlan['customer'
   return { ...rest, ltv_minor: Math.round(ltv * 10 ** currencyExponent(g.policy.reportingCurrency)) };
 }
 
+/** The customers already on a device, at most the shared-device limit + 1 (DEVICE_CUSTOMERS). */
+async function deviceCustomersTx(tx: ManagedTransaction, g: Graph, fingerprint: string): Promise<string[]> {
+  const res = await tx.run(CYPHER.deviceCustomers, { fingerprint, cap: g.policy.sharedDeviceLimit + 1 });
+  return res.records[0]?.get('customerIds') as string[];
+}
+
+/** Identifiers: verified ones this transaction MERGEd are linked; new unverified ones created. */
+async function linkIdentifiersTx(tx: ManagedTransaction, g: Graph, customerId: string, obs: IdentifierObservation[]) {
+  const toLink = obs.filter((o) => o.incomingVerified);
+  const toCreate = obs.filter((o) => !o.incomingVerified);
+  if (toLink.length > 0) {
+    await tx.run(CYPHER.linkMerged, { customerId, identifiers: toLink.map(({ type, value }) => ({ type, value })) });
+    for (const o of toLink)
+      await appendEvent(tx, 'DigitalIdentifierAdded', customerId, { type: o.type, is_verified: true });
+  }
+  const unverified = toCreate.map(({ type, value }) => ({ type, value, is_verified: false }));
+  await attachIdentifiers(tx, customerId, unverified, g.policy.defaultPhoneRegion);
+}
+
+/** The plan's address, if any: a matched customer's own one shipped to again, else a new one. */
+async function addressTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string, matchedId: string | null) {
+  if (!plan.address) return null;
+  const reused = matchedId
+    ? ((await tx.run(CYPHER.reuseAddress, { customerId, a: plan.address })).records[0]?.get('id') as string | undefined)
+    : undefined;
+  return reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
+}
+
+/** The PossibleMatchFound event of one possible match of the onboarding. */
+function possibleMatchFound(match: PossibleMatch, onboardingId: string, observations: IdentifierObservation[]) {
+  return {
+    matched_customer_id: match.customer_id,
+    signals: match.signals,
+    onboarding_id: onboardingId,
+    // On which side each identifier the other customer holds was verified (types only, never values):
+    // what the match's evidence says of it later (graph/matchEvidence.ts).
+    identifiers: observations.flatMap((o) =>
+      o.onFile?.ownerId === match.customer_id
+        ? [{ type: o.type, incoming_verified: o.incomingVerified, on_file_verified: o.onFile.verified }]
+        : [],
+    ),
+  };
+}
+
 async function onboardTx(
   tx: ManagedTransaction,
   g: Graph,
@@ -310,16 +354,7 @@ async function onboardTx(
   if (prior) return prior.payload.result as unknown as OnboardingResult;
 
   const observations = await observeIdentifiers(tx, plan);
-  const device = plan.device
-    ? {
-        customerIds: (
-          await tx.run(CYPHER.deviceCustomers, {
-            fingerprint: plan.device.fingerprint,
-            cap: g.policy.sharedDeviceLimit + 1,
-          })
-        ).records[0]?.get('customerIds') as string[],
-      }
-    : null;
+  const device = plan.device ? { customerIds: await deviceCustomersTx(tx, g, plan.device.fingerprint) } : null;
   const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
 
   const customerId = resolution.matchedCustomerId ?? ids.customerId;
@@ -330,23 +365,9 @@ async function onboardTx(
     await insertCustomer(tx, customerId, { status: 'active', ...planCustomer(plan, g) }, g.policy.reportingCurrency);
   }
 
-  // Identifiers: verified ones this transaction MERGEd are linked; new unverified ones created.
   const attachKeys = new Set(resolution.attach.map((a) => `${a.type}:${a.value}`));
-  const toLink = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`) && o.incomingVerified);
-  const toCreate = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`) && !o.incomingVerified);
-  if (toLink.length > 0) {
-    await tx.run(CYPHER.linkMerged, { customerId, identifiers: toLink.map(({ type, value }) => ({ type, value })) });
-    for (const o of toLink) {
-      await appendEvent(tx, 'DigitalIdentifierAdded', customerId, { type: o.type, is_verified: true });
-    }
-  }
-  await attachIdentifiers(
-    tx,
-    customerId,
-    toCreate.map(({ type, value }) => ({ type, value, is_verified: false })),
-    g.policy.defaultPhoneRegion,
-  );
-
+  const attached = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`));
+  await linkIdentifiersTx(tx, g, customerId, attached);
   const linkedDevice = plan.device ? await linkDeviceTx(tx, customerId, plan.device) : null;
 
   let paymentMethodId: string | null = null;
@@ -369,14 +390,7 @@ async function onboardTx(
     }
   }
 
-  let addressId: string | null = null;
-  if (plan.address) {
-    const reused = resolution.matchedCustomerId
-      ? ((await tx.run(CYPHER.reuseAddress, { customerId, a: plan.address })).records[0]?.get('id') as
-          string | undefined)
-      : undefined;
-    addressId = reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
-  }
+  const addressId = await addressTx(tx, plan, customerId, resolution.matchedCustomerId);
 
   // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
   // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
@@ -384,46 +398,29 @@ async function onboardTx(
   await linkHistoryKeyTx(tx, ids.onboardingId, customerId);
   await registerOpenProcessTx(tx, ids.onboardingId, customerId);
 
-  for (const match of resolution.possibleMatches) {
-    await appendEvent(tx, 'PossibleMatchFound', customerId, {
-      matched_customer_id: match.customer_id,
-      signals: match.signals,
-      onboarding_id: ids.onboardingId,
-      // On which side each identifier the other customer holds was verified (types only, never values):
-      // what the match's evidence says of it later (graph/matchEvidence.ts).
-      identifiers: observations.flatMap((o) =>
-        o.onFile?.ownerId === match.customer_id
-          ? [{ type: o.type, incoming_verified: o.incomingVerified, on_file_verified: o.onFile.verified }]
-          : [],
-      ),
-    });
-  }
+  for (const match of resolution.possibleMatches)
+    await appendEvent(tx, 'PossibleMatchFound', customerId, possibleMatchFound(match, ids.onboardingId, observations));
 
   const result: OnboardingResult = {
     customer_id: customerId,
     outcome: resolution.outcome,
     possible_matches: resolution.possibleMatches.map((m) => m.customer_id),
   };
-  await appendEvent(
-    tx,
-    'CustomerOnboarded',
-    customerId,
-    {
-      onboarding_id: ids.onboardingId,
-      outcome: resolution.outcome,
-      result,
-      payment_method_id: paymentMethodId,
-      device_id: linkedDevice?.id ?? null,
-      address_id: addressId,
-      identifiers: observations.map((o) => ({
-        type: o.type,
-        is_verified: o.incomingVerified,
-        linked: attachKeys.has(`${o.type}:${o.value}`),
-      })),
-      ignored,
-    },
-    { idempotencyKey },
-  );
+  const onboarded = {
+    onboarding_id: ids.onboardingId,
+    outcome: resolution.outcome,
+    result,
+    payment_method_id: paymentMethodId,
+    device_id: linkedDevice?.id ?? null,
+    address_id: addressId,
+    identifiers: observations.map((o) => ({
+      type: o.type,
+      is_verified: o.incomingVerified,
+      linked: attachKeys.has(`${o.type}:${o.value}`),
+    })),
+    ignored,
+  };
+  await appendEvent(tx, 'CustomerOnboarded', customerId, onboarded, { idempotencyKey });
   return result;
 }
 
