@@ -21,7 +21,6 @@ const NOT_MEASURED = ['proto/', 'scripts/', 'test/'];
 /** Files over MAX_FILE_LINES today, with their lines: none may grow; each should be split. */
 const LARGE_FILES: Record<string, number> = {
   'workflows/recovery.ts': 1134,
-  'activities/recovery.ts': 821,
   'api/kafkaConsumer.ts': 656,
   'api/readCache.ts': 624,
   'graph/identityMerge.ts': 616,
@@ -40,7 +39,6 @@ const LARGE_FILES: Record<string, number> = {
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */
 const LARGE_FUNCTIONS: Record<string, number> = {
-  'activities/recovery.ts:createRecoveryActivities': 533,
   'api/kafkaConsumer.ts:startAgentConsumer': 393,
   'workers/main.ts:main': 344,
   'workflows/fraud.ts:fraudOutcomeWorkflow': 242,
