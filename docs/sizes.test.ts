@@ -41,16 +41,10 @@ const LARGE_FILES: Record<string, number> = {
 const LARGE_FUNCTIONS: Record<string, number> = {
   'api/kafkaConsumer.ts:startAgentConsumer': 393,
   'workers/main.ts:main': 344,
-  'workflows/fraud.ts:fraudOutcomeWorkflow': 242,
-  'workflows/identityMerge.ts:identityMergeWorkflow': 228,
   'api/observability.ts:createApiMetrics': 227,
-  'workflows/erasure.ts:erasureWorkflow': 202,
-  'workflows/gatewayReconciliation.ts:gatewayReconciliationWorkflow': 182,
   'api/main.ts:main': 158,
-  'workflows/eventRelay.ts:eventRelayWorkflow': 154,
   'stack/services.ts:services': 149,
   'api/deps.ts:apiDepsFromConfig': 110,
-  'workflows/kafkaPublisher.ts:kafkaPublisherWorkflow': 91,
 };
 
 function lineCount(text: string): number {

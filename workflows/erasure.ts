@@ -103,71 +103,22 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
     'and devices, payment methods in one transaction; keep a tombstone',
 });
 
+/** What the workflow's handlers and steps share: its input, its status and its wait's deadline. */
+interface ErasureRun {
+  input: ErasureInput;
+  workflowId: string;
+  status: ErasureStatus;
+  since: number;
+  dueAt: number;
+}
+
 autoUpgrade(erasureWorkflow);
 export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutcome> {
   const { workflowId } = workflowInfo();
   const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null, wait: null, overdue: false };
   const since = Date.now();
   const dueAt = since + msOf(input.wait_deadline ?? DEFAULT_ERASURE_WAIT_DEADLINE);
-  /**
-   * Waits for `done` (what the erasure waits on) with the deadline: past it, the erasure is
-   * overdue (counted once per erasure, the alert fires) and names what holds it, looked at again
-   * every ERASURE_OVERDUE_RELOOK; it waits on all the same.
-   */
-  const waitVisibly = async (on: ErasureWaitOn, done: () => boolean, named: string[]): Promise<void> => {
-    status.wait = {
-      on,
-      since: new Date(since).toISOString(),
-      due_at: new Date(dueAt).toISOString(),
-      overdue: status.overdue,
-      blocked_by: named.map((id) => ({ workflow_id: id, why: null })),
-    };
-    const wait = status.wait;
-    const summary = `Wait (${on.replace(/_/g, ' ')}) until ${wait.due_at}, then overdue`;
-    if (status.overdue || !(await condition(done, Math.max(dueAt - Date.now(), 1), { summary }))) {
-      if (!status.overdue) {
-        status.overdue = true;
-        countErasureOverdue(on);
-        log.error('erasure overdue: it still waits, and nothing is erased meanwhile', {
-          customerId: input.customer_id,
-          waitingOn: on,
-          dueAt: wait.due_at,
-        });
-      }
-      wait.overdue = true;
-      // Found with `PersonaOverdue = 'erasure'` while it waits overdue.
-      upsertSearchAttributes([{ key: personaOverdue, value: 'erasure' }]);
-      do {
-        // Only a look: it never fails the erasure (ops read the last answer meanwhile).
-        try {
-          wait.blocked_by = await activities.whyErasureWaits({
-            customer_id: input.customer_id,
-            except: workflowId,
-            workflow_ids: named,
-          });
-        } catch (err) {
-          if (isCancellation(err)) throw err;
-          log.warn('what holds the overdue erasure could not be looked at', { error: describeFailure(err) });
-        }
-      } while (
-        !done() &&
-        !(await condition(done, ERASURE_OVERDUE_RELOOK, {
-          summary: 'Overdue: look again in an hour at what holds the erasure',
-        }))
-      );
-      upsertSearchAttributes([{ key: personaOverdue, value: null }]);
-    }
-    status.wait = null;
-  };
-  /** Runs one activity that waits through its retries, visibly (`waitVisibly`); answers what it answers. */
-  const waitFor = async <T>(on: ErasureWaitOn, named: string[], activity: () => Promise<T>): Promise<T> => {
-    let settled = false;
-    const running = activity().finally(() => void (settled = true));
-    // A failure for good is thrown below, once the wait has ended.
-    running.catch(() => undefined);
-    await waitVisibly(on, () => settled, named);
-    return running;
-  };
+  const run: ErasureRun = { input, workflowId, status, since, dueAt };
   setHandler(erasureStatusQuery, () => status);
   setHandler(erasureRequestedSignal, (r) => {
     // An override, once given, stays: a later request without one does not take it back.
@@ -177,7 +128,93 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
     };
   });
   const overridden = (): boolean => status.request?.override_fraud_review === true;
-  let running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  const first = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
+  const { running, waitedFor } = await waitForFraudReviews(run, first, overridden);
+  Object.assign(status, { state: 'erasing', waiting_for: [] });
+  const cancelled = await stopWorkflows(run, running);
+  // Every workflow with a history key of the customer's closes first: the erasure destroys those
+  // keys (crypto-shredding), and a worker cannot replay a history it can no longer decrypt.
+  await waitFor(run, 'workflows_closing', [], () =>
+    activities.historyWorkflowsClosed.executeWithOptions(untilItHolds, [
+      { customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() },
+    ]),
+  );
+  return erase(run, cancelled, waitedFor);
+}
+
+/**
+ * Waits for `done` (what the erasure waits on) with the deadline: past it, the erasure is
+ * overdue (counted once per erasure, the alert fires) and names what holds it, looked at again
+ * every ERASURE_OVERDUE_RELOOK; it waits on all the same.
+ */
+async function waitVisibly(run: ErasureRun, on: ErasureWaitOn, done: () => boolean, named: string[]): Promise<void> {
+  const { input, status, since, dueAt } = run;
+  status.wait = {
+    on,
+    since: new Date(since).toISOString(),
+    due_at: new Date(dueAt).toISOString(),
+    overdue: status.overdue,
+    blocked_by: named.map((id) => ({ workflow_id: id, why: null })),
+  };
+  const wait = status.wait;
+  const summary = `Wait (${on.replace(/_/g, ' ')}) until ${wait.due_at}, then overdue`;
+  if (status.overdue || !(await condition(done, Math.max(dueAt - Date.now(), 1), { summary }))) {
+    if (!status.overdue) {
+      status.overdue = true;
+      countErasureOverdue(on);
+      log.error('erasure overdue: it still waits, and nothing is erased meanwhile', {
+        customerId: input.customer_id,
+        waitingOn: on,
+        dueAt: wait.due_at,
+      });
+    }
+    wait.overdue = true;
+    // Found with `PersonaOverdue = 'erasure'` while it waits overdue.
+    upsertSearchAttributes([{ key: personaOverdue, value: 'erasure' }]);
+    do {
+      // Only a look: it never fails the erasure (ops read the last answer meanwhile).
+      try {
+        wait.blocked_by = await activities.whyErasureWaits({
+          customer_id: input.customer_id,
+          except: run.workflowId,
+          workflow_ids: named,
+        });
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        log.warn('what holds the overdue erasure could not be looked at', { error: describeFailure(err) });
+      }
+    } while (
+      !done() &&
+      !(await condition(done, ERASURE_OVERDUE_RELOOK, {
+        summary: 'Overdue: look again in an hour at what holds the erasure',
+      }))
+    );
+    upsertSearchAttributes([{ key: personaOverdue, value: null }]);
+  }
+  status.wait = null;
+}
+
+/** Runs one activity that waits through its retries, visibly (`waitVisibly`); answers what it answers. */
+async function waitFor<T>(run: ErasureRun, on: ErasureWaitOn, named: string[], activity: () => Promise<T>): Promise<T> {
+  let settled = false;
+  const running = activity().finally(() => void (settled = true));
+  // A failure for good is thrown below, once the wait has ended.
+  running.catch(() => undefined);
+  await waitVisibly(run, on, () => settled, named);
+  return running;
+}
+
+/**
+ * Waits while a fraud review of the customer runs: answers the customer's running workflows once
+ * none is a review (or ops overrode), and the reviews it waited for.
+ */
+async function waitForFraudReviews(
+  run: ErasureRun,
+  first: string[],
+  overridden: () => boolean,
+): Promise<{ running: string[]; waitedFor: string[] }> {
+  const { input, status, workflowId } = run;
+  let running = first;
   const waitedFor: string[] = [];
   // A pending fraud review holds the erasure (and is never cancelled by it) unless ops override.
   while (!overridden()) {
@@ -211,19 +248,27 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
         () => void (ended = true),
         (err: unknown) => void ((failure = err), (ended = true)),
       );
-    await waitVisibly('fraud_review', () => ended || overridden(), reviews);
+    await waitVisibly(run, 'fraud_review', () => ended || overridden(), reviews);
     if (!ended) scope.cancel();
     await waiting;
     if (failure && !isCancellation(failure)) throw failure as Error;
     running = await activities.listRunningCustomerWorkflows({ customer_id: input.customer_id, except: workflowId });
   }
-  Object.assign(status, { state: 'erasing', waiting_for: [] });
+  return { running, waitedFor };
+}
+
+/**
+ * Stops the customer's running workflows: recoveries take the stop at a safe point, and are
+ * waited for (bounded); any other is cancelled. Answers the workflows stopped.
+ */
+async function stopWorkflows(run: ErasureRun, running: string[]): Promise<string[]> {
+  const { input } = run;
   const cancelled: string[] = [];
   const recoveries = running.filter((id) => id.startsWith(RECOVERY_PREFIX));
   let stopping: string[] = [];
   if (recoveries.length) {
     // Taken by each at its next safe point: retried (the erasure waits) while one is mid-charge.
-    stopping = await waitFor('recoveries_stopping', recoveries, () =>
+    stopping = await waitFor(run, 'recoveries_stopping', recoveries, () =>
       activities.stopRecoveries.executeWithOptions(untilItHolds, [
         { workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` },
       ]),
@@ -252,13 +297,12 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
         running: still,
       });
   }
-  // Every workflow with a history key of the customer's closes first: the erasure destroys those
-  // keys (crypto-shredding), and a worker cannot replay a history it can no longer decrypt.
-  await waitFor('workflows_closing', [], () =>
-    activities.historyWorkflowsClosed.executeWithOptions(untilItHolds, [
-      { customer_id: input.customer_id, except: workflowId, cancel_reviews: overridden() },
-    ]),
-  );
+  return cancelled;
+}
+
+/** Erases the customer in the graph, unless the graph refuses (a suspended customer): the outcome. */
+async function erase(run: ErasureRun, cancelled: string[], waitedFor: string[]): Promise<ErasureOutcome> {
+  const { input, status } = run;
   const request = status.request;
   const eraseInput = { customer_id: input.customer_id, ...(request ? { audit: request } : {}) };
   let result;

@@ -51,9 +51,92 @@ interface QueuedRetry {
   request: RetryParkedRequest;
 }
 
+/** What the run's handlers and its loop share: its status and the retries of parked events asked for. */
+interface RelayRun {
+  checkpointId: string;
+  status: EventRelayRunStatus;
+  queue: QueuedRetry[];
+  answers: Map<number, RetryParkedResult | { error: string }>;
+  nextRetry: number;
+}
+
 autoUpgrade(eventRelayWorkflow);
 export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> {
   const checkpointId = input.checkpoint_id ?? workflowInfo().workflowId;
+  const { relayPage, retryParkedEvents } = relayActivities();
+
+  const run: RelayRun = {
+    checkpointId,
+    status: firstStatus(input, checkpointId),
+    queue: [],
+    answers: new Map(),
+    nextRetry: 0,
+  };
+  const { queue } = run;
+  for (const request of input.carry?.retries ?? []) enqueue(run, request);
+  setHandlers(run);
+  report(run);
+
+  for (;;) {
+    await serveRetries(run, retryParkedEvents);
+    const { settings } = run.status;
+    let page;
+    try {
+      page = await relayPage({
+        checkpoint_id: checkpointId,
+        page_size: settings.page_size,
+        lag_ms: settings.lag_ms,
+      });
+    } catch (err) {
+      // Only a failure the activity marks for good ends up here (a subscriber away is retried
+      // inside it; a checkpoint the graph cannot read, say): the relay never stops for it; it says
+      // so and tries again from the checkpoint in a minute, serving retries meanwhile.
+      if (!(err instanceof ActivityFailure)) throw err;
+      run.status = { ...run.status, last_error: err.cause?.message ?? err.message };
+      log.warn('relaying a page failed for good; trying again in a minute', { error: run.status.last_error });
+      report(run);
+      if (workflowInfo().continueAsNewSuggested) break;
+      await condition(() => queue.length > 0 || run.status.settings !== settings, '1 minute', {
+        summary: 'Relaying failed for good: try again from the checkpoint in a minute, or with new settings',
+      });
+      continue;
+    }
+    countEventRelayed(page.delivered);
+    run.status = {
+      ...run.status,
+      last_error: null,
+      pages_this_run: run.status.pages_this_run + 1,
+      delivered_this_run: run.status.delivered_this_run + page.delivered,
+      parked_this_run: run.status.parked_this_run + page.parked,
+      last_page_at: new Date().toISOString(),
+      subscriber: page.subscriber,
+    };
+    if (page.parked > 0) log.warn('events parked: the subscriber refused them for good', { parked: page.parked });
+    report(run);
+    if (run.status.pages_this_run >= run.status.settings.pages_per_run || workflowInfo().continueAsNewSuggested) break;
+    if (page.read < settings.page_size)
+      await condition(() => queue.length > 0, run.status.settings.poll_interval, {
+        summary:
+          `Nothing new in the feed: look again in ${run.status.settings.poll_interval} ` +
+          '(at once for a retry of parked events)',
+      });
+  }
+
+  // Every waiting retry is answered before the run hands over; requests that arrive meanwhile too.
+  for (;;) {
+    await serveRetries(run, retryParkedEvents);
+    if (queue.length === 0 && allHandlersFinished()) break;
+    await condition(() => queue.length > 0 || allHandlersFinished());
+  }
+  await continueAsNew<typeof eventRelayWorkflow>({
+    ...run.status.settings,
+    ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}),
+    carry: { runs: run.status.runs, retries: queue.map((q) => q.request) },
+  });
+}
+
+/** The relay's activities: a page to the subscriber, and a retry of parked events (5 attempts). */
+function relayActivities() {
   const { relayPage } = activitiesWithSummaries<Pick<EventActivities, 'relayPage'>>(subscriberDelivery, {
     relayPage: (req) =>
       `Deliver up to ${req.page_size} events after the checkpoint to the subscriber, in order, ` +
@@ -68,26 +151,34 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
           : 'Try the oldest parked events again at the subscriber',
     },
   );
+  return { relayPage, retryParkedEvents };
+}
 
-  let status = firstStatus(input, checkpointId);
-  const queue: QueuedRetry[] = [];
-  const answers = new Map<number, RetryParkedResult | { error: string }>();
-  let nextRetry = 0;
-  const enqueue = (request: RetryParkedRequest): number => {
-    const id = nextRetry++;
-    queue.push({ id, request });
-    status = { ...status, retries_waiting: queue.length };
-    return id;
-  };
-  for (const request of input.carry?.retries ?? []) enqueue(request);
+/** Queues a retry of parked events; answers its id, under which its answer is kept. */
+function enqueue(run: RelayRun, request: RetryParkedRequest): number {
+  const id = run.nextRetry++;
+  run.queue.push({ id, request });
+  run.status = { ...run.status, retries_waiting: run.queue.length };
+  return id;
+}
 
-  setHandler(eventRelayStatusQuery, () => status);
+function report(run: RelayRun): void {
+  setCurrentDetails(relayDetails(run.status));
+}
+
+/** The query and the Updates, registered before the workflow's first await. */
+function setHandlers(run: RelayRun): void {
+  const { answers } = run;
+  setHandler(eventRelayStatusQuery, () => run.status);
   setHandler(
     reconfigureRelayUpdate,
     (settings) => {
-      log.info('event relay reconfigured: the next page uses the new settings', { before: status.settings, settings });
-      status = { ...status, settings };
-      report();
+      log.info('event relay reconfigured: the next page uses the new settings', {
+        before: run.status.settings,
+        settings,
+      });
+      run.status = { ...run.status, settings };
+      report(run);
       return settings;
     },
     { validator: validSettings },
@@ -95,7 +186,7 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
   setHandler(
     retryParkedUpdate,
     async (request) => {
-      const id = enqueue(request);
+      const id = enqueue(run, request);
       await condition(() => answers.has(id));
       const answer = answers.get(id) as RetryParkedResult | { error: string };
       answers.delete(id);
@@ -111,94 +202,37 @@ export async function eventRelayWorkflow(input: EventRelayInput): Promise<void> 
       },
     },
   );
+}
 
-  const report = (): void => setCurrentDetails(relayDetails(status));
-
-  /** Serves the queued retry requests: one pass over all parked events covers every request for one. */
-  const serveRetries = async (): Promise<void> => {
-    while (queue.length > 0) {
-      const batch = queue.splice(0);
-      status = { ...status, retries_waiting: queue.length };
-      const all = batch.some((q) => !q.request.event_id);
-      const targets = all ? [undefined] : [...new Set(batch.map((q) => q.request.event_id))];
-      const outcome = new Map<string | undefined, RetryParkedResult | { error: string }>();
-      for (const eventId of targets) {
-        try {
-          const result = await retryParkedEvents({
-            checkpoint_id: checkpointId,
-            ...(eventId ? { event_id: eventId } : {}),
-          });
-          countEventRelayed(result.delivered);
-          outcome.set(eventId, result);
-        } catch (err) {
-          const error = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
-          log.warn('retrying parked events failed; they stay parked', { eventId, error });
-          outcome.set(eventId, { error: `retrying parked events failed: ${error}` });
-        }
+/** Serves the queued retry requests: one pass over all parked events covers every request for one. */
+async function serveRetries(
+  run: RelayRun,
+  retryParkedEvents: ReturnType<typeof relayActivities>['retryParkedEvents'],
+): Promise<void> {
+  const { queue, answers } = run;
+  while (queue.length > 0) {
+    const batch = queue.splice(0);
+    run.status = { ...run.status, retries_waiting: queue.length };
+    const all = batch.some((q) => !q.request.event_id);
+    const targets = all ? [undefined] : [...new Set(batch.map((q) => q.request.event_id))];
+    const outcome = new Map<string | undefined, RetryParkedResult | { error: string }>();
+    for (const eventId of targets) {
+      try {
+        const result = await retryParkedEvents({
+          checkpoint_id: run.checkpointId,
+          ...(eventId ? { event_id: eventId } : {}),
+        });
+        countEventRelayed(result.delivered);
+        outcome.set(eventId, result);
+      } catch (err) {
+        const error = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+        log.warn('retrying parked events failed; they stay parked', { eventId, error });
+        outcome.set(eventId, { error: `retrying parked events failed: ${error}` });
       }
-      for (const q of batch)
-        answers.set(q.id, outcome.get(all ? undefined : q.request.event_id) as RetryParkedResult | { error: string });
     }
-  };
-
-  report();
-
-  for (;;) {
-    await serveRetries();
-    const { settings } = status;
-    let page;
-    try {
-      page = await relayPage({
-        checkpoint_id: checkpointId,
-        page_size: settings.page_size,
-        lag_ms: settings.lag_ms,
-      });
-    } catch (err) {
-      // Only a failure the activity marks for good ends up here (a subscriber away is retried
-      // inside it; a checkpoint the graph cannot read, say): the relay never stops for it; it says
-      // so and tries again from the checkpoint in a minute, serving retries meanwhile.
-      if (!(err instanceof ActivityFailure)) throw err;
-      status = { ...status, last_error: err.cause?.message ?? err.message };
-      log.warn('relaying a page failed for good; trying again in a minute', { error: status.last_error });
-      report();
-      if (workflowInfo().continueAsNewSuggested) break;
-      await condition(() => queue.length > 0 || status.settings !== settings, '1 minute', {
-        summary: 'Relaying failed for good: try again from the checkpoint in a minute, or with new settings',
-      });
-      continue;
-    }
-    countEventRelayed(page.delivered);
-    status = {
-      ...status,
-      last_error: null,
-      pages_this_run: status.pages_this_run + 1,
-      delivered_this_run: status.delivered_this_run + page.delivered,
-      parked_this_run: status.parked_this_run + page.parked,
-      last_page_at: new Date().toISOString(),
-      subscriber: page.subscriber,
-    };
-    if (page.parked > 0) log.warn('events parked: the subscriber refused them for good', { parked: page.parked });
-    report();
-    if (status.pages_this_run >= status.settings.pages_per_run || workflowInfo().continueAsNewSuggested) break;
-    if (page.read < settings.page_size)
-      await condition(() => queue.length > 0, status.settings.poll_interval, {
-        summary:
-          `Nothing new in the feed: look again in ${status.settings.poll_interval} ` +
-          '(at once for a retry of parked events)',
-      });
+    for (const q of batch)
+      answers.set(q.id, outcome.get(all ? undefined : q.request.event_id) as RetryParkedResult | { error: string });
   }
-
-  // Every waiting retry is answered before the run hands over; requests that arrive meanwhile too.
-  for (;;) {
-    await serveRetries();
-    if (queue.length === 0 && allHandlersFinished()) break;
-    await condition(() => queue.length > 0 || allHandlersFinished());
-  }
-  await continueAsNew<typeof eventRelayWorkflow>({
-    ...status.settings,
-    ...(input.checkpoint_id ? { checkpoint_id: input.checkpoint_id } : {}),
-    carry: { runs: status.runs, retries: queue.map((q) => q.request) },
-  });
 }
 
 /** The run's status as it starts, from its input and what the last run carried. */

@@ -33,6 +33,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import type { FraudActivities } from '../activities/fraud';
+import type { AppliedFraudOutcome, FraudChange, ReviewDecision } from '../graph/fraud';
 import {
   DEFAULT_REVIEW_DUE,
   fraudOutcomeStatusQuery,
@@ -106,6 +107,15 @@ async function tell(
   }
 }
 
+/** What the workflow's handlers and steps share: its input, its status, and ops' decision once made. */
+interface FraudRun {
+  input: FraudOutcomeInput;
+  report: FraudOutcomeInput['report'];
+  workflowId: string;
+  status: FraudOutcomeStatus;
+  review: ReviewResolution | null;
+}
+
 autoUpgrade(fraudOutcomeWorkflow);
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
   const graph = fraudUntilDone;
@@ -124,18 +134,53 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     problem: null,
     undelivered: [],
   };
-  let review: ReviewResolution | null = null;
-  const decide = (r: ReviewResolution, how: string): void => {
-    if (review) {
-      log.info('the review was decided already; this decision is ignored', { decision: r.decision, how });
-      return;
-    }
-    review = r;
-    status.decision = r.decision;
-  };
+  const run: FraudRun = { input, report, workflowId, status, review: null };
+  setHandlers(run);
+
+  if (report.outcome === 'false_positive') return reverseEarlier(run);
+
+  let applied;
+  try {
+    applied = await graph.applyFraudOutcome(report, { trust_step: input.trust_step, reported_by: input.reported_by });
+  } catch (err) {
+    return refused(run, err, 'the graph refused the outcome');
+  }
+  status.applied = applied;
+  countFraudOutcome(report.outcome);
+  log.info(`fraud outcome ${report.outcome} applied`, {
+    outcomeId: report.outcome_id,
+    customerId: report.customer_id,
+    changes: applied.changes.length,
+    suspended: applied.suspended,
+  });
+
+  if (report.outcome === 'confirmed_fraud' && report.payment_method_id)
+    await blockRecoveries(run, report.payment_method_id);
+  if (report.outcome === 'account_takeover' && !applied.suspended) await alert(run);
+
+  if (!applied.suspended) {
+    status.state = 'done';
+    return status;
+  }
+  return awaitReview(run, applied);
+}
+
+/** Ops' decision, by the Update or the signal: the first one is final, a later one is ignored. */
+function decide(run: FraudRun, r: ReviewResolution, how: string): void {
+  if (run.review) {
+    log.info('the review was decided already; this decision is ignored', { decision: r.decision, how });
+    return;
+  }
+  run.review = r;
+  run.status.decision = r.decision;
+}
+
+/** The query, the signals and the Update, registered before the workflow's first await. */
+function setHandlers(run: FraudRun): void {
+  const { report, status } = run;
   const final = (): boolean => !['applying', 'awaiting_review'].includes(status.state);
   setHandler(fraudOutcomeStatusQuery, () => status);
-  setHandler(reviewResolvedSignal, (r) => decide(r, 'signal'));
+  setHandler(reviewResolvedSignal, (r) => decide(run, r, 'signal'));
   setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
     // The review stays open for ops, who now see what the restored graph lacks.
     status.problem = `needs attention: the graph was restored from backup ${backup_id}: ${reason}`;
@@ -158,7 +203,7 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     resolveReviewUpdate,
     async (r) => {
       // Recorded before the first await: a second Update in the same workflow task is refused by the validator.
-      decide(r, 'update');
+      decide(run, r, 'update');
       await condition(final);
       return JSON.parse(JSON.stringify(status)) as FraudOutcomeStatus;
     },
@@ -166,121 +211,111 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
       validator: (r: Partial<ReviewResolution> | undefined) => {
         if (r?.decision !== 'reinstate' && r?.decision !== 'confirm')
           throw new Error('decision must be reinstate or confirm');
-        if (review) throw new Error(`the review was decided already: ${review.decision}`);
+        if (run.review) throw new Error(`the review was decided already: ${run.review.decision}`);
         if (status.state !== 'awaiting_review') throw new Error(`it is not awaiting review (it is ${status.state})`);
       },
     },
   );
+}
 
-  /** A graph change refused for good ends the outcome with the reason, never a failed workflow. */
-  const refused = (err: unknown, what: string): FraudOutcomeStatus => {
-    if (isCancellation(err) || !domainFailureOf(err)) throw err;
-    Object.assign(status, { state: 'not_applied', review_deadline: null, problem: `${what}: ${describeFailure(err)}` });
-    log.warn(`fraud outcome ${report.outcome} not applied`, {
-      outcomeId: report.outcome_id,
-      customerId: report.customer_id,
-      problem: status.problem,
-    });
-    return status;
-  };
-
-  if (report.outcome === 'false_positive') {
-    try {
-      status.reversal = await graph.reverseFraudOutcome({
-        outcome_id: report.outcome_id,
-        customer_id: report.customer_id,
-        reported_by: input.reported_by,
-      });
-    } catch (err) {
-      return refused(err, 'the earlier outcome could not be reversed');
-    }
-    const overruled = status.reversal.refused;
-    if (overruled) {
-      // Recorded in the graph; nothing changed: ops decided that review, only ops reverse it.
-      Object.assign(status, {
-        state: 'not_applied',
-        problem:
-          `ops decided the review of fraud outcome ${overruled.outcome_id} (${overruled.decision}): ` +
-          'only ops may reverse it; nothing was changed',
-      });
-      log.warn('false positive not applied: ops decided the review it would undo', {
-        outcomeId: report.outcome_id,
-        reviewedOutcomeId: overruled.outcome_id,
-        decision: overruled.decision,
-      });
-      return status;
-    }
-    countFraudOutcome(report.outcome);
-    log.info('false positive: earlier fraud outcome reversed', {
-      outcomeId: report.outcome_id,
-      reversedOutcomeId: status.reversal.reversed_outcome_id,
-      restored: status.reversal.restored.length,
-    });
-    const earlier = status.reversal.reversed_outcome_id;
-    // The reversed outcome's review is over: the customer is back.
-    if (earlier)
-      await tell(fraudOutcomeWorkflowId(earlier), (h) =>
-        h.signal(reviewResolvedSignal, { decision: 'reinstate', note: `false positive ${report.outcome_id}` }),
-      );
-    status.state = 'done';
-    return status;
-  }
-
-  let applied;
-  try {
-    applied = await graph.applyFraudOutcome(report, { trust_step: input.trust_step, reported_by: input.reported_by });
-  } catch (err) {
-    return refused(err, 'the graph refused the outcome');
-  }
-  status.applied = applied;
-  countFraudOutcome(report.outcome);
-  log.info(`fraud outcome ${report.outcome} applied`, {
+/** A graph change refused for good ends the outcome with the reason, never a failed workflow. */
+function refused(run: FraudRun, err: unknown, what: string): FraudOutcomeStatus {
+  const { report, status } = run;
+  if (isCancellation(err) || !domainFailureOf(err)) throw err;
+  Object.assign(status, { state: 'not_applied', review_deadline: null, problem: `${what}: ${describeFailure(err)}` });
+  log.warn(`fraud outcome ${report.outcome} not applied`, {
     outcomeId: report.outcome_id,
     customerId: report.customer_id,
-    changes: applied.changes.length,
-    suspended: applied.suspended,
+    problem: status.problem,
   });
+  return status;
+}
 
-  if (report.outcome === 'confirmed_fraud' && report.payment_method_id) {
-    const methodId = report.payment_method_id;
-    // The suspension is applied already; finding the recoveries to tell waits out Neo4j too.
-    const recoveries = await graph.listRunningRecoveries({ customer_id: report.customer_id });
-    for (const id of recoveries) {
-      const told = await tell(id, (h) =>
-        h.signal(paymentMethodBlockedSignal, {
-          payment_method_id: methodId,
-          reason: `confirmed fraud ${report.outcome_id}`,
-        }),
-      );
-      if (told) status.recoveries_blocked.push(id);
-    }
+/** A false positive: puts back what the earlier outcome changed, unless ops decided its review. */
+async function reverseEarlier(run: FraudRun): Promise<FraudOutcomeStatus> {
+  const { input, report, status } = run;
+  try {
+    status.reversal = await fraudUntilDone.reverseFraudOutcome({
+      outcome_id: report.outcome_id,
+      customer_id: report.customer_id,
+      reported_by: input.reported_by,
+    });
+  } catch (err) {
+    return refused(run, err, 'the earlier outcome could not be reversed');
   }
-  const alert = async (): Promise<void> => {
-    try {
-      await notifications.notifyCustomer({
-        customer_id: report.customer_id,
-        kind: 'account_takeover',
-        key: `${workflowId}:alert`,
-        verified_only: true,
-        data: { outcome_id: report.outcome_id },
-        subject: { fraud_outcome_id: report.outcome_id },
-      });
-    } catch (err) {
-      status.undelivered.push('alert');
-      log.warn('the account-takeover alert could not be delivered; the review goes on without it', {
-        outcomeId: report.outcome_id,
-        customerId: report.customer_id,
-        error: describeFailure(err),
-      });
-    }
-  };
-  if (report.outcome === 'account_takeover' && !applied.suspended) await alert();
-
-  if (!applied.suspended) {
-    status.state = 'done';
+  const overruled = status.reversal.refused;
+  if (overruled) {
+    // Recorded in the graph; nothing changed: ops decided that review, only ops reverse it.
+    Object.assign(status, {
+      state: 'not_applied',
+      problem:
+        `ops decided the review of fraud outcome ${overruled.outcome_id} (${overruled.decision}): ` +
+        'only ops may reverse it; nothing was changed',
+    });
+    log.warn('false positive not applied: ops decided the review it would undo', {
+      outcomeId: report.outcome_id,
+      reviewedOutcomeId: overruled.outcome_id,
+      decision: overruled.decision,
+    });
     return status;
   }
+  countFraudOutcome(report.outcome);
+  log.info('false positive: earlier fraud outcome reversed', {
+    outcomeId: report.outcome_id,
+    reversedOutcomeId: status.reversal.reversed_outcome_id,
+    restored: status.reversal.restored.length,
+  });
+  const earlier = status.reversal.reversed_outcome_id;
+  // The reversed outcome's review is over: the customer is back.
+  if (earlier)
+    await tell(fraudOutcomeWorkflowId(earlier), (h) =>
+      h.signal(reviewResolvedSignal, { decision: 'reinstate', note: `false positive ${report.outcome_id}` }),
+    );
+  status.state = 'done';
+  return status;
+}
 
+/** Confirmed fraud: every running recovery of the customer is told never to charge the method again. */
+async function blockRecoveries(run: FraudRun, methodId: string): Promise<void> {
+  const { report, status } = run;
+  // The suspension is applied already; finding the recoveries to tell waits out Neo4j too.
+  const recoveries = await fraudUntilDone.listRunningRecoveries({ customer_id: report.customer_id });
+  for (const id of recoveries) {
+    const told = await tell(id, (h) =>
+      h.signal(paymentMethodBlockedSignal, {
+        payment_method_id: methodId,
+        reason: `confirmed fraud ${report.outcome_id}`,
+      }),
+    );
+    if (told) status.recoveries_blocked.push(id);
+  }
+}
+
+/** The account-takeover alert: best-effort, it never throws (a refusal is noted in the status). */
+async function alert(run: FraudRun): Promise<void> {
+  const { report, status, workflowId } = run;
+  try {
+    await notifications.notifyCustomer({
+      customer_id: report.customer_id,
+      kind: 'account_takeover',
+      key: `${workflowId}:alert`,
+      verified_only: true,
+      data: { outcome_id: report.outcome_id },
+      subject: { fraud_outcome_id: report.outcome_id },
+    });
+  } catch (err) {
+    status.undelivered.push('alert');
+    log.warn('the account-takeover alert could not be delivered; the review goes on without it', {
+      outcomeId: report.outcome_id,
+      customerId: report.customer_id,
+      error: describeFailure(err),
+    });
+  }
+}
+
+/** The review of a suspension: ops decide it (or nobody does, in time), and the decision is recorded. */
+async function awaitReview(run: FraudRun, applied: AppliedFraudOutcome): Promise<FraudOutcomeStatus> {
+  const { input, report, status } = run;
   // Suspended: wait for ops' review, for at most review_days.
   const before = applied.changes.find((c) => c.entity === 'customer');
   const reviewMs = input.review_days * 86_400_000;
@@ -291,11 +326,11 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
   });
   // The review is open before the alert goes out, and the alert's retries run beside the wait:
   // they never delay a decision (alert() never throws).
-  const alerting = report.outcome === 'account_takeover' ? alert() : Promise.resolve();
+  const alerting = report.outcome === 'account_takeover' ? alert(run) : Promise.resolve();
   // Due well before the deadline: past it the review is overdue (counted, alerted), and waits on.
   const dueMs = Math.min(msOf(input.review_due ?? DEFAULT_REVIEW_DUE), reviewMs);
   status.review_due_at = new Date(opened + dueMs).toISOString();
-  const decided = () => review !== null;
+  const decided = () => run.review !== null;
   let reviewed = await condition(decided, Math.max(dueMs - (Date.now() - opened), 1), {
     summary: `Wait for ops' review (Update resolveReview) until ${status.review_due_at}, then overdue`,
   });
@@ -313,9 +348,26 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     });
     upsertSearchAttributes([{ key: personaOverdue, value: null }]);
   }
-  const decision = reviewed ? (review as unknown as ReviewResolution).decision : 'timed_out';
+  const decision = reviewed ? (run.review as unknown as ReviewResolution).decision : 'timed_out';
+  await recordReview(run, decision, before);
+  await alerting;
+  if (!reviewed)
+    log.warn('fraud review timed out: the customer stays suspended', {
+      outcomeId: report.outcome_id,
+      days: input.review_days,
+    });
+  return status;
+}
+
+/** The review's record in the graph, and its outcome in the status. */
+async function recordReview(
+  run: FraudRun,
+  decision: ReviewDecision,
+  before: Extract<FraudChange, { entity: 'customer' }> | undefined,
+): Promise<void> {
+  const { report, status } = run;
   try {
-    await graph.resolveFraudReview({
+    await fraudUntilDone.resolveFraudReview({
       outcome_id: report.outcome_id,
       customer_id: report.customer_id,
       decision,
@@ -341,11 +393,4 @@ export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<Fr
     review_deadline: null,
     review_due_at: null,
   });
-  await alerting;
-  if (!reviewed)
-    log.warn('fraud review timed out: the customer stays suspended', {
-      outcomeId: report.outcome_id,
-      days: input.review_days,
-    });
-  return status;
 }

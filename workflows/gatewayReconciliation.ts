@@ -67,157 +67,25 @@ const SCHEDULED_START_TIME = defineSearchAttributeKey('TemporalScheduledStartTim
 /** Pages per run before continue-as-new keeps the history small. */
 const PAGES_PER_RUN = 200;
 
+/** What a run's pages share: its input, its progress, the page budget left, and the lanes. */
+interface ReconciliationRun {
+  input: GatewayReconciliationInput;
+  p: GatewayReconciliationProgress;
+  budget: number;
+  lanes: number;
+}
+
 pinned(gatewayReconciliationWorkflow);
 export async function gatewayReconciliationWorkflow(
   input: GatewayReconciliationInput,
 ): Promise<GatewayReconciliationProgress> {
-  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
-  const now = new Date();
-  const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
-  const p: GatewayReconciliationProgress = input.progress ?? {
-    from: input.window?.from ?? new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
-    to: input.window?.to ?? new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
-    phase: 'charges',
-    charge_lanes: null,
-    pending_cursor: null,
-    recovery_lanes: null,
-    counts: emptyCounts(),
-    repaired: { recovery_recorded: 0, method_deactivated: 0 },
-    flagged: Object.fromEntries(FLAG_KINDS.map((k) => [k, 0])) as GatewayReconciliationProgress['flagged'],
-    repairs: [],
-    flags: [],
-    pages: 0,
-    started_at: now.toISOString(),
-    finished_at: null,
-  };
+  const p: GatewayReconciliationProgress = input.progress ?? firstProgress(input);
   setHandler(gatewayReconciliationProgressQuery, () => p);
   report(p);
 
-  const add = (page: PageResult) => {
-    p.pages++;
-    for (const k of Object.keys(p.counts) as (keyof typeof p.counts)[]) p.counts[k] += page.counts[k];
-    for (const r of page.repairs) p.repaired[r.kind]++;
-    for (const f of page.flags) p.flagged[f.kind]++;
-    p.repairs.push(...page.repairs.slice(0, LISTED_MAX - p.repairs.length));
-    p.flags.push(...page.flags.slice(0, LISTED_MAX - p.flags.length));
-    countGatewayRepairs('recovery_recorded', page.repairs.filter((r) => r.kind === 'recovery_recorded').length);
-    countGatewayRepairs('method_deactivated', page.repairs.filter((r) => r.kind === 'method_deactivated').length);
-    for (const kind of FLAG_KINDS) countGatewayDiscrepancies(kind, page.flags.filter((f) => f.kind === kind).length);
-    report(p);
-  };
-
-  let budget = PAGES_PER_RUN;
-  const lanes = input.lanes ?? RECONCILIATION_LANES;
-  /**
-   * One page, from `after` (in words, for the failing state). A run `until_covered` takes a page
-   * that failed every attempt again after a pause, for as long as it takes (each round counts
-   * against the run's budget, so a long outage still continues as new); null when the budget ran
-   * out meanwhile. Other runs let the failure through.
-   */
-  const page = async <T>(
-    phase: 'charges' | 'pending' | 'recoveries',
-    after: string | null,
-    call: () => Promise<T>,
-  ): Promise<T | null> => {
-    const mine = () => p.failing?.phase === phase && p.failing.after === after;
-    for (;;) {
-      try {
-        const result = await call();
-        if (mine()) {
-          log.info('gateway reconciliation: the failing page went through', { ...p.failing });
-          p.failing = null;
-          report(p);
-        }
-        return result;
-      } catch (err) {
-        if (!input.until_covered || isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
-        // Counted per page: another lane's failing page does not lengthen this one's pause.
-        const failures = mine() ? (p.failing?.failures ?? 0) + 1 : 1;
-        const pause = untilCoveredPause(failures);
-        const nowMs = Date.now();
-        p.failing = {
-          phase,
-          after,
-          error: err.cause?.message ?? err.message,
-          since: p.failing?.since ?? new Date(nowMs).toISOString(),
-          failures,
-          next_try_at: new Date(nowMs + pause).toISOString(),
-        };
-        countGatewayReconciliationPageFailure(phase);
-        log.warn('gateway reconciliation: a page failed every attempt; it is tried again after a pause', {
-          ...p.failing,
-        });
-        report(p);
-        await sleep(pause);
-        if (--budget <= 0) return null;
-      }
-    }
-  };
-  /** A lane's page in words: its slice, and where in it. */
-  const where = (lane: { from: string; to: string }, cursor: string | null): string | null =>
-    lanes === 1 ? cursor : `${lane.from} – ${lane.to}${cursor ? ` after ${cursor}` : ''}`;
+  const run: ReconciliationRun = { input, p, budget: PAGES_PER_RUN, lanes: input.lanes ?? RECONCILIATION_LANES };
   try {
-    if (p.phase === 'charges') {
-      // A lane per slice of the window, side by side, sharing the run's page budget.
-      const chargeLanes = (p.charge_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
-        ...s,
-        cursor: null,
-        done: false,
-      })));
-      await Promise.all(
-        chargeLanes.map(async (lane) => {
-          while (!lane.done && budget > 0) {
-            budget--;
-            const result = await page('charges', where(lane, lane.cursor), () =>
-              reconcileChargesPage({
-                from: lane.from,
-                to: lane.to,
-                starting_after: lane.cursor,
-                limit: input.page_size,
-              }),
-            );
-            if (!result) return;
-            lane.cursor = result.next;
-            lane.done = result.next === null;
-            add(result);
-          }
-        }),
-      );
-      if (chargeLanes.every((l) => l.done)) p.phase = 'pending';
-    }
-    while (p.phase === 'pending' && budget > 0) {
-      budget--;
-      const result = await page('pending', p.pending_cursor, () =>
-        reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size }),
-      );
-      if (!result) break;
-      p.pending_cursor = result.next;
-      if (result.next === null) p.phase = 'recoveries';
-      add(result);
-    }
-    if (p.phase === 'recoveries' && budget > 0) {
-      const recoveryLanes = (p.recovery_lanes ??= windowSlices(p.from, p.to, lanes).map((s) => ({
-        ...s,
-        cursor: null,
-        done: false,
-      })));
-      await Promise.all(
-        recoveryLanes.map(async (lane) => {
-          while (!lane.done && budget > 0) {
-            budget--;
-            const after = lane.cursor ? `${lane.cursor.occurred_at} ${lane.cursor.id}` : null;
-            const result = await page('recoveries', where(lane, after), () =>
-              reconcileRecoveriesPage({ from: lane.from, to: lane.to, after: lane.cursor, limit: input.page_size }),
-            );
-            if (!result) return;
-            lane.cursor = result.next;
-            lane.done = result.next === null;
-            add(result);
-          }
-        }),
-      );
-      if (recoveryLanes.every((l) => l.done)) p.phase = 'done';
-    }
+    await reconcile(run);
   } catch (err) {
     // Cancelled by ops: Canceled in the UI, not a failure to alert on.
     if (isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
@@ -249,6 +117,170 @@ export async function gatewayReconciliationWorkflow(
   if (flagged > 0) log.warn('gateway reconciliation finished: discrepancies flagged for ops', summary);
   else log.info('gateway reconciliation finished', summary);
   return p;
+}
+
+/** A first run's progress: its window, from when the run was due (a Schedule's time, else now). */
+function firstProgress(input: GatewayReconciliationInput): GatewayReconciliationProgress {
+  const scheduled = workflowInfo().typedSearchAttributes.get(SCHEDULED_START_TIME);
+  const now = new Date();
+  const due = scheduled && scheduled.getTime() < now.getTime() ? scheduled : now;
+  return {
+    from: input.window?.from ?? new Date(due.getTime() - input.lookback_hours * 3_600_000).toISOString(),
+    to: input.window?.to ?? new Date(due.getTime() - input.grace_minutes * 60_000).toISOString(),
+    phase: 'charges',
+    charge_lanes: null,
+    pending_cursor: null,
+    recovery_lanes: null,
+    counts: emptyCounts(),
+    repaired: { recovery_recorded: 0, method_deactivated: 0 },
+    flagged: Object.fromEntries(FLAG_KINDS.map((k) => [k, 0])) as GatewayReconciliationProgress['flagged'],
+    repairs: [],
+    flags: [],
+    pages: 0,
+    started_at: now.toISOString(),
+    finished_at: null,
+  };
+}
+
+/** The run's passes, from where its progress says, until done or the page budget is spent. */
+async function reconcile(run: ReconciliationRun): Promise<void> {
+  const { input, p } = run;
+  if (p.phase === 'charges') {
+    // A lane per slice of the window, side by side, sharing the run's page budget.
+    const chargeLanes = (p.charge_lanes ??= windowSlices(p.from, p.to, run.lanes).map((s) => ({
+      ...s,
+      cursor: null,
+      done: false,
+    })));
+    await Promise.all(chargeLanes.map((lane) => chargesLane(run, lane)));
+    if (chargeLanes.every((l) => l.done)) p.phase = 'pending';
+  }
+  while (p.phase === 'pending' && run.budget > 0) {
+    run.budget--;
+    const result = await page(run, 'pending', p.pending_cursor, () =>
+      reconcilePendingPage({ after: p.pending_cursor, limit: input.page_size }),
+    );
+    if (!result) break;
+    p.pending_cursor = result.next;
+    if (result.next === null) p.phase = 'recoveries';
+    add(p, result);
+  }
+  if (p.phase === 'recoveries' && run.budget > 0) {
+    const recoveryLanes = (p.recovery_lanes ??= windowSlices(p.from, p.to, run.lanes).map((s) => ({
+      ...s,
+      cursor: null,
+      done: false,
+    })));
+    await Promise.all(recoveryLanes.map((lane) => recoveriesLane(run, lane)));
+    if (recoveryLanes.every((l) => l.done)) p.phase = 'done';
+  }
+}
+
+/** One lane of the charges pass: its slice of the window, a page at a time. */
+async function chargesLane(
+  run: ReconciliationRun,
+  lane: NonNullable<GatewayReconciliationProgress['charge_lanes']>[number],
+): Promise<void> {
+  while (!lane.done && run.budget > 0) {
+    run.budget--;
+    const result = await page(run, 'charges', where(run, lane, lane.cursor), () =>
+      reconcileChargesPage({
+        from: lane.from,
+        to: lane.to,
+        starting_after: lane.cursor,
+        limit: run.input.page_size,
+      }),
+    );
+    if (!result) return;
+    lane.cursor = result.next;
+    lane.done = result.next === null;
+    add(run.p, result);
+  }
+}
+
+/** One lane of the recoveries pass: its slice of the window, a page at a time. */
+async function recoveriesLane(
+  run: ReconciliationRun,
+  lane: NonNullable<GatewayReconciliationProgress['recovery_lanes']>[number],
+): Promise<void> {
+  while (!lane.done && run.budget > 0) {
+    run.budget--;
+    const after = lane.cursor ? `${lane.cursor.occurred_at} ${lane.cursor.id}` : null;
+    const result = await page(run, 'recoveries', where(run, lane, after), () =>
+      reconcileRecoveriesPage({ from: lane.from, to: lane.to, after: lane.cursor, limit: run.input.page_size }),
+    );
+    if (!result) return;
+    lane.cursor = result.next;
+    lane.done = result.next === null;
+    add(run.p, result);
+  }
+}
+
+/** A page's result added to the run's progress, and counted. */
+function add(p: GatewayReconciliationProgress, page: PageResult): void {
+  p.pages++;
+  for (const k of Object.keys(p.counts) as (keyof typeof p.counts)[]) p.counts[k] += page.counts[k];
+  for (const r of page.repairs) p.repaired[r.kind]++;
+  for (const f of page.flags) p.flagged[f.kind]++;
+  p.repairs.push(...page.repairs.slice(0, LISTED_MAX - p.repairs.length));
+  p.flags.push(...page.flags.slice(0, LISTED_MAX - p.flags.length));
+  countGatewayRepairs('recovery_recorded', page.repairs.filter((r) => r.kind === 'recovery_recorded').length);
+  countGatewayRepairs('method_deactivated', page.repairs.filter((r) => r.kind === 'method_deactivated').length);
+  for (const kind of FLAG_KINDS) countGatewayDiscrepancies(kind, page.flags.filter((f) => f.kind === kind).length);
+  report(p);
+}
+
+/**
+ * One page, from `after` (in words, for the failing state). A run `until_covered` takes a page
+ * that failed every attempt again after a pause, for as long as it takes (each round counts
+ * against the run's budget, so a long outage still continues as new); null when the budget ran
+ * out meanwhile. Other runs let the failure through.
+ */
+async function page<T>(
+  run: ReconciliationRun,
+  phase: 'charges' | 'pending' | 'recoveries',
+  after: string | null,
+  call: () => Promise<T>,
+): Promise<T | null> {
+  const { input, p } = run;
+  const mine = () => p.failing?.phase === phase && p.failing.after === after;
+  for (;;) {
+    try {
+      const result = await call();
+      if (mine()) {
+        log.info('gateway reconciliation: the failing page went through', { ...p.failing });
+        p.failing = null;
+        report(p);
+      }
+      return result;
+    } catch (err) {
+      if (!input.until_covered || isCancellation(err) || !(err instanceof ActivityFailure)) throw err;
+      // Counted per page: another lane's failing page does not lengthen this one's pause.
+      const failures = mine() ? (p.failing?.failures ?? 0) + 1 : 1;
+      const pause = untilCoveredPause(failures);
+      const nowMs = Date.now();
+      p.failing = {
+        phase,
+        after,
+        error: err.cause?.message ?? err.message,
+        since: p.failing?.since ?? new Date(nowMs).toISOString(),
+        failures,
+        next_try_at: new Date(nowMs + pause).toISOString(),
+      };
+      countGatewayReconciliationPageFailure(phase);
+      log.warn('gateway reconciliation: a page failed every attempt; it is tried again after a pause', {
+        ...p.failing,
+      });
+      report(p);
+      await sleep(pause);
+      if (--run.budget <= 0) return null;
+    }
+  }
+}
+
+/** A lane's page in words: its slice, and where in it. */
+function where(run: ReconciliationRun, lane: { from: string; to: string }, cursor: string | null): string | null {
+  return run.lanes === 1 ? cursor : `${lane.from} – ${lane.to}${cursor ? ` after ${cursor}` : ''}`;
 }
 
 function report(p: GatewayReconciliationProgress): void {

@@ -40,21 +40,7 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
       `Publish the feed after the checkpoint to ${req.topic}, ${req.page_size} events a page, ` +
       `for up to ${req.budget_ms / 1000} s, moving the checkpoint after each page`,
   });
-  let status: KafkaPublisherStatus = {
-    topic: input.topic,
-    checkpoint_id: kafkaCheckpointId(input.topic),
-    runs: (input.runs ?? 0) + 1,
-    published_this_run: 0,
-    last_batch_at: null,
-    last_error: null,
-    settings: {
-      topic: input.topic,
-      page_size: input.page_size,
-      budget_ms: input.budget_ms,
-      poll_interval: input.poll_interval,
-      batches_per_run: input.batches_per_run,
-    },
-  };
+  let status = firstStatus(input);
   setHandler(kafkaPublisherStatusQuery, () => status);
   setHandler(
     reconfigurePublisherUpdate,
@@ -69,13 +55,7 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
     },
     { validator: validSettings },
   );
-  const report = (): void =>
-    setCurrentDetails(
-      `**Kafka publisher** to \`${status.topic}\` (checkpoint \`${status.checkpoint_id}\` in the graph; run ` +
-        `${status.runs}): ${status.published_this_run} events published in this run; last batch ` +
-        `${status.last_batch_at ?? 'not yet'}. Lag: \`persona_kafka_publisher_behind_seconds\` on the api's /metrics.` +
-        (status.last_error ? ` Last failure (tried again in a minute): ${status.last_error}` : ''),
-    );
+  const report = (): void => setCurrentDetails(publisherDetails(status));
   report();
 
   for (let batch = 0; batch < status.settings.batches_per_run && !workflowInfo().continueAsNewSuggested; batch++) {
@@ -124,6 +104,35 @@ export async function kafkaPublisherWorkflow(input: KafkaPublisherInput): Promis
   // An Update accepted while the run ends is applied before it hands over.
   await condition(allHandlersFinished);
   await continueAsNew<typeof kafkaPublisherWorkflow>({ ...status.settings, runs: status.runs });
+}
+
+/** The run's status as it starts, from its input. */
+function firstStatus(input: KafkaPublisherInput): KafkaPublisherStatus {
+  return {
+    topic: input.topic,
+    checkpoint_id: kafkaCheckpointId(input.topic),
+    runs: (input.runs ?? 0) + 1,
+    published_this_run: 0,
+    last_batch_at: null,
+    last_error: null,
+    settings: {
+      topic: input.topic,
+      page_size: input.page_size,
+      budget_ms: input.budget_ms,
+      poll_interval: input.poll_interval,
+      batches_per_run: input.batches_per_run,
+    },
+  };
+}
+
+/** What the UI shows of the run (its current details). */
+function publisherDetails(status: KafkaPublisherStatus): string {
+  return (
+    `**Kafka publisher** to \`${status.topic}\` (checkpoint \`${status.checkpoint_id}\` in the graph; run ` +
+    `${status.runs}): ${status.published_this_run} events published in this run; last batch ` +
+    `${status.last_batch_at ?? 'not yet'}. Lag: \`persona_kafka_publisher_behind_seconds\` on the api's /metrics.` +
+    (status.last_error ? ` Last failure (tried again in a minute): ${status.last_error}` : '')
+  );
 }
 
 /** Settings a publisher can run with: anything else is refused before it reaches the history. */
