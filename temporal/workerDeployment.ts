@@ -53,6 +53,22 @@ export class DeploymentError extends Error {
   }
 }
 
+/**
+ * The routing change was made (Temporal took it) but is still reported in progress past the wait:
+ * the task queues may not all route by it yet. Temporal has been seen to leave this state in
+ * progress for good (temporalio/temporal#11842), so the caller decides: check that new work
+ * reaches the version, and do not drain the old one until it does.
+ */
+export class RoutingNotSettledError extends DeploymentError {
+  constructor(
+    message: string,
+    readonly status: DeploymentStatus,
+  ) {
+    super(message);
+    this.name = 'RoutingNotSettledError';
+  }
+}
+
 const STATUS_NAMES: Record<number, VersionState['status']> = {
   [WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_INACTIVE]: 'inactive',
   [WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_CURRENT]: 'current',
@@ -174,10 +190,16 @@ async function settled(service: WorkflowService, t: DeploymentTarget, budgetMs: 
   for (;;) {
     const s = await deploymentStatus(service, t);
     if (s?.routingSettled) return s;
-    if (Date.now() > deadline)
-      throw new DeploymentError(
-        `deployment ${t.deploymentName}: the routing change did not settle within ${Math.round(timeoutMs / 1000)} s`,
+    if (Date.now() > deadline) {
+      const seconds = Math.round(timeoutMs / 1000);
+      if (!s) throw new DeploymentError(`deployment ${t.deploymentName}: gone while its routing changed`);
+      throw new RoutingNotSettledError(
+        `deployment ${t.deploymentName}: the routing change was made (current: ${s.current ?? 'unversioned'}) ` +
+          `but Temporal still reports it in progress after ${seconds} s: check that new work reaches the ` +
+          'version before draining the one before it',
+        s,
       );
+    }
     await sleep(200);
   }
 }
