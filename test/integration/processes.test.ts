@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { Connection } from '@temporalio/client';
 import type { Driver } from 'neo4j-driver';
@@ -16,7 +16,7 @@ import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
 import { signToken } from '../support/api';
-import { freePort, startProcess, testDeploymentName, waitForOk } from '../support/processes';
+import { FETCH_BAD_PORTS, freePort, startProcess, testDeploymentName, waitForOk } from '../support/processes';
 
 const config = loadConfig();
 const logger = createLogger('test', 'silent');
@@ -35,6 +35,37 @@ function appWith(readiness: ReadinessCheck[], temporal: Awaited<ReturnType<typeo
     }),
   );
 }
+
+describe('the ports tests start processes on', () => {
+  // An api once listened on 10080, which fetch refuses ("bad port"): up, and never seen ready.
+  it('are never one fetch refuses: every port of the range fetch refuses is left out', async () => {
+    // Only ports nothing listens on are asked (no request reaches a running service).
+    const closed = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const server = net.createServer();
+        server.once('error', () => resolve(false));
+        server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+      });
+    const refused: number[] = [];
+    const asked = new Set<number>();
+    const ports = Array.from({ length: 32_768 - 10_000 }, (_, i) => 10_000 + i);
+    for (let i = 0; i < ports.length; i += 500)
+      await Promise.all(
+        ports.slice(i, i + 500).map(async (port) => {
+          if (!(await closed(port))) return;
+          asked.add(port);
+          await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) }).then(
+            (res) => void res.body?.cancel(),
+            (err: Error) => {
+              if ((err.cause as Error | undefined)?.message === 'bad port') refused.push(port);
+            },
+          );
+        }),
+      );
+    expect(refused.sort()).toEqual([...FETCH_BAD_PORTS].filter((p) => asked.has(p)).sort());
+    for (let n = 0; n < 200; n++) expect(FETCH_BAD_PORTS.has(await freePort())).toBe(false);
+  });
+});
 
 describe('readiness', () => {
   const driver = createDriver(config);

@@ -6,20 +6,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { connectTemporal } from '../../temporal/connection';
 import { API_NODE_ARGS, loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
 import { polledTaskQueues } from '../../temporal/taskQueues';
-import { promote } from '../../temporal/workerDeployment';
+import { promote, RoutingNotSettledError } from '../../temporal/workerDeployment';
 
 /**
  * A port nothing listens on, for a process a test is about to start. Taken below the kernel's
  * ephemeral range: a port the kernel hands out (to any bind(0), or as the local end of any
  * outgoing connection on this busy machine) could be taken again in the seconds before a JVM
- * binds it, and the process exits at start. Never the same port twice in one test process.
+ * binds it, and the process exits at start. Never the same port twice in one test process, and
+ * never a port `fetch` refuses to connect to (the Fetch standard's "bad ports": 10080 is the one in
+ * this range): a process listening there is up, but no test could ever see it answer.
  */
 export async function freePort(): Promise<number> {
   const floor = 10_000;
   const ceiling = ephemeralLow() - 1;
   for (let tries = 0; tries < 200; tries++) {
     const port = floor + Math.floor(Math.random() * (ceiling - floor));
-    if (handedOut.has(port) || !(await canListen(port))) continue;
+    if (FETCH_BAD_PORTS.has(port) || handedOut.has(port) || !(await canListen(port))) continue;
     handedOut.add(port);
     return port;
   }
@@ -27,6 +29,8 @@ export async function freePort(): Promise<number> {
 }
 
 const handedOut = new Set<number>();
+/** The Fetch standard's bad ports at or above 10,000 (https://fetch.spec.whatwg.org/#bad-port). */
+export const FETCH_BAD_PORTS: ReadonlySet<number> = new Set([10080]);
 
 /** The low end of the kernel's ephemeral ports (32768 where it cannot be read). */
 function ephemeralLow(): number {
@@ -140,6 +144,11 @@ export async function promoteWorker(env: Record<string, string>): Promise<{ depl
       version.buildId,
       { taskQueues: polledTaskQueues(settings), timeoutMs: 90_000 },
     );
+  } catch (err) {
+    // Made current, its propagation still reported in progress (temporalio/temporal#11842): the
+    // test that started the worker sees whether work reaches it.
+    if (!(err instanceof RoutingNotSettledError)) throw err;
+    console.log(`promoting a test worker: ${err.message}`);
   } finally {
     await connection.close();
   }
