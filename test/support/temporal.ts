@@ -84,6 +84,39 @@ export async function createTimeSkippingEnv(
   return env;
 }
 
+/**
+ * `env.sleep(duration)`, bounded in wall-clock time. The test server skips the duration at once
+ * unless something holds time skipping (an activity in flight, for as long as it runs); a skip
+ * still running after `realMs` is a stall, failed with the test server's time and what was asked,
+ * rather than left to the test's timeout with nothing said.
+ */
+export async function skipTime(env: TestWorkflowEnvironment, duration: string, realMs = 20_000): Promise<void> {
+  const began = await env.currentTimeMs();
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void env
+        .currentTimeMs()
+        .then(
+          (now) =>
+            reject(
+              new Error(
+                `time skipping stalled: a skip of ${duration} from ${new Date(began).toISOString()} had not ` +
+                  `returned after ${realMs / 1000} s of real time ` +
+                  `(test server time now ${new Date(now).toISOString()})`,
+              ),
+            ),
+          reject,
+        );
+    }, realMs);
+  });
+  try {
+    await Promise.race([env.sleep(duration), stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Recorded workflow histories, replayed by test/workflows/replay.test.ts (scripts/record-histories.ts writes them). */
 export const HISTORIES_DIR = fileURLToPath(new URL('../../workflows/__histories__', import.meta.url));
 

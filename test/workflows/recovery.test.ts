@@ -30,7 +30,7 @@ import { customerMergedSignal } from '../../temporal/identityMerge';
 import { graphRestoredSignal } from '../../temporal/restore';
 import { until } from '../support/wait';
 import { paymentRecoveryWorkflow } from '../../workflows';
-import { NO_OPEN_PROCESS_SINKS, useWorkflowTestEnv } from '../support/temporal';
+import { NO_OPEN_PROCESS_SINKS, skipTime, useWorkflowTestEnv } from '../support/temporal';
 import {
   personaAttentionReason,
   personaCustomerId,
@@ -300,8 +300,8 @@ describe('payment recovery workflow', () => {
     const { status, log } = await run(world, f, {
       during: async (handle) => {
         // Round 1 (after 1 day) declines again; then the customer adds a card mid-way through the 3-day wait.
-        await env.sleep('1 day');
-        await env.sleep('1 hour');
+        await skipTime(env, '1 day');
+        await skipTime(env, '1 hour');
         const mid = await handle.query(recoveryStatusQuery);
         expect(mid.state).toBe('dunning');
         expect(mid.next_retry_at).not.toBeNull();
@@ -650,7 +650,7 @@ describe('payment recovery workflow', () => {
       failure(),
       {
         during: async (handle) => {
-          await env.sleep('2 hours');
+          await skipTime(env, '2 hours');
           const stopped = await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops' }] });
           expect(stopped).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops' });
         },
@@ -802,7 +802,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status, log } = await run(world, failure(), {
       during: async (handle) => {
         // The retries' backoff is server time: skip it until the attempts are spent.
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         expect((await handle.query(recoveryStatusQuery)).attention).toMatchObject({
           kind: 'charge_unknown',
           reason: expect.stringContaining('ECONNREFUSED'),
@@ -852,7 +852,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
         expect(attention?.reason).toContain('pm-failed is not in it');
         // Days pass: it waits for ops, and charges nothing meanwhile; an outage's batch retry does not answer it.
         await handle.signal(retryAttentionSignal);
-        await env.sleep('10 days');
+        await skipTime(env, '10 days');
         expect(await stateOf(handle)).toBe('needs_attention');
         expect((await handle.query(recoveryStatusQuery)).attempts).toHaveLength(attempts);
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
@@ -891,7 +891,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const f = failure();
     const { status, log } = await run(world, f, {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         expect((await handle.query(recoveryStatusQuery)).attention?.reason).toContain('only a retry');
         // Skipping to pm-b could charge the customer twice (the gateway may have taken pm-a's charge).
         await expect(
@@ -923,7 +923,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const f = failure();
     const { status, log } = await run(world, f, {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         const waiting = await handle.query(recoveryStatusQuery);
         expect(waiting.attention).toMatchObject({
           skippable: false,
@@ -935,7 +935,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
         ).rejects.toThrow();
         // A retry that is still unknown: back to needs_attention, still not skippable.
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         expect((await handle.query(recoveryStatusQuery)).attention?.skippable).toBe(false);
         // The owner says it was settled elsewhere: the recovery asks the gateway what became of the
         // charge, and answers the charge it made — never hidden.
@@ -970,7 +970,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const f = failure();
     const { status, log } = await run(world, f, {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
       },
     });
@@ -1008,7 +1008,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status, log } = await run(world, f, {
       settleFor: '3h',
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         const update = await handle.startUpdate(paymentNoLongerOwedUpdate, {
           args: [{ reason: 'not_owed' }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
@@ -1016,13 +1016,13 @@ describe('payment recovery off the happy path: it never fails, and never strands
         word = update.result();
         const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
         expect(await overdue()).toBeUndefined();
-        await env.sleep('4 hours');
+        await skipTime(env, '4 hours');
         // Past the deadline: listed as overdue, still asking (nothing sent, nothing stopped).
         await until(async () => (await overdue()) === 'charge_settle');
         expect(await stateOf(handle)).not.toBe('stopped');
         gateway.away = false;
         // The next try (backoff up to 10 minutes) finds the charge.
-        await env.sleep('15 minutes');
+        await skipTime(env, '15 minutes');
         await until(async () => (await overdue()) === undefined);
       },
     });
@@ -1049,7 +1049,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const key = `${f.payment_id}:pm-a`;
     const { status, log } = await run(world, f, {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
         // The owner is told the charge's outcome is unknown, and under which key.
         expect(answer).toMatchObject({ outcome: 'charge_unknown', unknown_charge: key });
@@ -1196,7 +1196,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const { status, log } = await run(world, failure(), {
       during: async () => {
         // The retries' backoff is server time: skip it while they go on.
-        while (failures <= 30) await env.sleep('5 minutes');
+        while (failures <= 30) await skipTime(env, '5 minutes');
       },
     });
     expect(status.state).toBe('recovered');
@@ -1586,7 +1586,7 @@ describe('a stop wins: nothing is charged once a stop is taken, whatever comes w
     await (
       await worker()
     ).runUntil(async () => {
-      while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+      while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
     });
     const before = sent;
     // No worker polls now: the batch's retry and the owner's word reach the workflow together.
@@ -1655,7 +1655,7 @@ describe('a fleet of recoveries: found by search attributes, retried in one batc
         expect(await indexed(handle)).toEqual({ state: 'dunning', reason: undefined, customer: undefined });
         await handle.signal(customerMergedSignal, { merge_id: 'm1', merged_id: f.customer_id, survivor_id: survivor });
         await until(async () => (await indexed(handle)).customer === survivor);
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('1 hour');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '1 hour');
         await until(async () => (await indexed(handle)).reason === 'charge_unknown');
         expect(await indexed(handle)).toEqual({
           state: 'needs_attention',
@@ -1681,7 +1681,7 @@ describe('a fleet of recoveries: found by search attributes, retried in one batc
     };
     const { status, log } = await run(down, failure(), {
       during: async (handle) => {
-        while ((await stateOf(handle)) !== 'needs_attention') await env.sleep('5 minutes');
+        while ((await stateOf(handle)) !== 'needs_attention') await skipTime(env, '5 minutes');
         gatewayBack = true;
         // As Temporal's batch operation sends it: no arguments, no customer data.
         await handle.signal(retryAttentionSignal);
@@ -1729,7 +1729,7 @@ describe('a fleet of recoveries: found by search attributes, retried in one batc
         const waiting = (await handle.query(recoveryStatusQuery)).attention;
         expect(waiting).toMatchObject({ kind: 'charge_refused', overdue: false, skippable: true });
         expect(hours(waiting?.since ?? '', waiting?.due_at ?? '')).toBe(2);
-        await env.sleep('3 hours');
+        await skipTime(env, '3 hours');
         await until(async () => (await handle.query(recoveryStatusQuery)).attention?.overdue === true);
         expect(await stateOf(handle)).toBe('needs_attention');
         // Found among everything overdue while it is, and no longer once answered.
