@@ -175,15 +175,40 @@ export function apiDepsFromConfig(
     tracer?: Tracer | undefined;
   },
 ): ApiDeps {
-  const metrics =
-    parts.metrics ??
-    createApiMetrics({
-      relay: () => relayGauges(parts.graph),
-      ...(kafkaEnabled(config)
-        ? { publisher: () => publisherGauges(parts.graph, config.PERSONA_KAFKA_EVENTS_TOPIC) }
-        : {}),
-    });
+  const metrics = parts.metrics ?? defaultApiMetrics(config, parts.graph);
   const { readCache, invalidations } = readCacheFromConfig(config, parts.graph, parts.logger);
+  reportReadCache(metrics, readCache, invalidations);
+  const deps: Omit<ApiDeps, keyof ApiState> = {
+    logger: parts.logger,
+    requests: parts.requests,
+    metrics,
+    tracer: parts.tracer,
+    readiness: parts.readiness,
+    graph: parts.graph,
+    temporal: {
+      client: parts.client,
+      taskQueues: parts.taskQueue ? oneTaskQueue(parts.taskQueue) : taskQueuesOf(config.TEMPORAL_TASK_QUEUE),
+    },
+    ...callersFromConfig(config),
+    ...workflowSettingsFromConfig(config),
+    readCache,
+    invalidations,
+    console: consoleFromConfig(config),
+    payloads: payloadsFromConfig(config, parts.graph),
+  };
+  return { ...deps, ...apiStateOf(deps) };
+}
+
+/** The metrics of a process that brought none (a test's, a script's): the relay's and publisher's gauges, no Node's. */
+function defaultApiMetrics(config: Config, graph: Graph): ApiMetrics {
+  return createApiMetrics({
+    relay: () => relayGauges(graph),
+    ...(kafkaEnabled(config) ? { publisher: () => publisherGauges(graph, config.PERSONA_KAFKA_EVENTS_TOPIC) } : {}),
+  });
+}
+
+/** Lets /metrics read the read cache's figures and its tail's at each scrape. */
+function reportReadCache(metrics: ApiMetrics, readCache: ReadCache, invalidations: InvalidationFeed): void {
   metrics.readCache.view = () => ({
     ...readCache.stats,
     entries: readCache.size,
@@ -197,17 +222,13 @@ export function apiDepsFromConfig(
     resets: invalidations.tail.stats.resets,
     refused: invalidations.tail.stats.refused,
   });
-  const deps: Omit<ApiDeps, keyof ApiState> = {
-    logger: parts.logger,
-    requests: parts.requests,
-    metrics,
-    tracer: parts.tracer,
-    readiness: parts.readiness,
-    graph: parts.graph,
-    temporal: {
-      client: parts.client,
-      taskQueues: parts.taskQueue ? oneTaskQueue(parts.taskQueue) : taskQueuesOf(config.TEMPORAL_TASK_QUEUE),
-    },
+}
+
+/** Who may call and how much: authentication, request limits, trusted proxies, rate limits, the metrics token. */
+function callersFromConfig(
+  config: Config,
+): Pick<ApiDeps, 'authenticate' | 'auth' | 'limits' | 'trustedProxies' | 'rateLimiter' | 'metricsToken'> {
+  return {
     authenticate: createAuthenticator(config),
     auth: { recentAuthSeconds: config.PERSONA_RECENT_AUTH_SECONDS },
     limits: {
@@ -223,6 +244,17 @@ export function apiDepsFromConfig(
     trustedProxies: blockListOf(config.PERSONA_TRUSTED_PROXIES),
     rateLimiter: rateLimiterFromConfig(config),
     metricsToken: config.PERSONA_METRICS_TOKEN,
+  };
+}
+
+/**
+ * What the services decide with and the workflows start with: the context policy, recovery, expiry,
+ * fraud, erasure and merge settings, the feed's lag and the interactions' profile rules.
+ */
+function workflowSettingsFromConfig(
+  config: Config,
+): Pick<ApiDeps, 'policy' | 'recovery' | 'expiry' | 'fraud' | 'erasure' | 'merges' | 'events' | 'interactions'> {
+  return {
     policy: {
       trustThreshold: config.PERSONA_TRUST_THRESHOLD,
       vipLtvMinor: config.vipLtvMinor,
@@ -248,24 +280,28 @@ export function apiDepsFromConfig(
     },
     events: { feedLagMs: config.PERSONA_EVENTS_FEED_LAG_MS },
     interactions: profileRules(config),
-    readCache,
-    invalidations,
-    console: {
-      secret: config.jwtSecret || config.payloadKeys.active.key.toString('base64'),
-      jwks: Boolean(config.PERSONA_JWKS_URL),
-      // The UI origin the codec server answers (where ops read decoded histories), else the UI's address.
-      temporalUiUrl: config.PERSONA_CODEC_CORS_ORIGIN || config.TEMPORAL_UI_URL,
-      namespace: config.TEMPORAL_NAMESPACE,
-    },
-    payloads: {
-      provision: (workflowId, customerId) =>
-        provisionHistoryKey(parts.graph, config.payloadKeys, workflowId, customerId),
-      release: (workflowId, customerId) => processWorkflowCustomers.forget(workflowId, customerId),
-      codec: payloadCodecFromConfig(config, parts.graph, 'none'),
-      corsOrigin: config.PERSONA_CODEC_CORS_ORIGIN,
-    },
   };
-  return { ...deps, ...apiStateOf(deps) };
+}
+
+/** The console's CSRF secret, whether sign-in goes through a JWKS, and where its Temporal UI links go. */
+function consoleFromConfig(config: Config): ApiDeps['console'] {
+  return {
+    secret: config.jwtSecret || config.payloadKeys.active.key.toString('base64'),
+    jwks: Boolean(config.PERSONA_JWKS_URL),
+    // The UI origin the codec server answers (where ops read decoded histories), else the UI's address.
+    temporalUiUrl: config.PERSONA_CODEC_CORS_ORIGIN || config.TEMPORAL_UI_URL,
+    namespace: config.TEMPORAL_NAMESPACE,
+  };
+}
+
+/** Temporal payloads: history keys provisioned (and released) around starts, the codec server's codec, its CORS. */
+function payloadsFromConfig(config: Config, graph: Graph): ApiDeps['payloads'] {
+  return {
+    provision: (workflowId, customerId) => provisionHistoryKey(graph, config.payloadKeys, workflowId, customerId),
+    release: (workflowId, customerId) => processWorkflowCustomers.forget(workflowId, customerId),
+    codec: payloadCodecFromConfig(config, graph, 'none'),
+    corsOrigin: config.PERSONA_CODEC_CORS_ORIGIN,
+  };
 }
 
 /**
@@ -315,6 +351,7 @@ export function readCacheFromConfig(config: Config, graph: Graph, logger: Logger
   return { readCache, invalidations };
 }
 
+/** The per-caller rate limits REST and gRPC share (api/rateLimit.ts), from configuration. */
 export function rateLimiterFromConfig(config: Config): RateLimiter {
   return new RateLimiter({
     limits: {

@@ -14,6 +14,16 @@ import { createRegistry } from '../runtime/metrics';
 import { REQUEST_ID_HEADER, requestIdFrom, type RequestContext } from '../runtime/requestContext';
 import { inSpan } from '../runtime/tracing';
 import { EVENT_RELAY_WORKFLOW_ID } from '../temporal/eventRelay';
+import {
+  kafkaConsumerMetrics,
+  kafkaDeadLetterCounter,
+  kafkaPublisherMetrics,
+  type KafkaConsumerSource,
+  type PublisherLag,
+} from './kafkaMetrics';
+import { readCacheCounters, readCacheGauges, type ReadCacheSource } from './readCacheMetrics';
+
+export type { ReadCacheView } from './readCacheMetrics';
 
 export interface ApiMetrics {
   registry: Registry;
@@ -32,30 +42,9 @@ export interface ApiMetrics {
   /** Set by api/deps.ts when it builds this api's write lanes (`apiStateOf`). */
   interactionLanes: { queued?: () => number[] };
   /** Set by api/deps.ts: the read cache's figures, read at each scrape. */
-  readCache: { view?: () => ReadCacheView };
+  readCache: ReadCacheSource;
   /** Set by api/main.ts when Kafka is on: the agents' topics' consumer, read at each scrape. */
-  kafkaConsumer: { view?: () => { consuming: boolean; restarts: number } };
-}
-
-/** What the read cache's metrics show (api/readCache.ts, api/invalidations.ts). */
-export interface ReadCacheView {
-  hits: number;
-  misses: Record<'absent' | 'behind_token' | 'tail_behind' | 'expired', number>;
-  stale: number;
-  applied: number;
-  invalidated: { local: number; tail: number };
-  entries: number;
-  bytes: number;
-  breaker: 'closed' | 'open' | 'half-open';
-  /** Seconds since the log was last known drained and taken whole by the tail (Infinity before the first). */
-  tailAgeSeconds: number;
-  /** Holes in the invalidations read from Neo4j, and the events they held. */
-  holes: number;
-  holeEvents: number;
-  /** Times the cache was emptied (a hole too wide to read, or the log numbered back). */
-  resets: number;
-  /** Invalidation messages dropped: not sealed under this deployment's payload keys, or malformed. */
-  refused: number;
+  kafkaConsumer: KafkaConsumerSource;
 }
 
 /** Seconds: from a cached context read (milliseconds) to `?wait=true` onboardings (up to the wait timeout). */
@@ -66,154 +55,63 @@ export interface ApiMetricsOptions {
   /** The relay's gauges now, from its graph checkpoint, or null when unknown (read at each scrape). */
   relay?: () => Promise<{ parked: number; blocked_seconds: number } | null>;
   /** The Kafka publisher's lag now, from its checkpoint, or null when Kafka is off or it never ran. */
-  publisher?: () => Promise<{ behind_events: number; behind_seconds: number } | null>;
+  publisher?: PublisherLag;
 }
 
+/**
+ * The api's registry and every metric on its /metrics, registered in a fixed order (the order
+ * /metrics lists them in): the Kafka consumer's, the read cache's, the write lanes' queue, request
+ * latency and refusals, the relay's, the dead letters and the Kafka publisher's lag. The views the
+ * scrape-time metrics read (lanes, read cache, consumer) are left for api/deps.ts and api/main.ts
+ * to set once they have built what they read.
+ */
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
-  const { relay } = options;
-  // Both relay gauges come from one checkpoint read per scrape: a collect that starts while the
-  // other's read is in flight shares it; the next scrape reads again.
-  let pending: Promise<{ parked: number; blocked_seconds: number } | null> | null = null;
-  const relayNow = () => {
-    if (!relay) return Promise.resolve(null);
-    pending ??= relay().finally(() => {
-      pending = null;
-    });
-    return pending;
-  };
-  let publishing: Promise<{ behind_events: number; behind_seconds: number } | null> | null = null;
-  const publisherNow = () => {
-    if (!options.publisher) return Promise.resolve(null);
-    publishing ??= options.publisher().finally(() => {
-      publishing = null;
-    });
-    return publishing;
-  };
   const interactionLanes: ApiMetrics['interactionLanes'] = {};
   const readCache: ApiMetrics['readCache'] = {};
   const kafkaConsumer: ApiMetrics['kafkaConsumer'] = {};
-  // The agents' topics' consumer (absent when Kafka is off): one that ended and has not been started
-  // again reads nothing, and payment failures and fraud outcomes sent by Kafka wait.
-  new Gauge({
-    name: 'persona_kafka_consumer_up',
-    help: "1 while this api consumes the agents' Kafka topics, 0 while its consumer is being started again",
-    registers: [registry],
-    collect() {
-      const view = kafkaConsumer.view?.();
-      if (view) this.set(view.consuming ? 1 : 0);
-    },
-  });
-  new Counter({
-    name: 'persona_kafka_consumer_restarts_total',
-    help: "Times the agents' topics' consumer ended (its stream failed, or its group could not be rejoined)",
-    registers: [registry],
-    collect() {
-      const view = kafkaConsumer.view?.();
-      if (!view) return;
-      this.reset();
-      this.inc(view.restarts);
-    },
-  });
-  // Counters that mirror the cache's own: set to its figure at each scrape.
-  const mirror = (name: string, help: string, value: (v: ReadCacheView) => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const view = readCache.view?.();
-        if (!view) return;
-        this.reset();
-        this.inc(value(view));
-      },
-    });
-  mirror('persona_read_cache_hits_total', 'Context and checkout reads answered from the read cache', (v) => v.hits);
-  new Counter({
-    name: 'persona_read_cache_misses_total',
-    help: 'Context and checkout reads that went to Neo4j, by why (absent, behind_token, tail_behind, expired)',
-    labelNames: ['reason'],
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (!view) return;
-      this.reset();
-      for (const [reason, count] of Object.entries(view.misses)) this.inc({ reason }, count);
-    },
-  });
-  mirror(
-    'persona_read_cache_stale_answers_total',
-    'Reads answered from the cache marked stale because Neo4j could not answer',
-    (v) => v.stale,
-  );
-  mirror('persona_read_cache_applied_total', 'Events applied to cached customers in place', (v) => v.applied);
-  mirror(
-    'persona_read_cache_holes_total',
-    'Holes in the invalidations (a message lost or crossed) the tail read from Neo4j',
-    (v) => v.holes,
-  );
-  mirror('persona_read_cache_hole_events_total', 'Events the tail read from Neo4j to fill holes', (v) => v.holeEvents);
-  mirror(
-    'persona_read_cache_refused_messages_total',
-    "Invalidation messages dropped: not sealed under this deployment's payload keys, or malformed",
-    (v) => v.refused,
-  );
-  mirror(
-    'persona_read_cache_resets_total',
-    'Times the read cache was emptied: a hole wider than PERSONA_READ_CACHE_MAX_GAP, or the log numbered back',
-    (v) => v.resets,
-  );
-  new Counter({
-    name: 'persona_read_cache_invalidations_total',
-    help: 'Cached customers dropped by an event, by where the event came from (local commit or the tail)',
-    labelNames: ['source'],
-    registers: [registry],
-    collect() {
-      const view = readCache.view?.();
-      if (!view) return;
-      this.reset();
-      this.inc({ source: 'local' }, view.invalidated.local);
-      this.inc({ source: 'tail' }, view.invalidated.tail);
-    },
-  });
-  // Gauges that show the cache's figure at each scrape.
-  const gauge = (name: string, help: string, value: (v: ReadCacheView) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const view = readCache.view?.();
-        if (view) this.set(value(view));
-      },
-    });
-  gauge('persona_read_cache_entries', 'Customers held by the read cache', (v) => v.entries);
-  gauge('persona_read_cache_bytes', 'Estimated memory of the read cache entries', (v) => v.bytes);
-  gauge(
-    'persona_read_cache_tail_age_seconds',
-    'Seconds since the read cache last tailed the event log successfully, or since the tail started ' +
-      'before its first poll (hits stop past PERSONA_READ_CACHE_FRESH_MS; -1 when the cache is off)',
-    (v) => (Number.isFinite(v.tailAgeSeconds) ? v.tailAgeSeconds : -1),
-  );
-  gauge(
-    'persona_read_breaker_open',
-    'The read breaker: 0 closed, 1 open (reads fail fast or are served stale), 0.5 half-open (probing)',
-    (v) => (v.breaker === 'closed' ? 0 : v.breaker === 'open' ? 1 : 0.5),
-  );
+  kafkaConsumerMetrics(registry, kafkaConsumer);
+  readCacheCounters(registry, readCache);
+  readCacheGauges(registry, readCache);
   return {
     registry,
     interactionLanes,
     readCache,
-    interactionsQueued: new Gauge({
-      name: 'persona_interactions_queued_items',
-      help: 'Interaction items waiting for their write lane (absent until the first batch)',
-      labelNames: ['lane'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        interactionLanes.queued?.().forEach((n, lane) => this.set({ lane: String(lane) }, n));
-      },
-    }),
+    interactionsQueued: interactionsQueuedGauge(registry, interactionLanes),
+    ...requestMetrics(registry),
+    ...relayMetrics(registry, options.relay),
+    kafkaConsumer,
+    kafkaDeadLetters: kafkaDeadLetterCounter(registry),
+    ...kafkaPublisherMetrics(registry, options.publisher),
+  };
+}
+
+/**
+ * Interaction items waiting per write lane, by lane: read at each scrape from the lanes api/deps.ts
+ * builds, so nothing is shown until it has built them.
+ */
+function interactionsQueuedGauge(
+  registry: Registry,
+  interactionLanes: ApiMetrics['interactionLanes'],
+): ApiMetrics['interactionsQueued'] {
+  return new Gauge({
+    name: 'persona_interactions_queued_items',
+    help: 'Interaction items waiting for their write lane (absent until the first batch)',
+    labelNames: ['lane'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      interactionLanes.queued?.().forEach((n, lane) => this.set({ lane: String(lane) }, n));
+    },
+  });
+}
+
+/**
+ * What every call gets counted in: the REST and gRPC latency histograms (observed by
+ * `observeRequests` and `observeUnary` below) and the rate limiter's refusals (api/rateLimit.ts).
+ */
+function requestMetrics(registry: Registry): Pick<ApiMetrics, 'http' | 'grpc' | 'rateLimited'> {
+  return {
     http: new Histogram({
       name: 'persona_http_request_duration_seconds',
       help: 'REST request latency, by method, route pattern and response status',
@@ -234,6 +132,28 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
       labelNames: ['class', 'transport'],
       registers: [registry],
     }),
+  };
+}
+
+/**
+ * The event relay workflow's gauges, by its workflow id: the events it parked for good, and how
+ * long it has waited on one event; both read through `relay` at each scrape, absent when it never ran.
+ */
+function relayMetrics(
+  registry: Registry,
+  relay: ApiMetricsOptions['relay'],
+): Pick<ApiMetrics, 'relayParked' | 'relayBlocked'> {
+  // Both relay gauges come from one checkpoint read per scrape: a collect that starts while the
+  // other's read is in flight shares it; the next scrape reads again.
+  let pending: Promise<{ parked: number; blocked_seconds: number } | null> | null = null;
+  const relayNow = () => {
+    if (!relay) return Promise.resolve(null);
+    pending ??= relay().finally(() => {
+      pending = null;
+    });
+    return pending;
+  };
+  return {
     // Read from the relay's checkpoint in the graph at each scrape, so it is right whichever
     // worker runs the relay, and while Temporal is down.
     relayParked: new Gauge({
@@ -260,38 +180,6 @@ export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
         this.reset();
         const now = await relayNow();
         if (now !== null) this.set({ workflow_id: EVENT_RELAY_WORKFLOW_ID }, now.blocked_seconds);
-      },
-    }),
-    kafkaConsumer,
-    kafkaDeadLetters: new Counter({
-      name: 'persona_kafka_dead_letters_total',
-      help: "Messages of the agents' topics the api can never accept, sent to the dead-letter topic, by topic",
-      labelNames: ['topic'],
-      registers: [registry],
-    }),
-    // The Kafka publisher's lag, from its checkpoint at each scrape (whichever worker publishes).
-    publisherBehindEvents: new Gauge({
-      name: 'persona_kafka_publisher_behind_events',
-      help:
-        "Events in the log after the Kafka publisher's checkpoint, counted up to 100,000 " +
-        '(0 when Kafka is off or the publisher never ran)',
-      registers: [registry],
-      async collect() {
-        this.reset();
-        const now = await publisherNow();
-        if (now !== null) this.set(now.behind_events);
-      },
-    }),
-    publisherBehindSeconds: new Gauge({
-      name: 'persona_kafka_publisher_behind_seconds',
-      help:
-        'Age of the oldest event the Kafka publisher has not published yet (0 when it is at the end, ' +
-        'when Kafka is off or the publisher never ran; the feed lag PERSONA_EVENTS_FEED_LAG_MS is always in it)',
-      registers: [registry],
-      async collect() {
-        this.reset();
-        const now = await publisherNow();
-        if (now !== null) this.set(now.behind_seconds);
       },
     }),
   };

@@ -21,31 +21,20 @@ const NOT_MEASURED = ['proto/', 'scripts/', 'test/'];
 /** Files over MAX_FILE_LINES today, with their lines: none may grow; each should be split. */
 const LARGE_FILES: Record<string, number> = {
   'workflows/recovery.ts': 1134,
-  'api/kafkaConsumer.ts': 656,
   'api/readCache.ts': 624,
   'graph/identityMerge.ts': 616,
   'api/services/recovery.ts': 554,
-  'stack/services.ts': 545,
   'graph/chargeLedger.ts': 507,
   'graph/schema.ts': 487,
   'graph/fraud.ts': 475,
   'graph/paymentMethods.ts': 451,
-  'api/observability.ts': 449,
   'graph/onboarding.ts': 444,
-  'workers/main.ts': 424,
   'temporal/payloadCodec.ts': 421,
   'graph/eventSchemas.ts': 413,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */
-const LARGE_FUNCTIONS: Record<string, number> = {
-  'api/kafkaConsumer.ts:startAgentConsumer': 393,
-  'workers/main.ts:main': 344,
-  'api/observability.ts:createApiMetrics': 227,
-  'api/main.ts:main': 158,
-  'stack/services.ts:services': 149,
-  'api/deps.ts:apiDepsFromConfig': 110,
-};
+const LARGE_FUNCTIONS: Record<string, number> = {};
 
 function lineCount(text: string): number {
   return text.endsWith('\n') ? text.split('\n').length - 1 : text.split('\n').length;

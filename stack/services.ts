@@ -4,25 +4,18 @@
  * starts whatever is not already answering and waits until each one does; `stackDown` stops
  * what the stack started; `stackStatus` reports each service and its address.
  */
-import { execFileSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Admin } from '@platformatic/kafka';
 import { repoRoot, type Settings } from '../config/env';
 import { createDriver, pingNeo4j } from '../graph/driver';
 import { connectTemporal, describeNamespace, ensureSearchAttributes } from '../temporal/connection';
-import { requiredSearchAttributes } from '../temporal/searchAttributes';
-import {
-  installStack,
-  KAFKA_LOG4J,
-  LOCAL_KAFKA_USER,
-  localKafkaNodes,
-  NEO4J_LAUNCHER_CLASS,
-  stackPaths,
-  type StackPaths,
-} from './install';
+import { installStack, LOCAL_KAFKA_USER, localKafkaNodes, stackPaths, type StackPaths } from './install';
+import { kafkaAnswers, kafkaLaunch, newKafkaClusterId } from './kafkaNode';
+import { neo4jLaunch, temporalLaunch } from './launch';
 import { isAlive, portOpen, readPid, startDaemon, stopDaemon, tail, waitUntil, type Daemon, type Log } from './process';
+
+export { kafkaAnswers, kafkaLaunch, kafkaServerProperties, newKafkaClusterId, type KafkaInstance } from './kafkaNode';
+export { neo4jLaunch, temporalLaunch, type Launch, type Neo4jInstance, type TemporalInstance } from './launch';
 
 interface Service {
   name: string;
@@ -42,228 +35,29 @@ interface Service {
   kafkaNode?: true;
 }
 
-export interface Launch {
-  command: string;
-  args: string[];
-  env: NodeJS.ProcessEnv;
-}
-
-/** One Neo4j server: its data folder, address, memory and the one user's credentials. */
-export interface Neo4jInstance {
-  home: string;
-  host: string;
-  port: number;
-  heap: string;
-  pageCacheMb: number;
-  txMemoryMb: number;
-  user: string;
-  password: string;
-  /** How long a transaction waits for its bookmarks before it fails (absent: Neo4j's 30 s; at least 1 s). */
-  bookmarkWaitMs?: number;
-}
-
-/** How to start Neo4j (the launcher in stack/neo4j on the installed jars); SIGTERM stops it cleanly. */
-export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
-  return {
-    command: 'java',
-    args: [
-      `-Xmx${n.heap}`,
-      `-Xms${n.heap}`,
-      '-XX:+UseG1GC',
-      '-cp',
-      [paths.neo4jClasses, path.join(paths.neo4jLib, '*')].join(path.delimiter),
-      NEO4J_LAUNCHER_CLASS,
-    ],
-    env: {
-      ...process.env,
-      PERSONA_NEO4J_HOME: n.home,
-      PERSONA_NEO4J_BOLT_HOST: n.host,
-      PERSONA_NEO4J_BOLT_PORT: String(n.port),
-      PERSONA_NEO4J_PAGECACHE: String(n.pageCacheMb),
-      PERSONA_NEO4J_TX_MEMORY: String(n.txMemoryMb),
-      NEO4J_USER: n.user,
-      NEO4J_PASSWORD: n.password,
-      ...(n.bookmarkWaitMs === undefined ? {} : { PERSONA_NEO4J_BOOKMARK_WAIT_MS: String(n.bookmarkWaitMs) }),
-    },
-  };
-}
-
-/** One Temporal dev server (with its UI) keeping its state in `dbFile`. */
-export interface TemporalInstance {
-  host: string;
-  port: number;
-  uiPort: number;
-  dbFile: string;
-  namespace: string;
-  /** The codec server the UI asks to decode payloads (the api's /codec). */
-  codecEndpoint?: string;
-}
-
-export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
-  return {
-    command: paths.temporalBin,
-    args: [
-      'server',
-      'start-dev',
-      '--ip',
-      t.host,
-      '--port',
-      String(t.port),
-      '--ui-port',
-      String(t.uiPort),
-      '--db-filename',
-      t.dbFile,
-      '--namespace',
-      t.namespace,
-      ...(t.codecEndpoint ? ['--ui-codec-endpoint', t.codecEndpoint] : []),
-      ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
-      '--log-format',
-      'json',
-      '--log-level',
-      'warn',
-    ],
-    env: process.env,
-  };
-}
-
-/** One Kafka node in KRaft combined mode (broker and controller in one JVM), its data under `home`. */
-export interface KafkaInstance {
-  home: string;
-  host: string;
-  port: number;
-  controllerPort: number;
-  heap: string;
-  /**
-   * Its place in a cluster: its node id, every node's controller (each node votes), and the id the
-   * cluster's logs are formatted with (the same on every node). Alone (node 1, one voter) when absent.
-   */
-  cluster?: { nodeId: number; voters: { id: number; host: string; controllerPort: number }[]; clusterId: string };
-  /** A second listener with TLS and SASL/PLAIN (the one `npm run dev` connects to), when given. */
-  secure?: { port: number; keystore: string; keystorePassword: string; users: Record<string, string> };
-}
-
-const PLAIN_LOGIN_MODULE = 'org.apache.kafka.common.security.plain.PlainLoginModule';
-
-/** JAAS's quoting: a value between double quotes, with `\` and `"` escaped. */
-const jaasQuote = (v: string): string => `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-
-/**
- * The node's server.properties. Alone: replication 1. In a cluster of three or more: replication
- * 3 and `min.insync.replicas` 2 for every topic made without its own (Persona's set theirs,
- * clients/kafka.ts) and for Kafka's own (consumer offsets, transactions), and no unclean leader
- * election — a write acknowledged by every in-sync replica is on two nodes before the producer
- * hears of it, and only one of those can lead. No topic is made by a stray produce.
- */
-export function kafkaServerProperties(k: KafkaInstance): string {
-  const sec = k.secure;
-  const secure = sec
-    ? [
-        'listener.name.secure.sasl.enabled.mechanisms=PLAIN',
-        `listener.name.secure.plain.sasl.jaas.config=${PLAIN_LOGIN_MODULE} required ` +
-          `${Object.entries(sec.users)
-            .map(([user, password]) => `user_${user}=${jaasQuote(password)}`)
-            .join(' ')};`,
-        'ssl.keystore.type=PKCS12',
-        `ssl.keystore.location=${sec.keystore}`,
-        `ssl.keystore.password=${sec.keystorePassword}`,
-        'ssl.client.auth=none',
-      ]
-    : [];
-  const voters = k.cluster?.voters ?? [{ id: 1, host: k.host, controllerPort: k.controllerPort }];
-  const replication = Math.min(3, voters.length);
-  const minIsr = replication >= 3 ? 2 : 1;
-  return [
-    'process.roles=broker,controller',
-    `node.id=${k.cluster?.nodeId ?? 1}`,
-    `controller.quorum.voters=${voters.map((v) => `${v.id}@${v.host}:${v.controllerPort}`).join(',')}`,
-    `listeners=PLAINTEXT://${k.host}:${k.port},CONTROLLER://${k.host}:${k.controllerPort}` +
-      (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
-    `advertised.listeners=PLAINTEXT://${k.host}:${k.port}` + (sec ? `,SECURE://${k.host}:${sec.port}` : ''),
-    'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT' + (sec ? ',SECURE:SASL_SSL' : ''),
-    'inter.broker.listener.name=PLAINTEXT',
-    ...secure,
-    `log.dirs=${path.join(k.home, 'data')}`,
-    'num.partitions=1',
-    `default.replication.factor=${replication}`,
-    `min.insync.replicas=${minIsr}`,
-    'unclean.leader.election.enable=false',
-    `offsets.topic.replication.factor=${replication}`,
-    'offsets.topic.num.partitions=4',
-    `transaction.state.log.replication.factor=${replication}`,
-    `transaction.state.log.min.isr=${minIsr}`,
-    `share.coordinator.state.topic.replication.factor=${replication}`,
-    `share.coordinator.state.topic.min.isr=${minIsr}`,
-    'group.initial.rebalance.delay.ms=0',
-    'auto.create.topics.enable=false',
-    // The log cleaner (compacted topics: consumer offsets) takes its dedupe buffer from the heap at
-    // start, 128 MiB by default: half the local heap. A node of three, with replica fetchers too,
-    // died of it at start (OutOfMemoryError in SkimpyOffsetMap). 32 MiB is plenty for test topics.
-    'log.cleaner.dedupe.buffer.size=33554432',
-    '',
-  ].join('\n');
-}
-
-/** A new KRaft cluster id: 16 random bytes, base64url (what Kafka's `random-uuid` prints). */
-export function newKafkaClusterId(): string {
-  // Never one that starts with '-': Kafka's StorageTool would read `-t -xJo…` as an unknown option
-  // and refuse to format (one id in 64; Kafka's own Uuid.randomUuid skips them for that reason).
-  for (;;) {
-    const id = Buffer.from(randomUUID().replace(/-/g, ''), 'hex').toString('base64url');
-    if (!id.startsWith('-')) return id;
-  }
-}
-
-/**
- * How to start the node: writes its configuration and, the first time, formats its log folder
- * (Kafka's StorageTool, with the cluster's id, or a new one for a node alone). SIGTERM stops it cleanly.
- */
-export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
-  mkdirSync(k.home, { recursive: true });
-  const props = path.join(k.home, 'server.properties');
-  // It holds the keystore's password and the SASL users': readable by this user only.
-  writeFileSync(props, kafkaServerProperties(k), { mode: 0o600 });
-  chmodSync(props, 0o600);
-  const jvm = [
-    `-Xmx${k.heap}`,
-    `-Xms${k.heap}`,
-    '-XX:+UseG1GC',
-    `-Dlog4j2.configurationFile=${KAFKA_LOG4J}`,
-    '-cp',
-    path.join(paths.kafkaLib, '*'),
-  ];
-  if (!existsSync(path.join(k.home, 'data', 'meta.properties'))) {
-    const clusterId = k.cluster?.clusterId ?? newKafkaClusterId();
-    execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], {
-      stdio: 'ignore',
-    });
-  }
-  return { command: 'java', args: [...jvm, 'kafka.Kafka', props], env: process.env };
-}
-
-/** True once the broker answers a metadata request with itself as a broker. */
-export async function kafkaAnswers(brokers: string[]): Promise<boolean> {
-  const admin = new Admin({ clientId: 'persona-stack', bootstrapBrokers: brokers, timeout: 3000, retries: 0 });
-  try {
-    const metadata = await admin.metadata({ topics: [] });
-    return metadata.brokers.size > 0;
-  } finally {
-    await admin.close();
-  }
-}
-
+/** The stack's services in their start order: Neo4j, Temporal, the Kafka nodes, the gateway simulator. */
 function services(s: Settings): Service[] {
   const p = stackPaths(s.PERSONA_STACK_DIR);
-  const daemon = (name: string): Daemon => ({
+  return [neo4jService(s, p), temporalService(s, p), ...kafkaServices(s, p), gatewayService(s, p)];
+}
+
+/** A service's daemon: its pid and log files, named after it, in the stack's pids and logs folders. */
+function stackDaemon(p: StackPaths, name: string): Daemon {
+  return {
     name,
     pidFile: path.join(p.pids, `${name}.pid`),
     logFile: path.join(p.logs, `${name}.log`),
-  });
-  const [temporalHost = '127.0.0.1', temporalPort = '7233'] = s.TEMPORAL_ADDRESS.split(':');
+  };
+}
 
-  const neo4j: Service = {
+/**
+ * Neo4j on Bolt, run from the installed jars with the settings' memory and credentials: ready once
+ * the driver can ping its database.
+ */
+function neo4jService(s: Settings, p: StackPaths): Service {
+  return {
     name: 'neo4j',
-    daemon: daemon('neo4j'),
+    daemon: stackDaemon(p, 'neo4j'),
     host: s.neo4jBoltHost,
     port: s.neo4jBoltPort,
     start: (paths) => {
@@ -277,7 +71,7 @@ function services(s: Settings): Service[] {
         user: s.NEO4J_USER,
         password: s.NEO4J_PASSWORD,
       });
-      return startDaemon(daemon('neo4j'), launch.command, launch.args, launch.env, paths.root);
+      return startDaemon(stackDaemon(p, 'neo4j'), launch.command, launch.args, launch.env, paths.root);
     },
     ready: async () => {
       const driver = createDriver(s, { maxConnectionPoolSize: 1 });
@@ -292,10 +86,17 @@ function services(s: Settings): Service[] {
     startTimeoutMs: 180_000,
     stopGraceMs: 60_000,
   };
+}
 
-  const temporal: Service = {
+/**
+ * The Temporal dev server at TEMPORAL_ADDRESS with its UI: ready once the namespace is described
+ * and the UI answers; then Persona's search attributes are registered where any are missing.
+ */
+function temporalService(s: Settings, p: StackPaths): Service {
+  const [temporalHost = '127.0.0.1', temporalPort = '7233'] = s.TEMPORAL_ADDRESS.split(':');
+  return {
     name: 'temporal',
-    daemon: daemon('temporal'),
+    daemon: stackDaemon(p, 'temporal'),
     host: temporalHost,
     port: Number(temporalPort),
     start: (paths) => {
@@ -310,7 +111,7 @@ function services(s: Settings): Service[] {
         // then a console ops session reads plain payloads (api/rest/codec.ts); anyone else, ciphertext.
         codecEndpoint: `http://localhost:${s.PERSONA_HTTP_PORT}/codec`,
       });
-      return startDaemon(daemon('temporal'), launch.command, launch.args, launch.env);
+      return startDaemon(stackDaemon(p, 'temporal'), launch.command, launch.args, launch.env);
     },
     ready: async () => {
       const { connection } = await connectTemporal(s);
@@ -338,36 +139,19 @@ function services(s: Settings): Service[] {
     startTimeoutMs: 90_000,
     stopGraceMs: 20_000,
   };
+}
 
-  const gateway: Service = {
-    name: 'gateway',
-    daemon: daemon('gateway'),
-    host: '127.0.0.1',
-    port: s.PERSONA_GATEWAY_PORT,
-    start: () =>
-      startDaemon(
-        daemon('gateway'),
-        process.execPath,
-        ['--import', 'tsx', path.join(repoRoot, 'simulators', 'gateway', 'main.ts')],
-        process.env,
-        repoRoot,
-      ),
-    ready: async () =>
-      (await fetch(`http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}/healthz`, { signal: AbortSignal.timeout(2000) }))
-        .status === 200,
-    addresses: () => [
-      `Gateway sim      http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}  (POST /v1/charges, GET /v1/charges?customer_id=)`,
-    ],
-    startTimeoutMs: 30_000,
-    stopGraceMs: 5_000,
-  };
-
+/**
+ * The Kafka nodes (PERSONA_KAFKA_NODES: one, or three voting as a cluster), each with a plaintext
+ * listener and a TLS+SASL one; the nodes stop together (`kafkaNode`, stackDown).
+ */
+function kafkaServices(s: Settings, p: StackPaths): Service[] {
   const kafkaHost = '127.0.0.1';
   const nodes = localKafkaNodes(s);
   const voters = nodes.map((n) => ({ id: n.id, host: kafkaHost, controllerPort: n.controllerPort }));
-  const kafka = nodes.map((node): Service => ({
+  return nodes.map((node): Service => ({
     name: node.name,
-    daemon: daemon(node.name),
+    daemon: stackDaemon(p, node.name),
     host: kafkaHost,
     port: node.port,
     start: (paths) => {
@@ -385,7 +169,7 @@ function services(s: Settings): Service[] {
           users: { [LOCAL_KAFKA_USER]: readFileSync(paths.kafkaTls.saslPassword, 'utf8').trim() },
         },
       });
-      return startDaemon(daemon(node.name), launch.command, launch.args, launch.env, node.home);
+      return startDaemon(stackDaemon(p, node.name), launch.command, launch.args, launch.env, node.home);
     },
     // A node of three answers once a majority of the controllers has elected a leader.
     ready: () => kafkaAnswers([`${kafkaHost}:${node.port}`]),
@@ -398,8 +182,32 @@ function services(s: Settings): Service[] {
     stopGraceMs: 30_000,
     kafkaNode: true,
   }));
+}
 
-  return [neo4j, temporal, ...kafka, gateway];
+/** The payment gateway simulator (simulators/gateway), run by this Node with tsx: ready once /healthz answers. */
+function gatewayService(s: Settings, p: StackPaths): Service {
+  return {
+    name: 'gateway',
+    daemon: stackDaemon(p, 'gateway'),
+    host: '127.0.0.1',
+    port: s.PERSONA_GATEWAY_PORT,
+    start: () =>
+      startDaemon(
+        stackDaemon(p, 'gateway'),
+        process.execPath,
+        ['--import', 'tsx', path.join(repoRoot, 'simulators', 'gateway', 'main.ts')],
+        process.env,
+        repoRoot,
+      ),
+    ready: async () =>
+      (await fetch(`http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}/healthz`, { signal: AbortSignal.timeout(2000) }))
+        .status === 200,
+    addresses: () => [
+      `Gateway sim      http://127.0.0.1:${s.PERSONA_GATEWAY_PORT}  (POST /v1/charges, GET /v1/charges?customer_id=)`,
+    ],
+    startTimeoutMs: 30_000,
+    stopGraceMs: 5_000,
+  };
 }
 
 /** The id the stack's three-node cluster is formatted with: made once, kept beside the nodes' folders. */

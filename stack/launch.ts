@@ -1,0 +1,98 @@
+/**
+ * How the stack starts Neo4j and the Temporal dev server: the command, arguments and environment
+ * of each (`Launch`), from one instance's settings. `stack:up` (stack/services.ts) starts the
+ * stack's own instances with them, and tests start private instances the same way
+ * (test/support/privateServices.ts).
+ */
+import path from 'node:path';
+import { requiredSearchAttributes } from '../temporal/searchAttributes';
+import { NEO4J_LAUNCHER_CLASS, type StackPaths } from './install';
+
+/** How to start one program: its command, arguments and environment (stack/process.ts `startDaemon` runs it). */
+export interface Launch {
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+/** One Neo4j server: its data folder, address, memory and the one user's credentials. */
+export interface Neo4jInstance {
+  home: string;
+  host: string;
+  port: number;
+  heap: string;
+  pageCacheMb: number;
+  txMemoryMb: number;
+  user: string;
+  password: string;
+  /** How long a transaction waits for its bookmarks before it fails (absent: Neo4j's 30 s; at least 1 s). */
+  bookmarkWaitMs?: number;
+}
+
+/** How to start Neo4j (the launcher in stack/neo4j on the installed jars); SIGTERM stops it cleanly. */
+export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
+  return {
+    command: 'java',
+    args: [
+      `-Xmx${n.heap}`,
+      `-Xms${n.heap}`,
+      '-XX:+UseG1GC',
+      '-cp',
+      [paths.neo4jClasses, path.join(paths.neo4jLib, '*')].join(path.delimiter),
+      NEO4J_LAUNCHER_CLASS,
+    ],
+    env: {
+      ...process.env,
+      PERSONA_NEO4J_HOME: n.home,
+      PERSONA_NEO4J_BOLT_HOST: n.host,
+      PERSONA_NEO4J_BOLT_PORT: String(n.port),
+      PERSONA_NEO4J_PAGECACHE: String(n.pageCacheMb),
+      PERSONA_NEO4J_TX_MEMORY: String(n.txMemoryMb),
+      NEO4J_USER: n.user,
+      NEO4J_PASSWORD: n.password,
+      ...(n.bookmarkWaitMs === undefined ? {} : { PERSONA_NEO4J_BOOKMARK_WAIT_MS: String(n.bookmarkWaitMs) }),
+    },
+  };
+}
+
+/** One Temporal dev server (with its UI) keeping its state in `dbFile`. */
+export interface TemporalInstance {
+  host: string;
+  port: number;
+  uiPort: number;
+  dbFile: string;
+  namespace: string;
+  /** The codec server the UI asks to decode payloads (the api's /codec). */
+  codecEndpoint?: string;
+}
+
+/**
+ * How to start the Temporal dev server with its UI, its namespace and Persona's search attributes
+ * made at start, logging JSON at warn and up.
+ */
+export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
+  return {
+    command: paths.temporalBin,
+    args: [
+      'server',
+      'start-dev',
+      '--ip',
+      t.host,
+      '--port',
+      String(t.port),
+      '--ui-port',
+      String(t.uiPort),
+      '--db-filename',
+      t.dbFile,
+      '--namespace',
+      t.namespace,
+      ...(t.codecEndpoint ? ['--ui-codec-endpoint', t.codecEndpoint] : []),
+      ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
+      '--log-format',
+      'json',
+      '--log-level',
+      'warn',
+    ],
+    env: process.env,
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The worker process's life around its Workers: the HTTP server (/healthz, /readyz, /metrics on
+ * PERSONA_WORKER_HTTP_PORT), the one drain on SIGTERM or SIGINT, the lines that say what polls,
+ * and the closing of everything the process opened, in order, once every Worker has drained.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import type { Connection } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Driver } from 'neo4j-driver';
+import { workerSlots, type Config } from '../config/env';
+import type { KafkaProducer } from '../clients/kafka';
+import { neo4jCheck, temporalCheck } from '../runtime/checks';
+import { healthRoutes } from '../runtime/health';
+import type { Logger } from '../runtime/logger';
+import { createRegistry, metricsRoutes } from '../runtime/metrics';
+import type { Tracing } from '../runtime/tracing';
+import type { EventSequencer } from './eventSequencer';
+import { workerMetricsPage } from './metrics';
+import type { WorkerSet } from './workerSet';
+
+/**
+ * Serves /healthz, /readyz and /metrics on PERSONA_WORKER_HTTP_PORT. Ready while Neo4j and Temporal
+ * answer and every kind's Worker runs; /metrics has the SDK exporter's text, the business series
+ * and Node's.
+ */
+export function serveWorkerHttp(
+  config: Config,
+  parts: { driver: Driver; connection: NativeConnection; workers: WorkerSet },
+): ServerType {
+  const { workers } = parts;
+  const health = healthRoutes({
+    service: 'persona-worker',
+    checks: [
+      neo4jCheck(parts.driver, config.NEO4J_DATABASE),
+      temporalCheck(parts.connection, config.TEMPORAL_NAMESPACE),
+      {
+        name: 'worker',
+        // Ready only while every kind's Worker runs.
+        check: async () => {
+          const stopped = workers.notRunning();
+          if (stopped.length > 0) throw new Error(stopped.join('; '));
+        },
+      },
+    ],
+  });
+  health.route(
+    '/',
+    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true }))),
+  );
+  return serve({
+    fetch: health.fetch,
+    hostname: config.PERSONA_HTTP_HOST,
+    port: config.PERSONA_WORKER_HTTP_PORT,
+  });
+}
+
+/** The first SIGTERM or SIGINT drains every Worker (the SDK's Runtime leaves the signals to the worker). */
+export function drainOnSignals(workers: WorkerSet, logger: Logger): void {
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down: draining every worker');
+      workers.shutdown();
+    });
+  }
+}
+
+/** Says what is about to poll: each kind's task queue and slots, then the queues and the deployment version. */
+export function logPolling(
+  config: Config,
+  workers: WorkerSet,
+  version: { deploymentName: string; buildId: string },
+  logger: Logger,
+): void {
+  for (const w of workers.workers) {
+    const slots = workerSlots(config, w.kind);
+    logger.info(
+      { kind: w.kind, taskQueue: w.taskQueue, activitySlots: slots.activities, workflowTaskSlots: slots.workflowTasks },
+      `${w.kind} worker: task queue ${w.taskQueue}, ${slots.activities} activity and ` +
+        `${slots.workflowTasks} workflow-task slots`,
+    );
+  }
+  logger.info(
+    {
+      taskQueues: workers.workers.map((w) => w.taskQueue),
+      namespace: config.TEMPORAL_NAMESPACE,
+      healthPort: config.PERSONA_WORKER_HTTP_PORT,
+      deploymentName: version.deploymentName,
+      buildId: version.buildId,
+    },
+    `worker polling ${workers.workers.length} task queue(s) as deployment version ` +
+      `${version.deploymentName}.${version.buildId} (tasks come once it is current or ramping: npm run deploy:status)`,
+  );
+}
+
+/** Everything the worker process opened, closed by `closeWorker`; undefined (or null) what it did not open. */
+export interface WorkerResources {
+  server: ServerType;
+  stopEnsuringTopics: AbortController;
+  sequencer: EventSequencer | undefined;
+  invalidations: KafkaProducer | undefined;
+  connection: NativeConnection;
+  temporal: { connection: Connection };
+  kafka: KafkaProducer | undefined;
+  driver: Driver;
+  tracing: Tracing | null;
+}
+
+/**
+ * Closes what the worker opened, once its Workers have stopped: the HTTP server first, the
+ * sequencer before the producers and connections it uses, the driver after everything that
+ * writes, the traces flushed last.
+ */
+export async function closeWorker(r: WorkerResources, logger: Logger): Promise<void> {
+  await new Promise<void>((resolve) => r.server.close(() => resolve()));
+  r.stopEnsuringTopics.abort();
+  await r.sequencer?.stop();
+  await r.invalidations?.close();
+  await r.connection.close();
+  await r.temporal.connection.close();
+  await r.kafka?.close();
+  await r.driver.close();
+  await r.tracing?.shutdown();
+  logger.info('bye');
+}
