@@ -8,7 +8,8 @@ import { asRequest, failuresTopicKind, parseBody, refusalOf, type Msg } from './
 import { commit, deadLetter, resumeIfRoom, untilAnswered, type AgentConsumerState } from './kafkaAgentState';
 import { fraudOutcomeSchema, paymentFailureSchema, paymentNoLongerOwedMessageSchema } from './requests';
 import { reportFraudOutcome } from './services/fraud';
-import { paymentNoLongerOwed, reportPaymentFailure } from './services/recovery';
+import { reportPaymentFailure } from './services/recovery';
+import { paymentNoLongerOwed } from './services/recoveryOwnerStop';
 
 /**
  * Hands one payment failure, owner's stop or fraud outcome to its service until it answers: what

@@ -23,7 +23,6 @@ const LARGE_FILES: Record<string, number> = {
   'workflows/recovery.ts': 1134,
   'api/readCache.ts': 624,
   'graph/identityMerge.ts': 616,
-  'api/services/recovery.ts': 554,
   'graph/chargeLedger.ts': 507,
   'graph/schema.ts': 487,
   'graph/fraud.ts': 475,

@@ -91,11 +91,12 @@ const fraudReview: ConsoleAction = {
       danger: decision === 'confirm',
     };
   },
-  run: async (deps, form) => {
+  run: async (deps, form, session) => {
     const outcomeId = matching(form, 'outcome_id', (v) => WORKFLOW_KEY.test(v), 'not a fraud outcome id');
     const decision = oneOf(form, 'decision', ['reinstate', 'confirm'] as const);
     const note = optionalText(form, 'note');
-    const status = await resolveReview(deps, outcomeId, { decision, ...(note ? { note } : {}) });
+    const resolution = { decision, ...(note ? { note } : {}) };
+    const status = await resolveReview(deps, outcomeId, resolution, session.principal.subject);
     return {
       title: 'Review decided',
       details: [

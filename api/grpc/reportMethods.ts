@@ -17,7 +17,8 @@ import {
 import { reporterOf, reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
 import { startOnboarding } from '../services/onboarding';
-import { paymentNoLongerOwed, reportPaymentFailure } from '../services/recovery';
+import { reportPaymentFailure } from '../services/recovery';
+import { paymentNoLongerOwed } from '../services/recoveryOwnerStop';
 import { parse, plain } from './messages';
 import { unary } from './unary';
 

@@ -122,10 +122,15 @@ export function fraudRoutes(deps: ApiDeps) {
     async (c) => {
       const body = c.req.valid('json');
       return c.json(
-        await resolveReview(deps, c.req.valid('param').outcome_id, {
-          decision: body.decision,
-          ...(body.note ? { note: body.note } : {}),
-        }),
+        await resolveReview(
+          deps,
+          c.req.valid('param').outcome_id,
+          {
+            decision: body.decision,
+            ...(body.note ? { note: body.note } : {}),
+          },
+          c.get('principal').subject,
+        ),
         200,
       );
     },

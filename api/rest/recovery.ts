@@ -11,7 +11,8 @@ import { freeText } from '../../graph/model';
 import type { ApiDeps } from '../deps';
 import { ATTENTION_REASONS } from '../../temporal/recovery';
 import { paymentFailureSchema, paymentIdField, paymentNoLongerOwedSchema } from '../requests';
-import { paymentNoLongerOwed, recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
+import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
+import { paymentNoLongerOwed } from '../services/recoveryOwnerStop';
 import { access, bearerSecurity, problems, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
@@ -220,7 +221,9 @@ function addAttentionRoute(app: Routes, deps: ApiDeps) {
                     .openapi({
                       description:
                         'The `attention.since` this decision answers: refused (409) when the recovery ' +
-                        'needs attention for something later (a resent or stale decision)',
+                        'needs attention for something later (a stale decision). With it, the same ' +
+                        'decision sent again by the same caller (an answer lost) is answered as the ' +
+                        'first was and taken once',
                     }),
                 })
                 .openapi('RecoveryAttentionDecision'),
@@ -239,10 +242,16 @@ function addAttentionRoute(app: Routes, deps: ApiDeps) {
     async (c) => {
       const body = c.req.valid('json');
       return c.json(
-        await resolveAttention(deps, c.req.valid('param').payment_id, {
-          action: body.action,
-          ...(body.note ? { note: body.note } : {}),
-        }),
+        await resolveAttention(
+          deps,
+          c.req.valid('param').payment_id,
+          {
+            action: body.action,
+            ...(body.note ? { note: body.note } : {}),
+            ...(body.since ? { since: body.since } : {}),
+          },
+          c.get('principal').subject,
+        ),
         200,
       );
     },

@@ -20,7 +20,7 @@ import type { fraudOutcomeWorkflow } from '../../workflows/fraud';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
-import { orNotFound, updateOrRefusal } from './refusals';
+import { decisionUpdateId, orNotFound, updateOrRefusal } from './refusals';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
@@ -100,13 +100,16 @@ export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Prom
 /**
  * Ops' decision on an outcome waiting for review, as a Workflow Update: the workflow's validator
  * refuses it (409, with the reason: not awaiting review, or decided already) and otherwise answers
- * once the decision is applied. Two ops deciding at once: one 200, one 409. An outcome started
- * before the Update existed gets the decision as a signal, after the same check.
+ * once the decision is applied. Two ops deciding at once: one 200, one 409. An outcome is reviewed
+ * once, so its decision goes under an id of its own (`decisionUpdateId`): the same ops sending the
+ * same decision again (an answer lost) get the first one's answer. An outcome started before the
+ * Update existed gets the decision as a signal, after the same check.
  */
 export async function resolveReview(
   deps: ApiDeps,
   outcomeId: string,
   resolution: ReviewResolution,
+  requester: string | null,
 ): Promise<FraudOutcomeStatus> {
   const what = `fraud outcome ${outcomeId}`;
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
@@ -122,7 +125,11 @@ export async function resolveReview(
   return complete(
     await updateOrRefusal(
       handle,
-      () => handle.executeUpdate(resolveReviewUpdate, { args: [resolution] }),
+      () =>
+        handle.executeUpdate(resolveReviewUpdate, {
+          args: [resolution],
+          updateId: decisionUpdateId('review', requester, resolution),
+        }),
       { entity: 'FraudOutcome', id: outcomeId, what },
       { unknownUpdate: bySignal },
     ),

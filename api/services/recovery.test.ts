@@ -5,14 +5,8 @@ import type { LedgerAttempt, RecoveryLedger } from '../../graph/chargeLedger';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { CANCEL_NOT_NOW, initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
 import type { ApiDeps } from '../deps';
-import {
-  cancelRecovery,
-  mayOfferCancel,
-  offerNewPaymentMethod,
-  OWNER_STOP_UPDATE_ID,
-  ownerAnswerOf,
-  paymentNoLongerOwed,
-} from './recovery';
+import { cancelRecovery, mayOfferCancel, offerNewPaymentMethod } from './recovery';
+import { OWNER_STOP_UPDATE_ID, ownerAnswerOf, paymentNoLongerOwed } from './recoveryOwnerStop';
 import { taskQueuesOf } from '../../temporal/taskQueues';
 
 /**

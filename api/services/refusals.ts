@@ -7,8 +7,12 @@
  *   take (ended, started before the Update existed) → InvalidStateError (409, FAILED_PRECONDITION)
  *   with the workflow's own reason; no such workflow → NotFoundError.
  *
+ * - `decisionUpdateId`: the Update id of a decision, the same for the same decision by the same
+ *   caller, so that a resend (an answer lost, a 503 of unknown outcome) gets the first one's answer.
+ *
  * It takes no deps (only a handle or a call), so any service may use it, those the deps import too.
  */
+import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
@@ -21,6 +25,22 @@ export async function orNotFound<T>(entity: string, id: string, call: () => Prom
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError(entity, id);
     throw err;
   }
+}
+
+/**
+ * The Update id of `decision` by `requester` (a token's subject): a digest of both, under `kind`.
+ * Temporal takes one Update per id and answers a resend with the first one's outcome, so a caller
+ * who lost the answer and sends the same decision again is told what was decided, not refused as
+ * "answered already"; another decision, or the same by someone else, is a new Update, which the
+ * workflow's validator judges. Only for a decision that names what it answers (the attention's
+ * `since`, the review of an outcome that has one): the same words about a later question must not
+ * be taken for a resend.
+ */
+export function decisionUpdateId(kind: string, requester: string | null, decision: unknown): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([requester ?? '', decision]))
+    .digest('base64url');
+  return `${kind}:${digest}`;
 }
 
 /** The workflow an Update goes to, as a refusal names it. */

@@ -5,7 +5,9 @@
  * charged), their recoveries retry until `chargeRetryFor` is spent and wait for ops with
  * `charge_unknown`; another recovery, whose card declines, goes to dunning. Once the gateway is
  * back, one batch operation over the search attributes tells every blocked recovery to retry:
- * each recovers with one charge at the gateway, and the other is left alone.
+ * each recovers with one charge at the gateway, and the other is left alone. And ops' own answer
+ * over REST applies only to the attention it names (`since`): a stale one is refused, and the same
+ * one sent again is answered as the first was.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -39,6 +41,7 @@ import {
 import { personaAttentionReason, personaRecoveryState } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { send } from '../support/http';
 import { until } from '../support/wait';
 
 /** Short, so a recovery gives up on the gateway within seconds (the default is hours). */
@@ -226,4 +229,44 @@ describe('after a gateway outage, ops retry every blocked recovery with one comm
     },
     180_000,
   );
+
+  it('takes ops’ REST answer for the attention it names: a stale one refused, a resent one answered', async () => {
+    outage.down = true;
+    // The reported card declines; the other is charged while the gateway is down for this customer.
+    const { customerId, cards } = await customerWithCards(h.graph, [card('_decline_insufficient_funds'), card()]);
+    outage.customers.add(customerId);
+    const { payment, handle } = await report(customerId, cards[0] as string);
+    await until(async () => (await status(handle)).attention?.kind === 'charge_unknown', 60_000);
+    const waiting = await status(handle);
+    const route = `/api/v1/payment-recoveries/${payment}/attention`;
+    const ops = await h.token('ops');
+
+    // A decision made on an earlier screen (another attention's `since`) is refused, not applied.
+    const stale = await send(h.app, 'POST', route, {
+      token: ops,
+      body: { action: 'skip', since: '2001-01-01T00:00:00Z' },
+    });
+    expect(stale.status).toBe(409);
+    expect(JSON.stringify(stale.json)).toContain(waiting.attention?.since);
+    expect(await status(handle)).toMatchObject({ state: 'needs_attention', attention: waiting.attention });
+
+    // The decision on this attention is taken: the gateway is back, the charge retried once.
+    outage.down = false;
+    const taken = await send<RecoveryStatus>(h.app, 'POST', route, {
+      token: ops,
+      body: { action: 'retry', since: waiting.attention?.since },
+    });
+    expect(taken.status).toBe(200);
+    expect(await handle.result()).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    // The same decision sent again by the same ops (their answer lost) is told what was decided;
+    // the same words from another ops are refused: the recovery was answered, and has ended.
+    const decision = { action: 'retry', since: waiting.attention?.since };
+    const again = await send<RecoveryStatus>(h.app, 'POST', route, { token: ops, body: decision });
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual(taken.json);
+    const other = await send(h.app, 'POST', route, { token: await h.token('ops', 'another-ops'), body: decision });
+    expect(other.status).toBe(409);
+    const charges = await simulatorCharges(gatewayUrl, customerId);
+    expect(charges.filter((c) => c.status === 'succeeded')).toHaveLength(1);
+  });
 });

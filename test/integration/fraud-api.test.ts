@@ -299,15 +299,17 @@ describe('confirmed fraud', () => {
       expect(
         (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, chimera, { decision: 'confirm' })).status,
       ).toBe(403);
-      expect(
-        (await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' })).status,
-      ).toBe(200);
+      const decided = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
+      expect(decided.status).toBe(200);
       expect(
         ((await h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId)).result()) as FraudOutcomeStatus).state,
       ).toBe('confirmed');
       expect((await context(c.customerId)).status).toBe('suspended');
       const again = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'reinstate' });
       expect(again.status).toBe(409);
+      // The same decision sent again by the same ops (their answer lost) is told what was decided.
+      const resent = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
+      expect([resent.status, resent.json]).toEqual([200, decided.json]);
     },
   );
 
