@@ -172,19 +172,22 @@ const call = async (api: ApiProcess, method: string, route: string, body?: unkno
     empty: null,
   });
 
-/** A newcomer onboarded through the api, waiting for the answer. */
-const onboard = (api: ApiProcess) =>
-  call(
-    api,
-    'POST',
-    '/api/v1/onboarding?wait=true',
-    {
-      customer: { segment: 'Subscriber' },
-      device: { fingerprint: `fp-${randomUUID()}` },
-      digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
-    },
-    { 'idempotency-key': randomUUID() },
-  );
+/**
+ * A newcomer onboarded through the api, waiting for the answer: on a busy machine the api's wait
+ * can end first (202, still running), and the same request again (its key) answers once it is done.
+ */
+async function onboard(api: ApiProcess) {
+  const body = {
+    customer: { segment: 'Subscriber' },
+    device: { fingerprint: `fp-${randomUUID()}` },
+    digital_identifiers: [{ type: 'email', value: uniqueEmail('drill'), is_verified: true }],
+  };
+  const key = randomUUID();
+  const once = () => call(api, 'POST', '/api/v1/onboarding?wait=true', body, { 'idempotency-key': key });
+  let answer = await once();
+  await until(async () => answer.status !== 202 || (answer = await once()).status !== 202, 60_000);
+  return answer;
+}
 
 /** Every event of the log, oldest first (the feed's order). */
 async function logEvents(): Promise<PersonaEvent[]> {
