@@ -57,10 +57,23 @@ describe('unavailableDependency', () => {
     expect(unavailableDependency(grpcError(status.ALREADY_EXISTS, 'started'))).toBeUndefined();
     // A call this process cancelled itself is answered where it was cancelled: here it is a bug.
     expect(unavailableDependency(grpcError(status.CANCELLED, 'Cancelled on client'))).toBeUndefined();
-    // A memory limit fails the same way on every retry: a 500 to look into, not a 503.
-    expect(unavailableDependency(newError('too big', 'Neo.TransientError.General.MemoryPoolOutOfMemoryError'))).toBe(
+    // A transaction over its own memory limit fails the same way on every retry: a 500 to look into.
+    const tooBig =
+      'The allocation of an extra 2.0 MiB would use more than the limit 10.0 MiB. Currently using 9.0 MiB. ' +
+      'dbms.memory.transaction.max threshold reached';
+    expect(unavailableDependency(newError(tooBig, 'Neo.TransientError.General.MemoryPoolOutOfMemoryError'))).toBe(
       undefined,
     );
+  });
+
+  it('answers 503 when the memory every running transaction shares is spent (busy, not broken)', () => {
+    // As the fleet test's Neo4j answered context reads while it caught up after a restart.
+    const poolFull =
+      'The allocation of an extra 2.0 MiB would use more than the limit 268.8 MiB. Currently using 268.0 MiB. ' +
+      'dbms.memory.transaction.total.max threshold reached';
+    expect(
+      unavailableDependency(newError(poolFull, 'Neo.TransientError.General.MemoryPoolOutOfMemoryError')),
+    ).toMatchObject({ dependency: 'neo4j' });
   });
 });
 

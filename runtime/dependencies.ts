@@ -43,8 +43,10 @@ const NEO4J_UNAVAILABLE = new Set([
 
 /**
  * Transient errors that mean "busy, try again": lock waits and deadlocks that outlived the
- * driver's retries, a cluster changing leader. Not memory limits: those fail the same way on
- * every retry (a 500 to look into, not a 503 to retry).
+ * driver's retries, a cluster changing leader. Not a transaction over its own memory limit: that
+ * fails the same way on every retry (a 500 to look into, not a 503 to retry). But the pool every
+ * running transaction shares (`dbms.memory.transaction.total.max`) being full is busy, not broken:
+ * the fleet test saw context reads answered 500 so while Neo4j caught up after a restart.
  */
 const BUSY_TRANSACTION = [
   'DeadlockDetected',
@@ -63,6 +65,14 @@ const NEO4J_TIMED_OUT = new Set([
   'Neo.ClientError.Transaction.LockClientStopped',
 ]);
 const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TRANSACTION.join('|')})|Cluster\\.)`);
+
+/** Neo4j's memory for all running transactions is spent: others' use, which ends, not this one's size. */
+function sharedMemoryFull(err: Neo4jError): boolean {
+  return (
+    err.code === 'Neo.TransientError.General.MemoryPoolOutOfMemoryError' &&
+    err.message.includes('dbms.memory.transaction.total.max')
+  );
+}
 
 /**
  * gRPC status codes (the Temporal client's transport) that mean the server did not answer in
@@ -94,7 +104,12 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     if (current instanceof DependencyUnavailableError) return current;
     if (current instanceof Neo4jError) {
-      if (NEO4J_UNAVAILABLE.has(current.code) || NEO4J_TIMED_OUT.has(current.code) || NEO4J_BUSY.test(current.code))
+      if (
+        NEO4J_UNAVAILABLE.has(current.code) ||
+        NEO4J_TIMED_OUT.has(current.code) ||
+        NEO4J_BUSY.test(current.code) ||
+        sharedMemoryFull(current)
+      )
         return new DependencyUnavailableError('neo4j', firstLine(current.message));
       if (current.message.startsWith('Connection acquisition timed out'))
         return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');
