@@ -66,6 +66,15 @@ describe('unavailableDependency', () => {
     );
   });
 
+  it('answers 503 for a connection the driver could not make or lost, whatever its code', () => {
+    const refused =
+      'Failed to connect to server. Please ensure that your database is listening on the correct host and port ' +
+      'and that you have compatible encryption settings both on Neo4j server and driver. Note that the default ' +
+      'encryption setting has changed in Neo4j 4.0. Caused by: read ECONNRESET';
+    for (const message of [refused, 'Connection was closed by server', "Connection lost. Server didn't respond in 5ms"])
+      expect(unavailableDependency(newError(message)), message).toMatchObject({ dependency: 'neo4j' });
+  });
+
   it('answers 503 when the memory every running transaction shares is spent (busy, not broken)', () => {
     // As the fleet test's Neo4j answered context reads while it caught up after a restart.
     const poolFull =

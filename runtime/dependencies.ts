@@ -66,6 +66,18 @@ const NEO4J_TIMED_OUT = new Set([
 ]);
 const NEO4J_BUSY = new RegExp(`^Neo\\.TransientError\\.(Transaction\\.(${BUSY_TRANSACTION.join('|')})|Cluster\\.)`);
 
+/**
+ * How the driver's channel words a connection it could not make or lost. It gives them the code
+ * its connection provider chose, or none ('N/A'): an onboarding in the fleet test was answered 500
+ * with the first while Neo4j restarted.
+ */
+const NEO4J_CONNECTION_LOST = [
+  'Failed to connect to server.',
+  'Connection was closed by server',
+  "Connection lost. Server didn't respond in",
+  'Failed to establish connection in',
+];
+
 /** Neo4j's memory for all running transactions is spent: others' use, which ends, not this one's size. */
 function sharedMemoryFull(err: Neo4jError): boolean {
   return (
@@ -110,6 +122,9 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
         NEO4J_BUSY.test(current.code) ||
         sharedMemoryFull(current)
       )
+        return new DependencyUnavailableError('neo4j', firstLine(current.message));
+      // The driver's own connection failures, whatever code its channel was given (none: 'N/A').
+      if (NEO4J_CONNECTION_LOST.some((m) => current instanceof Error && current.message.startsWith(m)))
         return new DependencyUnavailableError('neo4j', firstLine(current.message));
       if (current.message.startsWith('Connection acquisition timed out'))
         return new DependencyUnavailableError('neo4j', 'no connection to Neo4j within the request deadline');
