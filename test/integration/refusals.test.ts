@@ -153,9 +153,18 @@ describe('when the notification webhook refuses everything and Chimera is unreac
     expect(won.state).toBe(won.decision === 'reinstate' ? 'reinstated' : 'confirmed');
     const handle = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
     expect(((await handle.result()) as FraudOutcomeStatus).decision).toBe(won.decision);
-    // Decided: any later decision is refused, naming the state.
-    const late = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
+    // Decided: another decision, or the same one by another ops, is refused naming the state; the
+    // same decision by the same ops is a resend (its answer was lost) and gets the first answer.
+    const review = (token: string, decision: string | null) =>
+      call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, token, { decision });
+    const other = won.decision === 'reinstate' ? 'confirm' : 'reinstate';
+    const late = await review(ops, other);
     expect(late.status).toBe(409);
+    expect((late.json as { detail: string }).detail).toContain(`fraud outcome ${outcomeId} has ended`);
+    expect((await review(await h.token('ops', `other-ops-${randomUUID()}`), won.decision)).status).toBe(409);
+    const resent = await review(ops, won.decision);
+    expect(resent.status).toBe(200);
+    expect(resent.json).toMatchObject({ decision: won.decision, state: won.state });
   });
 
   it('a waited onboarding answers 200 with the customer in seconds, though Chimera does not answer', async () => {
