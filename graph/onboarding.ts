@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
 import { z } from 'zod';
-import { currencyExponent, decimalPattern, decimalProblem, toMinorUnits } from '../payments/money';
+import { decimalPattern, decimalProblem, toMinorUnits } from '../payments/money';
 import { insertAddress } from './addresses';
 import { insertCustomer } from './customers';
 import { linkDeviceTx } from './devices';
@@ -288,17 +288,6 @@ async function observeIdentifiers(tx: ManagedTransaction, plan: OnboardingPlan):
   return observations;
 }
 
-/**
- * The plan's customer. Onboardings started before LTV became minor units carry `ltv` as a
- * number of major units instead: read as such (their values came from JSON decimals).
- */
-function planCustomer(plan: OnboardingPlan, g: Graph): OnboardingPlan['customer'] {
-  const c = plan.customer as OnboardingPlan['customer'] & { ltv?: number };
-  if (typeof c.ltv_minor === 'number') return c;
-  const { ltv = 0, ...rest } = c;
-  return { ...rest, ltv_minor: Math.round(ltv * 10 ** currencyExponent(g.policy.reportingCurrency)) };
-}
-
 /** The customers already on a device, at most the shared-device limit + 1 (DEVICE_CUSTOMERS). */
 async function deviceCustomersTx(tx: ManagedTransaction, g: Graph, fingerprint: string): Promise<string[]> {
   const res = await tx.run(CYPHER.deviceCustomers, { fingerprint, cap: g.policy.sharedDeviceLimit + 1 });
@@ -362,7 +351,7 @@ async function onboardTx(
     const locked = await tx.run(CYPHER.lockCustomer, { customerId });
     if (locked.records.length === 0) throw new NotFoundError('Customer', customerId);
   } else {
-    await insertCustomer(tx, customerId, { status: 'active', ...planCustomer(plan, g) }, g.policy.reportingCurrency);
+    await insertCustomer(tx, customerId, { status: 'active', ...plan.customer }, g.policy.reportingCurrency);
   }
 
   const attachKeys = new Set(resolution.attach.map((a) => `${a.type}:${a.value}`));

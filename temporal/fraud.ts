@@ -70,7 +70,7 @@ export type ReviewResolution = { decision: 'reinstate' | 'confirm'; note?: strin
 export const resolveReviewUpdate = defineUpdate<FraudOutcomeStatus, [ReviewResolution]>('resolveReview');
 /**
  * The same decision as a signal: what a false positive sends to the outcome it reverses (a
- * workflow cannot send an Update), and what runs started before the Update understand.
+ * workflow cannot send an Update).
  */
 export const reviewResolvedSignal = defineSignal<[ReviewResolution]>('reviewResolved');
 export const fraudOutcomeStatusQuery = defineQuery<FraudOutcomeStatus>('fraudOutcomeStatus');

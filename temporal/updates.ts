@@ -12,7 +12,7 @@ import { InvalidStateError } from '../graph/errors';
 export type UpdateRefusal =
   /** The validator refused it (or the handler failed): its reason. */
   | { kind: 'refused'; reason: string }
-  /** The workflow has no such Update: a run started before the Update existed. */
+  /** The workflow has no such Update: its worker runs other code than the api (a deployment under way). */
   | { kind: 'unknown_update' }
   /** The workflow ran once and has ended. */
   | { kind: 'ended' }
@@ -56,6 +56,6 @@ export function refusalError(refusal: Exclude<UpdateRefusal, { kind: 'not_found'
     case 'ended':
       return new InvalidStateError(`${what} has ended`);
     case 'unknown_update':
-      return new InvalidStateError(`${what} was started before it could take this decision`);
+      return new InvalidStateError(`${what} does not take this decision (its worker runs other code)`);
   }
 }

@@ -4,14 +4,12 @@
  * status, and ops resolve a suspension's review.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import { InvalidStateError } from '../../graph/errors';
 import { checkFraudOutcome, type FraudOutcomeReport, type FraudReporter } from '../../graph/fraud';
 import {
   FRAUD_OUTCOME_WORKFLOW_TYPE,
   fraudOutcomeStatusQuery,
   fraudOutcomeWorkflowId,
   resolveReviewUpdate,
-  reviewResolvedSignal,
   type FraudOutcomeStatus,
   type ReviewResolution,
 } from '../../temporal/fraud';
@@ -87,14 +85,9 @@ export async function reportFraudOutcome(
   return { workflow_id: workflowId, ...mergedInto(report === reported ? null : customer_id) };
 }
 
-/** Outcomes started before `decision`, `problem` and `undelivered` existed answer without them. */
-function complete(status: Omit<FraudOutcomeStatus, 'decision' | 'problem' | 'undelivered'>): FraudOutcomeStatus {
-  return { decision: null, problem: null, undelivered: [], ...status };
-}
-
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-  return complete(await orNotFound('FraudOutcome', outcomeId, () => handle.query(fraudOutcomeStatusQuery)));
+  return orNotFound('FraudOutcome', outcomeId, () => handle.query(fraudOutcomeStatusQuery));
 }
 
 /**
@@ -102,8 +95,7 @@ export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Prom
  * refuses it (409, with the reason: not awaiting review, or decided already) and otherwise answers
  * once the decision is applied. Two ops deciding at once: one 200, one 409. An outcome is reviewed
  * once, so its decision goes under an id of its own (`decisionUpdateId`): the same ops sending the
- * same decision again (an answer lost) get the first one's answer. An outcome started before the
- * Update existed gets the decision as a signal, after the same check.
+ * same decision again (an answer lost) get the first one's answer.
  */
 export async function resolveReview(
   deps: ApiDeps,
@@ -111,27 +103,14 @@ export async function resolveReview(
   resolution: ReviewResolution,
   requester: string | null,
 ): Promise<FraudOutcomeStatus> {
-  const what = `fraud outcome ${outcomeId}`;
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-  /** An outcome started before the Update: the decision as a signal, after the check its validator makes. */
-  const bySignal = async (): Promise<FraudOutcomeStatus> => {
-    const status = await fraudOutcomeStatus(deps, outcomeId);
-    if (status.state !== 'awaiting_review') {
-      throw new InvalidStateError(`${what}: it is not awaiting review (it is ${status.state})`);
-    }
-    await handle.signal(reviewResolvedSignal, resolution);
-    return (await handle.result()) as FraudOutcomeStatus;
-  };
-  return complete(
-    await updateOrRefusal(
-      handle,
-      () =>
-        handle.executeUpdate(resolveReviewUpdate, {
-          args: [resolution],
-          updateId: decisionUpdateId('review', requester, resolution),
-        }),
-      { entity: 'FraudOutcome', id: outcomeId, what },
-      { unknownUpdate: bySignal },
-    ),
+  return updateOrRefusal(
+    handle,
+    () =>
+      handle.executeUpdate(resolveReviewUpdate, {
+        args: [resolution],
+        updateId: decisionUpdateId('review', requester, resolution),
+      }),
+    { entity: 'FraudOutcome', id: outcomeId, what: `fraud outcome ${outcomeId}` },
   );
 }

@@ -154,11 +154,6 @@ async function refuseWhileErasing(deps: ApiDeps, customerId: string): Promise<vo
   }
 }
 
-/** Recoveries started before `attention`, `stop_reason` and `undelivered` existed answer without them. */
-function complete(status: Partial<RecoveryStatus> & Pick<RecoveryStatus, 'state'>): RecoveryStatus {
-  return { ...initialRecoveryStatus(), ...status };
-}
-
 /**
  * A recovery's status: the workflow's own answer while Temporal has it; past Temporal's retention
  * (or before its workflow started), what the charge ledger recorded of it. NotFoundError when
@@ -166,9 +161,7 @@ function complete(status: Partial<RecoveryStatus> & Pick<RecoveryStatus, 'state'
  */
 export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {
   try {
-    return complete(
-      await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery),
-    );
+    return await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery);
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
     const recorded = await readRecoveryLedger(deps.graph, paymentId);
@@ -178,12 +171,16 @@ export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<
 }
 
 /** What the ledger says of a recovery, in the shape of the workflow's status (its charges as attempts). */
-function statusFromLedger({ recovery, attempts }: NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>) {
+function statusFromLedger({
+  recovery,
+  attempts,
+}: NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>): RecoveryStatus {
+  const state = recovery.state === 'recovering' ? 'waiting' : recovery.state;
   // The customer was erased: how it ended, and nothing more.
-  if (recovery.erased_at !== null)
-    return complete({ state: recovery.state === 'recovering' ? 'waiting' : recovery.state });
-  return complete({
-    state: recovery.state === 'recovering' ? 'waiting' : recovery.state,
+  if (recovery.erased_at !== null) return { ...initialRecoveryStatus(), state };
+  return {
+    ...initialRecoveryStatus(),
+    state,
     attempts: attempts.map((a) => ({
       payment_method_id: a.payment_method_id,
       outcome: a.state === 'succeeded' ? 'succeeded' : a.state === 'declined' ? 'declined' : 'skipped',
@@ -192,7 +189,7 @@ function statusFromLedger({ recovery, attempts }: NonNullable<Awaited<ReturnType
     })),
     recovered_with: recovery.recovered_with,
     stop_reason: recovery.state === 'stopped' ? recovery.reason : null,
-  });
+  };
 }
 
 /**
@@ -209,12 +206,10 @@ export async function resolveAttention(
 ) {
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
   const updateId = decision.since ? decisionUpdateId('attention', by, decision) : undefined;
-  return complete(
-    await updateOrRefusal(
-      handle,
-      () => handle.executeUpdate(resolveAttentionUpdate, { args: [decision], ...(updateId ? { updateId } : {}) }),
-      recoveryTarget(paymentId),
-    ),
+  return updateOrRefusal(
+    handle,
+    () => handle.executeUpdate(resolveAttentionUpdate, { args: [decision], ...(updateId ? { updateId } : {}) }),
+    recoveryTarget(paymentId),
   );
 }
 
@@ -243,13 +238,11 @@ export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: s
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
   // Any other refusal is in the recovery's own words: "the recovery cannot be cancelled now: <why>"
   // (CANCEL_NOT_NOW), or why never.
-  return complete(
-    await updateOrRefusal(
-      handle,
-      () => handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }),
-      recoveryTarget(paymentId),
-      { ended: `payment recovery ${paymentId} has ended: there is nothing to cancel` },
-    ),
+  return updateOrRefusal(
+    handle,
+    () => handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }),
+    recoveryTarget(paymentId),
+    { ended: `payment recovery ${paymentId} has ended: there is nothing to cancel` },
   );
 }
 
@@ -297,10 +290,9 @@ const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId(
  * Update `offerPaymentMethod`, validated by the recovery: one that has ended or was cancelled
  * refuses it and is left out). Each charges the card at once; `offered` numbers them by start, the
  * one started first first. With a wait, each answer comes back as it is known until `waitMs` is
- * spent (then `pending`, read at `status_url`); without one, the offers are only made. A run from
- * before the Update, one waiting for ops, or one with offers already waiting refuses with
- * OFFER_BY_SIGNAL and is told by the signal instead (`pending`). Everything here, the listing
- * included, fits in one budget: the wait, or half the request's deadline. The card is in the
+ * spent (then `pending`, read at `status_url`); without one, the offers are only made. A run
+ * waiting for ops, or one with offers already waiting, refuses with OFFER_BY_SIGNAL and is told by
+ * the signal instead (`pending`). Everything here, the listing included, fits in one budget: the wait, or half the request's deadline. The card is in the
  * wallet whatever happens here.
  */
 export async function offerNewPaymentMethod(
@@ -350,9 +342,8 @@ export async function offerNewPaymentMethod(
       return { ...base, outcome: answer.outcome, decline_code: answer.decline_code, state: answer.state };
     } catch (err) {
       if (!(err instanceof WorkflowUpdateFailedError)) return pending;
-      const refusal = await updateRefusalOf(err, handle).catch(() => undefined);
       const type = err.cause instanceof ApplicationFailure ? err.cause.type : null;
-      if (type !== OFFER_BY_SIGNAL && refusal?.kind !== 'unknown_update') return null;
+      if (type !== OFFER_BY_SIGNAL) return null;
       await bounded(left(), () =>
         handle.signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId }),
       ).catch((signalErr: unknown) =>

@@ -4,7 +4,7 @@
  * - `orNotFound`: a read of (or a call to) a workflow Temporal does not have → NotFoundError (404,
  *   gRPC NOT_FOUND) naming what was asked for;
  * - `updateOrRefusal`: a decision sent as a Workflow Update that the workflow refuses, or cannot
- *   take (ended, started before the Update existed) → InvalidStateError (409, FAILED_PRECONDITION)
+ *   take (ended, its worker without the Update) → InvalidStateError (409, FAILED_PRECONDITION)
  *   with the workflow's own reason; no such workflow → NotFoundError.
  *
  * - `decisionUpdateId`: the Update id of a decision, the same for the same decision by the same
@@ -53,24 +53,22 @@ export interface UpdateTarget {
 }
 
 /** Refusals a caller answers otherwise than with the usual 409. */
-export interface RefusalAnswers<T> {
+export interface RefusalAnswers {
   /** The 409's message for a workflow that has ended (default: "<what> has ended"). */
   ended?: string;
-  /** A run started before the Update existed: answered by this instead (e.g. the decision as a signal). */
-  unknownUpdate?: () => Promise<T>;
 }
 
 /**
  * `update`'s answer (an Update sent to `handle`'s workflow). When it is refused: NotFoundError for
  * no such workflow; InvalidStateError with the validator's reason, or saying the workflow has ended
- * or was started before it could take this decision (unless `answers` says otherwise). Any other
+ * or does not take this decision (unless `answers` says otherwise). Any other
  * failure (a service error) is thrown as it is.
  */
 export async function updateOrRefusal<T>(
   handle: WorkflowHandle,
   update: () => Promise<T>,
   target: UpdateTarget,
-  answers: RefusalAnswers<T> = {},
+  answers: RefusalAnswers = {},
 ): Promise<T> {
   let refusal: UpdateRefusal | undefined;
   try {
@@ -81,6 +79,5 @@ export async function updateOrRefusal<T>(
   }
   if (refusal.kind === 'not_found') throw new NotFoundError(target.entity, target.id);
   if (refusal.kind === 'ended' && answers.ended !== undefined) throw new InvalidStateError(answers.ended);
-  if (refusal.kind === 'unknown_update' && answers.unknownUpdate) return answers.unknownUpdate();
   throw refusalError(refusal, target.what);
 }
