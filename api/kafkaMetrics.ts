@@ -26,7 +26,10 @@ export function kafkaConsumerMetrics(registry: Registry, kafkaConsumer: KafkaCon
     registers: [registry],
     collect() {
       const view = kafkaConsumer.view?.();
+      // No sample at all without a consumer: an unlabelled gauge reads 0 until told otherwise, which
+      // an alert on `max(...) == 0` would take for a consumer down.
       if (view) this.set(view.consuming ? 1 : 0);
+      else this.remove();
     },
   });
   new Counter({
@@ -35,7 +38,7 @@ export function kafkaConsumerMetrics(registry: Registry, kafkaConsumer: KafkaCon
     registers: [registry],
     collect() {
       const view = kafkaConsumer.view?.();
-      if (!view) return;
+      if (!view) return this.remove();
       this.reset();
       this.inc(view.restarts);
     },
