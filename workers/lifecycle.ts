@@ -111,17 +111,31 @@ export interface WorkerResources {
 /**
  * Closes what the worker opened, once its Workers have stopped: the HTTP server first, the
  * sequencer before the producers and connections it uses, the driver after everything that
- * writes, the traces flushed last.
+ * writes, the traces flushed last. A step that fails is logged, naming what it closed, and the
+ * next goes on: one broken connection must not leave the driver or the traces open. False when
+ * any step failed (the process then exits non-zero).
  */
-export async function closeWorker(r: WorkerResources, logger: Logger): Promise<void> {
-  await new Promise<void>((resolve) => r.server.close(() => resolve()));
-  r.stopEnsuringTopics.abort();
-  await r.sequencer?.stop();
-  await r.invalidations?.close();
-  await r.connection.close();
-  await r.temporal.connection.close();
-  await r.kafka?.close();
-  await r.driver.close();
-  await r.tracing?.shutdown();
-  logger.info('bye');
+export async function closeWorker(r: WorkerResources, logger: Logger): Promise<boolean> {
+  const steps: [string, () => unknown][] = [
+    ['the HTTP server', () => new Promise<void>((resolve) => r.server.close(() => resolve()))],
+    ['the topics being ensured', () => r.stopEnsuringTopics.abort()],
+    ['the event sequencer', () => r.sequencer?.stop()],
+    ['the invalidations producer', () => r.invalidations?.close()],
+    ["the Workers' Temporal connection", () => r.connection.close()],
+    ["the client's Temporal connection", () => r.temporal.connection.close()],
+    ['the Kafka producer', () => r.kafka?.close()],
+    ['the Neo4j driver', () => r.driver.close()],
+    ['the traces', () => r.tracing?.shutdown()],
+  ];
+  let closed = true;
+  for (const [what, close] of steps) {
+    try {
+      await close();
+    } catch (err) {
+      closed = false;
+      logger.error({ err }, `could not close ${what}; closing the rest`);
+    }
+  }
+  logger.info(closed ? 'bye' : 'bye, with something left unclosed (logged above)');
+  return closed;
 }

@@ -73,10 +73,11 @@ async function main(): Promise<void> {
     await running;
     logger.info('every worker drained');
   } finally {
-    await closeWorker(
+    const closed = await closeWorker(
       { server, stopEnsuringTopics, sequencer, invalidations, connection, temporal, kafka, driver, tracing },
       logger,
     );
+    if (!closed) process.exitCode = 1;
   }
 }
 
