@@ -1,6 +1,7 @@
 /**
- * The api process: REST (Hono) on PERSONA_HTTP_PORT. Connects to Neo4j and Temporal, migrates
- * the graph schema, serves, and stops cleanly on SIGTERM.
+ * The api process: REST (Hono) on PERSONA_HTTP_PORT and gRPC. Connects to Neo4j and Temporal,
+ * checks the graph schema (`npm run migrate` is the deploy's step), serves, and stops cleanly on
+ * SIGTERM.
  */
 import { ConfigError, loadConfig } from '../config/env';
 import { createLogger } from '../runtime/logger';

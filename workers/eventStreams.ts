@@ -58,28 +58,29 @@ export function startEventSequencer(
   kafka: KafkaProducer | undefined,
   logger: Logger,
 ): { invalidations: KafkaProducer | undefined; sequencer: EventSequencer | undefined } {
-  const invalidations = kafka ? createKafkaProducer(config, 'persona-sequencer') : undefined;
-  const sequencer =
-    config.PERSONA_EVENT_SEQUENCER === 'on'
-      ? new EventSequencer(
-          graph,
-          {
-            pollMs: config.PERSONA_EVENT_SEQUENCER_POLL_MS,
-            tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
-            batch: 500,
-            ...(invalidations
-              ? {
-                  kafka: {
-                    producer: invalidations,
-                    topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
-                    keys: config.payloadKeys,
-                  },
-                }
-              : {}),
-          },
-          logger,
-        )
-      : undefined;
+  const on = config.PERSONA_EVENT_SEQUENCER === 'on';
+  // Its producer only when it runs: an idle one would still connect to the brokers.
+  const invalidations = on && kafka ? createKafkaProducer(config, 'persona-sequencer') : undefined;
+  const sequencer = on
+    ? new EventSequencer(
+        graph,
+        {
+          pollMs: config.PERSONA_EVENT_SEQUENCER_POLL_MS,
+          tickMs: config.PERSONA_EVENT_SEQUENCER_TICK_MS,
+          batch: 500,
+          ...(invalidations
+            ? {
+                kafka: {
+                  producer: invalidations,
+                  topic: config.PERSONA_KAFKA_INVALIDATIONS_TOPIC,
+                  keys: config.payloadKeys,
+                },
+              }
+            : {}),
+        },
+        logger,
+      )
+    : undefined;
   if (sequencer) {
     sequencer.start();
     logger.info(

@@ -1,11 +1,11 @@
 /**
  * The worker process: hosts Persona's workflows and activities, one Worker per kind of work on its
  * own task queue with its own slots (workers/workerSet.ts; `persona-charges`, `-interactive`,
- * `-bulk`, `-deliveries`; PERSONA_WORKER_KINDS may run only some). Connects
- * to Neo4j and Temporal, migrates the graph schema, serves /healthz, /readyz and /metrics on
- * PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run and request, creates
- * or updates the Temporal Schedules (the daily card-expiry scan and interaction-id prune), and drains
- * cleanly on SIGTERM.
+ * `-bulk`, `-deliveries`; PERSONA_WORKER_KINDS may run only some). Connects to Neo4j and
+ * Temporal, checks the graph schema (`npm run migrate` is the deploy's step), serves /healthz,
+ * /readyz and /metrics on PERSONA_WORKER_HTTP_PORT, logs JSON lines that name each workflow, run
+ * and request, creates or updates the Temporal Schedules (the daily card-expiry scan and
+ * interaction-id prune), and drains cleanly on SIGTERM.
  */
 import { ConfigError, loadConfig } from '../config/env';
 import { createChimeraClient } from '../clients/chimera';
