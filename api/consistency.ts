@@ -8,6 +8,8 @@
  * the answer's `consistency_token` field. docs/api.md
  */
 import type { Context } from 'hono';
+import type { CustomerSnapshot } from '../graph/context';
+import { InvalidStateError } from '../graph/errors';
 import type { CommittedEvent } from '../graph/graph';
 
 /** The REST header a write's token is answered in. */
@@ -73,4 +75,42 @@ export function deviceTokenOf(events: readonly CommittedEvent[], deviceId: strin
 /** Sets the REST answer's token header when the write has one. */
 export function answerToken(c: Context, token: string | undefined): void {
   if (token !== undefined) c.header(CONSISTENCY_HEADER, token);
+}
+
+/**
+ * Whether a snapshot answering `askedId` reflects the write a token names. A customer's token is
+ * compared with the snapshot's sequence only when it names the customer the snapshot is of; one
+ * naming the id asked for when that id is a merge's tombstone is reached (its write came before
+ * the merge, which the survivor's snapshot holds); any other customer's is never reached.
+ */
+export function snapshotReaches(askedId: string, snap: CustomerSnapshot, token: ConsistencyToken | null): boolean {
+  if (token === null) return true;
+  if (token.kind === 'c') {
+    if (token.customerId === snap.customer_id) return snap.seq >= token.seq;
+    // The merged id's own token: checked against the tombstone's own sequence, which only a
+    // read of Neo4j that followed the merge brings (never a kept entry, never an alias).
+    return token.customerId === askedId && snap.merged_seq !== undefined && snap.merged_seq >= token.seq;
+  }
+  // The device's own sequence, whether the customer uses it or not: the answer is the same
+  // either way, so a token tells nothing of which devices a customer uses.
+  const seq =
+    snap.devices.find((d) => d.device_id === token.deviceId)?.seq ??
+    (snap.token_device?.device_id === token.deviceId ? snap.token_device.seq : undefined);
+  return seq !== undefined && seq >= token.seq;
+}
+
+/**
+ * A read's consistency token that even the leader's answer does not reach: a token of another
+ * customer, ahead of every write of this one, or made up (409, FAILED_PRECONDITION). One text for
+ * every case, so that a token tells nothing about the customer; `mergedInto` lets the route refuse
+ * a merged record's own caller first, as it refuses any answer about its survivor.
+ */
+export class TokenNotMetError extends InvalidStateError {
+  constructor(readonly mergedInto: string | undefined) {
+    super(
+      'x-persona-consistency (min_version): the data does not reach this consistency token; pass the ' +
+        'token a write about this customer answered',
+    );
+    this.name = 'TokenNotMetError';
+  }
 }

@@ -10,7 +10,7 @@ import type { SequencedEvent, SequencedRead } from '../graph/sequencer';
 import { createLogger } from '../runtime/logger';
 import type { InvalidationMessage } from '../graph/invalidationMessage';
 import { InvalidationTail } from './invalidations';
-import type { CacheEvent } from './readCache';
+import type { CacheEvent } from './readCacheEvents';
 
 const logger = createLogger('invalidations-test', 'silent');
 

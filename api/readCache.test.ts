@@ -8,7 +8,9 @@ import type { CustomerSnapshot } from '../graph/context';
 import type { Graph } from '../graph/graph';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { createLogger } from '../runtime/logger';
-import { ReadCache, TokenNotMetError, type CacheEvent, type ReadCacheSettings } from './readCache';
+import { TokenNotMetError } from './consistency';
+import { ReadCache, type ReadCacheSettings } from './readCache';
+import type { CacheEvent } from './readCacheEvents';
 
 const ID = '00000000-0000-4000-8000-000000000001';
 const SETTINGS: ReadCacheSettings = {

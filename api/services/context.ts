@@ -16,7 +16,7 @@ import {
 import type { Principal, Scope } from '../auth';
 import type { ApiDeps } from '../deps';
 import type { ConsistencyToken } from '../consistency';
-import { TokenNotMetError } from '../readCache';
+import { TokenNotMetError } from '../consistency';
 import { walletItem } from './customers';
 import { reporterOf } from './fraud';
 import { mergedInto, refuseMergedAnswer } from './mergedIds';

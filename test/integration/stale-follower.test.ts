@@ -15,7 +15,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Driver } from 'neo4j-driver';
-import { ReadCache, TokenNotMetError } from '../../api/readCache';
+import { TokenNotMetError } from '../../api/consistency';
+import { ReadCache } from '../../api/readCache';
 import { formatCustomerToken, parseToken } from '../../api/consistency';
 import { loadConfig } from '../../config/env';
 import {
