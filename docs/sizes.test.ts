@@ -26,9 +26,8 @@ const LARGE_FILES: Record<string, number> = {
   'graph/schema.ts': 487,
   'graph/fraud.ts': 475,
   'graph/paymentMethods.ts': 451,
-  'graph/onboarding.ts': 444,
+  'graph/onboarding.ts': 433,
   'temporal/payloadCodec.ts': 421,
-  'graph/eventSchemas.ts': 413,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */

@@ -381,26 +381,3 @@ export function publishedPayload(type: string, payload: Record<string, unknown>)
   const fields = new Set(publishedFields(type as EventType));
   return Object.fromEntries(Object.entries(payload).filter(([k]) => fields.has(k)));
 }
-
-/** Profile changes a customer is not shown: the lifetime value moving, measured or predicted. */
-const TRANSIENT_PROFILE_CHANGES: ReadonlySet<string> = new Set([
-  'ltv',
-  'ltv_minor',
-  'predicted_ltv',
-  'predicted_ltv_minor',
-]);
-
-/**
- * Whether a recorded interaction's CustomerProfileUpdated is transient: in the feed and on Kafka
- * (every consumer gets it) but not in the customer's history or export, because it is no change
- * of state the customer should see (docs/events.md, "What the graph keeps"). Only one that moved
- * nothing but the lifetime value and a card's last use is: the event of nearly every payment,
- * pruned from the graph as soon as every consumer has it (graph/eventPrune.ts); a segment or VIP
- * change is history. Asked by its writer (graph/interactions.ts) only: a change ops make to the
- * lifetime value (`PUT …/profile`) is always history.
- */
-export function isTransient(type: EventType, payload: Record<string, unknown>): boolean {
-  if (type !== 'CustomerProfileUpdated' || typeof payload.changes !== 'object' || payload.changes === null)
-    return false;
-  return Object.keys(payload.changes).every((k) => TRANSIENT_PROFILE_CHANGES.has(k));
-}

@@ -143,7 +143,7 @@ export interface NewEvent {
   /**
    * In the feed and on Kafka, not in the customer's history or export, and pruned as soon as every
    * consumer has it: only a recorded interaction's change of nothing but the lifetime value
-   * (graph/interactions.ts, `isTransient`). Never inferred from a payload's shape.
+   * (graph/profileChanges.ts, `isTransient`). Never inferred from a payload's shape.
    */
   transient?: boolean;
   /**

@@ -8,7 +8,6 @@ import { fromMinorUnits } from '../payments/money';
 import { isVip } from './context';
 import { ltvFields } from './customers';
 import type { NewEvent } from './events';
-import { isTransient } from './eventSchemas';
 import { byKey } from './interactionRows';
 import type { ProfileRules } from './interactionModel';
 
@@ -155,7 +154,7 @@ export class ProfileChanges {
         events.push({
           type: 'CustomerProfileUpdated',
           customerId: id,
-          transient: isTransient('CustomerProfileUpdated', { changes }),
+          transient: isTransient(changes),
           payload: {
             changes,
             ...(changes.ltv_minor || changes.predicted_ltv_minor ? { ltv_currency: currency } : {}),
@@ -165,4 +164,25 @@ export class ProfileChanges {
         });
     return events;
   }
+}
+
+/** Profile changes a customer is not shown: the lifetime value moving, measured or predicted. */
+const TRANSIENT_PROFILE_CHANGES: ReadonlySet<string> = new Set([
+  'ltv',
+  'ltv_minor',
+  'predicted_ltv',
+  'predicted_ltv_minor',
+]);
+
+/**
+ * Whether a recorded interaction's CustomerProfileUpdated is transient: in the feed and on Kafka
+ * (every consumer gets it) but not in the customer's history or export, because it is no change
+ * of state the customer should see (docs/events.md, "What the graph keeps"). Only one that moved
+ * nothing but the lifetime value and a card's last use is: the event of nearly every payment,
+ * pruned from the graph as soon as every consumer has it (graph/eventPrune.ts); a segment or VIP
+ * change is history. Asked for the interactions' changes only (graph/interactions.ts): a change
+ * ops make to the lifetime value (`PUT …/profile`) is always history.
+ */
+function isTransient(changes: Record<string, unknown>): boolean {
+  return Object.keys(changes).every((k) => TRANSIENT_PROFILE_CHANGES.has(k));
 }
