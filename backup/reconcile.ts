@@ -30,7 +30,8 @@ import {
   GATEWAY_RECONCILIATION_WORKFLOW_TYPE,
   type GatewayReconciliationInput,
 } from '../temporal/reconciliation';
-import { HISTORY_KEYED_WORKFLOW_PREFIXES, historyKeyIdOf } from '../temporal/payloadCodec';
+import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
+import { historyKeyIdOf } from '../temporal/payloadEnvelope';
 import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
 import { personaCustomerId } from '../temporal/searchAttributes';

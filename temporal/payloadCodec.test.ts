@@ -3,14 +3,13 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import {
   historyKeyOwner,
-  isEncrypted,
-  payloadKeyId,
   PayloadKeyUnavailableError,
   PersonaPayloadCodec,
   UnreadablePayloadError,
   bindingHolds,
   type PayloadRefusal,
 } from './payloadCodec';
+import { isEncrypted, payloadKeyId } from './payloadEnvelope';
 import { isRefusedPayloadMark, refusedPayloadReason } from './refusedPayload';
 import { WorkflowCustomers, type HistoryKeyStore } from '../graph/historyKeys';
 import { newKeySpec, parseKeyRing } from '../config/keyRing';

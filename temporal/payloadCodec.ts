@@ -34,9 +34,7 @@
  * is reported (`onRefused`: the worker's log line and metric). Only the codec server passes
  * plaintext through, for ops to read.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { METADATA_ENCODING_KEY, type Payload, type PayloadCodec, type SerializationContext } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import { fraudOutcomeWorkflowId } from './fraud';
 import { recoveryWorkflowId } from './recovery';
 import type { Config } from '../config/env';
@@ -57,11 +55,17 @@ import { EVENT_PRUNE_SCHEDULE_ID } from './eventPrune';
 import { INTERACTION_PRUNE_SCHEDULE_ID } from './interactionPrune';
 import { GATEWAY_RECONCILIATION_SCHEDULE_ID } from './reconciliation';
 import { REFUSED_PAYLOAD_MARK } from './refusedPayload';
+import {
+  boundWorkflowId,
+  ENCRYPTED_ENCODING,
+  encodingOf,
+  HISTORY_KEY_PREFIX,
+  isEncrypted,
+  open,
+  payloadKeyId,
+  seal,
+} from './payloadEnvelope';
 
-export const ENCRYPTED_ENCODING = 'binary/encrypted';
-export const KEY_ID_METADATA = 'encryption-key-id';
-/** The workflow a payload was written for: bound into the cipher, checked where it arrives. */
-export const WORKFLOW_ID_METADATA = 'encryption-workflow-id';
 /**
  * Schedules' actions: the runs a schedule starts have its action's workflow id and the time it
  * was due after a dash (`…-2026-11-26T03:00:00Z`), and their input was written for the action's
@@ -83,10 +87,7 @@ export function bindingHolds(bound: string | null, actual: string): boolean {
   const scheduled = SCHEDULED_WORKFLOW_IDS.some((id) => bound === id || bound.startsWith(`${id}-`));
   return scheduled && actual.startsWith(`${bound}-`) && SCHEDULED_RUN.test(actual.slice(bound.length));
 }
-const HISTORY_KEY_PREFIX = 'history:';
 const ONBOARDING_PREFIX = onboardingWorkflowId('');
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /** The customer workflows whose payloads carry one customer's personal data: they take history keys. */
 export const HISTORY_KEYED_WORKFLOW_PREFIXES: readonly string[] = [
@@ -164,66 +165,6 @@ export class PayloadKeyUnavailableError extends UnreadablePayloadError {
     );
     this.name = 'PayloadKeyUnavailableError';
   }
-}
-
-function encodingOf(payload: Payload): string {
-  const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
-  return encoding ? Buffer.from(encoding).toString() : 'none';
-}
-
-export function isEncrypted(payload: Payload): boolean {
-  const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
-  return encoding !== undefined && encoding !== null && Buffer.from(encoding).toString() === ENCRYPTED_ENCODING;
-}
-
-/** The key id an encrypted payload names (`history:customer:<id>`, `history:<workflow id>` or a service key id). */
-export function payloadKeyId(payload: Payload): string | null {
-  const id = payload.metadata?.[KEY_ID_METADATA];
-  return id ? Buffer.from(id).toString() : null;
-}
-
-/** The history key a payload names, as the graph knows it (`customer:<id>`, an onboarding's id), or null. */
-export function historyKeyIdOf(payload: Payload): string | null {
-  const keyId = payloadKeyId(payload);
-  return keyId?.startsWith(HISTORY_KEY_PREFIX) ? keyId.slice(HISTORY_KEY_PREFIX.length) : null;
-}
-
-/** The additional authenticated data: the key id, and the workflow the payload was written for. */
-function aad(keyId: string, bound: string | null): Buffer {
-  return Buffer.from(bound === null ? keyId : `${keyId}\u0000${bound}`);
-}
-
-/** The workflow an encrypted payload was written for (null: written outside any workflow's context). */
-export function boundWorkflowId(payload: Payload): string | null {
-  const id = payload.metadata?.[WORKFLOW_ID_METADATA];
-  return id ? Buffer.from(id).toString() : null;
-}
-
-function seal(key: Buffer, keyId: string, bound: string | null, payload: Payload): Payload {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
-  cipher.setAAD(aad(keyId, bound));
-  const plain = proto.temporal.api.common.v1.Payload.encode(payload).finish();
-  const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-  return {
-    metadata: {
-      [METADATA_ENCODING_KEY]: Buffer.from(ENCRYPTED_ENCODING),
-      [KEY_ID_METADATA]: Buffer.from(keyId),
-      ...(bound === null ? {} : { [WORKFLOW_ID_METADATA]: Buffer.from(bound) }),
-    },
-    data: sealed,
-  };
-}
-
-function open(key: Buffer, keyId: string, payload: Payload): Payload {
-  const data = Buffer.from(payload.data ?? new Uint8Array());
-  if (data.length < IV_BYTES + TAG_BYTES) throw new Error(`encrypted payload under ${keyId} is truncated`);
-  const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
-  decipher.setAAD(aad(keyId, boundWorkflowId(payload)));
-  decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
-  const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
-  const decoded = proto.temporal.api.common.v1.Payload.decode(plain);
-  return { metadata: decoded.metadata ?? {}, data: decoded.data ?? new Uint8Array() };
 }
 
 export class PersonaPayloadCodec implements PayloadCodec {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { ENCRYPTED_ENCODING } from '../../temporal/payloadCodec';
+import { ENCRYPTED_ENCODING } from '../../temporal/payloadEnvelope';
 import {
   HISTORIES_DIR,
   NO_OPEN_PROCESS_SINKS,
