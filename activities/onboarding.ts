@@ -1,6 +1,7 @@
 /** The onboarding activity: resolve the identity and write the customer with everything linked to it. */
 import type { Graph } from '../graph/graph';
-import { onboardCustomer, type OnboardingPlan, type OnboardingResult } from '../graph/onboarding';
+import { onboardCustomer, type OnboardingResult } from '../graph/onboarding';
+import type { OnboardingPlan } from '../graph/onboardingRequest';
 
 export function createOnboardingActivities({ graph }: { graph: Graph }) {
   return {

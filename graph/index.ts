@@ -35,6 +35,7 @@ export * from './identifiers';
 export * from './identity';
 export * from './model';
 export * from './onboarding';
+export * from './onboardingRequest';
 export * from './resolution';
 export * from './paymentMethods';
 export * from './schema';

@@ -1,6 +1,7 @@
 /** The onboarding workflow's contract, shared by the api (which starts it) and the worker. */
 import { defineUpdate } from '@temporalio/workflow';
-import type { OnboardingPlan, OnboardingResult } from '../graph/onboarding';
+import type { OnboardingResult } from '../graph/onboarding';
+import type { OnboardingPlan } from '../graph/onboardingRequest';
 
 export const ONBOARDING_WORKFLOW_TYPE = 'onboardingWorkflow';
 

@@ -4,7 +4,7 @@
  * summaries included, are encrypted anyway (temporal/payloadCodec.ts): this is the second line.
  */
 import { describe, expect, it } from 'vitest';
-import type { OnboardingPlan } from '../graph/onboarding';
+import type { OnboardingPlan } from '../graph/onboardingRequest';
 import { onboardingSummary } from './onboarding';
 
 describe('workflow summaries', () => {

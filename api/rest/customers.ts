@@ -7,7 +7,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
-import { decimalAmount } from '../../graph/onboarding';
+import { decimalAmount } from '../../graph/onboardingRequest';
 import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchScore';
 import { observeCommits } from '../../graph/graph';
 import { answerToken, customerTokenOf } from '../consistency';

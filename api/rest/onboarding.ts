@@ -1,6 +1,6 @@
 /** POST /api/v1/onboarding — start (or find) the onboarding for an Idempotency-Key. */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { onboardingRequestSchema } from '../../graph/onboarding';
+import { onboardingRequestSchema } from '../../graph/onboardingRequest';
 import { IDEMPOTENCY_KEY_PATTERN } from '../../temporal/workflowIds';
 import type { ApiDeps } from '../deps';
 import { startOnboarding } from '../services/onboarding';

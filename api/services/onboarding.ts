@@ -19,7 +19,7 @@ import {
   type WorkflowStartOptions,
 } from '@temporalio/client';
 import { InvalidInputError, InvalidStateError } from '../../graph/errors';
-import { onboardingRequestSchema, prepareOnboarding, withoutVerification } from '../../graph/onboarding';
+import { onboardingRequestSchema, prepareOnboarding, withoutVerification } from '../../graph/onboardingRequest';
 import { toMinorUnits } from '../../payments/money';
 import {
   customerWrittenUpdate,
