@@ -16,7 +16,7 @@ import type { GatewayCharge, GatewayRecords } from '../clients/paymentGateway';
 import { NotFoundError } from '../graph/errors';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
-import { updatePaymentMethodStatus } from '../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../graph/walletDefaults';
 import {
   activeMethodTokens,
   keepPendingCharge,

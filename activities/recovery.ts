@@ -33,7 +33,7 @@ import {
 import type { PaymentMethodStatus } from '../graph/model';
 import { decideDecline, type DeclineDecision } from '../payments/declines';
 import { describeVerdict } from '../payments/networkRules';
-import { updatePaymentMethodStatus } from '../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../graph/walletDefaults';
 import {
   listRecoveryCandidates,
   recordRecovery,

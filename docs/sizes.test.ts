@@ -25,7 +25,6 @@ const LARGE_FILES: Record<string, number> = {
   'graph/chargeLedger.ts': 507,
   'graph/schema.ts': 487,
   'graph/fraud.ts': 475,
-  'graph/paymentMethods.ts': 451,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */

@@ -15,7 +15,7 @@
 import { appendEvent } from './events';
 import { lockNode, writeTx, type Graph } from './graph';
 import type { PaymentMethodStatus } from './model';
-import { setPaymentMethodStatusTx } from './paymentMethods';
+import { setPaymentMethodStatusTx } from './walletDefaults';
 import { assertIsToken } from './tokens';
 
 /** The updater's answer about one card, as the processor gives it (clients/paymentGateway.ts). */

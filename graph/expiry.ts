@@ -7,7 +7,7 @@
 import neo4j from 'neo4j-driver';
 import { appendEvents } from './events';
 import { readTx, writeTx, type Graph } from './graph';
-import { defaultChangedEvent, replaceUnusableDefaultsTx } from './paymentMethods';
+import { defaultChangedEvent, replaceUnusableDefaultsTx } from './walletDefaults';
 
 export interface ExpiryCandidate {
   payment_method_id: string;

@@ -13,7 +13,7 @@ import { appendEvent } from './events';
 import { findFact, listFactsAboutTx, listFactsTx } from './facts';
 import { readTx, writeTx, type Graph } from './graph';
 import type { CustomerStatus, PaymentMethodStatus } from './model';
-import { setPaymentMethodStatusTx } from './paymentMethods';
+import { setPaymentMethodStatusTx } from './walletDefaults';
 
 export const FRAUD_OUTCOMES = ['challenge_passed', 'confirmed_fraud', 'false_positive', 'account_takeover'] as const;
 export type FraudOutcomeKind = (typeof FRAUD_OUTCOMES)[number];

@@ -38,5 +38,6 @@ export * from './onboarding';
 export * from './onboardingRequest';
 export * from './resolution';
 export * from './paymentMethods';
+export * from './walletDefaults';
 export * from './schema';
 export * from './tokens';

@@ -5,7 +5,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { checkoutFromSnapshot, contextFromSnapshot } from '../../graph/context';
 import { setDeviceTrustScore } from '../../graph/fraud';
-import { updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../../graph/walletDefaults';
 import { fromMinorUnits } from '../../payments/money';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import {

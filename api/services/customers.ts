@@ -7,12 +7,8 @@ import type { Graph } from '../../graph/graph';
 import { getDigitalIdentifiersByCustomer } from '../../graph/identifiers';
 import type { CustomerPatch, CustomerStatus, NewPaymentMethodInput, WalletEntry } from '../../graph/model';
 import { listMatchEvidence } from '../../graph/matchEvidence';
-import {
-  addPaymentMethod,
-  getPaymentMethodsByCustomer,
-  removePaymentMethod,
-  setDefaultPaymentMethod,
-} from '../../graph/paymentMethods';
+import { addPaymentMethod, getPaymentMethodsByCustomer, removePaymentMethod } from '../../graph/paymentMethods';
+import { setDefaultPaymentMethod } from '../../graph/walletDefaults';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { actsAsSelf } from '../auth';
 import type { ApiDeps } from '../deps';

@@ -9,7 +9,8 @@ import { cardOfMethod, methodCards, readCardHistory, setCardOfMethod } from '../
 import { CardRenamedError, reserveGovernedCharge } from '../../graph/recovery';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { applyUpdaterAnswer } from '../../graph/cardUpdates';
-import { updatePaymentMethodStatus, revealPaymentToken } from '../../graph/paymentMethods';
+import { revealPaymentToken } from '../../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../../graph/walletDefaults';
 import { seedCustomer } from '../support/builders';
 import { openTestGraph, type TestGraph } from '../support/graph';
 

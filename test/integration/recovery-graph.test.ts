@@ -23,7 +23,8 @@ import {
 import { readAttempt, readRecoveryLedger, recoveriesOfCustomers } from '../../graph/chargeLedger';
 import { mergeCustomers } from '../../graph/identityMerge';
 import { eraseCustomer } from '../../graph/erasure';
-import { removePaymentMethod, updatePaymentMethodStatus } from '../../graph/paymentMethods';
+import { removePaymentMethod } from '../../graph/paymentMethods';
+import { updatePaymentMethodStatus } from '../../graph/walletDefaults';
 import { openTestGraph, relate, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
