@@ -2,14 +2,13 @@
 import type { Client } from '@temporalio/client';
 import {
   applyFraudOutcome,
-  resolveFraudReview,
-  reverseLatestFraudOutcome,
   type AppliedFraudOutcome,
   type FraudOutcomeReport,
   type FraudReporter,
   type FraudReversal,
   type ReviewDecision,
 } from '../graph/fraud';
+import { resolveFraudReview, reverseLatestFraudOutcome } from '../graph/fraudReversal';
 import type { Graph } from '../graph/graph';
 import type { CustomerStatus } from '../graph/model';
 import { runningOpenProcesses } from '../graph/openProcesses';

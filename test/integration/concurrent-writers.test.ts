@@ -18,7 +18,8 @@ import {
 import { appendEvents } from '../../graph/events';
 import { expireCards } from '../../graph/expiry';
 import { claimNotifications, recordNotificationsSent } from '../../graph/notifications';
-import { applyFraudOutcome, resolveFraudReview, reverseLatestFraudOutcome } from '../../graph/fraud';
+import { applyFraudOutcome } from '../../graph/fraud';
+import { resolveFraudReview, reverseLatestFraudOutcome } from '../../graph/fraudReversal';
 import { lockCustomersTx } from '../../graph/customers';
 import { lockNode, writeTx } from '../../graph/graph';
 import { recordInteractions, recordInteractionsTx } from '../../graph/interactions';
