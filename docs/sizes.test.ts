@@ -23,7 +23,6 @@ const LARGE_FILES: Record<string, number> = {
   'workflows/recovery.ts': 1134,
   'graph/identityMerge.ts': 616,
   'graph/chargeLedger.ts': 507,
-  'graph/schema.ts': 487,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */

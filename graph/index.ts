@@ -40,4 +40,5 @@ export * from './resolution';
 export * from './paymentMethods';
 export * from './walletDefaults';
 export * from './schema';
+export * from './schemaRules';
 export * from './tokens';

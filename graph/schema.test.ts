@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DATA_MIGRATIONS, RETIRED_SCHEMA, SCHEMA, SCHEMA_VERSION } from './schema';
+import { DATA_MIGRATIONS, SCHEMA_VERSION } from './schema';
+import { RETIRED_SCHEMA, SCHEMA } from './schemaRules';
 
 /** What the migration applies, as one digest: every rule's statement and every data migration's. */
 function fingerprint(): string {
