@@ -8,7 +8,7 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import { asActivityFailure, isFinal } from './failures';
 import { GatewayRejectedError } from '../clients/paymentGateway';
 import { methodCards, recordUpdaterLookup, type CardIdentity, type MethodName } from '../graph/cardHistory';
-import { readAttempt } from '../graph/chargeLedger';
+import { readAttempt } from '../graph/chargeAttempts';
 import { retryOnSurvivor } from '../graph/identityMerge';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { describeVerdict, type RetryVerdict } from '../payments/networkRules';

@@ -22,7 +22,6 @@ const NOT_MEASURED = ['proto/', 'scripts/', 'test/'];
 const LARGE_FILES: Record<string, number> = {
   'workflows/recovery.ts': 1134,
   'graph/identityMerge.ts': 616,
-  'graph/chargeLedger.ts': 507,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */

@@ -25,6 +25,8 @@
  *                      nothing was charged;
  *   absent             asked by reference once the settle window had passed since the last
  *                      request, the gateway had no charge under the key: nothing was charged.
+ *
+ * The recoveries are written here; the attempts, from created to settled, in graph/chargeAttempts.ts.
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
@@ -99,17 +101,8 @@ export interface LedgerAttempt {
   erased_at: string | null;
 }
 
-/** What the gateway answered an attempt, as the ledger records it. */
-export interface AttemptAnswer {
-  state: 'succeeded' | 'declined';
-  charge_id: string | null;
-  decline_code?: string | null;
-  network_response_code?: string | null;
-  category?: number | null;
-  advice_code?: string | null;
-}
-
-const ATTEMPT_FIELDS = `a {
+/** A charge attempt's fields as the ledger's reads return them (`attemptOf` reads them). */
+export const ATTEMPT_FIELDS = `a {
   .id, .payment_id, .customer_id, .payment_method_id, .amount, .currency, .initiator, .reference,
   .card_fingerprint, .card_network, .state, .sends, .charge_id, .decline_code, .network_response_code,
   .category, .advice_code, .token,
@@ -146,7 +139,6 @@ const CYPHER = {
     OPTIONAL MATCH (r)-[:ATTEMPTED]->(a:ChargeAttempt)
     WITH r, a ORDER BY a.created_at
     RETURN ${RECOVERY_FIELDS} AS recovery, collect(${ATTEMPT_FIELDS}) AS attempts`,
-  attempt: `MATCH (a:ChargeAttempt {id: $key}) RETURN ${ATTEMPT_FIELDS} AS attempt`,
   // The recovery's lock first (the SET): an attempt is never added to a recovery that has ended.
   lockRecovery: `
     MERGE (r:Recovery {id: $r.payment_id})
@@ -155,45 +147,6 @@ const CYPHER = {
                     r.started_at = datetime.transaction()
     SET r.updated_at = datetime.transaction()
     RETURN r.state AS state`,
-  create: `
-    MATCH (r:Recovery {id: $a.payment_id})
-    CREATE (r)-[:ATTEMPTED]->(a:ChargeAttempt {
-      id: $a.key, payment_id: $a.payment_id, customer_id: $a.customer_id,
-      payment_method_id: $a.payment_method_id, token: $a.sealed, amount: $a.amount,
-      currency: $a.currency, initiator: $a.initiator, reference: $a.reference,
-      card_fingerprint: $a.card_fingerprint, card_network: $a.card_network,
-      state: 'sent', sends: 1, created_at: datetime($now), first_sent_at: datetime($now),
-      last_sent_at: datetime($now)
-    })
-    RETURN ${ATTEMPT_FIELDS} AS attempt`,
-  // Stamped before the request goes: `last_sent_at` is what the settle window counts from.
-  resend: `
-    MATCH (a:ChargeAttempt {id: $key}) WHERE a.state = 'sent' AND a.token IS NOT NULL
-    SET a.sends = a.sends + 1, a.last_sent_at = datetime($now)
-    RETURN ${ATTEMPT_FIELDS} AS attempt`,
-  // The first answer stays: a later one (a replay) is the same, and a refusal never overwrites one.
-  // Settled, the attempt is never sent again: its copy of the token goes.
-  answer: `
-    MATCH (a:ChargeAttempt {id: $key})
-    WITH a, a.state = 'sent' AS open
-    SET a.token = null,
-        a.state = CASE WHEN open THEN $answer.state ELSE a.state END,
-        a.charge_id = CASE WHEN open THEN $answer.charge_id ELSE a.charge_id END,
-        a.decline_code = CASE WHEN open THEN $answer.decline_code ELSE a.decline_code END,
-        a.network_response_code = CASE WHEN open THEN $answer.network_response_code ELSE a.network_response_code END,
-        a.category = CASE WHEN open THEN $answer.category ELSE a.category END,
-        a.advice_code = CASE WHEN open THEN $answer.advice_code ELSE a.advice_code END,
-        a.answered_at = coalesce(a.answered_at, datetime($now))
-    RETURN ${ATTEMPT_FIELDS} AS attempt`,
-  settle: `
-    MATCH (a:ChargeAttempt {id: $key}) WHERE a.state = 'sent' AND ($sends IS NULL OR a.sends = $sends)
-    SET a.state = $state, a.decline_code = $reason, a.answered_at = datetime($now), a.token = null
-    RETURN ${ATTEMPT_FIELDS} AS attempt`,
-  // Charges reserved on a method in the window: the per-method cap of cards the processor never named.
-  methodAttempts: `
-    MATCH (a:ChargeAttempt {payment_method_id: $paymentMethodId})
-    WHERE a.created_at > datetime($since)
-    RETURN count(a) AS n`,
   // Never over an end already recorded (a payment is recovered, failed or stopped once) — except
   // that money that moved is recorded over a failure or a stop (the gateway is the authority).
   end: `
@@ -223,7 +176,8 @@ const CYPHER = {
 
 type Row = Record<string, unknown>;
 
-function attemptOf(raw: unknown): LedgerAttempt | null {
+/** A charge attempt as a query returns it (`ATTEMPT_FIELDS`), or null. */
+export function attemptOf(raw: unknown): LedgerAttempt | null {
   if (raw === null || raw === undefined) return null;
   const a = toPlain(raw) as Row;
   const fingerprint = (a.card_fingerprint as string | null) ?? null;
@@ -331,29 +285,6 @@ export async function readRecoveryTx(tx: ManagedTransaction, paymentId: string):
   return recoveryOf((await tx.run(CYPHER.recovery, { paymentId })).records[0]?.get('recovery'));
 }
 
-export async function attemptTx(tx: ManagedTransaction, key: string): Promise<LedgerAttempt | null> {
-  return attemptOf((await tx.run(CYPHER.attempt, { key })).records[0]?.get('attempt'));
-}
-
-export async function readAttempt(g: Graph, key: string): Promise<LedgerAttempt | null> {
-  return readTx(g, (tx) => attemptTx(tx, key));
-}
-
-/** What a new attempt records: the request as it is about to be sent for the first time. */
-export interface NewAttempt {
-  key: string;
-  payment_id: string;
-  customer_id: string;
-  payment_method_id: string;
-  /** The method's token, sealed as stored (bound to the method's id). */
-  sealed: string;
-  card: { fingerprint: string; network: string } | null;
-  amount: number;
-  currency: string;
-  initiator: 'cit' | 'mit';
-  reference: string;
-}
-
 /**
  * Inside the reserving transaction, after the customer's and the method's locks: takes the
  * recovery's lock and answers its state (reserving it, when nothing did before). Only a recovery
@@ -365,85 +296,6 @@ export async function lockRecoveryTx(
 ): Promise<RecoveryLedgerState> {
   const params = { r: { ...r, amount: neo4j.int(r.amount) } };
   return (await tx.run(CYPHER.lockRecovery, params)).records[0]?.get('state') as RecoveryLedgerState;
-}
-
-/**
- * Inside the reserving transaction (the customer's, the method's and the recovery's locks held):
- * records the attempt as sent, under its recovery, before the request goes.
- */
-export async function createAttemptTx(tx: ManagedTransaction, a: NewAttempt, now: Date): Promise<LedgerAttempt> {
-  const params = {
-    a: {
-      ...a,
-      amount: neo4j.int(a.amount),
-      card_fingerprint: a.card?.fingerprint ?? null,
-      card_network: a.card?.network ?? null,
-    },
-    now: now.toISOString(),
-  };
-  const attempt = attemptOf((await tx.run(CYPHER.create, params)).records[0]?.get('attempt'));
-  if (!attempt) throw new Error(`charge attempt ${a.key} could not be recorded: its recovery is missing`);
-  return attempt;
-}
-
-/** How many attempts were reserved on a method since `since` (the per-method cap's count). */
-export async function methodAttemptsSinceTx(
-  tx: ManagedTransaction,
-  paymentMethodId: string,
-  since: Date,
-): Promise<number> {
-  const r = (await tx.run(CYPHER.methodAttempts, { paymentMethodId, since: since.toISOString() })).records[0];
-  return Number(toPlain(r?.get('n')) ?? 0);
-}
-
-/**
- * Stamps another request of an attempt whose outcome is unknown, before it goes; null when the
- * attempt is no longer `sent` (settled meanwhile) or has no token to send (erased).
- */
-export async function markResent(g: Graph, key: string, now: Date): Promise<LedgerAttempt | null> {
-  return writeTx(g, async (tx) =>
-    attemptOf((await tx.run(CYPHER.resend, { key, now: now.toISOString() })).records[0]?.get('attempt')),
-  );
-}
-
-/**
- * The gateway's answer to an attempt, recorded in `tx` (the first answer stays). `also` runs in
- * the same transaction: what the card networks count of the answer (graph/cardHistory.ts).
- */
-export async function recordAttemptAnswerTx(
-  tx: ManagedTransaction,
-  key: string,
-  answer: AttemptAnswer,
-  now: Date,
-): Promise<LedgerAttempt | null> {
-  const params = {
-    state: answer.state,
-    charge_id: answer.charge_id,
-    decline_code: answer.decline_code ?? null,
-    network_response_code: answer.network_response_code ?? null,
-    category: answer.category === null || answer.category === undefined ? null : neo4j.int(answer.category),
-    advice_code: answer.advice_code ?? null,
-  };
-  return attemptOf(
-    (await tx.run(CYPHER.answer, { key, answer: params, now: now.toISOString() })).records[0]?.get('attempt'),
-  );
-}
-
-/**
- * Settles an attempt the gateway did not charge: `refused` (the one request ever sent was refused:
- * `sends`, the count it was sent with, must still be the ledger's) or `absent` (no charge under the
- * key, past the settle window). Null when it was settled already, or sent again meanwhile.
- */
-export async function settleAttempt(
-  g: Graph,
-  key: string,
-  state: 'refused' | 'absent',
-  reason: string,
-  now: Date,
-  sends: number | null = null,
-): Promise<LedgerAttempt | null> {
-  const params = { key, state, reason, now: now.toISOString(), sends: sends === null ? null : neo4j.int(sends) };
-  return writeTx(g, async (tx) => attemptOf((await tx.run(CYPHER.settle, params)).records[0]?.get('attempt')));
 }
 
 /** How a recovery ended, for `endRecoveryTx`. */

@@ -17,15 +17,8 @@ import {
   type ReportedDecline,
 } from './cardHistory';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
-import {
-  attemptTx,
-  createAttemptTx,
-  endRecoveryTx,
-  lockRecoveryTx,
-  methodAttemptsSinceTx,
-  readRecoveryTx,
-  type LedgerAttempt,
-} from './chargeLedger';
+import { attemptTx, createAttemptTx, methodAttemptsSinceTx } from './chargeAttempts';
+import { endRecoveryTx, lockRecoveryTx, readRecoveryTx, type LedgerAttempt } from './chargeLedger';
 
 export interface RecoveryCandidate {
   payment_method_id: string;

@@ -20,7 +20,8 @@ import {
   recordRecoveryStopped,
   reserveGovernedCharge,
 } from '../../graph/recovery';
-import { readAttempt, readRecoveryLedger, recoveriesOfCustomers } from '../../graph/chargeLedger';
+import { readAttempt } from '../../graph/chargeAttempts';
+import { readRecoveryLedger, recoveriesOfCustomers } from '../../graph/chargeLedger';
 import { mergeCustomers } from '../../graph/identityMerge';
 import { eraseCustomer } from '../../graph/erasure';
 import { removePaymentMethod } from '../../graph/paymentMethods';
