@@ -5,7 +5,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@
 import { ApplicationFailure as Failure } from '@temporalio/common';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
-import { mergedRecordsOf } from '../graph/identityMerge';
+import { mergedRecordsOf } from '../graph/mergedRecords';
 import { openProcessEntriesOf } from '../graph/openProcesses';
 import { recoveriesOfCustomers } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';

@@ -8,7 +8,7 @@ import { log } from '@temporalio/activity';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
-import { retryOnSurvivor, survivorOf } from '../graph/identityMerge';
+import { retryOnSurvivor, survivorOf } from '../graph/mergedRecords';
 import { recordedPayments, type PendingCharge, type RecordedPayment } from '../graph/reconciliation';
 import { recordRecovery } from '../graph/recovery';
 import type { Flag, PageResult, Repair } from '../temporal/reconciliation';

@@ -21,7 +21,7 @@ import { GatewayRejectedError } from '../clients/paymentGateway';
 import { cardOfMethod, forecastCharge } from '../graph/cardHistory';
 import { startRecovery, type RecoveryLedgerState } from '../graph/chargeLedger';
 import type { UpdateOutcome } from '../graph/cardUpdates';
-import { retryOnSurvivor, survivorOf } from '../graph/identityMerge';
+import { retryOnSurvivor, survivorOf } from '../graph/mergedRecords';
 import type { Graph } from '../graph/graph';
 import {
   recordInteractions,

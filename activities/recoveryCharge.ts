@@ -9,7 +9,7 @@ import { asActivityFailure, isFinal } from './failures';
 import { GatewayRejectedError } from '../clients/paymentGateway';
 import { methodCards, recordUpdaterLookup, type CardIdentity, type MethodName } from '../graph/cardHistory';
 import { readAttempt } from '../graph/chargeAttempts';
-import { retryOnSurvivor } from '../graph/identityMerge';
+import { retryOnSurvivor } from '../graph/mergedRecords';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { describeVerdict, type RetryVerdict } from '../payments/networkRules';
 import { reserveGovernedCharge } from '../graph/recovery';

@@ -19,7 +19,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { Driver } from 'neo4j-driver';
 import { eraseCustomer } from '../graph/erasure';
-import { survivorOf } from '../graph/identityMerge';
+import { survivorOf } from '../graph/mergedRecords';
 import { NotFoundError } from '../graph/errors';
 import { appendEvent, EVENT_LOG_ID } from '../graph/events';
 import { writeTx, type Graph } from '../graph/graph';

@@ -20,7 +20,7 @@ import { appendEvent } from './events';
 import { findFact } from './facts';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
-import { mergedRecordsOfTx } from './identityMerge';
+import { mergedRecordsOfTx } from './mergedRecords';
 import { readTx, writeTx, type Graph } from './graph';
 
 export interface ErasureResult {

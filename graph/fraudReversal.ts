@@ -7,7 +7,7 @@
  */
 import type { ManagedTransaction } from 'neo4j-driver';
 import { setCustomerStatusTx } from './customers';
-import { survivorOfTx } from './identityMerge';
+import { survivorOfTx } from './mergedRecords';
 import { earnDeviceTrustTx, setDeviceTrustTx } from './devices';
 import { appendEvent } from './events';
 import { findFact, listFactsAboutTx, listFactsTx } from './facts';

@@ -10,21 +10,18 @@
  * the survivor (a chain A→B, B→C leaves A → C). A `CustomersMerged` event on each records the
  * manifest: everything that moved and every value that changed, with its value before.
  *
- * An unmerge reads that manifest and, in one transaction with `CustomersUnmerged` on each,
- * moves back what the merge moved and restores what it changed, except what was deleted or
- * changed since: that is reported, never overwritten. What came to the survivor after the merge
- * (a card added, logins, payments) stays with the survivor.
+ * An unmerge (graph/identityUnmerge.ts) reads that manifest and, in one transaction with
+ * `CustomersUnmerged` on each, moves back what the merge moved and restores what it changed,
+ * except what was deleted or changed since: that is reported, never overwritten. What came to the
+ * survivor after the merge (a card added, logins, payments) stays with the survivor. Where a
+ * merged id leads now: graph/mergedRecords.ts.
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { lockCustomersTx } from './customers';
 import { appendEvent } from './events';
 import { listFactsTx } from './facts';
-import { INITIAL_TRUST_SCORE } from './devices';
-import { CustomerMergedError, InvalidStateError, NotFoundError } from './errors';
+import { InvalidStateError, NotFoundError } from './errors';
 import { readTx, writeTx, type Graph } from './graph';
-
-/** How many tombstones a read follows at most (chains are shortened by every merge, so 1 in practice). */
-const MAX_HOPS = 5;
 
 export interface MovedPaymentMethod {
   id: string;
@@ -204,7 +201,8 @@ const CYPHER = {
     RETURN collect(t.id) AS redirected`,
 } as const;
 
-interface Row {
+/** A merge party as `readPair` reads it. */
+export interface Row {
   id: string;
   status: string;
   merged_into: string | null;
@@ -212,7 +210,8 @@ interface Row {
   succeeded: number;
 }
 
-async function readPair(tx: ManagedTransaction, ids: string[]): Promise<Map<string, Row>> {
+/** The customers of a merge as they stand, by id (each absent that does not exist). */
+export async function readPair(tx: ManagedTransaction, ids: string[]): Promise<Map<string, Row>> {
   const res = await tx.run(CYPHER.customers, { ids });
   return new Map(
     res.records.map((r) => [
@@ -238,7 +237,7 @@ const edge = (v: unknown): LoginEdge => {
 };
 
 /** The manifest of the CustomersMerged fact of this merge on the merged customer, if it committed. */
-async function mergedEvent(
+export async function mergedEvent(
   tx: ManagedTransaction,
   mergedId: string,
   mergeId: string,
@@ -330,175 +329,6 @@ export async function mergeCustomers(g: Graph, req: MergeRequest): Promise<Merge
   });
 }
 
-const UNDO = {
-  // A moved method goes back unless it left the survivor or its default flag changed since.
-  methods: `
-    UNWIND $methods AS m
-    MATCH (old:Customer {id: $mergedId})
-    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: m.id})
-    WITH old, m, r, p,
-         CASE WHEN p IS NULL THEN 'it was removed or moved since the merge'
-              WHEN coalesce(r.is_default, false) <> m.is_default THEN 'the survivor changed its default since the merge'
-         END AS refusal
-    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
-      CREATE (old)-[n:HAS_PAYMENT_METHOD]->(p) SET n = properties(r), n.is_default = m.was_default
-      DELETE r)
-    RETURN m.id AS id, refusal`,
-  devices: `
-    UNWIND $devices AS v
-    MATCH (old:Customer {id: $mergedId})
-    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:LOGGED_IN_FROM]->(d:Device {id: v.id})
-    OPTIONAL MATCH (old)-[k:MERGED_LOGIN {merge_id: $mergeId}]->(:Device {id: v.id})
-    WITH old, v, r, d, k, CASE WHEN r IS NULL THEN 'the survivor no longer logs in from it' END AS refusal
-    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
-      CREATE (old)-[n:LOGGED_IN_FROM]->(d)
-      SET n.login_count = v.merged.login_count, n.first_login = datetime(v.merged.first_login),
-          n.last_login = datetime(v.merged.last_login), n.last_seen_ip = k.last_seen_ip,
-          n.last_seen_user_agent = k.last_seen_user_agent, n.trust_score = k.trust_score)
-    WITH old, v, r, d, k, refusal,
-         CASE WHEN r IS NULL THEN 0 ELSE coalesce(r.login_count, 0) - v.merged.login_count END AS remaining,
-         r IS NOT NULL AND toString(r.last_login) = v.survivor_after.last_login AS noLoginSince
-    // The survivor keeps its own logins and those since the merge; times it had before come back.
-    FOREACH (x IN CASE WHEN refusal IS NULL AND remaining <= 0 AND v.survivor_before IS NULL THEN [r] ELSE [] END |
-      DELETE x)
-    FOREACH (x IN CASE WHEN refusal IS NULL AND (remaining > 0 OR v.survivor_before IS NOT NULL) THEN [r] ELSE [] END |
-      SET x.login_count = CASE WHEN remaining > 0 THEN remaining ELSE 0 END,
-          x.first_login = CASE WHEN v.survivor_before IS NULL THEN x.first_login
-                               ELSE datetime(v.survivor_before.first_login) END,
-          x.last_seen_ip = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
-                                THEN k.survivor_ip_before ELSE x.last_seen_ip END,
-          x.last_seen_user_agent = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
-                                THEN k.survivor_user_agent_before ELSE x.last_seen_user_agent END,
-          x.last_login = CASE WHEN noLoginSince AND v.survivor_before IS NOT NULL
-                              THEN datetime(v.survivor_before.last_login) ELSE x.last_login END,
-          // The survivor's own earned trust back; an edge it had only through the merge starts again.
-          x.trust_score = CASE WHEN v.survivor_before IS NOT NULL THEN coalesce(k.survivor_trust_before, $initial)
-                               ELSE $initial END)
-    FOREACH (y IN CASE WHEN k IS NULL THEN [] ELSE [k] END | DELETE y)
-    RETURN v.id AS id, refusal`,
-  addresses: `
-    UNWIND $addresses AS v
-    MATCH (old:Customer {id: $mergedId})
-    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:SHIPPED_TO]->(a:Address {id: v.id})
-    WITH old, v, r, a,
-         CASE WHEN a IS NULL THEN 'it was removed since the merge'
-              WHEN coalesce(a.is_default, false) <> v.is_default THEN 'its default flag changed since the merge'
-         END AS refusal
-    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END |
-      CREATE (old)-[n:SHIPPED_TO]->(a)
-      SET n.first_shipped = datetime(v.first_shipped), n.last_shipped = datetime(v.last_shipped),
-          a.is_default = v.was_default)
-    FOREACH (x IN CASE WHEN refusal IS NULL AND NOT v.shared THEN [r] ELSE [] END | DELETE x)
-    RETURN v.id AS id, refusal`,
-  identifiers: `
-    UNWIND $identifiers AS v
-    MATCH (old:Customer {id: $mergedId})
-    OPTIONAL MATCH (s:Customer {id: $survivorId})-[r:HAS_DIGITAL_IDENTIFIER]->(i:DigitalIdentifier {id: v.id})
-    WITH old, v, r, i, CASE WHEN i IS NULL THEN 'it was removed since the merge' END AS refusal
-    FOREACH (_ IN CASE WHEN refusal IS NULL THEN [1] ELSE [] END | CREATE (old)-[:HAS_DIGITAL_IDENTIFIER]->(i) DELETE r)
-    RETURN v.id AS id, refusal`,
-  customers: `
-    MATCH (s:Customer {id: $survivorId}), (m:Customer {id: $mergedId})
-    SET s.ltv = $survivorLtv, s.succeeded_payments = $survivorSucceeded, s.updated_at = datetime.transaction(),
-        m.status = $status, m.ltv = $mergedLtv, m.succeeded_payments = $mergedSucceeded,
-        m.updated_at = datetime.transaction()
-    REMOVE m.merged_into, m.merged_at, m.merge_id
-    WITH s, m
-    UNWIND (CASE WHEN size($redirected) = 0 THEN [null] ELSE $redirected END) AS tid
-    OPTIONAL MATCH (t:Customer {id: tid, merged_into: s.id})
-    SET t.merged_into = m.id`,
-} as const;
-
-/** Moves back what merge `mergeId` moved (its manifest `m`): the ids restored, and what was not, with why. */
-async function restoreMovedTx(tx: ManagedTransaction, p: Record<string, unknown>, mergeId: string, m: MergeManifest) {
-  const notRestored: NotRestored[] = [];
-  const restoredOf = async (kind: NotRestored['kind'], cypher: string, params: Record<string, unknown>) => {
-    const ok: string[] = [];
-    for (const r of (await tx.run(cypher, { ...p, ...params })).records) {
-      const refusal = r.get('refusal') as string | null;
-      if (refusal) notRestored.push({ kind, id: r.get('id') as string, reason: refusal });
-      else ok.push(r.get('id') as string);
-    }
-    return ok;
-  };
-  const restored = {
-    payment_methods: await restoredOf('payment_method', UNDO.methods, { methods: m.payment_methods }),
-    devices: await restoredOf('device', UNDO.devices, { devices: m.devices, mergeId, initial: INITIAL_TRUST_SCORE }),
-    addresses: await restoredOf('address', UNDO.addresses, { addresses: m.addresses }),
-    identifiers: await restoredOf('identifier', UNDO.identifiers, { identifiers: m.identifiers }),
-  };
-  return { restored, notRestored };
-}
-
-/**
- * Takes back the merge `merge_id` of `merged_id` into `survivor_id` (module comment). Refused when
- * the merged customer is not that merge's tombstone any more, or the survivor has been merged or
- * erased since (undo the later merge first).
- */
-export async function unmergeCustomers(
-  g: Graph,
-  req: { merge_id: string; survivor_id: string; merged_id: string; requested_by: string | null; reason: string },
-): Promise<UnmergeResult> {
-  return writeTx(g, async (tx) => {
-    await lockCustomersTx(tx, [req.survivor_id, req.merged_id]);
-    const pair = await readPair(tx, [req.survivor_id, req.merged_id]);
-    const survivor = pair.get(req.survivor_id);
-    const merged = pair.get(req.merged_id);
-    if (!survivor || !merged) throw new NotFoundError('Customer', !survivor ? req.survivor_id : req.merged_id);
-    const done = await mergedEvent(tx, req.merged_id, req.merge_id);
-    if (!done) throw new InvalidStateError(`merge ${req.merge_id} of customer ${req.merged_id} never committed`);
-    const base = { survivor_id: req.survivor_id, merged_id: req.merged_id };
-    const unmerges = await listFactsTx(tx, req.merged_id, 'CustomersUnmerged', 50);
-    const undone = unmerges.find((e) => e.payload.merge_id === req.merge_id);
-    if (undone)
-      return {
-        outcome: 'already_unmerged',
-        ...base,
-        restored: undone.payload.restored as unknown as UnmergeResult['restored'],
-        not_restored: undone.payload.not_restored as unknown as NotRestored[],
-      };
-    if (survivor.status === 'merged')
-      throw new InvalidStateError(
-        `customer ${req.survivor_id} was merged into ${survivor.merged_into ?? 'another'} since: undo that merge first`,
-      );
-    if (survivor.status === 'erased') throw new InvalidStateError(`customer ${req.survivor_id} was erased since`);
-    if (merged.status !== 'merged' || merged.merged_into !== req.survivor_id)
-      throw new InvalidStateError(`customer ${req.merged_id} is not merged into ${req.survivor_id} any more`);
-    const m = done.manifest;
-    const p = { survivorId: req.survivor_id, mergedId: req.merged_id };
-    const { restored, notRestored } = await restoreMovedTx(tx, p, req.merge_id, m);
-    // Exact: the survivor keeps what it had and what came since; a refund since may leave less.
-    const back = (kind: 'ltv' | 'succeeded_payments', now: number, part: number): number => {
-      if (now >= part) return now - part;
-      notRestored.push({
-        kind,
-        id: null,
-        reason: `the survivor holds ${now} now, less than the ${part} the merge added: the survivor keeps 0`,
-      });
-      return 0;
-    };
-    await tx.run(UNDO.customers, {
-      ...p,
-      survivorLtv: neo4j.int(back('ltv', survivor.ltv, m.ltv.merged)),
-      survivorSucceeded: neo4j.int(back('succeeded_payments', survivor.succeeded, m.succeeded_payments.merged)),
-      mergedLtv: neo4j.int(m.ltv.merged),
-      mergedSucceeded: neo4j.int(m.succeeded_payments.merged),
-      status: m.merged_status_before,
-      redirected: m.redirected,
-    });
-    const payload = {
-      merge_id: req.merge_id,
-      ...base,
-      requested_by: req.requested_by,
-      reason: req.reason,
-      restored,
-      not_restored: notRestored,
-    };
-    for (const id of [req.survivor_id, req.merged_id].sort()) await appendEvent(tx, 'CustomersUnmerged', id, payload);
-    return { outcome: 'unmerged' as const, ...base, restored, not_restored: notRestored };
-  });
-}
-
 export interface MergeParty {
   id: string;
   status: string;
@@ -514,71 +344,6 @@ export async function mergeParties(g: Graph, ids: [string, string]): Promise<(Me
       return c ? { id: c.id, status: c.status, merged_into: c.merged_into } : null;
     });
   });
-}
-
-/**
- * The survivor a write's refusal names, or null: only the refusal itself, never one a failure wraps
- * (a failure raised after a side effect must not run the work again).
- */
-export function survivorNamedBy(err: unknown): string | null {
-  return err instanceof CustomerMergedError ? err.survivorId : null;
-}
-
-/**
- * A write that follows a merge: runs `work` for the customer and, when it was refused because the
- * customer is a merge's tombstone now (CustomerMergedError: its methods moved to the survivor with
- * the same ids, and so do its charges and recoveries), once more for the survivor. What `work`
- * returns is returned with the customer it was done for. (Where an id leads, without a write:
- * `survivorOf`.)
- */
-export async function retryOnSurvivor<T>(
-  customerId: string,
-  work: (customerId: string) => Promise<T>,
-): Promise<{ customerId: string; result: T }> {
-  try {
-    return { customerId, result: await work(customerId) };
-  } catch (err) {
-    const survivor = survivorNamedBy(err);
-    if (survivor === null) throw err;
-    return { customerId: survivor, result: await work(survivor) };
-  }
-}
-
-/**
- * Where a customer id leads now: itself, or the survivor its merges lead to (followed at most
- * MAX_HOPS tombstones). null when the customer does not exist.
- */
-export async function survivorOf(g: Graph, id: string): Promise<{ id: string; merged_into: string | null } | null> {
-  return readTx(g, async (tx) => survivorOfTx(tx, id));
-}
-
-export async function survivorOfTx(
-  tx: ManagedTransaction,
-  id: string,
-): Promise<{ id: string; merged_into: string | null } | null> {
-  let current = id;
-  for (let hop = 0; hop <= MAX_HOPS; hop++) {
-    const r = (
-      await tx.run('MATCH (c:Customer {id: $id}) RETURN c.status AS status, c.merged_into AS into', { id: current })
-    ).records[0];
-    if (!r) return hop === 0 ? null : { id: current, merged_into: current };
-    const into = r.get('into') as string | null;
-    if (r.get('status') !== 'merged' || !into) return { id: current, merged_into: hop === 0 ? null : current };
-    current = into;
-  }
-  throw new InvalidStateError(`customer ${id}'s merges lead further than ${MAX_HOPS} records`);
-}
-
-/** The records merged into this customer (tombstones whose `merged_into` it is): the same person's. */
-export async function mergedRecordsOf(g: Graph, id: string): Promise<string[]> {
-  return readTx(g, async (tx) => mergedRecordsOfTx(tx, id));
-}
-
-export async function mergedRecordsOfTx(tx: ManagedTransaction, id: string): Promise<string[]> {
-  const r = (
-    await tx.run(`MATCH (t:Customer {merged_into: $id}) WHERE t.status = 'merged' RETURN collect(t.id) AS ids`, { id })
-  ).records[0];
-  return ((r?.get('ids') as string[] | undefined) ?? []).sort();
 }
 
 /**

@@ -4,7 +4,7 @@ import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
 import { TRUST_ON_DEVICE } from './devices';
 import { CustomerMergedError } from './errors';
-import { survivorOfTx } from './identityMerge';
+import { survivorOfTx } from './mergedRecords';
 import { appendEvent } from './events';
 import type { RetryVerdict, RuleTable } from '../payments/networkRules';
 import {

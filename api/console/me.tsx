@@ -14,7 +14,7 @@
 import { Hono, type Context } from 'hono';
 import { getAddressesByCustomer } from '../../graph/addresses';
 import { getDevicesByCustomer } from '../../graph/devices';
-import { survivorOf } from '../../graph/identityMerge';
+import { survivorOf } from '../../graph/mergedRecords';
 import { AuthError } from '../auth';
 import type { ApiDeps } from '../deps';
 import { getProfile, listWallet } from '../services/customers';

@@ -15,7 +15,7 @@
  */
 import { CustomerMergedError, NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
-import { survivorOf } from '../../graph/identityMerge';
+import { survivorOf } from '../../graph/mergedRecords';
 import { actsAsSelf, AuthError, type Principal, type Scope } from '../auth';
 
 /** A status as the graph holds it: `merged` is a tombstone's (not a CustomerStatus a writer sets). */

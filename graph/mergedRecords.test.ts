@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { CustomerMergedError, NotFoundError } from './errors';
-import { retryOnSurvivor, survivorNamedBy } from './identityMerge';
+import { retryOnSurvivor, survivorNamedBy } from './mergedRecords';
 
 describe('a write that follows a merge', () => {
   it('runs once for a customer that is not a tombstone', async () => {
