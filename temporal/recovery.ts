@@ -105,7 +105,7 @@ export interface RecoveryStatus {
   undelivered: string[];
 }
 
-/** A recovery's status before anything happened: a new run's, and what older runs' answers lack. */
+/** A recovery's status before anything happened: a new run's, and the base of one read from the ledger. */
 export function initialRecoveryStatus(): RecoveryStatus {
   return {
     state: 'waiting',

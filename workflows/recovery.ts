@@ -64,8 +64,6 @@ import { describeFailure } from '../temporal/failures';
 import { fromMinorUnits } from '../payments/money';
 import {
   cancelRecoveryUpdate,
-  CANCEL_CHARGE_UNKNOWN,
-  CANCEL_NOT_NOW,
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
   DEFAULT_ATTENTION_DEADLINE,
@@ -76,8 +74,6 @@ import {
   paymentMethodBlockedSignal,
   paymentNoLongerOwedUpdate,
   offerPaymentMethodUpdate,
-  MAX_OFFERS_WAITING,
-  OFFER_BY_SIGNAL,
   RECOVERY_ENDED,
   recoveryStatusQuery,
   resolveAttentionUpdate,
@@ -120,6 +116,14 @@ import {
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
+import {
+  validateCancel,
+  validateDecision,
+  validateOffer,
+  validateOwnerStop,
+  type RecoveryNow,
+  type StopRequest,
+} from './recoveryUpdates';
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
@@ -184,15 +188,6 @@ type CascadeEnd =
   | 'erased'
   /** The charge ledger has the payment's recovery ended (another run of it finished it). */
   | 'ended';
-
-/** Who asked the recovery to stop, and the reason its status and the ledger will say. */
-interface StopRequest {
-  by: 'ops' | 'owner' | 'cancellation';
-  reason: string;
-}
-
-/** The longest reason a `cancel` or note may carry (recorded in the status). */
-const REASON_MAX = 500;
 
 autoUpgrade(paymentRecoveryWorkflow);
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
@@ -914,6 +909,12 @@ class PaymentRecovery {
     return this.methodsAdded > this.methodsTaken;
   }
 
+  /** What the Updates' rules read of the recovery now (workflows/recoveryUpdates.ts). */
+  private get asIs(): RecoveryNow {
+    const { status, failure, stopRequest, decision, inFlight, offersWaiting } = this;
+    return { status, failure, stopRequest, decision, inFlight, offersWaiting };
+  }
+
   private get ended(): boolean {
     return RECOVERY_ENDED.includes(this.status.state);
   }
@@ -932,7 +933,7 @@ class PaymentRecovery {
         this.added.push(payment_method_id);
     });
     setHandler(offerPaymentMethodUpdate, (offer) => this.offer(offer), {
-      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => this.validateOffer(offer),
+      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => validateOffer(this.asIs, offer),
     });
     setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
       log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
@@ -957,7 +958,7 @@ class PaymentRecovery {
       this.restored = `the graph was restored from backup ${backup_id}: ${reason}`;
     });
     setHandler(resolveAttentionUpdate, (d) => this.resolveAttention(d), {
-      validator: (d: Partial<AttentionDecision> | undefined) => this.validateDecision(d),
+      validator: (d: Partial<AttentionDecision> | undefined) => validateDecision(this.asIs, d),
     });
     // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
     // A restore's attention is not an outage's: ops look at each one (it is ignored here).
@@ -970,10 +971,10 @@ class PaymentRecovery {
       this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
     });
     setHandler(cancelRecoveryUpdate, (req) => this.cancel(req), {
-      validator: (req: Partial<{ reason: unknown }> | undefined) => this.validateCancel(req),
+      validator: (req: Partial<{ reason: unknown }> | undefined) => validateCancel(this.asIs, req),
     });
     setHandler(paymentNoLongerOwedUpdate, (word) => this.noLongerOwed(word), {
-      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => this.validateOwnerStop(word),
+      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => validateOwnerStop(this.asIs, word),
     });
     // A cancellation request (ops in the UI) stops the recovery the way the owner's word does:
     // nothing more is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
@@ -1005,43 +1006,11 @@ class PaymentRecovery {
     };
   }
 
-  private validateOffer(offer: Partial<{ payment_method_id: unknown }> | undefined): void {
-    if (typeof offer?.payment_method_id !== 'string' || offer.payment_method_id === '')
-      throw new Error('payment_method_id is required');
-    this.refuseUnlessRunning();
-    if (this.stopRequest) throw new Error(`the recovery is stopping: ${this.stopRequest.reason}`);
-    const bySignal = (message: string) => ApplicationFailure.create({ type: OFFER_BY_SIGNAL, message });
-    if (this.status.state === 'needs_attention')
-      throw bySignal('the recovery waits for ops: signal the card, charged after their decision');
-    if (this.offersWaiting >= MAX_OFFERS_WAITING)
-      throw bySignal(`${this.offersWaiting} offers wait for this recovery's retry: signal the card`);
-  }
-
   private async resolveAttention(d: AttentionDecision): Promise<RecoveryStatus> {
     // Recorded before the first await: a second update in the same workflow task is refused by the validator.
     this.decision = d;
     await CancellationScope.nonCancellable(() => condition(() => this.status.state !== 'needs_attention'));
     return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
-  }
-
-  private validateDecision(d: Partial<AttentionDecision> | undefined): void {
-    const { attention } = this.status;
-    if (this.status.state !== 'needs_attention' || attention === null)
-      throw new Error(`the recovery does not need attention (it is ${this.status.state})`);
-    if (this.decision) throw new Error(`ops decided already: ${this.decision.action}`);
-    if (this.stopRequest && attention.kind !== 'record_failed')
-      throw new Error(`the recovery is stopping: ${this.stopRequest.reason}`);
-    if (d?.action !== 'retry' && d?.action !== 'skip') throw new Error('action must be retry or skip');
-    if (d.since !== undefined && Date.parse(d.since) !== Date.parse(attention.since))
-      throw new Error(
-        `the decision answers the attention of ${d.since}; the recovery now needs attention since ` +
-          `${attention.since}: ${attention.reason}`,
-      );
-    if (d.action === 'skip' && !attention.skippable)
-      throw new Error(
-        'skip is not safe here: the gateway may have taken this charge; ' +
-          'retry, under the same idempotency key, finds out',
-      );
   }
 
   /** Ops or an erasure stop the recovery; answered with its final status. */
@@ -1050,38 +1019,6 @@ class PaymentRecovery {
     // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
     await CancellationScope.nonCancellable(() => condition(() => this.over));
     return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
-  }
-
-  /**
-   * A cancel is taken only at a safe point: refused (CANCEL_NOT_NOW, saying why) while a charge is
-   * being made, while one's outcome is unknown, and while a charge is being recorded — so a taken
-   * cancel's answer (the recovery's end) never waits on a charge.
-   */
-  private validateCancel(req: Partial<{ reason: unknown }> | undefined): void {
-    if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
-    if (req.reason.length > REASON_MAX) throw new Error(`reason: at most ${REASON_MAX} characters`);
-    this.refuseUnlessRunning();
-    const notNow = (why: string) =>
-      ApplicationFailure.create({ type: CANCEL_NOT_NOW, message: `the recovery cannot be cancelled now: ${why}` });
-    if (this.status.recovered_with !== null)
-      throw notNow(`it charged ${this.status.recovered_with} and is recording the payment as recovered`);
-    if (this.inFlight)
-      throw notNow(
-        `a charge of ${this.inFlight.payment_method_id} (idempotency key ${this.inFlight.idempotency_key}) ` +
-          'is under way and its outcome is not known yet',
-      );
-    const unknown = this.status.attention?.unknown_charge;
-    if (unknown)
-      throw ApplicationFailure.create({
-        type: CANCEL_CHARGE_UNKNOWN,
-        message:
-          `the recovery cannot be cancelled now: the charge under idempotency key ${unknown} may have gone ` +
-          "through: retry it (the same key) to learn its outcome, or let the payment's owner stop it (the gateway " +
-          'is then asked, nothing sent again)',
-      });
-    if (this.status.state === 'needs_attention' && this.decision !== null)
-      throw notNow(`ops decided to ${this.decision.action} what needs attention: ask again once that is done`);
-    // Stopping already (a cancel before, the owner's word): taken again, answered with the same end.
   }
 
   /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
@@ -1104,20 +1041,6 @@ class PaymentRecovery {
       state,
       stop_reason: this.status.stop_reason,
     };
-  }
-
-  private validateOwnerStop(word: Partial<PaymentNoLongerOwed> | undefined): void {
-    if (word?.reason !== 'settled_elsewhere' && word?.reason !== 'not_owed')
-      throw new Error('reason must be settled_elsewhere or not_owed');
-    if (word.note !== undefined && (typeof word.note !== 'string' || word.note.length > REASON_MAX))
-      throw new Error(`note: a string of at most ${REASON_MAX} characters`);
-    // One that ended (and has not closed yet) is answered what it did, at once: never refused.
-    if (this.failure === null) throw new Error('the recovery has not taken its payment failure yet');
-  }
-
-  private refuseUnlessRunning(): void {
-    if (this.failure === null) throw new Error('the recovery has not taken its payment failure yet');
-    if (this.ended) throw new Error(`the recovery has ended (${this.status.state})`);
   }
 }
 
