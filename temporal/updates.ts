@@ -48,14 +48,18 @@ export async function updateRefusalOf(err: unknown, handle: WorkflowHandle): Pro
   return undefined;
 }
 
-/** The refusal as the domain error the api answers 409 with (`what` names the process). */
-export function refusalError(refusal: Exclude<UpdateRefusal, { kind: 'not_found' }>, what: string): InvalidStateError {
+/**
+ * The refusal as the domain error the api answers 409 with (`what` names the process). A worker
+ * without the Update is no refusal but a wait: the api answers it 503 (api/services/refusals.ts).
+ */
+export function refusalError(
+  refusal: Exclude<UpdateRefusal, { kind: 'not_found' | 'unknown_update' }>,
+  what: string,
+): InvalidStateError {
   switch (refusal.kind) {
     case 'refused':
       return new InvalidStateError(`${what}: ${refusal.reason}`);
     case 'ended':
       return new InvalidStateError(`${what} has ended`);
-    case 'unknown_update':
-      return new InvalidStateError(`${what} does not take this decision (its worker runs other code)`);
   }
 }

@@ -58,7 +58,7 @@ function clientAnswering(answers: Record<string, Answer>) {
 
 describe('offering a new card to running recoveries', () => {
   it('answers each, signals those that take cards by signal, and leaves out those that refused or ended', async () => {
-    // A run without the Update's handler is refused like any other (Persona has no run older than it).
+    // A run whose worker lacks the Update (a deployment under way) takes the card by the signal.
     const { deps, signalled } = clientAnswering({
       'payment-recovery-a': 'answered',
       'payment-recovery-b': 'by_signal',
@@ -70,8 +70,9 @@ describe('offering a new card to running recoveries', () => {
     expect(offers.map((o) => [o.payment_id, o.offered, o.outcome])).toEqual([
       ['a', 1, 'declined'],
       ['b', 2, 'pending'],
+      ['d', 3, 'pending'],
     ]);
-    expect(signalled).toEqual(['payment-recovery-b']);
+    expect(signalled.sort()).toEqual(['payment-recovery-b', 'payment-recovery-d']);
   });
 
   it('answers pending within its budget for a slow recovery, and signals nothing (the Update may land)', async () => {

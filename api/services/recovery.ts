@@ -292,7 +292,7 @@ const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId(
  * one started first first. With a wait, each answer comes back as it is known until `waitMs` is
  * spent (then `pending`, read at `status_url`); without one, the offers are only made. A run
  * waiting for ops, or one with offers already waiting, refuses with OFFER_BY_SIGNAL and is told by
- * the signal instead (`pending`). Everything here, the listing included, fits in one budget: the
+ * the signal instead (`pending`), as is one whose worker lacks the Update (a deployment under way). Everything here, the listing included, fits in one budget: the
  * wait, or half the request's deadline. The card is in the wallet whatever happens here.
  */
 export async function offerNewPaymentMethod(
@@ -342,8 +342,12 @@ export async function offerNewPaymentMethod(
       return { ...base, outcome: answer.outcome, decline_code: answer.decline_code, state: answer.state };
     } catch (err) {
       if (!(err instanceof WorkflowUpdateFailedError)) return pending;
+      // A worker without the Update (other code than the api's: a deployment under way) takes the
+      // card by the signal every version has; a refused Update is never in the history, so the card
+      // counts once.
+      const refusal = await updateRefusalOf(err, handle).catch(() => undefined);
       const type = err.cause instanceof ApplicationFailure ? err.cause.type : null;
-      if (type !== OFFER_BY_SIGNAL) return null;
+      if (type !== OFFER_BY_SIGNAL && refusal?.kind !== 'unknown_update') return null;
       await bounded(left(), () =>
         handle.signal(paymentMethodAddedSignal, { payment_method_id: paymentMethodId }),
       ).catch((signalErr: unknown) =>

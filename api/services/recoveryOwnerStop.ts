@@ -16,6 +16,7 @@ import {
   type RecoveryStatus,
 } from '../../temporal/recovery';
 import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
+import { unknownUpdate } from './refusals';
 import type { ApiDeps } from '../deps';
 import { recoveryStatus } from './recovery';
 
@@ -71,7 +72,7 @@ export async function paymentNoLongerOwed(
   const refused = async (err: unknown): Promise<OwnerStopReply> => {
     const refusal = await updateRefusalOf(err, handle);
     if (!refusal) throw err;
-    if (refusal.kind === 'unknown_update') throw refusalError(refusal, `payment recovery ${paymentId}`);
+    if (refusal.kind === 'unknown_update') throw unknownUpdate(`payment recovery ${paymentId}`);
     // Ended (closed, past retention, or refused by the validator because it ended): what was recorded.
     return { ...(await ownerAnswerFromRecords(deps, paymentId, refusal, word)), status_url: statusUrl };
   };

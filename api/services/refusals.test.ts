@@ -2,6 +2,7 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle }
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { orNotFound, updateOrRefusal } from './refusals';
 
 const missing = () => new WorkflowNotFoundError('not found', 'wf-1', undefined);
@@ -62,11 +63,12 @@ describe('updateOrRefusal', () => {
     ).rejects.toThrow(new InvalidStateError('nothing to cancel'));
   });
 
-  it('a run whose worker has no such Update: 409 saying so', async () => {
+  it('a run whose worker has no such Update (a deployment under way): 503, to be sent again shortly', async () => {
     const unknown = () => refusedBy('No registered handler for update: cancel');
-    await expect(updateOrRefusal(handle(), unknown, target)).rejects.toThrow(
-      new InvalidStateError('payment recovery pay-1 does not take this decision (its worker runs other code)'),
-    );
+    const err = await updateOrRefusal(handle(), unknown, target).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DependencyUnavailableError);
+    expect(err).toMatchObject({ dependency: 'temporal', retryAfterSeconds: 5 });
+    expect((err as DependencyUnavailableError).reason).toMatch(/payment recovery pay-1 does not take this decision/);
   });
 
   it('passes a service error on as it is', async () => {

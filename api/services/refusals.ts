@@ -4,8 +4,9 @@
  * - `orNotFound`: a read of (or a call to) a workflow Temporal does not have → NotFoundError (404,
  *   gRPC NOT_FOUND) naming what was asked for;
  * - `updateOrRefusal`: a decision sent as a Workflow Update that the workflow refuses, or cannot
- *   take (ended, its worker without the Update) → InvalidStateError (409, FAILED_PRECONDITION)
- *   with the workflow's own reason; no such workflow → NotFoundError.
+ *   take (ended) → InvalidStateError (409, FAILED_PRECONDITION) with the workflow's own reason; no
+ *   such workflow → NotFoundError; a worker without the Update (`unknownUpdate`: a deployment under
+ *   way) → DependencyUnavailableError (503, UNAVAILABLE: the same decision again shortly).
  *
  * - `decisionUpdateId`: the Update id of a decision, the same for the same decision by the same
  *   caller, so that a resend (an answer lost, a 503 of unknown outcome) gets the first one's answer.
@@ -15,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
+import { DependencyUnavailableError } from '../../runtime/dependencies';
 import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
 
 /** `call`'s answer; NotFoundError(entity, id) when Temporal has no such workflow. */
@@ -61,7 +63,7 @@ export interface RefusalAnswers {
 /**
  * `update`'s answer (an Update sent to `handle`'s workflow). When it is refused: NotFoundError for
  * no such workflow; InvalidStateError with the validator's reason, or saying the workflow has ended
- * or does not take this decision (unless `answers` says otherwise). Any other
+ * (unless `answers` says otherwise); a worker without the Update: `unknownUpdate`. Any other
  * failure (a service error) is thrown as it is.
  */
 export async function updateOrRefusal<T>(
@@ -78,6 +80,20 @@ export async function updateOrRefusal<T>(
     if (!refusal) throw err;
   }
   if (refusal.kind === 'not_found') throw new NotFoundError(target.entity, target.id);
+  if (refusal.kind === 'unknown_update') throw unknownUpdate(target.what);
   if (refusal.kind === 'ended' && answers.ended !== undefined) throw new InvalidStateError(answers.ended);
   throw refusalError(refusal, target.what);
+}
+
+/**
+ * The worker that runs `what` has no handler for the Update: it runs other code than the api (a
+ * deployment under way, or one rolled back). A wait, not a refusal: 503, and the same decision
+ * sent again shortly (under its own Update id) is taken once a worker that knows it runs the workflow.
+ */
+export function unknownUpdate(what: string): DependencyUnavailableError {
+  return new DependencyUnavailableError(
+    'temporal',
+    `${what} does not take this decision: its worker runs other code than the api (a deployment under way)`,
+    5,
+  );
 }
