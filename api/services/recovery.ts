@@ -292,8 +292,9 @@ const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId(
  * one started first first. With a wait, each answer comes back as it is known until `waitMs` is
  * spent (then `pending`, read at `status_url`); without one, the offers are only made. A run
  * waiting for ops, or one with offers already waiting, refuses with OFFER_BY_SIGNAL and is told by
- * the signal instead (`pending`), as is one whose worker lacks the Update (a deployment under way). Everything here, the listing included, fits in one budget: the
- * wait, or half the request's deadline. The card is in the wallet whatever happens here.
+ * the signal instead (`pending`), as is one whose worker lacks the Update (a deployment under
+ * way). Everything here, the listing included, fits in one budget: the wait, or half the
+ * request's deadline. The card is in the wallet whatever happens here.
  */
 export async function offerNewPaymentMethod(
   deps: ApiDeps,
