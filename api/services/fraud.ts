@@ -104,13 +104,10 @@ export async function resolveReview(
   requester: string | null,
 ): Promise<FraudOutcomeStatus> {
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
+  const updateId = decisionUpdateId('review', requester, resolution);
   return updateOrRefusal(
     handle,
-    () =>
-      handle.executeUpdate(resolveReviewUpdate, {
-        args: [resolution],
-        updateId: decisionUpdateId('review', requester, resolution),
-      }),
+    () => handle.executeUpdate(resolveReviewUpdate, { args: [resolution], ...(updateId ? { updateId } : {}) }),
     { entity: 'FraudOutcome', id: outcomeId, what: `fraud outcome ${outcomeId}` },
   );
 }

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { DependencyUnavailableError } from '../../runtime/dependencies';
-import { orNotFound, updateOrRefusal } from './refusals';
+import { decisionUpdateId, orNotFound, updateOrRefusal } from './refusals';
 
 const missing = () => new WorkflowNotFoundError('not found', 'wf-1', undefined);
 const target = { entity: 'PaymentRecovery', id: 'pay-1', what: 'payment recovery pay-1' };
@@ -74,5 +74,29 @@ describe('updateOrRefusal', () => {
   it('passes a service error on as it is', async () => {
     const other = new Error('deadline exceeded');
     await expect(updateOrRefusal(handle(), () => Promise.reject(other), target)).rejects.toBe(other);
+  });
+});
+
+describe("a decision's Update id", () => {
+  const confirm = { decision: 'confirm' };
+
+  it('is the same for the same decision by the same caller: a resend gets the first answer', () => {
+    expect(decisionUpdateId('review', 'ops-a', confirm)).toBe(decisionUpdateId('review', 'ops-a', { ...confirm }));
+    expect(decisionUpdateId('review', 'ops-a', confirm)).toMatch(/^review:[\w-]{43}$/);
+  });
+
+  it('differs for another caller, another decision or another kind', () => {
+    const ids = [
+      decisionUpdateId('review', 'ops-a', confirm),
+      decisionUpdateId('review', 'ops-b', confirm),
+      decisionUpdateId('review', 'ops-a', { decision: 'reinstate' }),
+      decisionUpdateId('attention', 'ops-a', confirm),
+    ];
+    expect(new Set(ids).size).toBe(4);
+  });
+
+  it('is none for a token without a subject: callers who cannot be told apart never share an answer', () => {
+    expect(decisionUpdateId('review', null, confirm)).toBeUndefined();
+    expect(decisionUpdateId('review', '', confirm)).toBeUndefined();
   });
 });

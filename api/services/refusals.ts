@@ -36,11 +36,13 @@ export async function orNotFound<T>(entity: string, id: string, call: () => Prom
  * "answered already"; another decision, or the same by someone else, is a new Update, which the
  * workflow's validator judges. Only for a decision that names what it answers (the attention's
  * `since`, the review of an outcome that has one): the same words about a later question must not
- * be taken for a resend.
+ * be taken for a resend. Undefined (each request an Update of its own, judged by the validator)
+ * for a token without a subject: callers who cannot be told apart must not get each other's answer.
  */
-export function decisionUpdateId(kind: string, requester: string | null, decision: unknown): string {
+export function decisionUpdateId(kind: string, requester: string | null, decision: unknown): string | undefined {
+  if (!requester) return undefined;
   const digest = createHash('sha256')
-    .update(JSON.stringify([requester ?? '', decision]))
+    .update(JSON.stringify([requester, decision]))
     .digest('base64url');
   return `${kind}:${digest}`;
 }
