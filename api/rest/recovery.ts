@@ -217,13 +217,12 @@ function addAttentionRoute(app: Routes, deps: ApiDeps) {
                       /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$/,
                       'must be an RFC 3339 date-time in UTC, as attention.since gives it',
                     )
-                    .optional()
                     .openapi({
                       description:
-                        'The `attention.since` this decision answers: refused (409) when the recovery ' +
-                        'needs attention for something later (a stale decision). With it, the same ' +
-                        'decision sent again by the same caller (an answer lost) is answered as the ' +
-                        'first was and taken once',
+                        'The `attention.since` this decision answers (required: a decision without it ' +
+                        'could land on a later problem): refused (409) when the recovery needs attention ' +
+                        'for something later (a stale decision). The same decision sent again by the same ' +
+                        'caller (an answer lost) is answered as the first was and taken once',
                     }),
                 })
                 .openapi('RecoveryAttentionDecision'),
@@ -248,7 +247,7 @@ function addAttentionRoute(app: Routes, deps: ApiDeps) {
           {
             action: body.action,
             ...(body.note ? { note: body.note } : {}),
-            ...(body.since ? { since: body.since } : {}),
+            since: body.since,
           },
           c.get('principal').subject,
         ),

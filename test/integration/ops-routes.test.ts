@@ -21,7 +21,7 @@ afterAll(() => h?.close());
 
 const routes = (paymentId: string, outcomeId: string) =>
   [
-    ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'skip' }],
+    ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'skip', since: '2026-11-28T10:00:00Z' }],
     ['POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, { decision: 'reinstate' }],
     ['GET', '/api/v1/admin/event-relay', undefined],
     ['POST', '/api/v1/admin/event-relay/retry', {}],
@@ -60,6 +60,8 @@ describe('ops-only routes', () => {
     const bad = [
       ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'refund' }, 'action'],
       ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'retry', since: 'yesterday' }, 'since'],
+      // Without the attention it answers, a decision could land on a later problem (another card's charge).
+      ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'retry' }, 'since'],
       ['POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, { decision: 'maybe' }, 'decision'],
       ['POST', '/api/v1/admin/event-relay/retry', { event_id: 'not-an-id' }, 'event_id'],
     ] as const;
