@@ -57,6 +57,10 @@ describe('unavailableDependency', () => {
     expect(unavailableDependency(grpcError(status.ALREADY_EXISTS, 'started'))).toBeUndefined();
     // A call this process cancelled itself is answered where it was cancelled: here it is a bug.
     expect(unavailableDependency(grpcError(status.CANCELLED, 'Cancelled on client'))).toBeUndefined();
+    // A message over gRPC's size limit fails the same way on every retry (throttling still is a 503).
+    const oversize = 'Received message larger than max (5242880 vs. 4194304)';
+    expect(unavailableDependency(grpcError(status.RESOURCE_EXHAUSTED, oversize))).toBeUndefined();
+    expect(unavailableDependency(grpcError(status.RESOURCE_EXHAUSTED, 'namespace rate limit exceeded'))).toBeDefined();
     // A transaction over its own memory limit fails the same way on every retry: a 500 to look into.
     const tooBig =
       'The allocation of an extra 2.0 MiB would use more than the limit 10.0 MiB. Currently using 9.0 MiB. ' +

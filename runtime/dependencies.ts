@@ -93,6 +93,8 @@ function sharedMemoryFull(err: Neo4jError): boolean {
  * reports as "Call cancelled", not DEADLINE_EXCEEDED (the fleet test saw a status query under load
  * end so, answered 500). Not a call this process cancelled itself ("Cancelled on client"): every
  * such abort is answered where it is made, so one that reaches here is a bug to see, not an outage.
+ * Nor a message over gRPC's size limit, which grpc-js reports as RESOURCE_EXHAUSTED too: it fails
+ * the same way on every retry (a 500 to look into, not a 503 to retry).
  */
 const GRPC_UNREACHABLE: number[] = [
   status.UNAVAILABLE,
@@ -101,6 +103,8 @@ const GRPC_UNREACHABLE: number[] = [
   status.CANCELLED,
 ];
 const CANCELLED_HERE = 'Cancelled on client';
+/** grpc-js's words for a message over the size limit, sent or received. */
+const OVER_SIZE_LIMIT = /message larger than max/i;
 
 function firstLine(message: string): string {
   return message.split('\n')[0]?.slice(0, 200) ?? '';
@@ -132,7 +136,8 @@ export function unavailableDependency(err: unknown): DependencyUnavailableError 
     if (
       isGrpcServiceError(current) &&
       GRPC_UNREACHABLE.includes(current.code) &&
-      !(current.code === status.CANCELLED && current.details === CANCELLED_HERE)
+      !(current.code === status.CANCELLED && current.details === CANCELLED_HERE) &&
+      !(current.code === status.RESOURCE_EXHAUSTED && OVER_SIZE_LIMIT.test(current.details ?? ''))
     )
       return new DependencyUnavailableError('temporal', firstLine(current.details || current.message));
     current = current.cause;
