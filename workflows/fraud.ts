@@ -23,6 +23,7 @@
  * sent while the review already waits, so a refused alert cannot keep ops from deciding.
  */
 import {
+  allHandlersFinished,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -118,6 +119,15 @@ interface FraudRun {
 
 autoUpgrade(fraudOutcomeWorkflow);
 export async function fraudOutcomeWorkflow(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
+  const status = await applyAndReview(input);
+  // A review's Update answers before the run closes (whatever activation decided it), so its answer
+  // is recorded and a resend of it is told the same.
+  await condition(allHandlersFinished);
+  return status;
+}
+
+/** The outcome applied (or reversed), and its review when it suspended the customer. */
+async function applyAndReview(input: FraudOutcomeInput): Promise<FraudOutcomeStatus> {
   const graph = fraudUntilDone;
   const { report } = input;
   const { workflowId } = workflowInfo();
