@@ -20,7 +20,7 @@ const NOT_MEASURED = ['proto/', 'scripts/', 'test/'];
 
 /** Files over MAX_FILE_LINES today, with their lines: none may grow; each should be split. */
 const LARGE_FILES: Record<string, number> = {
-  'workflows/recovery.ts': 1057,
+  'workflows/recovery.ts': 1050,
 };
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */

@@ -51,6 +51,7 @@ import { personaOverdue } from '../temporal/searchAttributes';
 import { activitiesWithSummaries, graphWrite } from './activityOptions';
 import { countErasureOverdue } from './metrics';
 import { autoUpgrade } from './versioning';
+import { msOf } from './durations';
 
 const RECOVERY_PREFIX = recoveryWorkflowId('');
 const FRAUD_PREFIX = fraudOutcomeWorkflowId('');
@@ -71,12 +72,6 @@ const untilItHolds: ActivityOptions = {
     maximumAttempts: Infinity,
   },
 };
-/** A wait deadline as config gives it (`90m`, `24h`, `2d`), in milliseconds. */
-function msOf(duration: string): number {
-  const m = /^(\d+)(d|h|m|s)$/.exec(duration.trim());
-  if (!m) throw new Error(`wait_deadline: bad duration ${duration} (expected e.g. 90m, 24h)`);
-  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
-}
 /** The longest between two looks at whether a pending fraud review has ended. */
 const REVIEW_POLL_MAX = '2 minutes';
 
@@ -117,7 +112,7 @@ export async function erasureWorkflow(input: ErasureInput): Promise<ErasureOutco
   const { workflowId } = workflowInfo();
   const status: ErasureStatus = { state: 'starting', waiting_for: [], request: null, wait: null, overdue: false };
   const since = Date.now();
-  const dueAt = since + msOf(input.wait_deadline ?? DEFAULT_ERASURE_WAIT_DEADLINE);
+  const dueAt = since + msOf(input.wait_deadline ?? DEFAULT_ERASURE_WAIT_DEADLINE, 'wait_deadline');
   const run: ErasureRun = { input, workflowId, status, since, dueAt };
   setHandler(erasureStatusQuery, () => status);
   setHandler(erasureRequestedSignal, (r) => {

@@ -54,6 +54,7 @@ import { activitiesWithSummaries, graphWriteUntilDone } from './activityOptions'
 import { countFraudOutcome, countFraudReview, countFraudReviewOverdue } from './metrics';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
+import { msOf } from './durations';
 
 const APPLY: Record<FraudOutcomeInput['report']['outcome'], string> = {
   challenge_passed: 'raise the device’s trust by one step',
@@ -83,13 +84,6 @@ const fraudActivities = (options: ActivityOptions) =>
   });
 /** A suspension, its reversal and its review's end must reach the graph: retried until done. */
 const fraudUntilDone = fraudActivities(graphWriteUntilDone);
-
-/** A review's due time as config gives it (`90m`, `24h`, `2d`), in milliseconds. */
-function msOf(duration: string): number {
-  const m = /^(\d+)(d|h|m|s)$/.exec(duration.trim());
-  if (!m) throw new Error(`review_due: bad duration ${duration} (expected e.g. 90m, 24h)`);
-  return Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
-}
 
 /** Signals another workflow; one that has finished (or never ran) has nothing to be told. */
 async function tell(
@@ -338,7 +332,7 @@ async function awaitReview(run: FraudRun, applied: AppliedFraudOutcome): Promise
   // they never delay a decision (alert() never throws).
   const alerting = report.outcome === 'account_takeover' ? alert(run) : Promise.resolve();
   // Due well before the deadline: past it the review is overdue (counted, alerted), and waits on.
-  const dueMs = Math.min(msOf(input.review_due ?? DEFAULT_REVIEW_DUE), reviewMs);
+  const dueMs = Math.min(msOf(input.review_due ?? DEFAULT_REVIEW_DUE, 'review_due'), reviewMs);
   status.review_due_at = new Date(opened + dueMs).toISOString();
   const decided = () => run.review !== null;
   let reviewed = await condition(decided, Math.max(dueMs - (Date.now() - opened), 1), {

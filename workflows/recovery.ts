@@ -116,6 +116,7 @@ import {
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
+import { msOf } from './durations';
 import {
   validateCancel,
   validateDecision,
@@ -246,8 +247,8 @@ class PaymentRecovery {
       gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
       chargeSummary,
     );
-    this.settleMs = msOf(input.settleFor ?? DEFAULT_SETTLE_FOR);
-    this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE);
+    this.settleMs = msOf(input.settleFor ?? DEFAULT_SETTLE_FOR, 'settleFor');
+    this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE, 'attentionDeadline');
     this.registerHandlers();
   }
 
@@ -335,7 +336,7 @@ class PaymentRecovery {
     const delay = schedule[round - 1] as string;
     const started = Date.now();
     const scheduled = `dunning round ${round} of ${schedule.length}, ${delay} after the last`;
-    let next = await this.rulesAllow(started + msOf(delay), scheduled);
+    let next = await this.rulesAllow(started + msOf(delay, `dunningSchedule[${round - 1}]`), scheduled);
     // The whole dunning state at once, before the reminder: a query never sees half of it.
     this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
     await this.notify('dunning_reminder', `reminder-${round}`, { round });
@@ -1046,12 +1047,4 @@ class PaymentRecovery {
 
 function now(): string {
   return new Date().toISOString();
-}
-
-/** Duration strings of the dunning schedule: `1d`, `12h`, `30m`, `45s`. */
-function msOf(duration: string): number {
-  const m = /^(\d+)\s*(d|h|m|s)$/.exec(duration.trim());
-  if (!m) throw new Error(`bad duration ${duration}`);
-  const unit = { d: 86_400_000, h: 3_600_000, m: 60_000, s: 1000 }[m[2] as 'd' | 'h' | 'm' | 's'];
-  return Number(m[1]) * unit;
 }
