@@ -239,7 +239,8 @@ describe('after a gateway outage, ops retry every blocked recovery with one comm
     await until(async () => (await status(handle)).attention?.kind === 'charge_unknown', 60_000);
     const waiting = await status(handle);
     const route = `/api/v1/payment-recoveries/${payment}/attention`;
-    const ops = await h.token('ops');
+    // An ops with a subject: a resend is told apart from another caller's decision by it.
+    const ops = await h.token('ops', 'ops-on-call');
 
     // A decision made on an earlier screen (another attention's `since`) is refused, not applied.
     const stale = await send(h.app, 'POST', route, {

@@ -34,7 +34,8 @@ let ops: string;
 let chimera: string;
 beforeAll(async () => {
   h = await startHarness();
-  ops = await h.token('ops');
+  // A person: ops' decisions carry their subject (a resend is told apart from another's by it).
+  ops = await h.token('ops', 'ops-reviewer');
   chimera = await h.token('fraud:report context:read');
 });
 afterAll(() => h?.close());
@@ -310,6 +311,11 @@ describe('confirmed fraud', () => {
       // The same decision sent again by the same ops (their answer lost) is told what was decided.
       const resent = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, { decision: 'confirm' });
       expect([resent.status, resent.json]).toEqual([200, decided.json]);
+      // A token without a subject cannot be told from another caller: its words are judged afresh.
+      const anonymous = await request('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, await h.token('ops'), {
+        decision: 'confirm',
+      });
+      expect(anonymous.status).toBe(409);
     },
   );
 

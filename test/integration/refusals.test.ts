@@ -135,7 +135,8 @@ describe('when the notification webhook refuses everything and Chimera is unreac
       device_id: device.id,
     });
     expect(reported.status).toBe(202);
-    const ops = await h.token('ops');
+    // An ops with a subject: a resend is told apart from another caller's decision by it.
+    const ops = await h.token('ops', 'ops-on-call');
     const statusOf = async () =>
       (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`, ops)).json as unknown as FraudOutcomeStatus;
     await until(async () => (await statusOf()).undelivered.includes('alert'));
