@@ -42,8 +42,10 @@ IDS = {
     "PUT /api/v1/devices/{id}/trust-score": {"path": {"id": "PERSONA_CONTRACT_DEVICE_ID"}},
     "POST /api/v1/payment-methods/{id}/inactivate": {"path": {"id": "PERSONA_CONTRACT_INACTIVATE_PM_ID"}},
     "GET /api/v1/payment-recoveries/{payment_id}": {"path": {"payment_id": "PERSONA_CONTRACT_PAYMENT_ID"}},
+    # A decision names the attention it answers: the one the seeded recovery needs.
     "POST /api/v1/payment-recoveries/{payment_id}/attention": {
-        "path": {"payment_id": "PERSONA_CONTRACT_ATTENTION_PAYMENT_ID"}
+        "path": {"payment_id": "PERSONA_CONTRACT_ATTENTION_PAYMENT_ID"},
+        "body": {"since": "PERSONA_CONTRACT_ATTENTION_SINCE"},
     },
     "POST /api/v1/payment-recoveries/{payment_id}/no-longer-owed": {
         "path": {"payment_id": "PERSONA_CONTRACT_OWNER_STOP_PAYMENT_ID"}

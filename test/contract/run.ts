@@ -235,10 +235,13 @@ async function main(): Promise<number> {
     currency: 'EUR',
     decline_code: 'insufficient_funds',
   });
-  await until(
-    async () => (await call('GET', `/api/v1/payment-recoveries/${attentionPaymentId}`)).state === 'needs_attention',
-    60_000,
-  );
+  // The attention it needs since: a decision names it (`since`), or it is refused as stale.
+  let attentionSince = '';
+  await until(async () => {
+    const recovery = await call('GET', `/api/v1/payment-recoveries/${attentionPaymentId}`);
+    attentionSince = (recovery.attention as { since?: string } | null)?.since ?? '';
+    return recovery.state === 'needs_attention';
+  }, 60_000);
   const outcomeId = `contract-${randomUUID()}`;
   await call('POST', '/api/v1/fraud-outcomes', {
     outcome_id: outcomeId,
@@ -299,6 +302,7 @@ async function main(): Promise<number> {
     PERSONA_CONTRACT_DEVICE_ID: device.id,
     PERSONA_CONTRACT_PAYMENT_ID: paymentId,
     PERSONA_CONTRACT_ATTENTION_PAYMENT_ID: attentionPaymentId,
+    PERSONA_CONTRACT_ATTENTION_SINCE: attentionSince,
     PERSONA_CONTRACT_OWNER_STOP_PAYMENT_ID: ownerStopPaymentId,
     PERSONA_CONTRACT_OUTCOME_ID: outcomeId,
     PERSONA_CONTRACT_SCAN_ID: scanId,
