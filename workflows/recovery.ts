@@ -61,7 +61,6 @@ import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activi
 import type { RecoveryCandidate } from '../graph/recovery';
 import type { DeclineDecision } from '../payments/declines';
 import { describeFailure } from '../temporal/failures';
-import { fromMinorUnits } from '../payments/money';
 import {
   cancelRecoveryUpdate,
   CHARGE_NOT_SENT,
@@ -98,14 +97,7 @@ import {
 } from '../temporal/searchAttributes';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
-import {
-  activitiesWithSummaries,
-  agentCall,
-  gatewayCharge,
-  gatewaySettle,
-  graphWrite,
-  graphWriteUntilDone,
-} from './activityOptions';
+import { chargingGateway, graph, ledger, settler, updater } from './recoveryActivities';
 import {
   countRecoveredBy,
   countRecovery,
@@ -128,51 +120,6 @@ import {
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
-
-const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
-
-type GraphActivities = Omit<RecoveryActivities, 'chargePaymentMethod' | 'renewCard'>;
-const graphSummaries = {
-  beginRecovery: (req: Parameters<RecoveryActivities['beginRecovery']>[0]) =>
-    `Mark the recovery of payment ${req.failure.payment_id} started in the charge ledger, decide what its ` +
-    `decline (${req.failure.decline_code}) means, and list customer ${req.failure.customer_id}'s other methods to try`,
-  listRecoveryCandidates: (req: Parameters<RecoveryActivities['listRecoveryCandidates']>[0]) =>
-    `List customer ${req.customer_id}'s other active, unexpired payment methods to try, trusted-device ones first` +
-    (req.exclude.length
-      ? ` (not ${req.exclude.length === 1 ? 'the one' : `the ${req.exclude.length}`} already ruled out)`
-      : ''),
-  deactivatePaymentMethod: (req: Parameters<RecoveryActivities['deactivatePaymentMethod']>[0]) =>
-    `Mark payment method ${req.payment_method_id} ${req.status}: ${req.reason}`,
-  recordRecovery: (rec: Parameters<RecoveryActivities['recordRecovery']>[0]) =>
-    `Record payment ${rec.payment_id} as recovered with ${rec.payment_method_id} and make that method the default`,
-  recordRecoveryFailed: (rec: Parameters<RecoveryActivities['recordRecoveryFailed']>[0]) =>
-    `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
-  recordRecoveryStopped: (rec: Parameters<RecoveryActivities['recordRecoveryStopped']>[0]) =>
-    `Record the recovery of payment ${rec.payment_id} as stopped: ${rec.reason}`,
-  forecastCharges: (req: Parameters<RecoveryActivities['forecastCharges']>[0]) =>
-    `Ask the card networks' rules when customer ${req.customer_id}'s payment methods may next be charged`,
-};
-/** Graph reads and writes retried a while (the forecast: without it the schedule stands). */
-const graph = activitiesWithSummaries<GraphActivities>(graphWrite, graphSummaries);
-/** The cascade's reads and every record: retried while Neo4j is away, however long. */
-const ledger = activitiesWithSummaries<GraphActivities>(graphWriteUntilDone, graphSummaries);
-/** The account updater is another party: asked a few times, then the recovery goes on without it. */
-const updater = activitiesWithSummaries<Pick<RecoveryActivities, 'renewCard'>>(agentCall, {
-  renewCard: (req) =>
-    `Ask the card networks' account updater whether payment method ${req.payment_method_id} was renewed, ` +
-    'and apply its new expiry',
-});
-const chargeSummary = {
-  chargePaymentMethod: (a: ChargeAttempt) =>
-    a.mode === 'settle'
-      ? `Ask the gateway what became of the charge under idempotency key ${a.idempotency_key} ` +
-        '(its outcome is unknown; nothing is sent again)'
-      : `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
-        `(idempotency key ${a.idempotency_key})`,
-};
-
-/** The gateway asked about a charge of unknown outcome, nothing sent (a stop's): until it answers. */
-const settler = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(gatewaySettle, chargeSummary);
 
 /** Why the activity failed: the ApplicationFailure type it threw, if any. */
 function failureType(err: unknown): string | null {
@@ -243,10 +190,7 @@ class PaymentRecovery {
   private indexed: { state: RecoveryState | null; reason: AttentionReason | null } = { state: null, reason: null };
 
   constructor(private readonly input: RecoveryInput) {
-    this.gateway = activitiesWithSummaries<Pick<RecoveryActivities, 'chargePaymentMethod'>>(
-      gatewayCharge(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR),
-      chargeSummary,
-    );
+    this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
     this.settleMs = msOf(input.settleFor ?? DEFAULT_SETTLE_FOR, 'settleFor');
     this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE, 'attentionDeadline');
     this.registerHandlers();
