@@ -53,10 +53,8 @@ import {
   log,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
   allHandlersFinished,
 } from '@temporalio/workflow';
-import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
 import type { RecoveryCandidate } from '../graph/recovery';
 import type { DeclineDecision } from '../payments/declines';
@@ -65,9 +63,7 @@ import {
   cancelRecoveryUpdate,
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
-  DEFAULT_ATTENTION_DEADLINE,
   DEFAULT_CHARGE_RETRY_FOR,
-  DEFAULT_SETTLE_FOR,
   paymentFailedSignal,
   paymentMethodAddedSignal,
   paymentMethodBlockedSignal,
@@ -82,22 +78,15 @@ import {
   type CardOffer,
   type CardOfferAnswer,
   type OwnerStopAnswer,
-  type PaymentFailure,
   type PaymentNoLongerOwed,
   type RecoveryInput,
-  initialRecoveryStatus,
-  type RecoveryState,
   type RecoveryStatus,
 } from '../temporal/recovery';
-import {
-  personaAttentionReason,
-  personaCustomerId,
-  personaOverdue,
-  personaRecoveryState,
-} from '../temporal/searchAttributes';
+import { personaCustomerId, personaOverdue } from '../temporal/searchAttributes';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import { chargingGateway, graph, ledger, settler, updater } from './recoveryActivities';
+import { RecoveryRun, now } from './recoveryState';
 import {
   countRecoveredBy,
   countRecovery,
@@ -109,14 +98,7 @@ import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
 import { msOf } from './durations';
-import {
-  validateCancel,
-  validateDecision,
-  validateOffer,
-  validateOwnerStop,
-  type RecoveryNow,
-  type StopRequest,
-} from './recoveryUpdates';
+import { validateCancel, validateDecision, validateOffer, validateOwnerStop } from './recoveryUpdates';
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
@@ -137,68 +119,28 @@ type CascadeEnd =
   /** The charge ledger has the payment's recovery ended (another run of it finished it). */
   | 'ended';
 
+/** A candidate of a pass; `renewedRetry` when the account updater renewed it in this pass and it comes again. */
+type Candidate = RecoveryCandidate & { renewedRetry?: boolean };
+
 autoUpgrade(paymentRecoveryWorkflow);
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
-  return new PaymentRecovery(input).run();
+  return new PaymentRecovery(input).runToEnd();
 }
 
-/** One payment's recovery: its state, what moves it on (`run` and its steps), and its handlers. */
+/** One payment's recovery: what moves it on (`runToEnd` and its steps) and its handlers, over its `RecoveryRun`. */
 class PaymentRecovery {
-  private readonly status: RecoveryStatus = initialRecoveryStatus();
-  private readonly workflowId = workflowInfo().workflowId;
+  private readonly run: RecoveryRun;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
-  /** How long a stop asks the gateway about an unknown charge before the settling is overdue. */
-  private readonly settleMs: number;
-  private readonly attentionMs: number;
 
-  /** The reported failure (`paymentFailed`); its customer follows a merge. */
-  private failure: PaymentFailure | null = null;
-  /** Methods the customer added while the recovery ran, and methods the account updater renewed. */
-  private readonly added: string[] = [];
-  private readonly renewed: string[] = [];
-  /** Methods blocked for good by a confirmed fraud: no renewal brings them back into this recovery. */
-  private readonly blocked: string[] = [];
-  /** Methods never to charge again in this recovery (do-not-retry declines, deactivated, blocked). */
-  private readonly doNotCharge: string[] = [];
-
-  /** Cards added (signals and offers), how many a pass took when it began, and how many a finished pass answered. */
-  private methodsAdded = 0;
-  private methodsTaken = 0;
-  private methodsAnswered = 0;
-  /** Offers whose answer waits for a retry (each holds one of the workflow's Updates in flight). */
-  private offersWaiting = 0;
-
-  /** A stop asked for (the first one names the reason); taken at the next safe point. */
-  private stopRequest: StopRequest | null = null;
-  /** Ops' answer to the attention the recovery waits for. */
-  private decision: AttentionDecision | null = null;
-  /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
-  private restored: string | null = null;
-  /** The charge whose activity runs: its outcome is not known until it answers. */
-  private inFlight: ChargeAttempt | null = null;
-  /** A charge whose outcome the gateway could not tell when the recovery stopped (the owner is told). */
-  private unsettled: string | null = null;
-  /** The charge that went through, once it has: what the owner's stop answers. */
-  private charged: OwnerStopAnswer['charge'] = null;
-  /** Why the charges of the current dunning round came when they did (null in the first pass). */
-  private scheduledBy: string | null = null;
-  /** The customer being told of the recovery while it is recorded. */
-  private recoveredNotice: Promise<void> | null = null;
-  /** Set once `run` is over: the Updates waiting for the end answer then. */
-  private over = false;
-  /** What the search attributes say now (upserted only when it changes). */
-  private indexed: { state: RecoveryState | null; reason: AttentionReason | null } = { state: null, reason: null };
-
-  constructor(private readonly input: RecoveryInput) {
+  constructor(input: RecoveryInput) {
+    this.run = new RecoveryRun(input);
     this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
-    this.settleMs = msOf(input.settleFor ?? DEFAULT_SETTLE_FOR, 'settleFor');
-    this.attentionMs = msOf(input.attentionDeadline ?? DEFAULT_ATTENTION_DEADLINE, 'attentionDeadline');
     this.registerHandlers();
   }
 
   // ── The run ──────────────────────────────────────────────────────────────────────────────────
 
-  async run(): Promise<RecoveryStatus> {
+  async runToEnd(): Promise<RecoveryStatus> {
     try {
       await this.recover();
     } catch (err) {
@@ -207,16 +149,16 @@ class PaymentRecovery {
       if (!isCancellation(err)) throw err;
       await CancellationScope.nonCancellable(() => this.endCancelled());
     }
-    this.over = true;
+    this.run.over = true;
     // Offers and stops answered by the end return their answers before the run closes.
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
-    return this.status;
+    return this.run.status;
   }
 
   /** From the reported failure to the end: the first pass, the dunning rounds, the last retries. */
   private async recover(): Promise<void> {
-    await condition(() => this.failure !== null);
-    const f = this.reported;
+    await condition(() => this.run.failure !== null);
+    const f = this.run.reported;
     const begun = await this.begin();
     if (!begun) return;
     // The first pass skips the method that just failed (unless the account updater renewed it);
@@ -227,11 +169,11 @@ class PaymentRecovery {
       reportedRenewed ? [] : [f.payment_method_id],
       reportedRenewed ? undefined : begun.candidates,
     );
-    const rounds = this.input.dunningSchedule.length;
-    for (let round = 1; outcome === 'not_recovered' && !this.stopping && round <= rounds; round++)
+    const rounds = this.run.input.dunningSchedule.length;
+    for (let round = 1; outcome === 'not_recovered' && !this.run.stopping && round <= rounds; round++)
       outcome = await this.dunningRound(round);
     // A card added during the last pass is still answered before the recovery gives up.
-    for (let round = rounds + 1; outcome === 'not_recovered' && this.cardWaiting && !this.stopping; round++)
+    for (let round = rounds + 1; outcome === 'not_recovered' && this.run.cardWaiting && !this.run.stopping; round++)
       outcome = await this.retryPass(round, 'a payment method was added during the last round: retried at once');
     if (outcome === 'erased') await this.stop('the customer was erased');
     else if (outcome === 'ended') await this.stop('the charge ledger has this payment’s recovery ended');
@@ -244,18 +186,18 @@ class PaymentRecovery {
    * decline stops it.
    */
   private async begin() {
-    const f = this.reported;
-    this.moveTo('recovering');
-    this.status.attempts.push({
+    const f = this.run.reported;
+    this.run.moveTo('recovering');
+    this.run.status.attempts.push({
       payment_method_id: f.payment_method_id,
       outcome: 'declined',
       decline_code: f.decline_code,
       at: now(),
     });
-    const begun = await ledger.beginRecovery({ failure: f, exclude: [...this.doNotCharge] });
+    const begun = await ledger.beginRecovery({ failure: f, exclude: [...this.run.doNotCharge] });
     if (!begun.proceed) {
       // A payment is recovered once: an earlier recovery of it ended (the ledger says how).
-      this.moveTo('stopped', {
+      this.run.moveTo('stopped', {
         stop_reason:
           begun.reason ?? `payment ${f.payment_id} was ${begun.state} by an earlier recovery; it is recovered once`,
       });
@@ -276,15 +218,15 @@ class PaymentRecovery {
    * a charge of one of the candidates — then a pass. A card added, a stop or a restore wakes it.
    */
   private async dunningRound(round: number): Promise<CascadeEnd> {
-    const schedule = this.input.dunningSchedule;
+    const schedule = this.run.input.dunningSchedule;
     const delay = schedule[round - 1] as string;
     const started = Date.now();
     const scheduled = `dunning round ${round} of ${schedule.length}, ${delay} after the last`;
     let next = await this.rulesAllow(started + msOf(delay, `dunningSchedule[${round - 1}]`), scheduled);
     // The whole dunning state at once, before the reminder: a query never sees half of it.
-    this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
+    this.run.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
     await this.notify('dunning_reminder', `reminder-${round}`, { round });
-    const woken = () => this.cardWaiting || this.stopping || this.restored !== null;
+    const woken = () => this.run.cardWaiting || this.run.stopping || this.run.restored !== null;
     for (let recheck = 0; ; recheck++) {
       await condition(woken, Math.max(next.at - Date.now(), 1), {
         summary:
@@ -296,10 +238,10 @@ class PaymentRecovery {
       const again = await this.rulesAllow(Date.now(), scheduled);
       if (again.at <= Date.now()) break;
       next = again;
-      this.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
+      this.run.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
     }
-    if (this.stopping) return 'not_recovered';
-    return this.retryPass(round, this.cardWaiting ? 'a payment method was added: retried at once' : next.why);
+    if (this.run.stopping) return 'not_recovered';
+    return this.retryPass(round, this.run.cardWaiting ? 'a payment method was added: retried at once' : next.why);
   }
 
   /**
@@ -307,12 +249,12 @@ class PaymentRecovery {
    * every card added so far.
    */
   private async retryPass(round: number, scheduledBy: string): Promise<CascadeEnd> {
-    this.scheduledBy = scheduledBy;
-    this.methodsTaken = this.methodsAdded;
-    const answering = this.methodsTaken;
-    this.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
+    this.run.scheduledBy = scheduledBy;
+    this.run.methodsTaken = this.run.methodsAdded;
+    const answering = this.run.methodsTaken;
+    this.run.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
     const outcome = await this.cascade(round, []);
-    this.methodsAnswered = Math.max(this.methodsAnswered, answering);
+    this.run.methodsAnswered = Math.max(this.run.methodsAnswered, answering);
     return outcome;
   }
 
@@ -322,68 +264,58 @@ class PaymentRecovery {
    * this pass comes again at once.
    */
   private async cascade(round: number, exclude: string[], listed?: RecoveryCandidate[]): Promise<CascadeEnd> {
-    const f = this.reported;
+    const f = this.run.reported;
     if (!(await this.restoredAndDecided())) return 'not_recovered';
     const candidates =
       listed ??
-      (await ledger.listRecoveryCandidates({ customer_id: f.customer_id, exclude: [...exclude, ...this.doNotCharge] }));
-    const queue: (RecoveryCandidate & { renewedRetry?: boolean })[] = [...candidates].sort(
-      (x, y) => Number(this.renewed.includes(y.payment_method_id)) - Number(this.renewed.includes(x.payment_method_id)),
+      (await ledger.listRecoveryCandidates({
+        customer_id: f.customer_id,
+        exclude: [...exclude, ...this.run.doNotCharge],
+      }));
+    const queue: Candidate[] = [...candidates].sort(
+      (x, y) =>
+        Number(this.run.renewed.includes(y.payment_method_id)) - Number(this.run.renewed.includes(x.payment_method_id)),
     );
     for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-      if (this.stopping) return 'not_recovered';
+      if (this.run.stopping) return 'not_recovered';
       // Blocked while this pass ran (a confirmed fraud on it): never charged again.
-      if (this.doNotCharge.includes(c.payment_method_id)) continue;
-      if (!(await this.restoredAndDecided()) || this.stopping) return 'not_recovered';
-      const attempt: ChargeAttempt = {
-        payment_id: f.payment_id,
-        customer_id: f.customer_id,
-        payment_method_id: c.payment_method_id,
-        amount: f.amount,
-        currency: f.currency,
-        idempotency_key:
-          (round === 0
-            ? `${f.payment_id}:${c.payment_method_id}`
-            : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
-          // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
-          (c.renewedRetry ? ':renewed' : ''),
-        // Counted against its card before the charge (an activity input: replay compares none).
-        reported: {
-          payment_method_id: f.payment_method_id,
-          decline_code: f.decline_code,
-          ...(f.advice_code ? { advice_code: f.advice_code } : {}),
-        },
-        at: now(),
-      };
+      if (this.run.doNotCharge.includes(c.payment_method_id)) continue;
+      if (!(await this.restoredAndDecided()) || this.run.stopping) return 'not_recovered';
+      const attempt = this.attemptOf(c, round);
       // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
       const result = await CancellationScope.nonCancellable(() => this.charge(attempt));
       if (result === 'stopped') return 'not_recovered';
       if (result === 'skip') {
-        this.attempted(c.payment_method_id, 'skipped', 'skipped_by_ops');
+        this.run.attempted(c.payment_method_id, 'skipped', 'skipped_by_ops');
         continue;
       }
       if (result.outcome === 'limited') {
         // A card-network rule does not allow this charge now (decided in the graph, per card).
-        this.attempted(c.payment_method_id, 'skipped', 'network_retry_limit', result.rule ? { rule: result.rule } : {});
+        this.run.attempted(
+          c.payment_method_id,
+          'skipped',
+          'network_retry_limit',
+          result.rule ? { rule: result.rule } : {},
+        );
         continue;
       }
       if (result.outcome === 'not_charged') {
-        this.attempted(c.payment_method_id, 'skipped', result.reason);
+        this.run.attempted(c.payment_method_id, 'skipped', result.reason);
         if (result.reason === 'customer_erased') return 'erased';
         if (result.reason === 'recovery_ended') return 'ended';
         // Suspended: nothing is charged this round; the next round asks again.
         if (result.reason === 'customer_suspended') return 'not_recovered';
         // Not charged, and a stop came meanwhile: nothing more.
-        if (this.stopping) return 'not_recovered';
-        this.neverAgain(c.payment_method_id);
+        if (this.run.stopping) return 'not_recovered';
+        this.run.neverAgain(c.payment_method_id);
         continue;
       }
       if (result.outcome === 'succeeded') {
         await CancellationScope.nonCancellable(() => this.recordCharge(c.payment_method_id, result));
         return 'recovered';
       }
-      this.attempted(c.payment_method_id, 'declined', result.decline_code);
-      if (this.stopping) {
+      this.run.attempted(c.payment_method_id, 'declined', result.decline_code);
+      if (this.run.stopping) {
         // Learnt while stopping: the declined card still takes what its decline decides.
         await CancellationScope.nonCancellable(() => this.onDecline(c.payment_method_id, result.decision));
         return 'not_recovered';
@@ -393,6 +325,29 @@ class PaymentRecovery {
         queue.unshift({ ...c, renewedRetry: true });
     }
     return 'not_recovered';
+  }
+
+  /** The charge of candidate `c` in the pass of `round` (0: the first pass), under its idempotency key. */
+  private attemptOf(c: Candidate, round: number): ChargeAttempt {
+    const f = this.run.reported;
+    return {
+      payment_id: f.payment_id,
+      customer_id: f.customer_id,
+      payment_method_id: c.payment_method_id,
+      amount: f.amount,
+      currency: f.currency,
+      idempotency_key:
+        (round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
+        // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
+        (c.renewedRetry ? ':renewed' : ''),
+      // Counted against its card before the charge (an activity input: replay compares none).
+      reported: {
+        payment_method_id: f.payment_method_id,
+        decline_code: f.decline_code,
+        ...(f.advice_code ? { advice_code: f.advice_code } : {}),
+      },
+      at: now(),
+    };
   }
 
   /**
@@ -438,13 +393,13 @@ class PaymentRecovery {
    * up at the gateway (runbook, PersonaRecoveryChargeUnsettled).
    */
   private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
-    this.unsettled = a.idempotency_key;
+    this.run.unsettled = a.idempotency_key;
     let answered = false;
     const asking = this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' })).finally(
       () => void (answered = true),
     );
     const summary = `Ask the gateway about the charge under ${a.idempotency_key}: overdue after the settle deadline`;
-    const overdue = !(await condition(() => answered, this.settleMs, { summary }));
+    const overdue = !(await condition(() => answered, this.run.settleMs, { summary }));
     if (overdue) {
       countRecoveryChargeUnsettled('overdue');
       upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
@@ -455,7 +410,7 @@ class PaymentRecovery {
     }
     try {
       const settled = await asking;
-      this.unsettled = null;
+      this.run.unsettled = null;
       return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -479,22 +434,22 @@ class PaymentRecovery {
     paymentMethodId: string,
     result: Extract<ChargeOutcome, { outcome: 'succeeded' }>,
   ): Promise<void> {
-    const f = this.reported;
+    const f = this.run.reported;
     const mechanism = recoveryMechanism(paymentMethodId, {
       failed: f.payment_method_id,
-      renewed: result.renewed_by_updater ? [...this.renewed, paymentMethodId] : this.renewed,
-      added: this.added,
+      renewed: result.renewed_by_updater ? [...this.run.renewed, paymentMethodId] : this.run.renewed,
+      added: this.run.added,
     });
     // Attempt and method together: a query never sees a success without the method.
-    this.attempted(paymentMethodId, 'succeeded', null);
-    Object.assign(this.status, { recovered_with: paymentMethodId, recovered_by: mechanism });
-    this.charged = {
+    this.run.attempted(paymentMethodId, 'succeeded', null);
+    Object.assign(this.run.status, { recovered_with: paymentMethodId, recovered_by: mechanism });
+    this.run.charged = {
       payment_method_id: paymentMethodId,
       charge_id: result.charge_id,
       amount: f.amount,
       currency: f.currency,
     };
-    this.recoveredNotice = this.notify('payment_recovered', 'recovered', { payment_method_id: paymentMethodId });
+    this.run.recoveredNotice = this.notify('payment_recovered', 'recovered', { payment_method_id: paymentMethodId });
     const rec = {
       mechanism,
       payment_id: f.payment_id,
@@ -531,11 +486,11 @@ class PaymentRecovery {
     reason: string,
     about: { payment_method_id: string | null; skippable: boolean; unknown_charge: string | null },
   ): Promise<AttentionDecision['action'] | 'stopped'> {
-    const f = this.reported;
-    const resume = this.status.state;
+    const f = this.run.reported;
+    const resume = this.run.status.state;
     const since = new Date();
-    this.decision = null;
-    this.moveTo('needs_attention', {
+    this.run.decision = null;
+    this.run.moveTo('needs_attention', {
       next_retry_at: null,
       next_retry_reason: null,
       attention: {
@@ -543,17 +498,17 @@ class PaymentRecovery {
         reason,
         ...about,
         since: since.toISOString(),
-        due_at: new Date(since.getTime() + this.attentionMs).toISOString(),
+        due_at: new Date(since.getTime() + this.run.attentionMs).toISOString(),
         overdue: false,
       },
     });
     countRecoveryNeedingAttention(kind);
     log.warn('payment recovery needs attention', { paymentId: f.payment_id, customerId: f.customer_id, kind, reason });
     const stoppable = kind !== 'record_failed';
-    const answered = () => this.decision !== null || (stoppable && this.stopping);
+    const answered = () => this.run.decision !== null || (stoppable && this.run.stopping);
     const summary = `Wait for ops: ${kind} (retry${about.skippable ? ' or skip' : ''})`;
-    if (!(await condition(answered, this.attentionMs, { summary }))) {
-      if (this.status.attention) this.status.attention.overdue = true;
+    if (!(await condition(answered, this.run.attentionMs, { summary }))) {
+      if (this.run.status.attention) this.run.status.attention.overdue = true;
       upsertSearchAttributes([{ key: personaOverdue, value: 'recovery_attention' }]);
       countRecoveryAttentionOverdue(kind);
       log.error('payment recovery overdue: nobody answered its attention before the deadline', {
@@ -566,12 +521,12 @@ class PaymentRecovery {
     }
     // Set by a handler while this step waited. A stop wins over a decision that came with it: after
     // a stop is taken nothing more is charged (a record's attention is the exception: it only records).
-    const decided = this.decision as AttentionDecision | null;
-    const action = (stoppable && this.stopping) || decided === null ? 'stopped' : decided.action;
+    const decided = this.run.decision as AttentionDecision | null;
+    const action = (stoppable && this.run.stopping) || decided === null ? 'stopped' : decided.action;
     log.info('payment recovery resumed', { paymentId: f.payment_id, action, note: decided?.note });
     // Taken: the next attention waits for a decision of its own, and a cancel is not held back by this one.
-    this.decision = null;
-    this.moveTo(resume, { attention: null });
+    this.run.decision = null;
+    this.run.moveTo(resume, { attention: null });
     return action;
   }
 
@@ -581,9 +536,9 @@ class PaymentRecovery {
    * signal that arrives mid-pass stops the next charge too. False when the recovery stops.
    */
   private async restoredAndDecided(): Promise<boolean> {
-    if (this.restored === null) return true;
-    const reason = this.restored;
-    this.restored = null;
+    if (this.run.restored === null) return true;
+    const reason = this.run.restored;
+    this.run.restored = null;
     const action = await this.askForAttention('graph_restored', reason, {
       payment_method_id: null,
       skippable: true,
@@ -594,20 +549,20 @@ class PaymentRecovery {
 
   /** Applies a decline's consequences (as the activity decided them); true for a fraud-class decline. */
   private async onDecline(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
-    if (d.do_not_retry) this.neverAgain(paymentMethodId);
+    if (d.do_not_retry) this.run.neverAgain(paymentMethodId);
     if (d.status) {
       try {
         await ledger.deactivatePaymentMethod({
           payment_method_id: paymentMethodId,
           status: d.status,
-          reason: `payment ${this.reported.payment_id} declined: ${d.code}`,
+          reason: `payment ${this.run.reported.payment_id} declined: ${d.code}`,
         });
       } catch (err) {
         // The graph refused (the method was removed meanwhile): it is not charged again here either way.
         if (isCancellation(err)) throw err;
-        this.neverAgain(paymentMethodId);
+        this.run.neverAgain(paymentMethodId);
         log.warn('the declined payment method could not be marked; it is not charged again by this recovery', {
-          paymentId: this.reported.payment_id,
+          paymentId: this.run.reported.payment_id,
           paymentMethodId,
           error: describeFailure(err),
         });
@@ -622,24 +577,28 @@ class PaymentRecovery {
    * Best-effort: an updater that cannot be asked leaves the method expired (logged).
    */
   private async renewAfterExpiry(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
-    if (!d.ask_updater || this.renewed.includes(paymentMethodId)) return false;
+    if (!d.ask_updater || this.run.renewed.includes(paymentMethodId)) return false;
     try {
       const outcome = await updater.renewCard({ payment_method_id: paymentMethodId });
       if (outcome.outcome !== 'updated') return false;
     } catch (err) {
       if (isCancellation(err)) throw err;
       log.warn('the account updater could not be asked about an expired card; it stays expired', {
-        paymentId: this.reported.payment_id,
+        paymentId: this.run.reported.payment_id,
         paymentMethodId,
         error: describeFailure(err),
       });
       return false;
     }
-    if (this.blocked.includes(paymentMethodId)) return false;
-    this.renewed.push(paymentMethodId);
-    this.doNotCharge.splice(0, this.doNotCharge.length, ...this.doNotCharge.filter((m) => m !== paymentMethodId));
+    if (this.run.blocked.includes(paymentMethodId)) return false;
+    this.run.renewed.push(paymentMethodId);
+    this.run.doNotCharge.splice(
+      0,
+      this.run.doNotCharge.length,
+      ...this.run.doNotCharge.filter((m) => m !== paymentMethodId),
+    );
     log.info('the account updater renewed an expired card: it is charged again at once', {
-      paymentId: this.reported.payment_id,
+      paymentId: this.run.reported.payment_id,
       paymentMethodId,
     });
     return true;
@@ -657,8 +616,8 @@ class PaymentRecovery {
     try {
       // Retried a while (graphWrite), not for ever: without a forecast the schedule stands.
       const forecast = await graph.forecastCharges({
-        customer_id: this.reported.customer_id,
-        exclude: this.doNotCharge,
+        customer_id: this.run.reported.customer_id,
+        exclude: this.run.doNotCharge,
         at: new Date().toISOString(),
       });
       const earliest = forecast.earliest === null ? Number.NaN : Date.parse(forecast.earliest);
@@ -671,7 +630,7 @@ class PaymentRecovery {
     } catch (err) {
       if (isCancellation(err)) throw err;
       log.warn('the card networks’ rules could not be asked when to retry; the schedule stands', {
-        paymentId: this.reported.payment_id,
+        paymentId: this.run.reported.payment_id,
         error: describeFailure(err),
       });
       return { at: scheduledAt, why: scheduled, rules: false };
@@ -680,26 +639,26 @@ class PaymentRecovery {
 
   /** recovered, failed or stopped: how the recovery ends when its passes are over. */
   private async finish(): Promise<void> {
-    const f = this.reported;
-    this.status.next_retry_at = null;
-    this.status.next_retry_reason = null;
-    if (this.status.recovered_with) {
-      this.moveTo('recovered');
-      if (this.status.recovered_by) countRecoveredBy(this.status.recovered_by);
-      await (this.recoveredNotice ??
-        this.notify('payment_recovered', 'recovered', { payment_method_id: this.status.recovered_with }));
-    } else if (this.stopRequest) {
-      await this.stop(this.stopRequest.reason);
+    const f = this.run.reported;
+    this.run.status.next_retry_at = null;
+    this.run.status.next_retry_reason = null;
+    if (this.run.status.recovered_with) {
+      this.run.moveTo('recovered');
+      if (this.run.status.recovered_by) countRecoveredBy(this.run.status.recovered_by);
+      await (this.run.recoveredNotice ??
+        this.notify('payment_recovered', 'recovered', { payment_method_id: this.run.status.recovered_with }));
+    } else if (this.run.stopRequest) {
+      await this.stop(this.run.stopRequest.reason);
       return;
     } else {
-      this.moveTo('failed');
+      this.run.moveTo('failed');
       try {
         // Failed is final: a cancellation request now must not leave the ledger's recovery open.
         await CancellationScope.nonCancellable(() =>
           ledger.recordRecoveryFailed({
             payment_id: f.payment_id,
             customer_id: f.customer_id,
-            attempts: this.status.attempts.length,
+            attempts: this.run.status.attempts.length,
             reason: 'all payment methods failed',
           }),
         );
@@ -713,36 +672,36 @@ class PaymentRecovery {
       }
       await CancellationScope.nonCancellable(() => this.notify('payment_failed', 'failed'));
     }
-    countRecovery(this.status.state as 'recovered' | 'failed');
-    log.info(`payment recovery ${this.status.state}`, {
+    countRecovery(this.run.status.state as 'recovered' | 'failed');
+    log.info(`payment recovery ${this.run.status.state}`, {
       paymentId: f.payment_id,
       customerId: f.customer_id,
-      attempts: this.status.attempts.length,
-      recoveredWith: this.status.recovered_with,
+      attempts: this.run.status.attempts.length,
+      recoveredWith: this.run.status.recovered_with,
     });
   }
 
   /** stopped: at once in the status, then in the ledger (retried until done). */
   private async stop(why: string): Promise<void> {
-    const f = this.reported;
+    const f = this.run.reported;
     const reason =
-      this.unsettled === null
+      this.run.unsettled === null
         ? why
-        : `${why}; the charge under idempotency key ${this.unsettled} is of unknown outcome ` +
+        : `${why}; the charge under idempotency key ${this.run.unsettled} is of unknown outcome ` +
           '(the gateway refused to say): ops look it up at the gateway';
-    this.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
+    this.run.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
     countRecovery('stopped');
     // The reason stays out of the log line: an owner's note or ops' reason is free text.
     log.info('payment recovery stopped', {
       paymentId: f.payment_id,
       customerId: f.customer_id,
-      by: this.stopRequest?.by,
+      by: this.run.stopRequest?.by,
     });
     await this.recordStopped(reason);
   }
 
   private async recordStopped(reason: string): Promise<void> {
-    const f = this.reported;
+    const f = this.run.reported;
     try {
       await CancellationScope.nonCancellable(() =>
         ledger.recordRecoveryStopped({ payment_id: f.payment_id, customer_id: f.customer_id, reason }),
@@ -761,34 +720,34 @@ class PaymentRecovery {
    * A charge that went through before it was recorded (non-cancellable): it stays recovered.
    */
   private async endCancelled(): Promise<void> {
-    if (RECOVERY_ENDED.includes(this.status.state)) return;
-    if (this.status.recovered_with) {
-      this.moveTo('recovered', { next_retry_at: null, next_retry_reason: null, attention: null });
+    if (RECOVERY_ENDED.includes(this.run.status.state)) return;
+    if (this.run.status.recovered_with) {
+      this.run.moveTo('recovered', { next_retry_at: null, next_retry_reason: null, attention: null });
       countRecovery('recovered');
-    } else if (this.failure) {
+    } else if (this.run.failure) {
       await this.stop('workflow cancelled');
     } else {
-      this.moveTo('stopped', { stop_reason: 'workflow cancelled' });
+      this.run.moveTo('stopped', { stop_reason: 'workflow cancelled' });
       countRecovery('stopped');
     }
-    log.info(`payment recovery ${this.status.state}: workflow cancelled`, { workflowId: this.workflowId });
+    log.info(`payment recovery ${this.run.status.state}: workflow cancelled`, { workflowId: this.run.workflowId });
   }
 
   // ── Small steps ──────────────────────────────────────────────────────────────────────────────
 
   /** Best-effort: a notification that cannot be delivered is noted, and the recovery goes on. */
   private async notify(kind: string, step: string, data: Record<string, unknown> = {}): Promise<void> {
-    const f = this.reported;
+    const f = this.run.reported;
     try {
       await notifications.notifyCustomer({
         customer_id: f.customer_id,
         kind,
-        key: `${this.workflowId}:${step}`,
+        key: `${this.run.workflowId}:${step}`,
         data: { payment_id: f.payment_id, ...data },
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
-      this.status.undelivered.push(step);
+      this.run.status.undelivered.push(step);
       log.warn('a notification could not be delivered; the recovery goes on without it', {
         paymentId: f.payment_id,
         customerId: f.customer_id,
@@ -800,195 +759,139 @@ class PaymentRecovery {
 
   /** A charge's activity, with the charge marked in flight meanwhile (a `cancel` waits for it). */
   private async whileInFlight<T>(a: ChargeAttempt, call: () => Promise<T>): Promise<T> {
-    this.inFlight = a;
+    this.run.inFlight = a;
     try {
       return await call();
     } finally {
-      this.inFlight = null;
+      this.run.inFlight = null;
     }
-  }
-
-  private attempted(
-    paymentMethodId: string,
-    outcome: 'succeeded' | 'declined' | 'skipped',
-    declineCode: string | null,
-    extra: { rule?: string } = {},
-  ): void {
-    this.status.attempts.push({
-      payment_method_id: paymentMethodId,
-      outcome,
-      decline_code: declineCode,
-      at: now(),
-      ...extra,
-      ...(this.scheduledBy ? { scheduled_by: this.scheduledBy } : {}),
-    });
-  }
-
-  private neverAgain(paymentMethodId: string): void {
-    if (!this.doNotCharge.includes(paymentMethodId)) this.doNotCharge.push(paymentMethodId);
-  }
-
-  /** The state and what goes with it, at once; the search attributes follow when they change. */
-  private moveTo(state: RecoveryState, fields: Partial<RecoveryStatus> = {}): void {
-    Object.assign(this.status, fields, { state });
-    const reason = state === 'needs_attention' ? (this.status.attention?.kind ?? null) : null;
-    const changes: SearchAttributeUpdatePair[] = [];
-    if (state !== this.indexed.state) changes.push({ key: personaRecoveryState, value: state });
-    if (reason !== this.indexed.reason) changes.push({ key: personaAttentionReason, value: reason });
-    if (changes.length === 0) return;
-    this.indexed = { state, reason };
-    upsertSearchAttributes(changes);
-  }
-
-  private get reported(): PaymentFailure {
-    if (this.failure === null) throw new Error('the recovery has no payment failure yet');
-    return this.failure;
-  }
-
-  private get stopping(): boolean {
-    return this.stopRequest !== null;
-  }
-
-  /** A card added that no pass has taken yet. */
-  private get cardWaiting(): boolean {
-    return this.methodsAdded > this.methodsTaken;
-  }
-
-  /** What the Updates' rules read of the recovery now (workflows/recoveryUpdates.ts). */
-  private get asIs(): RecoveryNow {
-    const { status, failure, stopRequest, decision, inFlight, offersWaiting } = this;
-    return { status, failure, stopRequest, decision, inFlight, offersWaiting };
-  }
-
-  private get ended(): boolean {
-    return RECOVERY_ENDED.includes(this.status.state);
   }
 
   // ── Handlers: they record what they are told; `run` acts on it ───────────────────────────────
 
   private registerHandlers(): void {
-    setHandler(recoveryStatusQuery, () => this.status);
+    setHandler(recoveryStatusQuery, () => this.run.status);
     setHandler(paymentFailedSignal, (f) => {
-      if (this.failure) log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
-      else this.failure = f;
+      if (this.run.failure)
+        log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
+      else this.run.failure = f;
     });
     setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
-      this.methodsAdded++;
-      if (typeof payment_method_id === 'string' && !this.added.includes(payment_method_id))
-        this.added.push(payment_method_id);
+      this.run.methodsAdded++;
+      if (typeof payment_method_id === 'string' && !this.run.added.includes(payment_method_id))
+        this.run.added.push(payment_method_id);
     });
     setHandler(offerPaymentMethodUpdate, (offer) => this.offer(offer), {
-      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => validateOffer(this.asIs, offer),
+      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => validateOffer(this.run.asIs, offer),
     });
     setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
       log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
-      if (!this.blocked.includes(payment_method_id)) this.blocked.push(payment_method_id);
-      this.neverAgain(payment_method_id);
+      if (!this.run.blocked.includes(payment_method_id)) this.run.blocked.push(payment_method_id);
+      this.run.neverAgain(payment_method_id);
     });
     // The customer was merged into another record: its payment methods moved there (same ids), and
     // every later step (new charges, notifications, records) goes on against the survivor. A charge
     // made before keeps its first request, the merged record's (the ledger re-sends it as it was).
     setHandler(customerMergedSignal, ({ merged_id, survivor_id, merge_id }) => {
-      if (this.failure?.customer_id !== merged_id) return;
+      if (this.run.failure?.customer_id !== merged_id) return;
       log.info('the customer was merged: the recovery goes on against the survivor', {
         mergedId: merged_id,
         survivorId: survivor_id,
         mergeId: merge_id,
       });
-      this.failure.customer_id = survivor_id;
+      this.run.failure.customer_id = survivor_id;
       upsertSearchAttributes([{ key: personaCustomerId, value: survivor_id }]);
     });
     setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
       log.warn('the graph was restored from a backup that lacks what this recovery acts on', { reason, backup_id });
-      this.restored = `the graph was restored from backup ${backup_id}: ${reason}`;
+      this.run.restored = `the graph was restored from backup ${backup_id}: ${reason}`;
     });
     setHandler(resolveAttentionUpdate, (d) => this.resolveAttention(d), {
-      validator: (d: Partial<AttentionDecision> | undefined) => validateDecision(this.asIs, d),
+      validator: (d: Partial<AttentionDecision> | undefined) => validateDecision(this.run.asIs, d),
     });
     // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
     // A restore's attention is not an outage's: ops look at each one (it is ignored here).
     setHandler(retryAttentionSignal, () => {
-      const kind = this.status.attention?.kind;
-      if (this.status.state !== 'needs_attention' || this.decision !== null || kind === 'graph_restored') return;
+      const kind = this.run.status.attention?.kind;
+      if (this.run.status.state !== 'needs_attention' || this.run.decision !== null || kind === 'graph_restored')
+        return;
       // A stop answers every attention but a record's, which only a decision answers: retrying it records the charge.
-      if (this.stopping && kind !== 'record_failed') return;
-      log.info('payment recovery retried by a batch of ops', { paymentId: this.failure?.payment_id });
-      this.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
+      if (this.run.stopping && kind !== 'record_failed') return;
+      log.info('payment recovery retried by a batch of ops', { paymentId: this.run.failure?.payment_id });
+      this.run.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
     });
     setHandler(cancelRecoveryUpdate, (req) => this.cancel(req), {
-      validator: (req: Partial<{ reason: unknown }> | undefined) => validateCancel(this.asIs, req),
+      validator: (req: Partial<{ reason: unknown }> | undefined) => validateCancel(this.run.asIs, req),
     });
     setHandler(paymentNoLongerOwedUpdate, (word) => this.noLongerOwed(word), {
-      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => validateOwnerStop(this.asIs, word),
+      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => validateOwnerStop(this.run.asIs, word),
     });
     // A cancellation request (ops in the UI) stops the recovery the way the owner's word does:
     // nothing more is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
     CancellationScope.current().cancelRequested.catch(() => {
-      this.stopRequest ??= { by: 'cancellation', reason: 'workflow cancelled' };
+      this.run.stopRequest ??= { by: 'cancellation', reason: 'workflow cancelled' };
     });
   }
 
   /** A card the customer just added, charged at once; answered once the retry that took it is over. */
   private async offer({ payment_method_id }: CardOffer): Promise<CardOfferAnswer> {
     // Counted before the first await, like the signal: the retry it wakes takes it.
-    const ticket = ++this.methodsAdded;
-    if (!this.added.includes(payment_method_id)) this.added.push(payment_method_id);
-    this.offersWaiting++;
+    const ticket = ++this.run.methodsAdded;
+    if (!this.run.added.includes(payment_method_id)) this.run.added.push(payment_method_id);
+    this.run.offersWaiting++;
     try {
-      await CancellationScope.nonCancellable(() => condition(() => this.methodsAnswered >= ticket || this.ended));
+      await CancellationScope.nonCancellable(() =>
+        condition(() => this.run.methodsAnswered >= ticket || this.run.ended),
+      );
     } finally {
-      this.offersWaiting--;
+      this.run.offersWaiting--;
     }
-    const attempt = [...this.status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
+    const attempt = [...this.run.status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
     const outcome = attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
     return {
-      payment_id: this.failure?.payment_id ?? '',
+      payment_id: this.run.failure?.payment_id ?? '',
       payment_method_id,
       outcome,
       decline_code: attempt?.decline_code ?? null,
-      state: this.status.state,
-      recovered_with: this.status.recovered_with,
+      state: this.run.status.state,
+      recovered_with: this.run.status.recovered_with,
     };
   }
 
   private async resolveAttention(d: AttentionDecision): Promise<RecoveryStatus> {
     // Recorded before the first await: a second update in the same workflow task is refused by the validator.
-    this.decision = d;
-    await CancellationScope.nonCancellable(() => condition(() => this.status.state !== 'needs_attention'));
-    return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
+    this.run.decision = d;
+    await CancellationScope.nonCancellable(() => condition(() => this.run.status.state !== 'needs_attention'));
+    return JSON.parse(JSON.stringify(this.run.status)) as RecoveryStatus;
   }
 
   /** Ops or an erasure stop the recovery; answered with its final status. */
   private async cancel({ reason }: { reason: string }): Promise<RecoveryStatus> {
-    this.stopRequest ??= { by: 'ops', reason: `cancelled: ${reason.trim()}` };
+    this.run.stopRequest ??= { by: 'ops', reason: `cancelled: ${reason.trim()}` };
     // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
-    await CancellationScope.nonCancellable(() => condition(() => this.over));
-    return JSON.parse(JSON.stringify(this.status)) as RecoveryStatus;
+    await CancellationScope.nonCancellable(() => condition(() => this.run.over));
+    return JSON.parse(JSON.stringify(this.run.status)) as RecoveryStatus;
   }
 
   /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
   private async noLongerOwed(word: PaymentNoLongerOwed): Promise<OwnerStopAnswer> {
     const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
-    if (!this.ended)
-      this.stopRequest ??= {
+    if (!this.run.ended)
+      this.run.stopRequest ??= {
         by: 'owner',
         reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,
       };
     // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
-    await CancellationScope.nonCancellable(() => condition(() => this.over));
-    const { state } = this.status;
-    const stopped = this.unsettled === null ? 'stopped' : 'charge_unknown';
+    await CancellationScope.nonCancellable(() => condition(() => this.run.over));
+    const { state } = this.run.status;
+    const stopped = this.run.unsettled === null ? 'stopped' : 'charge_unknown';
     return {
-      payment_id: this.reported.payment_id,
+      payment_id: this.run.reported.payment_id,
       outcome: state === 'recovered' ? 'recovered' : state === 'failed' ? 'failed' : stopped,
-      charge: this.charged,
-      unknown_charge: this.unsettled,
+      charge: this.run.charged,
+      unknown_charge: this.run.unsettled,
       state,
-      stop_reason: this.status.stop_reason,
+      stop_reason: this.run.status.stop_reason,
     };
   }
-}
-
-function now(): string {
-  return new Date().toISOString();
 }
