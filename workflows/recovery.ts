@@ -51,7 +51,6 @@ import {
   condition,
   isCancellation,
   log,
-  setHandler,
   upsertSearchAttributes,
   allHandlersFinished,
 } from '@temporalio/workflow';
@@ -60,33 +59,19 @@ import type { RecoveryCandidate } from '../graph/recovery';
 import type { DeclineDecision } from '../payments/declines';
 import { describeFailure } from '../temporal/failures';
 import {
-  cancelRecoveryUpdate,
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
   DEFAULT_CHARGE_RETRY_FOR,
-  paymentFailedSignal,
-  paymentMethodAddedSignal,
-  paymentMethodBlockedSignal,
-  paymentNoLongerOwedUpdate,
-  offerPaymentMethodUpdate,
   RECOVERY_ENDED,
-  recoveryStatusQuery,
-  resolveAttentionUpdate,
-  retryAttentionSignal,
   type AttentionDecision,
   type AttentionReason,
-  type CardOffer,
-  type CardOfferAnswer,
-  type OwnerStopAnswer,
-  type PaymentNoLongerOwed,
   type RecoveryInput,
   type RecoveryStatus,
 } from '../temporal/recovery';
-import { personaCustomerId, personaOverdue } from '../temporal/searchAttributes';
-import { customerMergedSignal } from '../temporal/identityMerge';
-import { graphRestoredSignal } from '../temporal/restore';
+import { personaOverdue } from '../temporal/searchAttributes';
 import { chargingGateway, graph, ledger, settler, updater } from './recoveryActivities';
 import { RecoveryRun, now } from './recoveryState';
+import { registerHandlers } from './recoveryHandlers';
 import {
   countRecoveredBy,
   countRecovery,
@@ -98,7 +83,6 @@ import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
 import { msOf } from './durations';
-import { validateCancel, validateDecision, validateOffer, validateOwnerStop } from './recoveryUpdates';
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
@@ -127,7 +111,7 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
   return new PaymentRecovery(input).runToEnd();
 }
 
-/** One payment's recovery: what moves it on (`runToEnd` and its steps) and its handlers, over its `RecoveryRun`. */
+/** One payment's recovery: what moves it on (`runToEnd` and its steps), over its state (`RecoveryRun`). */
 class PaymentRecovery {
   private readonly run: RecoveryRun;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
@@ -135,7 +119,7 @@ class PaymentRecovery {
   constructor(input: RecoveryInput) {
     this.run = new RecoveryRun(input);
     this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
-    this.registerHandlers();
+    registerHandlers(this.run);
   }
 
   // ── The run ──────────────────────────────────────────────────────────────────────────────────
@@ -765,133 +749,5 @@ class PaymentRecovery {
     } finally {
       this.run.inFlight = null;
     }
-  }
-
-  // ── Handlers: they record what they are told; `run` acts on it ───────────────────────────────
-
-  private registerHandlers(): void {
-    setHandler(recoveryStatusQuery, () => this.run.status);
-    setHandler(paymentFailedSignal, (f) => {
-      if (this.run.failure)
-        log.info('the same payment was reported again; nothing changes', { paymentId: f.payment_id });
-      else this.run.failure = f;
-    });
-    setHandler(paymentMethodAddedSignal, ({ payment_method_id }) => {
-      this.run.methodsAdded++;
-      if (typeof payment_method_id === 'string' && !this.run.added.includes(payment_method_id))
-        this.run.added.push(payment_method_id);
-    });
-    setHandler(offerPaymentMethodUpdate, (offer) => this.offer(offer), {
-      validator: (offer: Partial<{ payment_method_id: unknown }> | undefined) => validateOffer(this.run.asIs, offer),
-    });
-    setHandler(paymentMethodBlockedSignal, ({ payment_method_id, reason }) => {
-      log.info('payment method blocked for this recovery', { paymentMethodId: payment_method_id, reason });
-      if (!this.run.blocked.includes(payment_method_id)) this.run.blocked.push(payment_method_id);
-      this.run.neverAgain(payment_method_id);
-    });
-    // The customer was merged into another record: its payment methods moved there (same ids), and
-    // every later step (new charges, notifications, records) goes on against the survivor. A charge
-    // made before keeps its first request, the merged record's (the ledger re-sends it as it was).
-    setHandler(customerMergedSignal, ({ merged_id, survivor_id, merge_id }) => {
-      if (this.run.failure?.customer_id !== merged_id) return;
-      log.info('the customer was merged: the recovery goes on against the survivor', {
-        mergedId: merged_id,
-        survivorId: survivor_id,
-        mergeId: merge_id,
-      });
-      this.run.failure.customer_id = survivor_id;
-      upsertSearchAttributes([{ key: personaCustomerId, value: survivor_id }]);
-    });
-    setHandler(graphRestoredSignal, ({ reason, backup_id }) => {
-      log.warn('the graph was restored from a backup that lacks what this recovery acts on', { reason, backup_id });
-      this.run.restored = `the graph was restored from backup ${backup_id}: ${reason}`;
-    });
-    setHandler(resolveAttentionUpdate, (d) => this.resolveAttention(d), {
-      validator: (d: Partial<AttentionDecision> | undefined) => validateDecision(this.run.asIs, d),
-    });
-    // Temporal's batch operations send it to every recovery an outage left waiting: ops' `retry`.
-    // A restore's attention is not an outage's: ops look at each one (it is ignored here).
-    setHandler(retryAttentionSignal, () => {
-      const kind = this.run.status.attention?.kind;
-      if (this.run.status.state !== 'needs_attention' || this.run.decision !== null || kind === 'graph_restored')
-        return;
-      // A stop answers every attention but a record's, which only a decision answers: retrying it records the charge.
-      if (this.run.stopping && kind !== 'record_failed') return;
-      log.info('payment recovery retried by a batch of ops', { paymentId: this.run.failure?.payment_id });
-      this.run.decision = { action: 'retry', note: 'retried with every recovery waiting for the same reason' };
-    });
-    setHandler(cancelRecoveryUpdate, (req) => this.cancel(req), {
-      validator: (req: Partial<{ reason: unknown }> | undefined) => validateCancel(this.run.asIs, req),
-    });
-    setHandler(paymentNoLongerOwedUpdate, (word) => this.noLongerOwed(word), {
-      validator: (word: Partial<PaymentNoLongerOwed> | undefined) => validateOwnerStop(this.run.asIs, word),
-    });
-    // A cancellation request (ops in the UI) stops the recovery the way the owner's word does:
-    // nothing more is charged, a charge under way is finished (or its unknown outcome settled) and recorded.
-    CancellationScope.current().cancelRequested.catch(() => {
-      this.run.stopRequest ??= { by: 'cancellation', reason: 'workflow cancelled' };
-    });
-  }
-
-  /** A card the customer just added, charged at once; answered once the retry that took it is over. */
-  private async offer({ payment_method_id }: CardOffer): Promise<CardOfferAnswer> {
-    // Counted before the first await, like the signal: the retry it wakes takes it.
-    const ticket = ++this.run.methodsAdded;
-    if (!this.run.added.includes(payment_method_id)) this.run.added.push(payment_method_id);
-    this.run.offersWaiting++;
-    try {
-      await CancellationScope.nonCancellable(() =>
-        condition(() => this.run.methodsAnswered >= ticket || this.run.ended),
-      );
-    } finally {
-      this.run.offersWaiting--;
-    }
-    const attempt = [...this.run.status.attempts].reverse().find((a) => a.payment_method_id === payment_method_id);
-    const outcome = attempt?.outcome === 'succeeded' ? 'recovered' : attempt ? attempt.outcome : ('not_tried' as const);
-    return {
-      payment_id: this.run.failure?.payment_id ?? '',
-      payment_method_id,
-      outcome,
-      decline_code: attempt?.decline_code ?? null,
-      state: this.run.status.state,
-      recovered_with: this.run.status.recovered_with,
-    };
-  }
-
-  private async resolveAttention(d: AttentionDecision): Promise<RecoveryStatus> {
-    // Recorded before the first await: a second update in the same workflow task is refused by the validator.
-    this.run.decision = d;
-    await CancellationScope.nonCancellable(() => condition(() => this.run.status.state !== 'needs_attention'));
-    return JSON.parse(JSON.stringify(this.run.status)) as RecoveryStatus;
-  }
-
-  /** Ops or an erasure stop the recovery; answered with its final status. */
-  private async cancel({ reason }: { reason: string }): Promise<RecoveryStatus> {
-    this.run.stopRequest ??= { by: 'ops', reason: `cancelled: ${reason.trim()}` };
-    // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
-    await CancellationScope.nonCancellable(() => condition(() => this.run.over));
-    return JSON.parse(JSON.stringify(this.run.status)) as RecoveryStatus;
-  }
-
-  /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
-  private async noLongerOwed(word: PaymentNoLongerOwed): Promise<OwnerStopAnswer> {
-    const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
-    if (!this.run.ended)
-      this.run.stopRequest ??= {
-        by: 'owner',
-        reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,
-      };
-    // Answered at the end, whatever ends it (a cancellation request must not fail an accepted Update).
-    await CancellationScope.nonCancellable(() => condition(() => this.run.over));
-    const { state } = this.run.status;
-    const stopped = this.run.unsettled === null ? 'stopped' : 'charge_unknown';
-    return {
-      payment_id: this.run.reported.payment_id,
-      outcome: state === 'recovered' ? 'recovered' : state === 'failed' ? 'failed' : stopped,
-      charge: this.run.charged,
-      unknown_charge: this.run.unsettled,
-      state,
-      stop_reason: this.run.status.stop_reason,
-    };
   }
 }
