@@ -63,8 +63,6 @@ import {
   CHARGE_REFUSED,
   DEFAULT_CHARGE_RETRY_FOR,
   RECOVERY_ENDED,
-  type AttentionDecision,
-  type AttentionReason,
   type RecoveryInput,
   type RecoveryStatus,
 } from '../temporal/recovery';
@@ -72,13 +70,8 @@ import { personaOverdue } from '../temporal/searchAttributes';
 import { chargingGateway, graph, ledger, settler, updater } from './recoveryActivities';
 import { RecoveryRun, now } from './recoveryState';
 import { registerHandlers } from './recoveryHandlers';
-import {
-  countRecoveredBy,
-  countRecovery,
-  countRecoveryAttentionOverdue,
-  countRecoveryChargeUnsettled,
-  countRecoveryNeedingAttention,
-} from './metrics';
+import { RecoveryAttention } from './recoveryAttention';
+import { countRecoveredBy, countRecovery, countRecoveryChargeUnsettled } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
@@ -114,10 +107,12 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 /** One payment's recovery: what moves it on (`runToEnd` and its steps), over its state (`RecoveryRun`). */
 class PaymentRecovery {
   private readonly run: RecoveryRun;
+  private readonly attention: RecoveryAttention;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
 
   constructor(input: RecoveryInput) {
     this.run = new RecoveryRun(input);
+    this.attention = new RecoveryAttention(this.run);
     this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
     registerHandlers(this.run);
   }
@@ -249,7 +244,7 @@ class PaymentRecovery {
    */
   private async cascade(round: number, exclude: string[], listed?: RecoveryCandidate[]): Promise<CascadeEnd> {
     const f = this.run.reported;
-    if (!(await this.restoredAndDecided())) return 'not_recovered';
+    if (!(await this.attention.restoredAndDecided())) return 'not_recovered';
     const candidates =
       listed ??
       (await ledger.listRecoveryCandidates({
@@ -264,7 +259,7 @@ class PaymentRecovery {
       if (this.run.stopping) return 'not_recovered';
       // Blocked while this pass ran (a confirmed fraud on it): never charged again.
       if (this.run.doNotCharge.includes(c.payment_method_id)) continue;
-      if (!(await this.restoredAndDecided()) || this.run.stopping) return 'not_recovered';
+      if (!(await this.attention.restoredAndDecided()) || this.run.stopping) return 'not_recovered';
       const attempt = this.attemptOf(c, round);
       // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
       const result = await CancellationScope.nonCancellable(() => this.charge(attempt));
@@ -352,7 +347,7 @@ class PaymentRecovery {
       // so): nothing was charged. Anything else may have charged.
       const type = failureType(failed);
       const refused = type === CHARGE_REFUSED || type === CHARGE_NOT_SENT;
-      const action = await this.askForAttention(
+      const action = await this.attention.askForAttention(
         refused ? 'charge_refused' : 'charge_unknown',
         `the charge of ${a.payment_method_id} could not be made: ${describeFailure(failed)}` +
           (refused ? '' : ' (the gateway may have taken it: only a retry, same idempotency key, is safe)'),
@@ -449,7 +444,7 @@ class PaymentRecovery {
         return;
       } catch (err) {
         if (isCancellation(err)) throw err;
-        const action = await this.askForAttention(
+        const action = await this.attention.askForAttention(
           'record_failed',
           `payment ${rec.payment_id} was charged (${rec.charge_id}) but could not be recorded: ${describeFailure(err)}`,
           // Skip: ops take the recording over by hand (the runbook says how).
@@ -458,77 +453,6 @@ class PaymentRecovery {
         if (action !== 'retry') return;
       }
     }
-  }
-
-  /**
-   * needs_attention: waits for ops after something a retry by Temporal could not fix; past the
-   * deadline it is counted overdue (the alert) and waits on. A stop answers it too — except a
-   * record's: a charge that went through is recorded, or ops take the record over (skip).
-   */
-  private async askForAttention(
-    kind: AttentionReason,
-    reason: string,
-    about: { payment_method_id: string | null; skippable: boolean; unknown_charge: string | null },
-  ): Promise<AttentionDecision['action'] | 'stopped'> {
-    const f = this.run.reported;
-    const resume = this.run.status.state;
-    const since = new Date();
-    this.run.decision = null;
-    this.run.moveTo('needs_attention', {
-      next_retry_at: null,
-      next_retry_reason: null,
-      attention: {
-        kind,
-        reason,
-        ...about,
-        since: since.toISOString(),
-        due_at: new Date(since.getTime() + this.run.attentionMs).toISOString(),
-        overdue: false,
-      },
-    });
-    countRecoveryNeedingAttention(kind);
-    log.warn('payment recovery needs attention', { paymentId: f.payment_id, customerId: f.customer_id, kind, reason });
-    const stoppable = kind !== 'record_failed';
-    const answered = () => this.run.decision !== null || (stoppable && this.run.stopping);
-    const summary = `Wait for ops: ${kind} (retry${about.skippable ? ' or skip' : ''})`;
-    if (!(await condition(answered, this.run.attentionMs, { summary }))) {
-      if (this.run.status.attention) this.run.status.attention.overdue = true;
-      upsertSearchAttributes([{ key: personaOverdue, value: 'recovery_attention' }]);
-      countRecoveryAttentionOverdue(kind);
-      log.error('payment recovery overdue: nobody answered its attention before the deadline', {
-        paymentId: f.payment_id,
-        kind,
-        since: since.toISOString(),
-      });
-      await condition(answered);
-      upsertSearchAttributes([{ key: personaOverdue, value: null }]);
-    }
-    // Set by a handler while this step waited. A stop wins over a decision that came with it: after
-    // a stop is taken nothing more is charged (a record's attention is the exception: it only records).
-    const decided = this.run.decision as AttentionDecision | null;
-    const action = (stoppable && this.run.stopping) || decided === null ? 'stopped' : decided.action;
-    log.info('payment recovery resumed', { paymentId: f.payment_id, action, note: decided?.note });
-    // Taken: the next attention waits for a decision of its own, and a cancel is not held back by this one.
-    this.run.decision = null;
-    this.run.moveTo(resume, { attention: null });
-    return action;
-  }
-
-  /**
-   * A restore lost what this recovery acts on: ops decide before anything more is charged (retry
-   * or skip: go on with the graph as it is now; a stop: stop). Asked before every charge, so a
-   * signal that arrives mid-pass stops the next charge too. False when the recovery stops.
-   */
-  private async restoredAndDecided(): Promise<boolean> {
-    if (this.run.restored === null) return true;
-    const reason = this.run.restored;
-    this.run.restored = null;
-    const action = await this.askForAttention('graph_restored', reason, {
-      payment_method_id: null,
-      skippable: true,
-      unknown_charge: null,
-    });
-    return action !== 'stopped';
   }
 
   /** Applies a decline's consequences (as the activity decided them); true for a fraud-class decline. */
