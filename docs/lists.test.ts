@@ -5,8 +5,9 @@
  *     docs/events.schema.json) are `EVENT_TYPES` of graph/eventSchemas.ts, and each of them is written
  *     somewhere: named in a source that is not a list of the types or a reader of them;
  *   - every workflow of workflows/index.ts has its failure table in docs/workflows.md, whose rows
- *     name exactly the activities the workflow calls (read from its source: the calls on the
- *     proxies `activitiesWithSummaries` makes, named by the summaries they are given);
+ *     name exactly the activities the workflow calls (read from its source and the workflow modules
+ *     it imports: the calls on the proxies `activitiesWithSummaries` makes, named by the summaries
+ *     they are given);
  *   - the business metrics with every label value (docs/workflows.md's table, docs/runbook.md's
  *     "Metrics") are `BUSINESS_METRICS` of temporal/metrics.ts;
  *   - the patches in force (docs/workflows.md) are the ids of the `patched()` and `deprecatePatch()`
@@ -196,6 +197,23 @@ function activitiesCalled(sf: ts.SourceFile): string[] {
   return sorted(used);
 }
 
+/** A workflow's file and the workflow modules it imports, directly or through others (its steps, its state). */
+function workflowModules(file: string): string[] {
+  const found = new Set<string>();
+  const visit = (f: string): void => {
+    if (found.has(f) || !existsSync(path.join(root, f))) return;
+    found.add(f);
+    for (const spec of ts.preProcessFile(read(f), true, true).importedFiles.map((i) => i.fileName))
+      if (spec.startsWith('./')) visit(`workflows/${spec.slice(2)}.ts`);
+  };
+  visit(file);
+  return sorted(found);
+}
+
+/** The activities a workflow calls: in its file or in a workflow module it imports. */
+const activitiesOf = (file: string): string[] =>
+  sorted(new Set(workflowModules(file).flatMap((f) => activitiesCalled(parse(f)))));
+
 /** Every workflow of workflows/index.ts and the file it is written in. */
 const WORKFLOWS = [...read('workflows/index.ts').matchAll(/export \{ (\w+) \} from '\.\/(\w+)';/g)].map((m) => ({
   name: m[1] as string,
@@ -211,12 +229,16 @@ describe('docs/workflows.md: a failure table for every workflow', () => {
     expect(WORKFLOWS.length).toBeGreaterThanOrEqual(12);
     const of = (name: string): string[] => {
       const w = WORKFLOWS.find((x) => x.name === name);
-      return w ? activitiesCalled(parse(w.file)) : [];
+      return w ? activitiesOf(w.file) : [];
     };
     // A local activity, a proxy made in a class, one imported from workflows/notifications.ts, a destructured one.
     expect(of('onboardingWorkflow')).toEqual(['onboardCustomer', 'requestBehavioralProfile']);
     expect(of('paymentRecoveryWorkflow')).toEqual(expect.arrayContaining(['chargePaymentMethod', 'notifyCustomer']));
     expect(of('kafkaPublisherWorkflow')).toEqual(['publishEvents']);
+    // A workflow written in several modules is read whole: the recovery's steps are modules it imports.
+    expect(workflowModules('workflows/recovery.ts')).toEqual(
+      expect.arrayContaining(['workflows/recovery.ts', 'workflows/recoveryAttention.ts', 'workflows/recoveryState.ts']),
+    );
     // Every activity proxy is made with its summaries: no workflow calls `proxyActivities` itself.
     const bare = WORKFLOW_FILES.filter((f) => f !== 'activityOptions.ts').filter((f) =>
       calls(parse(`workflows/${f}`)).some((c) => /^proxy(Local)?Activities$/.test(calleeName(c) ?? '')),
@@ -225,7 +247,7 @@ describe('docs/workflows.md: a failure table for every workflow', () => {
   });
 
   for (const { name, file } of WORKFLOWS) {
-    it(`${name}: its rows name exactly the activities ${file} calls`, () => {
+    it(`${name}: its rows name exactly the activities ${file} calls, itself or through its modules`, () => {
       const sections = workflowsDoc.split(/^(?=## )/m).filter((s) => s.split('\n')[0]?.endsWith(`— \`${name}\``));
       expect(sections, `one section "## … — \`${name}\`"`).toHaveLength(1);
       const found = tablesWith(sections[0] as string, FAILURE_TABLE);
@@ -237,7 +259,7 @@ describe('docs/workflows.md: a failure table for every workflow', () => {
         for (const cell of row) expect(cell.length, String(row[0])).toBeGreaterThan(0);
       }
       const named = new Set(rows.flatMap((r) => ticks((r[0] ?? '').split(' (')[0] ?? '')));
-      expect(sorted(named)).toEqual(activitiesCalled(parse(file)));
+      expect(sorted(named)).toEqual(activitiesOf(file));
     });
   }
 });
