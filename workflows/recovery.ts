@@ -62,7 +62,6 @@ import {
   CHARGE_NOT_SENT,
   CHARGE_REFUSED,
   DEFAULT_CHARGE_RETRY_FOR,
-  RECOVERY_ENDED,
   type RecoveryInput,
   type RecoveryStatus,
 } from '../temporal/recovery';
@@ -71,9 +70,9 @@ import { chargingGateway, graph, ledger, settler, updater } from './recoveryActi
 import { RecoveryRun, now } from './recoveryState';
 import { registerHandlers } from './recoveryHandlers';
 import { RecoveryAttention } from './recoveryAttention';
-import { countRecoveredBy, countRecovery, countRecoveryChargeUnsettled } from './metrics';
+import { RecoveryEnding } from './recoveryEnding';
+import { countRecovery, countRecoveryChargeUnsettled } from './metrics';
 import { recoveryMechanism } from '../payments/mechanisms';
-import { notifications } from './notifications';
 import { autoUpgrade } from './versioning';
 import { msOf } from './durations';
 
@@ -108,11 +107,13 @@ export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<Rec
 class PaymentRecovery {
   private readonly run: RecoveryRun;
   private readonly attention: RecoveryAttention;
+  private readonly ending: RecoveryEnding;
   private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
 
   constructor(input: RecoveryInput) {
     this.run = new RecoveryRun(input);
     this.attention = new RecoveryAttention(this.run);
+    this.ending = new RecoveryEnding(this.run);
     this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
     registerHandlers(this.run);
   }
@@ -126,7 +127,7 @@ class PaymentRecovery {
       // A cancellation request surfaces here from a wait between charges (a charge, its settling
       // and its record are non-cancellable, and see it as a stop request).
       if (!isCancellation(err)) throw err;
-      await CancellationScope.nonCancellable(() => this.endCancelled());
+      await CancellationScope.nonCancellable(() => this.ending.endCancelled());
     }
     this.run.over = true;
     // Offers and stops answered by the end return their answers before the run closes.
@@ -154,9 +155,9 @@ class PaymentRecovery {
     // A card added during the last pass is still answered before the recovery gives up.
     for (let round = rounds + 1; outcome === 'not_recovered' && this.run.cardWaiting && !this.run.stopping; round++)
       outcome = await this.retryPass(round, 'a payment method was added during the last round: retried at once');
-    if (outcome === 'erased') await this.stop('the customer was erased');
-    else if (outcome === 'ended') await this.stop('the charge ledger has this payment’s recovery ended');
-    else await this.finish();
+    if (outcome === 'erased') await this.ending.stop('the customer was erased');
+    else if (outcome === 'ended') await this.ending.stop('the charge ledger has this payment’s recovery ended');
+    else await this.ending.finish();
   }
 
   /**
@@ -185,8 +186,8 @@ class PaymentRecovery {
     }
     if (await this.onDecline(f.payment_method_id, begun.decline)) {
       // Stopped before the message: a refused message must not leave it looking like it still recovers.
-      await this.stop(`fraud-class decline ${f.decline_code}`);
-      await this.notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
+      await this.ending.stop(`fraud-class decline ${f.decline_code}`);
+      await this.ending.notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
       return null;
     }
     return begun;
@@ -204,7 +205,7 @@ class PaymentRecovery {
     let next = await this.rulesAllow(started + msOf(delay, `dunningSchedule[${round - 1}]`), scheduled);
     // The whole dunning state at once, before the reminder: a query never sees half of it.
     this.run.moveTo('dunning', { next_retry_at: new Date(next.at).toISOString(), next_retry_reason: next.why });
-    await this.notify('dunning_reminder', `reminder-${round}`, { round });
+    await this.ending.notify('dunning_reminder', `reminder-${round}`, { round });
     const woken = () => this.run.cardWaiting || this.run.stopping || this.run.restored !== null;
     for (let recheck = 0; ; recheck++) {
       await condition(woken, Math.max(next.at - Date.now(), 1), {
@@ -428,7 +429,9 @@ class PaymentRecovery {
       amount: f.amount,
       currency: f.currency,
     };
-    this.run.recoveredNotice = this.notify('payment_recovered', 'recovered', { payment_method_id: paymentMethodId });
+    this.run.recoveredNotice = this.ending.notify('payment_recovered', 'recovered', {
+      payment_method_id: paymentMethodId,
+    });
     const rec = {
       mechanism,
       payment_id: f.payment_id,
@@ -545,125 +548,7 @@ class PaymentRecovery {
     }
   }
 
-  /** recovered, failed or stopped: how the recovery ends when its passes are over. */
-  private async finish(): Promise<void> {
-    const f = this.run.reported;
-    this.run.status.next_retry_at = null;
-    this.run.status.next_retry_reason = null;
-    if (this.run.status.recovered_with) {
-      this.run.moveTo('recovered');
-      if (this.run.status.recovered_by) countRecoveredBy(this.run.status.recovered_by);
-      await (this.run.recoveredNotice ??
-        this.notify('payment_recovered', 'recovered', { payment_method_id: this.run.status.recovered_with }));
-    } else if (this.run.stopRequest) {
-      await this.stop(this.run.stopRequest.reason);
-      return;
-    } else {
-      this.run.moveTo('failed');
-      try {
-        // Failed is final: a cancellation request now must not leave the ledger's recovery open.
-        await CancellationScope.nonCancellable(() =>
-          ledger.recordRecoveryFailed({
-            payment_id: f.payment_id,
-            customer_id: f.customer_id,
-            attempts: this.run.status.attempts.length,
-            reason: 'all payment methods failed',
-          }),
-        );
-      } catch (err) {
-        // Retried without a cap: only a refusal no retry can fix ends here (no money moved).
-        if (isCancellation(err)) throw err;
-        log.warn('the failure of a recovery could not be recorded in the graph', {
-          paymentId: f.payment_id,
-          error: describeFailure(err),
-        });
-      }
-      await CancellationScope.nonCancellable(() => this.notify('payment_failed', 'failed'));
-    }
-    countRecovery(this.run.status.state as 'recovered' | 'failed');
-    log.info(`payment recovery ${this.run.status.state}`, {
-      paymentId: f.payment_id,
-      customerId: f.customer_id,
-      attempts: this.run.status.attempts.length,
-      recoveredWith: this.run.status.recovered_with,
-    });
-  }
-
-  /** stopped: at once in the status, then in the ledger (retried until done). */
-  private async stop(why: string): Promise<void> {
-    const f = this.run.reported;
-    const reason =
-      this.run.unsettled === null
-        ? why
-        : `${why}; the charge under idempotency key ${this.run.unsettled} is of unknown outcome ` +
-          '(the gateway refused to say): ops look it up at the gateway';
-    this.run.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
-    countRecovery('stopped');
-    // The reason stays out of the log line: an owner's note or ops' reason is free text.
-    log.info('payment recovery stopped', {
-      paymentId: f.payment_id,
-      customerId: f.customer_id,
-      by: this.run.stopRequest?.by,
-    });
-    await this.recordStopped(reason);
-  }
-
-  private async recordStopped(reason: string): Promise<void> {
-    const f = this.run.reported;
-    try {
-      await CancellationScope.nonCancellable(() =>
-        ledger.recordRecoveryStopped({ payment_id: f.payment_id, customer_id: f.customer_id, reason }),
-      );
-    } catch (err) {
-      // Only a refusal a retry cannot fix ends here: the status says stopped all the same.
-      log.warn('the stop of a recovery could not be recorded in the charge ledger', {
-        paymentId: f.payment_id,
-        error: describeFailure(err),
-      });
-    }
-  }
-
-  /**
-   * A cancellation request surfaced from a wait: the recovery ends like a stop, never mid-charge.
-   * A charge that went through before it was recorded (non-cancellable): it stays recovered.
-   */
-  private async endCancelled(): Promise<void> {
-    if (RECOVERY_ENDED.includes(this.run.status.state)) return;
-    if (this.run.status.recovered_with) {
-      this.run.moveTo('recovered', { next_retry_at: null, next_retry_reason: null, attention: null });
-      countRecovery('recovered');
-    } else if (this.run.failure) {
-      await this.stop('workflow cancelled');
-    } else {
-      this.run.moveTo('stopped', { stop_reason: 'workflow cancelled' });
-      countRecovery('stopped');
-    }
-    log.info(`payment recovery ${this.run.status.state}: workflow cancelled`, { workflowId: this.run.workflowId });
-  }
-
   // ── Small steps ──────────────────────────────────────────────────────────────────────────────
-
-  /** Best-effort: a notification that cannot be delivered is noted, and the recovery goes on. */
-  private async notify(kind: string, step: string, data: Record<string, unknown> = {}): Promise<void> {
-    const f = this.run.reported;
-    try {
-      await notifications.notifyCustomer({
-        customer_id: f.customer_id,
-        kind,
-        key: `${this.run.workflowId}:${step}`,
-        data: { payment_id: f.payment_id, ...data },
-      });
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      this.run.status.undelivered.push(step);
-      log.warn('a notification could not be delivered; the recovery goes on without it', {
-        paymentId: f.payment_id,
-        customerId: f.customer_id,
-        kind,
-        error: describeFailure(err),
-      });
-    }
-  }
 
   /** A charge's activity, with the charge marked in flight meanwhile (a `cancel` waits for it). */
   private async whileInFlight<T>(a: ChargeAttempt, call: () => Promise<T>): Promise<T> {
