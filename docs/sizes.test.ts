@@ -19,9 +19,7 @@ const MAX_FILE_LINES = 400;
 const NOT_MEASURED = ['proto/', 'scripts/', 'test/'];
 
 /** Files over MAX_FILE_LINES today, with their lines: none may grow; each should be split. */
-const LARGE_FILES: Record<string, number> = {
-  'workflows/recovery.ts': 1050,
-};
+const LARGE_FILES: Record<string, number> = {};
 
 /** Functions over MAX_FUNCTION_LINES today (`file:name`), with their lines: none may grow. */
 const LARGE_FUNCTIONS: Record<string, number> = {};

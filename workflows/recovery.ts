@@ -44,59 +44,21 @@
  * whether it may happen (a suspended customer is not charged this round, an erased one never);
  * after money moved, the recording is retried until it is done.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  log,
-  upsertSearchAttributes,
-  allHandlersFinished,
-} from '@temporalio/workflow';
-import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
-import type { RecoveryCandidate } from '../graph/recovery';
-import type { DeclineDecision } from '../payments/declines';
+import { allHandlersFinished, CancellationScope, condition, isCancellation, log } from '@temporalio/workflow';
 import { describeFailure } from '../temporal/failures';
-import {
-  CHARGE_NOT_SENT,
-  CHARGE_REFUSED,
-  DEFAULT_CHARGE_RETRY_FOR,
-  type RecoveryInput,
-  type RecoveryStatus,
-} from '../temporal/recovery';
-import { personaOverdue } from '../temporal/searchAttributes';
-import { chargingGateway, graph, ledger, settler, updater } from './recoveryActivities';
-import { RecoveryRun, now } from './recoveryState';
-import { registerHandlers } from './recoveryHandlers';
-import { RecoveryAttention } from './recoveryAttention';
-import { RecoveryEnding } from './recoveryEnding';
-import { countRecovery, countRecoveryChargeUnsettled } from './metrics';
-import { recoveryMechanism } from '../payments/mechanisms';
-import { autoUpgrade } from './versioning';
+import type { RecoveryInput, RecoveryStatus } from '../temporal/recovery';
 import { msOf } from './durations';
+import { countRecovery } from './metrics';
+import { graph, ledger } from './recoveryActivities';
+import { RecoveryAttention } from './recoveryAttention';
+import { RecoveryCharging, type CascadeEnd } from './recoveryCharging';
+import { RecoveryEnding } from './recoveryEnding';
+import { registerHandlers } from './recoveryHandlers';
+import { now, RecoveryRun } from './recoveryState';
+import { autoUpgrade } from './versioning';
 
 /** How often a round asks the rules again after its wait before it charges anyway (governed then). */
 const RULE_RECHECKS = 3;
-
-/** Why the activity failed: the ApplicationFailure type it threw, if any. */
-function failureType(err: unknown): string | null {
-  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.type ?? null) : null;
-}
-
-/** How a pass over the candidates ended. */
-type CascadeEnd =
-  /** A charge succeeded and is recorded. */
-  | 'recovered'
-  /** No charge succeeded (every one declined or was skipped, the customer is suspended, or a stop came). */
-  | 'not_recovered'
-  /** The customer was erased: nothing may be charged, ever. */
-  | 'erased'
-  /** The charge ledger has the payment's recovery ended (another run of it finished it). */
-  | 'ended';
-
-/** A candidate of a pass; `renewedRetry` when the account updater renewed it in this pass and it comes again. */
-type Candidate = RecoveryCandidate & { renewedRetry?: boolean };
 
 autoUpgrade(paymentRecoveryWorkflow);
 export async function paymentRecoveryWorkflow(input: RecoveryInput): Promise<RecoveryStatus> {
@@ -108,13 +70,13 @@ class PaymentRecovery {
   private readonly run: RecoveryRun;
   private readonly attention: RecoveryAttention;
   private readonly ending: RecoveryEnding;
-  private readonly gateway: Pick<RecoveryActivities, 'chargePaymentMethod'>;
+  private readonly charging: RecoveryCharging;
 
   constructor(input: RecoveryInput) {
     this.run = new RecoveryRun(input);
     this.attention = new RecoveryAttention(this.run);
     this.ending = new RecoveryEnding(this.run);
-    this.gateway = chargingGateway(input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
+    this.charging = new RecoveryCharging(this.run, this.attention, this.ending);
     registerHandlers(this.run);
   }
 
@@ -143,8 +105,8 @@ class PaymentRecovery {
     if (!begun) return;
     // The first pass skips the method that just failed (unless the account updater renewed it);
     // dunning rounds may retry it.
-    const reportedRenewed = await this.renewAfterExpiry(f.payment_method_id, begun.decline);
-    let outcome = await this.cascade(
+    const reportedRenewed = await this.charging.renewAfterExpiry(f.payment_method_id, begun.decline);
+    let outcome = await this.charging.cascade(
       0,
       reportedRenewed ? [] : [f.payment_method_id],
       reportedRenewed ? undefined : begun.candidates,
@@ -184,7 +146,7 @@ class PaymentRecovery {
       countRecovery('stopped');
       return null;
     }
-    if (await this.onDecline(f.payment_method_id, begun.decline)) {
+    if (await this.charging.onDecline(f.payment_method_id, begun.decline)) {
       // Stopped before the message: a refused message must not leave it looking like it still recovers.
       await this.ending.stop(`fraud-class decline ${f.decline_code}`);
       await this.ending.notify('card_compromised', 'card-compromised', { payment_method_id: f.payment_method_id });
@@ -225,297 +187,6 @@ class PaymentRecovery {
   }
 
   /**
-   * recovering: the pass of a dunning round (or one for a card added after the last); it answers
-   * every card added so far.
-   */
-  private async retryPass(round: number, scheduledBy: string): Promise<CascadeEnd> {
-    this.run.scheduledBy = scheduledBy;
-    this.run.methodsTaken = this.run.methodsAdded;
-    const answering = this.run.methodsTaken;
-    this.run.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
-    const outcome = await this.cascade(round, []);
-    this.run.methodsAnswered = Math.max(this.run.methodsAnswered, answering);
-    return outcome;
-  }
-
-  /**
-   * recovering: one pass over the candidates (`listed`: the pass's list, asked already), each
-   * charged until one succeeds. A card the account updater renewed goes first; one renewed during
-   * this pass comes again at once.
-   */
-  private async cascade(round: number, exclude: string[], listed?: RecoveryCandidate[]): Promise<CascadeEnd> {
-    const f = this.run.reported;
-    if (!(await this.attention.restoredAndDecided())) return 'not_recovered';
-    const candidates =
-      listed ??
-      (await ledger.listRecoveryCandidates({
-        customer_id: f.customer_id,
-        exclude: [...exclude, ...this.run.doNotCharge],
-      }));
-    const queue: Candidate[] = [...candidates].sort(
-      (x, y) =>
-        Number(this.run.renewed.includes(y.payment_method_id)) - Number(this.run.renewed.includes(x.payment_method_id)),
-    );
-    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
-      if (this.run.stopping) return 'not_recovered';
-      // Blocked while this pass ran (a confirmed fraud on it): never charged again.
-      if (this.run.doNotCharge.includes(c.payment_method_id)) continue;
-      if (!(await this.attention.restoredAndDecided()) || this.run.stopping) return 'not_recovered';
-      const attempt = this.attemptOf(c, round);
-      // Charge and record are one step a cancellation cannot cut in two: money taken is recorded.
-      const result = await CancellationScope.nonCancellable(() => this.charge(attempt));
-      if (result === 'stopped') return 'not_recovered';
-      if (result === 'skip') {
-        this.run.attempted(c.payment_method_id, 'skipped', 'skipped_by_ops');
-        continue;
-      }
-      if (result.outcome === 'limited') {
-        // A card-network rule does not allow this charge now (decided in the graph, per card).
-        this.run.attempted(
-          c.payment_method_id,
-          'skipped',
-          'network_retry_limit',
-          result.rule ? { rule: result.rule } : {},
-        );
-        continue;
-      }
-      if (result.outcome === 'not_charged') {
-        this.run.attempted(c.payment_method_id, 'skipped', result.reason);
-        if (result.reason === 'customer_erased') return 'erased';
-        if (result.reason === 'recovery_ended') return 'ended';
-        // Suspended: nothing is charged this round; the next round asks again.
-        if (result.reason === 'customer_suspended') return 'not_recovered';
-        // Not charged, and a stop came meanwhile: nothing more.
-        if (this.run.stopping) return 'not_recovered';
-        this.run.neverAgain(c.payment_method_id);
-        continue;
-      }
-      if (result.outcome === 'succeeded') {
-        await CancellationScope.nonCancellable(() => this.recordCharge(c.payment_method_id, result));
-        return 'recovered';
-      }
-      this.run.attempted(c.payment_method_id, 'declined', result.decline_code);
-      if (this.run.stopping) {
-        // Learnt while stopping: the declined card still takes what its decline decides.
-        await CancellationScope.nonCancellable(() => this.onDecline(c.payment_method_id, result.decision));
-        return 'not_recovered';
-      }
-      await this.onDecline(c.payment_method_id, result.decision);
-      if (!c.renewedRetry && (await this.renewAfterExpiry(c.payment_method_id, result.decision)))
-        queue.unshift({ ...c, renewedRetry: true });
-    }
-    return 'not_recovered';
-  }
-
-  /** The charge of candidate `c` in the pass of `round` (0: the first pass), under its idempotency key. */
-  private attemptOf(c: Candidate, round: number): ChargeAttempt {
-    const f = this.run.reported;
-    return {
-      payment_id: f.payment_id,
-      customer_id: f.customer_id,
-      payment_method_id: c.payment_method_id,
-      amount: f.amount,
-      currency: f.currency,
-      idempotency_key:
-        (round === 0 ? `${f.payment_id}:${c.payment_method_id}` : `${f.payment_id}:${c.payment_method_id}:r${round}`) +
-        // The renewed card's charge is a new one: under the declined charge's key the gateway answers its decline.
-        (c.renewedRetry ? ':renewed' : ''),
-      // Counted against its card before the charge (an activity input: replay compares none).
-      reported: {
-        payment_method_id: f.payment_method_id,
-        decline_code: f.decline_code,
-        ...(f.advice_code ? { advice_code: f.advice_code } : {}),
-      },
-      at: now(),
-    };
-  }
-
-  /**
-   * A charge. One the gateway refused for good waits for ops (retry or skip: charge_refused); one
-   * whose outcome is unknown after every retry waits for ops too (charge_unknown), who may only
-   * retry it (the same key, the same charge); a stop then learns its outcome without charging.
-   */
-  private async charge(a: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'stopped'> {
-    for (;;) {
-      let failed: unknown;
-      try {
-        return await this.whileInFlight(a, () => this.gateway.chargePaymentMethod(a));
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        failed = err;
-      }
-      // Refused, the one request under the key, or nothing sent under it at all (the ledger says
-      // so): nothing was charged. Anything else may have charged.
-      const type = failureType(failed);
-      const refused = type === CHARGE_REFUSED || type === CHARGE_NOT_SENT;
-      const action = await this.attention.askForAttention(
-        refused ? 'charge_refused' : 'charge_unknown',
-        `the charge of ${a.payment_method_id} could not be made: ${describeFailure(failed)}` +
-          (refused ? '' : ' (the gateway may have taken it: only a retry, same idempotency key, is safe)'),
-        {
-          payment_method_id: a.payment_method_id,
-          skippable: refused,
-          unknown_charge: refused ? null : a.idempotency_key,
-        },
-      );
-      if (action === 'retry') continue;
-      if (action === 'skip') return 'skip';
-      return refused ? 'stopped' : this.settle(a);
-    }
-  }
-
-  /**
-   * What became of a charge of unknown outcome, learnt without sending anything again (the
-   * recovery is stopping): its answer when the gateway made it, else `stopped`. Asked until the
-   * gateway answers; past `settleFor` the settling is overdue — counted, logged at ERROR, listed by
-   * `PersonaOverdue = 'charge_settle'` — and asks on. Refused for good (no retry can fix it), the
-   * recovery stops with the charge still unknown, counted and named in its stop reason: ops look it
-   * up at the gateway (runbook, PersonaRecoveryChargeUnsettled).
-   */
-  private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
-    this.run.unsettled = a.idempotency_key;
-    let answered = false;
-    const asking = this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' })).finally(
-      () => void (answered = true),
-    );
-    const summary = `Ask the gateway about the charge under ${a.idempotency_key}: overdue after the settle deadline`;
-    const overdue = !(await condition(() => answered, this.run.settleMs, { summary }));
-    if (overdue) {
-      countRecoveryChargeUnsettled('overdue');
-      upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
-      log.error('a stopping recovery has asked the gateway about a charge of unknown outcome past its deadline', {
-        paymentId: a.payment_id,
-        idempotencyKey: a.idempotency_key,
-      });
-    }
-    try {
-      const settled = await asking;
-      this.run.unsettled = null;
-      return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      countRecoveryChargeUnsettled('refused');
-      log.error('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
-        paymentId: a.payment_id,
-        idempotencyKey: a.idempotency_key,
-        error: describeFailure(err),
-      });
-      return 'stopped';
-    } finally {
-      if (overdue) upsertSearchAttributes([{ key: personaOverdue, value: null }]);
-    }
-  }
-
-  /**
-   * The money moved: the customer is told (best effort) while it is recorded, retried until done;
-   * a write the graph refuses waits for ops (record_failed), whatever anyone asks meanwhile.
-   */
-  private async recordCharge(
-    paymentMethodId: string,
-    result: Extract<ChargeOutcome, { outcome: 'succeeded' }>,
-  ): Promise<void> {
-    const f = this.run.reported;
-    const mechanism = recoveryMechanism(paymentMethodId, {
-      failed: f.payment_method_id,
-      renewed: result.renewed_by_updater ? [...this.run.renewed, paymentMethodId] : this.run.renewed,
-      added: this.run.added,
-    });
-    // Attempt and method together: a query never sees a success without the method.
-    this.run.attempted(paymentMethodId, 'succeeded', null);
-    Object.assign(this.run.status, { recovered_with: paymentMethodId, recovered_by: mechanism });
-    this.run.charged = {
-      payment_method_id: paymentMethodId,
-      charge_id: result.charge_id,
-      amount: f.amount,
-      currency: f.currency,
-    };
-    this.run.recoveredNotice = this.ending.notify('payment_recovered', 'recovered', {
-      payment_method_id: paymentMethodId,
-    });
-    const rec = {
-      mechanism,
-      payment_id: f.payment_id,
-      customer_id: f.customer_id,
-      payment_method_id: paymentMethodId,
-      charge_id: result.charge_id,
-      amount: f.amount,
-      currency: f.currency,
-    };
-    for (;;) {
-      try {
-        await ledger.recordRecovery(rec);
-        return;
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        const action = await this.attention.askForAttention(
-          'record_failed',
-          `payment ${rec.payment_id} was charged (${rec.charge_id}) but could not be recorded: ${describeFailure(err)}`,
-          // Skip: ops take the recording over by hand (the runbook says how).
-          { payment_method_id: null, skippable: true, unknown_charge: null },
-        );
-        if (action !== 'retry') return;
-      }
-    }
-  }
-
-  /** Applies a decline's consequences (as the activity decided them); true for a fraud-class decline. */
-  private async onDecline(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
-    if (d.do_not_retry) this.run.neverAgain(paymentMethodId);
-    if (d.status) {
-      try {
-        await ledger.deactivatePaymentMethod({
-          payment_method_id: paymentMethodId,
-          status: d.status,
-          reason: `payment ${this.run.reported.payment_id} declined: ${d.code}`,
-        });
-      } catch (err) {
-        // The graph refused (the method was removed meanwhile): it is not charged again here either way.
-        if (isCancellation(err)) throw err;
-        this.run.neverAgain(paymentMethodId);
-        log.warn('the declined payment method could not be marked; it is not charged again by this recovery', {
-          paymentId: this.run.reported.payment_id,
-          paymentMethodId,
-          error: describeFailure(err),
-        });
-      }
-    }
-    return d.class === 'fraud_hard';
-  }
-
-  /**
-   * After a decline the activity said to ask the account updater about (`expired_card`): a card
-   * it renewed is active again with its new expiry, and is charged again at once; true then.
-   * Best-effort: an updater that cannot be asked leaves the method expired (logged).
-   */
-  private async renewAfterExpiry(paymentMethodId: string, d: DeclineDecision): Promise<boolean> {
-    if (!d.ask_updater || this.run.renewed.includes(paymentMethodId)) return false;
-    try {
-      const outcome = await updater.renewCard({ payment_method_id: paymentMethodId });
-      if (outcome.outcome !== 'updated') return false;
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      log.warn('the account updater could not be asked about an expired card; it stays expired', {
-        paymentId: this.run.reported.payment_id,
-        paymentMethodId,
-        error: describeFailure(err),
-      });
-      return false;
-    }
-    if (this.run.blocked.includes(paymentMethodId)) return false;
-    this.run.renewed.push(paymentMethodId);
-    this.run.doNotCharge.splice(
-      0,
-      this.run.doNotCharge.length,
-      ...this.run.doNotCharge.filter((m) => m !== paymentMethodId),
-    );
-    log.info('the account updater renewed an expired card: it is charged again at once', {
-      paymentId: this.run.reported.payment_id,
-      paymentMethodId,
-    });
-    return true;
-  }
-
-  /**
    * When the next round may charge: at `scheduledAt`, or later when the networks' rules allow no
    * charge of any candidate before then. A forecast that cannot be had (the graph refused)
    * leaves the schedule as it is: the charge is governed by the rules again when it is made.
@@ -548,15 +219,17 @@ class PaymentRecovery {
     }
   }
 
-  // ── Small steps ──────────────────────────────────────────────────────────────────────────────
-
-  /** A charge's activity, with the charge marked in flight meanwhile (a `cancel` waits for it). */
-  private async whileInFlight<T>(a: ChargeAttempt, call: () => Promise<T>): Promise<T> {
-    this.run.inFlight = a;
-    try {
-      return await call();
-    } finally {
-      this.run.inFlight = null;
-    }
+  /**
+   * recovering: the pass of a dunning round (or one for a card added after the last); it answers
+   * every card added so far.
+   */
+  private async retryPass(round: number, scheduledBy: string): Promise<CascadeEnd> {
+    this.run.scheduledBy = scheduledBy;
+    this.run.methodsTaken = this.run.methodsAdded;
+    const answering = this.run.methodsTaken;
+    this.run.moveTo('recovering', { next_retry_at: null, next_retry_reason: null });
+    const outcome = await this.charging.cascade(round, []);
+    this.run.methodsAnswered = Math.max(this.run.methodsAnswered, answering);
+    return outcome;
   }
 }
