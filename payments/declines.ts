@@ -2,8 +2,9 @@
  * Decline codes and what Persona does about each — the one table the recovery's activities, the
  * gateway simulator and the tests read. A business table: evaluated only in activities
  * (`decideDecline`), whose answers the recovery's history records, so that an edit changes what
- * later declines decide and never what a running recovery's history says (workflows/recovery.ts
- * imports nothing from here; test/workflows/tables.test.ts edits an entry and replays every history).
+ * later declines decide and never what a running recovery's history says (the recovery's workflow
+ * modules import only types from here; test/workflows/tables.test.ts edits an entry and replays every
+ * history).
  *   fraud_hard: the card is compromised: deactivate it, tell the customer, stop.
  *   hard:       the card will not work again: deactivate it (expired_card → `expired`), cascade.
  *   soft:       this attempt failed: cascade to the next method; the card may work later.

@@ -225,7 +225,7 @@ export const emptyCounts = (): ReconciliationCounts => ({
 
 /**
  * A recovery's charge key: `<payment id>:<method id>`, with `:r<round>` in a dunning round and
- * `:renewed` for a card the account updater renewed (workflows/recovery.ts). Method ids hold no
+ * `:renewed` for a card the account updater renewed (workflows/recoveryCharging.ts). Method ids hold no
  * colon; payment ids may.
  */
 export function parseRecoveryChargeKey(key: string): { payment_id: string; payment_method_id: string } | null {

@@ -3,9 +3,18 @@
  * signal-with-start of `paymentFailed` once the api has reserved the payment's recovery in the
  * charge ledger (a payment is recovered once, ever: graph/chargeLedger.ts).
  *
- * One `PaymentRecovery` holds the state; its handlers are registered once, in the constructor,
- * and only record what they were told (Temporal's safe-message-handlers idiom); `run` moves the
- * recovery from state to state, one method per step:
+ * `PaymentRecovery`, here, moves the recovery from state to state, one method per step from
+ * `runToEnd` down. The steps it calls live beside it, one concern per module, all over one state:
+ *   workflows/recoveryState.ts       `RecoveryRun`: the state, shared; `moveTo` changes it at once
+ *   workflows/recoveryHandlers.ts    the handlers, registered once, in the constructor: they only record
+ *                                    what they were told (Temporal's safe-message-handlers idiom)
+ *   workflows/recoveryCharging.ts    `cascade`, `charge`, `settle`, `recordCharge`, what a decline does
+ *   workflows/recoveryAttention.ts   `askForAttention`: what waits for ops
+ *   workflows/recoveryEnding.ts      `finish`, `stop`, the end of a cancelled run, `notify`
+ *   workflows/recoveryActivities.ts  the activities, with their options and summaries
+ * Calls go one way: the run calls the steps; charging asks attention and ending; none calls back.
+ *
+ * The states, and the steps that move the recovery on:
  *
  *   waiting ──paymentFailed──▶ recovering (`begin`: the ledger, the reported decline)
  *     fraud-class hard decline → deactivate the method (compromised), tell the customer: stopped.

@@ -1,5 +1,5 @@
 /**
- * Whether a payment recovery takes an Update now (workflows/recovery.ts registers them): its
+ * Whether a payment recovery takes an Update now (workflows/recoveryHandlers.ts registers them): its
  * validators, as pure rules over what the recovery is doing when the Update arrives, each refusal
  * with its reason. A refused Update never reaches the workflow's history; the caller is told why
  * (409), and CANCEL_NOT_NOW, CANCEL_CHARGE_UNKNOWN and OFFER_BY_SIGNAL say what to do instead.
