@@ -5,11 +5,11 @@
  */
 import { CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { describeFailure } from '../temporal/failures';
-import { RECOVERY_ENDED } from '../temporal/recovery';
 import { countRecoveredBy, countRecovery } from './metrics';
 import { notifications } from './notifications';
 import { ledger } from './recoveryActivities';
 import type { RecoveryRun } from './recoveryState';
+import { ended } from './recoveryUpdates';
 
 /** Ends the run (at the end of its passes, on a stop, on a cancellation request) and tells the customer. */
 export class RecoveryEnding {
@@ -98,7 +98,7 @@ export class RecoveryEnding {
    * A charge that went through before it was recorded (non-cancellable): it stays recovered.
    */
   async endCancelled(): Promise<void> {
-    if (RECOVERY_ENDED.includes(this.run.status.state)) return;
+    if (ended(this.run.asIs)) return;
     if (this.run.status.recovered_with) {
       this.run.moveTo('recovered', { next_retry_at: null, next_retry_reason: null, attention: null });
       countRecovery('recovered');

@@ -26,7 +26,7 @@ import { personaCustomerId } from '../temporal/searchAttributes';
 import { customerMergedSignal } from '../temporal/identityMerge';
 import { graphRestoredSignal } from '../temporal/restore';
 import type { RecoveryRun } from './recoveryState';
-import { validateCancel, validateDecision, validateOffer, validateOwnerStop } from './recoveryUpdates';
+import { ended, validateCancel, validateDecision, validateOffer, validateOwnerStop } from './recoveryUpdates';
 
 /** Every handler of the run, registered once, before its first step: each records, the steps act. */
 export function registerHandlers(run: RecoveryRun): void {
@@ -98,7 +98,7 @@ async function offer(run: RecoveryRun, { payment_method_id }: CardOffer): Promis
   if (!run.added.includes(payment_method_id)) run.added.push(payment_method_id);
   run.offersWaiting++;
   try {
-    await CancellationScope.nonCancellable(() => condition(() => run.methodsAnswered >= ticket || run.ended));
+    await CancellationScope.nonCancellable(() => condition(() => run.methodsAnswered >= ticket || ended(run.asIs)));
   } finally {
     run.offersWaiting--;
   }
@@ -133,7 +133,7 @@ async function cancel(run: RecoveryRun, { reason }: { reason: string }): Promise
 /** The payment's owner says it is no longer owed: stop at the next safe point, answer what was done. */
 async function noLongerOwed(run: RecoveryRun, word: PaymentNoLongerOwed): Promise<OwnerStopAnswer> {
   const note = word.note?.trim() ? `: ${word.note.trim()}` : '';
-  if (!run.ended)
+  if (!ended(run.asIs))
     run.stopRequest ??= {
       by: 'owner',
       reason: `the payment's owner says it is no longer owed (${word.reason})${note}`,

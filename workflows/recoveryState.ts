@@ -10,7 +10,6 @@ import type { ChargeAttempt } from '../activities/recovery';
 import {
   DEFAULT_ATTENTION_DEADLINE,
   DEFAULT_SETTLE_FOR,
-  RECOVERY_ENDED,
   initialRecoveryStatus,
   type AttentionDecision,
   type AttentionReason,
@@ -125,10 +124,6 @@ export class RecoveryRun {
   get asIs(): RecoveryNow {
     const { status, failure, stopRequest, decision, inFlight, offersWaiting } = this;
     return { status, failure, stopRequest, decision, inFlight, offersWaiting };
-  }
-
-  get ended(): boolean {
-    return RECOVERY_ENDED.includes(this.status.state);
   }
 }
 

@@ -42,7 +42,8 @@ export interface RecoveryNow {
   offersWaiting: number;
 }
 
-const ended = (r: RecoveryNow): boolean => RECOVERY_ENDED.includes(r.status.state);
+/** Whether the recovery has ended (recovered, failed or stopped): the Updates' rules and its handlers ask. */
+export const ended = (r: RecoveryNow): boolean => RECOVERY_ENDED.includes(r.status.state);
 
 /**
  * A card offered to the running recovery (`offerPaymentMethod`): refused while it is stopping or
