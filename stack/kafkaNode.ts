@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Admin } from '@platformatic/kafka';
 import { KAFKA_LOG4J, type StackPaths } from './install';
-import type { Launch } from './launch';
+import { QUICK_START_JVM, type Launch } from './launch';
 
 /** One Kafka node in KRaft combined mode (broker and controller in one JVM), its data under `home`. */
 export interface KafkaInstance {
@@ -26,6 +26,8 @@ export interface KafkaInstance {
   cluster?: { nodeId: number; voters: { id: number; host: string; controllerPort: number }[]; clusterId: string };
   /** A second listener with TLS and SASL/PLAIN (the one `npm run dev` connects to), when given. */
   secure?: { port: number; keystore: string; keystorePassword: string; users: Record<string, string> };
+  /** Started to live a short while (a test's private node): see QUICK_START_JVM (stack/launch.ts). */
+  quickStart?: boolean;
 }
 
 const PLAIN_LOGIN_MODULE = 'org.apache.kafka.common.security.plain.PlainLoginModule';
@@ -118,13 +120,19 @@ export function kafkaLaunch(paths: StackPaths, k: KafkaInstance): Launch {
     '-cp',
     path.join(paths.kafkaLib, '*'),
   ];
+  const node = k.quickStart ? [...QUICK_START_JVM, ...jvm] : jvm;
   if (!existsSync(path.join(k.home, 'data', 'meta.properties'))) {
     const clusterId = k.cluster?.clusterId ?? newKafkaClusterId();
-    execFileSync('java', [...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props], {
-      stdio: 'ignore',
-    });
+    // A one-shot tool: always the quick compiler.
+    execFileSync(
+      'java',
+      [...QUICK_START_JVM, ...jvm, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', props],
+      {
+        stdio: 'ignore',
+      },
+    );
   }
-  return { command: 'java', args: [...jvm, 'kafka.Kafka', props], env: process.env };
+  return { command: 'java', args: [...node, 'kafka.Kafka', props], env: process.env };
 }
 
 /** True once the broker answers a metadata request with itself as a broker. */

@@ -27,7 +27,16 @@ export interface Neo4jInstance {
   password: string;
   /** How long a transaction waits for its bookmarks before it fails (absent: Neo4j's 30 s; at least 1 s). */
   bookmarkWaitMs?: number;
+  /** Started to live a short while (a test's private instance): see QUICK_START_JVM. */
+  quickStart?: boolean;
 }
+
+/**
+ * For a JVM that lives a short while: the quick compiler only (C1), no optimising one (C2). A start
+ * of Neo4j then costs half the CPU (11 CPU-s → 6 on a two-core machine, docs/performance.md) and
+ * is ready sooner; its code runs slower under a long load, which a short-lived instance never has.
+ */
+export const QUICK_START_JVM: readonly string[] = ['-XX:TieredStopAtLevel=1'];
 
 /** How to start Neo4j (the launcher in stack/neo4j on the installed jars); SIGTERM stops it cleanly. */
 export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
@@ -37,6 +46,7 @@ export function neo4jLaunch(paths: StackPaths, n: Neo4jInstance): Launch {
       `-Xmx${n.heap}`,
       `-Xms${n.heap}`,
       '-XX:+UseG1GC',
+      ...(n.quickStart ? QUICK_START_JVM : []),
       '-cp',
       [paths.neo4jClasses, path.join(paths.neo4jLib, '*')].join(path.delimiter),
       NEO4J_LAUNCHER_CLASS,

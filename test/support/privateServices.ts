@@ -145,6 +145,7 @@ export async function privateNeo4j(options: { bookmarkWaitMs?: number } = {}): P
         user: env.NEO4J_USER,
         password: env.NEO4J_PASSWORD,
         bookmarkWaitMs: options.bookmarkWaitMs,
+        quickStart: true,
       }),
     async (starts, output) => {
       // Bolt answers before the launcher has set the credentials: wait for its "ready" line too.
@@ -218,7 +219,7 @@ export async function privateKafka(): Promise<PrivateKafka> {
   const service = privateService(
     'kafka',
     dir,
-    () => kafkaLaunch(paths, { home: dir, host: '127.0.0.1', port, controllerPort, heap: '256m' }),
+    () => kafkaLaunch(paths, { home: dir, host: '127.0.0.1', port, controllerPort, heap: '256m', quickStart: true }),
     () => kafkaAnswers([address]),
     120_000,
   );
@@ -270,6 +271,7 @@ export async function privateKafkaCluster(size = 3): Promise<PrivateKafkaCluster
           controllerPort: v.controllerPort,
           heap: '256m',
           cluster: { nodeId: v.id, voters, clusterId },
+          quickStart: true,
         }),
       () => kafkaAnswers([address]),
       120_000,
