@@ -322,7 +322,8 @@ describe('payment recovery end to end', () => {
       namespace: h.graph.config.TEMPORAL_NAMESPACE,
       workflowExecution: { workflowId: recoveryWorkflowId(f.payment_id) },
     });
-    // The dev server deletes in the background (seconds to tens of seconds on a busy machine).
+    // The server deletes in the background once its transfer queue checkpoints past the run's close
+    // (every second on the stack: stack/launch.ts).
     await until(
       async () =>
         await handle.describe().then(
