@@ -55,6 +55,7 @@ export default defineConfig({
           sequence: { groupOrder: 2 },
           include: ['test/integration/**/*.test.ts'],
           globalSetup: ['test/setup/stack.ts'],
+          setupFiles: ['test/setup/topics.ts'],
           fileParallelism: false,
           // One process for every file, not one per file: each file closes what it opens (its
           // harness, drivers, private services) and restores what it changes (process.env), and

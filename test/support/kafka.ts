@@ -1,6 +1,7 @@
 /** Reading a Kafka topic in a test, as a consumer outside Persona would. */
 import { randomUUID } from 'node:crypto';
 import {
+  Admin,
   Consumer,
   MessagesStreamFallbackModes,
   MessagesStreamModes,
@@ -12,7 +13,9 @@ import type { ApiDeps } from '../../api/deps';
 import { createLogger } from '../../runtime/logger';
 import {
   ensureTopics,
+  isKafkaError,
   kafkaConnection,
+  personaTopics,
   type KafkaConnectionSettings,
   type KafkaProducer,
   type KafkaSettings,
@@ -67,8 +70,34 @@ export async function topicsForTest(brokers: string[], partitions: { events?: nu
     PERSONA_KAFKA_INVALIDATIONS_TOPIC: `test.${run}.persona.invalidations`,
     PERSONA_KAFKA_CONSUMER_GROUP: `test-${run}`,
   };
+  made.push(s);
   await ensureTopics(s);
   return s;
+}
+
+/** The topics `topicsForTest` made since they were last deleted. */
+const made: TestTopics[] = [];
+
+/**
+ * Deletes the topics this test file made with `topicsForTest` (test/setup/topics.ts, after each
+ * file): every test makes topics of its own, and a stack run again and again would otherwise keep
+ * them all, thousands of partitions per node, until its brokers run out of heap.
+ */
+export async function deleteTestTopics(): Promise<void> {
+  for (const s of made.splice(0)) {
+    const admin = new Admin({ clientId: 'persona-test-topics', ...kafkaConnection(s), timeout: 10_000 });
+    try {
+      for (const { name: topic } of personaTopics(s)) {
+        await admin.deleteTopics({ topics: [topic] }).catch((err: unknown) => {
+          // Never made (the test stopped first), or its brokers are gone (a private cluster stopped).
+          if (!isKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION'))
+            console.warn(`[topics] ${topic} was left on ${s.kafkaBrokers.join(',')}: ${String(err)}`);
+        });
+      }
+    } finally {
+      await admin.close();
+    }
+  }
 }
 
 /**
