@@ -15,7 +15,7 @@ import { connectTemporal } from '../../temporal/connection';
 import { EXPIRY_SCAN_WORKFLOW_TYPE, type ExpiryScanProgress } from '../../temporal/expiry';
 import { expiryEvents, holderOfCard } from '../support/expiry';
 import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
-import { startWorkerProcess, type RunningProcess } from '../support/processes';
+import { noticeDeadWorkerIn, startWorkerProcess, type RunningProcess } from '../support/processes';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 
 const AS_OF = '2008-06-30'; // June 2008 cards end today: the 7-day warning
@@ -77,6 +77,7 @@ describe('a worker killed while expiry warnings are in flight', () => {
     }
     first.child.kill('SIGKILL');
     await first.exited;
+    await noticeDeadWorkerIn(client, handle.workflowId, 'scanExpiryBatch', 3);
     const beforeRetry = requests.filter((r) => ours.has(r.customer_id)).length;
     delayMs = 0;
 

@@ -16,7 +16,7 @@ import { adoptRelayState } from '../../graph/relay';
 import { connectTemporal } from '../../temporal/connection';
 import { kafkaCheckpointId, KAFKA_PUBLISHER_WORKFLOW_TYPE } from '../../temporal/kafkaPublisher';
 import { cardInput, feedCursorAtNow, openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
-import { startWorkerProcess, type RunningProcess } from '../support/processes';
+import { noticeDeadWorkerIn, startWorkerProcess, type RunningProcess } from '../support/processes';
 import { until } from '../support/wait';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 import { localKafkaBrokers } from '../../stack/install';
@@ -99,6 +99,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
       }
       first.child.kill('SIGKILL');
       await first.exited;
+      await noticeDeadWorkerIn(client, handle.workflowId, 'publishEvents', 3);
       const beforeKill = received.length;
       expect(beforeKill).toBeLessThan(expected.length);
 
@@ -107,7 +108,7 @@ describe('a worker killed while the Kafka publisher works through a backlog', ()
         const got = new Set(received.map((m) => m.headers.get(KAFKA_HEADERS.eventId)));
         return expected.filter((id) => !got.has(id));
       };
-      // The activity is taken over when its heartbeat times out (30 s), then goes on from the checkpoint.
+      // The activity is taken over when its heartbeat times out, then goes on from the checkpoint.
       await until(async () => missing().length === 0, 120_000);
       await handle.terminate('test over');
 

@@ -13,7 +13,7 @@ import { readAttempt } from '../../graph/chargeAttempts';
 import { readRecoveryLedger } from '../../graph/chargeLedger';
 import { removePaymentMethod } from '../../graph/paymentMethods';
 import { openTestGraph, type TestGraph, testPayloadCodec } from '../support/graph';
-import { startWorkerProcess, type RunningProcess } from '../support/processes';
+import { noticeDeadWorkerIn, startWorkerProcess, type RunningProcess } from '../support/processes';
 import { customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
 
@@ -89,6 +89,7 @@ describe('a worker killed while a charge is in flight', () => {
     await until(async () => (await simulatorFaults()).in_flight > 0, 30_000);
     first.child.kill('SIGKILL');
     await first.exited;
+    await noticeDeadWorkerIn(client, recoveryWorkflowId(payment), 'chargePaymentMethod', 3);
 
     // The gateway finishes the charge the dead worker asked for.
     const succeeded = async () =>
@@ -133,6 +134,7 @@ describe('a worker killed while a charge is in flight', () => {
       await until(async () => (await simulatorFaults()).in_flight > 0, 30_000);
       first.child.kill('SIGKILL');
       await first.exited;
+      await noticeDeadWorkerIn(client, recoveryWorkflowId(payment), 'chargePaymentMethod', 3);
       // While no worker runs: the customer removes the card that was being charged, and adds another.
       await removePaymentMethod(graph, customerId, cards[1] as string);
       const added = await addPaymentMethod(graph, customerId, {

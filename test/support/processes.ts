@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { msToTs } from '@temporalio/common/lib/time';
 import { connectTemporal } from '../../temporal/connection';
 import { API_NODE_ARGS, loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
 import { polledTaskQueues } from '../../temporal/taskQueues';
@@ -252,4 +254,29 @@ export async function stopProcess(proc: RunningProcess, graceMs = 15_000): Promi
   const timer = setTimeout(() => proc.child.kill('SIGKILL'), graceMs);
   await proc.exited;
   clearTimeout(timer);
+}
+
+/**
+ * What an operator does for a worker known to be dead mid-activity, so that Temporal need not find
+ * out by waiting: the workflow's running `activityType` attempts get a heartbeat timeout of
+ * `seconds` (UpdateActivityOptions), instead of the activity's own 20–30 s, and the workflow's
+ * next task goes to the task queue every worker polls rather than to the dead worker's sticky
+ * queue, where it would wait out the sticky timeout (10 s). What follows is the same: the attempt
+ * times out on heartbeats and is retried, with the same input, by the next worker.
+ */
+export async function noticeDeadWorkerIn(
+  client: Client,
+  workflowId: string,
+  activityType: string,
+  seconds: number,
+): Promise<void> {
+  const { namespace } = client.options;
+  await client.workflowService.resetStickyTaskQueue({ namespace, execution: { workflowId } });
+  await client.workflowService.updateActivityOptions({
+    namespace,
+    execution: { workflowId },
+    type: activityType,
+    activityOptions: { heartbeatTimeout: msToTs(seconds * 1000) },
+    updateMask: { paths: ['heartbeat_timeout'] },
+  });
 }
