@@ -223,14 +223,15 @@ async function waitForFraudReviews(
     const scope = new CancellationScope();
     // One activity whose retries are the polling (ReviewsPending until the reviews end): no worker
     // slot held while waiting, one activity in the history however long the review lasts, and
-    // no attempt limit (an outage of Temporal's frontend only delays it).
+    // no attempt limit (an outage of Temporal's frontend only delays it). From 1 s: a review
+    // decided at once lets the erasure go on within a second; a long one costs two more reads.
     const waiting = scope
       .run(() =>
         activities.fraudReviewsEnded.executeWithOptions(
           {
             startToCloseTimeout: '1 minute',
             retry: {
-              initialInterval: '5 seconds',
+              initialInterval: '1 second',
               backoffCoefficient: 2,
               maximumInterval: REVIEW_POLL_MAX,
               maximumAttempts: Number.POSITIVE_INFINITY,
