@@ -25,6 +25,7 @@ import { PersonaPayloadCodec } from '../../temporal/payloadCodec';
 import { KeyRing } from '../../config/keyRing';
 import type { OpenProcessSinks } from '../../temporal/openProcesses';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
+import { workflowBundlePath } from '../../workers/bundle';
 import { WORKFLOW_INTERCEPTORS } from '../../workers/logging';
 
 let runtimeInstalled = false;
@@ -157,6 +158,8 @@ export const PERSONA_WORKFLOWS = fileURLToPath(new URL('../../workflows/index.ts
 /**
  * Sets up, for the current test file, one time-skipping environment and one bundle of the
  * workflows at `workflowsPath`, hands them to `ready`, and tears the environment down after.
+ * Persona's own workflows come from the bundle the project's setup built once
+ * (test/setup/installed.ts), with the same interceptors; other workflows are bundled here.
  */
 export function useWorkflowTestEnv(
   ready: (env: TestWorkflowEnvironment, bundle: WorkflowBundleWithSourceMap) => void,
@@ -165,6 +168,11 @@ export function useWorkflowTestEnv(
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await createTimeSkippingEnv();
+    const prebuilt = process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
+    if (workflowsPath === PERSONA_WORKFLOWS && prebuilt) {
+      ready(env, { code: readFileSync(workflowBundlePath(prebuilt, false), 'utf8'), sourceMap: '' });
+      return;
+    }
     // With the workers' interceptors, as the worker bundles them.
     ready(env, await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules: [WORKFLOW_INTERCEPTORS] }));
   });
