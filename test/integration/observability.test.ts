@@ -279,7 +279,38 @@ async function exercise(): Promise<void> {
   });
 }
 
+/**
+ * A worker whose Temporal goes away: a private Temporal, a worker on it, the Temporal stopped, until
+ * the SDK core has said at WARN that it retries its polls (or a line that is not JSON came first).
+ * Started in beforeAll beside the exercise: most of it is the core's backoff, waiting.
+ */
+async function workerDuringOutage(): Promise<{ output: string; since: ReturnType<typeof logLines> }> {
+  const lost = await privateTemporal();
+  let outageWorker: WorkerProcess | undefined;
+  try {
+    await lost.start();
+    outageWorker = await startWorkerProcess({ ...lost.env, TEMPORAL_TASK_QUEUE: `outage-${run}` });
+    const before = outageWorker.output().length;
+    expect(await lost.stop()).toBe('stopped');
+    // The core retries its polls and says so at WARN: that line must arrive as JSON (a line
+    // that is not JSON ends the wait at once).
+    const since = () => logLines(outageWorker!.output().slice(before));
+    await until(
+      async () => since().notJson.length > 0 || since().lines.some((l) => l.sdkComponent === 'core' && l.level === 40),
+      120_000,
+    );
+    return { output: outageWorker.output(), since: since() };
+  } finally {
+    if (outageWorker) await stopProcess(outageWorker, 5_000);
+    await lost.dispose();
+  }
+}
+let outage: Promise<{ output: string; since: ReturnType<typeof logLines> }>;
+
 beforeAll(async () => {
+  outage = workerDuringOutage();
+  // Its failure is its test's; the file's hooks go on.
+  outage.catch(() => undefined);
   graph = openTestGraph();
   temporal = await connectTemporal(graph.config, { payloadCodec: testPayloadCodec(graph) });
   // Ops, and the verification service (only it may say an identifier is verified).
@@ -310,6 +341,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
+  await outage?.catch(() => undefined);
   await Promise.all([api && stopProcess(api), worker && stopProcess(worker)]);
   await temporal?.connection.close();
   await graph?.close();
@@ -630,29 +662,14 @@ describe('during an outage', () => {
     'the worker still writes nothing but JSON: the SDK core’s retry warnings too, ' +
       'with the component and what it retried',
     async () => {
-      const lost = await privateTemporal();
-      let outageWorker: WorkerProcess | undefined;
-      try {
-        await lost.start();
-        outageWorker = await startWorkerProcess({ ...lost.env, TEMPORAL_TASK_QUEUE: `outage-${run}` });
-        const before = outageWorker.output().length;
-        expect(await lost.stop()).toBe('stopped');
-        // The core retries its polls and says so at WARN: that line must arrive as JSON (a line
-        // that is not JSON ends the wait at once).
-        const since = () => logLines(outageWorker!.output().slice(before));
-        const fromCore = () => since().lines.filter((l) => l.sdkComponent === 'core');
-        await until(async () => since().notJson.length > 0 || fromCore().some((l) => l.level === 40), 120_000);
-        expect(logLines(outageWorker.output()).notJson).toEqual([]);
-        expect(fromCore().find((l) => l.level === 40)).toMatchObject({
-          service: 'persona-worker',
-          msg: expect.any(String),
-        });
-        expect(outageWorker.output()).not.toContain('\u001b['); // no terminal colours anywhere
-      } finally {
-        if (outageWorker) await stopProcess(outageWorker, 5_000);
-        await lost.dispose();
-      }
+      const { output, since } = await outage;
+      const fromCore = since.lines.filter((l) => l.sdkComponent === 'core');
+      expect(logLines(output).notJson).toEqual([]);
+      expect(fromCore.find((l) => l.level === 40)).toMatchObject({
+        service: 'persona-worker',
+        msg: expect.any(String),
+      });
+      expect(output).not.toContain('\u001b['); // no terminal colours anywhere
     },
-    240_000,
   );
 });
