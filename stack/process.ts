@@ -107,7 +107,11 @@ export function portOpen(host: string, port: number, timeoutMs = 1000): Promise<
   });
 }
 
-/** Polls `probe` until it resolves true; throws with `what` and the last error after `timeoutMs`. */
+/**
+ * Polls `probe` every 100 ms until it resolves true; throws with `what` and the last error after
+ * `timeoutMs`. A service is seen ready within 100 ms of being so (within 500 ms when it polled every
+ * 500 ms); a probe of a service still starting is cheap (a refused connection, a look at its output).
+ */
 export async function waitUntil(
   what: string,
   probe: () => Promise<boolean>,
@@ -124,7 +128,7 @@ export async function waitUntil(
     }
     if (alive && !alive())
       throw new Error(`${what}: the process exited while starting${lastError ? ` (${lastError})` : ''}`);
-    await sleep(500);
+    await sleep(100);
   }
   throw new Error(`${what}: not ready after ${timeoutMs / 1000}s${lastError ? ` (last error: ${lastError})` : ''}`);
 }
