@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadSettings } from '../config/env';
 import { localKafkaBrokers, localKafkaNodes, localKafkaSecureEnv, stackPaths } from './install';
-import { kafkaServerProperties, newKafkaClusterId } from './services';
+import { isAlive } from './process';
+import { kafkaServerProperties, newKafkaClusterId, stackDown } from './services';
 
 const props = (text: string): Map<string, string> =>
   new Map(
@@ -80,5 +83,54 @@ describe('the local Kafka nodes', () => {
     expect(env.PERSONA_KAFKA_REPLICATION).toBe('3');
     expect(env.KAFKA_SASL_PASSWORD).toBe('secret');
     rmSync(dir, { recursive: true });
+  });
+});
+
+describe('stack:down', () => {
+  const names = ['neo4j', 'temporal', 'kafka', 'kafka-2', 'kafka-3', 'gateway'];
+  /** A stand-in for a service: takes `ms` to stop on SIGTERM, says when it got it. */
+  async function standIn(pids: string, name: string, ms: number): Promise<{ pid: number; termAt: Promise<number> }> {
+    const script =
+      `process.on('SIGTERM', () => { console.log('term ' + Date.now()); setTimeout(() => process.exit(0), ${ms}); });` +
+      "console.log('ready'); setInterval(() => undefined, 1000);";
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    while (!out.includes('ready')) await once(child.stdout, 'data');
+    writeFileSync(path.join(pids, `${name}.pid`), String(child.pid));
+    const termAt = once(child, 'close').then(() => Number(/term (\d+)/.exec(out)?.[1]));
+    return { pid: child.pid as number, termAt };
+  }
+
+  it('stops every service at once, one line each: as long as the slowest, not their sum', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-stack-'));
+    const pids = stackPaths(dir).pids;
+    mkdirSync(pids, { recursive: true });
+    const STOP_MS = 500;
+    const running = await Promise.all(names.map((name) => standIn(pids, name, STOP_MS)));
+    const lines: string[] = [];
+    const t0 = Date.now();
+    try {
+      await stackDown(loadSettings({ PERSONA_KAFKA_NODES: '3', PERSONA_STACK_DIR: dir }), (l) => lines.push(l));
+      // One after another, the four groups (the Kafka nodes together) took 4 × 500 ms.
+      expect(Date.now() - t0).toBeLessThan(3 * STOP_MS);
+      expect(lines.map((l) => l.replace(/ \(\d+\.\ds\)$/, '')).sort()).toEqual(
+        names.map((n) => `${n}: stopped`).sort(),
+      );
+      const termAt = await Promise.all(running.map((r) => r.termAt));
+      expect(Math.max(...termAt) - Math.min(...termAt)).toBeLessThan(STOP_MS);
+      expect(running.filter((r) => isAlive(r.pid))).toEqual([]);
+    } finally {
+      for (const r of running) if (isAlive(r.pid)) process.kill(r.pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names each service of the stack that was not running, and no node of three it no longer has', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-stack-'));
+    const lines: string[] = [];
+    await stackDown(loadSettings({ PERSONA_STACK_DIR: dir }), (l) => lines.push(l));
+    expect(lines.sort()).toEqual(['gateway', 'kafka', 'neo4j', 'temporal'].map((n) => `${n}: was not running`));
+    rmSync(dir, { recursive: true, force: true });
   });
 });
