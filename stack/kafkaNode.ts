@@ -28,6 +28,12 @@ export interface KafkaInstance {
   secure?: { port: number; keystore: string; keystorePassword: string; users: Record<string, string> };
   /** Started to live a short while (a test's private node): see QUICK_START_JVM (stack/launch.ts). */
   quickStart?: boolean;
+  /**
+   * How long the controllers wait for a node's heartbeat before they fence it and its partitions
+   * get new leaders, and how often it sends one. Kafka's 9 s and 2 s when absent: the stack's nodes
+   * and production keep them; a test that kills nodes on purpose may wait less.
+   */
+  brokerSession?: { timeoutMs: number; heartbeatMs: number };
 }
 
 const PLAIN_LOGIN_MODULE = 'org.apache.kafka.common.security.plain.PlainLoginModule';
@@ -84,6 +90,12 @@ export function kafkaServerProperties(k: KafkaInstance): string {
     `share.coordinator.state.topic.min.isr=${minIsr}`,
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
+    ...(k.brokerSession
+      ? [
+          `broker.session.timeout.ms=${k.brokerSession.timeoutMs}`,
+          `broker.heartbeat.interval.ms=${k.brokerSession.heartbeatMs}`,
+        ]
+      : []),
     // The log cleaner (compacted topics: consumer offsets) takes its dedupe buffer from the heap at
     // start, 128 MiB by default: half the local heap. A node of three, with replica fetchers too,
     // died of it at start (OutOfMemoryError in SkimpyOffsetMap). 32 MiB is plenty for test topics.

@@ -56,6 +56,16 @@ describe('the local Kafka nodes', () => {
     expect(p.get('transaction.state.log.min.isr')).toBe('2');
     expect(p.get('unclean.leader.election.enable')).toBe('false');
     expect(Number(p.get('log.cleaner.dedupe.buffer.size'))).toBeLessThan(64 * 1024 * 1024);
+    // Kafka's own broker session (9 s, a heartbeat every 2 s) unless one is asked for.
+    expect(p.has('broker.session.timeout.ms')).toBe(false);
+    expect(p.has('broker.heartbeat.interval.ms')).toBe(false);
+  });
+
+  it('a node given a broker session: the controllers fence it that long after its last heartbeat', () => {
+    const node = { home: '/k', host: '127.0.0.1', port: 9092, controllerPort: 9093, heap: '256m' };
+    const p = props(kafkaServerProperties({ ...node, brokerSession: { timeoutMs: 4000, heartbeatMs: 500 } }));
+    expect(p.get('broker.session.timeout.ms')).toBe('4000');
+    expect(p.get('broker.heartbeat.interval.ms')).toBe('500');
   });
 
   it('PERSONA_KAFKA_NODES=3 runs node n ten ports above node 1, each in a folder of its own', () => {

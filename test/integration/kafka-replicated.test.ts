@@ -27,7 +27,7 @@ import {
 } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
 import { mulberry32 } from '../../scripts/random';
-import { privateKafkaCluster, type PrivateKafkaCluster } from '../support/privateServices';
+import { privateKafkaCluster, QUICK_FENCING, type PrivateKafkaCluster } from '../support/privateServices';
 import { until } from '../support/wait';
 import { readTopic, type Msg } from '../support/kafka';
 
@@ -42,7 +42,8 @@ let producers: KafkaProducer[] = [];
 
 beforeAll(async () => {
   console.log(`[kafka-replicated] seed ${SEED}`);
-  cluster = await privateKafkaCluster(3);
+  // The killed node is fenced, and its partitions get new leaders, 4 s after its last heartbeat, not 9.
+  cluster = await privateKafkaCluster(3, { brokerSession: QUICK_FENCING });
   await cluster.start();
 });
 afterAll(async () => {
