@@ -26,6 +26,17 @@ export interface AgentConsumerOptions {
   beforeCommit?: (messages: Msg[]) => Promise<void>;
   /** Longest wait between two tries of a message whose service is away (default 30 s). */
   maxBackoffMs?: number;
+  /**
+   * First wait between two tries of a message, or of a lane after a failure it could not handle,
+   * doubling up to `maxBackoffMs` (default 200 ms).
+   */
+  firstBackoffMs?: number;
+  /**
+   * How often the consumer heartbeats its group (default 3 s; at most a third of the 30 s session
+   * timeout). A member hears of a rebalance only when a heartbeat is refused, so this is how long
+   * a member's join or leave may wait on the others.
+   */
+  heartbeatIntervalMs?: number;
 }
 
 /** The agents' topics, by what they carry. */
@@ -105,7 +116,7 @@ export async function untilAnswered<T>(
   giveUpAfter?: number,
 ): Promise<T> {
   const { logger } = state.options;
-  let delay = 200;
+  let delay = state.options.firstBackoffMs ?? 200;
   for (let failures = 1; ; failures++) {
     try {
       return await work();
@@ -157,7 +168,8 @@ export function kicker(
       .catch(async (err: unknown) => {
         if (state.closing) return;
         failures++;
-        const delay = Math.min(200 * 2 ** (failures - 1), state.options.maxBackoffMs ?? 30_000);
+        const first = state.options.firstBackoffMs ?? 200;
+        const delay = Math.min(first * 2 ** (failures - 1), state.options.maxBackoffMs ?? 30_000);
         logger.error({ err, what, retryInMs: delay }, 'the Kafka consumer could not handle a message; trying it again');
         await sleep(delay);
       })

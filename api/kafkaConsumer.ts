@@ -81,6 +81,9 @@ function listenForConsumerErrors(consumer: Consumer<string, string, string, stri
   return errors;
 }
 
+/** How long the group waits for a member's heartbeat before it hands its partitions to the others. */
+const SESSION_TIMEOUT_MS = 30_000;
+
 /** A consumer of the agents' topics, consuming, with what it was built from. */
 interface OpenedConsumer {
   consumer: Consumer<string, string, string, string>;
@@ -94,17 +97,18 @@ interface OpenedConsumer {
  * (offsets committed by hand, once handled); a failure on the way closes it and throws.
  */
 async function openAgentConsumer(
-  s: AgentConsumerOptions['settings'],
+  options: AgentConsumerOptions,
   topics: AgentTopics,
   logger: Logger,
 ): Promise<OpenedConsumer> {
+  const s = options.settings;
   const consumer = new Consumer({
     clientId: 'persona-api',
     groupId: s.PERSONA_KAFKA_CONSUMER_GROUP,
     ...kafkaConnection(s),
     deserializers: stringDeserializers,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.min(options.heartbeatIntervalMs ?? 3_000, SESSION_TIMEOUT_MS / 3),
   });
   const errors = listenForConsumerErrors(consumer, logger);
   // The routing topic's id: its partitions' offsets in the graph are keyed by it (graph/ingestOffsets.ts).
@@ -187,7 +191,7 @@ export async function startAgentConsumer(options: AgentConsumerOptions): Promise
     routing: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC,
   };
   const routingPrincipal = topicPrincipal(topics.routing, 'interactions:write');
-  const { consumer, errors, routingTopicId, stream } = await openAgentConsumer(s, topics, logger);
+  const { consumer, errors, routingTopicId, stream } = await openAgentConsumer(options, topics, logger);
   const state: AgentConsumerState = {
     options,
     topics,

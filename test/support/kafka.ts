@@ -101,7 +101,8 @@ export async function deleteTestTopics(): Promise<void> {
 }
 
 /**
- * The api's consumer of the agents' topics on a test's topics, quiet, retrying within a second;
+ * The api's consumer of the agents' topics on a test's topics, quiet, retrying within a second
+ * (the first retry after 50 ms) and hearing of a rebalance within 300 ms;
  * pushed on `started` (a test's afterAll abandons what is left there).
  */
 export async function startTestConsumer(
@@ -112,6 +113,9 @@ export async function startTestConsumer(
     ...options,
     logger: createLogger('test-kafka-consumer', 'silent'),
     maxBackoffMs: 1000,
+    firstBackoffMs: 50,
+    // Each member's join or leave is heard by the others at their next heartbeat.
+    heartbeatIntervalMs: 300,
   });
   started.push(c);
   return c;
