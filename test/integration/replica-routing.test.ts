@@ -18,7 +18,11 @@ import { startHaproxy, type TlsProxy } from '../support/tlsProxy';
 
 const MODES = ['round robin', 'by customer'] as const;
 type Mode = (typeof MODES)[number];
-const CUSTOMERS = 40;
+/**
+ * The hit rates follow from the order of the reads alone, whatever the count: a customer misses once
+ * on each replica its reads reach.
+ */
+const CUSTOMERS = 12;
 const PAYMENTS_EACH = 3;
 
 let h: Harness;
@@ -51,7 +55,13 @@ beforeAll(async () => {
     for (const mode of MODES) {
       const port = await freePort();
       ports.set(`${replicas} ${mode}`, port);
-      lines.push(`listen persona_${replicas}_${mode.replace(' ', '_')}`, `  bind 127.0.0.1:${port}`, ...BALANCE[mode]);
+      lines.push(
+        `listen persona_${replicas}_${mode.replace(' ', '_')}`,
+        `  bind 127.0.0.1:${port}`,
+        ...BALANCE[mode],
+        // Names the replica that answered (newCustomers draws customers that reach each one).
+        '  http-response set-header x-persona-replica %[srv_name]',
+      );
       apis.slice(0, replicas).forEach((api, i) => lines.push(`  server api${i} ${new URL(api.url).host}`));
     }
   const conf = path.join(dir, 'routing.cfg');
@@ -66,9 +76,31 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Customers of this run only (each configuration reads its own, so no cache is warm for it). */
-async function newCustomers(n: number): Promise<string[]> {
-  const ids = Array.from({ length: n }, () => randomUUID());
+/** The replica the balancer on `port` sends a customer's requests to (asked of /healthz, which reads no cache). */
+async function replicaOf(port: number, id: string): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { 'x-persona-customer': id } });
+  await res.arrayBuffer();
+  return res.headers.get('x-persona-replica') ?? '';
+}
+
+/**
+ * Customers of this run only (each configuration reads its own, so no cache is warm for it). With
+ * `spreadOver`, drawn until the balancer sends some to each of its replicas: hashed by customer, a
+ * dozen random ones miss one of three replicas in about 2.5 % of runs (round robin reaches each anyway).
+ */
+async function newCustomers(n: number, spreadOver?: { port: number; replicas: number }): Promise<string[]> {
+  const ids: string[] = [];
+  const reached = new Set<string>();
+  while (ids.length < n) {
+    const id = randomUUID();
+    if (spreadOver) {
+      const replica = await replicaOf(spreadOver.port, id);
+      // The last places are kept for the replicas not reached yet.
+      if (reached.has(replica) && n - ids.length <= spreadOver.replicas - reached.size) continue;
+      reached.add(replica);
+    }
+    ids.push(id);
+  }
   await h.graph.query(
     `UNWIND $ids AS id
      CREATE (:Customer {id: id, status: 'active', segment: 'Standard', ltv: 0, event_seq: 0,
@@ -78,20 +110,21 @@ async function newCustomers(n: number): Promise<string[]> {
   return ids;
 }
 
-const cacheCounts = async () => {
-  let hits = 0;
-  let reads = 0;
-  for (const api of apis) {
-    const samples = await scrape(api.url);
-    const h = metricValue(samples, 'persona_read_cache_hits_total');
-    hits += h;
-    reads += h + metricValue(samples, 'persona_read_cache_misses_total');
-  }
-  return { hits, reads };
-};
+/** Each api's read cache: its hits and its reads (hits and misses). */
+const cacheCounts = async () =>
+  Promise.all(
+    apis.map(async (api) => {
+      const samples = await scrape(api.url);
+      const hits = metricValue(samples, 'persona_read_cache_hits_total');
+      return { hits, reads: hits + metricValue(samples, 'persona_read_cache_misses_total') };
+    }),
+  );
 
-/** Each customer pays PAYMENTS_EACH times; a payment is three reads through the balancer. */
-async function payments(port: number, customers: string[]): Promise<number> {
+/**
+ * Each customer pays PAYMENTS_EACH times; a payment is three reads through the balancer. The hit
+ * rate, and the reads each api served.
+ */
+async function payments(port: number, customers: string[]): Promise<{ rate: number; served: number[] }> {
   const before = await cacheCounts();
   const base = `http://127.0.0.1:${port}/api/v1/customers`;
   for (let round = 0; round < PAYMENTS_EACH; round++)
@@ -104,7 +137,11 @@ async function payments(port: number, customers: string[]): Promise<number> {
         await res.arrayBuffer();
       }
   const after = await cacheCounts();
-  return (after.hits - before.hits) / (after.reads - before.reads);
+  const sum = (counts: { hits: number; reads: number }[], k: 'hits' | 'reads') => counts.reduce((n, c) => n + c[k], 0);
+  return {
+    rate: (sum(after, 'hits') - sum(before, 'hits')) / (sum(after, 'reads') - sum(before, 'reads')),
+    served: after.map((c, i) => c.reads - (before[i]?.reads ?? 0)),
+  };
 }
 
 describe('reads routed by customer', () => {
@@ -113,7 +150,15 @@ describe('reads routed by customer', () => {
     for (const replicas of [1, 2, 3])
       for (const mode of MODES) {
         const key = `${replicas} ${mode}`;
-        rates.set(key, await payments(ports.get(key) as number, await newCustomers(CUSTOMERS)));
+        const port = ports.get(key) as number;
+        const customers = await newCustomers(CUSTOMERS, mode === 'by customer' ? { port, replicas } : undefined);
+        const { rate, served } = await payments(port, customers);
+        rates.set(key, rate);
+        // Each replica behind the balancer served reads, and no other did.
+        expect(
+          served.map((n) => n > 0),
+          `${key}: reads each api served (${served.join(', ')})`,
+        ).toEqual(apis.map((_, i) => i < replicas));
       }
     const pct = (key: string) => `${((rates.get(key) ?? 0) * 100).toFixed(1)} %`;
     console.log(
