@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { readTx, setCustomerStatusTx, writeTx, type Graph } from '../../graph';
 import { readCustomerSnapshot, type CustomerSnapshot } from '../../graph/context';
@@ -28,12 +28,12 @@ import {
 } from '../support/processes';
 import { until } from '../support/wait';
 import { createKafkaProducer, type KafkaProducer } from '../../clients/kafka';
-import { loadSettings } from '../../config/env';
+import { FEED_LAG_MARGIN_MS, loadSettings, WRITE_TX_TIMEOUT_MS } from '../../config/env';
 import { localKafkaBrokers } from '../../stack/install';
 import { topicsForTest } from '../support/kafka';
 
-/** The change feed's lag (PERSONA_EVENTS_FEED_LAG_MS's default): a reader by stamp passes what commits later. */
-const FEED_LAG_MS = 15_000;
+/** The feed's lag of every api here, the least config accepts: a reader by stamp passes what commits later. */
+const FEED_LAG_MS = WRITE_TX_TIMEOUT_MS + FEED_LAG_MARGIN_MS;
 
 /**
  * How stale a cached answer may be after a write of another process (PERSONA_READ_CACHE_FRESH_MS
@@ -54,11 +54,13 @@ let worker: WorkerProcess;
 let agent: string;
 let producer: KafkaProducer;
 const taskQueue = `read-cache-${randomUUID()}`;
+const apiEnv = { TEMPORAL_TASK_QUEUE: taskQueue, PERSONA_EVENTS_FEED_LAG_MS: String(FEED_LAG_MS) };
 
 beforeAll(async () => {
   const brokers = localKafkaBrokers(loadSettings());
   const topics = await topicsForTest(brokers);
   producer = createKafkaProducer({ kafkaBrokers: brokers }, 'read-cache-sequencer');
+  vi.stubEnv('PERSONA_EVENTS_FEED_LAG_MS', apiEnv.PERSONA_EVENTS_FEED_LAG_MS);
   h = await startHarness({ invalidations: { producer, topic: topics.PERSONA_KAFKA_INVALIDATIONS_TOPIC as string } });
   agent = await h.token('context:read devices:write fraud:report customers:write');
   const { kafkaBrokers: _, ...topicEnv } = topics;
@@ -68,13 +70,13 @@ beforeAll(async () => {
   };
   // Each is kept as it comes up, so that one failing to start leaves none of the others running.
   const started = await Promise.allSettled([
-    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue, ...kafkaEnv }).then((p) => (b = p)),
+    startApiProcess({ ...apiEnv, ...kafkaEnv }).then((p) => (b = p)),
     startApiProcess({
-      TEMPORAL_TASK_QUEUE: taskQueue,
+      ...apiEnv,
       PERSONA_READ_CACHE_POLL_MS: '300000',
       PERSONA_READ_CACHE_FRESH_MS: '900000',
     }).then((p) => (c = p)),
-    startApiProcess({ TEMPORAL_TASK_QUEUE: taskQueue }).then((p) => (d = p)),
+    startApiProcess(apiEnv).then((p) => (d = p)),
     // The harness numbers the log and sends the invalidations: this worker only runs workflows.
     startWorkerProcess({ TEMPORAL_TASK_QUEUE: taskQueue, PERSONA_EVENT_SEQUENCER: 'off' }).then((p) => (worker = p)),
   ]);
@@ -85,6 +87,7 @@ afterAll(async () => {
   await Promise.all([b, c, d, worker].filter(Boolean).map((p) => stopProcess(p)));
   await h?.close();
   await producer?.close();
+  vi.unstubAllEnvs();
 });
 
 interface Answer {
@@ -301,7 +304,7 @@ describe('the read cache', () => {
 
   // An event is stamped when it is appended, not when its transaction commits, and Neo4j checks
   // timeouts only every 2 s and never interrupts a commit: a reader going by the stamp would pass
-  // this one. Held open past the change feed's lag (15 s), it is still numbered when it commits.
+  // this one. Held open past the change feed's lag (12 s here), it is still numbered when it commits.
   it('hears of a write whose transaction stayed open past the feed’s lag, by topic and by poll', async () => {
     const { customerId } = await customer();
     await Promise.all([warm(b, customerId), warm(d, customerId)]);
@@ -314,7 +317,7 @@ describe('the read cache', () => {
       const stamped = await neo4jNowMs(tx as unknown as ManagedTransaction);
       // Meanwhile other writes are numbered and sent, and the caches keep answering from memory.
       const other = await customer();
-      await until(async () => (await readTx(h.graph, neo4jNowMs)) > stamped + FEED_LAG_MS + 2000, 60_000);
+      await until(async () => (await readTx(h.graph, neo4jNowMs)) > stamped + FEED_LAG_MS + 1000, 60_000);
       // Both still hold the customer (read until each answers from memory), as it was.
       for (const p of [b, d]) expect((await warm(p, customerId)).body.status).toBe('active');
       expect((await context(b, other.customerId)).status).toBe(200);
