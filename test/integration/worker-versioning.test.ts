@@ -153,9 +153,10 @@ async function sighting(customerId: string): Promise<string> {
 describe('worker versioning', () => {
   it('a version that never polls is not promoted, and the error says what is missing', async () => {
     const never = `never-${suffix}`;
-    await expect(promote(connection.workflowService, target, never, { timeoutMs: 2_000 })).rejects.toThrow(
+    // A second: the message gives whole seconds (half a second would read "within 1 s").
+    await expect(promote(connection.workflowService, target, never, { timeoutMs: 1_000 })).rejects.toThrow(
       new DeploymentError(
-        `version ${target.deploymentName}.${never} has not registered within 2 s: no worker of that build has ` +
+        `version ${target.deploymentName}.${never} has not registered within 1 s: no worker of that build has ` +
           `polled Temporal (namespace ${target.namespace}). Start the new workers first, with ` +
           `PERSONA_DEPLOYMENT_NAME=${target.deploymentName} and PERSONA_BUILD_ID=${never} (or the code that ` +
           'derives it), and check their logs',
