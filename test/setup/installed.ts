@@ -1,6 +1,6 @@
 /**
  * Global setup for workflow tests: the stack's binaries (test server) must be installed, and the
- * workflow code is bundled once, with the workers' interceptors (PERSONA_TEST_WORKFLOW_BUNDLE_DIR),
+ * workflow code is bundled once, with the workers' interceptors (PERSONA_WORKFLOW_TESTS_BUNDLE_DIR),
  * for every file that runs Persona's workflows (test/support/temporal.ts `useWorkflowTestEnv`).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,6 @@ export default async function setup(): Promise<() => void> {
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   });
   writeFileSync(workflowBundlePath(dir, false), code);
-  process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR = dir;
+  process.env.PERSONA_WORKFLOW_TESTS_BUNDLE_DIR = dir;
   return () => rmSync(dir, { recursive: true, force: true });
 }

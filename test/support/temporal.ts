@@ -168,7 +168,7 @@ export function useWorkflowTestEnv(
   let env: TestWorkflowEnvironment | undefined;
   beforeAll(async () => {
     env = await createTimeSkippingEnv();
-    const prebuilt = process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
+    const prebuilt = process.env.PERSONA_WORKFLOW_TESTS_BUNDLE_DIR;
     if (workflowsPath === PERSONA_WORKFLOWS && prebuilt) {
       ready(env, { code: readFileSync(workflowBundlePath(prebuilt, false), 'utf8'), sourceMap: '' });
       return;
