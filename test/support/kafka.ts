@@ -87,13 +87,15 @@ export async function deleteTestTopics(): Promise<void> {
   for (const s of made.splice(0)) {
     const admin = new Admin({ clientId: 'persona-test-topics', ...kafkaConnection(s), timeout: 10_000 });
     try {
-      for (const { name: topic } of personaTopics(s)) {
-        await admin.deleteTopics({ topics: [topic] }).catch((err: unknown) => {
-          // Never made (the test stopped first), or its brokers are gone (a private cluster stopped).
-          if (!isKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION'))
-            console.warn(`[topics] ${topic} was left on ${s.kafkaBrokers.join(',')}: ${String(err)}`);
-        });
-      }
+      await Promise.all(
+        personaTopics(s).map(({ name: topic }) =>
+          admin.deleteTopics({ topics: [topic] }).catch((err: unknown) => {
+            // Never made (the test stopped first), or its brokers are gone (a private cluster stopped).
+            if (!isKafkaError(err, 'UNKNOWN_TOPIC_OR_PARTITION'))
+              console.warn(`[topics] ${topic} was left on ${s.kafkaBrokers.join(',')}: ${String(err)}`);
+          }),
+        ),
+      );
     } finally {
       await admin.close();
     }
