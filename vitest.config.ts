@@ -45,7 +45,9 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
           include: ['test/workflows/**/*.test.ts'],
           globalSetup: ['test/setup/installed.ts'],
-          maxWorkers: 2,
+          // Two files at once, or as many as PERSONA_TEST_WORKFLOW_WORKERS says (npm test runs
+          // this project beside the integration tests, on one core).
+          maxWorkers: Number(process.env.PERSONA_TEST_WORKFLOW_WORKERS ?? 2),
         },
       },
       {

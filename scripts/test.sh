@@ -1,75 +1,119 @@
 #!/usr/bin/env bash
-# `npm test`: every test, one phase after another (the static checks at once), each timed. The phases with budgets of their own
-# (the randomized money run, the fleet) run apart from the rest, so the time of the rest is
-# printed too. Stops at the first phase that fails; prints the times of those that ran.
+# `npm test`: every test, each phase timed. Two lanes at once, then the rest one after another:
+#   - the integration tests, which wait on Neo4j, Temporal, Kafka and the processes they start
+#     for much of their time (the cores were 40 % idle), and
+#   - beside them, on one core, what needs no shared service: the type-check, the format check,
+#     lint, the unit tests and the workflow tests (their own time-skipping servers); its output is
+#     printed when it ends;
+# then the randomized money run, the contract test and the fleet. The phases with budgets of their
+# own (the money run, the fleet) run apart from the rest, so the time of the rest is printed too.
+# Stops at the first phase that fails, in either lane (the other lane is stopped at once); prints
+# the times of those that ran.
 set -Eeuo pipefail
-cd "$(dirname "$0")/.."
+script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+cd "$(dirname "$script")/.."
 
-phases=()
-budgeted=0
+MONEY=test/integration/money-moves-once.test.ts
+
+# Each phase's time, one line each, written by either lane; the name of a phase that failed.
+times=${PERSONA_TEST_TIMES:-}
 phase() {
   local name=$1 own=$2
   shift 2
   local start=$SECONDS
   echo "::: test: ${name}"
-  "$@"
+  "$@" || {
+    echo "$name" >>"${PERSONA_TEST_FAILED:-/dev/null}"
+    return 1
+  }
   local took=$((SECONDS - start))
-  phases+=("$(printf '%-20s %5ds' "$name" "$took")")
-  [ "$own" = own-budget ] && budgeted=$((budgeted + took))
+  printf '%-20s %5ds %s\n' "$name" "$took" "$own" >>"$times"
   echo "::: test: ${name} done in ${took}s"
+}
+
+# A lane: this script again, in a process group of its own (stopping it stops its vitest and the
+# servers that started), which stops itself should the script that started it be gone.
+case "${1:-}" in
+  --lane-integration | --lane-beside)
+    (while kill -0 "$PPID" 2>/dev/null; do sleep 2; done; kill -- "-$$" 2>/dev/null) >/dev/null 2>&1 &
+    if [ "$1" = --lane-integration ]; then
+      phase integration shared npx vitest run --project integration --exclude "$MONEY"
+    else
+      # One core's worth: one check or one vitest worker at a time.
+      phase type-check shared npm run --silent build
+      phase format shared npm run --silent format:check
+      phase lint shared npm run --silent lint
+      phase unit shared npx vitest run --project unit --maxWorkers=1
+      phase workflows shared env PERSONA_TEST_WORKFLOW_WORKERS=1 npx vitest run --project workflows
+    fi
+    exit 0
+    ;;
+esac
+
+work=$(mktemp -d -t persona-test.XXXXXX)
+times="$work/times"
+failed="$work/failed"
+: >"$times"
+integration_pid=""
+beside_pid=""
+beside_shown=""
+
+# The lane beside's output, its phase lines marked as its own (so that the last "::: test:" line
+# is still the phase that failed, for a reader of the end of the output).
+show_beside() {
+  [ -z "$beside_shown" ] || return 0
+  beside_shown=yes
+  echo "::: the phases beside the integration tests:"
+  sed 's/^::: test: /::: beside: /' "$work/beside.log"
+}
+
+stop_lane() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -- "-$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 report() {
   local code=$?
+  stop_lane "$integration_pid"
+  stop_lane "$beside_pid"
+  [ -f "$work/beside.log" ] && show_beside
+  local budgeted
+  budgeted=$(awk '$NF == "own-budget" { sub(/s$/, "", $(NF-1)); n += $(NF-1) } END { print n + 0 }' "$times")
   echo
   echo "::: test phases"
-  for p in "${phases[@]}"; do echo "    $p"; done
+  sed -E 's/ (shared|own-budget)$//; s/^/    /' "$times"
   echo "    all                  $(printf '%5ds' "$SECONDS")"
   echo "    all but the money run and the fleet (their own budgets) $((SECONDS - budgeted))s"
+  if [ "$code" -ne 0 ] && [ -s "$failed" ]; then echo "::: test: $(head -n 1 "$failed") failed"; fi
+  rm -rf "$work"
   exit "$code"
 }
 trap report EXIT
+trap 'exit 130' INT TERM
 
-# The static checks share nothing and each keeps one core busy: the type-check and the format
-# check in one lane, lint (the longest, type-aware) in another, at once. Each lane's output is kept
-# apart and printed whole when both have ended; the phase fails when either lane did.
-static_checks() {
-  local dir
-  dir=$(mktemp -d)
-  lane() {
-    local out=$1
-    shift
-    for name in "$@"; do
-      local start=$SECONDS code=0
-      npm run --silent "${name#*=}" >"$dir/$out.log" 2>&1 || code=$?
-      echo "$(printf '  %-18s %5ds' "${name%%=*}" $((SECONDS - start)))" >>"$dir/times"
-      [ "$code" -eq 0 ] || { echo "${name%%=*} failed" >>"$dir/failed"; return "$code"; }
-      out="$out+"
-    done
-  }
-  lane a type-check=build format=format:check &
-  local a=$!
-  lane b lint=lint &
-  local b=$!
-  wait "$a" || true
-  wait "$b" || true
-  cat "$dir"/*.log
-  [ -f "$dir/times" ] && while IFS= read -r line; do phases+=("$line"); done <"$dir/times"
-  local failed=0
-  if [ -f "$dir/failed" ]; then
-    cat "$dir/failed"
-    failed=1
+# Installed once, before the lanes: both would otherwise install the stack at once on a new machine.
+npm run --silent stack:install
+
+export PERSONA_TEST_TIMES="$times" PERSONA_TEST_FAILED="$failed"
+setsid bash "$script" --lane-integration &
+integration_pid=$!
+setsid bash "$script" --lane-beside >"$work/beside.log" 2>&1 &
+beside_pid=$!
+# Whichever lane ends first: when it failed, the other is stopped (by report) and npm test fails.
+while [ -n "$integration_pid$beside_pid" ]; do
+  ended="" code=0
+  # shellcheck disable=SC2086 # the pids still running, as separate words
+  wait -n -p ended $integration_pid $beside_pid || code=$?
+  if [ "$ended" = "$beside_pid" ]; then
+    beside_pid=""
+    show_beside
+  elif [ "$ended" = "$integration_pid" ]; then
+    integration_pid=""
   fi
-  rm -rf "$dir"
-  return "$failed"
-}
-
-MONEY=test/integration/money-moves-once.test.ts
-
-phase "static checks" shared static_checks
-phase unit shared npx vitest run --project unit
-phase workflows shared npx vitest run --project workflows
-phase integration shared npx vitest run --project integration --exclude "$MONEY"
+  [ "$code" -eq 0 ] || exit "$code"
+done
 phase money own-budget npx vitest run --project integration "$MONEY"
 phase contract shared npm run --silent test:contract
 phase fleet own-budget npm run --silent test:fleet
