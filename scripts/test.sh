@@ -2,9 +2,9 @@
 # `npm test`: every test, each phase timed. Two lanes at once, then the rest one after another:
 #   - the integration tests, which wait on Neo4j, Temporal, Kafka and the processes they start
 #     for much of their time (the cores were 40 % idle), and
-#   - beside them, on one core, what needs no shared service: the type-check, the format check,
-#     lint, the unit tests and the workflow tests (their own time-skipping servers); its output is
-#     printed when it ends;
+#   - beside them, on one core and at the lowest priority (it takes what the integration tests
+#     leave), what needs no shared service: the type-check, the format check, lint, the unit tests
+#     and the workflow tests (their own time-skipping servers); its output is printed when it ends;
 # then the randomized money run, the contract test and the fleet. The phases with budgets of their
 # own (the money run, the fleet) run apart from the rest, so the time of the rest is printed too.
 # Stops at the first phase that fails, in either lane (the other lane is stopped at once); prints
@@ -99,7 +99,7 @@ npm run --silent stack:install
 export PERSONA_TEST_TIMES="$times" PERSONA_TEST_FAILED="$failed"
 setsid bash "$script" --lane-integration &
 integration_pid=$!
-setsid bash "$script" --lane-beside >"$work/beside.log" 2>&1 &
+setsid nice -n 19 bash "$script" --lane-beside >"$work/beside.log" 2>&1 &
 beside_pid=$!
 # Whichever lane ends first: when it failed, the other is stopped (by report) and npm test fails.
 while [ -n "$integration_pid$beside_pid" ]; do
