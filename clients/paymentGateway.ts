@@ -1,7 +1,8 @@
 /**
  * The payment gateway, as activities see it. Every charge carries an idempotency key, so a
  * retried charge is the same charge. A decline is a business outcome (returned, never retried);
- * a 5xx, a timeout or a network error is transient (thrown, and retried by Temporal with backoff).
+ * a 5xx, a timeout, a network error or a charge still `processing` leaves the outcome unknown
+ * (thrown, and retried by Temporal with backoff: the same key, until the charge has settled).
  */
 /**
  * What the card network adds to an answer (null where the processor sent nothing): the network,
@@ -69,7 +70,8 @@ export interface GatewayCharge {
   customer_id: string;
   amount: number;
   currency: string;
-  status: 'succeeded' | 'declined';
+  /** `processing`: the charge is made and its outcome not known yet (it has not ended: ask again later). */
+  status: 'succeeded' | 'declined' | 'processing';
   decline_code: string | null;
   created_at: string;
   /** What the charge was for (the payment id); null when the gateway has none. */
@@ -93,7 +95,10 @@ export interface GatewayRecords {
   tokenStatuses(tokens: string[]): Promise<GatewayTokenStatus[]>;
 }
 
-/** The gateway did not give an answer (5xx, timeout, network): try again later. */
+/**
+ * The gateway did not give an answer (5xx, timeout, network), or the charge's outcome is not known
+ * yet (it is `processing`): try again later, with the same key.
+ */
 export class GatewayUnavailableError extends Error {
   constructor(message: string) {
     super(message);
@@ -166,6 +171,7 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
     }
     type Answer = {
       id?: string;
+      status?: string;
       network?: string;
       fingerprint?: string;
       error?: { code?: string; decline_code?: string; charge?: string } & Partial<DeclineFacts>;
@@ -179,7 +185,12 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
         `the gateway's answer (${res.status}) could not be read: ${err instanceof Error ? err.name : 'error'}`,
       );
     }
-    if (res.status === 200 && body.id)
+    if (res.status === 200 && body.id && body.status === 'processing')
+      // Made, and not ended: neither a success nor a decline until it settles (the key's replay says which).
+      throw new GatewayUnavailableError(
+        'the gateway is still processing the charge (200 processing): its outcome is not known yet',
+      );
+    if (res.status === 200 && body.id && body.status === 'succeeded')
       return {
         outcome: 'succeeded',
         charge_id: body.id,
@@ -203,7 +214,7 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
       throw new GatewayInFlightError('the gateway is still processing a request with this idempotency key (409)');
     // Only a refusal of the request itself (a 4xx other than 402, 408, 409 and 429, with its error
     // code) is known to have charged nothing; anything else — a 5xx, a success or a decline the
-    // client cannot read, a status it does not know — leaves the outcome unknown.
+    // client cannot read, a status it does not know (HTTP, or the charge's) — leaves the outcome unknown.
     const refusal = res.status >= 400 && res.status < 500 && ![402, 408, 409, 429].includes(res.status);
     if (!refusal || !body.error?.code) throw new GatewayUnavailableError(`the gateway answered ${res.status}`);
     throw new GatewayRejectedError(res.status, body.error.code);
