@@ -135,7 +135,8 @@ const MAC_WAIT: Record<string, number> = {
 
 interface Charge {
   at: number;
-  status: 'succeeded' | 'declined';
+  /** `processing`: made, its outcome not known yet (a reattempt all the same; never a decline). */
+  status: 'succeeded' | 'declined' | 'processing';
   network: string;
   category: number | null;
   advice: string | null;

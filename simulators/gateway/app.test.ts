@@ -13,6 +13,7 @@ import {
 import {
   createGatewaySimulator,
   fingerprintOfToken,
+  MAX_DELAY_MS,
   networkOfToken,
   type ChargeFault,
   type ChargeRecord,
@@ -641,6 +642,296 @@ describe('the gateway simulator keeps idempotency keys as a processor does', () 
     } finally {
       await until(async () => (await simulatorFaults()).in_flight === 0);
       await setFaults({ latency_ms: 0 });
+    }
+  });
+});
+
+describe('the gateway simulator settles charges later and lists them late, as processors do', () => {
+  const T0 = Date.parse('2032-03-01T09:00:00.000Z');
+  /** A charge request over HTTP, as the client sends it; its reference is the key's part before `:`. */
+  const post = (at: string, token: string, key: string, customer = 'c-p') =>
+    fetch(`${at}/v1/charges`, {
+      method: 'POST',
+      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        token,
+        amount: 1999,
+        currency: 'EUR',
+        customer_id: customer,
+        initiator: 'mit',
+        reference: key.split(':')[0],
+      }),
+    });
+  const read = async (res: Response) => ({
+    status: res.status,
+    replayed: res.headers.get('idempotent-replayed'),
+    body: (await res.json()) as Record<string, unknown> & { id?: string; error?: Record<string, unknown> },
+  });
+  const byId = async (at: string, id: string) => (await (await fetch(`${at}/v1/charges/${id}`)).json()) as ChargeRecord;
+  const listing = async (at: string, q: string) =>
+    ((await (await fetch(`${at}/v1/charges?${q}`)).json()) as { data: ChargeRecord[] }).data;
+  const faultsOf = async (at: string) => (await (await fetch(`${at}/_sim/faults`)).json()) as Record<string, number>;
+  /** What a charge record says of its outcome (what differs between two charges aside). */
+  const outcomeOf = (r: ChargeRecord) => {
+    const { id: _id, idempotency_key: _key, reference: _ref, created_at: _at, ...rest } = r;
+    return rest;
+  };
+  const declining = 'tok_mastercard_card-p2_decline_insufficient_funds_mac_25';
+
+  it('processing_next: answered processing, and said so everywhere until it settles by the clock', async () => {
+    let t = T0;
+    const sim = await ownSimulator({ now: () => t });
+    try {
+      // The outcomes as they are answered at once, to compare with (other keys, other payments).
+      const paid = await read(await post(sim.base, 'tok_visa_card-p1', 'pay-p0:pm-1'));
+      const declined = await read(await post(sim.base, declining, 'pay-p00:pm-1'));
+      expect([paid.status, declined.status]).toEqual([200, 402]);
+
+      await setFaults({ processing_next: 2, processing_ms: 5000 }, sim.base);
+      const a = await read(await post(sim.base, 'tok_visa_card-p1', 'pay-p1:pm-1'));
+      const b = await read(await post(sim.base, declining, 'pay-p2:pm-1'));
+      const idA = a.body.id as string;
+      const idB = b.body.id as string;
+      expect(a).toEqual({
+        status: 200,
+        replayed: null,
+        body: { id: idA, status: 'processing', network: 'visa', fingerprint: fingerprintOfToken('tok_visa_card-p1') },
+      });
+      expect(b).toEqual({
+        status: 200,
+        replayed: null,
+        body: { id: idB, status: 'processing', network: 'mastercard', fingerprint: fingerprintOfToken(declining) },
+      });
+      // The counter took two new charges; the next one is answered at once.
+      expect(await faultsOf(sim.base)).toMatchObject({ processing_next: 0, processing_ms: 5000 });
+      expect((await read(await post(sim.base, 'tok_visa', 'pay-p3:pm-1'))).body).toMatchObject({ status: 'succeeded' });
+
+      /** The charge as its record, the listing, a replay and the client say it. */
+      const everywhere = async (token: string, key: string, id: string) => {
+        const reference = key.split(':')[0] as string;
+        const replay = await read(await post(sim.base, token, key));
+        const client = await sim.gateway
+          .charge({ ...charge(token, key, 'c-p'), reference })
+          .catch((err: unknown) => err);
+        return {
+          record: await byId(sim.base, id),
+          listed: await listing(sim.base, `reference=${reference}`),
+          byReference: await sim.gateway.chargesByReference(reference),
+          replay,
+          client,
+        };
+      };
+      const whileProcessing = async (token: string, key: string, id: string) => {
+        const seen = await everywhere(token, key, id);
+        expect(seen.record).toMatchObject({
+          id,
+          status: 'processing',
+          decline_code: null,
+          network_response_code: null,
+          category: null,
+          advice_code: null,
+        });
+        expect(seen.listed).toEqual([seen.record]);
+        expect(seen.byReference).toMatchObject([{ id, status: 'processing' }]);
+        expect(seen.replay).toEqual({
+          status: 200,
+          replayed: 'true',
+          body: { id, status: 'processing', network: seen.record.network, fingerprint: seen.record.fingerprint },
+        });
+        // The client: an outcome not known yet, neither a success nor a decline.
+        expect(seen.client).toBeInstanceOf(GatewayUnavailableError);
+        expect(seen.client).not.toBeInstanceOf(GatewayInFlightError);
+        expect(String(seen.client)).toMatch(/processing/);
+      };
+      await whileProcessing('tok_visa_card-p1', 'pay-p1:pm-1', idA);
+      await whileProcessing(declining, 'pay-p2:pm-1', idB);
+      t += 4999;
+      await whileProcessing('tok_visa_card-p1', 'pay-p1:pm-1', idA);
+      await whileProcessing(declining, 'pay-p2:pm-1', idB);
+
+      t += 1;
+      const settledA = await everywhere('tok_visa_card-p1', 'pay-p1:pm-1', idA);
+      const settledB = await everywhere(declining, 'pay-p2:pm-1', idB);
+      // Each replay answers what the charge would have been answered at once, as any replay does.
+      expect(settledA.replay).toEqual({ status: 200, replayed: 'true', body: { ...paid.body, id: idA } });
+      const declineBody = { error: { ...declined.body.error, charge: idB } };
+      expect(settledB.replay).toEqual({ status: 402, replayed: 'true', body: declineBody });
+      expect(declineBody.error).toMatchObject({ decline_code: 'insufficient_funds', advice_code: '25' });
+      expect(settledA.client).toEqual({
+        outcome: 'succeeded',
+        charge_id: idA,
+        network: 'visa',
+        fingerprint: fingerprintOfToken('tok_visa_card-p1'),
+      });
+      expect(settledB.client).toMatchObject({ outcome: 'declined', charge_id: idB, advice_code: '25' });
+      // The record and the listing say the outcome, the same as the charges answered at once.
+      const [firstPaid, firstDeclined] = await listing(sim.base, 'customer_id=c-p&limit=2');
+      expect(outcomeOf(settledA.record)).toEqual(outcomeOf(firstPaid as ChargeRecord));
+      expect(outcomeOf(settledB.record)).toEqual(outcomeOf(firstDeclined as ChargeRecord));
+      expect(settledA.listed).toEqual([settledA.record]);
+      expect(settledB.listed).toEqual([settledB.record]);
+      expect(settledB.byReference).toMatchObject([{ id: idB, status: 'declined', decline_code: 'insufficient_funds' }]);
+      // Made once each: the replays made nothing.
+      expect(await listing(sim.base, 'customer_id=c-p')).toHaveLength(5);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('keeps when a charge settles across a restart: settled while down is settled when back', async () => {
+    let t = T0;
+    const sim = await ownSimulator({ now: () => t });
+    const restarts: Awaited<ReturnType<typeof ownSimulator>>[] = [];
+    const restart = async () => {
+      const again = await ownSimulator({ now: () => t }, sim.dataFile);
+      restarts.push(again);
+      return again;
+    };
+    try {
+      await setFaults({ processing_next: 1, processing_ms: 10_000 }, sim.base);
+      const { body } = await read(await post(sim.base, 'tok_visa', 'pay-pr:pm-1'));
+      await sim.close();
+      t += 9_999;
+      const early = await restart();
+      expect(await byId(early.base, body.id as string)).toMatchObject({ status: 'processing' });
+      await early.close();
+      // Down while it settles.
+      t += 1;
+      const late = await restart();
+      expect(await byId(late.base, body.id as string)).toMatchObject({ status: 'succeeded' });
+      expect((await read(await post(late.base, 'tok_visa', 'pay-pr:pm-1'))).body).toMatchObject({
+        id: body.id,
+        status: 'succeeded',
+      });
+
+      // By a clock moved on with PUT /_sim/clock: the move is kept, so what settled stays settled.
+      await setFaults({ processing_next: 1, processing_ms: 60_000 }, late.base);
+      const moved = await read(await post(late.base, 'tok_visa', 'pay-pc:pm-1'));
+      const advance = await fetch(`${late.base}/_sim/clock`, {
+        method: 'PUT',
+        body: JSON.stringify({ advance_ms: 60_000 }),
+      });
+      expect(advance.status).toBe(200);
+      expect(await byId(late.base, moved.body.id as string)).toMatchObject({ status: 'succeeded' });
+      await late.close();
+      const after = await restart();
+      expect(await (await fetch(`${after.base}/_sim/clock`)).json()).toMatchObject({ offset_ms: 60_000 });
+      expect(await byId(after.base, moved.body.id as string)).toMatchObject({ status: 'succeeded' });
+    } finally {
+      await sim.close().catch(() => undefined);
+      for (const r of restarts) await r.close().catch(() => undefined);
+    }
+  });
+
+  it('the in-process hook makes a new charge processing; a replay is answered as its charge stands', async () => {
+    let t = T0;
+    const plan: (ChargeFault | null)[] = [{ kind: 'processing', ms: 1000 }, { kind: 'processing', ms: 1 }, null];
+    const sim = await ownSimulator({ now: () => t, fault: () => plan.shift() ?? null });
+    try {
+      const request = charge('tok_visa', 'pay-ph:pm-1', 'c-ph');
+      await expect(sim.gateway.charge(request)).rejects.toThrow(/processing/);
+      // The second `processing` comes with a replay: nothing new is made, it stays as it stands.
+      await expect(sim.gateway.charge(request)).rejects.toBeInstanceOf(GatewayUnavailableError);
+      t += 1000;
+      expect(await sim.gateway.charge(request)).toMatchObject({ outcome: 'succeeded' });
+      expect(await sim.gateway.chargesByReference('pay-ph')).toMatchObject([{ status: 'succeeded' }]);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('refuses a settling time or a listing lag out of bounds, charging nothing', async () => {
+    const quiet = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const plan: ChargeFault[] = [
+      { kind: 'processing', ms: 0 },
+      { kind: 'processing', ms: MAX_DELAY_MS + 1 },
+      { kind: 'processing', ms: 2.5 },
+    ];
+    const lags = [0, 0, 0, -1, MAX_DELAY_MS + 1, Number.NaN];
+    const sim = await ownSimulator({ fault: () => plan.shift() ?? null, listingLag: () => lags.shift() ?? 0 });
+    try {
+      for (let n = 0; n < 6; n++)
+        expect((await post(sim.base, 'tok_visa', `pay-pb${n}:pm-1`, 'c-pb')).status).toBe(500);
+      expect(await listing(sim.base, 'customer_id=c-pb')).toEqual([]);
+      expect(await sim.gateway.charge(charge('tok_visa', 'pay-pb0:pm-1', 'c-pb'))).toMatchObject({
+        outcome: 'succeeded',
+      });
+      for (const bad of [{ processing_ms: 0 }, { processing_ms: MAX_DELAY_MS + 1 }, { listing_lag_ms: -1 }]) {
+        const res = await fetch(`${sim.base}/_sim/faults`, { method: 'PUT', body: JSON.stringify(bad) });
+        expect(res.status).toBe(400);
+      }
+      expect(await faultsOf(sim.base)).toMatchObject({ processing_next: 0, processing_ms: 60_000, listing_lag_ms: 0 });
+    } finally {
+      quiet.mockRestore();
+      await sim.close();
+    }
+  });
+
+  it('listing_lag_ms: a charge is listed that long after it was made; by id and replays at once', async () => {
+    let t = T0;
+    const sim = await ownSimulator({ now: () => t });
+    let restarted: Awaited<ReturnType<typeof ownSimulator>> | undefined;
+    try {
+      await setFaults({ listing_lag_ms: 3000 }, sim.base);
+      const late = await sim.gateway.charge(charge('tok_visa', 'pay-ll1:pm-1', 'c-ll'));
+      const since = `created_gte=${new Date(T0).toISOString()}`;
+      for (const q of ['reference=pay-ll1', 'customer_id=c-ll', since]) expect(await listing(sim.base, q)).toEqual([]);
+      expect(await sim.gateway.chargesByReference('pay-ll1')).toEqual([]);
+      expect(await sim.gateway.getCharge(late.charge_id as string)).toMatchObject({ status: 'succeeded' });
+      const replay = await post(sim.base, 'tok_visa', 'pay-ll1:pm-1', 'c-ll');
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+      // Lifted: a charge made now is listed at once; the one made before keeps its lag.
+      await setFaults({ listing_lag_ms: 0 }, sim.base);
+      const prompt = await sim.gateway.charge(charge('tok_visa', 'pay-ll2:pm-1', 'c-ll'));
+      t += 2999;
+      expect((await listing(sim.base, 'customer_id=c-ll')).map((c) => c.id)).toEqual([prompt.charge_id]);
+      // Kept over a restart.
+      await sim.close();
+      restarted = await ownSimulator({ now: () => t }, sim.dataFile);
+      expect((await listing(restarted.base, since)).map((c) => c.id)).toEqual([prompt.charge_id]);
+      t += 1;
+      // Then listed, in the order the charges were made.
+      expect((await listing(restarted.base, since)).map((c) => c.id)).toEqual([late.charge_id, prompt.charge_id]);
+      expect(await restarted.gateway.chargesByReference('pay-ll1')).toMatchObject([{ id: late.charge_id }]);
+    } finally {
+      await sim.close().catch(() => undefined);
+      await restarted?.close();
+    }
+  });
+
+  it('asks the in-process listing lag once per new charge, and the HTTP lag goes first', async () => {
+    let t = T0;
+    const asked: string[] = [];
+    const draws = [500, 0, 2000];
+    const sim = await ownSimulator({
+      now: () => t,
+      listingLag: (req) => {
+        asked.push(req.idempotency_key);
+        return draws.shift() ?? 0;
+      },
+    });
+    try {
+      const ids: string[] = [];
+      for (const n of [1, 2, 3]) {
+        const made = await sim.gateway.charge(charge('tok_visa', `pay-lh${n}:pm-1`, 'c-lh'));
+        ids.push(made.charge_id as string);
+        // A replay, a refusal: not asked.
+        await sim.gateway.charge(charge('tok_visa', `pay-lh${n}:pm-1`, 'c-lh'));
+        await sim.gateway.charge({ ...charge('tok_visa', `pay-lh${n}:pm-1`, 'c-lh'), amount: 1 }).catch(() => null);
+      }
+      await setFaults({ listing_lag_ms: 10_000 }, sim.base);
+      const fourth = await sim.gateway.charge(charge('tok_visa', 'pay-lh4:pm-1', 'c-lh'));
+      expect(asked).toEqual(['pay-lh1:pm-1', 'pay-lh2:pm-1', 'pay-lh3:pm-1']);
+      const listedIds = async () => (await listing(sim.base, 'customer_id=c-lh')).map((c) => c.id);
+      expect(await listedIds()).toEqual([ids[1]]);
+      t += 500;
+      expect(await listedIds()).toEqual([ids[0], ids[1]]);
+      t += 1500;
+      expect(await listedIds()).toEqual(ids);
+      t += 8000;
+      expect(await listedIds()).toEqual([...ids, fourth.charge_id]);
+    } finally {
+      await sim.close();
     }
   });
 });

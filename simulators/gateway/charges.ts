@@ -1,7 +1,8 @@
 /**
  * The gateway simulator's charges: `POST /v1/charges` as a processor answers it (the
- * Idempotency-Key kept, one request per key at a time, faults injected), and the charge records
- * read back (`GET /v1/charges`, `GET /v1/charges/{id}`). The API is described in ./app.ts.
+ * Idempotency-Key kept, one request per key at a time, faults injected, charges that settle
+ * later), and the charge records read back as they stand (`GET /v1/charges`, which may lag behind
+ * commits, and `GET /v1/charges/{id}`). The API is described in ./app.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -11,9 +12,13 @@ import { z } from 'zod';
 import { declineCodeInToken } from '../../payments/declines';
 import { fingerprintOfToken, networkDecline, networkOfToken } from './cards';
 import {
+  asItStands,
+  isListed,
   liveAnswer,
+  MAX_DELAY_MS,
   now,
   store,
+  type ChargeAbout,
   type ChargeFault,
   type ChargeRecord,
   type GatewayState,
@@ -52,12 +57,18 @@ export function chargeRoutes(app: Hono, s: GatewayState) {
   app.get('/v1/charges/:id', (c) => {
     const at = s.byId.get(c.req.param('id'));
     if (at === undefined) return c.json({ error: { code: 'resource_missing' } }, 404);
-    return c.json(s.records[at]);
+    return c.json(asItStands(s, s.records[at] as ChargeRecord));
   });
 }
 
-function answer({ http_status, record: r }: StoredAnswer) {
+/**
+ * The key's answer as its charge stands at `at`: 200 `processing` until a charge that settles
+ * later settles, then the answer it settled to (as it would have been answered at once).
+ */
+function answer(s: GatewayState, { http_status, record: r }: StoredAnswer, at = now(s)) {
   const card = { network: r.network, fingerprint: r.fingerprint };
+  if (asItStands(s, r, at).status === 'processing')
+    return { status: 200 as const, body: { id: r.id, status: 'processing', ...card } };
   return http_status === 200
     ? { status: 200 as const, body: { id: r.id, status: 'succeeded', ...card } }
     : {
@@ -77,11 +88,7 @@ function answer({ http_status, record: r }: StoredAnswer) {
 }
 
 /** The fault for a request: the HTTP counters first (new charges only), then the in-process hook. */
-function faultFor(
-  s: GatewayState,
-  makesNewCharge: boolean,
-  req: { idempotency_key: string; reference: string | null; customer_id: string },
-): ChargeFault | null {
+function faultFor(s: GatewayState, makesNewCharge: boolean, req: ChargeAbout): ChargeFault | null {
   const { faults } = s;
   if (makesNewCharge) {
     if (faults.fail_next > 0) {
@@ -96,8 +103,31 @@ function faultFor(
       faults.lose_answer_next--;
       return { kind: 'lose_answer' };
     }
+    if (faults.processing_next > 0) {
+      faults.processing_next--;
+      return { kind: 'processing', ms: faults.processing_ms };
+    }
   }
   return s.options.fault?.(req) ?? null;
+}
+
+/** A delay a test chose (ms), refused before anything is charged when it is not within its bounds. */
+function bounded(ms: number, min: number, what: string): number {
+  if (!Number.isInteger(ms) || ms < min || ms > MAX_DELAY_MS)
+    throw new Error(`${what} must be an integer from ${min} to ${MAX_DELAY_MS} ms, not ${ms}`);
+  return ms;
+}
+
+/**
+ * How a new charge is delayed: when it settles, if it settles later (a `processing` fault), and
+ * how long after its commit it is listed (`listing_lag_ms` when set, else the in-process hook).
+ */
+function delaysFor(s: GatewayState, fault: ChargeFault | null, req: ChargeAbout) {
+  const lag = s.faults.listing_lag_ms > 0 ? s.faults.listing_lag_ms : (s.options.listingLag?.(req) ?? 0);
+  return {
+    settleMs: fault?.kind === 'processing' ? bounded(fault.ms, 1, 'a processing fault') : 0,
+    lagMs: bounded(lag, 0, 'a listing lag'),
+  };
 }
 
 /** Drops the request's connection without an answer (the charge, if any, is already committed). */
@@ -181,9 +211,19 @@ function decide(
   return { make: parsed.data };
 }
 
-/** Makes the charge and records it (file, then memory): from here on, the key means it. */
-function commit(s: GatewayState, key: string, arrivedAt: number, body: ChargeBody): StoredAnswer {
+/**
+ * Makes the charge and records it (file, then memory): from here on, the key means it. Its outcome
+ * is decided now; a charge that settles later is answered `processing` until `settleMs` from now.
+ */
+function commit(
+  s: GatewayState,
+  key: string,
+  arrivedAt: number,
+  body: ChargeBody,
+  { settleMs, lagMs }: { settleMs: number; lagMs: number },
+): StoredAnswer {
   const { token, amount, currency, customer_id, initiator } = body;
+  const at = now(s);
   const paysAfter = /pays_after_(\d+)/.exec(token);
   const declineCode =
     paysAfter && (s.chargesOfCard.get(fingerprintOfToken(token)) ?? 0) >= Number(paysAfter[1])
@@ -200,7 +240,7 @@ function commit(s: GatewayState, key: string, arrivedAt: number, body: ChargeBod
       currency,
       status: declineCode ? 'declined' : 'succeeded',
       decline_code: declineCode,
-      created_at: new Date(now(s)).toISOString(),
+      created_at: new Date(at).toISOString(),
       reference: body.reference ?? null,
       network,
       fingerprint: fingerprintOfToken(token),
@@ -210,6 +250,8 @@ function commit(s: GatewayState, key: string, arrivedAt: number, body: ChargeBod
         : { network_response_code: null, category: null, advice_code: null }),
     },
     key_first_at: new Date(arrivedAt).toISOString(),
+    ...(settleMs > 0 ? { settles_at: new Date(at + settleMs).toISOString() } : {}),
+    ...(lagMs > 0 ? { listed_at: new Date(at + lagMs).toISOString() } : {}),
   };
   store(s, stored);
   return stored;
@@ -231,11 +273,15 @@ async function chargeOnce(s: GatewayState, c: Context, key: string, arrivedAt: n
     if ('refused' in decision) return decision.refused;
   }
   if (fault?.kind === 'fail_before') return c.json({ error: { code: 'simulated_failure' } }, 503);
-  const stored = 'make' in decision ? commit(s, key, arrivedAt, decision.make) : decision.replay;
+  const stored =
+    'make' in decision
+      ? commit(s, key, arrivedAt, decision.make, delaysFor(s, fault, { idempotency_key: key, ...about }))
+      : decision.replay;
   if (fault?.kind === 'fail_after_commit')
     return c.json({ error: { code: 'simulated_failure', message: 'the charge was made, its answer was not' } }, 503);
   if (fault?.kind === 'lose_answer') return dropConnection(c);
-  const a = answer(stored);
+  // A new charge is answered as it stood when it was made (a charge that settles later: processing).
+  const a = answer(s, stored, 'make' in decision ? Date.parse(stored.record.created_at) : now(s));
   if ('replay' in decision) c.header('idempotent-replayed', 'true');
   return c.json(a.body, a.status);
 }
@@ -259,7 +305,9 @@ function listCharges(s: GatewayState, c: Context) {
     if (customer_id !== undefined && r.customer_id !== customer_id) continue;
     if (reference !== undefined && r.reference !== reference) continue;
     if (since !== null && Date.parse(r.created_at) < since) continue;
-    data.push(r);
+    // Listings lag behind commits (as processors' search is eventually consistent).
+    if (!isListed(s, r)) continue;
+    data.push(asItStands(s, r));
   }
   return c.json({ data, has_more: i < s.records.length && data.length === limit });
 }

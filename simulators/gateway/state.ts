@@ -1,8 +1,8 @@
 /**
  * The gateway simulator's state, as one typed object the routes are given: its records (charges,
- * revoked tokens, updater lookups) kept in a JSON-lines file and indexed in memory, its clock,
- * and the faults in force. Records are appended to the file, so a restart loses nothing (the
- * keys' expiry included).
+ * revoked tokens, updater lookups, how far its clock was moved on) kept in a JSON-lines file and
+ * indexed in memory, its clock, and the faults in force. Records are appended to the file, so a
+ * restart loses nothing (the keys' expiry, when a charge settles and when it is listed included).
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +14,11 @@ export interface ChargeRecord {
   customer_id: string;
   amount: number;
   currency: string;
-  status: 'succeeded' | 'declined';
+  /**
+   * What the charge came to. Answered `processing` (with no decline yet) while a charge that
+   * settles later has not settled; the file holds its final status.
+   */
+  status: 'succeeded' | 'declined' | 'processing';
   decline_code: string | null;
   created_at: string;
   /** What the charge is for (Persona sends the payment id); null when the request named nothing. */
@@ -37,15 +41,35 @@ export interface SimulatorOptions {
    * In-process fault injection (randomized tests): asked once per charge request that would make a
    * new charge or replay one; null = no fault.
    */
-  fault?: (req: { idempotency_key: string; reference: string | null; customer_id: string }) => ChargeFault | null;
+  fault?: (req: ChargeAbout) => ChargeFault | null;
+  /**
+   * How long after its commit a new charge appears in `GET /v1/charges` (ms, 0 to MAX_DELAY_MS),
+   * asked once per new charge when `PUT /_sim/faults` sets no `listing_lag_ms`; default 0.
+   */
+  listingLag?: (req: ChargeAbout) => number;
 }
+
+/** What the in-process hooks are told of a charge request. */
+export interface ChargeAbout {
+  idempotency_key: string;
+  reference: string | null;
+  customer_id: string;
+}
+
+/** The longest a charge may take to settle, or to appear in listings: a day. */
+export const MAX_DELAY_MS = 24 * 60 * 60 * 1000;
 
 export type ChargeFault =
   | { kind: 'fail_before' } // 503 before anything is committed
   | { kind: 'fail_after_commit' } // the charge is committed (recorded), then 503 is answered
   | { kind: 'lose_answer' } // the charge is committed, then the connection is dropped with no answer
   /** The request is held this long before it is processed (its key is in flight meanwhile). */
-  | { kind: 'latency'; ms: number };
+  | { kind: 'latency'; ms: number }
+  /**
+   * A new charge is committed and answered `processing`; it settles to its outcome this long (1 ms
+   * to MAX_DELAY_MS) after its commit, by the simulator's clock. A replay is answered as it stands.
+   */
+  | { kind: 'processing'; ms: number };
 
 /** One question to the account updater, as recorded. */
 export interface UpdaterLookup {
@@ -63,17 +87,31 @@ export interface StoredAnswer {
    * clock): the key is forgotten `keyTtlMs` later. Absent on older lines: the record's created_at.
    */
   key_first_at?: string;
+  /** When a charge that settles later settles (the simulator's clock); absent when it settled at once. */
+  settles_at?: string;
+  /** When the charge appears in listings (the simulator's clock); absent when at once. */
+  listed_at?: string;
 }
 
-/** A line of the records file: a charge's first answer, a token the issuer revoked, an updater lookup. */
-export type StoredLine = StoredAnswer | { revoked_token: string } | { lookup: UpdaterLookup };
+/**
+ * A line of the records file: a charge's first answer, a token the issuer revoked, an updater
+ * lookup, how far `PUT /_sim/clock` has moved the clock on.
+ */
+export type StoredLine =
+  StoredAnswer | { revoked_token: string } | { lookup: UpdaterLookup } | { clock_offset_ms: number };
 
-/** The faults set through `PUT /_sim/faults`: latency for every charge request, counters for the next ones. */
+/**
+ * The faults set through `PUT /_sim/faults`: latency for every charge request, counters for the
+ * next ones, how long a `processing_next` charge takes to settle, and the listing's lag.
+ */
 export interface Faults {
   latency_ms: number;
   fail_next: number;
   fail_after_commit_next: number;
   lose_answer_next: number;
+  processing_next: number;
+  processing_ms: number;
+  listing_lag_ms: number;
 }
 
 export interface GatewayState {
@@ -89,6 +127,10 @@ export interface GatewayState {
   /** Every charge record in the order it was made (the listing's order). */
   records: ChargeRecord[];
   byId: Map<string, number>;
+  /** When each charge that settles later settles (ms, by the simulator's clock), by charge id. */
+  settlesAt: Map<string, number>;
+  /** When each charge that lags appears in listings (ms, by the simulator's clock), by charge id. */
+  listedAt: Map<string, number>;
   revoked: Set<string>;
   lookups: UpdaterLookup[];
   /** How many charges each card (fingerprint) has had: `pays_after_<N>` declines the first N. */
@@ -115,10 +157,20 @@ export function openGatewayState(dataFile: string, rules: RuleTable, options: Si
     byKey: new Map(),
     records: [],
     byId: new Map(),
+    settlesAt: new Map(),
+    listedAt: new Map(),
     revoked: new Set(),
     lookups: [],
     chargesOfCard: new Map(),
-    faults: { latency_ms: 0, fail_next: 0, fail_after_commit_next: 0, lose_answer_next: 0 },
+    faults: {
+      latency_ms: 0,
+      fail_next: 0,
+      fail_after_commit_next: 0,
+      lose_answer_next: 0,
+      processing_next: 0,
+      processing_ms: 60_000,
+      listing_lag_ms: 0,
+    },
     keysInFlight: new Set(),
     inFlight: 0,
   };
@@ -143,6 +195,11 @@ function remember(s: GatewayState, line: StoredLine) {
     s.lookups.push(line.lookup);
     return;
   }
+  if ('clock_offset_ms' in line) {
+    // The clock only goes forward, a restart included.
+    s.offsetMs = Math.max(s.offsetMs, line.clock_offset_ms);
+    return;
+  }
   // Lines written before references were kept have none.
   line.record.reference ??= null;
   // A later line for the same key is a charge made after the key expired: the key now means it.
@@ -152,6 +209,8 @@ function remember(s: GatewayState, line: StoredLine) {
   });
   s.byId.set(line.record.id, s.records.length);
   s.records.push(line.record);
+  if (line.settles_at !== undefined) s.settlesAt.set(line.record.id, Date.parse(line.settles_at));
+  if (line.listed_at !== undefined) s.listedAt.set(line.record.id, Date.parse(line.listed_at));
   const fp = line.record.fingerprint;
   if (fp !== undefined) s.chargesOfCard.set(fp, (s.chargesOfCard.get(fp) ?? 0) + 1);
 }
@@ -161,6 +220,26 @@ export function store(s: GatewayState, line: StoredLine) {
   appendFileSync(s.dataFile, `${JSON.stringify(line)}\n`);
   remember(s, line);
 }
+
+/**
+ * A charge record as it stands now: `processing`, with no decline yet, until it settles (a charge
+ * settled while the simulator was down is settled when it is back); then the record as made.
+ */
+export function asItStands(s: GatewayState, r: ChargeRecord, at = now(s)): ChargeRecord {
+  const settlesAt = s.settlesAt.get(r.id);
+  if (settlesAt === undefined || at >= settlesAt) return r;
+  return {
+    ...r,
+    status: 'processing',
+    decline_code: null,
+    network_response_code: null,
+    category: null,
+    advice_code: null,
+  };
+}
+
+/** Whether a charge appears in listings yet (a lagging one, some time after its commit). */
+export const isListed = (s: GatewayState, r: ChargeRecord) => (s.listedAt.get(r.id) ?? 0) <= now(s);
 
 /** The key's answer while the processor still remembers it, else null (never used, or expired). */
 export function liveAnswer(s: GatewayState, key: string): StoredAnswer | null {
