@@ -8,7 +8,9 @@
  * A charge whose recovery still runs is the recovery's to record; it is kept as pending in the
  * graph and looked at again by every later run until it is recorded, repaired or flagged, so a
  * recovery that ends without recording it (cancelled by ops while a charge's outcome was unknown)
- * is still caught, however long after the window it ends.
+ * is still caught, however long after the window it ends. A charge the gateway still has as
+ * `processing` has no outcome yet: it is kept as pending too, neither recorded nor flagged, and
+ * every later run asks the gateway again until it has ended (a decline then settles nothing).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
@@ -106,7 +108,19 @@ const pendingOf = (ch: GatewayCharge, key: { payment_id: string; payment_method_
   amount: ch.amount,
   currency: ch.currency,
   created_at: ch.created_at,
+  ...(ch.status === 'processing' ? { processing: true } : {}),
 });
+
+/**
+ * A pending charge that was `processing`, as the gateway has it now: `ended` when it succeeded
+ * (settled as any succeeded charge), `declined` (nothing moved: nothing to settle), or `unknown`
+ * (still processing, or not found): left for a later run.
+ */
+async function outcomeOfPending({ records }: Reconciler, ch: PendingCharge): Promise<'ended' | 'declined' | 'unknown'> {
+  if (!ch.processing) return 'ended';
+  const now = await records().getCharge(ch.charge_id);
+  return now?.status === 'succeeded' ? 'ended' : now?.status === 'declined' ? 'declined' : 'unknown';
+}
 
 /** The body of the reconcileChargesPage activity (see createReconciliationActivities). */
 async function reconcileChargesPage(r: Reconciler, req: ChargesPageRequest): Promise<ChargesPageResult> {
@@ -128,6 +142,8 @@ async function reconcileChargesPage(r: Reconciler, req: ChargesPageRequest): Pro
     return key ? [{ ch, key }] : [];
   });
   out.counts.charges += inWindow.length;
+  // A charge still processing has no outcome yet: left for a later run, neither recorded nor flagged.
+  for (const o of ours) if (o.ch.status === 'processing') await keepPendingCharge(graph, pendingOf(o.ch, o.key));
   const succeeded = ours.filter((o) => o.ch.status === 'succeeded').map((o) => pendingOf(o.ch, o.key));
   const recorded = await recordedPayments(graph, [...new Set(succeeded.map((c) => c.payment_id))]);
   // Each payment's charges one after another (a later charge of a payment repaired on this page
@@ -203,6 +219,13 @@ export function createReconciliationActivities(deps: {
       );
       for (const ch of page) {
         out.counts.pending++;
+        const outcome = await outcomeOfPending(reconciler, ch);
+        beat();
+        if (outcome === 'unknown') continue;
+        if (outcome === 'declined') {
+          await settlePendingCharge(graph, ch.payment_id);
+          continue;
+        }
         const settled = await settle(reconciler, out, ch, recorded.get(ch.payment_id));
         beat();
         if (settled === 'in_flight') out.counts.in_flight++;

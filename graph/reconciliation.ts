@@ -3,7 +3,8 @@
  * the gateway's own records (activities/reconciliation.ts): a payment's PaymentRecovered and
  * PaymentRecoveryFailed (found by their idempotency keys, a unique-index seek each), the
  * recoveries recorded in a window (the other direction), the active methods' tokens to ask the
- * gateway about, and the charges left pending because their recovery still ran.
+ * gateway about, and the charges left pending because their recovery still ran or their outcome
+ * was not known yet.
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
@@ -24,7 +25,10 @@ export interface RecordedPayment {
   failed: boolean;
 }
 
-/** A gateway charge as the reconciliation keeps it while its recovery still runs. */
+/**
+ * A gateway charge as the reconciliation keeps it while its recovery still runs, or while the
+ * gateway has it as `processing`.
+ */
 export interface PendingCharge {
   payment_id: string;
   payment_method_id: string;
@@ -33,6 +37,8 @@ export interface PendingCharge {
   amount: number;
   currency: string;
   created_at: string;
+  /** The gateway had it as `processing` when it was kept: its outcome is asked again before it is settled. */
+  processing?: boolean;
 }
 
 const CYPHER = {
@@ -62,7 +68,8 @@ const CYPHER = {
     ON CREATE SET r += $charge, r.first_seen = datetime.realtime()`,
   pending: `
     MATCH (r:ReconciliationPending) WHERE r.id > $after
-    RETURN r {.payment_id, .payment_method_id, .charge_id, .customer_id, .amount, .currency, .created_at} AS charge
+    RETURN r {.payment_id, .payment_method_id, .charge_id, .customer_id, .amount, .currency, .created_at,
+              processing: coalesce(r.processing, false)} AS charge
     ORDER BY r.id LIMIT $limit`,
   settle: `MATCH (r:ReconciliationPending {id: $paymentId}) DELETE r`,
 } as const;
@@ -144,7 +151,10 @@ export async function activeMethodTokens(
   });
 }
 
-/** Keeps a charge whose recovery still runs, to look at again (once per payment: the first charge seen). */
+/**
+ * Keeps a charge whose recovery still runs, or whose outcome is not known yet, to look at again
+ * (once per payment: the first charge seen).
+ */
 export async function keepPendingCharge(g: Graph, charge: PendingCharge): Promise<void> {
   await writeTx(g, (tx) => tx.run(CYPHER.keepPending, { charge }));
 }

@@ -6,7 +6,8 @@
  * payment recorded as failed, a recorded recovery the gateway never charged. A charge whose
  * recovery still runs is left to it. Run again, nothing is repaired twice. A recovery's charge
  * of a customer merged since, made before the merge or after, is recorded on the survivor; a
- * charge of anyone else under its key is not.
+ * charge of anyone else under its key is not. A charge the gateway still has as processing is
+ * left for a later run, neither recorded nor flagged, until it has ended.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,10 +87,10 @@ async function charge(who: { customer: string; token: string }, key: string, amo
 }
 
 /** Both passes over the window, a page of three at a time, as the workflow runs them. */
-async function reconcile(window: { from: string; to: string }) {
+async function reconcile(window: { from: string; to: string }, gatewayRecords = gateway()) {
   const activities = createReconciliationActivities({
     graph: g,
-    gatewayRecords: gateway(),
+    gatewayRecords,
     temporal: client,
     profileRules: profileRules(loadSettings()),
   });
@@ -429,5 +430,80 @@ describe('reconciliation with the gateway', () => {
     expect(again.counts.matched).toBe(4);
     expect(flagsOf(again)).toEqual(expectedFlags);
     expect(await listCustomerEvents(g, s.customer, { type: 'PaymentRecovered' })).toHaveLength(1);
+  });
+
+  it('leaves a charge still processing for a later run, neither recorded nor flagged, until it has ended', async () => {
+    // A simulator of this test's own: its clock is moved on to settle the charges.
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'gateway-reconcile-')), 'charges.jsonl');
+    let own: ServerType | undefined;
+    await new Promise<void>((resolve) => {
+      own = serve({ fetch: createGatewaySimulator(file).fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
+    });
+    const at = `http://127.0.0.1:${((own as ServerType).address() as AddressInfo).port}`;
+    const records = new HttpPaymentGateway(at, 5000);
+    const put = (route: string, body: unknown) => fetch(`${at}${route}`, { method: 'PUT', body: JSON.stringify(body) });
+    try {
+      const from = new Date().toISOString();
+      const pay = (tag: string) => `pay-${tag}-${randomUUID()}`;
+      // P pays, Q declines; each answered processing while its recovery ran, which ops then cancelled.
+      const p = await customerWithCard();
+      const q = await customerWithCard(`tok_decline_insufficient_funds_${randomUUID()}`);
+      const payP = pay('p');
+      const payQ = pay('q');
+      await put('/_sim/faults', { processing_next: 2, processing_ms: 3_600_000 });
+      for (const [who, paymentId] of [
+        [p, payP],
+        [q, payQ],
+      ] as const) {
+        await recoveryRun(paymentId, who.customer, true);
+        await expect(
+          records.charge({
+            idempotency_key: `${paymentId}:${who.card}`,
+            token: who.token,
+            amount: 1999,
+            currency: g.policy.reportingCurrency,
+            customer_id: who.customer,
+            initiator: 'mit',
+            reference: paymentId,
+          }),
+        ).rejects.toThrow(/processing/);
+      }
+      const ours = [p.customer, q.customer];
+      const pending = async () =>
+        (
+          await g.query<{ id: string }>('MATCH (r:ReconciliationPending) WHERE r.id IN $ids RETURN r.id AS id', {
+            ids: [payP, payQ],
+          })
+        )
+          .map((r) => r.id)
+          .sort();
+      const window = { from, to: new Date(Date.now() + 60_000).toISOString() };
+      const first = await reconcile(window, records);
+      expect(first.counts).toMatchObject({ charges: 2, matched: 0 });
+      expect([...first.repairs, ...first.flags].filter(mine(ours))).toEqual([]);
+      expect(await pending()).toEqual([payP, payQ].sort());
+      // A later run, whose window no longer holds them: still processing, still left.
+      const later = { from: window.to, to: new Date(Date.now() + 120_000).toISOString() };
+      const second = await reconcile(later, records);
+      expect([...second.repairs, ...second.flags].filter(mine(ours))).toEqual([]);
+      expect(await pending()).toEqual([payP, payQ].sort());
+      expect(await listCustomerEvents(g, p.customer, { type: 'PaymentRecovered' })).toEqual([]);
+
+      // Settled: P's charge is recorded as its recovery would have; Q's decline moved nothing.
+      expect((await put('/_sim/clock', { advance_ms: 3_600_000 })).status).toBe(200);
+      const third = await reconcile(later, records);
+      expect(third.repairs.filter(mine(ours)).map((r) => [r.kind, r.customer_id])).toEqual([
+        ['recovery_recorded', p.customer],
+      ]);
+      expect(third.flags.filter(mine(ours))).toEqual([]);
+      const [charged] = await records.chargesByReference(payP);
+      expect(
+        (await listCustomerEvents(g, p.customer, { type: 'PaymentRecovered' })).map((ev) => ev.payload.charge_id),
+      ).toEqual([charged?.id]);
+      expect(await listCustomerEvents(g, q.customer, { type: 'PaymentRecovered' })).toEqual([]);
+      expect(await pending()).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => (own as ServerType).close(() => resolve()));
+    }
   });
 });
