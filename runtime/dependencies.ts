@@ -6,20 +6,26 @@
  *
  * `unavailableDependency` recognises the errors that mean "unreachable" (a refused or dropped
  * connection, a pool that hands out no connection in time, a call past its deadline), and
- * `withDeadline` bounds work that could otherwise wait on a server that hangs.
+ * `withDeadline` bounds work that could otherwise wait on a server that hangs. A workflow that no
+ * worker answers (runtime/unansweredQueries.ts) is unavailable too: `worker`.
  */
 import { status } from '@grpc/grpc-js';
 import { isGrpcServiceError } from '@temporalio/client';
 import { Neo4jError } from 'neo4j-driver';
+import { unansweredQuery, type UnansweredQuery } from './unansweredQueries';
 
-/** What did not answer; `either` when a request as a whole ran out of time (see `withDeadline`). */
-export type Dependency = 'neo4j' | 'temporal' | 'either' | 'identity-provider';
+/**
+ * What did not answer; `either` when a request as a whole ran out of time (see `withDeadline`);
+ * `worker` when Temporal answered but no worker of the workflow's task queue did.
+ */
+export type Dependency = 'neo4j' | 'temporal' | 'either' | 'identity-provider' | 'worker';
 
 const NAMES: Record<Dependency, string> = {
   neo4j: 'Neo4j',
   temporal: 'Temporal',
   either: 'Neo4j or Temporal',
   'identity-provider': 'The identity provider’s signing keys (JWKS)',
+  worker: 'The workflow’s worker',
 };
 
 export class DependencyUnavailableError extends Error {
@@ -28,11 +34,37 @@ export class DependencyUnavailableError extends Error {
     readonly reason: string,
     /** What the caller is told to wait before retrying (`Retry-After`). */
     readonly retryAfterSeconds = 1,
+    /** What the caller is told (default: which dependency is unavailable). */
+    message?: string,
   ) {
     // The message is what callers see: no internal detail (addresses, ids) goes in; `reason` is logged.
-    super(`${NAMES[dependency]} is unavailable; retry shortly`);
+    super(message ?? `${NAMES[dependency]} is unavailable; retry shortly`);
     this.name = 'DependencyUnavailableError';
   }
+}
+
+/** What a caller is told of a workflow that did not answer, and how long to wait before asking again. */
+const UNANSWERED: Record<UnansweredQuery, { said: string; retryAfterSeconds: number }> = {
+  no_poller: {
+    said: 'No worker is polling the workflow’s task queue (a deploy or a restart): try again in a few seconds',
+    retryAfterSeconds: 5,
+  },
+  timed_out: {
+    said:
+      'The workflow did not answer in time: no worker may be polling its task queue (a deploy or a restart), ' +
+      'or its worker is overloaded; try again in a few seconds',
+    retryAfterSeconds: 5,
+  },
+  task_failing: {
+    said: 'The workflow cannot answer now: its workflow task keeps failing on the worker; try again later',
+    retryAfterSeconds: 30,
+  },
+};
+
+/** A workflow that did not answer a query, as the unavailability every route answers 503 (UNAVAILABLE). */
+export function workflowUnanswered(why: UnansweredQuery, reason: string): DependencyUnavailableError {
+  const { said, retryAfterSeconds } = UNANSWERED[why];
+  return new DependencyUnavailableError('worker', `${why}: ${reason}`, retryAfterSeconds, said);
 }
 
 const NEO4J_UNAVAILABLE = new Set([
@@ -110,12 +142,26 @@ function firstLine(message: string): string {
   return message.split('\n')[0]?.slice(0, 200) ?? '';
 }
 
+/** The words of the gRPC error in `err`'s cause chain (else its own message). */
+function grpcDetails(err: unknown): string {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (isGrpcServiceError(current)) return current.details || current.message;
+    current = current.cause;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
 /**
  * The dependency an error says is unreachable, if it says so: Neo4j's connection errors and
- * transient errors that outlived the driver's retries, the pool's acquisition timeout, and
- * Temporal calls that failed UNAVAILABLE or past their deadline (anywhere in the cause chain).
+ * transient errors that outlived the driver's retries, the pool's acquisition timeout,
+ * Temporal calls that failed UNAVAILABLE or past their deadline (anywhere in the cause chain), and
+ * a query no worker answered (`worker`).
  */
 export function unavailableDependency(err: unknown): DependencyUnavailableError | undefined {
+  if (err instanceof DependencyUnavailableError) return err;
+  const unanswered = unansweredQuery(err);
+  if (unanswered) return workflowUnanswered(unanswered, firstLine(grpcDetails(err)));
   let current: unknown = err;
   for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
     if (current instanceof DependencyUnavailableError) return current;

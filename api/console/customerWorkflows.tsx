@@ -10,11 +10,12 @@ import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { FRAUD_OUTCOME_WORKFLOW_TYPE, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { IDENTITY_MERGE_WORKFLOW_TYPE, type IdentityMergeStatus } from '../../temporal/identityMerge';
-import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
+import { RECOVERY_WORKFLOW_TYPE, recoveryWorkflowId } from '../../temporal/recovery';
 import { customerWorkflowsQuery } from '../../temporal/searchAttributes';
 import { fraudOutcomeStatus } from '../services/fraud';
 import { mergeStatus } from '../services/identityMerge';
 import { mayOfferCancel, recoveryStatus } from '../services/recovery';
+import type { RecoveryStatusAnswer } from '../services/recoveryLedger';
 import { ActionForm, when } from './kit';
 import type { ConsoleSession } from './session';
 
@@ -46,7 +47,7 @@ export interface WorkflowRow {
   closeTime: string | null;
   /** The static summary; undefined when it was not read (beyond the detail limit, or unreadable). */
   summary?: string | undefined;
-  recovery?: { paymentId: string; status: RecoveryStatus | null };
+  recovery?: { paymentId: string; status: RecoveryStatusAnswer | null };
   fraud?: { outcomeId: string; status: FraudOutcomeStatus | null };
   merge?: { status: IdentityMergeStatus | null };
 }
@@ -157,6 +158,11 @@ function StateOf({ row }: { row: WorkflowRow }) {
     return (
       <div>
         <p>{`Recovery ${words(s.state)}; ${s.attempts.length} ${s.attempts.length === 1 ? 'attempt' : 'attempts'}.`}</p>
+        {s.source === 'ledger' ? (
+          <p class="muted">
+            {`As the charge ledger recorded it${s.as_of ? ` (${when(s.as_of)})` : ''}: its workflow did not answer.`}
+          </p>
+        ) : null}
         {s.next_retry_at ? (
           <p class="next-retry">
             {`Next retry: ${when(s.next_retry_at)}`}

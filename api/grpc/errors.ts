@@ -38,7 +38,10 @@ export function toGrpcError(err: unknown, logger: Logger): Partial<ServiceError>
   const unavailable = unavailableDependency(err);
   if (unavailable) {
     logger.warn({ dependency: unavailable.dependency, reason: unavailable.reason }, 'dependency unavailable');
-    return serviceError(status.UNAVAILABLE, unavailable.message);
+    // As REST's Retry-After: a workflow no worker answers (a deploy) asks for a longer wait than a blip.
+    const answer = serviceError(status.UNAVAILABLE, unavailable.message);
+    answer.metadata?.set('retry-after', String(unavailable.retryAfterSeconds));
+    return answer;
   }
   logger.error({ err }, 'unhandled gRPC error');
   return serviceError(status.INTERNAL, 'Internal error; it was logged.');

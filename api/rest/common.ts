@@ -19,9 +19,13 @@ export const problemSchema = z
     instance: z.string().optional(),
     field: z.string().optional().openapi({ description: 'The offending field, for 400 answers' }),
     dependency: z
-      .enum(['neo4j', 'temporal', 'either', 'identity-provider'])
+      .enum(['neo4j', 'temporal', 'either', 'identity-provider', 'worker'])
       .optional()
-      .openapi({ description: 'For 503: what could not be reached' }),
+      .openapi({
+        description:
+          'For 503: what could not be reached (`worker`: Temporal answered, but no worker of the workflow’s task ' +
+          'queue did, or its workflow task keeps failing)',
+      }),
   })
   .openapi('Problem');
 
@@ -38,8 +42,8 @@ const PROBLEM_TEXT: Record<number, string> = {
     'The Idempotency-Key was used before with a different body; or (onboarding) every identity fact ' +
     'was a placeholder such as test@test.com, so nothing could recognise the customer later',
   503:
-    'Neo4j or Temporal could not be reached within the request deadline; retry after `Retry-After` ' +
-    'seconds (`dependency` names which)',
+    'Neo4j or Temporal could not be reached within the request deadline, or no worker answered the workflow’s ' +
+    'query; retry after `Retry-After` seconds (`dependency` names which)',
 };
 
 /**

@@ -98,6 +98,20 @@ const statusSchema = z
       .openapi({ description: 'Why the recovery waits for ops (state needs_attention), else null' }),
     stop_reason: z.string().nullable(),
     undelivered: z.array(z.string()).openapi({ description: 'Notifications that could not be delivered' }),
+    source: z
+      .literal('ledger')
+      .optional()
+      .openapi({
+        description:
+          'Present when the recovery’s workflow did not answer (no worker polls its task queue: a deploy, a crash; ' +
+          'or past Temporal’s retention) and this is what the charge ledger recorded: the state (`waiting` not ' +
+          'started, `recovering` running, or how it ended), the charges as attempts and the recovering method — ' +
+          'never the next retry, the attention or the undelivered notifications, which only the workflow knows',
+      }),
+    as_of: z
+      .string()
+      .optional()
+      .openapi({ description: 'With `source`: the ledger’s last change for this recovery (RFC 3339)' }),
   })
   .openapi('RecoveryStatus');
 
@@ -179,7 +193,12 @@ function addFailureRoutes(app: Routes, deps: ApiDeps) {
         }),
       },
       responses: {
-        200: { description: 'The status query', content: { 'application/json': { schema: statusSchema } } },
+        200: {
+          description:
+            'The status query; when the workflow does not answer within half the request deadline, what the charge ' +
+            'ledger recorded (`source: ledger`, `as_of`)',
+          content: { 'application/json': { schema: statusSchema } },
+        },
         ...problems(400, 401, 403, 404),
       },
     }),

@@ -8,7 +8,7 @@ import {
 } from '../../temporal/expiry';
 import type { expiryScanWorkflow } from '../../workflows/expiry';
 import type { ApiDeps } from '../deps';
-import { orNotFound } from './refusals';
+import { orNotFound, queryWithin } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
@@ -32,8 +32,10 @@ export async function startExpiryScan(deps: ApiDeps, asOf?: string): Promise<{ w
   return { workflow_id: workflowId, as_of: day };
 }
 
-/** A scan's progress (its query), running or finished. */
+/** A scan's progress (its query), running or finished: 503 when no worker answers it within the request's deadline. */
 export async function expiryScanProgress(deps: ApiDeps, workflowId: string): Promise<ExpiryScanProgress> {
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
-  return orNotFound('ExpiryScan', workflowId, () => handle.query(expiryScanProgressQuery));
+  return orNotFound('ExpiryScan', workflowId, () =>
+    queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs),
+  );
 }

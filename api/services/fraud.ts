@@ -18,7 +18,7 @@ import type { fraudOutcomeWorkflow } from '../../workflows/fraud';
 import type { Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { mergedInto } from './mergedIds';
-import { decisionUpdateId, orNotFound, updateOrRefusal } from './refusals';
+import { decisionUpdateId, orNotFound, queryWithin, updateOrRefusal } from './refusals';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
@@ -85,9 +85,15 @@ export async function reportFraudOutcome(
   return { workflow_id: workflowId, ...mergedInto(report === reported ? null : customer_id) };
 }
 
+/**
+ * The outcome's status, its workflow's query: 503 when no worker answers it within the request's
+ * deadline (nothing else records it).
+ */
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
-  return orNotFound('FraudOutcome', outcomeId, () => handle.query(fraudOutcomeStatusQuery));
+  return orNotFound('FraudOutcome', outcomeId, () =>
+    queryWithin(handle, fraudOutcomeStatusQuery, deps.limits.requestDeadlineMs),
+  );
 }
 
 /**

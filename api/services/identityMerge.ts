@@ -25,7 +25,7 @@ import { actsAsSelf, AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { QuotaReachedError } from '../rateLimit';
 import { refuseMergedSelf } from './mergedIds';
-import { orNotFound, updateOrRefusal, type UpdateTarget } from './refusals';
+import { orNotFound, queryWithin, updateOrRefusal, type UpdateTarget } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 export interface MergeProposal {
@@ -128,21 +128,24 @@ export async function proposeMerge(
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     // Lost a race with the same pair: that merge is the answer.
-    return { created: false, status: await handle.query(identityMergeStatusQuery) };
+    return { created: false, status: await queryWithin(handle, identityMergeStatusQuery, statusWaitMs(deps)) };
   }
-  // Asked right after the start, the workflow may not have run its first task yet: then the
-  // answer is what that task sets up.
-  const status = await handle
-    .query(identityMergeStatusQuery)
-    .catch(() => initialMergeStatus(workflowId, { survivor_id, merged_id, consent }));
+  // Asked right after the start, the workflow may not have run its first task yet (or no worker
+  // polls its queue): then the answer is what that task sets up.
+  const status = await queryWithin(handle, identityMergeStatusQuery, statusWaitMs(deps)).catch(() =>
+    initialMergeStatus(workflowId, { survivor_id, merged_id, consent }),
+  );
   return { created: true, status };
 }
+
+/** How long a proposal waits for a merge's status query: half its deadline, the rest is its own work. */
+const statusWaitMs = (deps: ApiDeps) => deps.limits.requestDeadlineMs / 2;
 
 async function runningStatus(deps: ApiDeps, workflowId: string): Promise<IdentityMergeStatus | null> {
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
   try {
     const d = await handle.describe();
-    return d.status.name === 'RUNNING' ? await handle.query(identityMergeStatusQuery) : null;
+    return d.status.name === 'RUNNING' ? await queryWithin(handle, identityMergeStatusQuery, statusWaitMs(deps)) : null;
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return null;
     throw err;
@@ -155,11 +158,16 @@ function pairOf(mergeId: string): [string, string] {
   return pair;
 }
 
-/** The merge's status (its last run), for ops, services with the scope, or a customer of either record. */
+/**
+ * The merge's status (its last run), for ops, services with the scope, or a customer of either
+ * record: 503 when no worker answers its query within the request's deadline.
+ */
 export async function mergeStatus(deps: ApiDeps, mergeId: string, principal: Principal): Promise<IdentityMergeStatus> {
   await selfOnlyFor(deps, principal, pairOf(mergeId));
   const handle = deps.temporal.client.workflow.getHandle(mergeId);
-  return orNotFound('IdentityMerge', mergeId, () => handle.query(identityMergeStatusQuery));
+  return orNotFound('IdentityMerge', mergeId, () =>
+    queryWithin(handle, identityMergeStatusQuery, deps.limits.requestDeadlineMs),
+  );
 }
 
 /** A merge as a refusal of its Update names it. */

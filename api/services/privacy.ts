@@ -26,7 +26,7 @@ import { getProfile, listWallet } from './customers';
 import { guardAndRecord, guardCustomerAction, REASON_HEADER, type Actor } from './guards';
 import { describeEvent, type HistoryAudience } from './events';
 import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
-import { orNotFound } from './refusals';
+import { orNotFound, queryWithin } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /** Who may export and erase besides the customer: ops. */
@@ -229,7 +229,8 @@ export async function requestErasure(
 
 /**
  * Where the customer's erasure is: waiting for a fraud review, erasing, done (a running one
- * answers its status query; a closed one is read from its result, which needs no worker).
+ * answers its status query — 503 when no worker answers it within the request's deadline; a
+ * closed one is read from its result, which needs no worker).
  */
 export async function erasureStatus(
   deps: ApiDeps,
@@ -253,7 +254,11 @@ export async function erasureStatus(
     const described = await handle.describe();
     const status = described.status.name;
     if (status === 'RUNNING')
-      return { workflow_id: workflowId, running: true, ...(await handle.query(erasureStatusQuery)) };
+      return {
+        workflow_id: workflowId,
+        running: true,
+        ...(await queryWithin(handle, erasureStatusQuery, deps.limits.requestDeadlineMs)),
+      };
     if (status !== 'COMPLETED')
       return {
         workflow_id: workflowId,

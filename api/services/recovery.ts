@@ -29,7 +29,6 @@ import {
   resolveAttentionUpdate,
   type AttentionDecision,
   type PaymentFailure,
-  initialRecoveryStatus,
   type RecoveryStatus,
 } from '../../temporal/recovery';
 import { updateRefusalOf } from '../../temporal/updates';
@@ -39,7 +38,8 @@ import type { paymentRecoveryWorkflow } from '../../workflows/recovery';
 import { fromMinorUnits } from '../../payments/money';
 import type { ApiDeps } from '../deps';
 import { followMerge, mergedInto } from './mergedIds';
-import { decisionUpdateId, updateOrRefusal, type UpdateTarget } from './refusals';
+import { decisionUpdateId, queryWithin, updateOrRefusal, type UpdateTarget } from './refusals';
+import { cannotAnswer, statusFromLedger, type RecoveryStatusAnswer } from './recoveryLedger';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
 /**
@@ -155,41 +155,25 @@ async function refuseWhileErasing(deps: ApiDeps, customerId: string): Promise<vo
 }
 
 /**
- * A recovery's status: the workflow's own answer while Temporal has it; past Temporal's retention
- * (or before its workflow started), what the charge ledger recorded of it. NotFoundError when
- * neither has the payment.
+ * A recovery's status: the workflow's own answer when it gives one within half the request's
+ * deadline; otherwise what the charge ledger recorded of it (marked so): past Temporal's retention,
+ * before its workflow started, and while no worker answers (none polls its task queue: a deploy, a
+ * crash; or Temporal is out of reach) — the other half is the ledger's. NotFoundError when neither
+ * has the payment; the workflow's unavailability (503) when it runs but the ledger has nothing.
  */
-export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatus> {
+export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatusAnswer> {
+  const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
   try {
-    return await deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId)).query(recoveryStatusQuery);
+    return await queryWithin(handle, recoveryStatusQuery, deps.limits.requestDeadlineMs / 2);
   } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    const unanswered = cannotAnswer(err);
+    if (!unanswered && !(err instanceof WorkflowNotFoundError)) throw err;
     const recorded = await readRecoveryLedger(deps.graph, paymentId);
-    if (!recorded) throw new NotFoundError('PaymentRecovery', paymentId);
+    if (!recorded) throw unanswered ?? new NotFoundError('PaymentRecovery', paymentId);
+    if (unanswered)
+      deps.logger.warn({ paymentId, reason: unanswered.reason }, 'recovery status answered from the charge ledger');
     return statusFromLedger(recorded);
   }
-}
-
-/** What the ledger says of a recovery, in the shape of the workflow's status (its charges as attempts). */
-function statusFromLedger({
-  recovery,
-  attempts,
-}: NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>): RecoveryStatus {
-  const state = recovery.state === 'recovering' ? 'waiting' : recovery.state;
-  // The customer was erased: how it ended, and nothing more.
-  if (recovery.erased_at !== null) return { ...initialRecoveryStatus(), state };
-  return {
-    ...initialRecoveryStatus(),
-    state,
-    attempts: attempts.map((a) => ({
-      payment_method_id: a.payment_method_id,
-      outcome: a.state === 'succeeded' ? 'succeeded' : a.state === 'declined' ? 'declined' : 'skipped',
-      decline_code: a.state === 'succeeded' ? null : (a.decline_code ?? a.state),
-      at: a.first_sent_at ?? a.created_at,
-    })),
-    recovered_with: recovery.recovered_with,
-    stop_reason: recovery.state === 'stopped' ? recovery.reason : null,
-  };
 }
 
 /**

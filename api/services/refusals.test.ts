@@ -1,9 +1,16 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { status } from '@grpc/grpc-js';
+import {
+  ServiceError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { defineQuery } from '@temporalio/workflow';
 import { describe, expect, it } from 'vitest';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
 import { DependencyUnavailableError } from '../../runtime/dependencies';
-import { decisionUpdateId, orNotFound, updateOrRefusal } from './refusals';
+import { decisionUpdateId, orNotFound, queryWithin, updateOrRefusal } from './refusals';
 
 const missing = () => new WorkflowNotFoundError('not found', 'wf-1', undefined);
 const target = { entity: 'PaymentRecovery', id: 'pay-1', what: 'payment recovery pay-1' };
@@ -34,6 +41,83 @@ describe('orNotFound', () => {
   it('passes any other failure on as it is', async () => {
     const other = new Error('unavailable');
     await expect(orNotFound('ExpiryScan', 'x', () => Promise.reject(other))).rejects.toBe(other);
+  });
+});
+
+describe('queryWithin', () => {
+  const statusQuery = defineQuery<string>('status');
+  /** A handle whose query answers as told; its connection aborts the call as grpc-js does. */
+  function queried(answer: () => Promise<string>): WorkflowHandle {
+    return {
+      workflowId: 'fraud-outcome-1',
+      query: answer,
+      client: {
+        connection: {
+          withAbortSignal: <T>(signal: AbortSignal, fn: () => Promise<T>) =>
+            Promise.race([
+              fn(),
+              new Promise<T>((_, reject) =>
+                signal.addEventListener('abort', () => reject(failedQuery(status.CANCELLED, 'Cancelled on client'))),
+              ),
+            ]),
+        },
+      },
+    } as unknown as WorkflowHandle;
+  }
+  const failedQuery = (code: status, details: string) =>
+    new ServiceError('Failed to query Workflow', {
+      cause: Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} }),
+    });
+
+  it('answers what the workflow answers', async () => {
+    await expect(
+      queryWithin(
+        queried(() => Promise.resolve('awaiting_review')),
+        statusQuery,
+        1000,
+      ),
+    ).resolves.toBe('awaiting_review');
+  });
+
+  it('fails a query no worker answered with a 503 of the worker, naming the workflow in the log only', async () => {
+    const h = queried(() =>
+      Promise.reject(failedQuery(status.FAILED_PRECONDITION, 'no poller seen for task queue recently')),
+    );
+    const err = await queryWithin(h, statusQuery, 1000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DependencyUnavailableError);
+    expect(err).toMatchObject({ dependency: 'worker', retryAfterSeconds: 5 });
+    expect((err as DependencyUnavailableError).reason).toMatch(/^no_poller: fraud-outcome-1 /);
+    expect((err as Error).message).not.toContain('fraud-outcome-1');
+  });
+
+  it('gives up on a query nobody answers after its time, as the same 503', async () => {
+    const start = Date.now();
+    const err = await queryWithin(
+      queried(() => new Promise(() => undefined)),
+      statusQuery,
+      50,
+    ).catch((e: unknown) => e);
+    expect(Date.now() - start).toBeLessThan(1000);
+    expect(err).toMatchObject({ dependency: 'worker', reason: expect.stringMatching(/^timed_out: /) });
+  });
+
+  it('passes any other failure on as it is (a workflow Temporal does not have, a broken query)', async () => {
+    const gone = missing();
+    await expect(
+      queryWithin(
+        queried(() => Promise.reject(gone)),
+        statusQuery,
+        1000,
+      ),
+    ).rejects.toBe(gone);
+    const broken = failedQuery(status.INVALID_ARGUMENT, 'query handler threw');
+    await expect(
+      queryWithin(
+        queried(() => Promise.reject(broken)),
+        statusQuery,
+        1000,
+      ),
+    ).rejects.toBe(broken);
   });
 });
 

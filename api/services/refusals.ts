@@ -3,6 +3,9 @@
  *
  * - `orNotFound`: a read of (or a call to) a workflow Temporal does not have → NotFoundError (404,
  *   gRPC NOT_FOUND) naming what was asked for;
+ * - `queryWithin`: a workflow's query, waited for at most a given time: one that no worker answers
+ *   (none polls its task queue: a deploy, a crash) fails with the unavailability every route answers
+ *   503 (gRPC UNAVAILABLE) with Retry-After (runtime/unansweredQueries.ts), never a 500;
  * - `updateOrRefusal`: a decision sent as a Workflow Update that the workflow refuses, or cannot
  *   take (ended) → InvalidStateError (409, FAILED_PRECONDITION) with the workflow's own reason; no
  *   such workflow → NotFoundError; a worker without the Update (`unknownUpdate`: a deployment under
@@ -15,8 +18,10 @@
  */
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import type { QueryDefinition } from '@temporalio/common';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { DependencyUnavailableError } from '../../runtime/dependencies';
+import { DependencyUnavailableError, workflowUnanswered } from '../../runtime/dependencies';
+import { unansweredQuery } from '../../runtime/unansweredQueries';
 import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
 
 /** `call`'s answer; NotFoundError(entity, id) when Temporal has no such workflow. */
@@ -26,6 +31,28 @@ export async function orNotFound<T>(entity: string, id: string, call: () => Prom
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new NotFoundError(entity, id);
     throw err;
+  }
+}
+
+/**
+ * The answer of `query` to `handle`'s workflow, waited for at most `ms` (Temporal would wait for a
+ * worker up to the call's deadline, or 30 s without one), and never past a deadline the caller set
+ * around it. Unanswered — no worker polls the workflow's task queue, none did in time, or its
+ * workflow task keeps failing — it fails with `workflowUnanswered` (503), naming the workflow in
+ * the logged reason only.
+ */
+export async function queryWithin<T>(handle: WorkflowHandle, query: QueryDefinition<T, []>, ms: number): Promise<T> {
+  // An abort, not a deadline of its own: `withDeadline` would replace a shorter one set around it.
+  const call = new AbortController();
+  const timer = setTimeout(() => call.abort(), ms);
+  try {
+    return await handle.client.connection.withAbortSignal(call.signal, () => handle.query(query));
+  } catch (err) {
+    const why = call.signal.aborted ? 'timed_out' : unansweredQuery(err);
+    if (why) throw workflowUnanswered(why, `${handle.workflowId} did not answer ${query.name} within ${ms} ms`);
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
