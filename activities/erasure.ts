@@ -1,27 +1,23 @@
 /** Activities of erasure: find the customer's running workflows, wait for them to stop, erase the graph side. */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure as Failure } from '@temporalio/common';
+import { WorkflowNotFoundError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import { eraseCustomer, pendingFraudReviews, type ErasureAudit, type ErasureResult } from '../graph/erasure';
 import type { Graph } from '../graph/graph';
 import { mergedRecordsOf } from '../graph/mergedRecords';
 import { openProcessEntriesOf } from '../graph/openProcesses';
-import { recoveriesOfCustomers } from '../graph/chargeLedger';
+import { recoveriesOfCustomers, requestRecoveryStop } from '../graph/chargeLedger';
 import { runningCustomerWorkflows } from '../temporal/connection';
 import type { ErasureBlocker } from '../temporal/erasure';
 import { fraudOutcomeStatusQuery, fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../temporal/fraud';
 import {
-  CANCEL_CHARGE_UNKNOWN,
   cancelRecoveryUpdate,
+  paymentIdOfRecovery,
   recoveryStatusQuery,
   recoveryWorkflowId,
   type RecoveryStatus,
 } from '../temporal/recovery';
 import { updateRefusalOf } from '../temporal/updates';
-
-/** The type of the ApplicationFailure a workflow refused with, if any. */
-const failureTypeOf = (cause: unknown): string | null => (cause instanceof Failure ? (cause.type ?? null) : null);
 
 /** How long `whyErasureWaits` waits for one workflow's status query. */
 const QUERY_DEADLINE_MS = 5_000;
@@ -157,51 +153,39 @@ function lookingActivities(graph: Graph, temporal: Client) {
   };
 }
 
+/**
+ * Tells one of the customer's recoveries to stop: the stop written to the charge ledger first (from
+ * then on nothing for the payment goes to the gateway), then the `cancel` Update, sent again as the
+ * same update, answered once taken (a charge in flight is settled with the gateway, never sent
+ * again, before the recovery ends). False when it had ended, or never ran.
+ */
+async function stopRecovery(graph: Graph, temporal: Client, workflowId: string, reason: string): Promise<boolean> {
+  await requestRecoveryStop(graph, paymentIdOfRecovery(workflowId), { by: 'erasure', reason });
+  const handle = temporal.workflow.getHandle(workflowId);
+  try {
+    await handle.startUpdate(cancelRecoveryUpdate, {
+      args: [{ reason }],
+      updateId: `erasure-cancel:${workflowId}`,
+      waitForStage: WorkflowUpdateStage.ACCEPTED,
+    });
+    return true;
+  } catch (err) {
+    // Ended, or never ran: nothing to stop.
+    if ((await updateRefusalOf(err, handle)) === undefined) throw err;
+    return false;
+  }
+}
+
 /** Telling the customer's recoveries to stop, and waiting for workflows to close. */
-function stoppingActivities(temporal: Client) {
+function stoppingActivities(graph: Graph, temporal: Client) {
   return {
     /**
-     * Tells each of the customer's recoveries to stop (the `cancel` Update, sent again as the same
-     * update) and answers, once every one has taken it or has ended, those that took it. One that
-     * waits for ops on a charge of unknown outcome gets a cancellation request instead, which
-     * settles the charge with the gateway (nothing sent again) and stops it. A recovery takes a cancel only
-     * at a safe point — not while a charge is under way, its outcome unknown, or a charge being
-     * recorded — so one that refuses for now fails the activity retryably (`RecoveriesBusy`, with
-     * each one's reason): the erasure waits through its retries, and ops see why in its history.
+     * Tells each of the customer's recoveries to stop (`stopRecovery`: the charge ledger, then the
+     * `cancel` Update) and answers those that took it; a recovery takes it whatever it is doing.
      */
     async stopRecoveries(req: { workflow_ids: string[]; reason: string }): Promise<string[]> {
-      const busy: string[] = [];
       const stopping: string[] = [];
-      for (const id of req.workflow_ids) {
-        const handle = temporal.workflow.getHandle(id);
-        try {
-          // Answered once it stopped, which is soon: a cancel is taken only where nothing holds it.
-          // (A refusal is thrown by this call; `startUpdate` would hand it back unread.)
-          await handle.executeUpdate(cancelRecoveryUpdate, {
-            args: [{ reason: req.reason }],
-            updateId: `erasure-cancel:${id}`,
-          });
-          stopping.push(id);
-        } catch (err) {
-          if (err instanceof WorkflowUpdateFailedError && failureTypeOf(err.cause) === CANCEL_CHARGE_UNKNOWN) {
-            // A charge of unknown outcome waits for ops: the erasure must not have it retried (that
-            // could charge a customer being erased), nor wait on a person. A cancellation request
-            // stops it the settling way: the gateway is asked what became of the charge, nothing sent.
-            await handle.cancel();
-            stopping.push(id);
-            continue;
-          }
-          const refusal = await updateRefusalOf(err, handle);
-          if (refusal === undefined) throw err;
-          if (refusal.kind === 'refused') busy.push(`${id} (${refusal.reason})`);
-          // Ended, or never ran: nothing to stop.
-        }
-      }
-      if (busy.length > 0)
-        throw ApplicationFailure.retryable(
-          `payment recoveries not yet at a point where they may stop: ${busy.join('; ')}`,
-          'RecoveriesBusy',
-        );
+      for (const id of req.workflow_ids) if (await stopRecovery(graph, temporal, id, req.reason)) stopping.push(id);
       return stopping;
     },
     /**
@@ -262,18 +246,7 @@ function erasingActivities(graph: Graph, temporal: Client, erasureBatchSize: num
           if ((await handle.describe()).status.name !== 'RUNNING') continue;
           open.push(id);
           if (id.startsWith(recoveryWorkflowId('')))
-            // Refused while it cannot stop yet (a charge under way): asked again at the next retry.
-            await handle
-              .executeUpdate(cancelRecoveryUpdate, {
-                args: [{ reason: `customer ${req.customer_id} is being erased` }],
-                updateId: `erasure-cancel:${id}`,
-              })
-              .catch(async (err: unknown) => {
-                // Waiting for ops on a charge of unknown outcome: stopped the settling way (stopRecoveries).
-                if (err instanceof WorkflowUpdateFailedError && failureTypeOf(err.cause) === CANCEL_CHARGE_UNKNOWN)
-                  await handle.cancel();
-                else if ((await updateRefusalOf(err, handle)) === undefined) throw err;
-              });
+            await stopRecovery(graph, temporal, id, `customer ${req.customer_id} is being erased`);
           else if (req.cancel_reviews || !id.startsWith(fraudOutcomeWorkflowId(''))) await handle.cancel();
         } catch (err) {
           if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -317,7 +290,7 @@ export function createErasureActivities({
 }) {
   return {
     ...lookingActivities(graph, temporal),
-    ...stoppingActivities(temporal),
+    ...stoppingActivities(graph, temporal),
     ...erasingActivities(graph, temporal, erasureBatchSize),
   };
 }

@@ -38,7 +38,11 @@ import {
   type PendingPageResult,
   type RecoveriesPageRequest,
   type RecoveriesPageResult,
+  type StrandedPageRequest,
+  type StrandedPageResult,
 } from '../temporal/reconciliation';
+import { recoveringRecoveries } from '../graph/chargeLedger';
+import { strandedWhy, workflowOfRecovery } from './strandedRecoveries';
 import { flag, repaired, settle, type ChargeSettling } from './reconciliationCharges';
 import { inLanes } from '../runtime/lanes';
 
@@ -183,6 +187,62 @@ async function reconcileChargesPage(r: Reconciler, req: ChargesPageRequest): Pro
   return { ...out, next: done ? null : (last?.id ?? null) };
 }
 
+/** One page of the charges kept pending by earlier runs: settled now, or kept. */
+async function reconcilePendingPage(reconciler: Reconciler, req: PendingPageRequest): Promise<PendingPageResult> {
+  const { graph } = reconciler;
+  const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
+  const page = await pendingCharges(graph, req.after, req.limit);
+  const recorded = await recordedPayments(
+    graph,
+    page.map((c) => c.payment_id),
+  );
+  for (const ch of page) {
+    out.counts.pending++;
+    const outcome = await outcomeOfPending(reconciler, ch);
+    beat();
+    if (outcome === 'unknown') continue;
+    if (outcome === 'declined') {
+      await settlePendingCharge(graph, ch.payment_id);
+      continue;
+    }
+    const settled = await settle(reconciler, out, ch, recorded.get(ch.payment_id));
+    beat();
+    if (settled === 'in_flight') out.counts.in_flight++;
+    else await settlePendingCharge(graph, ch.payment_id);
+  }
+  const last = page.at(-1);
+  return { ...out, next: page.length < req.limit || !last ? null : last.payment_id };
+}
+
+/**
+ * One page of the recoveries the charge ledger has still recovering (begun before the window's
+ * end), each looked for in Temporal: one no workflow runs (terminated, lost in a restore, reserved
+ * and never started) is flagged `stranded_recovery` — ops settle it with the gateway
+ * (`npm run ops:settle-recoveries`). Nothing is repaired here: settling may end a recovery.
+ */
+async function reconcileStrandedPage(
+  { graph, temporal, settleConcurrency }: Reconciler,
+  req: StrandedPageRequest,
+): Promise<StrandedPageResult> {
+  const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
+  const page = await recoveringRecoveries(graph, req);
+  await inLanes(page, settleConcurrency, async (r) => {
+    out.counts.open_recoveries++;
+    const wf = await workflowOfRecovery(temporal, r.payment_id);
+    beat();
+    if (wf?.running) return;
+    flag(out, {
+      kind: 'stranded_recovery',
+      customer_id: r.customer_id,
+      payment_id: r.payment_id,
+      charge_id: '',
+      detail: `the charge ledger has it recovering, and no workflow runs it: ${strandedWhy(r, wf)}`,
+    });
+  });
+  const last = page.at(-1);
+  return { ...out, next: page.length < req.limit || !last ? null : last.payment_id };
+}
+
 export function createReconciliationActivities(deps: {
   graph: Graph;
   gatewayRecords?: GatewayRecords | undefined;
@@ -211,28 +271,15 @@ export function createReconciliationActivities(deps: {
 
     /** One page of the charges kept pending by earlier runs: settled now, or kept. */
     async reconcilePendingPage(req: PendingPageRequest): Promise<PendingPageResult> {
-      const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
-      const page = await pendingCharges(graph, req.after, req.limit);
-      const recorded = await recordedPayments(
-        graph,
-        page.map((c) => c.payment_id),
-      );
-      for (const ch of page) {
-        out.counts.pending++;
-        const outcome = await outcomeOfPending(reconciler, ch);
-        beat();
-        if (outcome === 'unknown') continue;
-        if (outcome === 'declined') {
-          await settlePendingCharge(graph, ch.payment_id);
-          continue;
-        }
-        const settled = await settle(reconciler, out, ch, recorded.get(ch.payment_id));
-        beat();
-        if (settled === 'in_flight') out.counts.in_flight++;
-        else await settlePendingCharge(graph, ch.payment_id);
-      }
-      const last = page.at(-1);
-      return { ...out, next: page.length < req.limit || !last ? null : last.payment_id };
+      return reconcilePendingPage(reconciler, req);
+    },
+
+    /**
+     * One page of the recoveries the charge ledger has still recovering, each looked for in
+     * Temporal: those no workflow runs are flagged `stranded_recovery` (`reconcileStrandedPage`).
+     */
+    async reconcileStrandedPage(req: StrandedPageRequest): Promise<StrandedPageResult> {
+      return reconcileStrandedPage(reconciler, req);
     },
 
     /** One page of the recoveries the graph recorded in the window, each asked of the gateway. */

@@ -19,7 +19,12 @@
 import { ApplicationFailure, log } from '@temporalio/activity';
 import { GatewayRejectedError } from '../clients/paymentGateway';
 import { cardOfMethod, forecastCharge } from '../graph/cardHistory';
-import { startRecovery, type RecoveryLedgerState } from '../graph/chargeLedger';
+import {
+  requestRecoveryStop,
+  startRecovery,
+  type RecoveryLedgerState,
+  type StopRequester,
+} from '../graph/chargeLedger';
 import type { UpdateOutcome } from '../graph/cardUpdates';
 import { retryOnSurvivor, survivorOf } from '../graph/mergedRecords';
 import type { Graph } from '../graph/graph';
@@ -42,9 +47,10 @@ import {
   type RecoveryCandidate,
   type RecoveryRecord,
 } from '../graph/recovery';
+import type { LedgerEnd } from '../graph/chargeReservation';
 import type { PaymentFailure } from '../temporal/recovery';
 import { renewFromUpdater } from './accountUpdater';
-import { chargePaymentMethod } from './recoveryCharge';
+import { chargePaymentMethod, settleOpenCharges } from './recoveryCharge';
 import {
   clockOf,
   recoveryContext,
@@ -83,6 +89,10 @@ export interface RecoveryStart {
   proceed: boolean;
   state: RecoveryLedgerState;
   reason?: string;
+  /** How the recovery ended, when the ledger has it ended (another run of the payment ended it). */
+  ended?: LedgerEnd;
+  /** A stop requested in the ledger before this run began (its words): the run stops at once. */
+  stop_request?: string | null;
   /** What the reported decline decides (its class, the method's new status, the updater). */
   decline: DeclineDecision;
   /** The customer's other methods to try first (not the one that failed, nor `exclude`). */
@@ -163,6 +173,27 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
     async recordRecoveryStopped(rec: { payment_id: string; customer_id: string; reason: string }): Promise<void> {
       await recordRecoveryStopped(rc.graph, rec);
     },
+    ...stoppingActivities(rc),
+  };
+}
+
+/** What a stopping recovery asks of the ledger and the gateway. */
+function stoppingActivities(rc: RecoveryContext) {
+  return {
+    /**
+     * A stop the run took is written to the charge ledger (graph/chargeLedger.ts
+     * `requestRecoveryStop`): nothing for the payment is sent to the gateway from then on.
+     */
+    async requestRecoveryStop(req: { payment_id: string; by: StopRequester; reason: string }): Promise<void> {
+      await requestRecoveryStop(rc.graph, req.payment_id, { by: req.by, reason: req.reason });
+    },
+    /**
+     * Before a stopping recovery ends: every attempt of the payment still open (sent, its outcome
+     * unknown, or succeeded and not recorded) is settled with the gateway — asked by key or by
+     * reference, never sent again. Answers the first that went through (with its method and key),
+     * else `not_charged` (`never_sent`); an outcome the gateway cannot tell yet fails, retryably.
+     */
+    settleOpenCharges: (req: { payment_id: string; at?: string }): Promise<ChargeOutcome> => settleOpenCharges(rc, req),
   };
 }
 
@@ -198,7 +229,10 @@ async function beginRecovery(
     decline_code: f.decline_code,
   });
   const decline = decideDecline(f.decline_code);
-  if (ledger.state !== 'recovering') return { proceed: false, state: ledger.state, decline, candidates: [] };
+  if (ledger.state !== 'recovering') {
+    const { state, recovered_with, charge_id, reason } = ledger;
+    return { proceed: false, state, ended: { state, recovered_with, charge_id, reason }, decline, candidates: [] };
+  }
   // A payment id names one payment: a recovery reserved with other facts is not this one.
   if (
     (ledger.amount !== null && (ledger.amount !== f.amount || ledger.currency !== f.currency)) ||
@@ -215,7 +249,8 @@ async function beginRecovery(
     customer_id: f.customer_id,
     exclude: [f.payment_method_id, ...req.exclude],
   });
-  return { proceed: true, state: ledger.state, decline, candidates };
+  const stop = ledger.stop_requested_at === null ? {} : { stop_request: ledger.stop_request };
+  return { proceed: true, state: ledger.state, decline, candidates, ...stop };
 }
 
 /** `renewCard` (its doc: createRecoveryActivities). */
@@ -287,8 +322,17 @@ export type RecoveryActivities = ReturnType<typeof createRecoveryActivities>;
  * change the answer.
  */
 export async function countRecoveredPayment(graph: Graph, profileRules: ProfileRules, rec: RecoveryRecord) {
+  warnIfNotCounted(rec, await recordRecoveredPayment(graph, profileRules, rec));
+}
+
+/** `countRecoveredPayment` outside an activity: the interaction's result, for the caller to report. */
+export async function recordRecoveredPayment(
+  graph: Graph,
+  profileRules: ProfileRules,
+  rec: RecoveryRecord,
+): Promise<InteractionResult | undefined> {
   const [result] = await recordInteractions(graph, [recoveredPayment(rec)], profileRules);
-  warnIfNotCounted(rec, result);
+  return result;
 }
 
 /** The succeeded payment interaction a recovery counts in the customer's profile. */

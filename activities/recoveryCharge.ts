@@ -8,11 +8,11 @@ import { ApplicationFailure, log } from '@temporalio/activity';
 import { asActivityFailure, isFinal } from './failures';
 import { GatewayRejectedError } from '../clients/paymentGateway';
 import { methodCards, recordUpdaterLookup, type CardIdentity, type MethodName } from '../graph/cardHistory';
-import { readAttempt } from '../graph/chargeAttempts';
+import { openAttemptsOf, readAttempt, type LedgerAttempt } from '../graph/chargeAttempts';
 import { retryOnSurvivor } from '../graph/mergedRecords';
 import { MAX_CHARGES_PER_METHOD_IN_30_DAYS } from '../payments/declines';
 import { describeVerdict, type RetryVerdict } from '../payments/networkRules';
-import { reserveGovernedCharge } from '../graph/recovery';
+import { reserveGovernedCharge } from '../graph/chargeReservation';
 import { CHARGE_NOT_SENT, CHARGE_OUTCOME_UNKNOWN, CHARGE_REFUSED } from '../temporal/recovery';
 import { renewFromUpdater } from './accountUpdater';
 import { clockOf, type ChargeAttempt, type ChargeOutcome, type RecoveryContext } from './recoveryModel';
@@ -91,13 +91,80 @@ function reserve(
   );
 }
 
+/** A success of the payment's other attempt `o`, as the answer to a charge asked under another key. */
+function answeredBy(o: LedgerAttempt, outcome: ChargeOutcome): ChargeOutcome {
+  if (outcome.outcome !== 'succeeded') return outcome;
+  return { ...outcome, other_attempt: { payment_method_id: o.payment_method_id, idempotency_key: o.key } };
+}
+
+/**
+ * Settle mode: what became of the key and of every other attempt of the payment still open, asked
+ * of the ledger and the gateway, nothing sent: a charge that went through (the key's, else
+ * another's), else the key's outcome. An outcome the gateway cannot tell yet fails (retried).
+ */
+async function settleOpen(
+  rc: RecoveryContext,
+  paymentId: string,
+  key: string | null,
+  now: Date,
+  deadline: number,
+): Promise<ChargeOutcome> {
+  const own = key === null ? null : await readAttempt(rc.graph, key);
+  if (own?.state === 'succeeded') return resolve(rc, own, now, false, deadline);
+  for (const other of await openAttemptsOf(rc.graph, paymentId)) {
+    if (other.key === key) continue;
+    const outcome = await resolve(rc, other, now, false, deadline);
+    if (outcome.outcome === 'succeeded') return answeredBy(other, outcome);
+  }
+  return own ? resolve(rc, own, now, false, deadline) : { outcome: 'not_charged', reason: 'never_sent' };
+}
+
+/**
+ * `settleOpenCharges` (its doc: createRecoveryActivities): every attempt of the payment still
+ * open, settled with the gateway, nothing sent; the first that went through, or `never_sent`.
+ */
+export async function settleOpenCharges(
+  rc: RecoveryContext,
+  req: { payment_id: string; at?: string },
+): Promise<ChargeOutcome> {
+  return beating(rc, (deadline) => settleOpen(rc, req.payment_id, null, clockOf(req.at), deadline));
+}
+
+/** How many other open attempts one charge resolves before it gives the turn back (retried). */
+const OPEN_ATTEMPTS_RESOLVED = 4;
+
 /** One charge, for the customer the attempt names (chargePaymentMethod follows a merge). */
 async function charge(rc: RecoveryContext, a: ChargeAttempt, deadline: number): Promise<ChargeOutcome> {
   const now = clockOf(a.at);
-  if (a.mode === 'settle') {
-    const known = await readAttempt(rc.graph, a.idempotency_key);
-    return known ? resolve(rc, known, now, false, deadline) : { outcome: 'not_charged', reason: 'never_sent' };
+  if (a.mode === 'settle') return settleOpen(rc, a.payment_id, a.idempotency_key, now, deadline);
+  for (let resolved = 0; ; resolved++) {
+    const outcome = await chargeOnce(rc, a, now, deadline);
+    if (!('open' in outcome)) return outcome;
+    // One charge per payment: the payment's other attempt still open is resolved first (sent again
+    // as it was first sent, when that is safe, else asked about); its success is the answer.
+    const settled = answeredBy(outcome.open, await resolve(rc, outcome.open, now, outcome.resendable, deadline));
+    if (settled.outcome === 'succeeded') return settled;
+    if (resolved + 1 >= OPEN_ATTEMPTS_RESOLVED)
+      throw ApplicationFailure.create({
+        type: CHARGE_OUTCOME_UNKNOWN,
+        message:
+          `payment ${a.payment_id} had ${OPEN_ATTEMPTS_RESOLVED} other attempts open one after another: ` +
+          'asked again',
+        details: [{ idempotency_key: a.idempotency_key }],
+      });
   }
+}
+
+/**
+ * The charge under the attempt's key: reserved and sent, its earlier outcome learnt, or refused;
+ * or, when another attempt of the payment is still open, that attempt (to resolve first).
+ */
+async function chargeOnce(
+  rc: RecoveryContext,
+  a: ChargeAttempt,
+  now: Date,
+  deadline: number,
+): Promise<ChargeOutcome | { open: LedgerAttempt; resendable: boolean }> {
   // One read names the cards (the one charged, and the one the recovery started from), and
   // one transaction keeps new names, counts the reported decline against its card (once per
   // payment), decides and records the attempt in the ledger: the charge's graph round trips
@@ -155,6 +222,12 @@ async function charge(rc: RecoveryContext, a: ChargeAttempt, deadline: number): 
         ? { ...result, renewed_by_updater: true }
         : result;
     }
+    case 'open':
+      return { open: reservation.attempt, resendable: reservation.resendable };
+    case 'recovery_ended':
+      return { outcome: 'not_charged', reason: 'recovery_ended', ended: reservation.ended };
+    case 'stop_requested':
+      return { outcome: 'not_charged', reason: 'stop_requested', stop_request: reservation.stop_request };
     default:
       return { outcome: 'not_charged', reason: reservation.verdict };
   }

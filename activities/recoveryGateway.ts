@@ -6,8 +6,13 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { GatewayRejectedError, type ChargeResult, type GatewayCharge } from '../clients/paymentGateway';
 import { recordCardAnswerTx } from '../graph/cardHistory';
-import { markResent, readAttempt, recordAttemptAnswerTx, settleAttempt } from '../graph/chargeAttempts';
-import type { LedgerAttempt } from '../graph/chargeLedger';
+import {
+  markResent,
+  readAttempt,
+  recordAttemptAnswerTx,
+  settleAttempt,
+  type LedgerAttempt,
+} from '../graph/chargeAttempts';
 import { writeTx } from '../graph/graph';
 import { decideDecline } from '../payments/declines';
 import { CHARGE_OUTCOME_UNKNOWN, CHARGE_REFUSED } from '../temporal/recovery';

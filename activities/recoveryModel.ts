@@ -7,7 +7,7 @@ import { Context } from '@temporalio/activity';
 import type { AccountUpdater, CardDescriber, ChargeResult, PaymentGateway } from '../clients/paymentGateway';
 import type { Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
-import type { RefusedVerdict } from '../graph/recovery';
+import type { LedgerEnd, RefusedVerdict } from '../graph/chargeReservation';
 import type { DeclineDecision } from '../payments/declines';
 import type { RuleTable } from '../payments/networkRules';
 
@@ -25,9 +25,10 @@ export interface ChargeAttempt {
   at?: string;
   /**
    * `charge` (the default): charge, or — for a key charged before — learn its outcome, sending the
-   * identical request again when that is safe. `settle`: only learn what became of a key charged
-   * before (its request is never sent again; a key never charged is `never_sent`): how a recovery
-   * that stops finds out whether a charge of unknown outcome went through.
+   * identical request again when that is safe. `settle`: only learn what became of the key and of
+   * every other attempt of the payment still open (nothing is sent again; a key never charged is
+   * `never_sent`): how a recovery that stops finds out whether a charge of unknown outcome went
+   * through.
    */
   mode?: 'charge' | 'settle';
 }
@@ -51,9 +52,18 @@ export function clockOf(at: string | undefined): Date {
   );
 }
 
+/**
+ * The payment's other attempt whose success answers a charge (one charge per payment: the ledger
+ * resolved it in place of the new key asked for): the method it charged and its key.
+ */
+export interface OtherAttempt {
+  payment_method_id: string;
+  idempotency_key: string;
+}
+
 /** A gateway answer, with what Persona decides of a decline (made here, recorded in the history). */
 export type AnsweredCharge =
-  | (Extract<ChargeResult, { outcome: 'succeeded' }> & { renewed_by_updater?: boolean })
+  | (Extract<ChargeResult, { outcome: 'succeeded' }> & { renewed_by_updater?: boolean; other_attempt?: OtherAttempt })
   | (Extract<ChargeResult, { outcome: 'declined' }> & { decision: DeclineDecision; renewed_by_updater?: boolean });
 
 /** What a charge attempt came to: the gateway's answer, or why the gateway was not asked. */
@@ -62,13 +72,16 @@ export type ChargeOutcome =
   /** A card-network rule (or, for a card the processor never named, the per-method cap) says not now. */
   | { outcome: 'limited'; rule?: string; not_before?: string | null; never?: boolean }
   /**
-   * Not charged, and never will be under this key: the graph did not allow it (`RefusedVerdict`),
-   * the gateway has no charge under the key past the settle window (`gateway_has_no_charge`), it
-   * refused the one request (`refused`, settle mode only), or a key to settle was never charged.
+   * Not charged, and never will be under this key: the graph did not allow it (`RefusedVerdict`;
+   * `ended` says how a recovery the ledger has ended ended, `stop_request` why a stop was asked
+   * for), the gateway has no charge under the key past the settle window (`gateway_has_no_charge`),
+   * it refused the one request (`refused`, settle mode only), or a key to settle was never charged.
    */
   | {
       outcome: 'not_charged';
       reason: Exclude<RefusedVerdict, 'limited'> | 'gateway_has_no_charge' | 'refused' | 'never_sent';
+      ended?: LedgerEnd;
+      stop_request?: string | null;
     };
 
 /** How the charge treats the gateway (config/env.ts). */

@@ -5,9 +5,83 @@
  * settled as refused or absent; and the per-method count the charge governance caps.
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
-import { ATTEMPT_FIELDS, attemptOf, type LedgerAttempt } from './chargeLedger';
 import { toPlain } from './convert';
-import { readTx, writeTx, type Graph } from './graph';
+import { leaderReadTx, writeTx, type Graph } from './graph';
+
+type Row = Record<string, unknown>;
+
+export type AttemptState = 'sent' | 'succeeded' | 'declined' | 'refused' | 'absent';
+/** The states in which the gateway has said what an attempt came to. */
+export const ATTEMPT_SETTLED: readonly AttemptState[] = ['succeeded', 'declined', 'refused', 'absent'];
+
+/** A charge attempt as the ledger has it (the sealed token only through `sealed`). */
+export interface LedgerAttempt {
+  key: string;
+  payment_id: string;
+  customer_id: string;
+  payment_method_id: string;
+  amount: number;
+  currency: string;
+  initiator: 'cit' | 'mit';
+  reference: string;
+  /** The card as the processor named it when the attempt was made (null: unnamed, or erased). */
+  card: { fingerprint: string; network: string } | null;
+  state: AttemptState;
+  sends: number;
+  created_at: string;
+  first_sent_at: string | null;
+  last_sent_at: string | null;
+  answered_at: string | null;
+  charge_id: string | null;
+  decline_code: string | null;
+  network_response_code: string | null;
+  category: number | null;
+  advice_code: string | null;
+  /** The method's token, sealed, as first sent (null once the customer was erased). */
+  sealed: string | null;
+  /** Set when an erasure stripped the attempt's personal data. */
+  erased_at: string | null;
+}
+
+/** A charge attempt's fields as the ledger's reads return them (`attemptOf` reads them). */
+export const ATTEMPT_FIELDS = `a {
+  .id, .payment_id, .customer_id, .payment_method_id, .amount, .currency, .initiator, .reference,
+  .card_fingerprint, .card_network, .state, .sends, .charge_id, .decline_code, .network_response_code,
+  .category, .advice_code, .token,
+  created_at: toString(a.created_at), first_sent_at: toString(a.first_sent_at),
+  last_sent_at: toString(a.last_sent_at), answered_at: toString(a.answered_at), erased_at: toString(a.erased_at)
+}`;
+
+/** A charge attempt as a query returns it (`ATTEMPT_FIELDS`), or null. */
+export function attemptOf(raw: unknown): LedgerAttempt | null {
+  if (raw === null || raw === undefined) return null;
+  const a = toPlain(raw) as Row;
+  const fingerprint = (a.card_fingerprint as string | null) ?? null;
+  return {
+    key: a.id as string,
+    payment_id: a.payment_id as string,
+    customer_id: a.customer_id as string,
+    payment_method_id: a.payment_method_id as string,
+    amount: a.amount as number,
+    currency: a.currency as string,
+    initiator: (a.initiator as 'cit' | 'mit' | null) ?? 'mit',
+    reference: (a.reference as string | null) ?? (a.payment_id as string),
+    card: fingerprint ? { fingerprint, network: (a.card_network as string | null) ?? 'unknown' } : null,
+    state: a.state as AttemptState,
+    sends: (a.sends as number | null) ?? 0,
+    created_at: a.created_at as string,
+    first_sent_at: (a.first_sent_at as string | null) ?? null,
+    last_sent_at: (a.last_sent_at as string | null) ?? null,
+    answered_at: (a.answered_at as string | null) ?? null,
+    charge_id: (a.charge_id as string | null) ?? null,
+    decline_code: (a.decline_code as string | null) ?? null,
+    network_response_code: (a.network_response_code as string | null) ?? null,
+    category: (a.category as number | null) ?? null,
+    advice_code: (a.advice_code as string | null) ?? null,
+    sealed: (a.token as string | null) ?? null,
+    erased_at: (a.erased_at as string | null) ?? null,
+  };
+}
 
 /** What the gateway answered an attempt, as the ledger records it. */
 export interface AttemptAnswer {
@@ -32,11 +106,20 @@ const CYPHER = {
       last_sent_at: datetime($now)
     })
     RETURN ${ATTEMPT_FIELDS} AS attempt`,
-  // Stamped before the request goes: `last_sent_at` is what the settle window counts from.
+  // Stamped before the request goes: `last_sent_at` is what the settle window counts from. Under
+  // the recovery's lock (the SET on it): a stop requested, or an end recorded, commits before the
+  // stamp — and no request goes — or after it, when the request is the one in flight.
   resend: `
-    MATCH (a:ChargeAttempt {id: $key}) WHERE a.state = 'sent' AND a.token IS NOT NULL
+    MATCH (r:Recovery)-[:ATTEMPTED]->(a:ChargeAttempt {id: $key}) WHERE a.state = 'sent' AND a.token IS NOT NULL
+    SET r.updated_at = datetime.transaction()
+    WITH r, a WHERE r.state = 'recovering' AND r.stop_requested_at IS NULL
     SET a.sends = a.sends + 1, a.last_sent_at = datetime($now)
     RETURN ${ATTEMPT_FIELDS} AS attempt`,
+  // A payment's attempts whose outcome is not known, or that succeeded: what settling it asks about.
+  open: `
+    MATCH (:Recovery {id: $paymentId})-[:ATTEMPTED]->(a:ChargeAttempt)
+    WHERE a.state IN ['sent', 'succeeded']
+    RETURN ${ATTEMPT_FIELDS} AS attempt ORDER BY CASE a.state WHEN 'succeeded' THEN 0 ELSE 1 END, a.created_at`,
   // The first answer stays: a later one (a replay) is the same, and a refusal never overwrites one.
   // Settled, the attempt is never sent again: its copy of the token goes.
   answer: `
@@ -66,8 +149,21 @@ export async function attemptTx(tx: ManagedTransaction, key: string): Promise<Le
   return attemptOf((await tx.run(CYPHER.attempt, { key })).records[0]?.get('attempt'));
 }
 
+/**
+ * An attempt as the leader has it: what a charge decides on (settle, send again) must not be a
+ * follower's older state.
+ */
 export async function readAttempt(g: Graph, key: string): Promise<LedgerAttempt | null> {
-  return readTx(g, (tx) => attemptTx(tx, key));
+  return leaderReadTx(g, (tx) => attemptTx(tx, key));
+}
+
+/** A payment's attempts that succeeded or whose outcome is unknown (the succeeded first), on the leader. */
+export async function openAttemptsOf(g: Graph, paymentId: string): Promise<LedgerAttempt[]> {
+  return leaderReadTx(g, async (tx) =>
+    (await tx.run(CYPHER.open, { paymentId })).records
+      .map((r) => attemptOf(r.get('attempt')))
+      .filter((a): a is LedgerAttempt => a !== null),
+  );
 }
 
 /** What a new attempt records: the request as it is about to be sent for the first time. */
@@ -116,7 +212,8 @@ export async function methodAttemptsSinceTx(
 
 /**
  * Stamps another request of an attempt whose outcome is unknown, before it goes; null when the
- * attempt is no longer `sent` (settled meanwhile) or has no token to send (erased).
+ * attempt is no longer `sent` (settled meanwhile), has no token to send (erased), or its recovery
+ * was told to stop or has ended: then nothing may be sent, only asked about.
  */
 export async function markResent(g: Graph, key: string, now: Date): Promise<LedgerAttempt | null> {
   return writeTx(g, async (tx) =>

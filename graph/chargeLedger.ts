@@ -11,7 +11,15 @@
  *
  * An attempt is written before the gateway is called, in the transaction that decides the charge
  * may happen (graph/recovery.ts `reserveGovernedCharge`), and a key is only ever sent again with
- * the request it was first sent with. Removing a card (its node is deleted), merging the customer
+ * the request it was first sent with. Two rules make "one charge per payment" the ledger's, not
+ * one workflow run's, so that a reset, a second run or a run after a terminate cannot charge twice:
+ *   - one open attempt: a new key is refused while another attempt of the payment is `sent`
+ *     (outcome unknown) or `succeeded` with the recovery not yet recorded; whoever asked resolves
+ *     that one first (graph/recovery.ts, the `open` verdict);
+ *   - a stop is a stop: once a stop is requested (`requestRecoveryStop`: the payment's owner, ops,
+ *     an erasure — written before the workflow is told) or the recovery has ended, no request goes
+ *     to the gateway again, neither a new key nor one sent again (`markResent`); what is in flight
+ *     is settled by asking the gateway. Removing a card (its node is deleted), merging the customer
  * into another or erasing it never deletes an attempt or a recovery: an erasure strips what is
  * personal (the token, the card) and keeps the key, the amounts and the outcome — what a processor
  * and an auditor need (`scrubLedgerTx`).
@@ -30,16 +38,13 @@
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
-import { readTx, writeTx, type Graph } from './graph';
+import { leaderReadTx, readTx, writeTx, type Graph } from './graph';
 import { registerOpenProcessTx } from './openProcesses';
+import { ATTEMPT_FIELDS, attemptOf, type LedgerAttempt } from './chargeAttempts';
 
 export type RecoveryLedgerState = 'recovering' | 'recovered' | 'failed' | 'stopped';
 /** The states in which a recovery is over for good: a payment is recovered once, ever. */
 export const RECOVERY_LEDGER_ENDED: readonly RecoveryLedgerState[] = ['recovered', 'failed', 'stopped'];
-
-export type AttemptState = 'sent' | 'succeeded' | 'declined' | 'refused' | 'absent';
-/** The states in which the gateway has said what an attempt came to. */
-export const ATTEMPT_SETTLED: readonly AttemptState[] = ['succeeded', 'declined', 'refused', 'absent'];
 
 /** A failure as the ledger keeps it (the report's facts, never a token). */
 export interface ReportedFailure {
@@ -70,50 +75,20 @@ export interface RecoveryLedger {
   reason: string | null;
   /** Set when the customer's erasure stripped it (and its attempts) of what was personal. */
   erased_at: string | null;
+  /**
+   * When a stop was requested (the payment's owner, ops, an erasure), by whom and why: from then on
+   * nothing is sent to the gateway for it. Null while nobody asked.
+   */
+  stop_requested_at: string | null;
+  stop_requested_by: string | null;
+  stop_request: string | null;
 }
-
-/** A charge attempt as the ledger has it (the sealed token only through `sealed`). */
-export interface LedgerAttempt {
-  key: string;
-  payment_id: string;
-  customer_id: string;
-  payment_method_id: string;
-  amount: number;
-  currency: string;
-  initiator: 'cit' | 'mit';
-  reference: string;
-  /** The card as the processor named it when the attempt was made (null: unnamed, or erased). */
-  card: { fingerprint: string; network: string } | null;
-  state: AttemptState;
-  sends: number;
-  created_at: string;
-  first_sent_at: string | null;
-  last_sent_at: string | null;
-  answered_at: string | null;
-  charge_id: string | null;
-  decline_code: string | null;
-  network_response_code: string | null;
-  category: number | null;
-  advice_code: string | null;
-  /** The method's token, sealed, as first sent (null once the customer was erased). */
-  sealed: string | null;
-  /** Set when an erasure stripped the attempt's personal data. */
-  erased_at: string | null;
-}
-
-/** A charge attempt's fields as the ledger's reads return them (`attemptOf` reads them). */
-export const ATTEMPT_FIELDS = `a {
-  .id, .payment_id, .customer_id, .payment_method_id, .amount, .currency, .initiator, .reference,
-  .card_fingerprint, .card_network, .state, .sends, .charge_id, .decline_code, .network_response_code,
-  .category, .advice_code, .token,
-  created_at: toString(a.created_at), first_sent_at: toString(a.first_sent_at),
-  last_sent_at: toString(a.last_sent_at), answered_at: toString(a.answered_at), erased_at: toString(a.erased_at)
-}`;
 
 const RECOVERY_FIELDS = `r {
   .id, .customer_id, .payment_method_id, .amount, .currency, .state, .charge_id, .recovered_with, .reason,
+  .stop_requested_by, .stop_request,
   erased_at: toString(r.erased_at), reported_at: toString(r.reported_at), started_at: toString(r.started_at),
-  ended_at: toString(r.ended_at)
+  ended_at: toString(r.ended_at), stop_requested_at: toString(r.stop_requested_at)
 }`;
 
 const CYPHER = {
@@ -139,14 +114,32 @@ const CYPHER = {
     OPTIONAL MATCH (r)-[:ATTEMPTED]->(a:ChargeAttempt)
     WITH r, a ORDER BY a.created_at
     RETURN ${RECOVERY_FIELDS} AS recovery, collect(${ATTEMPT_FIELDS}) AS attempts`,
-  // The recovery's lock first (the SET): an attempt is never added to a recovery that has ended.
+  // The recovery's lock first (the SET): an attempt is never added to a recovery that has ended or
+  // that was told to stop, and never beside another one still open (sent, or succeeded and not
+  // recorded: the succeeded one first, then the oldest).
   lockRecovery: `
     MERGE (r:Recovery {id: $r.payment_id})
       ON CREATE SET r.customer_id = $r.customer_id, r.amount = $r.amount, r.currency = $r.currency,
                     r.state = 'recovering', r.reported_at = datetime.transaction(),
                     r.started_at = datetime.transaction()
     SET r.updated_at = datetime.transaction()
-    RETURN r.state AS state`,
+    WITH r
+    OPTIONAL MATCH (r)-[:ATTEMPTED]->(a:ChargeAttempt)
+      WHERE a.id <> $r.key AND a.state IN ['sent', 'succeeded']
+    WITH r, a ORDER BY CASE a.state WHEN 'succeeded' THEN 0 ELSE 1 END, a.created_at
+    WITH r, collect(a)[0] AS a
+    RETURN r.state AS state, r.stop_requested_at IS NOT NULL AS stopping, r.stop_request AS stopRequest,
+           r.recovered_with AS recoveredWith, r.charge_id AS chargeId, r.reason AS reason,
+           CASE WHEN a IS NULL THEN null ELSE ${ATTEMPT_FIELDS} END AS open`,
+  // Once: the first stop requested stands (who and why), and only on a recovery still recovering.
+  requestStop: `
+    MATCH (r:Recovery {id: $paymentId})
+    SET r.updated_at = datetime.transaction()
+    WITH r, r.state = 'recovering' AND r.stop_requested_at IS NULL AS first
+    SET r.stop_requested_at = CASE WHEN first THEN datetime.transaction() ELSE r.stop_requested_at END,
+        r.stop_requested_by = CASE WHEN first THEN $by ELSE r.stop_requested_by END,
+        r.stop_request = CASE WHEN first THEN $reason ELSE r.stop_request END
+    RETURN ${RECOVERY_FIELDS} AS recovery`,
   // Never over an end already recorded (a payment is recovered, failed or stopped once) — except
   // that money that moved is recorded over a failure or a stop (the gateway is the authority).
   end: `
@@ -160,6 +153,11 @@ const CYPHER = {
         r.charge_id = CASE WHEN open THEN $chargeId ELSE r.charge_id END,
         r.recovered_with = CASE WHEN open THEN $recoveredWith ELSE r.recovered_with END
     RETURN open, ${RECOVERY_FIELDS} AS recovery`,
+  // A page of the recoveries still recovering that began before `before`, by payment id.
+  recovering: `
+    MATCH (r:Recovery) WHERE r.state = 'recovering' AND r.id > $after
+      AND coalesce(r.started_at, r.reported_at) < datetime($before)
+    RETURN ${RECOVERY_FIELDS} AS recovery ORDER BY r.id LIMIT $limit`,
   ofCustomers: `
     MATCH (r:Recovery) WHERE r.customer_id IN $ids AND ($all OR r.state = 'recovering')
     RETURN r.id AS id ORDER BY id`,
@@ -171,41 +169,10 @@ const CYPHER = {
   // A recovery's reason may be ops' words about the customer: it goes too.
   scrubRecoveries: `
     MATCH (r:Recovery) WHERE r.customer_id IN $ids AND r.erased_at IS NULL
-    SET r.reason = null, r.erased_at = datetime.transaction()`,
+    SET r.reason = null, r.stop_request = null, r.erased_at = datetime.transaction()`,
 } as const;
 
 type Row = Record<string, unknown>;
-
-/** A charge attempt as a query returns it (`ATTEMPT_FIELDS`), or null. */
-export function attemptOf(raw: unknown): LedgerAttempt | null {
-  if (raw === null || raw === undefined) return null;
-  const a = toPlain(raw) as Row;
-  const fingerprint = (a.card_fingerprint as string | null) ?? null;
-  return {
-    key: a.id as string,
-    payment_id: a.payment_id as string,
-    customer_id: a.customer_id as string,
-    payment_method_id: a.payment_method_id as string,
-    amount: a.amount as number,
-    currency: a.currency as string,
-    initiator: (a.initiator as 'cit' | 'mit' | null) ?? 'mit',
-    reference: (a.reference as string | null) ?? (a.payment_id as string),
-    card: fingerprint ? { fingerprint, network: (a.card_network as string | null) ?? 'unknown' } : null,
-    state: a.state as AttemptState,
-    sends: (a.sends as number | null) ?? 0,
-    created_at: a.created_at as string,
-    first_sent_at: (a.first_sent_at as string | null) ?? null,
-    last_sent_at: (a.last_sent_at as string | null) ?? null,
-    answered_at: (a.answered_at as string | null) ?? null,
-    charge_id: (a.charge_id as string | null) ?? null,
-    decline_code: (a.decline_code as string | null) ?? null,
-    network_response_code: (a.network_response_code as string | null) ?? null,
-    category: (a.category as number | null) ?? null,
-    advice_code: (a.advice_code as string | null) ?? null,
-    sealed: (a.token as string | null) ?? null,
-    erased_at: (a.erased_at as string | null) ?? null,
-  };
-}
 
 function recoveryOf(raw: unknown): RecoveryLedger | null {
   if (raw === null || raw === undefined) return null;
@@ -225,6 +192,9 @@ function recoveryOf(raw: unknown): RecoveryLedger | null {
     recovered_with: (r.recovered_with as string | null) ?? null,
     reason: (r.reason as string | null) ?? null,
     erased_at: (r.erased_at as string | null) ?? null,
+    stop_requested_at: (r.stop_requested_at as string | null) ?? null,
+    stop_requested_by: (r.stop_requested_by as string | null) ?? null,
+    stop_request: (r.stop_request as string | null) ?? null,
   };
 }
 
@@ -285,17 +255,64 @@ export async function readRecoveryTx(tx: ManagedTransaction, paymentId: string):
   return recoveryOf((await tx.run(CYPHER.recovery, { paymentId })).records[0]?.get('recovery'));
 }
 
+/** A recovery as a new attempt of it sees it, under its lock (`lockRecoveryTx`). */
+export interface LockedRecovery {
+  state: RecoveryLedgerState;
+  /** How it ended, when it has: with what and by which charge it was recovered, or why not. */
+  recovered_with: string | null;
+  charge_id: string | null;
+  reason: string | null;
+  /** The stop requested (its words), or null: nothing is sent for the payment any more. */
+  stop_request: string | null;
+  stopping: boolean;
+  /** Another attempt still open (sent, or succeeded and not recorded), or null. */
+  open: LedgerAttempt | null;
+}
+
 /**
  * Inside the reserving transaction, after the customer's and the method's locks: takes the
- * recovery's lock and answers its state (reserving it, when nothing did before). Only a recovery
- * still `recovering` gets a new attempt.
+ * recovery's lock and answers it as a new attempt under `key` sees it (reserving it, when nothing
+ * did before). Only a recovery still `recovering`, with no stop requested and no other attempt
+ * open, gets a new attempt.
  */
 export async function lockRecoveryTx(
   tx: ManagedTransaction,
-  r: { payment_id: string; customer_id: string; amount: number; currency: string },
-): Promise<RecoveryLedgerState> {
-  const params = { r: { ...r, amount: neo4j.int(r.amount) } };
-  return (await tx.run(CYPHER.lockRecovery, params)).records[0]?.get('state') as RecoveryLedgerState;
+  r: { payment_id: string; customer_id: string; amount: number; currency: string; key: string },
+): Promise<LockedRecovery> {
+  const { payment_id, customer_id, currency, key } = r;
+  const params = { r: { payment_id, customer_id, currency, key, amount: neo4j.int(r.amount) } };
+  const row = (await tx.run(CYPHER.lockRecovery, params)).records[0];
+  return {
+    state: row?.get('state') as RecoveryLedgerState,
+    recovered_with: (row?.get('recoveredWith') as string | null) ?? null,
+    charge_id: (row?.get('chargeId') as string | null) ?? null,
+    reason: (row?.get('reason') as string | null) ?? null,
+    stopping: row?.get('stopping') === true,
+    stop_request: (row?.get('stopRequest') as string | null) ?? null,
+    open: attemptOf(row?.get('open')),
+  };
+}
+
+/** Who asked a recovery to stop. */
+export type StopRequester = 'owner' | 'ops' | 'erasure' | 'cancellation';
+
+/**
+ * Records that a recovery must stop, before the workflow is told (the api, an erasure) or as it
+ * takes a stop sent some other way (the workflow itself): from this commit on no request for the
+ * payment goes to the gateway again (chargeAttempts.ts `markResent`, graph/recovery.ts
+ * `reserveGovernedCharge`). The first request stands; a recovery that has ended is answered as it
+ * is. NotFoundError-free: null when the ledger has no such recovery.
+ */
+export async function requestRecoveryStop(
+  g: Graph,
+  paymentId: string,
+  stop: { by: StopRequester; reason: string },
+): Promise<RecoveryLedger | null> {
+  return writeTx(g, async (tx) =>
+    recoveryOf(
+      (await tx.run(CYPHER.requestStop, { paymentId, by: stop.by, reason: stop.reason })).records[0]?.get('recovery'),
+    ),
+  );
 }
 
 /** How a recovery ended, for `endRecoveryTx`. */
@@ -334,6 +351,24 @@ export async function endRecoveryTx(
 
 export async function endRecovery(g: Graph, end: RecoveryEnd): Promise<{ open: boolean; recovery: RecoveryLedger }> {
   return writeTx(g, (tx) => endRecoveryTx(tx, end));
+}
+
+/**
+ * A page of the recoveries the ledger has still `recovering` that began (or, never started, were
+ * reported) before `before`, by payment id after `after`: what the stranded pass and
+ * `npm run ops:settle-recoveries` look for in Temporal.
+ */
+export async function recoveringRecoveries(
+  g: Graph,
+  page: { after: string | null; before: string; limit: number },
+): Promise<RecoveryLedger[]> {
+  return leaderReadTx(g, async (tx) =>
+    (
+      await tx.run(CYPHER.recovering, { after: page.after ?? '', before: page.before, limit: neo4j.int(page.limit) })
+    ).records
+      .map((r) => recoveryOf(r.get('recovery')))
+      .filter((r): r is RecoveryLedger => r !== null),
+  );
 }
 
 /**

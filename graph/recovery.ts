@@ -1,4 +1,7 @@
-/** Graph reads and writes of payment recovery. */
+/**
+ * Graph reads and writes of payment recovery: the candidates to charge, and how a recovery ends
+ * (recovered, failed, stopped). A charge's reservation is graph/chargeReservation.ts.
+ */
 import type { RecoveryMechanism } from '../payments/mechanisms';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain } from './convert';
@@ -6,19 +9,9 @@ import { TRUST_ON_DEVICE } from './devices';
 import { CustomerMergedError } from './errors';
 import { survivorOfTx } from './mergedRecords';
 import { appendEvent } from './events';
-import type { RetryVerdict, RuleTable } from '../payments/networkRules';
-import {
-  governChargeTx,
-  lockCardsInOrderTx,
-  nameMethodsTx,
-  recordReportedDeclineTx,
-  type CardIdentity,
-  type MethodName,
-  type ReportedDecline,
-} from './cardHistory';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
-import { attemptTx, createAttemptTx, methodAttemptsSinceTx } from './chargeAttempts';
-import { endRecoveryTx, lockRecoveryTx, readRecoveryTx, type LedgerAttempt } from './chargeLedger';
+import { endRecoveryTx, readRecoveryTx } from './chargeLedger';
+import { STANDING_CYPHER } from './chargeReservation';
 
 export interface RecoveryCandidate {
   payment_method_id: string;
@@ -51,166 +44,11 @@ const CYPHER = {
           r.last_used = CASE WHEN p.id = $paymentMethodId THEN datetime.transaction() ELSE r.last_used END
     }
     RETURN previous, usable`,
-  // Whoever holds the method now (a merge moved it to the survivor): whether it may be charged.
-  methodNow: `
-    OPTIONAL MATCH (c:Customer)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
-    RETURN c.status AS customer, p.status AS method`,
   lockCustomer: `
     OPTIONAL MATCH (c:Customer {id: $customerId})
     ${lockNode('c')}
     RETURN c.status AS status, c.merged_into AS mergedInto`,
-  // Locks the customer, then the method (graph.ts lockNode): an erasure or a suspension commits
-  // before or after the check, never under it, and concurrent recoveries count one after another.
-  standing: `
-    OPTIONAL MATCH (c:Customer {id: $customerId})
-    ${lockNode('c')}
-    WITH c
-    OPTIONAL MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod {id: $paymentMethodId})
-    ${lockNode('p')}
-    WITH c, p
-    RETURN c.status AS customer, p.status AS method, p.token AS token, p.card_fingerprint AS fingerprint,
-           c.merged_into AS mergedInto`,
 } as const;
-
-/**
- * Whether a charge may go ahead, decided in the graph right before it:
- *   allowed            — go ahead: the attempt is in the charge ledger (graph/chargeLedger.ts) as
- *                        sent, with the request as it is about to go;
- *   known              — the key was reserved before: it is the same charge, whatever changed
- *                        since (the card removed, the customer merged): its request as first sent
- *                        is what may go again, and the ledger says what became of it so far;
- *   limited            — card-network rule: for a card the processor never named, the method was
- *                        charged `max` times in 30 days across every recovery (counted in the
- *                        ledger); for a known card, the networks' rules (the governor) say not now;
- *   customer_suspended — the customer is suspended (a fraud outcome awaits review): no charge now;
- *   customer_erased    — the customer was erased (or never existed): never charge;
- *   method_unavailable — the method is gone from the wallet, no longer active, or has no token;
- *   recovery_ended     — the payment's recovery ended already (recovered, failed, stopped): a
- *                        payment is recovered once, and nothing more is charged for it.
- */
-export type ChargeVerdict =
-  'allowed' | 'known' | 'limited' | 'customer_suspended' | 'customer_erased' | 'method_unavailable' | 'recovery_ended';
-
-/** What a charge the graph did not allow is answered (`not_charged` with the reason, or `limited`). */
-export type RefusedVerdict = Exclude<ChargeVerdict, 'allowed' | 'known'>;
-
-export type Reservation =
-  | { verdict: 'allowed'; rule: RetryVerdict | null; attempt: LedgerAttempt; token: () => string }
-  /**
-   * `resendable`: a new charge of the method would be allowed now (its customer and it active). A
-   * known key whose first request may never have reached the gateway is sent again only then:
-   * otherwise the re-send could be the first real charge of a removed card or a suspended customer.
-   */
-  | { verdict: 'known'; rule: null; attempt: LedgerAttempt; resendable: boolean }
-  | { verdict: RefusedVerdict; rule: RetryVerdict | null };
-
-/** A charge to reserve: who, what, under which key, and what the governor needs. */
-export interface ChargeToReserve {
-  payment_id: string;
-  customer_id: string;
-  payment_method_id: string;
-  key: string;
-  amount: number;
-  currency: string;
-  initiator: 'cit' | 'mit';
-  /** The per-method cap for a card the processor never named (15 in 30 days). */
-  max: number;
-  card?: { identity: CardIdentity; table: RuleTable } | undefined;
-  names?: MethodName[];
-  reported?: { card: CardIdentity; payment_id: string; decline: ReportedDecline; table: RuleTable } | undefined;
-}
-
-/**
- * Decides in one transaction whether a charge may go (the verdicts above) and, when it may, records
- * it in the charge ledger before it goes — governed by the card-network rules when the card is
- * known: the governor (graph/cardHistory.ts) decides on the card's history under its lock, in place
- * of the per-method cap; `rule` says why a charge is `limited`. What a charge writes before it is
- * governed goes in the same transaction: the processor's names for the cards of the customer's
- * methods (`names`) and the decline the recovery started from (`reported`, counted against its card
- * once per payment, whatever the verdict). An allowed charge's `token()` is the method's, read under
- * the lock (the one a renewal just wrote), and is the one the ledger keeps. A card named for a token
- * the method no longer has (renewed meanwhile) is not charged: `CardRenamedError`, and the charge,
- * retried, names the card again.
- */
-export async function reserveGovernedCharge(g: Graph, charge: ChargeToReserve, now = new Date()): Promise<Reservation> {
-  const decided = await writeTx(g, async (tx): Promise<Reservation> => {
-    const standing = (
-      await tx.run(CYPHER.standing, {
-        customerId: charge.customer_id,
-        paymentMethodId: charge.payment_method_id,
-      })
-    ).records[0];
-    // The same key again is the same charge (a retried activity whose answer was lost): what the
-    // ledger holds of it decides, whatever happened to the wallet or the customer since.
-    const known = await attemptTx(tx, charge.key);
-    if (known) {
-      const now = (await tx.run(CYPHER.methodNow, { paymentMethodId: known.payment_method_id })).records[0];
-      const resendable = now?.get('customer') === 'active' && now.get('method') === 'active';
-      return { verdict: 'known', rule: null, attempt: known, resendable };
-    }
-    const sealed = (standing?.get('token') as string | null) ?? null;
-    // Merged into another record since the recovery last heard (its methods are the survivor's
-    // now): nothing is charged under the tombstone; the caller charges again for the survivor.
-    if (standing?.get('customer') === 'merged')
-      throw new CustomerMergedError(charge.customer_id, standing.get('mergedInto') as string);
-    await nameMethodsTx(tx, charge.customer_id, charge.names ?? []);
-    const { reported } = charge;
-    if (reported) {
-      // The customer's lock first (above), then the cards' in fingerprint order.
-      await lockCardsInOrderTx(tx, charge.card ? [reported.card, charge.card.identity] : [reported.card]);
-      await recordReportedDeclineTx(tx, reported.card, reported.payment_id, reported.decline, reported.table, now);
-    }
-    const customer = standing?.get('customer') as string | null;
-    const method = standing?.get('method') as string | null;
-    if (customer === null || customer === 'erased') return { verdict: 'customer_erased', rule: null };
-    if (customer === 'suspended') return { verdict: 'customer_suspended', rule: null };
-    if (method !== 'active' || sealed === null) return { verdict: 'method_unavailable', rule: null };
-    const recovery = await lockRecoveryTx(tx, charge);
-    if (recovery !== 'recovering') return { verdict: 'recovery_ended', rule: null };
-    let rule: RetryVerdict | null = null;
-    if (charge.card) {
-      // The card governed must be the one the method's token is now (named above, or before).
-      const named = charge.names?.find((n) => n.payment_method_id === charge.payment_method_id && n.sealed === sealed);
-      const fingerprint = named ? named.card.fingerprint : (standing?.get('fingerprint') as string | null);
-      if (fingerprint !== charge.card.identity.fingerprint) throw new CardRenamedError(charge.payment_method_id);
-      rule = await governChargeTx(tx, charge.card.identity, charge.key, charge.card.table, now);
-      if (rule.verdict !== 'allowed') return { verdict: 'limited', rule };
-    } else {
-      // A card the processor never named: the per-method cap, counted in the ledger.
-      const since = new Date(now.getTime() - 30 * 24 * 60 * 60 * 1000);
-      if ((await methodAttemptsSinceTx(tx, charge.payment_method_id, since)) >= charge.max)
-        return { verdict: 'limited', rule: null };
-    }
-    const attempt = await createAttemptTx(
-      tx,
-      {
-        key: charge.key,
-        payment_id: charge.payment_id,
-        customer_id: charge.customer_id,
-        payment_method_id: charge.payment_method_id,
-        sealed,
-        card: charge.card?.identity ?? null,
-        amount: charge.amount,
-        currency: charge.currency,
-        initiator: charge.initiator,
-        reference: charge.payment_id,
-      },
-      now,
-    );
-    return { verdict: 'allowed', rule, attempt, token: () => '' };
-  });
-  if (decided.verdict !== 'allowed') return decided;
-  const sealed = decided.attempt.sealed as string;
-  return { ...decided, token: () => g.tokens.decrypt(sealed, charge.payment_method_id) };
-}
-
-/** The method's card changed (a renewal replaced its token) while a charge was prepared: name it again. */
-export class CardRenamedError extends Error {
-  constructor(paymentMethodId: string) {
-    super(`payment method ${paymentMethodId} was renewed while its charge was prepared: its card is named again`);
-    this.name = 'CardRenamedError';
-  }
-}
 
 /**
  * The customer's other active, unexpired methods to try: those used on a trusted device first,
@@ -297,7 +135,7 @@ async function recordRecoveryTx(
   if (options.repair) {
     if (!present) return { outcome: 'customer_gone', present };
     const standing = (
-      await tx.run(CYPHER.standing, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id })
+      await tx.run(STANDING_CYPHER, { customerId: rec.customer_id, paymentMethodId: rec.payment_method_id })
     ).records[0];
     if (standing?.get('method') === null) return { outcome: 'method_gone', present };
     const ledger = await readRecoveryTx(tx, rec.payment_id);

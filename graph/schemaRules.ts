@@ -196,6 +196,12 @@ export const SCHEMA: SchemaRule[] = [
     kind: 'index',
     cypher: 'CREATE INDEX recovery_customer IF NOT EXISTS FOR (r:Recovery) ON (r.customer_id)',
   },
+  // The reconciliation's stranded pass pages through the recoveries still recovering, by id.
+  {
+    name: 'recovery_state_id',
+    kind: 'index',
+    cypher: 'CREATE INDEX recovery_state_id IF NOT EXISTS FOR (r:Recovery) ON (r.state, r.id)',
+  },
   {
     name: 'charge_attempt_customer',
     kind: 'index',

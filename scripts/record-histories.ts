@@ -65,17 +65,26 @@ const activities = {
   requestBehavioralProfile: async () => ({ reference: 'local:rec' }),
   reportTrustedDevice: noop,
   listRecoveryCandidates: async () => [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
-  beginRecovery: async (req: { failure: { decline_code: string } }) => ({
+  // Payment pay-lst was told to stop in the ledger before its run began (a run started again).
+  beginRecovery: async (req: { failure: { payment_id: string; decline_code: string } }) => ({
     proceed: true,
     state: 'recovering',
     decline: decideDecline(req.failure.decline_code),
     candidates: [{ payment_method_id: 'pm-b', used_on_trusted_device: true, last_used: null }],
+    ...(req.failure.payment_id === 'pay-lst' ? { stop_request: 'cancelled: recorded' } : {}),
   }),
   // Payment pay-dun declines in its first pass and recovers in its dunning round; pay-unk's charge
   // never gets an answer (its outcome unknown), and asked without sending, the gateway has it.
+  // pay-oth's charge is answered by an earlier run's attempt, open when this run asked (one charge per payment).
   chargePaymentMethod: async (a: { payment_id: string; idempotency_key: string; mode?: string }) => {
     if (a.payment_id === 'pay-unk' && a.mode !== 'settle')
       throw ApplicationFailure.create({ type: CHARGE_OUTCOME_UNKNOWN, message: 'no answer from the gateway' });
+    if (a.payment_id === 'pay-oth')
+      return {
+        outcome: 'succeeded',
+        charge_id: 'ch_earlier',
+        other_attempt: { payment_method_id: 'pm-a', idempotency_key: 'pay-oth:pm-a' },
+      };
     return a.payment_id === 'pay-dun' && !a.idempotency_key.includes(':r')
       ? {
           outcome: 'declined',
@@ -96,6 +105,8 @@ const activities = {
   recordRecovery: noop,
   recordRecoveryFailed: noop,
   recordRecoveryStopped: noop,
+  requestRecoveryStop: noop,
+  settleOpenCharges: async () => ({ outcome: 'not_charged', reason: 'never_sent' }),
   notifyCustomer: async () => ({ sent: true, channel: 'email' }),
   scanExpiryBatch: async (req: { cursor: unknown }) => ({
     next_cursor: req.cursor ? null : { year: 2027, month: 1, id: 'pm-x' },
@@ -156,6 +167,20 @@ const activities = {
         payment_id: 'pay-1',
         charge_id: 'ch_1',
         detail: 'recorded as recovered, no charge at the gateway',
+      },
+    ],
+    next: null,
+  }),
+  reconcileStrandedPage: async () => ({
+    counts: { ...emptyCounts(), open_recoveries: 2 },
+    repairs: [],
+    flags: [
+      {
+        kind: 'stranded_recovery',
+        customer_id: 'c-1',
+        payment_id: 'pay-2',
+        charge_id: '',
+        detail: 'the charge ledger has it recovering, and no workflow runs it',
       },
     ],
     next: null,
@@ -343,14 +368,18 @@ async function main(): Promise<void> {
         while ((await h.query(recoveryStatusQuery)).state !== 'dunning') await new Promise((r) => setTimeout(r, 100));
         await h.executeUpdate(offerPaymentMethodUpdate, { args: [{ payment_method_id: 'pm-new' }] });
       });
-      // A charge whose outcome stays unknown: needs attention (retry only; a cancel is refused); the
-      // payment's owner says it was settled elsewhere, the gateway is asked without sending, has the
-      // charge, and the recovery is recorded as recovered.
+      // A charge whose outcome stays unknown: needs attention (retry only); the payment's owner says
+      // it was settled elsewhere (written to the ledger), the gateway is asked without sending, has
+      // the charge, and the recovery is recorded as recovered.
       await recovery('payment-recovery-unknown-settled', 'pay-unk', 'insufficient_funds', async (h) => {
         while ((await h.query(recoveryStatusQuery)).state !== 'needs_attention') await env.sleep('1 minute');
-        await h.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'recorded' }] }).catch(() => undefined);
         await h.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'settled_elsewhere' }] });
       });
+      // A run that finds a stop asked of the ledger before it began: nothing charged, the open
+      // attempts settled, stopped.
+      await recovery('payment-recovery-ledger-stopped', 'pay-lst');
+      // A run whose charge the ledger answered with an earlier run's success: recorded on its method.
+      await recovery('payment-recovery-other-run', 'pay-oth');
       // Needs attention, ops answer "retry" (the Update), it needs attention again, the batch signal
       // retries it, it needs attention a third time, and the owner's word settles it.
       await recovery('payment-recovery-attention-retried', 'pay-unk', 'insufficient_funds', async (h) => {

@@ -196,6 +196,7 @@ export const BUSINESS_METRICS = {
         'charged_but_recorded_failed',
         'amount_mismatch',
         'recovery_without_charge',
+        'stranded_recovery',
       ],
     },
   },
@@ -215,7 +216,7 @@ export const BUSINESS_METRICS = {
       'Pages of a reconciliation started by a restore that failed every attempt and are tried again after a ' +
       'pause (the run keeps at it until its window is covered), by phase',
     workflowType: 'gatewayReconciliationWorkflow',
-    values: { phase: ['charges', 'pending', 'recoveries'] },
+    values: { phase: ['charges', 'pending', 'recoveries', 'stranded'] },
   },
   identityMerges: {
     name: 'persona_identity_merges',

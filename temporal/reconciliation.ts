@@ -56,14 +56,18 @@ export interface Repair {
  *                                  or gone, method gone);
  *   charged_but_recorded_failed  — the gateway charged a payment the graph says could not be recovered;
  *   amount_mismatch              — the recorded recovery's amount or currency is not the charge's;
- *   recovery_without_charge      — a recorded recovery whose charge the gateway does not have as succeeded.
+ *   recovery_without_charge      — a recorded recovery whose charge the gateway does not have as succeeded;
+ *   stranded_recovery            — a recovery the charge ledger has `recovering` that no workflow runs
+ *                                  (terminated, or lost in a restore): ops settle it
+ *                                  (`npm run ops:settle-recoveries`).
  */
 export type FlagKind =
   | 'charged_twice'
   | 'charge_not_recorded'
   | 'charged_but_recorded_failed'
   | 'amount_mismatch'
-  | 'recovery_without_charge';
+  | 'recovery_without_charge'
+  | 'stranded_recovery';
 
 export const FLAG_KINDS: readonly FlagKind[] = [
   'charged_twice',
@@ -71,12 +75,14 @@ export const FLAG_KINDS: readonly FlagKind[] = [
   'charged_but_recorded_failed',
   'amount_mismatch',
   'recovery_without_charge',
+  'stranded_recovery',
 ];
 
 export interface Flag {
   kind: FlagKind;
   customer_id: string;
   payment_id: string;
+  /** The charge flagged (empty for a stranded recovery, which is a recovery's, not a charge's). */
   charge_id: string;
   /** In words, for ops: what the gateway says and what the graph says. */
   detail: string;
@@ -97,6 +103,8 @@ export interface ReconciliationCounts {
   recoveries: number;
   /** Charges kept pending by earlier runs (their recovery was running), looked at again. */
   pending: number;
+  /** Recoveries the ledger has still recovering, looked for in Temporal (the stranded pass). */
+  open_recoveries: number;
 }
 
 export interface PageResult {
@@ -138,16 +146,30 @@ export interface RecoveriesPageResult extends PageResult {
   next: { occurred_at: string; id: string } | null;
 }
 
+export interface StrandedPageRequest {
+  /** The last payment id of the previous page, or null. */
+  after: string | null;
+  /** Only recoveries started before this (the window's end): one just started may not run yet. */
+  before: string;
+  limit: number;
+}
+
+export interface StrandedPageResult extends PageResult {
+  next: string | null;
+}
+
 /** At most this many repairs and flags are listed in the result (all are counted and logged). */
 export const LISTED_MAX = 100;
 
 export interface GatewayReconciliationProgress {
   from: string;
   to: string;
-  phase: 'charges' | 'pending' | 'recoveries' | 'done';
+  phase: 'charges' | 'pending' | 'recoveries' | 'stranded' | 'done';
   /** The charges pass: a lane per slice of the window (made when the pass starts). */
   charge_lanes: ChargeLane[] | null;
   pending_cursor: string | null;
+  /** The stranded pass: the last payment id looked at (absent or null: none yet). */
+  stranded_cursor?: string | null;
   /** The recorded-recoveries pass, likewise. */
   recovery_lanes: RecoveryLane[] | null;
   counts: ReconciliationCounts;
@@ -195,7 +217,7 @@ export function windowSlices(from: string, to: string, n: number): { from: strin
 
 /** The page a run `until_covered` is stuck on. */
 export interface PageFailing {
-  phase: 'charges' | 'pending' | 'recoveries';
+  phase: 'charges' | 'pending' | 'recoveries' | 'stranded';
   /** Where the page starts: its lane's slice and cursor, in words (null: the phase's first page). */
   after: string | null;
   /** The last attempt's error. */
@@ -221,15 +243,16 @@ export const emptyCounts = (): ReconciliationCounts => ({
   methods_checked: 0,
   recoveries: 0,
   pending: 0,
+  open_recoveries: 0,
 });
 
 /**
- * A recovery's charge key: `<payment id>:<method id>`, with `:r<round>` in a dunning round and
- * `:renewed` for a card the account updater renewed (workflows/recoveryCharging.ts). Method ids hold no
- * colon; payment ids may.
+ * A recovery's charge key: `<payment id>:<method id>`, with `:r<round>` in a dunning round,
+ * `:renewed` for a card the account updater renewed, and `:retry<n>` for a refused charge ops
+ * retried (workflows/recoveryCharging.ts). Method ids hold no colon; payment ids may.
  */
 export function parseRecoveryChargeKey(key: string): { payment_id: string; payment_method_id: string } | null {
-  const bare = key.replace(/:renewed$/, '');
+  const bare = key.replace(/:retry\d+$/, '').replace(/:renewed$/, '');
   const m = /^(.+):([^:]+):r\d+$/.exec(bare) ?? /^(.+):([^:]+)$/.exec(bare);
   return m ? { payment_id: m[1] as string, payment_method_id: m[2] as string } : null;
 }

@@ -23,6 +23,11 @@ export function recoveryWorkflowId(paymentId: string): string {
   return `payment-recovery-${paymentId}`;
 }
 
+/** The payment a recovery's workflow id names (`recoveryWorkflowId`'s inverse). */
+export function paymentIdOfRecovery(workflowId: string): string {
+  return workflowId.slice(recoveryWorkflowId('').length);
+}
+
 /** What Synapse reports: a recurring payment failed. */
 export interface PaymentFailure {
   payment_id: string;
@@ -166,21 +171,13 @@ export const paymentMethodAddedSignal = defineSignal<[{ payment_method_id: strin
 export const paymentMethodBlockedSignal =
   defineSignal<[{ payment_method_id: string; reason: string }]>('paymentMethodBlocked');
 /**
- * Ops (or an erasure) stop a recovery: validated by the workflow, which refuses it, with the
- * reason, while a charge is being made or its outcome is unknown, and while a recovery that
- * charged is being recorded (`CANCEL_NOT_NOW`: ask again once that is over). Accepted, the
- * recovery charges nothing more and ends `stopped`; the Update answers its final status. A
- * recovery cancelled already accepts it again and answers the same.
+ * Ops (or an erasure) stop a recovery, taken whatever it is doing (a recovery that has ended
+ * refuses it): it charges nothing more — a charge in flight is settled with the gateway, never sent
+ * again — and ends `stopped` (or recovered, when a charge went through first); the Update answers
+ * its final status. Callers write the stop to the charge ledger first (graph/chargeLedger.ts
+ * `requestRecoveryStop`). A recovery cancelled already accepts it again and answers the same.
  */
 export const cancelRecoveryUpdate = defineUpdate<RecoveryStatus, [{ reason: string }]>('cancel');
-/** The failure type of a cancel refused only for now (a charge under way or being recorded). */
-export const CANCEL_NOT_NOW = 'RecoveryBusy';
-/**
- * The failure type of a cancel refused because a charge's outcome is unknown (`charge_unknown`):
- * ops retry it first; the erasure, which must not charge a customer it erases, sends a
- * cancellation request instead, which settles the charge with the gateway (nothing sent) and stops.
- */
-export const CANCEL_CHARGE_UNKNOWN = 'RecoveryChargeUnknown';
 
 /** The payment's owner (Synapse) says the payment no longer needs recovering. */
 export interface PaymentNoLongerOwed {

@@ -1,8 +1,9 @@
 /**
  * Erasure — workflow id `erasure-<customer id>`, started by `DELETE /api/v1/customers/{id}`.
- * Stops the customer's running workflows — a recovery with its `cancel` Update, which it takes
- * only at a safe point (a charge in flight is finished and recorded rather than abandoned: the
- * erasure asks again until it is taken), and waits (bounded) for recoveries to end; any other
+ * Stops the customer's running workflows — a recovery with its stop written to the charge ledger
+ * (nothing more is sent to the gateway for it) and its `cancel` Update, which it takes whatever it
+ * is doing (a charge in flight is settled with the gateway and recorded if it went through, never
+ * abandoned), and waits (bounded) for recoveries to end; any other
  * workflow (a review waiting, an onboarding) is cancelled — then erases the customer
  * in the graph (graph/erasure.ts: its events in batches, the rest in one transaction). Asking
  * again is a no-op. A recovery visibility did not list yet (it lags) cannot charge afterwards:
@@ -84,8 +85,8 @@ const activities = activitiesWithSummaries<ErasureActivities>(graphWrite, {
       : `Wait up to ${Math.round(req.within_ms / 1000)} s for ${req.workflow_ids.length} payment recoveries ` +
         'to finish the charge in flight and stop',
   stopRecoveries: (req) =>
-    `Tell ${req.workflow_ids.length} payment recoveries to stop (each takes it once no charge of it is under way ` +
-    'or being recorded)',
+    `Tell ${req.workflow_ids.length} payment recoveries to stop (the charge ledger first, then each recovery, ` +
+    'which settles a charge in flight and sends nothing more)',
   historyWorkflowsClosed: (req) =>
     `Wait until every workflow of customer ${req.customer_id} with a history key has closed ` +
     '(telling those still running to stop), before the keys are destroyed',
@@ -254,8 +255,8 @@ async function waitForFraudReviews(
 }
 
 /**
- * Stops the customer's running workflows: recoveries take the stop at a safe point, and are
- * waited for (bounded); any other is cancelled. Answers the workflows stopped.
+ * Stops the customer's running workflows: recoveries take the stop (the charge ledger first) and
+ * are waited for (bounded); any other is cancelled. Answers the workflows stopped.
  */
 async function stopWorkflows(run: ErasureRun, running: string[]): Promise<string[]> {
   const { input } = run;
@@ -263,7 +264,7 @@ async function stopWorkflows(run: ErasureRun, running: string[]): Promise<string
   const recoveries = running.filter((id) => id.startsWith(RECOVERY_PREFIX));
   let stopping: string[] = [];
   if (recoveries.length) {
-    // Taken by each at its next safe point: retried (the erasure waits) while one is mid-charge.
+    // Retried (the erasure waits) while Temporal or the graph cannot be reached.
     stopping = await waitFor(run, 'recoveries_stopping', recoveries, () =>
       activities.stopRecoveries.executeWithOptions(untilItHolds, [
         { workflow_ids: recoveries, reason: `customer ${input.customer_id} is being erased` },

@@ -4,7 +4,9 @@
  * per activity: the gateway's charges against the graph (a succeeded charge the graph lacks is
  * recorded as its recovery would have; a token the issuer revoked deactivates its method), then
  * the charges earlier runs left to their running recoveries, then the recoveries the graph recorded
- * against the gateway. What is not safe to repair is flagged:
+ * against the gateway, and last the recoveries the charge ledger has still recovering, each looked
+ * for in Temporal (one no workflow runs is stranded: flagged, for ops to settle with
+ * `npm run ops:settle-recoveries`). What is not safe to repair is flagged:
  * in the result, in the log, and in the `persona_gateway_discrepancies_total` counter an alert watches
  * (docs/runbook.md). Overlapping windows are fine: every repair is idempotent. After
  * PAGES_PER_RUN pages it continues as new with its cursors and totals. An activity that fails
@@ -51,7 +53,7 @@ import {
 } from './metrics';
 import { pinned } from './versioning';
 
-const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
+const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage, reconcileStrandedPage } =
   activitiesWithSummaries<ReconciliationActivities>(reconciliationPage, {
     reconcileChargesPage: (req) =>
       `Compare up to ${req.limit} gateway charges made ${req.from} – ${req.to} with the graph`,
@@ -59,6 +61,9 @@ const { reconcileChargesPage, reconcilePendingPage, reconcileRecoveriesPage } =
       `Look again at up to ${req.limit} charges earlier runs left to their running recoveries`,
     reconcileRecoveriesPage: (req) =>
       `Ask the gateway about up to ${req.limit} recoveries recorded ${req.from} – ${req.to}`,
+    reconcileStrandedPage: (req) =>
+      `Look in Temporal for up to ${req.limit} recoveries the charge ledger has still recovering (begun before ` +
+      `${req.before}): flag those no workflow runs`,
   });
 
 /** Set by Temporal on a run a Schedule started: when it was due, not when it happened to start. */
@@ -172,7 +177,18 @@ async function reconcile(run: ReconciliationRun): Promise<void> {
       done: false,
     })));
     await Promise.all(recoveryLanes.map((lane) => recoveriesLane(run, lane)));
-    if (recoveryLanes.every((l) => l.done)) p.phase = 'done';
+    if (recoveryLanes.every((l) => l.done)) p.phase = 'stranded';
+  }
+  while (p.phase === 'stranded' && run.budget > 0) {
+    run.budget--;
+    const after = p.stranded_cursor ?? null;
+    const result = await page(run, 'stranded', after, () =>
+      reconcileStrandedPage({ after, before: p.to, limit: input.page_size }),
+    );
+    if (!result) break;
+    p.stranded_cursor = result.next;
+    if (result.next === null) p.phase = 'done';
+    add(p, result);
   }
 }
 
@@ -238,7 +254,7 @@ function add(p: GatewayReconciliationProgress, page: PageResult): void {
  */
 async function page<T>(
   run: ReconciliationRun,
-  phase: 'charges' | 'pending' | 'recoveries',
+  phase: 'charges' | 'pending' | 'recoveries' | 'stranded',
   after: string | null,
   call: () => Promise<T>,
 ): Promise<T | null> {
@@ -294,7 +310,8 @@ function report(p: GatewayReconciliationProgress): void {
     `**Gateway reconciliation** ${p.from} – ${p.to}: ${p.phase}\n\n` +
       failing +
       `${p.counts.charges} charges compared (${p.counts.matched} matched, ${p.counts.in_flight} in flight), ` +
-      `${p.counts.recoveries} recorded recoveries checked, ${p.counts.methods_checked} tokens asked.\n\n` +
+      `${p.counts.recoveries} recorded recoveries checked, ${p.counts.methods_checked} tokens asked, ` +
+      `${p.counts.open_recoveries} recoveries still recovering looked for in Temporal.\n\n` +
       `Repaired: ${p.repaired.recovery_recorded} recoveries recorded, ${p.repaired.method_deactivated} methods ` +
       `deactivated. Flagged for ops: ${flagged.length ? flagged.join(', ') : 'none'}.`,
   );

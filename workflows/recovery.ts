@@ -8,11 +8,12 @@
  *   workflows/recoveryState.ts       `RecoveryRun`: the state, shared; `moveTo` changes it at once
  *   workflows/recoveryHandlers.ts    the handlers, registered once, in the constructor: they only record
  *                                    what they were told (Temporal's safe-message-handlers idiom)
- *   workflows/recoveryCharging.ts    `cascade`, `charge`, `settle`, `recordCharge`, what a decline does
+ *   workflows/recoveryCharging.ts    `cascade`, `charge`, `recordCharge`, what a decline does
+ *   workflows/recoverySettling.ts    a stop on the money side: `fence` (the ledger told), `settle`
  *   workflows/recoveryAttention.ts   `askForAttention`: what waits for ops
  *   workflows/recoveryEnding.ts      `finish`, `stop`, the end of a cancelled run, `notify`
  *   workflows/recoveryActivities.ts  the activities, with their options and summaries
- * Calls go one way: the run calls the steps; charging asks attention and ending; none calls back.
+ * Calls go one way: the run calls the steps; charging asks attention, ending and settling; none calls back.
  *
  * The states, and the steps that move the recovery on:
  *
@@ -37,17 +38,20 @@
  * Money moves once. Every charge is in the ledger before the gateway is called, and a charge whose
  * outcome is unknown (no answer, a 5xx, a 409 "in flight") is sticky: its activity is retried under
  * the same key for hours (PERSONA_CHARGE_RETRY_HOURS), then the recovery waits in `needs_attention`
- * (charge_unknown) where ops may only `retry` — never `skip` — and nothing else is charged.
+ * (charge_unknown) where ops may only `retry` — never `skip` — and nothing else is charged. One
+ * charge per payment is the ledger's rule, not this run's: a new key is refused while another
+ * attempt of the payment is open, and the charge resolves that one first — so a reset, a second
+ * run or a run started after a terminate charges at most once; a run that finds the ledger ended
+ * ends as the ledger says.
  *
- * Stopping. Three parties may stop a recovery, each at a safe point only — never between a charge
- * and its record:
- *   - ops and the erasure, with the `cancel` Update, which the workflow refuses while a charge is
- *     being made or its outcome is unknown, and while a charge is being recorded (the reason says
- *     which; the erasure asks again until it is taken);
- *   - the payment's owner, with `paymentNoLongerOwed`, taken whatever the recovery is doing and
- *     applied at the next safe point: a charge of unknown outcome is first settled with the
- *     gateway (nothing sent again), and a charge that went through is answered, never hidden;
- *   - a cancellation request (the Temporal UI), which stops it like the owner's word.
+ * Stopping. A stop is a stop: the payment's owner (`paymentNoLongerOwed`), ops and the erasure
+ * (`cancel`), and a cancellation request (the Temporal UI) are taken whatever the recovery is
+ * doing. The api and the erasure write the stop to the charge ledger before they send it (this
+ * run writes one that came another way), and from then on no request for the payment goes to the
+ * gateway: the charge in flight only asks what became of its request, and a charge that went
+ * through is recorded and answered, never hidden; an attempt of the payment still open (an earlier
+ * run's) is settled — asked by key or by reference, never sent again — before the run stops. Never between a
+ * charge and its record: a charge that succeeded is recorded whatever is asked meanwhile.
  *
  * It never ends Failed: notifications are best-effort; the graph decides right before each charge
  * whether it may happen (a suspended customer is not charged this round, an erased one never);
@@ -62,7 +66,9 @@ import { graph, ledger } from './recoveryActivities';
 import { RecoveryAttention } from './recoveryAttention';
 import { RecoveryCharging, type CascadeEnd } from './recoveryCharging';
 import { RecoveryEnding } from './recoveryEnding';
+import { RecoverySettling } from './recoverySettling';
 import { registerHandlers } from './recoveryHandlers';
+import { ended } from './recoveryUpdates';
 import { now, RecoveryRun } from './recoveryState';
 import { autoUpgrade } from './versioning';
 
@@ -80,25 +86,38 @@ class PaymentRecovery {
   private readonly attention: RecoveryAttention;
   private readonly ending: RecoveryEnding;
   private readonly charging: RecoveryCharging;
+  private readonly settling: RecoverySettling;
 
   constructor(input: RecoveryInput) {
     this.run = new RecoveryRun(input);
     this.attention = new RecoveryAttention(this.run);
     this.ending = new RecoveryEnding(this.run);
-    this.charging = new RecoveryCharging(this.run, this.attention, this.ending);
+    this.settling = new RecoverySettling(this.run);
+    this.charging = new RecoveryCharging(this.run, this.attention, this.ending, this.settling);
     registerHandlers(this.run);
   }
 
   // ── The run ──────────────────────────────────────────────────────────────────────────────────
 
   async runToEnd(): Promise<RecoveryStatus> {
+    // A stop taken by a handler is written to the charge ledger at once, whatever the run is doing
+    // (a charge it waits on sends nothing more from then on): the api wrote it already; a stop sent
+    // by hand or a cancellation request is written here.
+    void CancellationScope.nonCancellable(async () => {
+      await condition(() => this.run.stopping && this.run.failure !== null);
+      await this.settling.fence();
+    });
     try {
       await this.recover();
     } catch (err) {
       // A cancellation request surfaces here from a wait between charges (a charge, its settling
       // and its record are non-cancellable, and see it as a stop request).
       if (!isCancellation(err)) throw err;
-      await CancellationScope.nonCancellable(() => this.ending.endCancelled());
+      await CancellationScope.nonCancellable(async () => {
+        // A charge of the payment still open is settled first, never hidden (as any stop does).
+        if (this.run.failure && !ended(this.run.asIs)) await this.charging.settleBeforeStop();
+        await this.ending.endCancelled();
+      });
     }
     this.run.over = true;
     // Offers and stops answered by the end return their answers before the run closes.
@@ -127,8 +146,13 @@ class PaymentRecovery {
     for (let round = rounds + 1; outcome === 'not_recovered' && this.run.cardWaiting && !this.run.stopping; round++)
       outcome = await this.retryPass(round, 'a payment method was added during the last round: retried at once');
     if (outcome === 'erased') await this.ending.stop('the customer was erased');
-    else if (outcome === 'ended') await this.ending.stop('the charge ledger has this payment’s recovery ended');
-    else await this.ending.finish();
+    else if (outcome === 'ended') this.ending.asTheLedgerSays(this.run.ledgerEnd);
+    else {
+      // Stopping: a charge of the payment still open (an earlier run's) is settled first, never hidden.
+      if (this.run.stopping && outcome !== 'recovered')
+        await CancellationScope.nonCancellable(() => this.charging.settleBeforeStop());
+      await this.ending.finish();
+    }
   }
 
   /**
@@ -147,14 +171,17 @@ class PaymentRecovery {
     });
     const begun = await ledger.beginRecovery({ failure: f, exclude: [...this.run.doNotCharge] });
     if (!begun.proceed) {
-      // A payment is recovered once: an earlier recovery of it ended (the ledger says how).
-      this.run.moveTo('stopped', {
-        stop_reason:
-          begun.reason ?? `payment ${f.payment_id} was ${begun.state} by an earlier recovery; it is recovered once`,
-      });
-      countRecovery('stopped');
+      // A payment is recovered once: an earlier recovery of it ended, and this run ends as it did.
+      if (begun.ended) this.ending.asTheLedgerSays(begun.ended);
+      else {
+        this.run.moveTo('stopped', { stop_reason: begun.reason ?? `payment ${f.payment_id} cannot be recovered` });
+        countRecovery('stopped');
+      }
       return null;
     }
+    // A stop was asked of the ledger before this run began (a run started again after one).
+    if (begun.stop_request !== undefined)
+      this.run.stopRequest ??= { by: 'ledger', reason: begun.stop_request ?? 'a stop was requested' };
     if (await this.charging.onDecline(f.payment_method_id, begun.decline)) {
       // Stopped before the message: a refused message must not leave it looking like it still recovers.
       await this.ending.stop(`fraud-class decline ${f.decline_code}`);

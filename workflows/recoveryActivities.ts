@@ -16,7 +16,7 @@ import {
 
 const money = (amount: number, currency: string): string => `${fromMinorUnits(amount, currency)} ${currency}`;
 
-type GraphActivities = Omit<RecoveryActivities, 'chargePaymentMethod' | 'renewCard'>;
+type GraphActivities = Omit<RecoveryActivities, 'chargePaymentMethod' | 'settleOpenCharges' | 'renewCard'>;
 const graphSummaries = {
   beginRecovery: (req: Parameters<RecoveryActivities['beginRecovery']>[0]) =>
     `Mark the recovery of payment ${req.failure.payment_id} started in the charge ledger, decide what its ` +
@@ -34,6 +34,9 @@ const graphSummaries = {
     `Record payment ${rec.payment_id} as not recoverable after ${rec.attempts} attempts`,
   recordRecoveryStopped: (rec: Parameters<RecoveryActivities['recordRecoveryStopped']>[0]) =>
     `Record the recovery of payment ${rec.payment_id} as stopped: ${rec.reason}`,
+  requestRecoveryStop: (req: Parameters<RecoveryActivities['requestRecoveryStop']>[0]) =>
+    `Tell the charge ledger that the recovery of payment ${req.payment_id} stops (asked by ${req.by}): ` +
+    'nothing more is sent to the gateway for it',
   forecastCharges: (req: Parameters<RecoveryActivities['forecastCharges']>[0]) =>
     `Ask the card networks' rules when customer ${req.customer_id}'s payment methods may next be charged`,
 };
@@ -51,18 +54,21 @@ const chargeSummary = {
   chargePaymentMethod: (a: ChargeAttempt) =>
     a.mode === 'settle'
       ? `Ask the gateway what became of the charge under idempotency key ${a.idempotency_key} ` +
-        '(its outcome is unknown; nothing is sent again)'
+        'and of any other open charge of the payment (their outcome is unknown; nothing is sent again)'
       : `Charge ${money(a.amount, a.currency)} to payment method ${a.payment_method_id} ` +
         `(idempotency key ${a.idempotency_key})`,
+  settleOpenCharges: (req: Parameters<RecoveryActivities['settleOpenCharges']>[0]) =>
+    `Ask the gateway what became of payment ${req.payment_id}'s charges still open before the recovery ` +
+    'stops (nothing is sent again)',
 };
 
-/** The gateway's activity: a charge, or (in `settle` mode) what became of one. */
-type Gateway = Pick<RecoveryActivities, 'chargePaymentMethod'>;
+/** The gateway's activities: a charge, or (in `settle` mode) what became of one, or of every one still open. */
+type Gateway = Pick<RecoveryActivities, 'chargePaymentMethod' | 'settleOpenCharges'>;
 
 /** The gateway asked about a charge of unknown outcome, nothing sent (a stop's): until it answers. */
 export const settler = activitiesWithSummaries<Gateway>(gatewaySettle, chargeSummary);
 
 /** The gateway charging, each charge retried under its key for `retryFor` (the run's `chargeRetryFor`). */
-export function chargingGateway(retryFor: string): Gateway {
+export function chargingGateway(retryFor: string): Pick<Gateway, 'chargePaymentMethod'> {
   return activitiesWithSummaries<Gateway>(gatewayCharge(retryFor), chargeSummary);
 }

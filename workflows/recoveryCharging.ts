@@ -1,29 +1,21 @@
 /**
  * A payment recovery's charges: a pass over the candidates (`cascade`), each `charge` under its
- * idempotency key, sticky while its outcome is unknown and `settle`d with the gateway when a stop
- * comes; the record of the one that went through (`recordCharge`); what a decline does to its
- * method (`onDecline`, `renewAfterExpiry`). What needs ops goes to workflows/recoveryAttention.ts.
+ * idempotency key, sticky while its outcome is unknown, and `settle`d with the gateway when a stop
+ * comes (workflows/recoverySettling.ts); the record of the one that went through (`recordCharge`);
+ * what a decline does to its method (`onDecline`, `renewAfterExpiry`). What needs ops goes to
+ * workflows/recoveryAttention.ts.
  */
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  log,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import type { ChargeAttempt, ChargeOutcome, RecoveryActivities } from '../activities/recovery';
 import type { RecoveryCandidate } from '../graph/recovery';
 import type { DeclineDecision } from '../payments/declines';
 import { recoveryMechanism } from '../payments/mechanisms';
 import { describeFailure } from '../temporal/failures';
 import { CHARGE_NOT_SENT, CHARGE_REFUSED, DEFAULT_CHARGE_RETRY_FOR } from '../temporal/recovery';
-import { personaOverdue } from '../temporal/searchAttributes';
-import { countRecoveryChargeUnsettled } from './metrics';
-import { chargingGateway, ledger, settler, updater } from './recoveryActivities';
+import { chargingGateway, ledger, updater } from './recoveryActivities';
 import type { RecoveryAttention } from './recoveryAttention';
 import type { RecoveryEnding } from './recoveryEnding';
+import { failureKey, type RecoverySettling } from './recoverySettling';
 import { now, type RecoveryRun } from './recoveryState';
 
 /** Why the activity failed: the ApplicationFailure type it threw, if any. */
@@ -39,7 +31,7 @@ export type CascadeEnd =
   | 'not_recovered'
   /** The customer was erased: nothing may be charged, ever. */
   | 'erased'
-  /** The charge ledger has the payment's recovery ended (another run of it finished it). */
+  /** The charge ledger has the payment's recovery ended (another run of it finished it: `run.ledgerEnd`). */
   | 'ended';
 
 /** A candidate of a pass; `renewedRetry` when the account updater renewed it in this pass and it comes again. */
@@ -53,6 +45,7 @@ export class RecoveryCharging {
     private readonly run: RecoveryRun,
     private readonly attention: RecoveryAttention,
     private readonly ending: RecoveryEnding,
+    private readonly settling: RecoverySettling,
   ) {
     this.gateway = chargingGateway(run.input.chargeRetryFor ?? DEFAULT_CHARGE_RETRY_FOR);
   }
@@ -101,7 +94,10 @@ export class RecoveryCharging {
       if (result.outcome === 'not_charged') {
         this.run.attempted(c.payment_method_id, 'skipped', result.reason);
         if (result.reason === 'customer_erased') return 'erased';
-        if (result.reason === 'recovery_ended') return 'ended';
+        if (result.reason === 'recovery_ended') {
+          this.run.ledgerEnd = result.ended ?? null;
+          return 'ended';
+        }
         // Suspended: nothing is charged this round; the next round asks again.
         if (result.reason === 'customer_suspended') return 'not_recovered';
         // Not charged, and a stop came meanwhile: nothing more.
@@ -110,7 +106,9 @@ export class RecoveryCharging {
         continue;
       }
       if (result.outcome === 'succeeded') {
-        await CancellationScope.nonCancellable(() => this.recordCharge(c.payment_method_id, result));
+        // One charge per payment: the success may be another attempt's (an earlier run's), on its method.
+        const charged = result.other_attempt?.payment_method_id ?? c.payment_method_id;
+        await CancellationScope.nonCancellable(() => this.recordCharge(charged, result));
         return 'recovered';
       }
       this.run.attempted(c.payment_method_id, 'declined', result.decline_code);
@@ -150,15 +148,27 @@ export class RecoveryCharging {
   }
 
   /**
-   * A charge. One the gateway refused for good waits for ops (retry or skip: charge_refused); one
-   * whose outcome is unknown after every retry waits for ops too (charge_unknown), who may only
-   * retry it (the same key, the same charge); a stop then learns its outcome without charging.
+   * A charge. One the gateway refused for good waits for ops (retry or skip: charge_refused) — a
+   * retry is a new request under a key of its own (`:retry<n>`), since the refused one charged
+   * nothing and is never sent again; one whose outcome is unknown after every retry waits for ops
+   * too (charge_unknown), who may only retry it (the same key, the same charge). A stop taken while
+   * the charge runs does not cut it short: the ledger, told of the stop (`fence`), lets it send
+   * nothing more, so its next attempt only asks the gateway what became of the request in flight,
+   * and answers that; a charge the ledger refused because a stop was asked of it is `settle`d.
    */
-  private async charge(a: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'stopped'> {
-    for (;;) {
+  private async charge(first: ChargeAttempt): Promise<ChargeOutcome | 'skip' | 'stopped'> {
+    let a = first;
+    for (let tries = 1; ; tries++) {
+      if (this.run.stopping) return this.settling.settle(a);
       let failed: unknown;
       try {
-        return await this.whileInFlight(a, () => this.gateway.chargePaymentMethod(a));
+        const charged = await this.gateway.chargePaymentMethod(a);
+        if (charged.outcome === 'not_charged' && charged.reason === 'stop_requested') {
+          // Asked of the ledger before this run heard of it (the api writes it first).
+          this.run.stopRequest ??= { by: 'ledger', reason: charged.stop_request ?? 'a stop was requested' };
+          return this.settling.settle(a);
+        }
+        return charged;
       } catch (err) {
         if (isCancellation(err)) throw err;
         failed = err;
@@ -167,6 +177,7 @@ export class RecoveryCharging {
       // so): nothing was charged. Anything else may have charged.
       const type = failureType(failed);
       const refused = type === CHARGE_REFUSED || type === CHARGE_NOT_SENT;
+      const unknownKey = failureKey(failed) ?? a.idempotency_key;
       const action = await this.attention.askForAttention(
         refused ? 'charge_refused' : 'charge_unknown',
         `the charge of ${a.payment_method_id} could not be made: ${describeFailure(failed)}` +
@@ -174,55 +185,29 @@ export class RecoveryCharging {
         {
           payment_method_id: a.payment_method_id,
           skippable: refused,
-          unknown_charge: refused ? null : a.idempotency_key,
+          unknown_charge: refused ? null : unknownKey,
         },
       );
-      if (action === 'retry') continue;
+      if (action === 'retry') {
+        if (type === CHARGE_REFUSED)
+          a = { ...first, idempotency_key: `${first.idempotency_key}:retry${tries}`, at: now() };
+        continue;
+      }
       if (action === 'skip') return 'skip';
-      return refused ? 'stopped' : this.settle(a);
+      return refused ? 'stopped' : this.settling.settle(a);
     }
   }
 
   /**
-   * What became of a charge of unknown outcome, learnt without sending anything again (the
-   * recovery is stopping): its answer when the gateway made it, else `stopped`. Asked until the
-   * gateway answers; past `settleFor` the settling is overdue — counted, logged at ERROR, listed by
-   * `PersonaOverdue = 'charge_settle'` — and asks on. Refused for good (no retry can fix it), the
-   * recovery stops with the charge still unknown, counted and named in its stop reason: ops look it
-   * up at the gateway (runbook, PersonaRecoveryChargeUnsettled).
+   * Before a stopping recovery ends: any attempt of the payment still open (an earlier run's,
+   * reset or terminated) is settled with the gateway, nothing sent; one that went through is
+   * recorded and the recovery ends recovered — a charge is never hidden behind a stop.
    */
-  private async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
-    this.run.unsettled = a.idempotency_key;
-    let answered = false;
-    const asking = this.whileInFlight(a, () => settler.chargePaymentMethod({ ...a, mode: 'settle' })).finally(
-      () => void (answered = true),
-    );
-    const summary = `Ask the gateway about the charge under ${a.idempotency_key}: overdue after the settle deadline`;
-    const overdue = !(await condition(() => answered, this.run.settleMs, { summary }));
-    if (overdue) {
-      countRecoveryChargeUnsettled('overdue');
-      upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
-      log.error('a stopping recovery has asked the gateway about a charge of unknown outcome past its deadline', {
-        paymentId: a.payment_id,
-        idempotencyKey: a.idempotency_key,
-      });
-    }
-    try {
-      const settled = await asking;
-      this.run.unsettled = null;
-      return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
-    } catch (err) {
-      if (isCancellation(err)) throw err;
-      countRecoveryChargeUnsettled('refused');
-      log.error('a charge of unknown outcome could not be settled with the gateway; the recovery stops', {
-        paymentId: a.payment_id,
-        idempotencyKey: a.idempotency_key,
-        error: describeFailure(err),
-      });
-      return 'stopped';
-    } finally {
-      if (overdue) upsertSearchAttributes([{ key: personaOverdue, value: null }]);
-    }
+  async settleBeforeStop(): Promise<void> {
+    if (this.run.status.recovered_with !== null) return;
+    const settled = await this.settling.settleOpen();
+    if (settled?.outcome === 'succeeded' && settled.other_attempt)
+      await this.recordCharge(settled.other_attempt.payment_method_id, settled);
   }
 
   /**
@@ -332,15 +317,5 @@ export class RecoveryCharging {
       paymentMethodId,
     });
     return true;
-  }
-
-  /** A charge's activity, with the charge marked in flight meanwhile (a `cancel` waits for it). */
-  private async whileInFlight<T>(a: ChargeAttempt, call: () => Promise<T>): Promise<T> {
-    this.run.inFlight = a;
-    try {
-      return await call();
-    } finally {
-      this.run.inFlight = null;
-    }
   }
 }

@@ -8,6 +8,7 @@ import { describeFailure } from '../temporal/failures';
 import { countRecoveredBy, countRecovery } from './metrics';
 import { notifications } from './notifications';
 import { ledger } from './recoveryActivities';
+import type { LedgerEnd } from '../graph/chargeReservation';
 import type { RecoveryRun } from './recoveryState';
 import { ended } from './recoveryUpdates';
 
@@ -57,6 +58,28 @@ export class RecoveryEnding {
       attempts: this.run.status.attempts.length,
       recoveredWith: this.run.status.recovered_with,
     });
+  }
+
+  /**
+   * The charge ledger has the recovery ended (another run of the payment ended it first): this run
+   * ends as it did — recovered with its method, failed, or stopped — and records nothing; the run
+   * that ended it told the customer.
+   */
+  asTheLedgerSays(end: LedgerEnd | null): void {
+    const f = this.run.reported;
+    const state = end?.state ?? 'stopped';
+    this.run.moveTo(state, {
+      next_retry_at: null,
+      next_retry_reason: null,
+      attention: null,
+      recovered_with: end?.recovered_with ?? this.run.status.recovered_with,
+      stop_reason:
+        state === 'stopped'
+          ? (end?.reason ?? `payment ${f.payment_id}'s recovery was ended by another run of it`)
+          : this.run.status.stop_reason,
+    });
+    countRecovery(state);
+    log.info(`payment recovery ${state}: the charge ledger has it ended by another run`, { paymentId: f.payment_id });
   }
 
   /** stopped: at once in the status, then in the ledger (retried until done). */

@@ -6,7 +6,7 @@
  */
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { ChargeAttempt } from '../activities/recovery';
+import type { LedgerEnd } from '../graph/chargeReservation';
 import {
   DEFAULT_ATTENTION_DEADLINE,
   DEFAULT_SETTLE_FOR,
@@ -54,10 +54,10 @@ export class RecoveryRun {
   decision: AttentionDecision | null = null;
   /** What a restore of the graph found missing (temporal/restore.ts): ops look before the next charge. */
   restored: string | null = null;
-  /** The charge whose activity runs: its outcome is not known until it answers. */
-  inFlight: ChargeAttempt | null = null;
   /** A charge whose outcome the gateway could not tell when the recovery stopped (the owner is told). */
   unsettled: string | null = null;
+  /** How the charge ledger says the recovery ended, when another run of it ended it first. */
+  ledgerEnd: LedgerEnd | null = null;
   /** The charge that went through, once it has: what the owner's stop answers. */
   charged: OwnerStopAnswer['charge'] = null;
   /** Why the charges of the current dunning round came when they did (null in the first pass). */
@@ -122,8 +122,8 @@ export class RecoveryRun {
 
   /** What the Updates' rules read of the recovery now (workflows/recoveryUpdates.ts). */
   get asIs(): RecoveryNow {
-    const { status, failure, stopRequest, decision, inFlight, offersWaiting } = this;
-    return { status, failure, stopRequest, decision, inFlight, offersWaiting };
+    const { status, failure, stopRequest, decision, offersWaiting } = this;
+    return { status, failure, stopRequest, decision, offersWaiting };
   }
 }
 

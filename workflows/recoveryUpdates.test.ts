@@ -1,9 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import type { ChargeAttempt } from '../activities/recovery';
 import {
-  CANCEL_CHARGE_UNKNOWN,
-  CANCEL_NOT_NOW,
   initialRecoveryStatus,
   MAX_OFFERS_WAITING,
   OFFER_BY_SIGNAL,
@@ -33,7 +30,6 @@ function recovery(over: Partial<Omit<RecoveryNow, 'status'>> & { status?: Partia
     },
     stopRequest: null,
     decision: null,
-    inFlight: null,
     offersWaiting: 0,
     ...rest,
     status: { ...initialRecoveryStatus(), state: 'dunning', ...status },
@@ -145,27 +141,15 @@ describe('whether a recovery takes a cancel now', () => {
     );
   });
 
-  it('says not now while a charge is made or recorded, or ops decided; and why for an unknown charge', () => {
-    const inFlight = { payment_method_id: 'pm-1', idempotency_key: 'pay-1:pm-1' } as ChargeAttempt;
-    const cases: [RecoveryNow, string, RegExp][] = [
-      [recovery({ status: { recovered_with: 'pm-2' } }), CANCEL_NOT_NOW, /charged pm-2 and is recording/],
-      [recovery({ inFlight }), CANCEL_NOT_NOW, /idempotency key pay-1:pm-1\) is under way/],
-      [
-        recovery({ decision: { action: 'retry' }, status: { state: 'needs_attention', attention: attention() } }),
-        CANCEL_NOT_NOW,
-        /ops decided to retry/,
-      ],
-      [
-        recovery({ status: { state: 'needs_attention', attention: attention({ unknown_charge: 'pay-1:pm-1' }) } }),
-        CANCEL_CHARGE_UNKNOWN,
-        /idempotency key pay-1:pm-1 may have gone through/,
-      ],
-    ];
-    for (const [r, type, message] of cases) {
-      const refused = refusal(() => validateCancel(r, { reason: 'duplicate' }));
-      expect(refused?.type).toBe(type);
-      expect(refused?.message).toMatch(message);
-    }
+  it('takes it whatever the recovery is doing: charging, recording, waiting for ops, an outcome unknown', () => {
+    for (const r of [
+      recovery({ status: { state: 'recovering' } }),
+      recovery({ status: { recovered_with: 'pm-2' } }),
+      recovery({ decision: { action: 'retry' }, status: { state: 'needs_attention', attention: attention() } }),
+      recovery({ status: { state: 'needs_attention', attention: attention({ unknown_charge: 'pay-1:pm-1' }) } }),
+      recovery({ stopRequest: { by: 'owner', reason: 'paid' } }),
+    ])
+      expect(refusal(() => validateCancel(r, { reason: 'duplicate' }))).toBeNull();
   });
 });
 

@@ -2,13 +2,10 @@
  * Whether a payment recovery takes an Update now (workflows/recoveryHandlers.ts registers them): its
  * validators, as pure rules over what the recovery is doing when the Update arrives, each refusal
  * with its reason. A refused Update never reaches the workflow's history; the caller is told why
- * (409), and CANCEL_NOT_NOW, CANCEL_CHARGE_UNKNOWN and OFFER_BY_SIGNAL say what to do instead.
+ * (409), and OFFER_BY_SIGNAL says what to do instead.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import type { ChargeAttempt } from '../activities/recovery';
 import {
-  CANCEL_CHARGE_UNKNOWN,
-  CANCEL_NOT_NOW,
   MAX_OFFERS_WAITING,
   OFFER_BY_SIGNAL,
   RECOVERY_ENDED,
@@ -18,9 +15,13 @@ import {
   type RecoveryStatus,
 } from '../temporal/recovery';
 
-/** Who asked the recovery to stop, and the reason its status and the ledger will say. */
+/**
+ * Who asked the recovery to stop, and the reason its status and the ledger will say: ops or an
+ * erasure (`cancel`), the payment's owner, a cancellation request (the UI), or the charge ledger
+ * (a stop requested there before the workflow heard of it: graph/chargeLedger.ts).
+ */
 export interface StopRequest {
-  by: 'ops' | 'owner' | 'cancellation';
+  by: 'ops' | 'owner' | 'cancellation' | 'ledger';
   reason: string;
 }
 
@@ -36,8 +37,6 @@ export interface RecoveryNow {
   stopRequest: StopRequest | null;
   /** Ops' answer to the attention the recovery waits for. */
   decision: AttentionDecision | null;
-  /** The charge whose activity runs. */
-  inFlight: ChargeAttempt | null;
   /** Offers whose answer waits for a retry. */
   offersWaiting: number;
 }
@@ -86,35 +85,14 @@ export function validateDecision(r: RecoveryNow, d: Partial<AttentionDecision> |
 }
 
 /**
- * A cancel is taken only at a safe point: refused (CANCEL_NOT_NOW, saying why) while a charge is
- * being made, while one's outcome is unknown, and while a charge is being recorded — so a taken
- * cancel's answer (the recovery's end) never waits on a charge.
+ * Ops' or an erasure's stop (`cancel`): a reason, and a recovery that runs. Taken whatever the
+ * recovery is doing, like the owner's stop: a charge under way is settled with the gateway, never
+ * sent again, and the Update answers the recovery's final status.
  */
 export function validateCancel(r: RecoveryNow, req: Partial<{ reason: unknown }> | undefined): void {
   if (typeof req?.reason !== 'string' || req.reason.trim() === '') throw new Error('reason is required');
   if (req.reason.length > REASON_MAX) throw new Error(`reason: at most ${REASON_MAX} characters`);
   refuseUnlessRunning(r);
-  const notNow = (why: string) =>
-    ApplicationFailure.create({ type: CANCEL_NOT_NOW, message: `the recovery cannot be cancelled now: ${why}` });
-  if (r.status.recovered_with !== null)
-    throw notNow(`it charged ${r.status.recovered_with} and is recording the payment as recovered`);
-  if (r.inFlight)
-    throw notNow(
-      `a charge of ${r.inFlight.payment_method_id} (idempotency key ${r.inFlight.idempotency_key}) ` +
-        'is under way and its outcome is not known yet',
-    );
-  const unknown = r.status.attention?.unknown_charge;
-  if (unknown)
-    throw ApplicationFailure.create({
-      type: CANCEL_CHARGE_UNKNOWN,
-      message:
-        `the recovery cannot be cancelled now: the charge under idempotency key ${unknown} may have gone ` +
-        "through: retry it (the same key) to learn its outcome, or let the payment's owner stop it (the gateway " +
-        'is then asked, nothing sent again)',
-    });
-  if (r.status.state === 'needs_attention' && r.decision !== null)
-    throw notNow(`ops decided to ${r.decision.action} what needs attention: ask again once that is done`);
-  // Stopping already (a cancel before, the owner's word): taken again, answered with the same end.
 }
 
 /** The owner's stop (`paymentNoLongerOwed`): a known reason; never refused once the failure is taken. */

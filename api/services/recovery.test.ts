@@ -1,9 +1,11 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import type { LedgerAttempt, RecoveryLedger } from '../../graph/chargeLedger';
+import type { LedgerAttempt } from '../../graph/chargeAttempts';
+import type { RecoveryLedger } from '../../graph/chargeLedger';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
-import { CANCEL_NOT_NOW, initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
+import { initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
+import type { Graph } from '../../graph/graph';
 import type { ApiDeps } from '../deps';
 import { cancelRecovery, mayOfferCancel, offerNewPaymentMethod } from './recovery';
 import { OWNER_STOP_UPDATE_ID, ownerAnswerOf, paymentNoLongerOwed } from './recoveryOwnerStop';
@@ -109,15 +111,32 @@ describe('the console’s hint whether to offer a cancel', () => {
   });
 });
 
+/**
+ * A stand-in graph whose every write answers nothing: the stop a service writes to the charge
+ * ledger is kept in `sent` (`{ledger: <who>, reason}`), in order with the Updates.
+ */
+function ledgerRecording(sent: unknown[]): Graph {
+  const tx = {
+    run: async (_query: string, params: { by?: string; reason?: string }) => {
+      if (params.by) sent.push({ ledger: params.by, reason: params.reason });
+      return { records: [] };
+    },
+  };
+  const session = {
+    executeWrite: async <T>(work: (t: typeof tx) => Promise<T>) => work(tx),
+    lastBookmarks: () => [],
+    close: async () => undefined,
+  };
+  return { driver: { session: () => session }, database: 'neo4j' } as unknown as Graph;
+}
+
 /** A stand-in whose one recovery answers an Update as told (the real one: test/integration/recovery-api.test.ts). */
-function recoveryAnswering(answer: 'refused_not_now' | 'refused' | 'ended' | 'never' | 'stopped' | 'slow') {
+function recoveryAnswering(answer: 'refused' | 'ended' | 'never' | 'stopped' | 'slow') {
   const rejection = (message: string, type?: string) =>
     new WorkflowUpdateFailedError('Workflow Update failed', ApplicationFailure.create({ message, type }));
   const sent: unknown[] = [];
   const stopped = { ...initialRecoveryStatus(), state: 'stopped' as const, stop_reason: 'cancelled: ops' };
   const outcome = async () => {
-    if (answer === 'refused_not_now')
-      throw rejection('the recovery cannot be cancelled now: a charge is under way', CANCEL_NOT_NOW);
     if (answer === 'refused') throw rejection('the recovery has not taken its payment failure yet');
     if (answer === 'ended' || answer === 'never')
       throw new WorkflowNotFoundError('workflow execution already completed', 'payment-recovery-p', undefined);
@@ -156,22 +175,21 @@ function recoveryAnswering(answer: 'refused_not_now' | 'refused' | 'ended' | 'ne
       }),
     },
   } as unknown as Client;
-  return { deps: { temporal: { client, taskQueues: taskQueuesOf('persona') } } as unknown as ApiDeps, sent };
+  const deps = { graph: ledgerRecording(sent), temporal: { client, taskQueues: taskQueuesOf('persona') } };
+  return { deps: deps as unknown as ApiDeps, sent };
 }
 
-describe('cancelling a recovery: the recovery decides, the api says why it refused', () => {
-  it('answers the final status when the recovery takes it, sending the trimmed reason', async () => {
+describe('cancelling a recovery: the ledger first, then the recovery, which says why it refused', () => {
+  it('answers the final status when the recovery takes it, the stop written to the ledger first', async () => {
     const { deps, sent } = recoveryAnswering('stopped');
     await expect(cancelRecovery(deps, 'p', '  customer disputes it ')).resolves.toMatchObject({ state: 'stopped' });
-    expect(sent).toEqual([{ reason: 'customer disputes it' }]);
+    expect(sent).toEqual([
+      { ledger: 'ops', reason: 'cancelled: customer disputes it' },
+      { reason: 'customer disputes it' },
+    ]);
   });
 
-  it('refuses with 409 and the recovery’s own reason while it is busy (CANCEL_NOT_NOW) or cannot take it', async () => {
-    const busy = cancelRecovery(recoveryAnswering('refused_not_now').deps, 'p', 'ops');
-    await expect(busy).rejects.toBeInstanceOf(InvalidStateError);
-    await expect(busy).rejects.toThrow(
-      'payment recovery p: the recovery cannot be cancelled now: a charge is under way',
-    );
+  it('refuses with 409 and the recovery’s own reason when it cannot take it', async () => {
     const refused = cancelRecovery(recoveryAnswering('refused').deps, 'p', 'ops');
     await expect(refused).rejects.toThrow('payment recovery p: the recovery has not taken its payment failure yet');
   });
@@ -196,7 +214,10 @@ describe('the owner’s stop, while the recovery runs', () => {
     const { deps, sent } = recoveryAnswering('stopped');
     const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'settled_elsewhere' }, 1000);
     expect(answer).toMatchObject({ outcome: 'stopped', charge: null, status_url: '/api/v1/payment-recoveries/p' });
-    expect(sent).toEqual([{ reason: 'settled_elsewhere', updateId: OWNER_STOP_UPDATE_ID }]);
+    expect(sent).toEqual([
+      { ledger: 'owner', reason: "the payment's owner says it is no longer owed (settled_elsewhere)" },
+      { reason: 'settled_elsewhere', updateId: OWNER_STOP_UPDATE_ID },
+    ]);
   });
 
   it('answers stopping, and where to read the outcome, before the recovery reaches a safe point', async () => {
@@ -229,6 +250,9 @@ describe('the owner’s answer from the charge ledger (a recovery that ended)', 
     recovered_with: null,
     reason: null,
     erased_at: null,
+    stop_requested_at: null,
+    stop_requested_by: null,
+    stop_request: null,
     ...change,
   });
   const attempt = (change: Partial<LedgerAttempt>): LedgerAttempt =>

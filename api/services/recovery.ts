@@ -14,7 +14,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
-import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
+import { readRecoveryLedger, requestRecoveryStop, reserveRecovery } from '../../graph/chargeLedger';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   cancelRecoveryUpdate,
@@ -25,6 +25,7 @@ import {
   RECOVERY_WORKFLOW_TYPE,
   type CardOfferAnswer,
   recoveryStatusQuery,
+  paymentIdOfRecovery,
   recoveryWorkflowId,
   resolveAttentionUpdate,
   type AttentionDecision,
@@ -98,7 +99,11 @@ async function reserveAndStart(
         `payment ${f.payment_id} was reported before for another customer, payment method or amount; ` +
           'a payment id names one payment',
       );
-    if (recovery.state !== 'recovering' || recovery.started_at !== null) return answer;
+    if (recovery.state !== 'recovering') return answer;
+    if (recovery.started_at !== null) {
+      await refuseIfStranded(deps, f.payment_id, workflowId);
+      return answer;
+    }
   }
   const amount = `${fromMinorUnits(f.amount, f.currency)} ${f.currency}`;
   try {
@@ -127,6 +132,27 @@ async function reserveAndStart(
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   return answer;
+}
+
+/**
+ * A report of a payment whose recovery the ledger has `recovering` and started: answered as a
+ * duplicate while its workflow runs; refused (409, saying so) when none does — it was terminated,
+ * or lost in a restore — since nothing would act on it: ops settle it first
+ * (`npm run ops:settle-recoveries`, docs/runbook.md).
+ */
+async function refuseIfStranded(deps: ApiDeps, paymentId: string, workflowId: string): Promise<void> {
+  let running = false;
+  try {
+    running = (await deps.temporal.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+  }
+  if (!running)
+    throw new InvalidStateError(
+      `payment ${paymentId}'s recovery is recorded as recovering in the charge ledger, but no workflow runs it ` +
+        '(it was terminated, or lost in a restore): ops settle it with the gateway first ' +
+        '(npm run ops:settle-recoveries; runbook, "A recovery terminated by hand")',
+    );
 }
 
 /**
@@ -206,22 +232,20 @@ function recoveryTarget(paymentId: string): UpdateTarget {
 export const CANCEL_REASON_MAX = 500;
 
 /**
- * Ops stop a recovery with a reason: the `cancel` Workflow Update, which the recovery itself
- * validates. Accepted, it charges nothing more and ends `stopped`, its `stop_reason` "cancelled:
- * <reason>", and the Update answers that final status; a recovery cancelled already answers it
- * again (a resent form). NotFoundError (404) when no recovery has this payment id;
- * InvalidStateError (409) when it has ended, and with the recovery's own reason when it refuses
- * for now (a charge being made or of unknown outcome, a recovery that charged being recorded:
- * `CANCEL_NOT_NOW`) or at all (not started). No check here decides for it: the workflow does, at
- * the moment it takes the Update, so nothing races it.
+ * Ops stop a recovery with a reason: written to the charge ledger first (from then on nothing for
+ * the payment is sent to the gateway), then the `cancel` Workflow Update, which the recovery takes
+ * whatever it is doing — a charge in flight is settled with the gateway, never sent again — and
+ * answers with its final status, its `stop_reason` "cancelled: <reason>" (or recovered, with the
+ * charge that went through first); a recovery cancelled already answers it again (a resent form).
+ * NotFoundError (404) when no recovery has this payment id; InvalidStateError (409) when it has
+ * ended, or not started.
  */
 export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: string): Promise<RecoveryStatus> {
   const why = reason.trim();
   if (!why) throw new InvalidInputError('reason', 'say why the recovery is cancelled');
   if (why.length > CANCEL_REASON_MAX) throw new InvalidInputError('reason', `at most ${CANCEL_REASON_MAX} characters`);
+  await requestRecoveryStop(deps.graph, paymentId, { by: 'ops', reason: `cancelled: ${why}` });
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
-  // Any other refusal is in the recovery's own words: "the recovery cannot be cancelled now: <why>"
-  // (CANCEL_NOT_NOW), or why never.
   return updateOrRefusal(
     handle,
     () => handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }),
@@ -267,8 +291,6 @@ async function runningRecoveriesOldestFirst(client: Client, customerId: string):
   return found.sort((a, b) => a.started - b.started || a.id.localeCompare(b.id)).map((f) => f.id);
 }
 
-const paymentIdOf = (workflowId: string) => workflowId.slice(recoveryWorkflowId('').length);
-
 /**
  * Offers a card just added to each of the customer's running recoveries at once (a Workflow
  * Update `offerPaymentMethod`, validated by the recovery: one that has ended or was cancelled
@@ -297,7 +319,7 @@ export async function offerNewPaymentMethod(
   };
   const ids = await bounded(left(), () => runningRecoveriesOldestFirst(client, customerId));
   const offer = async (workflowId: string): Promise<Omit<RecoveryOffer, 'offered'> | null> => {
-    const paymentId = paymentIdOf(workflowId);
+    const paymentId = paymentIdOfRecovery(workflowId);
     const base = {
       payment_id: paymentId,
       workflow_id: workflowId,

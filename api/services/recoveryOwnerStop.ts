@@ -5,7 +5,7 @@
  */
 import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { endRecovery, readRecoveryLedger } from '../../graph/chargeLedger';
+import { endRecovery, readRecoveryLedger, requestRecoveryStop } from '../../graph/chargeLedger';
 import {
   paymentNoLongerOwedUpdate,
   RECOVERY_ENDED,
@@ -37,9 +37,10 @@ export interface OwnerStopReply extends Omit<OwnerStopAnswer, 'outcome' | 'state
 export const OWNER_STOP_UPDATE_ID = 'payment-no-longer-owed';
 
 /**
- * The payment's owner (Synapse) says a payment was settled elsewhere or is no longer owed: the
- * `paymentNoLongerOwed` Workflow Update, which the recovery takes whatever it is doing and applies
- * at its next safe point (never between a charge and its record). Answers what the recovery did:
+ * The payment's owner (Synapse) says a payment was settled elsewhere or is no longer owed: the stop
+ * is written to the charge ledger first (from then on nothing for the payment is sent to the
+ * gateway), then the `paymentNoLongerOwed` Workflow Update, which the recovery takes whatever it is
+ * doing: a charge in flight is settled with the gateway, never sent again. Answers what the recovery did:
  * stopped (nothing charged), recovered (a charge went through first: `charge` says which, so the
  * owner can refund one of the two), failed; or `stopping` when the recovery has not reached that
  * point within `waitMs` (0: only make sure the stop was taken, as the Kafka consumer does). A
@@ -69,6 +70,9 @@ export async function paymentNoLongerOwed(
       clearTimeout(timer);
     }
   };
+  // The ledger first: from this commit on nothing for the payment goes to the gateway, whatever the
+  // workflow is doing when the Update reaches it (a charge being retried is settled, never re-sent).
+  await requestRecoveryStop(deps.graph, paymentId, { by: 'owner', reason: ownerStopReason(word) });
   const refused = async (err: unknown): Promise<OwnerStopReply> => {
     const refusal = await updateRefusalOf(err, handle);
     if (!refusal) throw err;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getPaymentMethodsByCustomer, listCustomerEvents } from '../../graph';
 import { cardOfMethod, methodCards, readCardHistory, setCardOfMethod } from '../../graph/cardHistory';
-import { CardRenamedError, reserveGovernedCharge } from '../../graph/recovery';
+import { CardRenamedError, reserveGovernedCharge } from '../../graph/chargeReservation';
 import { loadRuleTable } from '../../payments/ruleTables';
 import { applyUpdaterAnswer } from '../../graph/cardUpdates';
 import { revealPaymentToken } from '../../graph/paymentMethods';

@@ -7,7 +7,9 @@
  * recovery still runs is left to it. Run again, nothing is repaired twice. A recovery's charge
  * of a customer merged since, made before the merge or after, is recorded on the survivor; a
  * charge of anyone else under its key is not. A charge the gateway still has as processing is
- * left for a later run, neither recorded nor flagged, until it has ended.
+ * left for a later run, neither recorded nor flagged, until it has ended. A recovery the charge
+ * ledger has still recovering that no workflow runs (terminated, never started) is flagged
+ * stranded; one whose workflow runs is not.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,15 +35,24 @@ import { mergeCustomers } from '../../graph/identityMerge';
 import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import { connectTemporal } from '../../temporal/connection';
-import type {
-  ChargesPageResult,
-  Flag,
-  PageResult,
-  PendingPageResult,
-  RecoveriesPageResult,
-  Repair,
+import {
+  emptyCounts,
+  type ChargesPageResult,
+  type Flag,
+  type PageResult,
+  type PendingPageResult,
+  type RecoveriesPageResult,
+  type Repair,
+  type StrandedPageResult,
 } from '../../temporal/reconciliation';
-import { recoveryWorkflowId } from '../../temporal/recovery';
+import {
+  paymentFailedSignal,
+  RECOVERY_WORKFLOW_TYPE,
+  recoveryWorkflowId,
+  type PaymentFailure,
+} from '../../temporal/recovery';
+import { reserveRecovery, startRecovery } from '../../graph/chargeLedger';
+import { provisionHistoryKey } from '../../graph/historyKeys';
 import { personaCustomerId } from '../../temporal/searchAttributes';
 import { seedCustomer } from '../support/builders';
 import { cardInput, openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
@@ -96,7 +107,7 @@ async function reconcile(window: { from: string; to: string }, gatewayRecords = 
   });
   const env = new MockActivityEnvironment();
   const all: PageResult = {
-    counts: { charges: 0, matched: 0, in_flight: 0, foreign: 0, methods_checked: 0, recoveries: 0, pending: 0 },
+    counts: emptyCounts(),
     repairs: [],
     flags: [],
   };
@@ -504,6 +515,55 @@ describe('reconciliation with the gateway', () => {
       expect(await pending()).toEqual([]);
     } finally {
       await new Promise<void>((resolve) => (own as ServerType).close(() => resolve()));
+    }
+  });
+
+  it('flags a recovery the ledger has recovering that no workflow runs; not one whose workflow runs', async () => {
+    const prefix = `strand_${randomUUID().slice(0, 8)}_`;
+    const { customer, card } = await customerWithCard();
+    const failure = (id: string): PaymentFailure => ({
+      payment_id: `${prefix}${id}`,
+      customer_id: customer,
+      payment_method_id: card,
+      amount: 1999,
+      currency: g.policy.reportingCurrency,
+      decline_code: 'insufficient_funds',
+    });
+    // a: started by a workflow that is gone (terminated); b: reserved, never started; c: its workflow runs.
+    const [a, b, c] = [failure('a'), failure('b'), failure('c')];
+    for (const f of [a, b, c]) await reserveRecovery(g, f);
+    await startRecovery(g, a);
+    await startRecovery(g, c);
+    // Running, on a queue no worker polls: Temporal has it running all the same.
+    await provisionHistoryKey(g, g.config.payloadKeys, recoveryWorkflowId(c.payment_id), customer);
+    const running = await client.workflow.signalWithStart(RECOVERY_WORKFLOW_TYPE, {
+      workflowId: recoveryWorkflowId(c.payment_id),
+      taskQueue: `nobody-polls-${randomUUID()}`,
+      args: [{ dunningSchedule: ['1d'] }],
+      signal: paymentFailedSignal,
+      signalArgs: [c],
+    });
+    try {
+      const activities = createReconciliationActivities({
+        graph: g,
+        gatewayRecords: gateway(),
+        temporal: client,
+        profileRules: profileRules(loadSettings()),
+      });
+      const page: StrandedPageResult = await new MockActivityEnvironment().run(
+        (req) => activities.reconcileStrandedPage(req),
+        { after: prefix, before: new Date(Date.now() + 60_000).toISOString(), limit: 3 },
+      );
+      expect(page.counts.open_recoveries).toBe(3);
+      expect(page.flags.map((f) => [f.kind, f.payment_id])).toEqual([
+        ['stranded_recovery', a.payment_id],
+        ['stranded_recovery', b.payment_id],
+      ]);
+      expect(page.flags[0]?.detail).toMatch(/no workflow runs it: started at .*Temporal has no workflow of it/);
+      expect(page.flags[1]?.detail).toMatch(/reserved at .* and never started/);
+      expect(page.next).toBe(c.payment_id);
+    } finally {
+      await running.terminate('test over');
     }
   });
 });

@@ -42,7 +42,8 @@ import { createRecoveryActivities, type ChargeAttempt } from '../../activities/r
 import { HttpPaymentGateway, type GatewayCharge } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
 import { addPaymentMethod, createCustomer } from '../../graph';
-import { readRecoveryLedger, reserveRecovery, type LedgerAttempt } from '../../graph/chargeLedger';
+import type { LedgerAttempt } from '../../graph/chargeAttempts';
+import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { eraseCustomer } from '../../graph/erasure';
 import { mergeCustomers } from '../../graph/identityMerge';
 import { removePaymentMethod } from '../../graph/paymentMethods';

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HttpChimeraClient } from '../../clients/chimera';
 import { WebhookNotificationSink } from '../../clients/notifications';
 import { linkDevice, listCustomerEvents } from '../../graph';
+import { readRecoveryLedger } from '../../graph/chargeLedger';
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import { cancelRecoveryUpdate, recoveryWorkflowId, type RecoveryStatus } from '../../temporal/recovery';
@@ -195,7 +196,7 @@ describe('when the notification webhook refuses everything and Chimera is unreac
     await handle.terminate('the test has seen Chimera retried; its retries running out is a workflow test');
   });
 
-  it('an erasure during a charge: the charge is made and recorded before the customer is erased', async () => {
+  it('an erasure during a charge: the stop goes to the ledger first, nothing is charged, it is erased', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
       'tok_decline_insufficient_funds_e1',
       `tok_visa_${randomUUID()}`,
@@ -218,25 +219,23 @@ describe('when the notification webhook refuses everything and Chimera is unreac
 
     expect((await call('DELETE', `/api/v1/customers/${customerId}`, await h.token('ops'))).status).toBe(202);
     const recovery = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
-    // The recovery refuses to stop while its charge is in flight: the erasure asks again and waits.
     const erasure = h.client.workflow.getHandle(`erasure-${customerId}`);
-    await until(async () => {
-      const pending = (await erasure.describe()).raw.pendingActivities ?? [];
-      // Refused at least once (its failure's message is encrypted, like every payload: the attempt says it).
-      return pending.some((a) => a.activityType?.name === 'stopRecoveries' && (a.attempt ?? 0) > 1);
-    });
+    // The recovery takes the stop while its charge is held (the request not sent yet): the ledger has it first.
+    await until(
+      async () => (await readRecoveryLedger(h.graph, f.payment_id))?.recovery.stop_requested_by === 'erasure',
+    );
     gate.open();
 
-    const recovered = (await recovery.result()) as RecoveryStatus;
+    const stopped = (await recovery.result()) as RecoveryStatus;
     const erased = (await erasure.result()) as ErasureOutcome;
-    // It recovered (and ended) before it could take the cancel: nothing was left to stop.
-    expect(erased).toMatchObject({ erased: true, cancelled: [] });
-    expect(recovered).toMatchObject({ state: 'recovered', recovered_with: cards[1] });
+    expect(erased).toMatchObject({ erased: true, cancelled: [recoveryWorkflowId(f.payment_id)] });
+    expect(stopped).toMatchObject({ state: 'stopped', recovered_with: null });
+    expect(stopped.stop_reason).toMatch(/being erased/);
+    // The held charge found the stop in the ledger and sent nothing.
     const charges = await simulatorCharges(h.graph.config.PERSONA_GATEWAY_URL, customerId);
-    expect(charges.filter((c) => c.status === 'succeeded')).toHaveLength(1);
-    // Recorded before the erasure (its payload is stripped by it, the event stays).
+    expect(charges).toEqual([]);
     const events = await listCustomerEvents(h.graph, customerId, { limit: 100 });
-    expect(events.map((e) => e.type)).toContain('PaymentRecovered');
+    expect(events.map((e) => e.type)).not.toContain('PaymentRecovered');
     expect(events[0]?.type).toBe('CustomerErased');
   });
 });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyRing } from '../../config/keyRing';
 import { addPaymentMethod, createCustomer, TokenCipher, type Graph } from '../../graph';
 import { applyUpdaterAnswer } from '../../graph/cardUpdates';
-import { reserveGovernedCharge } from '../../graph/recovery';
+import { reserveGovernedCharge } from '../../graph/chargeReservation';
 import { rotateTokens, tokenKeyCensus, type RotationProgress } from '../../graph/tokenRotation';
 import { mulberry32 } from '../../scripts/random';
 import { cardInput, openTestGraph, type TestGraph } from '../support/graph';

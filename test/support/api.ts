@@ -9,6 +9,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerInterceptors } from '@temporalio/worker';
 import { SignJWT } from 'jose';
 import { createActivities } from '../../activities';
+import type { ChargePolicy } from '../../activities/recovery';
 import { apiDepsFromConfig, withOwnState, type ApiDeps } from '../../api/deps';
 import { RateLimiter } from '../../api/rateLimit';
 import { createApp } from '../../api/rest/app';
@@ -67,6 +68,12 @@ export interface HarnessOptions {
   eventsWebhookUrl?: string;
   /** The worker's task queue (default: one of its own). */
   taskQueue?: string;
+  /**
+   * The gateway the worker charges (default: the stack's simulator, with the default charge
+   * policy): a test's own simulator, and the charge policy it is used with (a settle window of
+   * seconds, say, where production waits minutes).
+   */
+  gateway?: { url: string; chargePolicy?: ChargePolicy };
   /**
    * Which customer each workflow is, as the worker's codec knows it (default: a directory of its
    * own, as in a worker process apart from the api: it learns from the payloads it decodes).
@@ -128,13 +135,15 @@ export function testEventKeys(graph: TestGraph): HistoryKeyStore {
 
 /** The real activities as the harness's worker runs them (wrapped when the options say so). */
 export function harnessActivities(graph: TestGraph, client: Client, options: HarnessOptions = {}): RealActivities {
+  const gatewayUrl = options.gateway?.url ?? graph.config.PERSONA_GATEWAY_URL;
   return (options.wrapActivities ?? ((a) => a))(
     createActivities({
       graph,
       chimera: options.chimera?.(graph) ?? new LocalChimeraClient(graph),
-      gateway: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-      cards: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
-      updater: new HttpPaymentGateway(graph.config.PERSONA_GATEWAY_URL, 5000),
+      gateway: new HttpPaymentGateway(gatewayUrl, 5000),
+      cards: new HttpPaymentGateway(gatewayUrl, 5000),
+      updater: new HttpPaymentGateway(gatewayUrl, 5000),
+      ...(options.gateway?.chargePolicy ? { chargePolicy: options.gateway.chargePolicy } : {}),
       networkRules: loadRuleTable(),
       notifications: options.notifications?.() ?? new LogNotificationSink(createLogger('test-notify', 'silent')),
       trustThreshold: graph.config.PERSONA_TRUST_THRESHOLD,

@@ -18,6 +18,7 @@ import {
   type ChargesPageRequest,
   type GatewayReconciliationInput,
   type RecoveriesPageRequest,
+  type StrandedPageRequest,
 } from '../../temporal/reconciliation';
 import { gatewayReconciliationWorkflow } from '../../workflows';
 import { reconciliationPage } from '../../workflows/activityOptions';
@@ -64,6 +65,7 @@ describe('gatewayReconciliationWorkflow', () => {
   it('pages through the charges, then the recoveries, and adds up what was repaired and flagged', async () => {
     const charges: ChargesPageRequest[] = [];
     const recoveries: RecoveriesPageRequest[] = [];
+    const stranded: StrandedPageRequest[] = [];
     const order: string[] = [];
     const { result, started } = await reconcile({
       reconcileChargesPage: async (req) => {
@@ -107,10 +109,31 @@ describe('gatewayReconciliationWorkflow', () => {
           next: null,
         };
       },
+      reconcileStrandedPage: async (req) => {
+        stranded.push(req);
+        order.push(`stranded after ${req.after}`);
+        const first = req.after === null;
+        return {
+          counts: { ...emptyCounts(), open_recoveries: 2 },
+          repairs: [],
+          flags: first ? [{ ...flag(4), charge_id: '', kind: 'stranded_recovery' }] : [],
+          next: first ? 'pay-4' : null,
+        };
+      },
     });
     expect(charges.map((c) => c.starting_after)).toEqual([null, 'ch_2']);
-    // The window's charges, then those earlier runs left pending, then the recorded recoveries.
-    expect(order).toEqual(['charges', 'charges', 'pending after null', 'pending after pay-5', 'recoveries']);
+    // The window's charges, then those earlier runs left pending, then the recorded recoveries, then
+    // the recoveries the ledger has still recovering (begun before the window's end).
+    expect(order).toEqual([
+      'charges',
+      'charges',
+      'pending after null',
+      'pending after pay-5',
+      'recoveries',
+      'stranded after null',
+      'stranded after pay-4',
+    ]);
+    expect(stranded.map((r) => r.before)).toEqual([charges[0]?.to, charges[0]?.to]);
     expect(recoveries.map((r) => r.after)).toEqual([null]);
     // The window: 26 hours to 30 minutes before the run (its first task's time, within moments of its start).
     const from = Date.parse(charges[0]?.from ?? '');
@@ -120,15 +143,16 @@ describe('gatewayReconciliationWorkflow', () => {
     expect(recoveries[0]).toMatchObject({ from: charges[0]?.from, to: charges[0]?.to });
     expect(result).toMatchObject({
       phase: 'done',
-      pages: 5,
-      counts: { charges: 4, matched: 1, in_flight: 2, recoveries: 1, pending: 4 },
+      pages: 7,
+      counts: { charges: 4, matched: 1, in_flight: 2, recoveries: 1, pending: 4, open_recoveries: 4 },
       repaired: { recovery_recorded: 1, method_deactivated: 0 },
-      flagged: { charged_twice: 1, recovery_without_charge: 1, charge_not_recorded: 1 },
+      flagged: { charged_twice: 1, recovery_without_charge: 1, charge_not_recorded: 1, stranded_recovery: 1 },
     });
     expect(result?.flags.map((f) => f.kind)).toEqual([
       'charged_twice',
       'charge_not_recorded',
       'recovery_without_charge',
+      'stranded_recovery',
     ]);
     expect(result?.repairs).toHaveLength(1);
     expect(result?.finished_at).not.toBeNull();
@@ -145,6 +169,9 @@ describe('gatewayReconciliationWorkflow', () => {
         throw new Error('never reached');
       },
       reconcileRecoveriesPage: async () => {
+        throw new Error('never reached');
+      },
+      reconcileStrandedPage: async () => {
         throw new Error('never reached');
       },
     });
@@ -184,6 +211,7 @@ describe('gatewayReconciliationWorkflow', () => {
           flags: [],
           next: null,
         }),
+        reconcileStrandedPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
       },
       { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, until_covered: true },
     );
@@ -194,7 +222,7 @@ describe('gatewayReconciliationWorkflow', () => {
       phase: 'done',
       from: '2026-11-01T00:00:00Z',
       to: '2026-11-02T00:00:00Z',
-      pages: 4,
+      pages: 5,
       counts: { charges: 4, matched: 4, recoveries: 1 },
       failing: null,
     });
@@ -216,6 +244,7 @@ describe('gatewayReconciliationWorkflow', () => {
         },
         reconcilePendingPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
         reconcileRecoveriesPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
+        reconcileStrandedPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
       } satisfies ReconciliationActivities,
     });
     const handle = await env.client.workflow.start(gatewayReconciliationWorkflow, {
@@ -279,6 +308,7 @@ describe('gatewayReconciliationWorkflow', () => {
           recoveries.push(req);
           return { counts: { ...emptyCounts(), recoveries: 1 }, repairs: [], flags: [], next: null };
         },
+        reconcileStrandedPage: async () => ({ counts: emptyCounts(), repairs: [], flags: [], next: null }),
       },
       { window: { from: '2026-11-01T00:00:00Z', to: '2026-11-02T00:00:00Z' }, lanes: 3 },
     );
@@ -293,6 +323,6 @@ describe('gatewayReconciliationWorkflow', () => {
       expect(charges.filter((c) => c.from === f.from).map((c) => c.starting_after)).toEqual([null, `after-${f.from}`]);
     expect(overlapped).toBeGreaterThan(0);
     expect(recoveries.map((r) => [r.from, r.to]).sort()).toEqual(firsts.map((c) => [c.from, c.to]));
-    expect(result).toMatchObject({ phase: 'done', pages: 10, counts: { charges: 6, matched: 6, recoveries: 3 } });
+    expect(result).toMatchObject({ phase: 'done', pages: 11, counts: { charges: 6, matched: 6, recoveries: 3 } });
   });
 });

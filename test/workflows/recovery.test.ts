@@ -12,8 +12,6 @@ import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
 import {
   cancelRecoveryUpdate,
-  CANCEL_CHARGE_UNKNOWN,
-  CANCEL_NOT_NOW,
   paymentNoLongerOwedUpdate,
   retryAttentionSignal,
   paymentFailedSignal,
@@ -64,6 +62,10 @@ interface World {
   forecast?: (req: { customer_id: string; exclude: string[]; at: string }) => Promise<ChargeForecast | undefined>;
   /** What the gateway says of a key when asked without sending (`mode: settle`); undefined: no charge. */
   settle?: (a: ChargeAttempt) => Promise<ChargeOutcome | undefined>;
+  /** What the gateway says of the payment's other open attempts before a stop (settleOpenCharges); undefined: none. */
+  settleOpen?: () => Promise<ChargeOutcome | undefined>;
+  /** Runs when a stop is written to the charge ledger (may throw: the graph refuses it). */
+  fence?: () => Promise<void>;
   /** What the charge ledger says when the recovery begins; undefined: recovering. */
   begin?: () => Promise<Partial<RecoveryStart> | undefined>;
   /** The decline table the activities decide by (the real one unless a test edits it). */
@@ -80,12 +82,35 @@ interface Log {
   stopped?: string[];
   /** Keys the recovery asked the gateway about without sending (`mode: settle`). */
   settled?: string[];
+  /** Stops written to the charge ledger by the run (who asked). */
+  fenced?: string[];
+  /** How often the payment's open attempts were settled before a stop. */
+  settledOpen?: number;
 }
 
 function fakes(world: World, log: Log) {
   const inactive = new Set<string>();
   const calls: Record<string, number> = {};
   const decide = world.decide ?? decideDecline;
+  /** The keys whose charge is under way, and what each charge that answered answered. */
+  const underWay = new Set<string>();
+  const answered = new Map<string, ChargeOutcome>();
+  const charged = async (a: ChargeAttempt): Promise<ChargeOutcome> => {
+    const instead = await world.charge?.(a);
+    if (instead) {
+      if (instead.outcome !== 'not_charged') log.charges.push(a);
+      return instead;
+    }
+    if (log.charges.filter((c) => c.payment_method_id === a.payment_method_id).length >= 15)
+      return { outcome: 'limited' };
+    log.charges.push(a);
+    const list = world.answers[a.payment_method_id] ?? ['succeeded'];
+    const n = (calls[a.payment_method_id] = (calls[a.payment_method_id] ?? 0) + 1);
+    const answer = list[Math.min(n, list.length) - 1] as string;
+    return answer === 'succeeded'
+      ? { outcome: 'succeeded', charge_id: `ch_${n}` }
+      : { outcome: 'declined', decline_code: answer, charge_id: null, decision: decide(answer) };
+  };
   const candidates = (req: { customer_id: string; exclude: string[] }): RecoveryCandidate[] =>
     world.methods
       .filter((m) => !req.exclude.includes(m) && !inactive.has(m))
@@ -108,25 +133,25 @@ function fakes(world: World, log: Log) {
       return candidates(req);
     },
     // Like the real activity, it counts charges per method (the graph does) and refuses the 16th in 30 days.
+    // Settling (`mode: settle`), like the ledger and the gateway: a charge still under way is not known
+    // yet (retried), one that answered is its answer, one never made is no charge.
     async chargePaymentMethod(a: ChargeAttempt): Promise<ChargeOutcome> {
       if (a.mode === 'settle') {
         (log.settled ??= []).push(a.idempotency_key);
-        return (await world.settle?.(a)) ?? { outcome: 'not_charged', reason: 'gateway_has_no_charge' };
+        const told = await world.settle?.(a);
+        if (told) return told;
+        if (underWay.has(a.idempotency_key))
+          throw ApplicationFailure.retryable('the charge is still under way', 'ChargeOutcomeUnknown');
+        return answered.get(a.idempotency_key) ?? { outcome: 'not_charged', reason: 'gateway_has_no_charge' };
       }
-      const instead = await world.charge?.(a);
-      if (instead) {
-        if (instead.outcome !== 'not_charged') log.charges.push(a);
-        return instead;
+      underWay.add(a.idempotency_key);
+      try {
+        const outcome = await charged(a);
+        if (outcome.outcome === 'succeeded' || outcome.outcome === 'declined') answered.set(a.idempotency_key, outcome);
+        return outcome;
+      } finally {
+        underWay.delete(a.idempotency_key);
       }
-      if (log.charges.filter((c) => c.payment_method_id === a.payment_method_id).length >= 15)
-        return { outcome: 'limited' };
-      log.charges.push(a);
-      const list = world.answers[a.payment_method_id] ?? ['succeeded'];
-      const n = (calls[a.payment_method_id] = (calls[a.payment_method_id] ?? 0) + 1);
-      const answer = list[Math.min(n, list.length) - 1] as string;
-      return answer === 'succeeded'
-        ? { outcome: 'succeeded', charge_id: `ch_${n}` }
-        : { outcome: 'declined', decline_code: answer, charge_id: null, decision: decide(answer) };
     },
     async deactivatePaymentMethod(req: { payment_method_id: string; status: string }): Promise<void> {
       await world.deactivate?.();
@@ -142,6 +167,14 @@ function fakes(world: World, log: Log) {
     },
     async recordRecoveryStopped(rec: { reason: string }): Promise<void> {
       (log.stopped ??= []).push(rec.reason);
+    },
+    async requestRecoveryStop(req: { by: string }): Promise<void> {
+      await world.fence?.();
+      (log.fenced ??= []).push(req.by);
+    },
+    async settleOpenCharges(): Promise<ChargeOutcome> {
+      log.settledOpen = (log.settledOpen ?? 0) + 1;
+      return (await world.settleOpen?.()) ?? { outcome: 'not_charged', reason: 'never_sent' };
     },
     async renewCard(req: { payment_method_id: string }): Promise<UpdateOutcome> {
       const outcome = (await world.renew?.(req.payment_method_id)) ?? { outcome: 'unchanged' };
@@ -723,7 +756,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-new' });
   });
 
-  it('a charge the gateway refuses waits in needs_attention; ops retry it with the same key: recovered', async () => {
+  it('a charge the gateway refuses waits in needs_attention; ops retry it as a new request: recovered', async () => {
     const f = failure();
     let refusals = 0;
     const asked: string[] = [];
@@ -757,7 +790,8 @@ describe('payment recovery off the happy path: it never fails, and never strands
       },
     });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a', attention: null });
-    expect(asked).toEqual([`${f.payment_id}:pm-a`, `${f.payment_id}:pm-a`]);
+    // The refused request charged nothing and its key is never sent again: the retry is a request of its own.
+    expect(asked).toEqual([`${f.payment_id}:pm-a`, `${f.payment_id}:pm-a:retry1`]);
     expect(log.recovered).toHaveLength(1);
   });
 
@@ -791,7 +825,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
     });
   });
 
-  it('a gateway down through every retry waits in needs_attention; cancel is refused, the owner stops it', async () => {
+  it('a gateway down through every retry waits in needs_attention; the owner stops it, nothing sent', async () => {
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
       answers: {},
@@ -806,17 +840,6 @@ describe('payment recovery off the happy path: it never fails, and never strands
         expect((await handle.query(recoveryStatusQuery)).attention).toMatchObject({
           kind: 'charge_unknown',
           reason: expect.stringContaining('ECONNREFUSED'),
-        });
-        // The charge may have gone through: ops may not stop it until its outcome is known.
-        const refusal = await handle
-          .executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: gateway decommissioned' }] })
-          .then(
-            () => null,
-            (err: Error) => err.cause as ApplicationFailure,
-          );
-        expect(refusal).toMatchObject({
-          type: CANCEL_CHARGE_UNKNOWN,
-          message: expect.stringMatching(/may have gone through/),
         });
         // The payment's owner settled it elsewhere: the gateway is asked (nothing sent), then it stops.
         const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, {
@@ -1067,14 +1090,114 @@ describe('payment recovery off the happy path: it never fails, and never strands
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
       answers: {},
-      begin: async () => ({ proceed: false, state: 'recovered' }),
+      begin: async () => ({
+        proceed: false,
+        state: 'recovered',
+        ended: { state: 'recovered', recovered_with: 'pm-a', charge_id: 'ch_1', reason: null },
+      }),
     };
     const f = failure();
     const { status, log } = await run(world, f);
-    expect(status).toMatchObject({ state: 'stopped' });
-    expect(status.stop_reason).toContain('recovered by an earlier recovery');
+    // It ends as the ledger says (another run of the payment recovered it), and records nothing.
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
     expect(log.charges).toEqual([]);
     expect(log.notified).toEqual([]);
+    expect(log.recovered).toEqual([]);
+  });
+
+  it('a run that finds a stop asked of the ledger before it began charges nothing and stops', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      begin: async () => ({ stop_request: "the payment's owner says it is no longer owed (settled_elsewhere)" }),
+    };
+    const { status, log } = await run(world, failure());
+    expect(status).toMatchObject({
+      state: 'stopped',
+      stop_reason: "the payment's owner says it is no longer owed (settled_elsewhere)",
+    });
+    expect(log.charges).toEqual([]);
+    // What an earlier run left open is settled with the gateway before it stops.
+    expect(log.settledOpen).toBe(1);
+  });
+
+  it('a charge that an earlier run made (the ledger resolved it first) is recorded on that run’s method', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-new', 'pm-a'],
+      answers: {},
+      charge: async (a) =>
+        a.payment_method_id === 'pm-new'
+          ? {
+              outcome: 'succeeded',
+              charge_id: 'ch_earlier',
+              other_attempt: { payment_method_id: 'pm-a', idempotency_key: `${f.payment_id}:pm-a` },
+            }
+          : undefined,
+    };
+    const { status, log } = await run(world, f);
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
+    expect(status.attempts.at(-1)).toMatchObject({ payment_method_id: 'pm-a', outcome: 'succeeded' });
+  });
+
+  it('a stop the graph refuses to write to the ledger for good still stops the recovery, logged', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      fence: async () => {
+        throw refused('NotFoundError', 'Recovery not found');
+      },
+    };
+    const { status, log } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops' }] });
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops' });
+    expect(log.fenced ?? []).toEqual([]);
+    expect(log.stopped).toEqual(['cancelled: ops']);
+  });
+
+  it('an earlier run’s open charge the gateway refuses to tell of for good: stops, naming the key', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      settleOpen: async () => {
+        throw ApplicationFailure.create({
+          type: 'GatewayRejectedError',
+          message: 'the gateway refused the listing (401)',
+          nonRetryable: true,
+          details: [{ idempotency_key: `${f.payment_id}:pm-old` }],
+        });
+      },
+    };
+    const { status } = await run(world, f, {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
+        expect(answer).toMatchObject({ outcome: 'charge_unknown', unknown_charge: `${f.payment_id}:pm-old` });
+      },
+    });
+    expect(status.state).toBe('stopped');
+    expect(status.stop_reason).toContain(`${f.payment_id}:pm-old`);
+  });
+
+  it('a run the ledger refuses because another ended the payment ends as the ledger says', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: {},
+      charge: async () => ({
+        outcome: 'not_charged',
+        reason: 'recovery_ended',
+        ended: { state: 'stopped', recovered_with: null, charge_id: null, reason: 'cancelled: ops' },
+      }),
+    };
+    const { status, log } = await run(world, failure());
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops' });
+    expect(log.stopped ?? []).toEqual([]);
   });
 
   it('acts on what the activities decided of a decline, not on a table of its own', async () => {
@@ -1397,28 +1520,31 @@ const refusalOf = (update: Promise<unknown>) =>
     (err: Error) => err.cause as ApplicationFailure,
   );
 
-describe('stopping a recovery: only at a safe point, never between a charge and its record', () => {
-  it('a cancel while a charge is under way is refused with the reason; once it declined, one is taken', async () => {
+describe('stopping a recovery: taken at once, written to the ledger, never between a charge and its record', () => {
+  it('a cancel while a charge is under way is taken and written to the ledger; it declines and stops', async () => {
     const gate = heldCharge();
+    let asked = false;
     const world: World = {
-      methods: ['pm-failed', 'pm-a'],
+      methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: { 'pm-a': ['insufficient_funds'] },
       charge: async (a) => {
         if (a.payment_method_id === 'pm-a') await gate.charge();
         return undefined;
       },
+      fence: async () => void (asked = true),
     };
-    const { status, log } = await run(world, failure(), {
+    const f = failure();
+    const { status, log } = await run(world, f, {
       during: async (handle) => {
         await gate.held;
-        const refusal = await refusalOf(
-          handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: mid-charge' }] }),
-        );
-        expect(refusal).toMatchObject({ type: CANCEL_NOT_NOW, message: expect.stringMatching(/under way/) });
+        const cancel = await handle.startUpdate(cancelRecoveryUpdate, {
+          args: [{ reason: 'ops: mid-charge' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        // The stop is written to the charge ledger at once (the charge under way sends nothing more).
+        await until(async () => asked);
         gate.answer();
-        await until(async () => (await stateOf(handle)) === 'dunning');
-        const stopped = await handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: now' }] });
-        expect(stopped).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: now' });
+        expect(await cancel.result()).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops: mid-charge' });
         // A resent cancel of a recovery that stopped is refused: it has ended.
         await expect(
           handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops: again' }] }),
@@ -1427,7 +1553,8 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     });
     expect(status.state).toBe('stopped');
     expect(log.charges.map((c) => c.payment_method_id)).toEqual(['pm-a']);
-    expect(log.stopped).toEqual(['cancelled: ops: now']);
+    expect(log.fenced).toEqual(['ops']);
+    expect(log.stopped).toEqual(['cancelled: ops: mid-charge']);
   });
 
   it('a cancel after ops answered an attention is taken: their decision does not hold it back', async () => {
@@ -1469,8 +1596,9 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     expect(status.state).toBe('failed');
   });
 
-  it('the owner’s word mid-charge waits for the charge and its record, and answers the charge it made', async () => {
+  it('the owner’s word mid-charge goes to the ledger; the charge in flight is recorded and answered', async () => {
     const gate = heldCharge();
+    let asked = false;
     const world: World = {
       methods: ['pm-failed', 'pm-a', 'pm-b'],
       answers: {},
@@ -1478,6 +1606,7 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
         if (a.payment_method_id === 'pm-a') await gate.charge();
         return undefined;
       },
+      fence: async () => void (asked = true),
     };
     const f = failure();
     const { status, log } = await run(world, f, {
@@ -1487,6 +1616,8 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
           args: [{ reason: 'settled_elsewhere' }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         });
+        // The stop is written to the charge ledger at once; the charge under way went through after all.
+        await until(async () => asked);
         gate.answer();
         expect(await update.result()).toEqual({
           payment_id: f.payment_id,
@@ -1524,7 +1655,7 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     expect(log.stopped).toEqual([reason]);
   });
 
-  it('while a charge is recorded a cancel is refused, and the owner’s word waits for the record', async () => {
+  it('while a charge is recorded a cancel and the owner’s word are taken, and both wait for the record', async () => {
     let refusals = 0;
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
@@ -1536,16 +1667,19 @@ describe('stopping a recovery: only at a safe point, never between a charge and 
     const { status, log } = await run(world, failure(), {
       during: async (handle) => {
         await until(async () => (await stateOf(handle)) === 'needs_attention');
-        const refusal = await refusalOf(handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'ops' }] }));
-        expect(refusal).toMatchObject({ type: CANCEL_NOT_NOW, message: expect.stringMatching(/recording/) });
+        const cancel = await handle.startUpdate(cancelRecoveryUpdate, {
+          args: [{ reason: 'ops' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
         const word = await handle.startUpdate(paymentNoLongerOwedUpdate, {
           args: [{ reason: 'settled_elsewhere' }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         });
-        // The owner's word does not cut the record short: it still waits for ops.
+        // Neither cuts the record short: it still waits for ops.
         expect(await stateOf(handle)).toBe('needs_attention');
         await handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: 'retry' }] });
         expect(await word.result()).toMatchObject({ outcome: 'recovered', charge: { payment_method_id: 'pm-a' } });
+        expect(await cancel.result()).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
       },
     });
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });

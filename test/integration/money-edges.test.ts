@@ -1,0 +1,338 @@
+/**
+ * Money at the edges of a recovery, on the real services (Temporal's dev server, Neo4j, the
+ * api and a worker) and a gateway simulator of the file's own, whose faults each test plans per
+ * payment and which sees when every charge request arrives:
+ *   - a stop is a stop: once the payment's owner's stop is accepted, no charge request is sent
+ *     again; the charge in flight is settled with the gateway, never re-sent;
+ *   - one charge per payment, whatever runs the recovery: a reset, two runs at once, a new run
+ *     after a terminate — the ledger refuses a new key while another is open and the run resolves
+ *     that one first;
+ *   - a recovery terminated by hand is found, a new report of it is told so, and ops settle it;
+ *   - a refused charge retried by ops once its cause is fixed (one, or a batch) can succeed.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRecoveryLedger } from '../../graph/chargeLedger';
+import { addPaymentMethod } from '../../graph';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
+import { settleStrandedRecoveries } from '../../activities/strandedRecoveries';
+import {
+  paymentFailedSignal,
+  RECOVERY_WORKFLOW_TYPE,
+  recoveryWorkflowId,
+  retryAttentionSignal,
+  type OwnerStopAnswer,
+  type PaymentFailure,
+  type RecoveryStatus,
+} from '../../temporal/recovery';
+import { personaCustomerId } from '../../temporal/searchAttributes';
+import { taskQueueFor } from '../../temporal/taskQueues';
+import { startHarness, type Harness } from '../support/api';
+import { send } from '../support/http';
+import { privateGateway, type PrivateGateway } from '../support/privateGateway';
+import { cardIdentity, customerWithCards, paymentId } from '../support/recovery';
+import { until } from '../support/wait';
+
+let h: Harness;
+let gw: PrivateGateway;
+/** Seconds, not production's minutes: "the gateway has no charge" is believed 2 s after the last request. */
+const SETTLE_MS = 2_000;
+
+beforeAll(async () => {
+  gw = await privateGateway();
+  h = await startHarness({
+    gateway: { url: gw.url, chargePolicy: { keyTtlMs: 24 * 3_600_000, settleMs: SETTLE_MS, clientTimeoutMs: 3_000 } },
+  });
+});
+afterAll(async () => {
+  await h?.close();
+  await gw?.close();
+});
+
+const card = (kind: 'pays' | 'declines') =>
+  `tok_visa_card-${cardIdentity()}${kind === 'declines' ? '_decline_insufficient_funds' : ''}`;
+
+/** A customer whose first card's payment failed and whose second card pays. */
+async function customerWithAGoodCard() {
+  const { customerId, cards } = await customerWithCards(h.graph, [card('declines'), card('pays')]);
+  const f: PaymentFailure = {
+    payment_id: paymentId(),
+    customer_id: customerId,
+    payment_method_id: cards[0] as string,
+    amount: 4200,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  };
+  return { customerId, cards, f, good: cards[1] as string };
+}
+
+async function report(f: PaymentFailure) {
+  return send(h.app, 'POST', '/api/v1/payment-failures', { token: await h.token('payments:report'), body: f });
+}
+
+async function status(payment: string) {
+  return send<RecoveryStatus & Record<string, unknown>>(h.app, 'GET', `/api/v1/payment-recoveries/${payment}`, {
+    token: await h.token('payments:report'),
+  });
+}
+
+async function noLongerOwed(payment: string, wait: boolean) {
+  return send<OwnerStopAnswer & Record<string, unknown>>(
+    h.app,
+    'POST',
+    `/api/v1/payment-recoveries/${payment}/no-longer-owed${wait ? '?wait=true' : ''}`,
+    { token: await h.token('payments:report'), body: { reason: 'settled_elsewhere', note: 'paid by bank transfer' } },
+  );
+}
+
+/** What the gateway charged for a payment, by its own records. */
+async function chargesOf(payment: string) {
+  return new HttpPaymentGateway(gw.url, 5_000).chargesByReference(payment);
+}
+const succeeded = async (payment: string) => (await chargesOf(payment)).filter((c) => c.status === 'succeeded');
+
+const handleOf = (payment: string) => h.client.workflow.getHandle(recoveryWorkflowId(payment));
+
+/** The recovery's input as the api starts it. */
+function recoveryInput() {
+  return {
+    dunningSchedule: h.deps.recovery.dunningSchedule,
+    chargeRetryFor: h.deps.recovery.chargeRetryFor,
+    attentionDeadline: h.deps.recovery.attentionDeadline,
+    settleFor: h.deps.recovery.settleFor,
+  };
+}
+
+/**
+ * A second run of a payment's recovery started by hand beside (or after) the api's, as ops could
+ * from the CLI: its own workflow id, or the same one once the first closed.
+ */
+async function startRunByHand(f: PaymentFailure, workflowId: string) {
+  await h.deps.payloads.provision(workflowId, f.customer_id);
+  return h.client.workflow.signalWithStart(RECOVERY_WORKFLOW_TYPE, {
+    workflowId,
+    taskQueue: taskQueueFor(h.deps.temporal.taskQueues, RECOVERY_WORKFLOW_TYPE),
+    args: [recoveryInput()],
+    signal: paymentFailedSignal,
+    signalArgs: [f],
+    typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
+  });
+}
+
+/**
+ * The first charge of the good card goes through at the gateway but its answer is lost, and every
+ * request under its key after that fails before the gateway (a 503) while `held`: the recovery
+ * does not know whether it charged, and retries under the same key.
+ */
+function loseTheFirstAnswer(f: PaymentFailure, good: string) {
+  const state = { held: true };
+  const key = `${f.payment_id}:${good}`;
+  gw.plan(f.payment_id, (req) => {
+    if (req.key !== key) return null;
+    if (req.nOfKey === 0) return { kind: 'lose_answer' };
+    return state.held ? { kind: 'fail_before' } : null;
+  });
+  return state;
+}
+
+/**
+ * A recovery whose charge of the good card went through with its answer lost (its outcome unknown
+ * to the run, retried under its key while `faults.held`), and a newer card added since: a run
+ * started now tries the newer card first.
+ */
+async function openChargeAndANewerCard() {
+  const { customerId, f, good } = await customerWithAGoodCard();
+  const faults = loseTheFirstAnswer(f, good);
+  expect((await report(f)).status).toBe(202);
+  await until(async () => gw.requestsFor(f.payment_id).length >= 2);
+  await addPaymentMethod(h.graph, customerId, {
+    type: 'card',
+    token: card('pays'),
+    brand: 'visa',
+    last_four: '9999',
+    expiry_month: 12,
+    expiry_year: 2035,
+  });
+  return { f, good, faults };
+}
+
+describe('a stop is a stop', () => {
+  it('sends nothing once the owner’s stop is taken: a charge that never reached the gateway is settled', async () => {
+    const { f } = await customerWithAGoodCard();
+    // The gateway is away for the first three requests (503 before anything is charged).
+    gw.plan(f.payment_id, (req) => (req.n < 3 ? { kind: 'fail_before' } : null));
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 1);
+    const taken = await noLongerOwed(f.payment_id, false);
+    expect(taken.status).toBe(202);
+    const acceptedAt = Date.now();
+    expect(taken.json).toMatchObject({ outcome: 'stopping' });
+    const result = (await handleOf(f.payment_id).result()) as RecoveryStatus;
+    const after = gw.requestsFor(f.payment_id).filter((r) => r.at > acceptedAt);
+    expect(after, 'charge requests sent after the stop was accepted').toEqual([]);
+    expect(await succeeded(f.payment_id)).toEqual([]);
+    expect(result).toMatchObject({ state: 'stopped', recovered_with: null });
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
+    // The owner's word again: answered from what happened, nothing charged.
+    expect((await noLongerOwed(f.payment_id, true)).json).toMatchObject({ outcome: 'stopped', charge: null });
+  }, 90_000);
+
+  it('answers a stop after a charge went through (its answer lost) with that charge, sending nothing', async () => {
+    const { f, good } = await customerWithAGoodCard();
+    const faults = loseTheFirstAnswer(f, good);
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 2);
+    // Answered at once (200, recovered: the gateway lists the charge) or once it settles (202).
+    const taken = await noLongerOwed(f.payment_id, false);
+    expect([200, 202]).toContain(taken.status);
+    const acceptedAt = Date.now();
+    faults.held = false;
+    const result = (await handleOf(f.payment_id).result()) as RecoveryStatus;
+    expect(gw.requestsFor(f.payment_id).filter((r) => r.at > acceptedAt)).toEqual([]);
+    const charged = await succeeded(f.payment_id);
+    expect(charged).toHaveLength(1);
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: good });
+    expect((await noLongerOwed(f.payment_id, true)).json).toMatchObject({
+      outcome: 'recovered',
+      charge: { payment_method_id: good, charge_id: charged[0]?.id },
+    });
+  }, 90_000);
+});
+
+describe('one charge per payment, whatever runs the recovery', () => {
+  it('a reset to the first workflow task, a newer card in the wallet, resolves the open charge first', async () => {
+    const { f, good, faults } = await openChargeAndANewerCard();
+    const handle = handleOf(f.payment_id);
+    const history = await handle.fetchHistory();
+    const firstTask = history.events?.find((e) => e.workflowTaskCompletedEventAttributes)?.eventId;
+    const { runId } = await h.client.workflowService.resetWorkflowExecution({
+      namespace: h.client.options.namespace,
+      workflowExecution: { workflowId: handle.workflowId },
+      workflowTaskFinishEventId: firstTask,
+      reason: 'test: a reset after a bad deploy',
+      requestId: randomUUID(),
+    });
+    const resetAt = Date.now();
+    await until(async () => gw.requestsFor(f.payment_id).some((r) => r.at > resetAt));
+    faults.held = false;
+    const newRun = h.client.workflow.getHandle(handle.workflowId, runId ?? undefined);
+    const result = (await newRun.result()) as RecoveryStatus;
+    expect((await succeeded(f.payment_id)).length, 'successful charges at the gateway').toBe(1);
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: good });
+    const ledger = await readRecoveryLedger(h.graph, f.payment_id);
+    expect(ledger?.recovery).toMatchObject({ state: 'recovered', recovered_with: good });
+  }, 120_000);
+
+  it('two runs at once charge once: the second finds the first one’s charge open and resolves it', async () => {
+    const { f, good, faults } = await openChargeAndANewerCard();
+    const second = await startRunByHand(f, `${recoveryWorkflowId(f.payment_id)}-second`);
+    const startedAt = Date.now();
+    await until(async () => gw.requestsFor(f.payment_id).some((r) => r.at > startedAt));
+    faults.held = false;
+    const [first, other] = (await Promise.all([handleOf(f.payment_id).result(), second.result()])) as [
+      RecoveryStatus,
+      RecoveryStatus,
+    ];
+    expect((await succeeded(f.payment_id)).length, 'successful charges at the gateway').toBe(1);
+    expect(first).toMatchObject({ state: 'recovered', recovered_with: good });
+    expect(other).toMatchObject({ state: 'recovered', recovered_with: good });
+  }, 120_000);
+});
+
+describe('a recovery terminated by hand', () => {
+  it('is told to a new report of its payment, and settled by ops with the charge the gateway made', async () => {
+    const { f, good } = await customerWithAGoodCard();
+    const faults = loseTheFirstAnswer(f, good);
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 2);
+    await handleOf(f.payment_id).terminate('test: terminated by hand');
+    faults.held = false;
+    // Reported again: nothing runs it, and the answer says so (not 202 and silence).
+    const again = await report(f);
+    expect(again.status).toBe(409);
+    expect(String(again.json.detail)).toMatch(/recovering.*no workflow runs it/);
+    const settled = await settleStrandedRecoveries(
+      {
+        graph: h.graph,
+        gateway: new HttpPaymentGateway(gw.url, 5_000),
+        temporal: h.client,
+        settleMs: SETTLE_MS,
+        profileRules: profileRules(h.graph.config),
+      },
+      { paymentIds: [f.payment_id] },
+    );
+    expect(settled).toMatchObject({ recovered: [f.payment_id], stopped: [], unknown: [] });
+    const charged = await succeeded(f.payment_id);
+    expect(charged).toHaveLength(1);
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
+      state: 'recovered',
+      recovered_with: good,
+      charge_id: charged[0]?.id,
+    });
+    expect((await report(f)).status).toBe(202);
+  }, 90_000);
+
+  it('is settled as stopped when the gateway charged nothing, once the settle window has passed', async () => {
+    const { f } = await customerWithAGoodCard();
+    const state = { held: true };
+    gw.plan(f.payment_id, () => (state.held ? { kind: 'fail_before' } : null));
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 1);
+    await handleOf(f.payment_id).terminate('test: terminated by hand');
+    state.held = false;
+    const deps = {
+      graph: h.graph,
+      gateway: new HttpPaymentGateway(gw.url, 5_000),
+      temporal: h.client,
+      settleMs: SETTLE_MS,
+      profileRules: profileRules(h.graph.config),
+    };
+    await until(async () => {
+      const settled = await settleStrandedRecoveries(deps, { paymentIds: [f.payment_id] });
+      return settled.stopped.includes(f.payment_id);
+    });
+    expect(await chargesOf(f.payment_id)).toEqual([]);
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
+  }, 90_000);
+});
+
+describe('a charge the gateway refused', () => {
+  it('succeeds when ops retry it once its cause is fixed: one by the Update, another by the batch', async () => {
+    const runs = await Promise.all([customerWithAGoodCard(), customerWithAGoodCard()]);
+    const fixed = { done: false };
+    for (const { f, good } of runs)
+      gw.plan(f.payment_id, (req) =>
+        req.key === `${f.payment_id}:${good}` && !fixed.done
+          ? { kind: 'refuse', status: 401, code: 'invalid_api_key' }
+          : null,
+      );
+    for (const { f } of runs) expect((await report(f)).status).toBe(202);
+    const attentionOf = async (payment: string) => (await status(payment)).json.attention;
+    for (const { f } of runs) await until(async () => (await attentionOf(f.payment_id))?.kind === 'charge_refused');
+    const waitingSince = new Map<string, string | undefined>();
+    for (const { f } of runs) waitingSince.set(f.payment_id, (await attentionOf(f.payment_id))?.since);
+    // The cause fixed (the gateway's credentials rotated): ops retry.
+    fixed.done = true;
+    const [one, batch] = runs;
+    const since = waitingSince.get(one.f.payment_id);
+    const retried = await send(h.app, 'POST', `/api/v1/payment-recoveries/${one.f.payment_id}/attention`, {
+      token: await h.token('ops'),
+      body: { action: 'retry', since, note: 'gateway credentials rotated' },
+    });
+    expect(retried.status).toBe(200);
+    await handleOf(batch.f.payment_id).signal(retryAttentionSignal);
+    for (const { f, good } of runs) {
+      // Ended, or waiting for ops again: either way the retry is over.
+      await until(async () => {
+        const s = (await status(f.payment_id)).json;
+        return (
+          s.state === 'recovered' ||
+          (s.state === 'needs_attention' && s.attention?.since !== waitingSince.get(f.payment_id))
+        );
+      });
+      expect((await status(f.payment_id)).json).toMatchObject({ state: 'recovered', recovered_with: good });
+      expect(await succeeded(f.payment_id)).toHaveLength(1);
+    }
+  }, 90_000);
+});
