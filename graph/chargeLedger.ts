@@ -114,23 +114,6 @@ const CYPHER = {
     OPTIONAL MATCH (r)-[:ATTEMPTED]->(a:ChargeAttempt)
     WITH r, a ORDER BY a.created_at
     RETURN ${RECOVERY_FIELDS} AS recovery, collect(${ATTEMPT_FIELDS}) AS attempts`,
-  // The recovery's lock first (the SET): an attempt is never added to a recovery that has ended or
-  // that was told to stop, and never beside another one still open (sent, or succeeded and not
-  // recorded: the succeeded one first, then the oldest).
-  lockRecovery: `
-    MERGE (r:Recovery {id: $r.payment_id})
-      ON CREATE SET r.customer_id = $r.customer_id, r.amount = $r.amount, r.currency = $r.currency,
-                    r.state = 'recovering', r.reported_at = datetime.transaction(),
-                    r.started_at = datetime.transaction()
-    SET r.updated_at = datetime.transaction()
-    WITH r
-    OPTIONAL MATCH (r)-[:ATTEMPTED]->(a:ChargeAttempt)
-      WHERE a.id <> $r.key AND a.state IN ['sent', 'succeeded']
-    WITH r, a ORDER BY CASE a.state WHEN 'succeeded' THEN 0 ELSE 1 END, a.created_at
-    WITH r, collect(a)[0] AS a
-    RETURN r.state AS state, r.stop_requested_at IS NOT NULL AS stopping, r.stop_request AS stopRequest,
-           r.recovered_with AS recoveredWith, r.charge_id AS chargeId, r.reason AS reason,
-           CASE WHEN a IS NULL THEN null ELSE ${ATTEMPT_FIELDS} END AS open`,
   // Once: the first stop requested stands (who and why), and only on a recovery still recovering.
   requestStop: `
     MATCH (r:Recovery {id: $paymentId})
@@ -253,44 +236,6 @@ export async function readRecoveryLedger(
 
 export async function readRecoveryTx(tx: ManagedTransaction, paymentId: string): Promise<RecoveryLedger | null> {
   return recoveryOf((await tx.run(CYPHER.recovery, { paymentId })).records[0]?.get('recovery'));
-}
-
-/** A recovery as a new attempt of it sees it, under its lock (`lockRecoveryTx`). */
-export interface LockedRecovery {
-  state: RecoveryLedgerState;
-  /** How it ended, when it has: with what and by which charge it was recovered, or why not. */
-  recovered_with: string | null;
-  charge_id: string | null;
-  reason: string | null;
-  /** The stop requested (its words), or null: nothing is sent for the payment any more. */
-  stop_request: string | null;
-  stopping: boolean;
-  /** Another attempt still open (sent, or succeeded and not recorded), or null. */
-  open: LedgerAttempt | null;
-}
-
-/**
- * Inside the reserving transaction, after the customer's and the method's locks: takes the
- * recovery's lock and answers it as a new attempt under `key` sees it (reserving it, when nothing
- * did before). Only a recovery still `recovering`, with no stop requested and no other attempt
- * open, gets a new attempt.
- */
-export async function lockRecoveryTx(
-  tx: ManagedTransaction,
-  r: { payment_id: string; customer_id: string; amount: number; currency: string; key: string },
-): Promise<LockedRecovery> {
-  const { payment_id, customer_id, currency, key } = r;
-  const params = { r: { payment_id, customer_id, currency, key, amount: neo4j.int(r.amount) } };
-  const row = (await tx.run(CYPHER.lockRecovery, params)).records[0];
-  return {
-    state: row?.get('state') as RecoveryLedgerState,
-    recovered_with: (row?.get('recoveredWith') as string | null) ?? null,
-    charge_id: (row?.get('chargeId') as string | null) ?? null,
-    reason: (row?.get('reason') as string | null) ?? null,
-    stopping: row?.get('stopping') === true,
-    stop_request: (row?.get('stopRequest') as string | null) ?? null,
-    open: attemptOf(row?.get('open')),
-  };
 }
 
 /** Who asked a recovery to stop. */
