@@ -22,3 +22,23 @@ describe('a payment id', () => {
     expect(failure.error?.issues.map((i) => i.path.join('.'))).toEqual(['payment_id']);
   });
 });
+
+describe('a payment failure’s `replaces`', () => {
+  const failure = {
+    payment_id: 'pay_2026-11-29_000124',
+    customer_id: '6f1c2a7e-3f47-4f53-9f5d-1f0c2b8f4a11',
+    payment_method_id: '0b6f7e55-2d4e-4a3f-8a43-9d1c0c7e2b19',
+    amount: 1999,
+    currency: 'EUR',
+    decline_code: 'insufficient_funds',
+  };
+
+  it('is optional, and a payment id like any other: never a card number', () => {
+    expect(paymentFailureSchema.safeParse(failure).success).toBe(true);
+    expect(paymentFailureSchema.parse({ ...failure, replaces: 'pay_2026-11-26_000123' }).replaces).toBe(
+      'pay_2026-11-26_000123',
+    );
+    const refused = paymentFailureSchema.safeParse({ ...failure, replaces: 'pay_4242424242424242' });
+    expect(refused.error?.issues.map((i) => i.path.join('.'))).toEqual(['replaces']);
+  });
+});

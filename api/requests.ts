@@ -36,6 +36,12 @@ export const paymentFailureSchema = z.strictObject({
         'The Merchant Advice Code of a Mastercard decline, as the processor gave it: the networks count the ' +
         'decline with it (03 or 21 bar the card, 24–30 set the earliest retry)',
     }),
+  replaces: paymentIdField.optional().openapi({
+    description:
+      'The payment whose recovery this one replaces: the same payment reported again under a new id (after a ' +
+      'restore, the recovery the restore wrote back). Taken only when that recovery is the same customer’s, ' +
+      'has a verdict (failed or stopped), charged nothing and was not replaced before; else 409 naming this field',
+  }),
 });
 
 /** Why the payment's owner says a payment no longer needs recovering (temporal/recovery.ts). */

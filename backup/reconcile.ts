@@ -11,13 +11,15 @@
  *      backup (the graph never saw it), or one whose history key the graph no longer has (made
  *      after the backup: it can never be replayed), is terminated with the reason; a recovery or
  *      fraud review whose customer or payment method is gone is told (`graphRestored`) and waits
- *      for ops;
+ *      for ops. Every payment recovery that began after the backup and no longer runs (terminated
+ *      here, by hand or by an earlier run of the restore, or ended) is written back into the
+ *      restored charge ledger as `recovering`, unless the ledger has it: stranded, it is refused
+ *      to a new report and settled with the gateway (graph/chargeLedger.ts `writeBackRecovery`), so
+ *      the payment reported again under a new id never charges twice;
  *   4. a `GraphRestored` event that says all of it.
  */
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { Payload } from '@temporalio/common';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
-import type { Driver } from 'neo4j-driver';
 import { eraseCustomer } from '../graph/erasure';
 import { survivorOf } from '../graph/mergedRecords';
 import { NotFoundError } from '../graph/errors';
@@ -31,12 +33,18 @@ import {
   type GatewayReconciliationInput,
 } from '../temporal/reconciliation';
 import { HISTORY_KEYED_WORKFLOW_PREFIXES } from '../temporal/payloadCodec';
-import { historyKeyIdOf } from '../temporal/payloadEnvelope';
-import { recoveryWorkflowId, type PaymentFailure } from '../temporal/recovery';
+import { recoveryWorkflowId } from '../temporal/recovery';
 import { graphRestoredSignal } from '../temporal/restore';
 import { personaCustomerId } from '../temporal/searchAttributes';
 import type { BackupManifest } from './archive';
 import type { Log } from './backup';
+import {
+  firstInput,
+  historyKeyPresent,
+  reportedFailureOf,
+  writeBackClosedRecoveries,
+  writeBackLostRecovery,
+} from './lostRecoveries';
 
 /**
  * How far before the backup's time erasures are looked up: an erasure that closed just before the
@@ -74,6 +82,12 @@ export interface RestoreReport {
   erasures_already_applied: number;
   history_keys_destroyed: number;
   workflows: WorkflowAction[];
+  /**
+   * Payment recoveries that began after the backup and no longer run, written back into the restored
+   * charge ledger as `recovering` (payment ids): each gets its verdict from the gateway before its
+   * payment is reported again (with `replaces`).
+   */
+  recoveries_written_back: string[];
   /** Running workflows looked at. */
   workflows_checked: number;
   /**
@@ -208,37 +222,11 @@ export async function reapplyErasures(
 }
 
 const GRAPH_FACTS = {
-  key: 'OPTIONAL MATCH (k:HistoryKey {id: $id}) RETURN k IS NOT NULL AND k.wrapped IS NOT NULL AS present',
   customer: `
     OPTIONAL MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (p:PaymentMethod {id: $methodId})
     RETURN c.status AS status, p IS NOT NULL AS method`,
 } as const;
-
-/** The first payload of a history event's input, decoded (Persona's codec, then JSON). */
-async function firstInput(
-  decode: (payloads: Payload[]) => Promise<Payload[]>,
-  input: temporal.api.common.v1.IPayloads | null | undefined,
-): Promise<unknown> {
-  const payload = input?.payloads?.[0];
-  if (!payload) return undefined;
-  const [decoded] = await decode([payload]);
-  return decoded ? defaultPayloadConverter.fromPayload(decoded) : undefined;
-}
-
-/** The history key (its id in the graph) the first payload of a run's history names, if any. */
-async function historyKeyOfRun(client: Client, wf: WorkflowExecutionInfo): Promise<string | null> {
-  const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
-  for (const event of history.events ?? []) {
-    const input =
-      event.workflowExecutionStartedEventAttributes?.input ?? event.workflowExecutionSignaledEventAttributes?.input;
-    for (const payload of input?.payloads ?? []) {
-      const keyId = historyKeyIdOf(payload);
-      if (keyId !== null) return keyId;
-    }
-  }
-  return null;
-}
 
 /** The customer and payment method a recovery or fraud outcome acts on, from its own history. */
 async function subjectOf(
@@ -247,14 +235,12 @@ async function subjectOf(
   wf: WorkflowExecutionInfo,
 ): Promise<{ customer: string | null; method: string | null }> {
   const customer = wf.typedSearchAttributes.get(personaCustomerId) ?? null;
+  if (wf.workflowId.startsWith(recoveryWorkflowId(''))) {
+    const f = await reportedFailureOf(client, decode, wf);
+    return { customer: f?.customer_id ?? customer, method: f?.payment_method_id ?? null };
+  }
   const history = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();
   for (const event of history.events ?? []) {
-    if (wf.workflowId.startsWith(recoveryWorkflowId(''))) {
-      const signal = event.workflowExecutionSignaledEventAttributes;
-      if (signal?.signalName !== 'paymentFailed') continue;
-      const f = (await firstInput(decode, signal.input)) as PaymentFailure | undefined;
-      return { customer: f?.customer_id ?? customer, method: f?.payment_method_id ?? null };
-    }
     const started = event.workflowExecutionStartedEventAttributes;
     if (!started) continue;
     const input = (await firstInput(decode, started.input)) as FraudOutcomeInput | undefined;
@@ -264,46 +250,55 @@ async function subjectOf(
 }
 
 /**
- * Every running workflow against the restored graph (see the module's comment). Needs no worker:
- * it reads histories and visibility, terminates and signals.
+ * Every running workflow against the restored graph (see the module's comment), then the payment
+ * recoveries the restored ledger lost written back into it (backup/lostRecoveries.ts): those
+ * terminated here, and those that began after the backup and closed before (`written_back`, payment
+ * ids). Needs no worker: it reads histories and visibility, terminates and signals.
  */
 export async function reconcileWorkflows(
-  driver: Driver,
-  database: string,
+  graph: Graph,
   temporal: RestoreTemporal,
   decode: (payloads: Payload[]) => Promise<Payload[]>,
   notice: { epoch: number; backup_id: string },
   log: Log,
   /** When the backup was taken: a customer workflow started after it runs against a graph that never saw it. */
   backupTakenAt: string | null = null,
-): Promise<{ workflows: WorkflowAction[]; checked: number }> {
+): Promise<{ workflows: WorkflowAction[]; checked: number; written_back: string[] }> {
   const fact = async (cypher: string, params: Record<string, unknown>) =>
-    (await driver.executeQuery(cypher, params, { database })).records[0];
+    (await graph.driver.executeQuery(cypher, params, { database: graph.database })).records[0];
   const actions: WorkflowAction[] = [];
+  const writtenBack: string[] = [];
   let checked = 0;
   const { visibility, client } = temporal;
   for await (const wf of visibility.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
     checked += 1;
     const id = wf.workflowId;
+    const isRecovery = id.startsWith(recoveryWorkflowId(''));
     if (HISTORY_KEYED_WORKFLOW_PREFIXES.some((p) => id.startsWith(p))) {
       // The key its payloads name (its customer's, or an onboarding's own): graph/historyKeys.ts.
-      const key = await fact(GRAPH_FACTS.key, { id: (await historyKeyOfRun(visibility, wf)) ?? id });
+      const readable = await historyKeyPresent(graph, visibility, wf);
       // Its customer's key may be older than the backup while the workflow is not (keys are per
       // customer): one started after the backup is terminated all the same.
       const startedAfter = backupTakenAt !== null && wf.startTime.getTime() > Date.parse(backupTakenAt);
-      if (key?.get('present') !== true || startedAfter) {
-        const reason =
-          key?.get('present') !== true
-            ? `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
-              'no worker can read its history again'
-            : `it started after backup ${notice.backup_id}: the restored graph never saw it`;
+      if (!readable || startedAfter) {
+        const reason = !readable
+          ? `its history key was made after backup ${notice.backup_id} and is not in the restored graph: ` +
+            'no worker can read its history again'
+          : `it started after backup ${notice.backup_id}: the restored graph never saw it`;
         await visibility.workflow.getHandle(id, wf.runId).terminate(reason);
         actions.push({ workflow_id: id, action: 'terminated', reason });
         log(`${id}: terminated (${reason})`);
+        // The restored ledger never had it: written back, so that nothing charges for it again unseen.
+        const written = isRecovery
+          ? await writeBackLostRecovery(graph, visibility, decode, wf, {
+              readable,
+              reason: `terminated by the restore: ${reason}`,
+            })
+          : null;
+        if (written !== null) writtenBack.push(written);
         continue;
       }
     }
-    const isRecovery = id.startsWith(recoveryWorkflowId(''));
     if (!isRecovery && !id.startsWith(fraudOutcomeWorkflowId(''))) continue;
     const subject = await subjectOf(visibility, decode, wf);
     if (!subject.customer) continue;
@@ -324,7 +319,13 @@ export async function reconcileWorkflows(
     actions.push({ workflow_id: id, action: 'needs_attention', reason: missing });
     log(`${id}: waits for ops (${missing})`);
   }
-  return { workflows: actions, checked };
+  if (backupTakenAt !== null) {
+    const from = since(backupTakenAt, ERASURE_LOOKBACK_MS);
+    writtenBack.push(
+      ...(await writeBackClosedRecoveries(graph, visibility, decode, { from, backup_id: notice.backup_id }, log)),
+    );
+  }
+  return { workflows: actions, checked, written_back: writtenBack };
 }
 
 /** The restore's own record in the log, after the erasures it applied again (all in the new epoch). */
@@ -337,6 +338,7 @@ export async function recordRestore(g: Graph, manifest: BackupManifest, report: 
       erasures_reapplied: report.erasures_reapplied,
       history_keys_destroyed: report.history_keys_destroyed,
       workflows: report.workflows,
+      recoveries_written_back: report.recoveries_written_back,
     }),
   );
 }

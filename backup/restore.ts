@@ -5,8 +5,8 @@
  *   1. the archive against its `.sha256`, then each store file against the manifest;
  *   2. Neo4j stopped, its `data/` moved aside (kept, named in the output: nothing is deleted),
  *      the archive's put in its place, Neo4j started, the schema migrated up to this version;
- *   3. a new epoch, erasures since the backup applied again, running workflows reconciled,
- *      and a `GraphRestored` event.
+ *   3. a new epoch, erasures since the backup applied again, running workflows reconciled (the
+ *      payment recoveries the restored ledger lost written back into it), and a `GraphRestored` event.
  * Destroyed payload keys stay destroyed: those destroyed before the backup are tombstones in it,
  * those destroyed after are destroyed again with their erasures, and keys made after the backup
  * are not in it at all (their workflows are terminated: no worker could replay them).
@@ -139,8 +139,7 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
       `${erasures.history_keys_destroyed} history key(s) destroyed again`,
   );
   const workflows = await reconcileWorkflows(
-    o.driver,
-    o.database,
+    o.graph,
     o.temporal,
     o.decode,
     { epoch: epoch.epoch, backup_id: manifest.id },
@@ -160,6 +159,7 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
     previous_epoch: epoch.previous,
     ...erasures,
     workflows: workflows.workflows,
+    recoveries_written_back: workflows.written_back,
     workflows_checked: workflows.checked,
     fraud_outcomes_since_backup: fraud,
     gateway_reconciliation: reconciliation,
@@ -167,7 +167,9 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
   o.log(
     `running workflows: ${workflows.checked} checked, ` +
       `${report.workflows.filter((w) => w.action === 'needs_attention').length} wait for ops, ` +
-      `${report.workflows.filter((w) => w.action === 'terminated').length} terminated`,
+      `${report.workflows.filter((w) => w.action === 'terminated').length} terminated; ` +
+      `${report.recoveries_written_back.length} lost payment recoveries written back into the charge ledger ` +
+      '(settled with the gateway before their payments are reported again)',
   );
   await recordRestore(o.graph, manifest, report);
   o.log('GraphRestored written to the event log');

@@ -4,10 +4,12 @@
  *
  *   (:Recovery {id: <payment id>})     reserved once, when the failure is first reported; started by
  *     │                                its workflow; ended once: recovered | failed | stopped
- *     └─[:ATTEMPTED]→ (:ChargeAttempt {id: <idempotency key>})
- *                                      the request exactly as first sent — customer, method, its
- *                                      sealed token and card, amount, currency, initiator and the
- *                                      reference (the payment id) — and what became of it
+ *     ├─[:ATTEMPTED]→ (:ChargeAttempt {id: <idempotency key>})
+ *     │                                the request exactly as first sent — customer, method, its
+ *     │                                sealed token and card, amount, currency, initiator and the
+ *     │                                reference (the payment id) — and what became of it
+ *     └─[:REPLACES]→ (:Recovery)       the same payment's recovery under the id it was reported with
+ *                                      before, marked `replaced_by` (graph/recoveryReplacement.ts)
  *
  * An attempt is written before the gateway is called, in the transaction that decides the charge
  * may happen (graph/recovery.ts `reserveGovernedCharge`), and a key is only ever sent again with
@@ -41,6 +43,7 @@ import { toPlain } from './convert';
 import { leaderReadTx, readTx, writeTx, type Graph } from './graph';
 import { registerOpenProcessTx } from './openProcesses';
 import { ATTEMPT_FIELDS, attemptOf, type LedgerAttempt } from './chargeAttempts';
+import { checkReplacementTx, linkReplacementTx } from './recoveryReplacement';
 
 export type RecoveryLedgerState = 'recovering' | 'recovered' | 'failed' | 'stopped';
 /** The states in which a recovery is over for good: a payment is recovered once, ever. */
@@ -54,6 +57,8 @@ export interface ReportedFailure {
   amount: number;
   currency: string;
   decline_code: string;
+  /** The payment whose recovery this one replaces (a payment reported again): graph/recoveryReplacement.ts. */
+  replaces?: string | undefined;
 }
 
 /** A recovery as the ledger has it. */
@@ -82,11 +87,14 @@ export interface RecoveryLedger {
   stop_requested_at: string | null;
   stop_requested_by: string | null;
   stop_request: string | null;
+  /** The payment whose recovery this one replaces, and the payment that replaced this one (or null). */
+  replaces: string | null;
+  replaced_by: string | null;
 }
 
 const RECOVERY_FIELDS = `r {
   .id, .customer_id, .payment_method_id, .amount, .currency, .state, .charge_id, .recovered_with, .reason,
-  .stop_requested_by, .stop_request,
+  .stop_requested_by, .stop_request, .replaced_by, replaces: head([(r)-[:REPLACES]->(o:Recovery) | o.id]),
   erased_at: toString(r.erased_at), reported_at: toString(r.reported_at), started_at: toString(r.started_at),
   ended_at: toString(r.ended_at), stop_requested_at: toString(r.stop_requested_at)
 }`;
@@ -108,6 +116,17 @@ const CYPHER = {
                     r.state = 'recovering', r.reported_at = datetime.transaction()
     SET r.started_at = coalesce(r.started_at, datetime.transaction())
     RETURN ${RECOVERY_FIELDS} AS recovery`,
+  // A recovery a restore lost, written back as it began: only when the ledger has none of the payment.
+  writeBack: `
+    MERGE (r:Recovery {id: $r.payment_id})
+      ON CREATE SET r.customer_id = $r.customer_id, r.payment_method_id = $r.payment_method_id,
+                    r.amount = $r.amount, r.currency = $r.currency, r.decline_code = $r.decline_code,
+                    r.state = 'recovering', r.reported_at = datetime($r.started_at),
+                    r.started_at = datetime($r.started_at), r.reason = $r.reason,
+                    r.written_back_at = datetime.transaction(), r.created = true
+    WITH r, r.created IS NOT NULL AS created
+    REMOVE r.created
+    RETURN created, ${RECOVERY_FIELDS} AS recovery`,
   recovery: `MATCH (r:Recovery {id: $paymentId}) RETURN ${RECOVERY_FIELDS} AS recovery`,
   read: `
     OPTIONAL MATCH (r:Recovery {id: $paymentId})
@@ -178,15 +197,19 @@ function recoveryOf(raw: unknown): RecoveryLedger | null {
     stop_requested_at: (r.stop_requested_at as string | null) ?? null,
     stop_requested_by: (r.stop_requested_by as string | null) ?? null,
     stop_request: (r.stop_request as string | null) ?? null,
+    replaces: (r.replaces as string | null) ?? null,
+    replaced_by: (r.replaced_by as string | null) ?? null,
   };
 }
 
-const failureParams = (f: ReportedFailure) => ({ ...f, amount: neo4j.int(f.amount) });
+const failureParams = ({ replaces: _, ...f }: ReportedFailure) => ({ ...f, amount: neo4j.int(f.amount) });
 
 /**
  * Reserves the recovery of a reported failure (the api, before it starts the workflow): the first
  * report of a payment id creates it (`created`); every later one finds it, whatever Temporal
  * still remembers, and says what it is: recovering (started by its workflow or not yet), or ended.
+ * A report that `replaces` another payment's recovery is checked against that one in the same
+ * transaction, and refused writing nothing, or linked to it (graph/recoveryReplacement.ts).
  */
 export async function reserveRecovery(
   g: Graph,
@@ -195,11 +218,14 @@ export async function reserveRecovery(
   workflowId?: string,
 ): Promise<{ created: boolean; recovery: RecoveryLedger }> {
   return writeTx(g, async (tx) => {
+    if (f.replaces !== undefined) await checkReplacementTx(tx, { ...f, replaces: f.replaces });
     const r = (await tx.run(CYPHER.reserve, { f: failureParams(f) })).records[0];
     const reserved = {
       created: r?.get('created') === true,
       recovery: recoveryOf(r?.get('recovery')) as RecoveryLedger,
     };
+    if (f.replaces !== undefined)
+      reserved.recovery = await linkReplacementTx(tx, { ...f, replaces: f.replaces }, reserved);
     // Only a recovery about to start: an ended or running one starts nothing (api/services/recovery.ts).
     const toStart = reserved.recovery.state === 'recovering' && reserved.recovery.started_at === null;
     if (workflowId !== undefined && toStart && reserved.recovery.customer_id === f.customer_id)
@@ -217,6 +243,40 @@ export async function startRecovery(g: Graph, f: ReportedFailure): Promise<Recov
   return writeTx(g, async (tx) => {
     const r = (await tx.run(CYPHER.start, { f: failureParams(f) })).records[0];
     return recoveryOf(r?.get('recovery')) as RecoveryLedger;
+  });
+}
+
+/** A recovery a restore lost (it began after the backup), as much of it as the restore could read. */
+export interface LostRecovery {
+  payment_id: string;
+  /** Its workflow's PersonaCustomerId (null: none). */
+  customer_id: string | null;
+  /** When its workflow started. */
+  started_at: string;
+  /** The report's facts, when the restore could read its history (its key is in the restored graph). */
+  payment_method_id: string | null;
+  amount: number | null;
+  currency: string | null;
+  decline_code: string | null;
+  /** Why it is written back, in words: who ended its workflow, and when. */
+  reason: string;
+}
+
+/**
+ * Writes a recovery a restore lost back into the restored ledger (backup/reconcile.ts): `recovering`,
+ * started when its workflow started, with the reason. No workflow runs it, so it is stranded: the
+ * gateway reconciliation flags it or records the charge the gateway made for it, and
+ * `npm run ops:settle-recoveries` gives it a verdict. One the ledger has (the backup held it, or an
+ * earlier run of the restore wrote it) is left as it is: `written` is false.
+ */
+export async function writeBackRecovery(
+  g: Graph,
+  lost: LostRecovery,
+): Promise<{ written: boolean; recovery: RecoveryLedger }> {
+  const params = { r: { ...lost, amount: lost.amount === null ? null : neo4j.int(lost.amount) } };
+  return writeTx(g, async (tx) => {
+    const r = (await tx.run(CYPHER.writeBack, params)).records[0];
+    return { written: r?.get('created') === true, recovery: recoveryOf(r?.get('recovery')) as RecoveryLedger };
   });
 }
 

@@ -330,6 +330,12 @@ export const EVENT_PAYLOADS = {
     workflows: z.array(
       z.object({ workflow_id: id, action: z.enum(['needs_attention', 'terminated']), reason: z.string() }),
     ),
+    /**
+     * Payment recoveries that began after the backup and no longer run, written back into the charge
+     * ledger as recovering (payment ids): each is settled with the gateway before its payment is
+     * reported again. Absent in events of restores before it was kept.
+     */
+    recoveries_written_back: z.array(id).optional(),
   }),
 } satisfies Record<EventType, z.ZodType>;
 

@@ -39,6 +39,11 @@ export interface PaymentFailure {
   decline_code: string;
   /** The Merchant Advice Code of a Mastercard decline, when the processor gave one. */
   advice_code?: string;
+  /**
+   * The payment whose recovery this one replaces (a payment reported again under a new id, after a
+   * restore): the charge ledger takes it only once that one has a verdict and charged nothing.
+   */
+  replaces?: string;
 }
 
 export interface RecoveryAttempt {

@@ -112,6 +112,12 @@ const statusSchema = z
       .string()
       .optional()
       .openapi({ description: 'With `source`: the ledger’s last change for this recovery (RFC 3339)' }),
+    replaces: z.string().optional().openapi({
+      description: 'With `source`: the payment whose recovery this one replaces (its report’s `replaces`)',
+    }),
+    replaced_by: z.string().optional().openapi({
+      description: 'With `source`: the payment reported again that replaced this recovery (it charged nothing)',
+    }),
   })
   .openapi('RecoveryStatus');
 

@@ -253,6 +253,8 @@ describe('the owner’s answer from the charge ledger (a recovery that ended)', 
     stop_requested_at: null,
     stop_requested_by: null,
     stop_request: null,
+    replaces: null,
+    replaced_by: null,
     ...change,
   });
   const attempt = (change: Partial<LedgerAttempt>): LedgerAttempt =>

@@ -49,7 +49,9 @@ import { taskQueueFor } from '../../temporal/taskQueues';
  * recovered once, ever. Only the first report starts the workflow (signal-with-start of
  * `paymentFailed`); a report of a payment whose recovery ended (recovered, failed, stopped) or runs
  * starts nothing and answers the same workflow id. A reservation whose workflow never started (the
- * api died in between) is started by the next report of it.
+ * api died in between) is started by the next report of it. A report that `replaces` another
+ * payment's recovery is reserved only once the ledger has checked that one, in the same
+ * transaction (graph/recoveryReplacement.ts): else 409 naming the field, nothing written.
  */
 export async function reportPaymentFailure(
   deps: ApiDeps,
@@ -125,7 +127,9 @@ async function reserveAndStart(
         // Within Temporal's retention a closed run is not started again either.
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         typedSearchAttributes: [{ key: personaCustomerId, value: f.customer_id }],
-        staticSummary: `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})`,
+        staticSummary:
+          `Recover payment ${f.payment_id} of ${amount} after a declined charge (${f.decline_code})` +
+          (f.replaces === undefined ? '' : `, replacing payment ${f.replaces}`),
       },
     );
   } catch (err) {

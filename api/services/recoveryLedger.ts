@@ -8,9 +8,15 @@ import { initialRecoveryStatus, type RecoveryStatus } from '../../temporal/recov
 
 /**
  * A recovery's status as the api answers it: the workflow's own, or — `source: 'ledger'` — what the
- * charge ledger recorded, as of its last change (`as_of`).
+ * charge ledger recorded, as of its last change (`as_of`), with the payment it replaces and the one
+ * that replaced it, when there are (graph/recoveryReplacement.ts).
  */
-export type RecoveryStatusAnswer = RecoveryStatus & { source?: 'ledger'; as_of?: string };
+export type RecoveryStatusAnswer = RecoveryStatus & {
+  source?: 'ledger';
+  as_of?: string;
+  replaces?: string;
+  replaced_by?: string;
+};
 
 /** A recovery and its charges, as the ledger has them. */
 export type LedgerRecord = NonNullable<Awaited<ReturnType<typeof readRecoveryLedger>>>;
@@ -30,7 +36,12 @@ export function statusFromLedger(recorded: LedgerRecord): RecoveryStatusAnswer {
   const { recovery, attempts } = recorded;
   const state =
     recovery.state !== 'recovering' ? recovery.state : recovery.started_at === null ? 'waiting' : 'recovering';
-  const marker = { source: 'ledger' as const, ...asOf(recorded) };
+  const marker = {
+    source: 'ledger' as const,
+    ...asOf(recorded),
+    ...(recovery.replaces === null ? {} : { replaces: recovery.replaces }),
+    ...(recovery.replaced_by === null ? {} : { replaced_by: recovery.replaced_by }),
+  };
   // The customer was erased: how it ended, and nothing more.
   if (recovery.erased_at !== null) return { ...initialRecoveryStatus(), state, ...marker };
   return {

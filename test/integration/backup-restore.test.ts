@@ -4,13 +4,17 @@
  * processes, the stack's Kafka broker and a gateway simulator of its own:
  *
  *   a small graph and a recovery in dunning → backup → a new customer onboarded, a customer
- *   erased, a card added, a second recovery in dunning, a third that charges a card and ends,
- *   everything published to Kafka → the api and worker stopped → restore → the erased customer
- *   stays erased (keys destroyed), the new epoch numbers what follows, the recovery whose history
- *   key was lost with the graph is terminated, the one from before the backup goes on untouched,
- *   and the api and worker serve again: the publisher goes on from its restored checkpoint
- *   without losing an event or repeating one silently, and the gateway reconciliation the restore
- *   started records the third recovery's charge, which the restored graph had lost.
+ *   erased, a card added, a second recovery in dunning, a third that charges a card and ends, a
+ *   fourth whose charge goes through at the gateway with its answer lost (and every request after
+ *   it fails before the gateway), everything published to Kafka → the api and worker stopped →
+ *   restore → the erased customer stays erased (keys destroyed), the new epoch numbers what
+ *   follows, the recoveries started after the backup are terminated and written back into the
+ *   charge ledger, the one from before the backup goes on untouched, and the api and worker serve
+ *   again: the publisher goes on from its restored checkpoint without losing an event or repeating
+ *   one silently, and the gateway reconciliation the restore started records the third and fourth
+ *   recoveries' charges, which the restored graph had lost. A payment reported again under a new id
+ *   that replaces the fourth is refused (no verdict, then: it was collected), and the gateway holds
+ *   one charge for it; one that replaces the second, once it is settled stopped, is taken.
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -20,12 +24,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { settleStrandedRecoveries } from '../../activities/strandedRecoveries';
 import { listArchives } from '../../backup/archive';
 import { archiveWithinDeadline, erasureLedgerReaches, runBackup, runRestore } from '../../backup/run';
 import type { Neo4jStore } from '../../backup/backup';
 import { ensureTopics, KAFKA_HEADERS } from '../../clients/kafka';
-import { loadConfig, type Config } from '../../config/env';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { loadConfig, profileRules, type Config } from '../../config/env';
 import { createDriver } from '../../graph';
+import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
 import { toPlain } from '../../graph/convert';
 import type { PersonaEvent } from '../../graph/events';
 import { mergeCustomers } from '../../graph/identityMerge';
@@ -51,7 +58,12 @@ import {
   type RunningProcess,
 } from '../support/processes';
 import { until } from '../support/wait';
-import { createGatewaySimulator } from '../../simulators/gateway/app';
+import {
+  createGatewaySimulator,
+  type ChargeAbout,
+  type ChargeFault,
+  type ChargeRecord,
+} from '../../simulators/gateway/app';
 import type { GatewayReconciliationProgress } from '../../temporal/reconciliation';
 import { localKafkaBrokers } from '../../stack/install';
 import { readTopic, type Msg } from '../support/kafka';
@@ -70,6 +82,8 @@ const processes: RunningProcess[] = [];
 const received: Msg[] = [];
 let gatewayServer: ServerType;
 let reader: { stop(): Promise<void> } | undefined;
+/** The faults the drill's gateway injects, asked once per charge request: none until a step sets them. */
+let chargeFault: (req: ChargeAbout) => ChargeFault | null = () => null;
 
 const log = (): void => undefined;
 
@@ -94,7 +108,9 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => {
     gatewayServer = serveHttp(
       {
-        fetch: createGatewaySimulator(path.join(backups, 'gateway', 'charges.jsonl')).fetch,
+        fetch: createGatewaySimulator(path.join(backups, 'gateway', 'charges.jsonl'), undefined, {
+          fault: (req) => chargeFault(req),
+        }).fetch,
         hostname: '127.0.0.1',
         port: 0,
       },
@@ -244,6 +260,23 @@ async function recoveredOnSecondCard(
   return payment;
 }
 
+/** The charges the drill's gateway holds for a payment (its reference). */
+async function chargesOf(payment: string): Promise<ChargeRecord[]> {
+  const res = await fetch(`${config.PERSONA_GATEWAY_URL}/v1/charges?reference=${payment}`);
+  return ((await res.json()) as { data: ChargeRecord[] }).data;
+}
+
+/** A report of the same payment under a new id, naming the one it replaces. */
+const reportedAgain = (replaces: string, who: { customerId: string; cards: string[] }) => ({
+  payment_id: paymentId(),
+  customer_id: who.customerId,
+  payment_method_id: who.cards[1] as string,
+  amount: 1500,
+  currency: 'EUR',
+  decline_code: 'insufficient_funds',
+  replaces,
+});
+
 async function workflowStatus(id: string): Promise<string | null> {
   try {
     return (await client.workflow.getHandle(id).describe()).status.name;
@@ -269,11 +302,13 @@ describe('backup and restore drill', () => {
     const payer = await customerWithCards(graph, ['tok_decline_insufficient_funds_p', `tok_${randomUUID()}`]);
     // A record that ops merge into the customer erased after the backup (the backup has it on its own).
     const mergedAway = await customerWithCards(graph, [`tok_${randomUUID()}`]);
+    // A customer whose payment, reported after the backup, is charged on their good card, the answer lost.
+    const unanswered = await customerWithCards(graph, ['tok_decline_insufficient_funds_u', `tok_${randomUUID()}`]);
     await allPublished();
 
     const backup = await runBackup(config, store(), log);
     expect(listArchives(config.PERSONA_BACKUP_DIR)).toEqual([backup.file]);
-    expect(backup.manifest.marks.customers).toBe(4);
+    expect(backup.manifest.marks.customers).toBe(5);
     expect(backup.manifest.marks.checkpoints.map((c) => c.id)).toContain(kafkaCheckpointId(topic));
     await expect(runBackupAgainAtSameInstant(backup.manifest.taken_at)).rejects.toThrow(/never overwrites/);
 
@@ -310,6 +345,24 @@ describe('backup and restore drill', () => {
     expect(card).toMatchObject({ status: 202, json: { recoveries: [{ outcome: 'pending' }] } });
     const after = await reportFailure(api, kept.customerId, kept.cards[1] as string);
     const recoveredAfter = await recoveredOnSecondCard(api, payer, 700);
+    // A charge of the good card that goes through at the gateway with its answer lost; every request
+    // of its key after that fails before the gateway while the drill holds them: its outcome stays
+    // unknown to the recovery.
+    const lostAnswer = paymentId();
+    let lostAnswerRequests = 0;
+    chargeFault = (req) => {
+      if (req.reference !== lostAnswer || !req.idempotency_key.includes(unanswered.cards[1] as string)) return null;
+      lostAnswerRequests += 1;
+      return lostAnswerRequests === 1 ? { kind: 'lose_answer' } : { kind: 'fail_before' };
+    };
+    const lostReport = await call(api, 'POST', '/api/v1/payment-failures', {
+      ...reportedAgain(lostAnswer, unanswered),
+      payment_id: lostAnswer,
+      payment_method_id: unanswered.cards[0],
+      replaces: undefined,
+    });
+    expect(lostReport.status).toBe(202);
+    await until(async () => lostAnswerRequests >= 2, 60_000);
     // An onboarding still running at the restore, its memo encrypted under a history key made
     // after the backup (the api keeps the request's hash there): listed, and terminated.
     const pendingOnboarding = onboardingWorkflowId(`drill-${randomUUID()}`);
@@ -325,6 +378,8 @@ describe('backup and restore drill', () => {
 
     // The api and the worker stop; the graph is restored.
     await Promise.all([stopProcess(api), stopProcess(worker)]);
+    // Released: from here on, a charge of that payment would go through, and show.
+    chargeFault = () => null;
     const restored = await runRestore(config, store(), backup.file, log);
     const { report } = restored;
     // Like the api and worker, this test's own driver must be a new one: the old one's bookmarks
@@ -370,15 +425,47 @@ describe('backup and restore drill', () => {
     const graphRestored = restoredLog.find((e) => e.type === 'GraphRestored');
     expect(graphRestored).toMatchObject({ customer_id: null, epoch: report.epoch });
 
-    // The recovery from after the backup cannot be replayed (its key is gone): terminated, said why.
+    // The recoveries from after the backup ran against a graph that never saw them: terminated, said why.
     expect(report.workflows.map((w) => [w.workflow_id, w.action]).sort()).toEqual(
       [
         [recoveryWorkflowId(after), 'terminated'],
+        [recoveryWorkflowId(lostAnswer), 'terminated'],
         [pendingOnboarding, 'terminated'],
       ].sort(),
     );
     expect(await workflowStatus(recoveryWorkflowId(after))).toBe('TERMINATED');
     expect(await workflowStatus(recoveryWorkflowId(before))).toBe('RUNNING');
+    // Written back into the charge ledger, which lost them with the graph (and with the one that
+    // ended after the backup): recovering, and no workflow runs them.
+    expect([...report.recoveries_written_back].sort()).toEqual([after, lostAnswer, recoveredAfter].sort());
+    // With its customer and start; and, its history being under a key the backup holds (the customer's:
+    // the publisher sealed their events with it), what it was reported with. Its attempts are lost.
+    const writtenBack = await readRecoveryLedger(graph, lostAnswer);
+    expect(writtenBack).toMatchObject({
+      recovery: {
+        state: 'recovering',
+        customer_id: unanswered.customerId,
+        payment_method_id: unanswered.cards[0],
+        amount: 1500,
+        currency: 'EUR',
+        reason: expect.stringContaining(`terminated by the restore: it started after backup ${backup.manifest.id}`),
+      },
+      attempts: [],
+    });
+    expect(writtenBack?.recovery.started_at).not.toBeNull();
+    expect((await readRecoveryLedger(graph, after))?.recovery).toMatchObject({
+      state: 'recovering',
+      customer_id: kept.customerId,
+      payment_method_id: kept.cards[1],
+      amount: 1500,
+      currency: 'EUR',
+    });
+    // Reported again under a new id before anything settled it: no verdict yet, nothing written.
+    const replacingLost = reportedAgain(lostAnswer, unanswered);
+    await expect(reserveRecovery(graph, replacingLost)).rejects.toThrow(
+      `payment ${lostAnswer}'s recovery has no verdict yet`,
+    );
+    expect(await readRecoveryLedger(graph, replacingLost.payment_id)).toBeNull();
 
     // The third recovery's PaymentRecovered was lost with the graph (it came after the backup).
     const recoveredEvents = () =>
@@ -396,17 +483,58 @@ describe('backup and restore drill', () => {
     const reconciled = (await client.workflow
       .getHandle(report.gateway_reconciliation ?? '')
       .result()) as GatewayReconciliationProgress;
-    expect(reconciled.repairs).toEqual([
-      expect.objectContaining({
-        kind: 'recovery_recorded',
-        customer_id: payer.customerId,
-        payment_id: recoveredAfter,
-        payment_method_id: payer.cards[1],
-      }),
+    // The lost answer's charge too, onto the recovery the restore wrote back; the second recovery,
+    // which charged nothing, is flagged stranded until ops settle it.
+    expect(reconciled.repairs.map((r) => [r.kind, r.customer_id, r.payment_id, r.payment_method_id]).sort()).toEqual(
+      [
+        ['recovery_recorded', payer.customerId, recoveredAfter, payer.cards[1]],
+        ['recovery_recorded', unanswered.customerId, lostAnswer, unanswered.cards[1]],
+      ].sort(),
+    );
+    expect(reconciled.flags).toEqual([
+      expect.objectContaining({ kind: 'stranded_recovery', customer_id: kept.customerId, payment_id: after }),
     ]);
-    expect(reconciled.flags).toEqual([]);
     expect(reconciled.counts.matched).toBe(1);
     expect(await recoveredEvents()).toEqual([{ customer_id: payer.customerId, epoch: report.epoch }]);
+    const [lostCharge, ...more] = (await chargesOf(lostAnswer)).filter((c) => c.status === 'succeeded');
+    expect(more).toEqual([]);
+    expect((await readRecoveryLedger(graph, lostAnswer))?.recovery).toMatchObject({
+      state: 'recovered',
+      charge_id: lostCharge?.id,
+      recovered_with: unanswered.cards[1],
+    });
+    // The payment was collected: reported again, it is refused naming the charge, and nothing is charged.
+    const collected = await call(api, 'POST', '/api/v1/payment-failures', replacingLost);
+    expect(collected).toMatchObject({
+      status: 409,
+      json: { field: 'replaces', detail: expect.stringContaining(`recovered by charge ${lostCharge?.id}`) },
+    });
+    expect(await chargesOf(replacingLost.payment_id)).toEqual([]);
+    expect((await chargesOf(lostAnswer)).filter((c) => c.status === 'succeeded')).toEqual([lostCharge]);
+
+    // The second recovery charged nothing: settled stopped with the gateway, then replaced.
+    const settled = await settleStrandedRecoveries(
+      {
+        graph,
+        gateway: new HttpPaymentGateway(config.PERSONA_GATEWAY_URL, config.PERSONA_GATEWAY_TIMEOUT_MS),
+        temporal: client,
+        settleMs: 1_000,
+        profileRules: profileRules(config),
+      },
+      { paymentIds: [after] },
+    );
+    expect(settled).toMatchObject({ stopped: [after], recovered: [], unknown: [], running: [] });
+    const replacingAfter = reportedAgain(after, kept);
+    expect(await call(api, 'POST', '/api/v1/payment-failures', replacingAfter)).toMatchObject({
+      status: 202,
+      json: { workflow_id: recoveryWorkflowId(replacingAfter.payment_id) },
+    });
+    const replacement = client.workflow.getHandle(recoveryWorkflowId(replacingAfter.payment_id));
+    await until(async () => (await replacement.query<RecoveryStatus>(recoveryStatusQuery)).state === 'dunning', 60_000);
+    expect((await readRecoveryLedger(graph, after))?.recovery).toMatchObject({
+      state: 'stopped',
+      replaced_by: replacingAfter.payment_id,
+    });
     expect(
       ((await call(api, 'GET', `/api/v1/customers/${kept.customerId}/context`)).json as { customer_id?: string })
         .customer_id,
@@ -442,6 +570,11 @@ describe('backup and restore drill', () => {
     expect(lost.every((e) => e.epoch === 0)).toBe(true);
     const newEvents = published.slice(publishedBefore).filter((e) => !beforeRestore.some((b) => b.id === e.id));
     expect(newEvents.map((e) => e.type)).toEqual(expect.arrayContaining(['CustomerErased', 'GraphRestored']));
+    // GraphRestored says which recoveries the restore wrote back into the charge ledger.
+    const restoredEvent = newEvents.find((e) => e.type === 'GraphRestored');
+    expect(
+      [...((restoredEvent?.payload as { recoveries_written_back?: string[] }).recoveries_written_back ?? [])].sort(),
+    ).toEqual([...report.recoveries_written_back].sort());
     expect(newEvents.every((e) => e.epoch === report.epoch)).toBe(true);
     // The store the restore replaced is kept beside it, named in its answer.
     expect(restored.replaced).not.toBeNull();

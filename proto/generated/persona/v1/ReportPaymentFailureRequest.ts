@@ -10,7 +10,9 @@ export interface ReportPaymentFailureRequest {
   'currency'?: (string);
   'decline_code'?: (string);
   'advice_code'?: (string);
+  'replaces'?: (string);
   '_advice_code'?: "advice_code";
+  '_replaces'?: "replaces";
 }
 
 export interface ReportPaymentFailureRequest__Output {
@@ -21,5 +23,7 @@ export interface ReportPaymentFailureRequest__Output {
   'currency'?: (string);
   'decline_code'?: (string);
   'advice_code'?: (string);
+  'replaces'?: (string);
   '_advice_code'?: "advice_code";
+  '_replaces'?: "replaces";
 }
