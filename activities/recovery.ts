@@ -161,18 +161,19 @@ export function createRecoveryActivities(deps: RecoveryDeps) {
      * customer id and the problem (never the method's token) and the activity returns.
      */
     recordRecovery: (original: RecoveryRecord): Promise<void> => recordRecoveryAndCount(rc, original),
-    async recordRecoveryFailed(rec: {
+    /** The recovery gave up; answers how the ledger has it ended (another run may have ended it first). */
+    recordRecoveryFailed: (rec: {
       payment_id: string;
       customer_id: string;
       attempts: number;
       reason: string;
-    }): Promise<void> {
-      await recordRecoveryFailed(rc.graph, rec);
-    },
-    /** The recovery stopped without recovering (cancelled, the customer erased, a fraud-class decline). */
-    async recordRecoveryStopped(rec: { payment_id: string; customer_id: string; reason: string }): Promise<void> {
-      await recordRecoveryStopped(rc.graph, rec);
-    },
+    }): Promise<LedgerEnd> => recordRecoveryFailed(rc.graph, rec),
+    /**
+     * The recovery stopped without recovering (cancelled, the customer erased, a fraud-class
+     * decline); answers how the ledger has it ended (another run may have ended it first).
+     */
+    recordRecoveryStopped: (rec: { payment_id: string; customer_id: string; reason: string }): Promise<LedgerEnd> =>
+      recordRecoveryStopped(rc.graph, rec),
     ...stoppingActivities(rc),
   };
 }

@@ -10,8 +10,8 @@ import { CustomerMergedError } from './errors';
 import { survivorOfTx } from './mergedRecords';
 import { appendEvent } from './events';
 import { lockNode, readTx, writeTx, type Graph } from './graph';
-import { endRecoveryTx, readRecoveryTx } from './chargeLedger';
-import { STANDING_CYPHER } from './chargeReservation';
+import { endRecoveryTx, readRecoveryTx, type RecoveryLedger } from './chargeLedger';
+import { STANDING_CYPHER, type LedgerEnd } from './chargeReservation';
 
 export interface RecoveryCandidate {
   payment_method_id: string;
@@ -184,12 +184,13 @@ async function recordRecoveryTx(
 /**
  * The recovery gave up: the ledger records it failed and PaymentRecoveryFailed is written, once per
  * payment (never over an end recorded before; an erased customer keeps only the ledger's record).
+ * Answers how the ledger has it ended: this failure, or an end recorded before (another run's).
  */
 export async function recordRecoveryFailed(
   g: Graph,
   rec: { payment_id: string; customer_id: string; attempts: number; reason: string },
-): Promise<void> {
-  await writeTx(g, async (tx) => {
+): Promise<LedgerEnd> {
+  return writeTx(g, async (tx) => {
     // A customer merged since: the survivor's history says it.
     const customerId = (await survivorOfTx(tx, rec.customer_id))?.id ?? rec.customer_id;
     const lock = (await tx.run(CYPHER.lockCustomer, { customerId })).records[0];
@@ -200,23 +201,33 @@ export async function recordRecoveryFailed(
       state: 'failed',
       reason: rec.reason,
     });
-    if (!end.open || status === null || status === 'erased') return;
-    await appendEvent(
-      tx,
-      'PaymentRecoveryFailed',
-      customerId,
-      { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason },
-      { idempotencyKey: `recovery-failed:${rec.payment_id}` },
-    );
+    if (end.open && status !== null && status !== 'erased')
+      await appendEvent(
+        tx,
+        'PaymentRecoveryFailed',
+        customerId,
+        { payment_id: rec.payment_id, attempts: rec.attempts, reason: rec.reason },
+        { idempotencyKey: `recovery-failed:${rec.payment_id}` },
+      );
+    return ledgerEndOf(end.recovery);
   });
 }
 
-/** The recovery stopped (cancelled, the customer erased, a fraud-class decline): the ledger says so, once. */
+/** How the ledger has a recovery ended (after an end was recorded: this one, or one before it). */
+function ledgerEndOf(r: RecoveryLedger): LedgerEnd {
+  const state = r.state === 'recovering' ? 'stopped' : r.state;
+  return { state, recovered_with: r.recovered_with, charge_id: r.charge_id, reason: r.reason };
+}
+
+/**
+ * The recovery stopped (cancelled, the customer erased, a fraud-class decline): the ledger says so,
+ * once. Answers how the ledger has it ended: this stop, or an end recorded before (another run's).
+ */
 export async function recordRecoveryStopped(
   g: Graph,
   rec: { payment_id: string; customer_id: string; reason: string },
-): Promise<void> {
-  await writeTx(g, (tx) =>
+): Promise<LedgerEnd> {
+  const end = await writeTx(g, (tx) =>
     endRecoveryTx(tx, {
       payment_id: rec.payment_id,
       customer_id: rec.customer_id,
@@ -224,4 +235,5 @@ export async function recordRecoveryStopped(
       reason: rec.reason,
     }),
   );
+  return ledgerEndOf(end.recovery);
 }

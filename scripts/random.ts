@@ -12,6 +12,25 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** A uniform draw in [0, 1), as `mulberry32` and Math.random give. */
+export type Rand = () => number;
+
+/**
+ * A stream of draws for one item (`index`) and one purpose of a seeded run: the same seed, index
+ * and purpose, the same draws, whatever the other items drew (randomized tests replay one item).
+ */
+export function streamOf(seed: number, index: number, purpose: number): Rand {
+  return mulberry32((seed ^ Math.imul(index + 1, 0x9e3779b1) ^ Math.imul(purpose, 0x85ebca6b)) >>> 0);
+}
+
+/** One of the values, drawn with probability ∝ its weight. */
+export function pick<T>(rand: Rand, weighted: [T, number][]): T {
+  const total = weighted.reduce((a, [, w]) => a + w, 0);
+  let r = rand() * total;
+  for (const [v, w] of weighted) if ((r -= w) < 0) return v;
+  return (weighted.at(-1) as [T, number])[0];
+}
+
 /** Rank k (0-based) drawn with probability ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
 export class Zipf {
   private readonly cdf: Float64Array;

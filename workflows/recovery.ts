@@ -120,6 +120,8 @@ class PaymentRecovery {
       });
     }
     this.run.over = true;
+    // A stop's write to the ledger is over before the run closes (never left running behind it).
+    if (this.run.stopping) await CancellationScope.nonCancellable(() => this.settling.fence());
     // Offers and stops answered by the end return their answers before the run closes.
     await CancellationScope.nonCancellable(() => condition(allHandlersFinished));
     return this.run.status;

@@ -30,10 +30,10 @@ export class RecoveryEnding {
       await this.stop(this.run.stopRequest.reason);
       return;
     } else {
-      this.run.moveTo('failed');
+      let end: LedgerEnd | null = null;
       try {
         // Failed is final: a cancellation request now must not leave the ledger's recovery open.
-        await CancellationScope.nonCancellable(() =>
+        end = await CancellationScope.nonCancellable(() =>
           ledger.recordRecoveryFailed({
             payment_id: f.payment_id,
             customer_id: f.customer_id,
@@ -49,6 +49,9 @@ export class RecoveryEnding {
           error: describeFailure(err),
         });
       }
+      // Another run of the payment ended it first (recovered it, say): this one ends as it did.
+      if (end && end.state !== 'failed') return this.asTheLedgerSays(end);
+      this.run.moveTo('failed');
       await CancellationScope.nonCancellable(() => this.notify('payment_failed', 'failed'));
     }
     countRecovery(this.run.status.state as 'recovered' | 'failed');
@@ -78,11 +81,22 @@ export class RecoveryEnding {
           ? (end?.reason ?? `payment ${f.payment_id}'s recovery was ended by another run of it`)
           : this.run.status.stop_reason,
     });
+    // What the owner's stop answers: the charge that recovered it, whoever made it.
+    if (state === 'recovered' && end?.recovered_with)
+      this.run.charged ??= {
+        payment_method_id: end.recovered_with,
+        charge_id: end.charge_id,
+        amount: f.amount,
+        currency: f.currency,
+      };
     countRecovery(state);
     log.info(`payment recovery ${state}: the charge ledger has it ended by another run`, { paymentId: f.payment_id });
   }
 
-  /** stopped: at once in the status, then in the ledger (retried until done). */
+  /**
+   * stopped: in the ledger (retried until done), then in the status — or as the ledger says, when
+   * another run of the payment ended it first.
+   */
   async stop(why: string): Promise<void> {
     const f = this.run.reported;
     const reason =
@@ -90,6 +104,8 @@ export class RecoveryEnding {
         ? why
         : `${why}; the charge under idempotency key ${this.run.unsettled} is of unknown outcome ` +
           '(the gateway refused to say): ops look it up at the gateway';
+    const end = await this.recordStopped(reason);
+    if (end && end.state !== 'stopped') return this.asTheLedgerSays(end);
     this.run.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });
     countRecovery('stopped');
     // The reason stays out of the log line: an owner's note or ops' reason is free text.
@@ -98,13 +114,12 @@ export class RecoveryEnding {
       customerId: f.customer_id,
       by: this.run.stopRequest?.by,
     });
-    await this.recordStopped(reason);
   }
 
-  private async recordStopped(reason: string): Promise<void> {
+  private async recordStopped(reason: string): Promise<LedgerEnd | null> {
     const f = this.run.reported;
     try {
-      await CancellationScope.nonCancellable(() =>
+      return await CancellationScope.nonCancellable(() =>
         ledger.recordRecoveryStopped({ payment_id: f.payment_id, customer_id: f.customer_id, reason }),
       );
     } catch (err) {
@@ -113,6 +128,7 @@ export class RecoveryEnding {
         paymentId: f.payment_id,
         error: describeFailure(err),
       });
+      return null;
     }
   }
 

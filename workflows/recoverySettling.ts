@@ -84,7 +84,8 @@ export class RecoverySettling {
    */
   fence(): Promise<void> {
     const stop = this.run.stopRequest;
-    if (stop === null) return Promise.resolve();
+    // Before the failure arrived there is nothing in the ledger to stop (a cancellation request then).
+    if (stop === null || this.run.failure === null) return Promise.resolve();
     this.fencing ??= (async () => {
       const f = this.run.reported;
       try {

@@ -5,19 +5,28 @@
  * adversary, drawing from one seed, interleaves at random:
  *   - faults at the gateway: a 503 before anything is committed, a 503 after the charge committed, an
  *     answer lost after the commit (the connection dropped), a request held past the client's timeout
- *     (its retries meet a 409 "in flight"), a storm of failures long enough that the key expires;
+ *     (its retries meet a 409 "in flight"), a storm of failures long enough that the key expires, a
+ *     charge answered `processing` that settles minutes later, and a listing that lags behind commits
+ *     (bounded below the settle window, as a processor's must be);
  *   - changes beside the recovery: the charged card removed (right after a lost answer, most of all),
- *     a card added (and signalled) while it charges or dunns, the customer merged into another, the
- *     customer erased, a cancel from ops (the Update: refused while a charge is under way, unknown or
- *     being recorded), the payment's owner saying it was settled elsewhere (taken at any time);
+ *     a card added (signalled, or offered through the Update as the wallet route does) while it
+ *     charges or dunns, the customer merged into another, the customer erased, suspended a while
+ *     (a fraud review) or its charged card blocked (a confirmed fraud), a cancel from ops and the
+ *     payment's owner saying it was settled elsewhere (both as the api sends them: the stop written to
+ *     the charge ledger, then the Update), a cancel sent by hand (the Update alone), and a second run
+ *     of the recovery beside the first (resets and terminations strike on the real server, in
+ *     money-edges.test.ts: the time-skipping server has no reset, and a terminated run's work holds
+ *     its time skipping for ever, temporalio/sdk-java#1138);
  *   - ops deciding what needs attention: retry, skip (refused while an outcome is unknown), cancel;
- *   - worker restarts (in-flight activities cancelled: their answers lost).
+ *   - worker restarts (in-flight activities cancelled: their answers lost), and Neo4j restarts (a
+ *     private instance, stopped and started again under the recoveries).
  * Then every recovery must have ended, and the invariants hold, checked against the gateway's own
  * records (the independent ledger): at most one successful charge per payment; the graph's record of
- * every recovery — its state, its charge, every attempt's outcome — agrees with the gateway's; every
- * charge the gateway made under a payment's reference is one the ledger knows; what the owner was
- * answered names the charge the gateway made, if any (never "stopped" over a charge); a second
- * report of the payment starts nothing.
+ * every recovery — its state, its charge, every attempt's outcome — agrees with the gateway's, and
+ * so does every run's end; every charge the gateway made under a payment's reference is one the
+ * ledger knows; no charge request of a payment left after a stop of it was accepted (the client's
+ * own clock, at each request); what the owner was answered names the charge the gateway made, if
+ * any (never "stopped" over a charge); a second report of the payment starts nothing.
  *
  * The seed is printed. Replay a run (the same recoveries, cards, faults and decisions; the
  * interleaving between recoveries follows the machine's timing):
@@ -41,9 +50,15 @@ import { createNotificationActivities } from '../../activities/notifications';
 import { createRecoveryActivities, type ChargeAttempt } from '../../activities/recovery';
 import { HttpPaymentGateway, type GatewayCharge } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
-import { addPaymentMethod, createCustomer } from '../../graph';
+import { addPaymentMethod, createCustomer, getCustomer, getPaymentMethodsByCustomer } from '../../graph';
+import { ConflictError } from '../../graph/errors';
 import type { LedgerAttempt } from '../../graph/chargeAttempts';
-import { readRecoveryLedger, reserveRecovery } from '../../graph/chargeLedger';
+import { readRecoveryLedger, requestRecoveryStop, reserveRecovery } from '../../graph/chargeLedger';
+import { createDriver } from '../../graph/driver';
+import { migrate } from '../../graph/schema';
+import { updatePaymentMethodStatus } from '../../graph/walletDefaults';
+import { loadConfig } from '../../config/env';
+import { privateNeo4j, type PrivateNeo4j } from '../support/privateServices';
 import { eraseCustomer } from '../../graph/erasure';
 import { mergeCustomers } from '../../graph/identityMerge';
 import { removePaymentMethod } from '../../graph/paymentMethods';
@@ -53,6 +68,9 @@ import { createGatewaySimulator, type ChargeFault } from '../../simulators/gatew
 import { customerMergedSignal } from '../../temporal/identityMerge';
 import {
   cancelRecoveryUpdate,
+  OFFER_BY_SIGNAL,
+  offerPaymentMethodUpdate,
+  paymentMethodBlockedSignal,
   paymentNoLongerOwedUpdate,
   type OwnerStopAnswer,
   paymentFailedSignal,
@@ -66,8 +84,9 @@ import {
 } from '../../temporal/recovery';
 import { WORKFLOW_INTERCEPTORS, workerInterceptors } from '../../workers/logging';
 import { RequestContext } from '../../runtime/requestContext';
-import { mulberry32 } from '../../scripts/random';
+import { pick, streamOf as seededStream, type Rand } from '../../scripts/random';
 import { openTestGraph, type TestGraph } from '../support/graph';
+import type { ChargeRequest, GatewayCallOptions } from '../../clients/paymentGateway';
 import { openProcessSinks } from '../../workers/openProcesses';
 import { cardIdentity } from '../support/recovery';
 import { createTimeSkippingEnv, PERSONA_WORKFLOWS } from '../support/temporal';
@@ -101,19 +120,13 @@ const SIM_KEY_TTL_MS = 25 * 60_000;
 const PERSONA_KEY_TTL_MS = 20 * 60_000;
 /** Longer than a request is ever held at the gateway here (a latency fault), on either clock. */
 const SETTLE_MS = 3_000;
+/** The longest the gateway's listing lags behind a charge here: well inside the settle window. */
+const LISTING_LAG_MAX_MS = 1_000;
 const RETRY_FOR = '45m';
 const SCHEDULE = ['1h', '2h'];
 
-type Rand = () => number;
-const pick = <T>(rand: Rand, weighted: [T, number][]): T => {
-  const total = weighted.reduce((a, [, w]) => a + w, 0);
-  let r = rand() * total;
-  for (const [v, w] of weighted) if ((r -= w) < 0) return v;
-  return (weighted.at(-1) as [T, number])[0];
-};
 /** A stream of draws for one recovery and one purpose: the same seed and index, the same draws. */
-const streamOf = (index: number, purpose: number): Rand =>
-  mulberry32((SEED ^ Math.imul(index + 1, 0x9e3779b1) ^ Math.imul(purpose, 0x85ebca6b)) >>> 0);
+const streamOf = (index: number, purpose: number): Rand => seededStream(SEED, index, purpose);
 
 type CardKind = 'pays' | 'soft' | 'pays_after_1' | 'hard' | 'revoked' | 'fraud';
 const tokenOf = (kind: CardKind): string => {
@@ -159,6 +172,14 @@ interface Scenario {
   did: string[];
   /** The payment's owner said it was settled elsewhere: what the recovery answered (null: refused). */
   owner?: Promise<OwnerStopAnswer | null>;
+  /** When each charge request of the payment left Persona (the client's clock, at the call). */
+  sends: number[];
+  /** When the first stop written to the ledger first (as the api sends it) was known accepted. */
+  stopAcceptedAt?: number;
+  /** Runs of the recovery besides the main one (started beside it), and how many times it was run again. */
+  extraRuns: WorkflowHandle[];
+  /** How the runs beside it ended. */
+  extraEnds?: RecoveryStatus[];
 }
 
 interface Tally {
@@ -195,20 +216,26 @@ const pending: Promise<unknown>[] = [];
 function watch(entry: LogEntry): void {
   if (entry.message !== 'payment recovery needs attention') return;
   const workflowId = (entry.meta as { workflowId?: string } | undefined)?.workflowId ?? '';
-  const s = scenarios.get(workflowId.replace(recoveryWorkflowId(''), ''));
-  if (s) pending.push(decide(s).catch((err: unknown) => count(`decision error: ${String(err)}`.slice(0, 80))));
+  const s = scenarios.get(workflowId.replace(recoveryWorkflowId(''), '').replace(SECOND_RUN, ''));
+  if (!s) return;
+  // The main run, or one beside it (whose decisions are ops' as much).
+  const beside = workflowId.endsWith(SECOND_RUN) ? s.extraRuns.find((h) => h.workflowId === workflowId) : undefined;
+  pending.push(decide(s, beside).catch((err: unknown) => count(`decision error: ${String(err)}`.slice(0, 80))));
 }
 
+/** What a run beside the main one adds to its workflow id. */
+const SECOND_RUN = '-second';
+
 /** Ops answer a recovery that needs attention: retry mostly, skip (refused after an unknown outcome), cancel. */
-async function decide(s: Scenario): Promise<void> {
-  const handle = s.handle as WorkflowHandle;
+async function decide(s: Scenario, beside?: WorkflowHandle): Promise<void> {
+  const handle = beside ?? (s.handle as WorkflowHandle);
   const seen = await handle.query(recoveryStatusQuery);
   const attention = seen.attention;
   if (seen.state !== 'needs_attention' || !attention) return;
   // One decision per attention (the log and the fallback may both ask), again only after a while.
-  const decided = s.decided.get(attention.since);
+  const decided = s.decided.get(`${handle.workflowId} ${attention.since}`);
   if (decided !== undefined && performance.now() - decided < 10_000) return;
-  s.decided.set(attention.since, performance.now());
+  s.decided.set(`${handle.workflowId} ${attention.since}`, performance.now());
   // Ops read what needs attention. Under attack they do anything (a skip of an unknown outcome is
   // refused); once the adversary has stopped, what ops would: skip what may be skipped (nothing was
   // charged: a revoked token), retry the rest (the same key: the gateway says what became of it).
@@ -224,7 +251,7 @@ async function decide(s: Scenario): Promise<void> {
   count(`ops ${action}`);
   if (action === 'cancel') {
     s.did.push('ops cancel');
-    return cancel(handle, 'adversary: ops cancel');
+    return cancel(s, 'adversary: ops cancel', { ledgerFirst: true }, handle);
   }
   const answer = (a: 'retry' | 'skip') =>
     handle.executeUpdate(resolveAttentionUpdate, { args: [{ action: a, since: attention.since }] });
@@ -247,12 +274,16 @@ function faultFor(req: { reference: string | null }): ChargeFault | null {
     return { kind: 'fail_before' };
   }
   const fault = pick<ChargeFault | null>(s.faults, [
-    [null, 58],
+    [null, 54],
     [{ kind: 'fail_before' }, 8],
     [{ kind: 'fail_after_commit' }, 10],
     [{ kind: 'lose_answer' }, 12],
     [{ kind: 'latency', ms: CLIENT_TIMEOUT_MS + 300 }, 7],
     [{ kind: 'lose_answer' }, 5], // then a storm
+    // Settles half a second to five seconds later, by the simulator's clock: real time while the
+    // server does not skip (longer would hold every workflow of the shard: time is skipped only when
+    // no activity runs), skipped time when it does.
+    [{ kind: 'processing', ms: 500 + Math.floor(s.faults() * 4_500) }, 4],
   ]);
   if (fault?.kind === 'lose_answer' && s.faults() < 0.3) {
     s.storm = 6 + Math.floor(s.faults() * 16);
@@ -261,6 +292,18 @@ function faultFor(req: { reference: string | null }): ChargeFault | null {
   if (fault) count(`fault ${fault.kind}`);
   if (fault?.kind === 'latency') holdTime(s.shard, fault.ms + 500);
   return fault;
+}
+
+/**
+ * How long the gateway's listing lags behind a new charge of a recovery under attack: now and then
+ * up to LISTING_LAG_MAX_MS, below the settle window (a processor whose listing lags longer than
+ * the window Persona is configured with would make it believe "no charge": docs/runbook.md).
+ */
+function listingLagFor(req: { reference: string | null }): number {
+  const s = req.reference ? scenarios.get(req.reference) : undefined;
+  if (!s?.chaos || s.faults() >= 0.2) return 0;
+  count('listing lag');
+  return Math.floor(s.faults() * LISTING_LAG_MAX_MS);
 }
 
 /**
@@ -278,23 +321,22 @@ function holdTime(shard: Shard, ms: number): void {
 /** Beside a charge (just after it, not waiting for it): the adversary changes the world. */
 function afterCharge(s: Scenario, a: ChargeAttempt, lost: boolean): void {
   if (!s.chaos || s.erased || a.mode === 'settle') return;
-  const r = s.changes();
   const change: string | null =
-    r < (lost ? 0.3 : 0.06)
+    s.changes() < (lost ? 0.3 : 0.06)
       ? 'remove the charged card'
-      : r < 0.36
-        ? null
-        : r < 0.41
-          ? 'add a card'
-          : r < 0.45
-            ? 'merge'
-            : r < 0.47
-              ? 'erase'
-              : r < 0.5
-                ? 'cancel'
-                : r < 0.53
-                  ? 'the owner says it was settled'
-                  : null;
+      : pick<string | null>(s.changes, [
+          [null, 47],
+          ['add a card', 5],
+          ['offer a card', 4],
+          ['merge', 4],
+          ['erase', 2],
+          ['cancel', 3],
+          ['cancel by hand', 1],
+          ['the owner says it was settled', 3],
+          [s.extraRuns.length === 0 ? 'a second run at once' : null, 3],
+          ['suspend the customer a while', 3],
+          ['block the charged card', 2],
+        ]);
   if (change)
     pending.push(
       act(s, change, a.payment_method_id).catch((err: unknown) => count(`change error: ${String(err)}`.slice(0, 100))),
@@ -315,6 +357,56 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
       await handle.signal(paymentMethodAddedSignal, { payment_method_id: pm.id });
       return;
     }
+    case 'offer a card': {
+      // As the wallet route does: the Update, or the signal when the recovery says so.
+      const pm = await addPaymentMethod(graph, s.customer_id, card(pick(s.changes, CARD_KINDS), s.cards.length));
+      s.cards.push(pm.id);
+      const offered = await handle
+        .startUpdate(offerPaymentMethodUpdate, {
+          args: [{ payment_method_id: pm.id }],
+          updateId: `offer:${pm.id}`,
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        })
+        .then(
+          (u) => u.result().then(() => 'answered'),
+          (err: unknown) => (JSON.stringify(err).includes(OFFER_BY_SIGNAL) ? 'by signal' : 'refused'),
+        )
+        .catch((err: unknown) => (JSON.stringify(err).includes(OFFER_BY_SIGNAL) ? 'by signal' : 'refused'));
+      count(`offer ${offered}`);
+      if (offered === 'by signal') await handle.signal(paymentMethodAddedSignal, { payment_method_id: pm.id });
+      return;
+    }
+    case 'a second run at once': {
+      const second = await startRun(s, `${recoveryWorkflowId(s.payment_id)}${SECOND_RUN}`);
+      s.extraRuns.push(second);
+      return;
+    }
+    case 'suspend the customer a while': {
+      // A fraud review: suspended, then (later, in real time) reinstated; the charge ledger decides meanwhile.
+      const customer = s.customer_id;
+      await graph.query("MATCH (c:Customer {id: $id}) WHERE c.status = 'active' SET c.status = 'suspended'", {
+        id: customer,
+      });
+      await sleep(200 + s.changes() * 3_000);
+      await graph.query("MATCH (c:Customer {id: $id}) WHERE c.status = 'suspended' SET c.status = 'active'", {
+        id: customer,
+      });
+      return;
+    }
+    case 'block the charged card':
+      // A confirmed fraud on the card: compromised in the wallet, and the recovery told.
+      await updatePaymentMethodStatus(graph, paymentMethodId as string, 'compromised', { reason: 'adversary' }).catch(
+        () => count('block refused'),
+      );
+      await handle.signal(paymentMethodBlockedSignal, {
+        payment_method_id: paymentMethodId as string,
+        reason: 'adversary: confirmed fraud',
+      });
+      return;
+    case 'cancel by hand':
+      // The Update alone (the Temporal CLI): the workflow writes the stop to the ledger itself.
+      await cancel(s, 'adversary: ops cancel from the CLI', { ledgerFirst: false });
+      return;
     case 'merge': {
       const survivor = await createCustomer(graph, {});
       const merge_id = `adversary-${randomUUID()}`;
@@ -332,23 +424,28 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
       return;
     }
     case 'erase':
-      // As the erasure starts: a cancel to the recovery; then (not waiting for it) the graph's erasure.
+      // As the erasure starts: a stop to the recovery (the ledger first); then (not waiting) the graph's erasure.
       s.erased = true;
-      await cancel(handle, 'adversary: the customer is being erased');
+      await cancel(s, 'adversary: the customer is being erased', { ledgerFirst: true, by: 'erasure' });
       await eraseCustomer(graph, s.customer_id);
       return;
     case 'cancel':
-      await cancel(handle, 'adversary: ops cancel');
+      await cancel(s, 'adversary: ops cancel', { ledgerFirst: true });
       return;
     case 'the owner says it was settled': {
-      // Taken whatever the recovery does (a charge under way, an unknown outcome): answered at its end.
+      // As the api sends it: the ledger first, then the Update, taken whatever the recovery does.
+      await requestRecoveryStop(graph, s.payment_id, {
+        by: 'owner',
+        reason: "the payment's owner says it is no longer owed (settled_elsewhere): adversary",
+      });
       const word = await handle
         .startUpdate(paymentNoLongerOwedUpdate, {
           args: [{ reason: 'settled_elsewhere', note: 'adversary' }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         })
         .catch(() => null);
-      if (!word) count('owner refused');
+      if (word) s.stopAcceptedAt ??= Date.now();
+      else count('owner refused');
       s.owner = word ? word.result() : Promise.resolve(null);
       return;
     }
@@ -356,15 +453,24 @@ async function act(s: Scenario, change: string, paymentMethodId?: string): Promi
 }
 
 /**
- * A cancel as ops and the erasure send it: the `cancel` Update, which the recovery refuses while a
- * charge is under way, its outcome unknown or being recorded (counted; the adversary goes on).
+ * A cancel as ops (the api) and the erasure send it: the stop written to the charge ledger first,
+ * then the `cancel` Update, taken whatever the recovery does (answered when it ends); or, by hand
+ * (the CLI), the Update alone. A refusal (the recovery has ended) is counted; the adversary goes on.
  */
-async function cancel(handle: WorkflowHandle, reason: string): Promise<void> {
+async function cancel(
+  s: Scenario,
+  reason: string,
+  how: { ledgerFirst: boolean; by?: 'ops' | 'erasure' },
+  handle: WorkflowHandle = s.handle as WorkflowHandle,
+): Promise<void> {
+  if (how.ledgerFirst)
+    await requestRecoveryStop(graph, s.payment_id, { by: how.by ?? 'ops', reason: `cancelled: ${reason}` });
   try {
     const update = await handle.startUpdate(cancelRecoveryUpdate, {
       args: [{ reason }],
       waitForStage: WorkflowUpdateStage.ACCEPTED,
     });
+    if (how.ledgerFirst) s.stopAcceptedAt ??= Date.now();
     // A refusal is known at once, in the result; a taken cancel is answered when the recovery ends.
     pending.push(
       update.result().then(
@@ -392,11 +498,18 @@ const card = (kind: CardKind, i: number) => ({
  * two shared cores, beside the rest of the suite, a write can wait out its 10 s timeout (the api
  * answers that 503, an activity retries it; the set-up does the same, and counts it).
  */
-async function setUp<T>(what: string, step: () => Promise<T>): Promise<T> {
+async function setUp<T>(what: string, step: () => Promise<T>, made?: () => Promise<T | null>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await setUpSlots.run(step);
     } catch (err) {
+      // A write whose commit went through, its answer lost (Neo4j stopped under it), and retried
+      // by the driver: what it made is there already.
+      const there = err instanceof ConflictError && made ? await made() : null;
+      if (there) {
+        count(`set-up found made (${what})`);
+        return there;
+      }
       const busy = unavailableDependency(err);
       if (!busy || attempt >= 6) throw err;
       count(`set-up retried (${what}: ${busy.reason})`.slice(0, 120));
@@ -432,10 +545,19 @@ const setUpSlots = (() => {
 async function scenario(index: number, shard: Shard): Promise<Scenario> {
   const draw = streamOf(index, 1);
   const kinds = Array.from({ length: 1 + Math.floor(draw() * 3) }, () => pick(draw, CARD_KINDS));
-  const customer = await setUp('customer', () => createCustomer(graph, {}));
+  const customerId = randomUUID();
+  const customer = await setUp(
+    'customer',
+    () => createCustomer(graph, { id: customerId }),
+    () => getCustomer(graph, customerId),
+  );
   const cards: string[] = [];
-  for (const [i, kind] of kinds.entries())
-    cards.push((await setUp('card', () => addPaymentMethod(graph, customer.id, card(kind, i)))).id);
+  for (const [i, kind] of kinds.entries()) {
+    const lastFour = card(kind, i).last_four;
+    const made = async () =>
+      (await getPaymentMethodsByCustomer(graph, customer.id)).find((m) => m.last_four === lastFour) ?? null;
+    cards.push((await setUp('card', () => addPaymentMethod(graph, customer.id, card(kind, i)), made)).id);
+  }
   const payment_id = `adv_${SEED}_${index}_${randomUUID().slice(0, 8)}`;
   const failure: PaymentFailure = {
     payment_id,
@@ -462,6 +584,8 @@ async function scenario(index: number, shard: Shard): Promise<Scenario> {
     decided: new Map(),
     shard,
     did: [],
+    sends: [],
+    extraRuns: [],
   };
 }
 
@@ -470,16 +594,27 @@ async function report(s: Scenario): Promise<WorkflowHandle> {
   // A reservation whose answer was lost and is asked again finds its own (still recovering) one.
   const reserved = await setUp('reservation', () => reserveRecovery(graph, s.failure));
   expect(reserved.created || reserved.recovery.state === 'recovering').toBe(true);
+  return startRun(s, recoveryWorkflowId(s.payment_id));
+}
+
+/** A run of the payment's recovery under `workflowId` (the api's, one beside it, or one started again). */
+function startRun(s: Scenario, workflowId: string): Promise<WorkflowHandle> {
   return s.shard.client.workflow.signalWithStart(RECOVERY_WORKFLOW_TYPE, {
-    workflowId: recoveryWorkflowId(s.payment_id),
+    workflowId,
     taskQueue: s.shard.taskQueue,
     args: [{ dunningSchedule: SCHEDULE, chargeRetryFor: RETRY_FOR }],
     signal: paymentFailedSignal,
     signalArgs: [s.failure],
-    workflowIdReusePolicy: 'REJECT_DUPLICATE',
     // A busy machine (two cores for Neo4j, Temporal and this process): time enough for a task.
     workflowTaskTimeout: '1 minute',
   });
+}
+
+/** A run's end, or why it has none. */
+function resultOf(handle: WorkflowHandle): Promise<RecoveryStatus | { failed: string }> {
+  return (handle.result() as Promise<RecoveryStatus>).catch((err: unknown) => ({
+    failed: err instanceof Error ? `${err.message} (${String(err.cause)})` : String(err),
+  }));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -492,11 +627,9 @@ async function runOne(
   const s = await scenario(index, shard);
   scenarios.set(s.payment_id, s);
   s.handle = await report(s);
-  const failed = (err: unknown) => ({
-    failed: err instanceof Error ? `${err.message} (${String(err.cause)})` : String(err),
-  });
-  const result = (s.handle.result() as Promise<RecoveryStatus>).catch(failed);
-  const ended = await Promise.race([result.then(() => true), sleep(CHAOS_MS).then(() => false)]);
+  const ending = resultOf(s.handle);
+  const result = () => ending;
+  const ended = await Promise.race([result().then(() => true), sleep(CHAOS_MS).then(() => false)]);
   // The adversary stops: no more faults or changes, and ops retry what needs attention.
   s.chaos = false;
   if (!ended) {
@@ -508,12 +641,27 @@ async function runOne(
   let steps = -1;
   let steppedAt = Date.now();
   for (;;) {
-    const outcome = await Promise.race([result, sleep(15_000).then(() => 'slow' as const), deadline]);
+    const outcome = await Promise.race([result(), sleep(15_000).then(() => 'slow' as const), deadline]);
     if (outcome === 'timeout')
       return { s, status: null, problem: `no way out within ${WAY_OUT_MS / 1000} s${await keepHistory(s)}` };
     if (outcome !== 'slow' && 'failed' in outcome)
       return { s, status: null, problem: `failed: ${outcome.failed}${await keepHistory(s)}` };
-    if (outcome !== 'slow') return { s, status: outcome, problem: null };
+    if (outcome !== 'slow') {
+      // The runs beside it end too (each ends as the ledger says, or by its own charges).
+      for (const extra of s.extraRuns) {
+        const ending = resultOf(extra);
+        let other: Awaited<typeof ending> | 'slow' | 'timeout';
+        do {
+          other = await Promise.race([ending, sleep(15_000).then(() => 'slow' as const), deadline]);
+          // A decision lost with a worker: ask once more.
+          if (other === 'slow') await decide(s, extra).catch(() => undefined);
+        } while (other === 'slow');
+        if (other === 'timeout' || 'failed' in other)
+          return { s, status: null, problem: `a run beside it did not end: ${JSON.stringify(other)}` };
+        s.extraEnds = [...(s.extraEnds ?? []), other];
+      }
+      return { s, status: outcome, problem: null };
+    }
     const length = await s.handle
       .describe()
       .then((d) => d.historyLength)
@@ -651,7 +799,12 @@ async function startShard(n: number): Promise<Shard> {
   const app = createGatewaySimulator(
     path.join(mkdtempSync(path.join(tmpdir(), 'money-once-')), 'charges.jsonl'),
     loadRuleTable(),
-    { now: () => Math.max(Date.now(), shard.simNow), keyTtlMs: SIM_KEY_TTL_MS, fault: faultFor },
+    {
+      now: () => Math.max(Date.now(), shard.simNow),
+      keyTtlMs: SIM_KEY_TTL_MS,
+      fault: faultFor,
+      listingLag: listingLagFor,
+    },
   );
   await new Promise<void>((resolve) => {
     shard.server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
@@ -685,8 +838,25 @@ function activityWorker(shard: Shard): Promise<Worker> {
   });
 }
 
+/**
+ * Neo4j: a private instance the adversary restarts under the recoveries (the default), or the
+ * stack's (PERSONA_ADVERSARY_NEO4J=stack: no restarts).
+ */
+const OWN_NEO4J = process.env.PERSONA_ADVERSARY_NEO4J !== 'stack';
+let neo4j: PrivateNeo4j | undefined;
+
 beforeAll(async () => {
-  graph = openTestGraph();
+  if (OWN_NEO4J) {
+    neo4j = await privateNeo4j({ heap: '1g', pageCacheMb: 512 });
+    await neo4j.start();
+    const driver = createDriver(neo4j.env);
+    try {
+      await migrate(driver, neo4j.env.NEO4J_DATABASE, { reportingCurrency: loadConfig().PERSONA_REPORTING_CURRENCY });
+    } finally {
+      await driver.close();
+    }
+  }
+  graph = openTestGraph(neo4j?.env);
   bundle = await bundleWorkflowCode({
     workflowsPath: PERSONA_WORKFLOWS,
     workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
@@ -706,11 +876,20 @@ afterAll(async () => {
     await new Promise<void>((resolve) => shard.server.close(() => resolve()));
   }
   await graph?.close();
+  await neo4j?.dispose();
 });
+
+/** The gateway client the activities charge through, noting when each charge request leaves (the client's clock). */
+class WatchedGateway extends HttpPaymentGateway {
+  override charge(req: ChargeRequest, options?: GatewayCallOptions) {
+    scenarios.get(req.reference)?.sends.push(Date.now());
+    return super.charge(req, options);
+  }
+}
 
 let activityCalls = 0;
 function activities(shard: Shard) {
-  const gateway = new HttpPaymentGateway(shard.base, CLIENT_TIMEOUT_MS);
+  const gateway = new WatchedGateway(shard.base, CLIENT_TIMEOUT_MS);
   const recovery = createRecoveryActivities({
     graph,
     gateway,
@@ -784,6 +963,23 @@ describe('money moves once, against an adversary', () => {
         }
       });
 
+      // Neo4j restarts: now and then the private Neo4j stops (cleanly) and starts again under the
+      // recoveries: transactions in flight fail and are retried, activities wait it out.
+      let neo4jDownMs = 0;
+      const neo4jRestarts = (async () => {
+        if (!neo4j || process.env.PERSONA_ADVERSARY_NEO4J_RESTARTS === '0') return;
+        const every = streamOf(RECOVERIES, 10);
+        while (!done) {
+          const wait = 80_000 + every() * 60_000;
+          for (let waited = 0; waited < wait && !done; waited += 500) await sleep(500);
+          if (done) break;
+          const began = performance.now();
+          await neo4j.stop();
+          await neo4j.start();
+          neo4jDownMs += performance.now() - began;
+          count('neo4j restart');
+        }
+      })();
       const indexes = ONLY.length ? ONLY : Array.from({ length: RECOVERIES }, (_, i) => i);
       const results: Awaited<ReturnType<typeof runOne>>[] = [];
       let finished = 0;
@@ -813,7 +1009,7 @@ describe('money moves once, against an adversary', () => {
       );
       done = true;
       clearInterval(progress);
-      await Promise.all(restarts);
+      await Promise.all([...restarts, neo4jRestarts]);
       await Promise.allSettled(pending);
       const seconds = (performance.now() - started) / 1000;
 
@@ -832,8 +1028,20 @@ describe('money moves once, against an adversary', () => {
             }
             states[status.state] = (states[status.state] ?? 0) + 1;
             const charges = await new HttpPaymentGateway(s.shard.base, 10_000).chargesByReference(s.payment_id);
-            for (const p of check(status, charges, await readRecoveryLedger(graph, s.payment_id)))
-              problems.push(`${where}: ${p}`);
+            const ledger = await readRecoveryLedger(graph, s.payment_id);
+            for (const p of check(status, charges, ledger)) problems.push(`${where}: ${p}`);
+            // A stop is a stop: no charge request of the payment left after a stop was accepted.
+            const late = s.stopAcceptedAt === undefined ? [] : s.sends.filter((t) => t > (s.stopAcceptedAt ?? 0));
+            if (late.length > 0)
+              problems.push(
+                `${where}: ${late.length} charge request(s) sent after the stop was accepted ` +
+                  `(${late.map((t) => t - (s.stopAcceptedAt ?? 0)).join(', ')} ms after)`,
+              );
+            for (const other of s.extraEnds ?? [])
+              if (other.state !== ledger?.recovery.state)
+                problems.push(
+                  `${where}: a run beside it ended ${other.state}, the ledger says ${ledger?.recovery.state}`,
+                );
             for (const p of ownerTold(await s.owner?.catch((err: unknown) => String(err)), charges))
               problems.push(`${where}: ${p}`);
             // Reported again (Synapse redelivers): the ledger has it, so nothing starts.
@@ -846,7 +1054,8 @@ describe('money moves once, against an adversary', () => {
       console.log(
         `[money-moves-once] seed ${SEED}: ${results.length} recoveries in ${seconds.toFixed(1)} s ` +
           `(${(results.length / seconds).toFixed(1)} recoveries/s): ${JSON.stringify(states)}; ` +
-          `adversary: ${JSON.stringify(tally)}; ${problems.length} problems`,
+          `adversary: ${JSON.stringify(tally)}; Neo4j down ${(neo4jDownMs / 1000).toFixed(1)} s in all; ` +
+          `${problems.length} problems`,
       );
       // Printed as soon as they are known: a run cut short (or read before vitest's summary) still shows them.
       for (const p of problems.slice(0, 20)) console.log(`[money-moves-once] seed ${SEED}: problem: ${p}`);

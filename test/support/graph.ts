@@ -15,8 +15,14 @@ export interface TestGraph extends Graph {
   query<T = Record<string, unknown>>(cypher: string, params?: Record<string, unknown>): Promise<T[]>;
 }
 
-export function openTestGraph(): TestGraph {
-  const config = loadConfig();
+/**
+ * The local stack's Neo4j, or another one (`on`: a private instance's settings, whose schema the
+ * caller migrated).
+ */
+export function openTestGraph(
+  on?: Pick<Config, 'NEO4J_URI' | 'NEO4J_USER' | 'NEO4J_PASSWORD' | 'NEO4J_DATABASE'>,
+): TestGraph {
+  const config = { ...loadConfig(), ...on };
   const driver = createDriver(config);
   const graph = graphFromConfig(driver, config);
   return {

@@ -12,6 +12,10 @@ import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { createGatewaySimulator, type ChargeFault } from '../../simulators/gateway/app';
 import { loadRuleTable } from '../../payments/ruleTables';
+import { startHarness, type Harness } from './api';
+import type { StrandedDeps } from '../../activities/strandedRecoveries';
+import { HttpPaymentGateway } from '../../clients/paymentGateway';
+import { profileRules } from '../../config/env';
 
 /** A charge request as it arrived: its key, what it is for, and when (ms, the real clock). */
 export interface ChargeRequestSeen {
@@ -89,5 +93,37 @@ export async function privateGateway(options: { keyTtlMs?: number } = {}): Promi
     requestsFor: (reference) => seen.filter((s) => s.reference === reference),
     plan: (reference, answer) => void plans.set(reference, answer),
     close: () => new Promise<void>((resolve) => (server as ServerType).close(() => resolve())),
+  };
+}
+
+/**
+ * A harness (test/support/api.ts) whose worker charges a gateway of the file's own, "no charge"
+ * believed `settleMs` after a key's last request (seconds here, where production waits minutes).
+ */
+export async function harnessOnPrivateGateway(
+  settleMs: number,
+): Promise<{ h: Harness; gw: PrivateGateway; close: () => Promise<void> }> {
+  const gw = await privateGateway();
+  const h = await startHarness({
+    gateway: { url: gw.url, chargePolicy: { keyTtlMs: 24 * 3_600_000, settleMs, clientTimeoutMs: 3_000 } },
+  });
+  return {
+    h,
+    gw,
+    close: async () => {
+      await h.close();
+      await gw.close();
+    },
+  };
+}
+
+/** What `settleStrandedRecoveries` needs, as ops' command builds it, on a harness and its private gateway. */
+export function strandedDeps(h: Harness, gw: PrivateGateway, settleMs: number): StrandedDeps {
+  return {
+    graph: h.graph,
+    gateway: new HttpPaymentGateway(gw.url, 5_000),
+    temporal: h.client,
+    settleMs,
+    profileRules: profileRules(h.graph.config),
   };
 }

@@ -120,9 +120,12 @@ export interface PrivateNeo4j extends PrivateService {
 
 /**
  * A Neo4j of its own (not started yet): the stack's launcher and jars, a fresh home.
- * `bookmarkWaitMs`: how long a transaction waits for bookmarks it cannot reach (Neo4j's 30 s).
+ * `bookmarkWaitMs`: how long a transaction waits for bookmarks it cannot reach (Neo4j's 30 s);
+ * `heap` and `pageCacheMb`: more memory than a small test's (384m, 64 MB).
  */
-export async function privateNeo4j(options: { bookmarkWaitMs?: number } = {}): Promise<PrivateNeo4j> {
+export async function privateNeo4j(
+  options: { bookmarkWaitMs?: number; heap?: string; pageCacheMb?: number } = {},
+): Promise<PrivateNeo4j> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'persona-neo4j-'));
   const port = await freePort();
   const env = {
@@ -140,8 +143,8 @@ export async function privateNeo4j(options: { bookmarkWaitMs?: number } = {}): P
         home,
         host: '127.0.0.1',
         port,
-        heap: '384m',
-        pageCacheMb: 64,
+        heap: options.heap ?? '384m',
+        pageCacheMb: options.pageCacheMb ?? 64,
         txMemoryMb: 256,
         user: env.NEO4J_USER,
         password: env.NEO4J_PASSWORD,

@@ -10,6 +10,7 @@ import type { ChargeAttempt, ChargeForecast, ChargeOutcome, RecoveryStart } from
 import { decideDecline, type DeclineDecision } from '../../payments/declines';
 import type { UpdateOutcome } from '../../graph/cardUpdates';
 import type { RecoveryCandidate } from '../../graph/recovery';
+import type { LedgerEnd } from '../../graph/chargeReservation';
 import {
   cancelRecoveryUpdate,
   paymentNoLongerOwedUpdate,
@@ -66,6 +67,8 @@ interface World {
   settleOpen?: () => Promise<ChargeOutcome | undefined>;
   /** Runs when a stop is written to the charge ledger (may throw: the graph refuses it). */
   fence?: () => Promise<void>;
+  /** How the ledger has the recovery ended when this run records its end; undefined: as this run ends it. */
+  ledgerEnd?: () => Promise<LedgerEnd | undefined>;
   /** What the charge ledger says when the recovery begins; undefined: recovering. */
   begin?: () => Promise<Partial<RecoveryStart> | undefined>;
   /** The decline table the activities decide by (the real one unless a test edits it). */
@@ -162,11 +165,17 @@ function fakes(world: World, log: Log) {
       await world.record?.();
       log.recovered.push({ payment_method_id: rec.payment_method_id });
     },
-    async recordRecoveryFailed(): Promise<void> {
+    async recordRecoveryFailed(rec: { reason: string }): Promise<LedgerEnd> {
       log.failed++;
+      return (
+        (await world.ledgerEnd?.()) ?? { state: 'failed', recovered_with: null, charge_id: null, reason: rec.reason }
+      );
     },
-    async recordRecoveryStopped(rec: { reason: string }): Promise<void> {
+    async recordRecoveryStopped(rec: { reason: string }): Promise<LedgerEnd> {
       (log.stopped ??= []).push(rec.reason);
+      return (
+        (await world.ledgerEnd?.()) ?? { state: 'stopped', recovered_with: null, charge_id: null, reason: rec.reason }
+      );
     },
     async requestRecoveryStop(req: { by: string }): Promise<void> {
       await world.fence?.();
@@ -1183,6 +1192,33 @@ describe('payment recovery off the happy path: it never fails, and never strands
     });
     expect(status.state).toBe('stopped');
     expect(status.stop_reason).toContain(`${f.payment_id}:pm-old`);
+  });
+
+  it('a run that gives up while another run of the payment recovered it ends recovered, and says nothing', async () => {
+    const world: World = {
+      methods: ['pm-failed'],
+      answers: { 'pm-failed': ['insufficient_funds'] },
+      ledgerEnd: async () => ({ state: 'recovered', recovered_with: 'pm-other', charge_id: 'ch_other', reason: null }),
+    };
+    const { status, log } = await run(world, failure(), { schedule: ['1d'] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-other' });
+    expect(log.notified.map((n) => n.kind)).not.toContain('payment_failed');
+  });
+
+  it('a stop recorded after another run of the payment failed ends failed, as the ledger says', async () => {
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      ledgerEnd: async () => ({ state: 'failed', recovered_with: null, charge_id: null, reason: 'all failed' }),
+    };
+    const { status } = await run(world, failure(), {
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        const answer = await handle.executeUpdate(paymentNoLongerOwedUpdate, { args: [{ reason: 'not_owed' }] });
+        expect(answer).toMatchObject({ outcome: 'failed', state: 'failed', charge: null });
+      },
+    });
+    expect(status.state).toBe('failed');
   });
 
   it('a run the ledger refuses because another ended the payment ends as the ledger says', async () => {
