@@ -219,6 +219,40 @@ describe('one charge per payment, whatever runs the recovery', () => {
     expect(ledger?.recovery).toMatchObject({ state: 'recovered', recovered_with: good });
   }, 120_000);
 
+  it('a batch reset by build id (a bad deploy undone) resolves the open charge first', async () => {
+    const { f, good, faults } = await openChargeAndANewerCard();
+    const handle = handleOf(f.payment_id);
+    const before = await handle.describe();
+    // The build that ran the workflow's tasks: undone as a bad deploy's would be, for every workflow
+    // it touched (here: those the query finds), back to before its first task.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const buildId = events.find((e) => e.workflowTaskCompletedEventAttributes?.workerVersion?.buildId)
+      ?.workflowTaskCompletedEventAttributes?.workerVersion?.buildId as string;
+    const jobId = `reset-by-build-${randomUUID()}`;
+    await h.client.workflowService.startBatchOperation({
+      namespace: h.client.options.namespace,
+      jobId,
+      reason: 'test: a bad deploy undone',
+      visibilityQuery: `WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Running'`,
+      resetOperation: { identity: 'test', options: { buildId } },
+    });
+    await until(async () => {
+      const job = await h.client.workflowService.describeBatchOperation({
+        namespace: h.client.options.namespace,
+        jobId,
+      });
+      return Number(job.completeOperationCount ?? 0) + Number(job.failureOperationCount ?? 0) >= 1;
+    }, 60_000);
+    const after = await handle.describe();
+    expect(after.runId, 'the batch reset the run').not.toBe(before.runId);
+    const resetAt = Date.now();
+    await until(async () => gw.requestsFor(f.payment_id).some((r) => r.at > resetAt));
+    faults.held = false;
+    const result = (await h.client.workflow.getHandle(handle.workflowId, after.runId).result()) as RecoveryStatus;
+    expect((await succeeded(f.payment_id)).length, 'successful charges at the gateway').toBe(1);
+    expect(result).toMatchObject({ state: 'recovered', recovered_with: good });
+  }, 120_000);
+
   it('two runs at once charge once: the second finds the first one’s charge open and resolves it', async () => {
     const { f, good, faults } = await openChargeAndANewerCard();
     const second = await startRunByHand(f, `${recoveryWorkflowId(f.payment_id)}-second`);
