@@ -226,17 +226,23 @@ async function reconcileStrandedPage(
 ): Promise<StrandedPageResult> {
   const out: PageResult = { counts: emptyCounts(), repairs: [], flags: [] };
   const page = await recoveringRecoveries(graph, req);
-  await inLanes(page, settleConcurrency, async (r) => {
+  // Looked up in lanes, flagged in the page's order: the report reads the same whichever lane ends first.
+  const stranded: (string | null)[] = page.map(() => null);
+  await inLanes(page, settleConcurrency, async (r, i) => {
     out.counts.open_recoveries++;
     const wf = await workflowOfRecovery(temporal, r.payment_id);
     beat();
-    if (wf?.running) return;
+    if (!wf?.running) stranded[i] = strandedWhy(r, wf);
+  });
+  page.forEach((r, i) => {
+    const why = stranded[i];
+    if (why === null || why === undefined) return;
     flag(out, {
       kind: 'stranded_recovery',
       customer_id: r.customer_id,
       payment_id: r.payment_id,
       charge_id: '',
-      detail: `the charge ledger has it recovering, and no workflow runs it: ${strandedWhy(r, wf)}`,
+      detail: `the charge ledger has it recovering, and no workflow runs it: ${why}`,
     });
   });
   const last = page.at(-1);
