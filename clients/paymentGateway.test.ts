@@ -34,6 +34,33 @@ const request = {
 const gateway = () => new HttpPaymentGateway(baseUrl, 2000);
 
 describe('HttpPaymentGateway', () => {
+  it('lists a charge in a status it does not know as processing: not ended, never "charged nothing"', async () => {
+    const listed = (id: string, status: string) => ({
+      id,
+      idempotency_key: `pay-1:pm-1:${id}`,
+      customer_id: 'c-1',
+      amount: 1999,
+      currency: 'EUR',
+      status,
+      decline_code: null,
+      created_at: '2026-11-29T10:00:00Z',
+      reference: 'pay-1',
+    });
+    const statuses = ['succeeded', 'declined', 'processing', 'pending', 'requires_capture', 'canceled'];
+    answers.push({ status: 200, body: { data: statuses.map((s, i) => listed(`ch_${i}`, s)), has_more: false } });
+    const charges = await gateway().chargesByReference('pay-1');
+    expect(charges.map((c) => c.status)).toEqual([
+      'succeeded',
+      'declined',
+      'processing',
+      'processing',
+      'processing',
+      'processing',
+    ]);
+    answers.push({ status: 200, body: listed('ch_9', 'pending') });
+    expect((await gateway().getCharge('ch_9'))?.status).toBe('processing');
+  });
+
   it('takes a charge still processing as an outcome not known yet: neither a success nor a decline', async () => {
     answers.push({ status: 200, body: { id: 'ch_1', status: 'processing', network: 'visa', fingerprint: 'fp_1' } });
     const processing = gateway().charge(request);

@@ -135,7 +135,16 @@ export class GatewayRejectedError extends Error {
 }
 
 /** A charge record as the gateway lists it, with `reference` null when it has none. */
-const chargeOf = (c: GatewayCharge): GatewayCharge => ({ ...c, reference: c.reference ?? null });
+/**
+ * A charge as listed. Only `succeeded` and `declined` are ended; any other status (`processing`,
+ * a processor's `pending` or `requires_capture`, one it adds later) is read as `processing`: not
+ * ended, asked again later — never as "charged nothing".
+ */
+const chargeOf = (c: GatewayCharge): GatewayCharge => ({
+  ...c,
+  status: c.status === 'succeeded' || c.status === 'declined' ? c.status : 'processing',
+  reference: c.reference ?? null,
+});
 
 export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, AccountUpdater, CardDescriber {
   constructor(
