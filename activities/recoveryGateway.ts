@@ -164,7 +164,15 @@ async function settle(
       `the gateway has no charge under it yet; "none" is believed ${Math.round(rc.chargePolicy.settleMs / 1000)} s ` +
         `after its last request (${attempt.last_sent_at ?? attempt.created_at})`,
     );
-  await settleAttempt(rc.graph, attempt.key, 'absent', 'gateway_has_no_charge', now);
+  // Only if no request went since the one the window counts from: a run sending the key again
+  // meanwhile (its stamp commits after this read) leaves it unknown, asked again later.
+  const settled = await settleAttempt(rc.graph, attempt.key, 'absent', 'gateway_has_no_charge', now, attempt.sends);
+  if (!settled) {
+    const current = await readAttempt(rc.graph, attempt.key);
+    if (!current || current.state === 'sent')
+      throw unknownOutcome(attempt.key, 'it was sent again while the gateway was asked about it');
+    return resolve(rc, current, now, false, deadline);
+  }
   log.info('a charge of unknown outcome was never made: the gateway has no charge under its key', {
     paymentId: attempt.payment_id,
     paymentMethodId: attempt.payment_method_id,

@@ -5,11 +5,15 @@
  * the gateway reconciliation's stranded pass finds them and flags them (`stranded_recovery`, an
  * alert), a new report is refused with 409 saying so (api/services/recovery.ts), and ops settle
  * them with one command (`npm run ops:settle-recoveries`, scripts/settle-recoveries.ts), which
- * asks the gateway — the authority on money — what was charged, never sending anything:
- *   - a charge went through: the recovery is recorded recovered with it (the method becomes the
- *     default, PaymentRecovered, LTV), as its workflow would have;
- *   - a charge is still processing, or "no charge" is not believable yet (the settle window since
- *     the last request, or since the workflow closed, has not passed): left, and said why;
+ * writes a stop first (nothing for the payment is sent from then on, whatever still runs), reads
+ * the ledger on the leader, and asks the gateway — the authority on money — what was charged,
+ * never sending anything:
+ *   - one charge went through, the recovery's (its customer, amount and currency): the recovery is
+ *     recorded recovered with it (the method becomes the default, PaymentRecovered, LTV), as its
+ *     workflow would have; a charge that is not the recovery's, or two, are left to ops;
+ *   - a charge has not ended (processing, or any status but succeeded and declined), or "no
+ *     charge" is not believable yet (the settle window since the last request, or since the
+ *     workflow closed, has not passed): left, and said why;
  *   - nothing was charged: its open attempts are settled and it is recorded stopped, with the
  *     reason. A payment that still needs recovering is then reported again under a new id that
  *     names it (`replaces`), which the ledger links and checks.
@@ -17,7 +21,13 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { GatewayCharge, PaymentGateway } from '../clients/paymentGateway';
 import { recordAttemptAnswerTx, settleAttempt, type LedgerAttempt } from '../graph/chargeAttempts';
-import { endRecovery, readRecoveryLedger, recoveringRecoveries, type RecoveryLedger } from '../graph/chargeLedger';
+import {
+  endRecovery,
+  readRecoveryLedger,
+  recoveringRecoveries,
+  requestRecoveryStop,
+  type RecoveryLedger,
+} from '../graph/chargeLedger';
 import { writeTx, type Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
 import { retryOnSurvivor } from '../graph/mergedRecords';
@@ -133,19 +143,36 @@ async function settleRecovery(
   paymentId: string,
   options: SettleOptions,
 ): Promise<{ outcome: Outcome | null; why: string }> {
-  const recorded = await readRecoveryLedger(deps.graph, paymentId);
-  if (!recorded || recorded.recovery.state !== 'recovering') return { outcome: null, why: 'not recovering' };
-  const { recovery, attempts } = recorded;
+  const first = await readRecoveryLedger(deps.graph, paymentId, { leader: true });
+  if (!first || first.recovery.state !== 'recovering') return { outcome: null, why: 'not recovering' };
   const wf = await workflowOfRecovery(deps.temporal, paymentId);
   if (wf?.running) return { outcome: 'running', why: 'its workflow runs: it settles its own charges' };
+  // A stop first (unless only looking): from its commit no request for the payment goes to the
+  // gateway — not from a leftover activity of the terminated run, nor from a run reset meanwhile —
+  // so the attempts read after it are all there will be.
+  if (!options.dryRun)
+    await requestRecoveryStop(deps.graph, paymentId, {
+      by: 'ops',
+      reason: 'ops settle it with the gateway: no workflow runs it',
+    });
+  const recorded = options.dryRun ? first : await readRecoveryLedger(deps.graph, paymentId, { leader: true });
+  if (!recorded || recorded.recovery.state !== 'recovering') return { outcome: null, why: 'not recovering' };
+  const { recovery, attempts } = recorded;
   const stranded = strandedWhy(recovery, wf);
   const charges = (await deps.gateway.chargesByReference(paymentId)).filter(
     (c) => parseRecoveryChargeKey(c.idempotency_key)?.payment_id === paymentId,
   );
-  const charged = charges.find((c) => c.status === 'succeeded');
-  if (charged) return recordCharged(deps, recovery, attempts, charged, stranded, options);
-  const processing = charges.find((c) => c.status === 'processing');
-  if (processing) return { outcome: 'unknown', why: `${stranded}; the gateway is still processing ${processing.id}` };
+  const succeeded = charges.filter((c) => c.status === 'succeeded');
+  if (succeeded.length > 1)
+    return {
+      outcome: 'unknown',
+      why: `${stranded}; the gateway charged it ${succeeded.length} times (${succeeded.map((c) => c.id).join(', ')}): ops refund all but one, then settle by hand`,
+    };
+  if (succeeded[0]) return recordCharged(deps, recovery, attempts, succeeded[0], stranded, options);
+  // Only a decline has ended; any other status is a charge not ended yet.
+  const open = charges.find((c) => c.status !== 'declined');
+  if (open)
+    return { outcome: 'unknown', why: `${stranded}; the gateway lists ${open.id} as ${open.status}, not ended yet` };
   // "No charge" is believed only once a request still on its way would have been listed.
   const now = options.now?.() ?? new Date();
   const times = [
@@ -164,7 +191,8 @@ async function settleRecovery(
   for (const a of attempts.filter((x) => x.state === 'sent')) {
     const listed = charges.find((c) => c.idempotency_key === a.key && c.status === 'declined');
     if (listed) await recordAnswer(deps.graph, a, listed, now);
-    else await settleAttempt(deps.graph, a.key, 'absent', 'gateway_has_no_charge', now);
+    else if (!(await settleAttempt(deps.graph, a.key, 'absent', 'gateway_has_no_charge', now, a.sends)))
+      return { outcome: 'unknown', why: `${stranded}; its charge under ${a.key} was sent again meanwhile: run again` };
   }
   await endRecovery(deps.graph, {
     payment_id: paymentId,
@@ -175,7 +203,11 @@ async function settleRecovery(
   return { outcome: 'stopped', why };
 }
 
-/** A charge the gateway made for a stranded recovery: recorded as its workflow would have. */
+/**
+ * A charge the gateway made for a stranded recovery: recorded as its workflow would have — only
+ * when it is the recovery's (the customer, amount and currency its attempt, or else the recovery,
+ * was sent with): anything else is not Persona's to record, and ops look.
+ */
 async function recordCharged(
   deps: StrandedDeps,
   recovery: RecoveryLedger,
@@ -188,6 +220,15 @@ async function recordCharged(
   const method = attempt?.payment_method_id ?? parseRecoveryChargeKey(charged.idempotency_key)?.payment_method_id;
   const why = `${stranded}; the gateway charged ${charged.id} (${charged.amount} ${charged.currency})`;
   if (!method) return { outcome: 'unknown', why: `${why} under a key that names no payment method: ops look` };
+  const sent = attempt ?? recovery;
+  const mismatch = [
+    sent.customer_id !== null && charged.customer_id !== sent.customer_id ? `customer ${charged.customer_id}` : null,
+    sent.amount !== null && charged.amount !== sent.amount ? `amount ${charged.amount}` : null,
+    sent.currency !== null && charged.currency !== sent.currency ? `currency ${charged.currency}` : null,
+    charged.reference !== null && charged.reference !== recovery.payment_id ? `reference ${charged.reference}` : null,
+  ].filter((m): m is string => m !== null);
+  if (mismatch.length > 0)
+    return { outcome: 'unknown', why: `${why}, not the recovery's (${mismatch.join(', ')}): ops look` };
   if (options.dryRun) return { outcome: 'recovered', why };
   if (attempt) await recordAnswer(deps.graph, attempt, charged, options.now?.() ?? new Date());
   const rec = {

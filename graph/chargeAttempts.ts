@@ -245,9 +245,10 @@ export async function recordAttemptAnswerTx(
 }
 
 /**
- * Settles an attempt the gateway did not charge: `refused` (the one request ever sent was refused:
- * `sends`, the count it was sent with, must still be the ledger's) or `absent` (no charge under the
- * key, past the settle window). Null when it was settled already, or sent again meanwhile.
+ * Settles an attempt the gateway did not charge: `refused` (the one request ever sent was refused)
+ * or `absent` (no charge under the key, past the settle window). `sends`, the count of requests the
+ * caller decided on, must still be the ledger's. Null when it was settled already, or sent again
+ * meanwhile.
  */
 export async function settleAttempt(
   g: Graph,

@@ -280,12 +280,17 @@ export async function writeBackRecovery(
   });
 }
 
-/** A recovery and its attempts, oldest first (null when the payment never had one). */
+/**
+ * A recovery and its attempts, oldest first (null when the payment never had one). `leader`: read
+ * on the leader, as what decides on money must (a follower may lag behind a commit).
+ */
 export async function readRecoveryLedger(
   g: Graph,
   paymentId: string,
+  options: { leader?: boolean } = {},
 ): Promise<{ recovery: RecoveryLedger; attempts: LedgerAttempt[] } | null> {
-  const r = await readTx(g, async (tx) => (await tx.run(CYPHER.read, { paymentId })).records[0]);
+  const read = options.leader ? leaderReadTx : readTx;
+  const r = await read(g, async (tx) => (await tx.run(CYPHER.read, { paymentId })).records[0]);
   const recovery = recoveryOf(r?.get('recovery'));
   if (!recovery) return null;
   const attempts = ((r?.get('attempts') as unknown[] | undefined) ?? [])
