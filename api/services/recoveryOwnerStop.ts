@@ -141,10 +141,13 @@ async function ownerAnswerFromRecords(
   const { recovery, attempts } = recorded;
   // Reserved, but its workflow never started (the api died in between) and nothing was charged:
   // the stop is recorded in the ledger, so a later report of the payment starts nothing (a start
-  // racing this one finds the recovery ended there and charges nothing).
+  // racing this one finds the recovery ended there and charges nothing). One that started and
+  // that no workflow runs any more (terminated and deleted, lost in a restore, written back) may
+  // have a charge the ledger never heard of: ops settle it with the gateway, which keeps the stop.
   if (
     refusal.kind === 'not_found' &&
     recovery.state === 'recovering' &&
+    recovery.started_at === null &&
     attempts.every((a) => a.state !== 'sent' && a.state !== 'succeeded')
   ) {
     const ended = await endRecovery(deps.graph, {
@@ -205,7 +208,8 @@ export function ownerAnswerOf(
     return { ...ended, outcome: state, unknown_charge: null };
   }
   throw new InvalidStateError(
-    `payment recovery ${recovery.payment_id} is recorded as still recovering but no workflow runs it: ask ops ` +
-      '(runbook, "The charge ledger")',
+    `payment recovery ${recovery.payment_id} is recorded as still recovering but no workflow runs it: the stop ` +
+      'is recorded in the charge ledger, and nothing more is sent for it; ops settle it with the gateway ' +
+      '(`npm run ops:settle-recoveries`, runbook "The charge ledger"), then it answers stopped or recovered',
   );
 }

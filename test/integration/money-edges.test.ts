@@ -12,8 +12,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRecoveryLedger } from '../../graph/chargeLedger';
+import { readRecoveryLedger, writeBackRecovery } from '../../graph/chargeLedger';
 import { addPaymentMethod } from '../../graph';
+import { writeTx } from '../../graph/graph';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { settleStrandedRecoveries } from '../../activities/strandedRecoveries';
 import {
@@ -30,7 +31,7 @@ import { taskQueueFor } from '../../temporal/taskQueues';
 import type { Harness } from '../support/api';
 import { send } from '../support/http';
 import { harnessOnPrivateGateway, strandedDeps, type PrivateGateway } from '../support/privateGateway';
-import { cardIdentity, customerWithCards, paymentId } from '../support/recovery';
+import { cardIdentity, customerWithCards, forgetWorkflow, paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
 let h: Harness;
@@ -309,6 +310,50 @@ describe('a recovery terminated by hand', () => {
     expect(await chargesOf(f.payment_id)).toEqual([]);
     expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
   }, 90_000);
+  it('takes the owner’s stop of a recovery a restore wrote back: recorded, 409 naming ops, settled with its charge', async () => {
+    const { f, good } = await customerWithAGoodCard();
+    const faults = loseTheFirstAnswer(f, good);
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 2);
+    const handle = handleOf(f.payment_id);
+    const { startTime } = await handle.describe();
+    await handle.terminate('test: terminated by hand');
+    faults.held = false;
+    await forgetWorkflow(h.client, h.graph.config.TEMPORAL_NAMESPACE, recoveryWorkflowId(f.payment_id));
+    // A restore from a backup taken before the recovery began: the ledger lost it and its attempts,
+    // and the restore writes it back as it began — no attempt recorded, the gateway's charge unknown to it.
+    await writeTx(h.graph, (tx) =>
+      tx.run('MATCH (r:Recovery {id: $id}) OPTIONAL MATCH (r)-[:ATTEMPTED]->(a) DETACH DELETE r, a', {
+        id: f.payment_id,
+      }),
+    );
+    await writeBackRecovery(h.graph, {
+      payment_id: f.payment_id,
+      customer_id: f.customer_id,
+      started_at: startTime.toISOString(),
+      payment_method_id: f.payment_method_id,
+      amount: f.amount,
+      currency: f.currency,
+      decline_code: f.decline_code,
+      reason: 'test: lost in a restore',
+    });
+    // Not answered `stopped` on the ledger's word: the gateway may hold a charge the ledger never heard of.
+    const stop = await noLongerOwed(f.payment_id, true);
+    expect(stop.status).toBe(409);
+    expect(String(stop.json.detail)).toMatch(/stop is recorded.*ops:settle-recoveries/);
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
+      state: 'recovering',
+      stop_requested_by: 'owner',
+    });
+    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), { paymentIds: [f.payment_id] });
+    expect(settled).toMatchObject({ recovered: [f.payment_id], stopped: [], unknown: [] });
+    const charged = await succeeded(f.payment_id);
+    expect(charged).toHaveLength(1);
+    expect((await noLongerOwed(f.payment_id, true)).json).toMatchObject({
+      outcome: 'recovered',
+      charge: { payment_method_id: good, charge_id: charged[0]?.id },
+    });
+  }, 180_000);
 });
 
 describe('a charge the gateway refused', () => {

@@ -12,7 +12,7 @@ import { startHarness, type Harness } from '../support/api';
 import { send } from '../support/http';
 import { fromMinorUnits, toMinorUnits } from '../../payments/money';
 import { until } from '../support/wait';
-import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
+import { cardIdentity, customerWithCards, forgetWorkflow, paymentId, simulatorCharges } from '../support/recovery';
 
 let h: Harness;
 let gatewayUrl: string;
@@ -318,20 +318,7 @@ describe('payment recovery end to end', () => {
     const handle = h.client.workflow.getHandle(recoveryWorkflowId(f.payment_id));
     await handle.result();
     // Temporal forgets the closed run, as its namespace retention does after 30 days.
-    await h.client.workflowService.deleteWorkflowExecution({
-      namespace: h.graph.config.TEMPORAL_NAMESPACE,
-      workflowExecution: { workflowId: recoveryWorkflowId(f.payment_id) },
-    });
-    // The server deletes in the background once its transfer queue checkpoints past the run's close
-    // (every second on the stack: stack/launch.ts).
-    await until(
-      async () =>
-        await handle.describe().then(
-          () => false,
-          () => true,
-        ),
-      120_000,
-    );
+    await forgetWorkflow(h.client, h.graph.config.TEMPORAL_NAMESPACE, recoveryWorkflowId(f.payment_id));
     // Synapse replays the failure: the ledger has the payment recovered, so nothing starts.
     expect(await report(f)).toEqual({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
     await expect(handle.describe()).rejects.toThrow();

@@ -1,9 +1,11 @@
 /** Shared set-up for payment-recovery end-to-end tests: customers with cards, the simulator's records. */
 import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
 import type { ChargeRecord } from '../../simulators/gateway/app';
 import { addPaymentMethod, createCustomer } from '../../graph';
 import type { TestGraph } from './graph';
 import { uniqueEmail } from './graph';
+import { until } from './wait';
 
 /** A customer with a verified email and one card per token, the first one the default. */
 export async function customerWithCards(graph: TestGraph, tokens: string[]) {
@@ -43,4 +45,22 @@ export async function simulatorCharges(gatewayUrl: string, customerId: string): 
 
 export function paymentId(): string {
   return `pay_${randomUUID().replace(/-/g, '')}`;
+}
+
+/**
+ * Temporal forgets a workflow's closed run, as its namespace retention does after 30 days: deleted,
+ * and waited for (the server deletes in the background once its transfer queue checkpoints past the
+ * run's close, every second on the stack: stack/launch.ts).
+ */
+export async function forgetWorkflow(client: Client, namespace: string, workflowId: string): Promise<void> {
+  await client.workflowService.deleteWorkflowExecution({ namespace, workflowExecution: { workflowId } });
+  const handle = client.workflow.getHandle(workflowId);
+  await until(
+    async () =>
+      await handle.describe().then(
+        () => false,
+        () => true,
+      ),
+    120_000,
+  );
 }
