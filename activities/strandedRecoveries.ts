@@ -166,7 +166,9 @@ async function settleRecovery(
   if (succeeded.length > 1)
     return {
       outcome: 'unknown',
-      why: `${stranded}; the gateway charged it ${succeeded.length} times (${succeeded.map((c) => c.id).join(', ')}): ops refund all but one, then settle by hand`,
+      why:
+        `${stranded}; the gateway charged it ${succeeded.length} times ` +
+        `(${succeeded.map((c) => c.id).join(', ')}): ops refund all but one, then settle by hand`,
     };
   if (succeeded[0]) return recordCharged(deps, recovery, attempts, succeeded[0], stranded, options);
   // Only a decline has ended; any other status is a charge not ended yet.

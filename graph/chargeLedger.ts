@@ -280,10 +280,7 @@ export async function writeBackRecovery(
   });
 }
 
-/**
- * A recovery and its attempts, oldest first (null when the payment never had one). `leader`: read
- * on the leader, as what decides on money must (a follower may lag behind a commit).
- */
+/** A recovery and its attempts, oldest first (null: none). `leader`: as money decides (a follower may lag). */
 export async function readRecoveryLedger(
   g: Graph,
   paymentId: string,
@@ -381,10 +378,7 @@ export async function recoveringRecoveries(
   );
 }
 
-/**
- * The payment ids of the recoveries reported for these customers (a customer and the records
- * merged into it): those still recovering, or (`all`) every one.
- */
+/** Payment ids of these customers' recoveries (a customer and records merged in): recovering, or `all`. */
 export async function recoveriesOfCustomers(g: Graph, customerIds: string[], options: { all?: boolean } = {}) {
   return readTx(g, async (tx) =>
     (await tx.run(CYPHER.ofCustomers, { ids: customerIds, all: options.all === true })).records.map(

@@ -310,7 +310,7 @@ describe('a recovery terminated by hand', () => {
     expect(await chargesOf(f.payment_id)).toEqual([]);
     expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
   }, 90_000);
-  it('takes the owner’s stop of a recovery a restore wrote back: recorded, 409 naming ops, settled with its charge', async () => {
+  it('takes the owner’s stop of one a restore wrote back: recorded, 409 naming ops, then settled', async () => {
     const { f, good } = await customerWithAGoodCard();
     const faults = loseTheFirstAnswer(f, good);
     expect((await report(f)).status).toBe(202);
