@@ -7,17 +7,21 @@
  * transaction, under the replaced recovery's lock, the replaced one
  *   - is in the ledger,
  *   - is the same customer's (or a record's merged into it),
+ *   - was for the same amount and currency, where the ledger has them (a replacement is the same debt),
  *   - has a verdict (failed or stopped: the gateway reconciliation or `npm run ops:settle-recoveries`
  *     gives a stranded one its verdict),
  *   - charged nothing (no attempt succeeded or of unknown outcome, not recorded recovered),
  *   - and was not replaced before;
  * and links them: `(:Recovery {id: new})-[:REPLACES]->(:Recovery {id: old})`, the old one marked
  * `replaced_by`. A refusal writes nothing and names the field (`ReplacementRefusedError`, 409). The
- * same report again (the new payment already replaces the old one) is taken again.
+ * same report again (the new payment already replaces the old one) is taken again. A new payment
+ * that names none is checked against its look-alikes (`recoveringLookalikes`): the api refuses it
+ * beside a stranded one (api/services/recoveryStranded.ts).
  */
-import type { ManagedTransaction } from 'neo4j-driver';
+import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { InvalidInputError, InvalidStateError } from './errors';
-import { lockNode } from './graph';
+import { toPlain } from './convert';
+import { lockNode, readTx, type Graph } from './graph';
 import { survivorOfTx } from './mergedRecords';
 
 /** A report's `replaces` refused: nothing was written (409; gRPC FAILED_PRECONDITION), the field named. */
@@ -40,18 +44,29 @@ const CYPHER = {
     WITH old, a ORDER BY CASE a.state WHEN 'succeeded' THEN 0 ELSE 1 END, a.created_at
     WITH old, collect(a {.id, .state, .charge_id})[0] AS charged
     RETURN old.customer_id AS customerId, old.state AS state, old.charge_id AS chargeId,
-           old.replaced_by AS replacedBy, charged`,
+           old.replaced_by AS replacedBy, old.amount AS amount, old.currency AS currency, charged`,
   link: `
     MATCH (old:Recovery {id: $replaces}), (new:Recovery {id: $paymentId})
     MERGE (new)-[:REPLACES]->(old)
     SET old.replaced_by = $paymentId, old.replaced_at = coalesce(old.replaced_at, datetime.transaction()),
         old.updated_at = datetime.transaction()`,
+  // A new payment's look-alikes: the customer's started recoveries still recovering, for the same
+  // amount and currency where the ledger has them (none when the ledger has the payment already).
+  lookalikes: `
+    OPTIONAL MATCH (known:Recovery {id: $paymentId})
+    WITH known WHERE known IS NULL
+    MATCH (r:Recovery {customer_id: $customerId})
+    WHERE r.state = 'recovering' AND r.started_at IS NOT NULL AND r.id <> $paymentId
+      AND coalesce(r.amount, $amount) = $amount AND coalesce(r.currency, $currency) = $currency
+    RETURN r.id AS id ORDER BY r.started_at LIMIT $limit`,
 } as const;
 
 /** The replacing report: its payment, its customer (a merge's survivor, if it named the record), what it replaces. */
 export interface Replacement {
   payment_id: string;
   customer_id: string;
+  amount: number;
+  currency: string;
   replaces: string;
 }
 
@@ -76,6 +91,13 @@ export async function checkReplacementTx(tx: ManagedTransaction, f: Replacement)
     throw new ReplacementRefusedError(
       `payment ${old}'s recovery is another customer's: a report replaces only a recovery of the same customer ` +
         '(or of a record merged into it)',
+    );
+  const oldAmount = toPlain(row.get('amount')) as number | null;
+  const oldCurrency = row.get('currency') as string | null;
+  if ((oldAmount !== null && oldAmount !== f.amount) || (oldCurrency !== null && oldCurrency !== f.currency))
+    throw new ReplacementRefusedError(
+      `payment ${old}'s recovery was for ${oldAmount ?? 'an unknown amount'} ${oldCurrency ?? ''} (minor units), ` +
+        `not ${f.amount} ${f.currency}: a report replaces only the same debt`,
     );
   const state = row.get('state') as string;
   const charged = row.get('charged') as { id: string; state: string; charge_id: string | null } | null;
@@ -119,4 +141,29 @@ export async function linkReplacementTx<R extends { replaces: string | null }>(
     );
   if (reserved.created) await tx.run(CYPHER.link, { paymentId: f.payment_id, replaces: f.replaces });
   return { ...recovery, replaces: f.replaces };
+}
+
+/**
+ * The recoveries a new report (one that replaces none) may be the same debt as: the customer's
+ * started recoveries the ledger has still recovering, for the same amount and currency where it
+ * has them, oldest first, at most `limit`. Empty when the ledger has the payment already (a report
+ * of it again is a duplicate, not a new debt). The api refuses the report while one of them is
+ * stranded (api/services/recoveryStranded.ts).
+ */
+export async function recoveringLookalikes(
+  g: Graph,
+  f: { payment_id: string; customer_id: string; amount: number; currency: string },
+  limit = 10,
+): Promise<string[]> {
+  return readTx(g, async (tx) =>
+    (
+      await tx.run(CYPHER.lookalikes, {
+        paymentId: f.payment_id,
+        customerId: f.customer_id,
+        amount: neo4j.int(f.amount),
+        currency: f.currency,
+        limit: neo4j.int(limit),
+      })
+    ).records.map((r) => r.get('id') as string),
+  );
 }

@@ -15,6 +15,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph/errors';
 import { erasureWorkflowId } from '../../temporal/erasure';
 import { readRecoveryLedger, requestRecoveryStop, reserveRecovery } from '../../graph/chargeLedger';
+import { refuseBesideStranded, refuseIfStranded } from './recoveryStranded';
 import { getPaymentMethodsByCustomer } from '../../graph/paymentMethods';
 import {
   cancelRecoveryUpdate,
@@ -87,6 +88,7 @@ async function reserveAndStart(
   workflowId: string,
   answer: { workflow_id: string; merged_into?: string },
 ): Promise<{ workflow_id: string; merged_into?: string }> {
+  if (f.replaces === undefined) await refuseBesideStranded(deps, f);
   const { created, recovery } = await reserveRecovery(deps.graph, f, workflowId);
   if (!created) {
     // A payment id names one payment: a report of it with other facts is refused, never merged in.
@@ -136,27 +138,6 @@ async function reserveAndStart(
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
   return answer;
-}
-
-/**
- * A report of a payment whose recovery the ledger has `recovering` and started: answered as a
- * duplicate while its workflow runs; refused (409, saying so) when none does — it was terminated,
- * or lost in a restore — since nothing would act on it: ops settle it first
- * (`npm run ops:settle-recoveries`, docs/runbook.md).
- */
-async function refuseIfStranded(deps: ApiDeps, paymentId: string, workflowId: string): Promise<void> {
-  let running = false;
-  try {
-    running = (await deps.temporal.client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-  }
-  if (!running)
-    throw new InvalidStateError(
-      `payment ${paymentId}'s recovery is recorded as recovering in the charge ledger, but no workflow runs it ` +
-        '(it was terminated, or lost in a restore): ops settle it with the gateway first ' +
-        '(npm run ops:settle-recoveries; runbook, "A recovery terminated by hand")',
-    );
 }
 
 /**

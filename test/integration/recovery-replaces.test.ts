@@ -169,6 +169,49 @@ describe('a payment reported again names the recovery it replaces (`replaces`)',
     );
   });
 
+  it('refuses a recovery of another amount or currency: a replacement is the same debt', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [declining()]);
+    const old = await ledgerRecovery(customerId, cards[0] as string, { end: { state: 'stopped', reason: 'test' } });
+    const f1 = failure(customerId, cards[0] as string, { replaces: old.payment, amount: 999 });
+    await refused(await report(f1), f1.payment_id, old.payment, /not 999 EUR: a report replaces only the same debt/);
+    const f2 = failure(customerId, cards[0] as string, { replaces: old.payment, currency: 'USD' });
+    await refused(await report(f2), f2.payment_id, old.payment, /not 1250 USD: a report replaces only the same debt/);
+  });
+
+  it('refuses a new payment naming none beside a stranded recovery of its amount, until ops settle it', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [declining()]);
+    const pm = cards[0] as string;
+    // Recovering and started, and no workflow runs it: terminated, or lost in a restore.
+    const stranded = await ledgerRecovery(customerId, pm);
+    const f = failure(customerId, pm);
+    const res = await report(f);
+    expect(res).toMatchObject({
+      status: 409,
+      json: {
+        field: 'replaces',
+        detail: expect.stringMatching(
+          new RegExp(
+            `payment ${stranded.payment} of the same amount .* no workflow runs it .*replaces: "${stranded.payment}"`,
+          ),
+        ),
+      },
+    });
+    expect(await readRecoveryLedger(h.graph, f.payment_id)).toBeNull();
+    // Another amount is another debt: taken.
+    const other = failure(customerId, pm, { amount: 999 });
+    expect((await report(other)).status).toBe(202);
+    // Settled by ops (stopped: nothing charged): the payment is taken, as itself or as the replacement.
+    await endRecovery(h.graph, {
+      payment_id: stranded.payment,
+      customer_id: customerId,
+      state: 'stopped',
+      reason: 'test',
+    });
+    expect((await report({ ...f, replaces: stranded.payment })).status).toBe(202);
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({ replaces: stranded.payment });
+    for (const p of [other.payment_id, f.payment_id]) await h.client.workflow.getHandle(recoveryWorkflowId(p)).cancel();
+  });
+
   it('takes the recovery of a record merged into the customer', async () => {
     const survivor = await customerWithCards(h.graph, [declining()]);
     const merged = await customerWithCards(h.graph, [declining()]);
