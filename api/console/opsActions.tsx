@@ -123,10 +123,11 @@ const cancelRecoveryAction: ConsoleAction = {
       details: [
         `The recovery of payment ${paymentId} is ${words(status.state)}` +
           `${status.next_retry_at ? `; its next retry would be at ${when(status.next_retry_at)}` : ''}.`,
-        'Cancelled, it charges nothing more and ends stopped.',
+        'Cancelled, it sends nothing more to the gateway: a charge already sent is settled with the gateway ' +
+          'first, and if it went through the recovery ends recovered with that charge; otherwise it ends stopped.',
         // The recovery decides when the cancel reaches it: this page only says what it looks like now.
         mayOfferCancel(status)
-          ? 'It refuses, saying why, while a charge is being made or recorded: cancel again once that is over.'
+          ? 'The stop is recorded at once; the answer waits for that settle.'
           : 'It does not look cancellable now; it will say why if it refuses.',
         `Reason recorded with it: ${reason}`,
       ],
