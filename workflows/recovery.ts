@@ -150,9 +150,9 @@ class PaymentRecovery {
     if (outcome === 'erased') await this.ending.stop('the customer was erased');
     else if (outcome === 'ended') this.ending.asTheLedgerSays(this.run.ledgerEnd);
     else {
-      // Stopping: a charge of the payment still open (an earlier run's) is settled first, never hidden.
-      if (this.run.stopping && outcome !== 'recovered')
-        await CancellationScope.nonCancellable(() => this.charging.settleBeforeStop());
+      // Stopping or failing: a charge of the payment still open (an earlier run's, reset or
+      // terminated) is settled first, never hidden: one that went through recovers the payment.
+      if (outcome !== 'recovered') await CancellationScope.nonCancellable(() => this.charging.settleBeforeStop());
       await this.ending.finish();
     }
   }

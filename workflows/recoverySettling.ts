@@ -46,20 +46,12 @@ export class RecoverySettling {
   async settle(a: ChargeAttempt): Promise<ChargeOutcome | 'stopped'> {
     await this.fence();
     this.run.unsettled = a.idempotency_key;
-    let answered = false;
-    const asking = settler.chargePaymentMethod({ ...a, mode: 'settle' }).finally(() => void (answered = true));
-    const summary = `Ask the gateway about the charge under ${a.idempotency_key}: overdue after the settle deadline`;
-    const overdue = !(await condition(() => answered, this.run.settleMs, { summary }));
-    if (overdue) {
-      countRecoveryChargeUnsettled('overdue');
-      upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
-      log.error('a stopping recovery has asked the gateway about a charge of unknown outcome past its deadline', {
-        paymentId: a.payment_id,
-        idempotencyKey: a.idempotency_key,
-      });
-    }
     try {
-      const settled = await asking;
+      const settled = await this.overdueAfterDeadline(
+        settler.chargePaymentMethod({ ...a, mode: 'settle' }),
+        `the charge under ${a.idempotency_key}`,
+        { idempotencyKey: a.idempotency_key },
+      );
       this.run.unsettled = null;
       return settled.outcome === 'succeeded' || settled.outcome === 'declined' ? settled : 'stopped';
     } catch (err) {
@@ -72,6 +64,28 @@ export class RecoverySettling {
         error: describeFailure(err),
       });
       return 'stopped';
+    }
+  }
+
+  /**
+   * The gateway asked (nothing sent): past `settleFor` without an answer the asking is overdue —
+   * counted, logged at ERROR, listed by `PersonaOverdue = 'charge_settle'` until it ends — and asks on.
+   */
+  private async overdueAfterDeadline<T>(asking: Promise<T>, what: string, context: object): Promise<T> {
+    let answered = false;
+    const watched = asking.finally(() => void (answered = true));
+    const summary = `Ask the gateway about ${what}: overdue after the settle deadline`;
+    const overdue = !(await condition(() => answered, this.run.settleMs, { summary }));
+    if (overdue) {
+      countRecoveryChargeUnsettled('overdue');
+      upsertSearchAttributes([{ key: personaOverdue, value: 'charge_settle' }]);
+      log.error(`a recovery has asked the gateway about ${what} past its deadline`, {
+        paymentId: this.run.reported.payment_id,
+        ...context,
+      });
+    }
+    try {
+      return await watched;
     } finally {
       if (overdue) upsertSearchAttributes([{ key: personaOverdue, value: null }]);
     }
@@ -109,14 +123,19 @@ export class RecoverySettling {
 
   /**
    * Every attempt of the payment still open (an earlier run's, reset or terminated), settled with
-   * the gateway, nothing sent: the first that went through, or null. One the gateway refuses to
-   * tell of for good is counted, logged and named in the stop reason (`unsettled`).
+   * the gateway, nothing sent: the first that went through, or null. Overdue past `settleFor` as
+   * `settle` is. One the gateway refuses to tell of for good is counted, logged and named in the
+   * stop reason (`unsettled`).
    */
   async settleOpen(): Promise<ChargeOutcome | null> {
     await this.fence();
     const f = this.run.reported;
     try {
-      return await settler.settleOpenCharges({ payment_id: f.payment_id, at: now() });
+      return await this.overdueAfterDeadline(
+        settler.settleOpenCharges({ payment_id: f.payment_id, at: now() }),
+        `the payment's other open charges`,
+        {},
+      );
     } catch (err) {
       if (isCancellation(err)) throw err;
       countRecoveryChargeUnsettled('refused');

@@ -1024,6 +1024,25 @@ describe('payment recovery off the happy path: it never fails, and never strands
     },
   });
 
+  /**
+   * A stopping recovery (`settleFor` 3h) asks a gateway that is away: not overdue at first; past the
+   * deadline listed as overdue, still asking (nothing sent, nothing stopped); back, the next try
+   * (backoff up to 10 minutes) gets its answer and the listing goes.
+   */
+  async function overdueUntilTheGatewayAnswers(
+    handle: ReturnType<typeof env.client.workflow.getHandle>,
+    gateway: { away: boolean },
+  ) {
+    const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
+    expect(await overdue()).toBeUndefined();
+    await skipTime(env, '4 hours');
+    await until(async () => (await overdue()) === 'charge_settle');
+    expect(await stateOf(handle)).not.toBe('stopped');
+    gateway.away = false;
+    await skipTime(env, '15 minutes');
+    await until(async () => (await overdue()) === undefined);
+  }
+
   it('a stop whose unknown charge the gateway will not tell of: overdue past the deadline, asking on', async () => {
     const gateway = { away: true };
     const world: World = {
@@ -1046,16 +1065,7 @@ describe('payment recovery off the happy path: it never fails, and never strands
           waitForStage: WorkflowUpdateStage.ACCEPTED,
         });
         word = update.result();
-        const overdue = async () => (await handle.describe()).typedSearchAttributes.get(personaOverdue);
-        expect(await overdue()).toBeUndefined();
-        await skipTime(env, '4 hours');
-        // Past the deadline: listed as overdue, still asking (nothing sent, nothing stopped).
-        await until(async () => (await overdue()) === 'charge_settle');
-        expect(await stateOf(handle)).not.toBe('stopped');
-        gateway.away = false;
-        // The next try (backoff up to 10 minutes) finds the charge.
-        await skipTime(env, '15 minutes');
-        await until(async () => (await overdue()) === undefined);
+        await overdueUntilTheGatewayAnswers(handle, gateway);
       },
     });
     // The gateway had the charge: recorded, and the owner is told of it — never left off the books.
@@ -1148,6 +1158,52 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-a' });
     expect(log.recovered).toEqual([{ payment_method_id: 'pm-a' }]);
     expect(status.attempts.at(-1)).toMatchObject({ payment_method_id: 'pm-a', outcome: 'succeeded' });
+  });
+
+  it('a run that would fail settles an earlier run’s open charge first: one through recovers it', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['generic_decline'], 'pm-a': ['do_not_honor'] },
+      // An earlier run (reset, or terminated) charged pm-b, which is gone from the wallet since.
+      settleOpen: async () => ({
+        outcome: 'succeeded',
+        charge_id: 'ch_earlier',
+        other_attempt: { payment_method_id: 'pm-b', idempotency_key: `${f.payment_id}:pm-b` },
+      }),
+    };
+    const { status, log } = await run(world, f, { schedule: ['1d'] });
+    expect(status).toMatchObject({ state: 'recovered', recovered_with: 'pm-b' });
+    expect(log.settledOpen).toBe(1);
+    expect(log.recovered).toEqual([{ payment_method_id: 'pm-b' }]);
+    expect(log.failed).toBe(0);
+    expect(log.notified.map((n) => n.kind)).not.toContain('payment_failed');
+  });
+
+  it('a stop whose earlier run’s open charge the gateway will not tell of: overdue past the deadline', async () => {
+    const gateway = { away: true };
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-a': ['insufficient_funds'] },
+      settleOpen: async () => {
+        if (gateway.away) throw ApplicationFailure.create({ type: 'GatewayUnavailable', message: '503' });
+        return undefined;
+      },
+    };
+    const { status, log } = await run(world, f, {
+      settleFor: '3h',
+      during: async (handle) => {
+        await until(async () => (await stateOf(handle)) === 'dunning');
+        await handle.startUpdate(cancelRecoveryUpdate, {
+          args: [{ reason: 'ops' }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        });
+        await overdueUntilTheGatewayAnswers(handle, gateway);
+      },
+    });
+    expect(status).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: ops' });
+    expect(log.settledOpen).toBeGreaterThan(3);
   });
 
   it('a stop the graph refuses to write to the ledger for good still stops the recovery, logged', async () => {
