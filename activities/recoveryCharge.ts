@@ -150,7 +150,8 @@ async function charge(rc: RecoveryContext, a: ChargeAttempt, deadline: number): 
         message:
           `payment ${a.payment_id} had ${OPEN_ATTEMPTS_RESOLVED} other attempts open one after another: ` +
           'asked again',
-        details: [{ idempotency_key: a.idempotency_key }],
+        // The last open attempt's key: the one the gateway has (this charge's own was never sent).
+        details: [{ idempotency_key: outcome.open.key }],
       });
   }
 }
