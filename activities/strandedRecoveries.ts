@@ -171,6 +171,15 @@ async function settleRecovery(
         `(${succeeded.map((c) => c.id).join(', ')}): ops refund all but one, then settle by hand`,
     };
   if (succeeded[0]) return recordCharged(deps, recovery, attempts, succeeded[0], stranded, options);
+  // The gateway answered a charge succeeded that its listing does not have (yet): never "stopped".
+  const answered = attempts.find((a) => a.state === 'succeeded');
+  if (answered)
+    return {
+      outcome: 'unknown',
+      why:
+        `${stranded}; the gateway answered its charge under ${answered.key} succeeded ` +
+        `(${answered.charge_id ?? 'no id'}) and does not list it: run again later; if it stays so, ops look`,
+    };
   // Only a decline has ended; any other status is a charge not ended yet.
   const open = charges.find((c) => c.status !== 'declined');
   if (open)

@@ -12,7 +12,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRecoveryLedger, writeBackRecovery } from '../../graph/chargeLedger';
+import { readRecoveryLedger, reserveRecovery, startRecovery, writeBackRecovery } from '../../graph/chargeLedger';
+import { createAttemptTx, recordAttemptAnswerTx } from '../../graph/chargeAttempts';
 import { addPaymentMethod } from '../../graph';
 import { writeTx } from '../../graph/graph';
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
@@ -310,6 +311,29 @@ describe('a recovery terminated by hand', () => {
     expect(await chargesOf(f.payment_id)).toEqual([]);
     expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
   }, 90_000);
+  it('is not settled stopped while its ledger has a charge answered succeeded that the gateway lacks', async () => {
+    const { customerId, f, good } = await customerWithAGoodCard();
+    await reserveRecovery(h.graph, f);
+    await startRecovery(h.graph, f);
+    // The gateway answered this charge succeeded (recorded), yet its listing by reference lacks it (a lag).
+    const key = `${f.payment_id}:${good}`;
+    await writeTx(h.graph, async (tx) => {
+      const request = { ...f, payment_method_id: good, customer_id: customerId, reference: f.payment_id };
+      await createAttemptTx(
+        tx,
+        { ...request, key, sealed: 'sealed-by-the-test', card: null, initiator: 'mit' },
+        new Date(),
+      );
+      await recordAttemptAnswerTx(tx, key, { state: 'succeeded', charge_id: 'ch_unlisted' }, new Date());
+    });
+    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), {
+      paymentIds: [f.payment_id],
+      now: () => new Date(Date.now() + 3_600_000),
+    });
+    expect(settled).toMatchObject({ recovered: [], stopped: [], unknown: [f.payment_id] });
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('recovering');
+  });
+
   it('takes the owner’s stop of one a restore wrote back: recorded, 409 naming ops, then settled', async () => {
     const { f, good } = await customerWithAGoodCard();
     const faults = loseTheFirstAnswer(f, good);
