@@ -136,7 +136,16 @@ const cancelRecoveryAction: ConsoleAction = {
   },
   run: async (deps, form) => {
     const paymentId = matching(form, 'payment_id', (v) => WORKFLOW_KEY.test(v), 'not a payment id');
-    const status = await cancelRecovery(deps, paymentId, requiredText(form, 'reason'));
+    const reply = await cancelRecovery(deps, paymentId, requiredText(form, 'reason'));
+    if (reply.outcome === 'stopping')
+      return {
+        title: 'Recovery stopping',
+        details: [
+          `The recovery of payment ${paymentId} took the cancel and sends nothing more; it is settling a charge ` +
+            'with the gateway first. Its status says when it has ended, and with what.',
+        ],
+      };
+    const { status } = reply;
     return {
       title: 'Recovery cancelled',
       details: [

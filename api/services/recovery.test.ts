@@ -7,7 +7,7 @@ import { InvalidInputError, InvalidStateError, NotFoundError } from '../../graph
 import { initialRecoveryStatus, OFFER_BY_SIGNAL, type RecoveryStatus } from '../../temporal/recovery';
 import type { Graph } from '../../graph/graph';
 import type { ApiDeps } from '../deps';
-import { cancelRecovery, mayOfferCancel, offerNewPaymentMethod } from './recovery';
+import { cancelRecovery, mayOfferCancel, offerNewPaymentMethod, OPS_CANCEL_UPDATE_ID } from './recovery';
 import { OWNER_STOP_UPDATE_ID, ownerAnswerOf, paymentNoLongerOwed } from './recoveryOwnerStop';
 import { taskQueuesOf } from '../../temporal/taskQueues';
 
@@ -175,17 +175,33 @@ function recoveryAnswering(answer: 'refused' | 'ended' | 'never' | 'stopped' | '
       }),
     },
   } as unknown as Client;
-  const deps = { graph: ledgerRecording(sent), temporal: { client, taskQueues: taskQueuesOf('persona') } };
+  const deps = {
+    graph: ledgerRecording(sent),
+    temporal: { client, taskQueues: taskQueuesOf('persona') },
+    limits: { requestDeadlineMs: 200 },
+  };
   return { deps: deps as unknown as ApiDeps, sent };
 }
 
 describe('cancelling a recovery: the ledger first, then the recovery, which says why it refused', () => {
   it('answers the final status when the recovery takes it, the stop written to the ledger first', async () => {
     const { deps, sent } = recoveryAnswering('stopped');
-    await expect(cancelRecovery(deps, 'p', '  customer disputes it ')).resolves.toMatchObject({ state: 'stopped' });
+    await expect(cancelRecovery(deps, 'p', '  customer disputes it ')).resolves.toMatchObject({
+      outcome: 'cancelled',
+      status: { state: 'stopped' },
+    });
     expect(sent).toEqual([
       { ledger: 'ops', reason: 'cancelled: customer disputes it' },
-      { reason: 'customer disputes it' },
+      { reason: 'customer disputes it', updateId: OPS_CANCEL_UPDATE_ID },
+    ]);
+  });
+
+  it('answers stopping when the recovery took it and settles a charge past the wait', async () => {
+    const { deps, sent } = recoveryAnswering('slow');
+    await expect(cancelRecovery(deps, 'p', 'ops', 50)).resolves.toEqual({ outcome: 'stopping', status: null });
+    expect(sent).toEqual([
+      { ledger: 'ops', reason: 'cancelled: ops' },
+      { reason: 'ops', updateId: OPS_CANCEL_UPDATE_ID },
     ]);
   });
 

@@ -216,27 +216,65 @@ function recoveryTarget(paymentId: string): UpdateTarget {
 /** The longest reason ops may give for cancelling a recovery (recorded in its status). */
 export const CANCEL_REASON_MAX = 500;
 
+/** What ops learn of their cancel: the recovery's final status, or `stopping` while it settles a charge first. */
+export type CancelReply = { outcome: 'cancelled'; status: RecoveryStatus } | { outcome: 'stopping'; status: null };
+
+/** One cancel per recovery: the same form sent again (a timeout, a double click) joins the first. */
+export const OPS_CANCEL_UPDATE_ID = 'ops-cancel';
+
 /**
  * Ops stop a recovery with a reason: written to the charge ledger first (from then on nothing for
  * the payment is sent to the gateway), then the `cancel` Workflow Update, which the recovery takes
  * whatever it is doing — a charge in flight is settled with the gateway, never sent again — and
  * answers with its final status, its `stop_reason` "cancelled: <reason>" (or recovered, with the
  * charge that went through first); a recovery cancelled already answers it again (a resent form).
- * NotFoundError (404) when no recovery has this payment id; InvalidStateError (409) when it has
- * ended, or not started.
+ * Waited for `waitMs` (half the request's deadline by default): a settle takes longer (up to the
+ * settle window), and is then answered `stopping` — read the recovery's status. NotFoundError (404)
+ * when no recovery has this payment id; InvalidStateError (409) when it has ended, or not started.
  */
-export async function cancelRecovery(deps: ApiDeps, paymentId: string, reason: string): Promise<RecoveryStatus> {
+export async function cancelRecovery(
+  deps: ApiDeps,
+  paymentId: string,
+  reason: string,
+  waitMs = deps.limits.requestDeadlineMs / 2,
+): Promise<CancelReply> {
   const why = reason.trim();
   if (!why) throw new InvalidInputError('reason', 'say why the recovery is cancelled');
   if (why.length > CANCEL_REASON_MAX) throw new InvalidInputError('reason', `at most ${CANCEL_REASON_MAX} characters`);
   await requestRecoveryStop(deps.graph, paymentId, { by: 'ops', reason: `cancelled: ${why}` });
-  const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
-  return updateOrRefusal(
+  const { client } = deps.temporal;
+  const handle = client.workflow.getHandle(recoveryWorkflowId(paymentId));
+  const target = recoveryTarget(paymentId);
+  const answers = { ended: `payment recovery ${paymentId} has ended: there is nothing to cancel` };
+  const update = await updateOrRefusal(
     handle,
-    () => handle.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: why }] }),
-    recoveryTarget(paymentId),
-    { ended: `payment recovery ${paymentId} has ended: there is nothing to cancel` },
+    () =>
+      handle.startUpdate(cancelRecoveryUpdate, {
+        args: [{ reason: why }],
+        updateId: OPS_CANCEL_UPDATE_ID,
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      }),
+    target,
+    answers,
   );
+  const call = new AbortController();
+  const timer = setTimeout(() => call.abort(), Math.max(waitMs, 1));
+  try {
+    const status = await client.connection.withAbortSignal(call.signal, () => update.result());
+    return { outcome: 'cancelled', status };
+  } catch (err) {
+    if (call.signal.aborted) return { outcome: 'stopping', status: null };
+    return updateOrRefusal(
+      handle,
+      () => {
+        throw err;
+      },
+      target,
+      answers,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**

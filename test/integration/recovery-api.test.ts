@@ -530,10 +530,13 @@ describe('ops cancel a recovery', () => {
     const f = failure(customerId, cards[0] as string, 'generic_decline');
     expect((await report(f)).status).toBe(202);
     await until(async () => gate.started);
-    const cancelled = cancelRecovery(h.deps, f.payment_id, 'customer disputes it');
+    const cancelled = cancelRecovery(h.deps, f.payment_id, 'customer disputes it', 120_000);
     await until(async () => (await readRecoveryLedger(h.graph, f.payment_id))?.recovery.stop_requested_by === 'ops');
     gate.open();
-    expect(await cancelled).toMatchObject({ state: 'stopped', stop_reason: 'cancelled: customer disputes it' });
+    expect(await cancelled).toMatchObject({
+      outcome: 'cancelled',
+      status: { state: 'stopped', stop_reason: 'cancelled: customer disputes it' },
+    });
     expect(await simulatorCharges(gatewayUrl, customerId)).toEqual([]);
   });
 
