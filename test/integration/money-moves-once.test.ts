@@ -25,7 +25,8 @@
  * every recovery — its state, its charge, every attempt's outcome — agrees with the gateway's, and
  * so does every run's end; every charge the gateway made under a payment's reference is one the
  * ledger knows; no charge request of a payment left after a stop of it was accepted (the client's
- * own clock, at each request); what the owner was answered names the charge the gateway made, if
+ * own clock, at each request) but one the ledger stamped before the stop committed (on its way
+ * then: a stop recalls nothing); what the owner was answered names the charge the gateway made, if
  * any (never "stopped" over a charge); a second report of the payment starts nothing.
  *
  * The seed is printed. Replay a run (the same recoveries, cards, faults and decisions; the
@@ -172,8 +173,8 @@ interface Scenario {
   did: string[];
   /** The payment's owner said it was settled elsewhere: what the recovery answered (null: refused). */
   owner?: Promise<OwnerStopAnswer | null>;
-  /** When each charge request of the payment left Persona (the client's clock, at the call). */
-  sends: number[];
+  /** When each charge request of the payment left Persona (the client's clock, at the call), and its key. */
+  sends: { at: number; key: string }[];
   /** When the first stop written to the ledger first (as the api sends it) was known accepted. */
   stopAcceptedAt?: number;
   /** Runs of the recovery besides the main one (started beside it), and how many times it was run again. */
@@ -882,7 +883,7 @@ afterAll(async () => {
 /** The gateway client the activities charge through, noting when each charge request leaves (the client's clock). */
 class WatchedGateway extends HttpPaymentGateway {
   override charge(req: ChargeRequest, options?: GatewayCallOptions) {
-    scenarios.get(req.reference)?.sends.push(Date.now());
+    scenarios.get(req.reference)?.sends.push({ at: Date.now(), key: req.idempotency_key });
     return super.charge(req, options);
   }
 }
@@ -1030,12 +1031,20 @@ describe('money moves once, against an adversary', () => {
             const charges = await new HttpPaymentGateway(s.shard.base, 10_000).chargesByReference(s.payment_id);
             const ledger = await readRecoveryLedger(graph, s.payment_id);
             for (const p of check(status, charges, ledger)) problems.push(`${where}: ${p}`);
-            // A stop is a stop: no charge request of the payment left after a stop was accepted.
-            const late = s.stopAcceptedAt === undefined ? [] : s.sends.filter((t) => t > (s.stopAcceptedAt ?? 0));
-            if (late.length > 0)
+            // A stop is a stop: no charge request of the payment left after a stop was accepted, but
+            // one the ledger stamped before the stop committed (on its way then: a stop recalls nothing).
+            const late = s.stopAcceptedAt === undefined ? [] : s.sends.filter((r) => r.at > (s.stopAcceptedAt ?? 0));
+            const stopAt = Date.parse(ledger?.recovery.stop_requested_at ?? '');
+            const stampedBefore = (key: string) => {
+              const a = ledger?.attempts.find((x) => x.key === key);
+              return a !== undefined && Date.parse(a.last_sent_at ?? a.created_at) < stopAt;
+            };
+            const afterStop = late.filter((r) => !stampedBefore(r.key));
+            if (late.length > afterStop.length) count('a request on its way at the stop');
+            if (afterStop.length > 0)
               problems.push(
-                `${where}: ${late.length} charge request(s) sent after the stop was accepted ` +
-                  `(${late.map((t) => t - (s.stopAcceptedAt ?? 0)).join(', ')} ms after)`,
+                `${where}: ${afterStop.length} charge request(s) stamped and sent after the stop was accepted ` +
+                  `(${afterStop.map((r) => `${r.key} ${r.at - (s.stopAcceptedAt ?? 0)} ms after`).join(', ')})`,
               );
             for (const other of s.extraEnds ?? [])
               if (other.state !== ledger?.recovery.state)
