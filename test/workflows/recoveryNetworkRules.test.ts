@@ -155,6 +155,10 @@ const activities = {
   async deactivatePaymentMethod() {},
   async recordRecovery() {},
   async recordRecoveryFailed() {},
+  // No earlier run here: nothing of the payment is open when a recovery stops or fails.
+  async settleOpenCharges(): Promise<ChargeOutcome> {
+    return { outcome: 'not_charged', reason: 'never_sent' };
+  },
   async notifyCustomer() {
     return { sent: true, channel: 'email' as const };
   },
