@@ -14,15 +14,15 @@
  *   - and was not replaced before;
  * and links them: `(:Recovery {id: new})-[:REPLACES]->(:Recovery {id: old})`, the old one marked
  * `replaced_by`. A refusal writes nothing and names the field (`ReplacementRefusedError`, 409). The
- * same report again (the new payment already replaces the old one) is taken again. A new payment
- * that names none is checked against its look-alikes (`recoveringLookalikes`): the api refuses it
+ * same report again (the new payment already replaces the old one) is taken again. Every new
+ * payment is also checked against its look-alikes (`recoveringLookalikes`): the api refuses it
  * beside a stranded one (api/services/recoveryStranded.ts).
  */
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { InvalidInputError, InvalidStateError } from './errors';
 import { toPlain } from './convert';
 import { lockNode, readTx, type Graph } from './graph';
-import { survivorOfTx } from './mergedRecords';
+import { mergedRecordsOfTx, survivorOfTx } from './mergedRecords';
 
 /** A report's `replaces` refused: nothing was written (409; gRPC FAILED_PRECONDITION), the field named. */
 export class ReplacementRefusedError extends InvalidStateError {
@@ -50,15 +50,17 @@ const CYPHER = {
     MERGE (new)-[:REPLACES]->(old)
     SET old.replaced_by = $paymentId, old.replaced_at = coalesce(old.replaced_at, datetime.transaction()),
         old.updated_at = datetime.transaction()`,
-  // A new payment's look-alikes: the customer's started recoveries still recovering, for the same
-  // amount and currency where the ledger has them (none when the ledger has the payment already).
+  // A new payment's look-alikes: the customer's (and its merged records') started recoveries still
+  // recovering, for the same amount and currency where the ledger has them, but the one it replaces
+  // (none when the ledger has the payment already).
   lookalikes: `
     OPTIONAL MATCH (known:Recovery {id: $paymentId})
     WITH known WHERE known IS NULL
-    MATCH (r:Recovery {customer_id: $customerId})
-    WHERE r.state = 'recovering' AND r.started_at IS NOT NULL AND r.id <> $paymentId
+    MATCH (r:Recovery) WHERE r.customer_id IN $customerIds
+      AND r.state = 'recovering' AND r.started_at IS NOT NULL AND r.id <> $paymentId
+      AND ($replaces IS NULL OR r.id <> $replaces)
       AND coalesce(r.amount, $amount) = $amount AND coalesce(r.currency, $currency) = $currency
-    RETURN r.id AS id ORDER BY r.started_at LIMIT $limit`,
+    RETURN r.id AS id ORDER BY r.started_at, r.id LIMIT $limit`,
 } as const;
 
 /** The replacing report: its payment, its customer (a merge's survivor, if it named the record), what it replaces. */
@@ -144,26 +146,27 @@ export async function linkReplacementTx<R extends { replaces: string | null }>(
 }
 
 /**
- * The recoveries a new report (one that replaces none) may be the same debt as: the customer's
- * started recoveries the ledger has still recovering, for the same amount and currency where it
- * has them, oldest first, at most `limit`. Empty when the ledger has the payment already (a report
- * of it again is a duplicate, not a new debt). The api refuses the report while one of them is
- * stranded (api/services/recoveryStranded.ts).
+ * The recoveries a new report may be the same debt as: the started recoveries the ledger has still
+ * recovering of the customer and of the records merged into it, for the same amount and currency
+ * where it has them, oldest first, at most `limit` — but the one the report `replaces`. Empty when
+ * the ledger has the payment already (a report of it again is a duplicate, not a new debt). The api
+ * refuses the report while one of them is stranded (api/services/recoveryStranded.ts).
  */
 export async function recoveringLookalikes(
   g: Graph,
-  f: { payment_id: string; customer_id: string; amount: number; currency: string },
-  limit = 10,
+  f: { payment_id: string; customer_id: string; amount: number; currency: string; replaces?: string },
+  limit = 1_000,
 ): Promise<string[]> {
-  return readTx(g, async (tx) =>
-    (
-      await tx.run(CYPHER.lookalikes, {
-        paymentId: f.payment_id,
-        customerId: f.customer_id,
-        amount: neo4j.int(f.amount),
-        currency: f.currency,
-        limit: neo4j.int(limit),
-      })
-    ).records.map((r) => r.get('id') as string),
-  );
+  return readTx(g, async (tx) => {
+    const customerIds = [f.customer_id, ...(await mergedRecordsOfTx(tx, f.customer_id))];
+    const { records } = await tx.run(CYPHER.lookalikes, {
+      paymentId: f.payment_id,
+      replaces: f.replaces ?? null,
+      customerIds,
+      amount: neo4j.int(f.amount),
+      currency: f.currency,
+      limit: neo4j.int(limit),
+    });
+    return records.map((r) => r.get('id') as string);
+  });
 }

@@ -88,7 +88,7 @@ async function reserveAndStart(
   workflowId: string,
   answer: { workflow_id: string; merged_into?: string },
 ): Promise<{ workflow_id: string; merged_into?: string }> {
-  if (f.replaces === undefined) await refuseBesideStranded(deps, f);
+  await refuseBesideStranded(deps, f);
   const { created, recovery } = await reserveRecovery(deps.graph, f, workflowId);
   if (!created) {
     // A payment id names one payment: a report of it with other facts is refused, never merged in.

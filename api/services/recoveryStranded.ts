@@ -27,11 +27,12 @@ export async function refuseIfStranded(deps: ApiDeps, paymentId: string, workflo
 }
 
 /**
- * A new payment (one that names none it `replaces`) of a customer with a stranded recovery for the
- * same amount and currency — the ledger has it recovering and started, and no workflow runs it — is
- * refused (409, field `replaces`): it may be that payment reported again after a restore or a
- * terminate, whose charge may have gone through. The report names it in `replaces` once ops settled
- * it (the ledger then checks it charged nothing), or, another debt, is sent again once ops settled it.
+ * A new payment of a customer (or of a record merged into it) with a stranded recovery for the same
+ * amount and currency — the ledger has it recovering and started, and no workflow runs it — is
+ * refused (409, field `replaces`), whatever other payment it names in `replaces`: it may be that
+ * payment reported again after a restore or a terminate, whose charge may have gone through. The
+ * report names it in `replaces` once ops settled it (the ledger then checks it charged nothing), or,
+ * another debt, is sent again once ops settled it.
  */
 export async function refuseBesideStranded(deps: ApiDeps, f: PaymentFailure): Promise<void> {
   for (const other of await recoveringLookalikes(deps.graph, f)) {

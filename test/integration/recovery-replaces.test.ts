@@ -96,6 +96,18 @@ async function refused(res: Awaited<ReturnType<typeof report>>, newPayment: stri
   expect((await readRecoveryLedger(h.graph, old))?.recovery.replaced_by ?? null).toBeNull();
 }
 
+/** Ops merge `merged` into `survivor`: the same person. */
+async function mergeInto(survivor: string, merged: string) {
+  await mergeCustomers(h.graph, {
+    merge_id: `replaces-merge-${randomUUID()}`,
+    survivor_id: survivor,
+    merged_id: merged,
+    decided_by: 'ops',
+    requested_by: null,
+    reason: 'the same person (test)',
+  });
+}
+
 describe('a payment reported again names the recovery it replaces (`replaces`)', () => {
   it('refuses, writing nothing, a payment unknown to the charge ledger, another customer’s, or itself', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [declining()]);
@@ -197,6 +209,12 @@ describe('a payment reported again names the recovery it replaces (`replaces`)',
       },
     });
     expect(await readRecoveryLedger(h.graph, f.payment_id)).toBeNull();
+    // Naming another payment in `replaces` (one that failed, charging nothing) does not get past it.
+    const failed = await ledgerRecovery(customerId, pm, { end: { state: 'failed' } });
+    expect(await report({ ...f, replaces: failed.payment })).toMatchObject({
+      status: 409,
+      json: { field: 'replaces', detail: expect.stringContaining(`payment ${stranded.payment} of the same amount`) },
+    });
     // Another amount is another debt: taken.
     const other = failure(customerId, pm, { amount: 999 });
     expect((await report(other)).status).toBe(202);
@@ -212,18 +230,24 @@ describe('a payment reported again names the recovery it replaces (`replaces`)',
     for (const p of [other.payment_id, f.payment_id]) await h.client.workflow.getHandle(recoveryWorkflowId(p)).cancel();
   });
 
+  it('refuses a new payment of a survivor beside a stranded recovery of a record merged into it', async () => {
+    const survivor = await customerWithCards(h.graph, [declining()]);
+    const merged = await customerWithCards(h.graph, [declining()]);
+    const stranded = await ledgerRecovery(merged.customerId, merged.cards[0] as string);
+    await mergeInto(survivor.customerId, merged.customerId);
+    const f = failure(survivor.customerId, survivor.cards[0] as string);
+    expect(await report(f)).toMatchObject({
+      status: 409,
+      json: { field: 'replaces', detail: expect.stringContaining(`payment ${stranded.payment} of the same amount`) },
+    });
+    expect(await readRecoveryLedger(h.graph, f.payment_id)).toBeNull();
+  });
+
   it('takes the recovery of a record merged into the customer', async () => {
     const survivor = await customerWithCards(h.graph, [declining()]);
     const merged = await customerWithCards(h.graph, [declining()]);
     const old = await ledgerRecovery(merged.customerId, merged.cards[0] as string, { end: { state: 'failed' } });
-    await mergeCustomers(h.graph, {
-      merge_id: `replaces-merge-${randomUUID()}`,
-      survivor_id: survivor.customerId,
-      merged_id: merged.customerId,
-      decided_by: 'ops',
-      requested_by: null,
-      reason: 'the same person (test)',
-    });
+    await mergeInto(survivor.customerId, merged.customerId);
     const f = failure(survivor.customerId, survivor.cards[0] as string, { replaces: old.payment });
     expect(await report(f)).toMatchObject({ status: 202 });
     expect((await readRecoveryLedger(h.graph, old.payment))?.recovery.replaced_by).toBe(f.payment_id);
@@ -280,6 +304,8 @@ describe('a payment reported again names the recovery it replaces (`replaces`)',
       details: expect.stringContaining('has no verdict yet'),
     });
     expect(await readRecoveryLedger(h.graph, f.payment_id)).toBeNull();
+    // Settled by ops, as a stranded recovery of the same amount must be before any new payment is taken.
+    await endRecovery(h.graph, { payment_id: open.payment, customer_id: customerId, state: 'failed', reason: 'test' });
     const stopped = await ledgerRecovery(customerId, pm, { end: { state: 'stopped' } });
     const g = { ...failure(customerId, pm, { replaces: stopped.payment }), amount: '1250' };
     expect(await call(client, 'ReportPaymentFailure', g, token)).toMatchObject({
