@@ -38,7 +38,7 @@ export class RecoveryEnding {
             payment_id: f.payment_id,
             customer_id: f.customer_id,
             attempts: this.run.status.attempts.length,
-            reason: 'all payment methods failed',
+            reason: this.withUnsettled('all payment methods failed'),
           }),
         );
       } catch (err) {
@@ -93,17 +93,22 @@ export class RecoveryEnding {
     log.info(`payment recovery ${state}: the charge ledger has it ended by another run`, { paymentId: f.payment_id });
   }
 
+  /** The end's reason, naming a charge the gateway refused to say the outcome of (ops look it up). */
+  private withUnsettled(why: string): string {
+    if (this.run.unsettled === null) return why;
+    return (
+      `${why}; the charge under idempotency key ${this.run.unsettled} is of unknown outcome ` +
+      '(the gateway refused to say): ops look it up at the gateway'
+    );
+  }
+
   /**
    * stopped: in the ledger (retried until done), then in the status — or as the ledger says, when
    * another run of the payment ended it first.
    */
   async stop(why: string): Promise<void> {
     const f = this.run.reported;
-    const reason =
-      this.run.unsettled === null
-        ? why
-        : `${why}; the charge under idempotency key ${this.run.unsettled} is of unknown outcome ` +
-          '(the gateway refused to say): ops look it up at the gateway';
+    const reason = this.withUnsettled(why);
     const end = await this.recordStopped(reason);
     if (end && end.state !== 'stopped') return this.asTheLedgerSays(end);
     this.run.moveTo('stopped', { next_retry_at: null, next_retry_reason: null, attention: null, stop_reason: reason });

@@ -129,7 +129,7 @@ const cancelRecoveryAction: ConsoleAction = {
         mayOfferCancel(status)
           ? 'The stop is recorded at once; the answer waits for that settle.'
           : 'It does not look cancellable now; it will say why if it refuses.',
-        `Reason recorded with it: ${reason}`,
+        `Reason recorded with it: ${reason} (a recovery cancelled before keeps its first cancel and reason).`,
       ],
       danger: true,
     };
@@ -141,13 +141,15 @@ const cancelRecoveryAction: ConsoleAction = {
       return {
         title: 'Recovery stopping',
         details: [
-          `The recovery of payment ${paymentId} took the cancel and sends nothing more; it is settling a charge ` +
-            'with the gateway first. Its status says when it has ended, and with what.',
+          `The recovery of payment ${paymentId} took the cancel and sends nothing more; it ends once what it ` +
+            'is doing is over (a charge settled with the gateway, a record that waits for ops). Its status says ' +
+            'when it has ended, and with what.',
         ],
       };
     const { status } = reply;
     return {
-      title: 'Recovery cancelled',
+      // A charge that went through first is never hidden behind the cancel.
+      title: status.state === 'stopped' ? 'Recovery cancelled' : `Recovery ${words(status.state)} before the cancel`,
       details: [
         `The recovery of payment ${paymentId} took the cancel; it is ${words(status.state)} now.`,
         ...(status.stop_reason ? [`Why it stopped: ${status.stop_reason}`] : []),
@@ -314,7 +316,7 @@ const mergeUndo: ConsoleAction = {
           `${status.merged_at ? ` on ${when(status.merged_at)}` : ''}.`,
         `Undone, what the merge moved goes back to ${status.merged_id}, except what was deleted or changed since ` +
           '(which the outcome lists).',
-        `Reason recorded with it: ${reason}`,
+        `Reason recorded with it: ${reason} (a recovery cancelled before keeps its first cancel and reason).`,
       ],
       danger: true,
     };

@@ -89,6 +89,8 @@ interface Log {
   fenced?: string[];
   /** How often the payment's open attempts were settled before a stop. */
   settledOpen?: number;
+  /** The reasons the run recorded its failure with. */
+  failedWhy?: string[];
 }
 
 function fakes(world: World, log: Log) {
@@ -167,6 +169,7 @@ function fakes(world: World, log: Log) {
     },
     async recordRecoveryFailed(rec: { reason: string }): Promise<LedgerEnd> {
       log.failed++;
+      (log.failedWhy ??= []).push(rec.reason);
       return (
         (await world.ledgerEnd?.()) ?? { state: 'failed', recovered_with: null, charge_id: null, reason: rec.reason }
       );
@@ -1225,19 +1228,22 @@ describe('payment recovery off the happy path: it never fails, and never strands
     expect(log.stopped).toEqual(['cancelled: ops']);
   });
 
+  /** The gateway refuses for good to tell what became of an earlier run's open charge under `key`. */
+  const refusesToTellOf = (key: string) => async (): Promise<ChargeOutcome | undefined> => {
+    throw ApplicationFailure.create({
+      type: 'GatewayRejectedError',
+      message: 'the gateway refused the listing (401)',
+      nonRetryable: true,
+      details: [{ idempotency_key: key }],
+    });
+  };
+
   it('an earlier run’s open charge the gateway refuses to tell of for good: stops, naming the key', async () => {
     const f = failure();
     const world: World = {
       methods: ['pm-failed', 'pm-a'],
       answers: { 'pm-a': ['insufficient_funds'] },
-      settleOpen: async () => {
-        throw ApplicationFailure.create({
-          type: 'GatewayRejectedError',
-          message: 'the gateway refused the listing (401)',
-          nonRetryable: true,
-          details: [{ idempotency_key: `${f.payment_id}:pm-old` }],
-        });
-      },
+      settleOpen: refusesToTellOf(`${f.payment_id}:pm-old`),
     };
     const { status } = await run(world, f, {
       during: async (handle) => {
@@ -1248,6 +1254,18 @@ describe('payment recovery off the happy path: it never fails, and never strands
     });
     expect(status.state).toBe('stopped');
     expect(status.stop_reason).toContain(`${f.payment_id}:pm-old`);
+  });
+
+  it('a failing run names in its failure an earlier run’s open charge the gateway will not tell of', async () => {
+    const f = failure();
+    const world: World = {
+      methods: ['pm-failed', 'pm-a'],
+      answers: { 'pm-failed': ['generic_decline'], 'pm-a': ['do_not_honor'] },
+      settleOpen: refusesToTellOf(`${f.payment_id}:pm-old`),
+    };
+    const { status, log } = await run(world, f, { schedule: ['1d'] });
+    expect(status.state).toBe('failed');
+    expect(log.failedWhy).toEqual([expect.stringContaining(`${f.payment_id}:pm-old is of unknown outcome`)]);
   });
 
   it('a run that gives up while another run of the payment recovered it ends recovered, and says nothing', async () => {
