@@ -132,6 +132,14 @@ def map_case(context, case):
         if not (meta is not None and meta.is_negative_at(ParameterLocation.HEADER)):
             for name in [k for k in list(headers.keys()) if k.lower() == "idempotency-key"]:
                 headers[name] = f"{headers[name][:160]}-{uuid.uuid4().hex}"
+    # A positive payment failure is a new payment: an id of its own (a generated one is sent again
+    # with another body, which a payment id refuses by design), replacing none (`replaces` must name
+    # a recovery the ledger has settled; the recovery-replaces integration test covers it).
+    if label == "POST /api/v1/payment-failures" and isinstance(case.body, dict):
+        if not (meta is not None and meta.is_negative_at(ParameterLocation.BODY)):
+            case.body.pop("replaces", None)
+            if "payment_id" in case.body:
+                case.body["payment_id"] = f"contract-{uuid.uuid4().hex}"
     if label == "DELETE /api/v1/customers/{id}/payment-methods/{pmId}" and isinstance(case.path_parameters, dict):
         if not (meta is not None and meta.is_negative_at(ParameterLocation.PATH)):
             case.path_parameters["pmId"] = next(_next_removable)
