@@ -316,7 +316,7 @@ const mergeUndo: ConsoleAction = {
           `${status.merged_at ? ` on ${when(status.merged_at)}` : ''}.`,
         `Undone, what the merge moved goes back to ${status.merged_id}, except what was deleted or changed since ` +
           '(which the outcome lists).',
-        `Reason recorded with it: ${reason} (a recovery cancelled before keeps its first cancel and reason).`,
+        `Reason recorded with it: ${reason}`,
       ],
       danger: true,
     };
