@@ -101,6 +101,13 @@ const RECOVERIES = Number(process.env.PERSONA_ADVERSARY_RECOVERIES ?? 2000);
 const SHARDS = Number(process.env.PERSONA_ADVERSARY_SHARDS ?? 4);
 /** Recoveries under way at once on each server. */
 const IN_FLIGHT = Number(process.env.PERSONA_ADVERSARY_IN_FLIGHT ?? 32);
+/**
+ * Recoveries a time-skipping server takes before a fresh one (with its own workers and gateway)
+ * takes its place. The test server never forgets a lock event, and releasing one scans them all
+ * under its clock's lock: an old server spends more CPU on every step, and its time skips ever
+ * later (docs/performance.md).
+ */
+const RECYCLE_EVERY = Number(process.env.PERSONA_ADVERSARY_RECYCLE ?? 250);
 const ONLY_SPEC = (process.env.PERSONA_ADVERSARY_ONLY ?? '').replace(/\s/g, '');
 const ONLY = ONLY_SPEC.split(',')
   .filter((x) => x !== '')
@@ -203,7 +210,9 @@ interface Tally {
  * on it waits, so several of them side by side get through more recoveries on the same machine.
  */
 interface Shard {
+  /** Its place among the SHARDS side by side, and which server of that place it is. */
   n: number;
+  generation: number;
   env: TestWorkflowEnvironment;
   client: Client;
   taskQueue: string;
@@ -212,10 +221,15 @@ interface Shard {
   /** The simulator's clock: the latest time, in the workflows' (skipped) time, an activity of the shard ran at. */
   simNow: number;
   workers: { worker?: Worker; running?: Promise<void> }[];
+  /** Its activity worker's restarts, and (once it has no recovery left) its teardown. */
+  restarts?: Promise<void>;
+  retired?: boolean;
+  tornDown?: Promise<void>;
 }
 
 let graph: TestGraph;
 let bundle: WorkflowBundleWithSourceMap;
+/** Every server started, retired or not. */
 const shards: Shard[] = [];
 const scenarios = new Map<string, Scenario>();
 const tally: Tally = {};
@@ -325,7 +339,10 @@ function listingLagFor(req: { reference: string | null }): number {
 function holdTime(shard: Shard, ms: number): void {
   const test = shard.env.connection.testService;
   if (!test) return;
-  void test.lockTimeSkipping({}).then(() => setTimeout(() => void test.unlockTimeSkipping({}), ms));
+  void test
+    .lockTimeSkipping({})
+    .then(() => setTimeout(() => void test.unlockTimeSkipping({}).catch(() => undefined), ms))
+    .catch(() => undefined);
 }
 
 /** Beside a charge (just after it, not waiting for it): the adversary changes the world. */
@@ -769,8 +786,8 @@ function check(
   return problems;
 }
 
-/** A time-skipping server with its clock, its workers and its gateway simulator. */
-async function startShard(n: number): Promise<Shard> {
+/** A time-skipping server with its clock, its workers (the activities' restarted now and then) and its gateway simulator. */
+async function startShard(n: number, generation: number): Promise<Shard> {
   const env = await createTimeSkippingEnv({ watch });
   // One client that never locks time: the server skips it whenever every workflow waits…
   const client = new Client({ connection: env.connection, namespace: env.namespace ?? 'default' });
@@ -778,6 +795,7 @@ async function startShard(n: number): Promise<Shard> {
   const taskQueue = `money-once-${n}-${randomUUID()}`;
   const shard: Shard = {
     n,
+    generation,
     env,
     client,
     taskQueue,
@@ -831,7 +849,48 @@ async function startShard(n: number): Promise<Shard> {
       sinks: openProcessSinks(graph, () => undefined),
     }),
   );
+  shard.restarts = activityWorkerRestarts(shard);
+  shards.push(shard);
   return shard;
+}
+
+/**
+ * Worker restarts: now and then the shard's activity worker stops — what it runs is cancelled a
+ * moment later, its answers lost (a charge made, its answer never recorded) — and a new one takes over.
+ */
+async function activityWorkerRestarts(shard: Shard): Promise<void> {
+  let current = { worker: await activityWorker(shard), running: undefined as Promise<void> | undefined };
+  current.running = current.worker.run();
+  shard.workers.push(current);
+  const every = streamOf(shard.n + SHARDS * shard.generation, 9);
+  while (!done && !shard.retired && process.env.PERSONA_ADVERSARY_RESTARTS !== '0') {
+    await sleep(3_000 + every() * 7_000);
+    // The test ended (or failed), or the server has no recovery left: no restart.
+    if (done || shard.retired || current.worker.getState() !== 'RUNNING') break;
+    current.worker.shutdown();
+    await current.running;
+    current = { worker: await activityWorker(shard), running: undefined };
+    current.running = current.worker.run();
+    shard.workers.push(current);
+    count('worker restart');
+  }
+}
+
+/**
+ * A server with no recovery left stops (its workers first; what the adversary still does settled):
+ * an idle time-skipping server would only race its clock workflow. Its gateway stays up for the
+ * checks at the end.
+ */
+function teardown(shard: Shard): Promise<void> {
+  shard.retired = true;
+  shard.tornDown ??= (async () => {
+    await Promise.allSettled([...pending]);
+    await shard.restarts;
+    for (const w of shard.workers) if (w.worker?.getState() === 'RUNNING') w.worker.shutdown();
+    for (const w of shard.workers) await w.running?.catch(() => undefined);
+    await shard.env.teardown();
+  })();
+  return shard.tornDown;
 }
 
 /** The activity worker of a shard: the real activities, watched by the adversary. */
@@ -871,7 +930,6 @@ beforeAll(async () => {
     workflowsPath: PERSONA_WORKFLOWS,
     workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
   });
-  for (let n = 0; n < SHARDS; n++) shards.push(await startShard(n));
 }, 180_000);
 
 /** The test is over, however it ended: the restarts stop. */
@@ -880,9 +938,7 @@ let done = false;
 afterAll(async () => {
   done = true;
   for (const shard of shards) {
-    for (const w of shard.workers) if (w.worker?.getState() === 'RUNNING') w.worker.shutdown();
-    for (const w of shard.workers) await w.running?.catch(() => undefined);
-    await shard.env.teardown();
+    await teardown(shard);
     await new Promise<void>((resolve) => shard.server.close(() => resolve()));
   }
   await graph?.close();
@@ -951,32 +1007,13 @@ describe('money moves once, against an adversary', () => {
       console.log(
         `[money-moves-once] seed ${SEED}: ` +
           `${ONLY.length ? `${ONLY.length} recoveries (${ONLY_SPEC})` : `${RECOVERIES} recoveries`}, ` +
-          `${IN_FLIGHT} at a time on each of ${SHARDS} time-skipping servers. ` +
+          `${IN_FLIGHT} at a time on each of ${SHARDS} time-skipping servers side by side ` +
+          `(a fresh one every ${RECYCLE_EVERY} recoveries). ` +
           `Replay: PERSONA_ADVERSARY_SEED=${SEED} npx vitest run --project integration ` +
           'test/integration/money-moves-once.test.ts',
       );
       const started = performance.now();
       done = false;
-      // Worker restarts: now and then a shard's activity worker stops — what it runs is cancelled a
-      // moment later, its answers lost (a charge made, its answer never recorded) — and a new one
-      // takes over.
-      const restarts = shards.map(async (shard) => {
-        let current = { worker: await activityWorker(shard), running: undefined as Promise<void> | undefined };
-        current.running = current.worker.run();
-        shard.workers.push(current);
-        const every = streamOf(shard.n, 9);
-        while (!done && process.env.PERSONA_ADVERSARY_RESTARTS !== '0') {
-          await sleep(3_000 + every() * 7_000);
-          // The test ended (or failed): no restart after the shards were torn down.
-          if (done || current.worker.getState() !== 'RUNNING') break;
-          current.worker.shutdown();
-          await current.running;
-          current = { worker: await activityWorker(shard), running: undefined };
-          current.running = current.worker.run();
-          shard.workers.push(current);
-          count('worker restart');
-        }
-      });
 
       // Neo4j restarts: now and then the private Neo4j stops (cleanly) and starts again under the
       // recoveries: transactions in flight fail and are retried, activities wait it out.
@@ -1007,25 +1044,44 @@ describe('money moves once, against an adversary', () => {
           ),
         15_000,
       );
-      // Each shard takes the recoveries whose index falls to it, IN_FLIGHT at a time.
+      // Each place side by side takes the recoveries whose index falls to it, IN_FLIGHT at a time,
+      // on a fresh server every RECYCLE_EVERY (the next one starts while the last of the old end).
       await Promise.all(
-        shards.map(async (shard) => {
-          const mine = indexes.filter((i) => i % SHARDS === shard.n);
+        Array.from({ length: SHARDS }, async (_, n) => {
+          const mine = indexes.filter((i) => i % SHARDS === n);
           let next = 0;
+          let generation = 0;
+          let current = { shard: startShard(n, generation), given: 0, running: 0 };
+          const leave = (g: typeof current) => {
+            if (g.given >= RECYCLE_EVERY && g.running === 0) void g.shard.then(teardown);
+          };
           await Promise.all(
             Array.from({ length: Math.min(IN_FLIGHT, mine.length) }, async () => {
               while (next < mine.length) {
-                results.push(await runOne(mine[next++] as number, shard));
+                const index = mine[next++] as number;
+                if (current.given === RECYCLE_EVERY)
+                  current = { shard: startShard(n, ++generation), given: 0, running: 0 };
+                const g = current;
+                g.given++;
+                g.running++;
+                try {
+                  results.push(await runOne(index, await g.shard));
+                } finally {
+                  g.running--;
+                  leave(g);
+                }
                 finished++;
               }
             }),
           );
+          await teardown(await current.shard);
         }),
       );
       done = true;
       clearInterval(progress);
-      await Promise.all([...restarts, neo4jRestarts]);
+      await neo4jRestarts;
       await Promise.allSettled(pending);
+      await Promise.all(shards.map(teardown));
       const seconds = (performance.now() - started) / 1000;
 
       const problems: string[] = [];
@@ -1078,6 +1134,7 @@ describe('money moves once, against an adversary', () => {
         `[money-moves-once] seed ${SEED}: ${results.length} recoveries in ${seconds.toFixed(1)} s ` +
           `(${(results.length / seconds).toFixed(1)} recoveries/s): ${JSON.stringify(states)}; ` +
           `adversary: ${JSON.stringify(tally)}; Neo4j down ${(neo4jDownMs / 1000).toFixed(1)} s in all; ` +
+          `${shards.length} time-skipping servers in all; ` +
           `${problems.length} problems`,
       );
       // Printed as soon as they are known: a run cut short (or read before vitest's summary) still shows them.
