@@ -790,7 +790,7 @@ function check(
   return problems;
 }
 
-/** A time-skipping server with its clock, its workers (the activities' restarted now and then) and its gateway simulator. */
+/** A time-skipping server with its clock, its workers (the activities' restarted now and then) and its gateway. */
 async function startShard(n: number, generation: number): Promise<Shard> {
   const env = await createTimeSkippingEnv({ watch });
   try {
