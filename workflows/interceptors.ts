@@ -10,7 +10,10 @@
  *
  * And no workflow acts on a payload Persona's codec did not write (temporal/payloadCodec.ts): a
  * workflow whose input was refused fails at once, before its code runs; a refused signal is
- * dropped, a refused Update rejected, a refused query answered with an error.
+ * dropped, a refused Update rejected, a refused query answered with an error. Nor on a message
+ * whose payload is missing or not of its name's shape (temporal/messageShapes.ts — a signal or
+ * Update sent by hand with no input, which the codec never sees): the signal is logged and
+ * dropped, the Update rejected before it is accepted. No message fails a workflow task.
  *
  * And a customer workflow that closes (completes, fails or is cancelled; not a continue-as-new)
  * tells the worker, which removes it from its customer's open processes (graph/openProcesses.ts)
@@ -27,6 +30,7 @@ import {
 } from '@temporalio/workflow';
 import { isOpenProcessWorkflow, type OpenProcessSinks } from '../temporal/openProcesses';
 import { PAYLOAD_REFUSED_TYPE, refusedPayloadReason } from '../temporal/refusedPayload';
+import { malformedSignal, malformedUpdate } from '../temporal/messageShapes';
 import {
   bookmarksOf,
   carriedOf,
@@ -57,6 +61,19 @@ async function closingOpenProcess<T>(run: () => Promise<T>): Promise<T> {
     if (err instanceof TemporalFailure && !(err instanceof ContinueAsNew)) openProcesses.closed();
     throw err;
   }
+}
+
+/** Why an Update is refused: a payload the codec refused, or one not of its name's shape; null if neither. */
+const updateRefusal = (name: string, args: readonly unknown[]): string | null =>
+  refusedPayloadReason(args) ?? malformedUpdate(name, args);
+
+/** True (and logged) when a signal is dropped: a payload the codec refused, or one not of its name's shape. */
+function droppedSignal(name: string, args: readonly unknown[]): boolean {
+  const reason = refusedPayloadReason(args);
+  if (reason) log.error(`signal ${name} refused and dropped`, { reason });
+  const malformed = reason ? null : malformedSignal(name, args);
+  if (malformed) log.warn(`signal ${name} dropped: ${malformed}`, { reason: malformed });
+  return reason !== null || malformed !== null;
 }
 
 function refused(reason: string, what: string): ApplicationFailure {
@@ -95,13 +112,13 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
           return closingOpenProcess(() => next(input));
         },
         validateUpdate: (input, next) => {
-          const reason = refusedPayloadReason(input.args);
+          const reason = updateRefusal(input.name, input.args);
           if (reason) throw refused(reason, `the ${input.name} Update was refused`);
           next(input);
         },
         handleUpdate: (input, next) => {
           // Updates without a validator reach here.
-          const reason = refusedPayloadReason(input.args);
+          const reason = updateRefusal(input.name, input.args);
           if (reason) return Promise.reject(refused(reason, `the ${input.name} Update was refused`));
           bookmarks = mergeBookmarks(bookmarks, bookmarksOf(input.headers));
           return next(input);
@@ -112,11 +129,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
           return next(input);
         },
         handleSignal: (input, next) => {
-          const reason = refusedPayloadReason(input.args);
-          if (reason) {
-            log.error(`signal ${input.signalName} refused and dropped`, { reason });
-            return Promise.resolve();
-          }
+          if (droppedSignal(input.signalName, input.args)) return Promise.resolve();
           const from = requestIdOf(input.headers);
           if (from && from !== requestId) log.info(`signal ${input.signalName} received`, { signalRequestId: from });
           bookmarks = mergeBookmarks(bookmarks, bookmarksOf(input.headers));

@@ -663,7 +663,8 @@ describe('payment recovery workflow', () => {
           () => null,
           (err: Error) => String((err.cause as Error | undefined)?.message ?? err.message),
         );
-        expect(refused).toBe('payment_method_id is required');
+        // Refused by the message's shape (temporal/messageShapes.ts), before the recovery's own rules.
+        expect(refused).toBe('the offerPaymentMethod Update was refused: payment_method_id must be a non-empty string');
         await h.executeUpdate(cancelRecoveryUpdate, { args: [{ reason: 'test' }] });
         expect((await h.query(recoveryStatusQuery)).state).toBe('stopped');
         await expect(
