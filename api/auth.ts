@@ -77,7 +77,10 @@ function refusal(err: unknown): string {
   return 'the token is not valid';
 }
 
-export type Authenticator = (authorization: string | undefined) => Promise<Principal>;
+export type Authenticator = ((authorization: string | undefined) => Promise<Principal>) & {
+  /** Whether this token was verified already and is still remembered (nothing to check again): no work to pay for. */
+  verified?: (authorization: string) => boolean;
+};
 
 /** The `typ` header values of an access token (RFC 7519, RFC 9068); absent is accepted too. */
 const ACCESS_TOKEN_TYPES = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
@@ -144,10 +147,11 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
   // remembered until it expires or grows too old (at most a minute), so its signature and
   // claims are checked once, not per call; nothing it allows outlives the rules above.
   const verified = new Map<string, { principal: Principal; until: number }>();
-  return async (authorization) => {
-    const match = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
-    if (!match?.[1]) throw new AuthError(401, 'A bearer token is required (Authorization: Bearer <JWT>).');
-    const token = match[1];
+  const bearer = (authorization: string | undefined): string | undefined =>
+    /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+  const authenticate: Authenticator = async (authorization) => {
+    const token = bearer(authorization);
+    if (!token) throw new AuthError(401, 'A bearer token is required (Authorization: Bearer <JWT>).');
     const cached = verified.get(token);
     if (cached && cached.until > Date.now()) return cached.principal;
     let payload;
@@ -195,6 +199,11 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
     verified.set(token, { principal, until });
     return principal;
   };
+  authenticate.verified = (authorization) => {
+    const token = bearer(authorization);
+    return token !== undefined && (verified.get(token)?.until ?? 0) > Date.now();
+  };
+  return authenticate;
 }
 
 /**

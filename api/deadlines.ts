@@ -13,6 +13,7 @@ import { DependencyUnavailableError, unavailableDependency, withDeadline } from 
 import { AuthError } from './auth';
 import type { ApiDeps } from './deps';
 import { RateLimitedError } from './rateLimit';
+import { routeWaits } from './routeWeights';
 
 /** What each kind of traffic needs: context reads only the graph; what starts or signals a workflow, Temporal too. */
 export const READINESS_PATHS = { read: ['neo4j'], write: ['neo4j', 'temporal'] };
@@ -72,6 +73,6 @@ export function answeredOutOfTime(deps: ApiDeps, err: unknown): DependencyUnavai
 /** REST: every /api route within its budget. */
 export function requestDeadline(deps: ApiDeps): MiddlewareHandler {
   return async (c, next) => {
-    await withinBudget(deps, c.req.query('wait') === 'true', next);
+    await withinBudget(deps, routeWaits(c.req.method, c.req.path, c.req.query('wait')), next);
   };
 }

@@ -359,7 +359,8 @@ export function rateLimiterFromConfig(config: Config): RateLimiter {
       self: config.PERSONA_RATE_LIMIT_SELF,
       agent: config.PERSONA_RATE_LIMIT_AGENT,
       ops: config.PERSONA_RATE_LIMIT_OPS,
-      console: config.PERSONA_RATE_LIMIT_CONSOLE,
+      staff: config.PERSONA_RATE_LIMIT_STAFF,
+      verify: config.PERSONA_RATE_LIMIT_VERIFY,
     },
     maxKeys: config.PERSONA_RATE_LIMIT_MAX_KEYS,
   });

@@ -1,24 +1,32 @@
 /**
- * Per-principal rate limits, one limiter for REST and gRPC. A caller is counted by who it is:
- * a token's subject (or, for a token without one, its `client_id`/`azp` claim, else a hash of
- * the token itself); a call without a valid token by the client's address (api/rest/guards.ts:
+ * Per-principal rate limits, one limiter for REST, gRPC and the console. A caller is counted by
+ * who it is: a token's subject (or, for a token without one, its `client_id`/`azp` claim, else a
+ * hash of the token itself); a call without a valid token by the client's address (api/rest/guards.ts:
  * the socket's peer, or behind trusted proxies the client they name). Each caller has a token
- * bucket of its scope class (anonymous, self, agent, ops; a person's console session that is an
- * agent's scope is `console`, at people's pace): `perSecond` sustained,
- * `burst` at once. Buckets live in this process's memory — the limits hold per api replica —
- * in a map of at most `maxKeys` callers: past it the caller idle longest is forgotten (its
- * bucket had refilled by then in all but a flood, where forgetting it only gives it a full
- * bucket again), so a flood of distinct keys cannot grow the map.
+ * bucket of its class, from the scopes Persona knows (an unknown scope adds nothing): `ops`;
+ * `agent` (a service: any scope but a person's); `staff` (support people with `customers:read`,
+ * and every console session that is not ops' or a customer's); `self` (a customer's own token);
+ * `anonymous`. People go at people's pace on every surface. Before a token is verified — a
+ * signature check, perhaps a key fetch — the client's address pays for it from its `verify`
+ * bucket (a token verified already, cached by the authenticator, costs nothing there); a call
+ * that reaches Temporal costs `TEMPORAL_CALL_COST` from the caller's bucket, a graph read one.
+ * Each bucket holds `perSecond` sustained, `burst` at once. Buckets live in this process's
+ * memory — the limits hold per api replica — in a map of at most `maxKeys` callers: past it the
+ * caller idle longest is forgotten (its bucket had refilled by then in all but a flood, where
+ * forgetting it only gives it a full bucket again), so a flood of distinct keys cannot grow the map.
  */
 import { createHash } from 'node:crypto';
 import type { Counter } from 'prom-client';
 import { decodeJwt } from 'jose';
-import { AuthError, type Authenticator, type Principal } from './auth';
+import { AuthError, SCOPES, type Authenticator, type Principal } from './auth';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 import { addressKey } from './clientAddress';
 
-export const RATE_CLASSES = ['anonymous', 'self', 'agent', 'ops', 'console'] as const;
+export const RATE_CLASSES = ['anonymous', 'self', 'staff', 'agent', 'ops', 'verify'] as const;
 export type RateClass = (typeof RATE_CLASSES)[number];
+
+/** What a call that reaches Temporal (starts, signals, updates, queries or describes a workflow) costs; a read 1. */
+export const TEMPORAL_CALL_COST = 5;
 
 export interface RateLimit {
   /** Requests per second, sustained. */
@@ -81,8 +89,8 @@ export class RateLimiter {
     return n;
   }
 
-  /** Takes one request from the caller's bucket; throws RateLimitedError when it is empty. */
-  take(caller: Caller): void {
+  /** Takes `cost` requests from the caller's bucket; throws RateLimitedError when it holds fewer. */
+  take(caller: Caller, cost = 1): void {
     const { perSecond, burst } = this.options.limits[caller.rateClass];
     const now = this.now();
     let buckets = this.classes.get(caller.rateClass);
@@ -98,22 +106,31 @@ export class RateLimiter {
       const idlest = buckets.keys().next().value;
       if (idlest !== undefined) buckets.delete(idlest);
     }
-    if (tokens < 1) {
+    // A call dearer than the whole bucket still goes through once it is full.
+    const needs = Math.min(cost, burst);
+    if (tokens < needs) {
       buckets.set(key, { tokens, at: now });
-      throw new RateLimitedError(caller.rateClass, Math.max(1, Math.ceil((1 - tokens) / perSecond)));
+      throw new RateLimitedError(caller.rateClass, Math.max(1, Math.ceil((needs - tokens) / perSecond)));
     }
-    buckets.set(key, { tokens: tokens - 1, at: now });
+    buckets.set(key, { tokens: tokens - needs, at: now });
   }
 }
 
+const KNOWN_SCOPES: ReadonlySet<string> = new Set(SCOPES);
+/** The scopes people hold: a customer's own, support staff's, ops'. Any other known scope is a service's. */
+const PEOPLE_SCOPES: ReadonlySet<string> = new Set(['self', 'customers:read', 'ops']);
+
 /**
- * ops > agent (any scope other than `self`) > self (a customer's own token); a token with no
- * scope at all may do nothing, and gets the anonymous limit (under its own identity).
+ * ops > agent (a service's scope) > staff (`customers:read`) > self (a customer's own token), from
+ * the scopes Persona knows only: `openid` or any other scope it does not use adds nothing, and a
+ * token with none it knows may do nothing and gets the anonymous limit (under its own identity).
  */
 export function rateClassOf(principal: Principal): RateClass {
-  if (principal.scopes.has('ops')) return 'ops';
-  if ([...principal.scopes].some((s) => s !== 'self')) return 'agent';
-  return principal.scopes.has('self') ? 'self' : 'anonymous';
+  const known = [...principal.scopes].filter((s) => KNOWN_SCOPES.has(s));
+  if (known.includes('ops')) return 'ops';
+  if (known.some((s) => !PEOPLE_SCOPES.has(s))) return 'agent';
+  if (known.includes('customers:read')) return 'staff';
+  return known.includes('self') ? 'self' : 'anonymous';
 }
 
 function tokenIdentity(principal: Principal, authorization: string): string {
@@ -131,20 +148,43 @@ function tokenIdentity(principal: Principal, authorization: string): string {
 
 const callers = new WeakMap<Principal, Caller>();
 
+/** What `admitCall` needs: who verifies tokens, the buckets, and where a refusal is counted. */
+export interface Admission {
+  authenticate: Authenticator;
+  rateLimiter: RateLimiter;
+  metrics: { rateLimited: Counter<'class' | 'transport'> };
+}
+
+export interface CallAdmission {
+  transport: 'rest' | 'grpc';
+  /** What the call costs from the caller's bucket (TEMPORAL_CALL_COST for a call that reaches Temporal). */
+  cost?: number;
+  /** The class a surface holds its callers to instead (the console: an agent's scope at people's pace). */
+  reclass?: (rateClass: RateClass) => RateClass;
+}
+
 /**
- * Who is calling, for the limiter: the principal when the token is valid, else the address.
- * Returns the principal too (or the AuthError), so the caller authenticates only once.
+ * Who is calling, charged to their bucket: the principal when the token is valid, else the
+ * address. A token the authenticator has not verified yet is paid for first from the address's
+ * `verify` bucket, so a flood of new or forged tokens is refused before any is checked. Returns
+ * the principal (or the AuthError), so the caller authenticates only once; throws
+ * RateLimitedError (counted in `persona_rate_limited_total`) when a bucket is empty.
  */
-export async function identify(
-  authenticate: Authenticator,
+export async function admitCall(
+  deps: Admission,
   authorization: string | undefined,
   address: string,
+  call: CallAdmission,
 ): Promise<
-  | { caller: Caller; principal: Principal; authError: null }
-  | { caller: Caller; principal: null; authError: AuthError | DependencyUnavailableError }
+  { principal: Principal; authError: null } | { principal: null; authError: AuthError | DependencyUnavailableError }
 > {
+  const take = (caller: Caller, cost = 1): void =>
+    admit(deps.rateLimiter, deps.metrics.rateLimited, caller, call.transport, cost);
+  const byAddress = `addr:${addressKey(address)}`;
+  if (authorization !== undefined && !deps.authenticate.verified?.(authorization))
+    take({ key: byAddress, rateClass: 'verify' });
   try {
-    const principal = await authenticate(authorization);
+    const principal = await deps.authenticate(authorization);
     // The authenticator hands back the same principal for a token it verified already: its
     // caller is worked out once (decoding the token again for its client id cost every call).
     let caller = callers.get(principal);
@@ -152,24 +192,42 @@ export async function identify(
       caller = { key: tokenIdentity(principal, authorization ?? ''), rateClass: rateClassOf(principal) };
       callers.set(principal, caller);
     }
-    return { caller, principal, authError: null };
+    take(call.reclass ? { ...caller, rateClass: call.reclass(caller.rateClass) } : caller, call.cost);
+    return { principal, authError: null };
   } catch (err) {
     // A token not verified (refused, or the identity provider's keys out of reach) counts against
     // the address: the same token sent again and again never reaches past the anonymous bucket.
     if (!(err instanceof AuthError || err instanceof DependencyUnavailableError)) throw err;
-    return { caller: { key: `addr:${addressKey(address)}`, rateClass: 'anonymous' }, principal: null, authError: err };
+    take({ key: byAddress, rateClass: 'anonymous' });
+    return { principal: null, authError: err };
   }
 }
 
-/** Takes one request, counting a refusal in `persona_rate_limited_total`. */
+/** `admitCall`, answering a refusal (`limited`) instead of throwing it. */
+export async function admitOrLimited(
+  ...args: Parameters<typeof admitCall>
+): Promise<Awaited<ReturnType<typeof admitCall>> | { limited: RateLimitedError }> {
+  try {
+    return await admitCall(...args);
+  } catch (err) {
+    if (err instanceof RateLimitedError) return { limited: err };
+    throw err;
+  }
+}
+
+/** People go at people's pace: a person's session with a service's scope (the console) is staff's. */
+export const atPeoplesPace = (rateClass: RateClass): RateClass => (rateClass === 'agent' ? 'staff' : rateClass);
+
+/** Takes `cost` requests, counting a refusal in `persona_rate_limited_total`. */
 export function admit(
   limiter: RateLimiter,
   counter: Counter<'class' | 'transport'>,
   caller: Caller,
   transport: 'rest' | 'grpc',
+  cost = 1,
 ): void {
   try {
-    limiter.take(caller);
+    limiter.take(caller, cost);
   } catch (err) {
     if (err instanceof RateLimitedError) counter.inc({ class: err.rateClass, transport });
     throw err;

@@ -211,7 +211,8 @@ describe('configuration', () => {
   it('reads the trusted proxies, the console’s rate, the merge and wallet caps, and the archives’ deadline', () => {
     expect(loadSettings({})).toMatchObject({
       PERSONA_TRUSTED_PROXIES: [],
-      PERSONA_RATE_LIMIT_CONSOLE: { perSecond: 10, burst: 40 },
+      PERSONA_RATE_LIMIT_STAFF: { perSecond: 10, burst: 40 },
+      PERSONA_RATE_LIMIT_VERIFY: { perSecond: 50, burst: 200 },
       PERSONA_MERGE_PROPOSALS_PER_DAY: 3,
       PERSONA_MAX_PAYMENT_METHODS: 20,
       PERSONA_BACKUP_MAX_AGE_DAYS: 30,

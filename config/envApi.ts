@@ -130,8 +130,13 @@ export const edgeShape = {
   PERSONA_RATE_LIMIT_SELF: rateLimit('5,20'),
   PERSONA_RATE_LIMIT_AGENT: rateLimit('5000,10000'),
   PERSONA_RATE_LIMIT_OPS: rateLimit('20,100'),
-  /** A person's console session that is neither ops nor a customer's own (staff who read): people's pace. */
-  PERSONA_RATE_LIMIT_CONSOLE: rateLimit('10,40'),
+  /** Support staff (`customers:read`, no service's scope), every console session but ops' and a customer's. */
+  PERSONA_RATE_LIMIT_STAFF: rateLimit('10,40'),
+  /**
+   * Tokens not verified yet, per client address: paid before the signature is checked (a token
+   * verified already is remembered for up to a minute and costs nothing here).
+   */
+  PERSONA_RATE_LIMIT_VERIFY: rateLimit('50,200'),
   /**
    * The proxies in front of the api (addresses or CIDRs, comma-separated), whose
    * `X-Forwarded-For` names the client: a caller without a valid token is counted by that address

@@ -24,7 +24,7 @@ import { AuthError } from '../auth';
 import { addressKey } from '../clientAddress';
 import type { ApiDeps } from '../deps';
 import { mergedRecordRefusal } from '../services/mergedIds';
-import { admit, identify, RateLimitedError } from '../rateLimit';
+import { admit, admitOrLimited, atPeoplesPace, RateLimitedError } from '../rateLimit';
 import { answeredOutOfTime } from '../deadlines';
 import { pageHeaders, requestCallerAddress } from '../rest/guards';
 import {
@@ -118,6 +118,12 @@ const DOMAIN_STATUS = {
 /** The caller's admission: null when one request of its bucket is left, else the 429 page. */
 type Admitted = (c: Context, caller: Parameters<typeof admit>[2]) => Response | Promise<Response> | null;
 
+/** The 429 page with Retry-After. */
+function limitedPage(c: Context, err: RateLimitedError): Response | Promise<Response> {
+  c.header('Retry-After', String(err.retryAfterSeconds));
+  return problemPage(c, 429, 'Too many requests', err.message);
+}
+
 export function consoleRoutes(deps: ApiDeps) {
   const app = new Hono();
   const files = staticFiles();
@@ -148,13 +154,12 @@ export function consoleRoutes(deps: ApiDeps) {
       return null;
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
-      c.header('Retry-After', String(err.retryAfterSeconds));
-      return problemPage(c, 429, 'Too many requests', err.message);
+      return limitedPage(c, err);
     }
   };
 
   signInRoutes(app, deps, admitted);
-  sessionRoutes(app, requireSession(deps, key, admitted));
+  sessionRoutes(app, requireSession(deps, key));
   actionRoutes(app, deps, actions);
 
   app.route('/', ops.routes);
@@ -237,7 +242,7 @@ function signInRoutes(app: Hono, deps: ApiDeps, admitted: Admitted) {
 }
 
 // ---- everything else needs a session -----------------------------------------------------------
-function requireSession(deps: ApiDeps, key: ReturnType<typeof csrfKey>, admitted: Admitted): MiddlewareHandler {
+function requireSession(deps: ApiDeps, key: ReturnType<typeof csrfKey>): MiddlewareHandler {
   return async (c, next) => {
     const token = sessionToken(c);
     const toSignIn = (ended: boolean) => {
@@ -248,17 +253,13 @@ function requireSession(deps: ApiDeps, key: ReturnType<typeof csrfKey>, admitted
       }
       return problemPage(c, 401, 'Signed out', 'Your session has ended: sign in again, then repeat the step.');
     };
-    // Every request counts against its caller's bucket: the session's token, or without a (valid)
-    // one the anonymous bucket of the client's address, as the api's own routes.
-    const { caller, principal, authError } = await identify(
-      deps.authenticate,
-      token ? `Bearer ${token}` : undefined,
-      requestCallerAddress(c, deps.trustedProxies),
-    );
-    // A person at the console with an agent's scope (staff who read) goes at people's pace, not
-    // the agents' thousands a second: its pages fan out to Neo4j and Temporal.
-    const limited = admitted(c, caller.rateClass === 'agent' ? { ...caller, rateClass: 'console' } : caller);
-    if (limited) return limited;
+    // Every request is paid for: by the session's token (at people's pace: its pages fan out to
+    // Temporal), or without a (valid) one by the anonymous bucket of the client's address.
+    const authorization = token ? `Bearer ${token}` : undefined;
+    const address = requestCallerAddress(c, deps.trustedProxies);
+    const admitted = await admitOrLimited(deps, authorization, address, { transport: 'rest', reclass: atPeoplesPace });
+    if ('limited' in admitted) return limitedPage(c, admitted.limited);
+    const { principal, authError } = admitted;
     if (!token) return toSignIn(false);
     // The identity provider's keys out of reach is not the session's fault: it is kept, and the
     // page says to try again (503), instead of signing everyone out mid-incident.

@@ -32,6 +32,7 @@ export function reportMethods(deps: ApiDeps): ReportMethods {
     OnboardCustomer: onboardCustomer(deps),
     ReportPaymentFailure: unary(deps, {
       rule: { scopes: ['payments:report'] },
+      reachesTemporal: true,
       run: async (req) => {
         const parsed = parse(paymentFailureSchema, {
           ...plain(req),
@@ -43,6 +44,7 @@ export function reportMethods(deps: ApiDeps): ReportMethods {
     ReportPaymentNoLongerOwed: reportNoLongerOwed(deps),
     ReportFraudOutcome: unary(deps, {
       rule: { scopes: ['fraud:report'] },
+      reachesTemporal: true,
       run: async (req, { principal }) =>
         reportFraudOutcome(deps, parse(fraudOutcomeSchema, plain(req)), reporterOf(principal)),
     }),
@@ -53,6 +55,7 @@ export function reportMethods(deps: ApiDeps): ReportMethods {
 function onboardCustomer(deps: ApiDeps): ReportMethods['OnboardCustomer'] {
   return unary(deps, {
     rule: { scopes: ['onboarding:write'] },
+    reachesTemporal: true,
     waits: (req) => req.wait === true,
     run: async (req, { principal, authorization }) => {
       const key = req.idempotency_key ?? '';
@@ -74,6 +77,7 @@ function onboardCustomer(deps: ApiDeps): ReportMethods['OnboardCustomer'] {
 function reportNoLongerOwed(deps: ApiDeps): ReportMethods['ReportPaymentNoLongerOwed'] {
   return unary(deps, {
     rule: { scopes: ['payments:report'] },
+    reachesTemporal: true,
     waits: (req) => req.wait === true,
     run: async (req) => {
       const { payment_id: paymentId, ...word } = parse(

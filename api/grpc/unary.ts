@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { authorize, type AccessRule, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { requestBudgetMs, withinBudget } from '../deadlines';
-import { admit, identify } from '../rateLimit';
+import { admitCall, TEMPORAL_CALL_COST } from '../rateLimit';
 import { callerAddress } from '../clientAddress';
 import { refuseMergedAnswer } from '../services/mergedIds';
 import { toGrpcError } from './errors';
@@ -29,6 +29,8 @@ export interface UnaryMethod<Req, Res> {
   customerIdOf?: (req: Req) => string | undefined;
   /** Whether this call waits for a workflow (the longer budget). Absent: it does not. */
   waits?: (req: Req) => boolean;
+  /** The call reaches Temporal (starts, signals or updates a workflow): it costs TEMPORAL_CALL_COST. */
+  reachesTemporal?: true;
 }
 
 /** `ipv4:127.0.0.1:5000`, `[::1]:5000` → the address without the port. */
@@ -45,7 +47,7 @@ function peerAddress(call: { getPeer(): string }): string {
  * rolls back instead of committing for a caller that gave up.
  */
 export function unary<Req, Res>(deps: ApiDeps, method: UnaryMethod<Req, Res>): grpc.handleUnaryCall<Req, Res> {
-  const { rule, run, customerIdOf = () => undefined, waits = () => false } = method;
+  const { rule, run, customerIdOf = () => undefined, waits = () => false, reachesTemporal } = method;
   return (call, callback) => {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -64,8 +66,10 @@ export function unary<Req, Res>(deps: ApiDeps, method: UnaryMethod<Req, Res>): g
       const authorization = call.metadata.get('authorization')[0]?.toString();
       const forwardedFor = call.metadata.get('x-forwarded-for')[0]?.toString();
       const address = callerAddress(peerAddress(call), forwardedFor, deps.trustedProxies);
-      const who = await identify(deps.authenticate, authorization, address);
-      admit(deps.rateLimiter, deps.metrics.rateLimited, who.caller, 'grpc');
+      const who = await admitCall(deps, authorization, address, {
+        transport: 'grpc',
+        cost: reachesTemporal ? TEMPORAL_CALL_COST : 1,
+      });
       if (who.authError) throw who.authError;
       authorize(who.principal, rule, customerIdOf(call.request));
       // A merged record's own token reaches nothing of the survivor's (api/services/mergedIds.ts):

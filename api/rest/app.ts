@@ -33,7 +33,7 @@ import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
 import { identityMergeRoutes } from './identityMerge';
 import { INTERACTIONS_PATH, interactionRoutes } from './interactions';
-import { noStore, rateLimit, rateLimitedProblem, readinessDetail } from './guards';
+import { noStore, rateLimit, rateLimitedProblem, readinessDetail, readinessLimit } from './guards';
 import { privacyRoutes } from './privacy';
 import { recoveryRoutes } from './recovery';
 import { onboardingRoutes } from './onboarding';
@@ -67,13 +67,15 @@ export function createApp(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   app.use('*', observeRequests(deps));
   app.use('*', noStore());
+  app.use('/readyz', readinessLimit(deps));
+  app.use('/readyz/*', readinessLimit(deps));
   app.route(
     '/',
     healthRoutes({
       service: 'persona-api',
       checks: deps.readiness,
       paths: READINESS_PATHS,
-      detail: readinessDetail(deps),
+      detail: readinessDetail(),
       // Reads of cached customers are answered (stale) while Neo4j is down: keep the replica.
       degraded: { read: () => deps.readCache.settings.enabled && deps.readCache.size > 0 },
     }),

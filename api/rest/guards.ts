@@ -8,7 +8,8 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { problemResponse, problemType } from '../../runtime/problem';
 import type { ApiDeps } from '../deps';
 import { callerAddress } from '../clientAddress';
-import { admit, identify, RateLimitedError } from '../rateLimit';
+import { admitCall, RateLimitedError } from '../rateLimit';
+import { routeCost } from '../routeWeights';
 
 /**
  * Every answer (problem+json too): no cache keeps it, no browser guesses its type. Set on the
@@ -54,14 +55,12 @@ export function requestCallerAddress(c: Context, proxies: BlockList): string {
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
 /** /readyz detail: for a caller on this host (a kubelet's exec probe, ops on the box) or with an `ops` token. */
-export function readinessDetail(deps: ApiDeps): (c: Context) => Promise<boolean> {
-  return async (c) => {
-    if (LOOPBACK.test(clientAddress(c))) return true;
-    if (!c.req.header('authorization')) return false;
-    return deps.authenticate(c.req.header('authorization')).then(
-      (principal) => principal.scopes.has('ops'),
-      () => false,
-    );
+export function readinessDetail(): (c: Context) => Promise<boolean> {
+  return (c) => {
+    if (LOOPBACK.test(clientAddress(c))) return Promise.resolve(true);
+    // readinessLimit checked the token, if there was one.
+    const identity = c.get('identity');
+    return Promise.resolve(!!identity && 'principal' in identity && identity.principal.scopes.has('ops'));
   };
 }
 
@@ -73,23 +72,36 @@ export type Credentials = (c: Context) => string | undefined;
 
 export const authorizationHeader: Credentials = (c) => c.req.header('authorization');
 
-/** /api/*, /codec/*: one request from the caller's bucket, or 429 problem+json with Retry-After. */
+/**
+ * /api/*, /codec/*: the call's cost from the caller's bucket (more for a route that reaches
+ * Temporal, routeWeights.ts), or 429 problem+json with Retry-After.
+ */
 export function rateLimit(deps: ApiDeps, credentials: Credentials = authorizationHeader): MiddlewareHandler {
   return async (c, next) => {
-    const { caller, principal, authError } = await identify(
-      deps.authenticate,
-      credentials(c),
-      requestCallerAddress(c, deps.trustedProxies),
-    );
-    // The route's `access` takes it from here instead of authenticating a second time.
-    c.set('identity', principal ? { principal } : { authError });
+    let identity;
     try {
-      admit(deps.rateLimiter, deps.metrics.rateLimited, caller, 'rest');
+      identity = await admitCall(deps, credentials(c), requestCallerAddress(c, deps.trustedProxies), {
+        transport: 'rest',
+        cost: routeCost(c.req.method, c.req.path),
+      });
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
       return rateLimitedProblem(c, err);
     }
+    // The route's `access` takes it from here instead of authenticating a second time.
+    c.set('identity', identity.principal ? { principal: identity.principal } : { authError: identity.authError });
     await next();
+  };
+}
+
+/**
+ * /readyz with a token: paid for like any call (a token's check is work), or 429. Without one the
+ * answer is the status alone, and the checks are shared between probes (runtime/health.ts).
+ */
+export function readinessLimit(deps: ApiDeps): MiddlewareHandler {
+  return async (c, next) => {
+    if (c.req.header('authorization') === undefined) return next();
+    return rateLimit(deps)(c, next);
   };
 }
 

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { createGrpcServer, grpcCredentials, grpcServerOptions, listen } from '../../api/grpc/server';
 import { RateLimiter } from '../../api/rateLimit';
+import { TEMPORAL_ROUTES, WAITING_ROUTES } from '../../api/routeWeights';
 import { blockListOf } from '../../api/clientAddress';
 import { CODEC_MAX_BODY_BYTES } from '../../api/rest/codec';
 import { getPaymentMethodsByCustomer } from '../../graph';
@@ -40,6 +41,8 @@ let client: PersonaAgentClient;
 let grpcAddress: string;
 /** Customers get 3 requests at once, refilled at one an hour: the 4th is refused. */
 const SELF_BURST = 3;
+/** Support staff too: people's pace. */
+const STAFF_BURST = 3;
 
 beforeAll(async () => {
   h = await startHarness();
@@ -60,9 +63,10 @@ beforeAll(async () => {
       limits: {
         anonymous: { perSecond: 1 / 3600, burst: 2 },
         self: { perSecond: 1 / 3600, burst: SELF_BURST },
+        staff: { perSecond: 1 / 3600, burst: STAFF_BURST },
         agent: generous,
         ops: generous,
-        console: { perSecond: 1 / 3600, burst: 3 },
+        verify: generous,
       },
       maxKeys: 1000,
     }),
@@ -142,14 +146,31 @@ describe('rate limits', () => {
       limits: {
         anonymous: { perSecond: 1, burst: 1 },
         self: { perSecond: 1, burst: 1 },
+        staff: { perSecond: 1, burst: 1 },
         agent: { perSecond: 1, burst: 1 },
         ops: { perSecond: 1, burst: 1 },
-        console: { perSecond: 1, burst: 1 },
+        verify: { perSecond: 1, burst: 1 },
       },
       maxKeys: 100,
     });
     for (let n = 0; n < 10_000; n++) limiter.take({ key: `addr:${n}`, rateClass: 'anonymous' });
     expect(limiter.size).toBe(100);
+  });
+});
+
+describe('route weights', () => {
+  it('name routes that exist; the waiting ones are exactly those that document a wait parameter', async () => {
+    const doc = (await (await h.app.request('/openapi.json')).json()) as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>;
+    };
+    const routes = Object.entries(doc.paths).flatMap(([p, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ route: `${method.toUpperCase()} ${p}`, op })),
+    );
+    const names = new Set(routes.map((r) => r.route));
+    expect(TEMPORAL_ROUTES.filter((r) => !names.has(r))).toEqual([]);
+    expect(WAITING_ROUTES.filter((r) => !names.has(r))).toEqual([]);
+    const documented = routes.filter((r) => r.op.parameters?.some((p) => p.in === 'query' && p.name === 'wait'));
+    expect(documented.map((r) => r.route).sort()).toEqual([...WAITING_ROUTES].sort());
   });
 });
 
@@ -489,10 +510,10 @@ describe('limits that fit people (issue 43)', () => {
   it('gives a person’s console session with an agent’s scope people’s pace, not the agents’ thousands', async () => {
     const app = h.withDeps(() => deps);
     const browser = from(app, `192.0.2.${Math.floor(Math.random() * 250)}`);
-    const cookie = await signIn(browser, await h.token('customers:read', `staff-${randomUUID()}`));
+    const cookie = await signIn(browser, await h.token('customers:read events:read', `staff-${randomUUID()}`));
     const statuses: number[] = [];
     for (let n = 0; n < 4; n++) statuses.push((await getPage(browser, '/console', cookie)).status);
-    // The console class's burst is 3 here; the same token over the api is an agent's (generous).
+    // The staff class's burst is 3 here; the same token over the api is an agent's (it holds a service's scope).
     // (`/console` answers the session's landing page, a redirect: served, not refused.)
     expect(statuses.map((st) => (st === 429 ? 'refused' : st < 400 ? 'served' : st))).toEqual([
       'served',
@@ -500,6 +521,89 @@ describe('limits that fit people (issue 43)', () => {
       'served',
       'refused',
     ]);
+  });
+
+  it('holds support staff to people’s pace over REST and gRPC alike, whatever scopes it does not know', async () => {
+    const app = h.withDeps(() => deps);
+    const c = await seededCustomer();
+    const staff = await h.token('customers:read openid profile', `staff-${randomUUID()}`);
+    const profile = () => send(app, 'GET', `/api/v1/customers/${c.customerId}/profile`, { token: staff });
+    const statuses: number[] = [];
+    for (let n = 0; n < STAFF_BURST + 1; n++) statuses.push((await profile()).status);
+    expect(statuses).toEqual([...Array<number>(STAFF_BURST).fill(200), 429]);
+    // The same bucket over gRPC: refused before anything else is looked at.
+    expect(await call(client, 'GetCheckoutOptions', { customer_id: c.customerId }, bearer(staff))).toMatchObject({
+      code: grpc.status.RESOURCE_EXHAUSTED,
+    });
+  });
+
+  it('holds a customer’s token that also carries an identity provider’s scopes to a customer’s pace', async () => {
+    const app = h.withDeps(() => deps);
+    const c = await seededCustomer();
+    const token = await h.token('self openid email', c.customerId);
+    const statuses: number[] = [];
+    for (let n = 0; n < SELF_BURST + 1; n++)
+      statuses.push((await send(app, 'GET', `/api/v1/customers/${c.customerId}/profile`, { token })).status);
+    expect(statuses).toEqual([...Array<number>(SELF_BURST).fill(200), 429]);
+  });
+
+  it('charges a read that reaches Temporal more than a graph read: one empties a person’s bucket', async () => {
+    const app = h.withDeps(() => deps);
+    const c = await seededCustomer();
+    const staff = await h.token('customers:read', `staff-${randomUUID()}`);
+    // A recovery's status is a query to its workflow (none runs here: 404, paid for all the same).
+    const status = await send(app, 'GET', `/api/v1/payment-recoveries/pay_${randomUUID()}`, { token: staff });
+    expect(status.status).toBe(404);
+    expect((await send(app, 'GET', `/api/v1/customers/${c.customerId}/profile`, { token: staff })).status).toBe(429);
+  });
+
+  it('pays for a token before checking it: a flood of new tokens from one address is refused unchecked', async () => {
+    let checked = 0;
+    const verifyBurst = 3;
+    const app = h.withDeps(() => ({
+      ...deps,
+      authenticate: Object.assign(
+        (authorization: string | undefined) => {
+          // What is checked: a token the authenticator does not remember verifying.
+          if (!deps.authenticate.verified?.(authorization ?? '')) checked++;
+          return deps.authenticate(authorization);
+        },
+        { verified: deps.authenticate.verified },
+      ),
+      rateLimiter: new RateLimiter({
+        limits: {
+          ...Object.fromEntries(
+            (['anonymous', 'self', 'staff', 'agent', 'ops'] as const).map((k) => [k, { perSecond: 1000, burst: 1000 }]),
+          ),
+          verify: { perSecond: 1 / 3600, burst: verifyBurst },
+        } as ConstructorParameters<typeof RateLimiter>[0]['limits'],
+        maxKeys: 1000,
+      }),
+    }));
+    const agent = from(app, `198.51.100.${Math.floor(Math.random() * 250)}`);
+    const read = async (token: string) =>
+      (await agent.request('/api/v1/events?limit=1', { headers: { authorization: `Bearer ${token}` } })).status;
+    const tokens = await Promise.all(
+      Array.from({ length: verifyBurst + 1 }, (_, n) => h.token('events:read', `agent-${n}-${randomUUID()}`)),
+    );
+    const statuses = [];
+    for (const token of tokens) statuses.push(await read(token));
+    expect(statuses).toEqual([...Array<number>(verifyBurst).fill(200), 429]);
+    expect(checked).toBe(verifyBurst);
+    // A token checked already is not checked (nor paid for) again.
+    expect(await read(tokens[0] as string)).toBe(200);
+    expect(checked).toBe(verifyBurst);
+  });
+
+  it('limits /readyz that carries a token: a flood of bad tokens is refused, not checked for ever', async () => {
+    const app = h.withDeps(() => deps);
+    const prober = from(app, `203.0.113.${Math.floor(Math.random() * 250)}`);
+    const statuses: number[] = [];
+    for (let n = 0; n < 4; n++)
+      statuses.push((await prober.request('/readyz', { headers: { authorization: 'Bearer nonsense' } })).status);
+    expect(statuses).toContain(429);
+    // A probe without a token is never limited (its checks are shared between probes).
+    for (let n = 0; n < 5; n++) expect([200, 503]).toContain((await prober.request('/readyz')).status);
   });
 
   it('caps a wallet at the configured number of methods, counted under the lock; a removal makes room', async () => {
@@ -529,7 +633,12 @@ describe('limits that fit people (issue 43)', () => {
   });
 
   it('lets a customer propose a few merges a day: past the cap, 429 with Retry-After, nothing started', async () => {
-    const app = h.withDeps(() => ({ ...deps, merges: { ...deps.merges, proposalsPerDay: 1 } }));
+    // The quota, not the rate limit: a proposal reaches Temporal, dearer than a customer's small bucket here.
+    const app = h.withDeps(() => ({
+      ...deps,
+      rateLimiter: generousRateLimiter(),
+      merges: { ...deps.merges, proposalsPerDay: 1 },
+    }));
     const [me, a, b] = [await seededCustomer(), await seededCustomer(), await seededCustomer()];
     const token = await h.token('self', me.customerId);
     const propose = (other: string) =>
@@ -560,7 +669,12 @@ describe('limits that fit people (issue 43)', () => {
 
 describe('merge proposals as an oracle or a flood', () => {
   it('asks one customer to consent a few times a day, whoever proposes; a refusal costs a proposal too', async () => {
-    const app = h.withDeps(() => ({ ...deps, merges: { ...deps.merges, proposalsPerDay: 1 } }));
+    // The quota, not the rate limit: a proposal reaches Temporal, dearer than a customer's small bucket here.
+    const app = h.withDeps(() => ({
+      ...deps,
+      rateLimiter: generousRateLimiter(),
+      merges: { ...deps.merges, proposalsPerDay: 1 },
+    }));
     const [victim, x, y] = [await seededCustomer(), await seededCustomer(), await seededCustomer()];
     const propose = async (token: string, survivor: string, merged: string) =>
       app.request('/api/v1/identity-merges', {

@@ -85,7 +85,7 @@ export interface HarnessOptions {
 export function generousRateLimiter(): RateLimiter {
   const limit = { perSecond: 100_000, burst: 100_000 };
   return new RateLimiter({
-    limits: { anonymous: limit, self: limit, agent: limit, ops: limit, console: limit },
+    limits: { anonymous: limit, self: limit, staff: limit, agent: limit, ops: limit, verify: limit },
     maxKeys: 100_000,
   });
 }
