@@ -19,7 +19,7 @@ const rows = table
       .split(' | ')
       .map((c) => c.trim()),
   )
-  .filter((cells) => cells.length >= 4 && cells[0] !== 'asset');
+  .filter((cells) => cells.length >= 4 && !['asset', 'action'].includes(cells[0] ?? ''));
 
 /** Apostrophes and quotes as typed or as typeset; a title split over `'…' +` lines joined again. */
 const plain = (text: string): string =>

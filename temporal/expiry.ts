@@ -50,9 +50,18 @@ export interface ExpiryScanSettings {
   lanes: number;
 }
 
+/** Who started a scan on demand, and why (a scheduled scan has none). */
+export interface ExpiryScanRequested {
+  /** The ops token's subject, null for one without. */
+  by: string | null;
+  reason: string;
+}
+
 export interface ExpiryScanInput extends ExpiryScanSettings {
   /** Scan as if this day (`YYYY-MM-DD`) were today; default: today in `time_zone`. */
   as_of?: string;
+  /** An on-demand scan's actor and reason. */
+  requested?: ExpiryScanRequested;
   /** Carried across continue-as-new (inside progress: each lane's cursor). */
   progress?: ExpiryScanProgress;
 }
@@ -83,6 +92,8 @@ export interface ExpiryScanProgress {
   lanes: ExpiryLane[];
   started_at: string;
   finished_at: string | null;
+  /** Who started it on demand, and why; null for a scheduled scan. */
+  requested?: ExpiryScanRequested | null;
 }
 
 export const expiryScanProgressQuery = defineQuery<ExpiryScanProgress>('expiryScanProgress');

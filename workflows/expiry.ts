@@ -60,6 +60,7 @@ export async function expiryScanWorkflow(input: ExpiryScanInput): Promise<Expiry
     lanes: expiryLanes(input.lanes),
     started_at: new Date().toISOString(),
     finished_at: null,
+    requested: input.requested ?? null,
   };
   progress.runs++;
   setHandler(expiryScanProgressQuery, () => progress);

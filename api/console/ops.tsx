@@ -85,8 +85,10 @@ function ExpiryScanSection(props: { deps: ApiDeps; session: ConsoleSession; scan
         expired cards at once.
       </p>
       <ActionForm session={session} action="expiry-scan" label="Start an expiry scan" back={back}>
-        <label for="as-of">As of (optional, YYYY-MM-DD; today by default)</label>
+        <label for="as-of">As of (optional, YYYY-MM-DD; today by default, tomorrow at the latest)</label>
         <input id="as-of" name="as_of" type="date" autocomplete="off" />
+        <label for="scan-reason">Why now (kept with the scan)</label>
+        <input id="scan-reason" name="reason" required maxlength={500} autocomplete="off" />
       </ActionForm>
       {scans === null ? (
         <p class="problem">Temporal did not answer in time: the recent scans are not listed now.</p>

@@ -170,18 +170,23 @@ const expiryScan: ConsoleAction = {
   allowed: opsOnly,
   confirm: async (_deps, form) => {
     const asOf = asOfOf(form);
+    requiredText(form, 'reason');
     return {
       title: 'Start a card-expiry scan?',
       details: [
-        `A card-expiry scan as of ${asOf ?? 'today'} starts now, beside the daily one.`,
+        `A card-expiry scan as of ${asOf ?? 'today'} starts now, beside the daily one, for the reason given.`,
         'It warns customers whose default card expires in 60, 30 or 7 days (once per card and stage) and marks ' +
           'cards past their expiry month expired.',
         'Run again on the same day, it sends nothing twice; while one runs for that day, that one is the answer.',
       ],
     };
   },
-  run: async (deps, form) => {
-    const started = await startExpiryScan(deps, asOfOf(form));
+  run: async (deps, form, session) => {
+    const started = await startExpiryScan(deps, {
+      as_of: asOfOf(form),
+      reason: requiredText(form, 'reason'),
+      requested_by: session.principal.subject,
+    });
     const runId = await deps.temporal.client.workflow
       .getHandle(started.workflow_id)
       .describe()

@@ -1,6 +1,6 @@
 /**
  * Operations (scope `ops`):
- *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now (optionally as of a day)
+ *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now, for a reason (as of a day ≤ tomorrow)
  *   GET  /api/v1/admin/expiry-scans/{workflow_id}   a scan's progress
  *   GET  /api/v1/admin/event-relay                  the event relay: checkpoint, delivered, blocked, parked events
  *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
@@ -10,14 +10,26 @@ import type { MiddlewareHandler } from 'hono';
 import type { ApiDeps } from '../deps';
 import { expiryScanProgress, startExpiryScan } from '../services/expiry';
 import { PARKED_LISTED, relayStatus, retryParked } from '../services/relay';
+import { freeText } from '../../graph/model';
 import { access, bearerSecurity, optionalBody, problems, validationHook } from './common';
 
 const expiryScanRequest = z
   .strictObject({
-    as_of: z.iso.date('must be a calendar date YYYY-MM-DD').optional().openapi({
-      description: 'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE)',
-      example: '2026-11-22',
-    }),
+    as_of: z.iso
+      .date('must be a calendar date YYYY-MM-DD')
+      .optional()
+      .openapi({
+        description:
+          'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE); at most tomorrow there: ' +
+          'a later day would expire cards that are still valid',
+        example: '2026-11-22',
+      }),
+    reason: freeText(500)
+      .refine((v) => v.trim().length > 0, 'say why the scan runs now')
+      .openapi({
+        description: 'Why the scan runs now: kept with the scan (its input, summary and progress) beside who asked',
+        example: 'the daily scan was skipped during the Temporal upgrade',
+      }),
   })
   .openapi('ExpiryScanRequest');
 
@@ -44,6 +56,11 @@ const progressSchema = z
     ),
     started_at: z.string(),
     finished_at: z.string().nullable(),
+    requested: z
+      .object({ by: z.string().nullable(), reason: z.string() })
+      .nullable()
+      .optional()
+      .openapi({ description: 'Who started the scan on demand, and why; null for a scheduled scan' }),
   })
   .openapi('ExpiryScanProgress');
 
@@ -101,19 +118,29 @@ function addExpiryScanRoutes(app: Routes, deps: ApiDeps, opsOnly: MiddlewareHand
       security: bearerSecurity,
       summary: 'Start a card-expiry scan now: expiry-scan-<as_of> (the same day again while it runs returns that run)',
       middleware: [opsOnly] as const,
-      request: { body: { required: false, content: { 'application/json': { schema: expiryScanRequest } } } },
+      request: { body: { required: true, content: { 'application/json': { schema: expiryScanRequest } } } },
       responses: {
         202: {
           description:
             'The scan runs; follow it with GET /api/v1/admin/expiry-scans/{workflow_id} or in the Temporal UI',
-          content: { 'application/json': { schema: z.object({ workflow_id: z.string(), as_of: z.string() }) } },
+          content: {
+            'application/json': {
+              schema: z.object({
+                workflow_id: z.string(),
+                as_of: z.string(),
+                reason: z.string(),
+                requested_by: z.string().nullable(),
+              }),
+            },
+          },
         },
         ...problems(400, 401, 403, 413),
       },
     }),
     async (c) => {
-      const body = optionalBody(c.req, () => c.req.valid('json'));
-      return c.json(await startExpiryScan(deps, body.as_of), 202);
+      const body = c.req.valid('json');
+      const requestedBy = c.get('principal').subject;
+      return c.json(await startExpiryScan(deps, { ...body, requested_by: requestedBy }), 202);
     },
   );
   app.openapi(

@@ -1,4 +1,5 @@
 /** The card-expiry scan from the api's side: start one on demand, read a scan's progress. */
+import { InvalidInputError } from '../../graph/errors';
 import { dateInTimeZone } from '../../payments/expiry';
 import {
   EXPIRY_SCAN_WORKFLOW_TYPE,
@@ -11,25 +12,60 @@ import type { ApiDeps } from '../deps';
 import { orNotFound, queryWithin } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
 
+/** A scan on demand: as of which day (default today), who asks and why. */
+export interface ExpiryScanRequest {
+  as_of?: string | undefined;
+  reason: string;
+  requested_by: string | null;
+}
+
+/** The day after `day` (`YYYY-MM-DD`), on the calendar. */
+function dayAfter(day: string): string {
+  const next = new Date(`${day}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().slice(0, 10);
+}
+
 /**
- * Starts `expiry-scan-<as_of>` (default: today in the scan's time zone). While a scan for that
- * day runs, asking again returns the same run; once it has finished, a new run starts — and,
- * the scan being idempotent, sends nothing already sent.
+ * Starts `expiry-scan-<as_of>` (default: today in the scan's time zone), for a reason that is kept
+ * with it (the workflow's input, summary and progress) beside who asked. `as_of` is at most
+ * tomorrow in the scan's time zone: a scan expires every card whose month ended before its day,
+ * and a card expired too early comes back only when the account updater renews it. While a scan
+ * for that day runs, asking again returns the same run; once it has finished, a new run starts —
+ * and, the scan being idempotent, sends nothing already sent.
  */
-export async function startExpiryScan(deps: ApiDeps, asOf?: string): Promise<{ workflow_id: string; as_of: string }> {
-  const day = asOf ?? dateInTimeZone(new Date(), deps.expiry.time_zone);
+export async function startExpiryScan(
+  deps: ApiDeps,
+  req: ExpiryScanRequest,
+): Promise<{ workflow_id: string; as_of: string; reason: string; requested_by: string | null }> {
+  const today = dateInTimeZone(new Date(), deps.expiry.time_zone);
+  const latest = dayAfter(today);
+  const day = req.as_of ?? today;
+  if (day > latest)
+    throw new InvalidInputError(
+      'as_of',
+      `must be at most ${latest} (tomorrow in ${deps.expiry.time_zone}): a scan as of a later day would expire ` +
+        'cards that are still valid',
+    );
+  const reason = req.reason.trim();
+  if (!reason) throw new InvalidInputError('reason', 'say why the scan runs now');
   const workflowId = expiryScanWorkflowId(day);
+  const requested = { by: req.requested_by, reason };
   await deps.temporal.client.workflow.start<typeof expiryScanWorkflow>(EXPIRY_SCAN_WORKFLOW_TYPE, {
     workflowId,
     taskQueue: taskQueueFor(deps.temporal.taskQueues, EXPIRY_SCAN_WORKFLOW_TYPE),
-    args: [{ ...deps.expiry, as_of: day }],
+    args: [{ ...deps.expiry, as_of: day, requested }],
     workflowIdConflictPolicy: 'USE_EXISTING',
     workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     staticSummary:
-      `Card-expiry scan as of ${day}, started on demand: warns customers 60, 30 and 7 days before ` +
-      'their default card expires, and marks expired cards',
+      `Card-expiry scan as of ${day}, started on demand by ${req.requested_by ?? 'an ops token without a subject'} ` +
+      `(${reason}): warns customers 60, 30 and 7 days before their default card expires, and marks expired cards`,
   });
-  return { workflow_id: workflowId, as_of: day };
+  deps.logger.info(
+    { workflowId, asOf: day, requestedBy: req.requested_by, reason },
+    'card-expiry scan started on demand',
+  );
+  return { workflow_id: workflowId, as_of: day, reason, requested_by: req.requested_by };
 }
 
 /** A scan's progress (its query), running or finished: 503 when no worker answers it within the request's deadline. */

@@ -253,7 +253,8 @@ async function main(): Promise<number> {
     async () => (await call('GET', `/api/v1/fraud-outcomes/${outcomeId}`)).state === 'awaiting_review',
     60_000,
   );
-  const scanId = (await call('POST', '/api/v1/admin/expiry-scan', { as_of: '2001-01-01' })).workflow_id as string;
+  const scanId = (await call('POST', '/api/v1/admin/expiry-scan', { as_of: '2001-01-01', reason: 'the contract test' }))
+    .workflow_id as string;
   // Identity merges: customers each with a verified email (consent is asked through it).
   const mergeable = () =>
     createCustomer(graph, {

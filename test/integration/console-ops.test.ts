@@ -348,6 +348,7 @@ describe('actions ops decide', () => {
     const { confirm, outcome } = await confirmThenAct('expiry-scan', {
       _csrf: csrfOf(ops.html),
       as_of: asOf,
+      reason: 'the console test',
       _back: '/console/operations',
     });
     expect(confirm.html).toContain(`A card-expiry scan as of ${asOf} starts now`);

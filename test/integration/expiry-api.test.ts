@@ -17,7 +17,7 @@ let h: Harness;
 let ops: string;
 beforeAll(async () => {
   h = await startHarness();
-  ops = await h.token('ops');
+  ops = await h.token('ops', 'ops-expiry-test');
   // A scan for the same day left running by an interrupted earlier run would be reused.
   try {
     await h.client.workflow.getHandle(`expiry-scan-${AS_OF}`).terminate('test set-up');
@@ -27,8 +27,10 @@ beforeAll(async () => {
 });
 afterAll(() => h?.close());
 
-const post = (body: unknown, token = ops) =>
-  send(h.app, 'POST', '/api/v1/admin/expiry-scan', { token, body, read: 'text' });
+const REASON = 'the test scans as of a day of its own';
+/** A scan on demand: with a reason unless the body says otherwise. */
+const post = (body: Record<string, unknown>, token = ops) =>
+  send(h.app, 'POST', '/api/v1/admin/expiry-scan', { token, body: { reason: REASON, ...body }, read: 'text' });
 
 describe('POST /api/v1/admin/expiry-scan', () => {
   it('refuses a token without ops, and a day that is not a date, starting nothing', async () => {
@@ -158,13 +160,45 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     },
   );
 
-  it('scans as of today when no day is given', async () => {
-    const res = await h.app.request('/api/v1/admin/expiry-scan', {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ops}` },
-    });
+  it('refuses a day past tomorrow in the scan’s time zone, or no reason, starting nothing', async () => {
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    const dayAfter = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+    for (const as_of of ['2999-12-31', dayAfter]) {
+      const res = await post({ as_of });
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ field: 'as_of' });
+      expect(String(res.json.detail)).toContain('would expire cards that are still valid');
+      await expect(h.client.workflow.getHandle(`expiry-scan-${as_of}`).describe()).rejects.toThrow(
+        WorkflowNotFoundError,
+      );
+    }
+    for (const body of [{ reason: undefined }, { reason: '   ' }]) {
+      const res = await post({ as_of: AS_OF, ...body });
+      expect(res.status).toBe(400);
+      expect(res.json).toMatchObject({ field: 'reason' });
+    }
+    // Tomorrow is the latest day (a scan the evening before a month ends); started, then stopped here.
+    const latest = await post({ as_of: tomorrow });
+    expect(latest.status).toBe(202);
+    await h.client.workflow.getHandle(`expiry-scan-${tomorrow}`).terminate('the test only checks how it starts');
+  });
+
+  it('keeps who started a scan and why: in its answer, its progress and its summary', async () => {
+    const res = await post({ as_of: '1990-06-15', reason: 'the daily scan missed the 15th' });
     expect(res.status).toBe(202);
-    const body = (await res.json()) as { workflow_id: string; as_of: string };
+    expect(res.json).toMatchObject({ reason: 'the daily scan missed the 15th', requested_by: 'ops-expiry-test' });
+    const handle = h.client.workflow.getHandle(String(res.json.workflow_id));
+    const progress = (await handle.result()) as ExpiryScanProgress;
+    expect(progress.requested).toEqual({ by: 'ops-expiry-test', reason: 'the daily scan missed the 15th' });
+    expect(await (await handle.describe()).staticSummary()).toContain(
+      'started on demand by ops-expiry-test (the daily scan missed the 15th)',
+    );
+  });
+
+  it('scans as of today when no day is given', async () => {
+    const res = await post({});
+    expect(res.status).toBe(202);
+    const body = res.json as { workflow_id: string; as_of: string };
     expect(body.as_of).toBe(new Date().toISOString().slice(0, 10));
     expect(body.workflow_id).toBe(`expiry-scan-${body.as_of}`);
     // Only start it here: on a large local graph today's scan has real work to do.

@@ -239,7 +239,7 @@ async function exercise(): Promise<void> {
   await holderOfCard(graph, 2010, 7);
   await holderOfCard(graph, 2010, 6);
   await holderOfCard(graph, 2010, 5);
-  seen.scanId = (await call('POST', '/api/v1/admin/expiry-scan', rid.scan, { as_of: AS_OF })).json
+  seen.scanId = (await call('POST', '/api/v1/admin/expiry-scan', rid.scan, { as_of: AS_OF, reason: 'observed' })).json
     .workflow_id as string;
   await until(async () => {
     seen.scan = (await call('GET', `/api/v1/admin/expiry-scans/${seen.scanId}`, `obs-poll-${run}`))

@@ -188,7 +188,10 @@ describe('every other workflow status without a worker', () => {
     // An expiry scan of a day of its own (a scan's id is its day).
     const digit = (from: number, n: number) => from + Math.floor(Math.random() * n);
     const day = `19${digit(70, 30)}-0${digit(1, 9)}-1${digit(0, 9)}`;
-    const scan = await timed(unpolled, 'POST', '/api/v1/admin/expiry-scan', ops, { as_of: day });
+    const scan = await timed(unpolled, 'POST', '/api/v1/admin/expiry-scan', ops, {
+      as_of: day,
+      reason: 'a scan no worker answers',
+    });
     expect(scan.status).toBe(202);
     const scanId = scan.json.workflow_id as string;
     started.push(scanId);
