@@ -37,6 +37,24 @@ describe('authentication', () => {
   });
 });
 
+describe('what the rate limiter is told of a token', () => {
+  it('checks a token once for the calls that bring it at once, and knows it was valid until it expires', async () => {
+    const fresh = createAuthenticator({ jwtSecret: secret });
+    const token = `Bearer ${await sign({ scope: 'context:read', sub: 'agent-1' })}`;
+    expect(fresh.verified?.(token)).toBe(false);
+    const calls = Array.from({ length: 50 }, () => fresh(token));
+    // Under way: the calls that arrive meanwhile wait on the one check, and pay nothing for it.
+    expect(fresh.verified?.(token)).toBe(true);
+    const principals = await Promise.all(calls);
+    expect(new Set(principals).size).toBe(1);
+    expect(fresh.verified?.(token)).toBe(true);
+    // A refused token is never known.
+    const forged = `Bearer ${await sign({ scope: 'ops' }, 'another-secret-that-is-also-long-enough!!')}`;
+    await expect(fresh(forged)).rejects.toMatchObject({ status: 401 });
+    expect(fresh.verified?.(forged)).toBe(false);
+  });
+});
+
 describe('authorisation', () => {
   const principal = (scopes: string, subject: string | null = null) => ({
     subject,

@@ -6,7 +6,14 @@
  * claim is space-separated; `ops` may do everything; a customer's own token (`sub` = customer
  * id, scope `self`) reaches only routes that allow `self`, and only for its own id.
  */
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  errors as joseErrors,
+  jwtVerify,
+  type JWTHeaderParameters,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { DependencyUnavailableError } from '../runtime/dependencies';
 
 export const SCOPES = [
@@ -78,7 +85,10 @@ function refusal(err: unknown): string {
 }
 
 export type Authenticator = ((authorization: string | undefined) => Promise<Principal>) & {
-  /** Whether this token was verified already and is still remembered (nothing to check again): no work to pay for. */
+  /**
+   * Whether this token was seen valid and has not expired, or is being checked now: its client's
+   * address does not pay for checking it (again).
+   */
   verified?: (authorization: string) => boolean;
 };
 
@@ -129,6 +139,52 @@ function jwksWithBackoff(url: URL, cooldownMs: number | undefined, now: () => nu
   };
 }
 
+/**
+ * The principal of a token whose signature and standard claims jose accepted, once Persona's own
+ * rules hold: an access token's `typ`, an `iat` not in the future nor older than `maxAge`, and a
+ * lifetime within it. AuthError naming the rule otherwise.
+ */
+function acceptedClaims(
+  header: JWTHeaderParameters,
+  payload: JWTPayload,
+  maxAge: number,
+): { principal: Principal; exp: number; iat: number } {
+  // An access token: another kind of JWT from the same issuer (a logout token, a DPoP proof) is not one.
+  if (header.typ !== undefined && !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase()))
+    throw new AuthError(401, `Unauthenticated: the token's "typ" is ${header.typ}, not an access token's (JWT).`);
+  const exp = payload.exp as number;
+  const iat = payload.iat as number;
+  const now = Math.floor(Date.now() / 1000);
+  const why =
+    iat > now + CLOCK_SKEW_SECONDS
+      ? 'the token was issued in the future ("iat" is ahead of our clock)'
+      : now - iat > maxAge
+        ? `the token was issued more than ${maxAge} s ago (the maximum token age)`
+        : exp - iat > maxAge
+          ? `the token lives ${exp - iat} s (exp - iat), longer than the maximum of ${maxAge} s`
+          : null;
+  if (why) throw new AuthError(401, `Unauthenticated: ${why}.`);
+  const scope =
+    typeof payload.scope === 'string'
+      ? payload.scope.split(/\s+/)
+      : Array.isArray(payload.scp)
+        ? (payload.scp as string[])
+        : [];
+  const principal: Principal = {
+    subject: payload.sub ?? null,
+    scopes: new Set(scope.filter(Boolean)),
+    authTime: typeof payload.auth_time === 'number' ? payload.auth_time : null,
+  };
+  return { principal, exp, iat };
+}
+
+/** Sets `key` in a map of at most `max` entries, the one set longest ago going first when full. */
+function remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+  map.delete(key);
+  if (map.size >= max) map.delete(map.keys().next().value as string);
+  map.set(key, value);
+}
+
 export function createAuthenticator(s: AuthSettings): Authenticator {
   const jwks: JWTVerifyGetKey | null = s.PERSONA_JWKS_URL
     ? jwksWithBackoff(new URL(s.PERSONA_JWKS_URL), s.jwksCooldownMs)
@@ -147,13 +203,14 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
   // remembered until it expires or grows too old (at most a minute), so its signature and
   // claims are checked once, not per call; nothing it allows outlives the rules above.
   const verified = new Map<string, { principal: Principal; until: number }>();
+  // Tokens seen valid, until they expire (or grow too old): the rate limiter does not charge their
+  // client's address for checking them again (api/rateLimit.ts, the `verify` bucket).
+  const seen = new Map<string, number>();
+  // A check under way, shared by the calls that bring the same token meanwhile: checked once.
+  const pending = new Map<string, Promise<Principal>>();
   const bearer = (authorization: string | undefined): string | undefined =>
     /^Bearer\s+(\S+)$/i.exec(authorization ?? '')?.[1];
-  const authenticate: Authenticator = async (authorization) => {
-    const token = bearer(authorization);
-    if (!token) throw new AuthError(401, 'A bearer token is required (Authorization: Bearer <JWT>).');
-    const cached = verified.get(token);
-    if (cached && cached.until > Date.now()) return cached.principal;
+  const check = async (token: string): Promise<Principal> => {
     let payload;
     let header;
     try {
@@ -167,41 +224,28 @@ export function createAuthenticator(s: AuthSettings): Authenticator {
         throw new DependencyUnavailableError('identity-provider', err instanceof Error ? err.message : String(err), 5);
       throw new AuthError(401, `Unauthenticated: ${refusal(err)}.`);
     }
-    // An access token: another kind of JWT from the same issuer (a logout token, a DPoP proof) is not one.
-    if (header.typ !== undefined && !ACCESS_TOKEN_TYPES.has(header.typ.toLowerCase()))
-      throw new AuthError(401, `Unauthenticated: the token's "typ" is ${header.typ}, not an access token's (JWT).`);
-    const exp = payload.exp as number;
-    const iat = payload.iat as number;
-    const now = Math.floor(Date.now() / 1000);
-    const why =
-      iat > now + CLOCK_SKEW_SECONDS
-        ? 'the token was issued in the future ("iat" is ahead of our clock)'
-        : now - iat > maxAge
-          ? `the token was issued more than ${maxAge} s ago (the maximum token age)`
-          : exp - iat > maxAge
-            ? `the token lives ${exp - iat} s (exp - iat), longer than the maximum of ${maxAge} s`
-            : null;
-    if (why) throw new AuthError(401, `Unauthenticated: ${why}.`);
-    const scope =
-      typeof payload.scope === 'string'
-        ? payload.scope.split(/\s+/)
-        : Array.isArray(payload.scp)
-          ? (payload.scp as string[])
-          : [];
-    const principal: Principal = {
-      subject: payload.sub ?? null,
-      scopes: new Set(scope.filter(Boolean)),
-      authTime: typeof payload.auth_time === 'number' ? payload.auth_time : null,
-    };
-    if (verified.size >= 10_000) verified.clear();
+    const { principal, exp, iat } = acceptedClaims(header, payload, maxAge);
     // Remembered no longer than jose would accept it: before exp, and before iat + maxAge.
-    const until = Math.min(exp * 1000, (iat + maxAge) * 1000, Date.now() + 60_000);
-    verified.set(token, { principal, until });
+    const valid = Math.min(exp * 1000, (iat + maxAge) * 1000);
+    remember(verified, token, { principal, until: Math.min(valid, Date.now() + 60_000) }, 10_000);
+    remember(seen, token, valid, 100_000);
     return principal;
+  };
+  const authenticate: Authenticator = async (authorization) => {
+    const token = bearer(authorization);
+    if (!token) throw new AuthError(401, 'A bearer token is required (Authorization: Bearer <JWT>).');
+    const cached = verified.get(token);
+    if (cached && cached.until > Date.now()) return cached.principal;
+    let checking = pending.get(token);
+    if (!checking) {
+      checking = check(token).finally(() => pending.delete(token));
+      pending.set(token, checking);
+    }
+    return checking;
   };
   authenticate.verified = (authorization) => {
     const token = bearer(authorization);
-    return token !== undefined && (verified.get(token)?.until ?? 0) > Date.now();
+    return token !== undefined && (pending.has(token) || (seen.get(token) ?? 0) > Date.now());
   };
   return authenticate;
 }

@@ -218,6 +218,10 @@ export async function admitOrLimited(
 /** People go at people's pace: a person's session with a service's scope (the console) is staff's. */
 export const atPeoplesPace = (rateClass: RateClass): RateClass => (rateClass === 'agent' ? 'staff' : rateClass);
 
+/** A person's call (a console session), at people's pace: `admitOrLimited` over REST. */
+export const admitPerson = (deps: Admission, authorization: string | undefined, address: string, cost: number) =>
+  admitOrLimited(deps, authorization, address, { transport: 'rest', cost, reclass: atPeoplesPace });
+
 /** Takes `cost` requests, counting a refusal in `persona_rate_limited_total`. */
 export function admit(
   limiter: RateLimiter,

@@ -19,6 +19,11 @@ describe('route weights', () => {
     expect(routeCost('DELETE', '/api/v1/customers/c-1')).toBe(TEMPORAL_CALL_COST);
     expect(routeCost('GET', '/api/v1/customers/c-1/profile')).toBe(1);
     expect(routeCost('GET', '/api/v1/customers/c-1/context')).toBe(1);
+    // The console's pages that list or query workflows, and its actions.
+    expect(routeCost('GET', '/console/customers/c-1')).toBe(TEMPORAL_CALL_COST);
+    expect(routeCost('POST', '/console/actions/cancel-recovery')).toBe(TEMPORAL_CALL_COST);
+    expect(routeCost('GET', '/console/me')).toBe(TEMPORAL_CALL_COST);
+    expect(routeCost('GET', '/console/search')).toBe(1);
     // A path that only starts like a Temporal route is not one.
     expect(routeCost('GET', '/api/v1/payment-recoveries/pay-1/extra')).toBe(1);
   });

@@ -1,6 +1,6 @@
 /**
- * What a REST call weighs: the routes that reach Temporal (start, signal, update, query or describe
- * a workflow) cost TEMPORAL_CALL_COST from the caller's bucket, every other one 1; and only the
+ * What a REST or console call weighs: the routes that reach Temporal (start, signal, update, query
+ * or describe a workflow) cost TEMPORAL_CALL_COST from the caller's bucket, every other one 1; and only the
  * routes that document `?wait=true` get the longer budget for it (api/deadlines.ts) — on any other
  * route the parameter changes nothing. `test/integration/api-limits.test.ts` checks both lists
  * against the OpenAPI document: every route named exists, and the waiting ones are exactly those
@@ -32,6 +32,17 @@ export const TEMPORAL_ROUTES = [
   'POST /api/v1/payment-recoveries/{payment_id}/no-longer-owed',
 ] as const;
 
+/**
+ * The console's pages and actions that reach Temporal: a customer's page (their processes), a
+ * customer's own page (their erasure), the operations page (scans, the relay), and every action.
+ */
+export const CONSOLE_TEMPORAL_ROUTES = [
+  'GET /console/me',
+  'GET /console/customers/{id}',
+  'GET /console/operations',
+  'POST /console/actions/{name}',
+] as const;
+
 /** The routes whose `?wait=true` stretches the request's budget by PERSONA_WAIT_TIMEOUT_MS. */
 export const WAITING_ROUTES = [
   'POST /api/v1/onboarding',
@@ -52,7 +63,7 @@ function matcher(routes: readonly string[]): Matcher {
   };
 }
 
-const reachesTemporal = matcher(TEMPORAL_ROUTES);
+const reachesTemporal = matcher([...TEMPORAL_ROUTES, ...CONSOLE_TEMPORAL_ROUTES]);
 const documentsWait = matcher(WAITING_ROUTES);
 
 /** What the call costs from its caller's bucket. */

@@ -24,8 +24,9 @@ import { AuthError } from '../auth';
 import { addressKey } from '../clientAddress';
 import type { ApiDeps } from '../deps';
 import { mergedRecordRefusal } from '../services/mergedIds';
-import { admit, admitOrLimited, atPeoplesPace, RateLimitedError } from '../rateLimit';
+import { admit, admitPerson, RateLimitedError } from '../rateLimit';
 import { answeredOutOfTime } from '../deadlines';
+import { routeCost } from '../routeWeights';
 import { pageHeaders, requestCallerAddress } from '../rest/guards';
 import {
   can,
@@ -248,16 +249,17 @@ function requireSession(deps: ApiDeps, key: ReturnType<typeof csrfKey>): Middlew
     const toSignIn = (ended: boolean) => {
       if (ended) endSession(c);
       if (c.req.method === 'GET' || c.req.method === 'HEAD') {
-        const next = encodeURIComponent(safeBack(c.req.path + (new URL(c.req.url).search || ''), '/console'));
+        // Back to the page, never with a search's query (an email in the sign-in address).
+        const query = c.req.path === '/console/search' ? '' : new URL(c.req.url).search;
+        const next = encodeURIComponent(safeBack(c.req.path + query, '/console'));
         return c.redirect(`/console/sign-in?next=${next}${ended ? '&ended=1' : ''}`, 303);
       }
       return problemPage(c, 401, 'Signed out', 'Your session has ended: sign in again, then repeat the step.');
     };
     // Every request is paid for: by the session's token (at people's pace: its pages fan out to
     // Temporal), or without a (valid) one by the anonymous bucket of the client's address.
-    const authorization = token ? `Bearer ${token}` : undefined;
-    const address = requestCallerAddress(c, deps.trustedProxies);
-    const admitted = await admitOrLimited(deps, authorization, address, { transport: 'rest', reclass: atPeoplesPace });
+    const [authorization, cost] = [token ? `Bearer ${token}` : undefined, routeCost(c.req.method, c.req.path)];
+    const admitted = await admitPerson(deps, authorization, requestCallerAddress(c, deps.trustedProxies), cost);
     if ('limited' in admitted) return limitedPage(c, admitted.limited);
     const { principal, authError } = admitted;
     if (!token) return toSignIn(false);

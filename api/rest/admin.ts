@@ -1,6 +1,6 @@
 /**
  * Operations (scope `ops`):
- *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now, for a reason (as of a day ≤ tomorrow)
+ *   POST /api/v1/admin/expiry-scan                  start a card-expiry scan now, for a reason (as of a day ≤ today)
  *   GET  /api/v1/admin/expiry-scans/{workflow_id}   a scan's progress
  *   GET  /api/v1/admin/event-relay                  the event relay: checkpoint, delivered, blocked, parked events
  *   POST /api/v1/admin/event-relay/retry            try parked events again (all, or {event_id})
@@ -20,7 +20,7 @@ const expiryScanRequest = z
       .optional()
       .openapi({
         description:
-          'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE); at most tomorrow there: ' +
+          'Scan as if this day were today (default: today in PERSONA_EXPIRY_SCAN_TIMEZONE); at most today there: ' +
           'a later day would expire cards that are still valid',
         example: '2026-11-22',
       }),

@@ -19,18 +19,12 @@ export interface ExpiryScanRequest {
   requested_by: string | null;
 }
 
-/** The day after `day` (`YYYY-MM-DD`), on the calendar. */
-function dayAfter(day: string): string {
-  const next = new Date(`${day}T00:00:00Z`);
-  next.setUTCDate(next.getUTCDate() + 1);
-  return next.toISOString().slice(0, 10);
-}
-
 /**
  * Starts `expiry-scan-<as_of>` (default: today in the scan's time zone), for a reason that is kept
- * with it (the workflow's input, summary and progress) beside who asked. `as_of` is at most
- * tomorrow in the scan's time zone: a scan expires every card whose month ended before its day,
- * and a card expired too early comes back only when the account updater renews it. While a scan
+ * with it (the workflow's input, summary and progress) beside who asked. `as_of` is at most today
+ * in the scan's time zone: a scan expires every card whose month ended before its day (as of the
+ * 1st, the whole of last month's), and a card expired too early comes back only when the account
+ * updater renews it. While a scan
  * for that day runs, asking again returns the same run; once it has finished, a new run starts —
  * and, the scan being idempotent, sends nothing already sent.
  */
@@ -39,12 +33,11 @@ export async function startExpiryScan(
   req: ExpiryScanRequest,
 ): Promise<{ workflow_id: string; as_of: string; reason: string; requested_by: string | null }> {
   const today = dateInTimeZone(new Date(), deps.expiry.time_zone);
-  const latest = dayAfter(today);
   const day = req.as_of ?? today;
-  if (day > latest)
+  if (day > today)
     throw new InvalidInputError(
       'as_of',
-      `must be at most ${latest} (tomorrow in ${deps.expiry.time_zone}): a scan as of a later day would expire ` +
+      `must be at most ${today} (today in ${deps.expiry.time_zone}): a scan as of a later day would expire ` +
         'cards that are still valid',
     );
   const reason = req.reason.trim();

@@ -160,27 +160,33 @@ describe('POST /api/v1/admin/expiry-scan', () => {
     },
   );
 
-  it('refuses a day past tomorrow in the scan’s time zone, or no reason, starting nothing', async () => {
+  it('refuses a day after today in the scan’s time zone, or no reason, starting nothing', async () => {
+    // As of tomorrow, on a month's last day, every card of this month would be expired a day early.
     const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
-    const dayAfter = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
-    for (const as_of of ['2999-12-31', dayAfter]) {
+    for (const as_of of ['2999-12-31', tomorrow]) {
+      const asked = Date.now();
       const res = await post({ as_of });
       expect(res.status).toBe(400);
       expect(res.json).toMatchObject({ field: 'as_of' });
       expect(String(res.json.detail)).toContain('would expire cards that are still valid');
-      await expect(h.client.workflow.getHandle(`expiry-scan-${as_of}`).describe()).rejects.toThrow(
-        WorkflowNotFoundError,
-      );
+      // Nothing started by this request (a scan of that day may exist from an earlier run of the suite).
+      const started = await h.client.workflow
+        .getHandle(`expiry-scan-${as_of}`)
+        .describe()
+        .then(
+          (d) => d.startTime.getTime(),
+          (err: unknown) => {
+            if (err instanceof WorkflowNotFoundError) return 0;
+            throw err;
+          },
+        );
+      expect(started).toBeLessThan(asked);
     }
     for (const body of [{ reason: undefined }, { reason: '   ' }]) {
       const res = await post({ as_of: AS_OF, ...body });
       expect(res.status).toBe(400);
       expect(res.json).toMatchObject({ field: 'reason' });
     }
-    // Tomorrow is the latest day (a scan the evening before a month ends); started, then stopped here.
-    const latest = await post({ as_of: tomorrow });
-    expect(latest.status).toBe(202);
-    await h.client.workflow.getHandle(`expiry-scan-${tomorrow}`).terminate('the test only checks how it starts');
   });
 
   it('keeps who started a scan and why: in its answer, its progress and its summary', async () => {
