@@ -205,6 +205,7 @@ export async function reapplyErasures(
               `erased again by the restore of backup ${manifest.id}, taken before it`,
             requested_by: 'persona-restore',
             override_fraud_review: true,
+            reason_code: 'restore_reapplied',
           },
         });
         if (r.erased) {

@@ -84,7 +84,14 @@ export type KafkaSettings = KafkaConnectionSettings &
     | 'PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC'
     | 'PERSONA_KAFKA_DEAD_LETTER_TOPIC'
   > &
-  Partial<Pick<Settings, 'PERSONA_KAFKA_INVALIDATIONS_TOPIC' | 'PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS'>>;
+  Partial<
+    Pick<
+      Settings,
+      | 'PERSONA_KAFKA_INVALIDATIONS_TOPIC'
+      | 'PERSONA_KAFKA_INVALIDATIONS_RETENTION_MS'
+      | 'PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS'
+    >
+  >;
 
 export function kafkaEnabled(s: Pick<Settings, 'kafkaBrokers'>): boolean {
   return s.kafkaBrokers.length > 0;
@@ -244,10 +251,13 @@ export function personaTopics(s: KafkaSettings): TopicSpec[] {
           },
         ]
       : []),
-    { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1 },
-    { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 6 },
-    { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 6 },
-    { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions: 6 },
+    // What agents wrote, personal data included, kept a bounded time: erasure does not reach these topics.
+    ...[
+      { name: s.PERSONA_KAFKA_DEAD_LETTER_TOPIC, partitions: 1 },
+      { name: s.PERSONA_KAFKA_PAYMENT_FAILURES_TOPIC, partitions: 6 },
+      { name: s.PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC, partitions: 6 },
+      { name: s.PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC, partitions: 6 },
+    ].map((t) => ({ ...t, retentionMs: s.PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS ?? 7 * 24 * 3_600_000 })),
   ];
 }
 

@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { minInsyncReplicas, topicConfigs } from '../clients/kafka';
+import { minInsyncReplicas, personaTopics, topicConfigs } from '../clients/kafka';
 import {
   API_HEAP_BESIDES_CACHE_MB,
   API_HEAP_MB,
@@ -452,6 +452,24 @@ describe('Kafka security settings', () => {
       { name: 'min.insync.replicas', value: '2' },
       { name: 'retention.ms', value: '1000' },
     ]);
+  });
+
+  it("keeps what agents wrote a bounded time: the agents' topics and the dead letters Persona makes", () => {
+    const week = 7 * 24 * 3_600_000;
+    const retention = (env: Record<string, string>) =>
+      Object.fromEntries(personaTopics(loadSettings(env)).map((t) => [t.name, t.retentionMs]));
+    expect(retention({})).toMatchObject({
+      'synapse.payment-failures.v1': week,
+      'chimera.fraud-outcomes.v1': week,
+      'cerebrum.routing-outcomes.v1': week,
+      'persona.dead-letters.v1': week,
+    });
+    expect(retention({ PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS: '86400000' })).toMatchObject({
+      'cerebrum.routing-outcomes.v1': 86_400_000,
+    });
+    expect(() => loadSettings({ PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS: '-1' })).toThrow(
+      /PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS/,
+    );
   });
 
   it('refuses half a pair, SASL without credentials, and TLS files without TLS', () => {

@@ -71,6 +71,18 @@ export const kafkaShape = {
   PERSONA_KAFKA_FRAUD_OUTCOMES_TOPIC: kafkaTopic.default('chimera.fraud-outcomes.v1'),
   PERSONA_KAFKA_ROUTING_OUTCOMES_TOPIC: kafkaTopic.default('cerebrum.routing-outcomes.v1'),
   PERSONA_KAFKA_DEAD_LETTER_TOPIC: kafkaTopic.default('persona.dead-letters.v1'),
+  /**
+   * How long the agents' topics and the dead letters keep a message when Persona creates them
+   * (local stacks, tests; an existing topic is left as it is): routing outcomes hold IPs, user
+   * agents, fingerprints and street addresses, which no erasure reaches there. 7 days by default,
+   * between an hour and 30 days.
+   */
+  PERSONA_KAFKA_AGENT_TOPICS_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(3_600_000)
+    .max(30 * 24 * 3_600_000)
+    .default(7 * 24 * 3_600_000),
   /** The consumer group of the api's consumers (every api replica joins it). */
   PERSONA_KAFKA_CONSUMER_GROUP: z.string().min(1).max(200).default('persona-api'),
   /**

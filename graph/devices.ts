@@ -19,7 +19,14 @@ import { lockCustomerForChangeTx, lockCustomersTx } from './customers';
 import { NotFoundError } from './errors';
 import { appendDeviceEvent, appendEvent, FRAUD_SIGNAL_REASON } from './events';
 import { readCustomerList, writeTx, type Graph } from './graph';
-import { deviceInput, parseInput, type CustomerDevice, type CustomerStatus, type DeviceInput } from './model';
+import {
+  deviceInput,
+  parseInput,
+  type CustomerDevice,
+  type CustomerStatus,
+  type DeviceInput,
+  type DeviceTrustReason,
+} from './model';
 
 /** The trust a customer has on a device before earning any (their login edge): below the trusted threshold. */
 export const INITIAL_TRUST_SCORE = 0.5;
@@ -201,11 +208,12 @@ export async function linkDevice(g: Graph, customerId: string, input: DeviceInpu
  * costs the same on a device shared by 100,000 customers as on a customer's own phone, and locks
  * only the device.
  *
- * Every customer on the device reads the event, so it says nothing of the customer whose action
- * caused it: a change made for a fraud outcome (`extra.fraud_outcome_id`) says only
- * "fraud signal" — the outcome, its id and its reason stay in that customer's own
- * FraudOutcomeApplied/FraudOutcomeReversed event. Other callers' `reason` (a device-level call
- * such as PUT /devices/{id}/trust-score) is kept as given.
+ * Every customer on the device reads the event, and it is published in clear (a device's, of no
+ * customer, beyond any erasure's reach), so it says nothing of the customer whose action caused it
+ * and no caller's words: its `reason` is a code (DEVICE_TRUST_REASONS) — "fraud signal" for a
+ * fraud outcome (`extra.fraud_outcome_id`; the outcome, its id and its reason stay in that
+ * customer's own FraudOutcomeApplied/FraudOutcomeReversed event), else who set it. A caller's own
+ * `reason` (PUT /devices/{id}/trust-score) is not kept.
  */
 export async function setDeviceTrustTx(
   tx: ManagedTransaction,
@@ -228,12 +236,8 @@ export async function setDeviceTrustTx(
   const to = record.get('to') as number;
   if (from !== to) {
     const forFraud = options.extra?.fraud_outcome_id !== undefined;
-    await appendDeviceEvent(tx, 'DeviceTrustScoreUpdated', deviceId, {
-      device_id: deviceId,
-      from,
-      to,
-      reason: forFraud ? FRAUD_SIGNAL_REASON : (options.reason ?? null),
-    });
+    const reason: DeviceTrustReason = forFraud ? FRAUD_SIGNAL_REASON : options.byOps ? 'set by ops' : 'set by an agent';
+    await appendDeviceEvent(tx, 'DeviceTrustScoreUpdated', deviceId, { device_id: deviceId, from, to, reason });
   }
   return { from, to };
 }

@@ -22,6 +22,7 @@ import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
 import { mergedRecordsOfTx } from './mergedRecords';
 import { readTx, writeTx, type Graph } from './graph';
+import type { ErasureReasonCode } from './model';
 
 export interface ErasureResult {
   customer_id: string;
@@ -46,9 +47,12 @@ export interface ErasureResult {
 
 /** Who asked for the erasure and why (ops, for a customer who is not active, or overriding a review). */
 export interface ErasureAudit {
+  /** Ops' words: they decide whether a suspended customer may be erased, and are never recorded. */
   reason: string;
   requested_by: string | null;
   override_fraud_review: boolean;
+  /** The kind of request, as recorded (default `ops_request`). */
+  reason_code?: ErasureReasonCode;
 }
 
 /** Events emptied per transaction, unless the caller says otherwise (PERSONA_ERASURE_BATCH_SIZE). */
@@ -298,7 +302,15 @@ export async function eraseCustomer(
       {
         deleted,
         ...(merged.length ? { merged_records: merged } : {}),
-        ...(options.audit ? { request: options.audit } : {}),
+        ...(options.audit
+          ? {
+              request: {
+                reason_code: options.audit.reason_code ?? 'ops_request',
+                requested_by: options.audit.requested_by,
+                override_fraud_review: options.audit.override_fraud_review,
+              },
+            }
+          : {}),
       },
       { idempotencyKey: erasedKey(customerId) },
     );

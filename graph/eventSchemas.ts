@@ -6,7 +6,14 @@
  */
 import { z } from 'zod';
 import { RECOVERY_MECHANISMS } from '../payments/mechanisms';
-import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, PAYMENT_METHOD_STATUSES, PAYMENT_METHOD_TYPES } from './model';
+import {
+  CUSTOMER_STATUSES,
+  DEVICE_TRUST_REASONS,
+  ERASURE_REASON_CODES,
+  IDENTIFIER_TYPES,
+  PAYMENT_METHOD_STATUSES,
+  PAYMENT_METHOD_TYPES,
+} from './model';
 
 /** Every type of event the graph writes. */
 export const EVENT_TYPES = [
@@ -122,7 +129,8 @@ export const EVENT_PAYLOADS = {
     device_id: id,
     from: z.number(),
     to: z.number(),
-    reason: z.string().nullable(),
+    /** Who moved it, as a code: every customer of the device reads it, published in clear. */
+    reason: z.enum(DEVICE_TRUST_REASONS),
     ...fraud,
   }),
   DeviceTrustEarned: z.looseObject({ device_id: id, from: z.number(), to: z.number(), reason: z.string().nullable() }),
@@ -256,18 +264,19 @@ export const EVENT_PAYLOADS = {
       payment_methods: z.number().int(),
       devices: z.number().int(),
       events_stripped: z.number().int(),
-      /**
-       * Keys of the customer's workflow histories destroyed with the erasure: every history
-       * payload of theirs is unreadable from then on (absent on erasures before the payload codec).
-       */
-      history_keys: z.number().int().optional(),
+      /** Keys of the customer's workflow histories destroyed: every history payload of theirs is unreadable. */
+      history_keys: z.number().int(),
     }),
-    /** Ops' reason, when the erasure came with one (a customer who was not active, or a review overridden). */
+    /** Ops' request, if any: who, and its kind as a code — never ops' words (the event outlives the customer). */
     request: z
-      .object({ reason: z.string(), requested_by: z.string().nullable(), override_fraud_review: z.boolean() })
+      .object({
+        reason_code: z.enum(ERASURE_REASON_CODES),
+        requested_by: z.string().nullable(),
+        override_fraud_review: z.boolean(),
+      })
       .optional(),
-    /** Records merged into this customer (identity merges), erased with it: the same person's. */
-    merged_records: z.array(id).optional(),
+    // Records merged into it stay on the graph's fact (a retry answers them), never published:
+    // each has a CustomerErased of its own, and naming them here would link them for ever.
   }),
   OpsActionRecorded: z.looseObject({
     /** What was done for the customer, with a reason (ops, or the platform, acting for a customer not active). */

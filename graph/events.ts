@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import neo4j, { type ManagedTransaction } from 'neo4j-driver';
 import { toPlain, type Plain } from './convert';
 import { payloadProblem, type EventType } from './eventSchemas';
+import type { DeviceTrustReason } from './model';
 import { readTx, recordAppended, type CommittedEvent, type Graph } from './graph';
 
 export interface PersonaEvent {
@@ -254,7 +255,7 @@ function aboutOf(e: NewEvent): string | null {
 }
 
 /** What a device-level trust change says of why when a fraud outcome caused it. */
-export const FRAUD_SIGNAL_REASON = 'fraud signal';
+export const FRAUD_SIGNAL_REASON = 'fraud signal' satisfies DeviceTrustReason;
 
 /**
  * An Event node's map (EVENT_PROJECTION) as the event it records; `device_id` only on a

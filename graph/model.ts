@@ -7,6 +7,20 @@ import { z } from 'zod';
 import { InvalidInputError } from './errors';
 import { containsCardNumber } from './tokens';
 
+/**
+ * Why a device's trust moved, as its DeviceTrustScoreUpdated event says it (every customer of the
+ * device reads it; it is published in clear): a fraud outcome, ops, or an agent — never words.
+ */
+export const DEVICE_TRUST_REASONS = ['fraud signal', 'set by ops', 'set by an agent'] as const;
+export type DeviceTrustReason = (typeof DEVICE_TRUST_REASONS)[number];
+
+/**
+ * What a CustomerErased event records of why: a code, never ops' words — the event outlives the
+ * customer (it is the erasure's record, published in clear for consumers to purge by).
+ */
+export const ERASURE_REASON_CODES = ['ops_request', 'restore_reapplied'] as const;
+export type ErasureReasonCode = (typeof ERASURE_REASON_CODES)[number];
+
 export const CUSTOMER_STATUSES = ['active', 'suspended', 'erased'] as const;
 export const PAYMENT_METHOD_TYPES = ['card', 'digital_wallet', 'bank_account'] as const;
 export const PAYMENT_METHOD_STATUSES = [

@@ -119,9 +119,10 @@ describe('GET /api/v1/customers/{id}/context', () => {
     expect((await put(0.9)).status).toBe(200);
     expect(await trusted()).toMatchObject([{ device_id: deviceId, trust_score: 0.9 }]);
     const events = await listCustomerEvents(h.graph, customerId, { type: 'DeviceTrustScoreUpdated' });
+    // Who moved it, as a code: every customer of the device reads this, never the agent's words.
     expect(events.map((e) => e.payload)).toEqual([
-      { device_id: deviceId, from: 0.2, to: 0.9, reason: 'chargeback seen on this device' },
-      { device_id: deviceId, from: 1, to: 0.2, reason: 'chargeback seen on this device' },
+      { device_id: deviceId, from: 0.2, to: 0.9, reason: 'set by an agent' },
+      { device_id: deviceId, from: 1, to: 0.2, reason: 'set by an agent' },
     ]);
     const ctx = await call(h, 'GET', `/api/v1/customers/${customerId}/context`);
 

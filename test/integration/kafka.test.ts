@@ -13,6 +13,7 @@ import { setDeviceTrustScore } from '../../graph/fraud';
 import { createKafkaProducer, ensureTopics, KAFKA_HEADERS, type KafkaProducer } from '../../clients/kafka';
 import { loadSettings } from '../../config/env';
 import {
+  addAddress,
   addPaymentMethod,
   createCustomer,
   linkDevice,
@@ -21,6 +22,7 @@ import {
   writeTx,
 } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { openEvent, type PublishedEvent } from '../../graph/eventCipher';
 import { payloadProblem } from '../../graph/eventSchemas';
 import type { PersonaEvent } from '../../graph/events';
@@ -398,6 +400,81 @@ describe('what reaches the events topic', () => {
       }
       for (const m of theirs.filter((x) => typeOf(x) !== 'CustomerErased'))
         expect((JSON.parse(m.value) as PersonaEvent).payload).toEqual({});
+    } finally {
+      await handle.terminate('test over');
+      await reader.stop();
+    }
+  });
+
+  it('keeps nothing of an erased customer in clear: no words of ops or agents, no record linking theirs', async () => {
+    const topic = await eventsTopicFromNow();
+    const [email, phone, fingerprint] = [
+      uniqueEmail(),
+      `+1415555${String(Date.now()).slice(-4)}`,
+      `fp-${randomUUID()}`,
+    ];
+    const street = `${Math.floor(Math.random() * 900) + 100} Larkin Street`;
+    const person = await createCustomer(h.graph, {
+      digital_identifiers: [
+        { type: 'email', value: email, is_verified: true },
+        { type: 'phone_number', value: phone, is_verified: true },
+      ],
+    });
+    const other = await createCustomer(h.graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail() }] });
+    await addPaymentMethod(h.graph, person.id, cardInput({ last_four: '4817' }));
+    await addAddress(h.graph, person.id, {
+      street1: street,
+      city: 'San Francisco',
+      zip_code: '94109',
+      country: 'US',
+      type: 'billing',
+    });
+    const device = await linkDevice(h.graph, person.id, { fingerprint, trust_score: 0.9 });
+    // An agent's words about the device, and ops' about the person: neither may outlive the erasure.
+    const agentWords = `chargeback filed by Jane Roe ${randomUUID()}`;
+    await setDeviceTrustScore(h.graph, device.id, 0.3, { reason: agentWords, reportedBy: 'agent' });
+    await mergeCustomers(h.graph, {
+      merge_id: `merge-${randomUUID()}`,
+      survivor_id: person.id,
+      merged_id: other.id,
+      decided_by: 'ops',
+      requested_by: 'ops-7',
+      reason: 'the same person',
+    });
+    const opsWords = `asked by her sister on ${phone}, ticket ${randomUUID()}`;
+    await eraseCustomer(h.graph, person.id, {
+      audit: { reason: opsWords, requested_by: 'ops-7', override_fraud_review: false },
+    });
+
+    const { received, reader, handle } = await publishToTopic(topic);
+    try {
+      const erasedOf = (id: string) => received.find((m) => m.key === id && typeOf(m) === 'CustomerErased');
+      await until(async () => !!erasedOf(person.id) && !!erasedOf(other.id), 45_000);
+      await until(async () => received.some((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id));
+      for (const m of received) {
+        for (const secret of [email, phone, fingerprint, street, agentWords, opsWords, 'Jane Roe', 'sister'])
+          expect(m.value, `${typeOf(m)} keyed ${m.key}`).not.toContain(secret);
+        // No message of one record names the other: nothing links them once both are erased.
+        if (m.key === person.id) expect(m.value).not.toContain(other.id);
+        if (m.key === other.id) expect(m.value).not.toContain(person.id);
+      }
+      const notice = JSON.parse((erasedOf(person.id) as Msg).value) as PersonaEvent;
+      expect(notice.payload.request).toEqual({
+        reason_code: 'ops_request',
+        requested_by: 'ops-7',
+        override_fraud_review: false,
+      });
+      const trust = JSON.parse(
+        (received.find((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id) as Msg).value,
+      ) as PersonaEvent;
+      expect(trust.payload).toMatchObject({ to: 0.3, reason: 'set by an agent' });
+      // Every other message of either record: sealed under a destroyed key, or published empty.
+      for (const m of received.filter((x) => [person.id, other.id].includes(String(x.key)))) {
+        if (typeOf(m) === 'CustomerErased') continue;
+        const published = JSON.parse(m.value) as PublishedEvent;
+        if (published.sealed) await expect(openEvent(keys, published)).rejects.toMatchObject({ reason: 'erased' });
+        else expect(published.payload).toEqual({});
+      }
     } finally {
       await handle.terminate('test over');
       await reader.stop();

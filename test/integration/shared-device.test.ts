@@ -140,7 +140,7 @@ describe('a device shared by 10,000 customers', () => {
     expect(fedTrust[0]).toMatchObject({ customer_id: null, device_id: caught.deviceId });
   }, 180_000);
 
-  it('shows a customer the device’s changes from its first login on, with a device-level reason as given', async () => {
+  it('shows a customer the device’s changes from its first login on, with who moved the device’s trust', async () => {
     // Joins after the fraud (or whatever trust change came before): sees none of them.
     const newcomer = randomUUID();
     await h.graph.query(
@@ -160,7 +160,7 @@ describe('a device shared by 10,000 customers', () => {
     expect(put.status).toBe(200);
     const mine = await trustEvents(newcomer);
     expect(mine.map((e) => e.payload)).toEqual([
-      { device_id: caught.deviceId, from: expect.any(Number) as unknown, to: 0.35, reason: 'device reviewed' },
+      { device_id: caught.deviceId, from: expect.any(Number) as unknown, to: 0.35, reason: 'set by an agent' },
     ]);
     // A customer there all along sees this one too, newest first.
     const theirs = await trustEvents(others[0] as string);
