@@ -494,6 +494,19 @@ describe('docker-compose.prod.yml', () => {
       expect(section('frontend rest')).toContain('http-request deny if { path,url_dec -m sub -i /metrics }');
     });
 
+    it('caps the connections of one client address on both frontends', () => {
+      for (const frontend of ['rest', 'grpc']) {
+        const lines = section(`frontend ${frontend}`);
+        expect(lines, frontend).toEqual(
+          expect.arrayContaining([
+            'stick-table type ip size 100k expire 30s store conn_cur,conn_rate(1s)',
+            'tcp-request connection track-sc0 src',
+            'tcp-request connection reject if { sc0_conn_cur gt 100 } || { sc0_conn_rate gt 50 }',
+          ]),
+        );
+      }
+    });
+
     it('routes REST by customer: GETs to the replicas ready for reads, the rest to those ready for writes', () => {
       const rest = routes('rest');
       expect(section('frontend rest')).toContain(`bind :${api.PERSONA_HTTP_PORT}`);

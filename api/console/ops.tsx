@@ -3,7 +3,7 @@
  * actions ops decide. Every route needs the scope its REST counterpart needs (a session without it
  * gets the 403 page); the session itself is checked by api/console/app.tsx before these run.
  *
- *   POST /console/search (by, q)     find a customer (api/console/search.tsx); GET ?by=&q= too
+ *   POST /console/search (by, q)     find a customer (api/console/search.tsx); GET shows the form only
  *   GET /console/customers/:id       the customer page (api/console/customerPage.tsx)
  *   GET /console/operations          expiry scan, event relay (ops)
  *   POST /console/actions/<name>     api/console/opsActions.tsx, through app.tsx's confirm-then-act
@@ -85,7 +85,7 @@ function ExpiryScanSection(props: { deps: ApiDeps; session: ConsoleSession; scan
         expired cards at once.
       </p>
       <ActionForm session={session} action="expiry-scan" label="Start an expiry scan" back={back}>
-        <label for="as-of">As of (optional, YYYY-MM-DD; today by default, tomorrow at the latest)</label>
+        <label for="as-of">As of (optional, YYYY-MM-DD; today by default and at the latest)</label>
         <input id="as-of" name="as_of" type="date" autocomplete="off" />
         <label for="scan-reason">Why now (kept with the scan)</label>
         <input id="scan-reason" name="reason" required maxlength={500} autocomplete="off" />
@@ -237,7 +237,14 @@ export function opsConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleActio
       return render(c, <SearchPage session={session} by={by} q={q ?? ''} problem={err} />, 400);
     }
   };
-  routes.get('/console/search', (c) => search(c, c.req.query('by'), c.req.query('q')));
+  // The form posts: a query in the address (an email, a phone) would stay in proxy and browser logs.
+  routes.get('/console/search', (c) => {
+    if (c.req.query('q') === undefined) return search(c, c.req.query('by'), undefined);
+    const session = c.get('consoleSession');
+    requireScopes(session, ['customers:read']);
+    const problem = new InvalidInputError('q', 'search with the form: a value in the address is kept in logs');
+    return render(c, <SearchPage session={session} by="email" q="" problem={problem} />, 400);
+  });
   routes.post('/console/search', async (c) => {
     const form = await formOf(c);
     return search(c, form.by, form.q ?? '');

@@ -82,6 +82,13 @@ async function page(path: string, cookie = opsCookie) {
   return { status: res.status, location: res.headers.get('location'), html: await res.text() };
 }
 
+/** A search as the form sends it (POST, never the address: an email there would be logged). */
+async function searchFor(by: string, q: string, cookie = opsCookie) {
+  const form = await page('/console/search', cookie);
+  const res = await postForm(h.app, '/console/search', cookie, { _csrf: csrfOf(form.html), by, q });
+  return { status: res.status, location: res.headers.get('location'), html: await res.text() };
+}
+
 /** One section of a page, by its id (sections do not nest). */
 function section(html: string, id: string): string {
   const start = html.indexOf(`<section id="${id}"`);
@@ -147,26 +154,26 @@ describe('finding a customer', () => {
       ['fingerprint', c.fingerprint],
       ['id', c.customerId],
     ] as const) {
-      const res = await page(`/console/search?by=${by}&q=${encodeURIComponent(q)}`);
+      const res = await searchFor(by, q);
       expect([by, res.status, res.location]).toEqual([by, 303, at]);
     }
     // Exact only: a part of the email finds nothing.
-    const part = await page(`/console/search?by=email&q=${encodeURIComponent(c.email.slice(1))}`);
+    const part = await searchFor('email', c.email.slice(1));
     expect(part.status).toBe(200);
     expect(part.html).toContain('No customer has the email address');
     expect(part.html).not.toContain(c.email.slice(1));
   });
 
   it('names the field of a bad search, and says when nothing is found', async () => {
-    const bad = await page('/console/search?by=email&q=not-an-email');
+    const bad = await searchFor('email', 'not-an-email');
     expect(bad.status).toBe(400);
     expect(bad.html).toContain('The value (q): not an email address');
-    const kind = await page('/console/search?by=shoe-size&q=42');
+    const kind = await searchFor('shoe-size', '42');
     expect(kind.status).toBe(400);
     expect(kind.html).toContain('by: must be one of');
-    const phone = await page('/console/search?by=phone&q=12');
+    const phone = await searchFor('phone', '12');
     expect([phone.status, phone.html.includes('(q): not a phone number')]).toEqual([400, true]);
-    const none = await page(`/console/search?by=id&q=${randomUUID()}`);
+    const none = await searchFor('id', randomUUID());
     expect([none.status, none.html.includes('No customer has this id.')]).toEqual([200, true]);
     const form = await page('/console/search');
     expect(form.status).toBe(200);
@@ -174,10 +181,24 @@ describe('finding a customer', () => {
     expect(form.html).toMatch(/<label for="search-q">/);
   });
 
+  it('takes no search in the address: GET with a query is refused, and a sign-in never carries it', async () => {
+    const c = await onboard();
+    const byAddress = await page(`/console/search?by=email&q=${encodeURIComponent(c.email)}`);
+    expect(byAddress.status).toBe(400);
+    expect(byAddress.html).toContain('search with the form');
+    expect(byAddress.html).not.toContain(c.email);
+    // Signed out: the way back to the page, without the query.
+    const signedOut = await h.app.request(`/console/search?by=email&q=${encodeURIComponent(c.email)}`, {
+      redirect: 'manual',
+    });
+    expect(signedOut.status).toBe(303);
+    expect(signedOut.headers.get('location')).toBe(`/console/sign-in?next=${encodeURIComponent('/console/search')}`);
+  });
+
   it('lists the customers of a shared device, without their identifiers', async () => {
     const a = await onboard();
     const b = await onboard({ fingerprint: a.fingerprint });
-    const res = await page(`/console/search?by=fingerprint&q=${encodeURIComponent(a.fingerprint)}`);
+    const res = await searchFor('fingerprint', a.fingerprint);
     expect(res.status).toBe(200);
     expect(res.html).toContain(`2 customers use device ${maskOpaque(a.fingerprint)}`);
     for (const c of [a, b]) {
@@ -262,7 +283,7 @@ describe('actions ops decide', () => {
       (await api('GET', `/api/v1/fraud-outcomes/${outcomeId}`, chimera)).json as unknown as FraudOutcomeStatus;
     await until(async () => (await status()).state === 'awaiting_review');
     // Found by the outcome's id.
-    const found = await page(`/console/search?by=fraud_outcome&q=${outcomeId}`);
+    const found = await searchFor('fraud_outcome', outcomeId);
     expect([found.status, found.location]).toEqual([303, `/console/customers/${c.customerId}`]);
 
     const html = await customerPageWhen(c.customerId, (p) => p.includes('action="/console/actions/fraud-review"'));
@@ -298,7 +319,7 @@ describe('actions ops decide', () => {
   it('shows why a recovery’s next retry is when it is, and cancels it with a reason', async () => {
     const c = await onboard({ token: `tok_decline_insufficient_funds_${randomUUID().slice(0, 8)}` });
     const payment = await recoveryInDunning(c);
-    const found = await page(`/console/search?by=payment&q=${payment}`);
+    const found = await searchFor('payment', payment);
     expect([found.status, found.location]).toEqual([303, `/console/customers/${c.customerId}`]);
 
     const html = await customerPageWhen(c.customerId, (p) => p.includes('action="/console/actions/cancel-recovery"'));
