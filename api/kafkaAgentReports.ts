@@ -9,7 +9,7 @@ import { commit, deadLetter, resumeIfRoom, untilAnswered, type AgentConsumerStat
 import { fraudOutcomeSchema, paymentFailureSchema, paymentNoLongerOwedMessageSchema } from './requests';
 import { reportFraudOutcome } from './services/fraud';
 import { reportPaymentFailure } from './services/recovery';
-import { paymentNoLongerOwed } from './services/recoveryOwnerStop';
+import { paymentNoLongerOwed, topicReporter } from './services/recoveryOwnerStop';
 
 /**
  * Hands one payment failure, owner's stop or fraud outcome to its service until it answers: what
@@ -24,10 +24,13 @@ async function handleReport(state: AgentConsumerState, m: Msg): Promise<void> {
         const { payment_id: paymentId, reason, note } = parseBody(m, paymentNoLongerOwedMessageSchema);
         const word = { reason, ...(note === undefined ? {} : { note }) };
         // Taken is enough here (no one waits on a topic): the stop is in the recovery's history.
-        await asRequest(deps, m, 'payment-no-longer-owed', () => paymentNoLongerOwed(deps, paymentId, word, 0));
+        await asRequest(deps, m, 'payment-no-longer-owed', () =>
+          paymentNoLongerOwed(deps, paymentId, word, 0, topicReporter(m.topic)),
+        );
       } else if (m.topic === topics.failures) {
         const f = parseBody(m, paymentFailureSchema);
-        await asRequest(deps, m, 'payment-failure', () => reportPaymentFailure(deps, f));
+        const reporter = topicReporter(m.topic).reporter;
+        await asRequest(deps, m, 'payment-failure', () => reportPaymentFailure(deps, f, reporter));
       } else if (m.topic === topics.fraud) {
         const report = parseBody(m, fraudOutcomeSchema) as FraudOutcomeReport;
         await asRequest(deps, m, 'fraud-outcome', () => reportFraudOutcome(deps, report, 'agent'));

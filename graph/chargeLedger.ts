@@ -59,6 +59,8 @@ export interface ReportedFailure {
   decline_code: string;
   /** The payment whose recovery this one replaces (a payment reported again): graph/recoveryReplacement.ts. */
   replaces?: string | undefined;
+  /** Who reported it (a token's subject, `kafka:<topic>`, or null): only they, or ops, may stop it. */
+  reported_by?: string | null | undefined;
 }
 
 /** A recovery as the ledger has it. */
@@ -71,6 +73,7 @@ export interface RecoveryLedger {
   currency: string | null;
   state: RecoveryLedgerState;
   reported_at: string | null;
+  reported_by: string | null;
   started_at: string | null;
   ended_at: string | null;
   /** The recovering charge, once recovered. */
@@ -94,7 +97,7 @@ export interface RecoveryLedger {
 
 const RECOVERY_FIELDS = `r {
   .id, .customer_id, .payment_method_id, .amount, .currency, .state, .charge_id, .recovered_with, .reason,
-  .stop_requested_by, .stop_request, .replaced_by, replaces: head([(r)-[:REPLACES]->(o:Recovery) | o.id]),
+  .stop_requested_by, .stop_request, .replaced_by, .reported_by, replaces: head([(r)-[:REPLACES]->(o:Recovery) | o.id]),
   erased_at: toString(r.erased_at), reported_at: toString(r.reported_at), started_at: toString(r.started_at),
   ended_at: toString(r.ended_at), stop_requested_at: toString(r.stop_requested_at)
 }`;
@@ -105,7 +108,8 @@ const CYPHER = {
     MERGE (r:Recovery {id: $f.payment_id})
       ON CREATE SET r.customer_id = $f.customer_id, r.payment_method_id = $f.payment_method_id,
                     r.amount = $f.amount, r.currency = $f.currency, r.decline_code = $f.decline_code,
-                    r.state = 'recovering', r.reported_at = datetime.transaction(), r.created = true
+                    r.state = 'recovering', r.reported_at = datetime.transaction(), r.created = true,
+                    r.reported_by = $f.reported_by
     WITH r, r.created IS NOT NULL AS created
     REMOVE r.created
     RETURN created, ${RECOVERY_FIELDS} AS recovery`,
@@ -178,31 +182,14 @@ type Row = Record<string, unknown>;
 
 function recoveryOf(raw: unknown): RecoveryLedger | null {
   if (raw === null || raw === undefined) return null;
-  const r = toPlain(raw) as Row;
-  if (r.id === null || r.id === undefined) return null;
-  return {
-    payment_id: r.id as string,
-    customer_id: r.customer_id as string,
-    payment_method_id: (r.payment_method_id as string | null) ?? null,
-    amount: (r.amount as number | null) ?? null,
-    currency: (r.currency as string | null) ?? null,
-    state: r.state as RecoveryLedgerState,
-    reported_at: (r.reported_at as string | null) ?? null,
-    started_at: (r.started_at as string | null) ?? null,
-    ended_at: (r.ended_at as string | null) ?? null,
-    charge_id: (r.charge_id as string | null) ?? null,
-    recovered_with: (r.recovered_with as string | null) ?? null,
-    reason: (r.reason as string | null) ?? null,
-    erased_at: (r.erased_at as string | null) ?? null,
-    stop_requested_at: (r.stop_requested_at as string | null) ?? null,
-    stop_requested_by: (r.stop_requested_by as string | null) ?? null,
-    stop_request: (r.stop_request as string | null) ?? null,
-    replaces: (r.replaces as string | null) ?? null,
-    replaced_by: (r.replaced_by as string | null) ?? null,
-  };
+  const { id, ...fields } = toPlain(raw) as Row;
+  if (id === null || id === undefined) return null;
+  // RECOVERY_FIELDS names every field of a RecoveryLedger (null when unset), the payment id as `id`.
+  return { payment_id: id as string, ...fields } as RecoveryLedger;
 }
 
-const failureParams = ({ replaces: _, ...f }: ReportedFailure) => ({ ...f, amount: neo4j.int(f.amount) });
+const failureParams = ({ replaces: _, reported_by: by, ...f }: ReportedFailure) =>
+  Object.assign(f, { amount: neo4j.int(f.amount), reported_by: by ?? null });
 
 /**
  * Reserves the recovery of a reported failure (the api, before it starts the workflow): the first

@@ -18,7 +18,7 @@ import { reporterOf, reportFraudOutcome } from '../services/fraud';
 import { recordInteractions } from '../services/interactions';
 import { startOnboarding } from '../services/onboarding';
 import { reportPaymentFailure } from '../services/recovery';
-import { paymentNoLongerOwed } from '../services/recoveryOwnerStop';
+import { paymentNoLongerOwed, reporterKey } from '../services/recoveryOwnerStop';
 import { parse, plain } from './messages';
 import { unary } from './unary';
 
@@ -33,12 +33,12 @@ export function reportMethods(deps: ApiDeps): ReportMethods {
     ReportPaymentFailure: unary(deps, {
       rule: { scopes: ['payments:report'] },
       reachesTemporal: true,
-      run: async (req) => {
+      run: async (req, { principal }) => {
         const parsed = parse(paymentFailureSchema, {
           ...plain(req),
           amount: req.amount === undefined ? undefined : Number(req.amount),
         });
-        return reportPaymentFailure(deps, parsed);
+        return reportPaymentFailure(deps, parsed, reporterKey(principal));
       },
     }),
     ReportPaymentNoLongerOwed: reportNoLongerOwed(deps),
@@ -79,13 +79,14 @@ function reportNoLongerOwed(deps: ApiDeps): ReportMethods['ReportPaymentNoLonger
     rule: { scopes: ['payments:report'] },
     reachesTemporal: true,
     waits: (req) => req.wait === true,
-    run: async (req) => {
+    run: async (req, { principal }) => {
       const { payment_id: paymentId, ...word } = parse(
         paymentNoLongerOwedSchema.extend({ payment_id: paymentIdField }),
         plain({ payment_id: req.payment_id ?? '', reason: req.reason, note: req.note }),
       );
       const waitMs = req.wait === true ? deps.limits.waitTimeoutMs : deps.limits.requestDeadlineMs / 2;
-      const answer = await paymentNoLongerOwed(deps, paymentId, word, waitMs);
+      const caller = { reporter: reporterKey(principal), ops: principal.scopes.has('ops') };
+      const answer = await paymentNoLongerOwed(deps, paymentId, word, waitMs, caller);
       return {
         ...answer,
         charge: answer.charge && { ...answer.charge, charge_id: answer.charge.charge_id ?? '' },

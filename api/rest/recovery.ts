@@ -12,7 +12,7 @@ import type { ApiDeps } from '../deps';
 import { ATTENTION_REASONS } from '../../temporal/recovery';
 import { paymentFailureSchema, paymentIdField, paymentNoLongerOwedSchema } from '../requests';
 import { recoveryStatus, reportPaymentFailure, resolveAttention } from '../services/recovery';
-import { paymentNoLongerOwed } from '../services/recoveryOwnerStop';
+import { paymentNoLongerOwed, reporterKey } from '../services/recoveryOwnerStop';
 import { access, bearerSecurity, problems, validationHook } from './common';
 import { mergedIntoFields } from './responses';
 
@@ -183,7 +183,7 @@ function addFailureRoutes(app: Routes, deps: ApiDeps) {
         ...problems(400, 401, 403, 404, 409, 413),
       },
     }),
-    async (c) => c.json(await reportPaymentFailure(deps, c.req.valid('json')), 202),
+    async (c) => c.json(await reportPaymentFailure(deps, c.req.valid('json'), reporterKey(c.get('principal'))), 202),
   );
   app.openapi(
     createRoute({
@@ -321,7 +321,15 @@ function addNoLongerOwedRoute(app: Routes, deps: ApiDeps) {
     async (c) => {
       const waitMs =
         c.req.valid('query').wait === 'true' ? deps.limits.waitTimeoutMs : deps.limits.requestDeadlineMs / 2;
-      const reply = await paymentNoLongerOwed(deps, c.req.valid('param').payment_id, c.req.valid('json'), waitMs);
+      const principal = c.get('principal');
+      const caller = { reporter: reporterKey(principal), ops: principal.scopes.has('ops') };
+      const reply = await paymentNoLongerOwed(
+        deps,
+        c.req.valid('param').payment_id,
+        c.req.valid('json'),
+        waitMs,
+        caller,
+      );
       if (reply.outcome === 'stopping') return c.json(reply, 202);
       return c.json(reply, 200);
     },

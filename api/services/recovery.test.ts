@@ -124,6 +124,7 @@ function ledgerRecording(sent: unknown[]): Graph {
   };
   const session = {
     executeWrite: async <T>(work: (t: typeof tx) => Promise<T>) => work(tx),
+    executeRead: async <T>(work: (t: typeof tx) => Promise<T>) => work(tx),
     lastBookmarks: () => [],
     close: async () => undefined,
   };
@@ -228,7 +229,10 @@ describe('cancelling a recovery: the ledger first, then the recovery, which says
 describe('the owner’s stop, while the recovery runs', () => {
   it('answers the recovery’s own answer, sent once under one update id', async () => {
     const { deps, sent } = recoveryAnswering('stopped');
-    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'settled_elsewhere' }, 1000);
+    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'settled_elsewhere' }, 1000, {
+      reporter: null,
+      ops: false,
+    });
     expect(answer).toMatchObject({ outcome: 'stopped', charge: null, status_url: '/api/v1/payment-recoveries/p' });
     expect(sent).toEqual([
       { ledger: 'owner', reason: "the payment's owner says it is no longer owed (settled_elsewhere)" },
@@ -238,7 +242,7 @@ describe('the owner’s stop, while the recovery runs', () => {
 
   it('answers stopping, and where to read the outcome, before the recovery reaches a safe point', async () => {
     const { deps } = recoveryAnswering('slow');
-    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'not_owed' }, 30);
+    const answer = await paymentNoLongerOwed(deps, 'p', { reason: 'not_owed' }, 30, { reporter: null, ops: false });
     expect(answer).toEqual({
       payment_id: 'p',
       outcome: 'stopping',
@@ -260,6 +264,7 @@ describe('the owner’s answer from the charge ledger (a recovery that ended)', 
     currency: 'EUR',
     state: 'recovering',
     reported_at: '2026-11-01T00:00:00Z',
+    reported_by: null,
     started_at: '2026-11-01T00:00:01Z',
     ended_at: null,
     charge_id: null,

@@ -57,6 +57,8 @@ import { taskQueueFor } from '../../temporal/taskQueues';
 export async function reportPaymentFailure(
   deps: ApiDeps,
   reported: PaymentFailure,
+  /** Who reports it (the ledger's `reported_by`): only they, or ops, may say it is no longer owed. */
+  reportedBy: string | null = null,
 ): Promise<{ workflow_id: string; merged_into?: string }> {
   const f = await ownerOfFailure(deps, reported);
   const workflowId = recoveryWorkflowId(f.payment_id);
@@ -71,7 +73,7 @@ export async function reportPaymentFailure(
   // before the reservation: a payment id another customer's recovery holds is refused here (409).
   await deps.payloads.provision(workflowId, f.customer_id);
   try {
-    return await reserveAndStart(deps, f, workflowId, answer);
+    return await reserveAndStart(deps, f, workflowId, answer, reportedBy);
   } catch (err) {
     deps.payloads.release?.(workflowId, f.customer_id);
     throw err;
@@ -87,9 +89,10 @@ async function reserveAndStart(
   f: PaymentFailure,
   workflowId: string,
   answer: { workflow_id: string; merged_into?: string },
+  reportedBy: string | null,
 ): Promise<{ workflow_id: string; merged_into?: string }> {
   await refuseBesideStranded(deps, f);
-  const { created, recovery } = await reserveRecovery(deps.graph, f, workflowId);
+  const { created, recovery } = await reserveRecovery(deps.graph, { ...f, reported_by: reportedBy }, workflowId);
   if (!created) {
     // A payment id names one payment: a report of it with other facts is refused, never merged in.
     const reservedFor = (await followMerge(deps.graph, recovery.customer_id).catch(() => null))?.id;

@@ -17,6 +17,7 @@ import {
 } from '../../temporal/recovery';
 import { refusalError, updateRefusalOf, type UpdateRefusal } from '../../temporal/updates';
 import { unknownUpdate } from './refusals';
+import { AuthError, type Principal } from '../auth';
 import type { ApiDeps } from '../deps';
 import { recoveryStatus } from './recovery';
 
@@ -32,6 +33,21 @@ export interface OwnerStopReply extends Omit<OwnerStopAnswer, 'outcome' | 'state
   state: RecoveryState | null;
   status_url: string;
 }
+
+/**
+ * Who says a payment is no longer owed: the reporter's key as the ledger keeps it (a token's subject,
+ * `kafka:<topic>`, null for a token without one), and whether it is ops (who may stop any).
+ */
+export interface OwnerStopCaller {
+  reporter: string | null;
+  ops: boolean;
+}
+
+/** The key a reporting principal is kept under in the ledger (`reported_by`). */
+export const reporterKey = (principal: Principal): string | null => principal.subject;
+
+/** The caller of the Kafka consumer's payment-failures topic: the same key for its failures and its stops. */
+export const topicReporter = (topic: string): OwnerStopCaller => ({ reporter: `kafka:${topic}`, ops: false });
 
 /** One stop per recovery: the same word resent (a timeout, a replayed message) joins the first. */
 export const OWNER_STOP_UPDATE_ID = 'payment-no-longer-owed';
@@ -52,6 +68,7 @@ export async function paymentNoLongerOwed(
   paymentId: string,
   word: PaymentNoLongerOwed,
   waitMs: number,
+  caller: OwnerStopCaller,
 ): Promise<OwnerStopReply> {
   const { client } = deps.temporal;
   const statusUrl = `/api/v1/payment-recoveries/${paymentId}`;
@@ -70,6 +87,14 @@ export async function paymentNoLongerOwed(
       clearTimeout(timer);
     }
   };
+  // Only who reported the payment (or ops) says it is no longer owed: another service holding
+  // payments:report cannot stop a recovery it did not ask for. The reporter never changes.
+  const ledger = (await readRecoveryLedger(deps.graph, paymentId))?.recovery;
+  if (ledger && !caller.ops && ledger.reported_by !== caller.reporter)
+    throw new AuthError(
+      403,
+      `Forbidden: payment ${paymentId} was reported by another service: only it, or ops, may say it is no longer owed.`,
+    );
   // The ledger first: from this commit on nothing for the payment goes to the gateway, whatever the
   // workflow is doing when the Update reaches it (a charge being retried is settled, never re-sent).
   await requestRecoveryStop(deps.graph, paymentId, { by: 'owner', reason: ownerStopReason(word) });

@@ -491,6 +491,36 @@ describe('the payment’s owner stops a recovery', () => {
       .executeUpdate('cancel', { args: [{ reason: 'test over' }] });
   });
 
+  it('takes the stop only from the service that reported the payment, or ops: another one is refused', async () => {
+    const { customerId, cards } = await customerWithCards(h.graph, [oneCard('tok_decline_generic_decline')]);
+    const f = failure(customerId, cards[0] as string, 'generic_decline');
+    const reporter = await h.token('payments:report', `synapse-${randomUUID()}`);
+    const reported = await send(h.app, 'POST', '/api/v1/payment-failures', { token: reporter, body: f });
+    expect(reported.status).toBe(202);
+    await until(async () => (await status(f.payment_id)).state === 'dunning');
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.reported_by).toMatch(/^synapse-/);
+    // Another holder of payments:report (another service, or one without a subject): 403, nothing written.
+    for (const token of [await h.token('payments:report', 'another-service'), await h.token('payments:report')]) {
+      const refused = await noLongerOwed(f.payment_id, { reason: 'not_owed' }, { token });
+      expect(refused.status).toBe(403);
+      expect(String(refused.json.detail)).toContain('reported by another service');
+    }
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.stop_requested_at).toBeNull();
+    expect((await status(f.payment_id)).state).toBe('dunning');
+    // The reporter's own word stops it.
+    expect(await noLongerOwed(f.payment_id, { reason: 'not_owed' }, { token: reporter })).toMatchObject({
+      status: 200,
+      json: { outcome: 'stopped' },
+    });
+    // Ops may stop any: a second recovery, reported by the same service, stopped by ops.
+    const other = await dunningRecovery();
+    const ops = await h.token('ops', 'ops-9');
+    expect(await noLongerOwed(other.f.payment_id, { reason: 'settled_elsewhere' }, { token: ops })).toMatchObject({
+      status: 200,
+      json: { outcome: 'stopped' },
+    });
+  });
+
   it('records the stop in the ledger for a payment reserved whose recovery never started: none starts', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [`tok_visa_${randomUUID()}`]);
     const f = failure(customerId, cards[0] as string, 'insufficient_funds');
