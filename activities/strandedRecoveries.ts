@@ -28,6 +28,7 @@ import {
   requestRecoveryStop,
   type RecoveryLedger,
 } from '../graph/chargeLedger';
+import { InvalidInputError } from '../graph/errors';
 import { writeTx, type Graph } from '../graph/graph';
 import type { ProfileRules } from '../graph/interactions';
 import { retryOnSurvivor } from '../graph/mergedRecords';
@@ -101,6 +102,11 @@ export interface SettleOptions {
   before?: string;
   /** Say what would be done, change nothing. */
   dryRun?: boolean;
+  /**
+   * Who settles and why: required unless `dryRun`, written into each settled recovery's stop and end
+   * in the charge ledger (erased with the customer, as the ledger's words are).
+   */
+  requested?: { by: string; reason: string };
   /** Told of each recovery as it is settled (a command prints progress). */
   onSettled?: (paymentId: string, outcome: keyof Omit<SettleReport, 'why'>, why: string) => void;
   now?: () => Date;
@@ -113,6 +119,8 @@ export const STRANDED_GRACE_MS = 30 * 60_000;
 
 /** Settles every stranded recovery (or those named): see the module comment. */
 export async function settleStrandedRecoveries(deps: StrandedDeps, options: SettleOptions = {}): Promise<SettleReport> {
+  if (!options.dryRun && !options.requested?.reason.trim())
+    throw new InvalidInputError('reason', 'say why the stranded recoveries are settled now (and who settles them)');
   const report: SettleReport = { recovered: [], stopped: [], unknown: [], running: [], why: {} };
   const settleOne = async (paymentId: string) => {
     const { outcome, why } = await settleRecovery(deps, paymentId, options);
@@ -137,6 +145,10 @@ export async function settleStrandedRecoveries(deps: StrandedDeps, options: Sett
 
 type Outcome = keyof Omit<SettleReport, 'why'>;
 
+/** Who settled, and why, in the ledger's words. */
+const settledBy = ({ requested }: SettleOptions): string =>
+  requested ? `settled by ${requested.by} (${requested.reason.trim()})` : 'settled by ops';
+
 /** One recovery: null when the ledger has it ended (or has none); else what became of it. */
 async function settleRecovery(
   deps: StrandedDeps,
@@ -153,7 +165,7 @@ async function settleRecovery(
   if (!options.dryRun)
     await requestRecoveryStop(deps.graph, paymentId, {
       by: 'ops',
-      reason: 'ops settle it with the gateway: no workflow runs it',
+      reason: `${settledBy(options)} with the gateway: no workflow runs it`,
     });
   const recorded = options.dryRun ? first : await readRecoveryLedger(deps.graph, paymentId, { leader: true });
   if (!recorded || recorded.recovery.state !== 'recovering') return { outcome: null, why: 'not recovering' };
@@ -209,7 +221,7 @@ async function settleRecovery(
     payment_id: paymentId,
     customer_id: recovery.customer_id,
     state: 'stopped',
-    reason: `settled by ops: ${why}`,
+    reason: `${settledBy(options)}: ${why}`,
   });
   return { outcome: 'stopped', why };
 }

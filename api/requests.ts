@@ -102,11 +102,13 @@ export const fraudOutcomeSchema = z
 /** PUT /devices/{id}/trust-score, gRPC UpdateDeviceTrustScore. */
 export const deviceTrustSchema = z.strictObject({
   trust_score: z.number().min(0).max(1),
-  reason: freeText(200).optional().openapi({
-    description:
-      "For the caller's own log only: Persona does not keep it. The device's DeviceTrustScoreUpdated says who set " +
-      'the trust (a code): every customer of the device reads it, and it is published in clear',
-  }),
+  reason: freeText(200)
+    .optional()
+    .openapi({
+      description:
+        "For the caller's own log only: Persona does not keep it. The device's DeviceTrustScoreUpdated says who set " +
+        'the trust (a code): every customer of the device reads it, and it is published in clear',
+    }),
 });
 
 /** POST /payment-methods/{id}/inactivate, gRPC MarkPaymentMethodInactive. */

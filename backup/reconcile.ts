@@ -330,7 +330,12 @@ export async function reconcileWorkflows(
 }
 
 /** The restore's own record in the log, after the erasures it applied again (all in the new epoch). */
-export async function recordRestore(g: Graph, manifest: BackupManifest, report: RestoreReport): Promise<void> {
+export async function recordRestore(
+  g: Graph,
+  manifest: BackupManifest,
+  report: RestoreReport,
+  requested: { by: string; reason: string },
+): Promise<void> {
   await writeTx(g, (tx) =>
     appendEvent(tx, 'GraphRestored', null, {
       epoch: report.epoch,
@@ -340,6 +345,8 @@ export async function recordRestore(g: Graph, manifest: BackupManifest, report: 
       history_keys_destroyed: report.history_keys_destroyed,
       workflows: report.workflows,
       recoveries_written_back: report.recoveries_written_back,
+      // Ops' words and who they are: in the graph's log, never published (the contract does not name it).
+      request: { by: requested.by, reason: requested.reason.trim() },
     }),
   );
 }

@@ -118,7 +118,15 @@ export interface ReconcileOptions {
   /** The task queue the gateway reconciliation the restore starts runs on. */
   taskQueue: string;
   log: Log;
+  /** Who restores, and why: on the GraphRestored event. */
+  requested: RestoreRequest;
   now?: () => Date;
+}
+
+/** Who restores the graph, and why (`npm run restore -- <archive> --reason <text>`). */
+export interface RestoreRequest {
+  by: string;
+  reason: string;
 }
 
 /** Step 3: schema, epoch, erasures, workflows, and the GraphRestored event. */
@@ -171,7 +179,7 @@ export async function reconcileRestored(o: ReconcileOptions): Promise<RestoreRep
       `${report.recoveries_written_back.length} lost payment recoveries written back into the charge ledger ` +
       '(settled with the gateway before their payments are reported again)',
   );
-  await recordRestore(o.graph, manifest, report);
+  await recordRestore(o.graph, manifest, report, o.requested);
   o.log('GraphRestored written to the event log');
   return report;
 }

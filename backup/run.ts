@@ -7,6 +7,7 @@ import { Client } from '@temporalio/client';
 import { defaultPayloadConverter, type PayloadCodec } from '@temporalio/common';
 import type { Config } from '../config/env';
 import { createDriver } from '../graph/driver';
+import { InvalidInputError } from '../graph/errors';
 import { graphFromConfig } from '../runtime/graph';
 import { connectTemporal } from '../temporal/connection';
 import { payloadCodecFromConfig, type PersonaPayloadCodec } from '../temporal/payloadCodec';
@@ -16,7 +17,7 @@ import { taskQueueFor, taskQueuesOf } from '../temporal/taskQueues';
 import { backupGraph, type BackupResult, type Log, type Neo4jStore } from './backup';
 import type { BackupManifest } from './archive';
 import { ERASURE_LOOKBACK_MS, type RestoreReport } from './reconcile';
-import { putBackupInPlace, reconcileRestored, type Placed } from './restore';
+import { putBackupInPlace, reconcileRestored, type Placed, type RestoreRequest } from './restore';
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -130,8 +131,14 @@ export async function runRestore(
   store: Neo4jStore,
   archive: string,
   log: Log,
-  options: { acceptLostErasures?: boolean } = {},
+  options: {
+    acceptLostErasures?: boolean;
+    /** Who restores, and why: kept on the GraphRestored event (never published: free text). */
+    requested: RestoreRequest;
+  },
 ): Promise<RestoreRun> {
+  if (!options.requested.reason.trim())
+    throw new InvalidInputError('reason', 'say why the graph is restored (kept with the restore)');
   const started = Date.now();
   const accept = async (m: BackupManifest) => {
     archiveWithinDeadline(config, m.taken_at);
@@ -162,6 +169,7 @@ export async function runRestore(
       reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
       taskQueue: taskQueueFor(taskQueuesOf(config.TEMPORAL_TASK_QUEUE), GATEWAY_RECONCILIATION_WORKFLOW_TYPE),
       log,
+      requested: options.requested,
     });
     const took = Date.now() - started;
     log(`restored ${placed.manifest.id} in ${s(took)}; Neo4j was down ${s(placed.downtime_ms)}`);

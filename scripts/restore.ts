@@ -1,8 +1,10 @@
 /**
- * Restores the local stack's graph from a backup and reconciles it:   npm run restore -- <archive>
+ * Restores the local stack's graph from a backup and reconciles it:
+ *   npm run restore -- <archive> --reason "<why>"   (the reason and who ran it kept on GraphRestored)
  * Stop the api and the worker first (it refuses while either still serves; `--force` skips the
  * check). What it does, step by step, is in docs/runbook.md, "Restoring the graph from a backup".
  */
+import { hostname, userInfo } from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../config/env';
 import { runRestore, servingProcesses } from '../backup/run';
@@ -12,9 +14,14 @@ const log = (line: string): void => console.log(`[restore] ${line}`);
 
 async function main(args: string[]): Promise<number> {
   const force = args.includes('--force');
-  const archive = args.find((a) => !a.startsWith('--'));
-  if (!archive) {
-    console.error('usage: npm run restore -- <archive.tar.gz> [--force] [--accept-lost-erasures]');
+  const at = args.indexOf('--reason');
+  const reason = at >= 0 ? (args[at + 1] ?? '') : '';
+  const archive = args.find((a, i) => !a.startsWith('--') && i !== at + 1);
+  if (!archive || !reason.trim()) {
+    console.error(
+      'usage: npm run restore -- <archive.tar.gz> --reason "<why>" [--force] [--accept-lost-erasures]\n' +
+        '  the reason and who ran it are kept on the GraphRestored event',
+    );
     return 2;
   }
   const config = loadConfig();
@@ -29,6 +36,7 @@ async function main(args: string[]): Promise<number> {
   }
   const r = await runRestore(config, localNeo4jStore(config, log), path.resolve(archive), log, {
     acceptLostErasures: args.includes('--accept-lost-erasures'),
+    requested: { by: `${userInfo().username}@${hostname()}`, reason },
   });
   console.log(JSON.stringify({ backup: r.manifest.id, ...r.report }, null, 2));
   log('done: start the worker and the api again (npm run dev)');

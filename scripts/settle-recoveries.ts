@@ -8,12 +8,15 @@
  * these (`stranded_recovery`); docs/runbook.md, "A recovery terminated by hand".
  *
  *   npm run ops:settle-recoveries -- --dry-run                 what it would do, changing nothing
- *   npm run ops:settle-recoveries                              every stranded recovery
- *   npm run ops:settle-recoveries -- --payment <id> [--payment <id>…]   only these
+ *   npm run ops:settle-recoveries -- --reason "<why>"          every stranded recovery
+ *   npm run ops:settle-recoveries -- --reason "<why>" --payment <id> [--payment <id>…]   only these
+ *
+ * The reason, and who ran it (user@host), are written into each settled recovery's record.
  *
  * It needs the worker's configuration (Neo4j, the gateway, Temporal). Exits 1 when any is left
  * unsettled (run it again later), 0 when none is.
  */
+import { hostname, userInfo } from 'node:os';
 import { parseArgs } from 'node:util';
 import { settleStrandedRecoveries } from '../activities/strandedRecoveries';
 import { HttpPaymentGateway } from '../clients/paymentGateway';
@@ -28,13 +31,18 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       payment: { type: 'string', multiple: true },
+      reason: { type: 'string' },
       'dry-run': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    log('usage: settle-recoveries.ts [--dry-run] [--payment <id>]…');
+    log('usage: settle-recoveries.ts (--reason "<why>" | --dry-run) [--payment <id>]…');
     return 0;
+  }
+  if (!values['dry-run'] && !values.reason?.trim()) {
+    log('refused: say why (--reason "<why>"): it is kept with each recovery settled; or look first with --dry-run');
+    return 2;
   }
   const config = loadConfig();
   const driver = createDriver(config);
@@ -52,6 +60,7 @@ async function main(): Promise<number> {
       },
       {
         ...(values.payment ? { paymentIds: values.payment } : {}),
+        ...(values.reason ? { requested: { by: `${userInfo().username}@${hostname()}`, reason: values.reason } } : {}),
         dryRun,
         onSettled: (id, outcome, why) =>
           log(`${id}: ${dryRun && outcome !== 'unknown' ? `would be ${outcome}` : outcome} — ${why}`),

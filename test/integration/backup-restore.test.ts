@@ -70,6 +70,8 @@ import { readTopic, type Msg } from '../support/kafka';
 
 const run = randomUUID().slice(0, 8);
 const topic = `test.${run}.restore.persona.events`;
+/** Who restores in these tests, and why: kept on GraphRestored. */
+const RESTORE_REQUEST = { by: 'ops-restore-test', reason: 'the disk under Neo4j was lost (INC-9)' };
 let neo4j: PrivateNeo4j;
 let temporal: PrivateTemporal;
 let config: Config;
@@ -380,7 +382,7 @@ describe('backup and restore drill', () => {
     await Promise.all([stopProcess(api), stopProcess(worker)]);
     // Released: from here on, a charge of that payment would go through, and show.
     chargeFault = () => null;
-    const restored = await runRestore(config, store(), backup.file, log);
+    const restored = await runRestore(config, store(), backup.file, log, { requested: RESTORE_REQUEST });
     const { report } = restored;
     // Like the api and worker, this test's own driver must be a new one: the old one's bookmarks
     // name transactions the restored store never had.
@@ -424,6 +426,12 @@ describe('backup and restore drill', () => {
     const restoredLog = await logEvents();
     const graphRestored = restoredLog.find((e) => e.type === 'GraphRestored');
     expect(graphRestored).toMatchObject({ customer_id: null, epoch: report.epoch });
+    // Who restored and why, in the graph's log (the published message leaves it out: free text).
+    const [stored] = await graph.query<{ p: string }>(
+      "MATCH (e:Event {type: 'GraphRestored'}) WHERE e.epoch = $epoch RETURN e.payload AS p",
+      { epoch: report.epoch },
+    );
+    expect((JSON.parse(stored?.p ?? '{}') as { request?: unknown }).request).toEqual(RESTORE_REQUEST);
 
     // The recoveries from after the backup ran against a graph that never saw them: terminated, said why.
     expect(report.workflows.map((w) => [w.workflow_id, w.action]).sort()).toEqual(
@@ -521,7 +529,7 @@ describe('backup and restore drill', () => {
         settleMs: 1_000,
         profileRules: profileRules(config),
       },
-      { paymentIds: [after] },
+      { paymentIds: [after], requested: { by: 'ops-restore-test', reason: 'written back by the restore' } },
     );
     expect(settled).toMatchObject({ stopped: [after], recovered: [], unknown: [], running: [] });
     const replacingAfter = reportedAgain(after, kept);
@@ -575,6 +583,7 @@ describe('backup and restore drill', () => {
     expect(
       [...((restoredEvent?.payload as { recoveries_written_back?: string[] }).recoveries_written_back ?? [])].sort(),
     ).toEqual([...report.recoveries_written_back].sort());
+    expect(restoredEvent?.payload).not.toHaveProperty('request');
     expect(newEvents.every((e) => e.epoch === report.epoch)).toBe(true);
     // The store the restore replaced is kept beside it, named in its answer.
     expect(restored.replaced).not.toBeNull();
@@ -587,7 +596,13 @@ describe('backup and restore drill', () => {
     writeFileSync(`${corrupt}.sha256`, `${'0'.repeat(64)}  persona-backup-corrupt.tar.gz\n`);
     const epoch = async () => (await graph.query<{ e: number }>('MATCH (l:EventLog) RETURN l.epoch AS e'))[0]?.e;
     const was = await epoch();
-    await expect(runRestore(config, store(), corrupt, log)).rejects.toThrow(/does not match its checksum/);
+    await expect(runRestore(config, store(), corrupt, log, { requested: RESTORE_REQUEST })).rejects.toThrow(
+      /does not match its checksum/,
+    );
+    // And never without a reason.
+    await expect(runRestore(config, store(), corrupt, log, { requested: { by: 'ops', reason: ' ' } })).rejects.toThrow(
+      /reason/,
+    );
     expect(await epoch()).toBe(was);
   }, 120_000);
 

@@ -35,6 +35,8 @@ import { harnessOnPrivateGateway, strandedDeps, type PrivateGateway } from '../s
 import { cardIdentity, customerWithCards, forgetWorkflow, paymentId } from '../support/recovery';
 import { until } from '../support/wait';
 
+/** Who settles stranded recoveries in these tests, and why (the ledger records both). */
+const SETTLING = { by: 'ops-money-edges', reason: 'the gateway is back after INC-7' };
 let h: Harness;
 let gw: PrivateGateway;
 /** Seconds, not production's minutes: "the gateway has no charge" is believed 2 s after the last request. */
@@ -283,7 +285,10 @@ describe('a recovery terminated by hand', () => {
     const again = await report(f);
     expect(again.status).toBe(409);
     expect(String(again.json.detail)).toMatch(/recovering.*no workflow runs it/);
-    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), { paymentIds: [f.payment_id] });
+    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), {
+      paymentIds: [f.payment_id],
+      requested: SETTLING,
+    });
     expect(settled).toMatchObject({ recovered: [f.payment_id], stopped: [], unknown: [] });
     const charged = await succeeded(f.payment_id);
     expect(charged).toHaveLength(1);
@@ -305,11 +310,20 @@ describe('a recovery terminated by hand', () => {
     state.held = false;
     const deps = strandedDeps(h, gw, SETTLE_MS);
     await until(async () => {
-      const settled = await settleStrandedRecoveries(deps, { paymentIds: [f.payment_id] });
+      const settled = await settleStrandedRecoveries(deps, { paymentIds: [f.payment_id], requested: SETTLING });
       return settled.stopped.includes(f.payment_id);
     });
     expect(await chargesOf(f.payment_id)).toEqual([]);
-    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery.state).toBe('stopped');
+    // Who settled it and why, in the ledger's record of the stop and the end.
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
+      state: 'stopped',
+      stop_request: expect.stringContaining(`settled by ${SETTLING.by} (${SETTLING.reason})`) as unknown,
+      reason: expect.stringContaining(`settled by ${SETTLING.by} (${SETTLING.reason})`) as unknown,
+    });
+    // Never without a reason (a dry run aside).
+    await expect(settleStrandedRecoveries(deps, { paymentIds: [f.payment_id] })).rejects.toMatchObject({
+      field: 'reason',
+    });
   }, 90_000);
   it('is not settled stopped while its ledger has a charge answered succeeded that the gateway lacks', async () => {
     const { customerId, f, good } = await customerWithAGoodCard();
@@ -328,6 +342,7 @@ describe('a recovery terminated by hand', () => {
     });
     const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), {
       paymentIds: [f.payment_id],
+      requested: SETTLING,
       now: () => new Date(Date.now() + 3_600_000),
     });
     expect(settled).toMatchObject({ recovered: [], stopped: [], unknown: [f.payment_id] });
@@ -369,7 +384,10 @@ describe('a recovery terminated by hand', () => {
       state: 'recovering',
       stop_requested_by: 'owner',
     });
-    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), { paymentIds: [f.payment_id] });
+    const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), {
+      paymentIds: [f.payment_id],
+      requested: SETTLING,
+    });
     expect(settled).toMatchObject({ recovered: [f.payment_id], stopped: [], unknown: [] });
     const charged = await succeeded(f.payment_id);
     expect(charged).toHaveLength(1);

@@ -236,7 +236,10 @@ async function runOne(index: number): Promise<Scenario> {
   if (s.stranded) {
     // Ops settle what no workflow runs, with the gateway: once "no charge" is believable.
     await until(async () => {
-      const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), { paymentIds: [s.f.payment_id] });
+      const settled = await settleStrandedRecoveries(strandedDeps(h, gw, SETTLE_MS), {
+        paymentIds: [s.f.payment_id],
+        requested: { by: 'ops-money-runs', reason: 'a run terminated by hand' },
+      });
       return settled.unknown.length === 0;
     }, 60_000);
   }
