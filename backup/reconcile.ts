@@ -345,8 +345,15 @@ export async function recordRestore(
       history_keys_destroyed: report.history_keys_destroyed,
       workflows: report.workflows,
       recoveries_written_back: report.recoveries_written_back,
-      // Ops' words and who they are: in the graph's log, never published (the contract does not name it).
-      request: { by: requested.by, reason: requested.reason.trim() },
-    }),
+      // Who restored: ops' words stay on the event log's own node, never on an event (the feed and
+      // the webhook serve events whole).
+      requested_by: requested.by,
+    }).then(() =>
+      tx.run(
+        `MATCH (l:EventLog)
+         SET l.restored_by = $by, l.restore_reason = $reason, l.restored_at = datetime.transaction()`,
+        { by: requested.by, reason: requested.reason.trim() },
+      ),
+    ),
   );
 }

@@ -300,13 +300,24 @@ export type StopRequester = 'owner' | 'ops' | 'erasure' | 'cancellation';
 export async function requestRecoveryStop(
   g: Graph,
   paymentId: string,
-  stop: { by: StopRequester; reason: string },
+  stop: { by: StopRequester; reason: string; onlyFrom?: { reporter: string | null } },
 ): Promise<RecoveryLedger | null> {
-  return writeTx(g, async (tx) =>
-    recoveryOf(
+  return writeTx(g, async (tx) => {
+    // The owner's stop: only from who reported the payment, checked under the write (the leader).
+    const reported = stop.onlyFrom ? await readRecoveryTx(tx, paymentId) : null;
+    if (reported && reported.reported_by !== stop.onlyFrom?.reporter) throw new NotYoursToStopError(paymentId);
+    return recoveryOf(
       (await tx.run(CYPHER.requestStop, { paymentId, by: stop.by, reason: stop.reason })).records[0]?.get('recovery'),
-    ),
-  );
+    );
+  });
+}
+
+/** A stop from someone other than who reported the payment (the api answers it 403). */
+export class NotYoursToStopError extends Error {
+  constructor(readonly paymentId: string) {
+    super(`payment ${paymentId} was reported by another service: only it, or ops, may say it is no longer owed`);
+    this.name = 'NotYoursToStopError';
+  }
 }
 
 /** How a recovery ended, for `endRecoveryTx`. */

@@ -26,6 +26,36 @@ describe('event payload contracts', () => {
       publishedPayload('PaymentMethodRemoved', { payment_method_id: 'pm-1', was_default: false, email: 'a@b.c' }),
     ).toEqual({ payment_method_id: 'pm-1', was_default: false });
     expect(publishedPayload('NoSuchType', { email: 'a@b.c' })).toEqual({});
+    // Each field only as the contract has it: words where a code is due, and fields an object does
+    // not name, stay in the graph (free text written before the contract said codes).
+    expect(
+      publishedPayload('CustomerErased', {
+        deleted: { identifiers: 1, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 2, history_keys: 1 },
+        request: { reason: 'asked by a@b.c', requested_by: 'ops-1', override_fraud_review: false },
+        merged_records: ['m-1'],
+      }),
+    ).toEqual({
+      deleted: { identifiers: 1, addresses: 0, payment_methods: 0, devices: 0, events_stripped: 2, history_keys: 1 },
+    });
+    expect(
+      publishedPayload('DeviceTrustScoreUpdated', {
+        device_id: 'd-1',
+        from: 1,
+        to: 0.2,
+        reason: 'Jane Roe chargeback',
+      }),
+    ).toEqual({ device_id: 'd-1', from: 1, to: 0.2 });
+    expect(
+      publishedPayload('CustomersUnmerged', {
+        merge_id: 'm',
+        survivor_id: 'a',
+        merged_id: 'b',
+        requested_by: 'ops-1',
+        reason: 'her sister',
+        restored: { payment_methods: [], devices: [], addresses: [], identifiers: [] },
+        not_restored: [],
+      }),
+    ).not.toHaveProperty('reason');
     const doc = readFileSync(new URL('../docs/events.md', import.meta.url), 'utf8');
     for (const type of EVENT_TYPES) {
       const row = new RegExp(`^\\| \`${type}\`\\s*\\| (.*?)\\s*\\|$`, 'm').exec(doc);

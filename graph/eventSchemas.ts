@@ -167,7 +167,7 @@ export const EVENT_PAYLOADS = {
     merged_id: id,
     decided_by: z.enum(['consent', 'ops']),
     requested_by: z.string().nullable(),
-    reason: z.string().nullable(),
+    // Ops' `reason` (free text) stays in the graph's log, never published.
     manifest: z.looseObject({
       payment_methods: z.array(z.looseObject({ id, was_default: z.boolean(), is_default: z.boolean() })),
       devices: z.array(z.looseObject({ id })),
@@ -187,7 +187,7 @@ export const EVENT_PAYLOADS = {
     survivor_id: id,
     merged_id: id,
     requested_by: z.string().nullable(),
-    reason: z.string(),
+    // Ops' `reason` (free text) stays in the graph's log, never published.
     restored: z.looseObject({
       payment_methods: z.array(id),
       devices: z.array(id),
@@ -345,6 +345,8 @@ export const EVENT_PAYLOADS = {
      * reported again. Absent in events of restores before it was kept.
      */
     recoveries_written_back: z.array(id).optional(),
+    /** Who restored (`user@host`); why is on the event log's node (`restore_reason`), never an event. */
+    requested_by: z.string(),
   }),
 } satisfies Record<EventType, z.ZodType>;
 
@@ -356,31 +358,6 @@ export function payloadProblem(type: EventType, payload: unknown): string | null
     : result.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.message}`).join('; ');
 }
 
-/** The JSON Schema of every payload, by event type (docs/events.schema.json). */
-export function eventPayloadJsonSchema(): Record<string, unknown> {
-  return {
-    $schema: 'https://json-schema.org/draft/2020-12/schema',
-    title: 'Persona event payloads, by event type',
-    description:
-      'Every event is {id, type, customer_id, occurred_at, customer_seq, epoch, payload} (customer_seq: the ' +
-      "event's place in its customer's gap-free sequence within the log's epoch, null without a customer; " +
-      "epoch: 0 until the graph is first restored from a backup, then the restore's time in seconds); this " +
-      'maps each type ' +
-      'to its payload. A device-level event (DeviceTrustScoreUpdated) has customer_id null, device_id set, ' +
-      "customer_seq null and device_seq (its place in its device's gap-free sequence; 0 before devices were " +
-      'numbered). ' +
-      'A type never changes meaning; payloads may gain fields, never lose or retype one. ' +
-      'Generated from graph/eventSchemas.ts by npm run events:schema.',
-    type: 'object',
-    properties: Object.fromEntries(
-      Object.entries(EVENT_PAYLOADS).map(([type, schema]) => [
-        type,
-        z.toJSONSchema(schema, { target: 'draft-2020-12' }),
-      ]),
-    ),
-  };
-}
-
 /** The payload fields of each type its contract names: all that leaves Persona on a Kafka topic. */
 export function publishedFields(type: EventType): string[] {
   return Object.keys(EVENT_PAYLOADS[type].shape);
@@ -388,11 +365,18 @@ export function publishedFields(type: EventType): string[] {
 
 /**
  * An event's payload as it is published outside Persona (Kafka, where erasure cannot reach): the
- * fields its type's contract names and nothing else, so a field added to a payload leaves Persona
- * only once the contract (and docs/events.md's table) names it. An unknown type publishes `{}`.
+ * fields its type's contract names, each only as the contract has it — an object's fields it does
+ * not name dropped, a value it does not take (old free text where a code is due) left out — so
+ * nothing leaves Persona that the contract (and docs/events.md's table) does not name. An unknown
+ * type publishes `{}`.
  */
 export function publishedPayload(type: string, payload: Record<string, unknown>): Record<string, unknown> {
   if (!(EVENT_TYPES as readonly string[]).includes(type)) return {};
-  const fields = new Set(publishedFields(type as EventType));
-  return Object.fromEntries(Object.entries(payload).filter(([k]) => fields.has(k)));
+  const shape: Record<string, z.ZodType> = EVENT_PAYLOADS[type as EventType].shape;
+  return Object.fromEntries(
+    Object.entries(payload).flatMap(([k, v]) => {
+      const parsed = shape[k]?.safeParse(v);
+      return parsed?.success && parsed.data !== undefined ? [[k, parsed.data]] : [];
+    }),
+  );
 }

@@ -15,7 +15,8 @@ const log = (line: string): void => console.log(`[restore] ${line}`);
 async function main(args: string[]): Promise<number> {
   const force = args.includes('--force');
   const at = args.indexOf('--reason');
-  const reason = at >= 0 ? (args[at + 1] ?? '') : '';
+  const given = at >= 0 ? (args[at + 1] ?? '') : '';
+  const reason = given.startsWith('--') ? '' : given;
   const archive = args.find((a, i) => !a.startsWith('--') && i !== at + 1);
   if (!archive || !reason.trim()) {
     console.error(

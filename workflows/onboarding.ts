@@ -59,16 +59,11 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
   const { workflowId } = workflowInfo();
   /** What the `customerWritten` Update answers: the customer, or the graph's refusal. */
   const outcome: { written?: OnboardingWritten; refused?: Error } = {};
-  setHandler(
-    customerWrittenUpdate,
-    async () => {
-      await condition(() => outcome.written !== undefined || outcome.refused !== undefined);
-      if (outcome.refused) throw outcome.refused; // the activity's failure: its domain details reach the caller
-      return outcome.written as OnboardingWritten;
-    },
-    // It takes no payload: the validator only lets the interceptor's checks run (they run with validators).
-    { validator: () => undefined },
-  );
+  setHandler(customerWrittenUpdate, async () => {
+    await condition(() => outcome.written !== undefined || outcome.refused !== undefined);
+    if (outcome.refused) throw outcome.refused; // the activity's failure: its domain details reach the caller
+    return outcome.written as OnboardingWritten;
+  });
   const ids = { onboardingId: workflowId, customerId: uuid4() };
   /** Locally first; past its few attempts (Neo4j away), the ordinary activity goes on retrying. */
   const writeCustomer = async () => {

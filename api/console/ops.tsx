@@ -220,8 +220,8 @@ export function opsConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleActio
   const routes = new Hono();
   const actions = opsActions();
 
-  // The form posts (an email or phone never lands in a URL: browser history, proxies, the sign-in's
-  // `next`); a GET with `q` answers the same, for a link an agent builds by hand.
+  // The form posts: an email or phone never lands in a URL (browser history, proxies, the sign-in's
+  // `next`). A GET shows the form; with `q` it is refused, the value never echoed.
   const search = async (c: Context, byValue: string | undefined, q: string | undefined) => {
     const session = c.get('consoleSession');
     requireScopes(session, ['customers:read']);
@@ -237,7 +237,6 @@ export function opsConsole(deps: ApiDeps): { routes: Hono; actions: ConsoleActio
       return render(c, <SearchPage session={session} by={by} q={q ?? ''} problem={err} />, 400);
     }
   };
-  // The form posts: a query in the address (an email, a phone) would stay in proxy and browser logs.
   routes.get('/console/search', (c) => {
     if (c.req.query('q') === undefined) return search(c, c.req.query('by'), undefined);
     const session = c.get('consoleSession');

@@ -5,7 +5,7 @@
  */
 import { WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import { InvalidStateError, NotFoundError } from '../../graph/errors';
-import { endRecovery, readRecoveryLedger, requestRecoveryStop } from '../../graph/chargeLedger';
+import { endRecovery, NotYoursToStopError, readRecoveryLedger, requestRecoveryStop } from '../../graph/chargeLedger';
 import {
   paymentNoLongerOwedUpdate,
   RECOVERY_ENDED,
@@ -87,17 +87,19 @@ export async function paymentNoLongerOwed(
       clearTimeout(timer);
     }
   };
-  // Only who reported the payment (or ops) says it is no longer owed: another service holding
-  // payments:report cannot stop a recovery it did not ask for. The reporter never changes.
-  const ledger = (await readRecoveryLedger(deps.graph, paymentId))?.recovery;
-  if (ledger && !caller.ops && ledger.reported_by !== caller.reporter)
-    throw new AuthError(
-      403,
-      `Forbidden: payment ${paymentId} was reported by another service: only it, or ops, may say it is no longer owed.`,
-    );
   // The ledger first: from this commit on nothing for the payment goes to the gateway, whatever the
   // workflow is doing when the Update reaches it (a charge being retried is settled, never re-sent).
-  await requestRecoveryStop(deps.graph, paymentId, { by: 'owner', reason: ownerStopReason(word) });
+  // Only who reported the payment (or ops) says it is no longer owed, checked in the same write.
+  try {
+    await requestRecoveryStop(deps.graph, paymentId, {
+      by: 'owner',
+      reason: ownerStopReason(word),
+      ...(caller.ops ? {} : { onlyFrom: { reporter: caller.reporter } }),
+    });
+  } catch (err) {
+    if (err instanceof NotYoursToStopError) throw new AuthError(403, `Forbidden: ${err.message}.`);
+    throw err;
+  }
   const refused = async (err: unknown): Promise<OwnerStopReply> => {
     const refusal = await updateRefusalOf(err, handle);
     if (!refusal) throw err;
