@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
-# `npm test`: every test, each phase timed. Two lanes at once, then the rest one after another:
-#   - the integration tests, which wait on Neo4j, Temporal, Kafka and the processes they start
-#     for much of their time (the cores were 40 % idle), and
-#   - beside them, on one core and at the lowest priority (it takes what the integration tests
-#     leave), what needs no shared service: the type-check, the format check, lint, the unit tests
-#     and the workflow tests (their own time-skipping servers); its output is printed when it ends;
+# `npm test`: every test, each phase timed, in two lanes one after the other, then the rest:
+#   - the lane "beside", on one core and at the lowest priority: what needs no shared service (the
+#     type-check, the format check, lint, the unit tests and the workflow tests, with their own
+#     time-skipping servers); its output is printed when it ends;
+#   - the integration tests, which wait on Neo4j, Temporal, Kafka and the processes they start;
 # then the randomized money run, the contract test and the fleet. The phases with budgets of their
 # own (the money run, the fleet) run apart from the rest, so the time of the rest is printed too.
-# Stops at the first phase that fails, in either lane (the other lane is stopped at once); prints
-# the times of those that ran.
+# Stops at the first phase that fails; prints the times of those that ran.
 set -Eeuo pipefail
 script="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$script")/.."
@@ -97,23 +95,22 @@ trap 'exit 130' INT TERM
 npm run --silent stack:install
 
 export PERSONA_TEST_TIMES="$times" PERSONA_TEST_FAILED="$failed"
-setsid bash "$script" --lane-integration &
-integration_pid=$!
+# The lane beside first, then the integration tests: run side by side, on a fresh clone with three
+# Kafka nodes the integration lane ended (exit 4, no test failed) each time the lane beside finished
+# its workflow tests; one after the other they cannot meet. (The cause is not found yet.)
 setsid nice -n 19 bash "$script" --lane-beside >"$work/beside.log" 2>&1 &
 beside_pid=$!
-# Whichever lane ends first: when it failed, the other is stopped (by report) and npm test fails.
-while [ -n "$integration_pid$beside_pid" ]; do
-  ended="" code=0
-  # shellcheck disable=SC2086 # the pids still running, as separate words
-  wait -n -p ended $integration_pid $beside_pid || code=$?
-  if [ "$ended" = "$beside_pid" ]; then
-    beside_pid=""
-    show_beside
-  elif [ "$ended" = "$integration_pid" ]; then
-    integration_pid=""
-  fi
-  [ "$code" -eq 0 ] || exit "$code"
-done
+code=0
+wait "$beside_pid" || code=$?
+beside_pid=""
+show_beside
+[ "$code" -eq 0 ] || exit "$code"
+setsid bash "$script" --lane-integration &
+integration_pid=$!
+code=0
+wait "$integration_pid" || code=$?
+integration_pid=""
+[ "$code" -eq 0 ] || exit "$code"
 phase money own-budget npx vitest run --project integration "$MONEY"
 phase contract shared npm run --silent test:contract
 phase fleet own-budget npm run --silent test:fleet
