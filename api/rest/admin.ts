@@ -24,12 +24,10 @@ const expiryScanRequest = z
           'a later day would expire cards that are still valid',
         example: '2026-11-22',
       }),
-    reason: freeText(500)
-      .refine((v) => v.trim().length > 0, 'say why the scan runs now')
-      .openapi({
-        description: 'Why the scan runs now: kept with the scan (its input, summary and progress) beside who asked',
-        example: 'the daily scan was skipped during the Temporal upgrade',
-      }),
+    reason: freeText(500).regex(/\S/, 'say why the scan runs now').openapi({
+      description: 'Why the scan runs now: kept with the scan (its input, summary and progress) beside who asked',
+      example: 'the daily scan was skipped during the Temporal upgrade',
+    }),
   })
   .openapi('ExpiryScanRequest');
 
