@@ -47,7 +47,7 @@ const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
 
 const keyOf = (m: Mutation): string =>
   createHash('sha256')
-    .update(JSON.stringify([m.file, m.find, m.replace, m.test, m.title ?? '']))
+    .update(JSON.stringify([m.file, m.find, m.replace, m.also ?? [], m.test, m.title ?? '']))
     .digest('hex')
     .slice(0, 16);
 
@@ -79,16 +79,19 @@ function run(m: Mutation): Result {
   const started = Date.now();
   const base = { id: m.id, key: keyOf(m), at: new Date().toISOString() };
   freshScratch();
-  const target = path.join(SCRATCH, m.file);
-  const source = existsSync(target) ? readFileSync(target, 'utf8') : '';
-  const count = source.split(m.find).length - 1;
-  if (count !== 1) {
-    return { ...base, outcome: 'BROKEN', evidence: `the text to edit occurs ${count} times in ${m.file}`, seconds: 0 };
+  for (const edit of [m, ...(m.also ?? [])]) {
+    const target = path.join(SCRATCH, edit.file);
+    const source = existsSync(target) ? readFileSync(target, 'utf8') : '';
+    const count = source.split(edit.find).length - 1;
+    if (count !== 1) {
+      const evidence = `the text to edit occurs ${count} times in ${edit.file}`;
+      return { ...base, outcome: 'BROKEN', evidence, seconds: 0 };
+    }
+    writeFileSync(
+      target,
+      source.replace(edit.find, () => edit.replace),
+    );
   }
-  writeFileSync(
-    target,
-    source.replace(m.find, () => m.replace),
-  );
   const args = [LOCK, 'npx', 'vitest', 'run', '--project', projectOf(m.test), m.test];
   if (m.title) args.push('-t', escapeRegExp(m.title.split('…')[0]?.trim() ?? ''));
   const r = spawnSync('flock', args, {

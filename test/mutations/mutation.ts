@@ -18,10 +18,19 @@ export interface Mutation {
   find: string;
   /** … and what it becomes. */
   replace: string;
+  /** More edits made with this one, when the defence is in more than one place (defence in depth). */
+  also?: Edit[];
   /** The test file that must fail, from the repository's root. */
   test: string;
   /** The start of the test's title (vitest's -t); every test of the file when absent. */
   title?: string;
+}
+
+/** One more exact edit: `find` occurs exactly once in `file`. */
+export interface Edit {
+  file: string;
+  find: string;
+  replace: string;
 }
 
 /** Builds a list of mutations with less repetition: one test file for all of them. */
