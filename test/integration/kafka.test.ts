@@ -45,7 +45,14 @@ import { cardInput, feedCursorAtNow, uniqueEmail } from '../support/graph';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 import { until } from '../support/wait';
 import { localKafkaBrokers } from '../../stack/install';
-import { readTopic, startTestConsumer, topicsForTest as testTopics, type Msg, type TestTopics } from '../support/kafka';
+import {
+  readEveryTopic,
+  readTopic,
+  startTestConsumer,
+  topicsForTest as testTopics,
+  type Msg,
+  type TestTopics,
+} from '../support/kafka';
 
 const settings = loadSettings();
 /** The stack's brokers: three in CI (PERSONA_KAFKA_NODES=3), so topics are replicated as in production. */
@@ -446,14 +453,14 @@ describe('what reaches the events topic', () => {
       audit: { reason: opsWords, requested_by: 'ops-7', override_fraud_review: false },
     });
 
+    const secrets = [email, phone, fingerprint, street, agentWords, opsWords, 'Jane Roe', 'sister'];
     const { received, reader, handle } = await publishToTopic(topic);
     try {
       const erasedOf = (id: string) => received.find((m) => m.key === id && typeOf(m) === 'CustomerErased');
       await until(async () => !!erasedOf(person.id) && !!erasedOf(other.id), 45_000);
       await until(async () => received.some((m) => typeOf(m) === 'DeviceTrustScoreUpdated' && m.key === device.id));
       for (const m of received) {
-        for (const secret of [email, phone, fingerprint, street, agentWords, opsWords, 'Jane Roe', 'sister'])
-          expect(m.value, `${typeOf(m)} keyed ${m.key}`).not.toContain(secret);
+        for (const secret of secrets) expect(m.value, `${typeOf(m)} keyed ${m.key}`).not.toContain(secret);
         // No message of one record names the other: nothing links them once both are erased.
         if (m.key === person.id) expect(m.value).not.toContain(other.id);
         if (m.key === other.id) expect(m.value).not.toContain(person.id);
@@ -474,6 +481,13 @@ describe('what reaches the events topic', () => {
         const published = JSON.parse(m.value) as PublishedEvent;
         if (published.sealed) await expect(openEvent(keys, published)).rejects.toMatchObject({ reason: 'erased' });
         else expect(published.payload).toEqual({});
+      }
+      // Every topic of the broker, Persona's and everyone's, read whole: nothing of theirs in clear.
+      const everything = await readEveryTopic({ kafkaBrokers: brokers });
+      expect(everything.filter((m) => m.topic === topic).length).toBeGreaterThanOrEqual(received.length);
+      for (const m of everything) {
+        const text = [m.key, m.value, ...m.headers.values()].join(' ');
+        for (const secret of secrets) expect(text, `${m.topic}: ${typeOf(m)} keyed ${m.key}`).not.toContain(secret);
       }
     } finally {
       await handle.terminate('test over');

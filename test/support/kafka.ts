@@ -11,6 +11,7 @@ import {
 import { startAgentConsumer, type AgentConsumer } from '../../api/kafkaConsumer';
 import type { ApiDeps } from '../../api/deps';
 import { createLogger } from '../../runtime/logger';
+import { until } from './wait';
 import {
   ensureTopics,
   isKafkaError,
@@ -49,6 +50,69 @@ export async function readTopic(
       await consumer.close();
     },
   };
+}
+
+/**
+ * Every message on every topic of the cluster (Kafka's own `__` topics aside), from each
+ * partition's start to where it ended when this was called: what a reader of the whole broker sees.
+ */
+export async function readEveryTopic(s: KafkaConnectionSettings): Promise<Msg[]> {
+  const admin = new Admin({ clientId: 'persona-test-reader', ...kafkaConnection(s) });
+  const pending = new Map<string, bigint>();
+  let topics: string[];
+  try {
+    topics = (await admin.listTopics()).filter((t) => !t.startsWith('__'));
+    const { topics: meta } = await admin.metadata({ topics, forceUpdate: true });
+    const at = (timestamp: bigint) =>
+      topics.map((name) => ({
+        name,
+        partitions: Array.from({ length: meta.get(name)?.partitionsCount ?? 0 }, (_, partitionIndex) => ({
+          partitionIndex,
+          timestamp,
+        })),
+      }));
+    // -2: each partition's first offset still kept; -1: the offset its next message will take.
+    const [first, next] = await Promise.all([
+      admin.listOffsets({ topics: at(-2n) }),
+      admin.listOffsets({ topics: at(-1n) }),
+    ]);
+    for (const t of next)
+      for (const p of t.partitions) {
+        const start = first
+          .find((f) => f.name === t.name)
+          ?.partitions.find((f) => f.partitionIndex === p.partitionIndex);
+        if (p.offset > (start?.offset ?? 0n)) pending.set(`${t.name}/${p.partitionIndex}`, p.offset - 1n);
+      }
+  } finally {
+    await admin.close().catch(() => undefined);
+  }
+  const into: Msg[] = [];
+  if (pending.size === 0) return into;
+  const consumer = new Consumer({
+    clientId: 'persona-test-reader',
+    groupId: `reader-${randomUUID()}`,
+    ...kafkaConnection(s),
+    deserializers: stringDeserializers,
+  });
+  try {
+    const stream = await consumer.consume({
+      topics: topics.filter((t) => [...pending.keys()].some((k) => k.startsWith(`${t}/`))),
+      autocommit: false,
+      mode: MessagesStreamModes.EARLIEST,
+      fallbackMode: MessagesStreamFallbackModes.EARLIEST,
+      maxWaitTime: 300,
+    });
+    stream.on('data', (m: Msg) => {
+      into.push(m);
+      const key = `${m.topic}/${m.partition}`;
+      if (m.offset >= (pending.get(key) ?? -1n)) pending.delete(key);
+    });
+    await until(async () => pending.size === 0, 60_000);
+    await stream.close();
+  } finally {
+    await consumer.close().catch(() => undefined);
+  }
+  return into;
 }
 
 export type TestTopics = KafkaSettings & { PERSONA_KAFKA_CONSUMER_GROUP: string };
