@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPaymentMethod, getCustomer, listCustomerEvents, removePaymentMethod } from '../../graph';
+import { createErasureActivities } from '../../activities/erasure';
 import { eraseCustomer } from '../../graph/erasure';
 import { ERASURE_WORKFLOW_TYPE, erasureWorkflowId, type ErasureOutcome } from '../../temporal/erasure';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
@@ -176,11 +177,23 @@ describe('a taken-over, suspended account', () => {
       await h.graph.query('MATCH (k:HistoryKey {id: $id}) RETURN k', { id: `payment-recovery-${payment}` }),
     ).toEqual([]);
 
+    // The wait is one activity whose retries look again: no worker slot held between looks.
+    const erasure = h.client.workflow.getHandle(erasureWorkflowId(customerId));
+    await until(async () =>
+      ((await erasure.describe()).raw.pendingActivities ?? []).some(
+        (a) => a.activityType?.name === 'fraudReviewsEnded' && (a.attempt ?? 0) >= 2,
+      ),
+    );
     const decided = await call('POST', `/api/v1/fraud-outcomes/${outcomeId}/review`, ops, {
       body: { decision: 'confirm' },
     });
     expect(decided.status).toBe(200);
-    const outcome = (await h.client.workflow.getHandle(erasureWorkflowId(customerId)).result()) as ErasureOutcome;
+    const outcome = (await erasure.result()) as ErasureOutcome;
+    const { events } = await erasure.fetchHistory();
+    const looks = (events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fraudReviewsEnded',
+    );
+    expect(looks).toHaveLength(1);
     expect(outcome).toMatchObject({
       erased: true,
       cancelled: [],
@@ -191,6 +204,25 @@ describe('a taken-over, suspended account', () => {
     // The review ended, and with the customer its history's payloads went (their key destroyed).
     expect((await review.describe()).status.name).toBe('COMPLETED');
     await expect(review.result()).rejects.toThrow(/history key of customer .* is gone/);
+  });
+
+  it('finds a review visibility does not list yet: the graph names it and Temporal is asked directly', async () => {
+    const { customerId, outcomeId, review } = await takenOver();
+    // Visibility lagging as far as it can: it lists nothing at all.
+    const blind = new Proxy(h.client.workflow, {
+      get: (target, prop, receiver) =>
+        prop === 'list'
+          ? () => (async function* () {})()
+          : (Reflect.get(target, prop, receiver) as unknown as (...a: unknown[]) => unknown).bind(target),
+    });
+    const temporal = new Proxy(h.client, {
+      get: (target, prop, receiver): unknown => (prop === 'workflow' ? blind : Reflect.get(target, prop, receiver)),
+    });
+    const looking = createErasureActivities({ graph: h.graph, temporal });
+    expect(await looking.listRunningCustomerWorkflows({ customer_id: customerId, except: 'none' })).toEqual([
+      fraudOutcomeWorkflowId(outcomeId),
+    ]);
+    await review.terminate('test over');
   });
 
   it('refuses, once the customer is suspended, an erasure that was not ops’, emptying nothing of it', async () => {

@@ -350,6 +350,24 @@ describe('POST /api/v1/interactions', () => {
     expect(await ltvMinor(a.customerId)).toBe(expected);
   });
 
+  it('concurrent graph writes for one customer sum exactly: each locks the customer before it reads', async () => {
+    // Straight at the graph: the api's write lanes send one customer's batches one at a time, so
+    // only here do two transactions for one customer meet.
+    const a = await customer();
+    const batches = Array.from({ length: 8 }, (_, b) =>
+      Array.from({ length: 5 }, (_, i) => payment(a, 100 * b + i + 1) as unknown as Interaction),
+    );
+    const expected = batches.flat().reduce((sum, p) => sum + (p as { amount: number }).amount, 0);
+    const rules = {
+      vipLtvMinor: Number.MAX_SAFE_INTEGER,
+      vipBasis: 'measured' as const,
+      subscriberAfterPayments: h.graph.config.PERSONA_SUBSCRIBER_AFTER_PAYMENTS,
+    };
+    const answers = await Promise.all(batches.map((items) => recordInGraph(h.graph, items, rules)));
+    expect(answers.flat().filter((x) => x.result !== 'recorded')).toEqual([]);
+    expect(await ltvMinor(a.customerId)).toBe(expected);
+  });
+
   it('an out-of-order occurred_at keeps first and last right (logins and card use)', async () => {
     const a = await customer();
     const fp = fingerprint();

@@ -22,6 +22,7 @@ import {
   writeTx,
 } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { recordInteractions } from '../../graph/interactions';
 import { mergeCustomers } from '../../graph/identityMerge';
 import { openEvent, type PublishedEvent } from '../../graph/eventCipher';
 import { payloadProblem } from '../../graph/eventSchemas';
@@ -428,7 +429,7 @@ describe('what reaches the events topic', () => {
       ],
     });
     const other = await createCustomer(h.graph, { digital_identifiers: [{ type: 'email', value: uniqueEmail() }] });
-    await addPaymentMethod(h.graph, person.id, cardInput({ last_four: '4817' }));
+    const card = await addPaymentMethod(h.graph, person.id, cardInput({ last_four: '4817' }));
     await addAddress(h.graph, person.id, {
       street1: street,
       city: 'San Francisco',
@@ -448,12 +449,48 @@ describe('what reaches the events topic', () => {
       requested_by: 'ops-7',
       reason: 'the same person',
     });
+    // A suspension and its reversal with ops' words, and a payment an agent reported with the
+    // device it was made on and where it shipped.
+    const suspendWords = `call from Mrs Doe about ${email}`;
+    await writeTx(h.graph, async (tx) => {
+      await setCustomerStatusTx(tx, person.id, 'suspended', 'CustomerSuspended', { reason: suspendWords });
+    });
+    await writeTx(h.graph, async (tx) => {
+      await setCustomerStatusTx(tx, person.id, 'active', 'CustomerReinstated', { reason: suspendWords });
+    });
+    const shipTo = `${Math.floor(Math.random() * 900) + 100} Polk Street`;
+    const seenIp = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
+    const paid = await recordInteractions(
+      h.graph,
+      [
+        {
+          id: `pay-${randomUUID()}`,
+          type: 'payment',
+          customer_id: person.id,
+          occurred_at: new Date().toISOString(),
+          payment_method_id: card.id,
+          amount: 1250,
+          currency: h.graph.policy.reportingCurrency,
+          outcome: 'succeeded',
+          device: { fingerprint: `fp-${randomUUID()}`, ip: seenIp, user_agent: 'Mozilla/5.0 (Jane)' },
+          shipping_address: {
+            street1: shipTo,
+            city: 'San Francisco',
+            zip_code: '94109',
+            country: 'US',
+            type: 'shipping',
+          },
+        },
+      ],
+      { vipLtvMinor: Number.MAX_SAFE_INTEGER, vipBasis: 'measured', subscriberAfterPayments: 1 },
+    );
+    expect(paid).toEqual([{ result: 'recorded' }]);
     const opsWords = `asked by her sister on ${phone}, ticket ${randomUUID()}`;
     await eraseCustomer(h.graph, person.id, {
       audit: { reason: opsWords, requested_by: 'ops-7', override_fraud_review: false },
     });
 
-    const secrets = [email, phone, fingerprint, street, agentWords, opsWords, 'Jane Roe', 'sister'];
+    const secrets = [email, phone, fingerprint, street, agentWords, opsWords, suspendWords, shipTo, seenIp, 'Jane'];
     const { received, reader, handle } = await publishToTopic(topic);
     try {
       const erasedOf = (id: string) => received.find((m) => m.key === id && typeOf(m) === 'CustomerErased');

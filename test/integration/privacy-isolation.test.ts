@@ -158,7 +158,16 @@ describe('the export of a long history', () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/json/);
-    const body = (await res.json()) as { events: { id: string; type: string; payload: { login_count?: number } }[] };
+    // Read as it is sent: a page of events at a time, never the whole history in one piece.
+    const pieces: string[] = [];
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) pieces.push(decoder.decode(chunk));
+    const perPiece = pieces.map((p) => p.split('"login_count":').length - 1).filter((n) => n > 0);
+    expect(perPiece.length).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...perPiece)).toBeLessThanOrEqual(EXPORT_EVENTS_PAGE);
+    const body = JSON.parse(pieces.join('')) as {
+      events: { id: string; type: string; payload: { login_count?: number } }[];
+    };
     const counts = body.events.filter((e) => e.payload.login_count !== undefined).map((e) => e.payload.login_count);
     // Every one, once, newest first: none lost or repeated at a page boundary.
     expect(counts.slice(0, logins)).toEqual(Array.from({ length: logins }, (_, i) => logins - i));

@@ -141,7 +141,17 @@ describe('a device shared by 10,000 customers', () => {
   }, 180_000);
 
   it('shows a customer the device’s changes from its first login on, with who moved the device’s trust', async () => {
-    // Joins after the fraud (or whatever trust change came before): sees none of them.
+    // Joins after the fraud and after this change (so that the test stands alone): sees none of them.
+    const earlier = await request(
+      'PUT',
+      `/api/v1/devices/${caught.deviceId}/trust-score`,
+      await h.token('devices:write'),
+      {
+        trust_score: 0.4,
+        reason: 'device reviewed',
+      },
+    );
+    expect(earlier.status).toBe(200);
     const newcomer = randomUUID();
     await h.graph.query(
       `CREATE (:Customer {id: $id, status: 'active', segment: 'New', ltv: 0,
