@@ -2,8 +2,9 @@
  * Takes out each defence of docs/security.md once and shows that its test then fails:
  *   npm run prove:security                  every mutation (test/mutations/), one after another
  *   npm run prove:security -- --only <id>   one (or several: --only a,b)
- *   npm run prove:security -- --section <file>   those of one manifest (access, isolation, ops, …)
- *   npm run prove:security -- --write       also writes docs/security-proof.md from every result kept
+ *   npm run prove:security -- --section <name>   those of one manifest (access, graph, …: index.ts)
+ *   npm run prove:security -- --write       writes docs/security-proof.md from the results kept (with
+ *                                           --only or --section: after running those)
  *   npm run prove:security -- --missing     lists the table's lines no mutation proves yet
  * Each edit is made in a scratch copy of the working tree (the repository is never touched), the
  * named test runs there (`vitest run --project <unit|workflows|integration>`; integration tests
@@ -92,7 +93,17 @@ function run(m: Mutation): Result {
       source.replace(edit.find, () => edit.replace),
     );
   }
-  const args = [LOCK, 'npx', 'vitest', 'run', '--project', projectOf(m.test), m.test];
+  const project = projectOf(m.test);
+  // Only the integration tests share a stack; the others run beside them.
+  const args = [
+    project === 'integration' ? LOCK : `${SCRATCH}.lock`,
+    'npx',
+    'vitest',
+    'run',
+    '--project',
+    project,
+    m.test,
+  ];
   if (m.title) args.push('-t', escapeRegExp(m.title.split('…')[0]?.trim() ?? ''));
   const r = spawnSync('flock', args, {
     cwd: SCRATCH,
@@ -124,15 +135,22 @@ function missing(): string[] {
 }
 
 const cellText = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/** A path of this machine's temporary folder, as a report shows it: `<tmp>/…`. */
+const TMP_PATH = new RegExp(`${escapeRegExp(tmpdir())}/[^\\s'"]*`, 'g');
 
 function writeReport(results: Record<string, Result>): void {
-  const rows = MUTATIONS.map((m) => {
+  const current = (m: Mutation): Result | undefined => {
     const r = results[m.id];
-    const current = r && r.key === keyOf(m) ? r : undefined;
-    const outcome = current ? `${current.outcome} (${current.at.slice(0, 10)}, ${current.seconds} s)` : 'not run';
-    const cells = [`\`${m.id}\``, `${cellText(m.removes)} (\`${m.file}\`)`, `\`${m.test}\``, outcome];
-    return `| ${[...cells, cellText(current?.evidence ?? '')].join(' | ')} |`;
+    return r && r.key === keyOf(m) ? r : undefined;
+  };
+  const rows = MUTATIONS.map((m) => {
+    const r = current(m);
+    const outcome = r ? `${r.outcome} (${r.at.slice(0, 10)}, ${r.seconds} s)` : 'not run';
+    const cells = [`\`${m.id}\``, cellText(m.threat), `${cellText(m.removes)} (\`${m.file}\`)`, `\`${m.test}\``];
+    return `| ${[...cells, outcome, cellText((r?.evidence ?? '').replace(TMP_PATH, '<tmp>/…'))].join(' | ')} |`;
   });
+  const count = (o: Outcome | undefined) => MUTATIONS.filter((m) => current(m)?.outcome === o).length;
+  const lines = readThreatTable().length;
   const text = [
     '# The threat table, proven by taking each defence out',
     '',
@@ -140,10 +158,13 @@ function writeReport(results: Record<string, Result>): void {
     'takes its defence out. `npm run prove:security` makes each edit in a scratch copy of the',
     'repository and runs the test the line names; the test must fail. This file is written by',
     '`npm run prove:security -- --write` from the results of the runs; a mutation edited since its',
-    'run shows as "not run".',
+    'run shows as "not run". Each outcome carries the date of its run and how long it took.',
     '',
-    '| mutation | what is taken out | test | outcome | first error |',
-    '| -------- | ----------------- | ---- | ------- | ----------- |',
+    `${MUTATIONS.length} mutations for the ${lines} lines of the table: ${count('caught')} caught, ` +
+      `${count('SURVIVED')} survived, ${count('BROKEN')} broke, ${count(undefined)} not run.`,
+    '',
+    '| mutation | line of the table | what is taken out | test | outcome | first error |',
+    '| -------- | ----------------- | ----------------- | ---- | ------- | ----------- |',
     ...rows,
     '',
   ].join('\n');
@@ -155,6 +176,10 @@ function main(args: string[]): number {
     const left = missing();
     for (const cell of left) console.log(`- ${cell.slice(0, 110)}`);
     console.log(`[prove] ${left.length} lines of the threat table have no mutation`);
+    return 0;
+  }
+  if (args.includes('--write') && !args.includes('--only') && !args.includes('--section')) {
+    writeReport(loadResults());
     return 0;
   }
   const only = args[args.indexOf('--only') + 1]?.split(',');
@@ -172,6 +197,7 @@ function main(args: string[]): number {
     console.log(`[prove] ${i + 1}/${chosen.length} ${r.outcome.padEnd(8)} ${m.id} (${r.seconds} s): ${r.evidence}`);
   });
   rmSync(SCRATCH, { recursive: true, force: true });
+  rmSync(`${SCRATCH}.lock`, { force: true });
   if (args.includes('--write')) writeReport(loadResults());
   console.log(`[prove] ${chosen.length - bad} caught, ${bad} survived or broke`);
   return bad > 0 ? 1 : 0;
