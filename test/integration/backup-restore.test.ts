@@ -19,7 +19,8 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve as serveHttp, type ServerType } from '@hono/node-server';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
@@ -594,19 +595,31 @@ describe('backup and restore drill', () => {
   }, 600_000);
 
   it('refuses an archive whose checksum does not match, and changes nothing', async () => {
-    const corrupt = path.join(config.PERSONA_BACKUP_DIR, 'persona-backup-corrupt.tar.gz');
-    writeFileSync(corrupt, 'not an archive');
-    writeFileSync(`${corrupt}.sha256`, `${'0'.repeat(64)}  persona-backup-corrupt.tar.gz\n`);
+    // A well-formed gzip'd tar (so that only the checksum can tell), changed since its .sha256 was written.
+    const dir = path.join(config.PERSONA_BACKUP_DIR, 'archives');
+    mkdirSync(dir, { recursive: true });
+    const content = mkdtempSync(path.join(os.tmpdir(), 'persona-tampered-'));
+    writeFileSync(path.join(content, 'manifest.json'), '{"tampered":true}');
+    const corrupt = path.join(dir, `persona-backup-tampered-${randomUUID().slice(0, 8)}.tar.gz`);
+    execFileSync('tar', ['-czf', corrupt, '-C', content, '.']);
+    rmSync(content, { recursive: true, force: true });
+    writeFileSync(`${corrupt}.sha256`, `${'0'.repeat(64)}  ${path.basename(corrupt)}\n`);
     const epoch = async () => (await graph.query<{ e: number }>('MATCH (l:EventLog) RETURN l.epoch AS e'))[0]?.e;
     const was = await epoch();
-    await expect(runRestore(config, store(), corrupt, log, { requested: RESTORE_REQUEST })).rejects.toThrow(
-      /does not match its checksum/,
-    );
-    // And never without a reason.
-    await expect(runRestore(config, store(), corrupt, log, { requested: { by: 'ops', reason: ' ' } })).rejects.toThrow(
-      /reason/,
-    );
-    expect(await epoch()).toBe(was);
+    try {
+      // Never without a reason, whatever the archive;
+      await expect(
+        runRestore(config, store(), corrupt, log, { requested: { by: 'ops', reason: ' ' } }),
+      ).rejects.toThrow(/reason/);
+      // and never an archive that is not the one the backup wrote.
+      await expect(runRestore(config, store(), corrupt, log, { requested: RESTORE_REQUEST })).rejects.toThrow(
+        /does not match its checksum/,
+      );
+      expect(await epoch()).toBe(was);
+    } finally {
+      rmSync(corrupt, { force: true });
+      rmSync(`${corrupt}.sha256`, { force: true });
+    }
   }, 120_000);
 
   it('refuses an archive older than the erasure deadline, whatever flag is passed', () => {

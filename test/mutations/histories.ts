@@ -136,8 +136,8 @@ export const historiesMutations: Mutation[] = [
       '    throw new Error(`${file} does not match its checksum (${expected.slice(0, 12)}…, ' +
       'read ${actual.slice(0, 12)}…)`);',
     replace: '',
-    // No title: alone, this test finds no archives directory (the drill before it makes it).
     test: 'test/integration/backup-restore.test.ts',
+    title: 'refuses an archive whose checksum does not match, and changes nothing',
   },
   {
     id: 'histories-reconcile-double-charge-unflagged',
