@@ -46,8 +46,18 @@ function packageVersion(root: string, name: string): string {
   return existsSync(file) ? String((JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version) : 'none';
 }
 
-/** The default build id for the code under `root` (see the module's comment). */
-export function workflowCodeBuildId(root: string): string {
+/**
+ * Where an image built by scripts/build-image.sh records the build id of the code it was built
+ * from: it carries the workflow bundles, not the workflow source the id is a hash of.
+ */
+export const BUILD_ID_FILE = 'BUILD_ID';
+
+/** The default build id for the code under `root` (see the module's comment), or the one recorded there. */
+export function workflowCodeBuildId(folder: string): string {
+  // Absolute, as the imports it follows resolve: a relative root would name one file two ways.
+  const root = path.resolve(folder);
+  const recorded = path.join(root, BUILD_ID_FILE);
+  if (existsSync(recorded)) return readFileSync(recorded, 'utf8').trim();
   const hash = createHash('sha256');
   const seen = new Set<string>();
   const packages = new Set<string>();

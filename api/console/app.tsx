@@ -12,11 +12,11 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Hono, type Context, type ErrorHandler, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { HTTPException } from 'hono/http-exception';
+import { repoRoot } from '../../config/env';
 import { CustomerMergedError, DomainError } from '../../graph/errors';
 import { DependencyUnavailableError, unavailableDependency } from '../../runtime/dependencies';
 import { UnreadablePayloadError } from '../../temporal/payloadCodec';
@@ -69,12 +69,13 @@ export const CONSOLE_CSP = [
   "base-uri 'none'",
 ].join('; ');
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/** The console's own files, from the repository's root (the image's, once compiled: scripts/build-image.sh). */
+const STATIC_DIR = path.join(repoRoot, 'api', 'console', 'static');
 const require = createRequire(import.meta.url);
 
 /** The files under /console/static: read once, served from memory. */
 function staticFiles(): Map<string, { body: string; type: string }> {
-  const own = (name: string) => readFileSync(path.join(here, 'static', name), 'utf8');
+  const own = (name: string) => readFileSync(path.join(STATIC_DIR, name), 'utf8');
   return new Map([
     ['console.css', { body: own('console.css'), type: 'text/css; charset=utf-8' }],
     ['console.js', { body: own('console.js'), type: 'text/javascript; charset=utf-8' }],
