@@ -584,8 +584,8 @@ describe("the api's heap limit", () => {
     const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
     const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
     expect(pkg.scripts['start:api']).toContain(`node ${flag} `);
-    expect(read('Dockerfile')).toContain(`CMD ["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
-    expect(read('docker-compose.yml')).toContain(`["node", "${flag}", "--import", "tsx", "api/main.ts"]`);
+    expect(read('Dockerfile')).toContain(`CMD ["node", "${flag}", "--enable-source-maps", "api/main.js"]`);
+    expect(read('docker-compose.yml')).toContain(`["node", "${flag}", "--enable-source-maps", "api/main.js"]`);
     expect(read('stack/dev.ts')).toContain("start('api', 'api/main.ts', API_NODE_ARGS)");
     const defaults = loadConfig({ PERSONA_PAYLOAD_KEYS, PERSONA_JWT_SECRET, PERSONA_TOKEN_KEYS: key });
     expect(defaults.PERSONA_READ_CACHE_MAX_MB + API_HEAP_BESIDES_CACHE_MB).toBeLessThanOrEqual(API_HEAP_MB);

@@ -111,7 +111,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('migrates the graph once, as a step, before the worker and the api (which only check it)', () => {
-    expect(services.migrate?.command).toEqual(['node', '--import', 'tsx', 'scripts/migrate.ts']);
+    expect(services.migrate?.command).toEqual(['node', '--enable-source-maps', 'scripts/migrate.js']);
     for (const name of ['api', 'worker'])
       expect(services[name]?.depends_on?.migrate, name).toEqual({ condition: 'service_completed_successfully' });
   });
@@ -156,13 +156,19 @@ describe('docker-compose.yml', () => {
 
   it('runs files that exist, from one image built by the Dockerfile, and pins every image', () => {
     const dockerfile = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-    const cmd = /CMD \["node", (?:"--[^"]+", )*"--import", "tsx", "([^"]+)"\]/.exec(dockerfile)?.[1];
-    expect(cmd && existsSync(path.join(repoRoot, cmd))).toBe(true);
+    // The image holds each entry point compiled from its source by scripts/build-image.sh.
+    const built = readFileSync(path.join(repoRoot, 'scripts', 'build-image.sh'), 'utf8');
+    const compiled = (entry: string) =>
+      /^[\w/-]+\.js$/.test(entry) &&
+      existsSync(path.join(repoRoot, entry.replace(/\.js$/, '.ts'))) &&
+      built.includes(entry.replace(/\.js$/, '.ts'));
+    const cmd = /CMD \["node", (?:"--[^"]+", )*"([^"]+)"\]/.exec(dockerfile)?.[1];
+    expect(cmd && compiled(cmd)).toBe(true);
     for (const name of persona) {
       const s = services[name] as Service;
       expect(s.image).toBe('persona:local');
-      const entry = s.command?.at(-1) as string;
-      expect(existsSync(path.join(repoRoot, entry)), `${name} runs ${entry}`).toBe(true);
+      const entry = s.command?.find((a) => a.endsWith('.js')) as string;
+      expect(compiled(entry), `${name} runs ${entry}`).toBe(true);
     }
     expect(services['gateway-sim']?.build).toBe('.');
     for (const [name, s] of Object.entries(services)) {
@@ -172,7 +178,7 @@ describe('docker-compose.yml', () => {
     expect(services.neo4j?.image).toMatch(/^neo4j:5\.26/);
     // Worker Deployments (Server 1.28 and later), and the promote a versioned worker waits for.
     expect(Number(/auto-setup:1\.(\d+)/.exec(services.temporal?.image ?? '')?.[1])).toBeGreaterThanOrEqual(28);
-    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
+    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.js', 'promote']);
     expect(services.deploy?.depends_on?.worker?.condition).toBe('service_healthy');
     // The worker and the api start only once the search attributes are registered (below).
     for (const name of ['worker', 'api'])

@@ -379,23 +379,24 @@ describe('docker-compose.prod.yml', () => {
   });
 
   it('runs the graph migration once, before the workers and the apis, and the promote after the workers', () => {
-    expect(services.migrate?.command).toEqual(['node', '--import', 'tsx', 'scripts/migrate.ts']);
+    expect(services.migrate?.command).toEqual(['node', '--enable-source-maps', 'scripts/migrate.js']);
     for (const name of ['api', 'worker']) {
       expect(services[name]?.depends_on?.migrate, name).toEqual({ condition: 'service_completed_successfully' });
       expect(services[name]?.depends_on?.['temporal-setup'], name).toEqual({
         condition: 'service_completed_successfully',
       });
     }
-    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
+    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.js', 'promote']);
     expect(services.deploy?.depends_on?.worker?.condition).toBe('service_healthy');
     for (const name of persona) {
       const s = services[name] as Service;
       expect(s.image).toBe('persona:local');
-      const entry = s.command?.find((arg) => arg.endsWith('.ts'));
+      // The image holds the entry point compiled from this source (scripts/build-image.sh).
+      const entry = s.command?.find((arg) => arg.endsWith('.js'))?.replace(/\.js$/, '.ts');
       expect(entry && existsSync(path.join(repoRoot, entry)), `${name} runs ${entry}`).toBe(true);
     }
     expect(services['gateway-sim']?.build).toBe('.');
-    expect(services.api?.command?.slice(0, -3)).toEqual(['node', ...API_NODE_ARGS]);
+    expect(services.api?.command?.slice(0, -2)).toEqual(['node', ...API_NODE_ARGS]);
   });
 
   it('runs the api and the worker as replicas with no host port, behind the balancer alone', () => {

@@ -283,7 +283,8 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     const { docs } = render(values);
     const api = named(docs, 'Deployment', 'persona-api');
     const c = podOf(api).containers[0]!;
-    expect(c.command).toEqual(['node', ...API_NODE_ARGS, '--import', 'tsx', 'api/main.ts']);
+    expect(c.command).toEqual(['node', ...API_NODE_ARGS, '--enable-source-maps', 'api/main.js']);
+    // The image holds the entry point compiled (scripts/build-image.sh), from this source.
     expect(existsSync(path.join(repoRoot, 'api', 'main.ts'))).toBe(true);
     expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz/read', port: 'http' });
     expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
@@ -308,7 +309,7 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     const workers = byKind(docs, 'Deployment').filter((d) => d.metadata.name.startsWith('persona-worker'));
     for (const w of workers) {
       const c = podOf(w).containers[0]!;
-      expect(c.command).toEqual(['node', '--import', 'tsx', 'workers/main.ts']);
+      expect(c.command).toEqual(['node', '--enable-source-maps', 'workers/main.js']);
       const config = loadConfig(environmentOf(docs, c));
       expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
       expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
@@ -351,7 +352,7 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
       'helm.sh/hook': 'pre-install,pre-upgrade',
       'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
     });
-    expect(podOf(migrate).containers[0]!.command).toEqual(['node', '--import', 'tsx', 'scripts/migrate.ts']);
+    expect(podOf(migrate).containers[0]!.command).toEqual(['node', '--enable-source-maps', 'scripts/migrate.js']);
     // Before an install nothing of the release exists: the Secret it reads is a hook of an earlier
     // weight, or one of the user's; its ServiceAccount is the namespace's own.
     const weight = (m: Manifest) => Number(m.metadata.annotations?.['helm.sh/hook-weight'] ?? 0);
@@ -368,7 +369,7 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     expect(podOf(migrate).containers[0]!.envFrom).toBeUndefined();
     const promote = named(docs, 'Job', 'persona-promote');
     expect(promote.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade');
-    expect(podOf(promote).containers[0]!.command.slice(-2)).toEqual(['scripts/deploy.ts', 'promote']);
+    expect(podOf(promote).containers[0]!.command.slice(-2)).toEqual(['scripts/deploy.js', 'promote']);
     for (const script of ['migrate.ts', 'deploy.ts'])
       expect(existsSync(path.join(repoRoot, 'scripts', script))).toBe(true);
   });
@@ -388,7 +389,7 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
           allowPrivilegeEscalation: false,
           capabilities: { drop: ['ALL'] },
         });
-        // tsx compiles into the temporary directory: a volume of its own.
+        // The temporary directory (Node, the Temporal SDK): a volume of its own.
         const tmp = c.volumeMounts?.find((m) => m.mountPath === '/tmp');
         expect(pod.volumes?.find((v) => v.name === tmp?.name)?.emptyDir).toBeDefined();
         for (const m of c.volumeMounts ?? []) expect(pod.volumes?.map((v) => v.name)).toContain(m.name);

@@ -1,4 +1,5 @@
 /** Starting Persona's own processes (api, worker) from tests, on free ports. */
+import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -67,11 +68,17 @@ export interface StartOptions {
   ownSession?: boolean;
   /** How long a worker or an api may take to say it is ready (90 s unless said). */
   readyWithinMs?: number;
+  /**
+   * A folder scripts/build-image.sh wrote (what the image holds): the entry point's compiled
+   * JavaScript runs there, with plain node, instead of the TypeScript with tsx.
+   */
+  built?: string;
 }
 
 /**
  * Runs a TypeScript entry point (relative to the repo root) with tsx and extra environment;
- * `nodeArgs` go to node after tsx (e.g. another `--import`, which may then be TypeScript).
+ * `nodeArgs` go to node after tsx (e.g. another `--import`, which may then be TypeScript). With
+ * `options.built`, runs its compiled JavaScript from that folder instead.
  */
 export function startProcess(
   entry: string,
@@ -80,8 +87,11 @@ export function startProcess(
   args: string[] = [],
   options: StartOptions = {},
 ): RunningProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...nodeArgs, entry, ...args], {
-    cwd: repoRoot,
+  const command = options.built
+    ? [...nodeArgs, '--enable-source-maps', entry.replace(/\.ts$/, '.js'), ...args]
+    : ['--import', 'tsx', ...nodeArgs, entry, ...args];
+  const child = spawn(process.execPath, command, {
+    cwd: options.built ?? repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.ownSession === true,
@@ -169,7 +179,11 @@ export async function startWorkerProcess(
   options: { promote?: boolean; source?: boolean } & StartOptions = {},
 ): Promise<WorkerProcess> {
   const port = await freePort();
-  const bundles = options.source ? undefined : process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
+  const bundles = options.built
+    ? path.join(options.built, 'dist', 'workflows')
+    : options.source
+      ? undefined
+      : process.env.PERSONA_TEST_WORKFLOW_BUNDLE_DIR;
   const own = {
     ...(bundles ? { PERSONA_WORKFLOW_BUNDLE_DIR: bundles } : {}),
     PERSONA_WORKER_HTTP_PORT: String(port),

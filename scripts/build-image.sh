@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# What the image holds, built into one folder (the Dockerfile's build stage runs this; the image
+# smoke test, test/integration/image.test.ts, runs it too, into a fresh folder):
+#   scripts/build-image.sh <out>
+# Needs the repository's dev dependencies installed (esbuild, tsx, the Temporal bundler). Writes:
+#   <out>/api/main.js, workers/main.js, scripts/{migrate,deploy}.js, simulators/gateway/main.js
+#                    each entry point compiled and bundled with the repository's own modules
+#                    (packages stay imports), with a source map;
+#   <out>/dist/workflows   the workflow bundles the worker loads (PERSONA_WORKFLOW_BUNDLE_DIR);
+#   <out>/BUILD_ID         the build id of the workflow code (config/buildId.ts), which the image
+#                          cannot compute: it carries no workflow source;
+#   <out>/proto, config/network-rules, api/console/static   the files the processes read at run time;
+#   <out>/node_modules     production dependencies only (npm ci --omit=dev), no tsx, no tests.
+set -Eeuo pipefail
+out=${1:?usage: scripts/build-image.sh <out-folder>}
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# Only an empty folder, or one this script wrote before, is emptied and written.
+if [ -n "$(ls -A "$out")" ] && [ ! -f "$out/BUILD_ID" ]; then
+  echo "build-image: $out is not empty and holds no earlier build (no BUILD_ID): choose another folder" >&2
+  exit 2
+fi
+rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null || true
+started=$SECONDS
+
+echo "[build-image] compiling the entry points into $out"
+npx --no-install esbuild \
+  api/main.ts workers/main.ts scripts/migrate.ts scripts/deploy.ts simulators/gateway/main.ts \
+  --bundle --platform=node --format=esm --target=node22 --packages=external \
+  --sourcemap --outbase=. --outdir="$out" --log-level=warning
+
+echo "[build-image] bundling the workflow code"
+node --import tsx scripts/bundle-workflows.ts "$out/dist/workflows"
+node --import tsx -e "
+  import('./config/buildId.ts').then(({ workflowCodeBuildId }) => process.stdout.write(workflowCodeBuildId('.')));
+" >"$out/BUILD_ID"
+echo "[build-image] build id $(cat "$out/BUILD_ID")"
+
+mkdir -p "$out/config" "$out/api/console"
+# The .proto files the gRPC server loads, not the TypeScript types generated from them.
+(find proto -name '*.proto' -print0 | xargs -0 -I{} install -D -m 644 {} "$out/{}")
+cp -R api/console/static "$out/api/console/static"
+cp -R config/network-rules "$out/config/network-rules"
+cp package.json package-lock.json "$out/"
+
+echo "[build-image] production dependencies"
+(cd "$out" && NODE_ENV=production npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+echo "[build-image] done in $((SECONDS - started)) s: $(du -sh "$out" | cut -f1)"
