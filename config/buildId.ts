@@ -52,12 +52,20 @@ function packageVersion(root: string, name: string): string {
  */
 export const BUILD_ID_FILE = 'BUILD_ID';
 
-/** The default build id for the code under `root` (see the module's comment), or the one recorded there. */
+/**
+ * The default build id for the code under `folder` (see the module's comment), or, in an image
+ * (no workflow source there), the one its build recorded.
+ */
 export function workflowCodeBuildId(folder: string): string {
   // Absolute, as the imports it follows resolve: a relative root would name one file two ways.
   const root = path.resolve(folder);
+  // Only where there is no workflow source to hash: a stale file in a checkout changes nothing.
   const recorded = path.join(root, BUILD_ID_FILE);
-  if (existsSync(recorded)) return readFileSync(recorded, 'utf8').trim();
+  if (!existsSync(path.join(root, WORKFLOW_ENTRY_MODULES[0] as string)) && existsSync(recorded)) {
+    const id = readFileSync(recorded, 'utf8').trim();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/.test(id)) throw new Error(`${recorded}: not a build id: '${id}'`);
+    return id;
+  }
   const hash = createHash('sha256');
   const seen = new Set<string>();
   const packages = new Set<string>();

@@ -3,12 +3,23 @@
  * level (NODE_ENV, LOG_LEVEL), a port, and the error a wrong configuration stops the process with.
  * config/env.ts composes the areas (config/env*.ts) into one schema.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-/** The repository root (this file lives in `<root>/config`). */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/**
+ * The repository root: the nearest folder up from this module that holds package.json (this file
+ * lives in `<root>/config`; compiled into an entry point of the image, in `<root>/<dir>/…`).
+ */
+export const repoRoot = rootAbove(path.dirname(fileURLToPath(import.meta.url)));
+
+function rootAbove(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (existsSync(path.join(d, 'package.json'))) return d;
+    if (path.dirname(d) === d) return path.resolve(dir, '..');
+  }
+}
 
 export const port = z.coerce.number().int().min(1).max(65535);
 

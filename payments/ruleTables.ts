@@ -4,14 +4,24 @@
  * read stops the process with the file and the field, never a retry made under a half-read rule.
  * `PERSONA_NETWORK_RULES_VERSION` picks one; the newest version (they sort by name) by default.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DECLINE_CODES, type DeclineCode } from './declines';
 import { durationMs, type RuleTable } from './networkRules';
 
-export const RULE_TABLES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'config', 'network-rules');
+/**
+ * `config/network-rules`, the nearest up from this module (it lives in `<root>/payments`; compiled
+ * into an entry point of the image, in `<root>/<dir>/…`).
+ */
+export const RULE_TABLES_DIR = rulesAbove(path.dirname(fileURLToPath(import.meta.url)));
+
+function rulesAbove(dir: string): string {
+  for (let d = dir; path.dirname(d) !== d; d = path.dirname(d))
+    if (existsSync(path.join(d, 'config', 'network-rules'))) return path.join(d, 'config', 'network-rules');
+  return path.join(dir, '..', 'config', 'network-rules');
+}
 
 const YEAR_MS = 366 * 86_400_000;
 const duration = z.string().refine(

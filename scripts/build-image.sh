@@ -3,32 +3,40 @@
 # smoke test, test/integration/image.test.ts, runs it too, into a fresh folder):
 #   scripts/build-image.sh <out>
 # Needs the repository's dev dependencies installed (esbuild, tsx, the Temporal bundler). Writes:
-#   <out>/api/main.js, workers/main.js, scripts/{migrate,deploy}.js, simulators/gateway/main.js
+#   <out>/api/main.js, workers/main.js, simulators/gateway/main.js, scripts/<name>.js
 #                    each entry point compiled and bundled with the repository's own modules
-#                    (packages stay imports), with a source map;
+#                    (packages stay imports), with a source map (lines, not the sources); the
+#                    scripts: migrate, deploy, and the ops tools of docs/runbook.md (token,
+#                    rotate-tokens, schedules-apply, retry-recoveries, settle-recoveries);
 #   <out>/dist/workflows   the workflow bundles the worker loads (PERSONA_WORKFLOW_BUNDLE_DIR);
 #   <out>/BUILD_ID         the build id of the workflow code (config/buildId.ts), which the image
 #                          cannot compute: it carries no workflow source;
 #   <out>/proto, config/network-rules, api/console/static   the files the processes read at run time;
 #   <out>/node_modules     production dependencies only (npm ci --omit=dev), no tsx, no tests.
+# <out> must be empty, or a folder this script wrote before (it holds .persona-image): it is emptied.
 set -Eeuo pipefail
-out=${1:?usage: scripts/build-image.sh <out-folder>}
+out=$(realpath -m "${1:?usage: scripts/build-image.sh <out-folder>}")
+[ "$out" != / ] || { echo "build-image: not /" >&2; exit 2; }
 cd "$(dirname "$0")/.."
+repo=$(pwd)
+case "$repo/" in "$out"/*) echo "build-image: $out holds the repository: choose another folder" >&2; exit 2 ;; esac
+case "$out" in "$repo"/*) echo "build-image: $out is inside the repository: choose another folder" >&2; exit 2 ;; esac
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
-# Only an empty folder, or one this script wrote before, is emptied and written.
-if [ -n "$(ls -A "$out")" ] && [ ! -f "$out/BUILD_ID" ]; then
-  echo "build-image: $out is not empty and holds no earlier build (no BUILD_ID): choose another folder" >&2
+if [ -n "$(ls -A "$out")" ] && [ "$(cat "$out/.persona-image" 2>/dev/null)" != "persona image build" ]; then
+  echo "build-image: $out is not empty and not an earlier build (no .persona-image): choose another folder" >&2
   exit 2
 fi
-rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null || true
+find "$out" -mindepth 1 -delete
+echo "persona image build" >"$out/.persona-image"
 started=$SECONDS
 
 echo "[build-image] compiling the entry points into $out"
 npx --no-install esbuild \
-  api/main.ts workers/main.ts scripts/migrate.ts scripts/deploy.ts simulators/gateway/main.ts \
+  api/main.ts workers/main.ts simulators/gateway/main.ts scripts/migrate.ts scripts/deploy.ts \
+  scripts/token.ts scripts/rotate-tokens.ts scripts/schedules-apply.ts scripts/retry-recoveries.ts \
+  scripts/settle-recoveries.ts \
   --bundle --platform=node --format=esm --target=node22 --packages=external \
-  --sourcemap --outbase=. --outdir="$out" --log-level=warning
+  --sourcemap --sources-content=false --outbase=. --outdir="$out" --log-level=warning
 
 echo "[build-image] bundling the workflow code"
 node --import tsx scripts/bundle-workflows.ts "$out/dist/workflows"
@@ -46,4 +54,6 @@ cp package.json package-lock.json "$out/"
 
 echo "[build-image] production dependencies"
 (cd "$out" && NODE_ENV=production npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+# Nothing of it writable but by its owner (the run stage makes root the owner).
+chmod -R go-w "$out"
 echo "[build-image] done in $((SECONDS - started)) s: $(du -sh "$out" | cut -f1)"

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, workerDeploymentVersion, loadSettings } from '../../config/env';
+import { loadSettings, repoRoot, workerDeploymentVersion } from '../../config/env';
 import { listCustomerEvents } from '../../graph';
 import { connectTemporal } from '../../temporal/connection';
 import { recoveryWorkflowId } from '../../temporal/recovery';
@@ -21,9 +21,13 @@ import { signToken } from '../support/api';
 import { openTestGraph, testPayloadCodec, uniqueEmail, type TestGraph } from '../support/graph';
 import { customerWithCards, paymentId } from '../support/recovery';
 import {
+  freePort,
   startApiProcess,
+  startProcess,
   startWorkerProcess,
   stopProcess,
+  testDeploymentName,
+  waitForOk,
   type ApiProcess,
   type RunningProcess,
 } from '../support/processes';
@@ -32,6 +36,9 @@ const run = promisify(execFile);
 let out: string;
 let graph: TestGraph;
 let api: ApiProcess;
+let simulator: RunningProcess;
+let simulatorUrl: string;
+const cleanup: string[] = [];
 const processes: RunningProcess[] = [];
 
 beforeAll(async () => {
@@ -43,16 +50,43 @@ beforeAll(async () => {
   });
   graph = openTestGraph();
   // The local stack's keys (as a deployment passes its secrets), and a task queue of its own.
-  const env = { TEMPORAL_TASK_QUEUE: `image-${randomUUID()}`, PERSONA_STACK_DIR: loadSettings().PERSONA_STACK_DIR };
-  processes.push(await startWorkerProcess(env, { built: out }));
+  const env = {
+    TEMPORAL_TASK_QUEUE: `image-${randomUUID()}`,
+    PERSONA_STACK_DIR: loadSettings().PERSONA_STACK_DIR,
+    PERSONA_DEPLOYMENT_NAME: testDeploymentName(),
+    PERSONA_SCHEDULES: 'skip',
+  };
+  const node = (script: string, ...args: string[]) =>
+    run(process.execPath, ['--enable-source-maps', script, ...args], {
+      cwd: out,
+      env: { ...process.env, ...env },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+  // As a deploy runs them: the migration, the worker, the promotion (the image's own), the api.
+  await node('scripts/migrate.js');
+  processes.push(await startWorkerProcess(env, { built: out, promote: false }));
+  await node('scripts/deploy.js', 'promote');
   api = await startApiProcess(env, [], { built: out });
   processes.push(api);
+  const simulatorPort = String(await freePort());
+  // Its records in a folder of its own, not the stack's simulator's.
+  const records = mkdtempSync(path.join(tmpdir(), 'persona-image-sim-'));
+  cleanup.push(records);
+  simulator = startProcess(
+    'simulators/gateway/main.ts',
+    { PERSONA_GATEWAY_PORT: simulatorPort, PERSONA_GATEWAY_HOST: '127.0.0.1', PERSONA_STACK_DIR: records },
+    [],
+    [],
+    { built: out },
+  );
+  processes.push(simulator);
+  simulatorUrl = `http://127.0.0.1:${simulatorPort}`;
 }, 600_000);
 
 afterAll(async () => {
   for (const p of processes) await stopProcess(p);
   await graph?.close();
-  if (out) rmSync(out, { recursive: true, force: true });
+  for (const dir of [out, ...cleanup]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Every file under `dir`, relative to it. */
@@ -72,6 +106,13 @@ describe('the image, built into a folder', () => {
     expect(own.filter((f) => /(^|\/)\.env/.test(f))).toEqual([]);
     // The worker polls as the version of the code it was built from, which it cannot hash itself.
     expect(readFileSync(path.join(out, 'BUILD_ID'), 'utf8')).toBe(workerDeploymentVersion(loadSettings()).buildId);
+  });
+
+  it('serves the files it reads at run time: the console, the API docs, the simulator', async () => {
+    for (const file of ['/console/static/console.css', '/console/static/console.js', '/docs'])
+      expect((await fetch(`${api.url}${file}`)).status, file).toBe(200);
+    // The simulator reads the network-rule tables as it starts.
+    await waitForOk(`${simulatorUrl}/healthz`, simulator, 60_000);
   });
 
   it('starts a worker and an api that onboard a customer and recover a payment', async () => {
