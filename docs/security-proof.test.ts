@@ -9,18 +9,11 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../config/env';
 import { MUTATIONS } from '../test/mutations/index';
-import { readThreatTable, threatCell } from '../test/mutations/table';
+import { plain, readThreatTable, threatCell } from '../test/mutations/table';
 
 const cells = readThreatTable().map(threatCell);
 const read = (file: string): string =>
   existsSync(path.join(repoRoot, file)) ? readFileSync(path.join(repoRoot, file), 'utf8') : '';
-/** A title as the test's source spells it (quotes typeset or escaped, a title split over lines). */
-const plain = (text: string): string =>
-  text
-    .replace(/['"`]\s*\+\s*\n\s*['"`]/g, '')
-    .replace(/[\u2018\u2019]/g, "'")
-    .replace(/\\'/g, "'");
-
 describe('the mutations that prove the threat table (test/mutations/)', () => {
   it('have ids of their own', () => {
     const ids = MUTATIONS.map((m) => m.id);

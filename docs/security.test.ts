@@ -8,25 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../config/env';
+import { plain, readThreatTable } from '../test/mutations/table';
 
-const table = readFileSync(path.join(repoRoot, 'docs', 'security.md'), 'utf8');
-const rows = table
-  .split('\n')
-  .filter((l) => l.startsWith('|') && !/^\|\s*-/.test(l))
-  .map((l) =>
-    l
-      .replace(/^\||\|\s*$/g, '')
-      .split(' | ')
-      .map((c) => c.trim()),
-  )
-  .filter((cells) => cells.length >= 4 && !['asset', 'action'].includes(cells[0] ?? ''));
-
-/** Apostrophes and quotes as typed or as typeset; a title split over `'…' +` lines joined again. */
-const plain = (text: string): string =>
-  text
-    .replace(/['"`]\s*\+\s*\n\s*['"`]/g, '')
-    .replace(/[\u2018\u2019]/g, "'")
-    .replace(/\\'/g, "'");
+const rows = readThreatTable();
 
 describe('the threat table (docs/security.md)', () => {
   it('has its lines', () => {

@@ -20,3 +20,10 @@ export const readThreatTable = (root = repoRoot): string[][] =>
 
 /** The cell a mutation's `threat` quotes: the threat, or for a bulk action the action itself. */
 export const threatCell = (cells: string[]): string => (cells.length === 5 ? cells[0] : cells[1]) ?? '';
+
+/** Apostrophes and quotes as typed or as typeset; a title split over `'…' +` lines joined again. */
+export const plain = (text: string): string =>
+  text
+    .replace(/['"`]\s*\+\s*\n\s*['"`]/g, '')
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/\\'/g, "'");
