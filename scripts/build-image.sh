@@ -35,7 +35,7 @@ npx --no-install esbuild \
   api/main.ts workers/main.ts simulators/gateway/main.ts scripts/migrate.ts scripts/deploy.ts \
   scripts/token.ts scripts/rotate-tokens.ts scripts/schedules-apply.ts scripts/retry-recoveries.ts \
   scripts/settle-recoveries.ts \
-  --bundle --platform=node --format=esm --target=node22 --packages=external \
+  --bundle --platform=node --format=esm --target=node24 --packages=external \
   --sourcemap --sources-content=false --outbase=. --outdir="$out" --log-level=warning
 
 echo "[build-image] bundling the workflow code"

@@ -73,6 +73,11 @@ export interface StartOptions {
    * JavaScript runs there, with plain node, instead of the TypeScript with tsx.
    */
   built?: string;
+  /**
+   * With `built`: the whole command line after `node` (a Dockerfile's CMD, a compose service's
+   * command), run as it stands instead of one made of the entry point and `nodeArgs`.
+   */
+  command?: string[];
 }
 
 /**
@@ -88,7 +93,7 @@ export function startProcess(
   options: StartOptions = {},
 ): RunningProcess {
   const command = options.built
-    ? [...nodeArgs, '--enable-source-maps', entry.replace(/\.ts$/, '.js'), ...args]
+    ? (options.command ?? [...nodeArgs, '--enable-source-maps', entry.replace(/\.ts$/, '.js'), ...args])
     : ['--import', 'tsx', ...nodeArgs, entry, ...args];
   const child = spawn(process.execPath, command, {
     cwd: options.built ?? repoRoot,
