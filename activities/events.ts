@@ -5,10 +5,10 @@
  * PERSONA_EVENTS_WEBHOOK_SECRET), never to an address a workflow names: a worker without one
  * delivers nothing, and says so in a failure the relay retries (another worker may have it).
  */
-import { createHmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { SIGNATURE_HEADER, webhookSignature } from '../clients/webhookSignature';
 import type { PersonaEvent } from '../graph/events';
 import { readFeedEntries, type FeedEntry } from '../graph/feed';
 import type { Graph } from '../graph/graph';
@@ -48,18 +48,9 @@ export interface RelayPageResult {
 /** What the subscriber made of one event. */
 type Answer = { kind: 'delivered' } | { kind: 'refused'; error: string } | { kind: 'unavailable'; error: string };
 
-/** The header a subscriber verifies an event by (docs/events.md, "Webhook"). */
-export const SIGNATURE_HEADER = 'persona-signature';
-
-/**
- * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" under the secret>`: the subscriber
- * recomputes it over the body as received and refuses a mismatch, or a `t` older than it accepts
- * (a replayed delivery). The time is the send's, so a redelivery is signed afresh.
- */
-export function webhookSignature(secret: string, body: string, nowMs = Date.now()): string {
-  const t = Math.floor(nowMs / 1000);
-  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
-}
+// The signature the notification webhook carries too (clients/webhookSignature.ts); exported here
+// for the relay's own importers.
+export { SIGNATURE_HEADER, webhookSignature };
 
 /** Keep-alive connections to the subscriber, one pool per worker's activities (not per post). */
 export interface SubscriberAgents {

@@ -1,10 +1,13 @@
 /**
  * Where customer notifications go. The default sink logs them; with PERSONA_NOTIFY_WEBHOOK_URL
- * set, each is POSTed there with its idempotency key (so the receiver can drop a resend). Either
- * way the `notifyCustomer` activity records each notification once as a CustomerNotified event.
+ * set, each is POSTed there with its idempotency key (so the receiver can drop a resend), signed
+ * with PERSONA_NOTIFY_WEBHOOK_SECRET as the events webhook is (a merge's consent code travels in
+ * it). Either way the `notifyCustomer` activity records each notification once as a
+ * CustomerNotified event.
  */
 import type { Channel } from '../graph/notifications';
 import type { Logger } from '../runtime/logger';
+import { SIGNATURE_HEADER, webhookSignature } from './webhookSignature';
 
 export type { Channel };
 
@@ -53,13 +56,20 @@ export class WebhookNotificationSink implements NotificationSink {
   constructor(
     private readonly url: string,
     private readonly timeoutMs = 5000,
+    /** With a secret, every request carries `Persona-Signature` over its body (clients/webhookSignature.ts). */
+    private readonly secret?: string,
   ) {}
 
   async send(n: Notification): Promise<void> {
+    const body = JSON.stringify(n);
     const res = await fetch(this.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': n.key },
-      body: JSON.stringify(n),
+      headers: {
+        'content-type': 'application/json',
+        'idempotency-key': n.key,
+        ...(this.secret ? { [SIGNATURE_HEADER]: webhookSignature(this.secret, body) } : {}),
+      },
+      body,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     if (res.ok) return;
@@ -72,7 +82,10 @@ export class WebhookNotificationSink implements NotificationSink {
 export function createNotificationSink(
   webhookUrl: string | undefined,
   logger: Logger,
-  options: { revealCodes?: boolean } = {},
+  options: { revealCodes?: boolean; webhookSecret?: string | undefined } = {},
 ): NotificationSink {
-  return webhookUrl ? new WebhookNotificationSink(webhookUrl) : new LogNotificationSink(logger, options);
+  const { webhookSecret, ...logOptions } = options;
+  return webhookUrl
+    ? new WebhookNotificationSink(webhookUrl, undefined, webhookSecret)
+    : new LogNotificationSink(logger, logOptions);
 }

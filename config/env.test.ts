@@ -20,6 +20,7 @@ import {
   localJwtSecretPath,
   localPayloadKeysPath,
   localTokenKeysPath,
+  NEO4J_LOCAL_PASSWORD,
   repoRoot,
   temporalTlsOn,
   WORK_KINDS,
@@ -33,15 +34,24 @@ const key = newKeySpec('token-1');
 const PERSONA_JWT_SECRET = 'x'.repeat(32);
 const PERSONA_PAYLOAD_KEYS = newKeySpec('test-1');
 const emptyStack = (): string => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
-/** What production needs besides secrets: the tokens' iss and aud, mTLS to Temporal (the files are read at connect). */
+/**
+ * What production needs besides secrets: the tokens' iss and aud, mTLS to Temporal (the files are read at connect),
+ * and in place of the local stack's defaults a Neo4j password of its own, the gateway over https and a metrics token.
+ */
 const temporalMtls = {
   TEMPORAL_TLS_CERT_FILE: '/run/secrets/temporal.crt',
   TEMPORAL_TLS_KEY_FILE: '/run/secrets/temporal.key',
+};
+const ownOfProduction = {
+  NEO4J_PASSWORD: 'the-graphs-own-password',
+  PERSONA_GATEWAY_URL: 'https://gateway.payments.example',
+  PERSONA_METRICS_TOKEN: 'a-metrics-token-of-its-own',
 };
 const production = {
   NODE_ENV: 'production',
   PERSONA_JWT_ISSUER: 'persona',
   PERSONA_JWT_AUDIENCE: 'persona-api',
+  ...ownOfProduction,
   ...temporalMtls,
 };
 
@@ -170,6 +180,7 @@ describe('configuration', () => {
       PERSONA_JWT_SECRET,
       PERSONA_PAYLOAD_KEYS,
       NODE_ENV: 'production',
+      ...ownOfProduction,
       ...temporalMtls,
     };
     try {
@@ -398,6 +409,109 @@ describe('configuration', () => {
   });
 });
 
+describe("what production refuses of the local stack's defaults and of plain http", () => {
+  const issuesOf = (env: Record<string, string | undefined>): string[] => {
+    try {
+      loadSettings(env);
+      return [];
+    } catch (err) {
+      return (err as ConfigError).issues;
+    }
+  };
+  const webhookSecret = 'w'.repeat(32);
+
+  it('accepts a production configuration that sets each of them right', () => {
+    expect(issuesOf(production)).toEqual([]);
+  });
+
+  it("refuses the local stack's Neo4j password, or none, in production, naming NEO4J_PASSWORD", () => {
+    for (const password of [undefined, NEO4J_LOCAL_PASSWORD])
+      expect(issuesOf({ ...production, NEO4J_PASSWORD: password }), password).toEqual([
+        expect.stringMatching(
+          /^NEO4J_PASSWORD: required in production .*local stack's default \(persona-local\): set NEO4J_PASSWORD/,
+        ),
+      ]);
+    expect(issuesOf({ ...production, NEO4J_PASSWORD: '' })).toEqual([
+      'NEO4J_PASSWORD: Neo4j needs a password of at least 8 characters',
+    ]);
+    // The local stack runs on it.
+    expect(loadSettings({}).NEO4J_PASSWORD).toBe(NEO4J_LOCAL_PASSWORD);
+  });
+
+  it('refuses an http:// payment gateway in production, unless PERSONA_GATEWAY_ALLOW_PLAINTEXT=true', () => {
+    const plain = { ...production, PERSONA_GATEWAY_URL: 'http://gateway.payments.example:4010' };
+    expect(issuesOf(plain)).toEqual([
+      expect.stringMatching(
+        /^PERSONA_GATEWAY_URL: must be https:\/\/ in production .*PERSONA_GATEWAY_ALLOW_PLAINTEXT=true/,
+      ),
+    ]);
+    // Unset, it is the local simulator's http address: refused too.
+    expect(issuesOf({ ...production, PERSONA_GATEWAY_URL: undefined })[0]).toMatch(/^PERSONA_GATEWAY_URL: /);
+    expect(issuesOf({ ...plain, PERSONA_GATEWAY_ALLOW_PLAINTEXT: 'true' })).toEqual([]);
+    expect(loadSettings({}).PERSONA_GATEWAY_URL).toBe('http://127.0.0.1:4010');
+  });
+
+  it('refuses a notification webhook over http:// or unsigned in production, naming what to set', () => {
+    const https = { PERSONA_NOTIFY_WEBHOOK_URL: 'https://notify.example/persona' };
+    expect(issuesOf({ ...production, ...https })).toEqual([
+      expect.stringMatching(/^PERSONA_NOTIFY_WEBHOOK_SECRET: required in production with PERSONA_NOTIFY_WEBHOOK_URL/),
+    ]);
+    const http = {
+      PERSONA_NOTIFY_WEBHOOK_URL: 'http://notify.example/persona',
+      PERSONA_NOTIFY_WEBHOOK_SECRET: webhookSecret,
+    };
+    expect(issuesOf({ ...production, ...http })).toEqual([
+      'PERSONA_NOTIFY_WEBHOOK_URL: must be https:// in production (NODE_ENV=production): notifications carry ' +
+        'merge consent codes',
+    ]);
+    expect(issuesOf({ ...production, ...https, PERSONA_NOTIFY_WEBHOOK_SECRET: webhookSecret })).toEqual([]);
+    // Outside production, neither (the tests' receivers are http:// on loopback); a short secret never.
+    expect(issuesOf({ PERSONA_NOTIFY_WEBHOOK_URL: 'http://127.0.0.1:9/notify' })).toEqual([]);
+    expect(issuesOf({ ...https, PERSONA_NOTIFY_WEBHOOK_SECRET: 'short' })).toEqual([
+      'PERSONA_NOTIFY_WEBHOOK_SECRET: must be at least 32 characters',
+    ]);
+  });
+
+  it('refuses an events webhook over http:// in production, as a notification webhook', () => {
+    const http = { PERSONA_EVENTS_WEBHOOK_URL: 'http://subscriber.example/events' };
+    expect(issuesOf({ ...production, ...http, PERSONA_EVENTS_WEBHOOK_SECRET: webhookSecret })).toEqual([
+      expect.stringMatching(/^PERSONA_EVENTS_WEBHOOK_URL: must be https:\/\/ in production/),
+    ]);
+    expect(issuesOf({ ...http })).toEqual([]);
+  });
+
+  it("requires the metrics token in production, for the api's and the worker's /metrics", () => {
+    expect(issuesOf({ ...production, PERSONA_METRICS_TOKEN: undefined })).toEqual([
+      expect.stringMatching(/^PERSONA_METRICS_TOKEN: required in production .*the worker's \/metrics/),
+    ]);
+    expect(loadSettings({}).PERSONA_METRICS_TOKEN).toBeUndefined();
+  });
+
+  it('names each of them at once in a production configuration left at the local defaults', () => {
+    const local = {
+      ...production,
+      NEO4J_PASSWORD: undefined,
+      PERSONA_GATEWAY_URL: undefined,
+      PERSONA_METRICS_TOKEN: undefined,
+      PERSONA_NOTIFY_WEBHOOK_URL: 'http://127.0.0.1:9/notify',
+      PERSONA_EVENTS_WEBHOOK_URL: 'http://127.0.0.1:9/events',
+    };
+    expect(
+      issuesOf(local)
+        .map((i) => i.split(':')[0])
+        .sort(),
+    ).toEqual([
+      'NEO4J_PASSWORD',
+      'PERSONA_EVENTS_WEBHOOK_SECRET',
+      'PERSONA_EVENTS_WEBHOOK_URL',
+      'PERSONA_GATEWAY_URL',
+      'PERSONA_METRICS_TOKEN',
+      'PERSONA_NOTIFY_WEBHOOK_SECRET',
+      'PERSONA_NOTIFY_WEBHOOK_URL',
+    ]);
+  });
+});
+
 describe('Kafka security settings', () => {
   const issuesOf = (env: Record<string, string>): string[] => {
     try {
@@ -505,7 +619,12 @@ describe('Temporal security settings', () => {
       return (err as ConfigError).issues;
     }
   };
-  const prod = { NODE_ENV: 'production', PERSONA_JWT_ISSUER: 'persona', PERSONA_JWT_AUDIENCE: 'persona-api' };
+  const prod = {
+    NODE_ENV: 'production',
+    PERSONA_JWT_ISSUER: 'persona',
+    PERSONA_JWT_AUDIENCE: 'persona-api',
+    ...ownOfProduction,
+  };
 
   it('refuses production with a plaintext or unauthenticated Temporal connection unless told it may', () => {
     const plaintext = issuesOf(prod);

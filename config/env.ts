@@ -11,14 +11,14 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { edgeShape, listenShape, readCacheProblem, requestsShape } from './envApi';
+import { edgeShape, listenShape, metricsProductionIssues, readCacheProblem, requestsShape } from './envApi';
 import { ConfigError, coreShape } from './envCore';
 import { eventsProductionIssues, eventsShape, retentionShape } from './envEvents';
 import { integrationsShape, notificationProductionIssues } from './envIntegrations';
 import { kafkaBrokerList, kafkaSecurityIssues, kafkaShape } from './envKafka';
 import { lifecycleDeadlinesShape, lifecycleShape } from './envLifecycle';
-import { neo4jBoltAddress, neo4jShape } from './envNeo4j';
-import { paymentsShape } from './envPayments';
+import { neo4jBoltAddress, neo4jProductionIssues, neo4jShape } from './envNeo4j';
+import { gatewayProductionIssues, paymentsShape } from './envPayments';
 import { profileShape, vipLtvMinor, vipLtvProblem } from './envProfiles';
 import { historyRetentionShape, keysShape, resolveSecrets, tokenProductionIssues } from './envSecurity';
 import { stackShape } from './envStack';
@@ -29,7 +29,7 @@ import type { KeyRing } from './keyRing';
 export { API_HEAP_BESIDES_CACHE_MB, API_HEAP_MB, API_NODE_ARGS } from './envApi';
 export { ConfigError, repoRoot } from './envCore';
 export { erasureWaitDeadline, fraudReviewDue } from './envLifecycle';
-export { FEED_LAG_MARGIN_MS, WRITE_TX_TIMEOUT_MS } from './envNeo4j';
+export { FEED_LAG_MARGIN_MS, NEO4J_LOCAL_PASSWORD, WRITE_TX_TIMEOUT_MS } from './envNeo4j';
 export { attentionDeadline, chargePolicy, chargeRetryFor, settleFor } from './envPayments';
 export { profileRules } from './envProfiles';
 export { localJwtSecretPath, localKafkaSecretsDir, localPayloadKeysPath, localTokenKeysPath } from './envStack';
@@ -66,13 +66,21 @@ export type Env = z.infer<typeof envSchema>;
 
 /**
  * The rules across variables: Kafka's and Temporal's TLS and authentication always; in production
- * also no consent codes in the logs, a signed events webhook, and tokens that name their issuer
- * and audience.
+ * also no consent codes in the logs, webhooks over https and signed, tokens that name their issuer
+ * and audience, a Neo4j password of the deployment's own, the gateway over https, and a token on
+ * /metrics.
  */
 const withProductionRules = envSchema.superRefine((env, ctx) => {
   const production =
     env.NODE_ENV === 'production'
-      ? [...notificationProductionIssues(env), ...eventsProductionIssues(env), ...tokenProductionIssues(env)]
+      ? [
+          ...notificationProductionIssues(env),
+          ...eventsProductionIssues(env),
+          ...tokenProductionIssues(env),
+          ...neo4jProductionIssues(env),
+          ...gatewayProductionIssues(env),
+          ...metricsProductionIssues(env),
+        ]
       : [];
   for (const issue of [...kafkaSecurityIssues(env), ...temporalSecurityIssues(env), ...production])
     ctx.addIssue({ code: 'custom', ...issue });

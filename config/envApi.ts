@@ -4,7 +4,7 @@
  * token, and the gRPC server (reflection, TLS, keepalive, connection age).
  */
 import { z } from 'zod';
-import { port, type EnvOf } from './envCore';
+import { port, type ConfigIssue, type EnvOf } from './envCore';
 
 /**
  * The api's V8 heap limit. Left to itself, V8 sizes the heap from the machine's memory and lets
@@ -158,7 +158,10 @@ export const edgeShape = {
     ),
   /** The most callers the rate limiter remembers at once (the idlest is forgotten past it). */
   PERSONA_RATE_LIMIT_MAX_KEYS: z.coerce.number().int().min(100).default(100_000),
-  /** When set, GET /metrics needs `Authorization: Bearer <this>` (401 without it). */
+  /**
+   * When set, GET /metrics of the api and of the worker (PERSONA_WORKER_HTTP_PORT) needs
+   * `Authorization: Bearer <this>` (401 without it). Required in production.
+   */
   PERSONA_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** gRPC server reflection: `on` or `off`; unset, off when NODE_ENV=production and on otherwise. */
   PERSONA_GRPC_REFLECTION: z.enum(['on', 'off']).optional(),
@@ -182,6 +185,24 @@ export const edgeShape = {
 };
 
 export type ApiEnv = EnvOf<typeof listenShape> & EnvOf<typeof requestsShape> & EnvOf<typeof edgeShape>;
+
+/**
+ * What production requires of /metrics: a token. The api's and every worker's /metrics (on
+ * PERSONA_WORKER_HTTP_PORT, which a Service, an ingress or a scraper's network reaches) tell
+ * whoever asks what runs, how much, and what fails.
+ */
+export function metricsProductionIssues(env: Pick<ApiEnv, 'PERSONA_METRICS_TOKEN'>): ConfigIssue[] {
+  if (!env.PERSONA_METRICS_TOKEN)
+    return [
+      {
+        path: ['PERSONA_METRICS_TOKEN'],
+        message:
+          "required in production (NODE_ENV=production): the api's and the worker's /metrics would answer " +
+          'anyone; set it (at least 16 characters) and give it to Prometheus as its bearer token',
+      },
+    ];
+  return [];
+}
 
 /** What is wrong with the read cache's freshness bound beside its poll (naming the variable), if anything. */
 export function readCacheProblem(

@@ -65,7 +65,10 @@ export const eventsShape = {
         'slower write transaction commits later',
     )
     .default(15_000),
-  /** When set, the worker keeps the event relay running: every event is POSTed here, in order. */
+  /**
+   * When set, the worker keeps the event relay running: every event is POSTed here, in order.
+   * https:// in production.
+   */
   PERSONA_EVENTS_WEBHOOK_URL: z.url().optional(),
   /**
    * The events webhook's signing secret: each POST carries `Persona-Signature` (an HMAC-SHA256 of
@@ -81,18 +84,24 @@ export const eventsShape = {
 
 export type EventsEnv = EnvOf<typeof retentionShape> & EnvOf<typeof eventsShape>;
 
-/** What production requires of the events webhook: a signing secret. */
+/** What production requires of the events webhook: https:// and a signing secret. */
 export function eventsProductionIssues(
   env: Pick<EventsEnv, 'PERSONA_EVENTS_WEBHOOK_URL' | 'PERSONA_EVENTS_WEBHOOK_SECRET'>,
 ): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (env.PERSONA_EVENTS_WEBHOOK_URL && !env.PERSONA_EVENTS_WEBHOOK_URL.startsWith('https://'))
+    issues.push({
+      path: ['PERSONA_EVENTS_WEBHOOK_URL'],
+      message:
+        "must be https:// in production (NODE_ENV=production): the events hold customers' data, ops' " +
+        "reasons and a customer's words",
+    });
   if (env.PERSONA_EVENTS_WEBHOOK_URL && !env.PERSONA_EVENTS_WEBHOOK_SECRET)
-    return [
-      {
-        path: ['PERSONA_EVENTS_WEBHOOK_SECRET'],
-        message:
-          'required in production with PERSONA_EVENTS_WEBHOOK_URL: the subscriber must be able to tell ' +
-          "Persona's events from anyone else's",
-      },
-    ];
-  return [];
+    issues.push({
+      path: ['PERSONA_EVENTS_WEBHOOK_SECRET'],
+      message:
+        'required in production with PERSONA_EVENTS_WEBHOOK_URL: the subscriber must be able to tell ' +
+        "Persona's events from anyone else's",
+    });
+  return issues;
 }

@@ -1,13 +1,20 @@
 /**
- * The services Persona calls out to besides its stores: the customer-notifications webhook (or the
- * log, which may show consent codes in development), Chimera, and an OpenTelemetry collector.
+ * The services Persona calls out to besides its stores: the customer-notifications webhook (signed,
+ * over https, in production; or the log, which may show consent codes in development), Chimera, and
+ * an OpenTelemetry collector.
  */
 import { z } from 'zod';
 import type { ConfigIssue, EnvOf } from './envCore';
 
 export const integrationsShape = {
-  /** When set, customer notifications are POSTed here (else they are logged). */
+  /** When set, customer notifications are POSTed here (else they are logged); https:// in production. */
   PERSONA_NOTIFY_WEBHOOK_URL: z.url().optional(),
+  /**
+   * The notification webhook's signing secret: each POST carries `Persona-Signature` (an HMAC-SHA256
+   * of the time and the body, as the events webhook's) for the receiver to verify. Required in
+   * production with the webhook: a merge's consent code travels in it.
+   */
+  PERSONA_NOTIFY_WEBHOOK_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /**
    * Without a webhook, notifications are logged; `true` also logs a message's code (an identity
    * merge's consent code), so a developer can answer it (`npm run dev` sets it). Refused in production.
@@ -21,16 +28,34 @@ export const integrationsShape = {
 
 export type IntegrationsEnv = EnvOf<typeof integrationsShape>;
 
-/** What production refuses here: consent codes in the logs. */
+/**
+ * What production refuses here: consent codes in the logs, and a notification webhook (which carries
+ * them) over plain http or unsigned.
+ */
 export function notificationProductionIssues(
-  env: Pick<IntegrationsEnv, 'PERSONA_LOG_NOTIFICATION_CODES'>,
+  env: Pick<
+    IntegrationsEnv,
+    'PERSONA_LOG_NOTIFICATION_CODES' | 'PERSONA_NOTIFY_WEBHOOK_URL' | 'PERSONA_NOTIFY_WEBHOOK_SECRET'
+  >,
 ): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   if (env.PERSONA_LOG_NOTIFICATION_CODES === 'true')
-    return [
-      {
-        path: ['PERSONA_LOG_NOTIFICATION_CODES'],
-        message: 'not in production (NODE_ENV=production): consent codes must never reach the logs',
-      },
-    ];
-  return [];
+    issues.push({
+      path: ['PERSONA_LOG_NOTIFICATION_CODES'],
+      message: 'not in production (NODE_ENV=production): consent codes must never reach the logs',
+    });
+  const url = env.PERSONA_NOTIFY_WEBHOOK_URL;
+  if (url && !url.startsWith('https://'))
+    issues.push({
+      path: ['PERSONA_NOTIFY_WEBHOOK_URL'],
+      message: 'must be https:// in production (NODE_ENV=production): notifications carry merge consent codes',
+    });
+  if (url && !env.PERSONA_NOTIFY_WEBHOOK_SECRET)
+    issues.push({
+      path: ['PERSONA_NOTIFY_WEBHOOK_SECRET'],
+      message:
+        'required in production with PERSONA_NOTIFY_WEBHOOK_URL (at least 32 characters): notifications carry ' +
+        "merge consent codes, and the receiver must be able to tell Persona's from anyone else's",
+    });
+  return issues;
 }

@@ -4,7 +4,7 @@
  * dunning rounds.
  */
 import { z } from 'zod';
-import { port, type EnvOf } from './envCore';
+import { port, type ConfigIssue, type EnvOf } from './envCore';
 
 export const paymentsShape = {
   /** When the daily gateway reconciliation runs (HH:MM, 24-hour clock, UTC). */
@@ -31,8 +31,13 @@ export const paymentsShape = {
   PERSONA_GATEWAY_PORT: port.default(4010),
   /** The address the gateway simulator listens on (0.0.0.0 in a container). */
   PERSONA_GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
-  /** The payment gateway's base URL. */
+  /**
+   * The payment gateway's base URL: https:// in production (charges and card tokens travel on it),
+   * unless PERSONA_GATEWAY_ALLOW_PLAINTEXT=true.
+   */
   PERSONA_GATEWAY_URL: z.url().default('http://127.0.0.1:4010'),
+  /** `true` lets production reach the gateway over http:// (a simulator on a private network, a mesh that encrypts). */
+  PERSONA_GATEWAY_ALLOW_PLAINTEXT: z.enum(['true', 'false']).default('false'),
   /** Timeout of one gateway call; a timeout is transient and retried by Temporal. */
   PERSONA_GATEWAY_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(10_000),
   /**
@@ -96,6 +101,22 @@ export const paymentsShape = {
 };
 
 export type PaymentsEnv = EnvOf<typeof paymentsShape>;
+
+/** What production requires of the gateway: https://, unless PERSONA_GATEWAY_ALLOW_PLAINTEXT=true says otherwise. */
+export function gatewayProductionIssues(
+  env: Pick<PaymentsEnv, 'PERSONA_GATEWAY_URL' | 'PERSONA_GATEWAY_ALLOW_PLAINTEXT'>,
+): ConfigIssue[] {
+  if (!env.PERSONA_GATEWAY_URL.startsWith('https://') && env.PERSONA_GATEWAY_ALLOW_PLAINTEXT !== 'true')
+    return [
+      {
+        path: ['PERSONA_GATEWAY_URL'],
+        message:
+          'must be https:// in production (NODE_ENV=production): charges and card tokens travel on it; ' +
+          'PERSONA_GATEWAY_ALLOW_PLAINTEXT=true where a mesh encrypts for it',
+      },
+    ];
+  return [];
+}
 
 /** How the recovery's charge treats the gateway (activities/recovery.ts ChargePolicy). */
 export function chargePolicy(

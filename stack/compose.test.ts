@@ -29,6 +29,7 @@ interface Service {
 const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
+  secrets?: Record<string, { environment?: string }>;
 };
 const services = compose.services;
 const persona = ['api', 'worker', 'gateway-sim'] as const;
@@ -43,6 +44,7 @@ function resolve(value: string): string {
           PERSONA_TOKEN_KEYS: `token-1:${Buffer.alloc(32, 7).toString('base64')}`,
           PERSONA_JWT_SECRET: 'x'.repeat(40),
           PERSONA_PAYLOAD_KEYS: `prod-1:${Buffer.alloc(32, 9).toString('base64')}`,
+          PERSONA_METRICS_TOKEN: 'sample-metrics-token',
         })[name] ?? 'sample-secret',
     )
     .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
@@ -128,7 +130,7 @@ describe('docker-compose.yml', () => {
       // Addresses name services of this file, on the ports those services listen on.
       const [neo4jHost, neo4jPort] = hostPort(config.NEO4J_URI);
       expect([neo4jHost, neo4jPort]).toEqual(['neo4j', 7687]);
-      expect(services.neo4j?.ports).toContain('7687:7687');
+      expect(services.neo4j?.ports).toContain('127.0.0.1:7687:7687');
       // A routing driver connects where the server says it is: this network's name for it.
       if (config.NEO4J_URI.startsWith('neo4j'))
         expect(services.neo4j?.environment?.NEO4J_server_bolt_advertised__address).toBe('neo4j:7687');
@@ -145,13 +147,23 @@ describe('docker-compose.yml', () => {
     }
     const api = loadConfig(envOf('api'));
     expect(services.api?.ports).toEqual([
-      `${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`,
-      `${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`,
+      `\${PERSONA_PUBLISH_ADDRESS:-127.0.0.1}:${api.PERSONA_HTTP_PORT}:${api.PERSONA_HTTP_PORT}`,
+      `\${PERSONA_PUBLISH_ADDRESS:-127.0.0.1}:${api.PERSONA_GRPC_PORT}:${api.PERSONA_GRPC_PORT}`,
     ]);
     expect(services.api?.healthcheck?.test.join(' ')).toContain(`:${api.PERSONA_HTTP_PORT}/readyz`);
     const worker = loadConfig(envOf('worker'));
     expect(services.worker?.healthcheck?.test.join(' ')).toContain(`:${worker.PERSONA_WORKER_HTTP_PORT}/readyz`);
     expect(envOf('gateway-sim').PERSONA_GATEWAY_HOST).toBe('0.0.0.0');
+  });
+
+  it('publishes every port on the loopback alone, unless PERSONA_PUBLISH_ADDRESS says where for the api', () => {
+    const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => [name, p]));
+    expect(published.length).toBeGreaterThan(0);
+    for (const [name, port] of published) {
+      const loopback =
+        name === 'api' ? /^\$\{PERSONA_PUBLISH_ADDRESS:-127\.0\.0\.1\}:\d+:\d+$/ : /^127\.0\.0\.1:\d+:\d+$/;
+      expect(port, `${name} publishes ${port}`).toMatch(loopback);
+    }
   });
 
   it('runs files that exist, from one image built by the Dockerfile, and pins every image', () => {
@@ -187,11 +199,15 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs Prometheus on ops/prometheus, scraping the api and the worker where they serve /metrics', () => {
-    const prometheus = services.prometheus as Service & { volumes: string[] };
+    const prometheus = services.prometheus as Service & { volumes: string[]; secrets?: string[] };
     expect(prometheus.volumes).toContain('./ops/prometheus:/etc/prometheus:ro');
     const config = parse(readFileSync(path.join(repoRoot, 'ops', 'prometheus', 'prometheus.yml'), 'utf8')) as {
       rule_files: string[];
-      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+      scrape_configs: {
+        job_name: string;
+        static_configs: { targets: string[] }[];
+        authorization?: { type: string; credentials_file: string };
+      }[];
     };
     for (const file of config.rule_files)
       expect(existsSync(path.join(repoRoot, 'ops', 'prometheus', file)), file).toBe(true);
@@ -203,6 +219,16 @@ describe('docker-compose.yml', () => {
       'persona-api': [`api:${loadConfig(envOf('api')).PERSONA_HTTP_PORT}`],
       'persona-worker': [`worker:${loadConfig(envOf('worker')).PERSONA_WORKER_HTTP_PORT}`],
     });
+    // Both answer only with the metrics token (production requires it): Prometheus sends it, from
+    // the secret the compose makes of the same variable.
+    expect(loadConfig(envOf('worker')).PERSONA_METRICS_TOKEN).toBe('sample-metrics-token');
+    expect(compose.secrets?.['metrics-token']).toEqual({ environment: 'PERSONA_METRICS_TOKEN' });
+    expect(prometheus.secrets).toEqual(['metrics-token']);
+    for (const job of config.scrape_configs)
+      expect(job.authorization, job.job_name).toEqual({
+        type: 'Bearer',
+        credentials_file: '/run/secrets/metrics-token',
+      });
   });
 
   describe('temporal-setup', () => {

@@ -41,6 +41,7 @@ const compose = parse(read('docker-compose.prod.yml'), { merge: true }) as {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
   networks: { default: { ipam: { config: { subnet: string; ip_range: string }[] } } };
+  secrets?: Record<string, { environment?: string }>;
 };
 const services = compose.services;
 /** Every service that runs Persona's image, and the long-running ones among them. */
@@ -57,6 +58,7 @@ function resolve(value: string): string {
           PERSONA_TOKEN_KEYS: `token-1:${Buffer.alloc(32, 7).toString('base64')}`,
           PERSONA_JWT_SECRET: 'x'.repeat(40),
           PERSONA_PAYLOAD_KEYS: `prod-1:${Buffer.alloc(32, 9).toString('base64')}`,
+          PERSONA_METRICS_TOKEN: 'sample-metrics-token',
         })[name] ?? 'sample-secret',
     )
     .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
@@ -573,6 +575,7 @@ describe('docker-compose.prod.yml', () => {
       job_name: string;
       static_configs?: { targets: string[] }[];
       dns_sd_configs?: { names: string[]; type: string; port: number }[];
+      authorization?: { type: string; credentials_file: string };
     }
     const config = parse(read('ops', 'prometheus', 'prometheus.prod.yml')) as {
       rule_files: string[];
@@ -601,6 +604,17 @@ describe('docker-compose.prod.yml', () => {
       ]);
       expect(job('persona-api')?.static_configs).toBeUndefined();
       expect(job('persona-worker')?.static_configs).toBeUndefined();
+    });
+
+    it('sends the metrics token the api and the worker require, from the secret the compose makes of it', () => {
+      expect(worker.PERSONA_METRICS_TOKEN).toBe('sample-metrics-token');
+      expect(compose.secrets?.['metrics-token']).toEqual({ environment: 'PERSONA_METRICS_TOKEN' });
+      expect((services.prometheus as Service & { secrets?: string[] }).secrets).toEqual(['metrics-token']);
+      for (const name of ['persona-api', 'persona-worker'])
+        expect(job(name)?.authorization, name).toEqual({
+          type: 'Bearer',
+          credentials_file: '/run/secrets/metrics-token',
+        });
     });
 
     it('scrapes the balancer and Temporal where they serve their metrics', () => {

@@ -109,6 +109,7 @@ function workerActivities(
     chargePolicy: chargePolicy(config),
     notifications: createNotificationSink(config.PERSONA_NOTIFY_WEBHOOK_URL, parts.logger, {
       revealCodes: config.PERSONA_LOG_NOTIFICATION_CODES === 'true',
+      webhookSecret: config.PERSONA_NOTIFY_WEBHOOK_SECRET,
     }),
     trustThreshold: config.PERSONA_TRUST_THRESHOLD,
     profileRules: profileRules(config),

@@ -1,6 +1,11 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NativeConnection } from '@temporalio/worker';
+import type { Hono } from 'hono';
+import type { Driver } from 'neo4j-driver';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../runtime/logger';
-import { closeWorker, type WorkerResources } from './lifecycle';
+import { closeWorker, workerHttpApp, type WorkerResources } from './lifecycle';
 
 /** Resources whose closes are recorded in order; `failing` names those that throw. */
 function resources(failing: string[]) {
@@ -64,5 +69,52 @@ describe('closing the worker process', () => {
     const { r, logger } = resources([]);
     const without = { ...r, sequencer: undefined, invalidations: undefined, kafka: undefined, tracing: null };
     expect(await closeWorker(without, logger)).toBe(true);
+  });
+});
+
+describe("the worker's /metrics", () => {
+  /** The worker's routes over a stand-in for the SDK's exporter that answers `sdk_up 1`. */
+  async function app(token?: string) {
+    const exporter = createServer((_req, res) => res.end('sdk_up 1\n'));
+    await new Promise<void>((resolve) => exporter.listen(0, '127.0.0.1', resolve));
+    const routes = workerHttpApp(
+      {
+        NEO4J_DATABASE: 'neo4j',
+        TEMPORAL_NAMESPACE: 'default',
+        PERSONA_WORKER_SDK_METRICS_PORT: (exporter.address() as AddressInfo).port,
+        PERSONA_METRICS_TOKEN: token,
+      },
+      { driver: {} as Driver, connection: {} as NativeConnection, workers: { notRunning: () => [] } },
+    );
+    return { routes, close: () => new Promise<void>((resolve) => exporter.close(() => resolve())) };
+  }
+  const scrape = (routes: Hono, authorization?: string) =>
+    routes.request('/metrics', authorization ? { headers: { authorization } } : {});
+
+  it('needs the metrics token when one is set, as the api’s does', async () => {
+    const { routes, close } = await app('worker-metrics-token');
+    try {
+      for (const wrong of [undefined, 'Bearer another-metrics-token', 'worker-metrics-token']) {
+        const res = await scrape(routes, wrong);
+        expect(res.status, wrong).toBe(401);
+        expect(await res.text()).not.toContain('sdk_up');
+      }
+      const res = await scrape(routes, 'Bearer worker-metrics-token');
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('sdk_up 1');
+    } finally {
+      await close();
+    }
+  });
+
+  it('answers anyone without a token (outside production: config/env.ts requires one there)', async () => {
+    const { routes, close } = await app();
+    try {
+      const res = await scrape(routes);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('sdk_up 1');
+    } finally {
+      await close();
+    }
   });
 });

@@ -5,6 +5,7 @@
  */
 import { serve, type ServerType } from '@hono/node-server';
 import type { Connection } from '@temporalio/client';
+import type { Hono } from 'hono';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Driver } from 'neo4j-driver';
 import { workerSlots, type Config } from '../config/env';
@@ -18,15 +19,30 @@ import type { EventSequencer } from './eventSequencer';
 import { workerMetricsPage } from './metrics';
 import type { WorkerSet } from './workerSet';
 
-/**
- * Serves /healthz, /readyz and /metrics on PERSONA_WORKER_HTTP_PORT. Ready while Neo4j and Temporal
- * answer and every kind's Worker runs; /metrics has the SDK exporter's text, the business series
- * and Node's.
- */
+/** Serves workerHttpApp's /healthz, /readyz and /metrics on PERSONA_WORKER_HTTP_PORT. */
 export function serveWorkerHttp(
   config: Config,
   parts: { driver: Driver; connection: NativeConnection; workers: WorkerSet },
 ): ServerType {
+  return serve({
+    fetch: workerHttpApp(config, parts).fetch,
+    hostname: config.PERSONA_HTTP_HOST,
+    port: config.PERSONA_WORKER_HTTP_PORT,
+  });
+}
+
+/**
+ * /healthz, /readyz and /metrics. Ready while Neo4j and Temporal answer and every kind's Worker
+ * runs; /metrics has the SDK exporter's text, the business series and Node's, and needs
+ * PERSONA_METRICS_TOKEN when it is set, as the api's does (production requires it).
+ */
+export function workerHttpApp(
+  config: Pick<
+    Config,
+    'NEO4J_DATABASE' | 'TEMPORAL_NAMESPACE' | 'PERSONA_WORKER_SDK_METRICS_PORT' | 'PERSONA_METRICS_TOKEN'
+  >,
+  parts: { driver: Driver; connection: NativeConnection; workers: Pick<WorkerSet, 'notRunning'> },
+): Hono {
   const { workers } = parts;
   const health = healthRoutes({
     service: 'persona-worker',
@@ -45,13 +61,11 @@ export function serveWorkerHttp(
   });
   health.route(
     '/',
-    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true }))),
+    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true })), {
+      token: config.PERSONA_METRICS_TOKEN,
+    }),
   );
-  return serve({
-    fetch: health.fetch,
-    hostname: config.PERSONA_HTTP_HOST,
-    port: config.PERSONA_WORKER_HTTP_PORT,
-  });
+  return health;
 }
 
 /** The first SIGTERM or SIGINT drains every Worker (the SDK's Runtime leaves the signals to the worker). */

@@ -49,6 +49,7 @@ const SECRET_NAMES = [
   'TEMPORAL_API_KEY',
   'PERSONA_METRICS_TOKEN',
   'PERSONA_EVENTS_WEBHOOK_SECRET',
+  'PERSONA_NOTIFY_WEBHOOK_SECRET',
 ];
 /** What the Secret production-values.yaml names (existingSecret) would hold. */
 const SAMPLE_SECRETS: Record<string, string> = {
@@ -99,7 +100,12 @@ interface Manifest {
     selector?: Record<string, string> & { matchLabels?: Record<string, string> };
     template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
     ports?: { name: string; port: number; targetPort: string }[];
-    endpoints?: { port: string; path: string; relabelings: { targetLabel: string; replacement: string }[] }[];
+    endpoints?: {
+      port: string;
+      path: string;
+      relabelings: { targetLabel: string; replacement: string }[];
+      authorization?: { type: string; credentials: { name: string; key: string } };
+    }[];
   };
   data?: Record<string, string>;
 }
@@ -210,6 +216,12 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     expect(withMinimal('env.PERSONA_JWT_SECRET=x').out).toContain('env.PERSONA_JWT_SECRET is a secret');
     expect(withMinimal('env.NEO4J_URI=bolt://x:7687').out).toContain('set it there');
     expect(withMinimal('env.PERSONA_GATEWAY_URL=').out).toContain('PERSONA_GATEWAY_URL is required');
+    // What production requires (config/env.ts): the metrics token, and a webhook's signing secret.
+    expect(withMinimal('metrics.requireToken=false').out).toContain('production requires PERSONA_METRICS_TOKEN');
+    for (const webhook of ['EVENTS', 'NOTIFY'])
+      expect(withMinimal(`env.PERSONA_${webhook}_WEBHOOK_URL=https://receiver.example`).out).toContain(
+        `secrets.values.PERSONA_${webhook}_WEBHOOK_SECRET is required`,
+      );
   });
 
   it('renders manifests the Kubernetes API accepts (strict schemas), for the oldest and a current version', () => {
@@ -413,6 +425,11 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
       expect(services, m.metadata.name).toHaveLength(1);
       expect(services[0]!.spec!.ports!.map((p) => p.name)).toContain(m.spec!.endpoints![0]!.port);
       expect(m.spec!.endpoints![0]!.path).toBe('/metrics');
+      // The api's and the workers' /metrics need the token (production requires it): each monitor sends it.
+      expect(m.spec!.endpoints![0]!.authorization, m.metadata.name).toEqual({
+        type: 'Bearer',
+        credentials: { name: 'persona-secrets', key: 'PERSONA_METRICS_TOKEN' },
+      });
     }
     // The rules are ops/prometheus/alerts.yml, whose copy in the chart must not drift.
     expect(readFileSync(path.join(chart, 'files', 'alerts.yml'), 'utf8')).toBe(alerts);

@@ -73,12 +73,16 @@ PERSONA_METRICS_TOKEN: true
 {{- if $v.env.PERSONA_EVENTS_WEBHOOK_URL }}
 PERSONA_EVENTS_WEBHOOK_SECRET: true
 {{- end }}
+{{- if $v.env.PERSONA_NOTIFY_WEBHOOK_URL }}
+PERSONA_NOTIFY_WEBHOOK_SECRET: true
+{{- end }}
 {{- end -}}
 
 {{/* Names that are secrets: never in the ConfigMap. */}}
 {{- define "persona.secretNames" -}}
 {{- list "PERSONA_TOKEN_KEYS" "PERSONA_PAYLOAD_KEYS" "NEO4J_PASSWORD" "PERSONA_JWT_SECRET" "KAFKA_SASL_PASSWORD"
-  "TEMPORAL_API_KEY" "PERSONA_METRICS_TOKEN" "PERSONA_EVENTS_WEBHOOK_SECRET" | toJson -}}
+  "TEMPORAL_API_KEY" "PERSONA_METRICS_TOKEN" "PERSONA_EVENTS_WEBHOOK_SECRET" "PERSONA_NOTIFY_WEBHOOK_SECRET"
+  | toJson -}}
 {{- end -}}
 
 {{/* Where mounted certificates are. */}}
@@ -121,6 +125,9 @@ may run before the ConfigMap exists), as YAML of strings. Fails on a choice not 
 {{- with $t.serverName }}{{ $_ := set $c "TEMPORAL_TLS_SERVER_NAME" . }}{{ end -}}
 {{- end -}}
 {{- $_ := set $c "TEMPORAL_ALLOW_PLAINTEXT" (toString (not (not $v.temporal.allowPlaintext))) -}}
+{{- if not $v.metrics.requireToken -}}
+{{- fail "metrics.requireToken=false: production requires PERSONA_METRICS_TOKEN (the api's and the workers' /metrics)" -}}
+{{- end -}}
 {{- $k := $v.kafka -}}
 {{- $_ := set $c "KAFKA_BROKERS" ($k.brokers | default "") -}}
 {{- if $k.brokers -}}
