@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { edgeShape, listenShape, metricsProductionIssues, readCacheProblem, requestsShape } from './envApi';
 import { ConfigError, coreShape } from './envCore';
 import { eventsProductionIssues, eventsShape, retentionShape } from './envEvents';
+import { secretFilesShape, withSecretFiles } from './envFiles';
 import { integrationsShape, notificationProductionIssues } from './envIntegrations';
 import { kafkaBrokerList, kafkaSecurityIssues, kafkaShape } from './envKafka';
 import { lifecycleDeadlinesShape, lifecycleShape } from './envLifecycle';
@@ -60,6 +61,7 @@ export const envSchema = z.object({
   ...stackShape,
   ...lifecycleDeadlinesShape,
   ...historyRetentionShape,
+  ...secretFilesShape,
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -129,7 +131,10 @@ export interface Config extends Settings {
 export function loadSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): Settings & { tokenKeysFromEnv?: string; jwtSecretFromEnv?: string; payloadKeysFromEnv?: string } {
-  const parsed = withProductionRules.safeParse(env);
+  // Secrets given as files (X_FILE) first: the rules then see their values.
+  const files = withSecretFiles(env);
+  if (files.issues.length > 0) throw new ConfigError(files.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  const parsed = withProductionRules.safeParse(files.env);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
   }
