@@ -29,6 +29,8 @@ export const stackShape = {
   NEO4J_PAGECACHE_MB: mebibytes.default(256),
   NEO4J_TX_MEMORY_MB: z.coerce.number().int().min(0).default(512),
   TEMPORAL_UI_PORT: port.default(8233),
+  /** Where the local stack's Temporal dev server serves its own Prometheus metrics (the task queues' backlog). */
+  TEMPORAL_METRICS_PORT: port.default(9233),
   /**
    * How many Kafka nodes the local stack runs (KRaft, each broker and controller): 1, or 3 for a
    * replicated log (topics with replication 3 and min ISR 2, as in production). Node n listens

@@ -2,8 +2,9 @@
  * The alert rules, checked against the code without a Prometheus at hand: every expression
  * parses as PromQL (Prometheus's own grammar), names only metrics that exist — the api's
  * histograms and the workflows' business metrics as the code defines them, the Temporal SDK's
- * as its bundled Core source defines them — with labels they have; every alert has its section
- * in the runbook; and the scrape config names the jobs the rules refer to.
+ * as its bundled Core source defines them, the Temporal server's backlog gauges as its source
+ * defines them — with labels they have; every alert has its section in the runbook; the scrape
+ * config names the jobs the rules refer to, and a rule fires when a job's targets vanish.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,8 +13,9 @@ import { describe, expect, it } from 'vitest';
 import { Histogram } from 'prom-client';
 import { parse } from 'yaml';
 import { createApiMetrics } from '../api/observability';
-import { repoRoot } from '../config/env';
+import { envSchema, repoRoot } from '../config/env';
 import { BUSINESS_METRICS, exportedName, type BusinessMetric } from '../temporal/metrics';
+import { taskQueuesOf } from '../temporal/taskQueues';
 import { alertRules, promqlSelectors as selectors } from '../test/support/observability';
 
 const dir = path.join(repoRoot, 'ops', 'prometheus');
@@ -77,6 +79,32 @@ function coreMetrics(): Map<string, string[]> {
   return known;
 }
 
+/**
+ * The Temporal server's metrics the rules read (it has no package here to read them from), as
+ * temporalio/temporal v1.29.7, the server both compose files run, exports them to Prometheus:
+ * the gauges of common/metrics/metric_defs.go (ApproximateBacklogCount, ApproximateBacklogAgeSeconds),
+ * set by matching per partition of a physical task queue (service/matching/db.go,
+ * emitBacklogGaugesLocked), with the tags of common/metrics/task_queues.go (namespace, taskqueue,
+ * task_type, partition), service/matching/physical_task_queue_manager.go (operation,
+ * worker-build-id) and temporal/fx.go (service_name). Its metrics library (tally, with the
+ * sanitizer of common/metrics/config.go) writes worker-build-id as worker_build_id.
+ */
+const TEMPORAL_SERVER_METRICS: Record<string, string[]> = Object.fromEntries(
+  ['approximate_backlog_age_seconds', 'approximate_backlog_count'].map((name) => [
+    name,
+    ['service_name', 'operation', 'namespace', 'taskqueue', 'task_type', 'partition', 'worker_build_id'],
+  ]),
+);
+
+/**
+ * The selector that says a job's targets are gone, by scrape job: `up` for a job of Persona's,
+ * whose own job name the rule can name. Temporal's job name is whatever scrapes it (this file's
+ * `temporal`, another chart's ServiceMonitor in Kubernetes), so its rule asks for the metrics
+ * the task-queue rules need instead.
+ */
+const vanished = (job: string): string =>
+  job === 'temporal' ? 'absent(approximate_backlog_age_seconds{' : `absent(up{job="${job}"})`;
+
 describe('ops/prometheus/alerts.yml', () => {
   it('has alerts, each with a severity, words for ops and a runbook link', () => {
     expect(rules.length).toBeGreaterThanOrEqual(10);
@@ -96,7 +124,7 @@ describe('ops/prometheus/alerts.yml', () => {
   });
 
   it('parses as PromQL and names only metrics and labels that exist', () => {
-    const known = new Map([...personaMetrics(), ...coreMetrics()]);
+    const known = new Map([...personaMetrics(), ...coreMetrics(), ...Object.entries(TEMPORAL_SERVER_METRICS)]);
     expect(known.get('temporal_workflow_completed_total')).toContain('workflow_type');
     const problems: string[] = [];
     for (const r of rules) {
@@ -106,7 +134,7 @@ describe('ops/prometheus/alerts.yml', () => {
       for (const { metric, labels } of found) {
         if (metric === 'up') continue; // Prometheus's own, per scrape job
         const has = known.get(metric);
-        if (!has) problems.push(`${r.alert}: ${metric} is not a metric Persona or the Temporal SDK exports`);
+        if (!has) problems.push(`${r.alert}: ${metric} is not a metric Persona or Temporal (SDK, server) exports`);
         for (const label of has ? labels : [])
           if (!has?.includes(label)) problems.push(`${r.alert}: ${metric} has no label ${label}`);
       }
@@ -142,6 +170,43 @@ describe('ops/prometheus/alerts.yml', () => {
     const jobs = prometheus.scrape_configs.map((s) => s.job_name);
     const named = rules.flatMap((r) => [...r.expr.matchAll(/job="([^"]+)"/g)].map((m) => m[1]));
     for (const job of named) expect(jobs).toContain(job);
+  });
+
+  it('pages when a scrape job has no target left: no `up` to be 0, or no Temporal backlog figures', () => {
+    const jobs = prometheus.scrape_configs.map((s) => s.job_name);
+    expect(jobs).toEqual(expect.arrayContaining(['persona-api', 'persona-worker', 'temporal']));
+    for (const job of jobs) {
+      const rule = rules.find((r) => r.expr.includes(vanished(job)));
+      expect(rule, job).toBeDefined();
+      expect(rule?.labels.severity, job).toBe('page');
+    }
+  });
+
+  it("reads the backlog of every task queue of Persona's default TEMPORAL_TASK_QUEUE, as the server names them", () => {
+    const queues = Object.values(taskQueuesOf(envSchema.parse({}).TEMPORAL_TASK_QUEUE));
+    expect(queues).toContain('persona-charges');
+    // As the server's metrics library writes them (persona_charges), and as an OpenTelemetry exporter would.
+    const names = queues.flatMap((q) => [q, q.replace(/[^A-Za-z0-9_]/g, '_')]);
+    const backlogRules = rules.filter((r) => r.expr.includes('approximate_backlog_age_seconds'));
+    expect(backlogRules.map((r) => r.alert)).toEqual([
+      'PersonaTemporalMetricsMissing',
+      'PersonaTaskQueueStalled',
+      'PersonaPinnedWorkStalled',
+    ]);
+    for (const r of backlogRules) {
+      const patterns = [...r.expr.matchAll(/taskqueue=~"([^"]+)"/g)].map((m) => new RegExp(`^(?:${m[1]})$`));
+      expect(patterns.length, r.alert).toBeGreaterThan(0);
+      for (const name of names)
+        expect(
+          patterns.some((p) => p.test(name)),
+          `${r.alert}: ${name}`,
+        ).toBe(true);
+      // Another service's queue on the same Temporal is not Persona's.
+      expect(
+        patterns.some((p) => p.test('orders-charges')),
+        r.alert,
+      ).toBe(false);
+    }
   });
 
   it(

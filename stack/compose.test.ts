@@ -198,7 +198,7 @@ describe('docker-compose.yml', () => {
     expect(services['temporal-ui']?.environment?.TEMPORAL_ADDRESS).toBe('temporal:7233');
   });
 
-  it('runs Prometheus on ops/prometheus, scraping the api and the worker where they serve /metrics', () => {
+  it('runs Prometheus on ops/prometheus, scraping the api, the worker and Temporal where they serve /metrics', () => {
     const prometheus = services.prometheus as Service & { volumes: string[]; secrets?: string[] };
     expect(prometheus.volumes).toContain('./ops/prometheus:/etc/prometheus:ro');
     const config = parse(readFileSync(path.join(repoRoot, 'ops', 'prometheus', 'prometheus.yml'), 'utf8')) as {
@@ -214,17 +214,22 @@ describe('docker-compose.yml', () => {
     const targets = Object.fromEntries(
       config.scrape_configs.map((j) => [j.job_name, j.static_configs.flatMap((c) => c.targets)]),
     );
-    // The api serves /metrics on its REST port, the worker on its health port.
+    // The api serves /metrics on its REST port, the worker on its health port, Temporal where
+    // PROMETHEUS_ENDPOINT says, on this network only (its port is not published).
+    const temporalMetrics = /^0\.0\.0\.0:(\d+)$/.exec(services.temporal?.environment?.PROMETHEUS_ENDPOINT ?? '')?.[1];
+    expect(temporalMetrics).toBeDefined();
+    expect((services.temporal?.ports ?? []).map((p) => p.split(':').at(-1))).not.toContain(temporalMetrics);
     expect(targets).toEqual({
       'persona-api': [`api:${loadConfig(envOf('api')).PERSONA_HTTP_PORT}`],
       'persona-worker': [`worker:${loadConfig(envOf('worker')).PERSONA_WORKER_HTTP_PORT}`],
+      temporal: [`temporal:${temporalMetrics}`],
     });
-    // Both answer only with the metrics token (production requires it): Prometheus sends it, from
-    // the secret the compose makes of the same variable.
+    // The api and the worker answer only with the metrics token (production requires it): Prometheus
+    // sends it, from the secret the compose makes of the same variable.
     expect(loadConfig(envOf('worker')).PERSONA_METRICS_TOKEN).toBe('sample-metrics-token');
     expect(compose.secrets?.['metrics-token']).toEqual({ environment: 'PERSONA_METRICS_TOKEN' });
     expect(prometheus.secrets).toEqual(['metrics-token']);
-    for (const job of config.scrape_configs)
+    for (const job of config.scrape_configs.filter((j) => j.job_name.startsWith('persona-')))
       expect(job.authorization, job.job_name).toEqual({
         type: 'Bearer',
         credentials_file: '/run/secrets/metrics-token',

@@ -70,6 +70,8 @@ export interface TemporalInstance {
   host: string;
   port: number;
   uiPort: number;
+  /** Where the server serves /metrics (Prometheus text); absent, a port of its choosing. */
+  metricsPort?: number;
   dbFile: string;
   namespace: string;
   /** The codec server the UI asks to decode payloads (the api's /codec). */
@@ -105,6 +107,7 @@ export function temporalLaunch(paths: StackPaths, t: TemporalInstance): Launch {
       '--namespace',
       t.namespace,
       ...(t.codecEndpoint ? ['--ui-codec-endpoint', t.codecEndpoint] : []),
+      ...(t.metricsPort ? ['--metrics-port', String(t.metricsPort)] : []),
       ...requiredSearchAttributes.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
       '--dynamic-config-value',
       `history.transferProcessorUpdateAckInterval=${JSON.stringify(TRANSFER_CHECKPOINT)}`,

@@ -102,6 +102,7 @@ function temporalService(s: Settings, p: StackPaths): Service {
         host: temporalHost,
         port: Number(temporalPort),
         uiPort: s.TEMPORAL_UI_PORT,
+        metricsPort: s.TEMPORAL_METRICS_PORT,
         dbFile: paths.temporalDb,
         namespace: s.TEMPORAL_NAMESPACE,
         // The UI decodes through the api's codec server. start-dev cannot tell it to send credentials;
@@ -133,6 +134,7 @@ function temporalService(s: Settings, p: StackPaths): Service {
     addresses: () => [
       `Temporal         ${s.TEMPORAL_ADDRESS}  (namespace ${s.TEMPORAL_NAMESPACE})`,
       `Temporal UI      http://${temporalHost}:${s.TEMPORAL_UI_PORT}`,
+      `Temporal metrics http://${temporalHost}:${s.TEMPORAL_METRICS_PORT}/metrics  (the task queues' backlog)`,
     ],
     startTimeoutMs: 90_000,
     stopGraceMs: 20_000,

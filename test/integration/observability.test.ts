@@ -10,7 +10,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaProducer } from '../../clients/kafka';
-import { loadSettings } from '../../config/env';
+import { loadSettings, workerDeploymentVersion } from '../../config/env';
 import { getDevicesByCustomer } from '../../graph';
 import { requestIdOf, type Headers } from '../../temporal/requestId';
 import { connectTemporal } from '../../temporal/connection';
@@ -49,6 +49,8 @@ import { localKafkaBrokers } from '../../stack/install';
 const taskQueue = `observability-${randomUUID()}`;
 /** The worker process's queues, one per kind of work. */
 const queues = taskQueuesOf(taskQueue);
+/** The local stack's Temporal server's own metrics (stack/launch.ts `--metrics-port`). */
+const temporalMetrics = `http://127.0.0.1:${loadSettings().TEMPORAL_METRICS_PORT}`;
 const run = randomUUID().slice(0, 8);
 /** Request ids the test sends, one per call it will look for. */
 const rid = {
@@ -520,8 +522,53 @@ describe('/metrics', () => {
     },
   );
 
+  it("show the worker's queues in the Temporal server's backlog under the labels the stall alerts select", async () => {
+    // The server writes a label value with every character but a letter, digit or _ as _.
+    const asLabel = (v: string) => v.replace(/[^a-zA-Z0-9_]/g, '_');
+    // What the stall rules take for "unpinned" (PersonaTaskQueueStalled's worker_build_id=~, which
+    // PersonaPinnedWorkStalled's !~ negates), read from ops/prometheus/alerts.yml, as PromQL anchors it.
+    const matcher = (alert: string, op: string) => {
+      const expr = alertRules().find((r) => r.alert === alert)?.expr ?? '';
+      return new RegExp(`^(?:${new RegExp(`worker_build_id${op}"([^"]*)"`).exec(expr)?.[1] ?? 'no matcher'})$`);
+    };
+    const stalled = matcher('PersonaTaskQueueStalled', '=~');
+    expect(matcher('PersonaPinnedWorkStalled', '!~').source).toBe(stalled.source);
+    const unpinned = (s: { labels: Record<string, string> }) => stalled.test(s.labels.worker_build_id ?? '');
+    let backlog: Awaited<ReturnType<typeof scrape>> = [];
+    // Matching sets the gauges at least once a minute for each queue it has loaded.
+    await until(async () => {
+      backlog = (await scrape(temporalMetrics)).filter((s) => s.name === 'approximate_backlog_age_seconds');
+      return Object.values(queues).every((q) =>
+        ['Workflow', 'Activity'].some((type) =>
+          backlog.some((s) => s.labels.taskqueue === asLabel(q) && s.labels.task_type === type && unpinned(s)),
+        ),
+      );
+    }, 150_000);
+    for (const q of Object.values(queues)) {
+      const mine = backlog.filter((s) => s.labels.taskqueue === asLabel(q));
+      expect(mine.filter(unpinned).length, q).toBeGreaterThan(0);
+      expect(
+        mine.every((s) => s.labels.namespace === 'default' && /^(\d+|__sticky__)$/.test(s.labels.partition ?? '')),
+      ).toBe(true);
+    }
+    // The worker is a version: the tasks pinned to it have series of their own, by its build id.
+    const pinned = backlog.filter(
+      (s) =>
+        Object.values(queues)
+          .map(asLabel)
+          .includes(s.labels.taskqueue ?? '') && !unpinned(s),
+    );
+    expect(pinned.map((s) => s.labels.worker_build_id)).toContain(
+      asLabel(workerDeploymentVersion(loadSettings()).buildId),
+    );
+  }, 180_000);
+
   it('carry, under the names the alert rules use, every metric this run had reason to produce', async () => {
-    const onPage = new Set([...(await scrape(api.url)), ...(await scrape(worker.url))].map((s) => s.name));
+    const onPage = new Set(
+      [...(await scrape(api.url)), ...(await scrape(worker.url)), ...(await scrape(temporalMetrics))].map(
+        (s) => s.name,
+      ),
+    );
     const named = new Set(alertRules().flatMap((r) => promqlSelectors(r.expr).found.map((f) => f.metric)));
     const absent = [...named].filter((n) => !onPage.has(n)).sort();
     // The relay's gauges come from its graph checkpoint: both there once a relay ran on this
