@@ -5,22 +5,58 @@
  *   npm run deploy:promote [-- <build id>]         make a version current (waits until its workers poll)
  *   npm run deploy:ramp -- <percent> [<build id>]  send a share of new starts to a version (0 ends the ramp)
  *   npm run deploy:rollback                        end the ramp, or make the previous version current again
+ *   node scripts/deploy.js reap --selector <labels> [--grace-minutes <n>] [--dry-run]
+ *       in a pod (the chart's CronJob <release>-worker-reaper): delete the Deployments of older
+ *       worker builds whose versions have drained (temporal/workerReaper.ts)
  * The build id defaults to this checkout's (PERSONA_BUILD_ID, or the one derived from the workflow
- * code: config/buildId.ts). docs/deployment.md walks through a deploy.
+ * code: config/buildId.ts). docs/deployment.md walks through a deploy, docs/kubernetes.md the reaper.
  */
+import { parseArgs } from 'node:util';
+import { deleteDeployment, inClusterAccess, listDeployments } from '../clients/kubernetes';
 import { ConfigError, loadSettings, workerDeploymentVersion } from '../config/env';
 import { connectTemporal } from '../temporal/connection';
 import { taskQueuesOf } from '../temporal/taskQueues';
 import {
   deploymentStatus,
   DeploymentError,
+  openWorkflowCount,
   promote,
   ramp,
   rollback,
   type DeploymentTarget,
 } from '../temporal/workerDeployment';
+import { reapWorkerBuilds, workerBuildOf, type ReapDeps } from '../temporal/workerReaper';
 
-const USAGE = 'usage: deploy.ts status | promote [build id] | ramp <percent> [build id] | rollback';
+const USAGE =
+  'usage: deploy.ts status | promote [build id] | ramp <percent> [build id] | rollback | ' +
+  'reap --selector <labels> [--grace-minutes <n>] [--dry-run]';
+
+type WorkflowService = Awaited<ReturnType<typeof connectTemporal>>['connection']['workflowService'];
+
+/** `reap`: this release's worker Deployments (by the label selector the chart passes) and their versions. */
+async function reap(service: WorkflowService, target: DeploymentTarget, buildId: string, args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      selector: { type: 'string' },
+      'grace-minutes': { type: 'string', default: '60' },
+      'dry-run': { type: 'boolean', default: false },
+    },
+  });
+  const graceMinutes = Number(values['grace-minutes']);
+  // A selector is required: without one the reaper would judge every Deployment in the namespace.
+  if (!values.selector || !Number.isFinite(graceMinutes) || graceMinutes < 0) throw new DeploymentError(USAGE);
+  const selector = values.selector;
+  const access = inClusterAccess();
+  const deps: ReapDeps = {
+    list: async () => (await listDeployments(access, selector)).map(workerBuildOf),
+    remove: (build) => deleteDeployment(access, build),
+    status: () => deploymentStatus(service, target),
+    openWorkflows: (id) => openWorkflowCount(service, target, id),
+    log: (line) => console.log(line),
+  };
+  await reapWorkerBuilds(deps, { releaseBuildId: buildId, graceMs: graceMinutes * 60_000, dryRun: values['dry-run'] });
+}
 
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);
@@ -81,6 +117,9 @@ async function main(): Promise<void> {
         );
         break;
       }
+      case 'reap':
+        await reap(service, target, own.buildId, args);
+        break;
       default:
         throw new DeploymentError(USAGE);
     }

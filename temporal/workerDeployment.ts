@@ -8,6 +8,7 @@
  *   promote   wait until the version registered (a worker of it polled), then make it current
  *   ramp      send a percentage of new starts (and of auto-upgrade workflows) to a version
  *   rollback  stop a ramp; without one, make the previously current version current again
+ *   reap      (temporal/workerReaper.ts) which older builds' workers may go, by their versions' state
  *
  * Every change waits until Temporal has passed the new routing to the task queues, so a workflow
  * started after it returns goes where it says.
@@ -45,6 +46,9 @@ export interface DeploymentStatus {
   /** False while Temporal still passes the last change to the task queues. */
   routingSettled: boolean;
 }
+
+/** What a build id may be (config/envWorker.ts, PERSONA_BUILD_ID). */
+export const BUILD_ID = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/;
 
 export class DeploymentError extends Error {
   constructor(message: string) {
@@ -122,6 +126,38 @@ export async function deploymentStatus(
     versions,
     routingSettled: info?.routingConfigUpdateState !== RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS,
   };
+}
+
+/**
+ * Whether the version was current (or ramping) and no longer is: `draining` or `drained`. Its workers
+ * only finish what is pinned to them; what the current version's workers own (the schedules, the
+ * delivery singletons) is not theirs to apply again when they restart.
+ */
+export function replacedVersion(s: DeploymentStatus | null, buildId: string): boolean {
+  const status = s?.versions.find((v) => v.buildId === buildId)?.status;
+  return status === 'draining' || status === 'drained';
+}
+
+/**
+ * How many workflows are open on the version, by the visibility store's
+ * `TemporalWorkerDeploymentVersion` (seconds behind at most). Asked before an inactive version's
+ * workers go: Temporal counts the pinned workflows of a version that was current, but a workflow
+ * can be pinned to one that never was (a versioning override). Both spellings Temporal has used
+ * for a version are asked: `<name>:<build id>` and `<name>.<build id>`.
+ */
+export async function openWorkflowCount(
+  service: WorkflowService,
+  t: DeploymentTarget,
+  buildId: string,
+): Promise<number> {
+  // Spliced into the query: only the characters a build id may have (config/envWorker.ts), never a quote.
+  if (!BUILD_ID.test(buildId) || !/^[\w-]+$/.test(t.deploymentName))
+    throw new DeploymentError(`not a version to ask about: ${t.deploymentName}.${buildId}`);
+  const versions = [':', '.'].map((sep) => `'${t.deploymentName}${sep}${buildId}'`).join(', ');
+  const query = `TemporalWorkerDeploymentVersion IN (${versions}) AND ExecutionStatus = 'Running'`;
+  const res = await service.countWorkflowExecutions({ namespace: t.namespace, query });
+  const count = res.count as { toString(): string } | number | null | undefined;
+  return count === null || count === undefined ? 0 : Number(count.toString());
 }
 
 /** The task queues a version's workers have polled; null when it has not registered. */

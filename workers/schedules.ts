@@ -4,9 +4,10 @@
  * relay and the Kafka publisher, whose running workflows take this worker's settings once it polls.
  */
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config/env';
+import { workerDeploymentVersion, type Config } from '../config/env';
 import type { Logger } from '../runtime/logger';
 import { applySchedules } from '../temporal/schedules';
+import { deploymentStatus, replacedVersion } from '../temporal/workerDeployment';
 import {
   ensureEventRelay,
   ensureKafkaPublisher,
@@ -22,6 +23,14 @@ import {
 export async function applyWorkerSchedules(client: Client, config: Config, logger: Logger): Promise<(() => void)[]> {
   /** What runs once the worker polls. */
   const afterStart: (() => void)[] = [];
+  const replaced = config.PERSONA_SCHEDULES === 'apply' ? await replacedBy(client, config, logger) : null;
+  if (replaced) {
+    logger.info(
+      `this worker's version ${replaced} is no longer current: the Temporal Schedules, the event relay and ` +
+        "the Kafka publisher are the current version's to apply",
+    );
+    return afterStart;
+  }
   // The daily schedules exist whenever a worker runs; applying them again changes nothing.
   if (config.PERSONA_SCHEDULES === 'apply') {
     for (const s of await applySchedules(client, config)) {
@@ -42,6 +51,26 @@ export async function applyWorkerSchedules(client: Client, config: Config, logge
     logger.info('PERSONA_SCHEDULES=skip: the Temporal Schedules and the event relay are left as they are');
   }
   return afterStart;
+}
+
+/**
+ * This worker's version when it was current (or ramping) and no longer is (draining, drained), else
+ * null. An older build's Deployment, which Kubernetes keeps while its pinned workflows finish
+ * (deploy/helm), restarts with its own release's settings: applied, they would undo the current
+ * version's. Not known (Temporal refused to say): null, and the worker applies as before.
+ */
+async function replacedBy(client: Client, config: Config, logger: Logger): Promise<string | null> {
+  const { deploymentName, buildId } = workerDeploymentVersion(config);
+  try {
+    const s = await deploymentStatus(client.workflowService, { namespace: config.TEMPORAL_NAMESPACE, deploymentName });
+    return replacedVersion(s, buildId) ? `${deploymentName}.${buildId}` : null;
+  } catch (err) {
+    logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      `the state of version ${deploymentName}.${buildId} could not be read: applying the schedules as configured`,
+    );
+    return null;
+  }
 }
 
 /**

@@ -1,37 +1,47 @@
 /**
  * The Helm chart (deploy/helm/persona), checked without a cluster: `helm lint --strict` and
  * `helm template` with the chart's CI values (ci/minimal-values.yaml: the least an install needs;
- * ci/production-values.yaml: TLS everywhere, a Secret of one's own, Prometheus Operator, a draining
- * worker version), every rendered manifest validated against the Kubernetes API's schemas
- * (kubernetes-validate, offline) for the oldest Kubernetes the chart supports and a current one,
- * and the manifests read back: probes, Services, PDBs, hooks, security, and an environment that
- * config/env.ts knows and loads as a production configuration.
+ * ci/production-values.yaml: TLS everywhere, a Secret of one's own, Prometheus Operator), every
+ * rendered manifest validated against the Kubernetes API's schemas (kubernetes-validate, offline)
+ * for the oldest Kubernetes the chart supports and a current one, and the manifests read back:
+ * probes, Services, PDBs, hooks, the worker build's Deployment and its reaper, security, and an
+ * environment that config/env.ts knows and loads as a production configuration. What an upgrade
+ * and a rollback between builds keep: versions.test.ts.
  *
  * helm and kubernetes-validate come from scripts/install-chart-tools.sh (PERSONA_HELM and
  * PERSONA_KUBERNETES_VALIDATE point elsewhere). In CI a missing tool fails; elsewhere the file skips.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { API_NODE_ARGS, envSchema, loadConfig, repoRoot } from '../../config/env';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
+import { BUILD_ID_ANNOTATION } from '../../temporal/workerReaper';
+import {
+  buildSlug,
+  byKind,
+  chart,
+  CURRENT_KUBERNETES,
+  helm,
+  kubernetesValidate,
+  matches,
+  missing,
+  named,
+  podOf,
+  podTemplateOf,
+  run,
+  template,
+  workerDeployments,
+  workloads,
+  type Container,
+  type Manifest,
+} from './render';
 
-const chart = path.join(repoRoot, 'deploy', 'helm', 'persona');
-const cacheDir = process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache');
-const helm = process.env.PERSONA_HELM ?? path.join(homedir(), 'go', 'bin', 'helm');
-const kubernetesValidate =
-  process.env.PERSONA_KUBERNETES_VALIDATE ?? path.join(cacheDir, 'persona-tools', 'venv', 'bin', 'kubernetes-validate');
-const missing = Object.entries({ helm, 'kubernetes-validate': kubernetesValidate })
-  .filter(([, bin]) => !existsSync(bin))
-  .map(([name, bin]) => `${name} (${bin})`);
 if (missing.length > 0 && !process.env.CI)
   console.warn(`deploy/helm/chart.test.ts skipped: missing ${missing.join(', ')}; run scripts/install-chart-tools.sh`);
 
-/** The newest Kubernetes the manifests are validated for, besides the oldest Chart.yaml allows. */
-const CURRENT_KUBERNETES = '1.33.0';
 const chartYaml = parse(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')) as {
   apiVersion: string;
   appVersion: string;
@@ -60,97 +70,20 @@ const SAMPLE_SECRETS: Record<string, string> = {
   KAFKA_SASL_PASSWORD: 'sample-kafka-password',
   PERSONA_METRICS_TOKEN: 'sample-metrics-token',
 };
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string } };
-}
-interface Container {
-  name: string;
-  image: string;
-  command: string[];
-  ports?: { name: string; containerPort: number }[];
-  env?: EnvVar[];
-  envFrom?: { configMapRef?: { name: string } }[];
-  readinessProbe?: { httpGet: { path: string; port: string } };
-  livenessProbe?: { httpGet: { path: string; port: string } };
-  securityContext: {
-    readOnlyRootFilesystem?: boolean;
-    allowPrivilegeEscalation?: boolean;
-    capabilities?: { drop?: string[] };
-  };
-  volumeMounts?: { name: string; mountPath: string }[];
-}
-interface PodSpec {
-  serviceAccountName: string;
-  automountServiceAccountToken?: boolean;
-  terminationGracePeriodSeconds?: number;
-  securityContext: { runAsNonRoot?: boolean; seccompProfile?: { type: string } };
-  containers: Container[];
-  volumes?: { name: string; emptyDir?: object; secret?: { secretName: string; items?: { path: string }[] } }[];
-}
-interface Manifest {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: {
-    replicas?: number;
-    minAvailable?: number;
-    selector?: Record<string, string> & { matchLabels?: Record<string, string> };
-    template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
-    ports?: { name: string; port: number; targetPort: string }[];
-    endpoints?: {
-      port: string;
-      path: string;
-      relabelings: { targetLabel: string; replacement: string }[];
-      authorization?: { type: string; credentials: { name: string; key: string } };
-    }[];
-  };
-  data?: Record<string, string>;
-}
-
-function run(bin: string, args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(bin, args, { encoding: 'utf8' });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
+/** Node's own variables a container may set besides config/env.ts's: the reaper trusts the cluster's CA. */
+const NODE_VARIABLES = ['NODE_EXTRA_CA_CERTS'];
 
 const rendered = new Map<string, { text: string; docs: Manifest[] }>();
 /** `helm template` with the chart's CI values file `name`. */
 function render(name: string): { text: string; docs: Manifest[] } {
-  const cached = rendered.get(name);
-  if (cached) return cached;
-  const { code, out } = run(helm, [
-    'template',
-    'persona',
-    chart,
-    '--namespace',
-    'persona',
-    '--kube-version',
-    CURRENT_KUBERNETES,
-    '-f',
-    path.join(chart, 'ci', name),
-  ]);
-  expect(code, out).toBe(0);
-  const docs = parseAllDocuments(out)
-    .map((d) => d.toJS() as Manifest | null)
-    .filter((d): d is Manifest => d !== null);
-  const result = { text: out, docs };
-  rendered.set(name, result);
-  return result;
+  const cached = rendered.get(name) ?? template(chart, ['-f', path.join(chart, 'ci', name)]);
+  rendered.set(name, cached);
+  return cached;
 }
 const VALUES = ['minimal-values.yaml', 'production-values.yaml'];
-
-const byKind = (docs: Manifest[], kind: string) => docs.filter((d) => d.kind === kind);
-const named = (docs: Manifest[], kind: string, name: string): Manifest => {
-  const found = docs.find((d) => d.kind === kind && d.metadata.name === name);
-  expect(found, `${kind} ${name}`).toBeDefined();
-  return found!;
-};
-const podOf = (m: Manifest): PodSpec => m.spec!.template!.spec;
-const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) =>
-  Object.entries(selector).every(([k, v]) => labels[k] === v);
-const workloads = (docs: Manifest[]) => docs.filter((d) => d.kind === 'Deployment' || d.kind === 'Job');
+/** The build id each CI values file gives (worker.buildId). */
+const buildIdOf = (values: string): string =>
+  (parse(readFileSync(path.join(chart, 'ci', values), 'utf8')) as { worker: { buildId: string } }).worker.buildId;
 
 /** A container's environment as the process sees it: the ConfigMap, then env (secrets resolved). */
 function environmentOf(docs: Manifest[], c: Container): Record<string, string> {
@@ -202,8 +135,12 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     }
   });
 
-  it('refuses an install that has not chosen its transport security or given its secrets', () => {
-    const template = (...set: string[]) => run(helm, ['template', 'p', chart, ...set.flatMap((s) => ['--set', s])]);
+  it("refuses an install without the image's build id, a choice of transport security or its secrets", () => {
+    const bare = (...set: string[]) => run(helm, ['template', 'p', chart, ...set.flatMap((s) => ['--set', s])]);
+    // The build id names the workers' Deployment: it cannot be derived from an image by a template.
+    expect(bare().out).toContain('worker.buildId is required');
+    expect(bare('worker.buildId=0.2.0 beta').out).toContain('worker.buildId "0.2.0 beta": expected letters');
+    const template = (...set: string[]) => bare('worker.buildId=0.2.0-9f1c2a7b3e4d', ...set);
     expect(template().out).toMatch(/temporal\.tls\.enabled .*temporal\.allowPlaintext=true/);
     expect(template('temporal.tls.enabled=true').out).toContain('temporal.tls.clientCertSecret or temporal.apiKey');
     const transport = ['temporal.allowPlaintext=true', 'kafka.allowPlaintext=true', 'env.PERSONA_GATEWAY_URL=http://g'];
@@ -262,7 +199,8 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     for (const w of workloads(docs))
       for (const c of podOf(w).containers) {
         for (const e of c.env ?? []) {
-          expect(known.has(e.name), `${w.metadata.name}: ${e.name} is not in config/env.ts`).toBe(true);
+          const knows = known.has(e.name) || NODE_VARIABLES.includes(e.name);
+          expect(knows, `${w.metadata.name}: ${e.name} is not in config/env.ts`).toBe(true);
           if (SECRET_NAMES.includes(e.name)) expect(e.valueFrom?.secretKeyRef, `${e.name} from a Secret`).toBeDefined();
         }
         const config = loadConfig(environmentOf(docs, c));
@@ -270,6 +208,8 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
         expect(config.NEO4J_URI).toMatch(/^neo4j:\/\//);
         expect(config.kafkaBrokers.length).toBeGreaterThan(0);
         expect(config.PERSONA_KAFKA_REPLICATION).toBe(3);
+        // The workers poll as this release's build; the promote hook and the reaper act for it.
+        expect(config.PERSONA_BUILD_ID, w.metadata.name).toBe(buildIdOf(values));
       }
   });
 
@@ -316,48 +256,62 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     }
   });
 
-  it.each(VALUES)('runs workers ready on /readyz, with time to drain, each version its own (%s)', (values) => {
+  it.each(VALUES)("runs this release's build in a Deployment of its own, kept, ready on /readyz (%s)", (values) => {
     const { docs } = render(values);
-    const workers = byKind(docs, 'Deployment').filter((d) => d.metadata.name.startsWith('persona-worker'));
-    for (const w of workers) {
-      const c = podOf(w).containers[0]!;
-      expect(c.command).toEqual(['node', '--enable-source-maps', 'workers/main.js']);
-      const config = loadConfig(environmentOf(docs, c));
-      expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
-      expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
-      expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
-      // Longer than the worker's own drain (30 s): activities in flight finish.
-      expect(podOf(w).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(45);
-    }
-    // No two versions' Deployments select each other's pods.
-    for (const a of workers)
-      for (const b of workers.filter((x) => x !== a))
-        expect(matches(a.spec!.selector!.matchLabels!, b.spec!.template!.metadata.labels)).toBe(false);
-    const draining = workers.filter((w) => w.metadata.name !== 'persona-worker');
-    expect(draining).toHaveLength(values === 'production-values.yaml' ? 1 : 0);
-    for (const w of draining) {
-      const c = podOf(w).containers[0]!;
-      const env = environmentOf(docs, c);
-      expect(env.PERSONA_BUILD_ID).toBe('0.1.0-3990c2537885');
-      expect(c.image).toBe('registry.example.com/persona:0.1.0');
-      // The current version's workers own the schedules and the event sequencer.
-      expect([env.PERSONA_SCHEDULES, env.PERSONA_EVENT_SEQUENCER]).toEqual(['skip', 'off']);
-    }
+    const buildId = buildIdOf(values);
+    // One build a release: an older build's Deployment is one Helm kept (versions.test.ts).
+    const workers = workerDeployments(docs);
+    expect(workers.map((w) => w.metadata.name)).toEqual([`persona-worker-${buildSlug(buildId)}`]);
+    const w = workers[0]!;
+    expect(w.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep', [BUILD_ID_ANNOTATION]: buildId });
+    // The selector names the build: a new build is a new Deployment, never a rolling update of this one.
+    expect(w.spec!.selector!.matchLabels).toEqual({
+      'app.kubernetes.io/name': 'persona',
+      'app.kubernetes.io/instance': 'persona',
+      'app.kubernetes.io/component': 'worker',
+      'persona/worker-build': buildSlug(buildId),
+    });
+    expect(matches(w.spec!.selector!.matchLabels!, w.metadata.labels)).toBe(true);
+    expect(matches(w.spec!.selector!.matchLabels!, podTemplateOf(w).metadata.labels)).toBe(true);
+    const c = podOf(w).containers[0]!;
+    expect(c.command).toEqual(['node', '--enable-source-maps', 'workers/main.js']);
+    // Its environment is its own, inline: a later release's ConfigMap never reaches a kept build's pods.
+    expect(c.envFrom).toBeUndefined();
+    const config = loadConfig(environmentOf(docs, c));
+    expect(config.PERSONA_BUILD_ID).toBe(buildId);
+    expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
+    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    // Longer than the worker's own drain (30 s): activities in flight finish.
+    expect(podOf(w).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(45);
+    // The workers' Service reaches every build's pods (scraped while they drain too).
+    const service = named(docs, 'Service', 'persona-worker');
+    expect(matches(service.spec!.selector!, podTemplateOf(w).metadata.labels)).toBe(true);
+    expect(Object.keys(service.spec!.selector!)).not.toContain('persona/worker-build');
   });
 
-  it.each(VALUES)('keeps one api and one worker through a node drain (%s)', (values) => {
+  it.each(VALUES)('keeps an api pod and a worker of this build through a node drain, if healthy (%s)', (values) => {
     const { docs } = render(values);
-    for (const component of ['api', 'worker']) {
+    const deployments = { api: named(docs, 'Deployment', 'persona-api'), worker: workerDeployments(docs)[0]! };
+    for (const [component, deployment] of Object.entries(deployments)) {
       const pdb = named(docs, 'PodDisruptionBudget', `persona-${component}`);
-      const deployment = named(docs, 'Deployment', `persona-${component}`);
       expect(pdb.apiVersion).toBe('policy/v1');
       expect(pdb.spec!.minAvailable).toBe(1);
+      // During an outage no pod is Ready: a budget counting them would block every node drain.
+      expect(pdb.spec!.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
       expect(deployment.spec!.replicas).toBeGreaterThan(pdb.spec!.minAvailable!);
-      expect(matches(pdb.spec!.selector!.matchLabels!, deployment.spec!.template!.metadata.labels)).toBe(true);
+      expect(matches(pdb.spec!.selector!.matchLabels!, podTemplateOf(deployment).metadata.labels)).toBe(true);
     }
+    // The api's budget holds no worker, the workers' no api pod.
+    expect(
+      matches(
+        named(docs, 'PodDisruptionBudget', 'persona-api').spec!.selector!.matchLabels!,
+        podTemplateOf(deployments.worker).metadata.labels,
+      ),
+    ).toBe(false);
   });
 
-  it.each(VALUES)('migrates before an install or upgrade and promotes after, as hooks (%s)', (values) => {
+  it.each(VALUES)('migrates before an install or upgrade, promotes after it and after a rollback (%s)', (values) => {
     const { docs } = render(values);
     const migrate = named(docs, 'Job', 'persona-migrate');
     expect(migrate.metadata.annotations).toMatchObject({
@@ -380,19 +334,24 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     expect(podOf(migrate).serviceAccountName).toBe('default');
     expect(podOf(migrate).containers[0]!.envFrom).toBeUndefined();
     const promote = named(docs, 'Job', 'persona-promote');
-    expect(promote.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade');
+    // After a rollback too: Temporal would otherwise keep routing to the newer build, which only drains.
+    expect(promote.metadata.annotations?.['helm.sh/hook']).toBe('post-install,post-upgrade,post-rollback');
+    expect(environmentOf(docs, podOf(promote).containers[0]!).PERSONA_BUILD_ID).toBe(buildIdOf(values));
     expect(podOf(promote).containers[0]!.command.slice(-2)).toEqual(['scripts/deploy.js', 'promote']);
     for (const script of ['migrate.ts', 'deploy.ts'])
       expect(existsSync(path.join(repoRoot, 'scripts', script))).toBe(true);
   });
 
-  it.each(VALUES)('runs every container unprivileged, read-only, without a token (%s)', (values) => {
+  it.each(VALUES)("runs every container unprivileged, read-only, without a token but the reaper's (%s)", (values) => {
     const { docs } = render(values);
-    for (const sa of byKind(docs, 'ServiceAccount'))
-      expect((sa as Manifest & { automountServiceAccountToken: boolean }).automountServiceAccountToken).toBe(false);
+    for (const sa of byKind(docs, 'ServiceAccount')) expect(sa.automountServiceAccountToken).toBe(false);
     for (const w of workloads(docs)) {
       const pod = podOf(w);
-      expect(pod.automountServiceAccountToken, w.metadata.name).toBe(false);
+      // The reaper alone calls the Kubernetes API, with a ServiceAccount of its own (the next test).
+      const reaper = w.metadata.name === 'persona-worker-reaper';
+      expect(pod.automountServiceAccountToken, w.metadata.name).toBe(reaper);
+      if (reaper) expect(pod.serviceAccountName).toBe('persona-worker-reaper');
+      else expect(pod.serviceAccountName).not.toBe('persona-worker-reaper');
       expect(pod.securityContext.runAsNonRoot).toBe(true);
       expect(pod.securityContext.seccompProfile?.type).toBe('RuntimeDefault');
       for (const c of pod.containers) {
@@ -407,6 +366,55 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
         for (const m of c.volumeMounts ?? []) expect(pod.volumes?.map((v) => v.name)).toContain(m.name);
       }
     }
+  });
+
+  it.each(VALUES)('reaps old builds with a token that may get, list and delete Deployments only (%s)', (values) => {
+    const { docs } = render(values);
+    const reaper = named(docs, 'CronJob', 'persona-worker-reaper');
+    expect(reaper.spec!.concurrencyPolicy).toBe('Forbid');
+    expect(reaper.spec!.schedule).toBe('*/5 * * * *');
+    const c = podOf(reaper).containers[0]!;
+    expect(c.command.slice(0, 5)).toEqual(['node', '--enable-source-maps', 'scripts/deploy.js', 'reap', '--selector']);
+    // The selector takes this release's worker Deployments, and nothing else the chart makes.
+    const selector = Object.fromEntries(
+      c.command[5]!.split(',').map((term) => [term.split('=')[0]!, term.split('=')[1] ?? null] as const),
+    );
+    const selects = (m: Manifest) =>
+      Object.entries(selector).every(([k, v]) =>
+        v === null ? k in (m.metadata.labels ?? {}) : m.metadata.labels?.[k] === v,
+      );
+    expect(docs.filter(selects).map((m) => `${m.kind} ${m.metadata.name}`)).toEqual(
+      workerDeployments(docs).map((m) => `Deployment ${m.metadata.name}`),
+    );
+    expect(selector['app.kubernetes.io/instance']).toBe('persona');
+    expect(c.command.slice(6)).toEqual(['--grace-minutes', '60']);
+    // The API server's certificate: the cluster's CA, where Kubernetes mounts it beside the token.
+    expect(c.env?.find((e) => e.name === 'NODE_EXTRA_CA_CERTS')?.value).toBe(
+      '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt',
+    );
+    expect(existsSync(path.join(repoRoot, 'clients', 'kubernetes.ts'))).toBe(true);
+    // Its ServiceAccount may get, list and delete Deployments in the release's namespace, and nothing else.
+    expect(byKind(docs, 'ClusterRole')).toEqual([]);
+    expect(byKind(docs, 'ClusterRoleBinding')).toEqual([]);
+    const roles = byKind(docs, 'Role');
+    expect(roles.map((r) => r.metadata.name)).toEqual(['persona-worker-reaper']);
+    expect(roles[0]!.rules).toEqual([
+      { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'delete'] },
+    ]);
+    const bindings = byKind(docs, 'RoleBinding');
+    expect(bindings).toHaveLength(1);
+    expect(bindings[0]!.roleRef).toEqual({
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'Role',
+      name: 'persona-worker-reaper',
+    });
+    expect(bindings[0]!.subjects).toEqual([
+      { kind: 'ServiceAccount', name: podOf(reaper).serviceAccountName, namespace: 'persona' },
+    ]);
+    named(docs, 'ServiceAccount', podOf(reaper).serviceAccountName);
+    // Turned off, none of it is made.
+    const off = template(chart, ['-f', path.join(chart, 'ci', values), '--set', 'worker.reaper.enabled=false']).docs;
+    expect(off.filter((m) => m.metadata.labels?.['app.kubernetes.io/component'] === 'worker-reaper')).toEqual([]);
   });
 
   it('scrapes the api and the workers as the jobs the alert rules name, with the rules themselves', () => {

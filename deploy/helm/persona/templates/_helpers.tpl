@@ -45,9 +45,43 @@ app.kubernetes.io/part-of: persona
 {{- .Values.secrets.existingSecret | default (include "persona.fullname" .) -}}
 {{- end -}}
 
-{{/* A build id as a name segment: lower case, [a-z0-9-]. */}}
-{{- define "persona.slug" -}}
-{{- regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trunc 40 | trimAll "-" -}}
+{{/*
+This release's worker build id (worker.buildId): the image's own, which its build recorded in the
+file BUILD_ID (scripts/build-image.sh). Required: it names the build's Deployment, and a chart
+cannot read a file in an image.
+*/}}
+{{- define "persona.buildId" -}}
+{{- $id := required "worker.buildId is required: the image's build id (`docker run --rm --entrypoint cat <image> BUILD_ID`; docs/kubernetes.md#worker-versioning)" .Values.worker.buildId -}}
+{{- if not (regexMatch "^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$" $id) -}}
+{{- fail (printf "worker.buildId %q: expected letters, digits, . _ + -, at most 100 (config/envWorker.ts)" $id) -}}
+{{- end -}}
+{{- $id -}}
+{{- end -}}
+
+{{/*
+A build id as a name segment and label value (the `persona/worker-build` label): lower case, each run
+of characters other than [a-z0-9-] one "-". Past 40 characters, its first 31 and 8 hex digits of the
+id's SHA-256, so that two long ids with a common beginning still name two Deployments.
+*/}}
+{{- define "persona.buildSlug" -}}
+{{- $s := regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trimAll "-" -}}
+{{- if le (len $s) 40 -}}
+{{- $s -}}
+{{- else -}}
+{{- printf "%s-%s" (regexReplaceAll "-+$" ($s | trunc 31) "") (sha256sum . | trunc 8) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Deployment of this release's worker build: <fullname>-worker-<build slug>. */}}
+{{- define "persona.workerName" -}}
+{{- printf "%s-worker-%s" (include "persona.fullname" .) (include "persona.buildSlug" (include "persona.buildId" .)) -}}
+{{- end -}}
+
+{{/* The selector of this release's worker build's pods (its Deployment's, its disruption budget's). */}}
+{{- define "persona.workerSelectorLabels" -}}
+{{ include "persona.selectorLabels" . }}
+app.kubernetes.io/component: worker
+persona/worker-build: {{ include "persona.buildSlug" (include "persona.buildId" .) }}
 {{- end -}}
 
 {{/*
@@ -150,7 +184,7 @@ may run before the ConfigMap exists), as YAML of strings. Fails on a choice not 
 {{- $_ := set $c "KAFKA_ALLOW_PLAINTEXT" (toString (not (not $k.allowPlaintext))) -}}
 {{- end -}}
 {{- $_ := set $c "PERSONA_DEPLOYMENT_NAME" $v.worker.deploymentName -}}
-{{- with $v.worker.buildId }}{{ $_ := set $c "PERSONA_BUILD_ID" . }}{{ end -}}
+{{- $_ := set $c "PERSONA_BUILD_ID" (include "persona.buildId" .) -}}
 {{- with $v.api.trustedProxies }}{{ $_ := set $c "PERSONA_TRUSTED_PROXIES" . }}{{ end -}}
 {{- $secret := include "persona.secretNames" . | fromJsonArray -}}
 {{- range $name, $value := $v.env -}}
