@@ -41,7 +41,7 @@ const compose = parse(read('docker-compose.prod.yml'), { merge: true }) as {
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
   networks: { default: { ipam: { config: { subnet: string; ip_range: string }[] } } };
-  secrets?: Record<string, { environment?: string }>;
+  secrets?: Record<string, { file?: string }>;
 };
 const services = compose.services;
 /** Every service that runs Persona's image, and the long-running ones among them. */
@@ -64,8 +64,20 @@ function resolve(value: string): string {
     .replace(/\$\{(\w+):-([^}]*)\}/g, (_, _name: string, fallback: string) => fallback);
 }
 
+/** The secrets the file mounts under /run/secrets, as scripts/compose-secrets.sh writes them. */
+const secretsDir = mkdtempSync(path.join(tmpdir(), 'persona-compose-secrets-'));
+const made = spawnSync('bash', [path.join(repoRoot, 'scripts', 'compose-secrets.sh'), secretsDir], {
+  encoding: 'utf8',
+});
+if (made.status !== 0) throw new Error(`compose-secrets.sh failed: ${made.stderr}`);
+/** A service's environment as its process sees it, the secret files where the script wrote them. */
 const envOf = (name: string): Record<string, string> =>
-  Object.fromEntries(Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [k, resolve(v)]));
+  Object.fromEntries(
+    Object.entries(services[name]?.environment ?? {}).map(([k, v]) => [
+      k,
+      resolve(v).replace(/^\/run\/secrets\//, `${secretsDir}/`),
+    ]),
+  );
 const hostPort = (url: string): [string, number] => {
   const u = new URL(url.includes('://') ? url : `x://${url}`);
   return [u.hostname, Number(u.port)];
@@ -98,7 +110,8 @@ function section(heading: string): string[] {
 function runScript(service: string, stubs: Record<string, string>, env: Record<string, string>): number | null {
   const entry = services[service]?.entrypoint ?? [];
   expect(entry.slice(0, 2), service).toEqual(['sh', '-c']);
-  const script = (entry[2] ?? '').replace(/\$\$/g, '$');
+  // The secret files where scripts/compose-secrets.sh wrote them.
+  const script = (entry[2] ?? '').replace(/\$\$/g, '$').replaceAll('/run/secrets/', `${secretsDir}/`);
   const dir = mkdtempSync(path.join(tmpdir(), `${service}-`));
   for (const [name, body] of Object.entries(stubs)) {
     writeFileSync(path.join(dir, name), `#!/bin/sh\n${body}\n`);
@@ -131,6 +144,7 @@ describe('docker-compose.prod.yml', () => {
       'kafka-1',
       'kafka-2',
       'kafka-3',
+      'kafka-setup',
       'lb',
       'migrate',
       'neo4j',
@@ -186,19 +200,23 @@ describe('docker-compose.prod.yml', () => {
     expect(Number(temporal.NUM_HISTORY_SHARDS)).toBeGreaterThan(4);
 
     // The server and the schema job reach the same PostgreSQL, as the user it creates, with the same
-    // password (a secret this file does not default), on the port it listens on (the default).
+    // password (the secret file each reads), on the port it listens on (the default).
     const db = services['temporal-db']?.environment ?? {};
     const schema = services['temporal-schema']?.environment ?? {};
-    expect(db.POSTGRES_PASSWORD).toMatch(/^\$\{TEMPORAL_DB_PASSWORD:\?/);
+    expect(db.POSTGRES_PASSWORD_FILE).toBe('/run/secrets/postgres-password');
+    expect(services.temporal?.entrypoint?.join(' ')).toContain('POSTGRES_PWD=$$(cat /run/secrets/postgres-password)');
+    expect(services['temporal-schema']?.entrypoint?.join(' ')).toContain(
+      'SQL_PASSWORD=$$(cat /run/secrets/postgres-password)',
+    );
     expect(db.PGPORT).toBeUndefined();
     expect([temporal.DB, temporal.POSTGRES_SEEDS, temporal.DB_PORT]).toEqual(['postgres12', 'temporal-db', '5432']);
-    expect([temporal.POSTGRES_USER, temporal.POSTGRES_PWD]).toEqual([db.POSTGRES_USER, db.POSTGRES_PASSWORD]);
+    expect(temporal.POSTGRES_USER).toEqual(db.POSTGRES_USER);
     expect([schema.SQL_PLUGIN, schema.SQL_HOST, schema.SQL_PORT]).toEqual([
       temporal.DB,
       temporal.POSTGRES_SEEDS,
       temporal.DB_PORT,
     ]);
-    expect([schema.SQL_USER, schema.SQL_PASSWORD]).toEqual([db.POSTGRES_USER, db.POSTGRES_PASSWORD]);
+    expect(schema.SQL_USER).toEqual(db.POSTGRES_USER);
     expect([temporal.DBNAME, temporal.VISIBILITY_DBNAME]).toEqual(['temporal', 'temporal_visibility']);
     // The frontend on the port Persona, the UI and the jobs use.
     expect(temporal.FRONTEND_GRPC_PORT ?? '7233').toBe('7233');
@@ -342,7 +360,9 @@ describe('docker-compose.prod.yml', () => {
     const nodes = ['kafka-1', 'kafka-2', 'kafka-3'];
     const envs = nodes.map(envOf);
     expect(envs.map((e) => e.KAFKA_NODE_ID)).toEqual(['1', '2', '3']);
-    expect(envs.map((e) => e.KAFKA_ADVERTISED_LISTENERS)).toEqual(nodes.map((n) => `PLAINTEXT://${n}:9092`));
+    expect(envs.map((e) => e.KAFKA_ADVERTISED_LISTENERS)).toEqual(
+      nodes.map((n) => `INTERNAL://${n}:19093,CLIENT://${n}:9092`),
+    );
     expect(new Set(nodes.map((n) => services[n]?.volumes?.[0])).size).toBe(3);
     for (const e of envs) {
       expect(e.KAFKA_CONTROLLER_QUORUM_VOTERS).toBe('1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093');
@@ -373,7 +393,17 @@ describe('docker-compose.prod.yml', () => {
       const [gatewayHost, gatewayPort] = hostPort(config.PERSONA_GATEWAY_URL);
       expect(gatewayHost).toBe('gateway-sim');
       expect(loadConfig({ ...envOf(name), ...envOf('gateway-sim') }).PERSONA_GATEWAY_PORT).toBe(gatewayPort);
+      // The api and the worker use Kafka, each as its own principal; the one-shots do not.
+      if (name === 'migrate' || name === 'deploy') {
+        expect(config.kafkaBrokers, name).toEqual([]);
+        continue;
+      }
       expect(config.kafkaBrokers).toEqual(['kafka-1:9092', 'kafka-2:9092', 'kafka-3:9092']);
+      expect([config.KAFKA_TLS, config.KAFKA_SASL_MECHANISM]).toEqual(['true', 'SCRAM-SHA-512']);
+      expect(config.KAFKA_SASL_USERNAME).toBe(`persona-${name}`);
+      expect(config.kafkaSaslPassword?.()).toBe(
+        readFileSync(path.join(secretsDir, `kafka-persona-${name}.password`), 'utf8').trim(),
+      );
       expect(config.PERSONA_KAFKA_REPLICATION).toBe(3);
       expect(config.KAFKA_ALLOW_UNREPLICATED).toBe('false');
     }
@@ -606,9 +636,9 @@ describe('docker-compose.prod.yml', () => {
       expect(job('persona-worker')?.static_configs).toBeUndefined();
     });
 
-    it('sends the metrics token the api and the worker require, from the secret the compose makes of it', () => {
-      expect(worker.PERSONA_METRICS_TOKEN).toBe('sample-metrics-token');
-      expect(compose.secrets?.['metrics-token']).toEqual({ environment: 'PERSONA_METRICS_TOKEN' });
+    it('sends the metrics token the api and the worker require, from the secret file they read it from too', () => {
+      expect(worker.PERSONA_METRICS_TOKEN).toBe(readFileSync(path.join(secretsDir, 'metrics-token'), 'utf8').trim());
+      expect(compose.secrets?.['metrics-token']).toEqual({ file: './secrets/metrics-token' });
       expect((services.prometheus as Service & { secrets?: string[] }).secrets).toEqual(['metrics-token']);
       for (const name of ['persona-api', 'persona-worker'])
         expect(job(name)?.authorization, name).toEqual({
@@ -624,6 +654,10 @@ describe('docker-compose.prod.yml', () => {
       expect(job('haproxy')?.static_configs).toEqual([{ targets: [`lb:${exporter}`] }]);
       const temporal = services.temporal?.environment?.PROMETHEUS_ENDPOINT ?? '';
       expect(job('temporal')?.static_configs).toEqual([{ targets: [`temporal:${temporal.split(':').at(-1)}`] }]);
+      // Temporal's /metrics asks for no token: it stays on this network (its port is not published).
+      expect((services.temporal?.ports ?? []).map((p) => p.split(':').at(-1))).not.toContain(
+        temporal.split(':').at(-1),
+      );
     });
   });
 });
