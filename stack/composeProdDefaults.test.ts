@@ -6,7 +6,7 @@
  * file's checks (stack/composeProd.test.ts): no Docker engine runs here.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -62,23 +62,29 @@ describe('docker-compose.prod.yml, safe by default', () => {
   });
 
   it('writes certificates the services check each other by: one CA, the names they dial, both ways', () => {
-    const names: Record<string, string> = {
-      'kafka-1': 'kafka-1',
-      'kafka-2': 'kafka-2',
-      'kafka-3': 'kafka-3',
-      'kafka-admin': 'kafka-admin',
-      temporal: env('temporal').TEMPORAL_TLS_FRONTEND_SERVER_NAME ?? '',
-      'temporal-persona': 'persona',
-      'temporal-ui': 'temporal-ui',
-      'temporal-admin': 'temporal-admin',
-    };
-    for (const [file, cn] of Object.entries(names)) {
+    // Each certificate: its CA (Kafka's and Temporal's apart), its CN and SAN, and what it may be:
+    // a server (and its peers' client), or a client alone.
+    const server = 'TLS Web Server Authentication, TLS Web Client Authentication';
+    const client = 'X509v3 Extended Key Usage: \n    TLS Web Client Authentication\n';
+    const names: [string, string, string, string][] = [
+      ['kafka-1', 'kafka-ca', 'kafka-1', server],
+      ['kafka-2', 'kafka-ca', 'kafka-2', server],
+      ['kafka-3', 'kafka-ca', 'kafka-3', server],
+      ['kafka-admin', 'kafka-ca', 'kafka-admin', client],
+      ['temporal', 'temporal-ca', env('temporal').TEMPORAL_TLS_FRONTEND_SERVER_NAME ?? '', server],
+      ['temporal-persona', 'temporal-ca', 'persona', client],
+      ['temporal-ui', 'temporal-ca', 'temporal-ui', client],
+      ['temporal-admin', 'temporal-ca', 'temporal-admin', client],
+    ];
+    for (const [file, ca, cn, usage] of names) {
       const crt = path.join(secretsDir, `${file}.crt`);
-      expect(openssl('verify', '-CAfile', path.join(secretsDir, 'ca.crt'), crt).stdout.trim()).toBe(`${crt}: OK`);
+      const other = ca === 'kafka-ca' ? 'temporal-ca' : 'kafka-ca';
+      expect(openssl('verify', '-CAfile', path.join(secretsDir, `${ca}.crt`), crt).stdout.trim()).toBe(`${crt}: OK`);
+      expect(openssl('verify', '-CAfile', path.join(secretsDir, `${other}.crt`), crt).status, file).not.toBe(0);
       const text = openssl('x509', '-in', crt, '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage').stdout;
       expect(text).toMatch(new RegExp(`CN ?= ?${cn}\\n`));
       expect(text).toContain(`DNS:${cn}`);
-      expect(text).toContain('TLS Web Server Authentication, TLS Web Client Authentication');
+      expect(text, file).toContain(usage);
       // Kafka reads PKCS#8 keys only.
       expect(readFileSync(path.join(secretsDir, `${file}.key`), 'utf8')).toMatch(/^-----BEGIN PRIVATE KEY-----/);
     }
@@ -94,7 +100,7 @@ describe('docker-compose.prod.yml, safe by default', () => {
     const t = env('temporal');
     expect(t.TEMPORAL_TLS_REQUIRE_CLIENT_AUTH).toBe('true');
     for (const key of ['TEMPORAL_TLS_CLIENT1_CA_CERT', 'TEMPORAL_TLS_CLIENT2_CA_CERT', 'TEMPORAL_TLS_SERVER_CA_CERT'])
-      expect(t[key], key).toBe('/run/secrets/ca.crt');
+      expect(t[key], key).toBe('/run/secrets/temporal-ca.crt');
     for (const name of ['api', 'worker', 'migrate', 'deploy']) {
       const e = env(name);
       expect(e.TEMPORAL_ALLOW_PLAINTEXT, name).toBeUndefined();
@@ -156,6 +162,36 @@ describe('docker-compose.prod.yml, safe by default', () => {
     };
     for (const name of ['api', 'worker'])
       expect(deps.services[name]?.depends_on?.['kafka-setup']?.condition, name).toBe('service_completed_successfully');
+  });
+
+  it("sets each principal's SCRAM credential as kafka-configs.sh reads it from a file, no password in argv", () => {
+    // Stand-ins for the image's tools: each records its arguments and, for a credential, the file.
+    const bin = mkdtempSync(path.join(tmpdir(), 'persona-kafka-bin-'));
+    const log = path.join(bin, 'calls');
+    for (const tool of ['kafka-configs.sh', 'kafka-acls.sh']) {
+      const body = [
+        '#!/bin/bash',
+        `printf '%s\\n' "${tool} $*" >> "${log}"`,
+        'while [ $# -gt 0 ]; do [ "$1" = --add-config-file ] && cat "$2" >> "' + log + '"; shift; done',
+      ].join('\n');
+      writeFileSync(path.join(bin, tool), body, { mode: 0o755 });
+    }
+    const run = spawnSync('bash', [path.join(repoRoot, 'ops', 'kafka', 'setup.sh')], {
+      env: { PATH: process.env.PATH, KAFKA_BIN: bin, SECRETS_DIR: secretsDir },
+      encoding: 'utf8',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const calls = readFileSync(log, 'utf8');
+    for (const principal of ['persona-api', 'persona-worker', 'synapse', 'chimera', 'cerebrum', 'oracle']) {
+      const password = readFileSync(path.join(secretsDir, `kafka-${principal}.password`), 'utf8').trim();
+      // kafka-configs.sh strips brackets from --add-config only: in a file it refuses them.
+      expect(calls).toContain(`\nSCRAM-SHA-512=iterations=8192,password=${password}\n`);
+      expect(calls.split('\n').filter((l) => l.startsWith('kafka-') && l.includes(password))).toEqual([]);
+      expect(calls).toContain(`--entity-type users --entity-name ${principal} --add-config-file`);
+    }
+    expect(calls).toContain(
+      '--allow-principal User:chimera --operation Write --operation Describe --topic chimera.fraud-outcomes.v1',
+    );
   });
 
   it('rotates every log, limits every service, and checks the health of every one that stays up', () => {

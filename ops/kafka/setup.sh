@@ -15,7 +15,7 @@ secrets=${SECRETS_DIR:-/run/secrets}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 printf '%s\n' security.protocol=SSL ssl.keystore.type=PEM "ssl.keystore.location=$secrets/kafka-admin.pem" \
-  ssl.truststore.type=PEM "ssl.truststore.location=$secrets/ca.crt" >"$work/admin.properties"
+  ssl.truststore.type=PEM "ssl.truststore.location=$secrets/kafka-ca.crt" >"$work/admin.properties"
 nodes=${KAFKA_SETUP_BOOTSTRAP:-kafka-1:19093,kafka-2:19093,kafka-3:19093}
 at=(--bootstrap-server "$nodes" --command-config "$work/admin.properties")
 
@@ -29,9 +29,10 @@ group=${PERSONA_KAFKA_CONSUMER_GROUP:-persona-api}
 persona_topics=("$events" "$invalidations" "$dead_letters" "$failures" "$fraud" "$routing")
 
 # Each principal's SCRAM-SHA-512 credential, from its password file (a file, so that the password
-# is on no command line).
+# is on no command line). In a file the value has no brackets: kafka-configs.sh strips them from
+# --add-config only, and refuses them here (printing the line, password and all).
 for principal in persona-api persona-worker synapse chimera cerebrum oracle; do
-  printf 'SCRAM-SHA-512=[iterations=8192,password=%s]\n' "$(cat "$secrets/kafka-$principal.password")" >"$work/scram"
+  printf 'SCRAM-SHA-512=iterations=8192,password=%s\n' "$(cat "$secrets/kafka-$principal.password")" >"$work/scram"
   "$bin/kafka-configs.sh" "${at[@]}" --alter --entity-type users --entity-name "$principal" \
     --add-config-file "$work/scram" >/dev/null
   echo "[kafka-setup] credential of $principal set"
