@@ -2,7 +2,7 @@ import { appendFileSync, cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { importSpecifiers, workflowCodeBuildId } from './buildId';
+import { buildIdMismatch, importSpecifiers, recordedBuildId, workflowCodeBuildId } from './buildId';
 import { repoRoot } from './env';
 
 const copies: string[] = [];
@@ -56,5 +56,25 @@ describe('the default build id', () => {
       "import './side-effect';",
     ].join('\n');
     expect(importSpecifiers(source).sort()).toEqual(['./a', './d', './side-effect', '@scope/pkg/sub']);
+  });
+});
+
+describe("an image's build id", () => {
+  it('is the one BUILD_ID records where there is no workflow source, and none in a checkout', () => {
+    const image = mkdtempSync(path.join(tmpdir(), 'persona-image-id-'));
+    writeFileSync(path.join(image, 'BUILD_ID'), '0.1.0-3990c2537885\n');
+    expect(recordedBuildId(image)).toBe('0.1.0-3990c2537885');
+    expect(recordedBuildId(repoRoot)).toBeUndefined();
+    rmSync(image, { recursive: true, force: true });
+  });
+
+  it('refuses a worker told to poll as another build than its image holds, and nothing else', () => {
+    expect(buildIdMismatch('0.1.0-aaaaaaaaaaaa', '0.1.0-3990c2537885')).toMatch(
+      /^PERSONA_BUILD_ID: 0\.1\.0-aaaaaaaaaaaa is not this image's build id 0\.1\.0-3990c2537885 \(its BUILD_ID\)/,
+    );
+    expect(buildIdMismatch('0.1.0-3990c2537885', '0.1.0-3990c2537885')).toBeNull();
+    expect(buildIdMismatch(undefined, '0.1.0-3990c2537885')).toBeNull();
+    // A checkout: the deployer names versions as it likes (the versioning tests run two from one tree).
+    expect(buildIdMismatch('blue', undefined)).toBeNull();
   });
 });

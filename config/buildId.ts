@@ -52,6 +52,29 @@ function packageVersion(root: string, name: string): string {
  */
 export const BUILD_ID_FILE = 'BUILD_ID';
 
+/** The build id an image recorded (`folder` holds BUILD_ID and no workflow source), else undefined. */
+export function recordedBuildId(folder: string): string | undefined {
+  const root = path.resolve(folder);
+  const recorded = path.join(root, BUILD_ID_FILE);
+  if (existsSync(path.join(root, WORKFLOW_ENTRY_MODULES[0] as string)) || !existsSync(recorded)) return undefined;
+  const id = readFileSync(recorded, 'utf8').trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/.test(id)) throw new Error(`${recorded}: not a build id: '${id}'`);
+  return id;
+}
+
+/**
+ * Why a worker must not poll as PERSONA_BUILD_ID `set` in an image that recorded `recorded`, or
+ * null: a version names its workflow code, and workflows pinned to it replay on whatever code polls
+ * as it. Outside an image (no recorded id) the variable is the deployer's to choose.
+ */
+export function buildIdMismatch(set: string | undefined, recorded: string | undefined): string | null {
+  if (!set || !recorded || set === recorded) return null;
+  return (
+    `PERSONA_BUILD_ID: ${set} is not this image's build id ${recorded} (its ${BUILD_ID_FILE}): workflows pinned ` +
+    `to ${set} would replay on code they did not run on; set ${recorded} (the chart's worker.buildId) or leave it unset`
+  );
+}
+
 /**
  * The default build id for the code under `folder` (see the module's comment), or, in an image
  * (no workflow source there), the one its build recorded.
@@ -60,12 +83,8 @@ export function workflowCodeBuildId(folder: string): string {
   // Absolute, as the imports it follows resolve: a relative root would name one file two ways.
   const root = path.resolve(folder);
   // Only where there is no workflow source to hash: a stale file in a checkout changes nothing.
-  const recorded = path.join(root, BUILD_ID_FILE);
-  if (!existsSync(path.join(root, WORKFLOW_ENTRY_MODULES[0] as string)) && existsSync(recorded)) {
-    const id = readFileSync(recorded, 'utf8').trim();
-    if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/.test(id)) throw new Error(`${recorded}: not a build id: '${id}'`);
-    return id;
-  }
+  const recorded = recordedBuildId(root);
+  if (recorded) return recorded;
   const hash = createHash('sha256');
   const seen = new Set<string>();
   const packages = new Set<string>();

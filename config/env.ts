@@ -28,6 +28,7 @@ import { workerShape } from './envWorker';
 import type { KeyRing } from './keyRing';
 
 export { API_HEAP_BESIDES_CACHE_MB, API_HEAP_MB, API_NODE_ARGS } from './envApi';
+export { buildIdMismatch, recordedBuildId } from './buildId';
 export { ConfigError, repoRoot } from './envCore';
 export { erasureWaitDeadline, fraudReviewDue } from './envLifecycle';
 export { FEED_LAG_MARGIN_MS, NEO4J_LOCAL_PASSWORD, WRITE_TX_TIMEOUT_MS } from './envNeo4j';

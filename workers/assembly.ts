@@ -7,7 +7,16 @@ import type { Client } from '@temporalio/client';
 import { Runtime, type NativeConnection } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { chargePolicy, ConfigError, profileRules, workerDeploymentVersion, type Config } from '../config/env';
+import {
+  buildIdMismatch,
+  chargePolicy,
+  ConfigError,
+  profileRules,
+  recordedBuildId,
+  repoRoot,
+  workerDeploymentVersion,
+  type Config,
+} from '../config/env';
 import { createWorkerSet, type WorkerSet } from './workerSet';
 import type { ChimeraClient } from '../clients/chimera';
 import type { KafkaProducer } from '../clients/kafka';
@@ -64,7 +73,10 @@ export async function buildWorkers(
   // Read and checked now: a table that does not parse stops the worker, not a charge.
   const networkRules = loadRuleTable(config.PERSONA_NETWORK_RULES_VERSION);
   logger.info({ version: networkRules.version, rules: networkRules.rules.length }, 'card-network rules loaded');
-  // Every Worker polls as this Worker Deployment version (workers/workerSet.ts).
+  // Every Worker polls as this Worker Deployment version (workers/workerSet.ts), which names the code
+  // this image carries: an id of another build is refused, not polled as.
+  const mismatch = buildIdMismatch(config.PERSONA_BUILD_ID, recordedBuildId(repoRoot));
+  if (mismatch) throw new ConfigError([mismatch]);
   const version = workerDeploymentVersion(config);
   const workers = await createWorkerSet(config, {
     connection: inputs.connection,

@@ -29,7 +29,7 @@ export const CURRENT_KUBERNETES = '1.33.0';
 export interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
 }
 export interface Container {
   name: string;

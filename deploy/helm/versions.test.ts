@@ -97,7 +97,7 @@ function expectFollowsBuild(docs: Manifest[], buildId: string): void {
   // The reaper: namespaced, Deployments only, never a write but delete.
   expect([...byKind(docs, 'ClusterRole'), ...byKind(docs, 'ClusterRoleBinding')]).toEqual([]);
   for (const role of byKind(docs, 'Role'))
-    expect(role.rules).toEqual([{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'list', 'delete'] }]);
+    expect(role.rules).toEqual([{ apiGroups: ['apps'], resources: ['deployments'], verbs: ['list', 'delete'] }]);
   for (const binding of byKind(docs, 'RoleBinding'))
     for (const s of binding.subjects ?? []) expect(s.namespace).toBe('persona');
 }

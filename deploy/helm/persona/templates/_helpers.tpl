@@ -210,15 +210,23 @@ may run before the ConfigMap exists), as YAML of strings. Fails on a choice not 
 {{- end }}
 {{- end -}}
 
-{{/* The secrets as env, from the given Secret name (.secret) for the root context (.root). */}}
+{{/*
+The secrets as env, from the given Secret name (.secret) for the root context (.root). `.optional`:
+a key the Secret no longer has leaves its variable unset instead of keeping the pod from starting
+(a kept worker build restarting after a later release dropped it; the process says what it lacks).
+*/}}
 {{- define "persona.secretEnv" -}}
 {{- $name := .secret -}}
+{{- $optional := .optional -}}
 {{- range $key, $_ := include "persona.secretKeys" .root | fromYaml }}
 - name: {{ $key }}
   valueFrom:
     secretKeyRef:
       name: {{ $name }}
       key: {{ $key }}
+      {{- if $optional }}
+      optional: true
+      {{- end }}
 {{- end }}
 {{- end -}}
 
