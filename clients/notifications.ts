@@ -71,6 +71,8 @@ export class WebhookNotificationSink implements NotificationSink {
       },
       body,
       signal: AbortSignal.timeout(this.timeoutMs),
+      // Never followed: a redirect would carry the consent code, signed, to wherever it points.
+      redirect: 'error',
     });
     if (res.ok) return;
     if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429)

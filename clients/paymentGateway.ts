@@ -173,6 +173,8 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
           reference: req.reference,
         }),
         signal: this.signal(options),
+        // Never followed: a redirect would carry the card token to wherever it points, http:// included.
+        redirect: 'error',
       });
     } catch (err) {
       // Never echo the request: it holds the token.
@@ -322,6 +324,7 @@ export class HttpPaymentGateway implements PaymentGateway, GatewayRecords, Accou
         headers: post === undefined ? {} : { 'content-type': 'application/json' },
         body: post === undefined ? null : JSON.stringify(post),
         signal,
+        redirect: 'error',
       });
     } catch (err) {
       // Never echo the request: a status lookup holds tokens.

@@ -15,9 +15,9 @@ const secretFile = (name: string, content: string): string => {
 const stack = () => mkdtempSync(path.join(tmpdir(), 'persona-stack-'));
 
 describe('secrets as files', () => {
-  it('reads each secret from X_FILE, less one final line break, for every secret variable', () => {
+  it('reads each secret from X_FILE, less trailing whitespace, for every secret variable', () => {
     for (const name of SECRET_VARIABLES) {
-      const { env, issues } = withSecretFiles({ [`${name}_FILE`]: secretFile(name, `value of ${name}\n`) });
+      const { env, issues } = withSecretFiles({ [`${name}_FILE`]: secretFile(name, `value of ${name}\r\n \n`) });
       expect(issues).toEqual([]);
       expect(env[name]).toBe(`value of ${name}`);
     }

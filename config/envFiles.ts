@@ -2,8 +2,9 @@
  * Secrets as files: each secret variable X may be given as X_FILE instead, the path of a file that
  * holds its value (a compose secret under /run/secrets, a mounted Kubernetes Secret), so that the
  * secret is in neither the process's environment nor `docker inspect`. The file's content, less
- * one final line break, is the value. X and X_FILE together, or a file that cannot be read, are
- * refused with the variable named. (TEMPORAL_API_KEY has a _FILE of its own, re-read as it rotates.)
+ * trailing whitespace (as shells, the databases and Prometheus read such files), is the value. X and
+ * X_FILE together, or a file that cannot be read, are refused with the variable named.
+ * (TEMPORAL_API_KEY has a _FILE of its own, re-read as it rotates.)
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -37,7 +38,7 @@ export function withSecretFiles(env: NodeJS.ProcessEnv): { env: NodeJS.ProcessEn
       continue;
     }
     try {
-      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      out[name] = readFileSync(file, 'utf8').replace(/\s+$/, '');
     } catch (err) {
       issues.push({
         path: [`${name}_FILE`],

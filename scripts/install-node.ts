@@ -8,7 +8,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,7 +58,9 @@ export function planNode(current: string, engines: string, wanted: string, platf
 
 /** Fetches `pkg@version` from the registry and unpacks it into `dest` (its `bin/node` in there). */
 function unpack(pkg: string, version: string, dest: string): void {
-  const work = mkdtempSync(path.join(tmpdir(), 'persona-node-'));
+  // Beside `dest`, on its file system: the rename at the end cannot cross one.
+  mkdirSync(path.dirname(dest), { recursive: true });
+  const work = mkdtempSync(path.join(path.dirname(dest), '.unpack-'));
   try {
     // npm itself (the one running this script) fetches it, with the registry and proxy it is set up for.
     const npm = process.env.npm_execpath;
@@ -73,7 +74,6 @@ function unpack(pkg: string, version: string, dest: string): void {
       .split('\n')
       .pop()!;
     execFileSync('tar', ['-xzf', path.join(work, tarball), '-C', work]);
-    mkdirSync(path.dirname(dest), { recursive: true });
     // Whole or not at all: a folder that exists is a finished install.
     renameSync(path.join(work, 'package'), dest);
   } finally {
