@@ -387,6 +387,59 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     }
   });
 
+  it('lets only whom networkPolicy names reach the api, only the scrapers the workers, nobody the rest', () => {
+    expect(byKind(render('minimal-values.yaml').docs, 'NetworkPolicy')).toEqual([]);
+    const { docs } = render('production-values.yaml');
+    type Policy = {
+      podSelector: { matchLabels: Record<string, string> };
+      policyTypes: string[];
+      ingress?: { ports?: { port: number }[]; from?: unknown[] }[];
+      egress?: { ports?: { port: number; protocol: string }[]; to?: unknown[] }[];
+    };
+    const spec = (name: string) => named(docs, 'NetworkPolicy', name).spec as unknown as Policy;
+    const values = parse(readFileSync(path.join(chart, 'ci', 'production-values.yaml'), 'utf8')) as {
+      networkPolicy: { apiFrom: unknown[]; metricsFrom: unknown[]; egress: unknown[] };
+    };
+    const api = spec('persona-api');
+    expect(api.podSelector.matchLabels['app.kubernetes.io/component']).toBe('api');
+    expect(api.ingress).toEqual([
+      {
+        ports: [
+          { protocol: 'TCP', port: 8080 },
+          { protocol: 'TCP', port: 50051 },
+        ],
+        from: values.networkPolicy.apiFrom,
+      },
+      { ports: [{ protocol: 'TCP', port: 8080 }], from: values.networkPolicy.metricsFrom },
+    ]);
+    const worker = spec('persona-worker');
+    // Every build's workers, not only this release's: an older one is scraped while it drains.
+    expect(worker.podSelector.matchLabels['persona/worker-build']).toBeUndefined();
+    expect(worker.ingress).toEqual([
+      { ports: [{ protocol: 'TCP', port: 8081 }], from: values.networkPolicy.metricsFrom },
+    ]);
+    const deny = spec('persona-default-deny');
+    expect(Object.keys(deny.podSelector.matchLabels).sort()).toEqual([
+      'app.kubernetes.io/instance',
+      'app.kubernetes.io/name',
+    ]);
+    expect(deny.policyTypes).toEqual(['Ingress', 'Egress']);
+    expect(deny.ingress).toBeUndefined();
+    expect(deny.egress?.[0]?.ports?.map((p) => p.port)).toEqual([53, 53]);
+    expect(deny.egress?.slice(1)).toEqual(values.networkPolicy.egress);
+    // On without saying who scrapes: refused, rather than a Prometheus that silently sees nothing.
+    const out = run(helm, [
+      'template',
+      'p',
+      chart,
+      '-f',
+      path.join(chart, 'ci', 'production-values.yaml'),
+      '--set',
+      'networkPolicy.metricsFrom=null',
+    ]).out;
+    expect(out).toContain('networkPolicy.metricsFrom');
+  });
+
   it.each(VALUES)('reaps old builds with a token that may list and delete Deployments only (%s)', (values) => {
     const { docs } = render(values);
     const reaper = named(docs, 'CronJob', 'persona-worker-reaper');
