@@ -51,6 +51,7 @@ async function main(): Promise<void> {
     requests,
     metrics: createApiMetrics({
       processMetrics: true,
+      certificates: config,
       relay: () => relayGauges(graph),
       ...(kafkaEnabled(config) ? { publisher: () => publisherGauges(graph, config.PERSONA_KAFKA_EVENTS_TOPIC) } : {}),
     }),

@@ -21,6 +21,7 @@ import {
   type KafkaConsumerSource,
   type PublisherLag,
 } from './kafkaMetrics';
+import { certificateExpiryGauge } from '../runtime/certificates';
 import { readCacheCounters, readCacheGauges, type ReadCacheSource } from './readCacheMetrics';
 
 export type { ReadCacheView } from './readCacheMetrics';
@@ -56,6 +57,8 @@ export interface ApiMetricsOptions {
   relay?: () => Promise<{ parked: number; blocked_seconds: number } | null>;
   /** The Kafka publisher's lag now, from its checkpoint, or null when Kafka is off or it never ran. */
   publisher?: PublisherLag;
+  /** The certificate files the process runs on (runtime/certificates.ts): their expiry on /metrics. */
+  certificates?: Parameters<typeof certificateExpiryGauge>[1];
 }
 
 /**
@@ -67,6 +70,7 @@ export interface ApiMetricsOptions {
  */
 export function createApiMetrics(options: ApiMetricsOptions = {}): ApiMetrics {
   const registry = createRegistry(options);
+  certificateExpiryGauge(registry, options.certificates ?? {});
   const interactionLanes: ApiMetrics['interactionLanes'] = {};
   const readCache: ApiMetrics['readCache'] = {};
   const kafkaConsumer: ApiMetrics['kafkaConsumer'] = {};

@@ -17,6 +17,7 @@ import { createRegistry, metricsRoutes } from '../runtime/metrics';
 import type { Tracing } from '../runtime/tracing';
 import type { EventSequencer } from './eventSequencer';
 import { workerMetricsPage } from './metrics';
+import { certificateExpiryGauge, type CERTIFICATE_VARIABLES } from '../runtime/certificates';
 import type { WorkerSet } from './workerSet';
 
 /** Serves workerHttpApp's /healthz, /readyz and /metrics on PERSONA_WORKER_HTTP_PORT. */
@@ -39,7 +40,11 @@ export function serveWorkerHttp(
 export function workerHttpApp(
   config: Pick<
     Config,
-    'NEO4J_DATABASE' | 'TEMPORAL_NAMESPACE' | 'PERSONA_WORKER_SDK_METRICS_PORT' | 'PERSONA_METRICS_TOKEN'
+    | 'NEO4J_DATABASE'
+    | 'TEMPORAL_NAMESPACE'
+    | 'PERSONA_WORKER_SDK_METRICS_PORT'
+    | 'PERSONA_METRICS_TOKEN'
+    | (typeof CERTIFICATE_VARIABLES)[number]
   >,
   parts: { driver: Driver; connection: NativeConnection; workers: Pick<WorkerSet, 'notRunning'> },
 ): Hono {
@@ -61,7 +66,7 @@ export function workerHttpApp(
   });
   health.route(
     '/',
-    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, createRegistry({ processMetrics: true })), {
+    metricsRoutes(workerMetricsPage(config.PERSONA_WORKER_SDK_METRICS_PORT, workerRegistry(config)), {
       token: config.PERSONA_METRICS_TOKEN,
     }),
   );
@@ -152,4 +157,11 @@ export async function closeWorker(r: WorkerResources, logger: Logger): Promise<b
   }
   logger.info(closed ? 'bye' : 'bye, with something left unclosed (logged above)');
   return closed;
+}
+
+/** The worker's own registry: Node's metrics, and when the certificates it runs on expire. */
+function workerRegistry(config: Parameters<typeof certificateExpiryGauge>[1]) {
+  const registry = createRegistry({ processMetrics: true });
+  certificateExpiryGauge(registry, config);
+  return registry;
 }

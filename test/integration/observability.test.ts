@@ -575,11 +575,12 @@ describe('/metrics', () => {
     // graph (another test file may have), neither before.
     const relay = ['persona_event_relay_blocked_seconds', 'persona_event_relay_parked_events'];
     expect(relay.filter((n) => onPage.has(n)).length % relay.length).toBe(0);
-    // Only what takes a failure to appear (a dead-lettered Kafka message: none in this run)
-    // — and `up`, which Prometheus adds.
+    // Only what takes a failure to appear (a dead-lettered Kafka message: none in this run), a
+    // certificate's expiry (these processes run on no certificate file), and `up`, which Prometheus adds.
     expect(absent.filter((n) => !relay.includes(n))).toEqual(
       [
         'persona_kafka_dead_letters_total',
+        'persona_tls_certificate_expiry_timestamp_seconds',
         'temporal_activity_execution_failed_total',
         'temporal_workflow_failed_total',
         'temporal_workflow_task_execution_failed_total',

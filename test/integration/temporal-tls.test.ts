@@ -6,7 +6,7 @@
  * end; a client without a certificate, with one another CA signed, or trusting another CA gets
  * nowhere; the API key goes on the wire as a bearer token from the client and from the worker.
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import { connectTemporal, describeNamespace, type TemporalSettings } from '../..
 import { nativeConnectionOptions, temporalTransport } from '../../temporal/transport';
 import { signToken } from '../support/api';
 import { openTestGraph, testPayloadCodec, uniqueEmail, type TestGraph } from '../support/graph';
+import { scrape } from '../support/observability';
 import {
   freePort,
   startApiProcess,
@@ -150,6 +151,16 @@ describe('Temporal behind a TLS proxy that requires a client certificate', () =>
     }
     const events = await listCustomerEvents(graph, body.customer_id);
     expect(events.filter((e) => e.type === 'CustomerOnboarded')).toHaveLength(1);
+
+    // Both say on /metrics when the certificates they run on expire (PersonaCertificateExpiresSoon).
+    const notAfter = (file: string) => Date.parse(new X509Certificate(readFileSync(file)).validTo) / 1000;
+    for (const url of [worker.url, api.url]) {
+      const expiry = (await scrape(url)).filter((s) => s.name === 'persona_tls_certificate_expiry_timestamp_seconds');
+      expect(Object.fromEntries(expiry.map((s) => [s.labels.variable, s.value])), url).toEqual({
+        TEMPORAL_TLS_CA_FILE: notAfter(tlsEnv.TEMPORAL_TLS_CA_FILE as string),
+        TEMPORAL_TLS_CERT_FILE: notAfter(tlsEnv.TEMPORAL_TLS_CERT_FILE as string),
+      });
+    }
   });
 
   it('refuses a client without a client certificate, and one whose certificate another CA signed', async () => {
