@@ -3,19 +3,21 @@
  * `helm template` with the chart's CI values (ci/minimal-values.yaml: the least an install needs;
  * ci/production-values.yaml: TLS everywhere, a Secret of one's own, Prometheus Operator), every
  * rendered manifest validated against the Kubernetes API's schemas (kubernetes-validate, offline)
- * for the oldest Kubernetes the chart supports and a current one, and the manifests read back:
+ * for the oldest Kubernetes the chart supports and a current one, the Prometheus Operator's custom
+ * resources against their CRDs (validate_crds.py), and the manifests read back:
  * probes, Services, PDBs, hooks, the worker build's Deployment and its reaper, security, and an
  * environment that config/env.ts knows and loads as a production configuration. What an upgrade
  * and a rollback between builds keep: versions.test.ts.
  *
- * helm and kubernetes-validate come from scripts/install-chart-tools.sh (PERSONA_HELM and
- * PERSONA_KUBERNETES_VALIDATE point elsewhere). In CI a missing tool fails; elsewhere the file skips.
+ * helm, kubernetes-validate and the CRDs come from scripts/install-chart-tools.sh (PERSONA_HELM,
+ * PERSONA_KUBERNETES_VALIDATE and PERSONA_PROMETHEUS_OPERATOR_CRDS point elsewhere). In CI a missing
+ * tool fails; elsewhere the file skips.
  */
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { API_NODE_ARGS, envSchema, loadConfig, repoRoot } from '../../config/env';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
 import { BUILD_ID_ANNOTATION } from '../../temporal/workerReaper';
@@ -39,8 +41,26 @@ import {
   type Manifest,
 } from './render';
 
-if (missing.length > 0 && !process.env.CI)
-  console.warn(`deploy/helm/chart.test.ts skipped: missing ${missing.join(', ')}; run scripts/install-chart-tools.sh`);
+/** The Prometheus Operator's CRDs of ServiceMonitor and PrometheusRule, the schemas of the chart's custom resources. */
+const prometheusOperatorCrds =
+  process.env.PERSONA_PROMETHEUS_OPERATOR_CRDS ??
+  path.join(process.env.XDG_CACHE_HOME ?? path.join(homedir(), '.cache'), 'persona-tools', 'prometheus-operator-crds');
+/** kubernetes-validate's virtualenv's Python (it has jsonschema and PyYAML). */
+const venvPython = path.join(path.dirname(kubernetesValidate), 'python');
+/** validate_crds.py: the custom resources in `files` checked against their CRDs, as the API server would (strict). */
+const validateCrds = (files: string[]) =>
+  run(venvPython, [path.join(repoRoot, 'deploy', 'helm', 'validate_crds.py'), prometheusOperatorCrds, ...files]);
+const missingTools = [
+  ...missing,
+  ...Object.entries({ 'Prometheus Operator CRDs': prometheusOperatorCrds, "kubernetes-validate's python": venvPython })
+    .filter(([, file]) => !existsSync(file))
+    .map(([name, file]) => `${name} (${file})`),
+];
+
+if (missingTools.length > 0 && !process.env.CI)
+  console.warn(
+    `deploy/helm/chart.test.ts skipped: missing ${missingTools.join(', ')}; run scripts/install-chart-tools.sh`,
+  );
 
 const chartYaml = parse(readFileSync(path.join(chart, 'Chart.yaml'), 'utf8')) as {
   apiVersion: string;
@@ -103,13 +123,13 @@ function environmentOf(docs: Manifest[], c: Container): Record<string, string> {
   return env;
 }
 
-describe.runIf(missing.length > 0 && Boolean(process.env.CI))('the chart tools', () => {
+describe.runIf(missingTools.length > 0 && Boolean(process.env.CI))('the chart tools', () => {
   it('are installed', () => {
-    expect.fail(`missing ${missing.join(', ')}: run scripts/install-chart-tools.sh`);
+    expect.fail(`missing ${missingTools.join(', ')}: run scripts/install-chart-tools.sh`);
   });
 });
 
-describe.skipIf(missing.length > 0)('the Helm chart', () => {
+describe.skipIf(missingTools.length > 0)('the Helm chart', () => {
   it('is a v2 chart of this release of Persona', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     expect(chartYaml.apiVersion).toBe('v2');
@@ -188,13 +208,57 @@ describe.skipIf(missing.length > 0)('the Helm chart', () => {
     const passed = out.split('\n').filter((l) => l.startsWith('INFO') && l.includes(' passed '));
     const kinds = VALUES.flatMap((v) => render(v).docs).filter((d) => !d.apiVersion.startsWith('monitoring.'));
     expect(passed).toHaveLength(kinds.length * 2);
-    // Only the Prometheus Operator's kinds have no schema here (custom resources).
+    // kubernetes-validate has no schema for the Prometheus Operator's kinds (custom resources) ...
     for (const line of out.split('\n').filter((l) => l.startsWith('WARN')))
       expect(line).toMatch(/kind (ServiceMonitor|PrometheusRule) with api version monitoring\.coreos\.com\/v1/);
+    // ... validate_crds.py checks them against their CRDs, as strictly: each of them passes.
+    const custom = VALUES.flatMap((v, i) =>
+      render(v)
+        .docs.filter((d) => d.apiVersion.startsWith('monitoring.'))
+        .map((d) => `PASS ${files[i]}: ${d.kind} ${d.metadata.name} (${d.apiVersion})`),
+    );
+    expect(custom.map((line) => line.split(' ')[2]).sort()).toEqual([
+      'PrometheusRule',
+      'ServiceMonitor',
+      'ServiceMonitor',
+    ]);
+    const crds = validateCrds(files);
+    expect(crds.code, crds.out).toBe(0);
+    expect(crds.out.trim().split('\n')).toEqual(custom);
     // And the validator does refuse what the API would.
     const broken = path.join(dir, 'broken.yaml');
     writeFileSync(broken, render('minimal-values.yaml').text.replace('containerPort: 8080', 'containerPort: "8080"'));
     expect(run(kubernetesValidate, ['--strict', '-k', CURRENT_KUBERNETES, broken]).code).not.toBe(0);
+  });
+
+  it("refuses a ServiceMonitor or a PrometheusRule that the Prometheus Operator's CRD does not allow", () => {
+    type Loose = { metadata: { name: string }; spec: Record<string, Record<string, unknown>[]> };
+    const [monitor, rule] = ['ServiceMonitor', 'PrometheusRule'].map(
+      (kind) => byKind(render('production-values.yaml').docs, kind)[0] as unknown as Loose,
+    );
+    // Each a copy of the chart's with one mistake: a misspelt field, a number for a duration, no expression.
+    const misspelt = structuredClone(monitor!);
+    const { interval, ...endpoint } = misspelt.spec.endpoints![0]!;
+    misspelt.spec.endpoints![0] = { ...endpoint, intervall: interval };
+    const mistyped = structuredClone(rule!);
+    mistyped.metadata.name = 'mistyped';
+    (mistyped.spec.groups![0]!.rules as Record<string, unknown>[])[0]!.for = 5;
+    const incomplete = structuredClone(rule!);
+    incomplete.metadata.name = 'incomplete';
+    delete (incomplete.spec.groups![1]!.rules as Record<string, unknown>[])[0]!.expr;
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'persona-chart-')), 'broken.yaml');
+    writeFileSync(file, [monitor, misspelt, mistyped, incomplete].map((d) => stringify(d)).join('---\n'));
+    const { code, out } = validateCrds([file]);
+    expect(code, out).toBe(1);
+    expect(out.trim().split('\n')).toEqual([
+      `PASS ${file}: ServiceMonitor persona-api (monitoring.coreos.com/v1)`,
+      `FAIL ${file}: ServiceMonitor persona-api (monitoring.coreos.com/v1)`,
+      "  spec.endpoints[0]: Additional properties are not allowed ('intervall' was unexpected)",
+      `FAIL ${file}: PrometheusRule mistyped (monitoring.coreos.com/v1)`,
+      "  spec.groups[0].rules[0].for: 5 is not of type 'string'",
+      `FAIL ${file}: PrometheusRule incomplete (monitoring.coreos.com/v1)`,
+      "  spec.groups[1].rules[0]: 'expr' is a required property",
+    ]);
   });
 
   it.each(VALUES)('gives every process only variables config/env.ts knows, loading in production (%s)', (values) => {
