@@ -8,9 +8,13 @@
  *   node scripts/deploy.js reap --selector <labels> [--grace-minutes <n>] [--dry-run]
  *       in a pod (the chart's CronJob <release>-worker-reaper): delete the Deployments of older
  *       worker builds whose versions have drained (temporal/workerReaper.ts)
+ *   node scripts/deploy.js reap --listed [--grace-minutes <n>] [--dry-run]
+ *       for scripts/compose-deploy.sh: the worker builds read from stdin (listedWorkerBuilds), and
+ *       `stop <compose project>` written to stdout for each that may go; the log goes to stderr
  * The build id defaults to this checkout's (PERSONA_BUILD_ID, or the one derived from the workflow
  * code: config/buildId.ts). docs/deployment.md walks through a deploy, docs/kubernetes.md the reaper.
  */
+import { text } from 'node:stream/consumers';
 import { parseArgs } from 'node:util';
 import { deleteDeployment, inClusterAccess, listDeployments } from '../clients/kubernetes';
 import { ConfigError, loadSettings, workerDeploymentVersion } from '../config/env';
@@ -25,37 +29,61 @@ import {
   rollback,
   type DeploymentTarget,
 } from '../temporal/workerDeployment';
-import { reapWorkerBuilds, workerBuildOf, type ReapDeps } from '../temporal/workerReaper';
+import { listedWorkerBuilds, reapWorkerBuilds, workerBuildOf, type ReapDeps } from '../temporal/workerReaper';
 
 const USAGE =
   'usage: deploy.ts status | promote [build id] | ramp <percent> [build id] | rollback | ' +
-  'reap --selector <labels> [--grace-minutes <n>] [--dry-run]';
+  'reap --selector <labels> | --listed [--grace-minutes <n>] [--dry-run]';
 
 type WorkflowService = Awaited<ReturnType<typeof connectTemporal>>['connection']['workflowService'];
 
-/** `reap`: this release's worker Deployments (by the label selector the chart passes) and their versions. */
+/**
+ * `reap`: this release's worker builds and their versions: on Kubernetes its Deployments (by the label
+ * selector the chart passes), deleted here; in compose (`--listed`) its worker projects, read from
+ * stdin and handed back on stdout for the script to stop.
+ */
 async function reap(service: WorkflowService, target: DeploymentTarget, buildId: string, args: string[]) {
   const { values } = parseArgs({
     args,
     options: {
       selector: { type: 'string' },
+      listed: { type: 'boolean', default: false },
       'grace-minutes': { type: 'string', default: '60' },
       'dry-run': { type: 'boolean', default: false },
     },
   });
   const graceMinutes = Number(values['grace-minutes']);
   // A selector is required: without one the reaper would judge every Deployment in the namespace.
-  if (!values.selector || !Number.isFinite(graceMinutes) || graceMinutes < 0) throw new DeploymentError(USAGE);
-  const selector = values.selector;
+  if (!values.selector === !values.listed || !Number.isFinite(graceMinutes) || graceMinutes < 0)
+    throw new DeploymentError(USAGE);
+  const temporal = {
+    status: () => deploymentStatus(service, target),
+    openWorkflows: (id: string) => openWorkflowCount(service, target, id),
+  };
+  const opts = { releaseBuildId: buildId, graceMs: graceMinutes * 60_000, dryRun: values['dry-run'] };
+  if (values.listed) {
+    const builds = listedWorkerBuilds(await text(process.stdin));
+    const deps: ReapDeps = {
+      ...temporal,
+      list: () => Promise.resolve(builds),
+      remove: (build) => {
+        process.stdout.write(`stop ${build.name}\n`);
+        return Promise.resolve('deleted');
+      },
+      log: (line) => console.error(line),
+    };
+    await reapWorkerBuilds(deps, { ...opts, removedAs: 'to stop' });
+    return;
+  }
+  const selector = values.selector as string;
   const access = inClusterAccess();
   const deps: ReapDeps = {
+    ...temporal,
     list: async () => (await listDeployments(access, selector)).map(workerBuildOf),
     remove: (build) => deleteDeployment(access, build),
-    status: () => deploymentStatus(service, target),
-    openWorkflows: (id) => openWorkflowCount(service, target, id),
     log: (line) => console.log(line),
   };
-  await reapWorkerBuilds(deps, { releaseBuildId: buildId, graceMs: graceMinutes * 60_000, dryRun: values['dry-run'] });
+  await reapWorkerBuilds(deps, opts);
 }
 
 async function main(): Promise<void> {

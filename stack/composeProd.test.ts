@@ -21,6 +21,8 @@ import { requiredSearchAttributes } from '../temporal/searchAttributes';
 
 interface Service {
   image?: string;
+  profiles?: string[];
+  labels?: Record<string, string>;
   entrypoint?: string[];
   build?: string;
   command?: string[];
@@ -40,10 +42,13 @@ const compose = parse(read('docker-compose.prod.yml'), { merge: true }) as {
   name?: string;
   services: Record<string, Service>;
   volumes: Record<string, unknown>;
-  networks: { default: { ipam: { config: { subnet: string; ip_range: string }[] } } };
+  networks: { default: { name?: string; external?: boolean } };
   secrets?: Record<string, { file?: string }>;
 };
 const services = compose.services;
+/** Persona's image, tagged by the version scripts/compose-deploy.sh runs. */
+const PERSONA_IMAGE =
+  '${PERSONA_IMAGE:-persona}:${PERSONA_VERSION:?the image tag to run (scripts/compose-deploy.sh sets it)}';
 /** Every service that runs Persona's image, and the long-running ones among them. */
 const persona = ['api', 'worker', 'gateway-sim', 'migrate', 'deploy'] as const;
 const haproxyFile = path.join(repoRoot, 'ops', 'haproxy', 'haproxy.prod.cfg');
@@ -177,7 +182,7 @@ describe('docker-compose.prod.yml', () => {
 
   it('pins every image, and runs Temporal from the server image on a schema a job set up', () => {
     for (const [name, s] of Object.entries(services)) {
-      if (s.image === 'persona:local') continue;
+      if (s.image === PERSONA_IMAGE) continue;
       expect(s.image, `${name} pins its image`).toMatch(/^[\w./-]+:v?\d[\w.-]*$/);
       expect(s.image).not.toMatch(/auto-setup|:latest$/);
     }
@@ -410,7 +415,7 @@ describe('docker-compose.prod.yml', () => {
     expect(envOf('gateway-sim').PERSONA_GATEWAY_HOST).toBe('0.0.0.0');
   });
 
-  it('runs the graph migration once, before the workers and the apis, and the promote after the workers', () => {
+  it('migrates once, before the workers and the apis; runs each build’s workers in a project of its own', () => {
     expect(services.migrate?.command).toEqual(['node', '--enable-source-maps', 'scripts/migrate.js']);
     for (const name of ['api', 'worker']) {
       expect(services[name]?.depends_on?.migrate, name).toEqual({ condition: 'service_completed_successfully' });
@@ -418,16 +423,35 @@ describe('docker-compose.prod.yml', () => {
         condition: 'service_completed_successfully',
       });
     }
-    expect(services.deploy?.command?.slice(-2)).toEqual(['scripts/deploy.js', 'promote']);
-    expect(services.deploy?.depends_on?.worker?.condition).toBe('service_healthy');
+    // The deploy steps run on demand (scripts/compose-deploy.sh: `run --rm --no-deps deploy promote <build>`).
+    expect(services.deploy?.entrypoint).toEqual(['node', '--enable-source-maps', 'scripts/deploy.js']);
+    expect(services.deploy?.profiles).toEqual(['tools']);
+    expect(services.deploy?.depends_on).toBeUndefined();
+    // The workers are never this project's: each build runs as a project of its own, labelled so
+    // the script can tell the builds apart, and nothing here waits for them.
+    expect(services.worker?.profiles).toEqual(['worker']);
+    expect(services.worker?.labels).toEqual({
+      'persona.role': 'worker',
+      'persona.release': '${PERSONA_RELEASE:-persona-prod}',
+      'persona.version': '${PERSONA_VERSION:?}',
+      'persona.build-id': '${PERSONA_BUILD_ID:-}',
+    });
+    expect(services.api?.labels).toEqual({
+      'persona.version': '${PERSONA_VERSION:?}',
+      'persona.build-id': '${PERSONA_BUILD_ID:-}',
+    });
+    for (const [name, s] of Object.entries(services))
+      if (name !== 'worker') expect(s.depends_on?.worker, `${name} waits for a worker`).toBeUndefined();
     for (const name of persona) {
       const s = services[name] as Service;
-      expect(s.image).toBe('persona:local');
+      expect(s.image, name).toBe(PERSONA_IMAGE);
+      expect(s.build, `${name}: images are built and tagged by version, not by compose`).toBeUndefined();
       // The image holds the entry point compiled from this source (scripts/build-image.sh).
-      const entry = s.command?.find((arg) => arg.endsWith('.js'))?.replace(/\.js$/, '.ts');
+      const entry = [...(s.entrypoint ?? []), ...(s.command ?? [])]
+        .find((arg) => arg.endsWith('.js'))
+        ?.replace(/\.js$/, '.ts');
       expect(entry && existsSync(path.join(repoRoot, entry)), `${name} runs ${entry}`).toBe(true);
     }
-    expect(services['gateway-sim']?.build).toBe('.');
     expect(services.api?.command?.slice(0, -2)).toEqual(['node', ...API_NODE_ARGS]);
   });
 
@@ -464,12 +488,15 @@ describe('docker-compose.prod.yml', () => {
     expect(lb.depends_on?.api?.condition).toBe('service_healthy');
 
     // The apis believe the balancer's X-Forwarded-For, and only its: a fixed address of the network,
-    // outside the range Docker hands out to the other containers.
+    // outside the range Docker hands out to the other containers. The network is shared with every
+    // worker build's project, so scripts/compose-deploy.sh creates it, with these addresses.
     const address = lb.networks?.default?.ipv4_address as string;
     expect(api.PERSONA_TRUSTED_PROXIES).toEqual([address]);
-    const [{ subnet, ip_range: range }] = compose.networks.default.ipam.config as [
-      { subnet: string; ip_range: string },
-    ];
+    expect(compose.networks.default).toEqual({ name: '${PERSONA_NETWORK:-persona-prod}', external: true });
+    const script = read('scripts', 'compose-deploy.sh');
+    const subnet = /^subnet=(\S+)$/m.exec(script)?.[1] as string;
+    const range = /^ip_range=(\S+)$/m.exec(script)?.[1] as string;
+    expect(script).toContain('--subnet "$subnet" --ip-range "$ip_range" "$PERSONA_NETWORK"');
     const within = (cidr: string): boolean => {
       const [base, bits] = cidr.split('/') as [string, string];
       const list = new BlockList();

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DeploymentStatus, VersionState } from './workerDeployment';
 import {
   BUILD_ID_ANNOTATION,
+  listedWorkerBuilds,
   reapDecision,
   reapWorkerBuilds,
   workerBuildOf,
@@ -178,7 +179,7 @@ describe('reaping (reapWorkerBuilds)', () => {
     const f = fakes([], status);
     expect(await reapWorkerBuilds(f.deps, { releaseBuildId: RELEASE, graceMs: HOUR })).toEqual([]);
     expect(f.statusCalls()).toBe(0);
-    expect(f.lines).toEqual(['reap: no worker Deployment matches the selector']);
+    expect(f.lines).toEqual(['reap: no worker build listed']);
   });
 
   it('fails, deleting nothing, when Temporal cannot be asked', async () => {
@@ -186,5 +187,46 @@ describe('reaping (reapWorkerBuilds)', () => {
     f.deps.status = () => Promise.reject(new Error('unavailable'));
     await expect(reapWorkerBuilds(f.deps, { releaseBuildId: RELEASE, graceMs: HOUR })).rejects.toThrow('unavailable');
     expect(f.removed).toEqual([]);
+  });
+});
+
+describe("a compose deployment's worker builds (listedWorkerBuilds)", () => {
+  it("folds a project's replicas into one build, created with its first container", () => {
+    const text = [
+      'persona-prod-worker-1-4-0\t0.1.0-aaaaaaaaaaaa\t2026-03-01 11:00:05 +0000 UTC',
+      'persona-prod-worker-1-4-0\t0.1.0-aaaaaaaaaaaa\t2026-03-01 11:00:01 +0000 UTC',
+      'persona-prod-worker-1-5-0\t0.1.0-bbbbbbbbbbbb\t2026-03-01 13:30:00 +0100 CET',
+      '',
+    ].join('\n');
+    expect(listedWorkerBuilds(text)).toEqual([
+      {
+        name: 'persona-prod-worker-1-4-0',
+        uid: 'persona-prod-worker-1-4-0',
+        resourceVersion: '',
+        buildId: '0.1.0-aaaaaaaaaaaa',
+        createdAt: '2026-03-01T11:00:01.000Z',
+      },
+      {
+        name: 'persona-prod-worker-1-5-0',
+        uid: 'persona-prod-worker-1-5-0',
+        resourceVersion: '',
+        buildId: '0.1.0-bbbbbbbbbbbb',
+        createdAt: '2026-03-01T12:30:00.000Z',
+      },
+    ]);
+  });
+
+  it('gives no build id to a project whose containers disagree, or whose label is not one (so it is kept)', () => {
+    const [mixed, blank] = listedWorkerBuilds(
+      'p1\ta\t2026-03-01 11:00:00 +0000 UTC\np1\tb\t2026-03-01 11:00:00 +0000 UTC\np2\t\t2026-03-01 11:00:00 +0000 UTC',
+    );
+    expect(mixed?.buildId).toBeNull();
+    expect(blank?.buildId).toBeNull();
+    expect(reapDecision(blank!, facts(deployment())).action).toBe('keep');
+  });
+
+  it('keeps a build whose creation time it cannot read', () => {
+    const [odd] = listedWorkerBuilds('p1\ta\tyesterday');
+    expect(reapDecision(odd!, facts(deployment(version('a', 'drained'))))).toMatchObject({ action: 'keep' });
   });
 });

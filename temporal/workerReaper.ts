@@ -1,8 +1,9 @@
 /**
- * The worker reaper (`scripts/deploy.ts reap`, run by the chart's CronJob `<release>-worker-reaper`):
- * the chart runs each worker build as a Deployment of its own and Helm keeps an older build's
- * Deployment when an upgrade or a rollback replaces it (`helm.sh/resource-policy: keep`), so
- * workflows pinned to that build keep their workers. The reaper deletes such a Deployment once
+ * The worker reaper (`scripts/deploy.ts reap`, run by the chart's CronJob `<release>-worker-reaper`
+ * and by `scripts/compose-deploy.sh reap`): the chart runs each worker build as a Deployment of its
+ * own and Helm keeps an older build's Deployment when an upgrade or a rollback replaces it
+ * (`helm.sh/resource-policy: keep`), and the production compose runs each build as a compose project
+ * of its own, so workflows pinned to that build keep their workers. The reaper deletes such a build once
  * Temporal says nothing needs its version any more, and errs towards keeping: never the release's
  * own build, the current or the ramping version, a version Temporal does not know (yet), or a
  * Deployment younger than the grace period; an inactive version (never current) only when no
@@ -44,6 +45,31 @@ export function workerBuildOf(m: DeploymentMetadata): WorkerBuild {
     buildId: id !== undefined && BUILD_ID.test(id) ? id : null,
     createdAt: m.creationTimestamp,
   };
+}
+
+/**
+ * The worker builds of a compose deployment, as scripts/compose-deploy.sh lists its containers: one
+ * line each, `<compose project>\t<build id label>\t<Docker's CreatedAt>` (`2026-03-01 12:00:00 +0000 UTC`).
+ * A build is its project: replicas fold into one, created when its first container was; a project
+ * whose containers disagree on the build id has none (and is kept).
+ */
+export function listedWorkerBuilds(text: string): WorkerBuild[] {
+  const byProject = new Map<string, WorkerBuild>();
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    const [name = '', id = '', created = ''] = line.split('\t');
+    const iso = created.replace(/^(\S+) (\S+) ([+-]\d\d)(\d\d)\b.*$/, '$1T$2$3:$4');
+    const createdAt = Number.isFinite(Date.parse(iso)) ? new Date(iso).toISOString() : created;
+    const buildId = BUILD_ID.test(id) ? id : null;
+    const seen = byProject.get(name);
+    if (!seen) {
+      byProject.set(name, { name, uid: name, resourceVersion: '', buildId, createdAt });
+      continue;
+    }
+    if (seen.buildId !== buildId) seen.buildId = null;
+    if (Date.parse(createdAt) < Date.parse(seen.createdAt)) seen.createdAt = createdAt;
+  }
+  return [...byProject.values()];
 }
 
 export interface ReapFacts {
@@ -109,6 +135,8 @@ export interface ReapOptions {
   graceMs: number;
   /** Decide and log, delete nothing. */
   dryRun?: boolean;
+  /** What `remove` does, for the log: 'deleted' (the default) or 'to stop' (handed to the caller). */
+  removedAs?: string;
   now?: () => number;
 }
 
@@ -152,6 +180,6 @@ export async function reapWorkerBuilds(deps: ReapDeps, opts: ReapOptions): Promi
     deps.log(`reap ${build.name} (build ${build.buildId ?? '?'}): ${what}: ${decision.reason}`);
     done.push({ build, decision, outcome });
   }
-  if (builds.length === 0) deps.log('reap: no worker Deployment matches the selector');
+  if (builds.length === 0) deps.log('reap: no worker build listed');
   return done;
 }

@@ -1,0 +1,180 @@
+/**
+ * The production compose's install, upgrade and rollback (scripts/compose-deploy.sh), against a
+ * stand-in for Docker and Temporal's Worker Deployment (test/support/fakeDocker.ts: no Docker engine
+ * here), whose reaper decisions are the real ones: the new build's workers start beside the old
+ * before they are promoted, the older build keeps its workers until its version has drained, a
+ * rollback promotes the earlier build again and keeps the newer one until it drains, a release that
+ * changed no workflow code replaces the workers at once, and a failed step stops before the promote.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FakeDocker } from '../test/support/fakeDocker';
+
+const HOUR = 3_600_000;
+const [B1, B2] = ['0.1.0-aaaaaaaaaaaa', '0.1.0-bbbbbbbbbbbb'];
+const W = (version: string) => `persona-prod-worker-${version.replaceAll('.', '-')}`;
+let docker: FakeDocker;
+
+beforeEach(async () => {
+  docker = new FakeDocker();
+  docker.images.set('persona:1.0.0', B1);
+  docker.images.set('persona:1.1.0', B2);
+  // A release that changed no workflow code: the same build id as 1.1.0.
+  docker.images.set('persona:1.1.1', B2);
+  await docker.start();
+});
+afterEach(() => docker.stop());
+
+/** Runs the script and expects it to succeed: its stderr (the progress lines). */
+async function deploy(...args: string[]): Promise<string> {
+  const { code, stderr } = await docker.run(args);
+  expect(code, stderr).toBe(0);
+  return stderr;
+}
+
+/** Lets time pass and Temporal report `buildId` drained (no pinned workflow open on it). */
+function drained(buildId: string): void {
+  docker.now += 2 * HOUR;
+  docker.versions.set(buildId, 'drained');
+}
+
+describe('compose-deploy.sh', () => {
+  it('installs: the shared network, the release, its build’s workers, promoted once they poll', async () => {
+    const out = await deploy('up', '1.0.0');
+    expect(docker.network).toEqual({
+      name: 'persona-prod',
+      args: ['--driver', 'bridge', '--subnet', '10.213.0.0/24', '--ip-range', '10.213.0.0/25'],
+    });
+    expect(docker.projects('api')).toEqual({ 'persona-prod': '1.0.0' });
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0' });
+    expect(docker.containers.filter((c) => c.service === 'worker').map((c) => c.labels)).toEqual(
+      Array(2).fill({
+        'persona.role': 'worker',
+        'persona.release': 'persona-prod',
+        'persona.version': '1.0.0',
+        'persona.build-id': B1,
+        'com.docker.compose.project': W('1.0.0'),
+        'com.docker.compose.service': 'worker',
+      }),
+    );
+    expect(docker.current).toBe(B1);
+    // The order of the procedure: release, workers, promote, reap.
+    const order = [
+      '-p persona-prod -f docker-compose.prod.yml up -d',
+      'worker up -d --no-deps worker',
+      'promote',
+      'reap',
+    ].map((step) => docker.log.findIndex((l) => l.includes(step)));
+    expect(
+      order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
+      docker.log.join('\n'),
+    ).toBe(true);
+    expect(out).toContain(`reap ${W('1.0.0')} (build ${B1}): kept: this release's build`);
+  });
+
+  it('upgrades: the new build beside the old, promoted; the old stopped only once it has drained', async () => {
+    await deploy('up', '1.0.0');
+    docker.now += 2 * HOUR;
+    const out = await deploy('up', '1.1.0');
+    expect(docker.projects('api')).toEqual({ 'persona-prod': '1.1.0' });
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0', [W('1.1.0')]: '1.1.0' });
+    expect(docker.current).toBe(B2);
+    expect(docker.versions.get(B1)).toBe('draining');
+    expect(out).toContain(`reap ${W('1.0.0')} (build ${B1}): kept: draining: pinned workflows are open on it`);
+    expect(out).toContain(`reap ${W('1.1.0')} (build ${B2}): kept: this release's build`);
+
+    // Later (cron, or by hand): still draining, kept; drained, stopped.
+    docker.now += 2 * HOUR;
+    await deploy('reap');
+    expect(Object.keys(docker.projects())).toHaveLength(2);
+    drained(B1);
+    expect(await deploy('reap', '--dry-run')).toContain('would delete (dry run): drained');
+    expect(Object.keys(docker.projects())).toHaveLength(2);
+    expect(await deploy('reap')).toContain(`stopping ${W('1.0.0')} (version 1.0.0)`);
+    expect(docker.projects()).toEqual({ [W('1.1.0')]: '1.1.0' });
+    expect(docker.calls(`-p ${W('1.0.0')}`, 'down')).toEqual([
+      `docker compose -p ${W('1.0.0')} -f docker-compose.prod.yml --profile worker down (PERSONA_VERSION=1.0.0)`,
+    ]);
+  });
+
+  it('rolls back: the earlier build current again, the newer kept until its pinned workflows finish', async () => {
+    await deploy('up', '1.0.0');
+    await deploy('up', '1.1.0');
+    const workersOf100 = docker.containers.filter((c) => c.project === W('1.0.0'));
+    await deploy('up', '1.0.0');
+    // The earlier build's workers kept running throughout: the same containers, promoted again.
+    expect(docker.containers.filter((c) => c.project === W('1.0.0'))).toEqual(workersOf100);
+    expect(docker.current).toBe(B1);
+    expect(docker.versions.get(B2)).toBe('draining');
+    expect(docker.projects('api')).toEqual({ 'persona-prod': '1.0.0' });
+    expect(Object.keys(docker.projects())).toHaveLength(2);
+    drained(B2);
+    await deploy('reap');
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0' });
+
+    // A rollback after the earlier build was reaped starts its workers again before promoting them.
+    await deploy('up', '1.1.0');
+    drained(B1);
+    await deploy('reap');
+    expect(docker.projects()).toEqual({ [W('1.1.0')]: '1.1.0' });
+    await deploy('up', '1.0.0');
+    expect(docker.current).toBe(B1);
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0', [W('1.1.0')]: '1.1.0' });
+  });
+
+  it('replaces the workers at once when a release changed no workflow code (the same build)', async () => {
+    await deploy('up', '1.1.0');
+    const out = await deploy('up', '1.1.1');
+    expect(out).toContain(`stopping ${W('1.1.0')} (version 1.1.0): build ${B2} runs in ${W('1.1.1')}`);
+    expect(docker.projects()).toEqual({ [W('1.1.1')]: '1.1.1' });
+    expect(docker.current).toBe(B2);
+    // Stopped only after the new project's workers had started and the build was (still) current.
+    const started = docker.log.findIndex((l) => l.includes(`-p ${W('1.1.1')}`) && l.includes('up -d'));
+    const stopped = docker.log.findIndex((l) => l.includes(`-p ${W('1.1.0')}`) && l.includes('down'));
+    const promoted = docker.log.findLastIndex((l) => l.includes('promote'));
+    expect(started).toBeLessThan(promoted);
+    expect(promoted).toBeLessThan(stopped);
+  });
+
+  it('stops before the promote when a step fails, and the running build keeps the work', async () => {
+    await deploy('up', '1.0.0');
+    docker.failNext = (args) =>
+      args.includes(W('1.1.0')) && args.includes('up') ? 'Error response from daemon: no space left on device' : null;
+    const failed = await docker.run(['up', '1.1.0']);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('no space left on device');
+    expect(docker.calls('promote', '1.1.0')).toEqual([]);
+    expect(docker.current).toBe(B1);
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0' });
+  });
+
+  it('refuses an image it cannot read, a version another project name holds, and a bad argument', async () => {
+    const missing = await docker.run(['up', '2.0.0']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toContain(
+      'cannot read the build id of persona:2.0.0: build it (docker build -t persona:2.0.0 .)',
+    );
+    expect(docker.calls('compose')).toEqual([]);
+
+    docker.images.set('persona:1-0-0', B2);
+    await deploy('up', '1.0.0');
+    const clash = await docker.run(['up', '1-0-0']);
+    expect(clash.stderr).toContain(`the project ${W('1.0.0')} runs version 1.0.0, which is not 1-0-0`);
+    expect(docker.current).toBe(B1);
+
+    for (const args of [['up'], ['up', '1.0.0;rm'], ['promote'], ['reap', '--grace', '5']]) {
+      const bad = await docker.run(args);
+      expect(bad.code, args.join(' ')).not.toBe(0);
+      expect(bad.stderr).toContain('usage: compose-deploy.sh up <version>');
+    }
+  });
+
+  it('shows the release, Temporal’s view and every worker build', async () => {
+    await deploy('up', '1.0.0');
+    await deploy('up', '1.1.0');
+    const { code, stdout } = await docker.run(['status']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('release: 1.1.0');
+    expect(stdout).toContain(`current: persona.${B2}`);
+    expect(stdout).toMatch(new RegExp(`${W('1.0.0')}\\t1\\.0\\.0\\t${B1}\\t2026-03-01 12:00:00 \\+0000 UTC\\trunning`));
+  });
+});

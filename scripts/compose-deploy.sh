@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Installs, upgrades and rolls back docker-compose.prod.yml, each worker build beside the others
+# (docs/deployment.md#upgrades-and-rollbacks):
+#   scripts/compose-deploy.sh up <version>   install, upgrade or roll back to the image $PERSONA_IMAGE:<version>
+#   scripts/compose-deploy.sh reap [--grace-minutes <n>] [--dry-run]
+#                                            stop the older worker builds that nothing needs any more
+#   scripts/compose-deploy.sh status         the Worker Deployment as Temporal sees it, and the builds running
+# `up` is the procedure the chart and `npm run deploy:*` follow too:
+#   1. the release at <version>: the graph's migration, the shared services and the api;
+#   2. the new build's workers beside the running ones, a compose project of their own
+#      (<project>-worker-<version>, from the same file);
+#   3. promote their version (it waits until they have polled every task queue);
+#   4. stop an earlier project of the same build (a release that changed no workflow code);
+#   5. reap: an older build keeps running until Temporal reports its version drained (or never
+#      current and nothing open on it), past a grace period; run `reap` again later, or from cron.
+# A rollback is `up` of the earlier version: its workers still run (or start again), it is promoted,
+# and the newer build keeps its workers until the workflows pinned to it have finished.
+# Needs Docker with the compose plugin; the image must be built or pulled (docker build -t persona:<version> .).
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+file=docker-compose.prod.yml
+project=${PERSONA_COMPOSE_PROJECT:-persona-prod}
+export PERSONA_IMAGE=${PERSONA_IMAGE:-persona}
+export PERSONA_NETWORK=${PERSONA_NETWORK:-persona-prod}
+export PERSONA_RELEASE=$project
+# The shared network: containers get addresses from the lower half; the balancer's fixed one
+# (10.213.0.250, docker-compose.prod.yml's lb and PERSONA_TRUSTED_PROXIES) is outside it.
+subnet=10.213.0.0/24
+ip_range=10.213.0.0/25
+# The worker builds' projects: <project>-worker-<version, lower case, dots as dashes>.
+worker_prefix="$project-worker-"
+
+say() { echo "[compose-deploy] $*" >&2; }
+die() {
+  echo "compose-deploy: $*" >&2
+  exit 1
+}
+usage() { die "usage: compose-deploy.sh up <version> | reap [--grace-minutes <n>] [--dry-run] | status"; }
+
+compose() { docker compose -p "$project" -f "$file" "$@"; }
+# A worker build's project: its own PERSONA_VERSION (the interpolation needs one even to stop it).
+workers() {
+  local name=$1 version=$2
+  shift 2
+  PERSONA_VERSION=$version docker compose -p "$name" -f "$file" --profile worker "$@"
+}
+# Every worker container of this deployment: project, version, build id, created, state.
+worker_containers() {
+  docker ps -a --filter label=persona.role=worker --filter "label=persona.release=$project" \
+    --format '{{.Label "com.docker.compose.project"}}	{{.Label "persona.version"}}	{{.Label "persona.build-id"}}	{{.CreatedAt}}	{{.State}}'
+}
+version_of() { worker_containers | awk -F'\t' -v p="$1" '$1 == p { print $2; exit }'; }
+# The version the release's api runs: the build the reaper never stops.
+release_version() {
+  docker ps -a --filter "label=com.docker.compose.project=$project" --filter label=com.docker.compose.service=api \
+    --format '{{.Label "persona.version"}}' | head -n 1
+}
+
+# Stops the worker builds the reaper (scripts/deploy.ts reap --listed) says may go.
+reap() {
+  local grace=60 dry=()
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --grace-minutes) grace=${2:?--grace-minutes needs a number} && shift 2 ;;
+      --dry-run) dry=(--dry-run) && shift ;;
+      *) usage ;;
+    esac
+  done
+  local release listed stops name
+  release=${PERSONA_VERSION:-$(release_version)}
+  [ -n "$release" ] || die "no api of $project runs: 'compose-deploy.sh up <version>' first"
+  listed=$(worker_containers | awk -F'\t' '{ print $1 "\t" $3 "\t" $4 }')
+  if [ -z "$listed" ]; then
+    say "reap: no worker build runs"
+    return
+  fi
+  # The decision is Temporal's answer read by the reaper in the release's image; its log goes to stderr.
+  stops=$(printf '%s\n' "$listed" |
+    PERSONA_VERSION=$release compose run --rm --no-deps -T deploy reap --listed --grace-minutes "$grace" "${dry[@]}")
+  while read -r verb name; do
+    [ -n "$verb" ] || continue
+    [ "$verb" = stop ] && [[ $name == "$worker_prefix"* ]] || die "reap: unexpected answer '$verb $name'"
+    say "stopping $name (version $(version_of "$name"))"
+    workers "$name" "$(version_of "$name")" down
+  done <<<"$stops"
+}
+
+up() {
+  local version=${1:-}
+  [ $# -eq 1 ] && [[ $version =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || usage
+  local image="$PERSONA_IMAGE:$version" build_id name running
+  build_id=$(docker run --rm --entrypoint cat "$image" BUILD_ID) ||
+    die "cannot read the build id of $image: build it (docker build -t $image .) or pull it"
+  [[ $build_id =~ ^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$ ]] || die "$image: BUILD_ID holds no build id: '$build_id'"
+  name="$worker_prefix$(printf '%s' "$version" | tr 'A-Z.' 'a-z-')"
+  running=$(version_of "$name")
+  [ -z "$running" ] || [ "$running" = "$version" ] ||
+    die "the project $name runs version $running, which is not $version: choose a version that differs in more than case and dots"
+  export PERSONA_VERSION=$version PERSONA_BUILD_ID=$build_id
+
+  if ! docker network inspect "$PERSONA_NETWORK" >/dev/null 2>&1; then
+    say "creating the network $PERSONA_NETWORK ($subnet)"
+    docker network create --driver bridge --subnet "$subnet" --ip-range "$ip_range" "$PERSONA_NETWORK" >/dev/null
+  fi
+  say "1/5 $project at $version (build $build_id): the graph's migration, the shared services, the api"
+  compose up -d
+  say "2/5 the workers of build $build_id beside the running ones: project $name"
+  workers "$name" "$version" up -d --no-deps worker
+  say "3/5 promoting $build_id (it waits until the workers have polled)"
+  compose run --rm --no-deps deploy promote "$build_id"
+  say "4/5 earlier projects of the same build"
+  local same
+  for same in $(worker_containers | awk -F'\t' -v b="$build_id" -v n="$name" '$3 == b && $1 != n { print $1 }' | sort -u); do
+    say "stopping $same (version $(version_of "$same")): build $build_id runs in $name"
+    workers "$same" "$(version_of "$same")" down
+  done
+  say "5/5 older builds: each stays until Temporal says nothing needs it"
+  reap
+  say "done: $version is the release; 'compose-deploy.sh status' shows the builds, 'reap' stops drained ones"
+}
+
+status() {
+  local release
+  release=$(release_version)
+  [ -n "$release" ] || die "no api of $project runs: 'compose-deploy.sh up <version>' first"
+  echo "release: $release"
+  PERSONA_VERSION=$release compose run --rm --no-deps -T deploy status
+  echo "worker containers (project, version, build id, created, state):"
+  worker_containers
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case $command in
+  up) up "$@" ;;
+  reap) reap "$@" ;;
+  status)
+    [ $# -eq 0 ] || usage
+    status
+    ;;
+  *) usage ;;
+esac
