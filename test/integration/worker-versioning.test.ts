@@ -1,11 +1,13 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
 import { reportPaymentFailure } from '../../api/services/recovery';
-import { loadSettings } from '../../config/env';
+import { loadSettings, repoRoot } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
@@ -44,7 +46,9 @@ import { until } from '../support/wait';
  *     on version 1 finishes on version 1 after version 2 became current, while new starts go to 2;
  *   - an auto-upgrade workflow (a payment recovery waiting in dunning) moves to version 2 at its
  *     next workflow task;
- *   - a rollback makes version 1 current again, and new starts go back to it.
+ *   - a rollback makes version 1 current again, and new starts go back to it;
+ *   - the deploy tool (scripts/deploy.ts, as `npm run deploy:status` and compose's reaper run it)
+ *     reads the same state: the current version, and which build may stop.
  * Which version ran each workflow task is read from the history (WorkflowTaskCompleted's
  * deployment version) and the workflow's description (its versioning info).
  */
@@ -133,6 +137,26 @@ async function tolerated<T>(change: Promise<T>, taken: T): Promise<T> {
     console.log(`worker versioning: ${err.message}`);
     return taken;
   }
+}
+
+/** scripts/deploy.ts for this test's deployment, `stdin` written to it: its exit code and output. */
+function deployTool(args: string[], stdin = ''): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = {
+    ...process.env,
+    TEMPORAL_TASK_QUEUE: taskQueue,
+    PERSONA_DEPLOYMENT_NAME: target.deploymentName,
+    // A release of neither build: the reaper judges both by Temporal's answer alone.
+    PERSONA_BUILD_ID: `release-${suffix}`,
+  };
+  return new Promise((resolve) => {
+    const child = execFile(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'scripts', 'deploy.ts'), ...args],
+      { cwd: repoRoot, env, encoding: 'utf8' },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    );
+    child.stdin?.end(stdin);
+  });
 }
 
 async function sighting(customerId: string): Promise<string> {
@@ -245,4 +269,24 @@ describe('worker versioning', () => {
     expect(new Set(await taskVersions(afterRollback))).toEqual(new Set([v1]));
     // Its own budget: two waits of up to 120 s for workers under load, and the held activity's backoff.
   }, 300_000);
+
+  it('the deploy tool reads the same state: the current version, and which build may stop', async () => {
+    const status = await deployTool(['status']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toContain(`current: ${target.deploymentName}.${v1}`);
+    for (const buildId of [v1, v2]) expect(status.stdout).toMatch(new RegExp(`^  ${buildId} +\\w+`, 'm'));
+
+    // Compose's reaper (scripts/compose-deploy.sh reap): the projects as `docker ps` lists them.
+    const created = new Date(Date.now() - 3_600_000).toISOString().slice(0, 19).replace('T', ' ');
+    const listed = [`workers-v1\t${v1}\t${created} +0000 UTC`, `workers-v2\t${v2}\t${created} +0000 UTC`].join('\n');
+    const reap = await deployTool(['reap', '--listed', '--grace-minutes', '0'], listed);
+    expect(reap.code, reap.stderr).toBe(0);
+    expect(reap.stderr).toContain(`reap workers-v1 (build ${v1}): kept: the current version`);
+    // Version 2, rolled back from, is draining until Temporal's next look finds nothing pinned open.
+    if (reap.stdout === '') expect(reap.stderr).toContain(`reap workers-v2 (build ${v2}): kept: draining`);
+    else {
+      expect(reap.stdout).toBe('stop workers-v2\n');
+      expect(reap.stderr).toContain(`reap workers-v2 (build ${v2}): to stop: drained`);
+    }
+  }, 120_000);
 });
