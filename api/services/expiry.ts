@@ -61,10 +61,17 @@ export async function startExpiryScan(
   return { workflow_id: workflowId, as_of: day, reason, requested_by: req.requested_by };
 }
 
-/** A scan's progress (its query), running or finished: 503 when no worker answers it within the request's deadline. */
+/**
+ * A scan's progress: a running scan's by its query (503 when no worker answers it within the
+ * request's deadline), a finished one's from its result in the history. A scan is pinned to the
+ * build that ran it (workflows/versioning.ts), whose workers stop once its version has drained:
+ * after that no worker could answer a query of a finished scan.
+ */
 export async function expiryScanProgress(deps: ApiDeps, workflowId: string): Promise<ExpiryScanProgress> {
-  const handle = deps.temporal.client.workflow.getHandle(workflowId);
-  return orNotFound('ExpiryScan', workflowId, () =>
-    queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs),
-  );
+  const handle = deps.temporal.client.workflow.getHandle<typeof expiryScanWorkflow>(workflowId);
+  return orNotFound('ExpiryScan', workflowId, async () => {
+    const { status } = await handle.describe();
+    if (status.name === 'COMPLETED') return handle.result();
+    return queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs);
+  });
 }

@@ -6,11 +6,14 @@ import type { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiDepsFromConfig, type ApiDeps } from '../../api/deps';
+import { expiryScanProgress, startExpiryScan } from '../../api/services/expiry';
 import { reportPaymentFailure } from '../../api/services/recovery';
+import { queryWithin } from '../../api/services/refusals';
 import { loadSettings, repoRoot } from '../../config/env';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
+import { expiryScanProgressQuery, type ExpiryScanProgress } from '../../temporal/expiry';
 import { cancelRecoveryUpdate, recoveryStatusQuery, recoveryWorkflowId } from '../../temporal/recovery';
 import { taskQueueFor, taskQueuesOf } from '../../temporal/taskQueues';
 import {
@@ -48,7 +51,9 @@ import { until } from '../support/wait';
  *     next workflow task;
  *   - a rollback makes version 1 current again, and new starts go back to it;
  *   - the deploy tool (scripts/deploy.ts, as `npm run deploy:status` and compose's reaper run it)
- *     reads the same state: the current version, and which build may stop.
+ *     reads the same state: the current version, and which build may stop;
+ *   - a finished pinned workflow's answer (an expiry scan's progress) is read from its history once
+ *     its build's workers are gone, as they are when the reaper stops a drained build.
  * Which version ran each workflow task is read from the history (WorkflowTaskCompleted's
  * deployment version) and the workflow's description (its versioning info).
  */
@@ -288,5 +293,24 @@ describe('worker versioning', () => {
       expect(reap.stdout).toBe('stop workers-v2\n');
       expect(reap.stderr).toContain(`reap workers-v2 (build ${v2}): to stop: drained`);
     }
+  }, 120_000);
+
+  it('reads a finished pinned scan’s progress from its history once its build’s workers are gone', async () => {
+    // A day long past: no card of the shared graph expires near it, so the scan reads nothing.
+    const asOf = `2001-0${1 + Math.floor(Math.random() * 9)}-1${Math.floor(Math.random() * 9)}`;
+    const { workflow_id: scanId } = await startExpiryScan(deps, {
+      as_of: asOf,
+      reason: 'versioning test',
+      requested_by: 'worker-versioning.test',
+    });
+    const scan = client.workflow.getHandle(scanId);
+    const result = (await scan.result()) as ExpiryScanProgress;
+    expect(result).toMatchObject({ as_of: asOf, state: 'done' });
+    expect(await versioningInfo(scanId)).toEqual({ behavior: 'VERSIONING_BEHAVIOR_PINNED', buildId: v1 });
+
+    // Version 1's workers stop (as the reaper stops a drained build's): nothing answers its queries.
+    await stopProcess(workers[0] as WorkerProcess);
+    await expect(queryWithin(scan, expiryScanProgressQuery, 3_000)).rejects.toThrow(/did not answer|unavailable/i);
+    expect(await expiryScanProgress(deps, scanId)).toEqual(result);
   }, 120_000);
 });
