@@ -472,6 +472,24 @@ describe("what production refuses of the local stack's defaults and of plain htt
     ]);
   });
 
+  it('refuses Chimera and the trace collector over http:// to another host in production', () => {
+    const plain = { CHIMERA_URL: 'http://chimera.agents:8080', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' };
+    expect(issuesOf({ ...production, ...plain })).toEqual([
+      'CHIMERA_URL: must be https:// in production (NODE_ENV=production), or http:// to this host only: each ' +
+        'sighting names a customer and a device',
+      expect.stringMatching(/^OTEL_EXPORTER_OTLP_ENDPOINT: must be https:\/\/ in production .*spans name customers/),
+    ]);
+    // A collector beside the process, and https anywhere.
+    for (const local of ['http://127.0.0.1:4318', 'http://localhost:4318', 'http://[::1]:4318'])
+      expect(issuesOf({ ...production, OTEL_EXPORTER_OTLP_ENDPOINT: local, CHIMERA_URL: local })).toEqual([]);
+    expect(
+      issuesOf({ ...production, CHIMERA_URL: 'https://chimera.agents', OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel' }),
+    ).toEqual([]);
+    // Not a loopback name, though it starts like one.
+    expect(issuesOf({ ...production, CHIMERA_URL: 'http://127.0.0.1.evil.example' })).toHaveLength(1);
+    expect(issuesOf(plain)).toEqual([]);
+  });
+
   it('refuses an events webhook over http:// in production, as a notification webhook', () => {
     const http = { PERSONA_EVENTS_WEBHOOK_URL: 'http://subscriber.example/events' };
     expect(issuesOf({ ...production, ...http, PERSONA_EVENTS_WEBHOOK_SECRET: webhookSecret })).toEqual([

@@ -15,7 +15,7 @@ import { edgeShape, listenShape, metricsProductionIssues, readCacheProblem, requ
 import { ConfigError, coreShape } from './envCore';
 import { eventsProductionIssues, eventsShape, retentionShape } from './envEvents';
 import { secretFilesShape, withSecretFiles } from './envFiles';
-import { integrationsShape, notificationProductionIssues } from './envIntegrations';
+import { integrationProductionIssues, integrationsShape, notificationProductionIssues } from './envIntegrations';
 import { kafkaBrokerList, kafkaSecurityIssues, kafkaShape } from './envKafka';
 import { lifecycleDeadlinesShape, lifecycleShape } from './envLifecycle';
 import { neo4jBoltAddress, neo4jProductionIssues, neo4jShape } from './envNeo4j';
@@ -78,6 +78,7 @@ const withProductionRules = envSchema.superRefine((env, ctx) => {
     env.NODE_ENV === 'production'
       ? [
           ...notificationProductionIssues(env),
+          ...integrationProductionIssues(env),
           ...eventsProductionIssues(env),
           ...tokenProductionIssues(env),
           ...neo4jProductionIssues(env),

@@ -20,9 +20,15 @@ export const integrationsShape = {
    * merge's consent code), so a developer can answer it (`npm run dev` sets it). Refused in production.
    */
   PERSONA_LOG_NOTIFICATION_CODES: z.enum(['true', 'false']).default('false'),
-  /** Chimera's base URL; unset, a local stand-in records each request as an event. */
+  /**
+   * Chimera's base URL; unset, a local stand-in records each request as an event. https:// in
+   * production (a sighting names the customer and the device), or http:// to this host only.
+   */
   CHIMERA_URL: z.url().optional(),
-  /** When set, the api and the worker export OpenTelemetry traces here over OTLP/HTTP (`<url>/v1/traces`). */
+  /**
+   * When set, the api and the worker export OpenTelemetry traces here over OTLP/HTTP (`<url>/v1/traces`).
+   * https:// in production, or http:// to this host only (a collector beside the process).
+   */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
 };
 
@@ -57,5 +63,34 @@ export function notificationProductionIssues(
         'required in production with PERSONA_NOTIFY_WEBHOOK_URL (at least 32 characters): notifications carry ' +
         "merge consent codes, and the receiver must be able to tell Persona's from anyone else's",
     });
+  return issues;
+}
+
+/** Whether `url` names this host (a sidecar or an agent on the node): plaintext leaves no machine. */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * What production refuses of the other services Persona calls: Chimera (customers' and devices' ids
+ * in every sighting) and the trace collector (spans name customers and workflows) over plain http to
+ * another host.
+ */
+export function integrationProductionIssues(
+  env: Pick<IntegrationsEnv, 'CHIMERA_URL' | 'OTEL_EXPORTER_OTLP_ENDPOINT'>,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const [name, what] of [
+    ['CHIMERA_URL', 'each sighting names a customer and a device'],
+    ['OTEL_EXPORTER_OTLP_ENDPOINT', 'spans name customers and workflows'],
+  ] as const) {
+    const url = env[name];
+    if (url && !url.startsWith('https://') && !isLoopback(url))
+      issues.push({
+        path: [name],
+        message: `must be https:// in production (NODE_ENV=production), or http:// to this host only: ${what}`,
+      });
+  }
   return issues;
 }
