@@ -6,8 +6,10 @@
  * rollback promotes the earlier build again and keeps the newer one until it drains, a release that
  * changed no workflow code replaces the workers at once, and a failed step stops before the promote.
  */
+import { spawn } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDocker } from '../test/support/fakeDocker';
+import { until } from '../test/support/wait';
 
 const HOUR = 3_600_000;
 const [B1, B2] = ['0.1.0-aaaaaaaaaaaa', '0.1.0-bbbbbbbbbbbb'];
@@ -42,7 +44,16 @@ describe('compose-deploy.sh', () => {
     const out = await deploy('up', '1.0.0');
     expect(docker.network).toEqual({
       name: 'persona-prod',
-      args: ['--driver', 'bridge', '--subnet', '10.213.0.0/24', '--ip-range', '10.213.0.0/25'],
+      args: [
+        '--driver',
+        'bridge',
+        '--label',
+        'persona.release=persona-prod',
+        '--subnet',
+        '10.213.0.0/24',
+        '--ip-range',
+        '10.213.0.0/25',
+      ],
     });
     expect(docker.projects('api')).toEqual({ 'persona-prod': '1.0.0' });
     expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0' });
@@ -60,7 +71,7 @@ describe('compose-deploy.sh', () => {
     // The order of the procedure: release, workers, promote, reap.
     const order = [
       '-p persona-prod -f docker-compose.prod.yml up -d',
-      'worker up -d --no-deps worker',
+      'worker up -d --wait',
       'promote',
       'reap',
     ].map((step) => docker.log.findIndex((l) => l.includes(step)));
@@ -89,7 +100,9 @@ describe('compose-deploy.sh', () => {
     drained(B1);
     expect(await deploy('reap', '--dry-run')).toContain('would delete (dry run): drained');
     expect(Object.keys(docker.projects())).toHaveLength(2);
-    expect(await deploy('reap')).toContain(`stopping ${W('1.0.0')} (version 1.0.0)`);
+    const reaped = await deploy('reap');
+    expect(reaped).toContain(`reap ${W('1.0.0')} (build ${B1}): to stop: drained`);
+    expect(reaped).toContain(`stopping ${W('1.0.0')} (version 1.0.0)`);
     expect(docker.projects()).toEqual({ [W('1.1.0')]: '1.1.0' });
     expect(docker.calls(`-p ${W('1.0.0')}`, 'down')).toEqual([
       `docker compose -p ${W('1.0.0')} -f docker-compose.prod.yml --profile worker down (PERSONA_VERSION=1.0.0)`,
@@ -135,6 +148,20 @@ describe('compose-deploy.sh', () => {
     expect(promoted).toBeLessThan(stopped);
   });
 
+  it('keeps the running workers of the same build when the new ones never become ready', async () => {
+    await deploy('up', '1.1.0');
+    docker.failNext = (args) =>
+      args.includes(W('1.1.1')) && args.includes('--wait')
+        ? 'container persona-prod-worker-1-1-1-worker-1 is unhealthy'
+        : null;
+    const failed = await docker.run(['up', '1.1.1']);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toContain('is unhealthy');
+    expect(docker.calls(`-p ${W('1.1.0')}`, 'down')).toEqual([]);
+    expect(docker.projects()[W('1.1.0')]).toBe('1.1.0');
+    expect(docker.calls('promote')).toHaveLength(1);
+  });
+
   it('stops before the promote when a step fails, and the running build keeps the work', async () => {
     await deploy('up', '1.0.0');
     docker.failNext = (args) =>
@@ -153,7 +180,7 @@ describe('compose-deploy.sh', () => {
     expect(missing.stderr).toContain(
       'cannot read the build id of persona:2.0.0: build it (docker build -t persona:2.0.0 .)',
     );
-    expect(docker.calls('compose')).toEqual([]);
+    expect(docker.calls('docker compose')).toEqual([]);
 
     docker.images.set('persona:1-0-0', B2);
     await deploy('up', '1.0.0');
@@ -165,6 +192,73 @@ describe('compose-deploy.sh', () => {
       const bad = await docker.run(args);
       expect(bad.code, args.join(' ')).not.toBe(0);
       expect(bad.stderr).toContain('usage: compose-deploy.sh up <version>');
+    }
+  });
+
+  it('acts only on projects it could have made, whatever labels other containers carry', async () => {
+    await deploy('up', '1.0.0');
+    const spoof = (project: string, buildId: string) =>
+      docker.addForeign({
+        'persona.role': 'worker',
+        'persona.release': 'persona-prod',
+        'persona.version': '9.9.9',
+        'persona.build-id': buildId,
+        'com.docker.compose.project': project,
+        'com.docker.compose.service': 'worker',
+      });
+    // Labelled as workers of the build about to be deployed, and of a drained one: the release's
+    // own project, another team's (its name split into words and globs if read carelessly), and
+    // one that names no project this script makes.
+    spoof('persona-prod', B2);
+    spoof('other-team-app *', B2);
+    spoof('persona-prod-worker-x y', B1);
+    await deploy('up', '1.1.0');
+    drained(B1);
+    const out = await deploy('reap');
+    expect(out).toContain("ignoring a worker container labelled with project 'persona-prod'");
+    const downs = docker.log.filter((l) => l.includes(' down'));
+    expect(downs).toEqual([
+      `docker compose -p ${W('1.0.0')} -f docker-compose.prod.yml --profile worker down (PERSONA_VERSION=1.0.0)`,
+    ]);
+    expect(docker.projects('api')).toEqual({ 'persona-prod': '1.1.0' });
+  });
+
+  it('refuses a network of that name it did not make, and an api whose versions disagree', async () => {
+    docker.network = { name: 'persona-prod', args: ['--subnet', '10.213.0.0/16', '--ip-range', '10.213.0.0/16'] };
+    const foreign = await docker.run(['up', '1.0.0']);
+    expect(foreign.code).not.toBe(0);
+    expect(foreign.stderr).toContain('the network persona-prod exists but is not this release');
+    expect(docker.calls('docker compose')).toEqual([]);
+
+    docker.network = null;
+    await deploy('up', '1.0.0');
+    docker.addForeign({
+      'persona.version': '6.6.6',
+      'com.docker.compose.project': 'persona-prod',
+      'com.docker.compose.service': 'api',
+    });
+    const reap = await docker.run(['reap']);
+    expect(reap.code).not.toBe(0);
+    expect(reap.stderr).toContain('the apis of persona-prod do not agree on one version');
+  });
+
+  it('reaps every drained build in one run, and runs one at a time per release', async () => {
+    docker.images.set('persona:1.2.0', '0.1.0-cccccccccccc');
+    await deploy('up', '1.0.0');
+    await deploy('up', '1.1.0');
+    await deploy('up', '1.2.0');
+    drained(B1);
+    drained(B2);
+    await deploy('reap');
+    expect(docker.projects()).toEqual({ [W('1.2.0')]: '1.2.0' });
+
+    const lock = `${docker.tmp}/persona-compose-deploy-persona-prod.lock`;
+    const holder = spawn('flock', [lock, 'sleep', '30'], { stdio: 'ignore' });
+    try {
+      await until(async () => (await docker.run(['status'])).code !== 0, 10_000);
+      expect((await docker.run(['reap'])).stderr).toContain('another compose-deploy.sh runs for persona-prod');
+    } finally {
+      holder.kill();
     }
   });
 

@@ -159,6 +159,14 @@ describe('reaping (reapWorkerBuilds)', () => {
     expect(done.map((d) => d.outcome)).toEqual([null, 'deleted', null, 'deleted', null, 'changed']);
   });
 
+  it('says what the caller does with a build that may go, when the caller stops it itself', async () => {
+    const f = fakes([build('drained')], deployment(version('drained', 'drained')));
+    await reapWorkerBuilds(f.deps, { releaseBuildId: RELEASE, graceMs: HOUR, now: () => NOW, removedAs: 'to stop' });
+    expect(f.lines).toEqual([
+      'reap persona-worker-drained (build drained): to stop: drained: no pinned workflow is open on it',
+    ]);
+  });
+
   it('keeps an inactive version whose workflows could not be counted', async () => {
     const f = fakes([build('idle')], deployment(version('idle', 'inactive')), { idle: new Error('visibility down') });
     await reapWorkerBuilds(f.deps, { releaseBuildId: RELEASE, graceMs: HOUR, now: () => NOW });

@@ -173,7 +173,7 @@ export async function reapWorkerBuilds(deps: ReapDeps, opts: ReapOptions): Promi
         : outcome === null
           ? 'would delete (dry run)'
           : outcome === 'deleted'
-            ? 'deleted'
+            ? (opts.removedAs ?? 'deleted')
             : outcome === 'gone'
               ? 'already gone'
               : 'kept: it changed since it was listed';

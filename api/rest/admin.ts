@@ -159,10 +159,10 @@ function addExpiryScanRoutes(app: Routes, deps: ApiDeps, opsOnly: MiddlewareHand
       },
       responses: {
         200: {
-          description: 'The scan’s progress query',
+          description: 'The scan’s progress: a running scan’s query, a completed scan’s result',
           content: { 'application/json': { schema: progressSchema } },
         },
-        ...problems(400, 401, 403, 404),
+        ...problems(400, 401, 403, 404, 409),
       },
     }),
     async (c) => c.json(await expiryScanProgress(deps, c.req.valid('param').workflow_id), 200),

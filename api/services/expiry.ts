@@ -1,5 +1,5 @@
 /** The card-expiry scan from the api's side: start one on demand, read a scan's progress. */
-import { InvalidInputError } from '../../graph/errors';
+import { InvalidInputError, InvalidStateError } from '../../graph/errors';
 import { dateInTimeZone } from '../../payments/expiry';
 import {
   EXPIRY_SCAN_WORKFLOW_TYPE,
@@ -63,7 +63,8 @@ export async function startExpiryScan(
 
 /**
  * A scan's progress: a running scan's by its query (503 when no worker answers it within the
- * request's deadline), a finished one's from its result in the history. A scan is pinned to the
+ * request's deadline), a completed one's from its result in the history; one that ended otherwise
+ * has none (409). A scan is pinned to the
  * build that ran it (workflows/versioning.ts), whose workers stop once its version has drained:
  * after that no worker could answer a query of a finished scan.
  */
@@ -71,7 +72,12 @@ export async function expiryScanProgress(deps: ApiDeps, workflowId: string): Pro
   const handle = deps.temporal.client.workflow.getHandle<typeof expiryScanWorkflow>(workflowId);
   return orNotFound('ExpiryScan', workflowId, async () => {
     const { status } = await handle.describe();
+    if (status.name === 'RUNNING') return queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs);
     if (status.name === 'COMPLETED') return handle.result();
-    return queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs);
+    // Failed, cancelled, terminated or timed out: no result, and no worker may be left to ask.
+    throw new InvalidStateError(
+      `expiry scan ${workflowId} ended ${status.name.toLowerCase()} without a result: its history in the Temporal ` +
+        'UI says how far it got; start the scan again (POST /api/v1/admin/expiry-scan)',
+    );
   });
 }

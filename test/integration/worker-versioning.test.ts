@@ -10,6 +10,7 @@ import { expiryScanProgress, startExpiryScan } from '../../api/services/expiry';
 import { reportPaymentFailure } from '../../api/services/recovery';
 import { queryWithin } from '../../api/services/refusals';
 import { loadSettings, repoRoot } from '../../config/env';
+import { InvalidStateError } from '../../graph/errors';
 import { createLogger } from '../../runtime/logger';
 import { RequestContext } from '../../runtime/requestContext';
 import { connectTemporal } from '../../temporal/connection';
@@ -312,5 +313,19 @@ describe('worker versioning', () => {
     await stopProcess(workers[0] as WorkerProcess);
     await expect(queryWithin(scan, expiryScanProgressQuery, 3_000)).rejects.toThrow(/did not answer|unavailable/i);
     expect(await expiryScanProgress(deps, scanId)).toEqual(result);
+
+    // One that ended without a result (terminated) has no progress to give, and says so.
+    const { workflow_id: stopped } = await startExpiryScan(deps, {
+      as_of: asOf.replace(/^2001/, '2002'),
+      reason: 'versioning test',
+      requested_by: 'worker-versioning.test',
+    });
+    await client.workflow.getHandle(stopped).terminate('versioning test');
+    await expect(expiryScanProgress(deps, stopped)).rejects.toThrow(
+      new InvalidStateError(
+        `expiry scan ${stopped} ended terminated without a result: its history in the Temporal UI says how far ` +
+          'it got; start the scan again (POST /api/v1/admin/expiry-scan)',
+      ),
+    );
   }, 120_000);
 });

@@ -70,6 +70,8 @@ export class FakeDocker {
   failNext: ((args: string[]) => string | null) | null = null;
   private server: Server | null = null;
   private bin = '';
+  /** The script's TMPDIR (its lock file), this host's own. */
+  tmp = '';
 
   async start(): Promise<void> {
     this.server = createServer((req, res) => {
@@ -85,6 +87,7 @@ export class FakeDocker {
     });
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.bin = mkdtempSync(path.join(tmpdir(), 'fake-docker-'));
+    this.tmp = mkdtempSync(path.join(tmpdir(), 'fake-docker-tmp-'));
     // Run by this Node, which strips the client's types (Node 22.18 and later).
     const client = path.join(repoRoot, 'test', 'support', 'dockerClient.ts');
     writeFileSync(path.join(this.bin, 'docker'), `#!/bin/sh\nexec '${process.execPath}' '${client}' "$@"\n`);
@@ -103,12 +106,28 @@ export class FakeDocker {
         'bash',
         [path.join(repoRoot, 'scripts', 'compose-deploy.sh'), ...args],
         {
-          env: { PATH: `${this.bin}:${process.env.PATH}`, FAKE_DOCKER_URL: `http://127.0.0.1:${port}/`, ...env },
+          env: {
+            PATH: `${this.bin}:${process.env.PATH}`,
+            FAKE_DOCKER_URL: `http://127.0.0.1:${port}/`,
+            TMPDIR: this.tmp,
+            ...env,
+          },
           encoding: 'utf8',
         },
         (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
       );
       child.stdin?.end();
+    });
+  }
+
+  /** A container someone else started, with whatever labels they chose. */
+  addForeign(labels: Record<string, string>): void {
+    this.containers.push({
+      project: labels['com.docker.compose.project'] ?? 'foreign',
+      service: labels['com.docker.compose.service'] ?? 'worker',
+      labels,
+      createdAt: this.now - 86_400_000,
+      state: 'running',
     });
   }
 
@@ -156,13 +175,23 @@ export class FakeDocker {
   private async dispatch(args: string[], env: Record<string, string>, stdin: string): Promise<Answer> {
     const [verb, ...rest] = args;
     const is = (...expected: string[]) => expected.every((e, i) => rest[i] === e);
-    if (verb === 'run' && is('--rm', '--entrypoint', 'cat') && rest[4] === 'BUILD_ID') {
-      const id = this.images.get(rest[3] as string);
-      if (!id) throw new Error(`Unable to find image '${rest[3]}' locally`);
+    // Read without pulling, without a network, on a read-only file system.
+    const cat = ['--rm', '--pull', 'never', '--network', 'none', '--read-only', '--entrypoint', 'cat'];
+    if (verb === 'run' && is(...cat) && rest[cat.length + 1] === 'BUILD_ID') {
+      const image = rest[cat.length] as string;
+      const id = this.images.get(image);
+      if (!id) throw new Error(`Unable to find image '${image}' locally`);
       return { stdout: `${id}\n` };
     }
-    if (verb === 'network' && rest[0] === 'inspect')
-      return this.network?.name === rest[1] ? { stdout: '[]' } : { code: 1, stderr: 'network not found' };
+    if (verb === 'network' && rest[0] === 'inspect' && rest[1] === '-f') {
+      const format = '{{index .Labels "persona.release"}} {{range .IPAM.Config}}{{.Subnet}} {{.IPRange}}{{end}}';
+      if (rest[2] !== format) throw new Error(`fake docker: network inspect does not know the format ${rest[2]}`);
+      if (this.network?.name !== rest[3]) return { code: 1, stderr: `Error: No such network: ${rest[3]}` };
+      const flag = (f: string) => this.network!.args[this.network!.args.indexOf(f) + 1] ?? '';
+      return {
+        stdout: `${flag('--label').replace(/^persona\.release=/, '')} ${flag('--subnet')} ${flag('--ip-range')}\n`,
+      };
+    }
     if (verb === 'network' && rest[0] === 'create') {
       this.network = { name: rest.at(-1) as string, args: rest.slice(1, -1) };
       return { stdout: 'id\n' };
@@ -241,7 +270,7 @@ export class FakeDocker {
       this.create(project, 'api', env);
       return {};
     }
-    if (line === 'up -d --no-deps worker') {
+    if (line === 'up -d --wait --wait-timeout 300 --no-deps worker') {
       if (!profiles.includes('worker')) throw new Error('no such service: worker (its profile is not enabled)');
       if (!this.network) throw new Error('network declared as external, but could not be found');
       this.create(project, 'worker', env);
