@@ -496,7 +496,7 @@ describe('docker-compose.prod.yml', () => {
     const script = read('scripts', 'compose-deploy.sh');
     const subnet = /^subnet=(\S+)$/m.exec(script)?.[1] as string;
     const range = /^ip_range=(\S+)$/m.exec(script)?.[1] as string;
-    expect(script).toContain('--subnet "$subnet" --ip-range "$ip_range" "$PERSONA_NETWORK"');
+    expect(script).toContain('--subnet "$subnet" --ip-range "$ip_range" \\\n    "$PERSONA_NETWORK"');
     const within = (cidr: string): boolean => {
       const [base, bits] = cidr.split('/') as [string, string];
       const list = new BlockList();

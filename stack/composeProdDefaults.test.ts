@@ -22,6 +22,10 @@ interface Service {
   secrets?: (string | { source: string; target: string })[];
   restart?: string;
   hostname?: string;
+  cap_drop?: string[];
+  security_opt?: string[];
+  read_only?: boolean;
+  tmpfs?: string[];
 }
 const read = (...parts: string[]) => readFileSync(path.join(repoRoot, ...parts), 'utf8');
 const compose = parse(read('docker-compose.prod.yml'), { merge: true }) as {
@@ -94,6 +98,17 @@ describe('docker-compose.prod.yml, safe by default', () => {
     const before = readFileSync(path.join(secretsDir, 'token-keys'), 'utf8');
     execFileSync('bash', [path.join(repoRoot, 'scripts', 'compose-secrets.sh'), secretsDir]);
     expect(readFileSync(path.join(secretsDir, 'token-keys'), 'utf8')).toBe(before);
+  });
+
+  it("runs Persona's processes with no capability, no privilege to gain, and a read-only file system", () => {
+    for (const name of ['api', 'worker', 'migrate', 'deploy', 'gateway-sim']) {
+      const s = compose.services[name] as Service;
+      expect(s.cap_drop, name).toEqual(['ALL']);
+      expect(s.security_opt, name).toEqual(['no-new-privileges:true']);
+      expect([s.read_only, s.tmpfs], name).toEqual([true, ['/tmp']]);
+    }
+    // What the simulator writes, it writes under /tmp.
+    expect(env('gateway-sim').PERSONA_STACK_DIR).toMatch(/^\/tmp\//);
   });
 
   it('runs Temporal behind mTLS for every client, the UI read-only unless told', () => {
