@@ -22,6 +22,10 @@ KUBERNETES_VALIDATE_VERSION=1.37.0
 PROMETHEUS_OPERATOR_VERSION=v0.94.1
 PROMETHEUS_OPERATOR_SUM=h1:QEIb2wenPH+SdMN1xMf8l4Pmj00YYXXI6HlbLlQWkww=
 PROMETHEUS_OPERATOR_CRDS=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
+# The two files as that release has them: checked at every run, so a cached copy is trusted no more
+# than a download.
+PROMETHEUS_OPERATOR_CRDS_SHA256="31bdff398b54ac2bc993a33f5dcb0472792a77104a6a609d264c8f1f17829769  monitoring.coreos.com_servicemonitors.yaml
+8e29b30e9353d593821ba4e61dc189ed7b3c4cf50a665e95d8c3d3aad3c4d484  monitoring.coreos.com_prometheusrules.yaml"
 
 helm_bin=${PERSONA_HELM:-$HOME/go/bin/helm}
 kv_bin=${PERSONA_KUBERNETES_VALIDATE:-${XDG_CACHE_HOME:-$HOME/.cache}/persona-tools/venv/bin/kubernetes-validate}
@@ -58,17 +62,19 @@ if [ "$(kv_version)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
     "kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}"
 fi
 
-if [ "$(crds_version)" != "$PROMETHEUS_OPERATOR_VERSION" ]; then
+crds_intact() { (cd "$crd_dir" 2>/dev/null && sha256sum --quiet --status -c <<<"$PROMETHEUS_OPERATOR_CRDS_SHA256"); }
+
+if ! crds_intact; then
   command -v go >/dev/null 2>&1 || { echo "the Prometheus Operator's CRDs are a Go module's: needs Go" >&2; exit 1; }
   echo "fetching the Prometheus Operator's CRDs ${PROMETHEUS_OPERATOR_VERSION} from its Go module into ${crd_dir}"
   # Outside any module, so that no go.mod or go.sum is touched; the module cache keeps the zip.
   outside=$(mktemp -d)
+  trap 'rm -rf "$outside"' EXIT
   module=$(cd "$outside" && go mod download -json \
     "github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}") || {
     echo "$module" >&2
     exit 1
   }
-  rmdir "$outside"
   field() { sed -n "s/^\t\"$1\": \"\(.*\)\",\{0,1\}$/\1/p" <<<"$module"; }
   [ "$(field Sum)" = "$PROMETHEUS_OPERATOR_SUM" ] || {
     echo "prometheus-operator ${PROMETHEUS_OPERATOR_VERSION}: '$(field Sum)', not ${PROMETHEUS_OPERATOR_SUM}" >&2
@@ -83,6 +89,7 @@ fi
 helm_now=$(helm_version)
 kv_now=$(kv_version)
 crds_now=$(crds_version)
+crds_intact || { echo "the Prometheus Operator's CRDs in ${crd_dir} are not the pinned files (sha256)" >&2; exit 1; }
 [ "$helm_now" = "$HELM_VERSION" ] || { echo "helm reports '${helm_now}', expected ${HELM_VERSION}" >&2; exit 1; }
 [ "$kv_now" = "$KUBERNETES_VALIDATE_VERSION" ] || {
   echo "kubernetes-validate reports '${kv_now}', expected ${KUBERNETES_VALIDATE_VERSION}" >&2
