@@ -69,12 +69,9 @@ describe('compose-deploy.sh', () => {
     );
     expect(docker.current).toBe(B1);
     // The order of the procedure: release, workers, promote, reap.
-    const order = [
-      '-p persona-prod -f docker-compose.prod.yml up -d',
-      'worker up -d --wait',
-      'promote',
-      'reap',
-    ].map((step) => docker.log.findIndex((l) => l.includes(step)));
+    const order = ['-p persona-prod -f docker-compose.prod.yml up -d', 'worker up -d --wait', 'promote', 'reap'].map(
+      (step) => docker.log.findIndex((l) => l.includes(step)),
+    );
     expect(
       order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1]!)),
       docker.log.join('\n'),

@@ -138,18 +138,39 @@ const cellText = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, '
 /** A path of this machine's temporary folder, as a report shows it: `<tmp>/…`. */
 const TMP_PATH = new RegExp(`${escapeRegExp(tmpdir())}/[^\\s'"]*`, 'g');
 
+/**
+ * The outcome and first error each mutation has in the report as committed, by the rest of its row:
+ * a run recorded there stands (results are kept on the machine that ran them only) until the
+ * mutation's row changes or it is run again.
+ */
+function reportedOutcomes(): Map<string, [outcome: string, evidence: string]> {
+  const file = path.join(repoRoot, 'docs', 'security-proof.md');
+  const rows = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  const byRow = new Map<string, [string, string]>();
+  for (const row of rows.filter((r) => r.startsWith('| `'))) {
+    const cells = row.slice(2, -2).split(' | ');
+    if (cells.length === 6) byRow.set(cells.slice(0, 4).join(' | '), [cells[4] as string, cells[5] as string]);
+  }
+  return byRow;
+}
+
 function writeReport(results: Record<string, Result>): void {
   const current = (m: Mutation): Result | undefined => {
     const r = results[m.id];
     return r && r.key === keyOf(m) ? r : undefined;
   };
+  const reported = reportedOutcomes();
+  const outcomes = new Map<string, Outcome | undefined>();
   const rows = MUTATIONS.map((m) => {
     const r = current(m);
-    const outcome = r ? `${r.outcome} (${r.at.slice(0, 10)}, ${r.seconds} s)` : 'not run';
     const cells = [`\`${m.id}\``, cellText(m.threat), `${cellText(m.removes)} (\`${m.file}\`)`, `\`${m.test}\``];
-    return `| ${[...cells, outcome, cellText((r?.evidence ?? '').replace(TMP_PATH, '<tmp>/…'))].join(' | ')} |`;
+    const before = r ? undefined : reported.get(cells.join(' | '));
+    const outcome = r ? `${r.outcome} (${r.at.slice(0, 10)}, ${r.seconds} s)` : (before?.[0] ?? 'not run');
+    outcomes.set(m.id, r?.outcome ?? (before ? (before[0].split(' ')[0] as Outcome) : undefined));
+    const evidence = r ? cellText(r.evidence.replace(TMP_PATH, '<tmp>/…')) : (before?.[1] ?? '');
+    return `| ${[...cells, outcome, evidence].join(' | ')} |`;
   });
-  const count = (o: Outcome | undefined) => MUTATIONS.filter((m) => current(m)?.outcome === o).length;
+  const count = (o: Outcome | undefined) => MUTATIONS.filter((m) => outcomes.get(m.id) === o).length;
   const lines = readThreatTable().length;
   const text = [
     '# The threat table, proven by taking each defence out',
@@ -157,8 +178,9 @@ function writeReport(results: Record<string, Result>): void {
     'Each line of docs/security.md has at least one mutation (test/mutations/): an exact edit that',
     'takes its defence out. `npm run prove:security` makes each edit in a scratch copy of the',
     'repository and runs the test the line names; the test must fail. This file is written by',
-    '`npm run prove:security -- --write` from the results of the runs; a mutation edited since its',
-    'run shows as "not run". Each outcome carries the date of its run and how long it took.',
+    '`npm run prove:security -- --write` from the results of the runs (a row keeps its outcome until',
+    'its mutation changes or runs again); a mutation edited since its run shows as "not run". Each',
+    'outcome carries the date of its run and how long it took.',
     '',
     `${MUTATIONS.length} mutations for the ${lines} lines of the table: ${count('caught')} caught, ` +
       `${count('SURVIVED')} survived, ${count('BROKEN')} broke, ${count(undefined)} not run.`,
