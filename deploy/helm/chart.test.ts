@@ -19,6 +19,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { API_NODE_ARGS, envSchema, loadConfig, repoRoot } from '../../config/env';
+import { WORK_KINDS } from '../../config/envWorker';
 import { requiredSearchAttributes } from '../../temporal/searchAttributes';
 import { BUILD_ID_ANNOTATION } from '../../temporal/workerReaper';
 import {
@@ -101,6 +102,13 @@ function render(name: string): { text: string; docs: Manifest[] } {
   return cached;
 }
 const VALUES = ['minimal-values.yaml', 'production-values.yaml'];
+/** The worker groups each CI values file gives (worker.groups), or the one group that runs every kind. */
+const groupsOf = (values: string): { name?: string; kinds?: string[]; replicas?: number }[] => {
+  const v = parse(readFileSync(path.join(chart, 'ci', values), 'utf8')) as {
+    worker: { groups?: { name: string; kinds: string[]; replicas?: number }[] };
+  };
+  return v.worker.groups?.length ? v.worker.groups : [{}];
+};
 /** The build id each CI values file gives (worker.buildId). */
 const buildIdOf = (values: string): string =>
   (parse(readFileSync(path.join(chart, 'ci', values), 'utf8')) as { worker: { buildId: string } }).worker.buildId;
@@ -334,64 +342,109 @@ describe.skipIf(missingTools.length > 0)('the Helm chart', () => {
     }
   });
 
-  it.each(VALUES)("runs this release's build in a Deployment of its own, kept, ready on /readyz (%s)", (values) => {
-    const { docs } = render(values);
-    const buildId = buildIdOf(values);
-    // One build a release: an older build's Deployment is one Helm kept (versions.test.ts).
-    const workers = workerDeployments(docs);
-    expect(workers.map((w) => w.metadata.name)).toEqual([`persona-worker-${buildSlug(buildId)}`]);
-    const w = workers[0]!;
-    expect(w.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep', [BUILD_ID_ANNOTATION]: buildId });
-    // The selector names the build: a new build is a new Deployment, never a rolling update of this one.
-    expect(w.spec!.selector!.matchLabels).toEqual({
-      'app.kubernetes.io/name': 'persona',
-      'app.kubernetes.io/instance': 'persona',
-      'app.kubernetes.io/component': 'worker',
-      'persona/worker-build': buildSlug(buildId),
-    });
-    expect(matches(w.spec!.selector!.matchLabels!, w.metadata.labels)).toBe(true);
-    expect(matches(w.spec!.selector!.matchLabels!, podTemplateOf(w).metadata.labels)).toBe(true);
-    const c = podOf(w).containers[0]!;
-    expect(c.command).toEqual(['node', '--enable-source-maps', 'workers/main.js']);
-    // Its environment is its own, inline: a later release's ConfigMap never reaches a kept build's pods.
-    expect(c.envFrom).toBeUndefined();
-    // Its secrets are read as its pods start (a rotated key reaches a kept build at its restart), and
-    // one a later release dropped does not keep them from starting.
-    const refs = (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []));
-    expect(refs.length).toBeGreaterThan(0);
-    expect(refs.every((r) => r.optional === true)).toBe(true);
-    const config = loadConfig(environmentOf(docs, c));
-    expect(config.PERSONA_BUILD_ID).toBe(buildId);
-    expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
-    expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    // Longer than the worker's own drain (30 s): activities in flight finish.
-    expect(podOf(w).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(45);
-    // The workers' Service reaches every build's pods (scraped while they drain too).
-    const service = named(docs, 'Service', 'persona-worker');
-    expect(matches(service.spec!.selector!, podTemplateOf(w).metadata.labels)).toBe(true);
-    expect(Object.keys(service.spec!.selector!)).not.toContain('persona/worker-build');
+  it.each(VALUES)(
+    "runs this release's build in a Deployment per worker group, kept, ready on /readyz (%s)",
+    (values) => {
+      const { docs } = render(values);
+      const buildId = buildIdOf(values);
+      const groups = groupsOf(values);
+      // One build a release: an older build's Deployments are ones Helm kept (versions.test.ts).
+      const workers = workerDeployments(docs);
+      const names = groups.map((g) => `persona-worker-${buildSlug(buildId)}${g.name ? `-${g.name}` : ''}`);
+      expect(workers.map((w) => w.metadata.name)).toEqual(names);
+      const kinds: string[] = [];
+      for (const [i, w] of workers.entries()) {
+        const group = groups[i]!;
+        expect(w.metadata.annotations).toEqual({ 'helm.sh/resource-policy': 'keep', [BUILD_ID_ANNOTATION]: buildId });
+        // The selector names the build (a new build is a new Deployment, never a rolling update of this
+        // one) and the group, if any.
+        expect(w.spec!.selector!.matchLabels).toEqual({
+          'app.kubernetes.io/name': 'persona',
+          'app.kubernetes.io/instance': 'persona',
+          'app.kubernetes.io/component': 'worker',
+          'persona/worker-build': buildSlug(buildId),
+          ...(group.name ? { 'persona/worker-group': group.name } : {}),
+        });
+        expect(matches(w.spec!.selector!.matchLabels!, w.metadata.labels)).toBe(true);
+        for (const other of workers)
+          expect(
+            matches(w.spec!.selector!.matchLabels!, podTemplateOf(other).metadata.labels),
+            other.metadata.name,
+          ).toBe(other === w);
+        expect(w.spec!.replicas).toBe(group.replicas ?? 2);
+        const c = podOf(w).containers[0]!;
+        expect(c.command).toEqual(['node', '--enable-source-maps', 'workers/main.js']);
+        // Its environment is its own, inline: a later release's ConfigMap never reaches a kept build's pods.
+        expect(c.envFrom).toBeUndefined();
+        // Its secrets are read as its pods start (a rotated key reaches a kept build at its restart), and
+        // one a later release dropped does not keep them from starting.
+        const refs = (c.env ?? []).flatMap((e) => (e.valueFrom?.secretKeyRef ? [e.valueFrom.secretKeyRef] : []));
+        expect(refs.length).toBeGreaterThan(0);
+        expect(refs.every((r) => r.optional === true)).toBe(true);
+        const config = loadConfig(environmentOf(docs, c));
+        expect(config.PERSONA_BUILD_ID).toBe(buildId);
+        kinds.push(...config.PERSONA_WORKER_KINDS);
+        expect(c.ports).toEqual([{ name: 'http', containerPort: config.PERSONA_WORKER_HTTP_PORT, protocol: 'TCP' }]);
+        expect(c.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+        expect(c.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+        // Longer than the worker's own drain (30 s): activities in flight finish.
+        expect(podOf(w).terminationGracePeriodSeconds).toBeGreaterThanOrEqual(45);
+        // The workers' Service reaches every build's pods (scraped while they drain too).
+        const service = named(docs, 'Service', 'persona-worker');
+        expect(matches(service.spec!.selector!, podTemplateOf(w).metadata.labels)).toBe(true);
+        expect(Object.keys(service.spec!.selector!)).not.toContain('persona/worker-build');
+      }
+      // The groups together run every kind of work once: the version polls every task queue.
+      expect(kinds.sort()).toEqual([...WORK_KINDS].sort());
+    },
+  );
+
+  it('refuses worker groups that leave a kind of work out, run one twice, or share a name', () => {
+    const minimal = ['-f', path.join(chart, 'ci', 'minimal-values.yaml')];
+    const withGroups = (...groups: string[]) =>
+      run(helm, ['template', 'p', chart, ...minimal, '--set-json', `worker.groups=[${groups.join(',')}]`]);
+    const group = (name: string, ...kinds: string[]) => JSON.stringify({ name, kinds });
+    expect(withGroups(group('a', 'charges'), group('b', 'interactive', 'bulk')).out).toContain(
+      'together the groups must run charges, interactive, bulk and deliveries, each exactly once (they run charges, ' +
+        'interactive, bulk)',
+    );
+    expect(withGroups(group('a', 'charges', 'bulk'), group('b', 'interactive', 'bulk', 'deliveries')).out).toContain(
+      'each exactly once',
+    );
+    expect(withGroups(group('a', 'charges', 'bulk'), group('a', 'interactive', 'deliveries')).out).toContain(
+      'each group needs a name of its own (a, a)',
+    );
+    expect(withGroups(group('a', 'charges', 'ledger')).out).toContain('/worker/groups/0/kinds/1');
+    expect(withGroups(group('Rest', 'charges', 'bulk', 'interactive', 'deliveries')).out).toContain(
+      '/worker/groups/0/name',
+    );
+    expect(withGroups(group('all', 'charges', 'bulk', 'interactive', 'deliveries')).code).toBe(0);
   });
 
-  it.each(VALUES)('keeps an api pod and a worker of this build through a node drain, if healthy (%s)', (values) => {
+  it.each(VALUES)('keeps an api pod and a worker of each group of this build through a node drain (%s)', (values) => {
     const { docs } = render(values);
-    const deployments = { api: named(docs, 'Deployment', 'persona-api'), worker: workerDeployments(docs)[0]! };
-    for (const [component, deployment] of Object.entries(deployments)) {
-      const pdb = named(docs, 'PodDisruptionBudget', `persona-${component}`);
+    const api = named(docs, 'Deployment', 'persona-api');
+    const workers = workerDeployments(docs);
+    const budgets: [Manifest, Manifest][] = [
+      [named(docs, 'PodDisruptionBudget', 'persona-api'), api],
+      ...groupsOf(values).map((g, i): [Manifest, Manifest] => [
+        named(docs, 'PodDisruptionBudget', `persona-worker${g.name ? `-${g.name}` : ''}`),
+        workers[i]!,
+      ]),
+    ];
+    expect(byKind(docs, 'PodDisruptionBudget')).toHaveLength(budgets.length);
+    for (const [pdb, deployment] of budgets) {
       expect(pdb.apiVersion).toBe('policy/v1');
       expect(pdb.spec!.minAvailable).toBe(1);
       // During an outage no pod is Ready: a budget counting them would block every node drain.
       expect(pdb.spec!.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
       expect(deployment.spec!.replicas).toBeGreaterThan(pdb.spec!.minAvailable!);
-      expect(matches(pdb.spec!.selector!.matchLabels!, podTemplateOf(deployment).metadata.labels)).toBe(true);
+      // Each budget holds its own Deployment's pods and no other's.
+      for (const other of [api, ...workers])
+        expect(matches(pdb.spec!.selector!.matchLabels!, podTemplateOf(other).metadata.labels)).toBe(
+          other === deployment,
+        );
     }
-    // The api's budget holds no worker, the workers' no api pod.
-    expect(
-      matches(
-        named(docs, 'PodDisruptionBudget', 'persona-api').spec!.selector!.matchLabels!,
-        podTemplateOf(deployments.worker).metadata.labels,
-      ),
-    ).toBe(false);
   });
 
   it.each(VALUES)('migrates before an install or upgrade, promotes after it and after a rollback (%s)', (values) => {

@@ -77,6 +77,29 @@ id's SHA-256, so that two long ids with a common beginning still name two Deploy
 {{- printf "%s-worker-%s" (include "persona.fullname" .) (include "persona.buildSlug" (include "persona.buildId" .)) -}}
 {{- end -}}
 
+{{/*
+The worker groups to render, as JSON: worker.groups, checked (every kind of work exactly once,
+names unique), or one group without a name that runs every kind.
+*/}}
+{{- define "persona.workerGroups" -}}
+{{- $groups := .Values.worker.groups | default (list (dict "name" "" "kinds" (list))) -}}
+{{- if .Values.worker.groups -}}
+{{- $kinds := list -}}
+{{- $names := list -}}
+{{- range $groups -}}
+{{- $kinds = concat $kinds .kinds -}}
+{{- $names = append $names .name -}}
+{{- end -}}
+{{- if ne (len $names) (len (uniq $names)) -}}
+{{- fail (printf "worker.groups: each group needs a name of its own (%s)" (join ", " $names)) -}}
+{{- end -}}
+{{- if or (ne (len $kinds) (len (uniq $kinds))) (ne (len $kinds) 4) -}}
+{{- fail (printf "worker.groups: together the groups must run charges, interactive, bulk and deliveries, each exactly once (they run %s)" (join ", " $kinds)) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
 {{/* The selector of this release's worker build's pods (its Deployment's, its disruption budget's). */}}
 {{- define "persona.workerSelectorLabels" -}}
 {{ include "persona.selectorLabels" . }}
