@@ -192,6 +192,30 @@ describe('compose-deploy.sh', () => {
     }
   });
 
+  it('starts a build’s workers again without promoting it, and recreates them on request', async () => {
+    await deploy('up', '1.0.0');
+    await deploy('up', '1.1.0');
+    // Version 1.0.0's workers stopped before it drained (PersonaPinnedWorkStalled).
+    docker.containers = docker.containers.filter((c) => c.project !== W('1.0.0'));
+    const promotes = docker.calls('promote').length;
+    docker.now += HOUR;
+    await deploy('start', '1.0.0');
+    expect(docker.projects()).toEqual({ [W('1.0.0')]: '1.0.0', [W('1.1.0')]: '1.1.0' });
+    expect(docker.current).toBe(B2);
+    expect(docker.calls('promote')).toHaveLength(promotes);
+    // Labelled with its build, so the reaper stops it again once it has drained.
+    expect(docker.containers.find((c) => c.project === W('1.0.0'))?.labels['persona.build-id']).toBe(B1);
+
+    // Renewed certificates: the running build's containers made anew.
+    const before = docker.containers.filter((c) => c.project === W('1.1.0')).map((c) => c.createdAt);
+    docker.now += HOUR;
+    await deploy('start', '1.1.0', '--recreate');
+    const after = docker.containers.filter((c) => c.project === W('1.1.0')).map((c) => c.createdAt);
+    expect(after).toHaveLength(2);
+    expect(after.every((t) => t > Math.max(...before))).toBe(true);
+    expect((await docker.run(['start', '1.1.0', '--force'])).stderr).toContain('usage: compose-deploy.sh');
+  });
+
   it('acts only on projects it could have made, whatever labels other containers carry', async () => {
     await deploy('up', '1.0.0');
     const spoof = (project: string, buildId: string) =>

@@ -5,6 +5,8 @@
 #   scripts/compose-deploy.sh reap [--grace-minutes <n>] [--dry-run]
 #                                            stop the older worker builds that nothing needs any more
 #   scripts/compose-deploy.sh status         the Worker Deployment as Temporal sees it, and the builds running
+#   scripts/compose-deploy.sh start <version> [--recreate]
+#                                            a build's workers started (again) without promoting them
 # `up` is the procedure the chart and `npm run deploy:*` follow too:
 #   1. the release at <version>: the graph's migration, the shared services and the api;
 #   2. the new build's workers beside the running ones, a compose project of their own
@@ -39,7 +41,9 @@ die() {
   echo "compose-deploy: $*" >&2
   exit 1
 }
-usage() { die "usage: compose-deploy.sh up <version> | reap [--grace-minutes <n>] [--dry-run] | status"; }
+usage() {
+  die "usage: compose-deploy.sh up <version> | start <version> [--recreate] | reap [--grace-minutes <n>] [--dry-run] | status"
+}
 
 compose() { docker compose -p "$project" -f "$file" "$@"; }
 # A worker build's project: its own PERSONA_VERSION (the interpolation needs one even to stop it).
@@ -128,10 +132,9 @@ reap() {
   done 3<<<"$stops"
 }
 
-up() {
-  local version=${1:-}
-  [ $# -eq 1 ] && [[ $version =~ $version_re ]] || usage
-  local image="$PERSONA_IMAGE:$version" build_id name running
+# Sets build_id and name for the image of <version>: its build id and its worker project.
+resolve_build() {
+  local version=$1 image="$PERSONA_IMAGE:$1" running
   # Read from the image as it is here: nothing pulled, no network, nothing written.
   build_id=$(docker run --rm --pull never --network none --read-only --entrypoint cat "$image" BUILD_ID) ||
     die "cannot read the build id of $image: build it (docker build -t $image .) or pull it"
@@ -141,6 +144,27 @@ up() {
   [ -z "$running" ] || [ "$running" = "$version" ] ||
     die "the project $name runs version $running, which is not $version: choose a version that differs in more than case and dots"
   export PERSONA_VERSION=$version PERSONA_BUILD_ID=$build_id
+}
+
+# `start <version> [--recreate]`: a build's workers, started (again) beside the others and promoted
+# to nothing: a draining build whose workers were stopped too soon (PersonaPinnedWorkStalled), or
+# restarted onto renewed certificates (--recreate).
+start() {
+  local version=${1:-} recreate=()
+  [ $# -ge 1 ] && [ $# -le 2 ] && [[ $version =~ $version_re ]] || usage
+  if [ $# -eq 2 ]; then [ "$2" = --recreate ] && recreate=(--force-recreate) || usage; fi
+  local build_id name
+  resolve_build "$version"
+  ensure_network
+  say "the workers of build $build_id: project $name (waits until they are ready; promotes nothing)"
+  workers "$name" "$version" up -d --wait --wait-timeout "$wait_seconds" --no-deps "${recreate[@]}" worker </dev/null
+}
+
+up() {
+  local version=${1:-}
+  [ $# -eq 1 ] && [[ $version =~ $version_re ]] || usage
+  local build_id name
+  resolve_build "$version"
 
   ensure_network
   say "1/5 $project at $version (build $build_id): the graph's migration, the shared services, the api"
@@ -178,6 +202,7 @@ exec 9>"${TMPDIR:-/tmp}/persona-compose-deploy-$project.lock"
 flock -n 9 || die "another compose-deploy.sh runs for $project (${TMPDIR:-/tmp}/persona-compose-deploy-$project.lock)"
 case $command in
   up) up "$@" ;;
+  start) start "$@" ;;
   reap) reap "$@" ;;
   status)
     [ $# -eq 0 ] || usage

@@ -270,9 +270,11 @@ export class FakeDocker {
       this.create(project, 'api', env);
       return {};
     }
-    if (line === 'up -d --wait --wait-timeout 300 --no-deps worker') {
+    const workers = /^up -d --wait --wait-timeout 300 --no-deps( --force-recreate)? worker$/.exec(line);
+    if (workers) {
       if (!profiles.includes('worker')) throw new Error('no such service: worker (its profile is not enabled)');
       if (!this.network) throw new Error('network declared as external, but could not be found');
+      if (workers[1]) this.containers = this.containers.filter((c) => c.project !== project);
       this.create(project, 'worker', env);
       // Its workers poll as the image's build (they refuse a PERSONA_BUILD_ID that is not it).
       const buildId = this.images.get(interpolate('${PERSONA_IMAGE:-persona}:${PERSONA_VERSION:?}', env)) as string;
