@@ -163,6 +163,11 @@ async function main(): Promise<number> {
     // fuzzer adds more: the wallet cap (20 by default; its own test is api-limits') must not make
     // every valid add a 409.
     PERSONA_MAX_PAYMENT_METHODS: '1000',
+    // The erasure's token (the customer's own) carries the sign-in time it was minted with, and an
+    // erasure needs one within this window (300 s by default; its own test is token-rules'). The
+    // fuzzer reaches DELETE /customers/{id} when it reaches it: once past 300 s into the run on a
+    // loaded machine, and every valid erasure answered 401, which the run rightly calls untested.
+    PERSONA_RECENT_AUTH_SECONDS: '7200',
   };
   const worker = await startWorkerProcess(env);
   cleanups.push({ name: 'the worker', run: () => stopProcess(worker) });
