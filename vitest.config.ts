@@ -34,7 +34,7 @@ export default defineConfig({
           isolate: false,
           include: [
             '{activities,api,backup,clients,config,deploy,docs,graph,ops,payments,runtime,' +
-              'scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
+              'resolution,scripts,simulators,stack,temporal,workers,workflows}/**/*.test.ts',
           ],
         },
       },

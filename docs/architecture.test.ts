@@ -21,6 +21,7 @@ type Folder = (typeof CODE_FOLDERS)[number];
  */
 const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   payments: [],
+  resolution: [],
   config: ['payments'],
   graph: ['config', 'payments'],
   runtime: ['config', 'graph'],

@@ -17,6 +17,7 @@ export const CODE_FOLDERS = [
   'ops',
   'payments',
   'proto',
+  'resolution',
   'runtime',
   'scripts',
   'simulators',

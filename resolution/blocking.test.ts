@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { BlockingIndex, blockingKeys, CANDIDATE_CAP, KEY_CAP } from './blocking';
+import { prepare } from './compare';
+import { emptyRecord, type ResolutionRecord } from './record';
+
+const record = (id: string, over: Partial<ResolutionRecord>): ResolutionRecord => emptyRecord(id, over);
+const p = (id: string, over: Partial<ResolutionRecord>) => prepare(record(id, over), 'GB');
+
+describe('blocking', () => {
+  it('finds one person typed differently: a swap, a new address, a new email', () => {
+    const index = new BlockingIndex();
+    index.add(p('f1', { given_name: 'Lee', family_name: 'Chen', birth_date: '1980-04-02' }));
+    index.add(p('f2', { given_name: 'Ann', family_name: 'Jones', birth_date: '1990-01-01' }));
+    expect(index.candidates(p('s1', { given_name: 'Chen', family_name: 'Lee', birth_date: '1980-04-02' }))).toEqual([
+      'f1',
+    ]);
+    expect(index.candidates(p('s2', { given_name: 'Lea', family_name: 'Chen', birth_date: '1980' }))).toEqual(['f1']);
+  });
+
+  it('names no candidates through a value more than KEY_CAP records hold', () => {
+    const index = new BlockingIndex();
+    const kiosk = { devices: [{ fingerprint: 'kiosk', ip: null }] };
+    for (let i = 0; i <= KEY_CAP; i++) index.add(p(`f${i}`, kiosk));
+    expect(index.candidates(p('s', kiosk))).toEqual([]);
+    const small = new BlockingIndex();
+    for (let i = 0; i < KEY_CAP; i++) small.add(p(`f${i}`, kiosk));
+    expect(small.candidates(p('s', kiosk))).toHaveLength(KEY_CAP);
+  });
+
+  it('reads at most CANDIDATE_CAP candidates, the most specific keys first', () => {
+    const index = new BlockingIndex();
+    index.add(p('mine', { phones: [{ value: '07700 900123', verified: true }] }));
+    for (let k = 0; k < 6; k++)
+      for (let i = 0; i < KEY_CAP; i++) index.add(p(`d${k}-${i}`, { devices: [{ fingerprint: `d${k}`, ip: null }] }));
+    const signUp = p('s', {
+      phones: [{ value: '+44 7700 900123', verified: true }],
+      devices: Array.from({ length: 6 }, (_, k) => ({ fingerprint: `d${k}`, ip: null })),
+    });
+    const found = index.candidates(signUp);
+    expect(found).toHaveLength(CANDIDATE_CAP);
+    expect(found[0]).toBe('mine');
+  });
+
+  it('keys a record by every kind of value it has', () => {
+    const keys = blockingKeys(
+      p('r', {
+        given_name: 'Ann',
+        family_name: 'Lee',
+        birth_date: '1980-04-02',
+        emails: [{ value: 'ann.lee@gmail.com', verified: true }],
+        phones: [{ value: '07700 900123', verified: true }],
+        addresses: [{ street1: '1 A St', street2: null, city: null, state: null, zip_code: 'NW1 6XE', country: 'GB' }],
+        devices: [{ fingerprint: 'fp', ip: null }],
+        cards: [{ fingerprint: 'cf', brand: null, last_four: null, expiry_month: null, expiry_year: null }],
+      }),
+    );
+    expect(new Set(keys.map((k) => k.split(':')[0]))).toEqual(
+      new Set(['name', 'name-postcode', 'name-year', 'birth', 'email-local', 'phone', 'card', 'device', 'address']),
+    );
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../scripts/random';
+import type { Agreement } from './compare';
+import { estimateLevels, fitCalibration, type CalibrationSample } from './estimate';
+
+const birth = (level: Agreement<'birth_date'>['level']): Agreement => ({
+  comparison: 'birth_date',
+  level,
+  value: null,
+});
+
+describe('estimating the table', () => {
+  it('takes m from one person’s pairs and u from random pairs, smoothed', () => {
+    const matches = [...Array(97).fill([birth('exact')]), ...Array(3).fill([birth('typo')])] as Agreement[][];
+    const random = [...Array(5).fill([birth('exact')]), ...Array(995).fill([birth('different')])] as Agreement[][];
+    const levels = estimateLevels(matches, random, []);
+    expect(levels.birth_date.exact!.m).toBeCloseTo(98 / 105, 6);
+    expect(levels.birth_date.typo!.m).toBeCloseTo(4 / 105, 6);
+    expect(levels.birth_date.different!.u).toBeCloseTo(996 / 1005, 6);
+    expect(levels.birth_date.swap!.m).toBeGreaterThan(0);
+  });
+
+  it('splits exact agreements of two people by level', () => {
+    const exact = [
+      ...Array(8).fill([{ comparison: 'email', level: 'exact', value: 'x' }]),
+      ...Array(2).fill([{ comparison: 'email', level: 'exact_verified', value: 'x' }]),
+    ] as Agreement[][];
+    const levels = estimateLevels([], [], exact);
+    expect(levels.email.exact!.split).toBeCloseTo(9 / 12, 6);
+    expect(levels.email.exact_verified!.split).toBeCloseTo(3 / 12, 6);
+    expect(levels.email.local_close!.split).toBeUndefined();
+  });
+
+  it('recovers a logistic calibration from its samples', () => {
+    const rand = mulberry32(7);
+    const samples = Array.from({ length: 20_000 }, (): CalibrationSample => {
+      const groups = { household: rand() * 20 - 10, person: rand() * 20 - 10, accounts: rand() * 20 - 10 };
+      const z = -2 + Math.LN2 * (0.3 * groups.household + 1.2 * groups.person + 0.8 * groups.accounts) - 1.5;
+      return { groups, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };
+    });
+    const { weights, intercept } = fitCalibration(samples);
+    expect(weights.household).toBeCloseTo(0.3, 1);
+    expect(weights.person).toBeCloseTo(1.2, 1);
+    expect(weights.accounts).toBeCloseTo(0.8, 1);
+    expect(intercept).toBeCloseTo(-1.5, 0);
+  });
+});

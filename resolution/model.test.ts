@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { COMPARISON_NAMES, COMPARISONS, compareRecords, prepare, type Agreement } from './compare';
+import {
+  checkTable,
+  scoreAgreements,
+  UNCALIBRATED,
+  type Frequencies,
+  type LevelWeight,
+  type ModelTable,
+} from './model';
+import { emptyRecord, type ResolutionRecord } from './record';
+
+/** A plausible table: agreeing levels likely for one person, `different` likely for two. */
+function table(): ModelTable {
+  const levels = Object.fromEntries(
+    COMPARISON_NAMES.map((c) => {
+      const all = COMPARISONS[c] as readonly string[];
+      return [
+        c,
+        Object.fromEntries(
+          all.map((l, i): [string, LevelWeight] => {
+            const last = l.startsWith('different');
+            const w: LevelWeight = last ? { m: 0.05, u: 0.9 } : { m: 0.9 / (i + 1), u: 0.01 / (all.length - i) };
+            if (!last && (l === 'exact' || l === 'exact_verified' || l === 'fingerprint')) w.split = 0.5;
+            return [l, w];
+          }),
+        ),
+      ];
+    }),
+  ) as ModelTable['levels'];
+  return { version: 'test', trainedOn: [], levels, returningRate: 0.5, calibration: UNCALIBRATED };
+}
+
+const record = (over: Partial<ResolutionRecord>): ResolutionRecord => emptyRecord('r', over);
+const home = {
+  street1: '12 Baker Street',
+  street2: null,
+  city: 'London',
+  state: null,
+  zip_code: 'NW1 6XE',
+  country: 'GB',
+};
+const unknown: Frequencies = () => null;
+
+function score(a: Partial<ResolutionRecord>, b: Partial<ResolutionRecord>, frequencies = unknown, population = 10_000) {
+  const agreements: Agreement[] = compareRecords(prepare(record(a), 'GB'), prepare(record(b), 'GB'));
+  return scoreAgreements(agreements, table(), frequencies, population);
+}
+
+describe('the match model', () => {
+  it('counts a common surname for less than a rare one', () => {
+    const a = { given_name: 'Ann', family_name: 'Smith', addresses: [home] };
+    const b = { given_name: 'Ann', family_name: 'Smith', addresses: [home] };
+    const common = score(a, b, (c) => (c === 'family_name' ? 0.02 : null));
+    const rare = score(a, b, (c) => (c === 'family_name' ? 0.0001 : null));
+    const part = (s: typeof common) => s.parts.find((p) => p.comparison === 'family_name');
+    expect(part(common)!.bits).toBeLessThan(part(rare)!.bits);
+    expect(part(common)!.reason).toContain('1 in 50 records');
+    expect(common.probability).toBeLessThan(rare.probability);
+  });
+
+  it('counts a device 200 customers use for far less than one person’s own', () => {
+    const d = { devices: [{ fingerprint: 'fp-kiosk', ip: '10.0.0.1' }] };
+    const kiosk = score(d, d, (c) => (c === 'device' ? 200 / 10_000 : null));
+    const own = score(d, d, (c) => (c === 'device' ? 1 / 10_000 : null));
+    expect(kiosk.bits).toBeLessThan(own.bits - 7);
+  });
+
+  it('lowers the score on a different date of birth and lists it as a conflict', () => {
+    const a = { given_name: 'Ann', family_name: 'Smith', birth_date: '1980-04-02', addresses: [home] };
+    const same = score(a, { ...a });
+    const other = score(a, { ...a, birth_date: '2011-09-17' });
+    expect(other.probability).toBeLessThan(same.probability);
+    expect(other.parts.find((p) => p.comparison === 'birth_date')!.bits).toBeLessThan(0);
+    expect(other.conflicts.map((p) => `${p.comparison}.${p.level}`)).toEqual(['birth_date.different']);
+    expect(same.conflicts).toEqual([]);
+  });
+
+  it('lowers the score on different verified phone numbers', () => {
+    const a = { given_name: 'Ann', family_name: 'Smith', addresses: [home] };
+    const none = score(a, a);
+    const different = score(
+      { ...a, phones: [{ value: '+447700900001', verified: true }] },
+      { ...a, phones: [{ value: '+447700900777', verified: true }] },
+    );
+    expect(different.parts.find((p) => p.comparison === 'phone')!.level).toBe('different_verified');
+    expect(different.probability).toBeLessThan(none.probability);
+  });
+
+  it('says nothing about a field only one record has', () => {
+    const s = score({ given_name: 'Ann', birth_date: '1980-04-02' }, { given_name: 'Ann' });
+    expect(s.parts.map((p) => p.comparison)).toEqual(['given_name']);
+  });
+
+  it('explains each part in words that hold no value', () => {
+    const a = {
+      given_name: 'Bill',
+      family_name: 'Hartnell',
+      birth_date: '1908-01-08',
+      emails: [{ value: 'w.hartnell@gmail.com', verified: true }],
+      phones: [{ value: '07700 900123', verified: true }],
+      addresses: [home],
+      cards: [{ fingerprint: 'card-fp-123', brand: 'visa', last_four: '4242', expiry_month: 4, expiry_year: 2030 }],
+    };
+    const b = { ...a, given_name: 'William', emails: [{ value: 'whartnell+shop@gmail.com', verified: true }] };
+    const s = score(a, b, () => 1 / 10_000);
+    const words = s.parts.map((p) => p.reason).join(' | ');
+    expect(words).toContain('given names are forms of one name');
+    expect(words).toContain('same email, verified on both');
+    for (const secret of ['bill', 'william', 'hartnell', 'gmail', '900123', 'baker', 'nw1', 'card-fp', '4242'])
+      expect(words.toLowerCase()).not.toContain(secret);
+    expect(s.probability).toBeGreaterThan(0.99);
+  });
+
+  it('refuses a table missing a level', () => {
+    const t = table();
+    delete (t.levels.birth_date as Record<string, unknown>).swap;
+    expect(() => checkTable(t)).toThrow('birth_date.swap');
+    expect(() => checkTable(table())).not.toThrow();
+  });
+});

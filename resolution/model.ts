@@ -1,0 +1,238 @@
+/**
+ * The match model: how likely two records are one person, with its parts in words.
+ *
+ * Fellegi–Sunter. Each comparison's level (resolution/compare.ts) has an m (how often records of
+ * one person agree at that level) and a u (how often records of two people do); the level adds
+ * log2(m / u) bits of evidence for (positive) or against (negative). Agreeing on an exact value
+ * is adjusted by how common that value is (term frequency): a surname one record in fifty holds,
+ * an address eighty customers share, a device a kiosk's 200 customers log in from count for
+ * less than a rare one; for those levels u is the value's own frequency times the share of the
+ * level among exact agreements (`split`). Levels that disagree carry negative evidence: a
+ * different date of birth, given name or verified phone lowers the score.
+ *
+ * The prior odds that a sign-up is a given one of the N records on file and the parts give
+ * Fellegi–Sunter's posterior; it is calibrated (`calibration`: a weight per group of fields and an
+ * intercept, fitted on labelled pairs, because fields are not independent: a household shares a
+ * family name, an address and a device) into the probability the model reports. The table
+ * (resolution/weights.ts) is versioned data, estimated by resolution/estimate.ts from labelled
+ * data; scoring is a pure function of it.
+ */
+import { COMPARISON_NAMES, COMPARISONS, type Agreement, type Comparison } from './compare';
+
+export interface LevelWeight {
+  /** P(level | one person). */
+  m: number;
+  /** P(level | two people); for an exact level with a frequency, only used when the frequency is unknown. */
+  u: number;
+  /** For exact levels adjusted by frequency: P(this level | two people agree exactly on a value). */
+  split?: number;
+}
+
+export interface ModelTable {
+  /** The table's version: scores name it, decisions record it. */
+  version: string;
+  /** The data sets it was estimated from. */
+  trainedOn: string[];
+  levels: { [C in Comparison]: Partial<Record<(typeof COMPARISONS)[C][number], LevelWeight>> };
+  /** P(a sign-up's person is already on file), for the prior odds against one record of N. */
+  returningRate: number;
+  /**
+   * Fellegi–Sunter's log-odds, calibrated: the prior's log-odds, plus each group's bits (natural
+   * log units) times the group's weight, plus the intercept. A group's weight is below 1 where its
+   * fields are not independent of each other (a household shares a family name, an address and a
+   * device: one cause, not three).
+   */
+  calibration: Calibration;
+}
+
+/**
+ * Fields whose agreement shares a cause: living together (family name, address, device), being
+ * one person (given name, date of birth), holding one account (email, phone, card).
+ */
+export const EVIDENCE_GROUPS = {
+  household: ['family_name', 'address', 'device'],
+  person: ['given_name', 'birth_date'],
+  accounts: ['email', 'phone', 'card'],
+} as const satisfies Record<string, readonly Comparison[]>;
+export type EvidenceGroup = keyof typeof EVIDENCE_GROUPS;
+export const GROUP_NAMES = Object.keys(EVIDENCE_GROUPS) as EvidenceGroup[];
+
+export interface Calibration {
+  weights: Record<EvidenceGroup, number>;
+  intercept: number;
+}
+
+/** The uncalibrated model: every group at its full weight. */
+export const UNCALIBRATED: Calibration = Object.freeze({
+  weights: Object.freeze({ household: 1, person: 1, accounts: 1 }),
+  intercept: 0,
+});
+
+const groupOf = (c: Comparison): EvidenceGroup =>
+  GROUP_NAMES.find((g) => (EVIDENCE_GROUPS[g] as readonly Comparison[]).includes(c)) as EvidenceGroup;
+
+/** The parts' bits summed per group. */
+export function bitsByGroup(parts: MatchPart[]): Record<EvidenceGroup, number> {
+  const out = { household: 0, person: 0, accounts: 0 };
+  for (const p of parts) out[groupOf(p.comparison)] += p.bits;
+  return out;
+}
+
+/** How common a value is among the records on file: the fraction holding it, when known. */
+export type Frequencies = (comparison: Comparison, value: string) => number | null;
+
+export interface MatchPart {
+  comparison: Comparison;
+  level: string;
+  /** Bits of evidence: positive for, negative against. */
+  bits: number;
+  /** The part in words; never a value (no name, email, number, street or fingerprint). */
+  reason: string;
+  /** The value's frequency when it adjusted the part (0–1). */
+  frequency?: number;
+}
+
+export interface MatchScore {
+  /** Calibrated P(one person), 0–1. */
+  probability: number;
+  /** Sum of the parts' bits. */
+  bits: number;
+  parts: MatchPart[];
+  /** Parts that say the two are different people where both records know: they block an auto-link. */
+  conflicts: MatchPart[];
+  version: string;
+}
+
+/** No value is rarer than one record of the population. */
+const frequencyFloor = (population: number): number => 1 / Math.max(population, 1);
+
+const WORDS: { [C in Comparison]: Record<(typeof COMPARISONS)[C][number], string> } = {
+  given_name: {
+    exact: 'same given name',
+    nickname: 'given names are forms of one name',
+    close: 'given names differ by a typo',
+    initial: 'given name matches an initial',
+    different: 'different given names',
+  },
+  family_name: {
+    exact: 'same family name',
+    close: 'family names nearly the same or sharing a part',
+    different: 'different family names',
+  },
+  birth_date: {
+    exact: 'same date of birth',
+    partial: 'date of birth agrees as far as both know it',
+    swap: 'date of birth with day and month swapped',
+    typo: 'date of birth one digit apart',
+    different: 'different dates of birth',
+  },
+  email: {
+    exact_verified: 'same email, verified on both',
+    exact: 'same email, not verified on both',
+    local_close: 'email names nearly the same',
+    different: 'no email in common',
+  },
+  phone: {
+    exact_verified: 'same phone number, verified on both',
+    exact: 'same phone number, not verified on both',
+    typo: 'phone numbers one digit apart',
+    different_verified: 'different verified phone numbers',
+    different: 'no phone number in common',
+  },
+  address: {
+    exact: 'same address',
+    close: 'same street number and street, written differently',
+    street: 'same street and postcode, different number',
+    postcode: 'same postcode',
+    different: 'no address in common',
+  },
+  device: {
+    exact: 'same device',
+    network: 'devices on the same network',
+    different: 'no device in common',
+  },
+  card: {
+    fingerprint: 'same card (processor fingerprint)',
+    details: 'cards with the same brand, last four and expiry',
+    different: 'no card in common',
+  },
+};
+
+/** Levels that, when both records know the field, say two different people: never auto-linked. */
+export const CONFLICTS: readonly string[] = ['given_name.different', 'birth_date.different'];
+
+const describeFrequency = (f: number): string =>
+  f >= 0.001 ? ` (held by 1 in ${Math.max(1, Math.round(1 / f))} records)` : ' (rare)';
+
+/** One agreement's part. */
+function partOf(a: Agreement, table: ModelTable, frequencies: Frequencies, population: number): MatchPart | null {
+  const levels = table.levels[a.comparison] as Partial<Record<string, LevelWeight>>;
+  const w = levels[a.level];
+  if (!w) return null;
+  const words = (WORDS[a.comparison] as Record<string, string>)[a.level] ?? a.level;
+  const reason = a.swapped && a.level === 'exact' ? `${words} (given and family names swapped)` : words;
+  const f = a.value !== null && w.split !== undefined ? frequencies(a.comparison, a.value) : null;
+  if (f !== null && w.split !== undefined) {
+    const frequency = Math.max(f, frequencyFloor(population));
+    const bits = Math.log2(w.m / (frequency * w.split));
+    return { comparison: a.comparison, level: a.level, bits, reason: reason + describeFrequency(frequency), frequency };
+  }
+  return { comparison: a.comparison, level: a.level, bits: Math.log2(w.m / w.u), reason };
+}
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** The prior log-odds (natural log) that a sign-up is one given record of `population`. */
+export function priorLogOdds(table: ModelTable, population: number): number {
+  const prior = table.returningRate / Math.max(population, 1);
+  return Math.log(prior / (1 - prior));
+}
+
+/** The calibrated log-odds of one person, from the parts' bits per group. */
+export function calibratedLogOdds(
+  groups: Record<EvidenceGroup, number>,
+  table: ModelTable,
+  population: number,
+): number {
+  const { weights, intercept } = table.calibration;
+  return (
+    priorLogOdds(table, population) + intercept + GROUP_NAMES.reduce((x, g) => x + weights[g] * groups[g] * Math.LN2, 0)
+  );
+}
+
+/**
+ * Two records' match score: the calibrated probability, the parts (strongest evidence first) and
+ * the conflicts. `population` is the number of records on file (the prior odds are one in it).
+ */
+export function scoreAgreements(
+  agreements: Agreement[],
+  table: ModelTable,
+  frequencies: Frequencies,
+  population: number,
+): MatchScore {
+  const parts = agreements
+    .map((a) => partOf(a, table, frequencies, population))
+    .filter((p): p is MatchPart => p !== null)
+    .sort((x, y) => Math.abs(y.bits) - Math.abs(x.bits) || x.comparison.localeCompare(y.comparison));
+  const bits = parts.reduce((s, p) => s + p.bits, 0);
+  return {
+    probability: sigmoid(calibratedLogOdds(bitsByGroup(parts), table, population)),
+    bits,
+    parts,
+    conflicts: parts.filter((p) => CONFLICTS.includes(`${p.comparison}.${p.level}`)),
+    version: table.version,
+  };
+}
+
+/** Every comparison and level the table must weigh: a table missing one is refused. */
+export function checkTable(table: ModelTable): void {
+  for (const c of COMPARISON_NAMES) {
+    for (const level of COMPARISONS[c]) {
+      const w = (table.levels[c] as Partial<Record<string, LevelWeight>>)[level];
+      if (!w || !(w.m > 0 && w.m <= 1) || !(w.u > 0 && w.u <= 1))
+        throw new Error(`match model ${table.version}: ${c}.${level} needs 0 < m, u ≤ 1`);
+    }
+  }
+  if (!(table.returningRate > 0 && table.returningRate < 1))
+    throw new Error(`match model ${table.version}: returningRate must be in (0, 1)`);
+}

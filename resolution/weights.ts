@@ -1,0 +1,179 @@
+/**
+ * The match model's table (resolution/model.ts), version 2026-11-30.1: estimated by
+ * `npm run resolution:fit -- --write` from households-1, febrl1. Generated; a new
+ * table is a new version, adopted in review with the figures the fit prints.
+ */
+import type { ModelTable } from './model';
+
+export const MATCH_MODEL: ModelTable = {
+  version: '2026-11-30.1',
+  trainedOn: ['households-1', 'febrl1'],
+  levels: {
+    given_name: {
+      exact: {
+        m: 0.821288,
+        u: 0.00458572,
+        split: 1,
+      },
+      nickname: {
+        m: 0.0718353,
+        u: 0.0015421,
+      },
+      close: {
+        m: 0.064389,
+        u: 0.000701482,
+      },
+      initial: {
+        m: 0.00043802,
+        u: 0.00000579737,
+      },
+      different: {
+        m: 0.0420499,
+        u: 0.993165,
+      },
+    },
+    family_name: {
+      exact: {
+        m: 0.890218,
+        u: 0.0126972,
+        split: 1,
+      },
+      close: {
+        m: 0.0730457,
+        u: 0.00138,
+      },
+      different: {
+        m: 0.0367364,
+        u: 0.985923,
+      },
+    },
+    birth_date: {
+      exact: {
+        m: 0.80998,
+        u: 0.0000389988,
+      },
+      partial: {
+        m: 0.0982863,
+        u: 0.00139096,
+      },
+      swap: {
+        m: 0.0105847,
+        u: 0.0000194994,
+      },
+      typo: {
+        m: 0.0539315,
+        u: 0.00512184,
+      },
+      different: {
+        m: 0.0272177,
+        u: 0.993429,
+      },
+    },
+    email: {
+      exact_verified: {
+        m: 0.468668,
+        u: 0.00000742578,
+        split: 0.491803,
+      },
+      exact: {
+        m: 0.421671,
+        u: 0.00000742578,
+        split: 0.508197,
+      },
+      local_close: {
+        m: 0.0567885,
+        u: 0.000200496,
+      },
+      different: {
+        m: 0.0528721,
+        u: 0.999785,
+      },
+    },
+    phone: {
+      exact_verified: {
+        m: 0.381099,
+        u: 0.00000672436,
+        split: 0.016129,
+      },
+      exact: {
+        m: 0.444787,
+        u: 0.0000134487,
+        split: 0.983871,
+      },
+      typo: {
+        m: 0.0143811,
+        u: 0.00000672436,
+      },
+      different_verified: {
+        m: 0.0909091,
+        u: 0.522651,
+      },
+      different: {
+        m: 0.0688238,
+        u: 0.477322,
+      },
+    },
+    address: {
+      exact: {
+        m: 0.656702,
+        u: 0.000244982,
+        split: 1,
+      },
+      close: {
+        m: 0.0477338,
+        u: 0.00000612456,
+      },
+      street: {
+        m: 0.0356798,
+        u: 0.0000122491,
+      },
+      postcode: {
+        m: 0.0192864,
+        u: 0.00190474,
+      },
+      different: {
+        m: 0.240598,
+        u: 0.997832,
+      },
+    },
+    device: {
+      exact: {
+        m: 0.559384,
+        u: 0.000419251,
+        split: 1,
+      },
+      network: {
+        m: 0.000733138,
+        u: 0.000342246,
+      },
+      different: {
+        m: 0.439883,
+        u: 0.999239,
+      },
+    },
+    card: {
+      fingerprint: {
+        m: 0.655556,
+        u: 0.000157588,
+        split: 1,
+      },
+      details: {
+        m: 0.0155556,
+        u: 0.0000131323,
+      },
+      different: {
+        m: 0.328889,
+        u: 0.999829,
+      },
+    },
+  },
+  returningRate: 0.528,
+  calibration: {
+    intercept: 3.0982,
+    weights: {
+      household: 0.234656,
+      person: 0.641169,
+      accounts: 0.488415,
+    },
+  },
+};

