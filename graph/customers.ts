@@ -21,6 +21,7 @@ import {
   type CustomerStatus,
   type IdentifierType,
   type NewCustomerInput,
+  type Person,
 } from './model';
 
 /** The map projection every customer read returns. */
@@ -63,6 +64,9 @@ const CYPHER = {
     MATCH (c:Customer {id: $id})
     ${lockNode('c')}
     RETURN c.status AS status, c.merged_into AS mergedInto`,
+  person: `
+    MATCH (c:Customer {id: $id})
+    RETURN c {.given_name, .family_name, .birth_date} AS person`,
   findByDigitalId: `
     MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: $type, value: $value})
     RETURN ${CUSTOMER_PROJECTION} AS customer`,
@@ -150,6 +154,16 @@ export async function getCustomer(g: Graph, id: string): Promise<Customer | null
     const res = await tx.run(CYPHER.get, { id });
     const record = res.records[0];
     return record ? toCustomer(record.get('customer'), g.policy.reportingCurrency) : null;
+  });
+}
+
+/** What the customer's record knows of the person (graph/model.ts `Person`); null when there is no such customer. */
+export async function getPerson(g: Graph, id: string): Promise<Person | null> {
+  return readTx(g, async (tx) => {
+    const record = (await tx.run(CYPHER.person, { id })).records[0];
+    if (!record) return null;
+    const p = toPlain(record.get('person')) as Partial<Person>;
+    return { given_name: p.given_name ?? null, family_name: p.family_name ?? null, birth_date: p.birth_date ?? null };
   });
 }
 

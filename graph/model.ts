@@ -252,6 +252,33 @@ export const deviceInput = z.strictObject({
 });
 export type DeviceInput = z.input<typeof deviceInput>;
 
+/** A date of birth as far as it is known, as given: `1980-04-02`, `1980-04` or `1980`. */
+export const BIRTH_DATE_PATTERN = /^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?$/;
+
+/**
+ * Who the customer is, as far as the caller knows: optional personal data, used to tell people
+ * apart (docs/identity.md). Stored on the customer, shown in their profile and export, erased with
+ * them; never in an event, a log or a context read.
+ */
+export const personInput = z
+  .strictObject({
+    given_name: text(100).optional(),
+    family_name: text(100).optional(),
+    birth_date: z
+      .string()
+      .regex(BIRTH_DATE_PATTERN, 'must be a date of birth as far as it is known: YYYY-MM-DD, YYYY-MM or YYYY')
+      .optional(),
+  })
+  .meta({ description: 'Optional personal data that tells people apart; each part optional' });
+export type PersonInput = z.output<typeof personInput>;
+
+/** A customer's person attributes as stored: each null when not known. */
+export interface Person {
+  given_name: string | null;
+  family_name: string | null;
+  birth_date: string | null;
+}
+
 export const addressInput = z.strictObject({
   id: id.optional(),
   street1: text(200),

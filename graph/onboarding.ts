@@ -51,6 +51,11 @@ export const DEVICE_CUSTOMERS = `
     RETURN collect(id) AS customerIds`;
 
 const CYPHER = {
+  person: `
+    MATCH (c:Customer {id: $customerId})
+    SET c.given_name = coalesce(c.given_name, $person.given_name),
+        c.family_name = coalesce(c.family_name, $person.family_name),
+        c.birth_date = coalesce(c.birth_date, $person.birth_date)`,
   mergeVerified: `
     UNWIND $identifiers AS i
     MERGE (d:DigitalIdentifier {type: i.type, value: i.value})
@@ -177,6 +182,14 @@ function possibleMatchFound(match: PossibleMatch, onboardingId: string, observat
   };
 }
 
+/**
+ * What the request says of the person fills what the customer's record does not know yet; a known
+ * value is never overwritten by an onboarding.
+ */
+async function fillPersonTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string): Promise<void> {
+  if (plan.person) await tx.run(CYPHER.person, { customerId, person: plan.person });
+}
+
 async function onboardTx(
   tx: ManagedTransaction,
   g: Graph,
@@ -225,6 +238,7 @@ async function onboardTx(
   }
 
   const addressId = await addressTx(tx, plan, customerId, resolution.matchedCustomerId);
+  await fillPersonTx(tx, plan, customerId);
 
   // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
   // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
@@ -234,7 +248,6 @@ async function onboardTx(
 
   for (const match of resolution.possibleMatches)
     await appendEvent(tx, 'PossibleMatchFound', customerId, possibleMatchFound(match, ids.onboardingId, observations));
-
   const result: OnboardingResult = {
     customer_id: customerId,
     outcome: resolution.outcome,

@@ -16,8 +16,10 @@ import {
   newCustomerInput,
   parseInput,
   paymentMethodFields,
+  personInput,
   withCardDetails,
   type IdentifierType,
+  type Person,
 } from './model';
 import { preparePaymentMethod, type PaymentMethodRow } from './paymentMethods';
 
@@ -76,6 +78,7 @@ function buildRequestSchema(currency: string) {
       device: deviceInput.omit({ trust_score: true }).strict().optional(),
       address: addressInput.omit({ id: true }).strict().optional(),
       digital_identifiers: z.array(identifierRequest).max(10).default([]),
+      person: personInput.optional(),
     })
     .refine((r) => r.digital_identifiers.length > 0 || r.device !== undefined || r.payment_method !== undefined, {
       message: NO_IDENTITY,
@@ -108,6 +111,8 @@ export interface OnboardingPlan {
   device: { fingerprint: string; ip?: string | undefined; user_agent?: string | undefined } | null;
   address: z.output<typeof addressInput> | null;
   digital_identifiers: { type: IdentifierType; value: string; is_verified: boolean }[];
+  /** Who the customer is, when the request said (a part not said is null); null when it said nothing. */
+  person: Person | null;
   /** Values that were dropped as placeholders (kinds only, never the values). */
   ignored: { field: string; reason: 'junk' | 'duplicate' | 'wallet_full' }[];
 }
@@ -146,8 +151,18 @@ export function prepareOnboarding(g: Pick<Graph, 'tokens' | 'policy'>, request: 
     device,
     address: r.address ?? null,
     digital_identifiers: identifiers,
+    person: personOf(r.person),
     ignored,
   };
+}
+
+function personOf(p: { given_name?: string; family_name?: string; birth_date?: string } | undefined): Person | null {
+  const person = {
+    given_name: p?.given_name ?? null,
+    family_name: p?.family_name ?? null,
+    birth_date: p?.birth_date ?? null,
+  };
+  return Object.values(person).some((v) => v !== null) ? person : null;
 }
 
 /**

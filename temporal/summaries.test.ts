@@ -31,6 +31,7 @@ describe('workflow summaries', () => {
         { type: 'email', value: 'ada@acme.io', is_verified: true },
         { type: 'phone_number', value: '+14155550142', is_verified: false },
       ],
+      person: { given_name: 'Augusta', family_name: 'Lovelace', birth_date: '1815-12-10' },
       ignored: [],
     };
     const summary = onboardingSummary(plan);
@@ -48,6 +49,9 @@ describe('workflow summaries', () => {
       'London',
       'SW1A',
       't2.',
+      'Augusta',
+      'Lovelace',
+      '1815',
     ])
       expect(summary).not.toContain(personal);
   });

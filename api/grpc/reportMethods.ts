@@ -67,6 +67,7 @@ function onboardCustomer(deps: ApiDeps): ReportMethods['OnboardCustomer'] {
         device: plain(req.device),
         address: plain(req.address),
         digital_identifiers: (req.digital_identifiers ?? []).map((i) => ({ is_verified: false, ...plain(i) })),
+        person: plain(req.person),
       });
       const answer = await startOnboarding(deps, key, body, req.wait === true, principal, authorization);
       return answer.status === 200 ? answer.body : { workflow_id: answer.body.workflow_id };

@@ -49,6 +49,13 @@ const profile = z
     digital_identifiers: z.array(
       z.object({ type: z.enum(IDENTIFIER_TYPES), value: z.string(), is_verified: z.boolean() }),
     ),
+    person: z
+      .object({
+        given_name: z.string().nullable(),
+        family_name: z.string().nullable(),
+        birth_date: z.string().nullable(),
+      })
+      .openapi({ description: 'Who the customer is, as far as Persona was told (each part null when not)' }),
     created_at: z.string(),
     updated_at: z.string(),
     ...mergedIntoFields,

@@ -1,6 +1,6 @@
 /** Customer self-service reads and writes: one graph call each, shaped for the API contract. */
 import { removeAddressFromCustomer } from '../../graph/addresses';
-import { getCustomer, updateCustomer } from '../../graph/customers';
+import { getCustomer, getPerson, updateCustomer } from '../../graph/customers';
 import { removeDeviceFromCustomer } from '../../graph/devices';
 import { NotFoundError } from '../../graph/errors';
 import type { Graph } from '../../graph/graph';
@@ -29,7 +29,10 @@ export async function getProfile(g: Graph, id: string) {
     customer = await getCustomer(g, survivor);
   }
   if (!customer || isMergedStatus(customer.status)) throw new NotFoundError('Customer', id);
-  const identifiers = await getDigitalIdentifiersByCustomer(g, customer.id);
+  const [identifiers, person] = await Promise.all([
+    getDigitalIdentifiersByCustomer(g, customer.id),
+    getPerson(g, customer.id),
+  ]);
   return {
     customer_id: customer.id,
     status: customer.status,
@@ -42,6 +45,7 @@ export async function getProfile(g: Graph, id: string) {
         : fromMinorUnits(customer.predicted_ltv_minor, g.policy.reportingCurrency),
     acquisition_date: customer.acquisition_date,
     digital_identifiers: identifiers.map((i) => ({ type: i.type, value: i.value, is_verified: i.is_verified })),
+    person: person ?? { given_name: null, family_name: null, birth_date: null },
     created_at: customer.created_at,
     updated_at: customer.updated_at,
     ...mergedInto(survivor),

@@ -16,6 +16,7 @@ import type { OnboardingCustomer as _persona_v1_OnboardingCustomer, OnboardingCu
 import type { OnboardingDevice as _persona_v1_OnboardingDevice, OnboardingDevice__Output as _persona_v1_OnboardingDevice__Output } from './persona/v1/OnboardingDevice';
 import type { OnboardingIdentifier as _persona_v1_OnboardingIdentifier, OnboardingIdentifier__Output as _persona_v1_OnboardingIdentifier__Output } from './persona/v1/OnboardingIdentifier';
 import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, OnboardingPaymentMethod__Output as _persona_v1_OnboardingPaymentMethod__Output } from './persona/v1/OnboardingPaymentMethod';
+import type { OnboardingPerson as _persona_v1_OnboardingPerson, OnboardingPerson__Output as _persona_v1_OnboardingPerson__Output } from './persona/v1/OnboardingPerson';
 import type { OwnerStopAnswer as _persona_v1_OwnerStopAnswer, OwnerStopAnswer__Output as _persona_v1_OwnerStopAnswer__Output } from './persona/v1/OwnerStopAnswer';
 import type { PersonaAgentClient as _persona_v1_PersonaAgentClient, PersonaAgentDefinition as _persona_v1_PersonaAgentDefinition } from './persona/v1/PersonaAgent';
 import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from './persona/v1/RecordInteractionsRequest';
@@ -51,6 +52,7 @@ export interface ProtoGrpcType {
       OnboardingDevice: MessageTypeDefinition<_persona_v1_OnboardingDevice, _persona_v1_OnboardingDevice__Output>
       OnboardingIdentifier: MessageTypeDefinition<_persona_v1_OnboardingIdentifier, _persona_v1_OnboardingIdentifier__Output>
       OnboardingPaymentMethod: MessageTypeDefinition<_persona_v1_OnboardingPaymentMethod, _persona_v1_OnboardingPaymentMethod__Output>
+      OnboardingPerson: MessageTypeDefinition<_persona_v1_OnboardingPerson, _persona_v1_OnboardingPerson__Output>
       OwnerStopAnswer: MessageTypeDefinition<_persona_v1_OwnerStopAnswer, _persona_v1_OwnerStopAnswer__Output>
       PersonaAgent: SubtypeConstructor<typeof grpc.Client, _persona_v1_PersonaAgentClient> & { service: _persona_v1_PersonaAgentDefinition }
       RecordInteractionsRequest: MessageTypeDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsRequest__Output>

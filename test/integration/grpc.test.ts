@@ -238,6 +238,32 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     expect(month).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'payment_method.expiry_month' });
   });
 
+  it('OnboardCustomer takes who the person is, and refuses a birth date that is not one', async () => {
+    const onboarder = bearer(await h.token('onboarding:write'));
+    const req = {
+      idempotency_key: randomUUID(),
+      wait: true,
+      digital_identifiers: [{ type: 'email', value: uniqueEmail() }],
+      person: { given_name: 'Grace', family_name: 'Hopper', birth_date: '1906-12-09' },
+    };
+    const created = await call(client, 'OnboardCustomer', req, onboarder);
+    expect(created.res).toMatchObject({ outcome: 'created' });
+    const [stored] = await h.graph.query<Record<string, unknown>>(
+      'MATCH (c:Customer {id: $id}) RETURN c.given_name AS given, c.family_name AS family, c.birth_date AS born',
+      { id: created.res?.customer_id },
+    );
+    expect(stored).toEqual({ given: 'Grace', family: 'Hopper', born: '1906-12-09' });
+    const key = randomUUID();
+    const bad = await call(
+      client,
+      'OnboardCustomer',
+      { ...req, idempotency_key: key, person: { birth_date: '9 December 1906' } },
+      onboarder,
+    );
+    expect(bad).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, field: 'person.birth_date' });
+    await expect(h.client.workflow.getHandle(`onboarding-${key}`).describe()).rejects.toThrow(/not found/i);
+  });
+
   it('ReportPaymentFailure starts the recovery', async () => {
     const { customerId, cards } = await customerWithCards(h.graph, [
       'tok_decline_insufficient_funds_5',

@@ -97,6 +97,45 @@ describe('POST /api/v1/onboarding end to end', () => {
     expect(history).not.toContain('tok_');
   });
 
+  it('keeps who the person is: shown in the profile, filled in by a later onboarding, never overwritten', async () => {
+    const email = uniqueEmail();
+    const first = await onboard(
+      body({
+        digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+        person: { given_name: 'Ada', birth_date: '1815-12' },
+      }),
+    );
+    expect(first.res.status).toBe(200);
+    const customerId = first.json.customer_id as string;
+    expect((await get(`/api/v1/customers/${customerId}/profile`)).json.person).toEqual({
+      given_name: 'Ada',
+      family_name: null,
+      birth_date: '1815-12',
+    });
+    const again = await onboard(
+      body({
+        digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+        person: { given_name: 'Augusta', family_name: 'Lovelace', birth_date: '1815-12-10' },
+      }),
+    );
+    expect(again.json).toMatchObject({ customer_id: customerId, outcome: 'matched' });
+    expect((await get(`/api/v1/customers/${customerId}/profile`)).json.person).toEqual({
+      given_name: 'Ada',
+      family_name: 'Lovelace',
+      birth_date: '1815-12',
+    });
+    // Never in an event or a context read: the person is in the profile and the export only.
+    const events = await h.graph.query<{ payload: string }>(
+      'MATCH (e:Event {customer_id: $id}) RETURN e.payload AS payload',
+      { id: customerId },
+    );
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) expect(String(e.payload)).not.toMatch(/Ada|Lovelace|1815/);
+    const context = await get(`/api/v1/customers/${customerId}/context`, await h.token('context:read'));
+    expect(context.res.status).toBe(200);
+    expect(JSON.stringify(context.json)).not.toMatch(/Ada|Lovelace|1815/);
+  });
+
   it('answers 202 with the workflow id when not asked to wait', async () => {
     const { res, json, key } = await onboard(body(), randomUUID(), { wait: false });
     expect(res.status).toBe(202);
@@ -292,6 +331,9 @@ describe('bad input writes nothing', () => {
       () => body({ digital_identifiers: [{ type: 'email', value: 'not-an-email', is_verified: true }] }),
       'digital_identifiers.0.value',
     ],
+    ['an unknown field of the person', () => body({ person: { given_name: 'Ada', nickname: 'A' } }), 'person.nickname'],
+    ['a birth date that is not one', () => body({ person: { birth_date: '02/04/1980' } }), 'person.birth_date'],
+    ['a blank given name', () => body({ person: { given_name: '   ' } }), 'person.given_name'],
     ['malformed JSON', () => '{"customer": ', 'body'],
     ['an empty body: no identity fact at all', () => ({}), 'body'],
     ['only a customer, nothing the graph can recognise later', () => ({ customer: { segment: 'VIP' } }), 'body'],

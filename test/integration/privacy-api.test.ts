@@ -42,6 +42,11 @@ describe('export and erasure', () => {
         country: 'GB',
         type: 'shipping',
       });
+      // Who the person is (optional personal data): exported, and erased with the rest.
+      await h.graph.query(
+        'MATCH (c:Customer {id: $id}) SET c.given_name = $given, c.family_name = $family, c.birth_date = $born',
+        { id: customerId, given: 'Erasa', family: 'Goneaway', born: '1970-05' },
+      );
       const [identifier] = await h.graph.query<{ value: string }>(
         'MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d) RETURN d.value AS value',
         { id: customerId },
@@ -56,7 +61,11 @@ describe('export and erasure', () => {
       expect(exported.text).not.toContain(token);
       expect(exported.text).not.toMatch(/"token"|t2\.[A-Za-z0-9_.-]{20,}/);
       expect(body).toMatchObject({
-        profile: { customer_id: customerId, digital_identifiers: [{ type: 'email', value: email }] },
+        profile: {
+          customer_id: customerId,
+          digital_identifiers: [{ type: 'email', value: email }],
+          person: { given_name: 'Erasa', family_name: 'Goneaway', birth_date: '1970-05' },
+        },
         payment_methods: [expect.objectContaining({ id: cards[0] }), expect.objectContaining({ id: cards[1] })],
         devices: [expect.objectContaining({ fingerprint })],
         addresses: [expect.objectContaining({ street1: '1 Erasure Lane' })],

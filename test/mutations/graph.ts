@@ -372,4 +372,16 @@ export const graphMutations: Mutation[] = [
     test: 'test/integration/api-limits.test.ts',
     title: 'does not commit a write after the caller’s deadline has passed',
   },
+  {
+    id: 'graph-person-in-summary',
+    threat: "A person's name or date of birth leaks beyond their profile",
+    removes: "the onboarding's workflow summary (the Temporal UI) leaves the person out",
+    file: 'temporal/onboarding.ts',
+    find: "  if (plan.device) parts.push('a device');\n",
+    replace:
+      "  if (plan.device) parts.push('a device');\n" +
+      '  if (plan.person?.given_name) parts.push(plan.person.given_name);\n',
+    test: 'temporal/summaries.test.ts',
+    title: 'describe an onboarding without the person in it',
+  },
 ];

@@ -29,6 +29,7 @@ const plan: OnboardingPlan = {
   device: null,
   address: null,
   digital_identifiers: [{ type: 'email', value: 'ada@acme.io', is_verified: true }],
+  person: null,
   ignored: [],
 };
 

@@ -5,6 +5,7 @@ import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, On
 import type { OnboardingDevice as _persona_v1_OnboardingDevice, OnboardingDevice__Output as _persona_v1_OnboardingDevice__Output } from '../../persona/v1/OnboardingDevice';
 import type { OnboardingAddress as _persona_v1_OnboardingAddress, OnboardingAddress__Output as _persona_v1_OnboardingAddress__Output } from '../../persona/v1/OnboardingAddress';
 import type { OnboardingIdentifier as _persona_v1_OnboardingIdentifier, OnboardingIdentifier__Output as _persona_v1_OnboardingIdentifier__Output } from '../../persona/v1/OnboardingIdentifier';
+import type { OnboardingPerson as _persona_v1_OnboardingPerson, OnboardingPerson__Output as _persona_v1_OnboardingPerson__Output } from '../../persona/v1/OnboardingPerson';
 
 export interface OnboardCustomerRequest {
   'idempotency_key'?: (string);
@@ -14,6 +15,7 @@ export interface OnboardCustomerRequest {
   'device'?: (_persona_v1_OnboardingDevice | null);
   'address'?: (_persona_v1_OnboardingAddress | null);
   'digital_identifiers'?: (_persona_v1_OnboardingIdentifier)[];
+  'person'?: (_persona_v1_OnboardingPerson | null);
 }
 
 export interface OnboardCustomerRequest__Output {
@@ -24,4 +26,5 @@ export interface OnboardCustomerRequest__Output {
   'device'?: (_persona_v1_OnboardingDevice__Output);
   'address'?: (_persona_v1_OnboardingAddress__Output);
   'digital_identifiers'?: (_persona_v1_OnboardingIdentifier__Output)[];
+  'person'?: (_persona_v1_OnboardingPerson__Output);
 }
