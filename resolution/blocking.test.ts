@@ -55,7 +55,33 @@ describe('blocking', () => {
       }),
     );
     expect(new Set(keys.map((k) => k.split(':')[0]))).toEqual(
-      new Set(['name', 'name-postcode', 'name-year', 'birth', 'email-local', 'phone', 'card', 'device', 'address']),
+      new Set([
+        'name',
+        'name-formal',
+        'name-postcode',
+        'name-year',
+        'birth',
+        'email-local',
+        'phone',
+        'card',
+        'device',
+        'address',
+      ]),
     );
+  });
+
+  it('finds a record under a nickname however the name sounds (Em and Emily, Bella and Isabella)', () => {
+    const index = new BlockingIndex();
+    index.add(p('f1', { given_name: 'Emily', family_name: 'Lane', birth_date: '1977-02-09' }));
+    index.add(p('f2', { given_name: 'Bella', family_name: 'Roberts', birth_date: '1999-08-11' }));
+    index.add(p('f3', { given_name: 'Emma', family_name: 'Lane', birth_date: '1980-01-01' }));
+    expect(index.candidates(p('s1', { given_name: 'Em', family_name: 'Lane' }))).toEqual(
+      expect.arrayContaining(['f1']),
+    );
+    expect(index.candidates(p('s2', { given_name: 'Isabella', family_name: 'Roberts' }))).toEqual(['f2']);
+    // A name in no group gives no formal-name key.
+    expect(
+      blockingKeys(p('r', { given_name: 'Zxq', family_name: 'Lane' })).some((k) => k.startsWith('name-formal:')),
+    ).toBe(false);
   });
 });

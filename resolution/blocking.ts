@@ -2,7 +2,8 @@
  * Blocking: which records on file are worth scoring against a sign-up. Each record gives keys;
  * records sharing a key with the sign-up are its candidates. The keys are chosen so that one
  * person's records share at least one of them however the person typed: the whole name as it
- * sounds (Soundex), the family name's Soundex with a postcode, or with the given initial and birth
+ * sounds (Soundex), the given name's formal name (a nickname's: Bill, William) with the family
+ * name's Soundex, the family name's Soundex with a postcode, or with the given initial and birth
  * year (either way round, for a swap), the whole date of birth with an initial, an email's local
  * part, a phone number, a card or a device fingerprint, an address.
  *
@@ -11,6 +12,7 @@
  * most `CANDIDATE_CAP`, from the most specific keys first.
  */
 import type { PreparedRecord } from './compare';
+import { formalNames } from './nicknames';
 import { soundex } from './strings';
 
 /** A key held by more records than this names no candidates. */
@@ -33,6 +35,9 @@ export function blockingKeys(r: PreparedRecord): string[] {
   }
   // The whole name, as it sounds (a name alone, typed differently, still finds its record).
   if (r.given && r.family) keys.add(`name:${soundex(r.given)}|${soundex(r.family)}`);
+  // The given name's formal name with the family name as it sounds: a nickname finds its record (Bill, William).
+  if (r.given && r.family)
+    for (const formal of formalNames(r.given)) keys.add(`name-formal:${formal}|${soundex(r.family)}`);
   const b = r.birth;
   if (b?.year && b.month && b.day) {
     const initials = new Set([r.given?.[0], r.family?.[0]].filter(Boolean));

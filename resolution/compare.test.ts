@@ -45,6 +45,16 @@ describe('comparing two records', () => {
     expect(levels({ birth_date: '1980-05' }, { birth_date: '1980-04-02' })).toEqual({ birth_date: 'different' });
   });
 
+  it('reads a date of birth with two of its three parts the same as near', () => {
+    // A wrong month, a day a few off (two digits), a wrong year: one part mistyped.
+    expect(levels({ birth_date: '1966-12-21' }, { birth_date: '1966-01-21' })).toEqual({ birth_date: 'near' });
+    expect(levels({ birth_date: '1980-11-20' }, { birth_date: '1980-11-18' })).toEqual({ birth_date: 'near' });
+    expect(levels({ birth_date: '1954-03-08' }, { birth_date: '1962-03-08' })).toEqual({ birth_date: 'near' });
+    // One digit apart stays a typo; one part the same is still different.
+    expect(levels({ birth_date: '1980-04-02' }, { birth_date: '1980-04-03' })).toEqual({ birth_date: 'typo' });
+    expect(levels({ birth_date: '1980-04-02' }, { birth_date: '1980-09-17' })).toEqual({ birth_date: 'different' });
+  });
+
   it('reads emails by the mailbox they reach, and by their names', () => {
     const v = (value: string, verified = true) => ({ emails: [{ value, verified }] });
     expect(levels(v('Ann.Lee+shop@gmail.com'), v('annlee@googlemail.com'))).toEqual({ email: 'exact_verified' });

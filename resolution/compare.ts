@@ -19,7 +19,7 @@ import { damerauLevenshtein, jaroWinkler } from './strings';
 export const COMPARISONS = {
   given_name: ['exact', 'nickname', 'close', 'initial', 'different'],
   family_name: ['exact', 'close', 'different'],
-  birth_date: ['exact', 'partial', 'swap', 'typo', 'different'],
+  birth_date: ['exact', 'partial', 'swap', 'typo', 'near', 'different'],
   email: ['exact_verified', 'exact', 'local_close', 'different'],
   phone: ['exact_verified', 'exact', 'typo', 'different_verified', 'different'],
   address: ['exact', 'close', 'street', 'postcode', 'different'],
@@ -200,7 +200,10 @@ function compareBirth(a: PartialDate, b: PartialDate): Level<'birth_date'> | nul
     if (a.year === b.year && a.month === b.month && a.day === b.day) return 'exact';
     if (a.year === b.year && a.month === b.day && a.day === b.month) return 'swap';
     const text = (d: typeof a): string => `${d.year}${pad(d.month)}${pad(d.day)}`;
-    return damerauLevenshtein(text(a), text(b)) <= 1 ? 'typo' : 'different';
+    if (damerauLevenshtein(text(a), text(b)) <= 1) return 'typo';
+    // Two of the three parts agree: one of them mistyped (a day off, a wrong month, a wrong year).
+    const agree = Number(a.year === b.year) + Number(a.month === b.month) + Number(a.day === b.day);
+    return agree === 2 ? 'near' : 'different';
   }
   // One of them partial: what both know agrees, or not.
   if (a.year !== b.year) return Math.abs(a.year - b.year) <= 1 ? 'typo' : 'different';

@@ -14,9 +14,9 @@ describe('estimating the table', () => {
     const matches = [...Array(97).fill([birth('exact')]), ...Array(3).fill([birth('typo')])] as Agreement[][];
     const random = [...Array(5).fill([birth('exact')]), ...Array(995).fill([birth('different')])] as Agreement[][];
     const levels = estimateLevels(matches, random, []);
-    expect(levels.birth_date.exact!.m).toBeCloseTo(98 / 105, 6);
-    expect(levels.birth_date.typo!.m).toBeCloseTo(4 / 105, 6);
-    expect(levels.birth_date.different!.u).toBeCloseTo(996 / 1005, 6);
+    expect(levels.birth_date.exact!.m).toBeCloseTo(98 / 106, 6);
+    expect(levels.birth_date.typo!.m).toBeCloseTo(4 / 106, 6);
+    expect(levels.birth_date.different!.u).toBeCloseTo(996 / 1006, 6);
     expect(levels.birth_date.swap!.m).toBeGreaterThan(0);
   });
 
@@ -31,17 +31,38 @@ describe('estimating the table', () => {
     expect(levels.email.local_close!.split).toBeUndefined();
   });
 
-  it('recovers a logistic calibration from its samples', () => {
+  it('recovers a logistic calibration from its samples, interactions included', () => {
     const rand = mulberry32(7);
     const samples = Array.from({ length: 20_000 }, (): CalibrationSample => {
-      const groups = { household: rand() * 20 - 10, person: rand() * 20 - 10, accounts: rand() * 20 - 10 };
-      const z = -2 + Math.LN2 * (0.3 * groups.household + 1.2 * groups.person + 0.8 * groups.accounts) - 1.5;
-      return { groups, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };
+      const household = rand() * 20 - 10;
+      const conflict = rand() < 0.3;
+      const features = {
+        household,
+        person: rand() * 20 - 10,
+        accounts: rand() * 20 - 10,
+        household_conflict: conflict ? Math.max(0, household) : 0,
+        household_unattested: 0,
+        identifier_conflict: conflict ? rand() * 10 : 0,
+      };
+      const z =
+        -2 +
+        Math.LN2 *
+          (0.3 * features.household +
+            1.2 * features.person +
+            0.8 * features.accounts -
+            0.25 * features.household_conflict +
+            0.5 * features.identifier_conflict) -
+        1.5;
+      return { features, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };
     });
     const { weights, intercept } = fitCalibration(samples);
     expect(weights.household).toBeCloseTo(0.3, 1);
     expect(weights.person).toBeCloseTo(1.2, 1);
     expect(weights.accounts).toBeCloseTo(0.8, 1);
+    expect(weights.household_conflict).toBeCloseTo(-0.25, 1);
+    expect(weights.identifier_conflict).toBeCloseTo(0.5, 1);
+    // A feature never seen is pulled to 0 (an interaction's neutral weight), not to 1.
+    expect(weights.household_unattested).toBeCloseTo(0, 6);
     expect(intercept).toBeCloseTo(-1.5, 0);
   });
 });

@@ -6,13 +6,14 @@
  *   u: from random pairs of two people's records (what two people agree on by chance);
  *   split: for exact levels adjusted by frequency, the share of each level among two people's
  *      pairs that agree exactly (a family email verified by both, or by one);
- *   calibration: a logistic regression of the label on the groups' evidence with the prior as an
- *      offset, over the candidate pairs blocking gives (Newton's method; four parameters).
+ *   calibration: a logistic regression of the label on the groups' evidence and their interactions
+ *      (model.ts, `INTERACTIONS`) with the prior as an offset, over the candidate pairs blocking
+ *      gives (Newton's method; seven parameters).
  *
  * Counts are smoothed with one pseudo-count per level, so that no level is certain or impossible.
  */
 import { COMPARISON_NAMES, COMPARISONS, type Agreement, type Comparison } from './compare';
-import { GROUP_NAMES, type Calibration, type EvidenceGroup, type LevelWeight, type ModelTable } from './model';
+import { FEATURE_NAMES, GROUP_NAMES, type Calibration, type Feature, type LevelWeight, type ModelTable } from './model';
 
 /** Levels adjusted by the value's frequency (they carry the value they agree on). */
 export const FREQUENCY_LEVELS: { [C in Comparison]: readonly (typeof COMPARISONS)[C][number][] } = {
@@ -69,9 +70,9 @@ export function estimateLevels(
   return levels;
 }
 
-/** One labelled pair for calibration: its bits per group, the prior's log-odds, one person or not. */
+/** One labelled pair for calibration: its features' bits (model.ts), the prior's log-odds, one person or not. */
 export interface CalibrationSample {
-  groups: Record<EvidenceGroup, number>;
+  features: Record<Feature, number>;
   prior: number;
   y: 0 | 1;
 }
@@ -95,26 +96,28 @@ function solve(a: number[][], b: number[]): number[] | null {
 }
 
 /**
- * A logistic regression of one person on the groups' evidence, with the prior as an offset:
- * logit = prior + intercept + Σ weight_g · ln2 · bits_g. Newton's method with step halving, from
- * the uncalibrated model (every weight 1, intercept 0), with a small ridge pulling each weight to 1.
+ * A logistic regression of one person on the evidence, with the prior as an offset:
+ * logit = prior + intercept + Σ weight_f · ln2 · bits_f over the features (each group's bits and each
+ * interaction's). Newton's method with step halving, from the uncalibrated model (every group's
+ * weight 1, every interaction's 0, intercept 0), with a small ridge pulling each weight back there.
  */
 export function fitCalibration(samples: CalibrationSample[]): Calibration {
   const ridge = 1e-2;
-  const features = samples.map((s) => [1, ...GROUP_NAMES.map((g) => s.groups[g] * Math.LN2)]);
-  const k = GROUP_NAMES.length + 1;
+  const features = samples.map((s) => [1, ...FEATURE_NAMES.map((f) => s.features[f] * Math.LN2)]);
+  const k = FEATURE_NAMES.length + 1;
+  const start = [0, ...FEATURE_NAMES.map((f) => ((GROUP_NAMES as readonly string[]).includes(f) ? 1 : 0))];
   const loss = (theta: number[]): number => {
-    let l = theta.slice(1).reduce((a, w) => a + (ridge / 2) * (w - 1) ** 2, 0);
+    let l = theta.slice(1).reduce((a, w, j) => a + (ridge / 2) * (w - start[j + 1]!) ** 2, 0);
     samples.forEach((s, i) => {
       const z = s.prior + features[i]!.reduce((a, x, j) => a + x * theta[j]!, 0);
       l += (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z))) - s.y * z;
     });
     return l;
   };
-  let theta = [0, ...GROUP_NAMES.map(() => 1)];
+  let theta = [...start];
   let current = loss(theta);
   for (let iteration = 0; iteration < 100; iteration++) {
-    const g = theta.map((w, j) => (j === 0 ? 0 : ridge * (w - 1)));
+    const g = theta.map((w, j) => (j === 0 ? 0 : ridge * (w - start[j]!)));
     const h = theta.map((_, r) => theta.map((__, c) => (r === c && r > 0 ? ridge : r === c ? 1e-9 : 0)));
     samples.forEach((s, i) => {
       const x = features[i]!;
@@ -143,6 +146,6 @@ export function fitCalibration(samples: CalibrationSample[]): Calibration {
   }
   return {
     intercept: theta[0]!,
-    weights: Object.fromEntries(GROUP_NAMES.map((g, j) => [g, theta[j + 1]!])) as Calibration['weights'],
+    weights: Object.fromEntries(FEATURE_NAMES.map((f, j) => [f, theta[j + 1]!])) as Calibration['weights'],
   };
 }

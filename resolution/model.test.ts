@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { COMPARISON_NAMES, COMPARISONS, compareRecords, prepare, type Agreement } from './compare';
 import {
+  calibrationFeatures,
   checkTable,
   scoreAgreements,
   UNCALIBRATED,
@@ -42,10 +43,19 @@ const home = {
 };
 const unknown: Frequencies = () => null;
 
-function score(a: Partial<ResolutionRecord>, b: Partial<ResolutionRecord>, frequencies = unknown, population = 10_000) {
+function score(
+  a: Partial<ResolutionRecord>,
+  b: Partial<ResolutionRecord>,
+  frequencies = unknown,
+  population = 10_000,
+  t = table(),
+) {
   const agreements: Agreement[] = compareRecords(prepare(record(a), 'GB'), prepare(record(b), 'GB'));
-  return scoreAgreements(agreements, table(), frequencies, population);
+  return scoreAgreements(agreements, t, frequencies, population);
 }
+
+/** Twins: one home, one family name, one date of birth, two given names. */
+const twin = { family_name: 'Smith', birth_date: '2005-01-08', addresses: [home] };
 
 describe('the match model', () => {
   it('counts a common surname for less than a rare one', () => {
@@ -117,5 +127,56 @@ describe('the match model', () => {
     delete (t.levels.birth_date as Record<string, unknown>).swap;
     expect(() => checkTable(t)).toThrow('birth_date.swap');
     expect(() => checkTable(table())).not.toThrow();
+  });
+
+  it('marks an identifier more than one record on file holds as shared', () => {
+    const e = { emails: [{ value: 'home@example.com', verified: true }] };
+    const family = score(e, e, (c) => (c === 'email' ? 2 / 10_000 : null));
+    const own = score(e, e, (c) => (c === 'email' ? 1 / 10_000 : null));
+    const unknownFrequency = score(e, e);
+    expect(family.parts.find((p) => p.comparison === 'email')!.shared).toBe(true);
+    expect(own.parts.find((p) => p.comparison === 'email')!.shared).toBe(false);
+    expect(unknownFrequency.parts.find((p) => p.comparison === 'email')!.shared).toBeUndefined();
+  });
+
+  it('gives the household’s evidence as an interaction when the person’s conflicts, or is not known', () => {
+    const twins = score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Beth' });
+    const household = twins.parts.filter((p) => ['family_name', 'address'].includes(p.comparison));
+    const f = calibrationFeatures(twins.parts);
+    expect(f.household_conflict).toBeCloseTo(
+      household.reduce((s, p) => s + p.bits, 0),
+      9,
+    );
+    expect(f.household_conflict).toBeGreaterThan(0);
+    expect(f.household_unattested).toBe(0);
+    const same = calibrationFeatures(score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Ann' }).parts);
+    expect(same.household_conflict).toBe(0);
+    const nobody = score({ family_name: 'Smith', addresses: [home] }, { family_name: 'Smith', addresses: [home] });
+    expect(calibrationFeatures(nobody.parts).household_unattested).toBeGreaterThan(0);
+    expect(calibrationFeatures(nobody.parts).household_conflict).toBe(0);
+  });
+
+  it('gives an identifier only one record holds, beside a conflict, as an interaction (not a shared one)', () => {
+    const a = { ...twin, given_name: 'Ann', emails: [{ value: 'x@example.com', verified: true }] };
+    const b = { ...a, given_name: 'Beth' };
+    const own = calibrationFeatures(score(a, b, (c) => (c === 'email' ? 1 / 10_000 : null)).parts);
+    const shared = calibrationFeatures(score(a, b, (c) => (c === 'email' ? 3 / 10_000 : null)).parts);
+    expect(own.identifier_conflict).toBeGreaterThan(0);
+    expect(shared.identifier_conflict).toBe(0);
+    const noConflict = calibrationFeatures(score(a, { ...a }, (c) => (c === 'email' ? 1 / 10_000 : null)).parts);
+    expect(noConflict.identifier_conflict).toBe(0);
+  });
+
+  it('weighs the interactions the table gives', () => {
+    const interacting = table();
+    interacting.calibration = { weights: { ...UNCALIBRATED.weights, household_conflict: -0.5 }, intercept: 0 };
+    const a = { ...twin, given_name: 'Ann' };
+    const b = { ...twin, given_name: 'Beth' };
+    expect(score(a, b, unknown, 10_000, interacting).probability).toBeLessThan(score(a, b).probability);
+    // No conflict: the interaction is 0, the probability the same as with its weight 0.
+    expect(score(a, { ...a }, unknown, 10_000, interacting).probability).toBeCloseTo(
+      score(a, { ...a }).probability,
+      12,
+    );
   });
 });

@@ -11,9 +11,10 @@
  * different date of birth, given name or verified phone lowers the score.
  *
  * The prior odds that a sign-up is a given one of the N records on file and the parts give
- * Fellegi–Sunter's posterior; it is calibrated (`calibration`: a weight per group of fields and an
- * intercept, fitted on labelled pairs, because fields are not independent: a household shares a
- * family name, an address and a device) into the probability the model reports. The table
+ * Fellegi–Sunter's posterior; it is calibrated (`calibration`: a weight per group of fields, per
+ * interaction between groups and an intercept, fitted on labelled pairs, because fields are not
+ * independent: a household shares a family name, an address and a device, and a relative shares
+ * them while disagreeing on the given name) into the probability the model reports. The table
  * (resolution/weights.ts) is versioned data, estimated by resolution/estimate.ts from labelled
  * data; scoring is a pure function of it.
  */
@@ -38,9 +39,9 @@ export interface ModelTable {
   returningRate: number;
   /**
    * Fellegi–Sunter's log-odds, calibrated: the prior's log-odds, plus each group's bits (natural
-   * log units) times the group's weight, plus the intercept. A group's weight is below 1 where its
-   * fields are not independent of each other (a household shares a family name, an address and a
-   * device: one cause, not three).
+   * log units) times the group's weight, plus each interaction's (`INTERACTIONS`) times its weight,
+   * plus the intercept. A group's weight is below 1 where its fields are not independent of each
+   * other (a household shares a family name, an address and a device: one cause, not three).
    */
   calibration: Calibration;
 }
@@ -57,14 +58,40 @@ export const EVIDENCE_GROUPS = {
 export type EvidenceGroup = keyof typeof EVIDENCE_GROUPS;
 export const GROUP_NAMES = Object.keys(EVIDENCE_GROUPS) as EvidenceGroup[];
 
+/**
+ * Interactions the calibration weighs besides the groups, in bits as the groups are: where one
+ * group's evidence changes what another's means (a linear sum of the groups cannot say so).
+ *   household_conflict: the household's evidence for (its positive parts) when the person's
+ *     conflicts (a different given name or date of birth where both records know it). A relative,
+ *     a twin above all, shares the home and disagrees on who they are; the home is then explained
+ *     by living together, not by being one person.
+ *   household_unattested: the household's evidence for when the two records say nothing about the
+ *     person (no given name or date of birth known to both): the same home, nobody in it named.
+ *   identifier_conflict: the evidence of an identifier only one record on file holds (an email, a
+ *     phone or a card agreeing exactly, not a family email or a landline) when the person's
+ *     evidence conflicts. One's own identifier is not a relative's: a conflict beside it is more
+ *     likely a mistyped or replaced name or date than another person.
+ */
+export const INTERACTIONS = ['household_conflict', 'household_unattested', 'identifier_conflict'] as const;
+export type Interaction = (typeof INTERACTIONS)[number];
+export type Feature = EvidenceGroup | Interaction;
+export const FEATURE_NAMES: readonly Feature[] = [...GROUP_NAMES, ...INTERACTIONS];
+
 export interface Calibration {
-  weights: Record<EvidenceGroup, number>;
+  weights: Record<Feature, number>;
   intercept: number;
 }
 
-/** The uncalibrated model: every group at its full weight. */
+/** The uncalibrated model: every group at its full weight, no interaction. */
 export const UNCALIBRATED: Calibration = Object.freeze({
-  weights: Object.freeze({ household: 1, person: 1, accounts: 1 }),
+  weights: Object.freeze({
+    household: 1,
+    person: 1,
+    accounts: 1,
+    household_conflict: 0,
+    household_unattested: 0,
+    identifier_conflict: 0,
+  }),
   intercept: 0,
 });
 
@@ -76,6 +103,28 @@ export function bitsByGroup(parts: MatchPart[]): Record<EvidenceGroup, number> {
   const out = { household: 0, person: 0, accounts: 0 };
   for (const p of parts) out[groupOf(p.comparison)] += p.bits;
   return out;
+}
+
+/** Levels that, when both records know the field, say two different people: never auto-linked. */
+export const CONFLICTS: readonly string[] = ['given_name.different', 'birth_date.different'];
+
+const isConflict = (p: MatchPart): boolean => CONFLICTS.includes(`${p.comparison}.${p.level}`);
+
+const positiveBits = (parts: MatchPart[], keep: (p: MatchPart) => boolean): number =>
+  parts.reduce((s, p) => s + (p.bits > 0 && keep(p) ? p.bits : 0), 0);
+
+/** The calibration's features, in bits: each group's and each interaction's. */
+export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number> {
+  const household = positiveBits(parts, (p) => groupOf(p.comparison) === 'household');
+  const conflict = parts.some(isConflict);
+  const attested = parts.some((p) => groupOf(p.comparison) === 'person');
+  const ownIdentifier = (p: MatchPart): boolean => groupOf(p.comparison) === 'accounts' && p.shared === false;
+  return {
+    ...bitsByGroup(parts),
+    household_conflict: conflict ? household : 0,
+    household_unattested: attested ? 0 : household,
+    identifier_conflict: conflict ? positiveBits(parts, ownIdentifier) : 0,
+  };
 }
 
 /** How common a value is among the records on file: the fraction holding it, when known. */
@@ -90,6 +139,8 @@ export interface MatchPart {
   reason: string;
   /** The value's frequency when it adjusted the part (0–1). */
   frequency?: number;
+  /** With a frequency: the value is held by more than one record on file (a family email, a landline). */
+  shared?: boolean;
 }
 
 export interface MatchScore {
@@ -124,6 +175,7 @@ const WORDS: { [C in Comparison]: Record<(typeof COMPARISONS)[C][number], string
     partial: 'date of birth agrees as far as both know it',
     swap: 'date of birth with day and month swapped',
     typo: 'date of birth one digit apart',
+    near: 'date of birth with two of its three parts the same',
     different: 'different dates of birth',
   },
   email: {
@@ -158,9 +210,6 @@ const WORDS: { [C in Comparison]: Record<(typeof COMPARISONS)[C][number], string
   },
 };
 
-/** Levels that, when both records know the field, say two different people: never auto-linked. */
-export const CONFLICTS: readonly string[] = ['given_name.different', 'birth_date.different'];
-
 const describeFrequency = (f: number): string =>
   f >= 0.001 ? ` (held by 1 in ${Math.max(1, Math.round(1 / f))} records)` : ' (rare)';
 
@@ -175,7 +224,8 @@ function partOf(a: Agreement, table: ModelTable, frequencies: Frequencies, popul
   if (f !== null && w.split !== undefined) {
     const frequency = Math.max(f, frequencyFloor(population));
     const bits = Math.log2(w.m / (frequency * w.split));
-    return { comparison: a.comparison, level: a.level, bits, reason: reason + describeFrequency(frequency), frequency };
+    const part = { comparison: a.comparison, level: a.level, bits, reason: reason + describeFrequency(frequency) };
+    return { ...part, frequency, shared: f * population > 1.5 };
   }
   return { comparison: a.comparison, level: a.level, bits: Math.log2(w.m / w.u), reason };
 }
@@ -188,16 +238,11 @@ export function priorLogOdds(table: ModelTable, population: number): number {
   return Math.log(prior / (1 - prior));
 }
 
-/** The calibrated log-odds of one person, from the parts' bits per group. */
-export function calibratedLogOdds(
-  groups: Record<EvidenceGroup, number>,
-  table: ModelTable,
-  population: number,
-): number {
+/** The calibrated log-odds of one person, from the calibration's features (`calibrationFeatures`). */
+export function calibratedLogOdds(features: Record<Feature, number>, table: ModelTable, population: number): number {
   const { weights, intercept } = table.calibration;
-  return (
-    priorLogOdds(table, population) + intercept + GROUP_NAMES.reduce((x, g) => x + weights[g] * groups[g] * Math.LN2, 0)
-  );
+  const evidence = FEATURE_NAMES.reduce((x, f) => x + weights[f] * features[f] * Math.LN2, 0);
+  return priorLogOdds(table, population) + intercept + evidence;
 }
 
 /**
@@ -216,10 +261,10 @@ export function scoreAgreements(
     .sort((x, y) => Math.abs(y.bits) - Math.abs(x.bits) || x.comparison.localeCompare(y.comparison));
   const bits = parts.reduce((s, p) => s + p.bits, 0);
   return {
-    probability: sigmoid(calibratedLogOdds(bitsByGroup(parts), table, population)),
+    probability: sigmoid(calibratedLogOdds(calibrationFeatures(parts), table, population)),
     bits,
     parts,
-    conflicts: parts.filter((p) => CONFLICTS.includes(`${p.comparison}.${p.level}`)),
+    conflicts: parts.filter(isConflict),
     version: table.version,
   };
 }
@@ -233,6 +278,9 @@ export function checkTable(table: ModelTable): void {
         throw new Error(`match model ${table.version}: ${c}.${level} needs 0 < m, u ≤ 1`);
     }
   }
+  for (const f of FEATURE_NAMES)
+    if (!Number.isFinite(table.calibration.weights[f]))
+      throw new Error(`match model ${table.version}: calibration weight ${f} missing`);
   if (!(table.returningRate > 0 && table.returningRate < 1))
     throw new Error(`match model ${table.version}: returningRate must be in (0, 1)`);
 }

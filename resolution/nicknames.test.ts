@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nicknameGroups, sameGivenName } from './nicknames';
+import { formalNames, nicknameGroups, sameGivenName } from './nicknames';
 
 describe('sameGivenName', () => {
   it.each([
@@ -78,5 +78,13 @@ describe('nicknameGroups', () => {
   it('cannot be changed', () => {
     expect(Object.isFrozen(groups)).toBe(true);
     expect(Object.isFrozen(groups[0])).toBe(true);
+  });
+
+  it('gives the formal names of the groups a name is in, none for a name in no group', () => {
+    expect(formalNames('Bill')).toEqual(['william']);
+    expect(formalNames('william')).toEqual(['william']);
+    expect(formalNames('Em')).toEqual(expect.arrayContaining(['emily', 'emma']));
+    expect(formalNames('Zxq')).toEqual([]);
+    expect(formalNames('')).toEqual([]);
   });
 });

@@ -354,3 +354,13 @@ export function sameGivenName(a: string, b: string): boolean {
   if (!ga || !gb) return false;
   return ga.some((g) => gb.includes(g));
 }
+
+/**
+ * The formal names of the groups that hold `name` (`Bill`: william; `Chris`: christopher,
+ * christian, christine, …), none when no group holds it: one name's forms share a formal name.
+ */
+export function formalNames(name: string): string[] {
+  const k = key(name);
+  if (k === null) return [];
+  return (GROUPS_OF.get(k) ?? []).map((g) => (GROUP_LISTS[g] as readonly string[])[0] as string);
+}

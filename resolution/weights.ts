@@ -1,12 +1,12 @@
 /**
- * The match model's table (resolution/model.ts), version 2026-11-30.1: estimated by
+ * The match model's table (resolution/model.ts), version 2026-11-30.2: estimated by
  * `npm run resolution:fit -- --write` from households-1, febrl1. Generated; a new
  * table is a new version, adopted in review with the figures the fit prints.
  */
 import type { ModelTable } from './model';
 
 export const MATCH_MODEL: ModelTable = {
-  version: '2026-11-30.1',
+  version: '2026-11-30.2',
   trainedOn: ['households-1', 'febrl1'],
   levels: {
     given_name: {
@@ -49,24 +49,28 @@ export const MATCH_MODEL: ModelTable = {
     },
     birth_date: {
       exact: {
-        m: 0.80998,
-        u: 0.0000389988,
+        m: 0.809572,
+        u: 0.0000389985,
       },
       partial: {
-        m: 0.0982863,
-        u: 0.00139096,
+        m: 0.0982368,
+        u: 0.00139095,
       },
       swap: {
-        m: 0.0105847,
-        u: 0.0000194994,
+        m: 0.0105793,
+        u: 0.0000194993,
       },
       typo: {
-        m: 0.0539315,
-        u: 0.00512184,
+        m: 0.0539043,
+        u: 0.00512181,
+      },
+      near: {
+        m: 0.00755668,
+        u: 0.00286639,
       },
       different: {
-        m: 0.0272177,
-        u: 0.993429,
+        m: 0.0201511,
+        u: 0.990562,
       },
     },
     email: {
@@ -169,11 +173,14 @@ export const MATCH_MODEL: ModelTable = {
   },
   returningRate: 0.528,
   calibration: {
-    intercept: 3.0982,
+    intercept: 3.47557,
     weights: {
-      household: 0.234656,
-      person: 0.641169,
-      accounts: 0.488415,
+      household: 0.569733,
+      person: 0.544817,
+      accounts: 0.347881,
+      household_conflict: -0.587181,
+      household_unattested: -0.306263,
+      identifier_conflict: 0.610369,
     },
   },
 };

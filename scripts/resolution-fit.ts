@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const table = estimateTable(trainingPrepared, values.version, Number(values.seed));
   checkTable(table);
   const { weights, intercept } = table.calibration;
-  const groups = Object.entries(weights).map(([g, w]) => `${g} ${w.toFixed(3)}`);
+  const groups = Object.entries(weights).map(([g, w]) => `${g} ${(w ?? 0).toFixed(3)}`);
   console.log(`fit: calibration weights ${groups.join(', ')}; intercept ${intercept.toFixed(3)}`);
   for (const ps of trainingPrepared)
     for (const line of describeFigures(evaluate(ps, table))) console.log(`train ${line}`);

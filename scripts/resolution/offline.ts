@@ -21,7 +21,7 @@ import {
 } from '../../resolution/compare';
 import { estimateLevels, fitCalibration, FREQUENCY_LEVELS, type CalibrationSample } from '../../resolution/estimate';
 import {
-  bitsByGroup,
+  calibrationFeatures,
   priorLogOdds,
   scoreAgreements,
   UNCALIBRATED,
@@ -180,7 +180,7 @@ export function estimateTable(sets: PreparedSet[], version: string, seed: number
           ps.population,
         );
         samples.push({
-          groups: bitsByGroup(score.parts),
+          features: calibrationFeatures(score.parts),
           prior: priorLogOdds(uncalibrated, ps.population),
           y: o.record.person === s.record.person ? 1 : 0,
         });
