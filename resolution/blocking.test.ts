@@ -58,6 +58,7 @@ describe('blocking', () => {
       new Set([
         'name',
         'name-formal',
+        'email',
         'name-postcode',
         'name-year',
         'birth',

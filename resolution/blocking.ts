@@ -4,8 +4,8 @@
  * person's records share at least one of them however the person typed: the whole name as it
  * sounds (Soundex), the given name's formal name (a nickname's: Bill, William) with the family
  * name's Soundex, the family name's Soundex with a postcode, or with the given initial and birth
- * year (either way round, for a swap), the whole date of birth with an initial, an email's local
- * part, a phone number, a card or a device fingerprint, an address.
+ * year (either way round, for a swap), the whole date of birth with an initial, an email and its
+ * local part, a phone number, a card or a device fingerprint, an address.
  *
  * A key more records hold than `KEY_CAP` (a kiosk device, a company card, a forwarding address,
  * a common name in a busy postcode) is no signal and names no candidates; the candidates are at
@@ -43,7 +43,10 @@ export function blockingKeys(r: PreparedRecord): string[] {
     const initials = new Set([r.given?.[0], r.family?.[0]].filter(Boolean));
     for (const i of initials) keys.add(`birth:${b.year}-${pad(b.month)}-${pad(b.day)}|${i}`);
   }
-  for (const e of r.emails) if (e.local.length >= 3) keys.add(`email-local:${e.local}`);
+  for (const e of r.emails) {
+    keys.add(`email:${e.canonical}`);
+    if (e.local.length >= 3) keys.add(`email-local:${e.local}`);
+  }
   for (const p of r.phones) keys.add(`phone:${p.e164}`);
   for (const c of r.cards) if (c.fingerprint) keys.add(`card:${c.fingerprint}`);
   for (const d of r.devices) keys.add(`device:${d.fingerprint}`);

@@ -61,6 +61,9 @@ describe('comparing two records', () => {
     expect(levels(v('ann.lee@gmail.com'), v('annlee@gmail.com', false))).toEqual({ email: 'exact' });
     expect(levels(v('annlee1980@gmail.com'), v('annlee1981@outlook.com'))).toEqual({ email: 'local_close' });
     expect(levels(v('a.lee@gmail.com'), v('zed@example.com'))).toEqual({ email: 'different' });
+    // Short local parts are never "nearly the same", whichever side is which.
+    expect(levels(v('abcd@example.com'), v('abc@example.com'))).toEqual({ email: 'different' });
+    expect(levels(v('abc@example.com'), v('abcd@example.com'))).toEqual({ email: 'different' });
   });
 
   it('reads phones in E.164, one digit apart, and different verified numbers apart', () => {
@@ -78,6 +81,9 @@ describe('comparing two records', () => {
     expect(levels(a('12 Baker Street'), a('14 Baker Street'))).toEqual({ address: 'street' });
     expect(levels(a('12 Baker Street'), a('3 Park Road'))).toEqual({ address: 'postcode' });
     expect(levels(a('12 Baker Street'), a('12 Baker Street', 'SW1A 2AA'))).toEqual({ address: 'different' });
+    // A postcode missing on one side: the same number and street is close, anything else unknown.
+    expect(levels(a('12 Baker Street'), a('12 Baker St', ''))).toEqual({ address: 'close' });
+    expect(levels(a('12 Baker Street'), a('3 Park Road', ''))).toEqual({});
   });
 
   it('reads devices by fingerprint or network, and cards by fingerprint or details', () => {

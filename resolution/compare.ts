@@ -219,7 +219,7 @@ function compareEmails(a: PreparedEmail[], b: PreparedEmail[]): Agreement<'email
       if (x.canonical === y.canonical) {
         const level = x.verified && y.verified ? 'exact_verified' : 'exact';
         best = stronger(best, { comparison: 'email', level, value: x.canonical });
-      } else if (x.local.length >= 4 && jaroWinkler(x.local, y.local) >= LOCAL_CLOSE) {
+      } else if (Math.min(x.local.length, y.local.length) >= 4 && jaroWinkler(x.local, y.local) >= LOCAL_CLOSE) {
         best = stronger(best, { comparison: 'email', level: 'local_close', value: null });
       }
     }
@@ -249,20 +249,33 @@ function comparePhones(a: PreparedPhone[], b: PreparedPhone[]): Agreement<'phone
 function compareAddresses(a: ParsedAddress[], b: ParsedAddress[]): Agreement<'address'> | null {
   if (a.length === 0 || b.length === 0) return null;
   let best: Agreement<'address'> | null = null;
+  // `different` needs a pair that could be told apart: both postcodes known, or two countries.
+  let comparable = false;
   for (const x of a) {
     for (const y of b) {
       if (x.key === y.key) {
         best = stronger(best, { comparison: 'address', level: 'exact', value: x.key });
         continue;
       }
-      if (x.country !== y.country || !x.postcode || x.postcode !== y.postcode) continue;
+      if (x.country !== y.country) {
+        comparable = true;
+        continue;
+      }
       const street = x.street === y.street || jaroWinkler(x.street, y.street) >= NAME_CLOSE;
+      if (!x.postcode || !y.postcode) {
+        // A postcode missing on one side: the same number on the same street is close, else unknown.
+        if (street && x.number !== null && x.number === y.number)
+          best = stronger(best, { comparison: 'address', level: 'close', value: null });
+        continue;
+      }
+      comparable = true;
+      if (x.postcode !== y.postcode) continue;
       const level: Level<'address'> =
         street && x.number !== null && x.number === y.number ? 'close' : street ? 'street' : 'postcode';
       best = stronger(best, { comparison: 'address', level, value: null });
     }
   }
-  return best ?? { comparison: 'address', level: 'different', value: null };
+  return best ?? (comparable ? { comparison: 'address', level: 'different', value: null } : null);
 }
 
 function compareDevices(a: PreparedDevice[], b: PreparedDevice[]): Agreement<'device'> | null {

@@ -42,7 +42,6 @@ describe('estimating the table', () => {
         accounts: rand() * 20 - 10,
         household_conflict: conflict ? Math.max(0, household) : 0,
         household_unattested: 0,
-        identifier_conflict: conflict ? rand() * 10 : 0,
       };
       const z =
         -2 +
@@ -50,8 +49,7 @@ describe('estimating the table', () => {
           (0.3 * features.household +
             1.2 * features.person +
             0.8 * features.accounts -
-            0.25 * features.household_conflict +
-            0.5 * features.identifier_conflict) -
+            0.25 * features.household_conflict) -
         1.5;
       return { features, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };
     });
@@ -60,9 +58,28 @@ describe('estimating the table', () => {
     expect(weights.person).toBeCloseTo(1.2, 1);
     expect(weights.accounts).toBeCloseTo(0.8, 1);
     expect(weights.household_conflict).toBeCloseTo(-0.25, 1);
-    expect(weights.identifier_conflict).toBeCloseTo(0.5, 1);
     // A feature never seen is pulled to 0 (an interaction's neutral weight), not to 1.
     expect(weights.household_unattested).toBeCloseTo(0, 6);
     expect(intercept).toBeCloseTo(-1.5, 0);
+  });
+
+  it('never lets an interaction raise the score: one that would is fixed at 0', () => {
+    const rand = mulberry32(11);
+    const samples = Array.from({ length: 10_000 }, (): CalibrationSample => {
+      const household = rand() * 20 - 5;
+      const unattested = rand() < 0.5 ? Math.max(0, household) : 0;
+      const features = {
+        household,
+        person: rand() * 20 - 10,
+        accounts: 0,
+        household_conflict: 0,
+        household_unattested: unattested,
+      };
+      const z = -2 + Math.LN2 * (0.5 * household + features.person + 0.4 * unattested);
+      return { features, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };
+    });
+    const { weights } = fitCalibration(samples);
+    expect(weights.household_unattested).toBe(0);
+    expect(weights.household).toBeGreaterThan(0.5);
   });
 });

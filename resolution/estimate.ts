@@ -13,7 +13,15 @@
  * Counts are smoothed with one pseudo-count per level, so that no level is certain or impossible.
  */
 import { COMPARISON_NAMES, COMPARISONS, type Agreement, type Comparison } from './compare';
-import { FEATURE_NAMES, GROUP_NAMES, type Calibration, type Feature, type LevelWeight, type ModelTable } from './model';
+import {
+  FEATURE_NAMES,
+  GROUP_NAMES,
+  INTERACTIONS,
+  type Calibration,
+  type Feature,
+  type LevelWeight,
+  type ModelTable,
+} from './model';
 
 /** Levels adjusted by the value's frequency (they carry the value they agree on). */
 export const FREQUENCY_LEVELS: { [C in Comparison]: readonly (typeof COMPARISONS)[C][number][] } = {
@@ -100,10 +108,22 @@ function solve(a: number[][], b: number[]): number[] | null {
  * logit = prior + intercept + Σ weight_f · ln2 · bits_f over the features (each group's bits and each
  * interaction's). Newton's method with step halving, from the uncalibrated model (every group's
  * weight 1, every interaction's 0, intercept 0), with a small ridge pulling each weight back there.
+ * An interaction may only lower the score: one fitted above 0 is fixed at 0 and the rest fitted again.
  */
 export function fitCalibration(samples: CalibrationSample[]): Calibration {
+  const fixed = new Set<Feature>();
+  for (;;) {
+    const fit = fitWith(samples, fixed);
+    const raised = INTERACTIONS.filter((f) => !fixed.has(f) && fit.weights[f] > 0);
+    if (raised.length === 0) return fit;
+    for (const f of raised) fixed.add(f);
+  }
+}
+
+/** fitCalibration with the `fixed` features left out (their weight stays 0). */
+function fitWith(samples: CalibrationSample[], fixed: Set<Feature>): Calibration {
   const ridge = 1e-2;
-  const features = samples.map((s) => [1, ...FEATURE_NAMES.map((f) => s.features[f] * Math.LN2)]);
+  const features = samples.map((s) => [1, ...FEATURE_NAMES.map((f) => (fixed.has(f) ? 0 : s.features[f] * Math.LN2))]);
   const k = FEATURE_NAMES.length + 1;
   const start = [0, ...FEATURE_NAMES.map((f) => ((GROUP_NAMES as readonly string[]).includes(f) ? 1 : 0))];
   const loss = (theta: number[]): number => {

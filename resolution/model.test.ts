@@ -129,16 +129,6 @@ describe('the match model', () => {
     expect(() => checkTable(table())).not.toThrow();
   });
 
-  it('marks an identifier more than one record on file holds as shared', () => {
-    const e = { emails: [{ value: 'home@example.com', verified: true }] };
-    const family = score(e, e, (c) => (c === 'email' ? 2 / 10_000 : null));
-    const own = score(e, e, (c) => (c === 'email' ? 1 / 10_000 : null));
-    const unknownFrequency = score(e, e);
-    expect(family.parts.find((p) => p.comparison === 'email')!.shared).toBe(true);
-    expect(own.parts.find((p) => p.comparison === 'email')!.shared).toBe(false);
-    expect(unknownFrequency.parts.find((p) => p.comparison === 'email')!.shared).toBeUndefined();
-  });
-
   it('gives the household’s evidence as an interaction when the person’s conflicts, or is not known', () => {
     const twins = score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Beth' });
     const household = twins.parts.filter((p) => ['family_name', 'address'].includes(p.comparison));
@@ -154,17 +144,6 @@ describe('the match model', () => {
     const nobody = score({ family_name: 'Smith', addresses: [home] }, { family_name: 'Smith', addresses: [home] });
     expect(calibrationFeatures(nobody.parts).household_unattested).toBeGreaterThan(0);
     expect(calibrationFeatures(nobody.parts).household_conflict).toBe(0);
-  });
-
-  it('gives an identifier only one record holds, beside a conflict, as an interaction (not a shared one)', () => {
-    const a = { ...twin, given_name: 'Ann', emails: [{ value: 'x@example.com', verified: true }] };
-    const b = { ...a, given_name: 'Beth' };
-    const own = calibrationFeatures(score(a, b, (c) => (c === 'email' ? 1 / 10_000 : null)).parts);
-    const shared = calibrationFeatures(score(a, b, (c) => (c === 'email' ? 3 / 10_000 : null)).parts);
-    expect(own.identifier_conflict).toBeGreaterThan(0);
-    expect(shared.identifier_conflict).toBe(0);
-    const noConflict = calibrationFeatures(score(a, { ...a }, (c) => (c === 'email' ? 1 / 10_000 : null)).parts);
-    expect(noConflict.identifier_conflict).toBe(0);
   });
 
   it('weighs the interactions the table gives', () => {

@@ -67,12 +67,10 @@ export const GROUP_NAMES = Object.keys(EVIDENCE_GROUPS) as EvidenceGroup[];
  *     by living together, not by being one person.
  *   household_unattested: the household's evidence for when the two records say nothing about the
  *     person (no given name or date of birth known to both): the same home, nobody in it named.
- *   identifier_conflict: the evidence of an identifier only one record on file holds (an email, a
- *     phone or a card agreeing exactly, not a family email or a landline) when the person's
- *     evidence conflicts. One's own identifier is not a relative's: a conflict beside it is more
- *     likely a mistyped or replaced name or date than another person.
+ * Each interaction can only lower the score (its weight is fitted at most 0): a conflict never
+ * makes two records more alike.
  */
-export const INTERACTIONS = ['household_conflict', 'household_unattested', 'identifier_conflict'] as const;
+export const INTERACTIONS = ['household_conflict', 'household_unattested'] as const;
 export type Interaction = (typeof INTERACTIONS)[number];
 export type Feature = EvidenceGroup | Interaction;
 export const FEATURE_NAMES: readonly Feature[] = [...GROUP_NAMES, ...INTERACTIONS];
@@ -90,7 +88,6 @@ export const UNCALIBRATED: Calibration = Object.freeze({
     accounts: 1,
     household_conflict: 0,
     household_unattested: 0,
-    identifier_conflict: 0,
   }),
   intercept: 0,
 });
@@ -118,12 +115,10 @@ export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number>
   const household = positiveBits(parts, (p) => groupOf(p.comparison) === 'household');
   const conflict = parts.some(isConflict);
   const attested = parts.some((p) => groupOf(p.comparison) === 'person');
-  const ownIdentifier = (p: MatchPart): boolean => groupOf(p.comparison) === 'accounts' && p.shared === false;
   return {
     ...bitsByGroup(parts),
     household_conflict: conflict ? household : 0,
     household_unattested: attested ? 0 : household,
-    identifier_conflict: conflict ? positiveBits(parts, ownIdentifier) : 0,
   };
 }
 
@@ -139,8 +134,6 @@ export interface MatchPart {
   reason: string;
   /** The value's frequency when it adjusted the part (0–1). */
   frequency?: number;
-  /** With a frequency: the value is held by more than one record on file (a family email, a landline). */
-  shared?: boolean;
 }
 
 export interface MatchScore {
@@ -225,7 +218,7 @@ function partOf(a: Agreement, table: ModelTable, frequencies: Frequencies, popul
     const frequency = Math.max(f, frequencyFloor(population));
     const bits = Math.log2(w.m / (frequency * w.split));
     const part = { comparison: a.comparison, level: a.level, bits, reason: reason + describeFrequency(frequency) };
-    return { ...part, frequency, shared: f * population > 1.5 };
+    return { ...part, frequency };
   }
   return { comparison: a.comparison, level: a.level, bits: Math.log2(w.m / w.u), reason };
 }

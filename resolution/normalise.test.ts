@@ -31,7 +31,7 @@ describe('parseBirthDate', () => {
   ])('%s', (value, expected) => expect(parseBirthDate(value)).toEqual(expected));
 
   it.each([
-    ['1980-13-12', { year: 1980, month: null, day: 12 }],
+    ['1980-13-12', { year: 1980, month: null, day: null }],
     ['1980-00', { year: 1980, month: null, day: null }],
     ['1980-04-31', { year: 1980, month: 4, day: null }],
     ['2001-02-29', { year: 2001, month: 2, day: null }],

@@ -85,7 +85,8 @@ export function parseBirthDate(value: string | null): PartialDate | null {
     const dayValue = m[3] === undefined ? null : Number(m[3]);
     // Days in the month when it is known, else in the longest month.
     const days = month === null ? 31 : new Date(Date.UTC(year, month, 0)).getUTCDate();
-    const day = dayValue !== null && dayValue >= 1 && dayValue <= days ? dayValue : null;
+    // A day without its month says nothing (`1985-13-05`: which of 13 and 5 is the month is unknown).
+    const day = month !== null && dayValue !== null && dayValue >= 1 && dayValue <= days ? dayValue : null;
     return { year, month, day };
   }
   return null;

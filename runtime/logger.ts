@@ -28,6 +28,11 @@ export const REDACTED_KEYS = [
   'street1',
   'street2',
   'zip_code',
+  // Who a person is (an onboarding's `person`).
+  'person',
+  'given_name',
+  'family_name',
+  'birth_date',
 ];
 
 export interface LoggerOptions {

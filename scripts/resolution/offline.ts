@@ -220,7 +220,12 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
   const links = new Map<string, number>();
   const personOf = (id: string): LabelledRecord => (ps.onFile.get(id) as Entry).record;
   const onFilePersons = new Set([...ps.onFile.values()].map((e) => e.record.person));
-  const householdsOnFile = new Set([...ps.onFile.values()].map((e) => e.record.household).filter(Boolean));
+  // Per household, the people of it on file: a sign-up's household counts when another member is.
+  const householdPeople = new Map<string, Set<string>>();
+  for (const { record } of ps.onFile.values()) {
+    if (!record.household) continue;
+    householdPeople.set(record.household, (householdPeople.get(record.household) ?? new Set()).add(record.person));
+  }
   let returning = 0;
   let autoLinks = 0;
   let correctLinks = 0;
@@ -259,7 +264,8 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
         if (linked ? personOf(linked).person === person : ranked.slice(0, k).includes(person)) hits[k]++;
     }
     const household = s.record.household;
-    if (household && householdsOnFile.has(household)) {
+    const members = household ? householdPeople.get(household) : undefined;
+    if (members && [...members].some((p) => p !== person)) {
       householdSignUps++;
       const top = linked ?? d.possibleMatches[0]?.customerId ?? null;
       if (top) {
@@ -303,8 +309,8 @@ export function describeFigures(f: Figures): string[] {
     `  auto-links ${f.autoLinks}: precision ${f.autoLinkPrecision.toFixed(4)}, recall ${f.autoLinkRecall.toFixed(4)}`,
     `  right customer linked or in top 1/3/5: ${pct(f.recallAt[1])} / ${pct(f.recallAt[3])} / ${pct(f.recallAt[5])}`,
     `  reviews per 1,000 sign-ups: ${f.reviewsPer1000.toFixed(1)}`,
-    `  wrong links within a household: ${f.householdWrongLinks} of ${f.householdSignUps} sign-ups with a household ` +
-      `on file (${pct(f.householdSignUps ? f.householdWrongLinks / f.householdSignUps : 0)})`,
+    `  wrong links within a household: ${f.householdWrongLinks} of ${f.householdSignUps} sign-ups with another ` +
+      `member on file (${pct(f.householdSignUps ? f.householdWrongLinks / f.householdSignUps : 0)})`,
     `  adversarial: ${f.adversarialAutoLinks} wrong auto-links of ${f.adversarialSignUps} sign-ups`,
     `  calibration error ${f.calibrationError.toFixed(4)} over ${f.calibrationBins.reduce((n, b) => n + b.pairs, 0)} ` +
       `candidate pairs`,
