@@ -84,6 +84,16 @@ export const EVENT_PAYLOADS = {
     device_id: id.nullable(),
     address_id: id.nullable(),
     identifiers: z.array(z.looseObject({ type: z.string(), is_verified: z.boolean(), linked: z.boolean() })),
+    /**
+     * With a `person` in the request: the parts it filled in on the customer and the parts it said
+     * otherwise than the customer's record (kept as it was). Kinds only, never a value.
+     */
+    person: z
+      .looseObject({
+        filled: z.array(z.enum(['given_name', 'family_name', 'birth_date'])),
+        differs: z.array(z.enum(['given_name', 'family_name', 'birth_date'])),
+      })
+      .optional(),
   }),
   CustomerProfileUpdated: z.looseObject({
     changes: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })),

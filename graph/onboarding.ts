@@ -25,7 +25,7 @@ import { writeTx, type Graph } from './graph';
 import { linkHistoryKeyTx } from './historyKeys';
 import { registerOpenProcessTx } from './openProcesses';
 import { attachIdentifiers } from './identifiers';
-import type { IdentifierType } from './model';
+import type { IdentifierType, Person } from './model';
 import { countPaymentMethodsTx, insertPaymentMethod } from './paymentMethods';
 import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
 import type { OnboardingPlan } from './onboardingRequest';
@@ -53,9 +53,12 @@ export const DEVICE_CUSTOMERS = `
 const CYPHER = {
   person: `
     MATCH (c:Customer {id: $customerId})
+    WITH c, [k IN $parts WHERE $person[k] IS NOT NULL AND c[k] IS NULL] AS filled,
+         [k IN $parts WHERE $person[k] IS NOT NULL AND c[k] IS NOT NULL AND c[k] <> $person[k]] AS differs
     SET c.given_name = coalesce(c.given_name, $person.given_name),
         c.family_name = coalesce(c.family_name, $person.family_name),
-        c.birth_date = coalesce(c.birth_date, $person.birth_date)`,
+        c.birth_date = coalesce(c.birth_date, $person.birth_date)
+    RETURN filled, differs`,
   mergeVerified: `
     UNWIND $identifiers AS i
     MERGE (d:DigitalIdentifier {type: i.type, value: i.value})
@@ -182,12 +185,43 @@ function possibleMatchFound(match: PossibleMatch, onboardingId: string, observat
   };
 }
 
+/** Which parts of the person an onboarding filled in, and which it said otherwise: kinds, never values. */
+interface PersonFill {
+  filled: (keyof Person)[];
+  differs: (keyof Person)[];
+}
+
 /**
  * What the request says of the person fills what the customer's record does not know yet; a known
- * value is never overwritten by an onboarding.
+ * value is never overwritten by an onboarding. The event says which parts it filled and which it
+ * said otherwise (by kind), so a fill can be traced to its onboarding.
  */
-async function fillPersonTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string): Promise<void> {
-  if (plan.person) await tx.run(CYPHER.person, { customerId, person: plan.person });
+async function fillPersonTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string) {
+  if (!plan.person) return {};
+  const parts: (keyof Person)[] = ['given_name', 'family_name', 'birth_date'];
+  const record = (await tx.run(CYPHER.person, { customerId, person: plan.person, parts })).records[0];
+  const person: PersonFill = {
+    filled: (record?.get('filled') as PersonFill['filled'] | undefined) ?? [],
+    differs: (record?.get('differs') as PersonFill['differs'] | undefined) ?? [],
+  };
+  return { person };
+}
+
+/** The matched customer, locked; or, with no match, the new customer `newId`, created. */
+async function customerForTx(
+  tx: ManagedTransaction,
+  g: Graph,
+  plan: OnboardingPlan,
+  matchedCustomerId: string | null,
+  newId: string,
+): Promise<string> {
+  if (!matchedCustomerId) {
+    await insertCustomer(tx, newId, { status: 'active', ...plan.customer }, g.policy.reportingCurrency);
+    return newId;
+  }
+  const locked = await tx.run(CYPHER.lockCustomer, { customerId: matchedCustomerId });
+  if (locked.records.length === 0) throw new NotFoundError('Customer', matchedCustomerId);
+  return matchedCustomerId;
 }
 
 async function onboardTx(
@@ -204,13 +238,7 @@ async function onboardTx(
   const device = plan.device ? { customerIds: await deviceCustomersTx(tx, g, plan.device.fingerprint) } : null;
   const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
 
-  const customerId = resolution.matchedCustomerId ?? ids.customerId;
-  if (resolution.matchedCustomerId) {
-    const locked = await tx.run(CYPHER.lockCustomer, { customerId });
-    if (locked.records.length === 0) throw new NotFoundError('Customer', customerId);
-  } else {
-    await insertCustomer(tx, customerId, { status: 'active', ...plan.customer }, g.policy.reportingCurrency);
-  }
+  const customerId = await customerForTx(tx, g, plan, resolution.matchedCustomerId, ids.customerId);
 
   const attachKeys = new Set(resolution.attach.map((a) => `${a.type}:${a.value}`));
   const attached = observations.filter((o) => attachKeys.has(`${o.type}:${o.value}`));
@@ -238,7 +266,7 @@ async function onboardTx(
   }
 
   const addressId = await addressTx(tx, plan, customerId, resolution.matchedCustomerId);
-  await fillPersonTx(tx, plan, customerId);
+  const person = await fillPersonTx(tx, plan, customerId);
 
   // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
   // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
@@ -266,6 +294,7 @@ async function onboardTx(
       linked: attachKeys.has(`${o.type}:${o.value}`),
     })),
     ignored,
+    ...person,
   };
   await appendEvent(tx, 'CustomerOnboarded', customerId, onboarded, { idempotencyKey });
   return result;

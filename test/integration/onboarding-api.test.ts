@@ -124,7 +124,17 @@ describe('POST /api/v1/onboarding end to end', () => {
       family_name: 'Lovelace',
       birth_date: '1815-12',
     });
-    // Never in an event or a context read: the person is in the profile and the export only.
+    // The events say which parts each onboarding filled in and which it said otherwise, by kind.
+    const onboarded = await h.graph.query<{ payload: string }>(
+      "MATCH (e:Event {customer_id: $id, type: 'CustomerOnboarded'}) " +
+        'RETURN e.payload AS payload ORDER BY e.customer_seq',
+      { id: customerId },
+    );
+    expect(onboarded.map((e) => (JSON.parse(e.payload) as { person: unknown }).person)).toEqual([
+      { filled: ['given_name', 'birth_date'], differs: [] },
+      { filled: ['family_name'], differs: ['given_name', 'birth_date'] },
+    ]);
+    // Never a value in an event or a context read: the person is in the profile and the export only.
     const events = await h.graph.query<{ payload: string }>(
       'MATCH (e:Event {customer_id: $id}) RETURN e.payload AS payload',
       { id: customerId },
