@@ -341,10 +341,23 @@ function listingLagFor(req: { reference: string | null }): number {
 function holdTime(shard: Shard, ms: number): void {
   const test = shard.env.connection.testService;
   if (!test) return;
-  void test
-    .lockTimeSkipping({})
-    .then(() => setTimeout(() => void test.unlockTimeSkipping({}).catch(() => undefined), ms))
-    .catch(() => undefined);
+  // A lock whose answer was lost may still have been taken, and an unlock lost under load would
+  // leave the shard's clock stopped for good: release in both cases, retrying while the server is
+  // unreachable or slow (an unbalanced unlock is refused with another code, which ends it).
+  const transient = (err: { code?: number }): boolean =>
+    err.code === 1 || err.code === 4 || err.code === 8 || err.code === 14;
+  const release = (attempt: number): void =>
+    void test.unlockTimeSkipping({}).catch((err: Error & { code?: number }) => {
+      if (!transient(err)) return;
+      if (attempt >= 20) console.warn(`[adversary] time skipping not released: ${err.message}`);
+      else setTimeout(() => release(attempt + 1), 250 * (attempt + 1));
+    });
+  void test.lockTimeSkipping({}).then(
+    () => setTimeout(() => release(0), ms),
+    (err: { code?: number }) => {
+      if (transient(err)) setTimeout(() => release(0), ms);
+    },
+  );
 }
 
 /** Beside a charge (just after it, not waiting for it): the adversary changes the world. */
