@@ -146,6 +146,20 @@ describe('the match model', () => {
     expect(calibrationFeatures(nobody.parts).household_conflict).toBe(0);
   });
 
+  it('gives an identifier only one record holds the same probability however many records are on file', () => {
+    const damped = table();
+    damped.calibration = { weights: { ...UNCALIBRATED.weights, accounts: 0.6 }, intercept: 0 };
+    const a = { emails: [{ value: 'ann.smith@example.org', verified: true }] };
+    const once = (population: number) =>
+      score(a, a, (c) => (c === 'email' ? 1 / population : null), population, damped).probability;
+    expect(once(1_000_000)).toBeCloseTo(once(1_000), 3);
+    expect(once(1_000)).toBeGreaterThan(0.4);
+    // An identifier many hold is no anchor: its evidence is calibrated with its group's.
+    const shared = (population: number) =>
+      score(a, a, (c) => (c === 'email' ? 0.01 : null), population, damped).probability;
+    expect(shared(1_000_000)).toBeLessThan(shared(1_000));
+  });
+
   it('weighs the interactions the table gives', () => {
     const interacting = table();
     interacting.calibration = { weights: { ...UNCALIBRATED.weights, household_conflict: -0.5 }, intercept: 0 };

@@ -110,13 +110,33 @@ const isConflict = (p: MatchPart): boolean => CONFLICTS.includes(`${p.comparison
 const positiveBits = (parts: MatchPart[], keep: (p: MatchPart) => boolean): number =>
   parts.reduce((s, p) => s + (p.bits > 0 && keep(p) ? p.bits : 0), 0);
 
-/** The calibration's features, in bits: each group's and each interaction's. */
+/**
+ * The anchor, in bits: of the account identifiers (email, phone, card) the two records share, the
+ * rarest one's bits, up to what its rarity says (log2 of one over its frequency). It joins the
+ * prior at full weight instead of being calibrated with its group: an identifier held by one
+ * record in N says "this one of the N", which is exactly what the prior's one in N doubts, so the
+ * two cancel whatever N is. Calibrated with the group's weight (below 1, because the group's
+ * fields share a cause), the prior would outweigh it more the more records are on file, and a
+ * sign-up's probability would fall as the population grows.
+ */
+export function anchorBits(parts: MatchPart[]): number {
+  let rarest: MatchPart | null = null;
+  for (const p of parts) {
+    if (groupOf(p.comparison) !== 'accounts' || p.bits <= 0 || p.frequency === undefined) continue;
+    if (!rarest || p.frequency < (rarest.frequency as number)) rarest = p;
+  }
+  return rarest ? Math.min(rarest.bits, Math.log2(1 / (rarest.frequency as number))) : 0;
+}
+
+/** The calibration's features, in bits: each group's (the accounts' without the anchor) and each interaction's. */
 export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number> {
   const household = positiveBits(parts, (p) => groupOf(p.comparison) === 'household');
   const conflict = parts.some(isConflict);
   const attested = parts.some((p) => groupOf(p.comparison) === 'person');
+  const groups = bitsByGroup(parts);
   return {
-    ...bitsByGroup(parts),
+    ...groups,
+    accounts: groups.accounts - anchorBits(parts),
     household_conflict: conflict ? household : 0,
     household_unattested: attested ? 0 : household,
   };
@@ -231,11 +251,20 @@ export function priorLogOdds(table: ModelTable, population: number): number {
   return Math.log(prior / (1 - prior));
 }
 
-/** The calibrated log-odds of one person, from the calibration's features (`calibrationFeatures`). */
-export function calibratedLogOdds(features: Record<Feature, number>, table: ModelTable, population: number): number {
+/**
+ * The offset the calibration is fitted around: the prior's log-odds plus the anchor's
+ * (`anchorBits`), natural log units.
+ */
+export function offsetLogOdds(parts: MatchPart[], table: ModelTable, population: number): number {
+  return priorLogOdds(table, population) + anchorBits(parts) * Math.LN2;
+}
+
+/** The calibrated log-odds of one person: the offset, the intercept and the weighted features. */
+export function calibratedLogOdds(parts: MatchPart[], table: ModelTable, population: number): number {
   const { weights, intercept } = table.calibration;
+  const features = calibrationFeatures(parts);
   const evidence = FEATURE_NAMES.reduce((x, f) => x + weights[f] * features[f] * Math.LN2, 0);
-  return priorLogOdds(table, population) + intercept + evidence;
+  return offsetLogOdds(parts, table, population) + intercept + evidence;
 }
 
 /**
@@ -254,7 +283,7 @@ export function scoreAgreements(
     .sort((x, y) => Math.abs(y.bits) - Math.abs(x.bits) || x.comparison.localeCompare(y.comparison));
   const bits = parts.reduce((s, p) => s + p.bits, 0);
   return {
-    probability: sigmoid(calibratedLogOdds(calibrationFeatures(parts), table, population)),
+    probability: sigmoid(calibratedLogOdds(parts, table, population)),
     bits,
     parts,
     conflicts: parts.filter(isConflict),

@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
 import { repoRoot } from '../config/env';
 import { checkTable, type ModelTable } from '../resolution/model';
 import { describeFigures, estimateTable, evaluate, prepareSet } from './resolution/offline';
@@ -54,7 +55,8 @@ async function main(): Promise<void> {
     for (const line of describeFigures(evaluate(prepareSet(set), table))) console.log(`held-out ${line}`);
   if (values.write) {
     const file = path.join(repoRoot, 'resolution', 'weights.ts');
-    writeFileSync(file, tableSource(table));
+    const options = { ...(await prettier.resolveConfig(file)), filepath: file };
+    writeFileSync(file, await prettier.format(tableSource(table), options));
     console.log(`fit: wrote ${path.relative(repoRoot, file)} (version ${table.version})`);
   }
   console.log(`fit: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);

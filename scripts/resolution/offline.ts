@@ -22,7 +22,7 @@ import {
 import { estimateLevels, fitCalibration, FREQUENCY_LEVELS, type CalibrationSample } from '../../resolution/estimate';
 import {
   calibrationFeatures,
-  priorLogOdds,
+  offsetLogOdds,
   scoreAgreements,
   UNCALIBRATED,
   type Frequencies,
@@ -181,7 +181,7 @@ export function estimateTable(sets: PreparedSet[], version: string, seed: number
         );
         samples.push({
           features: calibrationFeatures(score.parts),
-          prior: priorLogOdds(uncalibrated, ps.population),
+          prior: offsetLogOdds(score.parts, uncalibrated, ps.population),
           y: o.record.person === s.record.person ? 1 : 0,
         });
       }
@@ -205,6 +205,8 @@ export interface Figures {
   adversarialSignUps: number;
   calibrationError: number;
   calibrationBins: { predicted: number; observed: number; pairs: number }[];
+  /** The same at the policy's thresholds: suggestion to review, review to auto-link, auto-link and up. */
+  policyBands: { from: number; to: number; predicted: number; observed: number; pairs: number }[];
   candidatesP50: number;
   candidatesP99: number;
   scoringMsP95: number;
@@ -236,6 +238,8 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
   let adversarialAuto = 0;
   let adversarial = 0;
   const bins = Array.from({ length: 10 }, () => ({ p: 0, y: 0, n: 0 }));
+  const edges = [POLICY.suggestProbability, POLICY.reviewProbability, POLICY.autoLinkProbability, 1];
+  const bands = edges.slice(0, -1).map((from, i) => ({ from, to: edges[i + 1] as number, p: 0, y: 0, n: 0 }));
   const candidates: number[] = [];
   const ms: number[] = [];
   for (const s of ps.signUps) {
@@ -247,9 +251,13 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
     ms.push(r.ms);
     for (const c of r.scored) {
       const bin = bins[Math.min(9, Math.floor(c.score.probability * 10))] as (typeof bins)[number];
+      const same = personOf(c.customerId).person === person ? 1 : 0;
       bin.p += c.score.probability;
-      bin.y += personOf(c.customerId).person === person ? 1 : 0;
+      bin.y += same;
       bin.n++;
+      const band = bands.find((b) => c.score.probability >= b.from && c.score.probability < b.to) ?? bands.at(-1);
+      if (band && c.score.probability >= band.from)
+        Object.assign(band, { p: band.p + c.score.probability, y: band.y + same, n: band.n + 1 });
     }
     const d = r.decision;
     const linked = d.outcome === 'linked' ? d.customerId : null;
@@ -294,6 +302,13 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
     adversarialSignUps: adversarial,
     calibrationError: bins.reduce((e, b) => e + (b.n ? Math.abs(b.p - b.y) / pairs : 0), 0),
     calibrationBins: bins.map((b) => ({ predicted: b.n ? b.p / b.n : 0, observed: b.n ? b.y / b.n : 0, pairs: b.n })),
+    policyBands: bands.map((b) => ({
+      from: b.from,
+      to: b.to,
+      predicted: b.n ? b.p / b.n : 0,
+      observed: b.n ? b.y / b.n : 0,
+      pairs: b.n,
+    })),
     candidatesP50: quantile(candidates, 0.5),
     candidatesP99: quantile(candidates, 0.99),
     scoringMsP95: quantile(ms, 0.95),
@@ -301,6 +316,23 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
+
+/** Wilson's 95 % interval of a proportion of `n`. */
+export function wilson(observed: number, n: number): [number, number] {
+  if (n === 0) return [0, 1];
+  const z = 1.96;
+  const centre = (observed + (z * z) / (2 * n)) / (1 + (z * z) / n);
+  const half = (z * Math.sqrt((observed * (1 - observed)) / n + (z * z) / (4 * n * n))) / (1 + (z * z) / n);
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+const band = (b: Figures['policyBands'][number]): string => {
+  const [lo, hi] = wilson(b.observed, b.pairs);
+  return (
+    `${b.from}–${b.to}: predicted ${b.predicted.toFixed(3)}, one person ${b.observed.toFixed(3)} ` +
+    `(${lo.toFixed(3)}–${hi.toFixed(3)}, ${b.pairs} pairs)`
+  );
+};
 
 /** The figures as lines a person reads. */
 export function describeFigures(f: Figures): string[] {
@@ -314,6 +346,7 @@ export function describeFigures(f: Figures): string[] {
     `  adversarial: ${f.adversarialAutoLinks} wrong auto-links of ${f.adversarialSignUps} sign-ups`,
     `  calibration error ${f.calibrationError.toFixed(4)} over ${f.calibrationBins.reduce((n, b) => n + b.pairs, 0)} ` +
       `candidate pairs`,
+    `  at the policy's thresholds: ${f.policyBands.map(band).join('; ')}`,
     `  candidates per sign-up p50 ${f.candidatesP50}, p99 ${f.candidatesP99}; ` +
       `scoring p95 ${f.scoringMsP95.toFixed(2)} ms`,
   ];
