@@ -23,7 +23,7 @@ const MAY_IMPORT: Partial<Record<Folder, Folder[]>> = {
   payments: [],
   resolution: [],
   config: ['payments'],
-  graph: ['config', 'payments'],
+  graph: ['config', 'payments', 'resolution'],
   runtime: ['config', 'graph'],
   clients: ['config', 'graph', 'runtime'],
   temporal: ['config', 'graph', 'payments'],

@@ -55,6 +55,7 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 const id = z.string().min(1);
 const fraud = { fraud_outcome_id: id.optional() };
+const personParts = z.array(z.enum(['given_name', 'family_name', 'birth_date']));
 const change = z.object({
   entity: z.enum(['payment_method', 'device', 'customer_device', 'customer']),
   id,
@@ -85,15 +86,12 @@ export const EVENT_PAYLOADS = {
     address_id: id.nullable(),
     identifiers: z.array(z.looseObject({ type: z.string(), is_verified: z.boolean(), linked: z.boolean() })),
     /**
-     * With a `person` in the request: the parts it filled in on the customer and the parts it said
-     * otherwise than the customer's record (kept as it was). Kinds only, never a value.
+     * With a `person` in the request: the parts it set on a new customer; on a match, the parts the
+     * record lacks (left unset: a link never writes who the person is) and those it said otherwise.
      */
-    person: z
-      .looseObject({
-        filled: z.array(z.enum(['given_name', 'family_name', 'birth_date'])),
-        differs: z.array(z.enum(['given_name', 'family_name', 'birth_date'])),
-      })
-      .optional(),
+    person: z.object({ filled: personParts, unfilled: personParts, differs: personParts }).optional(),
+    /** On a match: the match model's probability for the link, and the table's version. */
+    link: z.object({ probability: z.number().min(0).max(1), model_version: z.string() }).optional(),
   }),
   CustomerProfileUpdated: z.looseObject({
     changes: z.record(z.string(), z.object({ from: z.unknown(), to: z.unknown() })),
@@ -231,10 +229,7 @@ export const EVENT_PAYLOADS = {
     matched_customer_id: id,
     signals: z.array(z.string()),
     onboarding_id: id,
-    /**
-     * Each identifier of the onboarding that the matched customer holds: its type, and whether the
-     * onboarding and the matched customer's record had it verified (absent from events written before).
-     */
+    /** Each identifier of the onboarding the matched customer holds: its type, verified on which side. */
     identifiers: z
       .array(
         z.looseObject({
@@ -243,6 +238,15 @@ export const EVENT_PAYLOADS = {
           on_file_verified: z.boolean(),
         }),
       )
+      .optional(),
+    /** Why the policy refused to link the proof's customer (graph/proofCheck.ts). */
+    link_refused: z
+      .object({
+        reason: z.enum(['proof_conflicts', 'probability_below_threshold', 'too_many_recent_links']),
+        probability: z.number().min(0).max(1),
+        conflicts: z.array(z.string()),
+        model_version: z.string(),
+      })
       .optional(),
   }),
   BehavioralProfileRequested: z.looseObject({ onboarding_id: id, reference: z.string() }),

@@ -32,6 +32,7 @@ import {
   type AddressSide,
   type CardSide,
   type IdentifierEvidence,
+  type LinkRefusal,
   type MatchEvidence,
   type PartSignal,
   type ScorePart,
@@ -171,6 +172,7 @@ interface MatchPayload {
   signals?: string[];
   onboarding_id?: string;
   identifiers?: { type: IdentifierType; incoming_verified: boolean; on_file_verified: boolean }[];
+  link_refused?: LinkRefusal;
 }
 
 export interface PossibleMatchEvidence {
@@ -215,11 +217,15 @@ function verificationOf(
 function identifierEvidence(
   events: EventRow[],
   identifiersOf: (customerId: string) => IdentifierRow[],
-): { identifiers: IdentifierEvidence[]; conflicting: boolean } {
+): { identifiers: IdentifierEvidence[]; conflicting: boolean; refused: LinkRefusal | null } {
   const best = new Map<IdentifierType, Verification>();
   let conflicting = false;
+  let refused: LinkRefusal | null = null;
   for (const e of events) {
     const payload = JSON.parse(e.payload) as MatchPayload;
+    // The newest refusal (events come newest first).
+    if (payload.link_refused && !refused)
+      refused = { reason: payload.link_refused.reason, conflicts: payload.link_refused.conflicts };
     for (const signal of payload.signals ?? []) {
       if (signal === 'conflicting_verified_identifiers') conflicting = true;
       for (const type of IDENTIFIER_TYPES) {
@@ -234,6 +240,7 @@ function identifierEvidence(
       return verified ? [{ type, verified }] : [];
     }),
     conflicting,
+    refused,
   };
 }
 
@@ -253,7 +260,7 @@ const addressSide = (a: AddressRow): AddressSide => ({
 
 /** What links the customer with one candidate, from the row the read returned. */
 function evidenceFor(row: EvidenceRow, customerId: string, o: CandidateRow, events: EventRow[]): MatchEvidence {
-  const { identifiers, conflicting } = identifierEvidence(events, (id) =>
+  const { identifiers, conflicting, refused } = identifierEvidence(events, (id) =>
     id === customerId ? row.identifiers : id === o.customer_id ? o.identifiers : [],
   );
   const devices = row.devices
@@ -279,7 +286,14 @@ function evidenceFor(row: EvidenceRow, customerId: string, o: CandidateRow, even
     if (!mine || !theirs) return [];
     return [{ this: addressSide(mine), other: addressSide(theirs), shared_by: k.holders.length }];
   });
-  return { identifiers, conflicting_verified_identifiers: conflicting, devices, cards, addresses };
+  return {
+    identifiers,
+    conflicting_verified_identifiers: conflicting,
+    link_refused: refused,
+    devices,
+    cards,
+    addresses,
+  };
 }
 
 /** MATCH_EVIDENCE's parameters for a customer, under the graph's shared-device limit. */

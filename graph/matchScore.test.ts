@@ -19,6 +19,7 @@ const LIMIT = 5;
 const none: MatchEvidence = {
   identifiers: [],
   conflicting_verified_identifiers: false,
+  link_refused: null,
   devices: [],
   cards: [],
   addresses: [],
@@ -178,6 +179,25 @@ describe('scoreMatch: each part, its points and its reason', () => {
       ['conflicting_verified_identifiers', 0],
     ]);
     expect(r.parts[1]?.reason).toMatch(/never merged automatically/);
+  });
+
+  it('a link the policy refused is a part of 0 points that says why, in words', () => {
+    const r = scoreMatch(
+      evidence({
+        identifiers: [{ type: 'email', verified: 'both' }],
+        link_refused: { reason: 'proof_conflicts', conflicts: ['different dates of birth'] },
+      }),
+      W,
+      LIMIT,
+    );
+    expect(r.parts.map((p) => [p.signal, p.points])).toEqual([
+      ['verified_email', W.verified_identifier],
+      ['link_refused', 0],
+    ]);
+    expect(r.parts[1]?.reason).toBe(
+      "an onboarding's verified identifier pointed at this customer and the link was refused: " +
+        'what both records say of the person conflicts; different dates of birth',
+    );
   });
 });
 

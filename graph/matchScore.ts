@@ -76,10 +76,24 @@ export interface MatchEvidence {
   identifiers: IdentifierEvidence[];
   /** An onboarding's verified identifiers pointed at both customers and at another one. */
   conflicting_verified_identifiers: boolean;
+  /** An onboarding's proof pointed at this customer and the policy refused the link (graph/proofCheck.ts). */
+  link_refused: LinkRefusal | null;
   devices: DeviceEvidence[];
   cards: CardEvidence[];
   addresses: AddressEvidence[];
 }
+
+/** Why the policy refused a link: its reason and the conflicts in words (never a value). */
+export interface LinkRefusal {
+  reason: 'proof_conflicts' | 'probability_below_threshold' | 'too_many_recent_links';
+  conflicts: string[];
+}
+
+const REFUSED_WORDS: Record<LinkRefusal['reason'], string> = {
+  proof_conflicts: 'what both records say of the person conflicts',
+  probability_below_threshold: 'the match model found the link too unlikely',
+  too_many_recent_links: 'this customer had too many automatic links in 30 days',
+};
 
 /** What a part is about, in the order parts of equal points are listed. */
 export const PART_SIGNALS = [
@@ -91,6 +105,7 @@ export const PART_SIGNALS = [
   'device',
   'address',
   'conflicting_verified_identifiers',
+  'link_refused',
 ] as const;
 export type PartSignal = (typeof PART_SIGNALS)[number];
 
@@ -275,6 +290,15 @@ export function scoreMatch(evidence: MatchEvidence, weights: MatchWeights, share
       reason:
         'one onboarding gave verified identifiers of this customer and of another one: ' +
         'noted for review, never merged automatically',
+      details: {},
+    });
+  if (evidence.link_refused)
+    parts.push({
+      signal: 'link_refused',
+      points: 0,
+      reason:
+        `an onboarding's verified identifier pointed at this customer and the link was refused: ` +
+        [REFUSED_WORDS[evidence.link_refused.reason], ...evidence.link_refused.conflicts].join('; '),
       details: {},
     });
   parts.sort((a, b) => b.points - a.points || PART_SIGNALS.indexOf(a.signal) - PART_SIGNALS.indexOf(b.signal));

@@ -29,6 +29,7 @@ import type { IdentifierType, Person } from './model';
 import { countPaymentMethodsTx, insertPaymentMethod } from './paymentMethods';
 import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
 import type { OnboardingPlan } from './onboardingRequest';
+import { weighProofTx, type Refusal } from './proofCheck';
 
 /** What an onboarding came to: the customer, created or matched, and its possible matches. */
 export interface OnboardingResult {
@@ -53,12 +54,12 @@ export const DEVICE_CUSTOMERS = `
 const CYPHER = {
   person: `
     MATCH (c:Customer {id: $customerId})
-    WITH c, [k IN $parts WHERE $person[k] IS NOT NULL AND c[k] IS NULL] AS filled,
+    WITH c, [k IN $parts WHERE $person[k] IS NOT NULL AND c[k] IS NULL] AS missing,
          [k IN $parts WHERE $person[k] IS NOT NULL AND c[k] IS NOT NULL AND c[k] <> $person[k]] AS differs
-    SET c.given_name = coalesce(c.given_name, $person.given_name),
-        c.family_name = coalesce(c.family_name, $person.family_name),
-        c.birth_date = coalesce(c.birth_date, $person.birth_date)
-    RETURN filled, differs`,
+    FOREACH (_ IN CASE WHEN $created THEN [1] ELSE [] END |
+      SET c.given_name = $person.given_name, c.family_name = $person.family_name, c.birth_date = $person.birth_date)
+    RETURN CASE WHEN $created THEN missing ELSE [] END AS filled,
+           CASE WHEN $created THEN [] ELSE missing END AS unfilled, differs`,
   mergeVerified: `
     UNWIND $identifiers AS i
     MERGE (d:DigitalIdentifier {type: i.type, value: i.value})
@@ -169,12 +170,19 @@ async function addressTx(tx: ManagedTransaction, plan: OnboardingPlan, customerI
   return reused ?? (await insertAddress(tx, customerId, plan.address, { used: true })).id;
 }
 
-/** The PossibleMatchFound event of one possible match of the onboarding. */
-function possibleMatchFound(match: PossibleMatch, onboardingId: string, observations: IdentifierObservation[]) {
+/** The PossibleMatchFound event of one possible match of the onboarding (with the refusal, when it is its). */
+function possibleMatchFound(
+  match: PossibleMatch,
+  ids: { onboardingId: string },
+  observations: IdentifierObservation[],
+  refusal: Refusal | null,
+) {
+  const { customerId: refused, ...why } = refusal ?? { customerId: null };
   return {
     matched_customer_id: match.customer_id,
     signals: match.signals,
-    onboarding_id: onboardingId,
+    onboarding_id: ids.onboardingId,
+    ...(refused === match.customer_id ? { link_refused: why } : {}),
     // On which side each identifier the other customer holds was verified (types only, never values):
     // what the match's evidence says of it later (graph/matchEvidence.ts).
     identifiers: observations.flatMap((o) =>
@@ -185,25 +193,25 @@ function possibleMatchFound(match: PossibleMatch, onboardingId: string, observat
   };
 }
 
-/** Which parts of the person an onboarding filled in, and which it said otherwise: kinds, never values. */
+/** Which parts of the person an onboarding set, left unset and said otherwise: kinds, never values. */
 interface PersonFill {
   filled: (keyof Person)[];
+  unfilled: (keyof Person)[];
   differs: (keyof Person)[];
 }
 
 /**
- * What the request says of the person fills what the customer's record does not know yet; a known
- * value is never overwritten by an onboarding. The event says which parts it filled and which it
- * said otherwise (by kind), so a fill can be traced to its onboarding.
+ * What the request says of the person is set on a customer it creates; a match never writes it: a
+ * value written by a link would make the customer's own later sign-ups conflict (a child linking
+ * with a family email would fill in their birth date, and the parent be refused from then on). The
+ * event says, by kind, what was set, what the record lacks, and what the request said otherwise.
  */
-async function fillPersonTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string) {
+async function fillPersonTx(tx: ManagedTransaction, plan: OnboardingPlan, customerId: string, created: boolean) {
   if (!plan.person) return {};
   const parts: (keyof Person)[] = ['given_name', 'family_name', 'birth_date'];
-  const record = (await tx.run(CYPHER.person, { customerId, person: plan.person, parts })).records[0];
-  const person: PersonFill = {
-    filled: (record?.get('filled') as PersonFill['filled'] | undefined) ?? [],
-    differs: (record?.get('differs') as PersonFill['differs'] | undefined) ?? [],
-  };
+  const record = (await tx.run(CYPHER.person, { customerId, person: plan.person, parts, created })).records[0];
+  const kinds = (key: string) => (record?.get(key) as (keyof Person)[] | undefined) ?? [];
+  const person: PersonFill = { filled: kinds('filled'), unfilled: kinds('unfilled'), differs: kinds('differs') };
   return { person };
 }
 
@@ -236,7 +244,9 @@ async function onboardTx(
 
   const observations = await observeIdentifiers(tx, plan);
   const device = plan.device ? { customerIds: await deviceCustomersTx(tx, g, plan.device.fingerprint) } : null;
-  const resolution = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
+  const resolved = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
+  const holders = device?.customerIds.length ?? 0;
+  const { resolution, refusal, link } = await weighProofTx(tx, g, plan, resolved, observations, holders);
 
   const customerId = await customerForTx(tx, g, plan, resolution.matchedCustomerId, ids.customerId);
 
@@ -266,7 +276,7 @@ async function onboardTx(
   }
 
   const addressId = await addressTx(tx, plan, customerId, resolution.matchedCustomerId);
-  const person = await fillPersonTx(tx, plan, customerId);
+  const person = await fillPersonTx(tx, plan, customerId, resolution.outcome === 'created');
 
   // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
   // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
@@ -275,7 +285,7 @@ async function onboardTx(
   await registerOpenProcessTx(tx, ids.onboardingId, customerId);
 
   for (const match of resolution.possibleMatches)
-    await appendEvent(tx, 'PossibleMatchFound', customerId, possibleMatchFound(match, ids.onboardingId, observations));
+    await appendEvent(tx, 'PossibleMatchFound', customerId, possibleMatchFound(match, ids, observations, refusal));
   const result: OnboardingResult = {
     customer_id: customerId,
     outcome: resolution.outcome,
@@ -295,6 +305,7 @@ async function onboardTx(
     })),
     ignored,
     ...person,
+    ...(link ? { link } : {}),
   };
   await appendEvent(tx, 'CustomerOnboarded', customerId, onboarded, { idempotencyKey });
   return result;

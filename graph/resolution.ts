@@ -33,7 +33,9 @@ export type MatchSignal =
   | 'unverified_email'
   | 'unverified_phone_number'
   | 'device'
-  | 'conflicting_verified_identifiers';
+  | 'conflicting_verified_identifiers'
+  /** The proof's customer, not linked: the policy refused (graph/proofCheck.ts). */
+  | 'link_refused';
 
 export interface PossibleMatch {
   customer_id: string;

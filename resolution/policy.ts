@@ -11,7 +11,15 @@
  */
 import type { MatchScore } from './model';
 
-export const POLICY = Object.freeze({
+export interface Policy {
+  autoLinkProbability: number;
+  suggestProbability: number;
+  reviewProbability: number;
+  maxSuggestions: number;
+  autoLinksPerMonth: number;
+}
+
+export const POLICY: Readonly<Policy> = Object.freeze({
   /** An auto-link needs at least this probability as well as proof. */
   autoLinkProbability: 0.99,
   /** A candidate this likely is a possible match. */
@@ -20,7 +28,7 @@ export const POLICY = Object.freeze({
   reviewProbability: 0.5,
   /** Possible matches listed, most likely first. */
   maxSuggestions: 5,
-  /** More auto-links than this to one customer in 30 days send the next to review. */
+  /** This many auto-links to one customer in 30 days send the next to review. */
   autoLinksPerMonth: 3,
 });
 
@@ -44,7 +52,7 @@ const byProbability = (a: ScoredCandidate, b: ScoredCandidate): number =>
   b.score.probability - a.score.probability || a.customerId.localeCompare(b.customerId);
 
 /** The decision for one sign-up, from its scored candidates. */
-export function decide(candidates: ScoredCandidate[], policy = POLICY): Decision {
+export function decide(candidates: ScoredCandidate[], policy: Readonly<Policy> = POLICY): Decision {
   const ranked = [...candidates].sort(byProbability);
   const proven = ranked.filter((c) => c.proof !== null);
   const listed = (except?: string): ScoredCandidate[] =>

@@ -1,0 +1,148 @@
+/**
+ * The resolution policy at onboarding (graph/proofCheck.ts): a verified identifier held by one
+ * customer links only when nothing known of the two people conflicts and that customer has not been
+ * linked to too often this month; a refused link creates a new customer and leaves the proof's
+ * customer as a possible match that says why, in words.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  getDigitalIdentifiersByCustomer,
+  listCustomerEvents,
+  onboardCustomer,
+  prepareOnboarding,
+  type OnboardingRequest,
+} from '../../graph';
+import { listMatchEvidence } from '../../graph/matchEvidence';
+import { POLICY } from '../../resolution/policy';
+import { MATCH_MODEL } from '../../resolution/weights';
+import { onboardingBody } from '../support/builders';
+import { openTestGraph, uniqueEmail, type TestGraph } from '../support/graph';
+
+let g: TestGraph;
+beforeAll(() => {
+  g = openTestGraph();
+});
+afterAll(() => g.close());
+
+type Person = NonNullable<OnboardingRequest['person']>;
+
+/** An onboarding of `email`, verified, saying `person` when given. */
+const request = (email: string, person?: Person): OnboardingRequest =>
+  onboardingBody({
+    customer: { segment: 'Subscriber', ltv: '0' },
+    digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+    ...(person ? { person } : {}),
+  });
+
+const onboard = (req: OnboardingRequest) =>
+  onboardCustomer(g, prepareOnboarding(g, req), {
+    onboardingId: `onboarding-${randomUUID()}`,
+    customerId: randomUUID(),
+  });
+
+interface MatchPayload {
+  matched_customer_id: string;
+  signals: string[];
+  link_refused?: { reason: string; probability: number; conflicts: string[]; model_version: string };
+}
+
+async function possibleMatchEvents(customerId: string): Promise<MatchPayload[]> {
+  const events = await listCustomerEvents(g, customerId);
+  return events.filter((e) => e.type === 'PossibleMatchFound').map((e) => e.payload as unknown as MatchPayload);
+}
+
+const ann = { given_name: 'Ann', family_name: 'Smith', birth_date: '1980-04-02' };
+
+describe('the resolution policy at onboarding', () => {
+  it('links on proof when nothing known conflicts, a nickname and a partial birth date included', async () => {
+    const email = uniqueEmail('proof');
+    const first = await onboard(request(email, { given_name: 'William', birth_date: '1980-04-02' }));
+    const again = await onboard(request(email, { given_name: 'Bill', family_name: 'Hartnell', birth_date: '1980-04' }));
+    expect(again).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
+    const unsaid = await onboard(request(email));
+    expect(unsaid).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
+    // A link never writes who the person is; its event gives the model's probability, by version.
+    const [person] = await g.query<Record<string, unknown>>(
+      'MATCH (c:Customer {id: $id}) RETURN c.given_name AS given_name, c.family_name AS family_name',
+      { id: first.customer_id },
+    );
+    expect(person).toEqual({ given_name: 'William', family_name: null });
+    const onboarded = (await listCustomerEvents(g, first.customer_id)).filter((e) => e.type === 'CustomerOnboarded');
+    const versions = onboarded.map((e) => (e.payload as { link?: { model_version: string } }).link?.model_version);
+    // Newest first: the two links, then the onboarding that created the customer (no link).
+    expect(versions).toEqual([MATCH_MODEL.version, MATCH_MODEL.version, undefined]);
+  });
+
+  it('refuses to link on proof when the dates of birth differ, and says why in a possible match', async () => {
+    const email = uniqueEmail('family');
+    const parent = await onboard(request(email, ann));
+    const child = await onboard(request(email, { given_name: 'Ann', family_name: 'Smith', birth_date: '2011-09-17' }));
+    expect(child.outcome).toBe('created');
+    expect(child.customer_id).not.toBe(parent.customer_id);
+    expect(child.possible_matches).toEqual([parent.customer_id]);
+    const [match] = await possibleMatchEvents(child.customer_id);
+    expect(match).toMatchObject({
+      matched_customer_id: parent.customer_id,
+      signals: ['link_refused', 'verified_email'],
+      link_refused: {
+        reason: 'proof_conflicts',
+        conflicts: ['different dates of birth'],
+        model_version: MATCH_MODEL.version,
+      },
+    });
+    expect(match?.link_refused?.probability).toBeGreaterThanOrEqual(0);
+    // Nothing of the parent's went to the child, and the event holds no value of either.
+    expect(await getDigitalIdentifiersByCustomer(g, child.customer_id)).toEqual([]);
+    expect((await getDigitalIdentifiersByCustomer(g, parent.customer_id)).map((i) => i.value)).toEqual([email]);
+    expect(JSON.stringify(match)).not.toMatch(/Ann|Smith|1980|2011|example\.com/);
+    // Ops reviewing the possible match see the refusal and why, as a part of no points.
+    const [evidence] = (await listMatchEvidence(g, child.customer_id)) ?? [];
+    expect(evidence?.parts).toContainEqual(
+      expect.objectContaining({
+        signal: 'link_refused',
+        points: 0,
+        reason: expect.stringMatching(/different dates of birth$/),
+      }),
+    );
+  });
+
+  it('refuses to link on proof when the given names differ (twins sharing an email)', async () => {
+    const email = uniqueEmail('twins');
+    const first = await onboard(request(email, ann));
+    const twin = await onboard(request(email, { ...ann, given_name: 'Beth' }));
+    expect(twin.outcome).toBe('created');
+    const [match] = await possibleMatchEvents(twin.customer_id);
+    expect(match?.link_refused).toMatchObject({ reason: 'proof_conflicts', conflicts: ['different given names'] });
+    expect(match?.matched_customer_id).toBe(first.customer_id);
+  });
+
+  it('sends the next link to review once a customer had the policy’s auto-links this month', async () => {
+    const email = uniqueEmail('squatted');
+    const owner = await onboard(request(email));
+    for (let i = 0; i < POLICY.autoLinksPerMonth; i++)
+      expect(await onboard(request(email))).toMatchObject({ customer_id: owner.customer_id, outcome: 'matched' });
+    const next = await onboard(request(email));
+    expect(next.outcome).toBe('created');
+    const [match] = await possibleMatchEvents(next.customer_id);
+    expect(match?.link_refused?.reason).toBe('too_many_recent_links');
+  });
+
+  it('counts concurrent links to one customer: of 12 at once, exactly the policy’s limit link', async () => {
+    const email = uniqueEmail('race');
+    const owner = await onboard(request(email));
+    const results = await Promise.all(Array.from({ length: 12 }, () => onboard(request(email))));
+    const linked = results.filter((r) => r.outcome === 'matched');
+    expect(linked).toHaveLength(POLICY.autoLinksPerMonth);
+    expect(new Set(linked.map((r) => r.customer_id))).toEqual(new Set([owner.customer_id]));
+    for (const r of results.filter((x) => x.outcome === 'created'))
+      expect(r.possible_matches).toEqual([owner.customer_id]);
+    // The verified email is still the owner's alone.
+    const [row] = await g.query<{ n: number }>(
+      "MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: 'email', value: $email}) " +
+        'RETURN count(c) AS n',
+      { email },
+    );
+    expect(row?.n).toBe(1);
+  });
+});
