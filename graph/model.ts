@@ -252,8 +252,25 @@ export const deviceInput = z.strictObject({
 });
 export type DeviceInput = z.input<typeof deviceInput>;
 
-/** A date of birth as far as it is known, as given: `1980-04-02`, `1980-04` or `1980`. */
-export const BIRTH_DATE_PATTERN = /^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?$/;
+/** Years a date of birth may be in (1800–2099), and those of them with a 29 February. */
+const YEAR = String.raw`(?:1[89][0-9][0-9]|20[0-9][0-9])`;
+const LEAP_YEAR = String.raw`(?:1[89](?:0[48]|[2468][048]|[13579][26])|20(?:0[48]|[2468][048]|[13579][26])|2000)`;
+/** A month and a day it has, 29 February apart: months of 31 days, of 30, February to the 28th. */
+const MONTH_DAY = [
+  String.raw`(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])`,
+  String.raw`(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)`,
+  String.raw`02-(?:0[1-9]|1[0-9]|2[0-8])`,
+].join('|');
+
+/**
+ * A date of birth as far as it is known, as given: `1980-04-02`, `1980-04` or `1980`; a whole date
+ * is one the calendar has. A pattern (not a check after it), so that the OpenAPI document says
+ * exactly what is accepted; digits as [0-9], which means the same in every regex dialect (\d
+ * matches other scripts' digits in some).
+ */
+export const BIRTH_DATE_PATTERN = new RegExp(
+  `^(?:${YEAR}(?:-(?:0[1-9]|1[0-2]))?|${YEAR}-(?:${MONTH_DAY})|${LEAP_YEAR}-02-29)$`,
+);
 
 /**
  * Who the customer is, as far as the caller knows: optional personal data, used to tell people

@@ -353,6 +353,7 @@ describe('bad input writes nothing', () => {
     ],
     ['an unknown field of the person', () => body({ person: { given_name: 'Ada', nickname: 'A' } }), 'person.nickname'],
     ['a birth date that is not one', () => body({ person: { birth_date: '02/04/1980' } }), 'person.birth_date'],
+    ['a birth date the calendar has not', () => body({ person: { birth_date: '2023-02-29' } }), 'person.birth_date'],
     ['a blank given name', () => body({ person: { given_name: '   ' } }), 'person.given_name'],
     ['malformed JSON', () => '{"customer": ', 'body'],
     ['an empty body: no identity fact at all', () => ({}), 'body'],
