@@ -229,6 +229,9 @@ export const EVENT_PAYLOADS = {
     matched_customer_id: id,
     signals: z.array(z.string()),
     onboarding_id: id,
+    /** The match model's probability that the two are one person, and the table's version. */
+    probability: z.number().min(0).max(1),
+    model_version: z.string(),
     /** Each identifier of the onboarding the matched customer holds: its type, verified on which side. */
     identifiers: z
       .array(
@@ -243,9 +246,7 @@ export const EVENT_PAYLOADS = {
     link_refused: z
       .object({
         reason: z.enum(['proof_conflicts', 'probability_below_threshold', 'too_many_recent_links']),
-        probability: z.number().min(0).max(1),
         conflicts: z.array(z.string()),
-        model_version: z.string(),
       })
       .optional(),
   }),

@@ -27,15 +27,15 @@ import { registerOpenProcessTx } from './openProcesses';
 import { attachIdentifiers } from './identifiers';
 import type { IdentifierType, Person } from './model';
 import { countPaymentMethodsTx, insertPaymentMethod } from './paymentMethods';
-import { resolveIdentity, type IdentifierObservation, type PossibleMatch } from './resolution';
+import { resolveIdentity, type IdentifierObservation } from './resolution';
 import type { OnboardingPlan } from './onboardingRequest';
-import { weighProofTx, type Refusal } from './proofCheck';
+import { weighProofTx, type RankedMatch, type Refusal } from './proofCheck';
 
-/** What an onboarding came to: the customer, created or matched, and its possible matches. */
+/** What an onboarding came to: the customer, created or matched, and its possible matches, the most likely first. */
 export interface OnboardingResult {
   customer_id: string;
   outcome: 'created' | 'matched';
-  possible_matches: string[];
+  possible_matches: { customer_id: string; probability: number }[];
 }
 
 // ---- the write ------------------------------------------------------------------------
@@ -172,7 +172,7 @@ async function addressTx(tx: ManagedTransaction, plan: OnboardingPlan, customerI
 
 /** The PossibleMatchFound event of one possible match of the onboarding (with the refusal, when it is its). */
 function possibleMatchFound(
-  match: PossibleMatch,
+  match: RankedMatch,
   ids: { onboardingId: string },
   observations: IdentifierObservation[],
   refusal: Refusal | null,
@@ -182,6 +182,8 @@ function possibleMatchFound(
     matched_customer_id: match.customer_id,
     signals: match.signals,
     onboarding_id: ids.onboardingId,
+    probability: match.probability,
+    model_version: match.model_version,
     ...(refused === match.customer_id ? { link_refused: why } : {}),
     // On which side each identifier the other customer holds was verified (types only, never values):
     // what the match's evidence says of it later (graph/matchEvidence.ts).
@@ -246,7 +248,7 @@ async function onboardTx(
   const device = plan.device ? { customerIds: await deviceCustomersTx(tx, g, plan.device.fingerprint) } : null;
   const resolved = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
   const holders = device?.customerIds.length ?? 0;
-  const { resolution, refusal, link } = await weighProofTx(tx, g, plan, resolved, observations, holders);
+  const { resolution, refusal, link, ranked } = await weighProofTx(tx, g, plan, resolved, observations, holders);
 
   const customerId = await customerForTx(tx, g, plan, resolution.matchedCustomerId, ids.customerId);
 
@@ -284,12 +286,12 @@ async function onboardTx(
   await linkHistoryKeyTx(tx, ids.onboardingId, customerId);
   await registerOpenProcessTx(tx, ids.onboardingId, customerId);
 
-  for (const match of resolution.possibleMatches)
+  for (const match of ranked)
     await appendEvent(tx, 'PossibleMatchFound', customerId, possibleMatchFound(match, ids, observations, refusal));
   const result: OnboardingResult = {
     customer_id: customerId,
     outcome: resolution.outcome,
-    possible_matches: resolution.possibleMatches.map((m) => m.customer_id),
+    possible_matches: ranked.map((m) => ({ customer_id: m.customer_id, probability: m.probability })),
   };
   const onboarded = {
     onboarding_id: ids.onboardingId,

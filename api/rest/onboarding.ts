@@ -7,6 +7,14 @@ import { startOnboarding } from '../services/onboarding';
 import { access, bearerSecurity, problems, validationHook } from './common';
 
 const accepted = z.object({ workflow_id: z.string() }).openapi('OnboardingAccepted');
+const possibleMatch = z
+  .object({
+    customer_id: z.uuid(),
+    probability: z.number().min(0).max(1).openapi({
+      description: 'The match model’s probability that the two are one person (docs/identity.md)',
+    }),
+  })
+  .openapi('OnboardingPossibleMatch');
 const result = z
   .object({
     customer_id: z.uuid(),
@@ -15,9 +23,14 @@ const result = z
       .number()
       .int()
       .openapi({ description: 'How many existing customers may be the same person (ops review them)' }),
-    possible_matches: z.array(z.uuid()).optional().openapi({
-      description: 'Their ids: only for a caller with `identity:merge` or `ops` (they are other customers)',
-    }),
+    possible_matches: z
+      .array(possibleMatch)
+      .optional()
+      .openapi({
+        description:
+          'Those customers, the most likely first (ties by id): only for a caller with `identity:merge` or `ops` ' +
+          '(they are other customers). Their evidence, in words: `GET /api/v1/customers/{id}/possible-matches`',
+      }),
     workflow_id: z.string(),
   })
   .openapi('OnboardingResult');

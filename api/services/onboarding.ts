@@ -43,8 +43,8 @@ export type OnboardingAnswer =
         customer_id: string;
         outcome: 'created' | 'matched';
         possible_match_count: number;
-        /** Only for callers with identity:merge or ops. */
-        possible_matches?: string[];
+        /** Only for callers with identity:merge or ops: the most likely first. */
+        possible_matches?: { customer_id: string; probability: number }[];
         workflow_id: string;
       };
     };

@@ -19,6 +19,7 @@ import type { OnboardingPaymentMethod as _persona_v1_OnboardingPaymentMethod, On
 import type { OnboardingPerson as _persona_v1_OnboardingPerson, OnboardingPerson__Output as _persona_v1_OnboardingPerson__Output } from './persona/v1/OnboardingPerson';
 import type { OwnerStopAnswer as _persona_v1_OwnerStopAnswer, OwnerStopAnswer__Output as _persona_v1_OwnerStopAnswer__Output } from './persona/v1/OwnerStopAnswer';
 import type { PersonaAgentClient as _persona_v1_PersonaAgentClient, PersonaAgentDefinition as _persona_v1_PersonaAgentDefinition } from './persona/v1/PersonaAgent';
+import type { PossibleMatch as _persona_v1_PossibleMatch, PossibleMatch__Output as _persona_v1_PossibleMatch__Output } from './persona/v1/PossibleMatch';
 import type { RecordInteractionsRequest as _persona_v1_RecordInteractionsRequest, RecordInteractionsRequest__Output as _persona_v1_RecordInteractionsRequest__Output } from './persona/v1/RecordInteractionsRequest';
 import type { RecordInteractionsResponse as _persona_v1_RecordInteractionsResponse, RecordInteractionsResponse__Output as _persona_v1_RecordInteractionsResponse__Output } from './persona/v1/RecordInteractionsResponse';
 import type { RecoveryCharge as _persona_v1_RecoveryCharge, RecoveryCharge__Output as _persona_v1_RecoveryCharge__Output } from './persona/v1/RecoveryCharge';
@@ -55,6 +56,7 @@ export interface ProtoGrpcType {
       OnboardingPerson: MessageTypeDefinition<_persona_v1_OnboardingPerson, _persona_v1_OnboardingPerson__Output>
       OwnerStopAnswer: MessageTypeDefinition<_persona_v1_OwnerStopAnswer, _persona_v1_OwnerStopAnswer__Output>
       PersonaAgent: SubtypeConstructor<typeof grpc.Client, _persona_v1_PersonaAgentClient> & { service: _persona_v1_PersonaAgentDefinition }
+      PossibleMatch: MessageTypeDefinition<_persona_v1_PossibleMatch, _persona_v1_PossibleMatch__Output>
       RecordInteractionsRequest: MessageTypeDefinition<_persona_v1_RecordInteractionsRequest, _persona_v1_RecordInteractionsRequest__Output>
       RecordInteractionsResponse: MessageTypeDefinition<_persona_v1_RecordInteractionsResponse, _persona_v1_RecordInteractionsResponse__Output>
       RecoveryCharge: MessageTypeDefinition<_persona_v1_RecoveryCharge, _persona_v1_RecoveryCharge__Output>

@@ -207,7 +207,9 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
     expect(claimed.res).toMatchObject({ outcome: 'created', possible_match_count: 1, possible_matches: [] });
     const reviewer = bearer(await h.token('onboarding:write identity:merge'));
     const reviewed = await call(client, 'OnboardCustomer', { ...req, idempotency_key: randomUUID() }, reviewer);
-    expect(reviewed.res?.possible_matches).toContain(created.res?.customer_id);
+    const ranked = (reviewed.res?.possible_matches ?? []) as { customer_id: string; probability: number }[];
+    expect(ranked.map((m) => m.customer_id)).toContain(created.res?.customer_id);
+    for (const m of ranked) expect(m.probability).toBeGreaterThan(0);
     // A segment needs customers:write: PERMISSION_DENIED naming the field, nothing started.
     const vipKey = randomUUID();
     const vip = await call(

@@ -460,9 +460,8 @@ describe('what an onboarding caller may learn and set (issue 43)', () => {
       token: reviewer,
     });
     expect(asReviewer.json).toMatchObject({ possible_match_count: 2 });
-    expect((asReviewer.json.possible_matches as string[]).sort()).toEqual(
-      [first.json.customer_id, asPlain.json.customer_id].sort(),
-    );
+    const ranked = asReviewer.json.possible_matches as { customer_id: string; probability: number }[];
+    expect(ranked.map((m) => m.customer_id).sort()).toEqual([first.json.customer_id, asPlain.json.customer_id].sort());
   });
 
   it('refuses a segment or an LTV without customers:write, naming the field; starts nothing', async () => {

@@ -44,7 +44,9 @@ const onboard = (req: OnboardingRequest) =>
 interface MatchPayload {
   matched_customer_id: string;
   signals: string[];
-  link_refused?: { reason: string; probability: number; conflicts: string[]; model_version: string };
+  probability: number;
+  model_version: string;
+  link_refused?: { reason: string; conflicts: string[] };
 }
 
 async function possibleMatchEvents(customerId: string): Promise<MatchPayload[]> {
@@ -80,18 +82,15 @@ describe('the resolution policy at onboarding', () => {
     const child = await onboard(request(email, { given_name: 'Ann', family_name: 'Smith', birth_date: '2011-09-17' }));
     expect(child.outcome).toBe('created');
     expect(child.customer_id).not.toBe(parent.customer_id);
-    expect(child.possible_matches).toEqual([parent.customer_id]);
+    expect(child.possible_matches.map((m) => m.customer_id)).toEqual([parent.customer_id]);
     const [match] = await possibleMatchEvents(child.customer_id);
     expect(match).toMatchObject({
       matched_customer_id: parent.customer_id,
       signals: ['link_refused', 'verified_email'],
-      link_refused: {
-        reason: 'proof_conflicts',
-        conflicts: ['different dates of birth'],
-        model_version: MATCH_MODEL.version,
-      },
+      model_version: MATCH_MODEL.version,
+      link_refused: { reason: 'proof_conflicts', conflicts: ['different dates of birth'] },
     });
-    expect(match?.link_refused?.probability).toBeGreaterThanOrEqual(0);
+    expect(match?.probability).toBe(child.possible_matches[0]?.probability);
     // Nothing of the parent's went to the child, and the event holds no value of either.
     expect(await getDigitalIdentifiersByCustomer(g, child.customer_id)).toEqual([]);
     expect((await getDigitalIdentifiersByCustomer(g, parent.customer_id)).map((i) => i.value)).toEqual([email]);
@@ -128,6 +127,28 @@ describe('the resolution policy at onboarding', () => {
     expect(match?.link_refused?.reason).toBe('too_many_recent_links');
   });
 
+  it('ranks the possible matches by the model’s probability, the person who agrees first', async () => {
+    const device = { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'Safari' };
+    const email = { type: 'email' as const, value: uniqueEmail('unverified'), is_verified: false };
+    const stranger = await onboard(
+      onboardingBody({ device, person: { given_name: 'Zed', family_name: 'Quill', birth_date: '1961-07-30' } }),
+    );
+    const same = await onboard(onboardingBody({ device, digital_identifiers: [email], person: ann }));
+    const signUp = await onboard(onboardingBody({ device, digital_identifiers: [email], person: ann }));
+    expect(signUp.outcome).toBe('created');
+    expect(signUp.possible_matches.map((m) => m.customer_id)).toEqual([same.customer_id, stranger.customer_id]);
+    const [first, second] = signUp.possible_matches;
+    expect(first?.probability).toBeGreaterThan(second?.probability ?? 1);
+    // Each possible match's event carries its probability and the table it came from, and no value.
+    const events = await possibleMatchEvents(signUp.customer_id);
+    for (const m of signUp.possible_matches)
+      expect(events.find((e) => e.matched_customer_id === m.customer_id)).toMatchObject({
+        probability: m.probability,
+        model_version: MATCH_MODEL.version,
+      });
+    expect(JSON.stringify(events)).not.toMatch(/Ann|Smith|Zed|Quill|1961|1980|example\.com/);
+  });
+
   it('counts concurrent links to one customer: of 12 at once, exactly the policy’s limit link', async () => {
     const email = uniqueEmail('race');
     const owner = await onboard(request(email));
@@ -136,7 +157,7 @@ describe('the resolution policy at onboarding', () => {
     expect(linked).toHaveLength(POLICY.autoLinksPerMonth);
     expect(new Set(linked.map((r) => r.customer_id))).toEqual(new Set([owner.customer_id]));
     for (const r of results.filter((x) => x.outcome === 'created'))
-      expect(r.possible_matches).toEqual([owner.customer_id]);
+      expect(r.possible_matches.map((m) => m.customer_id)).toEqual([owner.customer_id]);
     // The verified email is still the owner's alone.
     const [row] = await g.query<{ n: number }>(
       "MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: 'email', value: $email}) " +

@@ -45,7 +45,7 @@ async function onboard(body: Record<string, unknown>, token = onboarder) {
     customer_id: string;
     outcome: string;
     possible_match_count: number;
-    possible_matches?: string[];
+    possible_matches?: { customer_id: string; probability: number }[];
   }>(h.app, token, { customer: { segment: 'New', ltv: '0' }, ...body });
   expect(res.status).toBe(200);
   created.push(res.json.customer_id);

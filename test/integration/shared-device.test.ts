@@ -233,7 +233,7 @@ describe('a device shared by 10,000 customers', () => {
       }),
     });
     expect(res.status).toBe(200);
-    const body = (await res.json()) as { customer_id: string; outcome: string; possible_matches: string[] };
+    const body = (await res.json()) as { customer_id: string; outcome: string; possible_match_count: number };
     late.push(body.customer_id);
     expect(body).toMatchObject({ outcome: 'created', possible_match_count: 0 });
 

@@ -399,7 +399,7 @@ export const graphMutations: Mutation[] = [
     threat: 'A squatted or shared verified email links sign-up after sign-up',
     removes: "an auto-link is counted on the customer (`auto_linked_at`) for the policy's monthly limit",
     file: 'graph/proofCheck.ts',
-    find: '    await recordAutoLinkTx(tx, matched);\n',
+    find: '      await recordAutoLinkTx(tx, matched);\n',
     replace: '',
     test: 'test/integration/onboarding-policy.test.ts',
     title: 'sends the next link to review once a customer had the policy’s auto-links this month',
