@@ -8,8 +8,9 @@
  * the activity: scores are probabilities and parts in words.
  */
 import type { ManagedTransaction, Record as Neo4jRecord } from 'neo4j-driver';
-import { prepare, type PreparedRecord } from '../resolution/compare';
+import type { PreparedRecord } from '../resolution/compare';
 import type { Frequencies } from '../resolution/model';
+import { normaliseEmail, normalisePhone } from '../resolution/normalise';
 import { emptyRecord, type ResolutionRecord } from '../resolution/record';
 import { addressMatchKey } from './addresses';
 import { lockNode } from './graph';
@@ -168,9 +169,9 @@ export async function frequenciesTx(
   const counts = new Map<string, number>();
   const held = (row?.get('identifiers') ?? []) as { type: string; value: string; holders: unknown }[];
   for (const h of held) {
-    const value = [{ value: h.value, verified: true }];
-    const one = prepare(emptyRecord('x', h.type === 'email' ? { emails: value } : { phones: value }), region);
-    const key = h.type === 'email' ? `email:${one.emails[0]?.canonical}` : `phone:${one.phones[0]?.e164}`;
+    // Keyed as the model asks: by the value as resolution/compare.ts normalises it.
+    const key =
+      h.type === 'email' ? `email:${normaliseEmail(h.value)?.canonical}` : `phone:${normalisePhone(h.value, region)}`;
     counts.set(key, Math.max(counts.get(key) ?? 0, Number(h.holders)));
   }
   for (const a of signUp.addresses) counts.set(`address:${a.key}`, Number(row?.get('address') ?? 0));
