@@ -138,6 +138,13 @@ const CYPHER = {
       RETURN count(p) AS openProcesses
     }
     CALL (c) {
+      // Its person's blocking keys (graph/matchKeys.ts) no other customer holds: hashed, still its data.
+      OPTIONAL MATCH (c)-[:KEYED]->(k:MatchKey)
+      WHERE NOT EXISTS { MATCH (k)<-[:KEYED]-(other:Customer) WHERE other <> c }
+      DETACH DELETE k
+      RETURN count(k) AS matchKeys
+    }
+    CALL (c) {
       OPTIONAL MATCH (c)-[r]-()
       DELETE r
       RETURN count(r) AS edges

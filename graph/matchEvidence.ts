@@ -31,7 +31,6 @@ import {
   strongerVerification,
   type AddressSide,
   type CardSide,
-  type IdentifierEvidence,
   type LinkRefusal,
   type MatchEvidence,
   type PartSignal,
@@ -173,6 +172,7 @@ interface MatchPayload {
   onboarding_id?: string;
   identifiers?: { type: IdentifierType; incoming_verified: boolean; on_file_verified: boolean }[];
   link_refused?: LinkRefusal;
+  probability?: number;
 }
 
 export interface PossibleMatchEvidence {
@@ -217,12 +217,15 @@ function verificationOf(
 function identifierEvidence(
   events: EventRow[],
   identifiersOf: (customerId: string) => IdentifierRow[],
-): { identifiers: IdentifierEvidence[]; conflicting: boolean; refused: LinkRefusal | null } {
+): Pick<MatchEvidence, 'identifiers' | 'link_refused' | 'similar_person'> & { conflicting: boolean } {
   const best = new Map<IdentifierType, Verification>();
   let conflicting = false;
   let refused: LinkRefusal | null = null;
+  let similar: MatchEvidence['similar_person'] = null;
   for (const e of events) {
     const payload = JSON.parse(e.payload) as MatchPayload;
+    // The newest finding by the person's keys, with the probability the model gave then.
+    if (payload.signals?.includes('similar_person') && !similar) similar = { probability: payload.probability ?? 0 };
     // The newest refusal (events come newest first).
     if (payload.link_refused && !refused)
       refused = { reason: payload.link_refused.reason, conflicts: payload.link_refused.conflicts };
@@ -240,7 +243,8 @@ function identifierEvidence(
       return verified ? [{ type, verified }] : [];
     }),
     conflicting,
-    refused,
+    link_refused: refused,
+    similar_person: similar,
   };
 }
 
@@ -260,7 +264,7 @@ const addressSide = (a: AddressRow): AddressSide => ({
 
 /** What links the customer with one candidate, from the row the read returned. */
 function evidenceFor(row: EvidenceRow, customerId: string, o: CandidateRow, events: EventRow[]): MatchEvidence {
-  const { identifiers, conflicting, refused } = identifierEvidence(events, (id) =>
+  const { identifiers, conflicting, link_refused, similar_person } = identifierEvidence(events, (id) =>
     id === customerId ? row.identifiers : id === o.customer_id ? o.identifiers : [],
   );
   const devices = row.devices
@@ -289,7 +293,8 @@ function evidenceFor(row: EvidenceRow, customerId: string, o: CandidateRow, even
   return {
     identifiers,
     conflicting_verified_identifiers: conflicting,
-    link_refused: refused,
+    link_refused,
+    similar_person,
     devices,
     cards,
     addresses,

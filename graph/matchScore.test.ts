@@ -20,6 +20,7 @@ const none: MatchEvidence = {
   identifiers: [],
   conflicting_verified_identifiers: false,
   link_refused: null,
+  similar_person: null,
   devices: [],
   cards: [],
   addresses: [],
@@ -197,6 +198,14 @@ describe('scoreMatch: each part, its points and its reason', () => {
     expect(r.parts[1]?.reason).toBe(
       "an onboarding's verified identifier pointed at this customer and the link was refused: " +
         'what both records say of the person conflicts; different dates of birth',
+    );
+  });
+
+  it('a customer found by the person’s keys is a part of 0 points with the model’s probability', () => {
+    const r = scoreMatch(evidence({ similar_person: { probability: 0.873 } }), W, LIMIT);
+    expect(r).toMatchObject({ score: 0, parts: [{ signal: 'similar_person', points: 0, details: {} }] });
+    expect(r.parts[0]?.reason).toMatch(
+      /alike by name, date of birth or an email’s local part: the match model gave 0\.87$/,
     );
   });
 });

@@ -78,6 +78,11 @@ export interface MatchEvidence {
   conflicting_verified_identifiers: boolean;
   /** An onboarding's proof pointed at this customer and the policy refused the link (graph/proofCheck.ts). */
   link_refused: LinkRefusal | null;
+  /**
+   * An onboarding found this customer by the person's keys (name, birth date, an email's local
+   * part: graph/matchKeys.ts) and the match model found the two likely: its probability then.
+   */
+  similar_person: { probability: number } | null;
   devices: DeviceEvidence[];
   cards: CardEvidence[];
   addresses: AddressEvidence[];
@@ -106,6 +111,7 @@ export const PART_SIGNALS = [
   'address',
   'conflicting_verified_identifiers',
   'link_refused',
+  'similar_person',
 ] as const;
 export type PartSignal = (typeof PART_SIGNALS)[number];
 
@@ -299,6 +305,15 @@ export function scoreMatch(evidence: MatchEvidence, weights: MatchWeights, share
       reason:
         `an onboarding's verified identifier pointed at this customer and the link was refused: ` +
         [REFUSED_WORDS[evidence.link_refused.reason], ...evidence.link_refused.conflicts].join('; '),
+      details: {},
+    });
+  if (evidence.similar_person)
+    parts.push({
+      signal: 'similar_person',
+      points: 0,
+      reason:
+        'an onboarding found the two alike by name, date of birth or an email’s local part: the match model ' +
+        `gave ${evidence.similar_person.probability.toFixed(2)}`,
       details: {},
     });
   parts.sort((a, b) => b.points - a.points || PART_SIGNALS.indexOf(a.signal) - PART_SIGNALS.indexOf(b.signal));

@@ -29,6 +29,7 @@ import type { IdentifierType, Person } from './model';
 import { countPaymentMethodsTx, insertPaymentMethod } from './paymentMethods';
 import { resolveIdentity, type IdentifierObservation } from './resolution';
 import type { OnboardingPlan } from './onboardingRequest';
+import { linkMatchKeysTx } from './matchKeys';
 import { weighProofTx, type RankedMatch, type Refusal } from './proofCheck';
 
 /** What an onboarding came to: the customer, created or matched, and its possible matches, the most likely first. */
@@ -248,7 +249,7 @@ async function onboardTx(
   const device = plan.device ? { customerIds: await deviceCustomersTx(tx, g, plan.device.fingerprint) } : null;
   const resolved = resolveIdentity(observations, device, g.policy.sharedDeviceLimit);
   const holders = device?.customerIds.length ?? 0;
-  const { resolution, refusal, link, ranked } = await weighProofTx(tx, g, plan, resolved, observations, holders);
+  const { resolution, refusal, link, ranked, keys } = await weighProofTx(tx, g, plan, resolved, observations, holders);
 
   const customerId = await customerForTx(tx, g, plan, resolution.matchedCustomerId, ids.customerId);
 
@@ -279,6 +280,8 @@ async function onboardTx(
 
   const addressId = await addressTx(tx, plan, customerId, resolution.matchedCustomerId);
   const person = await fillPersonTx(tx, plan, customerId, resolution.outcome === 'created');
+  // The person's keys are the sign-up's: a link writes no person, so only a new customer holds them.
+  if (resolution.outcome === 'created') await linkMatchKeysTx(tx, customerId, keys);
 
   // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
   // the customer: erasing the customer destroys it with the customer's key. Until the onboarding

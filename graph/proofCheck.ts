@@ -17,6 +17,7 @@ import { decide, POLICY, type NoLinkReason } from '../resolution/policy';
 import type { ResolutionRecord } from '../resolution/record';
 import { MATCH_MODEL } from '../resolution/weights';
 import { frequenciesTx, lockedRecordTx, recordsTx, signUpRecord } from './customerRecords';
+import { keyCandidatesTx, personKeys } from './matchKeys';
 import type { Graph } from './graph';
 import type { OnboardingPlan } from './onboardingRequest';
 import type { IdentifierObservation, MatchSignal, Resolution } from './resolution';
@@ -71,15 +72,18 @@ export interface Weighed {
   refusal: Refusal | null;
   /** The resolution's possible matches, the most likely first (ties by customer id). */
   ranked: RankedMatch[];
+  /** The sign-up's person keys that still take holders: a customer the onboarding creates holds them. */
+  keys: string[];
 }
 
 /**
  * The resolution as the policy lets it stand. A match on proof is weighed and kept, counted as an
  * auto-link; or refused, and then the sign-up becomes a new customer and the proof's customer a
  * possible match (signal `link_refused`) for ops to review, with the refusal. Every possible match
- * is scored; `deviceHolders` is how many customers the sign-up's device already has (capped, as the
- * onboarding read it). Possible matches are few: an identifier has one holder, a device's are
- * capped by the shared-device limit.
+ * is scored, and so are the customers the sign-up's person keys name (graph/matchKeys.ts): those
+ * the model finds likely (the policy's suggestion threshold, at most its number of suggestions)
+ * become possible matches with the signal `similar_person`. `deviceHolders` is how many customers
+ * the sign-up's device already has (capped, as the onboarding read it).
  */
 export async function weighProofTx(
   tx: ManagedTransaction,
@@ -96,35 +100,60 @@ export async function weighProofTx(
   const scoreOf = (record: ResolutionRecord): MatchScore =>
     scoreAgreements(compareRecords(signUp, prepare(record, region)), MATCH_MODEL, frequencies, population);
 
-  const scores = new Map<string, MatchScore>();
-  let resolution = resolved;
-  let link: Link | null = null;
-  let refusal: Refusal | null = null;
-  const matched = resolved.matchedCustomerId;
-  const onFile = matched ? await lockedRecordTx(tx, matched) : null;
-  if (matched && onFile) {
-    const score = scoreOf(onFile.record);
-    scores.set(matched, score);
-    const by = observations.find((o) => o.incomingVerified && o.onFile?.verified && o.onFile.ownerId === matched);
-    const proof = by?.type === 'email' ? ('email' as const) : ('phone' as const);
-    const candidate = { customerId: matched, score, proof, recentAutoLinks: onFile.recent };
-    const decision = decide([candidate], ONBOARDING_POLICY);
-    if (decision.outcome === 'linked') {
-      await recordAutoLinkTx(tx, matched);
-      link = { probability: score.probability, model_version: score.version };
-    } else {
-      resolution = refused(resolved, observations, matched);
-      refusal = { customerId: matched, reason: decision.reason, conflicts: score.conflicts.map((c) => c.reason) };
-    }
-  }
+  const proof = await proofTx(tx, resolved, observations, scoreOf);
+  const scores = new Map<string, MatchScore>(proof.score ? [[resolved.matchedCustomerId as string, proof.score]] : []);
+  const { resolution } = proof;
+  const keys = await keyCandidatesTx(tx, personKeys(signUp));
+  const known = new Set([...resolution.possibleMatches.map((m) => m.customer_id), ...scores.keys()]);
+  const byKeys = keys.candidates.filter((id) => !known.has(id));
   const unscored = resolution.possibleMatches.map((m) => m.customer_id).filter((id) => !scores.has(id));
-  for (const record of await recordsTx(tx, unscored)) scores.set(record.id, scoreOf(record));
-  const ranked = resolution.possibleMatches.flatMap((m): RankedMatch[] => {
+  for (const record of await recordsTx(tx, [...unscored, ...byKeys])) scores.set(record.id, scoreOf(record));
+  const similar = byKeys
+    .filter((id) => (scores.get(id)?.probability ?? 0) >= POLICY.suggestProbability)
+    .sort((x, y) => (scores.get(y)?.probability ?? 0) - (scores.get(x)?.probability ?? 0) || x.localeCompare(y))
+    .slice(0, POLICY.maxSuggestions)
+    .map((customer_id) => ({ customer_id, signals: ['similar_person' as const] }));
+  const possibleMatches = [...resolution.possibleMatches, ...similar];
+  const ranked = possibleMatches.flatMap((m): RankedMatch[] => {
     const score = scores.get(m.customer_id);
     return score ? [{ ...m, probability: score.probability, model_version: score.version }] : [];
   });
   ranked.sort((x, y) => y.probability - x.probability || x.customer_id.localeCompare(y.customer_id));
-  return { resolution, link, refusal, ranked };
+  return {
+    resolution: { ...resolution, possibleMatches },
+    link: proof.link,
+    refusal: proof.refusal,
+    ranked,
+    keys: keys.open,
+  };
+}
+
+/** The proof's customer, locked, scored and decided on: linked (and counted), or refused. */
+async function proofTx(
+  tx: ManagedTransaction,
+  resolved: Resolution,
+  observations: IdentifierObservation[],
+  scoreOf: (record: ResolutionRecord) => MatchScore,
+): Promise<{ resolution: Resolution; score: MatchScore | null; link: Link | null; refusal: Refusal | null }> {
+  const matched = resolved.matchedCustomerId;
+  const onFile = matched ? await lockedRecordTx(tx, matched) : null;
+  if (!matched || !onFile) return { resolution: resolved, score: null, link: null, refusal: null };
+  const score = scoreOf(onFile.record);
+  const by = observations.find((o) => o.incomingVerified && o.onFile?.verified && o.onFile.ownerId === matched);
+  const proof = by?.type === 'email' ? ('email' as const) : ('phone' as const);
+  const candidate = { customerId: matched, score, proof, recentAutoLinks: onFile.recent };
+  const decision = decide([candidate], ONBOARDING_POLICY);
+  if (decision.outcome === 'linked') {
+    await recordAutoLinkTx(tx, matched);
+    return {
+      resolution: resolved,
+      score,
+      link: { probability: score.probability, model_version: score.version },
+      refusal: null,
+    };
+  }
+  const refusal = { customerId: matched, reason: decision.reason, conflicts: score.conflicts.map((c) => c.reason) };
+  return { resolution: refused(resolved, observations, matched), score, link: null, refusal };
 }
 
 /** The resolution with its match refused: a new customer, the proof's customer a possible match. */

@@ -35,7 +35,9 @@ export type MatchSignal =
   | 'device'
   | 'conflicting_verified_identifiers'
   /** The proof's customer, not linked: the policy refused (graph/proofCheck.ts). */
-  | 'link_refused';
+  | 'link_refused'
+  /** Found by the sign-up's name, birth date or email's local part and likely by the model (graph/matchKeys.ts). */
+  | 'similar_person';
 
 export interface PossibleMatch {
   customer_id: string;

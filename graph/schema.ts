@@ -17,7 +17,7 @@ import { RETIRED_SCHEMA, SCHEMA } from './schemaRules';
  * migrated to a newer version (a release's migration is additive; see docs/deployment.md, "The
  * migration step").
  */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** The graph has not been migrated to the version this process needs: run the migration step. */
 export class SchemaNotMigratedError extends Error {

@@ -60,6 +60,12 @@ export const SCHEMA: SchemaRule[] = [
       'CREATE CONSTRAINT card_identity_fingerprint_unique IF NOT EXISTS ' +
       'FOR (k:CardIdentity) REQUIRE k.fingerprint IS UNIQUE',
   },
+  // A blocking key of a person, hashed (graph/matchKeys.ts): a sign-up's keys are sought by value.
+  {
+    name: 'match_key_key_unique',
+    kind: 'constraint',
+    cypher: 'CREATE CONSTRAINT match_key_key_unique IF NOT EXISTS FOR (k:MatchKey) REQUIRE k.key IS UNIQUE',
+  },
   {
     name: 'device_fingerprint_unique',
     kind: 'constraint',
