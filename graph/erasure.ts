@@ -21,7 +21,7 @@ import { findFact } from './facts';
 import { ConflictError, InvalidStateError, NotFoundError } from './errors';
 import { scrubLedgerTx } from './chargeLedger';
 import { mergedRecordsOfTx } from './mergedRecords';
-import { readTx, writeTx, type Graph } from './graph';
+import { lockNode, readTx, writeTx, type Graph } from './graph';
 import type { ErasureReasonCode } from './model';
 
 export interface ErasureResult {
@@ -138,11 +138,18 @@ const CYPHER = {
       RETURN count(p) AS openProcesses
     }
     CALL (c) {
-      // Its person's blocking keys (graph/matchKeys.ts) no other customer holds: hashed, still its data.
-      OPTIONAL MATCH (c)-[:KEYED]->(k:MatchKey)
-      WHERE NOT EXISTS { MATCH (k)<-[:KEYED]-(other:Customer) WHERE other <> c }
-      DETACH DELETE k
-      RETURN count(k) AS matchKeys
+      // Its person's blocking keys (graph/matchKeys.ts), derived from its data: each locked in key
+      // order (an onboarding's), and deleted when, under the lock, no other customer holds it.
+      OPTIONAL MATCH (c)-[:KEYED]->(key:MatchKey)
+      WITH c, key ORDER BY key.key
+      CALL (c, key) {
+        WITH key WHERE key IS NOT NULL
+        ${lockNode('key')}
+        WITH key WHERE NOT EXISTS { MATCH (key)<-[:KEYED]-(other:Customer) WHERE other <> c }
+        DETACH DELETE key
+        RETURN count(*) AS deleted
+      }
+      RETURN sum(deleted) AS matchKeys
     }
     CALL (c) {
       OPTIONAL MATCH (c)-[r]-()

@@ -5,12 +5,15 @@
  * (`(:Customer)-[:KEYED]->(:MatchKey {key})`); a sign-up's keys name the customers who may be the
  * same person though they share no identifier or device (those the graph finds by its own nodes).
  *
- * Keys are stored hashed (a key is personal data: a name's sound, a birth date) and go with the
- * customer at erasure. A key is only a way to a candidate: the candidate's record is read and
+ * A key is stored as the SHA-256 of its text (no name or date in it to read; so short a text can be
+ * reversed by trying every value, so it is no protection from whoever holds the graph) and goes with
+ * the customer at erasure. A key is only a way to a candidate: the candidate's record is read and
  * scored, so a key left stale (a later address, an email removed) costs a candidate, never a link.
- * Bounded: a key more than KEY_CAP customers hold names nobody and takes no more holders (a
- * common name in a busy postcode locks and costs nothing), and at most CANDIDATE_CAP candidates
- * are read, from the most specific keys first.
+ * Bounded: a key more than KEY_CAP customers hold names nobody (its holders are read up to
+ * KEY_CAP + 1, so a common name in a busy postcode costs what a rare one does), and at most
+ * CANDIDATE_CAP candidates are read, from the most specific keys first. Every new customer holds
+ * all its keys, however many others do: a key crowded by fakes names nobody while they are there,
+ * and finds its people again once they are erased.
  */
 import { createHash } from 'node:crypto';
 import type { ManagedTransaction } from 'neo4j-driver';
@@ -21,14 +24,16 @@ import type { PreparedRecord } from '../resolution/compare';
 const PERSON_KEYS = ['name:', 'name-formal:', 'name-postcode:', 'name-year:', 'birth:', 'email-local:'];
 
 const CYPHER = {
-  // Holders of each key up to KEY_CAP + 1, those merged or erased left out (an erased one has no edge).
+  // Holders of each key up to KEY_CAP + 1: a record merged into another stands for the customer it
+  // was merged into (graph/identityMerge.ts keeps the pointer one step deep); an erased one has no edge.
   holders: `
     UNWIND $keys AS key
     OPTIONAL MATCH (k:MatchKey {key: key})
     CALL (k) {
-      OPTIONAL MATCH (k)<-[:KEYED]-(c:Customer) WHERE c.status IN ['active', 'suspended']
-      WITH c LIMIT toInteger($cap)
-      RETURN collect(c.id) AS holders
+      OPTIONAL MATCH (k)<-[:KEYED]-(c:Customer) WHERE c.status IN ['active', 'suspended', 'merged']
+      WITH DISTINCT CASE c.status WHEN 'merged' THEN c.merged_into ELSE c.id END AS id
+      WITH id WHERE id IS NOT NULL LIMIT toInteger($cap)
+      RETURN collect(id) AS holders
     }
     RETURN key, holders`,
   // In key order: two onboardings sharing keys lock them in one order.
@@ -47,17 +52,16 @@ export function personKeys(r: PreparedRecord): string[] {
     .sort();
 }
 
-/** A sign-up's candidates by its person keys, and the keys a customer it creates should hold. */
+/** A sign-up's candidates by its person keys, and the keys a customer it creates holds. */
 export interface KeyCandidates {
   /** Customers sharing a key no more than KEY_CAP hold, the most specific keys first, at most CANDIDATE_CAP. */
   candidates: string[];
-  /** The keys not yet held by more than KEY_CAP customers. */
-  open: string[];
+  keys: string[];
 }
 
-/** The customers `keys` name, and which keys still take holders. */
+/** The customers `keys` name. */
 export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): Promise<KeyCandidates> {
-  if (keys.length === 0) return { candidates: [], open: [] };
+  if (keys.length === 0) return { candidates: [], keys };
   const rows = (await tx.run(CYPHER.holders, { keys, cap: KEY_CAP + 1 })).records.map((r) => ({
     key: r.get('key') as string,
     holders: r.get('holders') as string[],
@@ -66,10 +70,10 @@ export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): P
   const candidates = new Set<string>();
   for (const { holders } of [...open].sort((a, b) => a.holders.length - b.holders.length))
     for (const id of holders) if (candidates.size < CANDIDATE_CAP) candidates.add(id);
-  return { candidates: [...candidates], open: open.map((r) => r.key).sort() };
+  return { candidates: [...candidates], keys };
 }
 
-/** Links a customer to its keys (those `keyCandidatesTx` found open). */
+/** Links a new customer to its keys. */
 export async function linkMatchKeysTx(tx: ManagedTransaction, customerId: string, keys: string[]): Promise<void> {
   if (keys.length > 0) await tx.run(CYPHER.link, { customerId, keys });
 }

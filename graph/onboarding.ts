@@ -36,7 +36,8 @@ import { weighProofTx, type RankedMatch, type Refusal } from './proofCheck';
 export interface OnboardingResult {
   customer_id: string;
   outcome: 'created' | 'matched';
-  possible_matches: { customer_id: string; probability: number }[];
+  /** `by_person`: found by the person's keys alone (graph/matchKeys.ts), not a shared identifier or device. */
+  possible_matches: { customer_id: string; probability: number; by_person?: true }[];
 }
 
 // ---- the write ------------------------------------------------------------------------
@@ -196,6 +197,13 @@ function possibleMatchFound(
   };
 }
 
+/** A possible match as the result lists it: whether the person's keys alone found it, never why else. */
+const resultMatch = (m: RankedMatch): OnboardingResult['possible_matches'][number] => ({
+  customer_id: m.customer_id,
+  probability: m.probability,
+  ...(m.signals.includes('similar_person') ? { by_person: true as const } : {}),
+});
+
 /** Which parts of the person an onboarding set, left unset and said otherwise: kinds, never values. */
 interface PersonFill {
   filled: (keyof Person)[];
@@ -294,7 +302,7 @@ async function onboardTx(
   const result: OnboardingResult = {
     customer_id: customerId,
     outcome: resolution.outcome,
-    possible_matches: ranked.map((m) => ({ customer_id: m.customer_id, probability: m.probability })),
+    possible_matches: ranked.map(resultMatch),
   };
   const onboarded = {
     onboarding_id: ids.onboardingId,

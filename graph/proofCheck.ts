@@ -72,7 +72,7 @@ export interface Weighed {
   refusal: Refusal | null;
   /** The resolution's possible matches, the most likely first (ties by customer id). */
   ranked: RankedMatch[];
-  /** The sign-up's person keys that still take holders: a customer the onboarding creates holds them. */
+  /** The sign-up's person keys: a customer the onboarding creates holds them. */
   keys: string[];
 }
 
@@ -95,19 +95,22 @@ export async function weighProofTx(
 ): Promise<Weighed> {
   const region = g.policy.defaultPhoneRegion;
   const signUp = prepare(signUpRecord(plan), region);
-  // Counted before the proof's customer is locked: the lock is held for the decision only.
   const { frequencies, population } = await frequenciesTx(tx, plan, signUp, deviceHolders, region);
   const scoreOf = (record: ResolutionRecord): MatchScore =>
     scoreAgreements(compareRecords(signUp, prepare(record, region)), MATCH_MODEL, frequencies, population);
 
-  const proof = await proofTx(tx, resolved, observations, scoreOf);
-  const scores = new Map<string, MatchScore>(proof.score ? [[resolved.matchedCustomerId as string, proof.score]] : []);
-  const { resolution } = proof;
+  // Everything but the proof's customer is read and scored first, unlocked: Neo4j holds a lock to
+  // the commit, so the proof's customer is locked as late as the decision allows.
+  const matched = resolved.matchedCustomerId;
   const keys = await keyCandidatesTx(tx, personKeys(signUp));
-  const known = new Set([...resolution.possibleMatches.map((m) => m.customer_id), ...scores.keys()]);
+  const known = new Set([...resolved.possibleMatches.map((m) => m.customer_id), ...(matched ? [matched] : [])]);
   const byKeys = keys.candidates.filter((id) => !known.has(id));
-  const unscored = resolution.possibleMatches.map((m) => m.customer_id).filter((id) => !scores.has(id));
-  for (const record of await recordsTx(tx, [...unscored, ...byKeys])) scores.set(record.id, scoreOf(record));
+  const others = resolved.possibleMatches.map((m) => m.customer_id).filter((id) => id !== matched);
+  const scores = new Map<string, MatchScore>();
+  for (const record of await recordsTx(tx, [...others, ...byKeys])) scores.set(record.id, scoreOf(record));
+  const proof = await proofTx(tx, resolved, observations, scoreOf);
+  if (matched && proof.score) scores.set(matched, proof.score);
+  const { resolution } = proof;
   const similar = byKeys
     .filter((id) => (scores.get(id)?.probability ?? 0) >= POLICY.suggestProbability)
     .sort((x, y) => (scores.get(y)?.probability ?? 0) - (scores.get(x)?.probability ?? 0) || x.localeCompare(y))
@@ -124,7 +127,7 @@ export async function weighProofTx(
     link: proof.link,
     refusal: proof.refusal,
     ranked,
-    keys: keys.open,
+    keys: keys.keys,
   };
 }
 

@@ -22,7 +22,12 @@ const result = z
     possible_match_count: z
       .number()
       .int()
-      .openapi({ description: 'How many existing customers may be the same person (ops review them)' }),
+      .openapi({
+        description:
+          'How many existing customers may be the same person (ops review them). A caller without ' +
+          '`identity:merge` or `ops` counts only those a shared email, phone or device found, never those ' +
+          'found by the person alone',
+      }),
     possible_matches: z
       .array(possibleMatch)
       .optional()

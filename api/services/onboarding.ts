@@ -211,13 +211,21 @@ export async function startOnboarding(
   }
 }
 
-/** The result as this caller may see it: other customers' ids only for those who review matches. */
+/**
+ * The result as this caller may see it: other customers' ids only for those who review matches.
+ * The others get a count of the matches a shared email, phone or device found (the caller sent
+ * those, so the count tells it of its own values); a match found by the person alone is left out of
+ * it, or a name and a birth date would answer "is this person a customer?".
+ */
 function answer(r: OnboardingWritten, principal: Principal): Extract<OnboardingAnswer, { status: 200 }>['body'] {
+  const reviewer = maySeeMatches(principal);
+  const countable = reviewer ? r.possible_matches : r.possible_matches.filter((m) => !m.by_person);
+  const ranked = r.possible_matches.map((m) => ({ customer_id: m.customer_id, probability: m.probability }));
   return {
     customer_id: r.customer_id,
     outcome: r.outcome,
-    possible_match_count: r.possible_matches.length,
-    ...(maySeeMatches(principal) ? { possible_matches: r.possible_matches } : {}),
+    possible_match_count: countable.length,
+    ...(reviewer ? { possible_matches: ranked } : {}),
     workflow_id: r.workflow_id,
   };
 }

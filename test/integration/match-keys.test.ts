@@ -8,9 +8,14 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardCustomer, prepareOnboarding, type OnboardingRequest } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { readTx } from '../../graph/graph';
+import { mergeCustomers } from '../../graph/identityMerge';
+import { keyCandidatesTx, personKeys } from '../../graph/matchKeys';
 import { listMatchEvidence } from '../../graph/matchEvidence';
 import { KEY_CAP } from '../../resolution/blocking';
+import { prepare } from '../../resolution/compare';
 import { POLICY } from '../../resolution/policy';
+import { emptyRecord } from '../../resolution/record';
 import { onboardingBody } from '../support/builders';
 import { openTestGraph, uniqueEmail, uniquePerson, type TestGraph } from '../support/graph';
 
@@ -22,7 +27,10 @@ afterAll(() => g.close());
 
 type Person = NonNullable<OnboardingRequest['person']>;
 
-/** A sign-up with its own verified email and device and no card (the builder's is everyone's), saying `person`. */
+/**
+ * A sign-up with its own verified email and device (no IP) and no card (the builder's card and
+ * network are every test's), saying `person`.
+ */
 const onboard = (person: Person | undefined, tag = 'keys') =>
   onboardCustomer(
     g,
@@ -31,6 +39,7 @@ const onboard = (person: Person | undefined, tag = 'keys') =>
       onboardingBody({
         customer: { segment: 'Subscriber', ltv: '0' },
         digital_identifiers: [{ type: 'email', value: uniqueEmail(tag), is_verified: true }],
+        device: { fingerprint: `fp-${randomUUID()}` },
         payment_method: undefined,
         ...(person ? { person } : {}),
       }),
@@ -61,15 +70,15 @@ const possibleMatchEvents = async (customerId: string): Promise<MatchPayload[]> 
 
 describe('candidates by the person', () => {
   it('suggests a customer who shares nothing but the person, with the model’s probability', async () => {
-    const ann = uniquePerson('Ann');
+    const ann = uniquePerson();
     const onFile = await onboard(ann);
     // The keys are hashes: no name, birth date or email in them.
     const keys = await keysOf(onFile.customer_id);
     expect(keys.length).toBeGreaterThan(3);
-    for (const value of [ann.family_name, ann.family_name.toLowerCase(), ann.birth_date])
+    for (const value of [ann.given_name, ann.family_name, ann.family_name.toLowerCase(), ann.birth_date])
       expect(keys.join(' ')).not.toContain(value);
 
-    const signUp = await onboard({ ...ann, given_name: 'Anne' });
+    const signUp = await onboard(ann);
     expect(signUp.outcome).toBe('created');
     const found = signUp.possible_matches.find((m) => m.customer_id === onFile.customer_id);
     expect(found?.probability).toBeGreaterThanOrEqual(POLICY.suggestProbability);
@@ -89,19 +98,42 @@ describe('candidates by the person', () => {
     );
   });
 
-  it('does not suggest a namesake with another date of birth', async () => {
-    const ann = uniquePerson('Ann');
-    const onFile = await onboard(ann);
-    // Another year, month and day: no typo or swap of the first.
+  it('ranks the person above a namesake with another date of birth, who is not worth a review', async () => {
+    const ann = uniquePerson();
     const [year, month, day] = ann.birth_date.split('-').map(Number) as [number, number, number];
     const pad = (n: number) => String(n).padStart(2, '0');
-    const other = `${year - 37}-${pad((month % 12) + 1)}-${pad((day % 28) + 1)}`;
-    const namesake = await onboard({ ...ann, birth_date: other });
-    expect(namesake.possible_matches.map((m) => m.customer_id)).not.toContain(onFile.customer_id);
+    // Another year, month and day: no typo or swap of the first.
+    const namesake = await onboard({
+      ...ann,
+      birth_date: `${year - 37}-${pad((month % 12) + 1)}-${pad((day % 28) + 1)}`,
+    });
+    const onFile = await onboard(ann);
+    const signUp = await onboard(ann);
+    expect(signUp.possible_matches[0]?.customer_id).toBe(onFile.customer_id);
+    const other = signUp.possible_matches.find((m) => m.customer_id === namesake.customer_id);
+    expect(other?.probability ?? 0).toBeLessThan(POLICY.reviewProbability);
   });
 
-  it('a key more than 50 customers hold names nobody and takes no more holders', async () => {
-    const twin = uniquePerson('Ann');
+  it('finds a record merged into another as the customer it was merged into', async () => {
+    const bill = uniquePerson();
+    const merged = await onboard(bill);
+    const survivor = await onboard(uniquePerson());
+    await mergeCustomers(g, {
+      merge_id: `test-${randomUUID()}`,
+      survivor_id: survivor.customer_id,
+      merged_id: merged.customer_id,
+      decided_by: 'ops',
+      requested_by: null,
+      reason: 'test',
+    });
+    // The merged record keeps its keys; a sign-up of its person is led to the survivor.
+    const signUp = prepare(emptyRecord('sign-up', bill), g.policy.defaultPhoneRegion);
+    const { candidates } = await readTx(g, (tx) => keyCandidatesTx(tx, personKeys(signUp)));
+    expect(candidates).toEqual([survivor.customer_id]);
+  });
+
+  it('a key more than 50 customers hold names nobody', async () => {
+    const twin = uniquePerson();
     const many: string[] = [];
     for (let i = 0; i < KEY_CAP + 2; i++) many.push((await onboard(twin, 'crowd')).customer_id);
     const [held] = await g.query<{ holders: number }>(
@@ -109,21 +141,22 @@ describe('candidates by the person', () => {
         'RETURN max(COUNT { MATCH (k)<-[:KEYED]-(:Customer) }) AS holders',
       { id: many[0] },
     );
-    expect(held?.holders).toBe(KEY_CAP + 1);
-    // The last one's person keys were all taken: it holds only its email's own.
-    expect(await keysOf(many[many.length - 1] as string)).toHaveLength(1);
+    expect(held?.holders).toBe(KEY_CAP + 2);
     const signUp = await onboard(twin);
     expect(signUp.possible_matches.filter((m) => many.includes(m.customer_id))).toEqual([]);
   });
 
   it('an erasure takes the customer’s keys with it', async () => {
-    const onFile = await onboard(uniquePerson('Ann'));
+    const onFile = await onboard(uniquePerson());
     const keys = await keysOf(onFile.customer_id);
     expect(keys.length).toBeGreaterThan(0);
     expect(await eraseCustomer(g, onFile.customer_id)).toMatchObject({ erased: true });
-    const [left] = await g.query<{ n: number }>('MATCH (k:MatchKey) WHERE k.key IN $keys RETURN count(k) AS n', {
-      keys,
-    });
+    expect(await keysOf(onFile.customer_id)).toEqual([]);
+    // None is left without a holder (a key another customer holds stays theirs).
+    const [left] = await g.query<{ n: number }>(
+      'MATCH (k:MatchKey) WHERE k.key IN $keys AND NOT EXISTS { MATCH (k)<-[:KEYED]-(:Customer) } RETURN count(k) AS n',
+      { keys },
+    );
     expect(left?.n).toBe(0);
   });
 });

@@ -6,7 +6,7 @@ import { until } from '../support/wait';
 import { startHarness, type Harness } from '../support/api';
 import { onboardingBody } from '../support/builders';
 import { send } from '../support/http';
-import { uniqueEmail } from '../support/graph';
+import { uniqueEmail, uniquePerson } from '../support/graph';
 import { oneTaskQueue } from '../../temporal/taskQueues';
 
 let h: Harness;
@@ -462,6 +462,21 @@ describe('what an onboarding caller may learn and set (issue 43)', () => {
     expect(asReviewer.json).toMatchObject({ possible_match_count: 2 });
     const ranked = asReviewer.json.possible_matches as { customer_id: string; probability: number }[];
     expect(ranked.map((m) => m.customer_id).sort()).toEqual([first.json.customer_id, asPlain.json.customer_id].sort());
+  });
+
+  it('counts a match found by the person alone only for identity:merge or ops', async () => {
+    const person = uniquePerson();
+    const first = await onboard(body({ person }));
+    expect(first.json).toMatchObject({ outcome: 'created' });
+    const plain = await onboard(body({ person, customer: undefined }), randomUUID(), {
+      token: await h.token('onboarding:write'),
+    });
+    expect(plain.json).toMatchObject({ outcome: 'created', possible_match_count: 0 });
+    const reviewer = await h.token('onboarding:write identity:merge');
+    const asReviewer = await onboard(body({ person, customer: undefined }), randomUUID(), { token: reviewer });
+    const ranked = asReviewer.json.possible_matches as { customer_id: string; probability: number }[];
+    expect(ranked.map((m) => m.customer_id)).toContain(first.json.customer_id);
+    expect(asReviewer.json.possible_match_count).toBe(ranked.length);
   });
 
   it('refuses a segment or an LTV without customers:write, naming the field; starts nothing', async () => {

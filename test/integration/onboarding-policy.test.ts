@@ -57,7 +57,7 @@ async function possibleMatchEvents(customerId: string): Promise<MatchPayload[]> 
 /** Each test's own person (identity resolution finds customers by name and birth date). */
 let ann: ReturnType<typeof uniquePerson>;
 beforeEach(() => {
-  ann = uniquePerson('Ann');
+  ann = uniquePerson();
 });
 
 describe('the resolution policy at onboarding', () => {
@@ -98,9 +98,8 @@ describe('the resolution policy at onboarding', () => {
     // Nothing of the parent's went to the child, and the event holds no value of either.
     expect(await getDigitalIdentifiersByCustomer(g, child.customer_id)).toEqual([]);
     expect((await getDigitalIdentifiersByCustomer(g, parent.customer_id)).map((i) => i.value)).toEqual([email]);
-    expect(JSON.stringify(match)).not.toContain(ann.family_name);
-    expect(JSON.stringify(match)).not.toMatch(/Ann|2011|example\.com/);
-    expect(JSON.stringify(match)).not.toContain(ann.birth_date);
+    for (const value of [...Object.values(ann), '2011', 'example.com'])
+      expect(JSON.stringify(match)).not.toContain(value);
     // Ops reviewing the possible match see the refusal and why, as a part of no points.
     const [evidence] = (await listMatchEvidence(g, child.customer_id)) ?? [];
     expect(evidence?.parts).toContainEqual(
@@ -136,7 +135,7 @@ describe('the resolution policy at onboarding', () => {
   it('ranks the possible matches by the model’s probability, the person who agrees first', async () => {
     const device = { fingerprint: `fp-${randomUUID()}`, ip: '198.51.100.7', user_agent: 'Safari' };
     const email = { type: 'email' as const, value: uniqueEmail('unverified'), is_verified: false };
-    const zed = uniquePerson('Zed');
+    const zed = uniquePerson();
     const stranger = await onboard(onboardingBody({ device, person: zed }));
     const same = await onboard(onboardingBody({ device, digital_identifiers: [email], person: ann }));
     const signUp = await onboard(onboardingBody({ device, digital_identifiers: [email], person: ann }));
@@ -163,7 +162,8 @@ describe('the resolution policy at onboarding', () => {
     expect(linked).toHaveLength(POLICY.autoLinksPerMonth);
     expect(new Set(linked.map((r) => r.customer_id))).toEqual(new Set([owner.customer_id]));
     for (const r of results.filter((x) => x.outcome === 'created'))
-      expect(r.possible_matches.map((m) => m.customer_id)).toEqual([owner.customer_id]);
+      // The owner, and perhaps others of the 12 found by the email's local part.
+      expect(r.possible_matches.map((m) => m.customer_id)).toContain(owner.customer_id);
     // The verified email is still the owner's alone.
     const [row] = await g.query<{ n: number }>(
       "MATCH (c:Customer)-[:HAS_DIGITAL_IDENTIFIER]->(:DigitalIdentifier {type: 'email', value: $email}) " +

@@ -37,19 +37,21 @@ export function openTestGraph(
 }
 
 /**
- * A person no other test or run names: `given`, a made-up family name (random letters, so its
- * sound differs too) and a random date of birth in the 1900s. Identity resolution finds customers by
- * name and birth date (graph/matchKeys.ts): a fixed name would collect every run's customers.
+ * A person no other test or run names: `given` (made up when not given), a made-up family name
+ * (random letters, so its sound differs too) and a random date of birth in the 1900s. Identity
+ * resolution finds customers by name and birth date (graph/matchKeys.ts): a fixed name would
+ * collect every run's customers.
  */
-export function uniquePerson(given = 'Ann'): { given_name: string; family_name: string; birth_date: string } {
-  const bytes = randomBytes(8);
+export function uniquePerson(given?: string): { given_name: string; family_name: string; birth_date: string } {
+  const bytes = randomBytes(12);
   const letters = [...bytes].map((b) => 'bcdfghjklmnprstvwz'[b % 18]);
+  const made = `${letters[8]?.toUpperCase()}${letters.slice(9, 12).join('e')}i`;
   const family = `${letters[0]?.toUpperCase()}${letters.slice(1, 4).join('a')}ley${letters.slice(4).join('o')}`;
   const year = 1900 + (bytes.readUInt16BE(0) % 100);
   const month = 1 + ((bytes[2] ?? 0) % 12);
   const day = 1 + ((bytes[3] ?? 0) % 28);
   const pad = (n: number) => String(n).padStart(2, '0');
-  return { given_name: given, family_name: family, birth_date: `${year}-${pad(month)}-${pad(day)}` };
+  return { given_name: given ?? made, family_name: family, birth_date: `${year}-${pad(month)}-${pad(day)}` };
 }
 
 /** A unique email per test, so tests never see each other's data. */
