@@ -221,6 +221,8 @@ interface Shard {
   /** The simulator's clock: the latest time, in the workflows' (skipped) time, an activity of the shard ran at. */
   simNow: number;
   workers: { worker?: Worker; running?: Promise<void> }[];
+  /** Each idempotency key's charge requests: sent (by any of its workers), received, and being handled. */
+  served: Map<string, Served>;
   /** Its activity worker's restarts, and (once it has no recovery left) its teardown. */
   restarts?: Promise<void>;
   retired?: boolean;
@@ -316,7 +318,6 @@ function faultFor(req: { reference: string | null }): ChargeFault | null {
     count('storm begun');
   }
   if (fault) count(`fault ${fault.kind}`);
-  if (fault?.kind === 'latency') holdTime(s.shard, fault.ms + 500);
   return fault;
 }
 
@@ -333,14 +334,49 @@ function listingLagFor(req: { reference: string | null }): number {
 }
 
 /**
- * A request held at the gateway past the client's timeout is in flight in real time: the
- * time-skipping server must not race through the workflows' minutes meanwhile (it does not while an
- * activity runs; the activity gave up on it, though), or "the gateway has no charge yet" would be
- * believed of a charge about to be made — something no real clock allows within a settle window.
+ * The gateway's fetch, counting each charge request by its idempotency key: received (the handler
+ * entered), and still being handled (a request held, or one whose client gave up on it).
  */
-function holdTime(shard: Shard, ms: number): void {
+interface Served {
+  sent: number;
+  received: number;
+  handling: number;
+}
+
+function servedOf(shard: Shard, key: string): Served {
+  const seen = shard.served.get(key) ?? { sent: 0, received: 0, handling: 0 };
+  shard.served.set(key, seen);
+  return seen;
+}
+
+function served(shard: Shard, fetch: (req: Request, env?: unknown) => Response | Promise<Response>) {
+  return (req: Request, env?: unknown): Response | Promise<Response> => {
+    const key = req.method === 'POST' ? req.headers.get('idempotency-key') : null;
+    if (!key) return fetch(req, env);
+    const seen = servedOf(shard, key);
+    seen.received++;
+    seen.handling++;
+    return Promise.resolve(fetch(req, env)).finally(() => void seen.handling--);
+  };
+}
+
+/**
+ * A charge request whose client gave up on it (its timeout, a cancellation, a worker stopping) may
+ * still be on its way to the gateway, or held there, in real time: the time-skipping server must not
+ * race through the workflows' minutes meanwhile (it does not while an activity runs; the activity
+ * gave up on it, though), or "the gateway has no charge yet" would be believed of a charge about to
+ * be made — something no real clock allows within a settle window. So when a charge call ends, the
+ * shard's time is held (locked before the call's end reaches the activity) until the gateway has
+ * received every request of the key the client sent — or the client's own timeout has passed since
+ * the call ended, for a request that never left — and handles none of them any more.
+ */
+async function holdTimeWhileInFlight(shard: Shard, key: string, sent: number): Promise<void> {
   const test = shard.env.connection.testService;
-  if (!test) return;
+  const done = (): boolean => {
+    const seen = shard.served.get(key);
+    return seen !== undefined && seen.received >= sent && seen.handling === 0;
+  };
+  if (!test || done()) return;
   // A lock whose answer was lost may still have been taken, and an unlock lost under load would
   // leave the shard's clock stopped for good: release in both cases, retrying while the server is
   // unreachable or slow (an unbalanced unlock is refused with another code, which ends it).
@@ -352,12 +388,21 @@ function holdTime(shard: Shard, ms: number): void {
       if (attempt >= 20) console.warn(`[adversary] time skipping not released: ${err.message}`);
       else setTimeout(() => release(attempt + 1), 250 * (attempt + 1));
     });
-  void test.lockTimeSkipping({}).then(
-    () => setTimeout(() => release(0), ms),
-    (err: { code?: number }) => {
-      if (transient(err)) setTimeout(() => release(0), ms);
-    },
+  const locked = await test.lockTimeSkipping({}).then(
+    () => true,
+    (err: { code?: number }) => transient(err),
   );
+  if (!locked) return;
+  count('time held for a request in flight');
+  const gaveUp = Date.now();
+  void (async () => {
+    while (!done()) {
+      const seen = shard.served.get(key);
+      if ((seen?.handling ?? 0) === 0 && Date.now() - gaveUp > CLIENT_TIMEOUT_MS) break;
+      await sleep(20);
+    }
+    release(0);
+  })();
 }
 
 /** Beside a charge (just after it, not waiting for it): the adversary changes the world. */
@@ -796,7 +841,11 @@ function check(
         break;
       case 'refused':
       case 'absent':
-        if (first) problems.push(`attempt ${a.key} is ${a.state}; the gateway has ${first.status} ${first.id}`);
+        if (first)
+          problems.push(
+            `attempt ${a.key} is ${a.state} (last sent ${a.last_sent_at}, settled ${a.answered_at}); ` +
+              `the gateway has ${first.status} ${first.id} (made ${first.created_at})`,
+          );
         break;
     }
   }
@@ -828,6 +877,7 @@ async function startOn(env: TestWorkflowEnvironment, n: number, generation: numb
     server: undefined as never,
     base: '',
     simNow: Date.now(),
+    served: new Map(),
     workers: [],
   };
   const run = (worker: Worker) => {
@@ -861,7 +911,7 @@ async function startOn(env: TestWorkflowEnvironment, n: number, generation: numb
     },
   );
   await new Promise<void>((resolve) => {
-    shard.server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve());
+    shard.server = serve({ fetch: served(shard, app.fetch), hostname: '127.0.0.1', port: 0 }, () => resolve());
   });
   shard.base = `http://127.0.0.1:${(shard.server.address() as AddressInfo).port}`;
   // The workflows run on one worker; the activities on another, which the adversary restarts.
@@ -980,15 +1030,24 @@ afterAll(async () => {
 
 /** The gateway client the activities charge through, noting when each charge request leaves (the client's clock). */
 class WatchedGateway extends HttpPaymentGateway {
-  override charge(req: ChargeRequest, options?: GatewayCallOptions) {
+  constructor(private readonly shard: Shard) {
+    super(shard.base, CLIENT_TIMEOUT_MS);
+  }
+
+  override async charge(req: ChargeRequest, options?: GatewayCallOptions) {
     scenarios.get(req.reference)?.sends.push({ at: Date.now(), key: req.idempotency_key });
-    return super.charge(req, options);
+    const sent = ++servedOf(this.shard, req.idempotency_key).sent;
+    try {
+      return await super.charge(req, options);
+    } finally {
+      await holdTimeWhileInFlight(this.shard, req.idempotency_key, sent);
+    }
   }
 }
 
 let activityCalls = 0;
 function activities(shard: Shard) {
-  const gateway = new WatchedGateway(shard.base, CLIENT_TIMEOUT_MS);
+  const gateway = new WatchedGateway(shard);
   const recovery = createRecoveryActivities({
     graph,
     gateway,
