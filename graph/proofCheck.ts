@@ -3,8 +3,10 @@
  * the one customer a verified identifier points at (the proof) and every possible match are scored
  * against the sign-up with the match model (resolution/model.ts, the table in resolution/weights.ts).
  * The proof's customer is linked only with no conflict (a different date of birth or given name
- * where both are known) and fewer than the policy's auto-links to it in the last 30 days
- * (`ONBOARDING_POLICY`: not yet the probability); the possible matches are ranked, most likely first.
+ * where both are known), a probability of at least the policy's 0.99 (a verified email alone scores
+ * about 0.93: families share one; with the same name or birth date on both sides, over 0.999) and
+ * fewer than the policy's auto-links to it in the last 30 days; the possible matches are ranked,
+ * most likely first.
  *
  * Read inside the onboarding's transaction, the proof's customer locked: two onboardings racing
  * to link to one customer count each other's links. Values are read here and never leave: the
@@ -22,15 +24,6 @@ import type { Graph } from './graph';
 import type { OnboardingPlan } from './onboardingRequest';
 import type { IdentifierObservation, MatchSignal, Resolution } from './resolution';
 
-/**
- * The policy as onboarding applies it today: every rule but the probability. The model scores a
- * verified email alone at 0.93 (table 2026-11-30.4), below the policy's 0.99, because the labelled
- * households share family emails; applying it would stop linking every returning customer who sends
- * no name or birth date. Until the bench through the api measures that trade, proof links unless a
- * conflict or the monthly limit refuses it, and every link and refusal records its probability.
- */
-const ONBOARDING_POLICY = Object.freeze({ ...POLICY, autoLinkProbability: 0 });
-
 const CYPHER = {
   recordLink: `
     MATCH (c:Customer {id: $customerId})
@@ -43,7 +36,7 @@ async function recordAutoLinkTx(tx: ManagedTransaction, customerId: string): Pro
   await tx.run(CYPHER.recordLink, { customerId });
 }
 
-/** A link the policy let stand: the model's probability for it, so what a threshold would refuse can be counted. */
+/** A link the policy let stand, and the model's probability for it. */
 export interface Link {
   probability: number;
   model_version: string;
@@ -145,7 +138,7 @@ async function proofTx(
   const by = observations.find((o) => o.incomingVerified && o.onFile?.verified && o.onFile.ownerId === matched);
   const proof = by?.type === 'email' ? ('email' as const) : ('phone' as const);
   const candidate = { customerId: matched, score, proof, recentAutoLinks: onFile.recent };
-  const decision = decide([candidate], ONBOARDING_POLICY);
+  const decision = decide([candidate]);
   if (decision.outcome === 'linked') {
     await recordAutoLinkTx(tx, matched);
     return {

@@ -26,6 +26,7 @@ import { personaCustomerId } from '../../temporal/searchAttributes';
 import { startHarness, type Harness } from '../support/api';
 import { customerWithTrustedDevice } from '../support/builders';
 import { send } from '../support/http';
+import { uniquePerson } from '../support/graph';
 import { until } from '../support/wait';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
 
@@ -532,10 +533,13 @@ describe('account takeover', () => {
       const alert = (await fraudEvents(c.customerId)).find((e) => e.type === 'CustomerNotified');
       expect(alert?.payload).toMatchObject({ kind: 'account_takeover', channel: 'email', fraud_outcome_id: outcomeId });
 
-      // While suspended, an onboarding that matches the customer's verified email leaves it suspended.
+      // While suspended, an onboarding that matches the customer's verified email (and birth date, as the
+      // policy wants more than an email a family may share) leaves it suspended.
+      const born = uniquePerson().birth_date;
       const identifiers = await h.graph.query<{ value: string }>(
-        'MATCH (:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d:DigitalIdentifier) RETURN d.value AS value',
-        { id: c.customerId },
+        'MATCH (c:Customer {id: $id})-[:HAS_DIGITAL_IDENTIFIER]->(d:DigitalIdentifier) ' +
+          'SET c.birth_date = $born RETURN d.value AS value',
+        { id: c.customerId, born },
       );
       const onboarding = await h.app.request('/api/v1/onboarding?wait=true', {
         method: 'POST',
@@ -547,6 +551,7 @@ describe('account takeover', () => {
         body: JSON.stringify({
           customer: { segment: 'New', ltv: '0' },
           digital_identifiers: [{ type: 'email', value: identifiers[0]?.value, is_verified: true }],
+          person: { birth_date: born },
         }),
       });
       expect(await onboarding.json()).toMatchObject({ customer_id: c.customerId, outcome: 'matched' });

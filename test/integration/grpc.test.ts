@@ -12,7 +12,7 @@ import { graphFromConfig } from '../../runtime/graph';
 import type { PersonaAgentClient } from '../../proto/generated/persona/v1/PersonaAgent';
 import { startHarness, type Harness } from '../support/api';
 import { onboardInGraph } from '../support/builders';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { cardInput, uniqueEmail, uniquePerson } from '../support/graph';
 import { bearer, call, personaClient } from '../support/grpc';
 import { freePort } from '../support/processes';
 import { cardIdentity, customerWithCards, paymentId, simulatorCharges } from '../support/recovery';
@@ -196,6 +196,8 @@ describe('persona.v1.PersonaAgent over gRPC', () => {
         expiry_year: 2031,
       },
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+      // A verified email alone is not enough to link (families share one): the person says who.
+      person: uniquePerson(),
     };
     const onboarder = bearer(await h.token('onboarding:write identity:verify'));
     const created = await call(client, 'OnboardCustomer', req, onboarder);

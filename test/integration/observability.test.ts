@@ -23,7 +23,7 @@ import { customerWorkflowsQuery, personaCustomerId } from '../../temporal/search
 import { signToken } from '../support/api';
 import { holderOfCard } from '../support/expiry';
 import { overHttp, send } from '../support/http';
-import { openTestGraph, uniqueEmail, type TestGraph, testPayloadCodec } from '../support/graph';
+import { openTestGraph, uniqueEmail, uniquePerson, type TestGraph, testPayloadCodec } from '../support/graph';
 import { bearer, personaClient } from '../support/grpc';
 import {
   alertRules,
@@ -71,6 +71,7 @@ const secret = {
   phone: `+4479${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`,
   fingerprint: `fp-obs-${randomUUID()}`,
   pan: '4242424242424242',
+  ...uniquePerson(),
 };
 const AS_OF = '2010-06-20';
 /** A trace an agent started before calling Persona (W3C trace context). */
@@ -147,6 +148,7 @@ const onboarding = (key: string, requestId: string) =>
         { type: 'email', value: secret.email, is_verified: true },
         { type: 'phone_number', value: secret.phone, is_verified: true },
       ],
+      person: { given_name: secret.given_name, family_name: secret.family_name, birth_date: secret.birth_date },
     },
     { 'idempotency-key': key },
   );

@@ -153,11 +153,14 @@ describe('POST /api/v1/onboarding end to end', () => {
     expect(await h.client.workflow.getHandle(`onboarding-${key}`).result()).toMatchObject({ outcome: 'created' });
   });
 
-  it('matches a second onboarding with the same verified email', async () => {
+  it('matches a second onboarding with the same verified email and person', async () => {
     const email = uniqueEmail();
-    const first = await onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }));
+    const person = uniquePerson();
+    const first = await onboard(
+      body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }], person }),
+    );
     const second = await onboard(
-      body({ digital_identifiers: [{ type: 'email', value: ` ${email.toUpperCase()}`, is_verified: true }] }),
+      body({ digital_identifiers: [{ type: 'email', value: ` ${email.toUpperCase()}`, is_verified: true }], person }),
     );
     expect(second.json).toMatchObject({ customer_id: first.json.customer_id, outcome: 'matched' });
     // The same card again is the same wallet item (used again), a new card is added.
@@ -175,7 +178,11 @@ describe('POST /api/v1/onboarding end to end', () => {
       expiry_year: 2030,
     };
     await onboard(
-      body({ payment_method: newCard, digital_identifiers: [{ type: 'email', value: email, is_verified: true }] }),
+      body({
+        payment_method: newCard,
+        digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+        person,
+      }),
     );
     expect((await wallet()).map((p) => p.brand).sort()).toEqual(['mastercard', 'visa']);
   });
@@ -210,9 +217,10 @@ describe('POST /api/v1/onboarding end to end', () => {
 
   it('ends 20 parallel onboardings of one verified email under different keys on one customer', async () => {
     const email = uniqueEmail('race');
+    const person = uniquePerson();
     const results = await Promise.all(
       Array.from({ length: 20 }, () =>
-        onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }] })),
+        onboard(body({ digital_identifiers: [{ type: 'email', value: email, is_verified: true }], person })),
       ),
     );
     expect(results.map((r) => r.res.status)).toEqual(Array(20).fill(200));

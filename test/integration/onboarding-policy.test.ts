@@ -1,7 +1,8 @@
 /**
  * The resolution policy at onboarding (graph/proofCheck.ts): a verified identifier held by one
- * customer links only when nothing known of the two people conflicts and that customer has not been
- * linked to too often this month; a refused link creates a new customer and leaves the proof's
+ * customer links only when nothing known of the two people conflicts, the match model finds them
+ * one person with the policy's probability and that customer has not been linked to too often this
+ * month; a refused link creates a new customer and leaves the proof's
  * customer as a possible match that says why, in words.
  */
 import { randomUUID } from 'node:crypto';
@@ -63,11 +64,14 @@ beforeEach(() => {
 describe('the resolution policy at onboarding', () => {
   it('links on proof when nothing known conflicts, a nickname and a partial birth date included', async () => {
     const email = uniqueEmail('proof');
-    const first = await onboard(request(email, { given_name: 'William', birth_date: '1980-04-02' }));
-    const again = await onboard(request(email, { given_name: 'Bill', family_name: 'Hartnell', birth_date: '1980-04' }));
+    const born = ann.birth_date;
+    const first = await onboard(request(email, { given_name: 'William', birth_date: born }));
+    const again = await onboard(
+      request(email, { given_name: 'Bill', family_name: ann.family_name, birth_date: born.slice(0, 7) }),
+    );
     expect(again).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
-    const unsaid = await onboard(request(email));
-    expect(unsaid).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
+    const dated = await onboard(request(email, { birth_date: born }));
+    expect(dated).toMatchObject({ customer_id: first.customer_id, outcome: 'matched' });
     // A link never writes who the person is; its event gives the model's probability, by version.
     const [person] = await g.query<Record<string, unknown>>(
       'MATCH (c:Customer {id: $id}) RETURN c.given_name AS given_name, c.family_name AS family_name',
@@ -78,6 +82,26 @@ describe('the resolution policy at onboarding', () => {
     const versions = onboarded.map((e) => (e.payload as { link?: { model_version: string } }).link?.model_version);
     // Newest first: the two links, then the onboarding that created the customer (no link).
     expect(versions).toEqual([MATCH_MODEL.version, MATCH_MODEL.version, undefined]);
+  });
+
+  it('refuses to link on a verified email alone: families share one, and the model says so', async () => {
+    const email = uniqueEmail('alone');
+    const first = await onboard(request(email, ann));
+    const unsaid = await onboard(request(email));
+    expect(unsaid.outcome).toBe('created');
+    expect(unsaid.possible_matches).toEqual([{ customer_id: first.customer_id, probability: expect.any(Number) }]);
+    const probability = unsaid.possible_matches[0]?.probability ?? 1;
+    expect(probability).toBeLessThan(POLICY.autoLinkProbability);
+    expect(probability).toBeGreaterThanOrEqual(POLICY.reviewProbability);
+    const [match] = await possibleMatchEvents(unsaid.customer_id);
+    expect(match).toMatchObject({
+      matched_customer_id: first.customer_id,
+      signals: ['link_refused', 'verified_email'],
+      probability,
+      link_refused: { reason: 'probability_below_threshold', conflicts: [] },
+    });
+    // The email stays its owner's: the new customer holds nothing of it.
+    expect(await getDigitalIdentifiersByCustomer(g, unsaid.customer_id)).toEqual([]);
   });
 
   it('refuses to link on proof when the dates of birth differ, and says why in a possible match', async () => {
@@ -128,10 +152,10 @@ describe('the resolution policy at onboarding', () => {
 
   it('sends the next link to review once a customer had the policy’s auto-links this month', async () => {
     const email = uniqueEmail('squatted');
-    const owner = await onboard(request(email));
+    const owner = await onboard(request(email, ann));
     for (let i = 0; i < POLICY.autoLinksPerMonth; i++)
-      expect(await onboard(request(email))).toMatchObject({ customer_id: owner.customer_id, outcome: 'matched' });
-    const next = await onboard(request(email));
+      expect(await onboard(request(email, ann))).toMatchObject({ customer_id: owner.customer_id, outcome: 'matched' });
+    const next = await onboard(request(email, ann));
     expect(next.outcome).toBe('created');
     const [match] = await possibleMatchEvents(next.customer_id);
     expect(match?.link_refused?.reason).toBe('too_many_recent_links');
@@ -161,8 +185,8 @@ describe('the resolution policy at onboarding', () => {
 
   it('counts concurrent links to one customer: of 12 at once, exactly the policy’s limit link', async () => {
     const email = uniqueEmail('race');
-    const owner = await onboard(request(email));
-    const results = await Promise.all(Array.from({ length: 12 }, () => onboard(request(email))));
+    const owner = await onboard(request(email, ann));
+    const results = await Promise.all(Array.from({ length: 12 }, () => onboard(request(email, ann))));
     const linked = results.filter((r) => r.outcome === 'matched');
     expect(linked).toHaveLength(POLICY.autoLinksPerMonth);
     expect(new Set(linked.map((r) => r.customer_id))).toEqual(new Set([owner.customer_id]));

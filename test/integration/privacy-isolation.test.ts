@@ -11,7 +11,7 @@ import { eraseCustomer } from '../../graph/erasure';
 import { EXPORT_EVENTS_PAGE } from '../../api/services/privacy';
 import { startHarness, type Harness } from '../support/api';
 import { onboardThroughApi } from '../support/builders';
-import { cardInput, uniqueEmail } from '../support/graph';
+import { cardInput, uniqueEmail, uniquePerson } from '../support/graph';
 import { send } from '../support/http';
 
 let h: Harness;
@@ -183,8 +183,10 @@ describe('the export of a long history', () => {
 describe('who may say an identifier is verified', () => {
   it("a caller without identity:verify asserting a customer's verified email is no match for it", async () => {
     const email = uniqueEmail('victim');
+    // The attacker knows the victim's name and birth date too: only who vouches for the email differs.
+    const person = uniquePerson();
     const victim = await onboard(
-      { payment_method: card(), digital_identifiers: [{ type: 'email', value: email, is_verified: true }] },
+      { payment_method: card(), digital_identifiers: [{ type: 'email', value: email, is_verified: true }], person },
       verifier,
     );
     expect(victim.outcome).toBe('created');
@@ -194,6 +196,7 @@ describe('who may say an identifier is verified', () => {
       payment_method: card(),
       device: { fingerprint: `fp-attacker-${randomUUID()}`, ip: '192.0.2.66' },
       digital_identifiers: [{ type: 'email', value: email, is_verified: true }],
+      person,
     });
     expect(attacker.outcome).toBe('created');
     expect(attacker.customer_id).not.toBe(victim.customer_id);
@@ -204,7 +207,7 @@ describe('who may say an identifier is verified', () => {
 
     // The same claim from the verification service is the same customer.
     const verified = await onboard(
-      { payment_method: card(), digital_identifiers: [{ type: 'email', value: email, is_verified: true }] },
+      { payment_method: card(), digital_identifiers: [{ type: 'email', value: email, is_verified: true }], person },
       verifier,
     );
     expect(verified).toMatchObject({ outcome: 'matched', customer_id: victim.customer_id });

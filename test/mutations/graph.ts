@@ -395,6 +395,16 @@ export const graphMutations: Mutation[] = [
     title: 'refuses to link on proof when the dates of birth differ, and says why in a possible match',
   },
   {
+    id: 'graph-proof-probability-unweighed',
+    threat: 'A relative who knows nothing of the customer but the verified family email',
+    removes: "a proof the match model finds below the policy's probability is refused",
+    file: 'resolution/policy.ts',
+    find: "  if (only.score.probability < policy.autoLinkProbability) return created('probability_below_threshold');\n",
+    replace: '',
+    test: 'test/integration/onboarding-policy.test.ts',
+    title: 'refuses to link on a verified email alone: families share one, and the model says so',
+  },
+  {
     id: 'graph-auto-links-uncounted',
     threat: 'A squatted or shared verified email links sign-up after sign-up',
     removes: "an auto-link is counted on the customer (`auto_linked_at`) for the policy's monthly limit",
