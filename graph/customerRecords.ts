@@ -63,10 +63,15 @@ const CYPHER = {
       WITH DISTINCT c LIMIT toInteger($cap)
       RETURN count(c) AS address
     }
+    // The customers who stand for someone: an erased or merged record is labelled Retired, and
+    // both counts come from the count store (no scan, however many customers).
     CALL () {
-      MATCH (c:Customer) RETURN count(c) AS population
+      MATCH (c:Customer) RETURN count(c) AS customers
     }
-    RETURN identifiers, address, population`,
+    CALL () {
+      MATCH (r:Retired) RETURN count(r) AS retired
+    }
+    RETURN identifiers, address, customers - retired AS population`,
 } as const;
 
 /** What the sign-up says, as identity resolution reads a record. */
@@ -150,7 +155,8 @@ export async function recordsTx(tx: ManagedTransaction, ids: string[]): Promise<
 /**
  * How common the sign-up's values are among the customers on file, as the model weighs them: the
  * holders of each identifier, of its address and of its device (`deviceHolders`, read by the
- * onboarding), over the population. Names are not counted yet: their levels weigh by the table's u.
+ * onboarding), over the population: the customers neither erased nor merged. Names are not counted
+ * yet: their levels weigh by the table's u.
  */
 export async function frequenciesTx(
   tx: ManagedTransaction,

@@ -184,7 +184,8 @@ const CYPHER = {
       RETURN count(f) AS factsAbout
     }
     SET c = {id: c.id, status: 'erased', created_at: c.created_at, updated_at: datetime.transaction(),
-             erased_at: datetime.transaction(), event_seq: c.event_seq, erased_with: $erasedWith}
+             erased_at: datetime.transaction(), event_seq: c.event_seq, erased_with: $erasedWith},
+        c:Retired
     RETURN identifiers, addresses, paymentMethods, devices, events, historyKeys`,
 } as const;
 

@@ -194,7 +194,7 @@ const CYPHER = {
     SET s.ltv = coalesce(s.ltv, 0) + $ltv, s.succeeded_payments = coalesce(s.succeeded_payments, 0) + $succeeded,
         s.updated_at = datetime.transaction(),
         m.status = 'merged', m.merged_into = s.id, m.merged_at = datetime.transaction(), m.merge_id = $mergeId,
-        m.ltv = 0, m.succeeded_payments = 0, m.updated_at = datetime.transaction()
+        m.ltv = 0, m.succeeded_payments = 0, m.updated_at = datetime.transaction(), m:Retired
     WITH s, m
     OPTIONAL MATCH (t:Customer {merged_into: m.id})
     SET t.merged_into = s.id

@@ -258,6 +258,8 @@ describe('figuresThroughApi', () => {
     expect(f.autoLinkPrecision).toBe(0.5);
     expect(f.autoLinkRecall).toBeCloseTo(1 / 3);
     expect(f.recallAt).toEqual({ 1: 1 / 3, 3: 2 / 3, 5: 2 / 3 });
+    // The wrong link is a miss at every k: named, with what its answer listed.
+    expect(f.misses).toEqual([{ record: 's-p-3', outcome: 'matched', listed: [] }]);
   });
 
   it('counts reviews, household wrong links, adversarial links and latency', () => {

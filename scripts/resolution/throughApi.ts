@@ -248,6 +248,11 @@ export type ApiFigures = Omit<Figures, 'candidatesP50' | 'candidatesP99' | 'scor
   possibleMatchPairs: number;
   /** Auto-links and possible matches naming a customer the bench neither loaded nor saw created. */
   unknownCustomers: number;
+  /**
+   * The returning sign-ups whose customer was neither linked nor among the first 5 possible matches:
+   * the record's id in its set, the answer's outcome and the probabilities it listed.
+   */
+  misses: { record: string; outcome: OnboardingAnswer['outcome']; listed: number[] }[];
   latencyMs: Latencies;
 };
 
@@ -359,6 +364,17 @@ export function figuresThroughApi(set: string, onFile: Customers, replayed: Repl
     adversarialSignUps: count((v) => v.adversarial !== 'none'),
     possibleMatchPairs: pairs.length,
     unknownCustomers: verdicts.reduce((n, v) => n + v.unknown, 0),
+    misses: replayed.flatMap((r, i) =>
+      verdicts[i]?.returning && !verdicts[i]?.hits[2]
+        ? [
+            {
+              record: r.signUp.id,
+              outcome: r.answer.outcome,
+              listed: r.answer.possible_matches.map((m) => m.probability),
+            },
+          ]
+        : [],
+    ),
     ...calibration(pairs),
     latencyMs: summarise(replayed.map((r) => r.ms)),
   };
@@ -390,6 +406,9 @@ export function describeApiFigures(f: ApiFigures): string[] {
     `  at the policy's thresholds: ${f.policyBands.map(band).join('; ')}`,
     `  onboarding, request to answer: p50 ${ms(f.latencyMs.p50)} ms, p95 ${ms(f.latencyMs.p95)} ms, ` +
       `p99 ${ms(f.latencyMs.p99)} ms (${f.latencyMs.count} sign-ups)`,
+    ...(f.misses.length
+      ? [`  missed (returning, neither linked nor in the top 5): ${f.misses.map((m) => m.record).join(', ')}`]
+      : []),
     ...(f.unknownCustomers
       ? [`  ${f.unknownCustomers} links and possible matches named customers this run did not make (counted wrong)`]
       : []),

@@ -10,6 +10,7 @@ import { onboardCustomer, prepareOnboarding, type OnboardingRequest } from '../.
 import { eraseCustomer } from '../../graph/erasure';
 import { readTx } from '../../graph/graph';
 import { mergeCustomers } from '../../graph/identityMerge';
+import { frequenciesTx, signUpRecord } from '../../graph/customerRecords';
 import { keyCandidatesTx, personKeys } from '../../graph/matchKeys';
 import { listMatchEvidence } from '../../graph/matchEvidence';
 import { KEY_CAP } from '../../resolution/blocking';
@@ -144,6 +145,32 @@ describe('candidates by the person', () => {
     expect(held?.holders).toBe(KEY_CAP + 2);
     const signUp = await onboard(twin);
     expect(signUp.possible_matches.filter((m) => many.includes(m.customer_id))).toEqual([]);
+  });
+
+  it('counts neither an erased nor a merged customer in the population the prior is one in', async () => {
+    const region = g.policy.defaultPhoneRegion;
+    const population = async (): Promise<number> => {
+      const plan = prepareOnboarding(g, onboardingBody({ payment_method: undefined }));
+      const signUp = prepare(signUpRecord(plan), region);
+      return (await readTx(g, (tx) => frequenciesTx(tx, plan, signUp, 0, region))).population;
+    };
+    const [erased, survivor, merged] = [
+      await onboard(uniquePerson()),
+      await onboard(uniquePerson()),
+      await onboard(uniquePerson()),
+    ];
+    const before = await population();
+    await eraseCustomer(g, erased.customer_id);
+    await mergeCustomers(g, {
+      merge_id: `test-${randomUUID()}`,
+      survivor_id: survivor.customer_id,
+      merged_id: merged.customer_id,
+      decided_by: 'ops',
+      requested_by: null,
+      reason: 'test',
+    });
+    // Erased and merged records stay (an id, a tombstone) but stand for nobody: the prior forgets them.
+    expect(await population()).toBe(before - 2);
   });
 
   it('an erasure takes the customer’s keys with it', async () => {
