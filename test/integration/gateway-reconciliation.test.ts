@@ -31,7 +31,6 @@ import {
   listCustomerEvents,
 } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
-import { mergeCustomers } from '../../graph/identityMerge';
 import { recordRecovery, recordRecoveryFailed } from '../../graph/recovery';
 import { createGatewaySimulator } from '../../simulators/gateway/app';
 import { connectTemporal } from '../../temporal/connection';
@@ -54,7 +53,7 @@ import {
 import { reserveRecovery, startRecovery } from '../../graph/chargeLedger';
 import { provisionHistoryKey } from '../../graph/historyKeys';
 import { personaCustomerId } from '../../temporal/searchAttributes';
-import { seedCustomer } from '../support/builders';
+import { mergeInGraph, seedCustomer } from '../support/builders';
 import { cardInput, openTestGraph, testPayloadCodec, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -326,15 +325,7 @@ describe('reconciliation with the gateway', () => {
     const from = new Date().toISOString();
     const pay = (tag: string) => `pay-${tag}-${randomUUID()}`;
     const currency = g.policy.reportingCurrency;
-    const merge = (mergedId: string, survivorId: string) =>
-      mergeCustomers(g, {
-        merge_id: `test-${randomUUID()}`,
-        survivor_id: survivorId,
-        merged_id: mergedId,
-        decided_by: 'ops',
-        requested_by: null,
-        reason: 'test',
-      });
+    const merge = (mergedId: string, survivorId: string) => mergeInGraph(g, survivorId, mergedId);
     // Each recovery below stands for one that ended without recording its charge. Those started
     // with the survivor as PersonaCustomerId stand for a recovery that heard of the merge
     // (customerMerged: the workflow moves the attribute to the survivor).

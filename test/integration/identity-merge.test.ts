@@ -11,7 +11,6 @@ import { createRecoveryActivities, type ChargeAttempt, type ChargeOutcome } from
 import { HttpPaymentGateway } from '../../clients/paymentGateway';
 import { profileRules } from '../../config/env';
 import { applyFraudOutcome } from '../../graph/fraud';
-import { mergeCustomers } from '../../graph/identityMerge';
 import { loadRuleTable } from '../../payments/ruleTables';
 import type { Notification, NotificationSink } from '../../clients/notifications';
 import {
@@ -29,7 +28,7 @@ import {
 import type { ErasureOutcome } from '../../temporal/erasure';
 import { identityMergeWorkflowId, type IdentityMergeStatus } from '../../temporal/identityMerge';
 import { startHarness, type Harness } from '../support/api';
-import { seedCustomer } from '../support/builders';
+import { mergeInGraph, seedCustomer } from '../support/builders';
 import { send } from '../support/http';
 import { until } from '../support/wait';
 
@@ -107,15 +106,7 @@ async function raw(id: string) {
 }
 
 /** A merge straight in the graph: no workflow, so no signal tells anyone. */
-const mergeDirectly = (survivorId: string, mergedId: string) =>
-  mergeCustomers(h.graph, {
-    merge_id: `test-${randomUUID()}`,
-    survivor_id: survivorId,
-    merged_id: mergedId,
-    decided_by: 'ops',
-    requested_by: null,
-    reason: 'test',
-  });
+const mergeDirectly = (survivorId: string, mergedId: string) => mergeInGraph(h.graph, survivorId, mergedId);
 const propose = (body: Record<string, unknown>, token = ops) => call('POST', '/api/v1/identity-merges', token, body);
 const statusOf = async (mergeId: string) =>
   (await call('GET', `/api/v1/identity-merges/${mergeId}`, ops)).json as unknown as IdentityMergeStatus;

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardCustomer, prepareOnboarding, type OnboardingRequest } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
 import { readTx } from '../../graph/graph';
-import { mergeCustomers } from '../../graph/identityMerge';
 import { frequenciesTx, signUpRecord } from '../../graph/customerRecords';
 import { keyCandidatesTx, personKeys } from '../../graph/matchKeys';
 import { listMatchEvidence } from '../../graph/matchEvidence';
@@ -17,7 +16,7 @@ import { KEY_CAP } from '../../resolution/blocking';
 import { prepare } from '../../resolution/compare';
 import { POLICY } from '../../resolution/policy';
 import { emptyRecord } from '../../resolution/record';
-import { onboardingBody } from '../support/builders';
+import { mergeInGraph, onboardingBody } from '../support/builders';
 import { openTestGraph, uniqueEmail, uniquePerson, type TestGraph } from '../support/graph';
 
 let g: TestGraph;
@@ -119,14 +118,7 @@ describe('candidates by the person', () => {
     const bill = uniquePerson();
     const merged = await onboard(bill);
     const survivor = await onboard(uniquePerson());
-    await mergeCustomers(g, {
-      merge_id: `test-${randomUUID()}`,
-      survivor_id: survivor.customer_id,
-      merged_id: merged.customer_id,
-      decided_by: 'ops',
-      requested_by: null,
-      reason: 'test',
-    });
+    await mergeInGraph(g, survivor.customer_id, merged.customer_id);
     // The merged record keeps its keys; a sign-up of its person is led to the survivor.
     const signUp = prepare(emptyRecord('sign-up', bill), g.policy.defaultPhoneRegion);
     const { candidates } = await readTx(g, (tx) => keyCandidatesTx(tx, personKeys(signUp)));
@@ -161,14 +153,7 @@ describe('candidates by the person', () => {
     ];
     const before = await population();
     await eraseCustomer(g, erased.customer_id);
-    await mergeCustomers(g, {
-      merge_id: `test-${randomUUID()}`,
-      survivor_id: survivor.customer_id,
-      merged_id: merged.customer_id,
-      decided_by: 'ops',
-      requested_by: null,
-      reason: 'test',
-    });
+    await mergeInGraph(g, survivor.customer_id, merged.customer_id);
     // Erased and merged records stay (an id, a tombstone) but stand for nobody: the prior forgets them.
     expect(await population()).toBe(before - 2);
   });

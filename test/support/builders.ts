@@ -23,6 +23,7 @@ import {
   type NewPaymentMethodInput,
   type OnboardingRequest,
 } from '../../graph';
+import { mergeCustomers } from '../../graph/identityMerge';
 import { fraudOutcomeWorkflowId, type FraudOutcomeStatus } from '../../temporal/fraud';
 import type { Harness } from './api';
 import { cardInput, uniqueEmail, type TestGraph } from './graph';
@@ -163,4 +164,16 @@ export async function takenOverCustomer(h: Harness) {
   const review = h.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
   await until(async () => (await review.query<FraudOutcomeStatus>('fraudOutcomeStatus')).state === 'awaiting_review');
   return { customerId, cards, deviceId, outcomeId, review };
+}
+
+/** `mergedId` merged into `survivorId` straight in the graph, as ops decide it: no workflow, no signal. */
+export function mergeInGraph(g: Graph, survivorId: string, mergedId: string) {
+  return mergeCustomers(g, {
+    merge_id: `test-${randomUUID()}`,
+    survivor_id: survivorId,
+    merged_id: mergedId,
+    decided_by: 'ops',
+    requested_by: null,
+    reason: 'test',
+  });
 }
