@@ -85,7 +85,7 @@ const UNDO = {
     SET s.ltv = $survivorLtv, s.succeeded_payments = $survivorSucceeded, s.updated_at = datetime.transaction(),
         m.status = $status, m.ltv = $mergedLtv, m.succeeded_payments = $mergedSucceeded,
         m.updated_at = datetime.transaction()
-    REMOVE m.merged_into, m.merged_at, m.merge_id
+    REMOVE m.merged_into, m.merged_at, m.merge_id, m:Retired
     WITH s, m
     UNWIND (CASE WHEN size($redirected) = 0 THEN [null] ELSE $redirected END) AS tid
     OPTIONAL MATCH (t:Customer {id: tid, merged_into: s.id})

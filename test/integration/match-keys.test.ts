@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardCustomer, prepareOnboarding, type OnboardingRequest } from '../../graph';
 import { eraseCustomer } from '../../graph/erasure';
+import { unmergeCustomers } from '../../graph/identityUnmerge';
 import { readTx } from '../../graph/graph';
 import { frequenciesTx, signUpRecord } from '../../graph/customerRecords';
 import { keyCandidatesTx, personKeys } from '../../graph/matchKeys';
@@ -139,7 +140,7 @@ describe('candidates by the person', () => {
     expect(signUp.possible_matches.filter((m) => many.includes(m.customer_id))).toEqual([]);
   });
 
-  it('counts neither an erased nor a merged customer in the population the prior is one in', async () => {
+  it('counts neither an erased nor a merged customer (until unmerged) in the prior’s population', async () => {
     const region = g.policy.defaultPhoneRegion;
     const population = async (): Promise<number> => {
       const plan = prepareOnboarding(g, onboardingBody({ payment_method: undefined }));
@@ -153,9 +154,17 @@ describe('candidates by the person', () => {
     ];
     const before = await population();
     await eraseCustomer(g, erased.customer_id);
-    await mergeInGraph(g, survivor.customer_id, merged.customer_id);
+    const merge = {
+      merge_id: `test-${randomUUID()}`,
+      survivor_id: survivor.customer_id,
+      merged_id: merged.customer_id,
+    };
+    await mergeInGraph(g, merge.survivor_id, merge.merged_id, merge.merge_id);
     // Erased and merged records stay (an id, a tombstone) but stand for nobody: the prior forgets them.
     expect(await population()).toBe(before - 2);
+    // A merge undone gives the merged customer back to the population.
+    await unmergeCustomers(g, { ...merge, requested_by: null, reason: 'two people' });
+    expect(await population()).toBe(before - 1);
   });
 
   it('an erasure takes the customer’s keys with it', async () => {

@@ -167,9 +167,9 @@ export async function takenOverCustomer(h: Harness) {
 }
 
 /** `mergedId` merged into `survivorId` straight in the graph, as ops decide it: no workflow, no signal. */
-export function mergeInGraph(g: Graph, survivorId: string, mergedId: string) {
+export function mergeInGraph(g: Graph, survivorId: string, mergedId: string, mergeId = `test-${randomUUID()}`) {
   return mergeCustomers(g, {
-    merge_id: `test-${randomUUID()}`,
+    merge_id: mergeId,
     survivor_id: survivorId,
     merged_id: mergedId,
     decided_by: 'ops',
