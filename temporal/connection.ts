@@ -3,17 +3,17 @@
  * and passed down. Also the namespace checks the stack and readiness probes use.
  */
 import { InterceptingCall, status as grpcStatus, type Interceptor } from '@grpc/grpc-js';
+import type { Connection } from '@temporalio/client';
 import {
   Client,
-  Connection,
   defaultGrpcRetryOptions,
-  makeGrpcRetryInterceptor,
   WorkflowNotFoundError,
   type ClientPlugin,
   type WorkflowClientInterceptor,
 } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { ClosableConnection, RetryPauses } from './closableConnection';
 import { withBookmarks, type SignedBookmarks } from './bookmarks';
 import { withRequestId, type Headers } from './requestId';
 import { customerWorkflowsQuery, requiredSearchAttributes } from './searchAttributes';
@@ -85,31 +85,34 @@ export async function connectTemporal(
   settings: TemporalSettings,
   options: ClientOptions = {},
 ): Promise<{ connection: Connection; client: Client }> {
+  const pauses = new RetryPauses();
   const connectionOptions = {
     address: settings.TEMPORAL_ADDRESS,
     // TLS, mTLS and the API key as configured; the files are read (and checked) now.
     ...temporalTransport(settings),
     connectTimeout: '5s',
-    // The deadline goes outside the SDK's retry interceptor, so it bounds every retry too.
-    ...(options.callDeadlineMs
-      ? {
-          interceptors: [
-            callDeadlineInterceptor(options.callDeadlineMs),
-            // Short retries too: the SDK's back off for up to 5 s between attempts, and a call
-            // waiting out a back-off outlives its deadline. Four tries within a few hundred ms
-            // (a throttled server, RESOURCE_EXHAUSTED, gets longer pauses).
-            makeGrpcRetryInterceptor(
-              defaultGrpcRetryOptions({
-                maxAttempts: 4,
-                initialIntervalMs: ({ code }) => (code === grpcStatus.RESOURCE_EXHAUSTED ? 300 : 50),
-              }),
-            ),
-          ],
-          channelArgs: QUICK_RECONNECT,
-        }
-      : {}),
+    // The deadline goes outside the retry interceptor, so it bounds every retry too. Every
+    // connection retries through `pauses`, so that closing it never strands a retry's timer.
+    interceptors: options.callDeadlineMs
+      ? [
+          callDeadlineInterceptor(options.callDeadlineMs),
+          // Short retries too: the SDK's back off for up to 5 s between attempts, and a call
+          // waiting out a back-off outlives its deadline. Four tries within a few hundred ms
+          // (a throttled server, RESOURCE_EXHAUSTED, gets longer pauses).
+          pauses.interceptor(
+            defaultGrpcRetryOptions({
+              maxAttempts: 4,
+              initialIntervalMs: ({ code }) => (code === grpcStatus.RESOURCE_EXHAUSTED ? 300 : 50),
+            }),
+          ),
+        ]
+      : [pauses.interceptor(defaultGrpcRetryOptions())],
+    ...(options.callDeadlineMs ? { channelArgs: QUICK_RECONNECT } : {}),
   };
-  const connection = options.lazy ? Connection.lazy(connectionOptions) : await Connection.connect(connectionOptions);
+  // `lazy` builds an instance of the class it is called on (`new this`).
+  const connection = ClosableConnection.lazy(connectionOptions) as ClosableConnection;
+  connection.pauses = pauses;
+  if (!options.lazy) await connection.ensureConnected();
   const interceptors =
     options.requestId || options.bookmarks
       ? { workflow: [messageHeadersInterceptor({ requestId: options.requestId, bookmarks: options.bookmarks })] }
