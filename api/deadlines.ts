@@ -33,14 +33,25 @@ export function requestBudgetMs(deps: ApiDeps, waits: boolean): number {
 /** Runs one request's work within its budget; past it, DependencyUnavailableError. */
 export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promise<T>): Promise<T> {
   const requestId = deps.requests.requestId;
+  const budgetMs = requestBudgetMs(deps, waits);
+  deps.requests.setDeadline(Date.now() + budgetMs);
   return withDeadline(
     'either',
-    requestBudgetMs(deps, waits),
+    budgetMs,
     work,
     (err) => logLate(deps, err, requestId),
     // Its writes still under way roll back instead of committing (graph/graph.ts).
     () => deps.requests.abandon(),
   );
+}
+
+/**
+ * How long a call made now may wait, at most `ms`: less when the request has less left, so that
+ * the call's own error (which names what did not answer) reaches the caller before the net's 503.
+ */
+export function waitWithinBudget(deps: ApiDeps, ms: number): number {
+  const left = deps.requests.msLeft;
+  return left === undefined ? ms : Math.max(0, Math.min(ms, left - MARGIN_MS));
 }
 
 /** What a request answered 503 ended with later: an error only when it is one (a bug's 500). */

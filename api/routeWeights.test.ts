@@ -40,7 +40,7 @@ describe('route weights', () => {
     let abandoned = false;
     const deps = {
       limits: { requestDeadlineMs: 10, waitTimeoutMs: 3_600_000 },
-      requests: { requestId: 'r-1', abandon: () => (abandoned = true) },
+      requests: { requestId: 'r-1', abandon: () => (abandoned = true), setDeadline: () => undefined },
       logger: { debug: () => undefined, error: () => undefined },
     } as unknown as ApiDeps;
     const app = new Hono();

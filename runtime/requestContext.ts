@@ -17,6 +17,8 @@ export interface RequestScope {
   requestId: string;
   /** Set when the caller has been answered without the work (out of time): it must not commit. */
   abandoned?: boolean;
+  /** When the caller is answered 503 if the work has not ended (Date.now() ms); unset for no limit. */
+  deadlineAt?: number;
 }
 
 /** Which request the code running now serves. One per process, built in its entry point. */
@@ -36,6 +38,18 @@ export class RequestContext {
   abandon(): void {
     const scope = this.#storage.getStore();
     if (scope) scope.abandoned = true;
+  }
+
+  /** Sets when the request in progress is answered 503 if its work has not ended (api/deadlines.ts). */
+  setDeadline(at: number): void {
+    const scope = this.#storage.getStore();
+    if (scope) scope.deadlineAt = at;
+  }
+
+  /** How long the request in progress has left before that answer; undefined without a deadline. */
+  get msLeft(): number | undefined {
+    const at = this.#storage.getStore()?.deadlineAt;
+    return at === undefined ? undefined : at - Date.now();
   }
 
   /** Whether the request in progress was abandoned (false outside a request). */

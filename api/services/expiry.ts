@@ -11,6 +11,7 @@ import type { expiryScanWorkflow } from '../../workflows/expiry';
 import type { ApiDeps } from '../deps';
 import { orNotFound, queryWithin } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
+import { waitWithinBudget } from '../deadlines';
 
 /** A scan on demand: as of which day (default today), who asks and why. */
 export interface ExpiryScanRequest {
@@ -72,7 +73,8 @@ export async function expiryScanProgress(deps: ApiDeps, workflowId: string): Pro
   const handle = deps.temporal.client.workflow.getHandle<typeof expiryScanWorkflow>(workflowId);
   return orNotFound('ExpiryScan', workflowId, async () => {
     const { status } = await handle.describe();
-    if (status.name === 'RUNNING') return queryWithin(handle, expiryScanProgressQuery, deps.limits.requestDeadlineMs);
+    if (status.name === 'RUNNING')
+      return queryWithin(handle, expiryScanProgressQuery, waitWithinBudget(deps, deps.limits.requestDeadlineMs));
     if (status.name === 'COMPLETED') return handle.result();
     // Failed, cancelled, terminated or timed out: no result, and no worker may be left to ask.
     throw new InvalidStateError(

@@ -21,6 +21,7 @@ import { mergedInto } from './mergedIds';
 import { decisionUpdateId, orNotFound, queryWithin, updateOrRefusal } from './refusals';
 import { registerOpenProcess } from '../../graph/openProcesses';
 import { taskQueueFor } from '../../temporal/taskQueues';
+import { waitWithinBudget } from '../deadlines';
 
 const SUMMARY: Record<FraudOutcomeReport['outcome'], string> = {
   challenge_passed: 'passed a fraud challenge: raise the device’s trust',
@@ -92,7 +93,7 @@ export async function reportFraudOutcome(
 export async function fraudOutcomeStatus(deps: ApiDeps, outcomeId: string): Promise<FraudOutcomeStatus> {
   const handle = deps.temporal.client.workflow.getHandle(fraudOutcomeWorkflowId(outcomeId));
   return orNotFound('FraudOutcome', outcomeId, () =>
-    queryWithin(handle, fraudOutcomeStatusQuery, deps.limits.requestDeadlineMs),
+    queryWithin(handle, fraudOutcomeStatusQuery, waitWithinBudget(deps, deps.limits.requestDeadlineMs)),
   );
 }
 

@@ -27,6 +27,7 @@ import { QuotaReachedError } from '../rateLimit';
 import { refuseMergedSelf } from './mergedIds';
 import { orNotFound, queryWithin, updateOrRefusal, type UpdateTarget } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
+import { waitWithinBudget } from '../deadlines';
 
 export interface MergeProposal {
   survivor_id: string;
@@ -139,7 +140,7 @@ export async function proposeMerge(
 }
 
 /** How long a proposal waits for a merge's status query: half its deadline, the rest is its own work. */
-const statusWaitMs = (deps: ApiDeps) => deps.limits.requestDeadlineMs / 2;
+const statusWaitMs = (deps: ApiDeps) => waitWithinBudget(deps, deps.limits.requestDeadlineMs / 2);
 
 async function runningStatus(deps: ApiDeps, workflowId: string): Promise<IdentityMergeStatus | null> {
   const handle = deps.temporal.client.workflow.getHandle(workflowId);
@@ -166,7 +167,7 @@ export async function mergeStatus(deps: ApiDeps, mergeId: string, principal: Pri
   await selfOnlyFor(deps, principal, pairOf(mergeId));
   const handle = deps.temporal.client.workflow.getHandle(mergeId);
   return orNotFound('IdentityMerge', mergeId, () =>
-    queryWithin(handle, identityMergeStatusQuery, deps.limits.requestDeadlineMs),
+    queryWithin(handle, identityMergeStatusQuery, waitWithinBudget(deps, deps.limits.requestDeadlineMs)),
   );
 }
 

@@ -28,6 +28,7 @@ import { describeEvent, type HistoryAudience } from './events';
 import { followMerge, mergedInto, refuseMergedAnswer } from './mergedIds';
 import { orNotFound, queryWithin } from './refusals';
 import { taskQueueFor } from '../../temporal/taskQueues';
+import { waitWithinBudget } from '../deadlines';
 
 /** Who may export and erase besides the customer: ops. */
 const PRIVACY_SCOPES = ['ops'] as const;
@@ -257,7 +258,7 @@ export async function erasureStatus(
       return {
         workflow_id: workflowId,
         running: true,
-        ...(await queryWithin(handle, erasureStatusQuery, deps.limits.requestDeadlineMs)),
+        ...(await queryWithin(handle, erasureStatusQuery, waitWithinBudget(deps, deps.limits.requestDeadlineMs))),
       };
     if (status !== 'COMPLETED')
       return {

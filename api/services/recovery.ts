@@ -43,6 +43,7 @@ import { followMerge, mergedInto } from './mergedIds';
 import { decisionUpdateId, queryWithin, updateOrRefusal, type UpdateTarget } from './refusals';
 import { cannotAnswer, statusFromLedger, type RecoveryStatusAnswer } from './recoveryLedger';
 import { taskQueueFor } from '../../temporal/taskQueues';
+import { waitWithinBudget } from '../deadlines';
 
 /**
  * A reported failure: the payment's recovery is reserved in the charge ledger first
@@ -178,7 +179,7 @@ async function refuseWhileErasing(deps: ApiDeps, customerId: string): Promise<vo
 export async function recoveryStatus(deps: ApiDeps, paymentId: string): Promise<RecoveryStatusAnswer> {
   const handle = deps.temporal.client.workflow.getHandle(recoveryWorkflowId(paymentId));
   try {
-    return await queryWithin(handle, recoveryStatusQuery, deps.limits.requestDeadlineMs / 2);
+    return await queryWithin(handle, recoveryStatusQuery, waitWithinBudget(deps, deps.limits.requestDeadlineMs / 2));
   } catch (err) {
     const unanswered = cannotAnswer(err);
     if (!unanswered && !(err instanceof WorkflowNotFoundError)) throw err;
