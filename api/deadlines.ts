@@ -20,6 +20,8 @@ export const READINESS_PATHS = { read: ['neo4j'], write: ['neo4j', 'temporal'] }
 
 /** Room for the precise errors (which name the dependency) to arrive before the net's. */
 const MARGIN_MS = 500;
+/** Less than this left for a call, and the request is out of time before making it. */
+const MIN_WAIT_MS = 50;
 
 /**
  * The whole budget of one request: the deadline, plus — for a `?wait=true` caller — the wait
@@ -48,10 +50,15 @@ export function withinBudget<T>(deps: ApiDeps, waits: boolean, work: () => Promi
 /**
  * How long a call made now may wait, at most `ms`: less when the request has less left, so that
  * the call's own error (which names what did not answer) reaches the caller before the net's 503.
+ * With almost nothing left, the request's own unavailability (`either`) instead of the call.
  */
 export function waitWithinBudget(deps: ApiDeps, ms: number): number {
   const left = deps.requests.msLeft;
-  return left === undefined ? ms : Math.max(0, Math.min(ms, left - MARGIN_MS));
+  if (left === undefined) return ms;
+  // Out of time before the call: the time went elsewhere, and the answer must not blame the call's dependency.
+  if (left - MARGIN_MS < MIN_WAIT_MS)
+    throw new DependencyUnavailableError('either', 'the request ran out of time before its last call');
+  return Math.min(ms, left - MARGIN_MS);
 }
 
 /** What a request answered 503 ended with later: an error only when it is one (a bug's 500). */

@@ -18,7 +18,7 @@ import type { Interceptor } from '@grpc/grpc-js';
 /** The pauses between a call's attempts: when the last one ends, and whether new ones may begin. */
 export class RetryPauses {
   #closing = false;
-  /** When the latest pause begun ends (Date.now() ms). */
+  /** When the latest pause begun ends (performance.now() ms: the monotonic clock timers keep too). */
   #lastEndsAt = 0;
   #scheduled = 0;
   #waiters: (() => void)[] = [];
@@ -30,7 +30,7 @@ export class RetryPauses {
       // Asked right after the decider said yes; the SDK sets its timer with the answer at once.
       delayFunction: (attempt, status) => {
         const ms = policy.delayFunction(attempt, status);
-        this.#lastEndsAt = Math.max(this.#lastEndsAt, Date.now() + ms);
+        this.#lastEndsAt = Math.max(this.#lastEndsAt, performance.now() + ms);
         this.#scheduled++;
         for (const wake of this.#waiters.splice(0)) wake();
         return ms;
@@ -51,12 +51,15 @@ export class RetryPauses {
   /**
    * No retry from now on; resolves once every pause already begun has ended. A timer set for the
    * same or an earlier moment fires first (Node runs due timers in the order they fall due), so
-   * by then each pause's next attempt has been opened.
+   * by then each pause's next attempt has been opened. Up to the retry policy's longest pause: a
+   * few hundred ms with a call deadline, about 6 s with the SDK's defaults.
    */
   async close(): Promise<void> {
     this.#closing = true;
-    const wait = this.#lastEndsAt - Date.now();
-    if (wait >= 0) await new Promise((resolve) => setTimeout(resolve, wait + 1));
+    if (this.#scheduled === 0) return;
+    // Even a pause whose end has passed: its timer may not have run yet (a busy event loop).
+    const wait = Math.max(0, this.#lastEndsAt - performance.now());
+    await new Promise((resolve) => setTimeout(resolve, wait + 1));
   }
 }
 
