@@ -9,7 +9,7 @@ afterEach(() => {
 });
 
 describe('a call’s wait within the request’s budget', () => {
-  it('is what was asked while the budget has room, what is left once it has not, and none when out of time', async () => {
+  it('is what was asked while the budget has room, what is left once not, and none when out of time', async () => {
     vi.useFakeTimers();
     const requests = new RequestContext();
     const deps = {

@@ -170,7 +170,8 @@ export async function getPerson(g: Graph, id: string): Promise<Person | null> {
 /**
  * Updates a customer's segment, LTV or status. Emits CustomerProfileUpdated with each changed
  * field's old and new value; an update that changes nothing emits nothing. The tombstone of a
- * merge (graph/identityMerge.ts) is refused under its lock, writing nothing: CustomerMergedError.
+ * merge (graph/identityMerge.ts) is refused under its lock, writing nothing: CustomerMergedError;
+ * an erasure's is not found. `erased` is no status a patch may set (only the erasure sets it).
  */
 export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch): Promise<Customer> {
   const p = parseInput(customerPatch, patch, 'customer');
@@ -184,6 +185,8 @@ export async function updateCustomer(g: Graph, id: string, patch: CustomerPatch)
     const raw = record.get('before') as { ltv_minor?: unknown; status?: unknown; merged_into?: unknown };
     // Thrown inside the transaction function: the patch just set is rolled back with it.
     if (raw.status === 'merged') throw new CustomerMergedError(id, String(raw.merged_into));
+    // An erased customer is gone: its tombstone takes nothing.
+    if (raw.status === 'erased') throw new NotFoundError('Customer', id);
     const before: Record<string, unknown> = {
       ...(toPlain(raw) as Record<string, unknown>),
       ltv_minor: ltvMinorFromGraph(raw.ltv_minor, currency),
@@ -224,6 +227,8 @@ export async function setCustomerStatusTx(
   const from = record.get('from') as CustomerStatus;
   // A tombstone of a merge keeps its status (rolled back here): the writer follows the merge on a retry.
   if ((from as string) === 'merged') throw new ConflictError(`customer ${id} was merged into another: retry`);
+  // An erased customer is gone: its tombstone's status is the erasure's (rolled back here).
+  if (from === 'erased') throw new NotFoundError('Customer', id);
   if (from !== to) await appendEvent(tx, event, id, { from, to, ...payload });
   return from;
 }

@@ -22,6 +22,8 @@ export const ERASURE_REASON_CODES = ['ops_request', 'restore_reapplied'] as cons
 export type ErasureReasonCode = (typeof ERASURE_REASON_CODES)[number];
 
 export const CUSTOMER_STATUSES = ['active', 'suspended', 'erased'] as const;
+/** What a writer may set: `erased` only the erasure sets (graph/erasure.ts), with all that goes with it. */
+export const SETTABLE_CUSTOMER_STATUSES = ['active', 'suspended'] as const;
 export const PAYMENT_METHOD_TYPES = ['card', 'digital_wallet', 'bank_account'] as const;
 export const PAYMENT_METHOD_STATUSES = [
   'active',
@@ -179,7 +181,7 @@ export const newCustomerInput = z.strictObject({
   segment: text(64).default('New'),
   ltv_minor: minorUnits.default(0),
   acquisition_date: dayInput.optional(),
-  status: z.enum(CUSTOMER_STATUSES).default('active'),
+  status: z.enum(SETTABLE_CUSTOMER_STATUSES).default('active'),
   digital_identifiers: z.array(digitalIdentifierInput).max(20).default([]),
 });
 export type NewCustomerInput = z.input<typeof newCustomerInput>;
@@ -188,7 +190,7 @@ export const customerPatch = z
   .object({
     segment: text(64),
     ltv_minor: minorUnits,
-    status: z.enum(CUSTOMER_STATUSES),
+    status: z.enum(SETTABLE_CUSTOMER_STATUSES),
   })
   .partial()
   .strict()

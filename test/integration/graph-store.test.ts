@@ -22,6 +22,7 @@ import {
   updateCustomer,
   updatePaymentMethodStatus,
 } from '../../graph';
+import { eraseCustomer } from '../../graph/erasure';
 import { openTestGraph, uniqueEmail, type TestGraph, cardInput } from '../support/graph';
 
 let g: TestGraph;
@@ -128,6 +129,23 @@ describe('customers and digital identifiers', () => {
       field: 'digital_identifiers.0.value',
     });
     await expect(updateCustomer(g, randomUUID(), { segment: 'VIP' })).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it('sets no customer erased but by the erasure, and changes nothing on an erased one', async () => {
+    // `erased` without the erasure would keep the data and leave the record in the prior's population.
+    await expect(createCustomer(g, { status: 'erased' } as never)).rejects.toMatchObject({ field: 'customer.status' });
+    const kept = await createCustomer(g, { segment: 'New' });
+    await expect(updateCustomer(g, kept.id, { status: 'erased' } as never)).rejects.toMatchObject({
+      field: 'customer.status',
+    });
+    expect(await getCustomer(g, kept.id)).toMatchObject({ status: 'active' });
+    const gone = await createCustomer(g, { segment: 'New' });
+    await eraseCustomer(g, gone.id);
+    await expect(updateCustomer(g, gone.id, { segment: 'VIP' })).rejects.toBeInstanceOf(NotFoundError);
+    const tombstone = await g.driver.executeQuery('MATCH (c:Customer {id: $id}) RETURN c.segment AS segment', {
+      id: gone.id,
+    });
+    expect(tombstone.records[0]?.get('segment')).toBeNull();
   });
 
   it('records each changed field of an update, and nothing for an update that changes nothing', async () => {
