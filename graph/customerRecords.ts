@@ -14,6 +14,7 @@ import { normaliseEmail, normalisePhone } from '../resolution/normalise';
 import { emptyRecord, type ResolutionRecord } from '../resolution/record';
 import { addressMatchKey } from './addresses';
 import { lockNode } from './graph';
+import { nameKeys } from './matchKeys';
 import type { OnboardingPlan } from './onboardingRequest';
 
 /** Of each kind of fact, a customer's first this many are weighed. */
@@ -57,6 +58,13 @@ const CYPHER = {
       }
       RETURN collect({type: i.type, value: i.value, holders: holders}) AS identifiers
     }
+    // The customers bearing each name: its key's degree (graph/matchKeys.ts), from the store, uncapped.
+    CALL () {
+      UNWIND $names AS n
+      OPTIONAL MATCH (k:MatchKey {key: n.key})
+      WITH n, CASE WHEN k IS NULL THEN 0 ELSE COUNT { (k)<-[:KEYED]-() } END AS holders
+      RETURN collect({comparison: n.comparison, holders: holders}) AS names
+    }
     CALL () {
       OPTIONAL MATCH (:Address {match_key: ${addressMatchKey('$address')}})<-[s:SHIPPED_TO]-(c:Customer)
       WHERE s.disowned_at IS NULL
@@ -71,7 +79,7 @@ const CYPHER = {
     CALL () {
       MATCH (r:Retired) RETURN count(r) AS retired
     }
-    RETURN identifiers, address, customers - retired AS population`,
+    RETURN identifiers, names, address, customers - retired AS population`,
 } as const;
 
 /** What the sign-up says, as identity resolution reads a record. */
@@ -154,9 +162,9 @@ export async function recordsTx(tx: ManagedTransaction, ids: string[]): Promise<
 
 /**
  * How common the sign-up's values are among the customers on file, as the model weighs them: the
- * holders of each identifier, of its address and of its device (`deviceHolders`, read by the
- * onboarding), over the population: the customers neither erased nor merged. Names are not counted
- * yet: their levels weigh by the table's u.
+ * holders of each identifier, of each name (its name key's holders), of its address and of its
+ * device (`deviceHolders`, read by the onboarding), over the population: the customers neither
+ * erased nor merged.
  */
 export async function frequenciesTx(
   tx: ManagedTransaction,
@@ -167,6 +175,7 @@ export async function frequenciesTx(
 ): Promise<{ frequencies: Frequencies; population: number }> {
   const res = await tx.run(CYPHER.holders, {
     identifiers: plan.digital_identifiers.map(({ type, value }) => ({ type, value })),
+    names: Object.entries(nameKeys(signUp)).map(([comparison, key]) => ({ comparison, key })),
     address: plan.address ?? {},
     cap: HOLDERS_CAP,
   });
@@ -180,6 +189,11 @@ export async function frequenciesTx(
       h.type === 'email' ? `email:${normaliseEmail(h.value)?.canonical}` : `phone:${normalisePhone(h.value, region)}`;
     counts.set(key, Math.max(counts.get(key) ?? 0, Number(h.holders)));
   }
+  const named = (row?.get('names') ?? []) as { comparison: 'given_name' | 'family_name'; holders: unknown }[];
+  const nameOf = { given_name: signUp.given, family_name: signUp.family };
+  // A name no key counts (no customer bears it, or only customers older than the keys): the table's u.
+  for (const n of named)
+    if (Number(n.holders) > 0) counts.set(`${n.comparison}:${nameOf[n.comparison]}`, Number(n.holders));
   for (const a of signUp.addresses) counts.set(`address:${a.key}`, Number(row?.get('address') ?? 0));
   for (const d of signUp.devices) counts.set(`device:${d.fingerprint}`, deviceHolders);
   const frequencies: Frequencies = (comparison, value) => {

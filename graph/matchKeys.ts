@@ -4,6 +4,9 @@
  * with an initial, an email's local part. A customer an onboarding creates is linked to its keys
  * (`(:Customer)-[:KEYED]->(:MatchKey {key})`); a sign-up's keys name the customers who may be the
  * same person though they share no identifier or device (those the graph finds by its own nodes).
+ * It holds two more keys, its given and its family name exactly (as resolution/compare.ts
+ * normalises them): never asked for candidates, they count how many customers bear each name, so
+ * the model weighs a common name less than a rare one (term frequency, graph/customerRecords.ts).
  *
  * A key is stored as the SHA-256 of its text (no name or date in it to read; so short a text can be
  * reversed by trying every value, so it is no protection from whoever holds the graph) and goes with
@@ -44,24 +47,39 @@ const CYPHER = {
     MERGE (c)-[:KEYED]->(k)`,
 } as const;
 
-/** The record's person keys, hashed: what a MatchKey holds. */
+/** A key as a MatchKey holds it: the SHA-256 of its text. */
+const hashed = (key: string): string => createHash('sha256').update(key).digest('base64url');
+
+/** The record's person keys, hashed: those that name candidates. */
 export function personKeys(r: PreparedRecord): string[] {
   return blockingKeys(r)
     .filter((k) => PERSON_KEYS.some((kind) => k.startsWith(kind)))
-    .map((k) => createHash('sha256').update(k).digest('base64url'))
+    .map(hashed)
     .sort();
 }
 
-/** A sign-up's candidates by its person keys, and the keys a customer it creates holds. */
+/** The keys that count the record's names, hashed, by the comparison they weigh (absent for a name not given). */
+export function nameKeys(r: PreparedRecord): { given_name?: string; family_name?: string } {
+  return {
+    ...(r.given ? { given_name: hashed(`given:${r.given}`) } : {}),
+    ...(r.family ? { family_name: hashed(`family:${r.family}`) } : {}),
+  };
+}
+
+/** Every key a customer with this record holds: its person keys and its name keys, in lock order. */
+export function heldKeys(r: PreparedRecord): string[] {
+  return [...new Set([...personKeys(r), ...Object.values(nameKeys(r))])].sort();
+}
+
+/** A sign-up's candidates by its person keys. */
 export interface KeyCandidates {
   /** Customers sharing a key no more than KEY_CAP hold, the most specific keys first, at most CANDIDATE_CAP. */
   candidates: string[];
-  keys: string[];
 }
 
-/** The customers `keys` name. */
+/** The customers `keys` (person keys) name. */
 export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): Promise<KeyCandidates> {
-  if (keys.length === 0) return { candidates: [], keys };
+  if (keys.length === 0) return { candidates: [] };
   const rows = (await tx.run(CYPHER.holders, { keys, cap: KEY_CAP + 1 })).records.map((r) => ({
     key: r.get('key') as string,
     holders: r.get('holders') as string[],
@@ -70,10 +88,10 @@ export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): P
   const candidates = new Set<string>();
   for (const { holders } of [...open].sort((a, b) => a.holders.length - b.holders.length))
     for (const id of holders) if (candidates.size < CANDIDATE_CAP) candidates.add(id);
-  return { candidates: [...candidates], keys };
+  return { candidates: [...candidates] };
 }
 
-/** Links a new customer to its keys. */
+/** Links a new customer to its keys (`heldKeys`). */
 export async function linkMatchKeysTx(tx: ManagedTransaction, customerId: string, keys: string[]): Promise<void> {
   if (keys.length > 0) await tx.run(CYPHER.link, { customerId, keys });
 }

@@ -19,7 +19,7 @@ import { decide, POLICY, type NoLinkReason } from '../resolution/policy';
 import type { ResolutionRecord } from '../resolution/record';
 import { MATCH_MODEL } from '../resolution/weights';
 import { frequenciesTx, lockedRecordTx, recordsTx, signUpRecord } from './customerRecords';
-import { keyCandidatesTx, personKeys } from './matchKeys';
+import { heldKeys, keyCandidatesTx, personKeys } from './matchKeys';
 import type { Graph } from './graph';
 import type { OnboardingPlan } from './onboardingRequest';
 import type { IdentifierObservation, MatchSignal, Resolution } from './resolution';
@@ -65,7 +65,7 @@ export interface Weighed {
   refusal: Refusal | null;
   /** The resolution's possible matches, the most likely first (ties by customer id). */
   ranked: RankedMatch[];
-  /** The sign-up's person keys: a customer the onboarding creates holds them. */
+  /** The sign-up's person and name keys (graph/matchKeys.ts): a customer the onboarding creates holds them. */
   keys: string[];
 }
 
@@ -95,9 +95,9 @@ export async function weighProofTx(
   // Everything but the proof's customer is read and scored first, unlocked: Neo4j holds a lock to
   // the commit, so the proof's customer is locked as late as the decision allows.
   const matched = resolved.matchedCustomerId;
-  const keys = await keyCandidatesTx(tx, personKeys(signUp));
+  const { candidates } = await keyCandidatesTx(tx, personKeys(signUp));
   const known = new Set([...resolved.possibleMatches.map((m) => m.customer_id), ...(matched ? [matched] : [])]);
-  const byKeys = keys.candidates.filter((id) => !known.has(id));
+  const byKeys = candidates.filter((id) => !known.has(id));
   const others = resolved.possibleMatches.map((m) => m.customer_id).filter((id) => id !== matched);
   const scores = new Map<string, MatchScore>();
   for (const record of await recordsTx(tx, [...others, ...byKeys])) scores.set(record.id, scoreOf(record));
@@ -120,7 +120,7 @@ export async function weighProofTx(
     link: proof.link,
     refusal: proof.refusal,
     ranked,
-    keys: keys.keys,
+    keys: heldKeys(signUp),
   };
 }
 

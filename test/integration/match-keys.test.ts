@@ -130,10 +130,12 @@ describe('candidates by the person', () => {
     const twin = uniquePerson();
     const many: string[] = [];
     for (let i = 0; i < KEY_CAP + 2; i++) many.push((await onboard(twin, 'crowd')).customer_id);
+    // Of its person keys (its name keys count how many bear each name, and name nobody).
+    const keys = personKeys(prepare(emptyRecord('sign-up', twin), g.policy.defaultPhoneRegion));
     const [held] = await g.query<{ holders: number }>(
-      'MATCH (:Customer {id: $id})-[:KEYED]->(k:MatchKey) ' +
+      'MATCH (:Customer {id: $id})-[:KEYED]->(k:MatchKey) WHERE k.key IN $keys ' +
         'RETURN max(COUNT { MATCH (k)<-[:KEYED]-(:Customer) }) AS holders',
-      { id: many[0] },
+      { id: many[0], keys },
     );
     expect(held?.holders).toBe(KEY_CAP + 2);
     const signUp = await onboard(twin);
@@ -165,6 +167,30 @@ describe('candidates by the person', () => {
     // A merge undone gives the merged customer back to the population.
     await unmergeCustomers(g, { ...merge, requested_by: null, reason: 'two people' });
     expect(await population()).toBe(before - 1);
+  });
+
+  it('counts the customers bearing a name, so that a common one weighs less than a rare one', async () => {
+    const region = g.policy.defaultPhoneRegion;
+    const common = uniquePerson();
+    // Five bear the family name, in different families (their given names and birth dates differ).
+    for (let i = 0; i < 5; i++) await onboard({ ...uniquePerson(), family_name: common.family_name });
+    // Family names of twelve made-up letters: nobody else's in the test graph, given names too.
+    const rare = uniquePerson(uniquePerson().family_name);
+    await onboard(rare);
+    const weigh = async (person: Person) => {
+      const plan = prepareOnboarding(g, onboardingBody({ payment_method: undefined, person }));
+      const signUp = prepare(signUpRecord(plan), region);
+      const { frequencies, population } = await readTx(g, (tx) => frequenciesTx(tx, plan, signUp, 0, region));
+      return {
+        family: Math.round((frequencies('family_name', signUp.family as string) ?? 0) * population),
+        given: Math.round((frequencies('given_name', signUp.given as string) ?? 0) * population),
+      };
+    };
+    // Counted by the name as the model compares it (upper case, accents folded), not as sent.
+    expect(await weigh({ ...common, family_name: common.family_name.toLowerCase() })).toMatchObject({ family: 5 });
+    expect(await weigh(rare)).toEqual({ family: 1, given: 1 });
+    // A name nobody bears is not counted: the table's u weighs it, as offline.
+    expect(await weigh(uniquePerson())).toEqual({ family: 0, given: 0 });
   });
 
   it('an erasure takes the customer’s keys with it', async () => {
