@@ -71,15 +71,12 @@ export function heldKeys(r: PreparedRecord): string[] {
   return [...new Set([...personKeys(r), ...Object.values(nameKeys(r))])].sort();
 }
 
-/** A sign-up's candidates by its person keys. */
-export interface KeyCandidates {
-  /** Customers sharing a key no more than KEY_CAP hold, the most specific keys first, at most CANDIDATE_CAP. */
-  candidates: string[];
-}
-
-/** The customers `keys` (person keys) name. */
-export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): Promise<KeyCandidates> {
-  if (keys.length === 0) return { candidates: [] };
+/**
+ * The customers `keys` (person keys) name: those sharing a key no more than KEY_CAP hold, the most
+ * specific keys first, at most CANDIDATE_CAP.
+ */
+export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): Promise<string[]> {
+  if (keys.length === 0) return [];
   const rows = (await tx.run(CYPHER.holders, { keys, cap: KEY_CAP + 1 })).records.map((r) => ({
     key: r.get('key') as string,
     holders: r.get('holders') as string[],
@@ -88,7 +85,7 @@ export async function keyCandidatesTx(tx: ManagedTransaction, keys: string[]): P
   const candidates = new Set<string>();
   for (const { holders } of [...open].sort((a, b) => a.holders.length - b.holders.length))
     for (const id of holders) if (candidates.size < CANDIDATE_CAP) candidates.add(id);
-  return { candidates: [...candidates] };
+  return [...candidates];
 }
 
 /** Links a new customer to its keys (`heldKeys`). */

@@ -95,7 +95,7 @@ export async function weighProofTx(
   // Everything but the proof's customer is read and scored first, unlocked: Neo4j holds a lock to
   // the commit, so the proof's customer is locked as late as the decision allows.
   const matched = resolved.matchedCustomerId;
-  const { candidates } = await keyCandidatesTx(tx, personKeys(signUp));
+  const candidates = await keyCandidatesTx(tx, personKeys(signUp));
   const known = new Set([...resolved.possibleMatches.map((m) => m.customer_id), ...(matched ? [matched] : [])]);
   const byKeys = candidates.filter((id) => !known.has(id));
   const others = resolved.possibleMatches.map((m) => m.customer_id).filter((id) => id !== matched);

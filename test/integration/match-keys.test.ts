@@ -122,7 +122,7 @@ describe('candidates by the person', () => {
     await mergeInGraph(g, survivor.customer_id, merged.customer_id);
     // The merged record keeps its keys; a sign-up of its person is led to the survivor.
     const signUp = prepare(emptyRecord('sign-up', bill), g.policy.defaultPhoneRegion);
-    const { candidates } = await readTx(g, (tx) => keyCandidatesTx(tx, personKeys(signUp)));
+    const candidates = await readTx(g, (tx) => keyCandidatesTx(tx, personKeys(signUp)));
     expect(candidates).toEqual([survivor.customer_id]);
   });
 
