@@ -42,6 +42,7 @@ describe('estimating the table', () => {
         accounts: rand() * 20 - 10,
         household_conflict: conflict ? Math.max(0, household) : 0,
         household_unattested: 0,
+        household_both_conflict: 0,
       };
       const z =
         -2 +
@@ -74,6 +75,7 @@ describe('estimating the table', () => {
         accounts: 0,
         household_conflict: 0,
         household_unattested: unattested,
+        household_both_conflict: 0,
       };
       const z = -2 + Math.LN2 * (0.5 * household + features.person + 0.4 * unattested);
       return { features, prior: -2, y: rand() < 1 / (1 + Math.exp(-z)) ? 1 : 0 };

@@ -129,7 +129,7 @@ describe('the match model', () => {
     expect(() => checkTable(table())).not.toThrow();
   });
 
-  it('gives the household’s evidence as an interaction when the person’s conflicts, or is not known', () => {
+  it('gives the household’s evidence as an interaction when the person’s conflicts, twice, or is unknown', () => {
     const twins = score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Beth' });
     const household = twins.parts.filter((p) => ['family_name', 'address'].includes(p.comparison));
     const f = calibrationFeatures(twins.parts);
@@ -139,6 +139,12 @@ describe('the match model', () => {
     );
     expect(f.household_conflict).toBeGreaterThan(0);
     expect(f.household_unattested).toBe(0);
+    expect(f.household_both_conflict).toBe(0);
+    const siblings = score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Beth', birth_date: '1990-07-19' });
+    expect(siblings.conflicts.map((p) => p.comparison).sort()).toEqual(['birth_date', 'given_name']);
+    const both = calibrationFeatures(siblings.parts);
+    expect(both.household_both_conflict).toBeCloseTo(both.household_conflict, 9);
+    expect(both.household_both_conflict).toBeGreaterThan(0);
     const same = calibrationFeatures(score({ ...twin, given_name: 'Ann' }, { ...twin, given_name: 'Ann' }).parts);
     expect(same.household_conflict).toBe(0);
     const nobody = score({ family_name: 'Smith', addresses: [home] }, { family_name: 'Smith', addresses: [home] });

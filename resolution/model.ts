@@ -67,10 +67,13 @@ export const GROUP_NAMES = Object.keys(EVIDENCE_GROUPS) as EvidenceGroup[];
  *     by living together, not by being one person.
  *   household_unattested: the household's evidence for when the two records say nothing about the
  *     person (no given name or date of birth known to both): the same home, nobody in it named.
+ *   household_both_conflict: the household's evidence for when both the given name and the date
+ *     of birth conflict. One person who types a different given name and a different birth date
+ *     is rarer than the two conflicts apart suggest; a sibling does it every time.
  * Each interaction can only lower the score (its weight is fitted at most 0): a conflict never
  * makes two records more alike.
  */
-export const INTERACTIONS = ['household_conflict', 'household_unattested'] as const;
+export const INTERACTIONS = ['household_conflict', 'household_unattested', 'household_both_conflict'] as const;
 export type Interaction = (typeof INTERACTIONS)[number];
 export type Feature = EvidenceGroup | Interaction;
 export const FEATURE_NAMES: readonly Feature[] = [...GROUP_NAMES, ...INTERACTIONS];
@@ -88,6 +91,7 @@ export const UNCALIBRATED: Calibration = Object.freeze({
     accounts: 1,
     household_conflict: 0,
     household_unattested: 0,
+    household_both_conflict: 0,
   }),
   intercept: 0,
 });
@@ -131,7 +135,8 @@ export function anchorBits(parts: MatchPart[]): number {
 /** The calibration's features, in bits: each group's (the accounts' without the anchor) and each interaction's. */
 export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number> {
   const household = positiveBits(parts, (p) => groupOf(p.comparison) === 'household');
-  const conflict = parts.some(isConflict);
+  const conflicts = parts.filter(isConflict).length;
+  const conflict = conflicts > 0;
   const attested = parts.some((p) => groupOf(p.comparison) === 'person');
   const groups = bitsByGroup(parts);
   return {
@@ -139,6 +144,7 @@ export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number>
     accounts: groups.accounts - anchorBits(parts),
     household_conflict: conflict ? household : 0,
     household_unattested: attested ? 0 : household,
+    household_both_conflict: conflicts > 1 ? household : 0,
   };
 }
 
