@@ -27,7 +27,6 @@ import {
   workerSlots,
   WRITE_TX_TIMEOUT_MS,
 } from './env';
-import { DEFAULT_MATCH_WEIGHTS } from './matchWeights';
 import { newKeySpec } from './keyRing';
 
 const key = newKeySpec('token-1');
@@ -319,32 +318,6 @@ describe('configuration', () => {
     expect(() => load(randomBytes(32).toString('base64'))).toThrow(/PERSONA_TOKEN_KEYS: entry 1 must be <key id>/);
     expect(() => load(`a.b:${randomBytes(32).toString('base64')}`)).toThrow(/payment-token key id "a.b" must match/);
     expect(() => load(`t1:${short}`)).not.toThrow(new RegExp(short.replace(/[+/=]/g, '.')));
-  });
-
-  it('reads the match weights: defaults, a JSON object changing some, and a wrong one named by its field', () => {
-    expect(loadSettings({}).PERSONA_MATCH_WEIGHTS).toEqual(DEFAULT_MATCH_WEIGHTS);
-    expect(
-      loadSettings({ PERSONA_MATCH_WEIGHTS: ' {"address": 0, "card_fingerprint": 70} ' }).PERSONA_MATCH_WEIGHTS,
-    ).toEqual({ ...DEFAULT_MATCH_WEIGHTS, address: 0, card_fingerprint: 70 });
-    const issues = (value: string): string[] => {
-      try {
-        loadSettings({ PERSONA_MATCH_WEIGHTS: value });
-      } catch (err) {
-        return (err as ConfigError).issues;
-      }
-      return [];
-    };
-    expect(
-      issues('{"device": 101, "address": 2.5}')
-        .map((i) => i.split(':')[0])
-        .sort(),
-    ).toEqual(['PERSONA_MATCH_WEIGHTS.address', 'PERSONA_MATCH_WEIGHTS.device']);
-    expect(issues('{"devices": 10}')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS: .*devices/)]);
-    expect(issues('{"device": "10"}')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS\.device: /)]);
-    expect(issues('device=10')).toEqual([
-      'PERSONA_MATCH_WEIGHTS: expected a JSON object of weights such as {"device": 10}',
-    ]);
-    expect(issues('[1]')).toEqual([expect.stringMatching(/^PERSONA_MATCH_WEIGHTS: /)]);
   });
 
   it('runs all four kinds of work by default, each with its own slots, and reads a subset and other slots', () => {

@@ -1,12 +1,10 @@
 /**
- * The identity and profile rules: the region phone numbers are read in, shared devices and the
- * possible-match weights, device trust, the reporting currency, and the VIP and Subscriber rules
- * interactions are recorded under.
+ * The identity and profile rules: the region phone numbers are read in, shared devices, device
+ * trust, the reporting currency, and the VIP and Subscriber rules interactions are recorded under.
  */
 import { z } from 'zod';
 import { CURRENCY_PATTERN, decimalProblem, toMinorUnits } from '../payments/money';
 import type { EnvOf } from './envCore';
-import { matchWeightsVariable } from './matchWeights';
 
 export const profileShape = {
   /** Region national phone numbers are read in (ISO 3166-1 alpha-2). */
@@ -16,11 +14,6 @@ export const profileShape = {
     .default('US'),
   /** A fingerprint linked to more customers than this stops being a matching signal. */
   PERSONA_SHARED_DEVICE_LIMIT: z.coerce.number().int().min(1).default(5),
-  /**
-   * What each kind of evidence counts towards a possible match's score (config/matchWeights.ts): a JSON
-   * object naming the weights to change, e.g. `{"device": 10}`; the others keep their defaults.
-   */
-  PERSONA_MATCH_WEIGHTS: matchWeightsVariable,
   /** A device is trusted when its trust score is at least this. */
   PERSONA_TRUST_THRESHOLD: z.coerce.number().min(0).max(1).default(0.7),
   /** The ISO 4217 currency lifetime values are counted in (integer minor units in the graph). */

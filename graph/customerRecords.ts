@@ -1,6 +1,7 @@
 /**
  * Customers and sign-ups as identity resolution reads them (resolution/record.ts), and how common
- * a sign-up's values are on file: what the onboarding's weighing (graph/proofCheck.ts) scores.
+ * a sign-up's or a customer's values are on file: what the onboarding's weighing
+ * (graph/proofCheck.ts) and a customer's possible matches (graph/matchEvidence.ts) score.
  *
  * Bounded: of each kind of fact (identifiers, addresses, devices, cards) a customer's first
  * READ_CAP are read, and holders are counted up to HOLDERS_CAP, so a customer with hundreds of
@@ -8,10 +9,12 @@
  * the activity: scores are probabilities and parts in words.
  */
 import type { ManagedTransaction, Record as Neo4jRecord } from 'neo4j-driver';
-import type { PreparedRecord } from '../resolution/compare';
-import type { Frequencies } from '../resolution/model';
+import { COMPARISONS, compareRecords, prepare, type Agreement, type PreparedRecord } from '../resolution/compare';
+import { scoreAgreements, type Frequencies, type MatchScore } from '../resolution/model';
 import { normaliseEmail, normalisePhone } from '../resolution/normalise';
-import { emptyRecord, type ResolutionRecord } from '../resolution/record';
+import { emptyRecord, type RecordAddress, type ResolutionRecord } from '../resolution/record';
+import { MATCH_MODEL } from '../resolution/weights';
+import { parseAddress } from '../resolution/address';
 import { addressMatchKey } from './addresses';
 import { lockNode } from './graph';
 import { nameKeys } from './matchKeys';
@@ -80,6 +83,61 @@ const CYPHER = {
       MATCH (r:Retired) RETURN count(r) AS retired
     }
     RETURN identifiers, names, address, customers - retired AS population`,
+  // A customer's values' holders, each counted up to $cap: its identifiers, addresses (by their
+  // match key), devices and cards (the processor's fingerprint); its names as above.
+  customerHolders: `
+    CALL () {
+      UNWIND $identifiers AS i
+      CALL (i) {
+        OPTIONAL MATCH (:DigitalIdentifier {type: i.type, value: i.value})<-[:HAS_DIGITAL_IDENTIFIER]-(c:Customer)
+        WITH DISTINCT c LIMIT toInteger($cap)
+        RETURN count(c) AS holders
+      }
+      RETURN collect({type: i.type, value: i.value, holders: holders}) AS identifiers
+    }
+    CALL () {
+      UNWIND $names AS n
+      OPTIONAL MATCH (k:MatchKey {key: n.key})
+      WITH n, CASE WHEN k IS NULL THEN 0 ELSE COUNT { (k)<-[:KEYED]-() } END AS holders
+      RETURN collect({comparison: n.comparison, holders: holders}) AS names
+    }
+    CALL () {
+      UNWIND range(0, size($addresses) - 1) AS at
+      WITH at, $addresses[at] AS address
+      CALL (address) {
+        OPTIONAL MATCH (:Address {match_key: ${addressMatchKey('address')}})<-[s:SHIPPED_TO]-(c:Customer)
+        WHERE s.disowned_at IS NULL
+        WITH DISTINCT c LIMIT toInteger($cap)
+        RETURN count(c) AS holders
+      }
+      RETURN collect({at: at, holders: holders}) AS addresses
+    }
+    CALL () {
+      UNWIND $devices AS fp
+      CALL (fp) {
+        OPTIONAL MATCH (:Device {fingerprint: fp})<-[r:LOGGED_IN_FROM]-(c:Customer)
+        WHERE r.disowned_at IS NULL
+        WITH DISTINCT c LIMIT toInteger($cap)
+        RETURN count(c) AS holders
+      }
+      RETURN collect({value: fp, holders: holders}) AS devices
+    }
+    CALL () {
+      UNWIND $cards AS fp
+      CALL (fp) {
+        OPTIONAL MATCH (:PaymentMethod {card_fingerprint: fp})<-[:HAS_PAYMENT_METHOD]-(c:Customer)
+        WITH DISTINCT c LIMIT toInteger($cap)
+        RETURN count(c) AS holders
+      }
+      RETURN collect({value: fp, holders: holders}) AS cards
+    }
+    CALL () {
+      MATCH (c:Customer) RETURN count(c) AS customers
+    }
+    CALL () {
+      MATCH (r:Retired) RETURN count(r) AS retired
+    }
+    RETURN identifiers, names, addresses, devices, cards, customers - retired AS population`,
 } as const;
 
 /** What the sign-up says, as identity resolution reads a record. */
@@ -201,4 +259,117 @@ export async function frequenciesTx(
     return n === undefined ? null : Math.max(1, n) / population;
   };
   return { frequencies, population };
+}
+
+/** The statement counting a customer's values' holders (exported for the bounded-read test). */
+export const CUSTOMER_HOLDERS = CYPHER.customerHolders;
+
+interface Held {
+  value?: string;
+  holders: unknown;
+}
+
+/**
+ * How common a customer's own values are among the customers on file, as the model weighs them:
+ * the holders of each identifier, name (its key's holders), address, device and card, the customer
+ * included, over the population.
+ */
+async function customerFrequenciesTx(
+  tx: ManagedTransaction,
+  record: ResolutionRecord,
+  prepared: PreparedRecord,
+  region: string,
+): Promise<{ frequencies: Frequencies; population: number }> {
+  const identifiers = [
+    ...record.emails.map((e) => ({ type: 'email', value: e.value })),
+    ...record.phones.map((p) => ({ type: 'phone_number', value: p.value })),
+  ];
+  const res = await tx.run(CUSTOMER_HOLDERS, {
+    identifiers,
+    names: Object.entries(nameKeys(prepared)).map(([comparison, key]) => ({ comparison, key })),
+    addresses: record.addresses,
+    devices: record.devices.map((d) => d.fingerprint),
+    cards: record.cards.flatMap((c) => (c.fingerprint ? [c.fingerprint] : [])),
+    cap: HOLDERS_CAP,
+  });
+  const row = res.records[0];
+  const population = Math.max(1, Number(row?.get('population') ?? 1));
+  const counts = new Map<string, number>();
+  const count = (key: string, holders: unknown): void => {
+    counts.set(key, Math.max(counts.get(key) ?? 0, Number(holders)));
+  };
+  for (const h of (row?.get('identifiers') ?? []) as (Held & { type: string })[])
+    count(
+      h.type === 'email'
+        ? `email:${normaliseEmail(h.value ?? '')?.canonical}`
+        : `phone:${normalisePhone(h.value ?? '', region)}`,
+      h.holders,
+    );
+  const nameOf = { given_name: prepared.given, family_name: prepared.family };
+  for (const n of (row?.get('names') ?? []) as { comparison: keyof typeof nameOf; holders: unknown }[])
+    if (Number(n.holders) > 0) count(`${n.comparison}:${nameOf[n.comparison]}`, n.holders);
+  for (const a of (row?.get('addresses') ?? []) as { at: unknown; holders: unknown }[]) {
+    const address = record.addresses[Number(a.at)] as RecordAddress;
+    count(`address:${parseAddress(address).key}`, a.holders);
+  }
+  for (const d of (row?.get('devices') ?? []) as Held[]) count(`device:${d.value}`, d.holders);
+  for (const c of (row?.get('cards') ?? []) as Held[]) count(`card:${c.value}`, c.holders);
+  const frequencies: Frequencies = (comparison, value) => {
+    const n = counts.get(`${comparison}:${value}`);
+    return n === undefined ? null : Math.max(1, n) / population;
+  };
+  return { frequencies, population };
+}
+
+/**
+ * An email or phone number two customers both gave, known only from what an onboarding recorded:
+ * the graph links an identifier to its first holder alone, so the other's record does not hold it.
+ */
+export interface SharedIdentifier {
+  type: 'email' | 'phone_number';
+  verifiedOnBoth: boolean;
+}
+
+/** Stands for a shared identifier's value: one customer holds it, so its frequency is one in the population. */
+const SHARED_VALUE = '\u0000shared';
+
+/** The records' agreements, with each identifier an onboarding recorded them sharing where the records say less. */
+function withShared(agreements: Agreement[], shared: SharedIdentifier[]): Agreement[] {
+  let out = agreements;
+  for (const s of shared) {
+    const comparison = s.type === 'email' ? 'email' : 'phone';
+    const level = s.verifiedOnBoth ? 'exact_verified' : 'exact';
+    const levels = COMPARISONS[comparison] as readonly string[];
+    const current = out.find((a) => a.comparison === comparison);
+    if (current && levels.indexOf(current.level) <= levels.indexOf(level)) continue;
+    out = [...out.filter((a) => a.comparison !== comparison), { comparison, level, value: SHARED_VALUE }];
+  }
+  return out;
+}
+
+/**
+ * The match model's score of each of `others` as the customer `customerId`'s person, weighed by how
+ * common the customer's values are, with the identifiers `sharedWith` says the two gave; empty when
+ * the customer does not exist. Read in the caller's transaction, nothing locked.
+ */
+export async function scoreAgainstTx(
+  tx: ManagedTransaction,
+  customerId: string,
+  others: string[],
+  region: string,
+  sharedWith: (otherId: string) => SharedIdentifier[] = () => [],
+): Promise<Map<string, MatchScore>> {
+  const records = await recordsTx(tx, [customerId, ...others.filter((id) => id !== customerId)]);
+  const own = records.find((r) => r.id === customerId);
+  const scores = new Map<string, MatchScore>();
+  if (!own) return scores;
+  const self = prepare(own, region);
+  const { frequencies, population } = await customerFrequenciesTx(tx, own, self, region);
+  const weigh: Frequencies = (c, v) => (v === SHARED_VALUE ? 1 / population : frequencies(c, v));
+  for (const r of records) {
+    if (r.id === customerId) continue;
+    const agreements = withShared(compareRecords(self, prepare(r, region)), sharedWith(r.id));
+    scores.set(r.id, scoreAgreements(agreements, MATCH_MODEL, weigh, population));
+  }
+  return scores;
 }

@@ -23,7 +23,6 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CountryCode } from 'libphonenumber-js';
 import neo4j, { type BookmarkManager, type Driver, type ManagedTransaction, type SessionConfig } from 'neo4j-driver';
 import { WRITE_TX_TIMEOUT_MS } from '../config/env';
-import { DEFAULT_MATCH_WEIGHTS, type MatchWeights } from '../config/matchWeights';
 import { toPlain } from './convert';
 import { mapNeo4jError, NotFoundError } from './errors';
 import type { TokenCipher } from './tokens';
@@ -47,8 +46,6 @@ export interface GraphPolicy {
   sharedDeviceLimit: number;
   /** The ISO 4217 currency whose minor units the graph counts lifetime value in. */
   reportingCurrency: string;
-  /** What each kind of evidence counts towards a possible match's score (graph/matchScore.ts). */
-  matchWeights: MatchWeights;
   /** The most payment methods one wallet holds (PERSONA_MAX_PAYMENT_METHODS). */
   maxPaymentMethods: number;
 }
@@ -57,7 +54,6 @@ export const DEFAULT_GRAPH_POLICY: GraphPolicy = {
   defaultPhoneRegion: 'US',
   sharedDeviceLimit: 5,
   reportingCurrency: 'USD',
-  matchWeights: DEFAULT_MATCH_WEIGHTS,
   maxPaymentMethods: 20,
 };
 

@@ -1,6 +1,8 @@
 /**
- * A customer's possible matches with their evidence, from one graph read (one statement in one
- * read transaction), scored by graph/matchScore.ts.
+ * A customer's possible matches with their evidence, from one read transaction: the candidates and
+ * what links them in one statement (put in words by graph/matchParts.ts), then both records, weighed
+ * by the match model (graph/customerRecords.ts `scoreAgainstTx`): each candidate's probability of
+ * being the customer's person, with the model's parts in words.
  *
  * Candidates: the customers this customer's PossibleMatchFound facts name, the customers whose
  * PossibleMatchFound facts name this one (the Fact node keeps the customer it names, `about`,
@@ -22,21 +24,24 @@
  */
 import neo4j from 'neo4j-driver';
 import { toPlain } from './convert';
+import { COMPARISON_NAMES } from '../resolution/compare';
+import type { MatchPart } from '../resolution/model';
+import { scoreAgainstTx } from './customerRecords';
 import { readTx, type Graph } from './graph';
 import type { IdentifierType } from './model';
 import {
+  evidenceParts,
   rankMatches,
-  scoreMatch,
   SHARED_FACT_LIMIT,
   strongerVerification,
   type AddressSide,
   type CardSide,
+  type EvidencePart,
   type LinkRefusal,
   type MatchEvidence,
   type PartSignal,
-  type ScorePart,
   type Verification,
-} from './matchScore';
+} from './matchParts';
 
 /** PossibleMatchFound facts read each way, newest first. */
 const EVENTS_EACH_WAY = 500;
@@ -179,16 +184,41 @@ export interface PossibleMatchEvidence {
   customer_id: string;
   /** The other customer's status (an erased or merged record is never a candidate). */
   status: 'active' | 'suspended';
-  /** 0–100: the parts' points summed, at most 100. */
-  score: number;
-  /** The parts' signals, once each (what the list said before it had parts). */
+  /** The match model's probability that the two are one person, 0–1. */
+  probability: number;
+  /** The model's table that gave it (resolution/weights.ts). */
+  model_version: string;
+  /** The model's parts, the strongest first: each comparison's level, its bits and its reason in words. */
+  comparisons: ModelPart[];
+  /** The parts that say two people, in words (a different given name or date of birth where both know it). */
+  conflicts: string[];
+  /** The evidence's signals, once each. */
   signals: PartSignal[];
-  parts: ScorePart[];
+  /** What links the two, in words: why they were put side by side. */
+  parts: EvidencePart[];
   /** When an onboarding last recorded the two as a possible match (either way); null when none did. */
   found_at: string | null;
   /** That onboarding. */
   onboarding_id: string | null;
 }
+
+/** The fields the match model compares, as a model part names them. */
+export const MODEL_COMPARISONS = COMPARISON_NAMES;
+
+/** A part of the model's score as the api shows it: bits to a tenth. */
+export interface ModelPart {
+  comparison: MatchPart['comparison'];
+  level: string;
+  bits: number;
+  reason: string;
+}
+
+const modelPart = (p: MatchPart): ModelPart => ({
+  comparison: p.comparison,
+  level: p.level,
+  bits: Math.round(p.bits * 10) / 10,
+  reason: p.reason,
+});
 
 const IDENTIFIER_TYPES: IdentifierType[] = ['email', 'phone_number'];
 
@@ -315,35 +345,50 @@ export function matchEvidenceParams(g: Pick<Graph, 'policy'>, customerId: string
 }
 
 /**
- * The customer's possible matches with their evidence and score, ranked (highest score first,
- * ties by customer id); null when there is no such customer.
+ * The customer's possible matches with their evidence and the model's probability, ranked (the
+ * most likely first, ties by customer id); null when there is no such customer.
  */
 export async function listMatchEvidence(g: Graph, customerId: string): Promise<PossibleMatchEvidence[] | null> {
-  const record = await readTx(
-    g,
-    async (tx) => (await tx.run(MATCH_EVIDENCE, matchEvidenceParams(g, customerId))).records[0],
-  );
-  if (!record) return null;
-  const row = toPlain(record.toObject()) as unknown as EvidenceRow;
-  const matches = row.candidates.map((o): PossibleMatchEvidence => {
-    const between = row.events
-      .filter((e) => (e.customer_id === customerId ? e.matched_customer_id : e.customer_id) === o.customer_id)
-      .sort((a, b) => (a.occurred_at < b.occurred_at ? 1 : a.occurred_at > b.occurred_at ? -1 : 0));
-    const { score, parts } = scoreMatch(
-      evidenceFor(row, customerId, o, between),
-      g.policy.matchWeights,
-      g.policy.sharedDeviceLimit,
+  const read = await readTx(g, async (tx) => {
+    const found = (await tx.run(MATCH_EVIDENCE, matchEvidenceParams(g, customerId))).records[0];
+    if (!found) return null;
+    const row = toPlain(found.toObject()) as unknown as EvidenceRow;
+    const evidence = new Map(
+      row.candidates.map((o) => {
+        const between = row.events
+          .filter((e) => (e.customer_id === customerId ? e.matched_customer_id : e.customer_id) === o.customer_id)
+          .sort((a, b) => (a.occurred_at < b.occurred_at ? 1 : a.occurred_at > b.occurred_at ? -1 : 0));
+        return [o.customer_id, { between, found: evidenceFor(row, customerId, o, between) }];
+      }),
     );
+    const shared = (id: string) =>
+      (evidence.get(id)?.found.identifiers ?? []).map((i) => ({ type: i.type, verifiedOnBoth: i.verified === 'both' }));
+    const ids = [...evidence.keys()];
+    return { row, evidence, scores: await scoreAgainstTx(tx, customerId, ids, g.policy.defaultPhoneRegion, shared) };
+  });
+  if (!read) return null;
+  const { row, evidence, scores } = read;
+  const matches = row.candidates.flatMap((o): PossibleMatchEvidence[] => {
+    const score = scores.get(o.customer_id);
+    const found = evidence.get(o.customer_id);
+    if (!score || !found) return [];
+    const { between } = found;
+    const parts = evidenceParts(found.found, g.policy.sharedDeviceLimit);
     const newest = between[0];
-    return {
-      customer_id: o.customer_id,
-      status: o.status,
-      score,
-      signals: [...new Set(parts.map((p) => p.signal))],
-      parts,
-      found_at: newest?.occurred_at ?? null,
-      onboarding_id: newest ? ((JSON.parse(newest.payload) as MatchPayload).onboarding_id ?? null) : null,
-    };
+    return [
+      {
+        customer_id: o.customer_id,
+        status: o.status,
+        probability: score.probability,
+        model_version: score.version,
+        comparisons: score.parts.map(modelPart),
+        conflicts: score.conflicts.map((c) => c.reason),
+        signals: [...new Set(parts.map((p) => p.signal))],
+        parts,
+        found_at: newest?.occurred_at ?? null,
+        onboarding_id: newest ? ((JSON.parse(newest.payload) as MatchPayload).onboarding_id ?? null) : null,
+      },
+    ];
   });
   return rankMatches(matches);
 }

@@ -10,7 +10,6 @@ export function graphFromConfig(driver: Driver, config: Config, limits?: Transac
   const graph = createGraph(driver, config.NEO4J_DATABASE, config.tokenKeys, {
     defaultPhoneRegion: config.PERSONA_DEFAULT_PHONE_REGION as CountryCode,
     sharedDeviceLimit: config.PERSONA_SHARED_DEVICE_LIMIT,
-    matchWeights: config.PERSONA_MATCH_WEIGHTS,
     reportingCurrency: config.PERSONA_REPORTING_CURRENCY,
     maxPaymentMethods: config.PERSONA_MAX_PAYMENT_METHODS,
   });

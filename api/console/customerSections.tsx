@@ -5,7 +5,7 @@
  */
 import { raw } from 'hono/html';
 import type { ConsoleCard, ConsoleDevice, CustomerGraph } from '../../graph/console';
-import { cardInWords, type ScorePart } from '../../graph/matchScore';
+import { cardInWords, type EvidencePart } from '../../graph/matchParts';
 import type { possibleMatches } from '../services/customers';
 import { ActionForm, when } from './kit';
 import { maskIdentifier, maskOpaque } from './mask';
@@ -181,7 +181,7 @@ function GraphTable({ graph, trustThreshold }: { graph: CustomerGraph; trustThre
 // ---- possible matches --------------------------------------------------------------------------
 
 /** A part's details in words (for those who decide merges: ops and identity:merge). */
-function detailsInWords(details: ScorePart['details']): string | null {
+function detailsInWords(details: EvidencePart['details']): string | null {
   const d = details as Record<string, unknown>;
   const shared =
     typeof d.shared_by === 'number' ? `held by ${d.shared_by}${d.shared_beyond_limit ? '+' : ''} customers` : null;
@@ -220,12 +220,12 @@ export function MatchesSection(props: {
         <p>No other customer looks like the same person.</p>
       ) : (
         <table>
-          <caption>Customers this one may be, the highest score first</caption>
+          <caption>Customers this one may be, the most likely first</caption>
           <thead>
             <tr>
               <th scope="col">Customer</th>
               <th scope="col">Status</th>
-              <th scope="col">Score</th>
+              <th scope="col">Probability</th>
               <th scope="col">Evidence</th>
               {propose ? <th scope="col">Merge</th> : null}
             </tr>
@@ -247,7 +247,7 @@ export function MatchesSection(props: {
   );
 }
 
-/** One possible match: who, the score and its evidence, and the merge ops may propose. */
+/** One possible match: who, how likely and why, and the merge ops may propose. */
 function MatchRow(props: {
   match: Matches['data'][number];
   customerId: string;
@@ -262,14 +262,18 @@ function MatchRow(props: {
         <a href={`/console/customers/${m.customer_id}`}>{`Customer ${m.customer_id}`}</a>
       </th>
       <td>{m.status}</td>
-      <td>{`${m.score} of 100`}</td>
+      <td>{`${(m.probability * 100).toFixed(1)} %`}</td>
       <td>
         <ul>
           {m.parts.map((part) => {
             const more = withDetails ? detailsInWords(part.details) : null;
-            return <li>{`${part.reason} (${part.points} points)${more ? ` — ${more}` : ''}`}</li>;
+            return <li>{`${part.reason}${more ? ` — ${more}` : ''}`}</li>;
           })}
         </ul>
+        <p class="hint">
+          {`The match model (${m.model_version}): ` +
+            m.comparisons.map((c) => `${c.reason} (${c.bits > 0 ? '+' : ''}${c.bits} bits)`).join('; ')}
+        </p>
         {m.found_at ? <p class="hint">{`Noted by an onboarding on ${when(m.found_at)}.`}</p> : null}
       </td>
       {propose ? (

@@ -28,6 +28,7 @@ import { CODEC_MAX_BODY_BYTES, codecCredentials, codecRoutes } from './codec';
 import { authProblem, validationHook } from './common';
 import { contextRoutes } from './context';
 import { customerRoutes } from './customers';
+import { possibleMatchRoutes } from './possibleMatches';
 import { docsRoutes } from './docs';
 import { eventRoutes } from './events';
 import { fraudRoutes } from './fraud';
@@ -87,6 +88,7 @@ export function createApp(deps: ApiDeps) {
   guardCalls(app, deps);
   app.route('/', onboardingRoutes(deps));
   app.route('/', customerRoutes(deps));
+  app.route('/', possibleMatchRoutes(deps));
   app.route('/', contextRoutes(deps));
   app.route('/', recoveryRoutes(deps));
   app.route('/', fraudRoutes(deps));

@@ -1,26 +1,17 @@
 /**
- * A customer's profile, wallet and possible matches:
+ * A customer's profile and wallet (possible matches: api/rest/possibleMatches.ts):
  *   GET/PUT /api/v1/customers/{id}/profile
  *   GET/POST /api/v1/customers/{id}/payment-methods, DELETE …/{pmId}
- *   GET /api/v1/customers/{id}/possible-matches
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { CUSTOMER_STATUSES, IDENTIFIER_TYPES, paymentMethodFields, text, withCardDetails } from '../../graph/model';
 import { decimalAmount } from '../../graph/onboardingRequest';
-import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchScore';
 import { observeCommits } from '../../graph/graph';
 import { answerToken, customerTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import { mergedIntoFields, predictedLtvField, walletItemSchema } from './responses';
-import {
-  addToWallet,
-  getProfile,
-  listWallet,
-  possibleMatches,
-  removeFromWallet,
-  updateProfile,
-} from '../services/customers';
+import { addToWallet, getProfile, listWallet, removeFromWallet, updateProfile } from '../services/customers';
 import {
   access,
   bearerSecurity,
@@ -107,72 +98,6 @@ const newPaymentMethod = withCardDetails(
     .strict(),
 );
 
-const sharing = {
-  shared_by: z.number().int().openapi({
-    description: 'Customers holding it, these two included, counted up to `limit` + 1 (where counting stops)',
-  }),
-  shared_beyond_limit: z.boolean().openapi({ description: 'Held by more than `limit` customers: 0 points' }),
-  limit: z.number().int(),
-};
-const cardSide = z
-  .object({
-    payment_method_id: z.string(),
-    brand: z.string().nullable(),
-    last_four: z.string().nullable(),
-    expiry_month: z.number().int().nullable(),
-    expiry_year: z.number().int().nullable(),
-  })
-  .openapi('MatchCardSide');
-const addressSide = z
-  .object({ address_id: z.string(), type: z.string(), city: z.string().nullable(), country: z.string() })
-  .openapi('MatchAddressSide');
-const partDetails = z
-  .union([
-    z
-      .object({ type: z.enum(IDENTIFIER_TYPES), verified: z.enum(VERIFICATIONS) })
-      .openapi('IdentifierEvidence', { description: '`verified`: on which of the two records it is verified' }),
-    z
-      .object({ device_id: z.string(), fingerprint_suffix: z.string(), ...sharing })
-      .openapi('DeviceEvidence', { description: '`limit`: PERSONA_SHARED_DEVICE_LIMIT' }),
-    z
-      .object({
-        fingerprint_suffix: z.string(),
-        network: z.string().nullable(),
-        this: cardSide,
-        other: cardSide,
-        ...sharing,
-      })
-      .openapi('CardEvidence', { description: 'The two payment methods with the same processor card fingerprint' }),
-    z
-      .object({ compared: z.array(z.string()), this: addressSide, other: addressSide, ...sharing })
-      .openapi('AddressEvidence', { description: '`compared`: the fields the normalised addresses agree on' }),
-    z.object({}).openapi('NoEvidenceDetails'),
-  ])
-  .openapi({ description: 'The evidence, by kind: `this` is the customer asked about, `other` the match' });
-const matchPart = z
-  .object({
-    signal: z.enum(PART_SIGNALS),
-    points: z.number().int().min(0).max(100),
-    reason: z.string().openapi({ description: 'In words; never an email, phone number, street or whole fingerprint' }),
-    details: partDetails,
-  })
-  .openapi('MatchPart');
-const possibleMatch = z
-  .object({
-    customer_id: z.uuid(),
-    status: z.enum(['active', 'suspended']),
-    score: z.number().int().min(0).max(100).openapi({
-      description: 'The parts’ points summed, at most 100 (weights: PERSONA_MATCH_WEIGHTS)',
-    }),
-    signals: z.array(z.enum(PART_SIGNALS)).openapi({ description: 'The parts’ signals, once each' }),
-    parts: z.array(matchPart).openapi({ description: 'The evidence, the strongest first' }),
-    found_at: z.string().nullable().openapi({
-      description: 'When an onboarding last recorded the two as a possible match (either way); null if none did',
-    }),
-    onboarding_id: z.string().nullable(),
-  })
-  .openapi('PossibleMatch');
-
 const walletParams = customerParams.extend({
   pmId: z.uuid().openapi({ param: { name: 'pmId', in: 'path' }, description: 'Payment method id (UUID)' }),
 });
@@ -185,7 +110,6 @@ export function customerRoutes(deps: ApiDeps) {
   const write = customerAccess(deps, { scopes: ['customers:write'], self: true });
   addProfileRoutes(app, deps, read);
   addWalletRoutes(app, deps, read, write);
-  addPossibleMatchesRoute(app, deps);
   return app;
 }
 
@@ -346,48 +270,6 @@ function addPaymentMethodRoute(app: Routes, deps: ApiDeps, write: MiddlewareHand
       );
       answerToken(c, customerTokenOf(events, id));
       return result.recoveries?.some((r) => r.outcome === 'pending') ? c.json(result, 202) : c.json(result, 201);
-    },
-  );
-}
-
-/** GET /api/v1/customers/{id}/possible-matches. */
-function addPossibleMatchesRoute(app: Routes, deps: ApiDeps) {
-  const g = deps.graph;
-
-  app.openapi(
-    createRoute({
-      ...common,
-      method: 'get',
-      path: '/api/v1/customers/{id}/possible-matches',
-      summary: 'Customers this one may be (never merged automatically), with the evidence, for review',
-      description:
-        'Each possible match with its score and every part of it in words, from one graph read: customers ' +
-        'an onboarding recorded as a possible match (either way) and customers sharing a device, a card ' +
-        '(processor fingerprint) or an address (normalised) with this one; erased and merged records never. ' +
-        'Needs `customers:read` or `identity:merge`; a customer’s own token is refused (it names others). ' +
-        'Only `identity:merge` (and ops) get each part’s `details`; `customers:read` gets `{}` there.',
-      middleware: [access(deps.authenticate, { scopes: ['customers:read', 'identity:merge'] })] as const,
-      request: { params: customerParams },
-      responses: {
-        200: {
-          description: 'Possible matches, the highest score first (ties by customer id)',
-          content: {
-            'application/json': {
-              schema: z.object({ data: z.array(possibleMatch), next_cursor: z.string().nullable() }),
-            },
-          },
-        },
-        ...problems(400, 401, 403, 404),
-      },
-    }),
-    async (c) => {
-      const answer = await possibleMatches(g, c.req.valid('param').id);
-      // The other record's card (brand, last four, expiry), city and status are for whoever decides
-      // merges; a service that only reads customers gets the scores and reasons without them.
-      const p = c.get('principal');
-      if (p.scopes.has('ops') || p.scopes.has('identity:merge')) return c.json(answer, 200);
-      const data = answer.data.map((m) => ({ ...m, parts: m.parts.map((part) => ({ ...part, details: {} })) }));
-      return c.json({ ...answer, data }, 200);
     },
   );
 }

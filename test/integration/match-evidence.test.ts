@@ -1,12 +1,11 @@
 /**
- * Explainable match evidence (issue 24, deliverable 1), end to end on the real api, worker,
- * Temporal and Neo4j: each possible match of a customer with its score and every part of it in
- * words, found either way (the onboarding that recorded it, or the customer it named) or by what
- * the two share (device, card fingerprint, normalised address), ranked; from one bounded read.
+ * A customer's possible matches, end to end on the real api, worker, Temporal and Neo4j: each
+ * found either way (the onboarding that recorded it, or the customer it named) or by what the two
+ * share (device, card fingerprint, normalised address), with what links them in words and the match
+ * model's probability and parts, the most likely first; from a bounded read.
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_MATCH_WEIGHTS as W } from '../../config/matchWeights';
 import { eraseCustomer } from '../../graph/erasure';
 import { setCardOfMethod } from '../../graph/cardHistory';
 import {
@@ -15,7 +14,9 @@ import {
   matchEvidenceParams,
   type PossibleMatchEvidence,
 } from '../../graph/matchEvidence';
-import { SHARED_FACT_LIMIT } from '../../graph/matchScore';
+import { CUSTOMER_HOLDERS } from '../../graph/customerRecords';
+import { SHARED_FACT_LIMIT } from '../../graph/matchParts';
+import { MATCH_MODEL } from '../../resolution/weights';
 import { startHarness, type Harness } from '../support/api';
 import { onboardThroughApi } from '../support/builders';
 import { cardInput, uniqueEmail } from '../support/graph';
@@ -110,21 +111,33 @@ describe('possible matches with their evidence', () => {
     const { status, text, body } = await matchesOf(b.customer_id);
     expect(status).toBe(200);
     expect(body.next_cursor).toBeNull();
-    expect(body.data.map((m) => m.customer_id)).toEqual([a.customer_id, d.customer_id, c.customer_id]);
-    const [withA, withD, withC] = body.data;
+    expect(body.data.map((m) => m.customer_id).sort()).toEqual([a.customer_id, c.customer_id, d.customer_id].sort());
+    expect(body.data[0]?.customer_id).toBe(a.customer_id);
+    const chances = body.data.map((m) => m.probability);
+    expect(chances).toEqual([...chances].sort((x, y) => y - x));
+    const withA = body.data[0];
+    const withD = body.data.find((m) => m.customer_id === d.customer_id);
+    const withC = body.data.find((m) => m.customer_id === c.customer_id);
 
-    const tablet = Math.round((W.device * 2) / 3);
     expect(withA).toMatchObject({
       status: 'active',
-      score: Math.min(100, W.card_fingerprint + W.partly_verified_identifier + W.address + tablet),
-      signals: ['card_fingerprint', 'unverified_email', 'address', 'device'],
+      model_version: MATCH_MODEL.version,
+      conflicts: [],
+      signals: ['card_fingerprint', 'unverified_email', 'device', 'address'],
       found_at: expect.any(String),
       onboarding_id: b.workflow_id,
     });
+    // The model weighs what the two records hold: the same card, email, device and address, each for.
+    const levels = withA?.comparisons.map((p) => `${p.comparison}.${p.level}`).sort();
+    expect(levels).toEqual(['address.exact', 'card.fingerprint', 'device.exact', 'email.exact']);
+    for (const p of withA?.comparisons ?? []) expect(p.bits).toBeGreaterThan(0);
+    expect(withA?.comparisons.find((p) => p.comparison === 'device')?.reason).toMatch(
+      /^same device \((held by 1 in \d+ records|rare)\)$/,
+    );
+    expect(withA?.probability).toBeGreaterThan(withD?.probability ?? 1);
     expect(withA?.parts).toEqual([
       {
         signal: 'card_fingerprint',
-        points: W.card_fingerprint,
         reason: 'card Visa •••• 4242 exp 12/2031 on both records (same card fingerprint)',
         details: {
           fingerprint_suffix: cardFingerprint.slice(-4),
@@ -138,13 +151,16 @@ describe('possible matches with their evidence', () => {
       },
       {
         signal: 'unverified_email',
-        points: W.partly_verified_identifier,
         reason: 'the same email address, verified on one record only',
         details: { type: 'email', verified: 'one_side' },
       },
       {
+        signal: 'device',
+        reason: `both log in from device …${fingerprint.slice(-4)}, which 3 customers use`,
+        details: expect.objectContaining({ fingerprint_suffix: fingerprint.slice(-4), shared_by: 3, limit: 5 }),
+      },
+      {
         signal: 'address',
-        points: W.address,
         reason: 'the same shipping address after normalisation',
         details: {
           compared: ['street1', 'street2', 'zip_code', 'country'],
@@ -155,25 +171,22 @@ describe('possible matches with their evidence', () => {
           limit: SHARED_FACT_LIMIT,
         },
       },
-      {
-        signal: 'device',
-        points: tablet,
-        reason: `both log in from device …${fingerprint.slice(-4)}, which 3 customers use`,
-        details: expect.objectContaining({ fingerprint_suffix: fingerprint.slice(-4), shared_by: 3, limit: 5 }),
-      },
     ]);
     // The address alone: no onboarding named D, so no time or onboarding.
-    expect(withD).toMatchObject({ score: W.address, signals: ['address'], found_at: null, onboarding_id: null });
-    expect(withC).toMatchObject({ score: tablet, signals: ['device'], onboarding_id: c.workflow_id });
+    expect(withD).toMatchObject({ signals: ['address'], found_at: null, onboarding_id: null });
+    expect(withC).toMatchObject({ signals: ['device'], onboarding_id: c.workflow_id });
     // Nothing personal in words or details: no email, street, postcode or whole fingerprint.
     for (const secret of [email, email.toUpperCase(), street, 'SW1A', 'sw1a', fingerprint, cardFingerprint])
       expect(text).not.toContain(secret);
 
     // The other way round: A never onboarded after B, yet B's onboarding named A, and is found.
     const ofA = await matchesOf(a.customer_id);
-    expect(ofA.body.data.map((m) => m.customer_id)).toEqual([b.customer_id, d.customer_id, c.customer_id]);
+    expect(ofA.body.data[0]?.customer_id).toBe(b.customer_id);
+    expect(ofA.body.data.map((m) => m.customer_id).sort()).toEqual(
+      [b.customer_id, c.customer_id, d.customer_id].sort(),
+    );
     expect(ofA.body.data[0]).toMatchObject({
-      signals: ['card_fingerprint', 'unverified_email', 'address', 'device'],
+      signals: ['card_fingerprint', 'unverified_email', 'device', 'address'],
       found_at: withA?.found_at,
       onboarding_id: b.workflow_id,
     });
@@ -181,6 +194,46 @@ describe('possible matches with their evidence', () => {
       this: { payment_method_id: aCard },
       other: { payment_method_id: bCard },
     });
+  });
+
+  it('ranks by the model: one person on a shared tablet above a stranger holding the same card', async () => {
+    // Letters only, so that names fold to themselves and no other test's customer bears them.
+    const letters = () =>
+      randomUUID()
+        .replace(/[^a-f]/g, '')
+        .slice(0, 8);
+    // A birth date of its own too: a key of a birth date and an initial would find earlier runs' customers.
+    const pick = (n: number) => String(1 + Math.floor(Math.random() * n)).padStart(2, '0');
+    const birth = (from: number) => `${from + Math.floor(Math.random() * 20)}-${pick(12)}-${pick(28)}`;
+    const person = { given_name: `Ann${letters()}`, family_name: `Lee${letters()}`, birth_date: birth(1950) };
+    const tablet = { fingerprint: `fp-tablet-${randomUUID()}` };
+    const me = await onboard({ person, device: tablet, payment_method: card() });
+    // The same person again from the tablet (no proof: a new customer, a possible match).
+    const again = await onboard({ person, device: tablet });
+    // A stranger whose card the processor names as the same card as mine (a shared company card).
+    const stranger = await onboard({
+      person: { given_name: `Bo${letters()}`, family_name: `Ng${letters()}`, birth_date: birth(1980) },
+      device: { fingerprint: `fp-${randomUUID()}` },
+      payment_method: card(),
+    });
+    const fp = `card_fp_${randomUUID().replaceAll('-', '')}`;
+    for (const id of [me.customer_id, stranger.customer_id])
+      for (const pm of await walletOf(id)) await setCardOfMethod(h.graph, pm, { fingerprint: fp, network: 'visa' });
+
+    const { body } = await matchesOf(me.customer_id);
+    expect(body.data.map((m) => m.customer_id)).toEqual([again.customer_id, stranger.customer_id]);
+    const [same, other] = body.data;
+    expect(same?.probability).toBeGreaterThan(0.5);
+    expect(other?.probability).toBeLessThan(0.05);
+    expect(same?.conflicts).toEqual([]);
+    expect(same?.comparisons.map((p) => `${p.comparison}.${p.level}`)).toEqual(
+      expect.arrayContaining(['given_name.exact', 'family_name.exact', 'birth_date.exact', 'device.exact']),
+    );
+    expect(other?.conflicts.sort()).toEqual(['different dates of birth', 'different given names']);
+    expect(other?.signals).toEqual(['card_fingerprint']);
+    // Nothing of either person in words.
+    const said = JSON.stringify(body);
+    for (const secret of [person.given_name, person.family_name, person.birth_date]) expect(said).not.toContain(secret);
   });
 
   it('matches an address a shipment recorded with the same address given at onboarding', async () => {
@@ -207,7 +260,7 @@ describe('possible matches with their evidence', () => {
       address: { street1: street.replace('Road', 'Rd.'), city: 'Leeds', zip_code: 'ls14dy', country: 'GB' },
     });
     expect(await listMatchEvidence(h.graph, later.customer_id)).toMatchObject([
-      { customer_id: shipper.customer_id, score: W.address, signals: ['address'], found_at: null },
+      { customer_id: shipper.customer_id, signals: ['address'], found_at: null },
     ]);
   });
 
@@ -275,7 +328,7 @@ describe('the read is bounded', () => {
     const [me, other] = crowd as [string, string];
     expect(await listMatchEvidence(h.graph, me)).toEqual([]);
 
-    // The same card on two of them: a match, the crowded device in it at 0 points.
+    // The same card on two of them: a match, the crowded device in it naming nobody, weighed as common.
     const fp = `card_fp_${randomUUID()}`;
     await h.graph.query(
       `UNWIND $ids AS id MATCH (c:Customer {id: id})
@@ -285,17 +338,17 @@ describe('the read is bounded', () => {
       { ids: [me, other], fp },
     );
     const [match] = (await listMatchEvidence(h.graph, me)) ?? [];
-    expect(match).toMatchObject({
-      customer_id: other,
-      score: W.card_fingerprint,
-      signals: ['card_fingerprint', 'device'],
-    });
+    expect(match).toMatchObject({ customer_id: other, signals: ['card_fingerprint', 'device'] });
     expect(match?.parts[1]).toMatchObject({
       signal: 'device',
-      points: 0,
-      reason: expect.stringMatching(/which more than 5 customers use: too widely shared to count$/),
+      reason: expect.stringMatching(/which more than 5 customers use: too widely shared to name candidates$/),
       details: { shared_by: 6, shared_beyond_limit: true },
     });
+    // The model counts the device's holders up to 51: a crowd's device says less than the card.
+    const device = match?.comparisons.find((p) => p.comparison === 'device');
+    const card = match?.comparisons.find((p) => p.comparison === 'card');
+    expect(device?.level).toBe('exact');
+    expect(device?.bits).toBeLessThan(card?.bits ?? 0);
 
     const profiled = await h.graph.driver.executeQuery(`PROFILE ${MATCH_EVIDENCE}`, matchEvidenceParams(h.graph, me), {
       database: h.graph.database,
@@ -305,6 +358,18 @@ describe('the read is bounded', () => {
     const dbHits = hits(profiled.summary.profile as unknown as { dbHits: number; children: unknown[] });
     console.log(`match evidence on a device of ${SHARED} customers: ${dbHits} db hits`);
     expect(dbHits).toBeLessThan(SHARED / 3);
+    // The model's count of the device's holders stops at 51 too.
+    const fingerprint = (
+      await h.graph.query<{ fp: string }>('MATCH (d:Device {id: $id}) RETURN d.fingerprint AS fp', { id: deviceId })
+    )[0]?.fp;
+    const counted = await h.graph.driver.executeQuery(
+      `PROFILE ${CUSTOMER_HOLDERS}`,
+      { identifiers: [], names: [], addresses: [], devices: [fingerprint], cards: [], cap: 51 },
+      { database: h.graph.database },
+    );
+    const countHits = hits(counted.summary.profile as unknown as { dbHits: number; children: unknown[] });
+    console.log(`the model's holder counts on a device of ${SHARED} customers: ${countHits} db hits`);
+    expect(countHits).toBeLessThan(SHARED / 3);
   });
 
   it('finds the others by index seeks: facts naming the customer, a card fingerprint, an address key', async () => {

@@ -203,7 +203,7 @@ describe('POST /api/v1/onboarding end to end', () => {
       expect(r.json).not.toHaveProperty('possible_matches');
       expect(r.json.customer_id).not.toBe(first.json.customer_id);
     }
-    // Ranked by score: the customer the onboarding matched first (others may share the test's common address).
+    // Ranked by the model: the customer the onboarding matched first (others may share the test's common address).
     type Match = { customer_id: string; signals: string[]; onboarding_id: string | null };
     const matches = await get(`/api/v1/customers/${byDevice.json.customer_id as string}/possible-matches`);
     const [viaDevice] = matches.json.data as Match[];

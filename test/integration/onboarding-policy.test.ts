@@ -129,15 +129,15 @@ describe('the resolution policy at onboarding', () => {
     expect((await getDigitalIdentifiersByCustomer(g, parent.customer_id)).map((i) => i.value)).toEqual([email]);
     for (const value of [...Object.values(ann), born, 'example.com'])
       expect(JSON.stringify(match)).not.toContain(value);
-    // Ops reviewing the possible match see the refusal and why, as a part of no points.
+    // Ops reviewing the possible match see the refusal and why, and the conflict the model weighs.
     const [evidence] = (await listMatchEvidence(g, child.customer_id)) ?? [];
     expect(evidence?.parts).toContainEqual(
       expect.objectContaining({
         signal: 'link_refused',
-        points: 0,
         reason: expect.stringMatching(/different dates of birth$/),
       }),
     );
+    expect(evidence?.conflicts).toEqual(['different dates of birth']);
   });
 
   it('refuses to link on proof when the given names differ (twins sharing an email)', async () => {

@@ -1,19 +1,15 @@
 /**
- * A possible match's score, explained: a pure function of the evidence the graph holds for two
- * customers (graph/matchEvidence.ts reads it) and the configured weights (PERSONA_MATCH_WEIGHTS).
+ * What links two customers, part by part, in words: a pure function of the evidence the graph
+ * holds for them (graph/matchEvidence.ts reads it). How likely the two are one person is the match
+ * model's (resolution/model.ts); these parts say why the two were put side by side.
  *
- * The score is whole points from 0 to 100: the sum of its parts' points, at most 100. Each part
- * is one piece of evidence with its points and the reason in words; a reason never holds an
- * email, a phone number, a street or a whole fingerprint (a device or card is named by the last
- * four characters of its fingerprint). Evidence too common to tell two people apart counts for
- * nothing and says so: a device more customers use than the shared-device limit, a card or
- * address on more than SHARED_FACT_LIMIT customers' records.
+ * Each part is one piece of evidence with the reason in words; a reason never holds an email, a
+ * phone number, a street or a whole fingerprint (a device or card is named by the last four
+ * characters of its fingerprint). Evidence too common to tell two people apart names no candidate
+ * and says so: a device more customers use than the shared-device limit, a card or address on more
+ * than SHARED_FACT_LIMIT customers' records.
  */
-import type { MatchWeights } from '../config/matchWeights';
 import type { IdentifierType } from './model';
-
-/** The highest score: the parts' points are summed up to it. */
-export const MAX_SCORE = 100;
 
 /**
  * More customers than this holding one card (a company card) or one address (a parcel
@@ -100,7 +96,7 @@ const REFUSED_WORDS: Record<LinkRefusal['reason'], string> = {
   too_many_recent_links: 'this customer had too many automatic links in 30 days',
 };
 
-/** What a part is about, in the order parts of equal points are listed. */
+/** What a part is about, in the order parts are listed. */
 export const PART_SIGNALS = [
   'verified_email',
   'verified_phone_number',
@@ -137,16 +133,10 @@ export type PartDetails =
     }
   | Record<string, never>;
 
-export interface ScorePart {
+export interface EvidencePart {
   signal: PartSignal;
-  points: number;
   reason: string;
   details: PartDetails;
-}
-
-export interface MatchScore {
-  score: number;
-  parts: ScorePart[];
 }
 
 /** The fields the address key compares (graph/addresses.ts `addressMatchKey`). */
@@ -193,22 +183,15 @@ export function cardInWords(c: Omit<CardSide, 'payment_method_id'>): string {
   return `${brand}${four}${exp}`;
 }
 
-function identifierPart(i: IdentifierEvidence, w: MatchWeights): ScorePart {
-  const points =
-    i.verified === 'both'
-      ? w.verified_identifier
-      : i.verified === 'one_side'
-        ? w.partly_verified_identifier
-        : w.unverified_identifier;
+function identifierPart(i: IdentifierEvidence): EvidencePart {
   return {
     signal: `${i.verified === 'both' ? 'verified' : 'unverified'}_${i.type}`,
-    points,
     reason: `the same ${NOUN[i.type]}, ${VERIFIED_WORDS[i.verified]}`,
     details: { type: i.type, verified: i.verified },
   };
 }
 
-function devicePart(d: DeviceEvidence, w: MatchWeights, limit: number): ScorePart {
+function devicePart(d: DeviceEvidence, limit: number): EvidencePart {
   const beyond = d.shared_by > limit;
   const details = {
     device_id: d.device_id,
@@ -221,19 +204,16 @@ function devicePart(d: DeviceEvidence, w: MatchWeights, limit: number): ScorePar
   if (beyond)
     return {
       signal: 'device',
-      points: 0,
-      reason: `${device}, which more than ${limit} customers use: too widely shared to count`,
+      reason: `${device}, which more than ${limit} customers use: too widely shared to name candidates`,
       details,
     };
-  // Full weight for a device only these two use; shared three ways, two thirds of it; and so on.
-  const points = Math.round((w.device * 2) / Math.max(2, d.shared_by));
   const who = d.shared_by <= 2 ? 'which only these 2 customers use' : `which ${d.shared_by} customers use`;
-  return { signal: 'device', points, reason: `${device}, ${who}`, details };
+  return { signal: 'device', reason: `${device}, ${who}`, details };
 }
 
-const tooCommon = (n: number): string => `: on more than ${n} customers' records, too widely shared to count`;
+const tooCommon = (n: number): string => `: on more than ${n} customers' records, too widely shared to name candidates`;
 
-function cardPart(c: CardEvidence, w: MatchWeights): ScorePart {
+function cardPart(c: CardEvidence): EvidencePart {
   const beyond = c.shared_by > SHARED_FACT_LIMIT;
   const mine = cardInWords(c.this);
   const theirs = cardInWords(c.other);
@@ -243,7 +223,6 @@ function cardPart(c: CardEvidence, w: MatchWeights): ScorePart {
       : `the same card (same card fingerprint): ${mine} on this record, ${theirs} on the other`;
   return {
     signal: 'card_fingerprint',
-    points: beyond ? 0 : w.card_fingerprint,
     reason: beyond ? `${said}${tooCommon(SHARED_FACT_LIMIT)}` : said,
     details: {
       fingerprint_suffix: fingerprintSuffix(c.fingerprint),
@@ -257,7 +236,7 @@ function cardPart(c: CardEvidence, w: MatchWeights): ScorePart {
   };
 }
 
-function addressPart(a: AddressEvidence, w: MatchWeights): ScorePart {
+function addressPart(a: AddressEvidence): EvidencePart {
   const beyond = a.shared_by > SHARED_FACT_LIMIT;
   const said =
     a.this.type === a.other.type
@@ -265,7 +244,6 @@ function addressPart(a: AddressEvidence, w: MatchWeights): ScorePart {
       : `the same address after normalisation: ${a.this.type} on this record, ${a.other.type} on the other`;
   return {
     signal: 'address',
-    points: beyond ? 0 : w.address,
     reason: beyond ? `${said}${tooCommon(SHARED_FACT_LIMIT)}` : said,
     details: {
       compared: [...ADDRESS_FIELDS_COMPARED],
@@ -279,20 +257,19 @@ function addressPart(a: AddressEvidence, w: MatchWeights): ScorePart {
 }
 
 /**
- * The score of one possible match and its parts, the strongest first. A device shared by more
- * customers than `sharedDeviceLimit` is a part of 0 points that says why.
+ * The evidence of one possible match in words, in PART_SIGNALS's order. A device shared by more
+ * customers than `sharedDeviceLimit` is a part that says it names no candidates.
  */
-export function scoreMatch(evidence: MatchEvidence, weights: MatchWeights, sharedDeviceLimit: number): MatchScore {
-  const parts: ScorePart[] = [
-    ...evidence.identifiers.map((i) => identifierPart(i, weights)),
-    ...evidence.cards.map((c) => cardPart(c, weights)),
-    ...evidence.devices.map((d) => devicePart(d, weights, sharedDeviceLimit)),
-    ...evidence.addresses.map((a) => addressPart(a, weights)),
+export function evidenceParts(evidence: MatchEvidence, sharedDeviceLimit: number): EvidencePart[] {
+  const parts: EvidencePart[] = [
+    ...evidence.identifiers.map(identifierPart),
+    ...evidence.cards.map(cardPart),
+    ...evidence.devices.map((d) => devicePart(d, sharedDeviceLimit)),
+    ...evidence.addresses.map(addressPart),
   ];
   if (evidence.conflicting_verified_identifiers)
     parts.push({
       signal: 'conflicting_verified_identifiers',
-      points: 0,
       reason:
         'one onboarding gave verified identifiers of this customer and of another one: ' +
         'noted for review, never merged automatically',
@@ -301,7 +278,6 @@ export function scoreMatch(evidence: MatchEvidence, weights: MatchWeights, share
   if (evidence.link_refused)
     parts.push({
       signal: 'link_refused',
-      points: 0,
       reason:
         `an onboarding's verified identifier pointed at this customer and the link was refused: ` +
         [REFUSED_WORDS[evidence.link_refused.reason], ...evidence.link_refused.conflicts].join('; '),
@@ -310,21 +286,20 @@ export function scoreMatch(evidence: MatchEvidence, weights: MatchWeights, share
   if (evidence.similar_person)
     parts.push({
       signal: 'similar_person',
-      points: 0,
       reason:
         'an onboarding found the two alike by name, date of birth or an email’s local part: the match model ' +
         `gave ${evidence.similar_person.probability.toFixed(2)}`,
       details: {},
     });
-  parts.sort((a, b) => b.points - a.points || PART_SIGNALS.indexOf(a.signal) - PART_SIGNALS.indexOf(b.signal));
-  const sum = parts.reduce((n, p) => n + p.points, 0);
-  return { score: Math.min(MAX_SCORE, sum), parts };
+  // Stable: parts of one signal keep their order (the strongest verification, the cards, ...).
+  return parts.sort((a, b) => PART_SIGNALS.indexOf(a.signal) - PART_SIGNALS.indexOf(b.signal));
 }
 
-/** Matches in review order: the highest score first, ties by customer id. */
-export function rankMatches<T extends { customer_id: string; score: number }>(matches: T[]): T[] {
+/** Matches in review order: the most likely first, ties by customer id. */
+export function rankMatches<T extends { customer_id: string; probability: number }>(matches: T[]): T[] {
   return [...matches].sort(
-    (a, b) => b.score - a.score || (a.customer_id < b.customer_id ? -1 : a.customer_id > b.customer_id ? 1 : 0),
+    (a, b) =>
+      b.probability - a.probability || (a.customer_id < b.customer_id ? -1 : a.customer_id > b.customer_id ? 1 : 0),
   );
 }
 
