@@ -26,18 +26,44 @@ const READ_CAP = 50;
 /** Holders counted up to this: a value held beyond is common, and weighs what one so held does. */
 const HOLDERS_CAP = 51;
 
-/** A customer `c` as a record: its person and its first READ_CAP facts of each kind. */
+/**
+ * A customer `c` as a record: its person and its first READ_CAP facts of each kind. A device or
+ * address the customer removed (disowned) is left out unless `$withDisowned`: onboarding's proof
+ * stands on what the customer holds now, a possible match on what the two have shared
+ * (docs/security.md: a removal keeps the evidence).
+ */
 const RECORD = `
     c {.id, .given_name, .family_name, .birth_date} AS person,
     COLLECT { MATCH (c)-[:HAS_DIGITAL_IDENTIFIER]->(d:DigitalIdentifier)
               RETURN d {.type, .value, .is_verified} LIMIT ${READ_CAP} } AS identifiers,
-    COLLECT { MATCH (c)-[s:SHIPPED_TO]->(a:Address) WHERE s.disowned_at IS NULL
+    COLLECT { MATCH (c)-[s:SHIPPED_TO]->(a:Address) WHERE s.disowned_at IS NULL OR $withDisowned
               RETURN a {.street1, .street2, .city, .state, .zip_code, .country} LIMIT ${READ_CAP} } AS addresses,
-    COLLECT { MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device) WHERE r.disowned_at IS NULL
+    COLLECT { MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device) WHERE r.disowned_at IS NULL OR $withDisowned
               RETURN {fingerprint: d.fingerprint, ip: r.last_seen_ip} LIMIT ${READ_CAP} } AS devices,
     COLLECT { MATCH (c)-[:HAS_PAYMENT_METHOD]->(p:PaymentMethod)
               RETURN p {.card_fingerprint, .brand, .last_four, .expiry_month, .expiry_year} LIMIT ${READ_CAP} }
       AS cards`;
+
+/**
+ * The holders of each of `$identifiers` (up to `$cap`), and the customers bearing each of `$names`:
+ * its key's degree (graph/matchKeys.ts), from the store, however many.
+ */
+const IDENTIFIER_AND_NAME_HOLDERS = `
+    CALL () {
+      UNWIND $identifiers AS i
+      CALL (i) {
+        OPTIONAL MATCH (:DigitalIdentifier {type: i.type, value: i.value})<-[:HAS_DIGITAL_IDENTIFIER]-(c:Customer)
+        WITH DISTINCT c LIMIT toInteger($cap)
+        RETURN count(c) AS holders
+      }
+      RETURN collect({type: i.type, value: i.value, holders: holders}) AS identifiers
+    }
+    CALL () {
+      UNWIND $names AS n
+      OPTIONAL MATCH (k:MatchKey {key: n.key})
+      WITH n, CASE WHEN k IS NULL THEN 0 ELSE COUNT { (k)<-[:KEYED]-() } END AS holders
+      RETURN collect({comparison: n.comparison, holders: holders}) AS names
+    }`;
 
 const CYPHER = {
   // Locks the customer (changing nothing) before counting its recent auto-links, so a concurrent
@@ -52,22 +78,7 @@ const CYPHER = {
     MATCH (c:Customer {id: id})
     RETURN ${RECORD}`,
   holders: `
-    CALL () {
-      UNWIND $identifiers AS i
-      CALL (i) {
-        OPTIONAL MATCH (:DigitalIdentifier {type: i.type, value: i.value})<-[:HAS_DIGITAL_IDENTIFIER]-(c:Customer)
-        WITH DISTINCT c LIMIT toInteger($cap)
-        RETURN count(c) AS holders
-      }
-      RETURN collect({type: i.type, value: i.value, holders: holders}) AS identifiers
-    }
-    // The customers bearing each name: its key's degree (graph/matchKeys.ts), from the store, uncapped.
-    CALL () {
-      UNWIND $names AS n
-      OPTIONAL MATCH (k:MatchKey {key: n.key})
-      WITH n, CASE WHEN k IS NULL THEN 0 ELSE COUNT { (k)<-[:KEYED]-() } END AS holders
-      RETURN collect({comparison: n.comparison, holders: holders}) AS names
-    }
+    ${IDENTIFIER_AND_NAME_HOLDERS}
     CALL () {
       OPTIONAL MATCH (:Address {match_key: ${addressMatchKey('$address')}})<-[s:SHIPPED_TO]-(c:Customer)
       WHERE s.disowned_at IS NULL
@@ -84,29 +95,15 @@ const CYPHER = {
     }
     RETURN identifiers, names, address, customers - retired AS population`,
   // A customer's values' holders, each counted up to $cap: its identifiers, addresses (by their
-  // match key), devices and cards (the processor's fingerprint); its names as above.
+  // match key), devices and cards (the processor's fingerprint), a removal counting as a holding (as
+  // the possible matches' evidence counts it); its names as above, by their key's degree.
   customerHolders: `
-    CALL () {
-      UNWIND $identifiers AS i
-      CALL (i) {
-        OPTIONAL MATCH (:DigitalIdentifier {type: i.type, value: i.value})<-[:HAS_DIGITAL_IDENTIFIER]-(c:Customer)
-        WITH DISTINCT c LIMIT toInteger($cap)
-        RETURN count(c) AS holders
-      }
-      RETURN collect({type: i.type, value: i.value, holders: holders}) AS identifiers
-    }
-    CALL () {
-      UNWIND $names AS n
-      OPTIONAL MATCH (k:MatchKey {key: n.key})
-      WITH n, CASE WHEN k IS NULL THEN 0 ELSE COUNT { (k)<-[:KEYED]-() } END AS holders
-      RETURN collect({comparison: n.comparison, holders: holders}) AS names
-    }
+    ${IDENTIFIER_AND_NAME_HOLDERS}
     CALL () {
       UNWIND range(0, size($addresses) - 1) AS at
       WITH at, $addresses[at] AS address
       CALL (address) {
         OPTIONAL MATCH (:Address {match_key: ${addressMatchKey('address')}})<-[s:SHIPPED_TO]-(c:Customer)
-        WHERE s.disowned_at IS NULL
         WITH DISTINCT c LIMIT toInteger($cap)
         RETURN count(c) AS holders
       }
@@ -116,7 +113,6 @@ const CYPHER = {
       UNWIND $devices AS fp
       CALL (fp) {
         OPTIONAL MATCH (:Device {fingerprint: fp})<-[r:LOGGED_IN_FROM]-(c:Customer)
-        WHERE r.disowned_at IS NULL
         WITH DISTINCT c LIMIT toInteger($cap)
         RETURN count(c) AS holders
       }
@@ -208,14 +204,18 @@ export async function lockedRecordTx(
   tx: ManagedTransaction,
   customerId: string,
 ): Promise<{ record: ResolutionRecord; recent: number } | null> {
-  const row = (await tx.run(CYPHER.locked, { customerId })).records[0];
+  const row = (await tx.run(CYPHER.locked, { customerId, withDisowned: false })).records[0];
   return row ? { record: recordOf(row), recent: Number(row.get('recent')) } : null;
 }
 
-/** The records of the customers `ids` (those that exist), unlocked. */
-export async function recordsTx(tx: ManagedTransaction, ids: string[]): Promise<ResolutionRecord[]> {
+/** The records of the customers `ids` (those that exist), unlocked; with removed devices and addresses if asked. */
+export async function recordsTx(
+  tx: ManagedTransaction,
+  ids: string[],
+  withDisowned = false,
+): Promise<ResolutionRecord[]> {
   if (ids.length === 0) return [];
-  return (await tx.run(CYPHER.records, { ids })).records.map(recordOf);
+  return (await tx.run(CYPHER.records, { ids, withDisowned })).records.map(recordOf);
 }
 
 /**
@@ -350,7 +350,8 @@ function withShared(agreements: Agreement[], shared: SharedIdentifier[]): Agreem
 /**
  * The match model's score of each of `others` as the customer `customerId`'s person, weighed by how
  * common the customer's values are, with the identifiers `sharedWith` says the two gave; empty when
- * the customer does not exist. Read in the caller's transaction, nothing locked.
+ * the customer does not exist. Both records keep the devices and addresses their customers removed,
+ * as the evidence does. Read in the caller's transaction, nothing locked.
  */
 export async function scoreAgainstTx(
   tx: ManagedTransaction,
@@ -359,7 +360,7 @@ export async function scoreAgainstTx(
   region: string,
   sharedWith: (otherId: string) => SharedIdentifier[] = () => [],
 ): Promise<Map<string, MatchScore>> {
-  const records = await recordsTx(tx, [customerId, ...others.filter((id) => id !== customerId)]);
+  const records = await recordsTx(tx, [customerId, ...others.filter((id) => id !== customerId)], true);
   const own = records.find((r) => r.id === customerId);
   const scores = new Map<string, MatchScore>();
   if (!own) return scores;

@@ -270,10 +270,12 @@ function MatchRow(props: {
             return <li>{`${part.reason}${more ? ` — ${more}` : ''}`}</li>;
           })}
         </ul>
-        <p class="hint">
-          {`The match model (${m.model_version}): ` +
-            m.comparisons.map((c) => `${c.reason} (${c.bits > 0 ? '+' : ''}${c.bits} bits)`).join('; ')}
-        </p>
+        {withDetails ? (
+          <p class="hint">
+            {`The match model (${m.model_version}): ` +
+              m.comparisons.map((c) => `${c.reason} (${c.bits > 0 ? '+' : ''}${c.bits} bits)`).join('; ')}
+          </p>
+        ) : null}
         {m.found_at ? <p class="hint">{`Noted by an onboarding on ${when(m.found_at)}.`}</p> : null}
       </td>
       {propose ? (

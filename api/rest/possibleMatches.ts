@@ -8,6 +8,7 @@ import { IDENTIFIER_TYPES } from '../../graph/model';
 import { MODEL_COMPARISONS } from '../../graph/matchEvidence';
 import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchParts';
 import type { ApiDeps } from '../deps';
+import type { PossibleMatchEvidence } from '../../graph/matchEvidence';
 import { possibleMatches } from '../services/customers';
 import { bearerSecurity, customerAccess, customerParams, problems, validationHook } from './common';
 
@@ -15,7 +16,9 @@ const sharing = {
   shared_by: z.number().int().openapi({
     description: 'Customers holding it, these two included, counted up to `limit` + 1 (where counting stops)',
   }),
-  shared_beyond_limit: z.boolean().openapi({ description: 'Held by more than `limit` customers: 0 points' }),
+  shared_beyond_limit: z.boolean().openapi({
+    description: 'Held by more than `limit` customers: it names no candidates (the model weighs it as common)',
+  }),
   limit: z.number().int(),
 };
 const cardSide = z
@@ -76,7 +79,9 @@ const possibleMatch = z
       description: 'The match model’s probability that the two records are one person',
     }),
     model_version: z.string().openapi({ description: 'The version of the model’s table that gave it' }),
-    comparisons: z.array(modelPart).openapi({ description: 'The model’s parts, the strongest first' }),
+    comparisons: z.array(modelPart).openapi({
+      description: 'The model’s parts, the strongest first; empty for `customers:read` (for those who decide merges)',
+    }),
     conflicts: z.array(z.string()).openapi({
       description: 'What says two people, in words: a different given name or date of birth where both know it',
     }),
@@ -108,7 +113,8 @@ export function possibleMatchRoutes(deps: ApiDeps) {
         'an onboarding recorded as a possible match (either way) and customers sharing a device, a card ' +
         '(processor fingerprint) or an address (normalised) with this one; erased and merged records never. ' +
         'Needs `customers:read` or `identity:merge`; a customer’s own token is refused (it names others). ' +
-        'Only `identity:merge` (and ops) get each part’s `details`; `customers:read` gets `{}` there.',
+        'Only `identity:merge` (and ops) get each part’s `details` and the model’s `comparisons`; ' +
+        '`customers:read` gets `{}` and `[]` there. At most 200 matches, those with the most evidence.',
       middleware: [customerAccess(deps, { scopes: ['customers:read', 'identity:merge'] })] as const,
       request: { params: customerParams },
       responses: {
@@ -125,11 +131,16 @@ export function possibleMatchRoutes(deps: ApiDeps) {
     }),
     async (c) => {
       const answer = await possibleMatches(g, c.req.valid('param').id);
-      // The other record's card (brand, last four, expiry), city and status are for whoever decides
-      // merges; a service that only reads customers gets the probabilities and reasons without them.
+      // The other record's card (brand, last four, expiry) and city, and the model's comparisons (the
+      // same street or postcode, the same network, how many hold a value), are for whoever decides
+      // merges; a service that only reads customers gets the probabilities, conflicts and reasons.
       const p = c.get('principal');
       if (p.scopes.has('ops') || p.scopes.has('identity:merge')) return c.json(answer, 200);
-      const data = answer.data.map((m) => ({ ...m, parts: m.parts.map((part) => ({ ...part, details: {} })) }));
+      const data = answer.data.map((m) => ({
+        ...m,
+        comparisons: [] as PossibleMatchEvidence['comparisons'],
+        parts: m.parts.map((part) => ({ ...part, details: {} })),
+      }));
       return c.json({ ...answer, data }, 200);
     },
   );

@@ -6,14 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDeviceFromCustomer } from '../../graph/devices';
 import { eraseCustomer } from '../../graph/erasure';
 import { setCardOfMethod } from '../../graph/cardHistory';
-import {
-  listMatchEvidence,
-  MATCH_EVIDENCE,
-  matchEvidenceParams,
-  type PossibleMatchEvidence,
-} from '../../graph/matchEvidence';
+import { listMatchEvidence, type PossibleMatchEvidence } from '../../graph/matchEvidence';
+import { MATCH_EVIDENCE, matchEvidenceParams } from '../../graph/matchEvidenceRead';
 import { CUSTOMER_HOLDERS } from '../../graph/customerRecords';
 import { SHARED_FACT_LIMIT } from '../../graph/matchParts';
 import { MATCH_MODEL } from '../../resolution/weights';
@@ -234,6 +231,26 @@ describe('possible matches with their evidence', () => {
     // Nothing of either person in words.
     const said = JSON.stringify(body);
     for (const secret of [person.given_name, person.family_name, person.birth_date]) expect(said).not.toContain(secret);
+
+    // The same person removes the tablet from their devices: the evidence keeps it, and so does the model.
+    const [tabletId] = (
+      await h.graph.query<{ id: string }>(
+        'MATCH (:Customer {id: $id})-[:LOGGED_IN_FROM]->(d:Device) RETURN d.id AS id',
+        { id: again.customer_id },
+      )
+    ).map((r) => r.id);
+    await removeDeviceFromCustomer(h.graph, again.customer_id, tabletId as string);
+    const [after] = (await matchesOf(me.customer_id)).body.data;
+    expect(after).toMatchObject({ customer_id: again.customer_id, probability: same?.probability });
+    expect(after?.comparisons).toEqual(same?.comparisons);
+
+    // Support staff (customers:read) get the probabilities and conflicts, not the model's comparisons.
+    const staff = await matchesOf(me.customer_id, await h.token('customers:read'));
+    expect(staff.body.data.map((m) => [m.customer_id, m.probability, m.comparisons])).toEqual([
+      [again.customer_id, same?.probability, []],
+      [stranger.customer_id, other?.probability, []],
+    ]);
+    expect(staff.body.data[1]?.conflicts).toEqual(other?.conflicts);
   });
 
   it('matches an address a shipment recorded with the same address given at onboarding', async () => {

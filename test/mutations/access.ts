@@ -341,4 +341,16 @@ export const accessMutations: Mutation[] = [
     test: 'test/integration/onboarding-api.test.ts',
     title: 'a customer token reads its own profile and wallet, never another customer',
   },
+  {
+    id: 'access-match-comparisons-not-to-staff',
+    threat:
+      "Support staff (`customers:read`) learn from a customer's possible matches that another customer lives on " +
+      'the same street or postcode, or logs in from the same network, or how many customers share a value',
+    removes: "customers:read gets the match model's comparisons (GET /customers/{id}/possible-matches)",
+    file: 'api/rest/possibleMatches.ts',
+    find: "comparisons: [] as PossibleMatchEvidence['comparisons'],",
+    replace: '',
+    test: 'test/integration/match-evidence.test.ts',
+    title: 'ranks by the model: one person on a shared tablet above a stranger holding the same card',
+  },
 ];
