@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_GRAPH_POLICY } from '../../graph/graph';
 import { prepareOnboarding } from '../../graph/onboardingRequest';
 import { DomainError } from '../../graph/errors';
+import { POLICY } from '../../resolution/policy';
 import { emptyRecord, type LabelledRecord } from '../../resolution/record';
 import { MATCH_MODEL } from '../../resolution/weights';
 import { generateHouseholds } from './households';
@@ -269,6 +270,20 @@ describe('figuresThroughApi', () => {
     expect(f).toMatchObject({ householdSignUps: 3, householdWrongLinks: 2 });
     expect(f).toMatchObject({ adversarialSignUps: 1, adversarialAutoLinks: 1, unknownCustomers: 0 });
     expect(f.latencyMs).toMatchObject({ count: 4, p50: 30, max: 40 });
+  });
+
+  it('takes a possible match below the suggestion threshold for no suggestion, as offline does', () => {
+    const below = POLICY.suggestProbability / 2;
+    const listed: [string, number][] = [
+      ['c-2', below],
+      ['c-1', below / 2],
+    ];
+    const g = figuresThroughApi('below', onFile, [
+      { signUp: signUp('p-1', 'h-1'), answer: answer('c-7', 'created', listed), ms: 1 },
+    ]);
+    // p-2's customer first, p-1's own second: neither is a suggestion, so no wrong link and no hit.
+    expect(g).toMatchObject({ householdSignUps: 1, householdWrongLinks: 0, recallAt: { 1: 0, 3: 0, 5: 0 } });
+    expect(g.possibleMatchPairs).toBe(2);
   });
 
   it('measures calibration over the possible matches returned', () => {

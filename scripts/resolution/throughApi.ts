@@ -5,19 +5,22 @@
  * offline twin (scripts/resolution/offline.ts) computed from the answers alone.
  *
  * What the api shows, and so what the figures can see: whether a sign-up was auto-linked (and to
- * which customer), and its possible matches, most likely first, each with the model's probability.
- * Not the candidates below the suggestion threshold, not the linked customer's probability, not why
- * a proof was refused. A customer is judged by the people whose records it holds: the on-file
- * records loaded into it (two people's when loading linked one into another's customer, which is
- * counted apart), and the sign-up that created it. Definitions:
+ * which customer), and its possible matches, most likely first, each with the model's probability:
+ * those a shared identifier or device found however unlikely, those the person's keys found at the
+ * suggestion threshold. Not the linked customer's probability, not why a proof was refused. The
+ * suggestions are the possible matches at the policy's suggestion threshold
+ * (POLICY.suggestProbability), as offline's decision lists them. A customer is judged by the
+ * people whose records it holds: the on-file records loaded into it (two people's when loading
+ * linked one into another's customer, which is counted apart), and the sign-up that created it.
+ * Definitions:
  *   - returning: a sign-up whose person has a record loaded on file;
  *   - auto-link precision: answers `matched` to a customer of the sign-up's person, over `matched`
  *     answers (1 when there are none, as offline); recall: such answers over returning sign-ups;
  *   - recall@k (returning sign-ups): auto-linked to a customer of the person, or, not auto-linked,
- *     one among the first k possible matches; a wrong auto-link is a miss at every k (as offline);
+ *     one among the first k suggestions; a wrong auto-link is a miss at every k (as offline);
  *   - a review: answered `created` with a possible match of probability >= POLICY.reviewProbability
  *     (offline also counts a refused proof of any probability; the answer does not say which that is);
- *   - a household wrong link: the auto-link, or else the first possible match, is a customer that
+ *   - a household wrong link: the auto-link, or else the first suggestion, is a customer that
  *     does not hold the sign-up's person and holds another member of its household; over sign-ups
  *     with another member of their household on file;
  *   - adversarial: auto-links to a customer not of the person, over the adversarial slice;
@@ -280,7 +283,7 @@ function judge(r: Replayed, ctx: Context): Verdict {
   const holds = (id: string): boolean => ctx.known.get(id)?.some((h) => h.person === person) ?? false;
   const a = r.answer;
   const linked = a.outcome === 'matched' ? a.customer_id : null;
-  const ranked = a.possible_matches.map((m) => m.customer_id);
+  const ranked = a.possible_matches.filter((m) => m.probability >= POLICY.suggestProbability).map((m) => m.customer_id);
   const hitAt = (k: number): boolean => (linked ? holds(linked) : ranked.slice(0, k).some(holds));
   const members = household ? ctx.householdPeople.get(household) : undefined;
   let householdVerdict: Verdict['household'] = 'none';
