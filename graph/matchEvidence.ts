@@ -277,5 +277,5 @@ export async function listMatchEvidence(g: Graph, customerId: string): Promise<P
       },
     ];
   });
-  return rankMatches(matches);
+  return rankMatches(matches, (m) => scores.get(m.customer_id)?.logOdds ?? -Infinity);
 }

@@ -213,13 +213,25 @@ describe('evidenceParts: the order', () => {
 
 describe('rankMatches', () => {
   it('puts the most likely first and breaks ties by customer id', () => {
-    const ranked = rankMatches([
-      { customer_id: 'c', probability: 0.2 },
-      { customer_id: 'b', probability: 0.75 },
-      { customer_id: 'a', probability: 0.2 },
-      { customer_id: 'd', probability: 0 },
-    ]);
+    const ranked = rankMatches(
+      [
+        { customer_id: 'c', logOdds: -1 },
+        { customer_id: 'b', logOdds: 3 },
+        { customer_id: 'a', logOdds: -1 },
+        { customer_id: 'd', logOdds: -9 },
+      ],
+      (m) => m.logOdds,
+    );
     expect(ranked.map((m) => m.customer_id)).toEqual(['b', 'a', 'c', 'd']);
+  });
+
+  it('tells apart two matches whose probabilities both round to 1', () => {
+    const sure = [
+      { customer_id: 'a', logOdds: 40 },
+      { customer_id: 'b', logOdds: 60 },
+    ];
+    expect(1 / (1 + Math.exp(-40))).toBe(1 / (1 + Math.exp(-60)));
+    expect(rankMatches(sure, (m) => m.logOdds).map((m) => m.customer_id)).toEqual(['b', 'a']);
   });
 });
 

@@ -295,11 +295,14 @@ export function evidenceParts(evidence: MatchEvidence, sharedDeviceLimit: number
   return parts.sort((a, b) => PART_SIGNALS.indexOf(a.signal) - PART_SIGNALS.indexOf(b.signal));
 }
 
-/** Matches in review order: the most likely first, ties by customer id. */
-export function rankMatches<T extends { customer_id: string; probability: number }>(matches: T[]): T[] {
+/**
+ * Matches in review order: the most likely first by `likelihood` (the model's log-odds: two strong
+ * matches both round to a probability of 1), ties by customer id.
+ */
+export function rankMatches<T extends { customer_id: string }>(matches: T[], likelihood: (m: T) => number): T[] {
   return [...matches].sort(
     (a, b) =>
-      b.probability - a.probability || (a.customer_id < b.customer_id ? -1 : a.customer_id > b.customer_id ? 1 : 0),
+      likelihood(b) - likelihood(a) || (a.customer_id < b.customer_id ? -1 : a.customer_id > b.customer_id ? 1 : 0),
   );
 }
 

@@ -104,9 +104,10 @@ export async function weighProofTx(
   const proof = await proofTx(tx, resolved, observations, scoreOf);
   if (matched && proof.score) scores.set(matched, proof.score);
   const { resolution } = proof;
+  const likelihood = (id: string): number => scores.get(id)?.logOdds ?? -Infinity;
   const similar = byKeys
     .filter((id) => (scores.get(id)?.probability ?? 0) >= POLICY.suggestProbability)
-    .sort((x, y) => (scores.get(y)?.probability ?? 0) - (scores.get(x)?.probability ?? 0) || x.localeCompare(y))
+    .sort((x, y) => likelihood(y) - likelihood(x) || x.localeCompare(y))
     .slice(0, POLICY.maxSuggestions)
     .map((customer_id) => ({ customer_id, signals: ['similar_person' as const] }));
   const possibleMatches = [...resolution.possibleMatches, ...similar];
@@ -114,7 +115,10 @@ export async function weighProofTx(
     const score = scores.get(m.customer_id);
     return score ? [{ ...m, probability: score.probability, model_version: score.version }] : [];
   });
-  ranked.sort((x, y) => y.probability - x.probability || x.customer_id.localeCompare(y.customer_id));
+  // By the log-odds: two strong matches both round to a probability of 1.
+  ranked.sort(
+    (x, y) => likelihood(y.customer_id) - likelihood(x.customer_id) || x.customer_id.localeCompare(y.customer_id),
+  );
   return {
     resolution: { ...resolution, possibleMatches },
     link: proof.link,

@@ -165,6 +165,11 @@ export interface MatchPart {
 export interface MatchScore {
   /** Calibrated P(one person), 0–1. */
   probability: number;
+  /**
+   * The calibrated log-odds (natural log) the probability is the sigmoid of: what ranks candidates,
+   * since two strong ones both round to a probability of 1.
+   */
+  logOdds: number;
   /** Sum of the parts' bits. */
   bits: number;
   parts: MatchPart[];
@@ -288,8 +293,10 @@ export function scoreAgreements(
     .filter((p): p is MatchPart => p !== null)
     .sort((x, y) => Math.abs(y.bits) - Math.abs(x.bits) || x.comparison.localeCompare(y.comparison));
   const bits = parts.reduce((s, p) => s + p.bits, 0);
+  const logOdds = calibratedLogOdds(parts, table, population);
   return {
-    probability: sigmoid(calibratedLogOdds(parts, table, population)),
+    probability: sigmoid(logOdds),
+    logOdds,
     bits,
     parts,
     conflicts: parts.filter(isConflict),

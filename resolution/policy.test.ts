@@ -15,7 +15,14 @@ const scored = (
   conflicts: MatchPart[] = [],
 ) => ({
   customerId,
-  score: { probability, bits: 0, parts: conflicts, conflicts, version: 'test' } satisfies MatchScore,
+  score: {
+    probability,
+    logOdds: Math.log(probability / (1 - probability)),
+    bits: 0,
+    parts: conflicts,
+    conflicts,
+    version: 'test',
+  } satisfies MatchScore,
   proof: null,
   recentAutoLinks: 0,
   ...over,

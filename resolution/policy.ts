@@ -48,8 +48,9 @@ export type Decision =
   | { outcome: 'linked'; customerId: string; score: MatchScore; possibleMatches: ScoredCandidate[] }
   | { outcome: 'created'; reason: NoLinkReason; review: boolean; possibleMatches: ScoredCandidate[] };
 
+/** The most likely first, by the log-odds (two strong candidates both round to a probability of 1). */
 const byProbability = (a: ScoredCandidate, b: ScoredCandidate): number =>
-  b.score.probability - a.score.probability || a.customerId.localeCompare(b.customerId);
+  b.score.logOdds - a.score.logOdds || a.customerId.localeCompare(b.customerId);
 
 /** The decision for one sign-up, from its scored candidates. */
 export function decide(candidates: ScoredCandidate[], policy: Readonly<Policy> = POLICY): Decision {
