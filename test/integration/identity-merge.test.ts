@@ -31,6 +31,7 @@ import { startHarness, type Harness } from '../support/api';
 import { mergeInGraph, seedCustomer } from '../support/builders';
 import { send } from '../support/http';
 import { until } from '../support/wait';
+import { paymentId as newPaymentId } from '../support/recovery';
 
 const sent: Notification[] = [];
 const sink: NotificationSink = {
@@ -384,7 +385,7 @@ describe('identity merge, end to end', () => {
       { customer_id: b.id, exclude: [] },
     );
     expect(candidates.map((c) => c.payment_method_id)).toContain(card.id);
-    const paymentId = `pay_${randomUUID().replace(/-/g, '')}`;
+    const paymentId = newPaymentId();
     const attempt: ChargeAttempt = {
       payment_id: paymentId,
       customer_id: b.id,

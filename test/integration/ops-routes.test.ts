@@ -12,6 +12,7 @@ import { fraudOutcomeWorkflowId } from '../../temporal/fraud';
 import { recoveryWorkflowId } from '../../temporal/recovery';
 import { startHarness, type Harness } from '../support/api';
 import { send } from '../support/http';
+import { paymentId as newPaymentId } from '../support/recovery';
 
 let h: Harness;
 beforeAll(async () => {
@@ -31,7 +32,7 @@ describe('ops-only routes', () => {
   it('refuse no token (401), the customer’s own token even when suspended, and other agents (403)', async () => {
     const customer = await createCustomer(h.graph, {});
     const suspended = await createCustomer(h.graph, { status: 'suspended' });
-    const paymentId = `pay_${randomUUID().replace(/-/g, '')}`;
+    const paymentId = newPaymentId();
     const outcomeId = `o-${randomUUID()}`;
     const tokens = {
       self: await h.token('self', customer.id),
@@ -55,7 +56,7 @@ describe('ops-only routes', () => {
 
   it('refuse bad input with ops too, naming the field, before anything is asked of a workflow', async () => {
     const ops = await h.token('ops');
-    const paymentId = `pay_${randomUUID().replace(/-/g, '')}`;
+    const paymentId = newPaymentId();
     const outcomeId = `o-${randomUUID()}`;
     const bad = [
       ['POST', `/api/v1/payment-recoveries/${paymentId}/attention`, { action: 'refund' }, 'action'],
