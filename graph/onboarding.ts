@@ -27,10 +27,11 @@ import { registerOpenProcessTx } from './openProcesses';
 import { attachIdentifiers } from './identifiers';
 import type { IdentifierType, Person } from './model';
 import { countPaymentMethodsTx, insertPaymentMethod } from './paymentMethods';
-import { resolveIdentity, type IdentifierObservation } from './resolution';
+import { resolveIdentity, type IdentifierObservation, type Resolution } from './resolution';
 import type { OnboardingPlan } from './onboardingRequest';
 import { linkMatchKeysTx } from './matchKeys';
 import { weighProofTx, type RankedMatch, type Refusal } from './proofCheck';
+import type { LinkRefusal } from '../resolution/policy';
 
 /** What an onboarding came to: the customer, created or matched, and its possible matches, the most likely first. */
 export interface OnboardingResult {
@@ -38,6 +39,12 @@ export interface OnboardingResult {
   outcome: 'created' | 'matched';
   /** `by_person`: found by the person's keys alone (graph/matchKeys.ts), not a shared identifier or device. */
   possible_matches: { customer_id: string; probability: number; by_person?: true }[];
+  /**
+   * Why the customer a verified identifier pointed at was not linked, when it was not: the workflow
+   * counts it (`persona_onboarding_links_refused_total`) and never returns it (the caller would learn
+   * what the other customer's record holds).
+   */
+  link_refused?: LinkRefusal;
 }
 
 // ---- the write ------------------------------------------------------------------------
@@ -204,6 +211,14 @@ const resultMatch = (m: RankedMatch): OnboardingResult['possible_matches'][numbe
   ...(m.signals.includes('similar_person') ? { by_person: true as const } : {}),
 });
 
+/** Why the customer a verified identifier pointed at was not linked, if one was not (or two were proven). */
+function linkRefusal(resolution: Resolution, refusal: Refusal | null): { link_refused?: LinkRefusal } {
+  if (refusal && refusal.reason !== 'no_proof') return { link_refused: refusal.reason };
+  // Two customers each proven by one of the sign-up's verified identifiers: never guessed between.
+  const onTwo = resolution.possibleMatches.some((m) => m.signals.includes('conflicting_verified_identifiers'));
+  return onTwo ? { link_refused: 'proof_on_two_customers' } : {};
+}
+
 /** Which parts of the person an onboarding set, left unset and said otherwise: kinds, never values. */
 interface PersonFill {
   filled: (keyof Person)[];
@@ -291,9 +306,8 @@ async function onboardTx(
   // The person's keys are the sign-up's: a link writes no person, so only a new customer holds them.
   if (resolution.outcome === 'created') await linkMatchKeysTx(tx, customerId, keys);
 
-  // The onboarding's own history key (made when it started, graph/historyKeys.ts) now belongs to
-  // the customer: erasing the customer destroys it with the customer's key. Until the onboarding
-  // closes it is one of the customer's open processes, so an erasure waits for it.
+  // The onboarding's history key (graph/historyKeys.ts) is now the customer's: erasing the customer
+  // destroys it. Until the onboarding closes it is an open process of the customer's: erasure waits.
   await linkHistoryKeyTx(tx, ids.onboardingId, customerId);
   await registerOpenProcessTx(tx, ids.onboardingId, customerId);
 
@@ -303,6 +317,7 @@ async function onboardTx(
     customer_id: customerId,
     outcome: resolution.outcome,
     possible_matches: ranked.map(resultMatch),
+    ...linkRefusal(resolution, refusal),
   };
   const onboarded = {
     onboarding_id: ids.onboardingId,

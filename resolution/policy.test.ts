@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { MatchPart, MatchScore } from './model';
-import { decide, POLICY, type ScoredCandidate } from './policy';
+import { BUSINESS_METRICS } from '../temporal/metrics';
+import { decide, LINK_REFUSALS, POLICY, type ScoredCandidate } from './policy';
 
 const conflict: MatchPart = {
   comparison: 'birth_date',
@@ -67,5 +68,11 @@ describe('the resolution policy', () => {
     const d = decide(many);
     expect(d.possibleMatches.map((c) => c.customerId)).toEqual(['c8', 'c7', 'c6', 'c5', 'c4']);
     expect(decide([scored('a', POLICY.suggestProbability / 2)]).possibleMatches).toEqual([]);
+  });
+});
+
+describe('the refusals ops count', () => {
+  it('are every reason a sign-up with proof goes unlinked, each a value of the metric', () => {
+    expect([...BUSINESS_METRICS.onboardingLinksRefused.values.reason].sort()).toEqual([...LINK_REFUSALS].sort());
   });
 });

@@ -41,8 +41,16 @@ export interface ScoredCandidate {
   recentAutoLinks: number;
 }
 
-export type NoLinkReason =
-  'no_proof' | 'proof_conflicts' | 'proof_on_two_customers' | 'probability_below_threshold' | 'too_many_recent_links';
+/** Why a sign-up with proof was not linked (ops watch their counts: temporal/metrics.ts). */
+export const LINK_REFUSALS = [
+  'proof_conflicts',
+  'proof_on_two_customers',
+  'probability_below_threshold',
+  'too_many_recent_links',
+] as const;
+export type LinkRefusal = (typeof LINK_REFUSALS)[number];
+
+export type NoLinkReason = 'no_proof' | LinkRefusal;
 
 export type Decision =
   | { outcome: 'linked'; customerId: string; score: MatchScore; possibleMatches: ScoredCandidate[] }

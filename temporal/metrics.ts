@@ -29,6 +29,20 @@ export const BUSINESS_METRICS = {
     workflowType: 'onboardingWorkflow',
     values: { outcome: ['created', 'matched', 'rejected', 'failed'] },
   },
+  onboardingLinksRefused: {
+    name: 'persona_onboarding_links_refused',
+    kind: 'counter',
+    unit: 'onboardings',
+    help:
+      'Onboardings whose verified identifier pointed at a customer and that were not linked to it, by reason: ' +
+      'proof_conflicts (a different given name or date of birth), proof_on_two_customers, ' +
+      'probability_below_threshold or too_many_recent_links (a squatted or shared identifier links many)',
+    workflowType: 'onboardingWorkflow',
+    // resolution/policy.ts LINK_REFUSALS (its test holds them equal: temporal/ sits below resolution/).
+    values: {
+      reason: ['proof_conflicts', 'proof_on_two_customers', 'probability_below_threshold', 'too_many_recent_links'],
+    },
+  },
   recoveries: {
     name: 'persona_payment_recoveries',
     kind: 'counter',

@@ -9,14 +9,14 @@ export interface OnboardingWorkflowInput {
   plan: OnboardingPlan;
 }
 
-export interface OnboardingWorkflowResult extends OnboardingResult {
+export interface OnboardingWorkflowResult extends Omit<OnboardingResult, 'link_refused'> {
   workflow_id: string;
   /** False when Chimera could not be asked for a behavioural profile (onboarding still succeeded). */
   behavioral_profile_requested: boolean;
 }
 
 /** What a waiting caller gets: the customer, as soon as it is written. */
-export interface OnboardingWritten extends OnboardingResult {
+export interface OnboardingWritten extends Omit<OnboardingResult, 'link_refused'> {
   workflow_id: string;
 }
 

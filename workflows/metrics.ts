@@ -19,6 +19,10 @@ export function countOnboarding(outcome: ValueOf<typeof BUSINESS_METRICS.onboard
   add(BUSINESS_METRICS.onboardings, 1, { outcome });
 }
 
+export function countLinkRefused(reason: ValueOf<typeof BUSINESS_METRICS.onboardingLinksRefused, 'reason'>): void {
+  add(BUSINESS_METRICS.onboardingLinksRefused, 1, { reason });
+}
+
 export function countRecovery(outcome: ValueOf<typeof BUSINESS_METRICS.recoveries, 'outcome'>): void {
   add(BUSINESS_METRICS.recoveries, 1, { outcome });
 }

@@ -38,7 +38,7 @@ import {
   localActivitiesWithSummaries,
   type ActivitySummaries,
 } from './activityOptions';
-import { countOnboarding } from './metrics';
+import { countLinkRefused, countOnboarding } from './metrics';
 import { pinned } from './versioning';
 
 const writeSummary: ActivitySummaries<OnboardingActivities> = {
@@ -77,9 +77,9 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
       return graph.onboardCustomer(plan, ids);
     }
   };
-  let result;
+  let written: Awaited<ReturnType<typeof writeCustomer>>;
   try {
-    result = await writeCustomer();
+    written = await writeCustomer();
   } catch (err) {
     countOnboarding(domainFailureOf(err)?.code === 'invalid_input' ? 'rejected' : 'failed');
     // A waiting caller hears the refusal from its Update before the workflow fails.
@@ -87,13 +87,17 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
     await condition(allHandlersFinished);
     throw err;
   }
+  // Why a link was refused is counted, never answered (graph/onboarding.ts).
+  const { link_refused: linkRefused, ...result } = written;
   outcome.written = { ...result, workflow_id: workflowId };
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
   countOnboarding(result.outcome);
+  if (linkRefused) countLinkRefused(linkRefused);
   log.info(`customer ${result.outcome}`, {
     customerId: result.customer_id,
     outcome: result.outcome,
     possibleMatches: result.possible_matches.length,
+    ...(linkRefused ? { linkRefused } : {}),
   });
 
   let behavioralProfileRequested = true;

@@ -29,6 +29,21 @@ describe('the export, as the customer reads it', () => {
   const notified = event('CustomerNotified', { kind: 'account_takeover', channel: 'email' });
   const ops = event('OpsActionRecorded', { action: 'export', reason: 'ticket 4411: suspected mule account' });
 
+  it("leaves out an onboarding's possible matches and why a link to another customer was refused", () => {
+    const onboarded = event('CustomerOnboarded', {
+      onboarding_id: 'onboarding-1',
+      outcome: 'created',
+      result: {
+        customer_id: 'c1',
+        outcome: 'created',
+        possible_matches: [{ customer_id: 'c2', probability: 0.4 }],
+        link_refused: 'proof_conflicts',
+      },
+    });
+    for (const audience of ['customer', 'staff'] as const)
+      expect(eventForCustomer(onboarded, audience)?.payload.result).toEqual({ customer_id: 'c1', outcome: 'created' });
+  });
+
   it('says what changed and leaves out the outcome, its id and the reasons', () => {
     const shown = [applied, suspended, notified, ops].map((e) => eventForCustomer(e, 'customer'));
     const text = JSON.stringify(shown);

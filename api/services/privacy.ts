@@ -36,15 +36,19 @@ const PRIVACY_SCOPES = ['ops'] as const;
 /** Events read per page while an export streams: memory stays flat however long the history. */
 export const EXPORT_EVENTS_PAGE = 500;
 
+/** An onboarding's result as its event stores it (graph/onboarding.ts OnboardingResult). */
+type Stored = Record<string, unknown>;
+
 /**
  * An event as the customer's export shows it, or null when it is not the customer's to see.
  * Possible matches name other customers (ops review them): the PossibleMatchFound events are
- * left out, and an onboarding's stored result loses its list of them.
+ * left out, and an onboarding's stored result loses its list of them and why a link to another
+ * customer was refused (that would say what the other customer's record holds).
  */
 export function eventForCustomer(e: PersonaEvent, audience: HistoryAudience = 'staff'): PersonaEvent | null {
   if (e.type === 'PossibleMatchFound') return null;
   if (e.type === 'CustomerOnboarded' && e.payload.result && typeof e.payload.result === 'object') {
-    const { possible_matches: _others, ...result } = e.payload.result as Record<string, unknown>;
+    const { possible_matches: _others, link_refused: _why, ...result } = e.payload.result as Stored;
     return { ...e, payload: { ...e.payload, result } } as PersonaEvent;
   }
   if (audience === 'staff') return e;

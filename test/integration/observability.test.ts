@@ -56,6 +56,7 @@ const run = randomUUID().slice(0, 8);
 const rid = {
   onboard: `obs-onboard-${run}`,
   match: `obs-match-${run}`,
+  refused: `obs-refused-${run}`,
   card: `obs-card-${run}`,
   pan: `obs-pan-${run}`,
   pay: `obs-pay-${run}`,
@@ -67,6 +68,7 @@ const rid = {
 const secret = {
   token: `tok_obs_${randomUUID()}`,
   secondToken: `tok_obs_${randomUUID()}`,
+  thirdToken: `tok_obs_${randomUUID()}`,
   email: uniqueEmail('obs'),
   phone: `+4479${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`,
   fingerprint: `fp-obs-${randomUUID()}`,
@@ -128,7 +130,8 @@ async function call(
   return { status: res.status, requestId: res.headers.get('x-request-id'), json: res.json };
 }
 
-const onboarding = (key: string, requestId: string) =>
+/** The secret person signing up, or (`otherBirthDate`) someone with their email and phone and another birth date. */
+const onboarding = (key: string, requestId: string, otherBirthDate?: string) =>
   call(
     'POST',
     '/api/v1/onboarding?wait=true',
@@ -137,7 +140,7 @@ const onboarding = (key: string, requestId: string) =>
       customer: { segment: 'Subscriber', ltv: '120' },
       payment_method: {
         type: 'card',
-        token: secret.token,
+        token: otherBirthDate ? secret.thirdToken : secret.token,
         brand: 'visa',
         last_four: '4242',
         expiry_month: 12,
@@ -148,7 +151,11 @@ const onboarding = (key: string, requestId: string) =>
         { type: 'email', value: secret.email, is_verified: true },
         { type: 'phone_number', value: secret.phone, is_verified: true },
       ],
-      person: { given_name: secret.given_name, family_name: secret.family_name, birth_date: secret.birth_date },
+      person: {
+        given_name: secret.given_name,
+        family_name: secret.family_name,
+        birth_date: otherBirthDate ?? secret.birth_date,
+      },
     },
     { 'idempotency-key': key },
   );
@@ -163,6 +170,12 @@ async function exercise(): Promise<void> {
     outcome: 'matched',
     customer_id: seen.customerId,
   });
+  // The same verified email and phone with another birth date: the link is refused (a new customer).
+  const otherBirthDate = secret.birth_date.startsWith('1950') ? '1960-01-01' : '1950-01-01';
+  const refused = await onboarding(`obs-${run}-3`, rid.refused, otherBirthDate);
+  expect(refused).toMatchObject({ status: 200, json: { outcome: 'created' } });
+  expect(refused.json.customer_id).not.toBe(seen.customerId);
+  expect(refused.json).not.toHaveProperty('link_refused');
 
   const wallet = `/api/v1/customers/${seen.customerId}/payment-methods`;
   const card = { type: 'card', brand: 'visa', last_four: '4444', expiry_month: 11, expiry_year: 2034 };
@@ -424,7 +437,7 @@ describe('/metrics', () => {
     const m = await scrape(api.url);
     const http = (route: string, status: string, method = 'POST') =>
       metricValue(m, 'persona_http_request_duration_seconds_count', { method, route, status });
-    expect(http('/api/v1/onboarding', '200')).toBe(2);
+    expect(http('/api/v1/onboarding', '200')).toBe(3);
     expect(http('/api/v1/customers/:id/payment-methods', '201')).toBe(1);
     expect(http('/api/v1/customers/:id/payment-methods', '400')).toBe(1);
     expect(http('/api/v1/payment-failures', '202')).toBe(1);
@@ -434,7 +447,7 @@ describe('/metrics', () => {
         status: '200',
         le: '+Inf',
       }),
-    ).toBe(2);
+    ).toBe(3);
     expect(
       metricValue(m, 'persona_http_request_duration_seconds_sum', { route: '/api/v1/onboarding', status: '200' }),
     ).toBeGreaterThan(0);
@@ -454,7 +467,7 @@ describe('/metrics', () => {
         { taskQueue: queues.charges },
         { taskQueue: queues.bulk },
       ];
-      expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'created' })).toBe(1);
+      expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'created' })).toBe(2);
       // One series per label set: the worker's series at 0 and the workflows' additions are the same series,
       // and outcomes nothing reached are there at 0 (so that increase() sees their first event).
       expect(
@@ -490,6 +503,13 @@ describe('/metrics', () => {
         seen.reconciliationStartedAt / 1000 - 60,
       );
       expect(metricValue(m, 'persona_onboardings_total', { ...interactive, outcome: 'matched' })).toBe(1);
+      // The third sign-up's proof pointed at the first customer, with another birth date.
+      expect(
+        metricValue(m, 'persona_onboarding_links_refused_total', { ...interactive, reason: 'proof_conflicts' }),
+      ).toBe(1);
+      expect(
+        metricValue(m, 'persona_onboarding_links_refused_total', { ...interactive, reason: 'too_many_recent_links' }),
+      ).toBe(0);
       expect(metricValue(m, 'persona_payment_recoveries_total', { ...charges, outcome: 'recovered' })).toBe(1);
       expect(metricValue(m, 'persona_fraud_outcomes_total', { ...interactive, kind: 'challenge_passed' })).toBe(1);
       // A kind's counters are on its queue only: no recovery counted on the bulk queue.
@@ -510,7 +530,7 @@ describe('/metrics', () => {
 
       const sdk = { task_queue: queues.interactive };
       expect(metricValue(m, 'temporal_workflow_completed_total', { ...sdk, workflow_type: 'onboardingWorkflow' })).toBe(
-        2,
+        3,
       );
       // The charge ran in the charges Worker: its activity's metrics carry the charges queue.
       expect(

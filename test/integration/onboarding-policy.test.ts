@@ -89,6 +89,8 @@ describe('the resolution policy at onboarding', () => {
     const first = await onboard(request(email, ann));
     const unsaid = await onboard(request(email));
     expect(unsaid.outcome).toBe('created');
+    // Why, for the workflow to count (it never returns it).
+    expect(unsaid.link_refused).toBe('probability_below_threshold');
     expect(unsaid.possible_matches).toEqual([{ customer_id: first.customer_id, probability: expect.any(Number) }]);
     const probability = unsaid.possible_matches[0]?.probability ?? 1;
     expect(probability).toBeLessThan(POLICY.autoLinkProbability);
@@ -114,6 +116,7 @@ describe('the resolution policy at onboarding', () => {
     const born = `${year - 37}-${pad((month % 12) + 1)}-${pad((day % 28) + 1)}`;
     const child = await onboard(request(email, { ...ann, birth_date: born }));
     expect(child.outcome).toBe('created');
+    expect(child.link_refused).toBe('proof_conflicts');
     expect(child.customer_id).not.toBe(parent.customer_id);
     expect(child.possible_matches.map((m) => m.customer_id)).toEqual([parent.customer_id]);
     const [match] = await possibleMatchEvents(child.customer_id);
@@ -159,6 +162,30 @@ describe('the resolution policy at onboarding', () => {
     expect(next.outcome).toBe('created');
     const [match] = await possibleMatchEvents(next.customer_id);
     expect(match?.link_refused?.reason).toBe('too_many_recent_links');
+    expect(next.link_refused).toBe('too_many_recent_links');
+  });
+
+  it('links nobody when its verified email and phone are two customers’ proof, and says so', async () => {
+    const email = uniqueEmail('two-owners');
+    const phone = `+4479${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
+    const byEmail = await onboard(request(email, ann));
+    const byPhone = await onboard(
+      onboardingBody({ digital_identifiers: [{ type: 'phone_number', value: phone, is_verified: true }], person: ann }),
+    );
+    const both = await onboard(
+      onboardingBody({
+        digital_identifiers: [
+          { type: 'email', value: email, is_verified: true },
+          { type: 'phone_number', value: phone, is_verified: true },
+        ],
+        person: ann,
+      }),
+    );
+    expect(both.outcome).toBe('created');
+    expect(both.link_refused).toBe('proof_on_two_customers');
+    expect(both.possible_matches.map((m) => m.customer_id).sort()).toEqual(
+      [byEmail.customer_id, byPhone.customer_id].sort(),
+    );
   });
 
   it('ranks the possible matches by the model’s probability, the person who agrees first', async () => {

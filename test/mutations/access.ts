@@ -117,8 +117,8 @@ export const accessMutations: Mutation[] = [
     also: [
       {
         file: 'api/services/privacy.ts',
-        find: 'const { possible_matches: _others, ...result } = e.payload.result as Record<string, unknown>;',
-        replace: 'const result = e.payload.result as Record<string, unknown>;',
+        find: 'const { possible_matches: _others, link_refused: _why, ...result } = e.payload.result as Stored;',
+        replace: 'const result = e.payload.result as Stored;',
       },
     ],
     test: 'test/integration/privacy-isolation.test.ts',
@@ -202,6 +202,16 @@ export const accessMutations: Mutation[] = [
     replace: '  const countable = r.possible_matches;\n',
     test: 'test/integration/onboarding-api.test.ts',
     title: 'counts a match found by the person alone only for identity:merge or ops',
+  },
+  {
+    id: 'access-onboarding-refusal-oracle',
+    threat: "An `onboarding:write` caller learns why a verified identifier's link was refused",
+    removes: 'the onboarding answers why it refused the link, as well as counting it',
+    file: 'workflows/onboarding.ts',
+    find: '  const { link_refused: linkRefused, ...result } = written;\n',
+    replace: '  const { link_refused: linkRefused } = written;\n  const result = written;\n',
+    test: 'test/workflows/onboarding.test.ts',
+    title: 'keeps why a link was refused to itself',
   },
   {
     id: 'access-onboarding-profile-scope',

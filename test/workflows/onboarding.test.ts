@@ -110,6 +110,20 @@ describe('onboarding workflow', () => {
     expect(description.typedSearchAttributes.get(personaCustomerId)).toBe(matched);
   });
 
+  it('keeps why a link was refused to itself: counted, never in the result', async () => {
+    const other = randomUUID();
+    const { result } = await run({
+      onboard: async (ids) => ({
+        customer_id: ids.customerId,
+        outcome: 'created',
+        possible_matches: [{ customer_id: other, probability: 0.4 }],
+        link_refused: 'proof_conflicts',
+      }),
+    });
+    expect(result).toMatchObject({ outcome: 'created', possible_matches: [{ customer_id: other }] });
+    expect(result).not.toHaveProperty('link_refused');
+  });
+
   it('retries a graph write that fails transiently, with the same ids', async () => {
     const { result, calls } = await run({
       onboard: async (ids, attempt) => {
