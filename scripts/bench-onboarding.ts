@@ -11,6 +11,11 @@
  * many no-op activities as one onboarding ran, started and awaited through the same Temporal
  * client, measured the same way. Prints p50/p95/p99 and throughput of each, alternating rounds
  * so both meet the same machine, and writes the figures to bench/results/.
+ *
+ *   npm run bench:onboarding -- --resolution 1000 [--seed 11]
+ *
+ * instead measures what identity resolution adds to the onboarding's transaction, on the graph
+ * as seeded (scripts/benchOnboardingResolution.ts); Temporal is not involved.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,15 +42,45 @@ import { generousRateLimiter, signToken } from '../test/support/api';
 import { workerInterceptors } from '../workers/logging';
 import { openProcessSinks } from '../workers/openProcesses';
 import { f2, newCustomerOnboarding, summarise, type Latencies } from './benchKit';
+import { benchResolution, printResolution } from './benchOnboardingResolution';
 import { nativeConnectionOptions, temporalTransport } from '../temporal/transport';
 
 const { values } = parseArgs({
-  options: { onboardings: { type: 'string', default: '200' }, callers: { type: 'string', default: '1,4' } },
+  options: {
+    onboardings: { type: 'string', default: '200' },
+    callers: { type: 'string', default: '1,4' },
+    resolution: { type: 'string' },
+    seed: { type: 'string', default: '11' },
+  },
 });
 const total = Number(values.onboardings);
 const levels = (values.callers ?? '1').split(',').map(Number);
 
+function writeResults(name: string, results: unknown): void {
+  const dir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nfigures written to ${path.relative(repoRoot, file)}`);
+}
+
+async function resolutionOnly(signUps: number): Promise<void> {
+  if (!Number.isInteger(signUps) || signUps < 2) throw new Error('--resolution must be an integer of at least 2');
+  const config = loadConfig();
+  const driver = createDriver(config);
+  try {
+    await migrate(driver, config.NEO4J_DATABASE, { reportingCurrency: config.PERSONA_REPORTING_CURRENCY });
+    const graph = graphFromConfig(driver, config);
+    const figures = await benchResolution(driver, graph, config, { signUps, seed: Number(values.seed) });
+    printResolution(figures);
+    writeResults('onboarding-resolution', { at: new Date().toISOString(), seed: Number(values.seed), ...figures });
+  } finally {
+    await driver.close();
+  }
+}
+
 async function main(): Promise<void> {
+  if (values.resolution !== undefined) return resolutionOnly(Number(values.resolution));
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
   const driver = createDriver(config);
@@ -175,11 +210,7 @@ async function main(): Promise<void> {
     results[`callers_${callers}`] = { onboarding: { ...o, per_second: oRate }, bare: { ...b, per_second: bRate } };
   }
 
-  const dir = path.join(repoRoot, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `onboarding-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`\nfigures written to ${path.relative(repoRoot, file)}`);
+  writeResults('onboarding', results);
   server.close();
   worker.shutdown();
   await running;

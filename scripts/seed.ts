@@ -5,16 +5,21 @@
  * Per customer: 1–4 payment methods (real brand mix, expiry spread over past and coming years,
  * expired cards marked expired, one default), 1–3 devices with a spread of trust scores (and
  * some devices shared by a household), 1–2 addresses, an email (mostly verified) and often a
- * phone, and the CustomerCreated event. Tokens are encrypted like any other. Written in batches
- * of UNWINDs, one transaction per batch, a few batches at once; prints progress and customers/s.
+ * phone, a person (given and family name, date of birth: scripts/resolution/households.ts's
+ * distributions) with its blocking keys (graph/matchKeys.ts), and the CustomerCreated event. Tokens
+ * are encrypted like any other. Written in batches of UNWINDs, one transaction per batch, a few
+ * batches at once; prints progress and customers/s.
  */
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import neo4j from 'neo4j-driver';
 import { ConfigError, loadConfig } from '../config/env';
 import { addressMatchKey, createDriver, ltvFields, migrate, TokenCipher } from '../graph';
+import { heldKeys } from '../graph/matchKeys';
+import { prepare } from '../resolution/compare';
 import { currencyExponent } from '../payments/money';
 import { mulberry32 } from './random';
+import { drawPerson } from './resolution/households';
 
 // ---- deterministic randomness --------------------------------------------------------
 
@@ -55,6 +60,7 @@ interface CustomerRow extends Row {
   shared: Row[];
   addresses: Row[];
   identifiers: Row[];
+  keys: string[];
 }
 
 function makeBatch(
@@ -65,6 +71,7 @@ function makeBatch(
   sharedPool: string[],
   now: Date,
   currency: string,
+  region: string,
 ): CustomerRow[] {
   const rows: CustomerRow[] = [];
   const thisMonth = now.getUTCFullYear() * 12 + now.getUTCMonth() + 1;
@@ -77,8 +84,10 @@ function makeBatch(
     const ltvMinor = Math.round(
       Math.exp(4 + rand() * 4 + (segment === 'VIP' ? 2 : 0)) * 10 ** currencyExponent(currency),
     );
+    const person = drawPerson(rand);
     const row: CustomerRow = {
       id,
+      ...person,
       status: rand() < 0.03 ? 'suspended' : 'active',
       segment,
       ltv_minor: ltvMinor,
@@ -91,6 +100,7 @@ function makeBatch(
       shared: [],
       addresses: [],
       identifiers: [],
+      keys: [],
     };
     rows.push(row);
 
@@ -208,6 +218,30 @@ function makeBatch(
         is_verified: rand() < 0.7,
       });
     }
+    // The keys an onboarding of this person would have linked (graph/onboarding.ts).
+    row.keys = heldKeys(
+      prepare(
+        {
+          id,
+          ...person,
+          emails: row.identifiers
+            .filter((i) => i.type === 'email')
+            .map((i) => ({ value: String(i.value), verified: Boolean(i.is_verified) })),
+          phones: [],
+          addresses: row.addresses.map((a) => ({
+            street1: String(a.street1),
+            street2: null,
+            city: a.city as string,
+            state: (a.state as string | null) ?? null,
+            zip_code: a.zip_code as string,
+            country: String(a.country),
+          })),
+          devices: [],
+          cards: [],
+        },
+        region,
+      ),
+    );
   }
   return rows;
 }
@@ -220,6 +254,7 @@ const CYPHER = {
   batch: `
     UNWIND $rows AS r
     CREATE (c:Customer {id: r.id, status: r.status, segment: r.segment, ltv: toInteger(r.ltv_minor),
+                        given_name: r.given_name, family_name: r.family_name, birth_date: r.birth_date,
                         acquisition_date: date(r.acquisition_date),
                         created_at: datetime({epochMillis: toInteger(r.created)}),
                         updated_at: datetime({epochMillis: toInteger(r.created)})})
@@ -273,6 +308,11 @@ const CYPHER = {
                                    created_at: datetime({epochMillis: toInteger(r.created)}),
                                    updated_at: datetime({epochMillis: toInteger(r.created)})})
       CREATE (c)-[:HAS_DIGITAL_IDENTIFIER]->(n)
+    }
+    CALL (c, r) {
+      UNWIND r.keys AS key
+      MERGE (k:MatchKey {key: key})
+      CREATE (c)-[:KEYED]->(k)
     }`,
   sharedPool: `
     UNWIND $rows AS r
@@ -327,7 +367,16 @@ async function main(): Promise<void> {
         const start = next;
         const size = Math.min(batchSize, total - start);
         next += size;
-        const batch = makeBatch(offset + start, size, rand, cipher, sharedPool, now, config.PERSONA_REPORTING_CURRENCY);
+        const batch = makeBatch(
+          offset + start,
+          size,
+          rand,
+          cipher,
+          sharedPool,
+          now,
+          config.PERSONA_REPORTING_CURRENCY,
+          config.PERSONA_DEFAULT_PHONE_REGION,
+        );
         const session = driver.session({ database: config.NEO4J_DATABASE, defaultAccessMode: neo4j.session.WRITE });
         try {
           await session.executeWrite((tx) => tx.run(CYPHER.batch, { rows: batch }));

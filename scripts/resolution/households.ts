@@ -487,6 +487,20 @@ function drawFamily(rand: Rand): string {
   return FAMILY_NAMES[FAMILY_ZIPF.draw(rand)] as string;
 }
 
+/**
+ * One person with this generator's name and birth-date distributions, with no household: what
+ * `npm run seed` gives each seeded customer, so the million-customer graph's blocking keys are as
+ * crowded as the labelled data's.
+ */
+export function drawPerson(rand: Rand): { given_name: string; family_name: string; birth_date: string } {
+  const sex: Sex = rand() < 0.5 ? 'F' : 'M';
+  return {
+    given_name: drawGiven(rand, sex),
+    family_name: drawFamily(rand),
+    birth_date: iso(drawDate(rand, 1940 + int(rand, 66))),
+  };
+}
+
 // ---- the population -----------------------------------------------------------------------
 
 interface Phone {
