@@ -35,6 +35,30 @@ describe('comparing two records', () => {
     expect(levels({ family_name: 'Smith-Jones' }, { family_name: 'Smith' })).toEqual({ family_name: 'close' });
   });
 
+  it('reads a swap with a typo in it as a swap, and a relative sharing one name as no swap', () => {
+    const read = (a: Partial<ResolutionRecord>, b: Partial<ResolutionRecord>): [string, boolean | undefined][] =>
+      compareRecords(prepare(record(a), 'GB'), prepare(record(b), 'GB')).map((x) => [x.level, x.swapped]);
+    expect(
+      read({ given_name: 'Desllva', family_name: 'Jasper' }, { given_name: 'Jasper', family_name: 'Desilva' }),
+    ).toEqual([
+      ['close', true],
+      ['exact', true],
+    ]);
+    expect(
+      read({ given_name: 'Campblel', family_name: 'Joshua' }, { given_name: 'Joshua', family_name: 'Campbell' }),
+    ).toEqual([
+      ['close', true],
+      ['exact', true],
+    ]);
+    // The given name read across agrees, the family name does not: two people, not one swapped.
+    expect(
+      read({ given_name: 'Weller', family_name: 'Ebony' }, { given_name: 'Flynn', family_name: 'Weller' }),
+    ).toEqual([
+      ['different', false],
+      ['different', false],
+    ]);
+  });
+
   it('reads dates of birth as exact, partial, swapped, one digit apart or different', () => {
     expect(levels({ birth_date: '1980-04-02' }, { birth_date: '19800402' })).toEqual({ birth_date: 'exact' });
     expect(levels({ birth_date: '1980-04' }, { birth_date: '1980-04-02' })).toEqual({ birth_date: 'partial' });

@@ -165,26 +165,40 @@ function familyLevel(a: string, b: string): Level<'family_name'> {
   return jaroWinkler(a, b) >= NAME_CLOSE ? 'close' : 'different';
 }
 
-/** Names compared as given, and given against family (a swap); the better reading wins. */
+/** How alike a given and a family name are when read across (a swap): exact, close or different. */
+const crossLevel = (a: string, b: string): 'exact' | 'close' | 'different' =>
+  a === b ? 'exact' : jaroWinkler(a, b) >= NAME_CLOSE ? 'close' : 'different';
+
+/**
+ * Names compared as given, and given against family (a swap, typos allowed); the better reading
+ * wins: the swap when neither name agrees exactly as given, one disagrees outright, and both agree
+ * across at least closely.
+ */
 function compareNames(a: PreparedRecord, b: PreparedRecord): [Agreement<'given_name'>, Agreement<'family_name'>] {
   const direct = {
     given: a.given && b.given ? givenLevel(a.given, b.given) : null,
     family: a.family && b.family ? familyLevel(a.family, b.family) : null,
   };
-  let swapped = false;
+  let cross: { given: 'exact' | 'close'; family: 'exact' | 'close' } | null = null;
   if (a.given && a.family && b.given && b.family && direct.given !== 'exact' && direct.family !== 'exact') {
-    if (a.given === b.family && a.family === b.given) swapped = true;
+    const given = crossLevel(a.given, b.family);
+    const family = crossLevel(a.family, b.given);
+    const outright = direct.given === 'different' || direct.family === 'different';
+    if (outright && given !== 'different' && family !== 'different') cross = { given, family };
   }
+  const swapped = cross !== null;
+  const givenLevelRead = cross?.given ?? direct.given ?? 'different';
+  const familyLevelRead = cross?.family ?? direct.family ?? 'different';
   const given: Agreement<'given_name'> = {
     comparison: 'given_name',
-    level: swapped ? 'exact' : (direct.given ?? 'different'),
-    value: swapped ? a.given : direct.given === 'exact' ? a.given : null,
+    level: givenLevelRead,
+    value: givenLevelRead === 'exact' ? a.given : null,
     swapped,
   };
   const family: Agreement<'family_name'> = {
     comparison: 'family_name',
-    level: swapped ? 'exact' : (direct.family ?? 'different'),
-    value: swapped ? a.family : direct.family === 'exact' ? a.family : null,
+    level: familyLevelRead,
+    value: familyLevelRead === 'exact' ? a.family : null,
     swapped,
   };
   return [given, family];

@@ -243,7 +243,7 @@ function partOf(a: Agreement, table: ModelTable, frequencies: Frequencies, popul
   const w = levels[a.level];
   if (!w) return null;
   const words = (WORDS[a.comparison] as Record<string, string>)[a.level] ?? a.level;
-  const reason = a.swapped && a.level === 'exact' ? `${words} (given and family names swapped)` : words;
+  const reason = a.swapped ? `${words} (given and family names swapped)` : words;
   const f = a.value !== null && w.split !== undefined ? frequencies(a.comparison, a.value) : null;
   if (f !== null && w.split !== undefined) {
     const frequency = Math.max(f, frequencyFloor(population));

@@ -68,9 +68,10 @@ const DATE_FORMS = [
 
 /**
  * A birth date as far as it is known, from `YYYY`, `YYYY-MM`, `YYYY-MM-DD` or `YYYYMMDD` (`/` or `.`
- * may stand for `-`; a time after a whole date is ignored). A month or day out of range (a typo:
- * month 13, 31 April, 29 February 2001) is null, the rest kept. Null when it is none of these, or the
- * year is before 1000.
+ * may stand for `-`; a time after a whole date is ignored). Null when it is none of these, the year
+ * is before 1000, or a month or day is out of range (month 13, 31 April, 29 February 2001): a typo
+ * there may have moved a digit out of the year too (1949-07-16 typed 1940-97-16), and the api
+ * refuses such a date, so resolution never sees one from it.
  */
 export function parseBirthDate(value: string | null): PartialDate | null {
   if (value === null) return null;
@@ -80,13 +81,11 @@ export function parseBirthDate(value: string | null): PartialDate | null {
     if (!m) continue;
     const year = Number(m[1]);
     if (year < 1000) return null;
-    const monthValue = m[2] === undefined ? null : Number(m[2]);
-    const month = monthValue !== null && monthValue >= 1 && monthValue <= 12 ? monthValue : null;
-    const dayValue = m[3] === undefined ? null : Number(m[3]);
-    // Days in the month when it is known, else in the longest month.
-    const days = month === null ? 31 : new Date(Date.UTC(year, month, 0)).getUTCDate();
-    // A day without its month says nothing (`1985-13-05`: which of 13 and 5 is the month is unknown).
-    const day = month !== null && dayValue !== null && dayValue >= 1 && dayValue <= days ? dayValue : null;
+    const month = m[2] === undefined ? null : Number(m[2]);
+    if (month !== null && (month < 1 || month > 12)) return null;
+    const day = m[3] === undefined ? null : Number(m[3]);
+    if (day !== null && (month === null || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate()))
+      return null;
     return { year, month, day };
   }
   return null;

@@ -1,17 +1,17 @@
 /**
- * The match model's table (resolution/model.ts), version 2026-12-01.1: estimated by
+ * The match model's table (resolution/model.ts), version 2026-12-01.2: estimated by
  * `npm run resolution:fit -- --write` from households-1, febrl1. Generated; a new
  * table is a new version, adopted in review with the figures the fit prints.
  */
 import type { ModelTable } from './model';
 
 export const MATCH_MODEL: ModelTable = {
-  version: '2026-12-01.1',
+  version: '2026-12-01.2',
   trainedOn: ['households-1', 'febrl1'],
   levels: {
     given_name: {
       exact: {
-        m: 0.821288,
+        m: 0.823916,
         u: 0.00458572,
         split: 1,
       },
@@ -20,7 +20,7 @@ export const MATCH_MODEL: ModelTable = {
         u: 0.0015421,
       },
       close: {
-        m: 0.064389,
+        m: 0.0678931,
         u: 0.000701482,
       },
       initial: {
@@ -28,48 +28,48 @@ export const MATCH_MODEL: ModelTable = {
         u: 0.00000579737,
       },
       different: {
-        m: 0.0420499,
+        m: 0.0359177,
         u: 0.993165,
       },
     },
     family_name: {
       exact: {
-        m: 0.890218,
+        m: 0.893208,
         u: 0.0126972,
         split: 1,
       },
       close: {
-        m: 0.0730457,
+        m: 0.0760359,
         u: 0.00138,
       },
       different: {
-        m: 0.0367364,
+        m: 0.0307561,
         u: 0.985923,
       },
     },
     birth_date: {
       exact: {
-        m: 0.809572,
-        u: 0.0000389985,
+        m: 0.810797,
+        u: 0.0000390285,
       },
       partial: {
-        m: 0.0982368,
-        u: 0.00139095,
+        m: 0.0968718,
+        u: 0.00139201,
       },
       swap: {
-        m: 0.0105793,
-        u: 0.0000194993,
+        m: 0.0105954,
+        u: 0.0000195142,
       },
       typo: {
-        m: 0.0539043,
-        u: 0.00512181,
+        m: 0.0539859,
+        u: 0.00511923,
       },
       near: {
-        m: 0.00755668,
-        u: 0.00286639,
+        m: 0.00756811,
+        u: 0.00286859,
       },
       different: {
-        m: 0.0201511,
+        m: 0.0201816,
         u: 0.990562,
       },
     },
@@ -173,14 +173,14 @@ export const MATCH_MODEL: ModelTable = {
   },
   returningRate: 0.528,
   calibration: {
-    intercept: 3.35287,
+    intercept: 3.29776,
     weights: {
-      household: 0.591701,
-      person: 0.516751,
-      accounts: 0.225149,
-      household_conflict: -0.602764,
-      household_unattested: -0.631119,
-      household_both_conflict: -0.143438,
+      household: 0.595737,
+      person: 0.52385,
+      accounts: 0.211544,
+      household_conflict: -0.600501,
+      household_unattested: -0.632674,
+      household_both_conflict: -0.163665,
     },
   },
 };
