@@ -87,7 +87,7 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
     await condition(allHandlersFinished);
     throw err;
   }
-  // Why a link was refused is counted, never answered (graph/onboarding.ts).
+  // Why a link was refused is counted, never answered nor logged (graph/onboarding.ts).
   const { link_refused: linkRefused, ...result } = written;
   outcome.written = { ...result, workflow_id: workflowId };
   upsertSearchAttributes([{ key: personaCustomerId, value: result.customer_id }]);
@@ -97,7 +97,6 @@ export async function onboardingWorkflow({ plan }: OnboardingWorkflowInput): Pro
     customerId: result.customer_id,
     outcome: result.outcome,
     possibleMatches: result.possible_matches.length,
-    ...(linkRefused ? { linkRefused } : {}),
   });
 
   let behavioralProfileRequested = true;

@@ -246,5 +246,5 @@ describe("the running event relay and the worker's configuration", () => {
     await until(async () => (await relay.describe()).status.name === 'CANCELLED', 60_000);
     expect(await ensureEventRelay(second.client, config)).toBe('off');
     await graph.close();
-  });
+  }, 300_000);
 });
