@@ -6,6 +6,7 @@
  * (api/services/recovery.ts).
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { readRecoveryLedger } from '../../graph/chargeLedger';
 import { InvalidStateError } from '../../graph/errors';
 import { recoveringLookalikes, ReplacementRefusedError } from '../../graph/recoveryReplacement';
 import { recoveryWorkflowId, type PaymentFailure } from '../../temporal/recovery';
@@ -13,12 +14,13 @@ import type { ApiDeps } from '../deps';
 
 /**
  * A report of a payment whose recovery the ledger has `recovering` and started: answered as a
- * duplicate while its workflow runs; refused (409, saying so) when none does — it was terminated,
- * or lost in a restore — since nothing would act on it: ops settle it first
+ * duplicate while its workflow runs, or once the ledger has it ended (its run ended since the ledger
+ * was read); refused (409, saying so) when none does and the ledger still has it recovering — it
+ * was terminated, or lost in a restore — since nothing would act on it: ops settle it first
  * (`npm run ops:settle-recoveries`, docs/runbook.md).
  */
 export async function refuseIfStranded(deps: ApiDeps, paymentId: string, workflowId: string): Promise<void> {
-  if (!(await workflowRuns(deps, workflowId)))
+  if (!(await workflowRuns(deps, workflowId)) && (await stillRecovering(deps, paymentId)))
     throw new InvalidStateError(
       `payment ${paymentId}'s recovery is recorded as recovering in the charge ledger, but no workflow runs it ` +
         '(it was terminated, or lost in a restore): ops settle it with the gateway first ' +
@@ -37,6 +39,7 @@ export async function refuseIfStranded(deps: ApiDeps, paymentId: string, workflo
 export async function refuseBesideStranded(deps: ApiDeps, f: PaymentFailure): Promise<void> {
   for (const other of await recoveringLookalikes(deps.graph, f)) {
     if (await workflowRuns(deps, recoveryWorkflowId(other))) continue;
+    if (!(await stillRecovering(deps, other))) continue;
     throw new ReplacementRefusedError(
       `customer ${f.customer_id}'s payment ${other} of the same amount is recorded as recovering in the charge ` +
         'ledger, and no workflow runs it (it was terminated, or lost in a restore): its charge may have gone ' +
@@ -44,6 +47,16 @@ export async function refuseBesideStranded(deps: ApiDeps, f: PaymentFailure): Pr
         `report it with replaces: "${other}", otherwise report it again as it is`,
     );
   }
+}
+
+/**
+ * Whether the leader's ledger still has the recovery `recovering`, read after Temporal said no
+ * workflow runs it: a run records its end before it closes, so one that ended between the first
+ * read and Temporal's answer (a resent report racing its own recovery) is not stranded.
+ */
+async function stillRecovering(deps: ApiDeps, paymentId: string): Promise<boolean> {
+  const recorded = await readRecoveryLedger(deps.graph, paymentId, { leader: true });
+  return recorded?.recovery.state === 'recovering';
 }
 
 /** Whether Temporal runs the workflow now (not closed, not unknown to it). */

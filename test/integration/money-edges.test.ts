@@ -8,6 +8,7 @@
  *     after a terminate — the ledger refuses a new key while another is open and the run resolves
  *     that one first;
  *   - a recovery terminated by hand is found, a new report of it is told so, and ops settle it;
+ *     one that ended while a report of it (or of a look-alike) was being answered is not stranded;
  *   - a refused charge retried by ops once its cause is fixed (one, or a batch) can succeed.
  */
 import { randomUUID } from 'node:crypto';
@@ -396,6 +397,78 @@ describe('a recovery terminated by hand', () => {
       charge: { payment_method_id: good, charge_id: charged[0]?.id },
     });
   }, 180_000);
+});
+
+describe('a report racing the end of a recovery', () => {
+  /**
+   * The api as it runs, except that asking Temporal about `payment`'s workflow first lets that
+   * recovery finish (`end`): its run records its end in the ledger and closes after the api read the
+   * ledger and before Temporal answers, as a resent report racing its own recovery can see it.
+   */
+  function apiWhereTheRunEndsFirst(payment: string, end: () => Promise<void>) {
+    const asked = { times: 0 };
+    const app = h.withDeps((deps) => {
+      const workflows = deps.temporal.client.workflow;
+      const getHandle = ((workflowId: string, ...rest: [string?]) => {
+        const handle = workflows.getHandle(workflowId, ...rest);
+        if (workflowId !== recoveryWorkflowId(payment)) return handle;
+        const describe = async () => {
+          asked.times++;
+          await end();
+          return handle.describe();
+        };
+        return Object.assign(Object.create(handle) as typeof handle, { describe });
+      }) as typeof workflows.getHandle;
+      const workflow = Object.assign(Object.create(workflows) as typeof workflows, { getHandle });
+      const client = Object.assign(Object.create(deps.temporal.client) as typeof deps.temporal.client, { workflow });
+      return { ...deps, temporal: { ...deps.temporal, client } };
+    });
+    return { app, asked };
+  }
+
+  /** A recovery running with its charge of the good card failing before the gateway while `held`. */
+  async function heldRecovery() {
+    const { f, good } = await customerWithAGoodCard();
+    const held = { held: true };
+    gw.plan(f.payment_id, () => (held.held ? { kind: 'fail_before' } : null));
+    expect((await report(f)).status).toBe(202);
+    await until(async () => gw.requestsFor(f.payment_id).length >= 1);
+    const release = async () => {
+      held.held = false;
+      expect(await handleOf(f.payment_id).result()).toMatchObject({ state: 'recovered', recovered_with: good });
+    };
+    return { f, good, release };
+  }
+
+  it('answers a resent report as the duplicate it is, not as stranded, when its recovery ended meanwhile', async () => {
+    const { f, good, release } = await heldRecovery();
+    const { app, asked } = apiWhereTheRunEndsFirst(f.payment_id, release);
+    const again = await send(app, 'POST', '/api/v1/payment-failures', {
+      token: await h.token('payments:report'),
+      body: f,
+    });
+    expect(asked.times, 'the api asked Temporal whether the recovery runs').toBe(1);
+    expect(again).toMatchObject({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
+    expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
+      state: 'recovered',
+      recovered_with: good,
+    });
+    expect(await succeeded(f.payment_id)).toHaveLength(1);
+  }, 90_000);
+
+  it('takes a new payment beside a recovery of its amount that ended meanwhile', async () => {
+    const { f, release } = await heldRecovery();
+    const { app, asked } = apiWhereTheRunEndsFirst(f.payment_id, release);
+    const next = { ...f, payment_id: paymentId() };
+    const res = await send(app, 'POST', '/api/v1/payment-failures', {
+      token: await h.token('payments:report'),
+      body: next,
+    });
+    expect(asked.times, 'the api asked Temporal whether the look-alike runs').toBe(1);
+    expect(res).toMatchObject({ status: 202, json: { workflow_id: recoveryWorkflowId(next.payment_id) } });
+    expect(await handleOf(next.payment_id).result()).toMatchObject({ state: 'recovered' });
+    for (const p of [f.payment_id, next.payment_id]) expect(await succeeded(p)).toHaveLength(1);
+  }, 90_000);
 });
 
 describe('a charge the gateway refused', () => {
