@@ -49,11 +49,12 @@ function history(page: string): string {
     CALL (c) {
       CALL (c) {
         MATCH (e:Event {customer_id: c.id}) WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL ${page}
+          AND NOT e.type IN $hidden
         RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
         UNION
         MATCH (c)-[r:LOGGED_IN_FROM]->(d:Device)
         MATCH (e:Event {device_id: d.id})
-        WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0})) ${page}
+        WHERE e.occurred_at >= coalesce(r.first_login, datetime({epochMillis: 0})) ${page} AND NOT e.type IN $hidden
         RETURN e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
       }
       WITH e ORDER BY e.occurred_at DESC, e.seq DESC, e.id DESC LIMIT $limit
@@ -80,7 +81,7 @@ const CYPHER = {
   historyEntry: `
     MATCH (c:Customer {id: $customerId})
     OPTIONAL MATCH (e:Event {id: $eventId})
-    WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL AND ${inHistory('c', 'e')}
+    WHERE e.occurred_at IS NOT NULL AND e.transient IS NULL AND NOT e.type IN $hidden AND ${inHistory('c', 'e')}
     RETURN CASE WHEN e IS NULL THEN null ELSE ${EVENT_PROJECTION} END AS event`,
   prunedAfter: `
     MATCH (log:EventLog {id: '${EVENT_LOG_ID}'}) WHERE log.pruned_before > datetime($t)
@@ -248,7 +249,13 @@ export async function readFeed(
 export async function readCustomerHistory(
   g: Graph,
   customerId: string,
-  options: { before?: string | undefined; limit: number; follow?: boolean },
+  options: {
+    before?: string | undefined;
+    limit: number;
+    follow?: boolean;
+    /** Event types this reader does not see (left out of the page, which stays full). */
+    hidden?: readonly string[];
+  },
 ): Promise<{ data: PersonaEvent[]; next_cursor: string | null; merged_into?: string }> {
   const before = options.before ? decodeCursor(options.before, 'before') : null;
   const record = await readTx(
@@ -259,6 +266,7 @@ export async function readCustomerHistory(
           customerId,
           limit: neo4j.int(options.limit),
           follow: options.follow === true,
+          hidden: options.hidden ?? [],
           ...(before ?? {}),
         })
       ).records[0],
@@ -282,8 +290,17 @@ export async function readCustomerHistory(
  * One entry of the customer's history (as `readCustomerHistory` would list it), or null when the
  * event is not in it (another customer's, or none). NotFoundError for an unknown customer.
  */
-export async function readHistoryEntry(g: Graph, customerId: string, eventId: string): Promise<PersonaEvent | null> {
-  const record = await readTx(g, async (tx) => (await tx.run(CYPHER.historyEntry, { customerId, eventId })).records[0]);
+export async function readHistoryEntry(
+  g: Graph,
+  customerId: string,
+  eventId: string,
+  /** Event types this reader does not see: such an entry reads as not in the history. */
+  hidden: readonly string[] = [],
+): Promise<PersonaEvent | null> {
+  const record = await readTx(
+    g,
+    async (tx) => (await tx.run(CYPHER.historyEntry, { customerId, eventId, hidden })).records[0],
+  );
   if (!record) throw new NotFoundError('Customer', customerId);
   const event = record.get('event') as unknown;
   return event === null ? null : toEvent(event);

@@ -190,6 +190,17 @@ const FOR_THE_CUSTOMER: Record<string, (p: Payload) => string> = {
 /** Who reads a history: the customer (their own token, their console page) or staff. */
 export type HistoryAudience = 'customer' | 'staff';
 
+/**
+ * What the customer's own history leaves out: a possible match says another person with the
+ * sign-up's name and birth date (or contact details) is on file — an oracle for whoever signs up
+ * with someone else's facts and reads the new customer's history. Staff review them; the export
+ * drops them too (api/services/privacy.ts).
+ */
+const HIDDEN_FROM: Record<HistoryAudience, readonly string[]> = {
+  customer: ['PossibleMatchFound'],
+  staff: [],
+};
+
 /** One event in words. Payloads carry no token, and the summary adds none. */
 export function describeEvent(e: PersonaEvent, audience: HistoryAudience = 'staff'): HistoryItem {
   const say = (audience === 'customer' ? FOR_THE_CUSTOMER[e.type] : undefined) ?? SUMMARY[e.type];
@@ -205,7 +216,12 @@ export async function customerHistory(
   limit: number,
   audience: HistoryAudience = 'staff',
 ): Promise<{ data: HistoryItem[]; next_cursor: string | null; merged_into?: string }> {
-  const page = await readCustomerHistory(deps.graph, customerId, { before, limit, follow: true });
+  const page = await readCustomerHistory(deps.graph, customerId, {
+    before,
+    limit,
+    follow: true,
+    hidden: HIDDEN_FROM[audience],
+  });
   return {
     data: page.data.map((e) => describeEvent(e, audience)),
     next_cursor: page.next_cursor,
@@ -220,7 +236,7 @@ export async function historyEntry(
   eventId: string,
   audience: HistoryAudience = 'staff',
 ): Promise<HistoryItem> {
-  const event = await readHistoryEntry(deps.graph, customerId, eventId);
+  const event = await readHistoryEntry(deps.graph, customerId, eventId, HIDDEN_FROM[audience]);
   if (!event) throw new NotFoundError('History entry', eventId);
   return describeEvent(event, audience);
 }

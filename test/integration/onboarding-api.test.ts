@@ -483,6 +483,17 @@ describe('what an onboarding caller may learn and set (issue 43)', () => {
       token: await h.token('onboarding:write'),
     });
     expect(plain.json).toMatchObject({ outcome: 'created', possible_match_count: 0 });
+    // Nor does the new customer's own history say one was found (staff's does): whoever signs up with
+    // someone's name and birth date, then reads that history, would learn that person is on file.
+    const signedUp = plain.json.customer_id as string;
+    const history = async (token: string) =>
+      ((await get(`/api/v1/customers/${signedUp}/events?limit=200`, token)).json.data as { type: string }[]).map(
+        (e) => e.type,
+      );
+    expect(await history(ops)).toContain('PossibleMatchFound');
+    const own = await history(await h.token('self', signedUp));
+    expect(own).toContain('CustomerOnboarded');
+    expect(own).not.toContain('PossibleMatchFound');
     const reviewer = await h.token('onboarding:write identity:merge');
     const asReviewer = await onboard(body({ person, customer: undefined }), randomUUID(), { token: reviewer });
     const ranked = asReviewer.json.possible_matches as { customer_id: string; probability: number }[];

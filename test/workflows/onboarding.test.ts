@@ -256,6 +256,38 @@ describe('onboarding with a waiting caller (Update-with-Start)', () => {
     expect(result).toMatchObject({ customer_id: 'c-written', behavioral_profile_requested: true });
   });
 
+  it('answers the waiting caller without why a link was refused', async () => {
+    const taskQueue = `onboarding-${randomUUID()}`;
+    const workflowId = `onboarding-${randomUUID()}`;
+    const other = randomUUID();
+    const worker = await Worker.create({
+      sinks: NO_OPEN_PROCESS_SINKS,
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: fakes(
+        async () => ({
+          customer_id: 'c-refused',
+          outcome: 'created',
+          possible_matches: [{ customer_id: other, probability: 0.4 }],
+          link_refused: 'proof_conflicts',
+        }),
+        async () => ({ reference: 'ref-1' }),
+      ),
+    });
+    const written = await worker.runUntil(async () => {
+      const answer = await startWithUpdate(taskQueue, workflowId);
+      await env.client.workflow.getHandle(workflowId).result();
+      return answer;
+    });
+    expect(written).toEqual({
+      customer_id: 'c-refused',
+      outcome: 'created',
+      possible_matches: [{ customer_id: other, probability: 0.4 }],
+      workflow_id: workflowId,
+    });
+  });
+
   it('answers a second caller of the same onboarding from a worker that replays it (written locally)', async () => {
     // The customer is written in a local activity: its result is a marker in the history. A caller
     // that comes while Chimera is being asked, to a worker without the workflow cached, must hear
