@@ -50,13 +50,14 @@ export async function refuseBesideStranded(deps: ApiDeps, f: PaymentFailure): Pr
 }
 
 /**
- * Whether the leader's ledger still has the recovery `recovering`, read after Temporal said no
- * workflow runs it: a run records its end before it closes, so one that ended between the first
- * read and Temporal's answer (a resent report racing its own recovery) is not stranded.
+ * Whether the leader's ledger still has the recovery `recovering` (or no longer has it at all: a
+ * restore), read after Temporal said no workflow runs it: a run records its end before it closes,
+ * so one that ended between the first read and Temporal's answer (a resent report racing its own
+ * recovery) is not stranded.
  */
 async function stillRecovering(deps: ApiDeps, paymentId: string): Promise<boolean> {
   const recorded = await readRecoveryLedger(deps.graph, paymentId, { leader: true });
-  return recorded?.recovery.state === 'recovering';
+  return recorded === null || recorded.recovery.state === 'recovering';
 }
 
 /** Whether Temporal runs the workflow now (not closed, not unknown to it). */

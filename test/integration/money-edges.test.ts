@@ -421,7 +421,9 @@ describe('a report racing the end of a recovery', () => {
       }) as typeof workflows.getHandle;
       const workflow = Object.assign(Object.create(workflows) as typeof workflows, { getHandle });
       const client = Object.assign(Object.create(deps.temporal.client) as typeof deps.temporal.client, { workflow });
-      return { ...deps, temporal: { ...deps.temporal, client } };
+      // The run's end (a charge retry's backoff away) is waited for inside the request: a budget for it.
+      const limits = { ...deps.limits, requestDeadlineMs: 120_000 };
+      return { ...deps, limits, temporal: { ...deps.temporal, client } };
     });
     return { app, asked };
   }
@@ -435,7 +437,7 @@ describe('a report racing the end of a recovery', () => {
     await until(async () => gw.requestsFor(f.payment_id).length >= 1);
     const release = async () => {
       held.held = false;
-      expect(await handleOf(f.payment_id).result()).toMatchObject({ state: 'recovered', recovered_with: good });
+      await handleOf(f.payment_id).result();
     };
     return { f, good, release };
   }
@@ -449,6 +451,7 @@ describe('a report racing the end of a recovery', () => {
     });
     expect(asked.times, 'the api asked Temporal whether the recovery runs').toBe(1);
     expect(again).toMatchObject({ status: 202, json: { workflow_id: recoveryWorkflowId(f.payment_id) } });
+    expect(await handleOf(f.payment_id).result()).toMatchObject({ state: 'recovered', recovered_with: good });
     expect((await readRecoveryLedger(h.graph, f.payment_id))?.recovery).toMatchObject({
       state: 'recovered',
       recovered_with: good,
@@ -457,7 +460,7 @@ describe('a report racing the end of a recovery', () => {
   }, 90_000);
 
   it('takes a new payment beside a recovery of its amount that ended meanwhile', async () => {
-    const { f, release } = await heldRecovery();
+    const { f, good, release } = await heldRecovery();
     const { app, asked } = apiWhereTheRunEndsFirst(f.payment_id, release);
     const next = { ...f, payment_id: paymentId() };
     const res = await send(app, 'POST', '/api/v1/payment-failures', {
@@ -466,6 +469,7 @@ describe('a report racing the end of a recovery', () => {
     });
     expect(asked.times, 'the api asked Temporal whether the look-alike runs').toBe(1);
     expect(res).toMatchObject({ status: 202, json: { workflow_id: recoveryWorkflowId(next.payment_id) } });
+    expect(await handleOf(f.payment_id).result()).toMatchObject({ state: 'recovered', recovered_with: good });
     expect(await handleOf(next.payment_id).result()).toMatchObject({ state: 'recovered' });
     for (const p of [f.payment_id, next.payment_id]) expect(await succeeded(p)).toHaveLength(1);
   }, 90_000);
