@@ -207,14 +207,27 @@ export async function withDeadline<T>(
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let late = false;
+  let settled = false;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      late = true;
-      onExpired?.();
-      reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`));
-    }, ms);
+    // One turn of the event loop after the deadline: when the loop stalled past both, a call's own
+    // timeout (due earlier, run just before in the same turn) settles the work first and names
+    // what did not answer, instead of the net's "either".
+    timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (settled) return;
+          late = true;
+          onExpired?.();
+          reject(new DependencyUnavailableError(dependency, `no answer within ${ms} ms`));
+        }),
+      ms,
+    );
   });
   const running = work();
+  running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   // An answer that comes after the deadline is dropped; its error is reported, not thrown.
   running.catch((err: unknown) => {
     if (late) onLateError?.(err);
