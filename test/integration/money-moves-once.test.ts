@@ -123,12 +123,22 @@ const ONLY = ONLY_SPEC.split(',')
 const CHAOS_MS = 4_000;
 /**
  * Once the adversary has stopped, a recovery must keep taking steps (a new event in its history)
- * until it ends: one that takes none for STUCK_MS of real time is stuck. A recovery in dunning
- * advances only as fast as its time-skipping server skips — when every workflow on it waits — so
- * on a busy machine its steps come slowly but come; WAY_OUT_MS bounds the whole way out.
+ * until it ends: one that takes none for STUCK_MS of real time while its server's time moves on by
+ * STUCK_SKIPPED_MS (longer than any wait of a recovery: its dunning rounds, backoffs and deadlines
+ * have all come due) is stuck. A recovery in dunning advances only as fast as its time-skipping
+ * server skips, and the server skips only when no workflow task and no activity attempt is
+ * outstanding on it — an attempt lost with a restarted activity worker stays outstanding until its
+ * heartbeat or start-to-close timeout, which the server then waits out in real time — so a recovery
+ * waiting for its 1 h timer waits for every other recovery's attempts too: on a busy machine the
+ * worker restarts can hold a server's time for minutes, and its steps come slowly but come.
+ * WAY_OUT_MS bounds the whole way out, so a server whose time never moves again (a lock never
+ * released) still fails the run.
  */
 const STUCK_MS = 180_000;
+const STUCK_SKIPPED_MS = 24 * 3_600_000;
 const WAY_OUT_MS = 900_000;
+/** How often each server's time is read, to tell a recovery that waits for its server from one that waits for ever. */
+const CLOCK_EVERY_MS = 5_000;
 
 /** The gateway's timings, in the workflow's (skipped) time where they are windows. */
 const CLIENT_TIMEOUT_MS = 1_000;
@@ -227,6 +237,15 @@ interface Shard {
   workers: { worker?: Worker; running?: Promise<void> }[];
   /** Each idempotency key's charge requests: sent (by any of its workers), received, and being handled. */
   served: Map<string, Served>;
+  /** Holds of time skipping the adversary has taken and not yet released (a charge request in flight). */
+  holds: number;
+  /** The recoveries under way on it. */
+  running: Set<Scenario>;
+  /**
+   * Its time, read every CLOCK_EVERY_MS: the server's time (`time`) at real time `real`, when it
+   * last skipped (moved further than real time did), and whether that it has not since is reported.
+   */
+  clock: { real: number; time: number; skippedAt: number; reported: boolean } | null;
   /** Its activity worker's restarts, and (once it has no recovery left) its teardown. */
   restarts?: Promise<void>;
   retired?: boolean;
@@ -398,6 +417,7 @@ async function holdTimeWhileInFlight(shard: Shard, key: string, sent: number): P
   );
   if (!locked) return;
   count('time held for a request in flight');
+  shard.holds++;
   const gaveUp = Date.now();
   void (async () => {
     while (!done()) {
@@ -405,6 +425,7 @@ async function holdTimeWhileInFlight(shard: Shard, key: string, sent: number): P
       if ((seen?.handling ?? 0) === 0 && Date.now() - gaveUp > CLIENT_TIMEOUT_MS) break;
       await sleep(20);
     }
+    shard.holds--;
     release(0);
   })();
 }
@@ -719,6 +740,16 @@ async function runOne(
 ): Promise<{ s: Scenario; status: RecoveryStatus | null; problem: string | null }> {
   const s = await scenario(index, shard);
   scenarios.set(s.payment_id, s);
+  shard.running.add(s);
+  try {
+    return await attack(s);
+  } finally {
+    shard.running.delete(s);
+  }
+}
+
+async function attack(s: Scenario): Promise<{ s: Scenario; status: RecoveryStatus | null; problem: string | null }> {
+  const shard = s.shard;
   s.handle = await report(s);
   const ending = resultOf(s.handle);
   const result = () => ending;
@@ -733,10 +764,18 @@ async function runOne(
   const deadline = sleep(WAY_OUT_MS).then(() => 'timeout' as const);
   let steps = -1;
   let steppedAt = Date.now();
+  // The server's time at the last step (unknown until its clock is first read).
+  let steppedTime = shard.clock?.time;
   for (;;) {
     const outcome = await Promise.race([result(), sleep(15_000).then(() => 'slow' as const), deadline]);
     if (outcome === 'timeout')
-      return { s, status: null, problem: `no way out within ${WAY_OUT_MS / 1000} s${await keepHistory(s)}` };
+      return {
+        s,
+        status: null,
+        problem:
+          `no way out within ${WAY_OUT_MS / 1000} s (its server's time last skipped ` +
+          `${shard.clock ? ((Date.now() - shard.clock.skippedAt) / 1000).toFixed(0) : '?'} s ago)${await keepHistory(s)}`,
+      };
     if (outcome !== 'slow' && 'failed' in outcome)
       return { s, status: null, problem: `failed: ${outcome.failed}${await keepHistory(s)}` };
     if (outcome !== 'slow') {
@@ -759,9 +798,18 @@ async function runOne(
       .describe()
       .then((d) => d.historyLength)
       .catch(() => steps);
-    if (length !== steps) [steps, steppedAt] = [length, Date.now()];
-    else if (Date.now() - steppedAt > STUCK_MS)
-      return { s, status: null, problem: `stuck: no step in ${STUCK_MS / 1000} s${await keepHistory(s)}` };
+    const time = shard.clock?.time;
+    if (length !== steps) [steps, steppedAt, steppedTime] = [length, Date.now(), time];
+    steppedTime ??= time;
+    const moved = time === undefined || steppedTime === undefined ? 0 : time - steppedTime;
+    if (Date.now() - steppedAt > STUCK_MS && moved > STUCK_SKIPPED_MS)
+      return {
+        s,
+        status: null,
+        problem:
+          `stuck: no step in ${((Date.now() - steppedAt) / 1000).toFixed(0)} s, while its server's time moved ` +
+          `${(moved / 3_600_000).toFixed(1)} h${await keepHistory(s)}`,
+      };
     // A decision lost with a worker (its log never came): ask once more.
     const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
     if (status?.state === 'needs_attention') await decide(s);
@@ -882,8 +930,12 @@ async function startOn(env: TestWorkflowEnvironment, n: number, generation: numb
     base: '',
     simNow: Date.now(),
     served: new Map(),
+    holds: 0,
+    running: new Set(),
+    clock: null,
     workers: [],
   };
+  void watchClock(shard).catch((err: unknown) => count(`clock watch error: ${String(err)}`.slice(0, 80)));
   const run = (worker: Worker) => {
     const w = { worker, running: worker.run() };
     shard.workers.push(w);
@@ -975,6 +1027,70 @@ function teardown(shard: Shard, settle = true): Promise<void> {
     await shard.env.teardown();
   })();
   return shard.tornDown;
+}
+
+/**
+ * Reads the server's time every CLOCK_EVERY_MS while it runs. A server whose time has not skipped
+ * for STUCK_MS is reported once (counted, and what holds it printed: the activities outstanding on
+ * its recoveries, longest first, the adversary's own holds and the activity worker's state), so
+ * that a run whose recoveries wait on their server names the wait.
+ */
+async function watchClock(shard: Shard): Promise<void> {
+  while (!done && !shard.retired) {
+    const time = await shard.env.currentTimeMs().catch(() => null);
+    const real = Date.now();
+    if (time !== null) {
+      const last = shard.clock;
+      const skipped = last === null || time - last.time > real - last.real + CLOCK_EVERY_MS;
+      shard.clock = {
+        real,
+        time,
+        skippedAt: skipped ? real : (last?.skippedAt ?? real),
+        reported: skipped ? false : (last?.reported ?? false),
+      };
+      if (!shard.clock.reported && real - shard.clock.skippedAt > STUCK_MS) {
+        shard.clock.reported = true;
+        count('a server held past the stuck window');
+        console.log(`[money-moves-once] ${await whatHolds(shard)}`);
+      }
+    }
+    await sleep(CLOCK_EVERY_MS);
+  }
+}
+
+/** A pending activity's state (temporal.api.enums.v1.PendingActivityState), in words. */
+const ACTIVITY_STATES = ['unspecified', 'scheduled', 'started', 'cancel requested', 'paused', 'pause requested'];
+
+/** What holds a server's time: its recoveries' outstanding activities, the adversary's holds, its activity worker. */
+async function whatHolds(shard: Shard): Promise<string> {
+  const outstanding: { at: number; what: string }[] = [];
+  for (const s of [...shard.running].slice(0, 64))
+    for (const handle of [s.handle, ...s.extraRuns]) {
+      const described = await handle?.describe().catch(() => null);
+      for (const a of described?.raw.pendingActivities ?? []) {
+        const at = Number(a.lastStartedTime?.seconds ?? a.lastAttemptCompleteTime?.seconds ?? 0) * 1000;
+        const failure = a.lastFailure?.message ? `, last failure: ${a.lastFailure.message.slice(0, 120)}` : '';
+        outstanding.push({
+          at,
+          what: `recovery ${s.index} ${a.activityType?.name ?? '?'} attempt ${a.attempt ?? '?'} ${ACTIVITY_STATES[a.state ?? 0] ?? '?'}${failure}`,
+        });
+      }
+    }
+  outstanding.sort((a, b) => a.at - b.at);
+  const worker = shard.workers.at(-1)?.worker?.getState() ?? 'none';
+  return (
+    `server ${shard.n}.${shard.generation}: no time skipped for ${((Date.now() - (shard.clock?.skippedAt ?? 0)) / 1000).toFixed(0)} s; ` +
+    `${shard.running.size} recoveries under way, ${outstanding.length} activities outstanding` +
+    `${
+      outstanding.length
+        ? ` (${outstanding
+            .slice(0, 5)
+            .map((o) => o.what)
+            .join('; ')})`
+        : ''
+    }; ` +
+    `${shard.holds} holds for requests in flight; last activity worker ${worker}`
+  );
 }
 
 /** The activity worker of a shard: the real activities, watched by the adversary. */
