@@ -123,19 +123,22 @@ const ONLY = ONLY_SPEC.split(',')
 const CHAOS_MS = 4_000;
 /**
  * Once the adversary has stopped, a recovery must keep taking steps (a new event in its history)
- * until it ends: one that takes none for STUCK_MS of real time while its server's time moves on by
- * STUCK_SKIPPED_MS (longer than any wait of a recovery: its dunning rounds, backoffs and deadlines
- * have all come due) is stuck. A recovery in dunning advances only as fast as its time-skipping
- * server skips, and the server skips only when no workflow task and no activity attempt is
- * outstanding on it — an attempt lost with a restarted activity worker stays outstanding until its
- * heartbeat or start-to-close timeout, which the server then waits out in real time — so a recovery
- * waiting for its 1 h timer waits for every other recovery's attempts too: on a busy machine the
- * worker restarts can hold a server's time for minutes, and its steps come slowly but come.
- * WAY_OUT_MS bounds the whole way out, so a server whose time never moves again (a lock never
- * released) still fails the run.
+ * until it ends. A recovery in dunning advances only as fast as its time-skipping server skips, and
+ * the server skips only when nothing holds its time: no workflow task and no activity attempt
+ * outstanding on it (an attempt from its scheduling to its end, a backoff excepted), none of the
+ * adversary's holds (a charge request in flight), no lock leaked (sdk-java#1138: a workflow closed
+ * with an activity outstanding). So a recovery waiting for its 1 h timer waits for every other
+ * recovery on its server — an attempt held up by a Neo4j restart until its timeout, a worker
+ * draining — and on a busy machine 180 s of real time without a step says nothing of it while its
+ * server's time does not move. A recovery is stuck when it takes no step for STUCK_MS while its
+ * server's time passes its last step or its own next round, whichever is later, by STUCK_SKIPPED_MS
+ * (twice the longest deadline it waits on: ops' 24 h and the settling's 24 h; the clock workflow
+ * moves an idle server on 12 h at a time), or for HELD_MAX_MS whatever its server's time did (a
+ * server held that long is a fault to find). WAY_OUT_MS bounds the whole way out.
  */
 const STUCK_MS = 180_000;
-const STUCK_SKIPPED_MS = 24 * 3_600_000;
+const STUCK_SKIPPED_MS = 48 * 3_600_000;
+const HELD_MAX_MS = 600_000;
 const WAY_OUT_MS = 900_000;
 /** How often each server's time is read, to tell a recovery that waits for its server from one that waits for ever. */
 const CLOCK_EVERY_MS = 5_000;
@@ -408,8 +411,11 @@ async function holdTimeWhileInFlight(shard: Shard, key: string, sent: number): P
   const release = (attempt: number): void =>
     void test.unlockTimeSkipping({}).catch((err: Error & { code?: number }) => {
       if (!transient(err)) return;
-      if (attempt >= 20) console.warn(`[adversary] time skipping not released: ${err.message}`);
-      else setTimeout(() => release(attempt + 1), 250 * (attempt + 1));
+      if (attempt < 20) setTimeout(() => release(attempt + 1), 250 * (attempt + 1));
+      else {
+        count('time skipping not released');
+        console.warn(`[adversary] time skipping not released: ${err.message}`);
+      }
     });
   const locked = await test.lockTimeSkipping({}).then(
     () => true,
@@ -798,20 +804,26 @@ async function attack(s: Scenario): Promise<{ s: Scenario; status: RecoveryStatu
       .describe()
       .then((d) => d.historyLength)
       .catch(() => steps);
+    const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
     const time = shard.clock?.time;
     if (length !== steps) [steps, steppedAt, steppedTime] = [length, Date.now(), time];
     steppedTime ??= time;
-    const moved = time === undefined || steppedTime === undefined ? 0 : time - steppedTime;
-    if (Date.now() - steppedAt > STUCK_MS && moved > STUCK_SKIPPED_MS)
+    // Due by its last step or its own next round (a network rule may put that days out), whichever
+    // is later, plus STUCK_SKIPPED_MS; unknown until its server's clock is read.
+    const nextRound = Date.parse(status?.next_retry_at ?? '') || 0;
+    const due = steppedTime === undefined ? Infinity : Math.max(steppedTime, nextRound) + STUCK_SKIPPED_MS;
+    const still = Date.now() - steppedAt;
+    if ((still > STUCK_MS && time !== undefined && time > due) || still > HELD_MAX_MS)
       return {
         s,
         status: null,
         problem:
-          `stuck: no step in ${((Date.now() - steppedAt) / 1000).toFixed(0)} s, while its server's time moved ` +
-          `${(moved / 3_600_000).toFixed(1)} h${await keepHistory(s)}`,
+          `stuck: no step in ${(still / 1000).toFixed(0)} s, its server's time having moved ` +
+          `${time === undefined || steppedTime === undefined ? '?' : ((time - steppedTime) / 3_600_000).toFixed(1)} h ` +
+          `and last skipped ${shard.clock ? ((Date.now() - shard.clock.skippedAt) / 1000).toFixed(0) : '?'} s ago` +
+          `${await keepHistory(s)}`,
       };
     // A decision lost with a worker (its log never came): ask once more.
-    const status = await s.handle.query(recoveryStatusQuery).catch(() => null);
     if (status?.state === 'needs_attention') await decide(s);
   }
 }
@@ -1067,6 +1079,12 @@ async function whatHolds(shard: Shard): Promise<string> {
   for (const s of [...shard.running].slice(0, 64))
     for (const handle of [s.handle, ...s.extraRuns]) {
       const described = await handle?.describe().catch(() => null);
+      const task = described?.raw.pendingWorkflowTask;
+      if (task)
+        outstanding.push({
+          at: Number(task.scheduledTime?.seconds ?? 0) * 1000,
+          what: `recovery ${s.index} workflow task attempt ${task.attempt ?? '?'} ${task.startedTime ? 'started' : 'scheduled'}`,
+        });
       for (const a of described?.raw.pendingActivities ?? []) {
         const at = Number(a.lastStartedTime?.seconds ?? a.lastAttemptCompleteTime?.seconds ?? 0) * 1000;
         const failure = a.lastFailure?.message ? `, last failure: ${a.lastFailure.message.slice(0, 120)}` : '';
@@ -1080,7 +1098,7 @@ async function whatHolds(shard: Shard): Promise<string> {
   const worker = shard.workers.at(-1)?.worker?.getState() ?? 'none';
   return (
     `server ${shard.n}.${shard.generation}: no time skipped for ${((Date.now() - (shard.clock?.skippedAt ?? 0)) / 1000).toFixed(0)} s; ` +
-    `${shard.running.size} recoveries under way, ${outstanding.length} activities outstanding` +
+    `${shard.running.size} recoveries under way, ${outstanding.length} workflow tasks and activities outstanding` +
     `${
       outstanding.length
         ? ` (${outstanding
@@ -1089,7 +1107,10 @@ async function whatHolds(shard: Shard): Promise<string> {
             .join('; ')})`
         : ''
     }; ` +
-    `${shard.holds} holds for requests in flight; last activity worker ${worker}`
+    `${shard.holds} holds for requests in flight; last activity worker ${worker}` +
+    (outstanding.length === 0 && shard.holds === 0
+      ? ' (nothing outstanding: a lock leaked by a closed workflow, sdk-java#1138, or an unlock lost)'
+      : '')
   );
 }
 
@@ -1280,7 +1301,11 @@ describe('money moves once, against an adversary', () => {
                 g.given++;
                 g.running++;
                 try {
-                  results.push(await runOne(index, await g.shard));
+                  const result = await runOne(index, await g.shard);
+                  results.push(result);
+                  // Printed as it comes: a run cut short by its timeout still names it.
+                  if (result.problem)
+                    console.log(`[money-moves-once] seed ${SEED}: recovery ${index}: ${result.problem}`);
                 } finally {
                   g.running--;
                   leave(g);
