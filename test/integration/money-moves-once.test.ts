@@ -738,6 +738,10 @@ function resultOf(handle: WorkflowHandle): Promise<RecoveryStatus | { failed: st
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Real seconds since `at` (ms), in words for a problem; '?' when unknown. */
+const secondsSince = (at: number | undefined): string =>
+  at === undefined ? '?' : ((Date.now() - at) / 1000).toFixed(0);
+const hours = (ms: number): string => (ms / 3_600_000).toFixed(1);
 
 /** One recovery from its report to its end, attacked for a while, then let finish. */
 async function runOne(
@@ -780,7 +784,7 @@ async function attack(s: Scenario): Promise<{ s: Scenario; status: RecoveryStatu
         status: null,
         problem:
           `no way out within ${WAY_OUT_MS / 1000} s (its server's time last skipped ` +
-          `${shard.clock ? ((Date.now() - shard.clock.skippedAt) / 1000).toFixed(0) : '?'} s ago)${await keepHistory(s)}`,
+          `${secondsSince(shard.clock?.skippedAt)} s ago)${await keepHistory(s)}`,
       };
     if (outcome !== 'slow' && 'failed' in outcome)
       return { s, status: null, problem: `failed: ${outcome.failed}${await keepHistory(s)}` };
@@ -819,8 +823,8 @@ async function attack(s: Scenario): Promise<{ s: Scenario; status: RecoveryStatu
         status: null,
         problem:
           `stuck: no step in ${(still / 1000).toFixed(0)} s, its server's time having moved ` +
-          `${time === undefined || steppedTime === undefined ? '?' : ((time - steppedTime) / 3_600_000).toFixed(1)} h ` +
-          `and last skipped ${shard.clock ? ((Date.now() - shard.clock.skippedAt) / 1000).toFixed(0) : '?'} s ago` +
+          `${time === undefined || steppedTime === undefined ? '?' : hours(time - steppedTime)} h ` +
+          `and last skipped ${secondsSince(shard.clock?.skippedAt)} s ago` +
           `${await keepHistory(s)}`,
       };
     // A decision lost with a worker (its log never came): ask once more.
@@ -1083,21 +1087,23 @@ async function whatHolds(shard: Shard): Promise<string> {
       if (task)
         outstanding.push({
           at: Number(task.scheduledTime?.seconds ?? 0) * 1000,
-          what: `recovery ${s.index} workflow task attempt ${task.attempt ?? '?'} ${task.startedTime ? 'started' : 'scheduled'}`,
+          what: `recovery ${s.index} workflow task attempt ${task.attempt ?? '?'}${task.startedTime ? ' started' : ''}`,
         });
       for (const a of described?.raw.pendingActivities ?? []) {
         const at = Number(a.lastStartedTime?.seconds ?? a.lastAttemptCompleteTime?.seconds ?? 0) * 1000;
         const failure = a.lastFailure?.message ? `, last failure: ${a.lastFailure.message.slice(0, 120)}` : '';
         outstanding.push({
           at,
-          what: `recovery ${s.index} ${a.activityType?.name ?? '?'} attempt ${a.attempt ?? '?'} ${ACTIVITY_STATES[a.state ?? 0] ?? '?'}${failure}`,
+          what:
+            `recovery ${s.index} ${a.activityType?.name ?? '?'} attempt ${a.attempt ?? '?'} ` +
+            `${ACTIVITY_STATES[a.state ?? 0] ?? '?'}${failure}`,
         });
       }
     }
   outstanding.sort((a, b) => a.at - b.at);
   const worker = shard.workers.at(-1)?.worker?.getState() ?? 'none';
   return (
-    `server ${shard.n}.${shard.generation}: no time skipped for ${((Date.now() - (shard.clock?.skippedAt ?? 0)) / 1000).toFixed(0)} s; ` +
+    `server ${shard.n}.${shard.generation}: no time skipped for ${secondsSince(shard.clock?.skippedAt)} s; ` +
     `${shard.running.size} recoveries under way, ${outstanding.length} workflow tasks and activities outstanding` +
     `${
       outstanding.length
