@@ -1080,7 +1080,7 @@ const ACTIVITY_STATES = ['unspecified', 'scheduled', 'started', 'cancel requeste
 /** What holds a server's time: its recoveries' outstanding activities, the adversary's holds, its activity worker. */
 async function whatHolds(shard: Shard): Promise<string> {
   const outstanding: { at: number; what: string }[] = [];
-  for (const s of [...shard.running].slice(0, 64))
+  for (const s of shard.running)
     for (const handle of [s.handle, ...s.extraRuns]) {
       const described = await handle?.describe().catch(() => null);
       const task = described?.raw.pendingWorkflowTask;
