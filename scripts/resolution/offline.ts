@@ -26,6 +26,7 @@ import {
   scoreAgreements,
   UNCALIBRATED,
   type Frequencies,
+  type MatchScore,
   type ModelTable,
 } from '../../resolution/model';
 import { decide, POLICY, type Decision, type ScoredCandidate } from '../../resolution/policy';
@@ -315,6 +316,58 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
   };
 }
 
+/** Why a returning person's customer was neither auto-linked nor among the top 3 possible matches. */
+export type MissKind = 'not_a_candidate' | 'below_suggestion' | 'outranked';
+
+export interface Miss {
+  signUp: string;
+  kind: MissKind;
+  /** The right customer's probability, scored whether blocking found it or not. */
+  probability: number;
+  /** Its parts, `comparison:level`, strongest first (no values). */
+  parts: string[];
+}
+
+/**
+ * The returning people `evaluate` counts as missed at 3, resolved in the same order, each with why:
+ * blocking never read the right customer, it scored below the policy's suggestion threshold, or
+ * others ranked above it (or the sign-up linked elsewhere).
+ */
+export function misses(ps: PreparedSet, table: ModelTable): Miss[] {
+  const links = new Map<string, number>();
+  const ownOf = new Map<string, string[]>();
+  for (const [id, e] of ps.onFile) ownOf.set(e.record.person, [...(ownOf.get(e.record.person) ?? []), id]);
+  const out: Miss[] = [];
+  for (const s of ps.signUps) {
+    const r = resolveOne(ps, s, table, links);
+    const own = ownOf.get(s.record.person);
+    if (!own) continue;
+    const d = r.decision;
+    if (d.outcome === 'linked' ? own.includes(d.customerId) : false) continue;
+    if (d.possibleMatches.slice(0, 3).some((c) => own.includes(c.customerId))) continue;
+    const best = own
+      .map((id) => ({
+        id,
+        score: scoreAgreements(
+          compareRecords(s.prepared, (ps.onFile.get(id) as Entry).prepared),
+          table,
+          ps.frequencies,
+          ps.population,
+        ),
+      }))
+      .sort((a, b) => b.score.logOdds - a.score.logOdds)[0] as { id: string; score: MatchScore };
+    const found = r.scored.some((c) => c.customerId === best.id);
+    const probability = best.score.probability;
+    out.push({
+      signUp: s.record.id,
+      kind: !found ? 'not_a_candidate' : probability < POLICY.suggestProbability ? 'below_suggestion' : 'outranked',
+      probability,
+      parts: best.score.parts.map((p) => `${p.comparison}:${p.level}`),
+    });
+  }
+  return out;
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
 
 /** Wilson's 95 % interval of a proportion of `n`. */
@@ -349,6 +402,16 @@ export function describeFigures(f: Figures): string[] {
     `  at the policy's thresholds: ${f.policyBands.map(band).join('; ')}`,
     `  candidates per sign-up p50 ${f.candidatesP50}, p99 ${f.candidatesP99}; ` +
       `scoring p95 ${f.scoringMsP95.toFixed(2)} ms`,
+  ];
+}
+
+/** The misses as lines a person reads: one per miss, then the count of each kind. */
+export function describeMisses(list: Miss[]): string[] {
+  const kinds = new Map<MissKind, number>();
+  for (const m of list) kinds.set(m.kind, (kinds.get(m.kind) ?? 0) + 1);
+  return [
+    ...list.map((m) => `miss ${m.signUp}: ${m.kind}, p ${m.probability.toFixed(3)}; ${m.parts.join(' ')}`),
+    `missed at 3: ${list.length} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ') || 'none'})`,
   ];
 }
 
