@@ -15,7 +15,15 @@ import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import { repoRoot } from '../config/env';
 import { checkTable, type ModelTable } from '../resolution/model';
-import { describeFigures, describeMisses, estimateTable, evaluate, misses, prepareSet } from './resolution/offline';
+import {
+  describeFigures,
+  describeMisses,
+  estimateTable,
+  evaluate,
+  joinedCalibration,
+  misses,
+  prepareSet,
+} from './resolution/offline';
 import { labelledSets } from './resolution/sets';
 
 const round = (x: number): number => Number(x.toPrecision(6));
@@ -56,6 +64,11 @@ async function main(): Promise<void> {
   for (const set of heldOut) {
     const ps = prepareSet(set);
     for (const line of describeFigures(evaluate(ps, table))) console.log(`held-out ${line}`);
+    const joined = joinedCalibration(ps, table);
+    console.log(
+      `held-out   against earlier sign-ups (the api's; a person twice on file): calibration error ` +
+        `${joined.error.toFixed(4)} over ${joined.pairs} pairs, ${joined.onePerson} of one person`,
+    );
     if (values.misses) for (const line of describeMisses(misses(ps, table))) console.log(`held-out   ${line}`);
   }
   if (values.write) {

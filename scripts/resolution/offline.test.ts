@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkTable } from '../../resolution/model';
 import { MATCH_MODEL } from '../../resolution/weights';
 import { generateHouseholds } from './households';
-import { evaluate, misses, prepareSet, POLICY } from './offline';
+import { evaluate, joinedCalibration, misses, prepareSet, POLICY } from './offline';
 
 /**
  * The committed table on a household set it was not fitted on (seed 3): the guardrails that must
@@ -39,5 +39,13 @@ describe('the committed match model, offline', () => {
       if (m.kind === 'below_suggestion') expect(m.probability).toBeLessThan(POLICY.suggestProbability);
       if (m.kind === 'outranked') expect(m.probability).toBeGreaterThanOrEqual(POLICY.suggestProbability);
     }
+  });
+
+  it('stays calibrated against earlier sign-ups, as the api meets them', () => {
+    const joined = joinedCalibration(set, MATCH_MODEL);
+    // Sign-ups that return more than once meet their own earlier sign-up: some pairs are one person.
+    expect(joined.onePerson).toBeGreaterThan(10);
+    expect(joined.pairs).toBeGreaterThan(joined.onePerson);
+    expect(joined.error).toBeLessThan(0.02);
   });
 });

@@ -316,6 +316,45 @@ export function evaluate(ps: PreparedSet, table: ModelTable): Figures {
   };
 }
 
+/** Expected calibration error of (probability, one person) pairs over ten bins, as `evaluate` bins them. */
+function calibrationError(pairs: { p: number; y: number }[]): number {
+  const bins = Array.from({ length: 10 }, () => ({ p: 0, y: 0, n: 0 }));
+  for (const { p, y } of pairs) {
+    const bin = bins[Math.min(9, Math.floor(p * 10))] as (typeof bins)[number];
+    Object.assign(bin, { p: bin.p + p, y: bin.y + y, n: bin.n + 1 });
+  }
+  return bins.reduce((e, b) => e + Math.abs(b.p - b.y) / Math.max(pairs.length, 1), 0);
+}
+
+/**
+ * The pairs the api meets and `evaluate` does not: through the api a sign-up that is not linked is
+ * a customer, and later sign-ups are scored against it as well (a person twice on file, both copies
+ * differing from the first). The sign-ups are resolved in order against the file, as `evaluate`
+ * does; those created join an index of their own, and each later sign-up's candidates in it are
+ * scored with the file's frequencies and population. Their calibration error, ten bins.
+ */
+export function joinedCalibration(
+  ps: PreparedSet,
+  table: ModelTable,
+): { pairs: number; onePerson: number; error: number } {
+  const links = new Map<string, number>();
+  const joined = new BlockingIndex();
+  const made = new Map<string, Entry>();
+  const pairs: { p: number; y: number }[] = [];
+  for (const s of ps.signUps) {
+    for (const id of joined.candidates(s.prepared)) {
+      const o = made.get(id) as Entry;
+      const score = scoreAgreements(compareRecords(s.prepared, o.prepared), table, ps.frequencies, ps.population);
+      pairs.push({ p: score.probability, y: o.record.person === s.record.person ? 1 : 0 });
+    }
+    if (resolveOne(ps, s, table, links).decision.outcome === 'created') {
+      joined.add(s.prepared);
+      made.set(s.record.id, s);
+    }
+  }
+  return { pairs: pairs.length, onePerson: pairs.filter((x) => x.y === 1).length, error: calibrationError(pairs) };
+}
+
 /** Why a returning person's customer was neither auto-linked nor among the top 3 possible matches. */
 export type MissKind = 'not_a_candidate' | 'below_suggestion' | 'outranked';
 

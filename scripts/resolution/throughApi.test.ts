@@ -293,6 +293,9 @@ describe('figuresThroughApi', () => {
     // 0.05 and 0.4 suggest (one of them right), 0.6 asks for review.
     expect(f.policyBands.map((b) => b.pairs)).toEqual([2, 1, 0]);
     expect(f.policyBands[0]?.observed).toBe(0.5);
+    // c-1 and c-2 were loaded on file; c-9 was created by p-2's sign-up: its pair is counted apart.
+    expect(f.calibrationBySource.onFile).toEqual({ pairs: 2, error: expect.closeTo(1.2 / 2) });
+    expect(f.calibrationBySource.signUps).toEqual({ pairs: 1, error: expect.closeTo(0.05) });
   });
 
   it('agrees with offline.ts when the api answers what the offline decision says', () => {

@@ -26,7 +26,9 @@
  *   - adversarial: auto-links to a customer not of the person, over the adversarial slice;
  *   - calibration: every (sign-up, possible match) pair the api returned, the probability against
  *     "the customer holds the sign-up's person": expected calibration error over ten bins, and the
- *     pairs in the policy's bands (suggestion, review, auto-link) with Wilson 95 % intervals.
+ *     pairs in the policy's bands (suggestion, review, auto-link) with Wilson 95 % intervals; the
+ *     error apart for the pairs against records on file and against customers that earlier sign-ups
+ *     created (a returning person's earlier sign-up, two copies that both differ from the file).
  */
 import { POLICY } from '../../resolution/policy';
 import { normalisePhone } from '../../resolution/normalise';
@@ -256,6 +258,12 @@ export type ApiFigures = Omit<Figures, 'candidatesP50' | 'candidatesP99' | 'scor
    * the record's id in its set, the answer's outcome and the probabilities it listed.
    */
   misses: { record: string; outcome: OnboardingAnswer['outcome']; listed: number[] }[];
+  /**
+   * Calibration error apart for the pairs against records loaded on file (the pairs offline scores)
+   * and against customers earlier sign-ups created (a person twice on file; offline never joins a
+   * sign-up to the file).
+   */
+  calibrationBySource: Record<'onFile' | 'signUps', { pairs: number; error: number }>;
   latencyMs: Latencies;
 };
 
@@ -268,10 +276,19 @@ interface Verdict {
   household: 'none' | 'right' | 'wrong';
   adversarial: 'none' | 'right' | 'wrong';
   unknown: number;
-  pairs: { p: number; y: number }[];
+  pairs: Pair[];
+}
+
+/** A (sign-up, possible match) pair: the probability, one person or not, and whom it was against. */
+interface Pair {
+  p: number;
+  y: number;
+  /** Against a customer loaded on file (offline scores such pairs), not one an earlier sign-up created. */
+  onFile: boolean;
 }
 
 interface Context {
+  onFile: Customers;
   known: Customers;
   onFilePersons: Set<string>;
   householdPeople: Map<string, Set<string>>;
@@ -302,12 +319,16 @@ function judge(r: Replayed, ctx: Context): Verdict {
     household: householdVerdict,
     adversarial: slice !== 'adversarial' ? 'none' : linked !== null && !holds(linked) ? 'wrong' : 'right',
     unknown: [...(linked ? [linked] : []), ...ranked].filter((id) => !ctx.known.has(id)).length,
-    pairs: a.possible_matches.map((m) => ({ p: m.probability, y: holds(m.customer_id) ? 1 : 0 })),
+    pairs: a.possible_matches.map((m) => ({
+      p: m.probability,
+      y: holds(m.customer_id) ? 1 : 0,
+      onFile: ctx.onFile.has(m.customer_id),
+    })),
   };
 }
 
 /** Expected calibration error over ten bins, and the pairs in the policy's bands (as offline.ts bins them). */
-function calibration(pairs: { p: number; y: number }[]) {
+function calibration(pairs: Pair[]) {
   const bins = Array.from({ length: 10 }, () => ({ p: 0, y: 0, n: 0 }));
   const edges = [POLICY.suggestProbability, POLICY.reviewProbability, POLICY.autoLinkProbability, 1];
   const bands = edges.slice(0, -1).map((from, i) => ({ from, to: edges[i + 1] as number, p: 0, y: 0, n: 0 }));
@@ -341,7 +362,12 @@ export function figuresThroughApi(set: string, onFile: Customers, replayed: Repl
   const householdPeople = new Map<string, Set<string>>();
   for (const h of [...onFile.values()].flat())
     if (h.household) householdPeople.set(h.household, (householdPeople.get(h.household) ?? new Set()).add(h.person));
-  const ctx = { known, onFilePersons: new Set([...onFile.values()].flat().map((h) => h.person)), householdPeople };
+  const ctx = {
+    onFile,
+    known,
+    onFilePersons: new Set([...onFile.values()].flat().map((h) => h.person)),
+    householdPeople,
+  };
   const verdicts = replayed.map((r) => judge(r, ctx));
   const count = (f: (v: Verdict) => boolean): number => verdicts.filter(f).length;
   const returning = count((v) => v.returning);
@@ -379,8 +405,17 @@ export function figuresThroughApi(set: string, onFile: Customers, replayed: Repl
         : [],
     ),
     ...calibration(pairs),
+    calibrationBySource: {
+      onFile: sourceCalibration(pairs.filter((x) => x.onFile)),
+      signUps: sourceCalibration(pairs.filter((x) => !x.onFile)),
+    },
     latencyMs: summarise(replayed.map((r) => r.ms)),
   };
+}
+
+/** The calibration error of some of the pairs, and how many they are. */
+function sourceCalibration(pairs: Pair[]): { pairs: number; error: number } {
+  return { pairs: pairs.length, error: pairs.length ? calibration(pairs).calibrationError : 0 };
 }
 
 // ---- in words ----------------------------------------------------------------------------------
@@ -394,6 +429,7 @@ export function describeApiFigures(f: ApiFigures): string[] {
     `${b.from}–${b.to}: predicted ${b.predicted.toFixed(3)}, one person ${b.observed.toFixed(3)} ` +
     `(${interval(wilson(b.observed, b.pairs))}, ${b.pairs} pairs)`;
   const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '—');
+  const bySource = f.calibrationBySource;
   return [
     `${f.set}: ${f.signUps} sign-ups answered, ${f.returning} of people on file`,
     `  auto-links ${f.autoLinks} (${f.correctAutoLinks} right): precision ${f.autoLinkPrecision.toFixed(4)} ` +
@@ -406,6 +442,9 @@ export function describeApiFigures(f: ApiFigures): string[] {
     `  adversarial: ${f.adversarialAutoLinks} wrong auto-links of ${f.adversarialSignUps} sign-ups`,
     `  calibration error ${f.calibrationError.toFixed(4)} over ${f.possibleMatchPairs} (sign-up, possible match) ` +
       `pairs the api returned (offline scores every candidate: below ${POLICY.suggestProbability} too)`,
+    `  of which against records on file ${bySource.onFile.error.toFixed(4)} (${bySource.onFile.pairs} pairs), ` +
+      `against customers earlier sign-ups created ${bySource.signUps.error.toFixed(4)} ` +
+      `(${bySource.signUps.pairs} pairs; offline has none)`,
     `  at the policy's thresholds: ${f.policyBands.map(band).join('; ')}`,
     `  onboarding, request to answer: p50 ${ms(f.latencyMs.p50)} ms, p95 ${ms(f.latencyMs.p95)} ms, ` +
       `p99 ${ms(f.latencyMs.p99)} ms (${f.latencyMs.count} sign-ups)`,
