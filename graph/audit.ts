@@ -3,6 +3,7 @@
  * the customer's lock:
  *   - what ops (or the platform) did for a customer with a reason — an export, a wallet, device or
  *     address change of a customer who is not active — as `OpsActionRecorded`, before the action;
+ *     a reset of the customer's monthly auto-link count (`resetAutoLinks`) likewise, with it;
  *   - an entry of their history the customer contests, in their own words, as
  *     `HistoryEntryContested`: a new event that names the contested one, which stays as it was
  *     (nothing in the log is ever rewritten). Ops read them on the customer's page.
@@ -53,6 +54,12 @@ const CYPHER = {
     MATCH (f:Fact {customer_id: $customerId, type: 'HistoryEntryContested'})
     WHERE f.at > datetime.transaction() - duration('P1D')
     RETURN count(f) AS n`,
+  // The auto-links the policy counts (graph/proofCheck.ts: the last 30 days), then none.
+  resetAutoLinks: `
+    MATCH (c:Customer {id: $id})
+    WITH c, size([t IN coalesce(c.auto_linked_at, []) WHERE t > datetime.transaction() - duration('P30D')]) AS n
+    REMOVE c.auto_linked_at
+    RETURN n`,
   events: `
     UNWIND $ids AS id
     MATCH (e:Event {id: id})
@@ -71,6 +78,34 @@ export async function recordOpsAction(
       ...entry,
       customer_status: record.get('status') as CustomerStatus,
     });
+  });
+}
+
+/**
+ * Ops give a customer back the auto-links the policy allows a month (resolution/policy.ts): after
+ * a squatter spent them, the real owner's sign-ups link again instead of going to review. One
+ * transaction under the customer's lock, which onboardings take before they count the links: the
+ * count is cleared and `OpsActionRecorded` ({action: reset_auto_links, reason, actor, cleared}) appended,
+ * only when there was a link to clear, so a repeated reset records nothing. Active or suspended
+ * customers only (InvalidStateError for an erased one, CustomerMergedError for a merged one).
+ */
+export async function resetAutoLinks(
+  g: Graph,
+  customerId: string,
+  entry: { reason: string; actor: string | null },
+): Promise<{ cleared: number }> {
+  return writeTx(g, async (tx) => {
+    const status = await lockCustomerForChangeTx(tx, customerId, ['active', 'suspended'], 'its auto-link count');
+    const row = (await tx.run(CYPHER.resetAutoLinks, { id: customerId })).records[0];
+    const cleared = Number(row?.get('n') ?? 0);
+    if (cleared > 0)
+      await appendEvent(tx, 'OpsActionRecorded', customerId, {
+        action: 'reset_auto_links',
+        ...entry,
+        customer_status: status,
+        cleared,
+      });
+    return { cleared };
   });
 }
 

@@ -302,12 +302,15 @@ export const EVENT_PAYLOADS = {
       'set_default_payment_method',
       'remove_device',
       'remove_address',
+      'reset_auto_links',
     ]),
     reason: z.string(),
     /** The acting token's subject, when it has one. */
     actor: z.string().nullable(),
     /** The customer's status when it was done. */
     customer_status: z.enum(CUSTOMER_STATUSES),
+    /** `reset_auto_links`: the auto-links of the last 30 days it cleared. */
+    cleared: z.number().int().min(1).optional(),
   }),
   /**
    * The customer said a device is not theirs any more: their login edge to it is marked disowned,

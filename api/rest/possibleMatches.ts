@@ -1,16 +1,28 @@
 /**
  * GET /api/v1/customers/{id}/possible-matches: a customer's possible matches, the most likely first,
  * each with the match model's probability and parts and what links the two, in words
- * (graph/matchEvidence.ts).
+ * (graph/matchEvidence.ts). POST /api/v1/customers/{id}/auto-links/reset (ops): the customer's
+ * monthly auto-link count cleared, with a reason (graph/audit.ts `resetAutoLinks`).
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { IDENTIFIER_TYPES } from '../../graph/model';
+import { resetAutoLinks } from '../../graph/audit';
+import { observeCommits } from '../../graph/graph';
+import { IDENTIFIER_TYPES, text } from '../../graph/model';
 import { MODEL_COMPARISONS } from '../../graph/matchEvidence';
 import { PART_SIGNALS, VERIFICATIONS } from '../../graph/matchParts';
+import { answerToken, customerTokenOf } from '../consistency';
 import type { ApiDeps } from '../deps';
 import type { PossibleMatchEvidence } from '../../graph/matchEvidence';
 import { possibleMatches } from '../services/customers';
-import { bearerSecurity, customerAccess, customerParams, problems, validationHook } from './common';
+import {
+  access,
+  bearerSecurity,
+  consistencyHeaders,
+  customerAccess,
+  customerParams,
+  problems,
+  validationHook,
+} from './common';
 
 const sharing = {
   shared_by: z.number().int().openapi({
@@ -96,7 +108,15 @@ const possibleMatch = z
 
 const common = { tags: ['customers'], security: bearerSecurity };
 
-/** GET /api/v1/customers/{id}/possible-matches. */
+const autoLinkReset = z
+  .strictObject({
+    reason: text(500).openapi({
+      description: 'Why, in words: recorded on the customer’s history for staff (`OpsActionRecorded`)',
+    }),
+  })
+  .openapi('AutoLinkReset');
+
+/** GET /api/v1/customers/{id}/possible-matches, POST /api/v1/customers/{id}/auto-links/reset. */
 export function possibleMatchRoutes(deps: ApiDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   const g = deps.graph;
@@ -144,5 +164,60 @@ export function possibleMatchRoutes(deps: ApiDeps) {
       return c.json({ ...answer, data }, 200);
     },
   );
+
+  autoLinkResetRoute(app, deps);
   return app;
+}
+
+/** The app `possibleMatchRoutes` builds. */
+type Routes = ReturnType<typeof possibleMatchRoutes>;
+
+/** POST /api/v1/customers/{id}/auto-links/reset (ops). */
+function autoLinkResetRoute(app: Routes, deps: ApiDeps): void {
+  app.openapi(
+    createRoute({
+      ...common,
+      method: 'post',
+      path: '/api/v1/customers/{id}/auto-links/reset',
+      summary: 'Give a customer back the auto-links the resolution policy allows a month (ops)',
+      description:
+        'After the policy’s few auto-links to one customer in 30 days, onboardings that would link to it ' +
+        'go to review instead (docs/identity.md, "The policy"): whoever holds the customer’s verified ' +
+        'identifier and knows the person can spend them. Ops clear the count once that identifier is out ' +
+        'of the wrong hands (a reset gives whoever holds it the allowance again: docs/runbook.md); the ' +
+        'reason and the links cleared are recorded on the customer’s history (`OpsActionRecorded`, ' +
+        'action `reset_auto_links`) when there was a link to clear, so a repeat records nothing. 409 for ' +
+        'an erased or merged customer.',
+      middleware: [access(deps.authenticate, { scopes: ['ops'] })] as const,
+      request: {
+        params: customerParams,
+        body: { required: true, content: { 'application/json': { schema: autoLinkReset } } },
+      },
+      responses: {
+        200: {
+          description: 'The count is clear',
+          headers: consistencyHeaders,
+          content: {
+            'application/json': {
+              schema: z
+                .object({
+                  customer_id: z.uuid(),
+                  cleared: z.number().int().min(0).openapi({ description: 'Auto-links of the last 30 days cleared' }),
+                })
+                .openapi('AutoLinksReset'),
+            },
+          },
+        },
+        ...problems(400, 401, 403, 404, 409),
+      },
+    }),
+    async (c) => {
+      const id = c.req.valid('param').id;
+      const { reason } = c.req.valid('json');
+      const actor = c.get('principal').subject;
+      const { result, events } = await observeCommits(() => resetAutoLinks(deps.graph, id, { reason, actor }));
+      answerToken(c, customerTokenOf(events, id));
+      return c.json({ customer_id: id, cleared: result.cleared }, 200);
+    },
+  );
 }

@@ -176,7 +176,11 @@ const FOR_THE_CUSTOMER: Record<string, (p: Payload) => string> = {
   FraudOutcomeReversed: (p) =>
     p.refused ? 'A security report about your account was recorded' : 'An earlier security decision was reversed',
   FraudReviewResolved: () => 'A security review of your account ended',
-  OpsActionRecorded: (p) => `Support acted on your account (${words(p.action)})`,
+  // A reset of the auto-link count says nothing of the policy to whoever holds the customer's session.
+  OpsActionRecorded: (p) =>
+    p.action === 'reset_auto_links'
+      ? 'Support reviewed your account'
+      : `Support acted on your account (${words(p.action)})`,
   CustomerProfileUpdated: (p) => SUMMARY.CustomerProfileUpdated?.({ ...p, reason: undefined }) ?? 'Profile updated',
   // Whoever set a device's trust wrote the reason for staff, and every customer on the device reads the event.
   DeviceTrustScoreUpdated: (p) => `A device’s trust changed from ${str(p.from)} to ${str(p.to)}`,

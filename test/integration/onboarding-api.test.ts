@@ -638,6 +638,7 @@ describe('the OpenAPI document', () => {
       '/api/v1/admin/expiry-scan',
       '/api/v1/admin/expiry-scans/{workflow_id}',
       '/api/v1/customers/{id}',
+      '/api/v1/customers/{id}/auto-links/reset',
       '/api/v1/customers/{id}/checkout-options',
       '/api/v1/customers/{id}/context',
       '/api/v1/customers/{id}/erasure',

@@ -14,6 +14,7 @@ import {
   prepareOnboarding,
   type OnboardingRequest,
 } from '../../graph';
+import { resetAutoLinks } from '../../graph/audit';
 import { listMatchEvidence } from '../../graph/matchEvidence';
 import { POLICY } from '../../resolution/policy';
 import { MATCH_MODEL } from '../../resolution/weights';
@@ -163,6 +164,22 @@ describe('the resolution policy at onboarding', () => {
     const [match] = await possibleMatchEvents(next.customer_id);
     expect(match?.link_refused?.reason).toBe('too_many_recent_links');
     expect(next.link_refused).toBe('too_many_recent_links');
+
+    // Ops who find the links spent by someone else give them back; the owner's sign-up links again.
+    const reason = 'spent by sign-ups the owner did not make';
+    expect(await resetAutoLinks(g, owner.customer_id, { reason, actor: 'ops-1' })).toEqual({
+      cleared: POLICY.autoLinksPerMonth,
+    });
+    expect(await onboard(request(email, ann))).toMatchObject({ customer_id: owner.customer_id, outcome: 'matched' });
+    const resets = async () =>
+      (await listCustomerEvents(g, owner.customer_id)).filter((e) => e.type === 'OpsActionRecorded');
+    expect((await resets()).map((e) => e.payload)).toEqual([
+      { action: 'reset_auto_links', reason, actor: 'ops-1', customer_status: 'active', cleared: 3 },
+    ]);
+    // A repeat clears only what was linked since, and records only when it cleared something.
+    expect(await resetAutoLinks(g, owner.customer_id, { reason, actor: 'ops-1' })).toEqual({ cleared: 1 });
+    expect(await resetAutoLinks(g, owner.customer_id, { reason, actor: 'ops-1' })).toEqual({ cleared: 0 });
+    expect(await resets()).toHaveLength(2);
   });
 
   it('links nobody when its verified email and phone are two customers’ proof, and says so', async () => {
