@@ -18,10 +18,10 @@
  * onboarding sent again; a record that cannot be onboarded (no identifier, device or card) is
  * counted and left out. The run writes to the graph: at the end it erases every customer it made
  * (after their onboarding workflows have ended), unless `--keep`. It refuses to start on a graph
- * that holds the set's emails, phones or devices already (the figures would link to those
- * customers); `--erase-leftovers` erases the customers that hold them first. `--seed` draws the
- * made-up card tokens; the sets' own seeds are fixed. Prints the figures and writes them to
- * bench/results/.
+ * that holds the set's emails, phones or devices already, or a customer holding every key of one
+ * of its persons (the figures would link to those customers); `--erase-leftovers` erases the
+ * customers that hold them first. `--seed` draws the made-up card tokens; the sets' own seeds are
+ * fixed. Prints the figures and writes them to bench/results/.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -43,6 +43,8 @@ import { loadConfig, profileRules, repoRoot } from '../config/env';
 import { createDriver, migrate } from '../graph';
 import { eraseCustomer } from '../graph/erasure';
 import { normaliseIdentifier } from '../graph/identity';
+import { heldKeys } from '../graph/matchKeys';
+import { prepare } from '../resolution/compare';
 import type { LabelledRecord, LabelledSet } from '../resolution/record';
 import { createLogger } from '../runtime/logger';
 import { graphFromConfig } from '../runtime/graph';
@@ -286,6 +288,17 @@ async function leftovers(stack: Stack, set: LabelledSet): Promise<string[]> {
      RETURN collect(DISTINCT c.id) AS ids`,
     [...devices],
   );
+  // A record with a card and a person but no identifier or device: the customer holding every key it makes.
+  const keySets = [...set.onFile, ...set.signUps]
+    .map((r) => heldKeys(prepare(r, stack.region)))
+    .filter((keys) => keys.length > 0);
+  await ask(
+    `UNWIND $items AS keys
+     MATCH (:MatchKey {key: keys[0]})<-[:KEYED]-(c:Customer) WHERE c.status <> 'erased'
+       AND all(key IN keys WHERE (c)-[:KEYED]->(:MatchKey {key: key}))
+     RETURN collect(DISTINCT c.id) AS ids`,
+    keySets,
+  );
   return [...found];
 }
 
@@ -344,7 +357,7 @@ async function refuseLeftovers(stack: Stack, set: LabelledSet): Promise<void> {
   if (held.length === 0) return;
   if (!values['erase-leftovers'])
     throw new Error(
-      `the graph holds ${held.length} customers with this set's emails, phones or devices (a run kept with ` +
+      `the graph holds ${held.length} customers with this set's emails, phones, devices or persons (a run kept with ` +
         '--keep, or one that stopped early): their links would count here. Erase them with --erase-leftovers, ' +
         'or use a new graph',
     );
