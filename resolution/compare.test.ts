@@ -98,6 +98,32 @@ describe('comparing two records', () => {
     expect(levels(p('07700 900123'), p('07911 123456', false))).toEqual({ phone: 'different' });
   });
 
+  it('reads a number both hold, or one a digit off, as a mobile or a landline, and neither where unsure', () => {
+    const lineOf = (a: string, b: string, region = 'GB') =>
+      compareRecords(
+        prepare(emptyRecord('a', { phones: [{ value: a, verified: false }] }), region),
+        prepare(emptyRecord('b', { phones: [{ value: b, verified: false }] }), region),
+      ).find((x) => x.comparison === 'phone')?.line;
+    expect(lineOf('07911 123456', '+44 7911 123456')).toBe('mobile');
+    expect(lineOf('0412 345 678', '+61 412 345 678', 'AU')).toBe('mobile');
+    expect(lineOf('(020) 7946 0000', '+44 20 7946 0000')).toBe('landline');
+    expect(lineOf('(02) 9876 5432', '+61 2 9876 5432', 'AU')).toBe('landline');
+    // North America's plan does not tell a mobile from a fixed line.
+    expect(lineOf('(202) 555-0123', '+1 202 555 0123', 'US')).toBeUndefined();
+    // One digit off: the line both numbers are, or nothing where they differ.
+    expect(lineOf('07911 123456', '07911 123457')).toBe('mobile');
+    expect(lineOf('(020) 7946 0000', '(020) 7946 0001')).toBe('landline');
+    expect(lineOf('(0412) 345 678', '(0212) 345 678', 'AU')).toBeUndefined();
+    // Both hold the home's landline and one's mobile: the mobile is what says who.
+    const both = (order: string[]) =>
+      compareRecords(
+        prepare(emptyRecord('a', { phones: order.map((value) => ({ value, verified: false })) }), 'GB'),
+        prepare(emptyRecord('b', { phones: order.map((value) => ({ value, verified: false })).reverse() }), 'GB'),
+      ).find((x) => x.comparison === 'phone')?.line;
+    expect(both(['(020) 7946 0000', '07911 123456'])).toBe('mobile');
+    expect(both(['07911 123456', '(020) 7946 0000'])).toBe('mobile');
+  });
+
   it('reads addresses by number and street, street, or postcode', () => {
     const a = (street1: string, zip?: string) => ({ addresses: [at(street1, zip)] });
     expect(levels(a('12 Baker Street'), a('12, baker st.'))).toEqual({ address: 'exact' });

@@ -10,8 +10,9 @@
  */
 import { sameGivenName } from './nicknames';
 import { parseAddress } from './address';
-import { normaliseEmail, normaliseName, normalisePhone, parseBirthDate } from './normalise';
+import { lineOf, normaliseEmail, normaliseName, normalisePhone, parseBirthDate } from './normalise';
 import type { ParsedAddress } from './address';
+import type { PhoneLine } from './normalise';
 import type { PartialDate, ResolutionRecord } from './record';
 import { damerauLevenshtein, jaroWinkler } from './strings';
 
@@ -138,6 +139,11 @@ export interface Agreement<C extends Comparison = Comparison> {
   value: string | null;
   /** The names were compared given against family (a swap). */
   swapped?: boolean;
+  /**
+   * What line the number both hold is, where libphonenumber can tell: a mobile is a person's own, a
+   * landline a home's (North America's numbers may be either, and say neither).
+   */
+  line?: PhoneLine;
 }
 
 const rank = <C extends Comparison>(c: C, level: Level<C>): number =>
@@ -241,6 +247,9 @@ function compareEmails(a: PreparedEmail[], b: PreparedEmail[]): Agreement<'email
   return best ?? { comparison: 'email', level: 'different', value: null };
 }
 
+const LINE_RANK = { mobile: 0, unknown: 1, landline: 2 } as const;
+const lineKey = (a: Agreement<'phone'>): keyof typeof LINE_RANK => a.line ?? 'unknown';
+
 function comparePhones(a: PreparedPhone[], b: PreparedPhone[]): Agreement<'phone'> | null {
   if (a.length === 0 || b.length === 0) return null;
   let best: Agreement<'phone'> | null = null;
@@ -248,9 +257,16 @@ function comparePhones(a: PreparedPhone[], b: PreparedPhone[]): Agreement<'phone
     for (const y of b) {
       if (x.e164 === y.e164) {
         const level = x.verified && y.verified ? 'exact_verified' : 'exact';
-        best = stronger(best, { comparison: 'phone', level, value: x.e164 });
+        const found: Agreement<'phone'> = { comparison: 'phone', level, value: x.e164, ...lineOf(x.e164) };
+        // Of two numbers both hold alike, the one that says more of the person: a mobile, then a number of either kind.
+        const tie: boolean =
+          best !== null && best.level === level && LINE_RANK[lineKey(found)] < LINE_RANK[lineKey(best)];
+        best = tie ? found : stronger(best, found);
       } else if (x.e164.length === y.e164.length && damerauLevenshtein(x.e164, y.e164) === 1) {
-        best = stronger(best, { comparison: 'phone', level: 'typo', value: null });
+        // One digit off a number of the same line: a mistyped mobile is still the person's, a landline the home's.
+        const line = lineOf(x.e164).line;
+        const same = line !== undefined && line === lineOf(y.e164).line ? { line } : {};
+        best = stronger(best, { comparison: 'phone', level: 'typo', value: null, ...same });
       }
     }
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { COMPARISON_NAMES, COMPARISONS, compareRecords, prepare, type Agreement } from './compare';
 import {
+  anchorBits,
   calibrationFeatures,
   checkTable,
   scoreAgreements,
@@ -150,6 +151,33 @@ describe('the match model', () => {
     const nobody = score({ family_name: 'Smith', addresses: [home] }, { family_name: 'Smith', addresses: [home] });
     expect(calibrationFeatures(nobody.parts).household_unattested).toBeGreaterThan(0);
     expect(calibrationFeatures(nobody.parts).household_conflict).toBe(0);
+  });
+
+  it('lets a shared mobile stand against the home explaining a conflict away, and not a landline', () => {
+    const own = { ...twin, phones: [{ value: '07911 123456', verified: true }] };
+    const rare: Frequencies = () => 0.0001;
+    const retyped = score(
+      { ...own, given_name: 'Ann' },
+      { ...own, given_name: 'Beth', birth_date: '1990-07-19' },
+      rare,
+    );
+    expect(retyped.parts.find((p) => p.comparison === 'phone')?.line).toBe('mobile');
+    expect(retyped.conflicts.map((p) => p.comparison).sort()).toEqual(['birth_date', 'given_name']);
+    const f = calibrationFeatures(retyped.parts);
+    expect(f.household_conflict).toBe(0);
+    expect(f.household_both_conflict).toBe(0);
+    expect(anchorBits(retyped.parts)).toBeGreaterThan(0);
+
+    const home = { ...twin, phones: [{ value: '(020) 7946 0000', verified: true }] };
+    const siblings = score(
+      { ...home, given_name: 'Ann' },
+      { ...home, given_name: 'Beth', birth_date: '1990-07-19' },
+      rare,
+    );
+    const landline = siblings.parts.find((p) => p.comparison === 'phone');
+    expect(landline?.line).toBe('landline');
+    // A landline is the home's: the conflict is the home's to explain.
+    expect(calibrationFeatures(siblings.parts).household_both_conflict).toBeGreaterThan(0);
   });
 
   it('gives an identifier only one record holds the same probability however many records are on file', () => {

@@ -19,6 +19,7 @@
  * data; scoring is a pure function of it.
  */
 import { COMPARISON_NAMES, COMPARISONS, type Agreement, type Comparison } from './compare';
+import type { PhoneLine } from './normalise';
 
 export interface LevelWeight {
   /** P(level | one person). */
@@ -135,7 +136,8 @@ export function anchorBits(parts: MatchPart[]): number {
 /** The calibration's features, in bits: each group's (the accounts' without the anchor) and each interaction's. */
 export function calibrationFeatures(parts: MatchPart[]): Record<Feature, number> {
   const household = positiveBits(parts, (p) => groupOf(p.comparison) === 'household');
-  const conflicts = parts.filter(isConflict).length;
+  // A mobile number both hold is one person's: the home does not explain the conflict away.
+  const conflicts = parts.some((p) => p.line === 'mobile') ? 0 : parts.filter(isConflict).length;
   const conflict = conflicts > 0;
   const attested = parts.some((p) => groupOf(p.comparison) === 'person');
   const groups = bitsByGroup(parts);
@@ -160,6 +162,8 @@ export interface MatchPart {
   reason: string;
   /** The value's frequency when it adjusted the part (0–1). */
   frequency?: number;
+  /** The line of the phone number both hold (or one digit off), when known: a mobile is one person's. */
+  line?: PhoneLine;
 }
 
 export interface MatchScore {
@@ -244,14 +248,15 @@ function partOf(a: Agreement, table: ModelTable, frequencies: Frequencies, popul
   if (!w) return null;
   const words = (WORDS[a.comparison] as Record<string, string>)[a.level] ?? a.level;
   const reason = a.swapped ? `${words} (given and family names swapped)` : words;
+  const line = a.line ? { line: a.line } : {};
   const f = a.value !== null && w.split !== undefined ? frequencies(a.comparison, a.value) : null;
   if (f !== null && w.split !== undefined) {
     const frequency = Math.max(f, frequencyFloor(population));
     const bits = Math.log2(w.m / (frequency * w.split));
     const part = { comparison: a.comparison, level: a.level, bits, reason: reason + describeFrequency(frequency) };
-    return { ...part, frequency };
+    return { ...part, frequency, ...line };
   }
-  return { comparison: a.comparison, level: a.level, bits: Math.log2(w.m / w.u), reason };
+  return { comparison: a.comparison, level: a.level, bits: Math.log2(w.m / w.u), reason, ...line };
 }
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));

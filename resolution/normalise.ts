@@ -202,3 +202,14 @@ export function normalisePhone(value: string, defaultRegion: string): string | n
 
 /** graph/identity.ts's PHONE_PATTERN: `+`, a country code, 7–15 digits with light punctuation. */
 const INTERNATIONAL = /^\+[1-9](?:[ .()-]{0,2}[0-9]){6,14}$/;
+
+export type PhoneLine = 'mobile' | 'landline';
+
+/**
+ * The line an E.164 number is, as libphonenumber's metadata says, or nothing: a plan where a mobile
+ * and a fixed line look alike (North America's "fixed line or mobile") says neither.
+ */
+export function lineOf(e164: string): { line?: PhoneLine } {
+  const type = parsePhoneNumberFromString(e164)?.getType();
+  return type === 'MOBILE' ? { line: 'mobile' } : type === 'FIXED_LINE' ? { line: 'landline' } : {};
+}

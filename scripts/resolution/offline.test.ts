@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkTable } from '../../resolution/model';
 import { MATCH_MODEL } from '../../resolution/weights';
 import { generateHouseholds } from './households';
-import { evaluate, joinedCalibration, misses, prepareSet, POLICY } from './offline';
+import { evaluate, joinedCalibration, misses, prepareSet, POLICY, wrongAutoLinks } from './offline';
 
 /**
  * The committed table on a household set it was not fitted on (seed 3): the guardrails that must
@@ -22,6 +22,12 @@ describe('the committed match model, offline', () => {
     expect(figures.autoLinkPrecision).toBe(1);
     expect(figures.adversarialSignUps).toBeGreaterThan(50);
     expect(figures.adversarialAutoLinks).toBe(0);
+  });
+
+  it('says which sets a table joins two people on, so that the fit does not write it', () => {
+    expect(wrongAutoLinks([figures])).toEqual([]);
+    const joined = { ...figures, autoLinks: 1045, autoLinkPrecision: 1044 / 1045, adversarialAutoLinks: 1 };
+    expect(wrongAutoLinks([figures, joined])).toEqual(['households-3: 1 wrong auto-link, 1 on the adversarial slice']);
   });
 
   it('lists the right customer in the top 3 for nearly every returning person, and stays calibrated', () => {

@@ -407,6 +407,20 @@ export function misses(ps: PreparedSet, table: ModelTable): Miss[] {
   return out;
 }
 
+/**
+ * The sets on which a table auto-links a sign-up to another person's customer, in words: a fitted
+ * table that joins two people on any labelled set, training or held out, is not written.
+ */
+export function wrongAutoLinks(figures: Figures[]): string[] {
+  return figures.flatMap((f) => {
+    const wrong = Math.round(f.autoLinks * (1 - f.autoLinkPrecision));
+    if (wrong === 0) return [];
+    return [
+      `${f.set}: ${wrong} wrong auto-link${wrong === 1 ? '' : 's'}, ${f.adversarialAutoLinks} on the adversarial slice`,
+    ];
+  });
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(2)} %`;
 
 /** Wilson's 95 % interval of a proportion of `n`. */
