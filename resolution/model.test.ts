@@ -10,7 +10,9 @@ import {
   type LevelWeight,
   type ModelTable,
 } from './model';
+import { decide } from './policy';
 import { emptyRecord, type ResolutionRecord } from './record';
+import { MATCH_MODEL } from './weights';
 
 /** A plausible table: agreeing levels likely for one person, `different` likely for two. */
 function table(): ModelTable {
@@ -167,6 +169,12 @@ describe('the match model', () => {
     expect(f.household_conflict).toBe(0);
     expect(f.household_both_conflict).toBe(0);
     expect(anchorBits(retyped.parts)).toBeGreaterThan(0);
+    // With the committed table, a parent's verified mobile on a child's sign-up is still refused a link.
+    const child = score({ ...own, given_name: 'Ann' }, { ...own, given_name: 'Beth' }, rare, 10_000, MATCH_MODEL);
+    expect(decide([{ customerId: 'parent', score: child, proof: 'phone', recentAutoLinks: 0 }])).toMatchObject({
+      outcome: 'created',
+      reason: 'proof_conflicts',
+    });
 
     const home = { ...twin, phones: [{ value: '(020) 7946 0000', verified: true }] };
     const siblings = score(

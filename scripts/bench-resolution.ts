@@ -19,9 +19,10 @@
  * counted and left out. The run writes to the graph: at the end it erases every customer it made
  * (after their onboarding workflows have ended), unless `--keep`. It refuses to start on a graph
  * that holds the set's emails, phones or devices already, or a customer holding every key of one
- * of its persons (the figures would link to those customers); `--erase-leftovers` erases the
- * customers that hold them first. `--seed` draws the made-up card tokens; the sets' own seeds are
- * fixed. Prints the figures and writes them to bench/results/.
+ * of its persons named whole, with given and family name and a full birth date (the figures would
+ * link to those customers); `--erase-leftovers` erases the customers that hold them first. `--seed`
+ * draws the made-up card tokens; the sets' own seeds are fixed. Prints the figures and writes them
+ * to bench/results/.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -288,10 +289,13 @@ async function leftovers(stack: Stack, set: LabelledSet): Promise<string[]> {
      RETURN collect(DISTINCT c.id) AS ids`,
     [...devices],
   );
-  // A record with a card and a person but no identifier or device: the customer holding every key it makes.
+  // A record with a card and a person but no identifier or device: the customer holding every key it makes,
+  // only where the person is named whole (given and family name, full birth date): a family name alone, or a
+  // name without its birth date, is held by customers the run never made.
   const keySets = [...set.onFile, ...set.signUps]
-    .map((r) => heldKeys(prepare(r, stack.region)))
-    .filter((keys) => keys.length > 0);
+    .map((r) => prepare(r, stack.region))
+    .filter((r) => r.given && r.family && r.birth?.year && r.birth.month && r.birth.day)
+    .map(heldKeys);
   await ask(
     `UNWIND $items AS keys
      MATCH (:MatchKey {key: keys[0]})<-[:KEYED]-(c:Customer) WHERE c.status <> 'erased'
