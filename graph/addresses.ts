@@ -53,16 +53,15 @@ function streetLine(value: string): string {
 /**
  * Cypher: the key two addresses match by when they are the same place however they were typed
  * (graph/matchEvidence.ts): street lines normalised (`10 Downing Street.` = `10 downing st`), the
- * postcode lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`), the country; city and
- * state are left out (the postcode says as much, spelled one way). Every writer of an Address sets
- * it as `match_key` (indexed), and a data migration set it on the addresses written before.
+ * postcode lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`; a US ZIP+4 as its ZIP, as
+ * resolution/address.ts `postcodeOf` reads it), the country; city and state are left out (the
+ * postcode says as much, spelled one way). Every writer of an Address sets it as `match_key` (indexed).
  */
 export function addressMatchKey(a: string): string {
-  const zip = `replace(replace(toLower(coalesce(${a}.zip_code, '')), ' ', ''), '-', '')`;
-  return (
-    `${streetLine(`${a}.street1`)} + '|' + ${streetLine(`${a}.street2`)} + '|' + ${zip} + '|' + ` +
-    `toUpper(trim(coalesce(${a}.country, '')))`
-  );
+  const code = `replace(replace(toLower(coalesce(${a}.zip_code, '')), ' ', ''), '-', '')`;
+  const country = `toUpper(trim(coalesce(${a}.country, '')))`;
+  const zip = `CASE WHEN ${country} = 'US' AND ${code} =~ '[0-9]{9}' THEN left(${code}, 5) ELSE ${code} END`;
+  return `${streetLine(`${a}.street1`)} + '|' + ${streetLine(`${a}.street2`)} + '|' + ${zip} + '|' + ${country}`;
 }
 
 const CYPHER = {

@@ -1,6 +1,6 @@
 /**
  * Identity resolution's blocking keys of the person (resolution/blocking.ts) in the graph: the
- * name as it sounds, the formal name, the name with a postcode or a birth year, the date of birth
+ * name as it sounds, the formal name, the name's letters, the name with a postcode or a birth year, the date of birth
  * with an initial, an email's local part. A customer an onboarding creates is linked to its keys
  * (`(:Customer)-[:KEYED]->(:MatchKey {key})`); a sign-up's keys name the customers who may be the
  * same person though they share no identifier or device (those the graph finds by its own nodes).
@@ -24,7 +24,15 @@ import { blockingKeys, CANDIDATE_CAP, KEY_CAP } from '../resolution/blocking';
 import type { PreparedRecord } from '../resolution/compare';
 
 /** The kinds of blocking key kept as MatchKey nodes (the others are the graph's identifier, device, address nodes). */
-const PERSON_KEYS = ['name:', 'name-formal:', 'name-postcode:', 'name-year:', 'birth:', 'email-local:'];
+const PERSON_KEYS = [
+  'name:',
+  'name-formal:',
+  'name-letters:',
+  'name-postcode:',
+  'name-year:',
+  'birth:',
+  'email-local:',
+];
 
 const CYPHER = {
   // Holders of each key up to KEY_CAP + 1: a record merged into another stands for the customer it

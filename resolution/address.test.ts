@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseAddress } from './address';
+import { parseAddress, postcodeOf } from './address';
 import type { RecordAddress } from './record';
 
 describe('parseAddress', () => {
@@ -71,6 +71,15 @@ describe('parseAddress', () => {
     const b = parseAddress({ ...address('10, DOWNING ST.'), zip_code: 'sw1a-2aa', country: ' gb ', city: null });
     expect(b.key).toBe(a.key);
     expect(parseAddress(address('Flat 3, 10 Downing Street')).key).toBe(a.key);
+  });
+
+  it("reads a US ZIP+4 as its ZIP, and leaves other countries' codes whole", () => {
+    const us = { street1: '8778 Forest St', street2: null, city: 'San Francisco', state: 'CA', country: 'US' };
+    const zip = parseAddress({ ...us, zip_code: '94134' });
+    expect(parseAddress({ ...us, street1: '8778 FOREST ST', zip_code: '94134-8618' }).key).toBe(zip.key);
+    expect(parseAddress({ ...us, zip_code: '94134 8618' }).postcode).toBe('94134');
+    expect(parseAddress({ ...us, zip_code: '94135-8618' }).key).not.toBe(zip.key);
+    expect(postcodeOf('1234-56789', 'AU')).toBe('123456789');
   });
 
   it('takes the locality as the city when there is none, and leaves out what is missing', () => {

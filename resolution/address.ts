@@ -158,6 +158,17 @@ function readLine(value: string | null): Line {
 }
 
 /**
+ * A postcode as it is compared: lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`), a US
+ * ZIP+4 as its ZIP (`94134-8618` = `94134`: the four name a block of the ZIP, which one customer
+ * types and the next leaves out). graph/addresses.ts `addressMatchKey` keys the graph's addresses
+ * the same way.
+ */
+export function postcodeOf(zip: string | null, country: string): string {
+  const code = (zip ?? '').toLowerCase().replace(/[\s-]/g, '');
+  return country === 'US' && /^\d{9}$/.test(code) ? code.slice(0, 5) : code;
+}
+
+/**
  * An address split for comparison: the house number apart from the street (`10 Downing Street`,
  * `10A Downing St`, `Downing Street 10`), the flat apart from both (`Flat 3, 10 Downing Street`,
  * `Unit 4 22 Main Rd`, `3/10 Smith St`), street2 read as the flat (`Apt 4B`), as the street when
@@ -173,8 +184,8 @@ export function parseAddress(a: RecordAddress): ParsedAddress {
     other.unit === null && other.number === null && other.words.length > 0 ? other.words.join(' ') : null;
   const floor = main.floor ?? other.floor;
   const unit = main.unit ?? otherUnit ?? (floor === null ? null : `fl ${floor}`);
-  const postcode = (a.zip_code ?? '').toLowerCase().replace(/[\s-]/g, '');
   const country = a.country.trim().toUpperCase();
+  const postcode = postcodeOf(a.zip_code, country);
   const street = main.words.map(shortWord).join(' ');
   const number = main.number;
   return {

@@ -58,6 +58,7 @@ describe('blocking', () => {
       new Set([
         'name',
         'name-formal',
+        'name-letters',
         'email',
         'name-postcode',
         'name-year',
@@ -69,6 +70,20 @@ describe('blocking', () => {
         'address',
       ]),
     );
+  });
+
+  it('finds a record whose family name has two letters transposed, where the Soundex changed', () => {
+    const index = new BlockingIndex();
+    index.add(p('f1', { given_name: 'Nora', family_name: 'Singh', birth_date: '1978-01-08' }));
+    index.add(p('f2', { given_name: 'Nora', family_name: 'Sing' }));
+    const signUp = p('s1', { given_name: 'Nora', family_name: 'iSngh' });
+    expect(
+      blockingKeys(signUp).filter((k) =>
+        blockingKeys(p('f1', { given_name: 'Nora', family_name: 'Singh' })).includes(k),
+      ),
+    ).toEqual([expect.stringMatching(/^name-letters:/)]);
+    expect(index.candidates(signUp)).toEqual(['f1']);
+    expect(index.candidates(p('s2', { given_name: 'Singh', family_name: 'Nroa' }))).toEqual(['f1']);
   });
 
   it('finds a record under a nickname however the name sounds (Em and Emily, Bella and Isabella)', () => {

@@ -4,7 +4,8 @@
  * person's records share at least one of them however the person typed: the whole name as it
  * sounds (Soundex), the given name's formal name (a nickname's: Bill, William) with the family
  * name's Soundex, the family name's Soundex with a postcode, or with the given initial and birth
- * year (either way round, for a swap), the whole date of birth with an initial, an email and its
+ * year (either way round, for a swap), the name's letters (each part's sorted, for a transposed pair
+ * of letters that changes a Soundex), the whole date of birth with an initial, an email and its
  * local part, a phone number, a card or a device fingerprint, an address.
  *
  * A key more records hold than `KEY_CAP` (a kiosk device, a company card, a forwarding address,
@@ -21,6 +22,7 @@ export const KEY_CAP = 50;
 export const CANDIDATE_CAP = 200;
 
 const pad = (n: number): string => String(n).padStart(2, '0');
+const letters = (s: string): string => [...s.replace(/[^a-z]/g, '')].sort().join('');
 
 /** A record's blocking keys, each once. */
 export function blockingKeys(r: PreparedRecord): string[] {
@@ -38,6 +40,9 @@ export function blockingKeys(r: PreparedRecord): string[] {
   // The given name's formal name with the family name as it sounds: a nickname finds its record (Bill, William).
   if (r.given && r.family)
     for (const formal of formalNames(r.given)) keys.add(`name-formal:${formal}|${soundex(r.family)}`);
+  // The name's letters, each part's sorted, the parts in either order: a transposed pair of letters
+  // (`iSngh` for Singh) or swapped names find their record where a Soundex changed.
+  if (r.given && r.family) keys.add(`name-letters:${[letters(r.given), letters(r.family)].sort().join('|')}`);
   const b = r.birth;
   if (b?.year && b.month && b.day) {
     const initials = new Set([r.given?.[0], r.family?.[0]].filter(Boolean));

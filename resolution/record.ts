@@ -63,6 +63,11 @@ export interface LabelledRecord extends ResolutionRecord {
   household: string | null;
   /** The slice it belongs to (`households`, `twins`, `adversarial`, ...), for figures per slice. */
   slice: string;
+  /**
+   * The country (ISO 3166-1 alpha-2) whose numbering plan its national phone numbers are written
+   * in: the client's, as a sign-up form knows it, whether or not the record gives an address.
+   */
+  region: string;
 }
 
 /** A labelled data set: records on file, and sign-ups to resolve against them. */

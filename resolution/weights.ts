@@ -1,12 +1,12 @@
 /**
- * The match model's table (resolution/model.ts), version 2026-12-02.1: estimated by
+ * The match model's table (resolution/model.ts), version 2026-12-02.2: estimated by
  * `npm run resolution:fit -- --write` from households-1, febrl1. Generated; a new
  * table is a new version, adopted in review with the figures the fit prints.
  */
 import type { ModelTable } from './model';
 
 export const MATCH_MODEL: ModelTable = {
-  version: '2026-12-02.1',
+  version: '2026-12-02.2',
   trainedOn: ['households-1', 'febrl1'],
   levels: {
     given_name: {
@@ -95,32 +95,32 @@ export const MATCH_MODEL: ModelTable = {
     },
     phone: {
       exact_verified: {
-        m: 0.381099,
-        u: 0.00000672436,
-        split: 0.016129,
+        m: 0.398162,
+        u: 0.00000669277,
+        split: 0.0153846,
       },
       exact: {
-        m: 0.444787,
-        u: 0.0000134487,
-        split: 0.983871,
+        m: 0.457887,
+        u: 0.0000133855,
+        split: 0.984615,
       },
       typo: {
-        m: 0.0143811,
-        u: 0.00000672436,
+        m: 0.014293,
+        u: 0.00000669277,
       },
       different_verified: {
-        m: 0.0909091,
-        u: 0.522651,
+        m: 0.0729964,
+        u: 0.522919,
       },
       different: {
-        m: 0.0688238,
-        u: 0.477322,
+        m: 0.0566616,
+        u: 0.477054,
       },
     },
     address: {
       exact: {
-        m: 0.656702,
-        u: 0.000244982,
+        m: 0.688525,
+        u: 0.000251107,
         split: 1,
       },
       close: {
@@ -136,8 +136,8 @@ export const MATCH_MODEL: ModelTable = {
         u: 0.00190474,
       },
       different: {
-        m: 0.240598,
-        u: 0.997832,
+        m: 0.208775,
+        u: 0.997826,
       },
     },
     device: {
@@ -173,14 +173,14 @@ export const MATCH_MODEL: ModelTable = {
   },
   returningRate: 0.528,
   calibration: {
-    intercept: 3.10615,
+    intercept: 3.15595,
     weights: {
-      household: 0.617784,
-      person: 0.539523,
-      accounts: 0.143336,
-      household_conflict: -0.681838,
-      household_unattested: -0.645763,
-      household_both_conflict: -1.31689,
+      household: 0.550537,
+      person: 0.531881,
+      accounts: 0.190191,
+      household_conflict: -0.620914,
+      household_unattested: -0.57972,
+      household_both_conflict: -1.26107,
     },
   },
 };

@@ -95,6 +95,7 @@ describe('parseFebrl and the row mapping', () => {
       person: '223',
       household: null,
       slice: 'febrl',
+      region: 'AU',
       given_name: null,
       family_name: 'waller',
       birth_date: '1908-12-09',

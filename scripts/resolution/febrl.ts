@@ -157,6 +157,7 @@ export function febrlRecord(
     person: febrlId(row.rec_id).person,
     household: null,
     slice: 'febrl',
+    region: 'AU',
     given_name: row.given_name || null,
     family_name: row.surname || null,
     birth_date: dob ? `${dob[1]}-${dob[2]}-${dob[3]}` : null,

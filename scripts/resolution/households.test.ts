@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { LabelledRecord, LabelledSet } from '../../resolution/record';
+import { normalisePhone } from '../../resolution/normalise';
 import { ADVERSARIAL, generateHouseholds, SLICE_SHARES } from './households';
 
 const set = generateHouseholds({ seed: 11, households: 4000, signUps: 2000 });
@@ -103,6 +104,16 @@ describe('generateHouseholds', () => {
       onFileByHousehold.get(r.household!)!.some((f) => f.family_name?.toUpperCase() === r.family_name?.toUpperCase()),
     );
     expect(named.length / relatives.length).toBeGreaterThan(0.75);
+  });
+
+  it('writes every national phone number in the region it names, with or without an address', () => {
+    const records = [...set.onFile, ...set.signUps];
+    // A household's own address is in its region (a forwarding address of the adversarial slice need not be).
+    for (const r of records)
+      if (r.addresses[0] && r.slice !== 'adversarial') expect(r.region).toBe(r.addresses[0].country);
+    const unread = records.flatMap((r) => r.phones.filter((p) => normalisePhone(p.value, r.region) === null));
+    expect(unread).toEqual([]);
+    expect(records.some((r) => r.addresses.length === 0 && r.phones.length > 0 && r.region !== 'GB')).toBe(true);
   });
 
   it('gives twins one birth date, one family name, one address and two given names', () => {

@@ -1078,10 +1078,10 @@ function emailVariant(rand: Rand, value: string): string {
 
 // ---- records ----------------------------------------------------------------------------
 
-type Fields = Omit<LabelledRecord, 'id' | 'person' | 'household' | 'slice'>;
+type Fields = Omit<LabelledRecord, 'id' | 'person' | 'household' | 'slice' | 'region'>;
 
 function labelled(id: string, p: Person, slice: string, fields: Fields): LabelledRecord {
-  return { id, person: p.id, household: p.household.id, slice, ...fields };
+  return { id, person: p.id, household: p.household.id, slice, region: p.household.country, ...fields };
 }
 
 /** The person's record on file: as they gave it once (a nickname, a partial birth date, a gap now and then). */

@@ -33,8 +33,6 @@ import { decide, POLICY, type Decision, type ScoredCandidate } from '../../resol
 import type { LabelledRecord, LabelledSet } from '../../resolution/record';
 import { mulberry32 } from '../random';
 
-const REGION_OF: Record<string, string> = { AU: 'AU', GB: 'GB', US: 'US' };
-
 interface Entry {
   record: LabelledRecord;
   prepared: PreparedRecord;
@@ -51,8 +49,6 @@ export interface PreparedSet {
   verifiedHolders: Map<string, number>;
   population: number;
 }
-
-const regionOf = (r: LabelledRecord): string => REGION_OF[r.addresses[0]?.country ?? ''] ?? 'GB';
 
 /** The values a record holds for each frequency-adjusted comparison. */
 function valuesOf(p: PreparedRecord): [Comparison, string][] {
@@ -73,7 +69,7 @@ export function prepareSet(set: LabelledSet): PreparedSet {
   const counts = new Map<string, number>();
   const verifiedHolders = new Map<string, number>();
   for (const record of set.onFile) {
-    const prepared = prepare(record, regionOf(record));
+    const prepared = prepare(record, record.region);
     onFile.set(record.id, { record, prepared });
     index.add(prepared);
     for (const key of new Set(valuesOf(prepared).map(([c, v]) => `${c}:${v}`))) bump(counts, key);
@@ -85,7 +81,7 @@ export function prepareSet(set: LabelledSet): PreparedSet {
     const n = counts.get(`${c}:${v}`);
     return n === undefined ? null : n / population;
   };
-  const signUps = set.signUps.map((record) => ({ record, prepared: prepare(record, regionOf(record)) }));
+  const signUps = set.signUps.map((record) => ({ record, prepared: prepare(record, record.region) }));
   return { name: set.name, onFile, signUps, index, frequencies, verifiedHolders, population };
 }
 

@@ -44,6 +44,7 @@ const labelled = (id: string, over: Partial<LabelledRecord>): LabelledRecord => 
   person: id,
   household: null,
   slice: 'on-file',
+  region: 'GB',
   ...over,
 });
 
@@ -93,6 +94,13 @@ describe('onboardingPayload', () => {
       person: { given_name: 'Ada', family_name: 'Lovelace', birth_date: '1815-12' },
     });
     expect(refusedField(onboardingPayload(record, 'tok_bench_1'))).toBeNull();
+  });
+
+  it("reads a national phone in the record's region, with no address to tell it", () => {
+    const phones = [{ value: '214-705-7241', verified: true }];
+    expect(onboardingPayload(labelled('s-1', { region: 'US', phones }), 't').digital_identifiers).toEqual([
+      { type: 'phone_number', value: '+12147057241', is_verified: true },
+    ]);
   });
 
   it('leaves out what the record does not know', () => {

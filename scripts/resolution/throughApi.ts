@@ -52,13 +52,6 @@ export interface OnboardingBody {
 /** The api takes at most this many digital identifiers in one onboarding. */
 const MAX_IDENTIFIERS = 10;
 
-/** The region a national phone number is read in: the first address's country, as offline.ts reads it. */
-const REGIONS = new Set(['AU', 'GB', 'US']);
-const regionOf = (r: ResolutionRecord): string => {
-  const country = r.addresses[0]?.country ?? '';
-  return REGIONS.has(country) ? country : 'GB';
-};
-
 /** The object without its null (and undefined) fields: the api reads a field it is sent. */
 function present<T extends object>(o: T): Present<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== null && v !== undefined)) as Present<T>;
@@ -71,8 +64,8 @@ function present<T extends object>(o: T): Present<T> {
  * record's region, as a client that knows its customer's country sends them (the api takes no
  * national numbers; offline.ts reads them the same way); one it cannot read goes as it is.
  */
-export function onboardingPayload(r: ResolutionRecord, token: string): OnboardingBody {
-  const region = regionOf(r);
+export function onboardingPayload(r: LabelledRecord, token: string): OnboardingBody {
+  const region = r.region;
   const body: OnboardingBody = {
     digital_identifiers: [
       ...r.emails.map((e) => ({ type: 'email' as const, value: e.value, is_verified: e.verified })),

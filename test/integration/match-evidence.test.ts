@@ -280,6 +280,22 @@ describe('possible matches with their evidence', () => {
     ]);
   });
 
+  it('matches a US address given with its ZIP+4 to the same address given with its ZIP', async () => {
+    const street = `${Math.floor(Math.random() * 1e6)} Forest St`;
+    const address = { street1: street, city: 'San Francisco', state: 'CA', zip_code: '94134', country: 'US' };
+    const first = await onboard({
+      device: { fingerprint: `fp-${randomUUID()}` },
+      address: { ...address, type: 'billing' },
+    });
+    const later = await onboard({
+      device: { fingerprint: `fp-${randomUUID()}` },
+      address: { ...address, street1: street.toUpperCase(), zip_code: '94134-8618', type: 'billing' },
+    });
+    expect(await listMatchEvidence(h.graph, later.customer_id)).toMatchObject([
+      { customer_id: first.customer_id, signals: ['address'] },
+    ]);
+  });
+
   it('leaves out erased and merged records, and an erasure takes the name off its events', async () => {
     const fingerprint = `fp-gone-${randomUUID()}`;
     const first = await onboard({ device: { fingerprint } });
