@@ -23,7 +23,7 @@ export const POLICY: Readonly<Policy> = Object.freeze({
   /** An auto-link needs at least this probability as well as proof. */
   autoLinkProbability: 0.99,
   /** A candidate this likely is a possible match. */
-  suggestProbability: 0.02,
+  suggestProbability: 0.05,
   /** A possible match this likely (without an auto-link) asks ops to review. */
   reviewProbability: 0.5,
   /** Possible matches listed, most likely first. */
