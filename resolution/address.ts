@@ -158,13 +158,14 @@ function readLine(value: string | null): Line {
 }
 
 /**
- * A postcode as it is compared: lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`), a US
+ * A postcode as it is compared: lower-cased without spaces or dashes (`SW1A 2AA` = `sw1a2aa`; only
+ * the space and the dash, as the graph's Cypher removes them, so that the two keys agree), a US
  * ZIP+4 as its ZIP (`94134-8618` = `94134`: the four name a block of the ZIP, which one customer
  * types and the next leaves out). graph/addresses.ts `addressMatchKey` keys the graph's addresses
  * the same way.
  */
 export function postcodeOf(zip: string | null, country: string): string {
-  const code = (zip ?? '').toLowerCase().replace(/[\s-]/g, '');
+  const code = (zip ?? '').toLowerCase().replace(/[ -]/g, '');
   return country === 'US' && /^\d{9}$/.test(code) ? code.slice(0, 5) : code;
 }
 

@@ -84,6 +84,9 @@ describe('blocking', () => {
     ).toEqual([expect.stringMatching(/^name-letters:/)]);
     expect(index.candidates(signUp)).toEqual(['f1']);
     expect(index.candidates(p('s2', { given_name: 'Singh', family_name: 'Nroa' }))).toEqual(['f1']);
+    // A part with no letters a–z to sort gives no letters key (it would be shared by every such name).
+    const keysOf = (family: string) => blockingKeys(p('r', { given_name: 'Nora', family_name: family }));
+    expect(keysOf('李').some((k) => k.startsWith('name-letters:'))).toBe(false);
   });
 
   it('finds a record under a nickname however the name sounds (Em and Emily, Bella and Isabella)', () => {

@@ -42,7 +42,8 @@ export function blockingKeys(r: PreparedRecord): string[] {
     for (const formal of formalNames(r.given)) keys.add(`name-formal:${formal}|${soundex(r.family)}`);
   // The name's letters, each part's sorted, the parts in either order: a transposed pair of letters
   // (`iSngh` for Singh) or swapped names find their record where a Soundex changed.
-  if (r.given && r.family) keys.add(`name-letters:${[letters(r.given), letters(r.family)].sort().join('|')}`);
+  const parts = [letters(r.given ?? ''), letters(r.family ?? '')];
+  if (parts.every((part) => part !== '')) keys.add(`name-letters:${parts.sort().join('|')}`);
   const b = r.birth;
   if (b?.year && b.month && b.day) {
     const initials = new Set([r.given?.[0], r.family?.[0]].filter(Boolean));
