@@ -293,7 +293,7 @@ async function leftovers(stack: Stack, set: LabelledSet): Promise<string[]> {
   // only where the person is named whole (given and family name, full birth date): a family name alone, or a
   // name without its birth date, is held by customers the run never made.
   const keySets = [...set.onFile, ...set.signUps]
-    .map((r) => prepare(r, stack.region))
+    .map((r) => prepare(r, r.region))
     .filter((r) => r.given && r.family && r.birth?.year && r.birth.month && r.birth.day)
     .map(heldKeys);
   await ask(

@@ -65,13 +65,12 @@ function present<T extends object>(o: T): Present<T> {
  * national numbers; offline.ts reads them the same way); one it cannot read goes as it is.
  */
 export function onboardingPayload(r: LabelledRecord, token: string): OnboardingBody {
-  const region = r.region;
   const body: OnboardingBody = {
     digital_identifiers: [
       ...r.emails.map((e) => ({ type: 'email' as const, value: e.value, is_verified: e.verified })),
       ...r.phones.map((p) => ({
         type: 'phone_number' as const,
-        value: normalisePhone(p.value, region) ?? p.value,
+        value: normalisePhone(p.value, r.region) ?? p.value,
         is_verified: p.verified,
       })),
     ].slice(0, MAX_IDENTIFIERS),
